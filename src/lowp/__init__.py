@@ -1,0 +1,33 @@
+"""lowp: post-training int8 quantization of ONNX models and an exact integer engine."""
+
+from __future__ import annotations
+
+from .config import CalibMethod, Config
+from .errors import (
+    DataError,
+    LowpError,
+    ModelError,
+    QuantizationError,
+    UnsupportedOpError,
+)
+from .fixedpoint import Requant, RequantMode, requantize
+from .qparams import (
+    PerAxis,
+    PerGroup,
+    PerTensor,
+    QParams,
+    QType,
+    choose_qparams,
+    dequantize,
+    quantize,
+)
+from .targets import TARGETS, Target, WeightGranularity, get_target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TARGETS", "CalibMethod", "Config", "DataError", "LowpError", "ModelError", "PerAxis",
+    "PerGroup", "PerTensor", "QParams", "QType", "QuantizationError", "Requant", "RequantMode",
+    "Target", "UnsupportedOpError", "WeightGranularity", "choose_qparams", "dequantize",
+    "get_target", "quantize", "requantize",
+]

@@ -1,0 +1,64 @@
+"""The one frozen Config of the quantization pipeline."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .targets import Target, WeightGranularity, get_target
+
+
+class CalibMethod(enum.Enum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+    MSE = "mse"
+
+
+# Operators whose inputs are quantized by default: the compute-heavy ones and those that
+# move int8 data around for free.
+DEFAULT_QUANTIZE_OPS: tuple[str, ...] = (
+    "Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu",
+    "Relu", "Clip", "Resize", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+    "Slice", "Pad", "Gelu",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """How to quantize a model.
+
+    Attributes
+    ----------
+    method
+        How activation ranges are chosen from calibration statistics.
+    target
+        Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
+    weight_granularity
+        Per-channel (default) or per-tensor weights.
+    percentile
+        Percentile for CalibMethod.PERCENTILE.
+    num_bins, num_quantized_bins
+        Histogram resolution for entropy / percentile / mse (8001 / 255 as MXNet, TensorRT).
+    exclude_nodes, exclude_op_types
+        Nodes left in float.
+    quantize_op_types
+        Operator types whose inputs and outputs are quantized.
+    batch_size
+        Samples per calibration forward pass.
+    """
+
+    method: CalibMethod = CalibMethod.MINMAX
+    target: str = "lowp"
+    weight_granularity: WeightGranularity = WeightGranularity.PER_CHANNEL
+    percentile: float = 99.99
+    num_bins: int = 8001
+    num_quantized_bins: int = 255
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
+    batch_size: int = 16
+
+    def resolved_target(self) -> Target:
+        return get_target(self.target)

@@ -1,0 +1,31 @@
+"""Error types of lowp: one clear message naming the file, node or tensor at fault."""
+
+from __future__ import annotations
+
+
+class LowpError(Exception):
+    """Base class of every error lowp raises on purpose."""
+
+
+class ModelError(LowpError):
+    """The model file is missing, unreadable, not ONNX, or fails the checker."""
+
+
+class UnsupportedOpError(LowpError):
+    """An operator (or an attribute of one) that lowp cannot quantize or run."""
+
+    def __init__(self, op_type: str, node_name: str, detail: str = "") -> None:
+        msg = f"unsupported operator {op_type} (node '{node_name}')"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+        self.op_type = op_type
+        self.node_name = node_name
+
+
+class DataError(LowpError):
+    """Calibration or input data that does not fit the model (names, shapes, dtypes, NaN/Inf)."""
+
+
+class QuantizationError(LowpError):
+    """Quantization parameters cannot be chosen or violate a target's constraints."""
