@@ -1,0 +1,71 @@
+// Shared declarations of the native core: kernel signatures, epilogue parameters, ISA tables.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace lowp {
+
+// Width of a packed weight panel (output channels), the unit every GEMM kernel works on.
+constexpr int kPanel = 64;
+
+// Epilogue parameters; every per-channel array is padded to a multiple of kPanel so that
+// vector code may load whole vectors past the last real channel.
+struct Epilogue {
+  const int32_t* bias = nullptr;    // folded int32 bias per output channel
+  const int32_t* zw = nullptr;      // per-channel weight zero point minus 128*[u8 weights]; or null
+  const float* scale = nullptr;     // FLOAT32 mode: M per channel
+  const int32_t* mult = nullptr;    // FIXEDPOINT mode: 31-bit multiplier per channel
+  const int32_t* lshift = nullptr;  // max(e, 0)
+  const int32_t* rshift = nullptr;  // max(-e, 0)
+  int32_t zp = 0, qmin = 0, qmax = 255;
+  bool fixedpoint = false;
+};
+
+// acc: n accumulators for channels c0..c0+n-1 of one output pixel; rowsum: sum of that
+// pixel's (shifted) im2col row, used only when e.zw is set. Writes n bytes to out.
+using EpilogueFn = void (*)(const int32_t* acc, int n, const Epilogue& e, int c0,
+                            int32_t rowsum, uint8_t* out);
+
+// GEMM microkernel: mr (<= table mr) rows times one panel of wp (16..64, multiple of 16)
+// columns. Row i reads a[i] + tap_off[t] + 4*k4 for t < ntaps, k4 < kc4 (4 bytes each,
+// uint8). b is the panel: [ntaps][kc4][wp][4] int8. c receives mr x wp int32, row stride kPanel.
+using GemmFn = void (*)(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
+                        int ntaps, int kc4, const int8_t* b, int32_t* c);
+
+// Depthwise row: `ow` output pixels of one output row, all channels.
+struct DwArgs {
+  const int32_t* const* rows;  // nrows pair-row pointers at the first output's input column
+  int nrows = 0, npairs = 0;
+  int64_t pair_step = 0;  // int32 elements between consecutive tap pairs of one row
+  int64_t ow_step = 0;    // int32 elements between consecutive outputs
+  int ow = 0;
+  int cp = 0;             // padded channel count, multiple of 16
+  int c = 0;              // real channel count (= output pixel stride in bytes)
+  const int32_t* w = nullptr;  // [nrows][npairs][cp] packed int16 pairs
+  uint8_t* out = nullptr;
+};
+using DwFn = void (*)(const DwArgs& a, const Epilogue& e);
+
+// Peak-throughput loops for bench/peak.py; return operations performed.
+using PeakFn = double (*)(int64_t iters);
+
+struct IsaTable {
+  const char* name;
+  int mr;            // rows per GEMM microkernel call
+  GemmFn gemm;
+  EpilogueFn epilogue;
+  DwFn dw;
+};
+
+extern const IsaTable kScalarTable;
+extern const IsaTable kAvx2Table;
+extern const IsaTable kAvxVnniTable;
+extern const IsaTable kAvxVnniEvexTable;
+extern const IsaTable kAvx512VnniTable;
+
+double peak_vnni512(int64_t iters);
+double peak_vnni256(int64_t iters);
+double peak_fma512(int64_t iters);
+double peak_fma256(int64_t iters);
+
+}  // namespace lowp

@@ -1,0 +1,65 @@
+// Driver layer: a prepacked quantized convolution (and matmul, as a 1x1 convolution) in
+// channels-last layout. Packing lives in pack.cpp, execution in driver.cpp.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "common.h"
+
+namespace lowp {
+
+struct ConvParams {
+  int kd = 1, kh = 1, kw = 1;
+  int sd = 1, sh = 1, sw = 1;
+  int dd = 1, dh = 1, dw = 1;
+  int pd0 = 0, ph0 = 0, pw0 = 0, pd1 = 0, ph1 = 0, pw1 = 0;
+  int groups = 1, cin = 1, cout = 1;
+  bool x_signed = false, w_signed = true;
+  int32_t x_zp = 0;
+  int32_t out_zp = 0, qmin = 0, qmax = 255;
+  bool fixedpoint = false;
+  int threads = 0;            // 0: all hardware threads
+  bool allow_depthwise = true;
+};
+
+struct OutDims {
+  int64_t d, h, w;
+};
+
+class ConvOp {
+ public:
+  // w: ONNX layout (cout, cin/groups, kd, kh, kw), bytes of int8 or uint8 values.
+  // w_zp, bias (may be null), scale, mult, lshift, rshift: one value per output channel.
+  ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const int32_t* bias,
+         const float* scale, const int32_t* mult, const int32_t* lshift, const int32_t* rshift);
+
+  OutDims out_dims(int64_t d, int64_t h, int64_t w) const;
+  // x: (n, d, h, w, cin) channels-last bytes; y: (n, od, oh, ow, cout).
+  void run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, uint8_t* y);
+
+  bool depthwise() const { return depthwise_; }
+  int threads() const { return p_.threads; }
+  void set_threads(int t) { p_.threads = t; }
+
+ private:
+  void run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
+                int64_t w, uint8_t* y, int nthreads);
+  void run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
+                     int64_t w, uint8_t* y, int nthreads);
+
+  ConvParams p_;
+  int cg_, mg_, taps_, cgp_, kc4_, npanels_;
+  int32_t za_;                       // activation zero point in the uint8 (shifted) domain
+  bool need_rowsum_ = false, depthwise_ = false;
+  std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md
+  std::vector<int64_t> panel_off_;   // [group][panel] -> offset into packed_
+  std::vector<int32_t> bias_, zw_, scale_i_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
+  std::vector<float> scale_;
+  Epilogue epi_, dw_epi_;
+  std::vector<uint8_t> xpad_;        // scratch reused across calls
+  std::vector<std::vector<int32_t>> dw_cache_;
+  std::mutex mu_;
+};
+
+}  // namespace lowp

@@ -1,0 +1,183 @@
+// Microkernels on 256-bit vectors, shared by the AVX2 and AVX-VNNI files (each compiles it with
+// its own flags). LOWP_VNNI256 selects vpdpbusd/vpdpwssd; otherwise exact AVX2 widening.
+#pragma once
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "common.h"
+#include "requant.h"
+
+#if defined(LOWP_VNNI256) && defined(LOWP_VNNI256_EVEX)
+#define LOWP_DPBUSD256(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
+#define LOWP_DPWSSD256(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#elif defined(LOWP_VNNI256)
+#define LOWP_DPBUSD256(acc, a, b) _mm256_dpbusd_avx_epi32(acc, a, b)
+#define LOWP_DPWSSD256(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
+#else
+// vpmaddwd on operands in [-255, 255] cannot saturate (only -32768 * -32768 pairs do).
+#define LOWP_DPWSSD256(acc, a, b) _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+#endif
+
+namespace lowp {
+namespace {
+
+// Low byte of each of the 8 int32 lanes to out[0..n).
+inline void store8(uint8_t* out, __m256i y, int n) {
+  const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                       0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  __m256i s = _mm256_shuffle_epi8(y, idx);
+  s = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+  const uint64_t v = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm256_castsi256_si128(s)));
+  std::memcpy(out, &v, n >= 8 ? 8 : static_cast<size_t>(n));
+}
+
+// v already holds acc + bias - zero-point terms; requantize 8 lanes and store n of them.
+inline void requant8_store(__m256i v, const Epilogue& e, int c, uint8_t* out, int n) {
+  if (!e.fixedpoint) {
+    __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(e.scale + c));
+    p = _mm256_max_ps(p, _mm256_set1_ps(static_cast<float>(e.qmin - e.zp)));
+    p = _mm256_min_ps(p, _mm256_set1_ps(static_cast<float>(e.qmax - e.zp)));
+    // vcvtps2dq rounds with MXCSR, which is round-to-nearest-even unless changed.
+    store8(out, _mm256_add_epi32(_mm256_cvtps_epi32(p), _mm256_set1_epi32(e.zp)), n);
+    return;
+  }
+  alignas(32) int32_t t[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t), v);
+  const int m = n >= 8 ? 8 : n;
+  for (int j = 0; j < m; ++j)
+    out[j] = static_cast<uint8_t>(
+        requant_fixed(t[j], e.mult[c + j], e.lshift[c + j], e.rshift[c + j], e));
+}
+
+void epilogue256(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
+                 uint8_t* out) {
+  const __m256i rs = _mm256_set1_epi32(rowsum);
+  for (int j = 0; j < n; j += 8) {
+    __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.bias + c0 + j)));
+    if (e.zw)
+      v = _mm256_sub_epi32(v, _mm256_mullo_epi32(
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zw + c0 + j)), rs));
+    requant8_store(v, e, c0 + j, out + j, n - j);
+  }
+}
+
+inline __m256i ld256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+#if defined(LOWP_VNNI256)
+// mr x 16 columns: two vectors of 8 columns x 4 k, vpdpbusd.
+template <int MR>
+void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
+               const int8_t* b, int wp, int32_t* c) {
+  __m256i acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  const int64_t bstep = 4 * static_cast<int64_t>(wp);
+  for (int t = 0; t < ntaps; ++t) {
+    const uint8_t* ap[MR];
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    for (int k4 = 0; k4 < kc4; ++k4, b += bstep) {
+      const __m256i b0 = ld256(b), b1 = ld256(b + 32);
+      for (int i = 0; i < MR; ++i) {
+        const __m256i av = _mm256_set1_epi32(load_i32(ap[i] + 4 * k4));
+        acc0[i] = LOWP_DPBUSD256(acc0[i], av, b0);
+        acc1[i] = LOWP_DPBUSD256(acc1[i], av, b1);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel), acc0[i]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel + 8), acc1[i]);
+  }
+}
+constexpr int kMr256 = 6;
+constexpr int kCols256 = 16;
+#else
+// mr x 8 columns: activations and weights widened to int16, vpmaddwd; each int32 lane holds
+// two partial sums of one column until the final horizontal add.
+template <int MR>
+void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
+               const int8_t* b, int wp, int32_t* c) {
+  __m256i acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  const int64_t bstep = 4 * static_cast<int64_t>(wp);
+  for (int t = 0; t < ntaps; ++t) {
+    const uint8_t* ap[MR];
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    for (int k4 = 0; k4 < kc4; ++k4, b += bstep) {
+      const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+      const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+      for (int i = 0; i < MR; ++i) {
+        const __m256i av = _mm256_broadcastq_epi64(
+            _mm_cvtepu8_epi16(_mm_cvtsi32_si128(load_i32(ap[i] + 4 * k4))));
+        acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(av, b0));
+        acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(av, b1));
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    const __m256i h = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc0[i], acc1[i]), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel), h);
+  }
+}
+constexpr int kMr256 = 4;
+constexpr int kCols256 = 8;
+#endif
+
+template <int MR>
+void gemm_cols(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
+               const int8_t* b, int32_t* c) {
+  for (int s = 0; s < wp; s += kCols256) gemm_tile<MR>(a, tap_off, ntaps, kc4, b + 4 * s, wp, c + s);
+}
+
+void gemm256(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
+             const int8_t* b, int32_t* c) {
+  switch (mr) {
+    case 1: gemm_cols<1>(wp, a, tap_off, ntaps, kc4, b, c); break;
+    case 2: gemm_cols<2>(wp, a, tap_off, ntaps, kc4, b, c); break;
+    case 3: gemm_cols<3>(wp, a, tap_off, ntaps, kc4, b, c); break;
+#if defined(LOWP_VNNI256)
+    case 4: gemm_cols<4>(wp, a, tap_off, ntaps, kc4, b, c); break;
+    case 5: gemm_cols<5>(wp, a, tap_off, ntaps, kc4, b, c); break;
+    default: gemm_cols<6>(wp, a, tap_off, ntaps, kc4, b, c); break;
+#else
+    default: gemm_cols<4>(wp, a, tap_off, ntaps, kc4, b, c); break;
+#endif
+  }
+}
+
+// Depthwise: 8 channels per vector, 4 output pixels interleaved.
+void dw256(const DwArgs& a, const Epilogue& e) {
+  const int nr = a.nrows, np = a.npairs;
+  for (int cb = 0; cb < a.c; cb += 8) {
+    const int nrem = a.c - cb;
+    const __m256i bias = ld256(e.bias + cb);
+    int o = 0;
+    for (; o + 4 <= a.ow; o += 4) {
+      __m256i acc[4] = {bias, bias, bias, bias};
+      for (int r = 0; r < nr; ++r) {
+        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
+        for (int j = 0; j < np; ++j) {
+          const __m256i w = ld256(a.w + static_cast<int64_t>(r * np + j) * a.cp + cb);
+          for (int u = 0; u < 4; ++u)
+            acc[u] = LOWP_DPWSSD256(acc[u], ld256(row + u * a.ow_step + j * a.pair_step), w);
+        }
+      }
+      for (int u = 0; u < 4; ++u)
+        requant8_store(acc[u], e, cb, a.out + static_cast<int64_t>(o + u) * a.c + cb, nrem);
+    }
+    for (; o < a.ow; ++o) {
+      __m256i acc = bias;
+      for (int r = 0; r < nr; ++r) {
+        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
+        for (int j = 0; j < np; ++j)
+          acc = LOWP_DPWSSD256(acc, ld256(row + j * a.pair_step),
+                               ld256(a.w + static_cast<int64_t>(r * np + j) * a.cp + cb));
+      }
+      requant8_store(acc, e, cb, a.out + static_cast<int64_t>(o) * a.c + cb, nrem);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowp

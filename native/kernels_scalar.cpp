@@ -1,0 +1,9 @@
+// Microkernels, portable scalar path: compiled without any ISA flag; the reference path.
+#include "common.h"
+#include "requant.h"
+
+namespace lowp {
+
+const IsaTable kScalarTable = {"scalar", 4, gemm_scalar, epilogue_scalar, dw_scalar};
+
+}  // namespace lowp

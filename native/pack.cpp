@@ -1,0 +1,112 @@
+// Packing layer: weight panels, folded int32 bias and per-channel requantization arrays,
+// computed once per weight (docs/native.md, "Packing" and "Compensation algebra").
+#include <stdexcept>
+
+#include "conv.h"
+
+namespace lowp {
+
+namespace {
+int round_up(int v, int m) { return (v + m - 1) / m * m; }
+}  // namespace
+
+ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const int32_t* bias,
+               const float* scale, const int32_t* mult, const int32_t* lshift,
+               const int32_t* rshift)
+    : p_(p) {
+  if (p.groups < 1 || p.cin % p.groups || p.cout % p.groups)
+    throw std::invalid_argument("channels are not divisible by groups");
+  cg_ = p.cin / p.groups;
+  mg_ = p.cout / p.groups;
+  taps_ = p.kd * p.kh * p.kw;
+  cgp_ = round_up(cg_, 4);
+  kc4_ = cgp_ / 4;
+  npanels_ = (mg_ + kPanel - 1) / kPanel;
+  za_ = p.x_zp + (p.x_signed ? 128 : 0);
+  const int delta = p.w_signed ? 0 : 128;
+  const int cpad = round_up(p.cout, kPanel) + kPanel;
+  auto wval = [&](int64_t i) { return p.w_signed ? int32_t(int8_t(w[i])) : int32_t(w[i]); };
+
+  // (N1) w8 = w - delta in int8; zw' = w_zp - delta; za' = x_zp + 128*[x signed].
+  // bias' = bias - za' * colsum(w8) + K * za' * zw'   (all modulo 2^32)
+  bias_.assign(cpad, 0);
+  zw_.assign(cpad, 0);
+  scale_.assign(cpad, 1.0f);
+  mult_.assign(cpad, 1 << 30);
+  lshift_.assign(cpad, 0);
+  rshift_.assign(cpad, 0);
+  dw_bias_.assign(cpad, 0);
+  const int64_t kreal = int64_t(taps_) * cg_;
+  for (int m = 0; m < p.cout; ++m) {
+    uint32_t colsum = 0;
+    for (int64_t i = 0; i < kreal; ++i) colsum += uint32_t(wval(m * kreal + i) - delta);
+    const uint32_t zwp = uint32_t(w_zp[m] - delta), za = uint32_t(za_);
+    const uint32_t b = bias ? uint32_t(bias[m]) : 0u;
+    bias_[m] = int32_t(b - za * colsum + uint32_t(kreal) * za * zwp);
+    zw_[m] = int32_t(zwp);
+    if (zwp != 0) need_rowsum_ = true;
+    dw_bias_[m] = int32_t(b);
+    scale_[m] = scale[m];
+    mult_[m] = mult[m];
+    lshift_[m] = lshift[m];
+    rshift_[m] = rshift[m];
+  }
+  epi_.bias = bias_.data();
+  epi_.zw = need_rowsum_ ? zw_.data() : nullptr;
+  epi_.scale = scale_.data();
+  epi_.mult = mult_.data();
+  epi_.lshift = lshift_.data();
+  epi_.rshift = rshift_.data();
+  epi_.zp = p.out_zp;
+  epi_.qmin = p.qmin;
+  epi_.qmax = p.qmax;
+  epi_.fixedpoint = p.fixedpoint;
+  dw_epi_ = epi_;
+  dw_epi_.bias = dw_bias_.data();
+  dw_epi_.zw = nullptr;
+
+  depthwise_ = p.allow_depthwise && cg_ == 1 && mg_ == 1;
+  if (depthwise_) {
+    // [kd*kh rows][ceil(kw/2) pairs][cp channels] of int16 pairs (w[2j] - zp, w[2j+1] - zp).
+    const int cp = round_up(p.cin, 16), nrows = p.kd * p.kh, npairs = (p.kw + 1) / 2;
+    dw_w_.assign(int64_t(nrows) * npairs * cp, 0);
+    for (int c = 0; c < p.cin; ++c)
+      for (int r = 0; r < nrows; ++r)
+        for (int j = 0; j < npairs; ++j) {
+          const int64_t base = (int64_t(c) * nrows + r) * p.kw;
+          const int32_t lo = wval(base + 2 * j) - w_zp[c];
+          const int32_t hi = 2 * j + 1 < p.kw ? wval(base + 2 * j + 1) - w_zp[c] : 0;
+          dw_w_[(int64_t(r) * npairs + j) * cp + c] =
+              int32_t(uint32_t(uint16_t(int16_t(lo))) | (uint32_t(uint16_t(int16_t(hi))) << 16));
+        }
+    return;
+  }
+
+  // Panels per group: [tap][k4][wp][4] int8, wp = round_up(valid columns, 16).
+  panel_off_.resize(int64_t(p.groups) * npanels_);
+  int64_t total = 0;
+  for (int g = 0; g < p.groups; ++g)
+    for (int pn = 0; pn < npanels_; ++pn) {
+      panel_off_[g * npanels_ + pn] = total;
+      const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
+      total += int64_t(taps_) * cgp_ * wp;
+    }
+  packed_.assign(total, 0);
+  for (int g = 0; g < p.groups; ++g)
+    for (int pn = 0; pn < npanels_; ++pn) {
+      const int nvalid = std::min(kPanel, mg_ - pn * kPanel), wp = round_up(nvalid, 16);
+      int8_t* dst = packed_.data() + panel_off_[g * npanels_ + pn];
+      for (int t = 0; t < taps_; ++t)
+        for (int k4 = 0; k4 < kc4_; ++k4)
+          for (int j = 0; j < nvalid; ++j)
+            for (int q = 0; q < 4; ++q) {
+              const int c = 4 * k4 + q;
+              if (c >= cg_) continue;
+              const int m = g * mg_ + pn * kPanel + j;
+              dst[((int64_t(t) * kc4_ + k4) * wp + j) * 4 + q] =
+                  int8_t(wval((int64_t(m) * cg_ + c) * taps_ + t) - delta);
+            }
+    }
+}
+
+}  // namespace lowp

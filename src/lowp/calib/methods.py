@@ -1,0 +1,429 @@
+"""Range selection from calibration statistics: minmax, entropy (KL), percentile, mse.
+
+Every method reads a histogram with fixed, symmetric edges (see observers.py) and returns a
+real range (lo, hi); `choose_range` is the single entry point used by the pipeline. The
+formulas are derived in docs/calibration.md and cited here as (Cn).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import CalibMethod
+from ..errors import DataError, QuantizationError
+from .observers import HistogramObserver, MinMaxObserver
+
+# Smoothing constant of MXNet's _smooth_distribution (and TensorRT's calibrator).
+KL_EPS = 1e-4
+# Interior terms of the smoothed entropy are summed with a series in e/p (C6); candidates
+# where e/p exceeds this ratio are evaluated directly instead.
+_SERIES_MAX_RATIO = 0.5
+_SERIES_MAX_TERMS = 64
+# Truncation error of the series, relative to the total count (well below float64 noise of
+# the divergence values).
+_SERIES_TOL = 1e-17
+
+
+def _as_hist(hist: np.ndarray, *, symmetric: bool) -> np.ndarray:
+    h = np.asarray(hist, dtype=np.float64)
+    if h.ndim != 1 or h.size == 0:
+        raise DataError(f"histogram must be a non-empty 1-d array, got shape {h.shape}")
+    if not np.all(np.isfinite(h)) or np.any(h < 0):
+        raise DataError("histogram counts must be finite and non-negative")
+    if symmetric and h.size % 2 == 0:
+        raise DataError(f"histogram needs an odd number of bins (zero in the middle bin), "
+                        f"got {h.size}")
+    return h
+
+
+def _as_edges(edges: np.ndarray, num_bins: int) -> np.ndarray:
+    e = np.asarray(edges, dtype=np.float64)
+    if e.shape != (num_bins + 1,):
+        raise DataError(f"histogram of {num_bins} bins needs {num_bins + 1} edges, "
+                        f"got shape {e.shape}")
+    if not np.all(np.isfinite(e)) or np.any(np.diff(e) < 0):
+        raise DataError("histogram edges must be finite and non-decreasing")
+    return e
+
+
+def _check_levels(num_quantized_bins: int) -> int:
+    if isinstance(num_quantized_bins, bool) or int(num_quantized_bins) != num_quantized_bins \
+            or num_quantized_bins < 2:
+        raise QuantizationError(f"num_quantized_bins must be an integer >= 2, "
+                                f"got {num_quantized_bins}")
+    return int(num_quantized_bins)
+
+
+# --- entropy (KL divergence) ------------------------------------------------------------------
+
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    """x * log(x) with 0 log 0 = 0."""
+    safe = np.where(x > 0, x, 1.0)
+    return np.where(x > 0, x * np.log(safe), 0.0)
+
+
+def _smooth(p: np.ndarray) -> np.ndarray | None:
+    """MXNet's _smooth_distribution (C3) in float64; None when it cannot be applied."""
+    nz = p != 0
+    nnz = int(np.count_nonzero(nz))
+    if nnz == 0:
+        return None
+    eps1 = KL_EPS * (p.size - nnz) / nnz
+    out = np.where(nz, p - eps1, KL_EPS)
+    return out if np.all(out > 0) else None
+
+
+def _kl_candidate(h: np.ndarray, i: int, q_bins: int) -> float:
+    """KL divergence of one candidate half-width `i` (bins), evaluated directly (C2)-(C5)."""
+    mid = h.size // 2
+    start, stop = mid - i, mid + i + 1
+    sliced = h[start:stop]
+    p = sliced.copy()
+    p[0] += h[:start].sum()
+    p[-1] += h[stop:].sum()
+    m = p.size // q_bins
+    starts = np.arange(q_bins) * m
+    sizes = np.diff(np.append(starts, p.size))          # the last group takes the remainder
+    nz = p != 0
+    merged = np.add.reduceat(sliced, starts)            # outliers are not part of q (C4)
+    norm = np.add.reduceat(nz.astype(np.int64), starts)
+    per = np.where(norm > 0, merged / np.maximum(norm, 1), 0.0)
+    q = np.where(nz, np.repeat(per, sizes), 0.0)
+    ps, qs = _smooth(p), _smooth(q)
+    if ps is None or qs is None:
+        return float("inf")
+    pn, qn = ps / ps.sum(), qs / qs.sum()
+    return float(np.sum(pn * np.log(pn / qn)))
+
+
+def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarray:
+    """KL divergence of every entropy-calibration candidate, vectorised over candidates.
+
+    Candidate k covers the central 2*i + 1 bins with i = num_quantized_bins // 2 + k, up to
+    i = num_bins // 2 (the whole histogram); its threshold is the upper edge of the window.
+    The divergence follows MXNet's `_get_optimal_threshold` (TensorRT's entropy
+    calibrator), see (C2)-(C7): the reference distribution p is the window with the
+    outliers folded into its edge bins; q merges the window (without outliers) into
+    `num_quantized_bins` groups (the last takes the remainder), spreads each group's count
+    evenly over the bins where p is non-zero, and both are smoothed with eps = 1e-4.
+    Computed in float64; a candidate whose smoothing would produce a non-positive entry
+    (or whose q is empty) gets +inf.
+
+    Parameters
+    ----------
+    hist
+        Counts of a histogram with an odd number of bins, symmetric about zero.
+    num_quantized_bins
+        Quantization levels across [-t, t]: 255 for int8, 15 for int4.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 divergences, one per candidate (empty if num_bins < num_quantized_bins).
+    """
+    h = _as_hist(hist, symmetric=True)
+    q_bins = _check_levels(num_quantized_bins)
+    nb = h.size
+    mid = nb // 2
+    i = np.arange(q_bins // 2, mid + 1, dtype=np.int64)
+    total = float(h.sum())
+    if i.size == 0 or total <= 0:
+        return np.full(i.size, np.inf)
+
+    # Prefix sums: H[k] = sum(h[:k]), NZ[k] = number of non-zero bins in h[:k].
+    nzmask = h != 0
+    H = np.concatenate([[0.0], np.cumsum(h)])
+    NZ = np.concatenate([[0], np.cumsum(nzmask, dtype=np.int64)])
+    start, stop = mid - i, mid + i + 1
+    length = (2 * i + 1).astype(np.float64)
+    left, right = H[start], total - H[stop]
+    p_first = h[start] + left                                # (C2) outliers in edge bins
+    p_last = h[stop - 1] + right
+    first_nz, last_nz = p_first != 0, p_last != 0
+    nnz_inner = NZ[stop - 1] - NZ[start + 1]
+    nnz_p = nnz_inner + first_nz + last_nz
+    e_p = KL_EPS * (length - nnz_p) / nnz_p                  # (C3) eps1 of p
+
+    # Groups of q, shape (candidates, q_bins): bounds[:, j] .. bounds[:, j + 1].
+    m = (2 * i + 1) // q_bins
+    bounds = start[:, None] + np.arange(q_bins + 1)[None, :] * m[:, None]
+    bounds[:, -1] = stop
+    merged = H[bounds[:, 1:]] - H[bounds[:, :-1]]            # (C4) window sums, no outliers
+    norm = NZ[bounds[:, 1:]] - NZ[bounds[:, :-1]]
+    norm[:, 0] += first_nz.astype(np.int64) - nzmask[start]
+    norm[:, -1] += last_nz.astype(np.int64) - nzmask[stop - 1]
+    group_p = merged.copy()                                  # sum of p over each group
+    group_p[:, 0] += left
+    group_p[:, -1] += right
+    has_q = merged > 0
+    nnz_q = np.sum(np.where(has_q, norm, 0), axis=1)
+    e_q = KL_EPS * (length - nnz_q) / np.maximum(nnz_q, 1)  # (C3) eps1 of q
+    q_val = merged / np.maximum(norm, 1) - e_q[:, None]      # (C5) smoothed q per group
+    valid = (nnz_q > 0) & np.all(~has_q | (q_val > 0), axis=1)
+    log_q = np.where(has_q, np.log(np.where(has_q & (q_val > 0), q_val, 1.0)),
+                     np.log(KL_EPS))
+    # sum over non-zero p of (p - e_p) * log(q_smoothed), grouped (C7)
+    cross = np.sum((group_p - e_p[:, None] * norm) * log_q, axis=1)
+
+    # sum over non-zero p of (p - e_p) log(p - e_p): edge bins directly, interior by (C6).
+    edge_first, edge_last = p_first - e_p, p_last - e_p
+    valid &= (~first_nz | (edge_first > 0)) & (~last_nz | (edge_last > 0))
+    self_term = np.where(first_nz, _xlogx(edge_first), 0.0) + \
+        np.where(last_nz, _xlogx(edge_last), 0.0)
+    inner, direct = _inner_entropy(h, nzmask, start + 1, stop - 1, e_p, total)
+    self_term += inner
+
+    q_total = H[stop] - H[start]                             # sum(q) = window sum
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = (self_term - cross) / total + np.log(q_total / total)
+    kl = np.where(valid, kl, np.inf)
+    for k in np.flatnonzero(direct):                         # rare: e_p / p too large
+        kl[k] = _kl_candidate(h, int(i[k]), q_bins)
+    return kl
+
+
+def _inner_entropy(h: np.ndarray, nzmask: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   e: np.ndarray, total: float) -> tuple[np.ndarray, np.ndarray]:
+    """sum of f(h[k] - e) over non-zero h[k], k in [lo, hi), f(x) = x log x, per candidate.
+
+    Uses f(p - e) = f(p) - e (log p + 1) + sum_{n>=2} e^n / (n (n-1) p^(n-1))  (C6),
+    each term a difference of prefix sums. Returns the sums and a mask of candidates whose
+    ratio e / min(p) is too large for the series (to be evaluated directly).
+    """
+    hn = np.where(nzmask, h, 1.0)
+    logh = np.where(nzmask, np.log(hn), 0.0)
+
+    def window(v: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(v)])
+        return c[hi] - c[lo]
+
+    nnz = window(nzmask.astype(np.float64))
+    out = window(h * logh) - e * (window(logh) + nnz)
+    # Windows are centred and nested, so min over window = running min over rings.
+    mid = h.size // 2
+    ring = np.minimum(np.where(nzmask, h, np.inf)[mid::-1],
+                      np.where(nzmask, h, np.inf)[mid:])
+    ring_min = np.minimum.accumulate(ring)
+    half = (hi - lo - 1) // 2                                # window is [mid-half, mid+half]
+    pmin = ring_min[half]
+    ratio = np.where(np.isfinite(pmin), e / np.where(np.isfinite(pmin), pmin, 1.0), 0.0)
+    direct = ratio > _SERIES_MAX_RATIO
+    r = np.where(direct, 0.0, ratio)
+    ee = np.where(direct, 0.0, e)
+    inv = np.where(nzmask, 1.0 / hn, 0.0)
+    power = np.ones_like(h)
+    e_pow = ee.copy()
+    for n in range(2, _SERIES_MAX_TERMS + 1):
+        power = power * inv                                  # p^-(n-1)
+        e_pow = e_pow * ee                                   # e^n
+        out += e_pow / (n * (n - 1)) * window(power)
+        bound = ee * nnz * r ** n / (n * (n + 1))            # size of the next term
+        if not np.any(bound > _SERIES_TOL * total):
+            break
+    else:
+        direct |= ee * nnz * r ** _SERIES_MAX_TERMS > _SERIES_TOL * total
+    return out, direct
+
+
+def entropy_range(hist: np.ndarray, edges: np.ndarray,
+                  num_quantized_bins: int = 255) -> tuple[float, float]:
+    """Symmetric range (-t, t) minimising the KL divergence, as MXNet and TensorRT (C1)-(C7).
+
+    Parameters
+    ----------
+    hist, edges
+        Histogram with an odd number of bins, symmetric about zero (HistogramObserver).
+    num_quantized_bins
+        Quantization levels across [-t, t]: 255 for int8, 15 for int4.
+
+    Returns
+    -------
+    tuple of float
+        (-t, t) where t is the upper edge of the best window; the first minimum wins.
+        (edges[0], edges[-1]) when there is no candidate.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.standard_normal(100_000), [-40.0, 40.0]])
+    >>> hist, edges = np.histogram(x, bins=2001, range=(-40, 40))
+    >>> lo, hi = entropy_range(hist, edges)
+    >>> 2.0 < hi < 10.0 and lo == -hi
+    True
+    """
+    h = _as_hist(hist, symmetric=True)
+    e = _as_edges(edges, h.size)
+    div = kl_divergences(h, num_quantized_bins)
+    if div.size == 0 or not np.any(np.isfinite(div)):
+        return float(e[0]), float(e[-1])
+    best = int(np.argmin(div))
+    t = float(e[h.size // 2 + _check_levels(num_quantized_bins) // 2 + best + 1])
+    return -t, t
+
+
+# --- percentile -------------------------------------------------------------------------------
+
+def percentile_range(hist: np.ndarray, edges: np.ndarray,
+                     percentile: float = 99.99) -> tuple[float, float]:
+    """Range from the (100 - p) and p percentiles of a histogram (C8).
+
+    The cumulative count is interpolated linearly inside a bin (values are taken as
+    uniform within their bin).
+
+    Parameters
+    ----------
+    hist, edges
+        Any histogram (counts and num_bins + 1 edges).
+    percentile
+        p in [50, 100].
+
+    Examples
+    --------
+    >>> percentile_range(np.array([0, 10, 10, 0]), np.array([-2.0, -1.0, 0.0, 1.0, 2.0]), 90)
+    (-0.8, 0.8)
+    """
+    h = _as_hist(hist, symmetric=False)
+    e = _as_edges(edges, h.size)
+    p = float(percentile)
+    if not 50.0 <= p <= 100.0:
+        raise QuantizationError(f"percentile must be in [50, 100], got {percentile}")
+    cum = np.cumsum(h)
+    total = float(cum[-1])
+    if total <= 0:
+        raise DataError("percentile of an empty histogram")
+
+    def value_at(target: float) -> float:
+        if target >= total:
+            last = int(np.flatnonzero(h)[-1])
+            return float(e[last + 1])
+        k = int(np.searchsorted(cum, target, side="right"))   # first bin with cum > target
+        before = cum[k] - h[k]
+        return float(e[k] + (target - before) / h[k] * (e[k + 1] - e[k]))
+
+    lo = value_at(total * (100.0 - p) / 100.0)
+    hi = value_at(total * p / 100.0)
+    return lo, hi
+
+
+# --- mse --------------------------------------------------------------------------------------
+
+def mse_errors(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 255, *,
+               exact_zeros: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Expected squared quantization error (summed over elements) per candidate threshold.
+
+    Candidates t are the bin edges right of zero. With step d = 2 t / num_quantized_bins,
+    a bin with centre c contributes count * (|c| - t)^2 if |c| > t (clipping) and
+    count * d^2 / 12 otherwise (rounding); `exact_zeros` elements of the middle bin are
+    exactly representable and cost nothing (C9).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (thresholds, errors), both float64.
+    """
+    h = _as_hist(hist, symmetric=True)
+    e = _as_edges(edges, h.size)
+    q_bins = _check_levels(num_quantized_bins)
+    mid = h.size // 2
+    centers = 0.5 * (e[:-1] + e[1:])
+    a = np.abs(centers[mid:])                                # |c| of folded bins, ascending
+    folded = h[mid:].copy()
+    folded[1:] += h[:mid][::-1]
+    t = e[mid + 1:]                                          # candidate i: bins 0..i inside
+
+    def tail(v: np.ndarray) -> np.ndarray:                   # sum over bins j > i
+        return np.concatenate([np.cumsum(v[::-1])[::-1][1:], [0.0]])
+
+    s0, s1, s2 = tail(folded), tail(folded * a), tail(folded * a * a)
+    clip = np.maximum(s2 - 2.0 * t * s1 + t * t * s0, 0.0)
+    inside = np.maximum(float(h.sum()) - s0 - float(exact_zeros), 0.0)
+    rounding = (2.0 * t / q_bins) ** 2 / 12.0 * inside
+    return t, clip + rounding
+
+
+def mse_range(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 255, *,
+              exact_zeros: int = 0) -> tuple[float, float]:
+    """Symmetric range (-t, t) minimising the expected quantization MSE (C9).
+
+    Parameters
+    ----------
+    hist, edges
+        Histogram with an odd number of bins, symmetric about zero (HistogramObserver).
+    num_quantized_bins
+        Quantization levels across [-t, t]: 255 for int8, 15 for int4.
+    exact_zeros
+        Number of elements exactly equal to zero (HistogramObserver.zeros).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_t(2, 200_000)
+    >>> amax = np.abs(x).max()
+    >>> hist, edges = np.histogram(x, bins=4001, range=(-amax, amax))
+    >>> lo, hi = mse_range(hist, edges)
+    >>> hi < 0.2 * amax and lo == -hi
+    True
+    """
+    t, err = mse_errors(hist, edges, num_quantized_bins, exact_zeros=exact_zeros)
+    best = float(t[int(np.argmin(err))])
+    return -best, best
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod, *,
+                 num_quantized_bins: int = 255, percentile: float = 99.99,
+                 unsigned: bool = False) -> tuple[float, float]:
+    """Real range (lo, hi) of a tensor from its statistics, clipped to the observed [min, max].
+
+    Parameters
+    ----------
+    stats
+        Pass-1 MinMaxObserver (enough for MINMAX) or pass-2 HistogramObserver.
+    method
+        CalibMethod.MINMAX, ENTROPY, PERCENTILE or MSE.
+    num_quantized_bins
+        Quantization levels across [-t, t] for ENTROPY and MSE: 255 for int8, 15 for int4.
+    percentile
+        p for PERCENTILE.
+    unsigned
+        The tensor is stored unsigned with an asymmetric range. If it is also non-negative,
+        its levels all lie in [0, t], so ENTROPY and MSE use 2 * num_quantized_bins + 1
+        levels across [-t, t] (as MXNet does for uint8).
+
+    Returns
+    -------
+    tuple of float
+        (lo, hi) with stats.min <= lo <= hi <= stats.max.
+
+    Examples
+    --------
+    >>> obs = MinMaxObserver("x")
+    >>> obs.update(np.array([-0.5, 2.0], np.float32))
+    >>> choose_range(obs, CalibMethod.MINMAX)
+    (-0.5, 2.0)
+    """
+    if stats.is_empty:
+        raise DataError(f"tensor '{stats.name}': no calibration data observed")
+    lo_obs, hi_obs = stats.min, stats.max
+    method = CalibMethod(method)
+    if method is CalibMethod.MINMAX or lo_obs == hi_obs:
+        return lo_obs, hi_obs
+    if not isinstance(stats, HistogramObserver):
+        raise DataError(f"tensor '{stats.name}': method '{method.value}' needs histogram "
+                        "statistics (calibration pass 2), got min/max only")
+    levels = _check_levels(num_quantized_bins)
+    if unsigned and lo_obs >= 0:
+        levels = 2 * levels + 1
+    hist, edges = stats.counts, stats.edges
+    if method is CalibMethod.ENTROPY:
+        lo, hi = entropy_range(hist, edges, levels)
+    elif method is CalibMethod.PERCENTILE:
+        lo, hi = percentile_range(hist, edges, percentile)
+    elif method is CalibMethod.MSE:
+        lo, hi = mse_range(hist, edges, levels, exact_zeros=stats.zeros)
+    else:  # pragma: no cover - every CalibMethod is handled above
+        raise QuantizationError(f"unknown calibration method {method}")
+    lo = min(max(lo, lo_obs), hi_obs)
+    hi = min(max(hi, lo_obs), hi_obs)
+    return float(lo), float(max(lo, hi))

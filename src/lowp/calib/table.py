@@ -1,0 +1,233 @@
+"""CalibrationTable: per-tensor statistics and chosen ranges, saved as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import CalibMethod
+from ..errors import DataError
+from .methods import choose_range
+from .observers import Observer, observer_from_dict
+
+FORMAT = "lowp.calibration_table"
+VERSION = 1
+
+
+class CalibrationTable(Mapping[str, Observer]):
+    """Tensor name -> observer (its statistics), plus the ranges chosen from them.
+
+    A table is the result of calibration: save it, and a later run can load it and skip
+    the forward passes. Tables from shards combine with `merge` (exact, see observers.py).
+
+    Parameters
+    ----------
+    observers
+        Observers keyed by their own `name`.
+    ranges
+        Chosen (lo, hi) per tensor name; every name must have statistics.
+    settings
+        How the ranges were chosen (method and its parameters); informational.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowp.calib import MinMaxObserver
+    >>> obs = MinMaxObserver("x")
+    >>> obs.update(np.array([-1.0, 4.0], np.float32))
+    >>> table = CalibrationTable([obs])
+    >>> table.choose_ranges(CalibMethod.MINMAX)
+    {'x': (-1.0, 4.0)}
+    """
+
+    def __init__(self, observers: Iterable[Observer] = (),
+                 ranges: Mapping[str, tuple[float, float]] | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
+        self._stats: dict[str, Observer] = {}
+        for obs in observers:
+            self.add(obs)
+        self._ranges: dict[str, tuple[float, float]] = {}
+        for name, rng in (ranges or {}).items():
+            self.set_range(name, *rng)
+        self._settings: dict[str, Any] = dict(settings or {})
+
+    # --- mapping over statistics ------------------------------------------------------------
+    def __getitem__(self, name: str) -> Observer:
+        return self._stats[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stats)
+
+    def __len__(self) -> int:
+        return len(self._stats)
+
+    def __repr__(self) -> str:
+        return (f"CalibrationTable({len(self._stats)} tensors, "
+                f"{len(self._ranges)} ranges, settings={self._settings})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CalibrationTable):
+            return NotImplemented
+        return (self._stats == other._stats and self._ranges == other._ranges
+                and self._settings == other._settings)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # --- contents ---------------------------------------------------------------------------
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Chosen (lo, hi) per tensor (a copy)."""
+        return dict(self._ranges)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """How the ranges were chosen (a copy)."""
+        return dict(self._settings)
+
+    def add(self, observer: Observer) -> None:
+        """Add an observer; one already present under the same name is merged with it."""
+        name = observer.name
+        if name in self._stats:
+            self._stats[name] = self._stats[name].merge(observer)  # type: ignore[arg-type]
+        else:
+            self._stats[name] = observer
+
+    def set_range(self, name: str, lo: float, hi: float) -> None:
+        """Record the chosen range of tensor `name`."""
+        if name not in self._stats:
+            raise DataError(f"tensor '{name}': range given but no statistics in the table")
+        lo, hi = float(lo), float(hi)
+        if not (lo <= hi) or not all(map(_finite, (lo, hi))):
+            raise DataError(f"tensor '{name}': invalid range [{lo}, {hi}]")
+        self._ranges[name] = (lo, hi)
+
+    def choose_ranges(self, method: CalibMethod, *, num_quantized_bins: int = 255,
+                      percentile: float = 99.99,
+                      unsigned: Collection[str] = ()) -> dict[str, tuple[float, float]]:
+        """Choose and record a range for every tensor with `choose_range`.
+
+        Parameters
+        ----------
+        method, num_quantized_bins, percentile
+            As for `lowp.calib.choose_range`.
+        unsigned
+            Names of tensors stored in an unsigned type (see `choose_range`).
+
+        Returns
+        -------
+        dict
+            The ranges, also available later as `ranges`.
+        """
+        method = CalibMethod(method)
+        for name, obs in self._stats.items():
+            self._ranges[name] = choose_range(obs, method,
+                                              num_quantized_bins=num_quantized_bins,
+                                              percentile=percentile,
+                                              unsigned=name in unsigned)
+        self._settings = {"method": method.value, "num_quantized_bins": num_quantized_bins,
+                          "percentile": percentile}
+        return self.ranges
+
+    def merge(self, other: CalibrationTable) -> CalibrationTable:
+        """Statistics of both tables (union; common tensors merged exactly).
+
+        Ranges are not carried over: they depend on all the statistics, so choose them
+        again on the merged table.
+        """
+        out = CalibrationTable(self._stats.values())
+        for obs in other._stats.values():
+            out.add(obs)
+        return out
+
+    # --- files ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly content of the table."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "settings": self._settings,
+            "tensors": {name: {"stats": obs.to_dict(), "range": _range_json(self._ranges, name)}
+                        for name, obs in self._stats.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str = "calibration table") -> CalibrationTable:
+        """Rebuild a table from `to_dict` output; anything else raises DataError."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise DataError(f"{source} is not a lowp calibration table "
+                            f"(missing \"format\": \"{FORMAT}\")")
+        if d.get("version") != VERSION:
+            raise DataError(f"{source}: unsupported calibration table version "
+                            f"{d.get('version')!r} (this lowp reads version {VERSION})")
+        tensors = d.get("tensors")
+        settings = d.get("settings", {})
+        if not isinstance(tensors, dict) or not isinstance(settings, dict):
+            raise DataError(f"{source}: 'tensors' and 'settings' must be objects")
+        table = cls(settings=settings)
+        for name, entry in tensors.items():
+            if not isinstance(entry, dict):
+                raise DataError(f"{source}: entry of tensor '{name}' must be an object")
+            try:
+                obs = observer_from_dict(entry.get("stats"))
+            except DataError as exc:
+                raise DataError(f"{source}: tensor '{name}': {exc}") from exc
+            if obs.name != name:
+                raise DataError(f"{source}: entry '{name}' holds statistics of '{obs.name}'")
+            table.add(obs)
+            rng = entry.get("range")
+            if rng is not None:
+                if not (isinstance(rng, list) and len(rng) == 2
+                        and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                for v in rng)):
+                    raise DataError(f"{source}: tensor '{name}': 'range' must be [lo, hi]")
+                table.set_range(name, rng[0], rng[1])
+        return table
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the table as JSON, atomically (temp file in the same directory + rename)."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                   dir=path.parent if str(path.parent) else ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CalibrationTable:
+        """Read a table written by `save`; a missing or foreign file raises DataError."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise DataError(f"calibration table '{path}' does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"'{path}' is not a lowp calibration table: {exc}") from exc
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"'{path}' is not a lowp calibration table "
+                            f"(not valid JSON: {exc})") from exc
+        return cls.from_dict(d, source=f"'{path}'")
+
+
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+def _range_json(ranges: Mapping[str, tuple[float, float]], name: str) -> list[float] | None:
+    rng = ranges.get(name)
+    return None if rng is None else [rng[0], rng[1]]

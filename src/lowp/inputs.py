@@ -1,0 +1,192 @@
+"""User data: load calibration / input data and check it against the model's inputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .errors import DataError
+
+_ONNX_TO_NUMPY = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+                  onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32,
+                  onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT8: np.int8,
+                  onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.FLOAT16: np.float16}
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How a folder of images becomes a model input: resize, scale to [0, 1], normalize."""
+
+    size: tuple[int, int] | None = None        # (height, width); None: from the model
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    layout: str = "NCHW"                       # or "NHWC"
+    grayscale: bool | None = None              # None: from the model's channel count
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...] | None       # None entries are dynamic
+
+
+def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
+    inits = {t.name for t in model.graph.initializer}
+    specs = []
+    for v in model.graph.input:
+        if v.name in inits:
+            continue
+        tt = v.type.tensor_type
+        dtype = np.dtype(_ONNX_TO_NUMPY.get(tt.elem_type, np.float32))
+        shape = (tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                       for d in tt.shape.dim) if tt.HasField("shape") else None)
+        specs.append(InputSpec(v.name, dtype, shape))
+    return specs
+
+
+def load_arrays(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
+                inputs: list[InputSpec],
+                preprocess: ImagePreprocess | None = None) -> dict[str, np.ndarray]:
+    """Read data given as a mapping, an .npz file, a folder of .npy/.npz files, or images.
+
+    The first axis of every array is the sample axis.
+    """
+    if isinstance(source, Mapping):
+        return {k: np.asarray(v) for k, v in source.items()}
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        return _load_file(path, inputs)
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    if any(p.suffix.lower() in _IMAGE_SUFFIXES for p in files):
+        return _load_images([p for p in files if p.suffix.lower() in _IMAGE_SUFFIXES],
+                            inputs, preprocess or ImagePreprocess())
+    arrays = [_load_file(p, inputs) for p in files if p.suffix in (".npy", ".npz")]
+    if not arrays:
+        raise DataError(f"{path}: no .npy, .npz or image files in this folder")
+    names = set(arrays[0])
+    for a in arrays[1:]:
+        if set(a) != names:
+            raise DataError(f"{path}: files name different inputs ({sorted(names)} vs "
+                            f"{sorted(a)})")
+    return {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+
+
+def _load_file(path: Path, inputs: list[InputSpec]) -> dict[str, np.ndarray]:
+    try:
+        if path.suffix == ".npy":
+            if len(inputs) != 1:
+                raise DataError(f"{path}: a .npy file holds one array but the model has "
+                                f"{len(inputs)} inputs; use an .npz named after the inputs")
+            return {inputs[0].name: np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: expected an .npz archive")
+            return {k: z[k] for k in z.files}
+    except DataError:
+        raise
+    except ValueError as e:
+        raise DataError(f"{path}: cannot read without unpickling ({e}); save plain arrays "
+                        "with numpy.savez") from None
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npy/.npz file ({type(e).__name__})") from None
+
+
+def _load_images(files: list[Path], inputs: list[InputSpec],
+                 pre: ImagePreprocess) -> dict[str, np.ndarray]:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("reading image folders needs Pillow (pip install pillow)") from None
+    if len(inputs) != 1:
+        raise DataError("an image folder can feed only a model with one input")
+    spec = inputs[0]
+    shape = spec.shape or (None, 3, None, None)
+    channels_axis = 1 if pre.layout == "NCHW" else 3
+    channels = shape[channels_axis] if len(shape) == 4 else None
+    size = pre.size or ((shape[2], shape[3]) if pre.layout == "NCHW" else (shape[1], shape[2]))
+    if size[0] is None or size[1] is None:
+        raise DataError("image size is dynamic in the model; give ImagePreprocess(size=...)")
+    gray = pre.grayscale if pre.grayscale is not None else channels == 1
+    out = []
+    for f in files:
+        try:
+            img = Image.open(f).convert("L" if gray else "RGB").resize((size[1], size[0]))
+        except Exception as e:
+            raise DataError(f"{f}: cannot read image ({e})") from None
+        a = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+        a = a[..., None] if a.ndim == 2 else a
+        a = (a - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+        out.append(a if pre.layout == "NHWC" else a.transpose(2, 0, 1))
+    return {spec.name: np.stack(out).astype(np.float32)}
+
+
+def validate(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
+             what: str = "calibration data") -> dict[str, np.ndarray]:
+    """Check names, dtypes, shapes and finiteness; return arrays cast to the input dtypes."""
+    expected = {s.name for s in inputs}
+    missing = expected - set(arrays)
+    if missing:
+        raise DataError(f"{what}: missing input {', '.join(sorted(missing))} (the data has "
+                        f"{', '.join(sorted(arrays)) or 'nothing'})")
+    extra = set(arrays) - expected
+    if extra:
+        raise DataError(f"{what}: '{sorted(extra)[0]}' is not an input of the model (inputs: "
+                        f"{', '.join(sorted(expected))})")
+    out: dict[str, np.ndarray] = {}
+    counts = set()
+    for spec in inputs:
+        a = np.asarray(arrays[spec.name])
+        if a.dtype.kind not in "fiub" or a.dtype == object:
+            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                            f"expects {spec.dtype}")
+        if spec.dtype.kind == "f" and a.dtype.kind not in "f":
+            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                            f"expects {spec.dtype} (convert and scale it first)")
+        if spec.dtype.kind != "f" and a.dtype.kind == "f":
+            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                            f"expects {spec.dtype}")
+        if spec.shape is not None:
+            if a.ndim != len(spec.shape):
+                raise DataError(f"{what}: input '{spec.name}' has shape {a.shape}, the model "
+                                f"expects rank {len(spec.shape)} "
+                                f"{_fmt_shape(spec.shape)} (first axis = samples)")
+            for k, (got, want) in enumerate(zip(a.shape[1:], spec.shape[1:], strict=True)):
+                if want is not None and got != want:
+                    raise DataError(f"{what}: input '{spec.name}' has shape {a.shape}, the "
+                                    f"model expects {_fmt_shape(spec.shape)} (axis {k + 1})")
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a)
+            if bad.any():
+                idx = np.argwhere(bad)[0]
+                raise DataError(f"{what}: input '{spec.name}' contains NaN or Inf (first at "
+                                f"index {tuple(int(i) for i in idx)})")
+        counts.add(a.shape[0] if a.ndim else 1)
+        out[spec.name] = a.astype(spec.dtype, copy=False)
+    if len(counts) > 1:
+        raise DataError(f"{what}: inputs have different numbers of samples {sorted(counts)}")
+    if counts == {0}:
+        raise DataError(f"{what}: no samples")
+    return out
+
+
+def _fmt_shape(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def batches(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
+            batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Yield feeds of at most `batch_size` samples (1 where the model fixes batch = 1)."""
+    n = next(iter(arrays.values())).shape[0]
+    if any(s.shape and s.shape[0] is not None for s in inputs):
+        batch_size = min(s.shape[0] for s in inputs if s.shape and s.shape[0])  # type: ignore[type-var]
+    for start in range(0, n, batch_size):
+        yield {k: v[start:start + batch_size] for k, v in arrays.items()}

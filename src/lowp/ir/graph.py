@@ -1,0 +1,172 @@
+"""Load, check and index an ONNX model; save it atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from ..errors import ModelError
+
+MIN_OPSET = 13          # per-axis QuantizeLinear/DequantizeLinear need opset 13
+
+
+def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
+               check: bool = True) -> onnx.ModelProto:
+    """Read a model from a path, bytes or a ModelProto and check it.
+
+    Raises ModelError naming the file when it is missing, not ONNX, or fails the checker.
+    """
+    if isinstance(model, onnx.ModelProto):
+        proto, where = model, "model"
+    elif isinstance(model, bytes):
+        proto, where = _parse(model, "model bytes"), "model bytes"
+    else:
+        path = Path(model)
+        where = str(path)
+        if not path.exists():
+            raise ModelError(f"{where}: no such file")
+        if path.is_dir():
+            raise ModelError(f"{where}: is a directory, expected an .onnx file")
+        proto = _parse(path.read_bytes(), where)
+        if any(t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
+               for t in proto.graph.initializer):
+            onnx.load_external_data_for_model(proto, str(path.parent))
+    if check:
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+            raise ModelError(f"{where}: fails the ONNX checker: {first}") from None
+    return proto
+
+
+def _parse(data: bytes, where: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception:
+        raise ModelError(f"{where}: not an ONNX model (cannot parse the protobuf)") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelError(f"{where}: not an ONNX model (no graph)")
+    return proto
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape inference that never fails: an incomplete result is still useful."""
+    try:
+        return shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                            data_prop=True)
+    except Exception:
+        return model
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Graph:
+    """Index over a GraphProto: initializers, producers and consumers of each tensor."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.opset = opset_of(model)
+        self.initializers: dict[str, onnx.TensorProto] = {
+            t.name: t for t in self.graph.initializer}
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for node in self.graph.node:
+            for o in node.output:
+                if o:
+                    self.producer[o] = node
+            for i in node.input:
+                if i:
+                    self.consumers[i].append(node)
+        self.input_names = [i.name for i in self.graph.input if i.name not in self.initializers]
+        self.output_names = [o.name for o in self.graph.output]
+        self._constants: dict[str, np.ndarray] = {}
+        for node in self.graph.node:
+            if node.op_type == "Constant" and len(node.output) == 1:
+                value = _constant_value(node)
+                if value is not None:
+                    self._constants[node.output[0]] = value
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.initializers or name in self._constants
+
+    def constant(self, name: str) -> np.ndarray:
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        return self._constants[name]
+
+    def value_shape(self, name: str) -> list[int | str | None] | None:
+        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
+            if v.name == name and v.type.HasField("tensor_type"):
+                tt = v.type.tensor_type
+                if not tt.HasField("shape"):
+                    return None
+                return [d.dim_value if d.HasField("dim_value") else
+                        (d.dim_param or None) for d in tt.shape.dim]
+        return None
+
+    def value_elem_type(self, name: str) -> int | None:
+        if name in self.initializers:
+            return self.initializers[name].data_type
+        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
+            if v.name == name and v.type.HasField("tensor_type"):
+                return v.type.tensor_type.elem_type
+        return None
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for a in node.attribute:
+        if a.name == "value":
+            return numpy_helper.to_array(a.t)
+        if a.name == "value_float":
+            return np.array(a.f, dtype=np.float32)
+        if a.name == "value_floats":
+            return np.array(list(a.floats), dtype=np.float32)
+        if a.name == "value_int":
+            return np.array(a.i, dtype=np.int64)
+        if a.name == "value_ints":
+            return np.array(list(a.ints), dtype=np.int64)
+    return None
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """Node attributes as Python values (strings decoded, tensors as numpy arrays)."""
+    out: dict[str, object] = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode() for x in v]
+        elif isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        out[a.name] = v
+    return out

@@ -1,0 +1,110 @@
+"""Quantized MatMul / Gemm reference, and the exact integer product shared by conv and matmul."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import Requant
+from .registry import register
+
+# Largest integer below which every float64 partial sum is exact.
+_FLOAT64_EXACT = float(2**53)
+
+
+def wrap_int32(acc: np.ndarray) -> np.ndarray:
+    """Wrap int64 accumulators to int32 modulo 2^32, as int32 hardware accumulators do (O1)."""
+    return np.asarray(acc, dtype=np.int64).astype(np.int32)
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer ``a @ b`` (numpy broadcasting) returned as int64.
+
+    When ``K * max|a| * max|b| < 2^53`` every partial sum is an integer below 2^53, so the
+    BLAS float64 product is exact and is used for speed; otherwise numpy's int64 matmul is
+    used (which itself wraps modulo 2^64, far beyond any int8/int16 accumulation).
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    k = a.shape[-1]
+    amax = int(np.abs(a).max()) if a.size else 0
+    bmax = int(np.abs(b).max()) if b.size else 0
+    if float(k) * amax * bmax < _FLOAT64_EXACT:
+        return np.rint(np.matmul(a.astype(np.float64), b.astype(np.float64))).astype(np.int64)
+    return np.matmul(a, b)
+
+
+@register("MatMul")
+def matmul(a: np.ndarray, b: np.ndarray, *, a_zero_point: int,
+           b_zero_point: int | np.ndarray, bias: np.ndarray | None = None,
+           requant: Requant | None = None) -> np.ndarray:
+    """Quantized matrix product (O2), numpy ``matmul`` broadcasting.
+
+    Parameters
+    ----------
+    a
+        Integer array (..., M, K) or (K,); uint8/int8/uint16/int16.
+    b
+        Integer array (K, N) or batched (..., K, N).
+    a_zero_point
+        Zero point of `a` (per tensor).
+    b_zero_point
+        Zero point of `b`: a scalar or one per column (length N, the last axis of `b`).
+    bias
+        Optional int32 bias, one per column, at scale s_a * s_b.
+    requant
+        If None the int32 accumulators are returned; otherwise they are requantized by
+        ``requant.apply`` with per-column scales along the last axis (R1)-(R4).
+
+    Returns
+    -------
+    np.ndarray
+        int32 accumulators, or ``requant.out_dtype`` values.
+
+    Examples
+    --------
+    >>> a = np.array([[130, 128]], np.uint8); b = np.array([[2], [-1]], np.int8)
+    >>> matmul(a, b, a_zero_point=128, b_zero_point=0).tolist()
+    [[4]]
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape[-1] != b.shape[-2 if b.ndim >= 2 else -1]:
+        raise ValueError(f"matmul: inner dimensions differ, a {a.shape} and b {b.shape}")
+    zb = np.asarray(b_zero_point, dtype=np.int64)
+    if zb.ndim > 1 or (zb.ndim == 1 and b.ndim >= 2 and zb.shape[0] != b.shape[-1]):
+        raise ValueError(f"matmul: b_zero_point of shape {zb.shape} does not match b {b.shape}")
+    acc = exact_matmul(a.astype(np.int64) - int(a_zero_point), b.astype(np.int64) - zb)
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64)
+    acc32 = wrap_int32(acc)
+    if requant is None:
+        return acc32
+    return requant.apply(acc32, channel_axis=-1)
+
+
+@register("Gemm")
+def gemm(a: np.ndarray, b: np.ndarray, *, a_zero_point: int, b_zero_point: int | np.ndarray,
+         bias: np.ndarray | None = None, requant: Requant | None = None,
+         trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """Quantized ONNX Gemm with alpha = beta = 1: ``matmul(A', B', ...)`` (O2).
+
+    `a` is (M, K) or (K, M) with `trans_a`; `b` is (K, N) or (N, K) with `trans_b` (the
+    usual storage of fully connected weights). Per-channel `b_zero_point`, `bias` and the
+    requantization scales run along N.
+
+    Examples
+    --------
+    >>> a = np.array([[1, 2]], np.int8); w = np.array([[3, 4]], np.int8)
+    >>> gemm(a, w, a_zero_point=0, b_zero_point=0, trans_b=True).tolist()
+    [[11]]
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"gemm: operands must be 2-d, got {a.shape} and {b.shape}")
+    if trans_a:
+        a = a.T
+    if trans_b:
+        b = b.T
+    return matmul(a, b, a_zero_point=a_zero_point, b_zero_point=b_zero_point, bias=bias,
+                  requant=requant)

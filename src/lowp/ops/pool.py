@@ -1,0 +1,179 @@
+"""Quantized pooling reference: MaxPool, AveragePool, GlobalAveragePool (1D/2D/3D)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..fixedpoint import RequantMode, requant_scale, requantize
+from .layout import Layout, from_channels_first, to_channels_first
+from .linear import wrap_int32
+from .registry import register
+
+
+def pool_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+                      pads: Sequence[int], dilations: Sequence[int],
+                      ceil_mode: bool) -> tuple[int, ...]:
+    """Spatial output size of a pooling window (O6).
+
+    out = floor_or_ceil((in + pad_begin + pad_end - ((k - 1) d + 1)) / s) + 1; in ceil mode
+    a last window that would start at or after ``in + pad_begin`` (wholly in the end
+    padding) is dropped, as PyTorch and ONNX Runtime do.
+    """
+    r = len(in_shape)
+    out = []
+    for i in range(r):
+        span = (kernel[i] - 1) * dilations[i] + 1
+        num = in_shape[i] + pads[i] + pads[i + r] - span
+        if num < 0:
+            raise ValueError(f"pool: window extent {span} exceeds padded input on axis {i}")
+        o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
+        if ceil_mode and (o - 1) * strides[i] >= in_shape[i] + pads[i]:
+            o -= 1
+        out.append(o)
+    return tuple(out)
+
+
+def _windows(xc: np.ndarray, fill: int, kernel: Sequence[int], strides: Sequence[int],
+             pads: Sequence[int], dilations: Sequence[int],
+             out_shape: Sequence[int]) -> np.ndarray:
+    """All window taps of channels-first `xc`: (prod(kernel), N, C, *out).
+
+    Taps outside the input (padding, or the ceil-mode overhang) hold `fill`.
+    """
+    r = len(kernel)
+    widths = []
+    for i in range(r):
+        need = (out_shape[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+        extra = max(0, need - (xc.shape[2 + i] + pads[i] + pads[i + r]))
+        widths.append((pads[i], pads[i + r] + extra))
+    xp = np.pad(xc, [(0, 0), (0, 0)] + widths, constant_values=fill)
+    taps = []
+    for offs in itertools.product(*(range(k) for k in kernel)):
+        sl = tuple(slice(o * d, o * d + (l - 1) * s + 1, s)
+                   for o, d, s, l in zip(offs, dilations, strides, out_shape, strict=True))
+        taps.append(xp[(slice(None), slice(None)) + sl])
+    return np.stack(taps, axis=0)
+
+
+def _geometry(x: np.ndarray, kernel_shape: Sequence[int], strides: Sequence[int] | None,
+              pads: Sequence[int] | None, dilations: Sequence[int] | None,
+              ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    r = x.ndim - 2
+    if r not in (1, 2, 3) or len(kernel_shape) != r:
+        raise ValueError(f"pool: kernel {tuple(kernel_shape)} does not fit input {x.shape}")
+    k = tuple(int(v) for v in kernel_shape)
+    s = tuple(strides) if strides is not None else (1,) * r
+    p = tuple(pads) if pads is not None else (0,) * (2 * r)
+    d = tuple(dilations) if dilations is not None else (1,) * r
+    if len(s) != r or len(d) != r or len(p) != 2 * r:
+        raise ValueError("pool: strides/dilations need one entry per spatial axis and pads two")
+    return k, s, p, d
+
+
+@register("MaxPool")
+def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int] | None = None,
+             pads: Sequence[int] | None = None, dilations: Sequence[int] | None = None,
+             ceil_mode: bool = False, layout: Layout = Layout.CHANNELS_FIRST) -> np.ndarray:
+    """Quantized MaxPool (O7): the maximum of the in-bounds taps; same qparams in and out.
+
+    Max commutes with the monotone dequantization, so no requantization is needed;
+    padded positions never win (ONNX semantics). Output dtype and layout are those of `x`.
+
+    Examples
+    --------
+    >>> x = np.array([[[3, 9, 1, 4]]], np.int8)
+    >>> max_pool(x, kernel_shape=[2], strides=[2]).tolist()
+    [[[9, 4]]]
+    """
+    x = np.asarray(x)
+    k, s, p, d = _geometry(x, kernel_shape, strides, pads, dilations)
+    xc = to_channels_first(x, layout)
+    out_shape = pool_output_shape(xc.shape[2:], k, s, p, d, ceil_mode)
+    lowest = int(np.iinfo(np.int64).min)
+    taps = _windows(xc.astype(np.int64), lowest, k, s, p, d, out_shape)
+    y = taps.max(axis=0).astype(x.dtype)
+    return np.ascontiguousarray(from_channels_first(y, layout))
+
+
+@register("AveragePool")
+def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: float,
+                 y_zero_point: int, qmin: int, qmax: int, kernel_shape: Sequence[int],
+                 strides: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+                 dilations: Sequence[int] | None = None, count_include_pad: bool = False,
+                 ceil_mode: bool = False, layout: Layout = Layout.CHANNELS_FIRST,
+                 mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
+    """Quantized AveragePool (O8)-(O9).
+
+    For each output position: ``acc = wrap_int32(sum over counted taps of (x - zx))`` and
+    ``count`` = number of taps inside the input, or (count_include_pad) inside the padded
+    input ``[-pad_begin, in + pad_end)`` (taps in the ceil-mode overhang never count);
+    then ``y = requantize(acc, M, zy, qmin, qmax)`` with
+    ``M = float32(float32(float32(s_x) / float32(s_y)) / float32(count))`` (R2)/(R4).
+    Padded taps are 0 in the sum. Output dtype and layout are those of `x`.
+
+    Examples
+    --------
+    >>> x = np.array([[[10, 20, 31, 40]]], np.uint8)
+    >>> average_pool(x, x_zero_point=0, x_scale=1.0, y_scale=1.0, y_zero_point=0, qmin=0,
+    ...              qmax=255, kernel_shape=[2], strides=[2]).tolist()
+    [[[15, 36]]]
+    """
+    x = np.asarray(x)
+    k, s, p, d = _geometry(x, kernel_shape, strides, pads, dilations)
+    xc = to_channels_first(x, layout)
+    spatial = xc.shape[2:]
+    out_shape = pool_output_shape(spatial, k, s, p, d, ceil_mode)
+    taps = _windows(xc.astype(np.int64) - int(x_zero_point), 0, k, s, p, d, out_shape)
+    acc = wrap_int32(taps.sum(axis=0))
+    # Counts depend only on geometry: pool a ones array of a single image and channel.
+    ones = np.ones((1, 1) + tuple(spatial), dtype=np.int64)
+    if count_include_pad:
+        # padded area counts, the ceil-mode overhang does not
+        r = len(k)
+        padded = np.pad(ones, [(0, 0), (0, 0)] + [(p[i], p[i + r]) for i in range(r)],
+                        constant_values=1)
+        count = _windows(padded, 0, k, s, (0,) * (2 * r), d, out_shape).sum(axis=0)
+    else:
+        count = _windows(ones, 0, k, s, p, d, out_shape).sum(axis=0)
+    return _requant_mean(acc, count, x_scale, y_scale, y_zero_point, qmin, qmax, mode,
+                         x.dtype, layout)
+
+
+@register("GlobalAveragePool")
+def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: float,
+                        y_zero_point: int, qmin: int, qmax: int,
+                        layout: Layout = Layout.CHANNELS_FIRST,
+                        mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
+    """Quantized GlobalAveragePool (O8)-(O9) with the window = all spatial positions.
+
+    Output keeps the spatial axes with size 1, e.g. (N, C, 1, 1) or (N, 1, 1, C).
+
+    Examples
+    --------
+    >>> x = np.array([[[1, 2, 3, 5]]], np.int8)
+    >>> global_average_pool(x, x_zero_point=0, x_scale=1.0, y_scale=1.0, y_zero_point=0,
+    ...                     qmin=-128, qmax=127).tolist()
+    [[[3]]]
+    """
+    x = np.asarray(x)
+    xc = to_channels_first(x, layout)
+    axes = tuple(range(2, xc.ndim))
+    acc = wrap_int32((xc.astype(np.int64) - int(x_zero_point)).sum(axis=axes, keepdims=True))
+    count = np.array(int(np.prod(xc.shape[2:])), dtype=np.int64)
+    return _requant_mean(acc, count, x_scale, y_scale, y_zero_point, qmin, qmax, mode,
+                         x.dtype, layout)
+
+
+def _requant_mean(acc: np.ndarray, count: np.ndarray, x_scale: float, y_scale: float,
+                  y_zero_point: int, qmin: int, qmax: int, mode: RequantMode,
+                  dtype: np.dtype, layout: Layout) -> np.ndarray:
+    """(O9): requantize channels-first sums with M = float32(float32(sx / sy) / count)."""
+    ratio = requant_scale(x_scale, 1.0, y_scale)                 # float32(s_x / s_y)
+    # A window with no counted tap has sum 0; divide by 1 to keep M finite.
+    cnt = np.maximum(count, 1).astype(np.float32)
+    m = (ratio / cnt).astype(np.float32)
+    y = requantize(acc, m, y_zero_point, qmin, qmax, mode).astype(dtype)
+    return np.ascontiguousarray(from_channels_first(y, layout))

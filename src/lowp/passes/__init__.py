@@ -1,0 +1,1 @@
+"""Model passes: canonicalize -> annotate -> calibrate -> insert QDQ -> verify."""

@@ -1,0 +1,214 @@
+"""Annotate: decide WHAT to quantize — which nodes, and a spec per tensor.
+
+Rules are data: one `OpRule` per operator type in `RULES`. Output qparams are either the
+operator's own (calibrated) or shared with its first input (pure data movement, max pooling),
+so that those operators run on integers with no requantization at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import onnx
+from onnx import TensorProto
+
+from ..config import Config
+from ..ir.graph import Graph, attributes
+
+
+class OutputQParams(enum.Enum):
+    OWN = "own"          # calibrated for this tensor
+    SHARED = "shared"    # same as the first activation input (exact integer data movement)
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """How one operator type is quantized."""
+
+    activation_inputs: tuple[int, ...] | None = (0,)   # None: every input
+    weight_input: int | None = None
+    weight_axis: Callable[[onnx.NodeProto, Graph], int | None] | None = None
+    bias_input: int | None = None
+    output: OutputQParams = OutputQParams.OWN
+    applies: Callable[[onnx.NodeProto, Graph], bool] = lambda node, graph: True
+
+
+def _conv_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
+    return 0
+
+
+def _gemm_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
+    return 0 if attributes(node).get("transB", 0) else 1
+
+
+def _matmul_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
+    return -1 if graph.constant(node.input[1]).ndim >= 2 else None
+
+
+def _gemm_plain(node: onnx.NodeProto, graph: Graph) -> bool:
+    a = attributes(node)
+    return float(a.get("alpha", 1.0)) == 1.0 and float(a.get("beta", 1.0)) == 1.0  # type: ignore[arg-type]
+
+
+def _nearest_resize(node: onnx.NodeProto, graph: Graph) -> bool:
+    return attributes(node).get("mode", "nearest") == "nearest"
+
+
+def _zero_pad(node: onnx.NodeProto, graph: Graph) -> bool:
+    a = attributes(node)
+    if a.get("mode", "constant") != "constant":
+        return True
+    if len(node.input) > 2 and node.input[2]:
+        return graph.is_constant(node.input[2]) and float(graph.constant(node.input[2])) == 0.0
+    return float(a.get("value", 0.0)) == 0.0  # type: ignore[arg-type]
+
+
+_SHARED = OpRule(output=OutputQParams.SHARED)
+_UNARY = OpRule()
+
+RULES: dict[str, OpRule] = {
+    "Conv": OpRule(weight_input=1, weight_axis=_conv_axis, bias_input=2),
+    "Gemm": OpRule(weight_input=1, weight_axis=_gemm_axis, bias_input=2, applies=_gemm_plain),
+    "MatMul": OpRule(weight_input=1, weight_axis=_matmul_axis),
+    "Add": OpRule(activation_inputs=None),
+    "Mul": OpRule(activation_inputs=None),
+    "Concat": OpRule(activation_inputs=None),
+    "AveragePool": _UNARY,
+    "GlobalAveragePool": _UNARY,
+    "MaxPool": _SHARED,
+    "GlobalMaxPool": _SHARED,
+    "Reshape": _SHARED,
+    "Flatten": _SHARED,
+    "Transpose": _SHARED,
+    "Squeeze": _SHARED,
+    "Unsqueeze": _SHARED,
+    "Slice": _SHARED,
+    "Resize": OpRule(output=OutputQParams.SHARED, applies=_nearest_resize),
+    "Pad": OpRule(output=OutputQParams.SHARED, applies=_zero_pad),
+    "Sigmoid": _UNARY, "Tanh": _UNARY, "HardSwish": _UNARY, "HardSigmoid": _UNARY,
+    "LeakyRelu": _UNARY, "Gelu": _UNARY, "Relu": _UNARY, "Clip": _UNARY, "Elu": _UNARY,
+    "Softplus": _UNARY,
+}
+
+# Activations that vanish into the producer's output quantization (zero point == qmin).
+_FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
+_FUSING_PRODUCERS = {"Conv", "Gemm", "MatMul", "Add"}
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    node: str
+    axis: int | None            # None: per tensor
+
+
+@dataclass(frozen=True)
+class BiasSpec:
+    node: str
+    input: str                  # activation tensor whose scale multiplies
+    weight: str                 # weight tensor whose scale multiplies
+
+
+@dataclass
+class Annotation:
+    """The decision of what is quantized and how; produced once, read by later passes."""
+
+    nodes: list[str] = field(default_factory=list)          # quantized node names
+    activations: list[str] = field(default_factory=list)    # tensors with their own qparams
+    shared: dict[str, str] = field(default_factory=dict)    # tensor -> tensor it copies
+    weights: dict[str, WeightSpec] = field(default_factory=dict)
+    biases: dict[str, BiasSpec] = field(default_factory=dict)
+    fused: dict[str, str] = field(default_factory=dict)     # removed act node -> its input
+
+    def qparams_source(self, tensor: str) -> str:
+        """The tensor whose calibrated qparams `tensor` uses."""
+        seen = set()
+        while tensor in self.shared and tensor not in seen:
+            seen.add(tensor)
+            tensor = self.shared[tensor]
+        return tensor
+
+    def quantized_tensors(self) -> list[str]:
+        return list(dict.fromkeys([*self.activations, *self.shared]))
+
+
+def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
+    """Decide which nodes and tensors are quantized under `config`."""
+    graph = Graph(model)
+    ann = Annotation()
+    act: dict[str, None] = {}
+    for node in model.graph.node:
+        rule = RULES.get(node.op_type)
+        if (rule is None or node.domain not in ("", "ai.onnx")
+                or node.op_type not in config.quantize_op_types
+                or node.op_type in config.exclude_op_types
+                or node.name in config.exclude_nodes
+                or not rule.applies(node, graph)):
+            continue
+        act_idx = (range(len(node.input)) if rule.activation_inputs is None
+                   else rule.activation_inputs)
+        act_inputs = [node.input[i] for i in act_idx if i < len(node.input) and node.input[i]]
+        weight = (node.input[rule.weight_input]
+                  if rule.weight_input is not None and rule.weight_input < len(node.input)
+                  else None)
+        if weight is not None and not graph.is_constant(weight):
+            act_inputs.append(weight)      # e.g. MatMul of two activations
+            weight = None
+        if weight is not None and graph.value_elem_type(weight) != TensorProto.FLOAT:
+            continue
+        if not all(_is_float(graph, t) for t in act_inputs) or not node.output:
+            continue
+        if not all(_is_float(graph, o) for o in node.output[:1]):
+            continue
+        ann.nodes.append(node.name)
+        for t in act_inputs:
+            act.setdefault(t)
+        if weight is not None:
+            axis = rule.weight_axis(node, graph) if rule.weight_axis else None
+            ann.weights[weight] = WeightSpec(node.name, axis)
+            if rule.bias_input is not None and rule.bias_input < len(node.input):
+                bias = node.input[rule.bias_input]
+                if bias and graph.is_constant(bias) and graph.constant(bias).ndim == 1:
+                    ann.biases[bias] = BiasSpec(node.name, node.input[0], weight)
+        out = node.output[0]
+        if rule.output is OutputQParams.SHARED and act_inputs:
+            ann.shared[out] = act_inputs[0]
+        else:
+            act.setdefault(out)
+    if not config.resolved_target().activation_symmetric:
+        _fuse_activations(model, graph, ann, act)
+    ann.activations = [t for t in act if t not in ann.shared]
+    return ann
+
+
+def _fuse_activations(model: onnx.ModelProto, graph: Graph, ann: Annotation,
+                      act: dict[str, None]) -> None:
+    """Relu / Clip(0, b) after a quantized producer are absorbed by its output's Q node."""
+    quantized = set(ann.nodes)
+    for node in model.graph.node:
+        if node.op_type not in _FUSABLE_ACTIVATIONS or node.name not in quantized:
+            continue
+        if node.op_type == "Clip" and not _clip_from_zero(node, graph):
+            continue
+        src = node.input[0]
+        producer = graph.producer.get(src)
+        if (producer is None or producer.op_type not in _FUSING_PRODUCERS
+                or producer.name not in quantized or len(graph.consumers[src]) != 1
+                or src in graph.output_names or src in ann.shared):
+            continue
+        ann.fused[node.name] = src
+        ann.nodes.remove(node.name)
+        act.pop(src, None)         # the producer's output takes the activation's qparams
+
+
+def _clip_from_zero(node: onnx.NodeProto, graph: Graph) -> bool:
+    a = attributes(node)
+    if len(node.input) > 1 and node.input[1]:
+        return graph.is_constant(node.input[1]) and float(graph.constant(node.input[1])) == 0.0
+    return float(a.get("min", float("-inf"))) == 0.0  # type: ignore[arg-type]
+
+
+def _is_float(graph: Graph, name: str) -> bool:
+    t = graph.value_elem_type(name)
+    return t is None or t == TensorProto.FLOAT

@@ -1,0 +1,95 @@
+"""Calibrate: run the float model on data with ONNX Runtime and stream every annotated
+tensor into observers (pass 1: min/max; pass 2, for histogram methods: fixed-edge histograms)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from tqdm import tqdm
+
+from ..calib import CalibrationTable, HistogramObserver, MinMaxObserver
+from ..config import CalibMethod, Config
+from ..inputs import InputSpec, batches
+from ..errors import DataError
+from ..ir.graph import Graph
+
+
+def expose_tensors(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` whose graph outputs also include `names`."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    present = {o.name for o in out.graph.output}
+    for name in names:
+        if name not in present:
+            out.graph.output.append(onnx.helper.make_tensor_value_info(
+                name, onnx.TensorProto.FLOAT, None))
+            present.add(name)
+    return out
+
+
+def float_session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.ndarray],
+              inputs: list[InputSpec], config: Config, *, progress: bool = True
+              ) -> CalibrationTable:
+    """Observe `tensors` over `data`; return a table with statistics and chosen ranges."""
+    graph = Graph(model)
+    constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
+    runtime = [t for t in tensors if t not in constants]
+    session = float_session(expose_tensors(model, runtime))
+    table = CalibrationTable()
+
+    minmax = {t: MinMaxObserver(t) for t in runtime}
+    for outputs in _run(session, runtime, data, inputs, config, progress, "calibrate min/max"):
+        for t, v in outputs.items():
+            minmax[t].update(v)
+    if config.method is not CalibMethod.MINMAX:
+        hists = {t: HistogramObserver.from_minmax(minmax[t], num_bins=config.num_bins)
+                 for t in runtime}
+        for outputs in _run(session, runtime, data, inputs, config, progress,
+                            f"calibrate {config.method.value} histograms"):
+            for t, v in outputs.items():
+                hists[t].update(v)
+        stats: dict[str, MinMaxObserver | HistogramObserver] = dict(hists)
+    else:
+        stats = dict(minmax)
+    for t, value in constants.items():
+        obs = MinMaxObserver(t)
+        obs.update(np.asarray(value, dtype=np.float32))
+        stats[t] = obs
+    for t in tensors:
+        table.add(t, stats[t], method=config.method if t not in constants
+                  else CalibMethod.MINMAX, num_quantized_bins=config.num_quantized_bins,
+                  percentile=config.percentile)
+    return table
+
+
+def _run(session: ort.InferenceSession, names: list[str], data: Mapping[str, np.ndarray],
+         inputs: list[InputSpec], config: Config, progress: bool, label: str
+         ) -> Iterator[dict[str, np.ndarray]]:
+    n = next(iter(data.values())).shape[0]
+    feeds = list(batches(data, inputs, config.batch_size))
+    bar = tqdm(total=n, desc=label, unit="sample", disable=not progress, leave=False)
+    try:
+        for feed in feeds:
+            t0 = time.perf_counter()
+            try:
+                values = session.run(names, feed)
+            except Exception as e:
+                raise DataError(f"the float model failed on the calibration data: "
+                                f"{str(e).strip().splitlines()[0]}") from None
+            bar.update(next(iter(feed.values())).shape[0])
+            bar.set_postfix_str(f"{(time.perf_counter() - t0) * 1e3:.1f} ms/batch")
+            yield dict(zip(names, values, strict=True))
+    finally:
+        bar.close()

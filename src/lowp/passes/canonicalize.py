@@ -1,0 +1,179 @@
+"""Canonicalize a float model: opset >= 13, constants as initializers, constant folding,
+BatchNormalization folded into the preceding Conv/Gemm."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, version_converter
+
+from ..errors import ModelError
+from ..ir.graph import MIN_OPSET, Graph, attributes, infer_shapes, opset_of
+from ..ir.names import NameAllocator
+
+_NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                 "Multinomial", "Bernoulli", "If", "Loop", "Scan"}
+_MAX_FOLD_ELEMENTS = 1 << 24
+
+
+def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a canonical copy of `model` (the input is not modified)."""
+    model = upgrade_opset(model)
+    model = name_nodes(model)
+    model = constants_to_initializers(model)
+    model = fold_constants(model)
+    model = fold_batch_norm(model)
+    return infer_shapes(model)
+
+
+def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Convert models below opset 13 (needed for per-channel QDQ) to opset 13."""
+    if opset_of(model) >= MIN_OPSET:
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        return out
+    try:
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as e:
+        raise ModelError(f"cannot upgrade the model from opset {opset_of(model)} to "
+                         f"{MIN_OPSET}: {str(e).strip().splitlines()[0]}") from None
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every unnamed node a unique name: errors and reports refer to nodes by name."""
+    names = NameAllocator.for_model(model)
+    seen: set[str] = set()
+    for node in model.graph.node:
+        if not node.name or node.name in seen:
+            node.name = names.fresh(f"{node.op_type}_{len(seen)}")
+        seen.add(node.name)
+    return model
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    g = Graph(model)
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and g.is_constant(node.output[0]):
+            model.graph.initializer.append(
+                numpy_helper.from_array(g.constant(node.output[0]), node.output[0]))
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Evaluate nodes whose inputs are all initializers, once, and store their outputs."""
+    from onnx.reference import ReferenceEvaluator
+
+    inits = {t.name for t in model.graph.initializer}
+    graph_outputs = {o.name for o in model.graph.output}
+    keep = []
+    for node in model.graph.node:
+        ins = [i for i in node.input if i]
+        if (node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDABLE or not ins
+                or not all(i in inits for i in ins)
+                or any(o in graph_outputs for o in node.output)):
+            keep.append(node)
+            continue
+        values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+                  if t.name in ins}
+        if sum(v.size for v in values.values()) > _MAX_FOLD_ELEMENTS:
+            keep.append(node)
+            continue
+        try:
+            sub = helper.make_model(
+                helper.make_graph(
+                    [node], "fold", [],
+                    [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
+                     for o in node.output if o],
+                    initializer=[numpy_helper.from_array(v, k) for k, v in values.items()]),
+                opset_imports=list(model.opset_import))
+            results = ReferenceEvaluator(sub).run(None, {})
+        except Exception:
+            keep.append(node)
+            continue
+        for name, value in zip([o for o in node.output if o], results, strict=True):
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+            inits.add(name)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return _drop_unused_initializers(model)
+
+
+def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Conv -> BatchNormalization (inference) becomes one Conv with adjusted weights/bias."""
+    g = Graph(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    removed: set[int] = set()
+    renames: dict[str, str] = {}
+    for bn in model.graph.node:
+        if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
+            continue
+        conv = g.producer.get(bn.input[0])
+        if (conv is None or conv.op_type != "Conv" or len(g.consumers[bn.input[0]]) != 1
+                or bn.input[0] in g.output_names
+                or not all(i in inits for i in bn.input[1:5])
+                or conv.input[1] not in inits
+                or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits)):
+            continue
+        eps = float(attributes(bn).get("epsilon", 1e-5))  # type: ignore[arg-type]
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[i]).astype(np.float32)
+                                  for i in bn.input[1:5])
+        w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float32)
+        b = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float32)
+             if len(conv.input) > 2 and conv.input[2] else np.zeros(w.shape[0], np.float32))
+        factor = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
+        w_new = (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        b_new = ((b - mean) * factor + beta).astype(np.float32)
+        w_name = conv.input[1] + "_bnfold"
+        b_name = (conv.input[2] if len(conv.input) > 2 and conv.input[2]
+                  else conv.name + "_bias") + "_bnfold"
+        model.graph.initializer.append(numpy_helper.from_array(w_new, w_name))
+        model.graph.initializer.append(numpy_helper.from_array(b_new, b_name))
+        inits[w_name] = model.graph.initializer[-2]
+        inits[b_name] = model.graph.initializer[-1]
+        new_inputs = [conv.input[0], w_name, b_name]
+        del conv.input[:]
+        conv.input.extend(new_inputs)
+        renames[bn.input[0]] = bn.output[0]
+        removed.add(id(bn))
+    if not removed:
+        return model
+    keep = [n for n in model.graph.node if id(n) not in removed]
+    for n in keep:
+        for k, o in enumerate(n.output):
+            if o in renames:
+                n.output[k] = renames[o]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return _drop_unused_initializers(model)
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    used = {i for n in model.graph.node for i in n.input}
+    used |= {o.name for o in model.graph.output}
+    used |= _subgraph_inputs(model.graph)
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    graph_inputs = [i for i in model.graph.input
+                    if i.name in used or i.name not in {t.name for t in keep}]
+    del model.graph.input[:]
+    model.graph.input.extend(graph_inputs)
+    # value_info of folded-away tensors is harmless; shape inference refreshes it
+    return model
+
+
+def _subgraph_inputs(graph: onnx.GraphProto) -> set[str]:
+    names: set[str] = set()
+    for n in graph.node:
+        for a in n.attribute:
+            subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+            for sg in subs:
+                for sn in sg.node:
+                    names.update(sn.input)
+                names |= _subgraph_inputs(sg)
+    return names

@@ -1,0 +1,113 @@
+"""Backends: who computes the heavy integer operators (numpy reference or native kernels).
+
+A backend turns prepacked weights into a callable once, at load time; the lowering calls
+`conv` / `matmul` and the session calls what they return on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import LowpError
+from ..fixedpoint import Requant
+from ..ops.conv import conv as qconv
+from ..ops.linear import matmul as qmatmul
+from ..ops.layout import Layout
+
+ConvFn = Callable[[np.ndarray, Layout], np.ndarray]
+MatMulFn = Callable[[np.ndarray], np.ndarray]
+
+
+class ReferenceBackend:
+    """The numpy reference operators: the specification, slow and simple."""
+
+    name = "reference"
+    conv_layouts: tuple[Layout, ...] = (Layout.CHANNELS_FIRST, Layout.CHANNELS_LAST)
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
+    def conv(self, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point: int,
+             x_dtype: np.dtype, w_zero_point: int | np.ndarray, requant: Requant,
+             strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
+             group: int) -> ConvFn:
+        def run(x: np.ndarray, layout: Layout) -> np.ndarray:
+            return qconv(x, w, bias, x_zero_point=x_zero_point,
+                                 w_zero_point=w_zero_point, requant=requant, strides=strides,
+                                 pads=pads, dilations=dilations, group=group, layout=layout)
+        return run
+
+    def matmul(self, b: np.ndarray, bias: np.ndarray | None, *, a_zero_point: int,
+               a_dtype: np.dtype, b_zero_point: int | np.ndarray, requant: Requant
+               ) -> MatMulFn:
+        def run(a: np.ndarray) -> np.ndarray:
+            return qmatmul(a, b, a_zero_point=a_zero_point,
+                                     b_zero_point=b_zero_point, bias=bias, requant=requant)
+        return run
+
+
+class NativeBackend(ReferenceBackend):
+    """lowp's C++ kernels (per-ISA microkernels, prepacked weights); channels-last."""
+
+    name = "native"
+    conv_layouts = (Layout.CHANNELS_LAST,)
+
+    def __init__(self, threads: int = 0) -> None:
+        super().__init__(threads)
+        from . import native_backend
+        self._nb = native_backend
+
+    def conv(self, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point: int,
+             x_dtype: np.dtype, w_zero_point: int | np.ndarray, requant: Requant,
+             strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
+             group: int) -> ConvFn:
+        if not self._nb.supports_conv(w=w, x_dtype=x_dtype, requant=requant):
+            return super().conv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
+                                w_zero_point=w_zero_point, requant=requant, strides=strides,
+                                pads=pads, dilations=dilations, group=group)
+        kernel = self._nb.NativeConv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
+                                     w_zero_point=w_zero_point, requant=requant,
+                                     strides=strides, pads=pads, dilations=dilations,
+                                     group=group, threads=self.threads)
+
+        def run(x: np.ndarray, layout: Layout) -> np.ndarray:
+            if layout is not Layout.CHANNELS_LAST:
+                x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+                return np.moveaxis(kernel(x), -1, 1)
+            return kernel(x)
+        return run
+
+    def matmul(self, b: np.ndarray, bias: np.ndarray | None, *, a_zero_point: int,
+               a_dtype: np.dtype, b_zero_point: int | np.ndarray, requant: Requant
+               ) -> MatMulFn:
+        if not self._nb.supports_matmul(b=b, a_dtype=a_dtype, requant=requant):
+            return super().matmul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
+                                  b_zero_point=b_zero_point, requant=requant)
+        kernel = self._nb.NativeMatMul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
+                                       b_zero_point=b_zero_point, requant=requant,
+                                       threads=self.threads)
+        return kernel  # type: ignore[no-any-return]
+
+
+def native_available() -> bool:
+    try:
+        from . import native_backend
+    except ImportError:
+        return False
+    return bool(getattr(native_backend, "NativeConv", None))
+
+
+def make_backend(name: str, threads: int = 0) -> ReferenceBackend:
+    """'reference', 'native', or 'auto' (native when the extension is present)."""
+    if name == "auto":
+        name = "native" if native_available() else "reference"
+    if name == "reference":
+        return ReferenceBackend(threads)
+    if name == "native":
+        if not native_available():
+            raise LowpError("the native backend is not available (the C++ extension did "
+                            "not build or import); use backend='reference'")
+        return NativeBackend(threads)
+    raise LowpError(f"unknown backend '{name}'; choose auto, native or reference")

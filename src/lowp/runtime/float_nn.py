@@ -1,0 +1,778 @@
+"""Numpy float implementations of the ONNX neural-network ops: conv, pooling, norms, resize, RNNs.
+
+Registered into FLOAT_OPS (see float_registry for the calling convention). Convolution is
+im2col + one batched matmul per group; pooling reduces strided window views; Resize is
+separable (one 1-D interpolation per resized axis), which equals ONNX Runtime's n-linear and
+cubic formulas up to float32 rounding and is exact for nearest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from itertools import product
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
+
+Pads = tuple[list[int], list[int]]
+
+
+def _f(x: np.ndarray) -> np.ndarray:
+    return x.astype(compute_dtype(x), copy=False)
+
+
+def _ints(v: Sequence[int] | np.ndarray | None, n: int, default: int) -> list[int]:
+    return [default] * n if v is None or len(v) == 0 else [int(a) for a in v]
+
+
+# --- geometry shared by conv and pooling --------------------------------------------------
+
+
+def _auto_pads(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
+               d: Sequence[int], pads: Sequence[int] | None, auto_pad: str) -> Pads:
+    """Begin and end pads per spatial axis for explicit pads or auto_pad."""
+    nd = len(in_sp)
+    if auto_pad in ("NOTSET", ""):
+        p = _ints(pads, 2 * nd, 0)
+        return p[:nd], p[nd:]
+    if auto_pad == "VALID":
+        return [0] * nd, [0] * nd
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise unsupported(op, f"auto_pad={auto_pad!r}")
+    begin, end = [], []
+    for i in range(nd):
+        out = -(-in_sp[i] // s[i])
+        total = max(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in_sp[i])
+        small, big = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else big)
+        end.append(big if auto_pad == "SAME_UPPER" else small)
+    return begin, end
+
+
+def _windows(xp: np.ndarray, k: Sequence[int], s: Sequence[int], d: Sequence[int],
+             out: Sequence[int]) -> np.ndarray:
+    """View (N, C, *out, *k) of the windows of the padded input `xp` (N, C, *spatial)."""
+    nd = len(k)
+    ext = [(k[i] - 1) * d[i] + 1 for i in range(nd)]
+    v = sliding_window_view(xp, ext, axis=tuple(range(2, 2 + nd)))
+    pos = tuple(slice(0, (out[i] - 1) * s[i] + 1, s[i]) for i in range(nd))
+    win = tuple(slice(None, None, d[i]) for i in range(nd))
+    return v[(slice(None), slice(None)) + pos + win]
+
+
+def _pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
+                 value: Any = 0) -> np.ndarray:
+    if not any(begin) and not any(end):
+        return x
+    widths = [(0, 0), (0, 0)] + [(int(b), int(e)) for b, e in zip(begin, end, strict=True)]
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+# --- convolution --------------------------------------------------------------------------
+
+
+@register
+def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
+         dilations: Sequence[int] | None = None, group: int = 1,
+         kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+         strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    xf, wf = _f(x), _f(w)
+    n, c = x.shape[:2]
+    in_sp = x.shape[2:]
+    nd = len(in_sp)
+    k = list(w.shape[2:])
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    begin, end = _auto_pads("Conv", in_sp, k, s, d, pads, auto_pad)
+    out = [(in_sp[i] + begin[i] + end[i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(nd)]
+    m, g = w.shape[0], group
+    kk = c // g * int(np.prod(k))
+    p = int(np.prod(out))
+    if all(v == 1 for v in k + s) and not any(begin) and not any(end):
+        cols = xf.reshape(n, g, kk, p)
+    else:
+        win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
+        win = win.reshape((n, g, c // g) + win.shape[2:])
+        order = (0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))
+        cols = win.transpose(order).reshape(n, g, kk, p)
+    y = np.matmul(wf.reshape(1, g, m // g, kk), cols).reshape((n, m) + tuple(out))
+    if b is not None:
+        y += _f(b).reshape((1, m) + (1,) * nd)
+    return y.astype(x.dtype, copy=False)
+
+
+@register
+def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                  auto_pad: str = "NOTSET", dilations: Sequence[int] | None = None,
+                  group: int = 1, kernel_shape: Sequence[int] | None = None,
+                  output_padding: Sequence[int] | None = None,
+                  output_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+                  strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    xf, wf = _f(x), _f(w)
+    n, c = x.shape[:2]
+    in_sp = x.shape[2:]
+    nd = len(in_sp)
+    k = list(w.shape[2:])
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    adj = _ints(output_padding, nd, 0)
+    g = group
+    mg = w.shape[1]
+    ext = [(k[i] - 1) * d[i] + 1 for i in range(nd)]
+    full = [(in_sp[i] - 1) * s[i] + ext[i] + adj[i] for i in range(nd)]
+    if output_shape is not None and len(output_shape) > 0:
+        shape = [int(v) for v in output_shape][-nd:]
+        total = [max(0, full[i] - shape[i]) for i in range(nd)]
+        if auto_pad == "SAME_UPPER":
+            begin = [t - t // 2 for t in total]
+        else:
+            begin = [t // 2 for t in total]
+        end = [total[i] - begin[i] for i in range(nd)]
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max(0, full[i] - in_sp[i] * s[i]) for i in range(nd)]
+        if auto_pad == "SAME_UPPER":
+            begin = [t // 2 for t in total]
+        else:
+            begin = [t - t // 2 for t in total]
+        end = [total[i] - begin[i] for i in range(nd)]
+    else:
+        begin, end = _auto_pads("ConvTranspose", in_sp, k, s, d, pads, auto_pad)
+    out = [full[i] - begin[i] - end[i] for i in range(nd)]
+    # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
+    kk = mg * int(np.prod(k))
+    wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
+    cols = np.matmul(wg[None], xf.reshape(n, g, c // g, -1))
+    cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
+    size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
+    buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
+    for offs in product(*(range(v) for v in k)):
+        dst = tuple(slice(offs[i] * d[i], offs[i] * d[i] + (in_sp[i] - 1) * s[i] + 1, s[i])
+                    for i in range(nd))
+        buf[(slice(None), slice(None)) + dst] += cols[(slice(None), slice(None)) + offs]
+    y = buf[(slice(None), slice(None)) + tuple(slice(begin[i], begin[i] + out[i])
+                                               for i in range(nd))]
+    if b is not None:
+        y = y + _f(b).reshape((1, -1) + (1,) * nd)
+    return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+# --- pooling ------------------------------------------------------------------------------
+
+
+def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
+                   d: Sequence[int], pads: Sequence[int] | None, auto_pad: str,
+                   ceil_mode: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(begin pads, end pads, extra end pads for ceil_mode windows, output size)."""
+    nd = len(in_sp)
+    begin, end = _auto_pads(op, in_sp, k, s, d, pads, auto_pad)
+    out, extra = [], []
+    for i in range(nd):
+        ext = (k[i] - 1) * d[i] + 1
+        num = in_sp[i] + begin[i] + end[i] - ext
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-in_sp[i] // s[i])
+        elif ceil_mode:
+            o = -(-num // s[i]) + 1
+            # The last window must start inside the input or the begin padding.
+            if (o - 1) * s[i] >= in_sp[i] + begin[i]:
+                o -= 1
+        else:
+            o = num // s[i] + 1
+        out.append(o)
+        extra.append(max(0, (o - 1) * s[i] + ext - (in_sp[i] + begin[i] + end[i])))
+    return begin, end, extra, out
+
+
+def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: Any,
+                  dilations: Any, pads: Any, auto_pad: str, ceil_mode: int,
+                  value: Any) -> tuple[np.ndarray, list[int], list[int], list[int], list[int]]:
+    nd = x.ndim - 2
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    begin, end, extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad, ceil_mode)
+    xp = _pad_spatial(x, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], value)
+    return _windows(xp, k, s, d, out), begin, s, d, out
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    if np.issubdtype(dtype, np.floating):
+        return -np.inf
+    return np.iinfo(dtype).min
+
+
+@register
+def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
+            pads: Sequence[int] | None = None, storage_order: int = 0,
+            strides: Sequence[int] | None = None, num_outputs: int = 1, **_: Any) -> OpResult:
+    nd = x.ndim - 2
+    win, begin, s, d, out = _pool_windows("MaxPool", x, kernel_shape, strides, dilations,
+                                          pads, auto_pad, ceil_mode, _lowest(x.dtype))
+    red = tuple(range(2 + nd, 2 + 2 * nd))
+    y = win.max(axis=red)
+    if num_outputs < 2:
+        return y
+    # Indices: flat position in the unpadded input of each window's (first) maximum.
+    flat = win.reshape(win.shape[:2 + nd] + (-1,)).argmax(axis=-1)
+    offs = np.unravel_index(flat, [int(v) for v in kernel_shape])
+    n, c = x.shape[:2]
+    in_sp = x.shape[2:]
+    coords = []
+    for i in range(nd):
+        o = np.arange(out[i]).reshape((1, 1) + tuple(-1 if j == i else 1 for j in range(nd)))
+        coords.append(o * s[i] + offs[i] * d[i] - begin[i])
+    if storage_order and nd == 2:
+        spatial = coords[1] * in_sp[0] + coords[0]
+    else:
+        spatial = np.ravel_multi_index(tuple(coords), in_sp, mode="clip")
+    base = (np.arange(n).reshape(-1, 1) * c + np.arange(c).reshape(1, -1))
+    base = base.reshape((n, c) + (1,) * nd) * int(np.prod(in_sp))
+    return y, (base + spatial).astype(np.int64)
+
+
+@register
+def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+                count_include_pad: int = 0, dilations: Sequence[int] | None = None,
+                kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
+                strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    nd = x.ndim - 2
+    xf = _f(x)
+    win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
+                                auto_pad, ceil_mode, 0)
+    red = tuple(range(2 + nd, 2 + 2 * nd))
+    total = win.sum(axis=red)
+    # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
+                                            auto_pad, ceil_mode)
+    ones = np.ones((1, 1) + x.shape[2:], dtype=xf.dtype)
+    if count_include_pad:
+        ones = _pad_spatial(ones, begin, end, 1)
+        cnt = _pad_spatial(ones, [0] * nd, extra, 0)
+    else:
+        cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
+    counts = _windows(cnt, k, s, d, out).sum(axis=red)
+    return (total / counts).astype(x.dtype, copy=False)
+
+
+@register
+def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+           dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
+           p: int = 2, pads: Sequence[int] | None = None,
+           strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    nd = x.ndim - 2
+    win, *_geom = _pool_windows("LpPool", np.abs(_f(x)) ** p, kernel_shape, strides, dilations,
+                                pads, auto_pad, ceil_mode, 0)
+    y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) ** (1.0 / p)
+    return y.astype(x.dtype, copy=False)
+
+
+@register
+def GlobalAveragePool(x: np.ndarray, **_: Any) -> np.ndarray:
+    axes = tuple(range(2, x.ndim))
+    return _f(x).mean(axis=axes, keepdims=True).astype(x.dtype, copy=False)
+
+
+@register
+def GlobalMaxPool(x: np.ndarray, **_: Any) -> np.ndarray:
+    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+@register
+def GlobalLpPool(x: np.ndarray, *, p: int = 2, **_: Any) -> np.ndarray:
+    axes = tuple(range(2, x.ndim))
+    y = (np.abs(_f(x)) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
+    return y.astype(x.dtype, copy=False)
+
+
+# --- normalization ------------------------------------------------------------------------
+
+
+def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    return _f(v).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+@register
+def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
+                       var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
+                       training_mode: int = 0, **_: Any) -> np.ndarray:
+    if training_mode:
+        raise unsupported("BatchNormalization", "training_mode=1")
+    xf = _f(x)
+    dt = xf.dtype.type
+    inv = _channel(scale, x.ndim) / np.sqrt(_channel(var, x.ndim) + dt(epsilon))
+    y = (xf - _channel(mean, x.ndim)) * inv + _channel(bias, x.ndim)
+    return y.astype(x.dtype, copy=False)
+
+
+@register
+def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
+                          epsilon: float = 1e-5, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    axes = tuple(range(2, x.ndim))
+    mean = xf.mean(axis=axes, keepdims=True)
+    var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (xf - mean) / np.sqrt(var + xf.dtype.type(epsilon))
+    return (y * _channel(scale, x.ndim) + _channel(bias, x.ndim)).astype(x.dtype, copy=False)
+
+
+@register
+def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None, *,
+                       axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
+                       **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xf = _f(x)
+    ax = axis + x.ndim if axis < 0 else axis
+    axes = tuple(range(ax, x.ndim))
+    mean = xf.mean(axis=axes, keepdims=True)
+    var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
+    inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))
+    y = (xf - mean) * inv * _f(scale)
+    if bias is not None:
+        y = y + _f(bias)
+    return y.astype(x.dtype, copy=False), mean, inv
+
+
+@register
+def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
+                       epsilon: float = 1e-5, num_groups: int, opset: int = 21,
+                       stash_type: int = 1, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    n, c = x.shape[:2]
+    grouped = xf.reshape(n, num_groups, -1)
+    mean = grouped.mean(axis=2, keepdims=True)
+    var = ((grouped - mean) ** 2).mean(axis=2, keepdims=True)
+    y = ((grouped - mean) / np.sqrt(var + xf.dtype.type(epsilon))).reshape(x.shape)
+    if opset < 21:  # scale and bias per group
+        sc = np.repeat(_f(scale), c // num_groups)
+        bi = np.repeat(_f(bias), c // num_groups)
+    else:
+        sc, bi = _f(scale), _f(bias)
+    return (y * _channel(sc, x.ndim) + _channel(bi, x.ndim)).astype(x.dtype, copy=False)
+
+
+@register
+def LRN(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
+        size: int, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    c = x.shape[1]
+    sq = np.pad(xf**2, [(0, 0), ((size - 1) // 2, size - 1 - (size - 1) // 2)]
+                + [(0, 0)] * (x.ndim - 2))
+    acc = sum(sq[:, i:i + c] for i in range(size))
+    dt = xf.dtype.type
+    return (xf / (dt(bias) + dt(alpha / size) * acc) ** dt(beta)).astype(x.dtype, copy=False)
+
+
+# --- resize -------------------------------------------------------------------------------
+
+
+def _source_coords(mode: str, out_len: int, in_len: int, scale: np.float32,
+                   roi_start: float, roi_end: float) -> np.ndarray:
+    """Input coordinate of each output index, in float32 like ONNX Runtime."""
+    f = np.float32
+    x = np.arange(out_len, dtype=np.float32)
+    lr, lo = f(out_len), f(in_len)
+    if mode == "half_pixel":
+        return (x + f(0.5)) / scale - f(0.5)
+    if mode == "half_pixel_symmetric":
+        adjustment = lr / (scale * lo)
+        offset = lo / f(2) * (f(1) - adjustment)
+        return offset + (x + f(0.5)) / scale - f(0.5)
+    if mode == "pytorch_half_pixel":
+        return (x + f(0.5)) / scale - f(0.5) if out_len > 1 else np.zeros_like(x)
+    if mode == "asymmetric":
+        return x / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (x + f(0.5)) / scale
+    if mode == "align_corners":
+        return np.zeros_like(x) if out_len == 1 else x * (lo - f(1)) / (lr - f(1))
+    if mode == "tf_crop_and_resize":
+        if out_len == 1:
+            return np.full_like(x, 0.5 * (roi_start + roi_end) * (in_len - 1))
+        return (f(roi_start) * (lo - f(1))
+                + x * f(roi_end - roi_start) * (lo - f(1)) / (lr - f(1))).astype(np.float32)
+    raise unsupported("Resize", f"coordinate_transformation_mode={mode!r}")
+
+
+def _nearest_index(coords: np.ndarray, nearest_mode: str, in_len: int, downsample: bool
+                   ) -> np.ndarray:
+    if nearest_mode == "round_prefer_floor":
+        idx = np.where(coords == np.floor(coords) + 0.5, np.floor(coords), np.round(coords))
+    elif nearest_mode == "round_prefer_ceil":
+        idx = np.where(coords == np.floor(coords) + 0.5, np.ceil(coords), np.round(coords))
+    elif nearest_mode == "floor":
+        idx = np.floor(coords)
+    elif nearest_mode == "ceil":
+        idx = np.ceil(coords)
+    elif nearest_mode == "simple":  # Resize-10 and Upsample
+        idx = np.ceil(coords) if downsample else np.trunc(coords)
+    else:
+        raise unsupported("Resize", f"nearest_mode={nearest_mode!r}")
+    return np.clip(idx.astype(np.int64), 0, in_len - 1)
+
+
+def _cubic_coeffs(t: np.ndarray, a: float) -> np.ndarray:
+    """Keys cubic weights (4 per coordinate) for fractional offsets `t`, shape (..., 4)."""
+    a32 = np.float32(a)
+    t = np.abs(t)
+
+    def far(u: np.ndarray) -> np.ndarray:
+        return ((a32 * u - 5 * a32) * u + 8 * a32) * u - 4 * a32
+
+    def near(u: np.ndarray) -> np.ndarray:
+        return ((a32 + 2) * u - (a32 + 3)) * u * u + 1
+
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=-1)
+
+
+def _resize_axis(x: np.ndarray, axis: int, coords: np.ndarray, mode: str,
+                 nearest_mode: str, downsample: bool, cubic_a: float,
+                 exclude_outside: int) -> np.ndarray:
+    n = x.shape[axis]
+    if mode == "nearest":
+        return np.take(x, _nearest_index(coords, nearest_mode, n, downsample), axis=axis)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    if mode == "linear":
+        c = np.clip(coords, 0, n - 1)
+        i0 = np.minimum(c.astype(np.int64), n - 1)
+        i1 = np.minimum(i0 + 1, n - 1)
+        w1 = (c - i0).astype(np.float32)
+        w0 = np.where(i0 == i1, np.float32(0.5), 1 - w1).astype(np.float32)
+        w1 = np.where(i0 == i1, np.float32(0.5), w1).astype(np.float32)
+        return (np.take(x, i0, axis=axis) * w0.reshape(shape)
+                + np.take(x, i1, axis=axis) * w1.reshape(shape))
+    if mode == "cubic":
+        base = np.floor(coords).astype(np.int64)
+        w = _cubic_coeffs((coords - base).astype(np.float32), cubic_a)
+        idx = base[:, None] + np.arange(-1, 3)[None, :]
+        if exclude_outside:
+            w = np.where((idx >= 0) & (idx < n), w, 0)
+            w = w / w.sum(axis=1, keepdims=True)
+        idx = np.clip(idx, 0, n - 1)
+        y = np.zeros(1, dtype=x.dtype)
+        for j in range(4):
+            y = y + np.take(x, idx[:, j], axis=axis) * w[:, j].astype(np.float32).reshape(shape)
+        return y
+    raise unsupported("Resize", f"mode={mode!r}")
+
+
+def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
+            roi: list[float] | None, *, mode: str, coordinate_transformation_mode: str,
+            nearest_mode: str, cubic_coeff_a: float = -0.75, exclude_outside: int = 0,
+            extrapolation_value: float = 0.0, keep_aspect_ratio_policy: str = "stretch",
+            axes: list[int] | None = None) -> np.ndarray:
+    rank = x.ndim
+    ax = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    in_shape = [x.shape[a] for a in ax]
+    if sizes is not None:
+        if keep_aspect_ratio_policy == "stretch":
+            sc = [np.float32(o) / np.float32(i) for o, i in zip(sizes, in_shape, strict=True)]
+            out = list(sizes)
+        elif keep_aspect_ratio_policy in ("not_larger", "not_smaller"):
+            ratios = [np.float32(o) / np.float32(i) for o, i in zip(sizes, in_shape, strict=True)]
+            r = min(ratios) if keep_aspect_ratio_policy == "not_larger" else max(ratios)
+            sc = [np.float32(r)] * len(ax)
+            out = [int(math.floor(float(r) * i + 0.5)) for i in in_shape]
+        else:
+            raise unsupported("Resize", f"keep_aspect_ratio_policy={keep_aspect_ratio_policy!r}")
+    elif scales is not None:
+        sc = [np.float32(v) for v in scales]
+        out = [int(np.float32(v) * np.float32(i)) for v, i in zip(sc, in_shape, strict=True)]
+    else:
+        raise unsupported("Resize", "neither scales nor sizes given")
+    tf_crop = coordinate_transformation_mode == "tf_crop_and_resize"
+    work = x if mode == "nearest" else _f(x)
+    outside: list[np.ndarray] = []
+    for j, a in enumerate(ax):
+        if not tf_crop and out[j] == in_shape[j] and sc[j] == 1:
+            continue
+        r0 = roi[j] if roi else 0.0
+        r1 = roi[j + len(ax)] if roi else 1.0
+        coords = _source_coords(coordinate_transformation_mode, out[j], in_shape[j], sc[j],
+                                r0, r1)
+        if tf_crop:
+            bad = (coords < 0) | (coords > in_shape[j] - 1)
+            shape = [1] * rank
+            shape[a] = -1
+            outside.append(bad.reshape(shape))
+        work = _resize_axis(work, a, coords, mode, nearest_mode, bool(sc[j] < 1),
+                            cubic_coeff_a, exclude_outside)
+    if outside:
+        mask = outside[0]
+        for m in outside[1:]:
+            mask = mask | m
+        work = np.where(mask, np.asarray(extrapolation_value).astype(work.dtype), work)
+    return np.ascontiguousarray(work).astype(x.dtype, copy=False)
+
+
+def _opt_list(v: np.ndarray | None) -> list[float] | None:
+    if v is None or np.asarray(v).size == 0:
+        return None
+    return [float(a) for a in np.asarray(v).reshape(-1)]
+
+
+@register
+def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | None = None,
+           sizes: np.ndarray | None = None, *, antialias: int = 0,
+           axes: Sequence[int] | None = None,
+           coordinate_transformation_mode: str = "half_pixel", cubic_coeff_a: float = -0.75,
+           exclude_outside: int = 0, extrapolation_value: float = 0.0,
+           keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
+           nearest_mode: str = "round_prefer_floor", opset: int = 13, **_: Any) -> np.ndarray:
+    if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
+        return _resize(x, _opt_list(roi), None, None, mode=mode,
+                       coordinate_transformation_mode="asymmetric", nearest_mode="simple")
+    size_list = _opt_list(sizes)
+    sc = _opt_list(scales)
+    if antialias and mode != "nearest" and (
+            (sc is not None and min(sc) < 1)
+            or (size_list is not None and any(
+                s < i for s, i in zip(size_list, x.shape if axes is None
+                                      else [x.shape[a] for a in axes], strict=True)))):
+        raise unsupported("Resize", "antialias=1 when downsampling")
+    return _resize(x, sc, None if size_list is None else [int(s) for s in size_list],
+                   _opt_list(roi), mode=mode,
+                   coordinate_transformation_mode=coordinate_transformation_mode,
+                   nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a,
+                   exclude_outside=exclude_outside, extrapolation_value=extrapolation_value,
+                   keep_aspect_ratio_policy=keep_aspect_ratio_policy,
+                   axes=None if axes is None else [int(a) for a in axes])
+
+
+@register
+def Upsample(x: np.ndarray, scales: np.ndarray | Sequence[float], *, mode: str = "nearest",
+             **_: Any) -> np.ndarray:
+    sc = _opt_list(np.asarray(scales))  # an attribute of the same name before opset 9
+    if mode == "bilinear":
+        mode = "linear"
+    return _resize(x, sc, None, None, mode=mode, coordinate_transformation_mode="asymmetric",
+                   nearest_mode="simple")
+
+
+# --- recurrent ----------------------------------------------------------------------------
+
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+# Activations that take alpha/beta, with the spec's defaults.
+_ACT_PARAMS: dict[str, tuple[float, float]] = {
+    "affine": (1.0, 0.0), "leakyrelu": (0.01, 0.0), "thresholdedrelu": (1.0, 0.0),
+    "scaledtanh": (1.0, 1.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, 0.0),
+}
+
+
+def _activation(name: str, alpha: float, beta: float) -> ActFn:
+    n = name.lower()
+    f = np.float32
+    table: dict[str, ActFn] = {
+        "sigmoid": lambda v: (1 / (1 + np.exp(-v))).astype(v.dtype),
+        "tanh": np.tanh,
+        "relu": lambda v: np.maximum(v, 0),
+        "affine": lambda v: f(alpha) * v + f(beta),
+        "leakyrelu": lambda v: np.where(v >= 0, v, f(alpha) * v),
+        "thresholdedrelu": lambda v: np.where(v > alpha, v, 0).astype(v.dtype),
+        "scaledtanh": lambda v: f(alpha) * np.tanh(f(beta) * v),
+        "hardsigmoid": lambda v: np.clip(f(alpha) * v + f(beta), 0, 1),
+        "elu": lambda v: np.where(v >= 0, v, f(alpha) * np.expm1(np.minimum(v, 0))),
+        "softsign": lambda v: v / (1 + np.abs(v)),
+        "softplus": lambda v: np.logaddexp(v, 0),
+    }
+    if n not in table:
+        raise unsupported("RNN", f"activation {name!r}")
+    return table[n]
+
+
+def _activations(op: str, names: Sequence[str] | None, defaults: list[str], num_dirs: int,
+                 alphas: Sequence[float] | None, betas: Sequence[float] | None
+                 ) -> list[list[ActFn]]:
+    """Per direction, the op's activation functions (alpha/beta consumed in order)."""
+    names = list(names) if names else defaults * num_dirs
+    if len(names) == len(defaults) and num_dirs == 2:
+        names = names * 2
+    al, be = list(alphas or []), list(betas or [])
+    fns = []
+    for name in names:
+        a, b = _ACT_PARAMS.get(name.lower(), (0.0, 0.0))
+        if name.lower() in _ACT_PARAMS:
+            a = al.pop(0) if al else a
+            b = be.pop(0) if be else b
+        fns.append(_activation(name, a, b))
+    per = len(defaults)
+    return [fns[i * per:(i + 1) * per] for i in range(num_dirs)]
+
+
+StepFn = Callable[[np.ndarray, list[np.ndarray]], list[np.ndarray]]
+
+
+def _run_direction(xw: np.ndarray, states: list[np.ndarray], lens: np.ndarray, reverse: bool,
+                   step: StepFn) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Run `step` over time; xw is (seq, batch, gates) with the input projection done.
+
+    Batch entries past their sequence length keep their state and output zeros; the reverse
+    direction runs each entry's valid prefix backwards.
+    """
+    seq, batch = xw.shape[:2]
+    t_idx = np.arange(seq)[:, None]
+    valid = t_idx < lens[None, :]
+    src = np.where(valid, lens[None, :] - 1 - t_idx, t_idx) if reverse else \
+        np.broadcast_to(t_idx, (seq, batch))
+    bidx = np.arange(batch)
+    ys = np.zeros((seq, batch, states[0].shape[-1]), dtype=xw.dtype)
+    for t in range(seq):
+        new = step(xw[src[t], bidx], states)
+        keep = valid[t][:, None]
+        states = [np.where(keep, n, s) for n, s in zip(new, states, strict=True)]
+        ys[src[t], bidx] = np.where(keep, states[0], 0)
+    return ys, states
+
+
+def _rnn_common(op: str, x: np.ndarray, seq_lens: np.ndarray | None,
+                initial: list[np.ndarray | None], direction: str, layout: int,
+                hidden: int) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray, int,
+                                      list[bool]]:
+    if layout:
+        x = x.transpose(1, 0, 2)
+        initial = [None if s is None else s.transpose(1, 0, 2) for s in initial]
+    seq, batch = x.shape[:2]
+    lens = np.full(batch, seq, np.int64) if seq_lens is None else seq_lens.astype(np.int64)
+    if direction == "forward":
+        revs = [False]
+    elif direction == "reverse":
+        revs = [True]
+    elif direction == "bidirectional":
+        revs = [False, True]
+    else:
+        raise unsupported(op, f"direction={direction!r}")
+    return _f(x), initial, lens, seq, revs
+
+
+def _rnn_outputs(ys: list[np.ndarray], finals: list[list[np.ndarray]], layout: int,
+                 dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    y = np.stack(ys, axis=1)  # (seq, dirs, batch, hidden)
+    outs = [np.stack([f[i] for f in finals], axis=0) for i in range(len(finals[0]))]
+    if layout:
+        y = y.transpose(2, 0, 1, 3)
+        outs = [o.transpose(1, 0, 2) for o in outs]
+    return tuple(np.ascontiguousarray(a).astype(dtype, copy=False) for a in [y, *outs])
+
+
+def _clip(v: np.ndarray, clip: float | None) -> np.ndarray:
+    return v if clip is None else np.clip(v, -clip, clip)
+
+
+@register
+def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
+         sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None,
+         initial_c: np.ndarray | None = None, p: np.ndarray | None = None, *,
+         activation_alpha: Sequence[float] | None = None,
+         activation_beta: Sequence[float] | None = None,
+         activations: Sequence[str] | None = None, clip: float | None = None,
+         direction: str = "forward", hidden_size: int | None = None, input_forget: int = 0,
+         layout: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+    h = r.shape[-1]
+    xf, (h0, c0), lens, _seq, revs = _rnn_common("LSTM", x, sequence_lens,
+                                                 [initial_h, initial_c], direction, layout, h)
+    batch = xf.shape[1]
+    acts = _activations("LSTM", activations, ["Sigmoid", "Tanh", "Tanh"], len(revs),
+                        activation_alpha, activation_beta)
+    ys, finals = [], []
+    for di, rev in enumerate(revs):
+        wd, rd = _f(w[di]), _f(r[di])
+        bias = np.zeros(4 * h, xf.dtype) if b is None else _f(b[di, :4 * h] + b[di, 4 * h:])
+        pi, po, pf = (np.zeros(h, xf.dtype),) * 3 if p is None else np.split(_f(p[di]), 3)
+        f_act, g_act, h_act = acts[di]
+
+        def step(xw_t: np.ndarray, st: list[np.ndarray], rd: np.ndarray = rd,
+                 pi: np.ndarray = pi, po: np.ndarray = po, pf: np.ndarray = pf,
+                 f_act: ActFn = f_act, g_act: ActFn = g_act, h_act: ActFn = h_act
+                 ) -> list[np.ndarray]:
+            hp, cp = st
+            gates = xw_t + hp @ rd.T
+            gi, go, gf, gc = np.split(gates, 4, axis=1)
+            i = f_act(_clip(gi + pi * cp, clip))
+            f = 1 - i if input_forget else f_act(_clip(gf + pf * cp, clip))
+            c = f * cp + i * g_act(_clip(gc, clip))
+            o = f_act(_clip(go + po * c, clip))
+            return [o * h_act(c), c]
+
+        st = [np.zeros((batch, h), xf.dtype) if s is None else _f(s[di]) for s in (h0, c0)]
+        y, fin = _run_direction(xf @ wd.T + bias, st, lens, rev, step)
+        ys.append(y)
+        finals.append(fin)
+    return _rnn_outputs(ys, finals, layout, x.dtype)
+
+
+@register
+def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
+        sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
+        activation_alpha: Sequence[float] | None = None,
+        activation_beta: Sequence[float] | None = None,
+        activations: Sequence[str] | None = None, clip: float | None = None,
+        direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
+        linear_before_reset: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+    h = r.shape[-1]
+    xf, (h0,), lens, _seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
+                                              layout, h)
+    batch = xf.shape[1]
+    acts = _activations("GRU", activations, ["Sigmoid", "Tanh"], len(revs), activation_alpha,
+                        activation_beta)
+    ys, finals = [], []
+    for di, rev in enumerate(revs):
+        wd, rd = _f(w[di]), _f(r[di])
+        wb, rb = (np.zeros(3 * h, xf.dtype),) * 2 if b is None else np.split(_f(b[di]), 2)
+        f_act, g_act = acts[di]
+        rz, rr, rh = np.split(rd, 3)
+        rbz, rbr, rbh = np.split(rb, 3)
+
+        def step(xw_t: np.ndarray, st: list[np.ndarray], rz: np.ndarray = rz,
+                 rr: np.ndarray = rr, rh: np.ndarray = rh, rbz: np.ndarray = rbz,
+                 rbr: np.ndarray = rbr, rbh: np.ndarray = rbh, f_act: ActFn = f_act,
+                 g_act: ActFn = g_act) -> list[np.ndarray]:
+            (hp,) = st
+            xz, xr, xh = np.split(xw_t, 3, axis=1)
+            z = f_act(_clip(xz + hp @ rz.T + rbz, clip))
+            rg = f_act(_clip(xr + hp @ rr.T + rbr, clip))
+            if linear_before_reset:
+                hh = g_act(_clip(xh + rg * (hp @ rh.T + rbh), clip))
+            else:
+                hh = g_act(_clip(xh + (rg * hp) @ rh.T + rbh, clip))
+            return [(1 - z) * hh + z * hp]
+
+        st = [np.zeros((batch, h), xf.dtype) if h0 is None else _f(h0[di])]
+        y, fin = _run_direction(xf @ wd.T + wb, st, lens, rev, step)
+        ys.append(y)
+        finals.append(fin)
+    return _rnn_outputs(ys, finals, layout, x.dtype)
+
+
+@register
+def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
+        sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
+        activation_alpha: Sequence[float] | None = None,
+        activation_beta: Sequence[float] | None = None,
+        activations: Sequence[str] | None = None, clip: float | None = None,
+        direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
+        **_: Any) -> tuple[np.ndarray, ...]:
+    h = r.shape[-1]
+    xf, (h0,), lens, _seq, revs = _rnn_common("RNN", x, sequence_lens, [initial_h], direction,
+                                              layout, h)
+    batch = xf.shape[1]
+    acts = _activations("RNN", activations, ["Tanh"], len(revs), activation_alpha,
+                        activation_beta)
+    ys, finals = [], []
+    for di, rev in enumerate(revs):
+        wd, rd = _f(w[di]), _f(r[di])
+        bias = np.zeros(h, xf.dtype) if b is None else _f(b[di, :h] + b[di, h:])
+        (f_act,) = acts[di]
+
+        def step(xw_t: np.ndarray, st: list[np.ndarray], rd: np.ndarray = rd,
+                 f_act: ActFn = f_act) -> list[np.ndarray]:
+            return [f_act(_clip(xw_t + st[0] @ rd.T, clip))]
+
+        st = [np.zeros((batch, h), xf.dtype) if h0 is None else _f(h0[di])]
+        y, fin = _run_direction(xf @ wd.T + bias, st, lens, rev, step)
+        ys.append(y)
+        finals.append(fin)
+    return _rnn_outputs(ys, finals, layout, x.dtype)

@@ -1,0 +1,879 @@
+"""Numpy float implementations of ONNX operators: elementwise math, reductions, data movement.
+
+Each op is a plain function named after the ONNX op type, inputs positional, attributes as
+keywords with the spec's defaults (see float_registry for the calling convention). The data
+movement ops also work on integer arrays, because the engine runs them on quantized tensors.
+Convolution, pooling, normalization, resize and recurrent ops live in float_nn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from onnx import helper
+
+from lowp.runtime.float_registry import (
+    FLOAT_OPS,
+    OpFn,
+    OpResult,
+    compute_dtype,
+    register,
+    unsupported,
+)
+
+__all__ = ["FLOAT_OPS", "OpFn", "OpResult"]
+
+
+def _axes_list(axes: np.ndarray | Sequence[int] | None) -> list[int] | None:
+    if axes is None:
+        return None
+    return [int(a) for a in np.asarray(axes).reshape(-1)]
+
+
+def _norm_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _as(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Result `x` in the dtype of `like` (float ops compute in float32 for float16)."""
+    return np.asarray(x).astype(like.dtype, copy=False)
+
+
+def _f(x: np.ndarray) -> np.ndarray:
+    return x.astype(compute_dtype(x), copy=False)
+
+
+# --- activations and unary math ------------------------------------------------------------
+
+
+@register
+def Relu(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+@register
+def Clip(x: np.ndarray, min: np.ndarray | float | None = None,
+         max: np.ndarray | float | None = None, **_: Any) -> np.ndarray:
+    # Before opset 11 min/max were attributes of the same names; they bind here all the same.
+    lo, hi = min, max
+    y = x
+    if lo is not None:
+        y = np.maximum(y, np.asarray(lo).astype(x.dtype))
+    if hi is not None:
+        y = np.minimum(y, np.asarray(hi).astype(x.dtype))
+    return np.array(y, dtype=x.dtype, copy=y is x)
+
+
+@register
+def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    # Split by sign so that exp never overflows.
+    e = np.exp(-np.abs(xf))
+    return _as(np.where(xf >= 0, 1 / (1 + e), e / (1 + e)), x)
+
+
+@register
+def HardSigmoid(x: np.ndarray, *, alpha: float = 0.2, beta: float = 0.5, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    dt = xf.dtype.type
+    return _as(np.clip(dt(alpha) * xf + dt(beta), 0, 1), x)
+
+
+@register
+def HardSwish(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    dt = xf.dtype.type
+    return _as(xf * np.clip(xf * dt(1 / 6) + dt(0.5), 0, 1), x)
+
+
+@register
+def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(np.tanh(_f(x)), x)
+
+
+@register
+def LeakyRelu(x: np.ndarray, *, alpha: float = 0.01, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(np.where(xf >= 0, xf, xf * xf.dtype.type(alpha)), x)
+
+
+@register
+def PRelu(x: np.ndarray, slope: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(np.where(x >= 0, x, x * slope), x)
+
+
+@register
+def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(np.where(xf > 0, xf, xf.dtype.type(alpha) * np.expm1(np.minimum(xf, 0))), x)
+
+
+@register
+def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
+         gamma: float = 1.05070102214813232421875, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    dt = xf.dtype.type
+    neg = dt(alpha) * np.expm1(np.minimum(xf, 0))
+    return _as(dt(gamma) * np.where(xf > 0, xf, neg), x)
+
+
+@register
+def Celu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    dt = xf.dtype.type
+    return _as(np.maximum(xf, 0) + np.minimum(0, dt(alpha) * np.expm1(xf / dt(alpha))), x)
+
+
+@register
+def ThresholdedRelu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    return _as(np.where(x > alpha, x, 0), x)
+
+
+@register
+def Softplus(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(np.logaddexp(xf, 0), x)
+
+
+@register
+def Softsign(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(xf / (1 + np.abs(xf)), x)
+
+
+@register
+def Mish(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(xf * np.tanh(np.logaddexp(xf, 0)), x)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf evaluated in float64 (scipy when present, else the math module per element)."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - scipy is optional
+        return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
+    return np.asarray(erf(x.astype(np.float64)))
+
+
+@register
+def Erf(x: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(_erf(x), x)
+
+
+@register
+def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
+    xf = x.astype(np.float64)
+    if approximate == "none":
+        y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
+    elif approximate == "tanh":
+        y = 0.5 * xf * (1 + np.tanh(math.sqrt(2 / math.pi) * (xf + 0.044715 * xf**3)))
+    else:
+        raise unsupported("Gelu", f"approximate={approximate!r}")
+    return _as(y, x)
+
+
+def _unary(name: str, fn: Any) -> None:
+    def op(x: np.ndarray, **_: Any) -> np.ndarray:
+        return _as(fn(_f(x)), x)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"ONNX {name}, computed in float32 (float64 for float64 inputs)."
+    register(op)
+
+
+for _name, _fn in [("Sqrt", np.sqrt), ("Exp", np.exp), ("Log", np.log), ("Sin", np.sin),
+                   ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
+                   ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
+                   ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]:
+    _unary(_name, _fn)
+
+
+@register
+def Reciprocal(x: np.ndarray, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    return _as(xf.dtype.type(1) / xf, x)
+
+
+@register
+def Neg(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.negative(x)
+
+
+@register
+def Abs(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.abs(x)
+
+
+@register
+def Sign(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.sign(x)
+
+
+@register
+def Floor(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.floor(x)
+
+
+@register
+def Ceil(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.ceil(x)
+
+
+@register
+def Round(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.round(x)  # half to even, as the spec says
+
+
+@register
+def IsNaN(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.isnan(x)
+
+
+@register
+def IsInf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1,
+          **_: Any) -> np.ndarray:
+    return (np.isposinf(x) & bool(detect_positive)) | (np.isneginf(x) & bool(detect_negative))
+
+
+# --- binary and variadic elementwise ------------------------------------------------------
+
+
+@register
+def Add(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(a + b, a)
+
+
+@register
+def Sub(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(a - b, a)
+
+
+@register
+def Mul(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(a * b, a)
+
+
+@register
+def Div(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.integer):
+        # C semantics: integer division truncates toward zero.
+        q = np.abs(a) // np.abs(b)
+        return _as(np.where((a < 0) != (b < 0), -q, q), a)
+    return _as(a / b, a)
+
+
+@register
+def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
+    if fmod or np.issubdtype(a.dtype, np.floating):
+        if not fmod:
+            raise unsupported("Mod", "fmod=0 on floating-point inputs")
+        return _as(np.fmod(a, b), a)
+    return _as(np.mod(a, b), a)
+
+
+@register
+def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.integer):
+        return _as(np.power(a.astype(np.int64), b.astype(np.int64)), a)
+    return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+
+
+def _variadic(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
+    arrays = [x for x in xs if x is not None]
+    out = arrays[0]
+    for x in arrays[1:]:
+        out = fn(out, x)
+    return _as(out, arrays[0])
+
+
+@register
+def Min(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    return _variadic(np.minimum, xs)
+
+
+@register
+def Max(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    return _variadic(np.maximum, xs)
+
+
+@register
+def Sum(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    return _variadic(np.add, xs)
+
+
+@register
+def Mean(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    arrays = [x for x in xs if x is not None]
+    total = _variadic(np.add, arrays)
+    return _as(total / total.dtype.type(len(arrays)), arrays[0])
+
+
+def _compare(name: str, fn: Any) -> None:
+    def op(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+        return np.asarray(fn(a, b))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"ONNX {name} with multidirectional broadcasting."
+    register(op)
+
+
+for _name, _fn in [("Equal", np.equal), ("Less", np.less), ("LessOrEqual", np.less_equal),
+                   ("Greater", np.greater), ("GreaterOrEqual", np.greater_equal),
+                   ("And", np.logical_and), ("Or", np.logical_or), ("Xor", np.logical_xor),
+                   ("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or),
+                   ("BitwiseXor", np.bitwise_xor)]:
+    _compare(_name, _fn)
+
+
+@register
+def Not(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.logical_not(x)
+
+
+@register
+def Where(cond: np.ndarray, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(np.where(cond, a, b), a)
+
+
+# --- matrix products ----------------------------------------------------------------------
+
+
+@register
+def MatMul(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    return _as(np.matmul(a, b), a)
+
+
+@register
+def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float = 1.0,
+         beta: float = 1.0, transA: int = 0, transB: int = 0, **_: Any) -> np.ndarray:
+    af, bf = _f(a), _f(b)
+    dt = af.dtype.type
+    if transA:
+        af = af.T
+    if transB:
+        bf = bf.T
+    y = af @ bf
+    if alpha != 1.0:
+        y = y * dt(alpha)
+    if c is not None and beta != 0.0:
+        y = y + (_f(c) if beta == 1.0 else dt(beta) * _f(c))
+    return _as(y, a)
+
+
+@register
+def Einsum(*xs: np.ndarray, equation: str, **_: Any) -> np.ndarray:
+    return _as(np.einsum(equation.replace(" ", ""), *xs, optimize=len(xs) > 2), xs[0])
+
+
+# --- softmax family -----------------------------------------------------------------------
+
+
+def _softmax_axes(x: np.ndarray, axis: int | None, opset: int) -> tuple[np.ndarray, int]:
+    """(view to reduce, axis): opset < 13 flattens to 2-D at `axis` (default 1)."""
+    if opset < 13:
+        ax = _norm_axis(1 if axis is None else axis, x.ndim)
+        return x.reshape(int(np.prod(x.shape[:ax])), -1), 1
+    return x, _norm_axis(-1 if axis is None else axis, x.ndim)
+
+
+@register
+def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
+    v, ax = _softmax_axes(_f(x), axis, opset)
+    e = np.exp(v - v.max(axis=ax, keepdims=True))
+    return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
+
+
+@register
+def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
+               **_: Any) -> np.ndarray:
+    v, ax = _softmax_axes(_f(x), axis, opset)
+    s = v - v.max(axis=ax, keepdims=True)
+    return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)
+
+
+@register
+def Hardmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
+    v, ax = _softmax_axes(x, axis, opset)
+    idx = np.expand_dims(np.argmax(v, axis=ax), ax)
+    out = np.zeros_like(v)
+    np.put_along_axis(out, idx, 1, axis=ax)
+    return out.reshape(x.shape)
+
+
+# --- reductions ---------------------------------------------------------------------------
+
+def _reduce(x: np.ndarray, axes_in: np.ndarray | Sequence[int] | None, attrs: dict[str, Any],
+            fn: Any) -> np.ndarray:
+    # `axes` is an attribute before opset 13 (ReduceSum) or 18 (the others), an input after;
+    # both bind to the same parameter.
+    keepdims = bool(attrs.get("keepdims", 1))
+    axes = _axes_list(axes_in)
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return x.copy()
+        axes = None
+    ax = None if axes is None else tuple(_norm_axis(a, x.ndim) for a in axes)
+    return np.asarray(fn(x, ax, keepdims))
+
+
+def _reduction(name: str, fn: Any) -> None:
+    def op(x: np.ndarray, axes: np.ndarray | Sequence[int] | None = None,
+           **attrs: Any) -> np.ndarray:
+        return _reduce(x, axes, attrs, fn)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"ONNX {name}: axes attribute before its input opset, input after."
+    register(op)
+
+
+def _float_reduction(fn: Any) -> Any:
+    def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+        if not np.issubdtype(x.dtype, np.floating):
+            return np.asarray(fn(x, ax, keep)).astype(x.dtype)
+        return _as(fn(_f(x), ax, keep), x)
+    return red
+
+
+_reduction("ReduceSum", _float_reduction(lambda x, a, k: np.sum(x, axis=a, keepdims=k)))
+_reduction("ReduceMean", _float_reduction(lambda x, a, k: np.mean(x, axis=a, keepdims=k)))
+_reduction("ReduceProd", _float_reduction(lambda x, a, k: np.prod(x, axis=a, keepdims=k)))
+_reduction("ReduceMax", lambda x, a, k: np.max(x, axis=a, keepdims=k))
+_reduction("ReduceMin", lambda x, a, k: np.min(x, axis=a, keepdims=k))
+_reduction("ReduceSumSquare",
+           _float_reduction(lambda x, a, k: np.sum(x * x, axis=a, keepdims=k)))
+_reduction("ReduceL1", _float_reduction(lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k)))
+_reduction("ReduceL2",
+           _float_reduction(lambda x, a, k: np.sqrt(np.sum(x * x, axis=a, keepdims=k))))
+_reduction("ReduceLogSum",
+           _float_reduction(lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k))))
+_reduction("ReduceLogSumExp", _float_reduction(
+    lambda x, a, k: np.log(np.sum(np.exp(x), axis=a, keepdims=k))))
+
+
+def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
+    ax = _norm_axis(axis, x.ndim)
+    if select_last_index:
+        flipped = np.flip(x, axis=ax)
+        idx = x.shape[ax] - 1 - fn(flipped, axis=ax)
+    else:
+        idx = fn(x, axis=ax)
+    idx = np.asarray(idx, dtype=np.int64)
+    return np.expand_dims(idx, ax) if keepdims else idx
+
+
+@register
+def ArgMax(x: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0,
+           **_: Any) -> np.ndarray:
+    return _arg(x, axis, keepdims, select_last_index, np.argmax)
+
+
+@register
+def ArgMin(x: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0,
+           **_: Any) -> np.ndarray:
+    return _arg(x, axis, keepdims, select_last_index, np.argmin)
+
+
+@register
+def TopK(x: np.ndarray, k: np.ndarray | int, *, axis: int = -1, largest: int = 1,
+         sorted: int = 1, **_: Any) -> tuple[np.ndarray, np.ndarray]:
+    kk = int(np.asarray(k).reshape(-1)[0])  # an attribute before opset 10
+    ax = _norm_axis(axis, x.ndim)
+    # Stable sort keeps the lower index first among equal values, as ONNX Runtime does.
+    key = -x if largest and not np.issubdtype(x.dtype, np.unsignedinteger) else x
+    if largest and np.issubdtype(x.dtype, np.unsignedinteger):
+        key = np.iinfo(x.dtype).max - x
+    if x.dtype == np.bool_:
+        key = ~x if largest else x
+    order = np.argsort(key, axis=ax, kind="stable")
+    idx = np.take(order, np.arange(kk), axis=ax).astype(np.int64)
+    return np.take_along_axis(x, idx, axis=ax), idx
+
+
+@register
+def CumSum(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int = 0,
+           **_: Any) -> np.ndarray:
+    ax = _norm_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
+    v = np.flip(x, ax) if reverse else x
+    c = np.cumsum(v, axis=ax, dtype=x.dtype)
+    if exclusive:
+        c = c - v
+    return np.flip(c, ax).copy() if reverse else c
+
+
+# --- shape and data movement (these must also work on integer tensors) -------------------
+
+
+@register
+def Identity(x: np.ndarray, **_: Any) -> np.ndarray:
+    return x
+
+
+@register
+def Dropout(x: np.ndarray, ratio: np.ndarray | None = None,
+            training_mode: np.ndarray | None = None, *, num_outputs: int = 1,
+            **_: Any) -> OpResult:
+    if training_mode is not None and bool(np.asarray(training_mode)):
+        raise unsupported("Dropout", "training_mode=True")
+    if num_outputs >= 2:
+        return x, np.ones(x.shape, dtype=np.bool_)
+    return x
+
+
+@register
+def Shape(x: np.ndarray, *, start: int = 0, end: int | None = None, **_: Any) -> np.ndarray:
+    return np.array(x.shape[slice(start, end)], dtype=np.int64)
+
+
+@register
+def Size(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.array(x.size, dtype=np.int64)
+
+
+@register
+def Reshape(x: np.ndarray, shape: np.ndarray | Sequence[int], *, allowzero: int = 0,
+            **_: Any) -> np.ndarray:
+    target = [int(s) for s in np.asarray(shape).reshape(-1)]
+    if not allowzero:
+        target = [x.shape[i] if s == 0 else s for i, s in enumerate(target)]
+    return x.reshape(target)
+
+
+@register
+def Flatten(x: np.ndarray, *, axis: int = 1, **_: Any) -> np.ndarray:
+    ax = _norm_axis(axis, x.ndim)
+    return x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
+
+
+@register
+def Transpose(x: np.ndarray, *, perm: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    return np.transpose(x, None if perm is None else list(perm))
+
+
+# Squeeze, Unsqueeze and Split took `axes`/`split` as attributes before opset 13; the
+# attribute binds to the same parameter as the later input.
+
+
+@register
+def Squeeze(x: np.ndarray, axes: np.ndarray | Sequence[int] | None = None,
+            **_: Any) -> np.ndarray:
+    ax = _axes_list(axes)
+    if ax is None:
+        return np.squeeze(x)
+    return np.squeeze(x, axis=tuple(_norm_axis(a, x.ndim) for a in ax))
+
+
+@register
+def Unsqueeze(x: np.ndarray, axes: np.ndarray | Sequence[int] | None = None,
+              **_: Any) -> np.ndarray:
+    ax = _axes_list(axes) or []
+    rank = x.ndim + len(ax)
+    return np.expand_dims(x, tuple(_norm_axis(a, rank) for a in ax))
+
+
+@register
+def Concat(*xs: np.ndarray, axis: int, **_: Any) -> np.ndarray:
+    arrays = [x for x in xs if x is not None]
+    return np.concatenate(arrays, axis=_norm_axis(axis, arrays[0].ndim))
+
+
+@register
+def Split(x: np.ndarray, split: np.ndarray | Sequence[int] | None = None, *, axis: int = 0,
+          num_outputs: int | None = None, **_: Any) -> tuple[np.ndarray, ...]:
+    ax = _norm_axis(axis, x.ndim)
+    sizes = _axes_list(split)
+    if sizes is not None and len(sizes) == 0:
+        sizes = None
+    dim = x.shape[ax]
+    if sizes is None:
+        if num_outputs is None:
+            raise unsupported("Split", "neither 'split' nor the number of outputs is known")
+        chunk = -(-dim // num_outputs)
+        sizes = [min(chunk, dim - i * chunk) for i in range(num_outputs)]
+    bounds = np.cumsum(sizes)[:-1]
+    return tuple(np.split(x, bounds, axis=ax))
+
+
+def _slice_index(dim: int, start: int, end: int, step: int) -> slice:
+    """Python slice for ONNX Slice bounds on one axis (ONNX clamps differently for step<0)."""
+    if start < 0:
+        start += dim
+    if end < 0:
+        end += dim
+    if step > 0:
+        start = min(max(start, 0), dim)
+        end = min(max(end, 0), dim)
+        return slice(start, end, step)
+    start = min(max(start, 0), dim - 1)
+    end = min(max(end, -1), dim - 1)
+    return slice(start, None if end == -1 else end, step)
+
+
+@register
+def Slice(x: np.ndarray, starts: np.ndarray | Sequence[int], ends: np.ndarray | Sequence[int],
+          axes: np.ndarray | Sequence[int] | None = None, steps: np.ndarray | None = None,
+          **_: Any) -> np.ndarray:
+    # Before opset 10 starts/ends/axes were attributes of the same names.
+    st = _axes_list(starts) or []
+    en = _axes_list(ends) or []
+    ax = _axes_list(axes) or list(range(len(st)))
+    sp = _axes_list(steps) or [1] * len(st)
+    index: list[slice] = [slice(None)] * x.ndim
+    for s, e, a, k in zip(st, en, ax, sp, strict=True):
+        a = _norm_axis(a, x.ndim)
+        index[a] = _slice_index(x.shape[a], s, e, k)
+    return x[tuple(index)]
+
+
+@register
+def Gather(x: np.ndarray, indices: np.ndarray, *, axis: int = 0, **_: Any) -> np.ndarray:
+    ax = _norm_axis(axis, x.ndim)
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    return np.take(x, idx, axis=ax)
+
+
+@register
+def GatherElements(x: np.ndarray, indices: np.ndarray, *, axis: int = 0,
+                   **_: Any) -> np.ndarray:
+    ax = _norm_axis(axis, x.ndim)
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    return np.take_along_axis(x, idx, axis=ax)
+
+
+@register
+def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0,
+                    reduction: str = "none", **_: Any) -> np.ndarray:
+    ax = _norm_axis(axis, x.ndim)
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    out = x.copy()
+    full = list(np.indices(idx.shape, sparse=True))
+    full[ax] = idx
+    _scatter_reduce(out, tuple(full), updates, reduction, "ScatterElements")
+    return out
+
+
+def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
+                    reduction: str, op: str) -> None:
+    if reduction == "none":
+        out[index] = updates
+    elif reduction == "add":
+        np.add.at(out, index, updates)
+    elif reduction == "mul":
+        np.multiply.at(out, index, updates)
+    elif reduction == "max":
+        np.maximum.at(out, index, updates)
+    elif reduction == "min":
+        np.minimum.at(out, index, updates)
+    else:
+        raise unsupported(op, f"reduction={reduction!r}")
+
+
+@register
+def GatherND(x: np.ndarray, indices: np.ndarray, *, batch_dims: int = 0, **_: Any) -> np.ndarray:
+    b = batch_dims
+    batch_shape = x.shape[:b]
+    nb = int(np.prod(batch_shape)) if b else 1
+    k = indices.shape[-1]
+    xs = x.reshape((nb,) + x.shape[b:])
+    ids = indices.reshape((nb, -1, k))
+    ids = np.where(ids < 0, ids + np.array(x.shape[b:b + k]), ids)
+    bidx = np.arange(nb)[:, None]
+    gathered = xs[(bidx,) + tuple(ids[..., j] for j in range(k))]
+    return gathered.reshape(indices.shape[:-1] + x.shape[b + k:])
+
+
+@register
+def ScatterND(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *,
+              reduction: str = "none", **_: Any) -> np.ndarray:
+    out = x.copy()
+    k = indices.shape[-1]
+    ids = np.where(indices < 0, indices + np.array(x.shape[:k]), indices)
+    index = tuple(ids[..., j] for j in range(k))
+    _scatter_reduce(out, index, updates, reduction, "ScatterND")
+    return out
+
+
+@register
+def Expand(x: np.ndarray, shape: np.ndarray, **_: Any) -> np.ndarray:
+    target = np.broadcast_shapes(x.shape, tuple(int(s) for s in np.asarray(shape)))
+    return np.ascontiguousarray(np.broadcast_to(x, target))
+
+
+@register
+def Tile(x: np.ndarray, repeats: np.ndarray, **_: Any) -> np.ndarray:
+    return np.tile(x, [int(r) for r in np.asarray(repeats)])
+
+
+@register
+def ConstantOfShape(shape: np.ndarray, *, value: np.ndarray | None = None,
+                    **_: Any) -> np.ndarray:
+    v = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    return np.full([int(s) for s in np.asarray(shape)], v[0], dtype=v.dtype)
+
+
+@register
+def Constant(**attrs: Any) -> np.ndarray:
+    attrs.pop("opset", None)
+    attrs.pop("num_outputs", None)
+    if "value" in attrs:
+        return np.asarray(attrs["value"])
+    if "value_float" in attrs:
+        return np.array(attrs["value_float"], dtype=np.float32)
+    if "value_floats" in attrs:
+        return np.array(attrs["value_floats"], dtype=np.float32)
+    if "value_int" in attrs:
+        return np.array(attrs["value_int"], dtype=np.int64)
+    if "value_ints" in attrs:
+        return np.array(attrs["value_ints"], dtype=np.int64)
+    if "value_string" in attrs:
+        return np.array(attrs["value_string"], dtype=object)
+    if "value_strings" in attrs:
+        return np.array(attrs["value_strings"], dtype=object)
+    raise unsupported("Constant", f"attributes {sorted(attrs)}")
+
+
+@register
+def Range(start: np.ndarray, limit: np.ndarray, delta: np.ndarray, **_: Any) -> np.ndarray:
+    s, lim, d = start.item(), limit.item(), delta.item()
+    n = max(int(math.ceil((lim - s) / d)), 0)
+    return (s + np.arange(n) * d).astype(start.dtype)
+
+
+@register
+def NonZero(x: np.ndarray, **_: Any) -> np.ndarray:
+    return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
+
+
+@register
+def Cast(x: np.ndarray, *, to: int, saturate: int = 1, **_: Any) -> np.ndarray:
+    dtype = helper.tensor_dtype_to_np_dtype(to)
+    if dtype == np.bool_:
+        return x != 0
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        return np.trunc(x).astype(dtype)
+    return x.astype(dtype)
+
+
+@register
+def CastLike(x: np.ndarray, like: np.ndarray, **_: Any) -> np.ndarray:
+    if like.dtype == np.bool_:
+        return x != 0
+    return x.astype(like.dtype)
+
+
+@register
+def Trilu(x: np.ndarray, k: np.ndarray | None = None, *, upper: int = 1, **_: Any) -> np.ndarray:
+    kk = 0 if k is None else int(np.asarray(k).reshape(-1)[0])
+    return np.triu(x, kk) if upper else np.tril(x, kk)
+
+
+@register
+def DepthToSpace(x: np.ndarray, *, blocksize: int, mode: str = "DCR", **_: Any) -> np.ndarray:
+    n, c, h, w = x.shape
+    b = blocksize
+    if mode == "DCR":
+        t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    elif mode == "CRD":
+        t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:
+        raise unsupported("DepthToSpace", f"mode={mode!r}")
+    return t.reshape(n, c // (b * b), h * b, w * b)
+
+
+@register
+def SpaceToDepth(x: np.ndarray, *, blocksize: int, **_: Any) -> np.ndarray:
+    n, c, h, w = x.shape
+    b = blocksize
+    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return t.reshape(n, c * b * b, h // b, w // b)
+
+
+@register
+def Pad(x: np.ndarray, pads: np.ndarray | Sequence[int],
+        constant_value: np.ndarray | None = None, axes: np.ndarray | None = None, *,
+        mode: str = "constant", value: float = 0.0, **_: Any) -> np.ndarray:
+    # Before opset 11 `pads` and `value` were attributes; `pads` binds to the same parameter.
+    pads_l = _axes_list(pads) or []
+    fill: Any = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
+    ax = _axes_list(axes)
+    ax = list(range(x.ndim)) if ax is None else [_norm_axis(a, x.ndim) for a in ax]
+    n = len(ax)
+    widths = [(0, 0)] * x.ndim
+    for i, a in enumerate(ax):
+        widths[a] = (pads_l[i], pads_l[i + n])
+    # Negative pads crop; apply them first with a slice.
+    crop = tuple(slice(-b if b < 0 else 0, x.shape[d] + e if e < 0 else None)
+                 for d, (b, e) in enumerate(widths))
+    x = x[crop]
+    pos = [(max(b, 0), max(e, 0)) for b, e in widths]
+    if mode == "constant":
+        return np.pad(x, pos, mode="constant", constant_values=np.asarray(fill).astype(x.dtype))
+    if mode == "reflect":
+        return np.pad(x, pos, mode="reflect")
+    if mode == "edge":
+        return np.pad(x, pos, mode="edge")
+    if mode == "wrap":
+        return np.pad(x, pos, mode="wrap")
+    raise unsupported("Pad", f"mode={mode!r}")
+
+
+# --- quantization in float semantics -----------------------------------------------------
+
+
+def _broadcast_qparam(p: np.ndarray, x: np.ndarray, axis: int, block_size: int) -> np.ndarray:
+    """Reshape a per-tensor, per-axis or blocked scale/zero point to broadcast against `x`."""
+    p = np.asarray(p)
+    if p.ndim == 0 or p.size == 1 and x.ndim == 0:
+        return p.reshape(())
+    ax = _norm_axis(axis, x.ndim)
+    if block_size:
+        return np.repeat(p, block_size, axis=ax)[tuple(
+            slice(0, x.shape[d]) if d == ax else slice(None) for d in range(x.ndim))]
+    if p.ndim == 1:
+        shape = [1] * x.ndim
+        shape[ax] = p.shape[0]
+        return p.reshape(shape)
+    return p
+
+
+_INT_RANGE = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
+              for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32)}
+
+
+@register
+def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None,
+                   *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
+                   saturate: int = 1, **_: Any) -> np.ndarray:
+    if y_zero_point is not None:
+        dtype = np.dtype(y_zero_point.dtype)
+    elif output_dtype:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(output_dtype))
+    else:
+        dtype = np.dtype(np.uint8)
+    if dtype not in _INT_RANGE:
+        raise unsupported("QuantizeLinear", f"output type {dtype}")
+    lo, hi = _INT_RANGE[dtype]
+    scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
+    q = np.rint(x.astype(np.float32) / scale)
+    if y_zero_point is not None:
+        q = q + _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32)
+    return np.clip(q, lo, hi).astype(dtype)
+
+
+@register
+def DequantizeLinear(x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None,
+                     *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
+                     **_: Any) -> np.ndarray:
+    scale = _broadcast_qparam(x_scale, x, axis, block_size)
+    xi = x.astype(np.int64)
+    if x_zero_point is not None:
+        xi = xi - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.int64)
+    y = xi.astype(np.float32) * scale.astype(np.float32)
+    return y.astype(scale.dtype if scale.dtype != np.float64 else np.float32)
+
+
+# Convolution, pooling, normalization, resize and recurrent ops register themselves here.
+from lowp.runtime import float_nn  # noqa: E402, F401

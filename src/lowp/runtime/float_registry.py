@@ -1,0 +1,44 @@
+"""Registry of the numpy float operators: FLOAT_OPS maps an ONNX op type to its function.
+
+Calling convention (fixed, the executor relies on it): ``fn(*inputs, **attributes)`` where
+inputs are numpy arrays or None for omitted optional inputs, attributes are the node's
+attributes as Python values, plus ``opset`` (the model's default-domain opset). Ops whose
+result depends on how many outputs the node declares (Split before opset 18, MaxPool's
+Indices, Dropout's mask) also read the optional ``num_outputs`` keyword. Multi-output ops
+return a tuple; the executor binds its first ``len(node.output)`` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from lowp.errors import UnsupportedOpError
+
+OpResult = np.ndarray | tuple[np.ndarray, ...]
+OpFn = Callable[..., Any]
+F = TypeVar("F", bound=OpFn)
+
+FLOAT_OPS: dict[str, OpFn] = {}
+
+
+def register(fn: F) -> F:
+    """Register `fn` under its own name, which is the ONNX op type."""
+    if fn.__name__ in FLOAT_OPS:
+        raise ValueError(f"float op {fn.__name__} registered twice")
+    FLOAT_OPS[fn.__name__] = fn
+    return fn
+
+
+def unsupported(op_type: str, detail: str) -> UnsupportedOpError:
+    """The error for an attribute value lowp does not run; the executor adds the node name."""
+    return UnsupportedOpError(op_type, "", detail)
+
+
+def compute_dtype(x: np.ndarray) -> np.dtype:
+    """The float dtype arithmetic runs in: float32 for float16/bfloat16-like inputs."""
+    if x.dtype == np.float64:
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)

@@ -1,0 +1,35 @@
+"""Execution plan: a list of steps over named tensors, each with the layouts it can run in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops.layout import Layout
+
+CF = Layout.CHANNELS_FIRST
+CL = Layout.CHANNELS_LAST
+StepFn = Callable[..., tuple[np.ndarray, ...]]
+
+
+@dataclass
+class Step:
+    """One unit of execution.
+
+    `fn(*arrays, layout=layout)` returns one array per output. `act_inputs` are the input
+    positions that are activations (they get converted to the chosen layout); other inputs
+    (shapes, axes, sizes) are passed as they are. `elementwise` steps may run channels-last
+    only when all activation inputs have the same rank.
+    """
+
+    name: str
+    op_type: str
+    kind: str                           # "int", "float", "quantize", "dequantize"
+    inputs: list[str]
+    outputs: list[str]
+    fn: StepFn
+    layouts: tuple[Layout, ...] = (CF,)
+    act_inputs: tuple[int, ...] = (0,)
+    elementwise: bool = False

@@ -1,0 +1,156 @@
+"""Session: load a (QDQ) ONNX model once, lower it, and run it on feeds."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..inputs import model_inputs
+from ..errors import DataError, LowpError, UnsupportedOpError
+from ..fixedpoint import RequantMode
+from ..ir.graph import load_model
+from .backends import make_backend
+from .lower import lower
+from .plan import CF, CL, Step
+
+
+class Session:
+    """Run an ONNX model — float or QDQ — on lowp's engine.
+
+    Quantized operator groups (DequantizeLinear -> op -> QuantizeLinear) run as exact integer
+    operators; every other node runs in float (numpy).
+
+    Parameters
+    ----------
+    model
+        Path, bytes or ModelProto.
+    backend
+        'auto' (native kernels when the extension is present), 'native' or 'reference'.
+    threads
+        Threads for the native kernels; 0 means all cores. Results do not depend on it.
+    requant_mode
+        How integer operators requantize (docs/quantization.md, (R2) / (R4)).
+
+    Examples
+    --------
+    >>> import numpy as np, lowp
+    >>> from lowp.data import demo_model_path, load_demo_test
+    >>> feeds, labels = load_demo_test()
+    >>> out = lowp.Session(demo_model_path()).run({"input": feeds["input"][:4]})
+    >>> out["logits"].shape
+    (4, 10)
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
+                 backend: str = "auto", threads: int = 0,
+                 requant_mode: RequantMode = RequantMode.FLOAT32) -> None:
+        self.model = load_model(model)
+        self.backend = make_backend(backend, threads)
+        self.inputs = model_inputs(self.model)
+        self.input_names = [s.name for s in self.inputs]
+        self.output_names = [o.name for o in self.model.graph.output]
+        self.steps: list[Step] = lower(self.model, self.backend, requant_mode)
+        self._constants: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
+        self.last_profile: dict[str, float] = {}
+
+    @property
+    def int_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.kind == "int"]
+
+    def run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None = None,
+            *, capture: bool = False, profile: bool = False) -> dict[str, np.ndarray]:
+        """Run the model; returns output name -> array (channels-first, as ONNX).
+
+        With `capture=True` every intermediate tensor is returned too.
+        """
+        env: dict[str, np.ndarray] = dict(self._constants)
+        env.update(self._check_feeds(feeds))
+        layout: dict[str, object] = {}
+        timings: dict[str, float] = {}
+        for step in self.steps:
+            t0 = time.perf_counter() if profile else 0.0
+            self._execute(step, env, layout)
+            if profile:
+                timings[step.op_type + ":" + step.kind] = timings.get(
+                    step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
+        if profile:
+            self.last_profile = timings
+        names = list(output_names) if output_names is not None else self.output_names
+        if capture:
+            names = list(dict.fromkeys([*names, *env]))
+        out = {}
+        for n in names:
+            if n not in env:
+                raise LowpError(f"'{n}' is not a tensor of this model")
+            out[n] = _to_cf(env[n], layout.get(n, CF))
+        return out
+
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for spec in self.inputs:
+            if spec.name not in feeds:
+                raise DataError(f"missing input '{spec.name}' (got "
+                                f"{', '.join(sorted(feeds)) or 'nothing'})")
+            a = np.asarray(feeds[spec.name])
+            if a.dtype != spec.dtype:
+                if a.dtype.kind == spec.dtype.kind == "f":
+                    a = a.astype(spec.dtype)
+                else:
+                    raise DataError(f"input '{spec.name}' has dtype {a.dtype}, the model "
+                                    f"expects {spec.dtype}")
+            if spec.shape is not None:
+                if a.ndim != len(spec.shape) or any(
+                        w is not None and g != w for g, w in zip(a.shape, spec.shape,
+                                                                  strict=True)):
+                    shape = tuple("?" if d is None else d for d in spec.shape)
+                    raise DataError(f"input '{spec.name}' has shape {a.shape}, the model "
+                                    f"expects {shape}")
+            out[spec.name] = a
+        unknown = set(feeds) - {s.name for s in self.inputs}
+        if unknown:
+            raise DataError(f"'{sorted(unknown)[0]}' is not an input of the model")
+        return out
+
+    @staticmethod
+    def _execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -> None:
+        vals = [env.get(i) if i else None for i in step.inputs]
+        acts = [k for k in step.act_inputs if k < len(vals) and vals[k] is not None]
+        current = [layout.get(step.inputs[k], CF) for k in acts]
+        want = current[0] if current and current[0] in step.layouts else step.layouts[0]
+        if want is CL:
+            ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
+            if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
+                want = CF
+        for k in acts:
+            v = vals[k]
+            have = layout.get(step.inputs[k], CF)
+            if have is not want and v is not None and v.ndim >= 3:
+                vals[k] = _to_cf(v, have) if want is CF else np.ascontiguousarray(
+                    np.moveaxis(v, 1, -1))
+        for i, v in enumerate(vals):
+            if step.inputs[i] and v is None and step.inputs[i] not in env:
+                raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
+                                "not computed")
+        try:
+            results = step.fn(*vals, layout=want)
+        except (LowpError, MemoryError):
+            raise
+        except Exception as e:
+            raise UnsupportedOpError(step.op_type, step.name,
+                                     f"failed while running: {type(e).__name__}: {e}") from None
+        for name, value in zip(step.outputs, results, strict=False):
+            if name:
+                env[name] = value
+                layout[name] = want if value.ndim >= 3 else CF
+
+
+def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
+    if have is CL and x.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    return x

@@ -1,0 +1,103 @@
+"""Quantized Add, Mul and Concat: exact against restated formulas, within 1 unit of float."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowp.fixedpoint import RequantMode
+from lowp.ops import add, concat, mul
+from lowp.qparams import QParams, QType, dequantize, quantize
+from tests.strategies import ACTIVATION_QTYPES
+
+SHAPE_PAIRS = st.sampled_from([((5,), (5,)), ((2, 3), (3,)), ((2, 1, 4), (3, 1)),
+                               ((1,), (4, 2)), ((0, 3), (3,)), ((), (2, 2))])
+
+
+@st.composite
+def qparams(draw: st.DrawFn, qt: QType) -> QParams:
+    scale = np.float32(draw(st.floats(1e-3, 0.2, allow_nan=False)))
+    zp = draw(st.integers(qt.qmin, qt.qmax))
+    return QParams(scale, np.int32(zp), qt, qt.qmin, qt.qmax)
+
+
+def _operands(seed: int, qt: QType, shapes: tuple) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(qt.qmin, qt.qmax + 1, s).astype(qt.numpy_dtype)  # type: ignore
+                 for s in shapes)
+
+
+def _kw(qa: QParams, qb: QParams, qy: QParams, qmin: int) -> dict:
+    return dict(a_scale=float(qa.scale), a_zero_point=int(qa.zero_point),
+                b_scale=float(qb.scale), b_zero_point=int(qb.zero_point),
+                y_scale=float(qy.scale), y_zero_point=int(qy.zero_point), qmin=qmin,
+                qmax=qy.qmax)
+
+
+@given(qt=ACTIVATION_QTYPES, shapes=SHAPE_PAIRS, relu=st.booleans(), data=st.data(),
+       seed=st.integers(0, 2**32 - 1))
+def test_add(qt: QType, shapes: tuple, relu: bool, data: st.DataObject, seed: int) -> None:
+    qa, qb, qy = (data.draw(qparams(qt)) for _ in range(3))
+    a, b = _operands(seed, qt, shapes)
+    qmin = max(int(qy.zero_point), qt.qmin) if relu else qt.qmin
+    y = add(a, b, **_kw(qa, qb, qy, qmin))
+    # exact: (O10) restated with torch float32 tensors, one op at a time
+    f32 = torch.float32
+    ma = torch.tensor(np.float32(qa.scale) / np.float32(qy.scale), dtype=f32)
+    mb = torch.tensor(np.float32(qb.scale) / np.float32(qy.scale), dtype=f32)
+    ta = torch.from_numpy(np.asarray(a.astype(np.int64) - int(qa.zero_point))).to(f32) * ma
+    tb = torch.from_numpy(np.asarray(b.astype(np.int64) - int(qb.zero_point))).to(f32) * mb
+    r = torch.round(ta + tb).to(torch.float64) + int(qy.zero_point)
+    ref = torch.clamp(r, qmin, qy.qmax).numpy().astype(qt.numpy_dtype)
+    assert y.dtype == qt.numpy_dtype
+    np.testing.assert_array_equal(y, ref)
+    # within one unit of the real sum
+    real = dequantize(a, qa).astype(np.float64) + dequantize(b, qb)
+    q = np.clip(quantize(real.astype(np.float32), qy).astype(np.int64), qmin, qy.qmax)
+    assert np.abs(y.astype(np.int64) - q).max(initial=0) <= 1
+
+
+@given(qt=ACTIVATION_QTYPES, shapes=SHAPE_PAIRS, mode=st.sampled_from(list(RequantMode)),
+       data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_mul(qt: QType, shapes: tuple, mode: RequantMode, data: st.DataObject,
+             seed: int) -> None:
+    qa, qb = data.draw(qparams(qt)), data.draw(qparams(qt))
+    qy = QParams(np.float32(data.draw(st.floats(1e-3, 1.0))), np.int32(0), qt, qt.qmin, qt.qmax)
+    a, b = _operands(seed, qt, shapes)
+    y = mul(a, b, **_kw(qa, qb, qy, qt.qmin), mode=mode)
+    # exact in float32 mode: (O11) restated element by element with Python ints
+    m = np.float32(np.float32(qa.scale * qb.scale) / qy.scale)
+    acc = (a.astype(np.int64) - int(qa.zero_point)) * (b.astype(np.int64) - int(qb.zero_point))
+    if mode is RequantMode.FLOAT32:
+        ref = np.clip(np.rint(acc.astype(np.float32) * m), qt.qmin, qt.qmax)
+        np.testing.assert_array_equal(y, ref.astype(qt.numpy_dtype))
+    real = dequantize(a, qa).astype(np.float64) * dequantize(b, qb)
+    q = quantize(real.astype(np.float32), qy).astype(np.int64)
+    assert np.abs(y.astype(np.int64) - q).max(initial=0) <= 1
+
+
+@given(qt=ACTIVATION_QTYPES, n=st.integers(1, 4), axis=st.integers(-2, 1),
+       same=st.booleans(), data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_concat(qt: QType, n: int, axis: int, same: bool, data: st.DataObject,
+                seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    qy = data.draw(qparams(qt))
+    qins = [qy if same else data.draw(qparams(qt)) for _ in range(n)]
+    shapes = [[2, 3] for _ in range(n)]
+    for s in shapes:
+        s[axis] = int(rng.integers(0, 4))
+    xs = [rng.integers(qt.qmin, qt.qmax + 1, s).astype(qt.numpy_dtype) for s in shapes]
+    y = concat(xs, qins, qy, axis)
+    parts = []
+    for x, q in zip(xs, qins, strict=True):
+        # (O12) restated: rint(float32(x - zx) * float32(sx / sy)) + zy, clamped
+        m = np.float32(np.float32(q.scale) / np.float32(qy.scale))
+        t = np.rint((x.astype(np.int64) - int(q.zero_point)).astype(np.float32) * m)
+        parts.append(np.clip(t + int(qy.zero_point), qy.qmin, qy.qmax))
+    np.testing.assert_array_equal(y, np.concatenate(parts, axis).astype(qt.numpy_dtype))
+    if same:
+        np.testing.assert_array_equal(y, np.concatenate(xs, axis))
+    real = np.concatenate([dequantize(x, q) for x, q in zip(xs, qins, strict=True)], axis)
+    assert np.abs(y.astype(np.int64) - quantize(real, qy)).max(initial=0) <= 1

@@ -1,0 +1,152 @@
+"""Quantized pooling against brute-force loops, ONNX Runtime (MaxPool) and torch (float)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from lowp.fixedpoint import RequantMode, requantize
+from lowp.ops import Layout, average_pool, global_average_pool, max_pool, pool_output_shape
+from lowp.qparams import QParams, QType, dequantize, quantize
+from tests.ops._reference import brute_pool
+from tests.strategies import ACTIVATION_QTYPES, WindowGeometry, window_geometries
+
+POOL_GEOMETRY = window_geometries(pad_below_kernel=True)
+
+
+def _input(seed: int, qt: QType, geom: WindowGeometry, n: int = 2, c: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(qt.qmin, qt.qmax + 1, (n, c, *geom.spatial)).astype(qt.numpy_dtype)
+
+
+def _ort_max_pool(x: np.ndarray, geom: WindowGeometry, ceil_mode: bool) -> np.ndarray:
+    elem = TensorProto.UINT8 if x.dtype == np.uint8 else TensorProto.INT8
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=list(geom.kernel),
+                            strides=list(geom.strides), pads=list(geom.pads),
+                            dilations=list(geom.dilations), ceil_mode=int(ceil_mode))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, None)],
+                              [helper.make_tensor_value_info("y", elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@given(geom=POOL_GEOMETRY, qt=ACTIVATION_QTYPES, ceil_mode=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_max_pool_matches_brute_force_and_onnxruntime(geom: WindowGeometry, qt: QType,
+                                                      ceil_mode: bool, seed: int) -> None:
+    x = _input(seed, qt, geom)
+    y = max_pool(x, kernel_shape=geom.kernel, strides=geom.strides, pads=geom.pads,
+                 dilations=geom.dilations, ceil_mode=ceil_mode)
+    out = pool_output_shape(geom.spatial, geom.kernel, geom.strides, geom.pads,
+                            geom.dilations, ceil_mode)
+    taps, _ = brute_pool(x, geom, out, include_pad=False)
+    ref = np.stack([np.max(t, axis=0) for t in taps], axis=-1).reshape(y.shape)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, ref)
+    np.testing.assert_array_equal(y, _ort_max_pool(x, geom, ceil_mode))
+    y_cl = max_pool(np.moveaxis(x, 1, -1), kernel_shape=geom.kernel, strides=geom.strides,
+                    pads=geom.pads, dilations=geom.dilations, ceil_mode=ceil_mode,
+                    layout=Layout.CHANNELS_LAST)
+    np.testing.assert_array_equal(y_cl, np.moveaxis(y, 1, -1))
+
+
+@given(geom=POOL_GEOMETRY, qt=ACTIVATION_QTYPES, ceil_mode=st.booleans(),
+       include_pad=st.booleans(), mode=st.sampled_from(list(RequantMode)),
+       layout=st.sampled_from(list(Layout)), seed=st.integers(0, 2**32 - 1))
+def test_average_pool_matches_brute_force(geom: WindowGeometry, qt: QType, ceil_mode: bool,
+                                          include_pad: bool, mode: RequantMode,
+                                          layout: Layout, seed: int) -> None:
+    x = _input(seed, qt, geom)
+    rng = np.random.default_rng(seed + 1)
+    zx, zy = (int(v) for v in rng.integers(qt.qmin, qt.qmax + 1, 2))
+    sx, sy = np.float32(rng.uniform(0.01, 0.1)), np.float32(rng.uniform(0.01, 0.1))
+    xin = x if layout is Layout.CHANNELS_FIRST else np.moveaxis(x, 1, -1)
+    y = average_pool(xin, x_zero_point=zx, x_scale=sx, y_scale=sy, y_zero_point=zy,
+                     qmin=qt.qmin, qmax=qt.qmax, kernel_shape=geom.kernel,
+                     strides=geom.strides, pads=geom.pads, dilations=geom.dilations,
+                     count_include_pad=include_pad, ceil_mode=ceil_mode, layout=layout,
+                     mode=mode)
+    if layout is Layout.CHANNELS_LAST:
+        y = np.moveaxis(y, -1, 1)
+    out = pool_output_shape(geom.spatial, geom.kernel, geom.strides, geom.pads,
+                            geom.dilations, ceil_mode)
+    taps, counts = brute_pool(x.astype(np.int64) - zx, geom, out, include_pad=include_pad)
+    sums = np.stack([np.sum(t, axis=0) if t else np.zeros(x.shape[:2], np.int64)
+                     for t in taps], axis=-1).reshape(y.shape)
+    # (O9) restated: M = float32(float32(sx / sy) / float32(count))
+    m = np.array([np.float32(np.float32(sx / sy) / np.float32(max(c, 1)))
+                  for c in counts.ravel()], np.float32).reshape(counts.shape)
+    ref = requantize(sums.astype(np.int32), m, zy, qt.qmin, qt.qmax, mode)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, ref)
+
+
+@given(k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 1), n=st.integers(4, 9),
+       ceil_mode=st.booleans(), include_pad=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_average_pool_within_one_unit_of_torch(k: int, s: int, p: int, n: int,
+                                               ceil_mode: bool, include_pad: bool,
+                                               seed: int) -> None:
+    """Symmetric 2-d geometry where torch's float avg_pool2d shares the ONNX semantics."""
+    p = min(p, k // 2)
+    rng = np.random.default_rng(seed)
+    qx = QParams(np.float32(0.05), np.int32(3), QType.INT8, -128, 127)
+    qy = QParams(np.float32(0.04), np.int32(-5), QType.INT8, -128, 127)
+    x = rng.integers(-128, 128, (1, 2, n, n + 1)).astype(np.int8)
+    y = average_pool(x, x_zero_point=3, x_scale=0.05, y_scale=0.04, y_zero_point=-5,
+                     qmin=-128, qmax=127, kernel_shape=[k, k], strides=[s, s],
+                     pads=[p, p, p, p], count_include_pad=include_pad, ceil_mode=ceil_mode)
+    ref = F.avg_pool2d(torch.from_numpy(dequantize(x, qx).astype(np.float64)), k, s, p,
+                       ceil_mode=ceil_mode, count_include_pad=include_pad).numpy()
+    expected = quantize(ref.astype(np.float32), qy)
+    assert y.shape == expected.shape
+    assert np.abs(y.astype(np.int64) - expected).max(initial=0) <= 1
+
+
+@given(qt=ACTIVATION_QTYPES, rank=st.integers(1, 3), layout=st.sampled_from(list(Layout)),
+       seed=st.integers(0, 2**32 - 1))
+def test_global_average_pool(qt: QType, rank: int, layout: Layout, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    spatial = tuple(int(v) for v in rng.integers(1, 6, rank))
+    x = rng.integers(qt.qmin, qt.qmax + 1, (2, 3, *spatial)).astype(qt.numpy_dtype)
+    xin = x if layout is Layout.CHANNELS_FIRST else np.moveaxis(x, 1, -1)
+    y = global_average_pool(xin, x_zero_point=1, x_scale=0.02, y_scale=0.03, y_zero_point=2,
+                            qmin=qt.qmin, qmax=qt.qmax, layout=layout)
+    if layout is Layout.CHANNELS_LAST:
+        y = np.moveaxis(y, -1, 1)
+    axes = tuple(range(2, x.ndim))
+    sums = (x.astype(np.int64) - 1).sum(axis=axes, keepdims=True).astype(np.int32)
+    count = int(np.prod(spatial))
+    m = np.float32(np.float32(np.float32(0.02) / np.float32(0.03)) / np.float32(count))
+    np.testing.assert_array_equal(y, requantize(sums, m, 2, qt.qmin, qt.qmax))
+    assert y.shape == (2, 3) + (1,) * rank
+
+
+def test_ceil_mode_drops_window_starting_in_end_padding() -> None:
+    # in=4, k=2, s=2, pads (0, 1): ceil((4+1-2)/2)+1 = 3, last window starts at 4 == in + 0
+    assert pool_output_shape((4,), (2,), (2,), (0, 1), (1,), True) == (2,)
+    assert pool_output_shape((5,), (2,), (2,), (0, 0), (1,), True) == (3,)
+
+
+def test_pool_errors() -> None:
+    with pytest.raises(ValueError):
+        max_pool(np.zeros((1, 1, 2), np.uint8), kernel_shape=[3])
+
+
+def test_onnx_model_helper_is_valid() -> None:
+    geom = WindowGeometry((4,), (2,), (1,), (0, 0), (1,))
+    x = np.arange(8, dtype=np.uint8).reshape(1, 2, 4)
+    assert _ort_max_pool(x, geom, False).shape == (1, 2, 3)
+    assert onnx.__version__

@@ -1,0 +1,525 @@
+"""Conformance cases for the numpy float ops: one-node models checked against ONNX Runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+
+@dataclass
+class Case:
+    """One node: op type, inputs (None = omitted), attributes, opset and tolerance."""
+
+    op: str
+    inputs: list[np.ndarray | None]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    opset: int = 17
+    n_out: int = 1
+    tol: float = 1e-5  # 0 means exact
+    name: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.name or 'default'}-op{self.opset}"
+
+
+def run_ort(c: Case) -> list[np.ndarray]:
+    """Run the case's single node in ONNX Runtime on the CPU provider."""
+    names = ["" if x is None else f"in{i}" for i, x in enumerate(c.inputs)]
+    while names and names[-1] == "":
+        names.pop()
+    attrs = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
+             for k, v in c.attrs.items()}
+    outs = [f"out{i}" for i in range(c.n_out)]
+    node = helper.make_node(c.op, names, outs, **attrs)
+    graph_inputs = [helper.make_tensor_value_info(
+        n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
+        for n, x in zip(names, c.inputs, strict=False) if n and x is not None]
+    graph = helper.make_graph([node], "g", graph_inputs,
+                              [helper.make_empty_tensor_value_info(o) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c.opset)])
+    model.ir_version = 8 if c.opset < 21 else 10
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {n: x for n, x in zip(names, c.inputs, strict=False) if n and x is not None}
+    return list(sess.run(None, feeds))
+
+
+_rng = np.random.default_rng(1234)
+
+
+def f32(*shape: int, scale: float = 1.0) -> np.ndarray:
+    return (_rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def pos(*shape: int) -> np.ndarray:
+    return _rng.uniform(0.1, 3.0, shape).astype(np.float32)
+
+
+def ints(*shape: int, lo: int = -128, hi: int = 128, dtype: Any = np.int8) -> np.ndarray:
+    return _rng.integers(lo, hi, shape).astype(dtype)
+
+
+def i64(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def scalar(v: Any, dtype: Any = np.float32) -> np.ndarray:
+    return np.array(v, dtype=dtype)
+
+
+def _elementwise() -> list[Case]:
+    cs: list[Case] = []
+    x = f32(3, 4, 5, scale=2)
+    for op in ["Relu", "Sigmoid", "Tanh", "Softplus", "Erf", "Neg", "Abs", "Floor", "Ceil",
+               "Exp", "Softsign", "HardSwish", "Sign"]:
+        cs.append(Case(op, [x]))
+    cs.append(Case("Round", [np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], np.float32)]))
+    cs += [Case("Sqrt", [pos(3, 4)]), Case("Log", [pos(3, 4)]), Case("Reciprocal", [pos(3, 4)])]
+    cs += [Case("HardSigmoid", [x]), Case("HardSigmoid", [x], {"alpha": 0.3, "beta": 0.4}, name="ab"),
+           Case("LeakyRelu", [x]), Case("LeakyRelu", [x], {"alpha": 0.2}, name="a"),
+           Case("Elu", [x]), Case("Elu", [x], {"alpha": 0.5}, name="a"),
+           Case("Selu", [x]), Case("Celu", [x]), Case("ThresholdedRelu", [x]),
+           Case("PRelu", [f32(2, 3, 4, 4), f32(3, 1, 1)]),
+           Case("PRelu", [f32(2, 3, 4), f32(4)], name="last")]
+    cs += [Case("Gelu", [x], opset=20), Case("Gelu", [x], {"approximate": "tanh"}, opset=20,
+                                             name="tanh")]
+    cs += [Case("Clip", [x], {"min": -0.5, "max": 0.7}, opset=6, name="attrs"),
+           Case("Clip", [x, scalar(-0.5), scalar(0.7)], opset=11),
+           Case("Clip", [x, None, scalar(0.7)], opset=13, name="max-only"),
+           Case("Clip", [x], opset=13, name="none"),
+           Case("Clip", [ints(4, 5), scalar(-3, np.int8), scalar(5, np.int8)], opset=13,
+                tol=0, name="int8")]
+    a, b = f32(2, 3, 4), f32(3, 1)
+    for op in ["Add", "Sub", "Mul", "Div", "Max", "Min"]:
+        cs.append(Case(op, [a, b]))
+    for op in ["Add", "Sub", "Mul"]:
+        cs.append(Case(op, [ints(3, 4, dtype=np.int32), ints(4, dtype=np.int32)], tol=0,
+                       name="int32"))
+    cs.append(Case("Div", [ints(30, dtype=np.int32), ints(30, lo=1, hi=9, dtype=np.int32)
+                           * np.where(_rng.random(30) < 0.5, -1, 1).astype(np.int32)],
+                   tol=0, name="int32-trunc"))
+    cs += [Case("Pow", [pos(3, 4), f32(3, 4)]), Case("Pow", [f32(3, 4), scalar(2.0)], name="sq"),
+           Case("Pow", [f32(3, 4), scalar(3, np.int64)], name="int-exp")]
+    cs += [Case("Max", [f32(3, 1), f32(1, 4), f32(4)], name="3"),
+           Case("Min", [f32(3, 4)], name="1"),
+           Case("Sum", [f32(3, 1), f32(1, 4), f32(4)]), Case("Mean", [f32(3, 1), f32(1, 4)])]
+    for op in ["Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"]:
+        cs.append(Case(op, [ints(3, 4, lo=-3, hi=3, dtype=np.int64),
+                            ints(4, lo=-3, hi=3, dtype=np.int64)], opset=16, tol=0))
+    cs.append(Case("Less", [f32(3, 4), f32(4)], tol=0, name="float"))
+    bx, by = _rng.random((3, 4)) < 0.5, _rng.random(4) < 0.5
+    cs += [Case("Not", [bx], tol=0), Case("And", [bx, by], tol=0), Case("Or", [bx, by], tol=0),
+           Case("Xor", [bx, by], tol=0),
+           Case("Where", [bx, f32(3, 4), f32(1, 4)]),
+           Case("Where", [bx, ints(3, 4), ints(4)], tol=0, name="int8")]
+    return cs
+
+
+def _matmul() -> list[Case]:
+    return [
+        Case("MatMul", [f32(3, 4), f32(4, 5)]),
+        Case("MatMul", [f32(2, 3, 4), f32(4, 5)], name="batched"),
+        Case("MatMul", [f32(2, 1, 3, 4), f32(3, 4, 2)], name="broadcast"),
+        Case("MatMul", [f32(4), f32(4, 5)], name="vec"),
+        Case("Gemm", [f32(3, 4), f32(4, 5), f32(5)]),
+        Case("Gemm", [f32(4, 3), f32(5, 4), f32(3, 5)],
+             {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}, name="trans"),
+        Case("Gemm", [f32(3, 4), f32(4, 5)], opset=11, name="noc"),
+        Case("Gemm", [f32(3, 4), f32(4, 5), f32(1)], {"beta": 0.0}, name="beta0"),
+        Case("Einsum", [f32(2, 3, 4), f32(2, 4, 5)], {"equation": "bij,bjk->bik"}),
+        Case("Einsum", [f32(3, 4)], {"equation": "ij->ji"}, name="transpose"),
+        Case("Einsum", [f32(3, 4), f32(4)], {"equation": "ij,j->i"}, name="mv"),
+    ]
+
+
+def _softmax() -> list[Case]:
+    x = f32(2, 3, 4, scale=3)
+    cs = []
+    for op in ["Softmax", "LogSoftmax", "Hardmax"]:
+        cs += [Case(op, [x], opset=11), Case(op, [x], {"axis": 2}, opset=11, name="ax2"),
+               Case(op, [x], {"axis": 0}, opset=11, name="ax0"),
+               Case(op, [x], opset=13), Case(op, [x], {"axis": 1}, opset=13, name="ax1")]
+    return cs
+
+
+def _reductions() -> list[Case]:
+    x = f32(2, 3, 4)
+    cs = []
+    for op in ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
+               "ReduceSumSquare", "ReduceL1", "ReduceLogSumExp"]:
+        cs += [Case(op, [x], {"axes": [1]}, opset=11, name="attr"),
+               Case(op, [x], {"axes": [0, -1], "keepdims": 0}, opset=11, name="attr-nokeep"),
+               Case(op, [x], opset=11, name="all")]
+        if op == "ReduceSum":
+            cs += [Case(op, [x, i64(1)], opset=13, name="input"),
+                   Case(op, [x, i64(0, 2)], {"keepdims": 0}, opset=13, name="input-nokeep"),
+                   Case(op, [x, np.zeros(0, np.int64)], {"noop_with_empty_axes": 1}, opset=13,
+                        name="noop")]
+        else:
+            cs += [Case(op, [x], {"axes": [1]}, opset=13, name="attr13"),
+                   Case(op, [x, i64(1)], opset=18, name="input"),
+                   Case(op, [x, i64(-1, 0)], {"keepdims": 0}, opset=18, name="input-nokeep"),
+                   Case(op, [x], opset=18, name="all18")]
+    cs += [Case("ReduceMax", [ints(3, 4)], {"axes": [1]}, opset=13, tol=0, name="int8"),
+           Case("ReduceSum", [ints(3, 4, dtype=np.int32), i64(1)], opset=13, tol=0,
+                name="int32")]
+    y = ints(3, 5, lo=-2, hi=2).astype(np.float32)
+    for op in ["ArgMax", "ArgMin"]:
+        cs += [Case(op, [y], tol=0), Case(op, [y], {"axis": 1, "keepdims": 0}, tol=0, name="ax1"),
+               Case(op, [y], {"axis": 1, "select_last_index": 1}, opset=12, tol=0, name="last")]
+    t = f32(3, 6)
+    t[0, :3] = 1.0
+    cs += [Case("TopK", [t, i64(3)], opset=11, n_out=2),
+           Case("TopK", [t, i64(2)], {"axis": 0, "largest": 0}, opset=11, n_out=2,
+                name="smallest"),
+           Case("TopK", [ints(3, 6, lo=-3, hi=3, dtype=np.int64), i64(4)], opset=11, n_out=2,
+                tol=0, name="ties")]
+    c = f32(3, 4)
+    cs += [Case("CumSum", [c, i64(1)]),
+           Case("CumSum", [c, i64(0)], {"exclusive": 1, "reverse": 1}, name="excl-rev"),
+           Case("CumSum", [ints(3, 4, dtype=np.int32), scalar(1, np.int32)], {"reverse": 1},
+                tol=0, name="int")]
+    return cs
+
+
+def _movement() -> list[Case]:
+    q = ints(2, 3, 4, 5)
+    x = f32(2, 3, 4, 5)
+    cs = [
+        Case("Identity", [q], tol=0), Case("Shape", [q], tol=0),
+        Case("Shape", [q], {"start": 1, "end": -1}, opset=15, tol=0, name="slice"),
+        Case("Size", [q], tol=0),
+        Case("Reshape", [q, i64(0, -1, 5)], tol=0),
+        Case("Reshape", [q, i64(6, 20)], tol=0, name="plain"),
+        Case("Reshape", [np.zeros((0, 3), np.int8), i64(3, 0)], {"allowzero": 1}, opset=14,
+             tol=0, name="allowzero"),
+        Case("Flatten", [q], tol=0), Case("Flatten", [q], {"axis": -1}, tol=0, name="neg"),
+        Case("Flatten", [q], {"axis": 0}, tol=0, name="ax0"),
+        Case("Transpose", [q], tol=0),
+        Case("Transpose", [q], {"perm": [0, 2, 3, 1]}, tol=0, name="nhwc"),
+        Case("Squeeze", [ints(1, 3, 1, 4)], {"axes": [0]}, opset=11, tol=0, name="attr"),
+        Case("Squeeze", [ints(1, 3, 1, 4)], opset=11, tol=0, name="all"),
+        Case("Squeeze", [ints(1, 3, 1, 4), i64(-2)], opset=13, tol=0, name="input"),
+        Case("Unsqueeze", [q], {"axes": [0, -1]}, opset=11, tol=0, name="attr"),
+        Case("Unsqueeze", [q, i64(1, -1)], opset=13, tol=0, name="input"),
+        Case("Concat", [q, ints(2, 1, 4, 5)], {"axis": 1}, tol=0),
+        Case("Concat", [x, f32(2, 3, 4, 2), f32(2, 3, 4, 1)], {"axis": -1}, tol=0, name="3"),
+        Case("Split", [q], {"axis": 1, "split": [1, 2]}, opset=11, n_out=2, tol=0, name="attr"),
+        Case("Split", [q, i64(2, 2)], {"axis": 2}, opset=13, n_out=2, tol=0, name="input"),
+        Case("Split", [q], {"axis": 3, "num_outputs": 2}, opset=18, n_out=2, tol=0,
+             name="num"),
+        Case("Gather", [q, i64(1, -1, 0)], {"axis": 1}, tol=0),
+        Case("Gather", [x, np.array([[0, 1], [3, -2]], np.int64)], {"axis": 2}, tol=0,
+             name="2d"),
+        Case("Gather", [x, np.array(1, np.int64)], tol=0, name="scalar"),
+        Case("GatherElements", [x, _rng.integers(-4, 4, (2, 3, 2, 5))], {"axis": 2}, tol=0),
+        Case("GatherND", [x, np.array([[0, 1], [1, -1]], np.int64)], tol=0),
+        Case("GatherND", [x, _rng.integers(0, 3, (2, 4, 1))], {"batch_dims": 1}, tol=0,
+             name="batch"),
+        Case("ScatterND", [x, np.array([[0, 1], [1, 2]], np.int64), f32(2, 4, 5)], tol=0),
+        Case("ScatterND", [x, np.array([[0, 1], [0, 1]], np.int64), f32(2, 4, 5)],
+             {"reduction": "add"}, opset=16, name="add"),
+        Case("ScatterElements", [f32(3, 4), np.array([[1, 0, 2, 0]], np.int64), f32(1, 4)],
+             tol=0),
+        Case("Expand", [f32(3, 1), i64(2, 1, 4)], tol=0),
+        Case("Expand", [ints(3, 4), i64(4)], tol=0, name="smaller"),
+        Case("Tile", [q, i64(1, 2, 1, 3)], tol=0),
+        Case("ConstantOfShape", [i64(2, 3)], tol=0),
+        Case("ConstantOfShape", [i64(2, 3)], {"value": np.array([7], np.int8)}, tol=0,
+             name="int8"),
+        Case("Range", [scalar(1, np.int64), scalar(11, np.int64), scalar(3, np.int64)], tol=0),
+        Case("Range", [scalar(0.5), scalar(-2.0), scalar(-0.5)], name="float"),
+        Case("NonZero", [ints(3, 4, lo=-1, hi=2, dtype=np.int32)], tol=0),
+        Case("Cast", [f32(3, 4, scale=50)], {"to": TensorProto.INT32}, tol=0),
+        Case("Cast", [ints(3, 4)], {"to": TensorProto.FLOAT}, tol=0, name="i2f"),
+        Case("Cast", [f32(3, 4)], {"to": TensorProto.BOOL}, tol=0, name="bool"),
+        Case("Cast", [f32(3, 4)], {"to": TensorProto.FLOAT16}, tol=0, name="f16"),
+        Case("CastLike", [f32(3, 4, scale=50), ints(1)], opset=15, tol=0),
+        Case("Dropout", [x], opset=13, tol=0),
+        Case("DepthToSpace", [q], {"blocksize": 1}, tol=0, name="b1"),
+        Case("DepthToSpace", [ints(2, 8, 3, 4)], {"blocksize": 2}, tol=0),
+        Case("DepthToSpace", [ints(2, 8, 3, 4)], {"blocksize": 2, "mode": "CRD"}, tol=0,
+             name="crd"),
+        Case("SpaceToDepth", [ints(2, 3, 4, 6)], {"blocksize": 2}, tol=0),
+        Case("Trilu", [f32(4, 5), scalar(1, np.int64)], opset=14, tol=0),
+        Case("Trilu", [f32(2, 4, 5)], {"upper": 0}, opset=14, tol=0, name="lower"),
+    ]
+    slices = [([1], [3], [1], None), ([0, 1], [-1, 100], [2, 3], None),
+              ([-1], [-100], [1], [-1]), ([3, 0], [0, 5], [-1, 1], [-1, 2]),
+              ([10], [-10], [2], [-2]), ([2], [2], [0], None)]
+    for i, (st, en, ax, sp) in enumerate(slices):
+        ins: list[np.ndarray | None] = [q, i64(*st), i64(*en), i64(*ax)]
+        if sp is not None:
+            ins.append(i64(*sp))
+        cs.append(Case("Slice", ins, opset=13, tol=0, name=f"s{i}"))
+    cs.append(Case("Slice", [q], {"starts": [1], "ends": [3], "axes": [2]}, opset=9, tol=0,
+                   name="attr"))
+    cs.append(Case("Slice", [q, i64(1, 0), i64(3, 2)], opset=11, tol=0, name="noaxes"))
+    p = f32(1, 2, 4, 5)
+    cs += [
+        Case("Pad", [p], {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "value": 1.5}, opset=2,
+             tol=0, name="attr"),
+        Case("Pad", [p, i64(0, 0, 1, 2, 0, 0, 2, 1), scalar(-1.0)], opset=11, tol=0),
+        Case("Pad", [ints(1, 2, 4, 5), i64(0, 0, 1, 2, 0, 1, 2, 1), scalar(3, np.int8)],
+             opset=13, tol=0, name="int8"),
+        Case("Pad", [p, i64(0, 0, 2, 3, 0, 0, 1, 2)], {"mode": "reflect"}, opset=13, tol=0,
+             name="reflect"),
+        Case("Pad", [p, i64(0, 0, 2, 3, 0, 0, 3, 1)], {"mode": "edge"}, opset=13, tol=0,
+             name="edge"),
+        Case("Pad", [p, i64(0, 0, -1, 2, 0, 0, 1, -2)], opset=13, tol=0, name="neg"),
+        Case("Pad", [p, i64(1, 2, 0, 3), None, i64(2, -1)], opset=18, tol=0, name="axes"),
+        Case("Pad", [p, i64(0, 0, 2, 3, 0, 0, 1, 2)], {"mode": "wrap"}, opset=19, tol=0,
+             name="wrap"),
+    ]
+    return cs
+
+
+def _quant() -> list[Case]:
+    x = f32(2, 3, 4, scale=3)
+    # Values on exact .5 ties of x / scale exercise round-half-to-even.
+    ties = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 300, -300], np.float32) * 0.5
+    return [
+        Case("QuantizeLinear", [x, scalar(0.05), scalar(10, np.uint8)], opset=10),
+        Case("QuantizeLinear", [ties, scalar(0.5), scalar(0, np.int8)], opset=13, name="ties"),
+        Case("QuantizeLinear", [x, scalar(0.03)], opset=13, name="nozp"),
+        Case("QuantizeLinear", [x, pos(3) * 0.05, ints(3)], {"axis": 1}, opset=13,
+             name="axis"),
+        Case("QuantizeLinear", [x, pos(3) * 0.01, ints(3, dtype=np.int16, lo=-500, hi=500)],
+             {"axis": 1}, opset=21, name="int16"),
+        Case("QuantizeLinear", [x, pos(2, 3, 2) * 0.05, ints(2, 3, 2)],
+             {"axis": 2, "block_size": 2}, opset=21, name="block"),
+        Case("DequantizeLinear", [ints(2, 3, 4), scalar(0.05), scalar(3, np.int8)], opset=10),
+        Case("DequantizeLinear", [ints(2, 3, 4, lo=0, hi=256, dtype=np.uint8), pos(3) * 0.05,
+                                  ints(3, lo=0, hi=256, dtype=np.uint8)], {"axis": 1},
+             opset=13, name="axis"),
+        Case("DequantizeLinear", [ints(2, 3, 4, dtype=np.int32), scalar(0.001)], opset=13,
+             name="int32"),
+        Case("DequantizeLinear", [ints(2, 3, 4), pos(2, 3, 2) * 0.05, ints(2, 3, 2)],
+             {"axis": -1, "block_size": 2}, opset=21, name="block"),
+    ]
+
+
+def all_basic_cases() -> list[Case]:
+    return _elementwise() + _matmul() + _softmax() + _reductions() + _movement() + _quant()
+
+
+def _conv() -> list[Case]:
+    x2, w2 = f32(2, 4, 9, 8), f32(6, 4, 3, 3, scale=0.3)
+    cs = [
+        Case("Conv", [x2, w2], name="2d"),
+        Case("Conv", [x2, w2, f32(6)], {"pads": [1, 1, 1, 1]}, name="pads-bias"),
+        Case("Conv", [x2, w2], {"strides": [2, 3], "pads": [0, 1, 2, 1]}, name="strides"),
+        Case("Conv", [x2, w2], {"dilations": [2, 1], "pads": [2, 1, 2, 1]}, name="dil"),
+        Case("Conv", [x2, f32(6, 2, 3, 3)], {"group": 2}, name="groups"),
+        Case("Conv", [x2, f32(4, 1, 3, 3), f32(4)], {"group": 4, "pads": [1, 1, 1, 1]},
+             name="depthwise"),
+        Case("Conv", [x2, f32(5, 4, 1, 1), f32(5)], name="1x1"),
+        Case("Conv", [x2, f32(5, 4, 1, 1)], {"strides": [2, 2]}, name="1x1-s2"),
+        Case("Conv", [f32(2, 3, 10), f32(4, 3, 3)], {"pads": [1, 2], "strides": [2]},
+             name="1d"),
+        Case("Conv", [f32(1, 2, 5, 6, 4), f32(3, 2, 3, 2, 2)], {"pads": [1, 0, 1, 1, 1, 0]},
+             name="3d", tol=1e-4),
+        Case("Conv", [f32(1, 64, 56, 56), f32(64, 64, 3, 3, scale=0.05), f32(64)],
+             {"pads": [1, 1, 1, 1]}, name="56x56x64", tol=1e-4),
+    ]
+    for ap in ["SAME_UPPER", "SAME_LOWER", "VALID"]:
+        cs.append(Case("Conv", [x2, f32(6, 4, 4, 2)], {"auto_pad": ap, "strides": [2, 2]},
+                       name=ap))
+    xt = f32(2, 4, 5, 4)
+    cs += [
+        Case("ConvTranspose", [xt, f32(4, 3, 3, 3)], name="2d"),
+        Case("ConvTranspose", [xt, f32(4, 3, 3, 3), f32(3)],
+             {"strides": [2, 2], "pads": [1, 1, 1, 1]}, name="s2"),
+        Case("ConvTranspose", [xt, f32(4, 3, 3, 3)],
+             {"strides": [2, 3], "output_padding": [1, 2], "pads": [1, 0, 0, 1]}, name="outpad"),
+        Case("ConvTranspose", [xt, f32(4, 2, 3, 3)], {"group": 2, "strides": [2, 2]},
+             name="groups"),
+        Case("ConvTranspose", [xt, f32(4, 1, 3, 3)], {"group": 4, "dilations": [2, 2]},
+             name="dw-dil"),
+        Case("ConvTranspose", [xt, f32(4, 3, 3, 3)],
+             {"strides": [2, 2], "output_shape": [10, 8]}, name="outshape"),
+        Case("ConvTranspose", [xt, f32(4, 3, 3, 3)],
+             {"strides": [2, 2], "output_shape": [10, 8], "auto_pad": "SAME_UPPER"},
+             name="outshape-upper"),
+        Case("ConvTranspose", [xt, f32(4, 3, 4, 3)], {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+             name="same-upper"),
+        Case("ConvTranspose", [xt, f32(4, 3, 4, 3)], {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
+             name="same-lower"),
+        Case("ConvTranspose", [f32(1, 3, 7), f32(3, 2, 4)], {"strides": [3]}, name="1d"),
+        Case("ConvTranspose", [f32(1, 2, 3, 4, 3), f32(2, 2, 2, 3, 2)], {"strides": [2, 1, 2]},
+             name="3d"),
+    ]
+    return cs
+
+
+def _pool() -> list[Case]:
+    x = f32(2, 3, 9, 10)
+    q = ints(2, 3, 9, 10)
+    cs = []
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("k3", {"kernel_shape": [3, 3]}),
+        ("s2", {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        ("pads", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ("asym", {"kernel_shape": [2, 3], "strides": [2, 1], "pads": [1, 0, 0, 2]}),
+        ("ceil", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+        ("ceil-pads", {"kernel_shape": [3, 2], "strides": [2, 3], "ceil_mode": 1,
+                       "pads": [1, 1, 1, 1]}),
+        ("same-upper", {"kernel_shape": [3, 2], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+        ("same-lower", {"kernel_shape": [3, 2], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+        ("valid", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "VALID"}),
+    ]
+    for name, attrs in variants:
+        cs.append(Case("MaxPool", [x], attrs, opset=12, name=name))
+        cs.append(Case("AveragePool", [x], attrs, opset=11, name=name))
+        if "pads" in attrs or "ceil_mode" in attrs:
+            cs.append(Case("AveragePool", [x], {**attrs, "count_include_pad": 1}, opset=11,
+                           name=name + "-incl"))
+    cs += [
+        Case("MaxPool", [x], {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [1, 1, 2, 2]},
+             opset=12, name="dil"),
+        Case("MaxPool", [q], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+             opset=12, tol=0, name="int8"),
+        Case("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+             opset=12, n_out=2, name="indices"),
+        Case("MaxPool", [f32(2, 3, 11)], {"kernel_shape": [3], "strides": [2]}, name="1d"),
+        Case("MaxPool", [f32(1, 2, 5, 6, 4)], {"kernel_shape": [2, 2, 2]}, name="3d"),
+        Case("AveragePool", [f32(2, 3, 11)], {"kernel_shape": [3], "pads": [1, 1],
+                                              "count_include_pad": 1}, name="1d"),
+        Case("AveragePool", [x], {"kernel_shape": [3, 3], "dilations": [2, 1],
+                                  "pads": [1, 1, 1, 1]}, opset=19, name="dil"),
+        Case("LpPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2]}, opset=18),
+        Case("GlobalAveragePool", [x]), Case("GlobalMaxPool", [x]),
+        Case("GlobalMaxPool", [q], tol=0, name="int8"),
+        Case("GlobalAveragePool", [f32(2, 3, 5)], name="1d"),
+        Case("GlobalLpPool", [x]),
+    ]
+    return cs
+
+
+def _norm() -> list[Case]:
+    x = f32(2, 3, 5, 4)
+    c3 = [f32(3), f32(3), f32(3), pos(3)]
+    return [
+        Case("BatchNormalization", [x, *c3], opset=15),
+        Case("BatchNormalization", [x, *c3], {"epsilon": 0.1}, opset=9, name="eps"),
+        Case("BatchNormalization", [f32(2, 3), *c3], opset=15, name="2d"),
+        Case("InstanceNormalization", [x, f32(3), f32(3)]),
+        Case("LayerNormalization", [x, f32(4), f32(4)], n_out=3),
+        Case("LayerNormalization", [x, f32(5, 4)], {"axis": -2, "epsilon": 1e-3},
+             name="ax-2"),
+        Case("GroupNormalization", [f32(2, 6, 4, 3), f32(6), f32(6)], {"num_groups": 3},
+             opset=21, tol=1e-4),
+        Case("LRN", [x], {"size": 3, "alpha": 0.01}),
+    ]
+
+
+def _resize() -> list[Case]:
+    x = f32(1, 2, 4, 5)
+    q = ints(1, 2, 4, 5)
+    up = np.array([1, 1, 2, 1.5], np.float32)
+    down = np.array([1, 1, 0.6, 0.5], np.float32)
+    empty = np.zeros(0, np.float32)
+    cs = [
+        Case("Upsample", [q, np.array([1, 1, 2, 3], np.float32)], opset=9, tol=0),
+        Case("Upsample", [x, np.array([1, 1, 2, 1.5], np.float32)], {"mode": "linear"},
+             opset=9, name="linear"),
+        Case("Resize", [q, np.array([1, 1, 2, 2.5], np.float32)], opset=10, tol=0,
+             name="r10"),
+        Case("Resize", [x, np.array([1, 1, 0.5, 0.7], np.float32)], {"mode": "linear"},
+             opset=10, name="r10-linear"),
+    ]
+    ctms = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+            "tf_half_pixel_for_nn"]
+    for ctm in ctms:
+        for nm in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]:
+            for tag, sc in [("up", up), ("down", down)]:
+                cs.append(Case("Resize", [q, empty, sc],
+                               {"coordinate_transformation_mode": ctm, "nearest_mode": nm},
+                               opset=13, tol=0, name=f"nearest-{ctm}-{nm}-{tag}"))
+        if ctm == "tf_half_pixel_for_nn":
+            continue
+        for tag, sc in [("up", up), ("down", down)]:
+            cs.append(Case("Resize", [x, empty, sc],
+                           {"mode": "linear", "coordinate_transformation_mode": ctm},
+                           opset=13, name=f"linear-{ctm}-{tag}"))
+            cs.append(Case("Resize", [x, empty, sc],
+                           {"mode": "cubic", "coordinate_transformation_mode": ctm},
+                           opset=13, tol=1e-4, name=f"cubic-{ctm}-{tag}"))
+    cs += [
+        Case("Resize", [x, None, None, i64(1, 2, 7, 3)], {"mode": "linear"}, opset=13,
+             name="sizes"),
+        Case("Resize", [q, None, None, i64(1, 2, 7, 13)], opset=11, tol=0, name="sizes-r11"),
+        Case("Resize", [x, np.zeros(0, np.float32), up], {"mode": "linear"}, opset=11,
+             name="linear-r11"),
+        Case("Resize", [x, None, np.array([1, 1, 1.7, 0.8], np.float32)],
+             {"mode": "cubic", "exclude_outside": 1, "cubic_coeff_a": -0.5}, opset=18,
+             tol=1e-4, name="cubic-excl"),
+        Case("Resize", [x, None, None, i64(8, 8)], {"axes": [2, 3], "mode": "linear"},
+             opset=18, name="axes"),
+        Case("Resize", [x, None, None, i64(8, 8)],
+             {"axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, opset=18,
+             name="not-larger"),
+        Case("Resize", [x, None, None, i64(8, 8)],
+             {"axes": [2, 3], "keep_aspect_ratio_policy": "not_smaller"}, opset=18,
+             name="not-smaller"),
+        Case("Resize", [x, None, up], {"mode": "linear",
+                                        "coordinate_transformation_mode": "half_pixel_symmetric"},
+             opset=19, name="hps"),
+        Case("Resize", [x, np.array([0, 0, 0.2, 0.1, 1, 1, 0.9, 1.2], np.float32), None,
+                        i64(1, 2, 5, 6)],
+             {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
+              "extrapolation_value": -3.0}, opset=13, name="crop"),
+        Case("Resize", [q, np.array([0, 0, 0.2, 0.1, 1, 1, 0.9, 1.2], np.float32), None,
+                        i64(1, 2, 5, 6)],
+             {"coordinate_transformation_mode": "tf_crop_and_resize"}, opset=13, tol=0,
+             name="crop-nearest"),
+        Case("Resize", [f32(1, 1, 3, 4, 5), None, np.array([1, 1, 2, 1.5, 0.6], np.float32)],
+             {"mode": "linear"}, opset=13, name="trilinear"),
+    ]
+    return cs
+
+
+def _rnn() -> list[Case]:
+    seq, batch, inp, h = 5, 3, 4, 6
+    x = f32(seq, batch, inp)
+    lens = np.array([5, 2, 4], np.int32)
+    cs = []
+    for d, nd in [("forward", 1), ("reverse", 1), ("bidirectional", 2)]:
+        w, r, b = f32(nd, 4 * h, inp, scale=0.5), f32(nd, 4 * h, h, scale=0.5), f32(nd, 8 * h)
+        h0, c0, p = f32(nd, batch, h), f32(nd, batch, h), f32(nd, 3 * h)
+        cs += [
+            Case("LSTM", [x, w, r], {"hidden_size": h, "direction": d}, n_out=3, name=d),
+            Case("LSTM", [x, w, r, b, lens, h0, c0, p], {"hidden_size": h, "direction": d},
+                 n_out=3, name=d + "-full"),
+        ]
+        gw, gr, gb = f32(nd, 3 * h, inp, scale=0.5), f32(nd, 3 * h, h, scale=0.5), f32(nd, 6 * h)
+        for lbr in (0, 1):
+            cs.append(Case("GRU", [x, gw, gr, gb, lens, h0],
+                           {"hidden_size": h, "direction": d, "linear_before_reset": lbr},
+                           n_out=2, name=f"{d}-lbr{lbr}"))
+        cs.append(Case("GRU", [x, gw, gr], {"hidden_size": h, "direction": d}, n_out=2,
+                       name=d))
+        rw, rr = f32(nd, h, inp, scale=0.5), f32(nd, h, h, scale=0.5)
+        cs.append(Case("RNN", [x, rw, rr, f32(nd, 2 * h), lens], {"hidden_size": h,
+                                                                   "direction": d},
+                       n_out=2, name=d))
+    w, r = f32(1, 4 * h, inp, scale=0.5), f32(1, 4 * h, h, scale=0.5)
+    cs += [
+        Case("LSTM", [x, w, r], {"hidden_size": h, "clip": 0.5, "input_forget": 1}, n_out=3,
+             name="clip-if"),
+        Case("LSTM", [x.transpose(1, 0, 2).copy(), w, r], {"hidden_size": h, "layout": 1},
+             opset=14, n_out=3, name="layout"),
+        Case("GRU", [x, f32(1, 3 * h, inp), f32(1, 3 * h, h)],
+             {"hidden_size": h, "activations": ["HardSigmoid", "LeakyRelu"],
+              "activation_alpha": [0.3, 0.1], "activation_beta": [0.4]}, n_out=2,
+             name="acts"),
+    ]
+    return cs
+
+
+def all_cases() -> list[Case]:
+    return all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()

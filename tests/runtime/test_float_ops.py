@@ -1,0 +1,66 @@
+"""Conformance of lowp's numpy float ops against ONNX Runtime, one-node models per case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lowp.errors import UnsupportedOpError
+from lowp.runtime.float_ops import FLOAT_OPS
+from tests.runtime.float_cases import Case, all_cases, f32, run_ort
+
+CASES = all_cases()
+
+
+def run_lowp(c: Case) -> list[np.ndarray]:
+    extra = {"num_outputs": c.n_out} if c.n_out > 1 or c.op == "Split" else {}
+    attrs = {**c.attrs, **extra} if c.op != "Split" or "num_outputs" not in c.attrs \
+        else dict(c.attrs)
+    out = FLOAT_OPS[c.op](*c.inputs, **attrs, opset=c.opset)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    return outs[:c.n_out]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_matches_onnxruntime(case: Case) -> None:
+    expected = run_ort(case)
+    got = run_lowp(case)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        if case.tol == 0 or not np.issubdtype(e.dtype, np.floating):
+            np.testing.assert_array_equal(g, e)
+        else:
+            np.testing.assert_allclose(g, e, rtol=case.tol, atol=case.tol)
+
+
+def test_case_ids_unique() -> None:
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(("op", "inputs", "attrs"), [
+    ("Conv", [f32(1, 2, 5, 5), f32(2, 2, 3, 3)], {"auto_pad": "BOGUS"}),
+    ("Resize", [f32(1, 1, 4, 4), None, np.array([1, 1, 2, 2], np.float32)],
+     {"mode": "area"}),
+    ("Gelu", [f32(3)], {"approximate": "erf"}),
+    ("BatchNormalization", [f32(1, 2, 3)] + [f32(2)] * 4, {"training_mode": 1}),
+    ("Split", [f32(4)], {}),
+])
+def test_unsupported_attributes_raise(op: str, inputs: list[np.ndarray | None],
+                                      attrs: dict[str, object]) -> None:
+    with pytest.raises(UnsupportedOpError, match=op):
+        FLOAT_OPS[op](*inputs, **attrs, opset=18)
+
+
+def test_integer_data_movement_keeps_dtype() -> None:
+    q = np.arange(24, dtype=np.int8).reshape(1, 2, 3, 4)
+    for op, args, attrs in [
+        ("Transpose", [], {"perm": [0, 2, 3, 1]}),
+        ("MaxPool", [], {"kernel_shape": [2, 2]}),
+        ("Resize", [None, np.array([1, 1, 2, 2], np.float32)], {"mode": "nearest"}),
+        ("Pad", [np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)], {}),
+    ]:
+        out = FLOAT_OPS[op](q, *args, **attrs, opset=18)
+        assert out.dtype == np.int8, op
