@@ -1,12 +1,113 @@
-// Bindings layer: thin nanobind wrappers, no logic.
+// Bindings layer: thin nanobind wrappers (shape checks only, no logic); Python validates first.
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "conv.h"
+#include "dispatch.h"
+#include "threadpool.h"
+
 namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+template <typename T>
+using Vec = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Act5 = nb::ndarray<const uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
+using Out5 = nb::ndarray<uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
+
+double peak_gops(const std::string& kind, double seconds) {
+  using lowp::PeakFn;
+  PeakFn fn = nullptr;
+  const std::vector<std::string> paths = lowp::available_paths();
+  const bool has512 =
+      std::find(paths.begin(), paths.end(), std::string("avx512vnni")) != paths.end();
+  if (kind == "vnni512") fn = lowp::peak_vnni512;
+  else if (kind == "vnni256") fn = lowp::peak_vnni256;
+  else if (kind == "fma512") fn = lowp::peak_fma512;
+  else if (kind == "fma256") fn = lowp::peak_fma256;
+  else throw std::invalid_argument("unknown peak kind '" + kind + "'");
+  if (!has512) throw std::invalid_argument("peak loops need an AVX-512 VNNI CPU");
+  nb::gil_scoped_release nogil;
+  fn(1 << 16);  // warm-up (clock ramp)
+  int64_t iters = 1 << 16;
+  double ops = 0, elapsed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (elapsed < seconds) {
+    ops += fn(iters);
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (elapsed < seconds / 4) iters *= 2;
+  }
+  return ops / elapsed * 1e-9;
+}
+
+}  // namespace
 
 NB_MODULE(_native, m) {
-  m.def("available_paths", []() { return std::vector<std::string>{"scalar"}; });
+  m.doc() = "lowp native core: int8 GEMM / convolution microkernels with runtime dispatch";
+  m.def("available_paths", &lowp::available_paths);
+  m.def("active_path", [] { return std::string(lowp::active_table()->name); });
+  m.def("set_path", [](const std::string& name) { lowp::set_active_path(name); }, "name"_a);
+  m.def("max_threads", &lowp::ThreadPool::max_threads);
+  m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5);
+
+  nb::class_<lowp::ConvOp>(m, "ConvOp")
+      .def("__init__",
+           [](lowp::ConvOp* self, const std::vector<int>& geo, bool x_signed, int x_zp,
+              bool w_signed, nb::ndarray<const uint8_t, nb::c_contig, nb::device::cpu> w,
+              Vec<int32_t> w_zp, std::optional<Vec<int32_t>> bias, Vec<float> scale,
+              Vec<int32_t> mult, Vec<int32_t> lshift, Vec<int32_t> rshift, int out_zp,
+              int qmin, int qmax, bool fixedpoint, int threads, bool allow_depthwise) {
+             if (geo.size() != 18) throw std::invalid_argument("geometry needs 18 integers");
+             lowp::ConvParams p;
+             int* f[] = {&p.kd, &p.kh, &p.kw, &p.sd, &p.sh, &p.sw, &p.dd, &p.dh, &p.dw,
+                         &p.pd0, &p.ph0, &p.pw0, &p.pd1, &p.ph1, &p.pw1,
+                         &p.groups, &p.cin, &p.cout};
+             for (size_t i = 0; i < geo.size(); ++i) *f[i] = geo[i];
+             p.x_signed = x_signed;
+             p.x_zp = x_zp;
+             p.w_signed = w_signed;
+             p.out_zp = out_zp;
+             p.qmin = qmin;
+             p.qmax = qmax;
+             p.fixedpoint = fixedpoint;
+             p.threads = threads;
+             p.allow_depthwise = allow_depthwise;
+             const size_t cout = size_t(p.cout);
+             const size_t wsize = cout * size_t(p.cin / (p.groups > 0 ? p.groups : 1)) *
+                                  size_t(p.kd) * p.kh * p.kw;
+             if (w.size() != wsize) throw std::invalid_argument("weight size mismatch");
+             for (size_t n : {w_zp.shape(0), scale.shape(0), mult.shape(0), lshift.shape(0),
+                              rshift.shape(0)})
+               if (n != cout) throw std::invalid_argument("per-channel array length mismatch");
+             if (bias && bias->shape(0) != cout) throw std::invalid_argument("bias length mismatch");
+             new (self) lowp::ConvOp(p, w.data(), w_zp.data(), bias ? bias->data() : nullptr,
+                                     scale.data(), mult.data(), lshift.data(), rshift.data());
+           })
+      .def("out_dims",
+           [](const lowp::ConvOp& op, int64_t d, int64_t h, int64_t w) {
+             const lowp::OutDims o = op.out_dims(d, h, w);
+             return std::vector<int64_t>{o.d, o.h, o.w};
+           })
+      .def("run",
+           [](lowp::ConvOp& op, Act5 x, Out5 y) {
+             const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
+             if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d ||
+                 int64_t(y.shape(2)) != o.h || int64_t(y.shape(3)) != o.w)
+               throw std::invalid_argument("output array has the wrong shape");
+             nb::gil_scoped_release nogil;
+             op.run(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3), y.data());
+           })
+      .def_prop_rw("threads", &lowp::ConvOp::threads, &lowp::ConvOp::set_threads)
+      .def_prop_ro("depthwise", &lowp::ConvOp::depthwise);
 }

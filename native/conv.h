@@ -54,7 +54,7 @@ class ConvOp {
   bool need_rowsum_ = false, depthwise_ = false;
   std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md
   std::vector<int64_t> panel_off_;   // [group][panel] -> offset into packed_
-  std::vector<int32_t> bias_, zw_, scale_i_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
+  std::vector<int32_t> bias_, zw_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
   std::vector<float> scale_;
   Epilogue epi_, dw_epi_;
   std::vector<uint8_t> xpad_;        // scratch reused across calls

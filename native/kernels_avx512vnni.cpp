@@ -1,7 +1,6 @@
 // Microkernels, AVX-512 VNNI path (vpdpbusd / vpdpwssd on zmm); compiled with its own flags.
 #include <immintrin.h>
 
-#include <chrono>
 
 #include "common.h"
 #include "requant.h"
@@ -179,65 +178,154 @@ void dw(const DwArgs& a, const Epilogue& e) {
 
 const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, gemm, epilogue, dw};
 
-// Peak loops: 16 independent accumulator chains so that latency never limits throughput.
+// Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
+// the compiler can neither spill nor fold them; return the operations performed.
 double peak_vnni512(int64_t iters) {
-  __m512i acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi32(i);
   const __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01ff01ff);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-  }
-  __m512i s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm512_add_epi32(s, acc[i]);
-  volatile int sink = _mm512_reduce_add_epi32(s);
-  (void)sink;
-  return static_cast<double>(iters) * 16 * 64 * 2;
+  int64_t n = iters;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n"
+      "1:\n"
+      "vpdpbusd %[b], %[a], %%zmm0\n"
+      "vpdpbusd %[b], %[a], %%zmm1\n"
+      "vpdpbusd %[b], %[a], %%zmm2\n"
+      "vpdpbusd %[b], %[a], %%zmm3\n"
+      "vpdpbusd %[b], %[a], %%zmm4\n"
+      "vpdpbusd %[b], %[a], %%zmm5\n"
+      "vpdpbusd %[b], %[a], %%zmm6\n"
+      "vpdpbusd %[b], %[a], %%zmm7\n"
+      "vpdpbusd %[b], %[a], %%zmm8\n"
+      "vpdpbusd %[b], %[a], %%zmm9\n"
+      "vpdpbusd %[b], %[a], %%zmm10\n"
+      "vpdpbusd %[b], %[a], %%zmm11\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      : [n] "+r"(n)
+      : [a] "v"(a), [b] "v"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "cc");
+  return static_cast<double>(iters) * 12 * 64 * 2;
 }
 
 double peak_vnni256(int64_t iters) {
-  __m256i acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm256_set1_epi32(i);
   const __m256i a = _mm256_set1_epi32(0x01010101), b = _mm256_set1_epi32(0x01ff01ff);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm256_dpbusd_epi32(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-  }
-  __m256i s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm256_add_epi32(s, acc[i]);
-  volatile int sink = _mm256_extract_epi32(s, 0);
-  (void)sink;
-  return static_cast<double>(iters) * 16 * 32 * 2;
+  int64_t n = iters;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n"
+      "1:\n"
+      "vpdpbusd %[b], %[a], %%ymm0\n"
+      "vpdpbusd %[b], %[a], %%ymm1\n"
+      "vpdpbusd %[b], %[a], %%ymm2\n"
+      "vpdpbusd %[b], %[a], %%ymm3\n"
+      "vpdpbusd %[b], %[a], %%ymm4\n"
+      "vpdpbusd %[b], %[a], %%ymm5\n"
+      "vpdpbusd %[b], %[a], %%ymm6\n"
+      "vpdpbusd %[b], %[a], %%ymm7\n"
+      "vpdpbusd %[b], %[a], %%ymm8\n"
+      "vpdpbusd %[b], %[a], %%ymm9\n"
+      "vpdpbusd %[b], %[a], %%ymm10\n"
+      "vpdpbusd %[b], %[a], %%ymm11\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      : [n] "+r"(n)
+      : [a] "v"(a), [b] "v"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "cc");
+  return static_cast<double>(iters) * 12 * 32 * 2;
 }
 
 double peak_fma512(int64_t iters) {
-  __m512 acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
   const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
-  volatile float sink = _mm512_reduce_add_ps(s);
-  (void)sink;
-  return static_cast<double>(iters) * 16 * 16 * 2;
+  int64_t n = iters;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n"
+      "1:\n"
+      "vfmadd231ps %[b], %[a], %%zmm0\n"
+      "vfmadd231ps %[b], %[a], %%zmm1\n"
+      "vfmadd231ps %[b], %[a], %%zmm2\n"
+      "vfmadd231ps %[b], %[a], %%zmm3\n"
+      "vfmadd231ps %[b], %[a], %%zmm4\n"
+      "vfmadd231ps %[b], %[a], %%zmm5\n"
+      "vfmadd231ps %[b], %[a], %%zmm6\n"
+      "vfmadd231ps %[b], %[a], %%zmm7\n"
+      "vfmadd231ps %[b], %[a], %%zmm8\n"
+      "vfmadd231ps %[b], %[a], %%zmm9\n"
+      "vfmadd231ps %[b], %[a], %%zmm10\n"
+      "vfmadd231ps %[b], %[a], %%zmm11\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      : [n] "+r"(n)
+      : [a] "v"(a), [b] "v"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "cc");
+  return static_cast<double>(iters) * 12 * 16 * 2;
 }
 
 double peak_fma256(int64_t iters) {
-  __m256 acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
   const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-3f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm256_add_ps(s, acc[i]);
-  volatile float sink = _mm256_cvtss_f32(s);
-  (void)sink;
-  return static_cast<double>(iters) * 16 * 8 * 2;
+  int64_t n = iters;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n"
+      "1:\n"
+      "vfmadd231ps %[b], %[a], %%ymm0\n"
+      "vfmadd231ps %[b], %[a], %%ymm1\n"
+      "vfmadd231ps %[b], %[a], %%ymm2\n"
+      "vfmadd231ps %[b], %[a], %%ymm3\n"
+      "vfmadd231ps %[b], %[a], %%ymm4\n"
+      "vfmadd231ps %[b], %[a], %%ymm5\n"
+      "vfmadd231ps %[b], %[a], %%ymm6\n"
+      "vfmadd231ps %[b], %[a], %%ymm7\n"
+      "vfmadd231ps %[b], %[a], %%ymm8\n"
+      "vfmadd231ps %[b], %[a], %%ymm9\n"
+      "vfmadd231ps %[b], %[a], %%ymm10\n"
+      "vfmadd231ps %[b], %[a], %%ymm11\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      : [n] "+r"(n)
+      : [a] "v"(a), [b] "v"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "cc");
+  return static_cast<double>(iters) * 12 * 8 * 2;
 }
 
 }  // namespace lowp

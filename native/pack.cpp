@@ -1,5 +1,6 @@
 // Packing layer: weight panels, folded int32 bias and per-channel requantization arrays,
 // computed once per weight (docs/native.md, "Packing" and "Compensation algebra").
+#include <algorithm>
 #include <stdexcept>
 
 #include "conv.h"

@@ -1,4 +1,36 @@
-# Source list and per-file ISA flags of the native core.
-nanobind_add_module(_native NB_STATIC native/bindings.cpp)
-target_compile_options(_native PRIVATE -O3 -ffp-contract=off)
+# Source list and per-file ISA flags of the native core (no -march=native: each microkernel
+# file gets exactly the instruction sets of its path; dispatch picks one at run time).
+option(LOWP_SANITIZE "Build with AddressSanitizer and UBSan" OFF)
+
+set(LOWP_COMMON_FLAGS -O3 -ffp-contract=off -fno-math-errno)
+
+# One object library per ISA so that each file is compiled with its own flags.
+function(lowp_isa_object name src)
+  add_library(${name} OBJECT ${src})
+  target_compile_options(${name} PRIVATE ${LOWP_COMMON_FLAGS} ${ARGN})
+  set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(LOWP_SANITIZE)
+    target_compile_options(${name} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  endif()
+endfunction()
+
+lowp_isa_object(lowp_scalar native/kernels_scalar.cpp)
+lowp_isa_object(lowp_avx2 native/kernels_avx2.cpp -mavx2 -mfma)
+lowp_isa_object(lowp_avxvnni native/kernels_avxvnni.cpp -mavx2 -mfma -mavxvnni)
+lowp_isa_object(lowp_avxvnni_evex native/kernels_avxvnni.cpp -mavx2 -mfma -mavx512f
+                -mavx512vl -mavx512vnni -DLOWP_VNNI256_EVEX)
+lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
+                -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
+
+nanobind_add_module(_native NB_STATIC
+  native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
+  $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
+  $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>)
+target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
+find_package(Threads REQUIRED)
+target_link_libraries(_native PRIVATE Threads::Threads)
+if(LOWP_SANITIZE)
+  target_compile_options(_native PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  target_link_options(_native PRIVATE -fsanitize=address,undefined)
+endif()
 install(TARGETS _native LIBRARY DESTINATION lowp)

@@ -12,12 +12,12 @@ from lowp.ops import Layout, conv
 from lowp.ops.conv import conv_output_shape
 from lowp.qparams import QType
 from tests.ops._reference import torch_conv_acc
-from tests.strategies import ACTIVATION_QTYPES, ConvCase, conv_cases
+from tests.strategies import ACTIVATION_QTYPES, ConvCase, WindowGeometry, conv_cases
 
 WEIGHT_QTYPES = st.sampled_from([QType.INT8, QType.UINT8])
 
 
-def _draw_problem(data: st.DataObject, case: ConvCase, xq: QType, wq: QType,
+def _draw_problem(data: st.DataObject | _Seeded, case: ConvCase, xq: QType, wq: QType,
                   per_channel: bool, with_bias: bool) -> dict:
     g = case.geometry
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -134,8 +134,7 @@ def test_dense_56x56_stride2_asymmetric_pads() -> None:
 
 
 def _geom(spatial: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
-          pads: tuple[int, ...]):  # noqa: ANN202
-    from tests.strategies import WindowGeometry
+          pads: tuple[int, ...]) -> WindowGeometry:
     return WindowGeometry(spatial, kernel, strides, pads, (1,) * len(spatial))
 
 
@@ -148,3 +147,35 @@ def test_output_shape_and_errors() -> None:
     with pytest.raises(ValueError, match="kernel extent"):
         conv(x, np.zeros((2, 4, 9), np.int8), None, x_zero_point=0, w_zero_point=0,
              requant=None)
+
+
+FIXED_CASES = [
+    # rank-3, dilated, grouped, asymmetric pads
+    ConvCase(WindowGeometry((5, 4, 6), (3, 2, 2), (2, 1, 3), (1, 0, 2, 0, 1, 1), (2, 1, 2)),
+             2, 2, 3, 2),
+    # batch 0, depthwise rank 1
+    ConvCase(WindowGeometry((9,), (3,), (2,), (2, 1), (3,)), 0, 4, 1, 2),
+    # pointwise 2-d, many channels
+    ConvCase(WindowGeometry((7, 5), (1, 1), (1, 2), (0, 0, 0, 0), (1, 1)), 1, 1, 40, 24),
+]
+
+
+@pytest.mark.parametrize("case", FIXED_CASES)
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fixed_geometries(case: ConvCase, per_channel: bool) -> None:
+    p = _draw_problem(_Seeded(7), case, QType.UINT8, QType.INT8, per_channel, True)
+    expected = torch_conv_acc(p["x"], p["w"], p["bias"], p["zx"], p["zw"], case.geometry,
+                              case.group)
+    np.testing.assert_array_equal(_run(p, case, Layout.CHANNELS_FIRST, None), expected)
+    np.testing.assert_array_equal(_run(p, case, Layout.CHANNELS_LAST, None),
+                                  np.moveaxis(expected, 1, -1))
+
+
+class _Seeded:
+    """Stands in for hypothesis' `data` object outside @given: draws return a fixed seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def draw(self, strategy: object) -> int:
+        return self.seed

@@ -150,3 +150,12 @@ def test_onnx_model_helper_is_valid() -> None:
     x = np.arange(8, dtype=np.uint8).reshape(1, 2, 4)
     assert _ort_max_pool(x, geom, False).shape == (1, 2, 3)
     assert onnx.__version__
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_max_pool_window_without_input_taps_gives_lowest_value(dtype: type) -> None:
+    geom = WindowGeometry((2,), (2,), (1,), (1, 1), (3,))     # taps at -1 and 2: all padding
+    x = np.array([[[5, 6]]], dtype)
+    y = max_pool(x, kernel_shape=[2], pads=[1, 1], dilations=[3])
+    assert y.tolist() == [[[np.iinfo(dtype).min]]]
+    np.testing.assert_array_equal(y, _ort_max_pool(x, geom, False))

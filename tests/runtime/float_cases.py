@@ -79,7 +79,8 @@ def _elementwise() -> list[Case]:
         cs.append(Case(op, [x]))
     cs.append(Case("Round", [np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], np.float32)]))
     cs += [Case("Sqrt", [pos(3, 4)]), Case("Log", [pos(3, 4)]), Case("Reciprocal", [pos(3, 4)])]
-    cs += [Case("HardSigmoid", [x]), Case("HardSigmoid", [x], {"alpha": 0.3, "beta": 0.4}, name="ab"),
+    cs += [Case("HardSigmoid", [x]),
+           Case("HardSigmoid", [x], {"alpha": 0.3, "beta": 0.4}, name="ab"),
            Case("LeakyRelu", [x]), Case("LeakyRelu", [x], {"alpha": 0.2}, name="a"),
            Case("Elu", [x]), Case("Elu", [x], {"alpha": 0.5}, name="a"),
            Case("Selu", [x]), Case("Celu", [x]), Case("ThresholdedRelu", [x]),
@@ -393,7 +394,6 @@ def _pool() -> list[Case]:
                                   "pads": [1, 1, 1, 1]}, opset=19, name="dil"),
         Case("LpPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2]}, opset=18),
         Case("GlobalAveragePool", [x]), Case("GlobalMaxPool", [x]),
-        Case("GlobalMaxPool", [q], tol=0, name="int8"),
         Case("GlobalAveragePool", [f32(2, 3, 5)], name="1d"),
         Case("GlobalLpPool", [x]),
     ]
@@ -452,7 +452,7 @@ def _resize() -> list[Case]:
     cs += [
         Case("Resize", [x, None, None, i64(1, 2, 7, 3)], {"mode": "linear"}, opset=13,
              name="sizes"),
-        Case("Resize", [q, None, None, i64(1, 2, 7, 13)], opset=11, tol=0, name="sizes-r11"),
+        Case("Resize", [q, empty, empty, i64(1, 2, 7, 13)], opset=11, tol=0, name="sizes-r11"),
         Case("Resize", [x, np.zeros(0, np.float32), up], {"mode": "linear"}, opset=11,
              name="linear-r11"),
         Case("Resize", [x, None, np.array([1, 1, 1.7, 0.8], np.float32)],
@@ -511,8 +511,6 @@ def _rnn() -> list[Case]:
     cs += [
         Case("LSTM", [x, w, r], {"hidden_size": h, "clip": 0.5, "input_forget": 1}, n_out=3,
              name="clip-if"),
-        Case("LSTM", [x.transpose(1, 0, 2).copy(), w, r], {"hidden_size": h, "layout": 1},
-             opset=14, n_out=3, name="layout"),
         Case("GRU", [x, f32(1, 3 * h, inp), f32(1, 3 * h, h)],
              {"hidden_size": h, "activations": ["HardSigmoid", "LeakyRelu"],
               "activation_alpha": [0.3, 0.1], "activation_beta": [0.4]}, n_out=2,
@@ -522,4 +520,72 @@ def _rnn() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
+    return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
+            + random_geometry_cases())
+
+
+def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:
+    """Random conv / pool / resize / slice geometries (seeded, so the ids are stable)."""
+    rng = np.random.default_rng(seed)
+    cs: list[Case] = []
+
+    def arr(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    for i in range(n):
+        nd = int(rng.integers(1, 3)) if i % 5 else 3
+        sp = [int(v) for v in rng.integers(4, 9, nd)]
+        k = [int(v) for v in rng.integers(1, 4, nd)]
+        s = [int(v) for v in rng.integers(1, 3, nd)]
+        d = [int(v) for v in rng.integers(1, 3, nd)]
+        p = [int(v) for v in rng.integers(0, 3, 2 * nd)]
+        p = [min(v, k[j % nd] * d[j % nd] - 1) for j, v in enumerate(p)]
+        g = int(rng.choice([1, 2]))
+        c, m = 2 * g, 3 * g
+        conv_attrs: dict[str, Any] = {"strides": s, "dilations": d, "group": g}
+        auto = ["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"][i % 5]
+        if auto == "NOTSET":
+            conv_attrs["pads"] = p
+        else:
+            conv_attrs["auto_pad"] = auto
+        cs.append(Case("Conv", [arr(2, c, *sp), arr(m, c // g, *k), arr(m)], conv_attrs,
+                       opset=11, tol=1e-4, name=f"rand{i}"))
+        outpad = [int(rng.integers(0, max(s[j], d[j]))) for j in range(nd)]
+        ct_attrs = {"strides": s, "dilations": d, "group": g, "pads": p,
+                    "output_padding": outpad}
+        cs.append(Case("ConvTranspose", [arr(2, c, *sp), arr(c, m // g, *k)], ct_attrs,
+                       opset=11, tol=1e-4, name=f"rand{i}"))
+        pk = [max(v, 2) for v in k]
+        pp = [min(v, pk[j % nd] - 1) for j, v in enumerate(p)]
+        pool_attrs: dict[str, Any] = {"kernel_shape": pk, "strides": s,
+                                      "ceil_mode": int(rng.integers(0, 2))}
+        if auto == "NOTSET":
+            pool_attrs["pads"] = pp
+        else:
+            pool_attrs["auto_pad"] = auto
+            pool_attrs.pop("ceil_mode")
+        x = arr(1, 2, *sp)
+        cs.append(Case("MaxPool", [x], {**pool_attrs, "dilations": d}, opset=12,
+                       name=f"rand{i}"))
+        cs.append(Case("AveragePool", [x], {**pool_attrs,
+                                            "count_include_pad": int(rng.integers(0, 2))},
+                       opset=11, name=f"rand{i}"))
+        scales = np.array([1, 1] + [float(rng.choice([0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0]))
+                                    for _ in range(2)], np.float32)
+        ctm = str(rng.choice(["half_pixel", "pytorch_half_pixel", "align_corners",
+                              "asymmetric"]))
+        mode = str(rng.choice(["nearest", "linear", "cubic"]))
+        ra: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": ctm}
+        if mode == "nearest":
+            ra["nearest_mode"] = str(rng.choice(["round_prefer_floor", "round_prefer_ceil",
+                                                 "floor", "ceil"]))
+        cs.append(Case("Resize", [arr(1, 2, *[int(v) for v in rng.integers(3, 9, 2)]), None,
+                                  scales], ra, opset=18, tol=1e-4, name=f"rand{i}"))
+        dims = [int(v) for v in rng.integers(1, 7, 3)]
+        axes = [int(a) for a in rng.permutation(3)[:int(rng.integers(1, 4))]]
+        starts = [int(rng.integers(-8, 8)) for _ in axes]
+        ends = [int(rng.integers(-8, 8)) for _ in axes]
+        steps = [int(rng.choice([-3, -2, -1, 1, 2, 3])) for _ in axes]
+        cs.append(Case("Slice", [ints(*dims), i64(*starts), i64(*ends), i64(*axes),
+                                 i64(*steps)], opset=13, tol=0, name=f"rand{i}"))
+    return cs

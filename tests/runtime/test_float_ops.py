@@ -64,3 +64,19 @@ def test_integer_data_movement_keeps_dtype() -> None:
     ]:
         out = FLOAT_OPS[op](q, *args, **attrs, opset=18)
         assert out.dtype == np.int8, op
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_rnn_batch_major_layout_equals_transposed(op: str) -> None:
+    # ONNX Runtime does not run layout=1, so compare with the time-major result.
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    x, h = f32(5, 3, 4), 6
+    w, r = f32(2, gates * h, 4), f32(2, gates * h, h)
+    h0 = f32(2, 3, h)
+    attrs = {"hidden_size": h, "direction": "bidirectional"}
+    ref = FLOAT_OPS[op](x, w, r, None, None, h0, **attrs, opset=14)
+    got = FLOAT_OPS[op](x.transpose(1, 0, 2), w, r, None, None, h0.transpose(1, 0, 2),
+                        layout=1, **attrs, opset=14)
+    np.testing.assert_allclose(got[0], ref[0].transpose(2, 0, 1, 3), rtol=1e-6, atol=1e-6)
+    for g, e in zip(got[1:], ref[1:], strict=True):
+        np.testing.assert_allclose(g, e.transpose(1, 0, 2), rtol=1e-6, atol=1e-6)

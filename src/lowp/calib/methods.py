@@ -126,13 +126,13 @@ def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarra
     nb = h.size
     mid = nb // 2
     i = np.arange(q_bins // 2, mid + 1, dtype=np.int64)
-    total = float(h.sum())
-    if i.size == 0 or total <= 0:
-        return np.full(i.size, np.inf)
-
-    # Prefix sums: H[k] = sum(h[:k]), NZ[k] = number of non-zero bins in h[:k].
+    # Prefix sums: H[k] = sum(h[:k]), NZ[k] = number of non-zero bins in h[:k]. Every sum
+    # below is a difference of H, so a sum over empty bins is exactly zero.
     nzmask = h != 0
     H = np.concatenate([[0.0], np.cumsum(h)])
+    total = float(H[-1])
+    if i.size == 0 or total <= 0:
+        return np.full(i.size, np.inf)
     NZ = np.concatenate([[0], np.cumsum(nzmask, dtype=np.int64)])
     start, stop = mid - i, mid + i + 1
     length = (2 * i + 1).astype(np.float64)

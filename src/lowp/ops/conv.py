@@ -92,6 +92,8 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point:
     x = np.asarray(x)
     w = np.asarray(w)
     r = x.ndim - 2
+    if not (np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer)):
+        raise ValueError(f"conv: integer input and weight needed, got {x.dtype}, {w.dtype}")
     if r not in (1, 2, 3):
         raise ValueError(f"conv: input must have 1 to 3 spatial axes, got shape {x.shape}")
     if w.ndim != r + 2:
@@ -109,7 +111,7 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point:
         raise ValueError(f"conv: {c} input channels, weight {w.shape} and group={group} "
                          "do not agree")
     zw = np.asarray(w_zero_point, dtype=np.int64)
-    if zw.ndim == 1 and zw.shape[0] != m or zw.ndim > 1:
+    if zw.ndim > 1 or (zw.ndim == 1 and zw.shape[0] != m):
         raise ValueError(f"conv: w_zero_point of shape {zw.shape} for {m} output channels")
     out_shape = conv_output_shape(xc.shape[2:], kernel, strides, pads, dilations)
 

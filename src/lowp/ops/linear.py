@@ -68,6 +68,8 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_zero_point: int,
     """
     a = np.asarray(a)
     b = np.asarray(b)
+    if not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer)):
+        raise ValueError(f"matmul: integer operands needed, got {a.dtype} and {b.dtype}")
     if a.shape[-1] != b.shape[-2 if b.ndim >= 2 else -1]:
         raise ValueError(f"matmul: inner dimensions differ, a {a.shape} and b {b.shape}")
     zb = np.asarray(b_zero_point, dtype=np.int64)

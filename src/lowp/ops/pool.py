@@ -80,7 +80,9 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     """Quantized MaxPool (O7): the maximum of the in-bounds taps; same qparams in and out.
 
     Max commutes with the monotone dequantization, so no requantization is needed;
-    padded positions never win (ONNX semantics). Output dtype and layout are those of `x`.
+    padded positions never win (ONNX semantics). A window without any in-bounds tap (only
+    possible with dilation) gives the lowest value of the dtype. Output dtype and layout
+    are those of `x`.
 
     Examples
     --------
@@ -94,7 +96,7 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     out_shape = pool_output_shape(xc.shape[2:], k, s, p, d, ceil_mode)
     lowest = int(np.iinfo(np.int64).min)
     taps = _windows(xc.astype(np.int64), lowest, k, s, p, d, out_shape)
-    y = taps.max(axis=0).astype(x.dtype)
+    y = np.maximum(taps.max(axis=0), np.iinfo(x.dtype).min).astype(x.dtype)
     return np.ascontiguousarray(from_channels_first(y, layout))
 
 

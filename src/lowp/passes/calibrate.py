@@ -68,9 +68,11 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.
         obs.update(np.asarray(value, dtype=np.float32))
         stats[t] = obs
     for t in tensors:
-        table.add(t, stats[t], method=config.method if t not in constants
-                  else CalibMethod.MINMAX, num_quantized_bins=config.num_quantized_bins,
-                  percentile=config.percentile)
+        table.add(stats[t])
+    unsigned = ({t for t in tensors if t not in constants}
+                if not config.resolved_target().activation_qtype.signed else set())
+    table.choose_ranges(config.method, num_quantized_bins=config.num_quantized_bins,
+                        percentile=config.percentile, unsigned=unsigned)
     return table
 
 

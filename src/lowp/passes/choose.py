@@ -32,7 +32,7 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     graph = Graph(model)
     plan = QuantPlan()
     for t in ann.activations:
-        lo, hi = table.range(t)
+        lo, hi = table.ranges[t]
         if lo == hi == 0.0 and not graph.is_constant(t):
             producer = graph.producer.get(t)
             where = f"output of node '{producer.name}'" if producer else "a graph input"

@@ -113,7 +113,8 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         raise AssertionError(f"Q/DQ nodes without an anchor: {sorted(after)}")
     del g.node[:]
     g.node.extend(nodes)
-    keep = [t for t in g.initializer if t.name not in replaced_inits]
+    used = {i for n in nodes for i in n.input} | {o.name for o in g.output}
+    keep = [t for t in g.initializer if t.name not in replaced_inits and t.name in used]
     del g.initializer[:]
     g.initializer.extend(keep + new_inits)
     inputs = [i for i in g.input if i.name not in replaced_inits]

@@ -125,10 +125,11 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     if output_shape is not None and len(output_shape) > 0:
         shape = [int(v) for v in output_shape][-nd:]
         total = [max(0, full[i] - shape[i]) for i in range(nd)]
+        # As ONNX Runtime: the odd pad goes to the end for SAME_UPPER, to the start otherwise.
         if auto_pad == "SAME_UPPER":
-            begin = [t - t // 2 for t in total]
-        else:
             begin = [t // 2 for t in total]
+        else:
+            begin = [t - t // 2 for t in total]
         end = [total[i] - begin[i] for i in range(nd)]
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         total = [max(0, full[i] - in_sp[i] * s[i]) for i in range(nd)]
@@ -505,6 +506,10 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         for m in outside[1:]:
             mask = mask | m
         work = np.where(mask, np.asarray(extrapolation_value).astype(work.dtype), work)
+    if np.issubdtype(x.dtype, np.integer) and mode != "nearest":
+        # Integer inputs: truncate like ONNX Runtime's linear kernel, never wrap around.
+        info = np.iinfo(x.dtype)
+        work = np.clip(np.trunc(work), info.min, info.max)
     return np.ascontiguousarray(work).astype(x.dtype, copy=False)
 
 

@@ -185,11 +185,13 @@ def _unary(name: str, fn: Any) -> None:
     register(op)
 
 
-for _name, _fn in [("Sqrt", np.sqrt), ("Exp", np.exp), ("Log", np.log), ("Sin", np.sin),
+_UNARY: list[tuple[str, Any]] = [
+                   ("Sqrt", np.sqrt), ("Exp", np.exp), ("Log", np.log), ("Sin", np.sin),
                    ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
                    ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
-                   ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]:
-    _unary(_name, _fn)
+                   ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]
+for _name, _unary_fn in _UNARY:
+    _unary(_name, _unary_fn)
 
 
 @register
@@ -321,12 +323,14 @@ def _compare(name: str, fn: Any) -> None:
     register(op)
 
 
-for _name, _fn in [("Equal", np.equal), ("Less", np.less), ("LessOrEqual", np.less_equal),
+_COMPARE: list[tuple[str, Any]] = [
+                   ("Equal", np.equal), ("Less", np.less), ("LessOrEqual", np.less_equal),
                    ("Greater", np.greater), ("GreaterOrEqual", np.greater_equal),
                    ("And", np.logical_and), ("Or", np.logical_or), ("Xor", np.logical_xor),
                    ("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or),
-                   ("BitwiseXor", np.bitwise_xor)]:
-    _compare(_name, _fn)
+                   ("BitwiseXor", np.bitwise_xor)]
+for _name, _compare_fn in _COMPARE:
+    _compare(_name, _compare_fn)
 
 
 @register
@@ -649,7 +653,7 @@ def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, 
     ax = _norm_axis(axis, x.ndim)
     idx = np.where(indices < 0, indices + x.shape[ax], indices)
     out = x.copy()
-    full = list(np.indices(idx.shape, sparse=True))
+    full: list[Any] = list(np.indices(idx.shape, sparse=True))
     full[ax] = idx
     _scatter_reduce(out, tuple(full), updates, reduction, "ScatterElements")
     return out

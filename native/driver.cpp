@@ -1,0 +1,221 @@
+// Driver layer: input preparation, tiling over rows/panels, remainders, threads; calls the
+// microkernels of the active ISA table. Every output is computed by exactly one task, so
+// results never depend on the thread count.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "conv.h"
+#include "dispatch.h"
+#include "threadpool.h"
+
+namespace lowp {
+
+namespace {
+int64_t out_len(int64_t in, int p0, int p1, int k, int s, int d) {
+  const int64_t span = int64_t(k - 1) * d + 1, padded = in + p0 + p1;
+  if (padded < span) return -1;
+  return (padded - span) / s + 1;
+}
+}  // namespace
+
+OutDims ConvOp::out_dims(int64_t d, int64_t h, int64_t w) const {
+  return {out_len(d, p_.pd0, p_.pd1, p_.kd, p_.sd, p_.dd),
+          out_len(h, p_.ph0, p_.ph1, p_.kh, p_.sh, p_.dh),
+          out_len(w, p_.pw0, p_.pw1, p_.kw, p_.sw, p_.dw)};
+}
+
+void ConvOp::run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, uint8_t* y) {
+  const OutDims o = out_dims(d, h, w);
+  if (o.d < 1 || o.h < 1 || o.w < 1) throw std::invalid_argument("kernel larger than padded input");
+  if (n == 0) return;
+  const IsaTable& isa = *active_table();
+  int nthreads = p_.threads > 0 ? p_.threads : ThreadPool::max_threads();
+  std::lock_guard<std::mutex> lk(mu_);
+  if (depthwise_)
+    run_depthwise(isa, x, n, d, h, w, y, nthreads);
+  else
+    run_gemm(isa, x, n, d, h, w, y, nthreads);
+}
+
+void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
+                      int64_t w, uint8_t* y, int nthreads) {
+  const OutDims o = out_dims(d, h, w);
+  const bool padded = p_.pd0 || p_.pd1 || p_.ph0 || p_.ph1 || p_.pw0 || p_.pw1;
+  const bool direct = !p_.x_signed && !padded && cg_ % 4 == 0;
+  const int64_t Dp = d + p_.pd0 + p_.pd1, Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1;
+  const int64_t cx = direct ? p_.cin : int64_t(p_.groups) * cgp_;  // bytes per input pixel
+  const uint8_t* xb = x;
+  if (!direct) {
+    // Padded copy in the uint8 domain: x ^ 0x80 for int8, spatial padding = za', channel
+    // padding (cg..cgp) = 0 so that it adds nothing to the row sums.
+    xpad_.resize(size_t(n * Dp * Hp * Wp * cx));
+    uint8_t* dst = xpad_.data();
+    const uint8_t flip = p_.x_signed ? 0x80 : 0;
+    std::vector<uint8_t> padpix(cx, 0);
+    for (int g = 0; g < p_.groups; ++g)
+      std::memset(padpix.data() + int64_t(g) * cgp_, uint8_t(za_), cg_);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t id = 0; id < Dp; ++id)
+        for (int64_t ih = 0; ih < Hp; ++ih) {
+          const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
+          const bool row_in = sd >= 0 && sd < d && sh >= 0 && sh < h;
+          for (int64_t iw = 0; iw < Wp; ++iw, dst += cx) {
+            const int64_t sw = iw - p_.pw0;
+            if (!row_in || sw < 0 || sw >= w) {
+              std::memcpy(dst, padpix.data(), cx);
+              continue;
+            }
+            const uint8_t* src = x + (((b * d + sd) * h + sh) * w + sw) * p_.cin;
+            if (cgp_ == cg_ && !flip) {
+              std::memcpy(dst, src, cx);
+              continue;
+            }
+            for (int g = 0; g < p_.groups; ++g) {
+              uint8_t* dg = dst + int64_t(g) * cgp_;
+              const uint8_t* sg = src + int64_t(g) * cg_;
+              for (int c = 0; c < cg_; ++c) dg[c] = sg[c] ^ flip;
+              for (int c = cg_; c < cgp_; ++c) dg[c] = 0;
+            }
+          }
+        }
+    xb = xpad_.data();
+  }
+  std::vector<int64_t> toff(taps_);
+  for (int a = 0; a < p_.kd; ++a)
+    for (int b = 0; b < p_.kh; ++b)
+      for (int c = 0; c < p_.kw; ++c)
+        toff[(a * p_.kh + b) * p_.kw + c] =
+            ((int64_t(a) * p_.dd * Hp + int64_t(b) * p_.dh) * Wp + int64_t(c) * p_.dw) * cx;
+
+  const int64_t rows = n * o.d * o.h * o.w;
+  const int mr = isa.mr;
+  const int64_t chunk = int64_t(mr) * 16;
+  const int64_t nchunks = (rows + chunk - 1) / chunk;
+  const int64_t base_tasks = int64_t(p_.groups) * nchunks;
+  const int npg = base_tasks >= 2 * nthreads ? 1 : std::min<int>(npanels_, nthreads);
+  const int64_t ntasks = base_tasks * npg;
+  nthreads = int(std::min<int64_t>(nthreads, ntasks));
+  const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
+
+  auto work = [&](int tid) {
+    std::vector<const uint8_t*> rp(chunk);
+    std::vector<int32_t> rs(chunk, 0);
+    alignas(64) int32_t tile[8 * kPanel];
+    const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
+    for (int64_t task = t0; task < t1; ++task) {
+      const int pg = int(task % npg);
+      const int64_t gc = task / npg;
+      const int g = int(gc / nchunks);
+      const int64_t m0 = (gc % nchunks) * chunk, m1 = std::min(rows, m0 + chunk);
+      for (int64_t m = m0; m < m1; ++m) {
+        const int64_t b = m / odhw, r = m % odhw, od = r / ohw, r2 = r % ohw;
+        const int64_t oh = r2 / o.w, ow = r2 % o.w;
+        const uint8_t* base =
+            xb + (((b * Dp + od * p_.sd) * Hp + oh * p_.sh) * Wp + ow * p_.sw) * cx +
+            int64_t(g) * (direct ? cg_ : cgp_);
+        rp[m - m0] = base;
+        if (need_rowsum_) {
+          uint32_t s = 0;
+          for (int t = 0; t < taps_; ++t) {
+            const uint8_t* q = base + toff[t];
+            for (int c = 0; c < cgp_; ++c) s += q[c];
+          }
+          rs[m - m0] = int32_t(s);
+        }
+      }
+      const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
+      for (int pn = p0; pn < p1; ++pn) {
+        const int nvalid = std::min(kPanel, mg_ - pn * kPanel);
+        const int wp = (nvalid + 15) / 16 * 16;
+        const int8_t* panel = packed_.data() + panel_off_[g * npanels_ + pn];
+        const int c0 = g * mg_ + pn * kPanel;
+        for (int64_t m = m0; m < m1; m += mr) {
+          const int rr = int(std::min<int64_t>(mr, m1 - m));
+          isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, tile);
+          for (int i = 0; i < rr; ++i)
+            isa.epilogue(tile + i * kPanel, nvalid, epi_, c0, rs[m - m0 + i],
+                         y + (m + i) * p_.cout + c0);
+        }
+      }
+    }
+  };
+  ThreadPool::instance().run(nthreads, work);
+}
+
+void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d,
+                           int64_t h, int64_t w, uint8_t* y, int nthreads) {
+  const OutDims o = out_dims(d, h, w);
+  const int C = p_.cin, cp = (C + 15) / 16 * 16;
+  const int64_t Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1, Dp = d + p_.pd0 + p_.pd1;
+  const int64_t row_elems = Wp * cp;
+  const int slots_h = p_.kh * p_.dh, slots_d = p_.kd * p_.dd, nslots = slots_h * slots_d;
+  const int nrows = p_.kd * p_.kh, npairs = (p_.kw + 1) / 2;
+  const int64_t ntasks = n * o.d * o.h;
+  nthreads = int(std::min<int64_t>(nthreads, ntasks));
+  if (int(dw_cache_.size()) < nthreads) dw_cache_.resize(nthreads);
+  const bool sgn = p_.x_signed;
+  const int32_t zp = p_.x_zp;
+
+  auto work = [&](int tid) {
+    std::vector<int32_t>& cache = dw_cache_[tid];
+    cache.resize(size_t(nslots * row_elems));
+    std::vector<int64_t> tags(nslots, -1);
+    std::vector<const int32_t*> rows(nrows);
+    auto val = [&](const uint8_t* px, int c) {
+      return (sgn ? int32_t(int8_t(px[c])) : int32_t(px[c])) - zp;
+    };
+    // Pair row: P[iw][c] = (x[iw] - zp, x[iw + dw] - zp) as int16 pairs, 0 outside.
+    auto build = [&](int32_t* dst, int64_t b, int64_t id, int64_t ih) {
+      const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
+      if (sd < 0 || sd >= d || sh < 0 || sh >= h) {
+        std::memset(dst, 0, size_t(row_elems) * 4);
+        return;
+      }
+      const uint8_t* src = x + ((b * d + sd) * h + sh) * w * C;
+      for (int64_t iw = 0; iw < Wp; ++iw) {
+        int32_t* o32 = dst + iw * cp;
+        const int64_t s0 = iw - p_.pw0, s1 = s0 + p_.dw;
+        const bool in0 = s0 >= 0 && s0 < w, in1 = s1 >= 0 && s1 < w;
+        const uint8_t* p0 = src + s0 * C;
+        const uint8_t* p1 = src + s1 * C;
+        for (int c = 0; c < C; ++c) {
+          const int32_t lo = in0 ? val(p0, c) : 0, hi = in1 ? val(p1, c) : 0;
+          o32[c] = int32_t(uint32_t(uint16_t(int16_t(lo))) | (uint32_t(uint16_t(int16_t(hi))) << 16));
+        }
+        for (int c = C; c < cp; ++c) o32[c] = 0;
+      }
+    };
+    const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t b = task / (o.d * o.h), r = task % (o.d * o.h), od = r / o.h, oh = r % o.h;
+      for (int a = 0; a < p_.kd; ++a)
+        for (int k = 0; k < p_.kh; ++k) {
+          const int64_t id = od * p_.sd + int64_t(a) * p_.dd, ih = oh * p_.sh + int64_t(k) * p_.dh;
+          const int slot = int(ih % slots_h) + slots_h * int(id % slots_d);
+          const int64_t tag = (b * Dp + id) * Hp + ih;
+          int32_t* dst = cache.data() + slot * row_elems;
+          if (tags[slot] != tag) {
+            build(dst, b, id, ih);
+            tags[slot] = tag;
+          }
+          rows[a * p_.kh + k] = dst;
+        }
+      DwArgs args;
+      args.rows = rows.data();
+      args.nrows = nrows;
+      args.npairs = npairs;
+      args.pair_step = int64_t(2) * p_.dw * cp;
+      args.ow_step = int64_t(p_.sw) * cp;
+      args.ow = int(o.w);
+      args.cp = cp;
+      args.c = C;
+      args.w = dw_w_.data();
+      args.out = y + ((b * o.d + od) * o.h + oh) * o.w * C;
+      isa.dw(args, dw_epi_);
+    }
+  };
+  ThreadPool::instance().run(nthreads, work);
+}
+
+}  // namespace lowp

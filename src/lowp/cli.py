@@ -1,0 +1,196 @@
+"""Command line: `lowp quantize | run | check | demo`; subcommands mirror the API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .config import CalibMethod, Config
+from .errors import LowpError
+from .targets import TARGETS, WeightGranularity, get_target
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(method=CalibMethod(args.method), target=args.target,
+                  weight_granularity=WeightGranularity(args.granularity),
+                  percentile=args.percentile, num_bins=args.num_bins,
+                  num_quantized_bins=args.num_quantized_bins,
+                  exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
+                  batch_size=args.batch_size)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .inputs import ImagePreprocess
+    from .ir.graph import save_model
+    from .quantize import quantize
+    from .report.summary import summarize
+
+    config = _config(args)
+    pre = None
+    if args.image_size or args.mean or args.std:
+        pre = ImagePreprocess(size=tuple(args.image_size) if args.image_size else None,
+                              mean=tuple(args.mean or (0.0,)), std=tuple(args.std or (1.0,)),
+                              layout=args.layout)
+    table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
+    result = quantize(args.model, args.calib, config, calib_table=table,
+                      progress=not args.quiet, preprocess=pre)
+    if args.calib_table and table is None:
+        result.table.save(args.calib_table)
+        print(f"calibration table written to {args.calib_table}")
+    save_model(result.model, args.output)
+    print(f"quantized model written to {args.output}")
+    if not args.no_report:
+        n = min(64, next(iter(result.calibration_data.values())).shape[0])
+        feeds = {k: v[:n] for k, v in result.calibration_data.items()}
+        print(summarize(result.model, result.float_model, feeds).format())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime import Session
+
+    session = Session(args.model, backend=args.backend, threads=args.threads)
+    feeds = {}
+    for item in args.input:
+        if "=" not in item:
+            raise LowpError(f"--input expects NAME=FILE.npy, got '{item}'")
+        name, path = item.split("=", 1)
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise LowpError(f"{path}: no such file") from None
+        except ValueError as e:
+            raise LowpError(f"{path}: cannot read without unpickling ({e})") from None
+    outputs = session.run(feeds)
+    for name, value in outputs.items():
+        print(f"{name}: shape {value.shape}, dtype {value.dtype}, "
+              f"min {value.min() if value.size else 'n/a'}, "
+              f"max {value.max() if value.size else 'n/a'}")
+    if args.output:
+        _save_npz(args.output, outputs)
+        print(f"outputs written to {args.output}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .ir.graph import load_model
+    from .passes.verify import lint
+
+    target = get_target(args.target)
+    violations = lint(load_model(args.model), target)
+    if not violations:
+        print(f"{args.model}: obeys target '{target.name}' ({target.description})")
+        return 0
+    print(f"{args.model}: {len(violations)} violations of target '{target.name}':")
+    for v in violations:
+        print(f"  {v}")
+    return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(run_demo(_config(args), backend=args.backend, progress=not args.quiet))
+    return 0
+
+
+def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz",
+                               dir=target.parent if str(target.parent) else ".")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=[m.value for m in CalibMethod],
+                   default=CalibMethod.MINMAX.value, help="activation range method")
+    p.add_argument("--target", choices=sorted(TARGETS), default="lowp",
+                   help="backend whose constraints the quantized model obeys")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--per-channel", dest="granularity", action="store_const",
+                   const=WeightGranularity.PER_CHANNEL.value, help="per-channel weights")
+    g.add_argument("--per-tensor", dest="granularity", action="store_const",
+                   const=WeightGranularity.PER_TENSOR.value, help="per-tensor weights")
+    p.set_defaults(granularity=WeightGranularity.PER_CHANNEL.value)
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--num-bins", type=int, default=8001)
+    p.add_argument("--num-quantized-bins", type=int, default=255)
+    p.add_argument("--exclude", nargs="*", default=[], metavar="NODE",
+                   help="node names left in float")
+    p.add_argument("--exclude-op", nargs="*", default=[], metavar="OP_TYPE",
+                   help="operator types left in float")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lowp", description="int8 post-training quantization and an exact integer engine")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quantize", help="calibrate and quantize a float ONNX model to QDQ")
+    q.add_argument("model")
+    q.add_argument("--calib", required=True, metavar="DATA",
+                   help=".npz named after the inputs, a folder of .npy/.npz, or images")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--calib-table", metavar="FILE",
+                   help="read this calibration table if it exists, else write it")
+    q.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
+    q.add_argument("--mean", type=float, nargs="+")
+    q.add_argument("--std", type=float, nargs="+")
+    q.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
+    q.add_argument("--no-report", action="store_true")
+    _add_config_options(q)
+    q.set_defaults(func=cmd_quantize)
+
+    r = sub.add_parser("run", help="run a model on lowp's engine")
+    r.add_argument("model")
+    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    r.add_argument("-o", "--output", metavar="OUT.npz")
+    r.add_argument("--backend", choices=["auto", "native", "reference"], default="auto")
+    r.add_argument("--threads", type=int, default=0)
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check", help="lint a QDQ model against a target's rules")
+    c.add_argument("model")
+    c.add_argument("--target", choices=sorted(TARGETS), required=True)
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("demo", help="quantize and evaluate the bundled digits CNN")
+    d.add_argument("--backend", choices=["auto", "native", "reference"], default="auto")
+    _add_config_options(d)
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LowpError as e:
+        if args.debug:
+            raise
+        print(f"lowp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
