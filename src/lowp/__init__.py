@@ -21,6 +21,8 @@ from .qparams import (
     dequantize,
     quantize,
 )
+from .quantize import quantize_model
+from .runtime import Session
 from .targets import TARGETS, Target, WeightGranularity, get_target
 
 __version__ = "0.1.0"
@@ -28,6 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "TARGETS", "CalibMethod", "Config", "DataError", "LowpError", "ModelError", "PerAxis",
     "PerGroup", "PerTensor", "QParams", "QType", "QuantizationError", "Requant", "RequantMode",
-    "Target", "UnsupportedOpError", "WeightGranularity", "choose_qparams", "dequantize",
-    "get_target", "quantize", "requantize",
+    "Session", "Target", "UnsupportedOpError", "WeightGranularity", "choose_qparams", "dequantize",
+    "get_target", "quantize", "quantize_model", "requantize",
 ]

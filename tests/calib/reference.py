@@ -31,13 +31,15 @@ def kl(p: list[float], q: list[float]) -> float:
     return math.fsum(a / sp * math.log((a / sp) / (b / sq)) for a, b in zip(p, q, strict=True))
 
 
-def kl_divergences_loop(hist: np.ndarray, num_quantized_bins: int) -> np.ndarray:
+def kl_divergences_loop(hist: np.ndarray, num_quantized_bins: int,
+                        candidates: list[int] | None = None) -> np.ndarray:
+    """Divergence per candidate half-width i (all of them, or only `candidates`)."""
     hist = [float(v) for v in hist]
     num_bins = len(hist)
     zero_bin_idx = num_bins // 2
     half = num_quantized_bins // 2
     out = []
-    for i in range(half, zero_bin_idx + 1):
+    for i in (range(half, zero_bin_idx + 1) if candidates is None else candidates):
         start, stop = zero_bin_idx - i, zero_bin_idx + i + 1
         sliced = hist[start:stop]
         p = list(sliced)

@@ -61,13 +61,17 @@ def test_kl_vectorised_equals_loop(h: np.ndarray, levels: int) -> None:
         assert ref[int(np.argmin(vec))] <= ref[fin].min() + 1e-11
 
 
-def test_kl_series_and_direct_paths_agree_on_large_histogram() -> None:
+@pytest.mark.parametrize("levels", [255, 15])
+def test_kl_vectorised_equals_loop_at_default_size(levels: int) -> None:
     rng = np.random.default_rng(1)
-    x = rng.standard_normal(200_000)
-    h, _ = np.histogram(x, bins=801, range=(-6, 6))
-    idx = slice(0, None, 23)
-    np.testing.assert_allclose(kl_divergences(h)[idx], kl_divergences_loop(h, 255)[idx],
-                               rtol=1e-9, atol=1e-12)
+    x = np.concatenate([rng.standard_normal(300_000), rng.standard_normal(30) * 20])
+    amax = np.abs(x).max()
+    h, _ = np.histogram(x, bins=8001, range=(-amax, amax))
+    vec = kl_divergences(h, levels)
+    picks = [levels // 2, levels // 2 + 1, 300, 517, 1200, 2500, 3999, 4000]
+    ref = kl_divergences_loop(h, levels, picks)
+    np.testing.assert_allclose(vec[np.array(picks) - levels // 2], ref, rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_entropy_gaussian_with_outliers_clips_well_below_amax() -> None:
@@ -202,3 +206,26 @@ def test_choose_range_errors_and_degenerate() -> None:
     const = make_hist(np.full(10, 3.0, np.float32), 5)
     for method in CalibMethod:
         assert choose_range(const, method) == (3.0, 3.0)
+
+
+def test_kl_direct_path_for_sparse_fractional_histogram(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # eps / count is large here, so part of the candidates bypass the series (C6)
+    from lowp.calib import methods
+
+    masks: list[np.ndarray] = []
+    inner = methods._inner_entropy
+
+    def spy(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        out, direct = inner(*args)  # type: ignore[arg-type]
+        masks.append(direct)
+        return out, direct
+
+    monkeypatch.setattr(methods, "_inner_entropy", spy)
+    h = np.zeros(101)
+    h[[10, 48, 50, 80]] = [1e-3, 2e-3, 1e-3, 5e-3]
+    vec, ref = kl_divergences(h, 3), kl_divergences_loop(h, 3)
+    assert masks[0].any() and not masks[0].all()
+    assert np.array_equal(np.isinf(vec), np.isinf(ref))
+    np.testing.assert_allclose(vec[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-9,
+                               atol=1e-12)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from lowp.fixedpoint import RequantMode, requantize
 from lowp.ops import Layout, average_pool, global_average_pool, max_pool, pool_output_shape
@@ -53,7 +53,9 @@ def test_max_pool_matches_brute_force_and_onnxruntime(geom: WindowGeometry, qt: 
     out = pool_output_shape(geom.spatial, geom.kernel, geom.strides, geom.pads,
                             geom.dilations, ceil_mode)
     taps, _ = brute_pool(x, geom, out, include_pad=False)
-    ref = np.stack([np.max(t, axis=0) for t in taps], axis=-1).reshape(y.shape)
+    lowest = np.full(x.shape[:2], np.iinfo(x.dtype).min, x.dtype)   # window wholly in padding
+    ref = np.stack([np.max(t, axis=0) if t else lowest for t in taps],
+                   axis=-1).reshape(y.shape)
     assert y.dtype == x.dtype
     np.testing.assert_array_equal(y, ref)
     np.testing.assert_array_equal(y, _ort_max_pool(x, geom, ceil_mode))
@@ -159,3 +161,53 @@ def test_max_pool_window_without_input_taps_gives_lowest_value(dtype: type) -> N
     y = max_pool(x, kernel_shape=[2], pads=[1, 1], dilations=[3])
     assert y.tolist() == [[[np.iinfo(dtype).min]]]
     np.testing.assert_array_equal(y, _ort_max_pool(x, geom, False))
+
+
+def _ort_qlinear_average_pool(x: np.ndarray, geom: WindowGeometry, include_pad: bool,
+                              sx: np.float32, zx: int, sy: np.float32, zy: int) -> np.ndarray:
+    elem = TensorProto.UINT8 if x.dtype == np.uint8 else TensorProto.INT8
+    node = helper.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"],
+                            domain="com.microsoft", kernel_shape=list(geom.kernel),
+                            strides=list(geom.strides), pads=list(geom.pads),
+                            count_include_pad=int(include_pad))
+    inits = [numpy_helper.from_array(np.array(sx, np.float32), "sx"),
+             numpy_helper.from_array(np.array(zx, x.dtype), "zx"),
+             numpy_helper.from_array(np.array(sy, np.float32), "sy"),
+             numpy_helper.from_array(np.array(zy, x.dtype), "zy")]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, None)],
+                              [helper.make_tensor_value_info("y", elem, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 9
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@given(geom=window_geometries(pad_below_kernel=True, max_dilation=1), qt=ACTIVATION_QTYPES,
+       include_pad=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_average_pool_equals_onnxruntime_qlinear_average_pool(geom: WindowGeometry, qt: QType,
+                                                              include_pad: bool,
+                                                              seed: int) -> None:
+    """Outside ceil mode (see docs/operators.md) lowp equals ONNX Runtime exactly."""
+    x = _input(seed, qt, geom)
+    rng = np.random.default_rng(seed + 2)
+    zx, zy = (int(v) for v in rng.integers(qt.qmin, qt.qmax + 1, 2))
+    sx, sy = np.float32(rng.uniform(0.01, 0.1)), np.float32(rng.uniform(0.01, 0.1))
+    y = average_pool(x, x_zero_point=zx, x_scale=sx, y_scale=sy, y_zero_point=zy,
+                     qmin=qt.qmin, qmax=qt.qmax, kernel_shape=geom.kernel,
+                     strides=geom.strides, pads=geom.pads, count_include_pad=include_pad)
+    ref = _ort_qlinear_average_pool(x, geom, include_pad, sx, zx, sy, zy)
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_ceil_mode_overhang_is_not_counted() -> None:
+    """The divisor of ONNX AveragePool / PyTorch; QLinearAveragePool would give 80 last."""
+    x = np.array([[[36, 101, 178, 240]]], np.uint8)
+    y = average_pool(x, x_zero_point=0, x_scale=1.0, y_scale=1.0, y_zero_point=0, qmin=0,
+                     qmax=255, kernel_shape=[3], strides=[2], pads=[1, 1],
+                     count_include_pad=True, ceil_mode=True)
+    assert y.tolist() == [[[46, 173, 120]]]

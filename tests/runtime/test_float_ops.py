@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 
 from lowp.errors import UnsupportedOpError
+from lowp.ir.graph import attributes
 from lowp.runtime.float_ops import FLOAT_OPS
-from tests.runtime.float_cases import Case, all_cases, f32, run_ort
+from tests.runtime.float_cases import Case, all_cases, f32, make_node, run_ort
 
 CASES = all_cases()
 
 
 def run_lowp(c: Case) -> list[np.ndarray]:
-    extra = {"num_outputs": c.n_out} if c.n_out > 1 or c.op == "Split" else {}
-    attrs = {**c.attrs, **extra} if c.op != "Split" or "num_outputs" not in c.attrs \
-        else dict(c.attrs)
+    """Call the op the way the engine's executor does: converted attributes, opset and
+    the node's number of outputs as keywords."""
+    node = make_node(c)
+    attrs = attributes(node)
+    attrs["num_outputs"] = len(node.output)
     out = FLOAT_OPS[c.op](*c.inputs, **attrs, opset=c.opset)
     outs = list(out) if isinstance(out, tuple) else [out]
     return outs[:c.n_out]
@@ -38,6 +41,20 @@ def test_matches_onnxruntime(case: Case) -> None:
 def test_case_ids_unique() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
+
+
+def test_every_registered_op_has_a_conformance_case() -> None:
+    assert set(FLOAT_OPS) - {c.op for c in CASES} == set()
+
+
+def test_conv_is_fast_at_resnet_scale() -> None:
+    # 56x56x64 3x3 must run through im2col + matmul in well under a second.
+    import time
+    x, w = f32(1, 64, 56, 56), f32(64, 64, 3, 3)
+    start = time.perf_counter()
+    y = FLOAT_OPS["Conv"](x, w, pads=[1, 1, 1, 1], opset=17)
+    assert y.shape == (1, 64, 56, 56)
+    assert time.perf_counter() - start < 2.0
 
 
 @pytest.mark.parametrize(("op", "inputs", "attrs"), [

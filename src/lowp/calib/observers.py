@@ -193,10 +193,10 @@ class HistogramObserver:
 
     Examples
     --------
-    >>> obs = HistogramObserver("x", amax=1.0, num_bins=5)
-    >>> obs.update(np.array([-1.0, 0.0, 0.1, 0.5, 1.0], np.float32))
+    >>> obs = HistogramObserver("x", amax=2.5, num_bins=5)
+    >>> obs.update(np.array([-2.5, 0.0, 0.4, 1.0, 2.5], np.float32))
     >>> obs.counts.tolist(), obs.edges.tolist()
-    ([1, 0, 2, 1, 1], [-1.0, -0.6, -0.2, 0.2, 0.6, 1.0])
+    ([1, 0, 2, 1, 1], [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
     """
 
     kind = "histogram"
@@ -385,7 +385,7 @@ class HistogramObserver:
 Observer = MinMaxObserver | HistogramObserver
 
 
-def observer_from_dict(d: dict[str, Any]) -> Observer:
+def observer_from_dict(d: Any) -> Observer:
     """Rebuild a MinMaxObserver or HistogramObserver from its `to_dict` state."""
     kind = d.get("kind") if isinstance(d, dict) else None
     if kind == MinMaxObserver.kind:

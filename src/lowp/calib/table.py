@@ -184,7 +184,10 @@ class CalibrationTable(Mapping[str, Observer]):
                         and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                 for v in rng)):
                     raise DataError(f"{source}: tensor '{name}': 'range' must be [lo, hi]")
-                table.set_range(name, rng[0], rng[1])
+                try:
+                    table.set_range(name, rng[0], rng[1])
+                except DataError as exc:
+                    raise DataError(f"{source}: {exc}") from exc
         return table
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -63,14 +63,18 @@ class NativeBackend(ReferenceBackend):
              x_dtype: np.dtype, w_zero_point: int | np.ndarray, requant: Requant,
              strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
              group: int) -> ConvFn:
-        if not self._nb.supports_conv(w=w, x_dtype=x_dtype, requant=requant):
-            return super().conv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
-                                w_zero_point=w_zero_point, requant=requant, strides=strides,
-                                pads=pads, dilations=dilations, group=group)
-        kernel = self._nb.NativeConv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
-                                     w_zero_point=w_zero_point, requant=requant,
-                                     strides=strides, pads=pads, dilations=dilations,
-                                     group=group, threads=self.threads)
+        reference = super().conv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
+                                 w_zero_point=w_zero_point, requant=requant, strides=strides,
+                                 pads=pads, dilations=dilations, group=group)
+        if not _native_types(x_dtype, w.dtype, requant):
+            return reference
+        try:
+            kernel = self._nb.NativeConv(w, bias, x_zero_point=x_zero_point, x_dtype=x_dtype,
+                                         w_zero_point=w_zero_point, requant=requant,
+                                         strides=strides, pads=pads, dilations=dilations,
+                                         group=group, threads=self.threads)
+        except ValueError:          # a geometry or type the kernels do not cover
+            return reference
 
         def run(x: np.ndarray, layout: Layout) -> np.ndarray:
             if layout is not Layout.CHANNELS_LAST:
@@ -82,13 +86,26 @@ class NativeBackend(ReferenceBackend):
     def matmul(self, b: np.ndarray, bias: np.ndarray | None, *, a_zero_point: int,
                a_dtype: np.dtype, b_zero_point: int | np.ndarray, requant: Requant
                ) -> MatMulFn:
-        if not self._nb.supports_matmul(b=b, a_dtype=a_dtype, requant=requant):
-            return super().matmul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
-                                  b_zero_point=b_zero_point, requant=requant)
-        kernel = self._nb.NativeMatMul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
-                                       b_zero_point=b_zero_point, requant=requant,
-                                       threads=self.threads)
+        reference = super().matmul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
+                                   b_zero_point=b_zero_point, requant=requant)
+        if not _native_types(a_dtype, b.dtype, requant):
+            return reference
+        try:
+            kernel = self._nb.NativeMatMul(b, bias, a_zero_point=a_zero_point, a_dtype=a_dtype,
+                                           b_zero_point=b_zero_point, requant=requant,
+                                           threads=self.threads)
+        except ValueError:
+            return reference
         return kernel  # type: ignore[no-any-return]
+
+
+_BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _native_types(x_dtype: np.dtype, w_dtype: np.dtype, requant: Requant) -> bool:
+    """The native kernels take 8-bit activations and weights and write 8-bit outputs."""
+    return (np.dtype(x_dtype) in _BYTES and np.dtype(w_dtype) in _BYTES
+            and requant.out_dtype in _BYTES)
 
 
 def native_available() -> bool:

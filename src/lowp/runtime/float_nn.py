@@ -485,6 +485,10 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
     else:
         raise unsupported("Resize", "neither scales nor sizes given")
     tf_crop = coordinate_transformation_mode == "tf_crop_and_resize"
+    if out == in_shape:
+        # ONNX Runtime returns the input unchanged when no dimension changes size, whatever
+        # the scales; follow it so that both engines agree.
+        return x.copy()
     work = x if mode == "nearest" else _f(x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):

@@ -1,0 +1,302 @@
+"""Native backend front: validates arguments in Python, then one call into lowp._native.
+
+The C++ core (native/, described in docs/native.md) computes exactly what the numpy reference
+ops compute (lowp.ops.conv / lowp.ops.linear with lowp.fixedpoint.Requant), on every
+instruction-set path. Activations are channels-last: (N, *spatial, C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .. import _native
+from ..fixedpoint import Requant, RequantMode, quantize_multiplier
+
+_INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+_ENV_VAR = "LOWP_ISA"
+
+
+def available_paths() -> list[str]:
+    """Instruction-set paths this CPU can run, 'scalar' always first."""
+    return list(_native.available_paths())
+
+
+def active_path() -> str:
+    """The path new calls use: the best available one unless forced."""
+    return str(_native.active_path())
+
+
+def set_path(name: str) -> None:
+    """Force the instruction-set path ('scalar', 'avx2', 'avxvnni', 'avx512vnni', ...).
+
+    Raises ValueError for an unknown name or a path this CPU lacks.
+    """
+    _native.set_path(str(name))
+
+
+@contextlib.contextmanager
+def use_path(name: str) -> Iterator[None]:
+    """Run the body with `name` forced, then restore the previous path."""
+    previous = active_path()
+    set_path(name)
+    try:
+        yield
+    finally:
+        set_path(previous)
+
+
+def max_threads() -> int:
+    """Hardware threads the native pool can use."""
+    return int(_native.max_threads())
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _per_channel(value: int | np.ndarray, count: int, what: str, lo: int, hi: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integer, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(count, int(arr), dtype=np.int64)
+    if arr.shape != (count,):
+        raise ValueError(f"{what} must be a scalar or have shape ({count},), got {arr.shape}")
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        raise ValueError(f"{what} must lie in [{lo}, {hi}]")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def _requant_arrays(requant: Requant, count: int) -> tuple[np.ndarray, ...]:
+    """Per-channel (scale, multiplier, left shift, right shift) for the epilogue."""
+    if not isinstance(requant, Requant):
+        raise ValueError(f"requant must be a lowp.fixedpoint.Requant, got {type(requant)}")
+    out_dtype = np.dtype(requant.out_dtype)
+    if out_dtype not in _INT8_TYPES:
+        raise ValueError(f"native kernels write uint8 or int8, not {out_dtype}")
+    lo, hi = _int_range(out_dtype)
+    if not lo <= requant.qmin <= requant.qmax <= hi:
+        raise ValueError(f"clamp range [{requant.qmin}, {requant.qmax}] exceeds {out_dtype}")
+    if not -(1 << 24) <= requant.zero_point <= (1 << 24):
+        raise ValueError(f"output zero point {requant.zero_point} is out of range")
+    scale = np.asarray(requant.scale, dtype=np.float32)
+    if scale.ndim == 0:
+        scale = np.full(count, scale, dtype=np.float32)
+    if scale.shape != (count,):
+        raise ValueError(f"requant scale must be a scalar or have shape ({count},), "
+                         f"got {scale.shape}")
+    if requant.mode is RequantMode.FIXEDPOINT:
+        mult, exp = quantize_multiplier(scale)
+        left = np.maximum(exp, 0)
+        right = np.maximum(-exp, 0)
+        if left.size and (int(left.max()) > 31 or int(right.max()) > 62):
+            raise ValueError("requant scale outside [2^-62, 2^31] cannot be run natively")
+    else:
+        if not np.all(np.isfinite(scale)):
+            raise ValueError("requant scale must be finite")
+        mult = np.full(count, 1 << 30, dtype=np.int64)
+        left = right = np.zeros(count, dtype=np.int64)
+    return (np.ascontiguousarray(scale), mult.astype(np.int32), left.astype(np.int32),
+            right.astype(np.int32))
+
+
+def _axis_params(values: Sequence[int] | None, rank: int, default: int, what: str,
+                 minimum: int) -> tuple[int, ...]:
+    out = tuple(int(v) for v in values) if values is not None else (default,) * rank
+    if len(out) != rank:
+        raise ValueError(f"{what} needs {rank} entries, got {len(out)}")
+    if any(v < minimum for v in out):
+        raise ValueError(f"{what} must be >= {minimum}, got {out}")
+    return out
+
+
+class NativeConv:
+    """Prepacked quantized convolution (ONNX Conv on integers), channels-last activations.
+
+    Parameters
+    ----------
+    w
+        int8/uint8 weights in ONNX layout (M, C / group, *kernel), 1 to 3 spatial axes.
+    bias
+        int32 (M,) at scale s_x * s_w, or None.
+    x_zero_point, x_dtype
+        Zero point and dtype (uint8 or int8) of the activation; padding uses the zero point.
+    w_zero_point
+        Scalar or per output channel (M,).
+    requant
+        Output requantization (FLOAT32 or FIXEDPOINT, per tensor or per channel); its
+        qmin/qmax carry a fused ReLU/Clip.
+    strides, pads, dilations, group
+        ONNX attributes; pads are all begins then all ends.
+    threads
+        Threads per call, 0 for every hardware thread. Results never depend on it.
+    """
+
+    def __init__(self, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point: int,
+                 x_dtype: np.dtype | type, w_zero_point: int | np.ndarray, requant: Requant,
+                 strides: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+                 dilations: Sequence[int] | None = None, group: int = 1,
+                 threads: int = 0) -> None:
+        w = np.asarray(w)
+        if w.dtype not in _INT8_TYPES:
+            raise ValueError(f"weights must be int8 or uint8, got {w.dtype}")
+        if w.ndim not in (3, 4, 5):
+            raise ValueError(f"weights must be (M, C/group, *kernel) with 1-3 spatial axes, "
+                             f"got shape {w.shape}")
+        rank = w.ndim - 2
+        m, cg = int(w.shape[0]), int(w.shape[1])
+        group = int(group)
+        if group < 1 or m % group or m == 0 or cg == 0 or min(w.shape[2:]) < 1:
+            raise ValueError(f"weight shape {w.shape} does not fit group={group}")
+        self.rank = rank
+        self.kernel = tuple(int(k) for k in w.shape[2:])
+        self.strides = _axis_params(strides, rank, 1, "strides", 1)
+        self.dilations = _axis_params(dilations, rank, 1, "dilations", 1)
+        self.pads = _axis_params(pads, 2 * rank, 0, "pads", 0)
+        self.group = group
+        self.in_channels = cg * group
+        self.out_channels = m
+        self.x_dtype = np.dtype(x_dtype)
+        if self.x_dtype not in _INT8_TYPES:
+            raise ValueError(f"activations must be uint8 or int8, got {self.x_dtype}")
+        xlo, xhi = _int_range(self.x_dtype)
+        if not xlo <= int(x_zero_point) <= xhi:
+            raise ValueError(f"x_zero_point {x_zero_point} is outside {self.x_dtype}")
+        wlo, whi = _int_range(w.dtype)
+        w_zp = _per_channel(w_zero_point, m, "w_zero_point", wlo, whi)
+        bias_arr = None
+        if bias is not None:
+            b = np.asarray(bias)
+            if b.shape != (m,) or b.dtype.kind not in "iu":
+                raise ValueError(f"bias must be integer with shape ({m},), got {b.dtype} "
+                                 f"{b.shape}")
+            lo32, hi32 = _int_range(np.dtype(np.int32))
+            if b.size and (int(b.min()) < lo32 or int(b.max()) > hi32):
+                raise ValueError("bias does not fit int32")
+            bias_arr = np.ascontiguousarray(b, dtype=np.int32)
+        self.requant = requant
+        self.out_dtype = np.dtype(requant.out_dtype) if isinstance(requant, Requant) else None
+        scale, mult, left, right = _requant_arrays(requant, m)
+        pad3 = (0,) * (3 - rank)
+        one3 = (1,) * (3 - rank)
+        geo = [*one3, *self.kernel, *one3, *self.strides, *one3, *self.dilations,
+               *pad3, *self.pads[:rank], *pad3, *self.pads[rank:], group, self.in_channels, m]
+        w_bytes = np.ascontiguousarray(w).view(np.uint8).reshape(-1)
+        self._op = _native.ConvOp(
+            geo, self.x_dtype == np.int8, int(x_zero_point), w.dtype == np.int8, w_bytes,
+            w_zp, bias_arr, scale, mult, left, right, int(requant.zero_point),
+            int(requant.qmin), int(requant.qmax), requant.mode is RequantMode.FIXEDPOINT,
+            self._check_threads(threads), True)
+
+    @staticmethod
+    def _check_threads(threads: int) -> int:
+        if int(threads) < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        return int(threads)
+
+    @property
+    def threads(self) -> int:
+        return int(self._op.threads)
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._op.threads = self._check_threads(value)
+
+    @property
+    def uses_depthwise_kernel(self) -> bool:
+        """True when the direct depthwise kernels run this convolution."""
+        return bool(self._op.depthwise)
+
+    def output_shape(self, x_shape: Sequence[int]) -> tuple[int, ...]:
+        """Channels-last output shape for a channels-last input shape."""
+        if len(x_shape) != self.rank + 2:
+            raise ValueError(f"input must have rank {self.rank + 2} (N, *spatial, C), "
+                             f"got shape {tuple(x_shape)}")
+        if x_shape[-1] != self.in_channels:
+            raise ValueError(f"input has {x_shape[-1]} channels, weights expect "
+                             f"{self.in_channels}")
+        spatial = [int(s) for s in x_shape[1:-1]]
+        out = []
+        for i, size in enumerate(spatial):
+            span = (self.kernel[i] - 1) * self.dilations[i] + 1
+            padded = size + self.pads[i] + self.pads[i + self.rank]
+            if padded < span:
+                raise ValueError(f"kernel extent {span} exceeds padded input {padded} on "
+                                 f"spatial axis {i}")
+            out.append((padded - span) // self.strides[i] + 1)
+        return (int(x_shape[0]), *out, self.out_channels)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != self.x_dtype:
+            raise ValueError(f"input dtype {x.dtype} differs from x_dtype {self.x_dtype}")
+        out_shape = self.output_shape(x.shape)
+        x = np.ascontiguousarray(x)
+        pad = (1,) * (3 - self.rank)
+        x5 = x.reshape((x.shape[0], *pad, *x.shape[1:]))
+        y = np.empty(out_shape, dtype=self.out_dtype)
+        y5 = y.reshape((out_shape[0], *pad, *out_shape[1:]))
+        self._op.run(x5.view(np.uint8), y5.view(np.uint8))
+        return y
+
+
+class NativeMatMul:
+    """Prepacked quantized matrix product ``a @ b`` with b (K, N) constant.
+
+    `b_zero_point`, `bias` and per-channel requantization run along N (the columns).
+    ``__call__(a)`` takes a of shape (..., K) in `a_dtype` and returns (..., N).
+    """
+
+    def __init__(self, b: np.ndarray, bias: np.ndarray | None, *, a_zero_point: int,
+                 a_dtype: np.dtype | type, b_zero_point: int | np.ndarray, requant: Requant,
+                 threads: int = 0) -> None:
+        b = np.asarray(b)
+        if b.ndim != 2:
+            raise ValueError(f"b must be 2-d (K, N), got shape {b.shape}")
+        if b.dtype not in _INT8_TYPES:
+            raise ValueError(f"b must be int8 or uint8, got {b.dtype}")
+        self.k, self.n = int(b.shape[0]), int(b.shape[1])
+        if self.k == 0 or self.n == 0:
+            raise ValueError(f"b must not be empty, got shape {b.shape}")
+        w = np.ascontiguousarray(b.T).reshape(self.n, self.k, 1)
+        self._conv = NativeConv(w, bias, x_zero_point=a_zero_point, x_dtype=a_dtype,
+                                w_zero_point=b_zero_point, requant=requant, threads=threads)
+        self.a_dtype = self._conv.x_dtype
+        self.out_dtype = self._conv.out_dtype
+
+    @property
+    def threads(self) -> int:
+        return self._conv.threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._conv.threads = value
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype != self.a_dtype:
+            raise ValueError(f"a has dtype {a.dtype}, expected {self.a_dtype}")
+        if a.ndim < 1 or a.shape[-1] != self.k:
+            raise ValueError(f"a must have shape (..., {self.k}), got {a.shape}")
+        lead = a.shape[:-1]
+        rows = int(np.prod(lead)) if lead else 1
+        # rows as the batch axis of a 1-wide convolution: zero rows is a zero batch
+        y = self._conv(np.ascontiguousarray(a).reshape(rows, 1, self.k))
+        return y.reshape((*lead, self.n))
+
+
+def _apply_env() -> None:
+    forced = os.environ.get(_ENV_VAR, "").strip()
+    if forced:
+        try:
+            set_path(forced)
+        except ValueError as err:
+            raise ValueError(f"{_ENV_VAR}={forced}: {err}") from None
+
+
+_apply_env()

@@ -1,0 +1,84 @@
+"""NativeMatMul against lowp.ops.linear.matmul on every path: GEMM edge sweeps, tolerance 0."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowp.fixedpoint import RequantMode
+from lowp.ops.linear import matmul
+from lowp.runtime.native_backend import NativeMatMul
+
+from .helpers import (
+    INT8_DTYPES,
+    MODES,
+    assert_all_paths,
+    assert_spans,
+    random_ints,
+    spanning_requant,
+)
+
+# k around the 4-byte k-block and its multiples; n around the 16-lane vector and the 64-wide
+# panel; m up to the 6-row tile and past the 96-row chunk.
+K_VALUES = st.one_of(st.integers(1, 9), st.sampled_from([12, 15, 16, 17, 31, 32, 33, 64, 100]))
+N_VALUES = st.one_of(st.integers(1, 17), st.sampled_from([31, 32, 33, 48, 63, 64, 65, 80, 130]))
+M_VALUES = st.one_of(st.integers(1, 13), st.sampled_from([0, 24, 97]))
+
+
+@given(m=M_VALUES, k=K_VALUES, n=N_VALUES, a_dtype=INT8_DTYPES, b_dtype=INT8_DTYPES,
+       mode=MODES, per_channel=st.booleans(), zp_per_column=st.booleans(),
+       with_bias=st.booleans(), strided=st.booleans(),
+       stretch=st.floats(0.6, 1.4), clamp=st.sampled_from([(0.0, 1.0), (0.5, 1.0),
+                                                           (0.2, 0.7)]),
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_matches_reference(m: int, k: int, n: int, a_dtype: np.dtype,
+                                  b_dtype: np.dtype, mode, per_channel: bool,
+                                  zp_per_column: bool, with_bias: bool, strided: bool,
+                                  stretch: float, clamp: tuple[float, float],
+                                  seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    if strided:  # non-contiguous views: the wrapper must make them contiguous
+        a = random_ints(rng, (m, 2 * k), a_dtype)[:, ::2]
+        b = random_ints(rng, (k, 2 * n), b_dtype)[:, 1::2]
+    else:
+        a = random_ints(rng, (m, k), a_dtype)
+        b = random_ints(rng, (k, n), b_dtype)
+    info_a, info_b = np.iinfo(a_dtype), np.iinfo(b_dtype)
+    a_zp = int(rng.integers(info_a.min, info_a.max + 1))
+    if zp_per_column:
+        b_zp: int | np.ndarray = rng.integers(info_b.min, info_b.max + 1, size=n)
+    else:
+        b_zp = int(rng.integers(info_b.min, info_b.max + 1)) if rng.random() < 0.5 else (
+            128 if b_dtype == np.uint8 else 0)
+    bias = rng.integers(-50000, 50000, size=n).astype(np.int32) if with_bias else None
+    acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp, bias=bias)
+    out_dtype = np.dtype(np.uint8) if rng.random() < 0.5 else np.dtype(np.int8)
+    rq = spanning_requant(acc, out_dtype=out_dtype, mode=mode, per_channel=per_channel,
+                          stretch=stretch, clamp=clamp)
+    ref = rq.apply(acc)
+    assert_spans(ref, rq)
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, bias, a_zero_point=a_zp, a_dtype=a_dtype, b_zero_point=b_zp,
+                            requant=rq, threads=1)
+
+    assert_all_paths(make, a, ref)
+
+
+@given(lead=st.sampled_from([(), (0,), (3,), (2, 3), (1, 0, 4)]), seed=st.integers(0, 2**16))
+def test_matmul_leading_dims(lead: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_ints(rng, (*lead, 20), np.dtype(np.int8))
+    b = random_ints(rng, (20, 24), np.dtype(np.int8))
+    acc = matmul(a, b, a_zero_point=-3, b_zero_point=0)
+    rq = spanning_requant(acc.reshape(-1, 24), out_dtype=np.dtype(np.int8),
+                          mode=RequantMode.FLOAT32,
+                          per_channel=False, stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, None, a_zero_point=-3, a_dtype=np.int8, b_zero_point=0,
+                            requant=rq)
+
+    assert_all_paths(make, a, ref)

@@ -1,0 +1,111 @@
+"""End to end: quantize real-world-shaped CNNs, check the QDQ output, and compare engines."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import lowp
+from lowp.data import demo_model_path, load_demo_calibration, load_demo_test
+from lowp.quantize import quantize
+from lowp.runtime import Session
+from tests import model_zoo
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds), strict=True))
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.mark.parametrize("name", sorted(model_zoo.BUILDERS))
+def test_zoo_model_quantizes_and_engines_agree(name, zoo_dir):
+    path, data = model_zoo.BUILDERS[name](zoo_dir)
+    result = quantize(path, data)
+    onnx.checker.check_model(result.model, full_check=True)
+    ours = Session(result.model, backend="reference").run(data)
+    theirs = _ort(result.model, data)
+    float_out = _ort(onnx.load(str(path)), data)
+    for k in theirs:
+        np.testing.assert_array_equal(ours[k], theirs[k], err_msg=f"{name}:{k}")
+        rel = np.abs(ours[k] - float_out[k]).max() / (np.abs(float_out[k]).max() + 1e-12)
+        assert rel < 0.1, f"{name}:{k} int8 is {rel:.3f} (relative) away from float"
+    ops = {n.op_type for n in result.model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert "BatchNormalization" not in ops or name == "linear_mlp"   # folded into Conv
+
+
+@pytest.mark.parametrize("method", list(lowp.CalibMethod))
+def test_demo_accuracy_is_kept(method):
+    q = lowp.quantize_model(demo_model_path(), load_demo_calibration(),
+                            lowp.Config(method=method))
+    feeds, labels = load_demo_test()
+    float_logits = _ort(onnx.load(str(demo_model_path())), feeds)["logits"]
+    int_logits = Session(q, backend="reference").run(feeds)["logits"]
+    acc_float = np.mean(float_logits.argmax(1) == labels)
+    acc_int = np.mean(int_logits.argmax(1) == labels)
+    assert acc_int >= acc_float - 0.005
+    np.testing.assert_array_equal(int_logits, _ort(q, feeds)["logits"])
+
+
+def test_relu_is_fused_and_every_op_runs_in_integers():
+    result = quantize(demo_model_path(), load_demo_calibration())
+    assert "Relu" not in {n.op_type for n in result.model.graph.node}
+    session = Session(result.model, backend="reference")
+    assert {s.kind for s in session.steps} <= {"int", "quantize", "dequantize"}
+    assert {s.op_type for s in session.int_steps} >= {"Conv", "Add", "Gemm", "MaxPool"}
+
+
+def test_per_tensor_and_targets():
+    for target in ("lowp", "onnxruntime", "x86", "qnnpack", "xnnpack"):
+        cfg = lowp.Config(target=target, weight_granularity=lowp.WeightGranularity.PER_TENSOR)
+        q = lowp.quantize_model(demo_model_path(), load_demo_calibration(), cfg)
+        from lowp.passes.verify import lint
+        assert lint(q, lowp.get_target(target)) == []
+
+
+def test_calibration_table_round_trip(tmp_path):
+    cfg = lowp.Config(method=lowp.CalibMethod.ENTROPY)
+    first = quantize(demo_model_path(), load_demo_calibration(), cfg)
+    path = tmp_path / "table.json"
+    first.table.save(path)
+    again = lowp.quantize_model(demo_model_path(), load_demo_calibration(), cfg,
+                                calib_table=path)
+    assert again.SerializeToString() == first.model.SerializeToString()
+
+
+def test_excluded_nodes_stay_float():
+    result = quantize(demo_model_path(), load_demo_calibration(),
+                      lowp.Config(exclude_op_types=("Gemm",)))
+    session = Session(result.model, backend="reference")
+    assert "Gemm" in {s.op_type for s in session.steps if s.kind == "float"}
+
+
+def test_ort_quantized_model_runs_identically():
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    import tempfile, os  # noqa: E401
+    cal = load_demo_calibration()["input"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"input": cal[i:i + 32]} for i in range(0, 128, 32)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "q.onnx")
+        quantize_static(str(demo_model_path()), out, Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+        model = onnx.load(out)
+    feeds, _ = load_demo_test()
+    np.testing.assert_array_equal(Session(model, backend="reference").run(feeds)["logits"],
+                                  _ort(model, feeds)["logits"])
