@@ -106,7 +106,7 @@ def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
                                dir=target.parent if str(target.parent) else ".")
     os.close(fd)
     try:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -12,8 +12,8 @@ import onnx
 
 from .calib import CalibrationTable
 from .config import Config
-from .inputs import ImagePreprocess, batches, load_arrays, model_inputs, validate
 from .errors import DataError
+from .inputs import ImagePreprocess, batches, load_arrays, model_inputs, validate
 from .ir.graph import load_model
 from .passes.annotate import Annotation, annotate
 from .passes.calibrate import calibrate

@@ -186,3 +186,9 @@ def test_even_or_tiny_num_bins_rejected(num_bins: int) -> None:
 def test_malformed_state_rejected(state: dict) -> None:
     with pytest.raises(DataError):
         observer_from_dict(state)
+
+
+def test_denormal_range_does_not_overflow() -> None:
+    hist = HistogramObserver("t", 1e-320, 5)
+    hist.update(np.array([-1e-320, 0.0, 1e-320]))
+    assert hist.counts.tolist() == [1, 0, 1, 0, 1]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
 
-from lowp.fixedpoint import Requant, RequantMode, requantize
+from lowp.fixedpoint import Requant, RequantMode, requant_scale, requantize
 from lowp.ops import Layout, conv
 from lowp.ops.conv import conv_output_shape
 from lowp.qparams import QType
@@ -179,3 +181,43 @@ class _Seeded:
 
     def draw(self, strategy: object) -> int:
         return self.seed
+
+
+def _ort_qlinear_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray, sx: np.float32, zx: int,
+                      sw: np.ndarray, sy: np.float32, zy: int, case: ConvCase) -> np.ndarray:
+    g = case.geometry
+    node = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"],
+                            ["y"], kernel_shape=list(g.kernel), strides=list(g.strides),
+                            pads=list(g.pads), dilations=list(g.dilations), group=case.group)
+    consts = {"sx": np.array(sx, np.float32), "zx": np.array(zx, np.uint8), "w": w, "sw": sw,
+              "zw": np.zeros(w.shape[0], np.int8), "sy": np.array(sy, np.float32),
+              "zy": np.array(zy, np.uint8), "b": bias}
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, None)],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@given(case=conv_cases(rank=2).filter(lambda c: c.batch > 0), data=st.data())
+def test_equals_onnxruntime_qlinear_conv(case: ConvCase, data: st.DataObject) -> None:
+    """Float32 requantization (R2) with per-channel weight scales equals ONNX Runtime."""
+    p = _draw_problem(data, case, QType.UINT8, QType.INT8, False, True)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    sx, sy = np.float32(rng.uniform(0.01, 0.05)), np.float32(rng.uniform(0.05, 0.5))
+    sw = rng.uniform(0.001, 0.01, p["m"]).astype(np.float32)
+    zy = int(rng.integers(0, 256))
+    w = np.clip(p["w"], -127, 127).astype(np.int8)
+    rq = Requant(requant_scale(sx, sw, sy), zy, 0, 255, RequantMode.FLOAT32, np.uint8)
+    g = case.geometry
+    y = conv(p["x"], w, p["bias"], x_zero_point=p["zx"], w_zero_point=0, requant=rq,
+             strides=g.strides, pads=g.pads, dilations=g.dilations, group=case.group)
+    ref = _ort_qlinear_conv(p["x"], w, p["bias"], sx, p["zx"], sw, sy, zy, case)
+    np.testing.assert_array_equal(y, ref)

@@ -7,9 +7,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from lowp.data import demo_model_path, load_demo_test
 from lowp.ir.graph import opset_of
 from lowp.passes.canonicalize import canonicalize
-from lowp.data import demo_model_path, load_demo_test
 
 
 def _run(model: onnx.ModelProto, feeds):

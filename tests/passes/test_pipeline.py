@@ -88,9 +88,15 @@ def test_excluded_nodes_stay_float():
 
 
 def test_ort_quantized_model_runs_identically():
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-    import tempfile, os  # noqa: E401
+    import os
+    import tempfile  # noqa: E401
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     cal = load_demo_calibration()["input"]
 
     class Reader(CalibrationDataReader):

@@ -442,6 +442,12 @@ def _resize() -> list[Case]:
              name="r10"),
         Case("Resize", [x, np.array([1, 1, 0.5, 0.7], np.float32)], {"mode": "linear"},
              opset=10, name="r10-linear"),
+        Case("Resize", [q, np.array([1, 1, 0.5, 0.7], np.float32)], opset=10, tol=0,
+             name="r10-down"),
+        Case("Resize", [x, np.array([0, 0, 0.1, 0.3, 1, 1, 0.8, 0.9], np.float32),
+                        np.array([1, 1, 1.5, 2], np.float32)],
+             {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"},
+             opset=11, name="crop-r11"),
     ]
     ctms = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
             "tf_half_pixel_for_nn"]
@@ -604,12 +610,18 @@ def _extra() -> list[Case]:
           for op in ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
                      "Atanh")],
         Case("Acosh", [pos(3, 4) + 1]),
+        Case("TopK", [np.array([[3, -128, 127, -128, 0]], np.int8).astype(np.int32), i64(3)],
+             opset=11, n_out=2, tol=0, name="int-extremes"),
+        Case("DequantizeLinear", [ints(5, dtype=np.int32), np.array([0.01], np.float32)],
+             opset=13, name="bias-1d"),
+        Case("QuantizeLinear", [f32(5), np.array([0.01], np.float32),
+                                np.array([3], np.int8)], opset=13, name="1d-one-elem"),
     ]
 
 
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + random_geometry_cases(80))
+            + _extra() + random_geometry_cases(150))
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

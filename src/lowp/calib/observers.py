@@ -288,9 +288,10 @@ class HistogramObserver:
         """
         nb = self._num_bins
         xf = np.asarray(x, dtype=np.float64)
-        if self._amax == 0.0:
+        factor = nb / (2.0 * self._amax) if self._amax > 0 else np.inf
+        if not np.isfinite(factor):  # zero (or denormal) range: the sign picks the bin
             return np.where(xf > 0, nb - 1, np.where(xf < 0, 0, nb // 2)).astype(np.intp)
-        idx = np.floor(xf * (nb / (2.0 * self._amax)) + nb / 2.0)
+        idx = np.floor(xf * factor + nb / 2.0)
         return np.clip(idx, 0, nb - 1).astype(np.intp)
 
     def update(self, x: np.ndarray) -> None:

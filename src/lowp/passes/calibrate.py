@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from ..calib import CalibrationTable, HistogramObserver, MinMaxObserver
 from ..config import CalibMethod, Config
-from ..inputs import InputSpec, batches
 from ..errors import DataError
+from ..inputs import InputSpec, batches
 from ..ir.graph import Graph
 
 

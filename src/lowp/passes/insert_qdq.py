@@ -34,9 +34,12 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         new_inits.append(zt)
         return s, z
 
-    def axis_attr(qp: QParams) -> dict[str, int]:
-        g_ = qp.granularity
-        return {"axis": g_.axis} if hasattr(g_, "axis") and not qp.is_per_tensor else {}
+    def dq_node(inputs: list[str], output: str, axis: int | None) -> onnx.NodeProto:
+        node = helper.make_node("DequantizeLinear", inputs, [output],
+                                name=names.fresh(f"{output}_DequantizeLinear"))
+        if axis is not None:
+            node.attribute.append(helper.make_attribute("axis", axis))
+        return node
 
     def dq_of_constant(t: str, q: np.ndarray, qp: QParams) -> onnx.NodeProto:
         qname = names.fresh(f"{t}_quantized")
@@ -45,8 +48,8 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         new_inits.append(qt)
         s, z = qparam_inits(t, qp)
         replaced_inits.add(t)
-        return helper.make_node("DequantizeLinear", [qname, s, z], [t],
-                                name=names.fresh(f"{t}_DequantizeLinear"), **axis_attr(qp))
+        axis = None if qp.is_per_tensor else getattr(qp.granularity, "axis", None)
+        return dq_node([qname, s, z], t, axis)
 
     head: list[onnx.NodeProto] = []
     after: dict[str, list[onnx.NodeProto]] = {}     # tensor -> Q/DQ nodes placed after it
@@ -64,9 +67,7 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         new_inits.append(numpy_helper.from_array(
             zp if np.ndim(bqp_scale) else np.int32(0), z))
         replaced_inits.add(b)
-        head.append(helper.make_node(
-            "DequantizeLinear", [qname, s, z], [b], name=names.fresh(f"{b}_DequantizeLinear"),
-            **({"axis": 0} if np.ndim(bqp_scale) else {})))
+        head.append(dq_node([qname, s, z], b, 0 if np.ndim(bqp_scale) else None))
 
     graph_inputs = {i.name for i in g.input}
     fused_out = {n.output[0]: n.input[0] for n in g.node if n.name in fused_nodes}

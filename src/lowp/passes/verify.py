@@ -108,8 +108,8 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
             sx, sw, sy = params(dq_of[x])[0], params(dq_of[w])[0], params(qy)[0]
             m = requant_scale(sx, sw, sy)
             if np.any(m < lo) or np.any(m >= hi):
-                bad = float(m.min()) if np.any(m < lo) else float(m.max())
-                out.append(Violation(node.name, y, f"requantization scale {bad:.3g} outside "
+                worst = float(m.min()) if np.any(m < lo) else float(m.max())
+                out.append(Violation(node.name, y, f"requantization scale {worst:.3g} outside "
                                      f"[{lo:.3g}, {hi:.3g}) required by {target.name}"))
     return out
 

@@ -13,8 +13,8 @@ import numpy as np
 from ..errors import LowpError
 from ..fixedpoint import Requant
 from ..ops.conv import conv as qconv
-from ..ops.linear import matmul as qmatmul
 from ..ops.layout import Layout
+from ..ops.linear import matmul as qmatmul
 
 ConvFn = Callable[[np.ndarray, Layout], np.ndarray]
 MatMulFn = Callable[[np.ndarray], np.ndarray]

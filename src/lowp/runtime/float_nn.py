@@ -80,6 +80,7 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
          dilations: Sequence[int] | None = None, group: int = 1,
          kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
          strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    """N-D convolution: pad, im2col over strided window views, one matmul per group."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -111,6 +112,7 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                   output_padding: Sequence[int] | None = None,
                   output_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
                   strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    """N-D transposed convolution: one matmul per group, then col2im scatter-add."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -165,7 +167,11 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
 def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
                    d: Sequence[int], pads: Sequence[int] | None, auto_pad: str,
                    ceil_mode: int) -> tuple[list[int], list[int], list[int], list[int]]:
-    """(begin pads, end pads, extra end pads for ceil_mode windows, output size)."""
+    """(begin pads, end pads, extra end pads for ceil_mode windows, output size).
+
+    auto_pad SAME follows the spec, which counts dilation in the padding; ONNX Runtime
+    sizes dilated SAME pooling without it (and rejects dilated SAME convolution).
+    """
     nd = len(in_sp)
     begin, end = _auto_pads(op, in_sp, k, s, d, pads, auto_pad)
     out, extra = [], []
@@ -208,6 +214,7 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
             pads: Sequence[int] | None = None, storage_order: int = 0,
             strides: Sequence[int] | None = None, num_outputs: int = 1, **_: Any) -> OpResult:
+    """Max over strided windows; Indices (row-major, or column-major for 2-D) on request."""
     nd = x.ndim - 2
     win, begin, s, d, out = _pool_windows("MaxPool", x, kernel_shape, strides, dilations,
                                           pads, auto_pad, ceil_mode, _lowest(x.dtype))
@@ -238,6 +245,7 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 count_include_pad: int = 0, dilations: Sequence[int] | None = None,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
                 strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    """Mean over windows; the divisor counts explicit pads only with count_include_pad."""
     nd = x.ndim - 2
     xf = _f(x)
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
@@ -300,6 +308,7 @@ def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
 def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
                        var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
                        training_mode: int = 0, **_: Any) -> np.ndarray:
+    """Inference-mode batch normalization (running statistics)."""
     if training_mode:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
@@ -324,6 +333,7 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None, *,
                        axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
                        **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank)."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
@@ -531,6 +541,7 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
            exclude_outside: int = 0, extrapolation_value: float = 0.0,
            keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
            nearest_mode: str = "round_prefer_floor", opset: int = 13, **_: Any) -> np.ndarray:
+    """Resize-10..19: nearest, linear (n-linear) and cubic, all coordinate modes."""
     if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
         return _resize(x, _opt_list(roi), None, None, mode=mode,
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")
@@ -554,6 +565,7 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
 @register
 def Upsample(x: np.ndarray, scales: np.ndarray | Sequence[float], *, mode: str = "nearest",
              **_: Any) -> np.ndarray:
+    """Upsample-7/9: Resize with asymmetric coordinates and floor-style nearest."""
     sc = _opt_list(np.asarray(scales))  # an attribute of the same name before opset 9
     if mode == "bilinear":
         mode = "linear"
@@ -680,6 +692,7 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
          activations: Sequence[str] | None = None, clip: float | None = None,
          direction: str = "forward", hidden_size: int | None = None, input_forget: int = 0,
          layout: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+    """LSTM (gates i, o, f, c), all directions, sequence_lens, peepholes, clip, layout."""
     h = r.shape[-1]
     xf, (h0, c0), lens, _seq, revs = _rnn_common("LSTM", x, sequence_lens,
                                                  [initial_h, initial_c], direction, layout, h)
@@ -721,6 +734,7 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         linear_before_reset: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+    """GRU (gates z, r, h), all directions, sequence_lens, linear_before_reset, layout."""
     h = r.shape[-1]
     xf, (h0,), lens, _seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
                                               layout, h)
@@ -764,6 +778,7 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         **_: Any) -> tuple[np.ndarray, ...]:
+    """Simple RNN, all directions, sequence_lens, clip, layout."""
     h = r.shape[-1]
     xf, (h0,), lens, _seq, revs = _rnn_common("RNN", x, sequence_lens, [initial_h], direction,
                                               layout, h)

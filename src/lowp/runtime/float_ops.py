@@ -386,6 +386,7 @@ def _softmax_axes(x: np.ndarray, axis: int | None, opset: int) -> tuple[np.ndarr
 
 @register
 def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
+    """Softmax; before opset 13 over the input flattened to 2-D at `axis`."""
     v, ax = _softmax_axes(_f(x), axis, opset)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
@@ -487,11 +488,16 @@ def TopK(x: np.ndarray, k: np.ndarray | int, *, axis: int = -1, largest: int = 1
     kk = int(np.asarray(k).reshape(-1)[0])  # an attribute before opset 10
     ax = _norm_axis(axis, x.ndim)
     # Stable sort keeps the lower index first among equal values, as ONNX Runtime does.
-    key = -x if largest and not np.issubdtype(x.dtype, np.unsignedinteger) else x
-    if largest and np.issubdtype(x.dtype, np.unsignedinteger):
-        key = np.iinfo(x.dtype).max - x
-    if x.dtype == np.bool_:
-        key = ~x if largest else x
+    key: np.ndarray = x
+    if largest:
+        if x.dtype == np.bool_:
+            key = ~x
+        elif np.issubdtype(x.dtype, np.unsignedinteger):
+            key = np.iinfo(x.dtype).max - x
+        elif np.issubdtype(x.dtype, np.integer):
+            key = -x.astype(np.int64)  # -(-128) must not wrap in int8
+        else:
+            key = -x
     order = np.argsort(key, axis=ax, kind="stable")
     idx = np.take(order, np.arange(kk), axis=ax).astype(np.int64)
     return np.take_along_axis(x, idx, axis=ax), idx
@@ -587,6 +593,7 @@ def Concat(*xs: np.ndarray, axis: int, **_: Any) -> np.ndarray:
 @register
 def Split(x: np.ndarray, split: np.ndarray | Sequence[int] | None = None, *, axis: int = 0,
           num_outputs: int | None = None, **_: Any) -> tuple[np.ndarray, ...]:
+    """Split by sizes, or into num_outputs equal parts (the last one smaller)."""
     ax = _norm_axis(axis, x.ndim)
     sizes = _axes_list(split)
     if sizes is not None and len(sizes) == 0:
@@ -620,6 +627,7 @@ def _slice_index(dim: int, start: int, end: int, step: int) -> slice:
 def Slice(x: np.ndarray, starts: np.ndarray | Sequence[int], ends: np.ndarray | Sequence[int],
           axes: np.ndarray | Sequence[int] | None = None, steps: np.ndarray | None = None,
           **_: Any) -> np.ndarray:
+    """ONNX Slice, including its clamping of out-of-range bounds for negative steps."""
     # Before opset 10 starts/ends/axes were attributes of the same names.
     st = _axes_list(starts) or []
     en = _axes_list(ends) or []
@@ -748,12 +756,16 @@ def Range(start: np.ndarray, limit: np.ndarray, delta: np.ndarray, **_: Any) -> 
 
 @register
 def NonZero(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.ndim == 0:
+        return np.zeros((0, int(bool(x))), dtype=np.int64)
     return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
 
 
 @register
 def Cast(x: np.ndarray, *, to: int, saturate: int = 1, **_: Any) -> np.ndarray:
     dtype = helper.tensor_dtype_to_np_dtype(to)
+    if dtype == np.object_ or x.dtype == np.object_:
+        raise unsupported("Cast", "string tensors")
     if dtype == np.bool_:
         return x != 0
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
@@ -830,7 +842,7 @@ def Pad(x: np.ndarray, pads: np.ndarray | Sequence[int],
 def _broadcast_qparam(p: np.ndarray, x: np.ndarray, axis: int, block_size: int) -> np.ndarray:
     """Reshape a per-tensor, per-axis or blocked scale/zero point to broadcast against `x`."""
     p = np.asarray(p)
-    if p.ndim == 0 or p.size == 1 and x.ndim == 0:
+    if p.size == 1 and not block_size:  # one value: per tensor, whatever its rank
         return p.reshape(())
     ax = _norm_axis(axis, x.ndim)
     if block_size:
@@ -851,6 +863,7 @@ _INT_RANGE = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
 def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None,
                    *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
                    saturate: int = 1, **_: Any) -> np.ndarray:
+    """y = saturate(round_half_even(x / scale) + zero_point), per tensor, axis or block."""
     if y_zero_point is not None:
         dtype = np.dtype(y_zero_point.dtype)
     elif output_dtype:
@@ -871,6 +884,7 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
 def DequantizeLinear(x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None,
                      *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
                      **_: Any) -> np.ndarray:
+    """y = (x - zero_point) * scale in float32, per tensor, axis or block."""
     scale = _broadcast_qparam(x_scale, x, axis, block_size)
     xi = x.astype(np.int64)
     if x_zero_point is not None:

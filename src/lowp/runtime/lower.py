@@ -16,10 +16,10 @@ from ..ops.concat import concat as qconcat
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.linear import matmul as qmatmul
+from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..ops.pool import global_average_pool as qglobal_average_pool
 from ..ops.pool import max_pool as qmax_pool
-from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..qparams import PerAxis, PerTensor, QParams, QType, dequantize, quantize
 from .backends import ReferenceBackend
 from .float_ops import FLOAT_OPS

@@ -10,9 +10,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..inputs import model_inputs
 from ..errors import DataError, LowpError, UnsupportedOpError
 from ..fixedpoint import RequantMode
+from ..inputs import model_inputs
 from ..ir.graph import load_model
 from .backends import make_backend
 from .lower import lower

@@ -1,0 +1,116 @@
+"""NativeConv against lowp.ops.conv.conv (channels last) on every path, tolerance 0."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowp.fixedpoint import RequantMode
+from lowp.ops.conv import conv
+from lowp.ops.layout import Layout
+from lowp.runtime.native_backend import NativeConv
+
+from .helpers import (
+    INT8_DTYPES,
+    MODES,
+    assert_all_paths,
+    assert_spans,
+    random_ints,
+    spanning_requant,
+)
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn, *, rank: int | None = None, depthwise: bool = False,
+               kernel: int | None = None, stride: int | None = None) -> dict:
+    """Random geometry whose output is non-empty: rank, groups, kernel, stride, pads, dil."""
+    r = draw(st.integers(1, 3)) if rank is None else rank
+    if depthwise:
+        group = draw(st.integers(1, 40))
+        cg, mg = 1, 1
+    else:
+        group = draw(st.sampled_from([1, 1, 2, 3]))
+        cg = draw(st.one_of(st.integers(1, 9), st.sampled_from([16, 17, 32])))
+        mg = draw(st.one_of(st.integers(1, 20), st.sampled_from([31, 64, 65, 70])))
+    ks = tuple(draw(st.integers(1, 3)) if kernel is None else kernel for _ in range(r))
+    ss = tuple(draw(st.integers(1, 3)) if stride is None else stride for _ in range(r))
+    ds = tuple(draw(st.integers(1, 2)) if kernel is None else 1 for _ in range(r))
+    ps = tuple(draw(st.integers(0, 2)) for _ in range(2 * r))
+    max_side = {1: 16, 2: 9, 3: 5}[r]
+    spatial = []
+    for i in range(r):
+        span = (ks[i] - 1) * ds[i] + 1
+        lo = max(1, span - ps[i] - ps[i + r])
+        spatial.append(draw(st.integers(lo, max(lo, max_side))))
+    return {"rank": r, "group": group, "cg": cg, "mg": mg, "kernel": ks, "strides": ss,
+            "dilations": ds, "pads": ps, "spatial": tuple(spatial),
+            "batch": draw(st.sampled_from([0, 1, 1, 2]))}
+
+
+def _check_conv(case: dict, *, x_dtype: np.dtype, w_dtype: np.dtype, mode: RequantMode,
+                per_channel: bool, seed: int, threads: int = 1) -> NativeConv | None:
+    rng = np.random.default_rng(seed)
+    c = case["group"] * case["cg"]
+    m = case["group"] * case["mg"]
+    x = random_ints(rng, (case["batch"], *case["spatial"], c), x_dtype)
+    w = random_ints(rng, (m, case["cg"], *case["kernel"]), w_dtype)
+    xi, wi = np.iinfo(x_dtype), np.iinfo(w_dtype)
+    x_zp = int(rng.integers(xi.min, xi.max + 1))
+    choice = rng.integers(0, 3)
+    if choice == 0:
+        w_zp: int | np.ndarray = 128 if w_dtype == np.uint8 else 0
+    elif choice == 1:
+        w_zp = int(rng.integers(wi.min, wi.max + 1))
+    else:
+        w_zp = rng.integers(wi.min, wi.max + 1, size=m)
+    bias = rng.integers(-30000, 30000, size=m).astype(np.int32) if rng.random() < 0.7 else None
+    kw = {"strides": case["strides"], "pads": case["pads"], "dilations": case["dilations"],
+          "group": case["group"]}
+    acc = conv(x, w, bias, x_zero_point=x_zp, w_zero_point=w_zp, requant=None,
+               layout=Layout.CHANNELS_LAST, **kw)
+    out_dtype = np.dtype(np.uint8) if rng.random() < 0.5 else np.dtype(np.int8)
+    rq = spanning_requant(acc, out_dtype=out_dtype, mode=mode, per_channel=per_channel,
+                          stretch=float(rng.uniform(0.6, 1.4)),
+                          clamp=[(0.0, 1.0), (0.5, 1.0), (0.1, 0.8)][int(rng.integers(0, 3))])
+    ref = rq.apply(acc)
+    assert_spans(ref, rq)
+    made: list[NativeConv] = []
+
+    def make() -> NativeConv:
+        op = NativeConv(w, bias, x_zero_point=x_zp, x_dtype=x_dtype, w_zero_point=w_zp,
+                        requant=rq, threads=threads, **kw)
+        made.append(op)
+        return op
+
+    assert_all_paths(make, x, ref)
+    return made[-1] if made else None
+
+
+@given(case=conv_cases(), x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES,
+       per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_conv_matches_reference(case: dict, x_dtype: np.dtype, w_dtype: np.dtype,
+                                mode: RequantMode, per_channel: bool, seed: int) -> None:
+    _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
+                seed=seed)
+
+
+@given(case=st.one_of(conv_cases(rank=2, depthwise=True, kernel=3, stride=1),
+                      conv_cases(rank=2, depthwise=True, kernel=3, stride=2),
+                      conv_cases(rank=3, depthwise=True, kernel=3, stride=1)),
+       x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES, per_channel=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_depthwise_3x3_and_3x3x3(case: dict, x_dtype: np.dtype, w_dtype: np.dtype,
+                                 mode: RequantMode, per_channel: bool, seed: int) -> None:
+    op = _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode,
+                     per_channel=per_channel, seed=seed)
+    assert op is not None and op.uses_depthwise_kernel
+
+
+@given(case=conv_cases(depthwise=True), x_dtype=INT8_DTYPES, mode=MODES,
+       seed=st.integers(0, 2**32 - 1))
+def test_depthwise_generic(case: dict, x_dtype: np.dtype, mode: RequantMode,
+                           seed: int) -> None:
+    """Any kernel size, stride, dilation and padding through the generic depthwise kernel."""
+    _check_conv(case, x_dtype=x_dtype, w_dtype=np.dtype(np.int8), mode=mode,
+                per_channel=True, seed=seed)

@@ -1,0 +1,61 @@
+"""Thread counts never change results: outputs are partitioned, reductions never split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lowp.fixedpoint import RequantMode
+from lowp.ops.conv import conv
+from lowp.ops.layout import Layout
+from lowp.ops.linear import matmul
+from lowp.runtime import native_backend as nb
+from lowp.runtime.native_backend import NativeConv, NativeMatMul
+
+from .helpers import PATHS, random_ints, spanning_requant
+
+CASES = {
+    "conv3x3": dict(x=(2, 13, 11, 16), w=(70, 16, 3, 3), pads=(1, 1, 1, 1), group=1),
+    "depthwise": dict(x=(1, 14, 15, 24), w=(24, 1, 3, 3), pads=(1, 1, 1, 1), group=24),
+    "conv3d": dict(x=(1, 5, 6, 7, 8), w=(16, 8, 3, 3, 3), pads=(1,) * 6, group=1),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_conv_threads_identical(path: str, name: str) -> None:
+    case = CASES[name]
+    rng = np.random.default_rng(7)
+    x = random_ints(rng, case["x"], np.dtype(np.uint8))
+    w = random_ints(rng, case["w"], np.dtype(np.int8))
+    kw = {"pads": case["pads"], "group": case["group"]}
+    acc = conv(x, w, None, x_zero_point=11, w_zero_point=0, requant=None,
+               layout=Layout.CHANNELS_LAST, **kw)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                          per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+    with nb.use_path(path):
+        op = NativeConv(w, None, x_zero_point=11, x_dtype=np.uint8, w_zero_point=0,
+                        requant=rq, threads=1, **kw)
+        outs = []
+        for threads in (1, 2, 0):
+            op.threads = threads
+            outs.append(op(x))
+    for out in outs:
+        np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_matmul_threads_identical(path: str) -> None:
+    rng = np.random.default_rng(3)
+    a = random_ints(rng, (37, 50), np.dtype(np.int8))
+    b = random_ints(rng, (50, 200), np.dtype(np.int8))
+    acc = matmul(a, b, a_zero_point=5, b_zero_point=0)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.int8), mode=RequantMode.FIXEDPOINT,
+                          per_channel=False, stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+    with nb.use_path(path):
+        outs = [NativeMatMul(b, None, a_zero_point=5, a_dtype=np.int8, b_zero_point=0,
+                             requant=rq, threads=t)(a) for t in (1, 2)]
+    for out in outs:
+        np.testing.assert_array_equal(out, ref)
