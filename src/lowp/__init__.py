@@ -21,7 +21,7 @@ from .qparams import (
     dequantize,
     quantize,
 )
-from .quantize import quantize_model
+from .pipeline import quantize_model
 from .runtime import Session
 from .targets import TARGETS, Target, WeightGranularity, get_target
 

@@ -28,7 +28,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .inputs import ImagePreprocess
     from .ir.graph import save_model
-    from .quantize import quantize
+    from .pipeline import quantize
     from .report.summary import summarize
 
     config = _config(args)
@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("--target", choices=sorted(TARGETS), required=True)
     c.set_defaults(func=cmd_check)
+
+    from .compare import add_compare_parser
+    add_compare_parser(sub)
 
     d = sub.add_parser("demo", help="quantize and evaluate the bundled digits CNN")
     d.add_argument("--backend", choices=["auto", "native", "reference"], default="auto")

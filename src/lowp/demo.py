@@ -6,7 +6,7 @@ import time
 
 from .config import Config
 from .data import demo_model_path, load_demo_calibration, load_demo_test
-from .quantize import quantize
+from .pipeline import quantize
 from .report.summary import summarize
 
 

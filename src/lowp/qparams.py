@@ -262,9 +262,16 @@ def quantize(x: np.ndarray, qp: QParams) -> np.ndarray:
     qp = _expand_for(qp, x)
     scale, zp = qp.broadcast(x.ndim)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        q = np.rint(x / scale).astype(np.float64) + zp
-    q = np.clip(np.nan_to_num(q, nan=0.0), qp.qmin, qp.qmax)
-    return q.astype(qp.qtype.numpy_dtype)
+        q = np.asarray(x / scale, dtype=np.float32)     # float32 division
+    np.rint(q, out=q)
+    np.nan_to_num(q, copy=False, nan=0.0)
+    if qp.qtype.bits <= 16:
+        # |q| < 2^24 is exact in float32; anything larger saturates either way
+        q += zp.astype(np.float32)
+        np.clip(q, qp.qmin, qp.qmax, out=q)
+        return q.astype(qp.qtype.numpy_dtype)
+    q64 = np.clip(q.astype(np.float64) + zp, qp.qmin, qp.qmax)
+    return q64.astype(qp.qtype.numpy_dtype)
 
 
 def dequantize(q: np.ndarray, qp: QParams) -> np.ndarray:

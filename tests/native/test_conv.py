@@ -16,6 +16,7 @@ from .helpers import (
     MODES,
     assert_all_paths,
     assert_spans,
+    centering_bias,
     random_ints,
     spanning_requant,
 )
@@ -64,9 +65,12 @@ def _check_conv(case: dict, *, x_dtype: np.dtype, w_dtype: np.dtype, mode: Requa
         w_zp = int(rng.integers(wi.min, wi.max + 1))
     else:
         w_zp = rng.integers(wi.min, wi.max + 1, size=m)
-    bias = rng.integers(-30000, 30000, size=m).astype(np.int32) if rng.random() < 0.7 else None
     kw = {"strides": case["strides"], "pads": case["pads"], "dilations": case["dilations"],
           "group": case["group"]}
+    bias = None
+    if rng.random() < 0.7:
+        bias = centering_bias(conv(x, w, None, x_zero_point=x_zp, w_zero_point=w_zp,
+                                   requant=None, layout=Layout.CHANNELS_LAST, **kw), rng)
     acc = conv(x, w, bias, x_zero_point=x_zp, w_zero_point=w_zp, requant=None,
                layout=Layout.CHANNELS_LAST, **kw)
     out_dtype = np.dtype(np.uint8) if rng.random() < 0.5 else np.dtype(np.int8)
@@ -74,7 +78,7 @@ def _check_conv(case: dict, *, x_dtype: np.dtype, w_dtype: np.dtype, mode: Requa
                           stretch=float(rng.uniform(0.6, 1.4)),
                           clamp=[(0.0, 1.0), (0.5, 1.0), (0.1, 0.8)][int(rng.integers(0, 3))])
     ref = rq.apply(acc)
-    assert_spans(ref, rq)
+    assert_spans(ref, rq, acc)
     made: list[NativeConv] = []
 
     def make() -> NativeConv:

@@ -15,6 +15,7 @@ from .helpers import (
     MODES,
     assert_all_paths,
     assert_spans,
+    centering_bias,
     random_ints,
     spanning_requant,
 )
@@ -51,13 +52,15 @@ def test_matmul_matches_reference(m: int, k: int, n: int, a_dtype: np.dtype,
     else:
         b_zp = int(rng.integers(info_b.min, info_b.max + 1)) if rng.random() < 0.5 else (
             128 if b_dtype == np.uint8 else 0)
-    bias = rng.integers(-50000, 50000, size=n).astype(np.int32) if with_bias else None
+    bias = None
+    if with_bias:
+        bias = centering_bias(matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp), rng)
     acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp, bias=bias)
     out_dtype = np.dtype(np.uint8) if rng.random() < 0.5 else np.dtype(np.int8)
     rq = spanning_requant(acc, out_dtype=out_dtype, mode=mode, per_channel=per_channel,
                           stretch=stretch, clamp=clamp)
     ref = rq.apply(acc)
-    assert_spans(ref, rq)
+    assert_spans(ref, rq, acc)
 
     def make() -> NativeMatMul:
         return NativeMatMul(b, bias, a_zero_point=a_zp, a_dtype=a_dtype, b_zero_point=b_zp,

@@ -9,7 +9,7 @@ import pytest
 
 import lowp
 from lowp.data import demo_model_path, load_demo_calibration, load_demo_test
-from lowp.quantize import quantize
+from lowp.pipeline import quantize
 from lowp.runtime import Session
 from tests import model_zoo
 

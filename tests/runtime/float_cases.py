@@ -638,6 +638,7 @@ def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:
         k = [int(v) for v in rng.integers(1, 4, nd)]
         s = [int(v) for v in rng.integers(1, 3, nd)]
         d = [int(v) for v in rng.integers(1, 3, nd)]
+        sp = [max(sp[j], (max(k[j], 2) - 1) * d[j] + 1) for j in range(nd)]
         p = [int(v) for v in rng.integers(0, 3, 2 * nd)]
         p = [min(v, k[j % nd] * d[j % nd] - 1) for j, v in enumerate(p)]
         g = int(rng.choice([1, 2]))

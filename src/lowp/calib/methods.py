@@ -322,8 +322,8 @@ def percentile_range(hist: np.ndarray, edges: np.ndarray,
         before = cum[k] - h[k]
         return float(e[k] + (target - before) / h[k] * (e[k + 1] - e[k]))
 
-    lo = value_at(total * (100.0 - p) / 100.0)
-    hi = value_at(total * p / 100.0)
+    lo = value_at(total * ((100.0 - p) / 100.0))
+    hi = value_at(total * (p / 100.0))
     return lo, hi
 
 

@@ -390,7 +390,9 @@ def _source_coords(mode: str, out_len: int, in_len: int, scale: np.float32,
     if mode == "half_pixel_symmetric":
         adjustment = lr / (scale * lo)
         offset = lo / f(2) * (f(1) - adjustment)
-        return offset + (x + f(0.5)) / scale - f(0.5)
+        # ONNX Runtime evaluates this sum in double precision, then rounds to float32.
+        return (offset.astype(np.float64) + (x.astype(np.float64) + 0.5) / float(scale)
+                - 0.5).astype(np.float32)
     if mode == "pytorch_half_pixel":
         return (x + f(0.5)) / scale - f(0.5) if out_len > 1 else np.zeros_like(x)
     if mode == "asymmetric":
@@ -502,8 +504,8 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
     work = x if mode == "nearest" else _f(x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
-        if not tf_crop and out[j] == in_shape[j] and sc[j] == 1:
-            continue
+        if out[j] == in_shape[j] and sc[j] == 1:
+            continue  # as ONNX Runtime: an unscaled axis is copied, even under a crop roi
         r0 = roi[j] if roi else 0.0
         r1 = roi[j + len(ax)] if roi else 1.0
         coords = _source_coords(coordinate_transformation_mode, out[j], in_shape[j], sc[j],

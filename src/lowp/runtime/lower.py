@@ -19,9 +19,10 @@ from ..ops.linear import matmul as qmatmul
 from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..ops.pool import global_average_pool as qglobal_average_pool
-from ..ops.pool import max_pool as qmax_pool
 from ..qparams import PerAxis, PerTensor, QParams, QType, dequantize, quantize
 from .backends import ReferenceBackend
+from .fastops import make_add
+from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
 from .plan import CF, CL, Step
 
@@ -342,17 +343,26 @@ def _binary(ctx: LowerCtx) -> Step | None:
     if out is None:
         return None
     y, qmin, qmax = out
-    fn = qadd if ctx.node.op_type == "Add" else qmul
-    kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
     if ctx.node.op_type == "Add" and ctx.requant_mode is not RequantMode.FLOAT32:
         return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
+    if ctx.node.op_type == "Add" and max(aq.qtype.bits, bq.qtype.bits) <= 16:
+        fast = make_add(aq.qtype.numpy_dtype, float(aq.scale), int(aq.zero_point),
+                        bq.qtype.numpy_dtype, float(bq.scale), int(bq.zero_point),
+                        float(yq.scale), int(yq.zero_point), qmin, qmax,
+                        yq.qtype.numpy_dtype)
 
-    def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
-                   b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
-                   y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
-                   qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw),)
+        def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (fast(av, bv),)
+    else:
+        fn = qadd if ctx.node.op_type == "Add" else qmul
+        kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
+
+        def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
+                       b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
+                       y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
+                       qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw),)
 
     return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
                     elementwise=True)
@@ -513,7 +523,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                     range(1, xv.ndim - 1))
                 return (xv.max(axis=axes, keepdims=True),)
             k = len(a["kernel_shape"])  # type: ignore[arg-type]
-            return (qmax_pool(xv, kernel_shape=list(a["kernel_shape"]),  # type: ignore[call-overload]
+            return (fast_max_pool(xv, kernel_shape=list(a["kernel_shape"]),  # type: ignore[call-overload]
                                strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
                                pads=list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
                                dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]

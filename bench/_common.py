@@ -1,0 +1,39 @@
+"""Benchmark helpers: timing (median after warm-up), measured peaks, table printing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from lowp import _native
+
+
+def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15,
+                   budget: float = 0.6) -> float:
+    """Median wall time of `fn()` over `repeats` runs (fewer if `budget` seconds run out)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def peak_gops(kind: str, seconds: float = 0.5) -> float:
+    """Measured single-thread peak of a tight register-only loop (see native peak loops)."""
+    return float(_native.peak_gops(kind, seconds))
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for n, r in enumerate(cells):
+        print("  ".join(c.rjust(w) if i else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

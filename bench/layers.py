@@ -1,0 +1,229 @@
+"""Layer benchmark: lowp native vs ONNX Runtime int8 (QDQ and QLinear*) vs ONNX Runtime fp32.
+
+Every lowp case is first checked bit for bit against the numpy reference (lowp.ops); then
+each engine is timed (median of repeats after warm-up). GOPS count 2 ops per MAC.
+
+Layouts: lowp runs channels-last (NHWC) natively; "lowp" times exactly that, "lowp+T" adds
+numpy NCHW->NHWC and NHWC->NCHW transposes around the call. ONNX Runtime is fed NCHW as
+ONNX prescribes; any internal NCHW<->NHWC transposes it inserts are inside its figures.
+
+Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import median_seconds, peak_gops, print_table  # noqa: E402
+
+from lowp.fixedpoint import Requant, requant_scale  # noqa: E402
+from lowp.ops.conv import conv  # noqa: E402
+from lowp.ops.layout import Layout  # noqa: E402
+from lowp.ops.linear import matmul  # noqa: E402
+from lowp.runtime import native_backend  # noqa: E402
+from lowp.runtime.native_backend import NativeConv, NativeMatMul  # noqa: E402
+
+X_SCALE, X_ZP, W_SCALE = 0.02, 128, 0.004
+
+
+@dataclass
+class Case:
+    name: str
+    x_shape: tuple[int, ...]          # NCHW-style (N, C, *spatial), or (M, K) for linear
+    w_shape: tuple[int, ...]          # ONNX (M, C/group, *k), or (K, N) for linear
+    group: int = 1
+    strides: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    validate_crop: int = 0            # validate on the first `crop` items of axis 2 only
+    linear: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def macs(self, out_size: int) -> int:
+        if self.linear:
+            return self.x_shape[0] * self.w_shape[0] * self.w_shape[1]
+        return out_size * int(np.prod(self.w_shape[1:]))
+
+
+CASES = [
+    Case("conv3x3 64->64 56x56", (1, 64, 56, 56), (64, 64, 3, 3), 1, (1, 1), (1, 1, 1, 1)),
+    Case("conv1x1 256->64 56x56", (1, 256, 56, 56), (64, 256, 1, 1), 1, (1, 1), (0, 0, 0, 0)),
+    Case("dw3x3 144 56x56 s1", (1, 144, 56, 56), (144, 1, 3, 3), 144, (1, 1), (1, 1, 1, 1)),
+    Case("dw3x3 144 56x56 s2", (1, 144, 56, 56), (144, 1, 3, 3), 144, (2, 2), (1, 1, 1, 1)),
+    Case("conv3d 3x3x3 32->32 16x56x56", (1, 32, 16, 56, 56), (32, 32, 3, 3, 3), 1,
+         (1, 1, 1), (1,) * 6, validate_crop=6),
+    Case("linear 768->3072 b128", (128, 768), (768, 3072), linear=True),
+]
+
+
+def _y_scale(acc: np.ndarray) -> float:
+    """Output scale that maps the accumulator range onto the uint8 range."""
+    span = float(acc.max()) - float(acc.min())
+    return max(span, 1.0) * X_SCALE * W_SCALE / 255.0
+
+
+def _session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+
+
+def _model(nodes: list, inits: list, x_type: int, x_shape: tuple[int, ...], y_type: int
+           ) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "bench", [helper.make_tensor_value_info("x", x_type,
+                                                                               x_shape)],
+                              [helper.make_tensor_value_info("y", y_type, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+def _ort_models(case: Case, w: np.ndarray, bias: np.ndarray, y_scale: float
+                ) -> dict[str, onnx.ModelProto]:
+    f32 = TensorProto.FLOAT
+    c = [numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
+         numpy_helper.from_array(np.array(X_ZP, np.uint8), "xz"),
+         numpy_helper.from_array(np.array(W_SCALE, np.float32), "ws"),
+         numpy_helper.from_array(np.array(0, np.int8), "wz"),
+         numpy_helper.from_array(np.array(X_SCALE * W_SCALE, np.float32), "bs"),
+         numpy_helper.from_array(np.array(0, np.int32), "bz"),
+         numpy_helper.from_array(np.array(y_scale, np.float32), "ys"),
+         numpy_helper.from_array(np.array(0, np.uint8), "yz"),
+         numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
+    wf = numpy_helper.from_array((w.astype(np.float32) * W_SCALE), "wf")
+    bf = numpy_helper.from_array((bias.astype(np.float32) * X_SCALE * W_SCALE), "bf")
+    dq = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xd"]),
+          helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+          helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"])]
+    q = helper.make_node("QuantizeLinear", ["yd", "ys", "yz"], ["y"])
+    x_shape = case.x_shape
+    if case.linear:
+        qdq = dq + [helper.make_node("Gemm", ["xd", "wd", "bd"], ["yd"]), q]
+        qlin = [helper.make_node("QLinearMatMul", ["x", "xs", "xz", "w", "ws", "wz", "ys",
+                                                   "yz"], ["y"])]
+        flt = [helper.make_node("Gemm", ["x", "wf", "bf"], ["y"])]
+    else:
+        attrs = {"strides": list(case.strides), "pads": list(case.pads), "group": case.group}
+        qdq = dq + [helper.make_node("Conv", ["xd", "wd", "bd"], ["yd"], **attrs), q]
+        qlin = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz",
+                                                 "b"], ["y"], **attrs)]
+        flt = [helper.make_node("Conv", ["x", "wf", "bf"], ["y"], **attrs)]
+    u8 = TensorProto.UINT8
+    return {"qdq": _model(qdq, c, u8, x_shape, u8),
+            "qlinear": _model(qlin, c, u8, x_shape, u8),
+            "float": _model(flt, [wf, bf], f32, x_shape, f32)}
+
+
+def _reference(case: Case, x_cl: np.ndarray, w: np.ndarray, bias: np.ndarray,
+               rq: Requant | None) -> np.ndarray:
+    if case.linear:
+        return matmul(x_cl, w, a_zero_point=X_ZP, b_zero_point=0, bias=bias, requant=rq)
+    return conv(x_cl, w, bias, x_zero_point=X_ZP, w_zero_point=0, requant=rq,
+                strides=case.strides, pads=case.pads, group=case.group,
+                layout=Layout.CHANNELS_LAST)
+
+
+def run_case(case: Case, threads_list: list[int], peak: float) -> list[list[str]]:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=case.x_shape, dtype=np.uint8)        # NCHW (or M, K)
+    w = rng.integers(-127, 128, size=case.w_shape, dtype=np.int8)
+    m = case.w_shape[1] if case.linear else case.w_shape[0]
+    bias = rng.integers(-2000, 2000, size=m, dtype=np.int32)
+    x_cl = x if case.linear else np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    x_val = x_cl
+    if case.validate_crop:
+        x_val = np.ascontiguousarray(x_cl[:, :case.validate_crop])
+    acc = _reference(case, x_val, w, bias, None)
+    y_scale = _y_scale(acc)
+    rq = Requant(requant_scale(X_SCALE, W_SCALE, y_scale), 0, 0, 255)
+    ref = rq.apply(acc)
+
+    def make(threads: int) -> NativeConv | NativeMatMul:
+        if case.linear:
+            return NativeMatMul(w, bias, a_zero_point=X_ZP, a_dtype=np.uint8, b_zero_point=0,
+                                requant=rq, threads=threads)
+        return NativeConv(w, bias, x_zero_point=X_ZP, x_dtype=np.uint8, w_zero_point=0,
+                          requant=rq, strides=case.strides, pads=case.pads,
+                          group=case.group, threads=threads)
+
+    got = make(1)(x_val)
+    if not np.array_equal(got, ref):
+        raise SystemExit(f"{case.name}: lowp differs from the reference on "
+                         f"{int(np.sum(got != ref))} outputs")
+    if int(ref.max()) - int(ref.min()) < 128:
+        raise SystemExit(f"{case.name}: validation outputs do not span the uint8 range")
+    models = _ort_models(case, w, bias, y_scale)
+    xf = x.astype(np.float32) * np.float32(X_SCALE) - np.float32(X_SCALE * X_ZP)
+    rows = []
+    for threads in threads_list:
+        op = make(threads)
+        out = op(x_cl)
+        macs = case.macs(out.size)
+        t_lowp = median_seconds(lambda op=op: op(x_cl))
+        if case.linear:
+            t_lowp_t = t_lowp
+        else:
+            def with_layout(op: NativeConv = op) -> np.ndarray:
+                y = op(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+                return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+            t_lowp_t = median_seconds(with_layout)
+        t_ort = {}
+        diff = "-"
+        for kind, model in models.items():
+            sess = _session(model, threads)
+            feed = {"x": xf if kind == "float" else x}
+            t_ort[kind] = median_seconds(lambda s=sess, f=feed: s.run(None, f))
+            if kind == "qlinear":
+                y_ort = sess.run(None, feed)[0]
+                y_ort = y_ort if case.linear else np.moveaxis(y_ort, 1, -1)
+                diff = str(int(np.abs(y_ort.astype(np.int32) - out.astype(np.int32)).max()))
+
+        def gops(t: float, macs: int = macs) -> float:
+            return 2 * macs / t * 1e-9
+
+        best_int8 = min(t_ort["qdq"], t_ort["qlinear"])
+        rows.append([case.name, threads, f"{t_lowp * 1e3:.3f}", f"{gops(t_lowp):.1f}",
+                     f"{100 * gops(t_lowp) / (peak * threads):.0f}%",
+                     f"{gops(t_lowp_t):.1f}", f"{gops(t_ort['qdq']):.1f}",
+                     f"{gops(t_ort['qlinear']):.1f}", f"{gops(t_ort['float']):.1f}",
+                     f"{best_int8 / t_lowp:.2f}", f"{t_ort['float'] / t_lowp:.2f}", diff])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cases", nargs="*", default=None,
+                        help="substrings of case names to run (default: all)")
+    args = parser.parse_args()
+    peak = peak_gops("vnni512", 0.3)
+    print(f"lowp path: {native_backend.active_path()}; measured vpdpbusd peak "
+          f"{peak:.1f} GOPS per core; onnxruntime {ort.__version__}")
+    rows: list[list[str]] = []
+    for case in CASES:
+        if args.cases and not any(s in case.name for s in args.cases):
+            continue
+        rows.extend(run_case(case, args.threads, peak))
+    print_table(["case", "thr", "lowp ms", "lowp GOPS", "%peak", "lowp+T", "ORT QDQ",
+                 "ORT QLin", "ORT fp32", "x ORT int8", "x ORT fp32", "max|d| ORT"], rows)
+    print("GOPS = 2*MAC/s. %peak = lowp / (measured vpdpbusd peak x threads). lowp+T adds "
+          "numpy NCHW<->NHWC transposes;\nORT figures include ORT's own layout transposes. "
+          "'x ORT' = ORT time / lowp time (best of QDQ and QLinear for int8). max|d| ORT: "
+          "largest output difference to ORT QLinear (its own rounding).")
+
+
+if __name__ == "__main__":
+    main()

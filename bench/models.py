@@ -1,0 +1,135 @@
+"""End-to-end latency: lowp int8 vs ONNX Runtime int8 (the SAME QDQ file) vs ONNX Runtime
+float, on ResNet-18, MobileNetV2 (224x224) and the bundled demo model; 1 and 2 threads,
+batch 1 and 8. Each measurement runs in a fresh process (so peak memory is per engine),
+validates first, then reports the median of repeated runs after warm-up.
+
+    python bench/models.py [--networks resnet18 mobilenet_v2 demo] [--batches 1 8]
+                           [--threads 1 2] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CACHE = Path(tempfile.gettempdir()) / "lowp-bench"
+
+
+def _prepare(name: str) -> tuple[Path, Path]:
+    """Float and QDQ model paths (cached)."""
+    import lowp
+    from lowp.ir.graph import save_model
+
+    if name == "demo":
+        from lowp.data import demo_model_path, load_demo_calibration
+        float_path, calib = demo_model_path(), load_demo_calibration()
+    else:
+        import networks
+        float_path = networks.export(name, CACHE)
+        calib = networks.calibration_data(8)
+    qdq_path = CACHE / f"{name}.qdq.onnx"
+    if not qdq_path.exists():
+        save_model(lowp.quantize_model(float_path, calib), qdq_path)
+    return Path(float_path), qdq_path
+
+
+def _input(name: str, batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    shape = (batch, 1, 8, 8) if name == "demo" else (batch, 3, 224, 224)
+    return {"input": rng.standard_normal(shape).astype(np.float32)}
+
+
+def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
+             repeats: int, queue: mp.Queue) -> None:
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if engine == "lowp":
+        import lowp
+        session = lowp.Session(path, backend="native", threads=threads)
+        run = lambda: session.run(feeds)  # noqa: E731
+    else:
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in s.get_outputs()]
+        run = lambda: dict(zip(names, s.run(None, feeds), strict=True))  # noqa: E731
+    out = run()
+    for _ in range(3):
+        run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"median_ms": 1e3 * statistics.median(times), "rss_mb": rss / 1024,
+               "rss_growth_mb": (rss - rss0) / 1024,
+               "output": {k: v.tolist() for k, v in out.items()}})
+
+
+def measure(engine: str, path: Path, feeds: dict[str, np.ndarray], threads: int,
+            repeats: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(engine, str(path), feeds, threads, repeats, queue))
+    p.start()
+    result = queue.get()
+    p.join()
+    return result
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    from lowp.report.table import format_table
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--networks", nargs="+", default=["resnet18", "mobilenet_v2", "demo"])
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = ap.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cases = [(n, b, t) for n in args.networks for b in args.batches for t in args.threads]
+    rows, records = [], []
+    for name, batch, threads in tqdm(cases, desc="benchmark", unit="case"):
+        float_path, qdq_path = _prepare(name)
+        feeds = _input(name, batch)
+        reps = max(3, args.repeats // batch) if name != "demo" else args.repeats
+        lowp_r = measure("lowp", qdq_path, feeds, threads, reps)
+        ortq_r = measure("ort", qdq_path, feeds, threads, reps)
+        ortf_r = measure("ort", float_path, feeds, threads, reps)
+        a = np.asarray(next(iter(lowp_r["output"].values())))
+        b = np.asarray(next(iter(ortq_r["output"].values())))
+        identical = float(np.mean(a == b)) * 100
+        rows.append([name, batch, threads, round(lowp_r["median_ms"], 2),
+                     round(ortq_r["median_ms"], 2), round(ortf_r["median_ms"], 2),
+                     round(lowp_r["median_ms"] / ortq_r["median_ms"], 2),
+                     round(ortf_r["median_ms"] / lowp_r["median_ms"], 2),
+                     round(lowp_r["rss_mb"]), round(ortq_r["rss_mb"]), round(identical, 2)])
+        records.append(dict(zip(["network", "batch", "threads", "lowp_ms", "ort_int8_ms",
+                                 "ort_float_ms"], rows[-1][:6], strict=True)))
+    print(format_table(
+        ["network", "batch", "threads", "lowp int8 ms", "ORT int8 ms", "ORT float ms",
+         "lowp/ORT int8", "ORT float/lowp", "lowp peak MB", "ORT int8 peak MB",
+         "identical %"], rows,
+        title="End-to-end latency, median (lower is better); ratios < 1 mean lowp is faster"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Fast numpy forms of memory-bound integer operators, equal to lowp.ops bit for bit.
+
+The reference operators in lowp.ops are written for clarity; these are written for speed
+(strided slices instead of gathered windows, in-place float32 passes) and tested against them with tolerance 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..fixedpoint import requant_scale
+from ..ops.layout import Layout
+from ..ops.pool import pool_output_shape
+
+
+def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
+             pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
+             layout: Layout) -> np.ndarray:
+    """lowp.ops.pool.max_pool (O7) as a running maximum over strided slices."""
+    k = len(kernel_shape)
+    first = 2 if layout is Layout.CHANNELS_FIRST else 1
+    spatial = x.shape[first:first + k]
+    out = pool_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
+    lowest = np.iinfo(x.dtype).min
+    widths = [(0, 0)] * x.ndim
+    for i in range(k):
+        need = (out[i] - 1) * strides[i] + (kernel_shape[i] - 1) * dilations[i] + 1
+        end = max(pads[k + i], need - spatial[i] - pads[i])
+        widths[first + i] = (pads[i], end)
+    xp = np.pad(x, widths, constant_values=lowest) if any(map(any, widths)) else x
+    y: np.ndarray | None = None
+    for offs in itertools.product(*[range(kk) for kk in kernel_shape]):
+        index = [slice(None)] * x.ndim
+        for i, o in enumerate(offs):
+            start = o * dilations[i]
+            index[first + i] = slice(start, start + (out[i] - 1) * strides[i] + 1, strides[i])
+        tap = xp[tuple(index)]
+        y = tap.copy() if y is None else np.maximum(y, tap, out=y)
+    assert y is not None
+    return np.ascontiguousarray(y)
+
+
+def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.dtype,
+             b_scale: float, b_zero_point: int, y_scale: float, y_zero_point: int,
+             qmin: int, qmax: int, out_dtype: np.dtype) -> Callable[..., np.ndarray]:
+    """lowp.ops.elementwise.add (O10) with in-place float32 passes.
+
+    float32(q) - float32(zp) is exact for 8/16-bit values, so it equals the reference's
+    float32(int32(q) - zp); every later step is the same single float32 rounding.
+    """
+    ma = requant_scale(a_scale, 1.0, y_scale)
+    mb = requant_scale(b_scale, 1.0, y_scale)
+    za, zb, zy = np.float32(a_zero_point), np.float32(b_zero_point), np.float32(y_zero_point)
+
+    def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        x = a.astype(np.float32)
+        x -= za
+        x *= ma
+        y = b.astype(np.float32)
+        y -= zb
+        y *= mb
+        s = x + y if x.shape != np.broadcast_shapes(x.shape, y.shape) else np.add(x, y, out=x)
+        np.rint(s, out=s)
+        s += zy
+        np.clip(s, qmin, qmax, out=s)
+        return s.astype(out_dtype)
+
+    return add

@@ -1,0 +1,56 @@
+"""The runtime's fast numpy operators equal the reference operators bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowp.ops.elementwise import add
+from lowp.ops.layout import Layout
+from lowp.ops.pool import max_pool
+from lowp.runtime.fastops import make_add
+from lowp.runtime.fastops import max_pool as fast_max_pool
+
+
+@st.composite
+def pool_cases(draw: st.DrawFn):
+    k = draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 3)) for _ in range(k)]
+    strides = [draw(st.integers(1, 3)) for _ in range(k)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(k)]
+    pads = [draw(st.integers(0, kk - 1)) for kk in kernel] * 2
+    pads = pads[:k] + [draw(st.integers(0, kk - 1)) for kk in kernel]
+    sizes = [draw(st.integers((kernel[i] - 1) * dilations[i] + 1, 9)) for i in range(k)]
+    n, c = draw(st.integers(0, 2)), draw(st.integers(1, 4))
+    dtype = draw(st.sampled_from([np.uint8, np.int8]))
+    layout = draw(st.sampled_from(list(Layout)))
+    shape = (n, c, *sizes) if layout is Layout.CHANNELS_FIRST else (n, *sizes, c)
+    x = np.random.default_rng(draw(st.integers(0, 1000))).integers(
+        np.iinfo(dtype).min, np.iinfo(dtype).max + 1, size=shape).astype(dtype)
+    return x, dict(kernel_shape=kernel, strides=strides, pads=pads, dilations=dilations,
+                   ceil_mode=draw(st.booleans()), layout=layout)
+
+
+@given(pool_cases())
+def test_max_pool_equals_reference(case):
+    x, kw = case
+    np.testing.assert_array_equal(fast_max_pool(x, **kw), max_pool(x, **kw))
+
+
+@given(st.sampled_from([np.uint8, np.int8]), st.sampled_from([np.uint8, np.int8]),
+       st.floats(2.0 ** -10, 1.0, width=32), st.floats(2.0 ** -10, 1.0, width=32),
+       st.floats(2.0 ** -10, 1.0, width=32), st.integers(-128, 127), st.integers(-128, 127),
+       st.integers(0, 255), st.booleans(), st.integers(0, 1000))
+def test_add_equals_reference(da, db, sa, sb, sy, za, zb, zy, relu, seed):
+    rng = np.random.default_rng(seed)
+    za = int(np.clip(za, np.iinfo(da).min, np.iinfo(da).max))
+    zb = int(np.clip(zb, np.iinfo(db).min, np.iinfo(db).max))
+    a = rng.integers(np.iinfo(da).min, np.iinfo(da).max + 1, (2, 3, 4, 5)).astype(da)
+    b = rng.integers(np.iinfo(db).min, np.iinfo(db).max + 1, (1, 3, 1, 5)).astype(db)
+    qmin, qmax = (zy if relu else 0), 255
+    kw = dict(a_scale=sa, a_zero_point=za, b_scale=sb, b_zero_point=zb, y_scale=sy,
+              y_zero_point=zy, qmin=qmin, qmax=qmax)
+    want = add(a, b, out_dtype=np.uint8, **kw)
+    fast = make_add(a.dtype, sa, za, b.dtype, sb, zb, sy, zy, qmin, qmax, np.dtype(np.uint8))
+    np.testing.assert_array_equal(fast(a, b), want)
