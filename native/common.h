@@ -46,6 +46,17 @@ struct DwArgs {
 };
 using DwFn = void (*)(const DwArgs& a, const Epilogue& e);
 
+// Depthwise pair row: dst[iw * cp + c] = int16 pair (x[iw - pw0] - zp, x[iw - pw0 + dil] - zp)
+// for iw < wp; 0 where the pixel lies outside the input row and for channels c >= C.
+struct DwRowArgs {
+  const uint8_t* src = nullptr;  // one input row: w pixels x c channels
+  int64_t w = 0, wp = 0;
+  int c = 0, cp = 0, pw0 = 0, dil = 1;
+  bool x_signed = false;
+  int32_t zp = 0;
+};
+using DwRowFn = void (*)(int32_t* dst, const DwRowArgs& a);
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 
@@ -55,6 +66,7 @@ struct IsaTable {
   GemmFn gemm;
   EpilogueFn epilogue;
   DwFn dw;
+  DwRowFn dw_row;
 };
 
 extern const IsaTable kScalarTable;

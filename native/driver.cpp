@@ -162,9 +162,6 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
     cache.resize(size_t(nslots * row_elems));
     std::vector<int64_t> tags(nslots, -1);
     std::vector<const int32_t*> rows(nrows);
-    auto val = [&](const uint8_t* px, int c) {
-      return (sgn ? int32_t(int8_t(px[c])) : int32_t(px[c])) - zp;
-    };
     // Pair row: P[iw][c] = (x[iw] - zp, x[iw + dw] - zp) as int16 pairs, 0 outside.
     auto build = [&](int32_t* dst, int64_t b, int64_t id, int64_t ih) {
       const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
@@ -172,19 +169,17 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
         std::memset(dst, 0, size_t(row_elems) * 4);
         return;
       }
-      const uint8_t* src = x + ((b * d + sd) * h + sh) * w * C;
-      for (int64_t iw = 0; iw < Wp; ++iw) {
-        int32_t* o32 = dst + iw * cp;
-        const int64_t s0 = iw - p_.pw0, s1 = s0 + p_.dw;
-        const bool in0 = s0 >= 0 && s0 < w, in1 = s1 >= 0 && s1 < w;
-        const uint8_t* p0 = src + s0 * C;
-        const uint8_t* p1 = src + s1 * C;
-        for (int c = 0; c < C; ++c) {
-          const int32_t lo = in0 ? val(p0, c) : 0, hi = in1 ? val(p1, c) : 0;
-          o32[c] = int32_t(uint32_t(uint16_t(int16_t(lo))) | (uint32_t(uint16_t(int16_t(hi))) << 16));
-        }
-        for (int c = C; c < cp; ++c) o32[c] = 0;
-      }
+      DwRowArgs ra;
+      ra.src = x + ((b * d + sd) * h + sh) * w * C;
+      ra.w = w;
+      ra.wp = Wp;
+      ra.c = C;
+      ra.cp = cp;
+      ra.pw0 = p_.pw0;
+      ra.dil = p_.dw;
+      ra.x_signed = sgn;
+      ra.zp = zp;
+      isa.dw_row(dst, ra);
     };
     const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
     for (int64_t task = t0; task < t1; ++task) {

@@ -179,5 +179,34 @@ void dw256(const DwArgs& a, const Epilogue& e) {
   }
 }
 
+// 8 channels of one input pixel minus the zero point; 0 outside the row or past c.
+inline __m256i dw_load8(const DwRowArgs& a, int64_t s, int cb) {
+  const int n = a.c - cb;
+  if (s < 0 || s >= a.w || n <= 0) return _mm256_setzero_si256();
+  uint64_t raw = 0;
+  std::memcpy(&raw, a.src + s * a.c + cb, n >= 8 ? 8 : static_cast<size_t>(n));
+  const __m128i b = _mm_cvtsi64_si128(static_cast<long long>(raw));
+  __m256i v = a.x_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+  v = _mm256_sub_epi32(v, _mm256_set1_epi32(a.zp));
+  if (n < 8) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    v = _mm256_and_si256(v, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+  }
+  return v;
+}
+
+void dw_row256(int32_t* dst, const DwRowArgs& a) {
+  const __m256i low = _mm256_set1_epi32(0xffff);
+  for (int64_t iw = 0; iw < a.wp; ++iw) {
+    int32_t* o = dst + iw * a.cp;
+    const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
+    for (int cb = 0; cb < a.cp; cb += 8) {
+      const __m256i v = _mm256_or_si256(_mm256_and_si256(dw_load8(a, s0, cb), low),
+                                        _mm256_slli_epi32(dw_load8(a, s1, cb), 16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + cb), v);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lowp

@@ -174,9 +174,33 @@ void dw(const DwArgs& a, const Epilogue& e) {
   dw_tile<0, 0>(a, e);
 }
 
+// 16 channels of one input pixel minus the zero point; 0 outside the row or past c.
+inline __m512i dw_load16(const DwRowArgs& a, int64_t s, int cb) {
+  const int n = a.c - cb;
+  if (s < 0 || s >= a.w || n <= 0) return _mm512_setzero_si512();
+  const __mmask16 k = n >= 16 ? static_cast<__mmask16>(0xffff)
+                              : static_cast<__mmask16>((1u << n) - 1);
+  const __m128i b = _mm_maskz_loadu_epi8(k, a.src + s * a.c + cb);
+  const __m512i v = a.x_signed ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+  return _mm512_maskz_sub_epi32(k, v, _mm512_set1_epi32(a.zp));
+}
+
+void dw_row(int32_t* dst, const DwRowArgs& a) {
+  const __m512i low = _mm512_set1_epi32(0xffff);
+  for (int64_t iw = 0; iw < a.wp; ++iw) {
+    int32_t* o = dst + iw * a.cp;
+    const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
+    for (int cb = 0; cb < a.cp; cb += 16) {
+      const __m512i v = _mm512_or_si512(_mm512_and_si512(dw_load16(a, s0, cb), low),
+                                        _mm512_slli_epi32(dw_load16(a, s1, cb), 16));
+      _mm512_storeu_si512(o + cb, v);
+    }
+  }
+}
+
 }  // namespace
 
-const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, gemm, epilogue, dw};
+const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, gemm, epilogue, dw, dw_row};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.

@@ -95,5 +95,26 @@ inline void dw_scalar(const DwArgs& a, const Epilogue& e) {
   }
 }
 
+inline int32_t pack_pair(int32_t lo, int32_t hi) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(lo)) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16));
+}
+
+inline void dw_row_scalar(int32_t* dst, const DwRowArgs& a) {
+  for (int64_t iw = 0; iw < a.wp; ++iw) {
+    int32_t* o = dst + iw * a.cp;
+    const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
+    const bool in0 = s0 >= 0 && s0 < a.w, in1 = s1 >= 0 && s1 < a.w;
+    const uint8_t* p0 = a.src + s0 * a.c;
+    const uint8_t* p1 = a.src + s1 * a.c;
+    for (int ch = 0; ch < a.c; ++ch) {
+      const int32_t x0 = in0 ? (a.x_signed ? int8_t(p0[ch]) : p0[ch]) - a.zp : 0;
+      const int32_t x1 = in1 ? (a.x_signed ? int8_t(p1[ch]) : p1[ch]) - a.zp : 0;
+      o[ch] = pack_pair(x0, x1);
+    }
+    for (int ch = a.c; ch < a.cp; ++ch) o[ch] = 0;
+  }
+}
+
 }  // namespace
 }  // namespace lowp

@@ -116,15 +116,28 @@ def native_available() -> bool:
     return bool(getattr(native_backend, "NativeConv", None))
 
 
+BackendFactory = Callable[[int], ReferenceBackend]
+BACKENDS: dict[str, BackendFactory] = {
+    "reference": ReferenceBackend,
+    "native": NativeBackend,
+}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make `Session(model, backend=name)` build its kernels with `factory(threads)`."""
+    BACKENDS[name] = factory
+
+
 def make_backend(name: str, threads: int = 0) -> ReferenceBackend:
-    """'reference', 'native', or 'auto' (native when the extension is present)."""
+    """'auto' (native when the extension is present), or a name from BACKENDS."""
     if name == "auto":
         name = "native" if native_available() else "reference"
-    if name == "reference":
-        return ReferenceBackend(threads)
-    if name == "native":
-        if not native_available():
-            raise LowpError("the native backend is not available (the C++ extension did "
-                            "not build or import); use backend='reference'")
-        return NativeBackend(threads)
-    raise LowpError(f"unknown backend '{name}'; choose auto, native or reference")
+    if name == "native" and not native_available():
+        raise LowpError("the native backend is not available (the C++ extension did "
+                        "not build or import); use backend='reference'")
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        raise LowpError(f"unknown backend '{name}'; choose auto or one of "
+                        f"{', '.join(sorted(BACKENDS))}") from None
+    return factory(threads)
