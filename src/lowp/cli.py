@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .config import CalibMethod, Config
 from .errors import LowpError
@@ -46,10 +47,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     save_model(result.model, args.output)
     print(f"quantized model written to {args.output}")
     if not args.no_report:
-        n = min(64, next(iter(result.calibration_data.values())).shape[0])
-        feeds = {k: v[:n] for k, v in result.calibration_data.items()}
-        print(summarize(result.model, result.float_model, feeds).format())
+        labels = None
+        if args.eval:
+            feeds, labels = _eval_data(args.eval, result.float_model)
+        else:
+            n = min(64, next(iter(result.calibration_data.values())).shape[0])
+            feeds = {k: v[:n] for k, v in result.calibration_data.items()}
+        print(summarize(result.model, result.float_model, feeds, labels).format())
     return 0
+
+
+def _eval_data(path: str, model: onnx.ModelProto) -> tuple[dict[str, np.ndarray],
+                                                            np.ndarray | None]:
+    """Evaluation arrays named after the inputs, plus an optional integer 'label' array."""
+    from .inputs import load_arrays, model_inputs, validate
+
+    inputs = model_inputs(model)
+    arrays = load_arrays(path, inputs)
+    labels = arrays.pop("label", None)
+    feeds = validate(arrays, inputs, what="evaluation data")
+    if labels is not None and labels.shape[0] != next(iter(feeds.values())).shape[0]:
+        raise LowpError(f"{path}: 'label' has {labels.shape[0]} entries for "
+                        f"{next(iter(feeds.values())).shape[0]} samples")
+    return feeds, labels
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -153,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mean", type=float, nargs="+")
     q.add_argument("--std", type=float, nargs="+")
     q.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
+    q.add_argument("--eval", metavar="DATA",
+                   help="evaluation data for the summary (.npz named after the inputs, with "
+                        "an optional integer 'label' array for accuracy)")
     q.add_argument("--no-report", action="store_true")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)

@@ -162,3 +162,28 @@ def test_debug_shows_traceback(tmp_path):
                            str(tmp_path / "none.onnx"), "--target", "lowp"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_quantize_with_eval_labels_reports_accuracy(tmp_path, calib, capsys):
+    from lowp.data import load_demo_test
+    feeds, labels = load_demo_test()
+    ev = _calib(tmp_path / "eval.npz", input=feeds["input"][:200], label=labels[:200])
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(demo_model_path()), "--calib", str(calib), "-o", str(out),
+                 "--quiet", "--eval", str(ev)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy, lowp engine (%)" in text and "accuracy (%)" in text
+
+
+def test_image_folder_calibration(tmp_path, capsys):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(demo_model_path()), "--calib", str(folder), "-o", str(out),
+                 "--quiet", "--no-report", "--image-size", "8", "8", "--mean", "0.5",
+                 "--std", "0.25"]) == 0
+    onnx.checker.check_model(onnx.load(str(out)))

@@ -97,3 +97,13 @@ def test_rnn_batch_major_layout_equals_transposed(op: str) -> None:
     np.testing.assert_allclose(got[0], ref[0].transpose(2, 0, 1, 3), rtol=1e-6, atol=1e-6)
     for g, e in zip(got[1:], ref[1:], strict=True):
         np.testing.assert_allclose(g, e.transpose(1, 0, 2), rtol=1e-6, atol=1e-6)
+
+
+def test_conv_batch_slices_equal_one_im2col(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowp.runtime import float_nn
+    x, w, b = f32(5, 4, 7, 6), f32(6, 2, 3, 3), f32(6)
+    attrs = {"group": 2, "pads": [1, 0, 1, 2], "strides": [2, 1]}
+    whole = FLOAT_OPS["Conv"](x, w, b, **attrs, opset=17)
+    monkeypatch.setattr(float_nn, "_IM2COL_BYTES", 1)
+    sliced = FLOAT_OPS["Conv"](x, w, b, **attrs, opset=17)
+    np.testing.assert_array_equal(sliced, whole)

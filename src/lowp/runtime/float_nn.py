@@ -20,6 +20,9 @@ from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsup
 
 Pads = tuple[list[int], list[int]]
 
+# Upper bound of one im2col buffer; larger batches are convolved in slices.
+_IM2COL_BYTES = 64 << 20
+
 
 def _f(x: np.ndarray) -> np.ndarray:
     return x.astype(compute_dtype(x), copy=False)
@@ -92,14 +95,21 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     m, g = w.shape[0], group
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
+    wg = wf.reshape(1, g, m // g, kk)
     if all(v == 1 for v in k + s) and not any(begin) and not any(end):
-        cols = xf.reshape(n, g, kk, p)
+        y = np.matmul(wg, xf.reshape(n, g, kk, p)).reshape((n, m) + tuple(out))
     else:
         win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
         win = win.reshape((n, g, c // g) + win.shape[2:])
         order = (0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))
-        cols = win.transpose(order).reshape(n, g, kk, p)
-    y = np.matmul(wf.reshape(1, g, m // g, kk), cols).reshape((n, m) + tuple(out))
+        win = win.transpose(order)
+        y = np.empty((n, g, m // g, p), dtype=xf.dtype)
+        # im2col a few images at a time so that the column buffer stays bounded.
+        step = max(1, _IM2COL_BYTES // max(1, kk * p * g * xf.itemsize))
+        for i in range(0, n, step):
+            cols = win[i:i + step].reshape(-1, g, kk, p)
+            np.matmul(wg, cols, out=y[i:i + step])
+        y = y.reshape((n, m) + tuple(out))
     if b is not None:
         y += _f(b).reshape((1, m) + (1,) * nd)
     return y.astype(x.dtype, copy=False)
@@ -440,6 +450,40 @@ def _cubic_coeffs(t: np.ndarray, a: float) -> np.ndarray:
     return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=-1)
 
 
+def _antialias_axis(x: np.ndarray, axis: int, coords: np.ndarray, scale: float, mode: str,
+                    cubic_a: float, exclude_outside: int) -> np.ndarray:
+    """Downsampling with the interpolation kernel stretched by 1/scale (antialias=1)."""
+    n = x.shape[axis]
+    c = coords.astype(np.float64)
+    base = np.floor(c)
+    ratio = np.where(c == base, 1.0, c - base)  # the left neighbour at integer coordinates
+    if mode == "linear":
+        start = int(np.floor(-1 / scale) + 1)
+        offs = np.arange(start, 2 - start)
+        t = np.abs((offs[None, :] - ratio[:, None]) * scale)
+        w = np.clip(1 - t, 0, 1)
+    else:
+        start = int(np.floor(-2 / scale) + 1)
+        offs = np.arange(start, 2 - start)
+        t = np.abs((offs[None, :] - ratio[:, None]) * scale)
+        a = cubic_a
+        w = np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1,
+                     np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0))
+    w = w / w.sum(axis=1, keepdims=True)
+    idx = (base - np.where(c == base, 1, 0)).astype(np.int64)[:, None] + offs[None, :]
+    if exclude_outside:
+        w = np.where((idx >= 0) & (idx < n), w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    idx = np.clip(idx, 0, n - 1)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    y = np.zeros(1, dtype=x.dtype)
+    for j in range(idx.shape[1]):
+        y = y + np.take(x, idx[:, j], axis=axis) * w[:, j].astype(x.dtype).reshape(shape)
+    return y
+
+
 def _resize_axis(x: np.ndarray, axis: int, coords: np.ndarray, mode: str,
                  nearest_mode: str, downsample: bool, cubic_a: float,
                  exclude_outside: int) -> np.ndarray:
@@ -476,7 +520,7 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
             roi: list[float] | None, *, mode: str, coordinate_transformation_mode: str,
             nearest_mode: str, cubic_coeff_a: float = -0.75, exclude_outside: int = 0,
             extrapolation_value: float = 0.0, keep_aspect_ratio_policy: str = "stretch",
-            axes: list[int] | None = None) -> np.ndarray:
+            axes: list[int] | None = None, antialias: int = 0) -> np.ndarray:
     rank = x.ndim
     ax = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
     in_shape = [x.shape[a] for a in ax]
@@ -515,8 +559,12 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
             shape = [1] * rank
             shape[a] = -1
             outside.append(bad.reshape(shape))
-        work = _resize_axis(work, a, coords, mode, nearest_mode, bool(sc[j] < 1),
-                            cubic_coeff_a, exclude_outside)
+        if antialias and mode != "nearest" and sc[j] < 1:
+            work = _antialias_axis(work, a, coords, float(sc[j]), mode, cubic_coeff_a,
+                                   exclude_outside)
+        else:
+            work = _resize_axis(work, a, coords, mode, nearest_mode, bool(sc[j] < 1),
+                                cubic_coeff_a, exclude_outside)
     if outside:
         mask = outside[0]
         for m in outside[1:]:
@@ -543,25 +591,19 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
            exclude_outside: int = 0, extrapolation_value: float = 0.0,
            keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
            nearest_mode: str = "round_prefer_floor", opset: int = 13, **_: Any) -> np.ndarray:
-    """Resize-10..19: nearest, linear (n-linear) and cubic, all coordinate modes."""
+    """Resize-10..19: nearest, linear (n-linear), cubic, antialias, all coordinate modes."""
     if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
         return _resize(x, _opt_list(roi), None, None, mode=mode,
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")
     size_list = _opt_list(sizes)
     sc = _opt_list(scales)
-    if antialias and mode != "nearest" and (
-            (sc is not None and min(sc) < 1)
-            or (size_list is not None and any(
-                s < i for s, i in zip(size_list, x.shape if axes is None
-                                      else [x.shape[a] for a in axes], strict=True)))):
-        raise unsupported("Resize", "antialias=1 when downsampling")
     return _resize(x, sc, None if size_list is None else [int(s) for s in size_list],
                    _opt_list(roi), mode=mode,
                    coordinate_transformation_mode=coordinate_transformation_mode,
                    nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a,
                    exclude_outside=exclude_outside, extrapolation_value=extrapolation_value,
                    keep_aspect_ratio_policy=keep_aspect_ratio_policy,
-                   axes=None if axes is None else [int(a) for a in axes])
+                   axes=None if axes is None else [int(a) for a in axes], antialias=antialias)
 
 
 @register
@@ -586,11 +628,16 @@ _ACT_PARAMS: dict[str, tuple[float, float]] = {
 }
 
 
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(v))  # never overflows
+    return np.where(v >= 0, 1 / (1 + e), e / (1 + e)).astype(v.dtype, copy=False)
+
+
 def _activation(name: str, alpha: float, beta: float) -> ActFn:
     n = name.lower()
     f = np.float32
     table: dict[str, ActFn] = {
-        "sigmoid": lambda v: (1 / (1 + np.exp(-v))).astype(v.dtype),
+        "sigmoid": _sigmoid,
         "tanh": np.tanh,
         "relu": lambda v: np.maximum(v, 0),
         "affine": lambda v: f(alpha) * v + f(beta),
