@@ -32,16 +32,29 @@ inline void store8(uint8_t* out, __m256i y, int n) {
   std::memcpy(out, &v, n >= 8 ? 8 : static_cast<size_t>(n));
 }
 
+// Epilogue constants held in registers for a whole call (see Rq16 in the AVX-512 file).
+struct Rq8 {
+  __m256 lo, hi;
+  __m256i zp;
+  const Epilogue* e;
+  explicit Rq8(const Epilogue& ep)
+      : lo(_mm256_set1_ps(static_cast<float>(ep.qmin - ep.zp))),
+        hi(_mm256_set1_ps(static_cast<float>(ep.qmax - ep.zp))),
+        zp(_mm256_set1_epi32(ep.zp)),
+        e(&ep) {}
+};
+
 // v already holds acc + bias - zero-point terms; requantize 8 lanes and store n of them.
-inline void requant8_store(__m256i v, const Epilogue& e, int c, uint8_t* out, int n) {
-  if (!e.fixedpoint) {
-    __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(e.scale + c));
-    p = _mm256_max_ps(p, _mm256_set1_ps(static_cast<float>(e.qmin - e.zp)));
-    p = _mm256_min_ps(p, _mm256_set1_ps(static_cast<float>(e.qmax - e.zp)));
+inline void requant8_store(__m256i v, const Rq8& q, const float* scale, int c, uint8_t* out,
+                           int n) {
+  if (scale) {
+    __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale + c));
+    p = _mm256_min_ps(_mm256_max_ps(p, q.lo), q.hi);
     // vcvtps2dq rounds with MXCSR, which is round-to-nearest-even unless changed.
-    store8(out, _mm256_add_epi32(_mm256_cvtps_epi32(p), _mm256_set1_epi32(e.zp)), n);
+    store8(out, _mm256_add_epi32(_mm256_cvtps_epi32(p), q.zp), n);
     return;
   }
+  const Epilogue& e = *q.e;
   alignas(32) int32_t t[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(t), v);
   const int m = n >= 8 ? 8 : n;
@@ -52,14 +65,18 @@ inline void requant8_store(__m256i v, const Epilogue& e, int c, uint8_t* out, in
 
 void epilogue256(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
                  uint8_t* out) {
+  const Rq8 q(e);
+  const float* scale = e.fixedpoint ? nullptr : e.scale;
+  const int32_t* bias = e.bias;
+  const int32_t* zw = e.zw;
   const __m256i rs = _mm256_set1_epi32(rowsum);
   for (int j = 0; j < n; j += 8) {
     __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
-                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.bias + c0 + j)));
-    if (e.zw)
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c0 + j)));
+    if (zw)
       v = _mm256_sub_epi32(v, _mm256_mullo_epi32(
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zw + c0 + j)), rs));
-    requant8_store(v, e, c0 + j, out + j, n - j);
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zw + c0 + j)), rs));
+    requant8_store(v, q, scale, c0 + j, out + j, n - j);
   }
 }
 
@@ -148,33 +165,39 @@ void gemm256(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, in
 
 // Depthwise: 8 channels per vector, 4 output pixels interleaved.
 void dw256(const DwArgs& a, const Epilogue& e) {
-  const int nr = a.nrows, np = a.npairs;
-  for (int cb = 0; cb < a.c; cb += 8) {
-    const int nrem = a.c - cb;
-    const __m256i bias = ld256(e.bias + cb);
+  const int nr = a.nrows, np = a.npairs, c = a.c, ow = a.ow;
+  const int64_t ow_step = a.ow_step, pair_step = a.pair_step, cp = a.cp;
+  const int32_t* const* rows = a.rows;
+  const int32_t* wts = a.w;
+  uint8_t* out = a.out;
+  const Rq8 q(e);
+  const float* scale = e.fixedpoint ? nullptr : e.scale;
+  const int32_t* bias_p = e.bias;
+  for (int cb = 0; cb < c; cb += 8) {
+    const int nrem = c - cb;
+    const __m256i bias = ld256(bias_p + cb);
     int o = 0;
-    for (; o + 4 <= a.ow; o += 4) {
+    for (; o + 4 <= ow; o += 4) {
       __m256i acc[4] = {bias, bias, bias, bias};
       for (int r = 0; r < nr; ++r) {
-        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
+        const int32_t* row = rows[r] + o * ow_step + cb;
         for (int j = 0; j < np; ++j) {
-          const __m256i w = ld256(a.w + static_cast<int64_t>(r * np + j) * a.cp + cb);
+          const __m256i w = ld256(wts + (r * np + j) * cp + cb);
           for (int u = 0; u < 4; ++u)
-            acc[u] = LOWP_DPWSSD256(acc[u], ld256(row + u * a.ow_step + j * a.pair_step), w);
+            acc[u] = LOWP_DPWSSD256(acc[u], ld256(row + u * ow_step + j * pair_step), w);
         }
       }
       for (int u = 0; u < 4; ++u)
-        requant8_store(acc[u], e, cb, a.out + static_cast<int64_t>(o + u) * a.c + cb, nrem);
+        requant8_store(acc[u], q, scale, cb, out + int64_t(o + u) * c + cb, nrem);
     }
-    for (; o < a.ow; ++o) {
+    for (; o < ow; ++o) {
       __m256i acc = bias;
       for (int r = 0; r < nr; ++r) {
-        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
+        const int32_t* row = rows[r] + o * ow_step + cb;
         for (int j = 0; j < np; ++j)
-          acc = LOWP_DPWSSD256(acc, ld256(row + j * a.pair_step),
-                               ld256(a.w + static_cast<int64_t>(r * np + j) * a.cp + cb));
+          acc = LOWP_DPWSSD256(acc, ld256(row + j * pair_step), ld256(wts + (r * np + j) * cp + cb));
       }
-      requant8_store(acc, e, cb, a.out + static_cast<int64_t>(o) * a.c + cb, nrem);
+      requant8_store(acc, q, scale, cb, out + int64_t(o) * c + cb, nrem);
     }
   }
 }

@@ -58,112 +58,139 @@ void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int n
   }
 }
 
-// 16 lanes of (R2) or (R4); returns the clamped int32 outputs.
-inline __m512i requant16(__m512i v, const Epilogue& e, int c) {
-  if (!e.fixedpoint) {
-    __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(e.scale + c));
-    p = _mm512_max_ps(p, _mm512_set1_ps(static_cast<float>(e.qmin - e.zp)));
-    p = _mm512_min_ps(p, _mm512_set1_ps(static_cast<float>(e.qmax - e.zp)));
-    const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_add_epi32(r, _mm512_set1_epi32(e.zp));
-  }
-  const __m512i m32 = _mm512_loadu_si512(e.mult + c);
-  const __m512i l32 = _mm512_loadu_si512(e.lshift + c);
-  const __m512i r32 = _mm512_loadu_si512(e.rshift + c);
-  __m256i half[2];
-  for (int h = 0; h < 2; ++h) {
-    const __m256i vh = h ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v);
-    const __m256i mh = h ? _mm512_extracti64x4_epi64(m32, 1) : _mm512_castsi512_si256(m32);
-    const __m256i lh = h ? _mm512_extracti64x4_epi64(l32, 1) : _mm512_castsi512_si256(l32);
-    const __m256i rh = h ? _mm512_extracti64x4_epi64(r32, 1) : _mm512_castsi512_si256(r32);
-    __m512i x = _mm512_sllv_epi64(_mm512_cvtepi32_epi64(vh), _mm512_cvtepi32_epi64(lh));
-    x = _mm512_max_epi64(x, _mm512_set1_epi64(INT32_MIN));
-    x = _mm512_min_epi64(x, _mm512_set1_epi64(INT32_MAX));
-    const __m512i ab = _mm512_mul_epi32(x, _mm512_cvtepi32_epi64(mh));
-    const __mmask8 pos = _mm512_cmpge_epi64_mask(ab, _mm512_setzero_si512());
-    const __m512i num = _mm512_add_epi64(
-        ab, _mm512_mask_blend_epi64(pos, _mm512_set1_epi64(1 - (int64_t{1} << 30)),
-                                    _mm512_set1_epi64(int64_t{1} << 30)));
-    const __mmask8 npos = _mm512_cmpge_epi64_mask(num, _mm512_setzero_si512());
-    const __m512i qa = _mm512_srai_epi64(num, 31);
-    const __m512i qb = _mm512_sub_epi64(_mm512_setzero_si512(),
-                                        _mm512_srai_epi64(_mm512_sub_epi64(_mm512_setzero_si512(), num), 31));
-    const __m512i q = _mm512_mask_blend_epi64(npos, qb, qa);
-    const __m512i r = _mm512_cvtepi32_epi64(rh);
-    const __m512i mask = _mm512_sub_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), r),
-                                          _mm512_set1_epi64(1));
-    const __mmask8 neg = _mm512_cmplt_epi64_mask(q, _mm512_setzero_si512());
-    const __m512i thr = _mm512_mask_add_epi64(_mm512_srli_epi64(mask, 1), neg,
-                                              _mm512_srli_epi64(mask, 1), _mm512_set1_epi64(1));
-    const __mmask8 up = _mm512_cmpgt_epi64_mask(_mm512_and_si512(q, mask), thr);
-    __m512i y = _mm512_mask_add_epi64(_mm512_srav_epi64(q, r), up, _mm512_srav_epi64(q, r),
-                                      _mm512_set1_epi64(1));
-    y = _mm512_add_epi64(y, _mm512_set1_epi64(e.zp));
-    y = _mm512_max_epi64(y, _mm512_set1_epi64(e.qmin));
-    y = _mm512_min_epi64(y, _mm512_set1_epi64(e.qmax));
-    half[h] = _mm512_cvtepi64_epi32(y);
-  }
-  return _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+// Epilogue constants loaded once per call into registers (stores through uint8_t* may alias
+// anything, so reading them from the Epilogue inside loops would reload them every time).
+struct Rq16 {
+  __m512 lo, hi;
+  __m512i zp, zp64, qmin64, qmax64;
+  const float* scale;
+  const int32_t *mult, *lshift, *rshift;
+  bool fixed;
+  explicit Rq16(const Epilogue& e)
+      : lo(_mm512_set1_ps(static_cast<float>(e.qmin - e.zp))),
+        hi(_mm512_set1_ps(static_cast<float>(e.qmax - e.zp))),
+        zp(_mm512_set1_epi32(e.zp)),
+        zp64(_mm512_set1_epi64(e.zp)),
+        qmin64(_mm512_set1_epi64(e.qmin)),
+        qmax64(_mm512_set1_epi64(e.qmax)),
+        scale(e.scale),
+        mult(e.mult),
+        lshift(e.lshift),
+        rshift(e.rshift),
+        fixed(e.fixedpoint) {}
+};
+
+// (R4) on 8 int64 lanes holding int32 values v, multipliers m, shifts l and r.
+inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q) {
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+  __m512i x = _mm512_sllv_epi64(v, l);
+  x = _mm512_max_epi64(x, _mm512_set1_epi64(INT32_MIN));
+  x = _mm512_min_epi64(x, _mm512_set1_epi64(INT32_MAX));
+  const __m512i ab = _mm512_mul_epi32(x, m);
+  const __mmask8 pos = _mm512_cmpge_epi64_mask(ab, zero);
+  const __m512i num = _mm512_add_epi64(
+      ab, _mm512_mask_blend_epi64(pos, _mm512_set1_epi64(1 - (int64_t{1} << 30)),
+                                  _mm512_set1_epi64(int64_t{1} << 30)));
+  // C++ division by 2^31 truncates toward zero
+  const __mmask8 npos = _mm512_cmpge_epi64_mask(num, zero);
+  const __m512i qa = _mm512_srai_epi64(num, 31);
+  const __m512i qb = _mm512_sub_epi64(zero, _mm512_srai_epi64(_mm512_sub_epi64(zero, num), 31));
+  const __m512i qv = _mm512_mask_blend_epi64(npos, qb, qa);
+  const __m512i mask = _mm512_sub_epi64(_mm512_sllv_epi64(one, r), one);
+  const __mmask8 neg = _mm512_cmplt_epi64_mask(qv, zero);
+  const __m512i half = _mm512_srli_epi64(mask, 1);
+  const __m512i thr = _mm512_mask_add_epi64(half, neg, half, one);
+  const __mmask8 up = _mm512_cmpgt_epi64_mask(_mm512_and_si512(qv, mask), thr);
+  const __m512i sh = _mm512_srav_epi64(qv, r);
+  __m512i y = _mm512_add_epi64(_mm512_mask_add_epi64(sh, up, sh, one), q.zp64);
+  y = _mm512_min_epi64(_mm512_max_epi64(y, q.qmin64), q.qmax64);
+  return y;
 }
 
-inline void store16(uint8_t* out, __m512i y, int n) {
-  const __mmask16 k = n >= 16 ? static_cast<__mmask16>(0xffff)
-                              : static_cast<__mmask16>((1u << n) - 1);
+// 16 lanes of (R2) or (R4); returns the clamped int32 outputs.
+inline __m512i requant16(__m512i v, const Rq16& q, int c) {
+  if (!q.fixed) {
+    __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
+    p = _mm512_min_ps(_mm512_max_ps(p, q.lo), q.hi);
+    const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_add_epi32(r, q.zp);
+  }
+  const __m512i m32 = _mm512_loadu_si512(q.mult + c);
+  const __m512i l32 = _mm512_loadu_si512(q.lshift + c);
+  const __m512i r32 = _mm512_loadu_si512(q.rshift + c);
+  auto lo = [](__m512i a) { return _mm512_cvtepi32_epi64(_mm512_castsi512_si256(a)); };
+  auto hi = [](__m512i a) { return _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(a, 1)); };
+  const __m256i y0 = _mm512_cvtepi64_epi32(fixed8(lo(v), lo(m32), lo(l32), lo(r32), q));
+  const __m256i y1 = _mm512_cvtepi64_epi32(fixed8(hi(v), hi(m32), hi(l32), hi(r32), q));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(y0), y1, 1);
+}
+
+inline __mmask16 mask16(int n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
   _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(y));
 }
 
 void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
               uint8_t* out) {
+  const Rq16 q(e);
+  const int32_t* bias = e.bias;
+  const int32_t* zw = e.zw;
   const __m512i rs = _mm512_set1_epi32(rowsum);
   for (int j = 0; j < n; j += 16) {
-    __m512i v = _mm512_add_epi32(_mm512_loadu_si512(acc + j), _mm512_loadu_si512(e.bias + c0 + j));
-    if (e.zw) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_loadu_si512(e.zw + c0 + j), rs));
-    store16(out + j, requant16(v, e, c0 + j), n - j);
+    __m512i v = _mm512_add_epi32(_mm512_loadu_si512(acc + j), _mm512_loadu_si512(bias + c0 + j));
+    if (zw) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_loadu_si512(zw + c0 + j), rs));
+    store16(out + j, requant16(v, q, c0 + j), mask16(n - j));
   }
 }
 
-// Depthwise: 16 channels per vector, NR rows of NP tap pairs, 4 output pixels interleaved.
+// Depthwise: 16 channels per vector, NR rows of NP tap pairs, 4 output pixels interleaved;
+// NR = NP = 0 is the generic version (any kernel, stride, dilation).
 template <int NR, int NP>
 void dw_tile(const DwArgs& a, const Epilogue& e) {
+  constexpr bool kFixed = NR * NP > 0 && NR * NP <= 18;
+  constexpr int kKeep = kFixed ? NR * NP : 1;
   const int nr = NR ? NR : a.nrows, np = NP ? NP : a.npairs;
-  constexpr int kKeep = (NR * NP > 0 && NR * NP <= 18) ? NR * NP : 1;
-  for (int cb = 0; cb < a.c; cb += 16) {
+  const Rq16 q(e);
+  const int32_t* bias = e.bias;
+  const int32_t* const* rows = a.rows;
+  const int32_t* wts = a.w;
+  const int64_t ow_step = a.ow_step, pair_step = a.pair_step, cp = a.cp;
+  const int c = a.c, ow = a.ow;
+  uint8_t* out = a.out;
+  for (int cb = 0; cb < c; cb += 16) {
     __m512i wk[kKeep];
-    if (NR * NP > 0 && NR * NP <= 18)
-      for (int q = 0; q < kKeep; ++q) wk[q] = _mm512_loadu_si512(a.w + static_cast<int64_t>(q) * a.cp + cb);
-    const int nrem = a.c - cb;
+    if (kFixed)
+      for (int t = 0; t < kKeep; ++t) wk[t] = _mm512_loadu_si512(wts + t * cp + cb);
+    const __m512i b = _mm512_loadu_si512(bias + cb);
+    const __mmask16 k = mask16(c - cb);
+    const int32_t* rp[NR ? NR : 1];
+    if (NR)
+      for (int r = 0; r < NR; ++r) rp[r] = rows[r] + cb;
     int o = 0;
-    for (; o + 4 <= a.ow; o += 4) {
-      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                        _mm512_setzero_si512()};
+    for (; o + 4 <= ow; o += 4) {
+      __m512i acc[4] = {b, b, b, b};
       for (int r = 0; r < nr; ++r) {
-        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
+        const int32_t* row = (NR ? rp[r] : rows[r] + cb) + o * ow_step;
         for (int j = 0; j < np; ++j) {
-          const int q = r * np + j;
-          const __m512i w = (NR * NP > 0 && NR * NP <= 18)
-                                ? wk[q < kKeep ? q : 0]
-                                : _mm512_loadu_si512(a.w + static_cast<int64_t>(q) * a.cp + cb);
+          const __m512i w = kFixed ? wk[r * np + j] : _mm512_loadu_si512(wts + (r * np + j) * cp + cb);
           for (int u = 0; u < 4; ++u)
-            acc[u] = _mm512_dpwssd_epi32(
-                acc[u], _mm512_loadu_si512(row + u * a.ow_step + j * a.pair_step), w);
+            acc[u] = _mm512_dpwssd_epi32(acc[u], _mm512_loadu_si512(row + u * ow_step + j * pair_step), w);
         }
       }
-      for (int u = 0; u < 4; ++u) {
-        const __m512i v = _mm512_add_epi32(acc[u], _mm512_loadu_si512(e.bias + cb));
-        store16(a.out + static_cast<int64_t>(o + u) * a.c + cb, requant16(v, e, cb), nrem);
-      }
+      for (int u = 0; u < 4; ++u) store16(out + int64_t(o + u) * c + cb, requant16(acc[u], q, cb), k);
     }
-    for (; o < a.ow; ++o) {
-      __m512i acc = _mm512_setzero_si512();
+    for (; o < ow; ++o) {
+      __m512i acc = b;
       for (int r = 0; r < nr; ++r) {
-        const int32_t* row = a.rows[r] + o * a.ow_step + cb;
-        for (int j = 0; j < np; ++j) {
-          const __m512i w = _mm512_loadu_si512(a.w + static_cast<int64_t>(r * np + j) * a.cp + cb);
-          acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(row + j * a.pair_step), w);
-        }
+        const int32_t* row = rows[r] + cb + o * ow_step;
+        for (int j = 0; j < np; ++j)
+          acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(row + j * pair_step),
+                                    _mm512_loadu_si512(wts + (r * np + j) * cp + cb));
       }
-      const __m512i v = _mm512_add_epi32(acc, _mm512_loadu_si512(e.bias + cb));
-      store16(a.out + static_cast<int64_t>(o) * a.c + cb, requant16(v, e, cb), nrem);
+      store16(out + int64_t(o) * c + cb, requant16(acc, q, cb), k);
     }
   }
 }
@@ -174,28 +201,37 @@ void dw(const DwArgs& a, const Epilogue& e) {
   dw_tile<0, 0>(a, e);
 }
 
-// 16 channels of one input pixel minus the zero point; 0 outside the row or past c.
-inline __m512i dw_load16(const DwRowArgs& a, int64_t s, int cb) {
-  const int n = a.c - cb;
-  if (s < 0 || s >= a.w || n <= 0) return _mm512_setzero_si512();
-  const __mmask16 k = n >= 16 ? static_cast<__mmask16>(0xffff)
-                              : static_cast<__mmask16>((1u << n) - 1);
-  const __m128i b = _mm_maskz_loadu_epi8(k, a.src + s * a.c + cb);
-  const __m512i v = a.x_signed ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
-  return _mm512_maskz_sub_epi32(k, v, _mm512_set1_epi32(a.zp));
-}
-
-void dw_row(int32_t* dst, const DwRowArgs& a) {
-  const __m512i low = _mm512_set1_epi32(0xffff);
-  for (int64_t iw = 0; iw < a.wp; ++iw) {
-    int32_t* o = dst + iw * a.cp;
-    const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
-    for (int cb = 0; cb < a.cp; cb += 16) {
-      const __m512i v = _mm512_or_si512(_mm512_and_si512(dw_load16(a, s0, cb), low),
-                                        _mm512_slli_epi32(dw_load16(a, s1, cb), 16));
+// One pair row; SIGNED selects int8 or uint8 widening.
+template <bool SIGNED>
+void dw_row_t(int32_t* dst, const DwRowArgs& a) {
+  const __m512i low = _mm512_set1_epi32(0xffff), zp = _mm512_set1_epi32(a.zp);
+  const uint8_t* src = a.src;
+  const int64_t w = a.w, wp = a.wp, dil = a.dil, pw0 = a.pw0;
+  const int c = a.c, cp = a.cp;
+  auto load = [&](int64_t s, int cb) {
+    const int n = c - cb;
+    if (s < 0 || s >= w || n <= 0) return _mm512_setzero_si512();
+    const __mmask16 k = mask16(n);
+    const __m128i raw = _mm_maskz_loadu_epi8(k, src + s * c + cb);
+    const __m512i v = SIGNED ? _mm512_cvtepi8_epi32(raw) : _mm512_cvtepu8_epi32(raw);
+    return _mm512_maskz_sub_epi32(k, v, zp);
+  };
+  for (int64_t iw = 0; iw < wp; ++iw) {
+    int32_t* o = dst + iw * cp;
+    const int64_t s0 = iw - pw0, s1 = s0 + dil;
+    for (int cb = 0; cb < cp; cb += 16) {
+      const __m512i v = _mm512_or_si512(_mm512_and_si512(load(s0, cb), low),
+                                        _mm512_slli_epi32(load(s1, cb), 16));
       _mm512_storeu_si512(o + cb, v);
     }
   }
+}
+
+void dw_row(int32_t* dst, const DwRowArgs& a) {
+  if (a.x_signed)
+    dw_row_t<true>(dst, a);
+  else
+    dw_row_t<false>(dst, a);
 }
 
 }  // namespace
