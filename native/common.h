@@ -26,7 +26,7 @@ struct Epilogue {
 using EpilogueFn = void (*)(const int32_t* acc, int n, const Epilogue& e, int c0,
                             int32_t rowsum, uint8_t* out);
 
-// GEMM microkernel: mr (<= table mr) rows times one panel of wp (16..64, multiple of 16)
+// GEMM microkernel: mr (<= table mr, or mr_narrow for wp <= 32) rows times one panel of wp (16..64, multiple of 16)
 // columns. Row i reads a[i] + tap_off[t] + 4*k4 for t < ntaps, k4 < kc4 (4 bytes each,
 // uint8). b is the panel: [ntaps][kc4][wp][4] int8. c receives mr x wp int32, row stride kPanel.
 using GemmFn = void (*)(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
@@ -63,6 +63,7 @@ using PeakFn = double (*)(int64_t iters);
 struct IsaTable {
   const char* name;
   int mr;            // rows per GEMM microkernel call
+  int mr_narrow;     // rows per call when the panel is at most 32 columns wide
   GemmFn gemm;
   EpilogueFn epilogue;
   DwFn dw;

@@ -89,8 +89,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             ((int64_t(a) * p_.dd * Hp + int64_t(b) * p_.dh) * Wp + int64_t(c) * p_.dw) * cx;
 
   const int64_t rows = n * o.d * o.h * o.w;
-  const int mr = isa.mr;
-  const int64_t chunk = int64_t(mr) * 16;
+  const int64_t chunk = int64_t(std::max(isa.mr, isa.mr_narrow)) * 16;
   const int64_t nchunks = (rows + chunk - 1) / chunk;
   const int64_t base_tasks = int64_t(p_.groups) * nchunks;
   const int npg = base_tasks >= 2 * nthreads ? 1 : std::min<int>(npanels_, nthreads);
@@ -101,7 +100,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   auto work = [&](int tid) {
     std::vector<const uint8_t*> rp(chunk);
     std::vector<int32_t> rs(chunk, 0);
-    alignas(64) int32_t tile[8 * kPanel];
+    alignas(64) int32_t tile[16 * kPanel];
     const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
     for (int64_t task = t0; task < t1; ++task) {
       const int pg = int(task % npg);
@@ -130,6 +129,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         const int wp = (nvalid + 15) / 16 * 16;
         const int8_t* panel = packed_.data() + panel_off_[g * npanels_ + pn];
         const int c0 = g * mg_ + pn * kPanel;
+        const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {
           const int rr = int(std::min<int64_t>(mr, m1 - m));
           isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, tile);

@@ -35,6 +35,16 @@ void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int k
     for (int v = 0; v < NV; ++v) _mm512_storeu_si512(c + i * kPanel + 16 * v, acc[i][v]);
 }
 
+// Narrow panels (<= 32 columns) take up to 12 rows so that 24 accumulators stay in flight.
+template <int MR>
+void gemm_rows_narrow(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
+                      int kc4, const int8_t* b, int32_t* c) {
+  if (wp <= 16)
+    gemm_tile<MR, 1>(a, tap_off, ntaps, kc4, b, wp, c);
+  else
+    gemm_tile<MR, 2>(a, tap_off, ntaps, kc4, b, wp, c);
+}
+
 template <int MR>
 void gemm_rows(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                const int8_t* b, int32_t* c) {
@@ -48,6 +58,16 @@ void gemm_rows(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntap
 
 void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
           const int8_t* b, int32_t* c) {
+  if (wp <= 32 && mr > 6) {
+    switch (mr) {
+      case 7: gemm_rows_narrow<7>(wp, a, tap_off, ntaps, kc4, b, c); return;
+      case 8: gemm_rows_narrow<8>(wp, a, tap_off, ntaps, kc4, b, c); return;
+      case 9: gemm_rows_narrow<9>(wp, a, tap_off, ntaps, kc4, b, c); return;
+      case 10: gemm_rows_narrow<10>(wp, a, tap_off, ntaps, kc4, b, c); return;
+      case 11: gemm_rows_narrow<11>(wp, a, tap_off, ntaps, kc4, b, c); return;
+      default: gemm_rows_narrow<12>(wp, a, tap_off, ntaps, kc4, b, c); return;
+    }
+  }
   switch (mr) {
     case 1: gemm_rows<1>(wp, a, tap_off, ntaps, kc4, b, c); break;
     case 2: gemm_rows<2>(wp, a, tap_off, ntaps, kc4, b, c); break;
@@ -129,8 +149,14 @@ inline __mmask16 mask16(int n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
+// Narrow in registers, then a plain or masked byte store (the memory form of vpmovdb is slow
+// on some cores).
 inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
-  _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(y));
+  const __m128i b = _mm512_cvtepi32_epi8(y);
+  if (k == 0xffff)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
+  else
+    _mm_mask_storeu_epi8(out, k, b);
 }
 
 void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
@@ -236,7 +262,7 @@ void dw_row(int32_t* dst, const DwRowArgs& a) {
 
 }  // namespace
 
-const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, gemm, epilogue, dw, dw_row};
+const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, 2 * kMr, gemm, epilogue, dw, dw_row};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.

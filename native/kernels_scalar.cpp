@@ -4,7 +4,7 @@
 
 namespace lowp {
 
-const IsaTable kScalarTable = {"scalar", 4, gemm_scalar, epilogue_scalar, dw_scalar,
+const IsaTable kScalarTable = {"scalar", 4, 4, gemm_scalar, epilogue_scalar, dw_scalar,
                                dw_row_scalar};
 
 }  // namespace lowp

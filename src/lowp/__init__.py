@@ -11,6 +11,7 @@ from .errors import (
     UnsupportedOpError,
 )
 from .fixedpoint import Requant, RequantMode, requantize
+from .pipeline import quantize_model
 from .qparams import (
     PerAxis,
     PerGroup,
@@ -21,7 +22,6 @@ from .qparams import (
     dequantize,
     quantize,
 )
-from .pipeline import quantize_model
 from .runtime import Session
 from .targets import TARGETS, Target, WeightGranularity, get_target
 

@@ -105,7 +105,7 @@ def _load_images(files: list[Path], inputs: list[InputSpec],
     try:
         from PIL import Image
     except ImportError:
-        raise DataError("reading image folders needs Pillow: pip install "lowp[images]"") from None
+        raise DataError("reading image folders needs Pillow: pip install 'lowp[images]'") from None
     if len(inputs) != 1:
         raise DataError("an image folder can feed only a model with one input")
     spec = inputs[0]

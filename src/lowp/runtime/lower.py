@@ -550,8 +550,12 @@ for _op in _DATA_MOVEMENT:
 # the graph walk
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
-          requant_mode: RequantMode = RequantMode.FLOAT32) -> list[Step]:
-    """Steps in execution order; only those needed for the graph outputs are kept."""
+          requant_mode: RequantMode = RequantMode.FLOAT32,
+          outer: frozenset[str] = frozenset()) -> list[Step]:
+    """Steps in execution order; only those needed for the graph outputs are kept.
+
+    `outer` names values a subgraph reads from its enclosing scope.
+    """
     graph = Graph(model)
     dq_nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
     q_nodes: dict[str, list[onnx.NodeProto]] = {}
@@ -576,11 +580,15 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         if id(node) in lowered:
             steps.append(lowered[id(node)])
         else:
-            steps.append(_float_step(node, graph))
-    return _prune(steps, graph)
+            steps.append(_float_step(node, graph, backend, requant_mode))
+    return _prune(steps, graph, outer)
 
 
-def _float_step(node: onnx.NodeProto, graph: Graph) -> Step:
+def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
+                requant_mode: RequantMode) -> Step:
+    if node.op_type in ("If", "Loop") and node.domain in ("", "ai.onnx"):
+        from .control import control_flow_step
+        return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(node.op_type, node.name, f"domain '{node.domain}' is not "
                                  "supported")
@@ -649,7 +657,7 @@ def _per_tensor_node(node: onnx.NodeProto, graph: Graph) -> bool:
     return graph.is_constant(node.input[1]) and graph.constant(node.input[1]).size == 1
 
 
-def _prune(steps: list[Step], graph: Graph) -> list[Step]:
+def _prune(steps: list[Step], graph: Graph, outer: frozenset[str]) -> list[Step]:
     needed = set(graph.output_names)
     keep = []
     for step in reversed(steps):
@@ -658,7 +666,7 @@ def _prune(steps: list[Step], graph: Graph) -> list[Step]:
             needed.update(i for i in step.inputs if i)
     keep.reverse()
     produced = {o for s in keep for o in s.outputs} | set(graph.initializers) | set(
-        graph.input_names) | set(graph._constants)
+        graph.input_names) | set(graph._constants) | outer
     for s in keep:
         for i in s.inputs:
             if i and i not in produced:

@@ -75,7 +75,7 @@ class Session:
         timings: dict[str, float] = {}
         for step in self.steps:
             t0 = time.perf_counter() if profile else 0.0
-            self._execute(step, env, layout)
+            execute(step, env, layout)
             if profile:
                 timings[step.op_type + ":" + step.kind] = timings.get(
                     step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
@@ -117,40 +117,40 @@ class Session:
             raise DataError(f"'{sorted(unknown)[0]}' is not an input of the model")
         return out
 
-    @staticmethod
-    def _execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -> None:
-        vals = [env.get(i) if i else None for i in step.inputs]
-        acts = [k for k in step.act_inputs if k < len(vals) and vals[k] is not None]
-        current = [layout.get(step.inputs[k], CF) for k in acts]
-        want = current[0] if current and current[0] in step.layouts else step.layouts[0]
-        if want is CL:
-            ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
-            if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
-                want = CF
-        for k in acts:
-            v = vals[k]
-            have = layout.get(step.inputs[k], CF)
-            if have is not want and v is not None and v.ndim >= 3:
-                vals[k] = _to_cf(v, have) if want is CF else np.ascontiguousarray(
-                    np.moveaxis(v, 1, -1))
-        for i, v in enumerate(vals):
-            if step.inputs[i] and v is None and step.inputs[i] not in env:
-                raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
-                                "not computed")
-        try:
-            results = step.fn(*vals, layout=want)
-        except (LowpError, MemoryError):
-            raise
-        except Exception as e:
-            raise UnsupportedOpError(step.op_type, step.name,
-                                     f"failed while running: {type(e).__name__}: {e}") from None
-        for name, value in zip(step.outputs, results, strict=False):
-            if name:
-                env[name] = value
-                layout[name] = want if value.ndim >= 3 else CF
-
-
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
     if have is CL and x.ndim >= 3:
         return np.ascontiguousarray(np.moveaxis(x, -1, 1))
     return x
+
+
+def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -> None:
+    """Run one step: bring its activation inputs to a layout it takes, store its outputs."""
+    vals = [env.get(i) if i else None for i in step.inputs]
+    acts = [k for k in step.act_inputs if k < len(vals) and vals[k] is not None]
+    current = [layout.get(step.inputs[k], CF) for k in acts]
+    want = current[0] if current and current[0] in step.layouts else step.layouts[0]
+    if want is CL:
+        ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
+        if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
+            want = CF
+    for k in acts:
+        v = vals[k]
+        have = layout.get(step.inputs[k], CF)
+        if have is not want and v is not None and v.ndim >= 3:
+            vals[k] = _to_cf(v, have) if want is CF else np.ascontiguousarray(
+                np.moveaxis(v, 1, -1))
+    for i, v in enumerate(vals):
+        if step.inputs[i] and v is None and step.inputs[i] not in env:
+            raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
+                            "not computed")
+    try:
+        results = step.fn(*vals, layout=want)
+    except (LowpError, MemoryError):
+        raise
+    except Exception as e:
+        raise UnsupportedOpError(step.op_type, step.name,
+                                 f"failed while running: {type(e).__name__}: {e}") from None
+    for name, value in zip(step.outputs, results, strict=False):
+        if name:
+            env[name] = value
+            layout[name] = want if value.ndim >= 3 else CF

@@ -1,0 +1,113 @@
+"""Control flow (If, Loop): subgraphs lowered once into their own steps, run per call."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import LowpError
+from ..fixedpoint import RequantMode
+from ..ir.graph import Graph, attributes
+from .backends import ReferenceBackend
+from .plan import CF, Step
+
+
+def free_names(graph: onnx.GraphProto) -> set[str]:
+    """Values a (sub)graph reads but does not define: they come from enclosing scopes."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(i for i in node.input if i)
+        for a in node.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                used |= free_names(sub)
+        defined.update(node.output)
+    return used - defined
+
+
+class SubPlan:
+    """A lowered subgraph: its steps, constants, and the names at its boundary."""
+
+    def __init__(self, sub: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto],
+                 backend: ReferenceBackend, requant_mode: RequantMode) -> None:
+        from .lower import lower
+
+        model = helper.make_model(sub, opset_imports=opsets)
+        self.free = sorted(free_names(sub))
+        self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free))
+        self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
+        self.inputs = [i.name for i in sub.input]
+        self.outputs = [o.name for o in sub.output]
+
+    def run(self, outer: dict[str, np.ndarray], bound: dict[str, np.ndarray]
+            ) -> list[np.ndarray]:
+        from .session import _to_cf, execute
+
+        env = {**outer, **self.constants, **bound}
+        layout: dict[str, object] = {}
+        for step in self.steps:
+            execute(step, env, layout)
+        missing = [o for o in self.outputs if o not in env]
+        if missing:
+            raise LowpError(f"subgraph output '{missing[0]}' was not computed")
+        return [_to_cf(env[o], layout.get(o, CF)) for o in self.outputs]
+
+
+def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
+                      requant_mode: RequantMode) -> Step:
+    opsets = list(graph.model.opset_import)
+    attrs = attributes(node)
+    if node.op_type == "If":
+        branches = {k: SubPlan(node_attr_graph(node, k), opsets, backend, requant_mode)
+                    for k in ("then_branch", "else_branch")}
+        free = sorted(set(branches["then_branch"].free) | set(branches["else_branch"].free))
+        inputs = list(node.input) + free
+
+        def run_if(cond: np.ndarray, *outer_values: np.ndarray,
+                   layout: object) -> tuple[np.ndarray, ...]:
+            outer = dict(zip(free, outer_values, strict=True))
+            plan = branches["then_branch" if bool(np.asarray(cond).reshape(-1)[0])
+                            else "else_branch"]
+            return tuple(plan.run(outer, {}))
+
+        return Step(node.name, "If", "float", inputs, list(node.output), run_if,
+                    act_inputs=tuple(range(len(inputs))))
+    del attrs
+    body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode)
+    n_in = len(node.input)
+    free = body.free
+    inputs = list(node.input) + free
+    n_carried = n_in - 2
+
+    def run_loop(*values: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        trip, cond = values[0], values[1]
+        carried = list(values[2:n_in])
+        outer = dict(zip(free, values[n_in:], strict=True))
+        max_trip = None if trip is None else int(np.asarray(trip).reshape(-1)[0])
+        keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
+        scans: list[list[np.ndarray]] = []
+        i = 0
+        while keep_going and (max_trip is None or i < max_trip):
+            bound = {body.inputs[0]: np.array(i, np.int64),
+                     body.inputs[1]: np.array(keep_going)}
+            bound.update(zip(body.inputs[2:], carried, strict=True))  # type: ignore[arg-type]
+            out = body.run(outer, bound)
+            keep_going = bool(np.asarray(out[0]).reshape(-1)[0])
+            carried = out[1:1 + n_carried]
+            scans.append(out[1 + n_carried:])
+            i += 1
+        n_scan = len(body.outputs) - 1 - n_carried
+        stacked = [np.stack([s[k] for s in scans]) if scans else np.empty((0,), np.float32)
+                   for k in range(n_scan)]
+        return tuple(carried) + tuple(stacked)  # type: ignore[arg-type]
+
+    return Step(node.name, "Loop", "float", inputs, list(node.output), run_loop,
+                act_inputs=tuple(range(len(inputs))))
+
+
+def node_attr_graph(node: onnx.NodeProto, name: str) -> onnx.GraphProto:
+    for a in node.attribute:
+        if a.name == name and a.type == onnx.AttributeProto.GRAPH:
+            return a.g
+    raise LowpError(f"node '{node.name}' ({node.op_type}) has no subgraph '{name}'")

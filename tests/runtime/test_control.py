@@ -1,0 +1,62 @@
+"""If and Loop run their subgraphs with outer-scope values, as ONNX Runtime does."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session
+
+
+def _ort(model, feeds):
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)
+
+
+def test_if_reads_outer_scope():
+    then_g = helper.make_graph([helper.make_node("Add", ["x", "one"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [3])],
+                               [numpy_helper.from_array(np.float32(1), "one")])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, [3])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.float32(0), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for x in (np.array([1, 2, 3], np.float32), np.array([-1, -2, 0], np.float32)):
+        np.testing.assert_array_equal(Session(model, backend="reference").run({"x": x})["y"],
+                                      _ort(model, {"x": x})[0])
+
+
+def test_loop_carries_values_and_stacks_scan_outputs():
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "x"], ["acc_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Mul", ["acc_out", "two"], ["scan"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.float32(2), "two")])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "init"], ["final", "scans"], body=body)], "g",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, []),
+         helper.make_tensor_value_info("init", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("final", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("scans", TensorProto.FLOAT, ["n", 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"n": np.array(4, np.int64), "init": np.zeros(2, np.float32),
+             "x": np.array([1.0, 0.5], np.float32)}
+    ours = Session(model, backend="reference").run(feeds)
+    theirs = _ort(model, feeds)
+    np.testing.assert_array_equal(ours["final"], theirs[0])
+    np.testing.assert_array_equal(ours["scans"], theirs[1])
