@@ -46,12 +46,13 @@ struct DwArgs {
 };
 using DwFn = void (*)(const DwArgs& a, const Epilogue& e);
 
-// Depthwise pair row: dst[iw * cp + c] = int16 pair (x[iw - pw0] - zp, x[iw - pw0 + dil] - zp)
-// for iw < wp; 0 where the pixel lies outside the input row and for channels c >= C.
+// Depthwise pair row: dst[q * cp + c] = int16 pair (x[iw - pw0] - zp, x[iw - pw0 + dil] - zp)
+// at iw = q * step for iw < wp (only every step-th position is ever read, e.g. step 2 for
+// stride 2); 0 where the pixel lies outside the input row and for channels c >= C.
 struct DwRowArgs {
   const uint8_t* src = nullptr;  // one input row: w pixels x c channels
   int64_t w = 0, wp = 0;
-  int c = 0, cp = 0, pw0 = 0, dil = 1;
+  int c = 0, cp = 0, pw0 = 0, dil = 1, step = 1;
   bool x_signed = false;
   int32_t zp = 0;
 };

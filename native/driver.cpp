@@ -3,6 +3,7 @@
 // results never depend on the thread count.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <stdexcept>
 
 #include "conv.h"
@@ -148,7 +149,9 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
   const OutDims o = out_dims(d, h, w);
   const int C = p_.cin, cp = (C + 15) / 16 * 16;
   const int64_t Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1, Dp = d + p_.pd0 + p_.pd1;
-  const int64_t row_elems = Wp * cp;
+  // Only positions ow * sw + 2 j dw of a pair row are read: keep every g-th one.
+  const int g = std::gcd(p_.sw, 2 * p_.dw);
+  const int64_t row_elems = (Wp + g - 1) / g * cp;
   const int slots_h = p_.kh * p_.dh, slots_d = p_.kd * p_.dd, nslots = slots_h * slots_d;
   const int nrows = p_.kd * p_.kh, npairs = (p_.kw + 1) / 2;
   const int64_t ntasks = n * o.d * o.h;
@@ -177,6 +180,7 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
       ra.cp = cp;
       ra.pw0 = p_.pw0;
       ra.dil = p_.dw;
+      ra.step = g;
       ra.x_signed = sgn;
       ra.zp = zp;
       isa.dw_row(dst, ra);
@@ -200,8 +204,8 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
       args.rows = rows.data();
       args.nrows = nrows;
       args.npairs = npairs;
-      args.pair_step = int64_t(2) * p_.dw * cp;
-      args.ow_step = int64_t(p_.sw) * cp;
+      args.pair_step = int64_t(2 * p_.dw / g) * cp;
+      args.ow_step = int64_t(p_.sw / g) * cp;
       args.ow = int(o.w);
       args.cp = cp;
       args.c = C;

@@ -220,8 +220,8 @@ inline __m256i dw_load8(const DwRowArgs& a, int64_t s, int cb) {
 
 void dw_row256(int32_t* dst, const DwRowArgs& a) {
   const __m256i low = _mm256_set1_epi32(0xffff);
-  for (int64_t iw = 0; iw < a.wp; ++iw) {
-    int32_t* o = dst + iw * a.cp;
+  for (int64_t iw = 0, q = 0; iw < a.wp; iw += a.step, ++q) {
+    int32_t* o = dst + q * a.cp;
     const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
     for (int cb = 0; cb < a.cp; cb += 8) {
       const __m256i v = _mm256_or_si256(_mm256_and_si256(dw_load8(a, s0, cb), low),

@@ -1,6 +1,8 @@
 // Microkernels, AVX-512 VNNI path (vpdpbusd / vpdpwssd on zmm); compiled with its own flags.
 #include <immintrin.h>
 
+#include <type_traits>
+
 
 #include "common.h"
 #include "requant.h"
@@ -196,18 +198,22 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
     if (NR)
       for (int r = 0; r < NR; ++r) rp[r] = rows[r] + cb;
     int o = 0;
-    for (; o + 4 <= ow; o += 4) {
-      __m512i acc[4] = {b, b, b, b};
+    // U output pixels at once: U independent dpwssd chains hide their latency.
+    auto block = [&](auto ucount) {
+      constexpr int U = decltype(ucount)::value;
+      __m512i acc[U];
+      for (int u = 0; u < U; ++u) acc[u] = b;
       for (int r = 0; r < nr; ++r) {
         const int32_t* row = (NR ? rp[r] : rows[r] + cb) + o * ow_step;
         for (int j = 0; j < np; ++j) {
           const __m512i w = kFixed ? wk[r * np + j] : _mm512_loadu_si512(wts + (r * np + j) * cp + cb);
-          for (int u = 0; u < 4; ++u)
+          for (int u = 0; u < U; ++u)
             acc[u] = _mm512_dpwssd_epi32(acc[u], _mm512_loadu_si512(row + u * ow_step + j * pair_step), w);
         }
       }
-      for (int u = 0; u < 4; ++u) store16(out + int64_t(o + u) * c + cb, requant16(acc[u], q, cb), k);
-    }
+      for (int u = 0; u < U; ++u) store16(out + int64_t(o + u) * c + cb, requant16(acc[u], q, cb), k);
+    };
+    for (; o + 4 <= ow; o += 4) block(std::integral_constant<int, 4>());
     for (; o < ow; ++o) {
       __m512i acc = b;
       for (int r = 0; r < nr; ++r) {
@@ -232,7 +238,7 @@ template <bool SIGNED>
 void dw_row_t(int32_t* dst, const DwRowArgs& a) {
   const __m512i low = _mm512_set1_epi32(0xffff), zp = _mm512_set1_epi32(a.zp);
   const uint8_t* src = a.src;
-  const int64_t w = a.w, wp = a.wp, dil = a.dil, pw0 = a.pw0;
+  const int64_t w = a.w, wp = a.wp, dil = a.dil, pw0 = a.pw0, step = a.step;
   const int c = a.c, cp = a.cp;
   auto load = [&](int64_t s, int cb) {
     const int n = c - cb;
@@ -242,8 +248,8 @@ void dw_row_t(int32_t* dst, const DwRowArgs& a) {
     const __m512i v = SIGNED ? _mm512_cvtepi8_epi32(raw) : _mm512_cvtepu8_epi32(raw);
     return _mm512_maskz_sub_epi32(k, v, zp);
   };
-  for (int64_t iw = 0; iw < wp; ++iw) {
-    int32_t* o = dst + iw * cp;
+  for (int64_t iw = 0, qi = 0; iw < wp; iw += step, ++qi) {
+    int32_t* o = dst + qi * cp;
     const int64_t s0 = iw - pw0, s1 = s0 + dil;
     for (int cb = 0; cb < cp; cb += 16) {
       const __m512i v = _mm512_or_si512(_mm512_and_si512(load(s0, cb), low),

@@ -101,8 +101,8 @@ inline int32_t pack_pair(int32_t lo, int32_t hi) {
 }
 
 inline void dw_row_scalar(int32_t* dst, const DwRowArgs& a) {
-  for (int64_t iw = 0; iw < a.wp; ++iw) {
-    int32_t* o = dst + iw * a.cp;
+  for (int64_t iw = 0, q = 0; iw < a.wp; iw += a.step, ++q) {
+    int32_t* o = dst + q * a.cp;
     const int64_t s0 = iw - a.pw0, s1 = s0 + a.dil;
     const bool in0 = s0 >= 0 && s0 < a.w, in1 = s1 >= 0 && s1 < a.w;
     const uint8_t* p0 = a.src + s0 * a.c;

@@ -8,6 +8,17 @@ from dataclasses import dataclass, field
 from .targets import Target, WeightGranularity, get_target
 
 
+class QuantMode(enum.Enum):
+    """STATIC: activation qparams fixed by calibration. DYNAMIC: weights quantized offline,
+    activations quantized per batch at run time (DynamicQuantizeLinear), no calibration."""
+
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+
+DYNAMIC_OPS: tuple[str, ...] = ("MatMul", "Gemm")
+
+
 class CalibMethod(enum.Enum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
@@ -31,6 +42,8 @@ class Config:
 
     Attributes
     ----------
+    mode
+        Static (calibrated activations) or dynamic (activations quantized per batch).
     method
         How activation ranges are chosen from calibration statistics.
     target
@@ -49,6 +62,7 @@ class Config:
         Samples per calibration forward pass.
     """
 
+    mode: QuantMode = QuantMode.STATIC
     method: CalibMethod = CalibMethod.MINMAX
     target: str = "lowp"
     weight_granularity: WeightGranularity = WeightGranularity.PER_CHANNEL

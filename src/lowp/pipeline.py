@@ -4,25 +4,29 @@ insert QDQ -> verify. `quantize_model` is the whole flow in one call."""
 from __future__ import annotations
 
 import os
+import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 
 from .calib import CalibrationTable
-from .config import Config
-from .errors import DataError
+from .config import Config, QuantMode
+from .errors import DataError, ModelError
 from .inputs import ImagePreprocess, batches, load_arrays, model_inputs, validate
 from .ir.graph import load_model
 from .passes.annotate import Annotation, annotate
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize
 from .passes.choose import QuantPlan, choose
+from .passes.dynamic import dynamic_quantize
 from .passes.insert_qdq import insert_qdq
 from .passes.verify import verify
 
-ModelLike = str | os.PathLike[str] | onnx.ModelProto | bytes
+ModelLike = str | os.PathLike[str] | onnx.ModelProto | bytes | Any
 DataLike = str | os.PathLike[str] | Mapping[str, np.ndarray]
 
 
@@ -38,7 +42,7 @@ class QuantizeResult:
     calibration_data: dict[str, np.ndarray]
 
 
-def quantize_model(model: ModelLike, calibration_data: DataLike,
+def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
                    config: Config | None = None, *, calib_table: str | os.PathLike[str]
                    | CalibrationTable | None = None, progress: bool = False,
                    preprocess: ImagePreprocess | None = None) -> onnx.ModelProto:
@@ -48,9 +52,11 @@ def quantize_model(model: ModelLike, calibration_data: DataLike,
     ----------
     model
         Path, serialized bytes or ModelProto of a float model.
+        A `torch.nn.Module` is exported with `torch.onnx.export` first (opset 17, dynamic
+        batch); the calibration data then names its inputs (or is one array).
     calibration_data
         Mapping input name -> array (first axis = samples), an .npz file, a folder of
-        .npy/.npz files, or a folder of images (see `preprocess`).
+        .npy/.npz files, or a folder of images (see `preprocess`). Optional in dynamic mode.
     config
         What and how to quantize; `Config()` gives per-channel min/max for lowp's engine.
     calib_table
@@ -75,15 +81,28 @@ def quantize_model(model: ModelLike, calibration_data: DataLike,
                     progress=progress, preprocess=preprocess).model
 
 
-def quantize(model: ModelLike, calibration_data: DataLike, config: Config | None = None, *,
+def quantize(model: ModelLike, calibration_data: DataLike | None,
+             config: Config | None = None, *,
              calib_table: str | os.PathLike[str] | CalibrationTable | None = None,
              progress: bool = False, preprocess: ImagePreprocess | None = None
              ) -> QuantizeResult:
     """Like `quantize_model`, returning the intermediate results too."""
     config = config or Config()
     target = config.resolved_target()
-    float_model = canonicalize(load_model(model))
+    float_model = canonicalize(load_model(_from_torch(model, calibration_data)))
     inputs = model_inputs(float_model)
+    if config.mode is QuantMode.DYNAMIC:
+        qdq = dynamic_quantize(float_model, config)
+        sample = None
+        if calibration_data is not None:
+            data = validate(load_arrays(calibration_data, inputs, preprocess), inputs)
+            sample = next(batches(data, inputs, config.batch_size))
+        verify(qdq, target, sample)
+        return QuantizeResult(qdq, float_model, Annotation(), CalibrationTable(), QuantPlan(),
+                              data if calibration_data is not None else {})
+    if calibration_data is None:
+        raise DataError("static quantization needs calibration data (or use "
+                        "Config(mode=QuantMode.DYNAMIC))")
     data = validate(load_arrays(calibration_data, inputs, preprocess), inputs)
     ann = annotate(float_model, config)
     tensors = ann.activations
@@ -101,3 +120,36 @@ def quantize(model: ModelLike, calibration_data: DataLike, config: Config | None
     sample = next(batches(data, inputs, config.batch_size))
     verify(qdq, target, sample)
     return QuantizeResult(qdq, float_model, ann, table, plan, data)
+
+
+def _from_torch(model: Any, data: Any) -> Any:
+    """Export a torch.nn.Module to ONNX bytes; anything else passes through unchanged."""
+    if not (hasattr(model, "forward") and hasattr(model, "state_dict")):
+        return model
+    try:
+        import torch
+    except ImportError:
+        raise ModelError("quantizing a torch module needs PyTorch: pip install "
+                         "'lowp[torch]'") from None
+    if isinstance(data, Mapping):
+        names = list(data)
+        examples = tuple(torch.from_numpy(np.asarray(data[n][:1])) for n in names)
+    else:
+        raise DataError("for a torch module, give calibration data as a mapping from input "
+                        "name to array (first axis = samples)")
+    was_training = model.training
+    model.eval()
+    try:
+        with tempfile.TemporaryDirectory(prefix="lowp-export-") as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, examples, path, input_names=names, opset_version=17,
+                                  dynamic_axes={n: {0: "batch"} for n in names}, dynamo=False)
+            with open(path, "rb") as f:
+                return f.read()
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        raise ModelError(f"torch.onnx.export failed for {type(model).__name__}: {msg}") from None
+    finally:
+        model.train(was_training)

@@ -115,3 +115,47 @@ def test_ort_quantized_model_runs_identically():
     feeds, _ = load_demo_test()
     np.testing.assert_array_equal(Session(model, backend="reference").run(feeds)["logits"],
                                   _ort(model, feeds)["logits"])
+
+
+def test_dynamic_mode_needs_no_calibration_and_runs_in_integers(zoo_dir):
+    from lowp.config import QuantMode
+    path, data = model_zoo.linear_mlp(zoo_dir)
+    q = lowp.quantize_model(path, None, lowp.Config(mode=QuantMode.DYNAMIC))
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("DynamicQuantizeLinear") == 3
+    session = Session(q, backend="reference")
+    assert {s.op_type for s in session.int_steps} == {"MatMul", "Gemm"}
+    ours = session.run(data)["logits"]
+    theirs = _ort(q, data)["logits"]
+    float_out = _ort(onnx.load(str(path)), data)["logits"]
+    # ONNX Runtime dequantizes and multiplies in float; lowp accumulates integers exactly
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert np.abs(ours - float_out).max() < 0.05 * np.abs(float_out).max()
+
+
+def test_torch_module_front_door():
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 4))
+    data = {"image": np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)}
+    q = lowp.quantize_model(net, data)
+    assert [i.name for i in q.graph.input] == ["image"]
+    with torch.no_grad():
+        want = net(torch.from_numpy(data["image"])).numpy()
+    got = Session(q, backend="reference").run(data)[q.graph.output[0].name]
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max() + 1e-3
+    assert net.training          # the caller's mode is restored
+
+
+def test_torch_export_error_is_clear():
+    import torch
+
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.eig(x)[0].real
+
+    with pytest.raises(lowp.ModelError, match="torch.onnx.export failed for Bad"):
+        lowp.quantize_model(Bad(), {"x": np.ones((2, 3, 3), np.float32)})

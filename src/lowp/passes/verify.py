@@ -58,6 +58,8 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
     for node in model.graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             continue
+        if not graph.is_constant(node.input[1]):
+            continue                                  # dynamic: qparams chosen at run time
         scale, zp, etype = params(node)
         tensor = node.output[0] if node.op_type == "DequantizeLinear" else node.input[0]
         if etype == onnx.TensorProto.INT32:

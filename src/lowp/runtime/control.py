@@ -82,8 +82,8 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
 
     def run_loop(*values: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         trip, cond = values[0], values[1]
-        carried = list(values[2:n_in])
-        outer = dict(zip(free, values[n_in:], strict=True))
+        carried: list[np.ndarray] = [np.asarray(v) for v in values[2:n_in]]
+        outer = {k: np.asarray(v) for k, v in zip(free, values[n_in:], strict=True)}
         max_trip = None if trip is None else int(np.asarray(trip).reshape(-1)[0])
         keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
         scans: list[list[np.ndarray]] = []
@@ -91,7 +91,7 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         while keep_going and (max_trip is None or i < max_trip):
             bound = {body.inputs[0]: np.array(i, np.int64),
                      body.inputs[1]: np.array(keep_going)}
-            bound.update(zip(body.inputs[2:], carried, strict=True))  # type: ignore[arg-type]
+            bound.update(zip(body.inputs[2:], carried, strict=True))
             out = body.run(outer, bound)
             keep_going = bool(np.asarray(out[0]).reshape(-1)[0])
             carried = out[1:1 + n_carried]
@@ -100,7 +100,7 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         n_scan = len(body.outputs) - 1 - n_carried
         stacked = [np.stack([s[k] for s in scans]) if scans else np.empty((0,), np.float32)
                    for k in range(n_scan)]
-        return tuple(carried) + tuple(stacked)  # type: ignore[arg-type]
+        return tuple(carried) + tuple(stacked)
 
     return Step(node.name, "Loop", "float", inputs, list(node.output), run_loop,
                 act_inputs=tuple(range(len(inputs))))

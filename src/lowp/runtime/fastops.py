@@ -1,7 +1,8 @@
 """Fast numpy forms of memory-bound integer operators, equal to lowp.ops bit for bit.
 
 The reference operators in lowp.ops are written for clarity; these are written for speed
-(strided slices instead of gathered windows, in-place float32 passes) and tested against them with tolerance 0.
+(strided slices instead of gathered windows, in-place float32 passes) and tested against
+them with tolerance 0.
 """
 
 from __future__ import annotations

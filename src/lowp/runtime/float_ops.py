@@ -893,5 +893,35 @@ def DequantizeLinear(x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarra
     return y.astype(scale.dtype if scale.dtype != np.float64 else np.float32)
 
 
+@register
+def DynamicQuantizeLinear(x: np.ndarray, **_: Any) -> tuple[np.ndarray, ...]:
+    """uint8 quantization with qparams from this tensor's range (ONNX DynamicQuantizeLinear).
+
+    scale = (max(0, max x) - min(0, min x)) / 255, zero_point = saturate(round(-min / scale)),
+    y = saturate(round(x / scale) + zero_point), all in float32, rounding half to even.
+    """
+    x = x.astype(np.float32)
+    lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
+    hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
+    scale = np.float32((hi - lo) / np.float32(255))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zp = np.clip(np.rint(np.float32(0) - lo / scale), 0, 255) if scale else np.float32(0)
+        q = np.rint(x / scale) if scale else np.zeros_like(x)
+    y = np.clip(q + np.float32(zp), 0, 255).astype(np.uint8)
+    return y, np.asarray(scale, np.float32), np.asarray(zp, np.float32).astype(np.uint8)
+
+
+@register
+def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None = None,
+                  b_zero_point: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """int32 (a - a_zp) @ (b - b_zp); b_zero_point may be per column."""
+    from lowp.ops.linear import exact_matmul, wrap_int32
+
+    ai = a.astype(np.int64) - (0 if a_zero_point is None else a_zero_point.astype(np.int64))
+    bz = 0 if b_zero_point is None else b_zero_point.astype(np.int64)
+    bi = b.astype(np.int64) - bz
+    return wrap_int32(exact_matmul(ai, bi))
+
+
 # Convolution, pooling, normalization, resize and recurrent ops register themselves here.
 from lowp.runtime import float_nn  # noqa: E402, F401

@@ -15,6 +15,7 @@ from ..ir.graph import Graph, attributes
 from ..ops.concat import concat as qconcat
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
+from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..ops.pool import average_pool as qaverage_pool
@@ -275,7 +276,7 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return None
     x = ctx.act_input(0)
     if x is None:
-        return None
+        return _dynamic_matmul(ctx)
     wc = ctx.const_input(1)
     trans_b = bool(int(a.get("transB", 0))) if ctx.node.op_type == "Gemm" else False  # type: ignore[call-overload]
     if wc is None:
@@ -314,6 +315,45 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return (kernel(xv),)
 
     return ctx.step([x.name], [y.name], run)
+
+
+def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
+    """DynamicQuantizeLinear -> DequantizeLinear -> MatMul(DQ(weights)): integer product,
+    float output y = float32(acc) * float32(s_x * s_w) (per column where s_w is)."""
+    dq = ctx._dq.get(ctx.node.input[0])
+    if dq is None or len(dq.input) < 3:
+        return None
+    producer = ctx.graph.producer.get(dq.input[0])
+    if (producer is None or producer.op_type != "DynamicQuantizeLinear"
+            or list(dq.input[:3]) != list(producer.output[:3])):
+        return None
+    wc = ctx.const_input(1)
+    if wc is None or wc[0].ndim != 2:
+        return None
+    w, wqp = wc
+    column_axis = 1
+    bias = None
+    if ctx.node.op_type == "Gemm":
+        if int(ctx.attrs.get("transB", 0)):  # type: ignore[call-overload]
+            w, column_axis = w.T, 0
+        if len(ctx.node.input) > 2 and ctx.node.input[2]:
+            if not ctx.graph.is_constant(ctx.node.input[2]):
+                return None
+            bias = ctx.graph.constant(ctx.node.input[2]).astype(np.float32)
+    if not wqp.is_per_tensor and wqp.granularity.axis % 2 != column_axis:  # type: ignore[union-attr]
+        return None
+    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
+                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
+    w_scale = wqp.scale.astype(np.float32)
+
+    def run(q: np.ndarray, s: np.ndarray, z: np.ndarray, *,
+            layout: object) -> tuple[np.ndarray, ...]:
+        acc = wrap_int32(exact_matmul(q.astype(np.int64) - np.int64(z), wi))
+        scale = (np.float32(s) * w_scale).astype(np.float32)
+        y = acc.astype(np.float32) * scale
+        return (y if bias is None else y + bias,)
+
+    return ctx.step(list(dq.input[:3]), [ctx.node.output[0]], run, act_inputs=(0,))
 
 
 def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:
