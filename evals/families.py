@@ -363,7 +363,7 @@ class _C2f(nn.Module):
         self.cv2 = _cbs(3 * self.c, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).chunk(2, 1))
+        y = list(self.cv1(x).split((self.c, self.c), 1))
         z = self.m(y[-1])
         y.append(y[-1] + z if self.shortcut else z)
         return self.cv2(torch.cat(y, 1))
@@ -427,7 +427,7 @@ class _YOLO(nn.Module):
         dist = self.dfl(box_all.view(b, 4, _REG_MAX, a).transpose(2, 1).softmax(1)).view(b, 4, a)
         anchor = torch.cat(anchors, 0).transpose(0, 1).unsqueeze(0)          # (1, 2, A)
         stride = torch.cat(strides, 0).transpose(0, 1).unsqueeze(0)
-        lt, rb = dist.chunk(2, 1)
+        lt, rb = dist.split((2, 2), 1)
         x1y1, x2y2 = anchor - lt, anchor + rb
         xywh = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * stride
         return torch.cat((xywh, torch.cat(scores, 2).sigmoid()), 1)          # (N, 4+C, A)

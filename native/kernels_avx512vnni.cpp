@@ -151,14 +151,8 @@ inline __mmask16 mask16(int n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// Narrow in registers, then a plain or masked byte store (the memory form of vpmovdb is slow
-// on some cores).
 inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
-  const __m128i b = _mm512_cvtepi32_epi8(y);
-  if (k == 0xffff)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
-  else
-    _mm_mask_storeu_epi8(out, k, b);
+  _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(y));
 }
 
 void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,

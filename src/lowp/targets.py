@@ -1,12 +1,14 @@
 """Backend targets as data: what each deployment engine accepts and how it rounds.
 
-A Target drives qparam choice (passes.annotate / calibrate) and the lint in passes.verify.
+A Target drives qparam choice (passes.annotate / calibrate), the lint in passes.verify, and
+the engine arithmetic models in lowp.fidelity (docs/engines.md). The rounding details in
+`Arithmetic` were measured against PyTorch 2.13 and ONNX Runtime 1.32 (tests/fidelity).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import QuantizationError
 from .fixedpoint import RequantMode
@@ -16,6 +18,94 @@ from .qparams import FLOAT32_EPS, QType
 class WeightGranularity(enum.Enum):
     PER_TENSOR = "per-tensor"
     PER_CHANNEL = "per-channel"
+
+
+class BiasMode(enum.Enum):
+    """How the bias enters the output (docs/engines.md, (E2)-(E5))."""
+
+    INT32 = "int32"
+    """int32 stored in the model at scale s_x * s_w, added to the accumulator (A1)."""
+    INT32_RECIPROCAL = "int32-reciprocal"
+    """Float bias quantized at run time: round_half_even(b * float32(1 / (s_x * s_w)))."""
+    FLOAT_PRESCALED = "float-prescaled"
+    """Float bias: float32(acc) + float32(b / (s_x * s_w)), then times M (fbgemm)."""
+    FLOAT_POSTSCALED = "float-postscaled"
+    """Float bias added after scaling: float32(acc) * s_x * s_w + b (oneDNN)."""
+
+
+class ScaleDivision(enum.Enum):
+    """How a value is divided by a scale: a true division or a product with the reciprocal."""
+
+    DIVIDE = "divide"
+    RECIPROCAL = "reciprocal"
+
+
+class Epilogue(enum.Enum):
+    """Order of the float operations that turn an accumulator into an output."""
+
+    MULTIPLIER = "multiplier"
+    """One folded multiplier M = s_x * s_w / s_y (R1): y = round(acc * M) + zy."""
+    SEPARATE_SCALES = "separate-scales"
+    """((float32(acc) * s_x) * s_w + b) * float32(1 / s_y) + zy, each step in float32."""
+
+
+class ZeroPointAdd(enum.Enum):
+    """Where the output zero point is added."""
+
+    INTEGER = "integer"
+    """After rounding, in integers."""
+    FLOAT = "float"
+    """In float32 before rounding (a float32 sum can round before the final rounding)."""
+
+
+class Accumulation(enum.Enum):
+    """How the int32 accumulator is formed."""
+
+    INT32 = "int32"
+    """Exact products summed in int32 (VNNI vpdpbusd, scalar code)."""
+    INT16_PAIRS = "int16-pairs"
+    """AVX2 vpmaddubsw: raw u8 * s8 products of adjacent K pairs are summed with int16
+    saturation before being widened (CPUs without VNNI)."""
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """The exact arithmetic of an engine's int8 convolution / matrix product.
+
+    Attributes
+    ----------
+    bias
+        How the bias is added.
+    multiplier
+        How M's division by s_y is done: float32(float32(s_x * s_w) / s_y) (DIVIDE) or
+        float32(float32(s_w * s_x) * float32(1 / s_y)) (RECIPROCAL).
+    epilogue
+        One folded multiplier or the scales applied one after another.
+    zero_point_add
+        Output zero point added in integers or in float32.
+    accumulation
+        Exact int32 or 16-bit saturating pairs.
+    quantize
+        How QuantizeLinear divides by the scale (ONNX / MLAS divide; PyTorch multiplies by
+        the reciprocal).
+    """
+
+    bias: BiasMode = BiasMode.INT32
+    multiplier: ScaleDivision = ScaleDivision.DIVIDE
+    epilogue: Epilogue = Epilogue.MULTIPLIER
+    zero_point_add: ZeroPointAdd = ZeroPointAdd.INTEGER
+    accumulation: Accumulation = Accumulation.INT32
+    quantize: ScaleDivision = ScaleDivision.DIVIDE
+
+
+EXACT = Arithmetic()
+FBGEMM = Arithmetic(bias=BiasMode.FLOAT_PRESCALED, quantize=ScaleDivision.RECIPROCAL)
+FBGEMM_AVX2 = Arithmetic(bias=BiasMode.FLOAT_PRESCALED, quantize=ScaleDivision.RECIPROCAL,
+                         accumulation=Accumulation.INT16_PAIRS)
+ONEDNN = Arithmetic(bias=BiasMode.FLOAT_POSTSCALED, epilogue=Epilogue.SEPARATE_SCALES,
+                    zero_point_add=ZeroPointAdd.FLOAT, quantize=ScaleDivision.RECIPROCAL)
+QNNPACK_PT = Arithmetic(bias=BiasMode.INT32_RECIPROCAL, multiplier=ScaleDivision.RECIPROCAL,
+                        quantize=ScaleDivision.RECIPROCAL)
 
 
 @dataclass(frozen=True)
@@ -42,6 +132,14 @@ class Target:
         How int32 accumulators become output integers.
     accumulation_bits
         32, or 16 for saturating 16-bit accumulation (DNNLOWP_ACC16 style).
+    arithmetic
+        Exact rounding details of convolutions and matrix products (lowp.fidelity).
+    conv_arithmetic
+        Arithmetic of convolutions when it differs from `arithmetic` (PyTorch's x86 engine
+        sends convolutions with zero weight zero points and groups <= 100 to oneDNN on CPUs
+        with VNNI, everything else to fbgemm).
+    op_weight_granularities
+        Per op type, weight granularities narrower than `weight_granularities`.
     """
 
     name: str
@@ -58,6 +156,16 @@ class Target:
         WeightGranularity.PER_TENSOR, WeightGranularity.PER_CHANNEL)
     requant_mode: RequantMode = RequantMode.FLOAT32
     accumulation_bits: int = 32
+    arithmetic: Arithmetic = field(default=EXACT)
+    conv_arithmetic: Arithmetic | None = None
+    op_weight_granularities: tuple[tuple[str, tuple[WeightGranularity, ...]], ...] = ()
+
+    def granularities_for(self, op_type: str) -> tuple[WeightGranularity, ...]:
+        """Weight granularities accepted for `op_type` (Conv, ConvTranspose, MatMul, ...)."""
+        for op, allowed in self.op_weight_granularities:
+            if op == op_type:
+                return allowed
+        return self.weight_granularities
 
 
 TARGETS: dict[str, Target] = {}
@@ -67,6 +175,8 @@ def register_target(target: Target) -> Target:
     TARGETS[target.name] = target
     return target
 
+
+_NO_PER_CHANNEL_TRANSPOSE = (("ConvTranspose", (WeightGranularity.PER_TENSOR,)),)
 
 LOWP = register_target(Target(
     name="lowp",
@@ -81,22 +191,45 @@ ONNXRUNTIME = register_target(Target(
 ))
 X86 = register_target(Target(
     name="x86",
-    description="PyTorch fbgemm/x86: u8 activations with reduce_range, s8 symmetric weights",
+    description="PyTorch x86 engine: u8 activations with reduce_range, s8 symmetric weights; "
+                "linear layers on fbgemm, convolutions on oneDNN (VNNI CPUs) or fbgemm",
     reduce_range=True,
+    arithmetic=FBGEMM,
+    conv_arithmetic=ONEDNN,
+    op_weight_granularities=_NO_PER_CHANNEL_TRANSPOSE,
 ))
 register_target(Target(
     name="fbgemm",
-    description="alias of x86 (PyTorch's fbgemm engine)",
+    description="PyTorch fbgemm engine: u8 activations with reduce_range, s8 weights, "
+                "float bias divided by s_x * s_w and added to the float accumulator",
     reduce_range=True,
+    arithmetic=FBGEMM,
+    op_weight_granularities=_NO_PER_CHANNEL_TRANSPOSE,
+))
+register_target(Target(
+    name="fbgemm-avx2",
+    description="fbgemm on CPUs without VNNI: like fbgemm, but vpmaddubsw saturates adjacent "
+                "u8 * s8 product pairs at 16 bits (reduce_range keeps activations safe)",
+    reduce_range=True,
+    arithmetic=FBGEMM_AVX2,
+    op_weight_granularities=_NO_PER_CHANNEL_TRANSPOSE,
+))
+register_target(Target(
+    name="onednn",
+    description="PyTorch oneDNN engine: u8 activations, s8 weights with zero point 0, float "
+                "bias added after scaling by s_x and s_w, 1/s_y and zero point in float32",
+    arithmetic=ONEDNN,
+    op_weight_granularities=_NO_PER_CHANNEL_TRANSPOSE,
 ))
 QNNPACK = register_target(Target(
     name="qnnpack",
-    description="PyTorch QNNPACK: u8 asymmetric activations and u8 asymmetric weights, "
-                "per tensor",
+    description="QNNPACK: u8 asymmetric activations and u8 asymmetric weights, per tensor; "
+                "PyTorch's QNNPACK quantizes the float bias at run time with 1/(s_x * s_w)",
     weight_qtype=QType.UINT8,
     weight_symmetric=False,
     weight_granularities=(WeightGranularity.PER_TENSOR,),
     requant_scale_bounds=(2.0 ** -32, 1.0),
+    arithmetic=QNNPACK_PT,
 ))
 XNNPACK = register_target(Target(
     name="xnnpack",
@@ -117,6 +250,7 @@ register_target(Target(
 
 
 def get_target(target: str | Target) -> Target:
+    """The registered Target named `target` (or `target` itself)."""
     if isinstance(target, Target):
         return target
     try:

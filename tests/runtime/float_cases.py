@@ -624,6 +624,16 @@ def _extra() -> list[Case]:
              opset=13, name="bias-1d"),
         Case("QuantizeLinear", [f32(5), np.array([0.01], np.float32),
                                 np.array([3], np.int8)], opset=13, name="1d-one-elem"),
+        Case("DynamicQuantizeLinear", [f32(3, 7, scale=4)], opset=11, n_out=3, tol=0),
+        Case("DynamicQuantizeLinear", [pos(4, 5)], opset=11, n_out=3, tol=0,
+             name="non-negative"),
+        Case("MatMulInteger", [ints(2, 3, 5, dtype=np.uint8, lo=0, hi=255),
+                               ints(5, 4, dtype=np.int8, lo=-128, hi=127),
+                               np.array(7, np.uint8), np.array(0, np.int8)],
+             opset=10, tol=0),
+        Case("MatMulInteger", [ints(3, 6, dtype=np.uint8, lo=0, hi=255),
+                               ints(6, 2, dtype=np.uint8, lo=0, hi=255)],
+             opset=10, tol=0, name="u8u8-no-zp"),
     ]
 
 
