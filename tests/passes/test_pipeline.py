@@ -11,6 +11,7 @@ import lowp
 from lowp.data import demo_model_path, load_demo_calibration, load_demo_test
 from lowp.pipeline import quantize
 from lowp.runtime import Session
+from lowp.runtime.backends import native_available
 from tests import model_zoo
 
 
@@ -24,12 +25,16 @@ def zoo_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("zoo")
 
 
+BACKENDS = ["reference"] + (["native"] if native_available() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(model_zoo.BUILDERS))
-def test_zoo_model_quantizes_and_engines_agree(name, zoo_dir):
+def test_zoo_model_quantizes_and_engines_agree(name, backend, zoo_dir):
     path, data = model_zoo.BUILDERS[name](zoo_dir)
     result = quantize(path, data)
     onnx.checker.check_model(result.model, full_check=True)
-    ours = Session(result.model, backend="reference").run(data)
+    ours = Session(result.model, backend=backend).run(data)
     theirs = _ort(result.model, data)
     float_out = _ort(onnx.load(str(path)), data)
     for k in theirs:
