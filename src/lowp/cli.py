@@ -53,7 +53,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         else:
             n = min(64, next(iter(result.calibration_data.values())).shape[0])
             feeds = {k: v[:n] for k, v in result.calibration_data.items()}
-        print(summarize(result.model, result.float_model, feeds, labels).format())
+        summary = summarize(result.model, result.float_model, feeds, labels)
+        print(summary.format())
+        if args.report:
+            from .report.html import write
+            write(summary, args.report)
+            print(f"report written to {args.report}")
     return 0
 
 
@@ -177,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation data for the summary (.npz named after the inputs, with "
                         "an optional integer 'label' array for accuracy)")
     q.add_argument("--no-report", action="store_true")
+    q.add_argument("--report", metavar="FILE.html",
+                   help="also write an HTML report with per-layer error bars")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
 

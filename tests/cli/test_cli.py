@@ -46,15 +46,15 @@ def calib(tmp_path):
     return _calib(tmp_path / "calib.npz", **load_demo_calibration())
 
 
-def test_quantize_writes_model_and_summary(tmp_path, calib, capsys):
+def test_quantize_writes_model_summary_and_report(tmp_path, calib, capsys):
     out = tmp_path / "q.onnx"
     assert main(["quantize", str(demo_model_path()), "--calib", str(calib), "-o", str(out),
-                 "--quiet"]) == 0
+                 "--quiet", "--report", str(tmp_path / "r.html")]) == 0
     text = capsys.readouterr().out
     onnx.checker.check_model(onnx.load(str(out)))
     assert "Most damaged layers" in text and "identical %" in text
-    assert [p.name for p in tmp_path.iterdir()] == sorted(["calib.npz", "q.onnx"]) or \
-        sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "q.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "q.onnx", "r.html"]
+    assert "SQNR" in (tmp_path / "r.html").read_text()
 
 
 def test_missing_model(tmp_path, calib, capsys):

@@ -151,16 +151,13 @@ def epilogue(acc: np.ndarray, bias: np.ndarray | None, q: LayerQParams, arith: A
 
     Examples
     --------
-    fbgemm adds the float bias after dividing it by s_x * s_w; an int32 bias would round it:
+    fbgemm adds the float bias to the float accumulator; an int32 bias is rounded first:
 
     >>> from lowp.targets import FBGEMM, EXACT
     >>> q = LayerQParams(1.0, 0, np.float32(1.0), np.int64(0), 1.0, 0, 0, 255)
-    >>> acc = np.array([[10]], np.int32); b = np.array([0.5], np.float32)
+    >>> acc = np.array([[11]], np.int32); b = np.array([0.5], np.float32)
     >>> int(epilogue(acc, b, q, FBGEMM)[0, 0]), int(epilogue(acc, b, q, EXACT)[0, 0])
-    (10, 10)
-    >>> b = np.array([1.5], np.float32)
-    >>> int(epilogue(acc, b, q, FBGEMM)[0, 0]), int(epilogue(acc, b, q, EXACT)[0, 0])
-    (12, 12)
+    (12, 11)
     """
     acc = np.asarray(acc, dtype=np.int32)
     axis = channel_axis % max(acc.ndim, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -45,7 +46,7 @@ class LowerCtx:
 
     def __init__(self, graph: Graph, node: onnx.NodeProto, dq_nodes: dict[str, onnx.NodeProto],
                  q_nodes: dict[str, list[onnx.NodeProto]], backend: ReferenceBackend,
-                 requant_mode: RequantMode) -> None:
+                 requant_mode: RequantMode, arithmetic: Any = None) -> None:
         self.graph = graph
         self.node = node
         self.attrs = attributes(node)
@@ -53,6 +54,8 @@ class LowerCtx:
         self._q = q_nodes
         self.backend = backend
         self.requant_mode = requant_mode
+        # optional engine arithmetic for Conv/MatMul/Gemm (lowp.fidelity.session.EngineHook)
+        self.arithmetic = arithmetic
         self.absorbed: list[onnx.NodeProto] = []      # Q / fused activation nodes replaced
 
     def qparams_of(self, qdq: onnx.NodeProto, int_tensor: str) -> QParams | None:
@@ -230,6 +233,12 @@ def _conv(ctx: LowerCtx) -> Step | None:
     def kernel_for(spatial: tuple[int, ...]) -> Callable[..., np.ndarray]:
         if spatial not in kernels:
             pads = _conv_pads(a, auto_pad, spatial, w.shape[2:], strides, dilations)
+            if ctx.arithmetic is not None:           # engine arithmetic (lowp.fidelity)
+                kernels[spatial] = ctx.arithmetic.conv(
+                    w, bias if isinstance(bias, np.ndarray) else None, x.qparams, wqp,
+                    y.qparams, qmin, qmax, strides=strides, pads=pads, dilations=dilations,
+                    group=group)
+                return kernels[spatial]
             kernels[spatial] = backend.conv(
                 w, bias if isinstance(bias, np.ndarray) else None,
                 x_zero_point=int(x.qparams.zero_point), x_dtype=x.qparams.qtype.numpy_dtype,
@@ -310,6 +319,9 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         a_zero_point=int(x.qparams.zero_point), a_dtype=x.qparams.qtype.numpy_dtype,
         b_zero_point=_weight_zero_point(wqp, w.shape[1]),
         requant=ctx.requant(m, y.qparams, qmin, qmax))
+    if ctx.arithmetic is not None:                   # engine arithmetic (lowp.fidelity)
+        kernel = ctx.arithmetic.matmul(w, bias if isinstance(bias, np.ndarray) else None,
+                                       x.qparams, wqp, y.qparams, qmin, qmax)
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         return (kernel(xv),)
@@ -591,10 +603,11 @@ for _op in _DATA_MOVEMENT:
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
           requant_mode: RequantMode = RequantMode.FLOAT32,
-          outer: frozenset[str] = frozenset()) -> list[Step]:
+          outer: frozenset[str] = frozenset(), arithmetic: Any = None) -> list[Step]:
     """Steps in execution order; only those needed for the graph outputs are kept.
 
-    `outer` names values a subgraph reads from its enclosing scope.
+    `outer` names values a subgraph reads from its enclosing scope. `arithmetic` (optional,
+    lowp.fidelity) computes Conv/MatMul/Gemm groups with a target engine's arithmetic.
     """
     graph = Graph(model)
     dq_nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
@@ -609,7 +622,7 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         fn = LOWERINGS.get(node.op_type)
         if fn is None or node.domain not in ("", "ai.onnx"):
             continue
-        ctx = LowerCtx(graph, node, dq_nodes, q_nodes, backend, requant_mode)
+        ctx = LowerCtx(graph, node, dq_nodes, q_nodes, backend, requant_mode, arithmetic)
         step = fn(ctx)
         if step is not None:
             lowered[id(node)] = step
