@@ -184,9 +184,20 @@ def _fmt_shape(shape: tuple[int | None, ...]) -> str:
 
 def batches(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
             batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Yield feeds of at most `batch_size` samples (1 where the model fixes batch = 1)."""
+    """Yield feeds of at most `batch_size` samples.
+
+    A model whose inputs fix the batch dimension gets batches of exactly that size; samples
+    left over after the last full batch are not used.
+    """
     n = next(iter(arrays.values())).shape[0]
-    if any(s.shape and s.shape[0] is not None for s in inputs):
-        batch_size = min(s.shape[0] for s in inputs if s.shape and s.shape[0])  # type: ignore[type-var]
-    for start in range(0, n, batch_size):
+    fixed = {s.shape[0] for s in inputs if s.shape and s.shape[0] is not None}
+    if fixed:
+        size = min(fixed)
+        if n < size:
+            raise DataError(f"the model's inputs fix the batch size to {size} but the data "
+                            f"has only {n} samples")
+        for start in range(0, n - size + 1, size):
+            yield {k: v[start:start + size] for k, v in arrays.items()}
+        return
+    for start in range(0, n, max(1, batch_size)):
         yield {k: v[start:start + batch_size] for k, v in arrays.items()}
