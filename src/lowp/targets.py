@@ -66,6 +66,9 @@ class Accumulation(enum.Enum):
     INT16_PAIRS = "int16-pairs"
     """AVX2 vpmaddubsw: raw u8 * s8 products of adjacent K pairs are summed with int16
     saturation before being widened (CPUs without VNNI)."""
+    INT16_PAIRS_DEPTHWISE = "int16-pairs-depthwise"
+    """Exact int32, except fbgemm's depthwise fast path, which saturates adjacent kernel-tap
+    pairs at 16 bits on every CPU (measured with VNNI; docs/engines.md, (E1))."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class Arithmetic:
 
 
 EXACT = Arithmetic()
-FBGEMM = Arithmetic(bias=BiasMode.FLOAT_PRESCALED, quantize=ScaleDivision.RECIPROCAL)
+FBGEMM = Arithmetic(bias=BiasMode.FLOAT_PRESCALED, quantize=ScaleDivision.RECIPROCAL,
+                    accumulation=Accumulation.INT16_PAIRS_DEPTHWISE)
 FBGEMM_AVX2 = Arithmetic(bias=BiasMode.FLOAT_PRESCALED, quantize=ScaleDivision.RECIPROCAL,
                          accumulation=Accumulation.INT16_PAIRS)
 ONEDNN = Arithmetic(bias=BiasMode.FLOAT_POSTSCALED, epilogue=Epilogue.SEPARATE_SCALES,

@@ -187,10 +187,9 @@ def epilogue(acc: np.ndarray, bias: np.ndarray | None, q: LayerQParams, arith: A
         else:                                                                   # (E4)
             m = ((sw * sx).astype(F32) * (F32(1) / sy).astype(F32)).astype(F32)
         if arith.bias is BiasMode.FLOAT_PRESCALED and bias is not None:        # (E3)
-            fb = float_bias(bias, q)
-            pre = _divide(fb, np.broadcast_to(q.product_scale, fb.shape),  # type: ignore[arg-type]
-                          ScaleDivision.DIVIDE)
-            v = (acc.astype(F32) + bias_shaped(pre)).astype(F32)
+            fb = np.asarray(float_bias(bias, q))
+            pre = _divide(fb, np.broadcast_to(q.product_scale, fb.shape), ScaleDivision.DIVIDE)
+            v = (acc.astype(F32) + _per_channel(pre, acc.ndim, axis)).astype(F32)
             return finish((v * m).astype(F32))
         how = (ScaleDivision.RECIPROCAL if arith.bias is BiasMode.INT32_RECIPROCAL
                else ScaleDivision.DIVIDE)
@@ -222,16 +221,44 @@ def _raw_correction(raw: np.ndarray, xsum: np.ndarray, wsum: np.ndarray, k: int,
     return raw - zx * wsum - zw * xsum + k * zx * zw
 
 
+def fbgemm_depthwise_fast_path(channels: int, w_shape: Sequence[int], group: int,
+                               strides: Sequence[int], pads: Sequence[int],
+                               dilations: Sequence[int]) -> bool:
+    """Whether fbgemm runs this convolution in its depthwise kernels (which saturate, (E1)).
+
+    Measured with PyTorch 2.13: one input channel per group, groups a multiple of 8, one or
+    two output channels per group, a square k x k kernel with k in {3, 5, 7} (3 x 3 x 3 in
+    3D), strides <= 2, pads k // 2 on every side and no dilation. 1D convolutions never.
+
+    Examples
+    --------
+    >>> fbgemm_depthwise_fast_path(32, (32, 1, 3, 3), 32, [1, 1], [1, 1, 1, 1], [1, 1])
+    True
+    >>> fbgemm_depthwise_fast_path(12, (12, 1, 3, 3), 12, [1, 1], [1, 1, 1, 1], [1, 1])
+    False
+    """
+    kernel = tuple(w_shape[2:])
+    r = len(kernel)
+    allowed = {2: (3, 5, 7), 3: (3,)}.get(r, ())
+    return (channels == group and group % 8 == 0 and w_shape[0] in (group, 2 * group)
+            and len(set(kernel)) == 1 and kernel[0] in allowed
+            and all(s <= 2 for s in strides) and all(d == 1 for d in dilations)
+            and all(p == kernel[0] // 2 for p in pads))
+
+
 def accumulate_conv(x: np.ndarray, w: np.ndarray, q: LayerQParams, arith: Arithmetic, *,
                     strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
                     group: int) -> np.ndarray:
     """int32 accumulators of a channels-first convolution, bias excluded (E1).
 
-    With INT16_PAIRS the K order is fbgemm's im2col order (kernel offsets outer, input
-    channels inner, per group), adjacent K pairs saturating at 16 bits.
+    With INT16_PAIRS (and on fbgemm's depthwise fast path) the K order is fbgemm's: kernel
+    offsets outer, input channels inner, per group; adjacent K pairs saturate at 16 bits.
     """
     zx, zw = int(q.x_zero_point), q.w_zero_point
-    if arith.accumulation is Accumulation.INT32:
+    exact = arith.accumulation is Accumulation.INT32 or (
+        arith.accumulation is Accumulation.INT16_PAIRS_DEPTHWISE and not
+        fbgemm_depthwise_fast_path(x.shape[1], w.shape, group, strides, pads, dilations))
+    if exact:
         return int_conv(x, w, None, x_zero_point=zx, w_zero_point=zw, requant=None,
                         strides=strides, pads=pads, dilations=dilations, group=group)
     r = x.ndim - 2
@@ -260,7 +287,7 @@ def accumulate_matmul(a: np.ndarray, b: np.ndarray, q: LayerQParams,
                       arith: Arithmetic) -> np.ndarray:
     """int32 accumulators of a (..., K) x (K, N) product, bias excluded (E1)."""
     zx, zw = int(q.x_zero_point), q.w_zero_point
-    if arith.accumulation is Accumulation.INT32:
+    if arith.accumulation is not Accumulation.INT16_PAIRS:
         return int_matmul(a, b, a_zero_point=zx, b_zero_point=zw)
     lead = a.shape[:-1]
     a2 = a.reshape(-1, a.shape[-1]).astype(np.int64).T[None]                 # (1, K, R)

@@ -39,11 +39,13 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
         elif node.op_type == "QuantizeLinear":
             q_of[node.input[0]] = node
     weights = set()
+    weight_op: dict[str, str] = {}                    # weight tensor -> consuming op type
     for node in model.graph.node:
         if node.op_type in _WEIGHTED and len(node.input) > 1:
             w = node.input[1]
             if w in dq_of and graph.is_constant(dq_of[w].input[0]):
                 weights.add(w)
+                weight_op.setdefault(w, node.op_type)
 
     def params(node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray | None, int | None]:
         scale = graph.constant(node.input[1]) if graph.is_constant(node.input[1]) else None
@@ -97,6 +99,10 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
                                    not in target.weight_granularities):
                 out.append(Violation(node.name, tensor,
                                      f"per-channel weights are not supported by {target.name}"))
+            elif scale.size > 1 and WeightGranularity.PER_CHANNEL not in (
+                    target.granularities_for(weight_op.get(tensor, ""))):
+                out.append(Violation(node.name, tensor, f"per-channel weights of "
+                                     f"{weight_op[tensor]} are not supported by {target.name}"))
     if target.requant_scale_bounds is not None:
         lo, hi = target.requant_scale_bounds
         for node in model.graph.node:
