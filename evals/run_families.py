@@ -6,7 +6,10 @@ latency on ONNX Runtime and on lowp's engine; prints one table (failures per cel
 
 Quality: float (ONNX Runtime), float (lowp's engine), int8 on lowp's engine, int8 on ONNX
 Runtime (the same QDQ file). Fidelity metrics compare against the float ONNX Runtime outputs.
-Latency: median of repeated runs after warm-up on one batch of evaluation samples.
+Latency: median of repeated runs after warm-up on one batch of evaluation samples, with
+`--threads` threads for each engine (numpy's BLAS pool included).
+"lowp==ORT %", "max|lowp-ORT|": int8 output elements on which lowp's engine and ONNX Runtime
+agree exactly on the same QDQ file, and their largest difference.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,6 +46,8 @@ class Result:
     stage_errors: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, dict[str, float | str]] = field(default_factory=dict)
     latency_ms: dict[str, float | str] = field(default_factory=dict)
+    identical: float | None = None          # % of int8 output elements where lowp == ORT
+    max_diff: float | None = None           # largest |lowp - ORT| over the int8 outputs
 
 
 def _error(e: BaseException) -> str:
@@ -116,6 +122,7 @@ def evaluate(name: str, directory: Path, *, opset: int, repeats: int, batch: int
     models = {"float ORT": (ort_runner, path), "float lowp": (lowp_runner, path),
               "int8 lowp": (lowp_runner, qdq), "int8 ORT": (ort_runner, qdq)}
     reference: dict[str, np.ndarray] | None = None
+    int8: dict[str, dict[str, np.ndarray]] = {}
     one_batch = {k: v[:batch] for k, v in feeds.items()}
     for engine in ENGINES:
         make, model = models[engine]
@@ -135,6 +142,8 @@ def evaluate(name: str, directory: Path, *, opset: int, repeats: int, batch: int
                 if engine != "float ORT":
                     raise RuntimeError("no float ONNX Runtime reference")
                 reference = outputs
+            if engine.startswith("int8"):
+                int8[engine] = outputs
             for metric, value in families.metric(name, outputs, targets, reference).items():
                 res.metrics.setdefault(metric, {})[engine] = value
         except Exception as e:
@@ -146,6 +155,11 @@ def evaluate(name: str, directory: Path, *, opset: int, repeats: int, batch: int
             res.latency_ms[engine] = median_ms(run, one_batch, repeats)
         except Exception as e:
             res.latency_ms[engine] = _error(e)
+    if len(int8) == 2:
+        a, b = int8["int8 lowp"], int8["int8 ORT"]
+        same = sum(int(np.sum(a[k] == b[k])) for k in b)
+        res.identical = 100.0 * same / sum(b[k].size for k in b)
+        res.max_diff = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in b)
     return res
 
 
@@ -158,7 +172,8 @@ def _fmt(v: float | str | None) -> str:
 
 
 def print_table(results: list[Result], opset: int) -> None:
-    header = ["family", "metric", *ENGINES, *(f"ms {e}" for e in ENGINES)]
+    header = ["family", "metric", *ENGINES, *(f"ms {e}" for e in ENGINES), "lowp==ORT %",
+              "max|lowp-ORT|"]
     rows: list[list[str]] = []
     for r in results:
         metrics = list(r.metrics) or ["-"]
@@ -166,7 +181,9 @@ def print_table(results: list[Result], opset: int) -> None:
             vals = r.metrics.get(m, {})
             lat = [_fmt(r.latency_ms.get(e)) if k == 0 else "" for e in ENGINES]
             rows.append([r.family if k == 0 else "", m,
-                         *(_fmt(vals.get(e)) for e in ENGINES), *lat])
+                         *(_fmt(vals.get(e)) for e in ENGINES), *lat,
+                         _fmt(r.identical) if k == 0 else "",
+                         _fmt(r.max_diff) if k == 0 else ""])
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
     print(f"\nModel families, opset {opset}, default Config (int8 QDQ)")
     for n, row in enumerate([header, *rows]):
@@ -197,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", help="print tracebacks of failures")
     args = p.parse_args(argv)
     results = []
-    with tqdm(args.families, desc="families", unit="model") as bar:
+    # lowp's float operators call numpy, whose BLAS pool ignores Session(threads=...): bound
+    # it too, or an oversubscribed BLAS pool dominates the float timings
+    with threadpool_limits(limits=args.threads), tqdm(args.families, desc="families",
+                                                      unit="model") as bar:
         for name in bar:
             results.append(evaluate(name, args.dir, opset=args.opset, repeats=args.repeats,
                                     batch=args.batch, threads=args.threads, quick=args.quick,

@@ -49,7 +49,25 @@ def test_family_quantizes_and_runs(name: str, opset: int, directory: Path) -> No
     ort_out = ort.InferenceSession(qdq.SerializeToString(),
                                    providers=["CPUExecutionProvider"]).run(None, batch)
 
-    out = lowp.Session(qdq).run(batch)
+    session = lowp.Session(qdq)
+    out = session.run(batch)
     for name_, expected in zip(out, ort_out, strict=True):
         assert out[name_].shape == expected.shape
         assert np.isfinite(out[name_]).all()
+    other = families.other_shape(name, batch)                  # the dynamic axes really are
+    assert all(o.shape for o in session.run(other).values())
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "default Config quantizes the output Concat of YOLO box coordinates (pixels, ~0..500) "
+    "and sigmoid class scores (0..1) with one shared scale (~1.7): scores collapse to 0; "
+    "box match IoU>=0.5 vs float ~17% (~95% with exclude_nodes=('/Concat_23',))"))
+def test_yolo_int8_keeps_detections(directory: Path) -> None:
+    path, calib, feeds, _ = families.build("yolo", directory, opset=17, quick=True)
+    run = lambda m: dict(zip(  # noqa: E731
+        ["output"], ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, feeds),
+        strict=True))
+    reference = run(str(path))
+    qdq = lowp.quantize_model(path, calib)
+    scores = families.metric("yolo", run(qdq.SerializeToString()), None, reference)
+    assert scores["box match IoU>=0.5 vs float (%)"] >= 80.0
