@@ -16,6 +16,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -44,9 +45,9 @@ class Case:
     group: int = 1
     strides: tuple[int, ...] = ()
     pads: tuple[int, ...] = ()
-    validate_crop: int = 0            # validate on the first `crop` items of axis 2 only
+    validate_crop: int = 0            # validate on the first `crop` depth planes only
     linear: bool = False
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def macs(self, out_size: int) -> int:
         if self.linear:
@@ -65,10 +66,11 @@ CASES = [
 ]
 
 
-def _y_scale(acc: np.ndarray) -> float:
-    """Output scale that maps the accumulator range onto the uint8 range."""
-    span = float(acc.max()) - float(acc.min())
-    return max(span, 1.0) * X_SCALE * W_SCALE / 255.0
+def _y_qparams(acc: np.ndarray) -> tuple[float, int]:
+    """Output scale and zero point that map the accumulator range onto the uint8 range."""
+    lo, hi = min(float(acc.min()), 0.0), max(float(acc.max()), 0.0)
+    span = max(hi - lo, 1.0)
+    return span * X_SCALE * W_SCALE / 255.0, int(np.clip(round(-lo / span * 255.0), 0, 255))
 
 
 def _session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
@@ -90,7 +92,7 @@ def _model(nodes: list, inits: list, x_type: int, x_shape: tuple[int, ...], y_ty
     return model
 
 
-def _ort_models(case: Case, w: np.ndarray, bias: np.ndarray, y_scale: float
+def _ort_models(case: Case, w: np.ndarray, bias: np.ndarray, y_scale: float, y_zp: int
                 ) -> dict[str, onnx.ModelProto]:
     f32 = TensorProto.FLOAT
     c = [numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
@@ -100,7 +102,7 @@ def _ort_models(case: Case, w: np.ndarray, bias: np.ndarray, y_scale: float
          numpy_helper.from_array(np.array(X_SCALE * W_SCALE, np.float32), "bs"),
          numpy_helper.from_array(np.array(0, np.int32), "bz"),
          numpy_helper.from_array(np.array(y_scale, np.float32), "ys"),
-         numpy_helper.from_array(np.array(0, np.uint8), "yz"),
+         numpy_helper.from_array(np.array(y_zp, np.uint8), "yz"),
          numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
     wf = numpy_helper.from_array((w.astype(np.float32) * W_SCALE), "wf")
     bf = numpy_helper.from_array((bias.astype(np.float32) * X_SCALE * W_SCALE), "bf")
@@ -115,7 +117,8 @@ def _ort_models(case: Case, w: np.ndarray, bias: np.ndarray, y_scale: float
                                                    "yz"], ["y"])]
         flt = [helper.make_node("Gemm", ["x", "wf", "bf"], ["y"])]
     else:
-        attrs = {"strides": list(case.strides), "pads": list(case.pads), "group": case.group}
+        attrs: dict[str, Any] = {"strides": list(case.strides), "pads": list(case.pads),
+                                 "group": case.group}
         qdq = dq + [helper.make_node("Conv", ["xd", "wd", "bd"], ["yd"], **attrs), q]
         qlin = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz",
                                                  "b"], ["y"], **attrs)]
@@ -135,7 +138,8 @@ def _reference(case: Case, x_cl: np.ndarray, w: np.ndarray, bias: np.ndarray,
                 layout=Layout.CHANNELS_LAST)
 
 
-def run_case(case: Case, threads_list: list[int], peak: float) -> list[list[str]]:
+def run_case(case: Case, threads_list: list[int], peaks: dict[int, float]
+             ) -> list[list[str]]:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=case.x_shape, dtype=np.uint8)        # NCHW (or M, K)
     w = rng.integers(-127, 128, size=case.w_shape, dtype=np.int8)
@@ -146,8 +150,8 @@ def run_case(case: Case, threads_list: list[int], peak: float) -> list[list[str]
     if case.validate_crop:
         x_val = np.ascontiguousarray(x_cl[:, :case.validate_crop])
     acc = _reference(case, x_val, w, bias, None)
-    y_scale = _y_scale(acc)
-    rq = Requant(requant_scale(X_SCALE, W_SCALE, y_scale), 0, 0, 255)
+    y_scale, y_zp = _y_qparams(acc)
+    rq = Requant(requant_scale(X_SCALE, W_SCALE, y_scale), y_zp, 0, 255)
     ref = rq.apply(acc)
 
     def make(threads: int) -> NativeConv | NativeMatMul:
@@ -164,27 +168,32 @@ def run_case(case: Case, threads_list: list[int], peak: float) -> list[list[str]
                          f"{int(np.sum(got != ref))} outputs")
     if int(ref.max()) - int(ref.min()) < 128:
         raise SystemExit(f"{case.name}: validation outputs do not span the uint8 range")
-    models = _ort_models(case, w, bias, y_scale)
+    models = _ort_models(case, w, bias, y_scale, y_zp)
     xf = x.astype(np.float32) * np.float32(X_SCALE) - np.float32(X_SCALE * X_ZP)
-    rows = []
+    rows: list[list[str]] = []
     for threads in threads_list:
         op = make(threads)
         out = op(x_cl)
         macs = case.macs(out.size)
-        t_lowp = median_seconds(lambda op=op: op(x_cl))
-        if case.linear:
-            t_lowp_t = t_lowp
-        else:
-            def with_layout(op: NativeConv = op) -> np.ndarray:
-                y = op(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
-                return np.ascontiguousarray(np.moveaxis(y, -1, 1))
-            t_lowp_t = median_seconds(with_layout)
+        def plain(op: NativeConv | NativeMatMul = op) -> np.ndarray:
+            return op(x_cl)
+
+        def with_layout(op: NativeConv | NativeMatMul = op) -> np.ndarray:
+            y = op(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+            return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+        t_lowp = median_seconds(plain)
+        t_lowp_t = t_lowp if case.linear else median_seconds(with_layout)
         t_ort = {}
         diff = "-"
         for kind, model in models.items():
             sess = _session(model, threads)
             feed = {"x": xf if kind == "float" else x}
-            t_ort[kind] = median_seconds(lambda s=sess, f=feed: s.run(None, f))
+            def run_ort(s: ort.InferenceSession = sess, f: dict[str, np.ndarray] = feed
+                        ) -> object:
+                return s.run(None, f)
+
+            t_ort[kind] = median_seconds(run_ort)
             if kind == "qlinear":
                 y_ort = sess.run(None, feed)[0]
                 y_ort = y_ort if case.linear else np.moveaxis(y_ort, 1, -1)
@@ -194,8 +203,8 @@ def run_case(case: Case, threads_list: list[int], peak: float) -> list[list[str]
             return 2 * macs / t * 1e-9
 
         best_int8 = min(t_ort["qdq"], t_ort["qlinear"])
-        rows.append([case.name, threads, f"{t_lowp * 1e3:.3f}", f"{gops(t_lowp):.1f}",
-                     f"{100 * gops(t_lowp) / (peak * threads):.0f}%",
+        rows.append([case.name, str(threads), f"{t_lowp * 1e3:.3f}", f"{gops(t_lowp):.1f}",
+                     f"{100 * gops(t_lowp) / peaks[threads]:.0f}%",
                      f"{gops(t_lowp_t):.1f}", f"{gops(t_ort['qdq']):.1f}",
                      f"{gops(t_ort['qlinear']):.1f}", f"{gops(t_ort['float']):.1f}",
                      f"{best_int8 / t_lowp:.2f}", f"{t_ort['float'] / t_lowp:.2f}", diff])
@@ -208,18 +217,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cases", nargs="*", default=None,
                         help="substrings of case names to run (default: all)")
+    parser.add_argument("--peak", type=float, default=None,
+                        help="per-core vpdpbusd peak in GOPS to normalize against instead of "
+                             "measuring it (useful on a busy machine)")
     args = parser.parse_args()
-    peak = peak_gops("vnni512", 0.3)
-    print(f"lowp path: {native_backend.active_path()}; measured vpdpbusd peak "
-          f"{peak:.1f} GOPS per core; onnxruntime {ort.__version__}")
+    ort.set_default_logger_severity(3)
+    # best of many short runs: on a shared machine a single run often catches a busy moment
+    if args.peak:
+        peaks = {t: args.peak * t for t in args.threads}
+    else:
+        peaks = {t: peak_gops("vnni512", 0.1, t, tries=8) for t in args.threads}
+    print(f"lowp path: {native_backend.active_path()}; onnxruntime {ort.__version__}; "
+          "measured vpdpbusd peak " +
+          ", ".join(f"{p:.1f} GOPS on {t} thread(s)" for t, p in peaks.items()))
     rows: list[list[str]] = []
     for case in CASES:
         if args.cases and not any(s in case.name for s in args.cases):
             continue
-        rows.extend(run_case(case, args.threads, peak))
+        rows.extend(run_case(case, args.threads, peaks))
     print_table(["case", "thr", "lowp ms", "lowp GOPS", "%peak", "lowp+T", "ORT QDQ",
                  "ORT QLin", "ORT fp32", "x ORT int8", "x ORT fp32", "max|d| ORT"], rows)
-    print("GOPS = 2*MAC/s. %peak = lowp / (measured vpdpbusd peak x threads). lowp+T adds "
+    print("GOPS = 2*MAC/s. %peak = lowp / measured vpdpbusd peak on as many threads. lowp+T adds "
           "numpy NCHW<->NHWC transposes;\nORT figures include ORT's own layout transposes. "
           "'x ORT' = ORT time / lowp time (best of QDQ and QLinear for int8). max|d| ORT: "
           "largest output difference to ORT QLinear (its own rounding).")

@@ -26,7 +26,7 @@ using Vec = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Act5 = nb::ndarray<const uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 using Out5 = nb::ndarray<uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 
-double peak_gops(const std::string& kind, double seconds) {
+double peak_gops(const std::string& kind, double seconds, int threads) {
   using lowp::PeakFn;
   PeakFn fn = nullptr;
   const std::vector<std::string> paths = lowp::available_paths();
@@ -34,21 +34,29 @@ double peak_gops(const std::string& kind, double seconds) {
       std::find(paths.begin(), paths.end(), std::string("avx512vnni")) != paths.end();
   if (kind == "vnni512") fn = lowp::peak_vnni512;
   else if (kind == "vnni256") fn = lowp::peak_vnni256;
+  else if (kind == "wssd512") fn = lowp::peak_wssd512;
   else if (kind == "fma512") fn = lowp::peak_fma512;
   else if (kind == "fma256") fn = lowp::peak_fma256;
   else throw std::invalid_argument("unknown peak kind '" + kind + "'");
   if (!has512) throw std::invalid_argument("peak loops need an AVX-512 VNNI CPU");
+  if (threads < 1) threads = lowp::ThreadPool::max_threads();
+  threads = std::min(threads, lowp::ThreadPool::max_threads());
   nb::gil_scoped_release nogil;
-  fn(1 << 16);  // warm-up (clock ramp)
-  int64_t iters = 1 << 16;
-  double ops = 0, elapsed = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (elapsed < seconds) {
-    ops += fn(iters);
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (elapsed < seconds / 4) iters *= 2;
-  }
-  return ops / elapsed * 1e-9;
+  // Every thread runs the loop for `seconds`; the result is the sum of the threads' rates.
+  std::vector<double> rate(threads, 0.0);
+  lowp::ThreadPool::instance().run(threads, [&](int tid) {
+    fn(1 << 16);  // warm-up (clock ramp)
+    const auto start = std::chrono::steady_clock::now();
+    double done = 0, elapsed = 0;
+    while (elapsed < seconds) {
+      done += fn(1 << 16);
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    rate[tid] = done / elapsed;
+  });
+  double total = 0;
+  for (double r : rate) total += r;
+  return total * 1e-9;
 }
 
 }  // namespace
@@ -59,7 +67,7 @@ NB_MODULE(_native, m) {
   m.def("active_path", [] { return std::string(lowp::active_table()->name); });
   m.def("set_path", [](const std::string& name) { lowp::set_active_path(name); }, "name"_a);
   m.def("max_threads", &lowp::ThreadPool::max_threads);
-  m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5);
+  m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",

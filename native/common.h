@@ -32,6 +32,19 @@ using EpilogueFn = void (*)(const int32_t* acc, int n, const Epilogue& e, int c0
 using GemmFn = void (*)(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
                         int ntaps, int kc4, const int8_t* b, int32_t* c);
 
+// Where a fused GEMM kernel writes: row i of the tile goes to out + i * ldo, channels
+// c0 .. c0 + nvalid - 1, with rowsum[i] for the zero-point term.
+struct GemmOut {
+  const Epilogue* e = nullptr;
+  int c0 = 0, nvalid = 0;
+  const int32_t* rowsum = nullptr;
+  uint8_t* out = nullptr;
+  int64_t ldo = 0;
+};
+// GEMM microkernel with the epilogue applied from registers (no int32 tile).
+using GemmFusedFn = void (*)(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
+                             int ntaps, int kc4, const int8_t* b, const GemmOut& o);
+
 // Depthwise row: `ow` output pixels of one output row, all channels.
 struct DwArgs {
   const int32_t* const* rows;  // nrows pair-row pointers at the first output's input column
@@ -69,6 +82,7 @@ struct IsaTable {
   EpilogueFn epilogue;
   DwFn dw;
   DwRowFn dw_row;
+  GemmFusedFn gemm_fused;  // optional: null means gemm + epilogue
 };
 
 extern const IsaTable kScalarTable;
@@ -79,6 +93,7 @@ extern const IsaTable kAvx512VnniTable;
 
 double peak_vnni512(int64_t iters);
 double peak_vnni256(int64_t iters);
+double peak_wssd512(int64_t iters);
 double peak_fma512(int64_t iters);
 double peak_fma256(int64_t iters);
 

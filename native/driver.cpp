@@ -108,9 +108,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       const int64_t gc = task / npg;
       const int g = int(gc / nchunks);
       const int64_t m0 = (gc % nchunks) * chunk, m1 = std::min(rows, m0 + chunk);
+      // decode the first row once, then step (b, od, oh, ow) like an odometer
+      int64_t b = m0 / odhw, od = (m0 % odhw) / ohw, oh = (m0 % ohw) / o.w, ow = m0 % o.w;
       for (int64_t m = m0; m < m1; ++m) {
-        const int64_t b = m / odhw, r = m % odhw, od = r / ohw, r2 = r % ohw;
-        const int64_t oh = r2 / o.w, ow = r2 % o.w;
         const uint8_t* base =
             xb + (((b * Dp + od * p_.sd) * Hp + oh * p_.sh) * Wp + ow * p_.sw) * cx +
             int64_t(g) * (direct ? cg_ : cgp_);
@@ -123,6 +123,16 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           }
           rs[m - m0] = int32_t(s);
         }
+        if (++ow == o.w) {
+          ow = 0;
+          if (++oh == o.h) {
+            oh = 0;
+            if (++od == o.d) {
+              od = 0;
+              ++b;
+            }
+          }
+        }
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
       for (int pn = p0; pn < p1; ++pn) {
@@ -133,6 +143,17 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {
           const int rr = int(std::min<int64_t>(mr, m1 - m));
+          if (isa.gemm_fused) {
+            GemmOut fo;
+            fo.e = &epi_;
+            fo.c0 = c0;
+            fo.nvalid = nvalid;
+            fo.rowsum = rs.data() + (m - m0);
+            fo.out = y + m * p_.cout + c0;
+            fo.ldo = p_.cout;
+            isa.gemm_fused(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, fo);
+            continue;
+          }
           isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, tile);
           for (int i = 0; i < rr; ++i)
             isa.epilogue(tile + i * kPanel, nvalid, epi_, c0, rs[m - m0 + i],

@@ -3,6 +3,6 @@
 
 namespace lowp {
 
-const IsaTable kAvx2Table = {"avx2", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256};
+const IsaTable kAvx2Table = {"avx2", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256, nullptr};
 
 }  // namespace lowp

@@ -12,10 +12,15 @@ namespace {
 
 constexpr int kMr = 6;
 
-// mr x (16*NV) tile: 4 k at a time, one broadcast of 4 activation bytes per row.
+struct Rq16;
+template <int MR, int NV>
+void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
+
+// mr x (16*NV) tile: 4 k at a time, one broadcast of 4 activation bytes per row. Writes the
+// int32 tile to c, or, when fo is set, requantizes from registers into fo's output.
 template <int MR, int NV>
 void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
-               const int8_t* b, int wp, int32_t* c) {
+               const int8_t* b, int wp, int32_t* c, const GemmOut* fo = nullptr) {
   __m512i acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
@@ -33,6 +38,10 @@ void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int k
       }
     }
   }
+  if (fo) {
+    fused_store<MR, NV>(acc, *fo);
+    return;
+  }
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) _mm512_storeu_si512(c + i * kPanel + 16 * v, acc[i][v]);
 }
@@ -40,44 +49,54 @@ void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int k
 // Narrow panels (<= 32 columns) take up to 12 rows so that 24 accumulators stay in flight.
 template <int MR>
 void gemm_rows_narrow(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
-                      int kc4, const int8_t* b, int32_t* c) {
+                      int kc4, const int8_t* b, int32_t* c, const GemmOut* fo) {
   if (wp <= 16)
-    gemm_tile<MR, 1>(a, tap_off, ntaps, kc4, b, wp, c);
+    gemm_tile<MR, 1>(a, tap_off, ntaps, kc4, b, wp, c, fo);
   else
-    gemm_tile<MR, 2>(a, tap_off, ntaps, kc4, b, wp, c);
+    gemm_tile<MR, 2>(a, tap_off, ntaps, kc4, b, wp, c, fo);
 }
 
 template <int MR>
 void gemm_rows(int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
-               const int8_t* b, int32_t* c) {
+               const int8_t* b, int32_t* c, const GemmOut* fo) {
   switch (wp / 16) {
-    case 1: gemm_tile<MR, 1>(a, tap_off, ntaps, kc4, b, wp, c); break;
-    case 2: gemm_tile<MR, 2>(a, tap_off, ntaps, kc4, b, wp, c); break;
-    case 3: gemm_tile<MR, 3>(a, tap_off, ntaps, kc4, b, wp, c); break;
-    default: gemm_tile<MR, 4>(a, tap_off, ntaps, kc4, b, wp, c); break;
+    case 1: gemm_tile<MR, 1>(a, tap_off, ntaps, kc4, b, wp, c, fo); break;
+    case 2: gemm_tile<MR, 2>(a, tap_off, ntaps, kc4, b, wp, c, fo); break;
+    case 3: gemm_tile<MR, 3>(a, tap_off, ntaps, kc4, b, wp, c, fo); break;
+    default: gemm_tile<MR, 4>(a, tap_off, ntaps, kc4, b, wp, c, fo); break;
+  }
+}
+
+void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
+              int kc4, const int8_t* b, int32_t* c, const GemmOut* fo) {
+  if (wp <= 32 && mr > 6) {
+    switch (mr) {
+      case 7: gemm_rows_narrow<7>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+      case 8: gemm_rows_narrow<8>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+      case 9: gemm_rows_narrow<9>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+      case 10: gemm_rows_narrow<10>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+      case 11: gemm_rows_narrow<11>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+      default: gemm_rows_narrow<12>(wp, a, tap_off, ntaps, kc4, b, c, fo); return;
+    }
+  }
+  switch (mr) {
+    case 1: gemm_rows<1>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
+    case 2: gemm_rows<2>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
+    case 3: gemm_rows<3>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
+    case 4: gemm_rows<4>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
+    case 5: gemm_rows<5>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
+    default: gemm_rows<6>(wp, a, tap_off, ntaps, kc4, b, c, fo); break;
   }
 }
 
 void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
           const int8_t* b, int32_t* c) {
-  if (wp <= 32 && mr > 6) {
-    switch (mr) {
-      case 7: gemm_rows_narrow<7>(wp, a, tap_off, ntaps, kc4, b, c); return;
-      case 8: gemm_rows_narrow<8>(wp, a, tap_off, ntaps, kc4, b, c); return;
-      case 9: gemm_rows_narrow<9>(wp, a, tap_off, ntaps, kc4, b, c); return;
-      case 10: gemm_rows_narrow<10>(wp, a, tap_off, ntaps, kc4, b, c); return;
-      case 11: gemm_rows_narrow<11>(wp, a, tap_off, ntaps, kc4, b, c); return;
-      default: gemm_rows_narrow<12>(wp, a, tap_off, ntaps, kc4, b, c); return;
-    }
-  }
-  switch (mr) {
-    case 1: gemm_rows<1>(wp, a, tap_off, ntaps, kc4, b, c); break;
-    case 2: gemm_rows<2>(wp, a, tap_off, ntaps, kc4, b, c); break;
-    case 3: gemm_rows<3>(wp, a, tap_off, ntaps, kc4, b, c); break;
-    case 4: gemm_rows<4>(wp, a, tap_off, ntaps, kc4, b, c); break;
-    case 5: gemm_rows<5>(wp, a, tap_off, ntaps, kc4, b, c); break;
-    default: gemm_rows<6>(wp, a, tap_off, ntaps, kc4, b, c); break;
-  }
+  gemm_any(mr, wp, a, tap_off, ntaps, kc4, b, c, nullptr);
+}
+
+void gemm_fused(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
+                int kc4, const int8_t* b, const GemmOut& o) {
+  gemm_any(mr, wp, a, tap_off, ntaps, kc4, b, nullptr, &o);
 }
 
 // Epilogue constants loaded once per call into registers (stores through uint8_t* may alias
@@ -129,9 +148,11 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
   return y;
 }
 
-// 16 lanes of (R2) or (R4); returns the clamped int32 outputs.
+// 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
+// 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels).
+template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (!q.fixed) {
+  if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     p = _mm512_min_ps(_mm512_max_ps(p, q.lo), q.hi);
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -155,6 +176,23 @@ inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
   _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(y));
 }
 
+template <int MR, int NV>
+void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o) {
+  const Epilogue& e = *o.e;
+  const Rq16 q(e);
+  const int32_t* bias = e.bias + o.c0;
+  const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
+  for (int i = 0; i < MR; ++i) {
+    uint8_t* out = o.out + i * o.ldo;
+    const __m512i rs = _mm512_set1_epi32(o.rowsum[i]);
+    for (int v = 0; v < NV; ++v) {
+      __m512i x = _mm512_add_epi32(acc[i][v], _mm512_loadu_si512(bias + 16 * v));
+      if (zw) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v), rs));
+      store16(out + 16 * v, requant16(x, q, o.c0 + 16 * v), mask16(o.nvalid - 16 * v));
+    }
+  }
+}
+
 void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
               uint8_t* out) {
   const Rq16 q(e);
@@ -168,12 +206,14 @@ void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rows
   }
 }
 
-// Depthwise: 16 channels per vector, NR rows of NP tap pairs, 4 output pixels interleaved;
-// NR = NP = 0 is the generic version (any kernel, stride, dilation).
-template <int NR, int NP>
+// Depthwise: 16 channels per vector, NR rows of NP tap pairs, U output pixels interleaved;
+// NR = NP = 0 is the generic version (any kernel, stride, dilation). With S1 (pair step equal
+// to two output steps: stride 1, dilation 1) neighbouring pixels share pair loads.
+template <int NR, int NP, bool S1, int MODE>
 void dw_tile(const DwArgs& a, const Epilogue& e) {
   constexpr bool kFixed = NR * NP > 0 && NR * NP <= 18;
   constexpr int kKeep = kFixed ? NR * NP : 1;
+  constexpr int U = 4;
   const int nr = NR ? NR : a.nrows, np = NP ? NP : a.npairs;
   const Rq16 q(e);
   const int32_t* bias = e.bias;
@@ -188,26 +228,32 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
       for (int t = 0; t < kKeep; ++t) wk[t] = _mm512_loadu_si512(wts + t * cp + cb);
     const __m512i b = _mm512_loadu_si512(bias + cb);
     const __mmask16 k = mask16(c - cb);
-    const int32_t* rp[NR ? NR : 1];
-    if (NR)
-      for (int r = 0; r < NR; ++r) rp[r] = rows[r] + cb;
     int o = 0;
-    // U output pixels at once: U independent dpwssd chains hide their latency.
-    auto block = [&](auto ucount) {
-      constexpr int U = decltype(ucount)::value;
+    for (; o + U <= ow; o += U) {
       __m512i acc[U];
       for (int u = 0; u < U; ++u) acc[u] = b;
       for (int r = 0; r < nr; ++r) {
-        const int32_t* row = (NR ? rp[r] : rows[r] + cb) + o * ow_step;
-        for (int j = 0; j < np; ++j) {
-          const __m512i w = kFixed ? wk[r * np + j] : _mm512_loadu_si512(wts + (r * np + j) * cp + cb);
-          for (int u = 0; u < U; ++u)
-            acc[u] = _mm512_dpwssd_epi32(acc[u], _mm512_loadu_si512(row + u * ow_step + j * pair_step), w);
+        const int32_t* row = rows[r] + cb + o * ow_step;
+        if constexpr (S1 && kFixed) {
+          // pixel u, pair j reads position u + 2j
+          __m512i x[U + 2 * (NP - 1)];
+          for (int i = 0; i < U + 2 * (NP - 1); ++i) x[i] = _mm512_loadu_si512(row + i * ow_step);
+          for (int j = 0; j < NP; ++j)
+            for (int u = 0; u < U; ++u) acc[u] = _mm512_dpwssd_epi32(acc[u], x[u + 2 * j], wk[r * NP + j]);
+        } else {
+          for (int j = 0; j < np; ++j) {
+            const __m512i w =
+                kFixed ? wk[r * np + j] : _mm512_loadu_si512(wts + (r * np + j) * cp + cb);
+            for (int u = 0; u < U; ++u)
+              acc[u] = _mm512_dpwssd_epi32(
+                  acc[u], _mm512_loadu_si512(row + u * ow_step + j * pair_step), w);
+          }
         }
       }
-      for (int u = 0; u < U; ++u) store16(out + int64_t(o + u) * c + cb, requant16(acc[u], q, cb), k);
-    };
-    for (; o + 4 <= ow; o += 4) block(std::integral_constant<int, 4>());
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u)
+        store16(out + int64_t(o + u) * c + cb, requant16<MODE>(acc[u], q, cb), k);
+    }
     for (; o < ow; ++o) {
       __m512i acc = b;
       for (int r = 0; r < nr; ++r) {
@@ -216,15 +262,26 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
           acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(row + j * pair_step),
                                     _mm512_loadu_si512(wts + (r * np + j) * cp + cb));
       }
-      store16(out + int64_t(o) * c + cb, requant16(acc, q, cb), k);
+      store16(out + int64_t(o) * c + cb, requant16<MODE>(acc, q, cb), k);
     }
   }
 }
 
+template <int MODE>
+void dw_mode(const DwArgs& a, const Epilogue& e) {
+  const bool s1 = a.pair_step == 2 * a.ow_step;
+  if (a.nrows == 3 && a.npairs == 2)
+    return s1 ? dw_tile<3, 2, true, MODE>(a, e) : dw_tile<3, 2, false, MODE>(a, e);
+  if (a.nrows == 9 && a.npairs == 2)
+    return s1 ? dw_tile<9, 2, true, MODE>(a, e) : dw_tile<9, 2, false, MODE>(a, e);
+  dw_tile<0, 0, false, MODE>(a, e);
+}
+
 void dw(const DwArgs& a, const Epilogue& e) {
-  if (a.nrows == 3 && a.npairs == 2) return dw_tile<3, 2>(a, e);
-  if (a.nrows == 9 && a.npairs == 2) return dw_tile<9, 2>(a, e);
-  dw_tile<0, 0>(a, e);
+  if (e.fixedpoint)
+    dw_mode<2>(a, e);
+  else
+    dw_mode<1>(a, e);
 }
 
 // One pair row; SIGNED selects int8 or uint8 widening.
@@ -242,10 +299,31 @@ void dw_row_t(int32_t* dst, const DwRowArgs& a) {
     const __m512i v = SIGNED ? _mm512_cvtepi8_epi32(raw) : _mm512_cvtepu8_epi32(raw);
     return _mm512_maskz_sub_epi32(k, v, zp);
   };
+  // 32 channels as int16: x - zp for both taps, interleaved by unpack (per 128-bit lane)
+  // and put back in channel order by two cross-lane permutes.
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(a.zp));
+  auto load32 = [&](int64_t s, int cb) {
+    const int n = c - cb;
+    if (s < 0 || s >= w || n <= 0) return _mm512_setzero_si512();
+    const __mmask32 k = n >= 32 ? ~__mmask32(0) : ((__mmask32(1) << n) - 1);
+    const __m256i raw = _mm256_maskz_loadu_epi8(k, src + s * c + cb);
+    const __m512i v = SIGNED ? _mm512_cvtepi8_epi16(raw) : _mm512_cvtepu8_epi16(raw);
+    return _mm512_maskz_sub_epi16(k, v, zp16);
+  };
+  const __m512i lo_idx = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i hi_idx = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
   for (int64_t iw = 0, qi = 0; iw < wp; iw += step, ++qi) {
     int32_t* o = dst + qi * cp;
     const int64_t s0 = iw - pw0, s1 = s0 + dil;
-    for (int cb = 0; cb < cp; cb += 16) {
+    int cb = 0;
+    for (; cb + 32 <= cp; cb += 32) {
+      const __m512i x0 = load32(s0, cb), x1 = load32(s1, cb);
+      // lane L of lo: channels 8L..8L+3, of hi: 8L+4..8L+7
+      const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
+      _mm512_storeu_si512(o + cb, _mm512_permutex2var_epi64(lo, lo_idx, hi));
+      _mm512_storeu_si512(o + cb + 16, _mm512_permutex2var_epi64(lo, hi_idx, hi));
+    }
+    for (; cb < cp; cb += 16) {
       const __m512i v = _mm512_or_si512(_mm512_and_si512(load(s0, cb), low),
                                         _mm512_slli_epi32(load(s1, cb), 16));
       _mm512_storeu_si512(o + cb, v);
@@ -262,7 +340,8 @@ void dw_row(int32_t* dst, const DwRowArgs& a) {
 
 }  // namespace
 
-const IsaTable kAvx512VnniTable = {"avx512vnni", kMr, 2 * kMr, gemm, epilogue, dw, dw_row};
+const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,
+                                   epilogue,     dw,     dw_row,  gemm_fused};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.
@@ -332,6 +411,43 @@ double peak_vnni256(int64_t iters) {
       "vpdpbusd %[b], %[a], %%ymm9\n"
       "vpdpbusd %[b], %[a], %%ymm10\n"
       "vpdpbusd %[b], %[a], %%ymm11\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      : [n] "+r"(n)
+      : [a] "v"(a), [b] "v"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "cc");
+  return static_cast<double>(iters) * 12 * 32 * 2;
+}
+
+double peak_wssd512(int64_t iters) {
+  const __m512i a = _mm512_set1_epi32(0x00010001), b = _mm512_set1_epi32(0x0001ffff);
+  int64_t n = iters;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n"
+      "1:\n"
+      "vpdpwssd %[b], %[a], %%zmm0\n"
+      "vpdpwssd %[b], %[a], %%zmm1\n"
+      "vpdpwssd %[b], %[a], %%zmm2\n"
+      "vpdpwssd %[b], %[a], %%zmm3\n"
+      "vpdpwssd %[b], %[a], %%zmm4\n"
+      "vpdpwssd %[b], %[a], %%zmm5\n"
+      "vpdpwssd %[b], %[a], %%zmm6\n"
+      "vpdpwssd %[b], %[a], %%zmm7\n"
+      "vpdpwssd %[b], %[a], %%zmm8\n"
+      "vpdpwssd %[b], %[a], %%zmm9\n"
+      "vpdpwssd %[b], %[a], %%zmm10\n"
+      "vpdpwssd %[b], %[a], %%zmm11\n"
       "dec %[n]\n"
       "jnz 1b\n"
       : [n] "+r"(n)

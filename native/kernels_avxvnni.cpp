@@ -7,9 +7,9 @@
 namespace lowp {
 
 #if defined(LOWP_VNNI256_EVEX)
-const IsaTable kAvxVnniEvexTable = {"avxvnni_evex", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256};
+const IsaTable kAvxVnniEvexTable = {"avxvnni_evex", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256, nullptr};
 #else
-const IsaTable kAvxVnniTable = {"avxvnni", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256};
+const IsaTable kAvxVnniTable = {"avxvnni", kMr256, kMr256, gemm256, epilogue256, dw256, dw_row256, nullptr};
 #endif
 
 }  // namespace lowp

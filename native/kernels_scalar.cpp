@@ -5,6 +5,6 @@
 namespace lowp {
 
 const IsaTable kScalarTable = {"scalar", 4, 4, gemm_scalar, epilogue_scalar, dw_scalar,
-                               dw_row_scalar};
+                               dw_row_scalar, nullptr};
 
 }  // namespace lowp

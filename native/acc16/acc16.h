@@ -23,4 +23,20 @@ void gemm_scalar(const uint8_t* a, int64_t lda, int64_t m, const int8_t* bpacked
 void gemm_avx2(const uint8_t* a, int64_t lda, int64_t m, const int8_t* bpacked, int64_t k2,
                int64_t panels, int64_t ncols, int32_t* c, int64_t ldc, int64_t block_pairs);
 
+// c[i][n] += sum_z a[i][used[row_idx[z]]] * values[z] over column n's outliers, wrapping
+// int32. `at` holds kSparseRows * nused bytes and `ct` kSparseRows * n int32 of scratch.
+using SparseFn = void (*)(const uint8_t* a, int64_t lda, int64_t m, const int32_t* used,
+                          int64_t nused, int64_t n,
+                          const int32_t* col_ptr, const int32_t* row_idx, const int8_t* values,
+                          int32_t* c, int64_t ldc, uint8_t* at, int32_t* ct);
+
+void sparse_scalar(const uint8_t* a, int64_t lda, int64_t m, const int32_t* used,
+                   int64_t nused, int64_t n,
+                   const int32_t* col_ptr, const int32_t* row_idx, const int8_t* values,
+                   int32_t* c, int64_t ldc, uint8_t* at, int32_t* ct);
+void sparse_avx2(const uint8_t* a, int64_t lda, int64_t m, const int32_t* used,
+                 int64_t nused, int64_t n,
+                 const int32_t* col_ptr, const int32_t* row_idx, const int8_t* values,
+                 int32_t* c, int64_t ldc, uint8_t* at, int32_t* ct);
+
 }  // namespace lowp_acc16

@@ -5,6 +5,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "acc16.h"
+#include "sparse.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -33,12 +35,13 @@ bool cpu_has_avx2() {
 struct Path {
   const char* name;
   GemmFn fn;
+  SparseFn sparse;
 };
 
 std::vector<Path> paths() {
-  std::vector<Path> out{{"scalar", gemm_scalar}};
+  std::vector<Path> out{{"scalar", gemm_scalar, sparse_scalar}};
   static const bool avx2 = cpu_has_avx2();
-  if (avx2) out.push_back({"avx2", gemm_avx2});
+  if (avx2) out.push_back({"avx2", gemm_avx2, sparse_avx2});
   return out;
 }
 
@@ -76,8 +79,15 @@ class Acc16Gemm {
     col_ptr_.assign(col_ptr.data(), col_ptr.data() + n_ + 1);
     row_idx_.assign(row_idx.data(), row_idx.data() + row_idx.shape(0));
     values_.assign(values.data(), values.data() + values.shape(0));
-    for (int32_t r : row_idx_)
+    std::vector<int32_t> slot(size_t(k_), -1);
+    for (int32_t& r : row_idx_) {
       if (r < 0 || r >= k_) throw std::invalid_argument("outlier row index out of range");
+      if (slot[size_t(r)] < 0) {
+        slot[size_t(r)] = int32_t(used_.size());
+        used_.push_back(r);
+      }
+      r = slot[size_t(r)];  // row_idx_ now indexes used_
+    }
     if (col_ptr_[0] != 0 || col_ptr_[n_] != int32_t(values_.size()))
       throw std::invalid_argument("col_ptr does not match the outlier count");
   }
@@ -90,21 +100,21 @@ class Acc16Gemm {
       throw std::invalid_argument("out must have shape (M, N)");
     const uint8_t* ap = a.data();
     int32_t* c = out.data();
-    const GemmFn fn = active().fn;
+    const Path path = active();
     {
       nb::gil_scoped_release nogil;
-      if (m > 0 && n_ > 0) fn(ap, lda, m, packed_.data(), k2_, panels_, n_, c, n_, block_pairs_);
-      if (!values_.empty()) {
-        for (int64_t i = 0; i < m; ++i) {
-          const uint8_t* row = ap + i * lda;
-          int32_t* crow = c + i * n_;
-          for (int64_t n = 0; n < n_; ++n) {
-            uint32_t s = uint32_t(crow[n]);
-            for (int32_t z = col_ptr_[n]; z < col_ptr_[n + 1]; ++z)
-              s += uint32_t(int32_t(row[row_idx_[z]]) * values_[z]);
-            crow[n] = int32_t(s);
-          }
-        }
+      std::vector<uint8_t> at(values_.empty() ? 0 : size_t(kSparseRows) * used_.size());
+      std::vector<int32_t> ct(values_.empty() ? 0 : size_t(kSparseRows * n_));
+      // Row blocks: the outlier part (S5') reads the block of `a` the dense part (S1)-(S4)
+      // has just brought into cache.
+      for (int64_t i0 = 0; i0 < m && n_ > 0; i0 += kSparseRows) {
+        const int64_t rb = std::min(kSparseRows, m - i0);
+        const uint8_t* ab = ap + i0 * lda;
+        int32_t* cb = c + i0 * n_;
+        path.fn(ab, lda, rb, packed_.data(), k2_, panels_, n_, cb, n_, block_pairs_);
+        if (!values_.empty())
+          path.sparse(ab, lda, rb, used_.data(), int64_t(used_.size()), n_, col_ptr_.data(),
+                      row_idx_.data(), values_.data(), cb, n_, at.data(), ct.data());
       }
     }
   }
@@ -116,7 +126,7 @@ class Acc16Gemm {
  private:
   int64_t k_, n_, k2_, panels_, block_pairs_;
   std::vector<int8_t> packed_;
-  std::vector<int32_t> col_ptr_, row_idx_;
+  std::vector<int32_t> col_ptr_, row_idx_, used_;
   std::vector<int8_t> values_;
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "acc16.h"
+#include "sparse.h"
 
 namespace lowp_acc16 {
 namespace {
@@ -75,6 +76,13 @@ void gemm_avx2(const uint8_t* a, int64_t lda, int64_t m, const int8_t* bpacked, 
     if (m - i == 2) rows<2>(a + i * lda, lda, b, k2, nv, c + i * ldc + n0, ldc, width, block_pairs);
     if (m - i == 1) rows<1>(a + i * lda, lda, b, k2, nv, c + i * ldc + n0, ldc, width, block_pairs);
   }
+}
+
+void sparse_avx2(const uint8_t* a, int64_t lda, int64_t m, const int32_t* used,
+                 int64_t nused, int64_t n,
+                 const int32_t* col_ptr, const int32_t* row_idx, const int8_t* values,
+                 int32_t* c, int64_t ldc, uint8_t* at, int32_t* ct) {
+  sparse_block_impl(a, lda, m, used, nused, n, col_ptr, row_idx, values, c, ldc, at, ct);
 }
 
 }  // namespace lowp_acc16

@@ -94,4 +94,4 @@ def test_validation_errors() -> None:
     with pytest.raises(ValueError, match="uint8 or int8"):
         NativeMatMul(np.zeros((8, 2), np.int8), None, a_zero_point=0, a_dtype=np.uint8,
                      b_zero_point=0, requant=Requant(np.float32(1), 0, 0, 100,
-                                                     out_dtype=np.int32))
+                                                     out_dtype=np.dtype(np.int32)))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowp.fixedpoint import RequantMode
-from lowp.ops.linear import matmul
+from lowp.fixedpoint import Requant, RequantMode
+from lowp.ops.linear import exact_matmul, matmul
 from lowp.runtime.native_backend import NativeMatMul
 
 from .helpers import (
@@ -82,6 +83,48 @@ def test_matmul_leading_dims(lead: tuple[int, ...], seed: int) -> None:
 
     def make() -> NativeMatMul:
         return NativeMatMul(b, None, a_zero_point=-3, a_dtype=np.int8, b_zero_point=0,
+                            requant=rq)
+
+    assert_all_paths(make, a, ref)
+
+
+@pytest.mark.parametrize("a_dtype", [np.dtype(np.uint8), np.dtype(np.int8)])
+def test_int32_wraparound(a_dtype: np.dtype) -> None:
+    """K large enough that the int32 accumulators wrap: the folded algebra stays exact."""
+    rng = np.random.default_rng(11)
+    k = 70_000
+    a = rng.integers(200, 256, size=(3, k)).astype(np.uint8)
+    a = a if a_dtype == np.uint8 else (a.astype(np.int16) - 129).astype(np.int8)
+    b = rng.integers(230, 256, size=(k, 5)).astype(np.uint8)
+    a_zp = 0 if a_dtype == np.uint8 else -128
+    exact = exact_matmul(a.astype(np.int64) - a_zp, b.astype(np.int64) - 3)
+    assert exact.max() > np.iinfo(np.int32).max  # the int32 accumulators really wrap
+    acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=3)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FIXEDPOINT,
+                          per_channel=False, stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, None, a_zero_point=a_zp, a_dtype=a_dtype, b_zero_point=3,
+                            requant=rq)
+
+    assert_all_paths(make, a, ref)
+
+
+@pytest.mark.parametrize("mode", [RequantMode.FLOAT32, RequantMode.FIXEDPOINT])
+@pytest.mark.parametrize("scale", [2.0**-40, 1e-6, 3e-4, 0.7, 1.0, 3.0, 2.0**20])
+def test_extreme_requant_scales(mode: RequantMode, scale: float) -> None:
+    """Shift edge cases of (R4) (right shifts up to 40, left shifts up to 21) and saturation."""
+    rng = np.random.default_rng(5)
+    a = random_ints(rng, (9, 37), np.dtype(np.int8))
+    b = random_ints(rng, (37, 21), np.dtype(np.int8))
+    bias = rng.integers(-(2**30), 2**30, size=21).astype(np.int32)
+    acc = matmul(a, b, a_zero_point=1, b_zero_point=0, bias=bias)
+    rq = Requant(np.float32(scale), -7, -128, 127, mode, np.dtype(np.int8))
+    ref = rq.apply(acc)
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, bias, a_zero_point=1, a_dtype=np.int8, b_zero_point=0,
                             requant=rq)
 
     assert_all_paths(make, a, ref)

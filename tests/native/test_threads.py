@@ -14,29 +14,29 @@ from lowp.runtime.native_backend import NativeConv, NativeMatMul
 
 from .helpers import PATHS, random_ints, spanning_requant
 
-CASES = {
-    "conv3x3": dict(x=(2, 13, 11, 16), w=(70, 16, 3, 3), pads=(1, 1, 1, 1), group=1),
-    "depthwise": dict(x=(1, 14, 15, 24), w=(24, 1, 3, 3), pads=(1, 1, 1, 1), group=24),
-    "conv3d": dict(x=(1, 5, 6, 7, 8), w=(16, 8, 3, 3, 3), pads=(1,) * 6, group=1),
+# name: (x shape, w shape, pads, group)
+CASES: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]] = {
+    "conv3x3": ((2, 13, 11, 16), (70, 16, 3, 3), (1, 1, 1, 1), 1),
+    "depthwise": ((1, 14, 15, 24), (24, 1, 3, 3), (1, 1, 1, 1), 24),
+    "conv3d": ((1, 5, 6, 7, 8), (16, 8, 3, 3, 3), (1,) * 6, 1),
 }
 
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_conv_threads_identical(path: str, name: str) -> None:
-    case = CASES[name]
+    x_shape, w_shape, pads, group = CASES[name]
     rng = np.random.default_rng(7)
-    x = random_ints(rng, case["x"], np.dtype(np.uint8))
-    w = random_ints(rng, case["w"], np.dtype(np.int8))
-    kw = {"pads": case["pads"], "group": case["group"]}
-    acc = conv(x, w, None, x_zero_point=11, w_zero_point=0, requant=None,
-               layout=Layout.CHANNELS_LAST, **kw)
+    x = random_ints(rng, x_shape, np.dtype(np.uint8))
+    w = random_ints(rng, w_shape, np.dtype(np.int8))
+    acc = conv(x, w, None, x_zero_point=11, w_zero_point=0, requant=None, pads=pads,
+               group=group, layout=Layout.CHANNELS_LAST)
     rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
                           per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
     ref = rq.apply(acc)
     with nb.use_path(path):
         op = NativeConv(w, None, x_zero_point=11, x_dtype=np.uint8, w_zero_point=0,
-                        requant=rq, threads=1, **kw)
+                        requant=rq, threads=1, pads=pads, group=group)
         outs = []
         for threads in (1, 2, 0):
             op.threads = threads

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import backend as _backend  # noqa: F401  (registers the "dnnlowp-acc16" backend)
-from . import native
+from . import native  # noqa: F401  (lowp.engines.native: paths of the native kernels)
 from .acc16 import (
     OutlierSplit,
     SaturationReport,

@@ -20,7 +20,7 @@ _ENV_VAR = "LOWP_ACC16_ISA"
 
 def _load() -> ModuleType | None:
     try:
-        from .. import _acc16
+        from .. import _acc16  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _acc16

@@ -176,8 +176,8 @@ def _fc_accumulators(xq: QTensor, packed: PackedWeights, bias: np.ndarray | None
 def requantize_wide(acc: np.ndarray, requant: Requant, axis: int) -> np.ndarray:
     """(S8) requantization of int64 accumulators: (R2) with float32(acc) rounded from int64.
 
-    Accumulators that fit int32 go through `Requant.apply` unchanged; FIXEDPOINT requires
-    that they do.
+    Accumulators that fit int32 go through `Requant.apply` unchanged; FIXEDPOINT (R4)
+    requires that they do.
     """
     if acc.dtype == np.int32 or (acc.size == 0 or (
             int(acc.min()) >= -(1 << 31) and int(acc.max()) < (1 << 31))):
@@ -252,6 +252,7 @@ def conv(x: np.ndarray | QTensor, w: np.ndarray | QTensor | PackedWeights,
         Engine options (ignored when `w` is packed).
     x_qparams, y_qparams
         Static activation/output qparams; None chooses them from this batch (dynamic).
+        A float `x` with packed weights uses the packed ``x_qparams`` when they were given.
     relu
         Fuse a ReLU (the output clamp starts at the output zero point).
     dequantize_output
@@ -268,7 +269,7 @@ def conv(x: np.ndarray | QTensor, w: np.ndarray | QTensor | PackedWeights,
     --------
     >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     >>> w = np.ones((1, 1, 2, 2), np.float32)
-    >>> conv(x, w, dequantize_output=True)[0, 0].tolist()
+    >>> np.round(conv(x, w, dequantize_output=True)[0, 0], 4).tolist()
     [[10.0, 14.0, 18.0], [26.0, 30.0, 34.0], [42.0, 46.0, 50.0]]
     """
     if isinstance(w, PackedWeights):
@@ -283,7 +284,7 @@ def conv(x: np.ndarray | QTensor, w: np.ndarray | QTensor | PackedWeights,
         packed = pack_conv_weight(w, bias, group=group, options=opts, x_qparams=xq0.qparams,
                                   impl=impl)
         x = xq0
-    xq = _activations(x, packed.options, x_qparams)
+    xq = _activations(x, packed.options, x_qparams or packed.x_qparams)
     r = packed.w.values.ndim - 2
     if order.spatial_rank != r or xq.values.ndim != r + 2:
         raise QuantizationError(f"order {order.value} does not fit input {xq.values.shape} "
@@ -315,7 +316,7 @@ def fc(x: np.ndarray | QTensor, w: np.ndarray | QTensor | PackedWeights,
     Examples
     --------
     >>> x = np.array([[1.0, 2.0]], np.float32); w = np.array([[3.0, 4.0]], np.float32)
-    >>> fc(x, w, dequantize_output=True).tolist()
+    >>> np.round(fc(x, w, dequantize_output=True), 1).tolist()
     [[11.0]]
     """
     if isinstance(w, PackedWeights):
@@ -329,7 +330,7 @@ def fc(x: np.ndarray | QTensor, w: np.ndarray | QTensor | PackedWeights,
         xq0 = _activations(x, opts, x_qparams)
         packed = pack_fc_weight(w, bias, options=opts, x_qparams=xq0.qparams, impl=impl)
         x = xq0
-    xq = _activations(x, packed.options, x_qparams)
+    xq = _activations(x, packed.options, x_qparams or packed.x_qparams)
     if xq.values.ndim != 2 or xq.values.shape[1] != packed.w.values.shape[1]:
         raise QuantizationError(f"fc input must be (M, {packed.w.values.shape[1]}), got "
                                 f"{xq.values.shape}")

@@ -201,6 +201,7 @@ def pack_conv_weight(w: np.ndarray | QTensor, bias: np.ndarray | None = None, *,
 
     Examples
     --------
+    >>> from lowp.qparams import QType
     >>> w = np.array([[[[1.0, -2.0], [0.5, 4.0]]]], np.float32)
     >>> p = pack_conv_weight(w, np.array([1.0], np.float32),
     ...                      x_qparams=QParams(np.float32(0.5), np.int32(0), QType.UINT8, 0, 255))

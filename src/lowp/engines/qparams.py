@@ -1,4 +1,4 @@
-"""Qparams rules of the operator engines: activations, weights, groups, sparsity (S9), QDQ export."""
+"""Qparams rules of the engines: activations, weights, groups, sparsity (S9), QDQ export."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ class EngineOptions:
         DNNLOWP_ACC16 only: weights outside [-2^(T-1), 2^(T-1)) go to the int32 outlier
         matrix (S5); 0 makes every weight an outlier, 8 none.
     requant_mode
-        Requantization of the int32 accumulators, (R2) or (R4).
+        Requantization of the int32 accumulators, (R2) or (R4). DNNLOWP_16 requantizes its
+        int64 accumulators by (S8) and takes FLOAT32 only.
     block_pairs
         DNNLOWP_ACC16 only: pairs accumulated in 16 bits before widening to int32 (S2).
     """
@@ -101,6 +102,9 @@ class EngineOptions:
         if not 0 <= self.nbits_in_non_outlier <= 8:
             raise QuantizationError(
                 f"nbits_in_non_outlier must be in [0, 8], got {self.nbits_in_non_outlier}")
+        if self.engine is Engine.DNNLOWP_16 and self.requant_mode is not RequantMode.FLOAT32:
+            raise QuantizationError("DNNLOWP_16 requantizes int64 accumulators in float32 "
+                                    "(S8); fixed-point requantization needs int32")
         if self.block_pairs < 1:
             raise QuantizationError(f"block_pairs must be >= 1, got {self.block_pairs}")
 

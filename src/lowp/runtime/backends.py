@@ -135,6 +135,9 @@ def make_backend(name: str, threads: int = 0) -> ReferenceBackend:
     if name == "native" and not native_available():
         raise LowpError("the native backend is not available (the C++ extension did "
                         "not build or import); use backend='reference'")
+    if name not in BACKENDS and name.startswith("dnnlowp"):
+        import importlib
+        importlib.import_module("lowp.engines")       # registers the DNNLOWP backends
     try:
         factory = BACKENDS[name]
     except KeyError:

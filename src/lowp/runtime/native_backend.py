@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .. import _native
+from .. import _native  # type: ignore[attr-defined]
 from ..fixedpoint import Requant, RequantMode, quantize_multiplier
 
 _INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))

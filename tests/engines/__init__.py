@@ -1,0 +1,1 @@
+"""Tests of lowp.engines (DNNLOWP-style operator engines)."""
