@@ -13,15 +13,20 @@ Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--q
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+# OpenBLAS worker threads (used by the numpy reference) busy-wait after each call and would
+# steal the second core from the 2-thread timings that follow.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

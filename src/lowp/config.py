@@ -19,6 +19,17 @@ class QuantMode(enum.Enum):
 DYNAMIC_OPS: tuple[str, ...] = ("MatMul", "Gemm")
 
 
+class QuantPolicy(enum.Enum):
+    """CONNECTED: compute-heavy operators always, cheap ones only where integers flow through
+    them from one quantized operator to another. ALL: every operator on the list."""
+
+    CONNECTED = "connected"
+    ALL = "all"
+
+
+COMPUTE_HEAVY: frozenset[str] = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
+
+
 class CalibMethod(enum.Enum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
@@ -57,7 +68,10 @@ class Config:
     exclude_nodes, exclude_op_types
         Nodes left in float.
     quantize_op_types
-        Operator types whose inputs and outputs are quantized.
+        Operator types whose inputs and outputs may be quantized.
+    policy
+        Which of those are: CONNECTED (default) keeps cheap operators only between quantized
+        neighbours; ALL quantizes every one.
     batch_size
         Samples per calibration forward pass.
     """
@@ -72,6 +86,7 @@ class Config:
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
     quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
+    policy: QuantPolicy = QuantPolicy.CONNECTED
     batch_size: int = 16
 
     def resolved_target(self) -> Target:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import onnx
 from onnx import TensorProto
 
-from ..config import Config
+from ..config import COMPUTE_HEAVY, Config, QuantPolicy
 from ..ir.graph import Graph, attributes
 
 
@@ -136,31 +136,14 @@ class Annotation:
 def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
     """Decide which nodes and tensors are quantized under `config`."""
     graph = Graph(model)
+    candidates = [n for n in model.graph.node if _eligible(n, graph, config)]
+    if config.policy is QuantPolicy.CONNECTED:
+        candidates = _connected(candidates, graph)
     ann = Annotation()
     act: dict[str, None] = {}
-    for node in model.graph.node:
-        rule = RULES.get(node.op_type)
-        if (rule is None or node.domain not in ("", "ai.onnx")
-                or node.op_type not in config.quantize_op_types
-                or node.op_type in config.exclude_op_types
-                or node.name in config.exclude_nodes
-                or not rule.applies(node, graph)):
-            continue
-        act_idx = (range(len(node.input)) if rule.activation_inputs is None
-                   else rule.activation_inputs)
-        act_inputs = [node.input[i] for i in act_idx if i < len(node.input) and node.input[i]]
-        weight = (node.input[rule.weight_input]
-                  if rule.weight_input is not None and rule.weight_input < len(node.input)
-                  else None)
-        if weight is not None and not graph.is_constant(weight):
-            act_inputs.append(weight)      # e.g. MatMul of two activations
-            weight = None
-        if weight is not None and graph.value_elem_type(weight) != TensorProto.FLOAT:
-            continue
-        if not all(_is_float(graph, t) for t in act_inputs) or not node.output:
-            continue
-        if not all(_is_float(graph, o) for o in node.output[:1]):
-            continue
+    for node in candidates:
+        rule = RULES[node.op_type]
+        act_inputs, weight = _roles(node, rule, graph)
         ann.nodes.append(node.name)
         for t in act_inputs:
             act.setdefault(t)
@@ -180,6 +163,62 @@ def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
         _fuse_activations(model, graph, ann, act)
     ann.activations = [t for t in act if t not in ann.shared]
     return ann
+
+
+def _roles(node: onnx.NodeProto, rule: OpRule, graph: Graph) -> tuple[list[str], str | None]:
+    """(activation inputs, constant weight input or None) of a node under its rule."""
+    act_idx = (range(len(node.input)) if rule.activation_inputs is None
+               else rule.activation_inputs)
+    act_inputs = [node.input[i] for i in act_idx if i < len(node.input) and node.input[i]]
+    weight = (node.input[rule.weight_input]
+              if rule.weight_input is not None and rule.weight_input < len(node.input)
+              else None)
+    if weight is not None and not graph.is_constant(weight):
+        act_inputs.append(weight)          # e.g. MatMul of two activations
+        weight = None
+    return act_inputs, weight
+
+
+def _eligible(node: onnx.NodeProto, graph: Graph, config: Config) -> bool:
+    """The node's type has a rule, the config allows it, and its tensors are float."""
+    rule = RULES.get(node.op_type)
+    if (rule is None or node.domain not in ("", "ai.onnx")
+            or node.op_type not in config.quantize_op_types
+            or node.op_type in config.exclude_op_types
+            or node.name in config.exclude_nodes
+            or not node.output or not rule.applies(node, graph)):
+        return False
+    act_inputs, weight = _roles(node, rule, graph)
+    if weight is not None and graph.value_elem_type(weight) != TensorProto.FLOAT:
+        return False
+    return all(_is_float(graph, t) for t in [*act_inputs, node.output[0]])
+
+
+def _connected(nodes: list[onnx.NodeProto], graph: Graph) -> list[onnx.NodeProto]:
+    """Keep compute-heavy nodes; keep a cheap node only while integers flow through it.
+
+    A cheap node (element-wise, pooling, data movement, lookup table) stays quantized while
+    (a) none of its outputs is a graph output, (b) some activation input comes from a
+    quantized node and (c) some consumer of its output is quantized; removing one node may
+    remove others, so this runs to a fixed point. Quantizing a cheap node anywhere else
+    adds rounding without saving a conversion (docs/architecture.md).
+    """
+    kept = {n.name for n in nodes}
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if node.name not in kept or node.op_type in COMPUTE_HEAVY:
+                continue
+            act_inputs, _ = _roles(node, RULES[node.op_type], graph)
+            out = node.output[0]
+            from_quantized = any(graph.producer.get(t) is not None
+                                 and graph.producer[t].name in kept for t in act_inputs)
+            to_quantized = any(c.name in kept for c in graph.consumers.get(out, []))
+            if out in graph.output_names or not from_quantized or not to_quantized:
+                kept.discard(node.name)
+                changed = True
+    return [n for n in nodes if n.name in kept]
 
 
 def _fuse_activations(model: onnx.ModelProto, graph: Graph, ann: Annotation,
