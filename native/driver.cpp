@@ -13,6 +13,13 @@
 namespace lowp {
 
 namespace {
+// Below about this many MACs per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinMacsPerThread = int64_t(1) << 21;
+
+int threads_for(int64_t macs, int nthreads) {
+  return int(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs / kMinMacsPerThread)));
+}
+
 int64_t out_len(int64_t in, int p0, int p1, int k, int s, int d) {
   const int64_t span = int64_t(k - 1) * d + 1, padded = in + p0 + p1;
   if (padded < span) return -1;
@@ -95,6 +102,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   const int64_t base_tasks = int64_t(p_.groups) * nchunks;
   const int npg = base_tasks >= 2 * nthreads ? 1 : std::min<int>(npanels_, nthreads);
   const int64_t ntasks = base_tasks * npg;
+  nthreads = threads_for(rows * taps_ * cg_ * int64_t(p_.cout), nthreads);
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
 
@@ -176,6 +184,7 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
   const int slots_h = p_.kh * p_.dh, slots_d = p_.kd * p_.dd, nslots = slots_h * slots_d;
   const int nrows = p_.kd * p_.kh, npairs = (p_.kw + 1) / 2;
   const int64_t ntasks = n * o.d * o.h;
+  nthreads = threads_for(ntasks * o.w * C * p_.kd * p_.kh * p_.kw, nthreads);
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   if (int(dw_cache_.size()) < nthreads) dw_cache_.resize(nthreads);
   const bool sgn = p_.x_signed;

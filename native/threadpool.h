@@ -1,5 +1,9 @@
 // Driver layer: a small persistent thread pool; run(n, fn) calls fn(0..n-1), fn(0) on the caller.
 #pragma once
+#include <immintrin.h>
+
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -34,47 +38,62 @@ class ThreadPool {
       return;
     }
     std::lock_guard<std::mutex> serial(run_mu_);
+    fn_.store(&fn, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    pending_.store(n - 1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      fn_ = &fn;
-      n_ = n;
-      pending_ = n - 1;
-      ++gen_;
+      gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     fn(0);
-    std::unique_lock<std::mutex> lk(mu_);
-    done_.wait(lk, [this] { return pending_ == 0; });
-    fn_ = nullptr;
+    // Short spin (jobs are often sub-millisecond), then sleep until the workers are done.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (pending_.load(std::memory_order_acquire) != 0) {
+      if (std::chrono::steady_clock::now() - t0 > kSpin) {
+        std::unique_lock<std::mutex> lk(mu_);
+        done_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+        break;
+      }
+      _mm_pause();
+    }
+    fn_.store(nullptr, std::memory_order_relaxed);
   }
 
  private:
+  static constexpr std::chrono::microseconds kSpin{50};
+
   void loop(int id) {
     unsigned long long seen = 0;
     for (;;) {
-      const std::function<void(int)>* fn;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return gen_ != seen; });
-        seen = gen_;
-        if (id >= n_) continue;
-        fn = fn_;
+      // Spin briefly for back-to-back jobs, then block.
+      const auto t0 = std::chrono::steady_clock::now();
+      unsigned long long g;
+      while ((g = gen_.load(std::memory_order_acquire)) == seen) {
+        if (std::chrono::steady_clock::now() - t0 > kSpin) {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+        } else {
+          _mm_pause();
+        }
       }
-      (*fn)(id);
-      {
+      seen = g;
+      if (id >= n_.load(std::memory_order_relaxed)) continue;
+      (*fn_.load(std::memory_order_relaxed))(id);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu_);
-        --pending_;
+        done_.notify_one();
       }
-      done_.notify_one();
     }
   }
 
   std::vector<std::thread> threads_;
   std::mutex mu_, run_mu_;
   std::condition_variable cv_, done_;
-  const std::function<void(int)>* fn_ = nullptr;
-  int n_ = 0, pending_ = 0;
-  unsigned long long gen_ = 0;
+  std::atomic<const std::function<void(int)>*> fn_{nullptr};
+  std::atomic<int> n_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<unsigned long long> gen_{0};
 };
 
 }  // namespace lowp

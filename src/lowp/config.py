@@ -43,7 +43,7 @@ DEFAULT_QUANTIZE_OPS: tuple[str, ...] = (
     "Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
     "GlobalAveragePool", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu",
     "Relu", "Clip", "Resize", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
-    "Slice", "Pad", "Gelu",
+    "Slice", "Pad", "Gelu", "Split", "Gather",
 )
 
 

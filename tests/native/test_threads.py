@@ -14,11 +14,12 @@ from lowp.runtime.native_backend import NativeConv, NativeMatMul
 
 from .helpers import PATHS, random_ints, spanning_requant
 
-# name: (x shape, w shape, pads, group)
+# name: (x shape, w shape, pads, group); each is big enough (> 4M MACs) that the driver
+# really splits it over two threads.
 CASES: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]] = {
-    "conv3x3": ((2, 13, 11, 16), (70, 16, 3, 3), (1, 1, 1, 1), 1),
-    "depthwise": ((1, 14, 15, 24), (24, 1, 3, 3), (1, 1, 1, 1), 24),
-    "conv3d": ((1, 5, 6, 7, 8), (16, 8, 3, 3, 3), (1,) * 6, 1),
+    "conv3x3": ((2, 24, 23, 32), (70, 32, 3, 3), (1, 1, 1, 1), 1),
+    "depthwise": ((2, 61, 64, 72), (72, 1, 3, 3), (1, 1, 1, 1), 72),
+    "conv3d": ((1, 6, 16, 15, 16), (32, 16, 3, 3, 3), (1,) * 6, 1),
 }
 
 
@@ -48,8 +49,8 @@ def test_conv_threads_identical(path: str, name: str) -> None:
 @pytest.mark.parametrize("path", PATHS)
 def test_matmul_threads_identical(path: str) -> None:
     rng = np.random.default_rng(3)
-    a = random_ints(rng, (37, 50), np.dtype(np.int8))
-    b = random_ints(rng, (50, 200), np.dtype(np.int8))
+    a = random_ints(rng, (301, 200), np.dtype(np.int8))
+    b = random_ints(rng, (200, 300), np.dtype(np.int8))
     acc = matmul(a, b, a_zero_point=5, b_zero_point=0)
     rq = spanning_requant(acc, out_dtype=np.dtype(np.int8), mode=RequantMode.FIXEDPOINT,
                           per_channel=False, stretch=1.0, clamp=(0.0, 1.0))

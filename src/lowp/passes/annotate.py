@@ -85,6 +85,9 @@ RULES: dict[str, OpRule] = {
     "Squeeze": _SHARED,
     "Unsqueeze": _SHARED,
     "Slice": _SHARED,
+    "Split": _SHARED,
+    "Gather": OpRule(output=OutputQParams.SHARED,
+                     applies=lambda node, graph: not graph.is_constant(node.input[0])),
     "Resize": OpRule(output=OutputQParams.SHARED, applies=_nearest_resize),
     "Pad": OpRule(output=OutputQParams.SHARED, applies=_zero_pad),
     "Sigmoid": _UNARY, "Tanh": _UNARY, "HardSwish": _UNARY, "HardSigmoid": _UNARY,
@@ -154,11 +157,11 @@ def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
                 bias = node.input[rule.bias_input]
                 if bias and graph.is_constant(bias) and graph.constant(bias).ndim == 1:
                     ann.biases[bias] = BiasSpec(node.name, node.input[0], weight)
-        out = node.output[0]
         if rule.output is OutputQParams.SHARED and act_inputs:
-            ann.shared[out] = act_inputs[0]
+            for out in node.output:
+                ann.shared[out] = act_inputs[0]
         else:
-            act.setdefault(out)
+            act.setdefault(node.output[0])
     if not config.resolved_target().activation_symmetric:
         _fuse_activations(model, graph, ann, act)
     ann.activations = [t for t in act if t not in ann.shared]
@@ -211,11 +214,12 @@ def _connected(nodes: list[onnx.NodeProto], graph: Graph) -> list[onnx.NodeProto
             if node.name not in kept or node.op_type in COMPUTE_HEAVY:
                 continue
             act_inputs, _ = _roles(node, RULES[node.op_type], graph)
-            out = node.output[0]
+            outs = [o for o in node.output if o]
             from_quantized = any(graph.producer.get(t) is not None
                                  and graph.producer[t].name in kept for t in act_inputs)
-            to_quantized = any(c.name in kept for c in graph.consumers.get(out, []))
-            if out in graph.output_names or not from_quantized or not to_quantized:
+            to_quantized = any(c.name in kept for o in outs for c in graph.consumers.get(o, []))
+            if (any(o in graph.output_names for o in outs) or not from_quantized
+                    or not to_quantized):
                 kept.discard(node.name)
                 changed = True
     return [n for n in nodes if n.name in kept]

@@ -509,17 +509,21 @@ def _activation(ctx: LowerCtx) -> Step | None:
     return ctx.step([x.name], [out.name], run, layouts=(CF, CL))
 
 
-def _plain_output(ctx: LowerCtx) -> Quantized | None:
-    """The output's Q node with no fused activation (it would change the table's meaning)."""
-    consumers = ctx.graph.consumers.get(ctx.node.output[0], [])
+def _plain_output(ctx: LowerCtx, index: int = 0) -> Quantized | None:
+    """Output `index`'s Q node with no fused activation (it would change a table's meaning).
+
+    The Q node is added to the nodes this lowering absorbs.
+    """
+    name = ctx.node.output[index]
+    consumers = ctx.graph.consumers.get(name, [])
     if (len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear"
-            or ctx.node.output[0] in ctx.graph.output_names):
+            or name in ctx.graph.output_names):
         return None
     q = consumers[0]
     qp = ctx.qparams_of(q, q.output[0])
     if qp is None or not qp.is_per_tensor:
         return None
-    ctx.absorbed = [q]
+    ctx.absorbed = [*ctx.absorbed, q] if index else [q]
     return Quantized(q.output[0], qp)
 
 
@@ -528,11 +532,14 @@ def _plain_output(ctx: LowerCtx) -> Quantized | None:
 
 def _data_movement(ctx: LowerCtx) -> Step | None:
     x = ctx.act_input(0)
-    if x is None or len(ctx.node.output) != 1:
+    if x is None or (len(ctx.node.output) != 1 and ctx.node.op_type != "Split"):
         return None
-    out = _plain_output(ctx)
-    if out is None or not _same_qparams(x.qparams, out.qparams):
+    outs = [_plain_output(ctx, i) for i in range(len(ctx.node.output))]
+    if any(o is None or not _same_qparams(x.qparams, o.qparams) for o in outs):
         return None
+    out = outs[0]
+    assert out is not None
+    out_names = [o.name for o in outs]  # type: ignore[union-attr]
     node = ctx.node
     fn = FLOAT_OPS[node.op_type]
     attrs = dict(ctx.attrs)
@@ -561,9 +568,10 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                 args[2] = zp
             else:
                 attrs["value"] = float(zp)
-        result = fn(*args, **attrs, opset=opset)
-        result = result[0] if isinstance(result, tuple) else result
-        return (np.asarray(result).astype(x.qparams.qtype.numpy_dtype, copy=False),)
+        result = fn(*args, **attrs, opset=opset, num_outputs=len(out_names))
+        results = result if isinstance(result, tuple) else (result,)
+        return tuple(np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
+                     for r in results[:len(out_names)])
 
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
@@ -585,7 +593,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                 node.op_type == "MaxPool" and len(node.output) > 1):
             return None
         return ctx.step([x.name], [out.name], run_pool, layouts=layouts)
-    return ctx.step(inputs, [out.name], run, layouts=layouts)
+    return ctx.step(inputs, out_names, run, layouts=layouts)
 
 
 def _same_qparams(a: QParams, b: QParams) -> bool:
