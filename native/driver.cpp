@@ -2,6 +2,7 @@
 // microkernels of the active ISA table. Every output is computed by exactly one task, so
 // results never depend on the thread count.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -105,13 +106,15 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   nthreads = threads_for(rows * taps_ * cg_ * int64_t(p_.cout), nthreads);
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
+  std::atomic<int64_t> next{0};
 
   auto work = [&](int tid) {
     std::vector<const uint8_t*> rp(chunk);
     std::vector<int32_t> rs(chunk, 0);
     alignas(64) int32_t tile[16 * kPanel];
-    const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
-    for (int64_t task = t0; task < t1; ++task) {
+    // Dynamic scheduling: each task (all outputs of one row chunk x panel range) is done by
+    // one thread with the full reduction, whichever thread takes it.
+    for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
       const int pg = int(task % npg);
       const int64_t gc = task / npg;
       const int g = int(gc / nchunks);
@@ -187,6 +190,9 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
   nthreads = threads_for(ntasks * o.w * C * p_.kd * p_.kh * p_.kw, nthreads);
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   if (int(dw_cache_.size()) < nthreads) dw_cache_.resize(nthreads);
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(16, ntasks / (4 * nthreads)));
+  const int64_t nblocks = (ntasks + block - 1) / block;
+  std::atomic<int64_t> next{0};
   const bool sgn = p_.x_signed;
   const int32_t zp = p_.x_zp;
 
@@ -199,7 +205,7 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
     auto build = [&](int32_t* dst, int64_t b, int64_t id, int64_t ih) {
       const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
       if (sd < 0 || sd >= d || sh < 0 || sh >= h) {
-        std::memset(dst, 0, size_t(row_elems) * 4);
+        std::memset(dst, 0, size_t(row_elems) * 4);  // padding row: x - zp = 0
         return;
       }
       DwRowArgs ra;
@@ -215,8 +221,10 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
       ra.zp = zp;
       isa.dw_row(dst, ra);
     };
-    const int64_t t0 = ntasks * tid / nthreads, t1 = ntasks * (tid + 1) / nthreads;
-    for (int64_t task = t0; task < t1; ++task) {
+    // Dynamic scheduling over blocks of consecutive output rows (so the row cache still sees
+    // neighbouring rows); every output row is computed by exactly one thread.
+    for (int64_t blk; (blk = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;)
+    for (int64_t task = blk * block; task < std::min(ntasks, (blk + 1) * block); ++task) {
       const int64_t b = task / (o.d * o.h), r = task % (o.d * o.h), od = r / o.h, oh = r % o.h;
       for (int a = 0; a < p_.kd; ++a)
         for (int k = 0; k < p_.kh; ++k) {

@@ -23,6 +23,7 @@ from lowp.runtime.float_registry import (
     register,
     unsupported,
 )
+from lowp.special import erf
 
 __all__ = ["FLOAT_OPS", "OpFn", "OpResult"]
 
@@ -151,12 +152,8 @@ def Mish(x: np.ndarray, **_: Any) -> np.ndarray:
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf evaluated in float64 (scipy when present, else the math module per element)."""
-    try:
-        from scipy.special import erf
-    except ImportError:  # pragma: no cover - scipy is optional
-        return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
-    return np.asarray(erf(x.astype(np.float64)))
+    """erf in float64 from the float32-faithful polynomials of lowp.special."""
+    return erf(x)
 
 
 @register

@@ -26,6 +26,7 @@ from .backends import ReferenceBackend
 from .fastops import make_add
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
+from .fuse import fuse_tables
 from .plan import CF, CL, Step
 
 _DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
@@ -506,7 +507,8 @@ def _activation(ctx: LowerCtx) -> Step | None:
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         return (apply_lut(xv, table, qtype),)
 
-    return ctx.step([x.name], [out.name], run, layouts=(CF, CL))
+    return ctx.step([x.name], [out.name], run, layouts=(CF, CL), elementwise=True,
+                    table_dtype=np.dtype(qtype.numpy_dtype))
 
 
 def _plain_output(ctx: LowerCtx, index: int = 0) -> Quantized | None:
@@ -642,7 +644,7 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
             steps.append(lowered[id(node)])
         else:
             steps.append(_float_step(node, graph, backend, requant_mode))
-    return _prune(steps, graph, outer)
+    return fuse_tables(_prune(steps, graph, outer), set(graph.output_names))
 
 
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,

@@ -21,7 +21,9 @@ class Step:
     `fn(*arrays, layout=layout)` returns one array per output. `act_inputs` are the input
     positions that are activations (they get converted to the chosen layout); other inputs
     (shapes, axes, sizes) are passed as they are. `elementwise` steps may run channels-last
-    only when all activation inputs have the same rank.
+    only when all activation inputs have the same rank. `table_dtype` marks a unary
+    element-wise integer step (a function of one 8/16-bit value) with its input dtype, so
+    that chains of such steps can be fused into one table.
     """
 
     name: str
@@ -33,3 +35,4 @@ class Step:
     layouts: tuple[Layout, ...] = (CF,)
     act_inputs: tuple[int, ...] = (0,)
     elementwise: bool = False
+    table_dtype: np.dtype | None = None     # unary integer steps that are lookup tables
