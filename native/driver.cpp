@@ -108,7 +108,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
   std::atomic<int64_t> next{0};
 
-  auto work = [&](int tid) {
+  auto work = [&](int) {
     std::vector<const uint8_t*> rp(chunk);
     std::vector<int32_t> rs(chunk, 0);
     alignas(64) int32_t tile[16 * kPanel];
@@ -223,8 +223,9 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
     };
     // Dynamic scheduling over blocks of consecutive output rows (so the row cache still sees
     // neighbouring rows); every output row is computed by exactly one thread.
-    for (int64_t blk; (blk = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;)
-    for (int64_t task = blk * block; task < std::min(ntasks, (blk + 1) * block); ++task) {
+    for (int64_t blk; (blk = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;) {
+     const int64_t task_end = std::min(ntasks, (blk + 1) * block);
+     for (int64_t task = blk * block; task < task_end; ++task) {
       const int64_t b = task / (o.d * o.h), r = task % (o.d * o.h), od = r / o.h, oh = r % o.h;
       for (int a = 0; a < p_.kd; ++a)
         for (int k = 0; k < p_.kh; ++k) {
@@ -250,6 +251,7 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
       args.w = dw_w_.data();
       args.out = y + ((b * o.d + od) * o.h + oh) * o.w * C;
       isa.dw(args, dw_epi_);
+     }
     }
   };
   ThreadPool::instance().run(nthreads, work);

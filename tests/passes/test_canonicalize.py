@@ -39,3 +39,25 @@ def test_old_opset_is_upgraded_and_constants_fold():
     assert [n.op_type for n in canon.graph.node] == ["MatMul"]
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(_run(canon, {"x": x}), x @ w.T)
+
+
+def test_batch_norm_after_grouped_conv_transpose_folds():
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 6, 2, stride=2, groups=2),
+                              torch.nn.BatchNorm2d(6))
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(8, 4, 5, 5))
+    net.eval()
+    import io
+    buf = io.BytesIO()
+    torch.onnx.export(net, (torch.randn(1, 4, 5, 5),), buf, input_names=["x"],
+                      opset_version=17, dynamo=False, do_constant_folding=False)
+    model = onnx.load_from_string(buf.getvalue())
+    canon = canonicalize(model)
+    assert [n.op_type for n in canon.graph.node] == ["ConvTranspose"]
+    x = np.random.default_rng(0).standard_normal((1, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(_run(canon, {"x": x}), _run(model, {"x": x}), rtol=1e-4,
+                               atol=1e-5)

@@ -104,7 +104,8 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Conv -> BatchNormalization (inference) becomes one Conv with adjusted weights/bias."""
+    """Conv / ConvTranspose -> BatchNormalization (inference) becomes one node with adjusted
+    weights and bias."""
     g = Graph(model)
     inits = {t.name: t for t in model.graph.initializer}
     removed: set[int] = set()
@@ -113,7 +114,8 @@ def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
             continue
         conv = g.producer.get(bn.input[0])
-        if (conv is None or conv.op_type != "Conv" or len(g.consumers[bn.input[0]]) != 1
+        if (conv is None or conv.op_type not in ("Conv", "ConvTranspose")
+                or len(g.consumers[bn.input[0]]) != 1
                 or bn.input[0] in g.output_names
                 or not all(i in inits for i in bn.input[1:5])
                 or conv.input[1] not in inits
@@ -123,10 +125,11 @@ def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
         gamma, beta, mean, var = (numpy_helper.to_array(inits[i]).astype(np.float32)
                                   for i in bn.input[1:5])
         w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float32)
-        b = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float32)
-             if len(conv.input) > 2 and conv.input[2] else np.zeros(w.shape[0], np.float32))
         factor = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
-        w_new = (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        b = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float32)
+             if len(conv.input) > 2 and conv.input[2] else np.zeros(factor.size, np.float32))
+        w_new = _scale_output_channels(w, factor, conv.op_type,
+                                       int(attributes(conv).get("group", 1)))  # type: ignore[call-overload]
         b_new = ((b - mean) * factor + beta).astype(np.float32)
         w_name = conv.input[1] + "_bnfold"
         b_name = (conv.input[2] if len(conv.input) > 2 and conv.input[2]
@@ -150,6 +153,21 @@ def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.node[:]
     model.graph.node.extend(keep)
     return _drop_unused_initializers(model)
+
+
+def _scale_output_channels(w: np.ndarray, factor: np.ndarray, op_type: str,
+                           group: int) -> np.ndarray:
+    """Multiply each output channel's weights by factor[channel].
+
+    Conv weights are (C_out, C_in/group, *k); ConvTranspose weights are
+    (C_in, C_out/group, *k), output channel g * (C_out/group) + j being column j of group g.
+    """
+    if op_type == "Conv":
+        return (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+    c_in, per_group = w.shape[0], w.shape[1]
+    grouped = w.reshape((group, c_in // group, per_group) + w.shape[2:])
+    f = factor.reshape((group, 1, per_group) + (1,) * (w.ndim - 2))
+    return (grouped * f).reshape(w.shape).astype(np.float32)
 
 
 def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
