@@ -41,7 +41,7 @@ def fuse_tables(steps: list[Step], graph_outputs: set[str]) -> list[Step]:
         changed = False
         uses = Counter(i for s in steps for i in s.inputs if i)
         producer = {o: s for s in steps for o in s.outputs}
-        for k, step in enumerate(steps):
+        for step in steps:
             if step.kind != "int" or not step.elementwise:
                 continue
             fused = _fuse_one(step, producer, uses, graph_outputs)
