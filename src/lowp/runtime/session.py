@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -32,7 +34,8 @@ class Session:
     backend
         'auto' (native kernels when the extension is present), 'native' or 'reference'.
     threads
-        Threads for the native kernels; 0 means all cores. Results do not depend on it.
+        Threads for the native kernels and numpy's BLAS; 0 means all cores. Results do
+        not depend on it.
     requant_mode
         How integer operators requantize (docs/quantization.md, (R2) / (R4)).
 
@@ -58,6 +61,8 @@ class Session:
         self._constants: dict[str, np.ndarray] = {
             t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
         self.last_profile: dict[str, float] = {}
+        self.threads = threads
+        self._blas = _blas_controller() if threads > 0 else None
 
     @property
     def int_steps(self) -> list[Step]:
@@ -69,6 +74,13 @@ class Session:
 
         With `capture=True` every intermediate tensor is returned too.
         """
+        limit = (self._blas.limit(limits=self.threads) if self._blas is not None
+                 else contextlib.nullcontext())
+        with limit:
+            return self._run(feeds, output_names, capture=capture, profile=profile)
+
+    def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
+             *, capture: bool, profile: bool) -> dict[str, np.ndarray]:
         env: dict[str, np.ndarray] = dict(self._constants)
         env.update(self._check_feeds(feeds))
         layout: dict[str, object] = {}
@@ -116,6 +128,15 @@ class Session:
         if unknown:
             raise DataError(f"'{sorted(unknown)[0]}' is not an input of the model")
         return out
+
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, so that `threads` also bounds numpy's BLAS pool."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
 
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
     if have is CL and x.ndim >= 3:
