@@ -1,6 +1,7 @@
 // Driver layer: a small persistent thread pool; run(n, fn) calls fn(0..n-1), fn(0) on the caller.
 #pragma once
 #include <immintrin.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,9 +22,17 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // Process-wide pool with one worker per extra hardware thread; never destroyed, so that
-  // interpreter shutdown never waits on it.
+  // interpreter shutdown never waits on it. A forked child has none of the parent's threads,
+  // so it gets a fresh pool (the parent's copy is abandoned).
   static ThreadPool& instance() {
-    static ThreadPool* pool = new ThreadPool(max_threads() - 1);
+    static std::mutex mu;
+    static ThreadPool* pool = nullptr;
+    static pid_t owner = 0;
+    std::lock_guard<std::mutex> lk(mu);
+    if (pool == nullptr || owner != getpid()) {
+      pool = new ThreadPool(max_threads() - 1);
+      owner = getpid();
+    }
     return *pool;
   }
   static int max_threads() {

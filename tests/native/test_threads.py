@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,3 +64,30 @@ def test_matmul_threads_identical(path: str) -> None:
                              requant=rq, threads=t)(a) for t in (1, 2)]
     for out in outs:
         np.testing.assert_array_equal(out, ref)
+
+
+FORK_SCRIPT = """
+import os, numpy as np
+from lowp.fixedpoint import Requant
+from lowp.runtime.native_backend import NativeConv
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, size=(2, 40, 40, 64)).astype(np.uint8)
+w = rng.integers(-128, 128, size=(64, 64, 3, 3)).astype(np.int8)
+op = NativeConv(w, None, x_zero_point=3, x_dtype=np.uint8, w_zero_point=0,
+                requant=Requant(np.float32(0.001), 0, 0, 255), pads=[1] * 4, threads=2)
+y = op(x)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(op(x), y) else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_survives_fork() -> None:
+    """A forked child (multiprocessing's default on Linux) gets its own worker threads."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "child 0"
