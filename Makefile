@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 SRC := pyproject.toml CMakeLists.txt $(wildcard native/*.cpp native/*.h native/*.cmake)
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench sanitize clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,6 @@ bench: $(TEST_STAMP)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache
+
+sanitize: $(TEST_STAMP)
+	bash tools/sanitize.sh
