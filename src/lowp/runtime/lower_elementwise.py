@@ -1,0 +1,236 @@
+"""Lowerings of element-wise arithmetic, concatenation, pooling, lookup-table activations
+and data movement (the float implementation run on integers when qparams are unchanged)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import RequantMode
+from ..ops.concat import concat as qconcat
+from ..ops.elementwise import add as qadd
+from ..ops.elementwise import mul as qmul
+from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
+from ..ops.pool import average_pool as qaverage_pool
+from ..ops.pool import global_average_pool as qglobal_average_pool
+from ..qparams import QParams
+from .fastops import make_add
+from .fastops import max_pool as fast_max_pool
+from .float_ops import FLOAT_OPS
+from .lowering import (
+    LOWERINGS,
+    LowerCtx,
+    clip_bounds,
+    lowering,
+    plain_output,
+)
+from .plan import CF, CL, Step
+
+DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
+                  "Resize", "Pad", "DepthToSpace", "SpaceToDepth", "MaxPool", "GlobalMaxPool",
+                  "Identity", "Gather", "Split", "Expand", "Tile"}
+
+# ---------------------------------------------------------------------------------------
+# element-wise arithmetic, concatenation, pooling
+
+@lowering("Add", "Mul")
+def _binary(ctx: LowerCtx) -> Step | None:
+    a, b = ctx.act_input(0), ctx.act_input(1)
+    if a is None or b is None or len(ctx.node.input) != 2:
+        return None
+    out = ctx.output()
+    if out is None:
+        return None
+    y, qmin, qmax = out
+    if ctx.node.op_type == "Add" and ctx.requant_mode is not RequantMode.FLOAT32:
+        return None
+    aq, bq, yq = a.qparams, b.qparams, y.qparams
+    if ctx.node.op_type == "Add" and max(aq.qtype.bits, bq.qtype.bits) <= 16:
+        fast = make_add(aq.qtype.numpy_dtype, float(aq.scale), int(aq.zero_point),
+                        bq.qtype.numpy_dtype, float(bq.scale), int(bq.zero_point),
+                        float(yq.scale), int(yq.zero_point), qmin, qmax,
+                        yq.qtype.numpy_dtype)
+
+        def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (fast(av, bv),)
+    else:
+        fn = qadd if ctx.node.op_type == "Add" else qmul
+        kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
+
+        def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
+                       b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
+                       y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
+                       qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw),)
+
+    return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
+                    elementwise=True)
+
+
+@lowering("Concat")
+def _concat(ctx: LowerCtx) -> Step | None:
+    ins = [ctx.act_input(i) for i in range(len(ctx.node.input))]
+    if any(i is None for i in ins):
+        return None
+    out = ctx.output()
+    if out is None:
+        return None
+    y, qmin, qmax = out
+    if (qmin, qmax) != (y.qparams.qmin, y.qparams.qmax):
+        return None
+    axis = int(ctx.attrs["axis"])  # type: ignore[call-overload]
+    qps = [i.qparams for i in ins]  # type: ignore[union-attr]
+    mode = ctx.requant_mode
+
+    def run(*xs: np.ndarray, layout: object) -> tuple[np.ndarray, ...]:
+        ax = axis % xs[0].ndim
+        if layout is CL and xs[0].ndim >= 3 and ax >= 1:
+            ax = xs[0].ndim - 1 if ax == 1 else ax - 1
+        return (qconcat(xs, qps, y.qparams, ax, mode),)
+
+    return ctx.step([i.name for i in ins], [y.name], run,  # type: ignore[union-attr]
+                    layouts=(CF, CL), act_inputs=tuple(range(len(ins))), elementwise=True)
+
+
+@lowering("AveragePool", "GlobalAveragePool")
+def _average_pool(ctx: LowerCtx) -> Step | None:
+    x = ctx.act_input(0)
+    out = ctx.output() if x is not None else None
+    if x is None or out is None:
+        return None
+    y, qmin, qmax = out
+    a = ctx.attrs
+    if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+        return None
+    common = dict(x_zero_point=int(x.qparams.zero_point), x_scale=float(x.qparams.scale),
+                  y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),
+                  qmin=qmin, qmax=qmax, mode=ctx.requant_mode)
+    if ctx.node.op_type == "GlobalAveragePool":
+        def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (qglobal_average_pool(xv, layout=layout, **common).astype(  # type: ignore[arg-type]
+                y.qparams.qtype.numpy_dtype),)
+    else:
+        kernel = list(a["kernel_shape"])  # type: ignore[call-overload]
+        k = len(kernel)
+        geometry = dict(kernel_shape=kernel,
+                        strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
+                        pads=[0] * 2 * k if a.get("auto_pad") == "VALID"
+                        else list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
+                        dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]
+                        count_include_pad=bool(a.get("count_include_pad", 0)),
+                        ceil_mode=bool(a.get("ceil_mode", 0)))
+
+        def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (qaverage_pool(xv, layout=layout, **geometry, **common).astype(  # type: ignore[arg-type]
+                y.qparams.qtype.numpy_dtype),)
+    return ctx.step([x.name], [y.name], run, layouts=(CF, CL))
+
+
+# ---------------------------------------------------------------------------------------
+# lookup-table activations
+
+@lowering(*[op for op in ACTIVATIONS])
+def _activation(ctx: LowerCtx) -> Step | None:
+    x = ctx.act_input(0)
+    if x is None or x.qparams.qtype.bits > 16:
+        return None
+    node = ctx.node
+    attrs = {k: v for k, v in ctx.attrs.items() if k in ("alpha", "beta", "gamma",
+                                                          "approximate")}
+    if node.op_type == "Clip":
+        lo, hi = clip_bounds(node, ctx.graph)
+        if lo is None:
+            return None
+        attrs = {"min": lo, "max": hi}
+    elif len(node.input) > 1:
+        return None
+    out = plain_output(ctx)
+    if out is None:
+        return None
+    table = build_lut(ACTIVATIONS[node.op_type](**attrs), x.qparams, out.qparams)
+    qtype = x.qparams.qtype
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        return (apply_lut(xv, table, qtype),)
+
+    return ctx.step([x.name], [out.name], run, layouts=(CF, CL), elementwise=True,
+                    table_dtype=np.dtype(qtype.numpy_dtype))
+
+
+
+# ---------------------------------------------------------------------------------------
+# data movement: the float implementation run on integers when qparams are unchanged
+
+def _data_movement(ctx: LowerCtx) -> Step | None:
+    x = ctx.act_input(0)
+    if x is None or (len(ctx.node.output) != 1 and ctx.node.op_type != "Split"):
+        return None
+    outs = [plain_output(ctx, i) for i in range(len(ctx.node.output))]
+    if any(o is None or not _same_qparams(x.qparams, o.qparams) for o in outs):
+        return None
+    out = outs[0]
+    assert out is not None
+    out_names = [o.name for o in outs]  # type: ignore[union-attr]
+    node = ctx.node
+    fn = FLOAT_OPS[node.op_type]
+    attrs = dict(ctx.attrs)
+    if node.op_type == "Resize" and str(attrs.get("mode", "nearest")) != "nearest":
+        return None
+    inputs = list(node.input)
+    inputs[0] = x.name
+    zp = x.qparams.zero_point.astype(x.qparams.qtype.numpy_dtype)
+    opset = ctx.graph.opset
+    if node.op_type == "Pad":
+        if str(attrs.get("mode", "constant")) == "constant":
+            if len(inputs) > 2 and inputs[2]:
+                if not ctx.graph.is_constant(inputs[2]) or float(
+                        ctx.graph.constant(inputs[2])) != 0.0:
+                    return None
+                inputs[2] = ""
+            elif float(attrs.get("value", 0.0)) != 0.0:  # type: ignore[arg-type]
+                return None
+
+    def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        args = list(vals)
+        if node.op_type == "Pad" and str(attrs.get("mode", "constant")) == "constant":
+            if opset >= 11:
+                while len(args) < 3:
+                    args.append(None)
+                args[2] = zp
+            else:
+                attrs["value"] = float(zp)
+        result = fn(*args, **attrs, opset=opset, num_outputs=len(out_names))
+        results = result if isinstance(result, tuple) else (result,)
+        return tuple(np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
+                     for r in results[:len(out_names)])
+
+    layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
+    if layouts != (CF,):
+        a = ctx.attrs
+
+        def run_pool(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            if node.op_type == "GlobalMaxPool":
+                axes = tuple(range(2, xv.ndim)) if layout is CF else tuple(
+                    range(1, xv.ndim - 1))
+                return (xv.max(axis=axes, keepdims=True),)
+            k = len(a["kernel_shape"])  # type: ignore[arg-type]
+            return (fast_max_pool(xv, kernel_shape=list(a["kernel_shape"]),  # type: ignore[call-overload]
+                               strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
+                               pads=list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
+                               dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]
+                               ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout),)  # type: ignore[arg-type]
+
+        if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID") or (
+                node.op_type == "MaxPool" and len(node.output) > 1):
+            return None
+        return ctx.step([x.name], [out.name], run_pool, layouts=layouts)
+    return ctx.step(inputs, out_names, run, layouts=layouts)
+
+
+def _same_qparams(a: QParams, b: QParams) -> bool:
+    return (a.qtype == b.qtype and np.array_equal(a.scale, b.scale)
+            and np.array_equal(a.zero_point, b.zero_point))
+
+
+for _op in DATA_MOVEMENT:
+    if _op in FLOAT_OPS:
+        LOWERINGS.setdefault(_op, _data_movement)

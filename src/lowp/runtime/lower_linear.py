@@ -1,0 +1,216 @@
+"""Lowerings of convolution and matrix products (static and dynamic quantization)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..fixedpoint import requant_scale
+from ..ops.linear import exact_matmul, wrap_int32
+from ..ops.linear import matmul as qmatmul
+from ..qparams import PerAxis, QParams, dequantize
+from .lowering import LowerCtx, Quantized, lowering
+from .plan import CF, Step
+
+
+def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None | bool:
+    """Bias input i as int32 at scale s_x * s_w (A1); False when it cannot be used."""
+    if i >= len(ctx.node.input) or not ctx.node.input[i]:
+        return None
+    c = ctx.const_input(i)
+    if c is None:
+        return False
+    bq, bqp = c
+    if bq.dtype != np.int32:
+        return False
+    want = (np.float32(x.scale) * w.scale).astype(np.float32)
+    if np.array_equal(np.broadcast_to(bqp.scale, want.shape), want) and np.all(
+            bqp.zero_point == 0):
+        return bq.astype(np.int32)
+    # a bias at another scale: bring it to s_x * s_w (a rounding step of its own)
+    real = dequantize(bq, bqp)
+    return np.clip(np.rint(real / want), -2**31, 2**31 - 1).astype(np.int32)
+
+
+def _weight_zero_point(w: QParams, channels: int) -> int | np.ndarray:
+    return int(w.zero_point) if w.is_per_tensor else w.zero_point.astype(np.int32)
+
+
+@lowering("Conv")
+def _conv(ctx: LowerCtx) -> Step | None:
+    x, wc = ctx.act_input(0), ctx.const_input(1)
+    if x is None or wc is None:
+        return None
+    w, wqp = wc
+    if not wqp.is_per_tensor and wqp.granularity != PerAxis(0):
+        return None
+    out = ctx.output()
+    if out is None:
+        return None
+    y, qmin, qmax = out
+    bias = _bias_at(ctx, 2, x.qparams, wqp)
+    if bias is False:
+        return None
+    a = ctx.attrs
+    k = w.ndim - 2
+    auto_pad = str(a.get("auto_pad", "NOTSET"))
+    strides = list(a.get("strides", [1] * k))  # type: ignore[call-overload]
+    dilations = list(a.get("dilations", [1] * k))  # type: ignore[call-overload]
+    group = int(a.get("group", 1))  # type: ignore[call-overload]
+    m = requant_scale(x.qparams.scale, wqp.scale, y.qparams.scale)
+    requant = ctx.requant(m, y.qparams, qmin, qmax)
+    backend = ctx.backend
+    kernels: dict[tuple[int, ...], Callable[..., np.ndarray]] = {}
+
+    def kernel_for(spatial: tuple[int, ...]) -> Callable[..., np.ndarray]:
+        if spatial not in kernels:
+            pads = _conv_pads(a, auto_pad, spatial, w.shape[2:], strides, dilations)
+            if ctx.arithmetic is not None:           # engine arithmetic (lowp.fidelity)
+                kernels[spatial] = ctx.arithmetic.conv(
+                    w, bias if isinstance(bias, np.ndarray) else None, x.qparams, wqp,
+                    y.qparams, qmin, qmax, strides=strides, pads=pads, dilations=dilations,
+                    group=group)
+                return kernels[spatial]
+            kernels[spatial] = backend.conv(
+                w, bias if isinstance(bias, np.ndarray) else None,
+                x_zero_point=int(x.qparams.zero_point), x_dtype=x.qparams.qtype.numpy_dtype,
+                w_zero_point=_weight_zero_point(wqp, w.shape[0]), requant=requant,
+                strides=strides, pads=pads, dilations=dilations, group=group)
+        return kernels[spatial]
+
+    static = auto_pad in ("NOTSET", "VALID")
+    if static:
+        kernel_for(())
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        spatial = () if static else (tuple(xv.shape[2:]) if layout is CF
+                                     else tuple(xv.shape[1:-1]))
+        return (kernel_for(spatial)(xv, layout),)
+
+    return ctx.step([x.name], [y.name], run, layouts=backend.conv_layouts)
+
+
+def _conv_pads(a: dict[str, object], auto_pad: str, spatial: Sequence[int],
+               kernel: Sequence[int], strides: Sequence[int],
+               dilations: Sequence[int]) -> list[int]:
+    k = len(kernel)
+    if auto_pad == "NOTSET":
+        return list(a.get("pads", [0] * 2 * k))  # type: ignore[call-overload]
+    if auto_pad == "VALID":
+        return [0] * 2 * k
+    begins, ends = [], []
+    for size, kk, s, d in zip(spatial, kernel, strides, dilations, strict=True):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + (kk - 1) * d + 1 - size)
+        small, big = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else big)
+        ends.append(big if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+@lowering("MatMul", "Gemm")
+def _matmul(ctx: LowerCtx) -> Step | None:
+    a = ctx.attrs
+    if ctx.node.op_type == "Gemm" and (
+            float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0  # type: ignore[arg-type]
+            or int(a.get("transA", 0))):  # type: ignore[call-overload]
+        return None
+    x = ctx.act_input(0)
+    if x is None:
+        return _dynamic_matmul(ctx)
+    wc = ctx.const_input(1)
+    trans_b = bool(int(a.get("transB", 0))) if ctx.node.op_type == "Gemm" else False  # type: ignore[call-overload]
+    if wc is None:
+        if ctx.node.op_type == "Gemm":
+            return None
+        other = ctx.act_input(1)
+        if other is None:
+            return None
+        return _matmul_two_activations(ctx, x, other)
+    w, wqp = wc
+    if w.ndim != 2:
+        return None
+    if trans_b:
+        w = np.ascontiguousarray(w.T)
+        if not wqp.is_per_tensor:
+            if wqp.granularity != PerAxis(0):
+                return None
+            wqp = QParams(wqp.scale, wqp.zero_point, wqp.qtype, wqp.qmin, wqp.qmax, PerAxis(1))
+    elif not wqp.is_per_tensor and wqp.granularity.axis % 2 != 1:  # type: ignore[union-attr]
+        return None
+    out = ctx.output()
+    if out is None:
+        return None
+    y, qmin, qmax = out
+    bias = _bias_at(ctx, 2, x.qparams, wqp) if ctx.node.op_type == "Gemm" else None
+    if bias is False:
+        return None
+    m = requant_scale(x.qparams.scale, wqp.scale, y.qparams.scale)
+    kernel = ctx.backend.matmul(
+        w, bias if isinstance(bias, np.ndarray) else None,
+        a_zero_point=int(x.qparams.zero_point), a_dtype=x.qparams.qtype.numpy_dtype,
+        b_zero_point=_weight_zero_point(wqp, w.shape[1]),
+        requant=ctx.requant(m, y.qparams, qmin, qmax))
+    if ctx.arithmetic is not None:                   # engine arithmetic (lowp.fidelity)
+        kernel = ctx.arithmetic.matmul(w, bias if isinstance(bias, np.ndarray) else None,
+                                       x.qparams, wqp, y.qparams, qmin, qmax)
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        return (kernel(xv),)
+
+    return ctx.step([x.name], [y.name], run)
+
+
+def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
+    """DynamicQuantizeLinear -> DequantizeLinear -> MatMul(DQ(weights)): integer product,
+    float output y = float32(acc) * float32(s_x * s_w) (per column where s_w is)."""
+    dq = ctx._dq.get(ctx.node.input[0])
+    if dq is None or len(dq.input) < 3:
+        return None
+    producer = ctx.graph.producer.get(dq.input[0])
+    if (producer is None or producer.op_type != "DynamicQuantizeLinear"
+            or list(dq.input[:3]) != list(producer.output[:3])):
+        return None
+    wc = ctx.const_input(1)
+    if wc is None or wc[0].ndim != 2:
+        return None
+    w, wqp = wc
+    column_axis = 1
+    bias = None
+    if ctx.node.op_type == "Gemm":
+        if int(ctx.attrs.get("transB", 0)):  # type: ignore[call-overload]
+            w, column_axis = w.T, 0
+        if len(ctx.node.input) > 2 and ctx.node.input[2]:
+            if not ctx.graph.is_constant(ctx.node.input[2]):
+                return None
+            bias = ctx.graph.constant(ctx.node.input[2]).astype(np.float32)
+    if not wqp.is_per_tensor and wqp.granularity.axis % 2 != column_axis:  # type: ignore[union-attr]
+        return None
+    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
+                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
+    w_scale = wqp.scale.astype(np.float32)
+
+    def run(q: np.ndarray, s: np.ndarray, z: np.ndarray, *,
+            layout: object) -> tuple[np.ndarray, ...]:
+        acc = wrap_int32(exact_matmul(q.astype(np.int64) - np.int64(z), wi))
+        scale = (np.float32(s) * w_scale).astype(np.float32)
+        y = acc.astype(np.float32) * scale
+        return (y if bias is None else y + bias,)
+
+    return ctx.step(list(dq.input[:3]), [ctx.node.output[0]], run, act_inputs=(0,))
+
+
+def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:
+    out = ctx.output()
+    if out is None:
+        return None
+    y, qmin, qmax = out
+    m = requant_scale(a.qparams.scale, b.qparams.scale, y.qparams.scale)
+    requant = ctx.requant(m, y.qparams, qmin, qmax)
+
+    def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        return (qmatmul(av, bv, a_zero_point=int(a.qparams.zero_point),
+                                  b_zero_point=int(b.qparams.zero_point), requant=requant),)
+
+    return ctx.step([a.name, b.name], [y.name], run, act_inputs=(0, 1))

@@ -1,0 +1,180 @@
+"""The lowering context: what a lowering function may ask about its node's QDQ
+neighbourhood, and the table of lowering functions (one per op type)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..fixedpoint import Requant, RequantMode
+from ..ir.graph import Graph, attributes
+from ..qparams import PerAxis, PerTensor, QParams, QType, quantize
+from .backends import ReferenceBackend
+from .plan import Step
+
+
+@dataclass
+class Quantized:
+    """An integer tensor feeding or leaving a lowered operator, with its qparams."""
+
+    name: str
+    qparams: QParams
+
+
+class LowerCtx:
+    """What a lowering function may ask about its node's QDQ neighbourhood."""
+
+    def __init__(self, graph: Graph, node: onnx.NodeProto, dq_nodes: dict[str, onnx.NodeProto],
+                 q_nodes: dict[str, list[onnx.NodeProto]], backend: ReferenceBackend,
+                 requant_mode: RequantMode, arithmetic: Any = None) -> None:
+        self.graph = graph
+        self.node = node
+        self.attrs = attributes(node)
+        self._dq = dq_nodes
+        self._q = q_nodes
+        self.backend = backend
+        self.requant_mode = requant_mode
+        # optional engine arithmetic for Conv/MatMul/Gemm (lowp.fidelity.session.EngineHook)
+        self.arithmetic = arithmetic
+        self.absorbed: list[onnx.NodeProto] = []      # Q / fused activation nodes replaced
+
+    def qparams_of(self, qdq: onnx.NodeProto, int_tensor: str) -> QParams | None:
+        g = self.graph
+        if not g.is_constant(qdq.input[1]):
+            return None
+        scale = g.constant(qdq.input[1]).astype(np.float32)
+        if len(qdq.input) > 2 and qdq.input[2]:
+            if not g.is_constant(qdq.input[2]):
+                return None
+            zp = g.constant(qdq.input[2])
+            qtype = QType.from_numpy(zp.dtype)
+        else:
+            zp = np.zeros(scale.shape, np.int32)
+            et = g.value_elem_type(int_tensor)
+            qtype = QType.from_onnx(et) if et else QType.UINT8
+        if scale.ndim == 0 or scale.size == 1 and "axis" not in attributes(qdq):
+            return QParams(scale.reshape(()), zp.reshape(()).astype(np.int32), qtype,
+                           qtype.qmin, qtype.qmax, PerTensor())
+        if "block_size" in attributes(qdq) and int(attributes(qdq)["block_size"]):  # type: ignore[call-overload]
+            return None
+        axis = int(attributes(qdq).get("axis", 1))  # type: ignore[call-overload]
+        return QParams(scale.reshape(-1), zp.reshape(-1).astype(np.int32), qtype,
+                       qtype.qmin, qtype.qmax, PerAxis(axis))
+
+    def act_input(self, i: int) -> Quantized | None:
+        """Input i as a per-tensor integer activation (it must come from a DequantizeLinear)."""
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        dq = self._dq.get(self.node.input[i])
+        if dq is None:
+            return None
+        qp = self.qparams_of(dq, dq.input[0])
+        if qp is None or not qp.is_per_tensor:
+            return None
+        return Quantized(dq.input[0], qp)
+
+    def const_input(self, i: int) -> tuple[np.ndarray, QParams] | None:
+        """Input i as constant integers + qparams (a weight or bias behind a DQ)."""
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        dq = self._dq.get(self.node.input[i])
+        if dq is None or not self.graph.is_constant(dq.input[0]):
+            return None
+        qp = self.qparams_of(dq, dq.input[0])
+        if qp is None:
+            return None
+        return self.graph.constant(dq.input[0]), qp
+
+    def output(self) -> tuple[Quantized, int, int] | None:
+        """The output's Q node (through a fused Relu/Clip): (tensor, qmin, qmax) or None."""
+        out = self.node.output[0]
+        absorbed = []
+        consumers = self.graph.consumers.get(out, [])
+        clamp_lo, clamp_hi = -np.inf, np.inf
+        if (len(consumers) == 1 and consumers[0].op_type in ("Relu", "Clip")
+                and out not in self.graph.output_names):
+            act = consumers[0]
+            if act.op_type == "Relu":
+                clamp_lo = 0.0
+            else:
+                lo, hi = clip_bounds(act, self.graph)
+                if lo is None:
+                    return None
+                clamp_lo, clamp_hi = lo, hi  # type: ignore[assignment]
+            absorbed.append(act)
+            out = act.output[0]
+            consumers = self.graph.consumers.get(out, [])
+        if (len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear"
+                or out in self.graph.output_names):
+            return None
+        q = consumers[0]
+        qp = self.qparams_of(q, q.output[0])
+        if qp is None or not qp.is_per_tensor:
+            return None
+        qmin, qmax = qp.qmin, qp.qmax
+        if clamp_lo > -np.inf:
+            qmin = max(qmin, int(quantize(np.float32(clamp_lo), qp)))
+        if clamp_hi < np.inf:
+            qmax = min(qmax, int(quantize(np.float32(clamp_hi), qp)))
+        absorbed.append(q)
+        self.absorbed = absorbed
+        return Quantized(q.output[0], qp), qmin, qmax
+
+    def requant(self, m: np.ndarray, y: QParams, qmin: int, qmax: int) -> Requant:
+        return Requant(m, int(y.zero_point), qmin, qmax, self.requant_mode,
+                       y.qtype.numpy_dtype)
+
+    def step(self, inputs: list[str], outputs: list[str],
+             fn: Callable[..., tuple[np.ndarray, ...]], **kw: object) -> Step:
+        return Step(self.node.name, self.node.op_type, "int", inputs, outputs, fn,
+                    **kw)  # type: ignore[arg-type]
+
+
+def clip_bounds(node: onnx.NodeProto, graph: Graph) -> tuple[float | None, float]:
+    a = attributes(node)
+    lo: float | None = float(a.get("min", -np.inf))  # type: ignore[arg-type]
+    hi = float(a.get("max", np.inf))  # type: ignore[arg-type]
+    for idx in (1, 2):
+        if len(node.input) > idx and node.input[idx]:
+            if not graph.is_constant(node.input[idx]):
+                return None, hi
+            v = float(graph.constant(node.input[idx]))
+            if idx == 1:
+                lo = v
+            else:
+                hi = v
+    return lo, hi
+
+
+Lowering = Callable[[LowerCtx], Step | None]
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def lowering(*op_types: str) -> Callable[[Lowering], Lowering]:
+    def deco(fn: Lowering) -> Lowering:
+        for op in op_types:
+            LOWERINGS[op] = fn
+        return fn
+    return deco
+
+
+def plain_output(ctx: LowerCtx, index: int = 0) -> Quantized | None:
+    """Output `index`'s Q node with no fused activation (it would change a table's meaning).
+
+    The Q node is added to the nodes this lowering absorbs.
+    """
+    name = ctx.node.output[index]
+    consumers = ctx.graph.consumers.get(name, [])
+    if (len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear"
+            or name in ctx.graph.output_names):
+        return None
+    q = consumers[0]
+    qp = ctx.qparams_of(q, q.output[0])
+    if qp is None or not qp.is_per_tensor:
+        return None
+    ctx.absorbed = [*ctx.absorbed, q] if index else [q]
+    return Quantized(q.output[0], qp)
