@@ -23,7 +23,8 @@ def _config(args: argparse.Namespace) -> Config:
                   percentile=args.percentile, num_bins=args.num_bins,
                   num_quantized_bins=args.num_quantized_bins,
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
-                  batch_size=args.batch_size)
+                  batch_size=args.batch_size, sixteen_bit_nodes=tuple(args.sixteen_bit),
+                  sixteen_bit_op_types=tuple(args.sixteen_bit))
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -149,6 +150,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    const=WeightGranularity.PER_CHANNEL.value, help="per-channel weights")
     g.add_argument("--per-tensor", dest="granularity", action="store_const",
                    const=WeightGranularity.PER_TENSOR.value, help="per-tensor weights")
+    g.add_argument("--per-group", dest="granularity", action="store_const",
+                   const=WeightGranularity.PER_GROUP.value,
+                   help="one scale per convolution group (Caffe2 group-wise)")
     p.set_defaults(granularity=WeightGranularity.PER_CHANNEL.value)
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--num-bins", type=int, default=8001)
@@ -158,6 +162,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude-op", nargs="*", default=[], metavar="OP_TYPE",
                    help="operator types left in float")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
+                   help="nodes (by name) or operator types quantized with 16 bits")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

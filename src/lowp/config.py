@@ -60,7 +60,9 @@ class Config:
     target
         Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
     weight_granularity
-        Per-channel (default) or per-tensor weights.
+        Per-channel (default), per-tensor, or per-group weights (one scale per convolution
+        group, Caffe2's group-wise quantization; exported as per-channel with repeated
+        parameters, which is exact).
     percentile
         Percentile for CalibMethod.PERCENTILE.
     num_bins, num_quantized_bins
@@ -74,6 +76,10 @@ class Config:
         neighbours; ALL quantizes every one.
     batch_size
         Samples per calibration forward pass.
+    sixteen_bit_nodes, sixteen_bit_op_types
+        Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
+        output tensors become uint16 (int16 for signed targets), their weights int16. The
+        model is exported at opset 21, the first whose QDQ takes 16-bit types.
     """
 
     mode: QuantMode = QuantMode.STATIC
@@ -87,6 +93,8 @@ class Config:
     exclude_op_types: tuple[str, ...] = ()
     quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
     policy: QuantPolicy = QuantPolicy.CONNECTED
+    sixteen_bit_nodes: tuple[str, ...] = ()
+    sixteen_bit_op_types: tuple[str, ...] = ()
     batch_size: int = 16
 
     def resolved_target(self) -> Target:

@@ -111,14 +111,17 @@ def requantize(acc: np.ndarray, scale: np.ndarray | float, zero_point: int | np.
                qmin: int, qmax: int, mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
     """Requantize int32 accumulators to [qmin, qmax] (R2) or (R4); returns int32.
 
+    int64 accumulators (16-bit layers, (S8)) are accepted in FLOAT32 mode.
+
     Examples
     --------
     >>> requantize(np.array([5, 15, -1000], np.int32), np.float32(0.1), 3, 0, 255).tolist()
     [3, 5, 0]
     """
     acc = np.asarray(acc)
-    if acc.dtype != np.int32:
-        raise QuantizationError(f"accumulators must be int32, got {acc.dtype}")
+    if acc.dtype != np.int32 and not (acc.dtype == np.int64 and mode is RequantMode.FLOAT32):
+        raise QuantizationError(f"accumulators must be int32 (int64 only for float32 "
+                                f"requantization of 16-bit layers), got {acc.dtype}")
     scale = np.asarray(scale, dtype=np.float32)
     if mode is RequantMode.FLOAT32:
         y = np.rint(acc.astype(np.float32) * scale).astype(np.float64)       # (R2)

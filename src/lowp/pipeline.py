@@ -20,7 +20,7 @@ from .inputs import ImagePreprocess, batches, load_arrays, model_inputs, validat
 from .ir.graph import load_model
 from .passes.annotate import Annotation, annotate
 from .passes.calibrate import calibrate
-from .passes.canonicalize import canonicalize
+from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.dynamic import dynamic_quantize
 from .passes.insert_qdq import insert_qdq
@@ -116,9 +116,10 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
             raise DataError(f"calibration table lacks tensor '{missing[0]}' "
                             f"({len(missing)} missing); was it made for another model?")
     plan = choose(float_model, ann, table, config)
-    qdq = insert_qdq(float_model, ann, plan)
+    wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
+    qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
     sample = next(batches(data, inputs, config.batch_size))
-    verify(qdq, target, sample)
+    verify(qdq, target, sample, allow_16bit=wide)
     return QuantizeResult(qdq, float_model, ann, table, plan, data)
 
 

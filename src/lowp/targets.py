@@ -18,6 +18,7 @@ from .qparams import FLOAT32_EPS, QType
 class WeightGranularity(enum.Enum):
     PER_TENSOR = "per-tensor"
     PER_CHANNEL = "per-channel"
+    PER_GROUP = "per-group"       # one qparams per convolution group, exported per channel
 
 
 class BiasMode(enum.Enum):

@@ -102,14 +102,22 @@ def test_unit_scale_integer_inputs_are_exact(case: ConvCase, data: st.DataObject
 
 
 def test_accumulators_wrap_modulo_2_32() -> None:
-    """int16 x uint16 products overflow int32; the result wraps like int32 hardware (O1)."""
+    """8-bit products summed over K = 70000 overflow int32 and wrap like hardware (O1)."""
+    x = np.full((1, 70000, 1), 255, np.uint8)
+    w = np.full((1, 70000, 1), 127, np.int8)
+    acc = conv(x, w, np.array([5], np.int32), x_zero_point=0, w_zero_point=0, requant=None)
+    exact = 70000 * 255 * 127 + 5
+    assert acc.dtype == np.int32 and acc[0, 0, 0] == (exact + 2**31) % 2**32 - 2**31
+
+
+def test_sixteen_bit_operands_accumulate_in_int64() -> None:
+    """int16 x uint16 products would overflow int32: 16-bit layers accumulate in int64 (S8)."""
     x = np.full((1, 4, 3), 65535, np.uint16)
     w = np.full((2, 4, 2), 32767, np.int16)
     acc = conv(x, w, np.array([5, -5], np.int32), x_zero_point=0, w_zero_point=0,
                requant=None)
-    exact = 8 * 65535 * 32767
-    wrapped = (exact + 5 + 2**31) % 2**32 - 2**31
-    assert acc[0, 0, 0] == wrapped and acc.shape == (1, 2, 2)
+    assert acc.dtype == np.int64 and acc[0, 0, 0] == 8 * 65535 * 32767 + 5
+    assert acc.shape == (1, 2, 2)
 
 
 def test_depthwise_on_56x56_channels_last_is_fast_and_exact() -> None:

@@ -164,3 +164,24 @@ def test_torch_export_error_is_clear():
 
     with pytest.raises(lowp.ModelError, match="torch.onnx.export failed for Bad"):
         lowp.quantize_model(Bad(), {"x": np.ones((2, 3, 3), np.float32)})
+
+
+def test_group_wise_and_sixteen_bit_layers(zoo_dir):
+    from lowp.targets import WeightGranularity
+    path, data = model_zoo.mobilenet_v2_style(zoo_dir)
+    float_out = _ort(onnx.load(str(path)), data)["logits"]
+    grouped = lowp.quantize_model(path, data, lowp.Config(
+        weight_granularity=WeightGranularity.PER_GROUP))
+    wide = lowp.quantize_model(path, data, lowp.Config(sixteen_bit_op_types=("Conv",)))
+    assert wide.opset_import[0].version >= 21
+    q16 = {i.data_type for i in wide.graph.initializer}
+    assert onnx.TensorProto.INT16 in q16 and onnx.TensorProto.UINT16 in q16
+    errors = {}
+    for name, model in (("grouped", grouped), ("wide", wide)):
+        ours = Session(model).run(data)["logits"]
+        errors[name] = np.abs(ours - float_out).max() / np.abs(float_out).max()
+        if name == "grouped":
+            np.testing.assert_array_equal(ours, _ort(model, data)["logits"])
+    eight = Session(lowp.quantize_model(path, data)).run(data)["logits"]
+    assert errors["wide"] < 0.5 * np.abs(eight - float_out).max() / np.abs(float_out).max()
+    assert errors["grouped"] < 0.1

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..fixedpoint import Requant
 from .layout import Layout, channel_axis, from_channels_first, to_channels_first
-from .linear import exact_matmul, wrap_int32
+from .linear import accumulator, exact_matmul
 from .registry import register
 
 
@@ -126,7 +126,7 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point:
     acc = exact_matmul(ws[None], cols).reshape((n, m) + out_shape)
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64).reshape((-1,) + (1,) * r)
-    acc32 = from_channels_first(wrap_int32(acc), layout)
+    acc32 = from_channels_first(accumulator(acc, x.dtype, w.dtype), layout)
     if layout is Layout.CHANNELS_LAST:
         acc32 = np.ascontiguousarray(acc32)
     if requant is None:

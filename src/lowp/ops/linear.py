@@ -16,6 +16,14 @@ def wrap_int32(acc: np.ndarray) -> np.ndarray:
     return np.asarray(acc, dtype=np.int64).astype(np.int32)
 
 
+def accumulator(acc: np.ndarray, *operand_dtypes: np.dtype) -> np.ndarray:
+    """int32 (wrapping, (O1)) for 8-bit operands; int64 when any operand is 16-bit, as
+    DNNLOWP_16 accumulates (docs/quantization.md (S8))."""
+    if any(np.dtype(d).itemsize > 1 for d in operand_dtypes):
+        return np.asarray(acc, dtype=np.int64)
+    return wrap_int32(acc)
+
+
 def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer ``a @ b`` (numpy broadcasting) returned as int64.
 
@@ -78,7 +86,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_zero_point: int,
     acc = exact_matmul(a.astype(np.int64) - int(a_zero_point), b.astype(np.int64) - zb)
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64)
-    acc32 = wrap_int32(acc)
+    acc32 = accumulator(acc, np.asarray(a).dtype, np.asarray(b).dtype)
     if requant is None:
         return acc32
     return requant.apply(acc32, channel_axis=-1)

@@ -104,6 +104,7 @@ _FUSING_PRODUCERS = {"Conv", "Gemm", "MatMul", "Add"}
 class WeightSpec:
     node: str
     axis: int | None            # None: per tensor
+    groups: int = 1             # convolution groups (for per-group weights)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
             act.setdefault(t)
         if weight is not None:
             axis = rule.weight_axis(node, graph) if rule.weight_axis else None
-            ann.weights[weight] = WeightSpec(node.name, axis)
+            groups = int(attributes(node).get("group", 1)) if node.op_type == "Conv" else 1  # type: ignore[call-overload]
+            ann.weights[weight] = WeightSpec(node.name, axis, groups)
             if rule.bias_input is not None and rule.bias_input < len(node.input):
                 bias = node.input[rule.bias_input]
                 if bias and graph.is_constant(bias) and graph.constant(bias).ndim == 1:

@@ -26,17 +26,17 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes(model)
 
 
-def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Convert models below opset 13 (needed for per-channel QDQ) to opset 13."""
-    if opset_of(model) >= MIN_OPSET:
+def upgrade_opset(model: onnx.ModelProto, opset: int = MIN_OPSET) -> onnx.ModelProto:
+    """A copy of `model` at `opset` or above (13 for per-channel QDQ, 21 for 16-bit QDQ)."""
+    if opset_of(model) >= opset:
         out = onnx.ModelProto()
         out.CopyFrom(model)
         return out
     try:
-        return version_converter.convert_version(model, MIN_OPSET)
+        return version_converter.convert_version(model, opset)
     except Exception as e:
         raise ModelError(f"cannot upgrade the model from opset {opset_of(model)} to "
-                         f"{MIN_OPSET}: {str(e).strip().splitlines()[0]}") from None
+                         f"{opset}: {str(e).strip().splitlines()[0]}") from None
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -3,6 +3,7 @@ values (per channel where allowed), biases derived at s_x * s_w."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,15 @@ from ..calib import CalibrationTable
 from ..config import Config
 from ..errors import QuantizationError
 from ..ir.graph import Graph
-from ..qparams import PerAxis, PerTensor, QParams, choose_qparams, quantize, quantize_bias
+from ..qparams import (
+    PerAxis,
+    PerTensor,
+    QParams,
+    QType,
+    choose_qparams,
+    quantize,
+    quantize_bias,
+)
 from ..targets import Target, WeightGranularity
 from .annotate import Annotation
 
@@ -31,6 +40,8 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     target = config.resolved_target()
     graph = Graph(model)
     plan = QuantPlan()
+    wide_tensors, wide_weights = sixteen_bit_tensors(model, ann, config)
+    wide_target = widened(target)
     for t in ann.activations:
         lo, hi = table.ranges[t]
         if lo == hi == 0.0 and not graph.is_constant(t):
@@ -39,16 +50,21 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
             raise QuantizationError(
                 f"tensor '{t}' ({where}) is zero on all calibration data (range [0, 0]); "
                 "use more representative data or exclude that node")
-        plan.activations[t] = activation_qparams(lo, hi, target, t)
+        plan.activations[t] = activation_qparams(
+            lo, hi, wide_target if t in wide_tensors else target, t)
     for t in ann.shared:
         plan.activations[t] = plan.activations[ann.qparams_source(t)]
     for w, spec in ann.weights.items():
         value = graph.constant(w).astype(np.float32)
+        wt = wide_target if w in wide_weights else target
+        if config.weight_granularity is WeightGranularity.PER_GROUP and spec.axis == 0:
+            plan.weights[w] = _groupwise(value, spec.groups, wt)
+            continue
         axis = spec.axis
         if (config.weight_granularity is WeightGranularity.PER_TENSOR
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
-        plan.weights[w] = quantize_weight(value, axis, target, w)
+        plan.weights[w] = quantize_weight(value, axis, wt, w)
     for b, bspec in ann.biases.items():
         x_qp = plan.activations[ann.qparams_source(bspec.input)]
         w_qp = plan.weights[bspec.weight][1]
@@ -59,6 +75,44 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                                     f"'{bspec.weight}' has {w_qp.scale.size} scales")
         plan.biases[b] = quantize_bias(bias, x_qp.scale, w_scale)
     return plan
+
+
+def _groupwise(value: np.ndarray, groups: int, target: Target) -> tuple[np.ndarray, QParams]:
+    """One qparams per convolution group, expanded to per channel (exact in QDQ)."""
+    from ..engines.qparams import groupwise_weight_qparams
+
+    if groups == 1:
+        return quantize_weight(value, None, target, "weight")
+    qp = groupwise_weight_qparams(value, groups, target).expand_groups(value.shape[0])
+    return quantize(value, qp), qp
+
+
+def widened(target: Target) -> Target:
+    """The target with 16-bit activations and weights (DNNLOWP_16)."""
+    return dataclasses.replace(
+        target,
+        activation_qtype=QType.INT16 if target.activation_qtype.signed else QType.UINT16,
+        weight_qtype=QType.INT16, reduce_range=False, weight_narrow_range=False)
+
+
+def sixteen_bit_tensors(model: onnx.ModelProto, ann: Annotation, config: Config
+                        ) -> tuple[set[str], set[str]]:
+    """Activation tensors and weights of the nodes configured for 16 bits.
+
+    A tensor shared by a 16-bit and an 8-bit node is 16-bit (QDQ types are per tensor).
+    """
+    wide_nodes = {n.name for n in model.graph.node
+                  if n.name in config.sixteen_bit_nodes
+                  or n.op_type in config.sixteen_bit_op_types}
+    if not wide_nodes:
+        return set(), set()
+    tensors: set[str] = set()
+    for n in model.graph.node:
+        if n.name in wide_nodes:
+            tensors.update(i for i in n.input if i)
+            tensors.update(o for o in n.output if o)
+    weights = {w for w, spec in ann.weights.items() if spec.node in wide_nodes}
+    return tensors - weights, weights
 
 
 def activation_qparams(lo: float, hi: float, target: Target, name: str) -> QParams:

@@ -27,8 +27,14 @@ class Violation:
         return f"node '{self.node}', tensor '{self.tensor}': {self.message}"
 
 
-def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
-    """Every way the QDQ model breaks `target`'s rules, one Violation each."""
+def lint(model: onnx.ModelProto, target: Target, *,
+         allow_16bit: bool = False) -> list[Violation]:
+    """Every way the QDQ model breaks `target`'s rules, one Violation each.
+
+    With `allow_16bit`, 16-bit Q/DQ nodes (layers quantized with 16 bits on purpose) are
+    checked against the target's 16-bit form instead.
+    """
+    base_target = target
     graph = Graph(model)
     out: list[Violation] = []
     dq_of: dict[str, onnx.NodeProto] = {}
@@ -66,6 +72,10 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
         tensor = node.output[0] if node.op_type == "DequantizeLinear" else node.input[0]
         if etype == onnx.TensorProto.INT32:
             continue                                  # bias
+        target = base_target
+        if allow_16bit and etype in (onnx.TensorProto.UINT16, onnx.TensorProto.INT16):
+            from .choose import widened
+            target = widened(base_target)
         is_weight = tensor in weights
         want = target.weight_qtype if is_weight else target.activation_qtype
         role = "weight" if is_weight else "activation"
@@ -122,8 +132,9 @@ def lint(model: onnx.ModelProto, target: Target) -> list[Violation]:
     return out
 
 
-def check_or_raise(model: onnx.ModelProto, target: Target) -> None:
-    violations = lint(model, target)
+def check_or_raise(model: onnx.ModelProto, target: Target, *,
+                   allow_16bit: bool = False) -> None:
+    violations = lint(model, target, allow_16bit=allow_16bit)
     if violations:
         lines = "\n  ".join(str(v) for v in violations[:20])
         more = f"\n  ... and {len(violations) - 20} more" if len(violations) > 20 else ""
@@ -132,14 +143,15 @@ def check_or_raise(model: onnx.ModelProto, target: Target) -> None:
 
 
 def verify(model: onnx.ModelProto, target: Target,
-           sample: Mapping[str, np.ndarray] | None = None) -> None:
+           sample: Mapping[str, np.ndarray] | None = None, *,
+           allow_16bit: bool = False) -> None:
     """Checker, target lint, and a run in ONNX Runtime on `sample` (if given)."""
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as e:
         raise ModelError(f"the quantized model fails the ONNX checker: "
                          f"{str(e).strip().splitlines()[0]}") from None
-    check_or_raise(model, target)
+    check_or_raise(model, target, allow_16bit=allow_16bit)
     from .calibrate import float_session
     try:
         session = float_session(model)

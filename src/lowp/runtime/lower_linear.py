@@ -25,7 +25,8 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
     if bq.dtype != np.int32:
         return False
     want = (np.float32(x.scale) * w.scale).astype(np.float32)
-    if np.array_equal(np.broadcast_to(bqp.scale, want.shape), want) and np.all(
+    shape = np.broadcast_shapes(bqp.scale.shape, want.shape)
+    if np.array_equal(np.broadcast_to(bqp.scale, shape), np.broadcast_to(want, shape)) and np.all(
             bqp.zero_point == 0):
         return bq.astype(np.int32)
     # a bias at another scale: bring it to s_x * s_w (a rounding step of its own)
