@@ -28,6 +28,11 @@ class ReferenceBackend:
 
     def __init__(self, threads: int = 0) -> None:
         self.threads = threads
+        # Layers of the top-level graph write into one buffer each, reused run after run
+        # (an arena); subgraphs (Loop bodies may feed a layer its own previous output)
+        # allocate per call. Read when a layer's kernel is built; the session copies
+        # anything it hands back to the caller.
+        self.reuse_outputs = True
 
     def conv(self, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point: int,
              x_dtype: np.dtype, w_zero_point: int | np.ndarray, requant: Requant,
@@ -76,11 +81,20 @@ class NativeBackend(ReferenceBackend):
         except ValueError:          # a geometry or type the kernels do not cover
             return reference
 
+        arena: dict[tuple[int, ...], np.ndarray] = {}
+        reuse = self.reuse_outputs
+
         def run(x: np.ndarray, layout: Layout) -> np.ndarray:
             if layout is not Layout.CHANNELS_LAST:
                 x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
                 return np.moveaxis(kernel(x), -1, 1)
-            return kernel(x)
+            if not reuse:
+                return kernel(x)
+            shape = tuple(kernel.output_shape(x.shape))
+            if shape not in arena:
+                arena.clear()                    # one live buffer per layer
+                arena[shape] = np.empty(shape, kernel.out_dtype)
+            return kernel(x, out=arena[shape])
         return run
 
     def matmul(self, b: np.ndarray, bias: np.ndarray | None, *, a_zero_point: int,

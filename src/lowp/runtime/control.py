@@ -35,7 +35,8 @@ class SubPlan:
 
         model = helper.make_model(sub, opset_imports=opsets)
         self.free = sorted(free_names(sub))
-        self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free))
+        self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
+                                       subgraph=True)
         self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]

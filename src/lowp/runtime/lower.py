@@ -23,8 +23,12 @@ from .plan import CF, CL, Step
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
           requant_mode: RequantMode = RequantMode.FLOAT32,
-          outer: frozenset[str] = frozenset(), arithmetic: Any = None) -> list[Step]:
+          outer: frozenset[str] = frozenset(), arithmetic: Any = None,
+          subgraph: bool = False) -> list[Step]:
     """Steps in execution order; only those needed for the graph outputs are kept.
+
+    `subgraph` marks an If/Loop body: its layers allocate outputs per call instead of
+    reusing arena buffers.
 
     `outer` names values a subgraph reads from its enclosing scope. `arithmetic` (optional,
     lowp.fidelity) computes Conv/MatMul/Gemm groups with a target engine's arithmetic.
@@ -42,7 +46,8 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         fn = LOWERINGS.get(node.op_type)
         if fn is None or node.domain not in ("", "ai.onnx"):
             continue
-        ctx = LowerCtx(graph, node, dq_nodes, q_nodes, backend, requant_mode, arithmetic)
+        ctx = LowerCtx(graph, node, dq_nodes, q_nodes, backend, requant_mode, arithmetic,
+                       subgraph)
         step = fn(ctx)
         if step is not None:
             lowered[id(node)] = step

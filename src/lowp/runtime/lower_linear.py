@@ -64,6 +64,8 @@ def _conv(ctx: LowerCtx) -> Step | None:
     backend = ctx.backend
     kernels: dict[tuple[int, ...], Callable[..., np.ndarray]] = {}
 
+    subgraph = ctx.subgraph
+
     def kernel_for(spatial: tuple[int, ...]) -> Callable[..., np.ndarray]:
         if spatial not in kernels:
             pads = _conv_pads(a, auto_pad, spatial, w.shape[2:], strides, dilations)
@@ -73,11 +75,17 @@ def _conv(ctx: LowerCtx) -> Step | None:
                     y.qparams, qmin, qmax, strides=strides, pads=pads, dilations=dilations,
                     group=group)
                 return kernels[spatial]
-            kernels[spatial] = backend.conv(
-                w, bias if isinstance(bias, np.ndarray) else None,
-                x_zero_point=int(x.qparams.zero_point), x_dtype=x.qparams.qtype.numpy_dtype,
-                w_zero_point=_weight_zero_point(wqp, w.shape[0]), requant=requant,
-                strides=strides, pads=pads, dilations=dilations, group=group)
+            saved = backend.reuse_outputs
+            backend.reuse_outputs = not subgraph        # arena buffers at top level only
+            try:
+                kernels[spatial] = backend.conv(
+                    w, bias if isinstance(bias, np.ndarray) else None,
+                    x_zero_point=int(x.qparams.zero_point),
+                    x_dtype=x.qparams.qtype.numpy_dtype,
+                    w_zero_point=_weight_zero_point(wqp, w.shape[0]), requant=requant,
+                    strides=strides, pads=pads, dilations=dilations, group=group)
+            finally:
+                backend.reuse_outputs = saved
         return kernels[spatial]
 
     static = auto_pad in ("NOTSET", "VALID")

@@ -30,8 +30,10 @@ class LowerCtx:
 
     def __init__(self, graph: Graph, node: onnx.NodeProto, dq_nodes: dict[str, onnx.NodeProto],
                  q_nodes: dict[str, list[onnx.NodeProto]], backend: ReferenceBackend,
-                 requant_mode: RequantMode, arithmetic: Any = None) -> None:
+                 requant_mode: RequantMode, arithmetic: Any = None,
+                 subgraph: bool = False) -> None:
         self.graph = graph
+        self.subgraph = subgraph          # inside If/Loop: no arena buffers
         self.node = node
         self.attrs = attributes(node)
         self._dq = dq_nodes

@@ -231,7 +231,9 @@ class NativeConv:
             out.append((padded - span) // self.strides[i] + 1)
         return (int(x_shape[0]), *out, self.out_channels)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Convolve channels-last `x`; `out`, if given, is a buffer to write into (it must
+        be C-contiguous with the output's shape and dtype) and is returned."""
         x = np.asarray(x)
         if x.dtype != self.x_dtype:
             raise ValueError(f"input dtype {x.dtype} differs from x_dtype {self.x_dtype}")
@@ -239,7 +241,14 @@ class NativeConv:
         x = np.ascontiguousarray(x)
         pad = (1,) * (3 - self.rank)
         x5 = x.reshape((x.shape[0], *pad, *x.shape[1:]))
-        y = np.empty(out_shape, dtype=self.out_dtype)
+        if out is None:
+            y = np.empty(out_shape, dtype=self.out_dtype)
+        elif (out.shape != tuple(out_shape) or out.dtype != self.out_dtype
+              or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape "
+                             f"{tuple(out_shape)}, got {out.dtype} {out.shape}")
+        else:
+            y = out
         y5 = y.reshape((out_shape[0], *pad, *out_shape[1:]))
         self._op.run(x5.view(np.uint8), y5.view(np.uint8))
         return y

@@ -100,7 +100,8 @@ class Session:
         for n in names:
             if n not in env:
                 raise LowpError(f"'{n}' is not a tensor of this model")
-            out[n] = _to_cf(env[n], layout.get(n, CF))
+            value = _to_cf(env[n], layout.get(n, CF))
+            out[n] = value.copy() if value is env[n] else value    # never an arena buffer
         return out
 
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
