@@ -31,6 +31,8 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 from torch import nn
 
+from lowp.passes.canonicalize import remove_identities
+
 OPSET = 17
 N_SAMPLES = 16
 
@@ -61,26 +63,6 @@ def _calibrate_bn(module: nn.Module, inputs: Sequence[tuple[torch.Tensor, ...]])
     for bn in bns:
         bn.momentum = 0.1
     module.eval()
-
-
-def _drop_initializer_identities(model: onnx.ModelProto) -> None:
-    """Remove Identity nodes that only re-expose an initializer (left by the exporter)."""
-    graph = model.graph
-    inits = {t.name for t in graph.initializer}
-    outputs = {o.name for o in graph.output}
-    rename: dict[str, str] = {}
-    keep = []
-    for node in graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
-            rename[node.output[0]] = node.input[0]
-        else:
-            keep.append(node)
-    for node in keep:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-    del graph.node[:]
-    graph.node.extend(keep)
 
 
 def _fold_constants(model: onnx.ModelProto) -> None:
@@ -140,7 +122,7 @@ def _build(name: str, tmp_dir: str | os.PathLike[str], make: Callable[[], nn.Mod
             do_constant_folding=False, input_names=names, output_names=list(output_names),
             dynamic_axes=dynamic)
     proto = onnx.load(str(path))
-    _drop_initializer_identities(proto)
+    remove_identities(proto)
     _fold_constants(proto)
     proto.producer_name = "lowp tests/model_zoo.py"
     onnx.checker.check_model(proto, full_check=True)

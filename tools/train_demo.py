@@ -34,6 +34,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from lowp.passes.canonicalize import remove_identities
+
 SEED = 0
 TEST_FRACTION = 0.3
 N_CALIB = 256
@@ -116,26 +118,6 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
-def drop_initializer_identities(model: onnx.ModelProto) -> None:
-    """Remove Identity nodes that only re-expose an initializer (left by the exporter)."""
-    graph = model.graph
-    inits = {t.name for t in graph.initializer}
-    outputs = {o.name for o in graph.output}
-    rename: dict[str, str] = {}
-    keep = []
-    for node in graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
-            rename[node.output[0]] = node.input[0]
-        else:
-            keep.append(node)
-    for node in keep:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-    del graph.node[:]
-    graph.node.extend(keep)
-
-
 def export(model: nn.Module, path: Path) -> None:
     """Export to ONNX opset 17 with a dynamic batch dimension and BatchNormalization kept.
 
@@ -155,7 +137,7 @@ def export(model: nn.Module, path: Path) -> None:
             do_constant_folding=False, input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     proto = onnx.load(str(path))
-    drop_initializer_identities(proto)
+    remove_identities(proto)
     proto.producer_name = "lowp tools/train_demo.py"
     proto.doc_string = (
         "Digits CNN (sklearn load_digits). Input: float32 (N, 1, 8, 8), pixels / 16 in [0, 1]."

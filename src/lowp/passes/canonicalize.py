@@ -20,6 +20,7 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a canonical copy of `model` (the input is not modified)."""
     model = upgrade_opset(model)
     model = name_nodes(model)
+    remove_identities(model)
     model = constants_to_initializers(model)
     model = fold_constants(model)
     model = fold_batch_norm(model)
@@ -37,6 +38,27 @@ def upgrade_opset(model: onnx.ModelProto, opset: int = MIN_OPSET) -> onnx.ModelP
     except Exception as e:
         raise ModelError(f"cannot upgrade the model from opset {opset_of(model)} to "
                          f"{opset}: {str(e).strip().splitlines()[0]}") from None
+
+
+def remove_identities(model: onnx.ModelProto) -> None:
+    """Drop Identity nodes (in place) whose output is not a graph output; readers of the
+    output read the input instead."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    keep = []
+    for node in graph.node:
+        if (node.op_type == "Identity" and node.domain in ("", "ai.onnx")
+                and node.output[0] not in outputs):
+            rename[node.output[0]] = rename.get(node.input[0], node.input[0])
+        else:
+            keep.append(node)
+    for node in keep:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    del graph.node[:]
+    graph.node.extend(keep)
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
