@@ -101,15 +101,13 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool) -> Step:
     axis = int(attrs.get("axis", 1))  # type: ignore[call-overload]
     if int(attrs.get("block_size", 0)):  # type: ignore[call-overload]
         raise UnsupportedOpError(node.op_type, node.name, "blocked quantization")
-    op_type, name = node.op_type, node.name
     out_type = None
     if quantizing and len(node.input) > 2 and node.input[2]:
         out_type = graph.value_elem_type(node.input[2])
     elif quantizing and "output_dtype" in attrs and int(attrs["output_dtype"]):  # type: ignore[call-overload]
         out_type = int(attrs["output_dtype"])  # type: ignore[call-overload]
 
-    def run(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None, *,
-            layout: object) -> tuple[np.ndarray, ...]:
+    def qparams(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None) -> QParams:
         scale = np.asarray(scale, np.float32)
         if zp is None:
             qtype = QType.from_onnx(out_type) if out_type else (
@@ -117,15 +115,24 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool) -> Step:
             zp = np.zeros(scale.shape, qtype.numpy_dtype)
         qtype = QType.from_numpy(zp.dtype)
         if scale.ndim == 0 or scale.size == 1 and scale.ndim <= 1 and x.ndim == 0:
-            qp = QParams(scale.reshape(()), zp.reshape(()), qtype, qtype.qmin, qtype.qmax)
-        else:
-            qp = QParams(scale.reshape(-1), zp.reshape(-1), qtype, qtype.qmin, qtype.qmax,
-                         PerAxis(axis % max(x.ndim, 1)))
+            return QParams(scale.reshape(()), zp.reshape(()), qtype, qtype.qmin, qtype.qmax)
+        return QParams(scale.reshape(-1), zp.reshape(-1), qtype, qtype.qmin, qtype.qmax,
+                       PerAxis(axis % max(x.ndim, 1)))
+
+    # constant per-tensor qparams (the usual case) are built once, not on every run
+    fixed: QParams | None = None
+    if (_per_tensor_node(node, graph) and len(node.input) > 2 and node.input[2]
+            and graph.is_constant(node.input[2])):
+        fixed = qparams(np.zeros(1, np.float32), graph.constant(node.input[1]),
+                        graph.constant(node.input[2]))
+
+    def run(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None, *,
+            layout: object) -> tuple[np.ndarray, ...]:
+        qp = fixed if fixed is not None else qparams(x, scale, zp)
         if quantizing:
             return (quantize(x, qp),)
         return (dequantize(x, qp),)
 
-    del op_type, name
     return Step(node.name, node.op_type, "quantize" if quantizing else "dequantize",
                 list(node.input), list(node.output), run,
                 layouts=(CF, CL) if _per_tensor_node(node, graph) else (CF,))
