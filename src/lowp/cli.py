@@ -23,7 +23,8 @@ def _config(args: argparse.Namespace) -> Config:
                   percentile=args.percentile, num_bins=args.num_bins,
                   num_quantized_bins=args.num_quantized_bins,
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
-                  batch_size=args.batch_size, sixteen_bit_nodes=tuple(args.sixteen_bit),
+                  batch_size=args.batch_size, smooth_alpha=args.smooth,
+                  sixteen_bit_nodes=tuple(args.sixteen_bit),
                   sixteen_bit_op_types=tuple(args.sixteen_bit))
 
 
@@ -162,6 +163,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude-op", nargs="*", default=[], metavar="OP_TYPE",
                    help="operator types left in float")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
+                   help="SmoothQuant-style migration of activation outliers into weights "
+                        "(0.5 is the usual strength)")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

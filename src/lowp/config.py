@@ -76,6 +76,10 @@ class Config:
         neighbours; ALL quantizes every one.
     batch_size
         Samples per calibration forward pass.
+    smooth_alpha
+        SmoothQuant-style scale migration before calibration (None: off; 0.5 is the usual
+        strength): per-channel activation outliers after a normalization move into the
+        following matrix products' weights, which are quantized per channel.
     sixteen_bit_nodes, sixteen_bit_op_types
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
         output tensors become uint16 (int16 for signed targets), their weights int16. The
@@ -93,6 +97,7 @@ class Config:
     exclude_op_types: tuple[str, ...] = ()
     quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
     policy: QuantPolicy = QuantPolicy.CONNECTED
+    smooth_alpha: float | None = None
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
     batch_size: int = 16

@@ -24,6 +24,7 @@ from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.dynamic import dynamic_quantize
 from .passes.insert_qdq import insert_qdq
+from .passes.smooth import smooth
 from .passes.verify import verify
 
 ModelLike = str | os.PathLike[str] | onnx.ModelProto | bytes | Any
@@ -104,6 +105,8 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
         raise DataError("static quantization needs calibration data (or use "
                         "Config(mode=QuantMode.DYNAMIC))")
     data = validate(load_arrays(calibration_data, inputs, preprocess), inputs)
+    if config.smooth_alpha is not None:
+        float_model = smooth(float_model, data, inputs, config.smooth_alpha, config.batch_size)
     ann = annotate(float_model, config)
     tensors = ann.activations
     if calib_table is None:
