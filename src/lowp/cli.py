@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model")
     r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     r.add_argument("-o", "--output", metavar="OUT.npz")
-    r.add_argument("--backend", choices=["auto", "native", "reference"], default="auto")
+    r.add_argument("--backend", choices=["auto", "native", "reference", "dnnlowp-acc16"],
+                   default="auto")
     r.add_argument("--threads", type=int, default=0)
     r.set_defaults(func=cmd_run)
 

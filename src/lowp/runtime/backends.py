@@ -142,8 +142,11 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     BACKENDS[name] = factory
 
 
-def make_backend(name: str, threads: int = 0) -> ReferenceBackend:
-    """'auto' (native when the extension is present), or a name from BACKENDS."""
+def make_backend(name: str | ReferenceBackend, threads: int = 0) -> ReferenceBackend:
+    """'auto' (native when the extension is present), a name from BACKENDS, or a backend
+    object built by the caller (e.g. ``Acc16Backend(nbits_in_non_outlier=5)``)."""
+    if isinstance(name, ReferenceBackend):
+        return name
     if name == "auto":
         name = "native" if native_available() else "reference"
     if name == "native" and not native_available():

@@ -16,7 +16,7 @@ from ..errors import DataError, LowpError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
-from .backends import make_backend
+from .backends import ReferenceBackend, make_backend
 from .lower import lower
 from .plan import CF, CL, Step
 
@@ -32,7 +32,9 @@ class Session:
     model
         Path, bytes or ModelProto.
     backend
-        'auto' (native kernels when the extension is present), 'native' or 'reference'.
+        'auto' (native kernels when the extension is present), 'native', 'reference',
+        'dnnlowp-acc16', or a backend object (e.g. ``lowp.engines.Acc16Backend(
+        nbits_in_non_outlier=5)``).
     threads
         Threads for the native kernels and numpy's BLAS; 0 means all cores. Results do
         not depend on it.
@@ -50,7 +52,7 @@ class Session:
     """
 
     def __init__(self, model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
-                 backend: str = "auto", threads: int = 0,
+                 backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32) -> None:
         self.model = load_model(model)
         self.backend = make_backend(backend, threads)
