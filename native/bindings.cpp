@@ -69,6 +69,34 @@ NB_MODULE(_native, m) {
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
+  using Bytes = nb::ndarray<const uint8_t, nb::c_contig, nb::device::cpu>;
+  using OutBytes = nb::ndarray<uint8_t, nb::c_contig, nb::device::cpu>;
+  m.def(
+      "add",
+      [](Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed, float ma, float mb,
+         int za, int zb, int zy, int qmin, int qmax, int threads) {
+        if (a.size() != b.size() || a.size() != y.size())
+          throw std::invalid_argument("add needs three arrays of the same size");
+        lowp::AddArgs args;
+        args.a = a.data();
+        args.b = b.data();
+        args.y = y.data();
+        args.n = int64_t(a.size());
+        args.a_signed = a_signed;
+        args.b_signed = b_signed;
+        args.ma = ma;
+        args.mb = mb;
+        args.za = za;
+        args.zb = zb;
+        args.zy = zy;
+        args.qmin = qmin;
+        args.qmax = qmax;
+        nb::gil_scoped_release nogil;
+        lowp::run_add(args, threads);
+      },
+      "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a, "za"_a, "zb"_a,
+      "zy"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",
            [](lowp::ConvOp* self, const std::vector<int>& geo, bool x_signed, int x_zp,

@@ -71,6 +71,21 @@ struct DwRowArgs {
 };
 using DwRowFn = void (*)(int32_t* dst, const DwRowArgs& a);
 
+// Quantized element-wise Add (O10) of two same-shape 8-bit tensors, all in float32:
+// ta = f32(f32(a - za) * ma), tb likewise, y = clamp(rint(f32(ta + tb)) + zy, qmin, qmax).
+// Clamping the sum to [qmin - zy, qmax - zy] before rounding is equivalent (integer bounds);
+// the driver requires |qmin - zy|, |qmax - zy| <= 2^22 and finite ma, mb.
+struct AddArgs {
+  const uint8_t* a = nullptr;
+  const uint8_t* b = nullptr;
+  uint8_t* y = nullptr;
+  int64_t n = 0;
+  bool a_signed = false, b_signed = false;
+  float ma = 1.0f, mb = 1.0f;
+  int32_t za = 0, zb = 0, zy = 0, qmin = 0, qmax = 255;
+};
+using AddFn = void (*)(const AddArgs& a);
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 
@@ -83,7 +98,13 @@ struct IsaTable {
   DwFn dw;
   DwRowFn dw_row;
   GemmFusedFn gemm_fused;  // optional: null means gemm + epilogue
+  AddFn add = nullptr;     // optional: null means the portable loop (add_portable)
 };
+
+// Portable element-wise Add (driver.cpp); exact on any path.
+void add_portable(const AddArgs& a);
+// Runs the active path's Add (or add_portable), splitting the work over `threads`.
+void run_add(const AddArgs& a, int threads);
 
 extern const IsaTable kScalarTable;
 extern const IsaTable kAvx2Table;

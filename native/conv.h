@@ -50,6 +50,11 @@ class ConvOp {
 
   ConvParams p_;
   int cg_, mg_, taps_, cgp_, kc4_, npanels_;
+  // GEMM taps: taps_, or kd*kh when a whole kernel row is one tap (rowtaps_: groups == 1,
+  // unit width dilation, C % 4 != 0; the kw*C bytes of a kernel row are contiguous in the
+  // unpadded-channel input, so K pads kw*C to a multiple of 4 instead of each C)
+  int gtaps_ = 0, tapk_ = 0;  // taps of the GEMM, real bytes per GEMM tap
+  bool rowtaps_ = false;
   int32_t za_;                       // activation zero point in the uint8 (shifted) domain
   bool need_rowsum_ = false, depthwise_ = false;
   std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md

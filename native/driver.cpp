@@ -51,14 +51,16 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
                       int64_t w, uint8_t* y, int nthreads) {
   const OutDims o = out_dims(d, h, w);
   const bool padded = p_.pd0 || p_.pd1 || p_.ph0 || p_.ph1 || p_.pw0 || p_.pw1;
-  const bool direct = !p_.x_signed && !padded && cg_ % 4 == 0;
+  // rowtaps_ reads up to 3 bytes past a kernel row (zero weights), so it always copies
+  // into the scratch buffer, which has slack at the end
+  const bool direct = !p_.x_signed && !padded && cg_ % 4 == 0 && !rowtaps_;
   const int64_t Dp = d + p_.pd0 + p_.pd1, Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1;
   const int64_t cx = direct ? p_.cin : int64_t(p_.groups) * cgp_;  // bytes per input pixel
   const uint8_t* xb = x;
   if (!direct) {
     // Padded copy in the uint8 domain: x ^ 0x80 for int8, spatial padding = za', channel
     // padding (cg..cgp) = 0 so that it adds nothing to the row sums.
-    xpad_.resize(size_t(n * Dp * Hp * Wp * cx));
+    xpad_.resize(size_t(n * Dp * Hp * Wp * cx) + 64);
     uint8_t* dst = xpad_.data();
     const uint8_t flip = p_.x_signed ? 0x80 : 0;
     std::vector<uint8_t> padpix(cx, 0);
@@ -77,7 +79,17 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             }
             const uint8_t* src = x + (((b * d + sd) * h + sh) * w + sw) * p_.cin;
             if (cgp_ == cg_ && !flip) {
-              std::memcpy(dst, src, cx);
+              // the rest of the input row in one copy
+              std::memcpy(dst, src, size_t((w - sw) * cx));
+              dst += (w - sw - 1) * cx;
+              iw += w - sw - 1;
+              continue;
+            }
+            if (cgp_ == cg_) {
+              const int64_t len = (w - sw) * cx;
+              for (int64_t i = 0; i < len; ++i) dst[i] = src[i] ^ flip;
+              dst += (w - sw - 1) * cx;
+              iw += w - sw - 1;
               continue;
             }
             for (int g = 0; g < p_.groups; ++g) {
@@ -90,11 +102,12 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         }
     xb = xpad_.data();
   }
-  std::vector<int64_t> toff(taps_);
+  std::vector<int64_t> toff(gtaps_);
+  const int kwt = rowtaps_ ? 1 : p_.kw;  // kernel columns that are separate GEMM taps
   for (int a = 0; a < p_.kd; ++a)
     for (int b = 0; b < p_.kh; ++b)
-      for (int c = 0; c < p_.kw; ++c)
-        toff[(a * p_.kh + b) * p_.kw + c] =
+      for (int c = 0; c < kwt; ++c)
+        toff[(a * p_.kh + b) * kwt + c] =
             ((int64_t(a) * p_.dd * Hp + int64_t(b) * p_.dh) * Wp + int64_t(c) * p_.dw) * cx;
 
   const int64_t rows = n * o.d * o.h * o.w;
@@ -128,9 +141,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         rp[m - m0] = base;
         if (need_rowsum_) {
           uint32_t s = 0;
-          for (int t = 0; t < taps_; ++t) {
+          for (int t = 0; t < gtaps_; ++t) {
             const uint8_t* q = base + toff[t];
-            for (int c = 0; c < cgp_; ++c) s += q[c];
+            for (int c = 0; c < tapk_; ++c) s += q[c];
           }
           rs[m - m0] = int32_t(s);
         }
@@ -162,10 +175,10 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             fo.rowsum = rs.data() + (m - m0);
             fo.out = y + m * p_.cout + c0;
             fo.ldo = p_.cout;
-            isa.gemm_fused(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, fo);
+            isa.gemm_fused(rr, wp, rp.data() + (m - m0), toff.data(), gtaps_, kc4_, panel, fo);
             continue;
           }
-          isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), taps_, kc4_, panel, tile);
+          isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), gtaps_, kc4_, panel, tile);
           for (int i = 0; i < rr; ++i)
             isa.epilogue(tile + i * kPanel, nvalid, epi_, c0, rs[m - m0 + i],
                          y + (m + i) * p_.cout + c0);
@@ -255,6 +268,46 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
     }
   };
   ThreadPool::instance().run(nthreads, work);
+}
+
+void add_portable(const AddArgs& a) {
+  // Round to nearest even by the 1.5 * 2^23 trick: exact for |s| <= 2^22, which the clamp
+  // bounds guarantee (checked by the caller).
+  const float lo = float(a.qmin - a.zy), hi = float(a.qmax - a.zy), magic = 12582912.0f;
+  for (int64_t i = 0; i < a.n; ++i) {
+    const int32_t va = a.a_signed ? int32_t(int8_t(a.a[i])) : int32_t(a.a[i]);
+    const int32_t vb = a.b_signed ? int32_t(int8_t(a.b[i])) : int32_t(a.b[i]);
+    const float ta = float(va - a.za) * a.ma;
+    const float tb = float(vb - a.zb) * a.mb;
+    float s = ta + tb;
+    s = s < lo ? lo : s;
+    s = s > hi ? hi : s;
+    const float r = (s + magic) - magic;  // no reassociation without -ffast-math
+    a.y[i] = uint8_t(int32_t(r) + a.zy);
+  }
+}
+
+void run_add(const AddArgs& a, int threads) {
+  const IsaTable& isa = *active_table();
+  const AddFn fn = isa.add ? isa.add : add_portable;
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  // memory-bound: a second thread only pays off on large tensors
+  const int64_t block = int64_t(1) << 18;
+  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, a.n / block)));
+  if (threads <= 1) {
+    fn(a);
+    return;
+  }
+  const int64_t per = (a.n / threads + 63) / 64 * 64;
+  ThreadPool::instance().run(threads, [&](int t) {
+    AddArgs part = a;
+    const int64_t i0 = std::min<int64_t>(a.n, per * t), i1 = std::min<int64_t>(a.n, i0 + per);
+    part.a += i0;
+    part.b += i0;
+    part.y += i0;
+    part.n = i1 - i0;
+    if (part.n > 0) fn(part);
+  });
 }
 
 }  // namespace lowp

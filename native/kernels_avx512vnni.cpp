@@ -1,6 +1,7 @@
 // Microkernels, AVX-512 VNNI path (vpdpbusd / vpdpwssd on zmm); compiled with its own flags.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <type_traits>
 
 
@@ -14,7 +15,7 @@ constexpr int kMr = 6;
 
 struct Rq16;
 template <int MR, int NV>
-void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
+inline void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
 
 // mr x (16*NV) tile: 4 k at a time, one broadcast of 4 activation bytes per row. Writes the
 // int32 tile to c, or, when fo is set, requantizes from registers into fo's output.
@@ -172,25 +173,81 @@ inline __mmask16 mask16(int n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
+// Narrowing in a register and a plain store: the masked memory form of vpmovdb is slow on
+// some cores (AMD Zen 4); the mask is used only for a partial vector.
 inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
-  _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(y));
+  const __m128i b = _mm512_cvtepi32_epi8(y);
+  if (k == static_cast<__mmask16>(0xffff))
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
+  else
+    _mm_mask_storeu_epi8(out, k, b);
+}
+
+// NV clamped int32 vectors (16 consecutive channels each, values inside [qmin, qmax], so
+// inside the int8 range when sgn, else the uint8 range) as n <= 16*NV bytes: two saturating
+// packs (exact, the values are in range) and one permute put the bytes in channel order.
+template <int NV>
+inline void store_bytes(uint8_t* out, const __m512i (&y)[NV], int n, bool sgn) {
+  if constexpr (NV == 1) {
+    store16(out, y[0], mask16(n));
+  } else {
+    const __m512i p0 = _mm512_packs_epi32(y[0], y[1]);
+    const __m512i p1 = NV == 4 ? _mm512_packs_epi32(y[NV > 2 ? 2 : 0], y[NV > 3 ? 3 : 0])
+                     : NV == 3 ? _mm512_packs_epi32(y[NV > 2 ? 2 : 0], y[NV > 2 ? 2 : 0])
+                               : p0;
+    const __m512i b8 = sgn ? _mm512_packs_epi16(p0, p1) : _mm512_packus_epi16(p0, p1);
+    // 128-bit lane L holds dwords (y0, y1, y2, y3)[j] channels 4L..4L+3 at dword 4L + j
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i r = _mm512_permutexvar_epi32(idx, b8);
+    if (n >= 16 * NV) {
+      if constexpr (NV == 4) {
+        _mm512_storeu_si512(out, r);
+      } else {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_castsi512_si256(r));
+        if constexpr (NV == 3)
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm512_extracti32x4_epi32(r, 2));
+      }
+    } else {
+      const __mmask64 k = n >= 64 ? ~__mmask64(0) : ((__mmask64(1) << n) - 1);
+      _mm512_mask_storeu_epi8(out, k, r);
+    }
+  }
+}
+
+template <int MR, int NV, int MODE>
+__attribute__((always_inline)) inline void fused_store_t(__m512i (&acc)[MR][NV],
+                                                         const GemmOut& o) {
+  const Epilogue& e = *o.e;
+  const Rq16 q(e);
+  const bool sgn = e.qmin < 0;
+  const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
+  __m512i bias[NV];
+  for (int v = 0; v < NV; ++v) bias[v] = _mm512_loadu_si512(e.bias + o.c0 + 16 * v);
+  uint8_t* out = o.out;
+  const int64_t ldo = o.ldo;
+  const int n = o.nvalid;
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    __m512i y[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      __m512i x = _mm512_add_epi32(acc[i][v], bias[v]);
+      if (zw)
+        x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v),
+                                                   _mm512_set1_epi32(o.rowsum[i])));
+      y[v] = requant16<MODE>(x, q, o.c0 + 16 * v);
+    }
+    store_bytes<NV>(out + i * ldo, y, n, sgn);
+  }
 }
 
 template <int MR, int NV>
-void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o) {
-  const Epilogue& e = *o.e;
-  const Rq16 q(e);
-  const int32_t* bias = e.bias + o.c0;
-  const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
-  for (int i = 0; i < MR; ++i) {
-    uint8_t* out = o.out + i * o.ldo;
-    const __m512i rs = _mm512_set1_epi32(o.rowsum[i]);
-    for (int v = 0; v < NV; ++v) {
-      __m512i x = _mm512_add_epi32(acc[i][v], _mm512_loadu_si512(bias + 16 * v));
-      if (zw) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v), rs));
-      store16(out + 16 * v, requant16(x, q, o.c0 + 16 * v), mask16(o.nvalid - 16 * v));
-    }
-  }
+__attribute__((always_inline)) inline void fused_store(__m512i (&acc)[MR][NV],
+                                                       const GemmOut& o) {
+  if (o.e->fixedpoint)
+    fused_store_t<MR, NV, 2>(acc, o);
+  else
+    fused_store_t<MR, NV, 1>(acc, o);
 }
 
 void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
@@ -338,10 +395,48 @@ void dw_row(int32_t* dst, const DwRowArgs& a) {
     dw_row_t<false>(dst, a);
 }
 
+// Element-wise Add (O10), 16 values per vector; the conversion rounds to nearest even.
+template <bool SA, bool SB>
+void add_t(const AddArgs& a) {
+  const __m512 ma = _mm512_set1_ps(a.ma), mb = _mm512_set1_ps(a.mb);
+  const __m512 lo = _mm512_set1_ps(float(a.qmin - a.zy)), hi = _mm512_set1_ps(float(a.qmax - a.zy));
+  const __m512i za = _mm512_set1_epi32(a.za), zb = _mm512_set1_epi32(a.zb);
+  const __m512i zy = _mm512_set1_epi32(a.zy);
+  auto one = [&](int64_t i, __mmask16 k) {
+    const __m128i ra = _mm_maskz_loadu_epi8(k, a.a + i), rb = _mm_maskz_loadu_epi8(k, a.b + i);
+    const __m512i va = SA ? _mm512_cvtepi8_epi32(ra) : _mm512_cvtepu8_epi32(ra);
+    const __m512i vb = SB ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
+    const __m512 ta = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(va, za)), ma);
+    const __m512 tb = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(vb, zb)), mb);
+    __m512 s = _mm512_add_ps(ta, tb);
+    s = _mm512_min_ps(_mm512_max_ps(s, lo), hi);
+    const __m512i r = _mm512_cvt_roundps_epi32(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_add_epi32(r, zy);
+  };
+  const bool sgn = a.qmin < 0;
+  int64_t i = 0;
+  for (; i + 64 <= a.n; i += 64) {
+    const __m512i y[4] = {one(i, 0xffff), one(i + 16, 0xffff), one(i + 32, 0xffff),
+                          one(i + 48, 0xffff)};
+    store_bytes<4>(a.y + i, y, 64, sgn);
+  }
+  for (; i < a.n; i += 16) {
+    const __mmask16 k = mask16(int(std::min<int64_t>(16, a.n - i)));
+    store16(a.y + i, one(i, k), k);
+  }
+}
+
+void add(const AddArgs& a) {
+  if (a.a_signed)
+    a.b_signed ? add_t<true, true>(a) : add_t<true, false>(a);
+  else
+    a.b_signed ? add_t<false, true>(a) : add_t<false, false>(a);
+}
+
 }  // namespace
 
-const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,
-                                   epilogue,     dw,     dw_row,  gemm_fused};
+const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       epilogue,
+                                   dw,           dw_row, gemm_fused, add};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.

@@ -20,8 +20,19 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
   cg_ = p.cin / p.groups;
   mg_ = p.cout / p.groups;
   taps_ = p.kd * p.kh * p.kw;
-  cgp_ = round_up(cg_, 4);
-  kc4_ = cgp_ / 4;
+  rowtaps_ = p.groups == 1 && p.dw == 1 && p.kw > 1 && cg_ % 4 != 0 &&
+             !(p.allow_depthwise && cg_ == 1 && mg_ == 1);
+  if (rowtaps_) {
+    cgp_ = cg_;  // input pixels keep their channel count
+    gtaps_ = p.kd * p.kh;
+    tapk_ = p.kw * cg_;
+    kc4_ = round_up(tapk_, 4) / 4;
+  } else {
+    cgp_ = round_up(cg_, 4);
+    gtaps_ = taps_;
+    tapk_ = cgp_;
+    kc4_ = cgp_ / 4;
+  }
   npanels_ = (mg_ + kPanel - 1) / kPanel;
   za_ = p.x_zp + (p.x_signed ? 128 : 0);
   const int delta = p.w_signed ? 0 : 128;
@@ -90,22 +101,29 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
     for (int pn = 0; pn < npanels_; ++pn) {
       panel_off_[g * npanels_ + pn] = total;
       const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
-      total += int64_t(taps_) * cgp_ * wp;
+      total += int64_t(gtaps_) * kc4_ * 4 * wp;
     }
   packed_.assign(total, 0);
   for (int g = 0; g < p.groups; ++g)
     for (int pn = 0; pn < npanels_; ++pn) {
       const int nvalid = std::min(kPanel, mg_ - pn * kPanel), wp = round_up(nvalid, 16);
       int8_t* dst = packed_.data() + panel_off_[g * npanels_ + pn];
-      for (int t = 0; t < taps_; ++t)
+      for (int t = 0; t < gtaps_; ++t)
         for (int k4 = 0; k4 < kc4_; ++k4)
           for (int j = 0; j < nvalid; ++j)
             for (int q = 0; q < 4; ++q) {
-              const int c = 4 * k4 + q;
-              if (c >= cg_) continue;
+              // byte 4*k4+q of GEMM tap t: channel c of kernel tap `tap`
+              int c = 4 * k4 + q, tap = t;
+              if (rowtaps_) {
+                if (c >= tapk_) continue;
+                tap = t * p.kw + c / cg_;
+                c %= cg_;
+              } else if (c >= cg_) {
+                continue;
+              }
               const int m = g * mg_ + pn * kPanel + j;
               dst[((int64_t(t) * kc4_ + k4) * wp + j) * 4 + q] =
-                  int8_t(wval((int64_t(m) * cg_ + c) * taps_ + t) - delta);
+                  int8_t(wval((int64_t(m) * cg_ + c) * taps_ + tap) - delta);
             }
     }
 }

@@ -118,3 +118,20 @@ def test_depthwise_generic(case: dict, x_dtype: np.dtype, mode: RequantMode,
     """Any kernel size, stride, dilation and padding through the generic depthwise kernel."""
     _check_conv(case, x_dtype=x_dtype, w_dtype=np.dtype(np.int8), mode=mode,
                 per_channel=True, seed=seed)
+
+
+@given(cg=st.sampled_from([1, 2, 3, 5, 6, 7]), kernel=st.sampled_from([(3, 3), (7, 7), (1, 5), (5, 2)]),
+       stride=st.integers(1, 2), pad=st.integers(0, 3), mg=st.sampled_from([8, 16, 24, 32, 48, 64, 70]),
+       x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES, per_channel=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_conv_kernel_row_taps(cg: int, kernel: tuple[int, int], stride: int, pad: int, mg: int,
+                              x_dtype: np.dtype, w_dtype: np.dtype, mode: RequantMode,
+                              per_channel: bool, seed: int) -> None:
+    """First-layer shapes (few input channels, wide kernels): a whole kernel row is one GEMM
+    tap, and the last 4-byte block of a row reaches into the next pixel."""
+    side = max(kernel) + 3
+    case = {"rank": 2, "group": 1, "cg": cg, "mg": mg, "kernel": kernel,
+            "strides": (stride, stride), "dilations": (1, 1), "pads": (pad, pad, pad, pad),
+            "spatial": (side, side + 2), "batch": 1}
+    _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
+                seed=seed)

@@ -54,3 +54,19 @@ def test_add_equals_reference(da, db, sa, sb, sy, za, zb, zy, relu, seed):
     want = add(a, b, out_dtype=np.uint8, **kw)
     fast = make_add(a.dtype, sa, za, b.dtype, sb, zb, sy, zy, qmin, qmax, np.dtype(np.uint8))
     np.testing.assert_array_equal(fast(a, b), want)
+
+
+@given(st.sampled_from([np.uint8, np.int8]), st.sampled_from(list(Layout)), st.integers(1, 3),
+       st.integers(0, 2), st.integers(1, 5), st.floats(2.0 ** -10, 1.0, width=32),
+       st.floats(2.0 ** -10, 1.0, width=32), st.integers(-20, 20), st.integers(0, 1000))
+def test_global_average_pool_equals_reference(dtype, layout, rank, n, c, sx, sy, zy, seed):
+    from lowp.ops.pool import global_average_pool
+    from lowp.runtime.fastops import global_average_pool as fast
+    rng = np.random.default_rng(seed)
+    spatial = tuple(rng.integers(1, 6, rank))
+    shape = (n, c, *spatial) if layout is Layout.CHANNELS_FIRST else (n, *spatial, c)
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    kw = dict(x_zero_point=int(rng.integers(info.min, info.max + 1)), x_scale=sx, y_scale=sy,
+              y_zero_point=zy, qmin=int(info.min), qmax=int(info.max), layout=layout)
+    np.testing.assert_array_equal(fast(x, **kw), global_average_pool(x, **kw))

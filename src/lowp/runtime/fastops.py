@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..fixedpoint import requant_scale
+from ..fixedpoint import RequantMode, requant_scale, requantize
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
+
+if TYPE_CHECKING:
+    from .native_backend import NativeAdd
 
 
 def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
@@ -55,8 +59,14 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
     za, zb, zy = np.float32(a_zero_point), np.float32(b_zero_point), np.float32(y_zero_point)
+    native = _native_add(a_dtype=a_dtype, ma=ma, a_zero_point=a_zero_point, b_dtype=b_dtype,
+                         mb=mb, b_zero_point=b_zero_point, y_zero_point=y_zero_point,
+                         qmin=qmin, qmax=qmax, out_dtype=out_dtype)
 
     def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if (native is not None and a.shape == b.shape and a.dtype == native.a_dtype
+                and b.dtype == native.b_dtype):
+            return native(a, b)
         x = a.astype(np.float32)
         x -= za
         x *= ma
@@ -70,3 +80,29 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
         return s.astype(out_dtype)
 
     return add
+
+
+def _native_add(**kwargs: object) -> NativeAdd | None:
+    """The native same-shape Add (lowp.runtime.native_backend.NativeAdd), or None when the
+    extension is missing or the types are outside what it covers."""
+    try:
+        from .native_backend import NativeAdd
+    except ImportError:
+        return None
+    try:
+        return NativeAdd(**kwargs)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: float,
+                        y_zero_point: int, qmin: int, qmax: int, layout: Layout,
+                        mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
+    """lowp.ops.pool.global_average_pool (O8)-(O9): the sum taken in place, in either layout."""
+    spatial = tuple(range(2, x.ndim)) if layout is Layout.CHANNELS_FIRST else tuple(
+        range(1, x.ndim - 1))
+    count = int(np.prod([x.shape[a] for a in spatial]))
+    acc = x.sum(axis=spatial, keepdims=True, dtype=np.int64) - count * int(x_zero_point)
+    m = (requant_scale(x_scale, 1.0, y_scale) / np.float32(max(count, 1))).astype(np.float32)
+    y = requantize(acc.astype(np.int32), m, y_zero_point, qmin, qmax, mode)
+    return y.astype(x.dtype)

@@ -11,8 +11,8 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..ops.pool import average_pool as qaverage_pool
-from ..ops.pool import global_average_pool as qglobal_average_pool
 from ..qparams import QParams
+from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import make_add
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
@@ -106,7 +106,7 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                   qmin=qmin, qmax=qmax, mode=ctx.requant_mode)
     if ctx.node.op_type == "GlobalAveragePool":
         def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-            return (qglobal_average_pool(xv, layout=layout, **common).astype(  # type: ignore[arg-type]
+            return (fast_global_average_pool(xv, layout=layout, **common).astype(  # type: ignore[arg-type]
                 y.qparams.qtype.numpy_dtype),)
     else:
         kernel = list(a["kernel_shape"])  # type: ignore[call-overload]

@@ -299,6 +299,61 @@ class NativeMatMul:
         return y.reshape((*lead, self.n))
 
 
+class NativeAdd:
+    """Quantized element-wise Add (O10) of two same-shape uint8/int8 tensors.
+
+    Computes exactly what `lowp.ops.elementwise.add` computes, in float32 without fused
+    multiply-adds: ``ta = f32(f32(a - za) * ma)``, ``tb`` likewise,
+    ``y = clamp(rint(f32(ta + tb)) + zy, qmin, qmax)``. `ma` and `mb` are the float32
+    multipliers ``requant_scale(s_a, 1, s_y)`` and ``requant_scale(s_b, 1, s_y)``.
+    Raises ValueError for anything the native loop does not cover (other dtypes, non-finite
+    multipliers, clamp bounds farther than 2^22 from the zero point).
+    """
+
+    def __init__(self, *, a_dtype: np.dtype | type, ma: float, a_zero_point: int,
+                 b_dtype: np.dtype | type, mb: float, b_zero_point: int, y_zero_point: int,
+                 qmin: int, qmax: int, out_dtype: np.dtype | type, threads: int = 1) -> None:
+        self.a_dtype, self.b_dtype = np.dtype(a_dtype), np.dtype(b_dtype)
+        self.out_dtype = np.dtype(out_dtype)
+        for what, dt in (("a", self.a_dtype), ("b", self.b_dtype), ("output", self.out_dtype)):
+            if dt not in _INT8_TYPES:
+                raise ValueError(f"{what} must be uint8 or int8, got {dt}")
+        self.ma, self.mb = np.float32(ma), np.float32(mb)
+        if not (np.isfinite(self.ma) and np.isfinite(self.mb)):
+            raise ValueError("add multipliers must be finite")
+        for what, zp, dt in (("a_zero_point", a_zero_point, self.a_dtype),
+                             ("b_zero_point", b_zero_point, self.b_dtype)):
+            lo, hi = _int_range(dt)
+            if not lo <= int(zp) <= hi:
+                raise ValueError(f"{what} {zp} is outside {dt}")
+        lo, hi = _int_range(self.out_dtype)
+        if not lo <= int(qmin) <= int(qmax) <= hi:
+            raise ValueError(f"clamp range [{qmin}, {qmax}] exceeds {self.out_dtype}")
+        limit = 1 << 22
+        if abs(int(qmin) - int(y_zero_point)) > limit or abs(int(qmax) - int(y_zero_point)) > limit:
+            raise ValueError(f"output zero point {y_zero_point} is out of range")
+        self._args = (self.a_dtype == np.int8, self.b_dtype == np.int8, float(self.ma),
+                      float(self.mb), int(a_zero_point), int(b_zero_point), int(y_zero_point),
+                      int(qmin), int(qmax), NativeConv._check_threads(threads))
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+                 ) -> np.ndarray:
+        if a.dtype != self.a_dtype or b.dtype != self.b_dtype:
+            raise ValueError(f"inputs must be {self.a_dtype} and {self.b_dtype}, got "
+                             f"{a.dtype} and {b.dtype}")
+        if a.shape != b.shape:
+            raise ValueError(f"inputs must have the same shape, got {a.shape} and {b.shape}")
+        if out is None:
+            out = np.empty(a.shape, self.out_dtype)
+        elif out.shape != a.shape or out.dtype != self.out_dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape "
+                             f"{a.shape}")
+        _native.add(np.ascontiguousarray(a).view(np.uint8).reshape(-1),
+                    np.ascontiguousarray(b).view(np.uint8).reshape(-1),
+                    out.view(np.uint8).reshape(-1), *self._args)
+        return out
+
+
 def _apply_env() -> None:
     forced = os.environ.get(_ENV_VAR, "").strip()
     if forced:
