@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import CalibMethod, Config
+from .config import CalibMethod, Config, QuantMode, QuantPolicy
 from .errors import (
     DataError,
     LowpError,
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TARGETS", "CalibMethod", "Config", "DataError", "LowpError", "ModelError", "PerAxis",
-    "PerGroup", "PerTensor", "QParams", "QType", "QuantizationError", "Requant", "RequantMode",
+    "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy", "QuantizationError", "Requant", "RequantMode",
     "Session", "Target", "UnsupportedOpError", "WeightGranularity", "choose_qparams", "dequantize",
     "get_target", "quantize", "quantize_model", "requantize",
 ]
