@@ -29,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TARGETS", "CalibMethod", "Config", "DataError", "LowpError", "ModelError", "PerAxis",
-    "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy", "QuantizationError", "Requant", "RequantMode",
-    "Session", "Target", "UnsupportedOpError", "WeightGranularity", "choose_qparams", "dequantize",
-    "get_target", "quantize", "quantize_model", "requantize",
+    "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy",
+    "QuantizationError", "Requant", "RequantMode", "Session", "Target", "UnsupportedOpError",
+    "WeightGranularity", "choose_qparams", "dequantize", "get_target", "quantize",
+    "quantize_model", "requantize",
 ]
