@@ -19,6 +19,10 @@ struct Epilogue {
   const int32_t* rshift = nullptr;  // max(-e, 0)
   int32_t zp = 0, qmin = 0, qmax = 255;
   bool fixedpoint = false;
+  // FLOAT32 only: every |float32(v) * scale| + |zp| stays far below 2^31 (bounded from the
+  // weights and bias at packing) and [qmin, qmax] is the whole int8 (qmin < 0) or uint8
+  // range, so the conversion needs no float clamp: a saturating narrowing clamps exactly.
+  bool saturate_only = false;
 };
 
 // acc: n accumulators for channels c0..c0+n-1 of one output pixel; rowsum: sum of that

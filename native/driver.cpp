@@ -132,30 +132,39 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       const int64_t gc = task / npg;
       const int g = int(gc / nchunks);
       const int64_t m0 = (gc % nchunks) * chunk, m1 = std::min(rows, m0 + chunk);
-      // decode the first row once, then step (b, od, oh, ow) like an odometer
+      // decode the first row once, then step (b, od, oh, ow) like an odometer; locals so
+      // that the stores to rp/rs cannot force reloads of the geometry
       int64_t b = m0 / odhw, od = (m0 % odhw) / ohw, oh = (m0 % ohw) / o.w, ow = m0 % o.w;
+      const uint8_t* const xg = xb + int64_t(g) * (direct ? cg_ : cgp_);
+      const int64_t OW = o.w, OH = o.h, OD = o.d, sd = p_.sd, sh = p_.sh;
+      const int64_t step_w = int64_t(p_.sw) * cx, hp = Hp, dp = Dp, row_bytes = Wp * cx;
+      const bool rsum = need_rowsum_;
+      const int nt = gtaps_, tk = tapk_;
+      const int64_t* const to = toff.data();
+      const uint8_t** const rpp = rp.data();
+      int32_t* const rsp = rs.data();
+      const uint8_t* rb = xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes + ow * step_w;
       for (int64_t m = m0; m < m1; ++m) {
-        const uint8_t* base =
-            xb + (((b * Dp + od * p_.sd) * Hp + oh * p_.sh) * Wp + ow * p_.sw) * cx +
-            int64_t(g) * (direct ? cg_ : cgp_);
-        rp[m - m0] = base;
-        if (need_rowsum_) {
+        rpp[m - m0] = rb;
+        if (rsum) {
           uint32_t s = 0;
-          for (int t = 0; t < gtaps_; ++t) {
-            const uint8_t* q = base + toff[t];
-            for (int c = 0; c < tapk_; ++c) s += q[c];
+          for (int t = 0; t < nt; ++t) {
+            const uint8_t* q = rb + to[t];
+            for (int c = 0; c < tk; ++c) s += q[c];
           }
-          rs[m - m0] = int32_t(s);
+          rsp[m - m0] = int32_t(s);
         }
-        if (++ow == o.w) {
+        rb += step_w;
+        if (++ow == OW) {
           ow = 0;
-          if (++oh == o.h) {
+          if (++oh == OH) {
             oh = 0;
-            if (++od == o.d) {
+            if (++od == OD) {
               od = 0;
               ++b;
             }
           }
+          rb = xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes;
         }
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;

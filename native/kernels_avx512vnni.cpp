@@ -150,9 +150,15 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 }
 
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
-// 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels).
+// 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
+// left unclamped for a saturating narrowing (store_bytes) when Epilogue::saturate_only.
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
+  if (MODE == 3) {  // FLOAT32 with Epilogue::saturate_only: unclamped, in int32 range
+    const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
+    const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_add_epi32(r, q.zp);
+  }
   if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     p = _mm512_min_ps(_mm512_max_ps(p, q.lo), q.hi);
@@ -183,15 +189,13 @@ inline void store16(uint8_t* out, __m512i y, __mmask16 k) {
     _mm_mask_storeu_epi8(out, k, b);
 }
 
-// NV clamped int32 vectors (16 consecutive channels each, values inside [qmin, qmax], so
-// inside the int8 range when sgn, else the uint8 range) as n <= 16*NV bytes: two saturating
-// packs (exact, the values are in range) and one permute put the bytes in channel order.
+// NV int32 vectors (16 consecutive channels each) as n <= 16*NV bytes, saturated to the
+// int8 range when sgn, else to the uint8 range: two saturating packs and one permute put the
+// bytes in channel order. Values already inside [qmin, qmax] pass unchanged.
 template <int NV>
 inline void store_bytes(uint8_t* out, const __m512i (&y)[NV], int n, bool sgn) {
-  if constexpr (NV == 1) {
-    store16(out, y[0], mask16(n));
-  } else {
-    const __m512i p0 = _mm512_packs_epi32(y[0], y[1]);
+  {
+    const __m512i p0 = _mm512_packs_epi32(y[0], y[NV > 1 ? 1 : 0]);
     const __m512i p1 = NV == 4 ? _mm512_packs_epi32(y[NV > 2 ? 2 : 0], y[NV > 3 ? 3 : 0])
                      : NV == 3 ? _mm512_packs_epi32(y[NV > 2 ? 2 : 0], y[NV > 2 ? 2 : 0])
                                : p0;
@@ -202,6 +206,8 @@ inline void store_bytes(uint8_t* out, const __m512i (&y)[NV], int n, bool sgn) {
     if (n >= 16 * NV) {
       if constexpr (NV == 4) {
         _mm512_storeu_si512(out, r);
+      } else if constexpr (NV == 1) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_castsi512_si128(r));
       } else {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_castsi512_si256(r));
         if constexpr (NV == 3)
@@ -246,6 +252,8 @@ __attribute__((always_inline)) inline void fused_store(__m512i (&acc)[MR][NV],
                                                        const GemmOut& o) {
   if (o.e->fixedpoint)
     fused_store_t<MR, NV, 2>(acc, o);
+  else if (o.e->saturate_only)
+    fused_store_t<MR, NV, 3>(acc, o);
   else
     fused_store_t<MR, NV, 1>(acc, o);
 }

@@ -1,6 +1,8 @@
 // Packing layer: weight panels, folded int32 bias and per-channel requantization arrays,
 // computed once per weight (docs/native.md, "Packing" and "Compensation algebra").
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "conv.h"
@@ -49,6 +51,16 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
   rshift_.assign(cpad, 0);
   dw_bias_.assign(cpad, 0);
   const int64_t kreal = int64_t(taps_) * cg_;
+  // |v| <= 255 * sum |w - zw| + |bias| for v = sum (a - za)(w - zw) + bias, |a - za| <= 255
+  bool bounded = !p.fixedpoint && p.out_zp >= -(1 << 24) && p.out_zp <= (1 << 24);
+  for (int m = 0; m < p.cout && bounded; ++m) {
+    double wabs = 0;
+    for (int64_t i = 0; i < kreal; ++i) wabs += std::abs(double(wval(m * kreal + i)) - w_zp[m]);
+    const double vmax = 255.0 * wabs + (bias ? std::abs(double(bias[m])) : 0.0);
+    const double s = std::abs(double(scale[m]));
+    bounded = vmax < 2147483647.0 && std::isfinite(s) && vmax * s + std::abs(double(p.out_zp)) + 1.0 < 1073741824.0;
+  }
+  const bool full_range = (p.qmin == -128 && p.qmax == 127) || (p.qmin == 0 && p.qmax == 255);
   for (int m = 0; m < p.cout; ++m) {
     uint32_t colsum = 0;
     for (int64_t i = 0; i < kreal; ++i) colsum += uint32_t(wval(m * kreal + i) - delta);
@@ -73,6 +85,7 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
   epi_.qmin = p.qmin;
   epi_.qmax = p.qmax;
   epi_.fixedpoint = p.fixedpoint;
+  epi_.saturate_only = bounded && full_range;
   dw_epi_ = epi_;
   dw_epi_.bias = dw_bias_.data();
   dw_epi_.zw = nullptr;

@@ -12,10 +12,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
     Examples
     --------
     >>> print(format_table(["a", "b"], [["x", 1], ["yy", 22]]))
-    a   |  b
-    ----+---
-    x   |  1
-    yy  | 22
+    a  |  b
+    ---+---
+    x  |  1
+    yy | 22
     """
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
