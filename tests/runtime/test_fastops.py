@@ -70,3 +70,39 @@ def test_global_average_pool_equals_reference(dtype, layout, rank, n, c, sx, sy,
     kw = dict(x_zero_point=int(rng.integers(info.min, info.max + 1)), x_scale=sx, y_scale=sy,
               y_zero_point=zy, qmin=int(info.min), qmax=int(info.max), layout=layout)
     np.testing.assert_array_equal(fast(x, **kw), global_average_pool(x, **kw))
+
+
+@given(st.sampled_from([np.uint8, np.int8]), st.integers(1, 40), st.integers(0, 1000))
+def test_attention_matmul_fast_path_equals_reference(dtype, k, seed):
+    """Session's MatMul of two activations (float64 product) equals lowp.ops.linear.matmul."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowp.fixedpoint import Requant
+    from lowp.ops.linear import matmul
+    from lowp.runtime import Session
+
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max + 1, (2, 3, k)).astype(dtype)
+    b = rng.integers(info.min, info.max + 1, (2, k, 4)).astype(dtype)
+    za, zb, zy = int(rng.integers(info.min, info.max + 1)), 3, 7
+    sa, sb, sy = np.float32(0.02), np.float32(0.03), np.float32(0.05 * k)
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    init = [numpy_helper.from_array(v, n) for n, v in (
+        ("sa", sa), ("sb", sb), ("sy", sy), ("za", np.array(za, dtype)),
+        ("zb", np.array(zb, dtype)), ("zy", np.array(zy, np.uint8)))]
+    nodes = [helper.make_node("DequantizeLinear", ["a", "sa", "za"], ["af"]),
+             helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["bf"]),
+             helper.make_node("MatMul", ["af", "bf"], ["yf"]),
+             helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", t, a.shape),
+                                           helper.make_tensor_value_info("b", t, b.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, (2, 3, 4))],
+                              init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = Session(model, backend="reference")
+    assert [s.kind for s in session.steps] == ["int"]
+    from lowp.fixedpoint import requant_scale
+    want = matmul(a, b, a_zero_point=za, b_zero_point=zb,
+                  requant=Requant(requant_scale(sa, sb, sy), zy, 0, 255))
+    np.testing.assert_array_equal(session.run({"a": a, "b": b})["y"], want)

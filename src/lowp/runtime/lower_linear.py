@@ -218,8 +218,17 @@ def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step |
     m = requant_scale(a.qparams.scale, b.qparams.scale, y.qparams.scale)
     requant = ctx.requant(m, y.qparams, qmin, qmax)
 
+    za, zb = int(a.qparams.zero_point), int(b.qparams.zero_point)
+    span = max(abs(a.qparams.qtype.qmin - za), abs(a.qparams.qtype.qmax - za)) * max(
+        abs(b.qparams.qtype.qmin - zb), abs(b.qparams.qtype.qmax - zb))
+
     def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (qmatmul(av, bv, a_zero_point=int(a.qparams.zero_point),
-                                  b_zero_point=int(b.qparams.zero_point), requant=requant),)
+        k = av.shape[-1]
+        if av.dtype.itemsize > 1 or bv.dtype.itemsize > 1 or k * span >= 2 ** 31:
+            return (qmatmul(av, bv, a_zero_point=za, b_zero_point=zb, requant=requant),)
+        # every partial sum is an integer below 2^31: the float64 product is exact (A1)
+        acc = np.matmul(np.subtract(av, za, dtype=np.float64),
+                        np.subtract(bv, zb, dtype=np.float64))
+        return (requant.apply(acc.astype(np.int32), channel_axis=-1),)
 
     return ctx.step([a.name, b.name], [y.name], run, act_inputs=(0, 1))
