@@ -5,6 +5,14 @@
 
 namespace lowp {
 
+// Elements to skip from p so that p + result is 64-byte aligned (p's buffer must have
+// 64 bytes of slack).
+template <typename T>
+inline int64_t align64_offset(const T* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return int64_t(((a + 63) & ~uintptr_t(63)) - a) / int64_t(sizeof(T));
+}
+
 // Width of a packed weight panel (output channels), the unit every GEMM kernel works on.
 constexpr int kPanel = 64;
 

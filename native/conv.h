@@ -57,7 +57,9 @@ class ConvOp {
   bool rowtaps_ = false;
   int32_t za_;                       // activation zero point in the uint8 (shifted) domain
   bool need_rowsum_ = false, depthwise_ = false;
-  std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md
+  std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md (from packed0_)
+  int64_t packed0_ = 0;              // offset of the first panel: 64-byte aligned, so that
+                                     // vector loads of a panel never split cache lines
   std::vector<int64_t> panel_off_;   // [group][panel] -> offset into packed_
   std::vector<int32_t> bias_, zw_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
   std::vector<float> scale_;

@@ -171,7 +171,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       for (int pn = p0; pn < p1; ++pn) {
         const int nvalid = std::min(kPanel, mg_ - pn * kPanel);
         const int wp = (nvalid + 15) / 16 * 16;
-        const int8_t* panel = packed_.data() + panel_off_[g * npanels_ + pn];
+        const int8_t* panel = packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
         const int c0 = g * mg_ + pn * kPanel;
         const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {
@@ -220,7 +220,9 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
 
   auto work = [&](int tid) {
     std::vector<int32_t>& cache = dw_cache_[tid];
-    cache.resize(size_t(nslots * row_elems));
+    // 64-byte aligned rows (row_elems is a multiple of 16): no cache-line-split loads
+    cache.resize(size_t(nslots * row_elems) + 16);
+    int32_t* const cache0 = cache.data() + align64_offset(cache.data());
     std::vector<int64_t> tags(nslots, -1);
     std::vector<const int32_t*> rows(nrows);
     // Pair row: P[iw][c] = (x[iw] - zp, x[iw + dw] - zp) as int16 pairs, 0 outside.
@@ -254,7 +256,7 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
           const int64_t id = od * p_.sd + int64_t(a) * p_.dd, ih = oh * p_.sh + int64_t(k) * p_.dh;
           const int slot = int(ih % slots_h) + slots_h * int(id % slots_d);
           const int64_t tag = (b * Dp + id) * Hp + ih;
-          int32_t* dst = cache.data() + slot * row_elems;
+          int32_t* dst = cache0 + slot * row_elems;
           if (tags[slot] != tag) {
             build(dst, b, id, ih);
             tags[slot] = tag;

@@ -22,9 +22,14 @@ inline void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
 template <int MR, int NV>
 void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                const int8_t* b, int wp, int32_t* c, const GemmOut* fo = nullptr) {
+  // The fused form starts from the folded bias (the adds wrap like the reference's int32
+  // sums, so the order does not matter); the int32-tile form starts from 0.
   __m512i acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
+  for (int v = 0; v < NV; ++v) {
+    const __m512i init =
+        fo ? _mm512_loadu_si512(fo->e->bias + fo->c0 + 16 * v) : _mm512_setzero_si512();
+    for (int i = 0; i < MR; ++i) acc[i][v] = init;
+  }
   const int64_t bstep = 4 * static_cast<int64_t>(wp);
   for (int t = 0; t < ntaps; ++t) {
     const uint8_t* ap[MR];
@@ -151,10 +156,11 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
 // 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
-// left unclamped for a saturating narrowing (store_bytes) when Epilogue::saturate_only.
+// left unclamped for a saturating narrowing when Epilogue::saturate_only (4: the same, for
+// an int8 output in the depthwise kernels).
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (MODE == 3) {  // FLOAT32 with Epilogue::saturate_only: unclamped, in int32 range
+  if (MODE == 3 || MODE == 4) {  // FLOAT32 with Epilogue::saturate_only: unclamped
     const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     return _mm512_add_epi32(r, q.zp);
@@ -227,8 +233,6 @@ __attribute__((always_inline)) inline void fused_store_t(__m512i (&acc)[MR][NV],
   const Rq16 q(e);
   const bool sgn = e.qmin < 0;
   const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
-  __m512i bias[NV];
-  for (int v = 0; v < NV; ++v) bias[v] = _mm512_loadu_si512(e.bias + o.c0 + 16 * v);
   uint8_t* out = o.out;
   const int64_t ldo = o.ldo;
   const int n = o.nvalid;
@@ -237,7 +241,7 @@ __attribute__((always_inline)) inline void fused_store_t(__m512i (&acc)[MR][NV],
     __m512i y[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      __m512i x = _mm512_add_epi32(acc[i][v], bias[v]);
+      __m512i x = acc[i][v];  // bias included (gemm_tile starts from it)
       if (zw)
         x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v),
                                                    _mm512_set1_epi32(o.rowsum[i])));
@@ -271,6 +275,24 @@ void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rows
   }
 }
 
+// Depthwise store of 16 outputs; MODE 3 / 4 values are unclamped (Epilogue::saturate_only)
+// and narrowed with saturation to the uint8 / int8 range.
+template <int MODE>
+inline void store_dw(uint8_t* out, __m512i y, __mmask16 k, bool sgn) {
+  if constexpr (MODE == 3 || MODE == 4) {
+    (void)sgn;
+    const __m128i b = MODE == 4
+                          ? _mm512_cvtsepi32_epi8(y)
+                          : _mm512_cvtusepi32_epi8(_mm512_max_epi32(y, _mm512_setzero_si512()));
+    if (k == static_cast<__mmask16>(0xffff))
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
+    else
+      _mm_mask_storeu_epi8(out, k, b);
+  } else {
+    store16(out, y, k);
+  }
+}
+
 // Depthwise: 16 channels per vector, NR rows of NP tap pairs, U output pixels interleaved;
 // NR = NP = 0 is the generic version (any kernel, stride, dilation). With S1 (pair step equal
 // to two output steps: stride 1, dilation 1) neighbouring pixels share pair loads.
@@ -286,6 +308,7 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
   const int32_t* wts = a.w;
   const int64_t ow_step = a.ow_step, pair_step = a.pair_step, cp = a.cp;
   const int c = a.c, ow = a.ow;
+  const bool sgn = e.qmin < 0;
   uint8_t* out = a.out;
   for (int cb = 0; cb < c; cb += 16) {
     __m512i wk[kKeep];
@@ -317,7 +340,7 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
       }
 #pragma GCC unroll 4
       for (int u = 0; u < U; ++u)
-        store16(out + int64_t(o + u) * c + cb, requant16<MODE>(acc[u], q, cb), k);
+        store_dw<MODE>(out + int64_t(o + u) * c + cb, requant16<MODE>(acc[u], q, cb), k, sgn);
     }
     for (; o < ow; ++o) {
       __m512i acc = b;
@@ -327,7 +350,7 @@ void dw_tile(const DwArgs& a, const Epilogue& e) {
           acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(row + j * pair_step),
                                     _mm512_loadu_si512(wts + (r * np + j) * cp + cb));
       }
-      store16(out + int64_t(o) * c + cb, requant16<MODE>(acc, q, cb), k);
+      store_dw<MODE>(out + int64_t(o) * c + cb, requant16<MODE>(acc, q, cb), k, sgn);
     }
   }
 }
@@ -345,6 +368,10 @@ void dw_mode(const DwArgs& a, const Epilogue& e) {
 void dw(const DwArgs& a, const Epilogue& e) {
   if (e.fixedpoint)
     dw_mode<2>(a, e);
+  else if (e.saturate_only && e.qmin < 0)
+    dw_mode<4>(a, e);
+  else if (e.saturate_only)
+    dw_mode<3>(a, e);
   else
     dw_mode<1>(a, e);
 }
@@ -377,10 +404,25 @@ void dw_row_t(int32_t* dst, const DwRowArgs& a) {
   };
   const __m512i lo_idx = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
   const __m512i hi_idx = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  const int cfull = c / 32 * 32;  // channels in whole 32-channel blocks
   for (int64_t iw = 0, qi = 0; iw < wp; iw += step, ++qi) {
     int32_t* o = dst + qi * cp;
     const int64_t s0 = iw - pw0, s1 = s0 + dil;
     int cb = 0;
+    if (s0 >= 0 && s1 >= 0 && s0 < w && s1 < w) {
+      // both taps inside the row: unmasked loads, no per-block range checks
+      const uint8_t* p0 = src + s0 * c;
+      const uint8_t* p1 = src + s1 * c;
+      for (; cb < cfull; cb += 32) {
+        const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + cb));
+        const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1 + cb));
+        const __m512i x0 = _mm512_sub_epi16(SIGNED ? _mm512_cvtepi8_epi16(r0) : _mm512_cvtepu8_epi16(r0), zp16);
+        const __m512i x1 = _mm512_sub_epi16(SIGNED ? _mm512_cvtepi8_epi16(r1) : _mm512_cvtepu8_epi16(r1), zp16);
+        const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
+        _mm512_storeu_si512(o + cb, _mm512_permutex2var_epi64(lo, lo_idx, hi));
+        _mm512_storeu_si512(o + cb + 16, _mm512_permutex2var_epi64(lo, hi_idx, hi));
+      }
+    }
     for (; cb + 32 <= cp; cb += 32) {
       const __m512i x0 = load32(s0, cb), x1 = load32(s1, cb);
       // lane L of lo: channels 8L..8L+3, of hi: 8L+4..8L+7

@@ -116,11 +116,12 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
       const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
       total += int64_t(gtaps_) * kc4_ * 4 * wp;
     }
-  packed_.assign(total, 0);
+  packed_.assign(total + 64, 0);
+  packed0_ = align64_offset(packed_.data());
   for (int g = 0; g < p.groups; ++g)
     for (int pn = 0; pn < npanels_; ++pn) {
       const int nvalid = std::min(kPanel, mg_ - pn * kPanel), wp = round_up(nvalid, 16);
-      int8_t* dst = packed_.data() + panel_off_[g * npanels_ + pn];
+      int8_t* dst = packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
       for (int t = 0; t < gtaps_; ++t)
         for (int k4 = 0; k4 < kc4_; ++k4)
           for (int j = 0; j < nvalid; ++j)

@@ -120,8 +120,10 @@ def test_depthwise_generic(case: dict, x_dtype: np.dtype, mode: RequantMode,
                 per_channel=True, seed=seed)
 
 
-@given(cg=st.sampled_from([1, 2, 3, 5, 6, 7]), kernel=st.sampled_from([(3, 3), (7, 7), (1, 5), (5, 2)]),
-       stride=st.integers(1, 2), pad=st.integers(0, 3), mg=st.sampled_from([8, 16, 24, 32, 48, 64, 70]),
+@given(cg=st.sampled_from([1, 2, 3, 5, 6, 7]),
+       kernel=st.sampled_from([(3, 3), (7, 7), (1, 5), (5, 2)]),
+       stride=st.integers(1, 2), pad=st.integers(0, 3),
+       mg=st.sampled_from([8, 16, 24, 32, 48, 64, 70]),
        x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES, per_channel=st.booleans(),
        seed=st.integers(0, 2**32 - 1))
 def test_conv_kernel_row_taps(cg: int, kernel: tuple[int, int], stride: int, pad: int, mg: int,

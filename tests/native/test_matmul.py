@@ -128,3 +128,24 @@ def test_extreme_requant_scales(mode: RequantMode, scale: float) -> None:
                             requant=rq)
 
     assert_all_paths(make, a, ref)
+
+
+@given(m=st.sampled_from([1, 5, 6, 7, 13, 49]), k=st.sampled_from([3, 16, 24, 64]),
+       n=st.sampled_from([8, 16, 24, 32, 40, 48, 64, 96]), a_dtype=INT8_DTYPES,
+       out_dtype=INT8_DTYPES, per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_matmul_full_range_saturation(m: int, k: int, n: int, a_dtype: np.dtype,
+                                      out_dtype: np.dtype, per_channel: bool,
+                                      seed: int) -> None:
+    """FLOAT32 over the whole output range with a large stretch: most outputs saturate at
+    both ends, which the AVX-512 epilogue leaves to saturating packs (no float clamp)."""
+    rng = np.random.default_rng(seed)
+    a = random_ints(rng, (m, k), a_dtype)
+    b = random_ints(rng, (k, n), np.dtype(np.int8))
+    a_zp = int(rng.integers(np.iinfo(a_dtype).min, np.iinfo(a_dtype).max + 1))
+    bias = centering_bias(matmul(a, b, a_zero_point=a_zp, b_zero_point=0), rng)
+    acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=0, bias=bias)
+    rq = spanning_requant(acc, out_dtype=out_dtype, mode=RequantMode.FLOAT32,
+                          per_channel=per_channel, stretch=4.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+    assert_all_paths(lambda: NativeMatMul(b, bias, a_zero_point=a_zp, a_dtype=a_dtype,
+                                          b_zero_point=0, requant=rq, threads=1), a, ref)

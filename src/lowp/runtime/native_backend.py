@@ -181,6 +181,8 @@ class NativeConv:
             bias_arr = np.ascontiguousarray(b, dtype=np.int32)
         self.requant = requant
         self.out_dtype = np.dtype(requant.out_dtype) if isinstance(requant, Requant) else None
+        # input shape -> (output shape, 5-d input shape, 5-d output shape), see __call__
+        self._plans: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
         scale, mult, left, right = _requant_arrays(requant, m)
         pad3 = (0,) * (3 - rank)
         one3 = (1,) * (3 - rank)
@@ -214,6 +216,9 @@ class NativeConv:
 
     def output_shape(self, x_shape: Sequence[int]) -> tuple[int, ...]:
         """Channels-last output shape for a channels-last input shape."""
+        plan = self._plans.get(x_shape) if type(x_shape) is tuple else None
+        if plan is not None:
+            return plan[0]
         if len(x_shape) != self.rank + 2:
             raise ValueError(f"input must have rank {self.rank + 2} (N, *spatial, C), "
                              f"got shape {tuple(x_shape)}")
@@ -234,6 +239,15 @@ class NativeConv:
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve channels-last `x`; `out`, if given, is a buffer to write into (it must
         be C-contiguous with the output's shape and dtype) and is returned."""
+        # Fast path for the steady state of a session (same input shape every run, arena
+        # output): the shapes were validated on the first call with this input shape.
+        plan = self._plans.get(x.shape) if type(x) is np.ndarray else None
+        if (plan is not None and out is not None and x.dtype == self.x_dtype
+                and x.flags.c_contiguous and type(out) is np.ndarray
+                and out.shape == plan[0] and out.dtype == self.out_dtype
+                and out.flags.c_contiguous):
+            self._op.run(x.reshape(plan[1]).view(np.uint8), out.reshape(plan[2]).view(np.uint8))
+            return out
         x = np.asarray(x)
         if x.dtype != self.x_dtype:
             raise ValueError(f"input dtype {x.dtype} differs from x_dtype {self.x_dtype}")
@@ -251,6 +265,8 @@ class NativeConv:
             y = out
         y5 = y.reshape((out_shape[0], *pad, *out_shape[1:]))
         self._op.run(x5.view(np.uint8), y5.view(np.uint8))
+        if len(self._plans) < 16:
+            self._plans[x.shape] = (tuple(out_shape), x5.shape, y5.shape)
         return y
 
 
