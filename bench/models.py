@@ -50,9 +50,21 @@ def _input(name: str, batch: int) -> dict[str, np.ndarray]:
     return {"input": rng.standard_normal(shape).astype(np.float32)}
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: reset by exec, unlike ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
              repeats: int, queue: mp.Queue) -> None:
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = _peak_rss_mb()
     if engine == "lowp":
         import lowp
         session = lowp.Session(path, backend="native", threads=threads)
@@ -73,9 +85,9 @@ def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"median_ms": 1e3 * statistics.median(times), "rss_mb": rss / 1024,
-               "rss_growth_mb": (rss - rss0) / 1024,
+    rss = _peak_rss_mb()
+    queue.put({"median_ms": 1e3 * statistics.median(times), "rss_mb": rss,
+               "rss_growth_mb": rss - rss0,
                "output": {k: v.tolist() for k, v in out.items()}})
 
 
