@@ -203,10 +203,11 @@ def _connected(nodes: list[onnx.NodeProto], graph: Graph) -> list[onnx.NodeProto
     """Keep compute-heavy nodes; keep a cheap node only while integers flow through it.
 
     A cheap node (element-wise, pooling, data movement, lookup table) stays quantized while
-    (a) none of its outputs is a graph output, (b) some activation input comes from a
-    quantized node and (c) some consumer of its output is quantized; removing one node may
-    remove others, so this runs to a fixed point. Quantizing a cheap node anywhere else
-    adds rounding without saving a conversion (docs/architecture.md).
+    (a) none of its outputs is a graph output, (b) every activation input comes from a
+    quantized node (or is a constant) and (c) some consumer of its output is quantized;
+    removing one node may remove others, so this runs to a fixed point. Quantizing a cheap
+    node anywhere else adds a rounding and a conversion without saving one
+    (docs/architecture.md).
     """
     kept = {n.name for n in nodes}
     changed = True
@@ -217,8 +218,10 @@ def _connected(nodes: list[onnx.NodeProto], graph: Graph) -> list[onnx.NodeProto
                 continue
             act_inputs, _ = _roles(node, RULES[node.op_type], graph)
             outs = [o for o in node.output if o]
-            from_quantized = any(graph.producer.get(t) is not None
-                                 and graph.producer[t].name in kept for t in act_inputs)
+            from_quantized = bool(act_inputs) and all(
+                graph.is_constant(t) or (graph.producer.get(t) is not None
+                                         and graph.producer[t].name in kept)
+                for t in act_inputs) and not all(graph.is_constant(t) for t in act_inputs)
             to_quantized = any(c.name in kept for o in outs for c in graph.consumers.get(o, []))
             if (any(o in graph.output_names for o in outs) or not from_quantized
                     or not to_quantized):
