@@ -24,8 +24,15 @@ def _config(args: argparse.Namespace) -> Config:
                   num_quantized_bins=args.num_quantized_bins,
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
-                  sixteen_bit_nodes=tuple(args.sixteen_bit),
-                  sixteen_bit_op_types=tuple(args.sixteen_bit))
+                  sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if not _is_op_type(n)),
+                  sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if _is_op_type(n)))
+
+
+def _is_op_type(name: str) -> bool:
+    """An ONNX operator type (as opposed to a node name)."""
+    import onnx.defs
+
+    return onnx.defs.has(name)
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

@@ -90,7 +90,9 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     """Like `quantize_model`, returning the intermediate results too."""
     config = config or Config()
     target = config.resolved_target()
-    float_model = canonicalize(load_model(_from_torch(model, calibration_data)))
+    loaded = load_model(_from_torch(model, calibration_data))
+    _check_node_names(loaded, config)
+    float_model = canonicalize(loaded)
     inputs = model_inputs(float_model)
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
@@ -124,6 +126,15 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     sample = next(batches(data, inputs, config.batch_size))
     verify(qdq, target, sample, allow_16bit=wide)
     return QuantizeResult(qdq, float_model, ann, table, plan, data)
+
+
+def _check_node_names(model: onnx.ModelProto, config: Config) -> None:
+    """Node names in the config must exist: a typo must not silently do nothing."""
+    names = {n.name for n in model.graph.node}
+    for field_name in ("exclude_nodes", "sixteen_bit_nodes"):
+        for name in getattr(config, field_name):
+            if name not in names:
+                raise DataError(f"node '{name}' given in {field_name} is not in the model")
 
 
 def _from_torch(model: Any, data: Any) -> Any:

@@ -187,3 +187,11 @@ def test_image_folder_calibration(tmp_path, capsys):
                  "--quiet", "--no-report", "--image-size", "8", "8", "--mean", "0.5",
                  "--std", "0.25"]) == 0
     onnx.checker.check_model(onnx.load(str(out)))
+
+
+def test_unknown_node_name_is_an_error(tmp_path, calib, capsys):
+    out = tmp_path / "q.onnx"
+    _fails(capsys, ["quantize", str(demo_model_path()), "--calib", str(calib), "-o", str(out),
+                    "--quiet", "--exclude", "/no/such/Conv"],
+           "node '/no/such/Conv' given in exclude_nodes is not in the model")
+    assert not out.exists()
