@@ -195,3 +195,28 @@ def test_unknown_node_name_is_an_error(tmp_path, calib, capsys):
                     "--quiet", "--exclude", "/no/such/Conv"],
            "node '/no/such/Conv' given in exclude_nodes is not in the model")
     assert not out.exists()
+
+
+def test_check_accepts_constants_quantized_as_weights(tmp_path, capsys):
+    """ONNX Runtime's quantizer stores BatchNormalization scales as int8 constants."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    cal = load_demo_calibration()["input"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"input": cal[:32]}])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = tmp_path / "ort.onnx"
+    quantize_static(str(demo_model_path()), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    assert main(["check", str(out), "--target", "onnxruntime"]) == 0

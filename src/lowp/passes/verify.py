@@ -76,7 +76,11 @@ def lint(model: onnx.ModelProto, target: Target, *,
         if allow_16bit and etype in (onnx.TensorProto.UINT16, onnx.TensorProto.INT16):
             from .choose import widened
             target = widened(base_target)
-        is_weight = tensor in weights
+        is_weight = tensor in weights or (
+            # another constant (a BatchNormalization scale, an Add operand): a weight when
+            # it is stored as one, else checked as an activation
+            node.op_type == "DequantizeLinear" and graph.is_constant(node.input[0])
+            and etype == target.weight_qtype.onnx_type)
         want = target.weight_qtype if is_weight else target.activation_qtype
         role = "weight" if is_weight else "activation"
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
