@@ -97,6 +97,53 @@ NB_MODULE(_native, m) {
       "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a, "za"_a, "zb"_a,
       "zy"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
 
+  m.def(
+      "max_pool2d",
+      [](Bytes x, OutBytes y, const std::vector<int64_t>& dims, const std::vector<int>& geo,
+         bool is_signed, int threads) {
+        // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw
+        if (dims.size() != 6 || geo.size() != 8)
+          throw std::invalid_argument("max_pool2d needs 6 dims and 8 geometry integers");
+        lowp::PoolArgs a;
+        a.x = x.data();
+        a.y = y.data();
+        a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
+        a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3];
+        a.dh = geo[4], a.dw = geo[5], a.ph = geo[6], a.pw = geo[7];
+        a.is_signed = is_signed;
+        for (int64_t d : dims)
+          if (d < 0) throw std::invalid_argument("negative dimension");
+        for (int i = 0; i < 6; ++i)
+          if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+        if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+        if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
+          throw std::invalid_argument("max_pool2d array sizes do not match the dims");
+        nb::gil_scoped_release nogil;
+        lowp::run_maxpool(a, threads);
+      },
+      "x"_a, "y"_a, "dims"_a, "geometry"_a, "is_signed"_a, "threads"_a = 1);
+
+  m.def(
+      "quantize",
+      [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> x, OutBytes y, float scale,
+         int zp, int qmin, int qmax, int threads) {
+        if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
+        if (qmin > qmax || qmin < -128 || qmax > 255 || zp - qmin > (1 << 22) ||
+            qmax - zp > (1 << 22) || zp - qmax > (1 << 22) || qmin - zp > (1 << 22))
+          throw std::invalid_argument("quantize bounds out of range");
+        lowp::QuantArgs a;
+        a.x = x.data();
+        a.y = y.data();
+        a.n = int64_t(x.size());
+        a.scale = scale;
+        a.zp = zp;
+        a.qmin = qmin;
+        a.qmax = qmax;
+        nb::gil_scoped_release nogil;
+        lowp::run_quantize(a, threads);
+      },
+      "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",
            [](lowp::ConvOp* self, const std::vector<int>& geo, bool x_signed, int x_zp,

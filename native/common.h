@@ -98,6 +98,29 @@ struct AddArgs {
 };
 using AddFn = void (*)(const AddArgs& a);
 
+// 2-D channels-last max pool (O7) of uint8/int8 (N, H, W, C); output (N, OH, OW, C).
+// Out-of-bounds taps are skipped; a window without any in-bounds tap gives the lowest value.
+struct PoolArgs {
+  const uint8_t* x = nullptr;
+  uint8_t* y = nullptr;
+  int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;
+  bool is_signed = false;
+};
+// Computes output rows [r0, r1) of the flattened (N * OH) row index.
+using PoolFn = void (*)(const PoolArgs& a, int64_t r0, int64_t r1);
+
+// Per-tensor quantization (Q6) of float32 to 8 bits:
+// y = clamp(rint(x / scale) + zp, qmin, qmax), NaN -> zp (float32 division, ties to even).
+struct QuantArgs {
+  const float* x = nullptr;
+  uint8_t* y = nullptr;
+  int64_t n = 0;
+  float scale = 1.0f;
+  int32_t zp = 0, qmin = 0, qmax = 255;
+};
+using QuantFn = void (*)(const QuantArgs& a);
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 
@@ -111,12 +134,19 @@ struct IsaTable {
   DwRowFn dw_row;
   GemmFusedFn gemm_fused;  // optional: null means gemm + epilogue
   AddFn add = nullptr;     // optional: null means the portable loop (add_portable)
+  PoolFn maxpool = nullptr;    // optional: null means maxpool_portable
+  QuantFn quantize = nullptr;  // optional: null means quantize_portable
 };
 
 // Portable element-wise Add (driver.cpp); exact on any path.
 void add_portable(const AddArgs& a);
 // Runs the active path's Add (or add_portable), splitting the work over `threads`.
 void run_add(const AddArgs& a, int threads);
+// Portable max pool and quantize (driver.cpp), and their runners (split over `threads`).
+void maxpool_portable(const PoolArgs& a, int64_t r0, int64_t r1);
+void run_maxpool(const PoolArgs& a, int threads);
+void quantize_portable(const QuantArgs& a);
+void run_quantize(const QuantArgs& a, int threads);
 
 extern const IsaTable kScalarTable;
 extern const IsaTable kAvx2Table;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -315,6 +316,98 @@ void run_add(const AddArgs& a, int threads) {
     const int64_t i0 = std::min<int64_t>(a.n, per * t), i1 = std::min<int64_t>(a.n, i0 + per);
     part.a += i0;
     part.b += i0;
+    part.y += i0;
+    part.n = i1 - i0;
+    if (part.n > 0) fn(part);
+  });
+}
+
+namespace {
+
+template <typename T>
+void maxpool_portable_t(const PoolArgs& a, int64_t r0, int64_t r1) {
+  const T* x = reinterpret_cast<const T*>(a.x);
+  T* y = reinterpret_cast<T*>(a.y);
+  const T lowest = std::numeric_limits<T>::min();
+  const int64_t C = a.c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / a.oh, oh = r % a.oh;
+    T* out = y + r * a.ow * C;
+    for (int64_t ow = 0; ow < a.ow; ++ow, out += C) {
+      for (int64_t c = 0; c < C; ++c) out[c] = lowest;
+      for (int i = 0; i < a.kh; ++i) {
+        const int64_t ih = oh * a.sh - a.ph + int64_t(i) * a.dh;
+        if (ih < 0 || ih >= a.h) continue;
+        const T* row = x + (b * a.h + ih) * a.w * C;
+        for (int j = 0; j < a.kw; ++j) {
+          const int64_t iw = ow * a.sw - a.pw + int64_t(j) * a.dw;
+          if (iw < 0 || iw >= a.w) continue;
+          const T* px = row + iw * C;
+          for (int64_t c = 0; c < C; ++c) out[c] = px[c] > out[c] ? px[c] : out[c];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void maxpool_portable(const PoolArgs& a, int64_t r0, int64_t r1) {
+  if (a.is_signed)
+    maxpool_portable_t<int8_t>(a, r0, r1);
+  else
+    maxpool_portable_t<uint8_t>(a, r0, r1);
+}
+
+void run_maxpool(const PoolArgs& a, int threads) {
+  const IsaTable& isa = *active_table();
+  const PoolFn fn = isa.maxpool ? isa.maxpool : maxpool_portable;
+  const int64_t rows = a.n * a.oh;
+  if (rows <= 0 || a.ow <= 0 || a.c <= 0) return;
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  // memory-bound: split only when every thread gets a sizeable share of the output
+  const int64_t bytes = rows * a.ow * a.c;
+  threads = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), bytes >> 17, rows})));
+  if (threads <= 1) {
+    fn(a, 0, rows);
+    return;
+  }
+  const int64_t per = (rows + threads - 1) / threads;
+  ThreadPool::instance().run(threads, [&](int t) {
+    const int64_t r0 = std::min<int64_t>(rows, per * t), r1 = std::min<int64_t>(rows, r0 + per);
+    if (r0 < r1) fn(a, r0, r1);
+  });
+}
+
+void quantize_portable(const QuantArgs& a) {
+  // Clamping before rounding is equivalent (integer bounds) and keeps |v| <= 2^22, where the
+  // 1.5 * 2^23 trick rounds to nearest even exactly. NaN fails both comparisons: it becomes 0.
+  const float lo = float(a.qmin - a.zp), hi = float(a.qmax - a.zp), magic = 12582912.0f;
+  for (int64_t i = 0; i < a.n; ++i) {
+    float v = a.x[i] / a.scale;
+    v = v == v ? v : 0.0f;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    const float r = (v + magic) - magic;
+    a.y[i] = uint8_t(int32_t(r) + a.zp);
+  }
+}
+
+void run_quantize(const QuantArgs& a, int threads) {
+  const IsaTable& isa = *active_table();
+  const QuantFn fn = isa.quantize ? isa.quantize : quantize_portable;
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  const int64_t block = int64_t(1) << 17;
+  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, a.n / block)));
+  if (threads <= 1) {
+    fn(a);
+    return;
+  }
+  const int64_t per = (a.n / threads + 63) / 64 * 64;
+  ThreadPool::instance().run(threads, [&](int t) {
+    QuantArgs part = a;
+    const int64_t i0 = std::min<int64_t>(a.n, per * t), i1 = std::min<int64_t>(a.n, i0 + per);
+    part.x += i0;
     part.y += i0;
     part.n = i1 - i0;
     if (part.n > 0) fn(part);

@@ -483,10 +483,93 @@ void add(const AddArgs& a) {
     a.b_signed ? add_t<false, true>(a) : add_t<false, false>(a);
 }
 
+// Taps k in [lo, hi) of a window starting at `base` with dilation d that land in [0, n).
+inline void valid_taps(int64_t base, int d, int k, int64_t n, int& lo, int& hi) {
+  lo = base < 0 ? int((-base + d - 1) / d) : 0;
+  hi = base >= n ? 0 : int(std::min<int64_t>(k, (n - 1 - base) / d + 1));
+  if (hi < lo) hi = lo;
+}
+
+// Channels-last max pool (O7): 64 channels per vector, in-bounds taps only.
+template <bool S>
+void maxpool_t(const PoolArgs& a, int64_t r0, int64_t r1) {
+  const __m512i lowest = _mm512_set1_epi8(S ? -128 : 0);
+  const int64_t C = a.c, row_stride = a.w * C;
+  auto vmax = [](__m512i u, __m512i v) { return S ? _mm512_max_epi8(u, v) : _mm512_max_epu8(u, v); };
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / a.oh, oh = r % a.oh;
+    const int64_t hbase = oh * a.sh - a.ph;
+    int i0, i1;
+    valid_taps(hbase, a.dh, a.kh, a.h, i0, i1);
+    const uint8_t* img = a.x + (b * a.h + hbase) * row_stride;
+    uint8_t* out = a.y + r * a.ow * C;
+    for (int64_t ow = 0; ow < a.ow; ++ow, out += C) {
+      const int64_t wbase = ow * a.sw - a.pw;
+      int j0, j1;
+      valid_taps(wbase, a.dw, a.kw, a.w, j0, j1);
+      const uint8_t* px = img + wbase * C;
+      int64_t c0 = 0;
+      for (; c0 + 64 <= C; c0 += 64) {
+        __m512i acc = lowest;
+        for (int i = i0; i < i1; ++i) {
+          const uint8_t* p = px + int64_t(i) * a.dh * row_stride + c0;
+          for (int j = j0; j < j1; ++j)
+            acc = vmax(acc, _mm512_loadu_si512(p + int64_t(j) * a.dw * C));
+        }
+        _mm512_storeu_si512(out + c0, acc);
+      }
+      if (c0 < C) {
+        const __mmask64 k = (__mmask64(1) << (C - c0)) - 1;
+        __m512i acc = lowest;
+        for (int i = i0; i < i1; ++i) {
+          const uint8_t* p = px + int64_t(i) * a.dh * row_stride + c0;
+          for (int j = j0; j < j1; ++j)
+            acc = vmax(acc, _mm512_maskz_loadu_epi8(k, p + int64_t(j) * a.dw * C));
+        }
+        _mm512_mask_storeu_epi8(out + c0, k, acc);
+      }
+    }
+  }
+}
+
+void maxpool(const PoolArgs& a, int64_t r0, int64_t r1) {
+  if (a.is_signed)
+    maxpool_t<true>(a, r0, r1);
+  else
+    maxpool_t<false>(a, r0, r1);
+}
+
+// Per-tensor quantize (Q6): IEEE float32 division, NaN -> 0, clamp to the integer bounds
+// shifted by the zero point, round-to-nearest-even conversion; 64 values per store.
+void quantize(const QuantArgs& a) {
+  const __m512 s = _mm512_set1_ps(a.scale);
+  const __m512 lo = _mm512_set1_ps(float(a.qmin - a.zp)), hi = _mm512_set1_ps(float(a.qmax - a.zp));
+  const __m512i zp = _mm512_set1_epi32(a.zp);
+  auto one = [&](int64_t i, __mmask16 k) {
+    __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(k, a.x + i), s);
+    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
+    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+    const __m512i r = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_add_epi32(r, zp);
+  };
+  const bool sgn = a.qmin < 0;
+  int64_t i = 0;
+  for (; i + 64 <= a.n; i += 64) {
+    const __m512i y[4] = {one(i, 0xffff), one(i + 16, 0xffff), one(i + 32, 0xffff),
+                          one(i + 48, 0xffff)};
+    store_bytes<4>(a.y + i, y, 64, sgn);
+  }
+  for (; i < a.n; i += 16) {
+    const __mmask16 k = mask16(int(std::min<int64_t>(16, a.n - i)));
+    store16(a.y + i, one(i, k), k);
+  }
+}
+
 }  // namespace
 
 const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       epilogue,
-                                   dw,           dw_row, gemm_fused, add};
+                                   dw,           dw_row, gemm_fused, add,
+                                   maxpool,      quantize};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from ..fixedpoint import RequantMode, requant_scale, requantize
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
+from ..qparams import QParams
+from ..qparams import quantize as ref_quantize
 
 if TYPE_CHECKING:
     from .native_backend import NativeAdd
@@ -24,11 +27,20 @@ if TYPE_CHECKING:
 def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
              pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
              layout: Layout) -> np.ndarray:
-    """lowp.ops.pool.max_pool (O7) as a running maximum over strided slices."""
+    """lowp.ops.pool.max_pool (O7) as a running maximum over strided slices.
+
+    Channels-last 2-D uint8/int8 inputs run natively (`native_backend.max_pool_2d`) when
+    the extension is present.
+    """
     k = len(kernel_shape)
     first = 2 if layout is Layout.CHANNELS_FIRST else 1
     spatial = x.shape[first:first + k]
     out = pool_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
+    if k == 2 and layout is Layout.CHANNELS_LAST and x.ndim == 4 and x.dtype in _BYTE_TYPES:
+        native = _native_module()
+        if native is not None:
+            return native.max_pool_2d(x, kernel_shape=kernel_shape, strides=strides, pads=pads,
+                                      dilations=dilations, out_hw=out)
     lowest = np.iinfo(x.dtype).min
     widths = [(0, 0)] * x.ndim
     for i in range(k):
@@ -46,6 +58,30 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
         y = tap.copy() if y is None else np.maximum(y, tap, out=y)
     assert y is not None
     return np.ascontiguousarray(y)
+
+
+def quantize(x: np.ndarray, qp: QParams) -> np.ndarray:
+    """lowp.qparams.quantize (Q6); natively for contiguous float32 input and per-tensor
+    8-bit qparams when the extension is present."""
+    if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+            and qp.is_per_tensor and qp.qtype.bits == 8):
+        native = _native_module()
+        if native is not None:
+            return native.quantize(x, scale=float(qp.scale), zero_point=int(qp.zero_point),
+                                   qmin=qp.qmin, qmax=qp.qmax, dtype=qp.qtype.numpy_dtype)
+    return ref_quantize(x, qp)
+
+
+_BYTE_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _native_module() -> ModuleType | None:
+    """lowp.runtime.native_backend, or None when the extension is missing."""
+    try:
+        from . import native_backend
+    except ImportError:
+        return None
+    return native_backend
 
 
 def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.dtype,

@@ -12,9 +12,10 @@ import onnx
 from ..errors import ModelError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes
-from ..qparams import PerAxis, QParams, QType, dequantize, quantize
+from ..qparams import PerAxis, QParams, QType, dequantize
 from . import lower_elementwise, lower_linear  # noqa: F401  (register the lowerings)
 from .backends import ReferenceBackend
+from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
 from .fuse import fuse_tables
 from .lowering import LOWERINGS, LowerCtx
@@ -130,7 +131,7 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool) -> Step:
             layout: object) -> tuple[np.ndarray, ...]:
         qp = fixed if fixed is not None else qparams(x, scale, zp)
         if quantizing:
-            return (quantize(x, qp),)
+            return (fast_quantize(x, qp),)
         return (dequantize(x, qp),)
 
     return Step(node.name, node.op_type, "quantize" if quantizing else "dequantize",

@@ -370,6 +370,57 @@ class NativeAdd:
         return out
 
 
+def max_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
+                pads: Sequence[int], dilations: Sequence[int], out_hw: Sequence[int],
+                threads: int = 1) -> np.ndarray:
+    """Channels-last 2-D max pool (O7) of a uint8/int8 (N, H, W, C) tensor.
+
+    Equals `lowp.ops.pool.max_pool` with `Layout.CHANNELS_LAST`: the maximum over the
+    in-bounds taps, the dtype's lowest value for a window without any. `out_hw` is the
+    output's (OH, OW) (`lowp.ops.pool.pool_output_shape`, which applies ceil_mode); only the
+    leading pads place the windows. Returns a new C-contiguous (N, OH, OW, C) array.
+    """
+    if x.ndim != 4 or x.dtype not in _INT8_TYPES:
+        raise ValueError(f"x must be a 4-d uint8/int8 array, got {x.ndim}-d {x.dtype}")
+    geo = [int(v) for v in (*kernel_shape, *strides, *dilations, *pads[:2])]
+    if len(kernel_shape) != 2 or len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
+        raise ValueError("max_pool_2d needs 2 kernel sizes, strides, dilations and 4 pads")
+    if min(geo[:6]) < 1 or min(int(p) for p in pads) < 0:
+        raise ValueError(f"invalid pooling geometry {geo}")
+    oh, ow = (int(v) for v in out_hw)
+    n, h, w, c = x.shape
+    y = np.empty((n, max(oh, 0), max(ow, 0), c), x.dtype)
+    if y.size == 0:
+        return y
+    xc = np.ascontiguousarray(x)
+    _native.max_pool2d(xc.view(np.uint8), y.view(np.uint8), [n, h, w, c, oh, ow],
+                       [geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]],
+                       x.dtype == np.int8, NativeConv._check_threads(threads))
+    return y
+
+
+def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: int,
+             dtype: np.dtype | type, threads: int = 1) -> np.ndarray:
+    """Per-tensor quantization (Q6) of float32 data to uint8/int8.
+
+    Equals `lowp.qparams.quantize`: ``clamp(rint(f32(x / scale)) + zero_point, qmin, qmax)``
+    with a float32 division, ties to even and NaN -> zero_point; any shape.
+    """
+    dt = np.dtype(dtype)
+    if dt not in _INT8_TYPES:
+        raise ValueError(f"dtype must be uint8 or int8, got {dt}")
+    lo, hi = _int_range(dt)
+    if not lo <= int(qmin) <= int(qmax) <= hi:
+        raise ValueError(f"clamp range [{qmin}, {qmax}] exceeds {dt}")
+    if abs(int(zero_point)) > 1 << 21:
+        raise ValueError(f"zero point {zero_point} is out of range")
+    xf = np.asarray(x, dtype=np.float32, order="C")
+    y = np.empty(xf.shape, dt)
+    _native.quantize(xf.reshape(-1), y.view(np.uint8).reshape(-1), float(np.float32(scale)),
+                     int(zero_point), int(qmin), int(qmax), NativeConv._check_threads(threads))
+    return y
+
+
 def _apply_env() -> None:
     forced = os.environ.get(_ENV_VAR, "").strip()
     if forced:
