@@ -299,26 +299,37 @@ void add_portable(const AddArgs& a) {
   }
 }
 
+namespace {
+
+// Element-wise, memory-bound work: split [0, n) into 64-element-aligned chunks, one per
+// thread, and only when each thread gets at least `block` elements.
+template <typename Chunk>
+void run_elementwise(int64_t n, int64_t block, int threads, const Chunk& chunk) {
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, n / block)));
+  if (threads <= 1) {
+    chunk(0, n);
+    return;
+  }
+  const int64_t per = (n / threads + 63) / 64 * 64;
+  ThreadPool::instance().run(threads, [&](int t) {
+    const int64_t i0 = std::min<int64_t>(n, per * t), i1 = std::min<int64_t>(n, i0 + per);
+    if (i1 > i0) chunk(i0, i1 - i0);
+  });
+}
+
+}  // namespace
+
 void run_add(const AddArgs& a, int threads) {
   const IsaTable& isa = *active_table();
   const AddFn fn = isa.add ? isa.add : add_portable;
-  if (threads <= 0) threads = ThreadPool::max_threads();
-  // memory-bound: a second thread only pays off on large tensors
-  const int64_t block = int64_t(1) << 18;
-  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, a.n / block)));
-  if (threads <= 1) {
-    fn(a);
-    return;
-  }
-  const int64_t per = (a.n / threads + 63) / 64 * 64;
-  ThreadPool::instance().run(threads, [&](int t) {
+  run_elementwise(a.n, int64_t(1) << 18, threads, [&](int64_t i0, int64_t n) {
     AddArgs part = a;
-    const int64_t i0 = std::min<int64_t>(a.n, per * t), i1 = std::min<int64_t>(a.n, i0 + per);
     part.a += i0;
     part.b += i0;
     part.y += i0;
-    part.n = i1 - i0;
-    if (part.n > 0) fn(part);
+    part.n = n;
+    fn(part);
   });
 }
 
@@ -396,21 +407,12 @@ void quantize_portable(const QuantArgs& a) {
 void run_quantize(const QuantArgs& a, int threads) {
   const IsaTable& isa = *active_table();
   const QuantFn fn = isa.quantize ? isa.quantize : quantize_portable;
-  if (threads <= 0) threads = ThreadPool::max_threads();
-  const int64_t block = int64_t(1) << 17;
-  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, a.n / block)));
-  if (threads <= 1) {
-    fn(a);
-    return;
-  }
-  const int64_t per = (a.n / threads + 63) / 64 * 64;
-  ThreadPool::instance().run(threads, [&](int t) {
+  run_elementwise(a.n, int64_t(1) << 17, threads, [&](int64_t i0, int64_t n) {
     QuantArgs part = a;
-    const int64_t i0 = std::min<int64_t>(a.n, per * t), i1 = std::min<int64_t>(a.n, i0 + per);
     part.x += i0;
     part.y += i0;
-    part.n = i1 - i0;
-    if (part.n > 0) fn(part);
+    part.n = n;
+    fn(part);
   });
 }
 
