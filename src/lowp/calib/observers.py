@@ -63,7 +63,30 @@ def _str(v: Any, what: str) -> str:
     return v
 
 
-class MinMaxObserver:
+class _Observed:
+    """What both observers know: the tensor's name and the exact extremes seen so far."""
+
+    _name: str
+    _min: float | None
+    _max: float | None
+
+    @property
+    def name(self) -> str:
+        """Tensor name."""
+        return self._name
+
+    @property
+    def min(self) -> float:
+        """Smallest value seen (+inf before any data)."""
+        return float("inf") if self._min is None else self._min
+
+    @property
+    def max(self) -> float:
+        """Largest value seen (-inf before any data)."""
+        return float("-inf") if self._max is None else self._max
+
+
+class MinMaxObserver(_Observed):
     """Running exact minimum and maximum of a tensor (calibration pass 1).
 
     Parameters
@@ -87,21 +110,6 @@ class MinMaxObserver:
         self._min: float | None = None
         self._max: float | None = None
         self._count = 0
-
-    @property
-    def name(self) -> str:
-        """Tensor name."""
-        return self._name
-
-    @property
-    def min(self) -> float:
-        """Smallest value seen (+inf before any data)."""
-        return float("inf") if self._min is None else self._min
-
-    @property
-    def max(self) -> float:
-        """Largest value seen (-inf before any data)."""
-        return float("-inf") if self._max is None else self._max
 
     @property
     def amax(self) -> float:
@@ -174,7 +182,7 @@ class MinMaxObserver:
                 f"count={self._count})")
 
 
-class HistogramObserver:
+class HistogramObserver(_Observed):
     """Histogram with fixed edges over [-amax, amax] plus exact min/max (calibration pass 2).
 
     The range is fixed at construction (from pass 1), so every update adds integer counts
@@ -225,11 +233,6 @@ class HistogramObserver:
         return cls(minmax.name, minmax.amax, num_bins)
 
     @property
-    def name(self) -> str:
-        """Tensor name."""
-        return self._name
-
-    @property
     def amax(self) -> float:
         """Half-width of the fixed histogram range."""
         return self._amax
@@ -255,16 +258,6 @@ class HistogramObserver:
     def bin_width(self) -> float:
         """Width of one bin, 2 * amax / num_bins."""
         return 2.0 * self._amax / self._num_bins
-
-    @property
-    def min(self) -> float:
-        """Smallest value seen (+inf before any data)."""
-        return float("inf") if self._min is None else self._min
-
-    @property
-    def max(self) -> float:
-        """Largest value seen (-inf before any data)."""
-        return float("-inf") if self._max is None else self._max
 
     @property
     def count(self) -> int:
