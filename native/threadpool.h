@@ -1,4 +1,4 @@
-// Driver layer: a small persistent thread pool; run(n, fn) calls fn(0..n-1), fn(0) on the caller.
+// Driver layer: a small persistent thread pool; run(n, fn) calls fn(0..n-1) once each.
 #pragma once
 #include <immintrin.h>
 #include <unistd.h>
@@ -40,42 +40,56 @@ class ThreadPool {
     return n == 0 ? 1 : static_cast<int>(n);
   }
 
+  // Calls fn(i) exactly once for every i in [0, n), on the caller and on up to n - 1
+  // workers. Ids are handed out dynamically and the caller takes any the workers have not,
+  // so a worker that is slow to wake (a busy machine) delays nothing: once the caller has
+  // run out of ids it only waits for workers that are already inside fn.
   void run(int n, const std::function<void(int)>& fn) {
     if (n > static_cast<int>(threads_.size()) + 1) n = static_cast<int>(threads_.size()) + 1;
     if (n <= 1) {
-      fn(0);
+      if (n == 1) fn(0);
       return;
     }
     std::lock_guard<std::mutex> serial(run_mu_);
     fn_.store(&fn, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
-    pending_.store(n - 1, std::memory_order_relaxed);
+    next_.store(0, std::memory_order_relaxed);
+    state_.store(kOpen, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    fn(0);
-    // Short spin (jobs are often sub-millisecond), then sleep until the workers are done.
-    const auto t0 = std::chrono::steady_clock::now();
-    while (pending_.load(std::memory_order_acquire) != 0) {
-      if (std::chrono::steady_clock::now() - t0 > kSpin) {
-        std::unique_lock<std::mutex> lk(mu_);
-        done_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
-        break;
+    take_ids(fn, n);
+    // Close the job to late workers, then wait for those inside it: a short spin (they are
+    // usually finishing their last id), then sleep.
+    if ((state_.fetch_and(~kOpen, std::memory_order_acq_rel) & ~kOpen) != 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      while ((state_.load(std::memory_order_acquire) & ~kOpen) != 0) {
+        if (std::chrono::steady_clock::now() - t0 > kSpin) {
+          std::unique_lock<std::mutex> lk(mu_);
+          done_.wait(lk, [this] { return (state_.load(std::memory_order_acquire) & ~kOpen) == 0; });
+          break;
+        }
+        _mm_pause();
       }
-      _mm_pause();
     }
     fn_.store(nullptr, std::memory_order_relaxed);
   }
 
  private:
-  static constexpr std::chrono::microseconds kSpin{50};
+  // Workers spin this long for the next job before blocking: the gaps between the
+  // operators of one model run are shorter, and waking a blocked thread costs tens of us.
+  static constexpr std::chrono::microseconds kSpin{400};
+  static constexpr unsigned kOpen = 1u << 31;  // state_: open flag | workers inside the job
 
-  void loop(int id) {
+  void take_ids(const std::function<void(int)>& fn, int n) {
+    for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
+  }
+
+  void loop(int) {
     unsigned long long seen = 0;
     for (;;) {
-      // Spin briefly for back-to-back jobs, then block.
       const auto t0 = std::chrono::steady_clock::now();
       unsigned long long g;
       while ((g = gen_.load(std::memory_order_acquire)) == seen) {
@@ -87,9 +101,14 @@ class ThreadPool {
         }
       }
       seen = g;
-      if (id >= n_.load(std::memory_order_relaxed)) continue;
-      (*fn_.load(std::memory_order_relaxed))(id);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Enter the job only while it is open; the caller waits for everyone who entered.
+      unsigned s = state_.load(std::memory_order_acquire);
+      bool entered = false;
+      while ((s & kOpen) && !entered)
+        entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
+      if (!entered) continue;
+      take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
+      if (state_.fetch_sub(1, std::memory_order_acq_rel) == 1) {  // last one out, closed
         std::lock_guard<std::mutex> lk(mu_);
         done_.notify_one();
       }
@@ -101,7 +120,8 @@ class ThreadPool {
   std::condition_variable cv_, done_;
   std::atomic<const std::function<void(int)>*> fn_{nullptr};
   std::atomic<int> n_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> next_{0};
+  std::atomic<unsigned> state_{0};
   std::atomic<unsigned long long> gen_{0};
 };
 
