@@ -144,6 +144,64 @@ NB_MODULE(_native, m) {
       },
       "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
 
+  m.def(
+      "quantize_to_channels_last",
+      [](nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+         nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale,
+         int zp, int qmin, int qmax, int threads) {
+        // x: (n, c, s) float32; y: (n, s, c)
+        if (y.shape(0) != x.shape(0) || y.shape(1) != x.shape(2) || y.shape(2) != x.shape(1))
+          throw std::invalid_argument("quantize_to_channels_last needs y of shape (n, s, c)");
+        if (qmin > qmax || qmin < -128 || qmax > 255 || zp - qmin > (1 << 22) ||
+            qmax - zp > (1 << 22) || zp - qmax > (1 << 22) || qmin - zp > (1 << 22))
+          throw std::invalid_argument("quantize bounds out of range");
+        lowp::QuantArgs a;
+        a.x = x.data();
+        a.y = y.data();
+        a.scale = scale;
+        a.zp = zp;
+        a.qmin = qmin;
+        a.qmax = qmax;
+        nb::gil_scoped_release nogil;
+        lowp::run_quantize_to_channels_last(a, int64_t(x.shape(0)), int64_t(x.shape(1)),
+                                            int64_t(x.shape(2)), threads);
+      },
+      "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+
+  m.def(
+      "global_average_pool",
+      [](nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+         nb::ndarray<uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> y,
+         bool channels_last, bool x_signed, int x_zp, float scale, int mult, int lshift,
+         int rshift, bool fixedpoint, int zp, int qmin, int qmax) {
+        // x: (n, s, c) channels-last or (n, c, s) channels-first; y: (n, c)
+        lowp::GapArgs a;
+        a.n = int64_t(x.shape(0));
+        a.s = int64_t(channels_last ? x.shape(1) : x.shape(2));
+        a.c = int64_t(channels_last ? x.shape(2) : x.shape(1));
+        if (int64_t(y.shape(0)) != a.n || int64_t(y.shape(1)) != a.c)
+          throw std::invalid_argument("global_average_pool needs y of shape (n, c)");
+        if (lshift < 0 || lshift > 31 || rshift < 0 || rshift > 62 || qmin > qmax)
+          throw std::invalid_argument("global_average_pool requantization out of range");
+        a.x = x.data();
+        a.y = y.data();
+        a.channels_last = channels_last;
+        a.x_signed = x_signed;
+        a.x_zp = x_zp;
+        a.scale = scale;
+        a.mult = mult;
+        a.lshift = lshift;
+        a.rshift = rshift;
+        a.fixedpoint = fixedpoint;
+        a.zp = zp;
+        a.qmin = qmin;
+        a.qmax = qmax;
+        nb::gil_scoped_release nogil;
+        lowp::run_global_average_pool(a);
+      },
+      "x"_a, "y"_a, "channels_last"_a, "x_signed"_a, "x_zero_point"_a, "scale"_a, "mult"_a,
+      "lshift"_a, "rshift"_a, "fixedpoint"_a, "zero_point"_a, "qmin"_a, "qmax"_a);
+
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",
            [](lowp::ConvOp* self, const std::vector<int>& geo, bool x_signed, int x_zp,

@@ -121,6 +121,19 @@ struct QuantArgs {
 };
 using QuantFn = void (*)(const QuantArgs& a);
 
+// Global average pool (O8)-(O9) of uint8/int8 x, (n, s, c) channels-last or (n, c, s)
+// channels-first: y[b, c] = requant(sum_s x - s * x_zp) with M = scale (float32 mode) or
+// (mult, lshift, rshift) (fixed-point mode); y is (n, c).
+struct GapArgs {
+  const uint8_t* x = nullptr;
+  uint8_t* y = nullptr;
+  int64_t n = 0, s = 0, c = 0;
+  bool channels_last = true, x_signed = false, fixedpoint = false;
+  int32_t x_zp = 0, zp = 0, qmin = 0, qmax = 255;
+  float scale = 1.0f;
+  int32_t mult = 0, lshift = 0, rshift = 0;
+};
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 
@@ -147,6 +160,10 @@ void maxpool_portable(const PoolArgs& a, int64_t r0, int64_t r1);
 void run_maxpool(const PoolArgs& a, int threads);
 void quantize_portable(const QuantArgs& a);
 void run_quantize(const QuantArgs& a, int threads);
+// pool_reduce.cpp: global average pool, and quantize of (n, c, s) float32 into (n, s, c).
+void run_global_average_pool(const GapArgs& a);
+void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int64_t s,
+                                   int threads);
 
 extern const IsaTable kScalarTable;
 extern const IsaTable kAvx2Table;

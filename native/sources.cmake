@@ -24,6 +24,7 @@ lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx
 
 nanobind_add_module(_native NB_STATIC
   native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
+  native/pool_reduce.cpp
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})

@@ -152,3 +152,46 @@ def test_quantize_large_threads_and_fallbacks() -> None:
     np.testing.assert_array_equal(fastops.quantize(x[..., ::2], qp), ref_quantize(x[..., ::2], qp))
     np.testing.assert_array_equal(fastops.quantize(x.astype(np.float64), qp),
                                   ref_quantize(x.astype(np.float64), qp))
+
+
+def _quantize_to_channels_last_both(x: np.ndarray, qp: QParams, threads: int = 1) -> None:
+    expected = np.ascontiguousarray(np.moveaxis(ref_quantize(x, qp), 1, -1))
+    for path in PATHS:
+        with nb.use_path(path):
+            got = nb.quantize_to_channels_last(
+                x, scale=float(qp.scale), zero_point=int(qp.zero_point), qmin=qp.qmin,
+                qmax=qp.qmax, dtype=qp.qtype.numpy_dtype, threads=threads)
+            assert got.dtype == expected.dtype and got.shape == expected.shape, path
+            np.testing.assert_array_equal(got, expected, err_msg=path)
+            arena = fastops.Arena()
+            for _ in range(2):  # the second call writes into the first one's buffer
+                np.testing.assert_array_equal(
+                    fastops.quantize(x, qp, arena=arena, channels_last=True), expected,
+                    err_msg=path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 7), min_size=3, max_size=5), dtype=INT8_DTYPES,
+       scale=st.floats(0.0009765625, 8.0, width=32), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_quantize_to_channels_last_random(shape: list[int], dtype: np.dtype, scale: float,
+                                          seed: int, data: st.DataObject) -> None:
+    """Quantize of (N, C, *spatial) written as (N, *spatial, C) equals the reference
+    quantize followed by the layout change, batch 0 and NaN included."""
+    info = np.iinfo(dtype)
+    zp = data.draw(st.integers(int(info.min), int(info.max)))
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 100 * scale).astype(np.float32)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, size=min(3, x.size))] = np.nan
+    _quantize_to_channels_last_both(x, _qparams(dtype, scale, zp, narrow=data.draw(st.booleans())))
+
+
+def test_quantize_to_channels_last_large_and_threads() -> None:
+    """Planes longer than one task chunk, split over threads, and many channels."""
+    rng = np.random.default_rng(12)
+    for shape in ((2, 3, 150, 151), (1, 40, 33, 35), (3, 1, 20000)):
+        x = (rng.standard_normal(shape) * 3).astype(np.float32)
+        for threads in (1, 2, 0):
+            _quantize_to_channels_last_both(x, _qparams(np.dtype(np.uint8), 0.0187, 114),
+                                            threads=threads)

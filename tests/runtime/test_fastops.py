@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lowp.fixedpoint import RequantMode
 from lowp.ops.elementwise import add
 from lowp.ops.layout import Layout
 from lowp.ops.pool import max_pool
@@ -58,18 +59,32 @@ def test_add_equals_reference(da, db, sa, sb, sy, za, zb, zy, relu, seed):
 
 @given(st.sampled_from([np.uint8, np.int8]), st.sampled_from(list(Layout)), st.integers(1, 3),
        st.integers(0, 2), st.integers(1, 5), st.floats(2.0 ** -10, 1.0, width=32),
-       st.floats(2.0 ** -10, 1.0, width=32), st.integers(-20, 20), st.integers(0, 1000))
-def test_global_average_pool_equals_reference(dtype, layout, rank, n, c, sx, sy, zy, seed):
+       st.floats(2.0 ** -10, 1.0, width=32), st.integers(-20, 20), st.integers(0, 1000),
+       st.sampled_from(list(RequantMode)), st.booleans())
+def test_global_average_pool_equals_reference(dtype, layout, rank, n, c, sx, sy, zy, seed,
+                                              mode, use_native):
+    """The native loop and the numpy fallback both equal lowp.ops.pool.global_average_pool."""
     from lowp.ops.pool import global_average_pool
-    from lowp.runtime.fastops import global_average_pool as fast
+    from lowp.runtime import fastops
     rng = np.random.default_rng(seed)
     spatial = tuple(rng.integers(1, 6, rank))
     shape = (n, c, *spatial) if layout is Layout.CHANNELS_FIRST else (n, *spatial, c)
     info = np.iinfo(dtype)
     x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
     kw = dict(x_zero_point=int(rng.integers(info.min, info.max + 1)), x_scale=sx, y_scale=sy,
-              y_zero_point=zy, qmin=int(info.min), qmax=int(info.max), layout=layout)
-    np.testing.assert_array_equal(fast(x, **kw), global_average_pool(x, **kw))
+              y_zero_point=zy, qmin=int(info.min), qmax=int(info.max), layout=layout, mode=mode)
+    want = global_average_pool(x, **kw).astype(dtype)
+    saved = fastops._native_module
+    if not use_native:
+        fastops._native_module = lambda: None  # type: ignore[assignment]
+    try:
+        arena = fastops.Arena()
+        got = fastops.global_average_pool(x, out_dtype=np.dtype(dtype), arena=arena, **kw)
+        again = fastops.global_average_pool(x, out_dtype=np.dtype(dtype), arena=arena, **kw)
+    finally:
+        fastops._native_module = saved
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(again, want)
 
 
 @given(st.sampled_from([np.uint8, np.int8]), st.integers(1, 40), st.integers(0, 1000))

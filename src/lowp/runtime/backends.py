@@ -15,6 +15,7 @@ from ..fixedpoint import Requant
 from ..ops.conv import conv as qconv
 from ..ops.layout import Layout
 from ..ops.linear import matmul as qmatmul
+from .fastops import Arena
 
 ConvFn = Callable[[np.ndarray, Layout], np.ndarray]
 MatMulFn = Callable[[np.ndarray], np.ndarray]
@@ -110,7 +111,12 @@ class NativeBackend(ReferenceBackend):
                                            threads=self.threads)
         except ValueError:
             return reference
-        return kernel  # type: ignore[no-any-return]
+        arena = Arena(self.reuse_outputs)
+        n, out_dtype = kernel.n, kernel.out_dtype
+
+        def run(a: np.ndarray) -> np.ndarray:
+            return kernel(a, out=arena.get((*a.shape[:-1], n), out_dtype))
+        return run
 
 
 _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))

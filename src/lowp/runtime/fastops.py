@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..fixedpoint import RequantMode, requant_scale, requantize
+from ..fixedpoint import Requant, RequantMode, requant_scale, requantize
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
 from ..qparams import QParams
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
              pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
-             layout: Layout) -> np.ndarray:
+             layout: Layout, arena: Arena | None = None) -> np.ndarray:
     """lowp.ops.pool.max_pool (O7) as a running maximum over strided slices.
 
-    Channels-last 2-D uint8/int8 inputs run natively (`native_backend.max_pool_2d`) when
-    the extension is present.
+    Channels-last 2-D uint8/int8 inputs run natively (`native_backend.max_pool_2d`, into a
+    buffer of `arena` when given) when the extension is present.
     """
     k = len(kernel_shape)
     first = 2 if layout is Layout.CHANNELS_FIRST else 1
@@ -39,8 +39,10 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     if k == 2 and layout is Layout.CHANNELS_LAST and x.ndim == 4 and x.dtype in _BYTE_TYPES:
         native = _native_module()
         if native is not None:
+            shape = (x.shape[0], *out, x.shape[-1])
             return native.max_pool_2d(x, kernel_shape=kernel_shape, strides=strides, pads=pads,
-                                      dilations=dilations, out_hw=out)
+                                      dilations=dilations, out_hw=out,
+                                      out=arena.get(shape, x.dtype) if arena else None)
     lowest = np.iinfo(x.dtype).min
     widths = [(0, 0)] * x.ndim
     for i in range(k):
@@ -60,16 +62,28 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     return np.ascontiguousarray(y)
 
 
-def quantize(x: np.ndarray, qp: QParams) -> np.ndarray:
+def quantize(x: np.ndarray, qp: QParams, *, arena: Arena | None = None,
+             channels_last: bool = False) -> np.ndarray:
     """lowp.qparams.quantize (Q6); natively for contiguous float32 input and per-tensor
-    8-bit qparams when the extension is present."""
+    8-bit qparams when the extension is present (into a buffer of `arena` when given).
+
+    With `channels_last`, a channels-first (N, C, *spatial) input is returned channels-last.
+    """
     if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
             and qp.is_per_tensor and qp.qtype.bits == 8):
         native = _native_module()
         if native is not None:
-            return native.quantize(x, scale=float(qp.scale), zero_point=int(qp.zero_point),
-                                   qmin=qp.qmin, qmax=qp.qmax, dtype=qp.qtype.numpy_dtype)
-    return ref_quantize(x, qp)
+            dtype = qp.qtype.numpy_dtype
+            kw = dict(scale=float(qp.scale), zero_point=int(qp.zero_point), qmin=qp.qmin,
+                      qmax=qp.qmax, dtype=dtype)
+            if channels_last:
+                shape = (x.shape[0], *x.shape[2:], x.shape[1])
+                return native.quantize_to_channels_last(  # type: ignore[no-any-return]
+                    x, **kw, out=arena.get(shape, dtype) if arena else None)
+            return native.quantize(x, **kw,  # type: ignore[no-any-return]
+                                   out=arena.get(x.shape, dtype) if arena else None)
+    y = ref_quantize(x, qp)
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
 _BYTE_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
@@ -99,10 +113,10 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
                          mb=mb, b_zero_point=b_zero_point, y_zero_point=y_zero_point,
                          qmin=qmin, qmax=qmax, out_dtype=out_dtype)
 
-    def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def add(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if (native is not None and a.shape == b.shape and a.dtype == native.a_dtype
                 and b.dtype == native.b_dtype):
-            return native(a, b)
+            return native(a, b, out=arena.get(a.shape, native.out_dtype) if arena else None)
         x = a.astype(np.float32)
         x -= za
         x *= ma
@@ -133,12 +147,46 @@ def _native_add(**kwargs: object) -> NativeAdd | None:
 
 def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: float,
                         y_zero_point: int, qmin: int, qmax: int, layout: Layout,
-                        mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
-    """lowp.ops.pool.global_average_pool (O8)-(O9): the sum taken in place, in either layout."""
+                        out_dtype: np.dtype, mode: RequantMode = RequantMode.FLOAT32,
+                        arena: Arena | None = None) -> np.ndarray:
+    """lowp.ops.pool.global_average_pool (O8)-(O9), in either layout: natively for 8-bit
+    data when the extension is present (into a buffer of `arena` when given), else the sum
+    taken in place."""
     spatial = tuple(range(2, x.ndim)) if layout is Layout.CHANNELS_FIRST else tuple(
         range(1, x.ndim - 1))
     count = int(np.prod([x.shape[a] for a in spatial]))
-    acc = x.sum(axis=spatial, keepdims=True, dtype=np.int64) - count * int(x_zero_point)
     m = (requant_scale(x_scale, 1.0, y_scale) / np.float32(max(count, 1))).astype(np.float32)
+    native = _native_module()
+    if native is not None and x.dtype in _BYTE_TYPES and np.dtype(out_dtype) in _BYTE_TYPES \
+            and x.ndim >= 3 and np.isfinite(m) and m > 0:
+        requant = Requant(m, int(y_zero_point), qmin, qmax, mode, out_dtype)
+        cl = layout is Layout.CHANNELS_LAST
+        n, c = x.shape[0], x.shape[-1] if cl else x.shape[1]
+        shape = (n, *(1,) * (x.ndim - 2), c) if cl else (n, c, *(1,) * (x.ndim - 2))
+        return native.global_average_pool(  # type: ignore[no-any-return]
+            x, channels_last=cl, x_zero_point=x_zero_point, requant=requant,
+            out=arena.get(shape, np.dtype(out_dtype)) if arena else None)
+    acc = x.sum(axis=spatial, keepdims=True, dtype=np.int64) - count * int(x_zero_point)
     y = requantize(acc.astype(np.int32), m, y_zero_point, qmin, qmax, mode)
-    return y.astype(x.dtype)
+    return y.astype(out_dtype)
+
+
+class Arena:
+    """The reusable output buffer of one step (lowp.runtime.backends): the same array run
+    after run while the shape and dtype stay the same; a new array on every call when
+    `reuse` is off (subgraph bodies, which may read their own previous output)."""
+
+    __slots__ = ("reuse", "_buffer")
+
+    def __init__(self, reuse: bool = True) -> None:
+        self.reuse = reuse
+        self._buffer: np.ndarray | None = None
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        b = self._buffer
+        if b is not None and b.shape == shape and b.dtype == dtype:
+            return b
+        b = np.empty(shape, dtype)
+        if self.reuse:
+            self._buffer = b
+        return b

@@ -15,6 +15,7 @@ from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import lower_elementwise, lower_linear  # noqa: F401  (register the lowerings)
 from .backends import ReferenceBackend
+from .fastops import Arena
 from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
 from .fuse import fuse_tables
@@ -59,12 +60,29 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         if id(node) in lowered:
             steps.append(lowered[id(node)])
         else:
-            steps.append(_float_step(node, graph, backend, requant_mode))
-    return fuse_tables(_prune(steps, graph, outer), set(graph.output_names))
+            steps.append(_float_step(node, graph, backend, requant_mode, subgraph))
+    steps = fuse_tables(_prune(steps, graph, outer), set(graph.output_names))
+    _transpose_where_consumers_want(steps)
+    return steps
+
+
+def _transpose_where_consumers_want(steps: list[Step]) -> None:
+    """A step that can write channels-last itself (a quantize of the model's channels-first
+    input, say) does so when every reader of its output runs only channels-last."""
+    readers: dict[str, list[Step]] = {}
+    for s in steps:
+        for k in s.act_inputs:
+            if k < len(s.inputs) and s.inputs[k]:
+                readers.setdefault(s.inputs[k], []).append(s)
+    for s in steps:
+        if s.channels_last_fn is not None:
+            rs = readers.get(s.outputs[0], [])
+            if rs and all(r.layouts == (CL,) for r in rs):
+                s.fn, s.layouts, s.output_layout = s.channels_last_fn, (CF,), CL
 
 
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
-                requant_mode: RequantMode) -> Step:
+                requant_mode: RequantMode, subgraph: bool = False) -> Step:
     if node.op_type in ("If", "Loop") and node.domain in ("", "ai.onnx"):
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
@@ -74,7 +92,7 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
     if node.op_type == "DequantizeLinear":
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
-        return _qdq_step(node, graph, quantizing=True)
+        return _qdq_step(node, graph, quantizing=True, subgraph=subgraph)
     fn = FLOAT_OPS.get(node.op_type)
     if fn is None:
         raise UnsupportedOpError(node.op_type, node.name, "lowp's engine has no "
@@ -97,7 +115,8 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
 
 
-def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool) -> Step:
+def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
+              subgraph: bool = False) -> Step:
     attrs = attributes(node)
     axis = int(attrs.get("axis", 1))  # type: ignore[call-overload]
     if int(attrs.get("block_size", 0)):  # type: ignore[call-overload]
@@ -127,16 +146,25 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool) -> Step:
         fixed = qparams(np.zeros(1, np.float32), graph.constant(node.input[1]),
                         graph.constant(node.input[2]))
 
+    arena = Arena(reuse=not subgraph)
+    per_tensor = _per_tensor_node(node, graph)
+
     def run(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None, *,
             layout: object) -> tuple[np.ndarray, ...]:
         qp = fixed if fixed is not None else qparams(x, scale, zp)
         if quantizing:
-            return (fast_quantize(x, qp),)
+            return (fast_quantize(x, qp, arena=arena),)
         return (dequantize(x, qp),)
+
+    def run_to_channels_last(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None,
+                             *, layout: object) -> tuple[np.ndarray, ...]:
+        qp = fixed if fixed is not None else qparams(x, scale, zp)
+        return (fast_quantize(x, qp, arena=arena, channels_last=x.ndim >= 3),)
 
     return Step(node.name, node.op_type, "quantize" if quantizing else "dequantize",
                 list(node.input), list(node.output), run,
-                layouts=(CF, CL) if _per_tensor_node(node, graph) else (CF,))
+                layouts=(CF, CL) if per_tensor else (CF,), replayable=quantizing,
+                channels_last_fn=run_to_channels_last if quantizing and per_tensor else None)
 
 
 def _per_tensor_node(node: onnx.NodeProto, graph: Graph) -> bool:

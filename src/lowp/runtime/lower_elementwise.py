@@ -12,8 +12,8 @@ from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..qparams import QParams
+from .fastops import Arena, make_add
 from .fastops import global_average_pool as fast_global_average_pool
-from .fastops import make_add
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
 from .lowering import (
@@ -49,9 +49,10 @@ def _binary(ctx: LowerCtx) -> Step | None:
                         bq.qtype.numpy_dtype, float(bq.scale), int(bq.zero_point),
                         float(yq.scale), int(yq.zero_point), qmin, qmax,
                         yq.qtype.numpy_dtype)
+        arena = Arena(reuse=not ctx.subgraph)
 
         def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-            return (fast(av, bv),)
+            return (fast(av, bv, arena),)
     else:
         fn = qadd if ctx.node.op_type == "Add" else qmul
         kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
@@ -63,7 +64,7 @@ def _binary(ctx: LowerCtx) -> Step | None:
                        qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw),)
 
     return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
-                    elementwise=True)
+                    elementwise=True, replayable=True)
 
 
 @lowering("Concat")
@@ -105,9 +106,14 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                   y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),
                   qmin=qmin, qmax=qmax, mode=ctx.requant_mode)
     if ctx.node.op_type == "GlobalAveragePool":
-        def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-            return (fast_global_average_pool(xv, layout=layout, **common).astype(  # type: ignore[arg-type]
-                y.qparams.qtype.numpy_dtype),)
+        arena = Arena(reuse=not ctx.subgraph)
+        out_dtype = np.dtype(y.qparams.qtype.numpy_dtype)
+
+        def run_global(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            return (fast_global_average_pool(xv, layout=layout, out_dtype=out_dtype,  # type: ignore[arg-type]
+                                             arena=arena, **common),)  # type: ignore[arg-type]
+
+        return ctx.step([x.name], [y.name], run_global, layouts=(CF, CL), replayable=True)
     else:
         kernel = list(a["kernel_shape"])  # type: ignore[call-overload]
         k = len(kernel)
@@ -206,6 +212,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs
+        arena = Arena(reuse=not ctx.subgraph)
 
         def run_pool(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
             if node.op_type == "GlobalMaxPool":
@@ -217,12 +224,13 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                                strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
                                pads=list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
                                dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]
-                               ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout),)  # type: ignore[arg-type]
+                               ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout,  # type: ignore[arg-type]
+                               arena=arena),)
 
         if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID") or (
                 node.op_type == "MaxPool" and len(node.output) > 1):
             return None
-        return ctx.step([x.name], [out.name], run_pool, layouts=layouts)
+        return ctx.step([x.name], [out.name], run_pool, layouts=layouts, replayable=True)
     return ctx.step(inputs, out_names, run, layouts=layouts)
 
 

@@ -97,7 +97,7 @@ def _conv(ctx: LowerCtx) -> Step | None:
                                      else tuple(xv.shape[1:-1]))
         return (kernel_for(spatial)(xv, layout),)
 
-    return ctx.step([x.name], [y.name], run, layouts=backend.conv_layouts)
+    return ctx.step([x.name], [y.name], run, layouts=backend.conv_layouts, replayable=True)
 
 
 def _conv_pads(a: dict[str, object], auto_pad: str, spatial: Sequence[int],
@@ -156,11 +156,16 @@ def _matmul(ctx: LowerCtx) -> Step | None:
     if bias is False:
         return None
     m = requant_scale(x.qparams.scale, wqp.scale, y.qparams.scale)
-    kernel = ctx.backend.matmul(
-        w, bias if isinstance(bias, np.ndarray) else None,
-        a_zero_point=int(x.qparams.zero_point), a_dtype=x.qparams.qtype.numpy_dtype,
-        b_zero_point=_weight_zero_point(wqp, w.shape[1]),
-        requant=ctx.requant(m, y.qparams, qmin, qmax))
+    saved = ctx.backend.reuse_outputs
+    ctx.backend.reuse_outputs = not ctx.subgraph        # arena buffers at top level only
+    try:
+        kernel = ctx.backend.matmul(
+            w, bias if isinstance(bias, np.ndarray) else None,
+            a_zero_point=int(x.qparams.zero_point), a_dtype=x.qparams.qtype.numpy_dtype,
+            b_zero_point=_weight_zero_point(wqp, w.shape[1]),
+            requant=ctx.requant(m, y.qparams, qmin, qmax))
+    finally:
+        ctx.backend.reuse_outputs = saved
     if ctx.arithmetic is not None:                   # engine arithmetic (lowp.fidelity)
         kernel = ctx.arithmetic.matmul(w, bias if isinstance(bias, np.ndarray) else None,
                                        x.qparams, wqp, y.qparams, qmin, qmax)
@@ -168,7 +173,7 @@ def _matmul(ctx: LowerCtx) -> Step | None:
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         return (kernel(xv),)
 
-    return ctx.step([x.name], [y.name], run)
+    return ctx.step([x.name], [y.name], run, replayable=True)
 
 
 def _dynamic_matmul(ctx: LowerCtx) -> Step | None:

@@ -15,11 +15,10 @@ import numpy as np
 
 from .. import _native  # type: ignore[attr-defined]
 from ..fixedpoint import Requant, RequantMode, quantize_multiplier
+from .tape import call as _call
 
 _INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 _ENV_VAR = "LOWP_ISA"
-
-
 def available_paths() -> list[str]:
     """Instruction-set paths this CPU can run, 'scalar' always first."""
     return list(_native.available_paths())
@@ -246,7 +245,8 @@ class NativeConv:
                 and x.flags.c_contiguous and type(out) is np.ndarray
                 and out.shape == plan[0] and out.dtype == self.out_dtype
                 and out.flags.c_contiguous):
-            self._op.run(x.reshape(plan[1]).view(np.uint8), out.reshape(plan[2]).view(np.uint8))
+            _call(self._op.run, x.reshape(plan[1]).view(np.uint8),
+                  out.reshape(plan[2]).view(np.uint8))
             return out
         x = np.asarray(x)
         if x.dtype != self.x_dtype:
@@ -264,7 +264,7 @@ class NativeConv:
         else:
             y = out
         y5 = y.reshape((out_shape[0], *pad, *out_shape[1:]))
-        self._op.run(x5.view(np.uint8), y5.view(np.uint8))
+        _call(self._op.run, x5.view(np.uint8), y5.view(np.uint8))
         if len(self._plans) < 16:
             self._plans[x.shape] = (tuple(out_shape), x5.shape, y5.shape)
         return y
@@ -302,7 +302,8 @@ class NativeMatMul:
     def threads(self, value: int) -> None:
         self._conv.threads = value
 
-    def __call__(self, a: np.ndarray) -> np.ndarray:
+    def __call__(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``a @ b`` requantized; written into `out` (C-contiguous, (..., N)) when given."""
         a = np.asarray(a)
         if a.dtype != self.a_dtype:
             raise ValueError(f"a has dtype {a.dtype}, expected {self.a_dtype}")
@@ -310,9 +311,10 @@ class NativeMatMul:
             raise ValueError(f"a must have shape (..., {self.k}), got {a.shape}")
         lead = a.shape[:-1]
         rows = int(np.prod(lead)) if lead else 1
+        y = _out_buffer(out, (*lead, self.n), self.out_dtype)  # type: ignore[arg-type]
         # rows as the batch axis of a 1-wide convolution: zero rows is a zero batch
-        y = self._conv(np.ascontiguousarray(a).reshape(rows, 1, self.k))
-        return y.reshape((*lead, self.n))
+        self._conv(np.ascontiguousarray(a).reshape(rows, 1, self.k), out=y.reshape(rows, 1, self.n))
+        return y
 
 
 class NativeAdd:
@@ -364,21 +366,32 @@ class NativeAdd:
         elif out.shape != a.shape or out.dtype != self.out_dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape "
                              f"{a.shape}")
-        _native.add(np.ascontiguousarray(a).view(np.uint8).reshape(-1),
-                    np.ascontiguousarray(b).view(np.uint8).reshape(-1),
-                    out.view(np.uint8).reshape(-1), *self._args)
+        _call(_native.add, np.ascontiguousarray(a).view(np.uint8).reshape(-1),
+              np.ascontiguousarray(b).view(np.uint8).reshape(-1),
+              out.view(np.uint8).reshape(-1), *self._args)
         return out
+
+
+def _out_buffer(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """`out` checked against the result's shape and dtype, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {dtype} array of shape {shape}, got "
+                         f"{out.dtype} {out.shape}")
+    return out
 
 
 def max_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
                 pads: Sequence[int], dilations: Sequence[int], out_hw: Sequence[int],
-                threads: int = 1) -> np.ndarray:
+                threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """Channels-last 2-D max pool (O7) of a uint8/int8 (N, H, W, C) tensor.
 
     Equals `lowp.ops.pool.max_pool` with `Layout.CHANNELS_LAST`: the maximum over the
     in-bounds taps, the dtype's lowest value for a window without any. `out_hw` is the
     output's (OH, OW) (`lowp.ops.pool.pool_output_shape`, which applies ceil_mode); only the
-    leading pads place the windows. Returns a new C-contiguous (N, OH, OW, C) array.
+    leading pads place the windows. Returns a C-contiguous (N, OH, OW, C) array: `out` when
+    given.
     """
     if x.ndim != 4 or x.dtype not in _INT8_TYPES:
         raise ValueError(f"x must be a 4-d uint8/int8 array, got {x.ndim}-d {x.dtype}")
@@ -389,23 +402,18 @@ def max_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence
         raise ValueError(f"invalid pooling geometry {geo}")
     oh, ow = (int(v) for v in out_hw)
     n, h, w, c = x.shape
-    y = np.empty((n, max(oh, 0), max(ow, 0), c), x.dtype)
+    y = _out_buffer(out, (n, max(oh, 0), max(ow, 0), c), x.dtype)
     if y.size == 0:
         return y
     xc = np.ascontiguousarray(x)
-    _native.max_pool2d(xc.view(np.uint8), y.view(np.uint8), [n, h, w, c, oh, ow],
-                       [geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]],
-                       x.dtype == np.int8, NativeConv._check_threads(threads))
+    _call(_native.max_pool2d, xc.view(np.uint8), y.view(np.uint8), [n, h, w, c, oh, ow],
+          [geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]],
+          x.dtype == np.int8, NativeConv._check_threads(threads))
     return y
 
 
-def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: int,
-             dtype: np.dtype | type, threads: int = 1) -> np.ndarray:
-    """Per-tensor quantization (Q6) of float32 data to uint8/int8.
-
-    Equals `lowp.qparams.quantize`: ``clamp(rint(f32(x / scale)) + zero_point, qmin, qmax)``
-    with a float32 division, ties to even and NaN -> zero_point; any shape.
-    """
+def _quantize_checks(zero_point: int, qmin: int, qmax: int, dtype: np.dtype | type
+                     ) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in _INT8_TYPES:
         raise ValueError(f"dtype must be uint8 or int8, got {dt}")
@@ -414,10 +422,67 @@ def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: i
         raise ValueError(f"clamp range [{qmin}, {qmax}] exceeds {dt}")
     if abs(int(zero_point)) > 1 << 21:
         raise ValueError(f"zero point {zero_point} is out of range")
+    return dt
+
+
+def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: int,
+             dtype: np.dtype | type, threads: int = 1, out: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Per-tensor quantization (Q6) of float32 data to uint8/int8.
+
+    Equals `lowp.qparams.quantize`: ``clamp(rint(f32(x / scale)) + zero_point, qmin, qmax)``
+    with a float32 division, ties to even and NaN -> zero_point; any shape.
+    """
+    dt = _quantize_checks(zero_point, qmin, qmax, dtype)
     xf = np.asarray(x, dtype=np.float32, order="C")
-    y = np.empty(xf.shape, dt)
-    _native.quantize(xf.reshape(-1), y.view(np.uint8).reshape(-1), float(np.float32(scale)),
-                     int(zero_point), int(qmin), int(qmax), NativeConv._check_threads(threads))
+    y = _out_buffer(out, xf.shape, dt)
+    _call(_native.quantize, xf.reshape(-1), y.view(np.uint8).reshape(-1),
+          float(np.float32(scale)), int(zero_point), int(qmin), int(qmax),
+          NativeConv._check_threads(threads))
+    return y
+
+
+def quantize_to_channels_last(x: np.ndarray, *, scale: float, zero_point: int, qmin: int,
+                              qmax: int, dtype: np.dtype | type, threads: int = 1,
+                              out: np.ndarray | None = None) -> np.ndarray:
+    """`quantize` of a channels-first (N, C, *spatial) tensor, written channels-last
+    (N, *spatial, C): the layout change costs no separate pass over the data."""
+    dt = _quantize_checks(zero_point, qmin, qmax, dtype)
+    xf = np.asarray(x, dtype=np.float32, order="C")
+    if xf.ndim < 3:
+        raise ValueError(f"x must be (N, C, *spatial), got shape {xf.shape}")
+    n, c = xf.shape[:2]
+    y = _out_buffer(out, (n, *xf.shape[2:], c), dt)
+    if y.size:
+        _call(_native.quantize_to_channels_last, xf.reshape(n, c, -1),
+              y.view(np.uint8).reshape(n, -1, c), float(np.float32(scale)), int(zero_point),
+              int(qmin), int(qmax), NativeConv._check_threads(threads))
+    return y
+
+
+def global_average_pool(x: np.ndarray, *, channels_last: bool, x_zero_point: int,
+                        requant: Requant, out: np.ndarray | None = None) -> np.ndarray:
+    """Global average pool (O8)-(O9) of a uint8/int8 (N, C, *spatial) or, with
+    `channels_last`, (N, *spatial, C) tensor; `requant` maps the zero-point-corrected
+    int32 sum to the output (its per-tensor scale already divided by the pixel count).
+    Returns (N, C, 1, ...) or (N, 1, ..., C) in the requant's dtype."""
+    if x.ndim < 3 or x.dtype not in _INT8_TYPES:
+        raise ValueError(f"x must be a uint8/int8 array of rank >= 3, got {x.ndim}-d {x.dtype}")
+    scale, mult, left, right = _requant_arrays(requant, 1)
+    n = x.shape[0]
+    c = x.shape[-1] if channels_last else x.shape[1]
+    ones = (1,) * (x.ndim - 2)
+    shape = (n, *ones, c) if channels_last else (n, c, *ones)
+    assert requant.out_dtype is not None
+    y = _out_buffer(out, shape, np.dtype(requant.out_dtype))
+    xc = np.ascontiguousarray(x).view(np.uint8)
+    pixels = int(np.prod(x.shape[1:-1] if channels_last else x.shape[2:]))
+    x3 = xc.reshape(n, pixels, c) if channels_last else xc.reshape(n, c, pixels)
+    if y.size:
+        _call(_native.global_average_pool, x3, y.view(np.uint8).reshape(n, c), channels_last,
+              x.dtype == np.int8, int(x_zero_point), float(scale[0]), int(mult[0]),
+              int(left[0]), int(right[0]), requant.mode is RequantMode.FIXEDPOINT,
+              int(requant.zero_point), int(requant.qmin), int(requant.qmax))
     return y
 
 

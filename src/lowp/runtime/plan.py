@@ -23,7 +23,11 @@ class Step:
     (shapes, axes, sizes) are passed as they are. `elementwise` steps may run channels-last
     only when all activation inputs have the same rank. `table_dtype` marks a unary
     element-wise integer step (a function of one 8/16-bit value) with its input dtype, so
-    that chains of such steps can be fused into one table.
+    that chains of such steps can be fused into one table. `replayable` steps do nothing
+    but calls into the native extension (recorded and repeated by lowp.runtime.replay) and
+    write their outputs into buffers they own. `channels_last_fn`, when set, is a variant
+    of `fn` that takes channels-first inputs and returns channels-last outputs in one pass;
+    lowering switches to it (and sets `output_layout`) when every reader wants channels-last.
     """
 
     name: str
@@ -36,3 +40,6 @@ class Step:
     act_inputs: tuple[int, ...] = (0,)
     elementwise: bool = False
     table_dtype: np.dtype | None = None     # unary integer steps that are lookup tables
+    replayable: bool = False
+    channels_last_fn: StepFn | None = None
+    output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was

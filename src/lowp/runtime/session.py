@@ -19,6 +19,7 @@ from ..ir.graph import load_model
 from .backends import ReferenceBackend, make_backend
 from .lower import lower
 from .plan import CF, CL, Step
+from .replay import Replayer
 
 
 class Session:
@@ -40,6 +41,10 @@ class Session:
         not depend on it.
     requant_mode
         How integer operators requantize (docs/quantization.md, (R2) / (R4)).
+    replay
+        From the third run with the same input shapes on, repeat the recorded native calls
+        of the integer steps directly (lowp.runtime.replay); results are identical either
+        way, only the per-operator overhead differs.
 
     Examples
     --------
@@ -53,7 +58,7 @@ class Session:
 
     def __init__(self, model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
-                 requant_mode: RequantMode = RequantMode.FLOAT32) -> None:
+                 requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         self.model = load_model(model)
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
@@ -64,7 +69,8 @@ class Session:
             t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
         self.last_profile: dict[str, float] = {}
         self.threads = threads
-        self._blas = _blas_controller() if threads > 0 else None
+        self._blas = _blas_controller(self.steps, threads)
+        self._replayer = Replayer(self.steps, execute) if replay else None
 
     @property
     def int_steps(self) -> list[Step]:
@@ -84,10 +90,16 @@ class Session:
     def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
              *, capture: bool, profile: bool) -> dict[str, np.ndarray]:
         env: dict[str, np.ndarray] = dict(self._constants)
-        env.update(self._check_feeds(feeds))
+        checked = self._check_feeds(feeds)
+        env.update(checked)
         layout: dict[str, object] = {}
         timings: dict[str, float] = {}
-        for step in self.steps:
+        if self._replayer is not None and self._replayer.steps is not self.steps:
+            self._replayer = Replayer(self.steps, execute)    # the steps were replaced
+        if self._replayer is not None and not (capture or profile):
+            signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
+            self._replayer.run(signature, env, layout)
+        for step in self.steps if self._replayer is None or capture or profile else ():
             t0 = time.perf_counter() if profile else 0.0
             execute(step, env, layout)
             if profile:
@@ -103,7 +115,8 @@ class Session:
             if n not in env:
                 raise LowpError(f"'{n}' is not a tensor of this model")
             value = _to_cf(env[n], layout.get(n, CF))
-            out[n] = value.copy() if value is env[n] else value    # never an arena buffer
+            # never an arena buffer, nor a view of one
+            out[n] = value.copy() if np.may_share_memory(value, env[n]) else value
         return out
 
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -132,13 +145,25 @@ class Session:
             raise DataError(f"'{sorted(unknown)[0]}' is not an input of the model")
         return out
 
-def _blas_controller() -> Any:
-    """threadpoolctl's controller, so that `threads` also bounds numpy's BLAS pool."""
+# float operators whose numpy implementation may call BLAS
+_BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
+                       "Einsum", "If", "Loop"})
+
+
+def _blas_controller(steps: list[Step], threads: int) -> Any:
+    """threadpoolctl's controller, so that `threads` also bounds numpy's BLAS pool; None
+    when no float step calls BLAS or BLAS already uses at most `threads` threads (changing
+    the BLAS pool on every run costs far more than a small model's run)."""
+    if threads <= 0 or not any(s.kind == "float" and s.op_type in _BLAS_OPS for s in steps):
+        return None
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    return ThreadpoolController()
+    controller = ThreadpoolController()
+    if all(int(info.get("num_threads", 1)) <= threads for info in controller.info()):
+        return None
+    return controller
 
 
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
@@ -174,7 +199,8 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     except Exception as e:
         raise UnsupportedOpError(step.op_type, step.name,
                                  f"failed while running: {type(e).__name__}: {e}") from None
+    out_layout = step.output_layout or want
     for name, value in zip(step.outputs, results, strict=False):
         if name:
             env[name] = value
-            layout[name] = want if value.ndim >= 3 else CF
+            layout[name] = out_layout if value.ndim >= 3 else CF

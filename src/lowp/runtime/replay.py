@@ -1,0 +1,152 @@
+"""Replay: repeat the native calls of a session's steps without the Python above them.
+
+A replayable step (`Step.replayable`) does nothing but calls into the native extension,
+writing into output buffers it owns (an arena). Once the same input shapes have been run
+twice, recording every such step's calls, a step whose two recordings are identical (the
+same functions on the same buffers, the same arguments, the same output buffers) is from
+then on run by repeating its recorded calls, as long as its inputs are the very objects
+it read when recorded. Anything else (float steps, a changed input object) runs through
+`execute` as before, so the results are always those of a plain run; replay only removes
+the per-step overhead of the Python layers (layout checks, validation, dispatch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .plan import CF, Step
+from .tape import Call, recording
+
+Env = dict[str, np.ndarray]
+Layouts = dict[str, object]
+Execute = Callable[[Step, Env, Layouts], None]
+# the same feeds (name, shape, dtype) replay the same plan; at most this many are kept
+MAX_SIGNATURES = 4
+
+
+@dataclass
+class _Record:
+    """What one replayable step did in one run."""
+
+    calls: list[Call]
+    inputs: list[tuple[str, object, object]]         # (name, value object, layout)
+    outputs: list[tuple[str, np.ndarray, object]]
+
+
+@dataclass
+class _Replay:
+    """A step to run by repeating `calls` while its inputs are these objects."""
+
+    step: Step
+    calls: list[Call]
+    inputs: list[tuple[str, object, object]]
+    outputs: list[tuple[str, np.ndarray, object]]
+
+
+Entry = Step | _Replay
+
+
+class Replayer:
+    """Runs a session's steps, recording the first two runs of each feed signature and
+    replaying from the third on."""
+
+    def __init__(self, steps: list[Step], execute: Execute) -> None:
+        self.steps = steps
+        self._execute = execute
+        self._state: dict[object, list[_Record | None] | list[Entry]] = {}
+        self._ready: set[object] = set()
+
+    def replayed_steps(self, signature: object) -> int:
+        """How many steps of a signature's plan run by replay (0 until it is ready)."""
+        if signature not in self._ready:
+            return 0
+        return sum(isinstance(e, _Replay) for e in self._state[signature])
+
+    def run(self, signature: object, env: Env, layout: Layouts) -> None:
+        state = self._state.get(signature)
+        if signature in self._ready:
+            self._replay(state, env, layout)  # type: ignore[arg-type]
+            return
+        if state is None and len(self._state) >= MAX_SIGNATURES:
+            for step in self.steps:
+                self._execute(step, env, layout)
+            return
+        records = self._record(env, layout)
+        if state is None:
+            self._state[signature] = records
+        else:
+            self._state[signature] = _plan(self.steps, state, records)  # type: ignore[arg-type]
+            self._ready.add(signature)
+
+    def _record(self, env: Env, layout: Layouts) -> list[_Record | None]:
+        records: list[_Record | None] = []
+        for step in self.steps:
+            if not step.replayable:
+                self._execute(step, env, layout)
+                records.append(None)
+                continue
+            inputs: list[tuple[str, object, object]] = [
+                (n, env.get(n), layout.get(n, CF)) for n in step.inputs if n]
+            with recording() as tape:
+                self._execute(step, env, layout)
+            outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
+            records.append(_Record(tape, inputs, outputs))
+        return records
+
+    def _replay(self, plan: list[Entry], env: Env, layout: Layouts) -> None:
+        for entry in plan:
+            if type(entry) is _Replay and all(
+                    env.get(n) is v and layout.get(n, CF) is lay for n, v, lay in entry.inputs):
+                for fn, args in entry.calls:
+                    fn(*args)
+                for n, v, lay in entry.outputs:
+                    env[n] = v
+                    layout[n] = lay
+            else:
+                self._execute(entry.step if type(entry) is _Replay else entry,  # type: ignore[union-attr,arg-type]
+                              env, layout)
+
+
+def _plan(steps: list[Step], first: list[_Record | None], second: list[_Record | None]
+          ) -> list[Entry]:
+    plan: list[Entry] = []
+    for step, a, b in zip(steps, first, second, strict=True):
+        if a is not None and b is not None and _same(a, b):
+            plan.append(_Replay(step, b.calls, b.inputs, b.outputs))
+        else:
+            plan.append(step)
+    return plan
+
+
+def _same(a: _Record, b: _Record) -> bool:
+    """Two recordings of a step did the same thing on the same memory. Both runs' arrays
+    were alive at once (the first recording holds its own), so equal addresses mean the
+    same buffers, not reused memory."""
+    if not a.calls or len(a.calls) != len(b.calls) or len(a.outputs) != len(b.outputs):
+        return False
+    for (fa, xa), (fb, xb) in zip(a.calls, b.calls, strict=True):
+        if _function(fa) != _function(fb) or len(xa) != len(xb):
+            return False
+        if not all(_same_value(u, v) for u, v in zip(xa, xb, strict=True)):
+            return False
+    return all(na == nb and la is lb and _same_value(va, vb)
+               for (na, va, la), (nb, vb, lb) in zip(a.outputs, b.outputs, strict=True))
+
+
+def _function(fn: object) -> tuple[int, int]:
+    """Identity of a function or bound method (bound methods are new objects per access)."""
+    return id(getattr(fn, "__func__", fn)), id(getattr(fn, "__self__", None))
+
+
+def _same_value(u: object, v: object) -> bool:
+    if isinstance(u, np.ndarray) or isinstance(v, np.ndarray):
+        return (isinstance(u, np.ndarray) and isinstance(v, np.ndarray)
+                and _geometry(u) == _geometry(v))
+    return type(u) is type(v) and bool(u == v)
+
+
+def _geometry(a: np.ndarray) -> tuple[object, ...]:
+    return a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str

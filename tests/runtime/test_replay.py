@@ -1,0 +1,117 @@
+"""Replay of recorded native calls gives exactly the results of plain runs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from lowp.pipeline import quantize
+from lowp.runtime import Session
+from lowp.runtime.backends import native_available
+from lowp.runtime.replay import MAX_SIGNATURES
+from tests import model_zoo
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+MODELS = ["resnet_style", "mobilenet_v2_style", "mobilenet_v3_style", "detector_head_style",
+          "conv1d_model", "conv3d_model", "linear_mlp"]
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("zoo-replay")
+
+
+def _feeds(data: dict[str, np.ndarray], seed: int, batch: int | None = None
+           ) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in data.items():
+        shape = v.shape if batch is None else (batch, *v.shape[1:])
+        out[k] = (rng.standard_normal(shape) * v.std()).astype(v.dtype)
+    return out
+
+
+def _equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_replay_equals_plain_runs(name, zoo_dir):
+    """New feed arrays, one array mutated in place, and shapes that come and go: every run
+    of a replaying session equals a plain run, and results never alias its buffers."""
+    path, data = model_zoo.BUILDERS[name](zoo_dir)
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=2), Session(model, threads=2, replay=False)
+    kept = []
+    for seed in range(5):
+        feeds = _feeds(data, seed)
+        got = fast.run(feeds)
+        _equal(got, plain.run(feeds))
+        kept.append(({k: v.copy() for k, v in got.items()}, got))
+    signature = tuple((k, v.shape, v.dtype.str) for k, v in _feeds(data, 0).items())
+    assert fast._replayer is not None and fast._replayer.replayed_steps(signature) > 0
+    same = _feeds(data, 10)
+    for seed in range(4):                               # one input object, new contents
+        for k, v in _feeds(data, 20 + seed).items():
+            same[k][...] = v
+        _equal(fast.run(same), plain.run({k: v.copy() for k, v in same.items()}))
+    for batch in (1, 3, 1, 3, 2, 2, 2):                 # other signatures, then back
+        feeds = _feeds(data, batch, batch)
+        _equal(fast.run(feeds), plain.run(feeds))
+    _equal(fast.run(_feeds(data, 0)), plain.run(_feeds(data, 0)))
+    for copy, got in kept:                              # earlier results are untouched
+        _equal(copy, got)
+
+
+def test_more_signatures_than_kept_still_run(zoo_dir):
+    path, data = model_zoo.BUILDERS["linear_mlp"](zoo_dir)
+    model = quantize(path, data).model
+    fast, plain = Session(model), Session(model, replay=False)
+    for _ in range(3):
+        for batch in range(1, MAX_SIGNATURES + 3):
+            feeds = _feeds(data, batch, batch)
+            _equal(fast.run(feeds), plain.run(feeds))
+
+
+def test_capture_and_profile_runs_are_plain(zoo_dir):
+    path, data = model_zoo.BUILDERS["resnet_style"](zoo_dir)
+    model = quantize(path, data).model
+    s = Session(model)
+    feeds = _feeds(data, 1)
+    for _ in range(3):
+        s.run(feeds)
+    captured = s.run(feeds, capture=True)
+    assert len(captured) > len(s.output_names)
+    s.run(feeds, profile=True)
+    assert s.last_profile
+    _equal({k: captured[k] for k in s.output_names}, s.run(feeds))
+
+
+def test_sessions_in_two_python_threads(zoo_dir):
+    """Two threads running sessions at once (the native pool is shared) get plain results."""
+    path, data = model_zoo.BUILDERS["mobilenet_v2_style"](zoo_dir)
+    model = quantize(path, data).model
+    feeds = [_feeds(data, seed) for seed in range(4)]
+    want = [Session(model, replay=False).run(f) for f in feeds]
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            s = Session(model, threads=2)
+            for i in range(24):
+                k = (i + offset) % len(feeds)
+                _equal(s.run(feeds[k]), want[k])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(o,)) for o in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
