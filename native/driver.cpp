@@ -15,8 +15,10 @@
 namespace lowp {
 
 namespace {
-// Below about this many MACs per thread, waking another thread costs more than it saves.
-constexpr int64_t kMinMacsPerThread = int64_t(1) << 21;
+// Below about this many MACs per thread (a few microseconds of work), handing work to
+// another thread costs more than it saves; the pool's workers spin between the operators
+// of a model run, so the hand-off itself is cheap.
+constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
 
 int threads_for(int64_t macs, int nthreads) {
   return int(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs / kMinMacsPerThread)));
@@ -112,12 +114,19 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             ((int64_t(a) * p_.dd * Hp + int64_t(b) * p_.dh) * Wp + int64_t(c) * p_.dw) * cx;
 
   const int64_t rows = n * o.d * o.h * o.w;
-  const int64_t chunk = int64_t(std::max(isa.mr, isa.mr_narrow)) * 16;
+  nthreads = threads_for(rows * taps_ * cg_ * int64_t(p_.cout), nthreads);
+  // Row chunks of up to 16 microkernel calls; with several threads and few rows, smaller
+  // chunks (whole microkernel calls) so that every thread gets a few tasks to balance.
+  const int64_t mr_max = std::max(isa.mr, isa.mr_narrow);
+  int64_t chunk = mr_max * 16;
+  if (nthreads > 1) {
+    const int64_t per_task = (rows + 4 * nthreads - 1) / (4 * nthreads);
+    chunk = std::min(chunk, std::max(mr_max, (per_task + mr_max - 1) / mr_max * mr_max));
+  }
   const int64_t nchunks = (rows + chunk - 1) / chunk;
   const int64_t base_tasks = int64_t(p_.groups) * nchunks;
   const int npg = base_tasks >= 2 * nthreads ? 1 : std::min<int>(npanels_, nthreads);
   const int64_t ntasks = base_tasks * npg;
-  nthreads = threads_for(rows * taps_ * cg_ * int64_t(p_.cout), nthreads);
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
   std::atomic<int64_t> next{0};

@@ -59,31 +59,56 @@ void run_global_average_pool(const GapArgs& a) {
     gap_t<uint8_t>(a);
 }
 
+namespace {
+
+// out[i * C + c] = planes[c][i] for i < len: sequential stores (C known at compile time for
+// the usual image channel counts).
+template <int C>
+void interleave_fixed(const uint8_t* planes, int64_t stride, int64_t len, uint8_t* out) {
+  for (int64_t i = 0; i < len; ++i, out += C)
+    for (int c = 0; c < C; ++c) out[c] = planes[c * stride + i];
+}
+
+void interleave(const uint8_t* planes, int64_t stride, int64_t c, int64_t len, uint8_t* out) {
+  switch (c) {
+    case 1: return interleave_fixed<1>(planes, stride, len, out);
+    case 2: return interleave_fixed<2>(planes, stride, len, out);
+    case 3: return interleave_fixed<3>(planes, stride, len, out);
+    case 4: return interleave_fixed<4>(planes, stride, len, out);
+    default:
+      for (int64_t i = 0; i < len; ++i, out += c)
+        for (int64_t j = 0; j < c; ++j) out[j] = planes[j * stride + i];
+  }
+}
+
+}  // namespace
+
 void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int64_t s,
                                    int threads) {
   const IsaTable& isa = *active_table();
   const QuantFn fn = isa.quantize ? isa.quantize : quantize_portable;
-  // Tasks: one chunk of one (batch, channel) plane; quantized contiguously into a scratch
-  // row, then scattered with stride c.
-  constexpr int64_t kChunk = 8192;
-  const int64_t chunks = (s + kChunk - 1) / kChunk, ntasks = n * c * chunks;
-  if (ntasks == 0) return;
+  // Tasks: a run of `chunk` pixels of one batch item, all channels: each channel's values
+  // are quantized contiguously into a scratch plane, then interleaved into the output.
+  if (n == 0 || c == 0 || s == 0) return;
+  const int64_t chunk = std::max<int64_t>(64, (int64_t(1) << 15) / c);
+  const int64_t chunks = (s + chunk - 1) / chunk, ntasks = n * chunks;
   if (threads <= 0) threads = ThreadPool::max_threads();
   threads = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), ntasks,
                                                         n * c * s / (int64_t(1) << 16)})));
   std::atomic<int64_t> next{0};
   auto work = [&](int) {
-    std::vector<uint8_t> row(size_t(std::min(kChunk, s)));
+    std::vector<uint8_t> planes(size_t(c * std::min(chunk, s)));
+    const int64_t stride = std::min(chunk, s);
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
-      const int64_t plane = t / chunks, i0 = (t % chunks) * kChunk;
-      const int64_t len = std::min(kChunk, s - i0), b = plane / c, ch = plane % c;
-      QuantArgs part = a;
-      part.x = a.x + plane * s + i0;
-      part.y = row.data();
-      part.n = len;
-      fn(part);
-      uint8_t* dst = a.y + (b * s + i0) * c + ch;
-      for (int64_t i = 0; i < len; ++i) dst[i * c] = row[size_t(i)];
+      const int64_t b = t / chunks, i0 = (t % chunks) * chunk, len = std::min(chunk, s - i0);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        QuantArgs part = a;
+        part.x = a.x + (b * c + ch) * s + i0;
+        part.y = planes.data() + ch * stride;
+        part.n = len;
+        fn(part);
+      }
+      interleave(planes.data(), stride, c, len, a.y + (b * s + i0) * c);
     }
   };
   ThreadPool::instance().run(threads, work);

@@ -5,9 +5,10 @@ writing into output buffers it owns (an arena). Once the same input shapes have 
 twice, recording every such step's calls, a step whose two recordings are identical (the
 same functions on the same buffers, the same arguments, the same output buffers) is from
 then on run by repeating its recorded calls, as long as its inputs are the very objects
-it read when recorded. Anything else (float steps, a changed input object) runs through
-`execute` as before, so the results are always those of a plain run; replay only removes
-the per-step overhead of the Python layers (layout checks, validation, dispatch).
+(or views of the very memory) it read when recorded. Anything else (float steps, a
+changed input object) runs through `execute` as before, so the results are always those
+of a plain run; replay only removes the per-step overhead of the Python layers (layout
+checks, validation, dispatch).
 """
 
 from __future__ import annotations
@@ -98,8 +99,7 @@ class Replayer:
 
     def _replay(self, plan: list[Entry], env: Env, layout: Layouts) -> None:
         for entry in plan:
-            if type(entry) is _Replay and all(
-                    env.get(n) is v and layout.get(n, CF) is lay for n, v, lay in entry.inputs):
+            if type(entry) is _Replay and _inputs_match(entry, env, layout):
                 for fn, args in entry.calls:
                     fn(*args)
                 for n, v, lay in entry.outputs:
@@ -108,6 +108,21 @@ class Replayer:
             else:
                 self._execute(entry.step if type(entry) is _Replay else entry,  # type: ignore[union-attr,arg-type]
                               env, layout)
+
+
+def _inputs_match(entry: _Replay, env: Env, layout: Layouts) -> bool:
+    """The step's inputs are what it read when recorded: the same objects, or arrays over
+    the same memory with the same shape and strides (a view made anew each run, say). The
+    recorded arrays are alive, so an array at the same address is a view of the same
+    buffer, never new memory that happens to be there."""
+    for n, v, lay in entry.inputs:
+        cur = env.get(n)
+        if cur is not v and not (type(cur) is np.ndarray and type(v) is np.ndarray
+                                 and _geometry(cur) == _geometry(v)):
+            return False
+        if layout.get(n, CF) is not lay:
+            return False
+    return True
 
 
 def _plan(steps: list[Step], first: list[_Record | None], second: list[_Record | None]
