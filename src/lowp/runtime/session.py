@@ -168,6 +168,9 @@ def _blas_controller(steps: list[Step], threads: int) -> Any:
 
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
     if have is CL and x.ndim >= 3:
+        if all(d == 1 for d in x.shape[1:-1]) and x.flags.c_contiguous:
+            # (N, 1, ..., C) and (N, C, 1, ...) hold the same bytes: a view suffices
+            return x.reshape(x.shape[0], x.shape[-1], *x.shape[1:-1])
         return np.ascontiguousarray(np.moveaxis(x, -1, 1))
     return x
 
