@@ -258,3 +258,37 @@ def _requantize_float32_acc(acc: np.ndarray, requant: Requant) -> np.ndarray:
     np.add(acc, np.float32(requant.zero_point), out=acc)
     np.clip(acc, requant.qmin, requant.qmax, out=acc)
     return acc.astype(requant.out_dtype)
+
+
+@lowering("MatMulInteger")
+def _matmul_integer(ctx: LowerCtx) -> Step | None:
+    """MatMulInteger with a constant 8-bit B (per-token dynamic mode, (D4)): the exact int32
+    product through a float BLAS product of the zero-point-shifted operands."""
+    node, g = ctx.node, ctx.graph
+    if len(node.input) < 2 or not g.is_constant(node.input[1]):
+        return None
+    b = g.constant(node.input[1])
+    if b.ndim != 2 or b.dtype.itemsize != 1:
+        return None
+    zb: np.ndarray | int = 0
+    if len(node.input) > 3 and node.input[3]:
+        if not g.is_constant(node.input[3]):
+            return None
+        zb = g.constant(node.input[3]).astype(np.int64).reshape(-1)
+    za_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    if za_name is not None and not (g.is_constant(za_name) and g.constant(za_name).size == 1):
+        return None
+    za = int(g.constant(za_name).reshape(())) if za_name is not None else 0
+    shifted = b.astype(np.int64) - zb
+    bound = int(np.abs(shifted).max(initial=0)) * 255        # |a - za| <= 255 for 8-bit a
+    b32, b64 = shifted.astype(np.float32), shifted.astype(np.float64)
+
+    def run(av: np.ndarray, *_: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        k = b.shape[0]
+        if av.dtype.itemsize != 1 or k * bound >= _INT32_RANGE:
+            return (wrap_int32(exact_matmul(av.astype(np.int64) - za, shifted)),)
+        if k * bound < _FLOAT32_EXACT:   # every partial sum exact in float32 (A1)
+            return (np.matmul(np.subtract(av, za, dtype=np.float32), b32).astype(np.int32),)
+        return (np.matmul(np.subtract(av, za, dtype=np.float64), b64).astype(np.int32),)
+
+    return ctx.step(list(node.input), [node.output[0]], run)
