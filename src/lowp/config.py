@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from .errors import QuantizationError
 from .targets import Target, WeightGranularity, get_target
 
 
@@ -17,6 +18,18 @@ class QuantMode(enum.Enum):
 
 
 DYNAMIC_OPS: tuple[str, ...] = ("MatMul", "Gemm")
+
+
+class ActivationGranularity(enum.Enum):
+    """How dynamic mode quantizes an activation at run time (docs/quantization.md, (D1)-(D4)).
+
+    PER_TENSOR: one scale and zero point per batch (DynamicQuantizeLinear). PER_TOKEN: one
+    per row of the matrix product's input (each token of a sequence), the same formula
+    applied row by row, written with standard ONNX operators and MatMulInteger.
+    """
+
+    PER_TENSOR = "per-tensor"
+    PER_TOKEN = "per-token"
 
 
 class QuantPolicy(enum.Enum):
@@ -80,6 +93,8 @@ class Config:
         SmoothQuant-style scale migration before calibration (None: off; 0.5 is the usual
         strength): per-channel activation outliers after a normalization move into the
         following matrix products' weights, which are quantized per channel.
+    activation_granularity
+        Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
         output tensors become uint16 (int16 for signed targets), their weights int16. The
@@ -98,9 +113,17 @@ class Config:
     quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
     policy: QuantPolicy = QuantPolicy.CONNECTED
     smooth_alpha: float | None = None
+    activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if (self.activation_granularity is not ActivationGranularity.PER_TENSOR
+                and self.mode is not QuantMode.DYNAMIC):
+            raise QuantizationError(f"activation_granularity={self.activation_granularity.value} "
+                              "needs mode=QuantMode.DYNAMIC (static activations have "
+                              "calibrated per-tensor ranges)")
 
     def resolved_target(self) -> Target:
         return get_target(self.target)

@@ -118,3 +118,51 @@ def gemm(a: np.ndarray, b: np.ndarray, *, a_zero_point: int, b_zero_point: int |
         b = b.T
     return matmul(a, b, a_zero_point=a_zero_point, b_zero_point=b_zero_point, bias=bias,
                   requant=requant)
+
+
+def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-token dynamic quantization (D1)-(D3): ONNX DynamicQuantizeLinear on each row.
+
+    Every row (last axis) of float32 `x` gets its own uint8 scale and zero point, all in
+    float32 with round half to even::
+
+        lo = min(0, min_k x[k]),  hi = max(0, max_k x[k])
+        scale = max(hi - lo, tiny) / 255                       (tiny: smallest normal float32)
+        zero_point = clamp(rint(-lo / scale), 0, 255)
+        q = clamp(rint(x / scale) + zero_point, 0, 255)
+
+    Returns (q uint8, scale float32, zero_point float32), scale and zero_point with the
+    last axis kept (length 1).
+
+    Examples
+    --------
+    >>> q, s, z = quantize_rows(np.array([[-1.0, 0.0, 3.0], [0.5, 1.0, 2.0]], np.float32))
+    >>> q.tolist(), z.ravel().astype(int).tolist()
+    ([[0, 64, 255], [64, 127, 255]], [64, 0])
+    """
+    x = np.asarray(x, dtype=np.float32)
+    lo = np.minimum(x.min(axis=-1, keepdims=True), np.float32(0))
+    hi = np.maximum(x.max(axis=-1, keepdims=True), np.float32(0))
+    scale = np.maximum(hi - lo, np.finfo(np.float32).tiny) / np.float32(255)
+    zero_point = np.clip(np.rint(-lo / scale), 0, 255)
+    q = np.clip(np.rint(x / scale) + zero_point, 0, 255).astype(np.uint8)
+    return q, scale.astype(np.float32), zero_point.astype(np.float32)
+
+
+def per_token_matmul(x: np.ndarray, w: np.ndarray, w_scale: np.ndarray | float,
+                     w_zero_point: np.ndarray | int = 0) -> np.ndarray:
+    """Per-token dynamic matrix product (D4): float32 ``x @ dequantize(w)`` in integers.
+
+    ``acc = sum_k (q[k] - zp) (w[k, n] - zw[n])`` exactly in int32, then
+    ``y = f32(acc) * f32(scale * w_scale[n])``.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, -2.0]], np.float32); w = np.array([[2], [1]], np.int8)
+    >>> per_token_matmul(x, w, np.float32(0.5)).round(2).tolist()
+    [[0.0]]
+    """
+    q, scale, zp = quantize_rows(x)
+    wi = np.asarray(w, np.int64) - np.asarray(w_zero_point, np.int64)
+    acc = wrap_int32(exact_matmul(q.astype(np.int64) - zp.astype(np.int64), wi))
+    return acc.astype(np.float32) * (scale * np.asarray(w_scale, np.float32)).astype(np.float32)

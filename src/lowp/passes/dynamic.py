@@ -1,25 +1,31 @@
 """Dynamic quantization: int8 weights offline, activations quantized per batch at run time.
 
 Each MatMul/Gemm with a constant weight gets DynamicQuantizeLinear -> DequantizeLinear on its
-activation input and DequantizeLinear on its int8 per-channel weight; no calibration.
+activation input and DequantizeLinear on its int8 per-channel weight; no calibration. With
+per-token activations (ActivationGranularity.PER_TOKEN) each row gets its own scale and the
+product becomes MatMulInteger (passes.per_token).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import helper
 
-from ..config import DYNAMIC_OPS, Config
-from ..ir.graph import Graph
+from ..config import DYNAMIC_OPS, ActivationGranularity, Config
+from ..ir.graph import Graph, attributes
 from ..ir.names import NameAllocator
 from ..targets import WeightGranularity
 from .annotate import RULES, Annotation, WeightSpec
 from .choose import QuantPlan, quantize_weight
 from .insert_qdq import insert_qdq
+from .per_token import PerTokenBuilder
 
 
 def dynamic_quantize(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
     """Return `model` with dynamic activation quantization around its matrix products."""
+    if config.activation_granularity is ActivationGranularity.PER_TOKEN:
+        return _per_token(model, config)
     graph = Graph(model)
     target = config.resolved_target()
     ann, plan = Annotation(), QuantPlan()
@@ -68,3 +74,60 @@ def dynamic_quantize(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     return out
+
+
+def _per_token(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
+    """Every eligible MatMul/Gemm becomes a per-token quantized product (D1)-(D4); the row
+    quantization of an activation is shared by all its products."""
+    graph = Graph(model)
+    target = config.resolved_target()
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    builder = PerTokenBuilder(NameAllocator.for_model(model), graph.opset)
+    rows = {}
+    nodes: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        weight = _per_token_weight(node, graph, config)
+        if weight is None:
+            nodes.append(node)
+            continue
+        w, trans_b = weight
+        axis = None if config.weight_granularity is WeightGranularity.PER_TENSOR else (
+            0 if trans_b else 1)
+        w_q, w_qp = quantize_weight(w, axis, target, node.input[1])
+        if trans_b:
+            w_q = np.ascontiguousarray(w_q.T)
+        x = node.input[0]
+        builder.nodes = []
+        if x not in rows:
+            rows[x] = builder.quantize_rows(x)
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 and (
+            node.input[2]) else None
+        builder.matmul(rows[x], w_q, w_qp, node.output[0], bias)
+        nodes.extend(builder.nodes)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(builder.initializers)
+    used = {i for n in nodes for i in n.input} | {o.name for o in out.graph.output}
+    kept = [t for t in out.graph.initializer if t.name in used]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    return out
+
+
+def _per_token_weight(node: onnx.NodeProto, graph: Graph, config: Config
+                      ) -> tuple[np.ndarray, bool] | None:
+    """(float weight, transposed) of a MatMul/Gemm that per-token mode quantizes, or None."""
+    if (node.op_type not in DYNAMIC_OPS or node.name in config.exclude_nodes
+            or node.op_type in config.exclude_op_types or len(node.input) < 2
+            or node.domain not in ("", "ai.onnx")):
+        return None
+    if not RULES[node.op_type].applies(node, graph) or not graph.is_constant(node.input[1]):
+        return None
+    w = graph.constant(node.input[1])
+    if w.ndim != 2 or w.dtype != np.float32:
+        return None
+    trans_b = node.op_type == "Gemm" and bool(attributes(node).get("transB", 0))
+    if node.op_type == "Gemm" and attributes(node).get("transA", 0):
+        return None
+    return w, trans_b

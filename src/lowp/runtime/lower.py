@@ -13,7 +13,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
-from . import lower_elementwise, lower_linear  # noqa: F401  (register the lowerings)
+from . import lower_elementwise, lower_float_region, lower_linear  # noqa: F401  (lowerings)
 from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize

@@ -6,12 +6,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..fixedpoint import requant_scale
+from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, dequantize
 from .lowering import LowerCtx, Quantized, lowering
 from .plan import CF, Step
+
+# Every partial sum of an integer product below these bounds is exact in float32, and
+# fits the int32 accumulator without wrapping (A1).
+_FLOAT32_EXACT = 2 ** 24
+_INT32_RANGE = 2 ** 31
 
 
 def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None | bool:
@@ -226,14 +231,69 @@ def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step |
     za, zb = int(a.qparams.zero_point), int(b.qparams.zero_point)
     span = max(abs(a.qparams.qtype.qmin - za), abs(a.qparams.qtype.qmax - za)) * max(
         abs(b.qparams.qtype.qmin - zb), abs(b.qparams.qtype.qmax - zb))
+    float32_requant = requant.mode is RequantMode.FLOAT32 and requant.scale.ndim == 0
 
     def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         k = av.shape[-1]
-        if av.dtype.itemsize > 1 or bv.dtype.itemsize > 1 or k * span >= 2 ** 31:
+        if av.dtype.itemsize > 1 or bv.dtype.itemsize > 1 or k * span >= _INT32_RANGE:
             return (qmatmul(av, bv, a_zero_point=za, b_zero_point=zb, requant=requant),)
+        if float32_requant and k * span < _FLOAT32_EXACT:
+            # every partial sum is an integer below 2^24: the float32 product is exact and
+            # already float32(acc), the first operand of (R2)
+            acc = np.matmul(np.subtract(av, za, dtype=np.float32),
+                            np.subtract(bv, zb, dtype=np.float32))
+            return (_requantize_float32_acc(acc, requant),)
         # every partial sum is an integer below 2^31: the float64 product is exact (A1)
-        acc = np.matmul(np.subtract(av, za, dtype=np.float64),
-                        np.subtract(bv, zb, dtype=np.float64))
-        return (requant.apply(acc.astype(np.int32), channel_axis=-1),)
+        acc64 = np.matmul(np.subtract(av, za, dtype=np.float64),
+                          np.subtract(bv, zb, dtype=np.float64))
+        return (requant.apply(acc64.astype(np.int32), channel_axis=-1),)
 
     return ctx.step([a.name, b.name], [y.name], run, act_inputs=(0, 1))
+
+
+def _requantize_float32_acc(acc: np.ndarray, requant: Requant) -> np.ndarray:
+    """(R2) with a per-tensor multiplier on exact float32 accumulators, in place.
+
+    Equals ``requant.apply(acc.astype(int32))``: rint(f32(acc) * M) is an integer-valued
+    float32; adding the zero point is exact below 2^24 and, above it, the value is clamped
+    to the same bound either way.
+    """
+    np.multiply(acc, requant.scale, out=acc)
+    np.rint(acc, out=acc)
+    np.add(acc, np.float32(requant.zero_point), out=acc)
+    np.clip(acc, requant.qmin, requant.qmax, out=acc)
+    return acc.astype(requant.out_dtype)
+
+
+@lowering("MatMulInteger")
+def _matmul_integer(ctx: LowerCtx) -> Step | None:
+    """MatMulInteger with a constant 8-bit B (per-token dynamic mode, (D4)): the exact int32
+    product through a float BLAS product of the zero-point-shifted operands."""
+    node, g = ctx.node, ctx.graph
+    if len(node.input) < 2 or not g.is_constant(node.input[1]):
+        return None
+    b = g.constant(node.input[1])
+    if b.ndim != 2 or b.dtype.itemsize != 1:
+        return None
+    zb: np.ndarray | int = 0
+    if len(node.input) > 3 and node.input[3]:
+        if not g.is_constant(node.input[3]):
+            return None
+        zb = g.constant(node.input[3]).astype(np.int64).reshape(-1)
+    za_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    if za_name is not None and not (g.is_constant(za_name) and g.constant(za_name).size == 1):
+        return None
+    za = int(g.constant(za_name).reshape(())) if za_name is not None else 0
+    shifted = b.astype(np.int64) - zb
+    bound = int(np.abs(shifted).max(initial=0)) * 255        # |a - za| <= 255 for 8-bit a
+    b32, b64 = shifted.astype(np.float32), shifted.astype(np.float64)
+
+    def run(av: np.ndarray, *_: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        k = b.shape[0]
+        if av.dtype.itemsize != 1 or k * bound >= _INT32_RANGE:
+            return (wrap_int32(exact_matmul(av.astype(np.int64) - za, shifted)),)
+        if k * bound < _FLOAT32_EXACT:   # every partial sum exact in float32 (A1)
+            return (np.matmul(np.subtract(av, za, dtype=np.float32), b32).astype(np.int32),)
+        return (np.matmul(np.subtract(av, za, dtype=np.float64), b64).astype(np.int32),)
+
+    return ctx.step(list(node.input), [node.output[0]], run)

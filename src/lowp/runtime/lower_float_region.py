@@ -1,0 +1,180 @@
+"""Lower DequantizeLinear -> element-wise float operators -> QuantizeLinear to a lookup table.
+
+A region that starts at the dequantized value of one 8-bit tensor, contains only
+element-wise float operators whose other inputs are constants, and ends in one
+QuantizeLinear computes, for each output element, a function of one integer (and of the
+element's channel when a constant varies along the last axis, as a bias does). Evaluating
+the region's own float operators on every representable integer, once per channel, gives a
+table that is exact by construction: the lowered step computes bit for bit what the float
+steps compute. A GELU written out (Div, Erf, Add, Mul, Mul) after a quantized MatMul and
+its float bias Add becomes one table lookup per element.
+
+Regions of a single operator that has an integer lowering of its own (a quantized Sigmoid,
+Add, ...) are left to that lowering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+
+from ..ir.graph import Graph, attributes
+from ..qparams import QParams, dequantize, quantize
+from .float_ops import FLOAT_OPS
+from .lowering import LOWERINGS, LowerCtx, lowering
+from .plan import CF, CL, Step
+
+# Float operators that map each output element to the same element of every input
+# (numpy broadcasting) and whose output is float.
+ELEMENTWISE: frozenset[str] = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Neg", "Abs", "Reciprocal", "Sqrt",
+    "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Selu", "Celu",
+    "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu", "Clip", "Sin", "Cos",
+    "Identity",
+})
+MAX_REGION_NODES = 32
+MAX_TABLE_ENTRIES = 1 << 20
+
+
+def _region(ctx: LowerCtx, source: str) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
+    """(region nodes in graph order, the closing QuantizeLinear) or None.
+
+    The region is every node reachable from `source` before a QuantizeLinear; it must be
+    element-wise, read nothing computed outside it but constants, and close in exactly one
+    QuantizeLinear whose input nothing else reads.
+    """
+    g = ctx.graph
+    values = {source}
+    nodes: list[onnx.NodeProto] = []
+    closing: list[onnx.NodeProto] = []
+    frontier = [source]
+    while frontier:
+        value = frontier.pop()
+        if value in g.output_names:
+            return None
+        for consumer in g.consumers.get(value, []):
+            if any(consumer is n for n in [*nodes, *closing]):
+                continue
+            if consumer.op_type == "QuantizeLinear" and consumer.input[0] == value:
+                closing.append(consumer)
+                continue
+            if (consumer.op_type not in ELEMENTWISE or consumer.domain not in ("", "ai.onnx")
+                    or len(consumer.output) != 1 or len(nodes) >= MAX_REGION_NODES):
+                return None
+            nodes.append(consumer)
+            values.add(consumer.output[0])
+            frontier.append(consumer.output[0])
+    if len(closing) != 1 or not nodes:
+        return None
+    q = closing[0]
+    if q.input[0] == source or len(g.consumers.get(q.input[0], [])) != 1:
+        return None
+    if any(i and i not in values and not _float_constant(g, i) for n in nodes for i in n.input):
+        return None
+    order = {id(n): k for k, n in enumerate(g.graph.node)}
+    return sorted(nodes, key=lambda n: order[id(n)]), q
+
+
+def _float_constant(g: Graph, name: str) -> bool:
+    return g.is_constant(name) and g.constant(name).dtype.kind == "f"
+
+
+def _channels(constants: list[np.ndarray]) -> int | None:
+    """Length of the last axis the constants vary along (1: none); None if they vary along
+    another axis."""
+    channels = 1
+    for c in constants:
+        if c.size == 1:
+            continue
+        if any(d != 1 for d in c.shape[:-1]) or channels not in (1, c.shape[-1]):
+            return None
+        channels = c.shape[-1]
+    return channels
+
+
+@lowering("DequantizeLinear")
+def _float_region(ctx: LowerCtx) -> Step | None:
+    dq = ctx.node
+    g = ctx.graph
+    if g.is_constant(dq.input[0]):
+        return None
+    x_qp = ctx.qparams_of(dq, dq.input[0])
+    if x_qp is None or not x_qp.is_per_tensor or x_qp.qtype.bits != 8:
+        return None
+    found = _region(ctx, dq.output[0])
+    if found is None:
+        return None
+    nodes, q = found
+    if len(nodes) == 1 and nodes[0].op_type in LOWERINGS:
+        return None
+    y_qp = ctx.qparams_of(q, q.output[0])
+    if y_qp is None or not y_qp.is_per_tensor or y_qp.qtype.bits != 8:
+        return None
+    constants = [g.constant(i) for n in nodes for i in n.input if i and _float_constant(g, i)]
+    channels = _channels(constants)
+    rank = max((c.ndim for c in constants), default=0)
+    known = g.value_shape(dq.input[0])
+    if channels is None or channels * 256 > MAX_TABLE_ENTRIES or (
+            rank > 1 and (known is None or len(known) < rank)):
+        return None
+    region = _evaluator(g, nodes, dq.output[0], q.input[0])
+    table = _table(region, x_qp, y_qp, channels)
+    ctx.absorbed = [*nodes, q]
+    run = _lookup(table, channels, lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp))
+    op_type = "+".join(n.op_type for n in nodes)
+    if channels == 1:
+        return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
+                    layouts=(CF, CL), elementwise=True, table_dtype=x_qp.qtype.numpy_dtype)
+    return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run)
+
+
+def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str,
+               sink: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The region's float operators as one function of the dequantized source."""
+    calls = []
+    for n in nodes:
+        attrs = attributes(n)
+        attrs["opset"] = g.opset
+        attrs["num_outputs"] = 1
+        calls.append((FLOAT_OPS[n.op_type], list(n.input), n.output[0], attrs))
+
+    def evaluate(xf: np.ndarray) -> np.ndarray:
+        env = {source: xf}
+        for fn, inputs, output, attrs in calls:
+            args = [env[i] if i in env else g.constant(i) if i else None for i in inputs]
+            env[output] = np.asarray(fn(*args, **attrs))
+        return env[sink]
+
+    return evaluate
+
+
+def _table(region: Callable[[np.ndarray], np.ndarray], x_qp: QParams, y_qp: QParams,
+           channels: int) -> np.ndarray:
+    """(channels, 256) output integers, indexed by the input's unsigned bit pattern."""
+    dtype = x_qp.qtype.numpy_dtype
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    grid = np.repeat(codes[:, None], channels, axis=1)          # (256, channels)
+    y = region(dequantize(grid, x_qp))
+    y = np.broadcast_to(y, (*y.shape[:-2], 256, channels)).reshape(256, channels)
+    return np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
+
+
+def _lookup(table: np.ndarray, channels: int, fallback: Callable[[np.ndarray], np.ndarray]
+            ) -> Callable[..., tuple[np.ndarray, ...]]:
+    flat = table.reshape(-1)
+    per_tensor = table[0]
+    # the smallest index type that holds channels * 256 (numpy's take is fastest on it)
+    index_dtype = np.uint16 if channels <= 256 else np.intp
+    offsets = (np.arange(channels, dtype=np.intp) * 256).astype(index_dtype)
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        codes = xv.view(np.uint8)
+        if channels == 1:
+            return (per_tensor[codes],)
+        if xv.ndim == 0 or xv.shape[-1] != channels:
+            return (fallback(xv),)       # the constants broadcast the input: no table
+        return (flat.take(np.add(codes, offsets, dtype=index_dtype)),)
+
+    return run

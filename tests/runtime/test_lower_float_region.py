@@ -1,0 +1,143 @@
+"""DequantizeLinear -> element-wise float region -> QuantizeLinear as lookup tables: the
+table step computes bit for bit what the float steps compute."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.qparams import QParams, QType, quantize
+from lowp.runtime import Session
+
+_Q_SCALE, _Q_ZERO_POINT = 0.02, 3
+
+
+def _gelu_model(shape: tuple[int, ...], dtype: type, bias: np.ndarray | None,
+                closed: bool = True, extra: list[onnx.NodeProto] | None = None
+                ) -> onnx.ModelProto:
+    """x (integers) -> DQ -> [+ bias] -> GELU written out (Div, Erf, Add, Mul, Mul) -> Q."""
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    zx = 120 if dtype == np.uint8 else -5
+    init = [numpy_helper.from_array(np.float32(0.05), "sx"),
+            numpy_helper.from_array(np.array(zx, dtype), "zx"),
+            numpy_helper.from_array(np.float32(math.sqrt(2.0)), "sqrt2"),
+            numpy_helper.from_array(np.float32(1.0), "one"),
+            numpy_helper.from_array(np.float32(0.5), "half"),
+            numpy_helper.from_array(np.float32(_Q_SCALE), "sy"),
+            numpy_helper.from_array(np.array(_Q_ZERO_POINT, np.uint8), "zy")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"])]
+    h = "xf"
+    if bias is not None:
+        init.append(numpy_helper.from_array(bias, "bias"))
+        nodes.append(helper.make_node("Add", ["bias", "xf"], ["h"]))
+        h = "h"
+    nodes += [helper.make_node("Div", [h, "sqrt2"], ["d"]),
+              helper.make_node("Erf", ["d"], ["e"]),
+              helper.make_node("Add", ["e", "one"], ["e1"]),
+              helper.make_node("Mul", [h, "e1"], ["m"]),
+              helper.make_node("Mul", ["m", "half"], ["yf"])]
+    nodes += extra or []
+    last = nodes[-1].output[0]
+    out_type = TensorProto.FLOAT
+    if closed:
+        nodes.append(helper.make_node("QuantizeLinear", [last, "sy", "zy"], ["y"]))
+        out_type = TensorProto.UINT8
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["y"]))
+    out_shape = np.broadcast_shapes(shape, np.shape(bias)) if bias is not None else shape
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", t, shape)],
+                              [helper.make_tensor_value_info("y", out_type, out_shape)], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _unfused(model_open: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The float steps' result, quantized as the QuantizeLinear step does."""
+    yf = Session(model_open, backend="reference").run({"x": x})["y"]
+    qp = QParams(np.float32(_Q_SCALE), np.int32(_Q_ZERO_POINT), QType.UINT8, 0, 255)
+    return quantize(yf, qp)
+
+
+@settings(max_examples=40)
+@given(st.sampled_from([np.uint8, np.int8]),
+       st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(1, 40),
+       st.sampled_from(["none", "scalar", "channel", "channel3d"]), st.integers(0, 2**32 - 1))
+def test_region_table_equals_float_steps(dtype, lead, channels, bias_kind, seed):
+    rng = np.random.default_rng(seed)
+    shape = (*lead, channels)
+    bias = {"none": None, "scalar": np.float32(rng.normal()),
+            "channel": rng.normal(size=channels).astype(np.float32),
+            "channel3d": rng.normal(size=(1, 1, channels)).astype(np.float32)}[bias_kind]
+    if bias_kind == "channel3d" and len(shape) < 3:
+        shape = (1,) * (3 - len(shape)) + shape
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    session = Session(_gelu_model(shape, dtype, bias), backend="reference")
+    assert [s.kind for s in session.steps] == ["int"]
+    assert session.steps[0].op_type == ("Add+" if bias is not None else "") + (
+        "Div+Erf+Add+Mul+Mul")
+    want = _unfused(_gelu_model(shape, dtype, bias, closed=False), x)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+def test_every_input_code_and_channel():
+    """All 256 codes in every channel, including the saturated ends of the output range."""
+    channels = 7
+    x = np.broadcast_to(np.arange(256, dtype=np.uint8)[:, None], (256, channels)).copy()
+    bias = np.linspace(-8, 8, channels).astype(np.float32)
+    session = Session(_gelu_model(x.shape, np.uint8, bias), backend="reference")
+    got = session.run({"x": x})["y"]
+    want = _unfused(_gelu_model(x.shape, np.uint8, bias, closed=False), x)
+    np.testing.assert_array_equal(got, want)
+    assert got.min() == 0 and got.max() == 255
+
+
+def test_broadcasting_input_falls_back_to_the_float_steps():
+    """A per-channel constant that widens the input (last axis 1) is evaluated directly."""
+    bias = np.arange(5, dtype=np.float32)
+    x = np.arange(12, dtype=np.uint8).reshape(12, 1) * 20
+    session = Session(_gelu_model((12, 1), np.uint8, bias), backend="reference")
+    got = session.run({"x": x})["y"]
+    assert got.shape == (12, 5)
+    want = _unfused(_gelu_model((12, 1), np.uint8, bias, closed=False), x)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_per_tensor_region_runs_channels_last():
+    session = Session(_gelu_model((2, 3, 4, 4), np.uint8, None), backend="reference")
+    (step,) = session.steps
+    assert step.elementwise and step.table_dtype == np.uint8
+
+
+def test_regions_that_are_not_element_wise_stay_float():
+    softmax = [helper.make_node("Softmax", ["yf"], ["s"], axis=-1)]
+    session = Session(_gelu_model((2, 8), np.uint8, None, extra=softmax), backend="reference")
+    assert "Softmax" in [s.op_type for s in session.steps]
+    assert "dequantize" in [s.kind for s in session.steps]
+
+
+def test_a_value_read_outside_the_region_keeps_the_float_steps():
+    model = _gelu_model((2, 8), np.uint8, None)
+    model.graph.output.append(helper.make_tensor_value_info("e", TensorProto.FLOAT, (2, 8)))
+    session = Session(model, backend="reference")
+    assert "Erf" in [s.op_type for s in session.steps]
+
+
+def test_single_operator_with_its_own_integer_lowering_is_left_to_it():
+    init = [numpy_helper.from_array(np.float32(0.05), "s"),
+            numpy_helper.from_array(np.array(128, np.uint8), "z"),
+            numpy_helper.from_array(np.float32(1 / 256), "sy"),
+            numpy_helper.from_array(np.array(0, np.uint8), "zy")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xf"]),
+             helper.make_node("Sigmoid", ["xf"], ["yf"]),
+             helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.UINT8, (4,))], [helper.make_tensor_value_info(
+            "y", TensorProto.UINT8, (4,))], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (step,) = Session(model, backend="reference").steps
+    assert step.op_type == "Sigmoid"
