@@ -113,6 +113,7 @@ struct Rq16 {
   const float* scale;
   const int32_t *mult, *lshift, *rshift;
   bool fixed;
+  int32_t zp16;  // the output zero point, for adds after narrowing to int16
   explicit Rq16(const Epilogue& e)
       : lo(_mm512_set1_ps(static_cast<float>(e.qmin - e.zp))),
         hi(_mm512_set1_ps(static_cast<float>(e.qmax - e.zp))),
@@ -124,7 +125,8 @@ struct Rq16 {
         mult(e.mult),
         lshift(e.lshift),
         rshift(e.rshift),
-        fixed(e.fixedpoint) {}
+        fixed(e.fixedpoint),
+        zp16(e.zp) {}
 };
 
 // (R4) on 8 int64 lanes holding int32 values v, multipliers m, shifts l and r.
@@ -157,13 +159,14 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
 // 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
 // left unclamped for a saturating narrowing when Epilogue::saturate_only (4: the same, for
-// an int8 output in the depthwise kernels).
+// an int8 output in the depthwise kernels; 5: the same without the zero point, which the
+// caller adds after narrowing).
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (MODE == 3 || MODE == 4) {  // FLOAT32 with Epilogue::saturate_only: unclamped
+  if (MODE == 3 || MODE == 4 || MODE == 5) {  // FLOAT32, Epilogue::saturate_only: unclamped
     const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_add_epi32(r, q.zp);
+    return MODE == 5 ? r : _mm512_add_epi32(r, q.zp);
   }
   if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
@@ -461,6 +464,9 @@ struct Qv<4> {
   static T ldw(const int8_t* p) { return _mm512_load_si512(p); }
   static T set1(uint8_t v) { return _mm512_set1_epi8(char(v)); }
   static T vxor(T a, T b) { return _mm512_xor_si512(a, b); }
+  static T adds16(T a, T b) { return _mm512_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm512_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm512_loadu_si512(p); }
   static T lo8(T a, T b) { return _mm512_unpacklo_epi8(a, b); }
   static T hi8(T a, T b) { return _mm512_unpackhi_epi8(a, b); }
   static T lo16(T a, T b) { return _mm512_unpacklo_epi16(a, b); }
@@ -484,6 +490,9 @@ struct Qv<2> {
   static T ldw(const int8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
   static T set1(uint8_t v) { return _mm256_set1_epi8(char(v)); }
   static T vxor(T a, T b) { return _mm256_xor_si256(a, b); }
+  static T adds16(T a, T b) { return _mm256_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm256_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static T lo8(T a, T b) { return _mm256_unpacklo_epi8(a, b); }
   static T hi8(T a, T b) { return _mm256_unpackhi_epi8(a, b); }
   static T lo16(T a, T b) { return _mm256_unpacklo_epi16(a, b); }
@@ -507,6 +516,9 @@ struct Qv<1> {
   static T ldw(const int8_t* p) { return _mm_load_si128(reinterpret_cast<const __m128i*>(p)); }
   static T set1(uint8_t v) { return _mm_set1_epi8(char(v)); }
   static T vxor(T a, T b) { return _mm_xor_si128(a, b); }
+  static T adds16(T a, T b) { return _mm_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static T lo8(T a, T b) { return _mm_unpacklo_epi8(a, b); }
   static T hi8(T a, T b) { return _mm_unpackhi_epi8(a, b); }
   static T lo16(T a, T b) { return _mm_unpacklo_epi16(a, b); }
@@ -542,6 +554,7 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
   constexpr int BW = 16 * V, V4 = 4 * V;
   const int nvalid = a.c - cb < BW ? a.c - cb : BW;
   const typename Q::M km = Q::mask(nvalid);
+  const bool full = nvalid == BW;
   const int64_t C = a.c, W = a.w;
   const uint8_t* const r0 = a.rows[0] + cb;
   const uint8_t* const r1 = a.rows[1] + cb;
@@ -553,15 +566,17 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
     for (int s = 0; s < NOUT; ++s)
       for (int k = 0; k < 2; ++k)
         wt[j][s][k] = Q::ldw(a.w8 + int64_t(24) * cb + (j * 8 + s * 4 + 2 * H + k) * BW);
-  const T zq = Q::set1(a.za), flip = Q::set1(0x80);
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zp16));
   auto column = [&](int64_t iw, T (&qd)[2]) __attribute__((always_inline)) {
     if (iw < 0 || iw >= W) {  // padding column: the zero point in every byte
       qd[0] = qd[1] = zq;
       return;
     }
     const int64_t off = iw * C;
-    T x0 = Q::load(r0 + off, km), x1 = Q::load(r1 + off, km), x2 = Q::load(r2 + off, km);
-    T x3 = NOUT == 2 ? Q::load(r3 + off, km) : x2;  // one output row: byte 3 has weight 0
+    // masked loads only for a partial block (they stay inside the input)
+    auto ld = [&](const uint8_t* p) { return full ? Q::loadu(p) : Q::load(p, km); };
+    T x0 = ld(r0 + off), x1 = ld(r1 + off), x2 = ld(r2 + off);
+    T x3 = NOUT == 2 ? ld(r3 + off) : x2;  // one output row: byte 3 has weight 0
     if (SGN) {
       x0 = Q::vxor(x0, flip);
       x1 = Q::vxor(x1, flip);
@@ -593,7 +608,10 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
         acc = Q::dp(acc, qc[k], wt[2][s][k]);
         y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, c));
       }
-      const T p = Q::packs32(y[0], y[1]);  // lane L: channels 16L + 8H .. 16L + 8H + 7
+      T p = Q::packs32(y[0], y[1]);  // lane L: channels 16L + 8H .. 16L + 8H + 7
+      // MODE 5: the zero point added to int16 values saturated once; exact for |zp| below
+      // 2^15 - 256, since a saturated value stays outside the byte range after the add
+      if (MODE == 5) p = Q::adds16(p, zp16);
       T* m = mid + s * kQuadStrip + (o - o0);
       if (H == 0) {
         *m = p;
@@ -602,7 +620,7 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
       // lane L of the bytes: channels 16L .. 16L + 15, in order
       const T b = sgn_out ? Q::packs16(*m, p) : Q::packus16(*m, p);
       uint8_t* dst = a.out[s] + int64_t(o) * C + cb;
-      if (nvalid == BW)
+      if (full)
         Q::store(dst, b);
       else
         Q::store(dst, b, km);
@@ -654,8 +672,8 @@ template <bool SGN>
 void dw_quad_sgn(const DwQuadArgs& a, const Epilogue& e) {
   if (e.fixedpoint)
     dw_quad_mode<2, SGN>(a, e);
-  else if (e.saturate_only)  // MODE 3: the saturating packs clamp (uint8 or int8)
-    dw_quad_mode<3, SGN>(a, e);
+  else if (e.saturate_only && e.zp > -32000 && e.zp < 32000)  // the saturating packs clamp
+    dw_quad_mode<5, SGN>(a, e);
   else
     dw_quad_mode<1, SGN>(a, e);
 }
