@@ -83,6 +83,31 @@ struct DwRowArgs {
 };
 using DwRowFn = void (*)(int32_t* dst, const DwRowArgs& a);
 
+// Depthwise 3x3 on uint8 "quads" (vpdpbusd). Byte r of the quad of column iw, channel c, is
+// x[rows[r]][iw][c] in the uint8 domain (int8 inputs are flipped by ^ 0x80), so one 32-bit
+// lane applies a whole kernel column (3 rows) to one channel. The activation zero point is
+// folded into the bias, so padding pixels must hold it: padding rows point at a row of
+// zero-point bytes, padding columns use the constant quad `za`. With nout == 2, rows 0..3
+// feed two output rows (weights (w0, w1, w2, 0) for out[0], (0, w0, w1, w2) for out[1]).
+struct DwQuadArgs {
+  const uint8_t* rows[4] = {nullptr, nullptr, nullptr, nullptr};  // pixel 0 of each row
+  int64_t w = 0;          // input width
+  int c = 0;              // channels (= pixel stride in bytes, input and output)
+  int ow = 0, sw = 1, pw0 = 0, nout = 1;
+  bool x_signed = false;
+  uint8_t za = 0;         // activation zero point in the uint8 domain
+  const int8_t* w8 = nullptr;  // packed quads, see dw_quad_block and pack.cpp
+  uint8_t* out[2] = {nullptr, nullptr};
+};
+using DwQuadFn = void (*)(const DwQuadArgs& a, const Epilogue& e);
+
+// Channels per block of the quad kernel for `rem` remaining channels: 64 (zmm), 32 (ymm) or
+// 16 (xmm), so that tails waste little work. Within a block of width 16V, vector k (0..3)
+// holds 4V channels: lane L, dword i is channel 16L + 4k + i (the order in which per-lane
+// byte unpacks interleave rows and in which saturating packs restore channel order); the
+// packed weights and the per-channel epilogue arrays are stored in that order.
+inline int dw_quad_block(int rem) { return rem > 48 ? 64 : rem > 16 ? 32 : 16; }
+
 // Quantized element-wise Add (O10) of two same-shape 8-bit tensors, all in float32:
 // ta = f32(f32(a - za) * ma), tb likewise, y = clamp(rint(f32(ta + tb)) + zy, qmin, qmax).
 // Clamping the sum to [qmin - zy, qmax - zy] before rounding is equivalent (integer bounds);
@@ -149,6 +174,7 @@ struct IsaTable {
   AddFn add = nullptr;     // optional: null means the portable loop (add_portable)
   PoolFn maxpool = nullptr;    // optional: null means maxpool_portable
   QuantFn quantize = nullptr;  // optional: null means quantize_portable
+  DwQuadFn dw_quad = nullptr;  // optional: null means dw on pair rows
 };
 
 // Portable element-wise Add (driver.cpp); exact on any path.

@@ -47,6 +47,9 @@ class ConvOp {
                 int64_t w, uint8_t* y, int nthreads);
   void run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
                      int64_t w, uint8_t* y, int nthreads);
+  void run_depthwise_quads(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d,
+                           int64_t h, int64_t w, uint8_t* y, int nthreads);
+  void pack_depthwise_quads(const uint8_t* w);
 
   ConvParams p_;
   int cg_, mg_, taps_, cgp_, kc4_, npanels_;
@@ -66,6 +69,15 @@ class ConvOp {
   Epilogue epi_, dw_epi_;
   std::vector<uint8_t> xpad_;        // scratch reused across calls
   std::vector<std::vector<int32_t>> dw_cache_;
+  // Quad depthwise kernel (3x3, width stride 1 or 2, width dilation 1, no weight zero-point
+  // term): packed weights from dwq0_, epilogue arrays in block order (dw_quad_block).
+  bool dwq_ = false;
+  std::vector<int8_t> dwq_w_;
+  int64_t dwq0_ = 0;
+  std::vector<int32_t> dwq_bias_, dwq_mult_, dwq_lshift_, dwq_rshift_;
+  std::vector<float> dwq_scale_;
+  Epilogue dwq_epi_;
+  std::vector<uint8_t> dwq_pad_;     // one input row of zero-point bytes (padding rows)
   std::mutex mu_;
 };
 

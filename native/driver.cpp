@@ -210,6 +210,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
 
 void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d,
                            int64_t h, int64_t w, uint8_t* y, int nthreads) {
+  if (dwq_ && isa.dw_quad) return run_depthwise_quads(isa, x, n, d, h, w, y, nthreads);
   const OutDims o = out_dims(d, h, w);
   const int C = p_.cin, cp = (C + 15) / 16 * 16;
   const int64_t Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1, Dp = d + p_.pd0 + p_.pd1;
@@ -286,6 +287,60 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
       args.out = y + ((b * o.d + od) * o.h + oh) * o.w * C;
       isa.dw(args, dw_epi_);
      }
+    }
+  };
+  ThreadPool::instance().run(nthreads, work);
+}
+
+// 3x3 depthwise on uint8 quads (DwQuadArgs): no per-row preparation; each task reads the
+// input rows directly. With unit height stride and dilation a task computes two output rows
+// from four input rows, which share every quad; otherwise one row from three.
+void ConvOp::run_depthwise_quads(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d,
+                                 int64_t h, int64_t w, uint8_t* y, int nthreads) {
+  const OutDims o = out_dims(d, h, w);
+  const int C = p_.cin;
+  // padding rows read zero-point bytes (raw input domain: the kernel flips int8 like x)
+  if (int64_t(dwq_pad_.size()) < w * C + 64 || dwq_pad_[0] != uint8_t(p_.x_zp))
+    dwq_pad_.assign(size_t(w * C + 64), uint8_t(p_.x_zp));
+  const bool pairs = p_.sh == 1 && p_.dh == 1;
+  const int64_t groups = pairs ? (o.h + 1) / 2 : o.h;  // output-row groups per plane
+  const int64_t ntasks = n * o.d * groups;
+  const int64_t macs = n * o.d * o.h * o.w * C * 9;
+  nthreads = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(nthreads), ntasks,
+                                                          macs / kMinMacsPerThread})));
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(8, ntasks / (4 * nthreads)));
+  const int64_t nblocks = (ntasks + block - 1) / block;
+  std::atomic<int64_t> next{0};
+  const uint8_t* const pad = dwq_pad_.data();
+
+  auto work = [&](int) {
+    DwQuadArgs a;
+    a.w = w;
+    a.c = C;
+    a.ow = int(o.w);
+    a.sw = p_.sw;
+    a.pw0 = p_.pw0;
+    a.x_signed = p_.x_signed;
+    a.za = uint8_t(za_);
+    a.w8 = dwq_w_.data() + dwq0_;
+    for (int64_t blk; (blk = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;) {
+      const int64_t end = std::min(ntasks, (blk + 1) * block);
+      for (int64_t task = blk * block; task < end; ++task) {
+        const int64_t plane = task / groups, grp = task % groups;  // plane = b * o.d + od
+        const int64_t b = plane / o.d, od = plane % o.d;
+        const int64_t oh = pairs ? 2 * grp : grp;
+        a.nout = pairs && oh + 1 < o.h ? 2 : 1;
+        const int64_t id = od * p_.sd - p_.pd0;
+        const bool plane_in = id >= 0 && id < d;
+        for (int r = 0; r < 4; ++r) {
+          // rows of a pair are consecutive; a single row uses r * dh (row 3 has weight 0)
+          const int64_t ih = oh * p_.sh - p_.ph0 + (a.nout == 2 ? r : std::min(r, 2) * p_.dh);
+          a.rows[r] = plane_in && ih >= 0 && ih < h ? x + ((b * d + id) * h + ih) * w * C : pad;
+        }
+        a.out[0] = y + ((plane * o.h) + oh) * o.w * C;
+        a.out[1] = a.out[0] + o.w * C;
+        isa.dw_quad(a, dwq_epi_);
+      }
     }
   };
   ThreadPool::instance().run(nthreads, work);

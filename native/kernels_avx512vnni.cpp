@@ -113,6 +113,7 @@ struct Rq16 {
   const float* scale;
   const int32_t *mult, *lshift, *rshift;
   bool fixed;
+  int32_t zp16;  // the output zero point, for adds after narrowing to int16
   explicit Rq16(const Epilogue& e)
       : lo(_mm512_set1_ps(static_cast<float>(e.qmin - e.zp))),
         hi(_mm512_set1_ps(static_cast<float>(e.qmax - e.zp))),
@@ -124,7 +125,8 @@ struct Rq16 {
         mult(e.mult),
         lshift(e.lshift),
         rshift(e.rshift),
-        fixed(e.fixedpoint) {}
+        fixed(e.fixedpoint),
+        zp16(e.zp) {}
 };
 
 // (R4) on 8 int64 lanes holding int32 values v, multipliers m, shifts l and r.
@@ -157,13 +159,14 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
 // 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
 // left unclamped for a saturating narrowing when Epilogue::saturate_only (4: the same, for
-// an int8 output in the depthwise kernels).
+// an int8 output in the depthwise kernels; 5: the same without the zero point, which the
+// caller adds after narrowing).
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (MODE == 3 || MODE == 4) {  // FLOAT32 with Epilogue::saturate_only: unclamped
+  if (MODE == 3 || MODE == 4 || MODE == 5) {  // FLOAT32, Epilogue::saturate_only: unclamped
     const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_add_epi32(r, q.zp);
+    return MODE == 5 ? r : _mm512_add_epi32(r, q.zp);
   }
   if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
@@ -445,6 +448,243 @@ void dw_row(int32_t* dst, const DwRowArgs& a) {
     dw_row_t<false>(dst, a);
 }
 
+// Vector types of the quad depthwise kernel: V 128-bit lanes (64, 32 or 16 channels). Every
+// operation works within 128-bit lanes, so one template serves zmm, ymm and xmm; on Zen 4 and
+// Intel cores a ymm vpdpbusd does as many MACs per cycle as a zmm one. The requantization
+// runs on a zmm (zero-extended) so that all widths share requant16.
+template <int V>
+struct Qv;
+template <>
+struct Qv<4> {
+  using T = __m512i;
+  using M = __mmask64;
+  static M mask(int n) { return n >= 64 ? ~M(0) : (M(1) << n) - 1; }
+  static T load(const uint8_t* p, M k) { return _mm512_maskz_loadu_epi8(k, p); }
+  static T ld32(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static T ldw(const int8_t* p) { return _mm512_load_si512(p); }
+  static T set1(uint8_t v) { return _mm512_set1_epi8(char(v)); }
+  static T vxor(T a, T b) { return _mm512_xor_si512(a, b); }
+  static T adds16(T a, T b) { return _mm512_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm512_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static T lo8(T a, T b) { return _mm512_unpacklo_epi8(a, b); }
+  static T hi8(T a, T b) { return _mm512_unpackhi_epi8(a, b); }
+  static T lo16(T a, T b) { return _mm512_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm512_unpackhi_epi16(a, b); }
+  static T dp(T acc, T a, T b) { return _mm512_dpbusd_epi32(acc, a, b); }
+  static __m512i wide(T v) { return v; }
+  static T narrow(__m512i v) { return v; }
+  static T packs32(T a, T b) { return _mm512_packs_epi32(a, b); }
+  static T packs16(T a, T b) { return _mm512_packs_epi16(a, b); }
+  static T packus16(T a, T b) { return _mm512_packus_epi16(a, b); }
+  static void store(uint8_t* p, T v) { _mm512_storeu_si512(p, v); }
+  static void store(uint8_t* p, T v, M k) { _mm512_mask_storeu_epi8(p, k, v); }
+};
+template <>
+struct Qv<2> {
+  using T = __m256i;
+  using M = __mmask32;
+  static M mask(int n) { return n >= 32 ? ~M(0) : (M(1) << n) - 1; }
+  static T load(const uint8_t* p, M k) { return _mm256_maskz_loadu_epi8(k, p); }
+  static T ld32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static T ldw(const int8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+  static T set1(uint8_t v) { return _mm256_set1_epi8(char(v)); }
+  static T vxor(T a, T b) { return _mm256_xor_si256(a, b); }
+  static T adds16(T a, T b) { return _mm256_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm256_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static T lo8(T a, T b) { return _mm256_unpacklo_epi8(a, b); }
+  static T hi8(T a, T b) { return _mm256_unpackhi_epi8(a, b); }
+  static T lo16(T a, T b) { return _mm256_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm256_unpackhi_epi16(a, b); }
+  static T dp(T acc, T a, T b) { return _mm256_dpbusd_epi32(acc, a, b); }
+  static __m512i wide(T v) { return _mm512_zextsi256_si512(v); }
+  static T narrow(__m512i v) { return _mm512_castsi512_si256(v); }
+  static T packs32(T a, T b) { return _mm256_packs_epi32(a, b); }
+  static T packs16(T a, T b) { return _mm256_packs_epi16(a, b); }
+  static T packus16(T a, T b) { return _mm256_packus_epi16(a, b); }
+  static void store(uint8_t* p, T v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static void store(uint8_t* p, T v, M k) { _mm256_mask_storeu_epi8(p, k, v); }
+};
+template <>
+struct Qv<1> {
+  using T = __m128i;
+  using M = __mmask16;
+  static M mask(int n) { return mask16(n); }
+  static T load(const uint8_t* p, M k) { return _mm_maskz_loadu_epi8(k, p); }
+  static T ld32(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static T ldw(const int8_t* p) { return _mm_load_si128(reinterpret_cast<const __m128i*>(p)); }
+  static T set1(uint8_t v) { return _mm_set1_epi8(char(v)); }
+  static T vxor(T a, T b) { return _mm_xor_si128(a, b); }
+  static T adds16(T a, T b) { return _mm_adds_epi16(a, b); }
+  static T set16(int16_t v) { return _mm_set1_epi16(v); }
+  static T loadu(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static T lo8(T a, T b) { return _mm_unpacklo_epi8(a, b); }
+  static T hi8(T a, T b) { return _mm_unpackhi_epi8(a, b); }
+  static T lo16(T a, T b) { return _mm_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm_unpackhi_epi16(a, b); }
+  static T dp(T acc, T a, T b) { return _mm_dpbusd_epi32(acc, a, b); }
+  static __m512i wide(T v) { return _mm512_zextsi128_si512(v); }
+  static T narrow(__m512i v) { return _mm512_castsi512_si128(v); }
+  static T packs32(T a, T b) { return _mm_packs_epi32(a, b); }
+  static T packs16(T a, T b) { return _mm_packs_epi16(a, b); }
+  static T packus16(T a, T b) { return _mm_packus_epi16(a, b); }
+  static void store(uint8_t* p, T v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+  static void store(uint8_t* p, T v, M k) { _mm_mask_storeu_epi8(p, k, v); }
+};
+
+// Output pixels per strip of the quad kernel: the two halves of a channel block run over
+// the same strip (whose input stays in L1), the first leaving its int16 results on the stack.
+constexpr int kQuadStrip = 32;
+
+// Half H (quad vectors k = 2H, 2H + 1) of one channel block (16V channels from cb), output
+// pixels [o0, o1) of one or two output rows. The 3 kernel columns x 2 vectors x NOUT sets of
+// weights stay in registers (memory operands would make the loads the bottleneck: one zmm
+// load per cycle on Zen 4), and so do the quads of the last three input columns, which roll
+// along the row: each input column is loaded and interleaved once per half (twice per output
+// for stride 2). Half 0 writes its pack of int16 results to `mid`; half 1 packs them with its
+// own into bytes in channel order.
+template <int V, int NOUT, int SW, int MODE, bool SGN, int H>
+__attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, const Rq16& q,
+                                                        const int32_t* bias, int cb, int o0,
+                                                        int o1, typename Qv<V>::T* mid,
+                                                        bool sgn_out) {
+  using Q = Qv<V>;
+  using T = typename Q::T;
+  constexpr int BW = 16 * V, V4 = 4 * V;
+  const int nvalid = a.c - cb < BW ? a.c - cb : BW;
+  const typename Q::M km = Q::mask(nvalid);
+  const bool full = nvalid == BW;
+  const int64_t C = a.c, W = a.w;
+  const uint8_t* const r0 = a.rows[0] + cb;
+  const uint8_t* const r1 = a.rows[1] + cb;
+  const uint8_t* const r2 = a.rows[2] + cb;
+  const uint8_t* const r3 = a.rows[3] + cb;
+  // weights [j][s][k] at (j * 8 + s * 4 + k) * BW bytes of the block
+  T wt[3][NOUT][2];
+  for (int j = 0; j < 3; ++j)
+    for (int s = 0; s < NOUT; ++s)
+      for (int k = 0; k < 2; ++k)
+        wt[j][s][k] = Q::ldw(a.w8 + int64_t(24) * cb + (j * 8 + s * 4 + 2 * H + k) * BW);
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zp16));
+  auto column = [&](int64_t iw, T (&qd)[2]) __attribute__((always_inline)) {
+    if (iw < 0 || iw >= W) {  // padding column: the zero point in every byte
+      qd[0] = qd[1] = zq;
+      return;
+    }
+    const int64_t off = iw * C;
+    // masked loads only for a partial block (they stay inside the input)
+    auto ld = [&](const uint8_t* p) { return full ? Q::loadu(p) : Q::load(p, km); };
+    T x0 = ld(r0 + off), x1 = ld(r1 + off), x2 = ld(r2 + off);
+    T x3 = NOUT == 2 ? ld(r3 + off) : x2;  // one output row: byte 3 has weight 0
+    if (SGN) {
+      x0 = Q::vxor(x0, flip);
+      x1 = Q::vxor(x1, flip);
+      x2 = Q::vxor(x2, flip);
+      if (NOUT == 2) x3 = Q::vxor(x3, flip);
+    }
+    const T x01 = H ? Q::hi8(x0, x1) : Q::lo8(x0, x1);
+    const T x23 = H ? Q::hi8(x2, x3) : Q::lo8(x2, x3);
+    qd[0] = Q::lo16(x01, x23);
+    qd[1] = Q::hi16(x01, x23);
+  };
+  T qa[2], qb[2], qc[2];
+  const int64_t pw0 = a.pw0;
+  column(int64_t(o0) * SW - pw0, qa);
+  if (SW == 1) column(int64_t(o0) * SW - pw0 + 1, qb);
+  for (int o = o0; o < o1; ++o) {
+    const int64_t iw = int64_t(o) * SW - pw0;
+    if (SW == 2) column(iw + 1, qb);
+    column(iw + 2, qc);
+#pragma GCC unroll 2
+    for (int s = 0; s < NOUT; ++s) {
+      T y[2];
+#pragma GCC unroll 2
+      for (int k = 0; k < 2; ++k) {
+        const int c = cb + V4 * (2 * H + k);
+        T acc = Q::ld32(bias + c);
+        acc = Q::dp(acc, qa[k], wt[0][s][k]);
+        acc = Q::dp(acc, qb[k], wt[1][s][k]);
+        acc = Q::dp(acc, qc[k], wt[2][s][k]);
+        y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, c));
+      }
+      T p = Q::packs32(y[0], y[1]);  // lane L: channels 16L + 8H .. 16L + 8H + 7
+      // MODE 5: the zero point added to int16 values saturated once; exact for |zp| below
+      // 2^15 - 256, since a saturated value stays outside the byte range after the add
+      if (MODE == 5) p = Q::adds16(p, zp16);
+      T* m = mid + s * kQuadStrip + (o - o0);
+      if (H == 0) {
+        *m = p;
+        continue;
+      }
+      // lane L of the bytes: channels 16L .. 16L + 15, in order
+      const T b = sgn_out ? Q::packs16(*m, p) : Q::packus16(*m, p);
+      uint8_t* dst = a.out[s] + int64_t(o) * C + cb;
+      if (full)
+        Q::store(dst, b);
+      else
+        Q::store(dst, b, km);
+    }
+    qa[0] = SW == 1 ? qb[0] : qc[0];
+    qa[1] = SW == 1 ? qb[1] : qc[1];
+    qb[0] = qc[0];
+    qb[1] = qc[1];
+  }
+}
+
+// One channel block of one or two output rows, strip by strip.
+template <int V, int NOUT, int SW, int MODE, bool SGN>
+__attribute__((noinline)) void dw_quad_t(const DwQuadArgs& a, const Rq16& q,
+                                         const int32_t* bias, int cb, bool sgn_out) {
+  using T = typename Qv<V>::T;
+  T mid[NOUT * kQuadStrip];
+  for (int o0 = 0; o0 < a.ow; o0 += kQuadStrip) {
+    const int o1 = a.ow - o0 < kQuadStrip ? a.ow : o0 + kQuadStrip;
+    dw_quad_half<V, NOUT, SW, MODE, SGN, 0>(a, q, bias, cb, o0, o1, mid, sgn_out);
+    dw_quad_half<V, NOUT, SW, MODE, SGN, 1>(a, q, bias, cb, o0, o1, mid, sgn_out);
+  }
+}
+
+template <int NOUT, int SW, int MODE, bool SGN>
+void dw_quad_rows(const DwQuadArgs& a, const Epilogue& e) {
+  const Rq16 q(e);
+  const bool sgn_out = e.qmin < 0;
+  for (int cb = 0; cb < a.c;) {
+    const int bw = dw_quad_block(a.c - cb);
+    if (bw == 64)
+      dw_quad_t<4, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+    else if (bw == 32)
+      dw_quad_t<2, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+    else
+      dw_quad_t<1, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+    cb += bw;
+  }
+}
+
+template <int MODE, bool SGN>
+void dw_quad_mode(const DwQuadArgs& a, const Epilogue& e) {
+  if (a.sw == 2)
+    return a.nout == 2 ? dw_quad_rows<2, 2, MODE, SGN>(a, e) : dw_quad_rows<1, 2, MODE, SGN>(a, e);
+  return a.nout == 2 ? dw_quad_rows<2, 1, MODE, SGN>(a, e) : dw_quad_rows<1, 1, MODE, SGN>(a, e);
+}
+
+template <bool SGN>
+void dw_quad_sgn(const DwQuadArgs& a, const Epilogue& e) {
+  if (e.fixedpoint)
+    dw_quad_mode<2, SGN>(a, e);
+  else if (e.saturate_only && e.zp > -32000 && e.zp < 32000)  // the saturating packs clamp
+    dw_quad_mode<5, SGN>(a, e);
+  else
+    dw_quad_mode<1, SGN>(a, e);
+}
+
+void dw_quad(const DwQuadArgs& a, const Epilogue& e) {
+  if (a.x_signed)
+    dw_quad_sgn<true>(a, e);
+  else
+    dw_quad_sgn<false>(a, e);
+}
+
 // Element-wise Add (O10), 16 values per vector; the conversion rounds to nearest even.
 template <bool SA, bool SB>
 void add_t(const AddArgs& a) {
@@ -569,7 +809,7 @@ void quantize(const QuantArgs& a) {
 
 const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       epilogue,
                                    dw,           dw_row, gemm_fused, add,
-                                   maxpool,      quantize};
+                                   maxpool,      quantize,   dw_quad};
 
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.

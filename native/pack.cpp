@@ -104,6 +104,11 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
           dw_w_[(int64_t(r) * npairs + j) * cp + c] =
               int32_t(uint32_t(uint16_t(int16_t(lo))) | (uint32_t(uint16_t(int16_t(hi))) << 16));
         }
+    // The quad kernel computes sum x_u * w8 and relies on the folded bias' alone, which is
+    // exact only without the zw' * rowsum term (zw' = 0 for every channel).
+    if (p.kd == 1 && p.kh == 3 && p.kw == 3 && p.dw == 1 && (p.sw == 1 || p.sw == 2) &&
+        !need_rowsum_)
+      pack_depthwise_quads(w);
     return;
   }
 
@@ -140,6 +145,55 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
                   int8_t(wval((int64_t(m) * cg_ + c) * taps_ + tap) - delta);
             }
     }
+}
+
+// Quad depthwise weights: per block of width bw = 16V starting at channel cb (dw_quad_block),
+// 24 * bw bytes at 24 * cb: [kernel column j][set s][vector k][4V channels][4 rows] int8,
+// set 0 = (w0j, w1j, w2j, 0) for the first output row of a quad, set 1 = (0, w0j, w1j, w2j)
+// for the second. Vector k, lane L, dword i is channel cb + 16L + 4k + i; the epilogue arrays
+// (folded bias', scale, fixed-point multiplier and shifts) use the same order.
+void ConvOp::pack_depthwise_quads(const uint8_t* w) {
+  const int C = p_.cin, delta = p_.w_signed ? 0 : 128;
+  const int cpad = round_up(C, kPanel) + kPanel;
+  auto w8 = [&](int c, int r, int j) {
+    const int64_t i = (int64_t(c) * 3 + r) * 3 + j;
+    return int8_t((p_.w_signed ? int32_t(int8_t(w[i])) : int32_t(w[i])) - delta);
+  };
+  dwq_w_.assign(size_t(24) * cpad + 64, 0);
+  dwq0_ = align64_offset(dwq_w_.data());
+  dwq_bias_.assign(cpad, 0);
+  dwq_mult_.assign(cpad, 1 << 30);
+  dwq_lshift_.assign(cpad, 0);
+  dwq_rshift_.assign(cpad, 0);
+  dwq_scale_.assign(cpad, 1.0f);
+  for (int cb = 0; cb < C;) {
+    const int bw = dw_quad_block(C - cb), v4 = bw / 4;  // v4 = 4V channels per vector
+    int8_t* blk = dwq_w_.data() + dwq0_ + int64_t(24) * cb;
+    for (int pos = 0; pos < bw; ++pos) {
+      const int k = pos / v4, lane = (pos % v4) / 4, i = pos % 4;
+      const int c = cb + 16 * lane + 4 * k + i;
+      if (c >= C) continue;
+      dwq_bias_[cb + pos] = bias_[c];
+      dwq_scale_[cb + pos] = scale_[c];
+      dwq_mult_[cb + pos] = mult_[c];
+      dwq_lshift_[cb + pos] = lshift_[c];
+      dwq_rshift_[cb + pos] = rshift_[c];
+      for (int j = 0; j < 3; ++j)
+        for (int r = 0; r < 3; ++r) {
+          blk[((j * 2 + 0) * 4) * v4 * 4 + 4 * pos + r] = w8(c, r, j);
+          blk[((j * 2 + 1) * 4) * v4 * 4 + 4 * pos + r + 1] = w8(c, r, j);
+        }
+    }
+    cb += bw;
+  }
+  dwq_epi_ = epi_;
+  dwq_epi_.bias = dwq_bias_.data();
+  dwq_epi_.zw = nullptr;
+  dwq_epi_.scale = dwq_scale_.data();
+  dwq_epi_.mult = dwq_mult_.data();
+  dwq_epi_.lshift = dwq_lshift_.data();
+  dwq_epi_.rshift = dwq_rshift_.data();
+  dwq_ = true;
 }
 
 }  // namespace lowp
