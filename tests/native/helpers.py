@@ -75,7 +75,8 @@ def assert_spans(ref: np.ndarray, requant: Requant, acc: np.ndarray) -> None:
             return  # one shared zero point cannot center one-signed channels
     if ref.size >= 48 and width >= 16:
         used = int(ref.max()) - int(ref.min())
-        assert used >= width // 3, f"outputs span only {used} of {width}"
+        # a fifth of the range: one outlier accumulator may stretch the spanning scale
+        assert used >= width // 5, f"outputs span only {used} of {width}"
 
 
 def assert_all_paths(make: Callable[[], Callable[[np.ndarray], np.ndarray]], x: np.ndarray,
