@@ -64,45 +64,58 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
     // Padded copy in the uint8 domain: x ^ 0x80 for int8, spatial padding = za', channel
     // padding (cg..cgp) = 0 so that it adds nothing to the row sums.
     xpad_.resize(size_t(n * Dp * Hp * Wp * cx) + 64);
-    uint8_t* dst = xpad_.data();
     const uint8_t flip = p_.x_signed ? 0x80 : 0;
     std::vector<uint8_t> padpix(cx, 0);
     for (int g = 0; g < p_.groups; ++g)
       std::memset(padpix.data() + int64_t(g) * cgp_, uint8_t(za_), cg_);
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t id = 0; id < Dp; ++id)
-        for (int64_t ih = 0; ih < Hp; ++ih) {
-          const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
-          const bool row_in = sd >= 0 && sd < d && sh >= 0 && sh < h;
-          for (int64_t iw = 0; iw < Wp; ++iw, dst += cx) {
-            const int64_t sw = iw - p_.pw0;
-            if (!row_in || sw < 0 || sw >= w) {
-              std::memcpy(dst, padpix.data(), cx);
-              continue;
-            }
-            const uint8_t* src = x + (((b * d + sd) * h + sh) * w + sw) * p_.cin;
-            if (cgp_ == cg_ && !flip) {
-              // the rest of the input row in one copy
-              std::memcpy(dst, src, size_t((w - sw) * cx));
-              dst += (w - sw - 1) * cx;
-              iw += w - sw - 1;
-              continue;
-            }
-            if (cgp_ == cg_) {
-              const int64_t len = (w - sw) * cx;
-              for (int64_t i = 0; i < len; ++i) dst[i] = src[i] ^ flip;
-              dst += (w - sw - 1) * cx;
-              iw += w - sw - 1;
-              continue;
-            }
-            for (int g = 0; g < p_.groups; ++g) {
-              uint8_t* dg = dst + int64_t(g) * cgp_;
-              const uint8_t* sg = src + int64_t(g) * cg_;
-              for (int c = 0; c < cg_; ++c) dg[c] = sg[c] ^ flip;
-              for (int c = cg_; c < cgp_; ++c) dg[c] = 0;
-            }
-          }
+    // one padded row (all Wp pixels) of padded row index r = (b * Dp + id) * Hp + ih
+    auto copy_row = [&](int64_t r) {
+      const int64_t ih = r % Hp, id = (r / Hp) % Dp, b = r / (Hp * Dp);
+      uint8_t* dst = xpad_.data() + r * Wp * cx;
+      const int64_t sd = id - p_.pd0, sh = ih - p_.ph0;
+      const bool row_in = sd >= 0 && sd < d && sh >= 0 && sh < h;
+      for (int64_t iw = 0; iw < Wp; ++iw, dst += cx) {
+        const int64_t sw = iw - p_.pw0;
+        if (!row_in || sw < 0 || sw >= w) {
+          std::memcpy(dst, padpix.data(), cx);
+          continue;
         }
+        const uint8_t* src = x + (((b * d + sd) * h + sh) * w + sw) * p_.cin;
+        if (cgp_ == cg_ && !flip) {
+          // the rest of the input row in one copy
+          std::memcpy(dst, src, size_t((w - sw) * cx));
+          dst += (w - sw - 1) * cx;
+          iw += w - sw - 1;
+          continue;
+        }
+        if (cgp_ == cg_) {
+          const int64_t len = (w - sw) * cx;
+          for (int64_t i = 0; i < len; ++i) dst[i] = src[i] ^ flip;
+          dst += (w - sw - 1) * cx;
+          iw += w - sw - 1;
+          continue;
+        }
+        for (int g = 0; g < p_.groups; ++g) {
+          uint8_t* dg = dst + int64_t(g) * cgp_;
+          const uint8_t* sg = src + int64_t(g) * cg_;
+          for (int c = 0; c < cg_; ++c) dg[c] = sg[c] ^ flip;
+          for (int c = cg_; c < cgp_; ++c) dg[c] = 0;
+        }
+      }
+    };
+    // memory-bound: split over threads only for copies of a few hundred KB
+    const int64_t nrows_pad = n * Dp * Hp;
+    const int copiers = int(std::max<int64_t>(1, std::min<int64_t>(
+        {int64_t(nthreads), nrows_pad, nrows_pad * Wp * cx / (int64_t(1) << 17)})));
+    const int64_t per = (nrows_pad + copiers - 1) / copiers;
+    auto copy_part = [&](int t) {
+      const int64_t r1 = std::min(nrows_pad, (t + 1) * per);
+      for (int64_t r = int64_t(t) * per; r < r1; ++r) copy_row(r);
+    };
+    if (copiers > 1)
+      ThreadPool::instance().run(copiers, copy_part);
+    else
+      copy_part(0);
     xb = xpad_.data();
   }
   std::vector<int64_t> toff(gtaps_);

@@ -29,6 +29,8 @@ DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Sli
                   "Resize", "Pad", "DepthToSpace", "SpaceToDepth", "MaxPool", "GlobalMaxPool",
                   "Identity", "Gather", "Split", "Expand", "Tile"}
 
+RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
 # ---------------------------------------------------------------------------------------
 # element-wise arithmetic, concatenation, pooling
 
@@ -231,7 +233,10 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                 node.op_type == "MaxPool" and len(node.output) > 1):
             return None
         return ctx.step([x.name], [out.name], run_pool, layouts=layouts, replayable=True)
-    return ctx.step(inputs, out_names, run, layouts=layouts)
+    # pure reshapes compute nothing: when their output is a view of the input, a replay only
+    # has to hand the same view on (lowp.runtime.replay)
+    return ctx.step(inputs, out_names, run, layouts=layouts,
+                    replayable=node.op_type in RESHAPES)
 
 
 def _same_qparams(a: QParams, b: QParams) -> bool:

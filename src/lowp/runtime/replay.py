@@ -1,7 +1,8 @@
 """Replay: repeat the native calls of a session's steps without the Python above them.
 
 A replayable step (`Step.replayable`) does nothing but calls into the native extension,
-writing into output buffers it owns (an arena). Once the same input shapes have been run
+writing into output buffers it owns (an arena), or is a pure reshape whose outputs are
+views of its inputs. Once the same input shapes have been run
 twice, recording every such step's calls, a step whose two recordings are identical (the
 same functions on the same buffers, the same arguments, the same output buffers) is from
 then on run by repeating its recorded calls, as long as its inputs are the very objects
@@ -140,8 +141,10 @@ def _same(a: _Record, b: _Record) -> bool:
     """Two recordings of a step did the same thing on the same memory. Both runs' arrays
     were alive at once (the first recording holds its own), so equal addresses mean the
     same buffers, not reused memory."""
-    if not a.calls or len(a.calls) != len(b.calls) or len(a.outputs) != len(b.outputs):
+    if len(a.calls) != len(b.calls) or len(a.outputs) != len(b.outputs):
         return False
+    if not b.calls and not all(_is_view_of_inputs(v, b.inputs) for _, v, _ in b.outputs):
+        return False    # a step without native calls replays only by handing on views
     for (fa, xa), (fb, xb) in zip(a.calls, b.calls, strict=True):
         if _function(fa) != _function(fb) or len(xa) != len(xb):
             return False
@@ -149,6 +152,13 @@ def _same(a: _Record, b: _Record) -> bool:
             return False
     return all(na == nb and la is lb and _same_value(va, vb)
                for (na, va, la), (nb, vb, lb) in zip(a.outputs, b.outputs, strict=True))
+
+
+def _is_view_of_inputs(value: np.ndarray, inputs: list[tuple[str, object, object]]) -> bool:
+    """`value` is a view into an input array's memory (nothing was computed into it)."""
+    base = value.base
+    return isinstance(value, np.ndarray) and base is not None and any(
+        isinstance(v, np.ndarray) and np.shares_memory(value, v) for _, v, _ in inputs)
 
 
 def _function(fn: object) -> tuple[int, int]:
