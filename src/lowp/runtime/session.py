@@ -16,6 +16,7 @@ from ..errors import DataError, LowpError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
+from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .lower import lower
 from .plan import CF, CL, Step
@@ -59,6 +60,7 @@ class Session:
     def __init__(self, model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
+        tune_malloc()
         self.model = load_model(model)
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
