@@ -169,6 +169,18 @@ NB_MODULE(_native, m) {
       "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
 
   m.def(
+      "lookup8",
+      [](Bytes x, Bytes table, OutBytes y, int64_t channels, int threads) {
+        if (channels < 1 || x.size() != y.size() || table.size() != size_t(channels) * 256 ||
+            (channels > 1 && x.size() % size_t(channels) != 0))
+          throw std::invalid_argument("lut8 needs x and y of one size (a multiple of channels) "
+                                      "and channels * 256 table bytes");
+        nb::gil_scoped_release nogil;
+        lowp::run_lut8(x.data(), table.data(), y.data(), int64_t(x.size()), channels, threads);
+      },
+      "x"_a, "table"_a, "y"_a, "channels"_a = 1, "threads"_a = 1);
+
+  m.def(
       "global_average_pool",
       [](nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
          nb::ndarray<uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> y,

@@ -188,6 +188,9 @@ void quantize_portable(const QuantArgs& a);
 void run_quantize(const QuantArgs& a, int threads);
 // pool_reduce.cpp: global average pool, and quantize of (n, c, s) float32 into (n, s, c).
 void run_global_average_pool(const GapArgs& a);
+// lut.cpp: y[i] = table[c * 256 + x[i]], c = 0 or, with channels > 1, i % channels.
+void run_lut8(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n, int64_t channels,
+              int threads);
 void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int64_t s,
                                    int threads);
 

@@ -19,12 +19,13 @@ lowp_isa_object(lowp_avx2 native/kernels_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_avxvnni native/kernels_avxvnni.cpp -mavx2 -mfma -mavxvnni)
 lowp_isa_object(lowp_avxvnni_evex native/kernels_avxvnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512vl -mavx512vnni -DLOWP_VNNI256_EVEX)
+lowp_isa_object(lowp_vbmi native/lut_vbmi.cpp -mavx512f -mavx512bw -mavx512vbmi -mbmi2)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
 
 nanobind_add_module(_native NB_STATIC
   native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
-  native/pool_reduce.cpp
+  native/pool_reduce.cpp native/lut.cpp $<TARGET_OBJECTS:lowp_vbmi>
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})

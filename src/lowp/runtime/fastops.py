@@ -171,6 +171,22 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
     return y.astype(out_dtype)
 
 
+def lookup(x: np.ndarray, table: np.ndarray, arena: Arena | None = None) -> np.ndarray:
+    """``table[c, x as unsigned]`` (O13) with `table` (256,) or (C, 256) over x's last axis:
+    natively for 8-bit data when the extension is present (into a buffer of `arena` when
+    given), else by numpy indexing."""
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    native = _native_module()
+    if (native is not None and x.dtype in _BYTE_TYPES and table.dtype in _BYTE_TYPES
+            and (table.ndim == 1 or (x.ndim and x.shape[-1] == table.shape[0]))):
+        return native.lookup(x, table,  # type: ignore[no-any-return]
+                             out=arena.get(x.shape, table.dtype) if arena else None)
+    codes = x.view(unsigned)
+    if table.ndim == 1:
+        return table[codes]
+    return table[np.arange(table.shape[0]), codes]
+
+
 class Arena:
     """The reusable output buffer of one step (lowp.runtime.backends): the same array run
     after run while the shape and dtype stay the same; a new array on every call when

@@ -12,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 
+from .fastops import Arena, lookup
 from .plan import CF, CL, Step
 
 
@@ -24,18 +25,19 @@ def _domain(dtype: np.dtype) -> np.ndarray:
 
 
 def _table_step(name: str, op_type: str, x: str, out: str, table: np.ndarray,
-                dtype: np.dtype) -> Step:
-    unsigned = np.dtype(f"u{dtype.itemsize}")
+                dtype: np.dtype, reuse: bool) -> Step:
+    arena = Arena(reuse)
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (table[xv.view(unsigned)],)
+        return (lookup(xv, table, arena),)
 
     return Step(name, op_type, "int", [x], [out], run, layouts=(CF, CL), elementwise=True,
-                table_dtype=dtype)
+                table_dtype=dtype, replayable=True)
 
 
-def fuse_tables(steps: list[Step], graph_outputs: set[str]) -> list[Step]:
-    """Return `steps` with fusable pairs replaced by single table steps."""
+def fuse_tables(steps: list[Step], graph_outputs: set[str], reuse: bool = True) -> list[Step]:
+    """Return `steps` with fusable pairs replaced by single table steps (writing into
+    reused output buffers when `reuse`, i.e. outside subgraphs)."""
     changed = True
     while changed:
         changed = False
@@ -44,7 +46,7 @@ def fuse_tables(steps: list[Step], graph_outputs: set[str]) -> list[Step]:
         for step in steps:
             if step.kind != "int" or not step.elementwise:
                 continue
-            fused = _fuse_one(step, producer, uses, graph_outputs)
+            fused = _fuse_one(step, producer, uses, graph_outputs, reuse)
             if fused is not None:
                 inner, new = fused
                 steps = [new if s is step else s for s in steps if s is not inner]
@@ -54,7 +56,7 @@ def fuse_tables(steps: list[Step], graph_outputs: set[str]) -> list[Step]:
 
 
 def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
-              graph_outputs: set[str]) -> tuple[Step, Step] | None:
+              graph_outputs: set[str], reuse: bool) -> tuple[Step, Step] | None:
     """(the absorbed step, the fused step) or None."""
     if len(step.outputs) != 1:
         return None
@@ -75,5 +77,5 @@ def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
         table = np.ascontiguousarray(step.fn(*args, layout=CF)[0])
         name_ = f"{inner.name}+{step.name}"
         return inner, _table_step(name_, f"{inner.op_type}+{step.op_type}", x,
-                                  step.outputs[0], table, dtype)
+                                  step.outputs[0], table, dtype, reuse)
     return None

@@ -61,7 +61,8 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
             steps.append(lowered[id(node)])
         else:
             steps.append(_float_step(node, graph, backend, requant_mode, subgraph))
-    steps = fuse_tables(_prune(steps, graph, outer), set(graph.output_names))
+    steps = fuse_tables(_prune(steps, graph, outer), set(graph.output_names),
+                        reuse=not subgraph)
     _transpose_where_consumers_want(steps)
     return steps
 

@@ -9,10 +9,10 @@ from ..fixedpoint import RequantMode
 from ..ops.concat import concat as qconcat
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
-from ..ops.lut import ACTIVATIONS, apply_lut, build_lut
+from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..qparams import QParams
-from .fastops import Arena, make_add
+from .fastops import Arena, lookup, make_add
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
@@ -156,12 +156,17 @@ def _activation(ctx: LowerCtx) -> Step | None:
         return None
     table = build_lut(ACTIVATIONS[node.op_type](**attrs), x.qparams, out.qparams)
     qtype = x.qparams.qtype
+    # the same table indexed by the input's unsigned bit pattern (fastops.lookup)
+    codes = np.arange(2 ** qtype.bits, dtype=np.int64).astype(
+        np.dtype(f"u{qtype.bits // 8}")).view(qtype.numpy_dtype)
+    by_bits = np.ascontiguousarray(table[codes.astype(np.int64) - qtype.qmin])
+    arena = Arena(reuse=not ctx.subgraph)
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (apply_lut(xv, table, qtype),)
+        return (lookup(xv, by_bits, arena),)
 
     return ctx.step([x.name], [out.name], run, layouts=(CF, CL), elementwise=True,
-                    table_dtype=np.dtype(qtype.numpy_dtype))
+                    table_dtype=np.dtype(qtype.numpy_dtype), replayable=True)
 
 
 

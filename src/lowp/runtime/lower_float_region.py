@@ -22,6 +22,7 @@ import onnx
 
 from ..ir.graph import Graph, attributes
 from ..qparams import QParams, dequantize, quantize
+from .fastops import Arena, lookup
 from .float_ops import FLOAT_OPS
 from .lowering import LOWERINGS, LowerCtx, lowering
 from .plan import CF, CL, Step
@@ -122,12 +123,14 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
     table = _table(region, x_qp, y_qp, channels)
     ctx.absorbed = [*nodes, q]
-    run = _lookup(table, channels, lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp))
+    run = _lookup(table, channels, lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp),
+                  Arena(reuse=not ctx.subgraph))
     op_type = "+".join(n.op_type for n in nodes)
     if channels == 1:
         return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
-                    layouts=(CF, CL), elementwise=True, table_dtype=x_qp.qtype.numpy_dtype)
-    return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run)
+                    layouts=(CF, CL), elementwise=True, table_dtype=x_qp.qtype.numpy_dtype,
+                    replayable=True)
+    return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
 
 
 def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str,
@@ -161,20 +164,13 @@ def _table(region: Callable[[np.ndarray], np.ndarray], x_qp: QParams, y_qp: QPar
     return np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
 
 
-def _lookup(table: np.ndarray, channels: int, fallback: Callable[[np.ndarray], np.ndarray]
-            ) -> Callable[..., tuple[np.ndarray, ...]]:
-    flat = table.reshape(-1)
-    per_tensor = table[0]
-    # the smallest index type that holds channels * 256 (numpy's take is fastest on it)
-    index_dtype = np.uint16 if channels <= 256 else np.intp
-    offsets = (np.arange(channels, dtype=np.intp) * 256).astype(index_dtype)
+def _lookup(table: np.ndarray, channels: int, fallback: Callable[[np.ndarray], np.ndarray],
+            arena: Arena) -> Callable[..., tuple[np.ndarray, ...]]:
+    per_tensor = np.ascontiguousarray(table[0]) if channels == 1 else table
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        codes = xv.view(np.uint8)
-        if channels == 1:
-            return (per_tensor[codes],)
-        if xv.ndim == 0 or xv.shape[-1] != channels:
+        if channels > 1 and (xv.ndim == 0 or xv.shape[-1] != channels):
             return (fallback(xv),)       # the constants broadcast the input: no table
-        return (flat.take(np.add(codes, offsets, dtype=index_dtype)),)
+        return (lookup(xv, per_tensor, arena),)
 
     return run

@@ -486,6 +486,27 @@ def global_average_pool(x: np.ndarray, *, channels_last: bool, x_zero_point: int
     return y
 
 
+def lookup(x: np.ndarray, table: np.ndarray, *, threads: int = 1,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """8-bit table lookup (O13): ``y[..., c] = table[c, x[..., c] as an unsigned byte]``.
+
+    `table` is (256,) (one table) or (C, 256) with C the length of x's last axis, of
+    uint8/int8 output values, indexed by the input byte's unsigned bit pattern.
+    """
+    if x.dtype not in _INT8_TYPES or table.dtype not in _INT8_TYPES:
+        raise ValueError(f"lookup takes 8-bit inputs and tables, got {x.dtype} and {table.dtype}")
+    channels = 1 if table.ndim == 1 else int(table.shape[0])
+    if table.shape[-1] != 256 or table.ndim > 2 or (
+            channels > 1 and (x.ndim == 0 or x.shape[-1] != channels)):
+        raise ValueError(f"table of shape {table.shape} does not fit input {x.shape}")
+    y = _out_buffer(out, x.shape, table.dtype)
+    if y.size:
+        _call(_native.lookup8, np.ascontiguousarray(x).view(np.uint8).reshape(-1),
+              np.ascontiguousarray(table).view(np.uint8).reshape(-1),
+              y.view(np.uint8).reshape(-1), channels, NativeConv._check_threads(threads))
+    return y
+
+
 def _apply_env() -> None:
     forced = os.environ.get(_ENV_VAR, "").strip()
     if forced:

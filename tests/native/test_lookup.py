@@ -1,0 +1,63 @@
+"""Native 8-bit table lookup (O13) against numpy indexing, on every instruction-set path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lowp.runtime import fastops
+from lowp.runtime import native_backend as nb
+
+from .helpers import INT8_DTYPES, PATHS, random_ints
+
+
+def _expected(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    codes = x.view(np.uint8).astype(np.int64)
+    if table.ndim == 1:
+        return table[codes]
+    return table[np.arange(table.shape[0]), codes]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 70), min_size=1, max_size=4), x_dtype=INT8_DTYPES,
+       y_dtype=INT8_DTYPES, per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_lookup_random(shape: list[int], x_dtype: np.dtype, y_dtype: np.dtype,
+                       per_channel: bool, seed: int) -> None:
+    """Sizes around the 64-byte vector (tails, empty), one table or one per channel."""
+    rng = np.random.default_rng(seed)
+    x = random_ints(rng, tuple(shape), x_dtype)
+    tshape = (shape[-1], 256) if per_channel and shape[-1] else (256,)
+    table = random_ints(rng, tshape, y_dtype)
+    want = _expected(x, table)
+    for path in PATHS:
+        with nb.use_path(path):
+            got = nb.lookup(x, table)
+            assert got.dtype == table.dtype and got.shape == x.shape, path
+            np.testing.assert_array_equal(got, want, err_msg=path)
+            arena = fastops.Arena()
+            for _ in range(2):
+                np.testing.assert_array_equal(fastops.lookup(x, table, arena), want, err_msg=path)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_lookup_every_byte_and_threads(per_channel: bool) -> None:
+    """All 256 inputs through every table entry, large enough to split over threads."""
+    rng = np.random.default_rng(3)
+    x = np.tile(np.arange(256, dtype=np.uint8), 4099).reshape(-1, 64)
+    table = random_ints(rng, (64, 256) if per_channel else (256,), np.dtype(np.int8))
+    want = _expected(x, table)
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in (1, 2, 0):
+                np.testing.assert_array_equal(nb.lookup(x, table, threads=threads), want,
+                                              err_msg=f"{path} {threads}")
+
+
+def test_lookup_rejects_mismatched_tables() -> None:
+    x = np.zeros((2, 3), np.uint8)
+    with pytest.raises(ValueError, match="does not fit"):
+        nb.lookup(x, np.zeros((4, 256), np.uint8))
+    with pytest.raises(ValueError, match="8-bit"):
+        nb.lookup(x.astype(np.int16), np.zeros(256, np.uint8))
