@@ -121,3 +121,38 @@ def test_attention_matmul_fast_path_equals_reference(dtype, k, seed):
     want = matmul(a, b, a_zero_point=za, b_zero_point=zb,
                   requant=Requant(requant_scale(sa, sb, sy), zy, 0, 255))
     np.testing.assert_array_equal(session.run({"a": a, "b": b})["y"], want)
+
+
+@given(st.lists(st.tuples(st.sampled_from([np.uint8, np.int8]),
+                          st.floats(2.0 ** -8, 4.0, width=32), st.integers(-20, 20),
+                          st.integers(0, 5)), min_size=1, max_size=4),
+       st.sampled_from([np.uint8, np.int8]), st.floats(2.0 ** -8, 4.0, width=32),
+       st.integers(-20, 20), st.booleans(), st.sampled_from(list(RequantMode)),
+       st.integers(0, 2), st.integers(0, 1000))
+def test_concat_equals_reference(parts, out_dtype, sy, zy, narrow, mode, axis, seed):
+    """Copied, natively rescaled and reference-rescaled parts all equal lowp.ops.concat."""
+    from lowp.ops.concat import concat
+    from lowp.qparams import QParams, QType
+    from lowp.runtime import fastops
+    rng = np.random.default_rng(seed)
+    qt = {np.uint8: QType.UINT8, np.int8: QType.INT8}
+    yqt = qt[out_dtype]
+    lo, hi = (yqt.qmin + 10, yqt.qmax - 7) if narrow else (yqt.qmin, yqt.qmax)
+    yqp = QParams(np.float32(sy), np.int32(zy), yqt, lo, hi)
+    xs, qps = [], []
+    for k, (dt, s, z, width) in enumerate(parts):
+        same = k == 0                     # one part in the output's own qparams
+        dt = out_dtype if same else dt
+        xq = qt[dt]
+        qps.append(QParams(np.float32(sy if same else s), np.int32(zy if same else z), xq,
+                           xq.qmin, xq.qmax))
+        shape = [2, 3, 4]
+        shape[axis] = width
+        info = np.iinfo(dt)
+        xs.append(rng.integers(info.min, info.max + 1, shape).astype(dt))
+    want = concat(xs, qps, yqp, axis, mode)
+    arena = fastops.Arena()
+    for _ in range(2):
+        got = fastops.make_concat(qps, yqp, mode)(xs, axis, arena)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

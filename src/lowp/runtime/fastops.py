@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..fixedpoint import Requant, RequantMode, requant_scale, requantize
+from ..ops.concat import rescale
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
 from ..qparams import QParams
@@ -169,6 +170,53 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
     acc = x.sum(axis=spatial, keepdims=True, dtype=np.int64) - count * int(x_zero_point)
     y = requantize(acc.astype(np.int32), m, y_zero_point, qmin, qmax, mode)
     return y.astype(out_dtype)
+
+
+def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
+                mode: RequantMode = RequantMode.FLOAT32) -> Callable[..., np.ndarray]:
+    """lowp.ops.concat.concat (O12): inputs already in the output's qparams (and full clamp
+    range) are copied as they are, 8-bit inputs in float32 mode are rescaled by the native
+    Add loop (O10 with the second term zero: ``f32(x - zx) * M + 0`` is exact), the rest by
+    the reference; the parts are concatenated into a buffer of `arena` when given."""
+    out_dtype = np.dtype(y_qparams.qtype.numpy_dtype)
+    full = (y_qparams.qmin, y_qparams.qmax) == (int(np.iinfo(out_dtype).min),
+                                                int(np.iinfo(out_dtype).max))
+    plans: list[Callable[[np.ndarray], np.ndarray]] = []
+    for qp in qparams_in:
+        same = (float(qp.scale) == float(y_qparams.scale)
+                and int(qp.zero_point) == int(y_qparams.zero_point))
+        native = None
+        if not (same and full) and mode is RequantMode.FLOAT32 and qp.qtype.bits == 8:
+            m = requant_scale(qp.scale, 1.0, y_qparams.scale)
+            native = _native_add(a_dtype=qp.qtype.numpy_dtype, ma=m,
+                                 a_zero_point=int(qp.zero_point), b_dtype=qp.qtype.numpy_dtype,
+                                 mb=0.0, b_zero_point=0,
+                                 y_zero_point=int(y_qparams.zero_point), qmin=y_qparams.qmin,
+                                 qmax=y_qparams.qmax, out_dtype=out_dtype)
+        plans.append(_concat_part(qp, y_qparams, mode, same and full, native))
+
+    def concat(xs: Sequence[np.ndarray], axis: int, arena: Arena | None = None) -> np.ndarray:
+        parts = [plan(x) for plan, x in zip(plans, xs, strict=True)]
+        shape = list(parts[0].shape)
+        shape[axis] = sum(p.shape[axis] for p in parts)
+        out = arena.get(tuple(shape), out_dtype) if arena else None
+        return np.concatenate(parts, axis=axis, out=out)
+
+    return concat
+
+
+def _concat_part(qp: QParams, y_qparams: QParams, mode: RequantMode, as_is: bool,
+                 native: NativeAdd | None) -> Callable[[np.ndarray], np.ndarray]:
+    dtype = np.dtype(y_qparams.qtype.numpy_dtype)
+
+    def part(x: np.ndarray) -> np.ndarray:
+        if as_is and x.dtype == dtype:
+            return x
+        if native is not None and x.dtype == native.a_dtype:
+            return native(x, x)
+        return rescale(x, qp, y_qparams, mode)
+
+    return part
 
 
 def lookup(x: np.ndarray, table: np.ndarray, arena: Arena | None = None) -> np.ndarray:

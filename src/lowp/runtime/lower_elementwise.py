@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..fixedpoint import RequantMode
-from ..ops.concat import concat as qconcat
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..qparams import QParams
-from .fastops import Arena, lookup, make_add
+from .fastops import Arena, lookup, make_add, make_concat
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
@@ -82,13 +81,14 @@ def _concat(ctx: LowerCtx) -> Step | None:
         return None
     axis = int(ctx.attrs["axis"])  # type: ignore[call-overload]
     qps = [i.qparams for i in ins]  # type: ignore[union-attr]
-    mode = ctx.requant_mode
+    concat = make_concat(qps, y.qparams, ctx.requant_mode)
+    arena = Arena(reuse=not ctx.subgraph)
 
     def run(*xs: np.ndarray, layout: object) -> tuple[np.ndarray, ...]:
         ax = axis % xs[0].ndim
         if layout is CL and xs[0].ndim >= 3 and ax >= 1:
             ax = xs[0].ndim - 1 if ax == 1 else ax - 1
-        return (qconcat(xs, qps, y.qparams, ax, mode),)
+        return (concat(xs, ax, arena),)
 
     return ctx.step([i.name for i in ins], [y.name], run,  # type: ignore[union-attr]
                     layouts=(CF, CL), act_inputs=tuple(range(len(ins))), elementwise=True)
