@@ -202,8 +202,14 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             elif float(attrs.get("value", 0.0)) != 0.0:  # type: ignore[arg-type]
                 return None
 
+    split = node.op_type == "Split"
+    # Split writes contiguous parts into buffers of its own, so that the readers (often
+    # convolutions) get the same contiguous arrays run after run
+    arenas = [Arena(reuse=not ctx.subgraph) for _ in out_names] if split else []
+
     def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         args = list(vals)
+        kw = attrs
         if node.op_type == "Pad" and str(attrs.get("mode", "constant")) == "constant":
             if opset >= 11:
                 while len(args) < 3:
@@ -211,11 +217,22 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                 args[2] = zp
             else:
                 attrs["value"] = float(zp)
-        result = fn(*args, **attrs, opset=opset, num_outputs=len(out_names))
+        if split and layout is CL and args[0] is not None and args[0].ndim >= 3:
+            kw = {**attrs, "axis": _channels_last_axis(int(attrs.get("axis", 0)),  # type: ignore[call-overload]
+                                                       args[0].ndim)}
+        result = fn(*args, **kw, opset=opset, num_outputs=len(out_names))
         results = result if isinstance(result, tuple) else (result,)
-        return tuple(np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
-                     for r in results[:len(out_names)])
+        outs = [np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
+                for r in results[:len(out_names)]]
+        if split:
+            bufs = [a.get(r.shape, r.dtype) for a, r in zip(arenas, outs, strict=True)]
+            for b, r in zip(bufs, outs, strict=True):
+                np.copyto(b, r)
+            return tuple(bufs)
+        return tuple(outs)
 
+    if split:
+        return ctx.step(inputs, out_names, run, layouts=(CF, CL))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs
@@ -242,6 +259,12 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
     # has to hand the same view on (lowp.runtime.replay)
     return ctx.step(inputs, out_names, run, layouts=layouts,
                     replayable=node.op_type in RESHAPES)
+
+
+def _channels_last_axis(axis: int, ndim: int) -> int:
+    """The axis of a channels-last tensor that holds channels-first axis `axis`."""
+    axis %= ndim
+    return axis if axis == 0 else (ndim - 1 if axis == 1 else axis - 1)
 
 
 def _same_qparams(a: QParams, b: QParams) -> bool:
