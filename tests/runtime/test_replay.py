@@ -115,3 +115,50 @@ def test_sessions_in_two_python_threads(zoo_dir):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def _shape_model(extra: str = "") -> bytes:
+    """x (N, C, L) -> Reshape(x, [N, C * L]) with the target computed from Shape(x) (as
+    exporters write it); `extra` adds a value-dependent shape (NonZero, or a Reshape whose
+    target is read from data)."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("Relu", ["flat"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "i0"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "F"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "L"])]
+    if extra == "nonzero":
+        nodes.append(helper.make_node("NonZero", ["x"], ["nz"]))
+        outputs.append(helper.make_tensor_value_info("nz", TensorProto.INT64, [3, "K"]))
+    if extra == "data_shape":
+        inputs.append(helper.make_tensor_value_info("t", TensorProto.INT64, [2]))
+        nodes.append(helper.make_node("Reshape", ["x", "t"], ["z"]))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, ["A", "B"]))
+    graph = helper.make_graph(nodes, "shapes", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("extra, folds", [("", True), ("nonzero", False),
+                                          ("data_shape", False)])
+def test_shape_arithmetic_is_fixed_per_signature(extra, folds):
+    """Shape arithmetic is computed once per feed signature, unless some shape in the model
+    depends on values; results always equal plain runs, across changing shapes."""
+    model = _shape_model(extra)
+    fast, plain = Session(model), Session(model, replay=False)
+    rng = np.random.default_rng(0)
+    for length in (4, 4, 4, 4, 7, 7, 7, 4, 2, 2, 2, 2):
+        feeds = {"x": rng.standard_normal((2, 3, length)).astype(np.float32)}
+        if extra == "data_shape":
+            feeds["t"] = np.array([3, 2 * length] if length % 2 else [6, length], np.int64)
+        _equal(fast.run(feeds), plain.run(feeds))
+    assert fast._replayer is not None
+    assert bool(fast._replayer._fixed) is folds

@@ -48,16 +48,73 @@ class _Replay:
     outputs: list[tuple[str, np.ndarray, object]]
 
 
-Entry = Step | _Replay
+@dataclass
+class _Fixed:
+    """A float step on shapes only: its outputs are the same for every run of a signature."""
+
+    step: Step
+    outputs: list[tuple[str, np.ndarray, object]]
+
+
+Entry = Step | _Replay | _Fixed
+
+# Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
+# the feed shapes fix), compute the same values on every run: the shape arithmetic that
+# exporters write (Shape -> Gather -> Unsqueeze -> Concat -> Reshape, ...).
+FOLDABLE = frozenset({
+    "Shape", "Size", "Constant", "ConstantOfShape", "Gather", "Unsqueeze", "Squeeze",
+    "Concat", "Slice", "Cast", "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor",
+    "Ceil", "Min", "Max", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not",
+    "And", "Or", "Where", "Range", "Reshape", "Identity", "ReduceProd", "ReduceSum",
+    "ReduceMin", "ReduceMax", "Expand", "Tile", "Transpose",
+})
+# Operators whose output shapes depend on input values: where they occur, tensor shapes are
+# not fixed by the feed shapes, and nothing is folded.
+DATA_DEPENDENT_SHAPES = frozenset({
+    "NonZero", "Compress", "Unique", "TopK", "NonMaxSuppression", "Loop", "If", "Scan",
+    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+    "Bernoulli", "StringSplit",
+})
+# Inputs (by position) that give an output's shape: they must be fixed values too.
+SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4),
+    "Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 3), "ConstantOfShape": (0,),
+    "Range": (0, 1, 2), "OneHot": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
+    "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
+    "ReduceProd": (1,), "ReduceL2": (1,), "CenterCropPad": (1,), "GridSample": (1,),
+    "MaxUnpool": (2,), "DFT": (1,), "STFT": (2, 3),
+}
+
+
+def fixed_steps(steps: list[Step], constants: set[str]) -> set[int]:
+    """Indices of the float steps whose outputs depend only on constants and on the shapes
+    the feeds fix; empty when some shape in the model may depend on values."""
+    fixed_values = set(constants)
+    fixed: set[int] = set()
+    for i, step in enumerate(steps):
+        if step.op_type in DATA_DEPENDENT_SHAPES:
+            return set()
+        ins = [n for n in step.inputs if n]
+        if step.kind == "float" and step.op_type in FOLDABLE and (
+                step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins)):
+            fixed.add(i)
+            fixed_values.update(o for o in step.outputs if o)
+    for step in steps:
+        for k in SHAPE_INPUTS.get(step.op_type, ()):
+            if k < len(step.inputs) and step.inputs[k] and step.inputs[k] not in fixed_values:
+                return set()                     # a shape computed from data
+    return fixed
 
 
 class Replayer:
     """Runs a session's steps, recording the first two runs of each feed signature and
     replaying from the third on."""
 
-    def __init__(self, steps: list[Step], execute: Execute) -> None:
+    def __init__(self, steps: list[Step], execute: Execute,
+                 constants: set[str] | None = None) -> None:
         self.steps = steps
         self._execute = execute
+        self._fixed = fixed_steps(steps, constants or set())
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: set[object] = set()
 
@@ -65,7 +122,7 @@ class Replayer:
         """How many steps of a signature's plan run by replay (0 until it is ready)."""
         if signature not in self._ready:
             return 0
-        return sum(isinstance(e, _Replay) for e in self._state[signature])
+        return sum(isinstance(e, (_Replay, _Fixed)) for e in self._state[signature])
 
     def run(self, signature: object, env: Env, layout: Layouts) -> None:
         state = self._state.get(signature)
@@ -80,12 +137,18 @@ class Replayer:
         if state is None:
             self._state[signature] = records
         else:
-            self._state[signature] = _plan(self.steps, state, records)  # type: ignore[arg-type]
+            self._state[signature] = _plan(self.steps, state, records,  # type: ignore[arg-type]
+                                           self._fixed)
             self._ready.add(signature)
 
     def _record(self, env: Env, layout: Layouts) -> list[_Record | None]:
         records: list[_Record | None] = []
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
+            if i in self._fixed:
+                self._execute(step, env, layout)
+                records.append(_Record([], [], [(n, env[n], layout.get(n, CF))
+                                                for n in step.outputs if n]))
+                continue
             if not step.replayable:
                 self._execute(step, env, layout)
                 records.append(None)
@@ -100,7 +163,11 @@ class Replayer:
 
     def _replay(self, plan: list[Entry], env: Env, layout: Layouts) -> None:
         for entry in plan:
-            if type(entry) is _Replay and _inputs_match(entry, env, layout):
+            if type(entry) is _Fixed:
+                for n, v, lay in entry.outputs:
+                    env[n] = v
+                    layout[n] = lay
+            elif type(entry) is _Replay and _inputs_match(entry, env, layout):
                 for fn, args in entry.calls:
                     fn(*args)
                 for n, v, lay in entry.outputs:
@@ -126,15 +193,26 @@ def _inputs_match(entry: _Replay, env: Env, layout: Layouts) -> bool:
     return True
 
 
-def _plan(steps: list[Step], first: list[_Record | None], second: list[_Record | None]
-          ) -> list[Entry]:
+def _plan(steps: list[Step], first: list[_Record | None], second: list[_Record | None],
+          fixed: set[int]) -> list[Entry]:
     plan: list[Entry] = []
-    for step, a, b in zip(steps, first, second, strict=True):
-        if a is not None and b is not None and _same(a, b):
+    for i, (step, a, b) in enumerate(zip(steps, first, second, strict=True)):
+        if i in fixed and a is not None and b is not None and _same_values(a, b):
+            plan.append(_Fixed(step, b.outputs))
+        elif i in fixed:
+            plan.append(step)
+        elif a is not None and b is not None and _same(a, b):
             plan.append(_Replay(step, b.calls, b.inputs, b.outputs))
         else:
             plan.append(step)
     return plan
+
+
+def _same_values(a: _Record, b: _Record) -> bool:
+    """Both runs gave equal outputs (a check of what `fixed_steps` concluded)."""
+    return all(na == nb and la is lb and isinstance(va, np.ndarray) and isinstance(vb, np.ndarray)
+               and va.dtype == vb.dtype and va.shape == vb.shape and np.array_equal(va, vb)
+               for (na, va, la), (nb, vb, lb) in zip(a.outputs, b.outputs, strict=True))
 
 
 def _same(a: _Record, b: _Record) -> bool:

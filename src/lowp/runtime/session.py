@@ -72,7 +72,8 @@ class Session:
         self.last_profile: dict[str, float] = {}
         self.threads = threads
         self._blas = _blas_controller(self.steps, threads)
-        self._replayer = Replayer(self.steps, execute) if replay else None
+        self._replayer = (Replayer(self.steps, execute, set(self._constants)) if replay
+                          else None)
 
     @property
     def int_steps(self) -> list[Step]:
@@ -97,7 +98,7 @@ class Session:
         layout: dict[str, object] = {}
         timings: dict[str, float] = {}
         if self._replayer is not None and self._replayer.steps is not self.steps:
-            self._replayer = Replayer(self.steps, execute)    # the steps were replaced
+            self._replayer = Replayer(self.steps, execute, set(self._constants))
         if self._replayer is not None and not (capture or profile):
             signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
             self._replayer.run(signature, env, layout)
