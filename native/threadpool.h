@@ -45,9 +45,9 @@ class ThreadPool {
   // so a worker that is slow to wake (a busy machine) delays nothing: once the caller has
   // run out of ids it only waits for workers that are already inside fn.
   void run(int n, const std::function<void(int)>& fn) {
-    if (n > static_cast<int>(threads_.size()) + 1) n = static_cast<int>(threads_.size()) + 1;
-    if (n <= 1) {
-      if (n == 1) fn(0);
+    // (n may exceed the threads there are: the ids are simply taken in turn)
+    if (n <= 1 || threads_.empty()) {
+      for (int i = 0; i < n; ++i) fn(i);
       return;
     }
     std::lock_guard<std::mutex> serial(run_mu_);

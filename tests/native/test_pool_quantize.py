@@ -195,3 +195,26 @@ def test_quantize_to_channels_last_large_and_threads() -> None:
         for threads in (1, 2, 0):
             _quantize_to_channels_last_both(x, _qparams(np.dtype(np.uint8), 0.0187, 114),
                                             threads=threads)
+
+
+def test_more_threads_than_cores_fill_every_output() -> None:
+    """Asking for more threads than the machine has still computes every output (the work
+    split into that many parts is taken in turn), into buffers pre-filled with garbage."""
+    rng = np.random.default_rng(13)
+    x = random_ints(rng, (2, 120, 96, 80), np.dtype(np.uint8))
+    geo = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], dilations=[1, 1])
+    expected = ref_max_pool(x, layout=Layout.CHANNELS_LAST, ceil_mode=False, **geo)  # type: ignore[arg-type]
+    xf = (rng.standard_normal((1, 3, 300, 301)) * 3).astype(np.float32)
+    qp = _qparams(np.dtype(np.uint8), 0.02, 100)
+    for threads in (nb.max_threads() + 1, 3 * nb.max_threads() + 1):
+        out = np.full(expected.shape, 7, np.uint8)
+        nb.max_pool_2d(x, out_hw=expected.shape[1:3], threads=threads, out=out, **geo)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(out, expected, err_msg=str(threads))
+        q = np.full(xf.shape, 7, np.uint8)
+        nb.quantize(xf, scale=0.02, zero_point=100, qmin=0, qmax=255, dtype=np.uint8,
+                    threads=threads, out=q)
+        np.testing.assert_array_equal(q, ref_quantize(xf, qp), err_msg=str(threads))
+        qcl = np.full((1, 300, 301, 3), 7, np.uint8)
+        nb.quantize_to_channels_last(xf, scale=0.02, zero_point=100, qmin=0, qmax=255,
+                                     dtype=np.uint8, threads=threads, out=qcl)
+        np.testing.assert_array_equal(qcl, np.moveaxis(ref_quantize(xf, qp), 1, -1))
