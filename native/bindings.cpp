@@ -14,6 +14,7 @@
 
 #include "conv.h"
 #include "dispatch.h"
+#include "recurrent.h"
 #include "threadpool.h"
 
 namespace nb = nanobind;
@@ -213,6 +214,114 @@ NB_MODULE(_native, m) {
       },
       "x"_a, "y"_a, "channels_last"_a, "x_signed"_a, "x_zero_point"_a, "scale"_a, "mult"_a,
       "lshift"_a, "rshift"_a, "fixedpoint"_a, "zero_point"_a, "qmin"_a, "qmax"_a);
+
+  using F = nb::ndarray<const float, nb::device::cpu>;
+  using FOut = nb::ndarray<float, nb::device::cpu>;
+  m.def(
+      "rnn",
+      [](bool gru, F xw, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> r,
+         std::optional<Vec<float>> p, std::optional<Vec<float>> rbh, std::optional<F> h0,
+         std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
+         std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
+         float clip, bool input_forget, bool linear_before_reset, int threads) {
+        // xw (T, B, D, G*H), r (D, G*H, H), p (D*3*H), rbh (D*H), h0/c0/yh/yc (B, D, H),
+        // y (T, B, D, H), lens (B); any strides with the innermost one 1.
+        lowp::RnnArgs a;
+        const int64_t G = gru ? 3 : 4;
+        if (xw.ndim() != 4 || r.shape(0) != xw.shape(2))
+          throw std::invalid_argument("rnn needs xw (T, B, D, G*H) and r (D, G*H, H)");
+        a.gru = gru;
+        a.t = int64_t(xw.shape(0)), a.b = int64_t(xw.shape(1)), a.d = int64_t(xw.shape(2));
+        a.h = int64_t(r.shape(2));
+        if (a.h < 1 || int64_t(r.shape(1)) != G * a.h || int64_t(xw.shape(3)) != G * a.h)
+          throw std::invalid_argument("rnn weight and projection widths do not match");
+        if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
+          throw std::invalid_argument("rnn needs one or two directions");
+        auto inner = [](int64_t stride, const char* what) {
+          if (stride != 1) throw std::invalid_argument(std::string(what) + " needs unit inner stride");
+        };
+        auto check3 = [&](int64_t ndim, size_t s0, size_t s1, size_t s2, int64_t stride,
+                          const char* what) {
+          if (ndim != 3 || int64_t(s0) != a.b || int64_t(s1) != a.d || int64_t(s2) != a.h)
+            throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
+          inner(stride, what);
+        };
+        inner(xw.stride(3), "xw");
+        a.xw = xw.data();
+        a.xw_st = xw.stride(0), a.xw_sb = xw.stride(1), a.xw_sd = xw.stride(2);
+        a.r = r.data();
+        if (p) {
+          if (gru || int64_t(p->shape(0)) != a.d * 3 * a.h)
+            throw std::invalid_argument("rnn peepholes must be D * 3 * H floats (LSTM)");
+          a.p = p->data();
+        }
+        if (rbh) {
+          if (!gru || int64_t(rbh->shape(0)) != a.d * a.h)
+            throw std::invalid_argument("rnn rbh must be D * H floats (GRU)");
+          a.rbh = rbh->data();
+        }
+        if (h0) {
+          check3(h0->ndim(), h0->shape(0), h0->shape(1), h0->shape(2), h0->stride(2), "h0");
+          a.h0 = h0->data();
+          a.h0_sb = h0->stride(0), a.h0_sd = h0->stride(1);
+        }
+        if (c0) {
+          check3(c0->ndim(), c0->shape(0), c0->shape(1), c0->shape(2), c0->stride(2), "c0");
+          if (gru) throw std::invalid_argument("rnn c0 is for LSTM only");
+          a.c0 = c0->data();
+          a.c0_sb = c0->stride(0), a.c0_sd = c0->stride(1);
+        }
+        if (lens) {
+          if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
+          for (int64_t i = 0; i < a.b; ++i)
+            if (lens->data()[i] < 0 || lens->data()[i] > a.t)
+              throw std::invalid_argument("sequence lengths must be in [0, T]");
+          a.lens = lens->data();
+        }
+        if (y) {
+          if (y->ndim() != 4 || int64_t(y->shape(0)) != a.t || int64_t(y->shape(1)) != a.b ||
+              int64_t(y->shape(2)) != a.d || int64_t(y->shape(3)) != a.h)
+            throw std::invalid_argument("y must be (T, B, D, H)");
+          inner(y->stride(3), "y");
+          a.y = y->data();
+          a.y_st = y->stride(0), a.y_sb = y->stride(1), a.y_sd = y->stride(2);
+        }
+        if (yh) {
+          check3(yh->ndim(), yh->shape(0), yh->shape(1), yh->shape(2), yh->stride(2), "yh");
+          a.yh = yh->data();
+          a.yh_sb = yh->stride(0), a.yh_sd = yh->stride(1);
+        }
+        if (yc) {
+          check3(yc->ndim(), yc->shape(0), yc->shape(1), yc->shape(2), yc->stride(2), "yc");
+          if (gru) throw std::invalid_argument("rnn yc is for LSTM only");
+          a.yc = yc->data();
+          a.yc_sb = yc->stride(0), a.yc_sd = yc->stride(1);
+        }
+        bool rev[2] = {reverse[0], a.d > 1 ? bool(reverse[1]) : false};
+        a.reverse = rev;
+        a.clip = clip;
+        a.input_forget = input_forget;
+        a.linear_before_reset = linear_before_reset;
+        nb::gil_scoped_release nogil;
+        lowp::run_rnn(a, threads);
+      },
+      "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "rbh"_a.none(), "h0"_a.none(), "c0"_a.none(),
+      "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
+      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1);
+
+  m.def(
+      "rnn_activation",
+      [](const std::string& fn, Vec<float> x, nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu> y) {
+        // y = sigmoid(x) or tanh(x) with the active path's kernels; size a multiple of 16.
+        if (x.shape(0) != y.shape(0) || x.shape(0) % lowp::kRnnAlign != 0)
+          throw std::invalid_argument("rnn_activation needs equal sizes, a multiple of 16");
+        const lowp::RnnKernels& k = lowp::active_rnn_kernels();
+        if (fn != "sigmoid" && fn != "tanh") throw std::invalid_argument("sigmoid or tanh");
+        nb::gil_scoped_release nogil;
+        (fn == "sigmoid" ? k.sigmoid : k.tanh)(x.data(), y.data(), int64_t(x.shape(0)));
+      },
+      "fn"_a, "x"_a, "y"_a);
+  m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",

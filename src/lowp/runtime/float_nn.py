@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lowp.runtime import native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
 Pads = tuple[list[int], list[int]]
@@ -747,10 +748,18 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
          activations: Sequence[str] | None = None, clip: float | None = None,
          direction: str = "forward", hidden_size: int | None = None, input_forget: int = 0,
          layout: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
-    """LSTM (gates i, o, f, c), all directions, sequence_lens, peepholes, clip, layout."""
+    """LSTM (gates i, o, f, c), all directions, sequence_lens, peepholes, clip, layout.
+
+    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
+    the numpy loop below is the reference and the fallback.
+    """
     h = r.shape[-1]
-    xf, (h0, c0), lens, _seq, revs = _rnn_common("LSTM", x, sequence_lens,
-                                                 [initial_h, initial_c], direction, layout, h)
+    xf, (h0, c0), lens, seq, revs = _rnn_common("LSTM", x, sequence_lens,
+                                                [initial_h, initial_c], direction, layout, h)
+    if native_rnn.supported(x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h,
+                            clip):
+        return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout, clip,
+                               bool(input_forget))
     batch = xf.shape[1]
     acts = _activations("LSTM", activations, ["Sigmoid", "Tanh", "Tanh"], len(revs),
                         activation_alpha, activation_beta)
@@ -789,10 +798,18 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         linear_before_reset: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
-    """GRU (gates z, r, h), all directions, sequence_lens, linear_before_reset, layout."""
+    """GRU (gates z, r, h), all directions, sequence_lens, linear_before_reset, layout.
+
+    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
+    the numpy loop below is the reference and the fallback.
+    """
     h = r.shape[-1]
-    xf, (h0,), lens, _seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
-                                              layout, h)
+    xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
+                                             layout, h)
+    if native_rnn.supported(x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h,
+                            clip):
+        return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
+                              bool(linear_before_reset))
     batch = xf.shape[1]
     acts = _activations("GRU", activations, ["Sigmoid", "Tanh"], len(revs), activation_alpha,
                         activation_beta)

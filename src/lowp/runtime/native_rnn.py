@@ -1,0 +1,170 @@
+"""Native float32 recurrence of the ONNX LSTM and GRU ops (lowp._native.rnn).
+
+The input projection ``X @ W^T + b`` of every time step and direction is one numpy matmul;
+the extension runs the time loop (recurrence GEMM, gate activations, peepholes, clip,
+sequence-length masking) and writes Y, Y_h and Y_c in their final layout. The numpy
+implementations in lowp.runtime.float_nn stay the reference and are used for everything
+this front does not take (other dtypes and activation functions, lengths outside [0, T],
+or no extension); see `supported`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+try:
+    from .. import _native  # type: ignore[attr-defined]
+except ImportError:  # pure-Python install: numpy only
+    _native = None
+
+# the default activations, the only ones the native kernels implement
+LSTM_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+GRU_ACTIVATIONS = ("sigmoid", "tanh")
+
+_enabled = True
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the body with the numpy recurrence (the reference), e.g. to compare."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def kernels() -> str:
+    """Name of the recurrence kernels of the active instruction-set path."""
+    if _native is None:
+        return "none"
+    return str(_native.rnn_kernels())
+
+
+def supported(dtype: np.dtype, activations: Sequence[str] | None, defaults: Sequence[str],
+              lens: np.ndarray, seq: int, hidden: int, clip: float | None) -> bool:
+    """Whether the native recurrence computes this node (else the numpy one does)."""
+    if not _enabled or _native is None or np.dtype(dtype) != np.float32 or hidden < 1:
+        return False
+    if activations:
+        names = tuple(a.lower() for a in activations)
+        if names not in (tuple(defaults), tuple(defaults) * 2):
+            return False
+    if clip is not None and not (float(clip) > 0):   # NaN or non-positive: numpy semantics
+        return False
+    return bool(lens.size == 0 or (lens.min() >= 0 and lens.max() <= seq))
+
+
+def _states(s: np.ndarray | None, layout: int) -> np.ndarray | None:
+    """An initial state as a float32 (B, D, H) view with unit inner stride."""
+    if s is None:
+        return None
+    s = s.astype(np.float32, copy=False)
+    if s.strides[-1] != 4:
+        s = np.ascontiguousarray(s)
+    return s if layout else s.transpose(1, 0, 2)
+
+
+def _outputs(seq: int, batch: int, dirs: int, hidden: int, layout: int, n_states: int
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+    if layout:
+        y = np.empty((batch, seq, dirs, hidden), np.float32)
+        finals = [np.empty((batch, dirs, hidden), np.float32) for _ in range(n_states)]
+    else:
+        y = np.empty((seq, dirs, batch, hidden), np.float32)
+        finals = [np.empty((dirs, batch, hidden), np.float32) for _ in range(n_states)]
+    return y, finals
+
+
+def _views(y: np.ndarray, finals: list[np.ndarray], layout: int
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(T, B, D, H) and (B, D, H) views of the outputs, as the extension takes them."""
+    if layout:
+        return y.transpose(1, 0, 2, 3), finals
+    return y.transpose(0, 2, 1, 3), [f.transpose(1, 0, 2) for f in finals]
+
+
+def _projection(x: np.ndarray, w: np.ndarray, bias: np.ndarray, layout: int) -> np.ndarray:
+    """X @ W^T + b for both directions at once, as a (T, B, D, G*H) view."""
+    dirs, gh, _ = w.shape
+    x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, x.shape[-1])  # one BLAS call
+    xw = x2 @ w.astype(np.float32, copy=False).reshape(dirs * gh, -1).T
+    xw += bias.reshape(-1)
+    xw = xw.reshape(*x.shape[:2], dirs, gh)
+    return xw.transpose(1, 0, 2, 3) if layout else xw
+
+
+def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
+    if bool(np.all(lens >= seq)):
+        return None
+    return np.ascontiguousarray(lens, dtype=np.int32).reshape(batch)
+
+
+def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
+         h0: np.ndarray | None, c0: np.ndarray | None, p: np.ndarray | None,
+         reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
+
+    `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout.
+    """
+    seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
+    dirs, hidden = r.shape[0], r.shape[-1]
+    bias = (np.zeros((dirs, 4 * hidden), np.float32) if b is None else
+            b[:, :4 * hidden].astype(np.float32) + b[:, 4 * hidden:].astype(np.float32))
+    xw = _projection(x, w, bias, layout)
+    y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
+    yv, (yh, yc) = _views(y, finals, layout)
+    _native.rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
+                None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
+                None, _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
+                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False)
+    return y, finals[0], finals[1]
+
+
+def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
+        h0: np.ndarray | None, reverse: Sequence[bool], layout: int, clip: float | None,
+        linear_before_reset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU).
+
+    The recurrence biases of the z and r gates (and of h unless linear_before_reset) add
+    linearly, so they join the input projection.
+    """
+    seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
+    dirs, hidden = r.shape[0], r.shape[-1]
+    if b is None:
+        bias, rbh = np.zeros((dirs, 3 * hidden), np.float32), None
+    else:
+        wb, rb = b[:, :3 * hidden].astype(np.float32), b[:, 3 * hidden:].astype(np.float32)
+        bias = wb + rb
+        rbh = None
+        if linear_before_reset:
+            bias[:, 2 * hidden:] = wb[:, 2 * hidden:]
+            rbh = np.ascontiguousarray(rb[:, 2 * hidden:]).reshape(-1)
+    xw = _projection(x, w, bias, layout)
+    y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
+    yv, (yh,) = _views(y, finals, layout)
+    _native.rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
+                _states(h0, layout), None, _lens32(lens, batch, seq), yv, yh, None,
+                list(reverse), _clip(clip), False, bool(linear_before_reset))
+    return y, finals[0]
+
+
+def _clip(clip: float | None) -> float:
+    return math.inf if clip is None else float(clip)
+
+
+def activation(fn: str, x: np.ndarray) -> np.ndarray:
+    """The active path's vectorized sigmoid or tanh of a float32 vector (for tests)."""
+    n = x.size
+    padded = np.zeros(-(-n // 16) * 16, np.float32)
+    padded[:n] = x.reshape(-1)
+    out = np.empty_like(padded)
+    _native.rnn_activation(fn, padded, out)
+    return out[:n].reshape(x.shape)
+
