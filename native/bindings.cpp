@@ -237,16 +237,19 @@ NB_MODULE(_native, m) {
           throw std::invalid_argument("rnn weight and projection widths do not match");
         if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
           throw std::invalid_argument("rnn needs one or two directions");
-        auto inner = [](int64_t stride, const char* what) {
-          if (stride != 1) throw std::invalid_argument(std::string(what) + " needs unit inner stride");
+        // The innermost stride matters only when rows have more than one element and the
+        // array is not empty (numpy may give any stride to such dimensions).
+        auto inner = [](int64_t stride, const char* what, size_t inner_size, size_t size) {
+          if (stride != 1 && inner_size > 1 && size > 0)
+            throw std::invalid_argument(std::string(what) + " needs unit inner stride");
         };
         auto check3 = [&](int64_t ndim, size_t s0, size_t s1, size_t s2, int64_t stride,
                           const char* what) {
           if (ndim != 3 || int64_t(s0) != a.b || int64_t(s1) != a.d || int64_t(s2) != a.h)
             throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
-          inner(stride, what);
+          inner(stride, what, s2, s0 * s1 * s2);
         };
-        inner(xw.stride(3), "xw");
+        inner(xw.stride(3), "xw", xw.shape(3), xw.size());
         a.xw = xw.data();
         a.xw_st = xw.stride(0), a.xw_sb = xw.stride(1), a.xw_sd = xw.stride(2);
         a.r = r.data();
@@ -282,7 +285,7 @@ NB_MODULE(_native, m) {
           if (y->ndim() != 4 || int64_t(y->shape(0)) != a.t || int64_t(y->shape(1)) != a.b ||
               int64_t(y->shape(2)) != a.d || int64_t(y->shape(3)) != a.h)
             throw std::invalid_argument("y must be (T, B, D, H)");
-          inner(y->stride(3), "y");
+          inner(y->stride(3), "y", y->shape(3), y->size());
           a.y = y->data();
           a.y_st = y->stride(0), a.y_sb = y->stride(1), a.y_sd = y->stride(2);
         }

@@ -160,6 +160,7 @@ void run_rnn(const RnnArgs& a, int threads) {
   const int64_t hp = round_up(a.h, kRnnAlign);
   std::vector<Workspace> ws(size_t(a.d));
   for (int64_t d = 0; d < a.d; ++d) prepare(a, d, hp, ws[size_t(d)]);
+  if (threads < 1) threads = ThreadPool::max_threads();
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
     ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, ws[size_t(d)]); });

@@ -48,7 +48,8 @@ inline typename T::V sigmoid_v(typename T::V x) {
 }
 
 // tanh: for |x| < 0.625 the odd Cephes polynomial x + x^3 P(x^2) (no cancellation near 0);
-// otherwise sign(x) (1 - 2 / (exp(2|x|) + 1)), which tends to exactly 1 for large |x|.
+// otherwise 1 - 2 / (exp(2|x|) + 1), which tends to exactly 1 for large |x|; then the sign
+// of x (the polynomial has it already, except for -0).
 template <class T>
 inline typename T::V tanh_v(typename T::V x) {
   using V = typename T::V;
@@ -62,7 +63,7 @@ inline typename T::V tanh_v(typename T::V x) {
   const V small = T::fma(T::mul(p, z), x, x);
   const V e = exp_v<T>(T::add(ax, ax));
   const V large = T::sub(T::set1(1.0f), T::div(T::set1(2.0f), T::add(e, T::set1(1.0f))));
-  return T::select_lt(ax, T::set1(0.625f), small, T::copysign(large, x));
+  return T::copysign(T::select_lt(ax, T::set1(0.625f), small, large), x);  // keeps -0
 }
 
 template <class T>

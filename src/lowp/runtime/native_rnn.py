@@ -107,11 +107,13 @@ def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
 
 def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
          h0: np.ndarray | None, c0: np.ndarray | None, p: np.ndarray | None,
-         reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool,
+         threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
 
-    `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout.
+    `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
+    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all);
+    the results do not depend on it.
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
@@ -123,14 +125,15 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
     _native.rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
                 None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
                 None, _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
-                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False)
+                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False, threads)
     return y, finals[0], finals[1]
 
 
 def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
         h0: np.ndarray | None, reverse: Sequence[bool], layout: int, clip: float | None,
-        linear_before_reset: bool) -> tuple[np.ndarray, np.ndarray]:
-    """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU).
+        linear_before_reset: bool, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU, and
+    `lstm` for `threads`).
 
     The recurrence biases of the z and r gates (and of h unless linear_before_reset) add
     linearly, so they join the input projection.
@@ -151,7 +154,7 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     yv, (yh,) = _views(y, finals, layout)
     _native.rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
                 _states(h0, layout), None, _lens32(lens, batch, seq), yv, yh, None,
-                list(reverse), _clip(clip), False, bool(linear_before_reset))
+                list(reverse), _clip(clip), False, bool(linear_before_reset), threads)
     return y, finals[0]
 
 

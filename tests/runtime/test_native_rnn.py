@@ -1,0 +1,210 @@
+"""The native LSTM/GRU recurrence (lowp.runtime.native_rnn) against the numpy reference loop
+of lowp.runtime.float_nn and against ONNX Runtime, on every instruction-set path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lowp.runtime import native_backend as nb
+from lowp.runtime import native_rnn
+from lowp.runtime.float_ops import FLOAT_OPS
+from tests.runtime.float_cases import all_cases, run_ort
+from tests.runtime.test_float_ops import run_lowp
+
+PATHS = nb.available_paths()
+KERNELS = {"scalar": "scalar", "avx2": "avx2", "avxvnni": "avx2", "avxvnni_evex": "avx2",
+           "avx512vnni": "avx512"}
+# the float conformance suite's tolerance against ONNX Runtime (float_cases.Case.tol)
+TOL = 1e-5
+
+
+@dataclass(frozen=True)
+class RnnCase:
+    """Inputs and attributes of one LSTM or GRU node."""
+
+    op: str
+    inputs: list[np.ndarray | None]
+    attrs: dict[str, object]
+
+
+@st.composite
+def rnn_cases(draw: st.DrawFn, op: str) -> RnnCase:
+    """Random LSTM/GRU nodes: batch and time 0.., hidden sizes around the 16-float vector,
+    every direction and layout, lengths with zeros and full lengths, optional bias, initial
+    states, peepholes, clip, input_forget / linear_before_reset."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    seq, batch = draw(st.integers(0, 7)), draw(st.integers(0, 9))
+    inp = draw(st.integers(1, 6))
+    hidden = draw(st.sampled_from([1, 3, 8, 15, 16, 17, 33]))
+    direction = draw(st.sampled_from(["forward", "reverse", "bidirectional"]))
+    layout = draw(st.integers(0, 1))
+    nd, gates = (2 if direction == "bidirectional" else 1), (4 if op == "LSTM" else 3)
+
+    def f32(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    x = f32(batch, seq, inp) if layout else f32(seq, batch, inp)
+    w, r = f32(nd, gates * hidden, inp, scale=0.5), f32(nd, gates * hidden, hidden, scale=0.5)
+    b = f32(nd, 2 * gates * hidden) if draw(st.booleans()) else None
+    lens = None
+    if draw(st.booleans()):
+        lens = rng.integers(0, seq + 1, batch).astype(np.int32)
+        if batch:
+            lens[0] = seq   # one full length, and a zero where there is room
+            lens[-1] = 0 if batch > 1 else lens[-1]
+    state_shape = (batch, nd, hidden) if layout else (nd, batch, hidden)
+    h0 = f32(*state_shape) if draw(st.booleans()) else None
+    inputs: list[np.ndarray | None] = [x, w, r, b, lens, h0]
+    attrs: dict[str, object] = {"hidden_size": hidden, "direction": direction, "layout": layout}
+    if draw(st.booleans()):
+        attrs["clip"] = draw(st.sampled_from([0.25, 1.0, 3.0]))
+    if op == "LSTM":
+        inputs.append(f32(*state_shape) if draw(st.booleans()) else None)
+        inputs.append(f32(nd, 3 * hidden) if draw(st.booleans()) else None)
+        attrs["input_forget"] = draw(st.integers(0, 1))
+    else:
+        attrs["linear_before_reset"] = draw(st.integers(0, 1))
+    return RnnCase(op, inputs, attrs)
+
+
+def _run(c: RnnCase) -> list[np.ndarray]:
+    out = FLOAT_OPS[c.op](*c.inputs, **c.attrs, opset=17)
+    return list(out)
+
+
+def _check_against_numpy(c: RnnCase) -> None:
+    with native_rnn.disabled():
+        expected = _run(c)
+    x = c.inputs[0]
+    assert x is not None
+    for path in PATHS:
+        with nb.use_path(path):
+            assert native_rnn.kernels() == KERNELS[path]
+            got = _run(c)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == e.shape and g.dtype == e.dtype == np.float32, path
+            np.testing.assert_allclose(g, e, rtol=TOL, atol=TOL, err_msg=path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(c=rnn_cases("LSTM"))
+def test_lstm_matches_numpy_reference(c: RnnCase) -> None:
+    _check_against_numpy(c)
+
+
+@settings(max_examples=150, deadline=None)
+@given(c=rnn_cases("GRU"))
+def test_gru_matches_numpy_reference(c: RnnCase) -> None:
+    _check_against_numpy(c)
+
+
+RNN_CASES = [c for c in all_cases() if c.op in ("LSTM", "GRU")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", RNN_CASES, ids=[c.id for c in RNN_CASES])
+def test_conformance_on_every_path(case: object, path: str) -> None:
+    from tests.runtime.float_cases import Case
+    assert isinstance(case, Case)
+    expected = run_ort(case)
+    with nb.use_path(path):
+        got = run_lowp(case)
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype
+        np.testing.assert_allclose(g, e, rtol=case.tol, atol=case.tol)
+
+
+def test_default_cases_take_the_native_path() -> None:
+    # every default-activation float32 conformance case must reach the extension
+    assert native_rnn.kernels() == KERNELS[nb.active_path()]
+    for case in RNN_CASES:
+        attrs = case.attrs
+        x = case.inputs[0]
+        assert x is not None
+        seq = x.shape[1] if attrs.get("layout") else x.shape[0]
+        lens = case.inputs[4] if len(case.inputs) > 4 else None
+        defaults = native_rnn.LSTM_ACTIVATIONS if case.op == "LSTM" else \
+            native_rnn.GRU_ACTIVATIONS
+        acts = attrs.get("activations")
+        take = native_rnn.supported(
+            x.dtype, acts, defaults,  # type: ignore[arg-type]
+            np.full(x.shape[1], seq) if lens is None else lens, seq,
+            int(attrs["hidden_size"]), attrs.get("clip"))  # type: ignore[arg-type]
+        assert take == (acts is None), case.id
+
+
+def test_fallbacks_keep_the_numpy_loop() -> None:
+    lens = np.array([3, 3])
+    assert not native_rnn.supported(np.dtype(np.float64), None, native_rnn.LSTM_ACTIVATIONS,
+                                    lens, 3, 4, None)
+    assert not native_rnn.supported(np.dtype(np.float32), ["Sigmoid", "Relu"],
+                                    native_rnn.GRU_ACTIVATIONS, lens, 3, 4, None)
+    assert not native_rnn.supported(np.dtype(np.float32), None, native_rnn.LSTM_ACTIVATIONS,
+                                    np.array([4, 3]), 3, 4, None)   # length past T
+    assert not native_rnn.supported(np.dtype(np.float32), None, native_rnn.LSTM_ACTIVATIONS,
+                                    lens, 3, 4, -1.0)               # negative clip
+    assert native_rnn.supported(np.dtype(np.float32), ["sigmoid", "TANH"] * 2,
+                                native_rnn.GRU_ACTIVATIONS, lens, 3, 4, 2.0)
+    # float64 runs (and stays) float64 through the numpy loop
+    rng = np.random.default_rng(1)
+    x, w, r = (rng.standard_normal(s) for s in [(4, 2, 3), (1, 12, 3), (1, 12, 4)])
+    y, yh = FLOAT_OPS["GRU"](x, w, r, hidden_size=4, opset=17)
+    assert y.dtype == yh.dtype == np.float64
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_results_do_not_depend_on_threads(op: str) -> None:
+    rng = np.random.default_rng(2)
+    gates, seq, batch, inp, hidden = (4 if op == "LSTM" else 3), 9, 5, 7, 37
+    x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
+    w = (rng.standard_normal((2, gates * hidden, inp)) * 0.5).astype(np.float32)
+    r = (rng.standard_normal((2, gates * hidden, hidden)) * 0.5).astype(np.float32)
+    lens = np.array([9, 0, 4, 9, 1], np.int64)
+    for path in PATHS:
+        with nb.use_path(path):
+            if op == "LSTM":
+                runs = [native_rnn.lstm(x, w, r, None, lens, None, None, None, [False, True], 0,
+                                        None, False, threads=t) for t in (1, 2, 0)]
+            else:
+                runs = [native_rnn.gru(x, w, r, None, lens, None, [False, True], 0, None, True,
+                                       threads=t) for t in (1, 2, 0)]
+        for other in runs[1:]:
+            for a, b in zip(runs[0], other, strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=path)
+
+
+def _ulps(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.abs(got.astype(np.float64) - ref) / np.spacing(np.abs(ref).astype(np.float32))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sigmoid_and_tanh_accuracy(path: str) -> None:
+    x = np.concatenate([np.linspace(-100, 100, 400_001), np.linspace(-1, 1, 200_001),
+                        np.geomspace(1e-30, 1e-2, 1000), -np.geomspace(1e-30, 1e-2, 1000),
+                        [0.0, -0.0, 0.6249, 0.625, 0.6251, 87.3, -87.3, 88.0, 1e30, -1e30]]
+                       ).astype(np.float32)
+    x64 = x.astype(np.float64)
+    with nb.use_path(path):
+        sig = native_rnn.activation("sigmoid", x)
+        tanh = native_rnn.activation("tanh", x)
+        special = np.array([np.inf, -np.inf, np.nan], np.float32)
+        s_sig = native_rnn.activation("sigmoid", special)
+        s_tanh = native_rnn.activation("tanh", special)
+    with np.errstate(over="ignore"):
+        ref_sig = 1 / (1 + np.exp(-x64))
+    ref_tanh = np.tanh(x64)
+    assert np.abs(sig - ref_sig).max() < 1.2e-7
+    assert np.abs(tanh - ref_tanh).max() < 1.2e-7
+    normal = ref_sig > 1e-37   # below, exp's clamp leaves |error| < 1e-38
+    assert _ulps(sig[normal], ref_sig[normal]).max() <= 4
+    nonzero = ref_tanh != 0
+    assert _ulps(tanh[nonzero], ref_tanh[nonzero]).max() <= 3
+    assert np.array_equal(np.signbit(tanh[x == 0]), np.signbit(x[x == 0]))
+    assert s_sig[0] == 1 and s_sig[1] < 1e-37 and np.isnan(s_sig[2])
+    assert s_tanh[0] == 1 and s_tanh[1] == -1 and np.isnan(s_tanh[2])
