@@ -37,6 +37,6 @@ struct Avx2Ops {
 
 }  // namespace
 
-const RnnKernels kRnnAvx2 = rnn_kernels<Avx2Ops, 4, 2>("avx2");
+const RnnKernels kRnnAvx2 = rnn_kernels<Avx2Ops, 6, 2>("avx2");
 
 }  // namespace lowp
