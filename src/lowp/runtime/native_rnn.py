@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-try:
-    from .. import _native  # type: ignore[attr-defined]
-except ImportError:  # pure-Python install: numpy only
-    _native = None
+_native: Any = None   # the extension, bound at the first use (see _extension)
 
 # the default activations, the only ones the native kernels implement
 LSTM_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
@@ -39,17 +37,30 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
+def _extension() -> Any:
+    """lowp._native as lowp.runtime.native_backend holds it, or None without the extension
+    (a pure-Python install). Looked up at the first use rather than at import, so that a
+    substituted build (tools/sanitize.sh) is the one called."""
+    global _native
+    if _native is None:
+        try:
+            from . import native_backend
+        except ImportError:
+            return None
+        _native = native_backend._native
+    return _native
+
+
 def kernels() -> str:
     """Name of the recurrence kernels of the active instruction-set path."""
-    if _native is None:
-        return "none"
-    return str(_native.rnn_kernels())
+    ext = _extension()
+    return "none" if ext is None else str(ext.rnn_kernels())
 
 
 def supported(dtype: np.dtype, activations: Sequence[str] | None, defaults: Sequence[str],
               lens: np.ndarray, seq: int, hidden: int, clip: float | None) -> bool:
     """Whether the native recurrence computes this node (else the numpy one does)."""
-    if not _enabled or _native is None or np.dtype(dtype) != np.float32 or hidden < 1:
+    if not _enabled or np.dtype(dtype) != np.float32 or hidden < 1 or _extension() is None:
         return False
     if activations:
         names = tuple(a.lower() for a in activations)
@@ -122,7 +133,7 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
     xw = _projection(x, w, bias, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
     yv, (yh, yc) = _views(y, finals, layout)
-    _native.rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
+    _extension().rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
                 None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
                 None, _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
                 yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False, threads)
@@ -152,7 +163,7 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     xw = _projection(x, w, bias, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
     yv, (yh,) = _views(y, finals, layout)
-    _native.rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
+    _extension().rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
                 _states(h0, layout), None, _lens32(lens, batch, seq), yv, yh, None,
                 list(reverse), _clip(clip), False, bool(linear_before_reset), threads)
     return y, finals[0]
@@ -168,6 +179,6 @@ def activation(fn: str, x: np.ndarray) -> np.ndarray:
     padded = np.zeros(-(-n // 16) * 16, np.float32)
     padded[:n] = x.reshape(-1)
     out = np.empty_like(padded)
-    _native.rnn_activation(fn, padded, out)
+    _extension().rnn_activation(fn, padded, out)
     return out[:n].reshape(x.shape)
 
