@@ -30,7 +30,7 @@ lowp._native = module
 import pytest
 
 args = ["tests/native", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci",
-        "-k", "matches_reference or depthwise or threads or lookup or channels_last",
+        "-k", "matches_reference or depthwise or threads or lookup or channels_last or native_rnn",
         *sys.argv[2:]]
 sys.exit(pytest.main(args))
 PYEOF
