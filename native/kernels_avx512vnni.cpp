@@ -113,7 +113,7 @@ struct Rq16 {
   const float* scale;
   const int32_t *mult, *lshift, *rshift;
   bool fixed;
-  int32_t zp16;  // the output zero point, for adds after narrowing to int16
+  int32_t zps;  // the output zero point as a scalar (vectors of other widths)
   explicit Rq16(const Epilogue& e)
       : lo(_mm512_set1_ps(static_cast<float>(e.qmin - e.zp))),
         hi(_mm512_set1_ps(static_cast<float>(e.qmax - e.zp))),
@@ -126,7 +126,7 @@ struct Rq16 {
         lshift(e.lshift),
         rshift(e.rshift),
         fixed(e.fixedpoint),
-        zp16(e.zp) {}
+        zps(e.zp) {}
 };
 
 // (R4) on 8 int64 lanes holding int32 values v, multipliers m, shifts l and r.
@@ -159,14 +159,14 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
 // 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
 // left unclamped for a saturating narrowing when Epilogue::saturate_only (4: the same, for
-// an int8 output in the depthwise kernels; 5: the same without the zero point, which the
-// caller adds after narrowing).
+// an int8 output in the depthwise kernels; the quad kernel's mode 5, the same without the
+// zero point, which it adds after narrowing, runs at its own vector width: Qv::rq).
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (MODE == 3 || MODE == 4 || MODE == 5) {  // FLOAT32, Epilogue::saturate_only: unclamped
+  if (MODE == 3 || MODE == 4) {  // FLOAT32, Epilogue::saturate_only: unclamped
     const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return MODE == 5 ? r : _mm512_add_epi32(r, q.zp);
+    return _mm512_add_epi32(r, q.zp);
   }
   if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
@@ -592,7 +592,7 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
     bv[k] = Q::ld32(bias + cb + V4 * (2 * H + k));
     if (MODE == 5) sv[k] = Q::ldf(q.scale + cb + V4 * (2 * H + k));
   }
-  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zp16));
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zps));
   auto column = [&](int64_t iw, T (&qd)[2], auto check) __attribute__((always_inline)) {
     if (decltype(check)::value && (iw < 0 || iw >= W)) {  // padding: the zero point
       qd[0] = qd[1] = zq;
@@ -640,6 +640,7 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
       T p = Q::packs32(y[0], y[1]);  // lane L: channels 16L + 8H .. 16L + 8H + 7
       // MODE 5: the zero point added to int16 values saturated once; exact for |zp| below
       // 2^15 - 256, since a saturated value stays outside the byte range after the add
+      // (vpaddsw on the int16 pack is one operation for two vectors)
       if (MODE == 5) p = Q::adds16(p, zp16);
       T* m = mid + s * kQuadStrip + (o - o0);
       if (H == 0) {
@@ -666,6 +667,7 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
   ob = ob < oa ? oa : ob > o1 ? o1 : ob;
   int o = o0;
   for (; o < oa; ++o) step(o, Chk{});
+#pragma GCC unroll 2
   for (; o < ob; ++o) step(o, NoChk{});
   for (; o < o1; ++o) step(o, Chk{});
 }
@@ -683,9 +685,106 @@ __attribute__((noinline)) void dw_quad_t(const DwQuadArgs& a, const Rq16& q,
   }
 }
 
+// One output row (stride 2, or a row without a partner): the weights of all four quad
+// vectors fit in registers (3 columns x 4), so one pass covers the whole block and every input
+// column is loaded once; the bias and the scales are read from memory (aligned, in L1).
+template <int V, int SW, int MODE, bool SGN, bool FULL>
+__attribute__((noinline)) void dw_quad_one(const DwQuadArgs& a, const Rq16& q,
+                                           const int32_t* bias, int cb, bool sgn_out) {
+  using Q = Qv<V>;
+  using T = typename Q::T;
+  constexpr int BW = 16 * V, V4 = 4 * V;
+  const int nvalid = a.c - cb < BW ? a.c - cb : BW;
+  const typename Q::M km = Q::mask(nvalid);
+  const int64_t C = a.c, W = a.w;
+  const uint8_t* const r0 = a.rows[0] + cb;
+  const uint8_t* const r1 = a.rows[1] + cb;
+  const uint8_t* const r2 = a.rows[2] + cb;
+  uint8_t* const out = a.out[0] + cb;
+  const int32_t* const bp = bias + cb;
+  const float* const sp = q.scale + cb;
+  T wt[3][4];
+  for (int j = 0; j < 3; ++j)
+    for (int k = 0; k < 4; ++k) wt[j][k] = Q::ldw(a.w8 + int64_t(24) * cb + (j * 8 + k) * BW);
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zps));
+  auto column = [&](int64_t iw, T (&qd)[4], auto check) __attribute__((always_inline)) {
+    if (decltype(check)::value && (iw < 0 || iw >= W)) {  // padding: the zero point
+      qd[0] = qd[1] = qd[2] = qd[3] = zq;
+      return;
+    }
+    const int64_t off = iw * C;
+    auto ld = [&](const uint8_t* p) { return FULL ? Q::loadu(p) : Q::load(p, km); };
+    T x0 = ld(r0 + off), x1 = ld(r1 + off), x2 = ld(r2 + off);
+    if (SGN) {
+      x0 = Q::vxor(x0, flip);
+      x1 = Q::vxor(x1, flip);
+      x2 = Q::vxor(x2, flip);
+    }
+    // byte 3 repeats row 2 (weight 0)
+    const T l01 = Q::lo8(x0, x1), h01 = Q::hi8(x0, x1), l22 = Q::lo8(x2, x2), h22 = Q::hi8(x2, x2);
+    qd[0] = Q::lo16(l01, l22);
+    qd[1] = Q::hi16(l01, l22);
+    qd[2] = Q::lo16(h01, h22);
+    qd[3] = Q::hi16(h01, h22);
+  };
+  using Chk = std::true_type;
+  using NoChk = std::false_type;
+  T qa[4], qb[4], qc[4];
+  const int64_t pw0 = a.pw0;
+  const int o0 = 0, o1 = a.ow;
+  column(-pw0, qa, Chk{});
+  if (SW == 1) column(1 - pw0, qb, Chk{});
+  auto step = [&](int o, auto check) __attribute__((always_inline)) {
+    const int64_t iw = int64_t(o) * SW - pw0;
+    if (SW == 2) column(iw + 1, qb, check);
+    column(iw + 2, qc, check);
+    T y[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      T acc = Q::dp(Q::ld32(bp + V4 * k), qa[k], wt[0][k]);
+      acc = Q::dp(acc, qb[k], wt[1][k]);
+      acc = Q::dp(acc, qc[k], wt[2][k]);
+      if (MODE == 5)
+        y[k] = Q::rq(acc, Q::ldf(sp + V4 * k));
+      else
+        y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, cb + V4 * k));
+    }
+    T p0 = Q::packs32(y[0], y[1]), p1 = Q::packs32(y[2], y[3]);
+    if (MODE == 5) {  // see dw_quad_half
+      p0 = Q::adds16(p0, zp16);
+      p1 = Q::adds16(p1, zp16);
+    }
+    const T b = sgn_out ? Q::packs16(p0, p1) : Q::packus16(p0, p1);
+    uint8_t* dst = out + int64_t(o) * C;
+    if (FULL)
+      Q::store(dst, b);
+    else
+      Q::store(dst, b, km);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      qa[k] = SW == 1 ? qb[k] : qc[k];
+      qb[k] = qc[k];
+    }
+  };
+  int oa = int((pw0 + SW - 1) / SW), ob = W + pw0 >= 3 ? int((W - 3 + pw0) / SW) + 1 : 0;
+  oa = oa < o0 ? o0 : oa > o1 ? o1 : oa;
+  ob = ob < oa ? oa : ob > o1 ? o1 : ob;
+  int o = o0;
+  for (; o < oa; ++o) step(o, Chk{});
+  for (; o < ob; ++o) step(o, NoChk{});
+  for (; o < o1; ++o) step(o, Chk{});
+}
+
 template <int V, int NOUT, int SW, int MODE, bool SGN>
 inline void dw_quad_block_t(const DwQuadArgs& a, const Rq16& q, const int32_t* bias, int cb,
                             bool sgn_out) {
+  if (NOUT == 1 && SW == 2) {
+    if (a.c - cb >= 16 * V)
+      dw_quad_one<V, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
+    else
+      dw_quad_one<V, SW, MODE, SGN, false>(a, q, bias, cb, sgn_out);
+    return;
+  }
   if (a.c - cb >= 16 * V)
     dw_quad_t<V, NOUT, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
   else
