@@ -795,7 +795,8 @@ template <int NOUT, int SW, int MODE, bool SGN>
 void dw_quad_rows(const DwQuadArgs& a, const Epilogue& e) {
   const Rq16 q(e);
   const bool sgn_out = e.qmin < 0;
-  for (int cb = 0; cb < a.c;) {
+  const int c1 = a.c1 < 0 || a.c1 > a.c ? a.c : a.c1;
+  for (int cb = a.c0; cb < c1;) {
     const int bw = dw_quad_block(a.c - cb);
     if (bw == 64)
       dw_quad_block_t<4, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
