@@ -8,6 +8,7 @@ numpy NCHW->NHWC and NHWC->NCHW transposes around the call. ONNX Runtime is fed 
 ONNX prescribes; any internal NCHW<->NHWC transposes it inserts are inside its figures.
 
 Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--quick]
+(`--cases mnv2-dw`: the depthwise layers of MobileNetV2.)
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ CASES = [
     Case("dw3x3 576 14x14 s1", (1, 576, 14, 14), (576, 1, 3, 3), 576, (1, 1), (1, 1, 1, 1)),
     Case("dw3x3 960 14x14 s2", (1, 960, 14, 14), (960, 1, 3, 3), 960, (2, 2), (1, 1, 1, 1)),
     Case("dw3x3 960 7x7 s1", (1, 960, 7, 7), (960, 1, 3, 3), 960, (1, 1), (1, 1, 1, 1)),
+    # every depthwise layer shape of MobileNetV2 (224x224 input)
+    *[Case(f"mnv2-dw {c} {hw}x{hw} s{st}", (1, c, hw, hw), (c, 1, 3, 3), c, (st, st),
+           (1, 1, 1, 1))
+      for c, hw, st in [(32, 112, 1), (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1),
+                        (192, 28, 2), (384, 14, 1), (576, 14, 1), (576, 14, 2), (960, 7, 1)]],
     Case("conv3d 3x3x3 32->32 16x56x56", (1, 32, 16, 56, 56), (32, 32, 3, 3, 3), 1,
          (1, 1, 1), (1,) * 6, validate_crop=6),
     Case("linear 768->3072 b128", (128, 768), (768, 3072), linear=True),

@@ -94,6 +94,7 @@ struct DwQuadArgs {
   int64_t w = 0;          // input width
   int c = 0;              // channels (= pixel stride in bytes, input and output)
   int ow = 0, sw = 1, pw0 = 0, nout = 1;
+  int c0 = 0, c1 = -1;    // channels [c0, c1) (c1 < 0: to c); c0 is a multiple of 64
   bool x_signed = false;
   uint8_t za = 0;         // activation zero point in the uint8 domain
   const int8_t* w8 = nullptr;  // packed quads, see dw_quad_block and pack.cpp

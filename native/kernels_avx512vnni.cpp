@@ -113,7 +113,7 @@ struct Rq16 {
   const float* scale;
   const int32_t *mult, *lshift, *rshift;
   bool fixed;
-  int32_t zp16;  // the output zero point, for adds after narrowing to int16
+  int32_t zps;  // the output zero point as a scalar (vectors of other widths)
   explicit Rq16(const Epilogue& e)
       : lo(_mm512_set1_ps(static_cast<float>(e.qmin - e.zp))),
         hi(_mm512_set1_ps(static_cast<float>(e.qmax - e.zp))),
@@ -126,7 +126,7 @@ struct Rq16 {
         lshift(e.lshift),
         rshift(e.rshift),
         fixed(e.fixedpoint),
-        zp16(e.zp) {}
+        zps(e.zp) {}
 };
 
 // (R4) on 8 int64 lanes holding int32 values v, multipliers m, shifts l and r.
@@ -159,14 +159,14 @@ inline __m512i fixed8(__m512i v, __m512i m, __m512i l, __m512i r, const Rq16& q)
 // 16 lanes of (R2) or (R4); returns the clamped int32 outputs. MODE: 0 = read q.fixed,
 // 1 = FLOAT32, 2 = FIXEDPOINT (known at compile time in the depthwise kernels), 3 = FLOAT32
 // left unclamped for a saturating narrowing when Epilogue::saturate_only (4: the same, for
-// an int8 output in the depthwise kernels; 5: the same without the zero point, which the
-// caller adds after narrowing).
+// an int8 output in the depthwise kernels; the quad kernel's mode 5, the same without the
+// zero point, which it adds after narrowing, runs at its own vector width: Qv::rq).
 template <int MODE = 0>
 inline __m512i requant16(__m512i v, const Rq16& q, int c) {
-  if (MODE == 3 || MODE == 4 || MODE == 5) {  // FLOAT32, Epilogue::saturate_only: unclamped
+  if (MODE == 3 || MODE == 4) {  // FLOAT32, Epilogue::saturate_only: unclamped
     const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
     const __m512i r = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return MODE == 5 ? r : _mm512_add_epi32(r, q.zp);
+    return _mm512_add_epi32(r, q.zp);
   }
   if (MODE == 1 || (MODE == 0 && !q.fixed)) {
     __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(q.scale + c));
@@ -472,6 +472,13 @@ struct Qv<4> {
   static T lo16(T a, T b) { return _mm512_unpacklo_epi16(a, b); }
   static T hi16(T a, T b) { return _mm512_unpackhi_epi16(a, b); }
   static T dp(T acc, T a, T b) { return _mm512_dpbusd_epi32(acc, a, b); }
+  using F = __m512;
+  static F ldf(const float* p) { return _mm512_loadu_ps(p); }
+  // rint(f32(v) * s), nearest even
+  static T rq(T v, F s) {
+    return _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
   static __m512i wide(T v) { return v; }
   static T narrow(__m512i v) { return v; }
   static T packs32(T a, T b) { return _mm512_packs_epi32(a, b); }
@@ -498,6 +505,11 @@ struct Qv<2> {
   static T lo16(T a, T b) { return _mm256_unpacklo_epi16(a, b); }
   static T hi16(T a, T b) { return _mm256_unpackhi_epi16(a, b); }
   static T dp(T acc, T a, T b) { return _mm256_dpbusd_epi32(acc, a, b); }
+  using F = __m256;
+  static F ldf(const float* p) { return _mm256_loadu_ps(p); }
+  // vcvtps2dq rounds with MXCSR, which is round-to-nearest-even unless changed (as on the
+  // 256-bit paths)
+  static T rq(T v, F s) { return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(v), s)); }
   static __m512i wide(T v) { return _mm512_zextsi256_si512(v); }
   static T narrow(__m512i v) { return _mm512_castsi512_si256(v); }
   static T packs32(T a, T b) { return _mm256_packs_epi32(a, b); }
@@ -524,6 +536,9 @@ struct Qv<1> {
   static T lo16(T a, T b) { return _mm_unpacklo_epi16(a, b); }
   static T hi16(T a, T b) { return _mm_unpackhi_epi16(a, b); }
   static T dp(T acc, T a, T b) { return _mm_dpbusd_epi32(acc, a, b); }
+  using F = __m128;
+  static F ldf(const float* p) { return _mm_loadu_ps(p); }
+  static T rq(T v, F s) { return _mm_cvtps_epi32(_mm_mul_ps(_mm_cvtepi32_ps(v), s)); }
   static __m512i wide(T v) { return _mm512_zextsi128_si512(v); }
   static T narrow(__m512i v) { return _mm512_castsi512_si128(v); }
   static T packs32(T a, T b) { return _mm_packs_epi32(a, b); }
@@ -543,38 +558,49 @@ constexpr int kQuadStrip = 32;
 // load per cycle on Zen 4), and so do the quads of the last three input columns, which roll
 // along the row: each input column is loaded and interleaved once per half (twice per output
 // for stride 2). Half 0 writes its pack of int16 results to `mid`; half 1 packs them with its
-// own into bytes in channel order.
-template <int V, int NOUT, int SW, int MODE, bool SGN, int H>
+// own into bytes in channel order. FULL: the block has 16V valid channels (plain loads and
+// stores). The outputs whose three input columns all lie inside the row run without checks.
+template <int V, int NOUT, int SW, int MODE, bool SGN, int H, bool FULL>
 __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, const Rq16& q,
                                                         const int32_t* bias, int cb, int o0,
                                                         int o1, typename Qv<V>::T* mid,
                                                         bool sgn_out) {
   using Q = Qv<V>;
   using T = typename Q::T;
+  using F = typename Q::F;
   constexpr int BW = 16 * V, V4 = 4 * V;
   const int nvalid = a.c - cb < BW ? a.c - cb : BW;
   const typename Q::M km = Q::mask(nvalid);
-  const bool full = nvalid == BW;
   const int64_t C = a.c, W = a.w;
   const uint8_t* const r0 = a.rows[0] + cb;
   const uint8_t* const r1 = a.rows[1] + cb;
   const uint8_t* const r2 = a.rows[2] + cb;
   const uint8_t* const r3 = a.rows[3] + cb;
+  uint8_t* const out0 = a.out[0] + cb;
+  uint8_t* const out1 = a.out[1] + cb;
   // weights [j][s][k] at (j * 8 + s * 4 + k) * BW bytes of the block
   T wt[3][NOUT][2];
   for (int j = 0; j < 3; ++j)
     for (int s = 0; s < NOUT; ++s)
       for (int k = 0; k < 2; ++k)
         wt[j][s][k] = Q::ldw(a.w8 + int64_t(24) * cb + (j * 8 + s * 4 + 2 * H + k) * BW);
-  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zp16));
-  auto column = [&](int64_t iw, T (&qd)[2]) __attribute__((always_inline)) {
-    if (iw < 0 || iw >= W) {  // padding column: the zero point in every byte
+  // MODE 5 keeps the bias and the scales in registers (the stores may alias any memory, so
+  // the compiler would reload them for every output)
+  T bv[2];
+  F sv[2];
+  for (int k = 0; k < 2; ++k) {
+    bv[k] = Q::ld32(bias + cb + V4 * (2 * H + k));
+    if (MODE == 5) sv[k] = Q::ldf(q.scale + cb + V4 * (2 * H + k));
+  }
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zps));
+  auto column = [&](int64_t iw, T (&qd)[2], auto check) __attribute__((always_inline)) {
+    if (decltype(check)::value && (iw < 0 || iw >= W)) {  // padding: the zero point
       qd[0] = qd[1] = zq;
       return;
     }
     const int64_t off = iw * C;
     // masked loads only for a partial block (they stay inside the input)
-    auto ld = [&](const uint8_t* p) { return full ? Q::loadu(p) : Q::load(p, km); };
+    auto ld = [&](const uint8_t* p) { return FULL ? Q::loadu(p) : Q::load(p, km); };
     T x0 = ld(r0 + off), x1 = ld(r1 + off), x2 = ld(r2 + off);
     T x3 = NOUT == 2 ? ld(r3 + off) : x2;  // one output row: byte 3 has weight 0
     if (SGN) {
@@ -588,29 +614,33 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
     qd[0] = Q::lo16(x01, x23);
     qd[1] = Q::hi16(x01, x23);
   };
+  using Chk = std::true_type;
+  using NoChk = std::false_type;
   T qa[2], qb[2], qc[2];
   const int64_t pw0 = a.pw0;
-  column(int64_t(o0) * SW - pw0, qa);
-  if (SW == 1) column(int64_t(o0) * SW - pw0 + 1, qb);
-  for (int o = o0; o < o1; ++o) {
+  column(int64_t(o0) * SW - pw0, qa, Chk{});
+  if (SW == 1) column(int64_t(o0) * SW - pw0 + 1, qb, Chk{});
+  auto step = [&](int o, auto check) __attribute__((always_inline)) {
     const int64_t iw = int64_t(o) * SW - pw0;
-    if (SW == 2) column(iw + 1, qb);
-    column(iw + 2, qc);
+    if (SW == 2) column(iw + 1, qb, check);
+    column(iw + 2, qc, check);
 #pragma GCC unroll 2
     for (int s = 0; s < NOUT; ++s) {
       T y[2];
 #pragma GCC unroll 2
       for (int k = 0; k < 2; ++k) {
-        const int c = cb + V4 * (2 * H + k);
-        T acc = Q::ld32(bias + c);
-        acc = Q::dp(acc, qa[k], wt[0][s][k]);
+        T acc = Q::dp(bv[k], qa[k], wt[0][s][k]);
         acc = Q::dp(acc, qb[k], wt[1][s][k]);
         acc = Q::dp(acc, qc[k], wt[2][s][k]);
-        y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, c));
+        if (MODE == 5)
+          y[k] = Q::rq(acc, sv[k]);
+        else
+          y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, cb + V4 * (2 * H + k)));
       }
       T p = Q::packs32(y[0], y[1]);  // lane L: channels 16L + 8H .. 16L + 8H + 7
       // MODE 5: the zero point added to int16 values saturated once; exact for |zp| below
       // 2^15 - 256, since a saturated value stays outside the byte range after the add
+      // (vpaddsw on the int16 pack is one operation for two vectors)
       if (MODE == 5) p = Q::adds16(p, zp16);
       T* m = mid + s * kQuadStrip + (o - o0);
       if (H == 0) {
@@ -619,8 +649,8 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
       }
       // lane L of the bytes: channels 16L .. 16L + 15, in order
       const T b = sgn_out ? Q::packs16(*m, p) : Q::packus16(*m, p);
-      uint8_t* dst = a.out[s] + int64_t(o) * C + cb;
-      if (full)
+      uint8_t* dst = (s ? out1 : out0) + int64_t(o) * C;
+      if (FULL)
         Q::store(dst, b);
       else
         Q::store(dst, b, km);
@@ -629,34 +659,151 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
     qa[1] = SW == 1 ? qb[1] : qc[1];
     qb[0] = qc[0];
     qb[1] = qc[1];
-  }
+  };
+  // outputs [oa, ob) read only columns inside the row: o * SW - pw0 >= 0 and
+  // o * SW - pw0 + 2 <= W - 1
+  int oa = int((pw0 + SW - 1) / SW), ob = W + pw0 >= 3 ? int((W - 3 + pw0) / SW) + 1 : 0;
+  oa = oa < o0 ? o0 : oa > o1 ? o1 : oa;
+  ob = ob < oa ? oa : ob > o1 ? o1 : ob;
+  int o = o0;
+  for (; o < oa; ++o) step(o, Chk{});
+#pragma GCC unroll 2
+  for (; o < ob; ++o) step(o, NoChk{});
+  for (; o < o1; ++o) step(o, Chk{});
 }
 
 // One channel block of one or two output rows, strip by strip.
-template <int V, int NOUT, int SW, int MODE, bool SGN>
+template <int V, int NOUT, int SW, int MODE, bool SGN, bool FULL>
 __attribute__((noinline)) void dw_quad_t(const DwQuadArgs& a, const Rq16& q,
                                          const int32_t* bias, int cb, bool sgn_out) {
   using T = typename Qv<V>::T;
   T mid[NOUT * kQuadStrip];
   for (int o0 = 0; o0 < a.ow; o0 += kQuadStrip) {
     const int o1 = a.ow - o0 < kQuadStrip ? a.ow : o0 + kQuadStrip;
-    dw_quad_half<V, NOUT, SW, MODE, SGN, 0>(a, q, bias, cb, o0, o1, mid, sgn_out);
-    dw_quad_half<V, NOUT, SW, MODE, SGN, 1>(a, q, bias, cb, o0, o1, mid, sgn_out);
+    dw_quad_half<V, NOUT, SW, MODE, SGN, 0, FULL>(a, q, bias, cb, o0, o1, mid, sgn_out);
+    dw_quad_half<V, NOUT, SW, MODE, SGN, 1, FULL>(a, q, bias, cb, o0, o1, mid, sgn_out);
   }
+}
+
+// One output row (stride 2, or a row without a partner): the weights of all four quad
+// vectors fit in registers (3 columns x 4), so one pass covers the whole block and every input
+// column is loaded once; the bias and the scales are read from memory (aligned, in L1).
+template <int V, int SW, int MODE, bool SGN, bool FULL>
+__attribute__((noinline)) void dw_quad_one(const DwQuadArgs& a, const Rq16& q,
+                                           const int32_t* bias, int cb, bool sgn_out) {
+  using Q = Qv<V>;
+  using T = typename Q::T;
+  constexpr int BW = 16 * V, V4 = 4 * V;
+  const int nvalid = a.c - cb < BW ? a.c - cb : BW;
+  const typename Q::M km = Q::mask(nvalid);
+  const int64_t C = a.c, W = a.w;
+  const uint8_t* const r0 = a.rows[0] + cb;
+  const uint8_t* const r1 = a.rows[1] + cb;
+  const uint8_t* const r2 = a.rows[2] + cb;
+  uint8_t* const out = a.out[0] + cb;
+  const int32_t* const bp = bias + cb;
+  const float* const sp = q.scale + cb;
+  T wt[3][4];
+  for (int j = 0; j < 3; ++j)
+    for (int k = 0; k < 4; ++k) wt[j][k] = Q::ldw(a.w8 + int64_t(24) * cb + (j * 8 + k) * BW);
+  const T zq = Q::set1(a.za), flip = Q::set1(0x80), zp16 = Q::set16(int16_t(q.zps));
+  auto column = [&](int64_t iw, T (&qd)[4], auto check) __attribute__((always_inline)) {
+    if (decltype(check)::value && (iw < 0 || iw >= W)) {  // padding: the zero point
+      qd[0] = qd[1] = qd[2] = qd[3] = zq;
+      return;
+    }
+    const int64_t off = iw * C;
+    auto ld = [&](const uint8_t* p) { return FULL ? Q::loadu(p) : Q::load(p, km); };
+    T x0 = ld(r0 + off), x1 = ld(r1 + off), x2 = ld(r2 + off);
+    if (SGN) {
+      x0 = Q::vxor(x0, flip);
+      x1 = Q::vxor(x1, flip);
+      x2 = Q::vxor(x2, flip);
+    }
+    // byte 3 repeats row 2 (weight 0)
+    const T l01 = Q::lo8(x0, x1), h01 = Q::hi8(x0, x1), l22 = Q::lo8(x2, x2), h22 = Q::hi8(x2, x2);
+    qd[0] = Q::lo16(l01, l22);
+    qd[1] = Q::hi16(l01, l22);
+    qd[2] = Q::lo16(h01, h22);
+    qd[3] = Q::hi16(h01, h22);
+  };
+  using Chk = std::true_type;
+  using NoChk = std::false_type;
+  T qa[4], qb[4], qc[4];
+  const int64_t pw0 = a.pw0;
+  const int o0 = 0, o1 = a.ow;
+  column(-pw0, qa, Chk{});
+  if (SW == 1) column(1 - pw0, qb, Chk{});
+  auto step = [&](int o, auto check) __attribute__((always_inline)) {
+    const int64_t iw = int64_t(o) * SW - pw0;
+    if (SW == 2) column(iw + 1, qb, check);
+    column(iw + 2, qc, check);
+    T y[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      T acc = Q::dp(Q::ld32(bp + V4 * k), qa[k], wt[0][k]);
+      acc = Q::dp(acc, qb[k], wt[1][k]);
+      acc = Q::dp(acc, qc[k], wt[2][k]);
+      if (MODE == 5)
+        y[k] = Q::rq(acc, Q::ldf(sp + V4 * k));
+      else
+        y[k] = Q::narrow(requant16<MODE>(Q::wide(acc), q, cb + V4 * k));
+    }
+    T p0 = Q::packs32(y[0], y[1]), p1 = Q::packs32(y[2], y[3]);
+    if (MODE == 5) {  // see dw_quad_half
+      p0 = Q::adds16(p0, zp16);
+      p1 = Q::adds16(p1, zp16);
+    }
+    const T b = sgn_out ? Q::packs16(p0, p1) : Q::packus16(p0, p1);
+    uint8_t* dst = out + int64_t(o) * C;
+    if (FULL)
+      Q::store(dst, b);
+    else
+      Q::store(dst, b, km);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      qa[k] = SW == 1 ? qb[k] : qc[k];
+      qb[k] = qc[k];
+    }
+  };
+  int oa = int((pw0 + SW - 1) / SW), ob = W + pw0 >= 3 ? int((W - 3 + pw0) / SW) + 1 : 0;
+  oa = oa < o0 ? o0 : oa > o1 ? o1 : oa;
+  ob = ob < oa ? oa : ob > o1 ? o1 : ob;
+  int o = o0;
+  for (; o < oa; ++o) step(o, Chk{});
+  for (; o < ob; ++o) step(o, NoChk{});
+  for (; o < o1; ++o) step(o, Chk{});
+}
+
+template <int V, int NOUT, int SW, int MODE, bool SGN>
+inline void dw_quad_block_t(const DwQuadArgs& a, const Rq16& q, const int32_t* bias, int cb,
+                            bool sgn_out) {
+  if (NOUT == 1 && SW == 2) {
+    if (a.c - cb >= 16 * V)
+      dw_quad_one<V, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
+    else
+      dw_quad_one<V, SW, MODE, SGN, false>(a, q, bias, cb, sgn_out);
+    return;
+  }
+  if (a.c - cb >= 16 * V)
+    dw_quad_t<V, NOUT, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
+  else
+    dw_quad_t<V, NOUT, SW, MODE, SGN, false>(a, q, bias, cb, sgn_out);
 }
 
 template <int NOUT, int SW, int MODE, bool SGN>
 void dw_quad_rows(const DwQuadArgs& a, const Epilogue& e) {
   const Rq16 q(e);
   const bool sgn_out = e.qmin < 0;
-  for (int cb = 0; cb < a.c;) {
+  const int c1 = a.c1 < 0 || a.c1 > a.c ? a.c : a.c1;
+  for (int cb = a.c0; cb < c1;) {
     const int bw = dw_quad_block(a.c - cb);
     if (bw == 64)
-      dw_quad_t<4, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+      dw_quad_block_t<4, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
     else if (bw == 32)
-      dw_quad_t<2, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+      dw_quad_block_t<2, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
     else
-      dw_quad_t<1, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
+      dw_quad_block_t<1, NOUT, SW, MODE, SGN>(a, q, e.bias, cb, sgn_out);
     cb += bw;
   }
 }

@@ -123,3 +123,14 @@ def test_threads_do_not_change_results() -> None:
     for threads in (1, 2):
         _check((2, 40, 41, 96), (3, 3), strides=(1, 1), pads=(1, 1, 1, 1), seed=3,
                threads=threads)
+
+
+@pytest.mark.parametrize("shape,strides", [((1, 7, 7, 960), (1, 1)), ((1, 14, 14, 576), (2, 2)),
+                                           ((2, 6, 6, 300), (1, 1)), ((1, 17, 9, 200), (2, 1)),
+                                           ((3, 6, 17, 136), (1, 2))])
+def test_channel_chunks_across_threads(shape: tuple[int, ...], strides: tuple[int, int]) -> None:
+    """Few output rows and many channels: with two threads the tasks also split the channels
+    into chunks of 64-channel blocks (the last chunk holding the tail blocks)."""
+    for threads in (1, 2):
+        _check(shape, (3, 3), strides=strides, pads=(1, 1, 1, 1), seed=shape[-1],
+               x_dtype=I8 if shape[-1] % 3 else U8, threads=threads)
