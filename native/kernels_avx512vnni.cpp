@@ -665,11 +665,14 @@ __attribute__((always_inline)) inline void dw_quad_half(const DwQuadArgs& a, con
   int oa = int((pw0 + SW - 1) / SW), ob = W + pw0 >= 3 ? int((W - 3 + pw0) / SW) + 1 : 0;
   oa = oa < o0 ? o0 : oa > o1 ? o1 : oa;
   ob = ob < oa ? oa : ob > o1 ? o1 : ob;
-  int o = o0;
-  for (; o < oa; ++o) step(o, Chk{});
-#pragma GCC unroll 2
-  for (; o < ob; ++o) step(o, NoChk{});
-  for (; o < o1; ++o) step(o, Chk{});
+  // two copies of the loop body (checked, unchecked) rather than three
+  for (int o = o0; o < o1;) {
+    if (o >= oa && o < ob) {
+      for (; o < ob; ++o) step(o, NoChk{});
+    } else {
+      for (const int e = o < oa ? oa : o1; o < e; ++o) step(o, Chk{});
+    }
+  }
 }
 
 // One channel block of one or two output rows, strip by strip.
@@ -769,26 +772,29 @@ __attribute__((noinline)) void dw_quad_one(const DwQuadArgs& a, const Rq16& q,
   int oa = int((pw0 + SW - 1) / SW), ob = W + pw0 >= 3 ? int((W - 3 + pw0) / SW) + 1 : 0;
   oa = oa < o0 ? o0 : oa > o1 ? o1 : oa;
   ob = ob < oa ? oa : ob > o1 ? o1 : ob;
-  int o = o0;
-  for (; o < oa; ++o) step(o, Chk{});
-  for (; o < ob; ++o) step(o, NoChk{});
-  for (; o < o1; ++o) step(o, Chk{});
+  // two copies of the loop body (checked, unchecked) rather than three
+  for (int o = o0; o < o1;) {
+    if (o >= oa && o < ob) {
+      for (; o < ob; ++o) step(o, NoChk{});
+    } else {
+      for (const int e = o < oa ? oa : o1; o < e; ++o) step(o, Chk{});
+    }
+  }
 }
 
 template <int V, int NOUT, int SW, int MODE, bool SGN>
 inline void dw_quad_block_t(const DwQuadArgs& a, const Rq16& q, const int32_t* bias, int cb,
                             bool sgn_out) {
-  if (NOUT == 1 && SW == 2) {
+  if constexpr (NOUT == 1 && SW == 2) {
     if (a.c - cb >= 16 * V)
       dw_quad_one<V, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
     else
       dw_quad_one<V, SW, MODE, SGN, false>(a, q, bias, cb, sgn_out);
-    return;
-  }
-  if (a.c - cb >= 16 * V)
+  } else if (a.c - cb >= 16 * V) {
     dw_quad_t<V, NOUT, SW, MODE, SGN, true>(a, q, bias, cb, sgn_out);
-  else
+  } else {
     dw_quad_t<V, NOUT, SW, MODE, SGN, false>(a, q, bias, cb, sgn_out);
+  }
 }
 
 template <int NOUT, int SW, int MODE, bool SGN>
