@@ -27,6 +27,14 @@ using Vec = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Act5 = nb::ndarray<const uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 using Out5 = nb::ndarray<uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 
+// Clamp bounds an 8-bit quantize loop can take: within [-128, 255] and within 2^22 of the
+// zero point (the portable loops round with the 1.5 * 2^23 trick).
+void check_quantize_bounds(int zp, int qmin, int qmax) {
+  if (qmin > qmax || qmin < -128 || qmax > 255 || zp - qmin > (1 << 22) ||
+      qmax - zp > (1 << 22) || zp - qmax > (1 << 22) || qmin - zp > (1 << 22))
+    throw std::invalid_argument("quantize bounds out of range");
+}
+
 double peak_gops(const std::string& kind, double seconds, int threads) {
   using lowp::PeakFn;
   PeakFn fn = nullptr;
@@ -129,9 +137,7 @@ NB_MODULE(_native, m) {
       [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> x, OutBytes y, float scale,
          int zp, int qmin, int qmax, int threads) {
         if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
-        if (qmin > qmax || qmin < -128 || qmax > 255 || zp - qmin > (1 << 22) ||
-            qmax - zp > (1 << 22) || zp - qmax > (1 << 22) || qmin - zp > (1 << 22))
-          throw std::invalid_argument("quantize bounds out of range");
+        check_quantize_bounds(zp, qmin, qmax);
         lowp::QuantArgs a;
         a.x = x.data();
         a.y = y.data();
@@ -153,9 +159,7 @@ NB_MODULE(_native, m) {
         // x: (n, c, s) float32; y: (n, s, c)
         if (y.shape(0) != x.shape(0) || y.shape(1) != x.shape(2) || y.shape(2) != x.shape(1))
           throw std::invalid_argument("quantize_to_channels_last needs y of shape (n, s, c)");
-        if (qmin > qmax || qmin < -128 || qmax > 255 || zp - qmin > (1 << 22) ||
-            qmax - zp > (1 << 22) || zp - qmax > (1 << 22) || qmin - zp > (1 << 22))
-          throw std::invalid_argument("quantize bounds out of range");
+        check_quantize_bounds(zp, qmin, qmax);
         lowp::QuantArgs a;
         a.x = x.data();
         a.y = y.data();

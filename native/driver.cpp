@@ -392,27 +392,6 @@ void add_portable(const AddArgs& a) {
   }
 }
 
-namespace {
-
-// Element-wise, memory-bound work: split [0, n) into 64-element-aligned chunks, one per
-// thread, and only when each thread gets at least `block` elements.
-template <typename Chunk>
-void run_elementwise(int64_t n, int64_t block, int threads, const Chunk& chunk) {
-  if (threads <= 0) threads = ThreadPool::max_threads();
-  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, n / block)));
-  if (threads <= 1) {
-    chunk(0, n);
-    return;
-  }
-  const int64_t per = (n / threads + 63) / 64 * 64;
-  ThreadPool::instance().run(threads, [&](int t) {
-    const int64_t i0 = std::min<int64_t>(n, per * t), i1 = std::min<int64_t>(n, i0 + per);
-    if (i1 > i0) chunk(i0, i1 - i0);
-  });
-}
-
-}  // namespace
-
 void run_add(const AddArgs& a, int threads) {
   const IsaTable& isa = *active_table();
   const AddFn fn = isa.add ? isa.add : add_portable;

@@ -46,17 +46,7 @@ void run_lut8(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n, int
       lut8_portable(x + i0, table, y + i0, len, channels, i0 % channels);
   };
   // memory-bound: split only when every thread gets a sizeable run
-  if (threads <= 0) threads = ThreadPool::max_threads();
-  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, n >> 17)));
-  if (threads <= 1) {
-    part(0, n);
-    return;
-  }
-  const int64_t per = (n / threads + 63) / 64 * 64;
-  ThreadPool::instance().run(threads, [&](int t) {
-    const int64_t i0 = std::min<int64_t>(n, per * t), i1 = std::min<int64_t>(n, i0 + per);
-    if (i1 > i0) part(i0, i1 - i0);
-  });
+  run_elementwise(n, int64_t(1) << 17, threads, part);
 }
 
 }  // namespace lowp
