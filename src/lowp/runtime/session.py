@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import DataError, LowpError, UnsupportedOpError
+from ..errors import DataError, InternalError, LowpError
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
@@ -188,11 +188,15 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
         ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
         if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
             want = CF
-    for k in acts:
-        v = vals[k]
+    # the layout invariant (docs/architecture.md): a step sees every input in the layout it
+    # asked for: its activation inputs in `want`, every other input channels-first (ONNX)
+    for k, v in enumerate(vals):
+        if v is None or v.ndim < 3:
+            continue
         have = layout.get(step.inputs[k], CF)
-        if have is not want and v is not None and v.ndim >= 3:
-            vals[k] = _to_cf(v, have) if want is CF else np.ascontiguousarray(
+        target = want if k in acts else CF
+        if have is not target:
+            vals[k] = _to_cf(v, have) if target is CF else np.ascontiguousarray(
                 np.moveaxis(v, 1, -1))
     for i, v in enumerate(vals):
         if step.inputs[i] and v is None and step.inputs[i] not in env:
@@ -203,8 +207,7 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     except (LowpError, MemoryError):
         raise
     except Exception as e:
-        raise UnsupportedOpError(step.op_type, step.name,
-                                 f"failed while running: {type(e).__name__}: {e}") from None
+        raise InternalError(step.op_type, step.name, e) from e
     out_layout = step.output_layout or want
     for name, value in zip(step.outputs, results, strict=False):
         if name:

@@ -1,0 +1,115 @@
+"""The layout invariant: every step computes ONNX semantics whatever layouts its inputs carry.
+
+Integer convolutions on the native backend leave their outputs channels-last; the values
+below mix such outputs with channels-first float values at every input position of
+multi-input float operators, and compare lowp with ONNX Runtime on the same QDQ file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session
+from lowp.runtime.backends import native_available
+
+BACKENDS = ["reference", *(["native"] if native_available() else [])]
+
+
+def _qdq_conv(x: str, out: str, cin: int, cout: int, rng: np.random.Generator,
+              inits: list[onnx.TensorProto], nodes: list[onnx.NodeProto]) -> None:
+    """x -> Q -> DQ -> Conv(DQ(int8 w)) -> Q -> DQ -> out: an integer convolution."""
+    tag = out
+    w = rng.integers(-60, 60, (cout, cin, 1, 1), dtype=np.int8)
+    inits += [numpy_helper.from_array(w, f"{tag}_wq"),
+              numpy_helper.from_array(np.array(0.02, np.float32), f"{tag}_ws"),
+              numpy_helper.from_array(np.array(0, np.int8), f"{tag}_wz"),
+              numpy_helper.from_array(np.array(0.05, np.float32), f"{tag}_xs"),
+              numpy_helper.from_array(np.array(128, np.uint8), f"{tag}_xz"),
+              numpy_helper.from_array(np.array(0.04, np.float32), f"{tag}_ys"),
+              numpy_helper.from_array(np.array(120, np.uint8), f"{tag}_yz")]
+    nodes += [
+        helper.make_node("QuantizeLinear", [x, f"{tag}_xs", f"{tag}_xz"], [f"{tag}_xq"]),
+        helper.make_node("DequantizeLinear", [f"{tag}_xq", f"{tag}_xs", f"{tag}_xz"],
+                         [f"{tag}_xd"]),
+        helper.make_node("DequantizeLinear", [f"{tag}_wq", f"{tag}_ws", f"{tag}_wz"],
+                         [f"{tag}_w"]),
+        helper.make_node("Conv", [f"{tag}_xd", f"{tag}_w"], [f"{tag}_y"]),
+        helper.make_node("QuantizeLinear", [f"{tag}_y", f"{tag}_ys", f"{tag}_yz"],
+                         [f"{tag}_yq"]),
+        helper.make_node("DequantizeLinear", [f"{tag}_yq", f"{tag}_ys", f"{tag}_yz"], [out]),
+    ]
+
+
+# op -> (number of value inputs, attributes); every input gets the same shape
+MULTI_INPUT = {
+    "Concat": (2, {"axis": 1}),
+    "Concat:-1": (3, {"axis": -1}),
+    "Concat:2": (2, {"axis": 2}),
+    "Add": (2, {}),
+    "Mul": (2, {}),
+    "Sub": (2, {}),
+    "Max": (3, {}),
+    "Min": (2, {}),
+    "Sum": (3, {}),
+    "Mean": (2, {}),
+}
+
+
+def _mixed_layout_model(op: str, position: int, n: int, c: int, h: int, w: int,
+                        seed: int) -> onnx.ModelProto:
+    """Input position `position` of `op` is an integer convolution's output; the other
+    inputs are float (a Sigmoid of another, float, convolution)."""
+    rng = np.random.default_rng(seed)
+    op_type = op.split(":")[0]
+    arity, attrs = MULTI_INPUT[op]
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    _qdq_conv("x", "int_out", 3, c, rng, inits, nodes)
+    inits.append(numpy_helper.from_array(
+        rng.standard_normal((c, 3, 1, 1)).astype(np.float32), "fw"))
+    nodes += [helper.make_node("Conv", ["x", "fw"], ["fc"]),
+              helper.make_node("Sigmoid", ["fc"], ["float_out"])]
+    inputs = ["float_out"] * arity
+    inputs[position % arity] = "int_out"
+    nodes.append(helper.make_node(op_type, inputs, ["y"], **attrs))
+    graph = helper.make_graph(
+        nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(op=st.sampled_from(sorted(MULTI_INPUT)), position=st.integers(0, 2),
+       n=st.integers(1, 2), c=st.integers(1, 6), h=st.integers(1, 5), w=st.integers(1, 5),
+       seed=st.integers(0, 2**16))
+def test_multi_input_float_ops_see_onnx_layouts(backend, op, position, n, c, h, w, seed):
+    model = _mixed_layout_model(op, position, n, c, h, w, seed)
+    x = np.random.default_rng(seed).standard_normal((n, 3, h, w)).astype(np.float32)
+    want = _ort(model, {"x": x})
+    got = Session(model, backend=backend).run({"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concat_of_float_then_integer_output(backend):
+    """Regression: Concat(axis=1) of a float value and an integer convolution's output (a
+    detector head) read the channels-last input as if it were channels-first."""
+    model = _mixed_layout_model("Concat", 1, 1, 5, 8, 8, seed=3)
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(Session(model, backend=backend).run({"x": x})["y"],
+                               _ort(model, {"x": x}), rtol=1e-6, atol=1e-6)
