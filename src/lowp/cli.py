@@ -1,4 +1,10 @@
-"""Command line: `lowp quantize | run | check | demo`; subcommands mirror the API."""
+"""Command line: `lowp quantize | run | check | compare | demo`; subcommands mirror the API.
+
+Exit statuses: 0 success; 1 `check` found violations; 2 a user error (missing or malformed
+model or data, unsupported operator), one line `lowp: error: ...`; 3 an internal error (a
+bug in lowp), one line `lowp: internal error ...`; 4 `quantize` wrote the model but its
+summary failed; 130 interrupted. `--debug` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,28 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from .config import CalibMethod, Config
-from .errors import LowpError
+from .errors import InternalError, LowpError
 from .targets import TARGETS, WeightGranularity, get_target
+
+if TYPE_CHECKING:
+    from .pipeline import QuantizeResult
+
+EXIT_OK = 0
+EXIT_VIOLATIONS = 1        # `lowp check`: the model breaks the target's rules
+EXIT_USER = 2              # bad model, data or arguments: the message names the culprit
+EXIT_INTERNAL = 3          # a bug in lowp: please report it (with --debug)
+EXIT_SUMMARY_FAILED = 4    # `lowp quantize`: the model is written, its summary failed
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """exit status: 0 success; 1 `check` found violations; 2 error in the model, data or
+arguments; 3 internal error (a bug in lowp: rerun with --debug and report it); 4 `quantize`
+wrote the model but its summary (accuracy, agreement tables, --report) failed"""
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -39,7 +60,6 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .inputs import ImagePreprocess
     from .ir.graph import save_model
     from .pipeline import quantize
-    from .report.summary import summarize
 
     config = _config(args)
     pre = None
@@ -55,20 +75,37 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(f"calibration table written to {args.calib_table}")
     save_model(result.model, args.output)
     print(f"quantized model written to {args.output}")
-    if not args.no_report:
-        labels = None
-        if args.eval:
-            feeds, labels = _eval_data(args.eval, result.float_model)
-        else:
-            n = min(64, next(iter(result.calibration_data.values())).shape[0])
-            feeds = {k: v[:n] for k, v in result.calibration_data.items()}
-        summary = summarize(result.model, result.float_model, feeds, labels)
-        print(summary.format())
-        if args.report:
-            from .report.html import write
-            write(summary, args.report)
-            print(f"report written to {args.report}")
-    return 0
+    if args.no_report:
+        return EXIT_OK
+    try:
+        _summary(args, result)
+    except Exception as e:
+        # the model is written and valid: a failing summary must not look like a failed
+        # quantization
+        if args.debug:
+            raise
+        print(f"lowp: model written to {args.output}; the summary failed: {_describe(e)}",
+              file=sys.stderr)
+        return EXIT_SUMMARY_FAILED
+    return EXIT_OK
+
+
+def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
+    """Print the end-of-run summary (and write the HTML report) of a written model."""
+    from .report.summary import summarize
+
+    labels = None
+    if args.eval:
+        feeds, labels = _eval_data(args.eval, result.float_model)
+    else:
+        n = min(64, next(iter(result.calibration_data.values())).shape[0])
+        feeds = {k: v[:n] for k, v in result.calibration_data.items()}
+    summary = summarize(result.model, result.float_model, feeds, labels)
+    print(summary.format())
+    if args.report:
+        from .report.html import write
+        write(summary, args.report)
+        print(f"report written to {args.report}")
 
 
 def _eval_data(path: str, model: onnx.ModelProto) -> tuple[dict[str, np.ndarray],
@@ -109,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output:
         _save_npz(args.output, outputs)
         print(f"outputs written to {args.output}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -120,18 +157,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     violations = lint(load_model(args.model), target)
     if not violations:
         print(f"{args.model}: obeys target '{target.name}' ({target.description})")
-        return 0
+        return EXIT_OK
     print(f"{args.model}: {len(violations)} violations of target '{target.name}':")
     for v in violations:
         print(f"  {v}")
-    return 1
+    return EXIT_VIOLATIONS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     print(run_demo(_config(args), backend=args.backend, progress=not args.quiet))
-    return 0
+    return EXIT_OK
 
 
 def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -180,11 +217,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lowp", description="int8 post-training quantization and an exact integer engine")
+        prog="lowp", description="int8 post-training quantization and an exact integer engine",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quantize", help="calibrate and quantize a float ONNX model to QDQ")
+    q = sub.add_parser("quantize", help="calibrate and quantize a float ONNX model to QDQ",
+                       epilog="exit status 4: the model was written but the summary after it "
+                              "(tables, --eval, --report) failed")
     q.add_argument("model")
     q.add_argument("--calib", required=True, metavar="DATA",
                    help=".npz named after the inputs, a folder of .npy/.npz, or images")
@@ -228,19 +268,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(e: BaseException) -> str:
+    """One line for any exception: lowp's own message, or the type and first line."""
+    if isinstance(e, LowpError):
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; the exit statuses are EXIT_* (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except InternalError as e:
+        if args.debug:
+            raise
+        print(f"lowp: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
     except LowpError as e:
         if args.debug:
             raise
         print(f"lowp: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER
     except KeyboardInterrupt:
         print("lowp: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        # anything else escaping a subcommand is a bug in lowp, not in the user's input
+        if args.debug:
+            raise
+        print(f"lowp: internal error: {_describe(e)}; please report it with --debug",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

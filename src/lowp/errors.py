@@ -29,3 +29,15 @@ class DataError(LowpError):
 
 class QuantizationError(LowpError):
     """Quantization parameters cannot be chosen or violate a target's constraints."""
+
+
+class InternalError(LowpError):
+    """lowp's own code failed while running a node: a bug to report, not a user error."""
+
+    def __init__(self, op_type: str, node_name: str, cause: BaseException) -> None:
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        super().__init__(f"internal error in node '{node_name}' ({op_type}): "
+                         f"{type(cause).__name__}: {first}; please report it with --debug")
+        self.op_type = op_type
+        self.node_name = node_name
+        self.cause = cause

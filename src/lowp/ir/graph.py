@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import external_data_helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
 
@@ -20,41 +20,99 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
                check: bool = True) -> onnx.ModelProto:
     """Read a model from a path, bytes or a ModelProto and check it.
 
-    Raises ModelError naming the file when it is missing, not ONNX, or fails the checker.
+    Raises ModelError naming the file when it is missing, not ONNX, its external data is
+    missing or lies outside the model's folder, or it fails the checker. Nothing else
+    escapes: a corrupted file gives a ModelError, never a decoding error or a traceback.
     """
     if isinstance(model, onnx.ModelProto):
         proto, where = model, "model"
     elif isinstance(model, bytes):
         proto, where = _parse(model, "model bytes"), "model bytes"
+        _refuse_external_data(proto, where)
     else:
         path = Path(model)
         where = str(path)
-        if not path.exists():
-            raise ModelError(f"{where}: no such file")
-        if path.is_dir():
-            raise ModelError(f"{where}: is a directory, expected an .onnx file")
-        proto = _parse(path.read_bytes(), where)
-        if any(t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
-               for t in proto.graph.initializer):
-            onnx.load_external_data_for_model(proto, str(path.parent))
+        proto = _parse(_read(path), where)
+        _load_external_data(proto, path, where)
     if check:
-        try:
-            onnx.checker.check_model(proto)
-        except onnx.checker.ValidationError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
-            raise ModelError(f"{where}: fails the ONNX checker: {first}") from None
+        _check(proto, where)
+        _check_tensors(proto, where)
     return proto
 
 
+def _read(path: Path) -> bytes:
+    """The bytes of a model file; a ModelError for anything that is not a readable file."""
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
+    if not data:
+        raise ModelError(f"{where}: not an ONNX model (empty file)")
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
     except Exception:
         raise ModelError(f"{where}: not an ONNX model (cannot parse the protobuf)") from None
-    if not proto.graph.node and not proto.graph.output:
+    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise ModelError(f"{where}: not an ONNX model (no graph)")
     return proto
+
+
+def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    return [t for t in external_data_helper._get_all_tensors(proto)
+            if external_data_helper.uses_external_data(t)]
+
+
+def _refuse_external_data(proto: onnx.ModelProto, where: str) -> None:
+    external = _external_tensors(proto)
+    if external:
+        raise ModelError(f"{where}: tensor '{external[0].name}' is stored in an external "
+                         "file; load the model from its path instead")
+
+
+def _load_external_data(proto: onnx.ModelProto, path: Path, where: str) -> None:
+    """Read external tensors from the model's folder (onnx refuses paths leaving it)."""
+    if not _external_tensors(proto):
+        return
+    try:
+        onnx.load_external_data_for_model(proto, str(path.parent))
+    except Exception as e:
+        raise ModelError(f"{where}: cannot read external data: {_first_line(e)}") from None
+
+
+def _check(proto: onnx.ModelProto, where: str) -> None:
+    """onnx.checker; whatever it raises (a ValidationError, or a decoding error on a
+    corrupted name) becomes one ModelError line."""
+    try:
+        onnx.checker.check_model(proto)
+    except UnicodeDecodeError:
+        raise ModelError(f"{where}: fails the ONNX checker: a name or string is not valid "
+                         "UTF-8 (corrupted file?)") from None
+    except Exception as e:
+        raise ModelError(f"{where}: fails the ONNX checker: {_first_line(e)}") from None
+
+
+def _check_tensors(proto: onnx.ModelProto, where: str) -> None:
+    """Every stored tensor decodes to an array of its declared type and shape (the checker
+    lets through an unknown data type or more bytes than the shape needs)."""
+    for t in external_data_helper._get_all_tensors(proto):
+        try:
+            numpy_helper.to_array(t)
+        except Exception as e:
+            raise ModelError(f"{where}: tensor '{t.name}' cannot be decoded (data type "
+                             f"{t.data_type}, shape {list(t.dims)}): {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
