@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.defs
 from onnx import external_data_helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
@@ -84,19 +85,25 @@ def _load_external_data(proto: onnx.ModelProto, path: Path, where: str) -> None:
     try:
         onnx.load_external_data_for_model(proto, str(path.parent))
     except Exception as e:
-        raise ModelError(f"{where}: cannot read external data: {_first_line(e)}") from None
+        raise ModelError(f"{where}: cannot read external data: {_one_line(e)}") from None
 
 
 def _check(proto: onnx.ModelProto, where: str) -> None:
-    """onnx.checker; whatever it raises (a ValidationError, or a decoding error on a
-    corrupted name) becomes one ModelError line."""
+    """The default-domain opset is one onnx knows, then onnx.checker; whatever the checker
+    raises (a ValidationError, or a decoding error on a corrupted name) becomes one
+    ModelError line."""
+    newest = onnx.defs.onnx_opset_version()
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+            raise ModelError(f"{where}: opset {imp.version} is newer than any this onnx "
+                             f"package knows (up to {newest}); ONNX Runtime refuses it too")
     try:
         onnx.checker.check_model(proto)
     except UnicodeDecodeError:
         raise ModelError(f"{where}: fails the ONNX checker: a name or string is not valid "
                          "UTF-8 (corrupted file?)") from None
     except Exception as e:
-        raise ModelError(f"{where}: fails the ONNX checker: {_first_line(e)}") from None
+        raise ModelError(f"{where}: fails the ONNX checker: {_one_line(e)}") from None
 
 
 def _check_tensors(proto: onnx.ModelProto, where: str) -> None:
@@ -107,12 +114,15 @@ def _check_tensors(proto: onnx.ModelProto, where: str) -> None:
             numpy_helper.to_array(t)
         except Exception as e:
             raise ModelError(f"{where}: tensor '{t.name}' cannot be decoded (data type "
-                             f"{t.data_type}, shape {list(t.dims)}): {_first_line(e)}") from None
+                             f"{t.data_type}, shape {list(t.dims)}): {_one_line(e)}") from None
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    """The message on one line (onnx's span several: "...of node: \\nname: mm ...")."""
+    text = " ".join(str(e).split())
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return text or type(e).__name__
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
