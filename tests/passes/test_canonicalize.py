@@ -61,3 +61,41 @@ def test_batch_norm_after_grouped_conv_transpose_folds():
     x = np.random.default_rng(0).standard_normal((1, 4, 5, 5)).astype(np.float32)
     np.testing.assert_allclose(_run(canon, {"x": x}), _run(model, {"x": x}), rtol=1e-4,
                                atol=1e-5)
+
+
+def _ir3_model_with_built_weight() -> onnx.ModelProto:
+    """IR 3 style: every initializer is also a graph input; the MatMul weight is built by
+    ConstantOfShape from a shape initializer, as in the onnx zoo's old 'light' models."""
+    shape = numpy_helper.from_array(np.array([4, 3], np.int64), "w_shape")
+    bias = numpy_helper.from_array(np.array([1, -1, 2], np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["w_shape"], ["w"],
+                          value=numpy_helper.from_array(np.array([0.5], np.float32))),
+         helper.make_node("MatMul", ["x", "w"], ["xw"]),
+         helper.make_node("Add", ["xw", "b"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4]),
+              helper.make_tensor_value_info("w_shape", TensorProto.INT64, [2]),
+              helper.make_tensor_value_info("b", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [shape, bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 3
+    return model
+
+
+def test_ir3_initializer_inputs_are_dropped_with_their_folded_initializers():
+    model = _ir3_model_with_built_weight()
+    canon = canonicalize(model)
+    assert [i.name for i in canon.graph.input] == ["x"]
+    assert canon.ir_version >= 7
+    onnx.checker.check_model(canon, full_check=True)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(_run(canon, {"x": x}), x @ np.full((4, 3), 0.5) + [1, -1, 2])
+
+
+def test_ir3_model_quantizes():
+    import lowp
+
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    q = lowp.quantize_model(_ir3_model_with_built_weight(), {"x": x})
+    assert [i.name for i in q.graph.input] == ["x"]
+    assert "QuantizeLinear" in {n.op_type for n in q.graph.node}

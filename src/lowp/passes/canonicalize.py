@@ -19,6 +19,7 @@ _MAX_FOLD_ELEMENTS = 1 << 24
 def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a canonical copy of `model` (the input is not modified)."""
     model = upgrade_opset(model)
+    initializers_are_not_inputs(model)
     model = name_nodes(model)
     remove_identities(model)
     model = constants_to_initializers(model)
@@ -38,6 +39,22 @@ def upgrade_opset(model: onnx.ModelProto, opset: int = MIN_OPSET) -> onnx.ModelP
     except Exception as e:
         raise ModelError(f"cannot upgrade the model from opset {opset_of(model)} to "
                          f"{opset}: {str(e).strip().splitlines()[0]}") from None
+
+
+def initializers_are_not_inputs(model: onnx.ModelProto) -> None:
+    """Raise an IR < 4 model (in place) to the IR version of its opsets.
+
+    Before IR 4 every initializer had to be listed as a graph input too; such an input is
+    a weight, not a real input. Dropping those inputs lets later passes add, fold and drop
+    initializers freely (IR >= 4 needs no matching input) and leaves only real inputs.
+    """
+    if model.ir_version >= 4:
+        return
+    inits = {t.name for t in model.graph.initializer}
+    real = [i for i in model.graph.input if i.name not in inits]
+    del model.graph.input[:]
+    model.graph.input.extend(real)
+    model.ir_version = max(4, helper.find_min_ir_version_for(list(model.opset_import)))
 
 
 def remove_identities(model: onnx.ModelProto) -> None:
@@ -196,11 +213,14 @@ def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     used = {i for n in model.graph.node for i in n.input}
     used |= {o.name for o in model.graph.output}
     used |= _subgraph_inputs(model.graph)
+    initializer_names = {t.name for t in model.graph.initializer}
     keep = [t for t in model.graph.initializer if t.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
+    # IR < 4 lists every initializer as a graph input too: such an input goes with its
+    # initializer (it is a default value, not a real input); real inputs always stay
     graph_inputs = [i for i in model.graph.input
-                    if i.name in used or i.name not in {t.name for t in keep}]
+                    if i.name in used or i.name not in initializer_names]
     del model.graph.input[:]
     model.graph.input.extend(graph_inputs)
     # value_info of folded-away tensors is harmless; shape inference refreshes it
