@@ -96,7 +96,9 @@ def _elementwise() -> list[Case]:
            Case("Elu", [x]), Case("Elu", [x], {"alpha": 0.5}, name="a"),
            Case("Selu", [x]), Case("Celu", [x]), Case("ThresholdedRelu", [x]),
            Case("PRelu", [f32(2, 3, 4, 4), f32(3, 1, 1)]),
-           Case("PRelu", [f32(2, 3, 4), f32(4)], name="last")]
+           Case("PRelu", [f32(2, 3, 4), f32(4)], name="last"),
+           Case("Shrink", [f32(4, 6)]),
+           Case("Shrink", [f32(4, 6)], {"bias": 0.3, "lambd": 0.4}, name="bias")]
     cs += [Case("Gelu", [x], opset=20), Case("Gelu", [x], {"approximate": "tanh"}, opset=20,
                                              name="tanh")]
     cs += [Case("Clip", [x], {"min": -0.5, "max": 0.7}, opset=6, name="attrs"),

@@ -107,3 +107,21 @@ def test_conv_batch_slices_equal_one_im2col(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(float_nn, "_IM2COL_BYTES", 1)
     sliced = FLOAT_OPS["Conv"](x, w, b, **attrs, opset=17)
     np.testing.assert_array_equal(sliced, whole)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (2, 3, 4, 5)])
+def test_prelu_before_opset_7_has_one_slope_per_channel(shape: tuple[int, ...]) -> None:
+    # opset 6 PRelu (pytorch-converted PReLU_*_multiparam): slope (C,) goes along axis 1;
+    # ONNX Runtime has no PRelu(6) kernel, the spec is the oracle
+    x = f32(*shape)
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    per_channel = slope.reshape((3,) + (1,) * (len(shape) - 2))
+    got = FLOAT_OPS["PRelu"](x, slope, opset=6)
+    np.testing.assert_array_equal(got, np.where(x >= 0, x, x * per_channel))
+    assert got.dtype == np.float32
+
+
+def test_prelu_from_opset_7_broadcasts_like_numpy() -> None:
+    x, slope = f32(2, 3, 3), np.array([0.1, 0.2, 0.3], np.float32)
+    np.testing.assert_array_equal(FLOAT_OPS["PRelu"](x, slope, opset=7),
+                                  np.where(x >= 0, x, x * slope))

@@ -102,8 +102,19 @@ def LeakyRelu(x: np.ndarray, *, alpha: float = 0.01, **_: Any) -> np.ndarray:
 
 
 @register
-def PRelu(x: np.ndarray, slope: np.ndarray, **_: Any) -> np.ndarray:
+def PRelu(x: np.ndarray, slope: np.ndarray, *, opset: int = 13, **_: Any) -> np.ndarray:
+    """PRelu; before opset 7 a 1-D slope of C values is per channel (axis 1)."""
+    if opset < 7 and slope.ndim == 1 and slope.size > 1 and x.ndim >= 2:
+        slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))
     return _as(np.where(x >= 0, x, x * slope), x)
+
+
+@register
+def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) -> np.ndarray:
+    xf = _f(x)
+    dt = xf.dtype.type
+    y = np.where(xf < -dt(lambd), xf + dt(bias), np.where(xf > dt(lambd), xf - dt(bias), 0))
+    return _as(y, x)
 
 
 @register
