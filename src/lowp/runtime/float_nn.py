@@ -547,6 +547,16 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         # the scales; follow it so that both engines agree.
         return x.copy()
     work = x if mode == "nearest" else _f(x)
+    if (mode == "linear" and not antialias and not tf_crop and rank >= 2 and all(
+            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2)):
+        # ONNX Runtime's bilinear kernel (the last two axes): its float evaluation order
+        coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
+                                    sc[j], 0.0, 1.0) if out[j] != in_shape[j] or sc[j] != 1
+                     else np.arange(out[j], dtype=np.float32)
+                     for j, a in enumerate(ax) if a >= rank - 2]
+        if len(coords_hw) == 2:
+            work = _bilinear(work, *coords_hw)
+            return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
         if out[j] == in_shape[j] and sc[j] == 1:
@@ -571,11 +581,42 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         for m in outside[1:]:
             mask = mask | m
         work = np.where(mask, np.asarray(extrapolation_value).astype(work.dtype), work)
-    if np.issubdtype(x.dtype, np.integer) and mode != "nearest":
+    if mode == "nearest":
+        return np.ascontiguousarray(work)
+    return _cast_resized(work, x)
+
+
+def _cast_resized(work: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if np.issubdtype(x.dtype, np.integer):
         # Integer inputs: truncate like ONNX Runtime's linear kernel, never wrap around.
         info = np.iinfo(x.dtype)
         work = np.clip(np.trunc(work), info.min, info.max)
     return np.ascontiguousarray(work).astype(x.dtype, copy=False)
+
+
+def _bilinear_axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Source indices and weights along one axis, as ONNX Runtime's bilinear setup forms
+    them: (i1, i2, d1 = |c - i1|, d2 = |c - i2|), both weights 0.5 at the border."""
+    c = np.clip(coords.astype(np.float32), np.float32(0), np.float32(n - 1))
+    i1 = np.minimum(c.astype(np.int64), n - 1)
+    i2 = np.minimum(i1 + 1, n - 1)
+    d1 = np.abs(c - i1.astype(np.float32))
+    d2 = np.abs(c - i2.astype(np.float32))
+    same = i1 == i2
+    d1 = np.where(same, np.float32(0.5), d1).astype(np.float32)
+    d2 = np.where(same, np.float32(0.5), d2).astype(np.float32)
+    return i1, i2, d1, d2
+
+
+def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.ndarray:
+    """2-D linear resize of the last two axes in ONNX Runtime's float32 order:
+    y = dx2*dy2*x11 + dx1*dy2*x21 + dx2*dy1*x12 + dx1*dy1*x22, summed left to right."""
+    y1, y2, dy1, dy2 = _bilinear_axis(coords_h, x.shape[-2])
+    x1, x2, dx1, dx2 = _bilinear_axis(coords_w, x.shape[-1])
+    top, bottom = x[..., y1, :], x[..., y2, :]
+    x11, x21, x12, x22 = top[..., x1], top[..., x2], bottom[..., x1], bottom[..., x2]
+    dy1, dy2 = dy1[:, None], dy2[:, None]
+    return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
 
 
 def _opt_list(v: np.ndarray | None) -> list[float] | None:
