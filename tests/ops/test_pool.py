@@ -85,6 +85,21 @@ def test_average_pool_matches_brute_force(geom: WindowGeometry, qt: QType, ceil_
         y = np.moveaxis(y, -1, 1)
     out = pool_output_shape(geom.spatial, geom.kernel, geom.strides, geom.pads,
                             geom.dilations, ceil_mode)
+    assert y.dtype == x.dtype
+    if mode is RequantMode.FLOAT32:
+        # (O8a) restated: float32 taps added one after another, divided, zy added, rounded
+        xf = (x.astype(np.int32) - zx).astype(np.float32) * sx
+        taps, counts = brute_pool(xf, geom, out, include_pad=include_pad)
+        means = []
+        for t, c in zip(taps, counts.ravel(), strict=True):
+            acc = np.zeros(x.shape[:2], np.float32)
+            for v in t:
+                acc = (acc + v).astype(np.float32)
+            means.append(acc / np.float32(max(c, 1)))
+        mean = np.stack(means, axis=-1).reshape(y.shape)
+        ref = np.clip(np.rint(mean / sy + np.float32(zy)), qt.qmin, qt.qmax).astype(x.dtype)
+        np.testing.assert_array_equal(y, ref)
+        return
     taps, counts = brute_pool(x.astype(np.int64) - zx, geom, out, include_pad=include_pad)
     sums = np.stack([np.sum(t, axis=0) if t else np.zeros(x.shape[:2], np.int64)
                      for t in taps], axis=-1).reshape(y.shape)
@@ -92,7 +107,6 @@ def test_average_pool_matches_brute_force(geom: WindowGeometry, qt: QType, ceil_
     m = np.array([np.float32(np.float32(sx / sy) / np.float32(max(c, 1)))
                   for c in counts.ravel()], np.float32).reshape(counts.shape)
     ref = requantize(sums.astype(np.int32), m, zy, qt.qmin, qt.qmax, mode)
-    assert y.dtype == x.dtype
     np.testing.assert_array_equal(y, ref)
 
 
@@ -165,11 +179,13 @@ def test_max_pool_window_without_input_taps_gives_lowest_value(dtype: type) -> N
 
 def _ort_qlinear_average_pool(x: np.ndarray, geom: WindowGeometry, include_pad: bool,
                               sx: np.float32, zx: int, sy: np.float32, zy: int) -> np.ndarray:
+    """ONNX Runtime's channels-last QLinearAveragePool (what its layout pass makes of a QDQ
+    AveragePool between quantized convolutions), on channels-first x and y."""
     elem = TensorProto.UINT8 if x.dtype == np.uint8 else TensorProto.INT8
     node = helper.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"],
                             domain="com.microsoft", kernel_shape=list(geom.kernel),
                             strides=list(geom.strides), pads=list(geom.pads),
-                            count_include_pad=int(include_pad))
+                            count_include_pad=int(include_pad), channels_last=1)
     inits = [numpy_helper.from_array(np.array(sx, np.float32), "sx"),
              numpy_helper.from_array(np.array(zx, x.dtype), "zx"),
              numpy_helper.from_array(np.array(sy, np.float32), "sy"),
@@ -184,7 +200,8 @@ def _ort_qlinear_average_pool(x: np.ndarray, geom: WindowGeometry, include_pad: 
     so.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
+    return np.moveaxis(sess.run(None, {"x": np.ascontiguousarray(np.moveaxis(x, 1, -1))})[0],
+                       -1, 1)
 
 
 @given(geom=window_geometries(pad_below_kernel=True, max_dilation=1), qt=ACTIVATION_QTYPES,

@@ -107,13 +107,18 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
                  dilations: Sequence[int] | None = None, count_include_pad: bool = False,
                  ceil_mode: bool = False, layout: Layout = Layout.CHANNELS_FIRST,
                  mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
-    """Quantized AveragePool (O8)-(O9).
+    """Quantized AveragePool: (O8a) in float32 mode, (O8)-(O9) in fixed-point mode.
 
-    For each output position: ``acc = wrap_int32(sum over counted taps of (x - zx))`` and
     ``count`` = number of taps inside the input, or (count_include_pad) inside the padded
-    input ``[-pad_begin, in + pad_end)`` (taps in the ceil-mode overhang never count);
-    then ``y = requantize(acc, M, zy, qmin, qmax)`` with
-    ``M = float32(float32(float32(s_x) / float32(s_y)) / float32(count))`` (R2)/(R4).
+    input ``[-pad_begin, in + pad_end)`` (taps in the ceil-mode overhang never count).
+
+    Float32 mode computes what the QDQ group DequantizeLinear -> AveragePool ->
+    QuantizeLinear states, in ONNX Runtime's order (O8a): every tap dequantized to float32,
+    summed one tap after another in window order, divided by ``count``, then
+    ``y = clamp(round_half_even(float32(mean / s_y) + zy), qmin, qmax)``.
+    Fixed-point mode (gemmlowp/QNNPACK) sums integers,
+    ``acc = wrap_int32(sum over counted taps of (x - zx))``, and requantizes it with
+    ``M = float32(float32(float32(s_x) / float32(s_y)) / float32(count))`` (R4).
     Padded taps are 0 in the sum. Output dtype and layout are those of `x`.
 
     Examples
@@ -128,8 +133,6 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
     xc = to_channels_first(x, layout)
     spatial = xc.shape[2:]
     out_shape = pool_output_shape(spatial, k, s, p, d, ceil_mode)
-    taps = _windows(xc.astype(np.int64) - int(x_zero_point), 0, k, s, p, d, out_shape)
-    acc = wrap_int32(taps.sum(axis=0))
     # Counts depend only on geometry: pool a ones array of a single image and channel.
     ones = np.ones((1, 1) + tuple(spatial), dtype=np.int64)
     if count_include_pad:
@@ -140,8 +143,32 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
         count = _windows(padded, 0, k, s, (0,) * (2 * r), d, out_shape).sum(axis=0)
     else:
         count = _windows(ones, 0, k, s, p, d, out_shape).sum(axis=0)
+    if mode is RequantMode.FLOAT32:
+        return _dequantized_mean(xc, count, k, s, p, d, out_shape, x_zero_point, x_scale,
+                                 y_scale, y_zero_point, qmin, qmax, layout)
+    taps = _windows(xc.astype(np.int64) - int(x_zero_point), 0, k, s, p, d, out_shape)
+    acc = wrap_int32(taps.sum(axis=0))
     return _requant_mean(acc, count, x_scale, y_scale, y_zero_point, qmin, qmax, mode,
                          x.dtype, layout)
+
+
+def _dequantized_mean(xc: np.ndarray, count: np.ndarray, k: Sequence[int],
+                      s: Sequence[int], p: Sequence[int], d: Sequence[int],
+                      out_shape: Sequence[int], x_zero_point: int, x_scale: float,
+                      y_scale: float, y_zero_point: int, qmin: int, qmax: int,
+                      layout: Layout) -> np.ndarray:
+    """(O8a): float32 taps (Q1) summed in window order, divided by count, quantized."""
+    xf = ((xc.astype(np.int32) - np.int32(x_zero_point)).astype(np.float32)
+          * np.float32(x_scale))
+    taps = _windows(xf, 0, k, s, p, d, out_shape)
+    acc = np.zeros(taps.shape[1:], np.float32)
+    for tap in taps:           # one tap after another (not numpy's pairwise sum)
+        acc += tap
+    mean = acc / np.maximum(count, 1).astype(np.float32)
+    # the zero point is added before rounding, as ONNX Runtime's QLinearAveragePool does
+    q = np.rint(mean / np.float32(y_scale) + np.float32(y_zero_point))
+    return np.ascontiguousarray(from_channels_first(
+        np.clip(q, qmin, qmax).astype(xc.dtype), layout))
 
 
 @register("GlobalAveragePool")
