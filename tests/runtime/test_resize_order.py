@@ -26,7 +26,8 @@ def _ort_resize(x: np.ndarray, scales: np.ndarray, mode: str) -> np.ndarray:
     elem = DTYPES[x.dtype]
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear",
                             coordinate_transformation_mode=mode)
-    graph = helper.make_graph([node], "resize", [helper.make_tensor_value_info("x", elem, [None] * 4)],
+    graph = helper.make_graph([node], "resize",
+                              [helper.make_tensor_value_info("x", elem, [None] * 4)],
                               [helper.make_tensor_value_info("y", elem, [None] * 4)],
                               [numpy_helper.from_array(scales, "scales")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
