@@ -1,0 +1,68 @@
+"""Mutation fuzz of model files (tools/fuzz_models.py): corrupted bytes give a result or a
+clean error, never a traceback, a crash or a hang. `python tools/fuzz_models.py
+--mutations 1000` runs the long version."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "fuzz_models.py"
+
+
+@pytest.fixture(scope="module")
+def fuzz() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fuzz_models", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_models"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_hundred_mutants_load_run_and_lint_cleanly(fuzz, tmp_path):
+    results = fuzz.fuzz(200, seed=0, keep=tmp_path / "kept", batch=100)
+    bad = [r for r in results if r["outcome"] not in (fuzz.OK, fuzz.CLEAN)]
+    assert not bad, "\n".join(fuzz._failures(results)) + "\n" + fuzz.summary_line(results)
+    outcomes = {r["outcome"] for r in results}
+    # both outcomes occur: the mutants neither all break the parser nor all miss the model
+    assert outcomes == {fuzz.OK, fuzz.CLEAN}, fuzz.summary_line(results)
+    assert {r["seed_model"] for r in results} == {"demo", "demo_qdq"}
+
+
+def test_mutations_change_the_bytes(fuzz):
+    rng = random.Random(0)
+    data = bytes(range(256)) * 4
+    for name, fn in fuzz.MUTATIONS.items():
+        changed = sum(bytes(fn(bytearray(data), rng)) != data for _ in range(20))
+        assert changed >= 15, name
+
+
+def _mutants(fuzz, tmp_path: Path, n: int) -> list:
+    return fuzz.make_mutants({"m": b"\x08\x07" * 64}, n, 0, tmp_path)
+
+
+def test_a_crashing_child_names_its_mutant(fuzz, tmp_path):
+    """A segfault in the child marks the mutant it was on and the fuzz goes on."""
+    segfault = [sys.executable, "-c", "import ctypes; ctypes.string_at(0)"]
+    results = fuzz.run_mutants(_mutants(fuzz, tmp_path, 3), batch=2, child=segfault)
+    assert [r["outcome"] for r in results] == [fuzz.CRASH] * 3
+    assert all(r["message"].startswith("signal ") for r in results)
+
+
+def test_a_hanging_child_names_its_mutant(fuzz, tmp_path):
+    hang = [sys.executable, "-c", "import time; time.sleep(60)"]
+    results = fuzz.run_mutants(_mutants(fuzz, tmp_path, 1), timeout_s=2, child=hang)
+    assert [r["outcome"] for r in results] == [fuzz.HANG]
+
+
+def test_the_summary_line(fuzz):
+    results = [{"outcome": o} for o in ("ok", "clean", "clean", "traceback")]
+    assert fuzz.summary_line(results) == (
+        "4 mutations: 1 loaded and ran, 2 clean errors, 0 internal errors, 1 tracebacks, "
+        "0 crashes, 0 hangs")
