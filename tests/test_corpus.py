@@ -67,7 +67,7 @@ def test_cached_model_matches_the_spec(m: corpus.CorpusModel) -> None:
     graph_inputs = {i.name for i in model.graph.input} - {
         t.name for t in model.graph.initializer}
     assert graph_inputs == {f.name for f in m.feeds} | {k for k, _ in m.frozen}
-    frozen = corpus.freeze_inputs(model, dict(m.frozen), m.batch)
+    frozen = corpus.freeze_inputs(model, dict(m.frozen), m.batch, pin=m.pin_batch)
     for inp, f in zip(frozen.graph.input, m.feeds, strict=True):
         tt = inp.type.tensor_type
         assert inp.name == f.name

@@ -63,6 +63,7 @@ class CorpusModel:
     feeds: tuple[Feed, ...]
     frozen: tuple[tuple[str, float], ...] = ()   # input -> constant fill value (folded in)
     external_data: bool = False      # the .onnx has a side .data file next to it
+    pin_batch: bool = False          # the export only works at the batch size of `feeds`
     note: str = ""
 
     @property
@@ -263,14 +264,21 @@ def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndar
     return out
 
 
-def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: int
-                  ) -> onnx.ModelProto:
+def load_float(spec: CorpusModel) -> onnx.ModelProto:
+    """The cached model as the corpus runs it: frozen inputs folded in, batch pinned."""
+    return freeze_inputs(onnx.load(str(spec.path)), dict(spec.frozen), spec.batch,
+                         pin=spec.pin_batch)
+
+
+def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: int, *,
+                  pin: bool = False) -> onnx.ModelProto:
     """Turn the inputs in `frozen` into initializers filled with the given value.
 
     A recurrent state's batch axis must match the data's, so the remaining inputs get a
-    fixed first axis of `batch` (the state's symbolic axes named like it get `batch` too).
+    fixed first axis of `batch` (the state's symbolic axes named like it get `batch` too);
+    `pin` fixes it even when nothing is frozen.
     """
-    if not frozen:
+    if not frozen and not pin:
         return model
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -388,7 +396,7 @@ MODELS: tuple[CorpusModel, ...] = (
     CorpusModel("khmersm", "khmersm==1.4.2", "khmersm/model.onnx", "nlp", "torch.onnx", 17,
                 (Feed("x", (1, 64), "int64", "tokens", (("low", 1), ("high", 126))),
                  Feed("mask", (1, 64), "bool", "ones")),
-                external_data=True,
+                external_data=True, pin_batch=True,
                 note="Khmer word segmentation: 3-layer transformer encoder + CRF emissions"),
 )
 

@@ -1,0 +1,191 @@
+"""Find the first tensor where lowp's Session and ONNX Runtime disagree on a QDQ file, and cut
+that node out of the graph (`onnx.utils.extract_model`) as a standalone reproducer.
+
+    python evals/corpus/repro/divergence.py MODEL QDQ.onnx [--out DIR] [--seed 1] [--batch-index 0]
+                                                   [--tol 0]
+
+MODEL names the corpus model whose evaluation feeds (seed 1, one batch) drive the run. Both
+engines run the whole file with every intermediate tensor exposed. The first
+QuantizeLinear (graph order) whose integer output differs (beyond `--tol`) names the culprit
+operator: every quantized tensor upstream agrees. The graph from that operator's quantized
+inputs to the QuantizeLinear, and the input values, are saved to DIR (`.onnx` and `.npz`),
+and the cut model is run on both engines again to check that it reproduces alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.utils
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+
+Feeds = dict[str, np.ndarray]
+
+
+def all_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every QuantizeLinear output declared as a graph output (for ONNX
+    Runtime). Only those: a float tensor inside a DQ -> op -> Q group made a graph output
+    stops ONNX Runtime from fusing the group into its integer kernel."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        for out in node.output:
+            if out and out not in have:
+                m.graph.output.append(onnx.ValueInfoProto(name=out))
+                have.add(out)
+    return m
+
+
+def ort_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    s = ort.InferenceSession(all_outputs(model).SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    names = [o.name for o in s.get_outputs()]
+    return dict(zip(names, s.run(None, feeds), strict=True))
+
+
+def lowp_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+    import lowp
+
+    return lowp.Session(model).run(feeds, capture=True)
+
+
+def differs(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    """Integer tensors must be equal (within `tol`); float ones within float rounding too
+    (a float tensor inside a fused integer group is only an approximation of it)."""
+    if a.shape != b.shape:
+        return True
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    if b.dtype.kind == "f":
+        tol += 1e-4 * float(np.abs(b).max(initial=0)) + 1e-6
+    return bool(d.max(initial=0) > tol)
+
+
+def first_divergence(model: onnx.ModelProto, ort_env: Feeds, low_env: Feeds, tol: float
+                     ) -> onnx.NodeProto | None:
+    """The first QuantizeLinear (graph order, so every quantized tensor upstream agrees)
+    whose integer output differs; float tensors inside fused groups are not compared."""
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        o = node.output[0]
+        if o in ort_env and o in low_env and differs(low_env[o], ort_env[o], tol):
+            return node
+    return None
+
+
+def group_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[list[str], str]:
+    """The integer (or float, if not quantized) inputs of the operator feeding `node`, and
+    that operator's description."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consts = {t.name for t in model.graph.initializer}
+    op = producer.get(node.input[0]) if node.op_type == "QuantizeLinear" else node
+    if op is None:
+        return [node.input[0]], "graph input"
+    inputs = []
+    for i in op.input:
+        if not i or i in consts:
+            continue
+        src = producer.get(i)
+        if src is not None and src.op_type == "DequantizeLinear" and src.input[0] not in consts:
+            inputs.append(src.input[0])
+        elif src is None or src.op_type not in ("DequantizeLinear", "Constant"):
+            inputs.append(i)
+    return list(dict.fromkeys(inputs)), f"'{op.name}' ({op.op_type})"
+
+
+def cut(model_path: Path, inputs: list[str], outputs: list[str], env: Feeds, out_dir: Path,
+        tag: str) -> tuple[Path, Path]:
+    """Extract the graph between `inputs` and `outputs`; save it and the input values."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", outputs[0])[-60:]
+    onnx_path = out_dir / f"{tag}.{safe}.onnx"
+    onnx.utils.extract_model(str(model_path), str(onnx_path), inputs, outputs,
+                             check_model=False)
+    npz_path = onnx_path.with_suffix(".npz")
+    np.savez(npz_path, **{n: env[n] for n in inputs})
+    return onnx_path, npz_path
+
+
+def reference_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+    """The onnx package's reference evaluator: a third opinion that runs DQ -> float op -> Q
+    in float32 (not an oracle at near-ties). QDQ needs opset >= 19 there, whose
+    QuantizeLinear/DequantizeLinear compute the same as the older versions."""
+    from onnx.reference import ReferenceEvaluator
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for o in m.opset_import:
+        if o.domain in ("", "ai.onnx") and o.version < 21:
+            o.version = 21
+    names = [o.name for o in m.graph.output]
+    return dict(zip(names, ReferenceEvaluator(m).run(None, feeds), strict=True))
+
+
+def report(a: np.ndarray, b: np.ndarray) -> str:
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return (f"shape {b.shape} {b.dtype}: {100 * np.mean(d > 0):.2f}% of elements differ, "
+            f"max {d.max(initial=0):.6g}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", choices=sorted(BY_NAME))
+    p.add_argument("qdq", type=Path)
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "cases")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch-index", type=int, default=0, help="which evaluation batch (0, 1)")
+    p.add_argument("--tol", type=float, default=0.0)
+    args = p.parse_args(argv)
+    spec = BY_NAME[args.model]
+    model = onnx.load(str(args.qdq))
+    b = spec.batch
+    feeds = {k: v[args.batch_index * b:(args.batch_index + 1) * b]
+             for k, v in make_feeds(spec, 2 * b, args.seed).items()}
+    ort_env = ort_all(model, feeds)
+    try:
+        low_env = lowp_all(model, feeds)
+    except Exception as e:
+        print(f"lowp fails on the whole model: {type(e).__name__}: {e}")
+        return 1
+    node = first_divergence(model, ort_env, low_env, args.tol)
+    if node is None:
+        print("no divergence within tolerance")
+        return 0
+    inputs, what = group_inputs(model, node)
+    o = node.output[0]
+    print(f"first divergence: {what}, quantized by '{node.name}' into '{o}'")
+    print(f"  {report(low_env[o], ort_env[o])}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path, npz_path = cut(args.qdq, inputs, [o], ort_env, args.out,
+                              f"{args.model}.{args.qdq.stem.split('.')[1]}")
+    small = onnx.load(str(onnx_path))
+    with np.load(npz_path) as z:
+        small_feeds = {k: z[k] for k in z.files}
+    try:
+        a, b = lowp_all(small, small_feeds), ort_all(small, small_feeds)
+        print(f"  cut model: {report(a[o], b[o])}")
+        r = reference_all(small, small_feeds)[o]
+        print(f"  float emulation (onnx.reference) vs lowp: {report(a[o], r)}")
+        print(f"  float emulation (onnx.reference) vs ORT:  {report(b[o], r)}")
+    except Exception as e:
+        print(f"  cut model: {type(e).__name__}: {e}")
+    print(f"saved {onnx_path} and {npz_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
