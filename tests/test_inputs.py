@@ -36,3 +36,37 @@ def test_mismatched_sample_counts():
     spec = SPEC + [InputSpec("y", np.dtype(np.float32), (None,))]
     with pytest.raises(DataError, match="different numbers of samples"):
         validate({"x": np.zeros((2, 3), np.float32), "y": np.zeros(3, np.float32)}, spec)
+
+
+def _one_input_model(value_info, initializer=()):
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"], name="id")], "g",
+                              [value_info], [helper.make_empty_tensor_value_info("y")],
+                              list(initializer))
+    return helper.make_model(graph)
+
+
+@pytest.mark.parametrize(("elem_type", "dtype"), [
+    (1, "float32"), (4, "uint16"), (12, "uint32"), (13, "uint64"), (5, "int16"),
+    (16, "bfloat16"), (17, "float8_e4m3fn")])
+def test_model_inputs_know_every_tensor_dtype(elem_type, dtype):
+    from onnx import helper
+
+    from lowp.inputs import model_inputs
+    model = _one_input_model(helper.make_tensor_value_info("x", elem_type, [2]))
+    assert model_inputs(model)[0].dtype.name == dtype
+
+
+def test_model_inputs_leave_out_initializers_and_refuse_sequences():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowp.errors import UnsupportedOpError
+    from lowp.inputs import model_inputs
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    assert model_inputs(_one_input_model(
+        x, [numpy_helper.from_array(np.zeros(2, np.float32), "x")])) == []
+    seq = helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, [2])
+    with pytest.raises(UnsupportedOpError, match="Identity.*'x' is a sequence") as err:
+        model_inputs(_one_input_model(seq))
+    assert err.value.op_type == "Identity"

@@ -10,12 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .errors import DataError
+from .errors import DataError, UnsupportedOpError
 
-_ONNX_TO_NUMPY = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
-                  onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32,
-                  onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT8: np.int8,
-                  onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.FLOAT16: np.float16}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -38,17 +34,40 @@ class InputSpec:
 
 
 def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
+    """The model's real inputs: a graph input that has an initializer is a weight (IR < 4
+    lists every initializer as an input) or a default value, never required data."""
     inits = {t.name for t in model.graph.initializer}
     specs = []
     for v in model.graph.input:
         if v.name in inits:
             continue
+        if v.type.WhichOneof("value") not in ("tensor_type", None):
+            raise _non_tensor_input(model, v)
         tt = v.type.tensor_type
-        dtype = np.dtype(_ONNX_TO_NUMPY.get(tt.elem_type, np.float32))
+        dtype = input_dtype(tt.elem_type)
         shape = (tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                        for d in tt.shape.dim) if tt.HasField("shape") else None)
         specs.append(InputSpec(v.name, dtype, shape))
     return specs
+
+
+def _non_tensor_input(model: onnx.ModelProto, v: onnx.ValueInfoProto) -> UnsupportedOpError:
+    """A sequence, map or optional graph input: the error names the first node reading it."""
+    kind = v.type.WhichOneof("value").removesuffix("_type")
+    reader = next((n for n in model.graph.node if v.name in n.input), None)
+    detail = f"input '{v.name}' is a {kind}; lowp's engine runs tensors only"
+    if reader is None:
+        return UnsupportedOpError("(graph input)", v.name, detail)
+    return UnsupportedOpError(reader.op_type, reader.name, detail)
+
+
+def input_dtype(elem_type: int) -> np.dtype:
+    """numpy dtype of an ONNX tensor element type (ml_dtypes for bfloat16 / float8 / int4);
+    float32 when the type is not a tensor type (undefined)."""
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, ValueError, TypeError):
+        return np.dtype(np.float32)
 
 
 def load_arrays(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
