@@ -92,12 +92,51 @@ def test_concat(qt: QType, n: int, axis: int, same: bool, data: st.DataObject,
     y = concat(xs, qins, qy, axis)
     parts = []
     for x, q in zip(xs, qins, strict=True):
-        # (O12) restated: rint(float32(x - zx) * float32(sx / sy)) + zy, clamped
-        m = np.float32(np.float32(q.scale) / np.float32(qy.scale))
-        t = np.rint((x.astype(np.int64) - int(q.zero_point)).astype(np.float32) * m)
+        # (O12a) restated: rint(float32(float32(x - zx) * sx) / sy) + zy, clamped
+        v = (x.astype(np.int64) - int(q.zero_point)).astype(np.float32) * np.float32(q.scale)
+        t = np.rint(v / np.float32(qy.scale))
         parts.append(np.clip(t + int(qy.zero_point), qy.qmin, qy.qmax))
     np.testing.assert_array_equal(y, np.concatenate(parts, axis).astype(qt.numpy_dtype))
     if same:
         np.testing.assert_array_equal(y, np.concatenate(xs, axis))
     real = np.concatenate([dequantize(x, q) for x, q in zip(xs, qins, strict=True)], axis)
     assert np.abs(y.astype(np.int64) - quantize(real, qy)).max(initial=0) <= 1
+
+
+def _ort_qlinear_concat(xs: list[np.ndarray], qins: list[QParams], qy: QParams,
+                        axis: int) -> np.ndarray:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.UINT8 if xs[0].dtype == np.uint8 else TensorProto.INT8
+    dt = xs[0].dtype
+    inits = [numpy_helper.from_array(np.array(qy.scale, np.float32), "sy"),
+             numpy_helper.from_array(np.array(qy.zero_point, dt), "zy")]
+    names = ["sy", "zy"]
+    for i, q in enumerate(qins):
+        inits += [numpy_helper.from_array(np.array(q.scale, np.float32), f"s{i}"),
+                  numpy_helper.from_array(np.array(q.zero_point, dt), f"z{i}")]
+        names += [f"x{i}", f"s{i}", f"z{i}"]
+    node = helper.make_node("QLinearConcat", names, ["y"], domain="com.microsoft", axis=axis)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(f"x{i}", elem, None) for i in range(len(xs))],
+        [helper.make_tensor_value_info("y", elem, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {f"x{i}": x for i, x in enumerate(xs)})[0]
+
+
+@given(qt=ACTIVATION_QTYPES, n=st.integers(1, 3), data=st.data(),
+       seed=st.integers(0, 2**32 - 1))
+def test_concat_equals_onnxruntime_qlinear_concat(qt: QType, n: int, data: st.DataObject,
+                                                  seed: int) -> None:
+    """Every code of every input (256 per input): (O12a) is QLinearConcat exactly."""
+    rng = np.random.default_rng(seed)
+    qy = data.draw(qparams(qt))
+    qins = [data.draw(qparams(qt)) for _ in range(n)]
+    xs = [rng.permutation(np.arange(256, dtype=np.uint8).view(qt.numpy_dtype)).reshape(1, 256)
+          for _ in range(n)]
+    np.testing.assert_array_equal(concat(xs, qins, qy, 0),
+                                  _ort_qlinear_concat(xs, qins, qy, 0))

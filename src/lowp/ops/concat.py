@@ -7,16 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..fixedpoint import RequantMode, requant_scale, requantize
-from ..qparams import QParams
+from ..qparams import QParams, dequantize, quantize
 from .registry import register
 
 
 def rescale(x: np.ndarray, x_qparams: QParams, y_qparams: QParams,
             mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
-    """Requantize per-tensor `x` to `y_qparams` (O12); exact copy (clamped) if qparams agree.
+    """Requantize per-tensor `x` to `y_qparams`; exact copy (clamped) if qparams agree.
 
-    ``y = clamp(round_half_even(float32(x - zx) * float32(s_x / s_y)) + zy, qmin, qmax)``:
-    the shared requantization (R2)/(R4) with acc = x - zx and M = requant_scale(s_x, 1, s_y).
+    Float32 mode (O12a), the QDQ pair DequantizeLinear -> QuantizeLinear itself:
+    ``y = clamp(round_half_even(float32(float32(x - zx) * s_x) / s_y) + zy, qmin, qmax)``.
+    Fixed-point mode (O12): the shared requantization (R4) with acc = x - zx and
+    M = requant_scale(s_x, 1, s_y).
 
     Examples
     --------
@@ -33,6 +35,8 @@ def rescale(x: np.ndarray, x_qparams: QParams, y_qparams: QParams,
     zx, zy = int(x_qparams.zero_point), int(y_qparams.zero_point)
     if float(x_qparams.scale) == float(y_qparams.scale) and zx == zy:
         return np.clip(x, y_qparams.qmin, y_qparams.qmax).astype(dtype)
+    if mode is RequantMode.FLOAT32:
+        return quantize(dequantize(x, x_qparams), y_qparams).astype(dtype)
     acc = x.astype(np.int32) - np.int32(zx)
     m = requant_scale(x_qparams.scale, 1.0, y_qparams.scale)
     return requantize(acc, m, zy, y_qparams.qmin, y_qparams.qmax, mode).astype(dtype)

@@ -174,10 +174,10 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
 
 def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
                 mode: RequantMode = RequantMode.FLOAT32) -> Callable[..., np.ndarray]:
-    """lowp.ops.concat.concat (O12): inputs already in the output's qparams (and full clamp
-    range) are copied as they are, 8-bit inputs in float32 mode are rescaled by the native
-    Add loop (O10 with the second term zero: ``f32(x - zx) * M + 0`` is exact), the rest by
-    the reference; the parts are concatenated into a buffer of `arena` when given."""
+    """lowp.ops.concat.concat (O12a)/(O12): inputs already in the output's qparams (and
+    full clamp range) are copied as they are, 8-bit inputs go through a 256-entry table
+    of the reference's own results (the native lookup), the rest through the reference;
+    the parts are concatenated into a buffer of `arena` when given."""
     out_dtype = np.dtype(y_qparams.qtype.numpy_dtype)
     full = (y_qparams.qmin, y_qparams.qmax) == (int(np.iinfo(out_dtype).min),
                                                 int(np.iinfo(out_dtype).max))
@@ -185,15 +185,11 @@ def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
     for qp in qparams_in:
         same = (float(qp.scale) == float(y_qparams.scale)
                 and int(qp.zero_point) == int(y_qparams.zero_point))
-        native = None
-        if not (same and full) and mode is RequantMode.FLOAT32 and qp.qtype.bits == 8:
-            m = requant_scale(qp.scale, 1.0, y_qparams.scale)
-            native = _native_add(a_dtype=qp.qtype.numpy_dtype, ma=m,
-                                 a_zero_point=int(qp.zero_point), b_dtype=qp.qtype.numpy_dtype,
-                                 mb=0.0, b_zero_point=0,
-                                 y_zero_point=int(y_qparams.zero_point), qmin=y_qparams.qmin,
-                                 qmax=y_qparams.qmax, out_dtype=out_dtype)
-        plans.append(_concat_part(qp, y_qparams, mode, same and full, native))
+        table = None
+        if not (same and full) and qp.qtype.bits == 8:
+            codes = np.arange(256, dtype=np.uint8).view(qp.qtype.numpy_dtype)
+            table = rescale(codes, qp, y_qparams, mode)
+        plans.append(_concat_part(qp, y_qparams, mode, same and full, table))
 
     def concat(xs: Sequence[np.ndarray], axis: int, arena: Arena | None = None) -> np.ndarray:
         parts = [plan(x) for plan, x in zip(plans, xs, strict=True)]
@@ -206,14 +202,15 @@ def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
 
 
 def _concat_part(qp: QParams, y_qparams: QParams, mode: RequantMode, as_is: bool,
-                 native: NativeAdd | None) -> Callable[[np.ndarray], np.ndarray]:
+                 table: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
     dtype = np.dtype(y_qparams.qtype.numpy_dtype)
+    x_dtype = np.dtype(qp.qtype.numpy_dtype)
 
     def part(x: np.ndarray) -> np.ndarray:
         if as_is and x.dtype == dtype:
             return x
-        if native is not None and x.dtype == native.a_dtype:
-            return native(x, x)
+        if table is not None and x.dtype == x_dtype:
+            return lookup(x, table)
         return rescale(x, qp, y_qparams, mode)
 
     return part
