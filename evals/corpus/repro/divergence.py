@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-index", type=int, default=0, help="which evaluation batch (0, 1)")
     p.add_argument("--tol", type=float, default=0.0)
+    p.add_argument("--all", action="store_true",
+                   help="also list every quantized tensor that differs, in graph order")
     args = p.parse_args(argv)
     spec = BY_NAME[args.model]
     model = onnx.load(str(args.qdq))
@@ -161,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         print(f"lowp fails on the whole model: {type(e).__name__}: {e}")
         return 1
+    if args.all:
+        for n in model.graph.node:
+            o = n.output[0]
+            if n.op_type == "QuantizeLinear" and o in low_env and o in ort_env and differs(
+                    low_env[o], ort_env[o], args.tol):
+                print(f"  differs: '{o}': {report(low_env[o], ort_env[o])}")
     node = first_divergence(model, ort_env, low_env, args.tol)
     if node is None:
         print("no divergence within tolerance")
@@ -170,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first divergence: {what}, quantized by '{node.name}' into '{o}'")
     print(f"  {report(low_env[o], ort_env[o])}")
     args.out.mkdir(parents=True, exist_ok=True)
-    onnx_path, npz_path = cut(args.qdq, inputs, [o], ort_env, args.out,
+    env = {**low_env, **ort_env}   # float inputs of the group are exposed by lowp only
+    onnx_path, npz_path = cut(args.qdq, inputs, [o], env, args.out,
                               f"{args.model}.{args.qdq.stem.split('.')[1]}")
     small = onnx.load(str(onnx_path))
     with np.load(npz_path) as z:
