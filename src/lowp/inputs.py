@@ -55,7 +55,8 @@ def _non_tensor_input(model: onnx.ModelProto, v: onnx.ValueInfoProto) -> Unsuppo
     """A sequence, map or optional graph input: the error names the first node reading it."""
     kind = v.type.WhichOneof("value").removesuffix("_type")
     reader = next((n for n in model.graph.node if v.name in n.input), None)
-    detail = f"input '{v.name}' is a {kind}; lowp's engine runs tensors only"
+    article = "an" if kind[0] in "aeiou" else "a"
+    detail = f"input '{v.name}' is {article} {kind}; lowp's engine runs tensors only"
     if reader is None:
         return UnsupportedOpError("(graph input)", v.name, detail)
     return UnsupportedOpError(reader.op_type, reader.name, detail)

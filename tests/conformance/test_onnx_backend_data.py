@@ -53,15 +53,8 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
 }
 
 # Engine bugs and missing features still open: strict xfail, so a fix must remove the entry.
-_FLOAT8_CAST = "Cast to float8 does not saturate out-of-range values (saturate=1 default)"
 _SUB_BYTE_QDQ = "Quantize/DequantizeLinear to float8, float4, int4/uint4 or int2/uint2"
 KNOWN_FAILURES: dict[str, str] = {
-    **{f"test_{op}_{src}_to_{dst}{x}": _FLOAT8_CAST
-       for op, x in (("cast", ""), ("castlike", ""), ("castlike", "_expanded"))
-       for src in ("FLOAT", "FLOAT16")
-       for dst in ("FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ")},
-    "test_cast_e8m0_FLOAT_to_FLOAT8E8M0": _FLOAT8_CAST,
-    "test_cast_e8m0_FLOAT16_to_FLOAT8E8M0": _FLOAT8_CAST,
     **{f"test_dequantizelinear_{t}": _SUB_BYTE_QDQ for t in (
         "e4m3fn", "e4m3fn_float16", "e4m3fn_zero_point", "e5m2", "float4e2m1", "int2", "int4",
         "uint2", "uint4")},
@@ -74,24 +67,11 @@ KNOWN_FAILURES: dict[str, str] = {
         "float16 ops compute in float32 and round once; onnx's expected values round "
         "every numpy float16 step (2 float16 ulps apart on 2 of 192 elements)"),
     "test_convtranspose_output_shape": "ConvTranspose ignores the output_shape attribute",
-    "test_dynamicquantizelinear_expanded": "Clip on 0-d inputs: numpy refuses copy=False",
-    "test_dynamicquantizelinear_max_adjusted_expanded": "Clip on 0-d inputs",
-    "test_dynamicquantizelinear_min_adjusted_expanded": "Clip on 0-d inputs",
-    "test_einsum_batch_matmul_bfloat16": "Einsum on bfloat16: numpy einsum refuses the dtype",
-    "test_einsum_sum_bfloat16": "Einsum on bfloat16: numpy einsum refuses the dtype",
-    **{f"test_mod_{t}": "Mod fmod=0 on floats (sign of the divisor) is refused" for t in (
-        "float16_mixed_sign_fmod_0", "float32_mixed_sign_fmod_0", "float64_mixed_sign_fmod_0",
-        "float_edge_cases_fmod_0_float16", "float_edge_cases_fmod_0_float32",
-        "float_edge_cases_fmod_0_float64")},
-    "test_reduce_max_empty_set": "ReduceMax over an empty axis: no identity (-inf)",
-    "test_reduce_max_empty_set_bool": "ReduceMax over an empty axis: no identity (False)",
-    "test_reduce_min_empty_set": "ReduceMin over an empty axis: no identity (+inf)",
     "test_resize_downsample_scales_cubic_align_corners": (
         "Resize align_corners with downsampling scales: lowp takes the output size for the "
         "coordinate transform"),
     "test_resize_downsample_scales_linear_align_corners": (
         "Resize align_corners with downsampling scales"),
-    "test_spacetodepth_crd_mode_example": "SpaceToDepth ignores mode='CRD'",
 }
 
 

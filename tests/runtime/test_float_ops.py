@@ -125,3 +125,60 @@ def test_prelu_from_opset_7_broadcasts_like_numpy() -> None:
     x, slope = f32(2, 3, 3), np.array([0.1, 0.2, 0.3], np.float32)
     np.testing.assert_array_equal(FLOAT_OPS["PRelu"](x, slope, opset=7),
                                   np.where(x >= 0, x, x * slope))
+
+
+def test_clip_of_a_0d_tensor_is_a_0d_tensor() -> None:
+    # DynamicQuantizeLinear, expanded: Clip of a scalar zero point
+    got = FLOAT_OPS["Clip"](np.array(300.0, np.float32), np.array(0, np.float32),
+                            np.array(255, np.float32), opset=13)
+    assert isinstance(got, np.ndarray) and got.shape == () and got == 255
+
+
+def test_mod_fmod_0_on_floats_takes_the_sign_of_the_divisor() -> None:
+    a = np.array([-4.0, 7.0, 5.5, -0.0], np.float32)
+    b = np.array([3.0, -2.0, np.inf, 2.0], np.float32)
+    np.testing.assert_array_equal(FLOAT_OPS["Mod"](a, b, fmod=0, opset=13), np.mod(a, b))
+    np.testing.assert_array_equal(FLOAT_OPS["Mod"](a, b, fmod=1, opset=13), np.fmod(a, b))
+
+
+@pytest.mark.parametrize(("op", "x", "identity"), [
+    ("ReduceMax", np.zeros((2, 0, 4), np.float32), -np.inf),
+    ("ReduceMin", np.zeros((2, 0, 4), np.float32), np.inf),
+    ("ReduceMax", np.zeros((2, 0, 4), np.bool_), False),
+    ("ReduceMin", np.zeros((2, 0, 4), np.int8), 127),
+])
+def test_reduce_max_min_over_an_empty_axis_give_the_identity(op: str, x: np.ndarray,
+                                                             identity: object) -> None:
+    got = FLOAT_OPS[op](x, np.array([1], np.int64), keepdims=1, opset=18)
+    assert got.shape == (2, 1, 4) and got.dtype == x.dtype
+    assert np.all(got == identity)
+
+
+def test_einsum_on_bfloat16_computes_in_float32() -> None:
+    import ml_dtypes
+
+    a, b = f32(2, 3, 4).astype(ml_dtypes.bfloat16), f32(2, 4, 5).astype(ml_dtypes.bfloat16)
+    got = FLOAT_OPS["Einsum"](a, b, equation="bij,bjk->bik", opset=12)
+    assert got.dtype == ml_dtypes.bfloat16
+    want = np.einsum("bij,bjk->bik", a.astype(np.float32), b.astype(np.float32))
+    np.testing.assert_array_equal(got, want.astype(ml_dtypes.bfloat16))
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_space_to_depth_inverts_depth_to_space(mode: str) -> None:
+    x = f32(2, 12, 3, 5)
+    up = FLOAT_OPS["DepthToSpace"](x, blocksize=2, mode=mode, opset=13)
+    np.testing.assert_array_equal(
+        FLOAT_OPS["SpaceToDepth"](up, blocksize=2, mode=mode, opset=25), x)
+
+
+@pytest.mark.parametrize(("to", "largest"), [(17, 448.0), (18, 240.0), (19, 57344.0),
+                                             (20, 57344.0)])
+def test_cast_to_float8_saturates_by_default(to: int, largest: float) -> None:
+    x = np.array([1e6, -1e6, np.inf, -np.inf, 0.5], np.float32)
+    got = FLOAT_OPS["Cast"](x, to=to, opset=19)
+    np.testing.assert_array_equal(got.astype(np.float32),
+                                  [largest, -largest, largest, -largest, 0.5])
+    like = FLOAT_OPS["CastLike"](x, np.zeros(1, got.dtype), opset=19)
+    assert like.dtype == got.dtype
+    np.testing.assert_array_equal(like.astype(np.float32), got.astype(np.float32))

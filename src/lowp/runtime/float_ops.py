@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
@@ -65,7 +65,9 @@ def Clip(x: np.ndarray, min: np.ndarray | float | None = None,
         y = np.maximum(y, np.asarray(lo).astype(x.dtype))
     if hi is not None:
         y = np.minimum(y, np.asarray(hi).astype(x.dtype))
-    return np.array(y, dtype=x.dtype, copy=y is x)
+    # 0-d inputs give numpy scalars: asarray makes them arrays again
+    out = np.asarray(y, dtype=x.dtype)
+    return out.copy() if out is x else out
 
 
 @register
@@ -278,11 +280,11 @@ def Div(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
-    if fmod or np.issubdtype(a.dtype, np.floating):
-        if not fmod:
-            raise unsupported("Mod", "fmod=0 on floating-point inputs")
-        return _as(np.fmod(a, b), a)
-    return _as(np.mod(a, b), a)
+    """fmod=1: the sign of the dividend (C fmod); fmod=0: the sign of the divisor."""
+    if np.issubdtype(a.dtype, np.floating) or a.dtype.kind == "V":
+        fn = np.fmod if fmod else np.mod
+        return _as(fn(_f(a), _f(b)), a)
+    return _as(np.fmod(a, b) if fmod else np.mod(a, b), a)
 
 
 @register
@@ -378,7 +380,9 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
 
 @register
 def Einsum(*xs: np.ndarray, equation: str, **_: Any) -> np.ndarray:
-    return _as(np.einsum(equation.replace(" ", ""), *xs, optimize=len(xs) > 2), xs[0])
+    # numpy's einsum knows no ml_dtypes floats (bfloat16): those compute in float32
+    args = [_f(x) if x.dtype.kind == "V" else x for x in xs]
+    return _as(np.einsum(equation.replace(" ", ""), *args, optimize=len(xs) > 2), xs[0])
 
 
 # --- softmax family -----------------------------------------------------------------------
@@ -454,8 +458,25 @@ def _float_reduction(fn: Any) -> Any:
 _reduction("ReduceSum", _float_reduction(lambda x, a, k: np.sum(x, axis=a, keepdims=k)))
 _reduction("ReduceMean", _float_reduction(lambda x, a, k: np.mean(x, axis=a, keepdims=k)))
 _reduction("ReduceProd", _float_reduction(lambda x, a, k: np.prod(x, axis=a, keepdims=k)))
-_reduction("ReduceMax", lambda x, a, k: np.max(x, axis=a, keepdims=k))
-_reduction("ReduceMin", lambda x, a, k: np.min(x, axis=a, keepdims=k))
+def _extreme(fn: Any, lowest: bool) -> Any:
+    """np.max / np.min; over an empty set the spec's identity: the dtype's lowest
+    (ReduceMax) or highest (ReduceMin) value, -inf / +inf for floats, False / True."""
+    def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+        if x.size:
+            return fn(x, axis=ax, keepdims=keep)
+        if x.dtype == np.bool_:
+            initial: Any = not lowest
+        elif np.issubdtype(x.dtype, np.integer):
+            info = np.iinfo(x.dtype)
+            initial = info.min if lowest else info.max
+        else:
+            initial = -np.inf if lowest else np.inf
+        return fn(x, axis=ax, keepdims=keep, initial=initial)
+    return red
+
+
+_reduction("ReduceMax", _extreme(np.max, lowest=True))
+_reduction("ReduceMin", _extreme(np.min, lowest=False))
 _reduction("ReduceSumSquare",
            _float_reduction(lambda x, a, k: np.sum(x * x, axis=a, keepdims=k)))
 _reduction("ReduceL1", _float_reduction(lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k)))
@@ -769,8 +790,15 @@ def NonZero(x: np.ndarray, **_: Any) -> np.ndarray:
     return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
 
 
+_FLOAT8 = frozenset({TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ,
+                     TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E5M2FNUZ})
+
+
 @register
-def Cast(x: np.ndarray, *, to: int, saturate: int = 1, **_: Any) -> np.ndarray:
+def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
+         **_: Any) -> np.ndarray:
+    """Cast; to float8 with saturate=1 (the default) out-of-range values become the
+    largest finite value of the sign (numpy_helper's saturate_cast, as the spec says)."""
     dtype = helper.tensor_dtype_to_np_dtype(to)
     if dtype == np.object_ or x.dtype == np.object_:
         raise unsupported("Cast", "string tensors")
@@ -778,14 +806,18 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, **_: Any) -> np.ndarray:
         return x != 0
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
         return np.trunc(x).astype(dtype)
+    if to in _FLOAT8 and saturate:
+        return numpy_helper.saturate_cast(_f(x), dtype)
+    if to == TensorProto.FLOAT8E8M0:
+        return numpy_helper.to_float8e8m0(_f(x), bool(saturate), round_mode).astype(dtype)
     return x.astype(dtype)
 
 
 @register
-def CastLike(x: np.ndarray, like: np.ndarray, **_: Any) -> np.ndarray:
-    if like.dtype == np.bool_:
-        return x != 0
-    return x.astype(like.dtype)
+def CastLike(x: np.ndarray, like: np.ndarray, *, saturate: int = 1, round_mode: str = "up",
+             **_: Any) -> np.ndarray:
+    return Cast(x, to=helper.np_dtype_to_tensor_dtype(like.dtype), saturate=saturate,
+                round_mode=round_mode)
 
 
 @register
@@ -808,11 +840,18 @@ def DepthToSpace(x: np.ndarray, *, blocksize: int, mode: str = "DCR", **_: Any) 
 
 
 @register
-def SpaceToDepth(x: np.ndarray, *, blocksize: int, **_: Any) -> np.ndarray:
+def SpaceToDepth(x: np.ndarray, *, blocksize: int, mode: str = "DCR", **_: Any) -> np.ndarray:
+    """Blocks to channels: block-major channels (DCR) or channel-major (CRD, opset 25)."""
     n, c, h, w = x.shape
     b = blocksize
-    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    perm = _SPACE_TO_DEPTH_PERM.get(mode)
+    if perm is None:
+        raise unsupported("SpaceToDepth", f"mode={mode!r}")
+    t = x.reshape(n, c, h // b, b, w // b, b).transpose(perm)
     return t.reshape(n, c * b * b, h // b, w // b)
+
+
+_SPACE_TO_DEPTH_PERM = {"DCR": (0, 3, 5, 1, 2, 4), "CRD": (0, 1, 3, 5, 2, 4)}
 
 
 @register
