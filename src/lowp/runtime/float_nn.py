@@ -262,7 +262,7 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     red = tuple(range(2 + nd, 2 + 2 * nd))
-    total = win.sum(axis=red)
+    total = _window_sum(win, nd)
     # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
@@ -276,6 +276,20 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
     counts = _windows(cnt, k, s, d, out).sum(axis=red)
     return (total / counts).astype(x.dtype, copy=False)
+
+
+def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
+    """Sum the `nd` trailing window axes in ONNX Runtime's float order: the first window
+    axis one tap after another (a 2-D window's columns), then the next, and so on; padded
+    taps hold 0 and add nothing."""
+    total = win
+    for remaining in range(nd, 0, -1):
+        first = total.ndim - remaining          # the first window axis still there
+        acc = np.zeros(total.shape[:first] + total.shape[first + 1:], total.dtype)
+        for i in range(total.shape[first]):
+            acc += np.take(total, i, axis=first)
+        total = acc
+    return total
 
 
 @register

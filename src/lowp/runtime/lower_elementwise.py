@@ -10,7 +10,7 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
-from ..qparams import QParams
+from ..qparams import QParams, QType
 from .fastops import Arena, lookup, make_add, make_concat
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
@@ -103,6 +103,12 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
     y, qmin, qmax = out
     a = ctx.attrs
     if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+        return None
+    if ctx.node.op_type == "AveragePool" and (x.qparams.qtype is not QType.UINT8 or
+                                              y.qparams.qtype is not QType.UINT8):
+        # ONNX Runtime fuses only uint8 AveragePool groups of a model into its integer
+        # kernel; the others stay DequantizeLinear -> float AveragePool -> QuantizeLinear,
+        # and so do they here (docs/operators.md, (O8a))
         return None
     common = dict(x_zero_point=int(x.qparams.zero_point), x_scale=float(x.qparams.scale),
                   y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),
@@ -220,7 +226,8 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         if split and layout is CL and args[0] is not None and args[0].ndim >= 3:
             kw = {**attrs, "axis": _channels_last_axis(int(attrs.get("axis", 0)),  # type: ignore[call-overload]
                                                        args[0].ndim)}
-        result = fn(*args, **kw, opset=opset, num_outputs=len(out_names))
+        # Split's num_outputs attribute (opset >= 18) equals the number of outputs
+        result = fn(*args, **{**kw, "num_outputs": len(out_names)}, opset=opset)
         results = result if isinstance(result, tuple) else (result,)
         outs = [np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
                 for r in results[:len(out_names)]]
