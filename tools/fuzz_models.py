@@ -3,7 +3,9 @@
     python tools/fuzz_models.py --mutations 1000 [--seed 0] [--keep DIR]
 
 Each mutant (bit flips, a trimmed tail, a chunk of the file spliced over another place,
-inserted or deleted bytes, a run of 0xFF) of the bundled demo model and of its QDQ form is
+inserted or deleted bytes, a run of 0xFF; or, one in three, a well-formed model with one
+absurd field: an integer attribute, an initializer's shape, a scale or zero point, a
+node input wired to another tensor) of the bundled demo model and of its QDQ form is
 loaded and run by `lowp.Session` on two demo samples and linted by `lowp check`. The only
 acceptable outcomes are success or a clean LowpError (one `lowp: ` line, exit status 2);
 an InternalError (exit 3) is counted apart and fails the fuzz like a traceback. Mutants
@@ -30,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# outcome of one mutant; every one but OK, CLEAN and INTERNAL fails the fuzz
-OK, CLEAN, INTERNAL, TRACEBACK, CRASH, HANG = (
-    "ok", "clean", "internal", "traceback", "crash", "hang")
+# outcome of one mutant; INTERNAL, TRACEBACK, CRASH and HANG fail the fuzz
+OK, CLEAN, MEMORY, INTERNAL, TRACEBACK, CRASH, HANG = (
+    "ok", "clean", "memory", "internal", "traceback", "crash", "hang")
 FAILURES = (INTERNAL, TRACEBACK, CRASH, HANG)
 BATCH_TIMEOUT_S = 120.0
 
@@ -80,8 +82,102 @@ MUTATIONS: dict[str, Callable[[bytearray, random.Random], bytearray]] = {
     "delete": _delete, "fill_ff": _fill_ff}
 
 
-def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
-    """One to three mutations of `data`, and their names."""
+# structured mutations: a well-formed protobuf with one field made absurd, so that the
+# mutant gets past the parser and the checker into lowering and the kernels
+
+_ODD_INTS = (0, -1, 1, 2, 3, 5, 64, 2**31 - 1, -2**31, 10**9)
+_ODD_FLOATS = (0.0, -1.0, float("nan"), float("inf"), 1e-45, 1e30)
+
+
+def _attribute(m: Any, rng: random.Random) -> None:
+    """An integer (or integer list) attribute of a random node gets an odd value."""
+    attrs = [a for n in m.graph.node for a in n.attribute if a.type in (2, 7)]  # INT, INTS
+    if not attrs:
+        return
+    a = rng.choice(attrs)
+    if a.type == 2:
+        a.i = rng.choice(_ODD_INTS)
+    elif a.ints:
+        a.ints[rng.randrange(len(a.ints))] = rng.choice(_ODD_INTS)
+        if rng.random() < 0.3:
+            del a.ints[-1]
+
+
+def _reshape_initializer(m: Any, rng: random.Random) -> None:
+    """An initializer keeps its values under another shape (rank, order, or a 0 dim)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = list(m.graph.initializer)
+    if not inits:
+        return
+    t = rng.choice(inits)
+    a = numpy_helper.to_array(t)
+    choice = rng.randrange(4)
+    if choice == 0:
+        shape: tuple[int, ...] = (a.size,)
+    elif choice == 1:
+        shape = tuple(reversed(a.shape))
+    elif choice == 2:
+        shape = (1, *a.shape, 1)
+    else:
+        shape = (*a.shape[:-1], 0) if a.ndim else (0,)
+        a = np.zeros(shape, a.dtype)
+    t.CopyFrom(numpy_helper.from_array(a.reshape(shape), t.name))
+
+
+def _qparam(m: Any, rng: random.Random) -> None:
+    """A scale becomes 0, negative, NaN, Inf, tiny or huge; or a zero point its extreme."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    qdq = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    inits = {t.name: t for t in m.graph.initializer}
+    names = [n.input[k] for n in qdq for k in (1, 2) if len(n.input) > k and n.input[k] in inits]
+    if not names:
+        return
+    t = inits[rng.choice(names)]
+    a = numpy_helper.to_array(t).copy()
+    if a.dtype.kind == "f":
+        a[...] = rng.choice(_ODD_FLOATS)
+    else:
+        info = np.iinfo(a.dtype)
+        a[...] = rng.choice((info.min, info.max))
+    t.CopyFrom(numpy_helper.from_array(a, t.name))
+
+
+def _rewire(m: Any, rng: random.Random) -> None:
+    """A node input reads another existing tensor (shapes and types no longer match)."""
+    nodes = [n for n in m.graph.node if n.input]
+    if not nodes:
+        return
+    names = sorted({o for n in m.graph.node for o in n.output}
+                   | {t.name for t in m.graph.initializer} | {i.name for i in m.graph.input})
+    n = rng.choice(nodes)
+    n.input[rng.randrange(len(n.input))] = rng.choice(names)
+
+
+STRUCTURED: dict[str, Callable[[Any, random.Random], None]] = {
+    "attribute": _attribute, "reshape_initializer": _reshape_initializer,
+    "qparam": _qparam, "rewire": _rewire}
+
+
+def _structured(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    import onnx
+
+    m = onnx.ModelProto()
+    m.ParseFromString(data)
+    name = rng.choice(sorted(STRUCTURED))
+    STRUCTURED[name](m, rng)
+    return m.SerializeToString(), name
+
+
+def mutate(data: bytes, rng: random.Random, structured: float = 1 / 3
+           ) -> tuple[bytes, str]:
+    """One to three byte mutations of `data` (or, with probability `structured`, one
+    structured mutation), and their names."""
+    if rng.random() < structured:
+        return _structured(data, rng)
     b, names = bytearray(data), []
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         if not b:
@@ -112,15 +208,15 @@ class Mutant:
     mutation: str
 
 
-def make_mutants(models: dict[str, bytes], count: int, seed: int, folder: Path
-                 ) -> list[Mutant]:
+def make_mutants(models: dict[str, bytes], count: int, seed: int, folder: Path,
+                 structured: float = 1 / 3) -> list[Mutant]:
     """`count` mutants, alternating between the seed models, written to `folder`."""
     rng = random.Random(seed)
     names = sorted(models)
     out = []
     for i in range(count):
         name = names[i % len(names)]
-        data, how = mutate(models[name], rng)
+        data, how = mutate(models[name], rng, structured)
         path = folder / f"{i:05d}_{name}.onnx"
         path.write_bytes(data)
         out.append(Mutant(str(path), name, how))
@@ -149,6 +245,10 @@ def _classify_run(path: str) -> tuple[str, str]:
         return INTERNAL, str(e)
     except LowpError as e:
         return CLEAN, str(e).splitlines()[0] if str(e) else ""
+    except MemoryError as e:
+        # the engine lets MemoryError through on purpose (a stride or pad of 10^9 asks
+        # numpy for 74 GiB); counted apart, not a failure
+        return MEMORY, f"{type(e).__name__}: {e}"[:300]
     except Exception as e:
         return TRACEBACK, f"{type(e).__name__}: {e}"[:500]
     return OK, ""
@@ -172,7 +272,7 @@ def _classify_check(path: str) -> tuple[str, str]:
     return TRACEBACK, f"lowp check: exit {code}, stderr {err.getvalue()[:400]!r}"
 
 
-_RANK = {OK: 0, CLEAN: 1, INTERNAL: 2, TRACEBACK: 3}
+_RANK = {OK: 0, CLEAN: 1, MEMORY: 2, INTERNAL: 3, TRACEBACK: 4}
 
 
 def run_worker(paths: list[str], results: Path) -> None:
@@ -248,15 +348,15 @@ def _run_child(cmd: list[str], timeout_s: float) -> str:
 def summary_line(results: list[dict[str, str]]) -> str:
     c = Counter(r["outcome"] for r in results)
     return (f"{len(results)} mutations: {c[OK]} loaded and ran, {c[CLEAN]} clean errors, "
-            f"{c[INTERNAL]} internal errors, {c[TRACEBACK]} tracebacks, {c[CRASH]} crashes, "
-            f"{c[HANG]} hangs")
+            f"{c[MEMORY]} out of memory, {c[INTERNAL]} internal errors, {c[TRACEBACK]} "
+            f"tracebacks, {c[CRASH]} crashes, {c[HANG]} hangs")
 
 
-def fuzz(count: int, seed: int, keep: Path | None = None, batch: int = 100
-         ) -> list[dict[str, str]]:
-    """Make `count` mutants and run them; failing mutants are copied to `keep`."""
+def fuzz(count: int, seed: int, keep: Path | None = None, batch: int = 100,
+         structured: float = 1 / 3) -> list[dict[str, str]]:
+    """Make `count` mutants and run them; the ones not clean are copied to `keep`."""
     with tempfile.TemporaryDirectory(prefix="lowp-mutants-") as tmp:
-        mutants = make_mutants(seed_models(), count, seed, Path(tmp))
+        mutants = make_mutants(seed_models(), count, seed, Path(tmp), structured)
         results = run_mutants(mutants, batch=batch)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
@@ -280,12 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=100, help="mutants per child process")
     p.add_argument("--keep", type=Path, help="copy the mutants that were not clean here")
+    p.add_argument("--structured", type=float, default=1 / 3, metavar="SHARE",
+                   help="share of structured mutants (default 1/3; 0: byte mutations only)")
     p.add_argument("--worker", nargs=2, metavar=("LIST", "RESULTS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         run_worker(Path(args.worker[0]).read_text().splitlines(), Path(args.worker[1]))
         return 0
-    results = fuzz(args.mutations, args.seed, args.keep, args.batch)
+    results = fuzz(args.mutations, args.seed, args.keep, args.batch, args.structured)
     for line in _failures(results):
         print(line)
     print(summary_line(results))

@@ -1,9 +1,9 @@
 """Command line: `lowp quantize | run | check | compare | demo`; subcommands mirror the API.
 
 Exit statuses: 0 success; 1 `check` found violations; 2 a user error (missing or malformed
-model or data, unsupported operator), one line `lowp: error: ...`; 3 an internal error (a
-bug in lowp), one line `lowp: internal error ...`; 4 `quantize` wrote the model but its
-summary failed; 130 interrupted. `--debug` shows the traceback instead.
+model or data, unsupported operator, out of memory), one line `lowp: error: ...`; 3 an
+internal error (a bug in lowp), one line `lowp: internal error ...`; 4 `quantize` wrote the
+model but its summary failed; 130 interrupted. `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -295,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lowp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError as e:
+        # the engine lets MemoryError through: a model (or batch) too large for the machine
+        if args.debug:
+            raise
+        print(f"lowp: error: out of memory: {_describe(e)}", file=sys.stderr)
+        return EXIT_USER
     except Exception as e:
         # anything else escaping a subcommand is a bug in lowp, not in the user's input
         if args.debug:

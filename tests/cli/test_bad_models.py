@@ -249,3 +249,58 @@ def test_tolerated_oddities(case, command, tmp_path, capfd):
     if command == "quantize":
         names = [n.name for n in onnx.load(str(tmp_path / "out" / "q.onnx")).graph.node]
         assert len(names) == len(set(names))
+
+
+def _conv(tmp: Path, op: str = "Conv", **attrs: object) -> Path:
+    """A float Conv (weight 4x2x3x3) or MaxPool on a 1x2x8x8 input, with `attrs`."""
+    inputs = ["x", "w"] if op == "Conv" else ["x"]
+    inits = [numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")] * (op == "Conv")
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, ["y"], name="the_node", **attrs)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b", "c", "d"])], inits)
+    return _write(tmp, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _run_fails_cleanly(model: Path, tmp: Path, capfd) -> str:
+    np.save(tmp / "x.npy", np.ones((1, 2, 8, 8), np.float32))
+    code = main(["run", str(model), "--input", f"x={tmp / 'x.npy'}"])
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert code == EXIT_USER and len(lines) == 1 and lines[0].startswith("lowp: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("attrs", [{"strides": [1]}, {"pads": [-5, -5, -5, -5]}],
+                         ids=["strides_for_one_axis", "negative_pads"])
+def test_attributes_shape_inference_refuses(attrs, tmp_path, capfd):
+    _run_fails_cleanly(_conv(tmp_path, **attrs), tmp_path, capfd)
+
+
+def test_per_axis_scale_that_does_not_fit_its_weight(tmp_path, capfd):
+    w = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.int8), "wq")
+    scale = numpy_helper.from_array(np.ones(4, np.float32), "s")
+    zp = numpy_helper.from_array(np.zeros(4, np.int8), "z")
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"], name="dq", axis=1),
+         helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b", "c", "d"])],
+        [w, scale, zp])
+    model = _write(tmp_path, helper.make_model(graph,
+                                               opset_imports=[helper.make_opsetid("", 17)]))
+    line = _run_fails_cleanly(model, tmp_path, capfd)
+    assert line.endswith("node 'dq' (DequantizeLinear): axis 1 of 'wq' (shape [4, 2, 3, 3]) "
+                         "has 2 entries, the scale 's' 4"), line
+
+
+@pytest.mark.xfail(strict=True, reason="engine validation gap: the float operators raise "
+                   "ValueError/ZeroDivisionError (reported as internal errors, exit 3) or "
+                   "ignore the attribute, where a model error (exit 2) is due")
+@pytest.mark.parametrize("op, attrs", [
+    ("Conv", {"group": 2**31 - 1}), ("Conv", {"group": 0}),
+    ("Conv", {"kernel_shape": [9, 9]}),            # the weight is 3x3: runs, ignoring it
+    ("MaxPool", {"kernel_shape": [9, 9]})],          # larger than the 8x8 input
+    ids=["conv_group_huge", "conv_group_zero", "conv_kernel_shape_not_the_weights",
+         "maxpool_kernel_larger_than_input"])
+def test_engine_validation_gaps(op, attrs, tmp_path, capfd):
+    _run_fails_cleanly(_conv(tmp_path, op, **attrs), tmp_path, capfd)

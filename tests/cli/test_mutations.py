@@ -25,14 +25,39 @@ def fuzz() -> ModuleType:
     return module
 
 
-def test_two_hundred_mutants_load_run_and_lint_cleanly(fuzz, tmp_path):
-    results = fuzz.fuzz(200, seed=0, keep=tmp_path / "kept", batch=100)
-    bad = [r for r in results if r["outcome"] not in (fuzz.OK, fuzz.CLEAN)]
-    assert not bad, "\n".join(fuzz._failures(results)) + "\n" + fuzz.summary_line(results)
+def _report(fuzz, results) -> str:
+    return "\n".join(fuzz._failures(results)) + "\n" + fuzz.summary_line(results)
+
+
+def test_two_hundred_byte_mutants_load_run_and_lint_cleanly(fuzz, tmp_path):
+    results = fuzz.fuzz(200, seed=0, batch=100, structured=0.0)
+    assert not [r for r in results if r["outcome"] in fuzz.FAILURES], _report(fuzz, results)
     outcomes = {r["outcome"] for r in results}
     # both outcomes occur: the mutants neither all break the parser nor all miss the model
-    assert outcomes == {fuzz.OK, fuzz.CLEAN}, fuzz.summary_line(results)
+    assert {fuzz.OK, fuzz.CLEAN} <= outcomes, fuzz.summary_line(results)
     assert {r["seed_model"] for r in results} == {"demo", "demo_qdq"}
+
+
+@pytest.fixture(scope="module")
+def structured(fuzz):
+    """Well-formed mutants with one absurd field (attribute, initializer shape, qparam,
+    wiring): they get past the parser into lowering and the kernels."""
+    return fuzz.fuzz(100, seed=1, batch=100, structured=1.0)
+
+
+def test_structured_mutants_never_crash_hang_or_raise_a_bare_exception(fuzz, structured):
+    bad = [r for r in structured if r["outcome"] in (fuzz.TRACEBACK, fuzz.CRASH, fuzz.HANG)]
+    assert not bad, _report(fuzz, structured)
+    assert fuzz.OK in {r["outcome"] for r in structured}
+
+
+@pytest.mark.xfail(strict=True, reason="the float Conv/MaxPool/Gemm operators raise ValueError "
+                   "on attributes and weight shapes that do not fit the input (group "
+                   "2^31-1, a kernel larger than the padded input, a bias of shape (1, N, 1)) "
+                   "and the engine reports them as internal errors, not as model errors")
+def test_structured_mutants_give_model_errors_not_internal_errors(fuzz, structured):
+    assert not [r for r in structured if r["outcome"] == fuzz.INTERNAL], _report(
+        fuzz, structured)
 
 
 def test_mutations_change_the_bytes(fuzz):
@@ -64,5 +89,5 @@ def test_a_hanging_child_names_its_mutant(fuzz, tmp_path):
 def test_the_summary_line(fuzz):
     results = [{"outcome": o} for o in ("ok", "clean", "clean", "traceback")]
     assert fuzz.summary_line(results) == (
-        "4 mutations: 1 loaded and ran, 2 clean errors, 0 internal errors, 1 tracebacks, "
-        "0 crashes, 0 hangs")
+        "4 mutations: 1 loaded and ran, 2 clean errors, 0 out of memory, 0 internal errors, "
+        "1 tracebacks, 0 crashes, 0 hangs")

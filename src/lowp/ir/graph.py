@@ -38,6 +38,8 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
     if check:
         _check(proto, where)
         _check_tensors(proto, where)
+        _check_qdq_params(proto, where)
+        _check_shapes(proto, where)
     return proto
 
 
@@ -115,6 +117,88 @@ def _check_tensors(proto: onnx.ModelProto, where: str) -> None:
         except Exception as e:
             raise ModelError(f"{where}: tensor '{t.name}' cannot be decoded (data type "
                              f"{t.data_type}, shape {list(t.dims)}): {_one_line(e)}") from None
+
+
+def _check_qdq_params(proto: onnx.ModelProto, where: str) -> None:
+    """Constant scales and zero points of QuantizeLinear / DequantizeLinear have the shapes
+    the operator allows (ONNX Runtime refuses the others when it runs the node): a scalar
+    or a non-empty 1-D tensor (or one element of any rank), and a zero point shaped like
+    its scale."""
+    dims = {t.name: list(t.dims) for t in proto.graph.initializer}
+    for n in proto.graph.node:
+        for a in n.attribute:
+            if n.op_type == "Constant" and n.output and a.name == "value":
+                dims[n.output[0]] = list(a.t.dims)
+    for n in proto.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.domain not in (
+                "", "ai.onnx") or any(a.name == "block_size" and a.i for a in n.attribute):
+            continue
+        scale = dims.get(n.input[1]) if len(n.input) > 1 else None
+        zp = dims.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        problem = ""
+        if scale is not None and (int(np.prod(scale)) == 0 or (
+                len(scale) > 1 and int(np.prod(scale)) > 1)):
+            problem = f"scale '{n.input[1]}' has shape {scale}, not a scalar or a 1-D tensor"
+        elif scale is not None and zp is not None and zp != scale and not (
+                int(np.prod(scale)) == int(np.prod(zp)) == 1):
+            problem = (f"zero point '{n.input[2]}' has shape {zp}, its scale "
+                       f"'{n.input[1]}' {scale}")
+        elif scale is not None and len(scale) == 1 and scale[0] > 1 and n.input[0] in dims:
+            problem = _axis_problem(n, dims[n.input[0]], scale[0])
+        if problem:
+            raise ModelError(f"{where}: node '{n.name}' ({n.op_type}): {problem}")
+
+
+def _axis_problem(node: onnx.NodeProto, shape: list[int], channels: int) -> str:
+    """Why a per-axis scale of `channels` entries does not fit a constant of `shape`."""
+    axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
+    if not -len(shape) <= axis < len(shape):
+        return f"axis {axis} is out of range for '{node.input[0]}' of shape {shape}"
+    if shape[axis] != channels:
+        return (f"axis {axis} of '{node.input[0]}' (shape {shape}) has {shape[axis]} "
+                f"entries, the scale '{node.input[1]}' {channels}")
+    return ""
+
+
+_INLINE_BYTES = 1 << 16   # initializers up to this size keep their values for inference
+
+
+def _check_shapes(proto: onnx.ModelProto, where: str) -> None:
+    """Strict shape and type inference on what the nodes define: a node whose inputs cannot
+    fit together (a weight of the wrong shape, a stride per missing axis) is the model's
+    fault and is reported now, not as a crash of the operator at run time.
+
+    Declared intermediate and output shapes are dropped first (ONNX Runtime treats them as
+    hints), and large initializers become typed graph inputs, so the check neither copies
+    the weights nor refuses a model with stale shape annotations."""
+    bare = _shape_skeleton(proto)
+    try:
+        shape_inference.infer_shapes(bare, check_type=True, strict_mode=True)
+    except shape_inference.InferenceError as e:
+        raise ModelError(f"{where}: fails ONNX shape inference: {_one_line(e)}") from None
+    except Exception:   # noqa: BLE001 (a model onnx cannot infer at all is not refused here)
+        return
+
+
+def _shape_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+    bare = onnx.ModelProto(ir_version=proto.ir_version)
+    bare.opset_import.extend(proto.opset_import)
+    bare.functions.extend(proto.functions)
+    graph, g = proto.graph, bare.graph
+    g.name = graph.name
+    g.node.extend(graph.node)
+    g.input.extend(graph.input)
+    g.output.extend(graph.output)
+    for o in g.output:
+        if o.type.HasField("tensor_type"):
+            o.type.tensor_type.ClearField("shape")
+    declared = {i.name for i in graph.input}
+    for t in graph.initializer:
+        if t.ByteSize() <= _INLINE_BYTES:
+            g.initializer.append(t)
+        elif t.name not in declared:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+    return bare
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
