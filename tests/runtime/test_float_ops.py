@@ -182,3 +182,17 @@ def test_cast_to_float8_saturates_by_default(to: int, largest: float) -> None:
     like = FLOAT_OPS["CastLike"](x, np.zeros(1, got.dtype), opset=19)
     assert like.dtype == got.dtype
     np.testing.assert_array_equal(like.astype(np.float32), got.astype(np.float32))
+
+
+@pytest.mark.parametrize("auto_pad", ["NOTSET", "SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("output_shape", [[10, 8], [11, 7], [9, 8], [7, 6]])
+def test_conv_transpose_output_shape_beyond_the_full_output(auto_pad: str,
+                                                            output_shape: list[int]) -> None:
+    # full output 9 x 7: a larger output_shape (by less than a stride) ends in zeros
+    # (onnx's test_convtranspose_output_shape)
+    case = Case("ConvTranspose", [f32(1, 1, 3, 3), f32(1, 2, 3, 3)],
+                {"strides": [3, 3], "output_shape": output_shape, "auto_pad": auto_pad})
+    got, = run_lowp(case)
+    want, = run_ort(case)
+    assert got.shape == want.shape == (1, 2, *output_shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

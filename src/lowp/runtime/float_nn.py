@@ -144,6 +144,9 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         else:
             begin = [t - t // 2 for t in total]
         end = [total[i] - begin[i] for i in range(nd)]
+        # an output_shape beyond the full output (by less than a stride, as ONNX Runtime
+        # accepts) ends in zeros: the output is output_shape, not the padded full output
+        out = shape
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         total = [max(0, full[i] - in_sp[i] * s[i]) for i in range(nd)]
         if auto_pad == "SAME_UPPER":
@@ -153,7 +156,8 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         end = [total[i] - begin[i] for i in range(nd)]
     else:
         begin, end = _auto_pads("ConvTranspose", in_sp, k, s, d, pads, auto_pad)
-    out = [full[i] - begin[i] - end[i] for i in range(nd)]
+    if output_shape is None or len(output_shape) == 0:
+        out = [full[i] - begin[i] - end[i] for i in range(nd)]
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
     kk = mg * int(np.prod(k))
     wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
