@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 SRC := pyproject.toml CMakeLists.txt $(wildcard native/*.cpp native/*.h native/*.cmake)
 
-.PHONY: demo test lint typecheck bench sanitize clean
+.PHONY: demo test lint typecheck bench sanitize clean fuzz
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ typecheck: $(TEST_STAMP)
 
 test: lint typecheck
 	$(PY) -m pytest -n 2 --hypothesis-profile=ci
+
+# thousands of random graphs (LOWP_FUZZ_EXAMPLES per test, default 5000), lowp vs ONNX Runtime
+fuzz: $(TEST_STAMP)
+	$(PY) -m pytest tests/fuzz -p no:cacheprovider --hypothesis-profile=fuzz -n 2
 
 bench: $(TEST_STAMP)
 	$(PY) bench/layers.py

@@ -1,0 +1,1 @@
+"""Differential graph fuzzing of lowp's engine against ONNX Runtime."""

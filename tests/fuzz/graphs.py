@@ -1,0 +1,419 @@
+"""Random float32 ONNX graphs composed from the blocks real exports contain (hypothesis)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+@dataclass
+class Image:
+    """The running NCHW activation: its name, channels and spatial size."""
+
+    name: str
+    c: int
+    h: int
+    w: int
+
+
+@dataclass
+class Builder:
+    """Nodes and initializers of the graph under construction; one name counter."""
+
+    opset: int
+    batch: int | str
+    rng: np.random.Generator
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}_{self.counter}"
+
+    def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> list[str]:
+        outs = [self.fresh(op.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outs, name=self.fresh(op), **attrs))
+        return outs
+
+    def one(self, op: str, inputs: list[str], **attrs: Any) -> str:
+        return self.node(op, inputs, **attrs)[0]
+
+    def const(self, value: np.ndarray, stem: str = "w") -> str:
+        name = self.fresh(stem)
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def ints(self, values: list[int]) -> str:
+        return self.const(np.asarray(values, np.int64), "i")
+
+    def floats(self, values: list[float]) -> str:
+        return self.const(np.asarray(values, np.float32), "f")
+
+    def weight(self, *shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) or 1
+        return (self.rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+
+# --- activations ---------------------------------------------------------------------
+
+def _relu(b: Builder, x: str) -> str:
+    return b.one("Relu", [x])
+
+
+def _relu6(b: Builder, x: str) -> str:
+    """Clip(0, 6) (min and max are inputs from opset 11 on)."""
+    return b.one("Clip", [x, b.const(np.float32(0.0), "lo"), b.const(np.float32(6.0), "hi")])
+
+
+def _hardswish(b: Builder, x: str) -> str:
+    if b.opset < 14:
+        return _written_hardswish(b, x)
+    return b.one("HardSwish", [x])
+
+
+def _written_hardswish(b: Builder, x: str) -> str:
+    t = b.one("Add", [x, b.const(np.float32(3.0), "three")])
+    t = b.one("Clip", [t, b.const(np.float32(0.0), "lo"), b.const(np.float32(6.0), "hi")])
+    t = b.one("Mul", [x, t])
+    return b.one("Div", [t, b.const(np.float32(6.0), "six")])
+
+
+def _sigmoid(b: Builder, x: str) -> str:
+    return b.one("Sigmoid", [x])
+
+
+def _leaky(b: Builder, x: str) -> str:
+    return b.one("LeakyRelu", [x], alpha=0.1)
+
+
+def _identity(b: Builder, x: str) -> str:
+    return x
+
+
+ACTIVATIONS: list[Callable[[Builder, str], str]] = [
+    _relu, _identity, _relu6, _hardswish, _written_hardswish, _sigmoid, _leaky]
+
+
+def _prelu(b: Builder, x: Image) -> str:
+    slope = (b.rng.uniform(0.0, 0.3, (x.c, 1, 1))).astype(np.float32)
+    return b.one("PRelu", [x.name, b.const(slope, "slope")])
+
+
+# --- convolution ---------------------------------------------------------------------
+
+def conv(b: Builder, x: Image, c_out: int, k: int = 1, stride: int = 1, pad: int = 0,
+         dilation: int = 1, group: int = 1, bn: bool = False, bias: bool = True) -> Image:
+    """Conv (+ BatchNormalization when `bn`) with the output image's shape."""
+    w = b.const(b.weight(c_out, x.c // group, k, k))
+    inputs = [x.name, w] + ([b.const(b.weight(c_out) * 0.1, "b")] if bias else [])
+    y = b.one("Conv", inputs, kernel_shape=[k, k], strides=[stride, stride],
+              pads=[pad] * 4, dilations=[dilation, dilation], group=group)
+    if bn:
+        stats = [b.rng.uniform(0.5, 1.5, c_out), b.rng.normal(0, 0.1, c_out),
+                 b.rng.normal(0, 0.1, c_out), b.rng.uniform(0.5, 1.5, c_out)]
+        y = b.one("BatchNormalization", [y] + [b.const(s.astype(np.float32), "bn")
+                                               for s in stats])
+    ext = dilation * (k - 1) + 1
+    return Image(y, c_out, (x.h + 2 * pad - ext) // stride + 1,
+                 (x.w + 2 * pad - ext) // stride + 1)
+
+
+def conv_act(draw: Draw, b: Builder, x: Image) -> Image:
+    """Stem: a convolution of any shape (plain, grouped, depthwise) and an activation."""
+    kind = draw(st.sampled_from(["plain", "depthwise", "grouped"]))
+    k = draw(st.sampled_from([1, 3])) if min(x.h, x.w) >= 3 else 1
+    stride = draw(st.sampled_from([1, 2]))
+    dilation = draw(st.sampled_from([1, 2])) if k == 3 and min(x.h, x.w) >= 5 else 1
+    pad = draw(st.integers(0, k // 2 * dilation))
+    group, c_out = 1, draw(st.integers(2, 16))
+    if kind == "depthwise":
+        group, c_out = x.c, x.c * draw(st.sampled_from([1, 2]))
+    elif kind == "grouped" and x.c % 2 == 0:
+        group, c_out = 2, 2 * draw(st.integers(1, 6))
+    y = conv(b, x, c_out, k, stride, pad, dilation, group, bn=draw(st.booleans()))
+    act = draw(st.integers(0, len(ACTIVATIONS)))
+    name = _prelu(b, y) if act == len(ACTIVATIONS) else ACTIVATIONS[act](b, y.name)
+    return Image(name, y.c, y.h, y.w)
+
+
+def squeeze_excite(draw: Draw, b: Builder, x: Image) -> Image:
+    """GlobalAveragePool -> 1x1 Conv -> Relu -> 1x1 Conv -> HardSigmoid|Sigmoid -> Mul."""
+    g = Image(b.one("GlobalAveragePool", [x.name]), x.c, 1, 1)
+    mid = conv(b, g, draw(st.integers(2, 8)))
+    mid = Image(b.one("Relu", [mid.name]), mid.c, 1, 1)
+    gate = conv(b, mid, x.c).name
+    gate = (b.one("HardSigmoid", [gate], alpha=1.0 / 6, beta=0.5) if draw(st.booleans())
+            else b.one("Sigmoid", [gate]))
+    return Image(b.one("Mul", [x.name, gate]), x.c, x.h, x.w)
+
+
+def residual(draw: Draw, b: Builder, x: Image) -> Image:
+    """x + act(conv3x3(x)) with the shape kept."""
+    k = 3 if min(x.h, x.w) >= 3 else 1
+    y = conv(b, x, x.c, k, pad=k // 2, bn=draw(st.booleans()))
+    name = ACTIVATIONS[draw(st.integers(0, len(ACTIVATIONS) - 1))](b, y.name)
+    return Image(b.one("Add", [x.name, name] if draw(st.booleans()) else [name, x.name]),
+                 x.c, x.h, x.w)
+
+
+def _split(b: Builder, x: Image, sizes: list[int]) -> list[str]:
+    if b.opset >= 18 and len(set(sizes)) == 1:
+        return b.node("Split", [x.name], len(sizes), axis=1, num_outputs=len(sizes))
+    return b.node("Split", [x.name, b.ints(sizes)], len(sizes), axis=1)
+
+
+def csp(draw: Draw, b: Builder, x: Image) -> Image:
+    """Split on channels, a convolution on one or both halves, Concat."""
+    if x.c < 2:
+        return x
+    first = draw(st.integers(1, x.c - 1))
+    halves = _split(b, x, [first, x.c - first])
+    left = Image(halves[0], first, x.h, x.w)
+    right = conv(b, Image(halves[1], x.c - first, x.h, x.w), draw(st.integers(2, 8)),
+                 bn=draw(st.booleans()))
+    right_name = ACTIVATIONS[draw(st.integers(0, 2))](b, right.name)
+    if draw(st.booleans()):
+        left = conv(b, left, draw(st.integers(2, 8)))
+    return Image(b.one("Concat", [left.name, right_name], axis=1), left.c + right.c, x.h, x.w)
+
+
+def two_heads(draw: Draw, b: Builder, x: Image) -> Image:
+    """Two convolutions of the same input concatenated on channels (raw and activated)."""
+    p = conv(b, x, draw(st.integers(2, 8)))
+    q = conv(b, x, draw(st.integers(2, 8)))
+    q_name = ACTIVATIONS[draw(st.integers(0, len(ACTIVATIONS) - 1))](b, q.name)
+    parts = [p.name, q_name] if draw(st.booleans()) else [q_name, p.name]
+    return Image(b.one("Concat", parts, axis=1), p.c + q.c, x.h, x.w)
+
+
+def _resize(b: Builder, x: str, mode: str, scales: list[float] | None,
+            sizes: list[int] | None) -> str:
+    roi = ""
+    attrs: dict[str, Any] = {"mode": mode}
+    if mode == "nearest":
+        attrs["nearest_mode"] = "floor" if sizes is None else "round_prefer_floor"
+        attrs["coordinate_transformation_mode"] = "asymmetric"
+    if scales is not None:
+        return b.one("Resize", [x, roi, b.floats(scales)], **attrs)
+    return b.one("Resize", [x, roi, "", b.ints(sizes or [])], **attrs)
+
+
+def upsample(draw: Draw, b: Builder, x: Image) -> Image:
+    """FPN: a stride-2 convolution, Resize back up (nearest|linear, scales|sizes), Concat."""
+    mode = draw(st.sampled_from(["nearest", "linear"]))
+    if draw(st.booleans()) or min(x.h, x.w) < 2:       # plain 2x upsample
+        if max(x.h, x.w) > 8:
+            return x
+        name = _resize(b, x.name, mode, [1.0, 1.0, 2.0, 2.0], None)
+        return Image(name, x.c, 2 * x.h, 2 * x.w)
+    low = conv(b, x, draw(st.integers(2, 8)), k=1, stride=2)
+    use_sizes = draw(st.booleans()) or x.h % 2 or x.w % 2
+    up = (_resize(b, low.name, mode, None, [b.batch if isinstance(b.batch, int) else 1,
+                                            low.c, x.h, x.w])
+          if use_sizes and isinstance(b.batch, int)
+          else _resize(b, low.name, mode, [1.0, 1.0, 2.0, 2.0], None))
+    if not (use_sizes and isinstance(b.batch, int)) and (x.h % 2 or x.w % 2):
+        up = b.one("Slice", [up, b.ints([0, 0]), b.ints([x.h, x.w]), b.ints([2, 3])])
+    return Image(b.one("Concat", [x.name, up], axis=1), x.c + low.c, x.h, x.w)
+
+
+def pool(draw: Draw, b: Builder, x: Image) -> Image:
+    """MaxPool or AveragePool, kernel 2|3, stride 1|2, optional padding."""
+    if min(x.h, x.w) < 2:
+        return x
+    k = draw(st.sampled_from([2, 3])) if min(x.h, x.w) >= 3 else 2
+    stride = draw(st.sampled_from([1, 2]))
+    pad = draw(st.integers(0, k // 2))
+    op = draw(st.sampled_from(["MaxPool", "AveragePool"]))
+    attrs: dict[str, Any] = {"kernel_shape": [k, k], "strides": [stride, stride],
+                             "pads": [pad] * 4}
+    if op == "AveragePool":
+        attrs["count_include_pad"] = int(draw(st.booleans()))
+    y = b.one(op, [x.name], **attrs)
+    return Image(y, x.c, (x.h + 2 * pad - k) // stride + 1, (x.w + 2 * pad - k) // stride + 1)
+
+
+def conv_transpose(draw: Draw, b: Builder, x: Image) -> Image:
+    """ConvTranspose kernel 2|3 stride 1|2 (spatial kept at most 16)."""
+    if max(x.h, x.w) > 7:
+        return x
+    k, stride = draw(st.sampled_from([2, 3])), draw(st.sampled_from([1, 2]))
+    c_out = draw(st.integers(2, 8))
+    w = b.const(b.weight(x.c, c_out, k, k))
+    inputs = [x.name, w] + ([b.const(b.weight(c_out) * 0.1, "b")] if draw(st.booleans())
+                            else [])
+    y = b.one("ConvTranspose", inputs, kernel_shape=[k, k], strides=[stride, stride])
+    y = ACTIVATIONS[draw(st.integers(0, 2))](b, y)
+    return Image(y, c_out, (x.h - 1) * stride + k, (x.w - 1) * stride + k)
+
+
+def _layer_norm(b: Builder, x: str, c: int) -> str:
+    gamma = b.const(b.rng.uniform(0.5, 1.5, c).astype(np.float32), "ln")
+    beta = b.const(b.rng.normal(0, 0.1, c).astype(np.float32), "ln")
+    if b.opset >= 17:
+        return b.one("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=1e-5)
+    axes: dict[str, Any] = {"axes": [-1]}
+    mean = b.one("ReduceMean", [x], **axes)
+    d = b.one("Sub", [x, mean])
+    var = b.one("ReduceMean", [b.one("Mul", [d, d])], **axes)
+    # a large epsilon: quantized, a small variance plus 1e-5 rounds to 0 and the QDQ
+    # model divides by zero (NaN, whose quantization no engine defines)
+    std = b.one("Sqrt", [b.one("Add", [var, b.const(np.float32(0.5), "eps")])])
+    return b.one("Add", [b.one("Mul", [b.one("Div", [d, std]), gamma]), beta])
+
+
+def _gelu(b: Builder, x: str) -> str:
+    e = b.one("Erf", [b.one("Div", [x, b.const(np.float32(np.sqrt(2.0)), "sqrt2")])])
+    e = b.one("Add", [e, b.const(np.float32(1.0), "one")])
+    return b.one("Mul", [b.one("Mul", [x, e]), b.const(np.float32(0.5), "half")])
+
+
+def _matmul_w(b: Builder, x: str, c_in: int, c_out: int) -> str:
+    y = b.one("MatMul", [x, b.const(b.weight(c_out, c_in).T.copy())])
+    return b.one("Add", [y, b.const(b.weight(c_out) * 0.1, "b")])
+
+
+def attention(draw: Draw, b: Builder, x: Image) -> Image:
+    """conv -> tokens (Reshape|Flatten, Transpose) -> LayerNorm, attention, Erf-GELU MLP
+    -> back to an image."""
+    if x.h * x.w > 64:
+        return x
+    c = x.c
+    tokens = b.one("Reshape", [x.name, b.ints([0, c, -1])])
+    t = b.one("Transpose", [tokens], perm=[0, 2, 1])                 # N, L, C
+    n = _layer_norm(b, t, c)
+    q, k, v = (_matmul_w(b, n, c, c) for _ in range(3))
+    kt = b.one("Transpose", [k], perm=[0, 2, 1])
+    scores = b.one("Mul", [b.one("MatMul", [q, kt]), b.const(np.float32(c ** -0.5), "sc")])
+    att = b.one("MatMul", [b.one("Softmax", [scores], axis=-1), v])
+    t = b.one("Add", [t, att])
+    if draw(st.booleans()):
+        hidden = draw(st.integers(2, 16))
+        m = _gelu(b, _matmul_w(b, _layer_norm(b, t, c), c, hidden))
+        t = b.one("Add", [t, _matmul_w(b, m, hidden, c)])
+    back = b.one("Transpose", [t], perm=[0, 2, 1])
+    return Image(b.one("Reshape", [back, b.ints([0, c, x.h, x.w])]), c, x.h, x.w)
+
+
+def _unsqueeze(b: Builder, x: str, axis: int) -> str:
+    return b.one("Unsqueeze", [x, b.ints([axis])])
+
+
+def _squeeze(b: Builder, x: str, axis: int) -> str:
+    return b.one("Squeeze", [x, b.ints([axis])])
+
+
+def movement(draw: Draw, b: Builder, x: Image) -> Image:
+    """Data movement that keeps an image: Transpose twice, channel Gather, spatial Slice,
+    Unsqueeze/Squeeze, Reshape round trip, Flatten round trip."""
+    kind = draw(st.sampled_from(["transpose", "gather", "slice", "squeeze", "reshape",
+                                 "flatten"]))
+    if kind == "transpose":
+        t = b.one("Transpose", [x.name], perm=[0, 2, 3, 1])
+        t = ACTIVATIONS[draw(st.integers(0, 1))](b, t)
+        return Image(b.one("Transpose", [t], perm=[0, 3, 1, 2]), x.c, x.h, x.w)
+    if kind == "gather":
+        idx = draw(st.permutations(list(range(x.c))))[:draw(st.integers(1, x.c))]
+        return Image(b.one("Gather", [x.name, b.ints(list(idx))], axis=1), len(idx), x.h, x.w)
+    if kind == "slice":
+        if x.h < 2:
+            return x
+        start = draw(st.integers(0, x.h - 2))
+        y = b.one("Slice", [x.name, b.ints([start]), b.ints([x.h]), b.ints([2])])
+        return Image(y, x.c, x.h - start, x.w)
+    if kind == "squeeze":
+        return Image(_squeeze(b, _unsqueeze(b, x.name, 2), 2), x.c, x.h, x.w)
+    if kind == "reshape":
+        flat = b.one("Reshape", [x.name, b.ints([0, x.c * x.h * x.w])])
+        return Image(b.one("Reshape", [flat, b.ints([0, x.c, x.h, x.w])]), x.c, x.h, x.w)
+    flat = b.one("Flatten", [x.name], axis=1)
+    return Image(b.one("Reshape", [flat, b.ints([-1, x.c, x.h, x.w])]), x.c, x.h, x.w)
+
+
+Block = Callable[[Draw, Builder, Image], Image]
+
+# Ordered simplest first: shrinking moves block indices towards 0.
+BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
+                       upsample, conv_transpose, attention]
+
+
+def gemm_head(draw: Draw, b: Builder, x: Image) -> str:
+    """GlobalAveragePool | nothing -> Flatten -> Gemm (a classifier)."""
+    src, size = x.name, x.c * x.h * x.w
+    if draw(st.booleans()):
+        src, size = b.one("GlobalAveragePool", [src]), x.c
+    flat = b.one("Flatten", [src], axis=1)
+    n_out = draw(st.integers(2, 10))
+    return b.one("Gemm", [flat, b.const(b.weight(n_out, size)),
+                          b.const(b.weight(n_out) * 0.1, "b")], transB=1)
+
+
+@dataclass(frozen=True)
+class FuzzGraph:
+    """A drawn model and how to feed it."""
+
+    model: onnx.ModelProto
+    input_name: str
+    shape: tuple[int, int, int]          # C, H, W
+    batches: tuple[int, ...]             # batch sizes to feed (two when the axis is dynamic)
+    seed: int
+    blocks: tuple[str, ...]
+
+    def feeds(self, batch: int, seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch, *self.shape)).astype(np.float32)
+        return {self.input_name: x}
+
+
+def _ir_version(opset: int) -> int:
+    return helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+
+
+@st.composite
+def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
+    """A random float32 image model: a stem, blocks (a list, so that shrinking removes
+    them), an optional Gemm head."""
+    opset = draw(st.integers(13, 21))
+    dynamic = draw(st.booleans())
+    batch = draw(st.integers(1, 3))
+    c = draw(st.integers(2, 12))
+    h, w = draw(st.integers(1, 16)), draw(st.integers(1, 16))
+    seed = draw(st.integers(0, 2 ** 16))
+    b = Builder(opset, "N" if dynamic else batch, np.random.default_rng(seed))
+    x = Image("input", c, h, w)
+    # a convolution stem first, as in every exported image model (a graph with nothing
+    # quantizable hits tests/fuzz/test_regressions.py::test_single_relu_on_the_input_quantizes)
+    x = conv_act(draw, b, x)
+    names = ["conv_act"]
+    for index in draw(st.lists(st.integers(0, len(BLOCKS) - 1), min_size=0,
+                               max_size=max_blocks)):
+        block = BLOCKS[index]
+        names.append(block.__name__)
+        x = block(draw, b, x)
+    outputs = [x.name]
+    if draw(st.booleans()):
+        names.append("gemm_head")
+        head = gemm_head(draw, b, x)
+        outputs = [head] + (outputs if draw(st.booleans()) else [])
+    batch_dim: int | str = "N" if dynamic else batch
+    graph = helper.make_graph(
+        b.nodes, "fuzz",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, c, h, w])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="lowp-fuzz")
+    model.ir_version = _ir_version(opset)
+    model = onnx.shape_inference.infer_shapes(model)
+    batches = (batch, 1 + batch % 3) if dynamic else (batch,)
+    return FuzzGraph(model, "input", (c, h, w), batches, seed, tuple(names))

@@ -1,0 +1,77 @@
+"""Random graphs: lowp's Session equals ONNX Runtime on lowp's and ORT's QDQ files, and on
+the float model (`make fuzz` runs thousands; CI a fixed-seed subset)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import onnx
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
+
+import lowp
+
+from .graphs import FuzzGraph, fuzz_graphs
+from .harness import COMBOS, EngineCombo, Quantizer, check_graph
+
+logging.getLogger().setLevel(logging.ERROR)          # quantize_static's advice, per call
+
+FAILURES = Path(os.environ.get("LOWP_FUZZ_FAILURES", "/tmp/lowp-fuzz-failures"))
+
+
+def _not_known_bug(q: Quantizer) -> bool:
+    """Choices that hit a bug already kept in test_regressions.py (drop when it is fixed):
+    test_xnnpack_policy_all_quantizes_a_constant_addend."""
+    return not (q.target == "xnnpack" and q.policy == "all")
+
+
+quantizers = st.tuples(
+    st.builds(Quantizer, tool=st.just("lowp"), per_channel=st.booleans(),
+              target=st.sampled_from(list(lowp.TARGETS)),
+              policy=st.sampled_from(["connected", "all"])).filter(_not_known_bug),
+    st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
+              signed_activations=st.booleans()))
+combos = st.lists(st.sampled_from(COMBOS), min_size=1, max_size=2, unique=True)
+
+
+def _check(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo]) -> None:
+    note(f"blocks={g.blocks} batches={g.batches} opset={g.model.opset_import[0].version}")
+    note(f"quantizers={[str(q) for q in qs]} combos={[str(c) for c in cs]}")
+    try:
+        bad = check_graph(g, qs, cs)
+    except UnsatisfiedAssumption:
+        raise
+    except Exception as exc:
+        _save(g, qs, cs, f"{type(exc).__name__}-{str(exc)[:60]}")
+        raise
+    if bad:
+        _save(g, qs, cs, f"mismatch-{bad[0].where.split()[0]}")
+    assert not bad, "\n".join(f"{m.where} {m.output}: {m.detail}" for m in bad[:8])
+
+
+def _save(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo], key: str) -> None:
+    """Keep the latest graph of each kind of failure (hypothesis ends on the shrunk one)
+    with the choices that made it fail, for triage."""
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    stem = FAILURES / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+    onnx.save(g.model, f"{stem}.onnx")
+    Path(f"{stem}.txt").write_text(f"{g.batches} {g.seed}\n{qs!r}\n{cs!r}\n")
+
+
+@given(g=fuzz_graphs(), qs=quantizers, cs=combos)
+def test_lowp_equals_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
+                                 cs: list[EngineCombo]) -> None:
+    _check(g, list(qs), cs)
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=str)
+@settings(max_examples=3)
+@given(g=fuzz_graphs(max_blocks=2), qs=quantizers)
+def test_every_engine_combo(combo: EngineCombo, g: FuzzGraph,
+                            qs: tuple[Quantizer, Quantizer]) -> None:
+    _check(g, list(qs), [combo])

@@ -1,0 +1,62 @@
+"""Every engine bug the graph fuzzer found, as a fixed minimal case (xfail until fixed)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from .graphs import FuzzGraph
+from .harness import COMBOS, Quantizer, check_graph, quantize_lowp
+
+logging.getLogger().setLevel(logging.ERROR)
+
+def _model(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray],
+           shape: list[int], outputs: list[str], opset: int = 13) -> FuzzGraph:
+    """A graph with one float input `input` of `shape`, shapes inferred."""
+    graph = helper.make_graph(
+        nodes, "case", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+    model = onnx.shape_inference.infer_shapes(model)
+    return FuzzGraph(model, "input", tuple(shape[1:]), (shape[0],), 0, ())  # type: ignore[arg-type]
+
+def _weight(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+
+def _assert_agrees(g: FuzzGraph, quantizers: list[Quantizer]) -> None:
+    bad = check_graph(g, quantizers, COMBOS)
+    assert not bad, "\n".join(f"{m.where} {m.output}: {m.detail}" for m in bad[:8])
+
+def test_split_with_num_outputs_attribute_in_an_integer_region() -> None:
+    # opset 18 Split(num_outputs=2) between quantized tensors: the integer data-movement
+    # step passed num_outputs twice to float_ops.Split (TypeError -> InternalError);
+    # fixed in lower_elementwise._data_movement
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Split", ["c"], ["s0", "s1"], axis=1, num_outputs=2),
+             helper.make_node("Conv", ["s1", "w2"], ["d"], kernel_shape=[1, 1]),
+             helper.make_node("Concat", ["s0", "d"], ["y"], axis=1)]
+    g = _model(nodes, {"w": _weight(4, 3, 1, 1), "b": _weight(4), "w2": _weight(2, 2, 1, 1)},
+               [1, 3, 4, 5], ["y"], opset=18)
+    _assert_agrees(g, [Quantizer("lowp", True, policy="all"), Quantizer("ort", True)])
+
+@pytest.mark.xfail(strict=True, reason="passes/calibrate: a graph whose only node reads the "
+                   "graph input fails with 'zip() argument 2 is longer than argument 1'")
+def test_single_relu_on_the_input_quantizes() -> None:
+    g = _model([helper.make_node("Relu", ["input"], ["y"])], {}, [1, 4, 2, 2], ["y"])
+    quantize_lowp(g, [g.feeds(1, i) for i in range(3)], Quantizer("lowp", True))
+
+@pytest.mark.xfail(strict=True, reason="passes/choose: with policy ALL a constant operand of "
+                   "Add/Mul is quantized as an asymmetric weight, which breaks the "
+                   "symmetric target xnnpack (verify raises QuantizationError)")
+def test_xnnpack_policy_all_quantizes_a_constant_addend() -> None:
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c", "k"], ["y"])]
+    g = _model(nodes, {"w": _weight(4, 4, 1, 1), "k": np.float32(0.5)}, [1, 4, 3, 3], ["y"])
+    quantize_lowp(g, [g.feeds(1, i) for i in range(3)],
+                  Quantizer("lowp", True, target="xnnpack", policy="all"))
