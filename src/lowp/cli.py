@@ -268,10 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    """A message on one line: the lines of a list (or of a printed array) joined by '; ',
+    or by a space after a line that ends with a colon."""
+    out = ""
+    for line in (ln.strip() for ln in text.splitlines()):
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out
+
+
 def _describe(e: BaseException) -> str:
     """One line for any exception: lowp's own message, or the type and first line."""
     if isinstance(e, LowpError):
-        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return _one_line(str(e)) or type(e).__name__
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
@@ -285,12 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InternalError as e:
         if args.debug:
             raise
-        print(f"lowp: {e}", file=sys.stderr)
+        print(f"lowp: {_describe(e)}", file=sys.stderr)
         return EXIT_INTERNAL
     except LowpError as e:
         if args.debug:
             raise
-        print(f"lowp: error: {e}", file=sys.stderr)
+        print(f"lowp: error: {_describe(e)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("lowp: interrupted", file=sys.stderr)

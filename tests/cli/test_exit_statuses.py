@@ -104,3 +104,15 @@ def test_no_report_skips_the_summary(tmp_path, calib, monkeypatch):
     monkeypatch.setattr(lowp.report.summary, "summarize", None)
     assert main(["quantize", str(demo_model_path()), "--calib", calib, "-o",
                  str(tmp_path / "q.onnx"), "--quiet", "--no-report"]) == EXIT_OK
+
+
+def test_a_multi_line_message_is_printed_on_one_line(tmp_path, monkeypatch, capsys):
+    import lowp.passes.verify
+    from lowp.errors import QuantizationError
+
+    def lint(*_, **__):
+        raise QuantizationError("3 violations:\n  first\n  second\n  third")
+    monkeypatch.setattr(lowp.passes.verify, "lint", lint)
+    assert main(["check", str(demo_model_path()), "--target", "lowp"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lowp: error: 3 violations: first; second; third"]
