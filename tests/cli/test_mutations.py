@@ -91,3 +91,22 @@ def test_the_summary_line(fuzz):
     assert fuzz.summary_line(results) == (
         "4 mutations: 1 loaded and ran, 2 clean errors, 0 out of memory, 0 internal errors, "
         "1 tracebacks, 0 crashes, 0 hangs")
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="lowering (runtime/lower_linear.py "
+                   "_bias_at) lets a bare ValueError out of Session(): nothing wraps the "
+                   "lowering of a node the way execute() wraps running it")
+def test_a_conv_rewired_to_the_fc_weight_fails_with_a_lowp_error(fuzz):
+    """Structured mutant 271 of `tools/fuzz_models.py --mutations 5000 --seed 11
+    --structured 1`: the QDQ demo's depthwise Conv reads the Gemm's weight."""
+    import onnx
+
+    from lowp.errors import LowpError
+    from lowp.runtime import Session
+
+    model = onnx.ModelProto()
+    model.ParseFromString(fuzz.seed_models()["demo_qdq"])
+    conv = next(n for n in model.graph.node if n.name == "/dw/Conv")
+    conv.input[1] = "fc.weight"
+    with pytest.raises(LowpError):
+        Session(model)
