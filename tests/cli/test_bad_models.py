@@ -159,11 +159,22 @@ def missing_file(tmp: Path) -> Path:
     return tmp / "nowhere.onnx"
 
 
+def invalid_utf8_name(tmp: Path) -> Path:
+    """An unknown operator in a node whose name is not UTF-8: the checker's message names
+    the node and cannot be decoded (a bare UnicodeDecodeError once)."""
+    nodes = [helper.make_node("NoSuchOperator", ["x", "w"], ["y"], name="NODE_NAME_TO_BREAK")]
+    data = _model(nodes).SerializeToString()
+    assert data.count(b"NODE_NAME_TO_BREAK") == 1
+    path = tmp / "utf8.onnx"
+    path.write_bytes(data.replace(b"NODE_NAME_TO_BREAK", b"\xff\xfe" * 9))
+    return path
+
+
 BAD_MODELS: dict[str, Callable[[Path], Path]] = {f.__name__: f for f in [
     ext_missing, ext_truncated, ext_escaping, ext_etc, ext_absolute, opset_zero, opset_huge,
     no_default_opset, duplicate_outputs, dangling_input, unknown_op,
     ir_version_zero, ir_version_huge, empty_file, random_bytes, directory, text_file,
-    wrong_message, graph_message, missing_file]}
+    wrong_message, graph_message, missing_file, invalid_utf8_name]}
 
 
 def _argv(command: str, model: Path, tmp: Path) -> tuple[list[str], list[Path]]:
