@@ -37,6 +37,7 @@ OK, CLEAN, MEMORY, INTERNAL, TRACEBACK, CRASH, HANG = (
     "ok", "clean", "memory", "internal", "traceback", "crash", "hang")
 FAILURES = (INTERNAL, TRACEBACK, CRASH, HANG)
 BATCH_TIMEOUT_S = 120.0
+_BACKEND_VAR = "LOWP_FUZZ_BACKEND"   # the Session backend of the child processes
 
 
 # --- mutations -----------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def _classify_run(path: str) -> tuple[str, str]:
 
     x = _demo_input()
     try:
-        session = Session(path)
+        session = Session(path, backend=os.environ.get(_BACKEND_VAR, "auto"))
         session.run({session.inputs[0].name: x} if session.inputs else {})
     except InternalError as e:
         return INTERNAL, str(e)
@@ -382,11 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, help="copy the mutants that were not clean here")
     p.add_argument("--structured", type=float, default=1 / 3, metavar="SHARE",
                    help="share of structured mutants (default 1/3; 0: byte mutations only)")
+    p.add_argument("--backend", choices=["auto", "native", "reference"], default="auto",
+                   help="Session backend the mutants run on")
     p.add_argument("--worker", nargs=2, metavar=("LIST", "RESULTS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         run_worker(Path(args.worker[0]).read_text().splitlines(), Path(args.worker[1]))
         return 0
+    os.environ[_BACKEND_VAR] = args.backend
     results = fuzz(args.mutations, args.seed, args.keep, args.batch, args.structured)
     for line in _failures(results):
         print(line)
