@@ -34,8 +34,9 @@ EXIT_SUMMARY_FAILED = 4    # `lowp quantize`: the model is written, its summary 
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """exit status: 0 success; 1 `check` found violations; 2 error in the model, data or
-arguments; 3 internal error (a bug in lowp: rerun with --debug and report it); 4 `quantize`
-wrote the model but its summary (accuracy, agreement tables, --report) failed"""
+arguments (or out of memory); 3 internal error (a bug in lowp: rerun with --debug and report
+it); 4 `quantize` wrote the model but its summary (accuracy, agreement tables, --report)
+failed"""
 
 
 def _config(args: argparse.Namespace) -> Config:
