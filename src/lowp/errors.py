@@ -23,6 +23,17 @@ class UnsupportedOpError(LowpError):
         self.node_name = node_name
 
 
+class NodeError(ModelError):
+    """A node whose attributes, weights and input shapes do not fit together: the model's
+    fault, not lowp's. Operators raise it with the detail only; the engine adds the node."""
+
+    def __init__(self, detail: str, op_type: str = "", node_name: str = "") -> None:
+        super().__init__(f"node '{node_name}' ({op_type}): {detail}" if node_name else detail)
+        self.detail = detail
+        self.op_type = op_type
+        self.node_name = node_name
+
+
 class DataError(LowpError):
     """Calibration or input data that does not fit the model (names, shapes, dtypes, NaN/Inf)."""
 

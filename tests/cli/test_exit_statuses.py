@@ -116,3 +116,19 @@ def test_a_multi_line_message_is_printed_on_one_line(tmp_path, monkeypatch, caps
     assert main(["check", str(demo_model_path()), "--target", "lowp"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "lowp: error: 3 violations: first; second; third"]
+
+
+def test_a_node_error_from_an_operator_is_the_models_fault(tmp_path, monkeypatch, capsys):
+    """Operators raise NodeError (no node name) for attributes or shapes that do not fit;
+    the engine names the node and the CLI reports a model error, exit 2."""
+    from lowp.errors import NodeError
+
+    def relu(x, **_):
+        raise NodeError("kernel extent 9 exceeds padded input 8 on spatial axis 0")
+    monkeypatch.setitem(FLOAT_OPS, "Relu", relu)
+    np.save(tmp_path / "x.npy", np.ones(2, np.float32))
+    code = main(["run", _relu_model(tmp_path / "m.onnx"), "--input", f"x={tmp_path / 'x.npy'}"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lowp: error: node 'the_relu' (Relu): kernel extent 9 exceeds padded input 8 on "
+        "spatial axis 0"]

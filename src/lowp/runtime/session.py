@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import DataError, InternalError, LowpError
+from ..errors import DataError, InternalError, LowpError, NodeError
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
@@ -204,6 +204,10 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
                             "not computed")
     try:
         results = step.fn(*vals, layout=want)
+    except NodeError as e:
+        if e.node_name:
+            raise
+        raise NodeError(e.detail, step.op_type, step.name) from None
     except (LowpError, MemoryError):
         raise
     except Exception as e:
