@@ -44,6 +44,32 @@ def _random_data(model: onnx.ModelProto, samples: int, seed: int) -> dict[str, n
     return data
 
 
+def with_random_weights(model: onnx.ModelProto, seed: int) -> onnx.ModelProto:
+    """The model with every Conv / Gemm weight built by ConstantOfShape (one value repeated:
+    all output channels alike, blind to channel order) replaced by a seeded random
+    initializer, listed as a graph input too as IR 3 wants."""
+    rng = np.random.default_rng(seed)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inits = {t.name: t for t in out.graph.initializer}
+    weights = {n.input[1] for n in out.graph.node if n.op_type in ("Conv", "Gemm")}
+    keep = []
+    for node in out.graph.node:
+        if (node.op_type != "ConstantOfShape" or node.output[0] not in weights
+                or node.input[0] not in inits):
+            keep.append(node)
+            continue
+        shape = [int(d) for d in onnx.numpy_helper.to_array(inits[node.input[0]])]
+        fan_in = int(np.prod(shape[1:]))
+        w = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        out.graph.initializer.append(onnx.numpy_helper.from_array(w, node.output[0]))
+        out.graph.input.append(onnx.helper.make_tensor_value_info(
+            node.output[0], onnx.TensorProto.FLOAT, shape))
+    del out.graph.node[:]
+    out.graph.node.extend(keep)
+    return out
+
+
 def last_quantized(model: onnx.ModelProto, output: str) -> str:
     """The integer tensor an output is computed from: up the first inputs to the nearest
     DequantizeLinear, whose input is a QuantizeLinear output."""
@@ -63,14 +89,26 @@ def _with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def _params() -> list[object]:
-    return [pytest.param(p, id=_name(p), marks=[pytest.mark.slow] if _name(p) in SLOW else [])
-            for p in LIGHT]
+    """Every model as shipped; the faster ones with random weights too (the slow ones add
+    nothing but minutes: ZFNet-512's random weights diverge through its float LRN, see
+    test_float_lrn_is_not_bit_exact_with_onnxruntime)."""
+    params = []
+    for p in LIGHT:
+        slow = _name(p) in SLOW
+        for weights in ("shipped",) if slow else ("shipped", "random"):
+            params.append(pytest.param(p, weights, id=f"{_name(p)}-{weights}",
+                                       marks=[pytest.mark.slow] if slow else []))
+    return params
 
 
-@pytest.mark.parametrize("path", _params())
-def test_light_model_quantizes_and_runs_int8_like_onnxruntime(path: str) -> None:
+@pytest.mark.parametrize(("path", "weights"), _params())
+def test_light_model_quantizes_and_runs_int8_like_onnxruntime(path: str, weights: str) -> None:
     model = onnx.load(path)
     assert model.ir_version < 4   # initializers listed as graph inputs, weights built at load
+    if weights == "random":
+        model = with_random_weights(model, seed=2)
+        built = {o for n in model.graph.node if n.op_type == "ConstantOfShape" for o in n.output}
+        assert not built & {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm")}
     q = lowp.quantize_model(model, _random_data(model, CALIBRATION_SAMPLES, seed=0))
     assert {i.name for i in q.graph.input} == {
         i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
@@ -96,3 +134,22 @@ def test_every_light_model_is_here() -> None:
     assert [_name(p) for p in LIGHT] == [
         "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
         "shufflenet", "squeezenet", "vgg19", "zfnet512"]
+
+
+@pytest.mark.xfail(strict=True, reason="lowp's float LRN sums and powers in another order "
+                   "than ONNX Runtime: a few ulps apart, enough to flip the rounding of the "
+                   "QuantizeLinear after it")
+def test_float_lrn_is_not_bit_exact_with_onnxruntime() -> None:
+    """ZFNet-512 / AlexNet / Inception v1 keep LRN in float between quantized layers; an
+    ulp of difference there moves a quantized value by one, and the layers after spread
+    it (ZFNet-512 with random weights: 70% of the logits identical)."""
+    from onnx import helper
+
+    x = np.maximum(np.random.default_rng(0).standard_normal((1, 96, 12, 12)), 0)
+    x = (x * 20).astype(np.float32)
+    node = helper.make_node("LRN", ["x"], ["y"], alpha=0.0005, beta=0.75, bias=2.0, size=5)
+    graph = helper.make_graph([node], "lrn", [helper.make_tensor_value_info("x", 1, x.shape)],
+                              [helper.make_tensor_value_info("y", 1, x.shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    ours = Session(model, backend="native").run({"x": x})["y"]
+    np.testing.assert_array_equal(ours, _ort(model, {"x": x})["y"])
