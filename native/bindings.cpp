@@ -83,7 +83,7 @@ NB_MODULE(_native, m) {
   m.def(
       "add",
       [](Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed, float ma, float mb,
-         int za, int zb, int zy, int qmin, int qmax, int threads) {
+         float c, int qmin, int qmax, int threads) {
         if (a.size() != b.size() || a.size() != y.size())
           throw std::invalid_argument("add needs three arrays of the same size");
         lowp::AddArgs args;
@@ -95,16 +95,14 @@ NB_MODULE(_native, m) {
         args.b_signed = b_signed;
         args.ma = ma;
         args.mb = mb;
-        args.za = za;
-        args.zb = zb;
-        args.zy = zy;
+        args.c = c;
         args.qmin = qmin;
         args.qmax = qmax;
         nb::gil_scoped_release nogil;
         lowp::run_add(args, threads);
       },
-      "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a, "za"_a, "zb"_a,
-      "zy"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+      "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a, "c"_a, "qmin"_a,
+      "qmax"_a, "threads"_a = 1);
 
   m.def(
       "max_pool2d",

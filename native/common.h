@@ -109,18 +109,19 @@ using DwQuadFn = void (*)(const DwQuadArgs& a, const Epilogue& e);
 // packed weights and the per-channel epilogue arrays are stored in that order.
 inline int dw_quad_block(int rem) { return rem > 48 ? 64 : rem > 16 ? 32 : 16; }
 
-// Quantized element-wise Add (O10) of two same-shape 8-bit tensors, all in float32:
-// ta = f32(f32(a - za) * ma), tb likewise, y = clamp(rint(f32(ta + tb)) + zy, qmin, qmax).
-// Clamping the sum to [qmin - zy, qmax - zy] before rounding is equivalent (integer bounds);
-// the driver requires |qmin - zy|, |qmax - zy| <= 2^22 and finite ma, mb.
+// Quantized element-wise Add (O10a) of two same-shape 8-bit tensors, ONNX Runtime's
+// QLinearAdd arithmetic: with a, b the raw integers as float32 and c the folded zero points
+// (computed by the caller), y = clamp(rint(fma(a, ma, fma(b, mb, c))), qmin, qmax), each
+// fma rounded once. Clamping before rounding is equivalent (integer bounds); the caller
+// checks finite ma, mb, c.
 struct AddArgs {
   const uint8_t* a = nullptr;
   const uint8_t* b = nullptr;
   uint8_t* y = nullptr;
   int64_t n = 0;
   bool a_signed = false, b_signed = false;
-  float ma = 1.0f, mb = 1.0f;
-  int32_t za = 0, zb = 0, zy = 0, qmin = 0, qmax = 255;
+  float ma = 1.0f, mb = 1.0f, c = 0.0f;
+  int32_t qmin = 0, qmax = 255;
 };
 using AddFn = void (*)(const AddArgs& a);
 

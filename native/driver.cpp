@@ -3,6 +3,7 @@
 // results never depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -376,19 +377,17 @@ void ConvOp::run_depthwise_quads(const IsaTable& isa, const uint8_t* x, int64_t 
 }
 
 void add_portable(const AddArgs& a) {
-  // Round to nearest even by the 1.5 * 2^23 trick: exact for |s| <= 2^22, which the clamp
-  // bounds guarantee (checked by the caller).
-  const float lo = float(a.qmin - a.zy), hi = float(a.qmax - a.zy), magic = 12582912.0f;
+  // Round to nearest even by the 1.5 * 2^23 trick: exact for |s| <= 2^22, which the
+  // 8-bit clamp bounds guarantee. std::fma rounds once, as the vector kernels' fma does.
+  const float lo = float(a.qmin), hi = float(a.qmax), magic = 12582912.0f;
   for (int64_t i = 0; i < a.n; ++i) {
-    const int32_t va = a.a_signed ? int32_t(int8_t(a.a[i])) : int32_t(a.a[i]);
-    const int32_t vb = a.b_signed ? int32_t(int8_t(a.b[i])) : int32_t(a.b[i]);
-    const float ta = float(va - a.za) * a.ma;
-    const float tb = float(vb - a.zb) * a.mb;
-    float s = ta + tb;
+    const float va = a.a_signed ? float(int8_t(a.a[i])) : float(a.a[i]);
+    const float vb = a.b_signed ? float(int8_t(a.b[i])) : float(a.b[i]);
+    float s = std::fma(va, a.ma, std::fma(vb, a.mb, a.c));
     s = s < lo ? lo : s;
     s = s > hi ? hi : s;
     const float r = (s + magic) - magic;  // no reassociation without -ffast-math
-    a.y[i] = uint8_t(int32_t(r) + a.zy);
+    a.y[i] = uint8_t(int32_t(r));
   }
 }
 

@@ -838,23 +838,18 @@ void dw_quad(const DwQuadArgs& a, const Epilogue& e) {
     dw_quad_sgn<false>(a, e);
 }
 
-// Element-wise Add (O10), 16 values per vector; the conversion rounds to nearest even.
+// Element-wise Add (O10a), 16 values per vector; the conversion rounds to nearest even.
 template <bool SA, bool SB>
 void add_t(const AddArgs& a) {
-  const __m512 ma = _mm512_set1_ps(a.ma), mb = _mm512_set1_ps(a.mb);
-  const __m512 lo = _mm512_set1_ps(float(a.qmin - a.zy)), hi = _mm512_set1_ps(float(a.qmax - a.zy));
-  const __m512i za = _mm512_set1_epi32(a.za), zb = _mm512_set1_epi32(a.zb);
-  const __m512i zy = _mm512_set1_epi32(a.zy);
+  const __m512 ma = _mm512_set1_ps(a.ma), mb = _mm512_set1_ps(a.mb), c = _mm512_set1_ps(a.c);
+  const __m512 lo = _mm512_set1_ps(float(a.qmin)), hi = _mm512_set1_ps(float(a.qmax));
   auto one = [&](int64_t i, __mmask16 k) {
     const __m128i ra = _mm_maskz_loadu_epi8(k, a.a + i), rb = _mm_maskz_loadu_epi8(k, a.b + i);
-    const __m512i va = SA ? _mm512_cvtepi8_epi32(ra) : _mm512_cvtepu8_epi32(ra);
-    const __m512i vb = SB ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
-    const __m512 ta = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(va, za)), ma);
-    const __m512 tb = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(vb, zb)), mb);
-    __m512 s = _mm512_add_ps(ta, tb);
+    const __m512 va = _mm512_cvtepi32_ps(SA ? _mm512_cvtepi8_epi32(ra) : _mm512_cvtepu8_epi32(ra));
+    const __m512 vb = _mm512_cvtepi32_ps(SB ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb));
+    __m512 s = _mm512_fmadd_ps(va, ma, _mm512_fmadd_ps(vb, mb, c));
     s = _mm512_min_ps(_mm512_max_ps(s, lo), hi);
-    const __m512i r = _mm512_cvt_roundps_epi32(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_add_epi32(r, zy);
+    return _mm512_cvt_roundps_epi32(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   };
   const bool sgn = a.qmin < 0;
   int64_t i = 0;

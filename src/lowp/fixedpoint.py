@@ -34,6 +34,36 @@ def requant_scale(x_scale: np.ndarray | float, w_scale: np.ndarray | float,
     return (xw / np.float32(y_scale)).astype(np.float32)
 
 
+def fma32(a: np.ndarray | np.floating | float, b: np.ndarray | np.floating | float,
+          c: np.ndarray | np.floating | float) -> np.ndarray:
+    """float32 fused multiply-add, a * b + c rounded once to nearest even (IEEE fma).
+
+    The product of two float32 values is exact in float64; the float64 sum is made exact by
+    Knuth's TwoSum (s + err == p + c), and rounding s to float32 is only wrong when s lies
+    exactly half-way between two float32 values and err breaks the tie: then the neighbour
+    on err's side is taken. Used where a peer's kernel fuses (ONNX Runtime's QLinearAdd).
+
+    Examples
+    --------
+    >>> float(fma32(np.float32(1 + 2**-23), np.float32(1 - 2**-23), np.float32(-1)))
+    -1.4210854715202004e-14
+    """
+    a64 = np.asarray(a, np.float32).astype(np.float64)
+    b64 = np.asarray(b, np.float32).astype(np.float64)
+    c64 = np.asarray(c, np.float32).astype(np.float64)
+    p = a64 * b64                                   # exact: 24 + 24 bits
+    s = p + c64
+    bp = s - c64
+    err = (p - bp) + (c64 - (s - bp))               # TwoSum: s + err == p + c exactly
+    r = s.astype(np.float32)
+    d = s - r.astype(np.float64)                    # where s fell from r (exact)
+    toward = np.nextafter(r, np.where(d > 0, np.float32(np.inf), np.float32(-np.inf)))
+    tie = (d != 0) & (np.abs(d) * 2 == np.abs(toward.astype(np.float64) - r))
+    # a tie broken by err towards `toward` (err on the same side as d) moves there
+    r = np.where(tie & (err != 0) & ((err > 0) == (d > 0)), toward, r)
+    return np.asarray(r, np.float32)
+
+
 def quantize_multiplier(scale: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Split positive float32 scales into (multiplier in [2^30, 2^31), shift) (R3).
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
-import torch
+import onnxruntime as ort
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
 
 from lowp.fixedpoint import RequantMode
 from lowp.ops import add, concat, mul
+from lowp.ops.elementwise import add_span_kind
 from lowp.qparams import QParams, QType, dequantize, quantize
 from tests.strategies import ACTIVATION_QTYPES
 
@@ -29,6 +34,16 @@ def _operands(seed: int, qt: QType, shapes: tuple) -> tuple[np.ndarray, np.ndarr
                  for s in shapes)
 
 
+def _exact_fma(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    """a * b + c rounded once to the nearest float32 (ties to even), by rational arithmetic."""
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    near = np.float32(float(exact))
+    candidates = [np.nextafter(near, np.float32(-np.inf)), near,
+                  np.nextafter(near, np.float32(np.inf))]
+    return min(candidates, key=lambda v: (abs(Fraction(float(v)) - exact),
+                                          int(np.float32(v).view(np.int32)) & 1))
+
+
 def _kw(qa: QParams, qb: QParams, qy: QParams, qmin: int) -> dict:
     return dict(a_scale=float(qa.scale), a_zero_point=int(qa.zero_point),
                 b_scale=float(qb.scale), b_zero_point=int(qb.zero_point),
@@ -43,14 +58,24 @@ def test_add(qt: QType, shapes: tuple, relu: bool, data: st.DataObject, seed: in
     a, b = _operands(seed, qt, shapes)
     qmin = max(int(qy.zero_point), qt.qmin) if relu else qt.qmin
     y = add(a, b, **_kw(qa, qb, qy, qmin))
-    # exact: (O10) restated with torch float32 tensors, one op at a time
-    f32 = torch.float32
-    ma = torch.tensor(np.float32(qa.scale) / np.float32(qy.scale), dtype=f32)
-    mb = torch.tensor(np.float32(qb.scale) / np.float32(qy.scale), dtype=f32)
-    ta = torch.from_numpy(np.asarray(a.astype(np.int64) - int(qa.zero_point))).to(f32) * ma
-    tb = torch.from_numpy(np.asarray(b.astype(np.int64) - int(qb.zero_point))).to(f32) * mb
-    r = torch.round(ta + tb).to(torch.float64) + int(qy.zero_point)
-    ref = torch.clamp(r, qmin, qy.qmax).numpy().astype(qt.numpy_dtype)
+    # exact: (O10a) restated with exact rational fused multiply-adds
+    ma = np.float32(np.float32(qa.scale) / np.float32(qy.scale))
+    mb = np.float32(np.float32(qb.scale) / np.float32(qy.scale))
+    za, zb, zy = int(qa.zero_point), int(qb.zero_point), int(qy.zero_point)
+    c = np.float32(np.float32(zy) - _exact_fma(ma, np.float32(za), np.float32(mb * np.float32(zb))))
+    af, bf = np.broadcast_arrays(a.astype(np.float32), b.astype(np.float32))
+    kind = add_span_kind(a.shape, b.shape)
+    flat = []
+    for va, vb in zip(af.ravel(), bf.ravel(), strict=True):
+        if kind == "b":
+            v = _exact_fma(va, ma, np.float32(c + np.float32(vb * mb)))
+        elif kind == "a":
+            v = _exact_fma(vb, mb, np.float32(c + np.float32(va * ma)))
+        else:
+            v = _exact_fma(va, ma, _exact_fma(vb, mb, c))
+        flat.append(v)
+    r = np.rint(np.array(flat, np.float32).reshape(af.shape))
+    ref = np.clip(r, qmin, qy.qmax).astype(qt.numpy_dtype)
     assert y.dtype == qt.numpy_dtype
     np.testing.assert_array_equal(y, ref)
     # within one unit of the real sum
@@ -71,7 +96,9 @@ def test_mul(qt: QType, shapes: tuple, mode: RequantMode, data: st.DataObject,
     m = np.float32(np.float32(qa.scale * qb.scale) / qy.scale)
     acc = (a.astype(np.int64) - int(qa.zero_point)) * (b.astype(np.int64) - int(qb.zero_point))
     if mode is RequantMode.FLOAT32:
-        ref = np.clip(np.rint(acc.astype(np.float32) * m), qt.qmin, qt.qmax)
+        # (O11a): the zero point (0 here) is added before rounding
+        ref = np.clip(np.rint((acc.astype(np.float32) * m).astype(np.float32) + np.float32(0)),
+                      qt.qmin, qt.qmax)
         np.testing.assert_array_equal(y, ref.astype(qt.numpy_dtype))
     real = dequantize(a, qa).astype(np.float64) * dequantize(b, qb)
     q = quantize(real.astype(np.float32), qy).astype(np.int64)
@@ -105,9 +132,6 @@ def test_concat(qt: QType, n: int, axis: int, same: bool, data: st.DataObject,
 
 def _ort_qlinear_concat(xs: list[np.ndarray], qins: list[QParams], qy: QParams,
                         axis: int) -> np.ndarray:
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
     elem = TensorProto.UINT8 if xs[0].dtype == np.uint8 else TensorProto.INT8
     dt = xs[0].dtype
     inits = [numpy_helper.from_array(np.array(qy.scale, np.float32), "sy"),
@@ -140,3 +164,42 @@ def test_concat_equals_onnxruntime_qlinear_concat(qt: QType, n: int, data: st.Da
           for _ in range(n)]
     np.testing.assert_array_equal(concat(xs, qins, qy, 0),
                                   _ort_qlinear_concat(xs, qins, qy, 0))
+
+
+def _ort_qlinear(op: str, a: np.ndarray, b: np.ndarray, qa: QParams, qb: QParams,
+                 qy: QParams) -> np.ndarray:
+    elem = TensorProto.UINT8 if a.dtype == np.uint8 else TensorProto.INT8
+    inits = [numpy_helper.from_array(np.array(v, dt), n) for v, dt, n in [
+        (qa.scale, np.float32, "sa"), (qa.zero_point, a.dtype, "za"),
+        (qb.scale, np.float32, "sb"), (qb.zero_point, a.dtype, "zb"),
+        (qy.scale, np.float32, "sy"), (qy.zero_point, a.dtype, "zy")]]
+    node = helper.make_node(op, ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["y"],
+                            domain="com.microsoft")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", elem, None),
+                                            helper.make_tensor_value_info("b", elem, None)],
+                              [helper.make_tensor_value_info("y", elem, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"a": a, "b": b})[0]
+
+
+BROADCASTS = [((3, 8, 9, 10), (3, 8, 9, 10)), ((3, 8, 9, 10), (3, 8, 1, 1)),
+              ((3, 8, 1, 1), (3, 8, 9, 10)), ((3, 8, 9, 10), (1, 8, 9, 10)),
+              ((3, 8, 9, 10), (1, 1, 1, 10)), ((3, 8, 9, 1), (3, 8, 1, 10)),
+              ((3, 8, 9, 10), (1,)), ((1,), (30, 50)), ((2, 3, 1), (2, 1, 1))]
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS)
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
+@given(qt=ACTIVATION_QTYPES, data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_add_mul_equal_onnxruntime(op: str, shapes: tuple, qt: QType, data: st.DataObject,
+                                   seed: int) -> None:
+    """(O10a) / (O11a) are ONNX Runtime's QLinearAdd / QLinearMul bit for bit, including
+    the broadcast spans in which one operand is folded into the constant."""
+    qa, qb, qy = (data.draw(qparams(qt)) for _ in range(3))
+    a, b = _operands(seed, qt, shapes)
+    fn = add if op == "QLinearAdd" else mul
+    np.testing.assert_array_equal(fn(a, b, **_kw(qa, qb, qy, qt.qmin)),
+                                  _ort_qlinear(op, a, b, qa, qb, qy))

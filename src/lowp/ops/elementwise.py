@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixedpoint import RequantMode, requant_scale, requantize
+from ..fixedpoint import RequantMode, fma32, requant_scale, requantize
 from .linear import wrap_int32
 from .registry import register
 
@@ -13,13 +13,16 @@ from .registry import register
 def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
         b_zero_point: int, y_scale: float, y_zero_point: int, qmin: int, qmax: int,
         out_dtype: np.dtype | type | None = None) -> np.ndarray:
-    """Quantized addition (O10), evaluated entirely in float32, one rounding per step.
+    """Quantized addition (O10a): ONNX Runtime's QLinearAdd arithmetic, in float32 with
+    fused multiply-adds.
 
-    ``ma = float32(float32(s_a) / float32(s_y))``, ``mb`` likewise;
-    ``ta = float32(float32(a - za) * ma)``, ``tb = float32(float32(b - zb) * mb)``;
-    ``y = clamp(round_half_even(float32(ta + tb)) + zy, qmin, qmax)``. Every product and
-    sum is rounded to float32 separately (no fused multiply-add). `qmin`/`qmax` may be
-    narrowed for a fused ReLU. The result has `out_dtype` (default: the dtype of `a`).
+    ``ma = float32(s_a / s_y)``, ``mb`` likewise, and the zero points folded into one
+    constant ``c = float32(zy - fma(ma, za, float32(mb * zb)))``; then, with `a` and `b`
+    the raw integers as float32, ``y = fma(a, ma, fma(b, mb, c))``, or when one operand is
+    a scalar across the innermost broadcast span (`add_span_kind`), its term is folded into
+    the constant first: ``y = fma(a, ma, float32(c + float32(b * mb)))``. Finally
+    ``clamp(round_half_even(y), qmin, qmax)``. `qmin`/`qmax` may be narrowed for a fused
+    ReLU. The result has `out_dtype` (default: the dtype of `a`).
 
     Examples
     --------
@@ -32,12 +35,46 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     b = np.asarray(b)
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
-    ta = (a.astype(np.int32) - np.int32(a_zero_point)).astype(np.float32) * ma
-    tb = (b.astype(np.int32) - np.int32(b_zero_point)).astype(np.float32) * mb
-    s = (ta.astype(np.float32) + tb.astype(np.float32)).astype(np.float32)
-    y = np.rint(s).astype(np.float64) + float(y_zero_point)
+    c = add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point)
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    kind = add_span_kind(a.shape, b.shape)
+    if kind == "b":
+        y = fma32(af, ma, (c + (bf * mb).astype(np.float32)).astype(np.float32))
+    elif kind == "a":
+        y = fma32(bf, mb, (c + (af * ma).astype(np.float32)).astype(np.float32))
+    else:
+        y = fma32(af, ma, fma32(bf, mb, c))
     dtype = np.dtype(out_dtype) if out_dtype is not None else a.dtype
-    return np.asarray(np.clip(y, qmin, qmax).astype(dtype))
+    return np.asarray(np.clip(np.rint(y), qmin, qmax).astype(dtype))
+
+
+def add_constant(ma: np.ndarray | np.floating, a_zero_point: int,
+                 mb: np.ndarray | np.floating, b_zero_point: int,
+                 y_zero_point: int) -> np.float32:
+    """(O10a)'s folded zero points: ``float32(zy - fma(ma, za, float32(mb * zb)))``."""
+    inner = fma32(ma, np.float32(a_zero_point), np.float32(mb * np.float32(b_zero_point)))
+    return np.float32(np.float32(y_zero_point) - inner)
+
+
+def add_span_kind(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> str:
+    """Which operand (O10a) treats as a scalar: "a", "b" or "" (none).
+
+    ONNX Runtime's broadcasting loop hands its kernel spans of the innermost axes; an
+    operand that is constant along the innermost axis where either operand varies (or that
+    has one element) is passed as a scalar for each span.
+    """
+    if int(np.prod(a_shape)) == 1:
+        return "a"
+    if int(np.prod(b_shape)) == 1:
+        return "b"
+    rank = max(len(a_shape), len(b_shape))
+    pa = (1,) * (rank - len(a_shape)) + tuple(a_shape)
+    pb = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+    for da, db in zip(reversed(pa), reversed(pb), strict=True):
+        if da == db == 1:
+            continue
+        return "" if da == db else ("a" if da == 1 else "b")
+    return ""
 
 
 @register("Mul")
@@ -45,10 +82,12 @@ def mul(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
         b_zero_point: int, y_scale: float, y_zero_point: int, qmin: int, qmax: int,
         out_dtype: np.dtype | type | None = None,
         mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
-    """Quantized multiplication (O11): an int32 product, requantized by the shared function.
+    """Quantized multiplication: an int32 product ``acc = wrap_int32((a - za) * (b - zb))``
+    scaled by ``M = requant_scale(s_a, s_b, s_y)`` (R1).
 
-    ``acc = wrap_int32((a - za) * (b - zb))`` and ``y = requantize(acc, M, zy, qmin, qmax)``
-    with ``M = requant_scale(s_a, s_b, s_y)`` (R1), (R2)/(R4).
+    Float32 mode (O11a), ONNX Runtime's QLinearMul: the zero point is added before
+    rounding, ``y = clamp(round_half_even(float32(float32(acc) * M) + zy), qmin, qmax)``.
+    Fixed-point mode (O11): ``y = requantize(acc, M, zy, qmin, qmax)`` (R4).
 
     Examples
     --------
@@ -63,4 +102,7 @@ def mul(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
                      (b.astype(np.int64) - int(b_zero_point)))
     m = requant_scale(a_scale, b_scale, y_scale)
     dtype = np.dtype(out_dtype) if out_dtype is not None else a.dtype
+    if mode is RequantMode.FLOAT32:
+        y = (acc.astype(np.float32) * m).astype(np.float32) + np.float32(y_zero_point)
+        return np.asarray(np.clip(np.rint(y), qmin, qmax).astype(dtype))
     return np.asarray(requantize(acc, m, y_zero_point, qmin, qmax, mode).astype(dtype))

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..fixedpoint import Requant, RequantMode, requant_scale, requantize
 from ..ops.concat import rescale
+from ..ops.elementwise import add as reference_add
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
 from ..qparams import QParams
@@ -102,33 +103,22 @@ def _native_module() -> ModuleType | None:
 def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.dtype,
              b_scale: float, b_zero_point: int, y_scale: float, y_zero_point: int,
              qmin: int, qmax: int, out_dtype: np.dtype) -> Callable[..., np.ndarray]:
-    """lowp.ops.elementwise.add (O10) with in-place float32 passes.
-
-    float32(q) - float32(zp) is exact for 8/16-bit values, so it equals the reference's
-    float32(int32(q) - zp); every later step is the same single float32 rounding.
-    """
+    """lowp.ops.elementwise.add (O10a): the native loop for same-shape 8-bit operands,
+    the reference for the rest (broadcasting, 16-bit)."""
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
-    za, zb, zy = np.float32(a_zero_point), np.float32(b_zero_point), np.float32(y_zero_point)
     native = _native_add(a_dtype=a_dtype, ma=ma, a_zero_point=a_zero_point, b_dtype=b_dtype,
                          mb=mb, b_zero_point=b_zero_point, y_zero_point=y_zero_point,
                          qmin=qmin, qmax=qmax, out_dtype=out_dtype)
+    params = dict(a_scale=a_scale, a_zero_point=a_zero_point, b_scale=b_scale,
+                  b_zero_point=b_zero_point, y_scale=y_scale, y_zero_point=y_zero_point,
+                  qmin=qmin, qmax=qmax, out_dtype=out_dtype)
 
     def add(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if (native is not None and a.shape == b.shape and a.dtype == native.a_dtype
                 and b.dtype == native.b_dtype):
             return native(a, b, out=arena.get(a.shape, native.out_dtype) if arena else None)
-        x = a.astype(np.float32)
-        x -= za
-        x *= ma
-        y = b.astype(np.float32)
-        y -= zb
-        y *= mb
-        s = x + y if x.shape != np.broadcast_shapes(x.shape, y.shape) else np.add(x, y, out=x)
-        np.rint(s, out=s)
-        s += zy
-        np.clip(s, qmin, qmax, out=s)
-        return s.astype(out_dtype)
+        return reference_add(a, b, **params)  # type: ignore[arg-type]
 
     return add
 

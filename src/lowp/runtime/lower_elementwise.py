@@ -44,6 +44,11 @@ def _binary(ctx: LowerCtx) -> Step | None:
     y, qmin, qmax = out
     if ctx.node.op_type == "Add" and ctx.requant_mode is not RequantMode.FLOAT32:
         return None
+    if ctx.requant_mode is RequantMode.FLOAT32 and QType.INT8 in (
+            a.qparams.qtype, b.qparams.qtype, y.qparams.qtype):
+        # ONNX Runtime runs int8 Add/Mul groups unfused (DequantizeLinear -> float op ->
+        # QuantizeLinear), and so do they here; (O10a)/(O11a) are its uint8 kernels
+        return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
     if ctx.node.op_type == "Add" and max(aq.qtype.bits, bq.qtype.bits) <= 16:
         fast = make_add(aq.qtype.numpy_dtype, float(aq.scale), int(aq.zero_point),

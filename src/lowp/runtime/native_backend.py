@@ -318,41 +318,44 @@ class NativeMatMul:
 
 
 class NativeAdd:
-    """Quantized element-wise Add (O10) of two same-shape uint8/int8 tensors.
+    """Quantized element-wise Add (O10a) of two same-shape uint8/int8 tensors.
 
-    Computes exactly what `lowp.ops.elementwise.add` computes, in float32 without fused
-    multiply-adds: ``ta = f32(f32(a - za) * ma)``, ``tb`` likewise,
-    ``y = clamp(rint(f32(ta + tb)) + zy, qmin, qmax)``. `ma` and `mb` are the float32
+    Computes exactly what `lowp.ops.elementwise.add` computes for same-shape operands:
+    ``y = clamp(rint(fma(a, ma, fma(b, mb, c))), qmin, qmax)`` with the raw integers as
+    float32 and ``c = add_constant(ma, za, mb, zb, zy)``. `ma` and `mb` are the float32
     multipliers ``requant_scale(s_a, 1, s_y)`` and ``requant_scale(s_b, 1, s_y)``.
     Raises ValueError for anything the native loop does not cover (other dtypes, non-finite
-    multipliers, clamp bounds farther than 2^22 from the zero point).
+    multipliers).
     """
 
     def __init__(self, *, a_dtype: np.dtype | type, ma: float, a_zero_point: int,
                  b_dtype: np.dtype | type, mb: float, b_zero_point: int, y_zero_point: int,
                  qmin: int, qmax: int, out_dtype: np.dtype | type, threads: int = 1) -> None:
+        from ..ops.elementwise import add_constant
+
         self.a_dtype, self.b_dtype = np.dtype(a_dtype), np.dtype(b_dtype)
         self.out_dtype = np.dtype(out_dtype)
         for what, dt in (("a", self.a_dtype), ("b", self.b_dtype), ("output", self.out_dtype)):
             if dt not in _INT8_TYPES:
                 raise ValueError(f"{what} must be uint8 or int8, got {dt}")
         self.ma, self.mb = np.float32(ma), np.float32(mb)
-        if not (np.isfinite(self.ma) and np.isfinite(self.mb)):
-            raise ValueError("add multipliers must be finite")
         for what, zp, dt in (("a_zero_point", a_zero_point, self.a_dtype),
-                             ("b_zero_point", b_zero_point, self.b_dtype)):
+                             ("b_zero_point", b_zero_point, self.b_dtype),
+                             ("y_zero_point", y_zero_point, self.out_dtype)):
             lo, hi = _int_range(dt)
             if not lo <= int(zp) <= hi:
                 raise ValueError(f"{what} {zp} is outside {dt}")
         lo, hi = _int_range(self.out_dtype)
         if not lo <= int(qmin) <= int(qmax) <= hi:
             raise ValueError(f"clamp range [{qmin}, {qmax}] exceeds {self.out_dtype}")
-        limit = 1 << 22
-        if abs(int(qmin) - int(y_zero_point)) > limit or abs(int(qmax) - int(y_zero_point)) > limit:
-            raise ValueError(f"output zero point {y_zero_point} is out of range")
+        with np.errstate(all="ignore"):
+            c = add_constant(self.ma, int(a_zero_point), self.mb, int(b_zero_point),
+                             int(y_zero_point))
+        if not (np.isfinite(self.ma) and np.isfinite(self.mb) and np.isfinite(c)):
+            raise ValueError("add multipliers must be finite")
         self._args = (self.a_dtype == np.int8, self.b_dtype == np.int8, float(self.ma),
-                      float(self.mb), int(a_zero_point), int(b_zero_point), int(y_zero_point),
-                      int(qmin), int(qmax), NativeConv._check_threads(threads))
+                      float(self.mb), float(c), int(qmin), int(qmax),
+                      NativeConv._check_threads(threads))
 
     def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
                  ) -> np.ndarray:
