@@ -196,3 +196,17 @@ def test_conv_transpose_output_shape_beyond_the_full_output(auto_pad: str,
     want, = run_ort(case)
     assert got.shape == want.shape == (1, 2, *output_shape)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("base", "exponent"), [
+    (np.array([4, 9, 2, 27, -8], np.int32), np.array([0.5, 0.5, -1.0, 1 / 3, 2.0], np.float32)),
+    (np.array([4, 9, 2, 3, -2], np.int64), np.array([2, 0, -1, -2, 3], np.int64)),
+])
+def test_pow_of_integers_truncates_like_onnxruntime(base: np.ndarray,
+                                                    exponent: np.ndarray) -> None:
+    # a float or negative exponent of an integer base: pow in double, then truncation
+    case = Case("Pow", [base, exponent], opset=15, tol=0)
+    got, = run_lowp(case)
+    want, = run_ort(case)
+    assert got.dtype == want.dtype == base.dtype
+    np.testing.assert_array_equal(got, want)

@@ -289,9 +289,13 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
 
 @register
 def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    if np.issubdtype(a.dtype, np.integer):
-        return _as(np.power(a.astype(np.int64), b.astype(np.int64)), a)
-    return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+    """Pow; an integer base as ONNX Runtime: pow in double, then a C cast to its type (a
+    float or negative exponent truncates, never raises). NaN for a negative base and a
+    fractional exponent, as the spec says."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if np.issubdtype(a.dtype, np.integer):
+            return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+        return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
 
 
 def _variadic(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
