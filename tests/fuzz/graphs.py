@@ -340,11 +340,45 @@ def movement(draw: Draw, b: Builder, x: Image) -> Image:
     return Image(b.one("Reshape", [flat, b.ints([-1, x.c, x.h, x.w])]), x.c, x.h, x.w)
 
 
+def recurrent(draw: Draw, b: Builder, x: Image) -> Image:
+    """A sequence from the feature map (one step per pixel) through LSTM or GRU, back to
+    an image with the hidden size as channels."""
+    if x.h * x.w > 32:
+        return x
+    op, gates = draw(st.sampled_from([("LSTM", 4), ("GRU", 3)]))
+    hidden = draw(st.integers(2, 8))
+    seq = b.one("Reshape", [x.name, b.ints([0, x.c, -1])])
+    seq = b.one("Transpose", [seq], perm=[2, 0, 1])                  # L, N, C
+    w = b.const(b.weight(1, gates * hidden, x.c))
+    r = b.const(b.weight(1, gates * hidden, hidden))
+    bias = b.const(b.weight(1, 2 * gates * hidden) * 0.1, "b")
+    attrs: dict[str, Any] = {"hidden_size": hidden}
+    if op == "GRU":
+        attrs["linear_before_reset"] = int(draw(st.booleans()))
+    y = b.node(op, [seq, w, r, bias], 1, **attrs)[0]                 # L, 1, N, hidden
+    y = _squeeze(b, y, 1)
+    y = b.one("Transpose", [y], perm=[1, 2, 0])                      # N, hidden, L
+    return Image(b.one("Reshape", [y, b.ints([0, hidden, x.h, x.w])]), hidden, x.h, x.w)
+
+
+def branch(draw: Draw, b: Builder, x: Image) -> Image:
+    """If on a constant condition; each branch reads the outer image (Relu | Sigmoid)."""
+    def body(op: str) -> onnx.GraphProto:
+        out = b.fresh(f"{op.lower()}_branch")
+        return helper.make_graph(
+            [helper.make_node(op, [x.name], [out], name=b.fresh(op))], b.fresh("body"), [],
+            [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+
+    cond = b.const(np.array(draw(st.booleans())), "cond")
+    y = b.one("If", [cond], then_branch=body("Relu"), else_branch=body("Sigmoid"))
+    return Image(y, x.c, x.h, x.w)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
-                       upsample, conv_transpose, attention]
+                       upsample, conv_transpose, attention, recurrent, branch]
 
 
 def gemm_head(draw: Draw, b: Builder, x: Image) -> str:
