@@ -60,3 +60,28 @@ def test_loop_carries_values_and_stacks_scan_outputs():
     theirs = _ort(model, feeds)
     np.testing.assert_array_equal(ours["final"], theirs[0])
     np.testing.assert_array_equal(ours["scans"], theirs[1])
+
+
+def test_if_listed_before_the_producer_of_what_its_branches_read():
+    """ONNX Runtime's quantizer can write an If before the node producing a value its
+    branches read (Silero VAD's QDQ file); ONNX Runtime sorts the graph, and so does lowp."""
+    out = helper.make_tensor_value_info("picked", TensorProto.FLOAT, [1, 4])
+    then_g = helper.make_graph([helper.make_node("Relu", ["late"], ["picked"])], "then", [],
+                               [out])
+    else_g = helper.make_graph([helper.make_node("Neg", ["late"], ["picked"])], "else", [],
+                               [out])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["picked"], then_branch=then_g, else_branch=else_g),
+         helper.make_node("Abs", ["x"], ["late"]),
+         helper.make_node("Add", ["picked", "x"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+              helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    before = model.SerializeToString()
+    x = np.array([[-1, 2, -3, 4]], np.float32)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.array(cond)}
+        np.testing.assert_array_equal(Session(model).run(feeds)["y"], _ort(model, feeds)[0])
+    assert model.SerializeToString() == before       # the caller's model is not reordered

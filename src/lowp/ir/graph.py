@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import tempfile
 from collections import defaultdict
@@ -35,12 +36,72 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
         where = str(path)
         proto = _parse(_read(path), where)
         _load_external_data(proto, path, where)
+    proto = _sorted_nodes(proto)
     if check:
         _check(proto, where)
         _check_tensors(proto, where)
         _check_qdq_params(proto, where)
         _check_shapes(proto, where)
     return proto
+
+
+def free_names(graph: onnx.GraphProto) -> set[str]:
+    """Values a (sub)graph reads but does not define: they come from enclosing scopes."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(i for i in node.input if i)
+        used |= _subgraph_reads(node)
+        defined.update(node.output)
+    return used - defined
+
+
+def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    """Outer-scope values read by the subgraphs (If branches, Loop bodies) of `node`."""
+    reads: set[str] = set()
+    for a in node.attribute:
+        for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            reads |= free_names(sub)
+    return reads
+
+
+def _sorted_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with its top-level nodes in an order where every node comes after the
+    producers of what it reads, its subgraphs' outer-scope reads included.
+
+    ONNX Runtime sorts the graph itself, and some tools write nodes out of order (its own
+    quantizer places an If before the producer of a value its branches read); the checker
+    refuses such a file. Nodes already in order are returned as they are (the same object);
+    otherwise a sorted copy, stable (the first node that is ready goes first). A cycle is
+    left for the checker to report."""
+    nodes = list(proto.graph.node)
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
+    deps = [{producer[v] for v in (set(n.input) | _subgraph_reads(n)) if v in producer} - {k}
+            for k, n in enumerate(nodes)]
+    if all(d < k for k, ds in enumerate(deps) for d in ds):
+        return proto
+    readers: dict[int, list[int]] = defaultdict(list)
+    for k, ds in enumerate(deps):
+        for d in ds:
+            readers[d].append(k)
+    waiting = [len(ds) for ds in deps]
+    ready = [k for k in range(len(nodes)) if waiting[k] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for r in readers[k]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) != len(nodes):
+        return proto
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    del copy.graph.node[:]
+    copy.graph.node.extend(nodes[k] for k in order)
+    return copy
 
 
 def _read(path: Path) -> bytes:

@@ -8,22 +8,9 @@ from onnx import helper, numpy_helper
 
 from ..errors import LowpError
 from ..fixedpoint import RequantMode
-from ..ir.graph import Graph, attributes
+from ..ir.graph import Graph, attributes, free_names
 from .backends import ReferenceBackend
 from .plan import CF, Step
-
-
-def free_names(graph: onnx.GraphProto) -> set[str]:
-    """Values a (sub)graph reads but does not define: they come from enclosing scopes."""
-    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    used: set[str] = set()
-    for node in graph.node:
-        used.update(i for i in node.input if i)
-        for a in node.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                used |= free_names(sub)
-        defined.update(node.output)
-    return used - defined
 
 
 class SubPlan:
