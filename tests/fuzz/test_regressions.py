@@ -79,3 +79,37 @@ def test_ort_qdq_file_with_an_if_reading_a_later_listed_tensor() -> None:
     g = _model(nodes, {"w": _weight(4, 4, 1, 1)}, [1, 4, 3, 3], ["y"])
     g.model.graph.initializer.append(numpy_helper.from_array(np.array(True), "cond"))
     _assert_agrees(g, [Quantizer("ort", True)])
+
+
+def test_squeeze_excitation_from_ort_quantize_static() -> None:
+    # GlobalAveragePool -> 1x1 Conv -> HardSigmoid -> Mul with the block input: the gate
+    # (channels-first, 1x1) and the block input (channels-last after a native Conv) once
+    # reached Mul and the 1x1 Conv in mixed layouts ("input has 6 channels, weights
+    # expect 240")
+    c = 6
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["x"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+             helper.make_node("Conv", ["g", "w1", "b1"], ["s"], kernel_shape=[1, 1]),
+             helper.make_node("HardSigmoid", ["s"], ["h"], alpha=1.0 / 6, beta=0.5),
+             helper.make_node("Mul", ["x", "h"], ["y"])]
+    inits = {"w": _weight(c, 3, 3, 3), "b": _weight(c), "w1": _weight(c, c, 1, 1, seed=1),
+             "b1": _weight(c, seed=2)}
+    g = _model(nodes, inits, [2, 3, 5, 8], ["y"])
+    _assert_agrees(g, [Quantizer("ort", True), Quantizer("ort", False),
+                       Quantizer("lowp", True)])
+
+
+@pytest.mark.parametrize("second", ["conv", "sigmoid", "input"])
+def test_concat_on_channels_of_differently_laid_out_inputs(second: str) -> None:
+    # Concat(axis=1) of a native Conv's output (channels-last) and a tensor kept
+    # channels-first: a float Concat once converted only its first input
+    tail = {"conv": [], "sigmoid": [helper.make_node("Sigmoid", ["b"], ["bs"])], "input": []}
+    other = {"conv": "b", "sigmoid": "bs", "input": "input"}[second]
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["input", "w2"], ["b"], kernel_shape=[1, 1]),
+             *tail[second], helper.make_node("Concat", [other, "a"], ["y"], axis=1)]
+    g = _model(nodes, {"w1": _weight(4, 3, 1, 1), "w2": _weight(4, 3, 1, 1, seed=1)},
+               [2, 3, 4, 5], ["y"])
+    _assert_agrees(g, [Quantizer("lowp", True), Quantizer("lowp", True, policy="all"),
+                       Quantizer("ort", True)])
