@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -45,8 +46,11 @@ def test_split_with_num_outputs_attribute_in_an_integer_region() -> None:
                [1, 3, 4, 5], ["y"], opset=18)
     _assert_agrees(g, [Quantizer("lowp", True, policy="all"), Quantizer("ort", True)])
 
-@pytest.mark.xfail(strict=True, reason="passes/calibrate: a graph whose only node reads the "
-                   "graph input fails with 'zip() argument 2 is longer than argument 1'")
+@pytest.mark.xfail(strict=True, reason="passes/calibrate: when every tensor to calibrate is "
+                   "a graph input (here Relu on the input, or a ConvTranspose that reads the "
+                   "input and writes the output), _run asks ONNX Runtime for no names, gets "
+                   "every output back, and zip(strict=True) raises 'zip() argument 2 is "
+                   "longer than argument 1'")
 def test_single_relu_on_the_input_quantizes() -> None:
     g = _model([helper.make_node("Relu", ["input"], ["y"])], {}, [1, 4, 2, 2], ["y"])
     quantize_lowp(g, [g.feeds(1, i) for i in range(3)], Quantizer("lowp", True))
@@ -113,3 +117,18 @@ def test_concat_on_channels_of_differently_laid_out_inputs(second: str) -> None:
                [2, 3, 4, 5], ["y"])
     _assert_agrees(g, [Quantizer("lowp", True), Quantizer("lowp", True, policy="all"),
                        Quantizer("ort", True)])
+
+
+CASES = Path(__file__).parent / "cases"
+
+
+@pytest.mark.xfail(strict=True, reason="quantizer: with policy ALL a ConvTranspose gets "
+                   "QuantizeLinear/DequantizeLinear on its input and output but keeps float "
+                   "weights; ONNX Runtime's optimizer quantizes such weights itself at load "
+                   "(per-tensor int8), so its result (2 steps off on 20% of outputs) is not "
+                   "the file's float semantics, which lowp computes (equal to ORT with "
+                   "graph optimizations off)")
+def test_convtranspose_with_float_weights_between_qdq_pairs() -> None:
+    model = onnx.load(str(CASES / "convtranspose_float_weights.onnx"))
+    g = FuzzGraph(model, "input", (11, 11, 1), (1,), 217, ())
+    _assert_agrees(g, [Quantizer("lowp", False, target="onnxruntime", policy="all")])
