@@ -132,3 +132,22 @@ def test_convtranspose_with_float_weights_between_qdq_pairs() -> None:
     model = onnx.load(str(CASES / "convtranspose_float_weights.onnx"))
     g = FuzzGraph(model, "input", (11, 11, 1), (1,), 217, ())
     _assert_agrees(g, [Quantizer("lowp", False, target="onnxruntime", policy="all")])
+
+
+@pytest.mark.parametrize("act", ["Sigmoid", "Relu"])
+def test_residual_add_of_a_channels_last_and_a_float_operand(act: str) -> None:
+    # found by the fuzzer (blocks conv_act, conv_act, residual) on the layout code before
+    # every step saw ONNX layouts: x + act(conv(x)) as a graph output is a float Add whose
+    # second operand came channels-last ("operands could not be broadcast together with
+    # shapes (1,2,3,3) (1,3,3,2)")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["x"]),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["d"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node(act, ["d"], ["a"]),
+             helper.make_node("Add", ["x", "a"], ["y"])]
+    inits = {"w": _weight(2, 3, 1, 1), "w2": _weight(2, 2, 3, 3, seed=1),
+             "b2": _weight(2, seed=2)}
+    g = _model(nodes, inits, [1, 3, 3, 3], ["y"])
+    _assert_agrees(g, [Quantizer("lowp", False), Quantizer("lowp", True, policy="all"),
+                       Quantizer("ort", False, signed_activations=True)])
