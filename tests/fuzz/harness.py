@@ -238,6 +238,16 @@ class Origin:
         return self.op_type not in STRICT_OPS and self.max_units <= 1
 
 
+def _outer_reads(node: onnx.NodeProto) -> list[str]:
+    """Every tensor the node's subgraphs (If / Loop branches) read, outer scope included."""
+    names = []
+    for attr in node.attribute:
+        for g in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            for n in g.node:
+                names += [*n.input, *_outer_reads(n)]
+    return [n for n in names if n]
+
+
 def _quantized_parents(model: onnx.ModelProto) -> dict[str, set[str]]:
     """For each QuantizeLinear output: the QuantizeLinear outputs its value is computed from."""
     producer = {o: n for n in model.graph.node for o in n.output}
@@ -252,7 +262,7 @@ def _quantized_parents(model: onnx.ModelProto) -> dict[str, set[str]]:
         if node is None:
             return memo[t]
         out: set[str] = set()
-        for i in node.input:
+        for i in [*node.input, *_outer_reads(node)]:
             out |= {i} if i in q_outs else reads(i)
         memo[t] = out
         return out

@@ -122,9 +122,10 @@ def test_concat_on_channels_of_differently_laid_out_inputs(second: str) -> None:
 CASES = Path(__file__).parent / "cases"
 
 
-@pytest.mark.xfail(strict=True, reason="quantizer: with policy ALL a ConvTranspose gets "
-                   "QuantizeLinear/DequantizeLinear on its input and output but keeps float "
-                   "weights; ONNX Runtime's optimizer quantizes such weights itself at load "
+@pytest.mark.xfail(strict=True, reason="quantizer: a ConvTranspose gets QuantizeLinear/"
+                   "DequantizeLinear on its input and output (policy ALL, and CONNECTED "
+                   "between quantized neighbours) but keeps float weights; ONNX Runtime's "
+                   "optimizer quantizes such weights itself at load "
                    "(per-tensor int8), so its result (2 steps off on 20% of outputs) is not "
                    "the file's float semantics, which lowp computes (equal to ORT with "
                    "graph optimizations off)")
