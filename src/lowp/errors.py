@@ -23,9 +23,10 @@ class UnsupportedOpError(LowpError):
         self.node_name = node_name
 
 
-class NodeError(ModelError):
+class NodeError(ModelError, ValueError):
     """A node whose attributes, weights and input shapes do not fit together: the model's
-    fault, not lowp's. Operators raise it with the detail only; the engine adds the node."""
+    fault, not lowp's. Operators raise it with the detail only; the engine adds the node.
+    It is a ValueError too, which is what the numpy operators raised for it before."""
 
     def __init__(self, detail: str, op_type: str = "", node_name: str = "") -> None:
         super().__init__(f"node '{node_name}' ({op_type}): {detail}" if node_name else detail)

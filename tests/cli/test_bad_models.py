@@ -304,9 +304,6 @@ def test_per_axis_scale_that_does_not_fit_its_weight(tmp_path, capfd):
                          "has 2 entries, the scale 's' 4"), line
 
 
-@pytest.mark.xfail(strict=True, reason="engine validation gap: the float operators raise "
-                   "ValueError/ZeroDivisionError (reported as internal errors, exit 3) or "
-                   "ignore the attribute, where a model error (exit 2) is due")
 @pytest.mark.parametrize("op, attrs", [
     ("Conv", {"group": 2**31 - 1}), ("Conv", {"group": 0}),
     ("Conv", {"kernel_shape": [9, 9]}),            # the weight is 3x3: runs, ignoring it

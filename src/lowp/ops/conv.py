@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import NodeError
 from ..fixedpoint import Requant
 from .layout import Layout, channel_axis, from_channels_first, to_channels_first
 from .linear import accumulator, exact_matmul
@@ -22,7 +23,7 @@ def conv_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: S
         span = (kernel[i] - 1) * dilations[i] + 1
         padded = in_shape[i] + pads[i] + pads[i + r]
         if padded < span:
-            raise ValueError(f"conv: kernel extent {span} exceeds padded input {padded} "
+            raise NodeError(f"conv: kernel extent {span} exceeds padded input {padded} "
                              f"on spatial axis {i}")
         out.append((padded - span) // strides[i] + 1)
     return tuple(out)
@@ -93,26 +94,26 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *, x_zero_point:
     w = np.asarray(w)
     r = x.ndim - 2
     if not (np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer)):
-        raise ValueError(f"conv: integer input and weight needed, got {x.dtype}, {w.dtype}")
+        raise NodeError(f"conv: integer input and weight needed, got {x.dtype}, {w.dtype}")
     if r not in (1, 2, 3):
-        raise ValueError(f"conv: input must have 1 to 3 spatial axes, got shape {x.shape}")
+        raise NodeError(f"conv: input must have 1 to 3 spatial axes, got shape {x.shape}")
     if w.ndim != r + 2:
-        raise ValueError(f"conv: weight rank {w.ndim} does not match input rank {x.ndim}")
+        raise NodeError(f"conv: weight rank {w.ndim} does not match input rank {x.ndim}")
     strides = tuple(strides) if strides is not None else (1,) * r
     dilations = tuple(dilations) if dilations is not None else (1,) * r
     pads = tuple(pads) if pads is not None else (0,) * (2 * r)
     if len(strides) != r or len(dilations) != r or len(pads) != 2 * r:
-        raise ValueError("conv: strides/dilations need one entry per spatial axis and pads two")
+        raise NodeError("conv: strides/dilations need one entry per spatial axis and pads two")
     xc = to_channels_first(x, layout)
     n, c = xc.shape[:2]
     m, cg = w.shape[:2]
     kernel = w.shape[2:]
     if group < 1 or c % group or m % group or cg * group != c:
-        raise ValueError(f"conv: {c} input channels, weight {w.shape} and group={group} "
+        raise NodeError(f"conv: {c} input channels, weight {w.shape} and group={group} "
                          "do not agree")
     zw = np.asarray(w_zero_point, dtype=np.int64)
     if zw.ndim > 1 or (zw.ndim == 1 and zw.shape[0] != m):
-        raise ValueError(f"conv: w_zero_point of shape {zw.shape} for {m} output channels")
+        raise NodeError(f"conv: w_zero_point of shape {zw.shape} for {m} output channels")
     out_shape = conv_output_shape(xc.shape[2:], kernel, strides, pads, dilations)
 
     # (O3): padding with the zero point == padding (x - zx) with 0.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import NodeError
 from ..fixedpoint import RequantMode, requant_scale, requantize
 from .layout import Layout, from_channels_first, to_channels_first
 from .linear import wrap_int32
@@ -28,7 +29,7 @@ def pool_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: S
         span = (kernel[i] - 1) * dilations[i] + 1
         num = in_shape[i] + pads[i] + pads[i + r] - span
         if num < 0:
-            raise ValueError(f"pool: window extent {span} exceeds padded input on axis {i}")
+            raise NodeError(f"pool: window extent {span} exceeds padded input on axis {i}")
         o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
         if ceil_mode and (o - 1) * strides[i] >= in_shape[i] + pads[i]:
             o -= 1
@@ -63,13 +64,13 @@ def _geometry(x: np.ndarray, kernel_shape: Sequence[int], strides: Sequence[int]
               ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     r = x.ndim - 2
     if r not in (1, 2, 3) or len(kernel_shape) != r:
-        raise ValueError(f"pool: kernel {tuple(kernel_shape)} does not fit input {x.shape}")
+        raise NodeError(f"pool: kernel {tuple(kernel_shape)} does not fit input {x.shape}")
     k = tuple(int(v) for v in kernel_shape)
     s = tuple(strides) if strides is not None else (1,) * r
     p = tuple(pads) if pads is not None else (0,) * (2 * r)
     d = tuple(dilations) if dilations is not None else (1,) * r
     if len(s) != r or len(d) != r or len(p) != 2 * r:
-        raise ValueError("pool: strides/dilations need one entry per spatial axis and pads two")
+        raise NodeError("pool: strides/dilations need one entry per spatial axis and pads two")
     return k, s, p, d
 
 

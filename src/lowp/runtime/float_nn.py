@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lowp.errors import NodeError
 from lowp.runtime import native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
@@ -79,6 +80,25 @@ def _pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
 # --- convolution --------------------------------------------------------------------------
 
 
+def _check_conv_weight(channels: int, w_shape: tuple[int, ...], group: int,
+                       kernel_shape: Sequence[int] | None, transposed: bool = False) -> None:
+    """The weight, the group and kernel_shape agree with the input's channels: a Conv
+    weight is (M, C / group, k...), a ConvTranspose weight (C, M / group, k...)."""
+    if len(w_shape) < 3:
+        raise NodeError(f"weight of shape {list(w_shape)} is not a convolution kernel")
+    m = w_shape[0]
+    if transposed:
+        bad = group < 1 or channels % group or m != channels
+    else:
+        bad = group < 1 or channels % group or m % group or w_shape[1] * group != channels
+    if bad:
+        raise NodeError(f"{channels} input channels, weight {list(w_shape)} and group={group} "
+                        "do not agree")
+    if kernel_shape is not None and list(kernel_shape) != list(w_shape[2:]):
+        raise NodeError(f"kernel_shape {list(kernel_shape)} is not the weight's "
+                        f"{list(w_shape[2:])}")
+
+
 @register
 def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
          dilations: Sequence[int] | None = None, group: int = 1,
@@ -90,9 +110,15 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     in_sp = x.shape[2:]
     nd = len(in_sp)
     k = list(w.shape[2:])
+    _check_conv_weight(c, w.shape, group, kernel_shape)
+    if w.ndim != x.ndim:
+        raise NodeError(f"weight rank {w.ndim} does not match input rank {x.ndim}")
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end = _auto_pads("Conv", in_sp, k, s, d, pads, auto_pad)
     out = [(in_sp[i] + begin[i] + end[i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(nd)]
+    if any(o < 1 for o in out):
+        raise NodeError(f"the {'x'.join(map(str, k))} kernel (dilations {d}) does not fit the "
+                        f"padded input {list(in_sp)}")
     m, g = w.shape[0], group
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
@@ -129,6 +155,9 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     in_sp = x.shape[2:]
     nd = len(in_sp)
     k = list(w.shape[2:])
+    _check_conv_weight(c, w.shape, group, kernel_shape, transposed=True)
+    if w.ndim != x.ndim:
+        raise NodeError(f"weight rank {w.ndim} does not match input rank {x.ndim}")
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     adj = _ints(output_padding, nd, 0)
     g = group
@@ -202,6 +231,9 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
                 o -= 1
         else:
             o = num // s[i] + 1
+        if o < 1:
+            raise NodeError(f"the {'x'.join(map(str, k))} window does not fit the padded "
+                            f"input {list(in_sp)}")
         out.append(o)
         extra.append(max(0, (o - 1) * s[i] + ext - (in_sp[i] + begin[i] + end[i])))
     return begin, end, extra, out

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from lowp.errors import NodeError
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
     OpFn,
@@ -374,6 +375,15 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
         af = af.T
     if transB:
         bf = bf.T
+    if af.ndim != 2 or bf.ndim != 2 or af.shape[1] != bf.shape[0]:
+        raise NodeError(f"A {list(a.shape)} and B {list(b.shape)} (transA={transA}, "
+                        f"transB={transB}) do not multiply")
+    if c is not None and beta != 0.0:
+        try:
+            np.broadcast_shapes(c.shape, (af.shape[0], bf.shape[1]))
+        except ValueError:
+            raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
+                            f"{[af.shape[0], bf.shape[1]]}") from None
     y = af @ bf
     if alpha != 1.0:
         y = y * dt(alpha)

@@ -4,12 +4,14 @@ lower_elementwise and register themselves in lowering.LOWERINGS."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import onnx
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import InternalError, LowpError, ModelError, NodeError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
@@ -50,7 +52,8 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
             continue
         ctx = LowerCtx(graph, node, dq_nodes, q_nodes, backend, requant_mode, arithmetic,
                        subgraph)
-        step = fn(ctx)
+        with _naming(node):
+            step = fn(ctx)
         if step is not None:
             lowered[id(node)] = step
             absorbed.update(id(n) for n in ctx.absorbed)
@@ -60,11 +63,28 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         if id(node) in lowered:
             steps.append(lowered[id(node)])
         else:
-            steps.append(_float_step(node, graph, backend, requant_mode, subgraph))
+            with _naming(node):
+                steps.append(_float_step(node, graph, backend, requant_mode, subgraph))
     steps = fuse_tables(_prune(steps, graph, outer), set(graph.output_names),
                         reuse=not subgraph)
     _transpose_where_consumers_want(steps)
     return steps
+
+
+@contextlib.contextmanager
+def _naming(node: onnx.NodeProto) -> Iterator[None]:
+    """Errors while lowering `node` name it, as `execute` does for errors while running:
+    a NodeError is the model's fault, anything but a LowpError is lowp's (InternalError)."""
+    try:
+        yield
+    except NodeError as e:
+        if e.node_name:
+            raise
+        raise NodeError(e.detail, node.op_type, node.name) from None
+    except (LowpError, MemoryError):
+        raise
+    except Exception as e:
+        raise InternalError(node.op_type, node.name, e) from e
 
 
 def _transpose_where_consumers_want(steps: list[Step]) -> None:
@@ -130,6 +150,9 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
 
     def qparams(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None) -> QParams:
         scale = np.asarray(scale, np.float32)
+        if zp is not None and np.size(zp) != scale.size:
+            raise NodeError(f"zero point of shape {list(np.shape(zp))} for a scale of shape "
+                            f"{list(scale.shape)}")
         if zp is None:
             qtype = QType.from_onnx(out_type) if out_type else (
                 QType.UINT8 if quantizing else QType.from_numpy(x.dtype))

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
@@ -29,6 +30,11 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
     bq, bqp = c
     if bq.dtype != np.int32:
         return False
+    if bq.ndim != 1:
+        return False
+    if not w.is_per_tensor and bq.shape[0] not in (1, np.size(w.scale)):
+        raise NodeError(f"bias of shape {list(bq.shape)} does not fit the weight's "
+                        f"{np.size(w.scale)} channel scales")
     want = (np.float32(x.scale) * w.scale).astype(np.float32)
     shape = np.broadcast_shapes(bqp.scale.shape, want.shape)
     if np.array_equal(np.broadcast_to(bqp.scale, shape), np.broadcast_to(want, shape)) and np.all(
@@ -55,6 +61,8 @@ def _conv(ctx: LowerCtx) -> Step | None:
     if out is None:
         return None
     y, qmin, qmax = out
+    if w.ndim < 3 or 0 in w.shape:
+        raise NodeError(f"weight of shape {list(w.shape)} is not a convolution kernel")
     bias = _bias_at(ctx, 2, x.qparams, wqp)
     if bias is False:
         return None

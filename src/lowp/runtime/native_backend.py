@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from .. import _native  # type: ignore[attr-defined]
+from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, quantize_multiplier
 from .tape import call as _call
 
@@ -219,10 +220,10 @@ class NativeConv:
         if plan is not None:
             return plan[0]
         if len(x_shape) != self.rank + 2:
-            raise ValueError(f"input must have rank {self.rank + 2} (N, *spatial, C), "
+            raise NodeError(f"input must have rank {self.rank + 2} (N, *spatial, C), "
                              f"got shape {tuple(x_shape)}")
         if x_shape[-1] != self.in_channels:
-            raise ValueError(f"input has {x_shape[-1]} channels, weights expect "
+            raise NodeError(f"input has {x_shape[-1]} channels, weights expect "
                              f"{self.in_channels}")
         spatial = [int(s) for s in x_shape[1:-1]]
         out = []
@@ -230,7 +231,7 @@ class NativeConv:
             span = (self.kernel[i] - 1) * self.dilations[i] + 1
             padded = size + self.pads[i] + self.pads[i + self.rank]
             if padded < span:
-                raise ValueError(f"kernel extent {span} exceeds padded input {padded} on "
+                raise NodeError(f"kernel extent {span} exceeds padded input {padded} on "
                                  f"spatial axis {i}")
             out.append((padded - span) // self.strides[i] + 1)
         return (int(x_shape[0]), *out, self.out_channels)
