@@ -56,6 +56,11 @@ def free_names(graph: onnx.GraphProto) -> set[str]:
     return used - defined
 
 
+def node_reads(node: onnx.NodeProto) -> set[str]:
+    """Every value `node` reads: its inputs and its subgraphs' outer-scope reads."""
+    return {i for i in node.input if i} | _subgraph_reads(node)
+
+
 def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
     """Outer-scope values read by the subgraphs (If branches, Loop bodies) of `node`."""
     reads: set[str] = set()
@@ -76,7 +81,7 @@ def _sorted_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     left for the checker to report."""
     nodes = list(proto.graph.node)
     producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
-    deps = [{producer[v] for v in (set(n.input) | _subgraph_reads(n)) if v in producer} - {k}
+    deps = [{producer[v] for v in node_reads(n) if v in producer} - {k}
             for k, n in enumerate(nodes)]
     if all(d < k for k, ds in enumerate(deps) for d in ds):
         return proto

@@ -8,7 +8,7 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 
 from ..errors import ModelError
-from ..ir.graph import MIN_OPSET, Graph, attributes, infer_shapes, opset_of
+from ..ir.graph import MIN_OPSET, Graph, attributes, infer_shapes, node_reads, opset_of
 from ..ir.names import NameAllocator
 
 _NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -210,9 +210,8 @@ def _scale_output_channels(w: np.ndarray, factor: np.ndarray, op_type: str,
 
 
 def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
-    used = {i for n in model.graph.node for i in n.input}
+    used = {i for n in model.graph.node for i in node_reads(n)}
     used |= {o.name for o in model.graph.output}
-    used |= _subgraph_inputs(model.graph)
     initializer_names = {t.name for t in model.graph.initializer}
     keep = [t for t in model.graph.initializer if t.name in used]
     del model.graph.initializer[:]
@@ -227,13 +226,3 @@ def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _subgraph_inputs(graph: onnx.GraphProto) -> set[str]:
-    names: set[str] = set()
-    for n in graph.node:
-        for a in n.attribute:
-            subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
-            for sg in subs:
-                for sn in sg.node:
-                    names.update(sn.input)
-                names |= _subgraph_inputs(sg)
-    return names

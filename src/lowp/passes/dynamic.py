@@ -13,7 +13,7 @@ import onnx
 from onnx import helper
 
 from ..config import DYNAMIC_OPS, ActivationGranularity, Config
-from ..ir.graph import Graph, attributes
+from ..ir.graph import Graph, attributes, node_reads
 from ..ir.names import NameAllocator
 from ..targets import WeightGranularity
 from .annotate import RULES, Annotation, WeightSpec
@@ -108,7 +108,7 @@ def _per_token(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     out.graph.initializer.extend(builder.initializers)
-    used = {i for n in nodes for i in n.input} | {o.name for o in out.graph.output}
+    used = {i for n in nodes for i in node_reads(n)} | {o.name for o in out.graph.output}
     kept = [t for t in out.graph.initializer if t.name in used]
     del out.graph.initializer[:]
     out.graph.initializer.extend(kept)

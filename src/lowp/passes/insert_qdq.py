@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..ir.graph import Graph
+from ..ir.graph import Graph, node_reads
 from ..ir.names import NameAllocator
 from ..qparams import QParams, quantize
 from .annotate import Annotation
@@ -114,7 +114,7 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         raise AssertionError(f"Q/DQ nodes without an anchor: {sorted(after)}")
     del g.node[:]
     g.node.extend(nodes)
-    used = {i for n in nodes for i in n.input} | {o.name for o in g.output}
+    used = {i for n in nodes for i in node_reads(n)} | {o.name for o in g.output}
     keep = [t for t in g.initializer if t.name not in replaced_inits and t.name in used]
     del g.initializer[:]
     g.initializer.extend(keep + new_inits)
