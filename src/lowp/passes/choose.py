@@ -44,7 +44,7 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     wide_target = widened(target)
     for t in ann.activations:
         lo, hi = table.ranges[t]
-        if lo == hi == 0.0 and not graph.is_constant(t):
+        if lo == hi == 0.0 and not graph.is_constant(t) and not _shape_only(graph, t):
             producer = graph.producer.get(t)
             where = f"output of node '{producer.name}'" if producer else "a graph input"
             raise QuantizationError(
@@ -75,6 +75,33 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                                     f"'{bspec.weight}' has {w_qp.scale.size} scales")
         plan.biases[b] = quantize_bias(bias, x_qp.scale, w_scale)
     return plan
+
+
+# operators whose output depends on their input's shape, never on its values
+_SHAPE_READERS = frozenset({"Shape", "Size"})
+
+
+def _shape_only(graph: Graph, tensor: str) -> bool:
+    """True when `tensor` depends on the model's inputs through their shapes only (the zero
+    initial state of an exported recurrence: ConstantOfShape(Shape(x))). Such a tensor is
+    zero by construction, not for lack of data, and quantizes exactly (zero is always
+    representable) under the zero-range rule of choose_qparams."""
+    seen: set[str] = set()
+    stack = [tensor]
+    while stack:
+        name = stack.pop()
+        if name in seen or graph.is_constant(name):
+            continue
+        seen.add(name)
+        node = graph.producer.get(name)
+        if node is None:                   # a graph input, read for its values
+            return False
+        if node.op_type in _SHAPE_READERS or (node.op_type == "ConstantOfShape"):
+            continue                       # values come from attributes, not the input
+        if node.op_type in ("If", "Loop", "Scan"):
+            return False
+        stack.extend(i for i in node.input if i)
+    return True
 
 
 def _groupwise(value: np.ndarray, groups: int, target: Target) -> tuple[np.ndarray, QParams]:
