@@ -85,3 +85,39 @@ def test_if_listed_before_the_producer_of_what_its_branches_read():
         feeds = {"x": x, "cond": np.array(cond)}
         np.testing.assert_array_equal(Session(model).run(feeds)["y"], _ort(model, feeds)[0])
     assert model.SerializeToString() == before       # the caller's model is not reordered
+
+
+def test_branch_reading_a_value_a_fusion_would_absorb():
+    """An If branch reads the float Relu output of an integer Conv group; the Relu may not be
+    fused into the Conv's output quantization (Silero VAD's QDQ file from ONNX Runtime)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-50, 50, (4, 3, 1, 1), dtype=np.int8), "wq"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "ws"),
+             numpy_helper.from_array(np.array(0, np.int8), "wz"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(128, np.uint8), "z"),
+             numpy_helper.from_array(np.array(0.03, np.float32), "ys"),
+             numpy_helper.from_array(np.array(0, np.uint8), "yz")]
+    out = helper.make_tensor_value_info("picked", TensorProto.FLOAT, [1, 4, 2, 2])
+    then_g = helper.make_graph([helper.make_node("Neg", ["r"], ["picked"])], "then", [], [out])
+    else_g = helper.make_graph([helper.make_node("Abs", ["r"], ["picked"])], "else", [], [out])
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+         helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+         helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+         helper.make_node("Conv", ["xd", "w"], ["c"]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("QuantizeLinear", ["r", "ys", "yz"], ["rq"]),
+         helper.make_node("DequantizeLinear", ["rq", "ys", "yz"], ["rd"]),
+         helper.make_node("If", ["cond"], ["picked"], then_branch=then_g, else_branch=else_g),
+         helper.make_node("Add", ["rd", "picked"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2]),
+              helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2, 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, 3, 2, 2)).astype(np.float32)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.array(cond)}
+        np.testing.assert_allclose(Session(model).run(feeds)["y"], _ort(model, feeds)[0],
+                                   rtol=0, atol=1e-6)

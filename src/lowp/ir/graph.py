@@ -324,6 +324,9 @@ class Graph:
             for i in node.input:
                 if i:
                     self.consumers[i].append(node)
+            # an If/Loop reads what its branches read from this scope too
+            for i in sorted(_subgraph_reads(node) - set(node.input)):
+                self.consumers[i].append(node)
         self.input_names = [i.name for i in self.graph.input if i.name not in self.initializers]
         self.output_names = [o.name for o in self.graph.output]
         self._constants: dict[str, np.ndarray] = {}
