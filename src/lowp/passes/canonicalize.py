@@ -25,7 +25,39 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     model = constants_to_initializers(model)
     model = fold_constants(model)
     model = fold_batch_norm(model)
+    unshare_biases(model)
     return infer_shapes(model)
+
+
+# op type -> input position of the bias, which is quantized at s_x * s_w of its node
+_BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
+
+
+def unshare_biases(model: onnx.ModelProto) -> None:
+    """Give every node its own copy of a bias initializer that several nodes read (in place).
+
+    A quantized bias has the scale s_x * s_w of its node; nodes sharing one float bias (the
+    two branches of a siamese network) have different input scales, so one int32 bias cannot
+    serve them all: ONNX Runtime's fused kernels take the int32 values as they are, whatever
+    scale the file gives them.
+    """
+    inits = {t.name: t for t in model.graph.initializer}
+    names = NameAllocator.for_model(model)
+    seen: set[str] = set()
+    for node in model.graph.node:
+        k = _BIAS_INPUT.get(node.op_type)
+        if k is None or node.domain not in ("", "ai.onnx") or len(node.input) <= k:
+            continue
+        bias = node.input[k]
+        if bias not in inits:
+            continue
+        if bias in seen:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[bias])
+            copy.name = names.fresh(bias)
+            model.graph.initializer.append(copy)
+            node.input[k] = copy.name
+        seen.add(bias)
 
 
 def upgrade_opset(model: onnx.ModelProto, opset: int = MIN_OPSET) -> onnx.ModelProto:
