@@ -40,8 +40,6 @@ combos = st.lists(st.sampled_from(COMBOS), min_size=1, max_size=2, unique=True)
 
 
 def _check(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo]) -> None:
-    if "branch" in g.blocks:    # test_ort_qdq_file_with_an_if_reading_a_later_listed_tensor
-        qs = [q for q in qs if q.tool != "ort"]
     if "conv_transpose" in g.blocks:    # test_convtranspose_with_float_weights_between_qdq_pairs
         qs = [q for q in qs if q.tool != "lowp"]
     note(f"blocks={g.blocks} batches={g.batches} opset={g.model.opset_import[0].version}")

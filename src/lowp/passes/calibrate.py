@@ -46,7 +46,8 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.
     graph = Graph(model)
     constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
     runtime = [t for t in tensors if t not in constants]
-    session = float_session(expose_tensors(model, runtime))
+    fed = {i.name for i in inputs}
+    session = float_session(expose_tensors(model, [t for t in runtime if t not in fed]))
     table = CalibrationTable()
 
     minmax = {t: MinMaxObserver(t) for t in runtime}
@@ -82,16 +83,21 @@ def _run(session: ort.InferenceSession, names: list[str], data: Mapping[str, np.
     n = next(iter(data.values())).shape[0]
     feeds = list(batches(data, inputs, config.batch_size))
     bar = tqdm(total=n, desc=label, unit="sample", disable=not progress, leave=False)
+    # graph inputs are observed in the feeds; the session computes the rest (asked for no
+    # names at all, ONNX Runtime would return every output)
+    computed = [t for t in names if t not in {i.name for i in inputs}]
     try:
         for feed in feeds:
             t0 = time.perf_counter()
             try:
-                values = session.run(names, feed)
+                values = session.run(computed, feed) if computed else []
             except Exception as e:
                 raise DataError(f"the float model failed on the calibration data: "
                                 f"{str(e).strip().splitlines()[0]}") from None
             bar.update(next(iter(feed.values())).shape[0])
             bar.set_postfix_str(f"{(time.perf_counter() - t0) * 1e3:.1f} ms/batch")
-            yield dict(zip(names, values, strict=True))
+            observed = dict(zip(computed, values, strict=True))
+            observed.update({t: feed[t] for t in names if t not in observed})
+            yield observed
     finally:
         bar.close()
