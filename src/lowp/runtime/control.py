@@ -18,9 +18,10 @@ class SubPlan:
 
     def __init__(self, sub: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto],
                  backend: ReferenceBackend, requant_mode: RequantMode) -> None:
-        from .lower import lower
+        from .lower import fold_constant_quantize, lower
 
-        model = helper.make_model(sub, opset_imports=opsets)
+        model = fold_constant_quantize(helper.make_model(sub, opset_imports=opsets))
+        sub = model.graph
         self.free = sorted(free_names(sub))
         self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
                                        subgraph=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..errors import InternalError, LowpError, ModelError, NodeError, UnsupportedOpError
 from ..fixedpoint import RequantMode
@@ -85,6 +86,33 @@ def _naming(node: onnx.NodeProto) -> Iterator[None]:
         raise
     except Exception as e:
         raise InternalError(node.op_type, node.name, e) from e
+
+
+def fold_constant_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """QuantizeLinear of constants (float weights quantized in the file, as some tools
+    write them) computed once: its integers become an initializer, so the DequantizeLinear
+    after it has constant input and the operator reading the weight lowers to an integer
+    one, as ONNX Runtime folds and fuses it. The input model is not modified."""
+    graph = Graph(model)
+    outputs = set(graph.output_names)
+    folded: dict[int, np.ndarray] = {}
+    for k, node in enumerate(model.graph.node):
+        if (node.op_type == "QuantizeLinear" and node.domain in ("", "ai.onnx")
+                and node.output[0] not in outputs
+                and all(graph.is_constant(i) for i in node.input if i)):
+            step = _qdq_step(node, graph, quantizing=True, subgraph=True)
+            values = [graph.constant(i) if i else None for i in node.input]
+            folded[k] = np.array(step.fn(*values, layout=CF)[0])
+    if not folded:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes = list(out.graph.node)
+    del out.graph.node[:]
+    out.graph.node.extend(n for k, n in enumerate(nodes) if k not in folded)
+    out.graph.initializer.extend(numpy_helper.from_array(v, nodes[k].output[0])
+                                 for k, v in folded.items())
+    return out
 
 
 def _transpose_where_consumers_want(steps: list[Step]) -> None:

@@ -18,7 +18,7 @@ from ..inputs import model_inputs
 from ..ir.graph import load_model
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
-from .lower import lower
+from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
 from .replay import Replayer
 
@@ -61,7 +61,7 @@ class Session:
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
-        self.model = load_model(model)
+        self.model = fold_constant_quantize(load_model(model))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         self.input_names = [s.name for s in self.inputs]
