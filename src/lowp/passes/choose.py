@@ -12,6 +12,7 @@ import onnx
 from ..calib import CalibrationTable
 from ..config import Config
 from ..errors import QuantizationError
+from ..fixedpoint import requant_scale
 from ..ir.graph import Graph
 from ..qparams import (
     PerAxis,
@@ -52,8 +53,6 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 "use more representative data or exclude that node")
         plan.activations[t] = activation_qparams(
             lo, hi, wide_target if t in wide_tensors else target, t)
-    for t in ann.shared:
-        plan.activations[t] = plan.activations[ann.qparams_source(t)]
     for w, spec in ann.weights.items():
         value = graph.constant(w).astype(np.float32)
         wt = wide_target if w in wide_weights else target
@@ -65,6 +64,15 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
+    for t, floor in _requant_scale_floors(model, plan, target).items():
+        if t in wide_tensors:
+            continue
+        lo, hi = table.ranges[t]
+        plan.activations[t] = choose_qparams(
+            lo, hi, target.activation_qtype, symmetric=target.activation_symmetric,
+            reduce_range=target.reduce_range, min_scale=max(floor, target.min_scale), name=t)
+    for t in ann.shared:
+        plan.activations[t] = plan.activations[ann.qparams_source(t)]
     for b, bspec in ann.biases.items():
         x_qp = plan.activations[ann.qparams_source(bspec.input)]
         w_qp = plan.weights[bspec.weight][1]
@@ -75,6 +83,32 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                                     f"'{bspec.weight}' has {w_qp.scale.size} scales")
         plan.biases[b] = quantize_bias(bias, x_qp.scale, w_scale)
     return plan
+
+
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, target: Target
+                          ) -> dict[str, float]:
+    """Output scales too small for the target's requantization bound (QNNPACK needs
+    M = s_x * s_w / s_y < 1): the smallest scale each such output may take instead, so
+    that the quantized model obeys the target it was made for."""
+    if target.requant_scale_bounds is None:
+        return {}
+    bound = target.requant_scale_bounds[1]
+    floors: dict[str, float] = {}
+    for node in model.graph.node:
+        if node.op_type not in _WEIGHTED or len(node.input) < 2:
+            continue
+        x, w, y = node.input[0], node.input[1], node.output[0]
+        if x not in plan.activations or w not in plan.weights or y not in plan.activations:
+            continue
+        xw = float(np.max(requant_scale(plan.activations[x].scale, plan.weights[w][1].scale,
+                                        1.0)))
+        floor = xw / bound * (1 + 2.0 ** -20)      # M stays below the bound in float32
+        if float(plan.activations[y].scale) < floor:
+            floors[y] = max(floor, floors.get(y, 0.0))
+    return floors
 
 
 # operators whose output depends on their input's shape, never on its values
