@@ -64,7 +64,9 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
-    for t, floor in _requant_scale_floors(model, plan, target).items():
+    for t in ann.shared:
+        plan.activations[t] = plan.activations[ann.qparams_source(t)]
+    for t, floor in _requant_scale_floors(model, plan, ann, target).items():
         if t in wide_tensors:
             continue
         lo, hi = table.ranges[t]
@@ -88,21 +90,27 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, target: Target
-                          ) -> dict[str, float]:
+def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotation,
+                          target: Target) -> dict[str, float]:
     """Output scales too small for the target's requantization bound (QNNPACK needs
     M = s_x * s_w / s_y < 1): the smallest scale each such output may take instead, so
     that the quantized model obeys the target it was made for."""
     if target.requant_scale_bounds is None:
         return {}
     bound = target.requant_scale_bounds[1]
+    graph = Graph(model)
     floors: dict[str, float] = {}
     for node in model.graph.node:
         if node.op_type not in _WEIGHTED or len(node.input) < 2:
             continue
         x, w, y = node.input[0], node.input[1], node.output[0]
+        readers = graph.consumers.get(y, [])
+        if y not in plan.activations and len(readers) == 1 and readers[0].op_type in (
+                "Relu", "Clip"):
+            y = readers[0].output[0]           # a fused activation's output is quantized
         if x not in plan.activations or w not in plan.weights or y not in plan.activations:
             continue
+        y = ann.qparams_source(y)              # a shared output is chosen at its source
         xw = float(np.max(requant_scale(plan.activations[x].scale, plan.weights[w][1].scale,
                                         1.0)))
         floor = xw / bound * (1 + 2.0 ** -20)      # M stays below the bound in float32
