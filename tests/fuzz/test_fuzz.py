@@ -15,9 +15,22 @@ from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
 
 import lowp
+from lowp.runtime.backends import native_available
 
 from .graphs import FuzzGraph, fuzz_graphs
 from .harness import COMBOS, EngineCombo, Quantizer, check_graph
+
+
+def native_paths() -> list[str]:
+    if not native_available():
+        return []
+    from lowp.runtime.native_backend import available_paths
+    return list(available_paths())
+
+
+def use_path(path: str):  # type: ignore[no-untyped-def]
+    from lowp.runtime.native_backend import use_path as forced
+    return forced(path)
 
 logging.getLogger().setLevel(logging.ERROR)          # quantize_static's advice, per call
 
@@ -77,3 +90,18 @@ def test_lowp_equals_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
 def test_every_engine_combo(combo: EngineCombo, g: FuzzGraph,
                             qs: tuple[Quantizer, Quantizer]) -> None:
     _check(g, list(qs), [combo])
+
+
+NATIVE = [c for c in COMBOS if c.backend == "native"][:1]
+
+
+@pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+@pytest.mark.parametrize("path", native_paths(), ids=str)
+@settings(max_examples=4)
+@given(g=fuzz_graphs(max_blocks=3), qs=quantizers)
+def test_every_instruction_set_path(path: str, g: FuzzGraph,
+                                    qs: tuple[Quantizer, Quantizer]) -> None:
+    """The native engine on each instruction-set path this CPU has (forced), as LOWP_ISA
+    would force it."""
+    with use_path(path):
+        _check(g, list(qs), NATIVE)
