@@ -53,3 +53,14 @@ class InternalError(LowpError):
         self.op_type = op_type
         self.node_name = node_name
         self.cause = cause
+
+
+def named(error: Exception, op_type: str, node_name: str) -> Exception:
+    """How a failure inside node `node_name` is reported: a NodeError (the model's fault)
+    gets the node's name, another LowpError or a MemoryError stays as it is, anything else
+    is lowp's own failure, an InternalError."""
+    if isinstance(error, NodeError):
+        return error if error.node_name else NodeError(error.detail, op_type, node_name)
+    if isinstance(error, (LowpError, MemoryError)):
+        return error
+    return InternalError(op_type, node_name, error)

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import InternalError, LowpError, ModelError, NodeError, UnsupportedOpError
+from ..errors import InternalError, ModelError, NodeError, UnsupportedOpError, named
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
@@ -78,14 +78,11 @@ def _naming(node: onnx.NodeProto) -> Iterator[None]:
     a NodeError is the model's fault, anything but a LowpError is lowp's (InternalError)."""
     try:
         yield
-    except NodeError as e:
-        if e.node_name:
-            raise
-        raise NodeError(e.detail, node.op_type, node.name) from None
-    except (LowpError, MemoryError):
-        raise
     except Exception as e:
-        raise InternalError(node.op_type, node.name, e) from e
+        failure = named(e, node.op_type, node.name)
+        if failure is e:
+            raise
+        raise failure from (e if isinstance(failure, InternalError) else None)
 
 
 def fold_constant_quantize(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import DataError, InternalError, LowpError, NodeError
+from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
@@ -204,14 +204,11 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
                             "not computed")
     try:
         results = step.fn(*vals, layout=want)
-    except NodeError as e:
-        if e.node_name:
-            raise
-        raise NodeError(e.detail, step.op_type, step.name) from None
-    except (LowpError, MemoryError):
-        raise
     except Exception as e:
-        raise InternalError(step.op_type, step.name, e) from e
+        failure = named(e, step.op_type, step.name)
+        if failure is e:
+            raise
+        raise failure from (e if isinstance(failure, InternalError) else None)
     out_layout = step.output_layout or want
     for name, value in zip(step.outputs, results, strict=False):
         if name:
