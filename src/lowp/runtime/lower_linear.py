@@ -26,7 +26,16 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
         return None
     c = ctx.const_input(i)
     if c is None:
-        return False
+        name = ctx.node.input[i]
+        if not ctx.graph.is_constant(name) or ctx.graph.constant(name).dtype.kind != "f":
+            return False
+        # a float bias (no DequantizeLinear): quantized at s_x * s_w, as ONNX Runtime does
+        # when it fuses the group into its integer kernel
+        real = ctx.graph.constant(name).astype(np.float32)
+        if real.ndim != 1:
+            return False
+        want = (np.float32(x.scale) * w.scale).astype(np.float32)
+        return np.clip(np.rint(real / want), -2**31, 2**31 - 1).astype(np.int32)
     bq, bqp = c
     if bq.dtype != np.int32:
         return False
