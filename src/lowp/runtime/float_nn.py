@@ -374,8 +374,11 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
     dt = xf.dtype.type
-    inv = _channel(scale, x.ndim) / np.sqrt(_channel(var, x.ndim) + dt(epsilon))
-    y = (xf - _channel(mean, x.ndim)) * inv + _channel(bias, x.ndim)
+    # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
+    inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
+    new_scale = (_f(scale) * inv_std).astype(xf.dtype)
+    new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
+    y = xf * _channel(new_scale, x.ndim) + _channel(new_bias, x.ndim)
     return y.astype(x.dtype, copy=False)
 
 
