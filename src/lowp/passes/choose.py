@@ -25,6 +25,7 @@ from ..qparams import (
 )
 from ..targets import Target, WeightGranularity
 from .annotate import Annotation
+from .verify import WEIGHTED_OPS
 
 
 @dataclass
@@ -64,15 +65,10 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
-    for t in ann.shared:
-        plan.activations[t] = plan.activations[ann.qparams_source(t)]
     for t, floor in _requant_scale_floors(model, plan, ann, target).items():
-        if t in wide_tensors:
-            continue
-        lo, hi = table.ranges[t]
-        plan.activations[t] = choose_qparams(
-            lo, hi, target.activation_qtype, symmetric=target.activation_symmetric,
-            reduce_range=target.reduce_range, min_scale=max(floor, target.min_scale), name=t)
+        if t not in wide_tensors:
+            plan.activations[t] = activation_qparams(*table.ranges[t], target, t,
+                                                     min_scale=floor)
     for t in ann.shared:
         plan.activations[t] = plan.activations[ann.qparams_source(t)]
     for b, bspec in ann.biases.items():
@@ -87,9 +83,6 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     return plan
 
 
-_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
 def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotation,
                           target: Target) -> dict[str, float]:
     """Output scales too small for the target's requantization bound (QNNPACK needs
@@ -101,16 +94,17 @@ def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotati
     graph = Graph(model)
     floors: dict[str, float] = {}
     for node in model.graph.node:
-        if node.op_type not in _WEIGHTED or len(node.input) < 2:
+        if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
             continue
         x, w, y = node.input[0], node.input[1], node.output[0]
         readers = graph.consumers.get(y, [])
         if y not in plan.activations and len(readers) == 1 and readers[0].op_type in (
                 "Relu", "Clip"):
             y = readers[0].output[0]           # a fused activation's output is quantized
+        # shared tensors take their source's qparams (assigned after this pass)
+        x, y = ann.qparams_source(x), ann.qparams_source(y)
         if x not in plan.activations or w not in plan.weights or y not in plan.activations:
             continue
-        y = ann.qparams_source(y)              # a shared output is chosen at its source
         xw = float(np.max(requant_scale(plan.activations[x].scale, plan.weights[w][1].scale,
                                         1.0)))
         floor = xw / bound * (1 + 2.0 ** -20)      # M stays below the bound in float32
@@ -184,11 +178,13 @@ def sixteen_bit_tensors(model: onnx.ModelProto, ann: Annotation, config: Config
     return tensors - weights, weights
 
 
-def activation_qparams(lo: float, hi: float, target: Target, name: str) -> QParams:
+def activation_qparams(lo: float, hi: float, target: Target, name: str,
+                       min_scale: float = 0.0) -> QParams:
+    """Activation qparams under `target`; `min_scale` may raise the target's minimum."""
     return choose_qparams(lo, hi, target.activation_qtype,
                           symmetric=target.activation_symmetric,
-                          reduce_range=target.reduce_range, min_scale=target.min_scale,
-                          name=name)
+                          reduce_range=target.reduce_range,
+                          min_scale=max(min_scale, target.min_scale), name=name)
 
 
 def quantize_weight(value: np.ndarray, axis: int | None, target: Target,

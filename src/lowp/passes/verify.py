@@ -14,7 +14,7 @@ from ..ir.graph import Graph
 from ..qparams import QType, quant_range
 from ..targets import Target, WeightGranularity
 
-_WEIGHTED = {"Conv": (1, 0), "ConvTranspose": (1, 0), "Gemm": (1, 0), "MatMul": (1, 0)}
+WEIGHTED_OPS = {"Conv": (1, 0), "ConvTranspose": (1, 0), "Gemm": (1, 0), "MatMul": (1, 0)}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def lint(model: onnx.ModelProto, target: Target, *,
     weights = set()
     weight_op: dict[str, str] = {}                    # weight tensor -> consuming op type
     for node in model.graph.node:
-        if node.op_type in _WEIGHTED and len(node.input) > 1:
+        if node.op_type in WEIGHTED_OPS and len(node.input) > 1:
             w = node.input[1]
             if w in dq_of and graph.is_constant(dq_of[w].input[0]):
                 weights.add(w)
@@ -120,7 +120,7 @@ def lint(model: onnx.ModelProto, target: Target, *,
     if target.requant_scale_bounds is not None:
         lo, hi = target.requant_scale_bounds
         for node in model.graph.node:
-            if node.op_type not in _WEIGHTED or len(node.input) < 2:
+            if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
                 continue
             x, w, y = node.input[0], node.input[1], node.output[0]
             qy = next((n for n in model.graph.node
