@@ -24,6 +24,7 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
     """Bias input i as int32 at scale s_x * s_w (A1); False when it cannot be used."""
     if i >= len(ctx.node.input) or not ctx.node.input[i]:
         return None
+    want = (np.float32(x.scale) * w.scale).astype(np.float32)
     c = ctx.const_input(i)
     if c is None:
         name = ctx.node.input[i]
@@ -32,26 +33,24 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
         # a float bias (no DequantizeLinear): quantized at s_x * s_w, as ONNX Runtime does
         # when it fuses the group into its integer kernel
         real = ctx.graph.constant(name).astype(np.float32)
-        if real.ndim != 1:
-            return False
-        want = (np.float32(x.scale) * w.scale).astype(np.float32)
-        return np.clip(np.rint(real / want), -2**31, 2**31 - 1).astype(np.int32)
+        return _at_scale(real, want) if real.ndim == 1 else False
     bq, bqp = c
-    if bq.dtype != np.int32:
-        return False
-    if bq.ndim != 1:
+    if bq.dtype != np.int32 or bq.ndim != 1:
         return False
     if not w.is_per_tensor and bq.shape[0] not in (1, np.size(w.scale)):
         raise NodeError(f"bias of shape {list(bq.shape)} does not fit the weight's "
                         f"{np.size(w.scale)} channel scales")
-    want = (np.float32(x.scale) * w.scale).astype(np.float32)
     shape = np.broadcast_shapes(bqp.scale.shape, want.shape)
     if np.array_equal(np.broadcast_to(bqp.scale, shape), np.broadcast_to(want, shape)) and np.all(
             bqp.zero_point == 0):
         return bq.astype(np.int32)
     # a bias at another scale: bring it to s_x * s_w (a rounding step of its own)
-    real = dequantize(bq, bqp)
-    return np.clip(np.rint(real / want), -2**31, 2**31 - 1).astype(np.int32)
+    return _at_scale(dequantize(bq, bqp), want)
+
+
+def _at_scale(real: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """A real bias as int32 at `scale`, rounded half to even and saturated."""
+    return np.clip(np.rint(real / scale), -2**31, 2**31 - 1).astype(np.int32)
 
 
 def _weight_zero_point(w: QParams, channels: int) -> int | np.ndarray:
