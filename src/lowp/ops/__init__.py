@@ -19,12 +19,13 @@ from .movement import (
 )
 from .pool import average_pool, global_average_pool, max_pool, pool_output_shape
 from .registry import QOPS, register
+from .softmax import softmax
 
 __all__ = [
     "ACTIVATIONS", "QOPS", "CoordinateTransform", "Layout", "NearestMode", "PadMode",
     "activation", "add", "apply_lut", "average_pool", "build_lut", "channel_axis", "concat",
     "conv", "conv_output_shape", "depth_to_space", "exact_matmul", "from_channels_first",
     "gemm", "global_average_pool", "matmul", "max_pool", "mul", "pad", "pool_output_shape",
-    "register", "rescale", "resize_nearest", "space_to_depth", "to_channels_first",
+    "register", "rescale", "resize_nearest", "softmax", "space_to_depth", "to_channels_first",
     "wrap_int32",
 ]

@@ -10,6 +10,7 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
+from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
 from .fastops import Arena, lookup, make_add, make_concat
 from .fastops import global_average_pool as fast_global_average_pool
@@ -179,6 +180,28 @@ def _activation(ctx: LowerCtx) -> Step | None:
     return ctx.step([x.name], [out.name], run, layouts=(CF, CL), elementwise=True,
                     table_dtype=np.dtype(qtype.numpy_dtype), replayable=True)
 
+
+
+@lowering("Softmax")
+def _softmax(ctx: LowerCtx) -> Step | None:
+    """(O17), ONNX Runtime's QLinearSoftmax: 8-bit in, the same type out."""
+    x = ctx.act_input(0)
+    if x is None or ctx.requant_mode is not RequantMode.FLOAT32:
+        return None
+    if x.qparams.qtype not in (QType.UINT8, QType.INT8):
+        return None
+    out = plain_output(ctx)
+    if out is None or out.qparams.qtype is not x.qparams.qtype:
+        return None
+    opset = ctx.graph.opset
+    axis = int(ctx.attrs.get("axis", 1 if opset < 13 else -1))  # type: ignore[call-overload]
+    xs, ys, yz = float(x.qparams.scale), float(out.qparams.scale), int(out.qparams.zero_point)
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        return (qsoftmax(xv, axis=axis, x_scale=xs, y_scale=ys, y_zero_point=yz,
+                         coerce_2d=opset < 13),)
+
+    return ctx.step([x.name], [out.name], run, layouts=(CF,))
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Quantized Softmax (O17): an exponential table over the distance from the row maximum.
+
+ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear (8-bit, same type in and
+out) into its QLinearSoftmax kernel; this is that kernel's arithmetic, so that a QDQ file
+gives the same integers on both engines (docs/operators.md, (O17)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..fixedpoint import fma32
+from ..qparams import QType
+from .registry import register
+
+# float32's largest value and the headroom (e^5) the table leaves for the row sum
+_FLOAT_MAX = np.float32(np.finfo(np.float32).max)
+_RESERVE = 5.0
+
+
+def exp_table(x_scale: float, reduce_len: int) -> np.ndarray:
+    """float32 table[k] = exp((k - 255 + shift) * s_x) for k = 0..255 (O17).
+
+    k = 255 is the row maximum; `shift` lifts the table so that a sum of `reduce_len`
+    entries stays below float32's largest value with e^5 to spare.
+
+    Examples
+    --------
+    >>> t = exp_table(0.1, 10)
+    >>> bool(t[255] > t[254] > 0), bool(np.isclose(t[254] / t[255], np.exp(-0.1)))
+    (True, True)
+    """
+    xs = float(np.float32(x_scale))
+    shift = math.log(float(np.float32(_FLOAT_MAX / np.float32(reduce_len))))
+    shift = max(0.0, shift - _RESERVE) / xs
+    k = np.arange(256, dtype=np.float64)
+    return np.exp((k - 255 + shift) * xs).astype(np.float32)
+
+
+def row_sums(e: np.ndarray) -> np.ndarray:
+    """float32 sums of the rows of `e` (last axis) in the order of ONNX Runtime's AVX-512
+    kernel (O17): 16 lane sums over the whole 32-element blocks, folded as
+    ((L[j] + L[4+j]) + (L[8+j] + L[12+j])) for j = 0..3, then (B0 + B1) + (B2 + B3), then the
+    remaining elements one after another. Shape: e.shape[:-1] + (1,).
+
+    Examples
+    --------
+    >>> row_sums(np.ones((2, 70), np.float32)).ravel().tolist()
+    [70.0, 70.0]
+    """
+    d = e.shape[-1]
+    blocks = d // 32 * 32
+    lanes = np.zeros(e.shape[:-1] + (16,), np.float32)
+    if blocks:
+        split = e[..., :blocks].reshape(e.shape[:-1] + (blocks // 16, 16))
+        lanes = np.cumsum(split, axis=-2, dtype=np.float32)[..., -1, :]
+    b = (lanes[..., 0:4] + lanes[..., 4:8]) + (lanes[..., 8:12] + lanes[..., 12:16])
+    total = (b[..., 0:1] + b[..., 1:2]) + (b[..., 2:3] + b[..., 3:4])
+    if blocks == d:
+        return total
+    rest = np.concatenate([total, e[..., blocks:]], axis=-1)
+    return np.cumsum(rest, axis=-1, dtype=np.float32)[..., -1:]
+
+
+@register("Softmax")
+def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_point: int,
+            coerce_2d: bool = False) -> np.ndarray:
+    """Softmax of 8-bit `x` along `axis` (O17); the result has `x`'s dtype.
+
+    `coerce_2d` (opset < 13) reduces over every axis from `axis` on, as one row.
+
+    Examples
+    --------
+    >>> x = np.array([[200, 190, 100]], np.uint8)
+    >>> softmax(x, axis=1, x_scale=0.1, y_scale=1 / 256, y_zero_point=0).tolist()
+    [[187, 69, 0]]
+    """
+    qtype = QType.from_numpy(x.dtype)
+    if qtype not in (QType.UINT8, QType.INT8):
+        raise ValueError(f"softmax: 8-bit input expected, got {x.dtype}")
+    axis = axis % max(x.ndim, 1)
+    if coerce_2d:
+        rows = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
+    else:
+        rows = np.moveaxis(x, axis, -1)
+    if rows.size == 0:
+        return x.copy()
+    table = exp_table(x_scale, rows.shape[-1])
+    xi = rows.astype(np.int32)
+    # distance from the row maximum, as a table index: 255 is the maximum
+    e = table[255 - (xi.max(axis=-1, keepdims=True) - xi)]
+    inv_scale = np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
+    scale = (np.float32(1.0) / row_sums(e)) * inv_scale
+    q = np.rint(fma32(e, scale, np.float32(y_zero_point)))
+    y = np.clip(q, qtype.qmin, qtype.qmax).astype(x.dtype)
+    if coerce_2d:
+        return y.reshape(x.shape)
+    return np.moveaxis(y.reshape(rows.shape), -1, axis)
