@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import ort_math
 from ..qparams import QParams, QType, dequantize, quantize
 from .registry import register
 
@@ -67,11 +68,11 @@ def _relu() -> FloatFn:
 
 
 def _sigmoid() -> FloatFn:
-    return lambda x: _F(1) / (_F(1) + np.exp(-x))
+    return ort_math.logistic
 
 
 def _tanh() -> FloatFn:
-    return np.tanh
+    return ort_math.tanh
 
 
 def _hard_sigmoid(alpha: float = 0.2, beta: float = 0.5) -> FloatFn:

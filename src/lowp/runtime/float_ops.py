@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from lowp import ort_math
 from lowp.errors import NodeError
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
@@ -74,6 +75,8 @@ def Clip(x: np.ndarray, min: np.ndarray | float | None = None,
 @register
 def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
     xf = _f(x)
+    if xf.dtype == np.float32:
+        return _as(ort_math.logistic(xf), x)
     # Split by sign so that exp never overflows.
     e = np.exp(-np.abs(xf))
     return _as(np.where(xf >= 0, 1 / (1 + e), e / (1 + e)), x)
@@ -95,7 +98,8 @@ def HardSwish(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
-    return _as(np.tanh(_f(x)), x)
+    xf = _f(x)
+    return _as(ort_math.tanh(xf) if xf.dtype == np.float32 else np.tanh(xf), x)
 
 
 @register
