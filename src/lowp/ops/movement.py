@@ -81,7 +81,8 @@ def nearest_indices(in_size: int, out_size: int, scale: float,
     elif transform is CoordinateTransform.ASYMMETRIC:
         xo = xr / s
     else:
-        xo = xr * (f(in_size - 1) / f(out_size - 1)) if out_size > 1 else np.zeros_like(xr)
+        # multiplied first, then divided, as ONNX Runtime does: 23 * 7 / 23 is exactly 7
+        xo = (xr * f(in_size - 1)) / f(out_size - 1) if out_size > 1 else np.zeros_like(xr)
     xo = xo.astype(np.float32)
     if nearest is NearestMode.FLOOR:
         idx = np.floor(xo)

@@ -80,13 +80,13 @@ def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_
     qtype = QType.from_numpy(x.dtype)
     if qtype not in (QType.UINT8, QType.INT8):
         raise ValueError(f"softmax: 8-bit input expected, got {x.dtype}")
+    if x.size == 0:
+        return x.copy()
     axis = axis % max(x.ndim, 1)
     if coerce_2d:
         rows = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
     else:
         rows = np.moveaxis(x, axis, -1)
-    if rows.size == 0:
-        return x.copy()
     table = exp_table(x_scale, rows.shape[-1])
     xi = rows.astype(np.int32)
     # distance from the row maximum, as a table index: 255 is the maximum
