@@ -11,6 +11,7 @@ from .errors import (
     UnsupportedOpError,
 )
 from .fixedpoint import Requant, RequantMode, requantize
+from .formats import Format, convert
 from .pipeline import quantize_model
 from .qparams import (
     PerAxis,
@@ -28,9 +29,9 @@ from .targets import TARGETS, Target, WeightGranularity, get_target
 __version__ = "0.1.0"
 
 __all__ = [
-    "TARGETS", "CalibMethod", "Config", "DataError", "LowpError", "ModelError", "PerAxis",
-    "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy",
+    "TARGETS", "CalibMethod", "Config", "DataError", "Format", "LowpError", "ModelError",
+    "PerAxis", "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy",
     "QuantizationError", "Requant", "RequantMode", "Session", "Target", "UnsupportedOpError",
-    "WeightGranularity", "choose_qparams", "dequantize", "get_target", "quantize",
+    "WeightGranularity", "choose_qparams", "convert", "dequantize", "get_target", "quantize",
     "quantize_model", "requantize",
 ]

@@ -1,4 +1,5 @@
-"""Command line: `lowp quantize | run | check | compare | demo`; subcommands mirror the API.
+"""Command line: `lowp quantize | run | check | compare | convert | demo`; subcommands mirror
+the API.
 
 Exit statuses: 0 success; 1 `check` found violations; 2 a user error (missing or malformed
 model or data, unsupported operator, out of memory), one line `lowp: error: ...`; 3 an
@@ -21,6 +22,7 @@ import onnx
 
 from .config import CalibMethod, Config
 from .errors import InternalError, LowpError
+from .formats import Format
 from .targets import TARGETS, WeightGranularity, get_target
 
 if TYPE_CHECKING:
@@ -165,6 +167,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_VIOLATIONS
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .formats import convert
+    from .ir.graph import save_model
+
+    save_model(convert(args.model, args.to), args.output)
+    print(f"{args.to} model written to {args.output}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -261,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .compare import add_compare_parser
     add_compare_parser(sub)
+
+    v = sub.add_parser("convert", help="rewrite a quantized model as QDQ or QOperator "
+                                       "(QLinearConv, com.microsoft QLinearAdd, ...)")
+    v.add_argument("model")
+    v.add_argument("--to", required=True, choices=[f.value for f in Format])
+    v.add_argument("-o", "--output", required=True)
+    v.set_defaults(func=cmd_convert)
 
     d = sub.add_parser("demo", help="quantize and evaluate the bundled digits CNN")
     d.add_argument("--backend", choices=["auto", "native", "reference"], default="auto")

@@ -191,13 +191,15 @@ def _argv(command: str, model: Path, tmp: Path) -> tuple[list[str], list[Path]]:
         "run": (["run", str(model), "--input", f"x={tmp / 'x.npy'}", "-o",
                  str(out / "y.npz")], [out]),
         "check": (["check", str(model), "--target", "lowp"], []),
+        "convert": (["convert", str(model), "--to", "qoperator", "-o", str(out / "c.onnx")],
+                    [out]),
         "compare": (["compare", str(model), "--targets", "lowp", "fbgemm", "--samples", "2"],
                     []),
     }
     return table[command]
 
 
-COMMANDS = ("quantize", "run", "check", "compare")
+COMMANDS = ("quantize", "run", "check", "compare", "convert")
 
 
 def test_every_subcommand_that_takes_a_model_is_covered():

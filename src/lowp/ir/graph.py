@@ -25,6 +25,8 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
     Raises ModelError naming the file when it is missing, not ONNX, its external data is
     missing or lies outside the model's folder, or it fails the checker. Nothing else
     escapes: a corrupted file gives a ModelError, never a decoding error or a traceback.
+    A QOperator model comes back in QDQ form (lowp.formats.to_qdq); a quantized operator
+    with no conversion raises UnsupportedOpError naming the node.
     """
     if isinstance(model, onnx.ModelProto):
         proto, where = model, "model"
@@ -42,7 +44,11 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
         _check_tensors(proto, where)
         _check_qdq_params(proto, where)
         _check_shapes(proto, where)
-    return proto
+    # QOperator files (QLinearConv, com.microsoft QLinearAdd, ...) are read as their
+    # lossless QDQ form, the one format the passes and the engine know
+    from ..formats.qoperator import to_qdq
+
+    return to_qdq(proto)
 
 
 def free_names(graph: onnx.GraphProto) -> set[str]:

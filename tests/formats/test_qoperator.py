@@ -1,0 +1,136 @@
+"""QOperator models (ONNX Runtime's quantize_static, QuantFormat.QOperator) on lowp's engine:
+the same integers as ONNX Runtime running the same file, at every quantized tensor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import lowp
+from lowp.formats import to_qdq
+from lowp.formats.qoperator import TO_QDQ
+
+from .models import batches, ort_quantized
+
+VARIANTS = [(a, pc) for a in ("u8", "s8") for pc in (True, False)]
+IDS = [f"{a}-{'per_channel' if pc else 'per_tensor'}" for a, pc in VARIANTS]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("qoperator")
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+         names: list[str]) -> dict[str, np.ndarray]:
+    """ONNX Runtime's values of `names`, each exposed as a graph output."""
+    import onnxruntime as ort
+
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    have = {o.name for o in exposed.graph.output}
+    exposed.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names
+                                if n not in have)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(exposed.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+@pytest.mark.parametrize(("activations", "per_channel"), VARIANTS, ids=IDS)
+def test_session_equals_onnxruntime_on_qoperator_files(folder, activations, per_channel):
+    path = ort_quantized(folder, "QOperator", activations, per_channel)
+    model = onnx.load(path)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QLinearConv", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+            "QLinearAveragePool", "QLinearConcat", "QLinearGlobalAveragePool", "QGemm",
+            "QLinearMatMul", "QLinearSoftmax", "MaxPool"} <= ops
+    feeds = batches(seed=7, n=1, batch=32)[0]
+    quantized = [n.output[0] for n in model.graph.node if n.op_type != "DequantizeLinear"]
+    want = _ort(model, feeds, [*quantized, "y"])
+    session = lowp.Session(path)
+    got = session.run(feeds, capture=True)
+    checked = 0
+    for name in quantized:
+        if name not in got:          # a lookup table fused into its reader
+            continue
+        same = np.mean(got[name] == want[name])
+        assert got[name].dtype == want[name].dtype
+        assert same >= 0.999, f"{name}: {same:.4%} identical"
+        checked += 1
+    assert checked >= len(quantized) - 2
+    np.testing.assert_array_equal(session.run(feeds)["y"], want["y"])
+
+
+@pytest.mark.parametrize(("activations", "per_channel"), [("u8", True), ("u8", False)],
+                         ids=["u8-per_channel", "u8-per_tensor"])
+def test_converted_qdq_file_equals_qoperator_file_in_onnxruntime(folder, activations,
+                                                                 per_channel):
+    """ONNX Runtime fuses the uint8 QDQ groups into the operators the QOperator file names
+    (its int8 Add / Mul / AveragePool QDQ groups stay in float, so int8 is not compared)."""
+    path = ort_quantized(folder, "QOperator", activations, per_channel)
+    model = onnx.load(path)
+    qdq = to_qdq(model)
+    onnx.checker.check_model(qdq, full_check=True)
+    assert all(n.domain in ("", "ai.onnx") for n in qdq.graph.node)
+    assert [o.domain for o in qdq.opset_import] == [""]
+    feeds = batches(seed=8, n=1, batch=32)[0]
+    np.testing.assert_array_equal(_ort(qdq, feeds, ["y"])["y"], _ort(model, feeds, ["y"])["y"])
+
+
+def _contrib_model(op_type: str, inputs: list[str], inits: list[onnx.TensorProto],
+                   x_type: int = TensorProto.UINT8) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node(op_type, inputs, ["y"], domain="com.microsoft", name="the_node")],
+        "g", [helper.make_tensor_value_info("x", x_type, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                   helper.make_opsetid("com.microsoft", 1)],
+                             ir_version=8)
+
+
+@pytest.mark.parametrize("op_type", ["DynamicQuantizeMatMul", "MatMulIntegerToFloat"])
+def test_dynamic_contrib_matmuls_equal_onnxruntime(op_type):
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(rng.integers(-127, 128, (16, 8)).astype(np.int8), "w"),
+             numpy_helper.from_array((rng.random(8) * 0.01 + 0.001).astype(np.float32), "sw"),
+             numpy_helper.from_array(rng.integers(-3, 4, 8).astype(np.int8), "zw"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "bias")]
+    if op_type == "DynamicQuantizeMatMul":
+        model = _contrib_model(op_type, ["x", "w", "sw", "zw", "bias"], inits,
+                               TensorProto.FLOAT)
+        x = rng.normal(0, 1, (32, 16)).astype(np.float32)
+    else:
+        inits += [numpy_helper.from_array(np.float32(0.02), "sx"),
+                  numpy_helper.from_array(np.uint8(131), "zx")]
+        model = _contrib_model(op_type, ["x", "w", "sx", "sw", "zx", "zw", "bias"], inits)
+        x = rng.integers(0, 256, (32, 16)).astype(np.uint8)
+    session = lowp.Session(model)
+    assert any(s.kind == "int" for s in session.steps)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], _ort(model, {"x": x}, ["y"])["y"])
+
+
+def test_quantized_operator_without_converter_is_refused_by_name():
+    inits = [numpy_helper.from_array(np.float32(0.1), "s"),
+             numpy_helper.from_array(np.uint8(128), "z")]
+    model = _contrib_model("QLinearReduceMean", ["x", "s", "z", "s", "z"], inits)
+    assert ("com.microsoft", "QLinearReduceMean") not in TO_QDQ
+    with pytest.raises(lowp.UnsupportedOpError, match=r"QLinearReduceMean \(node 'the_node'\)"):
+        lowp.Session(model)
+    model.graph.node[0].name = ""
+    with pytest.raises(lowp.UnsupportedOpError, match="node 'output y'"):
+        lowp.convert(model, "qdq")
+
+
+def test_channels_last_pooling_has_no_qdq_form():
+    inits = [numpy_helper.from_array(np.float32(0.1), "s"),
+             numpy_helper.from_array(np.uint8(128), "z")]
+    model = _contrib_model("QLinearGlobalAveragePool", ["x", "s", "z", "s", "z"], inits)
+    model.graph.node[0].attribute.append(helper.make_attribute("channels_last", 1))
+    with pytest.raises(lowp.UnsupportedOpError, match="channels_last"):
+        to_qdq(model)
