@@ -43,22 +43,16 @@ class OutputAgreement:
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio in dB (inf when identical)."""
     ref = reference.astype(np.float64)
-    noise = float(np.sum((ref - approx.astype(np.float64)) ** 2))
-    signal = float(np.sum(ref ** 2))
-    if noise == 0.0:
-        return float("inf")
-    if signal == 0.0:
-        return float("-inf")
-    return 10.0 * float(np.log10(signal / noise))
+    return _sqnr(float(np.sum(ref ** 2)), float(np.sum((ref - approx.astype(np.float64)) ** 2)))
 
 
-def dequantized_tensors(qdq: onnx.ModelProto, int_values: Mapping[str, np.ndarray]
-                        ) -> dict[str, tuple[np.ndarray, float]]:
-    """For each activation DQ node: its float output name -> (dequantized value, scale)."""
+def _activation_dqs(qdq: onnx.ModelProto) -> dict[str, tuple[str, QParams, float]]:
+    """Each per-tensor activation DQ node: its float output -> (integer input, qparams,
+    scale)."""
     g = Graph(qdq)
     out = {}
     for node in qdq.graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] not in int_values:
+        if node.op_type != "DequantizeLinear":
             continue
         if g.is_constant(node.input[0]) or not g.is_constant(node.input[1]):
             continue
@@ -70,42 +64,110 @@ def dequantized_tensors(qdq: onnx.ModelProto, int_values: Mapping[str, np.ndarra
         qtype = QType.from_numpy(zp.dtype)
         qp = QParams(scale.reshape(()), zp.reshape(()).astype(np.int32), qtype, qtype.qmin,
                      qtype.qmax)
-        out[node.output[0]] = (dequantize(int_values[node.input[0]], qp), float(scale))
+        out[node.output[0]] = (node.input[0], qp, float(scale))
     return out
+
+
+def dequantized_tensors(qdq: onnx.ModelProto, int_values: Mapping[str, np.ndarray]
+                        ) -> dict[str, tuple[np.ndarray, float]]:
+    """For each activation DQ node: its float output name -> (dequantized value, scale)."""
+    return {name: (dequantize(int_values[src], qp), scale)
+            for name, (src, qp, scale) in _activation_dqs(qdq).items() if src in int_values}
+
+
+class LayerErrorStats:
+    """SQNR of every quantized activation against the float model, accumulated feed by feed.
+
+    Signal and noise energies add over feeds, so the result equals `layer_errors` on all
+    feeds at once (up to float64 summation order) while one feed is in memory at a time.
+    """
+
+    def __init__(self, qdq: onnx.ModelProto) -> None:
+        g = Graph(qdq)
+        self._dqs = _activation_dqs(qdq)
+        self._where: dict[str, tuple[str, str]] = {}
+        for name in self._dqs:
+            q_node = g.producer.get(g.producer[name].input[0]) if name in g.producer else None
+            src = g.producer.get(q_node.input[0]) if q_node is not None else None
+            self._where[name] = ((src.name, src.op_type) if src else ("(input)", "input"))
+        self._sums: dict[str, list[float]] = {}       # name -> [signal, noise, max |error|]
+
+    def update(self, float_values: Mapping[str, np.ndarray],
+               int_values: Mapping[str, np.ndarray]) -> None:
+        """Add one feed: the float model's and the integer engine's values of the tensors."""
+        for name, (src, qp, _) in self._dqs.items():
+            ref = float_values.get(name)
+            if src not in int_values or ref is None:
+                continue
+            deq = dequantize(int_values[src], qp)
+            if ref.shape != deq.shape:
+                continue
+            r = ref.astype(np.float64)
+            err = r - deq.astype(np.float64)
+            sums = self._sums.setdefault(name, [0.0, 0.0, 0.0])
+            sums[0] += float(np.sum(r ** 2))
+            sums[1] += float(np.sum(err ** 2))
+            sums[2] = max(sums[2], float(np.max(np.abs(err))) if err.size else 0.0)
+
+    def result(self) -> list[LayerError]:
+        """The errors, worst (lowest SQNR) first."""
+        errors = [LayerError(name, *self._where[name], _sqnr(signal, noise), max_abs,
+                             self._dqs[name][2])
+                  for name, (signal, noise, max_abs) in self._sums.items()]
+        errors.sort(key=lambda e: e.sqnr_db)
+        return errors
+
+
+def _sqnr(signal: float, noise: float) -> float:
+    """10 log10(signal / noise) of energies (inf without noise, -inf without signal)."""
+    if noise == 0.0:
+        return float("inf")
+    if signal == 0.0:
+        return float("-inf")
+    return 10.0 * float(np.log10(signal / noise))
 
 
 def layer_errors(qdq: onnx.ModelProto, float_values: Mapping[str, np.ndarray],
                  int_values: Mapping[str, np.ndarray]) -> list[LayerError]:
     """SQNR of every quantized activation against the float model, worst first."""
-    g = Graph(qdq)
-    errors = []
-    for name, (deq, scale) in dequantized_tensors(qdq, int_values).items():
-        ref = float_values.get(name)
-        if ref is None or ref.shape != deq.shape:
-            continue
-        q_node = g.producer.get(g.producer[name].input[0]) if name in g.producer else None
-        src = g.producer.get(q_node.input[0]) if q_node is not None else None
-        errors.append(LayerError(name, src.name if src else "(input)",
-                                 src.op_type if src else "input", sqnr_db(ref, deq),
-                                 float(np.max(np.abs(ref - deq))) if ref.size else 0.0, scale))
-    errors.sort(key=lambda e: e.sqnr_db)
-    return errors
+    stats = LayerErrorStats(qdq)
+    stats.update(float_values, int_values)
+    return stats.result()
+
+
+class AgreementStats:
+    """Agreement of two engines' outputs, accumulated feed by feed (see `compare_outputs`)."""
+
+    def __init__(self, scales: Mapping[str, float] | None = None) -> None:
+        self._scales = dict(scales or {})
+        self._acc: dict[str, list[float]] = {}        # name -> [elements, differ, max_abs]
+
+    def update(self, a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> None:
+        """Add one feed's outputs of both engines (outputs missing from `b` are skipped)."""
+        for name in a:
+            if name not in b:
+                continue
+            diff = np.abs(np.asarray(a[name], np.float64) - np.asarray(b[name], np.float64))
+            acc = self._acc.setdefault(name, [0, 0, 0.0])
+            acc[0] += int(diff.size)
+            acc[1] += int(np.count_nonzero(diff))
+            acc[2] = max(acc[2], float(diff.max()) if diff.size else 0.0)
+
+    def result(self) -> list[OutputAgreement]:
+        out = []
+        for name, (elements, differ, max_abs) in self._acc.items():
+            scale = self._scales.get(name) or 0.0
+            out.append(OutputAgreement(name, int(elements), int(differ),
+                                       max_abs / scale if scale else float("nan"), max_abs))
+        return out
 
 
 def compare_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
                     scales: Mapping[str, float] | None = None) -> list[OutputAgreement]:
     """Agreement of two engines' outputs (float arrays), in units of each output's scale."""
-    out = []
-    for name in a:
-        if name not in b:
-            continue
-        x, y = np.asarray(a[name], np.float64), np.asarray(b[name], np.float64)
-        diff = np.abs(x - y)
-        scale = (scales or {}).get(name) or 0.0
-        max_abs = float(diff.max()) if diff.size else 0.0
-        out.append(OutputAgreement(name, int(diff.size), int(np.count_nonzero(diff)),
-                                   max_abs / scale if scale else float("nan"), max_abs))
-    return out
+    stats = AgreementStats(scales)
+    stats.update(a, b)
+    return stats.result()
 
 
 def output_scales(qdq: onnx.ModelProto) -> dict[str, float]:

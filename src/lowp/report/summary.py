@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 
+from ..errors import DataError
 from ..passes.calibrate import expose_tensors, float_session
 from ..runtime import Session
-from .analysis import LayerError, OutputAgreement, compare_outputs, layer_errors, output_scales
+from .analysis import (
+    AgreementStats,
+    LayerError,
+    LayerErrorStats,
+    OutputAgreement,
+    output_scales,
+)
 from .table import format_table
 
 _SQNR_SAMPLES = 64
@@ -57,38 +64,65 @@ class Summary:
 
 
 def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
-              feeds: Mapping[str, np.ndarray], labels: np.ndarray | None = None, *,
-              backend: str = "auto") -> Summary:
-    """Run float (ONNX Runtime), int8 (lowp) and int8 (ONNX Runtime) on `feeds` and compare."""
-    session = Session(qdq, backend=backend)
-    lowp_out = session.run(feeds)
-    ort_q = float_session(qdq)
-    ort_out = dict(zip([o.name for o in ort_q.get_outputs()], ort_q.run(None, dict(feeds)),
-                       strict=True))
-    agreement = compare_outputs(lowp_out, ort_out, output_scales(qdq))
+              feeds: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
+              labels: np.ndarray | None = None, *, backend: str = "auto") -> Summary:
+    """Run float (ONNX Runtime), int8 (lowp) and int8 (ONNX Runtime) on `feeds` and compare.
 
-    sub = {k: v[:_SQNR_SAMPLES] for k, v in feeds.items()}
+    `feeds` is one mapping of arrays (run as one feed) or an iterable of feeds, streamed:
+    every statistic is accumulated feed by feed, so memory holds one feed and its outputs.
+    The per-layer SQNR uses the first `_SQNR_SAMPLES` samples (counted on the first axis of
+    the first input). `labels` holds one integer per sample, in feed order, for accuracy.
+    """
+    session = Session(qdq, backend=backend)
+    ort_q = float_session(qdq)
+    ort_names = [o.name for o in ort_q.get_outputs()]
+    agreement = AgreementStats(output_scales(qdq))
     inner = [n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"]
     float_names = {o for n in float_model.graph.node for o in n.output}
     exposed = [t for t in inner if t in float_names]
     fs = float_session(expose_tensors(float_model, exposed))
-    names = [o.name for o in fs.get_outputs()]
-    float_values = dict(zip(names, fs.run(None, sub), strict=True))
-    int_values = session.run(sub, capture=True)
-    worst = layer_errors(qdq, float_values, int_values)
-
+    fs_names = [o.name for o in fs.get_outputs()]
+    layers = LayerErrorStats(qdq)
+    first = [o.name for o in float_model.graph.output][0]
+    correct = {"float": 0, "lowp engine": 0, "ONNX Runtime": 0}
+    samples = 0                                  # seen by the accuracy (label offset)
+    layer_samples = 0
+    for feed in ([feeds] if isinstance(feeds, Mapping) else feeds):
+        feed = dict(feed)
+        lowp_out = session.run(feed)
+        ort_out = dict(zip(ort_names, ort_q.run(None, feed), strict=True))
+        agreement.update(lowp_out, ort_out)
+        if layer_samples < _SQNR_SAMPLES:
+            n = _samples(feed)
+            sub = feed if n <= _SQNR_SAMPLES - layer_samples else {
+                k: v[:_SQNR_SAMPLES - layer_samples] for k, v in feed.items()}
+            layer_samples += min(n, _SQNR_SAMPLES - layer_samples)
+            float_values = dict(zip(fs_names, fs.run(None, sub), strict=True))
+            layers.update(float_values, session.run(sub, capture=True))
+        if labels is not None:
+            full_float = fs.run([first], feed)[0]
+            got = labels[samples:samples + full_float.shape[0]]
+            samples += full_float.shape[0]
+            if got.shape[0] != full_float.shape[0]:
+                raise DataError(f"labels: {labels.shape[0]} entries for at least {samples} "
+                                "samples")
+            for key, logits in (("float", full_float), ("lowp engine", lowp_out[first]),
+                                ("ONNX Runtime", ort_out[first])):
+                correct[key] += int(np.count_nonzero(np.argmax(logits, axis=-1) == got))
     accuracy: dict[str, float] = {}
-    if labels is not None:
-        first = [o.name for o in float_model.graph.output][0]
-        full_float = fs.run([first], dict(feeds))[0]
-        accuracy["float"] = _accuracy(full_float, labels)
-        accuracy["lowp engine"] = _accuracy(lowp_out[first], labels)
-        accuracy["ONNX Runtime"] = _accuracy(ort_out[first], labels)
+    if labels is not None and samples != labels.shape[0]:
+        raise DataError(f"labels: {labels.shape[0]} entries for {samples} samples")
+    if labels is not None and samples:
+        accuracy = {k: v / samples for k, v in correct.items()}
     return Summary(len(float_model.SerializeToString()), len(qdq.SerializeToString()),
-                   agreement, worst, accuracy, session.backend.name,
+                   agreement.result(), layers.result(), accuracy, session.backend.name,
                    len(session.int_steps),
                    sum(1 for s in session.steps if s.kind == "float"))
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+def _samples(feed: Mapping[str, np.ndarray]) -> int:
+    """Samples in a feed: the first axis of its first input (1 for a scalar)."""
+    first = np.asarray(next(iter(feed.values())))
+    return int(first.shape[0]) if first.ndim else 1
+
+
