@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -100,6 +101,35 @@ def load_arrays(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
     return {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
 
 
+def iter_chunks(source: str | os.PathLike[str], inputs: list[InputSpec],
+                preprocess: ImagePreprocess | None = None, images_per_chunk: int = 64
+                ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """The sample-stacked data at `source`, one part at a time: (what, arrays) per .npy/.npz
+    file, or per `images_per_chunk` images of an image folder.
+
+    Concatenating the parts gives `load_arrays(source)`; `what` names the part in errors.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        yield "calibration data", _load_file(path, inputs)
+        return
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    images = [p for p in files if p.suffix.lower() in _IMAGE_SUFFIXES]
+    if images:
+        step = max(1, images_per_chunk)
+        for start in range(0, len(images), step):
+            yield ("calibration data", _load_images(images[start:start + step], inputs,
+                                                    preprocess or ImagePreprocess()))
+        return
+    arrays = [p for p in files if p.suffix in (".npy", ".npz")]
+    if not arrays:
+        raise DataError(f"{path}: no .npy, .npz or image files in this folder")
+    for p in arrays:
+        yield f"calibration data ({p.name})", _load_file(p, inputs)
+
+
 def _load_file(path: Path, inputs: list[InputSpec]) -> dict[str, np.ndarray]:
     try:
         if path.suffix == ".npy":
@@ -151,29 +181,14 @@ def _load_images(files: list[Path], inputs: list[InputSpec],
 
 def validate(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
              what: str = "calibration data") -> dict[str, np.ndarray]:
-    """Check names, dtypes, shapes and finiteness; return arrays cast to the input dtypes."""
-    expected = {s.name for s in inputs}
-    missing = expected - set(arrays)
-    if missing:
-        raise DataError(f"{what}: missing input {', '.join(sorted(missing))} (the data has "
-                        f"{', '.join(sorted(arrays)) or 'nothing'})")
-    extra = set(arrays) - expected
-    if extra:
-        raise DataError(f"{what}: '{sorted(extra)[0]}' is not an input of the model (inputs: "
-                        f"{', '.join(sorted(expected))})")
+    """Check names, dtypes, shapes and finiteness of sample-stacked arrays (first axis =
+    samples); return them cast to the input dtypes."""
+    _check_names(arrays, inputs, what)
     out: dict[str, np.ndarray] = {}
     counts = set()
     for spec in inputs:
         a = np.asarray(arrays[spec.name])
-        if a.dtype.kind not in "fiub" or a.dtype == object:
-            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
-                            f"expects {spec.dtype}")
-        if spec.dtype.kind == "f" and a.dtype.kind not in "f":
-            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
-                            f"expects {spec.dtype} (convert and scale it first)")
-        if spec.dtype.kind != "f" and a.dtype.kind == "f":
-            raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
-                            f"expects {spec.dtype}")
+        _check_dtype(a, spec, what)
         if spec.shape is not None:
             if a.ndim != len(spec.shape):
                 raise DataError(f"{what}: input '{spec.name}' has shape {a.shape}, the model "
@@ -183,12 +198,7 @@ def validate(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
                 if want is not None and got != want:
                     raise DataError(f"{what}: input '{spec.name}' has shape {a.shape}, the "
                                     f"model expects {_fmt_shape(spec.shape)} (axis {k + 1})")
-        if a.dtype.kind == "f":
-            bad = ~np.isfinite(a)
-            if bad.any():
-                idx = np.argwhere(bad)[0]
-                raise DataError(f"{what}: input '{spec.name}' contains NaN or Inf (first at "
-                                f"index {tuple(int(i) for i in idx)})")
+        _check_finite(a, spec, what)
         counts.add(a.shape[0] if a.ndim else 1)
         out[spec.name] = a.astype(spec.dtype, copy=False)
     if len(counts) > 1:
@@ -196,6 +206,83 @@ def validate(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],
     if counts == {0}:
         raise DataError(f"{what}: no samples")
     return out
+
+
+def validate_feed(feed: Any, index: int, inputs: list[InputSpec],
+                  what: str = "calibration data") -> dict[str, np.ndarray]:
+    """Check one feed dict (one call of the model, no sample axis of its own) and return its
+    arrays cast to the input dtypes.
+
+    Values may be arrays or array-likes; an object with `.detach()` / `.cpu()` (a torch
+    tensor) is moved to host memory first, without importing torch. Every axis the model
+    fixes must match; dynamic axes may differ from feed to feed. Errors name the feed's
+    index (from 0) and the input.
+    """
+    where = f"{what}: feed {index}"
+    if not isinstance(feed, Mapping):
+        raise DataError(f"{where} is a {type(feed).__name__}, expected a dict "
+                        "{input name: array}")
+    _check_names(feed, inputs, where)
+    out: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        try:
+            a = np.asarray(_to_host(feed[spec.name]))
+        except Exception as e:
+            raise DataError(f"{where}: input '{spec.name}' is not an array "
+                            f"({type(feed[spec.name]).__name__}: {e})") from None
+        _check_dtype(a, spec, where)
+        if spec.shape is not None:
+            bad = a.ndim != len(spec.shape) or any(
+                want is not None and got != want
+                for got, want in zip(a.shape, spec.shape, strict=True))
+            if bad:
+                raise DataError(f"{where}: input '{spec.name}' has shape {a.shape}, the model "
+                                f"expects {_fmt_shape(spec.shape)}")
+        _check_finite(a, spec, where)
+        out[spec.name] = a.astype(spec.dtype, copy=False)
+    return out
+
+
+def _to_host(value: Any) -> Any:
+    """A tensor of a framework (duck-typed: torch's detach / cpu) as something numpy reads."""
+    if hasattr(value, "detach") and callable(value.detach):
+        value = value.detach()
+    if hasattr(value, "cpu") and callable(value.cpu):
+        value = value.cpu()
+    return value
+
+
+def _check_names(arrays: Mapping[str, Any], inputs: list[InputSpec], what: str) -> None:
+    expected = {s.name for s in inputs}
+    missing = expected - set(arrays)
+    if missing:
+        raise DataError(f"{what}: missing input {', '.join(sorted(missing))} (the data has "
+                        f"{', '.join(sorted(map(str, arrays))) or 'nothing'})")
+    extra = set(arrays) - expected
+    if extra:
+        raise DataError(f"{what}: '{sorted(map(str, extra))[0]}' is not an input of the model "
+                        f"(inputs: {', '.join(sorted(expected))})")
+
+
+def _check_dtype(a: np.ndarray, spec: InputSpec, what: str) -> None:
+    if a.dtype.kind not in "fiub" or a.dtype == object:
+        raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                        f"expects {spec.dtype}")
+    if spec.dtype.kind == "f" and a.dtype.kind not in "f":
+        raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                        f"expects {spec.dtype} (convert and scale it first)")
+    if spec.dtype.kind != "f" and a.dtype.kind == "f":
+        raise DataError(f"{what}: input '{spec.name}' has dtype {a.dtype}, the model "
+                        f"expects {spec.dtype}")
+
+
+def _check_finite(a: np.ndarray, spec: InputSpec, what: str) -> None:
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            raise DataError(f"{what}: input '{spec.name}' contains NaN or Inf (first at "
+                            f"index {tuple(int(i) for i in idx)})")
 
 
 def _fmt_shape(shape: tuple[int | None, ...]) -> str:

@@ -3,10 +3,11 @@ insert QDQ -> verify. `quantize_model` is the whole flow in one call."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,21 +15,24 @@ import numpy as np
 import onnx
 
 from .calib import CalibrationTable
-from .config import Config, QuantMode
+from .config import Config, QuantMode, QuantPolicy
 from .errors import DataError, ModelError
-from .inputs import ImagePreprocess, batches, load_arrays, model_inputs, validate
-from .ir.graph import load_model
+from .feeds import CachedFeeds, FeedSource, as_feeds
+from .inputs import ImagePreprocess, InputSpec, model_inputs
+from .ir.graph import Graph, load_model
 from .passes.annotate import Annotation, annotate
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
+from .passes.choose import _shape_only as shape_only
 from .passes.dynamic import dynamic_quantize
 from .passes.insert_qdq import insert_qdq
 from .passes.smooth import smooth
 from .passes.verify import verify
 
 ModelLike = str | os.PathLike[str] | onnx.ModelProto | bytes | Any
-DataLike = str | os.PathLike[str] | Mapping[str, np.ndarray]
+DataLike = (str | os.PathLike[str] | Mapping[str, np.ndarray] | FeedSource
+            | Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]])
 
 
 @dataclass
@@ -40,7 +44,7 @@ class QuantizeResult:
     annotation: Annotation
     table: CalibrationTable
     plan: QuantPlan
-    calibration_data: dict[str, np.ndarray]
+    feeds: FeedSource | None         # the calibration data as a stream of feeds
 
 
 def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
@@ -56,8 +60,14 @@ def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
         A `torch.nn.Module` is exported with `torch.onnx.export` first (opset 17, dynamic
         batch); the calibration data then names its inputs (or is one array).
     calibration_data
-        Mapping input name -> array (first axis = samples), an .npz file, a folder of
-        .npy/.npz files, or a folder of images (see `preprocess`). Optional in dynamic mode.
+        Sample-stacked arrays: a mapping input name -> array (first axis = samples), an .npz
+        file, a folder of .npy/.npz files, or a folder of images (see `preprocess`), cut
+        into batches of `config.batch_size`. Or feeds, one dict {input name: array} per
+        call of the model with any shapes the model accepts: a list or any re-iterable
+        (a DataLoader-like object yielding dicts of tensors), a zero-argument callable
+        returning a fresh iterable, a one-shot iterator (a generator object, cached in a
+        temporary folder during the first pass), or a `lowp.feeds.FeedSource`. See
+        docs/calibration.md, "Calibration data". Optional in dynamic mode.
     config
         What and how to quantize; `Config()` gives per-channel min/max for lowp's engine.
     calib_table
@@ -78,8 +88,11 @@ def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
     >>> sorted({n.op_type for n in q.graph.node})[:3]
     ['Add', 'Conv', 'DequantizeLinear']
     """
-    return quantize(model, calibration_data, config, calib_table=calib_table,
-                    progress=progress, preprocess=preprocess).model
+    result = quantize(model, calibration_data, config, calib_table=calib_table,
+                      progress=progress, preprocess=preprocess)
+    if isinstance(result.feeds, CachedFeeds) and result.feeds is not calibration_data:
+        result.feeds.close()              # the one-shot iterator's cache is ours to remove
+    return result.model
 
 
 def quantize(model: ModelLike, calibration_data: DataLike | None,
@@ -87,32 +100,34 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
              calib_table: str | os.PathLike[str] | CalibrationTable | None = None,
              progress: bool = False, preprocess: ImagePreprocess | None = None
              ) -> QuantizeResult:
-    """Like `quantize_model`, returning the intermediate results too."""
+    """Like `quantize_model`, returning the intermediate results too.
+
+    `result.feeds` streams the calibration data again (for a summary); when it caches a
+    one-shot iterator, its temporary folder lives until `result.feeds.close()` or garbage
+    collection.
+    """
     config = config or Config()
     target = config.resolved_target()
     loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
     float_model = canonicalize(loaded)
     inputs = model_inputs(float_model)
+    feeds = (None if calibration_data is None
+             else as_feeds(calibration_data, inputs, config.batch_size, preprocess))
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
-        sample = None
-        if calibration_data is not None:
-            data = validate(load_arrays(calibration_data, inputs, preprocess), inputs)
-            sample = next(batches(data, inputs, config.batch_size))
-        verify(qdq, target, sample)
+        verify(qdq, target, feeds.first() if feeds is not None else None)
         return QuantizeResult(qdq, float_model, Annotation(), CalibrationTable(), QuantPlan(),
-                              data if calibration_data is not None else {})
-    if calibration_data is None:
+                              feeds)
+    if feeds is None:
         raise DataError("static quantization needs calibration data (or use "
                         "Config(mode=QuantMode.DYNAMIC))")
-    data = validate(load_arrays(calibration_data, inputs, preprocess), inputs)
     if config.smooth_alpha is not None:
-        float_model = smooth(float_model, data, inputs, config.smooth_alpha, config.batch_size)
+        float_model = smooth(float_model, feeds, inputs, config.smooth_alpha, config.batch_size)
     ann = annotate(float_model, config)
     tensors = ann.activations
     if calib_table is None:
-        table = calibrate(float_model, tensors, data, inputs, config, progress=progress)
+        table = calibrate(float_model, tensors, feeds, inputs, config, progress=progress)
     else:
         table = (calib_table if isinstance(calib_table, CalibrationTable)
                  else CalibrationTable.load(calib_table))
@@ -120,12 +135,58 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
         if missing:
             raise DataError(f"calibration table lacks tensor '{missing[0]}' "
                             f"({len(missing)} missing); was it made for another model?")
+    if config.policy is QuantPolicy.ALL:
+        ann, table = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs, config,
+                                              progress)
     plan = choose(float_model, ann, table, config)
     wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
     qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
-    sample = next(batches(data, inputs, config.batch_size))
-    verify(qdq, target, sample, allow_16bit=wide)
-    return QuantizeResult(qdq, float_model, ann, table, plan, data)
+    verify(qdq, target, feeds.first(), allow_16bit=wide)
+    return QuantizeResult(qdq, float_model, ann, table, plan, feeds)
+
+
+def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
+                             feeds: FeedSource, inputs: list[InputSpec], config: Config,
+                             progress: bool) -> tuple[Annotation, CalibrationTable]:
+    """Under policy ALL, leave in float every tensor that is zero on all calibration data.
+
+    ALL quantizes cheap operators wherever they are, and some compute values that are zero
+    by the model's structure rather than for lack of data (a masked fill, an LSTM cell's
+    forget term on a zero initial state): a zero range has no scale, and refusing the model
+    (what `choose` does under CONNECTED, where such a tensor points at unrepresentative
+    data) would end the run. The nodes producing and reading such a tensor are excluded
+    (with a warning) and the model re-annotated; a tensor that the new annotation quantizes
+    for the first time (a Conv output whose fused Relu is now excluded) is calibrated on the
+    feeds. Repeats until no quantized tensor is zero. Constants and tensors that depend on
+    the inputs' shapes only stay quantized: zero is exact in every quantized type.
+    """
+    graph = Graph(model)
+    excluded = list(config.exclude_nodes)
+    while True:
+        zero = [t for t in ann.activations if table.ranges[t] == (0.0, 0.0)
+                and not graph.is_constant(t) and not shape_only(graph, t)]
+        if not zero:
+            return ann, table
+        before = len(excluded)
+        for t in zero:
+            producer = graph.producer.get(t)
+            nodes = ([producer] if producer is not None else []) + graph.consumers.get(t, [])
+            names = [n.name for n in nodes if n.name not in excluded]
+            excluded.extend(names)
+            where = f"output of node '{producer.name}'" if producer else "a graph input"
+            warnings.warn(f"tensor '{t}' ({where}) is zero on all calibration data: left in "
+                          f"float with the nodes {', '.join(names) or '(none)'}",
+                          UserWarning, stacklevel=4)
+        if len(excluded) == before:       # nothing left to exclude: `choose` names the tensor
+            return ann, table
+        config = dataclasses.replace(config, exclude_nodes=tuple(excluded))
+        ann = annotate(model, config)
+        missing = [t for t in ann.activations if t not in table]
+        if missing:
+            extra = calibrate(model, missing, feeds, inputs, config, progress=progress)
+            for t in missing:
+                table.add(extra[t])
+                table.set_range(t, *extra.ranges[t])
 
 
 def _check_node_names(model: onnx.ModelProto, config: Config) -> None:
@@ -151,7 +212,8 @@ def _from_torch(model: Any, data: Any) -> Any:
         examples = tuple(torch.from_numpy(np.asarray(data[n][:1])) for n in names)
     else:
         raise DataError("for a torch module, give calibration data as a mapping from input "
-                        "name to array (first axis = samples)")
+                        "name to array (first axis = samples); export it to ONNX yourself "
+                        "to calibrate from feeds")
     was_training = model.training
     model.eval()
     try:

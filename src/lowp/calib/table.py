@@ -106,8 +106,8 @@ class CalibrationTable(Mapping[str, Observer]):
         self._ranges[name] = (lo, hi)
 
     def choose_ranges(self, method: CalibMethod, *, num_quantized_bins: int = 255,
-                      percentile: float = 99.99,
-                      unsigned: Collection[str] = ()) -> dict[str, tuple[float, float]]:
+                      percentile: float = 99.99, unsigned: Collection[str] = (),
+                      exact: Collection[str] = ()) -> dict[str, tuple[float, float]]:
         """Choose and record a range for every tensor with `choose_range`.
 
         Parameters
@@ -116,6 +116,14 @@ class CalibrationTable(Mapping[str, Observer]):
             As for `lowp.calib.choose_range`.
         unsigned
             Names of tensors stored in an unsigned type (see `choose_range`).
+        exact
+            Names of tensors whose statistics are their exact values, not a sample: the
+            constants of the graph (initializers, Constant nodes, and tensors computed from
+            constants only, which canonicalization folds into initializers). Their range is
+            their [min, max] under every method: a histogram method estimates the range of a
+            distribution from samples and may clip its tails, but a constant has no other
+            values to represent (as weights, which are quantized from min/max too). Their
+            statistics may therefore be min/max only.
 
         Returns
         -------
@@ -124,7 +132,8 @@ class CalibrationTable(Mapping[str, Observer]):
         """
         method = CalibMethod(method)
         for name, obs in self._stats.items():
-            self._ranges[name] = choose_range(obs, method,
+            self._ranges[name] = choose_range(obs, CalibMethod.MINMAX if name in exact
+                                              else method,
                                               num_quantized_bins=num_quantized_bins,
                                               percentile=percentile,
                                               unsigned=name in unsigned)

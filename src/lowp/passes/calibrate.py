@@ -1,10 +1,13 @@
 """Calibrate: run the float model on data with ONNX Runtime and stream every annotated
-tensor into observers (pass 1: min/max; pass 2, for histogram methods: fixed-edge histograms)."""
+tensor into observers (pass 1: min/max; pass 2, for histogram methods: fixed-edge histograms).
+
+The data is a re-iterable stream of feeds (`lowp.feeds.FeedSource`); one feed and its
+outputs are in memory at a time, whatever their shapes."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -14,7 +17,7 @@ from tqdm import tqdm
 from ..calib import CalibrationTable, HistogramObserver, MinMaxObserver
 from ..config import CalibMethod, Config
 from ..errors import DataError
-from ..inputs import InputSpec, batches
+from ..inputs import InputSpec
 from ..ir.graph import Graph
 
 
@@ -39,10 +42,15 @@ def float_session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSess
                                 providers=["CPUExecutionProvider"])
 
 
-def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.ndarray],
-              inputs: list[InputSpec], config: Config, *, progress: bool = True
-              ) -> CalibrationTable:
-    """Observe `tensors` over `data`; return a table with statistics and chosen ranges."""
+def calibrate(model: onnx.ModelProto, tensors: list[str],
+              feeds: Iterable[Mapping[str, np.ndarray]], inputs: list[InputSpec],
+              config: Config, *, progress: bool = True) -> CalibrationTable:
+    """Observe `tensors` over `feeds`; return a table with statistics and chosen ranges.
+
+    `feeds` is iterated once per pass (twice for the histogram methods). A tensor that is a
+    constant of the graph is observed from its value, and its range is its exact [min, max]
+    under every method (see `CalibrationTable.choose_ranges`, `exact`).
+    """
     graph = Graph(model)
     constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
     runtime = [t for t in tensors if t not in constants]
@@ -51,13 +59,13 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.
     table = CalibrationTable()
 
     minmax = {t: MinMaxObserver(t) for t in runtime}
-    for outputs in _run(session, runtime, data, inputs, config, progress, "calibrate min/max"):
+    for outputs in _run(session, runtime, feeds, inputs, progress, "calibrate min/max"):
         for t, v in outputs.items():
             minmax[t].update(v)
     if config.method is not CalibMethod.MINMAX:
         hists = {t: HistogramObserver.from_minmax(minmax[t], num_bins=config.num_bins)
                  for t in runtime}
-        for outputs in _run(session, runtime, data, inputs, config, progress,
+        for outputs in _run(session, runtime, feeds, inputs, progress,
                             f"calibrate {config.method.value} histograms"):
             for t, v in outputs.items():
                 hists[t].update(v)
@@ -73,29 +81,29 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], data: Mapping[str, np.
     unsigned = ({t for t in tensors if t not in constants}
                 if not config.resolved_target().activation_qtype.signed else set())
     table.choose_ranges(config.method, num_quantized_bins=config.num_quantized_bins,
-                        percentile=config.percentile, unsigned=unsigned)
+                        percentile=config.percentile, unsigned=unsigned,
+                        exact=set(constants))
     return table
 
 
-def _run(session: ort.InferenceSession, names: list[str], data: Mapping[str, np.ndarray],
-         inputs: list[InputSpec], config: Config, progress: bool, label: str
-         ) -> Iterator[dict[str, np.ndarray]]:
-    n = next(iter(data.values())).shape[0]
-    feeds = list(batches(data, inputs, config.batch_size))
-    bar = tqdm(total=n, desc=label, unit="sample", disable=not progress, leave=False)
+def _run(session: ort.InferenceSession, names: list[str],
+         feeds: Iterable[Mapping[str, np.ndarray]], inputs: list[InputSpec], progress: bool,
+         label: str) -> Iterator[dict[str, np.ndarray]]:
+    total = getattr(feeds, "num_feeds", None)
+    bar = tqdm(total=total, desc=label, unit="feed", disable=not progress, leave=False)
     # graph inputs are observed in the feeds; the session computes the rest (asked for no
     # names at all, ONNX Runtime would return every output)
     computed = [t for t in names if t not in {i.name for i in inputs}]
     try:
-        for feed in feeds:
+        for index, feed in enumerate(feeds):
             t0 = time.perf_counter()
             try:
-                values = session.run(computed, feed) if computed else []
+                values = session.run(computed, dict(feed)) if computed else []
             except Exception as e:
-                raise DataError(f"the float model failed on the calibration data: "
+                raise DataError(f"the float model failed on calibration feed {index}: "
                                 f"{str(e).strip().splitlines()[0]}") from None
-            bar.update(next(iter(feed.values())).shape[0])
-            bar.set_postfix_str(f"{(time.perf_counter() - t0) * 1e3:.1f} ms/batch")
+            bar.update(1)
+            bar.set_postfix_str(f"{(time.perf_counter() - t0) * 1e3:.1f} ms/feed")
             observed = dict(zip(computed, values, strict=True))
             observed.update({t: feed[t] for t in names if t not in observed})
             yield observed

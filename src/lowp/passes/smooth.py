@@ -9,7 +9,7 @@ per-tensor activation quantization loses less.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import onnx
@@ -20,9 +20,11 @@ from ..ir.graph import Graph, attributes
 from .calibrate import expose_tensors, float_session
 
 
-def smooth(model: onnx.ModelProto, data: Mapping[str, np.ndarray], inputs: list[InputSpec],
-           alpha: float, batch_size: int) -> onnx.ModelProto:
-    """Return a smoothed copy of `model`; channel maxima are measured on `data`."""
+def smooth(model: onnx.ModelProto,
+           data: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
+           inputs: list[InputSpec], alpha: float, batch_size: int) -> onnx.ModelProto:
+    """Return a smoothed copy of `model`; channel maxima are measured on `data`: arrays with
+    the samples on the first axis (cut into batches), or an iterable of feeds."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = Graph(out)
@@ -31,8 +33,9 @@ def smooth(model: onnx.ModelProto, data: Mapping[str, np.ndarray], inputs: list[
         return out
     session = float_session(expose_tensors(out, list(sites)))
     amax: dict[str, np.ndarray] = {}
-    for feed in batches(data, inputs, batch_size):
-        for name, value in zip(sites, session.run(list(sites), feed), strict=True):
+    feeds = batches(data, inputs, batch_size) if isinstance(data, Mapping) else data
+    for feed in feeds:
+        for name, value in zip(sites, session.run(list(sites), dict(feed)), strict=True):
             m = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
             amax[name] = np.maximum(amax.get(name, m), m)
     inits = {t.name: t for t in out.graph.initializer}
