@@ -10,10 +10,11 @@ model but its summary failed; 130 interrupted. `--debug` shows the traceback ins
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                               mean=tuple(args.mean or (0.0,)), std=tuple(args.std or (1.0,)),
                               layout=args.layout)
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
-    result = quantize(args.model, args.calib, config, calib_table=table,
+    data = args.calib
+    if args.data:
+        from .feeds import NpzFolder
+        data = NpzFolder(args.data)
+    result = quantize(args.model, data, config, calib_table=table,
                       progress=not args.quiet, preprocess=pre)
     if args.calib_table and table is None:
         result.table.save(args.calib_table)
@@ -95,14 +100,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
     """Print the end-of-run summary (and write the HTML report) of a written model."""
+    from .inputs import batches, model_inputs
     from .report.summary import summarize
 
     labels = None
+    feeds: Iterable[Mapping[str, np.ndarray]]
     if args.eval:
-        feeds, labels = _eval_data(args.eval, result.float_model)
-    else:
-        n = min(64, next(iter(result.calibration_data.values())).shape[0])
-        feeds = {k: v[:n] for k, v in result.calibration_data.items()}
+        arrays, labels = _eval_data(args.eval, result.float_model)
+        feeds = batches(arrays, model_inputs(result.float_model), args.batch_size)
+    else:        # the calibration feeds that hold the first 64 samples (in full batches)
+        assert result.feeds is not None
+        feeds = itertools.islice(result.feeds, max(1, -(-64 // max(1, args.batch_size))))
     summary = summarize(result.model, result.float_model, feeds, labels)
     print(summary.format())
     if args.report:
@@ -238,8 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit status 4: the model was written but the summary after it "
                               "(tables, --eval, --report) failed")
     q.add_argument("model")
-    q.add_argument("--calib", required=True, metavar="DATA",
-                   help=".npz named after the inputs, a folder of .npy/.npz, or images")
+    data = q.add_mutually_exclusive_group(required=True)
+    data.add_argument("--calib", metavar="DATA",
+                      help="samples stacked on the first axis: .npz named after the inputs, "
+                           "a folder of .npy/.npz, or images")
+    data.add_argument("--data", metavar="FOLDER",
+                      help="one feed per .npz file (read in name order), arrays named after "
+                           "the inputs with the exact shapes of one model call")
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--calib-table", metavar="FILE",
                    help="read this calibration table if it exists, else write it")
