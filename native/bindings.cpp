@@ -14,6 +14,7 @@
 
 #include "conv.h"
 #include "dispatch.h"
+#include "float_kernels.h"
 #include "recurrent.h"
 #include "threadpool.h"
 
@@ -327,6 +328,47 @@ NB_MODULE(_native, m) {
       },
       "fn"_a, "x"_a, "y"_a);
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
+
+  using Floats = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+  using OutFloats = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
+  m.def(
+      "float_unary",
+      [](int op, Floats x, OutFloats y, float alpha, float beta, int threads) {
+        // y = op(x) element-wise (ops: float_kernels.h FloatUnaryOp); y may be x
+        if (op < 0 || op >= lowp::kUnaryCount) throw std::invalid_argument("unknown unary op");
+        if (x.size() != y.size()) throw std::invalid_argument("float_unary needs same sizes");
+        nb::gil_scoped_release nogil;
+        lowp::run_float_unary(op, x.data(), y.data(), int64_t(x.size()), alpha, beta, threads);
+      },
+      "op"_a, "x"_a, "y"_a, "alpha"_a = 0.0f, "beta"_a = 0.0f, "threads"_a = 1);
+  m.def(
+      "float_pool2d",
+      [](Floats x, OutFloats y, const std::vector<int64_t>& dims, const std::vector<int>& geo,
+         bool average, bool include_pad, int threads) {
+        // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw, ph_end, pw_end
+        if (dims.size() != 5 || geo.size() != 10)
+          throw std::invalid_argument("float_pool2d needs 5 dims and 10 geometry integers");
+        for (int64_t d : dims)
+          if (d < 0) throw std::invalid_argument("negative dimension");
+        for (int i = 0; i < 6; ++i)
+          if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+        for (int i = 6; i < 10; ++i)
+          if (geo[i] < 0) throw std::invalid_argument("negative padding");
+        lowp::FloatPoolArgs a;
+        a.x = x.data();
+        a.y = y.data();
+        a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
+        a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
+        a.ph = geo[6], a.pw = geo[7], a.ph_end = geo[8], a.pw_end = geo[9];
+        a.average = average;
+        a.include_pad = include_pad;
+        if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow))
+          throw std::invalid_argument("float_pool2d array sizes do not match the dims");
+        nb::gil_scoped_release nogil;
+        lowp::run_float_pool(a, threads);
+      },
+      "x"_a, "y"_a, "dims"_a, "geometry"_a, "average"_a, "include_pad"_a, "threads"_a = 1);
+  m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",

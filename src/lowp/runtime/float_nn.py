@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lowp.errors import NodeError
-from lowp.runtime import native_rnn
+from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
 Pads = tuple[list[int], list[int]]
@@ -250,6 +250,19 @@ def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: 
     return _windows(xp, k, s, d, out), begin, s, d, out
 
 
+def _native_pool(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: Any,
+                 dilations: Any, pads: Any, auto_pad: str, ceil_mode: int,
+                 count_include_pad: int = 0) -> np.ndarray | None:
+    """The native kernel's result for 2-D float32 pooling, or None (numpy then computes)."""
+    if x.ndim != 4 or x.dtype != np.float32:
+        return None
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
+    begin, end, _extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad,
+                                             ceil_mode)
+    return native_float.pool2d(op, x, k, s, d, begin, end, out, count_include_pad)
+
+
 def _lowest(dtype: np.dtype) -> Any:
     if np.issubdtype(dtype, np.floating):
         return -np.inf
@@ -262,6 +275,11 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             pads: Sequence[int] | None = None, storage_order: int = 0,
             strides: Sequence[int] | None = None, num_outputs: int = 1, **_: Any) -> OpResult:
     """Max over strided windows; Indices (row-major, or column-major for 2-D) on request."""
+    if num_outputs < 2:
+        native = _native_pool("MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad,
+                              ceil_mode)
+        if native is not None:
+            return native
     nd = x.ndim - 2
     win, begin, s, d, out = _pool_windows("MaxPool", x, kernel_shape, strides, dilations,
                                           pads, auto_pad, ceil_mode, _lowest(x.dtype))
@@ -293,6 +311,10 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
                 strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
     """Mean over windows; the divisor counts explicit pads only with count_include_pad."""
+    native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads, auto_pad,
+                          ceil_mode, count_include_pad)
+    if native is not None:
+        return native
     nd = x.ndim - 2
     xf = _f(x)
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp import ort_math
 from lowp.errors import NodeError
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
     OpFn,
@@ -74,6 +75,9 @@ def Clip(x: np.ndarray, min: np.ndarray | float | None = None,
 
 @register
 def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
+    native = native_float.unary("Sigmoid", x)
+    if native is not None:
+        return native
     xf = _f(x)
     if xf.dtype == np.float32:
         return _as(ort_math.logistic(xf), x)
@@ -84,6 +88,9 @@ def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def HardSigmoid(x: np.ndarray, *, alpha: float = 0.2, beta: float = 0.5, **_: Any) -> np.ndarray:
+    native = native_float.unary("HardSigmoid", x, alpha, beta)
+    if native is not None:
+        return native
     xf = _f(x)
     dt = xf.dtype.type
     return _as(np.clip(dt(alpha) * xf + dt(beta), 0, 1), x)
@@ -91,6 +98,9 @@ def HardSigmoid(x: np.ndarray, *, alpha: float = 0.2, beta: float = 0.5, **_: An
 
 @register
 def HardSwish(x: np.ndarray, **_: Any) -> np.ndarray:
+    native = native_float.unary("HardSwish", x)
+    if native is not None:
+        return native
     xf = _f(x)
     dt = xf.dtype.type
     return _as(xf * np.clip(xf * dt(1 / 6) + dt(0.5), 0, 1), x)
@@ -98,6 +108,9 @@ def HardSwish(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
+    native = native_float.unary("Tanh", x)
+    if native is not None:
+        return native
     xf = _f(x)
     return _as(ort_math.tanh(xf) if xf.dtype == np.float32 else np.tanh(xf), x)
 
@@ -176,11 +189,16 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 @register
 def Erf(x: np.ndarray, **_: Any) -> np.ndarray:
-    return _as(_erf(x), x)
+    native = native_float.unary("Erf", x)
+    return native if native is not None else _as(_erf(x), x)
 
 
 @register
 def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
+    if approximate in ("none", "tanh"):
+        native = native_float.unary("Gelu" if approximate == "none" else "GeluTanh", x)
+        if native is not None:
+            return native
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -193,7 +211,8 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
 
 def _unary(name: str, fn: Any) -> None:
     def op(x: np.ndarray, **_: Any) -> np.ndarray:
-        return _as(fn(_f(x)), x)
+        native = native_float.unary(name, x) if name in native_float.UNARY_CODES else None
+        return native if native is not None else _as(fn(_f(x)), x)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"ONNX {name}, computed in float32 (float64 for float64 inputs)."

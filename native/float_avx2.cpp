@@ -1,0 +1,66 @@
+// Float glue microkernels on 256-bit vectors with FMA (-mavx2 -mfma): the "avx2", "avxvnni"
+// and "avxvnni_evex" paths.
+#include <immintrin.h>
+
+#include "float_impl.h"
+
+namespace lowp {
+namespace {
+
+struct Avx2D {
+  using V = __m256d;
+  static constexpr int W = 4;
+  static V loadf(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static void storef(float* p, V v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+  static V set1(double v) { return _mm256_set1_pd(v); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V div(V a, V b) { return _mm256_div_pd(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V min(V a, V b) { return _mm256_min_pd(a, b); }
+  static V max(V a, V b) { return _mm256_max_pd(a, b); }
+  static V abs(V a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static V copysign(V mag, V sgn) {
+    const V s = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(s, mag), _mm256_and_pd(s, sgn));
+  }
+  static V select_le(V a, V b, V x, V y) {
+    return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_LE_OQ));
+  }
+  static V select_lt(V a, V b, V x, V y) {
+    return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_LT_OQ));
+  }
+  static V exp2_bits(V t) {
+    const __m256i e = _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(e, 52));
+  }
+};
+
+struct Avx2F {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V max_nan(V acc, V x) {
+    return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  static V gather(const float* p, int64_t stride) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(int(stride)));
+    return _mm256_i32gather_ps(p, idx, 4);
+  }
+};
+
+}  // namespace
+
+const FloatKernels kFloatAvx2 = float_kernels<Avx2D, Avx2F>("avx2");
+
+}  // namespace lowp

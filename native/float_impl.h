@@ -1,0 +1,244 @@
+// Float glue microkernels (float_kernels.h), written once over two vector traits classes and
+// included by each per-ISA file (float_scalar/avx2/avx512.cpp), which compiles it with its
+// own flags. Everything is in an anonymous namespace: each translation unit has its copy.
+//
+// D (float64 vectors of D::W lanes): V, loadf/storef (W floats, converted), set1, add, sub,
+// mul, div, fma(a, b, c) = a * b + c, min/max (the second operand when either is NaN, as
+// minpd/maxpd), abs, copysign(mag, sgn), select_le(a, b, x, y) = a <= b ? x : y (ordered),
+// select_lt, exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
+// [-1022, 1023] (the exponent field built from t's low mantissa bits).
+// F (float32 vectors of F::W lanes): V, load/store, set1, add, mul, div, fma (one rounding),
+// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "float_kernels.h"
+
+namespace lowp {
+namespace {
+
+constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+
+// exp in float64 for float32 results: x clamped to [-120, 120] (exp rounds to 0 or inf in
+// float32 beyond, and 2^n stays a normal float64), x = n ln2 + r with |r| <= ln2 / 2 (ln2
+// in two parts, n ln2_hi exact), exp(r) by its Taylor polynomial of degree 12 (relative
+// error below 3e-16), times 2^n. NaN in, NaN out.
+template <class D>
+inline typename D::V exp_d(typename D::V x) {
+  using V = typename D::V;
+  x = D::max(D::set1(-120.0), D::min(D::set1(120.0), x));
+  const V t = D::fma(x, D::set1(1.4426950408889634), D::set1(kRound));
+  const V n = D::sub(t, D::set1(kRound));
+  V r = D::fma(n, D::set1(-6.93147180369123816490e-01), x);
+  r = D::fma(n, D::set1(-1.90821492927058770002e-10), r);
+  static constexpr double c[] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800,
+                                 1.0 / 362880,    1.0 / 40320,    1.0 / 5040,
+                                 1.0 / 720,       1.0 / 120,      1.0 / 24,
+                                 1.0 / 6,         0.5,            1.0,
+                                 1.0};
+  V p = D::set1(c[0]);
+  for (int i = 1; i < 13; ++i) p = D::fma(p, r, D::set1(c[i]));
+  return D::mul(p, D::exp2_bits(t));
+}
+
+// lowp.special.erf, the same polynomials and branches in float64 (FMA where the reference
+// multiplies then adds: differences of a float64 ulp).
+template <class D>
+inline typename D::V erf_d(typename D::V x) {
+  using V = typename D::V;
+  const V a = D::abs(x);
+  const V z = D::mul(a, a);
+  static constexpr double small[] = {-5.99104969e-4, 4.99339588e-3, -2.67667342e-2,
+                                     1.12818025e-1,  -3.76124859e-1, 1.28379151e-1};
+  static constexpr double big[] = {1.72948930e-5, -3.83208680e-4, 3.88393435e-3,
+                                   -2.42545605e-2, 1.06777847e-1, 6.34846687e-1,
+                                   1.28717512e-1};
+  V ps = D::set1(small[0]);
+  for (int i = 1; i < 6; ++i) ps = D::fma(ps, z, D::set1(small[i]));
+  const V vs = D::fma(ps, x, x);
+  const V ab = D::min(D::set1(3.725), a);  // NaN stays NaN (minpd returns the second)
+  V pb = D::set1(big[0]);
+  for (int i = 1; i < 7; ++i) pb = D::fma(pb, ab, D::set1(big[i]));
+  const V e = exp_d<D>(D::sub(D::set1(0.0), D::fma(pb, ab, ab)));
+  const V vb = D::copysign(D::sub(D::set1(1.0), e), x);
+  return D::select_le(a, D::set1(0.921875), vs, vb);
+}
+
+// tanh in float64: the odd Taylor polynomial for |u| < 1/16, else (1 - e) / (1 + e) with
+// e = exp(-2|u|) (exactly 1 once e < 2^-54), with the sign of u. Relative error ~1e-15.
+template <class D>
+inline typename D::V tanh_d(typename D::V u) {
+  using V = typename D::V;
+  const V a = D::abs(u);
+  const V z = D::mul(u, u);
+  static constexpr double c[] = {-1382.0 / 155925, 62.0 / 2835, -17.0 / 315, 2.0 / 15,
+                                 -1.0 / 3};
+  V p = D::set1(c[0]);
+  for (int i = 1; i < 5; ++i) p = D::fma(p, z, D::set1(c[i]));
+  const V small = D::fma(D::mul(p, z), u, u);
+  const V e = exp_d<D>(D::mul(a, D::set1(-2.0)));
+  const V one = D::set1(1.0);
+  const V large = D::copysign(D::div(D::sub(one, e), D::add(one, e)), u);
+  return D::select_lt(a, D::set1(0.0625), small, large);
+}
+
+template <class D>
+inline typename D::V unary_d(int op, typename D::V x) {
+  using V = typename D::V;
+  const V half = D::set1(0.5), one = D::set1(1.0);
+  switch (op) {
+    case kErf:
+      return erf_d<D>(x);
+    case kGelu:  // 0.5 * x * (1 + erf(x / sqrt(2))), as the reference groups it
+      return D::mul(D::mul(half, x),
+                    D::add(one, erf_d<D>(D::div(x, D::set1(1.4142135623730951)))));
+    case kGeluTanh: {
+      const V x3 = D::mul(D::mul(x, x), x);
+      const V u = D::mul(D::set1(0.7978845608028654), D::add(x, D::mul(D::set1(0.044715), x3)));
+      return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
+    }
+    default:  // kExp
+      return exp_d<D>(x);
+  }
+}
+
+// The operators computed in float32 by the reference: hard sigmoid and hard swish (one
+// rounding per operation, no contraction) and ONNX Runtime's rational tanh and logistic
+// (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step).
+constexpr bool is_float32_op(int op) {
+  return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh;
+}
+
+template <class F>
+inline typename F::V horner_fma(const float* c, int n, typename F::V t) {
+  typename F::V r = F::fma(t, F::set1(c[0]), F::set1(c[1]));
+  for (int i = 2; i < n; ++i) r = F::fma(r, t, F::set1(c[i]));
+  return r;
+}
+
+template <class F>
+inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
+  using V = typename F::V;
+  const V zero = F::set1(0.0f), one = F::set1(1.0f);
+  // clip(x, -b, b) and clip(t, 0, 1) keep NaN, as np.clip (minps/maxps return the second)
+  auto clamp = [](V t, float b) { return F::min(F::set1(b), F::max(F::set1(-b), t)); };
+  switch (op) {
+    case kHardSigmoid: {
+      const V t = F::add(F::mul(F::set1(alpha), x), F::set1(beta));
+      return F::min(one, F::max(zero, t));
+    }
+    case kHardSwish: {
+      const V t = F::add(F::mul(x, F::set1(float(1.0 / 6))), F::set1(0.5f));
+      return F::mul(x, F::min(one, F::max(zero, t)));
+    }
+    case kTanh: {
+      static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
+                                float(-8.60467152213735e-11), float(5.12229709037114e-08),
+                                float(1.48572235717979e-05),  float(6.37261928875436e-04),
+                                float(4.89352455891786e-03)};
+      static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
+                                float(2.26843463243900e-03), float(4.89352518554385e-03)};
+      const V v = clamp(x, 9.0f);
+      const V s = F::mul(v, v);
+      return F::div(F::mul(horner_fma<F>(p, 7, s), v), horner_fma<F>(q, 4, s));
+    }
+    default: {  // kSigmoid: the x86-64 kernel clamps the result at 0 but not at 1
+      static const float p[] = {float(4.37031012579801e-11), float(1.15627324459942e-07),
+                                float(6.08574864600143e-05), float(8.51377133304701e-03),
+                                float(2.48287947061529e-01)};
+      static const float q[] = {float(6.10247389755681e-13), float(5.76102136993427e-09),
+                                float(6.29106785017040e-06), float(1.70198817374094e-03),
+                                float(1.16817656904453e-01), float(9.93151921023180e-01)};
+      const V v = clamp(x, 18.0f);
+      const V s = F::mul(v, v);
+      const V r = F::div(F::mul(horner_fma<F>(p, 5, s), v), horner_fma<F>(q, 6, s));
+      return F::max(zero, F::add(r, F::set1(0.5f)));
+    }
+  }
+}
+
+template <class D, class F>
+void unary_kernel(int op, const float* x, float* y, int64_t n, float alpha, float beta) {
+  if (is_float32_op(op)) {
+    int64_t i = 0;
+    for (; i + F::W <= n; i += F::W) F::store(y + i, unary_f<F>(op, F::load(x + i), alpha, beta));
+    if (i < n) {
+      float buf[F::W] = {};
+      std::memcpy(buf, x + i, size_t(n - i) * sizeof(float));
+      F::store(buf, unary_f<F>(op, F::load(buf), alpha, beta));
+      std::memcpy(y + i, buf, size_t(n - i) * sizeof(float));
+    }
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 2 * D::W <= n; i += 2 * D::W) {
+    const typename D::V a = D::loadf(x + i), b = D::loadf(x + i + D::W);
+    D::storef(y + i, unary_d<D>(op, a));
+    D::storef(y + i + D::W, unary_d<D>(op, b));
+  }
+  for (; i < n; i += D::W) {
+    float buf[D::W] = {};
+    const int64_t len = std::min<int64_t>(D::W, n - i);
+    std::memcpy(buf, x + i, size_t(len) * sizeof(float));
+    D::storef(buf, unary_d<D>(op, D::loadf(buf)));
+    std::memcpy(y + i, buf, size_t(len) * sizeof(float));
+  }
+}
+
+// One output row of a pooling node. Pass 1 reduces the window's valid input rows column by
+// column into r.vbuf (pre-filled with the neutral value: -inf for max, +0 for the sum; the
+// input columns start at vbuf[pw]). Pass 2 reduces kw taps of vbuf per output column.
+// The sums keep the reference's order: ((0 + x[r0]) + x[r1]) + ... down each column, then
+// ((0 + col0) + col1) + ... across; padded taps add +0, which changes nothing.
+template <class F>
+void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
+                     const FloatPoolRow& r, float* y) {
+  using V = typename F::V;
+  const float neutral = a.average ? 0.0f : -std::numeric_limits<float>::infinity();
+  std::fill(r.vbuf, r.vbuf + r.vlen, neutral);
+  float* col = r.vbuf + a.pw;
+  const int64_t w = a.w;
+  for (int i = 0; i < a.kh; ++i) {
+    const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
+    if (ih < 0 || ih >= a.h) continue;
+    const float* row = plane + ih * w;
+    int64_t j = 0;
+    if (a.average) {
+      for (; j + F::W <= w; j += F::W) F::store(col + j, F::add(F::load(col + j), F::load(row + j)));
+      for (; j < w; ++j) col[j] = col[j] + row[j];
+    } else {
+      for (; j + F::W <= w; j += F::W)
+        F::store(col + j, F::max_nan(F::load(col + j), F::load(row + j)));
+      for (; j < w; ++j) {
+        const float v = row[j];
+        col[j] = (v != v || v > col[j]) ? v : col[j];
+      }
+    }
+  }
+  // Pass 2 on whole vectors: vbuf and out are long enough for the padded last vector.
+  const V vneutral = F::set1(neutral);
+  const V vcnt_h = F::set1(cnt_h);
+  for (int64_t o = 0; o < a.ow; o += F::W) {
+    V acc = vneutral;
+    const float* base = r.vbuf + o * a.sw;
+    for (int j = 0; j < a.kw; ++j) {
+      const float* p = base + int64_t(j) * a.dw;
+      const V v = a.sw == 1 ? F::load(p) : F::gather(p, a.sw);
+      acc = a.average ? F::add(acc, v) : F::max_nan(acc, v);
+    }
+    if (a.average) acc = F::div(acc, F::mul(vcnt_h, F::load(r.cnt + o)));
+    F::store(r.out + o, acc);
+  }
+  std::memcpy(y, r.out, size_t(a.ow) * sizeof(float));
+}
+
+template <class D, class F>
+constexpr FloatKernels float_kernels(const char* name) {
+  return FloatKernels{name, F::W, unary_kernel<D, F>, pool_row_kernel<F>};
+}
+
+}  // namespace
+}  // namespace lowp

@@ -1,0 +1,73 @@
+// Float32 kernels of the float glue between quantized groups: unary activations and 2-D
+// pooling (NCHW). Each agrees with the numpy reference of lowp.runtime.float_ops / float_nn
+// (bounds in docs/native.md):
+//  * erf, exact and tanh GELU and exp run in float64 inside (erf and GELU with the
+//    reference's own formulas and polynomials) and round once to float32;
+//  * hard sigmoid, hard swish, and sigmoid and tanh in ONNX Runtime's rational forms
+//    (lowp.ort_math) repeat the reference's float32 operations, so they are exact;
+//  * max pooling is exact; average pooling sums in the reference's order (each window
+//    column top to bottom from +0, then the columns left to right from +0) and divides by
+//    the same count, so it is exact too.
+// One microkernel table per instruction-set path (float_scalar/avx2/avx512.cpp); the
+// active integer path picks it, so LOWP_ISA and set_path apply here as well.
+#pragma once
+#include <cstdint>
+
+namespace lowp {
+
+// Unary operators; alpha and beta are HardSigmoid's (ignored by the others).
+enum FloatUnaryOp : int {
+  kErf = 0,
+  kGelu = 1,      // 0.5 x (1 + erf(x / sqrt 2))
+  kGeluTanh = 2,  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+  kSigmoid = 3,
+  kTanh = 4,
+  kExp = 5,
+  kHardSigmoid = 6,  // clip(alpha x + beta, 0, 1)
+  kHardSwish = 7,    // x clip(x / 6 + 1 / 2, 0, 1)
+  kUnaryCount = 8,
+};
+
+// One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.
+struct FloatPoolArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t planes = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int ph = 0, pw = 0;          // begin pads
+  int ph_end = 0, pw_end = 0;  // end pads (counted with include_pad; ceil_mode's extra is not)
+  bool average = false, include_pad = false;
+};
+
+// Row workspace of one pooling task: `vbuf` holds the column reduction of one output row
+// (begin pad, then the w input columns, then neutral values), `cnt` the window column
+// counts per output column (average only), `out` one padded output row.
+struct FloatPoolRow {
+  float* vbuf = nullptr;
+  const float* cnt = nullptr;
+  float* out = nullptr;
+  int64_t vlen = 0;  // floats in vbuf
+};
+
+struct FloatKernels {
+  const char* name;
+  int width;  // floats per vector (the row buffers are padded to it)
+  void (*unary)(int op, const float* x, float* y, int64_t n, float alpha, float beta);
+  // Output row `oy` of one plane: y[0..ow) of that row, count of the window rows `cnt_h`.
+  void (*pool_row)(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
+                   const FloatPoolRow& r, float* y);
+};
+
+extern const FloatKernels kFloatScalar;
+extern const FloatKernels kFloatAvx2;
+extern const FloatKernels kFloatAvx512;
+
+// scalar for "scalar", 512-bit for "avx512vnni", 256-bit for the other paths.
+const FloatKernels& active_float_kernels();
+
+// y[i] = op(x[i]) for i < n (x == y allowed); threads <= 0: all.
+void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,
+                     int threads);
+void run_float_pool(const FloatPoolArgs& a, int threads);
+
+}  // namespace lowp

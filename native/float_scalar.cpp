@@ -1,0 +1,59 @@
+// Float glue microkernels, portable scalar path (compiled without any ISA flag): one value
+// per "vector", the reference for the SIMD files.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "float_impl.h"
+
+namespace lowp {
+namespace {
+
+struct ScalarD {
+  using V = double;
+  static constexpr int W = 1;
+  static V loadf(const float* p) { return *p; }
+  static void storef(float* p, V v) { *p = float(v); }
+  static V set1(double v) { return v; }
+  static V add(V a, V b) { return a + b; }
+  static V sub(V a, V b) { return a - b; }
+  static V mul(V a, V b) { return a * b; }
+  static V div(V a, V b) { return a / b; }
+  static V fma(V a, V b, V c) { return a * b + c; }  // two roundings (no FMA unit assumed)
+  static V min(V a, V b) { return a < b ? a : b; }
+  static V max(V a, V b) { return a > b ? a : b; }
+  static V abs(V a) { return std::fabs(a); }
+  static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
+  static V select_le(V a, V b, V x, V y) { return a <= b ? x : y; }
+  static V select_lt(V a, V b, V x, V y) { return a < b ? x : y; }
+  static V exp2_bits(V t) {
+    uint64_t bits;
+    std::memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023) << 52;
+    double r;
+    std::memcpy(&r, &bits, sizeof r);
+    return r;
+  }
+};
+
+struct ScalarF {
+  using V = float;
+  static constexpr int W = 1;
+  static V load(const float* p) { return *p; }
+  static void store(float* p, V v) { *p = v; }
+  static V set1(float v) { return v; }
+  static V add(V a, V b) { return a + b; }
+  static V mul(V a, V b) { return a * b; }
+  static V div(V a, V b) { return a / b; }
+  static V fma(V a, V b, V c) { return std::fmaf(a, b, c); }  // libm: one rounding
+  static V min(V a, V b) { return a < b ? a : b; }
+  static V max(V a, V b) { return a > b ? a : b; }
+  static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
+  static V gather(const float* p, int64_t) { return *p; }
+};
+
+}  // namespace
+
+const FloatKernels kFloatScalar = float_kernels<ScalarD, ScalarF>("scalar");
+
+}  // namespace lowp

@@ -1,0 +1,105 @@
+"""Native float32 kernels for the float glue between quantized groups (lowp._native).
+
+The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: each of them
+asks this module first and computes in numpy when it gets None back, which happens for any
+dtype but float32, for arrays too small to pay for the call (`MIN_SIZE`, measured with
+bench/float_glue.py), while `disabled()`, and when the extension is missing or predates these
+kernels. The kernels (native/float_*.cpp, docs/native.md) give the reference's values:
+bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and AveragePool, and within
+the bounds stated there for Erf, Gelu and Exp (float64 inside, rounded once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+_native: Any = None   # the extension, bound at the first use (see _extension)
+_enabled = True
+_threads = 1
+
+# operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
+UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "Exp": 5,
+               "HardSigmoid": 6, "HardSwish": 7}
+
+# Smallest element count (input elements for pooling) at which the native call beats numpy
+# on one core (bench/float_glue.py --thresholds; the call itself costs about a microsecond).
+MIN_SIZE = {"Erf": 16, "Gelu": 16, "GeluTanh": 16, "Sigmoid": 16, "Tanh": 16, "Exp": 64,
+            "HardSigmoid": 64, "HardSwish": 64, "MaxPool": 16, "AveragePool": 16}
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the body with the numpy operators (the reference), e.g. to compare or time."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def set_threads(threads: int) -> None:
+    """Threads of the native float kernels (0 = all hardware threads; default 1)."""
+    global _threads
+    _threads = int(threads)
+
+
+def _extension() -> Any:
+    """lowp._native as lowp.runtime.native_backend holds it, or None without the extension
+    or with a build older than these kernels. Looked up at the first use rather than at
+    import, so that a substituted build (tools/sanitize.sh) is the one called."""
+    global _native
+    if _native is None:
+        try:
+            from . import native_backend
+        except ImportError:
+            return None
+        _native = native_backend._native
+    return _native if hasattr(_native, "float_unary") else None
+
+
+def kernels() -> str:
+    """Name of the float kernels of the active instruction-set path ('none' without them)."""
+    ext = _extension()
+    return "none" if ext is None else str(ext.float_kernels())
+
+
+def _usable(op: str, x: np.ndarray) -> Any:
+    """The extension when `op` on `x` runs natively, else None."""
+    if not _enabled or x.dtype != np.float32 or x.size < MIN_SIZE[op]:
+        return None
+    return _extension()
+
+
+def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray | None:
+    """`op` (a key of UNARY_CODES; alpha, beta: HardSigmoid's) on float32 `x`, or None."""
+    ext = _usable(op, x)
+    if ext is None:
+        return None
+    src = np.ascontiguousarray(x).reshape(-1)
+    y = np.empty(x.shape, np.float32)
+    ext.float_unary(UNARY_CODES[op], src, y.reshape(-1), float(alpha), float(beta), _threads)
+    return y
+
+
+def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+           dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
+           out: Sequence[int], count_include_pad: int = 0) -> np.ndarray | None:
+    """MaxPool or AveragePool of a float32 NCHW `x` with the geometry float_nn resolved
+    (begin/end pads as given or from auto_pad, output size with ceil_mode), or None."""
+    if x.ndim != 4:
+        return None
+    ext = _usable(op, x)
+    if ext is None:
+        return None
+    n, c, h, w = x.shape
+    y = np.empty((n, c, int(out[0]), int(out[1])), np.float32)
+    geometry = [*kernel, *strides, *dilations, *begin, *end]
+    ext.float_pool2d(np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
+                     [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad),
+                     _threads)
+    return y
