@@ -107,13 +107,25 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     collection.
     """
     config = config or Config()
-    target = config.resolved_target()
     loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
     float_model = canonicalize(loaded)
     inputs = model_inputs(float_model)
     feeds = (None if calibration_data is None
              else as_feeds(calibration_data, inputs, config.batch_size, preprocess))
+    try:
+        return _quantize(float_model, inputs, feeds, config, calib_table, progress)
+    except BaseException:
+        if isinstance(feeds, CachedFeeds) and feeds is not calibration_data:
+            feeds.close()                 # a failed run leaves no cache behind
+        raise
+
+
+def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,
+              config: Config, calib_table: str | os.PathLike[str] | CalibrationTable | None,
+              progress: bool) -> QuantizeResult:
+    """The passes after loading, on a canonical float model and its feeds."""
+    target = config.resolved_target()
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
         verify(qdq, target, feeds.first() if feeds is not None else None)

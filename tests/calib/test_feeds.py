@@ -168,9 +168,13 @@ def test_one_shot_generator_is_cached_once_and_removed(tmp_path, monkeypatch):
     assert [f["x"].shape[0] for f in source] == [1, 2, 1, 3] and pulled == [0, 1, 2, 3]
     source.close()
 
-    # through the API, two passes (entropy) and nothing left behind
+    # through the API, two passes (entropy) and nothing left behind, failing or not
     lowp.quantize_model(_cnn(), gen(), Config(method=CalibMethod.ENTROPY))
     assert not list(tmp_path.rglob("*.npz"))
+    bad = (f if i < 2 else {"x": f["x"][0]} for i, f in enumerate(_images()))
+    with pytest.raises(DataError, match="feed 2"):
+        lowp.quantize_model(_cnn(), bad)
+    assert not list(tmp_path.rglob("*"))
 
 
 def test_recurrent_model_calibrates_from_natural_feeds():
