@@ -149,9 +149,12 @@ def _qlinear_matmul(rw: ToQdq, node: onnx.NodeProto) -> None:
 
 @converts(MS_DOMAIN, "QGemm")
 def _qgemm(rw: ToQdq, node: onnx.NodeProto) -> None:
-    """C is int32 at scale alpha / beta * s_a * s_b (ONNX Runtime's contrib definition); without
-    y_scale the output stays float."""
+    """C is int32 at scale alpha / beta * s_a * s_b (ONNX Runtime's contrib definition; its
+    kernel adds C to the accumulator and scales by alpha * s_a * s_b, ignoring beta)."""
     a, sa, za, b, sb, zb, c, sy, zy = _inputs(node, 9)
+    if not sy:
+        _qgemm_float(rw, node)
+        return
     attrs = attributes(node)
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))  # type: ignore[arg-type]
     af = rw.dequantized(QTensor(a, sa, za), node)
@@ -164,12 +167,38 @@ def _qgemm(rw: ToQdq, node: onnx.NodeProto) -> None:
         if alpha != beta:
             scale = np.float32(alpha / beta) * scale
         ins.append(rw.bias(c, scale, node))
-    if not sy:
-        rw.emit("Gemm", ins, [node.output[0]], base="Gemm", name=node.name, attrs=attrs)
-        return
     y = _float_out(rw, node)
     rw.emit("Gemm", ins, [y], base="Gemm", name=node.name, attrs=attrs)
     rw.quantize_into(y, sy, zy, node.output[0])
+
+
+def _qgemm_float(rw: ToQdq, node: onnx.NodeProto) -> None:
+    """QGemm without y_scale writes float32(A'B' + C) * float32(alpha * s_a * s_b[j]) (its
+    kernel's order): MatMulInteger, an int32 Add of C, Cast and Mul compute exactly that,
+    where DequantizeLinear -> float Gemm would round every product."""
+    a, sa, za, b, sb, zb, c, _, _ = _inputs(node, 9)
+    attrs = attributes(node)
+    alpha = np.float32(attrs.get("alpha", 1.0))  # type: ignore[arg-type]
+    if int(attrs.get("transA", 0)):  # type: ignore[call-overload]
+        at = rw.tensor(f"{a}_transposed")
+        rw.emit("Transpose", [a], [at], base=f"{a}_Transpose", attrs={"perm": [1, 0]})
+        a = at
+    weight = rw.constant(b, node)
+    if int(attrs.get("transB", 0)):  # type: ignore[call-overload]
+        b = rw.initializer(f"{b}_transposed", np.ascontiguousarray(weight.T))
+    out = node.output[0]
+    acc = rw.tensor(f"{out}_int32")
+    rw.emit("MatMulInteger", [a, b, za, zb], [acc], base="MatMulInteger", name=node.name)
+    if c:
+        with_c = rw.tensor(f"{out}_plus_c")
+        rw.emit("Add", [acc, c], [with_c], base=f"{out}_Add")
+        acc = with_c
+    acc_f = rw.tensor(f"{out}_acc")
+    rw.emit("Cast", [acc], [acc_f], base=f"{out}_Cast", attrs={"to": onnx.TensorProto.FLOAT})
+    scale = (alpha * rw.constant(sa, node).astype(np.float32)).astype(np.float32) * rw.constant(
+        sb, node).astype(np.float32)
+    rw.emit("Mul", [acc_f, rw.initializer(f"{out}_scale", scale.astype(np.float32))], [out],
+            base=f"{out}_Mul")
 
 
 @converts(MS_DOMAIN, "QLinearAdd", "QLinearMul")
