@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.defs
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.ir.graph import attributes
@@ -103,9 +104,10 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool) -
 
 
 def fingerprint(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
-    """The graph up to names: every node as (op type, domain, attributes, what each input
-    is), a tensor being a graph input (by name), an initializer (dtype, shape, bytes) or
-    the output of such a node; and what each graph output is."""
+    """The graph up to names: every node as (op type, domain, attributes other than those
+    at their schema default, what each input is), a tensor being a graph input (by name),
+    an initializer (dtype, shape, bytes) or the output of such a node; and what each graph
+    output is."""
     g = model.graph
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     producer = {o: (n, k) for n in g.node for k, o in enumerate(n.output)}
@@ -126,7 +128,21 @@ def fingerprint(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
         return memo[name]
 
     def node(n: onnx.NodeProto) -> str:
-        attrs = sorted((k, repr(v)) for k, v in attributes(n).items())
+        attrs = sorted((k, repr(v)) for k, v in attributes(n).items()
+                       if not _is_default(n, k, v))
         return repr((n.op_type, n.domain or "", attrs, [tensor(i) for i in n.input]))
 
     return sorted(node(n) for n in g.node), [tensor(o.name) for o in g.output]
+
+
+def _is_default(node: onnx.NodeProto, name: str, value: object) -> bool:
+    """An attribute written with its schema's default value (Gemm's beta=1.0, say) means
+    the same as one left out."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, domain=node.domain)
+    except onnx.defs.SchemaError:
+        return False
+    attr = schema.attributes.get(name)
+    if attr is None or not attr.default_value.name:
+        return False
+    return onnx.helper.get_attribute_value(attr.default_value) == value

@@ -190,7 +190,9 @@ def _gemm(rw: ToQOperator, node: onnx.NodeProto) -> bool:
         ins.append(c)
     else:
         ins.append("")
-    rw.replace(node, q, "QGemm", [*ins, q.input[1], q.input[2]], domain=MS_DOMAIN, attrs=attrs)
+    # QGemm has no beta: its C is stored at alpha / beta * s_a * s_b instead
+    rw.replace(node, q, "QGemm", [*ins, q.input[1], q.input[2]], domain=MS_DOMAIN,
+               attrs={k: v for k, v in attrs.items() if k != "beta"})
     return True
 
 
