@@ -12,7 +12,8 @@ at a time. The forms (`as_feeds` picks one):
   from a zero-argument callable returning a fresh iterable on every pass;
 - `CachedFeeds`: feed dicts from a one-shot iterator (a generator object), written to a
   temporary folder of .npz files as they arrive and read back on later passes;
-- `NpzFolder(folder)`: one feed per .npz file, in name order (`lowp quantize --data`).
+- `NpzFolder(folder)`: one feed per .npz file, in name order (`lowp quantize --data`);
+- `image_feeds(folder)`: one feed per image, aspect ratio kept (`--keep-aspect`).
 
 Feeds given as dicts are checked one by one (`lowp.inputs.validate_feed`): a bad name,
 dtype or shape is a DataError naming the feed's index and the input.
@@ -34,7 +35,10 @@ from .errors import DataError
 from .inputs import (
     ImagePreprocess,
     InputSpec,
+    image_files,
+    image_input,
     iter_chunks,
+    load_image,
     validate,
     validate_feed,
 )
@@ -291,6 +295,18 @@ class NpzFolder:
             yield feed
 
 
+def image_feeds(folder: str | os.PathLike[str], inputs: list[InputSpec],
+                pre: ImagePreprocess) -> DictFeeds:
+    """One feed (a batch of one) per image of `folder`, in name order: with
+    `pre.keep_aspect` the images keep their aspect ratio, so their sizes differ."""
+    spec = image_input(inputs)
+    files = image_files(Path(folder))
+    if not files:
+        raise DataError(f"{folder}: no image files in this folder")
+    return DictFeeds(lambda: ({spec.name: load_image(f, spec, pre)[None]} for f in files),
+                     inputs, num_feeds=len(files))
+
+
 def as_feeds(data: Any, inputs: list[InputSpec], batch_size: int,
              preprocess: ImagePreprocess | None = None) -> FeedSource:
     """The `FeedSource` of any accepted form of calibration data.
@@ -308,7 +324,8 @@ def as_feeds(data: Any, inputs: list[InputSpec], batch_size: int,
     batch_size
         Samples per feed for the sample-stacked forms.
     preprocess
-        How a folder of images becomes the model input.
+        How a folder of images becomes the model input; with `keep_aspect`, one feed per
+        image (`image_feeds`).
 
     Examples
     --------
@@ -323,6 +340,8 @@ def as_feeds(data: Any, inputs: list[InputSpec], batch_size: int,
     if isinstance(data, FeedSource):
         return data
     if isinstance(data, (str, os.PathLike)):
+        if preprocess is not None and preprocess.keep_aspect and Path(data).is_dir():
+            return image_feeds(data, inputs, preprocess)
         return StackedFeeds(lambda: iter_chunks(data, inputs, preprocess, batch_size),
                             inputs, batch_size)
     if isinstance(data, Mapping):

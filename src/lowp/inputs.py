@@ -25,6 +25,8 @@ class ImagePreprocess:
     std: tuple[float, ...] = (1.0,)
     layout: str = "NCHW"                       # or "NHWC"
     grayscale: bool | None = None              # None: from the model's channel count
+    keep_aspect: bool = False                  # resize the height only: one feed per image
+    pad_to_multiple: int = 1                   # zero-pad a dynamic height / width to this
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def iter_chunks(source: str | os.PathLike[str], inputs: list[InputSpec],
         yield "calibration data", _load_file(path, inputs)
         return
     files = sorted(p for p in path.iterdir() if p.is_file())
-    images = [p for p in files if p.suffix.lower() in _IMAGE_SUFFIXES]
+    images = image_files(path)
     if images:
         step = max(1, images_per_chunk)
         for start in range(0, len(images), step):
@@ -152,31 +154,68 @@ def _load_file(path: Path, inputs: list[InputSpec]) -> dict[str, np.ndarray]:
 
 def _load_images(files: list[Path], inputs: list[InputSpec],
                  pre: ImagePreprocess) -> dict[str, np.ndarray]:
+    spec = image_input(inputs)
+    return {spec.name: np.stack([load_image(f, spec, pre) for f in files])}
+
+
+def image_input(inputs: list[InputSpec]) -> InputSpec:
+    """The one input an image folder can feed."""
+    if len(inputs) != 1:
+        raise DataError("an image folder can feed only a model with one input")
+    return inputs[0]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of `folder`, in name order."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def load_image(path: Path, spec: InputSpec, pre: ImagePreprocess) -> np.ndarray:
+    """One image as the model's input takes it, without the batch axis (float32).
+
+    Resized to `pre.size` or the model's fixed size; with `pre.keep_aspect`, to the target
+    height only (`pre.size[0]`, the model's, or the image's own), the width following the
+    aspect ratio but no wider than `pre.size[1]` or a width the model fixes. Then scaled to
+    [0, 1] and normalized; with `keep_aspect` or `pad_to_multiple` > 1, padded with zeros
+    at the bottom and right to the model's fixed height / width, or else to a multiple of
+    `pad_to_multiple` (PaddleOCR's recognizers pad a text line the same way).
+    """
     try:
         from PIL import Image
     except ImportError:
         raise DataError("reading image folders needs Pillow: pip install 'lowp[images]'") from None
-    if len(inputs) != 1:
-        raise DataError("an image folder can feed only a model with one input")
-    spec = inputs[0]
     shape = spec.shape or (None, 3, None, None)
-    channels_axis = 1 if pre.layout == "NCHW" else 3
-    channels = shape[channels_axis] if len(shape) == 4 else None
-    size = pre.size or ((shape[2], shape[3]) if pre.layout == "NCHW" else (shape[1], shape[2]))
-    if size[0] is None or size[1] is None:
-        raise DataError("image size is dynamic in the model; give ImagePreprocess(size=...)")
+    nchw = pre.layout == "NCHW"
+    channels = (shape[1] if nchw else shape[3]) if len(shape) == 4 else None
+    model_hw = ((shape[2], shape[3]) if nchw else (shape[1], shape[2])) if len(shape) == 4 \
+        else (None, None)
     gray = pre.grayscale if pre.grayscale is not None else channels == 1
-    out = []
-    for f in files:
-        try:
-            img = Image.open(f).convert("L" if gray else "RGB").resize((size[1], size[0]))
-        except Exception as e:
-            raise DataError(f"{f}: cannot read image ({e})") from None
-        a = np.asarray(img, dtype=np.float32) / np.float32(255.0)
-        a = a[..., None] if a.ndim == 2 else a
-        a = (a - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-        out.append(a if pre.layout == "NHWC" else a.transpose(2, 0, 1))
-    return {spec.name: np.stack(out).astype(np.float32)}
+    try:
+        img = Image.open(path).convert("L" if gray else "RGB")
+    except Exception as e:
+        raise DataError(f"{path}: cannot read image ({e})") from None
+    size = pre.size or model_hw
+    if pre.keep_aspect:
+        height = size[0] or img.height
+        width = max(1, round(img.width * height / img.height))
+        if size[1] is not None:
+            width = min(width, size[1])
+    elif size[0] is None or size[1] is None:
+        raise DataError("image size is dynamic in the model; give ImagePreprocess(size=...) "
+                        "or keep_aspect=True")
+    else:
+        height, width = size[0], size[1]
+    img = img.resize((int(width), int(height)))
+    a = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    a = a[..., None] if a.ndim == 2 else a
+    a = (a - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    if pre.keep_aspect or pre.pad_to_multiple > 1:
+        m = max(1, pre.pad_to_multiple)
+        pad_h = (model_hw[0] or -(-a.shape[0] // m) * m) - a.shape[0]
+        pad_w = (model_hw[1] or -(-a.shape[1] // m) * m) - a.shape[1]
+        a = np.pad(a, ((0, max(0, pad_h)), (0, max(0, pad_w)), (0, 0)))
+    return (a if not nchw else a.transpose(2, 0, 1)).astype(np.float32)
 
 
 def validate(arrays: Mapping[str, np.ndarray], inputs: list[InputSpec],

@@ -18,7 +18,14 @@ from lowp.cli import main
 from lowp.config import CalibMethod, Config, QuantPolicy
 from lowp.errors import DataError
 from lowp.feeds import CachedFeeds, NpzFolder, StackedFeeds, as_feeds
-from lowp.inputs import InputSpec, batches, iter_chunks, model_inputs, validate
+from lowp.inputs import (
+    ImagePreprocess,
+    InputSpec,
+    batches,
+    iter_chunks,
+    model_inputs,
+    validate,
+)
 from lowp.pipeline import quantize
 from lowp.runtime import Session
 
@@ -283,6 +290,37 @@ def test_cli_data_folder_of_per_feed_npz(tmp_path, capsys):
     assert main(["quantize", str(model_path), "--data", str(folder), "-o", str(out),
                  "--quiet"]) == 2
     assert "feed 4: input 'x' has shape (3, 8)" in capsys.readouterr().err
+
+
+def test_images_of_any_size_keep_their_aspect(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    sizes = [(10, 30), (20, 20), (5, 41)]                  # (height, width)
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    spec = model_inputs(_cnn())
+    pre = ImagePreprocess(size=(8, 24), keep_aspect=True, pad_to_multiple=4, mean=(0.5,),
+                          std=(0.5,))
+    feeds = list(as_feeds(folder, spec, 16, pre))
+    # heights 8; widths 24 (capped), 8, 66 -> 24 (capped), padded to a multiple of 4
+    assert [f["x"].shape for f in feeds] == [(1, 3, 8, 24), (1, 3, 8, 8), (1, 3, 8, 24)]
+    line = Image.open(folder / "0.png").convert("RGB").resize((24, 8))
+    want = (np.asarray(line, np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
+    np.testing.assert_array_equal(feeds[0]["x"][0], want.transpose(2, 0, 1))
+    odd = list(as_feeds(folder, spec, 16, ImagePreprocess(keep_aspect=True, pad_to_multiple=8)))
+    assert [f["x"].shape for f in odd] == [(1, 3, 16, 32), (1, 3, 24, 24), (1, 3, 8, 48)]
+    assert np.all(odd[2]["x"][0, :, 5:, :] == 0) and np.all(odd[2]["x"][0, :, :, 41:] == 0)
+    model_path = tmp_path / "cnn.onnx"
+    onnx.save(_cnn(), model_path)
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(model_path), "--calib", str(folder), "-o", str(out),
+                 "--quiet", "--no-report", "--keep-aspect", "--pad-to-multiple", "4",
+                 "--image-size", "8", "24", "--mean", "0.5", "--std", "0.5"]) == 0
+    assert onnx.load(str(out)) == quantize(_cnn(), folder, preprocess=pre).model
 
 
 # --- histogram methods on constants, zero tensors under ALL ------------------------------
