@@ -67,10 +67,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     config = _config(args)
     pre = None
-    if args.image_size or args.mean or args.std:
+    if args.image_size or args.mean or args.std or args.keep_aspect or args.pad_to_multiple:
         pre = ImagePreprocess(size=tuple(args.image_size) if args.image_size else None,
                               mean=tuple(args.mean or (0.0,)), std=tuple(args.std or (1.0,)),
-                              layout=args.layout)
+                              layout=args.layout, keep_aspect=args.keep_aspect,
+                              pad_to_multiple=args.pad_to_multiple or 1)
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
     data = args.calib
     if args.data:
@@ -260,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mean", type=float, nargs="+")
     q.add_argument("--std", type=float, nargs="+")
     q.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
+    q.add_argument("--keep-aspect", action="store_true",
+                   help="images: resize to the height only, keeping the aspect ratio (one "
+                        "feed per image; --image-size W is then the largest width)")
+    q.add_argument("--pad-to-multiple", type=int, metavar="N",
+                   help="images: zero-pad a dynamic height / width to a multiple of N")
     q.add_argument("--eval", metavar="DATA",
                    help="evaluation data for the summary (.npz named after the inputs, with "
                         "an optional integer 'label' array for accuracy)")
