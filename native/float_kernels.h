@@ -1,8 +1,8 @@
 // Float32 kernels of the float glue between quantized groups: unary activations and 2-D
 // pooling (NCHW). Each agrees with the numpy reference of lowp.runtime.float_ops / float_nn
 // (bounds in docs/native.md):
-//  * erf, exact and tanh GELU and exp run in float64 inside (erf and GELU with the
-//    reference's own formulas and polynomials) and round once to float32;
+//  * erf and exact and tanh GELU run in float64 inside (with the reference's own formulas
+//    and polynomials) and round once to float32;
 //  * hard sigmoid, hard swish, and sigmoid and tanh in ONNX Runtime's rational forms
 //    (lowp.ort_math) repeat the reference's float32 operations, so they are exact;
 //  * max pooling is exact; average pooling sums in the reference's order (each window
@@ -22,10 +22,9 @@ enum FloatUnaryOp : int {
   kGeluTanh = 2,  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
   kSigmoid = 3,
   kTanh = 4,
-  kExp = 5,
-  kHardSigmoid = 6,  // clip(alpha x + beta, 0, 1)
-  kHardSwish = 7,    // x clip(x / 6 + 1 / 2, 0, 1)
-  kUnaryCount = 8,
+  kHardSigmoid = 5,  // clip(alpha x + beta, 0, 1)
+  kHardSwish = 6,    // x clip(x / 6 + 1 / 2, 0, 1)
+  kUnaryCount = 7,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.

@@ -211,8 +211,7 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
 
 def _unary(name: str, fn: Any) -> None:
     def op(x: np.ndarray, **_: Any) -> np.ndarray:
-        native = native_float.unary(name, x) if name in native_float.UNARY_CODES else None
-        return native if native is not None else _as(fn(_f(x)), x)
+        return _as(fn(_f(x)), x)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"ONNX {name}, computed in float32 (float64 for float64 inputs)."

@@ -2,11 +2,10 @@
 
 The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: each of them
 asks this module first and computes in numpy when it gets None back, which happens for any
-dtype but float32, for arrays too small to pay for the call (`MIN_SIZE`, measured with
-bench/float_glue.py), while `disabled()`, and when the extension is missing or predates these
+dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension is missing or predates these
 kernels. The kernels (native/float_*.cpp, docs/native.md) give the reference's values:
 bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and AveragePool, and within
-the bounds stated there for Erf, Gelu and Exp (float64 inside, rounded once).
+the bounds stated there for Erf and Gelu (float64 inside, rounded once).
 """
 
 from __future__ import annotations
@@ -22,13 +21,14 @@ _enabled = True
 _threads = 1
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
-UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "Exp": 5,
-               "HardSigmoid": 6, "HardSwish": 7}
+UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
+               "HardSwish": 6}
 
-# Smallest element count (input elements for pooling) at which the native call beats numpy
-# on one core (bench/float_glue.py --thresholds; the call itself costs about a microsecond).
-MIN_SIZE = {"Erf": 16, "Gelu": 16, "GeluTanh": 16, "Sigmoid": 16, "Tanh": 16, "Exp": 64,
-            "HardSigmoid": 64, "HardSwish": 64, "MaxPool": 16, "AveragePool": 16}
+# Smallest element count (input elements for pooling) for the native call: it beats numpy
+# from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
+# HardSigmoid, 8x for MaxPool, 10x for Erf at one element), so only empty arrays stay numpy.
+# (Exp is not here: numpy's own float32 exp is SIMD and faster than a float64 kernel.)
+MIN_SIZE = 1
 
 
 @contextlib.contextmanager
@@ -70,7 +70,7 @@ def kernels() -> str:
 
 def _usable(op: str, x: np.ndarray) -> Any:
     """The extension when `op` on `x` runs natively, else None."""
-    if not _enabled or x.dtype != np.float32 or x.size < MIN_SIZE[op]:
+    if not _enabled or x.dtype != np.float32 or x.size < MIN_SIZE:
         return None
     return _extension()
 
