@@ -18,7 +18,7 @@ F32 = np.float32
 INPUT_SHAPE = (3, 16, 16)
 
 
-def float_net(seed: int = 0) -> onnx.ModelProto:
+def float_net(seed: int = 0, opset: int = 17) -> onnx.ModelProto:
     """Conv + Relu, a residual Add, Sigmoid * x (Mul), MaxPool, LeakyRelu, AveragePool,
     Concat, GlobalAveragePool, Flatten, Gemm (transB), MatMul, Softmax."""
     rng = np.random.default_rng(seed)
@@ -60,7 +60,7 @@ def float_net(seed: int = 0) -> onnx.ModelProto:
         nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                      ["N", *INPUT_SHAPE])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
 
@@ -70,9 +70,10 @@ def batches(seed: int, n: int = 4, batch: int = 8) -> list[dict[str, np.ndarray]
     return [{"x": rng.normal(0, 1, (batch, *INPUT_SHAPE)).astype(F32)} for _ in range(n)]
 
 
-def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool) -> Path:
+def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
+                  opset: int = 17) -> Path:
     """ONNX Runtime's quantize_static of `float_net` (fmt 'QOperator' or 'QDQ',
-    activations 'u8' or 's8', int8 weights)."""
+    activations 'u8' or 's8', int8 weights) at `opset`."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -87,10 +88,10 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool) -
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    src = folder / "float.onnx"
+    src = folder / f"float_{opset}.onnx"
     if not src.exists():
-        onnx.save(float_net(), src)
-    out = folder / f"{fmt}_{activations}_{'pc' if per_channel else 'pt'}.onnx"
+        onnx.save(float_net(opset=opset), src)
+    out = folder / f"{fmt}_{activations}_{'pc' if per_channel else 'pt'}_{opset}.onnx"
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)          # the quantizer's advice, per call
     try:

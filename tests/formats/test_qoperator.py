@@ -83,6 +83,19 @@ def test_converted_qdq_file_equals_qoperator_file_in_onnxruntime(folder, activat
     np.testing.assert_array_equal(_ort(qdq, feeds, ["y"])["y"], _ort(model, feeds, ["y"])["y"])
 
 
+def test_opset_12_file_with_per_channel_weights(folder):
+    """ONNX Runtime's quantizer keeps opset 12 for a QOperator file with per-channel
+    QLinearConv; its QDQ form needs DequantizeLinear-13, so the model is upgraded first."""
+    path = ort_quantized(folder, "QOperator", "u8", True, opset=12)
+    model = onnx.load(path)
+    assert [o.version for o in model.opset_import if o.domain == ""] == [12]
+    qdq = lowp.convert(path, "qdq")
+    assert [o.version for o in qdq.opset_import if o.domain == ""] == [13]
+    feeds = batches(seed=10, n=1, batch=16)[0]
+    np.testing.assert_array_equal(lowp.Session(path).run(feeds)["y"],
+                                  _ort(model, feeds, ["y"])["y"])
+
+
 def _contrib_model(op_type: str, inputs: list[str], inits: list[onnx.TensorProto],
                    x_type: int = TensorProto.UINT8) -> onnx.ModelProto:
     graph = helper.make_graph(

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import attributes, opset_of
+from ..ir.graph import Graph, attributes, opset_of
 from .rewrite import MS_DOMAIN, Rewrite, is_default_domain, node_label
 
 
@@ -366,6 +366,12 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     if not has_qoperator_nodes(model):
         return model
+    if opset_of(model) < 13 and _needs_per_axis(model):
+        # per-channel weights need DequantizeLinear-13; the other nodes are upgraded with
+        # onnx's version converter so that they keep their meaning
+        from ..passes.canonicalize import upgrade_opset
+
+        model = upgrade_opset(model, 13)
     rw = ToQdq(model)
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and is_default_domain(node) and len(node.input) > 1:
@@ -383,6 +389,21 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         else:
             rw.keep(node)
     return rw.finish()
+
+
+# the input holding each converted operator's weight scale
+_WEIGHT_SCALE = {"QLinearConv": 4, "QLinearMatMul": 4, "QGemm": 4, "DynamicQuantizeMatMul": 2}
+
+
+def _needs_per_axis(model: onnx.ModelProto) -> bool:
+    """Whether some weight has one scale per channel (a per-axis DequantizeLinear)."""
+    graph = Graph(model)
+    for node in model.graph.node:
+        k = _WEIGHT_SCALE.get(node.op_type)
+        if (k is not None and (node.domain, node.op_type) in TO_QDQ and len(node.input) > k
+                and graph.is_constant(node.input[k]) and graph.constant(node.input[k]).size > 1):
+            return True
+    return False
 
 
 def _wrap_direct(rw: ToQdq, node: onnx.NodeProto) -> bool:
