@@ -2,10 +2,11 @@
 
 The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: each of them
 asks this module first and computes in numpy when it gets None back, which happens for any
-dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension is missing or predates these
-kernels. The kernels (native/float_*.cpp, docs/native.md) give the reference's values:
-bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and AveragePool, and within
-the bounds stated there for Erf and Gelu (float64 inside, rounded once).
+dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
+is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
+the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and
+AveragePool, and within the bounds stated there for Erf and Gelu (float64 inside, rounded
+once).
 """
 
 from __future__ import annotations
