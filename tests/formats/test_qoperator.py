@@ -147,3 +147,57 @@ def test_channels_last_pooling_has_no_qdq_form():
     model.graph.node[0].attribute.append(helper.make_attribute("channels_last", 1))
     with pytest.raises(lowp.UnsupportedOpError, match="channels_last"):
         to_qdq(model)
+
+
+def _one_node_model(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], x_shape: list[int],
+                    opset: int) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, x_shape[:1] + [None] * (
+            len(x_shape) - 1))], inits)
+    return helper.make_model(graph, ir_version=8, opset_imports=[
+        helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)])
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_softmax_of_an_older_opset(axis):
+    """QLinearSoftmax with opset=11 normalizes over every axis from `axis` on; in an opset-13
+    model its QDQ form flattens the integers there, runs Softmax on the last axis and
+    reshapes back."""
+    inits = [numpy_helper.from_array(np.float32(0.08), "sx"),
+             numpy_helper.from_array(np.uint8(120), "zx"),
+             numpy_helper.from_array(np.float32(1 / 256), "sy"),
+             numpy_helper.from_array(np.uint8(0), "zy")]
+    node = helper.make_node("QLinearSoftmax", ["x", "sx", "zx", "sy", "zy"], ["y"],
+                            domain="com.microsoft", axis=axis, opset=11, name="sm")
+    model = _one_node_model([node], inits, [2, 3, 4, 5], 13)
+    x = np.random.default_rng(axis + 5).integers(0, 256, (2, 3, 4, 5)).astype(np.uint8)
+    qdq = to_qdq(model)
+    assert ("Flatten" in {n.op_type for n in qdq.graph.node}) == (axis != -1)
+    np.testing.assert_array_equal(lowp.Session(model).run({"x": x})["y"],
+                                  _ort(model, {"x": x}, ["y"])["y"])
+
+
+def test_weights_quantized_by_a_quantize_linear_of_a_constant():
+    """ONNX Runtime's quantizer writes QuantizeLinear(Constant) for weights held in Constant
+    nodes (paddle2onnx exports); they are folded into integer initializers first."""
+    rng = np.random.default_rng(11)
+    w = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["w_float"], value=numpy_helper.from_array(w)),
+             helper.make_node("QuantizeLinear", ["w_float", "sw", "zw"], ["w_q"], name="q_w"),
+             helper.make_node("QLinearConv", ["x", "sx", "zx", "w_q", "sw", "zw", "sy", "zy"],
+                              ["y"], name="conv", pads=[1, 1, 1, 1])]
+    inits = [numpy_helper.from_array(np.float32(0.02), "sx"),
+             numpy_helper.from_array(np.uint8(128), "zx"),
+             numpy_helper.from_array(np.float32(np.abs(w).max() / 127), "sw"),
+             numpy_helper.from_array(np.uint8(128), "zw"),
+             numpy_helper.from_array(np.float32(0.05), "sy"),
+             numpy_helper.from_array(np.uint8(128), "zy")]
+    model = _one_node_model(nodes, inits, [1, 3, 8, 8], 17)
+    qdq = to_qdq(model)
+    assert "QuantizeLinear" not in {n.op_type for n in qdq.graph.node
+                                    if n.output[0] != "y"}
+    x = rng.integers(0, 256, (1, 3, 8, 8)).astype(np.uint8)
+    session = lowp.Session(model)
+    assert [s.op_type for s in session.int_steps] == ["Conv"]
+    np.testing.assert_array_equal(session.run({"x": x})["y"], _ort(model, {"x": x}, ["y"])["y"])

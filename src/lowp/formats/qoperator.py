@@ -247,20 +247,35 @@ TO_QDQ[(MS_DOMAIN, "QLinearGlobalAveragePool")] = _unary("GlobalAveragePool")
 
 @converts(MS_DOMAIN, "QLinearSoftmax")
 def _qlinear_softmax(rw: ToQdq, node: onnx.NodeProto) -> None:
-    """The `opset` attribute says which Softmax the node computes (before 13: over the axes
-    from `axis` on); the float Softmax is the model's, so the two must agree."""
+    """The `opset` attribute says which Softmax the node computes: before 13, over all the
+    axes from `axis` on (the input flattened to 2-D there), from 13 on over `axis` alone.
+    Where that differs from the model's own Softmax, the old form is written out: the
+    integers flattened, Softmax over the last axis, the integers reshaped back."""
     attrs = attributes(node)
     op_opset = int(attrs.get("opset", rw.opset))  # type: ignore[call-overload]
     axis = int(attrs.get("axis", 1 if op_opset < 13 else -1))  # type: ignore[call-overload]
-    if (op_opset < 13) != (rw.opset < 13) and axis != -1:
-        raise UnsupportedOpError(node.op_type, node_label(node), f"Softmax semantics of opset "
-                                 f"{op_opset} on axis {axis} differ from the model's opset "
-                                 f"{rw.opset}")
     x, sx, zx, sy, zy = _inputs(node, 5)
-    xf = rw.dequantized(QTensor(x, sx, zx), node)
+    zy = _zero_point_like(rw, zy, zx, x, node)
+    if (op_opset < 13) == (rw.opset < 13) or axis == -1:
+        xf = rw.dequantized(QTensor(x, sx, zx), node)
+        y = _float_out(rw, node)
+        rw.emit("Softmax", [xf], [y], base="Softmax", name=node.name, attrs={"axis": axis})
+        rw.quantize_into(y, sy, zy, node.output[0])
+        return
+    if rw.opset < 13:
+        raise UnsupportedOpError(node.op_type, node_label(node), f"Softmax of opset {op_opset} "
+                                 f"on axis {axis} has no form in the model's opset {rw.opset}")
+    flat = rw.tensor(f"{x}_flattened")
+    rw.emit("Flatten", [x], [flat], base=f"{x}_Flatten", attrs={"axis": axis})
+    xf = rw.dequantized(QTensor(flat, sx, zx), node)
     y = _float_out(rw, node)
-    rw.emit("Softmax", [xf], [y], base="Softmax", name=node.name, attrs={"axis": axis})
-    rw.quantize_into(y, sy, _zero_point_like(rw, zy, zx, x, node), node.output[0])
+    rw.emit("Softmax", [xf], [y], base="Softmax", name=node.name, attrs={"axis": -1})
+    y_flat = rw.tensor(f"{node.output[0]}_flattened")
+    rw.quantize_into(y, sy, zy, y_flat)
+    shape = rw.tensor(f"{x}_shape")
+    rw.emit("Shape", [x], [shape], base=f"{x}_Shape")
+    rw.emit("Reshape", [y_flat, shape], [node.output[0]], base=f"{node.output[0]}_Reshape")
+    rw.qparams[node.output[0]] = QTensor(node.output[0], sy, zy)
 
 
 @converts(MS_DOMAIN, "QLinearConcat")
@@ -372,6 +387,12 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         from ..passes.canonicalize import upgrade_opset
 
         model = upgrade_opset(model, 13)
+    # weights that the file quantizes with a QuantizeLinear of a constant (ONNX Runtime's
+    # quantizer does so for weights held in Constant nodes) become integer initializers,
+    # as the engine folds them
+    from ..runtime.lower import fold_constant_quantize
+
+    model = fold_constant_quantize(model)
     rw = ToQdq(model)
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and is_default_domain(node) and len(node.input) > 1:
