@@ -49,6 +49,8 @@ OP_CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
      (1, 64, 240, 240)),
     ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
      (1, 64, 239, 239)),
+    ("GlobalAveragePool", {}, (1, 64, 240, 240)),
+    ("GlobalAveragePool", {}, (8, 256, 7, 7)),
 ]
 
 MODELS = ("ppocrv5_det", "ppocrv6_det_small", "vit_s_focus")

@@ -368,6 +368,16 @@ NB_MODULE(_native, m) {
         lowp::run_float_pool(a, threads);
       },
       "x"_a, "y"_a, "dims"_a, "geometry"_a, "average"_a, "include_pad"_a, "threads"_a = 1);
+  m.def(
+      "float_mean_rows",
+      [](Floats x, OutFloats y, int64_t n, int threads) {
+        // y[r] = mean of x[r * n .. (r + 1) * n) in np.mean's order (global average pool)
+        if (n < 1 || x.size() != y.size() * size_t(n))
+          throw std::invalid_argument("float_mean_rows needs n >= 1 and x of y.size * n values");
+        nb::gil_scoped_release nogil;
+        lowp::run_float_mean_rows(x.data(), y.data(), int64_t(y.size()), n, threads);
+      },
+      "x"_a, "y"_a, "n"_a, "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")

@@ -233,9 +233,39 @@ void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, flo
   std::memcpy(y, r.out, size_t(a.ow) * sizeof(float));
 }
 
+// numpy's pairwise summation of float32 (loops_utils.h.src), which np.mean uses along a
+// contiguous axis: under 8 values one after another, up to 128 in 8 interleaved partial
+// sums combined as a tree, longer halves (at a multiple of 8) recursively. Plain code: each
+// ISA file's flags vectorize the 8 partial sums, lane by lane, in the same order.
+inline float pairwise_sum(const float* a, int64_t n) {
+  if (n < 8) {
+    float res = -0.0f;
+    for (int64_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    int64_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+// y[r] = mean of row r (n values): (0 + pairwise sum) / n, as np.mean computes it.
+void mean_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) y[r] = (0.0f + pairwise_sum(x + r * n, n)) / float(n);
+}
+
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
-  return FloatKernels{name, F::W, unary_kernel<D, F>, pool_row_kernel<F>};
+  return FloatKernels{name, F::W, unary_kernel<D, F>, pool_row_kernel<F>, mean_rows_kernel};
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 //    (lowp.ort_math) repeat the reference's float32 operations, so they are exact;
 //  * max pooling is exact; average pooling sums in the reference's order (each window
 //    column top to bottom from +0, then the columns left to right from +0) and divides by
-//    the same count, so it is exact too.
+//    the same count, so it is exact too; global average pooling sums in numpy's pairwise
+//    order (np.mean), so it is exact as well.
 // One microkernel table per instruction-set path (float_scalar/avx2/avx512.cpp); the
 // active integer path picks it, so LOWP_ISA and set_path apply here as well.
 #pragma once
@@ -55,6 +56,8 @@ struct FloatKernels {
   // Output row `oy` of one plane: y[0..ow) of that row, count of the window rows `cnt_h`.
   void (*pool_row)(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
                    const FloatPoolRow& r, float* y);
+  // y[r] = mean of x[r * n .. r * n + n) for r < rows, in np.mean's (pairwise) order.
+  void (*mean_rows)(const float* x, float* y, int64_t rows, int64_t n);
 };
 
 extern const FloatKernels kFloatScalar;
@@ -68,5 +71,7 @@ const FloatKernels& active_float_kernels();
 void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,
                      int threads);
 void run_float_pool(const FloatPoolArgs& a, int threads);
+// Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
+void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
 
 }  // namespace lowp

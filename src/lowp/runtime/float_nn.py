@@ -364,6 +364,9 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 
 @register
 def GlobalAveragePool(x: np.ndarray, **_: Any) -> np.ndarray:
+    native = native_float.global_average_pool(x)
+    if native is not None:
+        return native
     axes = tuple(range(2, x.ndim))
     return _f(x).mean(axis=axes, keepdims=True).astype(x.dtype, copy=False)
 

@@ -4,9 +4,9 @@ The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: eac
 asks this module first and computes in numpy when it gets None back, which happens for any
 dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
 is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
-the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and
-AveragePool, and within the bounds stated there for Erf and Gelu (float64 inside, rounded
-once).
+the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool,
+AveragePool and GlobalAveragePool, and within the bounds stated there for Erf and Gelu
+(float64 inside, rounded once).
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def _extension() -> Any:
     return _native if hasattr(_native, "float_unary") else None
 
 
+def _has(ext: Any, name: str) -> Any:
+    """`ext` when it has the binding `name` (builds differ in what they have), else None."""
+    return ext if ext is not None and hasattr(ext, name) else None
+
+
 def kernels() -> str:
     """Name of the float kernels of the active instruction-set path ('none' without them)."""
     ext = _extension()
@@ -103,4 +108,17 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     ext.float_pool2d(np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
                      [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad),
                      _threads)
+    return y
+
+
+def global_average_pool(x: np.ndarray) -> np.ndarray | None:
+    """GlobalAveragePool of a float32 (N, C, *spatial) `x` in np.mean's order, or None."""
+    if x.ndim < 3 or 0 in x.shape[2:]:
+        return None
+    ext = _has(_usable("GlobalAveragePool", x), "float_mean_rows")
+    if ext is None:
+        return None
+    y = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), np.float32)
+    ext.float_mean_rows(np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+                        int(np.prod(x.shape[2:])), _threads)
     return y
