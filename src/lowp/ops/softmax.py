@@ -83,7 +83,7 @@ def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_
     # distance from the row maximum, as a table index: 255 is the maximum
     e = table[255 - (xi.max(axis=-1, keepdims=True) - xi)]
     inv_scale = np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
-    scale = (np.float32(1.0) / row_sums(e)) * inv_scale
+    scale = inv_scale / row_sums(e)
     q = np.rint(fma32(e, scale, np.float32(y_zero_point)))
     y = np.clip(q, qtype.qmin, qtype.qmax).astype(x.dtype)
     if coerce_2d:
