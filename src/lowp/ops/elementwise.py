@@ -12,7 +12,7 @@ from .registry import register
 @register("Add")
 def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
         b_zero_point: int, y_scale: float, y_zero_point: int, qmin: int, qmax: int,
-        out_dtype: np.dtype | type | None = None) -> np.ndarray:
+        out_dtype: np.dtype | type | None = None, span_kind: str | None = None) -> np.ndarray:
     """Quantized addition (O10a): ONNX Runtime's QLinearAdd arithmetic, in float32 with
     fused multiply-adds.
 
@@ -22,7 +22,8 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     a scalar across the innermost broadcast span (`add_span_kind`), its term is folded into
     the constant first: ``y = fma(a, ma, float32(c + float32(b * mb)))``. Finally
     ``clamp(round_half_even(y), qmin, qmax)``. `qmin`/`qmax` may be narrowed for a fused
-    ReLU. The result has `out_dtype` (default: the dtype of `a`).
+    ReLU. The result has `out_dtype` (default: the dtype of `a`). `span_kind` overrides the
+    kind `add_span_kind` derives from the shapes (a table of every value pair needs it).
 
     Examples
     --------
@@ -37,7 +38,7 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     mb = requant_scale(b_scale, 1.0, y_scale)
     c = add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point)
     af, bf = a.astype(np.float32), b.astype(np.float32)
-    kind = add_span_kind(a.shape, b.shape)
+    kind = add_span_kind(a.shape, b.shape) if span_kind is None else span_kind
     if kind == "b":
         y = fma32(af, ma, (c + (bf * mb).astype(np.float32)).astype(np.float32))
     elif kind == "a":

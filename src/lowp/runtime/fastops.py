@@ -17,6 +17,7 @@ import numpy as np
 from ..fixedpoint import Requant, RequantMode, requant_scale, requantize
 from ..ops.concat import rescale
 from ..ops.elementwise import add as reference_add
+from ..ops.elementwise import add_span_kind
 from ..ops.layout import Layout
 from ..ops.pool import pool_output_shape
 from ..qparams import QParams
@@ -114,13 +115,68 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
                   b_zero_point=b_zero_point, y_scale=y_scale, y_zero_point=y_zero_point,
                   qmin=qmin, qmax=qmax, out_dtype=out_dtype)
 
+    tables: dict[str, np.ndarray] = {}
+
     def add(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if (native is not None and a.shape == b.shape and a.dtype == native.a_dtype
                 and b.dtype == native.b_dtype):
             return native(a, b, out=arena.get(a.shape, native.out_dtype) if arena else None)
+        if _pair_tabulable(a, b, out_dtype):
+            kind = add_span_kind(a.shape, b.shape)
+            if kind not in tables:
+                tables[kind] = pair_table(
+                    lambda ga, gb: reference_add(ga, gb, span_kind=kind, **params),  # type: ignore[arg-type]
+                    a.dtype, b.dtype)
+            return pair_lookup(a, b, tables[kind], arena)
         return reference_add(a, b, **params)  # type: ignore[arg-type]
 
     return add
+
+
+def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype) -> Callable[..., np.ndarray]:
+    """`mul(a, b)`, a reference element-wise operator of two 8/16-bit operands, through a
+    table of every value pair when both are 8-bit (exact by construction)."""
+    tables: dict[tuple[str, str], np.ndarray] = {}
+
+    def run(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
+        if not _pair_tabulable(a, b, out_dtype):
+            return mul(a, b)
+        key = (a.dtype.str, b.dtype.str)
+        if key not in tables:
+            tables[key] = pair_table(mul, a.dtype, b.dtype)
+        return pair_lookup(a, b, tables[key], arena)
+
+    return run
+
+
+def _pair_tabulable(a: np.ndarray, b: np.ndarray, out_dtype: np.dtype) -> bool:
+    # the table (65,536 entries, built on the first run) pays off from the second run on
+    # for all but tiny operands
+    return (a.dtype.itemsize == b.dtype.itemsize == np.dtype(out_dtype).itemsize == 1
+            and a.dtype.kind in "iu" and b.dtype.kind in "iu" and max(a.size, b.size) > 1024)
+
+
+def pair_table(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a_dtype: np.dtype,
+               b_dtype: np.dtype) -> np.ndarray:
+    """`fn` evaluated on every pair of 8-bit values: entry (a_bits << 8) | b_bits, where
+    *_bits is the value's unsigned bit pattern.
+
+    `fn` must be element-wise (each output element a function of its two input elements
+    alone), so the table holds exactly what `fn` computes for each pair.
+    """
+    codes = np.arange(256, dtype=np.uint8)
+    grid_a = codes.view(a_dtype).reshape(256, 1)
+    grid_b = codes.view(b_dtype).reshape(1, 256)
+    return np.ascontiguousarray(np.broadcast_to(fn(grid_a, grid_b), (256, 256))).reshape(-1)
+
+
+def pair_lookup(a: np.ndarray, b: np.ndarray, table: np.ndarray,
+                arena: Arena | None = None) -> np.ndarray:
+    """table[(a_bits << 8) | b_bits] with numpy broadcasting of `a` and `b`."""
+    index = np.left_shift(a.view(np.uint8), 8, dtype=np.uint16)
+    index = np.bitwise_or(index, b.view(np.uint8), dtype=np.uint16)
+    out = arena.get(index.shape, table.dtype) if arena is not None else None
+    return np.take(table, index, out=out)
 
 
 def _native_add(**kwargs: object) -> NativeAdd | None:

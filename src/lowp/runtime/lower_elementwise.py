@@ -12,7 +12,7 @@ from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
-from .fastops import Arena, lookup, make_add, make_concat
+from .fastops import Arena, lookup, make_add, make_concat, make_mul
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_ops import FLOAT_OPS
@@ -64,11 +64,19 @@ def _binary(ctx: LowerCtx) -> Step | None:
         fn = qadd if ctx.node.op_type == "Add" else qmul
         kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
 
+        def reference(av: np.ndarray, bv: np.ndarray) -> np.ndarray:
+            return fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
+                      b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
+                      y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
+                      qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw)
+
+        tabled = make_mul(reference, yq.qtype.numpy_dtype) if ctx.node.op_type == "Mul" else None
+        arena = Arena(reuse=not ctx.subgraph)
+
         def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-            return (fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
-                       b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
-                       y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
-                       qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw),)
+            if tabled is not None:
+                return (tabled(av, bv, arena),)
+            return (reference(av, bv),)
 
     return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
                     elementwise=True, replayable=True)
