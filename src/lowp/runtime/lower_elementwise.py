@@ -62,13 +62,13 @@ def _binary(ctx: LowerCtx) -> Step | None:
             return (fast(av, bv, arena),)
     else:
         fn = qadd if ctx.node.op_type == "Add" else qmul
-        kw = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
+        kw: dict[str, object] = {"mode": ctx.requant_mode} if ctx.node.op_type == "Mul" else {}
 
         def reference(av: np.ndarray, bv: np.ndarray) -> np.ndarray:
             return fn(av, bv, a_scale=float(aq.scale), a_zero_point=int(aq.zero_point),
                       b_scale=float(bq.scale), b_zero_point=int(bq.zero_point),
                       y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
-                      qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw)
+                      qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw)  # type: ignore[arg-type]
 
         tabled = make_mul(reference, yq.qtype.numpy_dtype) if ctx.node.op_type == "Mul" else None
         arena = Arena(reuse=not ctx.subgraph)
