@@ -9,6 +9,9 @@ the reference has too (measured: |x| * 2^-54 at most over every 257th float32).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -145,6 +148,12 @@ def test_kernels_follow_the_forced_path() -> None:
     for path in PATHS:
         with nb.use_path(path):
             assert native_float.kernels() == expected.get(path, "avx2")
+    # LOWP_ISA applies as well: the first use of native_float imports native_backend
+    code = "from lowp.runtime import native_float; print(native_float.kernels())"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, LOWP_ISA="scalar"),
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "scalar"
 
 
 # --- pooling ------------------------------------------------------------------------------
