@@ -7,6 +7,7 @@ gives the same integers on both engines (docs/operators.md, (O17)).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ _FLOAT_MAX = np.float32(np.finfo(np.float32).max)
 _RESERVE = 5.0
 
 
+@functools.lru_cache(maxsize=256)
 def exp_table(x_scale: float, reduce_len: int) -> np.ndarray:
     """float32 table[k] = exp((k - 255 + shift) * s_x) for k = 0..255 (O17).
 
@@ -37,7 +39,9 @@ def exp_table(x_scale: float, reduce_len: int) -> np.ndarray:
     # C library's exp; a float64 logarithm moves every entry and breaks some ties otherwise
     shift = float(np.float32(math.log(float(np.float32(_FLOAT_MAX / np.float32(reduce_len))))))
     shift = max(0.0, shift - _RESERVE) / xs
-    return np.array([math.exp((k - 255 + shift) * xs) for k in range(256)], np.float32)
+    table = np.array([math.exp((k - 255 + shift) * xs) for k in range(256)], np.float32)
+    table.flags.writeable = False           # shared by every caller (cached)
+    return table
 
 
 def row_sums(e: np.ndarray) -> np.ndarray:
@@ -78,14 +82,21 @@ def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_
         rows = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
     else:
         rows = np.moveaxis(x, axis, -1)
-    table = exp_table(x_scale, rows.shape[-1])
-    xi = rows.astype(np.int32)
+    table = exp_table(float(np.float32(x_scale)), rows.shape[-1])
     # distance from the row maximum, as a table index: 255 is the maximum
-    e = table[255 - (xi.max(axis=-1, keepdims=True) - xi)]
+    xi = rows.astype(np.int16)
+    index = (xi - xi.max(axis=-1, keepdims=True) + 255).astype(np.uint8)
+    e = np.take(table, index)
     inv_scale = np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
     scale = inv_scale / row_sums(e)
-    q = np.rint(fma32(e, scale, np.float32(y_zero_point)))
-    y = np.clip(q, qtype.qmin, qtype.qmax).astype(x.dtype)
+    # y_i depends on the row and on e_i, one of 256 table entries: each row's 256 results
+    # are computed once and looked up
+    if y_zero_point == 0:
+        q = np.rint(table * scale)          # fma(t, m, 0) is the rounded product
+    else:
+        q = np.rint(fma32(table, scale, np.float32(y_zero_point)))
+    row_results = np.clip(q, qtype.qmin, qtype.qmax).astype(x.dtype)
+    y = np.take_along_axis(row_results, index.astype(np.intp), axis=-1)
     if coerce_2d:
         return y.reshape(x.shape)
     return np.moveaxis(y.reshape(rows.shape), -1, axis)
