@@ -71,9 +71,10 @@ def batches(seed: int, n: int = 4, batch: int = 8) -> list[dict[str, np.ndarray]
 
 
 def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
-                  opset: int = 17) -> Path:
+                  opset: int = 17, contrib_qdq: bool = False) -> Path:
     """ONNX Runtime's quantize_static of `float_net` (fmt 'QOperator' or 'QDQ',
-    activations 'u8' or 's8', int8 weights) at `opset`."""
+    activations 'u8' or 's8', int8 weights) at `opset`; with `contrib_qdq`, its
+    com.microsoft QuantizeLinear / DequantizeLinear (UseQDQContribOps)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -91,14 +92,16 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
     src = folder / f"float_{opset}.onnx"
     if not src.exists():
         onnx.save(float_net(opset=opset), src)
-    out = folder / f"{fmt}_{activations}_{'pc' if per_channel else 'pt'}_{opset}.onnx"
+    out = folder / (f"{fmt}_{activations}_{'pc' if per_channel else 'pt'}_{opset}"
+                    f"{'_ms' if contrib_qdq else ''}.onnx")
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)          # the quantizer's advice, per call
     try:
         quantize_static(str(src), str(out), Reader(), quant_format=getattr(QuantFormat, fmt),
                         activation_type=QuantType.QUInt8 if activations == "u8"
                         else QuantType.QInt8, weight_type=QuantType.QInt8,
-                        per_channel=per_channel)
+                        per_channel=per_channel,
+                        extra_options={"UseQDQContribOps": contrib_qdq})
     finally:
         logging.getLogger().setLevel(level)
     return out

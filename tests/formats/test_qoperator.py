@@ -96,6 +96,22 @@ def test_opset_12_file_with_per_channel_weights(folder):
                                   _ort(model, feeds, ["y"])["y"])
 
 
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_contrib_quantize_and_dequantize_linear(folder, per_channel):
+    """ONNX Runtime's QDQ files with com.microsoft QuantizeLinear / DequantizeLinear
+    (UseQDQContribOps) are the standard nodes in another domain."""
+    path = ort_quantized(folder, "QDQ", "u8", per_channel, contrib_qdq=True)
+    model = onnx.load(path)
+    assert {n.domain for n in model.graph.node if n.op_type.endswith("Linear")} == {
+        "com.microsoft"}
+    qdq = lowp.convert(path, "qdq")
+    assert {n.domain for n in qdq.graph.node} == {""}
+    feeds = batches(seed=12, n=1, batch=16)[0]
+    session = lowp.Session(path)
+    assert len(session.int_steps) >= 10
+    np.testing.assert_array_equal(session.run(feeds)["y"], _ort(model, feeds, ["y"])["y"])
+
+
 def _contrib_model(op_type: str, inputs: list[str], inits: list[onnx.TensorProto],
                    x_type: int = TensorProto.UINT8) -> onnx.ModelProto:
     graph = helper.make_graph(

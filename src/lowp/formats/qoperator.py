@@ -333,6 +333,18 @@ def _matmul_bias(rw: ToQdq, node: onnx.NodeProto, af: str, bf: str, bias: str) -
     rw.emit("Add", [y, bias], [node.output[0]], base=f"{node.name or 'MatMul'}_bias")
 
 
+@converts(MS_DOMAIN, "QuantizeLinear", "DequantizeLinear")
+def _contrib_qdq(rw: ToQdq, node: onnx.NodeProto) -> None:
+    """ONNX Runtime's contrib QuantizeLinear / DequantizeLinear (written with its
+    UseQDQContribOps option, or for 16-bit types before opset 21) compute what the standard
+    operators do from opset 21 on: the same node in the default domain."""
+    rw.emit(node.op_type, list(node.input), list(node.output), base=node.op_type,
+            name=node.name, attrs=attributes(node))
+    if node.op_type == "QuantizeLinear" and len(node.input) > 1:
+        rw.qparams[node.output[0]] = QTensor(node.output[0], node.input[1],
+                                             node.input[2] if len(node.input) > 2 else "")
+
+
 # Data movement that QOperator files run on integers (ONNX Runtime's quantizer keeps these
 # operators on the quantized tensor); input 0 is the data, the other inputs are shapes,
 # axes or indices. In QDQ form each is DQ -> op -> Q with the input's qparams, which
@@ -381,12 +393,13 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     if not has_qoperator_nodes(model):
         return model
-    if opset_of(model) < 13 and _needs_per_axis(model):
-        # per-channel weights need DequantizeLinear-13; the other nodes are upgraded with
-        # onnx's version converter so that they keep their meaning
+    needed = _required_opset(model)
+    if opset_of(model) < needed:
+        # per-channel weights need DequantizeLinear-13, 16-bit integers QuantizeLinear-21;
+        # the other nodes are upgraded with onnx's version converter, keeping their meaning
         from ..passes.canonicalize import upgrade_opset
 
-        model = upgrade_opset(model, 13)
+        model = upgrade_opset(model, needed)
     # weights that the file quantizes with a QuantizeLinear of a constant (ONNX Runtime's
     # quantizer does so for weights held in Constant nodes) become integer initializers,
     # as the engine folds them
@@ -413,18 +426,26 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 # the input holding each converted operator's weight scale
-_WEIGHT_SCALE = {"QLinearConv": 4, "QLinearMatMul": 4, "QGemm": 4, "DynamicQuantizeMatMul": 2}
+_WEIGHT_SCALE = {"QLinearConv": 4, "QLinearMatMul": 4, "QGemm": 4, "DynamicQuantizeMatMul": 2,
+                 "QuantizeLinear": 1, "DequantizeLinear": 1}
+_SIXTEEN_BIT = (np.dtype(np.uint16), np.dtype(np.int16))
 
 
-def _needs_per_axis(model: onnx.ModelProto) -> bool:
-    """Whether some weight has one scale per channel (a per-axis DequantizeLinear)."""
+def _required_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset the QDQ form needs: 13 for a per-axis DequantizeLinear (a
+    weight with one scale per channel), 21 for 16-bit QuantizeLinear / DequantizeLinear."""
     graph = Graph(model)
+    needed = 0
     for node in model.graph.node:
         k = _WEIGHT_SCALE.get(node.op_type)
-        if (k is not None and (node.domain, node.op_type) in TO_QDQ and len(node.input) > k
-                and graph.is_constant(node.input[k]) and graph.constant(node.input[k]).size > 1):
-            return True
-    return False
+        if k is None or (node.domain, node.op_type) not in TO_QDQ or len(node.input) <= k:
+            continue
+        if graph.is_constant(node.input[k]) and graph.constant(node.input[k]).size > 1:
+            needed = max(needed, 13)
+        zp = node.input[2] if node.domain == MS_DOMAIN and len(node.input) > 2 else ""
+        if zp and graph.is_constant(zp) and graph.constant(zp).dtype in _SIXTEEN_BIT:
+            needed = max(needed, 21)
+    return needed
 
 
 def _wrap_direct(rw: ToQdq, node: onnx.NodeProto) -> bool:
