@@ -179,3 +179,22 @@ def test_matmul_and_gemm(dtype, form):
         inside = (want != np.iinfo(dtype).min) & (want != np.iinfo(dtype).max)
         assert np.mean(inside) > 0.9
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "s8"])
+def test_qlinear_matmul_of_two_activations(dtype):
+    """Attention's Q K^T in a QOperator file: both operands are activations."""
+    rng = np.random.default_rng(21)
+    a, b = _codes(dtype, (2, 3, 8, 16), rng), _codes(dtype, (2, 3, 16, 8), rng)
+    za, zb = (dtype(131), dtype(123)) if dtype is np.uint8 else (dtype(3), dtype(-5))
+    acc_std = 4 * np.sqrt(np.mean((a - np.float64(za)) ** 2) * np.mean((b - np.float64(zb)) ** 2))
+    sa, sb = np.float32(0.03), np.float32(0.05)
+    inits = [_init("sa", sa), _init("za", za), _init("sb", sb), _init("zb", zb),
+             _init("sy", np.float32(6 * acc_std * sa * sb / 255)),
+             _init("zy", dtype(128 if dtype is np.uint8 else 0))]
+    node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"],
+                            ["y"])
+    got, want = _both(node, inits, {"a": a, "b": b},
+                      helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    assert np.mean((want != np.iinfo(dtype).min) & (want != np.iinfo(dtype).max)) > 0.9
+    np.testing.assert_array_equal(got, want)
