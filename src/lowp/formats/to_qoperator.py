@@ -4,8 +4,10 @@ QLinearAdd, ...), with the same scales, zero points and integers; data movement 
 equal qparams runs on the integers. Groups with no QOperator form (16-bit, a float or
 rescaled bias, per-channel activations, a fused Relu) stay as they are.
 
-`FROM_QDQ` maps each float op type to the function that builds its quantized node, or
-returns None when the group does not fit it.
+`FROM_QDQ` maps each float op type to the function that builds its quantized node; it
+returns False, having emitted nothing, when the group does not fit the quantized operator.
+Only groups whose scales and zero points are constants, with the zero points given, are
+converted.
 """
 
 from __future__ import annotations
@@ -95,12 +97,12 @@ class ToQOperator(Rewrite):
         b_scale, zp = params
         want = np.asarray(scale, np.float32).reshape(-1)
         have = np.asarray(b_scale, np.float32).reshape(-1)
-        if have.size != want.size and min(have.size, want.size) != 1:
+        try:
+            shape = np.broadcast_shapes(have.shape, want.shape)
+        except ValueError:
             return None
-        if not (np.array_equal(np.broadcast_to(have, np.broadcast_shapes(have.shape, want.shape)),
-                               np.broadcast_to(want, np.broadcast_shapes(have.shape,
-                                                                         want.shape)))
-                and not np.any(zp)):
+        if np.any(zp) or not np.array_equal(np.broadcast_to(have, shape),
+                                            np.broadcast_to(want, shape)):
             return None
         return dq.input[0]
 
