@@ -32,6 +32,7 @@ struct Avx512D {
   static V select_lt(V a, V b, V x, V y) {
     return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_LT_OQ), y, x);
   }
+  static bool all_le(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ) == 0xFF; }
   static V exp2_bits(V t) {
     const __m512i e = _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023));
     return _mm512_castsi512_pd(_mm512_slli_epi64(e, 52));

@@ -5,7 +5,7 @@
 // D (float64 vectors of D::W lanes): V, loadf/storef (W floats, converted), set1, add, sub,
 // mul, div, fma(a, b, c) = a * b + c, min/max (the second operand when either is NaN, as
 // minpd/maxpd), abs, copysign(mag, sgn), select_le(a, b, x, y) = a <= b ? x : y (ordered),
-// select_lt, exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
+// select_lt, all_le(a, b) = every lane a <= b (ordered), exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
 // [-1022, 1023] (the exponent field built from t's low mantissa bits).
 // F (float32 vectors of F::W lanes): V, load/store, set1, add, mul, div, fma (one rounding),
 // min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
@@ -59,6 +59,8 @@ inline typename D::V erf_d(typename D::V x) {
   V ps = D::set1(small[0]);
   for (int i = 1; i < 6; ++i) ps = D::fma(ps, z, D::set1(small[i]));
   const V vs = D::fma(ps, x, x);
+  // most GELU inputs lie in the small branch: skip the other one when no lane needs it
+  if (D::all_le(a, D::set1(0.921875))) return vs;
   const V ab = D::min(D::set1(3.725), a);  // NaN stays NaN (minpd returns the second)
   V pb = D::set1(big[0]);
   for (int i = 1; i < 7; ++i) pb = D::fma(pb, ab, D::set1(big[i]));

@@ -26,6 +26,7 @@ struct ScalarD {
   static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
   static V select_le(V a, V b, V x, V y) { return a <= b ? x : y; }
   static V select_lt(V a, V b, V x, V y) { return a < b ? x : y; }
+  static bool all_le(V a, V b) { return a <= b; }
   static V exp2_bits(V t) {
     uint64_t bits;
     std::memcpy(&bits, &t, sizeof bits);
