@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .calib.sharded import Scheduler, calibrate
 from .config import CalibMethod, Config, QuantMode, QuantPolicy
 from .errors import (
     DataError,
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "TARGETS", "CalibMethod", "Config", "DataError", "Format", "LowpError", "ModelError",
     "PerAxis", "PerGroup", "PerTensor", "QParams", "QType", "QuantMode", "QuantPolicy",
-    "QuantizationError", "Requant", "RequantMode", "Session", "Target", "UnsupportedOpError",
-    "WeightGranularity", "choose_qparams", "convert", "dequantize", "get_target", "quantize",
-    "quantize_model", "requantize",
+    "QuantizationError", "Requant", "RequantMode", "Scheduler", "Session", "Target",
+    "UnsupportedOpError", "WeightGranularity", "calibrate", "choose_qparams", "convert",
+    "dequantize", "get_target", "quantize", "quantize_model", "requantize",
 ]

@@ -1,5 +1,5 @@
-"""Command line: `lowp quantize | run | check | compare | convert | demo`; subcommands mirror
-the API.
+"""Command line: `lowp quantize | calibrate | run | check | compare | convert | demo`;
+subcommands mirror the API.
 
 Exit statuses: 0 success; 1 `check` found violations; 2 a user error (missing or malformed
 model or data, unsupported operator, out of memory), one line `lowp: error: ...`; 3 an
@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from .calib.sharded import Scheduler
 from .config import CalibMethod, Config
 from .errors import InternalError, LowpError
 from .formats import Format
 from .targets import TARGETS, WeightGranularity, get_target
 
 if TYPE_CHECKING:
+    from .feeds import NpzFolder
+    from .inputs import ImagePreprocess
     from .pipeline import QuantizeResult
 
 EXIT_OK = 0
@@ -60,25 +63,35 @@ def _is_op_type(name: str) -> bool:
     return onnx.defs.has(name)
 
 
-def cmd_quantize(args: argparse.Namespace) -> int:
+def _preprocess(args: argparse.Namespace) -> ImagePreprocess | None:
+    """The image options of `_add_data_options` (None when none is given)."""
     from .inputs import ImagePreprocess
+
+    if not (args.image_size or args.mean or args.std or args.keep_aspect
+            or args.pad_to_multiple):
+        return None
+    return ImagePreprocess(size=tuple(args.image_size) if args.image_size else None,
+                           mean=tuple(args.mean or (0.0,)), std=tuple(args.std or (1.0,)),
+                           layout=args.layout, keep_aspect=args.keep_aspect,
+                           pad_to_multiple=args.pad_to_multiple or 1)
+
+
+def _data(args: argparse.Namespace) -> str | NpzFolder:
+    """The calibration data of `_add_data_options`: a path (--calib) or a feed folder."""
+    if args.data:
+        from .feeds import NpzFolder
+        return NpzFolder(args.data)
+    return str(args.calib)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
     from .ir.graph import save_model
     from .pipeline import quantize
 
     config = _config(args)
-    pre = None
-    if args.image_size or args.mean or args.std or args.keep_aspect or args.pad_to_multiple:
-        pre = ImagePreprocess(size=tuple(args.image_size) if args.image_size else None,
-                              mean=tuple(args.mean or (0.0,)), std=tuple(args.std or (1.0,)),
-                              layout=args.layout, keep_aspect=args.keep_aspect,
-                              pad_to_multiple=args.pad_to_multiple or 1)
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
-    data = args.calib
-    if args.data:
-        from .feeds import NpzFolder
-        data = NpzFolder(args.data)
-    result = quantize(args.model, data, config, calib_table=table,
-                      progress=not args.quiet, preprocess=pre)
+    result = quantize(args.model, _data(args), config, calib_table=table,
+                      progress=not args.quiet, preprocess=_preprocess(args))
     if args.calib_table and table is None:
         result.table.save(args.calib_table)
         print(f"calibration table written to {args.calib_table}")
@@ -96,6 +109,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(f"lowp: model written to {args.output}; the summary failed: {_describe(e)}",
               file=sys.stderr)
         return EXIT_SUMMARY_FAILED
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calib.sharded import calibrate
+
+    table = calibrate(args.model, _data(args), _config(args), scheduler=args.scheduler,
+                      workers=args.workers, address=args.address, progress=not args.quiet,
+                      shards=args.shards, preprocess=_preprocess(args))
+    table.save(args.output)
+    print(f"calibration table ({len(table)} tensors, {table.settings['method']}) written to "
+          f"{args.output}")
     return EXIT_OK
 
 
@@ -206,6 +231,26 @@ def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Calibration data (--calib / --data) and image preprocessing options."""
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--calib", metavar="DATA",
+                      help="samples stacked on the first axis: .npz named after the inputs, "
+                           "a folder of .npy/.npz, or images")
+    data.add_argument("--data", metavar="FOLDER",
+                      help="one feed per .npz file (read in name order), arrays named after "
+                           "the inputs with the exact shapes of one model call")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--mean", type=float, nargs="+")
+    p.add_argument("--std", type=float, nargs="+")
+    p.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="images: resize to the height only, keeping the aspect ratio (one "
+                        "feed per image; --image-size W is then the largest width)")
+    p.add_argument("--pad-to-multiple", type=int, metavar="N",
+                   help="images: zero-pad a dynamic height / width to a multiple of N")
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=[m.value for m in CalibMethod],
                    default=CalibMethod.MINMAX.value, help="activation range method")
@@ -247,25 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit status 4: the model was written but the summary after it "
                               "(tables, --eval, --report) failed")
     q.add_argument("model")
-    data = q.add_mutually_exclusive_group(required=True)
-    data.add_argument("--calib", metavar="DATA",
-                      help="samples stacked on the first axis: .npz named after the inputs, "
-                           "a folder of .npy/.npz, or images")
-    data.add_argument("--data", metavar="FOLDER",
-                      help="one feed per .npz file (read in name order), arrays named after "
-                           "the inputs with the exact shapes of one model call")
+    _add_data_options(q)
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--calib-table", metavar="FILE",
                    help="read this calibration table if it exists, else write it")
-    q.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
-    q.add_argument("--mean", type=float, nargs="+")
-    q.add_argument("--std", type=float, nargs="+")
-    q.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
-    q.add_argument("--keep-aspect", action="store_true",
-                   help="images: resize to the height only, keeping the aspect ratio (one "
-                        "feed per image; --image-size W is then the largest width)")
-    q.add_argument("--pad-to-multiple", type=int, metavar="N",
-                   help="images: zero-pad a dynamic height / width to a multiple of N")
     q.add_argument("--eval", metavar="DATA",
                    help="evaluation data for the summary (.npz named after the inputs, with "
                         "an optional integer 'label' array for accuracy)")
@@ -274,6 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write an HTML report with per-layer error bars")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
+
+    k = sub.add_parser("calibrate", help="calibrate a float ONNX model on worker processes "
+                                         "(local, Dask or Ray) and write its table",
+                       epilog="the table equals the one `lowp quantize --calib-table` would "
+                              "write, bit for bit, for any number of workers")
+    k.add_argument("model")
+    _add_data_options(k)
+    k.add_argument("-o", "--output", required=True, metavar="TABLE.json")
+    k.add_argument("--scheduler", choices=[s.value for s in Scheduler],
+                   default=Scheduler.LOCAL.value)
+    k.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: the cores; for dask/ray without "
+                        "--address, the size of the cluster started here)")
+    k.add_argument("--address", default=None,
+                   help="an existing cluster: tcp://HOST:PORT (dask), auto or "
+                        "ray://HOST:PORT (ray)")
+    k.add_argument("--shards", type=int, default=None,
+                   help="number of shards (default: 4 per worker)")
+    _add_config_options(k)
+    k.set_defaults(func=cmd_calibrate)
 
     r = sub.add_parser("run", help="run a model on lowp's engine")
     r.add_argument("model")

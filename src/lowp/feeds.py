@@ -15,12 +15,17 @@ at a time. The forms (`as_feeds` picks one):
 - `NpzFolder(folder)`: one feed per .npz file, in name order (`lowp quantize --data`);
 - `image_feeds(folder)`: one feed per image, aspect ratio kept (`--keep-aspect`).
 
+`source.shard(k, n)` is shard k of n: a contiguous range of feed indices (`shard_bounds`),
+for sharded calibration (`lowp.calib.sharded`); it reads no feed outside its range where
+the form allows (arrays, a one-shot iterator's cache, image files) and skips them otherwise.
+
 Feeds given as dicts are checked one by one (`lowp.inputs.validate_feed`): a bad name,
 dtype or shape is a DataError naming the feed's index and the input.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -74,6 +79,18 @@ class FeedSource:
             return feed
         raise DataError("calibration data: no feeds")
 
+    def slice(self, start: int, stop: int) -> FeedSource:
+        """Feeds `start` to `stop - 1` as a source of their own (indices from 0).
+
+        The default reads the feeds before `start` and drops them; forms that can jump to a
+        feed override it.
+        """
+        return FeedSlice(self, start, stop)
+
+    def shard(self, k: int, n: int) -> FeedSource:
+        """Shard `k` of `n`: the feeds `shard_bounds(len(self), k, n)` (needs `num_feeds`)."""
+        return self.slice(*shard_bounds(len(self), k, n))
+
     def close(self) -> None:
         """Release resources; the default holds none."""
 
@@ -82,6 +99,38 @@ class FeedSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def shard_bounds(num_feeds: int, k: int, n: int) -> tuple[int, int]:
+    """Feed range [start, stop) of shard `k` of `n`: contiguous, in order, sizes differing
+    by at most one (the first `num_feeds % n` shards hold one more feed).
+
+    Examples
+    --------
+    >>> [shard_bounds(7, k, 3) for k in range(3)]
+    [(0, 3), (3, 5), (5, 7)]
+    """
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard {k} of {n}: need 0 <= k < n")
+    base, extra = divmod(num_feeds, n)
+    start = k * base + min(k, extra)
+    return start, start + base + (k < extra)
+
+
+class FeedSlice(FeedSource):
+    """Feeds [start, stop) of another source, read through it (those before are skipped)."""
+
+    def __init__(self, source: FeedSource, start: int, stop: int) -> None:
+        if not 0 <= start <= stop:
+            raise ValueError(f"feed range [{start}, {stop}) is not a range")
+        self._source, self._start, self._stop = source, start, stop
+
+    @property
+    def num_feeds(self) -> int | None:
+        return self._stop - self._start
+
+    def __iter__(self) -> Iterator[Feed]:
+        return itertools.islice(iter(self._source), self._start, self._stop)
 
 
 class StackedFeeds(FeedSource):
@@ -111,6 +160,34 @@ class StackedFeeds(FeedSource):
             return None
         return n // self._size if self._fixed else -(-n // self._size)
 
+    @property
+    def feed_size(self) -> int:
+        """Samples per feed (the last feed may hold fewer when the model does not fix it)."""
+        return self._size
+
+    def slice(self, start: int, stop: int) -> StackedFeeds:
+        """Feeds [start, stop): the samples [start * feed_size, stop * feed_size), cut from
+        the parts that hold them (parts before are read, but neither validated nor kept).
+        The feeds equal those of the whole source at the same indices."""
+        lo, hi = start * self._size, stop * self._size
+        if self._num_samples is not None:
+            hi = min(hi, self._num_samples)
+
+        def chunks() -> Iterator[tuple[str, Mapping[str, np.ndarray]]]:
+            at = 0
+            for what, part in self._chunks():
+                n = _num_samples(part)
+                a, b = max(lo - at, 0), min(hi - at, n)
+                at += n
+                if a < b:
+                    yield what, {k: v[a:b] for k, v in part.items()}
+                if at >= hi:
+                    return
+
+        return StackedFeeds(chunks, self._inputs, self._size,
+                            num_samples=max(0, hi - lo) if self._num_samples is not None
+                            else None)
+
     def __iter__(self) -> Iterator[Feed]:
         size = self._size
         pending: list[Feed] = []            # validated parts not yet cut, in order
@@ -131,6 +208,12 @@ class StackedFeeds(FeedSource):
                             f"has only {total} samples")
         if have and not self._fixed:
             yield _cut(pending, have)[0]
+
+
+def _num_samples(part: Mapping[str, Any]) -> int:
+    """Samples in one part of stacked data (its first array's first axis)."""
+    first = next(iter(part.values()), None)
+    return int(np.shape(first)[0]) if first is not None and np.ndim(first) else 0
 
 
 def _cut(parts: list[Feed], size: int) -> tuple[Feed, list[Feed]]:
@@ -239,6 +322,18 @@ class CachedFeeds(FeedSource):
         if self._count == 0:
             raise DataError("calibration data: the iterator yielded no feeds")
 
+    @property
+    def files(self) -> list[Path]:
+        """The cache file of every feed read so far, in order; feed i's arrays are stored
+        positionally (`arr_k` is the k-th model input)."""
+        return [self._path(i) for i in range(self._count)] if self._count else []
+
+    def slice(self, start: int, stop: int) -> FeedSource:
+        if self._iterator is not None or self._closed:
+            return FeedSlice(self, start, stop)
+        return DictFeeds(lambda: (self._read(i) for i in range(start, min(stop, self._count))),
+                         self._inputs, num_feeds=max(0, min(stop, self._count) - start))
+
     def _path(self, index: int) -> Path:
         assert self._dir is not None
         return self._dir / f"{index:08d}.npz"
@@ -299,12 +394,25 @@ def image_feeds(folder: str | os.PathLike[str], inputs: list[InputSpec],
                 pre: ImagePreprocess) -> DictFeeds:
     """One feed (a batch of one) per image of `folder`, in name order: with
     `pre.keep_aspect` the images keep their aspect ratio, so their sizes differ."""
-    spec = image_input(inputs)
     files = image_files(Path(folder))
     if not files:
         raise DataError(f"{folder}: no image files in this folder")
-    return DictFeeds(lambda: ({spec.name: load_image(f, spec, pre)[None]} for f in files),
-                     inputs, num_feeds=len(files))
+    return ImageFeeds(files, inputs, pre)
+
+
+class ImageFeeds(DictFeeds):
+    """One feed (a batch of one) per image file, in the given order (`image_feeds`)."""
+
+    def __init__(self, files: list[Path], inputs: list[InputSpec],
+                 pre: ImagePreprocess) -> None:
+        spec = image_input(inputs)
+        self.files = list(files)
+        self.preprocess = pre
+        super().__init__(lambda: ({spec.name: load_image(f, spec, pre)[None]}
+                                  for f in self.files), inputs, num_feeds=len(self.files))
+
+    def slice(self, start: int, stop: int) -> ImageFeeds:
+        return ImageFeeds(self.files[start:stop], self._inputs, self.preprocess)
 
 
 def as_feeds(data: Any, inputs: list[InputSpec], batch_size: int,

@@ -188,6 +188,8 @@ def _argv(command: str, model: Path, tmp: Path) -> tuple[list[str], list[Path]]:
         "quantize": (["quantize", str(model), "--calib", str(tmp / "calib.npz"), "-o",
                       str(out / "q.onnx"), "--quiet", "--calib-table", str(out / "t.json"),
                       "--report", str(out / "r.html")], [out]),
+        "calibrate": (["calibrate", str(model), "--calib", str(tmp / "calib.npz"), "-o",
+                       str(out / "t.json"), "--quiet", "--workers", "1"], [out]),
         "run": (["run", str(model), "--input", f"x={tmp / 'x.npy'}", "-o",
                  str(out / "y.npz")], [out]),
         "check": (["check", str(model), "--target", "lowp"], []),
@@ -199,7 +201,7 @@ def _argv(command: str, model: Path, tmp: Path) -> tuple[list[str], list[Path]]:
     return table[command]
 
 
-COMMANDS = ("quantize", "run", "check", "compare", "convert")
+COMMANDS = ("quantize", "calibrate", "run", "check", "compare", "convert")
 
 
 def test_every_subcommand_that_takes_a_model_is_covered():
