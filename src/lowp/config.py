@@ -44,10 +44,17 @@ COMPUTE_HEAVY: frozenset[str] = frozenset({"Conv", "ConvTranspose", "MatMul", "G
 
 
 class CalibMethod(enum.Enum):
+    """How an activation's range is chosen from its calibration statistics.
+
+    AUTO chooses per tensor among the other four: the range whose quantization error on the
+    tensor's histogram is least (lowp.calib.methods.auto_choice, recorded in the table).
+    """
+
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
     MSE = "mse"
+    AUTO = "auto"
 
 
 # Operators whose inputs are quantized by default: the compute-heavy ones and those that

@@ -1,11 +1,16 @@
-"""Range selection from calibration statistics: minmax, entropy (KL), percentile, mse.
+"""Range selection from calibration statistics: minmax, entropy (KL), percentile, mse, auto.
 
 Every method reads a histogram with fixed, symmetric edges (see observers.py) and returns a
-real range (lo, hi); `choose_range` is the single entry point used by the pipeline. The
-formulas are derived in docs/calibration.md and cited here as (Cn).
+real range (lo, hi); `choose_range` is the single entry point used by the pipeline. AUTO
+picks, per tensor, the candidate range whose quantization error on the histogram is least
+(`auto_choice`). The formulas are derived in docs/calibration.md and cited here as (Cn);
+AUTO's error estimate is (A1) of docs/accuracy.md.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -391,6 +396,137 @@ def mse_range(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 255
     return -best, best
 
 
+# --- auto: the candidate with the least quantization error -------------------------------------
+
+# Candidates of CalibMethod.AUTO, in the order that breaks ties (the simplest range first).
+AUTO_CANDIDATES: tuple[CalibMethod, ...] = (CalibMethod.MINMAX, CalibMethod.PERCENTILE,
+                                            CalibMethod.ENTROPY, CalibMethod.MSE)
+
+
+def range_error(hist: np.ndarray, edges: np.ndarray, lo: float, hi: float,
+                num_quantized_bins: int = 255, *, exact_zeros: int = 0) -> float:
+    """Mean squared error of quantizing a histogram's values on the grid of [lo, hi] (A1).
+
+    The grid is the asymmetric one the range becomes (qparams (Q2), (Q4)): it spans
+    [min(lo, 0), max(hi, 0)] in `num_quantized_bins` steps of d. A bin with centre c outside
+    the grid costs count * (distance to the grid's end)^2 (clipping); inside, count * d^2 / 12
+    (rounding), except the `exact_zeros` elements, which are exact.
+
+    Parameters
+    ----------
+    hist, edges
+        Any histogram (counts and num_bins + 1 edges).
+    lo, hi
+        The candidate range.
+    num_quantized_bins
+        Steps of the grid: 255 for 8 bits.
+    exact_zeros
+        Elements exactly equal to zero (HistogramObserver.zeros).
+
+    Returns
+    -------
+    float
+        The error per element (0.0 for an empty histogram).
+
+    Examples
+    --------
+    >>> hist, edges = np.array([1, 0, 0, 1]), np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    >>> range_error(hist, edges, -1.5, 1.5, 3)       # both inside: d = 1, d^2 / 12
+    0.08333333333333333
+    >>> range_error(hist, edges, -0.5, 0.5, 2)       # both clipped by 1
+    1.0
+    """
+    h = _as_hist(hist, symmetric=False)
+    e = _as_edges(edges, h.size)
+    steps = _check_levels(num_quantized_bins)
+    total = float(h.sum())
+    if total <= 0:
+        return 0.0
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    centers = 0.5 * (e[:-1] + e[1:])
+    clipped = np.maximum(centers - hi, 0.0) + np.maximum(lo - centers, 0.0)
+    outside = clipped > 0
+    inside = max(float(h[~outside].sum()) - float(exact_zeros), 0.0)
+    step = (hi - lo) / steps
+    return (float(np.sum(h * clipped ** 2)) + step * step / 12.0 * inside) / total
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What CalibMethod.AUTO chose for one tensor and why.
+
+    Attributes
+    ----------
+    method
+        The candidate whose range was kept.
+    errors
+        Candidate method name -> its range's error per element (`range_error`); empty when
+        there was nothing to choose (min/max statistics only, or a constant tensor).
+    """
+
+    method: CalibMethod
+    errors: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"method": self.method.value, "errors": dict(self.errors)}
+
+    @classmethod
+    def from_dict(cls, d: object) -> AutoChoice:
+        """Rebuild from `to_dict` output; anything else raises DataError."""
+        if not isinstance(d, dict) or not isinstance(d.get("errors"), dict):
+            raise DataError(f"auto choice must be an object with 'method' and 'errors', "
+                            f"got {d!r}")
+        try:
+            method = CalibMethod(d.get("method"))
+        except ValueError:
+            raise DataError(f"auto choice: unknown method {d.get('method')!r}") from None
+        errors = d["errors"]
+        if not all(isinstance(k, str) and isinstance(v, (int, float))
+                   and not isinstance(v, bool) for k, v in errors.items()):
+            raise DataError(f"auto choice: 'errors' must map method names to numbers, "
+                            f"got {errors!r}")
+        return cls(method, {k: float(v) for k, v in errors.items()})
+
+
+def auto_choice(stats: MinMaxObserver | HistogramObserver, *, num_quantized_bins: int = 255,
+                percentile: float = 99.99, unsigned: bool = False
+                ) -> tuple[tuple[float, float], AutoChoice]:
+    """The range of the candidate method with the least `range_error`, and the record.
+
+    Each of AUTO_CANDIDATES chooses its range (`choose_range`, same parameters); each range
+    is scored by the error of quantizing the tensor's histogram on its grid; the least
+    error wins, ties going to the earlier candidate. Min/max statistics (a constant
+    tensor) or a tensor with one value keep their exact [min, max].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.standard_normal(1_000_000), [60.0]])   # one far outlier
+    >>> obs = HistogramObserver("x", amax=60.0, num_bins=8001)
+    >>> obs.update(x)
+    >>> (lo, hi), choice = auto_choice(obs)
+    >>> choice.method.value, hi < 10.0
+    ('mse', True)
+    """
+    if stats.is_empty:
+        raise DataError(f"tensor '{stats.name}': no calibration data observed")
+    if not isinstance(stats, HistogramObserver) or stats.min == stats.max:
+        return (stats.min, stats.max), AutoChoice(CalibMethod.MINMAX, {})
+    steps = _check_levels(num_quantized_bins)
+    hist, edges = stats.counts, stats.edges
+    best: tuple[float, tuple[float, float], CalibMethod] | None = None
+    errors: dict[str, float] = {}
+    for method in AUTO_CANDIDATES:
+        rng = choose_range(stats, method, num_quantized_bins=steps, percentile=percentile,
+                           unsigned=unsigned)
+        err = range_error(hist, edges, *rng, steps, exact_zeros=stats.zeros)
+        errors[method.value] = err
+        if best is None or err < best[0]:
+            best = (err, rng, method)
+    assert best is not None
+    return best[1], AutoChoice(best[2], errors)
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod, *,
@@ -403,7 +539,7 @@ def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod,
     stats
         Pass-1 MinMaxObserver (enough for MINMAX) or pass-2 HistogramObserver.
     method
-        CalibMethod.MINMAX, ENTROPY, PERCENTILE or MSE.
+        CalibMethod.MINMAX, ENTROPY, PERCENTILE, MSE, or AUTO (`auto_choice`).
     num_quantized_bins
         Quantization levels across [-t, t] for ENTROPY and MSE: 255 for int8, 15 for int4.
     percentile
@@ -431,6 +567,10 @@ def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod,
     method = CalibMethod(method)
     if method is CalibMethod.MINMAX or lo_obs == hi_obs:
         return lo_obs, hi_obs
+    if method is CalibMethod.AUTO:
+        rng, _ = auto_choice(stats, num_quantized_bins=num_quantized_bins,
+                             percentile=percentile, unsigned=unsigned)
+        return rng
     if not isinstance(stats, HistogramObserver):
         raise DataError(f"tensor '{stats.name}': method '{method.value}' needs histogram "
                         "statistics (calibration pass 2), got min/max only")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import CalibMethod
 from ..errors import DataError
-from .methods import choose_range
+from .methods import AutoChoice, auto_choice, choose_range
 from .observers import Observer, observer_from_dict
 
 FORMAT = "lowp.calibration_table"
@@ -54,6 +54,7 @@ class CalibrationTable(Mapping[str, Observer]):
         for name, rng in (ranges or {}).items():
             self.set_range(name, *rng)
         self._settings: dict[str, Any] = dict(settings or {})
+        self._choices: dict[str, AutoChoice] = {}       # what CalibMethod.AUTO chose
 
     # --- mapping over statistics ------------------------------------------------------------
     def __getitem__(self, name: str) -> Observer:
@@ -73,7 +74,7 @@ class CalibrationTable(Mapping[str, Observer]):
         if not isinstance(other, CalibrationTable):
             return NotImplemented
         return (self._stats == other._stats and self._ranges == other._ranges
-                and self._settings == other._settings)
+                and self._settings == other._settings and self._choices == other._choices)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -82,6 +83,11 @@ class CalibrationTable(Mapping[str, Observer]):
     def ranges(self) -> dict[str, tuple[float, float]]:
         """Chosen (lo, hi) per tensor (a copy)."""
         return dict(self._ranges)
+
+    @property
+    def choices(self) -> dict[str, AutoChoice]:
+        """Per tensor, the candidate CalibMethod.AUTO kept and every candidate's error."""
+        return dict(self._choices)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -128,13 +134,19 @@ class CalibrationTable(Mapping[str, Observer]):
         Returns
         -------
         dict
-            The ranges, also available later as `ranges`.
+            The ranges, also available later as `ranges`. Under CalibMethod.AUTO, what was
+            chosen for each tensor and why is in `choices`.
         """
         method = CalibMethod(method)
+        self._choices = {}
         for name, obs in self._stats.items():
-            self._ranges[name] = choose_range(obs, CalibMethod.MINMAX if name in exact
-                                              else method,
-                                              num_quantized_bins=num_quantized_bins,
+            kind = CalibMethod.MINMAX if name in exact else method
+            if kind is CalibMethod.AUTO:
+                self._ranges[name], self._choices[name] = auto_choice(
+                    obs, num_quantized_bins=num_quantized_bins, percentile=percentile,
+                    unsigned=name in unsigned)
+                continue
+            self._ranges[name] = choose_range(obs, kind, num_quantized_bins=num_quantized_bins,
                                               percentile=percentile,
                                               unsigned=name in unsigned)
         self._settings = {"method": method.value, "num_quantized_bins": num_quantized_bins,
@@ -159,7 +171,9 @@ class CalibrationTable(Mapping[str, Observer]):
             "format": FORMAT,
             "version": VERSION,
             "settings": self._settings,
-            "tensors": {name: {"stats": obs.to_dict(), "range": _range_json(self._ranges, name)}
+            "tensors": {name: {"stats": obs.to_dict(), "range": _range_json(self._ranges, name),
+                               **({"choice": self._choices[name].to_dict()}
+                                  if name in self._choices else {})}
                         for name, obs in self._stats.items()},
         }
 
@@ -197,6 +211,11 @@ class CalibrationTable(Mapping[str, Observer]):
                     table.set_range(name, rng[0], rng[1])
                 except DataError as exc:
                     raise DataError(f"{source}: {exc}") from exc
+            if "choice" in entry:                    # optional: tables before AUTO lack it
+                try:
+                    table._choices[name] = AutoChoice.from_dict(entry["choice"])
+                except DataError as exc:
+                    raise DataError(f"{source}: tensor '{name}': {exc}") from exc
         return table
 
     def save(self, path: str | os.PathLike[str]) -> None:
