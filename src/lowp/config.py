@@ -60,7 +60,7 @@ class CalibMethod(enum.Enum):
 # Operators whose inputs are quantized by default: the compute-heavy ones and those that
 # move int8 data around for free.
 DEFAULT_QUANTIZE_OPS: tuple[str, ...] = (
-    "Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
+    "Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
     "GlobalAveragePool", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu",
     "Relu", "Clip", "Resize", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
     "Slice", "Pad", "Gelu", "Split", "Gather",

@@ -39,6 +39,11 @@ def _conv_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
     return 0
 
 
+def _conv_transpose_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
+    # weights (C_in, C_out / group, k...): the output channels are axis 1
+    return 1
+
+
 def _gemm_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
     return 0 if attributes(node).get("transB", 0) else 1
 
@@ -70,6 +75,7 @@ _UNARY = OpRule()
 
 RULES: dict[str, OpRule] = {
     "Conv": OpRule(weight_input=1, weight_axis=_conv_axis, bias_input=2),
+    "ConvTranspose": OpRule(weight_input=1, weight_axis=_conv_transpose_axis, bias_input=2),
     "Gemm": OpRule(weight_input=1, weight_axis=_gemm_axis, bias_input=2, applies=_gemm_plain),
     "MatMul": OpRule(weight_input=1, weight_axis=_matmul_axis),
     "Add": OpRule(activation_inputs=None),

@@ -52,8 +52,10 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
             raise QuantizationError(
                 f"tensor '{t}' ({where}) is zero on all calibration data (range [0, 0]); "
                 "use more representative data or exclude that node")
-        plan.activations[t] = activation_qparams(
-            lo, hi, wide_target if t in wide_tensors else target, t)
+        t_target = wide_target if t in wide_tensors else target
+        plan.activations[t] = (constant_operand_qparams(lo, hi, t_target, t)
+                               if graph.is_constant(t) else
+                               activation_qparams(lo, hi, t_target, t))
     for w, spec in ann.weights.items():
         value = graph.constant(w).astype(np.float32)
         wt = wide_target if w in wide_weights else target
@@ -66,7 +68,7 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
     for t, floor in _requant_scale_floors(model, plan, ann, target).items():
-        if t not in wide_tensors:
+        if t not in wide_tensors and not graph.is_constant(t):
             plan.activations[t] = activation_qparams(*table.ranges[t], target, t,
                                                      min_scale=floor)
     for t in ann.shared:
@@ -185,6 +187,17 @@ def activation_qparams(lo: float, hi: float, target: Target, name: str,
                           symmetric=target.activation_symmetric,
                           reduce_range=target.reduce_range,
                           min_scale=max(min_scale, target.min_scale), name=name)
+
+
+def constant_operand_qparams(lo: float, hi: float, target: Target, name: str) -> QParams:
+    """A constant operand of a quantized Add/Mul/Concat (policy ALL): stored like the
+    target's weights when its storage type is the weights' (symmetric targets require that:
+    a constant int8 tensor is a weight to them), else like an activation."""
+    if target.activation_qtype != target.weight_qtype:
+        return activation_qparams(lo, hi, target, name)
+    return choose_qparams(lo, hi, target.weight_qtype, symmetric=target.weight_symmetric,
+                          narrow_range=target.weight_narrow_range,
+                          min_scale=target.min_scale, name=name)
 
 
 def quantize_weight(value: np.ndarray, axis: int | None, target: Target,
