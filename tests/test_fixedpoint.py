@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowp.fixedpoint import RequantMode, quantize_multiplier, requantize
+from lowp.fixedpoint import RequantMode, fma32, quantize_multiplier, requantize
 
 acc_values = st.integers(-(2 ** 31), 2 ** 31 - 1)
 scales = st.floats(2.0 ** -31, 255.0, width=32, exclude_min=False)
@@ -64,3 +64,34 @@ def test_tie_rounding_of_each_mode():
     assert requantize(acc, np.float32(0.5), 0, -128, 127).tolist() == [0, 2, 2, 0, -2]
     assert requantize(acc, np.float32(0.5), 0, -128, 127,
                       RequantMode.FIXEDPOINT).tolist() == [1, 2, 3, 0, -1]
+
+
+def _exact_fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    """a * b + c in exact rational arithmetic, rounded once to float32 (ties to even)."""
+    from fractions import Fraction
+
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    r = np.float32(float(exact))
+    best = r
+    for cand in (np.nextafter(r, np.float32(-np.inf)), np.nextafter(r, np.float32(np.inf))):
+        d_best, d_cand = abs(Fraction(float(best)) - exact), abs(Fraction(float(cand)) - exact)
+        if d_cand < d_best or (d_cand == d_best and int(cand.view(np.int32)) % 2 == 0):
+            best = cand
+    return best
+
+
+def test_fma32_rounds_once_on_constructed_half_way_cases() -> None:
+    # p = a * b lies just below half a float32 ulp of c: the float64 sum lands exactly half
+    # way and rounding it again to float32 is wrong half of the time
+    rng = np.random.default_rng(1)
+    n = 400
+    e = rng.integers(-100, 100, n)
+    c = (rng.integers(1 << 23, 1 << 24, n) * 2.0 ** (e - 23) * rng.choice([-1, 1], n))
+    a = 2.0 ** (e - 24) * (1 + 2.0 ** -18) * rng.choice([-1, 1], n)
+    b = np.where(rng.random(n) < 0.5, 1 - 2.0 ** -18, 1 + 2.0 ** -18)
+    a, b, c = a.astype(np.float32), b.astype(np.float32), c.astype(np.float32)
+    got = fma32(a, b, c)
+    want = np.array([_exact_fma32(x, y, z) for x, y, z in zip(a, b, c, strict=True)])
+    assert (got.view(np.int32) == want.view(np.int32)).all()
+    naive = (a.astype(np.float64) * b + c).astype(np.float32)
+    assert (naive != want).sum() > n // 10          # the cases do test something

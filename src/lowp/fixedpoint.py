@@ -55,12 +55,21 @@ def fma32(a: np.ndarray | np.floating | float, b: np.ndarray | np.floating | flo
     s = p + c64
     bp = s - c64
     err = (p - bp) + (c64 - (s - bp))               # TwoSum: s + err == p + c exactly
-    r = s.astype(np.float32)
-    d = s - r.astype(np.float64)                    # where s fell from r (exact)
-    toward = np.nextafter(r, np.where(d > 0, np.float32(np.inf), np.float32(-np.inf)))
-    tie = (d != 0) & (np.abs(d) * 2 == np.abs(toward.astype(np.float64) - r))
-    # a tie broken by err towards `toward` (err on the same side as d) moves there
-    r = np.where(tie & (err != 0) & ((err > 0) == (d > 0)), toward, r)
+    r = np.array(s.astype(np.float32), ndmin=1)
+    # s exactly half-way between two float32 values: in float32's normal range, the 29
+    # float64 significand bits below float32's are 1000...0; rarer cases (subnormal
+    # float32 results) take the general test below
+    tie = (s.view(np.int64) & 0x1FFFFFFF) == 0x10000000
+    tiny = np.abs(s) < 2.0 ** -125
+    fix = np.flatnonzero(((tie & ~tiny) | tiny) & (err != 0))
+    if fix.size:
+        ss, rr, ee = s.ravel()[fix], r.ravel()[fix], err.ravel()[fix]
+        d = ss - rr.astype(np.float64)                  # where s fell from r (exact)
+        toward = np.nextafter(rr, np.where(d > 0, np.float32(np.inf), np.float32(-np.inf)))
+        half = (d != 0) & (np.abs(d) * 2 == np.abs(toward.astype(np.float64) - rr))
+        # a tie broken by err towards `toward` (err on the same side as d) moves there
+        r.ravel()[fix] = np.where(half & ((ee > 0) == (d > 0)), toward, rr)
+    r = r.reshape(s.shape)
     return np.asarray(r, np.float32)
 
 
