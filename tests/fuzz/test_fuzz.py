@@ -37,24 +37,16 @@ logging.getLogger().setLevel(logging.ERROR)          # quantize_static's advice,
 FAILURES = Path(os.environ.get("LOWP_FUZZ_FAILURES", "/tmp/lowp-fuzz-failures"))
 
 
-def _not_known_bug(q: Quantizer) -> bool:
-    """Choices that hit a bug already kept in test_regressions.py (drop when it is fixed):
-    test_xnnpack_policy_all_quantizes_a_constant_addend."""
-    return not (q.target == "xnnpack" and q.policy == "all")
-
-
 quantizers = st.tuples(
     st.builds(Quantizer, tool=st.just("lowp"), per_channel=st.booleans(),
               target=st.sampled_from(list(lowp.TARGETS)),
-              policy=st.sampled_from(["connected", "all"])).filter(_not_known_bug),
+              policy=st.sampled_from(["connected", "all"])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
               signed_activations=st.booleans()))
 combos = st.lists(st.sampled_from(COMBOS), min_size=1, max_size=2, unique=True)
 
 
 def _check(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo]) -> None:
-    if "conv_transpose" in g.blocks:    # test_convtranspose_with_float_weights_between_qdq_pairs
-        qs = [q for q in qs if q.tool != "lowp"]
     note(f"blocks={g.blocks} batches={g.batches} opset={g.model.opset_import[0].version}")
     note(f"quantizers={[str(q) for q in qs]} combos={[str(c) for c in cs]}")
     try:
