@@ -49,6 +49,17 @@ def set_threads(threads: int) -> None:
     _threads = int(threads)
 
 
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the body with `n` threads for the float kernels (a Session's own setting)."""
+    global _threads
+    previous, _threads = _threads, int(n)
+    try:
+        yield
+    finally:
+        _threads = previous
+
+
 def _extension() -> Any:
     """lowp._native as lowp.runtime.native_backend holds it, or None without the extension
     or with a build older than these kernels. Looked up at the first use rather than at

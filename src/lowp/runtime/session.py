@@ -16,6 +16,7 @@ from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
+from . import native_float
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .lower import fold_constant_quantize, lower
@@ -87,7 +88,7 @@ class Session:
         """
         limit = (self._blas.limit(limits=self.threads) if self._blas is not None
                  else contextlib.nullcontext())
-        with limit:
+        with limit, native_float.threads(self.threads):
             return self._run(feeds, output_names, capture=capture, profile=profile)
 
     def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
