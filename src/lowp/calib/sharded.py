@@ -21,6 +21,7 @@ import hashlib
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -75,6 +76,8 @@ _SESSION: dict[str, Any] = {}        # one cached session per worker process
 
 
 def _session(model: bytes, threads: int) -> ort.InferenceSession:
+    if _SESSION.get("model") is model and _SESSION.get("threads") == threads:
+        return _SESSION["session"]
     key = hashlib.blake2b(model, digest_size=16).hexdigest() + f"/{threads}"
     if _SESSION.get("key") != key:
         opts = ort.SessionOptions()
@@ -84,6 +87,7 @@ def _session(model: bytes, threads: int) -> ort.InferenceSession:
         _SESSION.clear()
         _SESSION.update(key=key, session=ort.InferenceSession(
             model, opts, providers=["CPUExecutionProvider"]))
+    _SESSION.update(model=model, threads=threads)
     return _SESSION["session"]
 
 
@@ -217,14 +221,22 @@ class _DaskExecutor(_Executor):
 
     def __init__(self, model: bytes, workers: int, address: str | None) -> None:
         try:
+            import dask
             from dask.distributed import Client, LocalCluster
         except ImportError:
             raise LowpError("scheduler 'dask' needs dask.distributed: "
                             "pip install 'lowp[dask]'") from None
         self._cluster = None
+        self._environ = dict(os.environ)
         if address is None:
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None)
+            # Dask's nannies set MALLOC_TRIM_THRESHOLD_ in the workers' environment, which
+            # turns off glibc's adaptive mmap threshold: every block of the histogram
+            # updates is then mapped and unmapped afresh, ~3x slower. The nannies also
+            # write their variables into this process's environment (restored by close).
+            with dask.config.set({
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=None)
             self._client = Client(self._cluster)
         else:
             self._client = Client(address)
@@ -232,7 +244,9 @@ class _DaskExecutor(_Executor):
         # a task holding the bytes, not scattered data: the scheduler can compute it again
         # on another worker when the worker holding it dies
         key = "lowp-calib-model-" + hashlib.blake2b(model, digest_size=16).hexdigest()
-        self._model = self._client.submit(_identity, model, key=key, pure=False)
+        with warnings.catch_warnings():        # "Sending large graph": once, on purpose
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            self._model = self._client.submit(_identity, model, key=key, pure=False)
 
     def run(self, tasks: Sequence[Callable[[], ShardTask]], done: Done
             ) -> list[dict[str, Any]]:
@@ -257,6 +271,9 @@ class _DaskExecutor(_Executor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+        for key in set(os.environ) - set(self._environ):
+            del os.environ[key]
+        os.environ.update(self._environ)
 
 
 class _RayExecutor(_Executor):
@@ -445,7 +462,8 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
     Parameters
     ----------
     model
-        Path, serialized bytes or ModelProto of a float model.
+        Path, serialized bytes or ModelProto of a float model (or a torch.nn.Module, exported
+        as `quantize_model` exports it).
     calibration_data
         Any form `lowp.quantize_model` accepts. Paths (a sample-stacked .npz / folder, a
         `lowp.feeds.NpzFolder`) are opened by the workers; data in memory is sent shard by
@@ -477,12 +495,12 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
     from ..passes.annotate import annotate
     from ..passes.canonicalize import canonicalize
     from ..passes.smooth import smooth
-    from ..pipeline import _check_node_names
+    from ..pipeline import _check_node_names, _from_torch
 
     config = config or Config()
     if config.mode is QuantMode.DYNAMIC:
         raise DataError("dynamic quantization uses no calibration table")
-    loaded = load_model(model)
+    loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
     float_model = canonicalize(loaded)
     inputs = model_inputs(float_model)
