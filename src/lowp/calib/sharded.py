@@ -423,15 +423,20 @@ def _merge(runtime: list[str], results: list[dict[str, Any]], empty: list[Observ
 
 
 class _Progress:
-    """One tqdm bar over both passes: feeds done (per finished shard), samples, rate, ETA."""
+    """One tqdm bar over both passes: feeds done (per finished shard), rate and ETA; the
+samples of the current pass and their rate."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self._bar = tqdm(total=total, unit="feed", disable=not enabled, leave=False)
+        self._bar = tqdm(total=total, unit="feed", disable=not enabled, leave=False,
+                         smoothing=0)
         self._samples = 0
         self._t0 = time.perf_counter()
 
     def label(self, text: str) -> None:
+        """Start a pass: its name, and its own sample count and rate."""
         self._bar.set_description_str(text)
+        self._samples = 0
+        self._t0 = time.perf_counter()
 
     def done(self, result: dict[str, Any]) -> None:
         self._samples += int(result["samples"])
