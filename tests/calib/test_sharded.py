@@ -19,12 +19,19 @@ import ray
 
 import lowp
 from lowp.calib.sharded import calibrate_shards
-from lowp.calib.shards import ArrayShard, NpzShard, StackedShard, plan_shards
+from lowp.calib.shards import (
+    ArrayShard,
+    ImageShard,
+    NpzShard,
+    ShardData,
+    StackedShard,
+    plan_shards,
+)
 from lowp.cli import main
 from lowp.config import CalibMethod, Config
 from lowp.data import demo_model_path, load_demo_calibration
 from lowp.feeds import Feed, NpzFolder, as_feeds, shard_bounds
-from lowp.inputs import InputSpec, model_inputs
+from lowp.inputs import ImagePreprocess, InputSpec, model_inputs
 from lowp.ir.graph import Graph, load_model
 from lowp.passes.annotate import annotate
 from lowp.passes.canonicalize import canonicalize
@@ -61,7 +68,7 @@ def _rechoose(table: lowp.calib.CalibrationTable, method: CalibMethod) -> dict:
 
 
 # --- shards of every data form equal the whole stream -----------------------------------------
-def _feeds(shard: ArrayShard | NpzShard | StackedShard, inputs: list[InputSpec]) -> list[Feed]:
+def _feeds(shard: ShardData, inputs: list[InputSpec]) -> list[Feed]:
     return list(shard.feeds(inputs))
 
 
@@ -82,13 +89,24 @@ def test_shard_bounds_cover_the_feeds_in_order() -> None:
 
 
 @pytest.mark.parametrize("form", ["mapping", "npz", "folder", "npz_folder", "list",
-                                  "generator"])
+                                  "generator", "images", "images_keep_aspect"])
 def test_shards_of_every_form_equal_the_whole(form: str, tmp_path: Path,
                                               data: dict[str, np.ndarray]) -> None:
     inputs = model_inputs(onnx.load(demo_model_path()))
     x = data["input"][:100]                               # 100 samples: a partial last batch
-    whole = list(as_feeds({"input": x}, inputs, 16))
-    given: object = {"input": x}
+    pre = None
+    if form.startswith("images"):                        # 8x8 grayscale PNGs
+        from PIL import Image
+        for i in range(37):
+            pixels = (np.arange(64).reshape(8, 8) * (i + 1)) % 256
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / f"{i:03d}.png")
+        pre = ImagePreprocess(keep_aspect=form.endswith("keep_aspect"))
+        whole = list(as_feeds(str(tmp_path), inputs, 16, pre))
+        assert len(whole) == (37 if pre.keep_aspect else 3)
+        given: object = str(tmp_path)
+    else:
+        whole = list(as_feeds({"input": x}, inputs, 16))
+        given = {"input": x}
     if form == "npz":
         np.savez(tmp_path / "c.npz", input=x)
         given = str(tmp_path / "c.npz")
@@ -101,28 +119,36 @@ def test_shards_of_every_form_equal_the_whole(form: str, tmp_path: Path,
             np.savez(tmp_path / f"{i:03d}.npz", **f)
         given = {"npz_folder": NpzFolder(tmp_path), "list": list(whole),
                  "generator": iter(list(whole))}[form]
-    source = as_feeds(given, inputs, 16)
+    source = as_feeds(given, inputs, 16, pre)
     for n in (1, 2, 3, 7):
-        num, makers = plan_shards(given, source, inputs, 16, None, n)
+        num, makers = plan_shards(given, source, inputs, 16, pre, n)
         assert num == len(whole)
         shards = [m() for m in makers]
-        assert [s.start for s in shards] == [shard_bounds(num, k, n)[0] for k in range(n)]
+        used = min(n, num)                                # at most one shard per feed
+        assert [s.start for s in shards] == [shard_bounds(num, k, used)[0]
+                                             for k in range(used)]
         kind = {"npz": StackedShard, "folder": StackedShard, "npz_folder": NpzShard,
-                "generator": NpzShard}.get(form, ArrayShard)
+                "generator": NpzShard, "images": StackedShard,
+                "images_keep_aspect": ImageShard}.get(form, ArrayShard)
         assert all(isinstance(s, kind) for s in shards)
         assert _same([f for s in shards for f in _feeds(s, inputs)], whole)
+    if form == "generator":
+        source.close()
 
 
 # --- bit-identical tables -------------------------------------------------------------------
 @pytest.mark.parametrize("shards", [1, 2, 3])
 def test_local_pool_equals_one_process_for_every_method(shards: int, data, serial) -> None:
     """One histogram run serves all histogram methods (the statistics do not depend on the
-    method); min/max (whose table holds min/max statistics only) runs on Dask below."""
+    method); min/max (whose table holds min/max statistics only) runs on its own."""
     table = lowp.calibrate(demo_model_path(), data, Config(method=CalibMethod.ENTROPY),
                            workers=2, shards=shards, progress=False)
     assert table.to_dict() == serial[CalibMethod.ENTROPY]
     for method in (CalibMethod.PERCENTILE, CalibMethod.MSE):
         assert _rechoose(table, method) == serial[method]
+    table = lowp.calibrate(demo_model_path(), data, Config(method=CalibMethod.MINMAX),
+                           workers=2, shards=shards, progress=False)
+    assert table.to_dict() == serial[CalibMethod.MINMAX]
 
 
 def test_dask_local_cluster_equals_one_process(data, serial) -> None:
