@@ -40,8 +40,8 @@ def _conv_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
 
 
 def _conv_transpose_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
-    # weights (C_in, C_out / group, k...): the output channels are axis 1
-    return 1
+    # per tensor: targets (x86, fbgemm) refuse per-channel ConvTranspose weights
+    return None
 
 
 def _gemm_axis(node: onnx.NodeProto, graph: Graph) -> int | None:
