@@ -10,11 +10,14 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "conv.h"
 #include "dispatch.h"
+#include "float_elementwise.h"
 #include "float_kernels.h"
+#include "program.h"
 #include "recurrent.h"
 #include "threadpool.h"
 
@@ -69,6 +72,258 @@ double peak_gops(const std::string& kind, double seconds, int threads) {
   return total * 1e-9;
 }
 
+// ---- kernel invocations --------------------------------------------------------------
+// Each make_* checks its arguments and returns the kernel invocation bound to them (the
+// closure keeps the arrays alive). def_kernel binds it twice: as a function that runs it at
+// once with the GIL released, and as a Program method of the same name and arguments that
+// appends it (lowp.runtime.program).
+using Bytes = nb::ndarray<const uint8_t, nb::c_contig, nb::device::cpu>;
+using OutBytes = nb::ndarray<uint8_t, nb::c_contig, nb::device::cpu>;
+using Floats = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+using OutFloats = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
+
+template <typename... Args, typename... Extra>
+void def_kernel(nb::module_& m, nb::class_<lowp::Program>& program, const char* name,
+                lowp::Kernel (*make)(Args...), const Extra&... extra) {
+  m.def(
+      name,
+      [make](Args... args) {
+        const lowp::Kernel k = make(std::move(args)...);
+        nb::gil_scoped_release nogil;
+        k();
+      },
+      extra...);
+  program.def(
+      name, [make](lowp::Program& p, Args... args) { p.append(make(std::move(args)...)); },
+      extra...);
+}
+
+lowp::Kernel make_add(Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed, float ma,
+                      float mb, float c, int qmin, int qmax, int threads) {
+  if (a.size() != b.size() || a.size() != y.size())
+    throw std::invalid_argument("add needs three arrays of the same size");
+  lowp::AddArgs args;
+  args.a = a.data();
+  args.b = b.data();
+  args.y = y.data();
+  args.n = int64_t(a.size());
+  args.a_signed = a_signed;
+  args.b_signed = b_signed;
+  args.ma = ma;
+  args.mb = mb;
+  args.c = c;
+  args.qmin = qmin;
+  args.qmax = qmax;
+  return [args, threads, a, b, y] { lowp::run_add(args, threads); };
+}
+
+lowp::Kernel make_max_pool2d(Bytes x, OutBytes y, const std::vector<int64_t>& dims,
+                             const std::vector<int>& geo, bool is_signed, int threads) {
+  // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw
+  if (dims.size() != 6 || geo.size() != 8)
+    throw std::invalid_argument("max_pool2d needs 6 dims and 8 geometry integers");
+  lowp::PoolArgs a;
+  a.x = x.data();
+  a.y = y.data();
+  a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
+  a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3];
+  a.dh = geo[4], a.dw = geo[5], a.ph = geo[6], a.pw = geo[7];
+  a.is_signed = is_signed;
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
+    throw std::invalid_argument("max_pool2d array sizes do not match the dims");
+  return [a, threads, x, y] { lowp::run_maxpool(a, threads); };
+}
+
+lowp::Kernel make_quantize(Floats x, OutBytes y, float scale, int zp, int qmin, int qmax,
+                           int threads) {
+  if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
+  check_quantize_bounds(zp, qmin, qmax);
+  lowp::QuantArgs a;
+  a.x = x.data();
+  a.y = y.data();
+  a.n = int64_t(x.size());
+  a.scale = scale;
+  a.zp = zp;
+  a.qmin = qmin;
+  a.qmax = qmax;
+  return [a, threads, x, y] { lowp::run_quantize(a, threads); };
+}
+
+lowp::Kernel make_quantize_to_channels_last(
+    nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+    nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale, int zp,
+    int qmin, int qmax, int threads) {
+  // x: (n, c, s) float32; y: (n, s, c)
+  if (y.shape(0) != x.shape(0) || y.shape(1) != x.shape(2) || y.shape(2) != x.shape(1))
+    throw std::invalid_argument("quantize_to_channels_last needs y of shape (n, s, c)");
+  check_quantize_bounds(zp, qmin, qmax);
+  lowp::QuantArgs a;
+  a.x = x.data();
+  a.y = y.data();
+  a.scale = scale;
+  a.zp = zp;
+  a.qmin = qmin;
+  a.qmax = qmax;
+  const int64_t n = int64_t(x.shape(0)), c = int64_t(x.shape(1)), s = int64_t(x.shape(2));
+  return [a, n, c, s, threads, x, y] {
+    lowp::run_quantize_to_channels_last(a, n, c, s, threads);
+  };
+}
+
+lowp::Kernel make_lookup8(Bytes x, Bytes table, OutBytes y, int64_t channels, int threads) {
+  if (channels < 1 || x.size() != y.size() || table.size() != size_t(channels) * 256 ||
+      (channels > 1 && x.size() % size_t(channels) != 0))
+    throw std::invalid_argument("lut8 needs x and y of one size (a multiple of channels) "
+                                "and channels * 256 table bytes");
+  return [channels, threads, x, table, y] {
+    lowp::run_lut8(x.data(), table.data(), y.data(), int64_t(x.size()), channels, threads);
+  };
+}
+
+lowp::Kernel make_global_average_pool(
+    nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+    nb::ndarray<uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> y, bool channels_last,
+    bool x_signed, int x_zp, float scale, int mult, int lshift, int rshift, bool fixedpoint,
+    int zp, int qmin, int qmax) {
+  // x: (n, s, c) channels-last or (n, c, s) channels-first; y: (n, c)
+  lowp::GapArgs a;
+  a.n = int64_t(x.shape(0));
+  a.s = int64_t(channels_last ? x.shape(1) : x.shape(2));
+  a.c = int64_t(channels_last ? x.shape(2) : x.shape(1));
+  if (int64_t(y.shape(0)) != a.n || int64_t(y.shape(1)) != a.c)
+    throw std::invalid_argument("global_average_pool needs y of shape (n, c)");
+  if (lshift < 0 || lshift > 31 || rshift < 0 || rshift > 62 || qmin > qmax)
+    throw std::invalid_argument("global_average_pool requantization out of range");
+  a.x = x.data();
+  a.y = y.data();
+  a.channels_last = channels_last;
+  a.x_signed = x_signed;
+  a.x_zp = x_zp;
+  a.scale = scale;
+  a.mult = mult;
+  a.lshift = lshift;
+  a.rshift = rshift;
+  a.fixedpoint = fixedpoint;
+  a.zp = zp;
+  a.qmin = qmin;
+  a.qmax = qmax;
+  return [a, x, y] { lowp::run_global_average_pool(a); };
+}
+
+lowp::Kernel make_float_unary(int op, Floats x, OutFloats y, float alpha, float beta,
+                              int threads) {
+  // y = op(x) element-wise (ops: float_kernels.h FloatUnaryOp); y may be x
+  if (op < 0 || op >= lowp::kUnaryCount) throw std::invalid_argument("unknown unary op");
+  if (x.size() != y.size()) throw std::invalid_argument("float_unary needs same sizes");
+  return [op, alpha, beta, threads, x, y] {
+    lowp::run_float_unary(op, x.data(), y.data(), int64_t(x.size()), alpha, beta, threads);
+  };
+}
+
+lowp::Kernel make_float_pool2d(Floats x, OutFloats y, const std::vector<int64_t>& dims,
+                               const std::vector<int>& geo, bool average, bool include_pad,
+                               int threads) {
+  // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw, ph_end, pw_end
+  if (dims.size() != 5 || geo.size() != 10)
+    throw std::invalid_argument("float_pool2d needs 5 dims and 10 geometry integers");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  for (int i = 6; i < 10; ++i)
+    if (geo[i] < 0) throw std::invalid_argument("negative padding");
+  lowp::FloatPoolArgs a;
+  a.x = x.data();
+  a.y = y.data();
+  a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
+  a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
+  a.ph = geo[6], a.pw = geo[7], a.ph_end = geo[8], a.pw_end = geo[9];
+  a.average = average;
+  a.include_pad = include_pad;
+  if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow))
+    throw std::invalid_argument("float_pool2d array sizes do not match the dims");
+  return [a, threads, x, y] { lowp::run_float_pool(a, threads); };
+}
+
+lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads) {
+  // y[r] = mean of x[r * n .. (r + 1) * n) in np.mean's order (global average pool)
+  if (n < 1 || x.size() != y.size() * size_t(n))
+    throw std::invalid_argument("float_mean_rows needs n >= 1 and x of y.size * n values");
+  return [n, threads, x, y] {
+    lowp::run_float_mean_rows(x.data(), y.data(), int64_t(y.size()), n, threads);
+  };
+}
+
+lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
+                               nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
+                               const std::vector<int64_t>& dims,
+                               const std::vector<int64_t>& a_strides,
+                               const std::vector<int64_t>& b_strides, int threads) {
+  // y (contiguous, prod(dims) values) = a op b, read at the given element strides (0 on
+  // broadcast axes) over dims, four axes; a and b are the arrays' memory (any layout)
+  if (op < 0 || op >= lowp::kFloatBinaryCount) throw std::invalid_argument("unknown binary op");
+  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
+    throw std::invalid_argument("float_binary needs 4 dims and 4 strides per operand");
+  lowp::FloatBinaryArgs p;
+  p.a = a.data();
+  p.b = b.data();
+  p.y = y.data();
+  p.op = op;
+  int64_t total = 1;
+  // the largest element offset each operand is read at must lie inside its array; strides
+  // are non-negative (numpy's broadcasting never makes negative ones here)
+  int64_t a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("float_binary needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
+  }
+  if (size_t(total) != y.size() ||
+      (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
+    throw std::invalid_argument("float_binary strides reach outside the arrays");
+  for (size_t i = 0; i < a.ndim(); ++i)
+    if (a.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
+  for (size_t i = 0; i < b.ndim(); ++i)
+    if (b.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
+  return [p, threads, a, b, y] { lowp::run_float_binary(p, threads); };
+}
+
+lowp::Kernel make_float_clamp(Floats x, OutFloats y, float lo, float hi, bool use_lo,
+                              bool use_hi, int threads) {
+  // y = minimum(maximum(x, lo), hi) as numpy computes it (Relu, Clip); y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_clamp needs same sizes");
+  return [lo, hi, use_lo, use_hi, threads, x, y] {
+    lowp::run_float_clamp(x.data(), y.data(), int64_t(x.size()), lo, hi, use_lo, use_hi,
+                          threads);
+  };
+}
+
+lowp::Kernel make_lookup8_f32(Bytes x, Floats table, OutFloats y, int threads) {
+  // y[i] = table[x[i]]: a float function of an 8-bit value (DequantizeLinear per tensor)
+  if (table.size() != 256 || x.size() != y.size())
+    throw std::invalid_argument("lookup8_f32 needs x and y of one size and 256 table values");
+  return [threads, x, table, y] {
+    lowp::run_lookup8_f32(x.data(), table.data(), y.data(), int64_t(x.size()), threads);
+  };
+}
+
+lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
+  const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
+  if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d || int64_t(y.shape(2)) != o.h ||
+      int64_t(y.shape(3)) != o.w)
+    throw std::invalid_argument("output array has the wrong shape");
+  return [&op, x, y] {
+    op.run(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3), y.data());
+  };
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
@@ -79,144 +334,34 @@ NB_MODULE(_native, m) {
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
-  using Bytes = nb::ndarray<const uint8_t, nb::c_contig, nb::device::cpu>;
-  using OutBytes = nb::ndarray<uint8_t, nb::c_contig, nb::device::cpu>;
-  m.def(
-      "add",
-      [](Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed, float ma, float mb,
-         float c, int qmin, int qmax, int threads) {
-        if (a.size() != b.size() || a.size() != y.size())
-          throw std::invalid_argument("add needs three arrays of the same size");
-        lowp::AddArgs args;
-        args.a = a.data();
-        args.b = b.data();
-        args.y = y.data();
-        args.n = int64_t(a.size());
-        args.a_signed = a_signed;
-        args.b_signed = b_signed;
-        args.ma = ma;
-        args.mb = mb;
-        args.c = c;
-        args.qmin = qmin;
-        args.qmax = qmax;
-        nb::gil_scoped_release nogil;
-        lowp::run_add(args, threads);
-      },
-      "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a, "c"_a, "qmin"_a,
-      "qmax"_a, "threads"_a = 1);
-
-  m.def(
-      "max_pool2d",
-      [](Bytes x, OutBytes y, const std::vector<int64_t>& dims, const std::vector<int>& geo,
-         bool is_signed, int threads) {
-        // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw
-        if (dims.size() != 6 || geo.size() != 8)
-          throw std::invalid_argument("max_pool2d needs 6 dims and 8 geometry integers");
-        lowp::PoolArgs a;
-        a.x = x.data();
-        a.y = y.data();
-        a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
-        a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3];
-        a.dh = geo[4], a.dw = geo[5], a.ph = geo[6], a.pw = geo[7];
-        a.is_signed = is_signed;
-        for (int64_t d : dims)
-          if (d < 0) throw std::invalid_argument("negative dimension");
-        for (int i = 0; i < 6; ++i)
-          if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
-        if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
-        if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
-          throw std::invalid_argument("max_pool2d array sizes do not match the dims");
-        nb::gil_scoped_release nogil;
-        lowp::run_maxpool(a, threads);
-      },
-      "x"_a, "y"_a, "dims"_a, "geometry"_a, "is_signed"_a, "threads"_a = 1);
-
-  m.def(
-      "quantize",
-      [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> x, OutBytes y, float scale,
-         int zp, int qmin, int qmax, int threads) {
-        if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
-        check_quantize_bounds(zp, qmin, qmax);
-        lowp::QuantArgs a;
-        a.x = x.data();
-        a.y = y.data();
-        a.n = int64_t(x.size());
-        a.scale = scale;
-        a.zp = zp;
-        a.qmin = qmin;
-        a.qmax = qmax;
-        nb::gil_scoped_release nogil;
-        lowp::run_quantize(a, threads);
-      },
-      "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
-
-  m.def(
-      "quantize_to_channels_last",
-      [](nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
-         nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale,
-         int zp, int qmin, int qmax, int threads) {
-        // x: (n, c, s) float32; y: (n, s, c)
-        if (y.shape(0) != x.shape(0) || y.shape(1) != x.shape(2) || y.shape(2) != x.shape(1))
-          throw std::invalid_argument("quantize_to_channels_last needs y of shape (n, s, c)");
-        check_quantize_bounds(zp, qmin, qmax);
-        lowp::QuantArgs a;
-        a.x = x.data();
-        a.y = y.data();
-        a.scale = scale;
-        a.zp = zp;
-        a.qmin = qmin;
-        a.qmax = qmax;
-        nb::gil_scoped_release nogil;
-        lowp::run_quantize_to_channels_last(a, int64_t(x.shape(0)), int64_t(x.shape(1)),
-                                            int64_t(x.shape(2)), threads);
-      },
-      "x"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
-
-  m.def(
-      "lookup8",
-      [](Bytes x, Bytes table, OutBytes y, int64_t channels, int threads) {
-        if (channels < 1 || x.size() != y.size() || table.size() != size_t(channels) * 256 ||
-            (channels > 1 && x.size() % size_t(channels) != 0))
-          throw std::invalid_argument("lut8 needs x and y of one size (a multiple of channels) "
-                                      "and channels * 256 table bytes");
-        nb::gil_scoped_release nogil;
-        lowp::run_lut8(x.data(), table.data(), y.data(), int64_t(x.size()), channels, threads);
-      },
-      "x"_a, "table"_a, "y"_a, "channels"_a = 1, "threads"_a = 1);
-
-  m.def(
-      "global_average_pool",
-      [](nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
-         nb::ndarray<uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> y,
-         bool channels_last, bool x_signed, int x_zp, float scale, int mult, int lshift,
-         int rshift, bool fixedpoint, int zp, int qmin, int qmax) {
-        // x: (n, s, c) channels-last or (n, c, s) channels-first; y: (n, c)
-        lowp::GapArgs a;
-        a.n = int64_t(x.shape(0));
-        a.s = int64_t(channels_last ? x.shape(1) : x.shape(2));
-        a.c = int64_t(channels_last ? x.shape(2) : x.shape(1));
-        if (int64_t(y.shape(0)) != a.n || int64_t(y.shape(1)) != a.c)
-          throw std::invalid_argument("global_average_pool needs y of shape (n, c)");
-        if (lshift < 0 || lshift > 31 || rshift < 0 || rshift > 62 || qmin > qmax)
-          throw std::invalid_argument("global_average_pool requantization out of range");
-        a.x = x.data();
-        a.y = y.data();
-        a.channels_last = channels_last;
-        a.x_signed = x_signed;
-        a.x_zp = x_zp;
-        a.scale = scale;
-        a.mult = mult;
-        a.lshift = lshift;
-        a.rshift = rshift;
-        a.fixedpoint = fixedpoint;
-        a.zp = zp;
-        a.qmin = qmin;
-        a.qmax = qmax;
-        nb::gil_scoped_release nogil;
-        lowp::run_global_average_pool(a);
-      },
-      "x"_a, "y"_a, "channels_last"_a, "x_signed"_a, "x_zero_point"_a, "scale"_a, "mult"_a,
-      "lshift"_a, "rshift"_a, "fixedpoint"_a, "zero_point"_a, "qmin"_a, "qmax"_a);
+  nb::class_<lowp::Program> program(m, "Program");
+  program.def(nb::init<>())
+      .def("__len__", &lowp::Program::size)
+      .def("run",
+           [](const lowp::Program& p) {
+             nb::gil_scoped_release nogil;
+             p.run();
+           })
+      .def(
+          "conv_run",
+          [](lowp::Program& p, nb::object op, Act5 x, Out5 y) {
+            // ConvOp.run appended; the closure holds the operator object
+            p.append([k = make_conv_run(nb::cast<lowp::ConvOp&>(op), x, y), op] { k(); });
+          },
+          "op"_a, "x"_a, "y"_a);
+  def_kernel(m, program, "add", &make_add, "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a,
+             "ma"_a, "mb"_a, "c"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+  def_kernel(m, program, "max_pool2d", &make_max_pool2d, "x"_a, "y"_a, "dims"_a, "geometry"_a,
+             "is_signed"_a, "threads"_a = 1);
+  def_kernel(m, program, "quantize", &make_quantize, "x"_a, "y"_a, "scale"_a, "zero_point"_a,
+             "qmin"_a, "qmax"_a, "threads"_a = 1);
+  def_kernel(m, program, "quantize_to_channels_last", &make_quantize_to_channels_last, "x"_a,
+             "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
+  def_kernel(m, program, "lookup8", &make_lookup8, "x"_a, "table"_a, "y"_a, "channels"_a = 1,
+             "threads"_a = 1);
+  def_kernel(m, program, "global_average_pool", &make_global_average_pool, "x"_a, "y"_a,
+             "channels_last"_a, "x_signed"_a, "x_zero_point"_a, "scale"_a, "mult"_a,
+             "lshift"_a, "rshift"_a, "fixedpoint"_a, "zero_point"_a, "qmin"_a, "qmax"_a);
 
   using F = nb::ndarray<const float, nb::device::cpu>;
   using FOut = nb::ndarray<float, nb::device::cpu>;
@@ -329,55 +474,18 @@ NB_MODULE(_native, m) {
       "fn"_a, "x"_a, "y"_a);
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
 
-  using Floats = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
-  using OutFloats = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
-  m.def(
-      "float_unary",
-      [](int op, Floats x, OutFloats y, float alpha, float beta, int threads) {
-        // y = op(x) element-wise (ops: float_kernels.h FloatUnaryOp); y may be x
-        if (op < 0 || op >= lowp::kUnaryCount) throw std::invalid_argument("unknown unary op");
-        if (x.size() != y.size()) throw std::invalid_argument("float_unary needs same sizes");
-        nb::gil_scoped_release nogil;
-        lowp::run_float_unary(op, x.data(), y.data(), int64_t(x.size()), alpha, beta, threads);
-      },
-      "op"_a, "x"_a, "y"_a, "alpha"_a = 0.0f, "beta"_a = 0.0f, "threads"_a = 1);
-  m.def(
-      "float_pool2d",
-      [](Floats x, OutFloats y, const std::vector<int64_t>& dims, const std::vector<int>& geo,
-         bool average, bool include_pad, int threads) {
-        // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw, ph_end, pw_end
-        if (dims.size() != 5 || geo.size() != 10)
-          throw std::invalid_argument("float_pool2d needs 5 dims and 10 geometry integers");
-        for (int64_t d : dims)
-          if (d < 0) throw std::invalid_argument("negative dimension");
-        for (int i = 0; i < 6; ++i)
-          if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
-        for (int i = 6; i < 10; ++i)
-          if (geo[i] < 0) throw std::invalid_argument("negative padding");
-        lowp::FloatPoolArgs a;
-        a.x = x.data();
-        a.y = y.data();
-        a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
-        a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
-        a.ph = geo[6], a.pw = geo[7], a.ph_end = geo[8], a.pw_end = geo[9];
-        a.average = average;
-        a.include_pad = include_pad;
-        if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow))
-          throw std::invalid_argument("float_pool2d array sizes do not match the dims");
-        nb::gil_scoped_release nogil;
-        lowp::run_float_pool(a, threads);
-      },
-      "x"_a, "y"_a, "dims"_a, "geometry"_a, "average"_a, "include_pad"_a, "threads"_a = 1);
-  m.def(
-      "float_mean_rows",
-      [](Floats x, OutFloats y, int64_t n, int threads) {
-        // y[r] = mean of x[r * n .. (r + 1) * n) in np.mean's order (global average pool)
-        if (n < 1 || x.size() != y.size() * size_t(n))
-          throw std::invalid_argument("float_mean_rows needs n >= 1 and x of y.size * n values");
-        nb::gil_scoped_release nogil;
-        lowp::run_float_mean_rows(x.data(), y.data(), int64_t(y.size()), n, threads);
-      },
-      "x"_a, "y"_a, "n"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,
+             "alpha"_a = 0.0f, "beta"_a = 0.0f, "threads"_a = 1);
+  def_kernel(m, program, "float_pool2d", &make_float_pool2d, "x"_a, "y"_a, "dims"_a,
+             "geometry"_a, "average"_a, "include_pad"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_mean_rows", &make_float_mean_rows, "x"_a, "y"_a, "n"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
+             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,
+             "use_lo"_a, "use_hi"_a, "threads"_a = 1);
+  def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,
+             "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")
@@ -420,12 +528,9 @@ NB_MODULE(_native, m) {
            })
       .def("run",
            [](lowp::ConvOp& op, Act5 x, Out5 y) {
-             const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
-             if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d ||
-                 int64_t(y.shape(2)) != o.h || int64_t(y.shape(3)) != o.w)
-               throw std::invalid_argument("output array has the wrong shape");
+             const lowp::Kernel k = make_conv_run(op, x, y);
              nb::gil_scoped_release nogil;
-             op.run(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3), y.data());
+             k();
            })
       .def_prop_rw("threads", &lowp::ConvOp::threads, &lowp::ConvOp::set_threads)
       .def_prop_ro("depthwise", &lowp::ConvOp::depthwise);

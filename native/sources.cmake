@@ -31,7 +31,8 @@ lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx
 
 nanobind_add_module(_native NB_STATIC
   native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
-  native/pool_reduce.cpp native/lut.cpp $<TARGET_OBJECTS:lowp_vbmi>
+  native/pool_reduce.cpp native/lut.cpp native/program.cpp
+  native/float_elementwise.cpp $<TARGET_OBJECTS:lowp_vbmi>
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>

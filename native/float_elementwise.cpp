@@ -1,0 +1,89 @@
+// Kernel layer: float32 element-wise glue (see float_elementwise.h). Plain loops the compiler
+// vectorizes at the baseline ISA; -ffp-contract=off keeps one rounding per operation.
+#include "float_elementwise.h"
+
+#include <cmath>
+
+#include "threadpool.h"
+
+namespace lowp {
+
+namespace {
+
+constexpr int64_t kBlock = int64_t(1) << 15;  // elements per thread, at least
+
+template <int Op>
+inline float apply(float a, float b) {
+  if constexpr (Op == kFloatAdd) return a + b;
+  else if constexpr (Op == kFloatSub) return a - b;
+  else if constexpr (Op == kFloatMul) return a * b;
+  else return a / b;
+}
+
+// One innermost row of n elements: the three stride forms get their own loops.
+template <int Op>
+void row(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float v = *b;
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], v);
+  } else if (sa == 0 && sb == 1) {
+    const float v = *a;
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(v, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i * sa], b[i * sb]);
+  }
+}
+
+// Rows [r0, r1) of the flattened (d0 * d1 * d2) row index.
+template <int Op>
+void rows(const FloatBinaryArgs& p, int64_t r0, int64_t r1) {
+  const int64_t d1 = p.dims[1], d2 = p.dims[2], n = p.dims[3];
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+    const float* a = p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
+    const float* b = p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
+    row<Op>(a, p.a_st[3], b, p.b_st[3], p.y + r * n, n);
+  }
+}
+
+template <int Op>
+void binary(const FloatBinaryArgs& p, int threads) {
+  const int64_t count = p.dims[0] * p.dims[1] * p.dims[2], n = p.dims[3];
+  if (count == 0 || n == 0) return;
+  // split whole rows between threads (run_elementwise's 64-aligned chunks, in rows)
+  run_elementwise(count, std::max<int64_t>(1, kBlock / n), threads,
+                  [&](int64_t r0, int64_t len) { rows<Op>(p, r0, r0 + len); });
+}
+
+}  // namespace
+
+void run_float_binary(const FloatBinaryArgs& a, int threads) {
+  switch (a.op) {
+    case kFloatAdd: binary<kFloatAdd>(a, threads); break;
+    case kFloatSub: binary<kFloatSub>(a, threads); break;
+    case kFloatMul: binary<kFloatMul>(a, threads); break;
+    default: binary<kFloatDiv>(a, threads); break;
+  }
+}
+
+void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
+                     bool use_hi, int threads) {
+  run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
+    for (int64_t i = i0; i < i0 + len; ++i) {
+      float v = x[i];
+      if (use_lo) v = (std::isnan(v) || v > lo) ? v : lo;   // np.maximum(v, lo)
+      if (use_hi) v = (std::isnan(v) || v < hi) ? v : hi;   // np.minimum(v, hi)
+      y[i] = v;
+    }
+  });
+}
+
+void run_lookup8_f32(const uint8_t* x, const float* table, float* y, int64_t n, int threads) {
+  run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
+    for (int64_t i = i0; i < i0 + len; ++i) y[i] = table[x[i]];
+  });
+}
+
+}  // namespace lowp

@@ -1,0 +1,36 @@
+// Kernel layer: float32 element-wise glue (binary arithmetic with broadcasting, clamp, and
+// the 8-bit -> float32 table lookup that dequantizes), portable C++ compiled without FMA
+// contraction: each element is one IEEE operation, so the results equal numpy's bit for bit
+// on every instruction-set path.
+#pragma once
+
+#include <cstdint>
+
+namespace lowp {
+
+enum FloatBinaryOp { kFloatAdd = 0, kFloatSub = 1, kFloatMul = 2, kFloatDiv = 3,
+                     kFloatBinaryCount = 4 };
+
+// y[i0, i1, i2, i3] = a[...] op b[...] over dims[4] (the broadcast shape, collapsed to four
+// axes, leading ones padded); a_st / b_st are element strides (0 on a broadcast axis); y is
+// contiguous. The caller checks that every index stays inside the arrays.
+struct FloatBinaryArgs {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* y = nullptr;
+  int op = kFloatAdd;
+  int64_t dims[4] = {1, 1, 1, 1};
+  int64_t a_st[4] = {0, 0, 0, 0};
+  int64_t b_st[4] = {0, 0, 0, 0};
+};
+void run_float_binary(const FloatBinaryArgs& a, int threads);
+
+// y = minimum(maximum(x, lo), hi) with numpy's rules (NaN propagates; of two equal values
+// the second operand, so maximum(-0, +0) = +0); either bound may be off. y may be x.
+void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
+                     bool use_hi, int threads);
+
+// y[i] = table[x[i]] (x bytes, table 256 float32).
+void run_lookup8_f32(const uint8_t* x, const float* table, float* y, int64_t n, int threads);
+
+}  // namespace lowp
