@@ -2,23 +2,38 @@
 
 A replayable step (`Step.replayable`) does nothing but calls into the native extension,
 writing into output buffers it owns (an arena), or is a pure reshape whose outputs are
-views of its inputs. Once the same input shapes have been run
-twice, recording every such step's calls, a step whose two recordings are identical (the
-same functions on the same buffers, the same arguments, the same output buffers) is from
-then on run by repeating its recorded calls, as long as its inputs are the very objects
-(or views of the very memory) it read when recorded. Anything else (float steps, a
-changed input object) runs through `execute` as before, so the results are always those
-of a plain run; replay only removes the per-step overhead of the Python layers (layout
-checks, validation, dispatch).
+views of its inputs. Float steps of the operators in `lowp.runtime.program.FLOAT_KERNELS`
+(and per-tensor DequantizeLinear) become such steps while a signature is recorded: their
+values are computed by a native call, equal to the numpy operator bit for bit, into a
+buffer the signature owns. Once the same input shapes have been run twice, recording every
+such step's calls, a step whose two recordings are identical (the same functions on the
+same buffers, the same arguments, the same output buffers) is from then on run by
+repeating its recorded calls; maximal runs of consecutive such steps (and of the float
+steps on shapes only, `fixed_steps`) are compiled into one `lowp._native.Program` each
+(lowp.runtime.program), run by one call with the GIL released.
+
+The invariant that makes this exact: every run of a signature reads its feeds from input
+buffers the signature owns (the feeds are copied into them, a memcpy per input and run),
+constants are the same objects on every run, and a replayed step writes into the buffers
+it wrote when recorded; so a recorded call reads the same memory, holding this run's
+values, as long as every tensor a segment reads from outside itself is a constant, a feed,
+or the very array (or an array over the same memory, shape and strides) it read when
+recorded. Segments check only those outside tensors (made by steps run the plain way) and
+run their steps the plain way when one differs. Anything else (float steps, a changed
+input object) runs through `execute` as before, so the results are always those of a plain
+run (`Session(replay=False)` is the reference); replay only removes the per-step overhead
+of the Python layers (layout checks, validation, dispatch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import native_float, program
 from .plan import CF, Step
 from .tape import Call, recording
 
@@ -57,6 +72,8 @@ class _Fixed:
 
 
 Entry = Step | _Replay | _Fixed
+# pure reshapes: a float one replays by handing on the same view of its (stable) input
+RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -114,9 +131,13 @@ class Replayer:
                  constants: set[str] | None = None) -> None:
         self.steps = steps
         self._execute = execute
-        self._fixed = fixed_steps(steps, constants or set())
+        self._constants = frozenset(constants or ())
+        self._fixed = fixed_steps(steps, set(self._constants))
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
-        self._ready: set[object] = set()
+        self._ready: dict[object, list[Runner]] = {}
+        self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
+        self._buffers: dict[object, dict[int, np.ndarray]] = {}    # native float outputs
+        self._tables: dict[int, np.ndarray] = {}                   # DequantizeLinear tables
 
     def replayed_steps(self, signature: object) -> int:
         """How many steps of a signature's plan run by replay (0 until it is ready)."""
@@ -124,66 +145,243 @@ class Replayer:
             return 0
         return sum(isinstance(e, (_Replay, _Fixed)) for e in self._state[signature])
 
-    def run(self, signature: object, env: Env, layout: Layouts) -> None:
-        state = self._state.get(signature)
-        if signature in self._ready:
-            self._replay(state, env, layout)  # type: ignore[arg-type]
+    def programs(self, signature: object) -> list[int]:
+        """Steps per native Program of a ready signature's plan."""
+        return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
+
+    def run(self, signature: object, env: Env, layout: Layouts,
+            feeds: dict[str, np.ndarray] | None = None) -> None:
+        """Run every step on `env` (constants and `feeds`, by name)."""
+        runners = self._ready.get(signature)
+        if runners is not None:
+            self._own_feeds(signature, env, feeds)
+            for runner in runners:
+                runner.run(env, layout)
             return
+        state = self._state.get(signature)
         if state is None and len(self._state) >= MAX_SIGNATURES:
             for step in self.steps:
                 self._execute(step, env, layout)
             return
-        records = self._record(env, layout)
+        self._own_feeds(signature, env, feeds)
+        records = self._record(signature, env, layout)
         if state is None:
             self._state[signature] = records
         else:
-            self._state[signature] = _plan(self.steps, state, records,  # type: ignore[arg-type]
-                                           self._fixed)
-            self._ready.add(signature)
+            plan = _plan(self.steps, state, records, self._fixed)  # type: ignore[arg-type]
+            self._state[signature] = plan
+            self._ready[signature] = _compile(plan, self._execute,
+                                              self._constants | frozenset(self._feeds[signature]))
 
-    def _record(self, env: Env, layout: Layouts) -> list[_Record | None]:
+    def _own_feeds(self, signature: object, env: Env,
+                   feeds: dict[str, np.ndarray] | None) -> None:
+        """Copy the feeds into the signature's own input buffers and run on those."""
+        if not feeds:
+            self._feeds.setdefault(signature, {})
+            return
+        owned = self._feeds.get(signature)
+        if owned is None:
+            owned = self._feeds[signature] = {k: np.empty(v.shape, v.dtype)
+                                              for k, v in feeds.items()}
+        for k, v in feeds.items():
+            buffer = owned[k]
+            np.copyto(buffer, v)
+            env[k] = buffer
+
+    def _record(self, signature: object, env: Env, layout: Layouts) -> list[_Record | None]:
         records: list[_Record | None] = []
+        buffers = self._buffers.setdefault(signature, {})
         for i, step in enumerate(self.steps):
             if i in self._fixed:
                 self._execute(step, env, layout)
                 records.append(_Record([], [], [(n, env[n], layout.get(n, CF))
                                                 for n in step.outputs if n]))
                 continue
-            if not step.replayable:
+            inputs: list[tuple[str, object, object]] = [
+                (n, env.get(n), layout.get(n, CF)) for n in step.inputs if n]
+            native = None if step.replayable else self._float_call(i, step, env, layout,
+                                                                   buffers)
+            if native is not None:
+                (fn, args), y, out_layout = native
+                fn(*args)
+                env[step.outputs[0]] = y
+                layout[step.outputs[0]] = out_layout if y.ndim >= 3 else CF
+                records.append(_Record([(fn, args)], inputs,
+                                       [(step.outputs[0], y, layout[step.outputs[0]])]))
+                continue
+            if not (step.replayable or (step.kind == "float" and step.op_type in RESHAPES)):
                 self._execute(step, env, layout)
                 records.append(None)
                 continue
-            inputs: list[tuple[str, object, object]] = [
-                (n, env.get(n), layout.get(n, CF)) for n in step.inputs if n]
             with recording() as tape:
                 self._execute(step, env, layout)
             outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
             records.append(_Record(tape, inputs, outputs))
         return records
 
-    def _replay(self, plan: list[Entry], env: Env, layout: Layouts) -> None:
-        for entry in plan:
-            if type(entry) is _Fixed:
-                for n, v, lay in entry.outputs:
-                    env[n] = v
-                    layout[n] = lay
-            elif type(entry) is _Replay and _inputs_match(entry, env, layout):
-                for fn, args in entry.calls:
-                    fn(*args)
-                for n, v, lay in entry.outputs:
-                    env[n] = v
-                    layout[n] = lay
-            else:
-                self._execute(entry.step if type(entry) is _Replay else entry,  # type: ignore[union-attr,arg-type]
-                              env, layout)
+    def _float_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                    buffers: dict[int, np.ndarray]
+                    ) -> tuple[Call, np.ndarray, object] | None:
+        """The native call computing float `step` (and its output buffer and layout), when
+        `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
+        if len([o for o in step.outputs if o]) != 1 or not native_float._enabled:
+            return None
+        vals = [env.get(n) for n in step.inputs]
+        if any(not isinstance(v, np.ndarray) for v in vals):
+            return None
+        arrays: list[np.ndarray] = vals  # type: ignore[assignment]
+        threads = native_float._threads
+        if step.kind == "dequantize":
+            x = arrays[0]
+            have = layout.get(step.inputs[0], CF)
+            if (len(arrays) != 3 or step.inputs[1] not in self._constants
+                    or step.inputs[2] not in self._constants or arrays[1].size != 1
+                    or (x.ndim >= 3 and have not in step.layouts)):
+                return None
+            table = self._tables.get(index)
+            if table is None:
+                codes = np.arange(256, dtype=np.uint8).view(x.dtype)
+                (table,) = step.fn(codes, arrays[1], arrays[2], layout=CF)
+                table = self._tables[index] = np.ascontiguousarray(table)
+            made = program.dequantize_call(x, table, _buffer(buffers, index, x.shape), threads)
+            out_layout = step.output_layout or (have if x.ndim >= 3 else CF)
+        else:
+            make = program.FLOAT_KERNELS.get(step.op_type)
+            if step.kind != "float" or make is None or len(arrays) != make.arity:
+                return None
+            out_layout = _elementwise_layout(step, arrays, layout)
+            if out_layout is None:
+                return None
+            shape = np.broadcast_shapes(*(v.shape for v in arrays))
+            made = make(arrays, _buffer(buffers, index, shape), threads)
+        if made is None:
+            return None
+        return made[0], made[1], out_layout
 
 
-def _inputs_match(entry: _Replay, env: Env, layout: Layouts) -> bool:
-    """The step's inputs are what it read when recorded: the same objects, or arrays over
+def _elementwise_layout(step: Step, arrays: list[np.ndarray], layout: Layouts) -> object:
+    """The layout an element-wise float step's result has when computed on its inputs as
+    they are: theirs when all of rank >= 3 share one layout and shape (nothing broadcasts
+    across axes that a layout moves), channels-first when they are all channels-first;
+    else None (the step runs the plain way, which converts)."""
+    have = [(layout.get(n, CF), v.shape) for n, v in zip(step.inputs, arrays, strict=True)
+            if v.ndim >= 3]
+    if all(lay is CF for lay, _ in have):
+        return CF
+    if len(have) == len(arrays) and len(set(have)) == 1:
+        return have[0][0]
+    return None
+
+
+def _buffer(buffers: dict[int, np.ndarray], index: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Step `index`'s float32 output buffer of a signature (kept while the shape is)."""
+    b = buffers.get(index)
+    if b is None or b.shape != shape:
+        b = buffers[index] = np.empty(shape, np.float32)
+    return b
+
+
+@dataclass
+class _Segment:
+    """Consecutive replayed entries run as one native Program."""
+
+    program: Any
+    entries: list[_Replay | _Fixed]
+    checks: list[tuple[str, object, object]]    # tensors read from outside the segment
+    outputs: dict[str, np.ndarray]
+    layouts: dict[str, object]
+    execute: Execute
+
+    def run(self, env: Env, layout: Layouts) -> None:
+        if self.checks and not _match(self.checks, env, layout):
+            for e in self.entries:
+                self.execute(e.step, env, layout)
+            return
+        self.program.run()
+        env.update(self.outputs)
+        layout.update(self.layouts)
+
+
+@dataclass
+class _Calls:
+    """A replayed entry whose calls stay Python calls (a binding no Program takes)."""
+
+    entry: _Replay
+    execute: Execute
+
+    def run(self, env: Env, layout: Layouts) -> None:
+        entry = self.entry
+        if not _match(entry.inputs, env, layout):
+            self.execute(entry.step, env, layout)
+            return
+        for fn, args in entry.calls:
+            fn(*args)
+        for n, v, lay in entry.outputs:
+            env[n] = v
+            layout[n] = lay
+
+
+@dataclass
+class _Plain:
+    step: Step
+    execute: Execute
+
+    def run(self, env: Env, layout: Layouts) -> None:
+        self.execute(self.step, env, layout)
+
+
+Runner = _Segment | _Calls | _Plain
+
+
+def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str]
+             ) -> list[Runner]:
+    """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
+    each; `stable` names the tensors that are the same memory on every run (constants and
+    the owned feeds)."""
+    runners: list[Runner] = []
+    current: list[_Replay | _Fixed] = []
+
+    def close() -> None:
+        if current:
+            runners.append(_segment(list(current), execute, stable))
+            current.clear()
+
+    for entry in plan:
+        if type(entry) is _Fixed or (type(entry) is _Replay
+                                     and program.appendable(entry.calls)):
+            current.append(entry)  # type: ignore[arg-type]
+            continue
+        close()
+        runners.append(_Calls(entry, execute) if type(entry) is _Replay
+                       else _Plain(entry, execute))  # type: ignore[arg-type]
+    close()
+    return runners
+
+
+def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str]
+             ) -> _Segment:
+    prog = program.new_program()
+    made: set[str] = set()
+    checks: list[tuple[str, object, object]] = []
+    outputs: dict[str, np.ndarray] = {}
+    layouts: dict[str, object] = {}
+    for e in entries:
+        if type(e) is _Replay:
+            checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
+            program.append(prog, e.calls)
+        for n, v, lay in e.outputs:
+            made.add(n)
+            outputs[n] = v
+            layouts[n] = lay
+    return _Segment(prog, entries, checks, outputs, layouts, execute)
+
+
+def _match(inputs: list[tuple[str, object, object]], env: Env, layout: Layouts) -> bool:
+    """The tensors are what was read when recorded: the same objects, or arrays over
     the same memory with the same shape and strides (a view made anew each run, say). The
     recorded arrays are alive, so an array at the same address is a view of the same
     buffer, never new memory that happens to be there."""
-    for n, v, lay in entry.inputs:
+    for n, v, lay in inputs:
         cur = env.get(n)
         if cur is not v and not (type(cur) is np.ndarray and type(v) is np.ndarray
                                  and _geometry(cur) == _geometry(v)):

@@ -102,7 +102,7 @@ class Session:
             self._replayer = Replayer(self.steps, execute, set(self._constants))
         if self._replayer is not None and not (capture or profile):
             signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
-            self._replayer.run(signature, env, layout)
+            self._replayer.run(signature, env, layout, checked)
         for step in self.steps if self._replayer is None or capture or profile else ():
             t0 = time.perf_counter() if profile else 0.0
             execute(step, env, layout)

@@ -1,0 +1,192 @@
+"""Programs: recorded native calls run by one call into the extension (lowp._native.Program).
+
+A recorded call (lowp.runtime.tape) is ``(binding, arguments)``. `APPENDERS` maps each
+binding that a Program can hold to the Program method of the same arguments; `append`
+adds a step's calls to a Program when every one of them is such a call on arrays the
+binding reads in place (so that the Program reads the very memory a call would). Calls of
+any other binding are not appended: the compiler in lowp.runtime.replay ends the segment
+there and repeats those calls from Python.
+
+`FLOAT_KERNELS` maps float operators (numpy steps, lowp.runtime.float_ops) to the native
+call that computes the same values into a buffer the plan owns; see `float_call`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .tape import Call
+
+_BYTES = np.dtype(np.uint8)
+_F32 = np.dtype(np.float32)
+
+# Program method names of the extension's recordable bindings (same names and arguments)
+_FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
+              "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
+              "float_binary", "float_clamp", "lookup8_f32")
+# bindings whose array arguments may be strided views (the kernel takes element strides)
+_STRIDED = frozenset({"float_binary"})
+
+Appender = Callable[[Any, Any, tuple[object, ...]], None]
+_appenders: dict[object, tuple[str, Appender]] | None = None
+
+
+def _extension() -> Any:
+    from . import native_backend
+    return native_backend._native
+
+
+def appenders() -> dict[object, tuple[str, Appender]]:
+    """Recorded binding -> (name, ``append(program, receiver, arguments)``)."""
+    global _appenders
+    if _appenders is None:
+        ext = _extension()
+        table: dict[object, tuple[str, Appender]] = {}
+        for name in _FUNCTIONS:
+            table[getattr(ext, name)] = (name, _method(getattr(ext.Program, name)))
+        table[ext.ConvOp.run] = ("conv_run", _conv_run)
+        _appenders = table
+    return _appenders
+
+
+def _method(method: Callable[..., None]) -> Appender:
+    def add(program: Any, receiver: object, args: tuple[object, ...]) -> None:
+        method(program, *args)
+    return add
+
+
+def _conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.conv_run(op, *args)      # ConvOp.run(x, y) on the operator it was bound to
+
+
+def new_program() -> Any:
+    return _extension().Program()
+
+
+def _in_place(name: str, args: tuple[object, ...]) -> bool:
+    """Every array argument is one the binding reads without a converted copy."""
+    for a in args:
+        if isinstance(a, np.ndarray) and (
+                a.dtype not in (_BYTES, _F32, np.dtype(np.int32))
+                or not (a.flags.c_contiguous or name in _STRIDED)):
+            return False
+    return True
+
+
+def appendable(calls: list[Call]) -> bool:
+    table = appenders()
+    for fn, args in calls:
+        entry = table.get(getattr(fn, "__func__", fn))
+        if entry is None or not _in_place(entry[0], args):
+            return False
+    return True
+
+
+def append(program: Any, calls: list[Call]) -> None:
+    """Append `calls` (all `appendable`) to `program`."""
+    table = appenders()
+    for fn, args in calls:
+        _, add = table[getattr(fn, "__func__", fn)]
+        add(program, getattr(fn, "__self__", None), args)
+
+
+# ---------------------------------------------------------------------------------------
+# float operators as native calls
+
+BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
+UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6}   # native_float.UNARY_CODES, exact ones
+Made = tuple[Call, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class FloatKernel:
+    """How a float operator of `arity` inputs (all activations) runs natively:
+    ``make(inputs, out, threads)`` returns the call writing the result into `out` (float32,
+    the broadcast shape of the inputs) and `out`, or None for inputs it does not cover."""
+
+    arity: int
+    make: Callable[[list[np.ndarray], np.ndarray, int], Made]
+
+    def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int) -> Made:
+        if any(v.dtype != _F32 or not v.flags.c_contiguous for v in inputs) or out.size == 0:
+            return None
+        return self.make(inputs, out, threads)
+
+
+def _binary(op: str) -> FloatKernel:
+    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+        a, b = inputs
+        shape = y.shape
+        geometry = _collapse(shape, [_element_strides(a, shape), _element_strides(b, shape)])
+        if geometry is None:
+            return None
+        dims, (sa, sb) = geometry
+        return (_extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
+                                            sb, threads)), y
+    return FloatKernel(2, make)
+
+
+def _element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+    view = np.broadcast_to(a, shape)
+    return [s // a.itemsize if n > 1 else 0 for s, n in zip(view.strides, shape, strict=True)]
+
+
+def _collapse(shape: tuple[int, ...], strides: list[list[int]]
+              ) -> tuple[list[int], list[list[int]]] | None:
+    """Merge axes that are contiguous in every operand, drop unit axes: at most 4 left
+    (padded with leading ones), else None."""
+    dims: list[int] = []
+    out: list[list[int]] = [[] for _ in strides]
+    for i, n in enumerate(shape):
+        if n == 1:
+            continue
+        if dims and all(s[-1] == st[i] * n for s, st in zip(out, strides, strict=True)):
+            dims[-1] *= n
+            for s, st in zip(out, strides, strict=True):
+                s[-1] = st[i]
+            continue
+        dims.append(n)
+        for s, st in zip(out, strides, strict=True):
+            s.append(st[i])
+    if len(dims) > 4:
+        return None
+    pad = 4 - len(dims)
+    return [1] * pad + dims, [[0] * pad + s for s in out]
+
+
+def _relu(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    (x,) = inputs
+    return (_extension().float_clamp, (x.reshape(-1), y.reshape(-1), 0.0, 0.0, True, False,
+                                       threads)), y
+
+
+def _unary(op: str) -> FloatKernel:
+    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+        (x,) = inputs
+        return (_extension().float_unary, (UNARY_CODES[op], x.reshape(-1), y.reshape(-1), 0.0,
+                                           0.0, threads)), y
+    return FloatKernel(1, make)
+
+
+# float operator -> how it runs natively (each kernel equals the numpy operator of
+# lowp.runtime.float_ops bit for bit: tests/native/test_float_elementwise.py)
+FLOAT_KERNELS: dict[str, FloatKernel] = {
+    **{op: _binary(op) for op in BINARY_CODES},
+    "Relu": FloatKernel(1, _relu),
+    **{op: _unary(op) for op in UNARY_CODES},
+}
+
+
+def dequantize_call(x: np.ndarray, table: np.ndarray, out: np.ndarray, threads: int) -> Made:
+    """y[i] = table[x[i]]: a per-tensor DequantizeLinear of 8-bit `x`, with `table` its
+    results on the 256 codes (computed by the step itself), into float32 `out`."""
+    if x.dtype.itemsize != 1 or x.dtype.kind not in "iu" or not x.flags.c_contiguous:
+        return None
+    if table.dtype != _F32 or table.shape != (256,) or out.shape != x.shape or x.size == 0:
+        return None
+    return (_extension().lookup8_f32, (x.view(np.uint8).reshape(-1), table, out.reshape(-1),
+                                       threads)), out
