@@ -252,7 +252,10 @@ class Replayer:
             out_layout = _elementwise_layout(step, arrays, layout)
             if out_layout is None:
                 return None
-            shape = np.broadcast_shapes(*(v.shape for v in arrays))
+            try:
+                shape = np.broadcast_shapes(*(v.shape for v in arrays))
+            except ValueError:
+                return None                     # the plain run reports it, naming the node
             made = make(arrays, _buffer(buffers, index, shape), threads)
         if made is None:
             return None

@@ -1,0 +1,142 @@
+"""Native float32 element-wise kernels (native/float_elementwise.cpp, lowp.runtime.program)
+against the numpy operators of lowp.runtime.float_ops, bit for bit, on every instruction-set
+path; and a Program running them equals the direct calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from lowp.runtime import native_backend as nb
+from lowp.runtime import program
+from lowp.runtime.float_registry import FLOAT_OPS
+from lowp.runtime.tape import call, recording
+
+from .helpers import PATHS
+
+# float32 values including the edges: signed zeros, infinities, NaN, subnormals
+FLOATS = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0,
+                    -1.0], np.float32)
+
+
+def _bits_equal(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal bit patterns, NaN payloads aside (numpy keeps no promise about those)."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b))
+    np.testing.assert_array_equal(a[~nan].view(np.uint32), b[~nan].view(np.uint32))
+
+
+def _native(op: str, *inputs: np.ndarray) -> np.ndarray:
+    kernel = program.FLOAT_KERNELS[op]
+    shape = np.broadcast_shapes(*(v.shape for v in inputs))
+    made = kernel(list(inputs), np.empty(shape, np.float32), 1)
+    assert made is not None
+    (fn, args), y = made
+    fn(*args)
+    return y
+
+
+@st.composite
+def broadcast_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 arrays of broadcast-compatible shapes (either side may broadcast)."""
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=1, max_side=5))
+    shapes = []
+    for _ in range(2):
+        s = [1 if draw(st.booleans()) else n for n in shape]
+        s = s[draw(st.integers(0, len(s))):]           # fewer leading axes
+        shapes.append(tuple(s))
+    return tuple(draw(hnp.arrays(np.float32, s, elements=FLOATS)) for s in shapes)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@settings(max_examples=60, deadline=None)
+@given(pair=broadcast_pairs())
+def test_binary_equals_numpy(path: str, op: str, pair: tuple[np.ndarray, np.ndarray]) -> None:
+    a, b = pair
+    with nb.use_path(path), np.errstate(all="ignore"):
+        want = FLOAT_OPS[op](a, b)
+        strides = [program._element_strides(v, want.shape) for v in (a, b)]  # noqa: SLF001
+        if program._collapse(want.shape, strides) is None:  # noqa: SLF001
+            return                                      # more than four axes: not native
+        _bits_equal(_native(op, a, b), want)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+def test_binary_special_values(op: str) -> None:
+    a = np.repeat(SPECIAL, SPECIAL.size).reshape(SPECIAL.size, SPECIAL.size)
+    b = np.tile(SPECIAL, SPECIAL.size).reshape(SPECIAL.size, SPECIAL.size)
+    with np.errstate(all="ignore"):
+        for path in PATHS:
+            with nb.use_path(path):
+                _bits_equal(_native(op, a, b), FLOAT_OPS[op](a, b))
+                _bits_equal(_native(op, a, b[:1]), FLOAT_OPS[op](a, b[:1]))
+                column = a[:, :1].copy()
+                _bits_equal(_native(op, column, b), FLOAT_OPS[op](column, b))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("op", ["Relu", "Sigmoid", "Tanh", "HardSwish"])
+@settings(max_examples=60, deadline=None)
+@given(x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=9),
+                    elements=FLOATS))
+def test_unary_equals_numpy(path: str, op: str, x: np.ndarray) -> None:
+    if x.size == 0:
+        return
+    x = np.concatenate([x.reshape(-1), SPECIAL])
+    with nb.use_path(path), np.errstate(all="ignore"):
+        _bits_equal(_native(op, x), FLOAT_OPS[op](x))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_dequantize_table_lookup(dtype: type) -> None:
+    """lookup8_f32 gives table[x] for every byte value."""
+    x = np.arange(256, dtype=np.uint8).view(dtype).reshape(16, 16)
+    table = (np.arange(256, dtype=np.float32) * np.float32(0.37) - 3).astype(np.float32)
+    made = program.dequantize_call(x, table, np.empty(x.shape, np.float32), 1)
+    assert made is not None
+    (fn, args), y = made
+    fn(*args)
+    _bits_equal(y, table[x.view(np.uint8)])
+
+
+def test_program_runs_recorded_calls_in_order() -> None:
+    """A Program of a chain of calls equals the calls made one by one, run after run, and
+    reads the arrays' memory as it is when run."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    c = rng.standard_normal((1, 3, 1)).astype(np.float32)
+    mid = np.empty(x.shape, np.float32)
+    out = np.empty(x.shape, np.float32)
+    with recording() as tape:
+        for op, ins, y in (("Mul", [x, c], mid), ("Relu", [mid], mid), ("Sub", [mid, x], out)):
+            made = program.FLOAT_KERNELS[op](ins, y, 1)
+            assert made is not None
+            (fn, args), _ = made
+            call(fn, *args)
+    assert program.appendable(tape)
+    prog = program.new_program()
+    program.append(prog, tape)
+    assert len(prog) == 3
+    for seed in range(3):
+        x[...] = np.random.default_rng(seed).standard_normal(x.shape)
+        prog.run()
+        want = FLOAT_OPS["Sub"](FLOAT_OPS["Relu"](FLOAT_OPS["Mul"](x, c)), x)
+        _bits_equal(out, want)
+
+
+def test_strided_or_converted_arguments_are_not_appended() -> None:
+    """Calls on arrays the binding would convert (a copy) never go into a Program."""
+    x = np.arange(8, dtype=np.float64)
+    y = np.empty(8, np.float32)
+    ext = nb._native  # noqa: SLF001
+    assert not program.appendable([(ext.float_clamp, (x, y, 0.0, 0.0, True, False, 1))])
+    xs = np.arange(16, dtype=np.float32)[::2]
+    assert not program.appendable([(ext.float_clamp, (xs, y, 0.0, 0.0, True, False, 1))])
+    assert program.appendable([(ext.float_clamp, (xs.copy(), y, 0.0, 0.0, True, False, 1))])
+    assert not program.appendable([(print, (1,))])

@@ -1,0 +1,166 @@
+"""Replay compiled to native Programs (lowp.runtime.replay, lowp.runtime.program) gives the
+results of plain runs bit for bit: zoo models and float glue chains, new and mutated input
+arrays, changing batch sizes, 1 and 2 threads, two Python threads at once."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.pipeline import quantize
+from lowp.runtime import Session
+from lowp.runtime.backends import native_available
+from tests import model_zoo
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+MODELS = ["resnet_style", "mobilenet_v2_style", "mobilenet_v3_style", "detector_head_style",
+          "linear_mlp"]
+
+
+def _feeds(data: dict[str, np.ndarray], seed: int, batch: int | None = None
+           ) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in data.items():
+        shape = v.shape if batch is None else (batch, *v.shape[1:])
+        out[k] = (rng.standard_normal(shape) * v.std()).astype(v.dtype)
+    return out
+
+
+def _identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        np.testing.assert_array_equal(a[k].view(np.uint8), b[k].view(np.uint8), err_msg=k)
+
+
+def _signature(feeds: dict[str, np.ndarray]) -> tuple:
+    return tuple((k, v.shape, v.dtype.str) for k, v in feeds.items())
+
+
+def _exercise(fast: Session, plain: Session, feeds_of: object) -> None:
+    """New arrays, one array mutated in place, other batch sizes and back."""
+    make = feeds_of  # type: ignore[assignment]
+    for seed in range(5):
+        feeds = make(seed, None)  # type: ignore[operator]
+        _identical(fast.run(feeds), plain.run(feeds))
+    same = make(10, None)  # type: ignore[operator]
+    for seed in range(4):
+        for k, v in make(20 + seed, None).items():  # type: ignore[operator]
+            same[k][...] = v
+        _identical(fast.run(same), plain.run({k: v.copy() for k, v in same.items()}))
+    for batch in (1, 3, 1, 3, 3, 2, 2, 2):
+        feeds = make(batch, batch)  # type: ignore[operator]
+        _identical(fast.run(feeds), plain.run(feeds))
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("zoo-program")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", MODELS)
+def test_programs_equal_plain_runs(name, threads, zoo_dir):
+    path, data = model_zoo.BUILDERS[name](zoo_dir)
+    model = quantize(path, data).model
+    fast = Session(model, threads=threads)
+    plain = Session(model, threads=threads, replay=False)
+    _exercise(fast, plain, lambda seed, batch: _feeds(data, seed, batch))
+    assert fast._replayer is not None
+    programs = fast._replayer.programs(_signature(_feeds(data, 0)))
+    assert programs and max(programs) > 1, programs     # steps really run as Programs
+
+
+def _float_chain(steps: int = 24) -> bytes:
+    """A float glue chain over (N, 4, 3, 3): Add/Mul with per-channel and scalar
+    constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    x, prev = "x", "x"
+    cycle = ["Add", "Relu", "Mul", "Flat", "Reshape", "Sigmoid", "Sub", "Tanh", "Div",
+             "HardSwish"]
+    for i in range(steps):
+        op, y = cycle[i % len(cycle)], f"t{i}"
+        if op in ("Add", "Mul"):
+            shape = (1, 4, 1, 1) if i % 4 else ()
+            inits.append(numpy_helper.from_array(
+                rng.uniform(0.5, 1.5, shape).astype(np.float32), f"c{i}"))
+            nodes.append(helper.make_node(op, [x, f"c{i}"], [y]))
+        elif op in ("Sub", "Div"):
+            nodes.append(helper.make_node(op, [x, prev], [y]))
+        elif op in ("Flat", "Reshape"):
+            target = [0, 4, 9] if op == "Flat" else [0, 4, 3, 3]
+            inits.append(numpy_helper.from_array(np.array(target, np.int64), f"s{i}"))
+            nodes.append(helper.make_node("Reshape", [x, f"s{i}"], [y]))
+        else:
+            nodes.append(helper.make_node(op, [x], [y]))
+        prev, x = x, y
+    inits.append(numpy_helper.from_array(np.array([0, 4, 3, 3], np.int64), "final_shape"))
+    nodes.append(helper.make_node("Reshape", [x, "final_shape"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "glue", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 3, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float_glue_chain_runs_as_one_program(threads):
+    model = _float_chain()
+    fast = Session(model, threads=threads)
+    plain = Session(model, threads=threads, replay=False)
+
+    def make(seed: int, batch: int | None) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch or 2, 4, 3, 3)).astype(np.float32)
+        x.reshape(-1)[:4] = [0.0, -0.0, np.inf, -np.inf]
+        return {"x": x}
+
+    with np.errstate(all="ignore"):
+        _exercise(fast, plain, make)
+    assert fast._replayer is not None
+    assert fast._replayer.programs(_signature(make(0, None))) == [len(fast.steps)]
+
+
+def test_sessions_in_two_python_threads(zoo_dir):
+    """Two threads running Programs at once (the native pool is shared) get plain results."""
+    path, data = model_zoo.BUILDERS["resnet_style"](zoo_dir)
+    model = quantize(path, data).model
+    feeds = [_feeds(data, seed) for seed in range(4)]
+    want = [Session(model, replay=False).run(f) for f in feeds]
+    errors: list[BaseException] = []
+
+    def work(offset: int, threads: int) -> None:
+        try:
+            s = Session(model, threads=threads)
+            for i in range(24):
+                k = (i + offset) % len(feeds)
+                _identical(s.run(feeds[k]), want[k])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=work, args=(o, t)) for o, t in ((0, 1), (1, 2))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_outputs_never_alias_plan_buffers():
+    """Results handed out are copies: a later run does not change them."""
+    model = _float_chain(10)
+    s = Session(model)
+    x = np.random.default_rng(1).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    outs = [s.run({"x": x * (i + 1)}) for i in range(5)]
+    copies = [{k: v.copy() for k, v in o.items()} for o in outs]
+    s.run({"x": -x})
+    for o, c in zip(outs, copies, strict=True):
+        _identical(o, c)
