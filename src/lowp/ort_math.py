@@ -79,3 +79,159 @@ def logistic(x: np.ndarray) -> np.ndarray:
         q = _horner_fma(_LOGISTIC_Q, s)
         # the x86-64 kernel clamps at 0 but not at 1: 1 + 2^-23 happens near x = 18
         return np.maximum((p / q).astype(_F) + _F(0.5), _F(0.0))
+
+
+# --- sums in the order of ONNX Runtime's ReduceSum / ReduceMean ----------------------------
+#
+# For float32, ONNX Runtime's reductions over the trailing axes (its "KR" case) and over all
+# axes sum each row with Eigen's vectorized redux (4-float SSE packets, the wheel's baseline
+# ISA): scalars up to the first 16-byte boundary are put aside, the aligned packets are
+# summed in two interleaved accumulators (8 floats a step), the two are added, then a last
+# odd packet; the packet is reduced as (a0 + a2) + (a1 + a3), then the leading and trailing
+# scalars are added in order. Rows start at row * length floats from a 64-byte-aligned
+# buffer, which fixes each row's boundary. Over middle axes ("KRK": kept, reduced, kept) it
+# multiplies by a row of ones with MLAS's M = 1 kernel: groups of four rows are summed
+# ((r0 + r1) + r2) + r3 and each group is added to the running result, then a pair, then a
+# single row. Reductions over the leading axes add whole rows in order, as numpy does.
+# docs/operators.md, (O18).
+
+_PACKET = 4
+
+
+def _lanes(block: np.ndarray) -> np.ndarray:
+    """Sequential sums down axis 1 of (rows, J, lanes): one accumulator per lane."""
+    acc = block[:, 0].copy()
+    for j in range(1, block.shape[1]):
+        acc += block[:, j]
+    return acc
+
+
+def _redux_rows(x: np.ndarray, start: int) -> np.ndarray:
+    """Eigen's redux sum of every row of float32 `x` (rows, n), each row having `start`
+    scalars before its first aligned packet."""
+    rows, n = x.shape
+    start = min(start, n)
+    size = ((n - start) // _PACKET) * _PACKET
+    size2 = ((n - start) // (2 * _PACKET)) * (2 * _PACKET)
+    if size == 0:
+        res = x[:, 0].copy()
+        for i in range(1, n):
+            res += x[:, i]
+        return res
+    end2, end = start + size2, start + size
+    if size > _PACKET:
+        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * _PACKET))
+        p = pair[:, :_PACKET] + pair[:, _PACKET:]
+        if end > end2:
+            p += x[:, end2:end]
+    else:
+        p = x[:, start:start + _PACKET].copy()
+    res = (p[:, 0] + p[:, 2]) + (p[:, 1] + p[:, 3])
+    for i in [*range(start), *range(end, n)]:
+        res += x[:, i]
+    return res
+
+
+def eigen_row_sums(x: np.ndarray) -> np.ndarray:
+    """Sums of the rows of a C-contiguous float32 (rows, n) array that starts on a 16-byte
+    boundary, each as ONNX Runtime sums one (n >= 1)."""
+    rows, n = x.shape
+    out = np.empty(rows, np.float32)
+    offsets = (-(np.arange(rows) * n)) % _PACKET      # scalars before each row's boundary
+    for start in np.unique(offsets):
+        sel = offsets == start
+        out[sel] = _redux_rows(x[sel], int(start))
+    return out
+
+
+def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
+    """Sums over axis 1 of float32 (outer, k, inner), as MLAS's M = 1 kernel forms
+    ones(k) @ x[d] (k >= 1)."""
+    k = x.shape[1]
+    acc: np.ndarray | None = None
+    i = 0
+    while i < k:
+        take = 4 if k - i >= 4 else (2 if k - i >= 2 else 1)
+        part = x[:, i].copy()
+        for j in range(1, take):
+            part += x[:, i + j]
+        acc = part if acc is None else part + acc
+        i += take
+    assert acc is not None
+    return acc
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
+               ) -> np.ndarray | None:
+    """ReduceSum (or ReduceMean, the sum divided by the count in float32) of float32 `x`
+    over `axes` in ONNX Runtime's order, or None where the order is numpy's or not
+    modelled (the caller then sums with numpy): reductions of the trailing axes, of all
+    of them, or of one run of middle axes under at least two outer rows are handled here.
+    ONNX Runtime takes its M = 1 path for middle axes from max(2, its intra-op threads)
+    outer rows on; this models up to two threads (with more, it sums fewer rows that way).
+    """
+    if x.dtype != np.float32 or x.size == 0:
+        return None
+    # ONNX Runtime merges neighbouring axes of the same kind, unit axes included
+    kinds, size = "", list[int]()
+    for a in range(x.ndim):
+        kind = "R" if a in axes else "K"
+        if kinds.endswith(kind):
+            size[-1] *= x.shape[a]
+        else:
+            kinds, size = kinds + kind, [*size, x.shape[a]]
+    flat = np.ascontiguousarray(x)
+    if kinds in ("R", "KR"):
+        n = size[-1]
+        sums = eigen_row_sums(flat.reshape(-1, n))
+    elif kinds == "KRK" and size[0] >= 2:
+        # (its M = 1 path needs two outer rows; with one it sums in order, as numpy)
+        n = size[1]
+        sums = mlas_m1_sums(flat.reshape(size)).reshape(-1)
+    else:
+        return None
+    if mean:
+        sums = sums / np.float32(n)
+    shape = [1 if a in axes else d for a, d in enumerate(x.shape)] if keepdims else [
+        d for a, d in enumerate(x.shape) if a not in axes]
+    return sums.astype(np.float32, copy=False).reshape(shape)
+
+
+# --- exp: MLAS's MlasComputeExp (ONNX Runtime's float32 Exp) ------------------------------
+#
+# A range reduction exp(x) = 2^m exp(r) with m rounded by the 1.5 * 2^23 trick, r from a
+# two-part ln 2, a degree-6 polynomial in fused multiply-adds, and 2^m rebuilt from two
+# exponent factors (so that results down to 2^-150 stay finite). docs/operators.md, (O19).
+
+_EXP_LOW, _EXP_HIGH = _F(-103.9720840454), _F(88.7762626647950)
+_EXP_BIAS = _F(12582912.0)
+_EXP_LOG2E = _F(1.44269504088896341)
+_EXP_LN2_HIGH, _EXP_LN2_LOW = _F(-6.93145752e-1), _F(-1.42860677e-6)
+_EXP_POLY = tuple(_F(float.fromhex(c)) for c in (
+    "0x1.694000p-10", "0x1.125edcp-7", "0x1.555b5ap-5", "0x1.555450p-3", "0x1.fffff6p-2",
+    "0x1.000000p+0"))
+_ONE_BITS, _MIN_EXPONENT_BITS = 0x3F800000, -0x3F000000    # 1.0f and 2^-126 as int32 bits
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.int64).astype(np.uint32).view(np.int32)
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 exp of float32 `x`, bit for bit."""
+    v = np.clip(np.asarray(x, np.float32), _EXP_LOW, _EXP_HIGH)   # NaN stays NaN
+    biased = fma32(v, _EXP_LOG2E, _EXP_BIAS)
+    m = (biased - _EXP_BIAS).astype(np.float32)
+    v = fma32(m, _EXP_LN2_HIGH, v)
+    v = fma32(m, _EXP_LN2_LOW, v)
+    overflow = _wrap32(biased.view(np.int32).astype(np.int64) << 23)
+    normal = np.clip(overflow, _MIN_EXPONENT_BITS, _ONE_BITS).astype(np.int32)
+    overflow = _wrap32(overflow.astype(np.int64) - normal + _ONE_BITS)
+    normal = _wrap32(normal.astype(np.int64) + _ONE_BITS)
+    p = np.full_like(v, _EXP_POLY[0])
+    for c in _EXP_POLY[1:]:
+        p = fma32(p, v, c)
+    scale_hi, scale_lo = overflow.view(np.float32), normal.view(np.float32)
+    with np.errstate(over="ignore"):                 # large x: inf, as in ONNX Runtime
+        p = fma32(p, (v * scale_hi).astype(np.float32), scale_hi)
+        return (p * scale_lo).astype(np.float32).reshape(np.shape(x))

@@ -218,8 +218,13 @@ def _unary(name: str, fn: Any) -> None:
     register(op)
 
 
+def _exp(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 exp (lowp.ort_math) for float32, numpy's otherwise."""
+    return ort_math.exp(x) if x.dtype == np.float32 else np.exp(x)
+
+
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", np.exp), ("Log", np.log), ("Sin", np.sin),
+                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", np.log), ("Sin", np.sin),
                    ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
                    ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
                    ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]
@@ -491,8 +496,21 @@ def _float_reduction(fn: Any) -> Any:
     return red
 
 
-_reduction("ReduceSum", _float_reduction(lambda x, a, k: np.sum(x, axis=a, keepdims=k)))
-_reduction("ReduceMean", _float_reduction(lambda x, a, k: np.mean(x, axis=a, keepdims=k)))
+def _ort_sum(mean: bool) -> Any:
+    """Sum / mean in ONNX Runtime's float32 order where lowp.ort_math models it, else
+    numpy's."""
+    def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+        axes = tuple(range(x.ndim)) if ax is None else ax
+        ordered = ort_math.reduce_sum(x, axes, keep, mean=mean)
+        if ordered is not None:
+            return ordered
+        return np.mean(x, axis=ax, keepdims=keep) if mean else np.sum(x, axis=ax,
+                                                                         keepdims=keep)
+    return red
+
+
+_reduction("ReduceSum", _float_reduction(_ort_sum(mean=False)))
+_reduction("ReduceMean", _float_reduction(_ort_sum(mean=True)))
 _reduction("ReduceProd", _float_reduction(lambda x, a, k: np.prod(x, axis=a, keepdims=k)))
 def _extreme(fn: Any, lowest: bool) -> Any:
     """np.max / np.min; over an empty set the spec's identity: the dtype's lowest
