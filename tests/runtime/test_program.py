@@ -164,3 +164,20 @@ def test_outputs_never_alias_plan_buffers():
     s.run({"x": -x})
     for o, c in zip(outs, copies, strict=True):
         _identical(o, c)
+
+
+def test_intermediate_and_constant_outputs_of_replayed_runs(zoo_dir):
+    """A replayed run keeps only what later steps read; asking for an intermediate tensor
+    or a constant by name still gives the plain run's value."""
+    path, data = model_zoo.BUILDERS["resnet_style"](zoo_dir)
+    model = quantize(path, data).model
+    fast, plain = Session(model), Session(model, replay=False)
+    feeds = _feeds(data, 3)
+    captured = plain.run(feeds, capture=True)
+    inner_names = [n for n in captured if n not in fast.output_names
+                   and n not in fast._constants and n not in feeds]
+    inner = inner_names[len(inner_names) // 2]
+    constant = next(iter(fast._constants))
+    for _ in range(4):
+        _identical(fast.run(feeds), plain.run(feeds))
+        _identical(fast.run(feeds, [inner, constant]), plain.run(feeds, [inner, constant]))

@@ -27,7 +27,7 @@ of the Python layers (layout checks, validation, dispatch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,10 +128,14 @@ class Replayer:
     replaying from the third on."""
 
     def __init__(self, steps: list[Step], execute: Execute,
-                 constants: set[str] | None = None) -> None:
+                 constants: set[str] | None = None,
+                 outputs: Iterable[str] | None = None) -> None:
         self.steps = steps
         self._execute = execute
         self._constants = frozenset(constants or ())
+        # the tensors callers read after a run (None: all); a replayed run stores only
+        # these and what later plain steps read, unless asked for more
+        self._outputs = None if outputs is None else frozenset(outputs)
         self._fixed = fixed_steps(steps, set(self._constants))
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: dict[object, list[Runner]] = {}
@@ -145,18 +149,36 @@ class Replayer:
             return 0
         return sum(isinstance(e, (_Replay, _Fixed)) for e in self._state[signature])
 
+    def constants_read(self, signature: object) -> frozenset[str] | None:
+        """The constants a replayed run of `signature` reads from the tensor dict (those of
+        the steps that may run the plain way, and the outputs'); None until it is ready."""
+        runners = self._ready.get(signature)
+        if runners is None or self._outputs is None:
+            return None
+        names = set(self._outputs)
+        for r in runners:
+            if type(r) is _Segment and r.checks:
+                names.update(n for e in r.entries for n in e.step.inputs)
+            elif type(r) is _Calls:
+                names.update(r.entry.step.inputs)
+            elif type(r) is _Plain:
+                names.update(r.step.inputs)
+        return frozenset(names & self._constants)
+
     def programs(self, signature: object) -> list[int]:
         """Steps per native Program of a ready signature's plan."""
         return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
 
     def run(self, signature: object, env: Env, layout: Layouts,
-            feeds: dict[str, np.ndarray] | None = None) -> None:
-        """Run every step on `env` (constants and `feeds`, by name)."""
+            feeds: dict[str, np.ndarray] | None = None, *, everything: bool = False) -> None:
+        """Run every step on `env` (constants and `feeds`, by name). Afterwards `env` holds
+        the outputs given at construction, or with `everything` every tensor."""
         runners = self._ready.get(signature)
         if runners is not None:
             self._own_feeds(signature, env, feeds)
+            everything = everything or self._outputs is None
             for runner in runners:
-                runner.run(env, layout)
+                runner.run(env, layout, everything)
             return
         state = self._state.get(signature)
         if state is None and len(self._state) >= MAX_SIGNATURES:
@@ -170,8 +192,9 @@ class Replayer:
         else:
             plan = _plan(self.steps, state, records, self._fixed)  # type: ignore[arg-type]
             self._state[signature] = plan
-            self._ready[signature] = _compile(plan, self._execute,
-                                              self._constants | frozenset(self._feeds[signature]))
+            self._ready[signature] = _compile(
+                plan, self._execute, self._constants | frozenset(self._feeds[signature]),
+                self._outputs or frozenset())
 
     def _own_feeds(self, signature: object, env: Env,
                    feeds: dict[str, np.ndarray] | None) -> None:
@@ -294,15 +317,21 @@ class _Segment:
     outputs: dict[str, np.ndarray]
     layouts: dict[str, object]
     execute: Execute
+    exports: dict[str, np.ndarray] | None = None    # the outputs read after the segment
+    export_layouts: dict[str, object] | None = None
 
-    def run(self, env: Env, layout: Layouts) -> None:
+    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
         if self.checks and not _match(self.checks, env, layout):
             for e in self.entries:
                 self.execute(e.step, env, layout)
             return
         self.program.run()
-        env.update(self.outputs)
-        layout.update(self.layouts)
+        if everything or self.exports is None:
+            env.update(self.outputs)
+            layout.update(self.layouts)
+        else:
+            env.update(self.exports)
+            layout.update(self.export_layouts)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -312,7 +341,7 @@ class _Calls:
     entry: _Replay
     execute: Execute
 
-    def run(self, env: Env, layout: Layouts) -> None:
+    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
         entry = self.entry
         if not _match(entry.inputs, env, layout):
             self.execute(entry.step, env, layout)
@@ -329,18 +358,18 @@ class _Plain:
     step: Step
     execute: Execute
 
-    def run(self, env: Env, layout: Layouts) -> None:
+    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
         self.execute(self.step, env, layout)
 
 
 Runner = _Segment | _Calls | _Plain
 
 
-def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str]
-             ) -> list[Runner]:
+def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
+             outputs: frozenset[str]) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
-    the owned feeds)."""
+    the owned feeds); a segment stores only `outputs` and what later steps read."""
     runners: list[Runner] = []
     current: list[_Replay | _Fixed] = []
 
@@ -358,6 +387,15 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str]
         runners.append(_Calls(entry, execute) if type(entry) is _Replay
                        else _Plain(entry, execute))  # type: ignore[arg-type]
     close()
+    read_later: set[str] = set(outputs)
+    for runner in reversed(runners):
+        if type(runner) is _Segment:
+            runner.exports = {n: v for n, v in runner.outputs.items() if n in read_later}
+            runner.export_layouts = {n: runner.layouts[n] for n in runner.exports}
+            steps = [e.step for e in runner.entries]
+        else:
+            steps = [runner.entry.step if type(runner) is _Calls else runner.step]  # type: ignore[union-attr]
+        read_later.update(n for step in steps for n in step.inputs if n)
     return runners
 
 

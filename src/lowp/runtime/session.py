@@ -73,8 +73,9 @@ class Session:
         self.last_profile: dict[str, float] = {}
         self.threads = threads
         self._blas = _blas_controller(self.steps, threads)
-        self._replayer = (Replayer(self.steps, execute, set(self._constants)) if replay
-                          else None)
+        self._constant_reads: dict[object, list[tuple[str, np.ndarray]]] = {}
+        self._replayer = (Replayer(self.steps, execute, set(self._constants),
+                                   self.output_names) if replay else None)
 
     @property
     def int_steps(self) -> list[Step]:
@@ -93,16 +94,23 @@ class Session:
 
     def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
              *, capture: bool, profile: bool) -> dict[str, np.ndarray]:
-        env: dict[str, np.ndarray] = dict(self._constants)
         checked = self._check_feeds(feeds)
-        env.update(checked)
         layout: dict[str, object] = {}
         timings: dict[str, float] = {}
         if self._replayer is not None and self._replayer.steps is not self.steps:
-            self._replayer = Replayer(self.steps, execute, set(self._constants))
+            self._replayer = Replayer(self.steps, execute, set(self._constants),
+                                      self.output_names)
+            self._constant_reads.clear()
+        names = list(output_names) if output_names is not None else self.output_names
         if self._replayer is not None and not (capture or profile):
             signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
-            self._replayer.run(signature, env, layout, checked)
+            env = self._env(signature, everything=output_names is not None)
+            env.update(checked)
+            self._replayer.run(signature, env, layout, checked,
+                               everything=output_names is not None)
+        else:
+            env = dict(self._constants)
+            env.update(checked)
         for step in self.steps if self._replayer is None or capture or profile else ():
             t0 = time.perf_counter() if profile else 0.0
             execute(step, env, layout)
@@ -111,7 +119,6 @@ class Session:
                     step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
         if profile:
             self.last_profile = timings
-        names = list(output_names) if output_names is not None else self.output_names
         if capture:
             names = list(dict.fromkeys([*names, *env]))
         out = {}
@@ -122,6 +129,20 @@ class Session:
             # never an arena buffer, nor a view of one
             out[n] = value.copy() if np.may_share_memory(value, env[n]) else value
         return out
+
+    def _env(self, signature: object, *, everything: bool) -> dict[str, np.ndarray]:
+        """The run's tensor dict: the constants, or for a replayed signature only those it
+        reads (the rest are read by native Programs directly)."""
+        if not everything and self._replayer is not None:
+            needed = self._constant_reads.get(signature)
+            if needed is None:
+                read = self._replayer.constants_read(signature)
+                if read is not None:
+                    needed = self._constant_reads[signature] = [
+                        (n, self._constants[n]) for n in sorted(read)]
+            if needed is not None:
+                return dict(needed)
+        return dict(self._constants)
 
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {}
