@@ -13,44 +13,19 @@ the largest difference per operator and type (docs/formats.md quotes the result)
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnx import helper, numpy_helper
+from onnx import helper
 
-import lowp
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MS = "com.microsoft"
+from tests.formats.single_node import MS, codes, init, onnx_type, run_both  # noqa: E402
+
 Case = tuple[onnx.NodeProto, list[onnx.TensorProto], dict[str, np.ndarray], int]
-
-
-def _init(name: str, value: object) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value), name)
-
-
-def _run(case: Case) -> tuple[np.ndarray, np.ndarray]:
-    node, inits, feeds, out_type = case
-    rank = next(iter(feeds.values())).ndim
-    graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype),
-                                       list(v.shape)) for k, v in feeds.items()],
-        [helper.make_tensor_value_info("y", out_type, [f"d{i}" for i in range(rank)])], inits)
-    model = helper.make_model(graph, ir_version=8, opset_imports=[
-        helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    want = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    return lowp.Session(model).run(feeds)["y"], want
-
-
-def _codes(rng: np.random.Generator, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
 
 
 def _scale(rng: np.random.Generator) -> np.float32:
@@ -64,34 +39,34 @@ def _zero(rng: np.random.Generator, dtype: type) -> object:
 
 def _unary(op: str, **attrs: object) -> Callable[[np.random.Generator, type], Case]:
     def make(rng: np.random.Generator, dtype: type) -> Case:
-        inits = [_init("sx", _scale(rng)), _init("zx", _zero(rng, dtype)),
-                 _init("sy", _scale(rng)), _init("zy", _zero(rng, dtype))]
+        inits = [init("sx", _scale(rng)), init("zx", _zero(rng, dtype)),
+                 init("sy", _scale(rng)), init("zy", _zero(rng, dtype))]
         node = helper.make_node(op, ["x", "sx", "zx", "sy", "zy"], ["y"], domain=MS, **attrs)
-        return node, inits, {"x": _codes(rng, dtype, (4, 16, 32, 32))}, _onnx(dtype)
+        return node, inits, {"x": codes(rng, dtype, (4, 16, 32, 32))}, onnx_type(dtype)
     return make
 
 
 def _binary(op: str) -> Callable[[np.random.Generator, type], Case]:
     def make(rng: np.random.Generator, dtype: type) -> Case:
-        inits = [_init(f"{p}{n}", _scale(rng) if p == "s" else _zero(rng, dtype))
+        inits = [init(f"{p}{n}", _scale(rng) if p == "s" else _zero(rng, dtype))
                  for n in "xby" for p in "sz"]
         ins = (["sy", "zy", "x", "sx", "zx", "b", "sb", "zb"] if op == "QLinearConcat"
                else ["x", "sx", "zx", "b", "sb", "zb", "sy", "zy"])
         node = helper.make_node(op, ins, ["y"], domain=MS,
                                 **({"axis": 1} if op == "QLinearConcat" else {}))
-        feeds = {"x": _codes(rng, dtype, (4, 16, 32, 32)), "b": _codes(rng, dtype,
+        feeds = {"x": codes(rng, dtype, (4, 16, 32, 32)), "b": codes(rng, dtype,
                                                                        (4, 16, 32, 32))}
-        return node, inits, feeds, _onnx(dtype)
+        return node, inits, feeds, onnx_type(dtype)
     return make
 
 
 def _softmax(rng: np.random.Generator, dtype: type) -> Case:
-    inits = [_init("sx", _scale(rng)), _init("zx", _zero(rng, dtype)),
-             _init("sy", np.float32(1 / 256 if dtype is np.uint8 else 1 / 128)),
-             _init("zy", dtype(0))]
+    inits = [init("sx", _scale(rng)), init("zx", _zero(rng, dtype)),
+             init("sy", np.float32(1 / 256 if dtype is np.uint8 else 1 / 128)),
+             init("zy", dtype(0))]
     node = helper.make_node("QLinearSoftmax", ["x", "sx", "zx", "sy", "zy"], ["y"], domain=MS,
                             axis=-1, opset=17)
-    return node, inits, {"x": _codes(rng, dtype, (4, 16, 32, 32))}, _onnx(dtype)
+    return node, inits, {"x": codes(rng, dtype, (4, 16, 32, 32))}, onnx_type(dtype)
 
 
 def _conv(group: int, dilation: int, stride: int) -> Callable[[np.random.Generator, type], Case]:
@@ -99,21 +74,21 @@ def _conv(group: int, dilation: int, stride: int) -> Callable[[np.random.Generat
         per_channel = bool(rng.integers(2))
         w = rng.integers(-127, 128, (16, 16 // group, 3, 3)).astype(np.int8)
         sw = rng.uniform(0.001, 0.01, 16 if per_channel else ()).astype(np.float32)
-        x = _codes(rng, dtype, (2, 16, 20, 20))
+        x = codes(rng, dtype, (2, 16, 20, 20))
         zx = dtype(rng.integers(-20, 20) + (128 if dtype is np.uint8 else 0))
         acc = np.sqrt(16 // group * 9 * np.mean((x - np.float64(zx)) ** 2) * np.mean(
             w.astype(np.float64) ** 2))
         sx = np.float32(0.02)
-        inits = [_init("sx", sx), _init("zx", zx), _init("w", w), _init("sw", sw),
-                 _init("zw", np.zeros(sw.shape, np.int8)),
-                 _init("sy", np.float32(6 * acc * sx * float(np.mean(sw)) / 255)),
-                 _init("zy", _zero(rng, dtype)),
-                 _init("b", rng.integers(-2000, 2000, 16).astype(np.int32))]
+        inits = [init("sx", sx), init("zx", zx), init("w", w), init("sw", sw),
+                 init("zw", np.zeros(sw.shape, np.int8)),
+                 init("sy", np.float32(6 * acc * sx * float(np.mean(sw)) / 255)),
+                 init("zy", _zero(rng, dtype)),
+                 init("b", rng.integers(-2000, 2000, 16).astype(np.int32))]
         node = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy",
                                                 "b"], ["y"], group=group,
                                 dilations=[dilation] * 2, strides=[stride] * 2,
                                 pads=[1, 1, 1, 1])
-        return node, inits, {"x": x}, _onnx(dtype)
+        return node, inits, {"x": x}, onnx_type(dtype)
     return make
 
 
@@ -123,30 +98,26 @@ def _gemm(form: str) -> Callable[[np.random.Generator, type], Case]:
         w = rng.integers(-127, 128, (32, 12)).astype(np.int8)
         sw = rng.uniform(0.001, 0.01, 12 if rng.integers(2) else ()).astype(np.float32)
         sx, zx = np.float32(0.02), _zero(rng, dtype)
-        x = _codes(rng, dtype, (3, 7, 32) if form == "QLinearMatMul" else (7, 32))
+        x = codes(rng, dtype, (3, 7, 32) if form == "QLinearMatMul" else (7, 32))
         acc = np.sqrt(32 * np.mean((x - np.float64(zx)) ** 2) * np.mean(
             w.astype(np.float64) ** 2))
-        inits = [_init("sx", sx), _init("zx", zx), _init("sw", sw),
-                 _init("zw", np.zeros(sw.shape, np.int8)),
-                 _init("c", rng.integers(-2000, 2000, 12).astype(np.int32)),
-                 _init("sy", np.float32(6 * alpha * acc * sx * float(np.mean(sw)) / 255)),
-                 _init("zy", _zero(rng, dtype))]
-        out_type = _onnx(dtype)
+        inits = [init("sx", sx), init("zx", zx), init("sw", sw),
+                 init("zw", np.zeros(sw.shape, np.int8)),
+                 init("c", rng.integers(-2000, 2000, 12).astype(np.int32)),
+                 init("sy", np.float32(6 * alpha * acc * sx * float(np.mean(sw)) / 255)),
+                 init("zy", _zero(rng, dtype))]
+        out_type = onnx_type(dtype)
         if form == "QLinearMatMul":
-            inits.append(_init("w", w))
+            inits.append(init("w", w))
             node = helper.make_node(form, ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"])
             return node, inits, {"x": x}, out_type
-        inits.append(_init("w", w.T.copy() if trans_b else w))
+        inits.append(init("w", w.T.copy() if trans_b else w))
         ins = ["x", "sx", "zx", "w", "sw", "zw", "c", "sy", "zy"]
         if form == "QGemm-float":
             ins, out_type = ins[:7], onnx.TensorProto.FLOAT
         node = helper.make_node("QGemm", ins, ["y"], domain=MS, transB=trans_b, alpha=alpha)
         return node, inits, {"x": x}, out_type
     return make
-
-
-def _onnx(dtype: type) -> int:
-    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
 CASES: dict[str, Callable[[np.random.Generator, type], Case]] = {
@@ -178,7 +149,7 @@ def main() -> None:
             n = differ = 0
             worst = 0.0
             for _ in range(args.trials):
-                got, want = _run(make(rng, dtype))
+                got, want = run_both(*make(rng, dtype))
                 d = np.abs(got.astype(np.float64) - want.astype(np.float64))
                 n, differ = n + d.size, differ + int(np.count_nonzero(d))
                 worst = max(worst, float(d.max()))

@@ -114,6 +114,17 @@ def _inputs(node: onnx.NodeProto, n: int) -> list[str]:
     return [node.input[i] if i < len(node.input) else "" for i in range(n)]
 
 
+def _mark(emitted: onnx.NodeProto, node: onnx.NodeProto) -> None:
+    """Tell the engine that `emitted` was the quantized operator `node` (QOPERATOR_KEY):
+    ONNX Runtime runs a QOperator file's int8 QLinearAdd, QLinearMul and QLinearAveragePool
+    in its integer kernels, which the QDQ form alone cannot say (for a QDQ file it runs
+    int8 groups of these in float)."""
+    from ..runtime.lowering import QOPERATOR_KEY
+
+    entry = emitted.metadata_props.add()
+    entry.key, entry.value = QOPERATOR_KEY, node.op_type
+
+
 def _float_out(rw: ToQdq, node: onnx.NodeProto, k: int = 0) -> str:
     return rw.tensor(f"{node.output[k]}_float")
 
@@ -207,8 +218,8 @@ def _qlinear_binary(rw: ToQdq, node: onnx.NodeProto) -> None:
     af = rw.dequantized(QTensor(a, sa, za), node)
     bf = rw.dequantized(QTensor(b, sb, zb), node)
     y = _float_out(rw, node)
-    rw.emit(node.op_type.removeprefix("QLinear"), [af, bf], [y], base="Binary",
-            name=node.name)
+    _mark(rw.emit(node.op_type.removeprefix("QLinear"), [af, bf], [y], base="Binary",
+                  name=node.name), node)
     rw.quantize_into(y, sy, _zero_point_like(rw, zy, za, a, node), node.output[0])
 
 
@@ -232,8 +243,8 @@ def _unary(float_op: str, drop: tuple[str, ...] = ()) -> Converter:
                                      "QDQ form (the ONNX operator is channels-first)")
         xf = rw.dequantized(QTensor(x, sx, zx), node)
         y = _float_out(rw, node)
-        rw.emit(float_op, [xf], [y], base=float_op, name=node.name,
-                attrs=_op_attrs(node, ("channels_last", *drop)))
+        _mark(rw.emit(float_op, [xf], [y], base=float_op, name=node.name,
+                      attrs=_op_attrs(node, ("channels_last", *drop))), node)
         rw.quantize_into(y, sy, _zero_point_like(rw, zy, zx, x, node), node.output[0])
 
     return convert

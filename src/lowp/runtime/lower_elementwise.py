@@ -45,10 +45,11 @@ def _binary(ctx: LowerCtx) -> Step | None:
     y, qmin, qmax = out
     if ctx.node.op_type == "Add" and ctx.requant_mode is not RequantMode.FLOAT32:
         return None
-    if ctx.requant_mode is RequantMode.FLOAT32 and QType.INT8 in (
+    if ctx.requant_mode is RequantMode.FLOAT32 and not ctx.from_qoperator and QType.INT8 in (
             a.qparams.qtype, b.qparams.qtype, y.qparams.qtype):
-        # ONNX Runtime runs int8 Add/Mul groups unfused (DequantizeLinear -> float op ->
-        # QuantizeLinear), and so do they here; (O10a)/(O11a) are its uint8 kernels
+        # ONNX Runtime runs int8 Add/Mul groups of QDQ files unfused (DequantizeLinear ->
+        # float op -> QuantizeLinear), and so do they here; (O10a)/(O11a) are its kernels,
+        # which a QOperator file's QLinearAdd/QLinearMul run for both types
         return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
     if ctx.node.op_type == "Add" and max(aq.qtype.bits, bq.qtype.bits) <= 16:
@@ -118,11 +119,12 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
     a = ctx.attrs
     if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
         return None
-    if ctx.node.op_type == "AveragePool" and (x.qparams.qtype is not QType.UINT8 or
-                                              y.qparams.qtype is not QType.UINT8):
-        # ONNX Runtime fuses only uint8 AveragePool groups of a model into its integer
+    if ctx.node.op_type == "AveragePool" and not ctx.from_qoperator and (
+            x.qparams.qtype is not QType.UINT8 or y.qparams.qtype is not QType.UINT8):
+        # ONNX Runtime fuses only uint8 AveragePool groups of a QDQ model into its integer
         # kernel; the others stay DequantizeLinear -> float AveragePool -> QuantizeLinear,
-        # and so do they here (docs/operators.md, (O8a))
+        # and so do they here (docs/operators.md, (O8a)); a QOperator file's
+        # QLinearAveragePool runs that kernel for both types
         return None
     common = dict(x_zero_point=int(x.qparams.zero_point), x_scale=float(x.qparams.scale),
                   y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),

@@ -16,6 +16,12 @@ from ..qparams import PerAxis, PerTensor, QParams, QType, quantize
 from .backends import ReferenceBackend
 from .plan import Step
 
+# Node metadata that lowp.formats.to_qdq writes on the float operator of a group the model
+# file held as one quantized operator (value: that operator, e.g. "QLinearAdd"). ONNX
+# Runtime runs such a file's int8 groups in its integer kernels as it does uint8 ones,
+# whereas it runs int8 Add, Mul and AveragePool groups of a QDQ file in float.
+QOPERATOR_KEY = "lowp.qoperator"
+
 
 @dataclass
 class Quantized:
@@ -43,6 +49,11 @@ class LowerCtx:
         # optional engine arithmetic for Conv/MatMul/Gemm (lowp.fidelity.session.EngineHook)
         self.arithmetic = arithmetic
         self.absorbed: list[onnx.NodeProto] = []      # Q / fused activation nodes replaced
+
+    @property
+    def from_qoperator(self) -> bool:
+        """The node was one quantized operator in the file (QOPERATOR_KEY)."""
+        return any(p.key == QOPERATOR_KEY for p in self.node.metadata_props)
 
     def qparams_of(self, qdq: onnx.NodeProto, int_tensor: str) -> QParams | None:
         g = self.graph
