@@ -16,6 +16,8 @@ from hypothesis import event as _event
 from onnx import helper
 
 import lowp
+from lowp.formats import to_qdq
+from lowp.formats.qoperator import is_qoperator_node
 from lowp.report.analysis import compare_outputs, output_scales
 from lowp.runtime import Session
 
@@ -57,12 +59,14 @@ class Quantizer:
     target: str = "lowp"
     policy: str = "connected"
     signed_activations: bool = False
+    qoperator: bool = False  # ORT's QuantFormat.QOperator instead of QDQ
 
     def __str__(self) -> str:
         if self.tool == "lowp":
             return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
         sign = "s8" if self.signed_activations else "u8"
-        return f"ort[{'pc' if self.per_channel else 'pt'},{sign}]"
+        fmt = ",qoperator" if self.qoperator else ""
+        return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
 
 
 def ort_session(model: onnx.ModelProto, optimize: bool = True) -> ort.InferenceSession:
@@ -116,7 +120,8 @@ def quantize_lowp(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
 
 def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
                  ) -> onnx.ModelProto:
-    """ONNX Runtime's quantize_static (QDQ); a graph it refuses is discarded."""
+    """ONNX Runtime's quantize_static (QDQ, or QOperator with `q.qoperator`); a graph it
+    refuses is discarded."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -135,7 +140,9 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
         onnx.save(g.model, src)
         try:
-            quantize_static(src, out, Reader(), quant_format=QuantFormat.QDQ,
+            quantize_static(src, out, Reader(),
+                            quant_format=QuantFormat.QOperator if q.qoperator
+                            else QuantFormat.QDQ,
                             per_channel=q.per_channel,
                             activation_type=(QuantType.QInt8 if q.signed_activations
                                              else QuantType.QUInt8),
@@ -146,6 +153,9 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         except Exception as exc:  # noqa: BLE001 - ORT's own tool failing is not lowp's
             event(f"ORT quantize_static refused: {type(exc).__name__}")
             assume(False)
+    if q.qoperator:
+        for op in sorted({n.op_type for n in model.graph.node if is_qoperator_node(n)}):
+            event(f"QOperator file with {op}")
     return model
 
 
@@ -199,7 +209,9 @@ SIGNED_TIE_SHARE = 0.01
 
 # uint8 groups of these run in ONNX Runtime's fused kernels, whose arithmetic lowp computes
 # exactly (docs/operators.md (O8a), (O10a), (O11a), bilinear Resize); int8 groups ONNX
-# Runtime fuses in some graphs and leaves unfused in others, so there one step may differ
+# Runtime fuses in some graphs and leaves unfused in others, so there one step may differ.
+# A QOperator file runs both types in those kernels (QLinearAdd, QLinearMul,
+# QLinearAveragePool, Resize on integers), and so does lowp: strict for both.
 UINT8_STRICT_OPS = frozenset({"Add", "Mul", "AveragePool", "Resize"})
 
 
@@ -240,12 +252,13 @@ class Origin:
     max_units: int
     share: float
     signed: bool = False
+    qoperator: bool = False       # the file ONNX Runtime ran is in QOperator format
 
     @property
     def excused(self) -> bool:
         if self.op_type in SIGNED_TIE_OPS and self.signed:
             return self.max_units <= 1 and self.share <= SIGNED_TIE_SHARE
-        if self.op_type in UINT8_STRICT_OPS and not self.signed:
+        if self.op_type in UINT8_STRICT_OPS and (self.qoperator or not self.signed):
             return False
         return self.op_type not in STRICT_OPS and self.max_units <= 1
 
@@ -287,13 +300,20 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
     """Where lowp and ONNX Runtime start to differ, with every QuantizeLinear output
     exposed, and lowp's graph outputs compared with that run. Exposing a quantized tensor
     stops ORT from removing or fusing its QuantizeLinear, which can change ORT's own
-    outputs by a step; lowp equal to either ORT graph is equal to ORT."""
-    q_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    outputs by a step; lowp equal to either ORT graph is equal to ORT.
+
+    A QOperator file is read through its QDQ form (lowp.formats.to_qdq), which keeps the
+    name of every integer tensor: the QuantizeLinear outputs of that form are the quantized
+    operators' outputs in the file ONNX Runtime runs (a tensor only the QDQ form has is
+    not compared)."""
+    structure = to_qdq(model)
+    q_nodes = [n for n in structure.graph.node if n.op_type == "QuantizeLinear"]
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     outputs = {o.name for o in model.graph.output}
+    produced = {o for n in model.graph.node for o in n.output}
     for n in q_nodes:
-        if n.output[0] not in outputs:
+        if n.output[0] not in outputs and n.output[0] in produced:
             exposed.graph.output.append(helper.make_empty_tensor_value_info(n.output[0]))
     theirs = run_ort(exposed, feeds)
     plain = run_ort(model, feeds)
@@ -301,19 +321,20 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
         event("ORT's outputs change when its quantized tensors are exposed")
     ours = Session(model, backend=combo.backend, replay=False, threads=combo.threads).run(
         dict(feeds), capture=True)
-    producer = {o: n for n in model.graph.node for o in n.output}
+    producer = {o: n for n in structure.graph.node for o in n.output}
     # a QuantizeLinear nothing reads is pruned from lowp's run: no difference starts there
     diff = {n.output[0]: (np.abs(ours[n.output[0]].astype(np.int64)
                                  - theirs[n.output[0]].astype(np.int64))
-                          if n.output[0] in ours else np.zeros(0, np.int64)) for n in q_nodes}
+                          if n.output[0] in ours and n.output[0] in theirs
+                          else np.zeros(0, np.int64)) for n in q_nodes}
     found = []
-    for q, parents in _quantized_parents(model).items():
+    for q, parents in _quantized_parents(structure).items():
         d = diff[q]
         if d.size and d.max() > 0 and all(diff[p].max(initial=0) == 0 for p in parents):
             src = producer.get(producer[q].input[0])
             found.append(Origin(q, src.op_type if src is not None else "input",
                                 int(d.max()), float(np.count_nonzero(d)) / d.size,
-                                theirs[q].dtype == np.int8))
+                                theirs[q].dtype == np.int8, structure is not model))
     return found, compare("exposed", model, ours, {k: theirs[k] for k in plain})
 
 

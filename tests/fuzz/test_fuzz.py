@@ -43,14 +43,19 @@ quantizers = st.tuples(
               policy=st.sampled_from(["connected", "all"])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
               signed_activations=st.booleans()))
+# ONNX Runtime's quantize_static in QOperator format: the file runs on lowp through its QDQ
+# form (lowp.formats), on ONNX Runtime as written
+qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
+                                 signed_activations=st.booleans(), qoperator=st.just(True))
 combos = st.lists(st.sampled_from(COMBOS), min_size=1, max_size=2, unique=True)
 
 
-def _check(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo]) -> None:
+def _check(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo],
+           float_model: bool = True) -> None:
     note(f"blocks={g.blocks} batches={g.batches} opset={g.model.opset_import[0].version}")
     note(f"quantizers={[str(q) for q in qs]} combos={[str(c) for c in cs]}")
     try:
-        bad = check_graph(g, qs, cs)
+        bad = check_graph(g, qs, cs, float_model)
     except UnsatisfiedAssumption:
         raise
     except Exception as exc:
@@ -74,6 +79,18 @@ def _save(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo], key: str) ->
 def test_lowp_equals_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
                                  cs: list[EngineCombo]) -> None:
     _check(g, list(qs), cs)
+
+
+# as many graphs as the profile asks under `make fuzz`; a few in CI (derandomized)
+QOPERATOR_EXAMPLES = 6 if settings.default.derandomize else settings.default.max_examples
+
+
+@settings(max_examples=QOPERATOR_EXAMPLES)
+@given(g=fuzz_graphs(), q=qoperator_quantizers, cs=combos)
+def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
+                                          cs: list[EngineCombo]) -> None:
+    """ONNX Runtime's QOperator file of the graph on lowp and on ONNX Runtime."""
+    _check(g, [q], cs, float_model=False)
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=str)
