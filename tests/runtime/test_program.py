@@ -79,12 +79,13 @@ def test_programs_equal_plain_runs(name, threads, zoo_dir):
 
 def _float_chain(steps: int = 24) -> bytes:
     """A float glue chain over (N, 4, 3, 3): Add/Mul with per-channel and scalar
-    constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape."""
+    constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape,
+    MaxPool, AveragePool, HardSigmoid, Erf."""
     rng = np.random.default_rng(0)
     nodes, inits = [], []
     x, prev = "x", "x"
     cycle = ["Add", "Relu", "Mul", "Flat", "Reshape", "Sigmoid", "Sub", "Tanh", "Div",
-             "HardSwish"]
+             "HardSwish", "MaxPool", "HardSigmoid", "AveragePool", "Erf"]
     for i in range(steps):
         op, y = cycle[i % len(cycle)], f"t{i}"
         if op in ("Add", "Mul"):
@@ -98,6 +99,10 @@ def _float_chain(steps: int = 24) -> bytes:
             target = [0, 4, 9] if op == "Flat" else [0, 4, 3, 3]
             inits.append(numpy_helper.from_array(np.array(target, np.int64), f"s{i}"))
             nodes.append(helper.make_node("Reshape", [x, f"s{i}"], [y]))
+        elif op in ("MaxPool", "AveragePool"):
+            nodes.append(helper.make_node(op, [x], [y], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        elif op == "HardSigmoid":
+            nodes.append(helper.make_node(op, [x], [y], alpha=0.3, beta=0.4))
         else:
             nodes.append(helper.make_node(op, [x], [y]))
         prev, x = x, y
@@ -113,7 +118,7 @@ def _float_chain(steps: int = 24) -> bytes:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_float_glue_chain_runs_as_one_program(threads):
-    model = _float_chain()
+    model = _float_chain(30)
     fast = Session(model, threads=threads)
     plain = Session(model, threads=threads, replay=False)
 

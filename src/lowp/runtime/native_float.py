@@ -12,14 +12,18 @@ AveragePool and GlobalAveragePool, and within the bounds stated there for Erf an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from .tape import call
+
 _native: Any = None   # the extension, bound at the first use (see _extension)
 _enabled = True
 _threads = 1
+_outputs = threading.local()    # .alloc: where results go instead of new arrays (see outputs)
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
@@ -60,6 +64,26 @@ def threads(n: int) -> Iterator[None]:
         _threads = previous
 
 
+@contextlib.contextmanager
+def outputs(alloc: Callable[[tuple[int, ...]], np.ndarray]) -> Iterator[None]:
+    """Run the body (in this thread) with each kernel's float32 result written into
+    ``alloc(shape)`` rather than a new array: lowp.runtime.replay gives buffers a feed
+    signature owns, so that the recorded calls (every call goes through
+    lowp.runtime.tape.call) can be repeated. The operators return these results as the
+    kernels wrote them."""
+    previous = getattr(_outputs, "alloc", None)
+    _outputs.alloc = alloc
+    try:
+        yield
+    finally:
+        _outputs.alloc = previous
+
+
+def _empty(shape: tuple[int, ...]) -> np.ndarray:
+    alloc = getattr(_outputs, "alloc", None)
+    return np.empty(shape, np.float32) if alloc is None else alloc(shape)
+
+
 def _extension() -> Any:
     """lowp._native as lowp.runtime.native_backend holds it, or None without the extension
     or with a build older than these kernels. Looked up at the first use rather than at
@@ -98,8 +122,9 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
     if ext is None:
         return None
     src = np.ascontiguousarray(x).reshape(-1)
-    y = np.empty(x.shape, np.float32)
-    ext.float_unary(UNARY_CODES[op], src, y.reshape(-1), float(alpha), float(beta), _threads)
+    y = _empty(x.shape)
+    call(ext.float_unary, UNARY_CODES[op], src, y.reshape(-1), float(alpha), float(beta),
+         _threads)
     return y
 
 
@@ -114,11 +139,10 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     if ext is None:
         return None
     n, c, h, w = x.shape
-    y = np.empty((n, c, int(out[0]), int(out[1])), np.float32)
+    y = _empty((n, c, int(out[0]), int(out[1])))
     geometry = [*kernel, *strides, *dilations, *begin, *end]
-    ext.float_pool2d(np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
-                     [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad),
-                     _threads)
+    call(ext.float_pool2d, np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
+         [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad), _threads)
     return y
 
 
@@ -129,7 +153,7 @@ def global_average_pool(x: np.ndarray) -> np.ndarray | None:
     ext = _has(_usable("GlobalAveragePool", x), "float_mean_rows")
     if ext is None:
         return None
-    y = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), np.float32)
-    ext.float_mean_rows(np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
-                        int(np.prod(x.shape[2:])), _threads)
+    y = _empty(x.shape[:2] + (1,) * (x.ndim - 2))
+    call(ext.float_mean_rows, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         int(np.prod(x.shape[2:])), _threads)
     return y

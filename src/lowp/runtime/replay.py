@@ -74,6 +74,10 @@ class _Fixed:
 Entry = Step | _Replay | _Fixed
 # pure reshapes: a float one replays by handing on the same view of its (stable) input
 RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+# float operators whose numpy implementation may call a lowp.runtime.native_float kernel:
+# recorded with the kernels writing into buffers the signature owns
+NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
+                          "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -140,7 +144,7 @@ class Replayer:
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: dict[object, list[Runner]] = {}
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
-        self._buffers: dict[object, dict[int, np.ndarray]] = {}    # native float outputs
+        self._buffers: dict[object, dict[object, np.ndarray]] = {}  # native float outputs
         self._tables: dict[int, np.ndarray] = {}                   # DequantizeLinear tables
 
     def replayed_steps(self, signature: object) -> int:
@@ -232,6 +236,10 @@ class Replayer:
                 records.append(_Record([(fn, args)], inputs,
                                        [(step.outputs[0], y, layout[step.outputs[0]])]))
                 continue
+            if step.kind == "float" and step.op_type in NATIVE_FLOAT:
+                records.append(self._record_native_float(i, step, env, layout, buffers,
+                                                         inputs))
+                continue
             if not (step.replayable or (step.kind == "float" and step.op_type in RESHAPES)):
                 self._execute(step, env, layout)
                 records.append(None)
@@ -242,8 +250,28 @@ class Replayer:
             records.append(_Record(tape, inputs, outputs))
         return records
 
+    def _record_native_float(self, index: int, step: Step, env: Env, layout: Layouts,
+                             buffers: dict[object, np.ndarray],
+                             inputs: list[tuple[str, object, object]]) -> _Record | None:
+        """Run a float step whose numpy operator calls a lowp.runtime.native_float kernel,
+        with the kernels' results in buffers the signature owns; its record, when its
+        outputs are exactly those buffers (nothing computed after the calls)."""
+        made: list[np.ndarray] = []
+
+        def alloc(shape: tuple[int, ...]) -> np.ndarray:
+            b = _buffer(buffers, (index, len(made)), shape)
+            made.append(b)
+            return b
+
+        with recording() as tape, native_float.outputs(alloc):
+            self._execute(step, env, layout)
+        outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
+        if not tape or not all(any(v is b for b in made) for _, v, _ in outputs):
+            return None
+        return _Record(tape, inputs, outputs)
+
     def _float_call(self, index: int, step: Step, env: Env, layout: Layouts,
-                    buffers: dict[int, np.ndarray]
+                    buffers: dict[object, np.ndarray]
                     ) -> tuple[Call, np.ndarray, object] | None:
         """The native call computing float `step` (and its output buffer and layout), when
         `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
@@ -299,8 +327,10 @@ def _elementwise_layout(step: Step, arrays: list[np.ndarray], layout: Layouts) -
     return None
 
 
-def _buffer(buffers: dict[int, np.ndarray], index: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Step `index`'s float32 output buffer of a signature (kept while the shape is)."""
+def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...]
+            ) -> np.ndarray:
+    """A float32 output buffer of a signature's step (`index`: the step's position, or it
+    and a call's), kept while the shape is."""
     b = buffers.get(index)
     if b is None or b.shape != shape:
         b = buffers[index] = np.empty(shape, np.float32)
