@@ -71,10 +71,12 @@ def batches(seed: int, n: int = 4, batch: int = 8) -> list[dict[str, np.ndarray]
 
 
 def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
-                  opset: int = 17, contrib_qdq: bool = False) -> Path:
-    """ONNX Runtime's quantize_static of `float_net` (fmt 'QOperator' or 'QDQ',
-    activations 'u8' or 's8', int8 weights) at `opset`; with `contrib_qdq`, its
-    com.microsoft QuantizeLinear / DequantizeLinear (UseQDQContribOps)."""
+                  opset: int = 17, contrib_qdq: bool = False,
+                  net: tuple[str, onnx.ModelProto] | None = None) -> Path:
+    """ONNX Runtime's quantize_static of `float_net` (or of `net`, a name and a model with
+    float_net's input) (fmt 'QOperator' or 'QDQ', activations 'u8' or 's8', int8 weights) at
+    `opset`; with `contrib_qdq`, its com.microsoft QuantizeLinear / DequantizeLinear
+    (UseQDQContribOps)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -89,11 +91,12 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    src = folder / f"float_{opset}.onnx"
+    stem = "float" if net is None else net[0]
+    src = folder / f"{stem}_{opset}.onnx"
     if not src.exists():
-        onnx.save(float_net(opset=opset), src)
-    out = folder / (f"{fmt}_{activations}_{'pc' if per_channel else 'pt'}_{opset}"
-                    f"{'_ms' if contrib_qdq else ''}.onnx")
+        onnx.save(float_net(opset=opset) if net is None else net[1], src)
+    out = folder / (f"{'' if net is None else stem + '_'}{fmt}_{activations}_"
+                    f"{'pc' if per_channel else 'pt'}_{opset}{'_ms' if contrib_qdq else ''}.onnx")
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)          # the quantizer's advice, per call
     try:

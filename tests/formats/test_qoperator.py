@@ -217,3 +217,43 @@ def test_weights_quantized_by_a_quantize_linear_of_a_constant():
     session = lowp.Session(model)
     assert [s.op_type for s in session.int_steps] == ["Conv"]
     np.testing.assert_array_equal(session.run({"x": x})["y"], _ort(model, {"x": x}, ["y"])["y"])
+
+
+def _net_with_constant_nodes() -> onnx.ModelProto:
+    """Conv -> Reshape (shape from a Constant node) -> MatMul -> Mul by a Constant node's
+    scalar: the Constant nodes stay in ONNX Runtime's QOperator file (the scalar's unread,
+    as QLinearMul reads its quantized copy)."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
+    m = numpy_helper.from_array(rng.normal(0, 0.3, (256, 6)).astype(np.float32), "m")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(
+                 np.array([-1, 256], np.int64))),
+             helper.make_node("Reshape", ["c", "shape"], ["r"]),
+             helper.make_node("MatMul", ["r", "m"], ["mm"]),
+             helper.make_node("Constant", [], ["k"], value_float=0.5),
+             helper.make_node("Mul", ["mm", "k"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "constants", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                           ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])], [w, m])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("activations", ["u8", "s8"])
+def test_constant_nodes_become_initializers(folder, activations):
+    """A Constant node of a QOperator file is an initializer of the QDQ form, as in lowp's
+    own files, so no step runs it; the outputs stay ONNX Runtime's."""
+    path = ort_quantized(folder, "QOperator", activations, True,
+                         net=("constants", _net_with_constant_nodes()))
+    model = onnx.load(path)
+    assert sum(n.op_type == "Constant" for n in model.graph.node) == 2
+    qdq = to_qdq(model)
+    assert not [n for n in qdq.graph.node if n.op_type == "Constant"]
+    assert "shape" in {t.name for t in qdq.graph.initializer}
+    session = lowp.Session(path)
+    assert not [s for s in session.steps if s.op_type == "Constant"]
+    feeds = batches(seed=9, n=1, batch=8)[0]
+    np.testing.assert_array_equal(session.run(feeds)["y"], _ort(model, feeds, ["y"])["y"])

@@ -431,6 +431,9 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
                                      "quantized operator to QDQ")
         elif _wrap_direct(rw, node):
             continue
+        elif is_default_domain(node) and rw.constant_node_to_initializer(node):
+            # as lowp's own QDQ files hold constants (canonicalize): no step per run
+            continue
         else:
             rw.keep(node)
     return rw.finish()

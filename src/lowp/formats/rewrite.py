@@ -73,6 +73,16 @@ class Rewrite:
             self._constants[key] = name
         return self._constants[key]
 
+    def constant_node_to_initializer(self, node: onnx.NodeProto) -> bool:
+        """A Constant node becomes an initializer of the same name (False: kept, when its
+        value is not known or it is a graph output)."""
+        out = node.output[0]
+        if (node.op_type != "Constant" or not self.graph.is_constant(out)
+                or out in {o.name for o in self.model.graph.output}):
+            return False
+        self.initializers.append(numpy_helper.from_array(self.graph.constant(out), out))
+        return True
+
     def emit(self, op_type: str, inputs: list[str], outputs: list[str], *, base: str,
              name: str = "", domain: str = "",
              attrs: Mapping[str, object] | None = None) -> onnx.NodeProto:
