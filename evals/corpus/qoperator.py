@@ -1,9 +1,10 @@
 """The corpus in QOperator form: ONNX Runtime's quantize_static with
-QuantFormat.QOperator (per-channel int8 weights, uint8 activations, min/max) on each corpus
-model, then the QOperator file run by ONNX Runtime and by lowp's Session (which reads it as
+QuantFormat.QOperator (per-channel int8 weights, uint8 or int8 activations, min/max) on each
+corpus model, then the QOperator file run by ONNX Runtime and by lowp's Session (which reads it as
 its lossless QDQ form, lowp.formats).
 
-    python evals/corpus/qoperator.py [--models magika nudenet_320n] [--calib 8] [--keep DIR]
+    python evals/corpus/qoperator.py [--models magika nudenet_320n] [--calib 8]
+                                     [--activations u8] [--keep DIR]
 
 Prints per model the quantized operators in the file, the share of output elements on which
 the two engines agree exactly and the largest difference, or the step that failed.
@@ -35,7 +36,8 @@ from evals.corpus.run import (  # noqa: E402
 )
 
 
-def quantize_qoperator(float_path: Path, out: Path, calib: Feeds, batch: int) -> None:
+def quantize_qoperator(float_path: Path, out: Path, calib: Feeds, batch: int,
+                       activations: str = "u8") -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -51,19 +53,20 @@ def quantize_qoperator(float_path: Path, out: Path, calib: Feeds, batch: int) ->
             return next(self.it, None)
 
     quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QOperator,
-                    per_channel=True, activation_type=QuantType.QUInt8,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
                     weight_type=QuantType.QInt8)
 
 
-def evaluate(m: CorpusModel, work: Path, calib_samples: int) -> str:
+def evaluate(m: CorpusModel, work: Path, calib_samples: int, activations: str = "u8") -> str:
     """One line for model `m`; never raises."""
     try:
         float_path = work / f"{m.name}.float.onnx"
         onnx.save(load_float(m), str(float_path))
         calib = make_feeds(m, -(-max(calib_samples, m.batch) // m.batch) * m.batch, seed=0)
         feeds = make_feeds(m, 2 * m.batch, seed=1)
-        qop = work / f"{m.name}.ort.qop.onnx"
-        quantize_qoperator(float_path, qop, calib, m.batch)
+        qop = work / f"{m.name}.ort.{activations}.qop.onnx"
+        quantize_qoperator(float_path, qop, calib, m.batch, activations)
     except Exception as e:
         return f"{m.name:22s} ORT quantize failed: {_error(e)}"
     ops = collections.Counter(n.op_type for n in onnx.load(str(qop)).graph.node
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
     parser.add_argument("--calib", type=int, default=8)
+    parser.add_argument("--activations", choices=["u8", "s8"], default="u8")
     parser.add_argument("--keep", metavar="DIR")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
         for name in args.models:
-            print(evaluate(BY_NAME[name], work, args.calib), flush=True)
+            print(evaluate(BY_NAME[name], work, args.calib, args.activations), flush=True)
     return 0
 
 
