@@ -10,10 +10,12 @@ model but its summary failed; 130 interrupted. `--debug` shows the traceback ins
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +25,7 @@ import onnx
 
 from .calib.sharded import Scheduler
 from .config import CalibMethod, Config
-from .errors import InternalError, LowpError
+from .errors import InternalError, LowpError, QuantizationError
 from .formats import Format
 from .targets import TARGETS, WeightGranularity, get_target
 
@@ -84,19 +86,45 @@ def _data(args: argparse.Namespace) -> str | NpzFolder:
     return str(args.calib)
 
 
+def _budget_config(args: argparse.Namespace, config: Config) -> Config:
+    """`config` with the accuracy-budget options of `quantize`."""
+    from .passes.fallback import load_metric, parse_budget, parse_tolerance
+
+    if (args.metric is None) != (args.tolerance is None):
+        raise QuantizationError("--metric and --tolerance go together: the metric and the drop "
+                                "from its value on the float outputs that is allowed")
+    return dataclasses.replace(
+        config,
+        accuracy_budget=None if args.accuracy_budget is None else parse_budget(
+            args.accuracy_budget),
+        metric=None if args.metric is None else load_metric(args.metric),
+        metric_tolerance=None if args.tolerance is None else parse_tolerance(args.tolerance),
+        fallback_candidates=args.fallback_candidates, fallback_samples=args.fallback_samples)
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .ir.graph import save_model
+    from .passes.fallback import BudgetNotMetWarning
     from .pipeline import quantize
 
-    config = _config(args)
+    config = _budget_config(args, _config(args))
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
-    result = quantize(args.model, _data(args), config, calib_table=table,
-                      progress=not args.quiet, preprocess=_preprocess(args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BudgetNotMetWarning)    # said below, on one line
+        result = quantize(args.model, _data(args), config, calib_table=table,
+                          progress=not args.quiet, preprocess=_preprocess(args))
     if args.calib_table and table is None:
         result.table.save(args.calib_table)
         print(f"calibration table written to {args.calib_table}")
     save_model(result.model, args.output)
     print(f"quantized model written to {args.output}")
+    if result.fallback is not None:
+        sidecar = Path(args.output).with_suffix(".fallback.json")
+        result.fallback.save(sidecar)
+        print(result.fallback.format())
+        print(f"fallback decisions written to {sidecar}")
+        if not result.fallback.met:
+            print(f"lowp: warning: {result.fallback.warning()}", file=sys.stderr)
     if args.no_report:
         return EXIT_OK
     try:
@@ -137,7 +165,8 @@ def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
     else:        # the calibration feeds that hold the first 64 samples (in full batches)
         assert result.feeds is not None
         feeds = itertools.islice(result.feeds, max(1, -(-64 // max(1, args.batch_size))))
-    summary = summarize(result.model, result.float_model, feeds, labels)
+    summary = summarize(result.model, result.float_model, feeds, labels,
+                        fallback=result.fallback)
     print(summary.format())
     if args.report:
         from .report.html import write
@@ -302,6 +331,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-report", action="store_true")
     q.add_argument("--report", metavar="FILE.html",
                    help="also write an HTML report with per-layer error bars")
+    b = q.add_argument_group(
+        "accuracy budget", "move the layers that cost the most accuracy to 16 bits, then to "
+        "float, until the budget is met (measured on lowp's engine on the first calibration "
+        "samples); the decisions go to OUTPUT with the suffix .fallback.json")
+    b.add_argument("--accuracy-budget", metavar="DB",
+                   help="smallest output SQNR against the float model, e.g. 30dB (the minimum "
+                        "over the float outputs)")
+    b.add_argument("--metric", metavar="MODULE:FUNCTION",
+                   help="metric(float_outputs, quantized_outputs) -> float, higher is better "
+                        "(module:function or file.py:function); needs --tolerance")
+    b.add_argument("--tolerance", metavar="X",
+                   help="allowed drop of --metric below its value on the float outputs")
+    b.add_argument("--fallback-candidates", type=int, default=24, metavar="K",
+                   help="layers whose sensitivity is measured, the worst K by added noise "
+                        "(default 24)")
+    b.add_argument("--fallback-samples", type=int, default=32, metavar="N",
+                   help="evaluation samples: the first calibration feeds holding N (default 32)")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import QuantizationError
 from .targets import Target, WeightGranularity, get_target
@@ -106,6 +109,20 @@ class Config:
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
         output tensors become uint16 (int16 for signed targets), their weights int16. The
         model is exported at opset 21, the first whose QDQ takes 16-bit types.
+    accuracy_budget
+        Smallest acceptable output SQNR against the float model, in dB (the minimum over the
+        model's float outputs, measured on lowp's engine on the first `fallback_samples`
+        calibration samples). When the quantized model is below it, the layers that cost
+        the most are moved to 16 bits, then to float, until it is met (passes.fallback).
+    metric, metric_tolerance
+        A callable `metric(float_outputs, quantized_outputs) -> float` (higher is better;
+        each a dict output name -> array, concatenated over the evaluation feeds) and the
+        drop from its value on the float outputs that is allowed. Alone or with the budget.
+    fallback_candidates
+        How many layers (the worst by local error) get a measured sensitivity; only those
+        are moved.
+    fallback_samples
+        Evaluation samples for the budget: the first calibration feeds holding that many.
     """
 
     mode: QuantMode = QuantMode.STATIC
@@ -124,13 +141,41 @@ class Config:
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
     batch_size: int = 16
+    accuracy_budget: float | None = None
+    metric: Callable[[Mapping[str, Any], Mapping[str, Any]], float] | None = None
+    metric_tolerance: float | None = None
+    fallback_candidates: int = 24
+    fallback_samples: int = 32
 
     def __post_init__(self) -> None:
+        self._check_budget()
         if (self.activation_granularity is not ActivationGranularity.PER_TENSOR
                 and self.mode is not QuantMode.DYNAMIC):
             raise QuantizationError(f"activation_granularity={self.activation_granularity.value} "
                               "needs mode=QuantMode.DYNAMIC (static activations have "
                               "calibrated per-tensor ranges)")
+
+    def _check_budget(self) -> None:
+        if self.accuracy_budget is not None and not (math.isfinite(self.accuracy_budget)
+                                                     and self.accuracy_budget > 0):
+            raise QuantizationError(f"accuracy_budget={self.accuracy_budget}: give a finite "
+                                    "output SQNR in dB above 0")
+        if (self.metric is None) != (self.metric_tolerance is None):
+            raise QuantizationError("metric and metric_tolerance go together: the metric "
+                                    "and the drop from its float value that is allowed")
+        if self.metric_tolerance is not None and not (math.isfinite(self.metric_tolerance)
+                                                      and self.metric_tolerance >= 0):
+            raise QuantizationError(f"metric_tolerance={self.metric_tolerance}: the allowed "
+                                    "drop must be a finite number >= 0")
+        if self.metric is not None and not callable(self.metric):
+            raise QuantizationError("metric must be callable: metric(float_outputs, "
+                                    "quantized_outputs) -> float")
+        if self.fallback_candidates < 1 or self.fallback_samples < 1:
+            raise QuantizationError("fallback_candidates and fallback_samples must be >= 1")
+        if ((self.accuracy_budget is not None or self.metric is not None)
+                and self.mode is QuantMode.DYNAMIC):
+            raise QuantizationError("an accuracy budget needs static quantization (its "
+                                    "layers are measured with the calibration table)")
 
     def resolved_target(self) -> Target:
         return get_target(self.target)

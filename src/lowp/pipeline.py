@@ -26,6 +26,7 @@ from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
 from .passes.dynamic import dynamic_quantize
+from .passes.fallback import FallbackResult, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
 from .passes.smooth import smooth
 from .passes.verify import verify
@@ -45,6 +46,7 @@ class QuantizeResult:
     table: CalibrationTable
     plan: QuantPlan
     feeds: FeedSource | None         # the calibration data as a stream of feeds
+    fallback: FallbackResult | None = None   # what the accuracy budget measured and moved
 
 
 def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
@@ -148,18 +150,24 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
             raise DataError(f"calibration table lacks tensor '{missing[0]}' "
                             f"({len(missing)} missing); was it made for another model?")
     if config.policy is QuantPolicy.ALL:
-        ann, table = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs, config,
-                                              progress)
-    plan = choose(float_model, ann, table, config)
-    wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
-    qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
+        ann, table, config = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs,
+                                                      config, progress)
+    budget = None
+    if wants_fallback(config):
+        built, budget = fallback(float_model, table, feeds, inputs, config, progress=progress)
+        ann, plan, qdq, wide = built.annotation, built.plan, built.model, built.wide
+    else:
+        plan = choose(float_model, ann, table, config)
+        wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
+        qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
     verify(qdq, target, feeds.first(), allow_16bit=wide)
-    return QuantizeResult(qdq, float_model, ann, table, plan, feeds)
+    return QuantizeResult(qdq, float_model, ann, table, plan, feeds, budget)
 
 
 def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                              feeds: FeedSource, inputs: list[InputSpec], config: Config,
-                             progress: bool) -> tuple[Annotation, CalibrationTable]:
+                             progress: bool
+                             ) -> tuple[Annotation, CalibrationTable, Config]:
     """Under policy ALL, leave in float every tensor that is zero on all calibration data.
 
     ALL quantizes cheap operators wherever they are, and some compute values that are zero
@@ -171,6 +179,7 @@ def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: Cal
     for the first time (a Conv output whose fused Relu is now excluded) is calibrated on the
     feeds. Repeats until no quantized tensor is zero. Constants and tensors that depend on
     the inputs' shapes only stay quantized: zero is exact in every quantized type.
+    Returns the config with those nodes excluded too.
     """
     graph = Graph(model)
     excluded = list(config.exclude_nodes)
@@ -178,7 +187,7 @@ def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: Cal
         zero = [t for t in ann.activations if table.ranges[t] == (0.0, 0.0)
                 and not graph.is_constant(t) and not shape_only(graph, t)]
         if not zero:
-            return ann, table
+            return ann, table, config
         before = len(excluded)
         for t in zero:
             producer = graph.producer.get(t)
@@ -190,7 +199,7 @@ def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: Cal
                           f"float with the nodes {', '.join(names) or '(none)'}",
                           UserWarning, stacklevel=4)
         if len(excluded) == before:       # nothing left to exclude: `choose` names the tensor
-            return ann, table
+            return ann, table, config
         config = dataclasses.replace(config, exclude_nodes=tuple(excluded))
         ann = annotate(model, config)
         missing = [t for t in ann.activations if t not in table]

@@ -43,7 +43,8 @@ class OutputAgreement:
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio in dB (inf when identical)."""
     ref = reference.astype(np.float64)
-    return _sqnr(float(np.sum(ref ** 2)), float(np.sum((ref - approx.astype(np.float64)) ** 2)))
+    return sqnr_of_energies(float(np.sum(ref ** 2)),
+                            float(np.sum((ref - approx.astype(np.float64)) ** 2)))
 
 
 def _activation_dqs(qdq: onnx.ModelProto) -> dict[str, tuple[str, QParams, float]]:
@@ -111,14 +112,14 @@ class LayerErrorStats:
 
     def result(self) -> list[LayerError]:
         """The errors, worst (lowest SQNR) first."""
-        errors = [LayerError(name, *self._where[name], _sqnr(signal, noise), max_abs,
-                             self._dqs[name][2])
+        errors = [LayerError(name, *self._where[name], sqnr_of_energies(signal, noise),
+                             max_abs, self._dqs[name][2])
                   for name, (signal, noise, max_abs) in self._sums.items()]
         errors.sort(key=lambda e: e.sqnr_db)
         return errors
 
 
-def _sqnr(signal: float, noise: float) -> float:
+def sqnr_of_energies(signal: float, noise: float) -> float:
     """10 log10(signal / noise) of energies (inf without noise, -inf without signal)."""
     if noise == 0.0:
         return float("inf")

@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .budget import render_section
 from .summary import Summary
 
 
@@ -31,6 +32,7 @@ def render(summary: Summary, title: str = "lowp quantization report") -> str:
         f"<tr><td>{html.escape(a.output)}</td><td class=n>{a.elements}</td>"
         f"<td class=n>{100 * a.identical_share:.3f}</td><td class=n>{a.max_units:.3g}</td></tr>"
         for a in summary.agreement)
+    budget = render_section(summary.fallback) if summary.fallback is not None else ""
     acc = "".join(f"<li>{html.escape(k)}: {100 * v:.2f}%</li>"
                   for k, v in summary.accuracy.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -39,7 +41,7 @@ td,th{{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}} .n{{text-a
 </style></head><body><h1>{html.escape(title)}</h1>
 <p>Model size: {summary.float_bytes / 1024:.1f} KiB float, {summary.int8_bytes / 1024:.1f} KiB
 int8. lowp engine ({html.escape(summary.backend)}): {summary.int_ops} integer operators,
-{summary.float_ops} float operators.</p>{f"<ul>{acc}</ul>" if acc else ""}
+{summary.float_ops} float operators.</p>{f"<ul>{acc}</ul>" if acc else ""}{budget}
 <h2>lowp engine vs ONNX Runtime on the same QDQ model</h2>
 <table><tr><th>output</th><th>elements</th><th>identical %</th>
 <th>max diff (quantized units)</th></tr>{agree}</table>

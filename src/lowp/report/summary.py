@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -20,6 +21,9 @@ from .analysis import (
 )
 from .table import format_table
 
+if TYPE_CHECKING:
+    from ..passes.fallback import FallbackResult
+
 _SQNR_SAMPLES = 64
 
 
@@ -33,6 +37,7 @@ class Summary:
     backend: str = ""
     int_ops: int = 0
     float_ops: int = 0
+    fallback: FallbackResult | None = None     # the accuracy budget's record, if one was set
 
     def format(self, top: int = 5) -> str:
         parts = []
@@ -65,13 +70,15 @@ class Summary:
 
 def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
               feeds: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
-              labels: np.ndarray | None = None, *, backend: str = "auto") -> Summary:
+              labels: np.ndarray | None = None, *, backend: str = "auto",
+              fallback: FallbackResult | None = None) -> Summary:
     """Run float (ONNX Runtime), int8 (lowp) and int8 (ONNX Runtime) on `feeds` and compare.
 
     `feeds` is one mapping of arrays (run as one feed) or an iterable of feeds, streamed:
     every statistic is accumulated feed by feed, so memory holds one feed and its outputs.
     The per-layer SQNR uses the first `_SQNR_SAMPLES` samples (counted on the first axis of
     the first input). `labels` holds one integer per sample, in feed order, for accuracy.
+    `fallback` (what the accuracy budget measured) is carried to the report.
     """
     session = Session(qdq, backend=backend)
     ort_q = float_session(qdq)
@@ -117,7 +124,7 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     return Summary(len(float_model.SerializeToString()), len(qdq.SerializeToString()),
                    agreement.result(), layers.result(), accuracy, session.backend.name,
                    len(session.int_steps),
-                   sum(1 for s in session.steps if s.kind == "float"))
+                   sum(1 for s in session.steps if s.kind == "float"), fallback)
 
 
 def _samples(feed: Mapping[str, np.ndarray]) -> int:
