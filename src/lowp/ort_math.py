@@ -11,6 +11,9 @@ ONNX Runtime. docs/operators.md, (O13).
 
 from __future__ import annotations
 
+import functools
+import pathlib
+
 import numpy as np
 
 from .fixedpoint import fma32
@@ -92,7 +95,7 @@ def logistic(x: np.ndarray) -> np.ndarray:
 # buffer, which fixes each row's boundary. Over middle axes ("KRK": kept, reduced, kept) it
 # multiplies by a row of ones with MLAS's M = 1 kernel: groups of four rows are summed
 # ((r0 + r1) + r2) + r3 and each group is added to the running result, then a pair, then a
-# single row. Reductions over the leading axes add whole rows in order, as numpy does.
+# single row. Reductions over the leading axes add whole rows in order.
 # docs/operators.md, (O18).
 
 _PACKET = 4
@@ -164,9 +167,9 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
                ) -> np.ndarray | None:
     """ReduceSum (or ReduceMean, the sum divided by the count in float32) of float32 `x`
-    over `axes` in ONNX Runtime's order, or None where the order is numpy's or not
-    modelled (the caller then sums with numpy): reductions of the trailing axes, of all
-    of them, or of one run of middle axes under at least two outer rows are handled here.
+    over `axes` in ONNX Runtime's order, or None where the order is not modelled (the
+    caller then sums with numpy): reductions of one run of consecutive axes (trailing,
+    leading, middle or all) are handled here.
     ONNX Runtime takes its M = 1 path for middle axes from max(2, its intra-op threads)
     outer rows on; this models up to two threads (with more, it sums fewer rows that way).
     """
@@ -185,9 +188,13 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
         n = size[-1]
         sums = eigen_row_sums(flat.reshape(-1, n))
     elif kinds == "KRK" and size[0] >= 2:
-        # (its M = 1 path needs two outer rows; with one it sums in order, as numpy)
         n = size[1]
         sums = mlas_m1_sums(flat.reshape(size)).reshape(-1)
+    elif kinds in ("RK", "KRK"):
+        # leading axes, or middle ones under one outer row (its M = 1 path needs two):
+        # whole rows added in order
+        n = size[-2]
+        sums = _lanes(flat.reshape(1, n, size[-1]))[0]
     else:
         return None
     if mean:
@@ -235,3 +242,59 @@ def exp(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):                 # large x: inf, as in ONNX Runtime
         p = fma32(p, (v * scale_hi).astype(np.float32), scale_hi)
         return (p * scale_lo).astype(np.float32).reshape(np.shape(x))
+
+
+# --- softmax: MLAS's MlasComputeSoftmax on AVX-512F (ONNX Runtime's float32 Softmax) -------
+#
+# Per row: the maximum m; e_i = exp'(x_i + (-m)), where exp' is the sum-exp variant of the
+# exp above (clamped below only, at -103.972084; the polynomial's last two steps both
+# fma(p, r, 1); p scaled by 2^k as vscalefps does); the e_i summed in 16 lanes (lane l adds
+# e_l, e_(16+l), ... in order), the lanes folded as t_i = a_i + a_(8+i),
+# ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7)); y_i = e_i * float32(1 / S).
+# docs/operators.md, (O20).
+
+_SUMEXP_LOW = _EXP_LOW
+_LANES = 16
+
+
+def _sum_exp(v: np.ndarray) -> np.ndarray:
+    v = np.maximum(v, _SUMEXP_LOW)
+    biased = fma32(v, _EXP_LOG2E, _EXP_BIAS)
+    m = (biased - _EXP_BIAS).astype(np.float32)
+    v = fma32(m, _EXP_LN2_HIGH, v)
+    v = fma32(m, _EXP_LN2_LOW, v)
+    p = np.full_like(v, _EXP_POLY[0])
+    for c in (*_EXP_POLY[1:], _EXP_POLY[-1]):
+        p = fma32(p, v, c)
+    return np.ldexp(p, m.astype(np.int32)).astype(np.float32)
+
+
+def _lane_sum(e: np.ndarray) -> np.ndarray:
+    """The 16-lane accumulation and fold of MLAS's AVX-512F sum-exp kernel, per row."""
+    rows, n = e.shape
+    padded = np.zeros((rows, -(-n // _LANES) * _LANES), np.float32)
+    padded[:, :n] = e                            # masked lanes add nothing (+0 is exact)
+    a = _lanes(padded.reshape(rows, -1, _LANES))
+    t = a[:, 8:] + a[:, :8]
+    return ((t[:, 0] + t[:, 1]) + (t[:, 2] + t[:, 3])) + ((t[:, 4] + t[:, 5])
+                                                          + (t[:, 6] + t[:, 7]))
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 softmax of every row of float32 (rows, n), n >= 1."""
+    with np.errstate(all="ignore"):              # rows with inf or NaN give NaN, as there
+        neg_max = -x.max(axis=1, keepdims=True)
+        e = _sum_exp((x + neg_max).astype(np.float32))
+        scale = (_F(1) / _lane_sum(e)).astype(np.float32)
+        return (e * scale[:, None]).astype(np.float32)
+
+
+@functools.cache
+def mlas_has_avx512f() -> bool:
+    """Whether ONNX Runtime's MLAS takes its AVX-512F kernels on this CPU (the softmax order
+    above is theirs; with AVX2 only, MLAS sums in 8 lanes and lowp keeps numpy's softmax)."""
+    try:
+        flags = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512f" in flags

@@ -178,3 +178,14 @@ def test_activation_tables_equal_ort(op: str, dtype: np.dtype, xs: float, ys: fl
     x = np.arange(info.min, info.max + 1).astype(dtype)
     model = qdq_model(op, x.shape, dtype, xs, xz, ys, yz)
     np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, {"x": x}))
+
+
+def test_two_maxima_on_a_half_way_point() -> None:
+    # found by the hypothesis test above: e * floor(1 / s_y) / S is exactly 249.5 for the
+    # two maxima, which round to even (250) only when the quotient is formed in float64
+    row = np.array([162, 191, 99, 97, 40, 247, 85, 32, 42, 198, 108, 57, 138, 228, 141, 187,
+                    48, 247], np.uint8)[None, :]
+    model = qlinear_softmax_model(row.shape, -1, 13, row.dtype, 2.0, 0, 0.002, 0)
+    got = softmax(row, axis=-1, x_scale=2.0, y_scale=0.002, y_zero_point=0)
+    np.testing.assert_array_equal(got, _ort(model, {"x": row}))
+    assert got[0, 5] == got[0, 17] == 250

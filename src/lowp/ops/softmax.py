@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-from ..fixedpoint import fma32
 from ..qparams import QType
 from .registry import register
 
@@ -88,13 +87,10 @@ def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_
     index = (xi - xi.max(axis=-1, keepdims=True) + 255).astype(np.uint8)
     e = np.take(table, index)
     inv_scale = np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
-    scale = inv_scale / row_sums(e)
     # y_i depends on the row and on e_i, one of 256 table entries: each row's 256 results
-    # are computed once and looked up
-    if y_zero_point == 0:
-        q = np.rint(table * scale)          # fma(t, m, 0) is the rounded product
-    else:
-        q = np.rint(fma32(table, scale, np.float32(y_zero_point)))
+    # are computed once and looked up. The quotient is formed in float64: e * floor(1/s_y)
+    # overflows float32 for short rows, and ONNX Runtime's results are its rounding.
+    q = np.rint(table.astype(np.float64) * float(inv_scale) / row_sums(e)) + y_zero_point
     row_results = np.clip(q, qtype.qmin, qtype.qmax).astype(x.dtype)
     y = np.take_along_axis(row_results, index.astype(np.intp), axis=-1)
     if coerce_2d:

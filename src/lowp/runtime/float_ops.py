@@ -441,6 +441,11 @@ def _softmax_axes(x: np.ndarray, axis: int | None, opset: int) -> tuple[np.ndarr
 def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
     """Softmax; before opset 13 over the input flattened to 2-D at `axis`."""
     v, ax = _softmax_axes(_f(x), axis, opset)
+    if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
+        # ONNX Runtime's order (lowp.ort_math): rows along the axis
+        rows = np.moveaxis(v, ax, -1)
+        y = ort_math.softmax_rows(np.ascontiguousarray(rows).reshape(-1, rows.shape[-1]))
+        return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
 
