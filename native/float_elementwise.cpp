@@ -17,7 +17,10 @@ inline float apply(float a, float b) {
   if constexpr (Op == kFloatAdd) return a + b;
   else if constexpr (Op == kFloatSub) return a - b;
   else if constexpr (Op == kFloatMul) return a * b;
-  else return a / b;
+  else if constexpr (Op == kFloatDiv) return a / b;
+  else if constexpr (Op == kFloatMax) return (std::isnan(a) || a > b) ? a : b;
+  else if constexpr (Op == kFloatMin) return (std::isnan(a) || a < b) ? a : b;
+  else return a >= 0.0f ? a : a * b;
 }
 
 // One innermost row of n elements: the three stride forms get their own loops.
@@ -64,7 +67,10 @@ void run_float_binary(const FloatBinaryArgs& a, int threads) {
     case kFloatAdd: binary<kFloatAdd>(a, threads); break;
     case kFloatSub: binary<kFloatSub>(a, threads); break;
     case kFloatMul: binary<kFloatMul>(a, threads); break;
-    default: binary<kFloatDiv>(a, threads); break;
+    case kFloatDiv: binary<kFloatDiv>(a, threads); break;
+    case kFloatMax: binary<kFloatMax>(a, threads); break;
+    case kFloatMin: binary<kFloatMin>(a, threads); break;
+    default: binary<kFloatPRelu>(a, threads); break;
   }
 }
 

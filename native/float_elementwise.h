@@ -8,8 +8,10 @@
 
 namespace lowp {
 
+// Max and Min are numpy's maximum / minimum (NaN propagates; of two equal values the
+// second operand); PRelu is a >= 0 ? a : a * b.
 enum FloatBinaryOp { kFloatAdd = 0, kFloatSub = 1, kFloatMul = 2, kFloatDiv = 3,
-                     kFloatBinaryCount = 4 };
+                     kFloatMax = 4, kFloatMin = 5, kFloatPRelu = 6, kFloatBinaryCount = 7 };
 
 // y[i0, i1, i2, i3] = a[...] op b[...] over dims[4] (the broadcast shape, collapsed to four
 // axes, leading ones padded); a_st / b_st are element strides (0 on a broadcast axis); y is

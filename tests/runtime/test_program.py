@@ -80,12 +80,13 @@ def test_programs_equal_plain_runs(name, threads, zoo_dir):
 def _float_chain(steps: int = 24) -> bytes:
     """A float glue chain over (N, 4, 3, 3): Add/Mul with per-channel and scalar
     constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape,
-    MaxPool, AveragePool, HardSigmoid, Erf."""
+    MaxPool, AveragePool, HardSigmoid, Erf, Max, PRelu, Clip, Min."""
     rng = np.random.default_rng(0)
     nodes, inits = [], []
     x, prev = "x", "x"
     cycle = ["Add", "Relu", "Mul", "Flat", "Reshape", "Sigmoid", "Sub", "Tanh", "Div",
-             "HardSwish", "MaxPool", "HardSigmoid", "AveragePool", "Erf"]
+             "HardSwish", "MaxPool", "HardSigmoid", "AveragePool", "Erf", "Max", "PRelu",
+             "Clip", "Min"]
     for i in range(steps):
         op, y = cycle[i % len(cycle)], f"t{i}"
         if op in ("Add", "Mul"):
@@ -93,7 +94,16 @@ def _float_chain(steps: int = 24) -> bytes:
             inits.append(numpy_helper.from_array(
                 rng.uniform(0.5, 1.5, shape).astype(np.float32), f"c{i}"))
             nodes.append(helper.make_node(op, [x, f"c{i}"], [y]))
-        elif op in ("Sub", "Div"):
+        elif op in ("PRelu", "Min"):
+            inits.append(numpy_helper.from_array(
+                rng.uniform(-0.5, 0.5, (1, 4, 1, 1) if op == "PRelu" else ()).astype(
+                    np.float32), f"c{i}"))
+            nodes.append(helper.make_node(op, [x, f"c{i}"], [y]))
+        elif op == "Clip":
+            for k, v in (("lo", -0.25), ("hi", 0.75)):
+                inits.append(numpy_helper.from_array(np.array(v, np.float32), f"{k}{i}"))
+            nodes.append(helper.make_node(op, [x, f"lo{i}", f"hi{i}"], [y]))
+        elif op in ("Sub", "Div", "Max"):
             nodes.append(helper.make_node(op, [x, prev], [y]))
         elif op in ("Flat", "Reshape"):
             target = [0, 4, 9] if op == "Flat" else [0, 4, 3, 3]
@@ -118,7 +128,7 @@ def _float_chain(steps: int = 24) -> bytes:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_float_glue_chain_runs_as_one_program(threads):
-    model = _float_chain(30)
+    model = _float_chain(36)
     fast = Session(model, threads=threads)
     plain = Session(model, threads=threads, replay=False)
 
@@ -186,3 +196,45 @@ def test_intermediate_and_constant_outputs_of_replayed_runs(zoo_dir):
     for _ in range(4):
         _identical(fast.run(feeds), plain.run(feeds))
         _identical(fast.run(feeds, [inner, constant]), plain.run(feeds, [inner, constant]))
+
+
+def test_segment_runs_plain_when_an_outside_tensor_changes():
+    """A segment reading a tensor made by a step run the plain way replays only while that
+    tensor is the memory it read when recorded; when it is not, the segment's steps run the
+    plain way (and give their plain results)."""
+    from lowp.runtime.plan import Step
+    from lowp.runtime.program import FLOAT_KERNELS
+    from lowp.runtime.replay import Replayer
+    from lowp.runtime.session import execute
+    from lowp.runtime.tape import call
+
+    stable = np.zeros(6, np.float32)
+    runs = {"n": 0}
+
+    def make_x(feed: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        runs["n"] += 1          # the same buffer on the first three runs, then new arrays
+        out = stable if runs["n"] <= 3 else np.empty(6, np.float32)
+        np.multiply(feed, 2, out=out)
+        return (out,)
+
+    own = np.empty(6, np.float32)
+
+    def relu(x: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        made = FLOAT_KERNELS["Relu"]([x], own, 1)
+        assert made is not None
+        (fn, args), y = made
+        call(fn, *args)
+        return (y,)
+
+    steps = [Step("x", "Mul", "float", ["feed"], ["x"], make_x),
+             Step("r", "Relu", "int", ["x"], ["y"], relu, replayable=True)]
+    replayer = Replayer(steps, execute, set(), ["y"])
+    signature = (("feed", (6,), "<f4"),)
+    for k in range(6):
+        feed = np.linspace(-1, 1, 6).astype(np.float32) * (k + 1)
+        env: dict[str, np.ndarray] = {}
+        replayer.run(signature, env, {}, {"feed": feed})
+        np.testing.assert_array_equal(env["y"], np.maximum(feed * 2, 0))
+        if k == 2:
+            assert replayer.programs(signature) == [1]
+

@@ -97,7 +97,8 @@ def append(program: Any, calls: list[Call]) -> None:
 # ---------------------------------------------------------------------------------------
 # float operators as native calls
 
-BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
+# native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only)
+BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6}
 UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6}   # native_float.UNARY_CODES, exact ones
 Made = tuple[Call, np.ndarray] | None
 
@@ -120,6 +121,8 @@ class FloatKernel:
 def _binary(op: str) -> FloatKernel:
     def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
         a, b = inputs
+        if op == "PRelu" and b.ndim == 1 and b.size > 1:
+            return None     # before opset 7 such a slope is per channel: not a broadcast
         shape = y.shape
         geometry = _collapse(shape, [_element_strides(a, shape), _element_strides(b, shape)])
         if geometry is None:
@@ -179,6 +182,19 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
     "Relu": FloatKernel(1, _relu),
     **{op: _unary(op) for op in UNARY_CODES},
 }
+
+
+def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: np.ndarray,
+              threads: int) -> Made:
+    """Clip of float32 `x` to constant one-value bounds (either may be None) into `out`."""
+    if x.dtype != _F32 or not x.flags.c_contiguous or x.ndim == 0 or out.shape != x.shape:
+        return None
+    if any(b is not None and b.size != 1 for b in (lo, hi)) or x.size == 0:
+        return None
+    low = float(np.asarray(lo).astype(_F32).reshape(())) if lo is not None else 0.0
+    high = float(np.asarray(hi).astype(_F32).reshape(())) if hi is not None else 0.0
+    return (_extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high,
+                                       lo is not None, hi is not None, threads)), out
 
 
 def dequantize_call(x: np.ndarray, table: np.ndarray, out: np.ndarray, threads: int) -> Made:

@@ -270,6 +270,24 @@ class Replayer:
             return None
         return _Record(tape, inputs, outputs)
 
+    def _clip_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                   buffers: dict[object, np.ndarray]
+                   ) -> tuple[Call, np.ndarray, object] | None:
+        """Clip with constant bounds given as inputs (opset >= 11; an older Clip has one
+        input and its bounds in attributes, which a step does not show: it runs plain)."""
+        x = env.get(step.inputs[0])
+        if len(step.inputs) < 2 or not isinstance(x, np.ndarray):
+            return None
+        if any(n and n not in self._constants for n in step.inputs[1:3]):
+            return None
+        bounds = [env[n] if n else None for n in step.inputs[1:3]] + [None]
+        out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
+        if out_layout is None:
+            return None
+        made = program.clip_call(x, bounds[0], bounds[1], _buffer(buffers, index, x.shape),
+                                 native_float._threads)
+        return None if made is None else (made[0], made[1], out_layout)
+
     def _float_call(self, index: int, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray]
                     ) -> tuple[Call, np.ndarray, object] | None:
@@ -277,6 +295,8 @@ class Replayer:
         `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
         if len([o for o in step.outputs if o]) != 1 or not native_float._enabled:
             return None
+        if step.kind == "float" and step.op_type == "Clip":
+            return self._clip_call(index, step, env, layout, buffers)
         vals = [env.get(n) for n in step.inputs]
         if any(not isinstance(v, np.ndarray) for v in vals):
             return None
@@ -300,7 +320,7 @@ class Replayer:
             make = program.FLOAT_KERNELS.get(step.op_type)
             if step.kind != "float" or make is None or len(arrays) != make.arity:
                 return None
-            out_layout = _elementwise_layout(step, arrays, layout)
+            out_layout = _elementwise_layout(step.inputs, arrays, layout)
             if out_layout is None:
                 return None
             try:
@@ -313,12 +333,12 @@ class Replayer:
         return made[0], made[1], out_layout
 
 
-def _elementwise_layout(step: Step, arrays: list[np.ndarray], layout: Layouts) -> object:
+def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layouts) -> object:
     """The layout an element-wise float step's result has when computed on its inputs as
     they are: theirs when all of rank >= 3 share one layout and shape (nothing broadcasts
     across axes that a layout moves), channels-first when they are all channels-first;
     else None (the step runs the plain way, which converts)."""
-    have = [(layout.get(n, CF), v.shape) for n, v in zip(step.inputs, arrays, strict=True)
+    have = [(layout.get(n, CF), v.shape) for n, v in zip(names, arrays, strict=True)
             if v.ndim >= 3]
     if all(lay is CF for lay, _ in have):
         return CF
