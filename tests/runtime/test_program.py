@@ -77,10 +77,11 @@ def test_programs_equal_plain_runs(name, threads, zoo_dir):
     assert programs and max(programs) > 1, programs     # steps really run as Programs
 
 
-def _float_chain(steps: int = 24) -> bytes:
+def _float_chain(steps: int = 24, plain_at: int | None = None) -> bytes:
     """A float glue chain over (N, 4, 3, 3): Add/Mul with per-channel and scalar
     constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape,
-    MaxPool, AveragePool, HardSigmoid, Erf, Max, PRelu, Clip, Min."""
+    MaxPool, AveragePool, HardSigmoid, Erf, Max, PRelu, Clip, Min; a LeakyRelu (no native
+    kernel: a new array on every run) as node `plain_at`."""
     rng = np.random.default_rng(0)
     nodes, inits = [], []
     x, prev = "x", "x"
@@ -89,7 +90,9 @@ def _float_chain(steps: int = 24) -> bytes:
              "Clip", "Min"]
     for i in range(steps):
         op, y = cycle[i % len(cycle)], f"t{i}"
-        if op in ("Add", "Mul"):
+        if i == plain_at:
+            nodes.append(helper.make_node("LeakyRelu", [x], [y], alpha=0.1))
+        elif op in ("Add", "Mul"):
             shape = (1, 4, 1, 1) if i % 4 else ()
             inits.append(numpy_helper.from_array(
                 rng.uniform(0.5, 1.5, shape).astype(np.float32), f"c{i}"))
@@ -238,3 +241,21 @@ def test_segment_runs_plain_when_an_outside_tensor_changes():
         if k == 2:
             assert replayer.programs(signature) == [1]
 
+
+
+def test_steps_after_a_plain_step_replay():
+    """The outputs of a step run the plain way are copied into buffers the signature owns,
+    so the steps reading them replay too (and give the plain results)."""
+    model = _float_chain(20, plain_at=7)
+    fast, plain = Session(model), Session(model, replay=False)
+
+    def make(seed: int, batch: int | None) -> dict[str, np.ndarray]:
+        x = np.random.default_rng(seed).standard_normal((batch or 2, 4, 3, 3))
+        return {"x": x.astype(np.float32)}
+
+    with np.errstate(all="ignore"):
+        _exercise(fast, plain, make)
+    assert fast._replayer is not None
+    signature = _signature(make(0, None))
+    assert fast._replayer.replayed_steps(signature) == len(fast.steps) - 1
+    assert len(fast._replayer.programs(signature)) == 2

@@ -146,6 +146,8 @@ class Replayer:
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
         self._buffers: dict[object, dict[object, np.ndarray]] = {}  # native float outputs
         self._tables: dict[int, np.ndarray] = {}                   # DequantizeLinear tables
+        self._native_reads = frozenset(n for step in steps if _native_capable(step)
+                                       for n in step.inputs if n)
 
     def replayed_steps(self, signature: object) -> int:
         """How many steps of a signature's plan run by replay (0 until it is ready)."""
@@ -198,7 +200,7 @@ class Replayer:
             self._state[signature] = plan
             self._ready[signature] = _compile(
                 plan, self._execute, self._constants | frozenset(self._feeds[signature]),
-                self._outputs or frozenset())
+                self._outputs or frozenset(), self._buffers[signature])
 
     def _own_feeds(self, signature: object, env: Env,
                    feeds: dict[str, np.ndarray] | None) -> None:
@@ -236,18 +238,20 @@ class Replayer:
                 records.append(_Record([(fn, args)], inputs,
                                        [(step.outputs[0], y, layout[step.outputs[0]])]))
                 continue
+            record: _Record | None = None
             if step.kind == "float" and step.op_type in NATIVE_FLOAT:
-                records.append(self._record_native_float(i, step, env, layout, buffers,
-                                                         inputs))
-                continue
-            if not (step.replayable or (step.kind == "float" and step.op_type in RESHAPES)):
+                record = self._record_native_float(i, step, env, layout, buffers, inputs)
+            elif not (step.replayable or (step.kind == "float" and step.op_type in RESHAPES)):
                 self._execute(step, env, layout)
-                records.append(None)
-                continue
-            with recording() as tape:
-                self._execute(step, env, layout)
-            outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
-            records.append(_Record(tape, inputs, outputs))
+            else:
+                with recording() as tape:
+                    self._execute(step, env, layout)
+                outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
+                record = _Record(tape, inputs, outputs)
+            if record is None or not (record.calls or all(
+                    _is_view_of_inputs(v, record.inputs) for _, v, _ in record.outputs)):
+                _stabilize(_stable_outputs(i, step, env, buffers, self._native_reads), env)
+            records.append(record)
         return records
 
     def _record_native_float(self, index: int, step: Step, env: Env, layout: Layouts,
@@ -405,18 +409,60 @@ class _Calls:
 
 @dataclass
 class _Plain:
+    """A step run the plain way; `stable` are the signature's buffers its outputs are
+    copied into (those that replayed steps read)."""
+
     step: Step
     execute: Execute
+    stable: list[tuple[str, np.ndarray]]
 
     def run(self, env: Env, layout: Layouts, everything: bool) -> None:
         self.execute(self.step, env, layout)
+        if self.stable:
+            _stabilize(self.stable, env)
+
+
+def _native_capable(step: Step) -> bool:
+    """The step may replay (so the tensors it reads had better be stable memory)."""
+    return step.replayable or step.kind == "dequantize" or (
+        step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
+                                  or step.op_type in NATIVE_FLOAT or step.op_type == "Clip"
+                                  or step.op_type in RESHAPES))
+
+
+def _stable_outputs(index: int, step: Step, env: Env, buffers: dict[object, np.ndarray],
+                    reads: frozenset[str]) -> list[tuple[str, np.ndarray]]:
+    """Buffers of the signature for the outputs of plain step `index` that a step which may
+    replay reads (made or remade to the outputs' current shape and dtype)."""
+    out = []
+    for n in step.outputs:
+        v = env.get(n) if n in reads else None
+        if type(v) is not np.ndarray or v.dtype.hasobject:
+            continue
+        key = ("out", index, n)
+        b = buffers.get(key)
+        if b is None or b.shape != v.shape or b.dtype != v.dtype:
+            b = buffers[key] = np.empty(v.shape, v.dtype)
+        out.append((n, b))
+    return out
+
+
+def _stabilize(stable: list[tuple[str, np.ndarray]], env: Env) -> None:
+    """Copy plain outputs into the signature's buffers (the same memory on every run, so
+    that the steps reading them can replay); an output of another shape stays as it is
+    (the replayed steps' checks then send them the plain way)."""
+    for n, b in stable:
+        v = env[n]
+        if v is not b and v.shape == b.shape and v.dtype == b.dtype:
+            np.copyto(b, v)
+            env[n] = b
 
 
 Runner = _Segment | _Calls | _Plain
 
 
 def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
-             outputs: frozenset[str]) -> list[Runner]:
+             outputs: frozenset[str], buffers: dict[object, np.ndarray]) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
     the owned feeds); a segment stores only `outputs` and what later steps read."""
@@ -428,14 +474,19 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
             runners.append(_segment(list(current), execute, stable))
             current.clear()
 
-    for entry in plan:
+    for index, entry in enumerate(plan):
         if type(entry) is _Fixed or (type(entry) is _Replay
                                      and program.appendable(entry.calls)):
             current.append(entry)  # type: ignore[arg-type]
             continue
         close()
-        runners.append(_Calls(entry, execute) if type(entry) is _Replay
-                       else _Plain(entry, execute))  # type: ignore[arg-type]
+        if type(entry) is _Replay:
+            runners.append(_Calls(entry, execute))
+            continue
+        step: Step = entry  # type: ignore[assignment]
+        runners.append(_Plain(step, execute, [
+            (n, buffers[("out", index, n)]) for n in step.outputs
+            if ("out", index, n) in buffers]))
     close()
     read_later: set[str] = set(outputs)
     for runner in reversed(runners):
