@@ -259,3 +259,39 @@ def test_steps_after_a_plain_step_replay():
     signature = _signature(make(0, None))
     assert fast._replayer.replayed_steps(signature) == len(fast.steps) - 1
     assert len(fast._replayer.programs(signature)) == 2
+
+
+def test_constant_operand_add_and_mul_replay(tmp_path):
+    """A quantized Add or Mul of a tensor and a one-value constant (its numpy reference in
+    the plain way) replays as a lookup in the table of the step's own results."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    x = "x"
+    for i, op in enumerate(["Conv", "Mul", "Add", "Conv", "Add", "Mul", "Conv"]):
+        y = f"t{i}"
+        if op == "Conv":
+            inits.append(numpy_helper.from_array(
+                (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32), f"w{i}"))
+            nodes.append(helper.make_node(op, [x, f"w{i}"], [y]))
+        else:
+            inits.append(numpy_helper.from_array(np.array(rng.uniform(0.5, 1.5), np.float32),
+                                                 f"c{i}"))
+            operands = [x, f"c{i}"] if i % 2 else [f"c{i}", x]
+            nodes.append(helper.make_node(op, operands, [y]))
+        x = y
+    graph = helper.make_graph(
+        nodes, "affine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 4, 4])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 8, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "affine.onnx"
+    onnx.save(model, path)
+    data = {"x": rng.standard_normal((8, 8, 4, 4)).astype(np.float32)}
+    qdq = quantize(path, data).model
+    fast, plain = Session(qdq), Session(qdq, replay=False)
+    _exercise(fast, plain, lambda seed, batch: _feeds(data, seed, batch or 2))
+    assert fast._replayer is not None
+    plan = fast._replayer._state[_signature(_feeds(data, 0, 2))]
+    from lowp.runtime.replay import _Replay
+    arithmetic = [e for e in plan if isinstance(e, _Replay) and e.step.kind == "int"
+                  and e.step.op_type in ("Add", "Mul")]
+    assert len(arithmetic) == 4

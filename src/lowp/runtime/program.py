@@ -35,7 +35,8 @@ Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
 
 
-def _extension() -> Any:
+def extension() -> Any:
+    """lowp._native (imported on first use: this module loads without the extension)."""
     from . import native_backend
     return native_backend._native
 
@@ -44,7 +45,7 @@ def appenders() -> dict[object, tuple[str, Appender]]:
     """Recorded binding -> (name, ``append(program, receiver, arguments)``)."""
     global _appenders
     if _appenders is None:
-        ext = _extension()
+        ext = extension()
         table: dict[object, tuple[str, Appender]] = {}
         for name in _FUNCTIONS:
             table[getattr(ext, name)] = (name, _method(getattr(ext.Program, name)))
@@ -64,7 +65,7 @@ def _conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
 
 
 def new_program() -> Any:
-    return _extension().Program()
+    return extension().Program()
 
 
 def _in_place(name: str, args: tuple[object, ...]) -> bool:
@@ -128,7 +129,7 @@ def _binary(op: str) -> FloatKernel:
         if geometry is None:
             return None
         dims, (sa, sb) = geometry
-        return (_extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
+        return (extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
                                             sb, threads)), y
     return FloatKernel(2, make)
 
@@ -163,14 +164,14 @@ def _collapse(shape: tuple[int, ...], strides: list[list[int]]
 
 def _relu(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
     (x,) = inputs
-    return (_extension().float_clamp, (x.reshape(-1), y.reshape(-1), 0.0, 0.0, True, False,
+    return (extension().float_clamp, (x.reshape(-1), y.reshape(-1), 0.0, 0.0, True, False,
                                        threads)), y
 
 
 def _unary(op: str) -> FloatKernel:
     def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
         (x,) = inputs
-        return (_extension().float_unary, (UNARY_CODES[op], x.reshape(-1), y.reshape(-1), 0.0,
+        return (extension().float_unary, (UNARY_CODES[op], x.reshape(-1), y.reshape(-1), 0.0,
                                            0.0, threads)), y
     return FloatKernel(1, make)
 
@@ -193,7 +194,7 @@ def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: 
         return None
     low = float(np.asarray(lo).astype(_F32).reshape(())) if lo is not None else 0.0
     high = float(np.asarray(hi).astype(_F32).reshape(())) if hi is not None else 0.0
-    return (_extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high,
+    return (extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high,
                                        lo is not None, hi is not None, threads)), out
 
 
@@ -204,5 +205,5 @@ def dequantize_call(x: np.ndarray, table: np.ndarray, out: np.ndarray, threads: 
         return None
     if table.dtype != _F32 or table.shape != (256,) or out.shape != x.shape or x.size == 0:
         return None
-    return (_extension().lookup8_f32, (x.view(np.uint8).reshape(-1), table, out.reshape(-1),
+    return (extension().lookup8_f32, (x.view(np.uint8).reshape(-1), table, out.reshape(-1),
                                        threads)), out

@@ -228,8 +228,7 @@ class Replayer:
                 continue
             inputs: list[tuple[str, object, object]] = [
                 (n, env.get(n), layout.get(n, CF)) for n in step.inputs if n]
-            native = None if step.replayable else self._float_call(i, step, env, layout,
-                                                                   buffers)
+            native = self._native_call(i, step, env, layout, buffers)
             if native is not None:
                 (fn, args), y, out_layout = native
                 fn(*args)
@@ -273,6 +272,49 @@ class Replayer:
         if not tape or not all(any(v is b for b in made) for _, v, _ in outputs):
             return None
         return _Record(tape, inputs, outputs)
+
+    def _native_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                     buffers: dict[object, np.ndarray]
+                     ) -> tuple[Call, np.ndarray, object] | None:
+        """A native call computing `step` into a buffer the signature owns (and the buffer
+        and its layout), for the steps that have none of their own; else None."""
+        if step.kind == "int" and step.op_type in ("Add", "Mul"):
+            return self._constant_operand_call(index, step, env, layout, buffers)
+        if step.replayable:
+            return None
+        return self._float_call(index, step, env, layout, buffers)
+
+    def _constant_operand_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                               buffers: dict[object, np.ndarray]
+                               ) -> tuple[Call, np.ndarray, object] | None:
+        """A quantized Add or Mul of an 8-bit tensor and a one-value constant is a function
+        of one byte: a lookup in the table of the step's own results on the 256 codes."""
+        names = step.inputs
+        if len(names) != 2 or len([o for o in step.outputs if o]) != 1:
+            return None
+        const = [k for k in (0, 1) if names[k] in self._constants]
+        if len(const) != 1:
+            return None
+        c, xpos = env.get(names[const[0]]), 1 - const[0]
+        x = env.get(names[xpos])
+        if not (isinstance(c, np.ndarray) and isinstance(x, np.ndarray)) or c.size != 1 or (
+                c.ndim > x.ndim or x.dtype.itemsize != 1 or x.dtype.kind not in "iu"
+                or not x.flags.c_contiguous or x.size == 0):
+            return None
+        table = self._tables.get(index)
+        if table is None:
+            codes = np.arange(256, dtype=np.uint8).view(x.dtype)
+            args = [codes, c] if xpos == 0 else [c, codes]
+            (y,) = step.fn(*args, layout=CF)
+            if y.size != 256 or y.dtype.itemsize != 1 or y.dtype.kind not in "iu":
+                return None
+            table = self._tables[index] = np.ascontiguousarray(y.reshape(-1))
+        out = _buffer(buffers, index, x.shape, table.dtype)
+        ext = program.extension()
+        call = (ext.lookup8, (x.view(np.uint8).reshape(-1), table.view(np.uint8),
+                              out.view(np.uint8).reshape(-1), 1, native_float._threads))
+        have = layout.get(names[xpos], CF)
+        return call, out, (have if x.ndim >= 3 else CF)
 
     def _clip_call(self, index: int, step: Step, env: Env, layout: Layouts,
                    buffers: dict[object, np.ndarray]
@@ -351,13 +393,13 @@ def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layo
     return None
 
 
-def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...]
-            ) -> np.ndarray:
-    """A float32 output buffer of a signature's step (`index`: the step's position, or it
-    and a call's), kept while the shape is."""
+def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...],
+            dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """An output buffer of a signature's step (`index`: the step's position, or it and a
+    call's), kept while the shape and dtype are."""
     b = buffers.get(index)
-    if b is None or b.shape != shape:
-        b = buffers[index] = np.empty(shape, np.float32)
+    if b is None or b.shape != shape or b.dtype != dtype:
+        b = buffers[index] = np.empty(shape, dtype)
     return b
 
 
