@@ -67,6 +67,7 @@ class FallbackStep:
     metric_before: float | None = None
     metric_after: float | None = None
     kept: bool = True            # False: it did not help and was undone
+    members: tuple[str, ...] = ()    # the layers moved, for a group ("all Mul")
 
 
 @dataclass
@@ -222,7 +223,8 @@ def fallback(float_model: onnx.ModelProto, table: CalibrationTable,
                 kept = _improves(after, measure, config)
                 steps.append(FallbackStep(cost.node, cost.op_type, before.value, to.value,
                                           measure.min_sqnr_db, after.min_sqnr_db,
-                                          measure.metric, after.metric, kept))
+                                          measure.metric, after.metric, kept,
+                                          tuple(moved) if cost.is_group else ()))
                 if kept:
                     levels, current, measure = trial, built, after
                 bar.update(1)

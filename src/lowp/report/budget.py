@@ -45,9 +45,11 @@ def sensitivity_svg(result: FallbackResult) -> str:
         y = 20 + i * _ROW
         x0, x1 = sorted((zero, zero + plot * gain / span))
         color = "#c0392b" if gain >= 1.0 else "#e67e22" if gain > 0 else "#95a5a6"
+        what = (f"{len(cost.members)} layers at 16 bits" if cost.is_group
+                else _esc(cost.op_type))
         parts.append(f'<text x="{_LABEL - 6}" y="{y + 12}" text-anchor="end">'
                      f'<title>{_esc(cost.node)}</title>{_esc(_short(cost.node))} '
-                     f'({_esc(cost.op_type)})</text>')
+                     f'({what})</text>')
         parts.append(f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(1.0, x1 - x0):.1f}" '
                      f'height="{_ROW - 5}" fill="{color}"/>')
         parts.append(f'<text x="{max(x1, zero) + 4:.1f}" y="{y + 12}">'
@@ -143,10 +145,13 @@ def render_section(result: FallbackResult) -> str:
 Runtime on {result.samples} calibration samples; SQNR is the minimum over the float outputs.
 </p>{f"<p>Layers still costing the most:</p><ul>{blockers}</ul>" if blockers else ""}
 <h3>Per-layer sensitivity: output SQNR gain with only that layer kept float</h3>
+<p>Groups (&ldquo;all Mul&rdquo;): every layer of that op type moved to 16 bits. Red: 1 dB
+or more, orange: a gain below 1 dB, grey: none.</p>
 {sensitivity_svg(result)}{unmeasured}
 <h3>Fallback steps: output SQNR after each move</h3>
 {steps_svg(result)}
 <table><tr><th>#</th><th>layer</th><th>op</th><th>move</th><th>SQNR before (dB)</th>
 <th>SQNR after (dB)</th>{metric_th}<th></th></tr>{steps}</table>
-<p>Same model without measuring: <code>{_esc(result.cli_flags()) or "(no change)"}</code></p>
+<details><summary>Options that give the same model without measuring</summary>
+<p><code>{_esc(result.cli_flags()) or "(no change)"}</code></p></details>
 """
