@@ -98,6 +98,36 @@ def test_int8_kernels_of_a_qoperator_file(op_type):
     np.testing.assert_array_equal(got, want)
 
 
+# A window that is the whole image, nothing padded: ONNX Runtime's QLinearAveragePool runs
+# its global average pool, (O8)-(O9), whose rounding differs from (O8a) on these inputs
+# (the float taps give 70 and -58)
+WHOLE_IMAGE_WINDOWS = {
+    "u8": ([[16, 234, 26, 9, 56], [64, 201, 2, 58, 112], [43, 215, 30, 241, 239],
+            [111, 253, 248, 250, 107], [167, 98, 41, 245, 182]], 153, 75, 71),
+    "s8": ([[-112, 106, -102, -119, -72], [-64, 73, -126, -70, -16], [-85, 87, -98, 113, 111],
+            [-17, 125, 120, 122, -21], [39, -30, -87, 117, 54]], 25, -53, -57),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "s8"])
+def test_average_pool_over_the_whole_image(dtype):
+    key = "u8" if dtype is np.uint8 else "s8"
+    window, zx, zy, expected = WHOLE_IMAGE_WINDOWS[key]
+    node = helper.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"],
+                            domain=MS, kernel_shape=[5, 5])
+    inits = [init("sx", np.float32(0.1210809051990509)), init("zx", dtype(zx)),
+             init("sy", np.float32(0.6210105419158936)), init("zy", dtype(zy))]
+    x = np.asarray(window, dtype).reshape(1, 1, 5, 5)
+    got, want = run_both(node, inits, {"x": x}, onnx_type(dtype))
+    assert want.reshape(-1).tolist() == [expected]
+    np.testing.assert_array_equal(got, want)
+    rng = np.random.default_rng(4)      # and on random codes
+    for shape in [(8, 16, 5, 5), (2, 32, 5, 5)]:
+        params = _qparams(rng, dtype, "x", "y")
+        got, want = run_both(node, params, {"x": codes(rng, dtype, shape)}, onnx_type(dtype))
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("op_type", ["QLinearAdd", "QLinearMul", "QLinearAveragePool"])
 def test_int8_groups_of_a_qoperator_file_lower_to_integer_steps(op_type):
     """The float operator of the QDQ form carries the hint (lowering.QOPERATOR_KEY); the

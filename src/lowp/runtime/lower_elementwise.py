@@ -149,9 +149,19 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                         count_include_pad=bool(a.get("count_include_pad", 0)),
                         ceil_mode=bool(a.get("ceil_mode", 0)))
 
+        unpadded = not any(geometry["pads"])  # type: ignore[call-overload]
+        out_dtype = np.dtype(y.qparams.qtype.numpy_dtype)
+
         def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+            spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
+            if unpadded and list(spatial) == kernel:
+                # ONNX Runtime's QLinearAveragePool runs its global average pool when the
+                # window is the whole image and nothing is padded (qlinear_pool.cc,
+                # fallback_to_global): (O8)-(O9), not (O8a)
+                return (fast_global_average_pool(xv, layout=layout, out_dtype=out_dtype,  # type: ignore[arg-type]
+                                                 **common),)  # type: ignore[arg-type]
             return (qaverage_pool(xv, layout=layout, **geometry, **common).astype(  # type: ignore[arg-type]
-                y.qparams.qtype.numpy_dtype),)
+                out_dtype),)
     return ctx.step([x.name], [y.name], run, layouts=(CF, CL))
 
 
