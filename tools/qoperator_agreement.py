@@ -132,6 +132,7 @@ CASES: dict[str, Callable[[np.random.Generator, type], Case]] = {
     "QLinearAveragePool cip s2": _unary("QLinearAveragePool", kernel_shape=[3, 3],
                                         pads=[1, 1, 1, 1], strides=[2, 2],
                                         count_include_pad=1),
+    "QLinearAveragePool whole": _unary("QLinearAveragePool", kernel_shape=[32, 32]),
     "QLinearGlobalAveragePool": _unary("QLinearGlobalAveragePool", channels_last=0),
     "QLinearSoftmax": _softmax,
 }
