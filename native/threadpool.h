@@ -137,7 +137,7 @@ void run_elementwise(int64_t n, int64_t block, int threads, const Chunk& chunk) 
     chunk(0, n);
     return;
   }
-  const int64_t per = (n / threads + 63) / 64 * 64;
+  const int64_t per = ((n + threads - 1) / threads + 63) / 64 * 64;  // threads * per >= n
   ThreadPool::instance().run(threads, [&](int t) {
     const int64_t i0 = std::min<int64_t>(n, per * t), i1 = std::min<int64_t>(n, i0 + per);
     if (i1 > i0) chunk(i0, i1 - i0);
