@@ -53,6 +53,14 @@ def set_threads(threads: int) -> None:
     _threads = int(threads)
 
 
+def swap_threads(n: int) -> int:
+    """Set the float kernels' thread count to `n`; returns the previous one (for restoring:
+    the cheap form of `threads` that Session.run uses on every run)."""
+    global _threads
+    previous, _threads = _threads, int(n)
+    return previous
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Run the body with `n` threads for the float kernels (a Session's own setting)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -87,10 +86,14 @@ class Session:
 
         With `capture=True` every intermediate tensor is returned too.
         """
-        limit = (self._blas.limit(limits=self.threads) if self._blas is not None
-                 else contextlib.nullcontext())
-        with limit, native_float.threads(self.threads):
-            return self._run(feeds, output_names, capture=capture, profile=profile)
+        previous = native_float.swap_threads(self.threads)
+        try:
+            if self._blas is None:
+                return self._run(feeds, output_names, capture=capture, profile=profile)
+            with self._blas.limit(limits=self.threads):
+                return self._run(feeds, output_names, capture=capture, profile=profile)
+        finally:
+            native_float.swap_threads(previous)
 
     def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
              *, capture: bool, profile: bool) -> dict[str, np.ndarray]:
@@ -125,9 +128,11 @@ class Session:
         for n in names:
             if n not in env:
                 raise LowpError(f"'{n}' is not a tensor of this model")
-            value = _to_cf(env[n], layout.get(n, CF))
-            # never an arena buffer, nor a view of one
-            out[n] = value.copy() if np.may_share_memory(value, env[n]) else value
+            have = env[n]
+            value = _to_cf(have, layout.get(n, CF))
+            # never an arena buffer, nor a view of one (_to_cf gives `have`, a view of it,
+            # or a new array)
+            out[n] = value.copy() if value is have or value.base is not None else value
         return out
 
     def _env(self, signature: object, *, everything: bool) -> dict[str, np.ndarray]:
