@@ -11,6 +11,7 @@ from ..ir.names import NameAllocator
 from ..qparams import QParams, quantize
 from .annotate import Annotation
 from .choose import QuantPlan
+from .close_propagation import close_propagation
 
 
 def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx.ModelProto:
@@ -124,4 +125,4 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
     vi = [v for v in g.value_info if v.name not in renames]
     del g.value_info[:]
     g.value_info.extend(vi)
-    return out
+    return close_propagation(out)
