@@ -18,7 +18,6 @@ is the largest difference. `--profile` prints lowp's slowest steps per model.
 from __future__ import annotations
 
 import argparse
-import logging
 import multiprocessing as mp
 import statistics
 import sys
@@ -75,29 +74,11 @@ def corpus_case(name: str) -> Case:
 
 def quantize(case: Case, activations: str) -> Path:
     """ONNX Runtime's QOperator file of the case (cached)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from tests.formats.models import ort_quantize
 
     out = CACHE / f"{case.name}.{activations}.qop.onnx"
-    if out.exists():
-        return out
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(case.calib)
-
-        def get_next(self) -> Feeds | None:
-            return next(self.it, None)
-
-    logging.getLogger().setLevel(logging.ERROR)
-    quantize_static(str(case.float_path), str(out), Reader(),
-                    quant_format=QuantFormat.QOperator, per_channel=True,
-                    activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+    if not out.exists():
+        ort_quantize(case.float_path, out, case.calib, activations=activations)
     return out
 
 

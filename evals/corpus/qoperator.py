@@ -24,6 +24,8 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.formats.models import ort_quantize  # noqa: E402
+
 from evals.corpus.models import BY_NAME, MODELS, CorpusModel, load_float, make_feeds  # noqa: E402
 from evals.corpus.run import (  # noqa: E402
     Feeds,
@@ -38,24 +40,7 @@ from evals.corpus.run import (  # noqa: E402
 
 def quantize_qoperator(float_path: Path, out: Path, calib: Feeds, batch: int,
                        activations: str = "u8") -> None:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = chunks(calib, batch)
-
-        def get_next(self) -> Feeds | None:
-            return next(self.it, None)
-
-    quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QOperator,
-                    per_channel=True,
-                    activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+    ort_quantize(float_path, out, chunks(calib, batch), activations=activations)
 
 
 def evaluate(m: CorpusModel, work: Path, calib_samples: int, activations: str = "u8") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -70,13 +71,14 @@ def batches(seed: int, n: int = 4, batch: int = 8) -> list[dict[str, np.ndarray]
     return [{"x": rng.normal(0, 1, (batch, *INPUT_SHAPE)).astype(F32)} for _ in range(n)]
 
 
-def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
-                  opset: int = 17, contrib_qdq: bool = False,
-                  net: tuple[str, onnx.ModelProto] | None = None) -> Path:
-    """ONNX Runtime's quantize_static of `float_net` (or of `net`, a name and a model with
-    float_net's input) (fmt 'QOperator' or 'QDQ', activations 'u8' or 's8', int8 weights) at
-    `opset`; with `contrib_qdq`, its com.microsoft QuantizeLinear / DequantizeLinear
-    (UseQDQContribOps)."""
+def ort_quantize(src: str | Path, out: str | Path, calib: Iterable[dict[str, np.ndarray]], *,
+                 fmt: str = "QOperator", activations: str = "u8", per_channel: bool = True,
+                 contrib_qdq: bool = False) -> Path:
+    """ONNX Runtime's quantize_static of the float model file `src` into `out`: fmt
+    'QOperator' or 'QDQ', activations 'u8' or 's8', int8 weights (per channel or per
+    tensor), calibrated on the feeds of `calib`; with `contrib_qdq`, its com.microsoft
+    QuantizeLinear / DequantizeLinear (UseQDQContribOps). The one place tests, tools,
+    evals and benchmarks call ONNX Runtime's static quantizer for format work."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -86,17 +88,11 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(batches(seed=1))
+            self._it = iter(calib)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    stem = "float" if net is None else net[0]
-    src = folder / f"{stem}_{opset}.onnx"
-    if not src.exists():
-        onnx.save(float_net(opset=opset) if net is None else net[1], src)
-    out = folder / (f"{'' if net is None else stem + '_'}{fmt}_{activations}_"
-                    f"{'pc' if per_channel else 'pt'}_{opset}{'_ms' if contrib_qdq else ''}.onnx")
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)          # the quantizer's advice, per call
     try:
@@ -107,7 +103,22 @@ def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
                         extra_options={"UseQDQContribOps": contrib_qdq})
     finally:
         logging.getLogger().setLevel(level)
-    return out
+    return Path(out)
+
+
+def ort_quantized(folder: Path, fmt: str, activations: str, per_channel: bool,
+                  opset: int = 17, contrib_qdq: bool = False,
+                  net: tuple[str, onnx.ModelProto] | None = None) -> Path:
+    """`ort_quantize` of `float_net` at `opset` (or of `net`, a name and a model with
+    float_net's input), calibrated on `batches(seed=1)`, written in `folder`."""
+    stem = "float" if net is None else net[0]
+    src = folder / f"{stem}_{opset}.onnx"
+    if not src.exists():
+        onnx.save(float_net(opset=opset) if net is None else net[1], src)
+    out = folder / (f"{'' if net is None else stem + '_'}{fmt}_{activations}_"
+                    f"{'pc' if per_channel else 'pt'}_{opset}{'_ms' if contrib_qdq else ''}.onnx")
+    return ort_quantize(src, out, batches(seed=1), fmt=fmt, activations=activations,
+                        per_channel=per_channel, contrib_qdq=contrib_qdq)
 
 
 def fingerprint(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
