@@ -299,8 +299,8 @@ class Replayer:
         x = env.get(names[xpos])
         if not (isinstance(c, np.ndarray) and isinstance(x, np.ndarray)) or c.size != 1 or (
                 c.ndim > x.ndim or x.dtype.itemsize != 1 or x.dtype.kind not in "iu"
-                or not x.flags.c_contiguous or x.size == 0):
-            return None
+                or not x.flags.c_contiguous or x.size < 2):
+            return None     # (one element: the reference may treat either operand as scalar)
         table = self._tables.get(index)
         if table is None:
             codes = np.arange(256, dtype=np.uint8).view(x.dtype)
