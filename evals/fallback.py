@@ -89,6 +89,8 @@ def run_model(m: CorpusModel, budgets: list[float], calib_n: int, eval_n: int,
                      f"{kept} of {len(fb.steps)}; {measured} measured",
                      f"{seconds:.1f}"])
         print(" | ".join(rows[-1]), flush=True)
+        print("    kept: " + "; ".join(f"{s.node} -> {s.after} ({s.sqnr_after_db:.2f} dB)"
+                                       for s in fb.steps if s.kept), flush=True)
     return rows
 
 

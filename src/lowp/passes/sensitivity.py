@@ -6,9 +6,10 @@ sensitivity. The quantized models are run on lowp's engine (`Session`, the engin
 run, so that the number is the one they get), the float reference on ONNX Runtime, on the
 first feeds of the calibration data (docs/accuracy.md, "Accuracy budget"). Every variant
 reuses the calibration table: a variant is a new annotation and QDQ insertion, not a new
-calibration. To keep it affordable, candidates are first ranked by the local error each
-layer adds (one capture run of the quantized model, report.analysis) and only the top K
-are measured.
+calibration. To keep it affordable, candidates are first ranked by the noise each layer
+adds (one capture run of the quantized model, report.analysis) and only the top K are
+measured. Every op type with several quantized layers is measured as a group too, all of
+them at 16 bits: error spread thinly over many layers shows in no single one.
 """
 
 from __future__ import annotations
