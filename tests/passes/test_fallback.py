@@ -189,3 +189,38 @@ def test_a_failing_metric_is_named(demo):
 
     with warnings.catch_warnings(), pytest.raises(lowp.DataError, match="metric broken failed"):
         quantize(path, data, lowp.Config(metric=broken, metric_tolerance=0.0))
+
+
+def _conv_with_bias(path, bias: float) -> tuple[str, dict[str, np.ndarray]]:
+    """One Conv whose int32 bias fits at 8 bits and not at 16 (s_x * s_w shrinks ~2^16)."""
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1e-3, 1e-3, (4, 1, 3, 3)).astype(np.float32)
+    b = np.full(4, bias, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, 4, 4])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path), {"x": rng.uniform(-1, 1, (16, 1, 6, 6)).astype(np.float32)}
+
+
+def test_a_layer_whose_bias_saturates_at_16_bits_goes_to_float(tmp_path):
+    from lowp.feeds import as_feeds
+    from lowp.inputs import model_inputs
+    from lowp.passes.sensitivity import Evaluator, Precision, saturated_bias
+
+    path, data = _conv_with_bias(tmp_path / "conv.onnx", 0.5)
+    base = quantize(path, data)
+    inputs = model_inputs(base.float_model)
+    feeds = as_feeds(data, inputs, 16)
+    ev = Evaluator(base.float_model, base.table, evaluation_feeds(feeds, 16), feeds, inputs,
+                   lowp.Config())
+    assert not saturated_bias(ev.build({}), "conv")
+    assert saturated_bias(ev.build({"conv": Precision.INT16}), "conv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BudgetNotMetWarning)
+        fb = quantize(path, data, lowp.Config(accuracy_budget=100.0)).fallback
+    assert fb is not None
+    single = [s for s in fb.steps if s.node == "conv"]
+    assert single and single[0].before == "int8" and single[0].after == "float"
