@@ -109,10 +109,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     config = _budget_config(args, _config(args))
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
+    held_out = None
+    if args.eval and (config.accuracy_budget is not None or config.metric is not None):
+        held_out, _ = _eval_data(args.eval, onnx.load(args.model, load_external_data=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BudgetNotMetWarning)    # said below, on one line
         result = quantize(args.model, _data(args), config, calib_table=table,
-                          progress=not args.quiet, preprocess=_preprocess(args))
+                          progress=not args.quiet, preprocess=_preprocess(args),
+                          accuracy_data=held_out)
     if args.calib_table and table is None:
         result.table.save(args.calib_table)
         print(f"calibration table written to {args.calib_table}")
@@ -333,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write an HTML report with per-layer error bars")
     b = q.add_argument_group(
         "accuracy budget", "move the layers that cost the most accuracy to 16 bits, then to "
-        "float, until the budget is met (measured on lowp's engine on the first calibration "
-        "samples); the decisions go to OUTPUT with the suffix .fallback.json")
+        "float, until the budget is met (measured on lowp's engine on the first samples of "
+        "--eval, else of the calibration data); the decisions go to OUTPUT with the suffix "
+        ".fallback.json")
     b.add_argument("--accuracy-budget", metavar="DB",
                    help="smallest output SQNR against the float model, e.g. 30dB (the minimum "
                         "over the float outputs)")
@@ -347,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layers whose sensitivity is measured, the worst K by added noise "
                         "(default 24)")
     b.add_argument("--fallback-samples", type=int, default=32, metavar="N",
-                   help="evaluation samples: the first calibration feeds holding N (default 32)")
+                   help="samples the budget is measured on: the first feeds of --eval (else "
+                        "of the calibration data) holding N (default 32)")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
 

@@ -111,9 +111,9 @@ class Config:
         model is exported at opset 21, the first whose QDQ takes 16-bit types.
     accuracy_budget
         Smallest acceptable output SQNR against the float model, in dB (the minimum over the
-        model's float outputs, measured on lowp's engine on the first `fallback_samples`
-        calibration samples). When the quantized model is below it, the layers that cost
-        the most are moved to 16 bits, then to float, until it is met (passes.fallback).
+        model's float outputs, measured on lowp's engine on `fallback_samples` samples).
+        When the quantized model is below it, the layers that cost the most are moved to
+        16 bits, then to float, until it is met (passes.fallback).
     metric, metric_tolerance
         A callable `metric(float_outputs, quantized_outputs) -> float` (higher is better;
         each a dict output name -> array, concatenated over the evaluation feeds) and the
@@ -122,7 +122,9 @@ class Config:
         How many layers (the worst by local error) get a measured sensitivity; only those
         are moved.
     fallback_samples
-        Evaluation samples for the budget: the first calibration feeds holding that many.
+        Samples the budget is measured on: the first feeds holding that many of the held-out
+        data (`pipeline.quantize(..., accuracy_data=...)`, CLI `--eval`), else of the
+        calibration data.
     """
 
     mode: QuantMode = QuantMode.STATIC

@@ -100,13 +100,14 @@ def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
 def quantize(model: ModelLike, calibration_data: DataLike | None,
              config: Config | None = None, *,
              calib_table: str | os.PathLike[str] | CalibrationTable | None = None,
-             progress: bool = False, preprocess: ImagePreprocess | None = None
-             ) -> QuantizeResult:
+             progress: bool = False, preprocess: ImagePreprocess | None = None,
+             accuracy_data: DataLike | None = None) -> QuantizeResult:
     """Like `quantize_model`, returning the intermediate results too.
 
     `result.feeds` streams the calibration data again (for a summary); when it caches a
     one-shot iterator, its temporary folder lives until `result.feeds.close()` or garbage
-    collection.
+    collection. `accuracy_data` (any form `calibration_data` takes) holds the samples an
+    accuracy budget is measured on; without it, the first calibration samples are used.
     """
     config = config or Config()
     loaded = load_model(_from_torch(model, calibration_data))
@@ -115,8 +116,10 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     inputs = model_inputs(float_model)
     feeds = (None if calibration_data is None
              else as_feeds(calibration_data, inputs, config.batch_size, preprocess))
+    held_out = (None if accuracy_data is None
+                else as_feeds(accuracy_data, inputs, config.batch_size, preprocess))
     try:
-        return _quantize(float_model, inputs, feeds, config, calib_table, progress)
+        return _quantize(float_model, inputs, feeds, config, calib_table, progress, held_out)
     except BaseException:
         if isinstance(feeds, CachedFeeds) and feeds is not calibration_data:
             feeds.close()                 # a failed run leaves no cache behind
@@ -125,7 +128,7 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
 
 def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,
               config: Config, calib_table: str | os.PathLike[str] | CalibrationTable | None,
-              progress: bool) -> QuantizeResult:
+              progress: bool, held_out: FeedSource | None = None) -> QuantizeResult:
     """The passes after loading, on a canonical float model and its feeds."""
     target = config.resolved_target()
     if config.mode is QuantMode.DYNAMIC:
@@ -154,7 +157,8 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
                                                       config, progress)
     budget = None
     if wants_fallback(config):
-        built, budget = fallback(float_model, table, feeds, inputs, config, progress=progress)
+        built, budget = fallback(float_model, table, feeds, inputs, config, progress=progress,
+                                 held_out=held_out)
         ann, plan, qdq, wide = built.annotation, built.plan, built.model, built.wide
     else:
         plan = choose(float_model, ann, table, config)

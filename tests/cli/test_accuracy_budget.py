@@ -90,3 +90,15 @@ def test_metric_from_a_file(tmp_path, calib, capsys):
     assert "top1 >= 1 - 0.05" in out
     record = json.loads((tmp_path / "q.fallback.json").read_text())
     assert record["met"] is True and record["metric_reference"] == 1.0
+
+
+def test_eval_data_is_what_the_budget_is_measured_on(tmp_path, calib, capsys):
+    rng = np.random.default_rng(5)
+    held = tmp_path / "held.npz"
+    x = load_demo_calibration()["input"]
+    np.savez(held, input=x[rng.permutation(x.shape[0])[:48]])
+    assert _quantize(tmp_path, calib, "--accuracy-budget", "40dB", "--eval", str(held),
+                     "--fallback-samples", "48", "--no-report") == EXIT_OK
+    assert "48 held-out samples" in capsys.readouterr().out
+    record = json.loads((tmp_path / "q.fallback.json").read_text())
+    assert record["data"] == "held-out" and record["samples"] == 48

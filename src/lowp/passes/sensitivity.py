@@ -352,7 +352,7 @@ def sensitivities(evaluator: Evaluator, levels: Levels, base: Built, base_sqnr: 
                 continue
             m = evaluator.measure(evaluator.build({**levels, node.name: Precision.FLOAT}))
             measured.append(dataclasses.replace(cost, sqnr_without_db=m.min_sqnr_db,
-                                                gain_db=_gain(m.min_sqnr_db, base_sqnr)))
+                                                gain_db=sqnr_gain(m.min_sqnr_db, base_sqnr)))
             bar.update(1)
         for op, names in groups.items():
             built = evaluator.build({**levels, **dict.fromkeys(names, Precision.INT16)})
@@ -362,7 +362,7 @@ def sensitivities(evaluator: Evaluator, levels: Levels, base: Built, base_sqnr: 
             m = evaluator.measure(built)
             noise = min((local.get(n, math.inf) for n in names), default=math.inf)
             measured.append(LayerCost(f"all {op}", op, noise, m.min_sqnr_db,
-                                      _gain(m.min_sqnr_db, base_sqnr), tuple(names),
+                                      sqnr_gain(m.min_sqnr_db, base_sqnr), tuple(names),
                                       Precision.INT16.value))
     finally:
         bar.close()
@@ -379,6 +379,6 @@ def _db_of_noise(noise: float) -> float:
     return math.inf if noise <= 0.0 else -10.0 * math.log10(noise)
 
 
-def _gain(after: float, before: float) -> float:
+def sqnr_gain(after: float, before: float) -> float:
     """after - before in dB, finite: an exact model counts as 200 dB."""
     return min(after, 200.0) - min(before, 200.0)

@@ -142,7 +142,7 @@ def render_section(result: FallbackResult) -> str:
 {_db(result.initial.min_sqnr_db)} dB) &mdash; <b style="color:{color}">{verdict}</b>;
 {len(result.sixteen_bit_nodes)} layers moved to 16 bits, {len(result.float_nodes)} to float,
 {result.seconds:.1f} s. Measured on {_esc(result.engine)} against the float model in ONNX
-Runtime on {result.samples} calibration samples; SQNR is the minimum over the float outputs.
+Runtime on {result.samples} {result.data} samples; SQNR is the minimum over the float outputs.
 </p>{f"<p>Layers still costing the most:</p><ul>{blockers}</ul>" if blockers else ""}
 <h3>Per-layer sensitivity: output SQNR gain with only that layer kept float</h3>
 <p>Groups (&ldquo;all Mul&rdquo;): every layer of that op type moved to 16 bits. Red: 1 dB
