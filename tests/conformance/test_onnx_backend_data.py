@@ -53,19 +53,8 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
 }
 
 # Engine bugs and missing features still open: strict xfail, so a fix must remove the entry.
-# Quantize/DequantizeLinear steps are built by runtime.lower (_qdq_step), not by a float op
-_SUB_BYTE_QDQ = ("Quantize/DequantizeLinear to float8, float4, int4/uint4 or int2/uint2: "
-                 "QType knows 8, 16 and 32-bit integers only")
 _ALIGN_CORNERS = "Resize align_corners with a non-integer scale * input length"
 KNOWN_FAILURES: dict[str, str] = {
-    **{f"test_dequantizelinear_{t}": _SUB_BYTE_QDQ for t in (
-        "e4m3fn", "e4m3fn_float16", "e4m3fn_zero_point", "e5m2", "float4e2m1", "int2", "int4",
-        "uint2", "uint4")},
-    **{f"test_quantizelinear_{t}": _SUB_BYTE_QDQ for t in (
-        "e4m3fn", "e5m2", "float4e2m1", "int2", "int4", "uint2", "uint4")},
-    "test_dequantizelinear_blocked": "blocked DequantizeLinear (block_size > 0) is refused",
-    "test_quantizelinear_blocked_asymmetric": "blocked QuantizeLinear is refused",
-    "test_quantizelinear_blocked_symmetric": "blocked QuantizeLinear is refused",
     "test_attention_4d_causal_fp16_expanded": (
         "float16 ops compute in float32 and round once; onnx's expected values round "
         "every numpy float16 step (2 float16 ulps apart on 2 of 192 elements)"),

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -961,26 +962,52 @@ def _broadcast_qparam(p: np.ndarray, x: np.ndarray, axis: int, block_size: int) 
     return p
 
 
-_INT_RANGE = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
+_INT_RANGE = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
               for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32)}
+# sub-byte integers and the small floats, as onnx's numpy_helper holds them (ml_dtypes)
+_INT_RANGE.update({np.dtype(t): (int(ml_dtypes.iinfo(t).min), int(ml_dtypes.iinfo(t).max))
+                   for t in (ml_dtypes.int4, ml_dtypes.uint4, ml_dtypes.int2, ml_dtypes.uint2)})
+_SMALL_FLOATS = frozenset(np.dtype(t) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2,
+    ml_dtypes.float8_e5m2fnuz, ml_dtypes.float4_e2m1fn))
+
+
+def _quantized_dtype(zero_point: np.ndarray | None, output_dtype: int) -> np.dtype:
+    if zero_point is not None:
+        return np.dtype(zero_point.dtype)
+    if output_dtype:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(output_dtype))
+    return np.dtype(np.uint8)
+
+
+def _to_small_float(v: np.ndarray, dtype: np.dtype, saturate: int) -> np.ndarray:
+    """Round float32 `v` to a float8/float4 type (nearest, ties to even); with `saturate`
+    (and always for float4, which has no infinity) out-of-range values take the largest
+    finite value of their sign, as the spec's saturating conversion does."""
+    if saturate or dtype == np.dtype(ml_dtypes.float4_e2m1fn):
+        top = np.float32(ml_dtypes.finfo(dtype).max)
+        v = np.where(np.isnan(v), v, np.clip(v, -top, top))
+    return v.astype(dtype)
 
 
 @register
 def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None,
                    *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
                    saturate: int = 1, **_: Any) -> np.ndarray:
-    """y = saturate(round_half_even(x / scale) + zero_point), per tensor, axis or block."""
-    if y_zero_point is not None:
-        dtype = np.dtype(y_zero_point.dtype)
-    elif output_dtype:
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(output_dtype))
-    else:
-        dtype = np.dtype(np.uint8)
+    """y = saturate(round_half_even(x / scale) + zero_point), per tensor, axis or block;
+    to 2/4/8/16/32-bit integers, or float8/float4 (x / scale + zero_point, rounded to the
+    type)."""
+    dtype = _quantized_dtype(y_zero_point, output_dtype)
+    scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
+    v = x.astype(np.float32) / scale
+    if dtype in _SMALL_FLOATS:
+        if y_zero_point is not None:
+            v = v + _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32)
+        return _to_small_float(v, dtype, saturate)
     if dtype not in _INT_RANGE:
         raise unsupported("QuantizeLinear", f"output type {dtype}")
     lo, hi = _INT_RANGE[dtype]
-    scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
-    q = np.rint(x.astype(np.float32) / scale)
+    q = np.rint(v)
     if y_zero_point is not None:
         q = q + _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32)
     return np.clip(q, lo, hi).astype(dtype)
@@ -990,12 +1017,19 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
 def DequantizeLinear(x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None,
                      *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
                      **_: Any) -> np.ndarray:
-    """y = (x - zero_point) * scale in float32, per tensor, axis or block."""
+    """y = (x - zero_point) * scale in float32 (the scale's type when it is float16), per
+    tensor, axis or block; x any integer type, float8 or float4."""
     scale = _broadcast_qparam(x_scale, x, axis, block_size)
-    xi = x.astype(np.int64)
-    if x_zero_point is not None:
-        xi = xi - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.int64)
-    y = xi.astype(np.float32) * scale.astype(np.float32)
+    if np.dtype(x.dtype) in _SMALL_FLOATS:
+        xf = x.astype(np.float32)
+        if x_zero_point is not None:
+            xf = xf - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.float32)
+        y = xf * scale.astype(np.float32)
+    else:
+        xi = x.astype(np.int64)
+        if x_zero_point is not None:
+            xi = xi - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.int64)
+        y = xi.astype(np.float32) * scale.astype(np.float32)
     return y.astype(scale.dtype if scale.dtype != np.float64 else np.float32)
 
 

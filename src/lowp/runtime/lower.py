@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from ..errors import InternalError, ModelError, NodeError, UnsupportedOpError, named
 from ..fixedpoint import RequantMode
@@ -139,6 +139,11 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
         return _qdq_step(node, graph, quantizing=True, subgraph=subgraph)
+    return _float_op_step(node, graph)
+
+
+def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
+    """`node` run by its numpy operator (lowp.runtime.float_ops)."""
     fn = FLOAT_OPS.get(node.op_type)
     if fn is None:
         raise UnsupportedOpError(node.op_type, node.name, "lowp's engine has no "
@@ -161,17 +166,25 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
 
 
+# the stored types of Quantize/DequantizeLinear that run as lowp's integer steps
+_INTEGER_QDQ_TYPES = frozenset({TensorProto.UINT8, TensorProto.INT8, TensorProto.UINT16,
+                                TensorProto.INT16, TensorProto.INT32})
+
+
 def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
               subgraph: bool = False) -> Step:
     attrs = attributes(node)
     axis = int(attrs.get("axis", 1))  # type: ignore[call-overload]
-    if int(attrs.get("block_size", 0)):  # type: ignore[call-overload]
-        raise UnsupportedOpError(node.op_type, node.name, "blocked quantization")
     out_type = None
     if quantizing and len(node.input) > 2 and node.input[2]:
         out_type = graph.value_elem_type(node.input[2])
     elif quantizing and "output_dtype" in attrs and int(attrs["output_dtype"]):  # type: ignore[call-overload]
         out_type = int(attrs["output_dtype"])  # type: ignore[call-overload]
+    stored = out_type if quantizing else graph.value_elem_type(node.input[0])
+    if int(attrs.get("block_size", 0)) or (  # type: ignore[call-overload]
+            stored is not None and stored not in _INTEGER_QDQ_TYPES):
+        # blocked, sub-byte and float8/float4 quantization: the operator's float semantics
+        return _float_op_step(node, graph)
 
     def qparams(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None) -> QParams:
         scale = np.asarray(scale, np.float32)
