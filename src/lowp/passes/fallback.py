@@ -3,11 +3,13 @@ float, one at a time, until the model meets the budget (docs/accuracy.md, "Accur
 
 The budget is the model's output SQNR against the float model in dB, the minimum over its
 float outputs (`Config.accuracy_budget`), and/or a user metric that may drop at most
-`Config.metric_tolerance` below its value on the float outputs. Layers are taken in the
-order of their measured remove-one sensitivity (passes.sensitivity). Phase 1 moves each to
-16 bits where the target accepts its 16-bit form for that layer (else to float); phase 2,
-if the budget is still not met, moves the 16-bit ones to float. Every move is measured.
-The decisions are returned as a `FallbackResult`, which the CLI saves as a JSON sidecar.
+`Config.metric_tolerance` below its value on the float outputs. Candidates (single layers,
+and op types as groups) are taken in the order of their measured sensitivity
+(passes.sensitivity). Phase 1 moves each to 16 bits where the target accepts its 16-bit
+form for that layer and its bias fits int32 (else to float); phase 2, if the budget is
+still not met, moves the layers to float. Every move is measured and undone unless it
+gains `_MIN_GAIN_DB`. The decisions are returned as a `FallbackResult`, which the CLI
+saves as a JSON sidecar.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ class FallbackResult:
         return " and ".join(parts)
 
     def cli_flags(self) -> str:
-        """Options that give the same model without measuring again."""
+        """Options that give the same model without measuring again (added to the run's
+        own options, with the same calibration table)."""
         flags = []
         if self.float_nodes:
             flags.append("--exclude " + " ".join(_quote(n) for n in self.float_nodes))
