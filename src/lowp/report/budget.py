@@ -93,8 +93,8 @@ def steps_svg(result: FallbackResult) -> str:
     if result.budget_db is not None:
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(result.budget_db):.1f}" '
                      f'y2="{y(result.budget_db):.1f}" stroke="#2980b9" stroke-dasharray="6 4"/>'
-                     f'<text x="{left + plot_w - 4}" y="{y(result.budget_db) - 5:.1f}" '
-                     f'text-anchor="end" fill="#2980b9">budget {result.budget_db:g} dB</text>')
+                     f'<text x="{left + 6}" y="{y(result.budget_db) - 5:.1f}" '
+                     f'fill="#2980b9">budget {result.budget_db:g} dB</text>')
     # the model's SQNR follows the kept moves; undone moves are points off the path
     path, level = [], points[0][1]
     for i, v, kept in points:
