@@ -259,6 +259,15 @@ lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads)
   };
 }
 
+lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threads) {
+  // y (rows x n) = softmax of each row of x in ONNX Runtime's AVX-512F order
+  if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0)
+    throw std::invalid_argument("float_softmax_rows needs n >= 1 and x, y of rows * n values");
+  return [n, threads, x, y] {
+    lowp::run_float_softmax_rows(x.data(), y.data(), int64_t(y.size()) / n, n, threads);
+  };
+}
+
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
                                nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
                                const std::vector<int64_t>& dims,
@@ -479,6 +488,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_pool2d", &make_float_pool2d, "x"_a, "y"_a, "dims"_a,
              "geometry"_a, "average"_a, "include_pad"_a, "threads"_a = 1);
   def_kernel(m, program, "float_mean_rows", &make_float_mean_rows, "x"_a, "y"_a, "n"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);

@@ -11,6 +11,7 @@
 // min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -265,9 +266,57 @@ void mean_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; ++r) y[r] = (0.0f + pairwise_sum(x + r * n, n)) / float(n);
 }
 
+// ONNX Runtime's float32 softmax on CPUs with AVX-512F (MLAS: MlasComputeSumExpF32Kernel,
+// then a multiply by 1 / sum), element by element with the same roundings: the sum-exp
+// exponential (clamp below, 2^k by the rounding-bias trick, a two-part ln 2, the degree-6
+// polynomial by fused multiply-adds, p scaled by 2^k with one rounding), the sum in 16
+// lanes folded as MLAS folds them. Bit for bit with lowp.ort_math.softmax_rows. The
+// exponent is applied as two exact scalings and a last one that rounds once (vscalefps).
+inline float mlas_sum_exp(float v) {
+  const float lo = -103.9720840454f, bias = 12582912.0f;
+  v = v < lo ? lo : v;  // NaN stays NaN
+  const float biased = std::fma(v, 1.44269504088896341f, bias);
+  const float m = biased - bias;
+  float r = std::fma(m, -6.93145752e-1f, v);
+  r = std::fma(m, -1.42860677e-6f, r);
+  float p = 0x1.694000p-10f;
+  p = std::fma(p, r, 0x1.125edcp-7f);
+  p = std::fma(p, r, 0x1.555b5ap-5f);
+  p = std::fma(p, r, 0x1.555450p-3f);
+  p = std::fma(p, r, 0x1.fffff6p-2f);
+  p = std::fma(p, r, 1.0f);
+  p = std::fma(p, r, 1.0f);
+  if (!(m == m)) return p;  // NaN
+  if (m > 128.0f) return p * std::numeric_limits<float>::infinity();
+  return std::ldexp(p, int(m));
+}
+
+void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* xr = x + row * n;
+    float* yr = y + row * n;
+    float mx = xr[0];
+    for (int64_t i = 1; i < n; ++i)
+      if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
+    const float neg = -mx;
+    float acc[16] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      const float e = mlas_sum_exp(xr[i] + neg);
+      yr[i] = e;
+      acc[i % 16] += e;
+    }
+    float t[8];
+    for (int i = 0; i < 8; ++i) t[i] = acc[8 + i] + acc[i];
+    const float s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    const float scale = 1.0f / s;
+    for (int64_t i = 0; i < n; ++i) yr[i] = yr[i] * scale;
+  }
+}
+
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
-  return FloatKernels{name, F::W, unary_kernel<D, F>, pool_row_kernel<F>, mean_rows_kernel};
+  return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
+                      mean_rows_kernel, softmax_rows_kernel};
 }
 
 }  // namespace

@@ -58,6 +58,8 @@ struct FloatKernels {
                    const FloatPoolRow& r, float* y);
   // y[r] = mean of x[r * n .. r * n + n) for r < rows, in np.mean's (pairwise) order.
   void (*mean_rows)(const float* x, float* y, int64_t rows, int64_t n);
+  // y[r] = softmax of row r of x (rows x n), in MLAS's AVX-512F order (lowp.ort_math).
+  void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n);
 };
 
 extern const FloatKernels kFloatScalar;
@@ -73,5 +75,7 @@ void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, f
 void run_float_pool(const FloatPoolArgs& a, int threads);
 // Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
+// Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
+void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
 
 }  // namespace lowp

@@ -53,22 +53,24 @@ def fma32(a: np.ndarray | np.floating | float, b: np.ndarray | np.floating | flo
     c64 = np.asarray(c, np.float32).astype(np.float64)
     p = a64 * b64                                   # exact: 24 + 24 bits
     s = p + c64
-    bp = s - c64
-    err = (p - bp) + (c64 - (s - bp))               # TwoSum: s + err == p + c exactly
     r = np.array(s.astype(np.float32), ndmin=1)
     # s exactly half-way between two float32 values: in float32's normal range, the 29
     # float64 significand bits below float32's are 1000...0; rarer cases (subnormal
-    # float32 results) take the general test below
+    # float32 results) take the general test below. Only those few need TwoSum's error.
     tie = (s.view(np.int64) & 0x1FFFFFFF) == 0x10000000
     tiny = np.abs(s) < 2.0 ** -125
-    fix = np.flatnonzero(((tie & ~tiny) | tiny) & (err != 0))
+    fix = np.flatnonzero(tie | tiny)
     if fix.size:
-        ss, rr, ee = s.ravel()[fix], r.ravel()[fix], err.ravel()[fix]
+        pp = np.broadcast_to(p, s.shape).ravel()[fix]
+        cc = np.broadcast_to(c64, s.shape).ravel()[fix]
+        ss, rr = s.ravel()[fix], r.ravel()[fix]
+        bp = ss - cc
+        ee = (pp - bp) + (cc - (ss - bp))           # TwoSum: s + err == p + c exactly
         d = ss - rr.astype(np.float64)                  # where s fell from r (exact)
         toward = np.nextafter(rr, np.where(d > 0, np.float32(np.inf), np.float32(-np.inf)))
         half = (d != 0) & (np.abs(d) * 2 == np.abs(toward.astype(np.float64) - rr))
         # a tie broken by err towards `toward` (err on the same side as d) moves there
-        r.ravel()[fix] = np.where(half & ((ee > 0) == (d > 0)), toward, rr)
+        r.ravel()[fix] = np.where((ee != 0) & half & ((ee > 0) == (d > 0)), toward, rr)
     r = r.reshape(s.shape)
     return np.asarray(r, np.float32)
 

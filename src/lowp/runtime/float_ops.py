@@ -445,7 +445,10 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
         # ONNX Runtime's order (lowp.ort_math): rows along the axis
         rows = np.moveaxis(v, ax, -1)
-        y = ort_math.softmax_rows(np.ascontiguousarray(rows).reshape(-1, rows.shape[-1]))
+        flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
+        y = native_float.softmax_rows(flat)
+        if y is None:
+            y = ort_math.softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)

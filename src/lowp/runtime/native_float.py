@@ -165,3 +165,17 @@ def global_average_pool(x: np.ndarray) -> np.ndarray | None:
     call(ext.float_mean_rows, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
          int(np.prod(x.shape[2:])), _threads)
     return y
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray | None:
+    """Softmax of every row of float32 (rows, n) `x` in ONNX Runtime's AVX-512F order (bit
+    for bit with lowp.ort_math.softmax_rows), or None."""
+    if x.ndim != 2 or x.shape[1] == 0:
+        return None
+    ext = _has(_usable("Softmax", x), "float_softmax_rows")
+    if ext is None:
+        return None
+    src = np.ascontiguousarray(x)
+    y = np.empty(src.shape, np.float32)
+    ext.float_softmax_rows(src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
+    return y
