@@ -15,21 +15,12 @@ from lowp.pipeline import quantize
 from lowp.runtime import Session
 from lowp.runtime.backends import native_available
 from tests import model_zoo
+from tests.runtime.test_replay import _feeds
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
 
 MODELS = ["resnet_style", "mobilenet_v2_style", "mobilenet_v3_style", "detector_head_style",
           "linear_mlp"]
-
-
-def _feeds(data: dict[str, np.ndarray], seed: int, batch: int | None = None
-           ) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for k, v in data.items():
-        shape = v.shape if batch is None else (batch, *v.shape[1:])
-        out[k] = (rng.standard_normal(shape) * v.std()).astype(v.dtype)
-    return out
 
 
 def _identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
