@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,18 @@ def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def in_child(target: Callable[..., None], *args: object) -> Any:
+    """Run ``target(*args, queue)`` in a fresh (spawned) process and return what it puts on
+    the queue: each measurement starts with its own heap, thread pools and RSS."""
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, queue))
+    p.start()
+    result = queue.get()
+    p.join()
+    return result
 
 
 def peak_gops(kind: str, seconds: float = 0.5, threads: int = 1, tries: int = 1) -> float:

@@ -93,13 +93,8 @@ def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
 
 def measure(engine: str, path: Path, feeds: dict[str, np.ndarray], threads: int,
             repeats: int) -> dict:
-    ctx = mp.get_context("spawn")
-    queue: mp.Queue = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(engine, str(path), feeds, threads, repeats, queue))
-    p.start()
-    result = queue.get()
-    p.join()
-    return result
+    from _common import in_child
+    return in_child(_measure, engine, str(path), feeds, threads, repeats)
 
 
 def main() -> None:

@@ -138,14 +138,8 @@ def _time(path: str, feeds: Feeds, threads: int, blocks: int, runs: int, profile
 
 def measure(path: Path, feeds: Feeds, threads: int, blocks: int, runs: int,
             profile: bool) -> dict:
-    ctx = mp.get_context("spawn")
-    queue: mp.Queue = ctx.Queue()
-    p = ctx.Process(target=_time, args=(str(path), feeds, threads, blocks, runs, profile,
-                                        queue))
-    p.start()
-    result = queue.get()
-    p.join()
-    return result
+    from _common import in_child
+    return in_child(_time, str(path), feeds, threads, blocks, runs, profile)
 
 
 def main() -> None:
