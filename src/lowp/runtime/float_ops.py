@@ -1002,18 +1002,16 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
     type)."""
     dtype = _quantized_dtype(y_zero_point, output_dtype)
     scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
+    zero = (None if y_zero_point is None else
+            _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32))
     v = x.astype(np.float32) / scale
-    if dtype in _SMALL_FLOATS:
-        if y_zero_point is not None:
-            v = v + _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32)
-        return _to_small_float(v, dtype, saturate)
+    if dtype in _SMALL_FLOATS:     # (no zero point: -0 stays -0 in the signed-zero types)
+        return _to_small_float(v if zero is None else v + zero, dtype, saturate)
     if dtype not in _INT_RANGE:
         raise unsupported("QuantizeLinear", f"output type {dtype}")
     lo, hi = _INT_RANGE[dtype]
     q = np.rint(v)
-    if y_zero_point is not None:
-        q = q + _broadcast_qparam(y_zero_point, x, axis, block_size).astype(np.float32)
-    return np.clip(q, lo, hi).astype(dtype)
+    return np.clip(q if zero is None else q + zero, lo, hi).astype(dtype)
 
 
 @register
@@ -1023,16 +1021,12 @@ def DequantizeLinear(x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarra
     """y = (x - zero_point) * scale in float32 (the scale's type when it is float16), per
     tensor, axis or block; x any integer type, float8 or float4."""
     scale = _broadcast_qparam(x_scale, x, axis, block_size)
-    if np.dtype(x.dtype) in _SMALL_FLOATS:
-        xf = x.astype(np.float32)
-        if x_zero_point is not None:
-            xf = xf - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.float32)
-        y = xf * scale.astype(np.float32)
-    else:
-        xi = x.astype(np.int64)
-        if x_zero_point is not None:
-            xi = xi - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(np.int64)
-        y = xi.astype(np.float32) * scale.astype(np.float32)
+    # integers subtract the zero point exactly (int64), float8/float4 in float32
+    wide = np.float32 if np.dtype(x.dtype) in _SMALL_FLOATS else np.int64
+    xw = x.astype(wide)
+    if x_zero_point is not None:
+        xw = xw - _broadcast_qparam(x_zero_point, x, axis, block_size).astype(wide)
+    y = xw.astype(np.float32) * scale.astype(np.float32)
     return y.astype(scale.dtype if scale.dtype != np.float64 else np.float32)
 
 
