@@ -304,6 +304,30 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
   return [p, threads, a, b, y] { lowp::run_float_binary(p, threads); };
 }
 
+using Matrix = nb::ndarray<const float, nb::ndim<2>, nb::device::cpu>;
+using OutMatrix = nb::ndarray<float, nb::ndim<2>, nb::device::cpu>;
+
+lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha, bool trans_a,
+                                   bool trans_b, bool packed, int threads) {
+  // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
+  // the logical operands (any non-negative strides: a transposed view reads in place);
+  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
+  if (a.shape(1) != b.shape(0) || c.shape(0) != a.shape(0) || c.shape(1) != b.shape(1))
+    throw std::invalid_argument("float_sgemm_mlas needs a (m x k), b (k x n), c (m x n)");
+  for (int i = 0; i < 2; ++i)
+    if (a.stride(i) < 0 || b.stride(i) < 0 || c.stride(i) < 0)
+      throw std::invalid_argument("float_sgemm_mlas needs non-negative strides");
+  if (c.shape(1) > 1 && c.stride(1) != 1)
+    throw std::invalid_argument("float_sgemm_mlas needs output rows of unit stride");
+  lowp::SgemmArgs g;
+  g.a = a.data(), g.b = b.data(), g.c = c.data();
+  g.m = int64_t(a.shape(0)), g.k = int64_t(a.shape(1)), g.n = int64_t(b.shape(1));
+  g.sa_m = a.stride(0), g.sa_k = a.stride(1), g.sb_k = b.stride(0), g.sb_n = b.stride(1);
+  g.ldc = c.stride(0);
+  g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
+  return [g, threads, a, b, c] { lowp::run_mlas_sgemm(g, threads); };
+}
+
 lowp::Kernel make_float_clamp(Floats x, OutFloats y, float lo, float hi, bool use_lo,
                               bool use_hi, int threads) {
   // y = minimum(maximum(x, lo), hi) as numpy computes it (Relu, Clip); y may be x
@@ -491,6 +515,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
+             "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,

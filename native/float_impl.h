@@ -45,31 +45,6 @@ inline typename D::V exp_d(typename D::V x) {
   return D::mul(p, D::exp2_bits(t));
 }
 
-// lowp.special.erf, the same polynomials and branches in float64 (FMA where the reference
-// multiplies then adds: differences of a float64 ulp).
-template <class D>
-inline typename D::V erf_d(typename D::V x) {
-  using V = typename D::V;
-  const V a = D::abs(x);
-  const V z = D::mul(a, a);
-  static constexpr double small[] = {-5.99104969e-4, 4.99339588e-3, -2.67667342e-2,
-                                     1.12818025e-1,  -3.76124859e-1, 1.28379151e-1};
-  static constexpr double big[] = {1.72948930e-5, -3.83208680e-4, 3.88393435e-3,
-                                   -2.42545605e-2, 1.06777847e-1, 6.34846687e-1,
-                                   1.28717512e-1};
-  V ps = D::set1(small[0]);
-  for (int i = 1; i < 6; ++i) ps = D::fma(ps, z, D::set1(small[i]));
-  const V vs = D::fma(ps, x, x);
-  // most GELU inputs lie in the small branch: skip the other one when no lane needs it
-  if (D::all_le(a, D::set1(0.921875))) return vs;
-  const V ab = D::min(D::set1(3.725), a);  // NaN stays NaN (minpd returns the second)
-  V pb = D::set1(big[0]);
-  for (int i = 1; i < 7; ++i) pb = D::fma(pb, ab, D::set1(big[i]));
-  const V e = exp_d<D>(D::sub(D::set1(0.0), D::fma(pb, ab, ab)));
-  const V vb = D::copysign(D::sub(D::set1(1.0), e), x);
-  return D::select_le(a, D::set1(0.921875), vs, vb);
-}
-
 // tanh in float64: the odd Taylor polynomial for |u| < 1/16, else (1 - e) / (1 + e) with
 // e = exp(-2|u|) (exactly 1 once e < 2^-54), with the sign of u. Relative error ~1e-15.
 template <class D>
@@ -92,25 +67,76 @@ template <class D>
 inline typename D::V unary_d(int op, typename D::V x) {
   using V = typename D::V;
   const V half = D::set1(0.5), one = D::set1(1.0);
-  switch (op) {
-    case kErf:
-      return erf_d<D>(x);
-    case kGelu:  // 0.5 * x * (1 + erf(x / sqrt(2))), as the reference groups it
-      return D::mul(D::mul(half, x),
-                    D::add(one, erf_d<D>(D::div(x, D::set1(1.4142135623730951)))));
-    default: {  // kGeluTanh
-      const V x3 = D::mul(D::mul(x, x), x);
-      const V u = D::mul(D::set1(0.7978845608028654), D::add(x, D::mul(D::set1(0.044715), x3)));
-      return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
-    }
-  }
+  // kGeluTanh (erf and the exact GELU are float32 operators, mlas_erf below)
+  (void)op;
+  const V x3 = D::mul(D::mul(x, x), x);
+  const V u = D::mul(D::set1(0.7978845608028654), D::add(x, D::mul(D::set1(0.044715), x3)));
+  return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
 }
 
 // The operators computed in float32 by the reference: hard sigmoid and hard swish (one
-// rounding per operation, no contraction) and ONNX Runtime's rational tanh and logistic
-// (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step).
+// rounding per operation, no contraction), ONNX Runtime's rational tanh and logistic
+// (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step) and its erf
+// and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh;
+}
+
+// ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf), branch-free so that the compiler
+// can vectorize the loop: |x| clamped to 3.925, the small-range odd polynomial, the
+// large-range 1 - exp(-q(|x|)) with MLAS's exp (2^r from r's integer, r >= -126 changes
+// nothing: the product is then below 2^-125 and 1 - it rounds to 1), the sign put back.
+inline float mlas_erf(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  const uint32_t sign = bits & 0x80000000u;
+  float a = std::fabs(x);
+  a = (3.925f < a) ? 3.925f : a;  // minps(3.925, |x|): NaN stays NaN
+  const float s = a * a;
+  float p = -5.99104969e-4f;
+  p = std::fma(p, s, 4.99339588e-3f);
+  p = std::fma(p, s, -2.67667342e-2f);
+  p = std::fma(p, s, 1.12818025e-1f);
+  p = std::fma(p, s, -3.76124859e-1f);
+  p = std::fma(p, s, 1.28379151e-1f);
+  const float small = std::fma(p, a, a);
+  const bool big = a > 0.921875f;
+  const float ab = big ? a : 0.0f;
+  float q = 1.72948930e-5f;
+  q = std::fma(q, ab, -3.83208680e-4f);
+  q = std::fma(q, ab, 3.88393435e-3f);
+  q = std::fma(q, ab, -2.42545605e-2f);
+  q = std::fma(q, ab, 1.06777847e-1f);
+  q = std::fma(q, ab, 6.34846687e-1f);
+  q = std::fma(q, ab, 1.28717512e-1f);
+  q = -std::fma(q, ab, ab);
+  q = (-88.3762626647949f > q) ? -88.3762626647949f : q;  // maxps(low, q): NaN stays NaN
+  const float r = std::fma(1.44269504088896341f, q, 12582912.0f) - 12582912.0f;
+  float f = std::fma(r, -6.93145752e-1f, q);
+  f = std::fma(r, -1.42860677e-6f, f);
+  float y = 1.38319808e-3f;
+  y = std::fma(y, f, 8.37550033e-3f);
+  y = std::fma(y, f, 4.16689515e-2f);
+  y = std::fma(y, f, 1.66664466e-1f);
+  y = std::fma(y, f, 4.99999851e-1f);
+  y = std::fma(y, f, 1.0f);
+  y = std::fma(y, f, 1.0f);
+  const float rc = (r > -126.0f) ? r : -126.0f;  // NaN: -126 (y is NaN then anyway)
+  const uint32_t pbits = uint32_t(int32_t(rc) + 127) << 23;
+  float two_r;
+  std::memcpy(&two_r, &pbits, sizeof two_r);
+  const float e = 1.0f - y * two_r;
+  float out = big ? e : small;
+  uint32_t obits;
+  std::memcpy(&obits, &out, sizeof obits);
+  obits = (obits & 0x7FFFFFFFu) | sign;
+  std::memcpy(&out, &obits, sizeof out);
+  return out;
+}
+
+// ONNX Runtime's float32 exact GELU: (0.5 x) (erf(x * float32(1/sqrt 2)) + 1).
+inline float mlas_gelu(float x) {
+  return (0.5f * x) * (mlas_erf(x * 0.70710678118654752440f) + 1.0f);
 }
 
 template <class F>
@@ -163,6 +189,14 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
 
 template <class D, class F>
 void unary_kernel(int op, const float* x, float* y, int64_t n, float alpha, float beta) {
+  if (op == kErf) {
+    for (int64_t i = 0; i < n; ++i) y[i] = mlas_erf(x[i]);
+    return;
+  }
+  if (op == kGelu) {
+    for (int64_t i = 0; i < n; ++i) y[i] = mlas_gelu(x[i]);
+    return;
+  }
   if (is_float32_op(op)) {
     int64_t i = 0;
     for (; i + F::W <= n; i += F::W) F::store(y + i, unary_f<F>(op, F::load(x + i), alpha, beta));
@@ -313,10 +347,52 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
   }
 }
 
+// MLAS's SGEMM kernel on one K block (float_kernels.h): register tiles of 4 rows by two
+// vectors, each accumulator a chain of fused multiply-adds in k order from +0, then scaled
+// into c as MLAS stores it (a multiply for the first block, a fused multiply-add after).
+template <class F>
+void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float* bp,
+                        int64_t np, float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb,
+                        float alpha, bool first) {
+  using V = typename F::V;
+  constexpr int W = F::W;
+  const V va = F::set1(alpha);
+  float tail[4][2 * W];
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    const int rows = int(std::min<int64_t>(4, m - i0));
+    for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
+      const int vecs = (j0 + W < np) ? 2 : 1;
+      V acc[4][2];
+      for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = F::set1(0.0f);
+      for (int64_t k = 0; k < kb; ++k) {
+        const float* brow = bp + k * np + j0;
+        const V b0 = F::load(brow);
+        const V b1 = vecs == 2 ? F::load(brow + W) : b0;
+        for (int r = 0; r < rows; ++r) {
+          const V x = F::set1(a[(i0 + r) * sa_m + k * sa_k]);
+          acc[r][0] = F::fma(x, b0, acc[r][0]);
+          if (vecs == 2) acc[r][1] = F::fma(x, b1, acc[r][1]);
+        }
+      }
+      const int64_t cols = std::min<int64_t>(n - j0, int64_t(vecs) * W);
+      for (int r = 0; r < rows; ++r) {
+        float* crow = c + (i0 + r) * ldc + j0;
+        float* out = cols == int64_t(vecs) * W ? crow : tail[r];
+        if (out != crow && !first) std::memcpy(out, crow, size_t(cols) * sizeof(float));
+        for (int v = 0; v < vecs; ++v) {
+          const V y = first ? F::mul(acc[r][v], va) : F::fma(acc[r][v], va, F::load(out + v * W));
+          F::store(out + v * W, y);
+        }
+        if (out != crow) std::memcpy(crow, out, size_t(cols) * sizeof(float));
+      }
+    }
+  }
+}
+
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
-                      mean_rows_kernel, softmax_rows_kernel};
+                      mean_rows_kernel, softmax_rows_kernel, sgemm_block_kernel<F>};
 }
 
 }  // namespace

@@ -244,6 +244,72 @@ def exp(x: np.ndarray) -> np.ndarray:
         return (p * scale_lo).astype(np.float32).reshape(np.shape(x))
 
 
+# --- erf: MLAS's MlasComputeErf (ONNX Runtime's float32 Erf, Gelu and BiasGelu) ----------
+#
+# |x| clamped to 3.925; below the split 0.921875 an odd polynomial in x² (fused
+# multiply-adds), above it 1 - exp(-q(|x|)) with q a degree-7 polynomial and exp evaluated
+# as in MLAS's erf kernel (clamp at -88.376, 2^r rebuilt from r's integer bits); the sign
+# copied back. Gelu(x) = (0.5 x) (erf(x · float32(1/√2)) + 1). docs/operators.md, (O22).
+
+_ERF_RANGE, _ERF_SPLIT = _F(3.925), _F(0.921875)
+_ERF_SMALL = tuple(_F(c) for c in (-5.99104969e-4, 4.99339588e-3, -2.67667342e-2,
+                                   1.12818025e-1, -3.76124859e-1, 1.28379151e-1))
+_ERF_BIG = tuple(_F(c) for c in (1.72948930e-5, -3.83208680e-4, 3.88393435e-3,
+                                 -2.42545605e-2, 1.06777847e-1, 6.34846687e-1,
+                                 1.28717512e-1))
+_ERF_EXP = tuple(_F(c) for c in (1.38319808e-3, 8.37550033e-3, 4.16689515e-2,
+                                 1.66664466e-1, 4.99999851e-1, 1.0, 1.0))
+_ERF_EXP_LOW = _F(-88.3762626647949)
+_INV_SQRT2 = _F(0.70710678118654752440)
+_GELU_B, _GELU_C = _F(0.7978845608028654), _F(0.035677408136300125)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 erf of float32 `x`, bit for bit."""
+    x = np.asarray(x, np.float32)
+    a = np.minimum(np.abs(x), _ERF_RANGE)                   # NaN stays NaN
+    s = (a * a).astype(np.float32)
+    p = np.full_like(a, _ERF_SMALL[0])
+    for c in _ERF_SMALL[1:]:
+        p = fma32(p, s, c)
+    small = fma32(p, a, a)
+    big = a > _ERF_SPLIT
+    ab = np.where(big, a, _F(0))
+    q = np.full_like(a, _ERF_BIG[0])
+    for c in _ERF_BIG[1:]:
+        q = fma32(q, ab, c)
+    q = np.maximum(-fma32(q, ab, ab), _ERF_EXP_LOW)
+    r = (fma32(_EXP_LOG2E, q, _EXP_BIAS) - _EXP_BIAS).astype(np.float32)
+    f = fma32(r, _EXP_LN2_LOW, fma32(r, _EXP_LN2_HIGH, q))
+    y = np.full_like(a, _ERF_EXP[0])
+    for c in _ERF_EXP[1:]:
+        y = fma32(y, f, c)
+    with np.errstate(invalid="ignore"):
+        two_r = np.ldexp(np.float32(1), np.nan_to_num(r).astype(np.int32)).astype(np.float32)
+    e = (_F(1) - (y * two_r).astype(np.float32)).astype(np.float32)
+    out = np.where(big, e, small)
+    return np.where(np.signbit(x), -out, out).astype(np.float32).reshape(np.shape(x))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh'):
+    (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b, tanh as above."""
+    x = np.asarray(x, np.float32)
+    inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
+    t = tanh((x * inner.astype(np.float32)).astype(np.float32))
+    return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
+        np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 exact GELU (Gelu, com.microsoft Gelu and BiasGelu after the
+    bias add), bit for bit."""
+    x = np.asarray(x, np.float32)
+    e = erf((x * _INV_SQRT2).astype(np.float32))
+    return ((_F(0.5) * x).astype(np.float32) * (e + _F(1)).astype(np.float32)).astype(
+        np.float32)
+
+
 # --- softmax: MLAS's MlasComputeSoftmax on AVX-512F (ONNX Runtime's float32 Softmax) -------
 #
 # Per row: the maximum m; e_i = exp'(x_i + (-m)), where exp' is the sum-exp variant of the

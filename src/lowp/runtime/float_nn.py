@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lowp import mlas_sgemm
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -148,8 +149,10 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                   group: int = 1, kernel_shape: Sequence[int] | None = None,
                   output_padding: Sequence[int] | None = None,
                   output_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
-                  strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """N-D transposed convolution: one matmul per group, then col2im scatter-add."""
+                  strides: Sequence[int] | None = None, w_constant: bool = False,
+                  **_: Any) -> np.ndarray:
+    """N-D transposed convolution: one matmul per group, then col2im scatter-add.
+    `w_constant`: the filter is a constant (ONNX Runtime then prepacks it)."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -190,7 +193,20 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
     kk = mg * int(np.prod(k))
     wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
-    cols = np.matmul(wg[None], xf.reshape(n, g, c // g, -1))
+    xg = xf.reshape(n, g, c // g, -1)
+    if xf.dtype == np.float32 and wf.dtype == np.float32:
+        # ONNX Runtime's order: one MLAS GEMM per image and group, the filter as A (read
+        # transposed, or transposed once when it is a constant with both per-group
+        # dimensions above 1); col2im below adds in the same order as its Col2im
+        cols = np.empty((n, g, kk, xg.shape[-1]), np.float32)
+        wt = wf.reshape(g, c // g, kk)
+        packed = w_constant and kk > 1 and c // g > 1
+        for i, j in product(range(n), range(g)):
+            if not native_float.sgemm(wt[j].T, xg[i, j], cols[i, j], trans_a=not packed):
+                cols[i, j] = mlas_sgemm.gemm(np.ascontiguousarray(wt[j].T) if packed else
+                                             wt[j], xg[i, j], trans_a=not packed)
+    else:
+        cols = np.matmul(wg[None], xg)
     cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
