@@ -175,11 +175,13 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
     const int64_t kb = std::min(stride_k, g.k - k0);
     for (int64_t j0 = 0; j0 < g.n; j0 += nb) {
-      const int64_t cols = std::min(nb, g.n - j0), np = (cols + W - 1) / W * W;
+      const int64_t cols = std::min(nb, g.n - j0), np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
       panel.assign(size_t(kb * np), 0.0f);
-      for (int64_t kk = 0; kk < kb; ++kk)
-        for (int64_t j = 0; j < cols; ++j)
-          panel[size_t(kk * np + j)] = g.b[(k0 + kk) * g.sb_k + (j0 + j) * g.sb_n];
+      for (int64_t j = 0; j < cols; ++j) {  // strips of 2W columns, k-major inside
+        float* dst = panel.data() + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
+        const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
+        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+      }
       const float* bp = panel.data();
       run_elementwise(g.m, std::max<int64_t>(4, (int64_t(1) << 15) / std::max<int64_t>(1, kb * np)),
                       threads, [&](int64_t i0, int64_t len) {

@@ -62,9 +62,10 @@ struct FloatKernels {
   // y[r] = softmax of row r of x (rows x n), in MLAS's AVX-512F order (lowp.ort_math).
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n);
   // One K block of MLAS's SGEMM kernel: for rows i < m and columns j < n,
-  // acc = fma chain over k < kb of a[i * sa_m + k * sa_k] * bp[k * np + j] (from +0, k in
-  // order); c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]).
-  // bp is the packed panel (kb x np floats, np >= n a multiple of width, zero padded).
+  // acc = fma chain over k < kb of a[i * sa_m + k * sa_k] * B[k][j] (from +0, k in order);
+  // c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]). bp is B packed
+  // in strips of 2 * width columns, each strip kb rows of 2 * width floats (zero padded):
+  // B[k][j] = bp[(j / (2w)) * kb * 2w + k * 2w + j % (2w)]; np is the padded width.
   void (*sgemm_block)(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t np,
                       float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb, float alpha,
                       bool first);

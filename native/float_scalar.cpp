@@ -51,6 +51,16 @@ struct ScalarF {
   static V max(V a, V b) { return a > b ? a : b; }
   static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
   static V gather(const float* p, int64_t) { return *p; }
+  static V sub(V a, V b) { return a - b; }
+  static V abs(V a) { return std::fabs(a); }
+  static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
+  static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
+  static V pow2(V r) {  // 2^r for integral r in [-126, 127]
+    const uint32_t bits = uint32_t(int32_t(r) + 127) << 23;
+    float y;
+    std::memcpy(&y, &bits, sizeof y);
+    return y;
+  }
 };
 
 }  // namespace
