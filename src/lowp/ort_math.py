@@ -295,10 +295,11 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh'):
     (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b, tanh as above."""
     x = np.asarray(x, np.float32)
-    inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
-    t = tanh((x * inner.astype(np.float32)).astype(np.float32))
-    return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
-        np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):   # huge |x|: inf, as in ONNX Runtime
+        inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
+        t = tanh((x * inner.astype(np.float32)).astype(np.float32))
+        return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
+            np.float32)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
