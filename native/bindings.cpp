@@ -404,7 +404,8 @@ NB_MODULE(_native, m) {
          std::optional<Vec<float>> p, std::optional<Vec<float>> rbh, std::optional<F> h0,
          std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
          std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
-         float clip, bool input_forget, bool linear_before_reset, int threads) {
+         float clip, bool input_forget, bool linear_before_reset, int threads,
+         std::optional<Vec<float>> bias) {
         // xw (T, B, D, G*H), r (D, G*H, H), p (D*3*H), rbh (D*H), h0/c0/yh/yc (B, D, H),
         // y (T, B, D, H), lens (B); any strides with the innermost one 1.
         lowp::RnnArgs a;
@@ -443,6 +444,11 @@ NB_MODULE(_native, m) {
           if (!gru || int64_t(rbh->shape(0)) != a.d * a.h)
             throw std::invalid_argument("rnn rbh must be D * H floats (GRU)");
           a.rbh = rbh->data();
+        }
+        if (bias) {  // LSTM in ONNX Runtime's order: the bias after the recurrence
+          if (gru || int64_t(bias->shape(0)) != a.d * 8 * a.h)
+            throw std::invalid_argument("rnn bias must be D * 8 * H floats (LSTM)");
+          a.bias = bias->data();
         }
         if (h0) {
           check3(h0->ndim(), h0->shape(0), h0->shape(1), h0->shape(2), h0->stride(2), "h0");
@@ -491,7 +497,7 @@ NB_MODULE(_native, m) {
       },
       "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "rbh"_a.none(), "h0"_a.none(), "c0"_a.none(),
       "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
-      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1);
+      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
   m.def(
       "rnn_activation",

@@ -48,11 +48,12 @@ def _stride_k(n: int, k: int, trans_a: bool) -> int:
     return stride_k
 
 
-def _blocked(a: np.ndarray, b: np.ndarray, alpha: np.float32, stride_k: int) -> np.ndarray:
-    """The general kernel on a[m, k] @ b[k, n] (also batched on leading axes)."""
+def _blocked(a: np.ndarray, b: np.ndarray, alpha: np.float32, stride_k: int,
+             c: np.ndarray | None = None) -> np.ndarray:
+    """The general kernel on a[m, k] @ b[k, n] (also batched on leading axes); with `c`
+    (beta = 1) every block accumulates into it."""
     k = a.shape[-1]
     alpha = _F(alpha)
-    c: np.ndarray | None = None
     for k0 in range(0, k, stride_k):
         acc = np.zeros(a.shape[:-1] + b.shape[-1:], _F)
         for kk in range(k0, min(k, k0 + stride_k)):
@@ -62,11 +63,13 @@ def _blocked(a: np.ndarray, b: np.ndarray, alpha: np.float32, stride_k: int) -> 
     return c
 
 
-def _m1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MlasSgemmKernelM1Avx: a[1, k] @ b[k, n]; rounded products, groups of 4, 2, 1 k."""
+def _m1(a: np.ndarray, b: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
+    """MlasSgemmKernelM1Avx: a[1, k] @ b[k, n]; rounded products, groups of 4, 2, 1 k, each
+    group added to c (zeros, or `c0` [..., 1, n] with beta = 1)."""
     k = a.shape[-1]
     p = (a[..., 0, :, None] * b).astype(_F)          # [..., k, n] rounded products
-    c = np.zeros(p.shape[:-2] + p.shape[-1:], _F)
+    c = np.zeros(p.shape[:-2] + p.shape[-1:], _F) if c0 is None else \
+        np.array(c0[..., 0, :], _F)
     k0 = 0
     for size in [4] * (k // 4) + ([2] if k % 4 >= 2 else []) + ([1] if k % 2 else []):
         t = p[..., k0, :]
@@ -77,10 +80,12 @@ def _m1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return c[..., None, :]
 
 
-def _m1_transposed(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _m1_transposed(x: np.ndarray, rows: np.ndarray, c0: np.ndarray | None = None
+                   ) -> np.ndarray:
     """MlasSgemmKernelM1TransposeBAvx: out[r] = x · rows[r] for a vector x[k] and rows[r, k].
     Eight lane accumulators (lane j takes k = j mod 8), then a fold that depends on whether
-    the row was computed in a group of four, two or one rows."""
+    the row was computed in a group of four, two or one rows; then + c0[r] (beta = 1) or
+    + 0."""
     k = x.shape[-1]
     r = rows.shape[-2]
     pad = (-k) % 8
@@ -105,28 +110,32 @@ def _m1_transposed(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if tail % 2:
         group[r - 1] = 1
     out = np.where(group == 4, four, np.where(group == 2, two, one))
-    return (out + _F(0)).astype(_F)
+    return (out + (_F(0) if c0 is None else np.asarray(c0, _F))).astype(_F)
 
 
 def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_b: bool,
-               packed: bool) -> np.ndarray:
+               packed: bool, c: np.ndarray | None = None) -> np.ndarray:
     """MlasSgemmOperation / MlasSgemmPackedOperation on one part: a is [m, k] (already
-    untransposed), b is [k, n]; the flags pick the path as MLAS does."""
+    untransposed), b is [k, n]; the flags pick the path as MLAS does; `c` [m, n] is
+    accumulated into (beta = 1), else the product is written (beta = 0)."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if k == 0:
-        return np.zeros(a.shape[:-1] + (n,), _F)
+        return np.zeros(a.shape[:-1] + (n,), _F) if c is None else np.array(c, _F)
     if packed:
-        return _blocked(a, b, _F(alpha), _PACKED_STRIDE_K)
+        return _blocked(a, b, _F(alpha), _PACKED_STRIDE_K, c)
     if m == 1 and not trans_a and alpha == 1.0:
         if trans_b:
-            return _m1_transposed(a[..., 0, :], np.swapaxes(b, -1, -2))[..., None, :]
-        return _m1(a, b)
+            c0 = None if c is None else c[..., 0, :]
+            return _m1_transposed(a[..., 0, :], np.swapaxes(b, -1, -2), c0)[..., None, :]
+        return _m1(a, b, c)
     if n == 1 and alpha == 1.0 and (not trans_b or k == 1):
         if not trans_a:
-            return _m1_transposed(b[..., :, 0], a)[..., :, None]
-        return _m1(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2)).swapaxes(-1, -2)
-    return _blocked(a, b, _F(alpha), _stride_k(n, k, trans_a))
+            c0 = None if c is None else c[..., :, 0]
+            return _m1_transposed(b[..., :, 0], a, c0)[..., :, None]
+        c1 = None if c is None else np.swapaxes(c, -1, -2)
+        return _m1(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2), c1).swapaxes(-1, -2)
+    return _blocked(a, b, _F(alpha), _stride_k(n, k, trans_a), c)
 
 
 def _partition(index: int, count: int, total: int) -> tuple[int, int]:
@@ -139,9 +148,10 @@ def _partition(index: int, count: int, total: int) -> tuple[int, int]:
 
 def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
          trans_b: bool = False, packed: bool = False, threads: int = 1,
-         batch: int = 1) -> np.ndarray:
+         batch: int = 1, c: np.ndarray | None = None) -> np.ndarray:
     """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
-    trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n]."""
+    trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
+    (beta = 1: ONNX Runtime's recurrent step) when given."""
     a = np.asarray(a, _F)
     b = np.asarray(b, _F)
     am = np.swapaxes(a, -1, -2) if trans_a else a
@@ -158,14 +168,16 @@ def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False
             start, count = _partition(t, parts, blocks)
             lo, hi = start * _THREAD_ALIGN_N, min(n, (start + count) * _THREAD_ALIGN_N)
             if lo < hi:
-                out[:, lo:hi] = _operation(am, bm[:, lo:hi], alpha, trans_a, trans_b, packed)
+                out[:, lo:hi] = _operation(am, bm[:, lo:hi], alpha, trans_a, trans_b, packed,
+                                           None if c is None else c[:, lo:hi])
     else:
         parts = min(per_gemm, m)
         for t in range(parts):
             start, count = _partition(t, parts, m)
             if count:
-                out[start:start + count] = _operation(am[start:start + count], bm, alpha,
-                                                      trans_a, trans_b, packed)
+                out[start:start + count] = _operation(
+                    am[start:start + count], bm, alpha, trans_a, trans_b, packed,
+                    None if c is None else c[start:start + count])
     return out
 
 

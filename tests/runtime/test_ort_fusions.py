@@ -185,3 +185,45 @@ def test_mlas_order_matches_ort(batch: int, m: int, k: int, n: int, ta: bool, tb
     ref = mlas_sgemm.matmul(a, b, alpha=alpha, trans_a=ta, trans_b=tb, b_packed=const_b)
     np.testing.assert_array_equal(ref, want)
     np.testing.assert_array_equal(Session(model, threads=1).run(feeds)["y"], want)
+
+
+@pytest.mark.parametrize("constant", [True, False])
+@pytest.mark.parametrize(("direction", "peepholes", "clip", "lens"),
+                         [("forward", False, None, False), ("bidirectional", True, 0.7, True),
+                          ("reverse", True, None, True)])
+def test_lstm_is_ort_bit_for_bit(constant: bool, direction: str, peepholes: bool,
+                                 clip: float | None, lens: bool) -> None:
+    """ONNX Runtime's DeepCPU LSTM order: prepacked (constant) weights take the native
+    recurrence, fed ones the numpy form with MLAS's unpacked paths."""
+    rng = np.random.default_rng(4)
+    seq, batch, inp, hid = 5, 3, 40, 33
+    dirs = 2 if direction == "bidirectional" else 1
+    vals = {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32),
+            "W": (rng.standard_normal((dirs, 4 * hid, inp)) * 0.3).astype(np.float32),
+            "R": (rng.standard_normal((dirs, 4 * hid, hid)) * 0.3).astype(np.float32),
+            "B": rng.standard_normal((dirs, 8 * hid)).astype(np.float32),
+            "sl": np.array([5, 2, 4], np.int32),
+            "h0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
+            "c0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
+            "P": rng.standard_normal((dirs, 3 * hid)).astype(np.float32)}
+    names = ["x", "W", "R", "B", "sl" if lens else "", "h0", "c0", "P" if peepholes else ""]
+    while not names[-1]:
+        names.pop()
+    attrs: dict[str, object] = {"hidden_size": hid, "direction": direction}
+    if clip is not None:
+        attrs["clip"] = clip
+    node = helper.make_node("LSTM", names, ["y", "yh", "yc"], **attrs)
+    fed = [n for n in names if n and not (constant and n in ("W", "R"))]
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(
+            n, helper.np_dtype_to_tensor_dtype(vals[n].dtype), vals[n].shape) for n in fed],
+        [helper.make_tensor_value_info("y", F32, (seq, dirs, batch, hid)),
+         *(helper.make_tensor_value_info(o, F32, (dirs, batch, hid)) for o in ("yh", "yc"))],
+        [numpy_helper.from_array(vals[n], n) for n in ("W", "R") if constant])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {n: vals[n] for n in fed}
+    want = _ort(model, feeds)
+    got = Session(model, threads=1).run(feeds)
+    for name, w in zip(("y", "yh", "yc"), want, strict=True):
+        np.testing.assert_array_equal(got[name], w, err_msg=name)

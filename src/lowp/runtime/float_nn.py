@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lowp import mlas_sgemm
+from lowp import mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -882,19 +882,36 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
          activation_beta: Sequence[float] | None = None,
          activations: Sequence[str] | None = None, clip: float | None = None,
          direction: str = "forward", hidden_size: int | None = None, input_forget: int = 0,
-         layout: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+         layout: int = 0, w_packed: bool = False, r_packed: bool = False,
+         **_: Any) -> tuple[np.ndarray, ...]:
     """LSTM (gates i, o, f, c), all directions, sequence_lens, peepholes, clip, layout.
 
-    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
-    the numpy loop below is the reference and the fallback.
+    float32 with the default activations computes in ONNX Runtime's order
+    (`_lstm_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
+    prepacks), natively (lowp.runtime.native_rnn) when both are; other activations and
+    types run the numpy loop below.
     """
     h = r.shape[-1]
     xf, (h0, c0), lens, seq, revs = _rnn_common("LSTM", x, sequence_lens,
                                                 [initial_h, initial_c], direction, layout, h)
-    if native_rnn.supported(x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h,
-                            clip):
-        return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout, clip,
-                               bool(input_forget))
+    default = not activations or [a.lower() for a in activations] in (
+        list(native_rnn.LSTM_ACTIVATIONS), list(native_rnn.LSTM_ACTIVATIONS) * 2)
+    if x.dtype == np.float32 and default:
+        if w_packed and r_packed and native_rnn.supported(
+                x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h, clip):
+            return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout,
+                                   clip, bool(input_forget))
+        ys, finals = [], []
+        for di, rev in enumerate(revs):
+            st = [np.zeros((xf.shape[1], h), np.float32) if s is None else _f(s[di])
+                  for s in (h0, c0)]
+            y, fin = _lstm_ort_direction(
+                xf, _f(w[di]), _f(r[di]), None if b is None else _f(b[di]),
+                None if p is None else _f(p[di]), st, lens, rev, clip, bool(input_forget),
+                w_packed, r_packed)
+            ys.append(y)
+            finals.append(fin)
+        return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("LSTM", activations, ["Sigmoid", "Tanh", "Tanh"], len(revs),
                         activation_alpha, activation_beta)
@@ -923,6 +940,64 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
         ys.append(y)
         finals.append(fin)
     return _rnn_outputs(ys, finals, layout, x.dtype)
+
+
+_FLOAT_MAX = np.float32(np.finfo(np.float32).max)
+
+
+def _ort_clip(x: np.ndarray, bound: np.float32, with_bias: bool) -> np.ndarray:
+    """ONNX Runtime's LSTM gate clip: after a bias add std::min then std::max (a NaN becomes
+    the bound), without a bias the comparisons (a NaN stays)."""
+    if with_bias:
+        x = np.where(x < bound, x, bound)
+        return np.where(-bound < x, x, -bound).astype(np.float32)
+    return np.where(x > bound, bound, np.where(x < -bound, -bound, x)).astype(np.float32)
+
+
+def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+                        p: np.ndarray | None, states: list[np.ndarray], lens: np.ndarray,
+                        rev: bool, clip: float | None, input_forget: bool, w_packed: bool,
+                        r_packed: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One direction of a float32 LSTM as ONNX Runtime's DeepCPU kernel computes it
+    (docs/operators.md, (O23)): X W^T by MLAS (prepacked or not), per step the recurrence
+    H R^T accumulated into it by MLAS, the peephole products, then the bias Wb + Rb, the
+    clip, MLAS's logistic and tanh, C = C_prev f + i g, H = tanh(C) o."""
+    seq, batch, inp = xf.shape
+    hid = r.shape[-1]
+    # ONNX Runtime projects the first max(lens) steps only (M = their rows: M = 1 takes
+    # MLAS's one-row kernel)
+    steps = min(seq, int(lens.max(initial=0))) if lens.size else seq
+    xw = np.zeros((seq, batch, 4 * hid), np.float32)
+    if steps:
+        xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
+                                     packed=w_packed).reshape(steps, batch, 4 * hid)
+    bias = None if b is None else (b[:4 * hid] + b[4 * hid:]).astype(np.float32)
+    bi, bo, bf, bc = (None,) * 4 if bias is None else np.split(bias, 4)
+    pi, po, pf = (None,) * 3 if p is None else np.split(p, 3)
+    bound = _FLOAT_MAX if clip is None else np.float32(clip)
+    logistic, tanh = ort_math.logistic, ort_math.tanh
+
+    def gate(g: np.ndarray, c: np.ndarray, peep: np.ndarray | None, bias: np.ndarray | None,
+             act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        if peep is not None:
+            g = (g + (c * peep).astype(np.float32)).astype(np.float32)
+        if bias is not None:
+            g = (g + bias).astype(np.float32)
+        return act(_ort_clip(g, bound, bias is not None))
+
+    def step(xw_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
+        hp, cp = st
+        g = mlas_sgemm.gemm(hp, r, trans_b=True, packed=r_packed, c=xw_t)
+        gi, go, gf, gc = np.split(g, 4, axis=1)
+        i = gate(gi, cp, pi, bi, logistic)
+        f = (np.float32(1) - i).astype(np.float32) if input_forget else \
+            gate(gf, cp, pf, bf, logistic)
+        c = ((cp * f).astype(np.float32) + (i * gate(gc, cp, None, bc, tanh)).astype(
+            np.float32)).astype(np.float32)
+        o = gate(go, c, po, bo, logistic)
+        return [(tanh(c) * o).astype(np.float32), c]
+
+    return _run_direction(xw, states, lens, rev, step)
 
 
 @register
