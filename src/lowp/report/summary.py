@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from ..errors import DataError
-from ..passes.calibrate import expose_tensors, float_session
+from ..passes.calibrate import expose_tensors, float_session, run_exposed
 from ..runtime import Session
 from .analysis import (
     AgreementStats,
@@ -87,7 +87,7 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     inner = [n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"]
     float_names = {o for n in float_model.graph.node for o in n.output}
     exposed = [t for t in inner if t in float_names]
-    fs = float_session(expose_tensors(float_model, exposed))
+    fs = float_session(expose_tensors(float_model, exposed), mem_pattern=False)
     fs_names = [o.name for o in fs.get_outputs()]
     layers = LayerErrorStats(qdq)
     first = [o.name for o in float_model.graph.output][0]
@@ -104,8 +104,9 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
             sub = feed if n <= _SQNR_SAMPLES - layer_samples else {
                 k: v[:_SQNR_SAMPLES - layer_samples] for k, v in feed.items()}
             layer_samples += min(n, _SQNR_SAMPLES - layer_samples)
-            float_values = dict(zip(fs_names, fs.run(None, sub), strict=True))
+            float_values = dict(zip(fs_names, run_exposed(fs, fs_names, sub), strict=True))
             layers.update(float_values, session.run(sub, capture=True))
+            del float_values              # before the next feed runs: one feed at a time
         if labels is not None:
             full_float = fs.run([first], feed)[0]
             got = labels[samples:samples + full_float.shape[0]]
