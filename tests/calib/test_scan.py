@@ -171,3 +171,27 @@ def test_path_selection() -> None:
         assert scan.min_max(np.ones(3, np.float32)) is None
     with pytest.raises(ValueError, match="not (available|built)"):
         scan.set_path("neon")
+
+
+@native
+def test_calibration_table_is_the_reference_one() -> None:
+    """The whole calibration (both passes, in-place outputs, ranges) on the demo model."""
+    from lowp.config import CalibMethod, Config
+    from lowp.data import demo_model_path, load_demo_calibration
+    from lowp.feeds import as_feeds
+    from lowp.inputs import model_inputs
+    from lowp.ir.graph import load_model
+    from lowp.passes.annotate import annotate
+    from lowp.passes.calibrate import calibrate
+    from lowp.passes.canonicalize import canonicalize
+
+    model = canonicalize(load_model(demo_model_path()))
+    inputs = model_inputs(model)
+    config = Config(method=CalibMethod.ENTROPY, batch_size=16)
+    tensors = annotate(model, config).activations
+    tables = []
+    for path in (scan.REFERENCE, PATHS[-1]):
+        with scan.use_path(path):
+            feeds = as_feeds(load_demo_calibration(), inputs, 16)
+            tables.append(calibrate(model, tensors, feeds, inputs, config, progress=False))
+    assert json.dumps(tables[0].to_dict()) == json.dumps(tables[1].to_dict())
