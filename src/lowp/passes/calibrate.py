@@ -5,7 +5,7 @@ The data is a re-iterable stream of feeds (`lowp.feeds.FeedSource`); one feed an
 outputs are in memory at a time, whatever their shapes. The outputs are read where ONNX
 Runtime wrote them (`run_exposed`, no copy) and the session plans no memory pattern, so the
 peak is the model, one feed's exposed activations and the histograms
-(docs/calibration.md, "Cost")."""
+(docs/calibration.md, "Native scans, and what one run costs")."""
 
 from __future__ import annotations
 
@@ -72,16 +72,18 @@ class _OrtBuffer:
 
 def _as_numpy(value: ort.OrtValue) -> np.ndarray:
     try:
-        return np.from_dlpack(_OrtBuffer(value))
+        out = np.from_dlpack(_OrtBuffer(value))
     except (AttributeError, TypeError, BufferError, RuntimeError):
         return value.numpy()           # a dtype DLPack does not carry: a copy
+    shape = tuple(value.shape())
+    return out if out.shape == shape else out.reshape(shape)   # a scalar comes as (1,)
 
 
 def run_exposed(session: ort.InferenceSession, names: list[str],
                 feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """`session.run(names, feed)` without copying the outputs: numpy arrays that view ONNX
     Runtime's output buffers (a copy would double the memory of a calibration run)."""
-    inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v))
+    inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.asarray(v, order="C"))
               for k, v in feed.items()}
     return [_as_numpy(v) for v in session.run_with_ort_values(names, inputs)]
 
