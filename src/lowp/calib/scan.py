@@ -125,5 +125,13 @@ def histogram(x: np.ndarray, counts: np.ndarray, factor: float
             _signed_zero(hi, zeros, neg_zeros, x, "max"), int(zeros))
 
 
-if os.environ.get(_ENV_VAR):
-    set_path(os.environ[_ENV_VAR])
+def _apply_env() -> None:
+    forced = os.environ.get(_ENV_VAR)
+    if forced:
+        try:
+            set_path(forced)
+        except ValueError as err:
+            raise ValueError(f"{_ENV_VAR}={forced}: {err}") from None
+
+
+_apply_env()
