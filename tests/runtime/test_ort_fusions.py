@@ -227,3 +227,42 @@ def test_lstm_is_ort_bit_for_bit(constant: bool, direction: str, peepholes: bool
     got = Session(model, threads=1).run(feeds)
     for name, w in zip(("y", "yh", "yc"), want, strict=True):
         np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+@pytest.mark.parametrize("n", [8, 13, 19, 384, 390])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_normalization_is_ort_bit_for_bit(n: int, bias: bool) -> None:
+    """ONNX Runtime 1.32's LayerNormalization kernel (rows of at least 8 values)."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((3, 10, n)) * 2.5 + 0.7).astype(np.float32)
+    inits = {"s": rng.standard_normal(n).astype(np.float32)}
+    names = ["x", "s"]
+    if bias:
+        inits["b"] = rng.standard_normal(n).astype(np.float32)
+        names.append("b")
+    node = helper.make_node("LayerNormalization", names, ["y"], axis=-1, epsilon=1e-5)
+    _same_as_ort(_model([node], {"x": x.shape}, inits, ["y"]), {"x": x})
+
+
+def test_layer_norm_written_out_is_fused_as_ort_does() -> None:
+    """ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul, Add (a PyTorch export of
+    nn.LayerNorm) runs as ONNX Runtime's LayerNormalization."""
+    rng = np.random.default_rng(7)
+    h = 96
+    x = (rng.standard_normal((2, 17, h)) * 3 + 1).astype(np.float32)
+    inits = {"two": np.float32(2.0), "eps": np.float32(1e-6),
+             "g": rng.standard_normal(h).astype(np.float32),
+             "b": rng.standard_normal(h).astype(np.float32)}
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1]),
+             helper.make_node("Sub", ["x", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["d", "sd"], ["n"]),
+             helper.make_node("Mul", ["n", "g"], ["ng"]),
+             helper.make_node("Add", ["ng", "b"], ["y"])]
+    model = _model(nodes, {"x": x.shape}, inits, ["y"])
+    fused = ort_fusions.apply(model)
+    assert [n.op_type for n in fused.graph.node] == ["LayerNormalization"]
+    _same_as_ort(model, {"x": x})

@@ -438,10 +438,19 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None, *,
                        axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
                        **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank)."""
+    """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank); float32 with a full
+    scale (and bias) in ONNX Runtime's order (lowp.ort_math.layer_norm_rows)."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
+    n = int(np.prod(x.shape[ax:]))
+    if (x.dtype == np.float32 and n and np.size(scale) == n
+            and (bias is None or np.size(bias) == n) and x.size):
+        rows = x.reshape(-1, n)
+        y, m, v = ort_math.layer_norm_rows(rows, _f(scale), None if bias is None else _f(bias),
+                                           float(np.float32(epsilon)))
+        stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+        return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))

@@ -13,6 +13,10 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * GeluFusion: x / √2 -> Erf -> + 1 -> · x -> · 0.5 (either placement of the 0.5) becomes
   one com.microsoft Gelu, (0.5 x)(erf(x · float32(1/√2)) + 1) (lowp.ort_math.gelu).
 * BiasGeluFusion: Add of a 1-D bias feeding that Gelu becomes BiasGelu.
+* LayerNormFusion: a LayerNorm written out (ReduceMean, Sub, Pow 2, ReduceMean, Add eps,
+  Sqrt, Div, Mul by a 1-D scale, Add a 1-D bias) over the last axis becomes
+  LayerNormalization, which ONNX Runtime computes in its own order (lowp.ort_math,
+  layer_norm_rows).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
@@ -61,6 +65,8 @@ class _Index:
                 if i:
                     self.consumers[i].append(node)
         self.outputs = {o.name for o in g.output}
+        self.initializers = {t.name for t in g.initializer if t.name not in fed}
+        self.fed = {i.name for i in g.input}
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
         for v in (*g.input, *g.value_info, *g.output):
@@ -246,8 +252,93 @@ def _same_dim(x: onnx.TensorShapeProto.Dimension, y: onnx.TensorShapeProto.Dimen
     return x.HasField("dim_param") and y.HasField("dim_param") and x.dim_param == y.dim_param
 
 
+# --- LayerNormFusion ------------------------------------------------------------------------
+
+
+def _last_axis_mean(node: onnx.NodeProto, index: _Index, rank: int | None) -> bool:
+    """A ReduceMean (opset < 18: axes attribute) over the last axis only, dimensions kept."""
+    if not _is(node, "ReduceMean") or len(node.input) != 1:
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    axes = [int(a) for a in attrs.get("axes", [])]
+    if int(attrs.get("keepdims", 1)) != 1 or len(axes) != 1:
+        return False
+    return axes[0] == -1 or (rank is not None and axes[0] == rank - 1)
+
+
+def _layer_norm(mean: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+                ) -> Rewrite | None:
+    """x -> ReduceMean -> Sub -> Pow -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul scale ->
+    Add bias, as ONNX Runtime's LayerNormFusion matches it (one Sub, or the duplicated Sub
+    of older PyTorch exports), becomes LayerNormalization over the last axis."""
+    if not _is(mean, "ReduceMean") or mean.output[0] in index.outputs:
+        return None
+    x = mean.input[0]
+    shape = index.shapes.get(x)
+    rank = len(shape.dim) if shape is not None else None
+    if not index.is_float(x) or not _last_axis_mean(mean, index, rank):
+        return None
+    users = index.consumers.get(mean.output[0], [])
+    if len(users) not in (1, 2) or not all(_is(u, "Sub") for u in users):
+        return None
+    subs = users
+    if not index.single_use(subs[0].output[0]) and not (
+            len(subs) == 1 and len(index.consumers[subs[0].output[0]]) == 2
+            and subs[0].output[0] not in index.outputs):
+        return None
+    div = next((u for s in subs for u in index.consumers[s.output[0]] if _is(u, "Div")), None)
+    if div is None or not index.single_use(div.output[0]):
+        return None
+    sqrt = next((index.producer[i] for i in div.input if i in index.producer
+                 and _is(index.producer[i], "Sqrt")), None)
+    if sqrt is None or not index.single_use(sqrt.output[0]):
+        return None
+    add2 = index.producer.get(sqrt.input[0])
+    if add2 is None or not _is(add2, "Add") or not index.single_use(add2.output[0]):
+        return None
+    mean2 = next((index.producer[i] for i in add2.input if i in index.producer
+                  and _is(index.producer[i], "ReduceMean")), None)
+    if mean2 is None or not index.single_use(mean2.output[0]) or \
+            not _last_axis_mean(mean2, index, rank):
+        return None
+    pow_node = index.producer.get(mean2.input[0])
+    if pow_node is None or not _is(pow_node, "Pow") or not index.single_use(pow_node.output[0]):
+        return None
+    if not index.near(pow_node.input[1], 2.0):
+        return None
+    sub2 = index.producer.get(pow_node.input[0])
+    if sub2 is None or not any(sub2 is s for s in subs):
+        return None
+    if any(s.input[0] != x or s.input[1] != mean.output[0] for s in subs):
+        return None
+    mul = index.consumers[div.output[0]][0]
+    if not _is(mul, "Mul") or not index.single_use(mul.output[0]):
+        return None
+    add = index.consumers[mul.output[0]][0]
+    if not _is(add, "Add"):
+        return None
+    scale = next((i for i in mul.input if i != div.output[0] and _vector(i, index)), None)
+    bias = next((i for i in add.input if i != mul.output[0] and _vector(i, index)), None)
+    if scale is None or bias is None or \
+            index.shapes[scale].dim[0].dim_value != index.shapes[bias].dim[0].dim_value:
+        return None
+    eps = next((index.scalars[i] for i in add2.input if i in index.scalars
+                and index.types.get(i) == TensorProto.FLOAT), _F(1e-5))
+    fused = helper.make_node("LayerNormalization", [x, scale, bias], [add.output[0]],
+                             name=mean.name + "_LayerNorm", axis=-1, epsilon=float(eps))
+    return [fused], [*subs, div, sqrt, add2, mean2, pow_node, mul, add]
+
+
+def _vector(name: str, index: _Index) -> bool:
+    """A 1-D constant (or fed) tensor: LayerNormFusion's scale or bias."""
+    shape = index.shapes.get(name)
+    constant = name in index.scalars or name in index.initializers or name in index.fed
+    return constant and shape is not None and len(shape.dim) == 1
+
+
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
+    ("LayerNormFusion", _layer_norm, 7),
     ("GeluFusion", _gelu, 9),
     ("BiasGeluFusion", _bias_gelu, 7),
     ("MatMulScaleFusion", _matmul_scale, 9),
@@ -261,7 +352,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in ("MatMul", "Div") for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if any(n.op_type == "Erf" for n in model.graph.node) else model
+    shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean")
+                                        for n in model.graph.node) else model
     nodes = list(model.graph.node)
     touched, changed = False, True
     while changed:
