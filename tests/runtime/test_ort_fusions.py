@@ -266,3 +266,41 @@ def test_layer_norm_written_out_is_fused_as_ort_does() -> None:
     fused = ort_fusions.apply(model)
     assert [n.op_type for n in fused.graph.node] == ["LayerNormalization"]
     _same_as_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("constant", [True, False])
+@pytest.mark.parametrize(("direction", "lbr", "clip", "lens"),
+                         [("forward", 0, None, False), ("bidirectional", 1, 0.7, True),
+                          ("reverse", 0, None, True), ("forward", 1, None, False)])
+def test_gru_is_ort_bit_for_bit(constant: bool, direction: str, lbr: int,
+                                clip: float | None, lens: bool) -> None:
+    """ONNX Runtime's DeepCPU GRU order, prepacked and fed weights."""
+    rng = np.random.default_rng(5)
+    seq, batch, inp, hid = 5, 3, 40, 33
+    dirs = 2 if direction == "bidirectional" else 1
+    vals = {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32),
+            "W": (rng.standard_normal((dirs, 3 * hid, inp)) * 0.3).astype(np.float32),
+            "R": (rng.standard_normal((dirs, 3 * hid, hid)) * 0.3).astype(np.float32),
+            "B": rng.standard_normal((dirs, 6 * hid)).astype(np.float32),
+            "sl": np.array([5, 2, 4], np.int32),
+            "h0": rng.standard_normal((dirs, batch, hid)).astype(np.float32)}
+    names = ["x", "W", "R", "B", "sl" if lens else "", "h0"]
+    attrs: dict[str, object] = {"hidden_size": hid, "direction": direction,
+                                "linear_before_reset": lbr}
+    if clip is not None:
+        attrs["clip"] = clip
+    node = helper.make_node("GRU", names, ["y", "yh"], **attrs)
+    fed = [n for n in names if n and not (constant and n in ("W", "R"))]
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(
+            n, helper.np_dtype_to_tensor_dtype(vals[n].dtype), vals[n].shape) for n in fed],
+        [helper.make_tensor_value_info("y", F32, (seq, dirs, batch, hid)),
+         helper.make_tensor_value_info("yh", F32, (dirs, batch, hid))],
+        [numpy_helper.from_array(vals[n], n) for n in ("W", "R") if constant])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {n: vals[n] for n in fed}
+    want = _ort(model, feeds)
+    got = Session(model, threads=1).run(feeds)
+    for name, w in zip(("y", "yh"), want, strict=True):
+        np.testing.assert_array_equal(got[name], w, err_msg=name)

@@ -1009,6 +1009,86 @@ def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndar
     return _run_direction(xw, states, lens, rev, step)
 
 
+# ONNX Runtime's deepcpu rational tanh (GRU's reset and output gates): float32, no fused
+# multiply-adds (its own C++ loops)
+_DEEPCPU_P = tuple(np.float32(c) for c in (-2.76076847742355e-16, 2.00018790482477e-13,
+                                           -8.60467152213735e-11, 5.12229709037114e-08,
+                                           1.48572235717979e-05, 6.37261928875436e-04,
+                                           4.89352455891786e-03))
+_DEEPCPU_Q = tuple(np.float32(c) for c in (1.19825839466702e-06, 1.18534705686654e-04,
+                                           2.26843463243900e-03, 4.89352518554385e-03))
+
+
+def _deepcpu_ratio(x: np.ndarray) -> np.ndarray:
+    """p(x) / q(x) of ONNX Runtime's deepcpu tanh, each operation rounded to float32."""
+    f = np.float32
+    x2 = (x * x).astype(f)
+    p = ((x2 * _DEEPCPU_P[0]).astype(f) + _DEEPCPU_P[1]).astype(f)
+    for c in _DEEPCPU_P[2:]:
+        p = ((x2 * p).astype(f) + c).astype(f)
+    p = (x * p).astype(f)
+    q = ((x2 * _DEEPCPU_Q[0]).astype(f) + _DEEPCPU_Q[1]).astype(f)
+    for c in _DEEPCPU_Q[2:]:
+        q = ((x2 * q).astype(f) + c).astype(f)
+    return (p / q).astype(f)
+
+
+def _bound(x: np.ndarray, b: float) -> np.ndarray:
+    """deepcpu's clip_for_sigmoid / clip_for_tanh (a NaN stays)."""
+    return np.where(x < -b, np.float32(-b), np.where(x > b, np.float32(b), x)).astype(
+        np.float32)
+
+
+def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+                       states: list[np.ndarray], lens: np.ndarray, rev: bool,
+                       clip: float | None, lbr: bool, w_packed: bool, r_packed: bool
+                       ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One direction of a float32 GRU as ONNX Runtime's DeepCPU kernel computes it
+    (docs/operators.md, (O25)): X W^T by MLAS; per step H R_zr^T accumulated into the z and
+    r parts; r from the clipped r input by deepcpu's rational sigmoid times H (or times
+    H R_h^T + Rbh with linear_before_reset), then the h part (a GEMM accumulated into it, or
+    an add); z by MLAS's logistic; H = (1 - z) tanh'(h) + z H_prev with deepcpu's tanh."""
+    f = np.float32
+    seq, batch, inp = xf.shape
+    hid = r.shape[-1]
+    steps = min(seq, int(lens.max(initial=0))) if lens.size else seq
+    xw = np.zeros((seq, batch, 3 * hid), f)
+    if steps:
+        xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
+                                     packed=w_packed).reshape(steps, batch, 3 * hid)
+    r_zr, r_h = r[:2 * hid], r[2 * hid:]
+    bz = br = bh = rbh = None
+    if b is not None:
+        wz, wr, wh, rz, rr, rh = np.split(b, 6)
+        bz, br = (wz + rz).astype(f), (wr + rr).astype(f)
+        bh = wh if lbr else (wh + rh).astype(f)
+        rbh = rh
+    bound = _FLOAT_MAX if clip is None else f(clip)
+
+    def prep(g: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return _ort_clip((g + bias).astype(f) if bias is not None else g, bound,
+                         bias is not None)
+
+    def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
+        hp = st[0]
+        zr = mlas_sgemm.gemm(hp, r_zr, trans_b=True, packed=r_packed, c=x_t[:, :2 * hid])
+        half = f(0.5)
+        if lbr:
+            c0 = None if rbh is None else np.broadcast_to(rbh, (batch, hid))
+            lin = mlas_sgemm.gemm(hp, r_h, trans_b=True, packed=r_packed, c=c0)
+        rt = _deepcpu_ratio((half * _bound(prep(zr[:, hid:], br), 20.0)).astype(f))
+        rh_ = (((lin if lbr else hp) * half).astype(f) * (f(1) + rt).astype(f)).astype(f)
+        if lbr:
+            gh = (x_t[:, 2 * hid:] + rh_).astype(f)
+        else:
+            gh = mlas_sgemm.gemm(rh_, r_h, trans_b=True, packed=r_packed, c=x_t[:, 2 * hid:])
+        z = ort_math.logistic(prep(zr[:, :hid], bz))
+        ht = _deepcpu_ratio(_bound(prep(gh, bh), 10.0))
+        return [(((f(1) - z).astype(f) * ht).astype(f) + (z * hp).astype(f)).astype(f)]
+
+    return _run_direction(xw, states, lens, rev, step)
+
+
 @register
 def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
         sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
@@ -1016,19 +1096,30 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activation_beta: Sequence[float] | None = None,
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
-        linear_before_reset: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+        linear_before_reset: int = 0, w_packed: bool = False, r_packed: bool = False,
+        **_: Any) -> tuple[np.ndarray, ...]:
     """GRU (gates z, r, h), all directions, sequence_lens, linear_before_reset, layout.
 
-    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
-    the numpy loop below is the reference and the fallback.
+    float32 with the default activations computes in ONNX Runtime's order
+    (`_gru_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
+    prepacks); other activations and types run the numpy loop below. (The native GRU
+    recurrence of lowp.runtime.native_rnn keeps its own order and is not used here.)
     """
     h = r.shape[-1]
     xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
                                              layout, h)
-    if native_rnn.supported(x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h,
-                            clip):
-        return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
-                              bool(linear_before_reset))
+    default = not activations or [a.lower() for a in activations] in (
+        list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
+    if x.dtype == np.float32 and default:
+        ys, finals = [], []
+        for di, rev in enumerate(revs):
+            st = [np.zeros((xf.shape[1], h), np.float32) if h0 is None else _f(h0[di])]
+            y, fin = _gru_ort_direction(xf, _f(w[di]), _f(r[di]),
+                                        None if b is None else _f(b[di]), st, lens, rev, clip,
+                                        bool(linear_before_reset), w_packed, r_packed)
+            ys.append(y)
+            finals.append(fin)
+        return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("GRU", activations, ["Sigmoid", "Tanh"], len(revs), activation_alpha,
                         activation_beta)

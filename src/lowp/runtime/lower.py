@@ -181,15 +181,16 @@ def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, obj
 
 
 def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
-    """ONNX Runtime prepacks constant LSTM weights (W and R separately); the products then
-    sum in K blocks of 256 (lowp.mlas_sgemm)."""
+    """ONNX Runtime prepacks constant LSTM and GRU weights (W and R separately); the
+    products then sum in K blocks of 256 (lowp.mlas_sgemm)."""
     return {"w_packed": _folded_constant(node.input[1], graph),
             "r_packed": _folded_constant(node.input[2], graph)}
 
 
 # what a float operator needs to know of the graph to round as ONNX Runtime does
 _ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
-                "ConvTranspose": _conv_transpose_context, "LSTM": _lstm_context}
+                "ConvTranspose": _conv_transpose_context, "LSTM": _lstm_context,
+                "GRU": _lstm_context}
 
 
 def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
