@@ -318,9 +318,9 @@ def gelu(x: np.ndarray) -> np.ndarray:
 # folded ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); of the last n mod 8, a first
 # four (when there are four) added as rounded products, the rest by fused multiply-adds;
 # inv = 1 / sqrt(q / n + eps); y = fma(d · inv, scale, bias), or (d · inv) · scale without
-# a bias. Rows of fewer than 8 values take ONNX Runtime's loop: float32 sums of x and of
-# the rounded x·x in order, mean = s / n, den = sqrt(ss / n - mean·mean + eps),
-# y = (x - mean) / den · scale + bias. docs/operators.md, (O24).
+# a bias. Rows of fewer than 8 values take the same form (ONNX Runtime runs another loop
+# there, whose order is not reproduced; this one has no cancellation). docs/operators.md,
+# (O24).
 
 
 def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
@@ -328,8 +328,6 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
     """(y, mean, inv_std_dev) of float32 rows x (rows, n) with scale, bias of n values."""
     x = np.asarray(x, np.float32)
     n = x.shape[1]
-    if n < 8:
-        return _layer_norm_short(x, scale, bias, epsilon)
     mean = (x.astype(np.float64).sum(axis=1) / n).astype(np.float32)
     d = (x - mean[:, None]).astype(np.float32)
     blocks = n // 8 * 8
@@ -352,26 +350,6 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
     s = np.asarray(scale, np.float32).reshape(1, n)
     y = fma32(t, s, np.asarray(bias, np.float32).reshape(1, n)) if bias is not None else \
         (t * s).astype(np.float32)
-    return y, mean, inv
-
-
-def _layer_norm_short(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
-                      epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = x.shape[1]
-    s = np.zeros(x.shape[0], np.float32)
-    ss = np.zeros(x.shape[0], np.float32)
-    for k in range(n):
-        s = (s + x[:, k]).astype(np.float32)
-        ss = (ss + (x[:, k] * x[:, k]).astype(np.float32)).astype(np.float32)
-    mean = (s / np.float32(n)).astype(np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = ((ss / np.float32(n)).astype(np.float32) - (mean * mean).astype(np.float32))
-        den = np.sqrt((var.astype(np.float32) + np.float32(epsilon)).astype(np.float32))
-        t = ((x - mean[:, None]).astype(np.float32) / den[:, None]).astype(np.float32)
-        inv = (_F(1) / den).astype(np.float32)
-    y = (t * np.asarray(scale, np.float32).reshape(1, n)).astype(np.float32)
-    if bias is not None:
-        y = (y + np.asarray(bias, np.float32).reshape(1, n)).astype(np.float32)
     return y, mean, inv
 
 
