@@ -106,11 +106,12 @@ inline typename D::V unary_d(int op, typename D::V x) {
   }
 }
 
-// The operators computed in float32 by the reference: hard sigmoid and hard swish (one
-// rounding per operation, no contraction) and ONNX Runtime's rational tanh and logistic
-// (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step).
+// The operators computed in float32 by the reference: hard sigmoid, hard swish and leaky
+// relu (one rounding per operation, no contraction) and ONNX Runtime's rational tanh and
+// logistic (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step).
 constexpr bool is_float32_op(int op) {
-  return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh;
+  return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
+         op == kLeakyRelu;
 }
 
 template <class F>
@@ -135,6 +136,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       const V t = F::add(F::mul(x, F::set1(float(1.0 / 6))), F::set1(0.5f));
       return F::mul(x, F::min(one, F::max(zero, t)));
     }
+    case kLeakyRelu:  // np.where(x >= 0, x, x * alpha): NaN and -0 take the product
+      return F::select_ge0(x, x, F::mul(x, F::set1(alpha)));
     case kTanh: {
       static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
                                 float(-8.60467152213735e-11), float(5.12229709037114e-08),

@@ -50,6 +50,7 @@ struct ScalarF {
   static V min(V a, V b) { return a < b ? a : b; }
   static V max(V a, V b) { return a > b ? a : b; }
   static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
+  static V select_ge0(V x, V a, V b) { return x >= 0.0f ? a : b; }
   static V gather(const float* p, int64_t) { return *p; }
 };
 
