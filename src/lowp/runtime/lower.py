@@ -163,7 +163,18 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
             result = (result,)
         return tuple(np.asarray(r) for r in result[:n_out])
 
+    if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
+                    layouts=(CF, CL), elementwise=True)
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
+
+
+# float operators of one input that map each element to one element: they run on a
+# channels-last value as it is (no conversion to channels-first and back around them)
+LAYOUT_FREE_UNARY = frozenset({
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Elu",
+    "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
+})
 
 
 # the stored types of Quantize/DequantizeLinear that run as lowp's integer steps
