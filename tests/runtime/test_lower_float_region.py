@@ -178,3 +178,32 @@ def test_rank_four_constants_on_an_input_of_unknown_shape(shape):
     want = _unfused(_leaky_max_model(shape, closed=False), x)
     assert got.shape == want.shape == (1,) * (4 - len(shape)) + shape
     np.testing.assert_array_equal(got, want)
+
+
+def test_rank_four_constant_tables_next_to_other_tables():
+    """Two regions in a row (a LeakyRelu table, then the Max table with its rank-4 constant,
+    as another quantizer writes them): the second, which may add axes, is not fused, and the
+    result is the float steps'."""
+    model = _leaky_max_model((2, 3, 5, 4))
+    g = model.graph
+    mid = [numpy_helper.from_array(np.float32(0.04), "sm"),
+           numpy_helper.from_array(np.array(100, np.uint8), "zm")]
+    g.initializer.extend(mid)
+    nodes = list(g.node)
+    leaky = next(n for n in nodes if n.op_type == "LeakyRelu")
+    k = nodes.index(leaky)
+    nodes[k + 1:k + 1] = [helper.make_node("QuantizeLinear", ["l", "sm", "zm"], ["lq"]),
+                          helper.make_node("DequantizeLinear", ["lq", "sm", "zm"], ["ld"])]
+    nodes[k + 3].input[0] = "ld"                 # Max reads the re-dequantized value
+    del g.node[:]
+    g.node.extend(nodes)
+    x = np.random.default_rng(4).integers(0, 256, (2, 3, 5, 4)).astype(np.uint8)
+    session = Session(model, backend="reference")
+    assert [s.kind for s in session.steps].count("int") == 2
+    got = session.run({"x": x})["y"]
+    xf = (x.astype(np.float32) - np.float32(120)) * np.float32(0.05)
+    lf = np.where(xf >= 0, xf, xf * np.float32(0.3))
+    lq = np.clip(np.rint(lf / np.float32(0.04)) + 100, 0, 255)
+    yf = np.maximum((lq - np.float32(100)) * np.float32(0.04), np.float32(-0.4))
+    want = np.clip(np.rint(yf / np.float32(_Q_SCALE)) + _Q_ZERO_POINT, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)

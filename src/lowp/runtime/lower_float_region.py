@@ -127,8 +127,12 @@ def _float_region(ctx: LowerCtx) -> Step | None:
                   Arena(reuse=not ctx.subgraph))
     op_type = "+".join(n.op_type for n in nodes)
     if channels == 1:
+        # a step that may add leading axes is not a function of each element alone: it is
+        # not fused with neighbouring tables (lowp.runtime.fuse)
+        same_shape = rank <= 1
         return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
-                    layouts=(CF, CL), elementwise=True, table_dtype=x_qp.qtype.numpy_dtype,
+                    layouts=(CF, CL), elementwise=same_shape,
+                    table_dtype=x_qp.qtype.numpy_dtype if same_shape else None,
                     replayable=True)
     return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
 
