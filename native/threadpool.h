@@ -100,7 +100,7 @@ class ThreadPool {
   // (kBackoffMin .. kBackoffMax) while this keeps happening; after kCalm without it the
   // back-off starts again from kBackoffMin.
   static constexpr std::chrono::microseconds kPreempted{200};
-  static constexpr std::chrono::milliseconds kBackoffMin{2}, kBackoffMax{64}, kCalm{500};
+  static constexpr std::chrono::milliseconds kBackoffMin{1}, kBackoffMax{16}, kCalm{100};
   static constexpr unsigned kOpen = 1u << 31;  // state_: open flag | workers inside the job
 
   int take_ids(const std::function<void(int)>& fn, int n) {
