@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-SRC := pyproject.toml CMakeLists.txt $(wildcard native/*.cpp native/*.h native/*.cmake)
+SRC := pyproject.toml CMakeLists.txt $(wildcard native/*.cpp native/*.h native/*.cmake native/*/*.cpp native/*/*.h native/*/*.cmake)
 
 .PHONY: demo test lint typecheck bench sanitize clean fuzz
 

@@ -10,7 +10,11 @@ of a row must give the same table (bit-identical whatever the workers).
 
     python bench/calib.py [--samples 256] [--networks resnet18 mobilenet_v2]
                           [--methods minmax entropy percentile]
-                          [--tools ort lowp lowp-local2 lowp-dask2] [--mem-limit-gb 8]
+                          [--tools ort lowp lowp-quantize lowp-local2 lowp-dask2]
+                          [--mem-limit-gb 8]
+
+`lowp-quantize` times the whole `lowp quantize` command in the child (calibration, the
+quantized model, its check and the end-of-run summary), the others the calibration call.
 
 ONNX Runtime's calibrators keep every batch's outputs until the end (their defaults); a
 child over `--mem-limit-gb` of address space fails and is reported as such instead of
@@ -80,7 +84,19 @@ def child(tool: str, model: str, method: str, folder: str) -> dict:
 
     config = Config(method=CalibMethod(method), batch_size=BATCH)
     t0 = time.perf_counter()
-    if tool == "lowp":                              # one process, as `lowp quantize` does
+    if tool == "lowp-quantize":                     # the whole CLI run, summary included
+        from lowp.calib import CalibrationTable
+        from lowp.cli import main as cli_main
+
+        with tempfile.TemporaryDirectory() as tmp:
+            table_path = os.path.join(tmp, "table.json")
+            rc = cli_main(["quantize", model, "--calib", folder, "-o",
+                           os.path.join(tmp, "q.onnx"), "--method", method, "--batch-size",
+                           str(BATCH), "--calib-table", table_path, "--quiet"])
+            if rc != 0:
+                raise SystemExit(f"lowp quantize exited with {rc}")
+            table = CalibrationTable.load(table_path)
+    elif tool == "lowp":                              # one process, as `lowp quantize` does
         from lowp.feeds import as_feeds
         from lowp.inputs import model_inputs
         from lowp.ir.graph import load_model

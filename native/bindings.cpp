@@ -304,6 +304,30 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
   return [p, threads, a, b, y] { lowp::run_float_binary(p, threads); };
 }
 
+using Matrix = nb::ndarray<const float, nb::ndim<2>, nb::device::cpu>;
+using OutMatrix = nb::ndarray<float, nb::ndim<2>, nb::device::cpu>;
+
+lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha, bool trans_a,
+                                   bool trans_b, bool packed, int threads) {
+  // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
+  // the logical operands (any non-negative strides: a transposed view reads in place);
+  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
+  if (a.shape(1) != b.shape(0) || c.shape(0) != a.shape(0) || c.shape(1) != b.shape(1))
+    throw std::invalid_argument("float_sgemm_mlas needs a (m x k), b (k x n), c (m x n)");
+  for (int i = 0; i < 2; ++i)
+    if (a.stride(i) < 0 || b.stride(i) < 0 || c.stride(i) < 0)
+      throw std::invalid_argument("float_sgemm_mlas needs non-negative strides");
+  if (c.shape(1) > 1 && c.stride(1) != 1)
+    throw std::invalid_argument("float_sgemm_mlas needs output rows of unit stride");
+  lowp::SgemmArgs g;
+  g.a = a.data(), g.b = b.data(), g.c = c.data();
+  g.m = int64_t(a.shape(0)), g.k = int64_t(a.shape(1)), g.n = int64_t(b.shape(1));
+  g.sa_m = a.stride(0), g.sa_k = a.stride(1), g.sb_k = b.stride(0), g.sb_n = b.stride(1);
+  g.ldc = c.stride(0);
+  g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
+  return [g, threads, a, b, c] { lowp::run_mlas_sgemm(g, threads); };
+}
+
 lowp::Kernel make_float_clamp(Floats x, OutFloats y, float lo, float hi, bool use_lo,
                               bool use_hi, int threads) {
   // y = minimum(maximum(x, lo), hi) as numpy computes it (Relu, Clip); y may be x
@@ -417,7 +441,8 @@ NB_MODULE(_native, m) {
          std::optional<Vec<float>> p, std::optional<Vec<float>> rbh, std::optional<F> h0,
          std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
          std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
-         float clip, bool input_forget, bool linear_before_reset, int threads) {
+         float clip, bool input_forget, bool linear_before_reset, int threads,
+         std::optional<Vec<float>> bias) {
         // xw (T, B, D, G*H), r (D, G*H, H), p (D*3*H), rbh (D*H), h0/c0/yh/yc (B, D, H),
         // y (T, B, D, H), lens (B); any strides with the innermost one 1.
         lowp::RnnArgs a;
@@ -456,6 +481,11 @@ NB_MODULE(_native, m) {
           if (!gru || int64_t(rbh->shape(0)) != a.d * a.h)
             throw std::invalid_argument("rnn rbh must be D * H floats (GRU)");
           a.rbh = rbh->data();
+        }
+        if (bias) {  // LSTM in ONNX Runtime's order: the bias after the recurrence
+          if (gru || int64_t(bias->shape(0)) != a.d * 8 * a.h)
+            throw std::invalid_argument("rnn bias must be D * 8 * H floats (LSTM)");
+          a.bias = bias->data();
         }
         if (h0) {
           check3(h0->ndim(), h0->shape(0), h0->shape(1), h0->shape(2), h0->stride(2), "h0");
@@ -504,7 +534,7 @@ NB_MODULE(_native, m) {
       },
       "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "rbh"_a.none(), "h0"_a.none(), "c0"_a.none(),
       "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
-      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1);
+      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
   m.def(
       "rnn_activation",
@@ -528,6 +558,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
+             "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,

@@ -58,6 +58,20 @@ struct Avx512F {
   static V select_ge0(V x, V a, V b) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V abs(V a) { return _mm512_abs_ps(a); }
+  static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
+  }
+  static V copysign(V mag, V sgn) {  // |mag| with the sign bit of sgn
+    const __m512i s = _mm512_set1_epi32(int(0x80000000u));
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(s, _mm512_castps_si512(sgn),
+                                                          _mm512_castps_si512(mag), 0xca));
+  }
+  static V pow2(V r) {  // 2^r for integral r in [-126, 127]
+    const __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
   static V gather(const float* p, int64_t stride) {
     const __m512i idx = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

@@ -103,3 +103,117 @@ void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, i
 }
 
 }  // namespace lowp
+
+namespace lowp {
+namespace {
+
+// MlasSgemmOperation's K block: halved while it still covers K (N >= K), or doubled while
+// the 128 x 128 panel can give up columns (N < K, A read untransposed).
+int64_t mlas_stride_k(int64_t n, int64_t k, bool trans_a) {
+  int64_t stride_n = 128, stride_k = 128;
+  if (n >= k) {
+    while (stride_k / 2 >= k) stride_n *= 2, stride_k /= 2;
+  } else if (!trans_a) {
+    while (stride_n > 16 && stride_n / 2 >= n) stride_n /= 2, stride_k *= 2;
+  }
+  return stride_k;
+}
+
+// MlasSgemmKernelM1Avx: c[j] (j < n) = sum over k of x[k] * B[k][j] (B[k][j] = b[k * sb_k +
+// j * sb_n]) as rounded products added in groups of four k (then two, then one), each group
+// added to c; c starts at +0.
+void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t sb_n,
+              float* c, int64_t sc, int64_t n, int64_t k) {
+  for (int64_t j = 0; j < n; ++j) c[j * sc] = 0.0f;
+  int64_t k0 = 0;
+  auto group = [&](int size) {
+    for (int64_t j = 0; j < n; ++j) {
+      float t = x[k0 * sx] * b[k0 * sb_k + j * sb_n];
+      for (int q = 1; q < size; ++q) t = t + x[(k0 + q) * sx] * b[(k0 + q) * sb_k + j * sb_n];
+      c[j * sc] = t + c[j * sc];
+    }
+    k0 += size;
+  };
+  while (k - k0 >= 4) group(4);
+  if (k - k0 >= 2) group(2);
+  if (k - k0 >= 1) group(1);
+}
+
+// MlasSgemmKernelM1TransposeBAvx: out[r] = x . row r (row r = rows[r * sr + k * sk]) with
+// eight lanes of rounded products (lane l takes k = l mod 8, padded with zeros), folded as
+// the kernel folds a row computed in a group of four, two or one rows.
+void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
+                         float* out, int64_t so, int64_t nrows, int64_t k) {
+  const int64_t tail = nrows % 4;
+  for (int64_t r = 0; r < nrows; ++r) {
+    float v[8] = {};
+    for (int64_t k0 = 0; k0 < k; k0 += 8)
+      for (int l = 0; l < 8; ++l) {
+        const int64_t kk = k0 + l;
+        const float p = kk < k ? x[kk * sx] * rows[r * sr + kk * sk] : 0.0f;
+        v[l] = v[l] + p;
+      }
+    float y;
+    const int64_t pos = r - (nrows - tail);
+    if (pos < 0) {  // a group of four rows
+      y = (((v[0] + v[1]) + v[2]) + v[3]) + (((v[4] + v[5]) + v[6]) + v[7]);
+    } else if (tail >= 2 && pos < 2) {  // a pair
+      y = ((v[0] + v[2]) + (v[4] + v[6])) + ((v[1] + v[3]) + (v[5] + v[7]));
+    } else {  // the last single row
+      y = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
+    out[r * so] = y + 0.0f;
+  }
+}
+
+// The general kernel: K blocks of stride_k; B packed per block into zero-padded panels of
+// up to 512 columns (the panel width does not change any sum); rows split between threads.
+void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
+  const FloatKernels& kern = active_float_kernels();
+  const int64_t W = kern.width, nb = 512;
+  std::vector<float> panel;
+  for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
+    const int64_t kb = std::min(stride_k, g.k - k0);
+    for (int64_t j0 = 0; j0 < g.n; j0 += nb) {
+      const int64_t cols = std::min(nb, g.n - j0), np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
+      panel.assign(size_t(kb * np), 0.0f);
+      for (int64_t j = 0; j < cols; ++j) {  // strips of 2W columns, k-major inside
+        float* dst = panel.data() + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
+        const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
+        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+      }
+      const float* bp = panel.data();
+      run_elementwise(g.m, std::max<int64_t>(4, (int64_t(1) << 15) / std::max<int64_t>(1, kb * np)),
+                      threads, [&](int64_t i0, int64_t len) {
+                        kern.sgemm_block(g.a + i0 * g.sa_m + k0 * g.sa_k, g.sa_m, g.sa_k, bp, np,
+                                         g.c + i0 * g.ldc + j0, g.ldc, len, cols, kb, g.alpha,
+                                         k0 == 0);
+                      });
+    }
+  }
+}
+
+}  // namespace
+
+void run_mlas_sgemm(const SgemmArgs& g, int threads) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {
+    for (int64_t i = 0; i < g.m; ++i) std::fill_n(g.c + i * g.ldc, g.n, 0.0f);
+    return;
+  }
+  if (g.packed) return sgemm_blocked(g, 256, threads);
+  if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) {
+    if (g.trans_b)  // row j of the transposed kernel's matrix is column j of B
+      return sgemm_m1_transposed(g.a, g.sa_k, g.b, g.sb_n, g.sb_k, g.c, 1, g.n, g.k);
+    return sgemm_m1(g.a, g.sa_k, g.b, g.sb_k, g.sb_n, g.c, 1, g.n, g.k);
+  }
+  if (g.n == 1 && g.alpha == 1.0f && (!g.trans_b || g.k == 1)) {
+    if (!g.trans_a)  // B's column against each row of A
+      return sgemm_m1_transposed(g.b, g.sb_k, g.a, g.sa_m, g.sa_k, g.c, g.ldc, g.m, g.k);
+    // B's column against A as stored (k x m): the M = 1 kernel with the roles swapped
+    return sgemm_m1(g.b, g.sb_k, g.a, g.sa_k, g.sa_m, g.c, g.ldc, g.m, g.k);
+  }
+  sgemm_blocked(g, mlas_stride_k(g.n, g.k, g.trans_a), threads);
+}
+
+}  // namespace lowp

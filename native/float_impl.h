@@ -11,10 +11,12 @@
 // min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "float_kernels.h"
 
@@ -45,31 +47,6 @@ inline typename D::V exp_d(typename D::V x) {
   return D::mul(p, D::exp2_bits(t));
 }
 
-// lowp.special.erf, the same polynomials and branches in float64 (FMA where the reference
-// multiplies then adds: differences of a float64 ulp).
-template <class D>
-inline typename D::V erf_d(typename D::V x) {
-  using V = typename D::V;
-  const V a = D::abs(x);
-  const V z = D::mul(a, a);
-  static constexpr double small[] = {-5.99104969e-4, 4.99339588e-3, -2.67667342e-2,
-                                     1.12818025e-1,  -3.76124859e-1, 1.28379151e-1};
-  static constexpr double big[] = {1.72948930e-5, -3.83208680e-4, 3.88393435e-3,
-                                   -2.42545605e-2, 1.06777847e-1, 6.34846687e-1,
-                                   1.28717512e-1};
-  V ps = D::set1(small[0]);
-  for (int i = 1; i < 6; ++i) ps = D::fma(ps, z, D::set1(small[i]));
-  const V vs = D::fma(ps, x, x);
-  // most GELU inputs lie in the small branch: skip the other one when no lane needs it
-  if (D::all_le(a, D::set1(0.921875))) return vs;
-  const V ab = D::min(D::set1(3.725), a);  // NaN stays NaN (minpd returns the second)
-  V pb = D::set1(big[0]);
-  for (int i = 1; i < 7; ++i) pb = D::fma(pb, ab, D::set1(big[i]));
-  const V e = exp_d<D>(D::sub(D::set1(0.0), D::fma(pb, ab, ab)));
-  const V vb = D::copysign(D::sub(D::set1(1.0), e), x);
-  return D::select_le(a, D::set1(0.921875), vs, vb);
-}
-
 // tanh in float64: the odd Taylor polynomial for |u| < 1/16, else (1 - e) / (1 + e) with
 // e = exp(-2|u|) (exactly 1 once e < 2^-54), with the sign of u. Relative error ~1e-15.
 template <class D>
@@ -92,26 +69,70 @@ template <class D>
 inline typename D::V unary_d(int op, typename D::V x) {
   using V = typename D::V;
   const V half = D::set1(0.5), one = D::set1(1.0);
-  switch (op) {
-    case kErf:
-      return erf_d<D>(x);
-    case kGelu:  // 0.5 * x * (1 + erf(x / sqrt(2))), as the reference groups it
-      return D::mul(D::mul(half, x),
-                    D::add(one, erf_d<D>(D::div(x, D::set1(1.4142135623730951)))));
-    default: {  // kGeluTanh
-      const V x3 = D::mul(D::mul(x, x), x);
-      const V u = D::mul(D::set1(0.7978845608028654), D::add(x, D::mul(D::set1(0.044715), x3)));
-      return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
-    }
-  }
+  // kGeluTanh (erf and the exact GELU are float32 operators: mlas_erf_v below)
+  (void)op;
+  const V x3 = D::mul(D::mul(x, x), x);
+  const V u = D::mul(D::set1(0.7978845608028654), D::add(x, D::mul(D::set1(0.044715), x3)));
+  return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
 }
 
 // The operators computed in float32 by the reference: hard sigmoid, hard swish and leaky
-// relu (one rounding per operation, no contraction) and ONNX Runtime's rational tanh and
-// logistic (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step).
+// relu (one rounding per operation, no contraction), ONNX Runtime's rational tanh and logistic
+// (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step) and its erf
+// and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kLeakyRelu;
+         op == kErf || op == kGelu || op == kLeakyRelu;
+}
+
+// ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
+// small-range odd polynomial, the large-range 1 - exp(-q(|x|)) with MLAS's exp (2^r from r's
+// integer; r >= -126 changes nothing: the product is then below 2^-125 and 1 - it rounds to
+// 1), the sign of x put back. minps/maxps keep a NaN argument as MLAS's kernel does.
+template <class F>
+inline typename F::V mlas_erf_v(typename F::V x) {
+  using V = typename F::V;
+  const V a = F::min(F::set1(3.925f), F::abs(x));
+  const V s = F::mul(a, a);
+  V p = F::set1(-5.99104969e-4f);
+  p = F::fma(p, s, F::set1(4.99339588e-3f));
+  p = F::fma(p, s, F::set1(-2.67667342e-2f));
+  p = F::fma(p, s, F::set1(1.12818025e-1f));
+  p = F::fma(p, s, F::set1(-3.76124859e-1f));
+  p = F::fma(p, s, F::set1(1.28379151e-1f));
+  const V small = F::fma(p, a, a);
+  const V zero = F::set1(0.0f), split = F::set1(0.921875f);
+  const V ab = F::select_gt(a, split, a, zero);
+  V q = F::set1(1.72948930e-5f);
+  q = F::fma(q, ab, F::set1(-3.83208680e-4f));
+  q = F::fma(q, ab, F::set1(3.88393435e-3f));
+  q = F::fma(q, ab, F::set1(-2.42545605e-2f));
+  q = F::fma(q, ab, F::set1(1.06777847e-1f));
+  q = F::fma(q, ab, F::set1(6.34846687e-1f));
+  q = F::fma(q, ab, F::set1(1.28717512e-1f));
+  q = F::sub(zero, F::fma(q, ab, ab));
+  q = F::max(F::set1(-88.3762626647949f), q);
+  const V bias = F::set1(12582912.0f);
+  const V r = F::sub(F::fma(F::set1(1.44269504088896341f), q, bias), bias);
+  V f = F::fma(r, F::set1(-6.93145752e-1f), q);
+  f = F::fma(r, F::set1(-1.42860677e-6f), f);
+  V y = F::set1(1.38319808e-3f);
+  y = F::fma(y, f, F::set1(8.37550033e-3f));
+  y = F::fma(y, f, F::set1(4.16689515e-2f));
+  y = F::fma(y, f, F::set1(1.66664466e-1f));
+  y = F::fma(y, f, F::set1(4.99999851e-1f));
+  y = F::fma(y, f, F::set1(1.0f));
+  y = F::fma(y, f, F::set1(1.0f));
+  const V rc = F::max(F::set1(-126.0f), r);  // NaN r: -126 (y is NaN then anyway)
+  const V e = F::sub(F::set1(1.0f), F::mul(y, F::pow2(rc)));
+  return F::copysign(F::select_gt(a, split, e, small), x);
+}
+
+// ONNX Runtime's float32 exact GELU: (0.5 x) (erf(x * float32(1/sqrt 2)) + 1).
+template <class F>
+inline typename F::V mlas_gelu_v(typename F::V x) {
+  const typename F::V e = mlas_erf_v<F>(F::mul(x, F::set1(0.70710678118654752440f)));
+  return F::mul(F::mul(F::set1(0.5f), x), F::add(e, F::set1(1.0f)));
 }
 
 template <class F>
@@ -128,6 +149,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   // clip(x, -b, b) and clip(t, 0, 1) keep NaN, as np.clip (minps/maxps return the second)
   auto clamp = [](V t, float b) { return F::min(F::set1(b), F::max(F::set1(-b), t)); };
   switch (op) {
+    case kErf:
+      return mlas_erf_v<F>(x);
+    case kGelu:
+      return mlas_gelu_v<F>(x);
     case kHardSigmoid: {
       const V t = F::add(F::mul(F::set1(alpha), x), F::set1(beta));
       return F::min(one, F::max(zero, t));
@@ -348,10 +373,81 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
   }
 }
 
+// MLAS's SGEMM kernel on one K block (float_kernels.h): register tiles of up to 8 rows by
+// two vectors, each accumulator a chain of fused multiply-adds in k order from +0, then
+// scaled into c as MLAS stores it (a multiply for the first block, a fused multiply-add
+// after). The tile shape changes no sum; the sizes are template parameters so that the
+// accumulators stay in registers.
+template <class F, int RM, int NV>
+void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t,
+                float* c, int64_t ldc, int64_t cols, int64_t kb, float alpha, bool first) {
+  using V = typename F::V;
+  constexpr int W = F::W;
+  V acc[RM][NV];
+  for (int r = 0; r < RM; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = F::set1(0.0f);
+  for (int64_t k = 0; k < kb; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = F::load(bp + k * (2 * W) + v * W);
+    const float* ak = a + k * sa_k;
+    for (int r = 0; r < RM; ++r) {
+      const V x = F::set1(ak[r * sa_m]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = F::fma(x, b[v], acc[r][v]);
+    }
+  }
+  const V va = F::set1(alpha);
+  for (int r = 0; r < RM; ++r) {
+    float* crow = c + r * ldc;
+    if (cols == int64_t(NV) * W) {
+      for (int v = 0; v < NV; ++v) {
+        const V y = first ? F::mul(acc[r][v], va)
+                          : F::fma(acc[r][v], va, F::load(crow + v * W));
+        F::store(crow + v * W, y);
+      }
+      continue;
+    }
+    float tail[NV * W];
+    if (!first) std::memcpy(tail, crow, size_t(cols) * sizeof(float));
+    for (int v = 0; v < NV; ++v) {
+      const V y = first ? F::mul(acc[r][v], va) : F::fma(acc[r][v], va, F::load(tail + v * W));
+      F::store(tail + v * W, y);
+    }
+    std::memcpy(crow, tail, size_t(cols) * sizeof(float));
+  }
+}
+
+template <class F>
+using SgemmTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*,
+                             int64_t, int64_t, int64_t, float, bool);
+
+template <class F, int NV, size_t... R>
+constexpr std::array<SgemmTileFn<F>, sizeof...(R)> sgemm_tile_column(std::index_sequence<R...>) {
+  return {&sgemm_tile<F, int(R) + 1, NV>...};
+}
+
+template <class F>
+void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float* bp,
+                        int64_t np, float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb,
+                        float alpha, bool first) {
+  constexpr int W = F::W, RM = 8;
+  static constexpr auto two = sgemm_tile_column<F, 2>(std::make_index_sequence<RM>());
+  static constexpr auto one = sgemm_tile_column<F, 1>(std::make_index_sequence<RM>());
+  for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
+    const bool pair = n - j0 > W;
+    const int64_t cols = std::min<int64_t>(n - j0, pair ? 2 * W : W);
+    const float* strip = bp + (j0 / (2 * W)) * kb * (2 * W);
+    for (int64_t i0 = 0; i0 < m; i0 += RM) {
+      const int rows = int(std::min<int64_t>(RM, m - i0));
+      (pair ? two : one)[rows - 1](a + i0 * sa_m, sa_m, sa_k, strip, np, c + i0 * ldc + j0,
+                                   ldc, cols, kb, alpha, first);
+    }
+  }
+}
+
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
-                      mean_rows_kernel, softmax_rows_kernel<F>};
+                      mean_rows_kernel, softmax_rows_kernel<F>, sgemm_block_kernel<F>};
 }
 
 }  // namespace

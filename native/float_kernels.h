@@ -1,10 +1,11 @@
 // Float32 kernels of the float glue between quantized groups: unary activations and 2-D
 // pooling (NCHW). Each agrees with the numpy reference of lowp.runtime.float_ops / float_nn
 // (bounds in docs/native.md):
-//  * erf and exact and tanh GELU run in float64 inside (with the reference's own formulas
-//    and polynomials) and round once to float32;
-//  * hard sigmoid, hard swish, and sigmoid and tanh in ONNX Runtime's rational forms
-//    (lowp.ort_math) repeat the reference's float32 operations, so they are exact;
+//  * tanh GELU runs in float64 inside (with the reference's own formulas and polynomials)
+//    and rounds once to float32;
+//  * hard sigmoid, hard swish, and sigmoid, tanh, erf and exact GELU in ONNX Runtime's
+//    forms (lowp.ort_math) repeat the reference's float32 operations, so they are exact;
+//  * the float32 matrix product sums in MLAS's order (lowp.mlas_sgemm), so it is exact;
 //  * max pooling is exact; average pooling sums in the reference's order (each window
 //    column top to bottom from +0, then the columns left to right from +0) and divides by
 //    the same count, so it is exact too; global average pooling sums in numpy's pairwise
@@ -61,6 +62,14 @@ struct FloatKernels {
   void (*mean_rows)(const float* x, float* y, int64_t rows, int64_t n);
   // y[r] = softmax of row r of x (rows x n), in MLAS's AVX-512F order (lowp.ort_math).
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n);
+  // One K block of MLAS's SGEMM kernel: for rows i < m and columns j < n,
+  // acc = fma chain over k < kb of a[i * sa_m + k * sa_k] * B[k][j] (from +0, k in order);
+  // c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]). bp is B packed
+  // in strips of 2 * width columns, each strip kb rows of 2 * width floats (zero padded):
+  // B[k][j] = bp[(j / (2w)) * kb * 2w + k * 2w + j % (2w)]; np is the padded width.
+  void (*sgemm_block)(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t np,
+                      float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb, float alpha,
+                      bool first);
 };
 
 extern const FloatKernels kFloatScalar;
@@ -78,5 +87,21 @@ void run_float_pool(const FloatPoolArgs& a, int threads);
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
 // Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
+
+// One float32 matrix product as ONNX Runtime's MLAS computes it on one thread
+// (lowp.mlas_sgemm._operation): c (m x n, row stride ldc) = alpha * A B with
+// A[i][k] = a[i * sa_m + k * sa_k] and B[k][j] = b[k * sb_k + j * sb_n]. trans_a, trans_b
+// and packed (B prepacked by ONNX Runtime) choose MLAS's path as its own flags would; the
+// strides say where the values are. threads only splits rows: results do not depend on it.
+struct SgemmArgs {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* c = nullptr;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t sa_m = 0, sa_k = 0, sb_k = 0, sb_n = 0, ldc = 0;
+  float alpha = 1.0f;
+  bool trans_a = false, trans_b = false, packed = false;
+};
+void run_mlas_sgemm(const SgemmArgs& g, int threads);
 
 }  // namespace lowp

@@ -58,6 +58,16 @@ struct ScalarF {
     return std::ldexp(p, int(m));
   }
   static V gather(const float* p, int64_t) { return *p; }
+  static V sub(V a, V b) { return a - b; }
+  static V abs(V a) { return std::fabs(a); }
+  static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
+  static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
+  static V pow2(V r) {  // 2^r for integral r in [-126, 127]
+    const uint32_t bits = uint32_t(int32_t(r) + 127) << 23;
+    float y;
+    std::memcpy(&y, &bits, sizeof y);
+    return y;
+  }
 };
 
 }  // namespace

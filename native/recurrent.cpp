@@ -31,6 +31,7 @@ struct Workspace {
   std::vector<float> aux;    // (B, hp): r * h (GRU) or the input part of the h gate (lbr)
   std::vector<float> p;      // (3 * hp) peepholes
   std::vector<float> rbh;    // (hp)
+  std::vector<float> bias;   // (4 * hp) LSTM bias Wb + Rb, added after the recurrence
 };
 
 void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
@@ -57,6 +58,14 @@ void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
   }
   w.rbh.assign(size_t(hp), 0.0f);
   if (a.rbh) std::memcpy(w.rbh.data(), a.rbh + d * H, size_t(H) * 4);
+  w.bias.clear();
+  if (a.bias && !a.gru) {
+    w.bias.assign(size_t(4 * hp), 0.0f);
+    const float* wb = a.bias + d * 8 * H;
+    for (int64_t g = 0; g < 4; ++g)
+      for (int64_t j = 0; j < H; ++j)
+        w.bias[size_t(g * hp + j)] = wb[g * H + j] + wb[4 * H + g * H + j];
+  }
 }
 
 void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp, Workspace& w) {
@@ -95,6 +104,7 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
       k.gemm(m, int(gw), kh, h, hp, w.rt.data(), gw, gates, gw);
       LstmCell cell;
       cell.p = w.p.empty() ? nullptr : w.p.data();
+      cell.b = w.bias.empty() ? nullptr : w.bias.data();
       cell.hp = int(hp);
       cell.clip = a.clip;
       cell.input_forget = a.input_forget;

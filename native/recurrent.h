@@ -15,6 +15,7 @@ constexpr int kRnnAlign = 16;
 // i, o, f (3 * hp) or null. clip = +inf means no clip.
 struct LstmCell {
   const float* g = nullptr;
+  const float* b = nullptr;  // bias Wb + Rb (4 * hp: i, o, f, c) or null
   float* h = nullptr;
   float* c = nullptr;
   const float* p = nullptr;
@@ -82,6 +83,7 @@ struct RnnArgs {
   const float* r = nullptr;
   const float* p = nullptr;
   const float* rbh = nullptr;
+  const float* bias = nullptr;  // LSTM: D * 8 * H (Wb then Rb per direction), or null
   const float* h0 = nullptr;
   const float* c0 = nullptr;
   int64_t h0_sb = 0, h0_sd = 0, c0_sb = 0, c0_sd = 0;

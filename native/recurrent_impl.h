@@ -76,25 +76,33 @@ inline typename T::V clip_v(typename T::V x, typename T::V lo, typename T::V hi)
 using RnnTileFn = void (*)(int k, const float* a, int64_t lda, const float* b, int64_t ldb,
                            float* c, int64_t ldc);
 
-// MR rows x NV vectors of c kept in registers over the whole k loop.
+// MR rows x NV vectors of c kept in registers over each K block: c += the block's chain of
+// fused multiply-adds from +0, K blocks of 256 (ONNX Runtime's prepacked MLAS GEMM with
+// beta = 1: per element c = fma(acc, 1, c), lowp.mlas_sgemm).
+constexpr int kRnnStrideK = 256;
+
 template <class T, int MR, int NV>
 void gemm_tile(int k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                int64_t ldc) {
   using V = typename T::V;
   constexpr int W = T::W;
-  V acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) acc[i][j] = T::load(c + i * ldc + j * W);
-  for (int kk = 0; kk < k; ++kk) {
-    V bv[NV];
-    for (int j = 0; j < NV; ++j) bv[j] = T::load(b + kk * ldb + j * W);
-    for (int i = 0; i < MR; ++i) {
-      const V av = T::set1(a[i * lda + kk]);
-      for (int j = 0; j < NV; ++j) acc[i][j] = T::fma(av, bv[j], acc[i][j]);
+  for (int k0 = 0; k0 < k; k0 += kRnnStrideK) {
+    const int k1 = k - k0 < kRnnStrideK ? k : k0 + kRnnStrideK;
+    V acc[MR][NV];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NV; ++j) acc[i][j] = T::set1(0.0f);
+    for (int kk = k0; kk < k1; ++kk) {
+      V bv[NV];
+      for (int j = 0; j < NV; ++j) bv[j] = T::load(b + kk * ldb + j * W);
+      for (int i = 0; i < MR; ++i) {
+        const V av = T::set1(a[i * lda + kk]);
+        for (int j = 0; j < NV; ++j) acc[i][j] = T::fma(av, bv[j], acc[i][j]);
+      }
     }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NV; ++j)
+        T::store(c + i * ldc + j * W, T::add(T::load(c + i * ldc + j * W), acc[i][j]));
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) T::store(c + i * ldc + j * W, acc[i][j]);
 }
 
 template <class T, int NVMAX, int MR, size_t... J>
@@ -126,6 +134,60 @@ void gemm_tiled(int m, int n, int k, const float* a, int64_t lda, const float* b
 
 // --- cells -----------------------------------------------------------------------------------
 
+// ONNX Runtime's float32 logistic and tanh (MLAS's rational forms, lowp.ort_math): the
+// argument clamped (NaN kept), a Horner polynomial in x^2 by fused multiply-adds over another;
+// the logistic's result clamped at 0 only.
+template <class T>
+inline typename T::V horner_v(const float* c, int n, typename T::V t) {
+  typename T::V r = T::fma(t, T::set1(c[0]), T::set1(c[1]));
+  for (int i = 2; i < n; ++i) r = T::fma(r, t, T::set1(c[i]));
+  return r;
+}
+
+template <class T>
+inline typename T::V mlas_logistic_v(typename T::V x) {
+  static const float p[] = {float(4.37031012579801e-11), float(1.15627324459942e-07),
+                            float(6.08574864600143e-05), float(8.51377133304701e-03),
+                            float(2.48287947061529e-01)};
+  static const float q[] = {float(6.10247389755681e-13), float(5.76102136993427e-09),
+                            float(6.29106785017040e-06), float(1.70198817374094e-03),
+                            float(1.16817656904453e-01), float(9.93151921023180e-01)};
+  const typename T::V v = T::min(T::set1(18.0f), T::max(T::set1(-18.0f), x));
+  const typename T::V s = T::mul(v, v);
+  const typename T::V r = T::div(T::mul(horner_v<T>(p, 5, s), v), horner_v<T>(q, 6, s));
+  return T::max(T::set1(0.0f), T::add(r, T::set1(0.5f)));
+}
+
+template <class T>
+inline typename T::V mlas_tanh_v(typename T::V x) {
+  static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
+                            float(-8.60467152213735e-11), float(5.12229709037114e-08),
+                            float(1.48572235717979e-05),  float(6.37261928875436e-04),
+                            float(4.89352455891786e-03)};
+  static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
+                            float(2.26843463243900e-03), float(4.89352518554385e-03)};
+  const typename T::V v = T::min(T::set1(9.0f), T::max(T::set1(-9.0f), x));
+  const typename T::V s = T::mul(v, v);
+  return T::div(T::mul(horner_v<T>(p, 7, s), v), horner_v<T>(q, 4, s));
+}
+
+// ONNX Runtime's LSTM gate (DeepCPU): the peephole product added (rounded, then added),
+// then the bias and std::min / std::max against the clip (a NaN becomes the bound), or
+// without a bias the two comparisons (a NaN stays).
+template <class T>
+inline typename T::V lstm_gate(typename T::V g, const float* peep, typename T::V c,
+                               const float* bias, typename T::V lo, typename T::V hi) {
+  if (peep) g = T::add(g, T::mul(c, T::load(peep)));
+  if (bias) {
+    g = T::add(g, T::load(bias));
+    g = T::select_lt(g, hi, g, hi);
+    return T::select_lt(lo, g, g, lo);
+  }
+  return T::select_lt(hi, g, hi, T::select_lt(g, lo, lo, g));
+}
+
+// LSTM cell in ONNX Runtime's order (lowp.runtime.float_nn._lstm_ort_direction, bit for
+// bit): gates i, f, c, then C = C_prev f + i g, then o from the new C, H = tanh(C) o.
 template <class T>
 void lstm_cell(const LstmCell& a) {
   using V = typename T::V;
@@ -136,20 +198,26 @@ void lstm_cell(const LstmCell& a) {
   const float* go = a.g + hp;
   const float* gf = a.g + 2 * hp;
   const float* gc = a.g + 3 * hp;
+  const float* pi = a.p ? a.p + 0 * hp : nullptr;
+  const float* po = a.p ? a.p + 1 * hp : nullptr;
+  const float* pf = a.p ? a.p + 2 * hp : nullptr;
   for (int j = 0; j < hp; j += W) {
     const V cp = T::load(a.c + j);
-    V xi = T::load(gi + j), xo = T::load(go + j), xf = T::load(gf + j);
-    if (a.p) {
-      xi = T::fma(T::load(a.p + j), cp, xi);
-      xf = T::fma(T::load(a.p + 2 * hp + j), cp, xf);
-    }
-    const V i = sigmoid_v<T>(clip_v<T>(xi, lo, hi));
-    const V f = a.input_forget ? T::sub(one, i) : sigmoid_v<T>(clip_v<T>(xf, lo, hi));
-    const V c = T::add(T::mul(f, cp), T::mul(i, tanh_v<T>(clip_v<T>(T::load(gc + j), lo, hi))));
-    if (a.p) xo = T::fma(T::load(a.p + hp + j), c, xo);
-    const V o = sigmoid_v<T>(clip_v<T>(xo, lo, hi));
+    auto at = [j](const float* base, int gate, int stride) {
+      return base ? base + gate * stride + j : nullptr;
+    };
+    const V i = mlas_logistic_v<T>(
+        lstm_gate<T>(T::load(gi + j), at(pi, 0, 0), cp, at(a.b, 0, hp), lo, hi));
+    const V f = a.input_forget
+                    ? T::sub(one, i)
+                    : mlas_logistic_v<T>(lstm_gate<T>(T::load(gf + j), at(pf, 0, 0), cp,
+                                                      at(a.b, 2, hp), lo, hi));
+    const V g = mlas_tanh_v<T>(lstm_gate<T>(T::load(gc + j), nullptr, cp, at(a.b, 3, hp), lo, hi));
+    const V c = T::add(T::mul(cp, f), T::mul(i, g));
+    const V o = mlas_logistic_v<T>(
+        lstm_gate<T>(T::load(go + j), at(po, 0, 0), c, at(a.b, 1, hp), lo, hi));
     T::store(a.c + j, c);
-    T::store(a.h + j, T::mul(o, tanh_v<T>(c)));
+    T::store(a.h + j, T::mul(mlas_tanh_v<T>(c), o));
   }
 }
 

@@ -19,7 +19,7 @@ struct ScalarOps {
   static V sub(V a, V b) { return a - b; }
   static V mul(V a, V b) { return a * b; }
   static V div(V a, V b) { return a / b; }
-  static V fma(V a, V b, V c) { return a * b + c; }  // two roundings, like the reference
+  static V fma(V a, V b, V c) { return std::fma(a, b, c); }  // one rounding, as FMA units
   static V min(V a, V b) { return a < b ? a : b; }
   static V max(V a, V b) { return a > b ? a : b; }
   static V abs(V a) { return std::fabs(a); }

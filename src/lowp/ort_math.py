@@ -244,6 +244,137 @@ def exp(x: np.ndarray) -> np.ndarray:
         return (p * scale_lo).astype(np.float32).reshape(np.shape(x))
 
 
+# --- erf: MLAS's MlasComputeErf (ONNX Runtime's float32 Erf, Gelu and BiasGelu) ----------
+#
+# |x| clamped to 3.925; below the split 0.921875 an odd polynomial in x² (fused
+# multiply-adds), above it 1 - exp(-q(|x|)) with q a degree-7 polynomial and exp evaluated
+# as in MLAS's erf kernel (clamp at -88.376, 2^r rebuilt from r's integer bits); the sign
+# copied back. Gelu(x) = (0.5 x) (erf(x · float32(1/√2)) + 1). docs/operators.md, (O22).
+
+_ERF_RANGE, _ERF_SPLIT = _F(3.925), _F(0.921875)
+_ERF_SMALL = tuple(_F(c) for c in (-5.99104969e-4, 4.99339588e-3, -2.67667342e-2,
+                                   1.12818025e-1, -3.76124859e-1, 1.28379151e-1))
+_ERF_BIG = tuple(_F(c) for c in (1.72948930e-5, -3.83208680e-4, 3.88393435e-3,
+                                 -2.42545605e-2, 1.06777847e-1, 6.34846687e-1,
+                                 1.28717512e-1))
+_ERF_EXP = tuple(_F(c) for c in (1.38319808e-3, 8.37550033e-3, 4.16689515e-2,
+                                 1.66664466e-1, 4.99999851e-1, 1.0, 1.0))
+_ERF_EXP_LOW = _F(-88.3762626647949)
+_INV_SQRT2 = _F(0.70710678118654752440)
+_GELU_B, _GELU_C = _F(0.7978845608028654), _F(0.035677408136300125)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 erf of float32 `x`, bit for bit."""
+    x = np.asarray(x, np.float32)
+    a = np.minimum(np.abs(x), _ERF_RANGE)                   # NaN stays NaN
+    s = (a * a).astype(np.float32)
+    p = np.full_like(a, _ERF_SMALL[0])
+    for c in _ERF_SMALL[1:]:
+        p = fma32(p, s, c)
+    small = fma32(p, a, a)
+    big = a > _ERF_SPLIT
+    ab = np.where(big, a, _F(0))
+    q = np.full_like(a, _ERF_BIG[0])
+    for c in _ERF_BIG[1:]:
+        q = fma32(q, ab, c)
+    q = np.maximum(-fma32(q, ab, ab), _ERF_EXP_LOW)
+    r = (fma32(_EXP_LOG2E, q, _EXP_BIAS) - _EXP_BIAS).astype(np.float32)
+    f = fma32(r, _EXP_LN2_LOW, fma32(r, _EXP_LN2_HIGH, q))
+    y = np.full_like(a, _ERF_EXP[0])
+    for c in _ERF_EXP[1:]:
+        y = fma32(y, f, c)
+    with np.errstate(invalid="ignore"):
+        two_r = np.ldexp(np.float32(1), np.nan_to_num(r).astype(np.int32)).astype(np.float32)
+    e = (_F(1) - (y * two_r).astype(np.float32)).astype(np.float32)
+    out = np.where(big, e, small)
+    return np.where(np.signbit(x), -out, out).astype(np.float32).reshape(np.shape(x))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh'):
+    (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b, tanh as above."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):   # huge |x|: inf, as in ONNX Runtime
+        inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
+        t = tanh((x * inner.astype(np.float32)).astype(np.float32))
+        return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
+            np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 exact GELU (Gelu, com.microsoft Gelu and BiasGelu after the
+    bias add), bit for bit."""
+    x = np.asarray(x, np.float32)
+    e = erf((x * _INV_SQRT2).astype(np.float32))
+    return ((_F(0.5) * x).astype(np.float32) * (e + _F(1)).astype(np.float32)).astype(
+        np.float32)
+
+
+# --- LayerNormalization: ONNX Runtime 1.32's float32 kernel (MLAS's AVX2 row kernel) ------
+#
+# Rows of n >= 8 values: mean = float32(the float64 mean); d = x - mean; q = d·d summed in 8
+# lanes by fused multiply-adds over whole 8-blocks (lane l takes the l-th of each block),
+# folded ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); of the last n mod 8, a first
+# four (when there are four) added as rounded products, the rest by fused multiply-adds;
+# inv = 1 / sqrt(q / n + eps); y = fma(d · inv, scale, bias), or (d · inv) · scale without
+# a bias. Rows of fewer than 8 values take ONNX Runtime's loop: float32 sums of x and of
+# the rounded x·x in order, mean = s / n, den = sqrt(ss / n - mean·mean + eps),
+# y = (x - mean) / den · scale + bias. docs/operators.md, (O24).
+
+
+def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
+                    epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, mean, inv_std_dev) of float32 rows x (rows, n) with scale, bias of n values."""
+    x = np.asarray(x, np.float32)
+    n = x.shape[1]
+    if n < 8:
+        return _layer_norm_short(x, scale, bias, epsilon)
+    mean = (x.astype(np.float64).sum(axis=1) / n).astype(np.float32)
+    d = (x - mean[:, None]).astype(np.float32)
+    blocks = n // 8 * 8
+    lanes = np.zeros((x.shape[0], 8), np.float32)
+    for k0 in range(0, blocks, 8):
+        lanes = fma32(d[:, k0:k0 + 8], d[:, k0:k0 + 8], lanes)
+    half = (lanes[:, :4] + lanes[:, 4:]).astype(np.float32)
+    q = ((half[:, 0] + half[:, 2]).astype(np.float32)
+         + (half[:, 1] + half[:, 3]).astype(np.float32)).astype(np.float32)
+    for k in range(blocks, n):
+        if k - blocks < 4 and n - blocks >= 4:
+            q = (q + (d[:, k] * d[:, k]).astype(np.float32)).astype(np.float32)
+        else:
+            q = fma32(d[:, k], d[:, k], q)
+    var = (q / np.float32(n)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = (_F(1) / np.sqrt((var + np.float32(epsilon)).astype(np.float32))).astype(
+            np.float32)
+    t = (d * inv[:, None]).astype(np.float32)
+    s = np.asarray(scale, np.float32).reshape(1, n)
+    y = fma32(t, s, np.asarray(bias, np.float32).reshape(1, n)) if bias is not None else \
+        (t * s).astype(np.float32)
+    return y, mean, inv
+
+
+def _layer_norm_short(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
+                      epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = x.shape[1]
+    s = np.zeros(x.shape[0], np.float32)
+    ss = np.zeros(x.shape[0], np.float32)
+    for k in range(n):
+        s = (s + x[:, k]).astype(np.float32)
+        ss = (ss + (x[:, k] * x[:, k]).astype(np.float32)).astype(np.float32)
+    mean = (s / np.float32(n)).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = ((ss / np.float32(n)).astype(np.float32) - (mean * mean).astype(np.float32))
+        den = np.sqrt((var.astype(np.float32) + np.float32(epsilon)).astype(np.float32))
+        t = ((x - mean[:, None]).astype(np.float32) / den[:, None]).astype(np.float32)
+        inv = (_F(1) / den).astype(np.float32)
+    y = (t * np.asarray(scale, np.float32).reshape(1, n)).astype(np.float32)
+    if bias is not None:
+        y = (y + np.asarray(bias, np.float32).reshape(1, n)).astype(np.float32)
+    return y, mean, inv
+
+
 # --- softmax: MLAS's MlasComputeSoftmax on AVX-512F (ONNX Runtime's float32 Softmax) -------
 #
 # Per row: the maximum m; e_i = exp'(x_i + (-m)), where exp' is the sum-exp variant of the

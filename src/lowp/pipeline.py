@@ -113,6 +113,7 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
     float_model = canonicalize(loaded)
+    del loaded                            # one copy of the weights for the whole run
     inputs = model_inputs(float_model)
     feeds = (None if calibration_data is None
              else as_feeds(calibration_data, inputs, config.batch_size, preprocess))

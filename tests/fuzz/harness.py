@@ -71,6 +71,7 @@ class Quantizer:
 
 def ort_session(model: onnx.ModelProto, optimize: bool = True) -> ort.InferenceSession:
     opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1   # lowp reproduces ONNX Runtime's one-thread float order
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model.SerializeToString(), opts,

@@ -147,3 +147,13 @@ def test_residual_add_of_a_channels_last_and_a_float_operand(act: str) -> None:
     g = _model(nodes, inits, [1, 3, 3, 3], ["y"])
     _assert_agrees(g, [Quantizer("lowp", False), Quantizer("lowp", True, policy="all"),
                        Quantizer("ort", False, signed_activations=True)])
+
+# found by the fuzzer (4,940 graphs in, ORT's per-channel QDQ of a graph with a GRU block,
+# blocks conv_act, csp, movement, recurrent, two_heads): the float GRU between quantized
+# tensors summed in lowp's order, and a QuantizeLinear after it landed one step from ONNX
+# Runtime's on one element; the GRU now follows ONNX Runtime's DeepCPU order ((O25)):
+# deepcpu's rational reset and output gates, MLAS's logistic and GEMM paths
+def test_gru_between_quantized_tensors_is_ort_bit_for_bit() -> None:
+    model = onnx.load(str(CASES / "gru_between_quantized_tensors.onnx"))
+    g = FuzzGraph(model, "input", (7, 7, 4), (2, 3), 65535, ())
+    _assert_agrees(g, [Quantizer("ort", True)])

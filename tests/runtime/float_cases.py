@@ -21,10 +21,12 @@ class Case:
     n_out: int = 1
     tol: float = 1e-5  # 0 means exact
     name: str = ""
+    domain: str = ""    # "com.microsoft": one of ONNX Runtime's fused operators
 
     @property
     def id(self) -> str:
-        return f"{self.op}-{self.name or 'default'}-op{self.opset}"
+        domain = f"{self.domain}." if self.domain else ""
+        return f"{domain}{self.op}-{self.name or 'default'}-op{self.opset}"
 
 
 def input_names(c: Case) -> list[str]:
@@ -39,7 +41,7 @@ def make_node(c: Case) -> NodeProto:
     attrs = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
              for k, v in c.attrs.items()}
     outs = [f"out{i}" for i in range(c.n_out)]
-    return helper.make_node(c.op, input_names(c), outs, **attrs)
+    return helper.make_node(c.op, input_names(c), outs, domain=c.domain or None, **attrs)
 
 
 def run_ort(c: Case) -> list[np.ndarray]:
@@ -52,9 +54,15 @@ def run_ort(c: Case) -> list[np.ndarray]:
         for n, x in zip(names, c.inputs, strict=False) if n and x is not None]
     graph = helper.make_graph([node], "g", graph_inputs,
                               [helper.make_empty_tensor_value_info(o) for o in outs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c.opset)])
+    opsets = [helper.make_opsetid("", c.opset)]
+    if c.domain:
+        opsets.append(helper.make_opsetid(c.domain, 1))
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8 if c.opset < 21 else 10
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1   # lowp reproduces ONNX Runtime's one-thread float order
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
     feeds = {n: x for n, x in zip(names, c.inputs, strict=False) if n and x is not None}
     return list(sess.run(None, feeds))
 
@@ -85,9 +93,16 @@ def scalar(v: Any, dtype: Any = np.float32) -> np.ndarray:
 def _elementwise() -> list[Case]:
     cs: list[Case] = []
     x = f32(3, 4, 5, scale=2)
-    for op in ["Relu", "Sigmoid", "Tanh", "Softplus", "Erf", "Neg", "Abs", "Floor", "Ceil",
+    for op in ["Relu", "Sigmoid", "Tanh", "Softplus", "Neg", "Abs", "Floor", "Ceil",
                "Exp", "Softsign", "HardSwish", "Sign"]:
         cs.append(Case(op, [x]))
+    # ONNX Runtime's erf and GELU (MLAS), bit for bit: both branches, the clamp, the split
+    wide = np.concatenate([f32(1000, scale=2), np.linspace(-4.5, 4.5, 999, dtype=np.float32),
+                           np.array([0.921875, -0.921875, 3.925, 0.0, -0.0], np.float32)])
+    cs += [Case("Erf", [x], tol=0), Case("Erf", [wide], tol=0, name="wide"),
+           Case("Gelu", [wide], opset=20, tol=0, name="wide"),
+           Case("Gelu", [wide], domain="com.microsoft", tol=0, name="ms"),
+           Case("BiasGelu", [f32(3, 40, scale=2), f32(40)], domain="com.microsoft", tol=0)]
     cs.append(Case("Round", [np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], np.float32)]))
     cs += [Case("Sqrt", [pos(3, 4)]), Case("Log", [pos(3, 4)]), Case("Reciprocal", [pos(3, 4)])]
     cs += [Case("HardSigmoid", [x]),
@@ -135,10 +150,22 @@ def _elementwise() -> list[Case]:
 
 def _matmul() -> list[Case]:
     return [
-        Case("MatMul", [f32(3, 4), f32(4, 5)]),
-        Case("MatMul", [f32(2, 3, 4), f32(4, 5)], name="batched"),
-        Case("MatMul", [f32(2, 1, 3, 4), f32(3, 4, 2)], name="broadcast"),
-        Case("MatMul", [f32(4), f32(4, 5)], name="vec"),
+        # MLAS's order, bit for bit (lowp.mlas_sgemm): the general kernel with one and with
+        # several K blocks, and the M = 1 and N = 1 kernels
+        Case("MatMul", [f32(3, 4), f32(4, 5)], tol=0),
+        Case("MatMul", [f32(2, 3, 4), f32(4, 5)], tol=0, name="batched"),
+        Case("MatMul", [f32(2, 1, 3, 4), f32(3, 4, 2)], tol=0, name="broadcast"),
+        Case("MatMul", [f32(4), f32(4, 5)], tol=0, name="vec"),
+        Case("MatMul", [f32(9, 300), f32(300, 70)], tol=0, name="k-blocks"),
+        Case("MatMul", [f32(2, 1, 37), f32(2, 37, 9)], tol=0, name="m1"),
+        Case("MatMul", [f32(13, 37), f32(37, 1)], tol=0, name="n1"),
+        Case("FusedMatMul", [f32(2, 6, 33), f32(2, 33, 5)], {"alpha": 0.3}, tol=0,
+             domain="com.microsoft"),
+        Case("FusedMatMul", [f32(2, 33, 6), f32(2, 5, 33)],
+             {"alpha": 0.125, "transA": 1, "transB": 1}, tol=0, domain="com.microsoft",
+             name="trans"),
+        Case("FusedMatMul", [f32(1, 1, 40), f32(1, 7, 40)], {"transB": 1}, tol=0,
+             domain="com.microsoft", name="m1-transb"),
         Case("Gemm", [f32(3, 4), f32(4, 5), f32(5)]),
         Case("Gemm", [f32(4, 3), f32(5, 4), f32(3, 5)],
              {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}, name="trans"),
@@ -367,6 +394,9 @@ def _conv() -> list[Case]:
         Case("ConvTranspose", [f32(1, 2, 3, 4, 3), f32(2, 2, 2, 3, 2)], {"strides": [2, 1, 2]},
              name="3d"),
     ]
+    for c in cs:
+        if c.op == "ConvTranspose":
+            c.tol = 0       # MLAS's GEMM and ONNX Runtime's col2im order: bit for bit
     return cs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import scan
 from .methods import (
     choose_range,
     entropy_range,
@@ -22,5 +23,5 @@ from .table import CalibrationTable
 __all__ = [
     "DEFAULT_NUM_BINS", "CalibrationTable", "HistogramObserver", "MinMaxObserver", "Observer",
     "choose_range", "entropy_range", "kl_divergences", "mse_errors", "mse_range",
-    "observer_from_dict", "percentile_range",
+    "observer_from_dict", "percentile_range", "scan",
 ]

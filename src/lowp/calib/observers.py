@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, QuantizationError
+from . import scan
 
 DEFAULT_NUM_BINS = 8001
 # Elements binned per step of HistogramObserver.update: bounds the float64 temporaries.
@@ -31,7 +32,13 @@ def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def _batch_min_max(name: str, x: np.ndarray) -> tuple[float, float]:
-    """Exact min and max of a non-empty batch; NaN or Inf raises DataError naming the tensor."""
+    """Exact min and max of a non-empty batch; NaN or Inf raises DataError naming the tensor.
+
+    float32 batches take one native pass (`lowp.calib.scan`), the reference two reductions.
+    """
+    found = scan.min_max(x)
+    if found is not None:
+        return found
     lo = x.min()
     hi = x.max()
     # min/max propagate NaN and expose +-Inf, so two reductions check finiteness.
@@ -288,16 +295,27 @@ class HistogramObserver(_Observed):
         return np.clip(idx, 0, nb - 1).astype(np.intp)
 
     def update(self, x: np.ndarray) -> None:
-        """Add one batch to the histogram; NaN or Inf raises DataError naming the tensor."""
+        """Add one batch to the histogram; NaN or Inf raises DataError naming the tensor.
+
+        A float32 batch is binned, counted and its min/max found in one native pass
+        (`lowp.calib.scan`, the same counts); other dtypes, and batches holding NaN or Inf,
+        run the numpy reference below.
+        """
         x = _check_batch(self._name, x)
         if x.size == 0:
             return
-        lo, hi = _batch_min_max(self._name, x)
-        flat = x.reshape(-1)
-        for start in range(0, flat.size, _CHUNK):
-            part = flat[start:start + _CHUNK]
-            self._counts += np.bincount(self.bin_index(part), minlength=self._num_bins)
-            self._zeros += int(np.count_nonzero(part == 0))
+        factor = self._num_bins / (2.0 * self._amax) if self._amax > 0 else np.inf
+        found = scan.histogram(x, self._counts, factor)
+        if found is not None:
+            lo, hi, zeros = found
+            self._zeros += zeros
+        else:
+            lo, hi = _batch_min_max(self._name, x)
+            flat = x.reshape(-1)
+            for start in range(0, flat.size, _CHUNK):
+                part = flat[start:start + _CHUNK]
+                self._counts += np.bincount(self.bin_index(part), minlength=self._num_bins)
+                self._zeros += int(np.count_nonzero(part == 0))
         self._min = lo if self._min is None else min(self._min, lo)
         self._max = hi if self._max is None else max(self._max, hi)
 

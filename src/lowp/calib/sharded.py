@@ -83,6 +83,7 @@ def _session(model: bytes, threads: int) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.enable_mem_pattern = False          # see lowp.passes.calibrate.float_session
         opts.log_severity_level = 4
         _SESSION.clear()
         _SESSION.update(key=key, session=ort.InferenceSession(
@@ -96,6 +97,8 @@ def run_shard(model: bytes, task: ShardTask) -> dict[str, Any]:
 
     Returns ``{"index", "feeds", "samples", "stats": {tensor: Observer.to_dict()}}``.
     """
+    from ..passes.calibrate import run_exposed
+
     session = _session(model, task.threads)
     inputs = list(task.inputs)
     fed = {s.name for s in inputs}
@@ -106,7 +109,7 @@ def run_shard(model: bytes, task: ShardTask) -> dict[str, Any]:
     feeds = samples = 0
     for feed in task.data.feeds(inputs):
         try:
-            values = session.run(computed, feed) if computed else []
+            values = run_exposed(session, computed, feed) if computed else []
         except Exception as e:
             raise DataError(f"the float model failed on calibration feed "
                             f"{task.data.start + feeds}: "
@@ -114,6 +117,7 @@ def run_shard(model: bytes, task: ShardTask) -> dict[str, Any]:
         observed = dict(zip(computed, values, strict=True))
         for t, obs in observers.items():
             obs.update(observed[t] if t in observed else feed[t])
+        del values, observed              # before the next run: one feed's outputs at a time
         feeds += 1
         first = next(iter(feed.values()))
         samples += int(first.shape[0]) if first.ndim else 1

@@ -57,12 +57,6 @@ def apply_lut(x: np.ndarray, table: np.ndarray, x_qtype: QType) -> np.ndarray:
 _F = np.float32
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    # numpy has no erf: evaluate math.erf in float64 and round once to float32.
-    return np.asarray(np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)),
-                      dtype=np.float32)
-
-
 def _relu() -> FloatFn:
     return lambda x: np.maximum(x, _F(0))
 
@@ -115,13 +109,13 @@ def _exp() -> FloatFn:
 
 
 def _gelu(approximate: str = "none") -> FloatFn:
+    # ONNX Runtime's float32 GELU (its Gelu kernel between DequantizeLinear and
+    # QuantizeLinear), so that the table gives ONNX Runtime's integers
     if approximate == "tanh":
-        c = _F(math.sqrt(2.0 / math.pi))
-        return lambda x: _F(0.5) * x * (_F(1) + np.tanh(c * (x + _F(0.044715) * x * x * x)))
+        return ort_math.gelu_tanh
     if approximate != "none":
         raise ValueError(f"Gelu: unknown approximate={approximate!r}")
-    inv_sqrt2 = _F(1.0 / math.sqrt(2.0))
-    return lambda x: _F(0.5) * x * (_F(1) + _erf(x * inv_sqrt2))
+    return ort_math.gelu
 
 
 def _clip(min: float = -math.inf, max: float = math.inf) -> FloatFn:  # noqa: A002

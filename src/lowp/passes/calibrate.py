@@ -2,12 +2,16 @@
 tensor into observers (pass 1: min/max; pass 2, for histogram methods: fixed-edge histograms).
 
 The data is a re-iterable stream of feeds (`lowp.feeds.FeedSource`); one feed and its
-outputs are in memory at a time, whatever their shapes."""
+outputs are in memory at a time, whatever their shapes. The outputs are read where ONNX
+Runtime wrote them (`run_exposed`, no copy) and the session plans no memory pattern, so the
+peak is the model, one feed's exposed activations and the histograms
+(docs/calibration.md, "Native scans, and what one run costs")."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,12 +38,54 @@ def expose_tensors(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     return out
 
 
-def float_session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSession:
+def float_session(model: onnx.ModelProto | bytes, threads: int = 0, *,
+                  mem_pattern: bool = True) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session of `model`.
+
+    `mem_pattern=False` for a model with many exposed outputs (calibration): with a memory
+    pattern, ONNX Runtime allocates one block for every intermediate from the second run on,
+    besides the exposed outputs, which cost a third more memory at no gain in speed.
+    """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.enable_mem_pattern = mem_pattern
     opts.log_severity_level = 4        # failures reach the user as one lowp error line
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+class _OrtBuffer:
+    """An OrtValue as a DLPack producer: `numpy.from_dlpack` views its memory (no copy), and
+    the view keeps the value alive."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: ort.OrtValue) -> None:
+        self._value = value
+
+    def __dlpack__(self, *, stream: None = None, **_: object) -> Any:
+        return self._value._ortvalue.to_dlpack()
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)                  # kDLCPU, device 0
+
+
+def _as_numpy(value: ort.OrtValue) -> np.ndarray:
+    try:
+        out = np.from_dlpack(_OrtBuffer(value))
+    except (AttributeError, TypeError, BufferError, RuntimeError):
+        return value.numpy()           # a dtype DLPack does not carry: a copy
+    shape = tuple(value.shape())
+    return out if out.shape == shape else out.reshape(shape)   # a scalar comes as (1,)
+
+
+def run_exposed(session: ort.InferenceSession, names: list[str],
+                feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """`session.run(names, feed)` without copying the outputs: numpy arrays that view ONNX
+    Runtime's output buffers (a copy would double the memory of a calibration run)."""
+    inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.asarray(v, order="C"))
+              for k, v in feed.items()}
+    return [_as_numpy(v) for v in session.run_with_ort_values(names, inputs)]
 
 
 def calibrate(model: onnx.ModelProto, tensors: list[str],
@@ -55,7 +101,8 @@ def calibrate(model: onnx.ModelProto, tensors: list[str],
     constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
     runtime = [t for t in tensors if t not in constants]
     fed = {i.name for i in inputs}
-    session = float_session(expose_tensors(model, [t for t in runtime if t not in fed]))
+    session = float_session(expose_tensors(model, [t for t in runtime if t not in fed]),
+                            mem_pattern=False)
     table = CalibrationTable()
 
     minmax = {t: MinMaxObserver(t) for t in runtime}
@@ -98,14 +145,18 @@ def _run(session: ort.InferenceSession, names: list[str],
         for index, feed in enumerate(feeds):
             t0 = time.perf_counter()
             try:
-                values = session.run(computed, dict(feed)) if computed else []
+                values = run_exposed(session, computed, feed) if computed else []
             except Exception as e:
                 raise DataError(f"the float model failed on calibration feed {index}: "
                                 f"{str(e).strip().splitlines()[0]}") from None
             bar.update(1)
             bar.set_postfix_str(f"{(time.perf_counter() - t0) * 1e3:.1f} ms/feed")
             observed = dict(zip(computed, values, strict=True))
+            del values
             observed.update({t: feed[t] for t in names if t not in observed})
             yield observed
+            # the caller is done with this feed's outputs: release them before the next run
+            # (the caller's name for the dict would keep them alive through it)
+            observed.clear()
     finally:
         bar.close()

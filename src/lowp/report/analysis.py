@@ -76,6 +76,10 @@ def dequantized_tensors(qdq: onnx.ModelProto, int_values: Mapping[str, np.ndarra
             for name, (src, qp, scale) in _activation_dqs(qdq).items() if src in int_values}
 
 
+# Elements per block of LayerErrorStats.update's float64 temporaries.
+_BLOCK_ELEMENTS = 1 << 20
+
+
 class LayerErrorStats:
     """SQNR of every quantized activation against the float model, accumulated feed by feed.
 
@@ -100,15 +104,21 @@ class LayerErrorStats:
             ref = float_values.get(name)
             if src not in int_values or ref is None:
                 continue
-            deq = dequantize(int_values[src], qp)
-            if ref.shape != deq.shape:
+            q = np.asarray(int_values[src])
+            if ref.shape != q.shape:
                 continue
-            r = ref.astype(np.float64)
-            err = r - deq.astype(np.float64)
             sums = self._sums.setdefault(name, [0.0, 0.0, 0.0])
-            sums[0] += float(np.sum(r ** 2))
-            sums[1] += float(np.sum(err ** 2))
-            sums[2] = max(sums[2], float(np.max(np.abs(err))) if err.size else 0.0)
+            # per-tensor qparams: blocks of samples, so that the float64 temporaries stay
+            # small whatever the batch (a per-channel axis may be any axis: in one piece)
+            rows = (max(1, _BLOCK_ELEMENTS // max(1, q[0].size))
+                    if q.ndim and q.shape[0] and qp.scale.ndim == 0 else max(1, len(q)))
+            for i in range(0, max(1, q.shape[0] if q.ndim else 1), rows):
+                part = (slice(i, i + rows),) if q.ndim else ()
+                r = ref[part].astype(np.float64)
+                err = r - dequantize(q[part], qp).astype(np.float64)
+                sums[0] += float(np.sum(r ** 2))
+                sums[1] += float(np.sum(err ** 2))
+                sums[2] = max(sums[2], float(np.max(np.abs(err))) if err.size else 0.0)
 
     def result(self) -> list[LayerError]:
         """The errors, worst (lowest SQNR) first."""

@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 
 from ..errors import DataError
-from ..passes.calibrate import expose_tensors, float_session
+from ..inputs import model_inputs
+from ..passes.calibrate import expose_tensors, float_session, run_exposed
 from ..runtime import Session
 from .analysis import (
     AgreementStats,
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from ..passes.fallback import FallbackResult
 
 _SQNR_SAMPLES = 64
+# Samples per run of the per-layer comparison, which holds every exposed float activation
+# and every captured engine value of the run at once (models with a free batch axis only).
+_SQNR_RUN_SAMPLES = 4
 
 
 @dataclass
@@ -87,9 +91,10 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     inner = [n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"]
     float_names = {o for n in float_model.graph.node for o in n.output}
     exposed = [t for t in inner if t in float_names]
-    fs = float_session(expose_tensors(float_model, exposed))
+    fs = float_session(expose_tensors(float_model, exposed), mem_pattern=False)
     fs_names = [o.name for o in fs.get_outputs()]
     layers = LayerErrorStats(qdq)
+    batch_free = all(spec.shape and spec.shape[0] is None for spec in model_inputs(float_model))
     first = [o.name for o in float_model.graph.output][0]
     correct = {"float": 0, "lowp engine": 0, "ONNX Runtime": 0}
     samples = 0                                  # seen by the accuracy (label offset)
@@ -104,8 +109,11 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
             sub = feed if n <= _SQNR_SAMPLES - layer_samples else {
                 k: v[:_SQNR_SAMPLES - layer_samples] for k, v in feed.items()}
             layer_samples += min(n, _SQNR_SAMPLES - layer_samples)
-            float_values = dict(zip(fs_names, fs.run(None, sub), strict=True))
-            layers.update(float_values, session.run(sub, capture=True))
+            for part in _sample_runs(sub, batch_free):
+                float_values = dict(zip(fs_names, run_exposed(fs, fs_names, part),
+                                        strict=True))
+                layers.update(float_values, session.run(part, capture=True))
+                del float_values          # before the next run: one run's values at a time
         if labels is not None:
             full_float = fs.run([first], feed)[0]
             got = labels[samples:samples + full_float.shape[0]]
@@ -125,6 +133,17 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
                    agreement.result(), layers.result(), accuracy, session.backend.name,
                    len(session.int_steps),
                    sum(1 for s in session.steps if s.kind == "float"), fallback)
+
+
+def _sample_runs(feed: dict[str, np.ndarray], batch_free: bool) -> list[dict[str, np.ndarray]]:
+    """The feed cut into runs of `_SQNR_RUN_SAMPLES` samples along the first axis, when the
+    model's inputs leave that axis free and every array has it; else the feed whole."""
+    n = _samples(feed)
+    if not batch_free or n <= _SQNR_RUN_SAMPLES or any(
+            np.ndim(v) == 0 or np.shape(v)[0] != n for v in feed.values()):
+        return [feed]
+    return [{k: v[i:i + _SQNR_RUN_SAMPLES] for k, v in feed.items()}
+            for i in range(0, n, _SQNR_RUN_SAMPLES)]
 
 
 def _samples(feed: Mapping[str, np.ndarray]) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lowp import mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -148,8 +149,10 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                   group: int = 1, kernel_shape: Sequence[int] | None = None,
                   output_padding: Sequence[int] | None = None,
                   output_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
-                  strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """N-D transposed convolution: one matmul per group, then col2im scatter-add."""
+                  strides: Sequence[int] | None = None, w_constant: bool = False,
+                  **_: Any) -> np.ndarray:
+    """N-D transposed convolution: one matmul per group, then col2im scatter-add.
+    `w_constant`: the filter is a constant (ONNX Runtime then prepacks it)."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -190,7 +193,20 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
     kk = mg * int(np.prod(k))
     wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
-    cols = np.matmul(wg[None], xf.reshape(n, g, c // g, -1))
+    xg = xf.reshape(n, g, c // g, -1)
+    if xf.dtype == np.float32 and wf.dtype == np.float32:
+        # ONNX Runtime's order: one MLAS GEMM per image and group, the filter as A (read
+        # transposed, or transposed once when it is a constant with both per-group
+        # dimensions above 1); col2im below adds in the same order as its Col2im
+        cols = np.empty((n, g, kk, xg.shape[-1]), np.float32)
+        wt = wf.reshape(g, c // g, kk)
+        packed = w_constant and kk > 1 and c // g > 1
+        for i, j in product(range(n), range(g)):
+            if not native_float.sgemm(wt[j].T, xg[i, j], cols[i, j], trans_a=not packed):
+                cols[i, j] = mlas_sgemm.gemm(np.ascontiguousarray(wt[j].T) if packed else
+                                             wt[j], xg[i, j], trans_a=not packed)
+    else:
+        cols = np.matmul(wg[None], xg)
     cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
@@ -422,10 +438,19 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None, *,
                        axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
                        **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank)."""
+    """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank); float32 with a full
+    scale (and bias) in ONNX Runtime's order (lowp.ort_math.layer_norm_rows)."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
+    n = int(np.prod(x.shape[ax:]))
+    if (x.dtype == np.float32 and n and np.size(scale) == n
+            and (bias is None or np.size(bias) == n) and x.size):
+        rows = x.reshape(-1, n)
+        y, m, v = ort_math.layer_norm_rows(rows, _f(scale), None if bias is None else _f(bias),
+                                           float(np.float32(epsilon)))
+        stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+        return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))
@@ -866,19 +891,36 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
          activation_beta: Sequence[float] | None = None,
          activations: Sequence[str] | None = None, clip: float | None = None,
          direction: str = "forward", hidden_size: int | None = None, input_forget: int = 0,
-         layout: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+         layout: int = 0, w_packed: bool = False, r_packed: bool = False,
+         **_: Any) -> tuple[np.ndarray, ...]:
     """LSTM (gates i, o, f, c), all directions, sequence_lens, peepholes, clip, layout.
 
-    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
-    the numpy loop below is the reference and the fallback.
+    float32 with the default activations computes in ONNX Runtime's order
+    (`_lstm_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
+    prepacks), natively (lowp.runtime.native_rnn) when both are; other activations and
+    types run the numpy loop below.
     """
     h = r.shape[-1]
     xf, (h0, c0), lens, seq, revs = _rnn_common("LSTM", x, sequence_lens,
                                                 [initial_h, initial_c], direction, layout, h)
-    if native_rnn.supported(x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h,
-                            clip):
-        return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout, clip,
-                               bool(input_forget))
+    default = not activations or [a.lower() for a in activations] in (
+        list(native_rnn.LSTM_ACTIVATIONS), list(native_rnn.LSTM_ACTIVATIONS) * 2)
+    if x.dtype == np.float32 and default:
+        if w_packed and r_packed and native_rnn.supported(
+                x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h, clip):
+            return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout,
+                                   clip, bool(input_forget))
+        ys, finals = [], []
+        for di, rev in enumerate(revs):
+            st = [np.zeros((xf.shape[1], h), np.float32) if s is None else _f(s[di])
+                  for s in (h0, c0)]
+            y, fin = _lstm_ort_direction(
+                xf, _f(w[di]), _f(r[di]), None if b is None else _f(b[di]),
+                None if p is None else _f(p[di]), st, lens, rev, clip, bool(input_forget),
+                w_packed, r_packed)
+            ys.append(y)
+            finals.append(fin)
+        return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("LSTM", activations, ["Sigmoid", "Tanh", "Tanh"], len(revs),
                         activation_alpha, activation_beta)
@@ -909,6 +951,144 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
     return _rnn_outputs(ys, finals, layout, x.dtype)
 
 
+_FLOAT_MAX = np.float32(np.finfo(np.float32).max)
+
+
+def _ort_clip(x: np.ndarray, bound: np.float32, with_bias: bool) -> np.ndarray:
+    """ONNX Runtime's LSTM gate clip: after a bias add std::min then std::max (a NaN becomes
+    the bound), without a bias the comparisons (a NaN stays)."""
+    if with_bias:
+        x = np.where(x < bound, x, bound)
+        return np.where(-bound < x, x, -bound).astype(np.float32)
+    return np.where(x > bound, bound, np.where(x < -bound, -bound, x)).astype(np.float32)
+
+
+def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+                        p: np.ndarray | None, states: list[np.ndarray], lens: np.ndarray,
+                        rev: bool, clip: float | None, input_forget: bool, w_packed: bool,
+                        r_packed: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One direction of a float32 LSTM as ONNX Runtime's DeepCPU kernel computes it
+    (docs/operators.md, (O23)): X W^T by MLAS (prepacked or not), per step the recurrence
+    H R^T accumulated into it by MLAS, the peephole products, then the bias Wb + Rb, the
+    clip, MLAS's logistic and tanh, C = C_prev f + i g, H = tanh(C) o."""
+    seq, batch, inp = xf.shape
+    hid = r.shape[-1]
+    # ONNX Runtime projects the first max(lens) steps only (M = their rows: M = 1 takes
+    # MLAS's one-row kernel)
+    steps = min(seq, int(lens.max(initial=0))) if lens.size else seq
+    xw = np.zeros((seq, batch, 4 * hid), np.float32)
+    if steps:
+        xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
+                                     packed=w_packed).reshape(steps, batch, 4 * hid)
+    bias = None if b is None else (b[:4 * hid] + b[4 * hid:]).astype(np.float32)
+    bi, bo, bf, bc = (None,) * 4 if bias is None else np.split(bias, 4)
+    pi, po, pf = (None,) * 3 if p is None else np.split(p, 3)
+    bound = _FLOAT_MAX if clip is None else np.float32(clip)
+    logistic, tanh = ort_math.logistic, ort_math.tanh
+
+    def gate(g: np.ndarray, c: np.ndarray, peep: np.ndarray | None, bias: np.ndarray | None,
+             act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        if peep is not None:
+            g = (g + (c * peep).astype(np.float32)).astype(np.float32)
+        if bias is not None:
+            g = (g + bias).astype(np.float32)
+        return act(_ort_clip(g, bound, bias is not None))
+
+    def step(xw_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
+        hp, cp = st
+        g = mlas_sgemm.gemm(hp, r, trans_b=True, packed=r_packed, c=xw_t)
+        gi, go, gf, gc = np.split(g, 4, axis=1)
+        i = gate(gi, cp, pi, bi, logistic)
+        f = (np.float32(1) - i).astype(np.float32) if input_forget else \
+            gate(gf, cp, pf, bf, logistic)
+        c = ((cp * f).astype(np.float32) + (i * gate(gc, cp, None, bc, tanh)).astype(
+            np.float32)).astype(np.float32)
+        o = gate(go, c, po, bo, logistic)
+        return [(tanh(c) * o).astype(np.float32), c]
+
+    return _run_direction(xw, states, lens, rev, step)
+
+
+# ONNX Runtime's deepcpu rational tanh (GRU's reset and output gates): float32, no fused
+# multiply-adds (its own C++ loops)
+_DEEPCPU_P = tuple(np.float32(c) for c in (-2.76076847742355e-16, 2.00018790482477e-13,
+                                           -8.60467152213735e-11, 5.12229709037114e-08,
+                                           1.48572235717979e-05, 6.37261928875436e-04,
+                                           4.89352455891786e-03))
+_DEEPCPU_Q = tuple(np.float32(c) for c in (1.19825839466702e-06, 1.18534705686654e-04,
+                                           2.26843463243900e-03, 4.89352518554385e-03))
+
+
+def _deepcpu_ratio(x: np.ndarray) -> np.ndarray:
+    """p(x) / q(x) of ONNX Runtime's deepcpu tanh, each operation rounded to float32."""
+    f = np.float32
+    x2 = (x * x).astype(f)
+    p = ((x2 * _DEEPCPU_P[0]).astype(f) + _DEEPCPU_P[1]).astype(f)
+    for c in _DEEPCPU_P[2:]:
+        p = ((x2 * p).astype(f) + c).astype(f)
+    p = (x * p).astype(f)
+    q = ((x2 * _DEEPCPU_Q[0]).astype(f) + _DEEPCPU_Q[1]).astype(f)
+    for c in _DEEPCPU_Q[2:]:
+        q = ((x2 * q).astype(f) + c).astype(f)
+    return (p / q).astype(f)
+
+
+def _bound(x: np.ndarray, b: float) -> np.ndarray:
+    """deepcpu's clip_for_sigmoid / clip_for_tanh (a NaN stays)."""
+    return np.where(x < -b, np.float32(-b), np.where(x > b, np.float32(b), x)).astype(
+        np.float32)
+
+
+def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+                       states: list[np.ndarray], lens: np.ndarray, rev: bool,
+                       clip: float | None, lbr: bool, w_packed: bool, r_packed: bool
+                       ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One direction of a float32 GRU as ONNX Runtime's DeepCPU kernel computes it
+    (docs/operators.md, (O25)): X W^T by MLAS; per step H R_zr^T accumulated into the z and
+    r parts; r from the clipped r input by deepcpu's rational sigmoid times H (or times
+    H R_h^T + Rbh with linear_before_reset), then the h part (a GEMM accumulated into it, or
+    an add); z by MLAS's logistic; H = (1 - z) tanh'(h) + z H_prev with deepcpu's tanh."""
+    f = np.float32
+    seq, batch, inp = xf.shape
+    hid = r.shape[-1]
+    steps = min(seq, int(lens.max(initial=0))) if lens.size else seq
+    xw = np.zeros((seq, batch, 3 * hid), f)
+    if steps:
+        xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
+                                     packed=w_packed).reshape(steps, batch, 3 * hid)
+    r_zr, r_h = r[:2 * hid], r[2 * hid:]
+    bz = br = bh = rbh = None
+    if b is not None:
+        wz, wr, wh, rz, rr, rh = np.split(b, 6)
+        bz, br = (wz + rz).astype(f), (wr + rr).astype(f)
+        bh = wh if lbr else (wh + rh).astype(f)
+        rbh = rh
+    bound = _FLOAT_MAX if clip is None else f(clip)
+
+    def prep(g: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return _ort_clip((g + bias).astype(f) if bias is not None else g, bound,
+                         bias is not None)
+
+    def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
+        hp = st[0]
+        zr = mlas_sgemm.gemm(hp, r_zr, trans_b=True, packed=r_packed, c=x_t[:, :2 * hid])
+        half = f(0.5)
+        if lbr:
+            c0 = None if rbh is None else np.broadcast_to(rbh, (batch, hid))
+            lin = mlas_sgemm.gemm(hp, r_h, trans_b=True, packed=r_packed, c=c0)
+        rt = _deepcpu_ratio((half * _bound(prep(zr[:, hid:], br), 20.0)).astype(f))
+        rh_ = (((lin if lbr else hp) * half).astype(f) * (f(1) + rt).astype(f)).astype(f)
+        if lbr:
+            gh = (x_t[:, 2 * hid:] + rh_).astype(f)
+        else:
+            gh = mlas_sgemm.gemm(rh_, r_h, trans_b=True, packed=r_packed, c=x_t[:, 2 * hid:])
+        z = ort_math.logistic(prep(zr[:, :hid], bz))
+        ht = _deepcpu_ratio(_bound(prep(gh, bh), 10.0))
+        return [(((f(1) - z).astype(f) * ht).astype(f) + (z * hp).astype(f)).astype(f)]
+
+    return _run_direction(xw, states, lens, rev, step)
+
+
 @register
 def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
         sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
@@ -916,19 +1096,30 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activation_beta: Sequence[float] | None = None,
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
-        linear_before_reset: int = 0, **_: Any) -> tuple[np.ndarray, ...]:
+        linear_before_reset: int = 0, w_packed: bool = False, r_packed: bool = False,
+        **_: Any) -> tuple[np.ndarray, ...]:
     """GRU (gates z, r, h), all directions, sequence_lens, linear_before_reset, layout.
 
-    float32 with the default activations runs the native recurrence (lowp.runtime.native_rnn);
-    the numpy loop below is the reference and the fallback.
+    float32 with the default activations computes in ONNX Runtime's order
+    (`_gru_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
+    prepacks); other activations and types run the numpy loop below. (The native GRU
+    recurrence of lowp.runtime.native_rnn keeps its own order and is not used here.)
     """
     h = r.shape[-1]
     xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
                                              layout, h)
-    if native_rnn.supported(x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h,
-                            clip):
-        return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
-                              bool(linear_before_reset))
+    default = not activations or [a.lower() for a in activations] in (
+        list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
+    if x.dtype == np.float32 and default:
+        ys, finals = [], []
+        for di, rev in enumerate(revs):
+            st = [np.zeros((xf.shape[1], h), np.float32) if h0 is None else _f(h0[di])]
+            y, fin = _gru_ort_direction(xf, _f(w[di]), _f(r[di]),
+                                        None if b is None else _f(b[di]), st, lens, rev, clip,
+                                        bool(linear_before_reset), w_packed, r_packed)
+            ys.append(y)
+            finals.append(fin)
+        return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("GRU", activations, ["Sigmoid", "Tanh"], len(revs), activation_alpha,
                         activation_beta)

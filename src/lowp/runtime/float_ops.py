@@ -16,7 +16,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import ort_math
+from lowp import mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import (
@@ -193,16 +193,22 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 @register
 def Erf(x: np.ndarray, **_: Any) -> np.ndarray:
-    native = native_float.unary("Erf", x)
-    return native if native is not None else _as(_erf(x), x)
+    """float32 as ONNX Runtime computes it (MLAS, lowp.ort_math.erf), others in float64."""
+    if x.dtype == np.float32:
+        native = native_float.unary("Erf", x)
+        return native if native is not None else ort_math.erf(x)
+    return _as(_erf(x), x)
 
 
 @register
 def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
-    if approximate in ("none", "tanh"):
-        native = native_float.unary("Gelu" if approximate == "none" else "GeluTanh", x)
-        if native is not None:
-            return native
+    """ONNX Gelu and ONNX Runtime's com.microsoft Gelu; float32 exact GELU as ONNX Runtime
+    computes it (lowp.ort_math.gelu)."""
+    if approximate == "none" and x.dtype == np.float32:
+        native = native_float.unary("Gelu", x)
+        return native if native is not None else ort_math.gelu(x)
+    if approximate == "tanh" and x.dtype == np.float32:
+        return ort_math.gelu_tanh(x)
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -211,6 +217,12 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
     else:
         raise unsupported("Gelu", f"approximate={approximate!r}")
     return _as(y, x)
+
+
+@register
+def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft BiasGelu: Gelu(x + bias), the sum rounded to x's type."""
+    return Gelu(_as(x + bias, x))
 
 
 def _unary(name: str, fn: Any) -> None:
@@ -393,8 +405,31 @@ def Where(cond: np.ndarray, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarra
 
 
 @register
-def MatMul(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+def MatMul(a: np.ndarray, b: np.ndarray, *, b_packed: bool = False, **_: Any) -> np.ndarray:
+    """float32 in ONNX Runtime's MLAS order (lowp.mlas_sgemm; `b_packed`: B is a 2-D
+    initializer, which ONNX Runtime prepacks), other types by numpy."""
+    if a.dtype == np.float32 and b.dtype == np.float32 and a.ndim and b.ndim:
+        y = native_float.matmul(a, b, b_packed=b_packed)
+        return y if y is not None else mlas_sgemm.matmul(a, b, b_packed=b_packed)
     return _as(np.matmul(a, b), a)
+
+
+@register
+def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int = 0,
+                transB: int = 0, transBatchA: int = 0, transBatchB: int = 0,
+                b_packed: bool = False, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft FusedMatMul: alpha * op(a) @ op(b), op a transpose of
+    the last two axes where asked; float32 in MLAS's order (lowp.mlas_sgemm)."""
+    if transBatchA or transBatchB:
+        raise unsupported("FusedMatMul", "transBatchA/transBatchB")
+    if a.dtype == np.float32 and b.dtype == np.float32 and a.ndim and b.ndim:
+        kw = dict(alpha=float(alpha), trans_a=bool(transA), trans_b=bool(transB),
+                  b_packed=b_packed)
+        y = native_float.matmul(a, b, **kw)  # type: ignore[arg-type]
+        return y if y is not None else mlas_sgemm.matmul(a, b, **kw)  # type: ignore[arg-type]
+    af = np.swapaxes(a, -1, -2) if transA and a.ndim > 1 else a
+    bf = np.swapaxes(b, -1, -2) if transB and b.ndim > 1 else b
+    return _as(np.matmul(af, bf) * np.asarray(alpha, a.dtype), a)
 
 
 @register

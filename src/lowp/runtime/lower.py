@@ -140,12 +140,17 @@ def _to_channels_last(step: Step) -> StepFn:
     return run
 
 
+# float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions)
+_FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
+                            ("com.microsoft", "BiasGelu")})
+
+
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
                 requant_mode: RequantMode, subgraph: bool = False) -> Step:
     if node.op_type in ("If", "Loop") and node.domain in ("", "ai.onnx"):
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:
         raise UnsupportedOpError(node.op_type, node.name, f"domain '{node.domain}' is not "
                                  "supported")
     if node.op_type == "DequantizeLinear":
@@ -153,6 +158,52 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
     if node.op_type == "QuantizeLinear":
         return _qdq_step(node, graph, quantizing=True, subgraph=subgraph)
     return _float_op_step(node, graph)
+
+
+def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    return {}
+
+
+def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
+    """Whether ONNX Runtime sees `name` as a constant initializer once its constant folding
+    ran: an initializer no feed overrides, a Constant, or the output of a node (a
+    DequantizeLinear of constant weights, say) whose inputs all are."""
+    if name in graph.initializers:
+        return name not in {i.name for i in graph.graph.input}
+    node = graph.producer.get(name)
+    if node is None or depth == 0 or node.op_type in ("If", "Loop", "Scan"):
+        return False
+    if node.op_type == "Constant":
+        return True
+    return all(_folded_constant(i, graph, depth - 1) for i in node.input if i)
+
+
+def _matmul_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime prepacks a MatMul's B when it is a constant 2-D matrix; its product then
+    sums in other K blocks (lowp.mlas_sgemm)."""
+    b = node.input[1]
+    shape = graph.value_shape(b) if b not in graph.initializers else \
+        list(graph.initializers[b].dims)
+    return {"b_packed": _folded_constant(b, graph) and shape is not None and len(shape) == 2}
+
+
+def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime transposes a constant ConvTranspose filter once (unless one of its
+    per-group dimensions is 1); the GEMM then reads A untransposed."""
+    return {"w_constant": _folded_constant(node.input[1], graph)}
+
+
+def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime prepacks constant LSTM and GRU weights (W and R separately); the
+    products then sum in K blocks of 256 (lowp.mlas_sgemm)."""
+    return {"w_packed": _folded_constant(node.input[1], graph),
+            "r_packed": _folded_constant(node.input[2], graph)}
+
+
+# what a float operator needs to know of the graph to round as ONNX Runtime does
+_ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
+                "ConvTranspose": _conv_transpose_context, "LSTM": _lstm_context,
+                "GRU": _lstm_context}
 
 
 def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
@@ -164,6 +215,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
     attrs = attributes(node)
     attrs["opset"] = graph.opset
     attrs["num_outputs"] = len(node.output)
+    attrs.update(_ORT_CONTEXT.get(node.op_type, _no_context)(node, graph))
     n_out = len(node.output)
     name, op_type = node.name, node.op_type
 

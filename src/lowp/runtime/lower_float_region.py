@@ -34,8 +34,10 @@ ELEMENTWISE: frozenset[str] = frozenset({
     "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Neg", "Abs", "Reciprocal", "Sqrt",
     "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Selu", "Celu",
     "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu", "Clip", "Sin", "Cos",
-    "Identity",
+    "Identity", "BiasGelu",
 })
+# ONNX Runtime's fused element-wise operators (lowp.runtime.ort_fusions writes them)
+_DOMAINS = ("", "ai.onnx", "com.microsoft")
 MAX_REGION_NODES = 32
 MAX_TABLE_ENTRIES = 1 << 20
 
@@ -62,7 +64,7 @@ def _region(ctx: LowerCtx, source: str) -> tuple[list[onnx.NodeProto], onnx.Node
             if consumer.op_type == "QuantizeLinear" and consumer.input[0] == value:
                 closing.append(consumer)
                 continue
-            if (consumer.op_type not in ELEMENTWISE or consumer.domain not in ("", "ai.onnx")
+            if (consumer.op_type not in ELEMENTWISE or consumer.domain not in _DOMAINS
                     or len(consumer.output) != 1 or len(nodes) >= MAX_REGION_NODES):
                 return None
             nodes.append(consumer)
@@ -109,7 +111,7 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     if found is None:
         return None
     nodes, q = found
-    if len(nodes) == 1 and nodes[0].op_type in LOWERINGS:
+    if len(nodes) == 1 and nodes[0].op_type in LOWERINGS and nodes[0].domain in ("", "ai.onnx"):
         return None
     y_qp = ctx.qparams_of(q, q.output[0])
     if y_qp is None or not y_qp.is_per_tensor or y_qp.qtype.bits != 8:

@@ -180,3 +180,54 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
     y = np.empty(src.shape, np.float32)
     ext.float_softmax_rows(src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
     return y
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,
+           trans_b: bool = False, b_packed: bool = False) -> np.ndarray | None:
+    """float32 MatMul / FusedMatMul in ONNX Runtime's MLAS order, bit for bit with
+    lowp.mlas_sgemm.matmul (same arguments), or None."""
+    ext = _has(_usable("MatMul", a), "float_sgemm_mlas")
+    if ext is None or b.dtype != np.float32 or a.ndim == 0 or b.ndim == 0:
+        return None
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    ta, tb = trans_a and a.ndim > 1, trans_b and b.ndim > 1
+    am = np.swapaxes(a2, -1, -2) if ta else a2
+    bm = np.swapaxes(b2, -1, -2) if tb else b2
+    if am.shape[-1] != bm.shape[-2]:
+        return None                         # the reference reports the mismatch
+    if b2.ndim == 2 and not ta:             # ONNX Runtime folds A's batch axes into M
+        rows = am.reshape(-1, am.shape[-1]) if am.flags.c_contiguous else None
+        if rows is None:
+            return None
+        y = _empty(am.shape[:-1] + (bm.shape[-1],))
+        call(ext.float_sgemm_mlas, rows, bm, y.reshape(-1, bm.shape[-1]), float(alpha),
+             False, tb, b_packed, _threads)
+    else:
+        try:
+            lead = np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
+        except ValueError:
+            return None
+        y = _empty(lead + (am.shape[-2], bm.shape[-1]))
+        aa = np.broadcast_to(am, lead + am.shape[-2:])
+        bb = np.broadcast_to(bm, lead + bm.shape[-2:])
+        packed = b_packed and b2.ndim == 2
+        for idx in np.ndindex(*lead):
+            call(ext.float_sgemm_mlas, aa[idx], bb[idx], y[idx], float(alpha), ta, tb, packed,
+                 _threads)
+    if a.ndim == 1:
+        y = y[..., 0, :]
+    if b.ndim == 1:
+        y = y[..., 0]
+    return y
+
+
+def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
+          trans_b: bool = False, packed: bool = False) -> bool:
+    """out (m x n) = am (m x k) @ bm (k x n), float32 logical operands, in MLAS's order as
+    lowp.mlas_sgemm.gemm computes it with these flags; False when not run natively."""
+    ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
+    if ext is None or bm.dtype != np.float32 or out.dtype != np.float32:
+        return False
+    call(ext.float_sgemm_mlas, am, bm, out, 1.0, trans_a, trans_b, packed, _threads)
+    return True

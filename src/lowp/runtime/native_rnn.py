@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import mlas_sgemm
+
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
 # the default activations, the only ones the native kernels implement
@@ -110,6 +112,25 @@ def _projection(x: np.ndarray, w: np.ndarray, bias: np.ndarray, layout: int) -> 
     return xw.transpose(1, 0, 2, 3) if layout else xw
 
 
+def _projection_mlas(x: np.ndarray, w: np.ndarray, layout: int) -> np.ndarray:
+    """X @ W^T per direction in MLAS's prepacked order (no bias), as a (T, B, D, G*H)
+    array."""
+    from . import native_float
+
+    dirs, gh, inp = w.shape
+    tb = x.transpose(1, 0, 2) if layout else x
+    seq, batch = tb.shape[:2]
+    xw = np.empty((seq, batch, dirs, gh), np.float32)
+    rows = np.ascontiguousarray(tb, dtype=np.float32).reshape(-1, inp)
+    wf = w.astype(np.float32, copy=False)
+    for d in range(dirs):
+        out = xw[:, :, d, :].reshape(seq * batch, gh)
+        if rows.shape[0] and not native_float.sgemm(rows, wf[d].T, out, trans_b=True,
+                                                   packed=True):
+            out[...] = mlas_sgemm.gemm(rows, wf[d], trans_b=True, packed=True)
+    return xw
+
+
 def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
     if bool(np.all(lens >= seq)):
         return None
@@ -125,18 +146,21 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
     `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
     directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all);
     the results do not depend on it.
+
+    In ONNX Runtime's order with its weights prepacked (lowp.runtime.float_nn.
+    _lstm_ort_direction, bit for bit): X W^T by MLAS's prepacked GEMM order, the bias added
+    after the recurrence, MLAS's logistic and tanh.
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
-    bias = (np.zeros((dirs, 4 * hidden), np.float32) if b is None else
-            b[:, :4 * hidden].astype(np.float32) + b[:, 4 * hidden:].astype(np.float32))
-    xw = _projection(x, w, bias, layout)
+    xw = _projection_mlas(x, w, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
     yv, (yh, yc) = _views(y, finals, layout)
     _extension().rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
                 None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
                 None, _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
-                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False, threads)
+                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False, threads,
+                None if b is None else np.ascontiguousarray(b, dtype=np.float32).reshape(-1))
     return y, finals[0], finals[1]
 
 
@@ -165,12 +189,14 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     yv, (yh,) = _views(y, finals, layout)
     _extension().rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
                 _states(h0, layout), None, _lens32(lens, batch, seq), yv, yh, None,
-                list(reverse), _clip(clip), False, bool(linear_before_reset), threads)
+                list(reverse), math.inf if clip is None else float(clip), False,
+                bool(linear_before_reset), threads)
     return y, finals[0]
 
 
 def _clip(clip: float | None) -> float:
-    return math.inf if clip is None else float(clip)
+    # ONNX Runtime's LSTM clips at FLT_MAX when the node has no clip attribute
+    return float(np.finfo(np.float32).max) if clip is None else float(clip)
 
 
 def activation(fn: str, x: np.ndarray) -> np.ndarray:

@@ -77,7 +77,8 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # float operators whose numpy implementation may call a lowp.runtime.native_float kernel:
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
-                          "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu"})
+                          "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
+                          "MatMul", "FusedMatMul"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that

@@ -1,0 +1,219 @@
+"""ONNX Runtime's float32 matrix product (MLAS SGEMM on x86-64), reproduced bit for bit.
+
+A float MatMul left between dequantized tensors (an attention's Q·Kᵀ and P·V, a layer kept
+float) is rounded in whatever order the engine sums. ONNX Runtime's CPU MatMul, Gemm and
+FusedMatMul call MLAS, whose order is fixed by the kernel family and the matrix shapes; a
+quantizer after the product rounds two orders differently near a half-way point, so lowp
+sums in MLAS's order wherever it evaluates a float32 MatMul (docs/operators.md, (O21)).
+
+Per output element C[m, n] (alpha is FusedMatMul's scale, 1 for MatMul):
+
+* general kernel: K is cut into blocks of `stride_k` (128, widened or narrowed with N: see
+  `_stride_k`; 256 when B is a prepacked constant); within a block the products are summed
+  by a chain of fused multiply-adds from zero in k order; the first block gives
+  C = acc * alpha, every later one C = fma(acc, alpha, C);
+* M = 1 (alpha 1, B not prepacked): products rounded, summed in groups of four k, each group
+  added to C (AVX kernel, no FMA);
+* N = 1 (alpha 1, B not prepacked): eight lanes of rounded products per row, folded in an
+  order that depends on the row's position in groups of four, two and one rows.
+
+With several threads MLAS cuts M or N between them first, and the cut changes N (hence the
+K blocking) or M (hence the M = 1 path) seen by each part: `threads` models that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fixedpoint import fma32
+
+_F = np.float32
+_STRIDE_N = 128
+_STRIDE_K = 128
+_PACKED_STRIDE_K = 256
+_THREAD_ALIGN_N = 16
+_THREAD_COMPLEXITY = 64 * 1024
+
+
+def _stride_k(n: int, k: int, trans_a: bool) -> int:
+    """MlasSgemmOperation's K block: halved while it still covers K (N >= K), or doubled
+    while the N panel can shrink (N < K, A not transposed); the panel stays 128 x 128."""
+    stride_n, stride_k = _STRIDE_N, _STRIDE_K
+    if n >= k:
+        while stride_k // 2 >= k:
+            stride_n, stride_k = stride_n * 2, stride_k // 2
+    elif not trans_a:
+        while stride_n > 16 and stride_n // 2 >= n:
+            stride_n, stride_k = stride_n // 2, stride_k * 2
+    return stride_k
+
+
+def _blocked(a: np.ndarray, b: np.ndarray, alpha: np.float32, stride_k: int,
+             c: np.ndarray | None = None) -> np.ndarray:
+    """The general kernel on a[m, k] @ b[k, n] (also batched on leading axes); with `c`
+    (beta = 1) every block accumulates into it."""
+    k = a.shape[-1]
+    alpha = _F(alpha)
+    for k0 in range(0, k, stride_k):
+        acc = np.zeros(a.shape[:-1] + b.shape[-1:], _F)
+        for kk in range(k0, min(k, k0 + stride_k)):
+            acc = fma32(a[..., :, kk:kk + 1], b[..., kk:kk + 1, :], acc)
+        c = (acc * alpha).astype(_F) if c is None else fma32(acc, alpha, c)
+    assert c is not None
+    return c
+
+
+def _m1(a: np.ndarray, b: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
+    """MlasSgemmKernelM1Avx: a[1, k] @ b[k, n]; rounded products, groups of 4, 2, 1 k, each
+    group added to c (zeros, or `c0` [..., 1, n] with beta = 1)."""
+    k = a.shape[-1]
+    p = (a[..., 0, :, None] * b).astype(_F)          # [..., k, n] rounded products
+    c = np.zeros(p.shape[:-2] + p.shape[-1:], _F) if c0 is None else \
+        np.array(c0[..., 0, :], _F)
+    k0 = 0
+    for size in [4] * (k // 4) + ([2] if k % 4 >= 2 else []) + ([1] if k % 2 else []):
+        t = p[..., k0, :]
+        for j in range(1, size):
+            t = (t + p[..., k0 + j, :]).astype(_F)
+        c = (t + c).astype(_F)
+        k0 += size
+    return c[..., None, :]
+
+
+def _m1_transposed(x: np.ndarray, rows: np.ndarray, c0: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """MlasSgemmKernelM1TransposeBAvx: out[r] = x · rows[r] for a vector x[k] and rows[r, k].
+    Eight lane accumulators (lane j takes k = j mod 8), then a fold that depends on whether
+    the row was computed in a group of four, two or one rows; then + c0[r] (beta = 1) or
+    + 0."""
+    k = x.shape[-1]
+    r = rows.shape[-2]
+    pad = (-k) % 8
+    p = (x[..., None, :] * rows).astype(_F)
+    if pad:
+        p = np.concatenate([p, np.zeros(p.shape[:-1] + (pad,), _F)], axis=-1)
+    lanes = np.zeros(p.shape[:-1] + (8,), _F)
+    for k0 in range(0, p.shape[-1], 8):
+        lanes = (lanes + p[..., k0:k0 + 8]).astype(_F)
+    v = [lanes[..., j] for j in range(8)]
+
+    def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (x + y).astype(_F)
+
+    four = add(add(add(add(v[0], v[1]), v[2]), v[3]), add(add(add(v[4], v[5]), v[6]), v[7]))
+    two = add(add(add(v[0], v[2]), add(v[4], v[6])), add(add(v[1], v[3]), add(v[5], v[7])))
+    one = add(add(add(v[0], v[1]), add(v[2], v[3])), add(add(v[4], v[5]), add(v[6], v[7])))
+    group = np.full(r, 4)
+    tail = r % 4
+    if tail >= 2:
+        group[r - tail:r - tail + 2] = 2
+    if tail % 2:
+        group[r - 1] = 1
+    out = np.where(group == 4, four, np.where(group == 2, two, one))
+    return (out + (_F(0) if c0 is None else np.asarray(c0, _F))).astype(_F)
+
+
+def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_b: bool,
+               packed: bool, c: np.ndarray | None = None) -> np.ndarray:
+    """MlasSgemmOperation / MlasSgemmPackedOperation on one part: a is [m, k] (already
+    untransposed), b is [k, n]; the flags pick the path as MLAS does; `c` [m, n] is
+    accumulated into (beta = 1), else the product is written (beta = 0)."""
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if k == 0:
+        return np.zeros(a.shape[:-1] + (n,), _F) if c is None else np.array(c, _F)
+    if packed:
+        return _blocked(a, b, _F(alpha), _PACKED_STRIDE_K, c)
+    if m == 1 and not trans_a and alpha == 1.0:
+        if trans_b:
+            c0 = None if c is None else c[..., 0, :]
+            return _m1_transposed(a[..., 0, :], np.swapaxes(b, -1, -2), c0)[..., None, :]
+        return _m1(a, b, c)
+    if n == 1 and alpha == 1.0 and (not trans_b or k == 1):
+        if not trans_a:
+            c0 = None if c is None else c[..., :, 0]
+            return _m1_transposed(b[..., :, 0], a, c0)[..., :, None]
+        c1 = None if c is None else np.swapaxes(c, -1, -2)
+        return _m1(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2), c1).swapaxes(-1, -2)
+    return _blocked(a, b, _F(alpha), _stride_k(n, k, trans_a), c)
+
+
+def _partition(index: int, count: int, total: int) -> tuple[int, int]:
+    """MlasPartitionWork: the first total % count parts get one more."""
+    per, extra = divmod(total, count)
+    if index < extra:
+        return index * (per + 1), per + 1
+    return index * per + extra, per
+
+
+def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
+         trans_b: bool = False, packed: bool = False, threads: int = 1,
+         batch: int = 1, c: np.ndarray | None = None) -> np.ndarray:
+    """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
+    trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
+    (beta = 1: ONNX Runtime's recurrent step) when given."""
+    a = np.asarray(a, _F)
+    b = np.asarray(b, _F)
+    am = np.swapaxes(a, -1, -2) if trans_a else a
+    bm = np.swapaxes(b, -1, -2) if trans_b else b
+    m, k = am.shape
+    n = bm.shape[1]
+    target = min(int(m * n * k / _THREAD_COMPLEXITY) + 1, max(1, threads))
+    per_gemm = -(-target // batch)
+    out = np.empty((m, n), _F)
+    if n > m:
+        blocks = -(-n // _THREAD_ALIGN_N)
+        parts = min(per_gemm, blocks)
+        for t in range(parts):
+            start, count = _partition(t, parts, blocks)
+            lo, hi = start * _THREAD_ALIGN_N, min(n, (start + count) * _THREAD_ALIGN_N)
+            if lo < hi:
+                out[:, lo:hi] = _operation(am, bm[:, lo:hi], alpha, trans_a, trans_b, packed,
+                                           None if c is None else c[:, lo:hi])
+    else:
+        parts = min(per_gemm, m)
+        for t in range(parts):
+            start, count = _partition(t, parts, m)
+            if count:
+                out[start:start + count] = _operation(
+                    am[start:start + count], bm, alpha, trans_a, trans_b, packed,
+                    None if c is None else c[start:start + count])
+    return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
+           trans_b: bool = False, b_packed: bool = False, threads: int = 1) -> np.ndarray:
+    """ONNX Runtime's MatMul / FusedMatMul on float32 (numpy broadcasting of the batch
+    axes). A 2-D B (or 1-D) folds A's batch axes into M, as ONNX Runtime's helper does;
+    `b_packed` is true when B is a constant ONNX Runtime prepacks (2-D initializer)."""
+    a = np.asarray(a, _F)
+    b = np.asarray(b, _F)
+    a_vec, b_vec = a.ndim == 1, b.ndim == 1
+    a2 = a[None, :] if a_vec else a
+    b2 = b[:, None] if b_vec else b
+    if a_vec:
+        trans_a = False
+    if b_vec:
+        trans_b = False
+    if b2.ndim == 2 and not trans_a:
+        lead = a2.shape[:-2]
+        rows = a2.reshape(-1, a2.shape[-1])
+        y = gemm(rows, b2, alpha, False, trans_b, b_packed, threads)
+        y = y.reshape(lead + (a2.shape[-2], y.shape[-1]))
+    else:
+        am = np.swapaxes(a2, -1, -2) if trans_a else a2
+        bm = np.swapaxes(b2, -1, -2) if trans_b else b2
+        lead = np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
+        m, n = am.shape[-2], bm.shape[-1]
+        aa = np.broadcast_to(a2, lead + a2.shape[-2:]).reshape((-1, *a2.shape[-2:]))
+        bb = np.broadcast_to(b2, lead + b2.shape[-2:]).reshape((-1, *b2.shape[-2:]))
+        count = int(aa.shape[0])
+        y = np.stack([gemm(aa[i], bb[i], alpha, trans_a, trans_b, b_packed and b2.ndim == 2,
+                           threads, count) for i in range(count)]) if count else \
+            np.zeros((0, m, n), _F)
+        y = y.reshape(lead + (m, n))
+    if a_vec:
+        y = y[..., 0, :]
+    if b_vec:
+        y = y[..., 0]
+    return y

@@ -1,0 +1,384 @@
+"""ONNX Runtime's graph fusions that change float rounding, applied before lowering.
+
+At its default optimization level ONNX Runtime rewrites parts of the float graph before it
+runs it, and a fused kernel rounds differently from the nodes it replaces. lowp mirrors the
+rewrites that matter for the float regions of quantized models, with ONNX Runtime's own
+matching rules, so that a QDQ file gives the same integers in both engines
+(docs/operators.md, (O21)-(O22)):
+
+* MatMulScaleFusion: a float MatMul (opset >= 9) whose input comes from a Mul or Div by a
+  scalar constant, or whose only consumer is one, becomes one FusedMatMul (com.microsoft)
+  with the scales multiplied into `alpha` (float32); the product is then scaled once per K
+  block of the GEMM (lowp.mlas_sgemm) instead of scaling an input or the result.
+* GeluFusion: x / √2 -> Erf -> + 1 -> · x -> · 0.5 (either placement of the 0.5) becomes
+  one com.microsoft Gelu, (0.5 x)(erf(x · float32(1/√2)) + 1) (lowp.ort_math.gelu).
+* BiasGeluFusion: Add of a 1-D bias feeding that Gelu becomes BiasGelu.
+* LayerNormFusion: a LayerNorm written out (ReduceMean, Sub, Pow 2, ReduceMean, Add eps,
+  Sqrt, Div, Mul by a 1-D scale, Add a 1-D bias) over the last axis becomes
+  LayerNormalization, which ONNX Runtime computes in its own order (lowp.ort_math,
+  layer_norm_rows).
+
+The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
+of scalar Mul nodes fold into one alpha).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..ir.graph import infer_shapes
+
+_MS = "com.microsoft"
+_ONNX = ("", "ai.onnx")
+_F = np.float32
+
+
+class _Index:
+    """Producers, consumers, scalar constants, element types and ranks of the top-level
+    graph whose nodes are `nodes`."""
+
+    def __init__(self, model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
+        g = model.graph
+        fed = {i.name for i in g.input}
+        self.scalars: dict[str, np.float32] = {}
+        self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
+        for t in g.initializer:
+            if t.name not in fed and int(np.prod(t.dims)) == 1:   # constant: no feed overrides
+                self._scalar(t.name, t)
+        for node in nodes:
+            if node.op_type == "Constant" and node.domain in _ONNX and node.attribute:
+                attr = node.attribute[0]
+                if attr.name == "value" and int(np.prod(attr.t.dims)) == 1:
+                    self._scalar(node.output[0], attr.t)
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for node in nodes:
+            for o in node.output:
+                if o:
+                    self.producer[o] = node
+            for i in node.input:
+                if i:
+                    self.consumers[i].append(node)
+        self.outputs = {o.name for o in g.output}
+        self.initializers = {t.name for t in g.initializer if t.name not in fed}
+        self.fed = {i.name for i in g.input}
+        self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
+        self.shapes: dict[str, onnx.TensorShapeProto] = {}
+        for v in (*g.input, *g.value_info, *g.output):
+            if v.type.HasField("tensor_type"):
+                self.types[v.name] = v.type.tensor_type.elem_type
+                if v.type.tensor_type.HasField("shape"):
+                    self.shapes[v.name] = v.type.tensor_type.shape
+        for t in g.initializer:
+            self.shapes[t.name] = onnx.TensorShapeProto(
+                dim=[onnx.TensorShapeProto.Dimension(dim_value=d) for d in t.dims])
+
+    def _scalar(self, name: str, t: onnx.TensorProto) -> None:
+        v = numpy_helper.to_array(t)
+        if v.dtype.kind in "fiub":
+            # ONNX Runtime reads the scalar in its own type, then static_cast<float>
+            self.scalars[name] = _F(v.reshape(-1)[0])
+            if len(t.dims) == 0 or list(t.dims) == [1]:
+                self.scalar_rank_ok.add(name)
+
+    def single_use(self, name: str) -> bool:
+        """ONNX Runtime's CheckOutputEdges(node, 1): one consumer, not a graph output."""
+        return len(self.consumers.get(name, [])) == 1 and name not in self.outputs
+
+    def is_float(self, name: str) -> bool:
+        return self.types.get(name, TensorProto.FLOAT) == TensorProto.FLOAT
+
+    def near(self, name: str, expected: float) -> bool:
+        """ONNX Runtime's IsInitializerWithExpectedValue: a constant scalar within
+        1e-8 + 1e-5 |expected| (float32 arithmetic)."""
+        if name not in self.scalar_rank_ok or self.types.get(name) != TensorProto.FLOAT:
+            return False
+        v = self.scalars[name]
+        if not np.isfinite(v):
+            return False
+        return bool(np.abs(v - _F(expected)) <= _F(1e-8) + _F(1e-5) * np.abs(_F(expected)))
+
+
+# A fusion looks at one node; it returns the nodes that replace it and the nodes it removes
+# (besides the node itself), or None.
+Rewrite = tuple[list[onnx.NodeProto], list[onnx.NodeProto]]
+Fusion = Callable[[onnx.NodeProto, list[onnx.NodeProto], _Index], Rewrite | None]
+
+
+def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = _ONNX) -> bool:
+    return node.op_type == op and node.domain in domain
+
+
+# --- MatMulScaleFusion ----------------------------------------------------------------------
+
+
+def _scale_of(node: onnx.NodeProto, index: _Index) -> tuple[np.float32, int] | None:
+    """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None."""
+    if node.domain not in _ONNX or len(node.input) != 2:
+        return None
+    if node.op_type == "Div":
+        divisor = index.scalars.get(node.input[1])
+        if divisor is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _F(_F(1.0) / divisor), 1
+    if node.op_type == "Mul":
+        for i in (0, 1):
+            s = index.scalars.get(node.input[i])
+            if s is not None:
+                return s, i
+    return None
+
+
+def _matmul_scale(node: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+                  ) -> Rewrite | None:
+    is_fused = _is(node, "FusedMatMul", (_MS,))
+    if not (is_fused or _is(node, "MatMul")):
+        return None
+    if not all(index.is_float(i) for i in node.input[:2]):
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    alpha = _F(attrs.get("alpha", 1.0)) if is_fused else _F(1.0)
+    inputs = list(node.input[:2])
+    absorbed: list[onnx.NodeProto] = []
+    # input edges in ONNX Runtime's order: by producer node, then input position
+    order = {id(n): k for k, n in enumerate(nodes)}
+    edges = sorted(((index.producer[name], pos) for pos, name in enumerate(inputs)
+                    if name in index.producer), key=lambda e: (order[id(e[0])], e[1]))
+    for producer, pos in edges:
+        found = _scale_of(producer, index)
+        if found is not None:
+            inputs[pos] = producer.input[1 - found[1]]
+            alpha = _F(alpha * found[0])
+            if all(u is node for u in index.consumers[producer.output[0]]) and \
+                    producer.output[0] not in index.outputs:
+                absorbed.append(producer)
+    output = node.output[0]
+    if index.single_use(output):
+        user = index.consumers[output][0]
+        found = _scale_of(user, index)
+        if found is not None and user.input[1 - found[1]] == output:
+            alpha = _F(alpha * found[0])
+            absorbed.append(user)
+            output = user.output[0]
+    if inputs == list(node.input[:2]) and output == node.output[0]:
+        return None
+    attrs["alpha"] = float(alpha)
+    fused = helper.make_node("FusedMatMul", inputs, [output], name=node.name or output,
+                             domain=_MS, **attrs)
+    return [fused], absorbed
+
+
+# --- GeluFusion -----------------------------------------------------------------------------
+
+
+def _only_user(name: str, index: _Index) -> onnx.NodeProto | None:
+    return index.consumers[name][0] if index.single_use(name) else None
+
+
+def _gelu(div: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index) -> Rewrite | None:
+    if not _is(div, "Div") or len(div.input) != 2 or not index.single_use(div.output[0]):
+        return None
+    root = div.input[0]
+    if not (index.is_float(root) and (index.near(div.input[1], 1.4142099618911743)
+                                      or index.near(div.input[1], float(np.sqrt(2.0))))):
+        return None
+    erf = index.consumers[div.output[0]][0]
+    if not _is(erf, "Erf") or not index.single_use(erf.output[0]):
+        return None
+    add = index.consumers[erf.output[0]][0]
+    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
+        return None
+    if not index.near(add.input[1 if add.input[0] == erf.output[0] else 0], 1.0):
+        return None
+    mul = index.consumers[add.output[0]][0]
+    if not _is(mul, "Mul") or len(mul.input) != 2:
+        return None
+    # pattern 1: the other factor of `mul` is Mul(root, 0.5)  (ONNX Runtime takes the first
+    # parent of type Mul, and gives up when it does not fit)
+    parents = [index.producer.get(i) for i in mul.input]
+    mul2 = next((p for p in parents if p is not None and _is(p, "Mul")), None)
+    if mul2 is not None:
+        if not index.single_use(mul2.output[0]) or root not in mul2.input:
+            return None
+        if not index.near(mul2.input[1 if mul2.input[0] == root else 0], 0.5):
+            return None
+        removed, out = [erf, add, mul2, mul], mul.output[0]
+    else:                                   # pattern 2: (root · (erf + 1)) · 0.5
+        if not index.single_use(mul.output[0]) or root not in mul.input:
+            return None
+        mul2 = index.consumers[mul.output[0]][0]
+        if not _is(mul2, "Mul") or len(mul2.input) != 2:
+            return None
+        if not index.near(mul2.input[1 if mul2.input[0] == mul.output[0] else 0], 0.5):
+            return None
+        removed, out = [erf, add, mul, mul2], mul2.output[0]
+    gelu = helper.make_node("Gelu", [root], [out], name=div.name + "_Gelu", domain=_MS)
+    return [gelu], removed
+
+
+def _bias_gelu(add: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+               ) -> Rewrite | None:
+    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
+        return None
+    shapes = [index.shapes.get(i) for i in add.input]
+    if any(s is None or len(s.dim) < 1 for s in shapes):
+        return None
+    a, b = shapes[0].dim, shapes[1].dim  # type: ignore[union-attr]
+    if not _same_dim(a[-1], b[-1]):
+        return None
+    if len(a) == 1:
+        inputs = [add.input[1], add.input[0]]
+    elif len(b) == 1:
+        inputs = [add.input[0], add.input[1]]
+    else:
+        return None
+    gelu = index.consumers[add.output[0]][0]
+    if not _is(gelu, "Gelu", (_MS,)):
+        return None
+    fused = helper.make_node("BiasGelu", inputs, [gelu.output[0]], name=add.name + "_BiasGelu",
+                             domain=_MS)
+    return [fused], [gelu]
+
+
+def _same_dim(x: onnx.TensorShapeProto.Dimension, y: onnx.TensorShapeProto.Dimension) -> bool:
+    if x.HasField("dim_value") and y.HasField("dim_value"):
+        return x.dim_value == y.dim_value
+    return x.HasField("dim_param") and y.HasField("dim_param") and x.dim_param == y.dim_param
+
+
+# --- LayerNormFusion ------------------------------------------------------------------------
+
+
+def _last_axis_mean(node: onnx.NodeProto, index: _Index, rank: int | None) -> bool:
+    """A ReduceMean (opset < 18: axes attribute) over the last axis only, dimensions kept."""
+    if not _is(node, "ReduceMean") or len(node.input) != 1:
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    axes = [int(a) for a in attrs.get("axes", [])]
+    if int(attrs.get("keepdims", 1)) != 1 or len(axes) != 1:
+        return False
+    return axes[0] == -1 or (rank is not None and axes[0] == rank - 1)
+
+
+def _layer_norm(mean: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+                ) -> Rewrite | None:
+    """x -> ReduceMean -> Sub -> Pow -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul scale ->
+    Add bias, as ONNX Runtime's LayerNormFusion matches it (one Sub, or the duplicated Sub
+    of older PyTorch exports), becomes LayerNormalization over the last axis."""
+    if not _is(mean, "ReduceMean") or mean.output[0] in index.outputs:
+        return None
+    x = mean.input[0]
+    shape = index.shapes.get(x)
+    rank = len(shape.dim) if shape is not None else None
+    if not index.is_float(x) or not _last_axis_mean(mean, index, rank):
+        return None
+    users = index.consumers.get(mean.output[0], [])
+    if len(users) not in (1, 2) or not all(_is(u, "Sub") for u in users):
+        return None
+    subs = users
+    if not index.single_use(subs[0].output[0]) and not (
+            len(subs) == 1 and len(index.consumers[subs[0].output[0]]) == 2
+            and subs[0].output[0] not in index.outputs):
+        return None
+    div = next((u for s in subs for u in index.consumers[s.output[0]] if _is(u, "Div")), None)
+    if div is None or not index.single_use(div.output[0]):
+        return None
+    sqrt = next((index.producer[i] for i in div.input if i in index.producer
+                 and _is(index.producer[i], "Sqrt")), None)
+    if sqrt is None or not index.single_use(sqrt.output[0]):
+        return None
+    add2 = index.producer.get(sqrt.input[0])
+    if add2 is None or not _is(add2, "Add") or not index.single_use(add2.output[0]):
+        return None
+    mean2 = next((index.producer[i] for i in add2.input if i in index.producer
+                  and _is(index.producer[i], "ReduceMean")), None)
+    if mean2 is None or not index.single_use(mean2.output[0]) or \
+            not _last_axis_mean(mean2, index, rank):
+        return None
+    pow_node = index.producer.get(mean2.input[0])
+    if pow_node is None or not _is(pow_node, "Pow") or not index.single_use(pow_node.output[0]):
+        return None
+    if not index.near(pow_node.input[1], 2.0):
+        return None
+    sub2 = index.producer.get(pow_node.input[0])
+    if sub2 is None or not any(sub2 is s for s in subs):
+        return None
+    if any(s.input[0] != x or s.input[1] != mean.output[0] for s in subs):
+        return None
+    mul = index.consumers[div.output[0]][0]
+    if not _is(mul, "Mul") or not index.single_use(mul.output[0]):
+        return None
+    add = index.consumers[mul.output[0]][0]
+    if not _is(add, "Add"):
+        return None
+    scale = next((i for i in mul.input if i != div.output[0] and _vector(i, index)), None)
+    bias = next((i for i in add.input if i != mul.output[0] and _vector(i, index)), None)
+    if scale is None or bias is None or \
+            index.shapes[scale].dim[0].dim_value != index.shapes[bias].dim[0].dim_value:
+        return None
+    eps = next((index.scalars[i] for i in add2.input if i in index.scalars
+                and index.types.get(i) == TensorProto.FLOAT), _F(1e-5))
+    fused = helper.make_node("LayerNormalization", [x, scale, bias], [add.output[0]],
+                             name=mean.name + "_LayerNorm", axis=-1, epsilon=float(eps))
+    return [fused], [*subs, div, sqrt, add2, mean2, pow_node, mul, add]
+
+
+def _vector(name: str, index: _Index) -> bool:
+    """A 1-D constant (or fed) tensor: LayerNormFusion's scale or bias."""
+    shape = index.shapes.get(name)
+    constant = name in index.scalars or name in index.initializers or name in index.fed
+    return constant and shape is not None and len(shape.dim) == 1
+
+
+# ONNX Runtime's order (its level-2 transformer list)
+FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
+    ("LayerNormFusion", _layer_norm, 7),
+    ("GeluFusion", _gelu, 9),
+    ("BiasGeluFusion", _bias_gelu, 7),
+    ("MatMulScaleFusion", _matmul_scale, 9),
+)
+
+
+def apply(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
+    itself when nothing fuses."""
+    opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
+    fusions = [f for _, f, since in FUSIONS if opset >= since]
+    if not fusions or not any(n.op_type in ("MatMul", "Div") for n in model.graph.node):
+        return model
+    shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean")
+                                        for n in model.graph.node) else model
+    nodes = list(model.graph.node)
+    touched, changed = False, True
+    while changed:
+        changed = False
+        for fusion in fusions:
+            index = _Index(shaped, nodes)
+            for node in list(nodes):
+                if not any(n is node for n in nodes):
+                    continue
+                rewrite = fusion(node, nodes, index)
+                if rewrite is None:
+                    continue
+                new, gone = rewrite
+                drop = {id(n) for n in gone}
+                at = next(k for k, n in enumerate(nodes) if n is node)
+                nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
+                    [n for n in nodes[at + 1:] if id(n) not in drop]
+                index = _Index(shaped, nodes)
+                changed = touched = True
+    if not touched:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    if not any(o.domain == _MS for o in out.opset_import):
+        out.opset_import.append(helper.make_opsetid(_MS, 1))
+    return out

@@ -1,0 +1,49 @@
+"""The summary's per-layer comparison in small pieces (runs of a few samples, blocks of
+float64 temporaries) gives the figures of one piece, up to float64 summation order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lowp
+from lowp.config import Config
+from lowp.data import demo_model_path, load_demo_calibration
+from lowp.pipeline import quantize
+from lowp.report import analysis, summary
+
+
+@pytest.fixture(scope="module")
+def demo() -> lowp.pipeline.QuantizeResult:
+    return quantize(demo_model_path(), load_demo_calibration(), Config(batch_size=16))
+
+
+def layer_figures(s: summary.Summary) -> dict[str, tuple[float, float]]:
+    return {e.tensor: (e.sqnr_db, e.max_abs_error) for e in s.worst_layers}
+
+
+def test_runs_and_blocks_give_the_same_figures(demo: lowp.pipeline.QuantizeResult,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    feeds = list(demo.feeds)[:4]
+    monkeypatch.setattr(summary, "_SQNR_RUN_SAMPLES", 1 << 30)
+    monkeypatch.setattr(analysis, "_BLOCK_ELEMENTS", 1 << 40)
+    whole = summary.summarize(demo.model, demo.float_model, feeds)
+    monkeypatch.setattr(summary, "_SQNR_RUN_SAMPLES", 3)
+    monkeypatch.setattr(analysis, "_BLOCK_ELEMENTS", 100)
+    pieces = summary.summarize(demo.model, demo.float_model, feeds)
+    a, b = layer_figures(whole), layer_figures(pieces)
+    assert a.keys() == b.keys() and len(a) > 3
+    for name in a:
+        assert b[name][0] == pytest.approx(a[name][0], rel=1e-9, abs=1e-9), name
+        assert b[name][1] == a[name][1], name
+    assert whole.agreement == pieces.agreement
+
+
+def test_sample_runs_cut_only_a_free_shared_batch_axis() -> None:
+    feed = {"a": np.zeros((10, 2)), "b": np.ones((10,))}
+    runs = summary._sample_runs(feed, batch_free=True)
+    assert [len(r["a"]) for r in runs] == [4, 4, 2]
+    assert np.array_equal(np.concatenate([r["b"] for r in runs]), feed["b"])
+    assert summary._sample_runs(feed, batch_free=False) == [feed]
+    odd = {"a": np.zeros((10, 2)), "b": np.ones((3,))}
+    assert summary._sample_runs(odd, batch_free=True) == [odd]
