@@ -26,6 +26,23 @@ def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 
     return float(np.median(times))
 
 
+def interleaved_ms(fns: list[Callable[[], object]], repeats: int,
+                   budget: float) -> list[float]:
+    """Median ms of each of `fns`, timed in turn round after round, so that a change in the
+    machine's load (it is shared) falls on all of them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < repeats and (len(times[0]) < 3 or
+                                       time.perf_counter() - start < budget):
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [1e3 * float(np.median(ts)) for ts in times]
+
+
 def in_child(target: Callable[..., None], *args: object) -> Any:
     """Run ``target(*args, queue)`` in a fresh (spawned) process and return what it puts on
     the queue: each measurement starts with its own heap, thread pools and RSS."""

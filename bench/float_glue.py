@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -29,7 +28,7 @@ from onnx import TensorProto, helper
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import median_seconds, print_table  # noqa: E402
+from bench._common import interleaved_ms, median_seconds, print_table  # noqa: E402
 
 from lowp.runtime import native_float  # noqa: E402
 from lowp.runtime.float_registry import FLOAT_OPS  # noqa: E402
@@ -164,23 +163,6 @@ def model_feeds(name: str, size: int | None) -> dict[str, np.ndarray]:
         feeds = {key: np.random.default_rng(1).standard_normal(
             x.shape[:2] + (size, size)).astype(np.float32)}
     return feeds
-
-
-def interleaved_ms(fns: list[Callable[[], object]], repeats: int,
-                   budget: float) -> list[float]:
-    """Median ms of each of `fns`, timed in turn round after round, so that a change in the
-    machine's load (it is shared) falls on all of them alike."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    start = time.perf_counter()
-    while len(times[0]) < repeats and (len(times[0]) < 3 or
-                                       time.perf_counter() - start < budget):
-        for fn, ts in zip(fns, times, strict=True):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return [1e3 * float(np.median(ts)) for ts in times]
 
 
 def bench_models(names: list[str], size: int | None, work: Path, repeats: int) -> None:

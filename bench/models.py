@@ -4,7 +4,13 @@ batch 1 and 8. Each measurement runs in a fresh process (so peak memory is per e
 validates first, then reports the median of repeated runs after warm-up.
 
     python bench/models.py [--networks resnet18 mobilenet_v2 demo] [--batches 1 8]
-                           [--threads 1 2] [--repeats 20]
+                           [--threads 1 2] [--repeats 20] [--interleaved] [--busy N]
+
+`--interleaved` measures contention instead: one process holds both a lowp and an ONNX
+Runtime session of the QDQ file and times each first in a block of consecutive runs, then
+alternating with the other engine (so ORT's spinning workers share the cores with lowp's),
+and reports lowp's interleaved median over its block median. `--busy N` keeps N
+single-threaded busy-loop processes running during every measurement (a loaded machine).
 """
 
 from __future__ import annotations
@@ -97,20 +103,83 @@ def measure(engine: str, path: Path, feeds: dict[str, np.ndarray], threads: int,
     return in_child(_measure, engine, str(path), feeds, threads, repeats)
 
 
-def main() -> None:
-    from tqdm import tqdm
+def _measure_interleaved(path: str, feeds: dict[str, np.ndarray], threads: int, repeats: int,
+                         queue: mp.Queue) -> None:
+    import onnxruntime as ort
+    from _common import interleaved_ms
+
+    import lowp
+
+    session = lowp.Session(path, backend="native", threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    ort_s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    fns = [lambda: session.run(feeds), lambda: ort_s.run(None, feeds)]
+    block = [interleaved_ms([fn], repeats, budget=30) for fn in fns]
+    mixed = interleaved_ms(fns, repeats, budget=60)
+    queue.put({"lowp_block": block[0][0], "ort_block": block[1][0],
+               "lowp_mixed": mixed[0], "ort_mixed": mixed[1]})
+
+
+def _busy_loop() -> None:
+    while True:
+        pass
+
+
+def _interleaved_rows(cases: list[tuple[str, int, int]], repeats: int) -> None:
+    from _common import in_child
 
     from lowp.report.table import format_table
 
+    rows = []
+    for name, batch, threads in cases:
+        _, qdq_path = _prepare(name)
+        r = in_child(_measure_interleaved, str(qdq_path), _input(name, batch), threads,
+                     max(5, repeats // batch))
+        rows.append([name, batch, threads, round(r["lowp_block"], 2), round(r["lowp_mixed"], 2),
+                     round(r["lowp_mixed"] / r["lowp_block"], 2), round(r["ort_block"], 2),
+                     round(r["ort_mixed"], 2), round(r["ort_mixed"] / r["ort_block"], 2)])
+    print(format_table(
+        ["network", "batch", "threads", "lowp block ms", "lowp interleaved ms", "lowp ratio",
+         "ORT block ms", "ORT interleaved ms", "ORT ratio"], rows,
+        title="Contention: one process, each engine alone in a block, then alternating "
+              "(medians); ratio = interleaved / block"))
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", nargs="+", default=["resnet18", "mobilenet_v2", "demo"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="time lowp alone and alternating with ORT in one process")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="busy-loop processes kept running during the measurements")
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     cases = [(n, b, t) for n in args.networks for b in args.batches for t in args.threads]
+    busy = [mp.get_context("spawn").Process(target=_busy_loop, daemon=True)
+            for _ in range(args.busy)]
+    for p in busy:
+        p.start()
+    try:
+        if args.interleaved:
+            _interleaved_rows(cases, args.repeats)
+        else:
+            _block_rows(cases, args)
+    finally:
+        for p in busy:
+            p.terminate()
+
+
+def _block_rows(cases: list[tuple[str, int, int]], args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from lowp.report.table import format_table
+
     rows, records = [], []
     for name, batch, threads in tqdm(cases, desc="benchmark", unit="case"):
         float_path, qdq_path = _prepare(name)

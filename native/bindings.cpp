@@ -347,6 +347,43 @@ lowp::Kernel make_lookup8_f32(Bytes x, Floats table, OutFloats y, int threads) {
   };
 }
 
+lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
+                              nb::ndarray<const uint8_t, nb::device::cpu> b, Bytes table,
+                              OutBytes y, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& a_strides,
+                              const std::vector<int64_t>& b_strides, int threads) {
+  // y (contiguous) = table[(a << 8) | b] read at element strides over dims, as float_binary
+  if (table.size() != 65536 || dims.size() != 4 || a_strides.size() != 4 ||
+      b_strides.size() != 4)
+    throw std::invalid_argument("lookup_pair needs a 65,536-entry table and 4 dims/strides");
+  lowp::PairLutArgs p;
+  p.a = a.data(), p.b = b.data(), p.table = table.data(), p.y = y.data();
+  int64_t total = 1, a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("lookup_pair needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
+  }
+  // the last element each operand is read at must be one of its own (the arrays may be
+  // strided views, so the bound is their own last element, not their size)
+  auto reach = [](const auto& v, bool& negative) {
+    int64_t r = 0;
+    for (size_t i = 0; i < v.ndim(); ++i) {
+      negative |= v.stride(i) < 0;
+      if (v.shape(i) > 0) r += int64_t(v.shape(i) - 1) * v.stride(i);
+    }
+    return r;
+  };
+  bool negative = false;
+  const int64_t a_reach = reach(a, negative), b_reach = reach(b, negative);
+  if (negative || size_t(total) != y.size() ||
+      (total > 0 && (a.size() == 0 || b.size() == 0 || a_last > a_reach || b_last > b_reach)))
+    throw std::invalid_argument("lookup_pair strides reach outside the arrays");
+  return [p, threads, a, b, table, y] { lowp::run_lut_pair(p, threads); };
+}
+
 lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
   const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
   if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d || int64_t(y.shape(2)) != o.h ||
@@ -529,6 +566,8 @@ NB_MODULE(_native, m) {
              "use_lo"_a, "use_hi"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "lookup_pair", &make_lookup_pair, "a"_a, "b"_a, "table"_a, "y"_a,
+             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")

@@ -193,6 +193,19 @@ void run_global_average_pool(const GapArgs& a);
 // lut.cpp: y[i] = table[c * 256 + x[i]], c = 0 or, with channels > 1, i % channels.
 void run_lut8(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n, int64_t channels,
               int threads);
+// lut.cpp: y[i0, i1, i2, i3] = table[(a[...] << 8) | b[...]] over dims (the broadcast shape
+// collapsed to four axes) with element strides (0 on a broadcast axis); y contiguous. The
+// caller checks that every index stays inside a and b.
+struct PairLutArgs {
+  const uint8_t* a = nullptr;
+  const uint8_t* b = nullptr;
+  const uint8_t* table = nullptr;  // 65,536 entries
+  uint8_t* y = nullptr;
+  int64_t dims[4] = {1, 1, 1, 1};
+  int64_t a_st[4] = {0, 0, 0, 0};
+  int64_t b_st[4] = {0, 0, 0, 0};
+};
+void run_lut_pair(const PairLutArgs& p, int threads);
 void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int64_t s,
                                    int threads);
 

@@ -55,6 +55,19 @@ struct Avx2F {
   static V max_nan(V acc, V x) {
     return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
   }
+  // p * 2^m for integer-valued m in [-150, 128] (the sum-exp range; NaN gives NaN through
+  // p): 2^(k / 2) exactly, then 2^(k - k / 2) with the one rounding
+  static V scale2(V p, V m) {
+    const __m256i k = _mm256_min_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(129));
+    const __m256i k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1);
+    auto pow2 = [](__m256i e) {
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
+    };
+    return _mm256_mul_ps(_mm256_mul_ps(p, pow2(k1)), pow2(k2));
+  }
+  static V select_ge0(V x, V a, V b) {
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+  }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)

@@ -54,6 +54,10 @@ struct Avx512F {
   static V max_nan(V acc, V x) {
     return _mm512_mask_mov_ps(_mm512_max_ps(x, acc), _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
   }
+  static V scale2(V p, V m) { return _mm512_scalef_ps(p, m); }  // p * 2^m, one rounding
+  static V select_ge0(V x, V a, V b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
+  }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V abs(V a) { return _mm512_abs_ps(a); }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)

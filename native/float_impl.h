@@ -76,13 +76,13 @@ inline typename D::V unary_d(int op, typename D::V x) {
   return D::mul(D::mul(half, x), D::add(one, tanh_d<D>(u)));
 }
 
-// The operators computed in float32 by the reference: hard sigmoid and hard swish (one
-// rounding per operation, no contraction), ONNX Runtime's rational tanh and logistic
+// The operators computed in float32 by the reference: hard sigmoid, hard swish and leaky
+// relu (one rounding per operation, no contraction), ONNX Runtime's rational tanh and logistic
 // (lowp.ort_math: Eigen's coefficients, a fused multiply-add per Horner step) and its erf
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu;
+         op == kErf || op == kGelu || op == kLeakyRelu;
 }
 
 // ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
@@ -161,6 +161,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       const V t = F::add(F::mul(x, F::set1(float(1.0 / 6))), F::set1(0.5f));
       return F::mul(x, F::min(one, F::max(zero, t)));
     }
+    case kLeakyRelu:  // np.where(x >= 0, x, x * alpha): NaN and -0 take the product
+      return F::select_ge0(x, x, F::mul(x, F::set1(alpha)));
     case kTanh: {
       static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
                                 float(-8.60467152213735e-11), float(5.12229709037114e-08),
@@ -296,46 +298,78 @@ void mean_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
 // then a multiply by 1 / sum), element by element with the same roundings: the sum-exp
 // exponential (clamp below, 2^k by the rounding-bias trick, a two-part ln 2, the degree-6
 // polynomial by fused multiply-adds, p scaled by 2^k with one rounding), the sum in 16
-// lanes folded as MLAS folds them. Bit for bit with lowp.ort_math.softmax_rows. The
-// exponent is applied as two exact scalings and a last one that rounds once (vscalefps).
-inline float mlas_sum_exp(float v) {
-  const float lo = -103.9720840454f, bias = 12582912.0f;
-  v = v < lo ? lo : v;  // NaN stays NaN
-  const float biased = std::fma(v, 1.44269504088896341f, bias);
-  const float m = biased - bias;
-  float r = std::fma(m, -6.93145752e-1f, v);
-  r = std::fma(m, -1.42860677e-6f, r);
-  float p = 0x1.694000p-10f;
-  p = std::fma(p, r, 0x1.125edcp-7f);
-  p = std::fma(p, r, 0x1.555b5ap-5f);
-  p = std::fma(p, r, 0x1.555450p-3f);
-  p = std::fma(p, r, 0x1.fffff6p-2f);
-  p = std::fma(p, r, 1.0f);
-  p = std::fma(p, r, 1.0f);
-  if (!(m == m)) return p;  // NaN
-  if (m > 128.0f) return p * std::numeric_limits<float>::infinity();
-  return std::ldexp(p, int(m));
+// lanes folded as MLAS folds them. Bit for bit with lowp.ort_math.softmax_rows. W lanes at
+// a time (F::scale2 applies the exponent with one rounding: vscalefps, two exact scalings
+// and a rounding one, or ldexp); the 16 partial sums are 16 / W vectors, element i going to
+// sum i % 16 as in MLAS, and a row's tail adds exact zeros to the sums it does not reach.
+template <class F>
+inline typename F::V mlas_sum_exp(typename F::V v) {
+  using V = typename F::V;
+  v = F::max(F::set1(-103.9720840454f), v);  // NaN stays NaN
+  const V bias = F::set1(12582912.0f);
+  const V m = F::add(F::fma(v, F::set1(1.44269504088896341f), bias), F::set1(-12582912.0f));
+  V r = F::fma(m, F::set1(-6.93145752e-1f), v);
+  r = F::fma(m, F::set1(-1.42860677e-6f), r);
+  V p = F::set1(0x1.694000p-10f);
+  p = F::fma(p, r, F::set1(0x1.125edcp-7f));
+  p = F::fma(p, r, F::set1(0x1.555b5ap-5f));
+  p = F::fma(p, r, F::set1(0x1.555450p-3f));
+  p = F::fma(p, r, F::set1(0x1.fffff6p-2f));
+  p = F::fma(p, r, F::set1(1.0f));
+  p = F::fma(p, r, F::set1(1.0f));
+  return F::scale2(p, m);
 }
 
+template <class F>
 void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+  using V = typename F::V;
+  constexpr int kLanes = 16, kVecs = kLanes / F::W;
   for (int64_t row = 0; row < rows; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
+    // the row maximum, NaN if any (which zero of +-0 does not matter: x - max is the same
+    // number either way, up to the sign of a zero, which the exponential ignores)
     float mx = xr[0];
-    for (int64_t i = 1; i < n; ++i)
-      if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
-    const float neg = -mx;
-    float acc[16] = {};
-    for (int64_t i = 0; i < n; ++i) {
-      const float e = mlas_sum_exp(xr[i] + neg);
-      yr[i] = e;
-      acc[i % 16] += e;
+    int64_t i = 0;
+    if (n >= F::W) {
+      V vm = F::load(xr);
+      for (i = F::W; i + F::W <= n; i += F::W) vm = F::max_nan(vm, F::load(xr + i));
+      float lane[F::W];
+      F::store(lane, vm);
+      mx = lane[0];
+      for (int j = 1; j < F::W; ++j)
+        if (lane[j] > mx || lane[j] != lane[j]) mx = (mx != mx) ? mx : lane[j];
     }
+    for (; i < n; ++i)
+      if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
+    const V neg = F::set1(-mx);
+    V acc[kVecs];
+    for (V& a : acc) a = F::set1(0.0f);
+    for (i = 0; i + kLanes <= n; i += kLanes)
+      for (int k = 0; k < kVecs; ++k) {
+        const V e = mlas_sum_exp<F>(F::add(F::load(xr + i + k * F::W), neg));
+        F::store(yr + i + k * F::W, e);
+        acc[k] = F::add(acc[k], e);
+      }
+    if (i < n) {
+      const int64_t tail = n - i;
+      float buf[kLanes] = {};
+      std::memcpy(buf, xr + i, size_t(tail) * sizeof(float));
+      for (int k = 0; k < kVecs; ++k)
+        F::store(buf + k * F::W, mlas_sum_exp<F>(F::add(F::load(buf + k * F::W), neg)));
+      std::memcpy(yr + i, buf, size_t(tail) * sizeof(float));
+      for (int64_t j = tail; j < kLanes; ++j) buf[j] = 0.0f;
+      for (int k = 0; k < kVecs; ++k) acc[k] = F::add(acc[k], F::load(buf + k * F::W));
+    }
+    float lanes[kLanes];
+    for (int k = 0; k < kVecs; ++k) F::store(lanes + k * F::W, acc[k]);
     float t[8];
-    for (int i = 0; i < 8; ++i) t[i] = acc[8 + i] + acc[i];
+    for (int j = 0; j < 8; ++j) t[j] = lanes[8 + j] + lanes[j];
     const float s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-    const float scale = 1.0f / s;
-    for (int64_t i = 0; i < n; ++i) yr[i] = yr[i] * scale;
+    const V scale = F::set1(1.0f / s);
+    i = 0;
+    for (; i + F::W <= n; i += F::W) F::store(yr + i, F::mul(F::load(yr + i), scale));
+    for (; i < n; ++i) yr[i] = yr[i] * (1.0f / s);
   }
 }
 
@@ -413,7 +447,7 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
-                      mean_rows_kernel, softmax_rows_kernel, sgemm_block_kernel<F>};
+                      mean_rows_kernel, softmax_rows_kernel<F>, sgemm_block_kernel<F>};
 }
 
 }  // namespace

@@ -17,7 +17,7 @@
 
 namespace lowp {
 
-// Unary operators; alpha and beta are HardSigmoid's (ignored by the others).
+// Unary operators; alpha and beta are HardSigmoid's, alpha LeakyRelu's (ignored by the others).
 enum FloatUnaryOp : int {
   kErf = 0,
   kGelu = 1,      // 0.5 x (1 + erf(x / sqrt 2))
@@ -26,7 +26,8 @@ enum FloatUnaryOp : int {
   kTanh = 4,
   kHardSigmoid = 5,  // clip(alpha x + beta, 0, 1)
   kHardSwish = 6,    // x clip(x / 6 + 1 / 2, 0, 1)
-  kUnaryCount = 7,
+  kLeakyRelu = 7,    // x >= 0 ? x : alpha x
+  kUnaryCount = 8,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.

@@ -50,6 +50,13 @@ struct ScalarF {
   static V min(V a, V b) { return a < b ? a : b; }
   static V max(V a, V b) { return a > b ? a : b; }
   static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
+  static V select_ge0(V x, V a, V b) { return x >= 0.0f ? a : b; }
+  // p * 2^m for an integer-valued m, rounded once (m NaN: p, which is NaN then)
+  static V scale2(V p, V m) {
+    if (!(m == m)) return p;
+    if (m > 128.0f) return p * std::numeric_limits<float>::infinity();
+    return std::ldexp(p, int(m));
+  }
   static V gather(const float* p, int64_t) { return *p; }
   static V sub(V a, V b) { return a - b; }
   static V abs(V a) { return std::fabs(a); }

@@ -1,5 +1,6 @@
 // Driver layer: 8-bit lookup tables (O13). y[i] = table[c(i) * 256 + x[i]] with one table
-// (c = 0) or one per channel of the last axis (c = i % channels). The single-table case has
+// (c = 0) or one per channel of the last axis (c = i % channels); and tables of a pair of
+// 8-bit values, y = table[(a << 8) | b] with numpy broadcasting (quantized Add and Mul). The single-table case has
 // an AVX-512 VBMI kernel (lut_vbmi.cpp), used on the avx512vnni path when the CPU has VBMI;
 // everything else runs the portable loop. A lookup is exact on every path.
 #include <algorithm>
@@ -27,6 +28,23 @@ void lut8_portable(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n
   }
 }
 
+// One row of n outputs; the specialised loops are the common strides (contiguous, or one
+// operand constant along the row: a per-channel scale of a squeeze-excitation block).
+void pair_row(const uint8_t* a, int64_t sa, const uint8_t* b, int64_t sb, const uint8_t* t,
+              uint8_t* y, int64_t n) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t j = 0; j < n; ++j) y[j] = t[(unsigned(a[j]) << 8) | b[j]];
+  } else if (sa == 1 && sb == 0) {
+    const uint8_t* tb = t + b[0];
+    for (int64_t j = 0; j < n; ++j) y[j] = tb[unsigned(a[j]) << 8];
+  } else if (sa == 0 && sb == 1) {
+    const uint8_t* ta = t + (unsigned(a[0]) << 8);
+    for (int64_t j = 0; j < n; ++j) y[j] = ta[b[j]];
+  } else {
+    for (int64_t j = 0; j < n; ++j) y[j] = t[(unsigned(a[j * sa]) << 8) | b[j * sb]];
+  }
+}
+
 bool vbmi_usable() {
   static const bool has = __builtin_cpu_supports("avx512vbmi") &&
                           __builtin_cpu_supports("avx512bw");
@@ -47,6 +65,21 @@ void run_lut8(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n, int
   };
   // memory-bound: split only when every thread gets a sizeable run
   run_elementwise(n, int64_t(1) << 17, threads, part);
+}
+
+void run_lut_pair(const PairLutArgs& p, int threads) {
+  const int64_t count = p.dims[0] * p.dims[1] * p.dims[2], n = p.dims[3];
+  if (count == 0 || n == 0) return;
+  const int64_t d1 = p.dims[1], d2 = p.dims[2];
+  run_elementwise(count, std::max<int64_t>(1, (int64_t(1) << 17) / n), threads,
+                  [&](int64_t r0, int64_t len) {
+    for (int64_t r = r0; r < r0 + len; ++r) {
+      const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+      pair_row(p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2], p.a_st[3],
+               p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2], p.b_st[3], p.table,
+               p.y + r * n, n);
+    }
+  });
 }
 
 }  // namespace lowp

@@ -1,6 +1,8 @@
 // Driver layer: a small persistent thread pool; run(n, fn) calls fn(0..n-1) once each.
 #pragma once
 #include <immintrin.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,10 +47,15 @@ class ThreadPool {
   // Calls fn(i) exactly once for every i in [0, n), on the caller and on up to n - 1
   // workers. Ids are handed out dynamically and the caller takes any the workers have not,
   // so a worker that is slow to wake (a busy machine) delays nothing: once the caller has
-  // run out of ids it only waits for workers that are already inside fn.
+  // run out of ids it only waits for workers that are already inside fn. A worker that is
+  // descheduled inside fn (another process, or another library's spinning threads, took its
+  // core) would make the caller wait for a whole time slice: the caller blocks after a wait
+  // of about two of its own ids (so that its core is free for the descheduled worker), and
+  // when a worker reports that it lost its core inside a job, the next jobs run on the
+  // caller alone for a back-off period (see note_job).
   void run(int n, const std::function<void(int)>& fn) {
     // (n may exceed the threads there are: the ids are simply taken in turn)
-    if (n <= 1 || threads_.empty()) {
+    if (n <= 1 || threads_.empty() || solo()) {
       for (int i = 0; i < n; ++i) fn(i);
       return;
     }
@@ -61,46 +68,96 @@ class ThreadPool {
       std::lock_guard<std::mutex> lk(mu_);
       gen_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
-    take_ids(fn, n);
-    // Close the job to late workers, then wait for those inside it: a short spin (they are
-    // usually finishing their last id), then sleep.
+    if (sleepers_.load(std::memory_order_acquire) > 0) cv_.notify_all();
+    const auto t0 = Clock::now();
+    const int mine = take_ids(fn, n);
+    // Close the job to late workers, then wait for those inside it.
     if ((state_.fetch_and(~kOpen, std::memory_order_acq_rel) & ~kOpen) != 0) {
-      const auto t0 = std::chrono::steady_clock::now();
-      while ((state_.load(std::memory_order_acquire) & ~kOpen) != 0) {
-        if (std::chrono::steady_clock::now() - t0 > kSpin) {
-          std::unique_lock<std::mutex> lk(mu_);
-          done_.wait(lk, [this] { return (state_.load(std::memory_order_acquire) & ~kOpen) == 0; });
-          break;
-        }
-        _mm_pause();
+      const auto t1 = Clock::now();
+      const auto idle = [this] { return (state_.load(std::memory_order_acquire) & ~kOpen) == 0; };
+      const Clock::duration patience = std::clamp<Clock::duration>(
+          2 * (t1 - t0) / std::max(mine, 1) + kPause / 2, kPause / 2, kSpin);
+      if (!spin_until(idle, patience, patience)) {
+        std::unique_lock<std::mutex> lk(mu_);
+        done_.wait(lk, idle);
       }
     }
+    note_job(preempted_.exchange(false, std::memory_order_acq_rel));
     fn_.store(nullptr, std::memory_order_relaxed);
   }
 
  private:
-  // Workers spin this long for the next job before blocking: the gaps between the
-  // operators of one model run are shorter, and waking a blocked thread costs tens of us.
+  using Clock = std::chrono::steady_clock;
+  // Workers waiting for the next job spin with pause for kPause (a job usually follows
+  // within a few us), then with sched_yield between checks up to kSpin (a thread that shares
+  // the core, such as the caller, runs first), then block on a condition variable: the gaps
+  // between the steps of one model run are shorter than kSpin, and waking a blocked thread
+  // costs tens of us.
+  static constexpr std::chrono::microseconds kPause{50};
   static constexpr std::chrono::microseconds kSpin{400};
+  // A worker whose wall time inside a job exceeds its thread CPU time by kPreempted was
+  // descheduled there. The caller then runs jobs alone for a back-off period that doubles
+  // (kBackoffMin .. kBackoffMax) while this keeps happening; after kCalm without it the
+  // back-off starts again from kBackoffMin.
+  static constexpr std::chrono::microseconds kPreempted{200};
+  static constexpr std::chrono::milliseconds kBackoffMin{1}, kBackoffMax{16}, kCalm{100};
   static constexpr unsigned kOpen = 1u << 31;  // state_: open flag | workers inside the job
 
-  void take_ids(const std::function<void(int)>& fn, int n) {
-    for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
+  int take_ids(const std::function<void(int)>& fn, int n) {
+    int taken = 0;
+    for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n; ++taken) fn(i);
+    return taken;
+  }
+
+  // Spins until pred() (pause loops, sched_yield between checks after `pause`) for at most
+  // `limit`; returns pred().
+  template <typename Pred>
+  static bool spin_until(const Pred& pred, Clock::duration pause, Clock::duration limit) {
+    const auto t0 = Clock::now();
+    for (int i = 0;; ++i) {
+      if (pred()) return true;
+      if ((i & 15) == 15) {
+        const auto dt = Clock::now() - t0;
+        if (dt > limit) return pred();
+        if (dt > pause) {
+          sched_yield();
+          continue;
+        }
+      }
+      _mm_pause();
+    }
+  }
+
+  static int64_t thread_cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+
+  bool solo() const {
+    return Clock::now().time_since_epoch().count() < solo_until_.load(std::memory_order_relaxed);
+  }
+
+  // After each parallel job (caller, under run_mu_): `preempted` if a worker lost its core.
+  void note_job(bool preempted) {
+    if (!preempted) return;
+    const auto now = Clock::now();
+    if (now - last_preempted_ > kCalm) backoff_ = kBackoffMin;
+    last_preempted_ = now;
+    solo_until_.store((now + backoff_).time_since_epoch().count(), std::memory_order_relaxed);
+    backoff_ = std::min<Clock::duration>(2 * backoff_, kBackoffMax);
   }
 
   void loop(int) {
     unsigned long long seen = 0;
     for (;;) {
-      const auto t0 = std::chrono::steady_clock::now();
-      unsigned long long g;
-      while ((g = gen_.load(std::memory_order_acquire)) == seen) {
-        if (std::chrono::steady_clock::now() - t0 > kSpin) {
-          std::unique_lock<std::mutex> lk(mu_);
-          cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
-        } else {
-          _mm_pause();
-        }
+      unsigned long long g = seen;
+      const auto fresh = [&] { return (g = gen_.load(std::memory_order_acquire)) != seen; };
+      if (!spin_until(fresh, kPause, kSpin)) {
+        std::unique_lock<std::mutex> lk(mu_);
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        cv_.wait(lk, fresh);
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
       seen = g;
       // Enter the job only while it is open; the caller waits for everyone who entered.
@@ -109,7 +166,13 @@ class ThreadPool {
       while ((s & kOpen) && !entered)
         entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
       if (!entered) continue;
+      const auto w0 = Clock::now();
+      const int64_t c0 = thread_cpu_ns();
       take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
+      const int64_t lost = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               Clock::now() - w0).count() - (thread_cpu_ns() - c0);
+      if (lost > std::chrono::nanoseconds(kPreempted).count())
+        preempted_.store(true, std::memory_order_relaxed);  // published by the fetch_sub
       if (state_.fetch_sub(1, std::memory_order_acq_rel) == 1) {  // last one out, closed
         std::lock_guard<std::mutex> lk(mu_);
         done_.notify_one();
@@ -124,7 +187,12 @@ class ThreadPool {
   std::atomic<int> n_{0};
   std::atomic<int> next_{0};
   std::atomic<unsigned> state_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> preempted_{false};
   std::atomic<unsigned long long> gen_{0};
+  std::atomic<Clock::rep> solo_until_{0};
+  Clock::duration backoff_{kBackoffMin};  // caller-side state, under run_mu_
+  Clock::time_point last_preempted_{};
 };
 
 // Element-wise, memory-bound work: split [0, n) into 64-element-aligned chunks, one per

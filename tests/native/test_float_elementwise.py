@@ -63,8 +63,8 @@ def test_binary_equals_numpy(path: str, op: str, pair: tuple[np.ndarray, np.ndar
         return                                          # not covered (see program._binary)
     with nb.use_path(path), np.errstate(all="ignore"):
         want = FLOAT_OPS[op](a, b)
-        strides = [program._element_strides(v, want.shape) for v in (a, b)]  # noqa: SLF001
-        if program._collapse(want.shape, strides) is None:  # noqa: SLF001
+        strides = [program.element_strides(v, want.shape) for v in (a, b)]
+        if program.collapse_axes(want.shape, strides) is None:
             return                                      # more than four axes: not native
         _bits_equal(_native(op, a, b), want)
 

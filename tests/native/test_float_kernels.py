@@ -1,10 +1,11 @@
 """Native float32 glue kernels (lowp.runtime.native_float) against the numpy operators of
 float_ops / float_nn, on every instruction-set path.
 
-Bounds (docs/native.md): Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool and AveragePool bit
-for bit; Erf within one float32 ulp of the reference; Gelu (erf and tanh forms) within one
-ulp plus |x| * 2^-50, which covers the float64 cancellation of 1 + tanh(u) for x << 0 that
-the reference has too (measured: |x| * 2^-54 at most over every 257th float32).
+Bounds (docs/native.md): Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, MaxPool and
+AveragePool bit for bit; Erf within one float32 ulp of the reference; Gelu (erf and tanh
+forms) within one ulp plus |x| * 2^-50, which covers the float64 cancellation of
+1 + tanh(u) for x << 0 that the reference has too (measured: |x| * 2^-54 at most over every
+257th float32).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ UNARY_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}, "exact"),
     ("HardSigmoid", {"alpha": -1.7, "beta": 0.25}, "exact"),
     ("HardSwish", {}, "exact"),
+    ("LeakyRelu", {"alpha": 0.01}, "exact"),
+    ("LeakyRelu", {"alpha": 0.2}, "exact"),
+    ("LeakyRelu", {"alpha": -1.5}, "exact"),
 ]
 GELU_FLOOR = 2.0 ** -50
 

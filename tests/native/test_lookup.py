@@ -61,3 +61,66 @@ def test_lookup_rejects_mismatched_tables() -> None:
         nb.lookup(x, np.zeros((4, 256), np.uint8))
     with pytest.raises(ValueError, match="8-bit"):
         nb.lookup(x.astype(np.int16), np.zeros(256, np.uint8))
+
+
+def _pair_expected(a: np.ndarray, b: np.ndarray, table: np.ndarray) -> np.ndarray:
+    index = (a.view(np.uint8).astype(np.int64) << 8) | b.view(np.uint8)
+    return table[index]
+
+
+@st.composite
+def _pair_operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Two 8-bit operands that broadcast: each axis of b is the full length or 1, b may
+    have fewer axes, and either may be a channels-last view (non-contiguous)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = draw(st.lists(st.integers(0, 9), min_size=1, max_size=5))
+    b_shape = [n if draw(st.booleans()) else 1 for n in shape][draw(st.integers(0, len(shape))):]
+    a = random_ints(rng, tuple(shape), draw(INT8_DTYPES))
+    b = random_ints(rng, tuple(b_shape), draw(INT8_DTYPES))
+    if draw(st.booleans()) and a.ndim >= 3:
+        a = np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
+    if draw(st.booleans()):
+        a, b = b, a
+    return a, b
+
+
+@settings(max_examples=80, deadline=None)
+@given(operands=_pair_operands(), y_dtype=INT8_DTYPES, seed=st.integers(0, 2**32 - 1))
+def test_lookup_pair_broadcasts_as_numpy(operands: tuple[np.ndarray, np.ndarray],
+                                         y_dtype: np.dtype, seed: int) -> None:
+    a, b = operands
+    table = random_ints(np.random.default_rng(seed), (65536,), y_dtype)
+    want = _pair_expected(a, b, table)
+    for path in PATHS:
+        with nb.use_path(path):
+            got = nb.lookup_pair(a, b, table)
+            if got is None:       # more than four axes left after merging: numpy's turn
+                assert len([n for n in want.shape if n > 1]) > 4
+                got = fastops.pair_lookup(a, b, table)
+            assert got.dtype == table.dtype and got.shape == want.shape, path
+            np.testing.assert_array_equal(got, want, err_msg=path)
+
+
+def test_lookup_pair_row_kinds_and_threads() -> None:
+    """The four row loops (both operands along the row, either one constant along it, both
+    strided) on a shape large enough to be split over threads."""
+    rng = np.random.default_rng(5)
+    table = random_ints(rng, (65536,), np.dtype(np.uint8))
+    x = random_ints(rng, (2, 96, 40, 48), np.dtype(np.int8))
+    cases = [(x, random_ints(rng, x.shape, np.dtype(np.uint8))),
+             (x, random_ints(rng, (2, 96, 1, 1), np.dtype(np.uint8))),
+             (random_ints(rng, (2, 1, 1, 48), np.dtype(np.uint8)), x),
+             (x[..., ::2], random_ints(rng, (2, 96, 40, 1), np.dtype(np.int8))[..., ::1])]
+    for a, b in cases:
+        want = _pair_expected(a, b, table)
+        for path in PATHS:
+            with nb.use_path(path):
+                np.testing.assert_array_equal(nb.lookup_pair(a, b, table), want, err_msg=path)
+
+
+def test_lookup_pair_rejects_other_types() -> None:
+    a = np.zeros((4, 4), np.uint8)
+    with pytest.raises(ValueError, match="65,536"):
+        nb.lookup_pair(a, a, np.zeros(256, np.uint8))
+    with pytest.raises(ValueError, match="8-bit"):
+        nb.lookup_pair(a.astype(np.int16), a, np.zeros(65536, np.uint8))

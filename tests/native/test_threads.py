@@ -91,3 +91,30 @@ def test_pool_survives_fork() -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "child 0"
+
+
+def test_threads_identical_on_a_loaded_machine() -> None:
+    """With every core taken by busy processes the workers lose their cores inside jobs, so
+    the pool blocks for them and then runs jobs on the caller alone: every call still
+    returns the one-thread result (and returns at all)."""
+    x_shape, w_shape, pads, group = CASES["conv3x3"]
+    rng = np.random.default_rng(11)
+    x = random_ints(rng, x_shape, np.dtype(np.uint8))
+    w = random_ints(rng, w_shape, np.dtype(np.int8))
+    acc = conv(x, w, None, x_zero_point=4, w_zero_point=0, requant=None, pads=pads,
+               group=group, layout=Layout.CHANNELS_LAST)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                          per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+    op = NativeConv(w, None, x_zero_point=4, x_dtype=np.uint8, w_zero_point=0, requant=rq,
+                    threads=0, pads=pads, group=group)
+    ref = rq.apply(acc)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        outs = [op(x) for _ in range(60)]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    for out in outs:
+        np.testing.assert_array_equal(out, ref)

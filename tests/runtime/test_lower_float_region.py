@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -144,3 +145,68 @@ def test_single_operator_with_its_own_integer_lowering_is_left_to_it():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     (step,) = Session(model, backend="reference").steps
     assert step.op_type == "Sigmoid"
+
+
+def _leaky_max_model(x_shape: tuple[int, ...], closed: bool = True) -> onnx.ModelProto:
+    """x -> Identity -> DQ -> LeakyRelu -> Max(a (1, 1, 1, 1) constant) -> [Q], as Keras
+    exports write a clipped leaky relu; the DQ's input has no shape information."""
+    init = [numpy_helper.from_array(np.float32(0.05), "sx"),
+            numpy_helper.from_array(np.array(120, np.uint8), "zx"),
+            numpy_helper.from_array(np.full((1, 1, 1, 1), -0.4, np.float32), "floor"),
+            numpy_helper.from_array(np.float32(_Q_SCALE), "sy"),
+            numpy_helper.from_array(np.array(_Q_ZERO_POINT, np.uint8), "zy")]
+    nodes = [helper.make_node("Identity", ["x"], ["xi"]),
+             helper.make_node("DequantizeLinear", ["xi", "sx", "zx"], ["xf"]),
+             helper.make_node("LeakyRelu", ["xf"], ["l"], alpha=0.3),
+             helper.make_node("Max", ["l", "floor"], ["yf"])]
+    if closed:
+        nodes.append(helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["yf"], ["y"]))
+    out_type = TensorProto.UINT8 if closed else TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, x_shape)],
+        [helper.make_tensor_value_info("y", out_type, ("a", "b", "c", "d"))], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (3, 7), (9,)])
+def test_rank_four_constants_on_an_input_of_unknown_shape(shape):
+    """One-value constants of rank 4 make a table even when the input's shape is unknown;
+    an input of lower rank gets the leading unit axes that broadcasting adds."""
+    x = np.random.default_rng(3).integers(0, 256, shape).astype(np.uint8)
+    session = Session(_leaky_max_model(shape), backend="reference")
+    assert ("int", "LeakyRelu+Max") in [(s.kind, s.op_type) for s in session.steps]
+    got = session.run({"x": x})["y"]
+    want = _unfused(_leaky_max_model(shape, closed=False), x)
+    assert got.shape == want.shape == (1,) * (4 - len(shape)) + shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_rank_four_constant_tables_next_to_other_tables():
+    """Two regions in a row (a LeakyRelu table, then the Max table with its rank-4 constant,
+    as another quantizer writes them): the second, which may add axes, is not fused, and the
+    result is the float steps'."""
+    model = _leaky_max_model((2, 3, 5, 4))
+    g = model.graph
+    mid = [numpy_helper.from_array(np.float32(0.04), "sm"),
+           numpy_helper.from_array(np.array(100, np.uint8), "zm")]
+    g.initializer.extend(mid)
+    nodes = list(g.node)
+    leaky = next(n for n in nodes if n.op_type == "LeakyRelu")
+    k = nodes.index(leaky)
+    nodes[k + 1:k + 1] = [helper.make_node("QuantizeLinear", ["l", "sm", "zm"], ["lq"]),
+                          helper.make_node("DequantizeLinear", ["lq", "sm", "zm"], ["ld"])]
+    nodes[k + 3].input[0] = "ld"                 # Max reads the re-dequantized value
+    del g.node[:]
+    g.node.extend(nodes)
+    x = np.random.default_rng(4).integers(0, 256, (2, 3, 5, 4)).astype(np.uint8)
+    session = Session(model, backend="reference")
+    assert [s.kind for s in session.steps].count("int") == 2
+    got = session.run({"x": x})["y"]
+    xf = (x.astype(np.float32) - np.float32(120)) * np.float32(0.05)
+    lf = np.where(xf >= 0, xf, xf * np.float32(0.3))
+    lq = np.clip(np.rint(lf / np.float32(0.04)) + 100, 0, 255)
+    yf = np.maximum((lq - np.float32(100)) * np.float32(0.04), np.float32(-0.4))
+    want = np.clip(np.rint(yf / np.float32(_Q_SCALE)) + _Q_ZERO_POINT, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)

@@ -172,7 +172,15 @@ def pair_table(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a_dtype: np.d
 
 def pair_lookup(a: np.ndarray, b: np.ndarray, table: np.ndarray,
                 arena: Arena | None = None) -> np.ndarray:
-    """table[(a_bits << 8) | b_bits] with numpy broadcasting of `a` and `b`."""
+    """table[(a_bits << 8) | b_bits] with numpy broadcasting of `a` and `b`: natively for
+    8-bit tables when the extension is present (into a buffer of `arena` when given)."""
+    native = _native_module()
+    if native is not None and table.dtype in _BYTE_TYPES:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        y = native.lookup_pair(a, b, table,
+                               out=arena.get(shape, table.dtype) if arena else None)
+        if y is not None:
+            return y  # type: ignore[no-any-return]
     index = np.left_shift(a.view(np.uint8), 8, dtype=np.uint16)
     index = np.bitwise_or(index, b.view(np.uint8), dtype=np.uint16)
     out = arena.get(index.shape, table.dtype) if arena is not None else None

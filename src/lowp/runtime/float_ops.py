@@ -118,6 +118,9 @@ def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def LeakyRelu(x: np.ndarray, *, alpha: float = 0.01, **_: Any) -> np.ndarray:
+    native = native_float.unary("LeakyRelu", x, alpha)
+    if native is not None:
+        return native
     xf = _f(x)
     return _as(np.where(xf >= 0, xf, xf * xf.dtype.type(alpha)), x)
 

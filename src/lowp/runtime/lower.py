@@ -23,7 +23,7 @@ from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
 from .fuse import fuse_tables
 from .lowering import LOWERINGS, LowerCtx
-from .plan import CF, CL, Step
+from .plan import CF, CL, Step, StepFn
 
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
@@ -114,7 +114,8 @@ def fold_constant_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _transpose_where_consumers_want(steps: list[Step]) -> None:
     """A step that can write channels-last itself (a quantize of the model's channels-first
-    input, say) does so when every reader of its output runs only channels-last."""
+    input, say) does so when every reader of its output runs only channels-last; an input
+    that is channels-last already (element-wise float glue) it takes as it is."""
     readers: dict[str, list[Step]] = {}
     for s in steps:
         for k in s.act_inputs:
@@ -124,7 +125,19 @@ def _transpose_where_consumers_want(steps: list[Step]) -> None:
         if s.channels_last_fn is not None:
             rs = readers.get(s.outputs[0], [])
             if rs and all(r.layouts == (CL,) for r in rs):
-                s.fn, s.layouts, s.output_layout = s.channels_last_fn, (CF,), CL
+                s.fn, s.layouts, s.output_layout = _to_channels_last(s), (CF, CL), CL
+
+
+def _to_channels_last(step: Step) -> StepFn:
+    """`step.channels_last_fn` on a channels-first input, `step.fn` on a channels-last one
+    (the step's outputs are channels-last either way)."""
+    same, transposing = step.fn, step.channels_last_fn
+    assert transposing is not None
+
+    def run(*vals: np.ndarray, layout: object) -> tuple[np.ndarray, ...]:
+        return (same if layout is CL else transposing)(*vals, layout=layout)
+
+    return run
 
 
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions)
@@ -215,7 +228,18 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
             result = (result,)
         return tuple(np.asarray(r) for r in result[:n_out])
 
+    if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
+                    layouts=(CF, CL), elementwise=True)
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
+
+
+# float operators of one input that map each element to one element: they run on a
+# channels-last value as it is (no conversion to channels-first and back around them)
+LAYOUT_FREE_UNARY = frozenset({
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Elu",
+    "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
+})
 
 
 # the stored types of Quantize/DequantizeLinear that run as lowp's integer steps

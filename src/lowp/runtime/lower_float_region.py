@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 
 from ..ir.graph import Graph, attributes
+from ..ops.layout import Layout, from_channels_first, to_channels_first
 from ..qparams import QParams, dequantize, quantize
 from .fastops import Arena, lookup
 from .float_ops import FLOAT_OPS
@@ -118,19 +119,22 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     constants = [g.constant(i) for n in nodes for i in n.input if i and _float_constant(g, i)]
     channels = _channels(constants)
     rank = max((c.ndim for c in constants), default=0)
-    known = g.value_shape(dq.input[0])
-    if channels is None or channels * 256 > MAX_TABLE_ENTRIES or (
-            rank > 1 and (known is None or len(known) < rank)):
+    if channels is None or channels * 256 > MAX_TABLE_ENTRIES:
         return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
     table = _table(region, x_qp, y_qp, channels)
     ctx.absorbed = [*nodes, q]
-    run = _lookup(table, channels, lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp),
+    run = _lookup(table, channels, rank,
+                  lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp),
                   Arena(reuse=not ctx.subgraph))
     op_type = "+".join(n.op_type for n in nodes)
     if channels == 1:
+        # a step that may add leading axes is not a function of each element alone: it is
+        # not fused with neighbouring tables (lowp.runtime.fuse)
+        same_shape = rank <= 1
         return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
-                    layouts=(CF, CL), elementwise=True, table_dtype=x_qp.qtype.numpy_dtype,
+                    layouts=(CF, CL), elementwise=same_shape,
+                    table_dtype=x_qp.qtype.numpy_dtype if same_shape else None,
                     replayable=True)
     return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
 
@@ -166,13 +170,21 @@ def _table(region: Callable[[np.ndarray], np.ndarray], x_qp: QParams, y_qp: QPar
     return np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
 
 
-def _lookup(table: np.ndarray, channels: int, fallback: Callable[[np.ndarray], np.ndarray],
+def _lookup(table: np.ndarray, channels: int, rank: int,
+            fallback: Callable[[np.ndarray], np.ndarray],
             arena: Arena) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The table step; constants of rank `rank` give the output at least that rank (leading
+    unit axes, as numpy broadcasting adds them), whatever the input's rank."""
     per_tensor = np.ascontiguousarray(table[0]) if channels == 1 else table
 
-    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+    def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
         if channels > 1 and (xv.ndim == 0 or xv.shape[-1] != channels):
             return (fallback(xv),)       # the constants broadcast the input: no table
-        return (lookup(xv, per_tensor, arena),)
+        y = lookup(xv, per_tensor, arena)
+        if y.ndim < rank:
+            cf = to_channels_first(y, layout) if y.ndim > 1 else y
+            cf = cf.reshape((1,) * (rank - y.ndim) + cf.shape)
+            y = from_channels_first(cf, layout) if y.ndim > 1 else cf
+        return (y,)
 
     return run

@@ -511,6 +511,31 @@ def lookup(x: np.ndarray, table: np.ndarray, *, threads: int = 1,
     return y
 
 
+def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
+                out: np.ndarray | None = None) -> np.ndarray | None:
+    """``table[(a bits << 8) | b bits]`` with numpy broadcasting of 8-bit `a` and `b` (a
+    table of every value pair, `fastops.pair_table`), or None when the broadcast shape does
+    not merge into four axes or an operand has negative strides (numpy then does it)."""
+    from .program import collapse_axes, element_strides
+
+    if a.dtype not in _INT8_TYPES or b.dtype not in _INT8_TYPES or table.size != 65536:
+        raise ValueError(f"lookup_pair takes 8-bit operands and 65,536 table entries, got "
+                         f"{a.dtype}, {b.dtype} and {table.size}")
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if any(s < 0 for s in (*a.strides, *b.strides)):
+        return None
+    geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
+    if geometry is None:
+        return None
+    dims, (sa, sb) = geometry
+    y = _out_buffer(out, shape, table.dtype)
+    if y.size:
+        _call(_native.lookup_pair, a.view(np.uint8), b.view(np.uint8),
+              np.ascontiguousarray(table).view(np.uint8).reshape(-1),
+              y.view(np.uint8).reshape(-1), dims, sa, sb, 1)
+    return y
+
+
 def _apply_env() -> None:
     forced = os.environ.get(_ENV_VAR, "").strip()
     if forced:

@@ -27,7 +27,7 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6}
+               "HardSwish": 6, "LeakyRelu": 7}
 
 # Smallest element count (input elements for pooling) for the native call: it beats numpy
 # from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
@@ -125,7 +125,8 @@ def _usable(op: str, x: np.ndarray) -> Any:
 
 
 def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray | None:
-    """`op` (a key of UNARY_CODES; alpha, beta: HardSigmoid's) on float32 `x`, or None."""
+    """`op` (a key of UNARY_CODES; alpha, beta: HardSigmoid's; alpha: LeakyRelu's) on
+    float32 `x`, or None."""
     ext = _usable(op, x)
     if ext is None:
         return None

@@ -27,9 +27,9 @@ _F32 = np.dtype(np.float32)
 # Program method names of the extension's recordable bindings (same names and arguments)
 _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
               "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
-              "float_binary", "float_clamp", "lookup8_f32")
+              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair")
 # bindings whose array arguments may be strided views (the kernel takes element strides)
-_STRIDED = frozenset({"float_binary"})
+_STRIDED = frozenset({"float_binary", "lookup_pair"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -125,7 +125,7 @@ def _binary(op: str) -> FloatKernel:
         if op == "PRelu" and b.ndim == 1 and b.size > 1:
             return None     # before opset 7 such a slope is per channel: not a broadcast
         shape = y.shape
-        geometry = _collapse(shape, [_element_strides(a, shape), _element_strides(b, shape)])
+        geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
         if geometry is None:
             return None
         dims, (sa, sb) = geometry
@@ -134,13 +134,13 @@ def _binary(op: str) -> FloatKernel:
     return FloatKernel(2, make)
 
 
-def _element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+def element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
     view = np.broadcast_to(a, shape)
     return [s // a.itemsize if n > 1 else 0 for s, n in zip(view.strides, shape, strict=True)]
 
 
-def _collapse(shape: tuple[int, ...], strides: list[list[int]]
-              ) -> tuple[list[int], list[list[int]]] | None:
+def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
+                  ) -> tuple[list[int], list[list[int]]] | None:
     """Merge axes that are contiguous in every operand, drop unit axes: at most 4 left
     (padded with leading ones), else None."""
     dims: list[int] = []

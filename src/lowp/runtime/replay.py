@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import native_float, program
-from .plan import CF, Step
+from .plan import CF, CL, Step
 from .tape import Call, recording
 
 Env = dict[str, np.ndarray]
@@ -77,8 +77,8 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # float operators whose numpy implementation may call a lowp.runtime.native_float kernel:
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
-                          "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "MatMul",
-                          "FusedMatMul"})
+                          "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
+                          "MatMul", "FusedMatMul"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -369,6 +369,9 @@ class Replayer:
                 return None
             out_layout = _elementwise_layout(step.inputs, arrays, layout)
             if out_layout is None:
+                arrays = _channels_last_operands(step.inputs, arrays, layout)
+                out_layout = CL
+            if not arrays:
                 return None
             try:
                 shape = np.broadcast_shapes(*(v.shape for v in arrays))
@@ -392,6 +395,28 @@ def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layo
     if len(have) == len(arrays) and len(set(have)) == 1:
         return have[0][0]
     return None
+
+
+def _channels_last_operands(names: list[str], arrays: list[np.ndarray],
+                            layout: Layouts) -> list[np.ndarray]:
+    """The operands of an element-wise step as channels-last views, when one is
+    channels-last and every other has its rank or one value (a per-channel constant such
+    as a (1, C, 1, 1) bias): a channels-first operand of that rank viewed with its channel
+    axis last broadcasts as its channels-first form does. Empty when that does not hold."""
+    have = [layout.get(n, CF) for n in names]
+    ranks = {v.ndim for v in arrays if v.size != 1}
+    if CL not in have or len(ranks) != 1 or min(ranks) < 3:
+        return []
+    (rank,) = ranks
+    views = []
+    for v, lay in zip(arrays, have, strict=True):
+        if v.size == 1:
+            views.append(v.reshape((1,) * rank))
+        elif v.ndim != rank:
+            return []
+        else:
+            views.append(v if lay is CL else np.moveaxis(v, 1, -1))
+    return views
 
 
 def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...],
