@@ -304,3 +304,31 @@ def test_gru_is_ort_bit_for_bit(constant: bool, direction: str, lbr: int,
     got = Session(model, threads=1).run(feeds)
     for name, w in zip(("y", "yh"), want, strict=True):
         np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+def test_lstm_in_an_if_branch_reads_outer_constants_as_prepacked() -> None:
+    """An LSTM inside an If branch whose weights are initializers of the enclosing graph
+    (Silero VAD's form): ONNX Runtime prepacks them, so its one-row steps sum in K blocks;
+    lowp must see them as constants too (the unpacked one-row kernel sums otherwise)."""
+    rng = np.random.default_rng(8)
+    hid, inp = 64, 64
+    w = (rng.standard_normal((1, 4 * hid, inp)) * 0.2).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hid, hid)) * 0.2).astype(np.float32)
+    branch_out = helper.make_tensor_value_info("y", F32, (1, 1, 1, hid))
+    then = helper.make_graph([helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=hid)],
+                             "then", [], [branch_out])
+    other = helper.make_graph([helper.make_node("Identity", ["z"], ["y"])], "else", [],
+                              [branch_out])
+    node = helper.make_node("If", ["c"], ["out"], then_branch=then, else_branch=other)
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", F32, (1, 1, inp)),
+                      helper.make_tensor_value_info("c", TensorProto.BOOL, ())],
+        [helper.make_tensor_value_info("out", F32, (1, 1, 1, hid))],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R"),
+         numpy_helper.from_array(np.zeros((1, 1, 1, hid), np.float32), "z")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {"x": rng.standard_normal((1, 1, inp)).astype(np.float32),
+             "c": np.array(True)}
+    (want,) = _ort(model, feeds)
+    np.testing.assert_array_equal(Session(model, threads=1).run(feeds)["out"], want)

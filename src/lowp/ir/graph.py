@@ -334,6 +334,8 @@ class Graph:
             for i in sorted(_subgraph_reads(node) - set(node.input)):
                 self.consumers[i].append(node)
         self.input_names = [i.name for i in self.graph.input if i.name not in self.initializers]
+        # a subgraph's reads of constants of its enclosing graphs (set by the lowering)
+        self.outer_constants: frozenset[str] = frozenset()
         self.output_names = [o.name for o in self.graph.output]
         self._constants: dict[str, np.ndarray] = {}
         for node in self.graph.node:

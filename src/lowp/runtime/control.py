@@ -17,14 +17,15 @@ class SubPlan:
     """A lowered subgraph: its steps, constants, and the names at its boundary."""
 
     def __init__(self, sub: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto],
-                 backend: ReferenceBackend, requant_mode: RequantMode) -> None:
+                 backend: ReferenceBackend, requant_mode: RequantMode,
+                 outer_constants: frozenset[str] = frozenset()) -> None:
         from .lower import fold_constant_quantize, lower
 
         model = fold_constant_quantize(helper.make_model(sub, opset_imports=opsets))
         sub = model.graph
         self.free = sorted(free_names(sub))
         self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
-                                       subgraph=True)
+                                       subgraph=True, outer_constants=outer_constants)
         self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]
@@ -47,8 +48,13 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
                       requant_mode: RequantMode) -> Step:
     opsets = list(graph.model.opset_import)
     attrs = attributes(node)
+    # constants of this graph (and of those enclosing it) a body may read
+    fed = {i.name for i in graph.graph.input}
+    constants = frozenset({n for n in graph.initializers if n not in fed}
+                          | set(graph.outer_constants))
     if node.op_type == "If":
-        branches = {k: SubPlan(node_attr_graph(node, k), opsets, backend, requant_mode)
+        branches = {k: SubPlan(node_attr_graph(node, k), opsets, backend, requant_mode,
+                               constants)
                     for k in ("then_branch", "else_branch")}
         free = sorted(set(branches["then_branch"].free) | set(branches["else_branch"].free))
         inputs = list(node.input) + free
@@ -63,7 +69,7 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         return Step(node.name, "If", "float", inputs, list(node.output), run_if,
                     act_inputs=tuple(range(len(inputs))))
     del attrs
-    body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode)
+    body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode, constants)
     n_in = len(node.input)
     free = body.free
     inputs = list(node.input) + free

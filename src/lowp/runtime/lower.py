@@ -29,16 +29,20 @@ from .plan import CF, CL, Step, StepFn
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
           requant_mode: RequantMode = RequantMode.FLOAT32,
           outer: frozenset[str] = frozenset(), arithmetic: Any = None,
-          subgraph: bool = False) -> list[Step]:
+          subgraph: bool = False, outer_constants: frozenset[str] = frozenset()
+          ) -> list[Step]:
     """Steps in execution order; only those needed for the graph outputs are kept.
 
     `subgraph` marks an If/Loop body: its layers allocate outputs per call instead of
     reusing arena buffers.
 
-    `outer` names values a subgraph reads from its enclosing scope. `arithmetic` (optional,
-    lowp.fidelity) computes Conv/MatMul/Gemm groups with a target engine's arithmetic.
+    `outer` names values a subgraph reads from its enclosing scope, `outer_constants` those
+    of them that are constants there (ONNX Runtime prepacks those weights too). `arithmetic`
+    (optional, lowp.fidelity) computes Conv/MatMul/Gemm groups with a target engine's
+    arithmetic.
     """
     graph = Graph(model)
+    graph.outer_constants = outer_constants
     dq_nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
     q_nodes: dict[str, list[onnx.NodeProto]] = {}
     for n in model.graph.node:
@@ -170,6 +174,8 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
     DequantizeLinear of constant weights, say) whose inputs all are."""
     if name in graph.initializers:
         return name not in {i.name for i in graph.graph.input}
+    if name in graph.outer_constants:
+        return True
     node = graph.producer.get(name)
     if node is None or depth == 0 or node.op_type in ("If", "Loop", "Scan"):
         return False
