@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "float_kernels.h"
+#include "mlas_activations.h"
 
 namespace lowp {
 namespace {
@@ -136,18 +137,10 @@ inline typename F::V mlas_gelu_v(typename F::V x) {
 }
 
 template <class F>
-inline typename F::V horner_fma(const float* c, int n, typename F::V t) {
-  typename F::V r = F::fma(t, F::set1(c[0]), F::set1(c[1]));
-  for (int i = 2; i < n; ++i) r = F::fma(r, t, F::set1(c[i]));
-  return r;
-}
-
-template <class F>
 inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   using V = typename F::V;
   const V zero = F::set1(0.0f), one = F::set1(1.0f);
-  // clip(x, -b, b) and clip(t, 0, 1) keep NaN, as np.clip (minps/maxps return the second)
-  auto clamp = [](V t, float b) { return F::min(F::set1(b), F::max(F::set1(-b), t)); };
+  // clip(t, 0, 1) keeps NaN, as np.clip (minps/maxps return the second)
   switch (op) {
     case kErf:
       return mlas_erf_v<F>(x);
@@ -163,29 +156,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
     }
     case kLeakyRelu:  // np.where(x >= 0, x, x * alpha): NaN and -0 take the product
       return F::select_ge0(x, x, F::mul(x, F::set1(alpha)));
-    case kTanh: {
-      static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
-                                float(-8.60467152213735e-11), float(5.12229709037114e-08),
-                                float(1.48572235717979e-05),  float(6.37261928875436e-04),
-                                float(4.89352455891786e-03)};
-      static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
-                                float(2.26843463243900e-03), float(4.89352518554385e-03)};
-      const V v = clamp(x, 9.0f);
-      const V s = F::mul(v, v);
-      return F::div(F::mul(horner_fma<F>(p, 7, s), v), horner_fma<F>(q, 4, s));
-    }
-    default: {  // kSigmoid: the x86-64 kernel clamps the result at 0 but not at 1
-      static const float p[] = {float(4.37031012579801e-11), float(1.15627324459942e-07),
-                                float(6.08574864600143e-05), float(8.51377133304701e-03),
-                                float(2.48287947061529e-01)};
-      static const float q[] = {float(6.10247389755681e-13), float(5.76102136993427e-09),
-                                float(6.29106785017040e-06), float(1.70198817374094e-03),
-                                float(1.16817656904453e-01), float(9.93151921023180e-01)};
-      const V v = clamp(x, 18.0f);
-      const V s = F::mul(v, v);
-      const V r = F::div(F::mul(horner_fma<F>(p, 5, s), v), horner_fma<F>(q, 6, s));
-      return F::max(zero, F::add(r, F::set1(0.5f)));
-    }
+    case kTanh:
+      return mlas_tanh<F>(x);
+    default:  // kSigmoid
+      return mlas_logistic<F>(x);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "mlas_activations.h"
 #include "recurrent.h"
 
 namespace lowp {
@@ -134,43 +135,6 @@ void gemm_tiled(int m, int n, int k, const float* a, int64_t lda, const float* b
 
 // --- cells -----------------------------------------------------------------------------------
 
-// ONNX Runtime's float32 logistic and tanh (MLAS's rational forms, lowp.ort_math): the
-// argument clamped (NaN kept), a Horner polynomial in x^2 by fused multiply-adds over another;
-// the logistic's result clamped at 0 only.
-template <class T>
-inline typename T::V horner_v(const float* c, int n, typename T::V t) {
-  typename T::V r = T::fma(t, T::set1(c[0]), T::set1(c[1]));
-  for (int i = 2; i < n; ++i) r = T::fma(r, t, T::set1(c[i]));
-  return r;
-}
-
-template <class T>
-inline typename T::V mlas_logistic_v(typename T::V x) {
-  static const float p[] = {float(4.37031012579801e-11), float(1.15627324459942e-07),
-                            float(6.08574864600143e-05), float(8.51377133304701e-03),
-                            float(2.48287947061529e-01)};
-  static const float q[] = {float(6.10247389755681e-13), float(5.76102136993427e-09),
-                            float(6.29106785017040e-06), float(1.70198817374094e-03),
-                            float(1.16817656904453e-01), float(9.93151921023180e-01)};
-  const typename T::V v = T::min(T::set1(18.0f), T::max(T::set1(-18.0f), x));
-  const typename T::V s = T::mul(v, v);
-  const typename T::V r = T::div(T::mul(horner_v<T>(p, 5, s), v), horner_v<T>(q, 6, s));
-  return T::max(T::set1(0.0f), T::add(r, T::set1(0.5f)));
-}
-
-template <class T>
-inline typename T::V mlas_tanh_v(typename T::V x) {
-  static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
-                            float(-8.60467152213735e-11), float(5.12229709037114e-08),
-                            float(1.48572235717979e-05),  float(6.37261928875436e-04),
-                            float(4.89352455891786e-03)};
-  static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
-                            float(2.26843463243900e-03), float(4.89352518554385e-03)};
-  const typename T::V v = T::min(T::set1(9.0f), T::max(T::set1(-9.0f), x));
-  const typename T::V s = T::mul(v, v);
-  return T::div(T::mul(horner_v<T>(p, 7, s), v), horner_v<T>(q, 4, s));
-}
-
 // ONNX Runtime's LSTM gate (DeepCPU): the peephole product added (rounded, then added),
 // then the bias and std::min / std::max against the clip (a NaN becomes the bound), or
 // without a bias the two comparisons (a NaN stays).
@@ -206,18 +170,18 @@ void lstm_cell(const LstmCell& a) {
     auto at = [j](const float* base, int gate, int stride) {
       return base ? base + gate * stride + j : nullptr;
     };
-    const V i = mlas_logistic_v<T>(
+    const V i = mlas_logistic<T>(
         lstm_gate<T>(T::load(gi + j), at(pi, 0, 0), cp, at(a.b, 0, hp), lo, hi));
     const V f = a.input_forget
                     ? T::sub(one, i)
-                    : mlas_logistic_v<T>(lstm_gate<T>(T::load(gf + j), at(pf, 0, 0), cp,
+                    : mlas_logistic<T>(lstm_gate<T>(T::load(gf + j), at(pf, 0, 0), cp,
                                                       at(a.b, 2, hp), lo, hi));
-    const V g = mlas_tanh_v<T>(lstm_gate<T>(T::load(gc + j), nullptr, cp, at(a.b, 3, hp), lo, hi));
+    const V g = mlas_tanh<T>(lstm_gate<T>(T::load(gc + j), nullptr, cp, at(a.b, 3, hp), lo, hi));
     const V c = T::add(T::mul(cp, f), T::mul(i, g));
-    const V o = mlas_logistic_v<T>(
+    const V o = mlas_logistic<T>(
         lstm_gate<T>(T::load(go + j), at(po, 0, 0), c, at(a.b, 1, hp), lo, hi));
     T::store(a.c + j, c);
-    T::store(a.h + j, T::mul(mlas_tanh_v<T>(c), o));
+    T::store(a.h + j, T::mul(mlas_tanh<T>(c), o));
   }
 }
 

@@ -522,6 +522,8 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
         raise ValueError(f"lookup_pair takes 8-bit operands and 65,536 table entries, got "
                          f"{a.dtype}, {b.dtype} and {table.size}")
     shape = np.broadcast_shapes(a.shape, b.shape)
+    if 0 in shape:                      # nothing to look up, whatever the axes
+        return _out_buffer(out, shape, table.dtype)
     if any(s < 0 for s in (*a.strides, *b.strides)):
         return None
     geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
