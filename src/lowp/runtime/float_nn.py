@@ -144,6 +144,21 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
 
 
 @register
+def ConvInteger(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = None,
+                w_zero_point: np.ndarray | None = None, **attrs: Any) -> np.ndarray:
+    """int32 convolution of (x - x_zp) and (w - w_zp), w_zp per tensor or per output
+    channel; padding contributes zero (the input padded with its zero point). Exact: the
+    8-bit differences' sums stay below 2^53 and run in float64."""
+    from lowp.ops.linear import wrap_int32
+
+    xz = 0.0 if x_zero_point is None else float(np.asarray(x_zero_point).reshape(-1)[0])
+    wz = 0.0 if w_zero_point is None else np.asarray(w_zero_point, np.float64).reshape(
+        (-1,) + (1,) * (w.ndim - 1))
+    y = Conv(x.astype(np.float64) - xz, w.astype(np.float64) - wz, **attrs)
+    return wrap_int32(np.rint(y).astype(np.int64))
+
+
+@register
 def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                   auto_pad: str = "NOTSET", dilations: Sequence[int] | None = None,
                   group: int = 1, kernel_shape: Sequence[int] | None = None,
