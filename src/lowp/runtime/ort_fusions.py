@@ -39,34 +39,25 @@ _F = np.float32
 
 
 class _Index:
-    """Producers, consumers, scalar constants, element types and ranks of the top-level
-    graph whose nodes are `nodes`."""
+    """Scalar constants, element types and shapes of the top-level graph (fixed while it is
+    rewritten), and the producers, consumers and positions of its current `nodes`
+    (`link`, after every rewrite)."""
 
     def __init__(self, model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
         g = model.graph
-        fed = {i.name for i in g.input}
+        self.fed = {i.name for i in g.input}
+        self.initializers = {t.name for t in g.initializer if t.name not in self.fed}
         self.scalars: dict[str, np.float32] = {}
         self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
         for t in g.initializer:
-            if t.name not in fed and int(np.prod(t.dims)) == 1:   # constant: no feed overrides
+            if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
                 self._scalar(t.name, t)
-        for node in nodes:
+        for node in nodes:      # the rewrites remove no Constant node
             if node.op_type == "Constant" and node.domain in _ONNX and node.attribute:
                 attr = node.attribute[0]
                 if attr.name == "value" and int(np.prod(attr.t.dims)) == 1:
                     self._scalar(node.output[0], attr.t)
-        self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for node in nodes:
-            for o in node.output:
-                if o:
-                    self.producer[o] = node
-            for i in node.input:
-                if i:
-                    self.consumers[i].append(node)
         self.outputs = {o.name for o in g.output}
-        self.initializers = {t.name for t in g.initializer if t.name not in fed}
-        self.fed = {i.name for i in g.input}
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
         for v in (*g.input, *g.value_info, *g.output):
@@ -77,6 +68,21 @@ class _Index:
         for t in g.initializer:
             self.shapes[t.name] = onnx.TensorShapeProto(
                 dim=[onnx.TensorShapeProto.Dimension(dim_value=d) for d in t.dims])
+        self.link(nodes)
+
+    def link(self, nodes: list[onnx.NodeProto]) -> None:
+        """Producers, consumers and graph positions of `nodes`."""
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        self.position: dict[int, int] = {}
+        for k, node in enumerate(nodes):
+            self.position[id(node)] = k
+            for o in node.output:
+                if o:
+                    self.producer[o] = node
+            for i in node.input:
+                if i:
+                    self.consumers[i].append(node)
 
     def _scalar(self, name: str, t: onnx.TensorProto) -> None:
         v = numpy_helper.to_array(t)
@@ -107,7 +113,7 @@ class _Index:
 # A fusion looks at one node; it returns the nodes that replace it and the nodes it removes
 # (besides the node itself), or None.
 Rewrite = tuple[list[onnx.NodeProto], list[onnx.NodeProto]]
-Fusion = Callable[[onnx.NodeProto, list[onnx.NodeProto], _Index], Rewrite | None]
+Fusion = Callable[[onnx.NodeProto, _Index], Rewrite | None]
 
 
 def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = _ONNX) -> bool:
@@ -135,7 +141,7 @@ def _scale_of(node: onnx.NodeProto, index: _Index) -> tuple[np.float32, int] | N
     return None
 
 
-def _matmul_scale(node: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+def _matmul_scale(node: onnx.NodeProto, index: _Index
                   ) -> Rewrite | None:
     is_fused = _is(node, "FusedMatMul", (_MS,))
     if not (is_fused or _is(node, "MatMul")):
@@ -147,9 +153,9 @@ def _matmul_scale(node: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Ind
     inputs = list(node.input[:2])
     absorbed: list[onnx.NodeProto] = []
     # input edges in ONNX Runtime's order: by producer node, then input position
-    order = {id(n): k for k, n in enumerate(nodes)}
     edges = sorted(((index.producer[name], pos) for pos, name in enumerate(inputs)
-                    if name in index.producer), key=lambda e: (order[id(e[0])], e[1]))
+                    if name in index.producer),
+                   key=lambda e: (index.position[id(e[0])], e[1]))
     for producer, pos in edges:
         found = _scale_of(producer, index)
         if found is not None:
@@ -181,7 +187,7 @@ def _only_user(name: str, index: _Index) -> onnx.NodeProto | None:
     return index.consumers[name][0] if index.single_use(name) else None
 
 
-def _gelu(div: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index) -> Rewrite | None:
+def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
     if not _is(div, "Div") or len(div.input) != 2 or not index.single_use(div.output[0]):
         return None
     root = div.input[0]
@@ -222,7 +228,7 @@ def _gelu(div: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index) -> Re
     return [gelu], removed
 
 
-def _bias_gelu(add: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+def _bias_gelu(add: onnx.NodeProto, index: _Index
                ) -> Rewrite | None:
     if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
         return None
@@ -266,7 +272,7 @@ def _last_axis_mean(node: onnx.NodeProto, index: _Index, rank: int | None) -> bo
     return axes[0] == -1 or (rank is not None and axes[0] == rank - 1)
 
 
-def _layer_norm(mean: onnx.NodeProto, nodes: list[onnx.NodeProto], index: _Index
+def _layer_norm(mean: onnx.NodeProto, index: _Index
                 ) -> Rewrite | None:
     """x -> ReduceMean -> Sub -> Pow -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul scale ->
     Add bias, as ONNX Runtime's LayerNormFusion matches it (one Sub, or the duplicated Sub
@@ -355,23 +361,23 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean")
                                         for n in model.graph.node) else model
     nodes = list(model.graph.node)
+    index = _Index(shaped, nodes)
     touched, changed = False, True
     while changed:
         changed = False
         for fusion in fusions:
-            index = _Index(shaped, nodes)
             for node in list(nodes):
-                if not any(n is node for n in nodes):
+                if id(node) not in index.position:      # removed by an earlier rewrite
                     continue
-                rewrite = fusion(node, nodes, index)
+                rewrite = fusion(node, index)
                 if rewrite is None:
                     continue
                 new, gone = rewrite
                 drop = {id(n) for n in gone}
-                at = next(k for k, n in enumerate(nodes) if n is node)
+                at = index.position[id(node)]
                 nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
                     [n for n in nodes[at + 1:] if id(n) not in drop]
-                index = _Index(shaped, nodes)
+                index.link(nodes)
                 changed = touched = True
     if not touched:
         return model
