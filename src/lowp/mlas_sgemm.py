@@ -23,6 +23,8 @@ K blocking) or M (hence the M = 1 path) seen by each part: `threads` models that
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .fixedpoint import fma32
@@ -181,39 +183,52 @@ def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False
     return out
 
 
-def matmul(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
-           trans_b: bool = False, b_packed: bool = False, threads: int = 1) -> np.ndarray:
-    """ONNX Runtime's MatMul / FusedMatMul on float32 (numpy broadcasting of the batch
-    axes). A 2-D B (or 1-D) folds A's batch axes into M, as ONNX Runtime's helper does;
-    `b_packed` is true when B is a constant ONNX Runtime prepacks (2-D initializer)."""
-    a = np.asarray(a, _F)
-    b = np.asarray(b, _F)
-    a_vec, b_vec = a.ndim == 1, b.ndim == 1
-    a2 = a[None, :] if a_vec else a
-    b2 = b[:, None] if b_vec else b
-    if a_vec:
-        trans_a = False
-    if b_vec:
-        trans_b = False
-    if b2.ndim == 2 and not trans_a:
-        lead = a2.shape[:-2]
-        rows = a2.reshape(-1, a2.shape[-1])
-        y = gemm(rows, b2, alpha, False, trans_b, b_packed, threads)
-        y = y.reshape(lead + (a2.shape[-2], y.shape[-1]))
+# one 2-D product of logical operands am (m x k) and bm (k x n) into out (m x n), with
+# MLAS's flags (trans_a, trans_b, packed) and the batch count (MLAS splits threads by it)
+Product = Callable[[np.ndarray, np.ndarray, np.ndarray, bool, bool, bool, int], None]
+
+
+def batched(a: np.ndarray, b: np.ndarray, product: Product,
+            alloc: Callable[[tuple[int, ...]], np.ndarray], *, trans_a: bool = False,
+            trans_b: bool = False, b_packed: bool = False) -> np.ndarray:
+    """ONNX Runtime's MatMul / FusedMatMul batching (its MatMulComputeHelper) over numpy
+    broadcasting of the batch axes: a 1-D operand is a row (A) or a column (B) and keeps no
+    transpose; a 2-D B folds A's batch axes into M (one product); otherwise one product per
+    batch entry, B prepacked only when it is 2-D. `alloc(shape)` gives the float32 output."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    ta, tb = trans_a and a.ndim > 1, trans_b and b.ndim > 1
+    am = np.swapaxes(a2, -1, -2) if ta else a2
+    bm = np.swapaxes(b2, -1, -2) if tb else b2
+    if b2.ndim == 2 and not ta:
+        y = alloc(am.shape[:-1] + (bm.shape[-1],))
+        product(am.reshape(-1, am.shape[-1]), bm, y.reshape(-1, bm.shape[-1]), False, tb,
+                b_packed, 1)
     else:
-        am = np.swapaxes(a2, -1, -2) if trans_a else a2
-        bm = np.swapaxes(b2, -1, -2) if trans_b else b2
         lead = np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
-        m, n = am.shape[-2], bm.shape[-1]
-        aa = np.broadcast_to(a2, lead + a2.shape[-2:]).reshape((-1, *a2.shape[-2:]))
-        bb = np.broadcast_to(b2, lead + b2.shape[-2:]).reshape((-1, *b2.shape[-2:]))
-        count = int(aa.shape[0])
-        y = np.stack([gemm(aa[i], bb[i], alpha, trans_a, trans_b, b_packed and b2.ndim == 2,
-                           threads, count) for i in range(count)]) if count else \
-            np.zeros((0, m, n), _F)
-        y = y.reshape(lead + (m, n))
-    if a_vec:
+        y = alloc(lead + (am.shape[-2], bm.shape[-1]))
+        aa = np.broadcast_to(am, lead + am.shape[-2:])
+        bb = np.broadcast_to(bm, lead + bm.shape[-2:])
+        count = int(np.prod(lead))
+        for idx in np.ndindex(*lead):
+            product(aa[idx], bb[idx], y[idx], ta, tb, b_packed and b2.ndim == 2, count)
+    if a.ndim == 1:
         y = y[..., 0, :]
-    if b_vec:
+    if b.ndim == 1:
         y = y[..., 0]
     return y
+
+
+def matmul(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
+           trans_b: bool = False, b_packed: bool = False, threads: int = 1) -> np.ndarray:
+    """ONNX Runtime's MatMul / FusedMatMul on float32 (`batched`); `b_packed` is true when B
+    is a constant ONNX Runtime prepacks (2-D initializer)."""
+
+    def product(am: np.ndarray, bm: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
+                packed: bool, count: int) -> None:
+        out[...] = gemm(am.T if ta else am, bm.T if tb else bm, alpha, ta, tb, packed,
+                        threads, count)
+
+    return batched(np.asarray(a, _F), np.asarray(b, _F), product,
+                   lambda shape: np.empty(shape, _F), trans_a=trans_a, trans_b=trans_b,
+                   b_packed=b_packed)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import mlas_sgemm
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
@@ -185,41 +186,27 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,
            trans_b: bool = False, b_packed: bool = False) -> np.ndarray | None:
     """float32 MatMul / FusedMatMul in ONNX Runtime's MLAS order, bit for bit with
-    lowp.mlas_sgemm.matmul (same arguments), or None."""
+    lowp.mlas_sgemm.matmul (same arguments, the same batching), or None."""
     ext = _has(_usable("MatMul", a), "float_sgemm_mlas")
     if ext is None or b.dtype != np.float32 or a.ndim == 0 or b.ndim == 0:
         return None
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    ta, tb = trans_a and a.ndim > 1, trans_b and b.ndim > 1
-    am = np.swapaxes(a2, -1, -2) if ta else a2
-    bm = np.swapaxes(b2, -1, -2) if tb else b2
-    if am.shape[-1] != bm.shape[-2]:
+    am = np.swapaxes(a, -1, -2) if trans_a and a.ndim > 1 else a
+    bm = np.swapaxes(b, -1, -2) if trans_b and b.ndim > 1 else b
+    if am.shape[-1] != bm.shape[0 if bm.ndim == 1 else -2]:
         return None                         # the reference reports the mismatch
-    if b2.ndim == 2 and not ta:             # ONNX Runtime folds A's batch axes into M
-        rows = am.reshape(-1, am.shape[-1]) if am.flags.c_contiguous else None
-        if rows is None:
-            return None
-        y = _empty(am.shape[:-1] + (bm.shape[-1],))
-        call(ext.float_sgemm_mlas, rows, bm, y.reshape(-1, bm.shape[-1]), float(alpha),
-             False, tb, b_packed, _threads)
-    else:
-        try:
-            lead = np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
-        except ValueError:
-            return None
-        y = _empty(lead + (am.shape[-2], bm.shape[-1]))
-        aa = np.broadcast_to(am, lead + am.shape[-2:])
-        bb = np.broadcast_to(bm, lead + bm.shape[-2:])
-        packed = b_packed and b2.ndim == 2
-        for idx in np.ndindex(*lead):
-            call(ext.float_sgemm_mlas, aa[idx], bb[idx], y[idx], float(alpha), ta, tb, packed,
-                 _threads)
-    if a.ndim == 1:
-        y = y[..., 0, :]
-    if b.ndim == 1:
-        y = y[..., 0]
-    return y
+    if bm.ndim <= 2 and not (trans_a and a.ndim > 1) and not am.flags.c_contiguous:
+        return None                         # folding A's batch axes would copy it
+    try:
+        np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
+    except ValueError:
+        return None
+
+    def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
+                packed: bool, count: int) -> None:
+        call(ext.float_sgemm_mlas, pa, pb, out, float(alpha), ta, tb, packed, _threads)
+
+    return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
+                              b_packed=b_packed)
 
 
 def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
