@@ -187,6 +187,46 @@ def test_mlas_order_matches_ort(batch: int, m: int, k: int, n: int, ta: bool, tb
     np.testing.assert_array_equal(Session(model, threads=1).run(feeds)["y"], want)
 
 
+def _recurrent_same_as_ort(op: str, gates: int, direction: str, constant: bool,
+                           optional: dict[str, bool], attrs: dict[str, object],
+                           seed: int) -> None:
+    """One LSTM or GRU node (5 steps, batch 3, 40 inputs, 33 hidden; W and R initializers
+    when `constant`, else fed) run by lowp's Session and by ONNX Runtime: every output equal.
+    `optional` names the optional inputs to give (sl, c0, P)."""
+    rng = np.random.default_rng(seed)
+    seq, batch, inp, hid = 5, 3, 40, 33
+    dirs = 2 if direction == "bidirectional" else 1
+    vals = {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32),
+            "W": (rng.standard_normal((dirs, gates * hid, inp)) * 0.3).astype(np.float32),
+            "R": (rng.standard_normal((dirs, gates * hid, hid)) * 0.3).astype(np.float32),
+            "B": rng.standard_normal((dirs, 2 * gates * hid)).astype(np.float32),
+            "sl": np.array([5, 2, 4], np.int32),
+            "h0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
+            "c0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
+            "P": rng.standard_normal((dirs, 3 * hid)).astype(np.float32)}
+    order = ["x", "W", "R", "B", "sl", "h0", "c0", "P"] if op == "LSTM" else \
+        ["x", "W", "R", "B", "sl", "h0"]
+    names = [n if optional.get(n, True) else "" for n in order]
+    while not names[-1]:
+        names.pop()
+    outputs = ["y", "yh", "yc"] if op == "LSTM" else ["y", "yh"]
+    node = helper.make_node(op, names, outputs, hidden_size=hid, direction=direction, **attrs)
+    fed = [n for n in names if n and not (constant and n in ("W", "R"))]
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(
+            n, helper.np_dtype_to_tensor_dtype(vals[n].dtype), vals[n].shape) for n in fed],
+        [helper.make_tensor_value_info("y", F32, (seq, dirs, batch, hid)),
+         *(helper.make_tensor_value_info(o, F32, (dirs, batch, hid)) for o in outputs[1:])],
+        [numpy_helper.from_array(vals[n], n) for n in ("W", "R") if constant])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {n: vals[n] for n in fed}
+    want = _ort(model, feeds)
+    got = Session(model, threads=1).run(feeds)
+    for name, w in zip(outputs, want, strict=True):
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
 @pytest.mark.parametrize("constant", [True, False])
 @pytest.mark.parametrize(("direction", "peepholes", "clip", "lens"),
                          [("forward", False, None, False), ("bidirectional", True, 0.7, True),
@@ -195,38 +235,8 @@ def test_lstm_is_ort_bit_for_bit(constant: bool, direction: str, peepholes: bool
                                  clip: float | None, lens: bool) -> None:
     """ONNX Runtime's DeepCPU LSTM order: prepacked (constant) weights take the native
     recurrence, fed ones the numpy form with MLAS's unpacked paths."""
-    rng = np.random.default_rng(4)
-    seq, batch, inp, hid = 5, 3, 40, 33
-    dirs = 2 if direction == "bidirectional" else 1
-    vals = {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32),
-            "W": (rng.standard_normal((dirs, 4 * hid, inp)) * 0.3).astype(np.float32),
-            "R": (rng.standard_normal((dirs, 4 * hid, hid)) * 0.3).astype(np.float32),
-            "B": rng.standard_normal((dirs, 8 * hid)).astype(np.float32),
-            "sl": np.array([5, 2, 4], np.int32),
-            "h0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
-            "c0": rng.standard_normal((dirs, batch, hid)).astype(np.float32),
-            "P": rng.standard_normal((dirs, 3 * hid)).astype(np.float32)}
-    names = ["x", "W", "R", "B", "sl" if lens else "", "h0", "c0", "P" if peepholes else ""]
-    while not names[-1]:
-        names.pop()
-    attrs: dict[str, object] = {"hidden_size": hid, "direction": direction}
-    if clip is not None:
-        attrs["clip"] = clip
-    node = helper.make_node("LSTM", names, ["y", "yh", "yc"], **attrs)
-    fed = [n for n in names if n and not (constant and n in ("W", "R"))]
-    g = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(
-            n, helper.np_dtype_to_tensor_dtype(vals[n].dtype), vals[n].shape) for n in fed],
-        [helper.make_tensor_value_info("y", F32, (seq, dirs, batch, hid)),
-         *(helper.make_tensor_value_info(o, F32, (dirs, batch, hid)) for o in ("yh", "yc"))],
-        [numpy_helper.from_array(vals[n], n) for n in ("W", "R") if constant])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    feeds = {n: vals[n] for n in fed}
-    want = _ort(model, feeds)
-    got = Session(model, threads=1).run(feeds)
-    for name, w in zip(("y", "yh", "yc"), want, strict=True):
-        np.testing.assert_array_equal(got[name], w, err_msg=name)
+    _recurrent_same_as_ort("LSTM", 4, direction, constant, {"sl": lens, "P": peepholes},
+                           {} if clip is None else {"clip": clip}, seed=4)
 
 
 @pytest.mark.parametrize("n", [8, 13, 19, 384, 390])
@@ -275,35 +285,10 @@ def test_layer_norm_written_out_is_fused_as_ort_does() -> None:
 def test_gru_is_ort_bit_for_bit(constant: bool, direction: str, lbr: int,
                                 clip: float | None, lens: bool) -> None:
     """ONNX Runtime's DeepCPU GRU order, prepacked and fed weights."""
-    rng = np.random.default_rng(5)
-    seq, batch, inp, hid = 5, 3, 40, 33
-    dirs = 2 if direction == "bidirectional" else 1
-    vals = {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32),
-            "W": (rng.standard_normal((dirs, 3 * hid, inp)) * 0.3).astype(np.float32),
-            "R": (rng.standard_normal((dirs, 3 * hid, hid)) * 0.3).astype(np.float32),
-            "B": rng.standard_normal((dirs, 6 * hid)).astype(np.float32),
-            "sl": np.array([5, 2, 4], np.int32),
-            "h0": rng.standard_normal((dirs, batch, hid)).astype(np.float32)}
-    names = ["x", "W", "R", "B", "sl" if lens else "", "h0"]
-    attrs: dict[str, object] = {"hidden_size": hid, "direction": direction,
-                                "linear_before_reset": lbr}
+    attrs: dict[str, object] = {"linear_before_reset": lbr}
     if clip is not None:
         attrs["clip"] = clip
-    node = helper.make_node("GRU", names, ["y", "yh"], **attrs)
-    fed = [n for n in names if n and not (constant and n in ("W", "R"))]
-    g = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(
-            n, helper.np_dtype_to_tensor_dtype(vals[n].dtype), vals[n].shape) for n in fed],
-        [helper.make_tensor_value_info("y", F32, (seq, dirs, batch, hid)),
-         helper.make_tensor_value_info("yh", F32, (dirs, batch, hid))],
-        [numpy_helper.from_array(vals[n], n) for n in ("W", "R") if constant])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    feeds = {n: vals[n] for n in fed}
-    want = _ort(model, feeds)
-    got = Session(model, threads=1).run(feeds)
-    for name, w in zip(("y", "yh"), want, strict=True):
-        np.testing.assert_array_equal(got[name], w, err_msg=name)
+    _recurrent_same_as_ort("GRU", 3, direction, constant, {"sl": lens}, attrs, seed=5)
 
 
 def test_lstm_in_an_if_branch_reads_outer_constants_as_prepacked() -> None:
