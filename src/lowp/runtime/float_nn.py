@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lowp import mlas_sgemm, ort_math
-from lowp.eigen_pow import eigen_pow
+from lowp import eigen_math, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -528,7 +527,7 @@ def _lrn_ort(x: np.ndarray, alpha: float, beta: float, bias: float, size: int) -
         running = running + squares[:, ch + size - 1] * a
         running = running + squares[:, ch - 1] * -a
         scale[:, ch] = running
-    return x * eigen_pow(scale, -f(beta))
+    return x * eigen_math.power(scale, -f(beta))
 
 
 # --- resize -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import mlas_sgemm, ort_math
+from lowp import eigen_math, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import (
@@ -239,8 +239,13 @@ def _exp(x: np.ndarray) -> np.ndarray:
     return ort_math.exp(x) if x.dtype == np.float32 else np.exp(x)
 
 
+def _log(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math) for float32, numpy's otherwise."""
+    return eigen_math.log(x) if x.dtype == np.float32 else np.log(x)
+
+
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", np.log), ("Sin", np.sin),
+                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", _log), ("Sin", np.sin),
                    ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
                    ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
                    ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]
