@@ -19,16 +19,15 @@ release 3.4.0, whose log, log2 and exp differ.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 from collections.abc import Callable
-from typing import cast
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import libm
+
 _F = np.float32
-PACKET = 4                                    # SSE: four floats per packet
+LANES = 4                                    # SSE: four floats per packet
 
 # log2(1 + x) / x on [sqrt(1/2) - 1, sqrt(2) - 1]: c8 .. c2 in float32 (Horner) ...
 _LOG2_C = tuple(_F(c) for c in (9.7010828554630279541015625e-02, -1.6896486282348632812500000e-01,
@@ -114,17 +113,21 @@ def _full(like: np.ndarray, pair: tuple[np.float32, np.float32]) -> tuple[np.nda
 
 
 def _exp(x0: np.ndarray) -> np.ndarray:
-    """Eigen's float exp: x = m ln2 + r, a 6th-order polynomial in r, scaled by 2^m."""
-    x = np.minimum(x0, _EXP_HI)
-    m = np.floor(x * _LOG2E + _F(0.5))
-    r = m * _EXP_C1 + x
-    r = m * _EXP_C2 + r
-    p6, p5, p4, p3, p2 = _EXP_P
-    r2 = r * r
-    even = r2 * (r2 * p6 + p4) + p2
-    odd = r2 * p5 + p3
-    y = r2 * (r * odd + even) + (r + _F(1))
-    return np.maximum(np.ldexp(y, m.astype(np.int32)).astype(_F), x0)
+    """Eigen's packet exp: x = m ln2 + r (ln2 in two parts), a 6th-order polynomial in r,
+    scaled by 2^m; 0 below -104, the input itself where it is larger (inf, NaN)."""
+    with np.errstate(all="ignore"):
+        x = np.minimum(x0, _EXP_HI)
+        m = np.floor(x * _LOG2E + _F(0.5))
+        r = m * _EXP_C1 + x
+        r = m * _EXP_C2 + r
+        p6, p5, p4, p3, p2 = _EXP_P
+        r2 = r * r
+        even = r2 * (r2 * p6 + p4) + p2
+        odd = r2 * p5 + p3
+        y = r2 * (r * odd + even) + (r + _F(1))
+        scaled = np.ldexp(y, np.nan_to_num(m, nan=0).astype(np.int32)).astype(_F)
+        out = np.where(np.isnan(x0), x0, np.maximum(scaled, x0))
+        return np.where(x0 < _F(-104), _F(0), out).astype(_F)
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
@@ -191,48 +194,132 @@ def _packet_log(x: np.ndarray) -> np.ndarray:
         return np.where(x == 0, _F(-np.inf), out).astype(_F)
 
 
-@functools.cache
-def _libm(name: str, arity: int) -> Callable[..., float] | None:
-    found = ctypes.util.find_library("m")
-    if found is None:
-        return None
-    fn = getattr(ctypes.CDLL(found), name)
-    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float] * arity
-    return cast(Callable[..., float], fn)
-
-
-def _scalar(name: str, x: np.ndarray, *args: float) -> np.ndarray:
-    """The C library's float function `name` element by element (Eigen's scalar path);
-    the exact value rounded to float32 where no C library is found."""
-    fn = _libm(name, 1 + len(args))
-    flat = np.asarray(x, _F).ravel()
-    if fn is None:
-        with np.errstate(all="ignore"):
-            wide = flat.astype(np.float64)
-            exact = np.log(wide) if name == "logf" else np.power(wide, args[0])
-            return exact.astype(_F)
-    return np.array([fn(float(v), *args) for v in flat], _F)
-
-
 def _assign(x: np.ndarray, packet: Callable[[np.ndarray], np.ndarray],
             scalar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """One Eigen assignment over contiguous float32 `x`: packets of four from the start,
     the last n % 4 elements by the scalar function."""
     flat = np.ascontiguousarray(x, _F).ravel()
-    split = len(flat) - len(flat) % PACKET
+    split = len(flat) - len(flat) % LANES
     out = np.empty_like(flat)
     out[:split] = packet(flat[:split])
     out[split:] = scalar(flat[split:])
     return out.reshape(np.shape(x))
 
 
+def _packet_log1p(x: np.ndarray) -> np.ndarray:
+    """Eigen's generic log1p: x * log(1 + x) / ((1 + x) - 1), x itself where 1 + x rounds
+    to 1 (or log(1 + x) is infinite)."""
+    with np.errstate(all="ignore"):
+        up = x + _F(1)
+        log_up = _packet_log(up)
+        keep = (up == _F(1)) | (up == log_up)
+        return np.where(keep, x, x * (log_up / (up - _F(1)))).astype(_F)
+
+
+# Cody-Waite reduction by pi/2 in four float32 parts (no fused multiply-add)
+_PIO2_PARTS = tuple(_F(c) for c in (-1.5703125, -0.000483989715576171875,
+                                    1.62865035235881805419921875e-07,
+                                    5.5644315544167710640977020375430583953857421875e-11))
+_COS_P = tuple(_F(c) for c in (2.4372266125283204019069671630859375e-05,
+                               -0.00138865201734006404876708984375,
+                               0.041666619479656219482421875, -0.5, 1.0))
+_SIN_P = tuple(_F(c) for c in (-0.0001959234114083702898469196984621021329076029360294342041015625,
+                               0.0083326873655616851693794799871284340042620897293090820312500000,
+                               -0.1666666203982298255503735617821803316473960876464843750000000000))
+# 2/pi in 8-bit-shifted words (Payne-Hanek reduction of huge arguments)
+_TWO_OVER_PI = (
+    0x00000028, 0x000028be, 0x0028be60, 0x28be60db, 0xbe60db93, 0x60db9391, 0xdb939105,
+    0x9391054a, 0x91054a7f, 0x054a7f09, 0x4a7f09d5, 0x7f09d5f4, 0x09d5f47d, 0xd5f47d4d,
+    0xf47d4d37, 0x7d4d3770, 0x4d377036, 0x377036d8, 0x7036d8a5, 0x36d8a566, 0xd8a5664f,
+    0xa5664f10, 0x664f10e4, 0x4f10e410, 0x10e41000, 0xe4100000)
+_HUGE = {True: _F(25966.0), False: _F(18838.0)}          # sin, cos
+
+
+def _reduce_huge(value: np.float32) -> tuple[np.float32, int]:
+    """Eigen's trig_reduce_huge: value = q pi/2 + r for |value| >= the huge threshold, in
+    2.62 fixed point."""
+    bits = int(np.float32(value).view(np.uint32))
+    e = (bits >> 23) - 118
+    xi = (((bits & 0x007FFFFF) | 0x00800000) << (e & 7)) & 0xFFFFFFFF
+    i = e >> 3
+    mask64 = (1 << 64) - 1
+    p = xi * _TWO_OVER_PI[i + 7]
+    p = (xi * _TWO_OVER_PI[i + 3] + (p >> 32)) & mask64
+    p = ((((xi * _TWO_OVER_PI[i - 1]) & 0xFFFFFFFF) << 32) + p) & mask64
+    q = ((p + (1 << 61)) & mask64) >> 62
+    p = (p - (q << 62)) & mask64
+    signed = p - (1 << 64) if p >= 1 << 63 else p
+    return np.float32(float(signed) * 3.4061215800865545e-19), q
+
+
+def _packet_sincos(x0: np.ndarray, sine: bool) -> np.ndarray:
+    """Eigen's psincos_float (no fused multiply-add): reduce |x| by pi/2, pick the sine or
+    cosine polynomial by the quadrant, set the sign."""
+    with np.errstate(all="ignore"):
+        x = np.abs(x0)
+        y = x * _F(0.636619746685028076171875)
+        rounded = y + _F(12582912)
+        quadrant = rounded.view(np.int32).copy()
+        y = rounded - _F(12582912)
+        for c in _PIO2_PARTS:
+            x = y * c + x
+        for k in np.flatnonzero(np.isfinite(x0) & (np.abs(x0) >= _HUGE[sine])):
+            x.flat[k], quadrant.flat[k] = _reduce_huge(np.abs(x0.flat[k]))
+        if sine:
+            sign = (x0.view(np.int32) ^ (quadrant << 30)) & np.int32(-2**31)
+        else:
+            sign = ((quadrant + 1) << 30) & np.int32(-2**31)
+        x2 = x * x
+        cos_poly = np.full_like(x, _COS_P[0])
+        for c in _COS_P[1:]:
+            cos_poly = cos_poly * x2 + c
+        sin_poly = np.full_like(x, _SIN_P[0])
+        for c in _SIN_P[1:]:
+            sin_poly = sin_poly * x2 + c
+        sin_poly = (sin_poly * x2) * x + x
+        even = (quadrant & 1) == 0
+        out = np.where(even, sin_poly, cos_poly) if sine else np.where(even, cos_poly, sin_poly)
+        return (out.astype(_F).view(np.int32) ^ sign).view(_F)
+
+
+@dataclass(frozen=True)
+class Path:
+    """The primitives of one side of an Eigen assignment: its packets or its scalar tail."""
+
+    exp: Callable[[np.ndarray], np.ndarray]
+    log: Callable[[np.ndarray], np.ndarray]
+    log1p: Callable[[np.ndarray], np.ndarray]
+
+
+PACKETS = Path(exp=_exp, log=_packet_log, log1p=_packet_log1p)
+SCALARS = Path(exp=libm.expf, log=libm.logf, log1p=libm.log1pf)
+
+
+def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray]) -> np.ndarray:
+    """An Eigen array expression of float32 `x` assigned in one pass, as ONNX Runtime's
+    element-wise functors run it at one intra-op thread: `expression(t, PACKETS)` on the
+    full packets, `expression(t, SCALARS)` on the last n % 4 elements."""
+    with np.errstate(all="ignore"):                 # IEEE's inf and NaN, as the kernels
+        return _assign(x, lambda t: expression(t, PACKETS), lambda t: expression(t, SCALARS))
+
+
+def sin(x: np.ndarray) -> np.ndarray:
+    """float32 sin(x) as ONNX Runtime's Sin kernel computes it."""
+    return _assign(x, lambda t: _packet_sincos(t, True), libm.sinf)
+
+
+def cos(x: np.ndarray) -> np.ndarray:
+    """float32 cos(x) as ONNX Runtime's Cos kernel computes it."""
+    return _assign(x, lambda t: _packet_sincos(t, False), libm.cosf)
+
+
 def log(x: np.ndarray) -> np.ndarray:
     """float32 log(x) as ONNX Runtime's Log kernel computes it."""
-    return _assign(x, _packet_log, lambda t: _scalar("logf", t))
+    return _assign(x, _packet_log, libm.logf)
 
 
 def power(x: np.ndarray, y: float) -> np.ndarray:
     """float32 x ** y (scalar y) as one Eigen `pow` assignment computes it (ONNX Runtime's
     LRN)."""
     yf = float(_F(y))
-    return _assign(x, lambda t: packet_pow(t, yf), lambda t: _scalar("powf", t, yf))
+    return _assign(x, lambda t: packet_pow(t, yf), lambda t: libm.powf(t, yf))
