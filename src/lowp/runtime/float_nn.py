@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lowp import eigen_math, mlas_sgemm, ort_math
 from lowp.errors import NodeError
-from lowp.runtime import native_float, native_rnn
+from lowp.runtime import native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
 Pads = tuple[list[int], list[int]]
@@ -104,8 +104,11 @@ def _check_conv_weight(channels: int, w_shape: tuple[int, ...], group: int,
 def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
          dilations: Sequence[int] | None = None, group: int = 1,
          kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
-         strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """N-D convolution: pad, im2col over strided window views, one matmul per group."""
+         strides: Sequence[int] | None = None, w_constant: bool = False,
+         b_constant: bool = False, **_: Any) -> np.ndarray:
+    """N-D convolution: pad, im2col over strided window views, one matmul per group; a
+    float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
+    bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv)."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -121,6 +124,11 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         raise NodeError(f"the {'x'.join(map(str, k))} kernel (dilations {d}) does not fit the "
                         f"padded input {list(in_sp)}")
     m, g = w.shape[0], group
+    nchwc = nchwc_conv.plan(x.shape, w.shape, g, w_constant, b_constant) \
+        if x.dtype == np.float32 and w.dtype == np.float32 else None
+    if nchwc is not None:
+        return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
+                                   begin + end, s, d)
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)

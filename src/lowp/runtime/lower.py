@@ -199,6 +199,14 @@ def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, obj
     return {"w_constant": _folded_constant(node.input[1], graph)}
 
 
+def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's layout transformer moves a 2-D Conv with constant weights and bias to
+    its NCHWc kernels, which sum in another order (lowp.runtime.nchwc_conv)."""
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    return {"w_constant": _folded_constant(node.input[1], graph),
+            "b_constant": not has_bias or _folded_constant(node.input[2], graph)}
+
+
 def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks constant LSTM and GRU weights (W and R separately); the
     products then sum in K blocks of 256 (lowp.mlas_sgemm)."""
@@ -208,7 +216,8 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 # what a float operator needs to know of the graph to round as ONNX Runtime does
 _ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
-                "ConvTranspose": _conv_transpose_context, "LSTM": _lstm_context,
+                "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
+                "LSTM": _lstm_context,
                 "GRU": _lstm_context}
 
 
