@@ -348,18 +348,27 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 count_include_pad: int = 0, dilations: Sequence[int] | None = None,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
-                strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """Mean over windows; the divisor counts explicit pads only with count_include_pad."""
-    native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads, auto_pad,
-                          ceil_mode, count_include_pad)
-    if native is not None:
-        return native
+                strides: Sequence[int] | None = None, nchwc_channels: int = 0,
+                **_: Any) -> np.ndarray:
+    """Mean over windows; the divisor counts explicit pads only with count_include_pad.
+    A float32 2-D pool whose channels fill MLAS's NCHWc blocks (`nchwc_channels`, the
+    channel count ONNX Runtime's shape inference knows), or that MLAS does not take, sums
+    the window row-major as ONNX Runtime then does; others column by column (MLAS)."""
     nd = x.ndim - 2
+    # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
+    # which MLAS does not take) adds row-major like the NCHWc kernel
+    generic = any(v > 1 for v in _ints(dilations, nd, 1)) or bool(count_include_pad and ceil_mode)
+    rowmajor = generic or _nchwc_pool(x, nchwc_channels)
+    if not rowmajor:
+        native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads,
+                              auto_pad, ceil_mode, count_include_pad)
+        if native is not None:
+            return native
     xf = _f(x)
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     red = tuple(range(2 + nd, 2 + 2 * nd))
-    total = _window_sum(win, nd)
+    total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
     # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
@@ -373,6 +382,24 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
     counts = _windows(cnt, k, s, d, out).sum(axis=red)
     return (total / counts).astype(x.dtype, copy=False)
+
+
+def _nchwc_pool(x: np.ndarray, channels: int) -> bool:
+    """Whether ONNX Runtime runs this float32 2-D pool with its NCHWc kernels (its layout
+    transformer needs the channel count in the graph and a multiple of the block)."""
+    block = nchwc_conv.block_size()
+    return (x.dtype == np.float32 and x.ndim == 4 and block > 0 and channels > 0
+            and channels % block == 0 and x.shape[1] == channels)
+
+
+def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
+    """Sum the `nd` trailing window axes as MLAS's NCHWc average pooling and ONNX Runtime's
+    generic pooling loop do: one tap after another in row-major order, from +0 (padded taps
+    hold 0 and add nothing)."""
+    total = np.zeros(win.shape[:-nd], win.dtype)
+    for tap in np.ndindex(*win.shape[-nd:]):
+        total += win[(Ellipsis,) + tap]
+    return total
 
 
 def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
@@ -402,10 +429,28 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 
 
 @register
-def GlobalAveragePool(x: np.ndarray, **_: Any) -> np.ndarray:
-    native = native_float.global_average_pool(x)
-    if native is not None:
-        return native
+def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np.ndarray:
+    """Mean over the spatial axes; float32 in MLAS's order: the NCHWc kernel adds the values
+    one after another (channels filling its blocks, 2-D), its NCHW kernel in four lanes,
+    (l0 + l2) + (l1 + l3), then the rest one by one; either divides by the count."""
+    if x.dtype == np.float32 and x.ndim >= 3:
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        size = int(flat.shape[2])
+        if size == 0:
+            return np.full(x.shape[:2] + (1,) * (x.ndim - 2), np.nan, np.float32)
+        if _nchwc_pool(x, nchwc_channels):
+            total = np.cumsum(flat, axis=-1, dtype=np.float32)[..., -1]
+        else:
+            head = size - size % 4
+            lanes = np.zeros(x.shape[:2] + (4,), np.float32)
+            if head:
+                quads = flat[..., :head].reshape(x.shape[:2] + (head // 4, 4))
+                lanes = np.cumsum(quads, axis=-2, dtype=np.float32)[..., -1, :]
+            total = (lanes[..., 0] + lanes[..., 2]) + (lanes[..., 1] + lanes[..., 3])
+            for j in range(head, size):
+                total = total + flat[..., j]
+        mean = total / np.float32(size)
+        return mean.reshape(x.shape[:2] + (1,) * (x.ndim - 2)).astype(np.float32)
     axes = tuple(range(2, x.ndim))
     return _f(x).mean(axis=axes, keepdims=True).astype(x.dtype, copy=False)
 

@@ -207,6 +207,14 @@ def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
             "b_constant": not has_bias or _folded_constant(node.input[2], graph)}
 
 
+def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's layout transformer moves a float 2-D pool to its NCHWc kernels when
+    its shape inference knows the channel count (and the block divides it)."""
+    shape = graph.value_shape(node.input[0])
+    channels = shape[1] if shape is not None and len(shape) == 4 else None
+    return {"nchwc_channels": channels if isinstance(channels, int) and channels > 0 else 0}
+
+
 def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks constant LSTM and GRU weights (W and R separately); the
     products then sum in K blocks of 256 (lowp.mlas_sgemm)."""
@@ -217,6 +225,7 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 # what a float operator needs to know of the graph to round as ONNX Runtime does
 _ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
+                "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "LSTM": _lstm_context,
                 "GRU": _lstm_context}
 
