@@ -494,23 +494,33 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
 
 @register
 def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float = 1.0,
-         beta: float = 1.0, transA: int = 0, transB: int = 0, **_: Any) -> np.ndarray:
+         beta: float = 1.0, transA: int = 0, transB: int = 0, b_packed: bool = False,
+         **_: Any) -> np.ndarray:
+    """Gemm; float32 as ONNX Runtime computes it: beta * C broadcast into the output first,
+    then MLAS's SGEMM accumulates alpha * A B onto it (B prepacked when it is a constant,
+    `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33))."""
     af, bf = _f(a), _f(b)
     dt = af.dtype.type
-    if transA:
-        af = af.T
-    if transB:
-        bf = bf.T
-    if af.ndim != 2 or bf.ndim != 2 or af.shape[1] != bf.shape[0]:
+    am = af.T if transA else af
+    bm = bf.T if transB else bf
+    if am.ndim != 2 or bm.ndim != 2 or am.shape[1] != bm.shape[0]:
         raise NodeError(f"A {list(a.shape)} and B {list(b.shape)} (transA={transA}, "
                         f"transB={transB}) do not multiply")
+    shape = (am.shape[0], bm.shape[1])
     if c is not None and beta != 0.0:
         try:
-            np.broadcast_shapes(c.shape, (af.shape[0], bf.shape[1]))
+            np.broadcast_shapes(c.shape, shape)
         except ValueError:
             raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
-                            f"{[af.shape[0], bf.shape[1]]}") from None
-    y = af @ bf
+                            f"{list(shape)}") from None
+    if af.dtype == np.float32 and bf.dtype == np.float32:
+        c0 = None
+        if c is not None and beta != 0.0:
+            cf = _f(c) if beta == 1.0 else dt(beta) * _f(c)
+            c0 = np.broadcast_to(cf.astype(np.float32), shape).copy()
+        return mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
+                               trans_b=bool(transB), packed=b_packed, c=c0)
+    y = am @ bm
     if alpha != 1.0:
         y = y * dt(alpha)
     if c is not None and beta != 0.0:

@@ -199,6 +199,11 @@ def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, obj
     return {"w_constant": _folded_constant(node.input[1], graph)}
 
 
+def _gemm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime prepacks a Gemm's constant B; its product then sums in other K blocks."""
+    return {"b_packed": _folded_constant(node.input[1], graph)}
+
+
 def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer moves a 2-D Conv with constant weights and bias to
     its NCHWc kernels, which sum in another order (lowp.runtime.nchwc_conv)."""
@@ -226,6 +231,7 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 _ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
+                "Gemm": _gemm_context,
                 "LSTM": _lstm_context,
                 "GRU": _lstm_context}
 
