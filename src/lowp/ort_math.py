@@ -398,6 +398,18 @@ def softmax_rows(x: np.ndarray) -> np.ndarray:
         return (e * scale[:, None]).astype(np.float32)
 
 
+def log_softmax_rows(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 log-softmax of every row of float32 (rows, n), n >= 1: the
+    same sum of exponentials as softmax_rows, its logarithm by the C library's logf, and
+    (x - max) - log(sum)."""
+    from .libm import logf
+
+    with np.errstate(all="ignore"):
+        shifted = (x + -x.max(axis=1, keepdims=True)).astype(np.float32)
+        log_sum = logf(_lane_sum(_sum_exp(shifted)))
+        return (shifted - log_sum[:, None]).astype(np.float32)
+
+
 @functools.cache
 def mlas_has_avx512f() -> bool:
     """Whether ONNX Runtime's MLAS takes its AVX-512F kernels on this CPU (the softmax order
