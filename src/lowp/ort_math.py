@@ -147,6 +147,13 @@ def eigen_row_sums(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def eigen_expression_sums(x: np.ndarray) -> np.ndarray:
+    """Row sums of float32 (rows, n), n >= 1, as Eigen sums an expression without direct
+    memory access (a squared difference, say): packets from each row's first element, no
+    alignment peeling."""
+    return _redux_rows(np.asarray(x, np.float32), 0)
+
+
 def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     """Sums over axis 1 of float32 (outer, k, inner), as MLAS's M = 1 kernel forms
     ones(k) @ x[d] (k >= 1)."""

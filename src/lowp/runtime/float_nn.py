@@ -494,6 +494,24 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 @register
 def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
                           epsilon: float = 1e-5, **_: Any) -> np.ndarray:
+    """Float32 as ONNX Runtime's kernel (docs/operators.md (O35)): per (n, c) plane, the mean
+    by Eigen's vectorized sum of the plane (peeled to its 16-byte boundary) and the sum of
+    squared deviations by Eigen's sum of an expression (not peeled), then x * s + t with
+    s = scale / sqrt(sum / W + eps) and t = bias - mean * s."""
+    if x.dtype == np.float32 and x.ndim >= 3 and x.size:
+        f = np.float32
+        n, c = x.shape[:2]
+        rows = np.ascontiguousarray(x).reshape(n * c, -1)
+        w = rows.shape[1]
+        mean = (ort_math.eigen_row_sums(rows) / f(w)).astype(f)
+        dev = (rows - mean[:, None]).astype(f)
+        squared = ort_math.eigen_expression_sums((dev * dev).astype(f))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = (f(1) / np.sqrt((squared / f(w) + f(epsilon)).astype(f))).astype(f)
+        ch = np.arange(n * c) % c
+        s = (inv * _f(scale).reshape(-1)[ch]).astype(f)
+        t = (_f(bias).reshape(-1)[ch] - (mean * s).astype(f)).astype(f)
+        return ((rows * s[:, None]).astype(f) + t[:, None]).astype(f).reshape(x.shape)
     xf = _f(x)
     axes = tuple(range(2, x.ndim))
     mean = xf.mean(axis=axes, keepdims=True)

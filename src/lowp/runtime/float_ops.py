@@ -427,9 +427,11 @@ def Sum(*xs: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Mean(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    """The inputs added in order, then multiplied by 1 / count rounded to the type, as ONNX
+    Runtime does (a division rounds otherwise on a third of the values)."""
     arrays = [x for x in xs if x is not None]
     total = _variadic(np.add, arrays)
-    return _as(total / total.dtype.type(len(arrays)), arrays[0])
+    return _as(total * total.dtype.type(1.0 / len(arrays)), arrays[0])
 
 
 def _compare(name: str, fn: Any) -> None:
