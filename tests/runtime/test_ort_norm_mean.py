@@ -46,3 +46,21 @@ def test_instance_norm_equals_onnxruntime(shape: tuple[int, ...]) -> None:
     ours, theirs = _both(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17)]), {"x": x})
     np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("shape,groups", [((1, 32, 28, 28), 8), ((2, 6, 5, 7), 3),
+                                          ((1, 4, 9), 2)])
+def test_group_norm_equals_onnxruntime(shape: tuple[int, ...], groups: int) -> None:
+    """GroupNormalization-21, which ONNX Runtime runs as its ONNX function (O36)."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 2 - 0.5).astype(np.float32)
+    c = shape[1]
+    inits = [numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "s"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "b")]
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], epsilon=1e-5,
+                            num_groups=groups)
+    graph = helper.make_graph([node], "norm", [helper.make_tensor_value_info("x", 1, shape)],
+                              [helper.make_tensor_value_info("y", 1, shape)], initializer=inits)
+    ours, theirs = _both(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 21)]), {"x": x})
+    np.testing.assert_array_equal(ours, theirs)

@@ -550,6 +550,10 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
 def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
                        epsilon: float = 1e-5, num_groups: int, opset: int = 21,
                        stash_type: int = 1, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32 and opset >= 21 and x.size:
+        ours = _group_norm_function(x, scale, bias, epsilon, num_groups)
+        if ours is not None:
+            return ours
     xf = _f(x)
     n, c = x.shape[:2]
     grouped = xf.reshape(n, num_groups, -1)
@@ -562,6 +566,26 @@ def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
     else:
         sc, bi = _f(scale), _f(bias)
     return (y * _channel(sc, x.ndim) + _channel(bi, x.ndim)).astype(x.dtype, copy=False)
+
+
+def _group_norm_function(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, epsilon: float,
+                         groups: int) -> np.ndarray | None:
+    """GroupNormalization-21 as ONNX Runtime runs it: the ONNX function body, each of its
+    float32 operators in ONNX Runtime's order (ReduceMean (O18), then
+    mean(x^2) - mean^2 + eps, sqrt, (x - mean) / std, scale * y + bias;
+    docs/operators.md (O36))."""
+    f = np.float32
+    n, c = x.shape[:2]
+    x3 = np.ascontiguousarray(x).reshape(n, groups, -1)
+    mean = ort_math.reduce_sum(x3, (2,), True, mean=True)
+    mean_sq = ort_math.reduce_sum((x3 * x3).astype(f), (2,), True, mean=True)
+    if mean is None or mean_sq is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.sqrt(((mean_sq - (mean * mean).astype(f)).astype(f) + f(epsilon)).astype(f))
+        normalized = ((x3 - mean).astype(f) / std).astype(f).reshape(n, c, -1)
+    y = (_f(scale).reshape(1, -1, 1) * normalized).astype(f) + _f(bias).reshape(1, -1, 1)
+    return y.astype(f).reshape(x.shape)
 
 
 @register
