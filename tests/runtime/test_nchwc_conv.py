@@ -37,6 +37,9 @@ def _model(w: np.ndarray, b: np.ndarray | None, x_shape: tuple[int, ...],
     (32, 32, 1, 1, [1, 0, 1, 0], [1, 1], [1, 1]),      # padded 1x1: the general kernel
     (32, 32, 3, 32, [1, 1, 1, 1], [1, 1], [1, 1]),     # depthwise
     (64, 64, 3, 2, [0, 1, 1, 0], [1, 1], [1, 1]),      # grouped, asymmetric padding
+    (20, 32, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),      # a partial last block of channels
+    (17, 8, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),       # not NCHWc: MLAS's im2col SGEMM
+    (24, 24, 3, 3, [1, 1, 1, 1], [1, 1], [1, 1]),      # grouped, not NCHWc
 ])
 def test_conv_equals_onnxruntime(c: int, m: int, k: int, group: int, pads: list[int],
                                  strides: list[int], dilations: list[int]) -> None:
@@ -64,7 +67,8 @@ def test_plan_follows_the_layout_transformer() -> None:
     assert plan((1, block, 8, 8), (8, block, 1, 1), 1, True, True).kind == "pointwise"
     assert plan((1, 2 * block, 8, 8), (2 * block, 1, 3, 3), 2 * block, True, True).kind \
         == "depthwise"
-    assert plan((1, block + 4, 8, 8), (16, block + 4, 3, 3), 1, True, True) is None
+    assert plan((1, block + 4, 8, 8), (16, block + 4, 3, 3), 1, True, True).kind == "nchwc"
+    assert plan((1, block + 3, 8, 8), (16, block + 3, 3, 3), 1, True, True) is None
     assert plan((1, 2 * block, 8, 8), (32, 2 * block, 3, 3), 1, False, True) is None
     assert plan((1, 2 * block, 8, 8), (32, 2 * block, 3, 3), 1, True, False) is None
     assert plan((1, 2 * block, 8), (32, 2 * block, 3), 1, True, True) is None
@@ -121,3 +125,32 @@ def test_native_equals_reference_on_every_path(case: tuple) -> None:  # type: ig
                              group, w.shape[2], w.shape[3], strides[0], strides[1], dil[0],
                              dil[1], pads[0], pads[1], isa, 2)
         np.testing.assert_array_equal(y, ref, err_msg=f"{isa} {kind}")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,pads", [
+    ((2, 16, 100), (32, 16, 5), [2, 2]),                   # 1-D
+    ((1, 1, 4000), (64, 1, 400), [0, 0]),                  # 1-D, an STFT's shape
+    ((1, 4, 6, 8, 8), (8, 4, 3, 3, 3), [1, 1, 1, 1, 1, 1]),  # 3-D
+])
+def test_im2col_convolutions_equal_onnxruntime(x_shape: tuple[int, ...],
+                                               w_shape: tuple[int, ...],
+                                               pads: list[int]) -> None:
+    """Convolutions ONNX Runtime keeps in NCHW: im2col, then MLAS's SGEMM per image."""
+    rng = np.random.default_rng(len(x_shape))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) * 0.1).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    strides = [160] if w_shape[-1] == 400 else [1] * (len(x_shape) - 2)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=pads, strides=strides)
+    out = ["n", "m"] + [f"s{i}" for i in range(len(x_shape) - 2)]
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", 1, x_shape)],
+                              [helper.make_tensor_value_info("y", 1, out)],
+                              initializer=[numpy_helper.from_array(w, "w"),
+                                           numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    theirs = ort.InferenceSession(model.SerializeToString(), options,
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    for backend in ("reference", "native"):
+        np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], theirs)

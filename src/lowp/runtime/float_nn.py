@@ -108,7 +108,9 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
          b_constant: bool = False, **_: Any) -> np.ndarray:
     """N-D convolution: pad, im2col over strided window views, one matmul per group; a
     float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
-    bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv)."""
+    bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
+    other float32 ones as MLAS's im2col SGEMM does, per image and group (lowp.mlas_sgemm),
+    the bias added after."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -132,8 +134,11 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
+    mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     if all(v == 1 for v in k + s) and not any(begin) and not any(end):
-        y = np.matmul(wg, xf.reshape(n, g, kk, p)).reshape((n, m) + tuple(out))
+        cols1 = xf.reshape(n, g, kk, p)
+        y = _mlas_products(wg[0], cols1) if mlas else np.matmul(wg, cols1)
+        y = y.reshape((n, m) + tuple(out))
     else:
         win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
         win = win.reshape((n, g, c // g) + win.shape[2:])
@@ -144,11 +149,25 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         step = max(1, _IM2COL_BYTES // max(1, kk * p * g * xf.itemsize))
         for i in range(0, n, step):
             cols = win[i:i + step].reshape(-1, g, kk, p)
-            np.matmul(wg, cols, out=y[i:i + step])
+            if mlas:
+                y[i:i + step] = _mlas_products(wg[0], cols)
+            else:
+                np.matmul(wg, cols, out=y[i:i + step])
         y = y.reshape((n, m) + tuple(out))
     if b is not None:
         y += _f(b).reshape((1, m) + (1,) * nd)
     return y.astype(x.dtype, copy=False)
+
+
+def _mlas_products(wg: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(n, g, m/g, p) float32 products of the filters wg (g, m/g, kk) with the columns
+    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv)."""
+    out = np.empty(cols.shape[:2] + (wg.shape[1], cols.shape[3]), np.float32)
+    for i, j in product(range(cols.shape[0]), range(cols.shape[1])):
+        a, bm = np.ascontiguousarray(wg[j]), np.ascontiguousarray(cols[i, j])
+        if not native_float.sgemm(a, bm, out[i, j]):
+            out[i, j] = mlas_sgemm.gemm(a, bm)
+    return out
 
 
 @register

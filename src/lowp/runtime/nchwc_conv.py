@@ -62,8 +62,9 @@ def block_size() -> int:
 def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant: bool,
          b_constant: bool) -> Plan | None:
     """The NCHWc kernel ONNX Runtime's layout transformer gives this Conv, or None when it
-    keeps the Conv in NCHW (1-D and 3-D, weights or bias computed at run time, channel
-    counts the blocks do not divide)."""
+    keeps the Conv in NCHW (1-D and 3-D, weights or bias computed at run time, more input
+    channels than a block but not a multiple of 4, grouped ones the blocks do not divide).
+    A last block of input channels may be partial (the transformer pads it with zeros)."""
     block = block_size()
     if block == 0 or len(x_shape) != 4 or len(w_shape) != 4 or not (w_constant and b_constant):
         return None
@@ -78,7 +79,7 @@ def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant:
         return Plan("nchwc", block)
     if cg < block:
         return Plan("nchw", block)
-    if cg % block:
+    if cg % 4:                  # ONNX Runtime 1.32 pads channels to a block from 4s on
         return None
     return Plan("pointwise" if kh == kw == 1 else "nchwc", block)
 
