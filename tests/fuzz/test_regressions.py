@@ -10,8 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from lowp.runtime import Session
+
 from .graphs import FuzzGraph
-from .harness import COMBOS, Quantizer, check_float, check_graph, quantize_lowp
+from .harness import COMBOS, Quantizer, check_float, check_graph, quantize_lowp, run_ort
 
 logging.getLogger().setLevel(logging.ERROR)
 
@@ -168,3 +170,23 @@ def test_layer_norm_of_short_rows_keeps_its_digits() -> None:
     shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)[1:]
     g = FuzzGraph(model, "input", shape, (1,), 1, ())  # type: ignore[arg-type]
     assert not check_float(g)
+
+
+@pytest.mark.parametrize("shape,w_shape", [([1, 16, 400], (24, 16, 3)),
+                                           ([1, 20, 24, 24], (32, 20, 3, 3)),
+                                           ([1, 32, 24, 24], (32, 32, 3, 3))])
+def test_float_convolution_between_quantized_tensors(shape: list[int],
+                                                     w_shape: tuple[int, ...]) -> None:
+    # ONNX Runtime's quantizer told to leave Conv in float: the float Conv between a
+    # DequantizeLinear and a QuantizeLinear summed in numpy's GEMM order, not in MLAS's
+    # (im2col SGEMM for 1-D and odd channel counts, NCHWc blocks for the others), and a
+    # quantized step after it differed by one (fuzzer: conv_act + attention, 1-D input)
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["conv"],
+                              pads=[1] * (2 * (len(shape) - 2))),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("Mul", ["relu", "half"], ["y"])]
+    g = _model(nodes, {"w": _weight(*w_shape), "b": _weight(w_shape[0], seed=1),
+                       "half": np.float32(0.5)}, shape, ["y"])
+    _assert_agrees(g, [Quantizer("ort", per_channel=False, float_convs=True)])
+    feeds = g.feeds(1, 0)        # the float graph itself: every value ONNX Runtime's
+    np.testing.assert_array_equal(Session(g.model).run(feeds)["y"], run_ort(g.model, feeds)["y"])
