@@ -15,7 +15,7 @@ from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
-from . import native_float, ort_fusions
+from . import native_float, ort_fusions, ort_weight_bias
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .lower import fold_constant_quantize, lower
@@ -61,7 +61,8 @@ class Session:
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
-        self.model = ort_fusions.apply(fold_constant_quantize(load_model(model)))
+        self.model = ort_fusions.apply(fold_constant_quantize(
+            ort_weight_bias.apply(load_model(model))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         self.input_names = [s.name for s in self.inputs]
