@@ -27,9 +27,11 @@ _F32 = np.dtype(np.float32)
 # Program method names of the extension's recordable bindings (same names and arguments)
 _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
               "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
-              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair")
-# bindings whose array arguments may be strided views (the kernel takes element strides)
-_STRIDED = frozenset({"float_binary", "lookup_pair"})
+              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "take",
+              "layer_norm", "float_softmax_rows", "float_sgemm_mlas")
+# bindings whose array arguments may be strided views (non-negative strides: the kernel
+# takes them)
+_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -73,7 +75,8 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     for a in args:
         if isinstance(a, np.ndarray) and (
                 a.dtype not in (_BYTES, _F32, np.dtype(np.int32))
-                or not (a.flags.c_contiguous or name in _STRIDED)):
+                or not (a.flags.c_contiguous or (name in _STRIDED
+                                                 and min(a.strides, default=0) >= 0))):
             return False
     return True
 

@@ -18,6 +18,7 @@ from ..ir.graph import load_model
 from . import native_float, ort_fusions
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
+from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
 from .replay import Replayer
@@ -61,7 +62,8 @@ class Session:
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
-        self.model = ort_fusions.apply(fold_constant_quantize(load_model(model)))
+        self.model = ort_fusions.apply(fold_constant_quantize(
+            inline_constant_ifs(load_model(model))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         self.input_names = [s.name for s in self.inputs]
