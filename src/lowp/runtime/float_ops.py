@@ -335,16 +335,8 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
 def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
     """Pow; an integer base as ONNX Runtime: pow in double, then a C cast to its type (a
     float or negative exponent truncates, never raises). NaN for a negative base and a
-    fractional exponent, as the spec says. A float32 or float64 base with one exponent of 2
-    or 3 is x * x or (x * x) * x, as ONNX Runtime computes those (numpy's power of 3 is
-    not that product)."""
+    fractional exponent, as the spec says."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if a.dtype in (np.float32, np.float64) and np.size(b) == 1 and b.dtype.kind in "fiu":
-            e = np.asarray(b).reshape(-1)[0]
-            if e == 2:
-                return a * a
-            if e == 3:
-                return (a * a) * a
         if np.issubdtype(a.dtype, np.integer):
             return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
         return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
