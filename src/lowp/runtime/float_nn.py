@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lowp import mlas_sgemm, ort_math
+from lowp import eigen_math, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -500,6 +500,8 @@ def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 @register
 def LRN(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
         size: int, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32 and x.ndim == 4 and size % 2 == 1 and x.size:
+        return _lrn_ort(x, alpha, beta, bias, size)
     xf = _f(x)
     c = x.shape[1]
     sq = np.pad(xf**2, [(0, 0), ((size - 1) // 2, size - 1 - (size - 1) // 2)]
@@ -507,6 +509,29 @@ def LRN(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float =
     acc = sum(sq[:, i:i + c] for i in range(size))
     dt = xf.dtype.type
     return (xf / (dt(bias) + dt(alpha / size) * acc) ** dt(beta)).astype(x.dtype, copy=False)
+
+
+def _lrn_ort(x: np.ndarray, alpha: float, beta: float, bias: float, size: int) -> np.ndarray:
+    """ONNX Runtime's float LRN (NCHW, odd size), its order of operations: the window sum
+    of squares slides along the channels (the previous channel's scale, plus the entering
+    square times alpha / size, plus the leaving one times -alpha / size, each product
+    rounded before its sum), then x * scale^(-beta) with Eigen's pow. (O26)"""
+    f = np.float32
+    n, c = x.shape[:2]
+    pre = (size - 1) // 2
+    squares = np.zeros((n, c + size - 1) + x.shape[2:], f)
+    squares[:, pre:pre + c] = x * x
+    a = f(alpha) / f(size)
+    scale = np.empty_like(x)
+    running = np.full((n,) + x.shape[2:], f(bias), f)
+    for p in range(size):
+        running = running + squares[:, p] * a
+    scale[:, 0] = running
+    for ch in range(1, c):
+        running = running + squares[:, ch + size - 1] * a
+        running = running + squares[:, ch - 1] * -a
+        scale[:, ch] = running
+    return x * eigen_math.power(scale, -f(beta))
 
 
 # --- resize -------------------------------------------------------------------------------

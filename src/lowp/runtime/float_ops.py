@@ -16,7 +16,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import mlas_sgemm, ort_math
+from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import (
@@ -141,8 +141,26 @@ def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) ->
     return _as(y, x)
 
 
+# float32 Elu, Selu, Celu, Softplus and Softsign are ONNX Runtime's Eigen functors (packet
+# exp and log1p, the C library's on the tail: lowp.eigen_math, docs/operators.md (O28)); Mish
+# is the ONNX function ONNX Runtime expands it into (Softplus, MLAS's Tanh, Mul).
+_F32 = np.float32
+
+
+def _softplus32(x: np.ndarray) -> np.ndarray:
+    return eigen_math.evaluate(x, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)),
+                                                        p.log1p(p.exp(t))))
+
+
+def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
+    a = _F32(alpha)
+    return eigen_math.evaluate(x, lambda t, p: np.where(t >= 0, t, a * (p.exp(t) - _F32(1))))
+
+
 @register
 def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return _elu32(x, alpha)
     xf = _f(x)
     return _as(np.where(xf > 0, xf, xf.dtype.type(alpha) * np.expm1(np.minimum(xf, 0))), x)
 
@@ -150,6 +168,10 @@ def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
 @register
 def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
          gamma: float = 1.05070102214813232421875, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        a, g = _F32(alpha), _F32(gamma)      # ONNX Runtime's build multiplies gamma * alpha
+        return eigen_math.evaluate(x, lambda t, p: g * np.maximum(t, _F32(0))
+                                   + (g * a) * np.minimum(p.exp(t) - _F32(1), _F32(0)))
     xf = _f(x)
     dt = xf.dtype.type
     neg = dt(alpha) * np.expm1(np.minimum(xf, 0))
@@ -158,6 +180,10 @@ def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
 
 @register
 def Celu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        a = _F32(alpha)
+        return eigen_math.evaluate(x, lambda t, p: np.maximum(t, _F32(0)) + np.minimum(
+            a * (p.exp(t / a) - _F32(1)), _F32(0)))
     xf = _f(x)
     dt = xf.dtype.type
     return _as(np.maximum(xf, 0) + np.minimum(0, dt(alpha) * np.expm1(xf / dt(alpha))), x)
@@ -170,18 +196,25 @@ def ThresholdedRelu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarra
 
 @register
 def Softplus(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return _softplus32(x)
     xf = _f(x)
     return _as(np.logaddexp(xf, 0), x)
 
 
 @register
 def Softsign(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return eigen_math.evaluate(x, lambda t, p: (_F32(1) / (_F32(1) + np.abs(t))) * t)
     xf = _f(x)
     return _as(xf / (1 + np.abs(xf)), x)
 
 
 @register
 def Mish(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        with np.errstate(invalid="ignore"):
+            return x * ort_math.tanh(_softplus32(x))
     xf = _f(x)
     return _as(xf * np.tanh(np.logaddexp(xf, 0)), x)
 
@@ -239,9 +272,22 @@ def _exp(x: np.ndarray) -> np.ndarray:
     return ort_math.exp(x) if x.dtype == np.float32 else np.exp(x)
 
 
+def _sin(x: np.ndarray) -> np.ndarray:
+    return eigen_math.sin(x) if x.dtype == np.float32 else np.sin(x)
+
+
+def _cos(x: np.ndarray) -> np.ndarray:
+    return eigen_math.cos(x) if x.dtype == np.float32 else np.cos(x)
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math) for float32, numpy's otherwise."""
+    return eigen_math.log(x) if x.dtype == np.float32 else np.log(x)
+
+
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", np.log), ("Sin", np.sin),
-                   ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
+                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", _log), ("Sin", _sin),
+                   ("Cos", _cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
                    ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
                    ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]
 for _name, _unary_fn in _UNARY:
@@ -335,11 +381,25 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
 def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
     """Pow; an integer base as ONNX Runtime: pow in double, then a C cast to its type (a
     float or negative exponent truncates, never raises). NaN for a negative base and a
-    fractional exponent, as the spec says."""
+    fractional exponent, as the spec says. A float32 base as ONNX Runtime's kernel: x * x
+    and x * x * x for a one-value exponent of 2 and 3, powf for a float32 exponent, and pow
+    in double rounded once for other exponent types (C++'s std::pow overloads)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if np.issubdtype(a.dtype, np.integer):
             return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+        if a.dtype == np.float32:
+            return _pow_float32(a, b)
         return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+
+
+def _pow_float32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if b.size == 1 and b.reshape(-1)[0] in (2, 3):
+        square = a * a
+        out = square if b.reshape(-1)[0] == 2 else square * a
+        return np.broadcast_to(out, np.broadcast_shapes(a.shape, b.shape)).copy()
+    if b.dtype == np.float32:
+        return libm.powf(a, b)
+    return np.power(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
 
 
 def _variadic(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
