@@ -12,13 +12,13 @@ from lowp.runtime import Session
 from lowp.runtime.backends import native_available
 
 
-def _model(exponent: np.ndarray, then_relu: bool = False) -> bytes:
+def _model(exponent: np.ndarray, then_relu: bool = False, rank: int = 2) -> bytes:
     nodes = [helper.make_node("Pow", ["x", "e"], ["p" if then_relu else "y"])]
     if then_relu:
         nodes.append(helper.make_node("Relu", ["p"], ["y"]))
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1] * (rank - 2) + ["N", 5])],
         [numpy_helper.from_array(exponent, "e")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]
                              ).SerializeToString()
@@ -48,3 +48,15 @@ def test_square_replays_natively():
     assert fast._replayer is not None
     sig = (("x", (3, 5), "<f4"),)
     assert fast._replayer.programs(sig) == [2]
+
+
+@pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+def test_square_by_an_exponent_of_higher_rank_keeps_its_shape():
+    """Pow(x (N, 5), e (1, 1, 1)) is (1, N, 5): that step runs the plain way."""
+    model = _model(np.full((1, 1, 1), 2, np.float32), rank=3)
+    fast, plain = Session(model), Session(model, replay=False)
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    for _ in range(4):
+        got, want = fast.run({"x": x})["y"], plain.run({"x": x})["y"]
+        assert got.shape == want.shape == (1, 2, 5)
+        np.testing.assert_array_equal(got, want)

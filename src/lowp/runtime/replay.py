@@ -396,8 +396,8 @@ class Replayer:
         if not isinstance(x, np.ndarray) or not isinstance(e, np.ndarray) or e.size != 1:
             return None
         if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
-                e.reshape(-1)[0] != 2):
-            return None
+                e.reshape(-1)[0] != 2) or e.ndim > x.ndim:
+            return None                 # (a higher-rank exponent would add unit axes)
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
         make = program.FLOAT_KERNELS["Mul"]
         if out_layout is None or len(step.inputs) != 2:
