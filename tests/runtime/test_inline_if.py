@@ -92,3 +92,44 @@ def test_inlined_branch_replays():
     assert s._replayer is not None
     sig = (("x", (2, 3), "<f4"),)
     assert s._replayer.replayed_steps(sig) == len(s.steps)
+
+
+@pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+def test_ifs_on_shapes_replay_per_signature():
+    """If(shape test) as exporters write it: with the condition fixed by the feed shapes,
+    an If handing on its input replays, one of constants only is folded, and the shape
+    arithmetic around them is folded too; each signature takes its own branch."""
+    def branch(name: str, node: onnx.NodeProto, out: str) -> onnx.GraphProto:
+        return _branch(name, [node], out)
+
+    if_a = helper.make_node(
+        "If", ["c"], ["a"], then_branch=branch("a_then", helper.make_node("Identity", ["x"],
+                                                                         ["ta"]), "ta"),
+        else_branch=branch("a_else", helper.make_node("Neg", ["x"], ["ea"]), "ea"))
+    if_b = helper.make_node(
+        "If", ["c"], ["b"], then_branch=branch("b_then", helper.make_node("Identity", ["k1"],
+                                                                         ["tb"]), "tb"),
+        else_branch=branch("b_else", helper.make_node("Identity", ["k2"], ["eb"]), "eb"))
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["d0"], axis=0),
+             helper.make_node("Equal", ["d0", "one"], ["c"]), if_a, if_b,
+             helper.make_node("Mul", ["a", "b"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+         numpy_helper.from_array(np.array(1, np.int64), "one"),
+         numpy_helper.from_array(np.full(3, 2, np.float32), "k1"),
+         numpy_helper.from_array(np.full(3, 3, np.float32), "k2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    s = Session(model)
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 1, 2, 1, 2, 1, 2):
+        x = rng.standard_normal((n, 3)).astype(np.float32)
+        want = x * 2 if n == 1 else -x * 3
+        np.testing.assert_array_equal(s.run({"x": x})["y"], want)
+    assert s._replayer is not None
+    for n in (1, 2):
+        assert s._replayer.replayed_steps((("x", (n, 3), "<f4"),)) == (
+            len(s.steps) if n == 1 else len(s.steps) - 1)     # (Neg: a new array, plain)

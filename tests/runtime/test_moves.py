@@ -127,3 +127,27 @@ def test_steps_computing_values_are_not_maps():
     env = {"x": np.arange(1, 6, dtype=np.float32)}
     assert moves.applies(step, env, frozenset())
     assert moves.index_map(step, env, {}, execute) is None
+
+
+@pytest.mark.parametrize("to", [TensorProto.FLOAT, TensorProto.DOUBLE])
+def test_cast_to_the_same_type_is_handed_on(to):
+    """A Cast to the input's type is the input (replayed by handing it on); to another type
+    it converts and runs the plain way; both give the plain results."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Cast", ["r"], ["c"], to=to),
+             helper.make_node("Cast", ["c"], ["c2"], to=TensorProto.FLOAT),
+             helper.make_node("Sigmoid", ["c2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "cast", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    fast = Session(model.SerializeToString())
+    plain = Session(model.SerializeToString(), replay=False)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.standard_normal((3, 4)).astype(np.float32)
+        np.testing.assert_array_equal(fast.run({"x": x})["y"], plain.run({"x": x})["y"])
+    assert fast._replayer is not None
+    replayed = fast._replayer.replayed_steps((("x", (3, 4), "<f4"),))
+    assert replayed == (4 if to == TensorProto.FLOAT else 2)

@@ -119,10 +119,11 @@ def _fold(steps: list[Step], fixed_values: set[str]) -> set[int] | None:
     when some shape may depend on values."""
     fixed: set[int] = set()
     for i, step in enumerate(steps):
-        if step.op_type in DATA_DEPENDENT_SHAPES and not _fixed_branch(step, fixed_values):
+        fixed_if = _fixed_branch(step, fixed_values)
+        if step.op_type in DATA_DEPENDENT_SHAPES and not fixed_if:
             return None
         ins = [n for n in step.inputs if n]
-        if step.kind == "float" and step.op_type in FOLDABLE and (
+        if step.kind == "float" and (step.op_type in FOLDABLE or fixed_if) and (
                 step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins)):
             fixed.add(i)
             fixed_values.update(o for o in step.outputs if o)
@@ -274,10 +275,12 @@ class Replayer:
 
     def _views_only(self, step: Step) -> bool:
         """A float step that may hand on views of its inputs (replayed when both recordings
-        did so the same way): reshapes, data movement, and Ifs whose condition is fixed
-        (their branch is the same on every run of a signature: `Squeeze` or `Identity`)."""
+        did so the same way): reshapes, data movement, a Cast to the input's own type, and
+        Ifs whose condition is fixed (their branch is the same on every run of a signature:
+        `Squeeze` or `Identity`)."""
         return step.kind == "float" and (
             step.op_type in RESHAPES or step.op_type in moves.MOVES
+            or step.op_type in ("Cast", "CastLike")
             or (step.op_type == "If" and step.inputs[0] in self._fixed_names))
 
     def _record_native_float(self, index: int, step: Step, env: Env, layout: Layouts,
@@ -575,7 +578,7 @@ def _native_capable(step: Step) -> bool:
                                   or step.op_type in NATIVE_FLOAT
                                   or step.op_type in ("Clip", "Pow")
                                   or step.op_type in RESHAPES or step.op_type in moves.MOVES
-                                  or step.op_type == "If"))
+                                  or step.op_type in ("If", "Cast", "CastLike")))
 
 
 def _stable_outputs(index: int, step: Step, env: Env, buffers: dict[object, np.ndarray],
