@@ -3,13 +3,16 @@ file, timed in interleaved rounds, and where lowp's replayed run spends its time
 
     python evals/corpus/run.py --models silero_vad_op15 ... --keep DIR   # writes the files
     python bench/tiny_models.py DIR [--models ...] [--threads 1 2] [--repeats 400] [--top 6]
+                                    [--blocks]
 
 Per model and thread count: the median of `--repeats` runs of one batch of the model's
 evaluation feeds for both engines (the same feeds), and the lowp runs' agreement with ONNX
-Runtime (% identical output elements). With `--top N`, the N most expensive parts of the
-replayed run: native Programs (`Segment`: how many steps, how many outside tensors it
-checks), recorded calls repeated from Python (`Calls`) and steps run the plain way
-(`Plain`), each timed around its runner.
+Runtime (% identical output elements). With `--blocks` each engine is timed in a block of
+its own instead of in alternating rounds: with two threads ONNX Runtime's workers spin for
+a while after each of its runs and hold a core that the next lowp run then waits for.
+With `--top N`, the N most expensive parts of the replayed run: native Programs
+(`Segment`: how many steps, how many outside tensors it checks), recorded calls repeated
+from Python (`Calls`) and steps run the plain way (`Plain`), each timed around its runner.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", nargs="+", type=int, default=[1])
     p.add_argument("--repeats", type=int, default=400)
     p.add_argument("--top", type=int, default=0)
+    p.add_argument("--blocks", action="store_true",
+                   help="time each engine in its own block, not in alternating rounds")
     args = p.parse_args(argv)
     rows = []
     for name in args.models:
@@ -98,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             theirs = _ort(path, threads)
             names = [o.name for o in theirs.get_outputs()]
             ident = _identical(ours.run(feeds), theirs.run(None, feeds), names)
-            lo, ox = interleaved_ms([lambda s=ours, f=feeds: s.run(f),
-                                     lambda s=theirs, f=feeds: s.run(None, f)],
-                                    args.repeats, budget=20.0)
+            runs = [lambda s=ours, f=feeds: s.run(f), lambda s=theirs, f=feeds: s.run(None, f)]
+            if args.blocks:
+                lo, ox = (interleaved_ms([run], args.repeats, budget=20.0)[0] for run in runs)
+            else:
+                lo, ox = interleaved_ms(runs, args.repeats, budget=20.0)
             rows.append([name, threads, f"{lo:.3f}", f"{ox:.3f}", f"{lo / ox:.2f}",
                          f"{ident:.1f}"])
             if args.top:
