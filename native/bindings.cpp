@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "dispatch.h"
 #include "float_elementwise.h"
+#include "float_exact.h"
 #include "float_kernels.h"
 #include "gather.h"
 #include "layer_norm.h"
@@ -276,6 +277,14 @@ lowp::Kernel make_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
   a.y = y.data(), a.mean = mean.data(), a.inv_std = inv_std.data();
   a.rows = int64_t(mean.size()), a.n = int64_t(n), a.epsilon = epsilon;
   return [a, threads, x, scale, bias, y, mean, inv_std] { lowp::run_layer_norm(a, threads); };
+}
+
+lowp::Kernel make_float_sqrt(Floats x, OutFloats y, int threads) {
+  // y = sqrt(x) element-wise (correctly rounded, as numpy); y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_sqrt needs same sizes");
+  return [threads, x, y] {
+    lowp::run_float_sqrt(x.data(), y.data(), int64_t(x.size()), threads);
+  };
 }
 
 lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig,
@@ -599,6 +608,7 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "layer_norm", &make_layer_norm, "x"_a, "scale"_a, "bias"_a.none(),
              "y"_a, "mean"_a, "inv_std"_a, "epsilon"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,

@@ -40,7 +40,7 @@ nanobind_add_module(_native NB_STATIC
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>
   $<TARGET_OBJECTS:lowp_rnn_avx512> native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
-  native/gather.cpp native/layer_norm.cpp $<TARGET_OBJECTS:lowp_ln_scalar>
+  native/gather.cpp native/float_exact.cpp native/layer_norm.cpp $<TARGET_OBJECTS:lowp_ln_scalar>
   $<TARGET_OBJECTS:lowp_ln_fma>)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
