@@ -16,7 +16,10 @@
 #include "conv.h"
 #include "dispatch.h"
 #include "float_elementwise.h"
+#include "float_exact.h"
 #include "float_kernels.h"
+#include "gather.h"
+#include "layer_norm.h"
 #include "program.h"
 #include "recurrent.h"
 #include "threadpool.h"
@@ -257,6 +260,51 @@ lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads)
   return [n, threads, x, y] {
     lowp::run_float_mean_rows(x.data(), y.data(), int64_t(y.size()), n, threads);
   };
+}
+
+lowp::Kernel make_layer_norm(Floats x, Floats scale, std::optional<Floats> bias, OutFloats y,
+                             OutFloats mean, OutFloats inv_std, float epsilon, int threads) {
+  // y (rows x n) = LayerNormalization of each row of x in ONNX Runtime's order; mean and
+  // inv_std get one value per row (layer_norm.h)
+  const size_t n = scale.size();
+  if (n < 1 || x.size() != y.size() || x.size() % n != 0 || mean.size() * n != x.size() ||
+      inv_std.size() != mean.size() || (bias && bias->size() != n))
+    throw std::invalid_argument("layer_norm needs rows x n values, n scales (and biases), "
+                                "rows means and inverse deviations");
+  if (x.data() == y.data()) throw std::invalid_argument("layer_norm cannot run in place");
+  lowp::LayerNormArgs a;
+  a.x = x.data(), a.scale = scale.data(), a.bias = bias ? bias->data() : nullptr;
+  a.y = y.data(), a.mean = mean.data(), a.inv_std = inv_std.data();
+  a.rows = int64_t(mean.size()), a.n = int64_t(n), a.epsilon = epsilon;
+  return [a, threads, x, scale, bias, y, mean, inv_std] { lowp::run_layer_norm(a, threads); };
+}
+
+lowp::Kernel make_float_sqrt(Floats x, OutFloats y, int threads) {
+  // y = sqrt(x) element-wise (correctly rounded, as numpy); y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_sqrt needs same sizes");
+  return [threads, x, y] {
+    lowp::run_float_sqrt(x.data(), y.data(), int64_t(x.size()), threads);
+  };
+}
+
+lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig,
+                                            nb::device::cpu> map, Bytes fill, OutBytes y,
+                       int itemsize, int threads) {
+  // y[i] = x[map[i]], or fill[-1 - map[i]] for map[i] < 0 (elements of itemsize bytes);
+  // every index is checked here, once, so the kernel never reads out of bounds
+  if ((itemsize != 1 && itemsize != 2 && itemsize != 4 && itemsize != 8) ||
+      y.size() != map.size() * size_t(itemsize) || x.size() % size_t(itemsize) != 0 ||
+      fill.size() % size_t(itemsize) != 0)
+    throw std::invalid_argument("take needs 1, 2, 4 or 8-byte elements and a map per output");
+  const int64_t nx = int64_t(x.size()) / itemsize, nf = int64_t(fill.size()) / itemsize;
+  for (size_t i = 0; i < map.size(); ++i) {
+    const int64_t m = map.data()[i];
+    if (m >= nx || -1 - m >= nf) throw std::invalid_argument("take map out of range");
+  }
+  lowp::TakeArgs a;
+  a.x = x.data(), a.fill = fill.data(), a.map = map.data(), a.y = y.data();
+  a.n = int64_t(map.size()), a.itemsize = itemsize;
+  return [a, threads, x, map, fill, y] { lowp::run_take(a, threads); };
 }
 
 lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threads) {
@@ -557,6 +605,11 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_mean_rows", &make_float_mean_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "layer_norm", &make_layer_norm, "x"_a, "scale"_a, "bias"_a.none(),
+             "y"_a, "mean"_a, "inv_std"_a, "epsilon"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);

@@ -4,6 +4,8 @@
 // results never depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -166,23 +168,91 @@ void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t 
   }
 }
 
+// Panel of B for K block [k0, k0 + kb) and columns [j0, j0 + cols): strips of 2W columns,
+// k-major inside, zero-padded to np columns.
+void pack_panel(const SgemmArgs& g, int64_t k0, int64_t kb, int64_t j0, int64_t cols,
+                int64_t np, int64_t W, float* panel) {
+  std::fill_n(panel, kb * np, 0.0f);
+  for (int64_t j = 0; j < cols; ++j) {
+    float* dst = panel + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
+    const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
+    for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+  }
+}
+
+// Every panel of a prepacked B (ONNX Runtime packs constant weights once), kept between calls
+// of this thread per operand and reused while B's values equal those it was packed from.
+struct KeptPanels {
+  const float* b = nullptr;
+  int64_t k = 0, n = 0, sb_k = 0, sb_n = 0, stride_k = 0, width = 0;
+  std::vector<float> source;  // B's memory (from b, `extent` floats) when packed
+  std::vector<float> panels;  // the panels of every (K block, column block) in order
+};
+
+constexpr int64_t kPanelColumns = 512;
+
+const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
+  // small operands only (the recurrent layers' weights): for large ones packing is a small
+  // part of the product, and the copies would hold megabytes per operand
+  const int64_t extent = (g.k - 1) * g.sb_k + (g.n - 1) * g.sb_n + 1;
+  if (g.k * g.n > (int64_t(1) << 17) || extent > 2 * g.k * g.n) return nullptr;
+  constexpr size_t kKept = 8;
+  thread_local std::vector<std::unique_ptr<KeptPanels>> kept;  // most recent last
+  KeptPanels* e = nullptr;
+  for (size_t i = 0; i < kept.size() && e == nullptr; ++i) {
+    KeptPanels& c = *kept[i];
+    if (c.b == g.b && c.k == g.k && c.n == g.n && c.sb_k == g.sb_k && c.sb_n == g.sb_n &&
+        c.stride_k == stride_k && c.width == W) {
+      std::rotate(kept.begin() + i, kept.begin() + i + 1, kept.end());
+      e = kept.back().get();
+    }
+  }
+  if (e != nullptr &&
+      std::memcmp(e->source.data(), g.b, size_t(extent) * sizeof(float)) == 0)
+    return e->panels.data();
+  if (e == nullptr) {
+    if (kept.size() == kKept) kept.erase(kept.begin());
+    kept.push_back(std::make_unique<KeptPanels>());
+    e = kept.back().get();
+    e->b = g.b, e->k = g.k, e->n = g.n, e->sb_k = g.sb_k, e->sb_n = g.sb_n;
+    e->stride_k = stride_k, e->width = W;
+  }
+  e->source.assign(g.b, g.b + extent);
+  e->panels.clear();
+  for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
+    const int64_t kb = std::min(stride_k, g.k - k0);
+    for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
+      const int64_t cols = std::min(kPanelColumns, g.n - j0);
+      const int64_t np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
+      const size_t at = e->panels.size();
+      e->panels.resize(at + size_t(kb * np));
+      pack_panel(g, k0, kb, j0, cols, np, W, e->panels.data() + at);
+    }
+  }
+  return e->panels.data();
+}
+
 // The general kernel: K blocks of stride_k; B packed per block into zero-padded panels of
-// up to 512 columns (the panel width does not change any sum); rows split between threads.
+// up to 512 columns (the panel width does not change any sum), kept between calls when B is
+// prepacked (a constant); rows split between threads.
 void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   const FloatKernels& kern = active_float_kernels();
-  const int64_t W = kern.width, nb = 512;
+  const int64_t W = kern.width;
+  const float* kept = g.packed ? kept_panels(g, stride_k, W) : nullptr;
   std::vector<float> panel;
   for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
     const int64_t kb = std::min(stride_k, g.k - k0);
-    for (int64_t j0 = 0; j0 < g.n; j0 += nb) {
-      const int64_t cols = std::min(nb, g.n - j0), np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
-      panel.assign(size_t(kb * np), 0.0f);
-      for (int64_t j = 0; j < cols; ++j) {  // strips of 2W columns, k-major inside
-        float* dst = panel.data() + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
-        const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
-        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+    for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
+      const int64_t cols = std::min(kPanelColumns, g.n - j0);
+      const int64_t np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
+      const float* bp = kept;
+      if (kept != nullptr) {
+        kept += kb * np;
+      } else {
+        panel.resize(size_t(kb * np));
+        pack_panel(g, k0, kb, j0, cols, np, W, panel.data());
+        bp = panel.data();
       }
-      const float* bp = panel.data();
       run_elementwise(g.m, std::max<int64_t>(4, (int64_t(1) << 15) / std::max<int64_t>(1, kb * np)),
                       threads, [&](int64_t i0, int64_t len) {
                         kern.sgemm_block(g.a + i0 * g.sa_m + k0 * g.sa_k, g.sa_m, g.sa_k, bp, np,

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -26,6 +28,7 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // Buffers of one direction; every row is padded to hp floats with zeros.
 struct Workspace {
   std::vector<float> rt;     // packed R^T: (H, G * hp), rt[k][g * hp + j] = R[g * H + j][k]
+  std::vector<float> r_src;  // the R that rt was packed from (rt is reused while R equals it)
   std::vector<float> gates;  // (B, G * hp)
   std::vector<float> h, c;   // (B, hp) state
   std::vector<float> aux;    // (B, hp): r * h (GRU) or the input part of the h gate (lbr)
@@ -36,11 +39,16 @@ struct Workspace {
 
 void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
   const int64_t H = a.h, B = a.b, G = a.gru ? 3 : 4, gw = G * hp;
-  w.rt.assign(size_t(H * gw), 0.0f);
   const float* r = a.r + d * G * H * H;
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t j = 0; j < H; ++j)
-      for (int64_t k = 0; k < H; ++k) w.rt[size_t(k * gw + g * hp + j)] = r[(g * H + j) * H + k];
+  const size_t rn = size_t(G * H * H);
+  if (w.rt.size() != size_t(H * gw) || w.r_src.size() != rn ||
+      std::memcmp(w.r_src.data(), r, rn * sizeof(float)) != 0) {
+    w.rt.assign(size_t(H * gw), 0.0f);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t j = 0; j < H; ++j)
+        for (int64_t k = 0; k < H; ++k) w.rt[size_t(k * gw + g * hp + j)] = r[(g * H + j) * H + k];
+    w.r_src.assign(r, r + rn);
+  }
   w.gates.assign(size_t(B * gw), 0.0f);
   w.h.assign(size_t(B * hp), 0.0f);
   w.c.assign(a.gru ? 0 : size_t(B * hp), 0.0f);
@@ -163,19 +171,39 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   }
 }
 
+// The workspace of the weights at `r` (one direction's R), kept between calls of this
+// thread: a model's recurrent nodes run with the same constant weights on every call, so
+// their packed R^T is reused (prepare checks R's values, so reused memory is never trusted).
+Workspace& workspace(const float* r) {
+  constexpr size_t kKept = 16;
+  thread_local std::vector<std::pair<const float*, std::unique_ptr<Workspace>>> kept;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i].first != r) continue;
+    std::rotate(kept.begin() + i, kept.begin() + i + 1, kept.end());  // most recent last
+    return *kept.back().second;
+  }
+  if (kept.size() == kKept) kept.erase(kept.begin());
+  kept.emplace_back(r, std::make_unique<Workspace>());
+  return *kept.back().second;
+}
+
 }  // namespace
 
 void run_rnn(const RnnArgs& a, int threads) {
   const RnnKernels& k = active_rnn_kernels();
   const int64_t hp = round_up(a.h, kRnnAlign);
-  std::vector<Workspace> ws(size_t(a.d));
-  for (int64_t d = 0; d < a.d; ++d) prepare(a, d, hp, ws[size_t(d)]);
+  const int64_t G = a.gru ? 3 : 4;
+  Workspace* ws[2] = {nullptr, nullptr};
+  for (int64_t d = 0; d < a.d; ++d) {
+    ws[d] = &workspace(a.r + d * G * a.h * a.h);
+    prepare(a, d, hp, *ws[d]);
+  }
   if (threads < 1) threads = ThreadPool::max_threads();
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, ws[size_t(d)]); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, *ws[d]); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, ws[size_t(d)]);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, *ws[d]);
   }
 }
 

@@ -67,7 +67,8 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
             return tuple(plan.run(outer, {}))
 
         return Step(node.name, "If", "float", inputs, list(node.output), run_if,
-                    act_inputs=tuple(range(len(inputs))))
+                    act_inputs=tuple(range(len(inputs))),
+                    subplans=(branches["then_branch"], branches["else_branch"]))
     del attrs
     body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode, constants)
     n_in = len(node.input)

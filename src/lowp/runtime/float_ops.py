@@ -977,10 +977,13 @@ _FLOAT8 = frozenset({TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ,
 def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
          **_: Any) -> np.ndarray:
     """Cast; to float8 with saturate=1 (the default) out-of-range values become the
-    largest finite value of the sign (numpy_helper's saturate_cast, as the spec says)."""
+    largest finite value of the sign (numpy_helper's saturate_cast, as the spec says). To
+    the input's own type it is the input itself (no copy: lowp.runtime.replay hands it on)."""
     dtype = helper.tensor_dtype_to_np_dtype(to)
     if dtype == np.object_ or x.dtype == np.object_:
         raise unsupported("Cast", "string tensors")
+    if dtype == x.dtype:
+        return x
     if dtype == np.bool_:
         return x != 0
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):

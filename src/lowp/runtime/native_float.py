@@ -165,9 +165,27 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
     if ext is None:
         return None
     src = np.ascontiguousarray(x)
-    y = np.empty(src.shape, np.float32)
-    ext.float_softmax_rows(src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
+    y = _empty(src.shape)
+    call(ext.float_softmax_rows, src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
     return y
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, n: int,
+               epsilon: float, stat_shape: tuple[int, ...]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(Y, Mean, InvStdDev) of LayerNormalization over the last `n` values of float32 `x`
+    (statistics in `stat_shape`), bit for bit with lowp.ort_math.layer_norm_rows, or None."""
+    ext = _has(_usable("LayerNormalization", x), "layer_norm")
+    if ext is None or n < 1 or x.size % n or scale.dtype != np.float32 or scale.size != n or (
+            bias is not None and (bias.dtype != np.float32 or bias.size != n)):
+        return None
+    y = _empty(x.shape)
+    mean, inv = _empty(stat_shape), _empty(stat_shape)
+    call(ext.layer_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         mean.reshape(-1), inv.reshape(-1), float(epsilon), _threads)
+    return y, mean, inv
 
 
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,3 +44,4 @@ class Step:
     replayable: bool = False
     channels_last_fn: StepFn | None = None
     output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was
+    subplans: tuple[Any, ...] = ()          # If: its branches (lowp.runtime.control.SubPlan)

@@ -27,9 +27,11 @@ _F32 = np.dtype(np.float32)
 # Program method names of the extension's recordable bindings (same names and arguments)
 _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
               "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
-              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair")
-# bindings whose array arguments may be strided views (the kernel takes element strides)
-_STRIDED = frozenset({"float_binary", "lookup_pair"})
+              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "take",
+              "layer_norm", "float_softmax_rows", "float_sgemm_mlas", "float_sqrt")
+# bindings whose array arguments may be strided views (non-negative strides: the kernel
+# takes them)
+_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -73,7 +75,8 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     for a in args:
         if isinstance(a, np.ndarray) and (
                 a.dtype not in (_BYTES, _F32, np.dtype(np.int32))
-                or not (a.flags.c_contiguous or name in _STRIDED)):
+                or not (a.flags.c_contiguous or (name in _STRIDED
+                                                 and min(a.strides, default=0) >= 0))):
             return False
     return True
 
@@ -168,6 +171,11 @@ def _relu(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
                                        threads)), y
 
 
+def _sqrt(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    (x,) = inputs
+    return (extension().float_sqrt, (x.reshape(-1), y.reshape(-1), threads)), y
+
+
 def _unary(op: str) -> FloatKernel:
     def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
         (x,) = inputs
@@ -181,6 +189,7 @@ def _unary(op: str) -> FloatKernel:
 FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
     "Relu": FloatKernel(1, _relu),
+    "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},

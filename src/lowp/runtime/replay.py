@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native_float, program
+from . import moves, native_float, program
 from .plan import CF, CL, Step
 from .tape import Call, recording
 
@@ -78,7 +78,7 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
-                          "MatMul", "FusedMatMul"})
+                          "MatMul", "FusedMatMul", "LayerNormalization", "Softmax"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -111,21 +111,37 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
 def fixed_steps(steps: list[Step], constants: set[str]) -> set[int]:
     """Indices of the float steps whose outputs depend only on constants and on the shapes
     the feeds fix; empty when some shape in the model may depend on values."""
-    fixed_values = set(constants)
+    return _fold(steps, set(constants)) or set()
+
+
+def _fold(steps: list[Step], fixed_values: set[str]) -> set[int] | None:
+    """`fixed_steps` of `steps` given the names already fixed (extended in place); None
+    when some shape may depend on values."""
     fixed: set[int] = set()
     for i, step in enumerate(steps):
-        if step.op_type in DATA_DEPENDENT_SHAPES:
-            return set()
+        fixed_if = _fixed_branch(step, fixed_values)
+        if step.op_type in DATA_DEPENDENT_SHAPES and not fixed_if:
+            return None
         ins = [n for n in step.inputs if n]
-        if step.kind == "float" and step.op_type in FOLDABLE and (
+        if step.kind == "float" and (step.op_type in FOLDABLE or fixed_if) and (
                 step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins)):
             fixed.add(i)
             fixed_values.update(o for o in step.outputs if o)
     for step in steps:
         for k in SHAPE_INPUTS.get(step.op_type, ()):
             if k < len(step.inputs) and step.inputs[k] and step.inputs[k] not in fixed_values:
-                return set()                     # a shape computed from data
+                return None                      # a shape computed from data
     return fixed
+
+
+def _fixed_branch(step: Step, fixed_values: set[str]) -> bool:
+    """An If on a fixed condition (the same branch on every run of a signature) whose
+    branches fix their shapes too: exporters test shapes this way (`If(Size(Shape(x)) ==
+    1, Squeeze, Identity)`)."""
+    if step.op_type != "If" or not step.subplans or step.inputs[0] not in fixed_values:
+        return False
+    return all(_fold(sub.steps, fixed_values | set(sub.constants)) is not None
+               for sub in step.subplans)
 
 
 class Replayer:
@@ -142,6 +158,9 @@ class Replayer:
         # these and what later plain steps read, unless asked for more
         self._outputs = None if outputs is None else frozenset(outputs)
         self._fixed = fixed_steps(steps, set(self._constants))
+        # values the same on every run of a signature: constants and fixed steps' outputs
+        self._fixed_names = self._constants | frozenset(
+            o for i in self._fixed for o in steps[i].outputs if o)
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: dict[object, list[Runner]] = {}
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
@@ -241,7 +260,7 @@ class Replayer:
             record: _Record | None = None
             if step.kind == "float" and step.op_type in NATIVE_FLOAT:
                 record = self._record_native_float(i, step, env, layout, buffers, inputs)
-            elif not (step.replayable or (step.kind == "float" and step.op_type in RESHAPES)):
+            elif not (step.replayable or self._views_only(step)):
                 self._execute(step, env, layout)
             else:
                 with recording() as tape:
@@ -253,6 +272,16 @@ class Replayer:
                 _stabilize(_stable_outputs(i, step, env, buffers, self._native_reads), env)
             records.append(record)
         return records
+
+    def _views_only(self, step: Step) -> bool:
+        """A float step that may hand on views of its inputs (replayed when both recordings
+        did so the same way): reshapes, data movement, a Cast to the input's own type, and
+        Ifs whose condition is fixed (their branch is the same on every run of a signature:
+        `Squeeze` or `Identity`)."""
+        return step.kind == "float" and (
+            step.op_type in RESHAPES or step.op_type in moves.MOVES
+            or step.op_type in ("Cast", "CastLike")
+            or (step.op_type == "If" and step.inputs[0] in self._fixed_names))
 
     def _record_native_float(self, index: int, step: Step, env: Env, layout: Layouts,
                              buffers: dict[object, np.ndarray],
@@ -270,7 +299,7 @@ class Replayer:
         with recording() as tape, native_float.outputs(alloc):
             self._execute(step, env, layout)
         outputs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
-        if not tape or not all(any(v is b for b in made) for _, v, _ in outputs):
+        if not tape or not all(any(_covers(v, b) for b in made) for _, v, _ in outputs):
             return None
         return _Record(tape, inputs, outputs)
 
@@ -283,7 +312,34 @@ class Replayer:
             return self._constant_operand_call(index, step, env, layout, buffers)
         if step.replayable:
             return None
+        if moves.applies(step, env, self._fixed_names):
+            return self._move_call(index, step, env, layout, buffers)
         return self._float_call(index, step, env, layout, buffers)
+
+    def _move_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                   buffers: dict[object, np.ndarray]
+                   ) -> tuple[Call, np.ndarray, object] | None:
+        """A data-movement step as a native copy by its index map (lowp.runtime.moves);
+        None when its result is a contiguous view of its input (handed on as it is) or
+        not a copy. The map and fills are the signature's: a recording that finds other
+        ones keeps the new ones, so the two recordings differ and the step runs plain."""
+        made = moves.index_map(step, env, layout, self._execute)
+        if made is None:
+            return None
+        mapped, fill, y, out_layout = made
+        x = env[step.inputs[0]]
+        if y.base is not None and np.shares_memory(y, x) and y.flags.c_contiguous:
+            return None
+        key = ("move", index)
+        kept = buffers.get(key), buffers.get(key + ("fill",))
+        if (kept[0] is not None and kept[1] is not None and np.array_equal(kept[0], mapped)
+                and np.array_equal(kept[1], fill)):
+            mapped, fill = kept[0], kept[1]
+        buffers[key], buffers[key + ("fill",)] = mapped, fill
+        out = _buffer(buffers, index, y.shape, y.dtype)
+        call = moves.take_call(program.extension(), x, mapped, fill, out,
+                               native_float._threads)
+        return call, out, out_layout
 
     def _constant_operand_call(self, index: int, step: Step, env: Env, layout: Layouts,
                                buffers: dict[object, np.ndarray]
@@ -335,6 +391,23 @@ class Replayer:
                                  native_float._threads)
         return None if made is None else (made[0], made[1], out_layout)
 
+    def _square_call(self, index: int, step: Step, env: Env, layout: Layouts,
+                     buffers: dict[object, np.ndarray]
+                     ) -> tuple[Call, np.ndarray, object] | None:
+        """Pow of float32 by a fixed exponent of 2: x * x (float_ops.Pow), a native Mul."""
+        x, e = (env.get(n) for n in (step.inputs + ["", ""])[:2])
+        if not isinstance(x, np.ndarray) or not isinstance(e, np.ndarray) or e.size != 1:
+            return None
+        if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
+                e.reshape(-1)[0] != 2) or e.ndim > x.ndim:
+            return None                 # (a higher-rank exponent would add unit axes)
+        out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
+        make = program.FLOAT_KERNELS["Mul"]
+        if out_layout is None or len(step.inputs) != 2:
+            return None
+        made = make([x, x], _buffer(buffers, index, x.shape), native_float._threads)
+        return None if made is None else (made[0], made[1], out_layout)
+
     def _float_call(self, index: int, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray]
                     ) -> tuple[Call, np.ndarray, object] | None:
@@ -344,6 +417,8 @@ class Replayer:
             return None
         if step.kind == "float" and step.op_type == "Clip":
             return self._clip_call(index, step, env, layout, buffers)
+        if step.kind == "float" and step.op_type == "Pow":
+            return self._square_call(index, step, env, layout, buffers)
         vals = [env.get(n) for n in step.inputs]
         if any(not isinstance(v, np.ndarray) for v in vals):
             return None
@@ -381,6 +456,12 @@ class Replayer:
         if made is None:
             return None
         return made[0], made[1], out_layout
+
+
+def _covers(v: object, b: np.ndarray) -> bool:
+    """`v` is the buffer `b`, or a contiguous view of exactly its memory (a reshape)."""
+    return v is b or (type(v) is np.ndarray and v.flags.c_contiguous and v.dtype == b.dtype
+                      and v.size == b.size and _geometry(v)[0] == _geometry(b)[0])
 
 
 def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layouts) -> object:
@@ -494,8 +575,10 @@ def _native_capable(step: Step) -> bool:
     """The step may replay (so the tensors it reads had better be stable memory)."""
     return step.replayable or step.kind == "dequantize" or (
         step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
-                                  or step.op_type in NATIVE_FLOAT or step.op_type == "Clip"
-                                  or step.op_type in RESHAPES))
+                                  or step.op_type in NATIVE_FLOAT
+                                  or step.op_type in ("Clip", "Pow")
+                                  or step.op_type in RESHAPES or step.op_type in moves.MOVES
+                                  or step.op_type in ("If", "Cast", "CastLike")))
 
 
 def _stable_outputs(index: int, step: Step, env: Env, buffers: dict[object, np.ndarray],
@@ -641,10 +724,11 @@ def _same(a: _Record, b: _Record) -> bool:
 
 
 def _is_view_of_inputs(value: np.ndarray, inputs: list[tuple[str, object, object]]) -> bool:
-    """`value` is a view into an input array's memory (nothing was computed into it)."""
-    base = value.base
-    return isinstance(value, np.ndarray) and base is not None and any(
-        isinstance(v, np.ndarray) and np.shares_memory(value, v) for _, v, _ in inputs)
+    """`value` is an input array or a view into one's memory (nothing was computed into
+    it: an Identity hands on the input itself)."""
+    return isinstance(value, np.ndarray) and any(
+        isinstance(v, np.ndarray) and (v is value or (
+            value.base is not None and np.shares_memory(value, v))) for _, v, _ in inputs)
 
 
 def _function(fn: object) -> tuple[int, int]:

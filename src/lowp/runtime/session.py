@@ -15,9 +15,10 @@ from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
-from . import native_float, ort_fusions, ort_weight_bias
+from . import blas_threads, native_float, ort_fusions, ort_weight_bias
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
+from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
 from .replay import Replayer
@@ -62,7 +63,7 @@ class Session:
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
         self.model = ort_fusions.apply(fold_constant_quantize(
-            ort_weight_bias.apply(load_model(model))))
+            ort_weight_bias.apply(inline_constant_ifs(load_model(model)))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         self.input_names = [s.name for s in self.inputs]
@@ -91,7 +92,7 @@ class Session:
         try:
             if self._blas is None:
                 return self._run(feeds, output_names, capture=capture, profile=profile)
-            with self._blas.limit(limits=self.threads):
+            with blas_threads.bounded(self._blas, self.threads):
                 return self._run(feeds, output_names, capture=capture, profile=profile)
         finally:
             native_float.swap_threads(previous)
@@ -187,14 +188,7 @@ def _blas_controller(steps: list[Step], threads: int) -> Any:
     the BLAS pool on every run costs far more than a small model's run)."""
     if threads <= 0 or not any(s.kind == "float" and s.op_type in _BLAS_OPS for s in steps):
         return None
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    controller = ThreadpoolController()
-    if all(int(info.get("num_threads", 1)) <= threads for info in controller.info()):
-        return None
-    return controller
+    return blas_threads.controller(threads)
 
 
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:

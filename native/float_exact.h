@@ -1,0 +1,12 @@
+// Float32 operations of one IEEE operation per element (correctly rounded, so every
+// implementation gives the same bits, numpy's included): the square root. Portable loops;
+// the compiler's vector square root is the same instruction.
+#pragma once
+#include <cstdint>
+
+namespace lowp {
+
+// y[i] = sqrt(x[i]) for i < n (x == y allowed); threads <= 0: all.
+void run_float_sqrt(const float* x, float* y, int64_t n, int threads);
+
+}  // namespace lowp

@@ -1,0 +1,37 @@
+// Driver and loops of gather.h: one loop per element size, runs of elements on the pool.
+#include "gather.h"
+
+#include <cstring>
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+template <typename T>
+void take_range(const TakeArgs& a, int64_t i0, int64_t len) {
+  const T* x = reinterpret_cast<const T*>(a.x);
+  const T* fill = reinterpret_cast<const T*>(a.fill);
+  T* y = reinterpret_cast<T*>(a.y);
+  for (int64_t i = i0; i < i0 + len; ++i) {
+    const int32_t m = a.map[i];
+    T v;
+    std::memcpy(&v, m >= 0 ? x + m : fill + (-1 - int64_t(m)), sizeof(T));
+    std::memcpy(y + i, &v, sizeof(T));
+  }
+}
+
+}  // namespace
+
+void run_take(const TakeArgs& a, int threads) {
+  if (a.n <= 0) return;
+  auto fn = a.itemsize == 1   ? take_range<uint8_t>
+            : a.itemsize == 2 ? take_range<uint16_t>
+            : a.itemsize == 4 ? take_range<uint32_t>
+                              : take_range<uint64_t>;
+  // memory-bound: a second thread pays only for large tensors
+  run_elementwise(a.n, int64_t(1) << 16, threads,
+                  [&](int64_t i0, int64_t len) { fn(a, i0, len); });
+}
+
+}  // namespace lowp

@@ -1,0 +1,52 @@
+"""A Session bounds numpy's BLAS pool to its thread count for the length of a run, and
+gives the pool its own count back afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session, blas_threads
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _pool_threads() -> list[int]:
+    return [int(i["num_threads"]) for i in threadpoolctl.ThreadpoolController().info()]
+
+
+def test_blas_pool_is_bounded_during_a_run_and_restored():
+    before = _pool_threads()
+    if not before or max(before) <= 1:
+        pytest.skip("no BLAS pool with more than one thread")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
+    s = Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                threads=1)
+    assert s._blas is not None
+    seen: list[list[int]] = []
+    step = s.steps[0]
+    inner = step.fn
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(_pool_threads())
+        return inner(*args, **kw)
+
+    step.fn = spy
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    for _ in range(3):
+        np.testing.assert_array_equal(s.run({"x": x})["y"], x)
+    assert seen and all(max(t) == 1 for t in seen)
+    assert _pool_threads() == before
+
+
+def test_pools_at_or_below_the_bound_are_left_alone():
+    found = threadpoolctl.ThreadpoolController()
+    before = _pool_threads()
+    with blas_threads.bounded(found, max(before, default=1) + 1):
+        assert _pool_threads() == before
+    assert _pool_threads() == before
