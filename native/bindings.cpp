@@ -437,23 +437,27 @@ NB_MODULE(_native, m) {
   using FOut = nb::ndarray<float, nb::device::cpu>;
   m.def(
       "rnn",
-      [](bool gru, F xw, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> r,
-         std::optional<Vec<float>> p, std::optional<Vec<float>> rbh, std::optional<F> h0,
+      [](bool gru, F xw, nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r,
+         std::optional<Vec<float>> p, std::optional<F> h0,
          std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
          std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
          float clip, bool input_forget, bool linear_before_reset, int threads,
          std::optional<Vec<float>> bias) {
-        // xw (T, B, D, G*H), r (D, G*H, H), p (D*3*H), rbh (D*H), h0/c0/yh/yc (B, D, H),
-        // y (T, B, D, H), lens (B); any strides with the innermost one 1.
+        // xw (T, B, D, G*H), r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
+        // h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1.
         lowp::RnnArgs a;
         const int64_t G = gru ? 3 : 4;
-        if (xw.ndim() != 4 || r.shape(0) != xw.shape(2))
-          throw std::invalid_argument("rnn needs xw (T, B, D, G*H) and r (D, G*H, H)");
+        if (xw.ndim() != 4 || r.shape(0) != xw.shape(2) || xw.shape(3) % G != 0)
+          throw std::invalid_argument("rnn needs xw (T, B, D, G*H) and packed r (D, floats)");
         a.gru = gru;
         a.t = int64_t(xw.shape(0)), a.b = int64_t(xw.shape(1)), a.d = int64_t(xw.shape(2));
-        a.h = int64_t(r.shape(2));
-        if (a.h < 1 || int64_t(r.shape(1)) != G * a.h || int64_t(xw.shape(3)) != G * a.h)
-          throw std::invalid_argument("rnn weight and projection widths do not match");
+        a.h = int64_t(xw.shape(3)) / G;
+        const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign;
+        const int64_t packed = gru ? lowp::rnn_packed_size(a.h, 2 * hp) +
+                                         lowp::rnn_packed_size(a.h, hp)
+                                   : lowp::rnn_packed_size(a.h, 4 * hp);
+        if (a.h < 1 || int64_t(r.shape(1)) != packed)
+          throw std::invalid_argument("rnn packed weights and projection widths do not match");
         if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
           throw std::invalid_argument("rnn needs one or two directions");
         // The innermost stride matters only when rows have more than one element and the
@@ -472,19 +476,15 @@ NB_MODULE(_native, m) {
         a.xw = xw.data();
         a.xw_st = xw.stride(0), a.xw_sb = xw.stride(1), a.xw_sd = xw.stride(2);
         a.r = r.data();
+        a.r_sd = packed;
         if (p) {
           if (gru || int64_t(p->shape(0)) != a.d * 3 * a.h)
             throw std::invalid_argument("rnn peepholes must be D * 3 * H floats (LSTM)");
           a.p = p->data();
         }
-        if (rbh) {
-          if (!gru || int64_t(rbh->shape(0)) != a.d * a.h)
-            throw std::invalid_argument("rnn rbh must be D * H floats (GRU)");
-          a.rbh = rbh->data();
-        }
-        if (bias) {  // LSTM in ONNX Runtime's order: the bias after the recurrence
-          if (gru || int64_t(bias->shape(0)) != a.d * 8 * a.h)
-            throw std::invalid_argument("rnn bias must be D * 8 * H floats (LSTM)");
+        if (bias) {  // ONNX Runtime's order: the bias after the recurrence
+          if (int64_t(bias->shape(0)) != a.d * 2 * G * a.h)
+            throw std::invalid_argument("rnn bias must be D * 2 * G * H floats");
           a.bias = bias->data();
         }
         if (h0) {
@@ -532,22 +532,10 @@ NB_MODULE(_native, m) {
         nb::gil_scoped_release nogil;
         lowp::run_rnn(a, threads);
       },
-      "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "rbh"_a.none(), "h0"_a.none(), "c0"_a.none(),
+      "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "h0"_a.none(), "c0"_a.none(),
       "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
       "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
-  m.def(
-      "rnn_activation",
-      [](const std::string& fn, Vec<float> x, nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu> y) {
-        // y = sigmoid(x) or tanh(x) with the active path's kernels; size a multiple of 16.
-        if (x.shape(0) != y.shape(0) || x.shape(0) % lowp::kRnnAlign != 0)
-          throw std::invalid_argument("rnn_activation needs equal sizes, a multiple of 16");
-        const lowp::RnnKernels& k = lowp::active_rnn_kernels();
-        if (fn != "sigmoid" && fn != "tanh") throw std::invalid_argument("sigmoid or tanh");
-        nb::gil_scoped_release nogil;
-        (fn == "sigmoid" ? k.sigmoid : k.tanh)(x.data(), y.data(), int64_t(x.shape(0)));
-      },
-      "fn"_a, "x"_a, "y"_a);
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,

@@ -1117,8 +1117,8 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
 
     float32 with the default activations computes in ONNX Runtime's order
     (`_gru_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
-    prepacks); other activations and types run the numpy loop below. (The native GRU
-    recurrence of lowp.runtime.native_rnn keeps its own order and is not used here.)
+    prepacks), natively (lowp.runtime.native_rnn) when both are; other activations and
+    types run the numpy loop below.
     """
     h = r.shape[-1]
     xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
@@ -1126,6 +1126,10 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     default = not activations or [a.lower() for a in activations] in (
         list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
     if x.dtype == np.float32 and default:
+        if w_packed and r_packed and native_rnn.supported(
+                x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h, clip):
+            return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
+                                  bool(linear_before_reset))
         ys, finals = [], []
         for di, rev in enumerate(revs):
             st = [np.zeros((xf.shape[1], h), np.float32) if h0 is None else _f(h0[di])]
