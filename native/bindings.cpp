@@ -17,6 +17,8 @@
 #include "dispatch.h"
 #include "float_elementwise.h"
 #include "float_kernels.h"
+#include "float_norm.h"
+#include "float_reduce.h"
 #include "program.h"
 #include "recurrent.h"
 #include "threadpool.h"
@@ -265,6 +267,41 @@ lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threa
     throw std::invalid_argument("float_softmax_rows needs n >= 1 and x, y of rows * n values");
   return [n, threads, x, y] {
     lowp::run_float_softmax_rows(x.data(), y.data(), int64_t(y.size()) / n, n, threads);
+  };
+}
+
+lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
+                                   OutFloats y, OutFloats mean, OutFloats inv, int64_t n,
+                                   float epsilon, int threads) {
+  // rows x n: y = LayerNormalization of each row in ONNX Runtime's order, mean and inv per row
+  if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0 || scale.size() != size_t(n) ||
+      (bias && bias->size() != size_t(n)) || mean.size() != x.size() / size_t(n) ||
+      inv.size() != mean.size())
+    throw std::invalid_argument("float_layer_norm needs x, y of rows * n, scale and bias of n, "
+                                "mean and inv of rows values");
+  return [x, scale, bias, y, mean, inv, n, epsilon, threads] {
+    lowp::LayerNormArgs a;
+    a.x = x.data(), a.scale = scale.data(), a.bias = bias ? bias->data() : nullptr;
+    a.y = y.data(), a.mean = mean.data(), a.inv = inv.data();
+    a.rows = int64_t(mean.size()), a.n = n, a.epsilon = epsilon;
+    lowp::run_float_layer_norm(a, threads);
+  };
+}
+
+lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t k,
+                                   int64_t inner, int form, bool mean, int threads) {
+  // y (outer x inner) = ReduceSum / ReduceMean over k of x (outer x k x inner), ONNX
+  // Runtime's order (float_reduce.h)
+  if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
+      y.size() != size_t(outer * inner) || form < 0 || form > 2 ||
+      (form == lowp::kReduceEigenRows && inner != 1))
+    throw std::invalid_argument("float_reduce_sum needs x of outer * k * inner values, y of "
+                                "outer * inner, a form 0..2 (0 with inner 1)");
+  return [x, y, outer, k, inner, form, mean, threads] {
+    lowp::ReduceArgs a;
+    a.x = x.data(), a.y = y.data(), a.outer = outer, a.k = k, a.inner = inner;
+    a.form = form, a.mean = mean;
+    lowp::run_float_reduce_sum(a, threads);
   };
 }
 
@@ -546,6 +583,10 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
+             "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
+             "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,

@@ -26,6 +26,8 @@ lowp_isa_object(lowp_rnn_avx512 native/recurrent_avx512.cpp -mavx2 -mfma -mavx51
 lowp_isa_object(lowp_float_scalar native/float_scalar.cpp)
 lowp_isa_object(lowp_float_avx2 native/float_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_float_avx512 native/float_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
+lowp_isa_object(lowp_norm_scalar native/float_norm_scalar.cpp)
+lowp_isa_object(lowp_norm_avx2 native/float_norm_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
 
@@ -37,7 +39,9 @@ nanobind_add_module(_native NB_STATIC
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>
   $<TARGET_OBJECTS:lowp_rnn_avx512> native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
-  $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>)
+  $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
+  native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
+  native/float_reduce.cpp)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
 target_link_libraries(_native PRIVATE Threads::Threads)

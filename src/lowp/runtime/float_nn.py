@@ -461,10 +461,13 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
     n = int(np.prod(x.shape[ax:]))
     if (x.dtype == np.float32 and n and np.size(scale) == n
             and (bias is None or np.size(bias) == n) and x.size):
-        rows = x.reshape(-1, n)
-        y, m, v = ort_math.layer_norm_rows(rows, _f(scale), None if bias is None else _f(bias),
-                                           float(np.float32(epsilon)))
+        sc, bi = _f(scale), None if bias is None else _f(bias)
+        eps = float(np.float32(epsilon))
         stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+        native = native_float.layer_norm(x, n, sc, bi, eps, stat)
+        if native is not None:
+            return native
+        y, m, v = ort_math.layer_norm_rows(x.reshape(-1, n), sc, bi, eps)
         return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import mlas_sgemm
+from .. import mlas_sgemm, ort_math
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
@@ -180,6 +180,39 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
     src = np.ascontiguousarray(x)
     y = np.empty(src.shape, np.float32)
     ext.float_softmax_rows(src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
+    return y
+
+
+def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None,
+               epsilon: float, stat_shape: tuple[int, ...]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(y, mean, inv_std_dev) of float32 `x` normalized over rows of its last `n` values in
+    ONNX Runtime's order, bit for bit with lowp.ort_math.layer_norm_rows (scale and bias: n
+    float32 values; mean and inv_std_dev in `stat_shape`), or None."""
+    ext = _has(_usable("LayerNormalization", x), "float_layer_norm")
+    if ext is None or scale.dtype != np.float32 or (
+            bias is not None and bias.dtype != np.float32):
+        return None
+    y, mean, inv = _empty(x.shape), _empty(stat_shape), _empty(stat_shape)
+    call(ext.float_layer_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         mean.reshape(-1), inv.reshape(-1), n, float(np.float32(epsilon)), _threads)
+    return y, mean, inv
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
+               ) -> np.ndarray | None:
+    """ReduceSum / ReduceMean of float32 `x` over `axes` in ONNX Runtime's order, bit for
+    bit with lowp.ort_math.reduce_sum, or None (also where that returns None)."""
+    ext = _has(_usable("ReduceSum", x), "float_reduce_sum")
+    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
+    if plan is None:
+        return None
+    form, outer, k, inner = plan
+    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
+    call(ext.float_reduce_sum, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k,
+         inner, form, mean, _threads)
     return y
 
 

@@ -27,7 +27,8 @@ _F32 = np.dtype(np.float32)
 # Program method names of the extension's recordable bindings (same names and arguments)
 _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
               "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
-              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair")
+              "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "float_layer_norm",
+              "float_reduce_sum")
 # bindings whose array arguments may be strided views (the kernel takes element strides)
 _STRIDED = frozenset({"float_binary", "lookup_pair"})
 

@@ -78,7 +78,8 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
-                          "MatMul", "FusedMatMul"})
+                          "MatMul", "FusedMatMul", "LayerNormalization", "ReduceMean",
+                          "ReduceSum"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
