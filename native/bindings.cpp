@@ -17,6 +17,7 @@
 #include "dispatch.h"
 #include "float_elementwise.h"
 #include "float_kernels.h"
+#include "float_col2im.h"
 #include "float_norm.h"
 #include "float_reduce.h"
 #include "program.h"
@@ -305,6 +306,25 @@ lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t
   };
 }
 
+lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
+                               const std::vector<int64_t>& dims, int threads) {
+  // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w
+  if (dims.size() != 14)
+    throw std::invalid_argument("float_col2im needs 14 dims");
+  lowp::Col2ImArgs a;
+  int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh,
+                       &a.ow, &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w};
+  for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
+  bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.sh >= 1 && a.sw >= 1 &&
+            a.dh >= 1 && a.dw >= 1 && a.begin_h >= 0 && a.begin_w >= 0;
+  for (size_t i = 0; i < 8; ++i) ok = ok && *fields[i] >= 0;
+  if (!ok || cols.size() != size_t(a.planes * a.kh * a.kw * a.ih * a.iw) ||
+      y.size() != size_t(a.planes * a.oh * a.ow) || (bias && bias->size() != size_t(a.channels)))
+    throw std::invalid_argument("float_col2im: cols, y or bias do not match the dims");
+  a.cols = cols.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
+}
+
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
                                nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
                                const std::vector<int64_t>& dims,
@@ -587,6 +607,8 @@ NB_MODULE(_native, m) {
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
+             "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,

@@ -223,6 +223,10 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     else:
         cols = np.matmul(wg[None], xg)
     cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
+    native = native_float.col2im(cols, None if b is None else _f(b).reshape(-1), k, in_sp,
+                                 out, s, d, begin)
+    if native is not None:
+        return native.astype(x.dtype, copy=False)
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
     for offs in product(*(range(v) for v in k)):

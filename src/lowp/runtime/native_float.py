@@ -216,6 +216,28 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
     return y
 
 
+def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
+           in_sp: Sequence[int], out: Sequence[int], strides: Sequence[int],
+           dilations: Sequence[int], begin: Sequence[int]) -> np.ndarray | None:
+    """ConvTranspose's col2im of float32 `cols` (N, C, *kernel, *in_sp) for 1-D and 2-D
+    kernels: y (N, C, *out), every output +0 plus the entries landing on it in kernel-offset
+    order, then bias (C values), as lowp.runtime.float_nn.ConvTranspose adds them; or None."""
+    nd = len(kernel)
+    ext = _has(_usable("ConvTranspose", cols), "float_col2im")
+    if ext is None or nd not in (1, 2) or (bias is not None and bias.dtype != np.float32) or (
+            min(out) < 1 or min(begin) < 0):
+        return None
+    n, c = cols.shape[:2]
+    pad = [1] * (2 - nd)
+    geometry = [*pad, *kernel, *pad, *in_sp, *pad, *out, *pad, *strides, *pad, *dilations,
+                *[0] * (2 - nd), *begin]
+    y = _empty((n, c, *(int(v) for v in out)))
+    call(ext.float_col2im, np.ascontiguousarray(cols).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         [n * c, c, *(int(v) for v in geometry)], _threads)
+    return y
+
+
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,
            trans_b: bool = False, b_packed: bool = False) -> np.ndarray | None:
     """float32 MatMul / FusedMatMul in ONNX Runtime's MLAS order, bit for bit with
