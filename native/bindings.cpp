@@ -494,27 +494,28 @@ NB_MODULE(_native, m) {
   using FOut = nb::ndarray<float, nb::device::cpu>;
   m.def(
       "rnn",
-      [](bool gru, F xw, nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r,
+      [](bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> w,
+         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r, int64_t hidden,
          std::optional<Vec<float>> p, std::optional<F> h0,
          std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
          std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
          float clip, bool input_forget, bool linear_before_reset, int threads,
          std::optional<Vec<float>> bias) {
-        // xw (T, B, D, G*H), r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
+        // x (T, B, I), w and r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
         // h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1.
         lowp::RnnArgs a;
         const int64_t G = gru ? 3 : 4;
-        if (xw.ndim() != 4 || r.shape(0) != xw.shape(2) || xw.shape(3) % G != 0)
-          throw std::invalid_argument("rnn needs xw (T, B, D, G*H) and packed r (D, floats)");
         a.gru = gru;
-        a.t = int64_t(xw.shape(0)), a.b = int64_t(xw.shape(1)), a.d = int64_t(xw.shape(2));
-        a.h = int64_t(xw.shape(3)) / G;
+        a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
+        a.d = int64_t(r.shape(0)), a.h = hidden;
         const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign;
         const int64_t packed = gru ? lowp::rnn_packed_size(a.h, 2 * hp) +
                                          lowp::rnn_packed_size(a.h, hp)
                                    : lowp::rnn_packed_size(a.h, 4 * hp);
-        if (a.h < 1 || int64_t(r.shape(1)) != packed)
-          throw std::invalid_argument("rnn packed weights and projection widths do not match");
+        if (a.h < 1 || a.i < 1 || int64_t(r.shape(1)) != packed || w.shape(0) != r.shape(0) ||
+            int64_t(w.shape(1)) != lowp::rnn_packed_size(a.i, G * hp))
+          throw std::invalid_argument("rnn packed weights do not match the sizes");
         if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
           throw std::invalid_argument("rnn needs one or two directions");
         // The innermost stride matters only when rows have more than one element and the
@@ -529,9 +530,9 @@ NB_MODULE(_native, m) {
             throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
           inner(stride, what, s2, s0 * s1 * s2);
         };
-        inner(xw.stride(3), "xw", xw.shape(3), xw.size());
-        a.xw = xw.data();
-        a.xw_st = xw.stride(0), a.xw_sb = xw.stride(1), a.xw_sd = xw.stride(2);
+        a.x = x.data();
+        a.w = w.data();
+        a.w_sd = int64_t(w.shape(1));
         a.r = r.data();
         a.r_sd = packed;
         if (p) {
@@ -589,7 +590,7 @@ NB_MODULE(_native, m) {
         nb::gil_scoped_release nogil;
         lowp::run_rnn(a, threads);
       },
-      "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "h0"_a.none(), "c0"_a.none(),
+      "gru"_a, "x"_a, "w"_a, "r"_a, "hidden"_a, "p"_a.none(), "h0"_a.none(), "c0"_a.none(),
       "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
       "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 

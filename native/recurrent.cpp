@@ -25,6 +25,7 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Buffers of one direction; every row is padded to hp floats with zeros.
 struct Workspace {
+  std::vector<float> xw;     // (T * B, G * hp): X W^T of every step
   std::vector<float> gates;  // (B, G * hp): LSTM i, o, f, c; GRU z, r, h (the h part of xw)
   std::vector<float> h, c;   // (B, hp) state
   std::vector<float> rh;     // (B, hp) GRU: the reset product's operand
@@ -85,14 +86,16 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   float* h = w.h.data();
   const float* bias = w.bias.empty() ? nullptr : w.bias.data();
   const int m = int(B), kh = int(H);
+  // ONNX Runtime projects the first max(lens) steps, X W^T as one product (beta = 0)
+  w.xw.resize(size_t(std::max<int64_t>(1, tmax * B * gw)));
+  if (tmax > 0)
+    k.gemm(int(tmax * B), int(gw), int(a.i), a.x, a.i, a.w + d * a.w_sd, w.xw.data(), gw, true);
   for (int64_t t = 0; t < tmax; ++t) {
     // Gate pre-activations start from the input projection of each active row.
     for (int64_t b = 0; b < B; ++b) {
       if (t >= len[size_t(b)]) continue;
       const int64_t src = rev ? len[size_t(b)] - 1 - t : t;
-      const float* x = a.xw + src * a.xw_st + b * a.xw_sb + d * a.xw_sd;
-      for (int64_t q = 0; q < G; ++q)
-        std::memcpy(gates + b * gw + q * hp, x + q * H, size_t(H) * 4);
+      std::memcpy(gates + b * gw, w.xw.data() + (src * B + b) * gw, size_t(gw) * 4);
     }
     // Rows past their length take part in the products (each row of a product depends on
     // its own row only) and are not updated.

@@ -1,8 +1,7 @@
 // Recurrent layers (ONNX LSTM and GRU in float32, ONNX Runtime's DeepCPU order): the driver's
-// arguments and the per-ISA microkernel table of the recurrence. The input projection X @ W^T
-// is done by the caller (one MLAS-order GEMM over all time steps) and the recurrence weights
-// are packed once by the caller (lowp.runtime.native_rnn); the driver runs the sequential
-// part.
+// arguments and the per-ISA microkernel table of the recurrence. The weights are packed once
+// by the caller (lowp.runtime.native_rnn); the driver projects the inputs of every time step
+// (X W^T, one product) and runs the sequential part.
 #pragma once
 #include <cstdint>
 
@@ -79,9 +78,11 @@ extern const RnnKernels kRnnAvx512;
 const RnnKernels& active_rnn_kernels();
 
 // One LSTM or GRU node, all directions. Strides are in floats; every innermost stride is 1.
-//   xw  (T, B, D, G*H): input projection X W^T
-//   r   per direction `r_sd` floats: the packed weights (kRnnPanel), LSTM one block of
-//       4 * hp columns, GRU a block of 2 * hp (z, r) then one of hp (h)
+//   x   (T, B, I) contiguous input
+//   w   per direction `w_sd` floats: W packed (kRnnPanel) as one block of G * hp columns
+//       over I rows
+//   r   per direction `r_sd` floats: R packed, LSTM one block of 4 * hp columns, GRU a block
+//       of 2 * hp (z, r) then one of hp (h), over H rows
 //   p   (D, 3*H) contiguous peepholes or null (LSTM)
 //   h0, c0 (B, D, H) initial states or null (zeros)
 //   lens (B) sequence lengths in [0, T] or null (all T)
@@ -91,9 +92,10 @@ const RnnKernels& active_rnn_kernels();
 // backwards.
 struct RnnArgs {
   bool gru = false;
-  int64_t t = 0, b = 0, d = 0, h = 0;
-  const float* xw = nullptr;
-  int64_t xw_st = 0, xw_sb = 0, xw_sd = 0;
+  int64_t t = 0, b = 0, d = 0, h = 0, i = 0;
+  const float* x = nullptr;
+  const float* w = nullptr;
+  int64_t w_sd = 0;
   const float* r = nullptr;
   int64_t r_sd = 0;
   const float* p = nullptr;

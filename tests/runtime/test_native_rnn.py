@@ -198,24 +198,24 @@ def test_wide_hidden_sizes_match_numpy(op: str, extra: dict[str, int], bias: boo
 
 def test_packed_weights_layout_and_reuse() -> None:
     rng = np.random.default_rng(4)
-    for gru, gates in ((False, 4), (True, 3)):
-        hidden = 37
-        hp = 48
-        r = rng.standard_normal((2, gates * hidden, hidden)).astype(np.float32)
-        packed = native_rnn.packed_weights(r, gru)
-        assert native_rnn.packed_weights(r, gru) is packed          # packed once per array
-        assert native_rnn.packed_weights(r.copy(), gru) is not packed
-        blocks = [(0, 2 * hp), (2, hp)] if gru else [(0, 4 * hp)]
+    hidden, hp = 37, 48
+    for blocks, k in (((4,), hidden), ((2, 1), hidden), ((3,), 5), ((4,), 70)):
+        gates = sum(blocks)
+        m = rng.standard_normal((2, gates * hidden, k)).astype(np.float32)
+        packed = native_rnn.packed_weights(m, blocks)
+        assert native_rnn.packed_weights(m, blocks) is packed      # packed once per array
+        assert native_rnn.packed_weights(m.copy(), blocks) is not packed
         for d in range(2):
-            start = 0
-            for first_gate, width in blocks:
+            start, first_gate = 0, 0
+            for count in blocks:
+                width = count * hp
                 panels = -(-width // 64)
-                block = packed[d, start:start + panels * 64 * hidden].reshape(
-                    panels, hidden, 64).transpose(1, 0, 2).reshape(hidden, -1)
+                block = packed[d, start:start + panels * 64 * k].reshape(
+                    panels, k, 64).transpose(1, 0, 2).reshape(k, -1)
                 for col in range(panels * 64):
                     g, j = first_gate + col // hp, col % hp
-                    expect = r[d, g * hidden + j] if j < hidden and col < width else 0.0
+                    expect = m[d, g * hidden + j] if j < hidden and col < width else 0.0
                     np.testing.assert_array_equal(block[:, col], expect)
-                start += panels * 64 * hidden
+                start += panels * 64 * k
+                first_gate += count
             assert start == packed.shape[1]
-

@@ -928,7 +928,7 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
     default = not activations or [a.lower() for a in activations] in (
         list(native_rnn.LSTM_ACTIVATIONS), list(native_rnn.LSTM_ACTIVATIONS) * 2)
     if x.dtype == np.float32 and default:
-        if w_packed and r_packed and native_rnn.supported(
+        if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
                 x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h, clip):
             return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout,
                                    clip, bool(input_forget))
@@ -1133,7 +1133,7 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     default = not activations or [a.lower() for a in activations] in (
         list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
     if x.dtype == np.float32 and default:
-        if w_packed and r_packed and native_rnn.supported(
+        if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
                 x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h, clip):
             return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
                                   bool(linear_before_reset))

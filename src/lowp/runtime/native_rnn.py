@@ -1,15 +1,14 @@
 """Native float32 recurrence of the ONNX LSTM and GRU ops (lowp._native.rnn).
 
 Both in ONNX Runtime's DeepCPU order with its weights prepacked (lowp.runtime.float_nn.
-_lstm_ort_direction and _gru_ort_direction, bit for bit): the input projection X W^T of
-every time step is one MLAS-order GEMM per direction (lowp.runtime.native_float); the
-extension runs the time loop (recurrence GEMM, biases, gate activations, peepholes, clip,
-sequence-length masking) and writes Y, Y_h and Y_c in their final layout. The recurrence
-weights are packed once per weight array (`packed_weights`: they are constants, the same
-object on every run). The numpy implementations in lowp.runtime.float_nn stay the reference
-and are used for everything this front does not take (other dtypes and activation
-functions, lengths outside [0, T], weights that are not constants, or no extension); see
-`supported`.
+_lstm_ort_direction and _gru_ort_direction, bit for bit): the extension projects the input
+of every time step (X W^T, one product per direction in MLAS's prepacked order), runs the
+time loop (recurrence GEMM, biases, gate activations, peepholes, clip, sequence-length
+masking) and writes Y, Y_h and Y_c in their final layout. W and R are packed once per weight
+array (`packed_weights`: they are constants, the same object on every run). The numpy
+implementations in lowp.runtime.float_nn stay the reference and are used for everything
+this front does not take (other dtypes and activation functions, lengths outside [0, T],
+weights that are not constants, or no extension); see `supported`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from .. import mlas_sgemm
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
@@ -106,25 +103,6 @@ def _views(y: np.ndarray, finals: list[np.ndarray], layout: int
     return y.transpose(0, 2, 1, 3), [f.transpose(1, 0, 2) for f in finals]
 
 
-def _projection_mlas(x: np.ndarray, w: np.ndarray, layout: int) -> np.ndarray:
-    """X @ W^T per direction in MLAS's prepacked order (no bias), as a (T, B, D, G*H)
-    array."""
-    from . import native_float
-
-    dirs, gh, inp = w.shape
-    tb = x.transpose(1, 0, 2) if layout else x
-    seq, batch = tb.shape[:2]
-    xw = np.empty((seq, batch, dirs, gh), np.float32)
-    rows = np.ascontiguousarray(tb, dtype=np.float32).reshape(-1, inp)
-    wf = w.astype(np.float32, copy=False)
-    for d in range(dirs):
-        out = xw[:, :, d, :].reshape(seq * batch, gh)
-        if rows.shape[0] and not native_float.sgemm(rows, wf[d].T, out, trans_b=True,
-                                                   packed=True):
-            out[...] = mlas_sgemm.gemm(rows, wf[d], trans_b=True, packed=True)
-    return xw
-
-
 def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
     if bool(np.all(lens >= seq)):
         return None
@@ -133,7 +111,7 @@ def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
 
 # recurrent.h: gate blocks padded to kRnnAlign floats, packed in panels of kRnnPanel columns
 _ALIGN, _PANEL = 16, 64
-_packed: dict[tuple[int, bool], tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+_packed: dict[tuple[int, tuple[int, ...]], tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
 
 
 def _panels(block: np.ndarray) -> np.ndarray:
@@ -145,35 +123,43 @@ def _panels(block: np.ndarray) -> np.ndarray:
     return padded.reshape(h, n // _PANEL, _PANEL).transpose(1, 0, 2).reshape(-1)
 
 
-def pack(r: np.ndarray, gru: bool) -> np.ndarray:
-    """ONNX R (D, G*H, H) as the extension reads it (recurrent.h): per direction R^T with
-    every gate's columns padded to a multiple of 16, LSTM's four gates as one block, GRU's
-    z and r then h as two, each cut into panels of 64 columns. (D, floats) float32."""
-    dirs, gh, hidden = r.shape
-    gates = 3 if gru else 4
+def pack(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """W (D, G*H, I) or R (D, G*H, H) as the extension reads it (recurrent.h): per direction
+    the transpose with every gate's columns padded to a multiple of 16, its gates grouped into
+    `blocks` (gates per block, in order: W one block of all gates, LSTM's R one of four,
+    GRU's R z and r then h), each block cut into panels of 64 columns. (D, floats)."""
+    dirs, gh, k = m.shape
+    gates = sum(blocks)
+    hidden = gh // gates
     hp = -(-hidden // _ALIGN) * _ALIGN
     out = []
     for d in range(dirs):
-        rt = np.zeros((hidden, gates, hp), np.float32)  # rt[k, g, j] = R[g * H + j, k]
-        rt[:, :, :hidden] = np.asarray(r[d], np.float32).reshape(gates, hidden, hidden
+        mt = np.zeros((k, gates, hp), np.float32)  # mt[k, g, j] = M[g * H + j, k]
+        mt[:, :, :hidden] = np.asarray(m[d], np.float32).reshape(gates, hidden, k
                                                                  ).transpose(2, 0, 1)
-        blocks = [rt[:, :2], rt[:, 2:]] if gru else [rt]
-        out.append(np.concatenate([_panels(b.reshape(hidden, -1)) for b in blocks]))
+        starts = np.cumsum((0, *blocks))
+        out.append(np.concatenate([_panels(mt[:, g0:g1].reshape(k, -1))
+                                   for g0, g1 in zip(starts[:-1], starts[1:], strict=True)]))
     return np.stack(out)
 
 
-def packed_weights(r: np.ndarray, gru: bool) -> np.ndarray:
-    """`pack(r, gru)`, computed once per array object: R is a constant of the model (the
-    native path runs only for prepacked weights, float_nn.LSTM / GRU), the same unchanged
-    object on every run, as ONNX Runtime packs it once at load."""
-    key = (id(r), gru)
+def packed_weights(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """`pack(m, blocks)`, computed once per array object: W and R are constants of the model
+    (the native path runs only for prepacked weights, float_nn.LSTM / GRU), the same
+    unchanged object on every run, as ONNX Runtime packs them once at load."""
+    key = (id(m), blocks)
     hit = _packed.get(key)
-    if hit is not None and hit[0]() is r:
+    if hit is not None and hit[0]() is m:
         return hit[1]
-    packed = pack(r, gru)
-    _packed[key] = (weakref.ref(r), packed)
-    weakref.finalize(r, _packed.pop, key, None)
+    packed = pack(m, blocks)
+    _packed[key] = (weakref.ref(m), packed)
+    weakref.finalize(m, _packed.pop, key, None)
     return packed
+
+
+def _inputs(x: np.ndarray, layout: int) -> np.ndarray:
+    """x as a contiguous float32 (T, B, I) array."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2) if layout else x, dtype=np.float32)
 
 
 def _bias(b: np.ndarray | None) -> np.ndarray | None:
@@ -192,10 +178,10 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
-    xw = _projection_mlas(x, w, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
     yv, (yh, yc) = _views(y, finals, layout)
-    _extension().rnn(False, xw, packed_weights(r, False),
+    _extension().rnn(False, _inputs(x, layout), packed_weights(w, (4,)),
+                     packed_weights(r, (4,)), hidden,
                      None if p is None else np.ascontiguousarray(p, dtype=np.float32
                                                                  ).reshape(-1),
                      _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
@@ -211,10 +197,10 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     `lstm` for `threads`)."""
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
-    xw = _projection_mlas(x, w, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
     yv, (yh,) = _views(y, finals, layout)
-    _extension().rnn(True, xw, packed_weights(r, True), None, _states(h0, layout), None,
+    _extension().rnn(True, _inputs(x, layout), packed_weights(w, (3,)),
+                     packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None,
                      _lens32(lens, batch, seq), yv, yh, None, list(reverse), _clip(clip),
                      False, bool(linear_before_reset), threads, _bias(b))
     return y, finals[0]
