@@ -219,3 +219,29 @@ def test_packed_weights_layout_and_reuse() -> None:
                 start += panels * 64 * k
                 first_gate += count
             assert start == packed.shape[1]
+
+
+def test_default_threads_are_the_float_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    # without a thread count the recurrence takes native_float's (a Session's own)
+    from lowp.runtime import native_float
+    seen: list[int] = []
+    ext = native_rnn._extension()
+
+    class Spy:
+        def rnn(self, *args: object) -> None:
+            seen.append(int(args[-2]))  # type: ignore[call-overload]
+            ext.rnn(*args)
+
+    monkeypatch.setattr(native_rnn, "_extension", lambda: Spy())
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    w, r = (rng.standard_normal((2, 4 * 5, k)).astype(np.float32) for k in (4, 5))
+    lens = np.array([3, 3])
+    with native_float.threads(2):
+        two = native_rnn.lstm(x, w, r, None, lens, None, None, None, [False, True], 0, None,
+                              False)
+    one = native_rnn.lstm(x, w, r, None, lens, None, None, None, [False, True], 0, None, False,
+                          threads=1)
+    assert seen == [2, 1]
+    for a, b in zip(two, one, strict=True):
+        np.testing.assert_array_equal(a, b)

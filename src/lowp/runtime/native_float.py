@@ -54,6 +54,11 @@ def set_threads(threads: int) -> None:
     _threads = int(threads)
 
 
+def get_threads() -> int:
+    """Threads of the native float kernels (and of the recurrence, lowp.runtime.native_rnn)."""
+    return _threads
+
+
 def swap_threads(n: int) -> int:
     """Set the float kernels' thread count to `n`; returns the previous one (for restoring:
     the cheap form of `threads` that Session.run uses on every run)."""

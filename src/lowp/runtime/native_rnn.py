@@ -162,6 +162,11 @@ def _inputs(x: np.ndarray, layout: int) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(1, 0, 2) if layout else x, dtype=np.float32)
 
 
+def _threads(threads: int | None) -> int:
+    from . import native_float
+    return native_float.get_threads() if threads is None else threads
+
+
 def _bias(b: np.ndarray | None) -> np.ndarray | None:
     return None if b is None else np.ascontiguousarray(b, dtype=np.float32).reshape(-1)
 
@@ -169,12 +174,13 @@ def _bias(b: np.ndarray | None) -> np.ndarray | None:
 def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
          h0: np.ndarray | None, c0: np.ndarray | None, p: np.ndarray | None,
          reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool,
-         threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
 
     `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
-    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all);
-    the results do not depend on it.
+    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all;
+    None: the float kernels' count, lowp.runtime.native_float, which a Session sets to its
+    own); the results do not depend on it.
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
@@ -186,13 +192,14 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
                                                                  ).reshape(-1),
                      _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
                      yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False,
-                     threads, _bias(b))
+                     _threads(threads), _bias(b))
     return y, finals[0], finals[1]
 
 
 def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
         h0: np.ndarray | None, reverse: Sequence[bool], layout: int, clip: float | None,
-        linear_before_reset: bool, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        linear_before_reset: bool, threads: int | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
     """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU, and
     `lstm` for `threads`)."""
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
@@ -202,7 +209,7 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     _extension().rnn(True, _inputs(x, layout), packed_weights(w, (3,)),
                      packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None,
                      _lens32(lens, batch, seq), yv, yh, None, list(reverse), _clip(clip),
-                     False, bool(linear_before_reset), threads, _bias(b))
+                     False, bool(linear_before_reset), _threads(threads), _bias(b))
     return y, finals[0]
 
 
