@@ -147,6 +147,13 @@ def eigen_row_sums(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def eigen_expression_sums(x: np.ndarray) -> np.ndarray:
+    """Row sums of float32 (rows, n), n >= 1, as Eigen sums an expression without direct
+    memory access (a squared difference, say): packets from each row's first element, no
+    alignment peeling."""
+    return _redux_rows(np.asarray(x, np.float32), 0)
+
+
 def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     """Sums over axis 1 of float32 (outer, k, inner), as MLAS's M = 1 kernel forms
     ones(k) @ x[d] (k >= 1)."""
@@ -416,6 +423,18 @@ def softmax_rows(x: np.ndarray) -> np.ndarray:
         e = _sum_exp((x + neg_max).astype(np.float32))
         scale = (_F(1) / _lane_sum(e)).astype(np.float32)
         return (e * scale[:, None]).astype(np.float32)
+
+
+def log_softmax_rows(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 log-softmax of every row of float32 (rows, n), n >= 1: the
+    same sum of exponentials as softmax_rows, its logarithm by the C library's logf, and
+    (x - max) - log(sum)."""
+    from .libm import logf
+
+    with np.errstate(all="ignore"):
+        shifted = (x + -x.max(axis=1, keepdims=True)).astype(np.float32)
+        log_sum = logf(_lane_sum(_sum_exp(shifted)))
+        return (shifted - log_sum[:, None]).astype(np.float32)
 
 
 @functools.cache

@@ -100,8 +100,23 @@ def _identity(b: Builder, x: str) -> str:
     return x
 
 
+def _elu(b: Builder, x: str) -> str:
+    return b.one("Elu", [x], alpha=1.0)
+
+
+def _mish(b: Builder, x: str) -> str:
+    """Mish as YOLOv4 exports write it: x * tanh(softplus(x))."""
+    return b.one("Mul", [x, b.one("Tanh", [b.one("Softplus", [x])])])
+
+
+def _log_compress(b: Builder, x: str) -> str:
+    """log(1 + |x|), as audio front ends compress spectra."""
+    return b.one("Log", [b.one("Add", [b.one("Abs", [x]), b.const(np.float32(1.0), "one")])])
+
+
 ACTIVATIONS: list[Callable[[Builder, str], str]] = [
-    _relu, _identity, _relu6, _hardswish, _written_hardswish, _sigmoid, _leaky]
+    _relu, _identity, _relu6, _hardswish, _written_hardswish, _sigmoid, _leaky, _elu, _mish,
+    _log_compress]
 
 
 def _prelu(b: Builder, x: Image) -> str:

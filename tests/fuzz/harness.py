@@ -60,12 +60,16 @@ class Quantizer:
     policy: str = "connected"
     signed_activations: bool = False
     qoperator: bool = False  # ORT's QuantFormat.QOperator instead of QDQ
+    # ORT's quantizer leaves Conv, Gemm and the average pools in float (op_types_to_quantize
+    # without them): the file then runs those float operators between quantized ones
+    float_convs: bool = False
 
     def __str__(self) -> str:
         if self.tool == "lowp":
             return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
         sign = "s8" if self.signed_activations else "u8"
         fmt = ",qoperator" if self.qoperator else ""
+        fmt += ",float-convs" if self.float_convs else ""
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
 
 
@@ -137,11 +141,14 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
 
+    kept_float = {"Conv", "Gemm", "AveragePool", "GlobalAveragePool"}
+    quantized = sorted({n.op_type for n in g.model.graph.node} - kept_float) \
+        if q.float_convs else None
     with tempfile.TemporaryDirectory() as d:
         src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
         onnx.save(g.model, src)
         try:
-            quantize_static(src, out, Reader(),
+            quantize_static(src, out, Reader(), op_types_to_quantize=quantized,
                             quant_format=QuantFormat.QOperator if q.qoperator
                             else QuantFormat.QDQ,
                             per_channel=q.per_channel,

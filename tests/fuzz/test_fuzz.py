@@ -42,7 +42,7 @@ quantizers = st.tuples(
               target=st.sampled_from(list(lowp.TARGETS)),
               policy=st.sampled_from(["connected", "all"])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
-              signed_activations=st.booleans()))
+              signed_activations=st.booleans(), float_convs=st.booleans()))
 # ONNX Runtime's quantize_static in QOperator format: the file runs on lowp through its QDQ
 # form (lowp.formats), on ONNX Runtime as written
 qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),

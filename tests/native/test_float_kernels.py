@@ -261,28 +261,3 @@ def test_pool_falls_back_for_other_ranks_and_dtypes() -> None:
                                   _reference("MaxPool", x64, attrs))
 
 
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 2), c=st.integers(0, 4),
-       spatial=st.lists(st.integers(1, 40), min_size=1, max_size=3), values=POOL_VALUES,
-       seed=st.integers(0, 2**32 - 1))
-def test_global_average_pool(n: int, c: int, spatial: list[int], values: str,
-                             seed: int) -> None:
-    """np.mean's pairwise order, bit for bit: rows under 8, up to 128 and longer."""
-    x = _pool_input(np.random.default_rng(seed), (n, c, *spatial), values)
-    ref = _reference("GlobalAveragePool", x, {})
-    for path in PATHS:
-        with nb.use_path(path):
-            got = np.asarray(FLOAT_OPS["GlobalAveragePool"](x))
-            assert got.shape == ref.shape and got.dtype == ref.dtype, path
-            np.testing.assert_array_equal(got, ref, err_msg=path)
-
-
-@pytest.mark.parametrize("side", [1, 2, 3, 11, 12, 13, 16, 17, 60, 255])
-def test_global_average_pool_long_rows(side: int) -> None:
-    x = _pool_input(np.random.default_rng(side), (1, 3, side, side * 3 + 1), "normal")
-    x[0, 2] = -0.0
-    ref = _reference("GlobalAveragePool", x, {})
-    for path in PATHS:
-        with nb.use_path(path):
-            got = np.asarray(FLOAT_OPS["GlobalAveragePool"](x))
-            np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32), err_msg=path)

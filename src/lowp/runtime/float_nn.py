@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lowp import mlas_sgemm, ort_math
+from lowp import eigen_math, mlas_sgemm, ort_math
 from lowp.errors import NodeError
-from lowp.runtime import native_float, native_rnn
+from lowp.runtime import native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
 Pads = tuple[list[int], list[int]]
@@ -104,8 +104,13 @@ def _check_conv_weight(channels: int, w_shape: tuple[int, ...], group: int,
 def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
          dilations: Sequence[int] | None = None, group: int = 1,
          kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
-         strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """N-D convolution: pad, im2col over strided window views, one matmul per group."""
+         strides: Sequence[int] | None = None, w_constant: bool = False,
+         b_constant: bool = False, **_: Any) -> np.ndarray:
+    """N-D convolution: pad, im2col over strided window views, one matmul per group; a
+    float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
+    bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
+    other float32 ones as MLAS's im2col SGEMM does, per image and group (lowp.mlas_sgemm),
+    the bias added after."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -121,11 +126,19 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         raise NodeError(f"the {'x'.join(map(str, k))} kernel (dilations {d}) does not fit the "
                         f"padded input {list(in_sp)}")
     m, g = w.shape[0], group
+    nchwc = nchwc_conv.plan(x.shape, w.shape, g, w_constant, b_constant) \
+        if x.dtype == np.float32 and w.dtype == np.float32 else None
+    if nchwc is not None:
+        return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
+                                   begin + end, s, d)
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
+    mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     if all(v == 1 for v in k + s) and not any(begin) and not any(end):
-        y = np.matmul(wg, xf.reshape(n, g, kk, p)).reshape((n, m) + tuple(out))
+        cols1 = xf.reshape(n, g, kk, p)
+        y = _mlas_products(wg[0], cols1) if mlas else np.matmul(wg, cols1)
+        y = y.reshape((n, m) + tuple(out))
     else:
         win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
         win = win.reshape((n, g, c // g) + win.shape[2:])
@@ -136,11 +149,25 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         step = max(1, _IM2COL_BYTES // max(1, kk * p * g * xf.itemsize))
         for i in range(0, n, step):
             cols = win[i:i + step].reshape(-1, g, kk, p)
-            np.matmul(wg, cols, out=y[i:i + step])
+            if mlas:
+                y[i:i + step] = _mlas_products(wg[0], cols)
+            else:
+                np.matmul(wg, cols, out=y[i:i + step])
         y = y.reshape((n, m) + tuple(out))
     if b is not None:
         y += _f(b).reshape((1, m) + (1,) * nd)
     return y.astype(x.dtype, copy=False)
+
+
+def _mlas_products(wg: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(n, g, m/g, p) float32 products of the filters wg (g, m/g, kk) with the columns
+    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv)."""
+    out = np.empty(cols.shape[:2] + (wg.shape[1], cols.shape[3]), np.float32)
+    for i, j in product(range(cols.shape[0]), range(cols.shape[1])):
+        a, bm = np.ascontiguousarray(wg[j]), np.ascontiguousarray(cols[i, j])
+        if not native_float.sgemm(a, bm, out[i, j]):
+            out[i, j] = mlas_sgemm.gemm(a, bm)
+    return out
 
 
 @register
@@ -344,18 +371,27 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 count_include_pad: int = 0, dilations: Sequence[int] | None = None,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
-                strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
-    """Mean over windows; the divisor counts explicit pads only with count_include_pad."""
-    native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads, auto_pad,
-                          ceil_mode, count_include_pad)
-    if native is not None:
-        return native
+                strides: Sequence[int] | None = None, nchwc_channels: int = 0,
+                **_: Any) -> np.ndarray:
+    """Mean over windows; the divisor counts explicit pads only with count_include_pad.
+    A float32 2-D pool whose channels fill MLAS's NCHWc blocks (`nchwc_channels`, the
+    channel count ONNX Runtime's shape inference knows), or that MLAS does not take, sums
+    the window row-major as ONNX Runtime then does; others column by column (MLAS)."""
     nd = x.ndim - 2
+    # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
+    # which MLAS does not take) adds row-major like the NCHWc kernel
+    generic = any(v > 1 for v in _ints(dilations, nd, 1)) or bool(count_include_pad and ceil_mode)
+    rowmajor = generic or _nchwc_pool(x, nchwc_channels)
+    if not rowmajor:
+        native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads,
+                              auto_pad, ceil_mode, count_include_pad)
+        if native is not None:
+            return native
     xf = _f(x)
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     red = tuple(range(2 + nd, 2 + 2 * nd))
-    total = _window_sum(win, nd)
+    total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
     # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
@@ -369,6 +405,24 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
     counts = _windows(cnt, k, s, d, out).sum(axis=red)
     return (total / counts).astype(x.dtype, copy=False)
+
+
+def _nchwc_pool(x: np.ndarray, channels: int) -> bool:
+    """Whether ONNX Runtime runs this float32 2-D pool with its NCHWc kernels (its layout
+    transformer needs the channel count in the graph and a multiple of the block)."""
+    block = nchwc_conv.block_size()
+    return (x.dtype == np.float32 and x.ndim == 4 and block > 0 and channels > 0
+            and channels % block == 0 and x.shape[1] == channels)
+
+
+def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
+    """Sum the `nd` trailing window axes as MLAS's NCHWc average pooling and ONNX Runtime's
+    generic pooling loop do: one tap after another in row-major order, from +0 (padded taps
+    hold 0 and add nothing)."""
+    total = np.zeros(win.shape[:-nd], win.dtype)
+    for tap in np.ndindex(*win.shape[-nd:]):
+        total += win[(Ellipsis,) + tap]
+    return total
 
 
 def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
@@ -398,10 +452,28 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 
 
 @register
-def GlobalAveragePool(x: np.ndarray, **_: Any) -> np.ndarray:
-    native = native_float.global_average_pool(x)
-    if native is not None:
-        return native
+def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np.ndarray:
+    """Mean over the spatial axes; float32 in MLAS's order: the NCHWc kernel adds the values
+    one after another (channels filling its blocks, 2-D), its NCHW kernel in four lanes,
+    (l0 + l2) + (l1 + l3), then the rest one by one; either divides by the count."""
+    if x.dtype == np.float32 and x.ndim >= 3:
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        size = int(flat.shape[2])
+        if size == 0:
+            return np.full(x.shape[:2] + (1,) * (x.ndim - 2), np.nan, np.float32)
+        if _nchwc_pool(x, nchwc_channels):
+            total = np.cumsum(flat, axis=-1, dtype=np.float32)[..., -1]
+        else:
+            head = size - size % 4
+            lanes = np.zeros(x.shape[:2] + (4,), np.float32)
+            if head:
+                quads = flat[..., :head].reshape(x.shape[:2] + (head // 4, 4))
+                lanes = np.cumsum(quads, axis=-2, dtype=np.float32)[..., -1, :]
+            total = (lanes[..., 0] + lanes[..., 2]) + (lanes[..., 1] + lanes[..., 3])
+            for j in range(head, size):
+                total = total + flat[..., j]
+        mean = total / np.float32(size)
+        return mean.reshape(x.shape[:2] + (1,) * (x.ndim - 2)).astype(np.float32)
     axes = tuple(range(2, x.ndim))
     return _f(x).mean(axis=axes, keepdims=True).astype(x.dtype, copy=False)
 
@@ -445,6 +517,24 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 @register
 def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
                           epsilon: float = 1e-5, **_: Any) -> np.ndarray:
+    """Float32 as ONNX Runtime's kernel (docs/operators.md (O35)): per (n, c) plane, the mean
+    by Eigen's vectorized sum of the plane (peeled to its 16-byte boundary) and the sum of
+    squared deviations by Eigen's sum of an expression (not peeled), then x * s + t with
+    s = scale / sqrt(sum / W + eps) and t = bias - mean * s."""
+    if x.dtype == np.float32 and x.ndim >= 3 and x.size:
+        f = np.float32
+        n, c = x.shape[:2]
+        rows = np.ascontiguousarray(x).reshape(n * c, -1)
+        w = rows.shape[1]
+        mean = (ort_math.eigen_row_sums(rows) / f(w)).astype(f)
+        dev = (rows - mean[:, None]).astype(f)
+        squared = ort_math.eigen_expression_sums((dev * dev).astype(f))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = (f(1) / np.sqrt((squared / f(w) + f(epsilon)).astype(f))).astype(f)
+        ch = np.arange(n * c) % c
+        s = (inv * _f(scale).reshape(-1)[ch]).astype(f)
+        t = (_f(bias).reshape(-1)[ch] - (mean * s).astype(f)).astype(f)
+        return ((rows * s[:, None]).astype(f) + t[:, None]).astype(f).reshape(x.shape)
     xf = _f(x)
     axes = tuple(range(2, x.ndim))
     mean = xf.mean(axis=axes, keepdims=True)
@@ -486,6 +576,10 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
 def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
                        epsilon: float = 1e-5, num_groups: int, opset: int = 21,
                        stash_type: int = 1, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32 and opset >= 21 and x.size:
+        ours = _group_norm_function(x, scale, bias, epsilon, num_groups)
+        if ours is not None:
+            return ours
     xf = _f(x)
     n, c = x.shape[:2]
     grouped = xf.reshape(n, num_groups, -1)
@@ -500,9 +594,31 @@ def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
     return (y * _channel(sc, x.ndim) + _channel(bi, x.ndim)).astype(x.dtype, copy=False)
 
 
+def _group_norm_function(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, epsilon: float,
+                         groups: int) -> np.ndarray | None:
+    """GroupNormalization-21 as ONNX Runtime runs it: the ONNX function body, each of its
+    float32 operators in ONNX Runtime's order (ReduceMean (O18), then
+    mean(x^2) - mean^2 + eps, sqrt, (x - mean) / std, scale * y + bias;
+    docs/operators.md (O36))."""
+    f = np.float32
+    n, c = x.shape[:2]
+    x3 = np.ascontiguousarray(x).reshape(n, groups, -1)
+    mean = ort_math.reduce_sum(x3, (2,), True, mean=True)
+    mean_sq = ort_math.reduce_sum((x3 * x3).astype(f), (2,), True, mean=True)
+    if mean is None or mean_sq is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.sqrt(((mean_sq - (mean * mean).astype(f)).astype(f) + f(epsilon)).astype(f))
+        normalized = ((x3 - mean).astype(f) / std).astype(f).reshape(n, c, -1)
+    y = (_f(scale).reshape(1, -1, 1) * normalized).astype(f) + _f(bias).reshape(1, -1, 1)
+    return y.astype(f).reshape(x.shape)
+
+
 @register
 def LRN(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
         size: int, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32 and x.ndim == 4 and size % 2 == 1 and x.size:
+        return _lrn_ort(x, alpha, beta, bias, size)
     xf = _f(x)
     c = x.shape[1]
     sq = np.pad(xf**2, [(0, 0), ((size - 1) // 2, size - 1 - (size - 1) // 2)]
@@ -510,6 +626,29 @@ def LRN(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float =
     acc = sum(sq[:, i:i + c] for i in range(size))
     dt = xf.dtype.type
     return (xf / (dt(bias) + dt(alpha / size) * acc) ** dt(beta)).astype(x.dtype, copy=False)
+
+
+def _lrn_ort(x: np.ndarray, alpha: float, beta: float, bias: float, size: int) -> np.ndarray:
+    """ONNX Runtime's float LRN (NCHW, odd size), its order of operations: the window sum
+    of squares slides along the channels (the previous channel's scale, plus the entering
+    square times alpha / size, plus the leaving one times -alpha / size, each product
+    rounded before its sum), then x * scale^(-beta) with Eigen's pow. (O26)"""
+    f = np.float32
+    n, c = x.shape[:2]
+    pre = (size - 1) // 2
+    squares = np.zeros((n, c + size - 1) + x.shape[2:], f)
+    squares[:, pre:pre + c] = x * x
+    a = f(alpha) / f(size)
+    scale = np.empty_like(x)
+    running = np.full((n,) + x.shape[2:], f(bias), f)
+    for p in range(size):
+        running = running + squares[:, p] * a
+    scale[:, 0] = running
+    for ch in range(1, c):
+        running = running + squares[:, ch + size - 1] * a
+        running = running + squares[:, ch - 1] * -a
+        scale[:, ch] = running
+    return x * eigen_math.power(scale, -f(beta))
 
 
 # --- resize -------------------------------------------------------------------------------

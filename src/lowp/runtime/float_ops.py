@@ -16,7 +16,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import mlas_sgemm, ort_math
+from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import (
@@ -141,8 +141,26 @@ def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) ->
     return _as(y, x)
 
 
+# float32 Elu, Selu, Celu, Softplus and Softsign are ONNX Runtime's Eigen functors (packet
+# exp and log1p, the C library's on the tail: lowp.eigen_math, docs/operators.md (O28)); Mish
+# is the ONNX function ONNX Runtime expands it into (Softplus, MLAS's Tanh, Mul).
+_F32 = np.float32
+
+
+def _softplus32(x: np.ndarray) -> np.ndarray:
+    return eigen_math.evaluate(x, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)),
+                                                        p.log1p(p.exp(t))))
+
+
+def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
+    a = _F32(alpha)
+    return eigen_math.evaluate(x, lambda t, p: np.where(t >= 0, t, a * (p.exp(t) - _F32(1))))
+
+
 @register
 def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return _elu32(x, alpha)
     xf = _f(x)
     return _as(np.where(xf > 0, xf, xf.dtype.type(alpha) * np.expm1(np.minimum(xf, 0))), x)
 
@@ -150,6 +168,10 @@ def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
 @register
 def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
          gamma: float = 1.05070102214813232421875, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        a, g = _F32(alpha), _F32(gamma)      # ONNX Runtime's build multiplies gamma * alpha
+        return eigen_math.evaluate(x, lambda t, p: g * np.maximum(t, _F32(0))
+                                   + (g * a) * np.minimum(p.exp(t) - _F32(1), _F32(0)))
     xf = _f(x)
     dt = xf.dtype.type
     neg = dt(alpha) * np.expm1(np.minimum(xf, 0))
@@ -158,6 +180,10 @@ def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
 
 @register
 def Celu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        a = _F32(alpha)
+        return eigen_math.evaluate(x, lambda t, p: np.maximum(t, _F32(0)) + np.minimum(
+            a * (p.exp(t / a) - _F32(1)), _F32(0)))
     xf = _f(x)
     dt = xf.dtype.type
     return _as(np.maximum(xf, 0) + np.minimum(0, dt(alpha) * np.expm1(xf / dt(alpha))), x)
@@ -170,18 +196,25 @@ def ThresholdedRelu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarra
 
 @register
 def Softplus(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return _softplus32(x)
     xf = _f(x)
     return _as(np.logaddexp(xf, 0), x)
 
 
 @register
 def Softsign(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        return eigen_math.evaluate(x, lambda t, p: (_F32(1) / (_F32(1) + np.abs(t))) * t)
     xf = _f(x)
     return _as(xf / (1 + np.abs(xf)), x)
 
 
 @register
 def Mish(x: np.ndarray, **_: Any) -> np.ndarray:
+    if x.dtype == np.float32:
+        with np.errstate(invalid="ignore"):
+            return x * ort_math.tanh(_softplus32(x))
     xf = _f(x)
     return _as(xf * np.tanh(np.logaddexp(xf, 0)), x)
 
@@ -239,9 +272,22 @@ def _exp(x: np.ndarray) -> np.ndarray:
     return ort_math.exp(x) if x.dtype == np.float32 else np.exp(x)
 
 
+def _sin(x: np.ndarray) -> np.ndarray:
+    return eigen_math.sin(x) if x.dtype == np.float32 else np.sin(x)
+
+
+def _cos(x: np.ndarray) -> np.ndarray:
+    return eigen_math.cos(x) if x.dtype == np.float32 else np.cos(x)
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math) for float32, numpy's otherwise."""
+    return eigen_math.log(x) if x.dtype == np.float32 else np.log(x)
+
+
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", np.log), ("Sin", np.sin),
-                   ("Cos", np.cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
+                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", _log), ("Sin", _sin),
+                   ("Cos", _cos), ("Tan", np.tan), ("Asin", np.arcsin), ("Acos", np.arccos),
                    ("Atan", np.arctan), ("Sinh", np.sinh), ("Cosh", np.cosh),
                    ("Asinh", np.arcsinh), ("Acosh", np.arccosh), ("Atanh", np.arctanh)]
 for _name, _unary_fn in _UNARY:
@@ -335,11 +381,25 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
 def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
     """Pow; an integer base as ONNX Runtime: pow in double, then a C cast to its type (a
     float or negative exponent truncates, never raises). NaN for a negative base and a
-    fractional exponent, as the spec says."""
+    fractional exponent, as the spec says. A float32 base as ONNX Runtime's kernel: x * x
+    and x * x * x for a one-value exponent of 2 and 3, powf for a float32 exponent, and pow
+    in double rounded once for other exponent types (C++'s std::pow overloads)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if np.issubdtype(a.dtype, np.integer):
             return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+        if a.dtype == np.float32:
+            return _pow_float32(a, b)
         return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+
+
+def _pow_float32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if b.size == 1 and b.reshape(-1)[0] in (2, 3):
+        square = a * a
+        out = square if b.reshape(-1)[0] == 2 else square * a
+        return np.broadcast_to(out, np.broadcast_shapes(a.shape, b.shape)).copy()
+    if b.dtype == np.float32:
+        return libm.powf(a, b)
+    return np.power(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
 
 
 def _variadic(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
@@ -367,9 +427,11 @@ def Sum(*xs: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Mean(*xs: np.ndarray, **_: Any) -> np.ndarray:
+    """The inputs added in order, then multiplied by 1 / count rounded to the type, as ONNX
+    Runtime does (a division rounds otherwise on a third of the values)."""
     arrays = [x for x in xs if x is not None]
     total = _variadic(np.add, arrays)
-    return _as(total / total.dtype.type(len(arrays)), arrays[0])
+    return _as(total * total.dtype.type(1.0 / len(arrays)), arrays[0])
 
 
 def _compare(name: str, fn: Any) -> None:
@@ -434,23 +496,33 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
 
 @register
 def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float = 1.0,
-         beta: float = 1.0, transA: int = 0, transB: int = 0, **_: Any) -> np.ndarray:
+         beta: float = 1.0, transA: int = 0, transB: int = 0, b_packed: bool = False,
+         **_: Any) -> np.ndarray:
+    """Gemm; float32 as ONNX Runtime computes it: beta * C broadcast into the output first,
+    then MLAS's SGEMM accumulates alpha * A B onto it (B prepacked when it is a constant,
+    `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33))."""
     af, bf = _f(a), _f(b)
     dt = af.dtype.type
-    if transA:
-        af = af.T
-    if transB:
-        bf = bf.T
-    if af.ndim != 2 or bf.ndim != 2 or af.shape[1] != bf.shape[0]:
+    am = af.T if transA else af
+    bm = bf.T if transB else bf
+    if am.ndim != 2 or bm.ndim != 2 or am.shape[1] != bm.shape[0]:
         raise NodeError(f"A {list(a.shape)} and B {list(b.shape)} (transA={transA}, "
                         f"transB={transB}) do not multiply")
+    shape = (am.shape[0], bm.shape[1])
     if c is not None and beta != 0.0:
         try:
-            np.broadcast_shapes(c.shape, (af.shape[0], bf.shape[1]))
+            np.broadcast_shapes(c.shape, shape)
         except ValueError:
             raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
-                            f"{[af.shape[0], bf.shape[1]]}") from None
-    y = af @ bf
+                            f"{list(shape)}") from None
+    if af.dtype == np.float32 and bf.dtype == np.float32:
+        c0 = None
+        if c is not None and beta != 0.0:
+            cf = _f(c) if beta == 1.0 else dt(beta) * _f(c)
+            c0 = np.broadcast_to(cf.astype(np.float32), shape).copy()
+        return mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
+                               trans_b=bool(transB), packed=b_packed, c=c0)
+    y = am @ bm
     if alpha != 1.0:
         y = y * dt(alpha)
     if c is not None and beta != 0.0:
@@ -495,7 +567,13 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
 @register
 def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
                **_: Any) -> np.ndarray:
+    """LogSoftmax; float32 in ONNX Runtime's order on AVX-512F (lowp.ort_math)."""
     v, ax = _softmax_axes(_f(x), axis, opset)
+    if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
+        rows = np.moveaxis(v, ax, -1)
+        flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
+        y = ort_math.log_softmax_rows(flat)
+        return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)
 

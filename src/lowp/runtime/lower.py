@@ -199,6 +199,27 @@ def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, obj
     return {"w_constant": _folded_constant(node.input[1], graph)}
 
 
+def _gemm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime prepacks a Gemm's constant B; its product then sums in other K blocks."""
+    return {"b_packed": _folded_constant(node.input[1], graph)}
+
+
+def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's layout transformer moves a 2-D Conv with constant weights and bias to
+    its NCHWc kernels, which sum in another order (lowp.runtime.nchwc_conv)."""
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    return {"w_constant": _folded_constant(node.input[1], graph),
+            "b_constant": not has_bias or _folded_constant(node.input[2], graph)}
+
+
+def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's layout transformer moves a float 2-D pool to its NCHWc kernels when
+    its shape inference knows the channel count (and the block divides it)."""
+    shape = graph.value_shape(node.input[0])
+    channels = shape[1] if shape is not None and len(shape) == 4 else None
+    return {"nchwc_channels": channels if isinstance(channels, int) and channels > 0 else 0}
+
+
 def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks constant LSTM and GRU weights (W and R separately); the
     products then sum in K blocks of 256 (lowp.mlas_sgemm)."""
@@ -208,7 +229,10 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 # what a float operator needs to know of the graph to round as ONNX Runtime does
 _ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
-                "ConvTranspose": _conv_transpose_context, "LSTM": _lstm_context,
+                "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
+                "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
+                "Gemm": _gemm_context,
+                "LSTM": _lstm_context,
                 "GRU": _lstm_context}
 
 

@@ -161,19 +161,6 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     return y
 
 
-def global_average_pool(x: np.ndarray) -> np.ndarray | None:
-    """GlobalAveragePool of a float32 (N, C, *spatial) `x` in np.mean's order, or None."""
-    if x.ndim < 3 or 0 in x.shape[2:]:
-        return None
-    ext = _has(_usable("GlobalAveragePool", x), "float_mean_rows")
-    if ext is None:
-        return None
-    y = _empty(x.shape[:2] + (1,) * (x.ndim - 2))
-    call(ext.float_mean_rows, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
-         int(np.prod(x.shape[2:])), _threads)
-    return y
-
-
 def softmax_rows(x: np.ndarray) -> np.ndarray | None:
     """Softmax of every row of float32 (rows, n) `x` in ONNX Runtime's AVX-512F order (bit
     for bit with lowp.ort_math.softmax_rows), or None."""

@@ -1,0 +1,41 @@
+// Float32 2-D convolution summed in ONNX Runtime's NCHWc order (MLAS's NCHWc kernels, which
+// ONNX Runtime's layout transformer picks for most 2-D convolutions with constant weights;
+// docs/operators.md (O31)). Input and output stay NCHW; only the order of the sums follows
+// MLAS. Every output value is
+//   total = partial(block 0); total = partial(block b) + total for the next blocks;
+//   y = total + bias
+// where a partial is a chain of fused multiply-adds from +0 over the block's taps in the
+// kind's order (padding taps are skipped, as MLAS skips them):
+//   kNchwc     blocks of `block` input channels; kernel row, kernel column, channel
+//   kPointwise 1x1 kernels without padding: blocks of 128 channels, channel order
+//   kNchw      fewer input channels than `block`: one block per channel; row, column
+//   kDepthwise one input channel per output channel (no sum of blocks)
+// Grouped convolutions run the kNchwc order per group. Every instruction-set path computes
+// the same fused multiply-adds in the same order, so all paths are bit-identical.
+#pragma once
+#include <cstdint>
+
+namespace lowp_fconv {
+
+enum Kind : int { kNchwc = 0, kPointwise = 1, kNchw = 2, kDepthwise = 3 };
+
+struct ConvArgs {
+  const float* x = nullptr;   // (n, c, h, w)
+  const float* wp = nullptr;  // packed: (groups, m_blocks, cg, kh, kw, 16) output lanes
+  const float* bias = nullptr;  // (m) or null
+  float* y = nullptr;         // (n, m, oh, ow)
+  int64_t n = 0, c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;
+  int groups = 1, kind = kNchwc, block = 16;
+};
+
+constexpr int kLanes = 16;  // output channels per packed weight vector
+
+// Output rows [row0, row1) of the flattened (n, oh) range.
+using RowsFn = void (*)(const ConvArgs& a, int64_t row0, int64_t row1);
+
+void rows_scalar(const ConvArgs& a, int64_t row0, int64_t row1);
+void rows_avx2(const ConvArgs& a, int64_t row0, int64_t row1);
+void rows_avx512(const ConvArgs& a, int64_t row0, int64_t row1);
+
+}  // namespace lowp_fconv

@@ -1,0 +1,2 @@
+#define LOWP_FCONV_ROWS rows_avx2
+#include "nchwc_impl.h"

@@ -1,0 +1,2 @@
+#define LOWP_FCONV_ROWS rows_avx512
+#include "nchwc_impl.h"

@@ -1,0 +1,325 @@
+"""Eigen's vectorized float32 log and pow, as ONNX Runtime's CPU kernels evaluate them.
+
+ONNX Runtime's Log kernel and its LRN (`x * scale.pow(-beta)`) are Eigen array expressions.
+Eigen evaluates them four floats at a time (SSE packets of the wheel's baseline), from the
+start of the buffer (ONNX Runtime's buffers are aligned), and the elements after the last
+full packet through the C library (logf, powf). The packet functions are Eigen's own
+approximations, within about one float32 ulp of the exact value but often not the correctly
+rounded one (about 17% of logs and 25% of LRN's powers differ from it), so a QuantizeLinear
+after a Log or an LRN lands on ONNX Runtime's integer only with these forms
+(docs/operators.md, (O26), (O27)). The Eigen inside ONNX Runtime 1.32's wheel is newer than
+release 3.4.0, whose log, log2 and exp differ.
+
+* log: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); log(m) as a (3, 3) rational function of
+  m - 1; plus e * ln 2.
+* pow: log2(m) by a degree-10 polynomial finished in double-word arithmetic (Dekker's
+  products: no fused multiply-add in the baseline build), y * log2(x) split into an integer
+  and a fraction r, and 2^r as exp(ln 2 * r) with Eigen's 6th-order minimax exp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import libm
+
+_F = np.float32
+LANES = 4                                    # SSE: four floats per packet
+
+# log2(1 + x) / x on [sqrt(1/2) - 1, sqrt(2) - 1]: c8 .. c2 in float32 (Horner) ...
+_LOG2_C = tuple(_F(c) for c in (9.7010828554630279541015625e-02, -1.6896486282348632812500000e-01,
+                                1.7200836539268493652343750e-01, -1.7892272770404815673828125e-01,
+                                2.0505344867706298828125000e-01, -2.4046677350997924804687500e-01,
+                                2.8857553005218505859375000e-01, -3.6067414283752441406250000e-01,
+                                4.8089790344238281250000000e-01))
+# ... then C1 and C0 as double words (hi, lo): float32 head and float32 tail of a double
+_C1 = -7.2134751588268664068692714863573201000690460205078125e-01
+_C0 = 1.442695041742110273474963832995854318141937255859375e+00
+_LOG2_C1 = (_F(_C1), _F(_C1 - float(_F(_C1))))
+_LOG2_C0 = (_F(_C0), _F(_C0 - float(_F(_C0))))
+# log(1 + x) on [sqrt(1/2) - 1, sqrt(2) - 1] as p(x) / q(x): p1 .. p3, q1 .. q3
+_LOG_P = tuple(_F(c) for c in (1.0000000190281136, 1.0000000190281063, 0.18256296349849254))
+_LOG_Q = tuple(_F(c) for c in (1.4999999999999927, 0.59923249590823520, 0.049616247954120038))
+# exp(r) on [-ln2/2, ln2/2]: p6 .. p2 (p1 = p0 = 1)
+_EXP_P = tuple(_F(c) for c in (1.37449637986719608306884765625e-3,
+                               8.36894474923610687255859375e-3,
+                               4.166965186595916748046875e-2,
+                               0.16666518151760101318359375,
+                               0.49999988079071044921875))
+_LN2 = _F(0.6931471805599453)
+_LOG2E = _F(1.44269504088896341)
+_EXP_C1, _EXP_C2 = _F(-0.693359375), _F(2.12194440e-4)
+_EXP_HI = _F(88.723)
+_SQRT_HALF = _F(0.70710678118654752440)
+
+
+def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split: hi + lo == x, hi holding the upper half of the significand."""
+    gamma = _F(4097) * x
+    hi = (x - gamma) + gamma
+    return hi, x - hi
+
+
+def _two_prod(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's exact product: hi = fl(x * y), hi + lo == x * y."""
+    xh, xl = _split(x)
+    yh, yl = _split(y)
+    hi = x * y
+    lo = xh * yh - hi
+    lo = xh * yl + lo
+    lo = xl * yh + lo
+    return hi, xl * yl + lo
+
+
+def _fast_two_sum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = x + y
+    return s, y - (s - x)
+
+
+def _dw_times(hi: np.ndarray, lo: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Double word (hi, lo) times float y, as a double word."""
+    c_hi, c_lo1 = _two_prod(hi, y)
+    t_hi, t_lo1 = _fast_two_sum(c_hi, lo * y)
+    return _fast_two_sum(t_hi, t_lo1 + c_lo1)
+
+
+def _dw_plus(x_hi: np.ndarray, x_lo: np.ndarray, y_hi: np.ndarray,
+             y_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Double-word sum, assuming |x_hi| >= |y_hi|."""
+    r_hi, r_lo = _fast_two_sum(x_hi, y_hi)
+    return _fast_two_sum(r_hi, (y_lo + r_lo) + x_lo)
+
+
+def _log2(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log2(m) for m in [sqrt(1/2), sqrt(2)) as a double word: x = m - 1, a degree-8
+    polynomial in float32, its last two Horner steps and the final product by x in
+    double-word arithmetic."""
+    x = m - _F(1)
+    p = np.full_like(x, _LOG2_C[0])
+    for c in _LOG2_C[1:]:
+        p = p * x + c
+    hi, lo = _two_prod(x, p)
+    hi, lo = _dw_plus(*_full(x, _LOG2_C1), hi, lo)
+    hi, lo = _dw_times(hi, lo, x)
+    hi, lo = _dw_plus(*_full(x, _LOG2_C0), hi, lo)
+    return _dw_times(hi, lo, x)
+
+
+def _full(like: np.ndarray, pair: tuple[np.float32, np.float32]) -> tuple[np.ndarray, np.ndarray]:
+    return np.full_like(like, pair[0]), np.full_like(like, pair[1])
+
+
+def _exp(x0: np.ndarray) -> np.ndarray:
+    """Eigen's packet exp: x = m ln2 + r (ln2 in two parts), a 6th-order polynomial in r,
+    scaled by 2^m; 0 below -104, the input itself where it is larger (inf, NaN)."""
+    with np.errstate(all="ignore"):
+        x = np.minimum(x0, _EXP_HI)
+        m = np.floor(x * _LOG2E + _F(0.5))
+        r = m * _EXP_C1 + x
+        r = m * _EXP_C2 + r
+        p6, p5, p4, p3, p2 = _EXP_P
+        r2 = r * r
+        even = r2 * (r2 * p6 + p4) + p2
+        odd = r2 * p5 + p3
+        y = r2 * (r * odd + even) + (r + _F(1))
+        scaled = np.ldexp(y, np.nan_to_num(m, nan=0).astype(np.int32)).astype(_F)
+        out = np.where(np.isnan(x0), x0, np.maximum(scaled, x0))
+        return np.where(x0 < _F(-104), _F(0), out).astype(_F)
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return (np.sign(x) * np.floor(np.abs(x) + _F(0.5))).astype(_F)
+
+
+def _pow_positive(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x ** y for finite x > 0: Eigen's generic_pow_impl."""
+    m, e = np.frexp(x)
+    m, e = m.astype(_F), e.astype(_F)
+    low = m < _SQRT_HALF
+    m = np.where(low, _F(2) * m, m)
+    e = np.where(low, e - _F(1), e)
+    lx_hi, lx_lo = _log2(m)
+    f1_hi, f1_lo = _two_prod(e, y)
+    f2_hi, f2_lo = _dw_times(lx_hi, lx_lo, y)
+    f_hi, f_lo = _dw_plus(f1_hi, f1_lo, f2_hi, f2_lo)
+    n = _round_half_away(f_hi)
+    r = (f_hi - n) + f_lo
+    n_r = _round_half_away(r)
+    r, n = r - n_r, n + n_r
+    return np.ldexp(_exp(_LN2 * r), n.astype(np.int32)).astype(_F)
+
+
+def packet_pow(x: np.ndarray, y: float) -> np.ndarray:
+    """Eigen's packet pow of float32 `x` (any shape) to the scalar power `y`, every element.
+
+    The special cases follow Eigen's generic_pow (y == 1, x == 1 or y == 0 give x and 1;
+    zero, infinite, NaN and negative x as IEEE pow does)."""
+    x = np.asarray(x, _F)
+    yv = _F(y)
+    with np.errstate(all="ignore"):
+        ax = np.abs(x)
+        finite_pos = np.isfinite(x) & (x > 0)
+        body = _pow_positive(np.where(finite_pos, ax, _F(1)), np.full_like(x, yv))
+        y_int = np.floor(yv) == yv
+        y_odd = y_int and np.floor(yv / 2) * 2 != yv
+        neg_ok = (x < 0) & np.isfinite(x)
+        if y_int:                               # negative x: |x|^y with the sign of x^y
+            mag = _pow_positive(np.where(neg_ok, ax, _F(1)), np.full_like(x, yv))
+            body = np.where(neg_ok, -mag if y_odd else mag, body)
+        special = np.power(x.astype(np.float64), float(yv)).astype(_F)  # IEEE pow's cases
+        out = np.where(finite_pos | (neg_ok & y_int), body, special)
+    if yv == 1:
+        return x.copy()
+    return np.where((x == 1) | (yv == 0), _F(1), out).astype(_F)
+
+
+def _packet_log(x: np.ndarray) -> np.ndarray:
+    """Eigen's plog_float: every element, IEEE log's special cases."""
+    with np.errstate(all="ignore"):
+        m, e = np.frexp(x)
+        m, e = m.astype(_F), e.astype(_F)
+        low = m < _SQRT_HALF
+        t = (m - _F(1)) + np.where(low, m, _F(0))
+        e = e - np.where(low, _F(1), _F(0))
+        p1, p2, p3 = _LOG_P
+        q1, q2, q3 = _LOG_Q
+        p = t * (t * (t * p3 + p2) + p1)
+        q = t * (t * (t * q3 + q2) + q1) + _F(1)
+        out = e * _LN2 + p / q
+        out = np.where(x == np.inf, _F(np.inf), out)
+        out = np.where((x < 0) | np.isnan(x), _F(np.nan), out)
+        return np.where(x == 0, _F(-np.inf), out).astype(_F)
+
+
+def _assign(x: np.ndarray, packet: Callable[[np.ndarray], np.ndarray],
+            scalar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """One Eigen assignment over contiguous float32 `x`: packets of four from the start,
+    the last n % 4 elements by the scalar function."""
+    flat = np.ascontiguousarray(x, _F).ravel()
+    split = len(flat) - len(flat) % LANES
+    out = np.empty_like(flat)
+    out[:split] = packet(flat[:split])
+    out[split:] = scalar(flat[split:])
+    return out.reshape(np.shape(x))
+
+
+def _packet_log1p(x: np.ndarray) -> np.ndarray:
+    """Eigen's generic log1p: x * log(1 + x) / ((1 + x) - 1), x itself where 1 + x rounds
+    to 1 (or log(1 + x) is infinite)."""
+    with np.errstate(all="ignore"):
+        up = x + _F(1)
+        log_up = _packet_log(up)
+        keep = (up == _F(1)) | (up == log_up)
+        return np.where(keep, x, x * (log_up / (up - _F(1)))).astype(_F)
+
+
+# Cody-Waite reduction by pi/2 in four float32 parts (no fused multiply-add)
+_PIO2_PARTS = tuple(_F(c) for c in (-1.5703125, -0.000483989715576171875,
+                                    1.62865035235881805419921875e-07,
+                                    5.5644315544167710640977020375430583953857421875e-11))
+_COS_P = tuple(_F(c) for c in (2.4372266125283204019069671630859375e-05,
+                               -0.00138865201734006404876708984375,
+                               0.041666619479656219482421875, -0.5, 1.0))
+_SIN_P = tuple(_F(c) for c in (-0.0001959234114083702898469196984621021329076029360294342041015625,
+                               0.0083326873655616851693794799871284340042620897293090820312500000,
+                               -0.1666666203982298255503735617821803316473960876464843750000000000))
+# 2/pi in 8-bit-shifted words (Payne-Hanek reduction of huge arguments)
+_TWO_OVER_PI = (
+    0x00000028, 0x000028be, 0x0028be60, 0x28be60db, 0xbe60db93, 0x60db9391, 0xdb939105,
+    0x9391054a, 0x91054a7f, 0x054a7f09, 0x4a7f09d5, 0x7f09d5f4, 0x09d5f47d, 0xd5f47d4d,
+    0xf47d4d37, 0x7d4d3770, 0x4d377036, 0x377036d8, 0x7036d8a5, 0x36d8a566, 0xd8a5664f,
+    0xa5664f10, 0x664f10e4, 0x4f10e410, 0x10e41000, 0xe4100000)
+_HUGE = {True: _F(25966.0), False: _F(18838.0)}          # sin, cos
+
+
+def _reduce_huge(value: np.float32) -> tuple[np.float32, int]:
+    """Eigen's trig_reduce_huge: value = q pi/2 + r for |value| >= the huge threshold, in
+    2.62 fixed point."""
+    bits = int(np.float32(value).view(np.uint32))
+    e = (bits >> 23) - 118
+    xi = (((bits & 0x007FFFFF) | 0x00800000) << (e & 7)) & 0xFFFFFFFF
+    i = e >> 3
+    mask64 = (1 << 64) - 1
+    p = xi * _TWO_OVER_PI[i + 7]
+    p = (xi * _TWO_OVER_PI[i + 3] + (p >> 32)) & mask64
+    p = ((((xi * _TWO_OVER_PI[i - 1]) & 0xFFFFFFFF) << 32) + p) & mask64
+    q = ((p + (1 << 61)) & mask64) >> 62
+    p = (p - (q << 62)) & mask64
+    signed = p - (1 << 64) if p >= 1 << 63 else p
+    return np.float32(float(signed) * 3.4061215800865545e-19), q
+
+
+def _packet_sincos(x0: np.ndarray, sine: bool) -> np.ndarray:
+    """Eigen's psincos_float (no fused multiply-add): reduce |x| by pi/2, pick the sine or
+    cosine polynomial by the quadrant, set the sign."""
+    with np.errstate(all="ignore"):
+        x = np.abs(x0)
+        y = x * _F(0.636619746685028076171875)
+        rounded = y + _F(12582912)
+        quadrant = rounded.view(np.int32).copy()
+        y = rounded - _F(12582912)
+        for c in _PIO2_PARTS:
+            x = y * c + x
+        for k in np.flatnonzero(np.isfinite(x0) & (np.abs(x0) >= _HUGE[sine])):
+            x.flat[k], quadrant.flat[k] = _reduce_huge(np.abs(x0.flat[k]))
+        if sine:
+            sign = (x0.view(np.int32) ^ (quadrant << 30)) & np.int32(-2**31)
+        else:
+            sign = ((quadrant + 1) << 30) & np.int32(-2**31)
+        x2 = x * x
+        cos_poly = np.full_like(x, _COS_P[0])
+        for c in _COS_P[1:]:
+            cos_poly = cos_poly * x2 + c
+        sin_poly = np.full_like(x, _SIN_P[0])
+        for c in _SIN_P[1:]:
+            sin_poly = sin_poly * x2 + c
+        sin_poly = (sin_poly * x2) * x + x
+        even = (quadrant & 1) == 0
+        out = np.where(even, sin_poly, cos_poly) if sine else np.where(even, cos_poly, sin_poly)
+        return (out.astype(_F).view(np.int32) ^ sign).view(_F)
+
+
+@dataclass(frozen=True)
+class Path:
+    """The primitives of one side of an Eigen assignment: its packets or its scalar tail."""
+
+    exp: Callable[[np.ndarray], np.ndarray]
+    log: Callable[[np.ndarray], np.ndarray]
+    log1p: Callable[[np.ndarray], np.ndarray]
+
+
+PACKETS = Path(exp=_exp, log=_packet_log, log1p=_packet_log1p)
+SCALARS = Path(exp=libm.expf, log=libm.logf, log1p=libm.log1pf)
+
+
+def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray]) -> np.ndarray:
+    """An Eigen array expression of float32 `x` assigned in one pass, as ONNX Runtime's
+    element-wise functors run it at one intra-op thread: `expression(t, PACKETS)` on the
+    full packets, `expression(t, SCALARS)` on the last n % 4 elements."""
+    with np.errstate(all="ignore"):                 # IEEE's inf and NaN, as the kernels
+        return _assign(x, lambda t: expression(t, PACKETS), lambda t: expression(t, SCALARS))
+
+
+def sin(x: np.ndarray) -> np.ndarray:
+    """float32 sin(x) as ONNX Runtime's Sin kernel computes it."""
+    return _assign(x, lambda t: _packet_sincos(t, True), libm.sinf)
+
+
+def cos(x: np.ndarray) -> np.ndarray:
+    """float32 cos(x) as ONNX Runtime's Cos kernel computes it."""
+    return _assign(x, lambda t: _packet_sincos(t, False), libm.cosf)
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """float32 log(x) as ONNX Runtime's Log kernel computes it."""
+    return _assign(x, _packet_log, libm.logf)
+
+
+def power(x: np.ndarray, y: float) -> np.ndarray:
+    """float32 x ** y (scalar y) as one Eigen `pow` assignment computes it (ONNX Runtime's
+    LRN)."""
+    yf = float(_F(y))
+    return _assign(x, lambda t: packet_pow(t, yf), lambda t: libm.powf(t, yf))

@@ -1,0 +1,186 @@
+"""ONNX Runtime's float32 2-D convolution under its NCHWc layout, reproduced bit for bit.
+
+At its default optimization level ONNX Runtime rewrites most 2-D float convolutions with
+constant weights into MLAS's NCHWc kernels (its layout transformer), which sum in another
+order than an im2col GEMM: blocks of 8 (AVX2) or 16 (AVX-512) input channels, each a chain
+of fused multiply-adds from +0 over kernel row, kernel column and channel, the blocks' sums
+added one after another, the bias last (docs/operators.md (O31)). A QuantizeLinear after such
+a float convolution lands on ONNX Runtime's integer only in that order. `plan` applies the
+transformer's rules; `convolve` runs the native kernel (lowp._float_conv, every instruction
+set bit-identical) or, without it, `reference`, the numpy form that is its specification.
+
+Not reproduced: a Conv whose output ONNX Runtime fuses with a following Add (the sum then
+starts from the addend) or an activation other than Relu (MLAS applies it after the sum).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lowp.fixedpoint import fma32
+
+_F = np.float32
+LANES = 16                      # output channels per packed weight vector (native kernel)
+POINTWISE_CHUNK = 128           # input channels per pointwise kernel call
+KINDS = {"nchwc": 0, "pointwise": 1, "nchw": 2, "depthwise": 3}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How MLAS runs one convolution: the kernel kind and the NCHWc block size."""
+
+    kind: str
+    block: int
+
+    @property
+    def step(self) -> int:
+        """Input channels summed in one chain before the blocks are added."""
+        return {"pointwise": POINTWISE_CHUNK, "nchw": 1}.get(self.kind, self.block)
+
+
+@functools.cache
+def block_size() -> int:
+    """MLAS's NCHWc block size on this CPU: 16 with AVX-512F, 8 with AVX2, else 0 (ONNX
+    Runtime then keeps its NCHW convolution)."""
+    from lowp import ort_math
+
+    if ort_math.mlas_has_avx512f():
+        return 16
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return 0
+    return 8 if " avx2" in flags and " fma" in flags else 0
+
+
+def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant: bool,
+         b_constant: bool) -> Plan | None:
+    """The NCHWc kernel ONNX Runtime's layout transformer gives this Conv, or None when it
+    keeps the Conv in NCHW (1-D and 3-D, weights or bias computed at run time, more input
+    channels than a block but not a multiple of 4, grouped ones the blocks do not divide).
+    A last block of input channels may be partial (the transformer pads it with zeros)."""
+    block = block_size()
+    if block == 0 or len(x_shape) != 4 or len(w_shape) != 4 or not (w_constant and b_constant):
+        return None
+    m, cg, kh, kw = (int(v) for v in w_shape)
+    if group > 1:
+        if m % block:
+            return None
+        if cg == 1 and m == group:
+            return Plan("depthwise", block)
+        if cg % block or m % group or (m // group) % block:
+            return None
+        return Plan("nchwc", block)
+    if cg < block:
+        return Plan("nchw", block)
+    if cg % 4:                  # ONNX Runtime 1.32 pads channels to a block from 4s on
+        return None
+    return Plan("pointwise" if kh == kw == 1 else "nchwc", block)
+
+
+def _pointwise(p: Plan, kernel: Sequence[int], pads: Sequence[int]) -> Plan:
+    """A 1x1 kernel runs MLAS's pointwise kernel only without padding."""
+    if p.kind == "pointwise" and any(pads):
+        return Plan("nchwc", p.block)
+    return p
+
+
+def _out_size(size: int, k: int, stride: int, dilation: int, begin: int, end: int) -> int:
+    return (size + begin + end - (k - 1) * dilation - 1) // stride + 1
+
+
+def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
+              pads: Sequence[int], strides: Sequence[int],
+              dilations: Sequence[int]) -> np.ndarray:
+    """The NCHWc order in numpy: per block of input channels, fused multiply-adds from +0
+    over kernel row, kernel column and channel (padding taps skipped: an fma with +0 leaves
+    every sum but -0 as it is, and a skipped tap leaves -0 too); the blocks' sums added in
+    order; the bias last."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    ph0, pw0, ph1, pw1 = pads
+    oh = _out_size(h, kh, strides[0], dilations[0], ph0, ph1)
+    ow = _out_size(wd, kw, strides[1], dilations[1], pw0, pw1)
+    mg = m // group
+    y = np.empty((n, m, oh, ow), _F)
+    oy = np.arange(oh) * strides[0] - ph0
+    ox = np.arange(ow) * strides[1] - pw0
+    for g in range(group):
+        wg = w[g * mg:(g + 1) * mg]
+        total: np.ndarray | None = None
+        for c0 in range(0, cg, p.step):
+            acc = np.zeros((n, mg, oh, ow), _F)
+            for ky in range(kh):
+                iy = oy + ky * dilations[0]
+                vy = (iy >= 0) & (iy < h)
+                rows = np.clip(iy, 0, h - 1)
+                for kx in range(kw):
+                    ix = ox + kx * dilations[1]
+                    vx = (ix >= 0) & (ix < wd)
+                    cols = np.clip(ix, 0, wd - 1)
+                    valid = vy[:, None] & vx[None, :]
+                    for ci in range(c0, min(cg, c0 + p.step)):
+                        plane = x[:, g * cg + ci][:, rows][:, :, cols]
+                        prod = fma32(plane[:, None], wg[:, ci, ky, kx][None, :, None, None], acc)
+                        acc = np.where(valid, prod, acc).astype(_F)
+            total = acc if total is None else (acc + total).astype(_F)
+        assert total is not None
+        y[:, g * mg:(g + 1) * mg] = total
+    if b is not None:
+        y = (y + b.reshape(1, m, 1, 1).astype(_F)).astype(_F)
+    return y
+
+
+def pack(w: np.ndarray, group: int) -> np.ndarray:
+    """Weights (m, cg, kh, kw) as the native kernel reads them: (group, m blocks of 16, cg,
+    kh, kw, 16 output lanes), zero lanes past the group's last output channel."""
+    m, cg, kh, kw = w.shape
+    mg = m // group
+    blocks = -(-mg // LANES)
+    padded = np.zeros((group, blocks * LANES, cg, kh, kw), _F)
+    padded[:, :mg] = w.reshape(group, mg, cg, kh, kw)
+    packed = padded.reshape(group, blocks, LANES, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+    return np.ascontiguousarray(packed).reshape(-1)
+
+
+def _native_isa() -> str | None:
+    """The native kernel's instruction set for lowp's active integer path, or None."""
+    try:
+        from lowp import _float_conv  # type: ignore[attr-defined]  # noqa: F401
+        from lowp.runtime.native_backend import active_path
+    except ImportError:
+        return None
+    path = active_path()
+    if path.startswith("avx512") or path.startswith("amx"):
+        return "avx512"
+    return "avx2" if path.startswith("avx") else "scalar"
+
+
+def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
+             pads: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+             threads: int = 0) -> np.ndarray:
+    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy)."""
+    p = _pointwise(p, w.shape[2:], pads)
+    isa = _native_isa()
+    if isa is None:
+        return reference(x, w, b, p, group, pads, strides, dilations)
+    from lowp import _float_conv  # type: ignore[attr-defined]
+
+    n, _, h, wd = x.shape
+    m, _, kh, kw = w.shape
+    oh = _out_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
+    ow = _out_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
+    y = np.empty((n, m, oh, ow), _F)
+    if y.size == 0:
+        return y
+    bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
+    _float_conv.conv(np.ascontiguousarray(x, _F), pack(np.asarray(w, _F), group), bias, y,
+                     KINDS[p.kind], p.block, group, kh, kw, strides[0], strides[1],
+                     dilations[0], dilations[1], pads[0], pads[1], isa, threads)
+    return y
