@@ -18,8 +18,10 @@
 #include "float_elementwise.h"
 #include "float_exact.h"
 #include "float_kernels.h"
+#include "float_col2im.h"
+#include "float_norm.h"
+#include "float_reduce.h"
 #include "gather.h"
-#include "layer_norm.h"
 #include "program.h"
 #include "recurrent.h"
 #include "threadpool.h"
@@ -262,23 +264,6 @@ lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads)
   };
 }
 
-lowp::Kernel make_layer_norm(Floats x, Floats scale, std::optional<Floats> bias, OutFloats y,
-                             OutFloats mean, OutFloats inv_std, float epsilon, int threads) {
-  // y (rows x n) = LayerNormalization of each row of x in ONNX Runtime's order; mean and
-  // inv_std get one value per row (layer_norm.h)
-  const size_t n = scale.size();
-  if (n < 1 || x.size() != y.size() || x.size() % n != 0 || mean.size() * n != x.size() ||
-      inv_std.size() != mean.size() || (bias && bias->size() != n))
-    throw std::invalid_argument("layer_norm needs rows x n values, n scales (and biases), "
-                                "rows means and inverse deviations");
-  if (x.data() == y.data()) throw std::invalid_argument("layer_norm cannot run in place");
-  lowp::LayerNormArgs a;
-  a.x = x.data(), a.scale = scale.data(), a.bias = bias ? bias->data() : nullptr;
-  a.y = y.data(), a.mean = mean.data(), a.inv_std = inv_std.data();
-  a.rows = int64_t(mean.size()), a.n = int64_t(n), a.epsilon = epsilon;
-  return [a, threads, x, scale, bias, y, mean, inv_std] { lowp::run_layer_norm(a, threads); };
-}
-
 lowp::Kernel make_float_sqrt(Floats x, OutFloats y, int threads) {
   // y = sqrt(x) element-wise (correctly rounded, as numpy); y may be x
   if (x.size() != y.size()) throw std::invalid_argument("float_sqrt needs same sizes");
@@ -314,6 +299,60 @@ lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threa
   return [n, threads, x, y] {
     lowp::run_float_softmax_rows(x.data(), y.data(), int64_t(y.size()) / n, n, threads);
   };
+}
+
+lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
+                                   OutFloats y, OutFloats mean, OutFloats inv, int64_t n,
+                                   float epsilon, int threads) {
+  // rows x n: y = LayerNormalization of each row in ONNX Runtime's order, mean and inv per row
+  if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0 || scale.size() != size_t(n) ||
+      (bias && bias->size() != size_t(n)) || mean.size() != x.size() / size_t(n) ||
+      inv.size() != mean.size())
+    throw std::invalid_argument("float_layer_norm needs x, y of rows * n, scale and bias of n, "
+                                "mean and inv of rows values");
+  return [x, scale, bias, y, mean, inv, n, epsilon, threads] {
+    lowp::LayerNormArgs a;
+    a.x = x.data(), a.scale = scale.data(), a.bias = bias ? bias->data() : nullptr;
+    a.y = y.data(), a.mean = mean.data(), a.inv = inv.data();
+    a.rows = int64_t(mean.size()), a.n = n, a.epsilon = epsilon;
+    lowp::run_float_layer_norm(a, threads);
+  };
+}
+
+lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t k,
+                                   int64_t inner, int form, bool mean, int threads) {
+  // y (outer x inner) = ReduceSum / ReduceMean over k of x (outer x k x inner), ONNX
+  // Runtime's order (float_reduce.h)
+  if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
+      y.size() != size_t(outer * inner) || form < 0 || form > 2 ||
+      (form == lowp::kReduceEigenRows && inner != 1))
+    throw std::invalid_argument("float_reduce_sum needs x of outer * k * inner values, y of "
+                                "outer * inner, a form 0..2 (0 with inner 1)");
+  return [x, y, outer, k, inner, form, mean, threads] {
+    lowp::ReduceArgs a;
+    a.x = x.data(), a.y = y.data(), a.outer = outer, a.k = k, a.inner = inner;
+    a.form = form, a.mean = mean;
+    lowp::run_float_reduce_sum(a, threads);
+  };
+}
+
+lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
+                               const std::vector<int64_t>& dims, int threads) {
+  // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w
+  if (dims.size() != 14)
+    throw std::invalid_argument("float_col2im needs 14 dims");
+  lowp::Col2ImArgs a;
+  int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh,
+                       &a.ow, &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w};
+  for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
+  bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.sh >= 1 && a.sw >= 1 &&
+            a.dh >= 1 && a.dw >= 1 && a.begin_h >= 0 && a.begin_w >= 0;
+  for (size_t i = 0; i < 8; ++i) ok = ok && *fields[i] >= 0;
+  if (!ok || cols.size() != size_t(a.planes * a.kh * a.kw * a.ih * a.iw) ||
+      y.size() != size_t(a.planes * a.oh * a.ow) || (bias && bias->size() != size_t(a.channels)))
+    throw std::invalid_argument("float_col2im: cols, y or bias do not match the dims");
+  a.cols = cols.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
@@ -485,23 +524,28 @@ NB_MODULE(_native, m) {
   using FOut = nb::ndarray<float, nb::device::cpu>;
   m.def(
       "rnn",
-      [](bool gru, F xw, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> r,
-         std::optional<Vec<float>> p, std::optional<Vec<float>> rbh, std::optional<F> h0,
+      [](bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> w,
+         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r, int64_t hidden,
+         std::optional<Vec<float>> p, std::optional<F> h0,
          std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
          std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
          float clip, bool input_forget, bool linear_before_reset, int threads,
          std::optional<Vec<float>> bias) {
-        // xw (T, B, D, G*H), r (D, G*H, H), p (D*3*H), rbh (D*H), h0/c0/yh/yc (B, D, H),
-        // y (T, B, D, H), lens (B); any strides with the innermost one 1.
+        // x (T, B, I), w and r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
+        // h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1.
         lowp::RnnArgs a;
         const int64_t G = gru ? 3 : 4;
-        if (xw.ndim() != 4 || r.shape(0) != xw.shape(2))
-          throw std::invalid_argument("rnn needs xw (T, B, D, G*H) and r (D, G*H, H)");
         a.gru = gru;
-        a.t = int64_t(xw.shape(0)), a.b = int64_t(xw.shape(1)), a.d = int64_t(xw.shape(2));
-        a.h = int64_t(r.shape(2));
-        if (a.h < 1 || int64_t(r.shape(1)) != G * a.h || int64_t(xw.shape(3)) != G * a.h)
-          throw std::invalid_argument("rnn weight and projection widths do not match");
+        a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
+        a.d = int64_t(r.shape(0)), a.h = hidden;
+        const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign;
+        const int64_t packed = gru ? lowp::rnn_packed_size(a.h, 2 * hp) +
+                                         lowp::rnn_packed_size(a.h, hp)
+                                   : lowp::rnn_packed_size(a.h, 4 * hp);
+        if (a.h < 1 || a.i < 1 || int64_t(r.shape(1)) != packed || w.shape(0) != r.shape(0) ||
+            int64_t(w.shape(1)) != lowp::rnn_packed_size(a.i, G * hp))
+          throw std::invalid_argument("rnn packed weights do not match the sizes");
         if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
           throw std::invalid_argument("rnn needs one or two directions");
         // The innermost stride matters only when rows have more than one element and the
@@ -516,23 +560,19 @@ NB_MODULE(_native, m) {
             throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
           inner(stride, what, s2, s0 * s1 * s2);
         };
-        inner(xw.stride(3), "xw", xw.shape(3), xw.size());
-        a.xw = xw.data();
-        a.xw_st = xw.stride(0), a.xw_sb = xw.stride(1), a.xw_sd = xw.stride(2);
+        a.x = x.data();
+        a.w = w.data();
+        a.w_sd = int64_t(w.shape(1));
         a.r = r.data();
+        a.r_sd = packed;
         if (p) {
           if (gru || int64_t(p->shape(0)) != a.d * 3 * a.h)
             throw std::invalid_argument("rnn peepholes must be D * 3 * H floats (LSTM)");
           a.p = p->data();
         }
-        if (rbh) {
-          if (!gru || int64_t(rbh->shape(0)) != a.d * a.h)
-            throw std::invalid_argument("rnn rbh must be D * H floats (GRU)");
-          a.rbh = rbh->data();
-        }
-        if (bias) {  // LSTM in ONNX Runtime's order: the bias after the recurrence
-          if (gru || int64_t(bias->shape(0)) != a.d * 8 * a.h)
-            throw std::invalid_argument("rnn bias must be D * 8 * H floats (LSTM)");
+        if (bias) {  // ONNX Runtime's order: the bias after the recurrence
+          if (int64_t(bias->shape(0)) != a.d * 2 * G * a.h)
+            throw std::invalid_argument("rnn bias must be D * 2 * G * H floats");
           a.bias = bias->data();
         }
         if (h0) {
@@ -580,22 +620,10 @@ NB_MODULE(_native, m) {
         nb::gil_scoped_release nogil;
         lowp::run_rnn(a, threads);
       },
-      "gru"_a, "xw"_a, "r"_a, "p"_a.none(), "rbh"_a.none(), "h0"_a.none(), "c0"_a.none(),
+      "gru"_a, "x"_a, "w"_a, "r"_a, "hidden"_a, "p"_a.none(), "h0"_a.none(), "c0"_a.none(),
       "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
       "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
-  m.def(
-      "rnn_activation",
-      [](const std::string& fn, Vec<float> x, nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu> y) {
-        // y = sigmoid(x) or tanh(x) with the active path's kernels; size a multiple of 16.
-        if (x.shape(0) != y.shape(0) || x.shape(0) % lowp::kRnnAlign != 0)
-          throw std::invalid_argument("rnn_activation needs equal sizes, a multiple of 16");
-        const lowp::RnnKernels& k = lowp::active_rnn_kernels();
-        if (fn != "sigmoid" && fn != "tanh") throw std::invalid_argument("sigmoid or tanh");
-        nb::gil_scoped_release nogil;
-        (fn == "sigmoid" ? k.sigmoid : k.tanh)(x.data(), y.data(), int64_t(x.shape(0)));
-      },
-      "fn"_a, "x"_a, "y"_a);
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,
@@ -606,11 +634,15 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
-  def_kernel(m, program, "layer_norm", &make_layer_norm, "x"_a, "scale"_a, "bias"_a.none(),
-             "y"_a, "mean"_a, "inv_std"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
+             "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
+             "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
+             "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,

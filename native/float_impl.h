@@ -406,12 +406,14 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
   constexpr int W = F::W, RM = 8;
   static constexpr auto two = sgemm_tile_column<F, 2>(std::make_index_sequence<RM>());
   static constexpr auto one = sgemm_tile_column<F, 1>(std::make_index_sequence<RM>());
-  for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
-    const bool pair = n - j0 > W;
-    const int64_t cols = std::min<int64_t>(n - j0, pair ? 2 * W : W);
-    const float* strip = bp + (j0 / (2 * W)) * kb * (2 * W);
-    for (int64_t i0 = 0; i0 < m; i0 += RM) {
-      const int rows = int(std::min<int64_t>(RM, m - i0));
+  // rows outside, strips inside: a tile's rows of A stay in L1 while every strip of the
+  // panel (in L2) passes under them (the other order streamed all of A once per strip)
+  for (int64_t i0 = 0; i0 < m; i0 += RM) {
+    const int rows = int(std::min<int64_t>(RM, m - i0));
+    for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
+      const bool pair = n - j0 > W;
+      const int64_t cols = std::min<int64_t>(n - j0, pair ? 2 * W : W);
+      const float* strip = bp + (j0 / (2 * W)) * kb * (2 * W);
       (pair ? two : one)[rows - 1](a + i0 * sa_m, sa_m, sa_k, strip, np, c + i0 * ldc + j0,
                                    ldc, cols, kb, alpha, first);
     }

@@ -1,12 +1,10 @@
-// Driver of the float32 recurrence (recurrent.h): weight packing, the time loop with
-// sequence-length masking, and directions as tasks on the thread pool.
+// Driver of the float32 recurrence (recurrent.h): the time loop with sequence-length masking,
+// and directions as tasks on the thread pool.
 #include "recurrent.h"
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -27,32 +25,24 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Buffers of one direction; every row is padded to hp floats with zeros.
 struct Workspace {
-  std::vector<float> rt;     // packed R^T: (H, G * hp), rt[k][g * hp + j] = R[g * H + j][k]
-  std::vector<float> r_src;  // the R that rt was packed from (rt is reused while R equals it)
-  std::vector<float> gates;  // (B, G * hp)
+  std::vector<float> xw;     // (T * B, G * hp): X W^T of every step
+  std::vector<float> gates;  // (B, G * hp): LSTM i, o, f, c; GRU z, r, h (the h part of xw)
   std::vector<float> h, c;   // (B, hp) state
-  std::vector<float> aux;    // (B, hp): r * h (GRU) or the input part of the h gate (lbr)
+  std::vector<float> rh;     // (B, hp) GRU: the reset product's operand
+  std::vector<float> lin;    // (B, hp) GRU with linear_before_reset: h @ Rh^T + Rbh
   std::vector<float> p;      // (3 * hp) peepholes
-  std::vector<float> rbh;    // (hp)
-  std::vector<float> bias;   // (4 * hp) LSTM bias Wb + Rb, added after the recurrence
+  std::vector<float> bias;   // (G * hp) added after the recurrence
+  std::vector<float> rbh;    // (hp) GRU with linear_before_reset
 };
 
 void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
   const int64_t H = a.h, B = a.b, G = a.gru ? 3 : 4, gw = G * hp;
-  const float* r = a.r + d * G * H * H;
-  const size_t rn = size_t(G * H * H);
-  if (w.rt.size() != size_t(H * gw) || w.r_src.size() != rn ||
-      std::memcmp(w.r_src.data(), r, rn * sizeof(float)) != 0) {
-    w.rt.assign(size_t(H * gw), 0.0f);
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t j = 0; j < H; ++j)
-        for (int64_t k = 0; k < H; ++k) w.rt[size_t(k * gw + g * hp + j)] = r[(g * H + j) * H + k];
-    w.r_src.assign(r, r + rn);
-  }
+  const bool lbr = a.gru && a.linear_before_reset;
   w.gates.assign(size_t(B * gw), 0.0f);
   w.h.assign(size_t(B * hp), 0.0f);
   w.c.assign(a.gru ? 0 : size_t(B * hp), 0.0f);
-  w.aux.assign(a.gru ? size_t(B * hp) : 0, 0.0f);
+  w.rh.assign(a.gru ? size_t(B * hp) : 0, 0.0f);
+  w.lin.assign(lbr ? size_t(B * hp) : 0, 0.0f);
   for (int64_t b = 0; b < B; ++b) {
     if (a.h0) std::memcpy(&w.h[size_t(b * hp)], a.h0 + b * a.h0_sb + d * a.h0_sd, size_t(H) * 4);
     if (a.c0 && !a.gru)
@@ -64,15 +54,19 @@ void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
     for (int64_t g = 0; g < 3; ++g)
       std::memcpy(&w.p[size_t(g * hp)], a.p + d * 3 * H + g * H, size_t(H) * 4);
   }
-  w.rbh.assign(size_t(hp), 0.0f);
-  if (a.rbh) std::memcpy(w.rbh.data(), a.rbh + d * H, size_t(H) * 4);
   w.bias.clear();
-  if (a.bias && !a.gru) {
-    w.bias.assign(size_t(4 * hp), 0.0f);
-    const float* wb = a.bias + d * 8 * H;
-    for (int64_t g = 0; g < 4; ++g)
+  w.rbh.clear();
+  if (a.bias) {  // Wb + Rb per gate; a GRU's h gate with linear_before_reset: Wb, Rb apart
+    w.bias.assign(size_t(gw), 0.0f);
+    const float* wb = a.bias + d * 2 * G * H;
+    const float* rb = wb + G * H;
+    for (int64_t g = 0; g < G; ++g)
       for (int64_t j = 0; j < H; ++j)
-        w.bias[size_t(g * hp + j)] = wb[g * H + j] + wb[4 * H + g * H + j];
+        w.bias[size_t(g * hp + j)] = lbr && g == 2 ? wb[g * H + j] : wb[g * H + j] + rb[g * H + j];
+    if (lbr) {
+      w.rbh.assign(size_t(hp), 0.0f);
+      std::memcpy(w.rbh.data(), rb + 2 * H, size_t(H) * 4);
+    }
   }
 }
 
@@ -80,6 +74,8 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   const int64_t T = a.t, B = a.b, H = a.h, G = a.gru ? 3 : 4, gw = G * hp;
   const bool rev = a.reverse[d];
   const bool lbr = a.gru && a.linear_before_reset;
+  const float* rt = a.r + d * a.r_sd;                              // LSTM, or GRU z and r
+  const float* rt_h = rt + rnn_packed_size(H, 2 * hp);             // GRU h
   std::vector<int64_t> len(static_cast<size_t>(B));
   int64_t tmax = 0;
   for (int64_t b = 0; b < B; ++b) {
@@ -88,31 +84,26 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   }
   float* gates = w.gates.data();
   float* h = w.h.data();
-  float* aux = w.aux.data();
+  const float* bias = w.bias.empty() ? nullptr : w.bias.data();
   const int m = int(B), kh = int(H);
+  // ONNX Runtime projects the first max(lens) steps, X W^T as one product (beta = 0)
+  w.xw.resize(size_t(std::max<int64_t>(1, tmax * B * gw)));
+  if (tmax > 0)
+    k.gemm(int(tmax * B), int(gw), int(a.i), a.x, a.i, a.w + d * a.w_sd, w.xw.data(), gw, true);
   for (int64_t t = 0; t < tmax; ++t) {
     // Gate pre-activations start from the input projection of each active row.
     for (int64_t b = 0; b < B; ++b) {
       if (t >= len[size_t(b)]) continue;
       const int64_t src = rev ? len[size_t(b)] - 1 - t : t;
-      const float* x = a.xw + src * a.xw_st + b * a.xw_sb + d * a.xw_sd;
-      float* g = gates + b * gw;
-      for (int64_t q = 0; q < G; ++q) {
-        if (lbr && q == 2) {
-          std::memcpy(aux + b * hp, x + q * H, size_t(H) * 4);
-          std::memcpy(g + q * hp, w.rbh.data(), size_t(hp) * 4);
-        } else {
-          std::memcpy(g + q * hp, x + q * H, size_t(H) * 4);
-        }
-      }
+      std::memcpy(gates + b * gw, w.xw.data() + (src * B + b) * gw, size_t(gw) * 4);
     }
-    // Rows past their length take part in the products (their gates are stale but finite)
-    // and are not updated.
+    // Rows past their length take part in the products (each row of a product depends on
+    // its own row only) and are not updated.
     if (!a.gru) {
-      k.gemm(m, int(gw), kh, h, hp, w.rt.data(), gw, gates, gw);
+      k.gemm(m, int(gw), kh, h, hp, rt, gates, gw, false);
       LstmCell cell;
       cell.p = w.p.empty() ? nullptr : w.p.data();
-      cell.b = w.bias.empty() ? nullptr : w.bias.data();
+      cell.b = bias;
       cell.hp = int(hp);
       cell.clip = a.clip;
       cell.input_forget = a.input_forget;
@@ -124,34 +115,33 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
         k.lstm_cell(cell);
       }
     } else {
+      k.gemm(m, int(2 * hp), kh, h, hp, rt, gates, gw, false);
+      if (lbr) {  // lin = Rbh + h @ Rh^T (beta = 1), or the product alone without a bias
+        for (int64_t b = 0; b < B && bias; ++b)
+          std::memcpy(w.lin.data() + b * hp, w.rbh.data(), size_t(hp) * 4);
+        k.gemm(m, int(hp), kh, h, hp, rt_h, w.lin.data(), hp, bias == nullptr);
+      }
       GruCell cell;
+      cell.b = bias;
       cell.hp = int(hp);
       cell.clip = a.clip;
-      if (lbr) {
-        k.gemm(m, int(gw), kh, h, hp, w.rt.data(), gw, gates, gw);
-        for (int64_t b = 0; b < B; ++b) {
-          if (t >= len[size_t(b)]) continue;
-          cell.g = gates + b * gw;
-          cell.xh = aux + b * hp;
-          cell.h = h + b * hp;
-          k.gru_lbr(cell);
-        }
-      } else {
-        k.gemm(m, int(2 * hp), kh, h, hp, w.rt.data(), gw, gates, gw);
-        for (int64_t b = 0; b < B; ++b) {
-          if (t >= len[size_t(b)]) continue;
-          cell.g = gates + b * gw;
-          cell.h = h + b * hp;
-          cell.rh = aux + b * hp;
-          k.gru_reset(cell);
-        }
-        k.gemm(m, int(hp), kh, aux, hp, w.rt.data() + 2 * hp, gw, gates + 2 * hp, gw);
-        for (int64_t b = 0; b < B; ++b) {
-          if (t >= len[size_t(b)]) continue;
-          cell.g = gates + b * gw;
-          cell.h = h + b * hp;
-          k.gru_update(cell);
-        }
+      cell.add_rh = lbr;
+      for (int64_t b = 0; b < B; ++b) {
+        if (t >= len[size_t(b)]) continue;
+        cell.g = gates + b * gw;
+        cell.h = h + b * hp;
+        cell.rh = w.rh.data() + b * hp;
+        cell.lin = lbr ? w.lin.data() + b * hp : nullptr;
+        k.gru_reset(cell);
+      }
+      if (!lbr) k.gemm(m, int(hp), kh, w.rh.data(), hp, rt_h, gates + 2 * hp, gw, false);
+      for (int64_t b = 0; b < B; ++b) {
+        if (t >= len[size_t(b)]) continue;
+        cell.g = gates + b * gw;
+        cell.gh = gates + b * gw + 2 * hp;
+        cell.h = h + b * hp;
+        cell.rh = w.rh.data() + b * hp;
+        k.gru_update(cell);
       }
     }
     if (a.y)
@@ -171,39 +161,19 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   }
 }
 
-// The workspace of the weights at `r` (one direction's R), kept between calls of this
-// thread: a model's recurrent nodes run with the same constant weights on every call, so
-// their packed R^T is reused (prepare checks R's values, so reused memory is never trusted).
-Workspace& workspace(const float* r) {
-  constexpr size_t kKept = 16;
-  thread_local std::vector<std::pair<const float*, std::unique_ptr<Workspace>>> kept;
-  for (size_t i = 0; i < kept.size(); ++i) {
-    if (kept[i].first != r) continue;
-    std::rotate(kept.begin() + i, kept.begin() + i + 1, kept.end());  // most recent last
-    return *kept.back().second;
-  }
-  if (kept.size() == kKept) kept.erase(kept.begin());
-  kept.emplace_back(r, std::make_unique<Workspace>());
-  return *kept.back().second;
-}
-
 }  // namespace
 
 void run_rnn(const RnnArgs& a, int threads) {
   const RnnKernels& k = active_rnn_kernels();
   const int64_t hp = round_up(a.h, kRnnAlign);
-  const int64_t G = a.gru ? 3 : 4;
-  Workspace* ws[2] = {nullptr, nullptr};
-  for (int64_t d = 0; d < a.d; ++d) {
-    ws[d] = &workspace(a.r + d * G * a.h * a.h);
-    prepare(a, d, hp, *ws[d]);
-  }
+  std::vector<Workspace> ws(size_t(a.d));
+  for (int64_t d = 0; d < a.d; ++d) prepare(a, d, hp, ws[size_t(d)]);
   if (threads < 1) threads = ThreadPool::max_threads();
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, *ws[d]); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, ws[size_t(d)]); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, *ws[d]);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, ws[size_t(d)]);
   }
 }
 

@@ -20,18 +20,8 @@ struct Avx2Ops {
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
-  static V sign() { return _mm256_set1_ps(-0.0f); }
-  static V abs(V a) { return _mm256_andnot_ps(sign(), a); }
-  static V floor(V a) { return _mm256_floor_ps(a); }
-  static V pow2(V n) {
-    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
-  }
   static V select_lt(V a, V b, V x, V y) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
-  }
-  static V copysign(V mag, V sgn) {
-    return _mm256_or_ps(_mm256_andnot_ps(sign(), mag), _mm256_and_ps(sign(), sgn));
   }
 };
 

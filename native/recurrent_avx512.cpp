@@ -19,18 +19,8 @@ struct Avx512Ops {
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V min(V a, V b) { return _mm512_min_ps(a, b); }
   static V max(V a, V b) { return _mm512_max_ps(a, b); }
-  static V sign() { return _mm512_set1_ps(-0.0f); }
-  static V abs(V a) { return _mm512_andnot_ps(sign(), a); }
-  static V floor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
-  static V pow2(V n) {
-    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
-  }
   static V select_lt(V a, V b, V x, V y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
-  }
-  static V copysign(V mag, V sgn) {
-    return _mm512_or_ps(_mm512_andnot_ps(sign(), mag), _mm512_and_ps(sign(), sgn));
   }
 };
 

@@ -25,9 +25,9 @@ lowp_isa_object(lowp_rnn_avx2 native/recurrent_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_rnn_avx512 native/recurrent_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
 lowp_isa_object(lowp_float_scalar native/float_scalar.cpp)
 lowp_isa_object(lowp_float_avx2 native/float_avx2.cpp -mavx2 -mfma)
-lowp_isa_object(lowp_ln_scalar native/layer_norm_scalar.cpp)
-lowp_isa_object(lowp_ln_fma native/layer_norm_fma.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_float_avx512 native/float_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
+lowp_isa_object(lowp_norm_scalar native/float_norm_scalar.cpp)
+lowp_isa_object(lowp_norm_avx2 native/float_norm_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
 
@@ -40,8 +40,9 @@ nanobind_add_module(_native NB_STATIC
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>
   $<TARGET_OBJECTS:lowp_rnn_avx512> native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
-  native/gather.cpp native/float_exact.cpp native/layer_norm.cpp $<TARGET_OBJECTS:lowp_ln_scalar>
-  $<TARGET_OBJECTS:lowp_ln_fma>)
+  native/gather.cpp native/float_exact.cpp
+  native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
+  native/float_reduce.cpp native/float_col2im.cpp)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
 target_link_libraries(_native PRIVATE Threads::Threads)

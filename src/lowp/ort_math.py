@@ -171,44 +171,64 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     return acc
 
 
-def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
-               ) -> np.ndarray | None:
-    """ReduceSum (or ReduceMean, the sum divided by the count in float32) of float32 `x`
-    over `axes` in ONNX Runtime's order, or None where the order is not modelled (the
-    caller then sums with numpy): reductions of one run of consecutive axes (trailing,
-    leading, middle or all) are handled here.
-    ONNX Runtime takes its M = 1 path for middle axes from max(2, its intra-op threads)
-    outer rows on; this models up to two threads (with more, it sums fewer rows that way).
-    """
-    if x.dtype != np.float32 or x.size == 0:
+# the forms of lowp._native.float_reduce_sum (native/float_reduce.h)
+REDUCE_EIGEN_ROWS, REDUCE_M1, REDUCE_IN_ORDER = 0, 1, 2
+
+
+def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
+                ) -> tuple[int, int, int, int] | None:
+    """How ONNX Runtime sums a float32 array of `shape` over `axes`: (form, outer, k, inner)
+    with the array seen as (outer, k, inner) and summed over k, or None where the order is
+    not modelled: reductions of one run of consecutive axes (trailing, leading, middle or
+    all) are. ONNX Runtime takes its M = 1 path for middle axes from max(2, its intra-op
+    threads) outer rows on; this models up to two threads (with more, it sums fewer rows
+    that way)."""
+    if not shape or 0 in shape:
         return None
     # ONNX Runtime merges neighbouring axes of the same kind, unit axes included
     kinds, size = "", list[int]()
-    for a in range(x.ndim):
+    for a, d in enumerate(shape):
         kind = "R" if a in axes else "K"
         if kinds.endswith(kind):
-            size[-1] *= x.shape[a]
+            size[-1] *= d
         else:
-            kinds, size = kinds + kind, [*size, x.shape[a]]
-    flat = np.ascontiguousarray(x)
+            kinds, size = kinds + kind, [*size, d]
     if kinds in ("R", "KR"):
-        n = size[-1]
-        sums = eigen_row_sums(flat.reshape(-1, n))
-    elif kinds == "KRK" and size[0] >= 2:
-        n = size[1]
-        sums = mlas_m1_sums(flat.reshape(size)).reshape(-1)
-    elif kinds in ("RK", "KRK"):
-        # leading axes, or middle ones under one outer row (its M = 1 path needs two):
-        # whole rows added in order
-        n = size[-2]
-        sums = _lanes(flat.reshape(1, n, size[-1]))[0]
-    else:
+        return REDUCE_EIGEN_ROWS, int(np.prod(size[:-1])), size[-1], 1
+    if kinds == "KRK" and size[0] >= 2:
+        return REDUCE_M1, size[0], size[1], size[2]
+    if kinds == "RK":    # leading axes: whole rows added in order
+        return REDUCE_IN_ORDER, 1, size[0], size[1]
+    if kinds == "KRK":   # middle ones under one outer row (its M = 1 path needs two)
+        return REDUCE_IN_ORDER, 1, size[1], size[2]
+    return None
+
+
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
+                  ) -> list[int]:
+    return [1 if a in axes else d for a, d in enumerate(shape)] if keepdims else [
+        d for a, d in enumerate(shape) if a not in axes]
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
+               ) -> np.ndarray | None:
+    """ReduceSum (or ReduceMean, the sum divided by the count in float32) of float32 `x`
+    over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
+    modelled (the caller then sums with numpy)."""
+    plan = reduce_plan(x.shape, axes) if x.dtype == np.float32 else None
+    if plan is None:
         return None
+    form, outer, k, inner = plan
+    flat = np.ascontiguousarray(x)
+    if form == REDUCE_EIGEN_ROWS:
+        sums = eigen_row_sums(flat.reshape(outer, k))
+    elif form == REDUCE_M1:
+        sums = mlas_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
+    else:
+        sums = _lanes(flat.reshape(1, k, inner))[0]
     if mean:
-        sums = sums / np.float32(n)
-    shape = [1 if a in axes else d for a, d in enumerate(x.shape)] if keepdims else [
-        d for a, d in enumerate(x.shape) if a not in axes]
-    return sums.astype(np.float32, copy=False).reshape(shape)
+        sums = sums / np.float32(k)
+    return sums.astype(np.float32, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))
 
 
 # --- exp: MLAS's MlasComputeExp (ONNX Runtime's float32 Exp) ------------------------------

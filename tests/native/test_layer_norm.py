@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(native_float.kernels() == "none",
 
 def _native(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, eps: float
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    got = native_float.layer_norm(x, scale, bias, x.shape[-1], eps, (x.shape[0], 1))
+    got = native_float.layer_norm(x, x.shape[-1], scale, bias, eps, (x.shape[0], 1))
     assert got is not None
     return got
 

@@ -162,3 +162,46 @@ def test_shape_arithmetic_is_fixed_per_signature(extra, folds):
         _equal(fast.run(feeds), plain.run(feeds))
     assert fast._replayer is not None
     assert bool(fast._replayer._fixed) is folds
+
+
+def test_float_step_on_a_channels_last_value_keeps_the_readers_replaying(tmp_path,
+                                                                          monkeypatch):
+    """A float step that only takes channels-first (ReduceMean) reading a channels-last value
+    gets a new copy of its input on every run, so its native calls never repeat: it runs the
+    plain way with its output in the signature's buffer, and the quantized steps reading that
+    output keep replaying (before, its fresh output sent them the plain way on every run)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowp.runtime import replay
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((4, 1, 1, 1)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("ReduceMean", ["r1"], ["m"], axes=[1], keepdims=1),
+         helper.make_node("Conv", ["m", "w2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 10, 10])], [w1, w2])
+    path = tmp_path / "reduce_cl.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    data = {"x": rng.standard_normal((8, 3, 10, 10)).astype(np.float32)}
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    feeds = _feeds(data, 1, 1)
+    for _ in range(3):
+        _equal(fast.run(feeds), plain.run(feeds))
+    misses: list[str] = []
+    match = replay._match
+
+    def spy(inputs, env, layout):
+        ok = match(inputs, env, layout)
+        if not ok:
+            misses.extend(n for n, _, _ in inputs)
+        return ok
+
+    monkeypatch.setattr(replay, "_match", spy)
+    _equal(fast.run(feeds), plain.run(feeds))
+    assert misses == []

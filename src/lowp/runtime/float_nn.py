@@ -250,6 +250,10 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     else:
         cols = np.matmul(wg[None], xg)
     cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
+    native = native_float.col2im(cols, None if b is None else _f(b).reshape(-1), k, in_sp,
+                                 out, s, d, begin)
+    if native is not None:
+        return native.astype(x.dtype, copy=False)
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
     for offs in product(*(range(v) for v in k)):
@@ -551,14 +555,13 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
     n = int(np.prod(x.shape[ax:]))
     if (x.dtype == np.float32 and n and np.size(scale) == n
             and (bias is None or np.size(bias) == n) and x.size):
+        sc, bi = _f(scale), None if bias is None else _f(bias)
+        eps = float(np.float32(epsilon))
         stat = x.shape[:ax] + (1,) * (x.ndim - ax)
-        native = native_float.layer_norm(x, _f(scale), None if bias is None else _f(bias), n,
-                                         float(np.float32(epsilon)), stat)
+        native = native_float.layer_norm(x, n, sc, bi, eps, stat)
         if native is not None:
             return native
-        rows = x.reshape(-1, n)
-        y, m, v = ort_math.layer_norm_rows(rows, _f(scale), None if bias is None else _f(bias),
-                                           float(np.float32(epsilon)))
+        y, m, v = ort_math.layer_norm_rows(x.reshape(-1, n), sc, bi, eps)
         return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
@@ -1064,7 +1067,7 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
     default = not activations or [a.lower() for a in activations] in (
         list(native_rnn.LSTM_ACTIVATIONS), list(native_rnn.LSTM_ACTIVATIONS) * 2)
     if x.dtype == np.float32 and default:
-        if w_packed and r_packed and native_rnn.supported(
+        if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
                 x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h, clip):
             return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout,
                                    clip, bool(input_forget))
@@ -1260,8 +1263,8 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
 
     float32 with the default activations computes in ONNX Runtime's order
     (`_gru_ort_direction`; `w_packed`/`r_packed`: the weights are constants ONNX Runtime
-    prepacks); other activations and types run the numpy loop below. (The native GRU
-    recurrence of lowp.runtime.native_rnn keeps its own order and is not used here.)
+    prepacks), natively (lowp.runtime.native_rnn) when both are; other activations and
+    types run the numpy loop below.
     """
     h = r.shape[-1]
     xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
@@ -1269,6 +1272,10 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     default = not activations or [a.lower() for a in activations] in (
         list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
     if x.dtype == np.float32 and default:
+        if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
+                x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h, clip):
+            return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
+                                  bool(linear_before_reset))
         ys, finals = [], []
         for di, rev in enumerate(revs):
             st = [np.zeros((xf.shape[1], h), np.float32) if h0 is None else _f(h0[di])]

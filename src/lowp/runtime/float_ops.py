@@ -626,7 +626,9 @@ def _ort_sum(mean: bool) -> Any:
     numpy's."""
     def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
         axes = tuple(range(x.ndim)) if ax is None else ax
-        ordered = ort_math.reduce_sum(x, axes, keep, mean=mean)
+        ordered = native_float.reduce_sum(x, axes, keep, mean)
+        if ordered is None:
+            ordered = ort_math.reduce_sum(x, axes, keep, mean=mean)
         if ordered is not None:
             return ordered
         return np.mean(x, axis=ax, keepdims=keep) if mean else np.sum(x, axis=ax,

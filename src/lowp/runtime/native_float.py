@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import mlas_sgemm
+from .. import mlas_sgemm, ort_math
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
@@ -52,6 +52,11 @@ def set_threads(threads: int) -> None:
     """Threads of the native float kernels (0 = all hardware threads; default 1)."""
     global _threads
     _threads = int(threads)
+
+
+def get_threads() -> int:
+    """Threads of the native float kernels (and of the recurrence, lowp.runtime.native_rnn)."""
+    return _threads
 
 
 def swap_threads(n: int) -> int:
@@ -170,22 +175,59 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
-def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, n: int,
+def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None,
                epsilon: float, stat_shape: tuple[int, ...]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(Y, Mean, InvStdDev) of LayerNormalization over the last `n` values of float32 `x`
-    (statistics in `stat_shape`), bit for bit with lowp.ort_math.layer_norm_rows, or None."""
-    ext = _has(_usable("LayerNormalization", x), "layer_norm")
-    if ext is None or n < 1 or x.size % n or scale.dtype != np.float32 or scale.size != n or (
-            bias is not None and (bias.dtype != np.float32 or bias.size != n)):
+    """(y, mean, inv_std_dev) of float32 `x` normalized over rows of its last `n` values in
+    ONNX Runtime's order, bit for bit with lowp.ort_math.layer_norm_rows (scale and bias: n
+    float32 values; mean and inv_std_dev in `stat_shape`), or None."""
+    ext = _has(_usable("LayerNormalization", x), "float_layer_norm")
+    if ext is None or scale.dtype != np.float32 or (
+            bias is not None and bias.dtype != np.float32):
         return None
-    y = _empty(x.shape)
-    mean, inv = _empty(stat_shape), _empty(stat_shape)
-    call(ext.layer_norm, np.ascontiguousarray(x).reshape(-1),
+    y, mean, inv = _empty(x.shape), _empty(stat_shape), _empty(stat_shape)
+    call(ext.float_layer_norm, np.ascontiguousarray(x).reshape(-1),
          np.ascontiguousarray(scale).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         mean.reshape(-1), inv.reshape(-1), float(epsilon), _threads)
+         mean.reshape(-1), inv.reshape(-1), n, float(np.float32(epsilon)), _threads)
     return y, mean, inv
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
+               ) -> np.ndarray | None:
+    """ReduceSum / ReduceMean of float32 `x` over `axes` in ONNX Runtime's order, bit for
+    bit with lowp.ort_math.reduce_sum, or None (also where that returns None)."""
+    ext = _has(_usable("ReduceSum", x), "float_reduce_sum")
+    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
+    if plan is None:
+        return None
+    form, outer, k, inner = plan
+    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
+    call(ext.float_reduce_sum, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k,
+         inner, form, mean, _threads)
+    return y
+
+
+def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
+           in_sp: Sequence[int], out: Sequence[int], strides: Sequence[int],
+           dilations: Sequence[int], begin: Sequence[int]) -> np.ndarray | None:
+    """ConvTranspose's col2im of float32 `cols` (N, C, *kernel, *in_sp) for 1-D and 2-D
+    kernels: y (N, C, *out), every output +0 plus the entries landing on it in kernel-offset
+    order, then bias (C values), as lowp.runtime.float_nn.ConvTranspose adds them; or None."""
+    nd = len(kernel)
+    ext = _has(_usable("ConvTranspose", cols), "float_col2im")
+    if ext is None or nd not in (1, 2) or (bias is not None and bias.dtype != np.float32) or (
+            min(out) < 1 or min(begin) < 0):
+        return None
+    n, c = cols.shape[:2]
+    pad = [1] * (2 - nd)
+    geometry = [*pad, *kernel, *pad, *in_sp, *pad, *out, *pad, *strides, *pad, *dilations,
+                *[0] * (2 - nd), *begin]
+    y = _empty((n, c, *(int(v) for v in out)))
+    call(ext.float_col2im, np.ascontiguousarray(cols).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         [n * c, c, *(int(v) for v in geometry)], _threads)
+    return y
 
 
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,

@@ -1,23 +1,24 @@
 """Native float32 recurrence of the ONNX LSTM and GRU ops (lowp._native.rnn).
 
-The input projection ``X @ W^T + b`` of every time step and direction is one numpy matmul;
-the extension runs the time loop (recurrence GEMM, gate activations, peepholes, clip,
-sequence-length masking) and writes Y, Y_h and Y_c in their final layout. The numpy
+Both in ONNX Runtime's DeepCPU order with its weights prepacked (lowp.runtime.float_nn.
+_lstm_ort_direction and _gru_ort_direction, bit for bit): the extension projects the input
+of every time step (X W^T, one product per direction in MLAS's prepacked order), runs the
+time loop (recurrence GEMM, biases, gate activations, peepholes, clip, sequence-length
+masking) and writes Y, Y_h and Y_c in their final layout. W and R are packed once per weight
+array (`packed_weights`: they are constants, the same object on every run). The numpy
 implementations in lowp.runtime.float_nn stay the reference and are used for everything
 this front does not take (other dtypes and activation functions, lengths outside [0, T],
-or no extension); see `supported`.
+weights that are not constants, or no extension); see `supported`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from .. import mlas_sgemm
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
@@ -102,109 +103,120 @@ def _views(y: np.ndarray, finals: list[np.ndarray], layout: int
     return y.transpose(0, 2, 1, 3), [f.transpose(1, 0, 2) for f in finals]
 
 
-def _projection(x: np.ndarray, w: np.ndarray, bias: np.ndarray, layout: int) -> np.ndarray:
-    """X @ W^T + b for both directions at once, as a (T, B, D, G*H) view."""
-    dirs, gh, _ = w.shape
-    x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, x.shape[-1])  # one BLAS call
-    xw = x2 @ w.astype(np.float32, copy=False).reshape(dirs * gh, -1).T
-    xw += bias.reshape(-1)
-    xw = xw.reshape(*x.shape[:2], dirs, gh)
-    return xw.transpose(1, 0, 2, 3) if layout else xw
-
-
-def _projection_mlas(x: np.ndarray, w: np.ndarray, layout: int) -> np.ndarray:
-    """X @ W^T per direction in MLAS's prepacked order (no bias), as a (T, B, D, G*H)
-    array."""
-    from . import native_float
-
-    dirs, gh, inp = w.shape
-    tb = x.transpose(1, 0, 2) if layout else x
-    seq, batch = tb.shape[:2]
-    xw = np.empty((seq, batch, dirs, gh), np.float32)
-    rows = np.ascontiguousarray(tb, dtype=np.float32).reshape(-1, inp)
-    wf = w.astype(np.float32, copy=False)
-    for d in range(dirs):
-        out = xw[:, :, d, :].reshape(seq * batch, gh)
-        if rows.shape[0] and not native_float.sgemm(rows, wf[d].T, out, trans_b=True,
-                                                   packed=True):
-            out[...] = mlas_sgemm.gemm(rows, wf[d], trans_b=True, packed=True)
-    return xw
-
-
 def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
     if bool(np.all(lens >= seq)):
         return None
     return np.ascontiguousarray(lens, dtype=np.int32).reshape(batch)
 
 
+# recurrent.h: gate blocks padded to kRnnAlign floats, packed in panels of kRnnPanel columns
+_ALIGN, _PANEL = 16, 64
+_packed: dict[tuple[int, tuple[int, ...]],
+              tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = {}
+
+
+def _panels(block: np.ndarray) -> np.ndarray:
+    """(H, width) -> panels of _PANEL columns, each H rows (zero-padded), flattened."""
+    h, width = block.shape
+    n = -(-width // _PANEL) * _PANEL
+    padded = np.zeros((h, n), np.float32)
+    padded[:, :width] = block
+    return padded.reshape(h, n // _PANEL, _PANEL).transpose(1, 0, 2).reshape(-1)
+
+
+def pack(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """W (D, G*H, I) or R (D, G*H, H) as the extension reads it (recurrent.h): per direction
+    the transpose with every gate's columns padded to a multiple of 16, its gates grouped into
+    `blocks` (gates per block, in order: W one block of all gates, LSTM's R one of four,
+    GRU's R z and r then h), each block cut into panels of 64 columns. (D, floats)."""
+    dirs, gh, k = m.shape
+    gates = sum(blocks)
+    hidden = gh // gates
+    hp = -(-hidden // _ALIGN) * _ALIGN
+    out = []
+    for d in range(dirs):
+        mt = np.zeros((k, gates, hp), np.float32)  # mt[k, g, j] = M[g * H + j, k]
+        mt[:, :, :hidden] = np.asarray(m[d], np.float32).reshape(gates, hidden, k
+                                                                 ).transpose(2, 0, 1)
+        starts = np.cumsum((0, *blocks))
+        out.append(np.concatenate([_panels(mt[:, g0:g1].reshape(k, -1))
+                                   for g0, g1 in zip(starts[:-1], starts[1:], strict=True)]))
+    return np.stack(out)
+
+
+def packed_weights(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """`pack(m, blocks)`, computed once per array object and its values: W and R are
+    constants of the model (the native path runs only for prepacked weights, float_nn.LSTM /
+    GRU), the same unchanged object on every run, as ONNX Runtime packs them once at load; a
+    caller that changes an array in place gets it packed again (its values are compared with
+    a copy kept with the packing)."""
+    key = (id(m), blocks)
+    hit = _packed.get(key)
+    if hit is not None and hit[0]() is m and np.array_equal(hit[2], m):
+        return hit[1]
+    packed = pack(m, blocks)
+    if hit is None or hit[0]() is not m:
+        weakref.finalize(m, _packed.pop, key, None)
+    _packed[key] = (weakref.ref(m), packed, np.array(m, copy=True))
+    return packed
+
+
+def _inputs(x: np.ndarray, layout: int) -> np.ndarray:
+    """x as a contiguous float32 (T, B, I) array."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2) if layout else x, dtype=np.float32)
+
+
+def _threads(threads: int | None) -> int:
+    from . import native_float
+    return native_float.get_threads() if threads is None else threads
+
+
+def _bias(b: np.ndarray | None) -> np.ndarray | None:
+    return None if b is None else np.ascontiguousarray(b, dtype=np.float32).reshape(-1)
+
+
 def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
          h0: np.ndarray | None, c0: np.ndarray | None, p: np.ndarray | None,
          reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool,
-         threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
 
     `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
-    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all);
-    the results do not depend on it.
-
-    In ONNX Runtime's order with its weights prepacked (lowp.runtime.float_nn.
-    _lstm_ort_direction, bit for bit): X W^T by MLAS's prepacked GEMM order, the bias added
-    after the recurrence, MLAS's logistic and tanh.
+    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all;
+    None: the float kernels' count, lowp.runtime.native_float, which a Session sets to its
+    own); the results do not depend on it.
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
-    xw = _projection_mlas(x, w, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
     yv, (yh, yc) = _views(y, finals, layout)
-    _extension().rnn(False, xw, np.ascontiguousarray(r, dtype=np.float32),
-                None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
-                None, _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
-                yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False, threads,
-                None if b is None else np.ascontiguousarray(b, dtype=np.float32).reshape(-1))
+    _extension().rnn(False, _inputs(x, layout), packed_weights(w, (4,)),
+                     packed_weights(r, (4,)), hidden,
+                     None if p is None else np.ascontiguousarray(p, dtype=np.float32
+                                                                 ).reshape(-1),
+                     _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
+                     yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False,
+                     _threads(threads), _bias(b))
     return y, finals[0], finals[1]
 
 
 def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
         h0: np.ndarray | None, reverse: Sequence[bool], layout: int, clip: float | None,
-        linear_before_reset: bool, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        linear_before_reset: bool, threads: int | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
     """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU, and
-    `lstm` for `threads`).
-
-    The recurrence biases of the z and r gates (and of h unless linear_before_reset) add
-    linearly, so they join the input projection.
-    """
+    `lstm` for `threads`)."""
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
-    if b is None:
-        bias, rbh = np.zeros((dirs, 3 * hidden), np.float32), None
-    else:
-        wb, rb = b[:, :3 * hidden].astype(np.float32), b[:, 3 * hidden:].astype(np.float32)
-        bias = wb + rb
-        rbh = None
-        if linear_before_reset:
-            bias[:, 2 * hidden:] = wb[:, 2 * hidden:]
-            rbh = np.ascontiguousarray(rb[:, 2 * hidden:]).reshape(-1)
-    xw = _projection(x, w, bias, layout)
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
     yv, (yh,) = _views(y, finals, layout)
-    _extension().rnn(True, xw, np.ascontiguousarray(r, dtype=np.float32), None, rbh,
-                _states(h0, layout), None, _lens32(lens, batch, seq), yv, yh, None,
-                list(reverse), math.inf if clip is None else float(clip), False,
-                bool(linear_before_reset), threads)
+    _extension().rnn(True, _inputs(x, layout), packed_weights(w, (3,)),
+                     packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None,
+                     _lens32(lens, batch, seq), yv, yh, None, list(reverse), _clip(clip),
+                     False, bool(linear_before_reset), _threads(threads), _bias(b))
     return y, finals[0]
 
 
 def _clip(clip: float | None) -> float:
-    # ONNX Runtime's LSTM clips at FLT_MAX when the node has no clip attribute
+    # ONNX Runtime's LSTM and GRU clip at FLT_MAX when the node has no clip attribute
     return float(np.finfo(np.float32).max) if clip is None else float(clip)
-
-
-def activation(fn: str, x: np.ndarray) -> np.ndarray:
-    """The active path's vectorized sigmoid or tanh of a float32 vector (for tests)."""
-    n = x.size
-    padded = np.zeros(-(-n // 16) * 16, np.float32)
-    padded[:n] = x.reshape(-1)
-    out = np.empty_like(padded)
-    _extension().rnn_activation(fn, padded, out)
-    return out[:n].reshape(x.shape)
-

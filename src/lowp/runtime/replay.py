@@ -78,7 +78,8 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
-                          "MatMul", "FusedMatMul", "LayerNormalization", "Softmax"})
+                          "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
+                          "ReduceMean", "ReduceSum"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -258,7 +259,8 @@ class Replayer:
                                        [(step.outputs[0], y, layout[step.outputs[0]])]))
                 continue
             record: _Record | None = None
-            if step.kind == "float" and step.op_type in NATIVE_FLOAT:
+            if step.kind == "float" and step.op_type in NATIVE_FLOAT and not _converted(
+                    step, inputs):
                 record = self._record_native_float(i, step, env, layout, buffers, inputs)
             elif not (step.replayable or self._views_only(step)):
                 self._execute(step, env, layout)
@@ -569,6 +571,14 @@ class _Plain:
         self.execute(self.step, env, layout)
         if self.stable:
             _stabilize(self.stable, env)
+
+
+def _converted(step: Step, inputs: list[tuple[str, object, object]]) -> bool:
+    """Whether `execute` hands the step a channels-first copy of a channels-last input (a
+    new array on every run, so its calls would never repeat: the step runs the plain way,
+    its outputs copied into the signature's buffers for the steps that read them)."""
+    return CL not in step.layouts and any(
+        lay is CL and isinstance(v, np.ndarray) and v.ndim >= 3 for _, v, lay in inputs)
 
 
 def _native_capable(step: Step) -> bool:

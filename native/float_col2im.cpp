@@ -1,0 +1,52 @@
+// ConvTranspose's col2im (float_col2im.h): planes on the thread pool, each computed the same
+// way on any thread.
+#include "float_col2im.h"
+
+#include <algorithm>
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+void col2im_plane(const Col2ImArgs& a, int64_t p) {
+  float* y = a.y + p * a.oh * a.ow;
+  std::fill_n(y, a.oh * a.ow, 0.0f);
+  const float* col = a.cols + p * a.kh * a.kw * a.ih * a.iw;
+  for (int64_t ky = 0; ky < a.kh; ++ky)
+    for (int64_t kx = 0; kx < a.kw; ++kx, col += a.ih * a.iw) {
+      // the input columns whose output column lies inside [0, ow)
+      const int64_t x0 = kx * a.dw - a.begin_w;
+      const int64_t ix0 = x0 >= 0 ? 0 : (-x0 + a.sw - 1) / a.sw;
+      const int64_t ix1 = a.ow - 1 - x0 < 0 ? 0 : std::min(a.iw, (a.ow - 1 - x0) / a.sw + 1);
+      if (ix0 >= ix1) continue;
+      for (int64_t iy = 0; iy < a.ih; ++iy) {
+        const int64_t oy = iy * a.sh + ky * a.dh - a.begin_h;
+        if (oy < 0 || oy >= a.oh) continue;
+        float* row = y + oy * a.ow;
+        const float* src = col + iy * a.iw;
+        if (a.sw == 1) {
+          for (int64_t ix = ix0; ix < ix1; ++ix) row[x0 + ix] += src[ix];
+        } else {
+          for (int64_t ix = ix0; ix < ix1; ++ix) row[x0 + ix * a.sw] += src[ix];
+        }
+      }
+    }
+  if (a.bias) {
+    const float b = a.bias[p % a.channels];
+    for (int64_t i = 0; i < a.oh * a.ow; ++i) y[i] = y[i] + b;
+  }
+}
+
+}  // namespace
+
+void run_float_col2im(const Col2ImArgs& a, int threads) {
+  if (a.planes <= 0 || a.oh <= 0 || a.ow <= 0) return;
+  const int64_t per = a.kh * a.kw * a.ih * a.iw + a.oh * a.ow;
+  run_elementwise(a.planes, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, per)),
+                  threads, [&](int64_t p0, int64_t len) {
+                    for (int64_t p = p0; p < p0 + len; ++p) col2im_plane(a, p);
+                  });
+}
+
+}  // namespace lowp

@@ -1,0 +1,24 @@
+// ConvTranspose's col2im for float32 in the order of lowp.runtime.float_nn.ConvTranspose (and
+// ONNX Runtime's Col2im): every output starts at +0, the column entries that land on it are
+// added in kernel-offset order (row-major over the kernel taps), then the bias. Plain float
+// additions, so one portable translation unit serves every path, bit for bit.
+#pragma once
+
+#include <cstdint>
+
+namespace lowp {
+
+// cols (planes, kh, kw, ih, iw) -> y (planes, oh, ow); plane p has bias[p % channels] when
+// bias is set. Output (oy, ox) is position (oy + begin_h, ox + begin_w) of the full output,
+// which input (iy, ix) and tap (ky, kx) reach at (iy * sh + ky * dh, ix * sw + kx * dw).
+struct Col2ImArgs {
+  const float* cols = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t planes = 0, channels = 1;
+  int64_t kh = 1, kw = 1, ih = 1, iw = 1, oh = 1, ow = 1;
+  int64_t sh = 1, sw = 1, dh = 1, dw = 1, begin_h = 0, begin_w = 0;
+};
+void run_float_col2im(const Col2ImArgs& a, int threads);
+
+}  // namespace lowp

@@ -1,0 +1,22 @@
+// Driver of the LayerNormalization rows (float_norm.h): the active path's kernel, rows on
+// the thread pool.
+#include "float_norm.h"
+
+#include <string>
+
+#include "dispatch.h"
+#include "threadpool.h"
+
+namespace lowp {
+
+void run_float_layer_norm(const LayerNormArgs& a, int threads) {
+  if (a.rows <= 0 || a.n <= 0) return;
+  const LayerNormRowsFn rows =
+      std::string(active_table()->name) == "scalar" ? kLayerNormScalar : kLayerNormAvx2;
+  // a few passes over each row: a thread pays from some ten thousand values
+  const int64_t block = std::max<int64_t>(1, (int64_t(1) << 14) / a.n);
+  run_elementwise(a.rows, block, threads,
+                  [&](int64_t r0, int64_t len) { rows(a, r0, r0 + len); });
+}
+
+}  // namespace lowp

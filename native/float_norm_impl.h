@@ -1,0 +1,78 @@
+// The LayerNormalization row kernel (float_norm.h), written once and compiled by
+// float_norm_scalar.cpp and float_norm_avx2.cpp with their own flags (std::fma is one
+// rounding either way; with -mfma it is the instruction). Anonymous namespace: each
+// translation unit keeps its own copy.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "float_norm.h"
+
+namespace lowp {
+namespace {
+
+// numpy's pairwise float64 sum (np.add.reduce over a contiguous axis): fewer than 8 values
+// in order from -0.0; up to 128 in eight accumulators folded ((r0 + r1) + (r2 + r3)) +
+// ((r4 + r5) + (r6 + r7)), the rest added in order; longer runs halved at a multiple of 8.
+double pairwise_sum(const float* a, int64_t n) {
+  if (n < 8) {
+    double res = -0.0;
+    for (int64_t i = 0; i < n; ++i) res += double(a[i]);
+    return res;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int j = 0; j < 8; ++j) r[j] = double(a[j]);
+    int64_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += double(a[i + j]);
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += double(a[i]);
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
+  const int64_t n = a.n, blocks = n / 8 * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = a.x + r * n;
+    float* d = a.y + r * n;  // the deviations, then the result in place
+    // numpy's reduction along an axis adds the pairwise sum to its identity, +0.0: a row of
+    // -0.0 has the mean +0.0, as in ONNX Runtime
+    const float mean = float((0.0 + pairwise_sum(x, n)) / double(n));
+    for (int64_t k = 0; k < n; ++k) d[k] = x[k] - mean;
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t k0 = 0; k0 < blocks; k0 += 8)
+      for (int l = 0; l < 8; ++l) lanes[l] = std::fma(d[k0 + l], d[k0 + l], lanes[l]);
+    float half[4];
+    for (int l = 0; l < 4; ++l) half[l] = lanes[l] + lanes[4 + l];
+    float q = (half[0] + half[2]) + (half[1] + half[3]);
+    for (int64_t k = blocks; k < n; ++k) {
+      if (k - blocks < 4 && n - blocks >= 4) {
+        const float p = d[k] * d[k];
+        q = q + p;
+      } else {
+        q = std::fma(d[k], d[k], q);
+      }
+    }
+    const float var = q / float(n);
+    const float inv = 1.0f / std::sqrt(var + a.epsilon);
+    if (a.bias) {
+      for (int64_t k = 0; k < n; ++k) d[k] = std::fma(d[k] * inv, a.scale[k], a.bias[k]);
+    } else {
+      for (int64_t k = 0; k < n; ++k) {
+        const float t = d[k] * inv;
+        d[k] = t * a.scale[k];
+      }
+    }
+    if (a.mean) a.mean[r] = mean;
+    if (a.inv) a.inv[r] = inv;
+  }
+}
+
+}  // namespace
+}  // namespace lowp

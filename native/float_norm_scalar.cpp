@@ -1,0 +1,6 @@
+// LayerNormalization rows, portable path (no ISA flags): float_norm_impl.h.
+#include "float_norm_impl.h"
+
+namespace lowp {
+const LayerNormRowsFn kLayerNormScalar = &layer_norm_rows;
+}  // namespace lowp

@@ -1,0 +1,112 @@
+// ReduceSum / ReduceMean in ONNX Runtime's order (float_reduce.h); each output is computed by
+// one task the same way, so results never depend on the thread count.
+#include "float_reduce.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+constexpr int64_t kPacket = 4;
+
+// lowp.ort_math._redux_rows for one row of n values with `start` scalars before its first
+// aligned packet.
+float eigen_row(const float* x, int64_t n, int64_t start) {
+  start = std::min(start, n);
+  const int64_t size = (n - start) / kPacket * kPacket;
+  const int64_t size2 = (n - start) / (2 * kPacket) * (2 * kPacket);
+  if (size == 0) {
+    float res = x[0];
+    for (int64_t i = 1; i < n; ++i) res += x[i];
+    return res;
+  }
+  const int64_t end2 = start + size2, end = start + size;
+  float p[kPacket];
+  if (size > kPacket) {
+    float pair[2 * kPacket];
+    for (int l = 0; l < 2 * kPacket; ++l) pair[l] = x[start + l];
+    for (int64_t j = start + 2 * kPacket; j < end2; j += 2 * kPacket)
+      for (int l = 0; l < 2 * kPacket; ++l) pair[l] += x[j + l];
+    for (int l = 0; l < kPacket; ++l) p[l] = pair[l] + pair[kPacket + l];
+    if (end > end2)
+      for (int l = 0; l < kPacket; ++l) p[l] += x[end2 + l];
+  } else {
+    for (int l = 0; l < kPacket; ++l) p[l] = x[start + l];
+  }
+  float res = (p[0] + p[2]) + (p[1] + p[3]);
+  for (int64_t i = 0; i < start; ++i) res += x[i];
+  for (int64_t i = end; i < n; ++i) res += x[i];
+  return res;
+}
+
+// lowp.ort_math.mlas_m1_sums for w columns: y[j] over k rows `ld` floats apart.
+void m1_sums(const float* x, float* y, int64_t k, int64_t w, int64_t ld,
+             std::vector<float>& part) {
+  part.resize(size_t(w));
+  int64_t i = 0;
+  while (i < k) {
+    const int64_t take = k - i >= 4 ? 4 : (k - i >= 2 ? 2 : 1);
+    const float* r = x + i * ld;
+    for (int64_t j = 0; j < w; ++j) part[size_t(j)] = r[j];
+    for (int64_t q = 1; q < take; ++q)
+      for (int64_t j = 0; j < w; ++j) part[size_t(j)] += r[q * ld + j];
+    if (i == 0) {
+      for (int64_t j = 0; j < w; ++j) y[j] = part[size_t(j)];
+    } else {
+      for (int64_t j = 0; j < w; ++j) y[j] = part[size_t(j)] + y[j];
+    }
+    i += take;
+  }
+}
+
+// lowp.ort_math._lanes: w columns, k rows `ld` floats apart, added in order.
+void in_order(const float* x, float* y, int64_t k, int64_t w, int64_t ld) {
+  for (int64_t j = 0; j < w; ++j) y[j] = x[j];
+  for (int64_t i = 1; i < k; ++i)
+    for (int64_t j = 0; j < w; ++j) y[j] += x[i * ld + j];
+}
+
+}  // namespace
+
+void run_float_reduce_sum(const ReduceArgs& a, int threads) {
+  if (a.outer <= 0 || a.inner <= 0 || a.k <= 0) return;
+  const float divisor = float(a.k);
+  auto finish = [&](float* y, int64_t len) {
+    if (a.mean)
+      for (int64_t j = 0; j < len; ++j) y[j] = y[j] / divisor;
+  };
+  if (a.form == kReduceEigenRows) {
+    run_elementwise(a.outer, std::max<int64_t>(1, (int64_t(1) << 14) / a.k), threads,
+                    [&](int64_t r0, int64_t len) {
+                      for (int64_t r = r0; r < r0 + len; ++r)
+                        a.y[r] = eigen_row(a.x + r * a.k, a.k,
+                                           (kPacket - (r * a.k) % kPacket) % kPacket);
+                      finish(a.y + r0, len);
+                    });
+    return;
+  }
+  // one task per outer index and span of the inner axis
+  const int64_t span = a.inner > 4096 ? 1024 : a.inner;
+  const int64_t spans = (a.inner + span - 1) / span;
+  run_elementwise(a.outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (a.k * span)),
+                  threads, [&](int64_t t0, int64_t len) {
+                    std::vector<float> part;
+                    for (int64_t t = t0; t < t0 + len; ++t) {
+                      const int64_t o = t / spans, j0 = (t % spans) * span;
+                      const int64_t w = std::min(span, a.inner - j0);
+                      const float* x = a.x + o * a.k * a.inner + j0;
+                      float* y = a.y + o * a.inner + j0;
+                      if (a.form == kReduceM1) {
+                        m1_sums(x, y, a.k, w, a.inner, part);
+                      } else {
+                        in_order(x, y, a.k, w, a.inner);
+                      }
+                      finish(y, w);
+                    }
+                  });
+}
+
+}  // namespace lowp

@@ -1,0 +1,27 @@
+// ReduceSum / ReduceMean of float32 in ONNX Runtime's order (lowp.ort_math.reduce_sum,
+// docs/operators.md (O18)), bit for bit: the input seen as (outer, k, inner), summed over k.
+// Plain float additions only, so one portable translation unit serves every path.
+#pragma once
+
+#include <cstdint>
+
+namespace lowp {
+
+enum ReduceForm {
+  kReduceEigenRows = 0,  // inner == 1: each row as Eigen's redux sums it (packets of 4 from
+                         // the row's first 16-byte boundary of the array, two accumulators)
+  kReduceM1 = 1,         // MLAS's M = 1 kernel: groups of 4, 2, 1 rows added to the result
+  kReduceInOrder = 2,    // whole rows added in order
+};
+
+// y (outer x inner) = sums over k of x (outer x k x inner), divided by k when `mean`.
+struct ReduceArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t outer = 0, k = 0, inner = 0;
+  int form = kReduceEigenRows;
+  bool mean = false;
+};
+void run_float_reduce_sum(const ReduceArgs& a, int threads);
+
+}  // namespace lowp

@@ -1,0 +1,73 @@
+"""The native col2im of the float ConvTranspose equals the numpy scatter-add of
+lowp.runtime.float_nn.ConvTranspose bit for bit (1-D and 2-D kernels, every geometry), on
+every instruction-set path and thread count; the numpy form equals ONNX Runtime
+(tests/runtime/test_ort_float_order.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lowp.runtime import native_backend, native_float, tape
+from lowp.runtime.float_ops import FLOAT_OPS
+
+PATHS = native_backend.available_paths()
+
+
+@st.composite
+def conv_transposes(draw: st.DrawFn) -> tuple[list[np.ndarray | None], dict[str, object]]:
+    """ConvTranspose nodes of rank 1 or 2: kernel, stride, dilation, pads or auto_pad or
+    output_shape, output_padding, groups, optional bias."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    nd = draw(st.integers(1, 2))
+    group = draw(st.sampled_from([1, 2]))
+    c_in, m_g = group * draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    k = [draw(st.integers(1, 4)) for _ in range(nd)]
+    s = [draw(st.integers(1, 3)) for _ in range(nd)]
+    d = [draw(st.integers(1, 2)) for _ in range(nd)]
+    sp = [draw(st.integers(1, 6)) for _ in range(nd)]
+    x = rng.standard_normal([draw(st.integers(1, 2)), c_in, *sp]).astype(np.float32)
+    w = rng.standard_normal([c_in, m_g, *k]).astype(np.float32)
+    b = rng.standard_normal(group * m_g).astype(np.float32) if draw(st.booleans()) else None
+    attrs: dict[str, object] = {"strides": s, "dilations": d, "group": group}
+    mode = draw(st.sampled_from(["pads", "same", "output_shape"]))
+    full = [(sp[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 for i in range(nd)]
+    if mode == "pads":
+        attrs["pads"] = [draw(st.integers(0, (k[i] - 1) * d[i] // 2)) for i in range(nd)] * 2
+        attrs["output_padding"] = [draw(st.integers(0, min(s[i], d[i]) - 1)) for i in range(nd)]
+    elif mode == "same":
+        attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER"]))
+    else:
+        attrs["output_shape"] = [max(1, full[i] + draw(st.integers(-2, s[i] - 1)))
+                                 for i in range(nd)]
+    return [x, w, b], attrs
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=60, deadline=None)
+@given(case=conv_transposes(), threads=st.sampled_from([1, 2]), constant=st.booleans())
+def test_conv_transpose_equals_the_numpy_scatter(path, case, threads, constant):
+    inputs, attrs = case
+    with native_backend.use_path(path), native_float.threads(threads):
+        with tape.recording() as recorded:
+            got = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant, opset=17)
+        assert "float_col2im" in [fn.__name__ for fn, _ in recorded]
+        with native_float.disabled():
+            expected = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant,
+                                                  opset=17)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_zero_sums_keep_their_sign_as_numpy():
+    # +0 start: a position reached only by -0 entries is +0, with a -0 bias too
+    x = np.full((1, 1, 3, 3), -0.0, np.float32)
+    w = np.ones((1, 1, 2, 2), np.float32)
+    b = np.array([-0.0], np.float32)
+    got = FLOAT_OPS["ConvTranspose"](x, w, b, strides=[2, 2], opset=17)
+    with native_float.disabled():
+        expected = FLOAT_OPS["ConvTranspose"](x, w, b, strides=[2, 2], opset=17)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    np.testing.assert_array_equal(got, expected)
