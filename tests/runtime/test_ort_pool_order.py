@@ -8,9 +8,11 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import helper
 
-from lowp.runtime import Session
+from lowp.runtime import Session, nchwc_conv
 
 
 def _run_both(op: str, x: np.ndarray, opset: int = 17,
@@ -54,3 +56,17 @@ def test_dilated_average_pool_equals_onnxruntime(c: int) -> None:
     ours, theirs = _run_both("AveragePool", x, opset=19, kernel_shape=[3, 3], strides=[1, 1],
                              pads=[1, 1, 1, 1], dilations=[2, 2])
     np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.skipif(nchwc_conv._native_isa() is None, reason="native module not built")
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 20), n=st.integers(1, 70), lanes=st.sampled_from([1, 4]),
+       seed=st.integers(0, 2**16), zeros=st.booleans())
+def test_native_pool_sums_equal_their_numpy_form(rows: int, n: int, lanes: int, seed: int,
+                                                 zeros: bool) -> None:
+    x = (np.random.default_rng(seed).standard_normal((rows, n)) * 100).astype(np.float32)
+    if zeros:
+        x[0] = -0.0
+    got = nchwc_conv.pool_sums(x, lanes)
+    want = nchwc_conv.pool_sums_reference(x, lanes)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

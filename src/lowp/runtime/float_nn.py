@@ -461,17 +461,9 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
         size = int(flat.shape[2])
         if size == 0:
             return np.full(x.shape[:2] + (1,) * (x.ndim - 2), np.nan, np.float32)
-        if _nchwc_pool(x, nchwc_channels):
-            total = np.cumsum(flat, axis=-1, dtype=np.float32)[..., -1]
-        else:
-            head = size - size % 4
-            lanes = np.zeros(x.shape[:2] + (4,), np.float32)
-            if head:
-                quads = flat[..., :head].reshape(x.shape[:2] + (head // 4, 4))
-                lanes = np.cumsum(quads, axis=-2, dtype=np.float32)[..., -1, :]
-            total = (lanes[..., 0] + lanes[..., 2]) + (lanes[..., 1] + lanes[..., 3])
-            for j in range(head, size):
-                total = total + flat[..., j]
+        lanes_count = 1 if _nchwc_pool(x, nchwc_channels) else 4
+        total = nchwc_conv.pool_sums(np.ascontiguousarray(flat).reshape(-1, size),
+                                     lanes_count).reshape(x.shape[:2])
         mean = total / np.float32(size)
         return mean.reshape(x.shape[:2] + (1,) * (x.ndim - 2)).astype(np.float32)
     axes = tuple(range(2, x.ndim))

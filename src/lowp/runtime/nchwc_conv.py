@@ -184,3 +184,35 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
                      KINDS[p.kind], p.block, group, kh, kw, strides[0], strides[1],
                      dilations[0], dilations[1], pads[0], pads[1], isa, threads)
     return y
+
+
+def pool_sums(rows: np.ndarray, lanes: int) -> np.ndarray:
+    """Sums of the rows of float32 (rows, n) in MLAS's global pooling orders (docs/operators.md
+    (O32)): lanes 1, the values one after another from +0 (its NCHWc kernel); lanes 4, four
+    accumulators from +0 over the first n - n % 4 values, (l0 + l2) + (l1 + l3), then the
+    rest in order (its NCHW kernel). Native when built, numpy otherwise."""
+    rows = np.ascontiguousarray(rows, _F)
+    if _native_isa() is not None and rows.shape[0]:
+        from lowp import _float_conv  # type: ignore[attr-defined]
+
+        out = np.empty(rows.shape[0], _F)
+        _float_conv.pool_sums(rows, out, lanes)
+        return out
+    return pool_sums_reference(rows, lanes)
+
+
+def pool_sums_reference(rows: np.ndarray, lanes: int) -> np.ndarray:
+    """pool_sums in numpy: the specification of the native kernel."""
+    n = rows.shape[1]
+    if lanes == 1:
+        return (np.cumsum(rows, axis=1, dtype=_F)[:, -1] + _F(0)).astype(_F) if n else \
+            np.zeros(rows.shape[0], _F)
+    head = n - n % 4
+    acc = np.zeros((rows.shape[0], 4), _F)
+    if head:
+        acc = (np.cumsum(rows[:, :head].reshape(rows.shape[0], -1, 4), axis=1,
+                         dtype=_F)[:, -1] + _F(0)).astype(_F)
+    total = ((acc[:, 0] + acc[:, 2]) + (acc[:, 1] + acc[:, 3])).astype(_F)
+    for j in range(head, n):
+        total = (total + rows[:, j]).astype(_F)
+    return total
