@@ -5,14 +5,14 @@ the float32 operators built on them equal ONNX Runtime's kernels bit for bit."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from onnx import helper
 
 from lowp import eigen_math
-from lowp.runtime import Session
+
+from .ort_agreement import assert_engines_agree
 
 F32 = st.floats(min_value=2.0**-100, max_value=2.0**100, width=32)
 EXPONENTS = st.floats(min_value=-4, max_value=4, width=32)
@@ -81,11 +81,5 @@ def test_unary_ops_equal_onnxruntime(op: str, attrs: dict[str, float]) -> None:
     node = helper.make_node(op, ["x"], ["y"], **attrs)
     graph = helper.make_graph([node], op, [helper.make_tensor_value_info("x", 1, x.shape)],
                               [helper.make_tensor_value_info("y", 1, x.shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    theirs = ort.InferenceSession(model.SerializeToString(), options,
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for backend in ("reference", "native"):
-        ours = Session(model, backend=backend).run({"x": x})["y"]
-        np.testing.assert_array_equal(ours, theirs, err_msg=f"{op} {backend}")
+    assert_engines_agree(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+                         {"x": x})

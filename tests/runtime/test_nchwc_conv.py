@@ -5,13 +5,14 @@ every instruction-set path."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from lowp.runtime import Session, nchwc_conv
+from lowp.runtime import nchwc_conv
+
+from .ort_agreement import assert_engines_agree
 
 needs_blocks = pytest.mark.skipif(nchwc_conv.block_size() == 0,
                                   reason="no AVX2: ONNX Runtime keeps NCHW convolutions")
@@ -48,12 +49,7 @@ def test_conv_equals_onnxruntime(c: int, m: int, k: int, group: int, pads: list[
     w = (rng.standard_normal((m, c // group, k, k)) * 0.1).astype(np.float32)
     b = rng.standard_normal(m).astype(np.float32)
     model = _model(w, b, x.shape, pads=pads, strides=strides, dilations=dilations, group=group)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    theirs = ort.InferenceSession(model.SerializeToString(), options,
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for backend in ("reference", "native"):
-        np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], theirs)
+    assert_engines_agree(model, {"x": x})
 
 
 def test_plan_follows_the_layout_transformer() -> None:
@@ -148,9 +144,4 @@ def test_im2col_convolutions_equal_onnxruntime(x_shape: tuple[int, ...],
                               initializer=[numpy_helper.from_array(w, "w"),
                                            numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    theirs = ort.InferenceSession(model.SerializeToString(), options,
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for backend in ("reference", "native"):
-        np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], theirs)
+    assert_engines_agree(model, {"x": x})

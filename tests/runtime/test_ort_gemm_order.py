@@ -4,11 +4,10 @@ MLAS's SGEMM accumulating alpha * A B onto it, B prepacked when constant."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from lowp.runtime import Session
+from .ort_agreement import assert_engines_agree
 
 
 @pytest.mark.parametrize("m,k,n,trans_b,alpha,beta,const_b,c_shape", [
@@ -39,10 +38,4 @@ def test_gemm_equals_onnxruntime(m: int, k: int, n: int, trans_b: int, alpha: fl
     graph = helper.make_graph([node], "gemm", inputs,
                               [helper.make_tensor_value_info("y", 1, (m, n))], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    feeds = {"a": a} if const_b else {"a": a, "b": b}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    theirs = ort.InferenceSession(model.SerializeToString(), options,
-                                  providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    for backend in ("reference", "native"):
-        np.testing.assert_array_equal(Session(model, backend=backend).run(feeds)["y"], theirs)
+    assert_engines_agree(model, {"a": a} if const_b else {"a": a, "b": b})

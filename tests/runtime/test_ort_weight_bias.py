@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session
 from lowp.runtime.ort_weight_bias import apply, quantized_bias, weight_parameters
+
+from .ort_agreement import assert_engines_agree
 
 
 def _qdq_model(body: list[onnx.NodeProto], inits: dict[str, np.ndarray], x_shape: list[int],
@@ -30,12 +30,7 @@ def _qdq_model(body: list[onnx.NodeProto], inits: dict[str, np.ndarray], x_shape
 
 
 def _agree(model: onnx.ModelProto, x: np.ndarray) -> None:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    theirs = ort.InferenceSession(model.SerializeToString(), options,
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for backend in ("reference", "native"):
-        np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], theirs)
+    assert_engines_agree(model, {"x": x})
 
 
 RNG = np.random.default_rng(0)

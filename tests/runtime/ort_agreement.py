@@ -1,0 +1,30 @@
+"""ONNX Runtime at one intra-op thread (the order lowp reproduces) and the check that both of
+lowp's backends give its outputs bit for bit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from lowp.runtime import Session
+
+
+def onnxruntime_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs from ONNX Runtime's CPU provider with one intra-op thread."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return list(session.run(None, dict(feeds)))
+
+
+def assert_engines_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                         output: str = "y") -> None:
+    """lowp's reference and native backends give ONNX Runtime's first output bit for bit."""
+    theirs = onnxruntime_run(model, feeds)[0]
+    for backend in ("reference", "native"):
+        ours = Session(model, backend=backend).run(dict(feeds))[output]
+        np.testing.assert_array_equal(ours, theirs, err_msg=backend)
