@@ -119,3 +119,13 @@ def test_log_softmax_equals_onnxruntime(seed, shape, spread, opset, data):
     x = (np.random.default_rng(seed).standard_normal(shape) * spread).astype(np.float32)
     got = FLOAT_OPS["LogSoftmax"](x, axis=axis, opset=opset)
     np.testing.assert_array_equal(got, _softmax_onnxruntime(x, axis, opset, "LogSoftmax"))
+
+
+@pytest.mark.parametrize("op", ["ReduceSumSquare", "ReduceL2"])
+@pytest.mark.parametrize("axes", [[3], [2, 3], [1], [0, 2], [0], [0, 1, 2, 3]])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_sum_of_squares_equals_onnxruntime(op, axes, keepdims):
+    """(O38): the generic loop's sequential sums, or the whole tensor's squared norm."""
+    x = np.random.default_rng(len(axes)).standard_normal((2, 32, 7, 9)).astype(np.float32)
+    got = FLOAT_OPS[op](x, np.array(axes), keepdims=keepdims, opset=18)
+    np.testing.assert_array_equal(got, _onnxruntime(op, x, axes, keepdims))

@@ -658,11 +658,35 @@ def _extreme(fn: Any, lowest: bool) -> Any:
 
 _reduction("ReduceMax", _extreme(np.max, lowest=True))
 _reduction("ReduceMin", _extreme(np.min, lowest=False))
-_reduction("ReduceSumSquare",
-           _float_reduction(lambda x, a, k: np.sum(x * x, axis=a, keepdims=k)))
+def _ort_sum_square(root: bool) -> Any:
+    """ReduceSumSquare / ReduceL2 of float32 in ONNX Runtime's order (docs/operators.md
+    (O38)): over every axis, Eigen's squared norm of the whole tensor (as ReduceSum's
+    order, (O18)); over some axes, each output's squares added one after another in
+    row-major order from +0 (its generic loop: these reductions have no fast path)."""
+    def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+        axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+        if x.dtype != np.float32 or x.size == 0:
+            total = np.sum(x * x, axis=ax, keepdims=keep)
+            return np.sqrt(total) if root else total
+        squares = (x * x).astype(np.float32)
+        if len(axes) == x.ndim:
+            total = ort_math.reduce_sum(squares, axes, keep)
+            assert total is not None
+        else:
+            kept = [a for a in range(x.ndim) if a not in axes]
+            rows = np.transpose(squares, kept + list(axes)).reshape(
+                int(np.prod([x.shape[a] for a in kept])), -1)
+            sums = np.cumsum(rows, axis=1, dtype=np.float32)[:, -1] + np.float32(0)
+            shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)] if keep else \
+                [x.shape[a] for a in kept]
+            total = sums.astype(np.float32).reshape(shape)
+        return np.sqrt(total).astype(np.float32) if root else total
+    return red
+
+
+_reduction("ReduceSumSquare", _float_reduction(_ort_sum_square(root=False)))
 _reduction("ReduceL1", _float_reduction(lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k)))
-_reduction("ReduceL2",
-           _float_reduction(lambda x, a, k: np.sqrt(np.sum(x * x, axis=a, keepdims=k))))
+_reduction("ReduceL2", _float_reduction(_ort_sum_square(root=True)))
 _reduction("ReduceLogSum",
            _float_reduction(lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k))))
 _reduction("ReduceLogSumExp", _float_reduction(
