@@ -129,3 +129,12 @@ def test_sum_of_squares_equals_onnxruntime(op, axes, keepdims):
     x = np.random.default_rng(len(axes)).standard_normal((2, 32, 7, 9)).astype(np.float32)
     got = FLOAT_OPS[op](x, np.array(axes), keepdims=keepdims, opset=18)
     np.testing.assert_array_equal(got, _onnxruntime(op, x, axes, keepdims))
+
+
+@pytest.mark.parametrize("op", ["ReduceL1", "ReduceLogSumExp"])
+@pytest.mark.parametrize("axes", [[3], [2, 3], [1], [0, 2]])
+def test_generic_reductions_equal_onnxruntime(op, axes):
+    """(O38): ReduceL1 and ReduceLogSumExp over some axes, in ONNX Runtime's generic loop."""
+    x = (np.random.default_rng(len(axes)).standard_normal((2, 32, 7, 9)) * 3).astype(np.float32)
+    got = FLOAT_OPS[op](x, np.array(axes), keepdims=1, opset=18)
+    np.testing.assert_array_equal(got, _onnxruntime(op, x, axes, 1))

@@ -658,6 +658,25 @@ def _extreme(fn: Any, lowest: bool) -> Any:
 
 _reduction("ReduceMax", _extreme(np.max, lowest=True))
 _reduction("ReduceMin", _extreme(np.min, lowest=False))
+def _generic_rows(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
+    """(rows of the reduced elements of each output in row-major order, kept axes)."""
+    kept = [a for a in range(x.ndim) if a not in axes]
+    rows = np.transpose(x, kept + list(axes)).reshape(
+        int(np.prod([x.shape[a] for a in kept])), -1)
+    return rows, kept
+
+
+def _generic_shape(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> list[int]:
+    return [1 if a in axes else x.shape[a] for a in range(x.ndim)] if keep else \
+        [x.shape[a] for a in range(x.ndim) if a not in axes]
+
+
+def _sequential(rows: np.ndarray) -> np.ndarray:
+    """Each row's values added one after another from +0, float32."""
+    return (np.cumsum(rows, axis=1, dtype=np.float32)[:, -1] + np.float32(0)).astype(
+        np.float32)
+
+
 def _ort_sum_square(root: bool) -> Any:
     """ReduceSumSquare / ReduceL2 of float32 in ONNX Runtime's order (docs/operators.md
     (O38)): over every axis, Eigen's squared norm of the whole tensor (as ReduceSum's
@@ -673,24 +692,40 @@ def _ort_sum_square(root: bool) -> Any:
             total = ort_math.reduce_sum(squares, axes, keep)
             assert total is not None
         else:
-            kept = [a for a in range(x.ndim) if a not in axes]
-            rows = np.transpose(squares, kept + list(axes)).reshape(
-                int(np.prod([x.shape[a] for a in kept])), -1)
-            sums = np.cumsum(rows, axis=1, dtype=np.float32)[:, -1] + np.float32(0)
-            shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)] if keep else \
-                [x.shape[a] for a in kept]
-            total = sums.astype(np.float32).reshape(shape)
+            total = _sequential(_generic_rows(squares, axes)[0]).reshape(
+                _generic_shape(x, axes, keep))
         return np.sqrt(total).astype(np.float32) if root else total
     return red
 
 
+def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceL1: over some axes of float32, |x| added in order (O38)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+        return np.sum(np.abs(x), axis=ax, keepdims=keep)
+    return _sequential(np.abs(_generic_rows(x, axes)[0])).reshape(_generic_shape(x, axes, keep))
+
+
+def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceLogSumExp: over some axes of float32, the maximum m, expf(x - m) added in
+    order, logf of the sum plus m (O38)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+        return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
+    rows = _generic_rows(x, axes)[0]
+    with np.errstate(all="ignore"):
+        top = rows.max(axis=1)
+        total = _sequential(libm.expf((rows - top[:, None]).astype(np.float32)))
+        out = (libm.logf(total) + top).astype(np.float32)
+    return out.reshape(_generic_shape(x, axes, keep))
+
+
 _reduction("ReduceSumSquare", _float_reduction(_ort_sum_square(root=False)))
-_reduction("ReduceL1", _float_reduction(lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k)))
+_reduction("ReduceL1", _float_reduction(_ort_l1))
 _reduction("ReduceL2", _float_reduction(_ort_sum_square(root=True)))
 _reduction("ReduceLogSum",
            _float_reduction(lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k))))
-_reduction("ReduceLogSumExp", _float_reduction(
-    lambda x, a, k: np.log(np.sum(np.exp(x), axis=a, keepdims=k))))
+_reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
