@@ -532,9 +532,60 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
 
 @register
 def Einsum(*xs: np.ndarray, equation: str, **_: Any) -> np.ndarray:
+    """Einsum; a float32 contraction of two operands (every index in both operands or in
+    the output, none repeated within one) as ONNX Runtime computes it: one MLAS SGEMM per
+    batch entry (docs/operators.md (O39)); numpy's einsum otherwise."""
+    eq = equation.replace(" ", "")
+    if len(xs) == 2 and all(x.dtype == np.float32 for x in xs):
+        ours = _einsum_gemm(eq, xs[0], xs[1])
+        if ours is not None:
+            return ours
     # numpy's einsum knows no ml_dtypes floats (bfloat16): those compute in float32
     args = [_f(x) if x.dtype.kind == "V" else x for x in xs]
-    return _as(np.einsum(equation.replace(" ", ""), *args, optimize=len(xs) > 2), xs[0])
+    return _as(np.einsum(eq, *args, optimize=len(xs) > 2), xs[0])
+
+
+def _einsum_gemm(eq: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """`eq` as batched products: a permuted to (batch, M, K), b to (batch, K, N), K in a's
+    index order; None where the equation is not such a contraction."""
+    if "->" not in eq or "." in eq:
+        return None
+    lhs, out = eq.split("->")
+    terms = lhs.split(",")
+    if len(terms) != 2:
+        return None
+    ta, tb = terms
+    if (len(set(ta)) != len(ta) or len(set(tb)) != len(tb) or len(set(out)) != len(out)
+            or len(ta) != a.ndim or len(tb) != b.ndim or a.size == 0 or b.size == 0):
+        return None
+    if any(c not in out and (c not in ta or c not in tb) for c in ta + tb):
+        return None                              # an index summed inside one operand
+    batch = [c for c in ta if c in tb and c in out]
+    contract = [c for c in ta if c in tb and c not in out]
+    rows = [c for c in ta if c not in tb]
+    cols = [c for c in tb if c not in ta]
+    size = {c: a.shape[i] for i, c in enumerate(ta)}
+    for i, c in enumerate(tb):
+        if c in size and size[c] != b.shape[i] and 1 not in (size[c], b.shape[i]):
+            return None
+        size.setdefault(c, b.shape[i])
+    if any(size[c] != a.shape[ta.index(c)] or size[c] != b.shape[tb.index(c)]
+           for c in batch + contract):
+        return None                              # broadcast indices: numpy's way
+    nb = int(np.prod([size[c] for c in batch]))
+    m = int(np.prod([size[c] for c in rows]))
+    k = int(np.prod([size[c] for c in contract]))
+    n = int(np.prod([size[c] for c in cols]))
+    am = np.ascontiguousarray(a.transpose([ta.index(c) for c in batch + rows + contract]))
+    bm = np.ascontiguousarray(b.transpose([tb.index(c) for c in batch + contract + cols]))
+    am, bm = am.reshape(nb, m, k), bm.reshape(nb, k, n)
+    y = np.empty((nb, m, n), np.float32)
+    for i in range(nb):
+        if not native_float.sgemm(am[i], bm[i], y[i]):
+            y[i] = mlas_sgemm.gemm(am[i], bm[i])
+    order = batch + rows + cols
+    y = y.reshape([size[c] for c in order])
+    return y.transpose([order.index(c) for c in out]).copy()
 
 
 # --- softmax family -----------------------------------------------------------------------
