@@ -303,18 +303,19 @@ lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threa
 
 lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
                                    OutFloats y, OutFloats mean, OutFloats inv, int64_t n,
-                                   float epsilon, int threads) {
+                                   float epsilon, int threads, bool welford) {
   // rows x n: y = LayerNormalization of each row in ONNX Runtime's order, mean and inv per row
+  // (welford: its SkipLayerNormalization's order)
   if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0 || scale.size() != size_t(n) ||
       (bias && bias->size() != size_t(n)) || mean.size() != x.size() / size_t(n) ||
       inv.size() != mean.size())
     throw std::invalid_argument("float_layer_norm needs x, y of rows * n, scale and bias of n, "
                                 "mean and inv of rows values");
-  return [x, scale, bias, y, mean, inv, n, epsilon, threads] {
+  return [x, scale, bias, y, mean, inv, n, epsilon, threads, welford] {
     lowp::LayerNormArgs a;
     a.x = x.data(), a.scale = scale.data(), a.bias = bias ? bias->data() : nullptr;
     a.y = y.data(), a.mean = mean.data(), a.inv = inv.data();
-    a.rows = int64_t(mean.size()), a.n = n, a.epsilon = epsilon;
+    a.rows = int64_t(mean.size()), a.n = n, a.epsilon = epsilon, a.welford = welford;
     lowp::run_float_layer_norm(a, threads);
   };
 }
@@ -638,7 +639,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
-             "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
+             "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
+             "welford"_a = false);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,

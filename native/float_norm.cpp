@@ -11,8 +11,9 @@ namespace lowp {
 
 void run_float_layer_norm(const LayerNormArgs& a, int threads) {
   if (a.rows <= 0 || a.n <= 0) return;
-  const LayerNormRowsFn rows =
-      std::string(active_table()->name) == "scalar" ? kLayerNormScalar : kLayerNormAvx2;
+  const LayerNormRowsFn rows = a.welford ? kWelfordNorm
+                               : std::string(active_table()->name) == "scalar" ? kLayerNormScalar
+                                                                               : kLayerNormAvx2;
   // a few passes over each row: a thread pays from some ten thousand values
   const int64_t block = std::max<int64_t>(1, (int64_t(1) << 14) / a.n);
   run_elementwise(a.rows, block, threads,

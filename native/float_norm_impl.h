@@ -74,5 +74,29 @@ void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
+// ONNX Runtime's SkipLayerNormalization row (on the sums x = input + skip + bias): Welford's
+// running mean and M2, each operation rounded once (the build has -ffp-contract=off).
+[[maybe_unused]] void welford_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
+  const int64_t n = a.n;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = a.x + r * n;
+    float* y = a.y + r * n;
+    float mean = 0.0f, m2 = 0.0f;
+    for (int64_t h = 0; h < n; ++h) {
+      const float delta = x[h] - mean;
+      mean += delta / float(h + 1);
+      const float delta2 = x[h] - mean;
+      m2 += delta * delta2;
+    }
+    const float sd = std::sqrt(m2 / float(n) + a.epsilon);
+    for (int64_t h = 0; h < n; ++h) {
+      const float t = (x[h] - mean) / sd * a.scale[h];
+      y[h] = a.bias ? t + a.bias[h] : t;
+    }
+    if (a.mean) a.mean[r] = mean;
+    if (a.inv) a.inv[r] = 1.0f / sd;
+  }
+}
+
 }  // namespace
 }  // namespace lowp

@@ -3,4 +3,5 @@
 
 namespace lowp {
 const LayerNormRowsFn kLayerNormScalar = &layer_norm_rows;
+const LayerNormRowsFn kWelfordNorm = &welford_norm_rows;
 }  // namespace lowp

@@ -345,9 +345,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
 # folded ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); of the last n mod 8, a first
 # four (when there are four) added as rounded products, the rest by fused multiply-adds;
 # inv = 1 / sqrt(q / n + eps); y = fma(d · inv, scale, bias), or (d · inv) · scale without
-# a bias. Rows of fewer than 8 values take the same form (ONNX Runtime runs another loop
-# there, whose order is not reproduced; this one has no cancellation). docs/operators.md,
-# (O24).
+# a bias. Rows of fewer than 8 values: ONNX Runtime's generic loop, Welford's statistics
+# (skip_layer_norm_rows below). docs/operators.md, (O24).
 
 
 def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
@@ -377,6 +376,36 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
     s = np.asarray(scale, np.float32).reshape(1, n)
     y = fma32(t, s, np.asarray(bias, np.float32).reshape(1, n)) if bias is not None else \
         (t * s).astype(np.float32)
+    return y, mean, inv
+
+
+# --- SkipLayerNormalization: ONNX Runtime's com.microsoft kernel (float32) ----------------
+#
+# Per row of v = (input + skip) + bias: Welford's running statistics in float32, from 0,
+# for h = 0..n-1: delta = v_h - mean; mean += delta / (h + 1); M2 += delta * (v_h - mean)
+# (each operation rounded, no fused multiply-add); sd = sqrt(M2 / n + eps);
+# y_h = ((v_h - mean) / sd) * gamma_h + beta_h. docs/operators.md, (O40).
+
+
+def skip_layer_norm_rows(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None,
+                         epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, mean, inv_std_dev) of float32 rows v (rows, n) with gamma, beta of n values."""
+    v = np.asarray(v, np.float32)
+    rows, n = v.shape
+    mean = np.zeros(rows, _F)
+    m2 = np.zeros(rows, _F)
+    for h in range(n):
+        value = v[:, h]
+        delta = (value - mean).astype(_F)
+        mean = (mean + (delta / _F(h + 1)).astype(_F)).astype(_F)
+        m2 = (m2 + (delta * (value - mean).astype(_F)).astype(_F)).astype(_F)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt((m2 / _F(n)).astype(_F) + _F(epsilon)).astype(_F)
+        y = ((v - mean[:, None]).astype(_F) / sd[:, None]).astype(_F)
+        inv = (_F(1) / sd).astype(_F)
+    y = (y * np.asarray(gamma, _F).reshape(1, n)).astype(_F)
+    if beta is not None:
+        y = (y + np.asarray(beta, _F).reshape(1, n)).astype(_F)
     return y, mean, inv
 
 

@@ -300,22 +300,28 @@ def _matmul_w(b: Builder, x: str, c_in: int, c_out: int) -> str:
 
 def attention(draw: Draw, b: Builder, x: Image) -> Image:
     """conv -> tokens (Reshape|Flatten, Transpose) -> LayerNorm, attention, Erf-GELU MLP
-    -> back to an image."""
+    -> back to an image. Pre-norm (LayerNorm before each sublayer) or post-norm (after each
+    residual Add, which ONNX Runtime fuses into SkipLayerNormalization)."""
     if x.h * x.w > 64:
         return x
     c = x.c
+    post_norm = draw(st.booleans())
     tokens = b.one("Reshape", [x.name, b.ints([0, c, -1])])
     t = b.one("Transpose", [tokens], perm=[0, 2, 1])                 # N, L, C
-    n = _layer_norm(b, t, c)
+    n = t if post_norm else _layer_norm(b, t, c)
     q, k, v = (_matmul_w(b, n, c, c) for _ in range(3))
     kt = b.one("Transpose", [k], perm=[0, 2, 1])
     scores = b.one("Mul", [b.one("MatMul", [q, kt]), b.const(np.float32(c ** -0.5), "sc")])
     att = b.one("MatMul", [b.one("Softmax", [scores], axis=-1), v])
     t = b.one("Add", [t, att])
+    if post_norm:
+        t = _layer_norm(b, t, c)
     if draw(st.booleans()):
         hidden = draw(st.integers(2, 16))
-        m = _gelu(b, _matmul_w(b, _layer_norm(b, t, c), c, hidden))
+        m = _gelu(b, _matmul_w(b, t if post_norm else _layer_norm(b, t, c), c, hidden))
         t = b.one("Add", [t, _matmul_w(b, m, hidden, c)])
+        if post_norm:
+            t = _layer_norm(b, t, c)
     back = b.one("Transpose", [t], perm=[0, 2, 1])
     return Image(b.one("Reshape", [back, b.ints([0, c, x.h, x.w])]), c, x.h, x.w)
 

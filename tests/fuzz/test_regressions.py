@@ -163,8 +163,8 @@ def test_gru_between_quantized_tensors_is_ort_bit_for_bit() -> None:
 
 # found by the fuzzer (an attention block): a LayerNormalization over rows of fewer than 8
 # values, taken in the float32 E[x^2] - mean^2 form, lost digits to cancellation on a
-# near-constant row (7.7e-5 away from ONNX Runtime's float model); such rows now take the
-# deviation form of ONNX Runtime's kernel for longer rows ((O24))
+# near-constant row (7.7e-5 away from ONNX Runtime's float model); such rows now take
+# ONNX Runtime's own loop for them, Welford's running statistics ((O24), (O40))
 def test_layer_norm_of_short_rows_keeps_its_digits() -> None:
     model = onnx.load(str(CASES / "layernorm_short_rows.onnx"))
     shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)[1:]

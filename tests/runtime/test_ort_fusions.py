@@ -4,6 +4,8 @@ float32 values bit for bit on graphs that ONNX Runtime rewrites."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -239,10 +241,11 @@ def test_lstm_is_ort_bit_for_bit(constant: bool, direction: str, peepholes: bool
                            {} if clip is None else {"clip": clip}, seed=4)
 
 
-@pytest.mark.parametrize("n", [8, 13, 19, 384, 390])
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 8, 13, 19, 384, 390])
 @pytest.mark.parametrize("bias", [True, False])
 def test_layer_normalization_is_ort_bit_for_bit(n: int, bias: bool) -> None:
-    """ONNX Runtime 1.32's LayerNormalization kernel (rows of at least 8 values)."""
+    """ONNX Runtime 1.32's LayerNormalization kernels (MLAS rows of at least 8 values, the
+    generic Welford loop below)."""
     rng = np.random.default_rng(n)
     x = (rng.standard_normal((3, 10, n)) * 2.5 + 0.7).astype(np.float32)
     inits = {"s": rng.standard_normal(n).astype(np.float32)}
@@ -276,6 +279,83 @@ def test_layer_norm_written_out_is_fused_as_ort_does() -> None:
     fused = ort_fusions.apply(model)
     assert [n.op_type for n in fused.graph.node] == ["LayerNormalization"]
     _same_as_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("form", ["bias on input", "bias on skip", "no bias", "no beta",
+                                  "shared sum", "2-D"])
+def test_residual_layer_norm_is_ort_skip_layer_norm(form: str) -> None:
+    """A residual Add feeding a LayerNormalization runs as ONNX Runtime's fused
+    SkipLayerNormalization (Welford's statistics; the bias added after the skip) when its
+    fusion matches, and as LayerNormalization when it does not (a sum read twice, 2-D)."""
+    rng = np.random.default_rng(11)
+    h = 96
+    shape = (12, h) if form == "2-D" else (2, 17, h)
+    feeds = {k: (rng.standard_normal(shape) * 3 + 1).astype(np.float32) for k in ("x", "r")}
+    inits = {"g": rng.standard_normal(h).astype(np.float32),
+             "b": rng.standard_normal(h).astype(np.float32),
+             "c": (rng.standard_normal(h) * 5).astype(np.float32)}
+    nodes, first = [], ["x", "r"]
+    if form in ("bias on input", "bias on skip"):
+        side = 0 if form == "bias on input" else 1
+        nodes.append(helper.make_node("Add", [first[side], "c"], ["xc"]))
+        first[side] = "xc"
+    nodes.append(helper.make_node("Add", first, ["s"]))
+    ln_inputs = ["s", "g"] if form == "no beta" else ["s", "g", "b"]
+    nodes.append(helper.make_node("LayerNormalization", ln_inputs, ["y"], axis=-1,
+                                  epsilon=1e-5))
+    outputs = ["y"]
+    if form == "shared sum":
+        nodes.append(helper.make_node("Mul", ["s", "s"], ["s2"]))
+        outputs.append("s2")
+    model = _model(nodes, {k: v.shape for k, v in feeds.items()}, inits, outputs)
+    ops = [n.op_type for n in ort_fusions.apply(model).graph.node]
+    fuses = form not in ("shared sum", "2-D")
+    assert ("SkipLayerNormalization" in ops) == fuses
+    if fuses:
+        assert ops == ["SkipLayerNormalization"]
+    _same_as_ort(model, feeds)
+
+
+@pytest.mark.parametrize(("x_shape", "r_shape"), [
+    (("a", "b", 8), ("a", "b", 8)), ((2, "b", 8), (2, "b", 8)), (("a", "b", "h"), ("a", "b", "h")),
+    (("a", 5, 8), ("a", "c", 8)), (("a", 5, 8), ("c", 5, 8)), ((2, 5, 8), (1, 5, 8)),
+    ((2, 5, 8), (5, 8)), (("a", "b", 8), (None, None, 8)), ((5, 8), (5, 8))])
+def test_skip_layer_norm_fuses_where_ort_fuses(x_shape: tuple[int | str | None, ...],
+                                               r_shape: tuple[int | str | None, ...],
+                                               tmp_path: Path) -> None:
+    """The fusion's shape rule, decided as ONNX Runtime decides it (its optimized model)."""
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "r"], ["s"]),
+         helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], epsilon=1e-5)], "g",
+        [helper.make_tensor_value_info("x", F32, x_shape),
+         helper.make_tensor_value_info("r", F32, r_shape)],
+        [helper.make_tensor_value_info("y", F32, None)],
+        [numpy_helper.from_array(np.ones(8, np.float32), "g"),
+         numpy_helper.from_array(np.zeros(8, np.float32), "b")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    theirs = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    ours = [n.op_type for n in ort_fusions.apply(model).graph.node]
+    assert ("SkipLayerNormalization" in ours) == ("SkipLayerNormalization" in theirs)
+
+
+def test_skip_layer_norm_rows_are_welford_in_float32() -> None:
+    """Catastrophic rows show the order: the running mean of Welford's update, not a sum."""
+    from lowp import ort_math
+    big = np.float32(2.0 ** 25)
+    v = np.array([[big, 1, 3] + [1] * 6 + [-big] + [1] * 6], np.float32)
+    n = v.shape[1]
+    feeds = {"x": v.reshape(1, 1, n), "r": np.zeros((1, 1, n), np.float32)}
+    inits = {"g": np.ones(n, np.float32), "b": np.zeros(n, np.float32)}
+    nodes = [helper.make_node("Add", ["x", "r"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], epsilon=1e12)]
+    model = _model(nodes, {k: v.shape for k, v in feeds.items()}, inits, ["y"])
+    y, _, _ = ort_math.skip_layer_norm_rows(v, inits["g"], inits["b"], 1e12)
+    np.testing.assert_array_equal(y.reshape(1, 1, n), _ort(model, feeds)[0])
+    _same_as_ort(model, feeds)
 
 
 @pytest.mark.parametrize("constant", [True, False])

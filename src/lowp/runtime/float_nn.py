@@ -540,7 +540,8 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
                        axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
                        **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank); float32 with a full
-    scale (and bias) in ONNX Runtime's order (lowp.ort_math.layer_norm_rows)."""
+    scale (and bias) in ONNX Runtime's order (lowp.ort_math.layer_norm_rows; rows of fewer
+    than 8 values in its generic loop's, lowp.ort_math.skip_layer_norm_rows)."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
@@ -550,10 +551,12 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
         sc, bi = _f(scale), None if bias is None else _f(bias)
         eps = float(np.float32(epsilon))
         stat = x.shape[:ax] + (1,) * (x.ndim - ax)
-        native = native_float.layer_norm(x, n, sc, bi, eps, stat)
+        welford = n < 8
+        native = native_float.layer_norm(x, n, sc, bi, eps, stat, welford=welford)
         if native is not None:
             return native
-        y, m, v = ort_math.layer_norm_rows(x.reshape(-1, n), sc, bi, eps)
+        rows = ort_math.skip_layer_norm_rows if welford else ort_math.layer_norm_rows
+        y, m, v = rows(x.reshape(-1, n), sc, bi, eps)
         return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
@@ -562,6 +565,37 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
     if bias is not None:
         y = y + _f(bias)
     return y.astype(x.dtype, copy=False), mean, inv
+
+
+@register
+def SkipLayerNormalization(x: np.ndarray, skip: np.ndarray, gamma: np.ndarray,
+                           beta: np.ndarray | None = None, bias: np.ndarray | None = None, *,
+                           epsilon: float = 1e-12, **_: Any
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ONNX Runtime's com.microsoft SkipLayerNormalization over the last axis: returns
+    (Y, Mean, InvStdDev, the sum x + skip + bias); float32 in its order
+    (lowp.ort_math.skip_layer_norm_rows)."""
+    if x.ndim not in (2, 3):
+        raise unsupported("SkipLayerNormalization", f"input of rank {x.ndim} (2 or 3 needed)")
+    n = x.shape[-1]
+    for name, t in (("gamma", gamma), ("beta", beta), ("bias", bias)):
+        if t is not None and np.size(t) != n:
+            raise unsupported("SkipLayerNormalization",
+                              f"{name} of {np.size(t)} values for a hidden size of {n}")
+    f = np.float32
+    total = (_f(x) + _f(skip)).astype(f)
+    if bias is not None:
+        total = (total + _f(bias).reshape(n)).astype(f)
+    stat = x.shape[:-1] + (1,)
+    g, b = _f(gamma).reshape(n), None if beta is None else _f(beta).reshape(n)
+    eps = float(np.float32(epsilon))
+    native = native_float.layer_norm(total, n, g, b, eps, stat, welford=True) \
+        if total.size else None
+    if native is not None:
+        y, m, v = native
+    else:
+        y, m, v = ort_math.skip_layer_norm_rows(total.reshape(-1, n), g, b, eps)
+    return y.reshape(x.shape), m.reshape(stat), v.reshape(stat), total
 
 
 @register

@@ -176,11 +176,12 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
 
 
 def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None,
-               epsilon: float, stat_shape: tuple[int, ...]
+               epsilon: float, stat_shape: tuple[int, ...], welford: bool = False
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(y, mean, inv_std_dev) of float32 `x` normalized over rows of its last `n` values in
     ONNX Runtime's order, bit for bit with lowp.ort_math.layer_norm_rows (scale and bias: n
-    float32 values; mean and inv_std_dev in `stat_shape`), or None."""
+    float32 values; mean and inv_std_dev in `stat_shape`), or None. `welford`: the order of
+    its SkipLayerNormalization instead (lowp.ort_math.skip_layer_norm_rows)."""
     ext = _has(_usable("LayerNormalization", x), "float_layer_norm")
     if ext is None or scale.dtype != np.float32 or (
             bias is not None and bias.dtype != np.float32):
@@ -189,7 +190,8 @@ def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None
     call(ext.float_layer_norm, np.ascontiguousarray(x).reshape(-1),
          np.ascontiguousarray(scale).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         mean.reshape(-1), inv.reshape(-1), n, float(np.float32(epsilon)), _threads)
+         mean.reshape(-1), inv.reshape(-1), n, float(np.float32(epsilon)), _threads,
+         welford)
     return y, mean, inv
 
 

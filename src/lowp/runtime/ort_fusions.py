@@ -17,6 +17,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
   Sqrt, Div, Mul by a 1-D scale, Add a 1-D bias) over the last axis becomes
   LayerNormalization, which ONNX Runtime computes in its own order (lowp.ort_math,
   layer_norm_rows).
+* SkipLayerNormFusion: a residual Add of two 3-D tensors (with a constant bias Add before
+  it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
+  (lowp.ort_math.skip_layer_norm_rows, (O40)).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
@@ -342,11 +345,80 @@ def _vector(name: str, index: _Index) -> bool:
     return constant and shape is not None and len(shape.dim) == 1
 
 
+# --- SkipLayerNormFusion --------------------------------------------------------------------
+
+
+def _rank3_same(a: str, b: str, index: _Index) -> bool:
+    """ONNX Runtime's CheckFirstAdd shapes: both 3-D, each dimension the same known value or
+    the same symbolic name in both (as ONNX Runtime 1.32 matches them)."""
+    sa, sb = index.shapes.get(a), index.shapes.get(b)
+    if sa is None or sb is None or len(sa.dim) != 3 or len(sb.dim) != 3:
+        return False
+    return all(_same_dim(x, y) for x, y in zip(sa.dim, sb.dim, strict=True))
+
+
+def _feeds_only(node: onnx.NodeProto, index: _Index) -> bool:
+    """One consumer edge (GetOutputEdgesCount() == 1) and not a graph output."""
+    return index.single_use(node.output[0])
+
+
+def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
+    return (_is(add, "Add") and all(index.is_float(i) for i in add.input)
+            and _feeds_only(add, index) and _rank3_same(add.input[0], add.input[1], index))
+
+
+def _second_add(add: onnx.NodeProto, index: _Index) -> bool:
+    """The bias Add: a 3-D input plus a 1-D constant of its last dimension."""
+    if not (_is(add, "Add") and all(index.is_float(i) for i in add.input)
+            and _feeds_only(add, index) and add.input[1] in index.initializers):
+        return False
+    sa, sb = index.shapes.get(add.input[0]), index.shapes.get(add.input[1])
+    return (sa is not None and sb is not None and len(sa.dim) == 3 and len(sb.dim) == 1
+            and sa.dim[2].HasField("dim_value") and sb.dim[0].HasField("dim_value")
+            and sa.dim[2].dim_value == sb.dim[0].dim_value)
+
+
+def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """A residual Add (and a 1-D constant bias Add before it, on either input) feeding a
+    LayerNormalization over the last axis, as ONNX Runtime's SkipLayerNormFusion matches it,
+    becomes com.microsoft SkipLayerNormalization (input, skip, gamma, beta, bias). Its
+    kernel adds input + skip, then the bias, and normalizes in another order than
+    LayerNormalization (lowp.ort_math.skip_layer_norm_rows)."""
+    if not _is(ln, "LayerNormalization") or not all(index.is_float(i) for i in ln.input if i):
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in ln.attribute}
+    x_shape = index.shapes.get(ln.input[0])
+    if int(attrs.get("axis", -1)) not in (-1, 2) or x_shape is None or len(x_shape.dim) != 3:
+        return None
+    add1 = index.producer.get(ln.input[0])
+    if add1 is None or not _first_add(add1, index):
+        return None
+    inputs = [add1.input[0], add1.input[1]]
+    gone = [add1]
+    for side in (0, 1):     # Format 1: the bias Add on input 0; Format 2: on input 1
+        add2 = index.producer.get(add1.input[side])
+        if add2 is not None and add2.output[0] == add1.input[side] and \
+                _second_add(add2, index):
+            inputs[side] = add2.input[0]
+            bias = add2.input[1]
+            gone.append(add2)
+            break
+    else:
+        bias = None
+    beta = ln.input[2] if len(ln.input) > 2 else ""
+    fused_inputs = [*inputs, ln.input[1], beta] + ([bias] if bias is not None else [])
+    eps = float(attrs["epsilon"]) if "epsilon" in attrs else 1e-12   # the contrib default
+    fused = helper.make_node("SkipLayerNormalization", fused_inputs, list(ln.output),
+                             name=ln.name + "_SkipLayerNorm", domain=_MS, epsilon=eps)
+    return [fused], gone
+
+
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("LayerNormFusion", _layer_norm, 7),
     ("GeluFusion", _gelu, 9),
     ("BiasGeluFusion", _bias_gelu, 7),
+    ("SkipLayerNormFusion", _skip_layer_norm, 7),
     ("MatMulScaleFusion", _matmul_scale, 9),
 )
 
@@ -356,9 +428,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     itself when nothing fuses."""
     opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
     fusions = [f for _, f, since in FUSIONS if opset >= since]
-    if not fusions or not any(n.op_type in ("MatMul", "Div") for n in model.graph.node):
+    if not fusions or not any(n.op_type in ("MatMul", "Div", "LayerNormalization")
+                              for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean")
+    shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean", "LayerNormalization")
                                         for n in model.graph.node) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
