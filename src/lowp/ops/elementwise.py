@@ -18,12 +18,13 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
 
     ``ma = float32(s_a / s_y)``, ``mb`` likewise, and the zero points folded into one
     constant ``c = float32(zy - fma(ma, za, float32(mb * zb)))``; then, with `a` and `b`
-    the raw integers as float32, ``y = fma(a, ma, fma(b, mb, c))``, or when one operand is
-    a scalar across the innermost broadcast span (`add_span_kind`), its term is folded into
-    the constant first: ``y = fma(a, ma, float32(c + float32(b * mb)))``. Finally
-    ``clamp(round_half_even(y), qmin, qmax)``. `qmin`/`qmax` may be narrowed for a fused
-    ReLU. The result has `out_dtype` (default: the dtype of `a`). `span_kind` overrides the
-    kind `add_span_kind` derives from the shapes (a table of every value pair needs it).
+    the raw integers as float32, ``y = fma(a, ma, fma(b, mb, c))``. When `a` is a scalar
+    across the innermost broadcast span (`add_span_kind` "a"), ONNX Runtime hands its kernel
+    `b` first, and the roles swap: ``c' = float32(zy - fma(mb, zb, float32(ma * za)))``,
+    ``y = fma(b, mb, fma(a, ma, c'))``. Finally ``clamp(round_half_even(y), qmin, qmax)``.
+    `qmin`/`qmax` may be narrowed for a fused ReLU. The result has `out_dtype` (default:
+    the dtype of `a`). `span_kind` overrides the kind `add_span_kind` derives from the
+    shapes (a table of every value pair needs it).
 
     Examples
     --------
@@ -36,14 +37,13 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     b = np.asarray(b)
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
-    c = add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point)
     af, bf = a.astype(np.float32), b.astype(np.float32)
     kind = add_span_kind(a.shape, b.shape) if span_kind is None else span_kind
-    if kind == "b":
-        y = fma32(af, ma, (c + (bf * mb).astype(np.float32)).astype(np.float32))
-    elif kind == "a":
-        y = fma32(bf, mb, (c + (af * ma).astype(np.float32)).astype(np.float32))
+    if kind == "a":
+        c = add_constant(mb, b_zero_point, ma, a_zero_point, y_zero_point)
+        y = fma32(bf, mb, fma32(af, ma, c))
     else:
+        c = add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point)
         y = fma32(af, ma, fma32(bf, mb, c))
     dtype = np.dtype(out_dtype) if out_dtype is not None else a.dtype
     return np.asarray(np.clip(np.rint(y), qmin, qmax).astype(dtype))
