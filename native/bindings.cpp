@@ -292,12 +292,13 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   return [a, threads, x, map, fill, y] { lowp::run_take(a, threads); };
 }
 
-lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threads) {
-  // y (rows x n) = softmax of each row of x in ONNX Runtime's AVX-512F order
+lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threads, bool log) {
+  // y (rows x n) = softmax (log: log-softmax) of each row of x in ONNX Runtime's AVX-512F
+  // order
   if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0)
     throw std::invalid_argument("float_softmax_rows needs n >= 1 and x, y of rows * n values");
-  return [n, threads, x, y] {
-    lowp::run_float_softmax_rows(x.data(), y.data(), int64_t(y.size()) / n, n, threads);
+  return [n, threads, x, y, log] {
+    lowp::run_float_softmax_rows(x.data(), y.data(), int64_t(y.size()) / n, n, threads, log);
   };
 }
 
@@ -432,6 +433,23 @@ lowp::Kernel make_lookup8_f32(Bytes x, Floats table, OutFloats y, int threads) {
     throw std::invalid_argument("lookup8_f32 needs x and y of one size and 256 table values");
   return [threads, x, table, y] {
     lowp::run_lookup8_f32(x.data(), table.data(), y.data(), int64_t(x.size()), threads);
+  };
+}
+
+lowp::Kernel make_qsoftmax_rows(Bytes x, Floats table, OutBytes y, int64_t n, double inv_scale,
+                                int zero_point, int qmin, int qmax, bool is_signed,
+                                int threads) {
+  // y (rows x n) = quantized Softmax (O17) of each row of x, bits of uint8 or int8 values
+  if (n < 1 || table.size() != 256 || x.size() != y.size() || x.size() % size_t(n) != 0 ||
+      qmin > qmax)
+    throw std::invalid_argument("qsoftmax_rows needs a 256-entry table, x and y of rows * n "
+                                "values, n >= 1");
+  return [x, table, y, n, inv_scale, zero_point, qmin, qmax, is_signed, threads] {
+    lowp::QSoftmaxArgs a;
+    a.x = x.data(), a.y = y.data(), a.table = table.data();
+    a.rows = int64_t(x.size()) / n, a.n = n, a.inv_scale = inv_scale;
+    a.zero_point = zero_point, a.qmin = qmin, a.qmax = qmax, a.is_signed = is_signed;
+    lowp::run_qsoftmax_rows(a, threads);
   };
 }
 
@@ -634,7 +652,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_mean_rows", &make_float_mean_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
-             "threads"_a = 1);
+             "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
@@ -652,6 +670,9 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,
              "use_lo"_a, "use_hi"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "qsoftmax_rows", &make_qsoftmax_rows, "x"_a, "table"_a, "y"_a, "n"_a,
+             "inv_scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "is_signed"_a,
              "threads"_a = 1);
   def_kernel(m, program, "lookup_pair", &make_lookup_pair, "a"_a, "b"_a, "table"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);

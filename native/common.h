@@ -206,6 +206,20 @@ struct PairLutArgs {
   int64_t b_st[4] = {0, 0, 0, 0};
 };
 void run_lut_pair(const PairLutArgs& p, int threads);
+// lut.cpp: quantized Softmax (O17, ONNX Runtime's QLinearSoftmax) of `rows` contiguous rows
+// of n 8-bit values: e_i = table[x_i - max + 255], s = e_0 + e_1 + ... in float32 in order,
+// y_i = clamp(rint(double(e_i) * inv_scale / s) + zero_point, qmin, qmax). Bit for bit with
+// lowp.ops.softmax.softmax.
+struct QSoftmaxArgs {
+  const uint8_t* x = nullptr;
+  uint8_t* y = nullptr;
+  const float* table = nullptr;  // 256 entries
+  int64_t rows = 0, n = 0;
+  double inv_scale = 0.0;
+  int zero_point = 0, qmin = 0, qmax = 255;
+  bool is_signed = false;
+};
+void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads);
 void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int64_t s,
                                    int threads);
 

@@ -95,12 +95,13 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
                   [&](int64_t r0, int64_t len) { k.mean_rows(x + r0 * n, y + r0, len, n); });
 }
 
-void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads) {
+void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
+                            bool log) {
   if (rows <= 0 || n <= 0) return;
   const FloatKernels& k = active_float_kernels();
   const int64_t per = std::max<int64_t>(1, (int64_t(1) << 14) / n);
   run_elementwise(rows, per, threads, [&](int64_t r0, int64_t len) {
-    k.softmax_rows(x + r0 * n, y + r0 * n, len, n);
+    k.softmax_rows(x + r0 * n, y + r0 * n, len, n, log);
   });
 }
 

@@ -295,7 +295,7 @@ inline typename F::V mlas_sum_exp(typename F::V v) {
 }
 
 template <class F>
-void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
+void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
   using V = typename F::V;
   constexpr int kLanes = 16, kVecs = kLanes / F::W;
   for (int64_t row = 0; row < rows; ++row) {
@@ -321,17 +321,20 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
     for (V& a : acc) a = F::set1(0.0f);
     for (i = 0; i + kLanes <= n; i += kLanes)
       for (int k = 0; k < kVecs; ++k) {
-        const V e = mlas_sum_exp<F>(F::add(F::load(xr + i + k * F::W), neg));
-        F::store(yr + i + k * F::W, e);
+        const V shifted = F::add(F::load(xr + i + k * F::W), neg);
+        const V e = mlas_sum_exp<F>(shifted);
+        F::store(yr + i + k * F::W, log ? shifted : e);
         acc[k] = F::add(acc[k], e);
       }
     if (i < n) {
       const int64_t tail = n - i;
-      float buf[kLanes] = {};
+      float buf[kLanes] = {}, shifted[kLanes];
       std::memcpy(buf, xr + i, size_t(tail) * sizeof(float));
-      for (int k = 0; k < kVecs; ++k)
-        F::store(buf + k * F::W, mlas_sum_exp<F>(F::add(F::load(buf + k * F::W), neg)));
-      std::memcpy(yr + i, buf, size_t(tail) * sizeof(float));
+      for (int k = 0; k < kVecs; ++k) {
+        F::store(shifted + k * F::W, F::add(F::load(buf + k * F::W), neg));
+        F::store(buf + k * F::W, mlas_sum_exp<F>(F::load(shifted + k * F::W)));
+      }
+      std::memcpy(yr + i, log ? shifted : buf, size_t(tail) * sizeof(float));
       for (int64_t j = tail; j < kLanes; ++j) buf[j] = 0.0f;
       for (int k = 0; k < kVecs; ++k) acc[k] = F::add(acc[k], F::load(buf + k * F::W));
     }
@@ -340,6 +343,11 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
     float t[8];
     for (int j = 0; j < 8; ++j) t[j] = lanes[8 + j] + lanes[j];
     const float s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    if (log) {  // the C library's logf, as ONNX Runtime's LogSoftmax takes it
+      const float log_sum = std::log(s);
+      for (i = 0; i < n; ++i) yr[i] = yr[i] - log_sum;
+      continue;
+    }
     const V scale = F::set1(1.0f / s);
     i = 0;
     for (; i + F::W <= n; i += F::W) F::store(yr + i, F::mul(F::load(yr + i), scale));

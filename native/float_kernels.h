@@ -60,8 +60,9 @@ struct FloatKernels {
                    const FloatPoolRow& r, float* y);
   // y[r] = mean of x[r * n .. r * n + n) for r < rows, in np.mean's (pairwise) order.
   void (*mean_rows)(const float* x, float* y, int64_t rows, int64_t n);
-  // y[r] = softmax of row r of x (rows x n), in MLAS's AVX-512F order (lowp.ort_math).
-  void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n);
+  // y[r] = softmax of row r of x (rows x n), in MLAS's AVX-512F order (lowp.ort_math); with
+  // `log`, ONNX Runtime's log-softmax: (x - max) - logf(the same sum of exponentials).
+  void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
   // One K block of MLAS's SGEMM kernel: for rows i < m and columns j < n,
   // acc = fma chain over k < kb of a[i * sa_m + k * sa_k] * B[k][j] (from +0, k in order);
   // c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]). bp is B packed
@@ -86,7 +87,8 @@ void run_float_pool(const FloatPoolArgs& a, int threads);
 // Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
 // Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
-void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);
+void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
+                            bool log = false);
 
 // One float32 matrix product as ONNX Runtime's MLAS computes it on one thread
 // (lowp.mlas_sgemm._operation): c (m x n, row stride ldc) = alpha * A B with

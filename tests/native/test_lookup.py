@@ -124,3 +124,27 @@ def test_lookup_pair_rejects_other_types() -> None:
         nb.lookup_pair(a, a, np.zeros(256, np.uint8))
     with pytest.raises(ValueError, match="8-bit"):
         nb.lookup_pair(a.astype(np.int16), a, np.zeros(65536, np.uint8))
+
+
+@settings(max_examples=80, deadline=None)
+@given(shape=st.lists(st.integers(0, 40), min_size=1, max_size=4), dtype=INT8_DTYPES,
+       xs=st.sampled_from([0.002, 0.05, 0.3, 2.0]), ys=st.sampled_from([1 / 256, 1 / 255, 0.01]),
+       yz=st.integers(-20, 20), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_quantized_softmax_rows_equal_the_reference(shape: list[int], dtype: np.dtype,
+                                                    xs: float, ys: float, yz: int,
+                                                    threads: int, seed: int) -> None:
+    """(O17) natively: the table of exponentials, the float32 row sum in order and the
+    float64 quotient, bit for bit with lowp.ops.softmax (rows of any length, empty ones)."""
+    from lowp.ops.softmax import exp_table, output_multiplier, softmax
+
+    x = random_ints(np.random.default_rng(seed), tuple(shape), dtype)
+    info = np.iinfo(dtype)
+    zero = int(np.clip(yz + (0 if dtype == np.int8 else 128), info.min, info.max))
+    n = x.shape[-1]
+    want = softmax(x, axis=-1, x_scale=xs, y_scale=ys, y_zero_point=zero)
+    if n == 0:
+        return
+    got = nb.qsoftmax_rows(x, n, exp_table(float(np.float32(xs)), n),
+                           float(output_multiplier(ys)), zero, int(info.min), int(info.max),
+                           threads=threads)
+    np.testing.assert_array_equal(got, want)

@@ -43,6 +43,11 @@ def exp_table(x_scale: float, reduce_len: int) -> np.ndarray:
     return table
 
 
+def output_multiplier(y_scale: float) -> np.float32:
+    """floor(1 / s_y) in float32: what (O17) multiplies each exponential by."""
+    return np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
+
+
 def row_sums(e: np.ndarray) -> np.ndarray:
     """float32 sums of the rows of `e` (last axis), element after element (O17).
 
@@ -86,7 +91,7 @@ def softmax(x: np.ndarray, *, axis: int, x_scale: float, y_scale: float, y_zero_
     xi = rows.astype(np.int16)
     index = (xi - xi.max(axis=-1, keepdims=True) + 255).astype(np.uint8)
     e = np.take(table, index)
-    inv_scale = np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
+    inv_scale = output_multiplier(y_scale)
     # y_i depends on the row and on e_i, one of 256 table entries: each row's 256 results
     # are computed once and looked up. The quotient is formed in float64: e * floor(1/s_y)
     # overflows float32 for short rows, and ONNX Runtime's results are its rounding.

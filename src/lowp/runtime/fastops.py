@@ -150,10 +150,11 @@ def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype) -> Callable[..
 
 
 def _pair_tabulable(a: np.ndarray, b: np.ndarray, out_dtype: np.dtype) -> bool:
-    # the table (65,536 entries, built on the first run) pays off from the second run on
-    # for all but tiny operands
+    # the table (65,536 entries, about a millisecond to build on the first run) is one
+    # native lookup per run, and replayable; the reference is a dozen numpy calls (some
+    # 80 us on a tiny operand), so it pays off within a few dozen runs at any size
     return (a.dtype.itemsize == b.dtype.itemsize == np.dtype(out_dtype).itemsize == 1
-            and a.dtype.kind in "iu" and b.dtype.kind in "iu" and max(a.size, b.size) > 1024)
+            and a.dtype.kind in "iu" and b.dtype.kind in "iu")
 
 
 def pair_table(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a_dtype: np.dtype,

@@ -623,7 +623,9 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
         rows = np.moveaxis(v, ax, -1)
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
-        y = ort_math.log_softmax_rows(flat)
+        y = native_float.softmax_rows(flat, log=True)
+        if y is None:
+            y = ort_math.log_softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)

@@ -3,6 +3,8 @@ and data movement (the float implementation run on integers when qparams are unc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..fixedpoint import RequantMode
@@ -10,8 +12,10 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
+from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
+from . import native_float
 from .fastops import Arena, lookup, make_add, make_concat, make_mul
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
@@ -202,6 +206,14 @@ def _activation(ctx: LowerCtx) -> Step | None:
 
 
 
+def _native_softmax_rows() -> Callable[..., np.ndarray] | None:
+    try:
+        from .native_backend import qsoftmax_rows
+    except ImportError:
+        return None
+    return qsoftmax_rows
+
+
 @lowering("Softmax")
 def _softmax(ctx: LowerCtx) -> Step | None:
     """(O17), ONNX Runtime's QLinearSoftmax: 8-bit in, the same type out."""
@@ -216,12 +228,23 @@ def _softmax(ctx: LowerCtx) -> Step | None:
     opset = ctx.graph.opset
     axis = int(ctx.attrs.get("axis", 1 if opset < 13 else -1))  # type: ignore[call-overload]
     xs, ys, yz = float(x.qparams.scale), float(out.qparams.scale), int(out.qparams.zero_point)
+    qt = out.qparams.qtype
+    arena = Arena(reuse=not ctx.subgraph)
+    native_rows = _native_softmax_rows()
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        ax = axis % max(xv.ndim, 1)
+        n = int(np.prod(xv.shape[ax:])) if opset < 13 else xv.shape[ax] if xv.ndim else 1
+        if (ax == xv.ndim - 1 or opset < 13) and xv.flags.c_contiguous and n \
+                and native_rows is not None:
+            return (native_rows(xv, n, exp_table(float(np.float32(xs)), n),
+                                float(output_multiplier(ys)), yz, qt.qmin, qt.qmax,
+                                out=arena.get(xv.shape, xv.dtype),
+                                threads=native_float.get_threads()),)
         return (qsoftmax(xv, axis=axis, x_scale=xs, y_scale=ys, y_zero_point=yz,
                          coerce_2d=opset < 13),)
 
-    return ctx.step([x.name], [out.name], run, layouts=(CF,))
+    return ctx.step([x.name], [out.name], run, layouts=(CF,), replayable=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,8 +300,12 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         # Split's num_outputs attribute (opset >= 18) equals the number of outputs
         result = fn(*args, **{**kw, "num_outputs": len(out_names)}, opset=opset)
         results = result if isinstance(result, tuple) else (result,)
-        outs = [np.asarray(r).astype(x.qparams.qtype.numpy_dtype, copy=False)
-                for r in results[:len(out_names)]]
+        # the data's own integer type (the quantized type; element indices when
+        # lowp.runtime.moves maps the step)
+        data = args[0]
+        dtype = data.dtype if isinstance(data, np.ndarray) and data.dtype.kind in "iu" else \
+            x.qparams.qtype.numpy_dtype
+        outs = [np.asarray(r).astype(dtype, copy=False) for r in results[:len(out_names)]]
         if split:
             bufs = [a.get(r.shape, r.dtype) for a, r in zip(arenas, outs, strict=True)]
             for b, r in zip(bufs, outs, strict=True):

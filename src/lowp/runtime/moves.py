@@ -32,10 +32,12 @@ _INT32_MAX = 2**31 - 1
 
 
 def applies(step: Step, env: Env, fixed: frozenset[str] | set[str]) -> bool:
-    """`step` may run as a map: a data-movement float step with one output whose data input
-    is a contiguous array of 1, 2, 4 or 8-byte elements and whose other inputs are fixed."""
+    """`step` may run as a map: a data-movement step (float, or the same operator on
+    quantized integers) with one output whose data input is a contiguous array of 1, 2, 4
+    or 8-byte elements and whose other inputs are fixed."""
     names = step.inputs
-    if step.kind != "float" or step.op_type not in MOVES or not names or not names[0]:
+    if step.kind not in ("float", "int") or step.op_type not in MOVES or not names or \
+            not names[0]:
         return False
     if len([o for o in step.outputs if o]) != 1 or names[0] in names[1:]:
         return False

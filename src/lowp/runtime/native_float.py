@@ -161,9 +161,10 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     return y
 
 
-def softmax_rows(x: np.ndarray) -> np.ndarray | None:
-    """Softmax of every row of float32 (rows, n) `x` in ONNX Runtime's AVX-512F order (bit
-    for bit with lowp.ort_math.softmax_rows), or None."""
+def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray | None:
+    """Softmax (`log`: LogSoftmax) of every row of float32 (rows, n) `x` in ONNX Runtime's
+    AVX-512F order (bit for bit with lowp.ort_math.softmax_rows, log_softmax_rows), or
+    None."""
     if x.ndim != 2 or x.shape[1] == 0:
         return None
     ext = _has(_usable("Softmax", x), "float_softmax_rows")
@@ -171,7 +172,8 @@ def softmax_rows(x: np.ndarray) -> np.ndarray | None:
         return None
     src = np.ascontiguousarray(x)
     y = _empty(src.shape)
-    call(ext.float_softmax_rows, src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads)
+    call(ext.float_softmax_rows, src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads,
+         log)
     return y
 
 

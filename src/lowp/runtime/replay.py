@@ -79,6 +79,7 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
+                          "LogSoftmax",
                           "ReduceMean", "ReduceSum"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
