@@ -205,3 +205,49 @@ def test_float_step_on_a_channels_last_value_keeps_the_readers_replaying(tmp_pat
     monkeypatch.setattr(replay, "_match", spy)
     _equal(fast.run(feeds), plain.run(feeds))
     assert misses == []
+
+
+def test_quantized_data_movement_replays_and_its_readers_keep_replaying(tmp_path,
+                                                                          monkeypatch):
+    """Quantized Squeeze and Transpose between a Conv and a MatMul (a CRNN's sequence
+    head): the Transpose replays as a native copy by its index map; should a step's two
+    recordings differ, it runs the plain way with its result copied into the buffer the
+    steps after it were recorded reading, so their checks still pass (before, a plain
+    Transpose handed on a new view and three programs ran the plain way on every run)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowp.runtime import replay
+
+    rng = np.random.default_rng(1)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 1, 8, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((16, 12)).astype(np.float32), "w2")
+    axes = numpy_helper.from_array(np.array([2], np.int64), "axes")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[0, 1, 0, 1]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Squeeze", ["r1", "axes"], ["s"]),
+         helper.make_node("Transpose", ["s"], ["t"], perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["t", "w2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, 12])], [w1, w2, axes])
+    path = tmp_path / "sequence_head.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    data = {"x": rng.standard_normal((8, 1, 8, 20)).astype(np.float32)}
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    feeds = _feeds(data, 1, 1)
+    for _ in range(3):
+        _equal(fast.run(feeds), plain.run(feeds))
+    misses: list[str] = []
+    match = replay._match
+
+    def spy(inputs, env, layout):
+        ok = match(inputs, env, layout)
+        if not ok:
+            misses.extend(n for n, _, _ in inputs)
+        return ok
+
+    monkeypatch.setattr(replay, "_match", spy)
+    _equal(fast.run(feeds), plain.run(feeds))
+    assert misses == []

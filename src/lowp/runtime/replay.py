@@ -254,6 +254,10 @@ class Replayer:
             if native is not None:
                 (fn, args), y, out_layout = native
                 fn(*args)
+                # should the two recordings differ (an input made anew each run), the step
+                # runs the plain way with its result copied into this same buffer, which
+                # is what the steps after it were recorded reading
+                buffers[("out", i, step.outputs[0])] = y
                 env[step.outputs[0]] = y
                 layout[step.outputs[0]] = out_layout if y.ndim >= 3 else CF
                 records.append(_Record([(fn, args)], inputs,
@@ -584,6 +588,8 @@ def _converted(step: Step, inputs: list[tuple[str, object, object]]) -> bool:
 
 def _native_capable(step: Step) -> bool:
     """The step may replay (so the tensors it reads had better be stable memory)."""
+    if step.kind == "int" and (step.op_type in RESHAPES or step.op_type in moves.MOVES):
+        return True         # quantized data movement: a native copy by its index map
     return step.replayable or step.kind == "dequantize" or (
         step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
                                   or step.op_type in NATIVE_FLOAT
