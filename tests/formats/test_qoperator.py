@@ -257,3 +257,54 @@ def test_constant_nodes_become_initializers(folder, activations):
     assert not [s for s in session.steps if s.op_type == "Constant"]
     feeds = batches(seed=9, n=1, batch=8)[0]
     np.testing.assert_array_equal(session.run(feeds)["y"], _ort(model, feeds, ["y"])["y"])
+
+
+def _resize_chain(chain: str, dtype: type, coordinate_mode: str, sizes: list[int]
+                  ) -> onnx.ModelProto:
+    """uint8/int8 data through QLinearConv (1x1) and a chain ending in a linear Resize."""
+    rng = np.random.default_rng(5)
+    elem = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    zp = 128 if dtype == np.uint8 else 0
+    inits = [numpy_helper.from_array(rng.integers(-30, 30, (4, 4, 1, 1)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+             numpy_helper.from_array(np.array(zp, dtype), "xz"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "ws"),
+             numpy_helper.from_array(np.array(0, np.int8), "wz"),
+             numpy_helper.from_array(np.array(0.07, np.float32), "ys"),
+             numpy_helper.from_array(np.array(zp, dtype), "yz"),
+             numpy_helper.from_array(np.array(sizes, np.int64), "sizes"),
+             numpy_helper.from_array(np.array([1, 4, 12, 10], np.int64), "sizes2")]
+    conv = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["c"])
+    resize = helper.make_node("Resize", ["r_in", "", "", "sizes"], ["y"], mode="linear",
+                              coordinate_transformation_mode=coordinate_mode)
+    nodes = {"input": [helper.make_node("Identity", ["x"], ["r_in"])],
+             "conv": [conv, helper.make_node("Identity", ["c"], ["r_in"])],
+             "conv-maxpool": [conv, helper.make_node("MaxPool", ["c"], ["r_in"],
+                                                     kernel_shape=[1, 1])],
+             "conv-resize": [conv, helper.make_node("Resize", ["c", "", "", "sizes2"], ["r_in"],
+                                                    mode="linear")]}[chain]
+    graph = helper.make_graph(nodes + [resize], "g",
+                              [helper.make_tensor_value_info("x", elem, [1, 4, 5, 7])],
+                              [helper.make_tensor_value_info("y", elem, sizes)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("chain", ["input", "conv", "conv-maxpool", "conv-resize"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("coordinate_mode", ["half_pixel", "asymmetric", "align_corners",
+                                             "pytorch_half_pixel"])
+@pytest.mark.parametrize("sizes", [[1, 4, 9, 11], [1, 4, 3, 4], [1, 4, 5, 13]])
+def test_linear_resize_of_8_bit_data_is_onnxruntime_bit_for_bit(chain, dtype, coordinate_mode,
+                                                                sizes):
+    """After a quantized convolution ONNX Runtime runs the Resize channels-last, in integer
+    arithmetic (O41); on data that does not come from one, its NCHW float kernel."""
+    model = _resize_chain(chain, dtype, coordinate_mode, sizes)
+    rng = np.random.default_rng(len(chain) + sizes[2])
+    info = np.iinfo(dtype)
+    feeds = {"x": rng.integers(info.min, info.max + 1, (1, 4, 5, 7)).astype(dtype)}
+    want = _ort(model, feeds, ["y"])["y"]
+    for backend in ("reference", "native"):
+        got = lowp.Session(model, backend=backend).run(feeds)["y"]
+        np.testing.assert_array_equal(got, want, err_msg=backend)

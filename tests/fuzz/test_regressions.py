@@ -190,3 +190,16 @@ def test_float_convolution_between_quantized_tensors(shape: list[int],
     _assert_agrees(g, [Quantizer("ort", per_channel=False, float_convs=True)])
     feeds = g.feeds(1, 0)        # the float graph itself: every value ONNX Runtime's
     np.testing.assert_array_equal(Session(g.model).run(feeds)["y"], run_ort(g.model, feeds)["y"])
+
+
+# found by the fuzzer (QOperator, uint8): a bilinear Resize of the uint8 output of a
+# QLinearConv. ONNX Runtime moves QLinearConv to channels-last (its layout transformer) and
+# the Resize with it, where uint8 bilinear runs in integers: weights in 1/1024ths truncated
+# from the float coordinates, (w11 x11 + w21 x21 + w12 x12 + w22 x22) >> 20; lowp ran the
+# NCHW float kernel (the float weights' sum truncated): 2 of 60 outputs one step off (150
+# vs 149). Now (O41).
+def test_bilinear_resize_after_a_channels_last_conv() -> None:
+    model = onnx.load(str(CASES / "bilinear_resize_after_nhwc_conv.onnx"))
+    shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)[1:]
+    g = FuzzGraph(model, "input", shape, (1,), 0, ())  # type: ignore[arg-type]
+    _assert_agrees(g, [Quantizer("ort", False, qoperator=True)])

@@ -909,6 +909,43 @@ def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.n
     return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
 
 
+def _bilinear_integer_axis(coords: np.ndarray, n: int
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ONNX Runtime's integer bilinear setup along one axis: the clamped coordinate in
+    1/1024ths, truncated; (i1, i2, d1, d2) with d1 = |c - i1|, d2 = |c - i2| in 1/1024ths,
+    both 512 at the border."""
+    c = np.clip(coords.astype(np.float32), np.float32(0), np.float32(n - 1))
+    c10 = (c * np.float32(1024)).astype(np.float32).astype(np.int64)     # truncation
+    i1 = np.minimum(c.astype(np.int64), n - 1)
+    i2 = np.minimum(i1 + 1, n - 1)
+    same = i1 == i2
+    d1 = np.where(same, 512, np.abs(c10 - i1 * 1024))
+    d2 = np.where(same, 512, np.abs(c10 - i2 * 1024))
+    return i1, i2, d1, d2
+
+
+def _bilinear_integer(x: np.ndarray, out_h: int, out_w: int, scale_h: np.float32,
+                      scale_w: np.float32, coordinate_mode: str) -> np.ndarray:
+    """ONNX Runtime's 8-bit bilinear Resize on channels-last data (NhwcUpsampleBilinear-
+    Integer), on NCHW `x`: y = (w11 x11 + w21 x21 + w12 x12 + w22 x22) / 2^20 in integers
+    (truncated toward zero) with w11 = dx2 dy2, w21 = dx1 dy2, w12 = dx2 dy1, w22 = dx1 dy1
+    in 1/1024ths (docs/operators.md, (O41))."""
+    in_h, in_w = x.shape[2], x.shape[3]
+    ch = _source_coords(coordinate_mode, out_h, in_h, scale_h, 0.0, 1.0) \
+        if scale_h != 1 else np.arange(out_h, dtype=np.float32)
+    cw = _source_coords(coordinate_mode, out_w, in_w, scale_w, 0.0, 1.0) \
+        if scale_w != 1 else np.arange(out_w, dtype=np.float32)
+    y1, y2, dy1, dy2 = _bilinear_integer_axis(ch, in_h)
+    x1, x2, dx1, dx2 = _bilinear_integer_axis(cw, in_w)
+    v = x.astype(np.int64)
+    top, bottom = v[:, :, y1, :], v[:, :, y2, :]
+    dy1, dy2 = dy1[:, None], dy2[:, None]
+    total = ((dx2 * dy2) * top[..., x1] + (dx1 * dy2) * top[..., x2]
+             + (dx2 * dy1) * bottom[..., x1] + (dx1 * dy1) * bottom[..., x2])
+    q = np.sign(total) * (np.abs(total) >> 20)         # C's division: toward zero
+    return np.ascontiguousarray(q.astype(x.dtype))
+
+
 def _opt_list(v: np.ndarray | None) -> list[float] | None:
     if v is None or np.asarray(v).size == 0:
         return None
@@ -922,13 +959,31 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
            coordinate_transformation_mode: str = "half_pixel", cubic_coeff_a: float = -0.75,
            exclude_outside: int = 0, extrapolation_value: float = 0.0,
            keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
-           nearest_mode: str = "round_prefer_floor", opset: int = 13, **_: Any) -> np.ndarray:
-    """Resize-10..19: nearest, linear (n-linear), cubic, antialias, all coordinate modes."""
+           nearest_mode: str = "round_prefer_floor", opset: int = 13,
+           channels_last_integer: bool = False, **_: Any) -> np.ndarray:
+    """Resize-10..19: nearest, linear (n-linear), cubic, antialias, all coordinate modes.
+    `channels_last_integer`: ONNX Runtime runs this Resize on channels-last data (after a
+    convolution its layout transformer moved there), where 8-bit bilinear is integer
+    arithmetic (`_bilinear_integer`)."""
     if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
         return _resize(x, _opt_list(roi), None, None, mode=mode,
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")
     size_list = _opt_list(sizes)
     sc = _opt_list(scales)
+    if (channels_last_integer and mode == "linear" and x.dtype in (np.uint8, np.int8)
+            and x.ndim == 4 and not antialias and axes is None and keep_aspect_ratio_policy
+            == "stretch" and coordinate_transformation_mode != "tf_crop_and_resize"):
+        out = [int(s) for s in size_list] if size_list is not None else None if sc is None \
+            else [int(np.float32(v) * np.float32(i)) for v, i in zip(sc, x.shape, strict=True)]
+        factors = [np.float32(o) / np.float32(i) for o, i in zip(out, x.shape, strict=True)] \
+            if size_list is not None and out is not None else \
+            None if sc is None else [np.float32(v) for v in sc]
+        # channels-last scales (1, s_h, s_w, 1): with s_h = 1 ONNX Runtime takes its NCHW
+        # float kernel on the channels-last data, which interpolates the same way
+        if out is not None and factors is not None and out[:2] == list(x.shape[:2]) \
+                and factors[0] == factors[1] == 1 and factors[2] != 1:
+            return _bilinear_integer(x, out[2], out[3], factors[2], factors[3],
+                                     coordinate_transformation_mode)
     return _resize(x, sc, None if size_list is None else [int(s) for s in size_list],
                    _opt_list(roi), mode=mode,
                    coordinate_transformation_mode=coordinate_transformation_mode,

@@ -228,8 +228,29 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
             "r_packed": _folded_constant(node.input[2], graph)}
 
 
+def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's layout transformer runs a quantized Conv channels-last and pushes the
+    layout through the Identity, MaxPool and Resize nodes after it (and their quantizers);
+    there a Resize of 8-bit data is its integer bilinear kernel (float_nn._bilinear_integer,
+    (O41))."""
+    name, quantized = node.input[0], False
+    for _ in range(64):
+        p = graph.producer.get(name)
+        if p is None or p.domain not in ("", "ai.onnx") or not p.input:
+            break
+        if p.op_type == "Conv":
+            return {"channels_last_integer": quantized}
+        if p.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity", "MaxPool",
+                             "Resize"):
+            break
+        quantized = quantized or p.op_type == "QuantizeLinear"
+        name = p.input[0]
+    return {"channels_last_integer": False}
+
+
 # what a float operator needs to know of the graph to round as ONNX Runtime does
-_ORT_CONTEXT = {"MatMul": _matmul_context, "FusedMatMul": _matmul_context,
+_ORT_CONTEXT = {"Resize": _resize_context,
+                "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "Gemm": _gemm_context,

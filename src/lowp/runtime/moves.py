@@ -24,10 +24,11 @@ Env = dict[str, np.ndarray]
 Layouts = dict[str, object]
 Execute = Callable[[Step, Env, Layouts], None]
 
-# float operators whose outputs are elements of their first input (or fill values)
+# operators whose outputs are elements of their first input (or fill values); Resize is
+# one in nearest mode (in another mode its map fails the check below and it runs plain)
 MOVES = frozenset({"Slice", "Transpose", "Gather", "Pad", "Expand", "Tile", "Squeeze",
                    "Unsqueeze", "Flatten", "Reshape", "Identity", "DepthToSpace",
-                   "SpaceToDepth"})
+                   "SpaceToDepth", "Resize"})
 _INT32_MAX = 2**31 - 1
 
 
