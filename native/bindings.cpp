@@ -438,16 +438,16 @@ lowp::Kernel make_lookup8_f32(Bytes x, Floats table, OutFloats y, int threads) {
 
 lowp::Kernel make_qsoftmax_rows(Bytes x, Floats table, OutBytes y, int64_t n, double inv_scale,
                                 int zero_point, int qmin, int qmax, bool is_signed,
-                                int threads) {
-  // y (rows x n) = quantized Softmax (O17) of each row of x, bits of uint8 or int8 values
-  if (n < 1 || table.size() != 256 || x.size() != y.size() || x.size() % size_t(n) != 0 ||
-      qmin > qmax)
-    throw std::invalid_argument("qsoftmax_rows needs a 256-entry table, x and y of rows * n "
-                                "values, n >= 1");
-  return [x, table, y, n, inv_scale, zero_point, qmin, qmax, is_signed, threads] {
+                                int threads, int64_t inner) {
+  // y = quantized Softmax (O17) of x (outer x n x inner) over n, bits of uint8 or int8 values
+  if (n < 1 || inner < 1 || table.size() != 256 || x.size() != y.size() ||
+      x.size() % size_t(n * inner) != 0 || qmin > qmax)
+    throw std::invalid_argument("qsoftmax_rows needs a 256-entry table, x and y of outer * n "
+                                "* inner values, n >= 1, inner >= 1");
+  return [x, table, y, n, inv_scale, zero_point, qmin, qmax, is_signed, threads, inner] {
     lowp::QSoftmaxArgs a;
     a.x = x.data(), a.y = y.data(), a.table = table.data();
-    a.rows = int64_t(x.size()) / n, a.n = n, a.inv_scale = inv_scale;
+    a.rows = int64_t(x.size()) / n, a.n = n, a.inner = inner, a.inv_scale = inv_scale;
     a.zero_point = zero_point, a.qmin = qmin, a.qmax = qmax, a.is_signed = is_signed;
     lowp::run_qsoftmax_rows(a, threads);
   };
@@ -673,7 +673,7 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "qsoftmax_rows", &make_qsoftmax_rows, "x"_a, "table"_a, "y"_a, "n"_a,
              "inv_scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "is_signed"_a,
-             "threads"_a = 1);
+             "threads"_a = 1, "inner"_a = 1);
   def_kernel(m, program, "lookup_pair", &make_lookup_pair, "a"_a, "b"_a, "table"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });

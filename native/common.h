@@ -206,15 +206,16 @@ struct PairLutArgs {
   int64_t b_st[4] = {0, 0, 0, 0};
 };
 void run_lut_pair(const PairLutArgs& p, int threads);
-// lut.cpp: quantized Softmax (O17, ONNX Runtime's QLinearSoftmax) of `rows` contiguous rows
-// of n 8-bit values: e_i = table[x_i - max + 255], s = e_0 + e_1 + ... in float32 in order,
+// lut.cpp: quantized Softmax (O17, ONNX Runtime's QLinearSoftmax) of 8-bit x viewed as
+// (rows / inner, n, inner), over its middle axis (inner = 1: contiguous rows of n):
+// e_i = table[x_i - max + 255], s = e_0 + e_1 + ... in float32 in order,
 // y_i = clamp(rint(double(e_i) * inv_scale / s) + zero_point, qmin, qmax). Bit for bit with
 // lowp.ops.softmax.softmax.
 struct QSoftmaxArgs {
   const uint8_t* x = nullptr;
   uint8_t* y = nullptr;
   const float* table = nullptr;  // 256 entries
-  int64_t rows = 0, n = 0;
+  int64_t rows = 0, n = 0, inner = 1;  // rows: (outer * inner) softmax rows
   double inv_scale = 0.0;
   int zero_point = 0, qmin = 0, qmax = 255;
   bool is_signed = false;

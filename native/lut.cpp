@@ -85,25 +85,26 @@ void run_lut_pair(const PairLutArgs& p, int threads) {
 
 void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
   if (a.rows <= 0 || a.n <= 0) return;
-  const int64_t n = a.n;
+  const int64_t n = a.n, inner = a.inner;
   // signed values as their unsigned order: the distance from the maximum is the same
   const uint8_t flip = a.is_signed ? 0x80 : 0x00;
   run_elementwise(a.rows, std::max<int64_t>(1, (int64_t(1) << 14) / n), threads,
                   [&](int64_t r0, int64_t len) {
     for (int64_t r = r0; r < r0 + len; ++r) {
-      const uint8_t* x = a.x + r * n;
-      uint8_t* y = a.y + r * n;
+      const int64_t base = (r / inner) * n * inner + r % inner;
+      const uint8_t* x = a.x + base;
+      uint8_t* y = a.y + base;
       int mx = 0;
-      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, int(uint8_t(x[i] ^ flip)));
+      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, int(uint8_t(x[i * inner] ^ flip)));
       const float* t = a.table + (255 - mx);  // t[v] = table[v - max + 255]
       float s = t[uint8_t(x[0] ^ flip)];
-      for (int64_t i = 1; i < n; ++i) s += t[uint8_t(x[i] ^ flip)];
+      for (int64_t i = 1; i < n; ++i) s += t[uint8_t(x[i * inner] ^ flip)];
       const double sum = double(s);
       for (int64_t i = 0; i < n; ++i) {
-        double q = std::nearbyint(double(t[uint8_t(x[i] ^ flip)]) * a.inv_scale / sum);
+        double q = std::nearbyint(double(t[uint8_t(x[i * inner] ^ flip)]) * a.inv_scale / sum);
         q = std::min(std::max(q + double(a.zero_point), double(a.qmin)), double(a.qmax));
         const int v = int(q);
-        y[i] = uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));
+        y[i * inner] = uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));
       }
     }
   });

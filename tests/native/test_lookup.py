@@ -134,17 +134,20 @@ def test_quantized_softmax_rows_equal_the_reference(shape: list[int], dtype: np.
                                                     xs: float, ys: float, yz: int,
                                                     threads: int, seed: int) -> None:
     """(O17) natively: the table of exponentials, the float32 row sum in order and the
-    float64 quotient, bit for bit with lowp.ops.softmax (rows of any length, empty ones)."""
+    float64 quotient, bit for bit with lowp.ops.softmax (over any axis, rows of any length,
+    empty ones)."""
     from lowp.ops.softmax import exp_table, output_multiplier, softmax
 
-    x = random_ints(np.random.default_rng(seed), tuple(shape), dtype)
+    rng = np.random.default_rng(seed)
+    x = random_ints(rng, tuple(shape), dtype)
     info = np.iinfo(dtype)
     zero = int(np.clip(yz + (0 if dtype == np.int8 else 128), info.min, info.max))
-    n = x.shape[-1]
-    want = softmax(x, axis=-1, x_scale=xs, y_scale=ys, y_zero_point=zero)
-    if n == 0:
+    axis = int(rng.integers(0, x.ndim))
+    n, inner = x.shape[axis], int(np.prod(x.shape[axis + 1:]))
+    want = softmax(x, axis=axis, x_scale=xs, y_scale=ys, y_zero_point=zero)
+    if n == 0 or inner == 0:
         return
     got = nb.qsoftmax_rows(x, n, exp_table(float(np.float32(xs)), n),
                            float(output_multiplier(ys)), zero, int(info.min), int(info.max),
-                           threads=threads)
+                           threads=threads, inner=inner)
     np.testing.assert_array_equal(got, want)

@@ -251,3 +251,38 @@ def test_quantized_data_movement_replays_and_its_readers_keep_replaying(tmp_path
     monkeypatch.setattr(replay, "_match", spy)
     _equal(fast.run(feeds), plain.run(feeds))
     assert misses == []
+
+
+def test_quantized_split_replays_as_native_copies(tmp_path, monkeypatch):
+    """A quantized Split (a CSP block's channel split) writes its parts with native copies
+    along index maps, so it replays inside the programs around it; its parts equal the plain
+    run's on channels-last data too."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowp.runtime import replay
+
+    rng = np.random.default_rng(2)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), "w2")
+    split = numpy_helper.from_array(np.array([4, 4], np.int64), "split")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Split", ["r1", "split"], ["a", "b"], axis=1),
+         helper.make_node("Conv", ["b", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c2"], ["r2"]),
+         helper.make_node("Concat", ["a", "r2"], ["y"], axis=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 12, 12])],
+        [w1, w2, split])
+    path = tmp_path / "csp.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    data = {"x": rng.standard_normal((8, 3, 12, 12)).astype(np.float32)}
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(3):
+        _equal(fast.run(_feeds(data, seed, 1)), plain.run(_feeds(data, seed, 1)))
+    runners = next(iter(fast._replayer._ready.values()))
+    plain_steps = [r.step.op_type for r in runners if type(r) is replay._Plain]
+    assert "Split" not in plain_steps

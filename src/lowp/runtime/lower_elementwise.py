@@ -4,6 +4,7 @@ and data movement (the float implementation run on integers when qparams are unc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from .lowering import (
     plain_output,
 )
 from .plan import CF, CL, Step
+from .tape import call
 
 DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
                   "Resize", "Pad", "DepthToSpace", "SpaceToDepth", "MaxPool", "GlobalMaxPool",
@@ -206,6 +208,18 @@ def _activation(ctx: LowerCtx) -> Step | None:
 
 
 
+_NO_FILL = np.zeros(1, np.uint8)     # take's fill values: a Split's parts have none
+
+
+def _native_extension() -> Any:
+    """lowp._native (index-map copies), or None when the extension is missing."""
+    try:
+        from . import native_backend
+    except ImportError:
+        return None
+    return native_backend._native
+
+
 def _native_softmax_rows() -> Callable[..., np.ndarray] | None:
     try:
         from .native_backend import qsoftmax_rows
@@ -235,12 +249,12 @@ def _softmax(ctx: LowerCtx) -> Step | None:
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         ax = axis % max(xv.ndim, 1)
         n = int(np.prod(xv.shape[ax:])) if opset < 13 else xv.shape[ax] if xv.ndim else 1
-        if (ax == xv.ndim - 1 or opset < 13) and xv.flags.c_contiguous and n \
-                and native_rows is not None:
+        inner = 1 if opset < 13 else int(np.prod(xv.shape[ax + 1:]))
+        if xv.size and xv.flags.c_contiguous and native_rows is not None:
             return (native_rows(xv, n, exp_table(float(np.float32(xs)), n),
                                 float(output_multiplier(ys)), yz, qt.qmin, qt.qmax,
                                 out=arena.get(xv.shape, xv.dtype),
-                                threads=native_float.get_threads()),)
+                                threads=native_float.get_threads(), inner=inner),)
         return (qsoftmax(xv, axis=axis, x_scale=xs, y_scale=ys, y_zero_point=yz,
                          coerce_2d=opset < 13),)
 
@@ -281,8 +295,11 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
 
     split = node.op_type == "Split"
     # Split writes contiguous parts into buffers of its own, so that the readers (often
-    # convolutions) get the same contiguous arrays run after run
+    # convolutions) get the same contiguous arrays run after run; of 8-bit data, by native
+    # copies along index maps of the parts (one per input shape, layout and split sizes),
+    # which replay
     arenas = [Arena(reuse=not ctx.subgraph) for _ in out_names] if split else []
+    maps: dict[object, list[tuple[tuple[int, ...], np.ndarray]]] = {}
 
     def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         args = list(vals)
@@ -298,6 +315,25 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             kw = {**attrs, "axis": _channels_last_axis(int(attrs.get("axis", 0)),  # type: ignore[call-overload]
                                                        args[0].ndim)}
         # Split's num_outputs attribute (opset >= 18) equals the number of outputs
+        data = args[0]
+        ext = _native_extension() if split else None
+        if (ext is not None and isinstance(data, np.ndarray) and data.dtype.itemsize == 1
+                and data.flags.c_contiguous and 0 < data.size < 2**31):
+            key = (data.shape, layout, tuple(
+                tuple(np.asarray(a).reshape(-1).tolist()) for a in args[1:] if a is not None))
+            if key not in maps:
+                ids = np.arange(data.size, dtype=np.int64).reshape(data.shape)
+                parts = fn(ids, *args[1:], **{**kw, "num_outputs": len(out_names)},
+                           opset=opset)
+                maps[key] = [(p.shape, np.ascontiguousarray(p, np.int32).reshape(-1))
+                             for p in parts[:len(out_names)]]
+            copies = []
+            for a, (shape, index) in zip(arenas, maps[key], strict=True):
+                b = a.get(shape, data.dtype)
+                call(ext.take, data.reshape(-1).view(np.uint8), index, _NO_FILL,
+                     b.reshape(-1).view(np.uint8), 1, native_float.get_threads())
+                copies.append(b)
+            return tuple(copies)
         result = fn(*args, **{**kw, "num_outputs": len(out_names)}, opset=opset)
         results = result if isinstance(result, tuple) else (result,)
         # the data's own integer type (the quantized type; element indices when
@@ -314,7 +350,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         return tuple(outs)
 
     if split:
-        return ctx.step(inputs, out_names, run, layouts=(CF, CL))
+        return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs

@@ -540,11 +540,12 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
 
 def qsoftmax_rows(x: np.ndarray, n: int, table: np.ndarray, inv_scale: float, zero_point: int,
                   qmin: int, qmax: int, *, out: np.ndarray | None = None,
-                  threads: int = 1) -> np.ndarray:
-    """Quantized Softmax (O17) of contiguous 8-bit `x` over rows of its last `n` values
-    (`table`: lowp.ops.softmax.exp_table for n; `inv_scale`: floor(1 / s_y) in float32),
-    bit for bit with lowp.ops.softmax.softmax."""
-    if x.dtype not in _INT8_TYPES or not x.flags.c_contiguous or n < 1 or x.size % n:
+                  threads: int = 1, inner: int = 1) -> np.ndarray:
+    """Quantized Softmax (O17) of contiguous 8-bit `x`, viewed as (outer, n, inner), over its
+    n axis (`table`: lowp.ops.softmax.exp_table for n; `inv_scale`: floor(1 / s_y) in
+    float32), bit for bit with lowp.ops.softmax.softmax."""
+    if x.dtype not in _INT8_TYPES or not x.flags.c_contiguous or n < 1 or inner < 1 or \
+            x.size % (n * inner):
         raise ValueError(f"qsoftmax_rows takes contiguous 8-bit rows of {n} values, got "
                          f"{x.dtype} {x.shape}")
     y = _out_buffer(out, x.shape, x.dtype)
@@ -552,7 +553,7 @@ def qsoftmax_rows(x: np.ndarray, n: int, table: np.ndarray, inv_scale: float, ze
         _call(_native.qsoftmax_rows, x.view(np.uint8).reshape(-1),
               np.ascontiguousarray(table, np.float32).reshape(-1), y.view(np.uint8).reshape(-1),
               n, float(inv_scale), int(zero_point), int(qmin), int(qmax),
-              x.dtype == np.int8, int(threads))
+              x.dtype == np.int8, int(threads), int(inner))
     return y
 
 
