@@ -210,3 +210,59 @@ def test_rank_four_constant_tables_next_to_other_tables():
     yf = np.maximum((lq - np.float32(100)) * np.float32(0.04), np.float32(-0.4))
     want = np.clip(np.rint(yf / np.float32(_Q_SCALE)) + _Q_ZERO_POINT, 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(got, want)
+
+
+def _norm_model(shape: tuple[int, ...], dtype: type, conv_first: bool,
+                closed: bool = True) -> onnx.ModelProto:
+    """x -> DQ -> BatchNormalization -> HardSwish -> Q (a QOperator file's unfolded BN), the
+    input straight from the graph or from a quantized 1x1 Conv (channels-last there)."""
+    rng = np.random.default_rng(3)
+    c = shape[1]
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    zx = 120 if dtype == np.uint8 else -5
+    init = [numpy_helper.from_array(np.float32(0.05), "sx"),
+            numpy_helper.from_array(np.array(zx, dtype), "zx"),
+            numpy_helper.from_array(np.float32(_Q_SCALE), "sy"),
+            numpy_helper.from_array(np.array(_Q_ZERO_POINT, np.uint8), "zy")]
+    for name, v in (("g", rng.uniform(0.5, 2, c)), ("b", rng.normal(0, 1, c)),
+                    ("m", rng.normal(0, 1, c)), ("v", rng.uniform(0.2, 3, c))):
+        init.append(numpy_helper.from_array(v.astype(np.float32), name))
+    nodes, src = [], "x"
+    if conv_first:
+        init += [numpy_helper.from_array(rng.integers(-20, 20, (c, c, 1, 1)).astype(np.int8),
+                                         "w"),
+                 numpy_helper.from_array(np.float32(0.01), "sw"),
+                 numpy_helper.from_array(np.array(0, np.int8), "zw")]
+        nodes += [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["x0"]),
+                  helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wf"]),
+                  helper.make_node("Conv", ["x0", "wf"], ["cf"]),
+                  helper.make_node("QuantizeLinear", ["cf", "sx", "zx"], ["cq"])]
+        src = "cq"
+    nodes += [helper.make_node("DequantizeLinear", [src, "sx", "zx"], ["xf"]),
+              helper.make_node("BatchNormalization", ["xf", "g", "b", "m", "v"], ["n"],
+                               epsilon=1e-3),
+              helper.make_node("HardSwish", ["n"], ["h"]),
+              helper.make_node("QuantizeLinear", ["h", "sy", "zy"], ["y"]) if closed else
+              helper.make_node("Identity", ["h"], ["y"])]
+    out = TensorProto.UINT8 if closed else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", t, shape)],
+                              [helper.make_tensor_value_info("y", out, shape)], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 5, 7), (1, 6, 4, 3), (2, 3, 4, 3)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("conv_first", [False, True])
+def test_batch_norm_region_is_a_table_per_channel(shape, dtype, conv_first):
+    """A BatchNormalization region (per channel along axis 1) becomes one table per
+    channel on channels-last data, equal to the float steps (a shape whose last axis has
+    the channel count included: channels-first data is never mistaken for it)."""
+    if conv_first and len(shape) != 4:
+        pytest.skip("the 1x1 Conv takes images")
+    model = _norm_model(shape, dtype, conv_first)
+    session = Session(model, backend="reference")
+    assert "BatchNormalization" not in [s.op_type for s in session.steps]
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(4).integers(info.min, info.max + 1, shape).astype(dtype)
+    want = _unfused(_norm_model(shape, dtype, conv_first, closed=False), x)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)
