@@ -292,6 +292,18 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   return [a, threads, x, map, fill, y] { lowp::run_take(a, threads); };
 }
 
+lowp::Kernel make_copy_block(Bytes x, OutBytes y, int64_t rows, int64_t width, int64_t y_width,
+                             int64_t offset, int threads) {
+  // rows x width bytes of x into y (rows x y_width) at byte offset `offset` of each row
+  if (rows < 0 || width < 0 || offset < 0 || offset + width > y_width ||
+      x.size() != size_t(rows * width) || y.size() != size_t(rows * y_width))
+    throw std::invalid_argument("copy_block needs x of rows * width bytes and y of rows * "
+                                "y_width, the block inside each row");
+  return [x, y, rows, width, y_width, offset, threads] {
+    lowp::run_copy_block(x.data(), y.data(), rows, width, y_width, offset, threads);
+  };
+}
+
 lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threads, bool log) {
   // y (rows x n) = softmax (log: log-softmax) of each row of x in ONNX Runtime's AVX-512F
   // order
@@ -656,6 +668,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "copy_block", &make_copy_block, "x"_a, "y"_a, "rows"_a, "width"_a,
+             "y_width"_a, "offset"_a, "threads"_a = 1);
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
              "welford"_a = false);

@@ -1,6 +1,7 @@
 // Driver and loops of gather.h: one loop per element size, runs of elements on the pool.
 #include "gather.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "threadpool.h"
@@ -32,6 +33,16 @@ void run_take(const TakeArgs& a, int threads) {
   // memory-bound: a second thread pays only for large tensors
   run_elementwise(a.n, int64_t(1) << 16, threads,
                   [&](int64_t i0, int64_t len) { fn(a, i0, len); });
+}
+
+void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
+                    int64_t y_width, int64_t offset, int threads) {
+  if (rows <= 0 || width <= 0) return;
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 16) / width), threads,
+                  [&](int64_t r0, int64_t len) {
+    for (int64_t r = r0; r < r0 + len; ++r)
+      std::memcpy(y + r * y_width + offset, x + r * width, size_t(width));
+  });
 }
 
 }  // namespace lowp

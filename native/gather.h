@@ -18,4 +18,9 @@ struct TakeArgs {
 
 void run_take(const TakeArgs& a, int threads);
 
+// A block copy: `rows` rows of `width` bytes of x (contiguous) into y, whose rows are
+// `y_width` bytes, starting at byte `offset` of each (a Concat's part into its output).
+void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
+                    int64_t y_width, int64_t offset, int threads);
+
 }  // namespace lowp

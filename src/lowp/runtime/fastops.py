@@ -236,7 +236,7 @@ def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
     out_dtype = np.dtype(y_qparams.qtype.numpy_dtype)
     full = (y_qparams.qmin, y_qparams.qmax) == (int(np.iinfo(out_dtype).min),
                                                 int(np.iinfo(out_dtype).max))
-    plans: list[Callable[[np.ndarray], np.ndarray]] = []
+    plans: list[Callable[..., np.ndarray]] = []
     for qp in qparams_in:
         same = (float(qp.scale) == float(y_qparams.scale)
                 and int(qp.zero_point) == int(y_qparams.zero_point))
@@ -246,26 +246,48 @@ def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
             table = rescale(codes, qp, y_qparams, mode)
         plans.append(_concat_part(qp, y_qparams, mode, same and full, table))
 
+    part_arenas = [Arena() for _ in qparams_in]
+    native = _native_module()
+
     def concat(xs: Sequence[np.ndarray], axis: int, arena: Arena | None = None) -> np.ndarray:
+        if arena is not None and native is not None and out_dtype.itemsize == 1 and all(
+                x.dtype.itemsize == 1 and x.ndim == xs[0].ndim for x in xs):
+            # parts looked up into buffers of their own, then copied natively into their
+            # block of every output row: all native calls on the same buffers run after run
+            for a in part_arenas:
+                a.reuse = arena.reuse
+            parts = [plan(x, a) for plan, x, a in zip(plans, xs, part_arenas, strict=True)]
+            shape = list(parts[0].shape)
+            shape[axis] = sum(p.shape[axis] for p in parts)
+            out = arena.get(tuple(shape), out_dtype)
+            rows = int(np.prod(shape[:axis], dtype=np.int64))
+            row_bytes = int(np.prod(shape[axis:], dtype=np.int64))
+            offset = 0
+            for p in parts:
+                src = np.ascontiguousarray(p)
+                width = int(np.prod(p.shape[axis:], dtype=np.int64))
+                native.copy_block(src, out, rows, width, row_bytes, offset)
+                offset += width
+            return out
         parts = [plan(x) for plan, x in zip(plans, xs, strict=True)]
         shape = list(parts[0].shape)
         shape[axis] = sum(p.shape[axis] for p in parts)
-        out = arena.get(tuple(shape), out_dtype) if arena else None
-        return np.concatenate(parts, axis=axis, out=out)
+        into = arena.get(tuple(shape), out_dtype) if arena else None
+        return np.concatenate(parts, axis=axis, out=into)
 
     return concat
 
 
 def _concat_part(qp: QParams, y_qparams: QParams, mode: RequantMode, as_is: bool,
-                 table: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+                 table: np.ndarray | None) -> Callable[..., np.ndarray]:
     dtype = np.dtype(y_qparams.qtype.numpy_dtype)
     x_dtype = np.dtype(qp.qtype.numpy_dtype)
 
-    def part(x: np.ndarray) -> np.ndarray:
+    def part(x: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if as_is and x.dtype == dtype:
             return x
         if table is not None and x.dtype == x_dtype:
-            return lookup(x, table)
+            return lookup(x, table, arena)
         return rescale(x, qp, y_qparams, mode)
 
     return part

@@ -112,7 +112,8 @@ def _concat(ctx: LowerCtx) -> Step | None:
         return (concat(xs, ax, arena),)
 
     return ctx.step([i.name for i in ins], [y.name], run,  # type: ignore[union-attr]
-                    layouts=(CF, CL), act_inputs=tuple(range(len(ins))), elementwise=True)
+                    layouts=(CF, CL), act_inputs=tuple(range(len(ins))), elementwise=True,
+                    replayable=True)
 
 
 @lowering("AveragePool", "GlobalAveragePool")

@@ -538,6 +538,18 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
     return y
 
 
+def copy_block(x: np.ndarray, y: np.ndarray, rows: int, width: int, y_width: int,
+               offset: int) -> None:
+    """Copy `rows` rows of `width` bytes of contiguous `x` into contiguous `y`, whose rows
+    are `y_width` bytes, at byte `offset` of each row (a Concat's part into its output)."""
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and x.dtype.itemsize == 1
+            and y.dtype.itemsize == 1):
+        raise ValueError("copy_block takes contiguous 8-bit arrays")
+    if x.size:
+        _call(_native.copy_block, x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8),
+              int(rows), int(width), int(y_width), int(offset), 1)
+
+
 def qsoftmax_rows(x: np.ndarray, n: int, table: np.ndarray, inv_scale: float, zero_point: int,
                   qmin: int, qmax: int, *, out: np.ndarray | None = None,
                   threads: int = 1, inner: int = 1) -> np.ndarray:
