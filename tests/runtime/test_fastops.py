@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -156,3 +157,19 @@ def test_concat_equals_reference(parts, out_dtype, sy, zy, narrow, mode, axis, s
         got = fastops.make_concat(qps, yqp, mode)(xs, axis, arena)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_concat_of_parts_that_differ_off_the_axis_raises(axis):
+    """Parts whose other axes differ are refused, as numpy's concatenate refuses them, on
+    the native block-copy path too (which would otherwise copy bytes of mismatched rows)."""
+    from lowp.qparams import QParams, QType
+    from lowp.runtime import fastops
+    qp = QParams(np.float32(0.1), np.int32(3), QType.UINT8, 0, 255)
+    a = np.zeros((2, 2, 2), np.uint8)
+    b_shape = [2, 2, 2]
+    b_shape[(axis + 1) % 3] = 1
+    b = np.zeros(b_shape, np.uint8)
+    concat = fastops.make_concat([qp, qp], qp, RequantMode.FLOAT32)
+    with pytest.raises(ValueError, match="dimension"):
+        concat([a, b], axis, fastops.Arena())

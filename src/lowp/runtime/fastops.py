@@ -259,6 +259,9 @@ def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,
             parts = [plan(x, a) for plan, x, a in zip(plans, xs, part_arenas, strict=True)]
             shape = list(parts[0].shape)
             shape[axis] = sum(p.shape[axis] for p in parts)
+            if any(p.shape[:axis] != parts[0].shape[:axis]
+                   or p.shape[axis + 1:] != parts[0].shape[axis + 1:] for p in parts):
+                np.concatenate(parts, axis=axis)    # raises numpy's error on the shapes
             out = arena.get(tuple(shape), out_dtype)
             rows = int(np.prod(shape[:axis], dtype=np.int64))
             row_bytes = int(np.prod(shape[axis:], dtype=np.int64))
