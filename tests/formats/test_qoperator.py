@@ -308,3 +308,65 @@ def test_linear_resize_of_8_bit_data_is_onnxruntime_bit_for_bit(chain, dtype, co
     for backend in ("reference", "native"):
         got = lowp.Session(model, backend=backend).run(feeds)["y"]
         np.testing.assert_array_equal(got, want, err_msg=backend)
+
+
+def _detector_neck() -> onnx.ModelProto:
+    """A YOLO-style neck and head on float_net's input: a strided Conv, a nearest Resize of
+    it concatenated with the full-size Conv, a Conv on that, and a distribution-focal head
+    (Reshape -> Softmax over the bins -> 1x1 Conv)."""
+    rng = np.random.default_rng(4)
+    inits = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def w(name: str, shape: tuple[int, ...]) -> str:
+        return const(name, rng.normal(0, 0.3, shape).astype(np.float32))
+
+    nodes = [
+        helper.make_node("Conv", ["x", w("w1", (8, 3, 3, 3))], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", w("w2", (8, 8, 3, 3))], ["c2"], pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Resize", ["r2", "", const("scales", np.array([1, 1, 2, 2],
+                                                                        np.float32))],
+                         ["up"], mode="nearest"),
+        helper.make_node("Concat", ["up", "r1"], ["cat"], axis=1),
+        helper.make_node("Conv", ["cat", w("w3", (16, 16, 1, 1))], ["c3"]),
+        helper.make_node("Reshape", ["c3", const("shape", np.array([0, 4, 4, -1], np.int64))],
+                         ["bins"]),
+        helper.make_node("Transpose", ["bins"], ["t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Softmax", ["t"], ["p"], axis=1),
+        helper.make_node("Conv", ["p", const("proj", np.arange(4, dtype=np.float32)
+                                              .reshape(1, 4, 1, 1))], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "neck", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                      ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+def test_detector_neck_runs_as_one_native_program(folder, fmt):
+    """A detector neck (QOperator and QDQ) equals ONNX Runtime's, and its replayed runs are
+    one native Program: the nearest Resize keeps the channels-last layout of the Conv
+    before it (so the Concat and the Conv after it need no conversion), a Reshape of a
+    channels-last value is a native copy, and the Conv after the channels-first Softmax
+    converts its input by a native copy into a buffer of its own."""
+    from lowp.runtime import replay
+
+    path = ort_quantized(folder, fmt, "u8", True, net=("neck", _detector_neck()))
+    feeds = batches(seed=3, n=1, batch=1)[0]
+    fast = lowp.Session(str(path), threads=1)
+    plain = lowp.Session(str(path), threads=1, replay=False)
+    want = _ort(onnx.load(path), feeds, ["y"])["y"]
+    for _ in range(4):
+        np.testing.assert_array_equal(fast.run(feeds)["y"], want)
+        np.testing.assert_array_equal(plain.run(feeds)["y"], want)
+    runners = next(iter(fast._replayer._ready.values()))
+    assert [type(r) for r in runners] == [replay._Segment]

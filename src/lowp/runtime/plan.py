@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,4 +44,8 @@ class Step:
     replayable: bool = False
     channels_last_fn: StepFn | None = None
     output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was
+    # of a replayable step: its activation inputs' layout conversions (index maps and the
+    # buffers they fill, by input position, shape and dtype; lowp.runtime.session)
+    conversions: dict[object, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False)
     subplans: tuple[Any, ...] = ()          # If: its branches (lowp.runtime.control.SubPlan)

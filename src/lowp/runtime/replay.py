@@ -111,8 +111,8 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
 
 
 def fixed_steps(steps: list[Step], constants: set[str]) -> set[int]:
-    """Indices of the float steps whose outputs depend only on constants and on the shapes
-    the feeds fix; empty when some shape in the model may depend on values."""
+    """Indices of the steps whose outputs depend only on constants and on the shapes the
+    feeds fix; empty when some shape in the model may depend on values."""
     return _fold(steps, set(constants)) or set()
 
 
@@ -125,8 +125,12 @@ def _fold(steps: list[Step], fixed_values: set[str]) -> set[int] | None:
         if step.op_type in DATA_DEPENDENT_SHAPES and not fixed_if:
             return None
         ins = [n for n in step.inputs if n]
-        if step.kind == "float" and (step.op_type in FOLDABLE or fixed_if) and (
-                step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins)):
+        if (step.kind == "float" and (step.op_type in FOLDABLE or fixed_if) and (
+                step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins))) \
+                or (step.kind in ("quantize", "int") and ins and not step.subplans
+                    and all(n in fixed_values for n in ins)):
+            # (integer steps and quantizers of fixed values: a QOperator file's quantized
+            # shape arithmetic, the anchor grids of detection heads)
             fixed.add(i)
             fixed_values.update(o for o in step.outputs if o)
     for step in steps:
@@ -317,10 +321,14 @@ class Replayer:
         and its layout), for the steps that have none of their own; else None."""
         if step.kind == "int" and step.op_type in ("Add", "Mul"):
             return self._constant_operand_call(index, step, env, layout, buffers)
-        if step.replayable:
+        if step.replayable and step.op_type not in RESHAPES:
             return None
         if moves.applies(step, env, self._fixed_names):
+            # a reshape too: of a channels-last input it is a copy (the conversion to
+            # channels-first), which its map makes native
             return self._move_call(index, step, env, layout, buffers)
+        if step.replayable:
+            return None
         return self._float_call(index, step, env, layout, buffers)
 
     def _move_call(self, index: int, step: Step, env: Env, layout: Layouts,

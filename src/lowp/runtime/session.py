@@ -22,6 +22,7 @@ from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
 from .replay import Replayer
+from .tape import call
 
 
 class Session:
@@ -191,6 +192,40 @@ def _blas_controller(steps: list[Step], threads: int) -> Any:
     return blas_threads.controller(threads)
 
 
+def _to_cl(x: np.ndarray, have: object) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def _native_conversion(step: Step, k: int, x: np.ndarray, have: object,
+                       convert: Any) -> np.ndarray | None:
+    """`convert(x, have)` as a native copy by its index map into a buffer of the step's
+    own (the same buffer run after run, so that a replayable step stays replayable when its
+    input comes in the other layout); None when it cannot be (no extension, a view, a
+    non-contiguous or very large input)."""
+    if not (x.flags.c_contiguous and x.dtype.itemsize in (1, 2, 4, 8) and not x.dtype.hasobject
+            and 0 < x.size < 2**31):
+        return None
+    try:
+        from . import native_backend
+    except ImportError:
+        return None
+    key = (k, x.shape, x.dtype.str)
+    made = step.conversions.get(key)
+    if made is None:
+        ids = convert(np.arange(x.size, dtype=np.int32).reshape(x.shape), have)
+        if ids.base is not None:
+            return None                  # a view: no copy to make
+        made = (np.ascontiguousarray(ids).reshape(-1), np.empty(ids.shape, x.dtype))
+        step.conversions[key] = made
+    index, out = made
+    call(native_backend._native.take, x.reshape(-1).view(np.uint8), index, _NO_FILL,
+         out.reshape(-1).view(np.uint8), x.dtype.itemsize, native_float.get_threads())
+    return out
+
+
+_NO_FILL = np.zeros(8, np.uint8)     # take's fill values: a conversion has none
+
+
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
     if have is CL and x.ndim >= 3:
         if all(d == 1 for d in x.shape[1:-1]) and x.flags.c_contiguous:
@@ -218,8 +253,11 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
         have = layout.get(step.inputs[k], CF)
         target = want if k in acts else CF
         if have is not target:
-            vals[k] = _to_cf(v, have) if target is CF else np.ascontiguousarray(
-                np.moveaxis(v, 1, -1))
+            convert = _to_cf if target is CF else _to_cl
+            vals[k] = (_native_conversion(step, k, v, have, convert) if step.replayable
+                       else None)
+            if vals[k] is None:
+                vals[k] = convert(v, have)
     for i, v in enumerate(vals):
         if step.inputs[i] and v is None and step.inputs[i] not in env:
             raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
