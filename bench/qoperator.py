@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,11 @@ def _time(path: str, feeds: Feeds, threads: int, blocks: int, runs: int, profile
             for k, v in session.last_profile.items():  # type: ignore[attr-defined]
                 total[k] = total.get(k, 0.0) + v / runs
         top = sorted(total.items(), key=lambda kv: -kv[1])[:8]
+        replayer = session._replayer  # type: ignore[attr-defined]
+        plain = Counter(f"{s.op_type}:{s.kind}" for sig in replayer._ready
+                        for s in replayer.plain_steps(sig))
+        top += [(f"(run from Python when replayed) {k} x{n}", 0.0)
+                for k, n in plain.most_common(8)]
     queue.put({k: 1e3 * statistics.median(v) for k, v in times.items()} | {"profile": top})
 
 
