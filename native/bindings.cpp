@@ -22,6 +22,7 @@
 #include "float_norm.h"
 #include "float_reduce.h"
 #include "gather.h"
+#include "resize.h"
 #include "program.h"
 #include "recurrent.h"
 #include "threadpool.h"
@@ -301,6 +302,44 @@ lowp::Kernel make_copy_block(Bytes x, OutBytes y, int64_t rows, int64_t width, i
                                 "y_width, the block inside each row");
   return [x, y, rows, width, y_width, offset, threads] {
     lowp::run_copy_block(x.data(), y.data(), rows, width, y_width, offset, threads);
+  };
+}
+
+using Index32 = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+lowp::Kernel make_bilinear_integer(Bytes x, OutBytes y, std::vector<int64_t> dims,
+                                   Index32 y1, Index32 y2, Index32 dy1, Index32 dy2,
+                                   Index32 x1, Index32 x2, Index32 dx1, Index32 dx2,
+                                   bool is_signed, int threads) {
+  // dims: outer, h, w, inner, out_h, out_w; every index and distance is checked here, once
+  if (dims.size() != 6)
+    throw std::invalid_argument("bilinear_integer needs dims (outer, h, w, inner, out_h, out_w)");
+  lowp::BilinearArgs a;
+  a.outer = dims[0], a.h = dims[1], a.w = dims[2], a.inner = dims[3], a.out_h = dims[4],
+  a.out_w = dims[5];
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("bilinear_integer: negative size");
+  if (x.size() != size_t(a.outer * a.h * a.w * a.inner) ||
+      y.size() != size_t(a.outer * a.out_h * a.out_w * a.inner))
+    throw std::invalid_argument("bilinear_integer: x or y does not match dims");
+  auto check = [](const Index32& v, int64_t count, int64_t hi, const char* what) {
+    if (int64_t(v.size()) != count)
+      throw std::invalid_argument(std::string("bilinear_integer: ") + what + " size");
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v.data()[i] < 0 || v.data()[i] > hi)
+        throw std::invalid_argument(std::string("bilinear_integer: ") + what + " out of range");
+  };
+  if (a.out_h * a.out_w * a.outer * a.inner > 0) {
+    check(y1, a.out_h, a.h - 1, "y1"), check(y2, a.out_h, a.h - 1, "y2");
+    check(x1, a.out_w, a.w - 1, "x1"), check(x2, a.out_w, a.w - 1, "x2");
+    check(dy1, a.out_h, 1024, "dy1"), check(dy2, a.out_h, 1024, "dy2");
+    check(dx1, a.out_w, 1024, "dx1"), check(dx2, a.out_w, 1024, "dx2");
+  }
+  a.x = x.data(), a.y = y.data(), a.is_signed = is_signed;
+  a.y1 = y1.data(), a.y2 = y2.data(), a.dy1 = dy1.data(), a.dy2 = dy2.data();
+  a.x1 = x1.data(), a.x2 = x2.data(), a.dx1 = dx1.data(), a.dx2 = dx2.data();
+  return [a, threads, x, y, y1, y2, dy1, dy2, x1, x2, dx1, dx2] {
+    lowp::run_bilinear_integer(a, threads);
   };
 }
 
@@ -667,6 +706,9 @@ NB_MODULE(_native, m) {
              "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "bilinear_integer", &make_bilinear_integer, "x"_a, "y"_a, "dims"_a,
+             "y1"_a, "y2"_a, "dy1"_a, "dy2"_a, "x1"_a, "x2"_a, "dx1"_a, "dx2"_a, "is_signed"_a,
              "threads"_a = 1);
   def_kernel(m, program, "copy_block", &make_copy_block, "x"_a, "y"_a, "rows"_a, "width"_a,
              "y_width"_a, "offset"_a, "threads"_a = 1);

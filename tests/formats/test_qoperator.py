@@ -370,3 +370,72 @@ def test_detector_neck_runs_as_one_native_program(folder, fmt):
         np.testing.assert_array_equal(plain.run(feeds)["y"], want)
     runners = next(iter(fast._replayer._ready.values()))
     assert [type(r) for r in runners] == [replay._Segment]
+
+
+def _text_detector_head() -> onnx.ModelProto:
+    """A DB-style text detector's neck and head on float_net's input: a strided Conv, its
+    bilinear Resize (8-bit after a quantized Conv: ONNX Runtime's integer kernel) added to
+    the full-size Conv, then ConvTranspose -> BatchNormalization -> Relu -> ConvTranspose
+    -> Sigmoid (left float by ONNX Runtime's quantizer)."""
+    rng = np.random.default_rng(5)
+    inits = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def w(name: str, shape: tuple[int, ...], std: float = 0.3) -> str:
+        return const(name, rng.normal(0, std, shape).astype(np.float32))
+
+    nodes = [
+        helper.make_node("Conv", ["x", w("w1", (8, 3, 3, 3))], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", w("w2", (8, 8, 3, 3))], ["c2"], pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("Resize", ["c2", "", const("scales", np.array([1, 1, 2, 2],
+                                                                        np.float32))],
+                         ["up"], mode="linear"),
+        helper.make_node("Add", ["up", "r1"], ["sum"]),
+        helper.make_node("Conv", ["sum", w("w3", (8, 8, 3, 3))], ["c3"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("ConvTranspose", ["r3", w("t1", (8, 4, 2, 2)), w("tb1", (4,))],
+                         ["t"], strides=[2, 2]),
+        helper.make_node("BatchNormalization",
+                         ["t", w("g", (4,)), w("b", (4,)), w("m", (4,)),
+                          const("v", rng.uniform(0.5, 2, 4).astype(np.float32))], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r4"]),
+        helper.make_node("ConvTranspose", ["r4", w("t2", (4, 1, 2, 2))], ["t2o"],
+                         strides=[2, 2]),
+        helper.make_node("Sigmoid", ["t2o"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "text_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                           ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_text_detector_head_runs_as_one_native_program(folder):
+    """A QOperator text detector head equals ONNX Runtime's, and its replayed runs are one
+    native Program: the integer bilinear Resize (`bilinear_integer`), the float
+    ConvTranspose (MLAS-order GEMMs into a buffer the signature owns, then `float_col2im`)
+    and the float BatchNormalization (`float_binary` Mul then Add) all run natively."""
+    from lowp.runtime import replay
+
+    path = ort_quantized(folder, "QOperator", "u8", True,
+                         net=("text_head", _text_detector_head()))
+    model = onnx.load(path)
+    assert {"Resize", "ConvTranspose", "BatchNormalization"} <= {n.op_type
+                                                                 for n in model.graph.node}
+    fast = lowp.Session(str(path), threads=1)
+    plain = lowp.Session(str(path), threads=1, replay=False)
+    for seed in range(4):
+        feeds = batches(seed=seed, n=1, batch=1)[0]
+        want = _ort(model, feeds, ["y"])["y"]
+        np.testing.assert_array_equal(plain.run(feeds)["y"], want)
+        for _ in range(3):
+            np.testing.assert_array_equal(fast.run(feeds)["y"], want)
+    runners = next(iter(fast._replayer._ready.values()))
+    assert [type(r) for r in runners] == [replay._Segment]

@@ -8,6 +8,7 @@ cubic formulas up to float32 rounding and is exact for nearest.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
@@ -240,7 +241,7 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         # ONNX Runtime's order: one MLAS GEMM per image and group, the filter as A (read
         # transposed, or transposed once when it is a constant with both per-group
         # dimensions above 1); col2im below adds in the same order as its Col2im
-        cols = np.empty((n, g, kk, xg.shape[-1]), np.float32)
+        cols = native_float.buffer((n, g, kk, xg.shape[-1]))
         wt = wf.reshape(g, c // g, kk)
         packed = w_constant and kk > 1 and c // g > 1
         for i, j in product(range(n), range(g)):
@@ -498,10 +499,19 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
     dt = xf.dtype.type
-    # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
-    inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
-    new_scale = (_f(scale) * inv_std).astype(xf.dtype)
-    new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
+
+    def fold() -> tuple[np.ndarray, np.ndarray]:
+        # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
+        inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
+        new_scale = (_f(scale) * inv_std).astype(xf.dtype)
+        new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
+        return new_scale, new_bias
+
+    if xf.dtype == np.float32:
+        native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold)
+        if native is not None:
+            return native
+    new_scale, new_bias = fold()
     y = xf * _channel(new_scale, x.ndim) + _channel(new_bias, x.ndim)
     return y.astype(x.dtype, copy=False)
 
@@ -924,19 +934,35 @@ def _bilinear_integer_axis(coords: np.ndarray, n: int
     return i1, i2, d1, d2
 
 
+@functools.lru_cache(maxsize=64)
+def _bilinear_integer_table(coordinate_mode: str, out_n: int, in_n: int, scale: np.float32
+                            ) -> tuple[np.ndarray, ...]:
+    """(i1, i2, d1, d2) of `_bilinear_integer_axis` as int32, computed once per geometry
+    (the same arrays on every run, as replayed native calls need)."""
+    coords = _source_coords(coordinate_mode, out_n, in_n, scale, 0.0, 1.0) \
+        if scale != 1 else np.arange(out_n, dtype=np.float32)
+    table = tuple(np.ascontiguousarray(v, np.int32) for v in _bilinear_integer_axis(coords,
+                                                                                   in_n))
+    for v in table:
+        v.flags.writeable = False
+    return table
+
+
 def _bilinear_integer(x: np.ndarray, out_h: int, out_w: int, scale_h: np.float32,
                       scale_w: np.float32, coordinate_mode: str) -> np.ndarray:
     """ONNX Runtime's 8-bit bilinear Resize on channels-last data (NhwcUpsampleBilinear-
     Integer), on NCHW `x`: y = (w11 x11 + w21 x21 + w12 x12 + w22 x22) / 2^20 in integers
     (truncated toward zero) with w11 = dx2 dy2, w21 = dx1 dy2, w12 = dx2 dy1, w22 = dx1 dy1
-    in 1/1024ths (docs/operators.md, (O41))."""
-    in_h, in_w = x.shape[2], x.shape[3]
-    ch = _source_coords(coordinate_mode, out_h, in_h, scale_h, 0.0, 1.0) \
-        if scale_h != 1 else np.arange(out_h, dtype=np.float32)
-    cw = _source_coords(coordinate_mode, out_w, in_w, scale_w, 0.0, 1.0) \
-        if scale_w != 1 else np.arange(out_w, dtype=np.float32)
-    y1, y2, dy1, dy2 = _bilinear_integer_axis(ch, in_h)
-    x1, x2, dx1, dx2 = _bilinear_integer_axis(cw, in_w)
+    in 1/1024ths (docs/operators.md, (O41)); natively when built (`bilinear_integer`)."""
+    n, c, in_h, in_w = x.shape
+    rows = _bilinear_integer_table(coordinate_mode, out_h, in_h, np.float32(scale_h))
+    cols = _bilinear_integer_table(coordinate_mode, out_w, in_w, np.float32(scale_w))
+    native = native_float.bilinear_integer(x, (n * c, in_h, in_w, 1, out_h, out_w), rows, cols,
+                                           (n, c, out_h, out_w))
+    if native is not None:
+        return native
+    y1, y2, dy1, dy2 = (v.astype(np.int64) for v in rows)
+    x1, x2, dx1, dx2 = (v.astype(np.int64) for v in cols)
     v = x.astype(np.int64)
     top, bottom = v[:, :, y1, :], v[:, :, y2, :]
     dy1, dy2 = dy1[:, None], dy2[:, None]

@@ -79,12 +79,12 @@ def threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def outputs(alloc: Callable[[tuple[int, ...]], np.ndarray]) -> Iterator[None]:
-    """Run the body (in this thread) with each kernel's float32 result written into
-    ``alloc(shape)`` rather than a new array: lowp.runtime.replay gives buffers a feed
-    signature owns, so that the recorded calls (every call goes through
-    lowp.runtime.tape.call) can be repeated. The operators return these results as the
-    kernels wrote them."""
+def outputs(alloc: Callable[..., np.ndarray]) -> Iterator[None]:
+    """Run the body (in this thread) with each kernel's result written into
+    ``alloc(shape)`` (float32; ``alloc(shape, dtype)`` for others) rather than a new
+    array: lowp.runtime.replay gives buffers a feed signature owns, so that the recorded
+    calls (every call goes through lowp.runtime.tape.call) can be repeated. The operators
+    return these results as the kernels wrote them."""
     previous = getattr(_outputs, "alloc", None)
     _outputs.alloc = alloc
     try:
@@ -93,9 +93,56 @@ def outputs(alloc: Callable[[tuple[int, ...]], np.ndarray]) -> Iterator[None]:
         _outputs.alloc = previous
 
 
-def _empty(shape: tuple[int, ...]) -> np.ndarray:
+def _empty(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
     alloc = getattr(_outputs, "alloc", None)
-    return np.empty(shape, np.float32) if alloc is None else alloc(shape)
+    if alloc is None:
+        return np.empty(shape, dtype)
+    return alloc(shape) if dtype is np.float32 else alloc(shape, dtype)
+
+
+def buffer(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array for an intermediate result that native calls write (a buffer the
+    signature owns while lowp.runtime.replay records, so that the calls repeat)."""
+    return _empty(shape)
+
+
+_BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]] = {}
+
+
+def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+               epsilon: float,
+               fold: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """Inference BatchNormalization of float32 `x` (N, C, ...) as ONNX Runtime orders it:
+    x * scale + offset, two float32 roundings (native float_binary Mul, then Add); the
+    per-channel (scale, offset) come from `fold()`, computed once per set of parameter
+    arrays (the same constant objects on every run); None when it does not run natively."""
+    from . import program
+
+    if _usable("BatchNormalization", x) is None or x.ndim < 2 or not x.flags.c_contiguous:
+        return None
+    key = (*(id(p) for p in params), hash(float(epsilon)))
+    kept = _BN_CACHE.get(key)
+    if kept is None or any(a is not b for a, b in zip(kept[0], params, strict=True)):
+        if len(_BN_CACHE) > 256:
+            _BN_CACHE.clear()
+        scale, offset = fold()
+        kept = _BN_CACHE[key] = (params, np.ascontiguousarray(scale, np.float32).reshape(-1),
+                                 np.ascontiguousarray(offset, np.float32).reshape(-1))
+    if kept[1].size != x.shape[1] or kept[2].size != x.shape[1]:
+        return None
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    scale, offset = kept[1].reshape(shape), kept[2].reshape(shape)
+    product = program.FLOAT_KERNELS["Mul"]([x, scale], _empty(x.shape), _threads)
+    if product is None:
+        return None
+    (fn, args), tmp = product
+    total = program.FLOAT_KERNELS["Add"]([tmp, offset], _empty(x.shape), _threads)
+    if total is None:
+        return None
+    call(fn, *args)
+    (fn, args), y = total
+    call(fn, *args)
+    return y
 
 
 def _extension() -> Any:
@@ -231,6 +278,22 @@ def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
     call(ext.float_col2im, np.ascontiguousarray(cols).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
          [n * c, c, *(int(v) for v in geometry)], _threads)
+    return y
+
+
+def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarray],
+                     cols: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
+    """ONNX Runtime's 8-bit bilinear Resize (docs/operators.md (O41)) of contiguous `x`
+    viewed as dims = (outer, h, w, inner, out_h, out_w), with the per-axis source indices
+    and distances `rows` = (y1, y2, dy1, dy2) and `cols` = (x1, x2, dx1, dx2) (int32); the
+    result has `shape`. None when it does not run natively."""
+    ext = _has(_extension(), "bilinear_integer")
+    if (ext is None or not _enabled or x.dtype not in (np.uint8, np.int8) or x.size == 0
+            or not x.flags.c_contiguous):
+        return None
+    y = _empty(shape, x.dtype.type)
+    call(ext.bilinear_integer, x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8),
+         [int(d) for d in dims], *rows, *cols, x.dtype == np.int8, _threads)
     return y
 
 

@@ -79,7 +79,7 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
-                          "LogSoftmax",
+                          "LogSoftmax", "Resize", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
@@ -197,6 +197,17 @@ class Replayer:
                 names.update(r.step.inputs)
         return frozenset(names & self._constants)
 
+    def plain_steps(self, signature: object) -> list[Step]:
+        """The steps a replayed run of a ready signature runs from Python (the plain way or
+        by repeating their calls one by one): what keeps its run from being one call."""
+        plain: list[Step] = []
+        for r in self._ready.get(signature, ()):
+            if type(r) is _Plain:
+                plain.append(r.step)
+            elif type(r) is _Calls:
+                plain.append(r.entry.step)
+        return plain
+
     def programs(self, signature: object) -> list[int]:
         """Steps per native Program of a ready signature's plan."""
         return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
@@ -268,8 +279,7 @@ class Replayer:
                                        [(step.outputs[0], y, layout[step.outputs[0]])]))
                 continue
             record: _Record | None = None
-            if step.kind == "float" and step.op_type in NATIVE_FLOAT and not _converted(
-                    step, inputs):
+            if step.kind == "float" and step.op_type in NATIVE_FLOAT:
                 record = self._record_native_float(i, step, env, layout, buffers, inputs)
             elif not (step.replayable or self._views_only(step)):
                 self._execute(step, env, layout)
@@ -302,8 +312,8 @@ class Replayer:
         outputs are exactly those buffers (nothing computed after the calls)."""
         made: list[np.ndarray] = []
 
-        def alloc(shape: tuple[int, ...]) -> np.ndarray:
-            b = _buffer(buffers, (index, len(made)), shape)
+        def alloc(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+            b = _buffer(buffers, (index, len(made)), shape, dtype)
             made.append(b)
             return b
 
@@ -584,14 +594,6 @@ class _Plain:
         self.execute(self.step, env, layout)
         if self.stable:
             _stabilize(self.stable, env)
-
-
-def _converted(step: Step, inputs: list[tuple[str, object, object]]) -> bool:
-    """Whether `execute` hands the step a channels-first copy of a channels-last input (a
-    new array on every run, so its calls would never repeat: the step runs the plain way,
-    its outputs copied into the signature's buffers for the steps that read them)."""
-    return CL not in step.layouts and any(
-        lay is CL and isinstance(v, np.ndarray) and v.ndim >= 3 for _, v, lay in inputs)
 
 
 def _native_capable(step: Step) -> bool:

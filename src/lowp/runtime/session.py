@@ -21,7 +21,7 @@ from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
-from .replay import Replayer
+from .replay import NATIVE_FLOAT, Replayer
 from .tape import call
 
 
@@ -247,6 +247,10 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
             want = CF
     # the layout invariant (docs/architecture.md): a step sees every input in the layout it
     # asked for: its activation inputs in `want`, every other input channels-first (ONNX)
+    # (the copies of steps that may replay go into buffers of the step's own, the same on
+    # every run)
+    stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
+    owned: list[np.ndarray] = []
     for k, v in enumerate(vals):
         if v is None or v.ndim < 3:
             continue
@@ -254,10 +258,10 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
         target = want if k in acts else CF
         if have is not target:
             convert = _to_cf if target is CF else _to_cl
-            vals[k] = (_native_conversion(step, k, v, have, convert) if step.replayable
-                       else None)
-            if vals[k] is None:
-                vals[k] = convert(v, have)
+            copied = _native_conversion(step, k, v, have, convert) if stable else None
+            if copied is not None:
+                owned.append(copied)
+            vals[k] = copied if copied is not None else convert(v, have)
     for i, v in enumerate(vals):
         if step.inputs[i] and v is None and step.inputs[i] not in env:
             raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
@@ -269,6 +273,11 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
         if failure is e:
             raise
         raise failure from (e if isinstance(failure, InternalError) else None)
+    if owned:
+        # an output over a conversion buffer (a Reduce that hands on its input) would change
+        # on the step's next run: it gets memory of its own
+        results = tuple(np.array(r) if isinstance(r, np.ndarray) and any(
+            np.may_share_memory(r, b) for b in owned) else r for r in results)
     out_layout = step.output_layout or want
     for name, value in zip(step.outputs, results, strict=False):
         if name:

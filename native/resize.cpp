@@ -1,0 +1,48 @@
+// Loops of resize.h: output rows (outer x out_h) on the pool, int32 arithmetic (the four
+// weights sum to 2^20 and |x| <= 255, so every sum fits), C's division toward zero.
+#include "resize.h"
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+template <typename T>
+void bilinear_rows(const BilinearArgs& a, int64_t r0, int64_t len) {
+  const T* x = reinterpret_cast<const T*>(a.x);
+  T* y = reinterpret_cast<T*>(a.y);
+  const int64_t row = a.w * a.inner, out_row = a.out_w * a.inner;
+  for (int64_t r = r0; r < r0 + len; ++r) {
+    const int64_t o = r / a.out_h, i = r % a.out_h;
+    const T* top = x + (o * a.h + a.y1[i]) * row;
+    const T* bottom = x + (o * a.h + a.y2[i]) * row;
+    const int32_t dy1 = a.dy1[i], dy2 = a.dy2[i];
+    T* out = y + r * out_row;
+    for (int64_t j = 0; j < a.out_w; ++j) {
+      const int32_t w11 = a.dx2[j] * dy2, w21 = a.dx1[j] * dy2;
+      const int32_t w12 = a.dx2[j] * dy1, w22 = a.dx1[j] * dy1;
+      const T* t1 = top + a.x1[j] * a.inner;
+      const T* t2 = top + a.x2[j] * a.inner;
+      const T* b1 = bottom + a.x1[j] * a.inner;
+      const T* b2 = bottom + a.x2[j] * a.inner;
+      for (int64_t c = 0; c < a.inner; ++c) {
+        const int32_t total = w11 * int32_t(t1[c]) + w21 * int32_t(t2[c]) +
+                              w12 * int32_t(b1[c]) + w22 * int32_t(b2[c]);
+        out[j * a.inner + c] = T(total / (int32_t(1) << 20));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void run_bilinear_integer(const BilinearArgs& a, int threads) {
+  const int64_t rows = a.outer * a.out_h;
+  if (rows <= 0 || a.out_w <= 0 || a.inner <= 0) return;
+  auto fn = a.is_signed ? bilinear_rows<int8_t> : bilinear_rows<uint8_t>;
+  const int64_t per_row = std::max<int64_t>(1, a.out_w * a.inner);
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 15) / per_row), threads,
+                  [&](int64_t r0, int64_t len) { fn(a, r0, len); });
+}
+
+}  // namespace lowp
