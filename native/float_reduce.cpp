@@ -69,6 +69,17 @@ void in_order(const float* x, float* y, int64_t k, int64_t w, int64_t ld) {
     for (int64_t j = 0; j < w; ++j) y[j] += x[i * ld + j];
 }
 
+// A row of n values in MLAS's global pooling orders (kReducePoolLanes / kReducePoolInOrder).
+float pool_row(const float* x, int64_t n, bool lanes) {
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const int64_t head = lanes ? n - n % 4 : 0;
+  for (int64_t k = 0; k < head; k += 4)
+    for (int l = 0; l < 4; ++l) acc[l] += x[k + l];
+  float total = lanes ? (acc[0] + acc[2]) + (acc[1] + acc[3]) : 0.0f;
+  for (int64_t k = head; k < n; ++k) total += x[k];
+  return total;
+}
+
 }  // namespace
 
 void run_float_reduce_sum(const ReduceArgs& a, int threads) {
@@ -78,6 +89,15 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
     if (a.mean)
       for (int64_t j = 0; j < len; ++j) y[j] = y[j] / divisor;
   };
+  if (a.form == kReducePoolLanes || a.form == kReducePoolInOrder) {
+    run_elementwise(a.outer, std::max<int64_t>(1, (int64_t(1) << 14) / a.k), threads,
+                    [&](int64_t r0, int64_t len) {
+                      for (int64_t r = r0; r < r0 + len; ++r)
+                        a.y[r] = pool_row(a.x + r * a.k, a.k, a.form == kReducePoolLanes);
+                      finish(a.y + r0, len);
+                    });
+    return;
+  }
   if (a.form == kReduceEigenRows) {
     run_elementwise(a.outer, std::max<int64_t>(1, (int64_t(1) << 14) / a.k), threads,
                     [&](int64_t r0, int64_t len) {

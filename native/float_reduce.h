@@ -12,6 +12,10 @@ enum ReduceForm {
                          // the row's first 16-byte boundary of the array, two accumulators)
   kReduceM1 = 1,         // MLAS's M = 1 kernel: groups of 4, 2, 1 rows added to the result
   kReduceInOrder = 2,    // whole rows added in order
+  // MLAS's global average pooling (inner == 1; docs/operators.md (O32)):
+  kReducePoolLanes = 3,  // NCHW kernel: four accumulators from +0 over the first k - k % 4
+                         // values, (l0 + l2) + (l1 + l3), then the rest one by one
+  kReducePoolInOrder = 4,  // NCHWc kernel: the values one after another from +0
 };
 
 // y (outer x inner) = sums over k of x (outer x k x inner), divided by k when `mean`.

@@ -123,3 +123,35 @@ def test_operators_take_the_native_kernels():
             FLOAT_OPS[op](*args, **attrs, opset=18)
         kernel = "float_layer_norm" if op == "LayerNormalization" else "float_reduce_sum"
         assert [fn.__name__ for fn, _ in recorded] == [kernel], op
+
+
+@given(st.sampled_from(native_backend.available_paths()), st.integers(0, 2),
+       st.integers(1, 9), st.lists(st.integers(1, 13), min_size=1, max_size=3),
+       st.sampled_from([1, 4]), st.booleans(), st.sampled_from([1, 2]), st.integers(0, 10**6))
+def test_global_average_pool_equals_its_numpy_form(path, n, c, spatial, lanes, specials,
+                                                   threads, seed):
+    """MLAS's global average pooling orders (NCHW: four lanes; NCHWc: in order from +0) and
+    the float32 division, natively (`float_reduce_sum` forms 3 and 4) as in numpy
+    (lowp.runtime.nchwc_conv.pool_sums_reference), signed zeros and infinities included."""
+    from lowp.runtime.nchwc_conv import pool_sums_reference
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 10, (n, c, *spatial)).astype(np.float32)
+    if specials and x.size:
+        flat = x.reshape(-1)
+        flat[rng.integers(0, flat.size, 4)] = rng.choice(
+            np.array([np.inf, -np.inf, np.nan, -0.0, 1e30], np.float32), 4)
+    size = int(np.prod(spatial))
+    want = (pool_sums_reference(x.reshape(n * c, size), lanes) / np.float32(size)).astype(
+        np.float32).reshape(n, c, *([1] * len(spatial)))
+    previous = native_float.swap_threads(threads)
+    try:
+        with native_backend.use_path(path), tape.recording() as calls:
+            got = native_float.global_average_pool(x, lanes)
+    finally:
+        native_float.swap_threads(previous)
+    if n == 0:
+        assert got is None and not calls
+        return
+    assert got is not None and len(calls) == 1
+    np.testing.assert_array_equal(got, want)

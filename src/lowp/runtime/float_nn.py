@@ -463,6 +463,9 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
         if size == 0:
             return np.full(x.shape[:2] + (1,) * (x.ndim - 2), np.nan, np.float32)
         lanes_count = 1 if _nchwc_pool(x, nchwc_channels) else 4
+        native = native_float.global_average_pool(x, lanes_count)
+        if native is not None:
+            return native
         total = nchwc_conv.pool_sums(np.ascontiguousarray(flat).reshape(-1, size),
                                      lanes_count).reshape(x.shape[:2])
         mean = total / np.float32(size)
