@@ -155,3 +155,30 @@ def test_global_average_pool_equals_its_numpy_form(path, n, c, spatial, lanes, s
         return
     assert got is not None and len(calls) == 1
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (0, 2, 7)])
+def test_global_average_pool_of_an_empty_batch(shape):
+    """An empty batch gives an empty result (its numpy form once failed to reshape)."""
+    from lowp.runtime import float_nn
+
+    x = np.zeros(shape, np.float32)
+    with native_float.disabled():
+        want = float_nn.GlobalAveragePool(x)
+    got = float_nn.GlobalAveragePool(x)
+    assert want.shape == got.shape == shape[:2] + (1,) * (len(shape) - 2)
+
+
+def test_conv_transpose_and_group_norm_of_an_empty_batch():
+    from lowp.runtime import float_nn
+
+    x = np.zeros((0, 4, 3, 3), np.float32)
+    assert float_nn.ConvTranspose(x, np.ones((4, 2, 2, 2), np.float32),
+                                  strides=[2, 2]).shape == (0, 2, 6, 6)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # numpy's mean of no values
+        y = float_nn.GroupNormalization(x, np.ones(4, np.float32), np.zeros(4, np.float32),
+                                        num_groups=2)
+    assert y.shape == x.shape

@@ -236,7 +236,7 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
     kk = mg * int(np.prod(k))
     wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
-    xg = xf.reshape(n, g, c // g, -1)
+    xg = xf.reshape(n, g, c // g, int(np.prod(in_sp, dtype=np.int64)))
     if xf.dtype == np.float32 and wf.dtype == np.float32:
         # ONNX Runtime's order: one MLAS GEMM per image and group, the filter as A (read
         # transposed, or transposed once when it is a constant with both per-group
@@ -458,8 +458,8 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
     one after another (channels filling its blocks, 2-D), its NCHW kernel in four lanes,
     (l0 + l2) + (l1 + l3), then the rest one by one; either divides by the count."""
     if x.dtype == np.float32 and x.ndim >= 3:
-        flat = x.reshape(x.shape[0], x.shape[1], -1)
-        size = int(flat.shape[2])
+        size = int(np.prod(x.shape[2:], dtype=np.int64))
+        flat = x.reshape(x.shape[0], x.shape[1], size)
         if size == 0:
             return np.full(x.shape[:2] + (1,) * (x.ndim - 2), np.nan, np.float32)
         lanes_count = 1 if _nchwc_pool(x, nchwc_channels) else 4
@@ -621,7 +621,7 @@ def GroupNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
             return ours
     xf = _f(x)
     n, c = x.shape[:2]
-    grouped = xf.reshape(n, num_groups, -1)
+    grouped = xf.reshape(n, num_groups, x.size // max(n * num_groups, 1))
     mean = grouped.mean(axis=2, keepdims=True)
     var = ((grouped - mean) ** 2).mean(axis=2, keepdims=True)
     y = ((grouped - mean) / np.sqrt(var + xf.dtype.type(epsilon))).reshape(x.shape)
@@ -641,7 +641,7 @@ def _group_norm_function(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps
     docs/operators.md (O36))."""
     f = np.float32
     n, c = x.shape[:2]
-    x3 = np.ascontiguousarray(x).reshape(n, groups, -1)
+    x3 = np.ascontiguousarray(x).reshape(n, groups, x.size // max(n * groups, 1))
     mean = ort_math.reduce_sum(x3, (2,), True, mean=True)
     mean_sq = ort_math.reduce_sum((x3 * x3).astype(f), (2,), True, mean=True)
     if mean is None or mean_sq is None:

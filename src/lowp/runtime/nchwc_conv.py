@@ -210,7 +210,7 @@ def pool_sums_reference(rows: np.ndarray, lanes: int) -> np.ndarray:
     head = n - n % 4
     acc = np.zeros((rows.shape[0], 4), _F)
     if head:
-        acc = (np.cumsum(rows[:, :head].reshape(rows.shape[0], -1, 4), axis=1,
+        acc = (np.cumsum(rows[:, :head].reshape(rows.shape[0], head // 4, 4), axis=1,
                          dtype=_F)[:, -1] + _F(0)).astype(_F)
     total = ((acc[:, 0] + acc[:, 2]) + (acc[:, 1] + acc[:, 3])).astype(_F)
     for j in range(head, n):
