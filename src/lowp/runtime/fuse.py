@@ -9,6 +9,7 @@ exact by construction: the fused model computes bit for bit what the unfused one
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,14 +26,37 @@ def _domain(dtype: np.dtype) -> np.ndarray:
 
 
 def _table_step(name: str, op_type: str, x: str, out: str, table: np.ndarray,
-                dtype: np.dtype, reuse: bool) -> Step:
+                dtype: np.dtype, reuse: bool,
+                steps: Callable[[np.ndarray, object], np.ndarray]) -> Step:
+    """The fused table; inputs of fewer than two elements (or of another type) run the
+    fused steps themselves (`steps`), whose results there may not be a function of x alone
+    (a one-value operand's broadcasting rule, (O10a))."""
     arena = Arena(reuse)
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if xv.dtype != dtype or xv.size < 2:
+            return (steps(xv, layout),)
         return (lookup(xv, table, arena),)
 
     return Step(name, op_type, "int", [x], [out], run, layouts=(CF, CL), elementwise=True,
                 table_dtype=dtype, replayable=True)
+
+
+def _channel_table_step(first: Step, then: Step, table: np.ndarray, reuse: bool) -> Step:
+    """Per-channel table `first` followed by the unary table `then` as one per-channel
+    table on channels-last data (elsewhere the two steps run one after the other)."""
+    arena = Arena(reuse)
+    channels = table.shape[0]
+
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if xv.ndim >= 2 and xv.shape[-1] == channels and (layout is CL or xv.ndim == 2):
+            return (lookup(xv, table, arena),)
+        (mid,) = first.fn(xv, layout=layout)
+        return then.fn(mid, layout=layout)
+
+    return Step(f"{first.name}+{then.name}", f"{first.op_type}+{then.op_type}", "int",
+                list(first.inputs), list(then.outputs), run, layouts=first.layouts,
+                replayable=True, channel_table=table)
 
 
 def fuse_tables(steps: list[Step], graph_outputs: set[str], reuse: bool = True) -> list[Step]:
@@ -61,6 +85,16 @@ def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
     if len(step.outputs) != 1:
         return None
     ins = [i for i in step.inputs if i]
+    first = producer.get(ins[0]) if len(ins) == 1 else None
+    if (step.table_dtype is not None and first is not None and first.kind == "int"
+            and first.channel_table is not None and uses[ins[0]] == 1
+            and ins[0] not in graph_outputs
+            and first.channel_table.dtype == np.dtype(step.table_dtype)):
+        # a per-channel table, then a unary one: their composition, channel by channel
+        values = step.fn(_domain(np.dtype(step.table_dtype)), layout=CF)[0]
+        unsigned = np.dtype(f"u{first.channel_table.dtype.itemsize}")
+        table = np.ascontiguousarray(values[first.channel_table.view(unsigned)])
+        return first, _channel_table_step(first, step, table, reuse)
     for slot, name in enumerate(ins):
         inner = producer.get(name)
         if (inner is None or inner.table_dtype is None or inner.kind != "int"
@@ -76,6 +110,13 @@ def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
         args = [inner_values if j == slot else domain for j in range(len(ins))]
         table = np.ascontiguousarray(step.fn(*args, layout=CF)[0])
         name_ = f"{inner.name}+{step.name}"
+
+        def steps(xv: np.ndarray, layout: object, inner: Step = inner, slot: int = slot,
+                  outer: Step = step) -> np.ndarray:
+            (mid,) = inner.fn(xv, layout=layout)
+            args = [mid if j == slot else xv for j in range(len(ins))]
+            return outer.fn(*args, layout=layout)[0]  # type: ignore[no-any-return]
+
         return inner, _table_step(name_, f"{inner.op_type}+{step.op_type}", x,
-                                  step.outputs[0], table, dtype, reuse)
+                                  step.outputs[0], table, dtype, reuse, steps)
     return None

@@ -85,8 +85,44 @@ def _binary(ctx: LowerCtx) -> Step | None:
                 return (tabled(av, bv, arena),)
             return (reference(av, bv),)
 
+    unary = _constant_operand_table(ctx, a, b, y.name, run)
+    if unary is not None:
+        return unary
     return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
                     elementwise=True, replayable=True)
+
+
+def _constant_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
+                            run: Callable[..., tuple[np.ndarray, ...]]) -> Step | None:
+    """An 8-bit Add or Mul with a one-value constant operand (rank 0 or 1) as a table step
+    of the other operand: the step's own results on the 256 codes, so that lowp.runtime.fuse
+    can compose it with the tables around it (a hard-swish's x + 3). One-element inputs run
+    the step itself (with both operands single values, which one the kernel treats as the
+    scalar is its own rule, (O10a))."""
+    g = ctx.graph
+    const = [k for k, t in enumerate((a, b)) if g.is_constant(t.name)]
+    if len(const) != 1:
+        return None
+    c = np.asarray(g.constant((a, b)[const[0]].name))
+    x = (a, b)[1 - const[0]]
+    dtype = np.dtype(x.qparams.qtype.numpy_dtype)
+    if c.size != 1 or c.ndim > 1 or dtype.itemsize != 1:
+        return None
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    (values,) = run(*((codes, c) if const[0] == 1 else (c, codes)), layout=CF)
+    values = np.asarray(values)
+    if values.shape != (256,) or values.dtype.itemsize != 1:
+        return None
+    table = np.array(values, copy=True)          # (run wrote into its own buffer)
+    arena = Arena(reuse=not ctx.subgraph)
+
+    def run_table(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if xv.dtype != dtype or xv.size < 2 or xv.ndim < c.ndim:
+            return run(*((xv, c) if const[0] == 1 else (c, xv)), layout=layout)
+        return (lookup(xv, table, arena),)
+
+    return ctx.step([x.name], [y_name], run_table,
+                    layouts=(CF, CL), elementwise=True, table_dtype=dtype, replayable=True)
 
 
 @lowering("Concat")

@@ -144,7 +144,7 @@ def _float_region(ctx: LowerCtx) -> Step | None:
         return Step(dq.name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
                     [q.output[0]], _channel_lookup(table, channels, region, x_qp, y_qp,
                                                    Arena(reuse=not ctx.subgraph)),
-                    layouts=(CL,), replayable=True)
+                    layouts=(CL,), replayable=True, channel_table=table)
     run = _lookup(table, channels, rank,
                   lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp),
                   Arena(reuse=not ctx.subgraph))

@@ -41,6 +41,9 @@ class Step:
     act_inputs: tuple[int, ...] = (0,)
     elementwise: bool = False
     table_dtype: np.dtype | None = None     # unary integer steps that are lookup tables
+    # a per-channel table step on channels-last data: its (channels, 256) table, whose rows
+    # are indexed by the input's unsigned bit pattern (lowp.runtime.fuse composes it)
+    channel_table: np.ndarray | None = None
     replayable: bool = False
     channels_last_fn: StepFn | None = None
     output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was
