@@ -22,11 +22,14 @@ void lut8_portable(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n
     for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
     return;
   }
-  int64_t c = c0;
-  for (int64_t i = 0; i < n; ++i) {
+  // the first pixel's remaining channels, then whole pixels (a branch-free inner loop over
+  // the channels' tables), then the last pixel's first channels
+  int64_t i = 0;
+  for (int64_t c = c0; c0 != 0 && c < channels && i < n; ++c, ++i)
     y[i] = table[c * 256 + x[i]];
-    if (++c == channels) c = 0;
-  }
+  for (; i + channels <= n; i += channels)
+    for (int64_t c = 0; c < channels; ++c) y[i + c] = table[c * 256 + x[i + c]];
+  for (int64_t c = 0; i < n; ++c, ++i) y[i] = table[c * 256 + x[i]];
 }
 
 // One row of n outputs; the specialised loops are the common strides (contiguous, or one

@@ -151,3 +151,18 @@ def test_quantized_softmax_rows_equal_the_reference(shape: list[int], dtype: np.
                            float(output_multiplier(ys)), zero, int(info.min), int(info.max),
                            threads=threads, inner=inner)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("channels", [3, 7, 255])
+def test_per_channel_lookup_split_inside_a_pixel(channels: int) -> None:
+    """Threads split the data at element counts that are not multiples of the channels, so a
+    part starts and ends inside a pixel (its first and last channels run apart)."""
+    rng = np.random.default_rng(channels)
+    x = random_ints(rng, ((1 << 18) // channels + 1, channels), np.dtype(np.uint8))
+    table = random_ints(rng, (channels, 256), np.dtype(np.uint8))
+    want = _expected(x, table)
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in (1, 2):
+                np.testing.assert_array_equal(nb.lookup(x, table, threads=threads), want,
+                                              err_msg=f"{path} {threads}")
