@@ -286,3 +286,41 @@ def test_quantized_split_replays_as_native_copies(tmp_path, monkeypatch):
     runners = next(iter(fast._replayer._ready.values()))
     plain_steps = [r.step.op_type for r in runners if type(r) is replay._Plain]
     assert "Split" not in plain_steps
+
+
+def test_readers_of_fixed_values_replay(tmp_path):
+    """A positional embedding (a Gather of a constant table at Range(Shape) indices, fixed
+    per signature) added to the token features: the Add replays. (The fixed steps
+    made a new array in each recording, so the Add's two recordings read different memory
+    and it ran the plain way on every run; now the second recording reuses the first's
+    arrays.) The Add is a float step here (int8) and an integer one in QOperator files."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    table = numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "table")
+    consts = [numpy_helper.from_array(np.array(v, np.int64), n)
+              for n, v in (("zero", 0), ("one", 1), ("axis", [1]))]
+    w = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["shape"]),
+         helper.make_node("Gather", ["shape", "axis"], ["len1"], axis=0),
+         helper.make_node("Squeeze", ["len1"], ["len"]),
+         helper.make_node("Range", ["zero", "len", "one"], ["positions"]),
+         helper.make_node("Gather", ["table", "positions"], ["pos"], axis=0),
+         helper.make_node("MatMul", ["x", "w"], ["h"]),
+         helper.make_node("Add", ["h", "pos"], ["sum"]),
+         helper.make_node("MatMul", ["sum", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T", 8])],
+        [table, w, *consts])
+    path = tmp_path / "positions.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    data = {"x": rng.standard_normal((1, 12, 8)).astype(np.float32)}
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        _equal(fast.run(_feeds(data, seed)), plain.run(_feeds(data, seed)))
+    (signature,) = fast._replayer._ready
+    assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
+    assert "Add" in [s.op_type for s in fast.steps]     # (int8: float, as ONNX Runtime runs it)
