@@ -64,6 +64,8 @@ def corpus_case(name: str) -> Case:
     from evals.corpus.models import BY_NAME, load_float, make_feeds
     from evals.corpus.run import chunks
 
+    if name not in BY_NAME:
+        raise SystemExit(f"unknown corpus model '{name}'; known: {', '.join(sorted(BY_NAME))}")
     m = BY_NAME[name]
     path = CACHE / f"{name}.float.onnx"
     if not path.exists():
@@ -164,6 +166,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(args.families) - set(FAMILIES))
+    if unknown:
+        raise SystemExit(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
     cases = ([family_case(f, args.batch) for f in args.families]
              + [corpus_case(c) for c in args.corpus])
     header = ["model", "act", "threads", "lowp ms", "ORT ms", "lowp/ORT", "identical %",
