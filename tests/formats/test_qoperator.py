@@ -310,6 +310,17 @@ def test_linear_resize_of_8_bit_data_is_onnxruntime_bit_for_bit(chain, dtype, co
         np.testing.assert_array_equal(got, want, err_msg=backend)
 
 
+def _image_model(name: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]
+                 ) -> onnx.ModelProto:
+    """Opset 17 model of `nodes` from float_net's input "x" (N, 3, 16, 16) to "y"."""
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
 def _detector_neck() -> onnx.ModelProto:
     """A YOLO-style neck and head on float_net's input: a strided Conv, a nearest Resize of
     it concatenated with the full-size Conv, a Conv on that, and a distribution-focal head
@@ -342,13 +353,7 @@ def _detector_neck() -> onnx.ModelProto:
         helper.make_node("Conv", ["p", const("proj", np.arange(4, dtype=np.float32)
                                               .reshape(1, 4, 1, 1))], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "neck", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                      ["N", 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return _image_model("neck", nodes, inits)
 
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
@@ -408,13 +413,7 @@ def _text_detector_head() -> onnx.ModelProto:
                          strides=[2, 2]),
         helper.make_node("Sigmoid", ["t2o"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "text_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                           ["N", 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return _image_model("text_head", nodes, inits)
 
 
 def test_text_detector_head_runs_as_one_native_program(folder):

@@ -23,7 +23,7 @@ from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
 from .fuse import fuse_tables
 from .lowering import LOWERINGS, LowerCtx
-from .plan import CF, CL, Step, StepFn
+from .plan import CF, CL, Step, StepFn, through_channels_first
 
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
@@ -284,18 +284,10 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
                     layouts=(CF, CL), elementwise=True)
     if node.op_type == "Resize" and str(attrs.get("mode", "nearest")) == "nearest":
-        # a copy of input elements: channels-last data goes through a channels-first view
-        # (scales and sizes name channels-first axes) and keeps its layout, so convolutions
-        # on both sides of it (through a Concat, in detectors' necks) need no conversion
-        def run_resize(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
-            data = vals[0]
-            if layout is not CL or data is None or data.ndim < 3:
-                return run(*vals, layout=layout)
-            (y,) = run(np.moveaxis(data, -1, 1), *vals[1:], layout=CF)
-            return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
-
+        # a copy of input elements: convolutions on both sides of it (through a Concat, in
+        # detectors' necks) keep their channels-last layout
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    run_resize, layouts=(CF, CL))
+                    through_channels_first(run), layouts=(CF, CL))
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
 
 

@@ -28,7 +28,7 @@ from .lowering import (
     lowering,
     plain_output,
 )
-from .plan import CF, CL, Step
+from .plan import CF, CL, Step, through_channels_first
 from .tape import call
 
 DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
@@ -389,17 +389,8 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
     if split:
         return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)
     if node.op_type == "Resize":
-        # nearest Resize of channels-last data: the same copy through a channels-first view
-        # (its scales and sizes name channels-first axes), so a convolution before it and
-        # one after it (through a Concat, in detectors' necks) keep their layout
-        def run_resize(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
-            data = vals[0]
-            if layout is not CL or data is None or data.ndim < 3:
-                return run(*vals, layout=layout)
-            (y,) = run(np.moveaxis(data, -1, 1), *vals[1:], layout=CF)
-            return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
-
-        return ctx.step(inputs, out_names, run_resize, layouts=(CF, CL))
+        # (nearest: a copy) the convolutions around it keep their channels-last layout
+        return ctx.step(inputs, out_names, through_channels_first(run), layouts=(CF, CL))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs

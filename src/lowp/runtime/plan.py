@@ -52,3 +52,18 @@ class Step:
     conversions: dict[object, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
     subplans: tuple[Any, ...] = ()          # If: its branches (lowp.runtime.control.SubPlan)
+
+
+def through_channels_first(fn: StepFn) -> StepFn:
+    """A one-output step function that takes channels-first data, run on channels-last data
+    through a channels-first view of it and its result returned channels-last (a copy step
+    whose parameters name channels-first axes: a nearest Resize keeps the layout of the
+    convolutions around it)."""
+    def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        data = vals[0]
+        if layout is not CL or data is None or data.ndim < 3:
+            return fn(*vals, layout=layout)
+        (y,) = fn(np.moveaxis(data, -1, 1), *vals[1:], layout=CF)
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
+
+    return run
