@@ -65,42 +65,11 @@ void conv(In4 x, In1 wp, std::optional<In1> bias, Out4 y, int kind, int block, i
   });
 }
 
-using Rows = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
-using Sums = nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-
-// Sums of the rows of x in MLAS's global pooling orders: lanes == 1, the values one after
-// another from +0 (NCHWc kernel); lanes == 4, four accumulators over the first n - n % 4
-// values, folded (l0 + l2) + (l1 + l3), then the rest one after another (NCHW kernel).
-// Eight rows at a time, each row its own chain, so that the adds' latency overlaps.
-void pool_sums(Rows x, Sums y, int lanes) {
-  const int64_t rows = int64_t(x.shape(0)), n = int64_t(x.shape(1));
-  if (int64_t(y.shape(0)) != rows || (lanes != 1 && lanes != 4))
-    throw std::invalid_argument("pool_sums: one sum per row, 1 or 4 lanes");
-  const float* xp = x.data();
-  float* yp = y.data();
-  nb::gil_scoped_release nogil;
-  constexpr int64_t kRows = 8;
-  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-    const int64_t nr = std::min(kRows, rows - r0);
-    float acc[kRows][4] = {};
-    const int64_t head = lanes == 4 ? n - n % 4 : 0;
-    for (int64_t k = 0; k < head; k += 4)
-      for (int64_t r = 0; r < nr; ++r)
-        for (int l = 0; l < 4; ++l) acc[r][l] += xp[(r0 + r) * n + k + l];
-    for (int64_t r = 0; r < nr; ++r)
-      acc[r][0] = lanes == 4 ? (acc[r][0] + acc[r][2]) + (acc[r][1] + acc[r][3]) : 0.0f;
-    for (int64_t k = head; k < n; ++k)
-      for (int64_t r = 0; r < nr; ++r) acc[r][0] += xp[(r0 + r) * n + k];
-    for (int64_t r = 0; r < nr; ++r) yp[r0 + r] = acc[r][0];
-  }
-}
-
 }  // namespace
 }  // namespace lowp_fconv
 
 NB_MODULE(_float_conv, m) {
-  m.doc() = "Float32 convolution and pooling sums in ONNX Runtime's (MLAS's) order.";
-  m.def("pool_sums", &lowp_fconv::pool_sums, "x"_a, "y"_a, "lanes"_a);
+  m.doc() = "Float32 convolution in ONNX Runtime's (MLAS's) order.";
   m.def("conv", &lowp_fconv::conv, "x"_a, "wp"_a, "bias"_a.none(), "y"_a, "kind"_a,
         "block"_a, "groups"_a, "kh"_a, "kw"_a, "sh"_a, "sw"_a, "dh"_a, "dw"_a, "ph"_a,
         "pw"_a, "isa"_a, "threads"_a = 0);

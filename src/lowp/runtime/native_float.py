@@ -259,19 +259,27 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
     return y
 
 
-def global_average_pool(x: np.ndarray, lanes: int) -> np.ndarray | None:
-    """GlobalAveragePool of float32 `x` (N, C, ...) in MLAS's order (docs/operators.md
-    (O32)): lanes 4, its NCHW kernel; lanes 1, its NCHWc kernel (the values in order from
-    +0); then a float32 division by the count. Bit for bit with
+def pool_sums(rows: np.ndarray, lanes: int, mean: bool = False) -> np.ndarray | None:
+    """Sums (or means: then divided by the count in float32) of the rows of float32 (r, n)
+    in MLAS's global pooling orders (docs/operators.md (O32)): lanes 4, its NCHW kernel;
+    lanes 1, its NCHWc kernel (the values in order from +0). Bit for bit with
     lowp.runtime.nchwc_conv.pool_sums_reference; None when it does not run natively."""
-    ext = _has(_usable("GlobalAveragePool", x), "float_reduce_sum")
-    size = int(np.prod(x.shape[2:], dtype=np.int64))
-    if ext is None or x.ndim < 3 or size == 0 or not x.flags.c_contiguous:
+    ext = _has(_usable("GlobalAveragePool", rows), "float_reduce_sum")
+    if ext is None or rows.ndim != 2 or rows.shape[1] == 0 or not rows.flags.c_contiguous:
         return None
-    y = _empty(x.shape[:2] + (1,) * (x.ndim - 2))
-    call(ext.float_reduce_sum, x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1], size, 1,
-         3 if lanes == 4 else 4, True, _threads)
+    y = _empty((rows.shape[0],))
+    call(ext.float_reduce_sum, rows.reshape(-1), y, rows.shape[0], rows.shape[1], 1,
+         3 if lanes == 4 else 4, mean, _threads)
     return y
+
+
+def global_average_pool(x: np.ndarray, lanes: int) -> np.ndarray | None:
+    """GlobalAveragePool of float32 `x` (N, C, ...): `pool_sums` of its planes divided by
+    their size; None when it does not run natively."""
+    if x.ndim < 3 or x.size == 0 or not x.flags.c_contiguous:
+        return None
+    y = pool_sums(x.reshape(x.shape[0] * x.shape[1], -1), lanes, mean=True)
+    return None if y is None else y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],

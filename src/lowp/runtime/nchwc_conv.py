@@ -190,15 +190,13 @@ def pool_sums(rows: np.ndarray, lanes: int) -> np.ndarray:
     """Sums of the rows of float32 (rows, n) in MLAS's global pooling orders (docs/operators.md
     (O32)): lanes 1, the values one after another from +0 (its NCHWc kernel); lanes 4, four
     accumulators from +0 over the first n - n % 4 values, (l0 + l2) + (l1 + l3), then the
-    rest in order (its NCHW kernel). Native when built, numpy otherwise."""
-    rows = np.ascontiguousarray(rows, _F)
-    if _native_isa() is not None and rows.shape[0]:
-        from lowp import _float_conv  # type: ignore[attr-defined]
+    rest in order (its NCHW kernel). Native when built (lowp.runtime.native_float.pool_sums),
+    numpy otherwise."""
+    from . import native_float
 
-        out = np.empty(rows.shape[0], _F)
-        _float_conv.pool_sums(rows, out, lanes)
-        return out
-    return pool_sums_reference(rows, lanes)
+    rows = np.ascontiguousarray(rows, _F)
+    native = native_float.pool_sums(rows, lanes)
+    return pool_sums_reference(rows, lanes) if native is None else native
 
 
 def pool_sums_reference(rows: np.ndarray, lanes: int) -> np.ndarray:
