@@ -16,7 +16,7 @@ from ..ops.pool import average_pool as qaverage_pool
 from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
-from . import native_float
+from . import moves, native_float
 from .fastops import Arena, lookup, make_add, make_concat, make_mul
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
@@ -244,19 +244,6 @@ def _activation(ctx: LowerCtx) -> Step | None:
                     table_dtype=np.dtype(qtype.numpy_dtype), replayable=True)
 
 
-
-_NO_FILL = np.zeros(1, np.uint8)     # take's fill values: a Split's parts have none
-
-
-def _native_extension() -> Any:
-    """lowp._native (index-map copies), or None when the extension is missing."""
-    try:
-        from . import native_backend
-    except ImportError:
-        return None
-    return native_backend._native
-
-
 def _native_softmax_rows() -> Callable[..., np.ndarray] | None:
     try:
         from .native_backend import qsoftmax_rows
@@ -353,7 +340,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                                                        args[0].ndim)}
         # Split's num_outputs attribute (opset >= 18) equals the number of outputs
         data = args[0]
-        ext = _native_extension() if split else None
+        ext = moves.extension() if split else None
         if (ext is not None and isinstance(data, np.ndarray) and data.dtype.itemsize == 1
                 and data.flags.c_contiguous and 0 < data.size < 2**31):
             key = (data.shape, layout, tuple(
@@ -367,8 +354,9 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             copies = []
             for a, (shape, index) in zip(arenas, maps[key], strict=True):
                 b = a.get(shape, data.dtype)
-                call(ext.take, data.reshape(-1).view(np.uint8), index, _NO_FILL,
-                     b.reshape(-1).view(np.uint8), 1, native_float.get_threads())
+                take, take_args = moves.take_call(ext, data, index, moves.NO_FILL, b,
+                                                  native_float.get_threads())
+                call(take, *take_args)
                 copies.append(b)
             return tuple(copies)
         result = fn(*args, **{**kw, "num_outputs": len(out_names)}, opset=opset)

@@ -93,6 +93,18 @@ def index_map(step: Step, env: Env, layout: Layouts, execute: Execute
     return mapped, fill.reshape(-1).view(np.uint8), y, y_layout
 
 
+NO_FILL = np.zeros(8, np.uint8)     # the fill values of a copy that has none
+
+
+def extension() -> Any:
+    """lowp._native (its `take`), or None when the extension is missing."""
+    try:
+        from . import native_backend
+    except ImportError:
+        return None
+    return native_backend._native
+
+
 def take_call(ext: Any, x: np.ndarray, mapped: np.ndarray, fill: np.ndarray, out: np.ndarray,
               threads: int) -> tuple[Any, tuple[object, ...]]:
     """The native call copying the mapped elements of `x` into `out`."""

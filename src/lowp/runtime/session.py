@@ -15,7 +15,7 @@ from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import model_inputs
 from ..ir.graph import load_model
-from . import blas_threads, native_float, ort_fusions, ort_weight_bias
+from . import blas_threads, moves, native_float, ort_fusions, ort_weight_bias
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
@@ -205,9 +205,8 @@ def _native_conversion(step: Step, k: int, x: np.ndarray, have: object,
     if not (x.flags.c_contiguous and x.dtype.itemsize in (1, 2, 4, 8) and not x.dtype.hasobject
             and 0 < x.size < 2**31):
         return None
-    try:
-        from . import native_backend
-    except ImportError:
+    ext = moves.extension()
+    if ext is None:
         return None
     key = (k, x.shape, x.dtype.str)
     made = step.conversions.get(key)
@@ -218,12 +217,9 @@ def _native_conversion(step: Step, k: int, x: np.ndarray, have: object,
         made = (np.ascontiguousarray(ids).reshape(-1), np.empty(ids.shape, x.dtype))
         step.conversions[key] = made
     index, out = made
-    call(native_backend._native.take, x.reshape(-1).view(np.uint8), index, _NO_FILL,
-         out.reshape(-1).view(np.uint8), x.dtype.itemsize, native_float.get_threads())
+    fn, args = moves.take_call(ext, x, index, moves.NO_FILL, out, native_float.get_threads())
+    call(fn, *args)
     return out
-
-
-_NO_FILL = np.zeros(8, np.uint8)     # take's fill values: a conversion has none
 
 
 def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
