@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .fastops import Arena, lookup
-from .plan import CF, CL, Step
+from .plan import CF, CL, Step, per_channel_rows
 
 
 def _domain(dtype: np.dtype) -> np.ndarray:
@@ -49,7 +49,7 @@ def _channel_table_step(first: Step, then: Step, table: np.ndarray, reuse: bool)
     channels = table.shape[0]
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        if xv.ndim >= 2 and xv.shape[-1] == channels and (layout is CL or xv.ndim == 2):
+        if per_channel_rows(xv, channels, layout):
             return (lookup(xv, table, arena),)
         (mid,) = first.fn(xv, layout=layout)
         return then.fn(mid, layout=layout)

@@ -31,7 +31,7 @@ from ..qparams import QParams, dequantize, quantize
 from .fastops import Arena, lookup
 from .float_ops import FLOAT_OPS
 from .lowering import LOWERINGS, LowerCtx, lowering
-from .plan import CF, CL, Step
+from .plan import CF, CL, Step, per_channel_rows
 
 # Float operators that map each output element to the same element of every input
 # (numpy broadcasting) and whose output is float.
@@ -181,7 +181,7 @@ def _channel_lookup(table: np.ndarray, channels: int, region: Callable[[np.ndarr
     """A per-channel region's table step: channels along the last axis (channels-last data,
     or rank 2); anything else runs the region on channels-first data."""
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
-        if xv.ndim >= 2 and xv.shape[-1] == channels and (layout is CL or xv.ndim == 2):
+        if per_channel_rows(xv, channels, layout):
             return (lookup(xv, table, arena),)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
         y = quantize(region(dequantize(cf, x_qp)), y_qp)

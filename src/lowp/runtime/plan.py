@@ -67,3 +67,9 @@ def through_channels_first(fn: StepFn) -> StepFn:
         return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
 
     return run
+
+
+def per_channel_rows(x: np.ndarray, channels: int, layout: object) -> bool:
+    """`x` holds its `channels` channels along its last axis (channels-last data, or rank
+    2), where a per-channel table applies as it is."""
+    return x.ndim >= 2 and x.shape[-1] == channels and (layout is CL or x.ndim == 2)
