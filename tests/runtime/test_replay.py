@@ -34,6 +34,26 @@ def _feeds(data: dict[str, np.ndarray], seed: int, batch: int | None = None
     return out
 
 
+def _assert_segments_match(fast: Session, plain: Session, feeds: dict[str, np.ndarray],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One more run equals the plain run, and no segment found an outside tensor changed
+    (which would have sent its steps the plain way)."""
+    from lowp.runtime import replay
+
+    misses: list[str] = []
+    match = replay._match
+
+    def spy(inputs, env, layout):
+        ok = match(inputs, env, layout)
+        if not ok:
+            misses.extend(n for n, _, _ in inputs)
+        return ok
+
+    monkeypatch.setattr(replay, "_match", spy)
+    _equal(fast.run(feeds), plain.run(feeds))
+    assert misses == []
+
+
 def _equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
     assert a.keys() == b.keys()
     for k in a:
@@ -173,7 +193,6 @@ def test_float_step_on_a_channels_last_value_keeps_the_readers_replaying(tmp_pat
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from lowp.runtime import replay
 
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1")
@@ -193,18 +212,7 @@ def test_float_step_on_a_channels_last_value_keeps_the_readers_replaying(tmp_pat
     feeds = _feeds(data, 1, 1)
     for _ in range(3):
         _equal(fast.run(feeds), plain.run(feeds))
-    misses: list[str] = []
-    match = replay._match
-
-    def spy(inputs, env, layout):
-        ok = match(inputs, env, layout)
-        if not ok:
-            misses.extend(n for n, _, _ in inputs)
-        return ok
-
-    monkeypatch.setattr(replay, "_match", spy)
-    _equal(fast.run(feeds), plain.run(feeds))
-    assert misses == []
+    _assert_segments_match(fast, plain, feeds, monkeypatch)
 
 
 def test_quantized_data_movement_replays_and_its_readers_keep_replaying(tmp_path,
@@ -217,7 +225,6 @@ def test_quantized_data_movement_replays_and_its_readers_keep_replaying(tmp_path
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from lowp.runtime import replay
 
     rng = np.random.default_rng(1)
     w1 = numpy_helper.from_array(rng.standard_normal((16, 1, 8, 3)).astype(np.float32), "w1")
@@ -239,18 +246,7 @@ def test_quantized_data_movement_replays_and_its_readers_keep_replaying(tmp_path
     feeds = _feeds(data, 1, 1)
     for _ in range(3):
         _equal(fast.run(feeds), plain.run(feeds))
-    misses: list[str] = []
-    match = replay._match
-
-    def spy(inputs, env, layout):
-        ok = match(inputs, env, layout)
-        if not ok:
-            misses.extend(n for n, _, _ in inputs)
-        return ok
-
-    monkeypatch.setattr(replay, "_match", spy)
-    _equal(fast.run(feeds), plain.run(feeds))
-    assert misses == []
+    _assert_segments_match(fast, plain, feeds, monkeypatch)
 
 
 def test_quantized_split_replays_as_native_copies(tmp_path, monkeypatch):
