@@ -9,6 +9,15 @@
 namespace lowp {
 namespace {
 
+// the rational tanh's numerator and denominator coefficients (MLAS's and, evaluated with
+// every operation rounded, deepcpu's: recurrent_impl.h), highest power first, in x^2
+const float kTanhP[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
+                        float(-8.60467152213735e-11), float(5.12229709037114e-08),
+                        float(1.48572235717979e-05),  float(6.37261928875436e-04),
+                        float(4.89352455891786e-03)};
+const float kTanhQ[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
+                        float(2.26843463243900e-03), float(4.89352518554385e-03)};
+
 template <class T>
 inline typename T::V mlas_horner(const float* c, int n, typename T::V t) {
   typename T::V r = T::fma(t, T::set1(c[0]), T::set1(c[1]));
@@ -23,15 +32,9 @@ inline typename T::V mlas_clamp(typename T::V x, float b) {
 
 template <class T>
 inline typename T::V mlas_tanh(typename T::V x) {
-  static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
-                            float(-8.60467152213735e-11), float(5.12229709037114e-08),
-                            float(1.48572235717979e-05),  float(6.37261928875436e-04),
-                            float(4.89352455891786e-03)};
-  static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
-                            float(2.26843463243900e-03), float(4.89352518554385e-03)};
   const typename T::V v = mlas_clamp<T>(x, 9.0f);
   const typename T::V s = T::mul(v, v);
-  return T::div(T::mul(mlas_horner<T>(p, 7, s), v), mlas_horner<T>(q, 4, s));
+  return T::div(T::mul(mlas_horner<T>(kTanhP, 7, s), v), mlas_horner<T>(kTanhQ, 4, s));
 }
 
 template <class T>

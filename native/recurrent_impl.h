@@ -152,23 +152,18 @@ inline typename T::V deepcpu_bound(typename T::V x, float b) {
   return T::select_lt(x, lo, lo, T::select_lt(hi, x, hi, x));
 }
 
-// p(x) / q(x) of ONNX Runtime's deepcpu rational tanh, every operation rounded (no fused
-// multiply-add), as lowp.runtime.float_nn._deepcpu_ratio.
+// p(x) / q(x) of ONNX Runtime's deepcpu rational tanh (MLAS's coefficients,
+// mlas_activations.h), every operation rounded (no fused multiply-add), as
+// lowp.runtime.float_nn._deepcpu_ratio.
 template <class T>
 inline typename T::V deepcpu_ratio(typename T::V x) {
-  static const float p[] = {float(-2.76076847742355e-16), float(2.00018790482477e-13),
-                            float(-8.60467152213735e-11), float(5.12229709037114e-08),
-                            float(1.48572235717979e-05),  float(6.37261928875436e-04),
-                            float(4.89352455891786e-03)};
-  static const float q[] = {float(1.19825839466702e-06), float(1.18534705686654e-04),
-                            float(2.26843463243900e-03), float(4.89352518554385e-03)};
   using V = typename T::V;
   const V x2 = T::mul(x, x);
-  V pp = T::add(T::mul(x2, T::set1(p[0])), T::set1(p[1]));
-  for (int i = 2; i < 7; ++i) pp = T::add(T::mul(x2, pp), T::set1(p[i]));
+  V pp = T::add(T::mul(x2, T::set1(kTanhP[0])), T::set1(kTanhP[1]));
+  for (int i = 2; i < 7; ++i) pp = T::add(T::mul(x2, pp), T::set1(kTanhP[i]));
   pp = T::mul(x, pp);
-  V qq = T::add(T::mul(x2, T::set1(q[0])), T::set1(q[1]));
-  for (int i = 2; i < 4; ++i) qq = T::add(T::mul(x2, qq), T::set1(q[i]));
+  V qq = T::add(T::mul(x2, T::set1(kTanhQ[0])), T::set1(kTanhQ[1]));
+  for (int i = 2; i < 4; ++i) qq = T::add(T::mul(x2, qq), T::set1(kTanhQ[i]));
   return T::div(pp, qq);
 }
 
