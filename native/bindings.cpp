@@ -570,6 +570,16 @@ NB_MODULE(_native, m) {
              p.run();
            })
       .def(
+          "run_timed",
+          [](const lowp::Program& p,
+             nb::ndarray<int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> ns) {
+            if (ns.shape(0) != p.size())
+              throw std::invalid_argument("run_timed: one time per kernel expected");
+            nb::gil_scoped_release nogil;
+            p.run_timed(ns.data());
+          },
+          "ns"_a)
+      .def(
           "conv_run",
           [](lowp::Program& p, nb::object op, Act5 x, Out5 y) {
             // ConvOp.run appended; the closure holds the operator object

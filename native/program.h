@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -20,6 +21,8 @@ class Program {
   void append(Kernel k) { calls_.push_back(std::move(k)); }
   // Runs every kernel in order (the caller has released the GIL).
   void run() const;
+  // The same, writing each kernel's wall time in nanoseconds to ns[0 .. size()).
+  void run_timed(int64_t* ns) const;
   size_t size() const { return calls_.size(); }
 
  private:

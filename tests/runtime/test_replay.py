@@ -10,7 +10,7 @@ import pytest
 from lowp.pipeline import quantize
 from lowp.runtime import Session
 from lowp.runtime.backends import native_available
-from lowp.runtime.replay import MAX_SIGNATURES
+from lowp.runtime.replay import MAX_SIGNATURES, RECORDING
 from tests import model_zoo
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
@@ -98,18 +98,24 @@ def test_more_signatures_than_kept_still_run(zoo_dir):
             _equal(fast.run(feeds), plain.run(feeds))
 
 
-def test_capture_and_profile_runs_are_plain(zoo_dir):
+def test_capture_runs_are_plain_and_profiles_time_the_replayed_steps(zoo_dir):
     path, data = model_zoo.BUILDERS["resnet_style"](zoo_dir)
     model = quantize(path, data).model
     s = Session(model)
     feeds = _feeds(data, 1)
-    for _ in range(3):
+    s.run(feeds, profile=True)
+    assert set(s.last_profile) == {RECORDING}
+    for _ in range(2):
         s.run(feeds)
     captured = s.run(feeds, capture=True)
     assert len(captured) > len(s.output_names)
-    s.run(feeds, profile=True)
-    assert s.last_profile
-    _equal({k: captured[k] for k in s.output_names}, s.run(feeds))
+    profiled = s.run(feeds, profile=True)
+    # every step of this model runs in a native Program, timed there
+    assert s.last_profile and RECORDING not in s.last_profile
+    assert all(k.split(" ")[0] == k and ":" in k for k in s.last_profile), s.last_profile
+    assert "Conv:int" in s.last_profile
+    _equal({k: captured[k] for k in s.output_names}, profiled)
+    _equal(profiled, s.run(feeds))
 
 
 def test_sessions_in_two_python_threads(zoo_dir):

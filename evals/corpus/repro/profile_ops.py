@@ -2,9 +2,10 @@
 
     python evals/corpus/repro/profile_ops.py MODEL QDQ.onnx [--threads 1] [--top 8]
 
-One batch of the model's evaluation feeds, one warm-up run, then one run with
-`Session.run(profile=True)` (step by step, without the replayer, so the total is higher than
-the replayed latency of run.py; the shares are what matters).
+One batch of the model's evaluation feeds, three warm-up runs (the first two record the
+replayed plan), then `--runs` runs with `Session.run(profile=True)`, averaged: each step
+inside a native Program is timed there (the total is close to the replayed latency of
+run.py); keys ending in " (python)" or " (calls)" are steps run from Python.
 """
 
 from __future__ import annotations
@@ -28,15 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("qdq", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--top", type=int, default=8)
+    p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
     spec = BY_NAME[args.model]
     s = lowp.Session(str(args.qdq), threads=args.threads)
     feeds = make_feeds(spec, spec.batch, 1)
+    times: dict[str, float] = {}
     with threadpool_limits(limits=args.threads):
-        s.run(feeds)
-        s.run(feeds, profile=True)
-    total = sum(s.last_profile.values())
-    for key, t in sorted(s.last_profile.items(), key=lambda kv: -kv[1])[:args.top]:
+        for _ in range(3):
+            s.run(feeds)
+        for _ in range(args.runs):
+            s.run(feeds, profile=True)
+            for key, t in s.last_profile.items():
+                times[key] = times.get(key, 0.0) + t / args.runs
+    total = sum(times.values())
+    for key, t in sorted(times.items(), key=lambda kv: -kv[1])[:args.top]:
         print(f"{key:32s} {1e3 * t:8.1f} ms {100 * t / total:5.1f}%")
     print(f"{'total':32s} {1e3 * total:8.1f} ms")
     return 0

@@ -27,8 +27,9 @@ of the Python layers (layout checks, validation, dispatch).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ from .tape import Call, recording
 
 Env = dict[str, np.ndarray]
 Layouts = dict[str, object]
+Timings = dict[str, float]
+RECORDING = "(recording runs)"     # the profile key of a signature's first two runs
 Execute = Callable[[Step, Env, Layouts], None]
 # the same feeds (name, shape, dtype) replay the same plan; at most this many are kept
 MAX_SIGNATURES = 4
@@ -213,16 +216,22 @@ class Replayer:
         return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
 
     def run(self, signature: object, env: Env, layout: Layouts,
-            feeds: dict[str, np.ndarray] | None = None, *, everything: bool = False) -> None:
+            feeds: dict[str, np.ndarray] | None = None, *, everything: bool = False,
+            timings: Timings | None = None) -> None:
         """Run every step on `env` (constants and `feeds`, by name). Afterwards `env` holds
-        the outputs given at construction, or with `everything` every tensor."""
+        the outputs given at construction, or with `everything` every tensor.
+
+        With `timings`, a replayed run adds each step's seconds under ``"op:kind"`` (inside
+        a native Program, timed per call) or ``"op:kind (python)"`` / ``" (calls)"`` (run
+        from Python); a recording run adds its whole time under `RECORDING`."""
         runners = self._ready.get(signature)
         if runners is not None:
             self._own_feeds(signature, env, feeds)
             everything = everything or self._outputs is None
             for runner in runners:
-                runner.run(env, layout, everything)
+                runner.run(env, layout, everything, timings)
             return
+        t0 = time.perf_counter()
         state = self._state.get(signature)
         if state is None and len(self._state) >= MAX_SIGNATURES:
             for step in self.steps:
@@ -238,6 +247,8 @@ class Replayer:
             self._ready[signature] = _compile(
                 plan, self._execute, self._constants | frozenset(self._feeds[signature]),
                 self._outputs or frozenset(), self._buffers[signature])
+        if timings is not None:
+            timings[RECORDING] = timings.get(RECORDING, 0.0) + time.perf_counter() - t0
 
     def _own_feeds(self, signature: object, env: Env,
                    feeds: dict[str, np.ndarray] | None) -> None:
@@ -558,13 +569,21 @@ class _Segment:
     execute: Execute
     exports: dict[str, np.ndarray] | None = None    # the outputs read after the segment
     export_layouts: dict[str, object] | None = None
+    owners: list[Step] = field(default_factory=list)    # the step of each Program call
 
-    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
+    def run(self, env: Env, layout: Layouts, everything: bool,
+            timings: Timings | None = None) -> None:
         if self.checks and not _match(self.checks, env, layout):
             for e in self.entries:
-                self.execute(e.step, env, layout)
+                _timed(self.execute, e.step, env, layout, timings, PLAIN)
             return
-        self.program.run()
+        if timings is None:
+            self.program.run()
+        else:
+            ns = np.zeros(len(self.owners), np.int64)
+            self.program.run_timed(ns)
+            for step, t in zip(self.owners, ns.tolist(), strict=True):
+                _add_time(timings, step, t * 1e-9, "")
         if everything or self.exports is None:
             env.update(self.outputs)
             layout.update(self.layouts)
@@ -580,13 +599,17 @@ class _Calls:
     entry: _Replay
     execute: Execute
 
-    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
+    def run(self, env: Env, layout: Layouts, everything: bool,
+            timings: Timings | None = None) -> None:
         entry = self.entry
         if not _match(entry.inputs, env, layout):
-            self.execute(entry.step, env, layout)
+            _timed(self.execute, entry.step, env, layout, timings, PLAIN)
             return
+        t0 = time.perf_counter() if timings is not None else 0.0
         for fn, args in entry.calls:
             fn(*args)
+        if timings is not None:
+            _add_time(timings, entry.step, time.perf_counter() - t0, CALLS)
         for n, v, lay in entry.outputs:
             env[n] = v
             layout[n] = lay
@@ -601,10 +624,31 @@ class _Plain:
     execute: Execute
     stable: list[tuple[str, np.ndarray]]
 
-    def run(self, env: Env, layout: Layouts, everything: bool) -> None:
-        self.execute(self.step, env, layout)
+    def run(self, env: Env, layout: Layouts, everything: bool,
+            timings: Timings | None = None) -> None:
+        _timed(self.execute, self.step, env, layout, timings, PLAIN)
         if self.stable:
             _stabilize(self.stable, env)
+
+
+# how a profiled step ran when not in a native Program (the key's suffix)
+PLAIN = " (python)"         # the plain way: numpy, or a native call made from Python
+CALLS = " (calls)"          # its recorded native calls, repeated from Python
+
+
+def _add_time(timings: Timings, step: Step, seconds: float, how: str) -> None:
+    key = f"{step.op_type}:{step.kind}{how}"
+    timings[key] = timings.get(key, 0.0) + seconds
+
+
+def _timed(execute: Execute, step: Step, env: Env, layout: Layouts,
+           timings: Timings | None, how: str) -> None:
+    if timings is None:
+        execute(step, env, layout)
+        return
+    t0 = time.perf_counter()
+    execute(step, env, layout)
+    _add_time(timings, step, time.perf_counter() - t0, how)
 
 
 def _native_capable(step: Step) -> bool:
@@ -696,15 +740,17 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     checks: list[tuple[str, object, object]] = []
     outputs: dict[str, np.ndarray] = {}
     layouts: dict[str, object] = {}
+    owners: list[Step] = []
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
             program.append(prog, e.calls)
+            owners += [e.step] * len(e.calls)
         for n, v, lay in e.outputs:
             made.add(n)
             outputs[n] = v
             layouts[n] = lay
-    return _Segment(prog, entries, checks, outputs, layouts, execute)
+    return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners)
 
 
 def _match(inputs: list[tuple[str, object, object]], env: Env, layout: Layouts) -> bool:

@@ -87,7 +87,11 @@ class Session:
             *, capture: bool = False, profile: bool = False) -> dict[str, np.ndarray]:
         """Run the model; returns output name -> array (channels-first, as ONNX).
 
-        With `capture=True` every intermediate tensor is returned too.
+        With `capture=True` every intermediate tensor is returned too (a step-by-step
+        run). With `profile=True`, `last_profile` holds the run's seconds by ``"op:kind"``:
+        a replayed run times each step inside its native Program and marks the steps run
+        from Python (``" (python)"``, ``" (calls)"``); the first two runs of a feed
+        signature are recordings (lowp.runtime.replay.RECORDING).
         """
         previous = native_float.swap_threads(self.threads)
         try:
@@ -108,16 +112,17 @@ class Session:
                                       self.output_names)
             self._constant_reads.clear()
         names = list(output_names) if output_names is not None else self.output_names
-        if self._replayer is not None and not (capture or profile):
+        if self._replayer is not None and not capture:
             signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
             env = self._env(signature, everything=output_names is not None)
             env.update(checked)
             self._replayer.run(signature, env, layout, checked,
-                               everything=output_names is not None)
+                               everything=output_names is not None,
+                               timings=timings if profile else None)
         else:
             env = dict(self._constants)
             env.update(checked)
-        for step in self.steps if self._replayer is None or capture or profile else ():
+        for step in self.steps if self._replayer is None or capture else ():
             t0 = time.perf_counter() if profile else 0.0
             execute(step, env, layout)
             if profile:
