@@ -65,6 +65,22 @@ def _non_tensor_input(model: onnx.ModelProto, v: onnx.ValueInfoProto) -> Unsuppo
     return UnsupportedOpError(reader.op_type, reader.name, detail)
 
 
+def check_tensor_outputs(model: onnx.ModelProto) -> None:
+    """Refuse a sequence, map or optional graph output (the engine returns tensors; such
+    values run inside a graph only): the error names the node producing it."""
+    for v in model.graph.output:
+        kind = v.type.WhichOneof("value")
+        if kind in ("tensor_type", None):
+            continue
+        kind = kind.removesuffix("_type")
+        article = "an" if kind[0] in "aeiou" else "a"
+        detail = f"output '{v.name}' is {article} {kind}; lowp's engine returns tensors only"
+        producer = next((n for n in model.graph.node if v.name in n.output), None)
+        if producer is None:
+            raise UnsupportedOpError("(graph output)", v.name, detail)
+        raise UnsupportedOpError(producer.op_type, producer.name, detail)
+
+
 def input_dtype(elem_type: int) -> np.dtype:
     """numpy dtype of an ONNX tensor element type (ml_dtypes for bfloat16 / float8 / int4);
     float32 when the type is not a tensor type (undefined)."""

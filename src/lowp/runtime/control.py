@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -10,6 +12,7 @@ from ..errors import LowpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names
 from .backends import ReferenceBackend
+from .float_registry import TensorSequence
 from .plan import CF, Step
 
 
@@ -78,8 +81,8 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
 
     def run_loop(*values: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         trip, cond = values[0], values[1]
-        carried: list[np.ndarray] = [np.asarray(v) for v in values[2:n_in]]
-        outer = {k: np.asarray(v) for k, v in zip(free, values[n_in:], strict=True)}
+        carried = [_value(v) for v in values[2:n_in]]
+        outer = {k: _value(v) for k, v in zip(free, values[n_in:], strict=True)}
         max_trip = None if trip is None else int(np.asarray(trip).reshape(-1)[0])
         keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
         scans: list[list[np.ndarray]] = []
@@ -100,6 +103,11 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
 
     return Step(node.name, "Loop", "float", inputs, list(node.output), run_loop,
                 act_inputs=tuple(range(len(inputs))))
+
+
+def _value(v: object) -> Any:
+    """A loop-carried or outer-scope value: an array, or a sequence as it is."""
+    return v if isinstance(v, TensorSequence) else np.asarray(v)
 
 
 def node_attr_graph(node: onnx.NodeProto, name: str) -> onnx.GraphProto:

@@ -1293,5 +1293,6 @@ def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None 
     return wrap_int32(exact_matmul(ai, bi))
 
 
-# Convolution, pooling, normalization, resize and recurrent ops register themselves here.
-from lowp.runtime import float_nn  # noqa: E402, F401
+# Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,
+# register themselves here.
+from lowp.runtime import float_nn, sequence_ops  # noqa: E402, F401

@@ -6,11 +6,15 @@ attributes as Python values, plus ``opset`` (the model's default-domain opset). 
 result depends on how many outputs the node declares (Split before opset 18, MaxPool's
 Indices, Dropout's mask) also read the optional ``num_outputs`` keyword. Multi-output ops
 return a tuple; the executor binds its first ``len(node.output)`` entries.
+
+Values are numpy arrays, except the ONNX sequences that the sequence operators
+(lowp.runtime.sequence_ops) make and read inside a graph: an immutable `TensorSequence`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,6 +26,26 @@ OpFn = Callable[..., Any]
 F = TypeVar("F", bound=OpFn)
 
 FLOAT_OPS: dict[str, OpFn] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class TensorSequence:
+    """An ONNX sequence value: tensors of one element type `dtype`, in order.
+
+    Immutable: the sequence operators make new ones. Its tensors are always in ONNX's
+    (channels-first) layout, since the steps that put them in take every input that way
+    (lowp.runtime.session.execute). It lives only inside a run: graph inputs and outputs
+    are tensors (lowp.inputs).
+    """
+
+    dtype: np.dtype
+    tensors: tuple[np.ndarray, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.tensors)
 
 
 def register(fn: F) -> F:

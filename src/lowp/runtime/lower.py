@@ -21,6 +21,7 @@ from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
+from .float_registry import TensorSequence
 from .fuse import fuse_tables
 from .lowering import LOWERINGS, LowerCtx
 from .plan import CF, CL, Step, StepFn, through_channels_first
@@ -278,7 +279,10 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
             raise UnsupportedOpError(op_type, name, str(e).split(": ", 1)[-1]) from None
         if not isinstance(result, tuple):
             result = (result,)
-        return tuple(np.asarray(r) for r in result[:n_out])
+        # (a sequence operator's TensorSequence is handed on as it is: a value of the
+        # run's tensor dict, which only the sequence operators read)
+        return tuple(r if isinstance(r, TensorSequence) else np.asarray(r)  # type: ignore[misc]
+                     for r in result[:n_out])
 
     if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,

@@ -110,6 +110,8 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
     "ReduceProd": (1,), "ReduceL2": (1,), "CenterCropPad": (1,), "GridSample": (1,),
     "MaxUnpool": (2,), "DFT": (1,), "STFT": (2, 3),
+    # (which tensor of a sequence a position picks, or how a split cuts, sets its shape)
+    "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,), "SequenceErase": (1,),
 }
 
 

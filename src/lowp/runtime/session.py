@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
-from ..inputs import model_inputs
+from ..inputs import check_tensor_outputs, model_inputs
 from ..ir.graph import load_model
 from . import blas_threads, moves, native_float, ort_fusions, ort_weight_bias
 from .allocator import tune_malloc
@@ -67,6 +67,7 @@ class Session:
             ort_weight_bias.apply(inline_constant_ifs(load_model(model)))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
+        check_tensor_outputs(self.model)
         self.input_names = [s.name for s in self.inputs]
         self.output_names = [o.name for o in self.model.graph.output]
         self.steps: list[Step] = lower(self.model, self.backend, requant_mode)
@@ -131,12 +132,17 @@ class Session:
         if profile:
             self.last_profile = timings
         if capture:
-            names = list(dict.fromkeys([*names, *env]))
+            # (the sequences inside the graph are not tensors: left out)
+            names = list(dict.fromkeys([*names, *(
+                n for n, v in env.items() if isinstance(v, np.ndarray))]))
         out = {}
         for n in names:
             if n not in env:
                 raise LowpError(f"'{n}' is not a tensor of this model")
             have = env[n]
+            if not isinstance(have, np.ndarray):
+                raise LowpError(f"'{n}' is a sequence, not a tensor: lowp's engine returns "
+                                "tensors only")
             value = _to_cf(have, layout.get(n, CF))
             # never an arena buffer, nor a view of one (_to_cf gives `have`, a view of it,
             # or a new array)
@@ -253,8 +259,8 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
     owned: list[np.ndarray] = []
     for k, v in enumerate(vals):
-        if v is None or v.ndim < 3:
-            continue
+        if not isinstance(v, np.ndarray) or v.ndim < 3:
+            continue                # (a TensorSequence holds channels-first tensors)
         have = layout.get(step.inputs[k], CF)
         target = want if k in acts else CF
         if have is not target:
@@ -283,4 +289,5 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     for name, value in zip(step.outputs, results, strict=False):
         if name:
             env[name] = value
-            layout[name] = out_layout if value.ndim >= 3 else CF
+            layout[name] = out_layout if isinstance(value, np.ndarray) and value.ndim >= 3 \
+                else CF
