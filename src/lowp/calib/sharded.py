@@ -370,6 +370,7 @@ def calibrate_shards(model: onnx.ModelProto, tensors: list[str], inputs: list[In
 
     scheduler = Scheduler(scheduler)
     graph = Graph(model)
+    tensors = [t for t in tensors if graph.is_tensor(t)]     # as passes.calibrate does
     constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
     runtime = [t for t in tensors if t not in constants]
     fed = {s.name for s in inputs}

@@ -16,6 +16,9 @@ from onnx import external_data_helper, numpy_helper, shape_inference
 from ..errors import ModelError
 
 MIN_OPSET = 13          # per-axis QuantizeLinear/DequantizeLinear need opset 13
+# operators whose output is a sequence of tensors
+SEQUENCE_MAKERS = frozenset({"SequenceEmpty", "SequenceConstruct", "SequenceInsert",
+                             "SequenceErase", "SplitToSequence"})
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
@@ -361,6 +364,18 @@ class Graph:
                 return [d.dim_value if d.HasField("dim_value") else
                         (d.dim_param or None) for d in tt.shape.dim]
         return None
+
+    def is_tensor(self, name: str) -> bool:
+        """`name` is not known to be a sequence, map or optional value: its declared type
+        (shape inference's value_info) is a tensor or unknown, and no sequence operator
+        makes it."""
+        if name in self.initializers or name in self._constants:
+            return True
+        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
+            if v.name == name and v.type.WhichOneof("value") not in ("tensor_type", None):
+                return False
+        producer = self.producer.get(name)
+        return producer is None or producer.op_type not in SEQUENCE_MAKERS
 
     def value_elem_type(self, name: str) -> int | None:
         if name in self.initializers:

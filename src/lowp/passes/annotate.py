@@ -276,5 +276,6 @@ def _clip_from_zero(node: onnx.NodeProto, graph: Graph) -> bool:
 
 
 def _is_float(graph: Graph, name: str) -> bool:
+    """A float tensor (or of unknown type); never a sequence, which is not quantized."""
     t = graph.value_elem_type(name)
-    return t is None or t == TensorProto.FLOAT
+    return (t is None or t == TensorProto.FLOAT) and graph.is_tensor(name)

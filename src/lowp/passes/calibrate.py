@@ -93,11 +93,16 @@ def calibrate(model: onnx.ModelProto, tensors: list[str],
               config: Config, *, progress: bool = True) -> CalibrationTable:
     """Observe `tensors` over `feeds`; return a table with statistics and chosen ranges.
 
+    Names of sequence values (not tensors, never quantized) are skipped.
+
     `feeds` is iterated once per pass (twice for the histogram methods). A tensor that is a
     constant of the graph is observed from its value, and its range is its exact [min, max]
     under every method (see `CalibrationTable.choose_ranges`, `exact`).
     """
     graph = Graph(model)
+    # only tensors get observers: a sequence value (ONNX Runtime returns it as a list) has
+    # no range and is never quantized; it is left out of the table
+    tensors = [t for t in tensors if graph.is_tensor(t)]
     constants = {t: graph.constant(t) for t in tensors if graph.is_constant(t)}
     runtime = [t for t in tensors if t not in constants]
     fed = {i.name for i in inputs}

@@ -166,6 +166,9 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
         except Exception:
             keep.append(node)
             continue
+        if any(isinstance(r, list) or r is None for r in results):
+            keep.append(node)       # a sequence (a list) or optional is no initializer
+            continue
         for name, value in zip([o for o in node.output if o], results, strict=True):
             model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
             inits.add(name)
