@@ -291,7 +291,10 @@ def _movement() -> list[Case]:
     ]
     slices = [([1], [3], [1], None), ([0, 1], [-1, 100], [2, 3], None),
               ([-1], [-100], [1], [-1]), ([3, 0], [0, 5], [-1, 1], [-1, 2]),
-              ([10], [-10], [2], [-2]), ([2], [2], [0], None)]
+              ([10], [-10], [2], [-2]), ([2], [2], [0], None),
+              # ends of INT32_MAX / INT64_MAX: to the end in the step's direction, also
+              # backwards (ONNX Runtime's reading; clamping alone would give nothing)
+              ([2], [2**31 - 1], [1], [-1]), ([0, 3], [2**63 - 1, 2**31 - 1], [3, 2], [-2, 1])]
     for i, (st, en, ax, sp) in enumerate(slices):
         ins: list[np.ndarray | None] = [q, i64(*st), i64(*en), i64(*ax)]
         if sp is not None:

@@ -930,8 +930,16 @@ def Split(x: np.ndarray, split: np.ndarray | Sequence[int] | None = None, *, axi
     return tuple(np.split(x, bounds, axis=ax))
 
 
+_INT_MAX_ENDS = (2**31 - 1, 2**63 - 1)
+
+
 def _slice_index(dim: int, start: int, end: int, step: int) -> slice:
-    """Python slice for ONNX Slice bounds on one axis (ONNX clamps differently for step<0)."""
+    """Python slice for ONNX Slice bounds on one axis (ONNX clamps differently for step<0).
+    An end of INT32_MAX or INT64_MAX slices to the end in the step's direction, as ONNX
+    Runtime reads the spec's "INT_MAX" (also for negative steps, where clamping alone
+    would give an empty slice)."""
+    if end in _INT_MAX_ENDS:
+        end = dim if step > 0 else -1 - dim
     if start < 0:
         start += dim
     if end < 0:
