@@ -113,3 +113,74 @@ def test_concat_of_float_then_integer_output(backend):
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(Session(model, backend=backend).run({"x": x})["y"],
                                _ort(model, {"x": x}), rtol=1e-6, atol=1e-6)
+
+
+def _moves_model(n: int, c: int, h: int, w: int, moves: list[tuple[str, dict]],
+                 rank: int, pool: bool, seed: int) -> onnx.ModelProto:
+    """An integer convolution's (channels-last) output through Slice, Squeeze and
+    Unsqueeze nodes (run on a channels-first view of it), a Relu, and a GlobalMaxPool."""
+    rng = np.random.default_rng(seed)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    _qdq_conv("x", "h0", 3, c, rng, inits, nodes)
+    for k, (op, params) in enumerate(moves):
+        names = []
+        for key, values in params.items():
+            inits.append(numpy_helper.from_array(np.array(values, np.int64), f"m{k}_{key}"))
+            names.append(f"m{k}_{key}")
+        nodes.append(helper.make_node(op, [f"h{k}", *names], [f"h{k + 1}"]))
+    nodes.append(helper.make_node("Relu", [f"h{len(moves)}"], ["r"]))
+    nodes.append(helper.make_node("GlobalMaxPool" if pool else "Identity", ["r"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "moves", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * rank)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@st.composite
+def _moves(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[list[tuple[str, dict]], tuple]:
+    """Up to three random moves valid on `shape`; the shape they leave."""
+    out, value = [], np.empty(shape)
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["Slice", "Squeeze", "Unsqueeze"]))
+        ones = [a for a, d in enumerate(value.shape) if d == 1]
+        if op == "Squeeze" and ones:
+            axes = sorted(draw(st.sets(st.sampled_from(ones), min_size=1)))
+            out.append(("Squeeze", {"axes": axes}))
+            value = value.squeeze(tuple(axes))
+        elif op == "Unsqueeze" and value.ndim < 6:
+            axis = draw(st.integers(0, value.ndim))
+            out.append(("Unsqueeze", {"axes": [axis]}))
+            value = np.expand_dims(value, axis)
+        elif value.ndim:
+            axis = draw(st.integers(0, value.ndim - 1))
+            step = draw(st.sampled_from([1, 1, 2, -1]))
+            start = draw(st.integers(-5, 5))
+            end = draw(st.sampled_from([-1, 3, 2**31 - 1, -(2**31)]))
+            out.append(("Slice", {"starts": [start], "ends": [end], "axes": [axis],
+                                  "steps": [step]}))
+            cut = [slice(None)] * value.ndim
+            cut[axis] = slice(start, end, step)     # (ONNX clamps the ends as Python does)
+            value = value[tuple(cut)]
+    return out, value.shape
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(n=st.integers(1, 2), c=st.integers(1, 5), h=st.integers(1, 4), w=st.integers(1, 4),
+       data=st.data(), seed=st.integers(0, 2**16))
+def test_data_movement_of_channels_last_values(backend, n, c, h, w, data, seed):
+    """Slice, Squeeze and Unsqueeze of an integer convolution's channels-last output
+    (including the channel axis, down to rank 1, and to empty slices) give ONNX Runtime's
+    values, as do a GlobalMaxPool of channels-last data after them."""
+    moves, shape = data.draw(_moves((n, c, h, w)))
+    pool = 3 <= len(shape) <= 5 and 0 not in shape[1:]       # (what ONNX Runtime pools)
+    model = _moves_model(n, c, h, w, moves, len(shape), pool=pool, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((n, 3, h, w)).astype(np.float32)
+    want = _ort(model, {"x": x})
+    session = Session(model, backend=backend)
+    for _ in range(3):                  # recorded twice, then replayed
+        got = session.run({"x": x})["y"]
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -287,12 +287,34 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
     if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
                     layouts=(CF, CL), elementwise=True)
-    if node.op_type == "Resize" and str(attrs.get("mode", "nearest")) == "nearest":
-        # a copy of input elements: convolutions on both sides of it (through a Concat, in
-        # detectors' necks) keep their channels-last layout
+    if node.op_type in CHANNEL_VIEW_MOVES or (
+            node.op_type == "Resize" and str(attrs.get("mode", "nearest")) == "nearest"):
+        # copies or views of input elements: convolutions on both sides of them keep their
+        # channels-last layout (a nearest Resize in detectors' necks, through a Concat; the
+        # Slice and Squeeze of a 1-D convolution written as a 2-D one)
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     through_channels_first(run), layouts=(CF, CL))
+    if node.op_type == "GlobalMaxPool":
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _global_max_pool(run), layouts=(CF, CL))
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
+
+
+# float data movement whose parameters name channels-first axes, run on channels-last data
+# through a channels-first view of it (lowp.runtime.plan.through_channels_first)
+CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze"})
+
+
+def _global_max_pool(run: StepFn) -> StepFn:
+    """GlobalMaxPool that takes channels-last data as it is: the maximum over its spatial
+    axes (exact in any order), channels-last."""
+    def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is not CL or x is None or x.ndim < 3:
+            return run(*vals, layout=layout)
+        return (x.max(axis=tuple(range(1, x.ndim - 1)), keepdims=True),)
+
+    return pool
 
 
 # float operators of one input that map each element to one element: they run on a

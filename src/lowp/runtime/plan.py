@@ -58,12 +58,16 @@ def through_channels_first(fn: StepFn) -> StepFn:
     """A one-output step function that takes channels-first data, run on channels-last data
     through a channels-first view of it and its result returned channels-last (a copy step
     whose parameters name channels-first axes: a nearest Resize keeps the layout of the
-    convolutions around it)."""
+    convolutions around it). The result is the step's channels-first result moved as
+    channels-last data is, so it stays exact when the step moves axis 1 (a Squeeze of the
+    channels, an Unsqueeze before them): only its memory order may cost a copy then."""
     def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         data = vals[0]
         if layout is not CL or data is None or data.ndim < 3:
             return fn(*vals, layout=layout)
         (y,) = fn(np.moveaxis(data, -1, 1), *vals[1:], layout=CF)
+        if y.ndim < 3:
+            return (y,)         # (a Squeeze to rank 2 or less: its result is channels-first)
         return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
 
     return run
