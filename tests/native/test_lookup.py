@@ -41,12 +41,15 @@ def test_lookup_random(shape: list[int], x_dtype: np.dtype, y_dtype: np.dtype,
                 np.testing.assert_array_equal(fastops.lookup(x, table, arena), want, err_msg=path)
 
 
-@pytest.mark.parametrize("per_channel", [False, True])
-def test_lookup_every_byte_and_threads(per_channel: bool) -> None:
-    """All 256 inputs through every table entry, large enough to split over threads."""
+@pytest.mark.parametrize("channels", [0, 1, 3, 16, 64, 300])
+def test_lookup_every_byte_and_threads(channels: int) -> None:
+    """All 256 inputs through every table entry (one table, or one per channel: fewer
+    channels than a vector, a multiple of it, more), large enough to split over threads."""
     rng = np.random.default_rng(3)
-    x = np.tile(np.arange(256, dtype=np.uint8), 4099).reshape(-1, 64)
-    table = random_ints(rng, (64, 256) if per_channel else (256,), np.dtype(np.int8))
+    x = np.tile(np.arange(256, dtype=np.uint8), 4099)
+    width = channels or 64
+    x = x[:len(x) // width * width].reshape(-1, width)
+    table = random_ints(rng, (channels, 256) if channels else (256,), np.dtype(np.int8))
     want = _expected(x, table)
     for path in PATHS:
         with nb.use_path(path):

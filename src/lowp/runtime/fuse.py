@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..ops.layout import Layout
 from .fastops import Arena, lookup
 from .plan import CF, CL, Step, per_channel_rows
 
@@ -43,20 +44,26 @@ def _table_step(name: str, op_type: str, x: str, out: str, table: np.ndarray,
 
 
 def _channel_table_step(first: Step, then: Step, table: np.ndarray, reuse: bool) -> Step:
-    """Per-channel table `first` followed by the unary table `then` as one per-channel
-    table on channels-last data (elsewhere the two steps run one after the other)."""
+    """Per-channel table `first` followed by the unary or per-channel table `then` as one
+    per-channel table on channels-last data where both tables hold (elsewhere the two steps
+    run one after the other)."""
     arena = Arena(reuse)
     channels = table.shape[0]
+    conditions = [w for w in (first.channel_table_where, then.channel_table_where) if w]
 
-    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        if per_channel_rows(xv, channels, layout):
+    def where(xv: np.ndarray, layout: Layout) -> bool:
+        return all(w(xv, layout) for w in conditions)
+
+    def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
+        if per_channel_rows(xv, channels, layout) and where(xv, layout):
             return (lookup(xv, table, arena),)
         (mid,) = first.fn(xv, layout=layout)
         return then.fn(mid, layout=layout)
 
     return Step(f"{first.name}+{then.name}", f"{first.op_type}+{then.op_type}", "int",
                 list(first.inputs), list(then.outputs), run, layouts=first.layouts,
-                replayable=True, channel_table=table)
+                replayable=True, channel_table=table,
+                channel_table_where=where if conditions else None)
 
 
 def fuse_tables(steps: list[Step], graph_outputs: set[str], reuse: bool = True) -> list[Step]:
@@ -68,7 +75,7 @@ def fuse_tables(steps: list[Step], graph_outputs: set[str], reuse: bool = True) 
         uses = Counter(i for s in steps for i in s.inputs if i)
         producer = {o: s for s in steps for o in s.outputs}
         for step in steps:
-            if step.kind != "int" or not step.elementwise:
+            if step.kind != "int" or not (step.elementwise or step.channel_table is not None):
                 continue
             fused = _fuse_one(step, producer, uses, graph_outputs, reuse)
             if fused is not None:
@@ -95,6 +102,17 @@ def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
         unsigned = np.dtype(f"u{first.channel_table.dtype.itemsize}")
         table = np.ascontiguousarray(values[first.channel_table.view(unsigned)])
         return first, _channel_table_step(first, step, table, reuse)
+    if (step.channel_table is not None and first is not None and first.kind == "int"
+            and first.channel_table is not None and uses[ins[0]] == 1
+            and ins[0] not in graph_outputs
+            and first.channel_table.shape == step.channel_table.shape):
+        # two per-channel tables (an unfolded BatchNormalization's Mul, then its Add)
+        rows = first.channel_table.view(np.dtype(f"u{first.channel_table.dtype.itemsize}"))
+        table = np.ascontiguousarray(np.take_along_axis(step.channel_table,
+                                                        rows.astype(np.intp), axis=1))
+        return first, _channel_table_step(first, step, table, reuse)
+    if step.channel_table is not None:
+        return None
     for slot, name in enumerate(ins):
         inner = producer.get(name)
         if (inner is None or inner.table_dtype is None or inner.kind != "int"

@@ -11,6 +11,7 @@ import numpy as np
 from ..fixedpoint import RequantMode
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
+from ..ops.layout import Layout, from_channels_first, to_channels_first
 from ..ops.lut import ACTIVATIONS, build_lut
 from ..ops.pool import average_pool as qaverage_pool
 from ..ops.softmax import exp_table, output_multiplier
@@ -28,7 +29,7 @@ from .lowering import (
     lowering,
     plain_output,
 )
-from .plan import CF, CL, Step, through_channels_first
+from .plan import CF, CL, Step, per_channel_rows, through_channels_first
 from .tape import call
 
 DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
@@ -86,6 +87,8 @@ def _binary(ctx: LowerCtx) -> Step | None:
             return (reference(av, bv),)
 
     unary = _constant_operand_table(ctx, a, b, y.name, run)
+    if unary is None:
+        unary = _channel_operand_table(ctx, a, b, y.name, run)
     if unary is not None:
         return unary
     return ctx.step([a.name, b.name], [y.name], run, layouts=(CF, CL), act_inputs=(0, 1),
@@ -123,6 +126,60 @@ def _constant_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
 
     return ctx.step([x.name], [y_name], run_table,
                     layouts=(CF, CL), elementwise=True, table_dtype=dtype, replayable=True)
+
+
+def _channel_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
+                           run: Callable[..., tuple[np.ndarray, ...]]) -> Step | None:
+    """An 8-bit Add or Mul with a per-channel constant operand (one value per channel of
+    axis 1: an unfolded BatchNormalization's scale or shift) as one 256-entry table per
+    channel, looked up along the last axis of channels-last data: the step's own results
+    on every code of every channel. The table holds what the step computes where the
+    constant is a scalar for each span of the other operand ((O10a): spatial size above 1);
+    other shapes and layouts run the step itself."""
+    g = ctx.graph
+    const = [k for k, t in enumerate((a, b)) if g.is_constant(t.name)]
+    if len(const) != 1:
+        return None
+    c = np.asarray(g.constant((a, b)[const[0]].name))
+    x = (a, b)[1 - const[0]]
+    dtype = np.dtype(x.qparams.qtype.numpy_dtype)
+    found = _channel_count(c)
+    if found is None or dtype.itemsize != 1:
+        return None
+    channels, rank = found
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    grid = np.ascontiguousarray(np.broadcast_to(
+        codes.reshape((1, 1, 256) + (1,) * (rank - 3)), (1, channels, 256) + (1,) * (rank - 3)))
+    (values,) = run(*((grid, c) if const[0] == 1 else (c, grid)), layout=CF)
+    values = np.asarray(values)
+    if values.shape != grid.shape or values.dtype.itemsize != 1:
+        return None
+    table = np.array(values.reshape(channels, 256), copy=True)  # (run's own buffer)
+    arena = Arena(reuse=not ctx.subgraph)
+
+    def where(xv: np.ndarray, layout: Layout) -> bool:
+        return xv.dtype == dtype and xv.ndim == rank and xv.size > xv.shape[0] * channels
+
+    def run_table(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
+        if per_channel_rows(xv, channels, layout) and where(xv, layout):
+            return (lookup(xv, table, arena),)
+        cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
+        (y,) = run(*((cf, c) if const[0] == 1 else (c, cf)), layout=CF)
+        return (from_channels_first(y, layout) if xv.ndim > 2 else y,)
+
+    return ctx.step([x.name], [y_name], run_table, layouts=(CF, CL), replayable=True,
+                    channel_table=table, channel_table_where=where)
+
+
+def _channel_count(c: np.ndarray) -> tuple[int, int] | None:
+    """(C, rank) when constant `c` holds C > 1 values along axis 1 of an operand of that
+    rank (3 or more) and broadcasts along its other axes: shape (1, C, 1, ...) of the same
+    rank, or (C, 1, ...) of one less; else None."""
+    if c.ndim >= 3 and c.shape[0] == 1 and c.shape[1] > 1 and all(d == 1 for d in c.shape[2:]):
+        return int(c.shape[1]), c.ndim
+    if c.ndim >= 2 and c.shape[0] > 1 and all(d == 1 for d in c.shape[1:]):
+        return int(c.shape[0]), c.ndim + 1
+    return None
 
 
 @lowering("Concat")

@@ -42,8 +42,11 @@ class Step:
     elementwise: bool = False
     table_dtype: np.dtype | None = None     # unary integer steps that are lookup tables
     # a per-channel table step on channels-last data: its (channels, 256) table, whose rows
-    # are indexed by the input's unsigned bit pattern (lowp.runtime.fuse composes it)
+    # are indexed by the input's unsigned bit pattern (lowp.runtime.fuse composes it); it
+    # holds the step's results where `per_channel_rows` holds and, when set,
+    # `channel_table_where(x, layout)`
     channel_table: np.ndarray | None = None
+    channel_table_where: Callable[[np.ndarray, Layout], bool] | None = None
     replayable: bool = False
     channels_last_fn: StepFn | None = None
     output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was
