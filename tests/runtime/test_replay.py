@@ -326,3 +326,37 @@ def test_readers_of_fixed_values_replay(tmp_path):
     (signature,) = fast._replayer._ready
     assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
     assert "Add" in [s.op_type for s in fast.steps]     # (int8: float, as ONNX Runtime runs it)
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_float_split_replays_as_native_copies(tmp_path, opset):
+    """A float Split of an LSTM cell's gates (axis 1 of (batch, 4 * hidden)) gives
+    contiguous parts by native copies: it and the gate activations reading it replay,
+    and every run equals the plain run's."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    w = numpy_helper.from_array(rng.standard_normal((6, 12)).astype(np.float32), "w")
+    split = numpy_helper.from_array(np.array([3, 3, 3, 3], np.int64), "split")
+    parts = ["i", "f", "g", "o"]
+    args = {"num_outputs": 4} if opset >= 18 else {}
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["gates"]),
+         helper.make_node("Split", ["gates"] if opset >= 18 else ["gates", "split"], parts,
+                          axis=1, **args),
+         *[helper.make_node("Sigmoid", [p], [f"s{p}"]) for p in parts],
+         helper.make_node("Mul", ["si", "sf"], ["m1"]),
+         helper.make_node("Mul", ["sg", "so"], ["m2"]),
+         helper.make_node("Add", ["m1", "m2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        [w] + ([] if opset >= 18 else [split]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        x = {"x": np.random.default_rng(seed).standard_normal((2, 6)).astype(np.float32)}
+        _equal(fast.run(x), plain.run(x))
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []

@@ -16,7 +16,12 @@ from ..errors import InternalError, ModelError, NodeError, UnsupportedOpError, n
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
-from . import lower_elementwise, lower_float_region, lower_linear  # noqa: F401  (lowerings)
+from . import (  # noqa: F401  (lower_*: the lowerings)
+    lower_elementwise,
+    lower_float_region,
+    lower_linear,
+    moves,
+)
 from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
@@ -163,7 +168,7 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
         return _qdq_step(node, graph, quantizing=True, subgraph=subgraph)
-    return _float_op_step(node, graph)
+    return _float_op_step(node, graph, subgraph)
 
 
 def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
@@ -259,7 +264,7 @@ _ORT_CONTEXT = {"Resize": _resize_context,
                 "GRU": _lstm_context}
 
 
-def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
+def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -> Step:
     """`node` run by its numpy operator (lowp.runtime.float_ops)."""
     fn = FLOAT_OPS.get(node.op_type)
     if fn is None:
@@ -297,6 +302,16 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph) -> Step:
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
+    if node.op_type == "Split" and node.domain in ("", "ai.onnx"):
+        # parts in buffers of its own by native copies (strided views of the input would
+        # keep their readers, an LSTM cell's gate activations, from replaying)
+        splitter = moves.SplitCopies(n_out, reuse=not subgraph)
+
+        def run_split(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+            return splitter(lambda *a: run(*a, layout=layout), list(vals))
+
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    run_split, replayable=True)
     return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
 
 

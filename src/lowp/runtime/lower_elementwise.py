@@ -30,7 +30,6 @@ from .lowering import (
     plain_output,
 )
 from .plan import CF, CL, Step, per_channel_rows, through_channels_first
-from .tape import call
 
 DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
                   "Resize", "Pad", "DepthToSpace", "SpaceToDepth", "MaxPool", "GlobalMaxPool",
@@ -375,12 +374,8 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                 return None
 
     split = node.op_type == "Split"
-    # Split writes contiguous parts into buffers of its own, so that the readers (often
-    # convolutions) get the same contiguous arrays run after run; of 8-bit data, by native
-    # copies along index maps of the parts (one per input shape, layout and split sizes),
-    # which replay
-    arenas = [Arena(reuse=not ctx.subgraph) for _ in out_names] if split else []
-    maps: dict[object, list[tuple[tuple[int, ...], np.ndarray]]] = {}
+    # Split writes contiguous parts into buffers of its own (native copies that replay)
+    splitter = moves.SplitCopies(len(out_names), reuse=not ctx.subgraph) if split else None
 
     def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         args = list(vals)
@@ -396,26 +391,9 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             kw = {**attrs, "axis": _channels_last_axis(int(attrs.get("axis", 0)),  # type: ignore[call-overload]
                                                        args[0].ndim)}
         # Split's num_outputs attribute (opset >= 18) equals the number of outputs
-        data = args[0]
-        ext = moves.extension() if split else None
-        if (ext is not None and isinstance(data, np.ndarray) and data.dtype.itemsize == 1
-                and data.flags.c_contiguous and 0 < data.size < 2**31):
-            key = (data.shape, layout, tuple(
-                tuple(np.asarray(a).reshape(-1).tolist()) for a in args[1:] if a is not None))
-            if key not in maps:
-                ids = np.arange(data.size, dtype=np.int64).reshape(data.shape)
-                parts = fn(ids, *args[1:], **{**kw, "num_outputs": len(out_names)},
-                           opset=opset)
-                maps[key] = [(p.shape, np.ascontiguousarray(p, np.int32).reshape(-1))
-                             for p in parts[:len(out_names)]]
-            copies = []
-            for a, (shape, index) in zip(arenas, maps[key], strict=True):
-                b = a.get(shape, data.dtype)
-                take, take_args = moves.take_call(ext, data, index, moves.NO_FILL, b,
-                                                  native_float.get_threads())
-                call(take, *take_args)
-                copies.append(b)
-            return tuple(copies)
+        if splitter is not None:
+            return splitter(lambda *a: fn(*a, **{**kw, "num_outputs": len(out_names)},
+                                          opset=opset), args, layout)
         result = fn(*args, **{**kw, "num_outputs": len(out_names)}, opset=opset)
         results = result if isinstance(result, tuple) else (result,)
         # the data's own integer type (the quantized type; element indices when
@@ -423,13 +401,7 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         data = args[0]
         dtype = data.dtype if isinstance(data, np.ndarray) and data.dtype.kind in "iu" else \
             x.qparams.qtype.numpy_dtype
-        outs = [np.asarray(r).astype(dtype, copy=False) for r in results[:len(out_names)]]
-        if split:
-            bufs = [a.get(r.shape, r.dtype) for a, r in zip(arenas, outs, strict=True)]
-            for b, r in zip(bufs, outs, strict=True):
-                np.copyto(b, r)
-            return tuple(bufs)
-        return tuple(outs)
+        return tuple(np.asarray(r).astype(dtype, copy=False) for r in results[:len(out_names)])
 
     if split:
         return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)

@@ -110,3 +110,54 @@ def take_call(ext: Any, x: np.ndarray, mapped: np.ndarray, fill: np.ndarray, out
     """The native call copying the mapped elements of `x` into `out`."""
     return ext.take, (x.reshape(-1).view(np.uint8), mapped, fill,
                       out.reshape(-1).view(np.uint8), x.dtype.itemsize, threads)
+
+
+class SplitCopies:
+    """A Split's parts in contiguous buffers of its own, the same arrays run after run (its
+    readers, often convolutions or gate activations, then read stable memory and replay):
+    of contiguous 1/2/4/8-byte data by native copies along index maps of the parts (one set
+    per input shape, key and split sizes), recorded for replay; otherwise numpy's parts
+    copied in."""
+
+    def __init__(self, outputs: int, reuse: bool) -> None:
+        from .fastops import Arena
+        self.arenas = [Arena(reuse) for _ in range(outputs)]
+        self.maps: dict[object, list[tuple[tuple[int, ...], np.ndarray]]] = {}
+
+    def __call__(self, parts: Callable[..., tuple[np.ndarray, ...]], vals: list[Any],
+                 key: object = None) -> tuple[np.ndarray, ...]:
+        """The parts of `vals` (the Split's inputs) by `parts(*vals)`, the Split itself
+        (numpy views of its first input); `key` tells apart what else changes the parts
+        (the layout the split axis was chosen for)."""
+        from . import native_float
+        from .tape import call
+        data = vals[0]
+        ext = extension()
+        if (ext is None or not isinstance(data, np.ndarray) or data.dtype.hasobject
+                or data.dtype.itemsize not in (1, 2, 4, 8) or not data.flags.c_contiguous
+                or not 0 < data.size < _INT32_MAX):
+            return self._copied(parts(*vals))
+        index = (data.shape, key, tuple(tuple(np.asarray(a).reshape(-1).tolist())
+                                        for a in vals[1:] if a is not None))
+        maps = self.maps.get(index)
+        if maps is None:
+            ids = np.arange(data.size, dtype=np.int64).reshape(data.shape)
+            maps = self.maps[index] = [
+                (p.shape, np.ascontiguousarray(p, np.int32).reshape(-1))
+                for p in parts(ids, *vals[1:])[:len(self.arenas)]]
+        copies = []
+        for arena, (shape, mapped) in zip(self.arenas, maps, strict=True):
+            b = arena.get(shape, data.dtype)
+            take, take_args = take_call(ext, data, mapped, NO_FILL, b, native_float.get_threads())
+            call(take, *take_args)
+            copies.append(b)
+        return tuple(copies)
+
+    def _copied(self, parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        bufs = []
+        for arena, p in zip(self.arenas, parts, strict=False):
+            p = np.asarray(p)
+            b = arena.get(p.shape, p.dtype)
+            np.copyto(b, p)
+            bufs.append(b)
+        return tuple(bufs)
