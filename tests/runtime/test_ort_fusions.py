@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp import Session, mlas_sgemm
 from lowp.runtime import ort_fusions
+from lowp.runtime.backends import native_available
 
 F32 = TensorProto.FLOAT
 
@@ -314,6 +315,13 @@ def test_residual_layer_norm_is_ort_skip_layer_norm(form: str) -> None:
     if fuses:
         assert ops == ["SkipLayerNormalization"]
     _same_as_ort(model, feeds)
+    if fuses and native_available():
+        # its sums and rows run natively: replayed inside a Program
+        session = Session(model, threads=1)
+        for _ in range(3):
+            session.run(feeds)
+        (signature,) = session._replayer._ready
+        assert session._replayer.plain_steps(signature) == []
 
 
 @pytest.mark.parametrize(("x_shape", "r_shape"), [

@@ -596,9 +596,12 @@ def SkipLayerNormalization(x: np.ndarray, skip: np.ndarray, gamma: np.ndarray,
             raise unsupported("SkipLayerNormalization",
                               f"{name} of {np.size(t)} values for a hidden size of {n}")
     f = np.float32
-    total = (_f(x) + _f(skip)).astype(f)
+    total = native_float.add(x, skip) if x.shape == skip.shape else None
+    if total is None:
+        total = (_f(x) + _f(skip)).astype(f)
     if bias is not None:
-        total = (total + _f(bias).reshape(n)).astype(f)
+        sum_bias = native_float.add(total, np.asarray(bias, f).reshape(n))
+        total = sum_bias if sum_bias is not None else (total + _f(bias).reshape(n)).astype(f)
     stat = x.shape[:-1] + (1,)
     g, b = _f(gamma).reshape(n), None if beta is None else _f(beta).reshape(n)
     eps = float(np.float32(epsilon))

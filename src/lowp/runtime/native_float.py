@@ -190,6 +190,22 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
     return y
 
 
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """a + b of float32 arrays with numpy broadcasting (one IEEE addition per element:
+    numpy's bits), or None."""
+    from . import program
+    if _usable("Add", a) is None or b.dtype != np.float32:
+        return None
+    made = program.FLOAT_KERNELS["Add"]([np.ascontiguousarray(a), np.ascontiguousarray(b)],
+                                        _empty(np.broadcast_shapes(a.shape, b.shape)),
+                                        _threads)
+    if made is None:
+        return None
+    (fn, args), y = made
+    call(fn, *args)
+    return y
+
+
 def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
            dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
            out: Sequence[int], count_include_pad: int = 0) -> np.ndarray | None:

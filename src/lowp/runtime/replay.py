@@ -83,7 +83,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "ConvTranspose", "BatchNormalization",
-                          "ReduceMean", "ReduceSum"})
+                          "ReduceMean", "ReduceSum", "SkipLayerNormalization"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
