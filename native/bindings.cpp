@@ -482,8 +482,9 @@ lowp::Kernel make_lookup8_f32(Bytes x, Floats table, OutFloats y, int threads) {
   // y[i] = table[x[i]]: a float function of an 8-bit value (DequantizeLinear per tensor)
   if (table.size() != 256 || x.size() != y.size())
     throw std::invalid_argument("lookup8_f32 needs x and y of one size and 256 table values");
-  return [threads, x, table, y] {
-    lowp::run_lookup8_f32(x.data(), table.data(), y.data(), int64_t(x.size()), threads);
+  const lowp::AffineTable form = lowp::affine_table(table.data());
+  return [threads, x, table, form, y] {
+    lowp::run_lookup8_f32(x.data(), table.data(), form, y.data(), int64_t(x.size()), threads);
   };
 }
 

@@ -3,6 +3,7 @@
 #include "float_elementwise.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "threadpool.h"
 
@@ -86,9 +87,45 @@ void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bo
   });
 }
 
-void run_lookup8_f32(const uint8_t* x, const float* table, float* y, int64_t n, int threads) {
+AffineTable affine_table(const float* table) {
+  for (const bool is_signed : {false, true}) {
+    auto code = [&](int v) { return is_signed ? int32_t(int8_t(uint8_t(v))) : int32_t(v); };
+    int zero = -1;  // the byte whose entry is +0: the zero point's
+    for (int v = 0; v < 256 && zero < 0; ++v)
+      if (std::signbit(table[v]) == 0 && table[v] == 0.0f) zero = v;
+    if (zero < 0) continue;
+    const int32_t zp = code(zero);
+    // the scale: the entry of the code one above the zero point (or minus the one below)
+    int up = -1, down = -1;
+    for (int v = 0; v < 256; ++v) {
+      if (code(v) == zp + 1) up = v;
+      if (code(v) == zp - 1) down = v;
+    }
+    const float scale = up >= 0 ? table[up] : -table[down];
+    // (normal values only: a worker thread's denormal modes cannot change them)
+    bool same = std::isnormal(scale);
+    for (int v = 0; v < 256 && same; ++v) {
+      const float f = float(code(v) - zp) * scale;
+      same = std::memcmp(&f, &table[v], sizeof f) == 0 && (f == 0.0f || std::isnormal(f));
+    }
+    if (same) return AffineTable{true, is_signed, zp, scale};
+  }
+  return AffineTable{};
+}
+
+void run_lookup8_f32(const uint8_t* x, const float* table, const AffineTable& form, float* y,
+                     int64_t n, int threads) {
+  const int32_t zp = form.zero_point;
+  const float scale = form.scale;
   run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
-    for (int64_t i = i0; i < i0 + len; ++i) y[i] = table[x[i]];
+    if (!form.affine) {
+      for (int64_t i = i0; i < i0 + len; ++i) y[i] = table[x[i]];
+    } else if (form.is_signed) {
+      const int8_t* s = reinterpret_cast<const int8_t*>(x);
+      for (int64_t i = i0; i < i0 + len; ++i) y[i] = float(int32_t(s[i]) - zp) * scale;
+    } else {
+      for (int64_t i = i0; i < i0 + len; ++i) y[i] = float(int32_t(x[i]) - zp) * scale;
+    }
   });
 }
 

@@ -32,7 +32,17 @@ void run_float_binary(const FloatBinaryArgs& a, int threads);
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
                      bool use_hi, int threads);
 
-// y[i] = table[x[i]] (x bytes, table 256 float32).
-void run_lookup8_f32(const uint8_t* x, const float* table, float* y, int64_t n, int threads);
+// y[i] = table[x[i]] (x bytes, table 256 float32). A table that is a DequantizeLinear's,
+// table[v] = float(code(v) - zp) * scale bit for bit for every byte v (code: v as uint8 or
+// int8), is computed that way instead (one conversion and one multiplication per value,
+// which vectorize; the table stays the definition: `affine_table` checks every entry).
+struct AffineTable {
+  bool affine = false, is_signed = false;
+  int32_t zero_point = 0;
+  float scale = 0.0f;
+};
+AffineTable affine_table(const float* table);
+void run_lookup8_f32(const uint8_t* x, const float* table, const AffineTable& form, float* y,
+                     int64_t n, int threads);
 
 }  // namespace lowp

@@ -128,6 +128,32 @@ def test_dequantize_table_lookup(dtype: type) -> None:
     _bits_equal(y, table[x.view(np.uint8)])
 
 
+@settings(max_examples=200, deadline=None)
+@given(signed=st.booleans(), zero_point=st.integers(-128, 255),
+       scale=st.floats(2.0 ** -140, 2.0 ** 127, width=32, allow_subnormal=True) | st.sampled_from([2.0 ** -12, 0.1, 1.0]),
+       tweak=st.none() | st.integers(0, 255), threads=st.sampled_from([1, 2]))
+def test_dequantize_tables_compute_their_own_entries(signed, zero_point, scale, tweak,
+                                                     threads) -> None:
+    """A DequantizeLinear's table, float32(code - zp) * scale, runs as that arithmetic
+    (the kernel checks every entry first); any other table (one entry changed, a denormal
+    scale, results that overflow) is looked up: table[x] bit for bit either way."""
+    dtype = np.dtype(np.int8 if signed else np.uint8)
+    info = np.iinfo(dtype)
+    zp = int(np.clip(zero_point, info.min, info.max))
+    codes = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int32)
+    with np.errstate(over="ignore"):
+        table = (codes - zp).astype(np.float32) * np.float32(scale)
+    if tweak is not None:
+        table[tweak] = np.nextafter(table[tweak], np.float32(np.inf))
+    x = np.random.default_rng(zp & 0xFF).integers(0, 256, 70_001, dtype=np.uint8)
+    made = program.dequantize_call(x.view(dtype), table, np.empty(x.shape, np.float32),
+                                   threads)
+    assert made is not None
+    (fn, args), y = made
+    fn(*args)
+    _bits_equal(y, table[x])
+
+
 def test_program_runs_recorded_calls_in_order() -> None:
     """A Program of a chain of calls equals the calls made one by one, run after run, and
     reads the arrays' memory as it is when run."""
