@@ -117,18 +117,23 @@ def test_concat_of_float_then_integer_output(backend):
 
 def _moves_model(n: int, c: int, h: int, w: int, moves: list[tuple[str, dict]],
                  rank: int, pool: bool, seed: int) -> onnx.ModelProto:
-    """An integer convolution's (channels-last) output through Slice, Squeeze and
-    Unsqueeze nodes (run on a channels-first view of it), a Relu, and a GlobalMaxPool."""
+    """An integer convolution's (channels-last) output through Slice, Squeeze, Unsqueeze
+    and Transpose nodes (run on a channels-first view of it), a Relu, and a
+    GlobalMaxPool."""
     rng = np.random.default_rng(seed)
     inits: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
     _qdq_conv("x", "h0", 3, c, rng, inits, nodes)
     for k, (op, params) in enumerate(moves):
         names = []
+        attrs = {}
         for key, values in params.items():
+            if key == "perm":
+                attrs[key] = values
+                continue
             inits.append(numpy_helper.from_array(np.array(values, np.int64), f"m{k}_{key}"))
             names.append(f"m{k}_{key}")
-        nodes.append(helper.make_node(op, [f"h{k}", *names], [f"h{k + 1}"]))
+        nodes.append(helper.make_node(op, [f"h{k}", *names], [f"h{k + 1}"], **attrs))
     nodes.append(helper.make_node("Relu", [f"h{len(moves)}"], ["r"]))
     nodes.append(helper.make_node("GlobalMaxPool" if pool else "Identity", ["r"], ["y"]))
     graph = helper.make_graph(
@@ -144,7 +149,7 @@ def _moves(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[list[tuple[str, dic
     """Up to three random moves valid on `shape`; the shape they leave."""
     out, value = [], np.empty(shape)
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["Slice", "Squeeze", "Unsqueeze"]))
+        op = draw(st.sampled_from(["Slice", "Squeeze", "Unsqueeze", "Transpose"]))
         ones = [a for a, d in enumerate(value.shape) if d == 1]
         if op == "Squeeze" and ones:
             axes = sorted(draw(st.sets(st.sampled_from(ones), min_size=1)))
@@ -154,6 +159,10 @@ def _moves(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[list[tuple[str, dic
             axis = draw(st.integers(0, value.ndim))
             out.append(("Unsqueeze", {"axes": [axis]}))
             value = np.expand_dims(value, axis)
+        elif op == "Transpose" and value.ndim:
+            perm = draw(st.permutations(range(value.ndim)))
+            out.append(("Transpose", {"perm": list(perm)}))
+            value = value.transpose(perm)
         elif value.ndim:
             axis = draw(st.integers(0, value.ndim - 1))
             step = draw(st.sampled_from([1, 1, 2, -1]))
@@ -171,9 +180,9 @@ def _moves(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[list[tuple[str, dic
 @given(n=st.integers(1, 2), c=st.integers(1, 5), h=st.integers(1, 4), w=st.integers(1, 4),
        data=st.data(), seed=st.integers(0, 2**16))
 def test_data_movement_of_channels_last_values(backend, n, c, h, w, data, seed):
-    """Slice, Squeeze and Unsqueeze of an integer convolution's channels-last output
-    (including the channel axis, down to rank 1, and to empty slices) give ONNX Runtime's
-    values, as do a GlobalMaxPool of channels-last data after them."""
+    """Slice, Squeeze, Unsqueeze and Transpose of an integer convolution's channels-last
+    output (including the channel axis, down to rank 1, and to empty slices) give ONNX
+    Runtime's values, as do a GlobalMaxPool of channels-last data after them."""
     moves, shape = data.draw(_moves((n, c, h, w)))
     pool = 3 <= len(shape) <= 5 and 0 not in shape[1:]       # (what ONNX Runtime pools)
     model = _moves_model(n, c, h, w, moves, len(shape), pool=pool, seed=seed)
@@ -184,3 +193,27 @@ def test_data_movement_of_channels_last_values(backend, n, c, h, w, data, seed):
         got = session.run({"x": x})["y"]
         assert got.shape == want.shape
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(perm=st.permutations(range(4)), seed=st.integers(0, 2**16))
+def test_transpose_before_a_quantized_convolution(backend, perm, seed):
+    """A float Transpose whose reader quantizes for a convolution writes channels-last
+    itself (one permutation, none when it undoes the layout change): ONNX Runtime's
+    values, recorded and replayed."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, 4, 5)
+    x_shape = tuple(shape[perm.index(k)] for k in range(4))   # transposed by perm: shape
+    inits: list[onnx.TensorProto] = []
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=list(perm))]
+    _qdq_conv("t", "y", shape[1], 4, rng, inits, nodes)
+    graph = helper.make_graph(
+        nodes, "transpose", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    want = _ort(model, {"x": x})
+    session = Session(model, backend=backend)
+    for _ in range(3):
+        np.testing.assert_array_equal(session.run({"x": x})["y"], want)

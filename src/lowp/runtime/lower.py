@@ -124,17 +124,19 @@ def fold_constant_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _transpose_where_consumers_want(steps: list[Step]) -> None:
     """A step that can write channels-last itself (a quantize of the model's channels-first
-    input, say) does so when every reader of its output runs only channels-last; an input
-    that is channels-last already (element-wise float glue) it takes as it is."""
+    input, say) does so when every reader of its output runs only channels-last, or is such
+    a step itself (a Transpose before that quantize); an input that is channels-last
+    already (element-wise float glue) it takes as it is."""
     readers: dict[str, list[Step]] = {}
     for s in steps:
         for k in s.act_inputs:
             if k < len(s.inputs) and s.inputs[k]:
                 readers.setdefault(s.inputs[k], []).append(s)
-    for s in steps:
+    for s in reversed(steps):       # (a reader's own choice is made before its producer's)
         if s.channels_last_fn is not None:
             rs = readers.get(s.outputs[0], [])
-            if rs and all(r.layouts == (CL,) for r in rs):
+            if rs and all(r.layouts == (CL,) or (r.output_layout is CL and CL in r.layouts)
+                          for r in rs):
                 s.fn, s.layouts, s.output_layout = _to_channels_last(s), (CF, CL), CL
 
 
@@ -297,8 +299,13 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
         # copies or views of input elements: convolutions on both sides of them keep their
         # channels-last layout (a nearest Resize in detectors' necks, through a Concat; the
         # Slice and Squeeze of a 1-D convolution written as a 2-D one)
-        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+        step = Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     through_channels_first(run), layouts=(CF, CL))
+        if node.op_type == "Transpose":
+            # (a transpose of channels-first data whose readers take channels-last data,
+            # such as a Quantize before a convolution: one permutation, often none)
+            step.channels_last_fn = _channels_last_result(run)
+        return step
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
@@ -317,7 +324,16 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
 
 # float data movement whose parameters name channels-first axes, run on channels-last data
 # through a channels-first view of it (lowp.runtime.plan.through_channels_first)
-CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze"})
+CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze", "Transpose"})
+
+
+def _channels_last_result(run: StepFn) -> StepFn:
+    """`run` on channels-first data, its result returned channels-last (rank 3 or more)."""
+    def to_channels_last(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        (y,) = run(*vals, layout=layout)
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if y.ndim >= 3 else y,)
+
+    return to_channels_last
 
 
 def _global_max_pool(run: StepFn) -> StepFn:
