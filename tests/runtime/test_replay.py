@@ -333,7 +333,6 @@ def test_float_split_replays_as_native_copies(tmp_path, opset):
     """A float Split of an LSTM cell's gates (axis 1 of (batch, 4 * hidden)) gives
     contiguous parts by native copies: it and the gate activations reading it replay,
     and every run equals the plain run's."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(4)
