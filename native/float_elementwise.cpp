@@ -2,6 +2,7 @@
 // vectorizes at the baseline ISA; -ffp-contract=off keeps one rounding per operation.
 #include "float_elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -40,15 +41,18 @@ void row(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64
   }
 }
 
-// Rows [r0, r1) of the flattened (d0 * d1 * d2) row index.
+// Output elements [e0, e1) of the flattened (d0 * d1 * d2) x n output, row piece by row
+// piece (a range may start and end inside a row).
 template <int Op>
-void rows(const FloatBinaryArgs& p, int64_t r0, int64_t r1) {
+void span(const FloatBinaryArgs& p, int64_t e0, int64_t e1) {
   const int64_t d1 = p.dims[1], d2 = p.dims[2], n = p.dims[3];
-  for (int64_t r = r0; r < r1; ++r) {
+  for (int64_t e = e0; e < e1;) {
+    const int64_t r = e / n, c = e % n, m = std::min(n - c, e1 - e);
     const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
-    const float* a = p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
-    const float* b = p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
-    row<Op>(a, p.a_st[3], b, p.b_st[3], p.y + r * n, n);
+    const float* a = p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2] + c * p.a_st[3];
+    const float* b = p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2] + c * p.b_st[3];
+    row<Op>(a, p.a_st[3], b, p.b_st[3], p.y + e, m);
+    e += m;
   }
 }
 
@@ -56,9 +60,10 @@ template <int Op>
 void binary(const FloatBinaryArgs& p, int threads) {
   const int64_t count = p.dims[0] * p.dims[1] * p.dims[2], n = p.dims[3];
   if (count == 0 || n == 0) return;
-  // split whole rows between threads (run_elementwise's 64-aligned chunks, in rows)
-  run_elementwise(count, std::max<int64_t>(1, kBlock / n), threads,
-                  [&](int64_t r0, int64_t len) { rows<Op>(p, r0, r0 + len); });
+  // split the output elements between threads, whatever the row length (one long row: an
+  // operand broadcast from a single value)
+  run_elementwise(count * n, kBlock, threads,
+                  [&](int64_t e0, int64_t len) { span<Op>(p, e0, e0 + len); });
 }
 
 }  // namespace

@@ -75,13 +75,16 @@ void run_lut_pair(const PairLutArgs& p, int threads) {
   const int64_t count = p.dims[0] * p.dims[1] * p.dims[2], n = p.dims[3];
   if (count == 0 || n == 0) return;
   const int64_t d1 = p.dims[1], d2 = p.dims[2];
-  run_elementwise(count, std::max<int64_t>(1, (int64_t(1) << 17) / n), threads,
-                  [&](int64_t r0, int64_t len) {
-    for (int64_t r = r0; r < r0 + len; ++r) {
+  // output elements split between threads whatever the row length, row piece by row piece
+  run_elementwise(count * n, int64_t(1) << 17, threads, [&](int64_t e0, int64_t len) {
+    for (int64_t e = e0; e < e0 + len;) {
+      const int64_t r = e / n, c = e % n, m = std::min(n - c, e0 + len - e);
       const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
-      pair_row(p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2], p.a_st[3],
-               p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2], p.b_st[3], p.table,
-               p.y + r * n, n);
+      pair_row(p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2] + c * p.a_st[3],
+               p.a_st[3],
+               p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2] + c * p.b_st[3],
+               p.b_st[3], p.table, p.y + e, m);
+      e += m;
     }
   });
 }

@@ -31,10 +31,10 @@ def _bits_equal(a: np.ndarray, b: np.ndarray) -> None:
     np.testing.assert_array_equal(a[~nan].view(np.uint32), b[~nan].view(np.uint32))
 
 
-def _native(op: str, *inputs: np.ndarray) -> np.ndarray:
+def _native(op: str, *inputs: np.ndarray, threads: int = 1) -> np.ndarray:
     kernel = program.FLOAT_KERNELS[op]
     shape = np.broadcast_shapes(*(v.shape for v in inputs))
-    made = kernel(list(inputs), np.empty(shape, np.float32), 1)
+    made = kernel(list(inputs), np.empty(shape, np.float32), threads)
     assert made is not None
     (fn, args), y = made
     fn(*args)
@@ -84,6 +84,22 @@ def test_binary_special_values(op: str) -> None:
                 _bits_equal(_native(op, column, b), FLOAT_OPS[op](column, b))
 
 
+@pytest.mark.parametrize("op", ["Add", "Mul", "Max"])
+def test_binary_long_rows_split_between_threads(op: str) -> None:
+    """Threads split the output elements, also inside one long row (an operand broadcast
+    from one value collapses the whole tensor into a row), at any boundary."""
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((3, 70_001)).astype(np.float32)
+    for b in (np.float32(0.5).reshape(()), rng.standard_normal((3, 1)).astype(np.float32),
+              rng.standard_normal(70_001).astype(np.float32)):
+        want = FLOAT_OPS[op](a, b)
+        for path in PATHS:
+            with nb.use_path(path):
+                for threads in (1, 2, 3, 0):
+                    _bits_equal(_native(op, a, b, threads=threads), want)
+                    _bits_equal(_native(op, b, a[0], threads=threads), FLOAT_OPS[op](b, a[0]))
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("op", ["Relu", "Sigmoid", "Tanh", "HardSwish"])
 @settings(max_examples=60, deadline=None)
@@ -130,7 +146,8 @@ def test_dequantize_table_lookup(dtype: type) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(signed=st.booleans(), zero_point=st.integers(-128, 255),
-       scale=st.floats(2.0 ** -140, 2.0 ** 127, width=32, allow_subnormal=True) | st.sampled_from([2.0 ** -12, 0.1, 1.0]),
+       scale=st.floats(2.0 ** -140, 2.0 ** 127, width=32, allow_subnormal=True)
+       | st.sampled_from([2.0 ** -12, 0.1, 1.0]),
        tweak=st.none() | st.integers(0, 255), threads=st.sampled_from([1, 2]))
 def test_dequantize_tables_compute_their_own_entries(signed, zero_point, scale, tweak,
                                                      threads) -> None:

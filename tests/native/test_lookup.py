@@ -113,12 +113,16 @@ def test_lookup_pair_row_kinds_and_threads() -> None:
     cases = [(x, random_ints(rng, x.shape, np.dtype(np.uint8))),
              (x, random_ints(rng, (2, 96, 1, 1), np.dtype(np.uint8))),
              (random_ints(rng, (2, 1, 1, 48), np.dtype(np.uint8)), x),
-             (x[..., ::2], random_ints(rng, (2, 96, 40, 1), np.dtype(np.int8))[..., ::1])]
+             (x[..., ::2], random_ints(rng, (2, 96, 40, 1), np.dtype(np.int8))[..., ::1]),
+             # one long row (an operand of one value), split inside it between threads
+             (x.reshape(-1), random_ints(rng, (1,), np.dtype(np.uint8)))]
     for a, b in cases:
         want = _pair_expected(a, b, table)
         for path in PATHS:
             with nb.use_path(path):
-                np.testing.assert_array_equal(nb.lookup_pair(a, b, table), want, err_msg=path)
+                for threads in (1, 2, 3):
+                    np.testing.assert_array_equal(nb.lookup_pair(a, b, table, threads=threads),
+                                                  want, err_msg=f"{path} {threads}")
 
 
 def test_lookup_pair_rejects_other_types() -> None:

@@ -54,6 +54,15 @@ def max_threads() -> int:
     return int(_native.max_threads())
 
 
+def _threads(threads: int | None) -> int:
+    """A kernel's thread count: as given (0: every hardware thread), or with None the
+    running session's (lowp.runtime.native_float's count, which Session.run sets)."""
+    if threads is None:
+        from . import native_float
+        return native_float.get_threads()
+    return NativeConv._check_threads(threads)
+
+
 def _int_range(dtype: np.dtype) -> tuple[int, int]:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)
@@ -331,7 +340,8 @@ class NativeAdd:
 
     def __init__(self, *, a_dtype: np.dtype | type, ma: float, a_zero_point: int,
                  b_dtype: np.dtype | type, mb: float, b_zero_point: int, y_zero_point: int,
-                 qmin: int, qmax: int, out_dtype: np.dtype | type, threads: int = 1) -> None:
+                 qmin: int, qmax: int, out_dtype: np.dtype | type,
+                 threads: int | None = None) -> None:
         from ..ops.elementwise import add_constant
 
         self.a_dtype, self.b_dtype = np.dtype(a_dtype), np.dtype(b_dtype)
@@ -355,8 +365,8 @@ class NativeAdd:
         if not (np.isfinite(self.ma) and np.isfinite(self.mb) and np.isfinite(c)):
             raise ValueError("add multipliers must be finite")
         self._args = (self.a_dtype == np.int8, self.b_dtype == np.int8, float(self.ma),
-                      float(self.mb), float(c), int(qmin), int(qmax),
-                      NativeConv._check_threads(threads))
+                      float(self.mb), float(c), int(qmin), int(qmax))
+        self._thread_count = None if threads is None else NativeConv._check_threads(threads)
 
     def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
                  ) -> np.ndarray:
@@ -372,7 +382,7 @@ class NativeAdd:
                              f"{a.shape}")
         _call(_native.add, np.ascontiguousarray(a).view(np.uint8).reshape(-1),
               np.ascontiguousarray(b).view(np.uint8).reshape(-1),
-              out.view(np.uint8).reshape(-1), *self._args)
+              out.view(np.uint8).reshape(-1), *self._args, _threads(self._thread_count))
         return out
 
 
@@ -388,7 +398,7 @@ def _out_buffer(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype)
 
 def max_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
                 pads: Sequence[int], dilations: Sequence[int], out_hw: Sequence[int],
-                threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+                threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Channels-last 2-D max pool (O7) of a uint8/int8 (N, H, W, C) tensor.
 
     Equals `lowp.ops.pool.max_pool` with `Layout.CHANNELS_LAST`: the maximum over the
@@ -412,7 +422,7 @@ def max_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence
     xc = np.ascontiguousarray(x)
     _call(_native.max_pool2d, xc.view(np.uint8), y.view(np.uint8), [n, h, w, c, oh, ow],
           [geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]],
-          x.dtype == np.int8, NativeConv._check_threads(threads))
+          x.dtype == np.int8, _threads(threads))
     return y
 
 
@@ -430,7 +440,8 @@ def _quantize_checks(zero_point: int, qmin: int, qmax: int, dtype: np.dtype | ty
 
 
 def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: int,
-             dtype: np.dtype | type, threads: int = 1, out: np.ndarray | None = None
+             dtype: np.dtype | type, threads: int | None = None,
+             out: np.ndarray | None = None
              ) -> np.ndarray:
     """Per-tensor quantization (Q6) of float32 data to uint8/int8.
 
@@ -442,12 +453,12 @@ def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: i
     y = _out_buffer(out, xf.shape, dt)
     _call(_native.quantize, xf.reshape(-1), y.view(np.uint8).reshape(-1),
           float(np.float32(scale)), int(zero_point), int(qmin), int(qmax),
-          NativeConv._check_threads(threads))
+          _threads(threads))
     return y
 
 
 def quantize_to_channels_last(x: np.ndarray, *, scale: float, zero_point: int, qmin: int,
-                              qmax: int, dtype: np.dtype | type, threads: int = 1,
+                              qmax: int, dtype: np.dtype | type, threads: int | None = None,
                               out: np.ndarray | None = None) -> np.ndarray:
     """`quantize` of a channels-first (N, C, *spatial) tensor, written channels-last
     (N, *spatial, C): the layout change costs no separate pass over the data."""
@@ -460,7 +471,7 @@ def quantize_to_channels_last(x: np.ndarray, *, scale: float, zero_point: int, q
     if y.size:
         _call(_native.quantize_to_channels_last, xf.reshape(n, c, -1),
               y.view(np.uint8).reshape(n, -1, c), float(np.float32(scale)), int(zero_point),
-              int(qmin), int(qmax), NativeConv._check_threads(threads))
+              int(qmin), int(qmax), _threads(threads))
     return y
 
 
@@ -490,7 +501,7 @@ def global_average_pool(x: np.ndarray, *, channels_last: bool, x_zero_point: int
     return y
 
 
-def lookup(x: np.ndarray, table: np.ndarray, *, threads: int = 1,
+def lookup(x: np.ndarray, table: np.ndarray, *, threads: int | None = None,
            out: np.ndarray | None = None) -> np.ndarray:
     """8-bit table lookup (O13): ``y[..., c] = table[c, x[..., c] as an unsigned byte]``.
 
@@ -507,12 +518,12 @@ def lookup(x: np.ndarray, table: np.ndarray, *, threads: int = 1,
     if y.size:
         _call(_native.lookup8, np.ascontiguousarray(x).view(np.uint8).reshape(-1),
               np.ascontiguousarray(table).view(np.uint8).reshape(-1),
-              y.view(np.uint8).reshape(-1), channels, NativeConv._check_threads(threads))
+              y.view(np.uint8).reshape(-1), channels, _threads(threads))
     return y
 
 
 def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
-                out: np.ndarray | None = None) -> np.ndarray | None:
+                threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
     """``table[(a bits << 8) | b bits]`` with numpy broadcasting of 8-bit `a` and `b` (a
     table of every value pair, `fastops.pair_table`), or None when the broadcast shape does
     not merge into four axes or an operand has negative strides (numpy then does it)."""
@@ -534,7 +545,7 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
     if y.size:
         _call(_native.lookup_pair, a.view(np.uint8), b.view(np.uint8),
               np.ascontiguousarray(table).view(np.uint8).reshape(-1),
-              y.view(np.uint8).reshape(-1), dims, sa, sb, 1)
+              y.view(np.uint8).reshape(-1), dims, sa, sb, _threads(threads))
     return y
 
 
@@ -552,7 +563,7 @@ def copy_block(x: np.ndarray, y: np.ndarray, rows: int, width: int, y_width: int
 
 def qsoftmax_rows(x: np.ndarray, n: int, table: np.ndarray, inv_scale: float, zero_point: int,
                   qmin: int, qmax: int, *, out: np.ndarray | None = None,
-                  threads: int = 1, inner: int = 1) -> np.ndarray:
+                  threads: int | None = None, inner: int = 1) -> np.ndarray:
     """Quantized Softmax (O17) of contiguous 8-bit `x`, viewed as (outer, n, inner), over its
     n axis (`table`: lowp.ops.softmax.exp_table for n; `inv_scale`: floor(1 / s_y) in
     float32), bit for bit with lowp.ops.softmax.softmax."""
@@ -565,7 +576,7 @@ def qsoftmax_rows(x: np.ndarray, n: int, table: np.ndarray, inv_scale: float, ze
         _call(_native.qsoftmax_rows, x.view(np.uint8).reshape(-1),
               np.ascontiguousarray(table, np.float32).reshape(-1), y.view(np.uint8).reshape(-1),
               n, float(inv_scale), int(zero_point), int(qmin), int(qmax),
-              x.dtype == np.int8, int(threads), int(inner))
+              x.dtype == np.int8, _threads(threads), int(inner))
     return y
 
 
