@@ -99,8 +99,11 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         for (int g = 0; g < p_.groups; ++g) {
           uint8_t* dg = dst + int64_t(g) * cgp_;
           const uint8_t* sg = src + int64_t(g) * cg_;
-          for (int c = 0; c < cg_; ++c) dg[c] = sg[c] ^ flip;
-          for (int c = cg_; c < cgp_; ++c) dg[c] = 0;
+          if (flip)
+            for (int c = 0; c < cg_; ++c) dg[c] = sg[c] ^ flip;
+          else
+            std::memcpy(dg, sg, size_t(cg_));  // (K not a multiple of 4: a matrix product's)
+          std::memset(dg + cg_, 0, size_t(cgp_ - cg_));
         }
       }
     };
