@@ -217,3 +217,32 @@ def test_transpose_before_a_quantized_convolution(backend, perm, seed):
     session = Session(model, backend=backend)
     for _ in range(3):
         np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(auto_pad=st.sampled_from(["SAME_UPPER", "SAME_LOWER"]), k=st.integers(1, 3),
+       stride=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       seed=st.integers(0, 2**16))
+def test_quantized_max_pool_with_auto_pad(backend, auto_pad, k, stride, h, w, seed):
+    """DequantizeLinear -> MaxPool(auto_pad SAME_*) -> QuantizeLinear of one scale runs on
+    the integers, the pads computed for each input's shape (the odd pad at the end for
+    SAME_UPPER, at the start for SAME_LOWER): ONNX Runtime's values."""
+    rng = np.random.default_rng(seed)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    _qdq_conv("x", "c", 3, 4, rng, inits, nodes)
+    nodes += [helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[k, k],
+                               strides=[stride, stride], auto_pad=auto_pad),
+              helper.make_node("QuantizeLinear", ["p", "c_ys", "c_yz"], ["pq"]),
+              helper.make_node("DequantizeLinear", ["pq", "c_ys", "c_yz"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = Session(model, backend=backend)
+    assert "MaxPool" in [s.op_type for s in session.steps if s.kind == "int"]
+    x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
+    want = _ort(model, {"x": x})
+    for _ in range(3):
+        np.testing.assert_array_equal(session.run({"x": x})["y"], want)

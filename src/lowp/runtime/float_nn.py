@@ -39,7 +39,7 @@ def _ints(v: Sequence[int] | np.ndarray | None, n: int, default: int) -> list[in
 # --- geometry shared by conv and pooling --------------------------------------------------
 
 
-def _auto_pads(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
+def auto_pads(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
                d: Sequence[int], pads: Sequence[int] | None, auto_pad: str) -> Pads:
     """Begin and end pads per spatial axis for explicit pads or auto_pad."""
     nd = len(in_sp)
@@ -121,7 +121,7 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     if w.ndim != x.ndim:
         raise NodeError(f"weight rank {w.ndim} does not match input rank {x.ndim}")
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
-    begin, end = _auto_pads("Conv", in_sp, k, s, d, pads, auto_pad)
+    begin, end = auto_pads("Conv", in_sp, k, s, d, pads, auto_pad)
     out = [(in_sp[i] + begin[i] + end[i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(nd)]
     if any(o < 1 for o in out):
         raise NodeError(f"the {'x'.join(map(str, k))} kernel (dilations {d}) does not fit the "
@@ -230,7 +230,7 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
             begin = [t - t // 2 for t in total]
         end = [total[i] - begin[i] for i in range(nd)]
     else:
-        begin, end = _auto_pads("ConvTranspose", in_sp, k, s, d, pads, auto_pad)
+        begin, end = auto_pads("ConvTranspose", in_sp, k, s, d, pads, auto_pad)
     if output_shape is None or len(output_shape) == 0:
         out = [full[i] - begin[i] - end[i] for i in range(nd)]
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
@@ -280,7 +280,7 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
     sizes dilated SAME pooling without it (and rejects dilated SAME convolution).
     """
     nd = len(in_sp)
-    begin, end = _auto_pads(op, in_sp, k, s, d, pads, auto_pad)
+    begin, end = auto_pads(op, in_sp, k, s, d, pads, auto_pad)
     out, extra = [], []
     for i in range(nd):
         ext = (k[i] - 1) * d[i] + 1

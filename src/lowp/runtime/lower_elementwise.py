@@ -21,6 +21,7 @@ from . import moves, native_float
 from .fastops import Arena, lookup, make_add, make_concat, make_mul
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
+from .float_nn import auto_pads
 from .float_ops import FLOAT_OPS
 from .lowering import (
     LOWERINGS,
@@ -413,20 +414,27 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         a = ctx.attrs
         arena = Arena(reuse=not ctx.subgraph)
 
+        auto_pad = str(a.get("auto_pad", "NOTSET"))
+
         def run_pool(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
             if node.op_type == "GlobalMaxPool":
                 axes = tuple(range(2, xv.ndim)) if layout is CF else tuple(
                     range(1, xv.ndim - 1))
                 return (xv.max(axis=axes, keepdims=True),)
-            k = len(a["kernel_shape"])  # type: ignore[arg-type]
-            return (fast_max_pool(xv, kernel_shape=list(a["kernel_shape"]),  # type: ignore[call-overload]
-                               strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
-                               pads=list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
-                               dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]
-                               ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout,  # type: ignore[arg-type]
-                               arena=arena),)
+            kernel = list(a["kernel_shape"])  # type: ignore[call-overload]
+            k = len(kernel)
+            strides = list(a.get("strides", [1] * k))  # type: ignore[call-overload]
+            dilations = list(a.get("dilations", [1] * k))  # type: ignore[call-overload]
+            # explicit pads, or SAME_UPPER / SAME_LOWER's for this input's spatial shape
+            spatial = xv.shape[2:] if layout is CF else xv.shape[1:-1]
+            begin, end = auto_pads("MaxPool", spatial, kernel, strides, dilations,
+                                   a.get("pads"), auto_pad)  # type: ignore[arg-type]
+            return (fast_max_pool(xv, kernel_shape=kernel, strides=strides,
+                                  pads=[*begin, *end], dilations=dilations,
+                                  ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout,  # type: ignore[arg-type]
+                                  arena=arena),)
 
-        if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID") or (
+        if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") or (
                 node.op_type == "MaxPool" and len(node.output) > 1):
             return None
         return ctx.step([x.name], [out.name], run_pool, layouts=layouts, replayable=True)
