@@ -1,12 +1,14 @@
 // Bindings layer: thin nanobind wrappers (shape checks only, no logic); Python validates first.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
 #include <chrono>
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -219,6 +221,32 @@ lowp::Kernel make_global_average_pool(
   a.qmin = qmin;
   a.qmax = qmax;
   return [a, x, y] { lowp::run_global_average_pool(a); };
+}
+
+lowp::Kernel make_qaverage_pool2d(Bytes x, OutBytes y, Floats count,
+                                  std::array<int64_t, 6> dims, std::array<int, 8> window,
+                                  bool channels_last, bool x_signed, int x_zp, float x_scale,
+                                  float y_scale, int y_zp, int qmin, int qmax, int threads) {
+  // dims: n, c, h, w, oh, ow; window: kh, kw, sh, sw, dh, dw, ph, pw
+  lowp::QAvgPoolArgs a;
+  a.n = dims[0], a.c = dims[1], a.h = dims[2], a.w = dims[3], a.oh = dims[4], a.ow = dims[5];
+  a.kh = window[0], a.kw = window[1], a.sh = window[2], a.sw = window[3];
+  a.dh = window[4], a.dw = window[5], a.ph = window[6], a.pw = window[7];
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("qaverage_pool2d needs non-negative dims");
+  for (int k = 0; k < 6; ++k)
+    if (window[k] < 1) throw std::invalid_argument("qaverage_pool2d needs positive windows");
+  if (window[6] < 0 || window[7] < 0 || qmin > qmax)
+    throw std::invalid_argument("qaverage_pool2d pads or bounds out of range");
+  if (int64_t(x.size()) != a.n * a.c * a.h * a.w || int64_t(y.size()) != a.n * a.c * a.oh * a.ow ||
+      int64_t(count.size()) != a.oh * a.ow)
+    throw std::invalid_argument("qaverage_pool2d sizes do not match the dims");
+  for (size_t i = 0; i < count.size(); ++i)
+    if (!(count.data()[i] >= 1.0f)) throw std::invalid_argument("qaverage_pool2d counts < 1");
+  a.x = x.data(), a.y = y.data(), a.count = count.data();
+  a.channels_last = channels_last, a.x_signed = x_signed, a.x_zp = x_zp;
+  a.x_scale = x_scale, a.y_scale = y_scale, a.y_zp = float(y_zp), a.qmin = qmin, a.qmax = qmax;
+  return [a, threads, x, y, count] { lowp::run_qaverage_pool2d(a, threads); };
 }
 
 lowp::Kernel make_float_unary(int op, Floats x, OutFloats y, float alpha, float beta,
@@ -597,6 +625,9 @@ NB_MODULE(_native, m) {
              "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8", &make_lookup8, "x"_a, "table"_a, "y"_a, "channels"_a = 1,
              "threads"_a = 1);
+  def_kernel(m, program, "qaverage_pool2d", &make_qaverage_pool2d, "x"_a, "y"_a, "count"_a,
+             "dims"_a, "window"_a, "channels_last"_a, "x_signed"_a, "x_zero_point"_a,
+             "x_scale"_a, "y_scale"_a, "y_zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
   def_kernel(m, program, "global_average_pool", &make_global_average_pool, "x"_a, "y"_a,
              "channels_last"_a, "x_signed"_a, "x_zero_point"_a, "scale"_a, "mult"_a,
              "lshift"_a, "rshift"_a, "fixedpoint"_a, "zero_point"_a, "qmin"_a, "qmax"_a);

@@ -161,6 +161,23 @@ struct GapArgs {
   int32_t mult = 0, lshift = 0, rshift = 0;
 };
 
+// pool_reduce.cpp: quantized 2-D AveragePool in ONNX Runtime's float form (O8a): per
+// output, the taps inside the input dequantized, float32(x - x_zp) * x_scale, summed one
+// after another in window order (rows, then columns) from +0, divided by count[oy * ow +
+// ox] (the counted taps, from the geometry), y = clamp(nearbyint(mean / y_scale +
+// y_zp), qmin, qmax). x and y are (n, h, w, c) channels-last or (n, c, h, w).
+struct QAvgPoolArgs {
+  const uint8_t* x = nullptr;
+  uint8_t* y = nullptr;
+  const float* count = nullptr;
+  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;
+  bool channels_last = true, x_signed = false;
+  int32_t x_zp = 0, qmin = 0, qmax = 255;
+  float x_scale = 1.0f, y_scale = 1.0f, y_zp = 0.0f;
+};
+void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads);
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 

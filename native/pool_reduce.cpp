@@ -3,6 +3,7 @@
 // computed by exactly one task, so results never depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "dispatch.h"
@@ -112,6 +113,62 @@ void run_quantize_to_channels_last(const QuantArgs& a, int64_t n, int64_t c, int
     }
   };
   ThreadPool::instance().run(threads, work);
+}
+
+void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads) {
+  const int64_t rows = a.n * a.oh;
+  if (rows <= 0 || a.ow <= 0 || a.c <= 0) return;
+  auto value = [&](int64_t i) {
+    const int32_t v = a.x_signed ? int32_t(int8_t(a.x[i])) : int32_t(a.x[i]);
+    return float(v - a.x_zp) * a.x_scale;
+  };
+  auto store = [&](float acc, float count, int64_t i) {
+    float q = std::nearbyint(acc / count / a.y_scale + a.y_zp);
+    q = q < float(a.qmin) ? float(a.qmin) : (q > float(a.qmax) ? float(a.qmax) : q);
+    const int32_t v = int32_t(q);
+    a.y[i] = a.x_signed ? uint8_t(int8_t(v)) : uint8_t(v);
+  };
+  const int64_t c = a.c;
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / (a.ow * c)), threads,
+                  [&](int64_t r0, int64_t len) {
+    std::vector<float> acc(size_t(a.channels_last ? c : 1));
+    for (int64_t r = r0; r < r0 + len; ++r) {
+      const int64_t b = r / a.oh, oy = r % a.oh;
+      for (int64_t ox = 0; ox < a.ow; ++ox) {
+        const float count = a.count[oy * a.ow + ox];
+        if (a.channels_last) {
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int ky = 0; ky < a.kh; ++ky) {
+            const int64_t iy = oy * a.sh - a.ph + int64_t(ky) * a.dh;
+            if (iy < 0 || iy >= a.h) continue;
+            for (int kx = 0; kx < a.kw; ++kx) {
+              const int64_t ix = ox * a.sw - a.pw + int64_t(kx) * a.dw;
+              if (ix < 0 || ix >= a.w) continue;
+              const int64_t base = ((b * a.h + iy) * a.w + ix) * c;
+              for (int64_t ch = 0; ch < c; ++ch) acc[size_t(ch)] += value(base + ch);
+            }
+          }
+          const int64_t out = ((b * a.oh + oy) * a.ow + ox) * c;
+          for (int64_t ch = 0; ch < c; ++ch) store(acc[size_t(ch)], count, out + ch);
+          continue;
+        }
+        for (int64_t ch = 0; ch < c; ++ch) {
+          float sum = 0.0f;
+          const int64_t plane = (b * c + ch) * a.h * a.w;
+          for (int ky = 0; ky < a.kh; ++ky) {
+            const int64_t iy = oy * a.sh - a.ph + int64_t(ky) * a.dh;
+            if (iy < 0 || iy >= a.h) continue;
+            for (int kx = 0; kx < a.kw; ++kx) {
+              const int64_t ix = ox * a.sw - a.pw + int64_t(kx) * a.dw;
+              if (ix < 0 || ix >= a.w) continue;
+              sum += value(plane + iy * a.w + ix);
+            }
+          }
+          store(sum, count, ((b * c + ch) * a.oh + oy) * a.ow + ox);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace lowp

@@ -1,5 +1,6 @@
-"""Native channels-last max pool and per-tensor quantize against the numpy references
-(lowp.ops.pool.max_pool, lowp.qparams.quantize), tolerance 0, on every instruction-set path."""
+"""Native channels-last max pool, quantized average pool and per-tensor quantize against
+the numpy references (lowp.ops.pool.max_pool and average_pool, lowp.qparams.quantize),
+tolerance 0, on every instruction-set path."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from lowp.fixedpoint import RequantMode
 from lowp.ops.layout import Layout
+from lowp.ops.pool import average_pool as ref_average_pool
 from lowp.ops.pool import max_pool as ref_max_pool
 from lowp.qparams import QParams, QType
 from lowp.qparams import quantize as ref_quantize
-from lowp.runtime import fastops
+from lowp.runtime import fastops, native_float
 from lowp.runtime import native_backend as nb
 
 from .helpers import INT8_DTYPES, PATHS, random_ints
@@ -218,3 +221,43 @@ def test_more_threads_than_cores_fill_every_output() -> None:
         nb.quantize_to_channels_last(xf, scale=0.02, zero_point=100, qmin=0, qmax=255,
                                      dtype=np.uint8, threads=threads, out=qcl)
         np.testing.assert_array_equal(qcl, np.moveaxis(ref_quantize(xf, qp), 1, -1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=INT8_DTYPES, n=st.integers(0, 2), h=st.integers(1, 9),
+       w=st.integers(1, 9), c=st.sampled_from([1, 3, 16, 65]), channels_last=st.booleans(),
+       ceil_mode=st.booleans(), include_pad=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_average_pool_geometries(data: st.DataObject, dtype: np.dtype, n: int, h: int, w: int,
+                                 c: int, channels_last: bool, ceil_mode: bool,
+                                 include_pad: bool, seed: int) -> None:
+    """The native quantized AveragePool (O8a) equals lowp.ops.pool.average_pool in float32
+    mode on every geometry (pads, dilations, ceil mode, count_include_pad), both layouts,
+    every path and thread count."""
+    kernel = [data.draw(st.integers(1, 4)) for _ in range(2)]
+    geometry = dict(kernel_shape=kernel, strides=[data.draw(st.integers(1, 3)) for _ in "hw"],
+                    pads=[data.draw(st.integers(0, kernel[i % 2] - 1)) for i in range(4)],
+                    dilations=[data.draw(st.integers(1, 3)) for _ in "hw"],
+                    count_include_pad=include_pad, ceil_mode=ceil_mode)
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    params = dict(x_zero_point=int(rng.integers(info.min, info.max + 1)),
+                  x_scale=float(np.float32(rng.uniform(1e-3, 1))),
+                  y_scale=float(np.float32(rng.uniform(1e-3, 1))),
+                  y_zero_point=int(rng.integers(info.min, info.max + 1)),
+                  qmin=int(info.min), qmax=int(info.max))
+    layout = Layout.CHANNELS_LAST if channels_last else Layout.CHANNELS_FIRST
+    x = random_ints(rng, (n, h, w, c) if channels_last else (n, c, h, w), dtype)
+    try:
+        want = ref_average_pool(x, layout=layout, **geometry, **params)  # type: ignore[arg-type]
+    except Exception:  # geometry without any output: nothing to compare
+        assume(False)
+        return
+    pool = fastops.make_average_pool(geometry, {**params, "mode": RequantMode.FLOAT32})
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = pool(x, layout)
+                assert got.dtype == want.dtype and got.shape == want.shape, path
+                np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+

@@ -134,16 +134,7 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
     xc = to_channels_first(x, layout)
     spatial = xc.shape[2:]
     out_shape = pool_output_shape(spatial, k, s, p, d, ceil_mode)
-    # Counts depend only on geometry: pool a ones array of a single image and channel.
-    ones = np.ones((1, 1) + tuple(spatial), dtype=np.int64)
-    if count_include_pad:
-        # padded area counts, the ceil-mode overhang does not
-        r = len(k)
-        padded = np.pad(ones, [(0, 0), (0, 0)] + [(p[i], p[i + r]) for i in range(r)],
-                        constant_values=1)
-        count = _windows(padded, 0, k, s, (0,) * (2 * r), d, out_shape).sum(axis=0)
-    else:
-        count = _windows(ones, 0, k, s, p, d, out_shape).sum(axis=0)
+    count = window_counts(spatial, k, s, p, d, out_shape, count_include_pad)
     if mode is RequantMode.FLOAT32:
         return _dequantized_mean(xc, count, k, s, p, d, out_shape, x_zero_point, x_scale,
                                  y_scale, y_zero_point, qmin, qmax, layout)
@@ -151,6 +142,22 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
     acc = wrap_int32(taps.sum(axis=0))
     return _requant_mean(acc, count, x_scale, y_scale, y_zero_point, qmin, qmax, mode,
                          x.dtype, layout)
+
+
+def window_counts(spatial: Sequence[int], k: Sequence[int], s: Sequence[int],
+                  p: Sequence[int], d: Sequence[int], out_shape: Sequence[int],
+                  count_include_pad: bool) -> np.ndarray:
+    """The taps each output of an average pool divides by, (1, 1, *out_shape): those inside
+    the input, or (count_include_pad) inside the padded input (the ceil-mode overhang
+    never counts). They depend on the geometry only: a ones array of one image and channel
+    pooled."""
+    ones = np.ones((1, 1) + tuple(spatial), dtype=np.int64)
+    if count_include_pad:
+        r = len(k)
+        padded = np.pad(ones, [(0, 0), (0, 0)] + [(p[i], p[i + r]) for i in range(r)],
+                        constant_values=1)
+        return _windows(padded, 0, k, s, (0,) * (2 * r), d, out_shape).sum(axis=0)
+    return _windows(ones, 0, k, s, p, d, out_shape).sum(axis=0)
 
 
 def _dequantized_mean(xc: np.ndarray, count: np.ndarray, k: Sequence[int],

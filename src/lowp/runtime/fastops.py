@@ -19,7 +19,8 @@ from ..ops.concat import rescale
 from ..ops.elementwise import add as reference_add
 from ..ops.elementwise import add_span_kind
 from ..ops.layout import Layout
-from ..ops.pool import pool_output_shape
+from ..ops.pool import average_pool as reference_average_pool
+from ..ops.pool import pool_output_shape, window_counts
 from ..qparams import QParams
 from ..qparams import quantize as ref_quantize
 
@@ -225,6 +226,46 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
     acc = x.sum(axis=spatial, keepdims=True, dtype=np.int64) - count * int(x_zero_point)
     y = requantize(acc.astype(np.int32), m, y_zero_point, qmin, qmax, mode)
     return y.astype(out_dtype)
+
+
+def make_average_pool(geometry: dict[str, object], params: dict[str, object]
+                      ) -> Callable[..., np.ndarray]:
+    """lowp.ops.pool.average_pool with this `geometry` (kernel_shape, strides, pads,
+    dilations, count_include_pad, ceil_mode) and these quantization `params`: natively for
+    2-D 8-bit data in float32 mode ((O8a); the window counts made once per input size),
+    else the reference. ``run(x, layout, arena=None)``."""
+    kernel = [int(v) for v in geometry["kernel_shape"]]  # type: ignore[attr-defined]
+    strides = [int(v) for v in geometry["strides"]]  # type: ignore[attr-defined]
+    pads = [int(v) for v in geometry["pads"]]  # type: ignore[attr-defined]
+    dilations = [int(v) for v in geometry["dilations"]]  # type: ignore[attr-defined]
+    counts: dict[tuple[int, ...], tuple[list[int], np.ndarray]] = {}
+
+    def run(x: np.ndarray, layout: Layout, arena: Arena | None = None) -> np.ndarray:
+        native = _native_module()
+        if (native is None or len(kernel) != 2 or x.ndim != 4 or x.dtype not in _BYTE_TYPES
+                or params["mode"] is not RequantMode.FLOAT32):
+            return reference_average_pool(x, layout=layout, **geometry, **params)  # type: ignore[arg-type]
+        cl = layout is Layout.CHANNELS_LAST
+        spatial = tuple(x.shape[1:3] if cl else x.shape[2:])
+        made = counts.get(spatial)
+        if made is None:
+            hw = pool_output_shape(spatial, kernel, strides, pads, dilations,
+                                   bool(geometry["ceil_mode"]))
+            taps = window_counts(spatial, kernel, strides, pads, dilations, hw,
+                                 bool(geometry["count_include_pad"]))
+            made = counts[spatial] = ([int(v) for v in hw], np.ascontiguousarray(
+                np.maximum(taps, 1).astype(np.float32).reshape(tuple(hw))))
+        out_hw, count = made
+        shape = (x.shape[0], *out_hw, x.shape[3]) if cl else (*x.shape[:2], *out_hw)
+        return native.average_pool_2d(  # type: ignore[no-any-return]
+            x, kernel_shape=kernel, strides=strides, pads=pads, dilations=dilations,
+            out_hw=out_hw, count=count, channels_last=cl,
+            x_zero_point=int(params["x_zero_point"]), x_scale=float(params["x_scale"]),  # type: ignore[call-overload, arg-type]
+            y_scale=float(params["y_scale"]), y_zero_point=int(params["y_zero_point"]),  # type: ignore[call-overload, arg-type]
+            qmin=int(params["qmin"]), qmax=int(params["qmax"]),  # type: ignore[call-overload]
+            out=arena.get(shape, x.dtype) if arena else None)
+
+    return run
 
 
 def make_concat(qparams_in: Sequence[QParams], y_qparams: QParams,

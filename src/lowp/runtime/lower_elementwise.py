@@ -13,12 +13,11 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.layout import Layout, from_channels_first, to_channels_first
 from ..ops.lut import ACTIVATIONS, build_lut
-from ..ops.pool import average_pool as qaverage_pool
 from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
 from . import moves, native_float
-from .fastops import Arena, lookup, make_add, make_concat, make_mul
+from .fastops import Arena, lookup, make_add, make_average_pool, make_concat, make_mul
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_nn import auto_pads
@@ -251,6 +250,8 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
 
         unpadded = not any(geometry["pads"])  # type: ignore[call-overload]
         out_dtype = np.dtype(y.qparams.qtype.numpy_dtype)
+        pool = make_average_pool(geometry, common)  # type: ignore[arg-type]
+        arena = Arena(reuse=not ctx.subgraph)
 
         def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
             spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
@@ -260,9 +261,8 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                 # fallback_to_global): (O8)-(O9), not (O8a)
                 return (fast_global_average_pool(xv, layout=layout, out_dtype=out_dtype,  # type: ignore[arg-type]
                                                  **common),)  # type: ignore[arg-type]
-            return (qaverage_pool(xv, layout=layout, **geometry, **common).astype(  # type: ignore[arg-type]
-                out_dtype),)
-    return ctx.step([x.name], [y.name], run, layouts=(CF, CL))
+            return (pool(xv, layout, arena).astype(out_dtype, copy=False),)
+    return ctx.step([x.name], [y.name], run, layouts=(CF, CL), replayable=True)
 
 
 # ---------------------------------------------------------------------------------------

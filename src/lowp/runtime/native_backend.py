@@ -501,6 +501,32 @@ def global_average_pool(x: np.ndarray, *, channels_last: bool, x_zero_point: int
     return y
 
 
+def average_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[int],
+                    pads: Sequence[int], dilations: Sequence[int], out_hw: Sequence[int],
+                    count: np.ndarray, channels_last: bool, x_zero_point: int,
+                    x_scale: float, y_scale: float, y_zero_point: int, qmin: int, qmax: int,
+                    threads: int | None = None, out: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Quantized 2-D AveragePool of 8-bit (n, h, w, c) or (n, c, h, w) `x` in ONNX
+    Runtime's float form (O8a), equal to lowp.ops.pool.average_pool in float32 mode;
+    `count` (out_hw) holds the taps each output divides by (`ops.pool.window_counts`)."""
+    if x.dtype not in _INT8_TYPES or x.ndim != 4:
+        raise ValueError(f"average_pool_2d takes 4-d 8-bit data, got {x.dtype} {x.shape}")
+    n = x.shape[0]
+    c, h, w = (x.shape[3], *x.shape[1:3]) if channels_last else x.shape[1:]
+    oh, ow = (int(v) for v in out_hw)
+    shape = (n, oh, ow, c) if channels_last else (n, c, oh, ow)
+    y = _out_buffer(out, shape, x.dtype)
+    _call(_native.qaverage_pool2d, np.ascontiguousarray(x).view(np.uint8).reshape(-1),
+          y.view(np.uint8).reshape(-1), np.ascontiguousarray(count, np.float32).reshape(-1),
+          [n, c, h, w, oh, ow],
+          [*(int(v) for v in kernel_shape), *(int(v) for v in strides),
+           *(int(v) for v in dilations), int(pads[0]), int(pads[1])],
+          channels_last, x.dtype == np.int8, int(x_zero_point), float(x_scale),
+          float(y_scale), int(y_zero_point), int(qmin), int(qmax), _threads(threads))
+    return y
+
+
 def lookup(x: np.ndarray, table: np.ndarray, *, threads: int | None = None,
            out: np.ndarray | None = None) -> np.ndarray:
     """8-bit table lookup (O13): ``y[..., c] = table[c, x[..., c] as an unsigned byte]``.
