@@ -427,8 +427,13 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             dilations = list(a.get("dilations", [1] * k))  # type: ignore[call-overload]
             # explicit pads, or SAME_UPPER / SAME_LOWER's for this input's spatial shape
             spatial = xv.shape[2:] if layout is CF else xv.shape[1:-1]
-            begin, end = auto_pads("MaxPool", spatial, kernel, strides, dilations,
-                                   a.get("pads"), auto_pad)  # type: ignore[arg-type]
+            if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                begin, end = _ort_same_pads(spatial, kernel, strides, auto_pad)
+                xv = _crop(xv, begin, end, 2 if layout is CF else 1)
+                begin, end = [max(p, 0) for p in begin], [max(p, 0) for p in end]
+            else:
+                begin, end = auto_pads("MaxPool", spatial, kernel, strides, dilations,
+                                       a.get("pads"), auto_pad)  # type: ignore[arg-type]
             return (fast_max_pool(xv, kernel_shape=kernel, strides=strides,
                                   pads=[*begin, *end], dilations=dilations,
                                   ceil_mode=bool(a.get("ceil_mode", 0)), layout=layout,  # type: ignore[arg-type]
@@ -442,6 +447,32 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
     # has to hand the same view on (lowp.runtime.replay)
     return ctx.step(inputs, out_names, run, layouts=layouts,
                     replayable=node.op_type in RESHAPES)
+
+
+def _ort_same_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
+                   auto_pad: str) -> tuple[list[int], list[int]]:
+    """ONNX Runtime's pooling pads for SAME_UPPER / SAME_LOWER (PoolAttributes): the
+    needed padding from the kernel without dilation, not clamped at zero, split with C's
+    division toward zero (the odd one at the end for SAME_UPPER, at the start otherwise).
+    A negative pad drops input elements from that side (a kernel smaller than its
+    stride)."""
+    begin, end = [], []
+    for n, k, s in zip(spatial, kernel, strides, strict=True):
+        needed = (-(-n // s) - 1) * s + k - n
+        head = int(needed / 2) if auto_pad == "SAME_UPPER" else int((needed + 1) / 2)
+        begin.append(head)
+        end.append(needed - head)
+    return begin, end
+
+
+def _crop(x: np.ndarray, begin: list[int], end: list[int], first: int) -> np.ndarray:
+    """`x` without the elements negative pads drop (spatial axes from `first`), contiguous."""
+    if all(p >= 0 for p in (*begin, *end)):
+        return x
+    index = [slice(None)] * x.ndim
+    for i, (b, e) in enumerate(zip(begin, end, strict=True)):
+        index[first + i] = slice(max(-b, 0), x.shape[first + i] - max(-e, 0))
+    return np.ascontiguousarray(x[tuple(index)])
 
 
 def _channels_last_axis(axis: int, ndim: int) -> int:
