@@ -15,7 +15,14 @@ from ..errors import DataError, InternalError, LowpError, named
 from ..fixedpoint import RequantMode
 from ..inputs import check_tensor_outputs, model_inputs
 from ..ir.graph import load_model
-from . import blas_threads, moves, native_float, ort_fusions, ort_weight_bias
+from . import (
+    blas_threads,
+    moves,
+    native_float,
+    ort_fusions,
+    ort_qdq_propagation,
+    ort_weight_bias,
+)
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
@@ -64,7 +71,8 @@ class Session:
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
         self.model = ort_fusions.apply(fold_constant_quantize(
-            ort_weight_bias.apply(inline_constant_ifs(load_model(model)))))
+            ort_weight_bias.apply(ort_qdq_propagation.apply(
+                inline_constant_ifs(load_model(model))))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         check_tensor_outputs(self.model)

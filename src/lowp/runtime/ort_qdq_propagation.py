@@ -1,0 +1,189 @@
+"""ONNX Runtime's QDQ propagation, applied before lowering.
+
+At load ONNX Runtime's QDQPropagationTransformer inserts QuantizeLinear -> DequantizeLinear
+pairs, with the parameters of a QuantizeLinear (or DequantizeLinear) that has one constant
+scale and zero point, across the data movement next to it:
+
+- *Q backward*: from a QuantizeLinear up through MaxPool, Reshape, Transpose, Squeeze,
+  Unsqueeze and Slice (each the only reader of its input, which is no graph output), a pair
+  on each such node's input, until a DequantizeLinear produces it;
+- *DQ forward*: from a DequantizeLinear whose output has one reader, down through the same
+  operators, a QuantizeLinear after each and a DequantizeLinear before each of its readers
+  that is not a QuantizeLinear.
+
+The pairs change no value by themselves (those operators only move or select values), but
+they make new QDQ groups that ONNX Runtime then runs as integer operators: a float
+AveragePool whose output reaches a QuantizeLinear through a Reshape and a Transpose becomes
+DequantizeLinear -> AveragePool -> QuantizeLinear, and its QLinearAveragePool sums in
+another order than a float AveragePool (docs/operators.md (O8a)). lowp makes the same pairs,
+so that its lowering finds the same groups. Only the top-level graph is rewritten.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import onnx
+from onnx import defs, helper, numpy_helper
+
+_ONNX = ("", "ai.onnx")
+# CanNodePropagate: the operator at these versions (the schema's since-version)
+_PROPAGATING = {"MaxPool": {12}, "Reshape": {5, 13, 14, 19}, "Transpose": {1, 13},
+                "Squeeze": {1, 11, 13}, "Unsqueeze": {1, 11, 13}, "Slice": {1, 10, 11, 13}}
+
+
+class _Graph:
+    def __init__(self, model: onnx.ModelProto) -> None:
+        g = model.graph
+        self.nodes = list(g.node)
+        self.inputs = {i.name for i in g.input}
+        self.outputs = {o.name for o in g.output}
+        self.inits = {t.name: t for t in g.initializer if t.name not in self.inputs}
+        self.opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
+        self.counter = itertools.count()
+        self.used = {n for node in g.node for n in (*node.input, *node.output)} | self.inputs \
+            | set(self.inits)
+        self.added: dict[int, list[onnx.NodeProto]] = {}    # new nodes after node id()
+
+    def producer(self, name: str) -> onnx.NodeProto | None:
+        return next((n for n in self.nodes if name in n.output), None)
+
+    def readers(self, name: str) -> list[tuple[onnx.NodeProto, int]]:
+        return [(n, k) for n in self.nodes for k, i in enumerate(n.input) if i == name]
+
+    def scalar_parameters(self, node: onnx.NodeProto) -> list[str] | None:
+        """QOrDQNodeHasConstantScalarScaleAndZeroPoint: the scale (and zero point) inputs,
+        each one constant value (a node that picks its type or blocks by attribute, which
+        the pairs would not carry, is left alone)."""
+        names = [i for i in node.input[1:3] if i]
+        if not names or len(node.input) < 2 or not node.input[1]:
+            return None
+        for name in names:
+            t = self.inits.get(name)
+            if t is None or numpy_helper.to_array(t).size != 1:
+                return None
+        if any(a.name in ("output_dtype", "block_size") and helper.get_attribute_value(a)
+               for a in node.attribute):
+            return None
+        return names
+
+    def propagates(self, node: onnx.NodeProto) -> bool:
+        versions = _PROPAGATING.get(node.op_type)
+        if versions is None or node.domain not in _ONNX:
+            return False
+        try:
+            since = defs.get_schema(node.op_type, self.opset).since_version
+        except Exception:
+            return False
+        return since in versions
+
+    def fresh(self, base: str) -> str:
+        while True:
+            name = f"{base}_{next(self.counter)}"
+            if name not in self.used:
+                self.used.add(name)
+                return name
+
+    def pair(self, source: str, params: list[str], readers: list[tuple[onnx.NodeProto, int]],
+             after: onnx.NodeProto | None) -> list[str]:
+        """A QuantizeLinear of `source` and a DequantizeLinear per reader (which then reads
+        it); returns the DequantizeLinear outputs. The nodes go after `after` (the
+        producer of `source`; None: first)."""
+        q_out = self.fresh(f"{source}_q_to_dq")
+        new = [helper.make_node("QuantizeLinear", [source, *params], [q_out],
+                                name=self.fresh(f"{source}_q"))]
+        outs = []
+        for node, slot in readers:
+            dq_out = self.fresh(f"{source}_post_dq")
+            new.append(helper.make_node("DequantizeLinear", [q_out, *params], [dq_out],
+                                        name=self.fresh(f"{source}_dq")))
+            node.input[slot] = dq_out
+            outs.append(dq_out)
+        self.added.setdefault(-1 if after is None else id(after), []).extend(new)
+        self.nodes.extend(new)
+        return outs
+
+    def single_reader(self, name: str) -> onnx.NodeProto | None:
+        """The one node reading `name` when it is no graph output (GetPreviousEdge /
+        GetNextEdge's single edge)."""
+        readers = self.readers(name)
+        if name in self.outputs or len(readers) != 1:
+            return None
+        return readers[0][0]
+
+
+def apply(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with ONNX Runtime's propagated QDQ pairs (a new model), or `model` itself
+    when it gets none."""
+    if not any(n.op_type in _PROPAGATING for n in model.graph.node):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = _Graph(out)
+    original = list(g.nodes)
+    changed = False
+    for q in [n for n in original if n.op_type == "QuantizeLinear" and n.domain in _ONNX]:
+        changed |= _q_backward(g, q)
+    for dq in [n for n in original if n.op_type == "DequantizeLinear" and n.domain in _ONNX]:
+        changed |= _dq_forward(g, dq)
+    if not changed:
+        return model
+    del out.graph.node[:]
+    out.graph.node.extend(g.added.get(-1, []))
+    for node in original:
+        out.graph.node.append(node)
+        pending = [node]
+        while pending:                       # nodes added after added nodes, in order
+            extra = g.added.get(id(pending.pop()), [])
+            out.graph.node.extend(extra)
+            pending.extend(reversed(extra))
+    return out
+
+
+def _q_backward(g: _Graph, q: onnx.NodeProto) -> bool:
+    params = g.scalar_parameters(q)
+    if params is None or not q.input or not q.input[0]:
+        return False
+    name = q.input[0]
+    if name in g.inputs or name in g.inits or g.single_reader(name) is not q:
+        return False
+    node = g.producer(name)
+    changed = False
+    while node is not None and g.propagates(node) and node.input and node.input[0]:
+        before = node.input[0]
+        source = None if before in g.inputs or before in g.inits else g.producer(before)
+        if source is not None and g.single_reader(before) is not node:
+            break
+        if source is not None and source.op_type == "DequantizeLinear" and \
+                source.domain in _ONNX:
+            break
+        g.pair(before, params, [(node, 0)], source)
+        changed = True
+        node = source
+    return changed
+
+
+def _dq_forward(g: _Graph, dq: onnx.NodeProto) -> bool:
+    params = g.scalar_parameters(dq)
+    if params is None or not dq.output or dq.output[0] in g.outputs:
+        return False
+    readers = g.readers(dq.output[0])
+    if len(readers) != 1:
+        return False
+    changed = False
+    pending = [readers[0][0]]
+    while pending:
+        node = pending.pop()
+        if not g.propagates(node) or not node.output or not node.output[0]:
+            continue
+        name = node.output[0]
+        if name in g.outputs:
+            continue        # (an edge to the graph output: left as it is)
+        edges = [(r, k) for r, k in g.readers(name)
+                 if not (r.op_type == "QuantizeLinear" and r.domain in _ONNX)]
+        if not edges:
+            continue
+        g.pair(name, params, edges, node)
+        changed = True
+        pending.extend(r for r, _ in edges)
+    return changed
