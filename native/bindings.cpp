@@ -533,6 +533,28 @@ lowp::Kernel make_qsoftmax_rows(Bytes x, Floats table, OutBytes y, int64_t n, do
   };
 }
 
+lowp::Kernel make_qmatmul_acts(Bytes a, Bytes b, OutBytes y, Vec<int64_t> a_offsets,
+                               Vec<int64_t> b_offsets, int64_t m, int64_t k, int64_t n,
+                               bool a_signed, bool b_signed, bool y_signed, int a_zp, int b_zp,
+                               float scale, int y_zp, int qmin, int qmax, int threads) {
+  // y (batch x m x n) = the requantized product of 8-bit activations (see QMatMulArgs)
+  const int64_t batch = int64_t(a_offsets.size());
+  if (m < 0 || k < 1 || n < 0 || int64_t(b_offsets.size()) != batch || qmin > qmax ||
+      int64_t(y.size()) != batch * m * n)
+    throw std::invalid_argument("qmatmul_acts: sizes do not match");
+  for (int64_t i = 0; i < batch; ++i)
+    if (a_offsets.data()[i] < 0 || a_offsets.data()[i] + m * k > int64_t(a.size()) ||
+        b_offsets.data()[i] < 0 || b_offsets.data()[i] + k * n > int64_t(b.size()))
+      throw std::invalid_argument("qmatmul_acts: an offset reads outside its operand");
+  lowp::QMatMulArgs q;
+  q.a = a.data(), q.b = b.data(), q.y = y.data();
+  q.a_offsets = a_offsets.data(), q.b_offsets = b_offsets.data();
+  q.batch = batch, q.m = m, q.k = k, q.n = n;
+  q.a_signed = a_signed, q.b_signed = b_signed, q.y_signed = y_signed;
+  q.a_zp = a_zp, q.b_zp = b_zp, q.y_zp = y_zp, q.qmin = qmin, q.qmax = qmax, q.scale = scale;
+  return [q, threads, a, b, y, a_offsets, b_offsets] { lowp::run_qmatmul_acts(q, threads); };
+}
+
 lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
                               nb::ndarray<const uint8_t, nb::device::cpu> b, Bytes table,
                               OutBytes y, const std::vector<int64_t>& dims,
@@ -769,6 +791,10 @@ NB_MODULE(_native, m) {
              "use_lo"_a, "use_hi"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "qmatmul_acts", &make_qmatmul_acts, "a"_a, "b"_a, "y"_a,
+             "a_offsets"_a, "b_offsets"_a, "m"_a, "k"_a, "n"_a, "a_signed"_a, "b_signed"_a,
+             "y_signed"_a, "a_zero_point"_a, "b_zero_point"_a, "scale"_a, "y_zero_point"_a,
+             "qmin"_a, "qmax"_a, "threads"_a = 1);
   def_kernel(m, program, "qsoftmax_rows", &make_qsoftmax_rows, "x"_a, "table"_a, "y"_a, "n"_a,
              "inv_scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "is_signed"_a,
              "threads"_a = 1, "inner"_a = 1);

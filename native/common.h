@@ -178,6 +178,26 @@ struct QAvgPoolArgs {
 };
 void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads);
 
+// lut.cpp: a quantized matrix product of two 8-bit activations (QLinearMatMul with both
+// inputs computed, attention's Q·Kᵀ and P·V): per batch b, y[b] (m x n, contiguous) =
+// clamp(nearbyint(float(acc) * scale) + y_zp, qmin, qmax), acc = sum over p < k of
+// (a[b][i][p] - a_zp) * (b[b][p][j] - b_zp) in int32; a[b] starts at a + a_offsets[b] (m x k
+// rows of k), b[b] at b + b_offsets[b] (k x n). The caller keeps every partial sum below
+// 2^24 in magnitude (k * max|a - a_zp| * max|b - b_zp| < 2^24), which the float32 sums rely
+// on.
+struct QMatMulArgs {
+  const uint8_t* a = nullptr;
+  const uint8_t* b = nullptr;
+  uint8_t* y = nullptr;
+  const int64_t* a_offsets = nullptr;
+  const int64_t* b_offsets = nullptr;
+  int64_t batch = 0, m = 0, k = 0, n = 0;
+  bool a_signed = false, b_signed = false, y_signed = false;
+  int32_t a_zp = 0, b_zp = 0, y_zp = 0, qmin = 0, qmax = 255;
+  float scale = 1.0f;
+};
+void run_qmatmul_acts(const QMatMulArgs& a, int threads);
+
 // Peak-throughput loops for bench/peak.py; return operations performed.
 using PeakFn = double (*)(int64_t iters);
 

@@ -6,13 +6,16 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "dispatch.h"
+#include "qmatmul_rows.h"
 #include "threadpool.h"
 
 namespace lowp {
 
 void lut8_vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
+void qmatmul_rows_avx512(const QMatMulArgs& q, int64_t r0, int64_t r1);
 
 namespace {
 
@@ -113,6 +116,19 @@ void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
         y[i * inner] = uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));
       }
     }
+  });
+}
+
+void run_qmatmul_acts(const QMatMulArgs& q, int threads) {
+  if (q.batch <= 0 || q.m <= 0 || q.n <= 0) return;
+  const bool wide = vbmi_usable();   // the avx512vnni path on this CPU: 16-float vectors
+  // rows split between threads (enough of them that a thread's share is worth waking it)
+  run_elementwise(q.batch * q.m, std::max<int64_t>(1, (int64_t(1) << 15) / (q.k * q.n + 1)),
+                  threads, [&](int64_t r0, int64_t len) {
+    if (wide)
+      qmatmul_rows_avx512(q, r0, r0 + len);
+    else
+      qmatmul_rows(q, r0, r0 + len);
   });
 }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "qmatmul_rows.h"
+
 namespace lowp {
 
 void lut8_vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n) {
@@ -21,6 +23,11 @@ void lut8_vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n) {
     const __mmask64 k = _bzhi_u64(~uint64_t(0), unsigned(n - i));
     _mm512_mask_storeu_epi8(y + i, k, look(_mm512_maskz_loadu_epi8(k, x + i)));
   }
+}
+
+// The product of two 8-bit activations, compiled for AVX-512 (qmatmul_rows.h).
+void qmatmul_rows_avx512(const QMatMulArgs& q, int64_t r0, int64_t r1) {
+  qmatmul_rows(q, r0, r1);
 }
 
 }  // namespace lowp

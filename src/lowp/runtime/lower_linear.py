@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, dequantize
+from .fastops import Arena
 from .lowering import LowerCtx, Quantized, lowering
 from .plan import CF, Step
 
@@ -248,11 +250,17 @@ def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step |
     span = max(abs(a.qparams.qtype.qmin - za), abs(a.qparams.qtype.qmax - za)) * max(
         abs(b.qparams.qtype.qmin - zb), abs(b.qparams.qtype.qmax - zb))
     float32_requant = requant.mode is RequantMode.FLOAT32 and requant.scale.ndim == 0
+    native = _activation_matmul(za, zb, requant) if float32_requant else None
+    arena = Arena(reuse=not ctx.subgraph)
 
     def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         k = av.shape[-1]
         if av.dtype.itemsize > 1 or bv.dtype.itemsize > 1 or k * span >= _INT32_RANGE:
             return (qmatmul(av, bv, a_zero_point=za, b_zero_point=zb, requant=requant),)
+        if native is not None and k * span < _FLOAT32_EXACT and native.applies(av, bv):
+            shape = (*np.broadcast_shapes(av.shape[:-2], bv.shape[:-2]), av.shape[-2],
+                     bv.shape[-1])
+            return (native(av, bv, out=arena.get(shape, native.out_dtype)),)
         if float32_requant and k * span < _FLOAT32_EXACT:
             # every partial sum is an integer below 2^24: the float32 product is exact and
             # already float32(acc), the first operand of (R2)
@@ -264,7 +272,19 @@ def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step |
                           np.subtract(bv, zb, dtype=np.float64))
         return (requant.apply(acc64.astype(np.int32), channel_axis=-1),)
 
-    return ctx.step([a.name, b.name], [y.name], run, act_inputs=(0, 1))
+    return ctx.step([a.name, b.name], [y.name], run, act_inputs=(0, 1), replayable=True)
+
+
+def _activation_matmul(za: int, zb: int, requant: Requant) -> Any:
+    """The native product of two 8-bit activations (native_backend.ActivationMatMul) with
+    this per-tensor float32 requantization, or None without the extension."""
+    try:
+        from .native_backend import ActivationMatMul
+    except ImportError:
+        return None
+    return ActivationMatMul(a_zero_point=za, b_zero_point=zb, scale=float(requant.scale),
+                            y_zero_point=int(requant.zero_point), qmin=requant.qmin,
+                            qmax=requant.qmax, out_dtype=requant.out_dtype)
 
 
 def _requantize_float32_acc(acc: np.ndarray, requant: Requant) -> np.ndarray:

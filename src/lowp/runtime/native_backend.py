@@ -527,6 +527,57 @@ def average_pool_2d(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequ
     return y
 
 
+class ActivationMatMul:
+    """Quantized product of two 8-bit activations with numpy's matmul broadcasting of the
+    leading axes (attention's Q·Kᵀ and P·V), int32 sums requantized per tensor in float32:
+    ``clamp(rint(float32(acc) * scale) + y_zero_point)``, equal to (R2) while every |acc|
+    stays below 2^24 (the caller's check). The batch offsets of each pair of shapes are
+    made once (the same arrays every run, so a replayed call reads them)."""
+
+    def __init__(self, *, a_zero_point: int, b_zero_point: int, scale: float,
+                 y_zero_point: int, qmin: int, qmax: int, out_dtype: np.dtype | type) -> None:
+        self.params = (int(a_zero_point), int(b_zero_point), float(np.float32(scale)),
+                       int(y_zero_point), int(qmin), int(qmax))
+        self.out_dtype = np.dtype(out_dtype)
+        self._offsets: dict[tuple[tuple[int, ...], tuple[int, ...]],
+                            tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}
+
+    def applies(self, a: np.ndarray, b: np.ndarray) -> bool:
+        return (a.dtype in _INT8_TYPES and b.dtype in _INT8_TYPES and a.ndim >= 2
+                and b.ndim >= 2 and a.shape[-1] == b.shape[-2] and a.shape[-1] > 0
+                and self.out_dtype in _INT8_TYPES)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+                 threads: int | None = None) -> np.ndarray:
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        key = (a.shape, b.shape)
+        made = self._offsets.get(key)
+        if made is None:
+            batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            idx = np.indices(batch).reshape(len(batch), -1) if batch else np.zeros((0, 1), int)
+
+            def offsets(x: np.ndarray) -> np.ndarray:
+                lead = x.shape[:-2]
+                pad = len(batch) - len(lead)
+                unit = x.shape[-2] * x.shape[-1]
+                strides = [0] * pad + [int(np.prod(lead[i + 1:], dtype=np.int64)) * unit
+                                       if lead[i] > 1 else 0 for i in range(len(lead))]
+                return np.ascontiguousarray(
+                    (np.array(strides, np.int64).reshape(-1, 1) * idx).sum(axis=0)
+                    .astype(np.int64))
+
+            made = self._offsets[key] = (offsets(a), offsets(b),
+                                         (*batch, a.shape[-2], b.shape[-1]))
+        a_off, b_off, shape = made
+        y = _out_buffer(out, shape, self.out_dtype)
+        za, zb, scale, zy, qmin, qmax = self.params
+        _call(_native.qmatmul_acts, a.view(np.uint8).reshape(-1), b.view(np.uint8).reshape(-1),
+              y.view(np.uint8).reshape(-1), a_off, b_off, a.shape[-2], a.shape[-1],
+              b.shape[-1], a.dtype == np.int8, b.dtype == np.int8, self.out_dtype == np.int8,
+              za, zb, scale, zy, qmin, qmax, _threads(threads))
+        return y
+
+
 def lookup(x: np.ndarray, table: np.ndarray, *, threads: int | None = None,
            out: np.ndarray | None = None) -> np.ndarray:
     """8-bit table lookup (O13): ``y[..., c] = table[c, x[..., c] as an unsigned byte]``.

@@ -30,7 +30,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "take",
               "float_softmax_rows", "float_sgemm_mlas", "float_sqrt", "float_layer_norm",
               "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
-              "float_col2im", "qaverage_pool2d")
+              "float_col2im", "qaverage_pool2d", "qmatmul_acts")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas"})
@@ -76,7 +76,7 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     """Every array argument is one the binding reads without a converted copy."""
     for a in args:
         if isinstance(a, np.ndarray) and (
-                a.dtype not in (_BYTES, _F32, np.dtype(np.int32))
+                a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
                 or not (a.flags.c_contiguous or (name in _STRIDED
                                                  and min(a.strides, default=0) >= 0))):
             return False
