@@ -128,6 +128,17 @@ void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads) {
     const int32_t v = int32_t(q);
     a.y[i] = a.x_signed ? uint8_t(int8_t(v)) : uint8_t(v);
   };
+  // every tap inside the input of output (oy, ox), in window order: tap(iy * w + ix)
+  auto taps = [&](int64_t oy, int64_t ox, auto&& tap) {
+    for (int ky = 0; ky < a.kh; ++ky) {
+      const int64_t iy = oy * a.sh - a.ph + int64_t(ky) * a.dh;
+      if (iy < 0 || iy >= a.h) continue;
+      for (int kx = 0; kx < a.kw; ++kx) {
+        const int64_t ix = ox * a.sw - a.pw + int64_t(kx) * a.dw;
+        if (ix >= 0 && ix < a.w) tap(iy * a.w + ix);
+      }
+    }
+  };
   const int64_t c = a.c;
   run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / (a.ow * c)), threads,
                   [&](int64_t r0, int64_t len) {
@@ -136,18 +147,12 @@ void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads) {
       const int64_t b = r / a.oh, oy = r % a.oh;
       for (int64_t ox = 0; ox < a.ow; ++ox) {
         const float count = a.count[oy * a.ow + ox];
-        if (a.channels_last) {
+        if (a.channels_last) {  // a vector of channels per tap
           std::fill(acc.begin(), acc.end(), 0.0f);
-          for (int ky = 0; ky < a.kh; ++ky) {
-            const int64_t iy = oy * a.sh - a.ph + int64_t(ky) * a.dh;
-            if (iy < 0 || iy >= a.h) continue;
-            for (int kx = 0; kx < a.kw; ++kx) {
-              const int64_t ix = ox * a.sw - a.pw + int64_t(kx) * a.dw;
-              if (ix < 0 || ix >= a.w) continue;
-              const int64_t base = ((b * a.h + iy) * a.w + ix) * c;
-              for (int64_t ch = 0; ch < c; ++ch) acc[size_t(ch)] += value(base + ch);
-            }
-          }
+          taps(oy, ox, [&](int64_t pixel) {
+            const int64_t base = (b * a.h * a.w + pixel) * c;
+            for (int64_t ch = 0; ch < c; ++ch) acc[size_t(ch)] += value(base + ch);
+          });
           const int64_t out = ((b * a.oh + oy) * a.ow + ox) * c;
           for (int64_t ch = 0; ch < c; ++ch) store(acc[size_t(ch)], count, out + ch);
           continue;
@@ -155,15 +160,7 @@ void run_qaverage_pool2d(const QAvgPoolArgs& a, int threads) {
         for (int64_t ch = 0; ch < c; ++ch) {
           float sum = 0.0f;
           const int64_t plane = (b * c + ch) * a.h * a.w;
-          for (int ky = 0; ky < a.kh; ++ky) {
-            const int64_t iy = oy * a.sh - a.ph + int64_t(ky) * a.dh;
-            if (iy < 0 || iy >= a.h) continue;
-            for (int kx = 0; kx < a.kw; ++kx) {
-              const int64_t ix = ox * a.sw - a.pw + int64_t(kx) * a.dw;
-              if (ix < 0 || ix >= a.w) continue;
-              sum += value(plane + iy * a.w + ix);
-            }
-          }
+          taps(oy, ox, [&](int64_t pixel) { sum += value(plane + pixel); });
           store(sum, count, ((b * c + ch) * a.oh + oy) * a.ow + ox);
         }
       }

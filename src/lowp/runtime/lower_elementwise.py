@@ -101,17 +101,14 @@ def _constant_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
     can compose it with the tables around it (a hard-swish's x + 3). One-element inputs run
     the step itself (with both operands single values, which one the kernel treats as the
     scalar is its own rule, (O10a))."""
-    g = ctx.graph
-    const = [k for k, t in enumerate((a, b)) if g.is_constant(t.name)]
-    if len(const) != 1:
+    operands = _constant_operand(ctx, a, b)
+    if operands is None:
         return None
-    c = np.asarray(g.constant((a, b)[const[0]].name))
-    x = (a, b)[1 - const[0]]
-    dtype = np.dtype(x.qparams.qtype.numpy_dtype)
+    const, c, x, dtype = operands
     if c.size != 1 or c.ndim > 1 or dtype.itemsize != 1:
         return None
     codes = np.arange(256, dtype=np.uint8).view(dtype)
-    (values,) = run(*((codes, c) if const[0] == 1 else (c, codes)), layout=CF)
+    (values,) = run(*((codes, c) if const == 1 else (c, codes)), layout=CF)
     values = np.asarray(values)
     if values.shape != (256,) or values.dtype.itemsize != 1:
         return None
@@ -120,7 +117,7 @@ def _constant_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
 
     def run_table(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         if xv.dtype != dtype or xv.size < 2 or xv.ndim < c.ndim:
-            return run(*((xv, c) if const[0] == 1 else (c, xv)), layout=layout)
+            return run(*((xv, c) if const == 1 else (c, xv)), layout=layout)
         return (lookup(xv, table, arena),)
 
     return ctx.step([x.name], [y_name], run_table,
@@ -135,13 +132,10 @@ def _channel_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
     on every code of every channel. The table holds what the step computes where the
     constant is a scalar for each span of the other operand ((O10a): spatial size above 1);
     other shapes and layouts run the step itself."""
-    g = ctx.graph
-    const = [k for k, t in enumerate((a, b)) if g.is_constant(t.name)]
-    if len(const) != 1:
+    operands = _constant_operand(ctx, a, b)
+    if operands is None:
         return None
-    c = np.asarray(g.constant((a, b)[const[0]].name))
-    x = (a, b)[1 - const[0]]
-    dtype = np.dtype(x.qparams.qtype.numpy_dtype)
+    const, c, x, dtype = operands
     found = _channel_count(c)
     if found is None or dtype.itemsize != 1:
         return None
@@ -149,7 +143,7 @@ def _channel_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
     codes = np.arange(256, dtype=np.uint8).view(dtype)
     grid = np.ascontiguousarray(np.broadcast_to(
         codes.reshape((1, 1, 256) + (1,) * (rank - 3)), (1, channels, 256) + (1,) * (rank - 3)))
-    (values,) = run(*((grid, c) if const[0] == 1 else (c, grid)), layout=CF)
+    (values,) = run(*((grid, c) if const == 1 else (c, grid)), layout=CF)
     values = np.asarray(values)
     if values.shape != grid.shape or values.dtype.itemsize != 1:
         return None
@@ -163,11 +157,23 @@ def _channel_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
         if per_channel_rows(xv, channels, layout) and where(xv, layout):
             return (lookup(xv, table, arena),)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
-        (y,) = run(*((cf, c) if const[0] == 1 else (c, cf)), layout=CF)
+        (y,) = run(*((cf, c) if const == 1 else (c, cf)), layout=CF)
         return (from_channels_first(y, layout) if xv.ndim > 2 else y,)
 
     return ctx.step([x.name], [y_name], run_table, layouts=(CF, CL), replayable=True,
                     channel_table=table, channel_table_where=where)
+
+
+def _constant_operand(ctx: LowerCtx, a: Any, b: Any
+                      ) -> tuple[int, np.ndarray, Any, np.dtype] | None:
+    """(the constant's position, its value, the other operand, that operand's integer
+    type) when exactly one of the two operands is a constant of the graph."""
+    const = [k for k, t in enumerate((a, b)) if ctx.graph.is_constant(t.name)]
+    if len(const) != 1:
+        return None
+    x = (a, b)[1 - const[0]]
+    return (const[0], np.asarray(ctx.graph.constant((a, b)[const[0]].name)), x,
+            np.dtype(x.qparams.qtype.numpy_dtype))
 
 
 def _channel_count(c: np.ndarray) -> tuple[int, int] | None:
