@@ -14,8 +14,9 @@ import numpy as np
 
 from ..errors import LowpError
 from ..ops.layout import Layout
-from ..targets import Target
+from ..targets import EXACT, Target
 from . import engines
+from .agreement import real_outputs
 from .engines import LayerQParams
 
 _CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d")
@@ -78,6 +79,19 @@ class TorchLayer:
         else:
             y = engines.matmul(x, self.weight.T, self.bias, q, target)
         return y.astype(np.uint8)
+
+    def real_outputs(self, x: np.ndarray, x_scale: float, x_zero_point: int) -> np.ndarray:
+        """The exact real outputs before rounding (lowp.fidelity.agreement.real_outputs)."""
+        q = self.qparams(x_scale, x_zero_point)
+        if self.kind is LayerKind.CONV:
+            r = x.ndim - 2
+            acc = engines.accumulate_conv(
+                np.asarray(x), self.weight, q, EXACT, strides=list(self.strides or (1,) * r),
+                pads=list(self.pads or (0,) * 2 * r), dilations=list(self.dilations or (1,) * r),
+                group=self.group)
+            return real_outputs(acc, self.bias, q, channel_axis=1)
+        acc = engines.accumulate_matmul(np.asarray(x), self.weight.T, q, EXACT)
+        return real_outputs(acc, self.bias, q, channel_axis=-1)
 
 
 def from_torch(module: Any) -> TorchLayer:
