@@ -1,4 +1,5 @@
-"""Measured peaks: int8 VNNI (vpdpbusd, vpdpwssd) and fp32 FMA, in GOPS, on 1 and 2 threads.
+"""Measured peaks: int8 AMX (tdpbusd), VNNI (vpdpbusd, vpdpwssd) and fp32 FMA, in GOPS, on 1
+and 2 threads.
 
 The 2-thread figure runs the same loop on two threads at once; on a VM whose two vCPUs share
 one physical core (or a busy host) it is not twice the 1-thread figure.
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_gops, print_table  # noqa: E402
 
 KINDS = [
+    ("amx", "int8 AMX tdpbusd, 4 C tiles (16x16x64 = 16384 MAC/instr)"),
     ("vnni512", "int8 vpdpbusd zmm (64 MAC/instr)"),
     ("vnni256", "int8 vpdpbusd ymm (EVEX, 32 MAC/instr)"),
     ("wssd512", "int16 vpdpwssd zmm (32 MAC/instr)"),

@@ -58,8 +58,12 @@ double peak_gops(const std::string& kind, double seconds, int threads) {
   else if (kind == "wssd512") fn = lowp::peak_wssd512;
   else if (kind == "fma512") fn = lowp::peak_fma512;
   else if (kind == "fma256") fn = lowp::peak_fma256;
+  else if (kind == "amx") fn = lowp::peak_amx;
   else throw std::invalid_argument("unknown peak kind '" + kind + "'");
   if (!has512) throw std::invalid_argument("peak loops need an AVX-512 VNNI CPU");
+  if (fn == lowp::peak_amx &&
+      std::find(paths.begin(), paths.end(), std::string("amx")) == paths.end())
+    throw std::invalid_argument("the AMX peak loop needs an AMX-INT8 CPU");
   if (threads < 1) threads = lowp::ThreadPool::max_threads();
   threads = std::min(threads, lowp::ThreadPool::max_threads());
   nb::gil_scoped_release nogil;

@@ -15,6 +15,8 @@ inline int64_t align64_offset(const T* p) {
 
 // Width of a packed weight panel (output channels), the unit every GEMM kernel works on.
 constexpr int kPanel = 64;
+// Most rows one GEMM microkernel call may take (IsaTable::mr, mr_narrow).
+constexpr int kMaxMr = 32;
 
 // Epilogue parameters; every per-channel array is padded to a multiple of kPanel so that
 // vector code may load whole vectors past the last real channel.
@@ -56,6 +58,11 @@ struct GemmOut {
 // GEMM microkernel with the epilogue applied from registers (no int32 tile).
 using GemmFusedFn = void (*)(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
                              int ntaps, int kc4, const int8_t* b, const GemmOut& o);
+
+// Packs n GEMM rows (as GemmFn reads them) into dst: row i at dst + i * kp (64-byte
+// aligned) holds the taps' 4 * kc4 bytes one after another, then zeros up to kp bytes.
+using PackRowsFn = void (*)(int64_t n, const uint8_t* const* a, const int64_t* tap_off,
+                            int ntaps, int kc4, int64_t kp, uint8_t* dst);
 
 // Depthwise row: `ow` output pixels of one output row, all channels.
 struct DwArgs {
@@ -214,6 +221,9 @@ struct IsaTable {
   PoolFn maxpool = nullptr;    // optional: null means maxpool_portable
   QuantFn quantize = nullptr;  // optional: null means quantize_portable
   DwQuadFn dw_quad = nullptr;  // optional: null means dw on pair rows
+  // optional: null means gemm reads the rows in place; else the driver packs each row chunk
+  // once for all panels and calls gemm with one tap of ntaps * kc4 groups on the packed rows.
+  PackRowsFn pack_rows = nullptr;
 };
 
 // Portable element-wise Add (driver.cpp); exact on any path.
@@ -266,11 +276,23 @@ extern const IsaTable kAvx2Table;
 extern const IsaTable kAvxVnniTable;
 extern const IsaTable kAvxVnniEvexTable;
 extern const IsaTable kAvx512VnniTable;
+extern const IsaTable kAmxTable;  // kernels_amx.cpp: the GEMM on AMX tiles
+
+// The avx512vnni path's members that the amx path shares (kernels_avx512vnni.cpp).
+void avx512_epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
+                     uint8_t* out);
+void avx512_dw(const DwArgs& a, const Epilogue& e);
+void avx512_dw_row(int32_t* dst, const DwRowArgs& a);
+void avx512_add(const AddArgs& a);
+void avx512_maxpool(const PoolArgs& a, int64_t r0, int64_t r1);
+void avx512_quantize(const QuantArgs& a);
+void avx512_dw_quad(const DwQuadArgs& a, const Epilogue& e);
 
 double peak_vnni512(int64_t iters);
 double peak_vnni256(int64_t iters);
 double peak_wssd512(int64_t iters);
 double peak_fma512(int64_t iters);
 double peak_fma256(int64_t iters);
+double peak_amx(int64_t iters);  // only where the amx path is available
 
 }  // namespace lowp

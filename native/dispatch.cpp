@@ -2,6 +2,10 @@
 #include "dispatch.h"
 
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <atomic>
 #include <stdexcept>
@@ -11,7 +15,19 @@ namespace {
 
 struct Features {
   bool avx2 = false, fma = false, avx512 = false, avx512vnni = false, avxvnni = false;
+  bool amx = false;
 };
+
+// Linux hands out the AMX tile data state (XFEATURE_XTILEDATA, 18) per process on request
+// (ARCH_REQ_XCOMP_PERM); without it the first tile instruction faults.
+bool request_amx() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+  return false;
+#endif
+}
 
 Features detect() {
   Features f;
@@ -29,6 +45,11 @@ Features detect() {
   const bool avx512f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
   f.avx512 = os_avx512 && f.avx2 && avx512f && dq && bw && vl;
   f.avx512vnni = f.avx512 && ((c >> 11) & 1);
+  // AMX-TILE (EDX bit 24) and AMX-INT8 (bit 25), with the OS managing XTILECFG and
+  // XTILEDATA (XCR0 bits 17 and 18); the permission is asked for last, only when usable.
+  const bool amx_cpu = ((d >> 24) & 1) && ((d >> 25) & 1);
+  const bool os_amx = ((lo >> 17) & 3) == 3;
+  f.amx = f.avx512vnni && amx_cpu && os_amx && request_amx();
   __cpuid_count(7, 1, a, b, c, d);
   f.avxvnni = f.avx2 && ((a >> 4) & 1);
   return f;
@@ -50,10 +71,11 @@ const Entry kEntries[] = {
     {&kAvxVnniTable, [] { return features().avxvnni; }},
     {&kAvxVnniEvexTable, [] { return features().avx512vnni; }},
     {&kAvx512VnniTable, [] { return features().avx512vnni; }},
+    {&kAmxTable, [] { return features().amx; }},
 };
 
 const IsaTable* best() {
-  for (const char* name : {"avx512vnni", "avxvnni", "avx2"})
+  for (const char* name : {"amx", "avx512vnni", "avxvnni", "avx2"})
     for (const Entry& e : kEntries)
       if (name == std::string(e.table->name) && e.supported()) return e.table;
   return &kScalarTable;

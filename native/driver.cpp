@@ -135,7 +135,13 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   // Row chunks of up to 16 microkernel calls; with several threads and few rows, smaller
   // chunks (whole microkernel calls) so that every thread gets a few tasks to balance.
   const int64_t mr_max = std::max(isa.mr, isa.mr_narrow);
+  // pack_rows: the chunk's rows of kp bytes (the whole reduction) are copied once for all
+  // panels; chunks stay within about 512 KB of copy so that it is read back from L2.
+  const int kc4_all = gtaps_ * kc4_;
+  const int64_t kp = (int64_t(4) * kc4_all + 63) / 64 * 64;
   int64_t chunk = mr_max * 16;
+  if (isa.pack_rows)
+    chunk = std::max(mr_max, std::min(chunk, (int64_t(1) << 19) / kp / mr_max * mr_max));
   if (nthreads > 1) {
     const int64_t per_task = (rows + 4 * nthreads - 1) / (4 * nthreads);
     chunk = std::min(chunk, std::max(mr_max, (per_task + mr_max - 1) / mr_max * mr_max));
@@ -151,7 +157,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   auto work = [&](int) {
     std::vector<const uint8_t*> rp(chunk);
     std::vector<int32_t> rs(chunk, 0);
-    alignas(64) int32_t tile[16 * kPanel];
+    alignas(64) int32_t tile[kMaxMr * kPanel];
+    std::vector<const uint8_t*> pp;  // pack_rows: the packed rows
+    const int64_t zero_off = 0;
     // Dynamic scheduling: each task (all outputs of one row chunk x panel range) is done by
     // one thread with the full reduction, whichever thread takes it.
     for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
@@ -195,6 +203,25 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         }
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
+      // The GEMM's view of the rows: as they are, or packed (one tap of kc4_all groups) when
+      // several panels share them or the taps would split the kernel's 64-byte K blocks.
+      const uint8_t* const* ga = rp.data();
+      const int64_t* gto = toff.data();
+      int gnt = gtaps_, gkc4 = kc4_;
+      if (isa.pack_rows && (p1 - p0 > 1 || (gtaps_ > 1 && kc4_ % 16 != 0))) {
+        // this thread's buffer, kept for later runs (pack_rows writes every byte it reads)
+        static thread_local std::vector<uint8_t> packed;
+        const int64_t cap = std::min(chunk, rows);
+        if (int64_t(packed.size()) < cap * kp + 64) packed.resize(size_t(cap * kp) + 64);
+        pp.resize(size_t(cap));
+        uint8_t* const base = packed.data() + align64_offset(packed.data());
+        isa.pack_rows(m1 - m0, rpp, to, nt, kc4_, kp, base);
+        for (int64_t i = 0; i < m1 - m0; ++i) pp[i] = base + i * kp;
+        ga = pp.data();
+        gto = &zero_off;
+        gnt = 1;
+        gkc4 = kc4_all;
+      }
       for (int pn = p0; pn < p1; ++pn) {
         const int nvalid = std::min(kPanel, mg_ - pn * kPanel);
         const int wp = (nvalid + 15) / 16 * 16;
@@ -211,10 +238,10 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             fo.rowsum = rs.data() + (m - m0);
             fo.out = y + m * p_.cout + c0;
             fo.ldo = p_.cout;
-            isa.gemm_fused(rr, wp, rp.data() + (m - m0), toff.data(), gtaps_, kc4_, panel, fo);
+            isa.gemm_fused(rr, wp, ga + (m - m0), gto, gnt, gkc4, panel, fo);
             continue;
           }
-          isa.gemm(rr, wp, rp.data() + (m - m0), toff.data(), gtaps_, kc4_, panel, tile);
+          isa.gemm(rr, wp, ga + (m - m0), gto, gnt, gkc4, panel, tile);
           for (int i = 0; i < rr; ++i)
             isa.epilogue(tile + i * kPanel, nvalid, epi_, c0, rs[m - m0 + i],
                          y + (m + i) * p_.cout + c0);

@@ -18,7 +18,7 @@ namespace lowp {
 const FloatKernels& active_float_kernels() {
   const std::string name = active_table()->name;
   if (name == "scalar") return kFloatScalar;
-  if (name == "avx512vnni") return kFloatAvx512;
+  if (name == "avx512vnni" || name == "amx") return kFloatAvx512;
   return kFloatAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 

@@ -77,7 +77,7 @@ extern const FloatKernels kFloatScalar;
 extern const FloatKernels kFloatAvx2;
 extern const FloatKernels kFloatAvx512;
 
-// scalar for "scalar", 512-bit for "avx512vnni", 256-bit for the other paths.
+// scalar for "scalar", 512-bit for "avx512vnni" and "amx", 256-bit for the other paths.
 const FloatKernels& active_float_kernels();
 
 // y[i] = op(x[i]) for i < n (x == y allowed); threads <= 0: all.

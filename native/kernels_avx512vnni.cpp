@@ -959,6 +959,18 @@ const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       ep
                                    dw,           dw_row, gemm_fused, add,
                                    maxpool,      quantize,   dw_quad};
 
+// The members the amx path shares (common.h).
+void avx512_epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
+                     uint8_t* out) {
+  epilogue(acc, n, e, c0, rowsum, out);
+}
+void avx512_dw(const DwArgs& a, const Epilogue& e) { dw(a, e); }
+void avx512_dw_row(int32_t* dst, const DwRowArgs& a) { dw_row(dst, a); }
+void avx512_add(const AddArgs& a) { add(a); }
+void avx512_maxpool(const PoolArgs& a, int64_t r0, int64_t r1) { maxpool(a, r0, r1); }
+void avx512_quantize(const QuantArgs& a) { quantize(a); }
+void avx512_dw_quad(const DwQuadArgs& a, const Epilogue& e) { dw_quad(a, e); }
+
 // Peak loops: 12 independent accumulators in fixed registers, written in assembly so that
 // the compiler can neither spill nor fold them; return the operations performed.
 double peak_vnni512(int64_t iters) {

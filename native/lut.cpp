@@ -55,7 +55,8 @@ void pair_row(const uint8_t* a, int64_t sa, const uint8_t* b, int64_t sb, const 
 bool vbmi_usable() {
   static const bool has = __builtin_cpu_supports("avx512vbmi") &&
                           __builtin_cpu_supports("avx512bw");
-  return has && std::string(active_table()->name) == "avx512vnni";
+  const std::string name = active_table()->name;
+  return has && (name == "avx512vnni" || name == "amx");
 }
 
 }  // namespace

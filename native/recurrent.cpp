@@ -15,7 +15,7 @@ namespace lowp {
 const RnnKernels& active_rnn_kernels() {
   const std::string name = active_table()->name;
   if (name == "scalar") return kRnnScalar;
-  if (name == "avx512vnni") return kRnnAvx512;
+  if (name == "avx512vnni" || name == "amx") return kRnnAvx512;
   return kRnnAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 

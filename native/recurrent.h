@@ -74,7 +74,8 @@ extern const RnnKernels kRnnAvx2;
 extern const RnnKernels kRnnAvx512;
 
 // The kernels of the active instruction-set path: scalar for "scalar", the 256-bit FMA
-// kernels for "avx2", "avxvnni" and "avxvnni_evex", the 512-bit ones for "avx512vnni".
+// kernels for "avx2", "avxvnni" and "avxvnni_evex", the 512-bit ones for "avx512vnni" and
+// "amx".
 const RnnKernels& active_rnn_kernels();
 
 // One LSTM or GRU node, all directions. Strides are in floats; every innermost stride is 1.

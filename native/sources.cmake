@@ -30,13 +30,15 @@ lowp_isa_object(lowp_norm_scalar native/float_norm_scalar.cpp)
 lowp_isa_object(lowp_norm_avx2 native/float_norm_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
+lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl
+                -mavx512dq -mavx512vnni -mamx-tile -mamx-int8)
 
 nanobind_add_module(_native NB_STATIC
   native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
   native/pool_reduce.cpp native/lut.cpp native/program.cpp
   native/float_elementwise.cpp $<TARGET_OBJECTS:lowp_vbmi>
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
-  $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni>
+  $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni> $<TARGET_OBJECTS:lowp_amx>
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>
   $<TARGET_OBJECTS:lowp_rnn_avx512> native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>

@@ -13,7 +13,7 @@ from lowp.fixedpoint import Requant
 from lowp.runtime import native_backend as nb
 from lowp.runtime.native_backend import NativeConv, NativeMatMul
 
-KNOWN = {"scalar", "avx2", "avxvnni", "avxvnni_evex", "avx512vnni"}
+KNOWN = {"scalar", "avx2", "avxvnni", "avxvnni_evex", "avx512vnni", "amx"}
 
 
 def test_available_paths() -> None:

@@ -148,7 +148,7 @@ def test_numpy_fallbacks() -> None:
 
 
 def test_kernels_follow_the_forced_path() -> None:
-    expected = {"scalar": "scalar", "avx512vnni": "avx512"}
+    expected = {"scalar": "scalar", "avx512vnni": "avx512", "amx": "avx512"}
     for path in PATHS:
         with nb.use_path(path):
             assert native_float.kernels() == expected.get(path, "avx2")

@@ -18,7 +18,7 @@ from tests.runtime.test_float_ops import run_lowp
 
 PATHS = nb.available_paths()
 KERNELS = {"scalar": "scalar", "avx2": "avx2", "avxvnni": "avx2", "avxvnni_evex": "avx2",
-           "avx512vnni": "avx512"}
+           "avx512vnni": "avx512", "amx": "avx512"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,151 @@
+"""The amx path (tdpbusd tiles) against the scalar path, bit for bit: K around the 64-byte
+tile block, M around the 16-row tile and the 32-row call, N around the 16-column tile and the
+64-wide panel, and multi-tap convolutions (taps concatenated along K)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lowp.fixedpoint import Requant, RequantMode
+from lowp.ops.conv import conv
+from lowp.ops.layout import Layout
+from lowp.ops.linear import matmul
+from lowp.runtime import native_backend as nb
+from lowp.runtime.native_backend import NativeConv, NativeMatMul
+
+from .helpers import random_ints, spanning_requant
+
+HAS_AMX = "amx" in nb.available_paths()
+needs_amx = pytest.mark.skipif(
+    not HAS_AMX, reason="AMX not available on this CPU: the AMX kernels were not tested")
+
+
+def test_amx_availability_reported() -> None:
+    """Where the CPU lacks AMX this skips loudly, so that a run never passes silently."""
+    if not HAS_AMX:
+        pytest.skip("AMX not available on this CPU: the AMX kernels were not tested")
+    with nb.use_path("amx"):
+        assert nb.active_path() == "amx"
+
+
+@needs_amx
+def test_env_var_forces_amx() -> None:
+    code = "from lowp.runtime import native_backend as nb; print(nb.active_path())"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, LOWP_ISA="amx"),
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "amx"
+
+
+def _same_on_amx_and_scalar(make, x: np.ndarray, ref: np.ndarray) -> None:
+    outs = {}
+    for path in ("scalar", "amx"):
+        with nb.use_path(path):
+            outs[path] = make()(x)
+    np.testing.assert_array_equal(outs["scalar"], ref)
+    if not np.array_equal(outs["amx"], outs["scalar"]):
+        bad = np.argwhere(outs["amx"] != outs["scalar"])
+        raise AssertionError(f"amx differs from scalar at {len(bad)} of {ref.size} outputs, "
+                             f"first at {bad[0].tolist()}")
+
+
+@needs_amx
+@pytest.mark.parametrize("k,m,n", list(itertools.product([1, 63, 64, 65, 1000],
+                                                         [1, 15, 16, 17, 33],
+                                                         [16, 48, 64, 200])))
+def test_matmul_amx_equals_scalar(k: int, m: int, n: int) -> None:
+    rng = np.random.default_rng(k * 10007 + m * 101 + n)
+    a_dtype = np.dtype(np.uint8) if (k + m + n) % 2 else np.dtype(np.int8)
+    a = random_ints(rng, (m, k), a_dtype)
+    b = random_ints(rng, (k, n), np.dtype(np.int8))
+    a_zp = int(rng.integers(np.iinfo(a_dtype).min, np.iinfo(a_dtype).max + 1))
+    # per-column weight zero points exercise the row sums
+    b_zp: int | np.ndarray = rng.integers(-128, 128, size=n) if n % 3 else 0
+    acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                          per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, None, a_zero_point=a_zp, a_dtype=a_dtype, b_zero_point=b_zp,
+                            requant=rq, threads=1)
+
+    _same_on_amx_and_scalar(make, a, rq.apply(acc))
+
+
+@needs_amx
+@pytest.mark.parametrize("offset", [0, 1, 16, 48])
+def test_matmul_amx_unaligned_rows(offset: int) -> None:
+    """Rows that start anywhere in a cache line (the A tiles load rows in place)."""
+    rng = np.random.default_rng(offset)
+    k, m, n = 200, 70, 96
+    buf = random_ints(rng, (m * k + offset,), np.dtype(np.uint8))
+    a = buf[offset:].reshape(m, k)
+    b = random_ints(rng, (k, n), np.dtype(np.int8))
+    acc = matmul(a, b, a_zero_point=3, b_zero_point=0)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.int8), mode=RequantMode.FIXEDPOINT,
+                          per_channel=False, stretch=1.0, clamp=(0.0, 1.0))
+
+    def make() -> NativeMatMul:
+        return NativeMatMul(b, None, a_zero_point=3, a_dtype=np.uint8, b_zero_point=0,
+                            requant=rq, threads=1)
+
+    _same_on_amx_and_scalar(make, a, rq.apply(acc))
+
+
+# (x shape NHWC/NDHWC, w shape (M, C/group, *k), pads, strides, group)
+CONVS = {
+    "3x3 c16 (taps split blocks)": ((1, 9, 11, 16), (48, 16, 3, 3), (1, 1, 1, 1), (1, 1), 1),
+    "3x3 c64 (whole-block taps)": ((2, 7, 8, 64), (70, 64, 3, 3), (1, 1, 1, 1), (1, 1), 1),
+    "3x3 c20 stride 2": ((1, 13, 12, 20), (33, 20, 3, 3), (0, 1, 1, 0), (2, 2), 1),
+    "7x7 c3 (kernel-row taps)": ((1, 20, 19, 3), (64, 3, 7, 7), (3, 3, 3, 3), (2, 2), 1),
+    "1x1 c96 padded": ((1, 6, 7, 96), (130, 96, 1, 1), (1, 0, 0, 1), (1, 1), 1),
+    "grouped 3x3": ((1, 8, 9, 24), (32, 12, 3, 3), (1, 1, 1, 1), (1, 1), 2),
+    "3x3x3": ((1, 4, 6, 5, 16), (40, 16, 3, 3, 3), (1,) * 6, (1, 1, 1), 1),
+}
+
+
+@needs_amx
+@pytest.mark.parametrize("name", sorted(CONVS))
+@pytest.mark.parametrize("x_dtype", [np.dtype(np.uint8), np.dtype(np.int8)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_amx_equals_scalar(name: str, x_dtype: np.dtype, threads: int) -> None:
+    x_shape, w_shape, pads, strides, group = CONVS[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    x = random_ints(rng, x_shape, x_dtype)
+    w = random_ints(rng, w_shape, np.dtype(np.int8))
+    info = np.iinfo(x_dtype)
+    x_zp = int(rng.integers(info.min, info.max + 1))
+    w_zp = rng.integers(-128, 128, size=w_shape[0])
+    kw = {"pads": pads, "strides": strides, "group": group}
+    acc = conv(x, w, None, x_zero_point=x_zp, w_zero_point=w_zp, requant=None,
+               layout=Layout.CHANNELS_LAST, **kw)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                          per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+
+    def make() -> NativeConv:
+        return NativeConv(w, None, x_zero_point=x_zp, x_dtype=x_dtype, w_zero_point=w_zp,
+                          requant=rq, threads=threads, **kw)
+
+    _same_on_amx_and_scalar(make, x, rq.apply(acc))
+
+
+@needs_amx
+def test_amx_batch_zero_and_worker_threads() -> None:
+    """An empty batch, then a product large enough to run on every worker thread (each
+    configures its tiles before its first tile instruction)."""
+    rng = np.random.default_rng(5)
+    b = random_ints(rng, (512, 256), np.dtype(np.int8))
+    rq = Requant(np.float32(1e-4), 128, 0, 255)
+    with nb.use_path("amx"):
+        op = NativeMatMul(b, None, a_zero_point=0, a_dtype=np.uint8, b_zero_point=0,
+                          requant=rq, threads=0)
+        assert op(np.zeros((0, 512), np.uint8)).shape == (0, 256)
+        a = random_ints(rng, (999, 512), np.dtype(np.uint8))
+        got = op(a)
+    np.testing.assert_array_equal(got, rq.apply(matmul(a, b, a_zero_point=0, b_zero_point=0)))
