@@ -7,7 +7,7 @@ Layouts: lowp runs channels-last (NHWC) natively; "lowp" times exactly that, "lo
 numpy NCHW->NHWC and NHWC->NCHW transposes around the call. ONNX Runtime is fed NCHW as
 ONNX prescribes; any internal NCHW<->NHWC transposes it inserts are inside its figures.
 
-Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--quick]
+Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--paths amx avx512vnni]
 (`--cases mnv2-dw`: the depthwise layers of MobileNetV2.)
 """
 
@@ -77,6 +77,10 @@ CASES = [
     Case("conv3d 3x3x3 32->32 16x56x56", (1, 32, 16, 56, 56), (32, 32, 3, 3, 3), 1,
          (1, 1, 1), (1,) * 6, validate_crop=6),
     Case("linear 768->3072 b128", (128, 768), (768, 3072), linear=True),
+    # int8 GEMMs M x K x N: transformer projections and square matrices
+    *[Case(f"gemm {m}x{k}x{n}", (m, k), (k, n), linear=True)
+      for m, k, n in [(128, 768, 768), (512, 768, 3072), (2048, 1024, 1024), (128, 384, 1536),
+                      (384, 4096, 1024), (1024, 1024, 4096)]],
 ]
 
 
@@ -152,8 +156,8 @@ def _reference(case: Case, x_cl: np.ndarray, w: np.ndarray, bias: np.ndarray,
                 layout=Layout.CHANNELS_LAST)
 
 
-def run_case(case: Case, threads_list: list[int], peaks: dict[int, float]
-             ) -> list[list[str]]:
+def run_case(case: Case, threads_list: list[int], peaks: dict[int, float],
+             paths: list[str]) -> list[list[str]]:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=case.x_shape, dtype=np.uint8)        # NCHW (or M, K)
     w = rng.integers(-127, 128, size=case.w_shape, dtype=np.int8)
@@ -176,28 +180,35 @@ def run_case(case: Case, threads_list: list[int], peaks: dict[int, float]
                           requant=rq, strides=case.strides, pads=case.pads,
                           group=case.group, threads=threads)
 
-    got = make(1)(x_val)
-    if not np.array_equal(got, ref):
-        raise SystemExit(f"{case.name}: lowp differs from the reference on "
-                         f"{int(np.sum(got != ref))} outputs")
+    for path in paths:
+        with native_backend.use_path(path):
+            got = make(1)(x_val)
+        if not np.array_equal(got, ref):
+            raise SystemExit(f"{case.name}: lowp ({path}) differs from the reference on "
+                             f"{int(np.sum(got != ref))} outputs")
     if int(ref.max()) - int(ref.min()) < 128:
         raise SystemExit(f"{case.name}: validation outputs do not span the uint8 range")
     models = _ort_models(case, w, bias, y_scale, y_zp)
     xf = x.astype(np.float32) * np.float32(X_SCALE) - np.float32(X_SCALE * X_ZP)
     rows: list[list[str]] = []
     for threads in threads_list:
-        op = make(threads)
-        out = op(x_cl)
+        t_lowp: dict[str, float] = {}
+        t_lowp_t: dict[str, float] = {}
+        for path in paths:
+            with native_backend.use_path(path):
+                op = make(threads)
+                out = op(x_cl)
+
+                def plain(op: NativeConv | NativeMatMul = op) -> np.ndarray:
+                    return op(x_cl)
+
+                def with_layout(op: NativeConv | NativeMatMul = op) -> np.ndarray:
+                    y = op(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+                    return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+                t_lowp[path] = median_seconds(plain)
+                t_lowp_t[path] = t_lowp[path] if case.linear else median_seconds(with_layout)
         macs = case.macs(out.size)
-        def plain(op: NativeConv | NativeMatMul = op) -> np.ndarray:
-            return op(x_cl)
-
-        def with_layout(op: NativeConv | NativeMatMul = op) -> np.ndarray:
-            y = op(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
-            return np.ascontiguousarray(np.moveaxis(y, -1, 1))
-
-        t_lowp = median_seconds(plain)
-        t_lowp_t = t_lowp if case.linear else median_seconds(with_layout)
         t_ort = {}
         diff = "-"
         for kind, model in models.items():
@@ -217,11 +228,13 @@ def run_case(case: Case, threads_list: list[int], peaks: dict[int, float]
             return 2 * macs / t * 1e-9
 
         best_int8 = min(t_ort["qdq"], t_ort["qlinear"])
-        rows.append([case.name, str(threads), f"{t_lowp * 1e3:.3f}", f"{gops(t_lowp):.1f}",
-                     f"{100 * gops(t_lowp) / peaks[threads]:.0f}%",
-                     f"{gops(t_lowp_t):.1f}", f"{gops(t_ort['qdq']):.1f}",
-                     f"{gops(t_ort['qlinear']):.1f}", f"{gops(t_ort['float']):.1f}",
-                     f"{best_int8 / t_lowp:.2f}", f"{t_ort['float'] / t_lowp:.2f}", diff])
+        for path in paths:
+            t = t_lowp[path]
+            rows.append([case.name, path, str(threads), f"{t * 1e3:.3f}", f"{gops(t):.1f}",
+                         f"{100 * gops(t) / peaks[threads]:.0f}%",
+                         f"{gops(t_lowp_t[path]):.1f}", f"{gops(t_ort['qdq']):.1f}",
+                         f"{gops(t_ort['qlinear']):.1f}", f"{gops(t_ort['float']):.1f}",
+                         f"{best_int8 / t:.2f}", f"{t_ort['float'] / t:.2f}", diff])
     return rows
 
 
@@ -232,27 +245,38 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=None,
                         help="substrings of case names to run (default: all)")
     parser.add_argument("--peak", type=float, default=None,
-                        help="per-core vpdpbusd peak in GOPS to normalize against instead of "
+                        help="per-core int8 peak in GOPS to normalize against instead of "
                              "measuring it (useful on a busy machine)")
+    parser.add_argument("--paths", nargs="+", default=None,
+                        help="lowp instruction-set paths to time side by side (default: the "
+                             "active one; e.g. --paths amx avx512vnni)")
     args = parser.parse_args()
+    paths = args.paths or [native_backend.active_path()]
+    for path in paths:
+        if path not in native_backend.available_paths():
+            raise SystemExit(f"path '{path}' is not available on this CPU "
+                             f"(available: {', '.join(native_backend.available_paths())})")
+    # the peak of the fastest int8 instruction any timed path uses
+    peak_kind = "amx" if "amx" in paths else "vnni512"
     ort.set_default_logger_severity(3)
     # best of many short runs: on a shared machine a single run often catches a busy moment
     if args.peak:
         peaks = {t: args.peak * t for t in args.threads}
     else:
-        peaks = {t: peak_gops("vnni512", 0.1, t, tries=8) for t in args.threads}
-    print(f"lowp path: {native_backend.active_path()}; onnxruntime {ort.__version__}; "
-          "measured vpdpbusd peak " +
+        peaks = {t: peak_gops(peak_kind, 0.1, t, tries=8) for t in args.threads}
+    print(f"lowp paths: {', '.join(paths)}; onnxruntime {ort.__version__}; "
+          f"measured {peak_kind} peak " +
           ", ".join(f"{p:.1f} GOPS on {t} thread(s)" for t, p in peaks.items()))
     rows: list[list[str]] = []
     for case in CASES:
         if args.cases and not any(s in case.name for s in args.cases):
             continue
-        rows.extend(run_case(case, args.threads, peaks))
-    print_table(["case", "thr", "lowp ms", "lowp GOPS", "%peak", "lowp+T", "ORT QDQ",
+        rows.extend(run_case(case, args.threads, peaks, paths))
+    print_table(["case", "path", "thr", "lowp ms", "lowp GOPS", "%peak", "lowp+T", "ORT QDQ",
                  "ORT QLin", "ORT fp32", "x ORT int8", "x ORT fp32", "max|d| ORT"], rows)
-    print("GOPS = 2*MAC/s. %peak = lowp / measured vpdpbusd peak on as many threads. lowp+T adds "
-          "numpy NCHW<->NHWC transposes;\nORT figures include ORT's own layout transposes. "
+    print(f"GOPS = 2*MAC/s. %peak = lowp / measured {peak_kind} peak on as many threads. "
+          "lowp+T adds numpy NCHW<->NHWC transposes;\nORT figures include ORT's own layout "
+          "transposes. "
           "'x ORT' = ORT time / lowp time (best of QDQ and QLinear for int8). max|d| ORT: "
           "largest output difference to ORT QLinear (its own rounding).")
 
