@@ -613,6 +613,8 @@ NB_MODULE(_native, m) {
   m.def("available_paths", &lowp::available_paths);
   m.def("active_path", [] { return std::string(lowp::active_table()->name); });
   m.def("set_path", [](const std::string& name) { lowp::set_active_path(name); }, "name"_a);
+  m.def("short_gemm_bytes", &lowp::short_gemm_bytes);
+  m.def("set_short_gemm_bytes", &lowp::set_short_gemm_bytes, "bytes"_a);
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 

@@ -224,7 +224,16 @@ struct IsaTable {
   // optional: null means gemm reads the rows in place; else the driver packs each row chunk
   // once for all panels and calls gemm with one tap of ntaps * kc4 groups on the packed rows.
   PackRowsFn pack_rows = nullptr;
+  // optional: GEMMs whose reduction (taps x channels) is shorter than short_gemm_bytes()
+  // run on this table instead (AMX tiles lose to VNNI registers on short reductions).
+  const IsaTable* short_gemm = nullptr;
 };
+
+// Reduction length in bytes below which a table's short_gemm takes a GEMM (dispatch.cpp;
+// 128 by default, measured on MobileNetV2's 1x1 convolutions; 0 sends every GEMM to the
+// table itself, which the tests use to reach the tile kernel with short reductions).
+int short_gemm_bytes();
+void set_short_gemm_bytes(int bytes);
 
 // Portable element-wise Add (driver.cpp); exact on any path.
 void add_portable(const AddArgs& a);

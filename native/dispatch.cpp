@@ -82,6 +82,7 @@ const IsaTable* best() {
 }
 
 std::atomic<const IsaTable*> g_active{nullptr};
+std::atomic<int> g_short_gemm_bytes{128};
 
 }  // namespace
 
@@ -116,5 +117,8 @@ const IsaTable* active_table() {
 }
 
 void set_active_path(const std::string& name) { g_active.store(table_for(name)); }
+
+int short_gemm_bytes() { return g_short_gemm_bytes.load(); }
+void set_short_gemm_bytes(int bytes) { g_short_gemm_bytes.store(bytes < 0 ? 0 : bytes); }
 
 }  // namespace lowp

@@ -45,10 +45,12 @@ void ConvOp::run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, u
   const IsaTable& isa = *active_table();
   int nthreads = p_.threads > 0 ? p_.threads : ThreadPool::max_threads();
   std::lock_guard<std::mutex> lk(mu_);
-  if (depthwise_)
+  if (depthwise_) {
     run_depthwise(isa, x, n, d, h, w, y, nthreads);
-  else
-    run_gemm(isa, x, n, d, h, w, y, nthreads);
+    return;
+  }
+  const bool short_k = isa.short_gemm && int64_t(4) * gtaps_ * kc4_ < short_gemm_bytes();
+  run_gemm(short_k ? *isa.short_gemm : isa, x, n, d, h, w, y, nthreads);
 }
 
 void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,

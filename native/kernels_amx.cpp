@@ -216,7 +216,7 @@ void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int n
 const IsaTable kAmxTable = {"amx",           kMr,         kMr,          gemm,
                             avx512_epilogue, avx512_dw,   avx512_dw_row, nullptr,
                             avx512_add,      avx512_maxpool, avx512_quantize, avx512_dw_quad,
-                            pack_rows};
+                            pack_rows,       &kAvx512VnniTable};
 
 // Peak loop: four independent C tiles fed from two A and two B tiles (all ones); returns
 // the operations performed.

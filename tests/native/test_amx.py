@@ -8,10 +8,12 @@ import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from lowp import _native
 from lowp.fixedpoint import Requant, RequantMode
 from lowp.ops.conv import conv
 from lowp.ops.layout import Layout
@@ -24,6 +26,35 @@ from .helpers import random_ints, spanning_requant
 HAS_AMX = "amx" in nb.available_paths()
 needs_amx = pytest.mark.skipif(
     not HAS_AMX, reason="AMX not available on this CPU: the AMX kernels were not tested")
+
+
+@pytest.fixture(autouse=True)
+def _every_gemm_on_tiles() -> Iterator[None]:
+    """Short reductions normally go to the avx512vnni GEMM; here the tiles take them too."""
+    before = _native.short_gemm_bytes()
+    _native.set_short_gemm_bytes(0)
+    try:
+        yield
+    finally:
+        _native.set_short_gemm_bytes(before)
+
+
+@needs_amx
+def test_short_reductions_go_to_vnni_by_default() -> None:
+    """Same outputs whichever kernel takes a short reduction (K = 64 bytes < 128)."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (100, 64), dtype=np.uint8)
+    w = rng.integers(-127, 128, (64, 40), dtype=np.int8)
+    rq = Requant(np.float32(2e-3), 128, 0, 255)
+    outs = []
+    for short in (0, 128):
+        _native.set_short_gemm_bytes(short)
+        with nb.use_path("amx"):
+            outs.append(NativeMatMul(w, None, a_zero_point=128, a_dtype=np.uint8,
+                                     b_zero_point=0, requant=rq, threads=1)(a))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], matmul(a, w, a_zero_point=128, b_zero_point=0,
+                                                  requant=rq))
 
 
 def test_amx_availability_reported() -> None:
