@@ -335,10 +335,26 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
                                  - theirs[n.output[0]].astype(np.int64))
                           if n.output[0] in ours and n.output[0] in theirs
                           else np.zeros(0, np.int64)) for n in q_nodes}
+    parents_of = _quantized_parents(structure)
+
+    def observed_parents(q: str, seen: set[str]) -> set[str]:
+        """q's nearest quantized ancestors that both runs hold: a tensor lowp fused away
+        (a lookup table over several steps) stands for its own parents, so that a
+        difference inherited through it is not taken to start after it."""
+        out: set[str] = set()
+        for p in parents_of.get(q, ()):
+            if diff.get(p, np.zeros(0)).size:
+                out.add(p)
+            elif p not in seen:
+                seen.add(p)
+                out |= observed_parents(p, seen)
+        return out
+
     found = []
-    for q, parents in _quantized_parents(structure).items():
+    for q in parents_of:
         d = diff[q]
-        if d.size and d.max() > 0 and all(diff[p].max(initial=0) == 0 for p in parents):
+        if d.size and d.max() > 0 and all(diff[p].max(initial=0) == 0
+                                          for p in observed_parents(q, set())):
             src = producer.get(producer[q].input[0])
             found.append(Origin(q, src.op_type if src is not None else "input",
                                 int(d.max()), float(np.count_nonzero(d)) / d.size,
