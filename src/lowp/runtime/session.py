@@ -19,6 +19,7 @@ from . import (
     blas_threads,
     moves,
     native_float,
+    ort_double_qdq,
     ort_fusions,
     ort_qdq_propagation,
     ort_weight_bias,
@@ -71,8 +72,8 @@ class Session:
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
         self.model = ort_fusions.apply(fold_constant_quantize(
-            ort_weight_bias.apply(ort_qdq_propagation.apply(
-                inline_constant_ifs(load_model(model))))))
+            ort_weight_bias.apply(ort_qdq_propagation.apply(ort_double_qdq.apply(
+                inline_constant_ifs(load_model(model)))))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         check_tensor_outputs(self.model)

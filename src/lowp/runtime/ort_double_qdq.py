@@ -1,0 +1,184 @@
+"""ONNX Runtime's removal of double QDQ pairs, applied before lowering.
+
+At load ONNX Runtime's DoubleQDQPairsRemover (a level-1 optimizer, before QDQ propagation)
+turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> DequantizeLinear DQ2
+into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
+and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
+in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
+removed an Identity between DQ1 and Q2 (EliminateIdentity runs first); lowp removes such
+an Identity too. When the pairs differ, Q1 and DQ2 get the parameters of the
+intersection of the two ranges, in float32 (docs/operators.md (O47)):
+
+    r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
+    s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
+
+This is not the file's arithmetic: the file rounds twice (to s1, then to s2), ONNX Runtime
+once, to s. lowp runs what ONNX Runtime runs, so that a QDQ file gives the same numbers in
+both. Only the top-level graph is rewritten.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+_ONNX = ("", "ai.onnx")
+_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
+def _subgraph_reads(nodes: list[onnx.NodeProto]) -> set[str]:
+    """Every name read inside the nodes' subgraphs (If / Loop / Scan bodies), nested too."""
+    names: set[str] = set()
+    for node in nodes:
+        for attr in node.attribute:
+            for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                names |= {i for n in body.node for i in n.input}
+                names |= _subgraph_reads(list(body.node))
+    return names
+
+
+def _constant_scalar(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
+    t = inits.get(name)
+    if t is None:
+        return None
+    v = numpy_helper.to_array(t)
+    return v if v.size == 1 else None
+
+
+def _pair_params(inits: dict[str, onnx.TensorProto], q: onnx.NodeProto,
+                 dq: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
+    """IsQDQPairSupported: explicit constant scalar scale and zero point, equal in Q and DQ."""
+    if len(q.input) < 3 or len(dq.input) < 3 or not q.input[2] or not dq.input[2]:
+        return None
+    found = [_constant_scalar(inits, n) for n in (q.input[1], q.input[2], dq.input[1],
+                                                    dq.input[2])]
+    values = [v for v in found if v is not None]
+    if len(values) != 4:
+        return None
+    qs, qz, ds, dz = values
+    if qz.dtype != dz.dtype or qs.dtype != ds.dtype or qs.item() != ds.item() \
+            or qz.item() != dz.item():
+        return None
+    return qs, qz
+
+
+def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
+                      ) -> tuple[np.float32, int]:
+    """The scale and zero point ONNX Runtime gives the merged pair (FindNewZeroPointAndScale).
+
+    Examples
+    --------
+    >>> s, z = merged_parameters(0.1, 128, 0.05, 128, np.dtype(np.uint8))
+    >>> float(s), z
+    (0.05000000074505806, 128)
+    """
+    f = np.float32
+    qmin, qmax = _RANGES[np.dtype(dtype)]
+    lo1, hi1 = f(qmin - z1) * f(s1), f(qmax - z1) * f(s1)
+    lo2, hi2 = f(qmin - z2) * f(s2), f(qmax - z2) * f(s2)
+    lo, hi = max(lo1, lo2), min(hi1, hi2)
+    scale = f(f(hi - lo) / f(qmax - qmin))
+    t = f(f(qmin) - f(lo / scale))
+    rounded = np.floor(np.abs(t) + f(0.5)) * np.sign(t)      # std::round: half away from 0
+    zero = int(np.array(int(rounded)).astype(np.int64).astype(dtype))   # narrow_cast wraps
+    return scale, zero
+
+
+def apply(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with ONNX Runtime's double QDQ pairs removed (a new model), or `model`
+    itself when it has none."""
+    g = model.graph
+    if sum(n.op_type == "DequantizeLinear" for n in g.node) < 2:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    inputs = {i.name for i in g.input}
+    inits = {t.name: t for t in g.initializer if t.name not in inputs}
+    # a tensor a subgraph reads counts as a graph output here: it must stay as it is
+    outputs = {o.name for o in g.output} | _subgraph_reads(list(g.node))
+    used = {n for node in g.node for n in (*node.input, *node.output)} | inputs | set(inits)
+    counter = itertools.count()
+
+    def fresh(base: str) -> str:
+        while True:
+            name = f"DoubleQDQRemoved_{base}_{next(counter)}"
+            if name not in used:
+                used.add(name)
+                return name
+
+    nodes = list(g.node)
+    removed: set[int] = set()
+    changed = False
+
+    def live() -> list[onnx.NodeProto]:
+        return [n for n in nodes if id(n) not in removed]
+
+    def readers(name: str) -> list[onnx.NodeProto]:
+        return [n for n in live() for i in n.input if i == name]
+
+    def producer(name: str) -> onnx.NodeProto | None:
+        return next((n for n in live() if name in n.output), None)
+
+    def set_param(node: onnx.NodeProto, slot: int, value: np.ndarray) -> None:
+        name = fresh(node.input[slot])
+        tensor = numpy_helper.from_array(value, name)
+        g.initializer.append(tensor)
+        inits[name] = tensor
+        node.input[slot] = name
+
+    # EliminateIdentity, where it opens a chain: an Identity reading a DequantizeLinear
+    # output (no graph output itself) hands its readers that output
+    for node in nodes:
+        if node.op_type != "Identity" or node.domain not in _ONNX or node.output[0] in outputs:
+            continue
+        src = producer(node.input[0])
+        if src is None or src.op_type != "DequantizeLinear":
+            continue
+        for reader in readers(node.output[0]):
+            for k, name in enumerate(reader.input):
+                if name == node.output[0]:
+                    reader.input[k] = node.input[0]
+        removed.add(id(node))
+        changed = True
+
+    for dq1 in nodes:
+        if id(dq1) in removed or dq1.op_type != "DequantizeLinear" or dq1.domain not in _ONNX:
+            continue
+        q1 = producer(dq1.input[0])
+        after = readers(dq1.output[0])
+        if q1 is None or len(after) != 1 or dq1.output[0] in outputs:
+            continue
+        q2 = after[0]
+        if q2.op_type != "QuantizeLinear" or q2.domain not in _ONNX or q2.output[0] in outputs:
+            continue
+        last = readers(q2.output[0])
+        if len(last) != 1 or q1.op_type != "QuantizeLinear" or q1.domain not in _ONNX \
+                or q1.output[0] in outputs or len(readers(q1.output[0])) != 1:
+            continue
+        dq2 = last[0]
+        if dq2.op_type != "DequantizeLinear" or dq2.domain not in _ONNX:
+            continue
+        first, second = _pair_params(inits, q1, dq1), _pair_params(inits, q2, dq2)
+        if first is None or second is None or first[1].dtype != second[1].dtype \
+                or first[1].dtype not in _RANGES or first[0].dtype != np.float32:
+            continue
+        (s1, z1), (s2, z2) = first, second
+        same = (dq1.input[1] == q2.input[1] and dq1.input[2] == q2.input[2]) or (
+            z1.item() == z2.item() and abs(float(s1) - float(s2)) < 1e-20)
+        if not same:
+            scale, zero = merged_parameters(float(s1), int(z1), float(s2), int(z2), z1.dtype)
+            for node in (q1, dq2):
+                set_param(node, 1, np.array(scale, np.float32).reshape(s1.shape))
+                set_param(node, 2, np.array(zero, z1.dtype).reshape(z1.shape))
+        dq2.input[0] = q1.output[0]
+        removed.update((id(dq1), id(q2)))
+        changed = True
+    if not changed:
+        return model
+    del g.node[:]
+    g.node.extend(live())
+    return out

@@ -1,0 +1,76 @@
+"""ONNX Runtime's double QDQ pair removal mirrored at load (lowp.runtime.ort_double_qdq):
+Q1 -> DQ1 [-> Identity] -> Q2 -> DQ2 runs as one pair with the merged range, as in ONNX
+Runtime, and the file's double rounding is what ONNX Runtime does not compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session, ort_double_qdq
+
+
+def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool, signed: bool = False
+           ) -> onnx.ModelProto:
+    zt = np.int8 if signed else np.uint8
+    inits = [numpy_helper.from_array(np.array(s1, np.float32), "s1"),
+             numpy_helper.from_array(np.array(z1, zt), "z1"),
+             numpy_helper.from_array(np.array(s2, np.float32), "s2"),
+             numpy_helper.from_array(np.array(z2, zt), "z2")]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "s1", "z1"], ["q1"]),
+             helper.make_node("DequantizeLinear", ["q1", "s1", "z1"], ["d1"])]
+    mid = "d1"
+    if identity:
+        nodes.append(helper.make_node("Identity", ["d1"], ["i"]))
+        mid = "i"
+    nodes += [helper.make_node("QuantizeLinear", [mid, "s2", "z2"], ["q2"]),
+              helper.make_node("DequantizeLinear", ["q2", "s2", "z2"], ["d2"]),
+              helper.make_node("Sigmoid", ["d2"], ["y"])]
+    graph = helper.make_graph(nodes, "chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 256])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("identity", [False, True])
+@pytest.mark.parametrize("params", [(0.02, 0, 0.03, 10), (0.031, 3, 0.017, 0),
+                                    (0.05, 0, 0.05, 0), (0.01, -20, 0.013, 5)])
+def test_equal_to_onnxruntime_on_double_pairs(identity: bool, params: tuple) -> None:
+    signed = params[1] < 0
+    model = _chain(*params, identity=identity, signed=signed)
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
+
+
+def test_the_files_double_rounding_is_not_what_onnxruntime_runs() -> None:
+    """Without the mirror the two differ: the test above checks something."""
+    model = _chain(0.02, 0, 0.03, 10, identity=True)
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    merged = ort_double_qdq.apply(model)
+    assert [n.op_type for n in merged.graph.node].count("QuantizeLinear") == 1
+    twice = np.clip(np.rint(np.maximum(x, 0) / np.float32(0.02)), 0, 255) * np.float32(0.02)
+    twice = (np.clip(np.rint(twice.astype(np.float32) / np.float32(0.03)) + 10, 0, 255)
+             - 10) * np.float32(0.03)
+    y_file = 1 / (1 + np.exp(-twice.astype(np.float64)))
+    assert np.abs(y_file - _ort(model, x)).max() > 1e-3
+
+
+def test_models_without_chains_are_returned_as_they_are() -> None:
+    model = _chain(0.02, 0, 0.03, 10, identity=False)
+    del model.graph.node[2:4]                 # Q1 -> DQ1 -> ... no second pair
+    model.graph.node[1].output[0] = "q1"
+    model.graph.node[-2].input[0] = "q1"
+    assert ort_double_qdq.apply(model) is model
