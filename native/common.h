@@ -290,6 +290,10 @@ extern const IsaTable kAmxTable;  // kernels_amx.cpp: the GEMM on AMX tiles
 // The avx512vnni path's members that the amx path shares (kernels_avx512vnni.cpp).
 void avx512_epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
                      uint8_t* out);
+// The fused GEMM's epilogue (GemmFusedFn) on `rows` rows of one panel's kPanel int32 sums
+// each (bias not included) at acc + i * lda: row i goes to o.out + i * o.ldo with
+// o.rowsum[i].
+void avx512_fused_rows(const int32_t* acc, int64_t lda, int rows, const GemmOut& o);
 void avx512_dw(const DwArgs& a, const Epilogue& e);
 void avx512_dw_row(int32_t* dst, const DwRowArgs& a);
 void avx512_add(const AddArgs& a);

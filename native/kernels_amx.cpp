@@ -3,6 +3,7 @@
 // runs unless dispatch found AMX usable (CPU, OS state and the Linux permission request).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -79,7 +80,8 @@ void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int n
 }
 
 // Per-thread scratch: the im2col rows of A (64-byte aligned, zero past K), the zero-padded
-// tail rows of A and of B for the last K block, and a C tile for rows past mr.
+// tail rows of A and of B for the last K block, a C tile for rows past mr, and (fused form)
+// the call's C tiles, which the epilogue reads.
 struct Scratch {
   std::vector<uint8_t> buf;
   uint8_t* a = nullptr;
@@ -87,6 +89,7 @@ struct Scratch {
   alignas(64) uint8_t atail[kMr * 64];
   alignas(64) int8_t btail[kRows * kPanel * 4];
   alignas(64) int32_t ctmp[kRows * 16];
+  alignas(64) int32_t cbuf[kMr * kPanel];
   std::vector<Run> runs;
 
   uint8_t* rows(int64_t bytes) {
@@ -114,9 +117,11 @@ inline void store_c(int32_t* c, int r, int j, int mr, Scratch& s, Store st) {
   for (int i = 0; i < valid; ++i) std::memcpy(dst + int64_t(i) * kPanel, s.ctmp + 16 * i, 64);
 }
 
-// Column tiles j0 (and j0 + 1 when NC = 2) of NR row tiles, accumulated over all runs.
+// Column tiles j0 (and j0 + 1 when NC = 2) of NR row tiles, accumulated over all runs,
+// stored to c (the int32 form) or whole to cbuf (the fused form).
 template <int NR, int NC>
-void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int mr, Scratch& s) {
+void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int mr, Scratch& s,
+               const GemmOut* fo) {
   _tile_zero(0);
   if (NC > 1) _tile_zero(1);
   if (NR > 1) _tile_zero(2);
@@ -140,6 +145,15 @@ void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int m
       }
     }
   }
+  if (fo) {
+    int32_t* cb = s.cbuf + 16 * j0;
+    constexpr int64_t st = kPanel * 4;
+    _tile_stored(0, cb, st);
+    if (NC > 1) _tile_stored(1, cb + 16, st);
+    if (NR > 1) _tile_stored(2, cb + kRows * kPanel, st);
+    if (NR > 1 && NC > 1) _tile_stored(3, cb + kRows * kPanel + 16, st);
+    return;
+  }
   c += 16 * j0;
   store_c(c, 0, 0, mr, s, [](void* d, int64_t st) { _tile_stored(0, d, st); });
   if (NC > 1) store_c(c, 0, 1, mr, s, [](void* d, int64_t st) { _tile_stored(1, d, st); });
@@ -148,16 +162,21 @@ void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int m
     store_c(c, 1, 1, mr, s, [](void* d, int64_t st) { _tile_stored(3, d, st); });
 }
 
+// All column tiles of NR row tiles; the fused form then requantizes the call's rows from
+// cbuf in one go, whole panel rows (columns past wp hold stale sums that are never stored).
 template <int NR>
-void passes(const Run* runs, int nruns, int wp, int32_t* c, int mr, Scratch& s) {
+void passes(const Run* runs, int nruns, int wp, int32_t* c, int mr, Scratch& s,
+            const GemmOut* fo) {
   const int64_t bs = 4 * int64_t(wp);
   int j = 0;
-  for (; j + 2 <= wp / 16; j += 2) tile_pass<NR, 2>(runs, nruns, bs, j, c, mr, s);
-  if (j < wp / 16) tile_pass<NR, 1>(runs, nruns, bs, j, c, mr, s);
+  for (; j + 2 <= wp / 16; j += 2) tile_pass<NR, 2>(runs, nruns, bs, j, c, mr, s, fo);
+  if (j < wp / 16) tile_pass<NR, 1>(runs, nruns, bs, j, c, mr, s, fo);
+  if (fo) avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), *fo);
 }
 
-void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
-          const int8_t* b, int32_t* c) {
+// The int32 form (c) or, with fo, the fused form (requantized into fo's output).
+void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
+              int kc4, const int8_t* b, int32_t* c, const GemmOut* fo) {
   static thread_local Scratch s;
   configure();
   // The taps concatenate along K: B is [ntaps * kc4][wp][4], A row i is the taps' runs.
@@ -206,15 +225,26 @@ void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int n
   }
   const int nruns = int(runs.size());
   if (nr == 2)
-    passes<2>(runs.data(), nruns, wp, c, mr, s);
+    passes<2>(runs.data(), nruns, wp, c, mr, s, fo);
   else
-    passes<1>(runs.data(), nruns, wp, c, mr, s);
+    passes<1>(runs.data(), nruns, wp, c, mr, s, fo);
+}
+
+void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
+          const int8_t* b, int32_t* c) {
+  gemm_any(mr, wp, a, tap_off, ntaps, kc4, b, c, nullptr);
+}
+
+// GemmFusedFn: the C tiles go through a small scratch straight into the uint8 output.
+void gemm_fused(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
+                int kc4, const int8_t* b, const GemmOut& o) {
+  gemm_any(mr, wp, a, tap_off, ntaps, kc4, b, nullptr, &o);
 }
 
 }  // namespace
 
 const IsaTable kAmxTable = {"amx",           kMr,         kMr,          gemm,
-                            avx512_epilogue, avx512_dw,   avx512_dw_row, nullptr,
+                            avx512_epilogue, avx512_dw,   avx512_dw_row, gemm_fused,
                             avx512_add,      avx512_maxpool, avx512_quantize, avx512_dw_quad,
                             pack_rows,       &kAvx512VnniTable};
 

@@ -278,6 +278,31 @@ void epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rows
   }
 }
 
+// fused_store's arithmetic on rows x 64 accumulators in memory (row stride lda; the bias
+// is added here): row i goes to o.out + i * ldo with o.rowsum[i].
+template <int MODE>
+void fused_rows_t(const int32_t* acc, int64_t lda, int rows, const GemmOut& o) {
+  const Epilogue& e = *o.e;
+  const Rq16 q(e);
+  const bool sgn = e.qmin < 0;
+  const int32_t* bias = e.bias + o.c0;
+  const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
+  uint8_t* out = o.out;
+  const int n = o.nvalid;
+  for (int i = 0; i < rows; ++i, acc += lda, out += o.ldo) {
+    __m512i y[4];
+    for (int v = 0; v < 4; ++v) {
+      __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + 16 * v),
+                                   _mm512_loadu_si512(bias + 16 * v));
+      if (zw)
+        x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v),
+                                                   _mm512_set1_epi32(o.rowsum[i])));
+      y[v] = requant16<MODE>(x, q, o.c0 + 16 * v);
+    }
+    store_bytes<4>(out, y, n, sgn);
+  }
+}
+
 // Depthwise store of 16 outputs; MODE 3 / 4 values are unclamped (Epilogue::saturate_only)
 // and narrowed with saturation to the uint8 / int8 range.
 template <int MODE>
@@ -963,6 +988,14 @@ const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       ep
 void avx512_epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,
                      uint8_t* out) {
   epilogue(acc, n, e, c0, rowsum, out);
+}
+void avx512_fused_rows(const int32_t* acc, int64_t lda, int rows, const GemmOut& o) {
+  if (o.e->fixedpoint)
+    fused_rows_t<2>(acc, lda, rows, o);
+  else if (o.e->saturate_only)
+    fused_rows_t<3>(acc, lda, rows, o);
+  else
+    fused_rows_t<1>(acc, lda, rows, o);
 }
 void avx512_dw(const DwArgs& a, const Epilogue& e) { dw(a, e); }
 void avx512_dw_row(int32_t* dst, const DwRowArgs& a) { dw_row(dst, a); }
