@@ -382,7 +382,8 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
     # which MLAS does not take) adds row-major like the NCHWc kernel
     generic = any(v > 1 for v in _ints(dilations, nd, 1)) or bool(count_include_pad and ceil_mode)
-    rowmajor = generic or _nchwc_pool(x, nchwc_channels)
+    rowmajor = generic or _nchwc_pool(x, nchwc_channels) or not _mlas_vector_pool(
+        x, kernel_shape, strides, pads, auto_pad, ceil_mode)
     if not rowmajor:
         native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads,
                               auto_pad, ceil_mode, count_include_pad)
@@ -406,6 +407,31 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
     counts = _windows(cnt, k, s, d, out).sum(axis=red)
     return (total / counts).astype(x.dtype, copy=False)
+
+
+#: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding of one vector less one float
+_MLAS_POOL_ROW_BUFFER = 2048 - 3
+
+
+def _mlas_vector_pool(x: np.ndarray, kernel_shape: Sequence[int], strides: Any, pads: Any,
+                      auto_pad: str, ceil_mode: int) -> bool:
+    """Whether MLAS pools this NCHW input with its vector kernel, which sums each window's
+    columns first (MlasPool: 2-D or 3-D, a last stride of at most 2, every kernel side at
+    most 32, and the padded last axis within its row buffer); otherwise its generic kernel
+    adds the window row-major from +0 (a stride of 3 or more along the width)."""
+    nd = x.ndim - 2
+    if nd < 2:
+        return False
+    k = [int(v) for v in kernel_shape]
+    s = _ints(strides, nd, 1)
+    begin, end, _extra, _out = _pool_geometry("AveragePool", x.shape[2:], k, s, [1] * nd,
+                                              pads, auto_pad, ceil_mode)
+    if s[-1] > 2 or any(v > 32 for v in k):
+        return False
+    room = _MLAS_POOL_ROW_BUFFER
+    for pad in (begin[-1], end[-1]):
+        room = room - pad if room >= pad else 0
+    return room >= x.shape[-1]
 
 
 def _nchwc_pool(x: np.ndarray, channels: int) -> bool:
