@@ -60,17 +60,17 @@ def free_names(graph: onnx.GraphProto) -> set[str]:
     used: set[str] = set()
     for node in graph.node:
         used.update(i for i in node.input if i)
-        used |= _subgraph_reads(node)
+        used |= subgraph_reads(node)
         defined.update(node.output)
     return used - defined
 
 
 def node_reads(node: onnx.NodeProto) -> set[str]:
     """Every value `node` reads: its inputs and its subgraphs' outer-scope reads."""
-    return {i for i in node.input if i} | _subgraph_reads(node)
+    return {i for i in node.input if i} | subgraph_reads(node)
 
 
-def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+def subgraph_reads(node: onnx.NodeProto) -> set[str]:
     """Outer-scope values read by the subgraphs (If branches, Loop bodies) of `node`."""
     reads: set[str] = set()
     for a in node.attribute:
@@ -334,7 +334,7 @@ class Graph:
                 if i:
                     self.consumers[i].append(node)
             # an If/Loop reads what its branches read from this scope too
-            for i in sorted(_subgraph_reads(node) - set(node.input)):
+            for i in sorted(subgraph_reads(node) - set(node.input)):
                 self.consumers[i].append(node)
         self.input_names = [i.name for i in self.graph.input if i.name not in self.initializers]
         # a subgraph's reads of constants of its enclosing graphs (set by the lowering)

@@ -19,25 +19,15 @@ both. Only the top-level graph is rewritten.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..ir.graph import subgraph_reads
+from .ort_qdq_propagation import QdqGraph
+
 _ONNX = ("", "ai.onnx")
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
-
-
-def _subgraph_reads(nodes: list[onnx.NodeProto]) -> set[str]:
-    """Every name read inside the nodes' subgraphs (If / Loop / Scan bodies), nested too."""
-    names: set[str] = set()
-    for node in nodes:
-        for attr in node.attribute:
-            for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                names |= {i for n in body.node for i in n.input}
-                names |= _subgraph_reads(list(body.node))
-    return names
 
 
 def _constant_scalar(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
@@ -90,79 +80,48 @@ def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's double QDQ pairs removed (a new model), or `model`
     itself when it has none."""
-    g = model.graph
-    if sum(n.op_type == "DequantizeLinear" for n in g.node) < 2:
+    if sum(n.op_type == "DequantizeLinear" for n in model.graph.node) < 2:
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    g = out.graph
-    inputs = {i.name for i in g.input}
-    inits = {t.name: t for t in g.initializer if t.name not in inputs}
+    g = QdqGraph(out)
     # a tensor a subgraph reads counts as a graph output here: it must stay as it is
-    outputs = {o.name for o in g.output} | _subgraph_reads(list(g.node))
-    used = {n for node in g.node for n in (*node.input, *node.output)} | inputs | set(inits)
-    counter = itertools.count()
-
-    def fresh(base: str) -> str:
-        while True:
-            name = f"DoubleQDQRemoved_{base}_{next(counter)}"
-            if name not in used:
-                used.add(name)
-                return name
-
-    nodes = list(g.node)
-    removed: set[int] = set()
+    g.outputs |= {name for node in g.nodes for name in subgraph_reads(node)}
     changed = False
 
-    def live() -> list[onnx.NodeProto]:
-        return [n for n in nodes if id(n) not in removed]
-
-    def readers(name: str) -> list[onnx.NodeProto]:
-        return [n for n in live() for i in n.input if i == name]
-
-    def producer(name: str) -> onnx.NodeProto | None:
-        return next((n for n in live() if name in n.output), None)
-
     def set_param(node: onnx.NodeProto, slot: int, value: np.ndarray) -> None:
-        name = fresh(node.input[slot])
+        name = g.fresh(f"DoubleQDQRemoved_{node.input[slot]}")
         tensor = numpy_helper.from_array(value, name)
-        g.initializer.append(tensor)
-        inits[name] = tensor
+        out.graph.initializer.append(tensor)
+        g.inits[name] = tensor
         node.input[slot] = name
 
     # EliminateIdentity, where it opens a chain: an Identity reading a DequantizeLinear
     # output (no graph output itself) hands its readers that output
-    for node in nodes:
-        if node.op_type != "Identity" or node.domain not in _ONNX or node.output[0] in outputs:
+    for node in list(g.nodes):
+        if node.op_type != "Identity" or node.domain not in _ONNX or node.output[0] in g.outputs:
             continue
-        src = producer(node.input[0])
+        src = g.producer(node.input[0])
         if src is None or src.op_type != "DequantizeLinear":
             continue
-        for reader in readers(node.output[0]):
-            for k, name in enumerate(reader.input):
-                if name == node.output[0]:
-                    reader.input[k] = node.input[0]
-        removed.add(id(node))
+        for reader, k in g.readers(node.output[0]):
+            reader.input[k] = node.input[0]
+        g.nodes.remove(node)
         changed = True
 
-    for dq1 in nodes:
-        if id(dq1) in removed or dq1.op_type != "DequantizeLinear" or dq1.domain not in _ONNX:
+    for dq1 in list(g.nodes):
+        if dq1.op_type != "DequantizeLinear" or dq1.domain not in _ONNX or dq1 not in g.nodes:
             continue
-        q1 = producer(dq1.input[0])
-        after = readers(dq1.output[0])
-        if q1 is None or len(after) != 1 or dq1.output[0] in outputs:
+        q1, q2 = g.producer(dq1.input[0]), g.single_reader(dq1.output[0])
+        if q1 is None or q1.op_type != "QuantizeLinear" or q1.domain not in _ONNX \
+                or g.single_reader(q1.output[0]) is None:
             continue
-        q2 = after[0]
-        if q2.op_type != "QuantizeLinear" or q2.domain not in _ONNX or q2.output[0] in outputs:
+        if q2 is None or q2.op_type != "QuantizeLinear" or q2.domain not in _ONNX:
             continue
-        last = readers(q2.output[0])
-        if len(last) != 1 or q1.op_type != "QuantizeLinear" or q1.domain not in _ONNX \
-                or q1.output[0] in outputs or len(readers(q1.output[0])) != 1:
+        dq2 = g.single_reader(q2.output[0])
+        if dq2 is None or dq2.op_type != "DequantizeLinear" or dq2.domain not in _ONNX:
             continue
-        dq2 = last[0]
-        if dq2.op_type != "DequantizeLinear" or dq2.domain not in _ONNX:
-            continue
-        first, second = _pair_params(inits, q1, dq1), _pair_params(inits, q2, dq2)
+        first, second = _pair_params(g.inits, q1, dq1), _pair_params(g.inits, q2, dq2)
         if first is None or second is None or first[1].dtype != second[1].dtype \
                 or first[1].dtype not in _RANGES or first[0].dtype != np.float32:
             continue
@@ -175,10 +134,11 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 set_param(node, 1, np.array(scale, np.float32).reshape(s1.shape))
                 set_param(node, 2, np.array(zero, z1.dtype).reshape(z1.shape))
         dq2.input[0] = q1.output[0]
-        removed.update((id(dq1), id(q2)))
+        g.nodes.remove(dq1)
+        g.nodes.remove(q2)
         changed = True
     if not changed:
         return model
-    del g.node[:]
-    g.node.extend(live())
+    del out.graph.node[:]
+    out.graph.node.extend(g.nodes)
     return out

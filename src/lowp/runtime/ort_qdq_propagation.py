@@ -32,7 +32,10 @@ _PROPAGATING = {"MaxPool": {12}, "Reshape": {5, 13, 14, 19}, "Transpose": {1, 13
                 "Squeeze": {1, 11, 13}, "Unsqueeze": {1, 11, 13}, "Slice": {1, 10, 11, 13}}
 
 
-class _Graph:
+class QdqGraph:
+    """Index of a top-level graph's nodes for the ONNX Runtime load-time rewrites (QDQ
+    propagation here, double QDQ pairs in ort_double_qdq)."""
+
     def __init__(self, model: onnx.ModelProto) -> None:
         g = model.graph
         self.nodes = list(g.node)
@@ -119,7 +122,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    g = _Graph(out)
+    g = QdqGraph(out)
     original = list(g.nodes)
     changed = False
     for q in [n for n in original if n.op_type == "QuantizeLinear" and n.domain in _ONNX]:
@@ -140,7 +143,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _q_backward(g: _Graph, q: onnx.NodeProto) -> bool:
+def _q_backward(g: QdqGraph, q: onnx.NodeProto) -> bool:
     params = g.scalar_parameters(q)
     if params is None or not q.input or not q.input[0]:
         return False
@@ -163,7 +166,7 @@ def _q_backward(g: _Graph, q: onnx.NodeProto) -> bool:
     return changed
 
 
-def _dq_forward(g: _Graph, dq: onnx.NodeProto) -> bool:
+def _dq_forward(g: QdqGraph, dq: onnx.NodeProto) -> bool:
     params = g.scalar_parameters(dq)
     if params is None or not dq.output or dq.output[0] in g.outputs:
         return False
