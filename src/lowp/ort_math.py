@@ -12,10 +12,10 @@ ONNX Runtime. docs/operators.md, (O13).
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import numpy as np
 
+from .cpu import cpu_flags
 from .fixedpoint import fma32
 
 _F = np.float32
@@ -470,8 +470,4 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
 def mlas_has_avx512f() -> bool:
     """Whether ONNX Runtime's MLAS takes its AVX-512F kernels on this CPU (the softmax order
     above is theirs; with AVX2 only, MLAS sums in 8 lanes and lowp keeps numpy's softmax)."""
-    try:
-        flags = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512f" in flags
+    return "avx512f" in cpu_flags()

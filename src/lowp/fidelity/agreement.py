@@ -16,13 +16,12 @@ real value of the layer's output, (acc s_x s_w + b) / s_y + z_y in float64:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .engines import LayerQParams, float_bias
+from ..cpu import cpu_flags
+from .engines import LayerQParams, _per_channel, float_bias
 
 #: A real value this many float32 ulps (of its magnitude) from a .5 tie counts as at the tie.
 TIE_ULPS = 16
@@ -31,22 +30,13 @@ TIE_ULPS = 16
 AMX_TIE_ENGINES = ("onednn", "x86")
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_kernel_family() -> str:
     """The int8 kernel family engines pick on this CPU: amx, avx512-vnni, avx-vnni, avx2, other.
 
-    Read from the CPU flags the kernel reports (/proc/cpuinfo); 'other' where they cannot be
-    read. oneDNN and ONNX Runtime's MLAS choose AMX tiles where the CPU has AMX-INT8.
+    Read from the CPU flags the operating system reports (lowp.cpu); 'other' where they
+    cannot be read. oneDNN and ONNX Runtime's MLAS choose AMX tiles where the CPU has AMX-INT8.
     """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "other"
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+    flags = cpu_flags()
     for family, flag in (("amx", "amx_int8"), ("avx512-vnni", "avx512_vnni"),
                          ("avx-vnni", "avx_vnni"), ("avx2", "avx2")):
         if flag in flags:
@@ -68,15 +58,11 @@ def real_outputs(acc: np.ndarray, bias: np.ndarray | None, q: LayerQParams,
     """
     acc = np.asarray(acc, np.float64)
     axis = channel_axis % max(acc.ndim, 1)
-    shape = [1] * acc.ndim
-    if acc.ndim:
-        shape[axis] = -1
-    sw = np.asarray(q.w_scale, np.float64)
-    sw = sw.reshape(shape) if sw.ndim else sw
+    sw = _per_channel(np.asarray(q.w_scale, np.float64), acc.ndim, axis)
     v = acc * np.float64(np.float32(q.x_scale)) * sw
     fb = float_bias(bias, q)
     if fb is not None:
-        v = v + fb.astype(np.float64).reshape(shape)
+        v = v + _per_channel(fb.astype(np.float64), acc.ndim, axis)
     return v / np.float64(np.float32(q.y_scale)) + q.y_zero_point
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowp.cpu import cpu_flags
 from lowp.fixedpoint import fma32
 
 _F = np.float32
@@ -50,13 +51,8 @@ def block_size() -> int:
 
     if ort_math.mlas_has_avx512f():
         return 16
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:
-        return 0
-    return 8 if " avx2" in flags and " fma" in flags else 0
+    flags = cpu_flags()
+    return 8 if "avx2" in flags and "fma" in flags else 0
 
 
 def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant: bool,
