@@ -379,11 +379,15 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     channel count ONNX Runtime's shape inference knows), or that MLAS does not take, sums
     the window row-major as ONNX Runtime then does; others column by column (MLAS)."""
     nd = x.ndim - 2
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
+                                            auto_pad, ceil_mode)
     # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
     # which MLAS does not take) adds row-major like the NCHWc kernel
-    generic = any(v > 1 for v in _ints(dilations, nd, 1)) or bool(count_include_pad and ceil_mode)
+    generic = any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
     rowmajor = generic or _nchwc_pool(x, nchwc_channels) or not _mlas_vector_pool(
-        x, kernel_shape, strides, pads, auto_pad, ceil_mode)
+        x.shape[2:], k, s, begin, end)
     if not rowmajor:
         native = _native_pool("AveragePool", x, kernel_shape, strides, dilations, pads,
                               auto_pad, ceil_mode, count_include_pad)
@@ -395,10 +399,6 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     red = tuple(range(2 + nd, 2 + 2 * nd))
     total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
     # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
-    k = [int(v) for v in kernel_shape]
-    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
-    begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
-                                            auto_pad, ceil_mode)
     ones = np.ones((1, 1) + x.shape[2:], dtype=xf.dtype)
     if count_include_pad:
         ones = _pad_spatial(ones, begin, end, 1)
@@ -413,25 +413,18 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
 _MLAS_POOL_ROW_BUFFER = 2048 - 3
 
 
-def _mlas_vector_pool(x: np.ndarray, kernel_shape: Sequence[int], strides: Any, pads: Any,
-                      auto_pad: str, ceil_mode: int) -> bool:
+def _mlas_vector_pool(spatial: Sequence[int], k: Sequence[int], s: Sequence[int],
+                      begin: Sequence[int], end: Sequence[int]) -> bool:
     """Whether MLAS pools this NCHW input with its vector kernel, which sums each window's
     columns first (MlasPool: 2-D or 3-D, a last stride of at most 2, every kernel side at
     most 32, and the padded last axis within its row buffer); otherwise its generic kernel
     adds the window row-major from +0 (a stride of 3 or more along the width)."""
-    nd = x.ndim - 2
-    if nd < 2:
-        return False
-    k = [int(v) for v in kernel_shape]
-    s = _ints(strides, nd, 1)
-    begin, end, _extra, _out = _pool_geometry("AveragePool", x.shape[2:], k, s, [1] * nd,
-                                              pads, auto_pad, ceil_mode)
-    if s[-1] > 2 or any(v > 32 for v in k):
+    if len(spatial) < 2 or s[-1] > 2 or any(v > 32 for v in k):
         return False
     room = _MLAS_POOL_ROW_BUFFER
     for pad in (begin[-1], end[-1]):
         room = room - pad if room >= pad else 0
-    return room >= x.shape[-1]
+    return room >= spatial[-1]
 
 
 def _nchwc_pool(x: np.ndarray, channels: int) -> bool:
