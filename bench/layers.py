@@ -1,4 +1,5 @@
-"""Layer benchmark: lowp native vs ONNX Runtime int8 (QDQ and QLinear*) vs ONNX Runtime fp32.
+"""Layer benchmark: lowp native vs ONNX Runtime int8 (QDQ and QLinear*) vs ONNX Runtime fp32
+vs PyTorch's quantized engines (onednn by default).
 
 Every lowp case is first checked bit for bit against the numpy reference (lowp.ops); then
 each engine is timed (median of repeats after warm-up). GOPS count 2 ops per MAC.
@@ -7,7 +8,11 @@ Layouts: lowp runs channels-last (NHWC) natively; "lowp" times exactly that, "lo
 numpy NCHW->NHWC and NHWC->NCHW transposes around the call. ONNX Runtime is fed NCHW as
 ONNX prescribes; any internal NCHW<->NHWC transposes it inserts are inside its figures.
 
+PyTorch's layers (`--torch-engines onednn x86 ...`, none with `--torch-engines`) are built
+from the same integer weights and scales (bench/_torch_layers.py) and fed channels-last.
+
 Run: .venv/bin/python bench/layers.py [--threads 1 2] [--cases conv3x3 ...] [--paths amx avx512vnni]
+                                      [--torch-engines onednn x86]
 (`--cases mnv2-dw`: the depthwise layers of MobileNetV2.)
 """
 
@@ -31,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _torch_layers  # noqa: E402
 from _common import median_seconds, peak_gops, print_table  # noqa: E402
 
 from lowp.fixedpoint import Requant, requant_scale  # noqa: E402
@@ -157,7 +163,7 @@ def _reference(case: Case, x_cl: np.ndarray, w: np.ndarray, bias: np.ndarray,
 
 
 def run_case(case: Case, threads_list: list[int], peaks: dict[int, float],
-             paths: list[str]) -> list[list[str]]:
+             paths: list[str], torch_engines: list[str]) -> list[list[str]]:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=case.x_shape, dtype=np.uint8)        # NCHW (or M, K)
     w = rng.integers(-127, 128, size=case.w_shape, dtype=np.int8)
@@ -224,17 +230,32 @@ def run_case(case: Case, threads_list: list[int], peaks: dict[int, float],
                 y_ort = y_ort if case.linear else np.moveaxis(y_ort, 1, -1)
                 diff = str(int(np.abs(y_ort.astype(np.int32) - out.astype(np.int32)).max()))
 
+        t_torch: dict[str, float] = {}
+        diff_torch: list[str] = []
+        for engine in torch_engines:
+            run_torch, y_torch = _torch_layers.layer(
+                engine, x, w, bias, linear=case.linear, x_scale=X_SCALE, x_zp=X_ZP,
+                w_scale=W_SCALE, y_scale=y_scale, y_zp=y_zp, strides=case.strides,
+                pads=case.pads, group=case.group, threads=threads)
+            t_torch[engine] = median_seconds(run_torch)
+            d = np.abs(y_torch.astype(np.int32) - out.astype(np.int32)).max(initial=0)
+            diff_torch.append(str(int(d)))
+
         def gops(t: float, macs: int = macs) -> float:
             return 2 * macs / t * 1e-9
 
         best_int8 = min(t_ort["qdq"], t_ort["qlinear"])
+        best_torch = min(t_torch.values(), default=float("nan"))
         for path in paths:
             t = t_lowp[path]
             rows.append([case.name, path, str(threads), f"{t * 1e3:.3f}", f"{gops(t):.1f}",
                          f"{100 * gops(t) / peaks[threads]:.0f}%",
                          f"{gops(t_lowp_t[path]):.1f}", f"{gops(t_ort['qdq']):.1f}",
                          f"{gops(t_ort['qlinear']):.1f}", f"{gops(t_ort['float']):.1f}",
-                         f"{best_int8 / t:.2f}", f"{t_ort['float'] / t:.2f}", diff])
+                         *[f"{gops(t_torch[e]):.1f}" for e in torch_engines],
+                         f"{best_int8 / t:.2f}",
+                         *([f"{best_torch / t:.2f}"] if torch_engines else []),
+                         f"{t_ort['float'] / t:.2f}", diff, *diff_torch])
     return rows
 
 
@@ -250,7 +271,19 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", default=None,
                         help="lowp instruction-set paths to time side by side (default: the "
                              "active one; e.g. --paths amx avx512vnni)")
+    parser.add_argument("--torch-engines", nargs="*", default=None,
+                        help="PyTorch quantized engines timed side by side (default: onednn "
+                             "where PyTorch is installed; none when given without names)")
     args = parser.parse_args()
+    torch_available = _torch_layers.available_engines()
+    if args.torch_engines is None:
+        torch_engines = [e for e in ("onednn",) if e in torch_available]
+    else:
+        torch_engines = list(args.torch_engines)
+        unknown = [e for e in torch_engines if e not in torch_available]
+        if unknown:
+            raise SystemExit(f"PyTorch quantized engine(s) {', '.join(unknown)} not available "
+                             f"(available: {', '.join(torch_available) or 'none'})")
     paths = args.paths or [native_backend.active_path()]
     for path in paths:
         if path not in native_backend.available_paths():
@@ -271,14 +304,19 @@ def main() -> None:
     for case in CASES:
         if args.cases and not any(s in case.name for s in args.cases):
             continue
-        rows.extend(run_case(case, args.threads, peaks, paths))
+        rows.extend(run_case(case, args.threads, peaks, paths, torch_engines))
     print_table(["case", "path", "thr", "lowp ms", "lowp GOPS", "%peak", "lowp+T", "ORT QDQ",
-                 "ORT QLin", "ORT fp32", "x ORT int8", "x ORT fp32", "max|d| ORT"], rows)
+                 "ORT QLin", "ORT fp32", *[f"PT {e}" for e in torch_engines], "x ORT int8",
+                 *(["x PT"] if torch_engines else []), "x ORT fp32", "max|d| ORT",
+                 *[f"max|d| {e}" for e in torch_engines]], rows)
     print(f"GOPS = 2*MAC/s. %peak = lowp / measured {peak_kind} peak on as many threads. "
           "lowp+T adds numpy NCHW<->NHWC transposes;\nORT figures include ORT's own layout "
           "transposes. "
-          "'x ORT' = ORT time / lowp time (best of QDQ and QLinear for int8). max|d| ORT: "
-          "largest output difference to ORT QLinear (its own rounding).")
+          "'x ORT' = ORT time / lowp time (best of QDQ and QLinear for int8); 'x PT' likewise "
+          "for the fastest PyTorch engine (PT columns: GOPS,\nchannels-last input). max|d|: "
+          "largest output difference to ORT QLinear / that PyTorch engine (its own "
+          "rounding;\nfbgemm's and x86's depthwise kernels saturate 16-bit pair sums on "
+          "full-range inputs: docs/engines.md (E1)).")
 
 
 if __name__ == "__main__":
