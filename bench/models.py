@@ -1,10 +1,17 @@
 """End-to-end latency: lowp int8 vs ONNX Runtime int8 (the SAME QDQ file) vs ONNX Runtime
-float, on ResNet-18, MobileNetV2 (224x224) and the bundled demo model; 1 and 2 threads,
-batch 1 and 8. Each measurement runs in a fresh process (so peak memory is per engine),
-validates first, then reports the median of repeated runs after warm-up.
+float vs PyTorch's onednn engine, on ResNet-18, MobileNetV2 (224x224) and the bundled demo
+model; 1 and 2 threads, batch 1 and 8. Each measurement runs in a fresh process (so peak
+memory is per engine), validates first, then reports the median of repeated runs after
+warm-up.
+
+PyTorch quantizes the same torch network itself (FX graph mode with the engine's default
+qconfig mapping, calibrated on the same 8 inputs) and runs it on channels-last input: its
+model is not the QDQ file, so only its time is compared (`--torch-engine none` leaves it out;
+the demo model has no torch form).
 
     python bench/models.py [--networks resnet18 mobilenet_v2 demo] [--batches 1 8]
-                           [--threads 1 2] [--repeats 20] [--interleaved] [--busy N]
+                           [--threads 1 2] [--repeats 20] [--torch-engine onednn|x86|none]
+                           [--interleaved] [--busy N]
 
 `--interleaved` measures contention instead: one process holds both a lowp and an ONNX
 Runtime session of the QDQ file and times each first in a block of consecutive runs, then
@@ -75,6 +82,17 @@ def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
         import lowp
         session = lowp.Session(path, backend="native", threads=threads)
         run = lambda: session.run(feeds)  # noqa: E731
+    elif engine.startswith("torch-"):
+        import networks
+        import torch
+        model = networks.quantize_torch(path, engine.removeprefix("torch-"))
+        torch.set_num_threads(threads)
+        x = torch.from_numpy(next(iter(feeds.values()))).contiguous(
+            memory_format=torch.channels_last)
+
+        def run() -> dict[str, np.ndarray]:
+            with torch.inference_mode():
+                return {"logits": model(x).numpy()}
     else:
         import onnxruntime as ort
         opts = ort.SessionOptions()
@@ -153,6 +171,9 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--torch-engine", default="onednn",
+                    help="PyTorch quantized engine timed alongside (onednn, x86, fbgemm, "
+                         "qnnpack; 'none' to leave PyTorch out)")
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     ap.add_argument("--interleaved", action="store_true",
                     help="time lowp alone and alternating with ORT in one process")
@@ -188,20 +209,27 @@ def _block_rows(cases: list[tuple[str, int, int]], args: argparse.Namespace) -> 
         lowp_r = measure("lowp", qdq_path, feeds, threads, reps)
         ortq_r = measure("ort", qdq_path, feeds, threads, reps)
         ortf_r = measure("ort", float_path, feeds, threads, reps)
+        torch_ms = None
+        if args.torch_engine != "none" and name != "demo":
+            torch_ms = measure(f"torch-{args.torch_engine}", Path(name), feeds, threads,
+                               reps)["median_ms"]
         a = np.asarray(next(iter(lowp_r["output"].values())))
         b = np.asarray(next(iter(ortq_r["output"].values())))
         identical = float(np.mean(a == b)) * 100
         rows.append([name, batch, threads, round(lowp_r["median_ms"], 2),
                      round(ortq_r["median_ms"], 2), round(ortf_r["median_ms"], 2),
+                     "-" if torch_ms is None else round(torch_ms, 2),
                      round(lowp_r["median_ms"] / ortq_r["median_ms"], 2),
+                     "-" if torch_ms is None else round(lowp_r["median_ms"] / torch_ms, 2),
                      round(ortf_r["median_ms"] / lowp_r["median_ms"], 2),
                      round(lowp_r["rss_mb"]), round(ortq_r["rss_mb"]), round(identical, 2)])
         records.append(dict(zip(["network", "batch", "threads", "lowp_ms", "ort_int8_ms",
-                                 "ort_float_ms"], rows[-1][:6], strict=True)))
+                                 "ort_float_ms", "torch_ms"], rows[-1][:7], strict=True)))
+    pt = "PT " + args.torch_engine
     print(format_table(
         ["network", "batch", "threads", "lowp int8 ms", "ORT int8 ms", "ORT float ms",
-         "lowp/ORT int8", "ORT float/lowp", "lowp peak MB", "ORT int8 peak MB",
-         "identical %"], rows,
+         f"{pt} ms", "lowp/ORT int8", f"lowp/{pt}", "ORT float/lowp", "lowp peak MB",
+         "ORT int8 peak MB", "identical %"], rows,
         title="End-to-end latency, median (lower is better); ratios < 1 mean lowp is faster"))
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1))

@@ -88,19 +88,42 @@ def mobilenet_v2():
 NETWORKS = {"resnet18": resnet18, "mobilenet_v2": mobilenet_v2}
 
 
-def export(name: str, directory: str | os.PathLike[str], size: int = 224) -> Path:
-    """Export network `name` (cached by file name) and return the .onnx path."""
-    path = Path(directory) / f"{name}_{size}.onnx"
-    if path.exists():
-        return path
-    torch, nn = _torch()
+def build(name: str, size: int = 224):
+    """Network `name` in eval mode, its weights and batch-norm statistics fixed by seed 0."""
+    torch, _ = _torch()
     torch.manual_seed(0)
     model = NETWORKS[name]()
     model.train()
     with torch.no_grad():
         for _ in range(3):                       # realistic batch-norm statistics
             model(torch.randn(8, 3, size, size))
-    model.eval()
+    return model.eval()
+
+
+def quantize_torch(name: str, engine: str, size: int = 224):
+    """Network `name` quantized by PyTorch (FX graph mode, the engine's default qconfig
+    mapping), calibrated on the same 8 inputs as lowp's model; runs on `engine`."""
+    torch, _ = _torch()
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = engine
+    example = (torch.randn(1, 3, size, size),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(build(name, size), get_default_qconfig_mapping(engine), example)
+        with torch.no_grad():
+            prepared(torch.from_numpy(calibration_data(8, size)["input"]))
+        return convert_fx(prepared)
+
+
+def export(name: str, directory: str | os.PathLike[str], size: int = 224) -> Path:
+    """Export network `name` (cached by file name) and return the .onnx path."""
+    path = Path(directory) / f"{name}_{size}.onnx"
+    if path.exists():
+        return path
+    torch, _ = _torch()
+    model = build(name, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
