@@ -50,6 +50,8 @@ class LayerDiff:
     max_abs: int
     cause: str = ""
     violations: list[str] = field(default_factory=list)
+    #: the actual PyTorch engine on this CPU against lowp's model of it (EngineCheck.describe)
+    engine_checks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,10 +80,16 @@ class CompareReport:
             lines.append(f"  {d.name:<{w}}  {d.op_type:<16} {d.elements:>9} {d.differ:>8} "
                          f"{d.max_abs:>6}  {d.cause}")
             lines.extend(f"  {'':<{w}}    constraint: {v}" for v in d.violations)
+            lines.extend(f"  {'':<{w}}    engine: {v}" for v in d.engine_checks)
         for name, (n, differ, mx) in self.outputs.items():
             lines.append(f"  output '{name}': {differ} of {n} elements differ "
                          f"(max |diff| {mx:.6g})")
         lines.extend(f"  constraint: {v}" for v in self.unplaced)
+        defective = [d.name for d in self.layers if any("ENGINE DEFECTS" in c
+                                                         for c in d.engine_checks)]
+        if defective:
+            lines.append(f"  the actual engine departs from exact arithmetic on this CPU in "
+                         f"{len(defective)} layer(s): {', '.join(defective)}")
         if self.identical:
             lines.append(f"  {a} and {b} agree bit for bit on these inputs")
         return "\n".join(lines)
@@ -141,7 +149,8 @@ def _layer_tensors(model: onnx.ModelProto) -> dict[str, set[str]]:
 
 def compare_targets(model: str | os.PathLike[str] | onnx.ModelProto,
                     feeds: Mapping[str, np.ndarray], target_a: str | Target,
-                    target_b: str | Target) -> CompareReport:
+                    target_b: str | Target, *, run_engines: bool = False,
+                    reproducers: str | os.PathLike[str] | None = None) -> CompareReport:
     """Compare a QDQ model's integer layers and outputs under two targets' arithmetic.
 
     Parameters
@@ -152,6 +161,11 @@ def compare_targets(model: str | os.PathLike[str] | onnx.ModelProto,
         Input name -> array; the first axis is the sample axis.
     target_a, target_b
         Targets or their names.
+    run_engines
+        Also run each layer on the actual PyTorch engine of either target that is one
+        (x86, fbgemm, onednn, qnnpack; needs torch) on the same integer input, and sort its
+        outputs against lowp's model of it (lowp.fidelity.engine_check): an engine defect
+        on this CPU is reported as the engine's error, with a reproducer in `reproducers`.
 
     Returns
     -------
@@ -212,6 +226,8 @@ def compare_targets(model: str | os.PathLike[str] | onnx.ModelProto,
                 row.violations.append(f"{tname}: {v}")
                 placed.add(k)
         layers.append(row)
+    if run_engines:
+        _attach_engine_checks(proto, env_a, (a, b), layers, reproducers)
     outputs = {}
     for name in sa.output_names:
         xa, xb = np.asarray(env_a[name]), np.asarray(out_b[name])
@@ -222,6 +238,23 @@ def compare_targets(model: str | os.PathLike[str] | onnx.ModelProto,
     n = next(iter(feeds.values())).shape[0] if feeds else 0
     where = str(model) if not isinstance(model, onnx.ModelProto) else proto.graph.name
     return CompareReport(where, (a.name, b.name), int(n), layers, outputs, unplaced)
+
+
+def _attach_engine_checks(proto: onnx.ModelProto, values: Mapping[str, np.ndarray],
+                          targets: tuple[Target, Target], layers: list[LayerDiff],
+                          reproducers: str | os.PathLike[str] | None) -> None:
+    from .fidelity.engine_check import TORCH_ENGINES, check_engine
+
+    rows = {d.name: d for d in layers}
+    for t in dict.fromkeys(t.name for t in targets):
+        if t not in TORCH_ENGINES:
+            continue
+        for check in check_engine(proto, values, t, reproducers):
+            row = rows.get(check.node)
+            if row is None:
+                row = rows[check.node] = LayerDiff(check.node, "engine check", 0, 0, 0)
+                layers.append(row)
+            row.engine_checks.append(check.describe())
 
 
 def _arith_value(t: Target, op_type: str, name: str) -> str:
@@ -262,7 +295,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CompareError(f"{args.model}: no such file")
     a, b = args.targets
     feeds = _feeds(args.model, args.data, args.samples, args.seed)
-    report = compare_targets(args.model, feeds, a, b)
+    report = compare_targets(args.model, feeds, a, b, run_engines=args.run_engines,
+                             reproducers=args.reproducers)
     print(report.format())
     return 0
 
@@ -278,4 +312,11 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
                    help=".npz named after the inputs or a folder (default: random inputs)")
     c.add_argument("--samples", type=int, default=8, help="samples to run (default 8)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    c.add_argument("--run-engines", action="store_true",
+                   help="also run every Conv/Gemm/MatMul on the actual PyTorch engine of a "
+                        "target that is one (x86, fbgemm, onednn, qnnpack; needs torch) and "
+                        "report where it departs from exact arithmetic on this CPU")
+    c.add_argument("--reproducers", metavar="DIR", default="lowp-reproducers",
+                   help="where --run-engines writes a reproducer per engine defect "
+                        "(default: ./lowp-reproducers)")
     c.set_defaults(func=cmd_compare)
