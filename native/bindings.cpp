@@ -606,6 +606,111 @@ lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
   };
 }
 
+// x (T, B, I), w and r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
+// h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1. The
+// sequence lengths are checked here, when the call is made: a Program that holds the call
+// reads them again on every run, so lowp.runtime.native_rnn records only calls without them.
+lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
+                      nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> w,
+                      nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r,
+                      int64_t hidden, std::optional<Vec<float>> p,
+                      std::optional<nb::ndarray<const float, nb::device::cpu>> h0,
+                      std::optional<nb::ndarray<const float, nb::device::cpu>> c0,
+                      std::optional<Vec<int32_t>> lens,
+                      std::optional<nb::ndarray<float, nb::device::cpu>> y,
+                      std::optional<nb::ndarray<float, nb::device::cpu>> yh,
+                      std::optional<nb::ndarray<float, nb::device::cpu>> yc,
+                      std::vector<bool> reverse, float clip, bool input_forget,
+                      bool linear_before_reset, int threads, std::optional<Vec<float>> bias) {
+  lowp::RnnArgs a;
+  const int64_t G = gru ? 3 : 4;
+  a.gru = gru;
+  a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
+  a.d = int64_t(r.shape(0)), a.h = hidden;
+  const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign;
+  const int64_t packed = gru ? lowp::rnn_packed_size(a.h, 2 * hp) +
+                                   lowp::rnn_packed_size(a.h, hp)
+                             : lowp::rnn_packed_size(a.h, 4 * hp);
+  if (a.h < 1 || a.i < 1 || int64_t(r.shape(1)) != packed || w.shape(0) != r.shape(0) ||
+      int64_t(w.shape(1)) != lowp::rnn_packed_size(a.i, G * hp))
+    throw std::invalid_argument("rnn packed weights do not match the sizes");
+  if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
+    throw std::invalid_argument("rnn needs one or two directions");
+  // The innermost stride matters only when rows have more than one element and the
+  // array is not empty (numpy may give any stride to such dimensions).
+  auto inner = [](int64_t stride, const char* what, size_t inner_size, size_t size) {
+    if (stride != 1 && inner_size > 1 && size > 0)
+      throw std::invalid_argument(std::string(what) + " needs unit inner stride");
+  };
+  auto check3 = [&](int64_t ndim, size_t s0, size_t s1, size_t s2, int64_t stride,
+                    const char* what) {
+    if (ndim != 3 || int64_t(s0) != a.b || int64_t(s1) != a.d || int64_t(s2) != a.h)
+      throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
+    inner(stride, what, s2, s0 * s1 * s2);
+  };
+  a.x = x.data();
+  a.w = w.data();
+  a.w_sd = int64_t(w.shape(1));
+  a.r = r.data();
+  a.r_sd = packed;
+  if (p) {
+    if (gru || int64_t(p->shape(0)) != a.d * 3 * a.h)
+      throw std::invalid_argument("rnn peepholes must be D * 3 * H floats (LSTM)");
+    a.p = p->data();
+  }
+  if (bias) {  // ONNX Runtime's order: the bias after the recurrence
+    if (int64_t(bias->shape(0)) != a.d * 2 * G * a.h)
+      throw std::invalid_argument("rnn bias must be D * 2 * G * H floats");
+    a.bias = bias->data();
+  }
+  if (h0) {
+    check3(h0->ndim(), h0->shape(0), h0->shape(1), h0->shape(2), h0->stride(2), "h0");
+    a.h0 = h0->data();
+    a.h0_sb = h0->stride(0), a.h0_sd = h0->stride(1);
+  }
+  if (c0) {
+    check3(c0->ndim(), c0->shape(0), c0->shape(1), c0->shape(2), c0->stride(2), "c0");
+    if (gru) throw std::invalid_argument("rnn c0 is for LSTM only");
+    a.c0 = c0->data();
+    a.c0_sb = c0->stride(0), a.c0_sd = c0->stride(1);
+  }
+  if (lens) {
+    if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
+    for (int64_t i = 0; i < a.b; ++i)
+      if (lens->data()[i] < 0 || lens->data()[i] > a.t)
+        throw std::invalid_argument("sequence lengths must be in [0, T]");
+    a.lens = lens->data();
+  }
+  if (y) {
+    if (y->ndim() != 4 || int64_t(y->shape(0)) != a.t || int64_t(y->shape(1)) != a.b ||
+        int64_t(y->shape(2)) != a.d || int64_t(y->shape(3)) != a.h)
+      throw std::invalid_argument("y must be (T, B, D, H)");
+    inner(y->stride(3), "y", y->shape(3), y->size());
+    a.y = y->data();
+    a.y_st = y->stride(0), a.y_sb = y->stride(1), a.y_sd = y->stride(2);
+  }
+  if (yh) {
+    check3(yh->ndim(), yh->shape(0), yh->shape(1), yh->shape(2), yh->stride(2), "yh");
+    a.yh = yh->data();
+    a.yh_sb = yh->stride(0), a.yh_sd = yh->stride(1);
+  }
+  if (yc) {
+    check3(yc->ndim(), yc->shape(0), yc->shape(1), yc->shape(2), yc->stride(2), "yc");
+    if (gru) throw std::invalid_argument("rnn yc is for LSTM only");
+    a.yc = yc->data();
+    a.yc_sb = yc->stride(0), a.yc_sd = yc->stride(1);
+  }
+  const std::array<bool, 2> rev = {bool(reverse[0]), a.d > 1 ? bool(reverse[1]) : false};
+  a.clip = clip;
+  a.input_forget = input_forget;
+  a.linear_before_reset = linear_before_reset;
+  // the closure keeps every array alive and owns the direction flags
+  return [a, rev, threads, x, w, r, p, h0, c0, lens, y, yh, yc, bias]() mutable {
+    a.reverse = rev.data();
+    lowp::run_rnn(a, threads);
+  };
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
@@ -662,107 +767,10 @@ NB_MODULE(_native, m) {
 
   using F = nb::ndarray<const float, nb::device::cpu>;
   using FOut = nb::ndarray<float, nb::device::cpu>;
-  m.def(
-      "rnn",
-      [](bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
-         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> w,
-         nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> r, int64_t hidden,
-         std::optional<Vec<float>> p, std::optional<F> h0,
-         std::optional<F> c0, std::optional<Vec<int32_t>> lens, std::optional<FOut> y,
-         std::optional<FOut> yh, std::optional<FOut> yc, const std::vector<bool>& reverse,
-         float clip, bool input_forget, bool linear_before_reset, int threads,
-         std::optional<Vec<float>> bias) {
-        // x (T, B, I), w and r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
-        // h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1.
-        lowp::RnnArgs a;
-        const int64_t G = gru ? 3 : 4;
-        a.gru = gru;
-        a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
-        a.d = int64_t(r.shape(0)), a.h = hidden;
-        const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign;
-        const int64_t packed = gru ? lowp::rnn_packed_size(a.h, 2 * hp) +
-                                         lowp::rnn_packed_size(a.h, hp)
-                                   : lowp::rnn_packed_size(a.h, 4 * hp);
-        if (a.h < 1 || a.i < 1 || int64_t(r.shape(1)) != packed || w.shape(0) != r.shape(0) ||
-            int64_t(w.shape(1)) != lowp::rnn_packed_size(a.i, G * hp))
-          throw std::invalid_argument("rnn packed weights do not match the sizes");
-        if (a.d < 1 || a.d > 2 || int64_t(reverse.size()) != a.d)
-          throw std::invalid_argument("rnn needs one or two directions");
-        // The innermost stride matters only when rows have more than one element and the
-        // array is not empty (numpy may give any stride to such dimensions).
-        auto inner = [](int64_t stride, const char* what, size_t inner_size, size_t size) {
-          if (stride != 1 && inner_size > 1 && size > 0)
-            throw std::invalid_argument(std::string(what) + " needs unit inner stride");
-        };
-        auto check3 = [&](int64_t ndim, size_t s0, size_t s1, size_t s2, int64_t stride,
-                          const char* what) {
-          if (ndim != 3 || int64_t(s0) != a.b || int64_t(s1) != a.d || int64_t(s2) != a.h)
-            throw std::invalid_argument(std::string(what) + " must be (B, D, H)");
-          inner(stride, what, s2, s0 * s1 * s2);
-        };
-        a.x = x.data();
-        a.w = w.data();
-        a.w_sd = int64_t(w.shape(1));
-        a.r = r.data();
-        a.r_sd = packed;
-        if (p) {
-          if (gru || int64_t(p->shape(0)) != a.d * 3 * a.h)
-            throw std::invalid_argument("rnn peepholes must be D * 3 * H floats (LSTM)");
-          a.p = p->data();
-        }
-        if (bias) {  // ONNX Runtime's order: the bias after the recurrence
-          if (int64_t(bias->shape(0)) != a.d * 2 * G * a.h)
-            throw std::invalid_argument("rnn bias must be D * 2 * G * H floats");
-          a.bias = bias->data();
-        }
-        if (h0) {
-          check3(h0->ndim(), h0->shape(0), h0->shape(1), h0->shape(2), h0->stride(2), "h0");
-          a.h0 = h0->data();
-          a.h0_sb = h0->stride(0), a.h0_sd = h0->stride(1);
-        }
-        if (c0) {
-          check3(c0->ndim(), c0->shape(0), c0->shape(1), c0->shape(2), c0->stride(2), "c0");
-          if (gru) throw std::invalid_argument("rnn c0 is for LSTM only");
-          a.c0 = c0->data();
-          a.c0_sb = c0->stride(0), a.c0_sd = c0->stride(1);
-        }
-        if (lens) {
-          if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
-          for (int64_t i = 0; i < a.b; ++i)
-            if (lens->data()[i] < 0 || lens->data()[i] > a.t)
-              throw std::invalid_argument("sequence lengths must be in [0, T]");
-          a.lens = lens->data();
-        }
-        if (y) {
-          if (y->ndim() != 4 || int64_t(y->shape(0)) != a.t || int64_t(y->shape(1)) != a.b ||
-              int64_t(y->shape(2)) != a.d || int64_t(y->shape(3)) != a.h)
-            throw std::invalid_argument("y must be (T, B, D, H)");
-          inner(y->stride(3), "y", y->shape(3), y->size());
-          a.y = y->data();
-          a.y_st = y->stride(0), a.y_sb = y->stride(1), a.y_sd = y->stride(2);
-        }
-        if (yh) {
-          check3(yh->ndim(), yh->shape(0), yh->shape(1), yh->shape(2), yh->stride(2), "yh");
-          a.yh = yh->data();
-          a.yh_sb = yh->stride(0), a.yh_sd = yh->stride(1);
-        }
-        if (yc) {
-          check3(yc->ndim(), yc->shape(0), yc->shape(1), yc->shape(2), yc->stride(2), "yc");
-          if (gru) throw std::invalid_argument("rnn yc is for LSTM only");
-          a.yc = yc->data();
-          a.yc_sb = yc->stride(0), a.yc_sd = yc->stride(1);
-        }
-        bool rev[2] = {reverse[0], a.d > 1 ? bool(reverse[1]) : false};
-        a.reverse = rev;
-        a.clip = clip;
-        a.input_forget = input_forget;
-        a.linear_before_reset = linear_before_reset;
-        nb::gil_scoped_release nogil;
-        lowp::run_rnn(a, threads);
-      },
-      "gru"_a, "x"_a, "w"_a, "r"_a, "hidden"_a, "p"_a.none(), "h0"_a.none(), "c0"_a.none(),
-      "lens"_a.none(), "y"_a.none(), "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a,
-      "input_forget"_a, "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
+  def_kernel(m, program, "rnn", &make_rnn, "gru"_a, "x"_a, "w"_a, "r"_a, "hidden"_a,
+             "p"_a.none(), "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a.none(),
+             "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a, "input_forget"_a,
+             "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
 

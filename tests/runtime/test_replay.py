@@ -359,3 +359,97 @@ def test_float_split_replays_as_native_copies(tmp_path, opset):
         _equal(fast.run(x), plain.run(x))
     (signature,) = fast._replayer._ready
     assert fast._replayer.plain_steps(signature) == []
+
+
+def _recurrent_model(op: str, lens_input: bool) -> bytes:
+    """Conv1d -> Relu -> Transpose to (T, B, C) -> LSTM or GRU (initial state from a feed,
+    sequence lengths from a feed or none) -> Concat of Y_h with the state -> MatMul."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    gates, hidden, channels = (4 if op == "LSTM" else 3), 5, 6
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 2, 3)).astype(np.float32),
+                                     "wc"),
+             numpy_helper.from_array(rng.standard_normal((1, gates * hidden, channels))
+                                     .astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((1, gates * hidden, hidden))
+                                     .astype(np.float32), "R"),
+             numpy_helper.from_array(rng.standard_normal((1, 2 * gates * hidden))
+                                     .astype(np.float32), "B"),
+             numpy_helper.from_array(rng.standard_normal((2 * hidden, 4)).astype(np.float32),
+                                     "wo")]
+    rnn_inputs = ["seq", "W", "R", "B", "lens" if lens_input else "", "h0"]
+    nodes = [helper.make_node("Conv", ["x", "wc"], ["c"], pads=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["seq"], perm=[2, 0, 1]),
+             helper.make_node(op, rnn_inputs, ["Y", "Y_h"], hidden_size=hidden),
+             helper.make_node("Concat", ["Y_h", "h0"], ["both"], axis=2),
+             helper.make_node("MatMul", ["both", "wo"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2, 7]),
+              helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 2, hidden])]
+    if lens_input:
+        inputs.append(helper.make_tensor_value_info("lens", TensorProto.INT32, [2]))
+    graph = helper.make_graph(nodes, "g", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                             [1, 2, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+@pytest.mark.parametrize("lens_input", [False, True])
+def test_recurrent_nodes_replay_inside_programs(op, lens_input):
+    """A float LSTM / GRU (the native recurrence) and the float Concat after it replay
+    inside the Program around them, every run equal to the plain run's; with sequence
+    lengths from a feed (checked when a call is made, not by a Program) the node runs the
+    plain way and follows the lengths of each run."""
+    from lowp.runtime import replay
+
+    model = _recurrent_model(op, lens_input)
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        feeds = {"x": rng.standard_normal((2, 2, 7)).astype(np.float32),
+                 "h0": rng.standard_normal((1, 2, 5)).astype(np.float32)}
+        if lens_input:
+            feeds["lens"] = np.array([7, 1 + seed % 7], np.int32)
+        _equal(fast.run(feeds), plain.run(feeds))
+    (signature,) = fast._replayer._ready
+    plain_ops = [s.op_type for s in fast._replayer.plain_steps(signature)]
+    assert (op in plain_ops) == lens_input and "Concat" not in plain_ops, plain_ops
+    assert replay.NATIVE_FLOAT >= {"LSTM", "GRU", "Concat"}
+
+
+def test_quantized_slices_handing_on_views_replay(tmp_path):
+    """Chained quantized Slices whose results are contiguous parts of their inputs (an STFT
+    front end: channels copied out, then a window along time of the copy, a contiguous part
+    of it on channels-last data) hand on views; they replay instead of running from Python
+    on every run."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    consts = [numpy_helper.from_array(rng.standard_normal((8, 1, 4)).astype(np.float32), "w"),
+              numpy_helper.from_array(rng.standard_normal((4, 4, 1)).astype(np.float32), "w2"),
+              *[numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+                (("zero", [0]), ("end", [2**63 - 1]), ("four", [4]), ("one", [1]),
+                 ("two", [2]))]]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], strides=[2]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("Slice", ["r", "zero", "end", "zero"], ["a"]),
+         helper.make_node("Slice", ["a", "zero", "four", "one"], ["h"]),
+         helper.make_node("Slice", ["h", "zero", "end", "two"], ["b"]),
+         helper.make_node("Conv", ["b", "w2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 31])], consts)
+    path = tmp_path / "slices.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    data = {"x": rng.standard_normal((8, 1, 64)).astype(np.float32)}
+    model = quantize(path, data).model
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        _equal(fast.run(_feeds(data, seed, 1)), plain.run(_feeds(data, seed, 1)))
+    (signature,) = fast._replayer._ready
+    assert "Slice" not in [s.op_type for s in fast._replayer.plain_steps(signature)]

@@ -909,7 +909,9 @@ def Unsqueeze(x: np.ndarray, axes: np.ndarray | Sequence[int] | None = None,
 @register
 def Concat(*xs: np.ndarray, axis: int, **_: Any) -> np.ndarray:
     arrays = [x for x in xs if x is not None]
-    return np.concatenate(arrays, axis=_norm_axis(axis, arrays[0].ndim))
+    ax = _norm_axis(axis, arrays[0].ndim)
+    y = native_float.concat(arrays, ax) if arrays[0].ndim else None
+    return np.concatenate(arrays, axis=ax) if y is None else y
 
 
 @register

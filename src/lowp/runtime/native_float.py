@@ -190,6 +190,37 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
     return y
 
 
+def concat(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray | None:
+    """np.concatenate of contiguous arrays of one dtype along `axis` (normalized) as native
+    block copies into a buffer (`_empty`: the signature's while recording), or None."""
+    ext = _extension()
+    first = arrays[0]
+    if not _enabled or ext is None or first.dtype.kind not in "biuf":
+        return None
+    if any(type(a) is not np.ndarray or a.dtype != first.dtype or a.ndim != first.ndim
+           or not a.flags.c_contiguous or a.shape[:axis] != first.shape[:axis]
+           or a.shape[axis + 1:] != first.shape[axis + 1:] for a in arrays):
+        return None
+    shape = list(first.shape)
+    shape[axis] = sum(a.shape[axis] for a in arrays)
+    y = _empty(tuple(shape), first.dtype.type)
+    if y.dtype != first.dtype:
+        return None
+    if y.size == 0:
+        return y
+    rows = int(np.prod(shape[:axis], dtype=np.int64))
+    row_bytes = int(np.prod(shape[axis:], dtype=np.int64)) * first.itemsize
+    flat = y.reshape(-1).view(np.uint8)
+    offset = 0
+    for a in arrays:
+        width = int(np.prod(a.shape[axis:], dtype=np.int64)) * first.itemsize
+        if a.size:
+            call(ext.copy_block, a.reshape(-1).view(np.uint8), flat, rows, width, row_bytes,
+                 offset, 1)
+        offset += width
+    return y
+
+
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """a + b of float32 arrays with numpy broadcasting (one IEEE addition per element:
     numpy's bits), or None."""

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .tape import call
+
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
 # the default activations, the only ones the native kernels implement
@@ -86,13 +88,25 @@ def _states(s: np.ndarray | None, layout: int) -> np.ndarray | None:
 
 def _outputs(seq: int, batch: int, dirs: int, hidden: int, layout: int, n_states: int
              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Y and the final states, in buffers the signature owns while lowp.runtime.replay
+    records (native_float.buffer), so that a recorded call repeats into them."""
+    from .native_float import buffer
     if layout:
-        y = np.empty((batch, seq, dirs, hidden), np.float32)
-        finals = [np.empty((batch, dirs, hidden), np.float32) for _ in range(n_states)]
+        return (buffer((batch, seq, dirs, hidden)),
+                [buffer((batch, dirs, hidden)) for _ in range(n_states)])
+    return (buffer((seq, dirs, batch, hidden)),
+            [buffer((dirs, batch, hidden)) for _ in range(n_states)])
+
+
+def _run(lens: np.ndarray | None, *args: object) -> None:
+    """The recurrence call: recorded (lowp.runtime.tape), so that a Program repeats it, when
+    every sequence runs its full length. Lengths are checked when the call is made, and a
+    Program would read them again unchecked on every run, so a call with lengths is not."""
+    ext = _extension()
+    if lens is None:
+        call(ext.rnn, *args[:8], None, *args[8:])
     else:
-        y = np.empty((seq, dirs, batch, hidden), np.float32)
-        finals = [np.empty((dirs, batch, hidden), np.float32) for _ in range(n_states)]
-    return y, finals
+        ext.rnn(*args[:8], lens, *args[8:])
 
 
 def _views(y: np.ndarray, finals: list[np.ndarray], layout: int
@@ -190,13 +204,11 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
     dirs, hidden = r.shape[0], r.shape[-1]
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 2)
     yv, (yh, yc) = _views(y, finals, layout)
-    _extension().rnn(False, _inputs(x, layout), packed_weights(w, (4,)),
-                     packed_weights(r, (4,)), hidden,
-                     None if p is None else np.ascontiguousarray(p, dtype=np.float32
-                                                                 ).reshape(-1),
-                     _states(h0, layout), _states(c0, layout), _lens32(lens, batch, seq),
-                     yv, yh, yc, list(reverse), _clip(clip), bool(input_forget), False,
-                     _threads(threads), _bias(b))
+    _run(_lens32(lens, batch, seq), False, _inputs(x, layout), packed_weights(w, (4,)),
+         packed_weights(r, (4,)), hidden,
+         None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
+         _states(h0, layout), _states(c0, layout), yv, yh, yc, list(reverse), _clip(clip),
+         bool(input_forget), False, _threads(threads), _bias(b))
     return y, finals[0], finals[1]
 
 
@@ -210,10 +222,10 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     dirs, hidden = r.shape[0], r.shape[-1]
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
     yv, (yh,) = _views(y, finals, layout)
-    _extension().rnn(True, _inputs(x, layout), packed_weights(w, (3,)),
-                     packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None,
-                     _lens32(lens, batch, seq), yv, yh, None, list(reverse), _clip(clip),
-                     False, bool(linear_before_reset), _threads(threads), _bias(b))
+    _run(_lens32(lens, batch, seq), True, _inputs(x, layout), packed_weights(w, (3,)),
+         packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None, yv, yh, None,
+         list(reverse), _clip(clip), False, bool(linear_before_reset), _threads(threads),
+         _bias(b))
     return y, finals[0]
 
 

@@ -83,7 +83,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "ConvTranspose", "BatchNormalization",
-                          "ReduceMean", "ReduceSum", "SkipLayerNormalization"})
+                          "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
+                          "GRU", "Concat"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -319,10 +320,13 @@ class Replayer:
         return records
 
     def _views_only(self, step: Step) -> bool:
-        """A float step that may hand on views of its inputs (replayed when both recordings
-        did so the same way): reshapes, data movement, a Cast to the input's own type, and
+        """A step that may hand on views of its inputs (replayed when both recordings did so
+        the same way): float or quantized reshapes and data movement (a Slice whose result
+        is a contiguous part of its input), a float Cast to the input's own type, and float
         Ifs whose condition is fixed (their branch is the same on every run of a signature:
         `Squeeze` or `Identity`)."""
+        if step.kind == "int":
+            return step.op_type in RESHAPES or step.op_type in moves.MOVES
         return step.kind == "float" and (
             step.op_type in RESHAPES or step.op_type in moves.MOVES
             or step.op_type in ("Cast", "CastLike")

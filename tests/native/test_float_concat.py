@@ -1,0 +1,54 @@
+"""Float (and any numeric) Concat as native block copies equals np.concatenate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowp.runtime import native_float
+from lowp.runtime.backends import native_available
+from lowp.runtime.float_registry import FLOAT_OPS
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+DTYPES = [np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_, np.float16]
+
+
+@st.composite
+def parts(draw: st.DrawFn) -> tuple[list[np.ndarray], int]:
+    rank = draw(st.integers(1, 4))
+    shape = draw(st.lists(st.integers(0, 5), min_size=rank, max_size=rank))
+    axis = draw(st.integers(-rank, rank - 1))
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        s = list(shape)
+        s[axis] = draw(st.integers(0, 4))
+        out.append((rng.standard_normal(s) * 50).astype(dtype))
+    return out, axis
+
+
+@given(parts())
+def test_concat_equals_numpy(case: tuple[list[np.ndarray], int]) -> None:
+    arrays, axis = case
+    want = np.concatenate(arrays, axis=axis)
+    got = FLOAT_OPS["Concat"](*arrays, axis=axis)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    direct = native_float.concat(arrays, axis % arrays[0].ndim)
+    assert direct is not None
+    np.testing.assert_array_equal(direct, want)
+
+
+def test_concat_leaves_what_it_cannot_copy_to_numpy() -> None:
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert native_float.concat([a.T, a.T], 0) is None              # not contiguous
+    assert native_float.concat([a, a.astype(np.float64)], 0) is None  # two dtypes
+    s = np.array(["a", "bc"])
+    assert native_float.concat([s, s], 0) is None                  # strings
+    np.testing.assert_array_equal(FLOAT_OPS["Concat"](s, s, axis=0), np.concatenate([s, s]))
+    with pytest.raises(ValueError):
+        FLOAT_OPS["Concat"](a, np.zeros((3, 5), np.float32), axis=0)   # numpy's own error
