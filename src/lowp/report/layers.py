@@ -5,6 +5,7 @@ Runtime), accumulated and local, streamed feed by feed; plus its histogram and r
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -48,7 +49,8 @@ class Figures:
 
     @property
     def sqnr_db(self) -> float:
-        return sqnr_of_energies(self.signal, self.noise)
+        """The SQNR in dB; NaN when nothing was compared (the value was not available)."""
+        return sqnr_of_energies(self.signal, self.noise) if self.elements else math.nan
 
     @property
     def identical_share(self) -> float:
@@ -102,6 +104,12 @@ class LayerRow:
     shares_with: str | None             # tensor whose calibrated range it uses, if another
     ranges: RangeChoice | None
 
+    def local_db(self) -> float:
+        """The error the layer adds by itself: lowp's local SQNR (fake-quant's when lowp's
+        value was not available)."""
+        db = self.local[Comparison.LOWP].sqnr_db
+        return self.local[Comparison.FAKE_QUANT].sqnr_db if math.isnan(db) else db
+
     @property
     def bits(self) -> int:
         return self.qparams.qtype.bits
@@ -126,7 +134,8 @@ class LayerReport:
 
     def worst(self, n: int = 5) -> list[LayerRow]:
         """The rows with the lowest local SQNR (lowp vs float): where to look first."""
-        return sorted(self.rows, key=lambda r: r.local[Comparison.LOWP].sqnr_db)[:n]
+        measured = [r for r in self.rows if not math.isnan(r.local_db())]
+        return sorted(measured, key=LayerRow.local_db)[:n]
 
 
 # ops that compute nothing: listing them as "kept in float" would only be noise

@@ -16,6 +16,8 @@ def _esc(text: object) -> str:
 
 
 def db_text(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
     return f"{value:.2f}" if math.isfinite(value) else ("exact" if value > 0 else "-inf")
 
 
@@ -51,7 +53,7 @@ def worst_section(report: LayerReport, n: int = 5) -> str:
     """Where to look first: the layers with the least local SQNR (lowp vs float)."""
     items = "".join(
         f'<li><a href="#layer-{r.index}">{_esc(r.producer)}</a> ({_esc(r.op_type)}, '
-        f"{_precision(r)}): local {db_text(r.local[Comparison.LOWP].sqnr_db)} dB, accumulated "
+        f"{_precision(r)}): local {db_text(r.local_db())} dB, accumulated "
         f"{db_text(r.accumulated[Comparison.LOWP].sqnr_db)} dB</li>"
         for r in report.worst(n))
     return (f"<h2>Where to look first: the worst layers by local error</h2>"
@@ -72,15 +74,15 @@ def table_section(report: LayerReport) -> str:
             f"{_agree_cell(a[Comparison.AGREEMENT])}"
             f"{_cell(lo[Comparison.FAKE_QUANT])}{_cell(lo[Comparison.LOWP])}"
             f"{_agree_cell(lo[Comparison.AGREEMENT])}"
-            f'<td data-v="{_sort_key(lo[Comparison.LOWP].sqnr_db)}">'
-            f"{sqnr_bar(lo[Comparison.LOWP].sqnr_db)}</td></tr>")
+            f'<td data-v="{_sort_key(r.local_db())}">{sqnr_bar(r.local_db())}</td></tr>')
     return f"""<h2>Layers in graph order: SQNR against the float model (dB)</h2>
 <p>{len(report.rows)} quantized tensors, {report.samples} samples. Click a heading to sort.
-Red below 20 dB, orange below 30 dB; &ldquo;exact&rdquo;: no difference at all.</p>
+Red below 20 dB, orange below 30 dB; &ldquo;exact&rdquo;: no difference at all;
+&ldquo;n/a&rdquo;: that engine does not keep the tensor (an operator fused it away).</p>
 <table id=layers class=sortable><thead><tr><th rowspan=2>#</th><th rowspan=2>layer</th>
 <th rowspan=2>op</th><th rowspan=2>type</th><th rowspan=2>weights</th>
 <th rowspan=2>range</th><th colspan=3>accumulated</th><th colspan=3>local</th>
-<th rowspan=2>local, lowp</th></tr>
+<th rowspan=2>local</th></tr>
 <tr><th>fake-quant</th><th>lowp</th><th>lowp vs ORT</th><th>fake-quant</th><th>lowp</th>
 <th>lowp vs ORT</th></tr></thead><tbody>
 {"".join(rows)}</tbody></table>"""

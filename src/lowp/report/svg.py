@@ -18,7 +18,9 @@ GRID_COLOR = "#222"
 
 
 def sqnr_color(db: float) -> str:
-    """Red below 20 dB, orange below 30 dB, green above."""
+    """Red below 20 dB, orange below 30 dB, green above (grey: not measured)."""
+    if math.isnan(db):
+        return "#999"
     return "#c0392b" if db < 20 else "#e67e22" if db < 30 else "#27ae60"
 
 
