@@ -76,7 +76,7 @@ def render(summary: Summary, title: str = "lowp quantization report") -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1300px}} table{{border-collapse:collapse}}
 td,th{{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}} .n{{text-align:right}}
-th{{background:#f4f4f4}} table.sortable th{{cursor:pointer}}
+th{{background:#f4f4f4}} table.sortable th{{cursor:pointer}} #layers td{{white-space:nowrap}}
 .card{{border:1px solid #ddd;border-radius:4px;padding:0 1em 1em;margin:1em 0}}
 .row{{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}} small{{color:#777}}
 </style></head><body><h1>{html.escape(title)}</h1>

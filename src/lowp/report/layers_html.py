@@ -80,7 +80,7 @@ def table_section(report: LayerReport) -> str:
 Red below 20 dB, orange below 30 dB; &ldquo;exact&rdquo;: no difference at all;
 &ldquo;n/a&rdquo;: that engine does not keep the tensor (an operator fused it away).</p>
 <table id=layers class=sortable><thead><tr><th rowspan=2>#</th><th rowspan=2>layer</th>
-<th rowspan=2>op</th><th rowspan=2>type</th><th rowspan=2>weights</th>
+<th rowspan=2>op</th><th rowspan=2>output type</th><th rowspan=2>weights</th>
 <th rowspan=2>range</th><th colspan=3>accumulated</th><th colspan=3>local</th>
 <th rowspan=2>local</th></tr>
 <tr><th>fake-quant</th><th>lowp</th><th>lowp vs ORT</th><th>fake-quant</th><th>lowp</th>
