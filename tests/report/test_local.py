@@ -13,7 +13,7 @@ from lowp.config import Config
 from lowp.data import demo_model_path, load_demo_calibration
 from lowp.passes.calibrate import expose_tensors, float_session
 from lowp.pipeline import quantize
-from lowp.report.analysis import _activation_dqs, sqnr_db
+from lowp.report.analysis import activation_dqs, sqnr_db
 from lowp.report.local import local_model
 
 
@@ -31,7 +31,7 @@ def _run(model, feed):
 def test_fed_its_own_values_the_local_model_is_the_quantized_model(demo) -> None:
     feed = demo.feeds.first()
     float_names = {o for n in demo.float_model.graph.node for o in n.output}
-    measured = [t for t in _activation_dqs(demo.model) if t in float_names]
+    measured = [t for t in activation_dqs(demo.model) if t in float_names]
     quantized = _run(expose_tensors(demo.model, measured), feed)
     local = local_model(demo.model, measured, {t: quantized[t].ndim for t in measured})
     assert len(local.feeds) == len(measured)          # no measured tensor reads an input
@@ -43,7 +43,7 @@ def test_fed_its_own_values_the_local_model_is_the_quantized_model(demo) -> None
 def test_fed_float_values_only_the_inherited_error_goes(demo) -> None:
     feed = demo.feeds.first()
     float_names = {o for n in demo.float_model.graph.node for o in n.output}
-    measured = [t for t in _activation_dqs(demo.model) if t in float_names]
+    measured = [t for t in activation_dqs(demo.model) if t in float_names]
     ref = _run(expose_tensors(demo.float_model, measured), feed)
     quantized = _run(expose_tensors(demo.model, measured), feed)
     local = local_model(demo.model, measured, {t: ref[t].ndim for t in measured})

@@ -103,15 +103,20 @@ def _tiny_model(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The demo model's report (AUTO ranges) and the tiny model's, with one layer at 16 bits
-    and one kept in float."""
+    """The demo model's report (AUTO ranges), the tiny model's (one layer at 16 bits, one
+    kept in float), and the demo model's after an accuracy budget that moves layers to 16
+    bits and to float."""
     tmp = tmp_path_factory.mktemp("report")
     demo_calib = tmp / "demo.npz"
     np.savez(demo_calib, **load_demo_calibration())
-    out = {"demo": tmp / "demo.html", "tiny": tmp / "tiny.html"}
+    out = {"demo": tmp / "demo.html", "tiny": tmp / "tiny.html", "budget": tmp / "budget.html"}
     assert main(["quantize", str(demo_model_path()), "--calib", str(demo_calib), "-o",
                  str(tmp / "demo.onnx"), "--quiet", "--method", "auto",
                  "--report", str(out["demo"])]) == EXIT_OK
+    assert main(["quantize", str(demo_model_path()), "--calib", str(demo_calib), "-o",
+                 str(tmp / "budget.onnx"), "--quiet", "--accuracy-budget", "60dB",
+                 "--fallback-candidates", "2", "--fallback-samples", "16",
+                 "--report", str(out["budget"])]) == EXIT_OK
     _tiny_model(tmp / "tiny.onnx")
     np.savez(tmp / "tiny.npz", x=np.random.default_rng(1).standard_normal(
         (24, 2, 6, 6)).astype(np.float32))
@@ -133,7 +138,7 @@ def test_report_is_self_contained_and_escapes_names(reports: dict[str, Path]) ->
 
 
 @needs_chromium
-@pytest.mark.parametrize("which", ["demo", "tiny"])
+@pytest.mark.parametrize("which", ["demo", "tiny", "budget"])
 def test_report_renders_in_headless_chromium(reports: dict[str, Path], which: str,
                                              tmp_path: Path) -> None:
     page = reports[which]
@@ -148,6 +153,9 @@ def test_report_renders_in_headless_chromium(reports: dict[str, Path], which: st
     assert "Where to look first" in html and "How the figures are computed" in html
     if which == "tiny":
         assert "int16" in html and "Layers kept in float" in html and ">head (Gemm)<" in html
+    elif which == "budget":
+        assert "<h2>Accuracy budget</h2>" in html and "int16" in html
+        assert "Layers kept in float" in html and "Fallback steps" in html
     else:
         assert "AUTO kept" in html and "entropy" in html
 

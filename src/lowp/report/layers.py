@@ -15,12 +15,13 @@ import onnxruntime as ort
 
 from ..calib.observers import HistogramObserver
 from ..calib.table import CalibrationTable
+from ..errors import LowpError
 from ..ir.graph import Graph
 from ..passes.calibrate import expose_tensors, float_session, run_exposed
 from ..qparams import QParams
 from ..runtime import Session
 from ..targets import Target
-from .analysis import _activation_dqs, sqnr_of_energies
+from .analysis import activation_dqs, sqnr_of_energies
 from .local import LocalModel, local_model
 from .ranges import RangeChoice, range_choice, report_histogram
 
@@ -131,6 +132,7 @@ class LayerReport:
     float_nodes: list[tuple[str, str]]          # (name, op type) of float compute nodes
     target: Target | None
     outputs: dict[str, dict[Comparison, Figures]]   # the model's float outputs
+    local_problem: str = ""          # why lowp's engine gave no local figures, if it did not
 
     def worst(self, n: int = 5) -> list[LayerRow]:
         """The rows with the lowest local SQNR (lowp vs float): where to look first."""
@@ -159,7 +161,7 @@ class LayerStats:
         self._qdq = qdq
         self._sources = sources
         self._backend = backend
-        self._dqs = _activation_dqs(qdq)
+        self._dqs = activation_dqs(qdq)
         g = Graph(qdq)
         float_names = {o for n in float_model.graph.node for o in n.output}
         inputs = set(g.input_names)
@@ -187,6 +189,7 @@ class LayerStats:
         self._local: LocalModel | None = None
         self._local_ort: ort.InferenceSession | None = None
         self._local_lowp: Session | None = None
+        self.local_problem = ""                  # why lowp's engine gave no local figures
         self._acc = {t: {c: Figures() for c in Comparison} for t in self.measured}
         self._loc = {t: {c: Figures() for c in Comparison} for t in self.measured}
         self._hist: dict[str, HistogramObserver] = {}
@@ -220,8 +223,13 @@ class LayerStats:
         lfeed = dict(feed)
         lfeed.update({k: np.ascontiguousarray(ref[t], np.float32)
                       for k, t in local.feeds.items()})
-        assert self._local_lowp is not None and self._local_ort is not None
-        lowp_loc = self._local_lowp.run(lfeed, local.measured)
+        assert self._local_ort is not None
+        lowp_loc: Mapping[str, np.ndarray] = {}
+        if self._local_lowp is not None:
+            try:
+                lowp_loc = self._local_lowp.run(lfeed, local.measured)
+            except LowpError as e:     # the figures of the other engine are still worth it
+                self._local_lowp, self.local_problem = None, str(e)
         names = [o.name for o in self._local_ort.get_outputs()]
         ort_loc = dict(zip(names, run_exposed(self._local_ort, names, lfeed), strict=True))
         self._add(self._loc, ref, ort_loc, lowp_loc)
@@ -230,8 +238,11 @@ class LayerStats:
         if self._local is None:
             self._local = local_model(self._qdq, self.measured,
                                       {t: v.ndim for t, v in ref.items()})
-            self._local_lowp = Session(self._local.model, backend=self._backend)
             self._local_ort = float_session(self._local.model, mem_pattern=False)
+            try:
+                self._local_lowp = Session(self._local.model, backend=self._backend)
+            except LowpError as e:
+                self.local_problem = str(e)
         return self._local
 
     @staticmethod
@@ -269,7 +280,7 @@ class LayerStats:
                 range_choice(self._sources.table, key, self._hist.get(t),
                              unsigned=qp.qtype.qmin == 0)))
         return LayerReport(rows, self.samples, self._float_nodes, self._sources.target,
-                           self._outputs)
+                           self._outputs, self.local_problem)
 
 
 def _dequantize(q: np.ndarray, qp: QParams) -> np.ndarray:

@@ -75,8 +75,11 @@ def table_section(report: LayerReport) -> str:
             f"{_cell(lo[Comparison.FAKE_QUANT])}{_cell(lo[Comparison.LOWP])}"
             f"{_agree_cell(lo[Comparison.AGREEMENT])}"
             f'<td data-v="{_sort_key(r.local_db())}">{sqnr_bar(r.local_db())}</td></tr>')
+    problem = (f"<p><b>lowp's engine could not run the local-error model</b> (its local "
+               f"columns are n/a): {_esc(report.local_problem)}</p>"
+               if report.local_problem else "")
     return f"""<h2>Layers in graph order: SQNR against the float model (dB)</h2>
-<p>{len(report.rows)} quantized tensors, {report.samples} samples. Click a heading to sort.
+{problem}<p>{len(report.rows)} quantized tensors, {report.samples} samples. Click a heading to sort.
 Red below 20 dB, orange below 30 dB; &ldquo;exact&rdquo;: no difference at all;
 &ldquo;n/a&rdquo;: that engine does not keep the tensor (an operator fused it away).</p>
 <table id=layers class=sortable><thead><tr><th rowspan=2>#</th><th rowspan=2>layer</th>
@@ -131,6 +134,12 @@ def _range_table(r: LayerRow) -> str:
             "<th>error per element</th></tr>" + "".join(rows) + "</table>")
 
 
+def _moved(chosen: tuple[float, float], grid: tuple[float, float], scale: float) -> bool:
+    """The grid's ends differ from the chosen range by more than a step."""
+    return (abs(min(chosen[0], 0.0) - grid[0]) > scale
+            or abs(max(chosen[1], 0.0) - grid[1]) > scale)
+
+
 def layer_cards(report: LayerReport) -> str:
     """One card per quantized tensor: its choices, its figures, histogram and ranges."""
     cards = []
@@ -146,6 +155,10 @@ def layer_cards(report: LayerReport) -> str:
             chosen = f"[{rc.chosen[0]:.6g}, {rc.chosen[1]:.6g}]"
             why += (f"<p>Range {chosen} by <b>{_esc(rc.method)}</b>: {_esc(rc.why)}. "
                     f"Histogram: {_esc(rc.source)}.</p>")
+            if _moved(rc.chosen, r.grid, float(qp.scale)):
+                why += (f"<p>The integer grid covers [{lo_grid:.6g}, {hi_grid:.6g}] instead: "
+                        "the target's constraints (zero exactly representable, its zero "
+                        "point and scale rules) moved the range.</p>")
         figs = ", ".join(
             f"{c.value} {db_text(r.accumulated[c].sqnr_db)} / {db_text(r.local[c].sqnr_db)} dB"
             for c in Comparison)
