@@ -159,6 +159,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
     """Print the end-of-run summary (and write the HTML report) of a written model."""
     from .inputs import batches, model_inputs
+    from .report.layers import LayerSources
     from .report.summary import summarize
 
     labels = None
@@ -169,8 +170,11 @@ def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
     else:        # the calibration feeds that hold the first 64 samples (in full batches)
         assert result.feeds is not None
         feeds = itertools.islice(result.feeds, max(1, -(-64 // max(1, args.batch_size))))
+    # the per-layer detail costs three more runs per feed: for the HTML report only
+    sources = (LayerSources(result.table, result.annotation.shared, get_target(args.target))
+               if args.report else None)
     summary = summarize(result.model, result.float_model, feeds, labels,
-                        fallback=result.fallback)
+                        fallback=result.fallback, layers=sources)
     print(summary.format())
     if args.report:
         from .report.html import write

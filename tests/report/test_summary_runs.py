@@ -10,7 +10,8 @@ import lowp
 from lowp.config import Config
 from lowp.data import demo_model_path, load_demo_calibration
 from lowp.pipeline import quantize
-from lowp.report import analysis, summary
+from lowp.report import analysis, layers, summary
+from lowp.report.layers import LayerSources
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,29 @@ def test_sample_runs_cut_only_a_free_shared_batch_axis() -> None:
     assert summary._sample_runs(feed, batch_free=False) == [feed]
     odd = {"a": np.zeros((10, 2)), "b": np.ones((3,))}
     assert summary._sample_runs(odd, batch_free=True) == [odd]
+
+
+def test_per_layer_detail_in_pieces_gives_the_same_figures(
+        demo: lowp.pipeline.QuantizeResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's per-layer figures (accumulated and local, three comparisons each) and
+    histograms do not depend on how the samples are cut into runs and blocks."""
+    feeds = list(demo.feeds)[:3]
+    sources = LayerSources(demo.table, demo.annotation.shared)
+    monkeypatch.setattr(summary, "_SQNR_RUN_SAMPLES", 1 << 30)
+    monkeypatch.setattr(layers, "_BLOCK_ELEMENTS", 1 << 40)
+    whole = summary.summarize(demo.model, demo.float_model, feeds, layers=sources).layers
+    monkeypatch.setattr(summary, "_SQNR_RUN_SAMPLES", 5)
+    monkeypatch.setattr(layers, "_BLOCK_ELEMENTS", 97)
+    pieces = summary.summarize(demo.model, demo.float_model, feeds, layers=sources).layers
+    assert whole is not None and pieces is not None and whole.samples == pieces.samples == 48
+    assert [r.tensor for r in whole.rows] == [r.tensor for r in pieces.rows]
+    for a, b in zip(whole.rows, pieces.rows, strict=True):
+        for c in layers.Comparison:
+            for fa, fb in ((a.accumulated[c], b.accumulated[c]), (a.local[c], b.local[c])):
+                assert fb.elements == fa.elements and fb.differ == fa.differ, a.tensor
+                assert fb.max_abs == fa.max_abs, a.tensor
+                assert fb.signal == pytest.approx(fa.signal, rel=1e-12), a.tensor
+                assert fb.noise == pytest.approx(fa.noise, rel=1e-9, abs=1e-300), a.tensor
+        assert a.ranges is not None and b.ranges is not None
+        assert np.array_equal(a.ranges.counts, b.ranges.counts)
+        assert a.ranges.source == "report samples"          # min/max calibration

@@ -47,7 +47,7 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
                             float(np.sum((ref - approx.astype(np.float64)) ** 2)))
 
 
-def _activation_dqs(qdq: onnx.ModelProto) -> dict[str, tuple[str, QParams, float]]:
+def activation_dqs(qdq: onnx.ModelProto) -> dict[str, tuple[str, QParams, float]]:
     """Each per-tensor activation DQ node: its float output -> (integer input, qparams,
     scale)."""
     g = Graph(qdq)
@@ -73,7 +73,7 @@ def dequantized_tensors(qdq: onnx.ModelProto, int_values: Mapping[str, np.ndarra
                         ) -> dict[str, tuple[np.ndarray, float]]:
     """For each activation DQ node: its float output name -> (dequantized value, scale)."""
     return {name: (dequantize(int_values[src], qp), scale)
-            for name, (src, qp, scale) in _activation_dqs(qdq).items() if src in int_values}
+            for name, (src, qp, scale) in activation_dqs(qdq).items() if src in int_values}
 
 
 # Elements per block of LayerErrorStats.update's float64 temporaries.
@@ -89,7 +89,7 @@ class LayerErrorStats:
 
     def __init__(self, qdq: onnx.ModelProto) -> None:
         g = Graph(qdq)
-        self._dqs = _activation_dqs(qdq)
+        self._dqs = activation_dqs(qdq)
         self._where: dict[str, tuple[str, str]] = {}
         for name in self._dqs:
             q_node = g.producer.get(g.producer[name].input[0]) if name in g.producer else None

@@ -20,6 +20,7 @@ from .analysis import (
     OutputAgreement,
     output_scales,
 )
+from .layers import LayerReport, LayerSources, LayerStats
 from .table import format_table
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Summary:
     int_ops: int = 0
     float_ops: int = 0
     fallback: FallbackResult | None = None     # the accuracy budget's record, if one was set
+    layers: LayerReport | None = None          # per-layer detail for the HTML report
 
     def format(self, top: int = 5) -> str:
         parts = []
@@ -75,14 +77,17 @@ class Summary:
 def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
               feeds: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
               labels: np.ndarray | None = None, *, backend: str = "auto",
-              fallback: FallbackResult | None = None) -> Summary:
+              fallback: FallbackResult | None = None,
+              layers: LayerSources | None = None) -> Summary:
     """Run float (ONNX Runtime), int8 (lowp) and int8 (ONNX Runtime) on `feeds` and compare.
 
     `feeds` is one mapping of arrays (run as one feed) or an iterable of feeds, streamed:
     every statistic is accumulated feed by feed, so memory holds one feed and its outputs.
     The per-layer SQNR uses the first `_SQNR_SAMPLES` samples (counted on the first axis of
     the first input). `labels` holds one integer per sample, in feed order, for accuracy.
-    `fallback` (what the accuracy budget measured) is carried to the report.
+    `fallback` (what the accuracy budget measured) is carried to the report. With `layers`
+    (the calibration table and target), the same samples also give the per-layer detail
+    of the HTML report (`lowp.report.layers`): three more runs per feed.
     """
     session = Session(qdq, backend=backend)
     ort_q = float_session(qdq)
@@ -93,7 +98,8 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     exposed = [t for t in inner if t in float_names]
     fs = float_session(expose_tensors(float_model, exposed), mem_pattern=False)
     fs_names = [o.name for o in fs.get_outputs()]
-    layers = LayerErrorStats(qdq)
+    errors = LayerErrorStats(qdq)
+    detail = None if layers is None else LayerStats(qdq, float_model, layers, backend=backend)
     batch_free = all(spec.shape and spec.shape[0] is None for spec in model_inputs(float_model))
     first = [o.name for o in float_model.graph.output][0]
     correct = {"float": 0, "lowp engine": 0, "ONNX Runtime": 0}
@@ -112,8 +118,11 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
             for part in _sample_runs(sub, batch_free):
                 float_values = dict(zip(fs_names, run_exposed(fs, fs_names, part),
                                         strict=True))
-                layers.update(float_values, session.run(part, capture=True))
-                del float_values          # before the next run: one run's values at a time
+                lowp_values = session.run(part, capture=True)
+                errors.update(float_values, lowp_values)
+                if detail is not None:
+                    detail.update(part, float_values, lowp_values, _samples(part))
+                del float_values, lowp_values   # before the next run: one run's values
         if labels is not None:
             full_float = fs.run([first], feed)[0]
             got = labels[samples:samples + full_float.shape[0]]
@@ -130,9 +139,10 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     if labels is not None and samples:
         accuracy = {k: v / samples for k, v in correct.items()}
     return Summary(len(float_model.SerializeToString()), len(qdq.SerializeToString()),
-                   agreement.result(), layers.result(), accuracy, session.backend.name,
+                   agreement.result(), errors.result(), accuracy, session.backend.name,
                    len(session.int_steps),
-                   sum(1 for s in session.steps if s.kind == "float"), fallback)
+                   sum(1 for s in session.steps if s.kind == "float"), fallback,
+                   detail.result() if detail is not None else None)
 
 
 def _sample_runs(feed: dict[str, np.ndarray], batch_free: bool) -> list[dict[str, np.ndarray]]:
