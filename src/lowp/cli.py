@@ -314,9 +314,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    default=Config.equalize,
                    help="cross-layer equalization of Conv -> Relu -> Conv weight ranges")
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
-                   default=Config.bias_correction,
+                   default=None,
                    help="bias correction of the weight quantization's mean output error "
-                        "(one extra float pass over the calibration data)")
+                        "(one extra float pass over the calibration data); default: on "
+                        "for per-tensor weights only")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

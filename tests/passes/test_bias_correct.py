@@ -121,14 +121,14 @@ def test_zero_biases_keep_function():
     np.testing.assert_array_equal(_run(out, {"x": x}), _run(model, {"x": x}))
 
 
-def test_deterministic_and_recorded_nowhere_else():
+def test_deterministic():
     model, x = _biased_rounding_conv(True)
     config = Config(weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=True)
     a = lowp.quantize_model(model, {"x": x}, config)
     b = lowp.quantize_model(model, {"x": x}, config)
     assert a.SerializeToString() == b.SerializeToString()
     plain = lowp.quantize_model(model, {"x": x}, Config(
-        weight_granularity=WeightGranularity.PER_TENSOR))
+        weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=False))
     assert a.SerializeToString() != plain.SerializeToString()
 
 
@@ -151,8 +151,42 @@ def test_bad_config():
         Config(mode=lowp.QuantMode.DYNAMIC, bias_correction=True)
 
 
+def test_default_corrects_per_tensor_weights_only():
+    """None: on where the weights are per tensor (measured wins, docs/accuracy.md)."""
+    assert not Config().corrects_bias
+    assert Config(weight_granularity=WeightGranularity.PER_TENSOR).corrects_bias
+    assert Config(target="qnnpack").corrects_bias                  # no per-channel weights
+    assert not Config(weight_granularity=WeightGranularity.PER_GROUP).corrects_bias
+    assert not Config(mode=lowp.QuantMode.DYNAMIC,
+                      weight_granularity=WeightGranularity.PER_TENSOR).corrects_bias
+    assert Config(bias_correction=True).corrects_bias
+    assert not Config(weight_granularity=WeightGranularity.PER_TENSOR,
+                      bias_correction=False).corrects_bias
+    model, x = _biased_rounding_conv(True)
+    auto = lowp.quantize_model(model, {"x": x}, Config(
+        weight_granularity=WeightGranularity.PER_TENSOR))
+    forced = lowp.quantize_model(model, {"x": x}, Config(
+        weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=True))
+    assert auto.SerializeToString() == forced.SerializeToString()
+
+
 def test_mean_shape_mismatch_is_an_error():
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="c")
     w = np.zeros((2, 3, 3, 3), np.float32)
     with pytest.raises(QuantizationError, match="mean input patch"):
         weight_error_mean(node, w, w, np.zeros((4, 3, 3)))
+
+
+@pytest.mark.parametrize("flags, equalize, correction", [
+    ([], False, None),
+    (["--equalize"], True, None),
+    (["--bias-correction"], False, True),
+    (["--no-bias-correction", "--per-tensor"], False, False),
+])
+def test_cli_flags_reach_the_config(flags, equalize, correction):
+    from lowp.cli import _config, build_parser
+
+    args = build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz", "-o", "q.onnx",
+                                      *flags])
+    config = _config(args)
+    assert (config.equalize, config.bias_correction) == (equalize, correction)
