@@ -2,7 +2,8 @@
 weights: the task metric and output SQNR of lowp's quantized model against the float one.
 
     python evals/corrections.py [--models NAME ...] [--families NAME ...] [--calib 16]
-                                [--eval 32] [--markdown FILE]
+                                [--eval 32] [--weights per-channel per-tensor]
+                                [--markdown FILE]
 
 Corpus models (evals/corpus) use generated feeds: calibration seed 0, held-out evaluation
 seed 1, scored with evals/accuracy.py's task metric of the model (METRICS, metric_of).
@@ -41,6 +42,7 @@ from evals.corpus.models import BY_NAME, load_float, make_feeds  # noqa: E402
 
 VARIANTS = ((False, False), (True, False), (False, True), (True, True))   # (CLE, BC)
 VARIANT_NAMES = ("off", "CLE", "BC", "CLE+BC")
+WEIGHTS = ("per-channel", "per-tensor")
 
 
 @dataclass
@@ -84,7 +86,8 @@ def _counts(model: onnx.ModelProto) -> tuple[int, int]:
     return len(find_pairs(canon)), sum(1 for n in layers if ops.get(n) in ("Conv", "Gemm"))
 
 
-def corpus_rows(name: str, calib_n: int, eval_n: int) -> list[Row]:
+def corpus_rows(name: str, calib_n: int, eval_n: int,
+                weights: tuple[str, ...] = WEIGHTS) -> list[Row]:
     m = BY_NAME[name]
     metric = metric_of(m)
     float_model = load_float(m)
@@ -99,10 +102,12 @@ def corpus_rows(name: str, calib_n: int, eval_n: int) -> list[Row]:
         got = [r(f)[0] for f in evals]
         return metric.score(reference, got, b), sqnr_db(reference, got)
 
-    return _rows(name, metric.label, metric.higher_is_better, float_model, calib, b, score)
+    return _rows(name, metric.label, metric.higher_is_better, float_model, calib, b, score,
+                 weights)
 
 
-def family_rows(name: str, calib_n: int, work: Path) -> list[Row]:
+def family_rows(name: str, calib_n: int, work: Path,
+                weights: tuple[str, ...] = WEIGHTS) -> list[Row]:
     from evals import families
 
     path, calib, feeds, targets = families.build(name, work)
@@ -119,15 +124,16 @@ def family_rows(name: str, calib_n: int, work: Path) -> list[Row]:
         return value, sqnr_db([reference[names[0]]], [got[names[0]]])
 
     higher = "error" not in first_metric and "px" not in first_metric
-    return _rows(name, first_metric, higher, float_model, calib, 16, score)
+    return _rows(name, first_metric, higher, float_model, calib, 16, score, weights)
 
 
 def _rows(name: str, label: str, higher: bool, float_model: onnx.ModelProto,
           calib: dict[str, np.ndarray], batch: int,
-          score: Callable[[onnx.ModelProto], tuple[float, float]]) -> list[Row]:
+          score: Callable[[onnx.ModelProto], tuple[float, float]],
+          weights: tuple[str, ...] = WEIGHTS) -> list[Row]:
     pairs, corrected = _counts(float_model)
     rows = []
-    for granularity in ("per-channel", "per-tensor"):
+    for granularity in weights:
         row = Row(name, label, granularity, pairs, corrected, higher_is_better=higher)
         t0 = time.perf_counter()
         try:
@@ -184,15 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--families", nargs="*", default=[])
     p.add_argument("--calib", type=int, default=16)
     p.add_argument("--eval", type=int, default=32)
+    p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
     p.add_argument("--markdown", metavar="FILE")
     args = p.parse_args(argv)
     rows: list[Row] = []
     print(" | ".join(HEADER), flush=True)
     with tempfile.TemporaryDirectory(prefix="lowp-corrections-") as tmp:
         for name in args.families:
-            rows += family_rows(name, args.calib, Path(tmp))
+            rows += family_rows(name, args.calib, Path(tmp), tuple(args.weights))
         for name in args.models:
-            rows += corpus_rows(name, args.calib, args.eval)
+            rows += corpus_rows(name, args.calib, args.eval, tuple(args.weights))
     if args.markdown:
         lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         lines += ["| " + _line(r) + " |" for r in rows]

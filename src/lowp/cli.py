@@ -314,10 +314,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    default=Config.equalize,
                    help="cross-layer equalization of Conv -> Relu -> Conv weight ranges")
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
-                   default=None,
+                   default=Config.bias_correction,
                    help="bias correction of the weight quantization's mean output error "
-                        "(one extra float pass over the calibration data); default: on "
-                        "for per-tensor weights only")
+                        "(one extra float pass over the calibration data)")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -110,12 +110,9 @@ class Config:
     bias_correction
         Empirical bias correction (passes.bias_correct): the bias of every quantized Conv
         and Gemm absorbs the mean output error its weight quantization causes on the
-        calibration data (one extra float pass). None (the default): on when the weights
-        are per tensor (`weight_granularity=PER_TENSOR`, or a target without per-channel
-        weights such as qnnpack), where it won or tied on every measured model, and off
-        for per-channel and per-group weights, where it lost on some (docs/accuracy.md,
-        "Bias correction and cross-layer equalization"). True or False force it (True:
-        static mode only).
+        calibration data (one extra float pass). Static mode only. Off by default: it lost
+        on some measured models with per-tensor and with per-channel weights
+        (docs/accuracy.md, "Bias correction and cross-layer equalization").
     activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
@@ -153,7 +150,7 @@ class Config:
     policy: QuantPolicy = QuantPolicy.CONNECTED
     smooth_alpha: float | None = None
     equalize: bool = False
-    bias_correction: bool | None = None
+    bias_correction: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -168,11 +165,8 @@ class Config:
         self._check_budget()
         for name in ("equalize", "bias_correction"):
             value = getattr(self, name)
-            if not isinstance(value, bool) and not (name == "bias_correction"
-                                                    and value is None):
-                raise QuantizationError(f"{name}={value!r}: give True or False"
-                                        + (" (or None: automatic)"
-                                           if name == "bias_correction" else ""))
+            if not isinstance(value, bool):
+                raise QuantizationError(f"{name}={value!r}: give True or False")
             if value and self.mode is QuantMode.DYNAMIC:
                 raise QuantizationError(f"{name}=True needs mode=QuantMode.STATIC (it works "
                                         "on calibrated layers)")
@@ -203,16 +197,6 @@ class Config:
                 and self.mode is QuantMode.DYNAMIC):
             raise QuantizationError("an accuracy budget needs static quantization (its "
                                     "layers are measured with the calibration table)")
-
-    @property
-    def corrects_bias(self) -> bool:
-        """Whether this run applies the bias correction (`bias_correction` resolved)."""
-        if self.bias_correction is not None:
-            return self.bias_correction
-        if self.mode is QuantMode.DYNAMIC:
-            return False
-        return (self.weight_granularity is WeightGranularity.PER_TENSOR
-                or WeightGranularity.PER_CHANNEL not in self.resolved_target().weight_granularities)
 
     def resolved_target(self) -> Target:
         return get_target(self.target)

@@ -165,7 +165,7 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         ann, table, config = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs,
                                                       config, progress)
     means = (input_means(float_model, ann, feeds, inputs, progress=progress)
-             if config.corrects_bias else None)
+             if config.bias_correction else None)
     budget = None
     if wants_fallback(config):
         built, budget = fallback(float_model, table, feeds, inputs, config, progress=progress,
@@ -185,7 +185,7 @@ def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputS
     equalization, zero biases for the bias correction, SmoothQuant-style smoothing."""
     if config.equalize:
         float_model = equalize(float_model)
-    if config.corrects_bias:
+    if config.bias_correction:
         float_model = with_zero_biases(float_model)
     if config.smooth_alpha is not None:
         float_model = smooth(float_model, feeds, inputs, config.smooth_alpha, config.batch_size)
