@@ -54,6 +54,7 @@ def _config(args: argparse.Namespace) -> Config:
                   num_quantized_bins=args.num_quantized_bins,
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
+                  equalize=args.equalize, bias_correction=args.bias_correction,
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if not _is_op_type(n)),
                   sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if _is_op_type(n)))
 
@@ -313,6 +314,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
                    help="SmoothQuant-style migration of activation outliers into weights "
                         "(0.5 is the usual strength)")
+    p.add_argument("--equalize", action=argparse.BooleanOptionalAction,
+                   default=Config.equalize,
+                   help="cross-layer equalization of Conv -> Relu -> Conv weight ranges")
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
+                   default=Config.bias_correction,
+                   help="bias correction of the weight quantization's mean output error "
+                        "(one extra float pass over the calibration data)")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

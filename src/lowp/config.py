@@ -103,6 +103,16 @@ class Config:
         SmoothQuant-style scale migration before calibration (None: off; 0.5 is the usual
         strength): per-channel activation outliers after a normalization move into the
         following matrix products' weights, which are quantized per channel.
+    equalize
+        Cross-layer equalization before calibration (passes.equalize): the weight ranges of
+        Conv -> (Relu) -> Conv pairs are balanced channel by channel, keeping the float
+        function. Static mode only.
+    bias_correction
+        Empirical bias correction (passes.bias_correct): the bias of every quantized Conv
+        and Gemm absorbs the mean output error its weight quantization causes on the
+        calibration data (one extra float pass). Static mode only. Off by default: it lost
+        on some measured models with per-tensor and with per-channel weights
+        (docs/accuracy.md, "Bias correction and cross-layer equalization").
     activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
@@ -139,6 +149,8 @@ class Config:
     quantize_op_types: tuple[str, ...] = field(default=DEFAULT_QUANTIZE_OPS)
     policy: QuantPolicy = QuantPolicy.CONNECTED
     smooth_alpha: float | None = None
+    equalize: bool = False
+    bias_correction: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -151,6 +163,13 @@ class Config:
 
     def __post_init__(self) -> None:
         self._check_budget()
+        for name in ("equalize", "bias_correction"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise QuantizationError(f"{name}={value!r}: give True or False")
+            if value and self.mode is QuantMode.DYNAMIC:
+                raise QuantizationError(f"{name}=True needs mode=QuantMode.STATIC (it works "
+                                        "on calibrated layers)")
         if (self.activation_granularity is not ActivationGranularity.PER_TENSOR
                 and self.mode is not QuantMode.DYNAMIC):
             raise QuantizationError(f"activation_granularity={self.activation_granularity.value} "

@@ -21,11 +21,13 @@ from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
 from .ir.graph import Graph, load_model
 from .passes.annotate import Annotation, annotate
+from .passes.bias_correct import input_means, with_zero_biases
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
 from .passes.dynamic import dynamic_quantize
+from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
 from .passes.smooth import smooth
@@ -140,12 +142,13 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     if feeds is None:
         raise DataError("static quantization needs calibration data (or use "
                         "Config(mode=QuantMode.DYNAMIC))")
-    if config.smooth_alpha is not None:
-        float_model = smooth(float_model, feeds, inputs, config.smooth_alpha, config.batch_size)
+    float_model = prepare(float_model, feeds, inputs, config)
     ann = annotate(float_model, config)
     tensors = ann.activations
     if calib_table is None:
         table = calibrate(float_model, tensors, feeds, inputs, config, progress=progress)
+        if config.equalize:               # tables of unequalized models stay as they were
+            table.record(equalize=True)
     else:
         table = (calib_table if isinstance(calib_table, CalibrationTable)
                  else CalibrationTable.load(calib_table))
@@ -153,20 +156,40 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         if missing:
             raise DataError(f"calibration table lacks tensor '{missing[0]}' "
                             f"({len(missing)} missing); was it made for another model?")
+        made = table.settings.get("equalize", False)
+        if made != config.equalize:
+            raise DataError(f"the calibration table was made with equalize={made}, the "
+                            f"config has equalize={config.equalize}: equalization changes "
+                            "the activations the ranges describe")
     if config.policy is QuantPolicy.ALL:
         ann, table, config = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs,
                                                       config, progress)
+    means = (input_means(float_model, ann, feeds, inputs, progress=progress)
+             if config.bias_correction else None)
     budget = None
     if wants_fallback(config):
         built, budget = fallback(float_model, table, feeds, inputs, config, progress=progress,
-                                 held_out=held_out)
+                                 held_out=held_out, input_means=means)
         ann, plan, qdq, wide = built.annotation, built.plan, built.model, built.wide
     else:
-        plan = choose(float_model, ann, table, config)
+        plan = choose(float_model, ann, table, config, means)
         wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
         qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
     verify(qdq, target, feeds.first(), allow_16bit=wide)
     return QuantizeResult(qdq, float_model, ann, table, plan, feeds, budget)
+
+
+def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputSpec],
+            config: Config) -> onnx.ModelProto:
+    """The float-function-preserving rewrites before annotation, in order: cross-layer
+    equalization, zero biases for the bias correction, SmoothQuant-style smoothing."""
+    if config.equalize:
+        float_model = equalize(float_model)
+    if config.bias_correction:
+        float_model = with_zero_biases(float_model)
+    if config.smooth_alpha is not None:
+        float_model = smooth(float_model, feeds, inputs, config.smooth_alpha, config.batch_size)
+    return float_model
 
 
 def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,

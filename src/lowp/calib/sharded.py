@@ -504,8 +504,7 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
     from ..ir.graph import load_model
     from ..passes.annotate import annotate
     from ..passes.canonicalize import canonicalize
-    from ..passes.smooth import smooth
-    from ..pipeline import _check_node_names, _from_torch
+    from ..pipeline import _check_node_names, _from_torch, prepare
 
     config = config or Config()
     if config.mode is QuantMode.DYNAMIC:
@@ -516,14 +515,15 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
     inputs = model_inputs(float_model)
     source = as_feeds(calibration_data, inputs, config.batch_size, preprocess)
     try:
-        if config.smooth_alpha is not None:
-            float_model = smooth(float_model, source, inputs, config.smooth_alpha,
-                                 config.batch_size)
+        float_model = prepare(float_model, source, inputs, config)
         tensors = annotate(float_model, config).activations
-        return calibrate_sharded(float_model, tensors, calibration_data, inputs, config,
-                                 scheduler=scheduler, workers=workers, address=address,
-                                 shards=shards, preprocess=preprocess, progress=progress,
-                                 source=source)
+        table = calibrate_sharded(float_model, tensors, calibration_data, inputs, config,
+                                  scheduler=scheduler, workers=workers, address=address,
+                                  shards=shards, preprocess=preprocess, progress=progress,
+                                  source=source)
+        if config.equalize:               # tables of unequalized models stay as they were
+            table.record(equalize=True)
+        return table
     finally:
         if isinstance(source, CachedFeeds) and source is not calibration_data:
             source.close()                # the one-shot iterator's cache is ours to remove

@@ -94,6 +94,11 @@ class CalibrationTable(Mapping[str, Observer]):
         """How the ranges were chosen (a copy)."""
         return dict(self._settings)
 
+    def record(self, **settings: Any) -> None:
+        """Add how the observed model was prepared to `settings` (e.g. equalize=True): a
+        table describes the activations of that model only."""
+        self._settings.update(settings)
+
     def add(self, observer: Observer) -> None:
         """Add an observer; one already present under the same name is merged with it."""
         name = observer.name
@@ -149,8 +154,8 @@ class CalibrationTable(Mapping[str, Observer]):
             self._ranges[name] = choose_range(obs, kind, num_quantized_bins=num_quantized_bins,
                                               percentile=percentile,
                                               unsigned=name in unsigned)
-        self._settings = {"method": method.value, "num_quantized_bins": num_quantized_bins,
-                          "percentile": percentile}
+        self._settings.update({"method": method.value, "num_quantized_bins": num_quantized_bins,
+                               "percentile": percentile})
         return self.ranges
 
     def merge(self, other: CalibrationTable) -> CalibrationTable:

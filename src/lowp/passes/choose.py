@@ -4,6 +4,7 @@ values (per channel where allowed), biases derived at s_x * s_w."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,11 +21,13 @@ from ..qparams import (
     QParams,
     QType,
     choose_qparams,
+    dequantize,
     quantize,
     quantize_bias,
 )
 from ..targets import Target, WeightGranularity
 from .annotate import Annotation
+from .bias_correct import weight_error_mean
 from .verify import WEIGHTED_OPS
 
 
@@ -38,7 +41,13 @@ class QuantPlan:
 
 
 def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
-           config: Config) -> QuantPlan:
+           config: Config, input_means: Mapping[str, np.ndarray] | None = None) -> QuantPlan:
+    """The qparams of every annotated tensor and the quantized weights and biases.
+
+    `input_means` (node name -> mean input patch, `bias_correct.input_means`) turns on the
+    bias correction (BC1) of those nodes: their bias is quantized as b - e, with e the mean
+    output error of the weight as it is quantized here.
+    """
     target = config.resolved_target()
     graph = Graph(model)
     plan = QuantPlan()
@@ -73,6 +82,7 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                                                      min_scale=floor)
     for t in ann.shared:
         plan.activations[t] = plan.activations[ann.qparams_source(t)]
+    nodes = {n.name: n for n in model.graph.node}
     for b, bspec in ann.biases.items():
         x_qp = plan.activations[ann.qparams_source(bspec.input)]
         w_qp = plan.weights[bspec.weight][1]
@@ -82,11 +92,22 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
             raise QuantizationError(f"bias '{b}' has {bias.size} entries but weight "
                                     f"'{bspec.weight}' has {w_qp.scale.size} scales")
         w_qp = _bias_fitting_weight(plan, bspec.weight, graph, bias, float(x_qp.scale), w_qp)
+        if input_means is not None and bspec.node in input_means:
+            bias = _corrected_bias(nodes[bspec.node], graph.constant(bspec.weight), bias,
+                                   plan.weights[bspec.weight], input_means[bspec.node])
         plan.biases[b] = quantize_bias(bias, x_qp.scale, w_qp.scale)
     return plan
 
 
 _INT32_MAX = float(np.iinfo(np.int32).max)
+
+
+def _corrected_bias(node: onnx.NodeProto, w_float: np.ndarray, bias: np.ndarray,
+                    weight: tuple[np.ndarray, QParams], mean: np.ndarray) -> np.ndarray:
+    """b - e (BC1): the bias that cancels the weight quantization's mean output error."""
+    w_quant = dequantize(*weight)
+    error = weight_error_mean(node, w_float.astype(np.float32), w_quant, mean)
+    return (bias.astype(np.float64) - error).astype(np.float32)
 
 
 def _bias_fitting_weight(plan: QuantPlan, w: str, graph: Graph, bias: np.ndarray,

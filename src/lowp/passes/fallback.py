@@ -177,7 +177,8 @@ def wants_fallback(config: Config) -> bool:
 def fallback(float_model: onnx.ModelProto, table: CalibrationTable,
              feeds: Iterable[Mapping[str, np.ndarray]], inputs: list[InputSpec],
              config: Config, *, progress: bool = False,
-             held_out: Iterable[Mapping[str, np.ndarray]] | None = None
+             held_out: Iterable[Mapping[str, np.ndarray]] | None = None,
+             input_means: Mapping[str, np.ndarray] | None = None
              ) -> tuple[Built, FallbackResult]:
     """Quantize under `config`, then move layers until the budget of `config` is met.
 
@@ -187,12 +188,13 @@ def fallback(float_model: onnx.ModelProto, table: CalibrationTable,
     Returns the final variant and the record of what was measured and moved. When the
     budget cannot be met (every candidate layer is float), the final variant is the last
     one measured and a `BudgetNotMetWarning` names the layers still costing the most.
+    `input_means` turns on the bias correction in every variant (`choose`).
     """
     start = time.perf_counter()
     eval_feeds = evaluation_feeds(feeds if held_out is None else held_out,
                                   config.fallback_samples)
     evaluator = Evaluator(float_model, table, eval_feeds, feeds, inputs, config,
-                          config.metric, progress)
+                          config.metric, progress, input_means)
     levels: dict[str, Precision] = {}
     base = evaluator.build(levels)
     initial = evaluator.measure(base)

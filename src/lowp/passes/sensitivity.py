@@ -157,14 +157,18 @@ class Evaluator:
     metric
         Optional `metric(float_outputs, quantized_outputs) -> float`; outputs are
         concatenated over the feeds along the first axis.
+    input_means
+        Mean input patches for the bias correction (`choose`), or None.
     """
 
     def __init__(self, float_model: onnx.ModelProto, table: CalibrationTable,
                  feeds: Sequence[Mapping[str, np.ndarray]],
                  calib_feeds: Iterable[Mapping[str, np.ndarray]],
                  inputs: list[InputSpec], config: Config, metric: Metric | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False,
+                 input_means: Mapping[str, np.ndarray] | None = None) -> None:
         self.float_model = float_model
+        self.input_means = input_means
         self.table = table
         self.feeds = [dict(f) for f in feeds]
         self.config = config
@@ -195,7 +199,7 @@ class Evaluator:
             for t in missing:
                 self.table.add(extra[t])
                 self.table.set_range(t, *extra.ranges[t])
-        plan = choose(self.float_model, ann, self.table, config)
+        plan = choose(self.float_model, ann, self.table, config, self.input_means)
         wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
         if wide and self._wide_model is None:
             self._wide_model = upgrade_opset(self.float_model, 21)

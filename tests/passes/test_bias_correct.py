@@ -1,0 +1,184 @@
+"""Bias correction: (BC1) equals the directly measured mean output error of the weight's
+quantization, and correcting it removes a channel's mean error where rounding biases it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import lowp
+from lowp.config import Config
+from lowp.errors import QuantizationError
+from lowp.inputs import model_inputs
+from lowp.passes.annotate import annotate
+from lowp.passes.bias_correct import input_means, weight_error_mean, with_zero_biases
+from lowp.pipeline import quantize
+from lowp.targets import WeightGranularity
+
+
+def _model(op: str, w: np.ndarray, b: np.ndarray | None, x_shape: list, **attrs
+           ) -> onnx.ModelProto:
+    inits = [numpy_helper.from_array(w, "w")]
+    inputs = ["x", "w"]
+    if b is not None:
+        inits.append(numpy_helper.from_array(b, "b"))
+        inputs.append("b")
+    node = helper.make_node(op, inputs, ["y"], name="layer", **attrs)
+    graph = helper.make_graph([node], "one",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, feed)[0]
+
+
+CONVS = [
+    dict(x=(2, 4, 9, 11), w=(6, 4, 3, 3), attrs=dict(pads=[1, 1, 1, 1])),
+    dict(x=(2, 4, 9, 11), w=(6, 4, 3, 2), attrs=dict(strides=[2, 3], pads=[0, 2, 1, 0])),
+    dict(x=(2, 6, 10, 10), w=(6, 1, 3, 3), attrs=dict(group=6, dilations=[2, 2],
+                                                       pads=[2, 2, 2, 2])),
+    dict(x=(2, 4, 10, 9), w=(8, 2, 3, 3), attrs=dict(group=2, strides=[2, 2],
+                                                      auto_pad="SAME_UPPER")),
+    dict(x=(2, 4, 10, 9), w=(4, 4, 4, 4), attrs=dict(strides=[3, 2], auto_pad="SAME_LOWER")),
+    dict(x=(2, 4, 10, 9), w=(4, 4, 3, 3), attrs=dict(auto_pad="VALID")),
+    dict(x=(3, 5, 17), w=(7, 5, 5), attrs=dict(pads=[2, 1], strides=[2])),    # 1-D
+]
+
+
+@pytest.mark.parametrize("case", CONVS + [
+    dict(op="Gemm", x=(16, 12), w=(12, 5), attrs={}),
+    dict(op="Gemm", x=(16, 12), w=(5, 12), attrs=dict(transB=1)),
+    dict(op="Gemm", x=(12, 16), w=(12, 5), attrs=dict(transA=1)),
+])
+def test_mean_error_equals_direct_measurement(case):
+    """weight_error_mean(M) == the mean over samples and positions of (Wq - W) * x, run in
+    ONNX Runtime, for every geometry (padding, strides, dilation, groups, auto_pad)."""
+    rng = np.random.default_rng(0)
+    op = case.get("op", "Conv")
+    w = rng.normal(0, 1, case["w"]).astype(np.float32)
+    channels = w.shape[1] if op == "Gemm" and not case["attrs"].get("transB") else w.shape[0]
+    b = rng.normal(0, 1, channels).astype(np.float32)
+    model = _model(op, w, b, ["n", *case["x"][1:]] if op == "Conv" else list(case["x"]),
+                   **case["attrs"])
+    feeds = [{"x": (rng.normal(0.7, 1.0, case["x"]) + np.arange(case["x"][1]).reshape(
+        [1, -1] + [1] * (len(case["x"]) - 2)) * 0.3).astype(np.float32)} for _ in range(3)]
+    means = input_means(model, annotate(model, Config()), feeds, model_inputs(model))
+    dw = (rng.normal(0, 0.05, w.shape)).astype(np.float32)
+    got = weight_error_mean(model.graph.node[0], w, w + dw, means["layer"])
+    error_model = _model(op, dw, None, ["n", *case["x"][1:]] if op == "Conv"
+                         else list(case["x"]), **case["attrs"])
+    outs = [_run(error_model, f).astype(np.float64) for f in feeds]
+    axes = tuple(i for i in range(outs[0].ndim) if i != 1)
+    want = np.mean([o.mean(axis=axes) for o in outs], axis=0)      # feeds of equal size
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _biased_rounding_conv(with_bias: bool) -> tuple[onnx.ModelProto, np.ndarray]:
+    """Channel 0 spans [-1, 1]; channel 1's weights are all 0.3 of a per-tensor step above
+    a multiple of it, so they all round down: its output loses 0.3 * step * sum(x) on every
+    position, a mean error rounding never averages out (inputs are positive). Its output
+    spans many output steps, so the output's own rounding is unbiased."""
+    rng = np.random.default_rng(1)
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    w[0] = rng.uniform(-1, 1, (3, 3, 3))
+    w[0, 0, 0, 0] = 1.0
+    step = 2.0 / 254                                   # symmetric int8 weights on [-1, 1]
+    w[1] = (rng.integers(-60, 60, (3, 3, 3)) + 0.3) * step
+    b = np.array([0.1, -0.2], np.float32) if with_bias else None
+    x = rng.uniform(0.5, 1.5, (32, 3, 8, 8)).astype(np.float32)
+    return _model("Conv", w, b, ["n", 3, 8, 8], pads=[1, 1, 1, 1]), x
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_correction_removes_a_channels_mean_error(with_bias):
+    model, x = _biased_rounding_conv(with_bias)
+    ref = _run(model, {"x": x})
+    mean_error = {}
+    for correct in (False, True):
+        config = Config(weight_granularity=WeightGranularity.PER_TENSOR,
+                        bias_correction=correct)
+        q = lowp.quantize_model(model, {"x": x}, config)
+        got = lowp.Session(q).run({"x": x})["y"]
+        mean_error[correct] = np.abs((got - ref).mean(axis=(0, 2, 3)))
+    # channel 1 loses about 0.3 * step * 27 * 1.0 = 0.064 per position without correction
+    assert mean_error[False][1] > 0.04, mean_error
+    assert mean_error[True][1] < 0.1 * mean_error[False][1], mean_error
+    assert mean_error[True][0] <= mean_error[False][0] + 2e-3, mean_error
+
+
+def test_zero_biases_keep_function():
+    model, x = _biased_rounding_conv(False)
+    out = with_zero_biases(model)
+    assert len(out.graph.node[0].input) == 3
+    np.testing.assert_array_equal(_run(out, {"x": x}), _run(model, {"x": x}))
+
+
+def test_deterministic():
+    model, x = _biased_rounding_conv(True)
+    config = Config(weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=True)
+    a = lowp.quantize_model(model, {"x": x}, config)
+    b = lowp.quantize_model(model, {"x": x}, config)
+    assert a.SerializeToString() == b.SerializeToString()
+    plain = lowp.quantize_model(model, {"x": x}, Config(
+        weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=False))
+    assert a.SerializeToString() != plain.SerializeToString()
+
+
+def test_with_accuracy_budget():
+    """The budget's variants are built with the correction too (same model when met)."""
+    model, x = _biased_rounding_conv(True)
+    config = Config(weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=True)
+    plain = quantize(model, {"x": x}, config)
+    budget = quantize(model, {"x": x}, Config(
+        weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=True,
+        accuracy_budget=1.0))
+    assert budget.fallback is not None and budget.fallback.met
+    assert budget.model.SerializeToString() == plain.model.SerializeToString()
+
+
+def test_bad_config():
+    with pytest.raises(QuantizationError, match="True or False"):
+        Config(bias_correction="yes")  # type: ignore[arg-type]
+    with pytest.raises(QuantizationError, match="STATIC"):
+        Config(mode=lowp.QuantMode.DYNAMIC, bias_correction=True)
+
+
+def test_off_by_default():
+    """Opt-in: it lost on some measured models (docs/accuracy.md)."""
+    assert Config().bias_correction is False
+    model, x = _biased_rounding_conv(True)
+    config = Config(weight_granularity=WeightGranularity.PER_TENSOR)
+    default = lowp.quantize_model(model, {"x": x}, config)
+    off = lowp.quantize_model(model, {"x": x}, Config(
+        weight_granularity=WeightGranularity.PER_TENSOR, bias_correction=False))
+    assert default.SerializeToString() == off.SerializeToString()
+
+
+def test_mean_shape_mismatch_is_an_error():
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="c")
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    with pytest.raises(QuantizationError, match="mean input patch"):
+        weight_error_mean(node, w, w, np.zeros((4, 3, 3)))
+
+
+@pytest.mark.parametrize("flags, equalize, correction", [
+    ([], False, False),
+    (["--equalize"], True, False),
+    (["--bias-correction"], False, True),
+    (["--no-bias-correction", "--per-tensor"], False, False),
+])
+def test_cli_flags_reach_the_config(flags, equalize, correction):
+    from lowp.cli import _config, build_parser
+
+    args = build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz", "-o", "q.onnx",
+                                      *flags])
+    config = _config(args)
+    assert (config.equalize, config.bias_correction) == (equalize, correction)
