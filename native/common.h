@@ -241,6 +241,10 @@ struct IsaTable {
   // rows (group i at dst + i * mr * kp, mr * kp bytes, rows past n zero), and the driver
   // calls this instead of gemm_fused on packed rows, with a[0] = the group's start.
   GemmFusedFn gemm_fused_packed = nullptr;
+  // optional: per-thread set-up of the path's GEMM kernels (the AMX tile configuration). When
+  // set, the driver calls it on the thread before each task's first GEMM call (no other code
+  // runs on the thread between the calls of one task) and the kernels rely on it.
+  void (*gemm_prepare)() = nullptr;
 };
 
 // Reduction length in bytes below which a table's short_gemm takes a GEMM (dispatch.cpp;

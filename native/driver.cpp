@@ -211,6 +211,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         }
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
+      if (isa.gemm_prepare) isa.gemm_prepare();
       // The GEMM's view of the rows: as they are, or packed (one tap of kc4_all groups) when
       // several panels share them or the taps would split the kernel's 64-byte K blocks.
       const uint8_t* const* ga = rp.data();
