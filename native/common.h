@@ -64,6 +64,11 @@ using GemmFusedFn = void (*)(int mr, int wp, const uint8_t* const* a, const int6
 using PackRowsFn = void (*)(int64_t n, const uint8_t* const* a, const int64_t* tap_off,
                             int ntaps, int kc4, int64_t kp, uint8_t* dst);
 
+// A path's own weight layout (IsaTable::pack_panel): converts one panel of the shared layout
+// ([k4][wp][4] int8) into panel_bytes(k4, wp) bytes at dst (64-byte aligned).
+using PackPanelFn = void (*)(const int8_t* src, int k4, int wp, int8_t* dst);
+using PanelBytesFn = int64_t (*)(int k4, int wp);
+
 // Depthwise row: `ow` output pixels of one output row, all channels.
 struct DwArgs {
   const int32_t* const* rows;  // nrows pair-row pointers at the first output's input column
@@ -227,6 +232,19 @@ struct IsaTable {
   // optional: GEMMs whose reduction (taps x channels) is shorter than short_gemm_bytes()
   // run on this table instead (AMX tiles lose to VNNI registers on short reductions).
   const IsaTable* short_gemm = nullptr;
+  // optional: the path's own weight layout. When set, the driver converts every panel once
+  // (on the path's first call, kept with the packed weights) and gemm / gemm_fused receive
+  // panels in that layout; null means they read the shared layout.
+  PackPanelFn pack_panel = nullptr;
+  PanelBytesFn panel_bytes = nullptr;
+  // optional (with pack_rows): pack_rows writes the path's own row layout, in groups of mr
+  // rows (group i at dst + i * mr * kp, mr * kp bytes, rows past n zero), and the driver
+  // calls this instead of gemm_fused on packed rows, with a[0] = the group's start.
+  GemmFusedFn gemm_fused_packed = nullptr;
+  // optional: per-thread set-up of the path's GEMM kernels (the AMX tile configuration). When
+  // set, the driver calls it on the thread before each task's first GEMM call (no other code
+  // runs on the thread between the calls of one task) and the kernels rely on it.
+  void (*gemm_prepare)() = nullptr;
 };
 
 // Reduction length in bytes below which a table's short_gemm takes a GEMM (dispatch.cpp;

@@ -64,6 +64,12 @@ class ConvOp {
   int64_t packed0_ = 0;              // offset of the first panel: 64-byte aligned, so that
                                      // vector loads of a panel never split cache lines
   std::vector<int64_t> panel_off_;   // [group][panel] -> offset into packed_
+  // The panels in a path's own layout (IsaTable::pack_panel), made on that path's first call
+  std::vector<int8_t> xpacked_;
+  int64_t xpacked0_ = 0;
+  std::vector<int64_t> xpanel_off_;
+  const IsaTable* xpacked_isa_ = nullptr;
+  void pack_panels_for(const IsaTable& isa);
   std::vector<int32_t> bias_, zw_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
   std::vector<float> scale_;
   Epilogue epi_, dw_epi_;

@@ -124,6 +124,8 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       copy_part(0);
     xb = xpad_.data();
   }
+  if (isa.pack_panel && xpacked_isa_ != &isa) pack_panels_for(isa);
+  const bool own_b = isa.pack_panel != nullptr;
   std::vector<int64_t> toff(gtaps_);
   const int kwt = rowtaps_ ? 1 : p_.kw;  // kernel columns that are separate GEMM taps
   for (int a = 0; a < p_.kd; ++a)
@@ -155,6 +157,10 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
   std::atomic<int64_t> next{0};
+  // gemm_fused_packed: pack_rows writes whole groups of mr_max rows
+  const int64_t cap_rows = isa.gemm_fused_packed
+                               ? (std::min(chunk, rows) + mr_max - 1) / mr_max * mr_max
+                               : std::min(chunk, rows);
 
   auto work = [&](int) {
     std::vector<const uint8_t*> rp(chunk);
@@ -205,15 +211,17 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         }
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
+      if (isa.gemm_prepare) isa.gemm_prepare();
       // The GEMM's view of the rows: as they are, or packed (one tap of kc4_all groups) when
       // several panels share them or the taps would split the kernel's 64-byte K blocks.
       const uint8_t* const* ga = rp.data();
       const int64_t* gto = toff.data();
       int gnt = gtaps_, gkc4 = kc4_;
+      bool own_rows = false;  // rows in the path's own layout (gemm_fused_packed)
       if (isa.pack_rows && (p1 - p0 > 1 || (gtaps_ > 1 && kc4_ % 16 != 0))) {
         // this thread's buffer, kept for later runs (pack_rows writes every byte it reads)
         static thread_local std::vector<uint8_t> packed;
-        const int64_t cap = std::min(chunk, rows);
+        const int64_t cap = cap_rows;
         if (int64_t(packed.size()) < cap * kp + 64) packed.resize(size_t(cap * kp) + 64);
         pp.resize(size_t(cap));
         uint8_t* const base = packed.data() + align64_offset(packed.data());
@@ -223,11 +231,14 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         gto = &zero_off;
         gnt = 1;
         gkc4 = kc4_all;
+        own_rows = isa.gemm_fused_packed != nullptr;
       }
       for (int pn = p0; pn < p1; ++pn) {
         const int nvalid = std::min(kPanel, mg_ - pn * kPanel);
         const int wp = (nvalid + 15) / 16 * 16;
-        const int8_t* panel = packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
+        const int8_t* panel =
+            own_b ? xpacked_.data() + xpacked0_ + xpanel_off_[g * npanels_ + pn]
+                  : packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
         const int c0 = g * mg_ + pn * kPanel;
         const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {
@@ -240,7 +251,8 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             fo.rowsum = rs.data() + (m - m0);
             fo.out = y + m * p_.cout + c0;
             fo.ldo = p_.cout;
-            isa.gemm_fused(rr, wp, ga + (m - m0), gto, gnt, gkc4, panel, fo);
+            (own_rows ? isa.gemm_fused_packed : isa.gemm_fused)(rr, wp, ga + (m - m0), gto, gnt,
+                                                                gkc4, panel, fo);
             continue;
           }
           isa.gemm(rr, wp, ga + (m - m0), gto, gnt, gkc4, panel, tile);

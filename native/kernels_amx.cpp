@@ -37,7 +37,10 @@ TileConfig make_config() {
 
 // The tile configuration belongs to the thread: load it before a thread's first tile
 // instruction. Another library on the same thread may load its own configuration (or
-// release the tiles) between our calls, so the check compares the live configuration.
+// release the tiles) between our calls, so the check compares the live configuration; the
+// driver runs it once per task (IsaTable::gemm_prepare: no other code runs on the thread
+// between the calls of one task), not once per call (storing the live configuration costs
+// 2-4% of a large GEMM when done for every 32 x 64 call).
 void configure() {
   static const TileConfig want = make_config();
   TileConfig have;
@@ -45,13 +48,32 @@ void configure() {
   if (std::memcmp(&have, &want, sizeof(TileConfig)) != 0) _tile_loadconfig(&want);
 }
 
-// A run of K blocks (16 k4 groups each) with one source each for A and B: A block j at
-// a + 64 j (row tile R at + 16 R as), B block j at b + 16 j bs (column tile J at + 64 J).
+// The amx path's weight layout (IsaTable::pack_panel): a panel of wp columns is made of
+// column pairs (32 columns, 2 tiles; the last pair of a 16- or 48-wide panel has 1 tile),
+// pair q at q * nkb * 2 KB holds, for every K block j (16 k4 groups, 64 bytes of K), its
+// tiles one after another: tile t of block j at + j * nt * 1 KB + t * 1 KB, each tile
+// [16 k4][16 columns][4] bytes (row stride 64). K is zero-padded to whole blocks. A pass
+// (two column tiles over all of K) thus reads one contiguous run of 2 KB blocks.
+int64_t panel_bytes(int k4, int wp) { return int64_t((k4 + 15) / 16) * 1024 * (wp / 16); }
+
+void pack_panel(const int8_t* src, int k4, int wp, int8_t* dst) {
+  const int nkb = (k4 + 15) / 16;
+  std::memset(dst, 0, size_t(panel_bytes(k4, wp)));
+  for (int r = 0; r < k4; ++r)
+    for (int c = 0; c < wp; c += 16) {
+      const int q = c / 32, t = (c % 32) / 16, nt = std::min(2, wp / 16 - 2 * q);
+      int8_t* d = dst + int64_t(q) * nkb * 2048 + int64_t(r / 16) * nt * 1024 + t * 1024 +
+                  (r % 16) * 64;
+      std::memcpy(d, src + (int64_t(r) * wp + c) * 4, 64);
+    }
+}
+
+// A run of K blocks with one source for A: block j of A at a + j * astep, row tile 1 at
+// + a16, rows as bytes apart; the run's blocks are the B blocks jb, jb + 1, ...
 struct Run {
   const uint8_t* a;
-  int64_t as;
-  const int8_t* b;
-  int nblk;
+  int64_t as, astep, a16;
+  int jb, nblk;
 };
 
 // The first n (< 64) of 64 bytes.
@@ -67,39 +89,67 @@ inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
   }
 }
 
-// PackRowsFn: row i at dst + i * kp, the taps' runs one after another, zeros up to kp.
+// PackRowsFn, the amx path's own layout (gemm_fused_packed): groups of kMr rows, group g at
+// dst + g * kMr * kp holds its K blocks one after another, block j = [kMr rows][64 bytes]
+// (two contiguous 1 KB row tiles); the taps' runs one after another, zeros up to kp and in
+// the rows past n of the last group.
 void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                int64_t kp, uint8_t* dst) {
-  const int64_t krow = 4 * int64_t(kc4), used = ntaps * krow;
-  for (int64_t i = 0; i < n; ++i, dst += kp) {
-    for (int t = 0; t < ntaps; ++t) copy_bytes(dst + t * krow, a[i] + tap_off[t], krow);
-    // kp - used < 64 bytes of zeros
-    if (used < kp) _mm512_mask_storeu_epi8(dst + used, first_bytes(kp - used),
-                                           _mm512_setzero_si512());
+  const int64_t krow = 4 * int64_t(kc4), nkb = kp / 64;
+  alignas(64) uint8_t row[64];
+  const int64_t ngroups = (n + kMr - 1) / kMr;
+  for (int64_t g = 0; g < ngroups; ++g) {
+    uint8_t* gd = dst + g * kMr * kp;
+    for (int i = 0; i < kMr; ++i) {
+      const int64_t ri = g * kMr + i;
+      uint8_t* d = gd + 64 * i;
+      if (ri >= n) {
+        for (int64_t j = 0; j < nkb; ++j) _mm512_store_si512(d + j * kMr * 64, _mm512_setzero_si512());
+        continue;
+      }
+      // the row's K bytes in 64-byte pieces: taps one after another (a piece may straddle
+      // two taps), zeros past `used`
+      int t = 0;
+      int64_t off = 0;  // bytes of tap t already taken
+      for (int64_t j = 0; j < nkb; ++j) {
+        int64_t fill = 0;
+        __m512i v = _mm512_setzero_si512();
+        if (t < ntaps && krow - off >= 64) {
+          v = _mm512_loadu_si512(a[ri] + tap_off[t] + off);
+          off += 64;
+          if (off == krow) {
+            ++t;
+            off = 0;
+          }
+        } else {
+          while (fill < 64 && t < ntaps) {
+            const int64_t take = std::min<int64_t>(64 - fill, krow - off);
+            copy_bytes(row + fill, a[ri] + tap_off[t] + off, take);
+            fill += take;
+            off += take;
+            if (off == krow) {
+              ++t;
+              off = 0;
+            }
+          }
+          if (fill < 64) std::memset(row + fill, 0, size_t(64 - fill));
+          v = _mm512_load_si512(row);
+        }
+        _mm512_store_si512(d + j * kMr * 64, v);
+      }
+    }
   }
 }
 
-// Per-thread scratch: the im2col rows of A (64-byte aligned, zero past K), the zero-padded
-// tail rows of A and of B for the last K block, a C tile for rows past mr, and (fused form)
-// the call's C tiles, which the epilogue reads.
+// Per-thread scratch: the zero-padded tail rows of A for the last K block (rows read in
+// place), a C tile for rows past mr, the call's C tiles (fused form, which the epilogue
+// reads), and the order of the passes (see passes).
 struct Scratch {
-  std::vector<uint8_t> buf;
-  uint8_t* a = nullptr;
-  int64_t a_bytes = 0;
   alignas(64) uint8_t atail[kMr * 64];
-  alignas(64) int8_t btail[kRows * kPanel * 4];
   alignas(64) int32_t ctmp[kRows * 16];
   alignas(64) int32_t cbuf[kMr * kPanel];
   std::vector<Run> runs;
-
-  uint8_t* rows(int64_t bytes) {
-    if (bytes > a_bytes) {
-      buf.assign(size_t(bytes) + 64, 0);
-      a = buf.data() + align64_offset(buf.data());
-      a_bytes = bytes;
-    }
-    return a;
-  }
+  bool rev = false, swap = false;
 };
 
 // Stores the C tile of row tile r, column tile j to c through st(dst, stride) (the tile
@@ -117,32 +167,47 @@ inline void store_c(int32_t* c, int r, int j, int mr, Scratch& s, Store st) {
   for (int i = 0; i < valid; ++i) std::memcpy(dst + int64_t(i) * kPanel, s.ctmp + 16 * i, 64);
 }
 
-// Column tiles j0 (and j0 + 1 when NC = 2) of NR row tiles, accumulated over all runs,
-// stored to c (the int32 form) or whole to cbuf (the fused form).
+// One step: K block j of run r against B block bb (column tiles at bb, bb + 1 KB).
 template <int NR, int NC>
-void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int mr, Scratch& s,
-               const GemmOut* fo) {
+inline void step(const uint8_t* a, int64_t as, int64_t a16, const int8_t* bb) {
+  _tile_loadd(4, a, as);
+  _tile_loadd(6, bb, 64);
+  _tile_dpbusd(0, 4, 6);
+  if (NC > 1) {
+    _tile_loadd(7, bb + 1024, 64);
+    _tile_dpbusd(1, 4, 7);
+  }
+  if (NR > 1) {
+    _tile_loadd(5, a + a16, as);
+    _tile_dpbusd(2, 5, 6);
+    if (NC > 1) _tile_dpbusd(3, 5, 7);
+  }
+}
+
+// Column tiles j0 (and j0 + 1 when NC = 2) of NR row tiles, accumulated over all runs (in
+// reverse order when rev: the sums are exact either way), B from the pair's blocks at bq
+// (bstep bytes apart), stored to c (the int32 form) or whole to cbuf (the fused form).
+template <int NR, int NC>
+void tile_pass(const Run* runs, int nruns, const int8_t* bq, int64_t bstep, bool rev, int j0,
+               int32_t* c, int mr, Scratch& s, const GemmOut* fo) {
   _tile_zero(0);
   if (NC > 1) _tile_zero(1);
   if (NR > 1) _tile_zero(2);
   if (NR > 1 && NC > 1) _tile_zero(3);
-  for (int r = 0; r < nruns; ++r) {
-    const uint8_t* a = runs[r].a;
-    const int8_t* b = runs[r].b + 64 * int64_t(j0);
-    const int64_t as = runs[r].as;
-    for (int j = 0; j < runs[r].nblk; ++j, a += 64, b += 16 * bs) {
-      _tile_loadd(4, a, as);
-      _tile_loadd(6, b, bs);
-      _tile_dpbusd(0, 4, 6);
-      if (NC > 1) {
-        _tile_loadd(7, b + 64, bs);
-        _tile_dpbusd(1, 4, 7);
-      }
-      if (NR > 1) {
-        _tile_loadd(5, a + kRows * as, as);
-        _tile_dpbusd(2, 5, 6);
-        if (NC > 1) _tile_dpbusd(3, 5, 7);
-      }
+  if (!rev) {
+    for (int r = 0; r < nruns; ++r) {
+      const Run& u = runs[r];
+      const uint8_t* a = u.a;
+      const int8_t* b = bq + u.jb * bstep;
+      for (int j = 0; j < u.nblk; ++j, a += u.astep, b += bstep) step<NR, NC>(a, u.as, u.a16, b);
+    }
+  } else {
+    for (int r = nruns - 1; r >= 0; --r) {
+      const Run& u = runs[r];
+      const uint8_t* a = u.a + (u.nblk - 1) * u.astep;
+      const int8_t* b = bq + (u.jb + u.nblk - 1) * bstep;
+      for (int j = u.nblk - 1; j >= 0; --j, a -= u.astep, b -= bstep)
+        step<NR, NC>(a, u.as, u.a16, b);
     }
   }
   if (fo) {
@@ -162,29 +227,39 @@ void tile_pass(const Run* runs, int nruns, int64_t bs, int j0, int32_t* c, int m
     store_c(c, 1, 1, mr, s, [](void* d, int64_t st) { _tile_stored(3, d, st); });
 }
 
-// All column tiles of NR row tiles; the fused form then requantizes the call's rows from
+// All column pairs of NR row tiles; the fused form then requantizes the call's rows from
 // cbuf in one go, whole panel rows (columns past wp hold stale sums that are never stored).
+// Order: consecutive passes run K in opposite directions, and consecutive calls take the
+// pairs in opposite orders, so that each pass starts on the A rows (same call) or the B
+// pair (previous call, which the driver runs on the same panel) that the pass before it
+// ended on, still in L1.
 template <int NR>
-void passes(const Run* runs, int nruns, int wp, int32_t* c, int mr, Scratch& s,
-            const GemmOut* fo) {
-  const int64_t bs = 4 * int64_t(wp);
-  int j = 0;
-  for (; j + 2 <= wp / 16; j += 2) tile_pass<NR, 2>(runs, nruns, bs, j, c, mr, s, fo);
-  if (j < wp / 16) tile_pass<NR, 1>(runs, nruns, bs, j, c, mr, s, fo);
+void passes(const Run* runs, int nruns, int wp, int nkb, const int8_t* b, int32_t* c, int mr,
+            Scratch& s, const GemmOut* fo) {
+  const int nt = wp / 16, np = (nt + 1) / 2;
+  for (int i = 0; i < np; ++i) {
+    const int q = s.swap ? np - 1 - i : i;
+    const int8_t* bq = b + int64_t(q) * nkb * 2048;
+    if (2 * q + 2 <= nt)
+      tile_pass<NR, 2>(runs, nruns, bq, 2048, s.rev, 2 * q, c, mr, s, fo);
+    else
+      tile_pass<NR, 1>(runs, nruns, bq, 1024, s.rev, 2 * q, c, mr, s, fo);
+    s.rev = !s.rev;
+  }
+  s.swap = !s.swap;
   if (fo) avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), *fo);
 }
 
-// The int32 form (c) or, with fo, the fused form (requantized into fo's output).
+// The int32 form (c) or, with fo, the fused form (requantized into fo's output); b in the
+// amx layout (pack_panel). A rows read in place.
 void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps,
               int kc4, const int8_t* b, int32_t* c, const GemmOut* fo) {
   static thread_local Scratch s;
-  configure();
-  // The taps concatenate along K: B is [ntaps * kc4][wp][4], A row i is the taps' runs.
-  const int k4 = ntaps * kc4, nfull = k4 / 16, rem = k4 % 16;
+  // The taps concatenate along K: A row i is the taps' runs.
+  const int k4 = ntaps * kc4, nfull = k4 / 16, rem = k4 % 16, nkb = (k4 + 15) / 16;
   const int nr = mr > kRows ? 2 : 1;
-  const int64_t bs = 4 * int64_t(wp);
   // A straight from the rows when they are equally spaced, fill whole row tiles and no
-  // block straddles two taps; else the rows are copied (im2col) into scratch.
+  // block straddles two taps; else the rows are copied into the amx layout in scratch.
   bool direct = mr == nr * kRows && (ntaps == 1 || kc4 % 16 == 0);
   const int64_t as = direct ? a[1] - a[0] : 0;
   if (direct) {
@@ -193,11 +268,9 @@ void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, i
   }
   std::vector<Run>& runs = s.runs;
   runs.clear();
-  const uint8_t* atail = nullptr;
-  int64_t atail_s = 64;
   if (direct) {
     for (int t = 0; t < ntaps; ++t)
-      runs.push_back({a[0] + tap_off[t], as, b + int64_t(t) * kc4 * bs,
+      runs.push_back({a[0] + tap_off[t], as, 64, kRows * as, t * (kc4 / 16),
                       ntaps == 1 ? nfull : kc4 / 16});
     if (rem) {
       // (one tap) the rows' last rem * 4 bytes, zero-padded: nothing read past a row
@@ -205,29 +278,21 @@ void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, i
       for (int i = 0; i < mr; ++i)
         _mm512_store_si512(s.atail + 64 * i,
                            _mm512_maskz_loadu_epi8(km, a[i] + tap_off[0] + int64_t(nfull) * 64));
-      atail = s.atail;
+      runs.push_back({s.atail, 64, 64, kRows * 64, nfull, 1});
     }
   } else {
-    // Copied rows: kp bytes each (K rounded up to whole blocks, zeros past K). Rows mr..31
-    // of the buffer may hold stale bytes; they only reach C rows that are never stored.
-    const int64_t kp = int64_t(nfull + (rem ? 1 : 0)) * 64;
-    uint8_t* buf = s.rows(kp * kMr);
-    pack_rows(mr, a, tap_off, ntaps, kc4, kp, buf);
-    runs.push_back({buf, kp, b, nfull});
-    atail = buf + int64_t(nfull) * 64;
-    atail_s = kp;
-  }
-  if (rem) {
-    // the last block of B: its rem rows of the panel, then zeros
-    std::memcpy(s.btail, b + int64_t(nfull) * 16 * bs, size_t(rem * bs));
-    std::memset(s.btail + rem * bs, 0, size_t((16 - rem) * bs));
-    runs.push_back({atail, atail_s, s.btail, 1});
+    static thread_local std::vector<uint8_t> buf;
+    const int64_t kp = int64_t(nkb) * 64, need = kp * kMr + 64;
+    if (int64_t(buf.size()) < need) buf.assign(size_t(need), 0);
+    uint8_t* rows = buf.data() + align64_offset(buf.data());
+    pack_rows(mr, a, tap_off, ntaps, kc4, kp, rows);
+    runs.push_back({rows, 64, kMr * 64, kRows * 64, 0, nkb});
   }
   const int nruns = int(runs.size());
   if (nr == 2)
-    passes<2>(runs.data(), nruns, wp, c, mr, s, fo);
+    passes<2>(runs.data(), nruns, wp, nkb, b, c, mr, s, fo);
   else
-    passes<1>(runs.data(), nruns, wp, c, mr, s, fo);
+    passes<1>(runs.data(), nruns, wp, nkb, b, c, mr, s, fo);
 }
 
 void gemm(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
@@ -241,12 +306,25 @@ void gemm_fused(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off,
   gemm_any(mr, wp, a, tap_off, ntaps, kc4, b, nullptr, &o);
 }
 
+// gemm_fused_packed: a[0] is a group written by pack_rows (one tap of kc4 groups).
+void gemm_fused_packed(int mr, int wp, const uint8_t* const* a, const int64_t*, int, int kc4,
+                       const int8_t* b, const GemmOut& o) {
+  static thread_local Scratch s;
+  const int nkb = (kc4 + 15) / 16;
+  const Run run{a[0], 64, kMr * 64, kRows * 64, 0, nkb};
+  if (mr > kRows)
+    passes<2>(&run, 1, wp, nkb, b, nullptr, mr, s, &o);
+  else
+    passes<1>(&run, 1, wp, nkb, b, nullptr, mr, s, &o);
+}
+
 }  // namespace
 
 const IsaTable kAmxTable = {"amx",           kMr,         kMr,          gemm,
                             avx512_epilogue, avx512_dw,   avx512_dw_row, gemm_fused,
                             avx512_add,      avx512_maxpool, avx512_quantize, avx512_dw_quad,
-                            pack_rows,       &kAvx512VnniTable};
+                            pack_rows,       &kAvx512VnniTable, pack_panel,
+                            panel_bytes,     gemm_fused_packed, configure};
 
 // Peak loop: four independent C tiles fed from two A and two B tiles (all ones); returns
 // the operations performed.

@@ -147,6 +147,29 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
     }
 }
 
+// The panels again in isa's own layout (IsaTable::pack_panel), for the calls on that path;
+// the shared layout stays for the other paths.
+void ConvOp::pack_panels_for(const IsaTable& isa) {
+  const int k4 = gtaps_ * kc4_;
+  xpanel_off_.resize(panel_off_.size());
+  int64_t total = 0;
+  for (int g = 0; g < p_.groups; ++g)
+    for (int pn = 0; pn < npanels_; ++pn) {
+      xpanel_off_[g * npanels_ + pn] = total;
+      const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
+      total += round_up(int(isa.panel_bytes(k4, wp)), 64);
+    }
+  xpacked_.assign(total + 64, 0);
+  xpacked0_ = align64_offset(xpacked_.data());
+  for (int g = 0; g < p_.groups; ++g)
+    for (int pn = 0; pn < npanels_; ++pn) {
+      const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
+      isa.pack_panel(packed_.data() + packed0_ + panel_off_[g * npanels_ + pn], k4, wp,
+                     xpacked_.data() + xpacked0_ + xpanel_off_[g * npanels_ + pn]);
+    }
+  xpacked_isa_ = &isa;
+}
+
 // Quad depthwise weights: per block of width bw = 16V starting at channel cb (dw_quad_block),
 // 24 * bw bytes at 24 * cb: [kernel column j][set s][vector k][4V channels][4 rows] int8,
 // set 0 = (w0j, w1j, w2j, 0) for the first output row of a quad, set 1 = (0, w0j, w1j, w2j)
