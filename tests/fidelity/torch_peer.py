@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-nnq = pytest.importorskip("torch.ao.nn.quantized")
-nniq = pytest.importorskip("torch.ao.nn.intrinsic.quantized")
+
+from lowp.fidelity.engine_check import torch_module  # noqa: E402
+from lowp.fidelity.torch_import import LayerKind, TorchLayer  # noqa: E402
 
 F32 = np.float32
 ENGINES = [e for e in ("x86", "fbgemm", "onednn", "qnnpack")
@@ -39,35 +40,16 @@ class TorchCase:
     groups: int = 1
 
 
-_CONV = {1: (nnq.Conv1d, nniq.ConvReLU1d), 2: (nnq.Conv2d, nniq.ConvReLU2d),
-         3: (nnq.Conv3d, nniq.ConvReLU3d)}
-
 
 def build_module(case: TorchCase) -> Any:
     """The torch.ao quantized module holding the case's parameters."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if case.rank == 0:
-            cls = nniq.LinearReLU if case.relu else nnq.Linear
-            m = cls(case.w.shape[1], case.w.shape[0])
-        else:
-            cls = _CONV[case.rank][1 if case.relu else 0]
-            m = cls(case.w.shape[1] * case.groups, case.w.shape[0], case.w.shape[2:],
-                    stride=case.stride, padding=case.padding, dilation=case.dilation,
-                    groups=case.groups)
-        wt = torch.from_numpy(case.w)
-        if case.w_scale.ndim:
-            qw = torch._make_per_channel_quantized_tensor(
-                wt, torch.from_numpy(case.w_scale.astype(np.float64)),
-                torch.from_numpy(case.w_zero_point.astype(np.int64)), 0)
-        else:
-            qw = torch._make_per_tensor_quantized_tensor(wt, float(case.w_scale),
-                                                         int(case.w_zero_point))
-        bias = None if case.bias is None else torch.from_numpy(case.bias)
-        m.set_weight_bias(qw, bias)
-        m.scale = float(case.y_scale)
-        m.zero_point = int(case.y_zero_point)
-    return m
+    kind = LayerKind.LINEAR if case.rank == 0 else LayerKind.CONV
+    return torch_module(TorchLayer(
+        kind, weight=case.w, w_scale=np.asarray(case.w_scale, F32),
+        w_zero_point=np.asarray(case.w_zero_point, np.int64), bias=case.bias,
+        y_scale=float(case.y_scale), y_zero_point=int(case.y_zero_point), relu=case.relu,
+        strides=tuple(case.stride), pads=tuple(case.padding) * 2,
+        dilations=tuple(case.dilation), group=case.groups))
 
 
 def run_torch(case: TorchCase, engine: str) -> np.ndarray:

@@ -151,6 +151,43 @@ def qdq_layers(model: onnx.ModelProto) -> list[QdqLayer]:
     return out
 
 
+def torch_module(layer: TorchLayer) -> Any:
+    """The torch.ao quantized module holding `layer` (the inverse of torch_import.from_torch),
+    its weights prepacked for the quantized engine selected now."""
+    import warnings
+
+    torch = require_torch()
+    from torch.ao.nn import quantized as nnq
+    from torch.ao.nn.intrinsic import quantized as nniq
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = torch.from_numpy(np.ascontiguousarray(layer.weight))
+        if layer.w_scale.ndim:
+            qw = torch._make_per_channel_quantized_tensor(
+                w, torch.from_numpy(layer.w_scale.astype(np.float64)),
+                torch.from_numpy(layer.w_zero_point.astype(np.int64)), 0)
+        else:
+            qw = torch._make_per_tensor_quantized_tensor(w, float(layer.w_scale),
+                                                         int(layer.w_zero_point))
+        m: Any
+        if layer.kind is LayerKind.LINEAR:
+            cls = nniq.LinearReLU if layer.relu else nnq.Linear
+            m = cls(layer.weight.shape[1], layer.weight.shape[0])
+        else:
+            rank = layer.weight.ndim - 2
+            plain: Any = {1: nnq.Conv1d, 2: nnq.Conv2d, 3: nnq.Conv3d}[rank]
+            fused: Any = {1: nniq.ConvReLU1d, 2: nniq.ConvReLU2d, 3: nniq.ConvReLU3d}[rank]
+            m = (fused if layer.relu else plain)(
+                layer.weight.shape[1] * layer.group, layer.weight.shape[0],
+                tuple(layer.weight.shape[2:]), stride=layer.strides,
+                padding=layer.pads[:rank], dilation=layer.dilations, groups=layer.group)
+        bias = None if layer.bias is None else torch.from_numpy(layer.bias)
+        m.set_weight_bias(qw, bias)
+        m.scale, m.zero_point = float(layer.y_scale), int(layer.y_zero_point)
+    return m
+
+
 def run_engine(layer: TorchLayer, x: np.ndarray, x_scale: float, x_zero_point: int,
                engine: str) -> np.ndarray:
     """The layer's uint8 outputs computed by PyTorch's quantized engine `engine`."""
@@ -159,37 +196,12 @@ def run_engine(layer: TorchLayer, x: np.ndarray, x_scale: float, x_zero_point: i
     torch = require_torch()
     if engine not in torch.backends.quantized.supported_engines:
         raise LowpError(f"PyTorch has no quantized engine '{engine}' on this machine")
-    from torch.ao.nn import quantized as nnq
-    from torch.ao.nn.intrinsic import quantized as nniq
-
     previous = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
     try:
+        m = torch_module(layer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            w = torch.from_numpy(np.ascontiguousarray(layer.weight))
-            if layer.w_scale.ndim:
-                qw = torch._make_per_channel_quantized_tensor(
-                    w, torch.from_numpy(layer.w_scale.astype(np.float64)),
-                    torch.from_numpy(layer.w_zero_point.astype(np.int64)), 0)
-            else:
-                qw = torch._make_per_tensor_quantized_tensor(w, float(layer.w_scale),
-                                                             int(layer.w_zero_point))
-            m: Any
-            if layer.kind is LayerKind.LINEAR:
-                cls = nniq.LinearReLU if layer.relu else nnq.Linear
-                m = cls(layer.weight.shape[1], layer.weight.shape[0])
-            else:
-                rank = layer.weight.ndim - 2
-                plain: Any = {1: nnq.Conv1d, 2: nnq.Conv2d, 3: nnq.Conv3d}[rank]
-                fused: Any = {1: nniq.ConvReLU1d, 2: nniq.ConvReLU2d, 3: nniq.ConvReLU3d}[rank]
-                m = (fused if layer.relu else plain)(
-                    layer.weight.shape[1] * layer.group, layer.weight.shape[0],
-                    tuple(layer.weight.shape[2:]), stride=layer.strides,
-                    padding=layer.pads[:rank], dilation=layer.dilations, groups=layer.group)
-            bias = None if layer.bias is None else torch.from_numpy(layer.bias)
-            m.set_weight_bias(qw, bias)
-            m.scale, m.zero_point = float(layer.y_scale), int(layer.y_zero_point)
             qx = torch._make_per_tensor_quantized_tensor(
                 torch.from_numpy(np.ascontiguousarray(x)), float(x_scale), int(x_zero_point))
             return np.asarray(m(qx).int_repr().numpy())
