@@ -337,6 +337,53 @@ lowp::Kernel make_copy_block(Bytes x, OutBytes y, int64_t rows, int64_t width, i
   };
 }
 
+lowp::Kernel make_gather_rows(Bytes x, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig,
+                                                     nb::device::cpu> idx,
+                              OutBytes y, int64_t outer, int64_t n, int64_t row,
+                              nb::ndarray<int64_t, nb::shape<2>, nb::c_contig, nb::device::cpu>
+                                  status,
+                              int threads) {
+  // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m); an index out of
+  // [-n, n) is reported in status (read by the caller after every run), never read
+  const int64_t m = int64_t(idx.size());
+  if (outer < 0 || n < 0 || row < 0 || x.size() != size_t(outer * n * row) ||
+      y.size() != size_t(outer * m * row))
+    throw std::invalid_argument("gather_rows needs x of outer * n * row bytes and y of "
+                                "outer * len(idx) * row bytes");
+  return [x, idx, y, outer, n, m, row, status, threads] {
+    lowp::run_gather_rows(x.data(), idx.data(), y.data(), outer, n, m, row, status.data(),
+                          threads);
+  };
+}
+
+lowp::Kernel make_cast_to_float(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> x,
+                                OutFloats y, int code, int threads) {
+  // y = float32(x) for x int64 (code 0), int32 (1), uint8 (2), int8 (3) or bool (4): the
+  // C conversion numpy's astype makes (round to nearest for wide integers)
+  static const size_t sizes[] = {8, 4, 1, 1, 1};
+  if (code < 0 || code > 4 || x.nbytes() != y.size() * sizes[code])
+    throw std::invalid_argument("cast_to_float needs one float per element");
+  return [x, y, code, threads] {
+    const int64_t n = int64_t(y.size());
+    float* out = y.data();
+    const void* src = x.data();
+    lowp::run_elementwise(n, int64_t(1) << 14, threads, [&](int64_t i0, int64_t len) {
+      switch (code) {
+        case 0: for (int64_t i = i0; i < i0 + len; ++i)
+                  out[i] = float(static_cast<const int64_t*>(src)[i]); break;
+        case 1: for (int64_t i = i0; i < i0 + len; ++i)
+                  out[i] = float(static_cast<const int32_t*>(src)[i]); break;
+        case 2: for (int64_t i = i0; i < i0 + len; ++i)
+                  out[i] = float(static_cast<const uint8_t*>(src)[i]); break;
+        case 3: for (int64_t i = i0; i < i0 + len; ++i)
+                  out[i] = float(static_cast<const int8_t*>(src)[i]); break;
+        default: for (int64_t i = i0; i < i0 + len; ++i)
+                   out[i] = static_cast<const uint8_t*>(src)[i] ? 1.0f : 0.0f;
+      }
+    });
+  };
+}
+
 using Index32 = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 lowp::Kernel make_bilinear_integer(Bytes x, OutBytes y, std::vector<int64_t> dims,
@@ -783,6 +830,10 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,
+             "n"_a, "row"_a, "status"_a, "threads"_a = 1);
+  def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
   def_kernel(m, program, "bilinear_integer", &make_bilinear_integer, "x"_a, "y"_a, "dims"_a,

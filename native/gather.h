@@ -23,4 +23,11 @@ void run_take(const TakeArgs& a, int threads);
 void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
                     int64_t y_width, int64_t offset, int threads);
 
+// Gather along an axis with indices read at run time (an embedding lookup of token ids):
+// y[o, j, :] = x[o, idx[j] (+ n if negative), :] for `outer` blocks of `n` rows of `row`
+// bytes. An index outside [-n, n) gives a zero row and is written to status[1] with
+// status[0] = 1 (the kernel never reads out of bounds; the caller raises on the status).
+void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t outer,
+                     int64_t n, int64_t m, int64_t row, int64_t* status, int threads);
+
 }  // namespace lowp

@@ -974,8 +974,18 @@ def Slice(x: np.ndarray, starts: np.ndarray | Sequence[int], ends: np.ndarray | 
 
 @register
 def Gather(x: np.ndarray, indices: np.ndarray, *, axis: int = 0, **_: Any) -> np.ndarray:
+    """Gather; an index outside [-n, n) of the axis is the data's error (NodeError), as in
+    ONNX Runtime. Indices read at run time (token ids) go through native row copies."""
     ax = _norm_axis(axis, x.ndim)
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    y = native_float.gather(x, indices, ax) if isinstance(indices, np.ndarray) else None
+    if y is not None:
+        return y
+    n = x.shape[ax]
+    bad = (indices < -n) | (indices >= n)
+    if np.any(bad):
+        status = np.array([1, np.asarray(indices)[bad].ravel()[0]], np.int64)
+        raise native_float.gather_error(status, n)
+    idx = np.where(indices < 0, indices + n, indices)
     return np.take(x, idx, axis=ax)
 
 
@@ -1110,6 +1120,10 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         return x
     if dtype == np.bool_:
         return x != 0
+    if dtype == np.float32:
+        y = native_float.cast_to_float(x)
+        if y is not None:
+            return y
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
         return np.trunc(x).astype(dtype)
     if to in _FLOAT8 and saturate:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import mlas_sgemm, ort_math
+from ..errors import NodeError
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
@@ -218,6 +219,53 @@ def concat(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray | None:
             call(ext.copy_block, a.reshape(-1).view(np.uint8), flat, rows, width, row_bytes,
                  offset, 1)
         offset += width
+    return y
+
+
+def gather_error(status: np.ndarray, n: int) -> NodeError:
+    """The error of an index a gather_rows call found outside [-n, n)."""
+    return NodeError(f"indices element {int(status[1])} out of range [-{n}, {n - 1}] (the "
+                     f"gathered axis has {n} entries)")
+
+
+def gather(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray | None:
+    """Gather of contiguous `x` at int64 `indices` (read at run time, e.g. token ids) along
+    `axis` (normalized) as native row copies into a buffer (`_empty`), or None. An index
+    outside [-n, n) raises NodeError here; in a Program the call's status array (the last
+    buffer it was given) says so after the run (lowp.runtime.replay checks it)."""
+    ext = _extension()
+    if (not _enabled or ext is None or x.dtype.kind not in "biuf" or not x.flags.c_contiguous
+            or type(indices) is not np.ndarray or indices.dtype != np.int64
+            or not indices.flags.c_contiguous or x.size == 0):
+        return None
+    n = int(x.shape[axis])
+    y = _empty(x.shape[:axis] + indices.shape + x.shape[axis + 1:], x.dtype.type)
+    status = _empty((2,), np.int64)
+    if y.dtype != x.dtype or status.dtype != np.int64:
+        return None
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    row = int(np.prod(x.shape[axis + 1:], dtype=np.int64)) * x.itemsize
+    call(ext.gather_rows, x.reshape(-1).view(np.uint8), indices.reshape(-1),
+         y.reshape(-1).view(np.uint8), outer, n, row, status, _threads)
+    if status[0]:
+        raise gather_error(status, n)
+    return y
+
+
+#: dtypes cast_to_float converts, by its code
+CAST_CODES = {np.dtype(np.int64): 0, np.dtype(np.int32): 1, np.dtype(np.uint8): 2,
+              np.dtype(np.int8): 3, np.dtype(np.bool_): 4}
+
+
+def cast_to_float(x: np.ndarray) -> np.ndarray | None:
+    """float32 of contiguous integer or bool `x` (numpy's astype conversion) into a buffer
+    (`_empty`), or None."""
+    ext = _extension()
+    code = CAST_CODES.get(x.dtype)
+    if not _enabled or ext is None or code is None or not x.flags.c_contiguous or x.size == 0:
+        return None
+    y = _empty(x.shape)
+    call(ext.cast_to_float, x.reshape(-1), y.reshape(-1), code, _threads)
     return y
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NodeError
 from . import moves, native_float, program
 from .plan import CF, CL, Step
 from .tape import Call, recording
@@ -84,7 +85,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
-                          "GRU", "Concat"})
+                          "GRU", "Concat", "Gather", "Cast"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -306,6 +307,12 @@ class Replayer:
             record: _Record | None = None
             if step.kind == "float" and step.op_type in NATIVE_FLOAT:
                 record = self._record_native_float(i, step, env, layout, buffers, inputs)
+                if record is None and self._views_only(step):
+                    # (a Cast to the input's own type hands on the input itself)
+                    outs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
+                    if all(type(v) is np.ndarray and _is_view_of_inputs(v, inputs)
+                           for _, v, _ in outs):
+                        record = _Record([], inputs, outs)
             elif not (step.replayable or self._views_only(step)):
                 self._execute(step, env, layout)
             else:
@@ -576,6 +583,7 @@ class _Segment:
     exports: dict[str, np.ndarray] | None = None    # the outputs read after the segment
     export_layouts: dict[str, object] | None = None
     owners: list[Step] = field(default_factory=list)    # the step of each Program call
+    guards: list[tuple[Step, tuple[object, ...]]] = field(default_factory=list)
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
@@ -590,6 +598,8 @@ class _Segment:
             self.program.run_timed(ns)
             for step, t in zip(self.owners, ns.tolist(), strict=True):
                 _add_time(timings, step, t * 1e-9, "")
+        for step, args in self.guards:
+            _check_guard(step, args)
         if everything or self.exports is None:
             env.update(self.outputs)
             layout.update(self.layouts)
@@ -614,6 +624,8 @@ class _Calls:
         t0 = time.perf_counter() if timings is not None else 0.0
         for fn, args in entry.calls:
             fn(*args)
+            if _guarded(fn):
+                _check_guard(entry.step, args)
         if timings is not None:
             _add_time(timings, entry.step, time.perf_counter() - t0, CALLS)
         for n, v, lay in entry.outputs:
@@ -747,16 +759,34 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     outputs: dict[str, np.ndarray] = {}
     layouts: dict[str, object] = {}
     owners: list[Step] = []
+    guards: list[tuple[Step, tuple[object, ...]]] = []
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
             program.append(prog, e.calls)
             owners += [e.step] * len(e.calls)
+            guards += [(e.step, args) for fn, args in e.calls if _guarded(fn)]
         for n, v, lay in e.outputs:
             made.add(n)
             outputs[n] = v
             layouts[n] = lay
-    return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners)
+    return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners,
+                    guards=guards)
+
+
+def _guarded(fn: object) -> bool:
+    """A call whose kernel reports bad data in a status array instead of raising (it runs
+    inside Programs): gather_rows, whose indices are read at run time."""
+    return getattr(fn, "__name__", "") == "gather_rows"
+
+
+def _check_guard(step: Step, args: tuple[object, ...]) -> None:
+    """Raise the error a guarded call's status array holds, naming `step`."""
+    status = args[6]
+    assert isinstance(status, np.ndarray)
+    if status[0]:
+        e = native_float.gather_error(status, int(args[4]))  # type: ignore[call-overload]
+        raise NodeError(e.detail, step.op_type, step.name)
 
 
 def _match(inputs: list[tuple[str, object, object]], env: Env, layout: Layouts) -> bool:

@@ -1,0 +1,103 @@
+"""Gather at run-time indices (token ids) and integer -> float32 Cast as native kernels:
+equal to numpy, out-of-range indices the data's error naming the node, also when replayed."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.errors import NodeError
+from lowp.runtime import Session, native_float
+from lowp.runtime.backends import native_available
+from lowp.runtime.float_registry import FLOAT_OPS
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+
+@st.composite
+def gathers(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int]:
+    rank = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
+    axis = draw(st.integers(-rank, rank - 1))
+    dtype = draw(st.sampled_from([np.float32, np.int64, np.uint8, np.float16, np.bool_]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = (rng.standard_normal(shape) * 40).astype(dtype)
+    n = shape[axis]
+    idx_shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=2)))
+    idx = rng.integers(-n, n, idx_shape).astype(np.int64)
+    return x, idx, axis
+
+
+@given(gathers())
+def test_gather_equals_numpy(case: tuple[np.ndarray, np.ndarray, int]) -> None:
+    x, idx, axis = case
+    want = np.take(x, np.where(idx < 0, idx + x.shape[axis], idx), axis=axis)
+    got = FLOAT_OPS["Gather"](x, idx, axis=axis)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert native_float.gather(x, idx, axis % x.ndim) is not None
+
+
+@pytest.mark.parametrize("bad", [4, -5, 2**30])
+def test_gather_out_of_range_is_the_datas_error(bad: int) -> None:
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    for idx in (np.array([0, bad], np.int64), np.array([0, bad], np.int32)):  # native, numpy
+        with pytest.raises(NodeError, match=f"indices element {bad} out of range"):
+            FLOAT_OPS["Gather"](x, idx, axis=0)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.int8, np.bool_])
+def test_cast_to_float_equals_astype(dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype) if dtype is not np.bool_ else None
+    if info is None:
+        x = rng.integers(0, 2, 1000).astype(np.bool_)
+    else:
+        x = rng.integers(info.min, info.max, 1000, dtype=dtype, endpoint=True)
+        x[:4] = [info.min, info.max, 0, -1 if info.min < 0 else 1]
+    if dtype is np.int64:      # values that round: 2^24 + 1, 2^53 + 1, odd ties
+        x[4:8] = [2**24 + 1, 2**53 + 1, 2**25 + 3, -(2**24) - 1]
+    got = FLOAT_OPS["Cast"](x, to=TensorProto.FLOAT)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, x.astype(np.float32))
+    assert native_float.cast_to_float(x) is not None
+
+
+def _embedding_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    table = numpy_helper.from_array(rng.standard_normal((10, 4)).astype(np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["emb"], name="embed", axis=0),
+         helper.make_node("Cast", ["mask"], ["maskf"], to=TensorProto.FLOAT),
+         helper.make_node("Unsqueeze", ["maskf", "axes"], ["m3"]),
+         helper.make_node("Mul", ["emb", "m3"], ["y"])], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 6]),
+         helper.make_tensor_value_info("mask", TensorProto.INT64, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 4])],
+        [table, numpy_helper.from_array(np.array([2], np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_embedding_lookup_and_mask_cast_replay_and_check_their_indices() -> None:
+    """Token ids and mask from the feeds: the Gather and the Cast replay inside the Program
+    (nothing runs from Python); an id out of range still raises, naming the node."""
+    model = _embedding_model()
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        feeds = {"ids": rng.integers(-10, 10, (1, 6)).astype(np.int64),
+                 "mask": rng.integers(0, 2, (1, 6)).astype(np.int64)}
+        np.testing.assert_array_equal(fast.run(feeds)["y"], plain.run(feeds)["y"])
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []
+    bad = {"ids": np.array([[0, 1, 2, 3, 4, 10]], np.int64), "mask": feeds["mask"]}
+    for session in (fast, plain):
+        with pytest.raises(NodeError, match="node 'embed' .*indices element 10 out of range"):
+            session.run(bad)
+    np.testing.assert_array_equal(fast.run(feeds)["y"], plain.run(feeds)["y"])
