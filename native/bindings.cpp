@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "compare.h"
 #include "conv.h"
 #include "dispatch.h"
 #include "float_elementwise.h"
@@ -335,6 +336,40 @@ lowp::Kernel make_copy_block(Bytes x, OutBytes y, int64_t rows, int64_t width, i
   return [x, y, rows, width, y_width, offset, threads] {
     lowp::run_copy_block(x.data(), y.data(), rows, width, y_width, offset, threads);
   };
+}
+
+lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
+                          nb::ndarray<nb::ro, nb::device::cpu> b, OutBytes y,
+                          const std::vector<int64_t>& dims,
+                          const std::vector<int64_t>& a_strides,
+                          const std::vector<int64_t>& b_strides, int type, int threads) {
+  // y (contiguous bools, prod(dims)) = a op b read at element strides (0 on broadcast axes)
+  // over four axes; a and b int64 (type 0), int32 (1) or float32 (2) of the same type
+  static const size_t sizes[] = {8, 4, 4};
+  if (op < 0 || op > 4 || type < 0 || type > 2)
+    throw std::invalid_argument("compare: unknown op or type");
+  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
+    throw std::invalid_argument("compare needs 4 dims and 4 strides per operand");
+  if (a.itemsize() != sizes[type] || b.itemsize() != sizes[type])
+    throw std::invalid_argument("compare operands must both be of the given type");
+  lowp::CompareArgs p;
+  p.a = a.data(), p.b = b.data(), p.y = y.data(), p.op = op, p.type = type;
+  int64_t total = 1, a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("compare needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
+  }
+  if (size_t(total) != y.size() ||
+      (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
+    throw std::invalid_argument("compare strides reach outside the arrays");
+  for (size_t i = 0; i < a.ndim(); ++i)
+    if (a.stride(i) < 0) throw std::invalid_argument("compare needs a non-negative layout");
+  for (size_t i = 0; i < b.ndim(); ++i)
+    if (b.stride(i) < 0) throw std::invalid_argument("compare needs a non-negative layout");
+  return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
 lowp::Kernel make_gather_rows(Bytes x, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig,
@@ -830,6 +865,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
+             "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,
              "n"_a, "row"_a, "status"_a, "threads"_a = 1);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,

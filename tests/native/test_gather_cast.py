@@ -101,3 +101,67 @@ def test_embedding_lookup_and_mask_cast_replay_and_check_their_indices() -> None
         with pytest.raises(NodeError, match="node 'embed' .*indices element 10 out of range"):
             session.run(bad)
     np.testing.assert_array_equal(fast.run(feeds)["y"], plain.run(feeds)["y"])
+
+
+@st.composite
+def comparisons(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
+    """Two operands of one dtype and broadcast-compatible shapes (a one-hot's ids against a
+    range, masks), with ties, NaN and signed zeros for floats."""
+    from hypothesis.extra import numpy as hnp
+
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=1, max_side=5))
+    dtype = draw(st.sampled_from([np.int64, np.int32, np.float32]))
+    values = (st.floats(width=32, allow_nan=True) if dtype is np.float32
+              else st.integers(-3, 3))
+    arrays = []
+    for _ in range(2):
+        s = [1 if draw(st.booleans()) else n for n in shape]
+        s = s[draw(st.integers(0, len(s))):]
+        arrays.append(draw(hnp.arrays(dtype, tuple(s), elements=values)))
+    op = draw(st.sampled_from(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]))
+    return op, arrays[0], arrays[1]
+
+
+@given(comparisons(), st.sampled_from([1, 2]))
+def test_compare_equals_numpy(case: tuple[str, np.ndarray, np.ndarray], threads: int) -> None:
+    from lowp.runtime import program
+
+    op, a, b = case
+    want = FLOAT_OPS[op](a, b)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
+    made = program.compare_call(op, a, b, out, threads)
+    if out.size == 0:
+        assert made is None
+        return
+    assert made is not None
+    (fn, args), y = made
+    fn(*args)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_one_hot_by_equal_and_cast_replays() -> None:
+    """A written-out one-hot (ids compared with a range, cast to float, a product with a
+    table), as tf2onnx writes it: every step replays and each run equals the plain run."""
+    rng = np.random.default_rng(3)
+    consts = [numpy_helper.from_array(np.arange(10, dtype=np.int64), "classes"),
+              numpy_helper.from_array(rng.standard_normal((10, 3)).astype(np.float32), "w"),
+              numpy_helper.from_array(np.array([2], np.int64), "axes")]
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["ids", "axes"], ["ids3"]),
+         helper.make_node("Equal", ["ids3", "classes"], ["hot"]),
+         helper.make_node("Cast", ["hot"], ["hotf"], to=TensorProto.FLOAT),
+         helper.make_node("Reciprocal", ["hotf"], ["inv"]),
+         helper.make_node("MatMul", ["hotf", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 3]),
+         helper.make_tensor_value_info("inv", TensorProto.FLOAT, [2, 5, 10])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        feeds = {"ids": np.random.default_rng(seed).integers(0, 12, (2, 5)).astype(np.int64)}
+        got, want = fast.run(feeds), plain.run(feeds)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []

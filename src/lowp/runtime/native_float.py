@@ -265,7 +265,9 @@ def cast_to_float(x: np.ndarray) -> np.ndarray | None:
     if not _enabled or ext is None or code is None or not x.flags.c_contiguous or x.size == 0:
         return None
     y = _empty(x.shape)
-    call(ext.cast_to_float, x.reshape(-1), y.reshape(-1), code, _threads)
+    src = x.reshape(-1)
+    call(ext.cast_to_float, src.view(np.uint8) if x.dtype == np.bool_ else src, y.reshape(-1),
+         code, _threads)
     return y
 
 

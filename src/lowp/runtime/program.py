@@ -31,10 +31,10 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_softmax_rows", "float_sgemm_mlas", "float_sqrt", "float_layer_norm",
               "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
               "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
-              "cast_to_float")
+              "cast_to_float", "compare")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
-_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn"})
+_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -140,6 +140,26 @@ def _binary(op: str) -> FloatKernel:
     return FloatKernel(2, make)
 
 
+# native/compare.h CompareOp and CompareType
+COMPARE_CODES = {"Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4}
+_COMPARE_TYPES = {np.dtype(np.int64): 0, np.dtype(np.int32): 1, _F32: 2}
+
+
+def compare_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int) -> Made:
+    """`op` (a key of COMPARE_CODES) of `a` and `b` (one dtype: int64, int32 or float32,
+    broadcast) into bool `out` of the broadcast shape, or None."""
+    kind = _COMPARE_TYPES.get(a.dtype)
+    if kind is None or b.dtype != a.dtype or out.dtype != np.bool_ or out.size == 0:
+        return None
+    geometry = collapse_axes(out.shape, [element_strides(a, out.shape),
+                                         element_strides(b, out.shape)])
+    if geometry is None:
+        return None
+    dims, (sa, sb) = geometry
+    return (extension().compare, (COMPARE_CODES[op], a, b, out.reshape(-1).view(np.uint8),
+                                  dims, sa, sb, kind, threads)), out
+
+
 def element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
     view = np.broadcast_to(a, shape)
     return [s // a.itemsize if n > 1 else 0 for s, n in zip(view.strides, shape, strict=True)]
@@ -187,12 +207,22 @@ def _unary(op: str) -> FloatKernel:
     return FloatKernel(1, make)
 
 
+_ONE = np.ones(1, _F32)
+
+
+def _reciprocal(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    """1 / x as float_binary's Div of a broadcast one: the IEEE division numpy makes."""
+    (x,) = inputs
+    return _binary("Div").make([_ONE, x], y, threads)
+
+
 # float operator -> how it runs natively (each kernel equals the numpy operator of
 # lowp.runtime.float_ops bit for bit: tests/native/test_float_elementwise.py)
 FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
     "Relu": FloatKernel(1, _relu),
     "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
+    "Reciprocal": FloatKernel(1, _reciprocal),     # likewise
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},

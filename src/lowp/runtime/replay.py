@@ -498,6 +498,16 @@ class Replayer:
                 table = self._tables[index] = np.ascontiguousarray(table)
             made = program.dequantize_call(x, table, _buffer(buffers, index, x.shape), threads)
             out_layout = step.output_layout or (have if x.ndim >= 3 else CF)
+        elif step.kind == "float" and step.op_type in program.COMPARE_CODES:
+            if len(arrays) != 2 or _elementwise_layout(step.inputs, arrays, layout) is not CF:
+                return None
+            try:
+                shape = np.broadcast_shapes(arrays[0].shape, arrays[1].shape)
+            except ValueError:
+                return None                     # the plain run reports it, naming the node
+            made = program.compare_call(step.op_type, arrays[0], arrays[1],
+                                        _buffer(buffers, index, shape, np.bool_), threads)
+            out_layout = CF
         else:
             make = program.FLOAT_KERNELS.get(step.op_type)
             if step.kind != "float" or make is None or len(arrays) != make.arity:
@@ -675,6 +685,7 @@ def _native_capable(step: Step) -> bool:
         return True         # quantized data movement: a native copy by its index map
     return step.replayable or step.kind == "dequantize" or (
         step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
+                                  or step.op_type in program.COMPARE_CODES
                                   or step.op_type in NATIVE_FLOAT
                                   or step.op_type in ("Clip", "Pow")
                                   or step.op_type in RESHAPES or step.op_type in moves.MOVES

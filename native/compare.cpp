@@ -1,0 +1,48 @@
+// Driver layer: element-wise comparisons with broadcasting (see compare.h).
+#include "compare.h"
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+template <typename T, typename Cmp>
+void compare_rows(const CompareArgs& p, int64_t r0, int64_t len, Cmp cmp) {
+  const T* a = static_cast<const T*>(p.a);
+  const T* b = static_cast<const T*>(p.b);
+  const int64_t d1 = p.dims[1], d2 = p.dims[2], d3 = p.dims[3];
+  for (int64_t r = r0; r < r0 + len; ++r) {  // r: one row of the innermost axis
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+    const T* ar = a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
+    const T* br = b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
+    uint8_t* y = p.y + r * d3;
+    const int64_t sa = p.a_st[3], sb = p.b_st[3];
+    for (int64_t i = 0; i < d3; ++i) y[i] = cmp(ar[i * sa], br[i * sb]) ? 1 : 0;
+  }
+}
+
+template <typename T>
+void compare_typed(const CompareArgs& p, int64_t r0, int64_t len) {
+  switch (p.op) {
+    case kEqual: compare_rows<T>(p, r0, len, [](T x, T y) { return x == y; }); break;
+    case kLess: compare_rows<T>(p, r0, len, [](T x, T y) { return x < y; }); break;
+    case kGreater: compare_rows<T>(p, r0, len, [](T x, T y) { return x > y; }); break;
+    case kLessOrEqual: compare_rows<T>(p, r0, len, [](T x, T y) { return x <= y; }); break;
+    default: compare_rows<T>(p, r0, len, [](T x, T y) { return x >= y; });
+  }
+}
+
+}  // namespace
+
+void run_compare(const CompareArgs& p, int threads) {
+  const int64_t rows = p.dims[0] * p.dims[1] * p.dims[2];
+  if (rows <= 0 || p.dims[3] <= 0) return;
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / p.dims[3]), threads,
+                  [&](int64_t r0, int64_t len) {
+    if (p.type == kCmpInt64) compare_typed<int64_t>(p, r0, len);
+    else if (p.type == kCmpInt32) compare_typed<int32_t>(p, r0, len);
+    else compare_typed<float>(p, r0, len);
+  });
+}
+
+}  // namespace lowp

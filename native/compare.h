@@ -1,0 +1,26 @@
+// Driver layer: element-wise comparisons with broadcasting (Equal, Less, Greater,
+// LessOrEqual, GreaterOrEqual) of int64, int32 or float32 operands into bools, for float
+// glue that builds masks and one-hot codes (lowp.runtime.program.compare_call). The C++
+// comparison operators are IEEE's, as numpy's: NaN compares false, -0 equals +0.
+#pragma once
+#include <cstdint>
+
+namespace lowp {
+
+enum CompareOp : int { kEqual = 0, kLess = 1, kGreater = 2, kLessOrEqual = 3, kGreaterOrEqual = 4 };
+enum CompareType : int { kCmpInt64 = 0, kCmpInt32 = 1, kCmpFloat32 = 2 };
+
+struct CompareArgs {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  uint8_t* y = nullptr;              // contiguous, prod(dims) bools (0 or 1)
+  int64_t dims[4] = {1, 1, 1, 1};    // iteration space, outermost first
+  int64_t a_st[4] = {0, 0, 0, 0};    // element strides (0 on broadcast axes)
+  int64_t b_st[4] = {0, 0, 0, 0};
+  int op = kEqual;
+  int type = kCmpInt64;
+};
+
+void run_compare(const CompareArgs& p, int threads);
+
+}  // namespace lowp
