@@ -54,9 +54,10 @@ def _kind(model: onnx.ModelProto) -> str:
 
 
 def _fake_latency(ms: dict[str, float]):
-    def latency(model, feed):
-        return ms[_kind(model)]
-    return latency
+    def latencies(models, feed):
+        assert all(_kind(m) == name for name, m in models.items())
+        return {name: ms[name] for name in models}
+    return latencies
 
 
 def test_per_token_is_chosen_where_token_scales_differ():
@@ -78,7 +79,7 @@ def test_static_kept_is_the_static_model_on_all_data(monkeypatch):
     timings fixed, 20 times faster: static is kept, and the model is exactly the one of
     mode STATIC calibrated on all the data (the held-out feed, which widens the ranges,
     included), not the candidate calibrated without it."""
-    monkeypatch.setattr(mode_choice, "latency_ms",
+    monkeypatch.setattr(mode_choice, "latencies_ms",
                         _fake_latency({STATIC: 0.025, PER_TOKEN: 0.5, PER_TENSOR: 0.2}))
     model, data = _attention_like(spread=0.0)
     data["x"][-16:] *= 1.5             # the held-out feed widens the ranges
@@ -116,7 +117,7 @@ def test_slowdown_rule_flips_the_choice(monkeypatch):
     """Every candidate counted as equally accurate (tolerance 100 dB): per-token, the most
     accurate, is kept while at most `auto_max_slowdown` times slower than the fastest."""
     model, data = _attention_like()
-    monkeypatch.setattr(mode_choice, "latency_ms",
+    monkeypatch.setattr(mode_choice, "latencies_ms",
                         _fake_latency({STATIC: 1.0, PER_TOKEN: 3.0, PER_TENSOR: 2.0}))
     loose = dataclasses.replace(AUTO, auto_tolerance_db=100.0)
     slow = quantize(model, data, dataclasses.replace(loose, auto_max_slowdown=2.9))

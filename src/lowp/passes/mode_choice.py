@@ -6,8 +6,9 @@ off before the static candidate is calibrated; all feeds when there are fewer th
 `MIN_FEEDS`, which is said in the record) for its output SQNR against the float model, with
 the accuracy budget's evaluator (passes.sensitivity.Evaluator: lowp's engine against ONNX
 Runtime's float run), and timed on lowp's engine (the median of `TIMED_RUNS` runs of one
-feed after one warm-up run). `pick` applies the rule. The record (`ModeChoice`) is printed
-by the CLI and saved beside the model as OUTPUT.mode.json.
+feed after one warm-up run, the candidates' runs interleaved). `pick` applies the rule.
+The record (`ModeChoice`) is printed by the CLI and saved beside the model as
+OUTPUT.mode.json.
 """
 
 from __future__ import annotations
@@ -178,9 +179,14 @@ def pick(candidates: Sequence[ModeCandidate], max_slowdown: float, tolerance_db:
         return fastest.name, (
             f"{best.name} is {sqnr(best) - sqnr(fastest):.2f} dB more accurate but "
             f"{latency(best) / latency(fastest):.2f}x slower, above {max_slowdown:g}x")
+    if len(near) == 1:
+        runner_up = max((sqnr(c) for c in ok if c is not best), default=None)
+        return best.name, ("the only candidate" if runner_up is None else
+                           f"most accurate by {sqnr(best) - runner_up:.2f} dB, no other "
+                           f"candidate within {tolerance_db:g} dB")
     if fastest is best:
-        return best.name, "most accurate" + ("" if len(ok) == 1 else " and fastest of those "
-                                             f"within {tolerance_db:g} dB")
+        return best.name, (f"most accurate and fastest of the {len(near)} candidates within "
+                           f"{tolerance_db:g} dB")
     return best.name, (f"most accurate; {latency(best) / latency(fastest):.2f}x the latency "
                        f"of {fastest.name}, within {max_slowdown:g}x")
 
@@ -204,16 +210,21 @@ def split_feeds(feeds: FeedSource) -> tuple[FeedSource, FeedSource, str, str]:
             f"held out (the last {held} of {n} calibration feeds)", "")
 
 
-def latency_ms(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> float:
-    """Median wall time of `TIMED_RUNS` runs of `feed` on lowp's engine, after a warm-up."""
-    session = Session(model)
-    session.run(dict(feed))
-    times = []
-    for _ in range(TIMED_RUNS):
-        start = time.perf_counter()
+def latencies_ms(models: Mapping[str, onnx.ModelProto], feed: Mapping[str, np.ndarray]
+                 ) -> dict[str, float]:
+    """Median wall time in ms of `TIMED_RUNS` runs of `feed` on lowp's engine per model,
+    after one warm-up run each. The runs are interleaved (one of each model per round) so
+    that load from other processes falls on every candidate alike."""
+    sessions = {name: Session(model) for name, model in models.items()}
+    for session in sessions.values():
         session.run(dict(feed))
-        times.append(1000.0 * (time.perf_counter() - start))
-    return float(statistics.median(times))
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(TIMED_RUNS):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.run(dict(feed))
+            times[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: float(statistics.median(t)) for name, t in times.items()}
 
 
 def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto | str],
@@ -227,17 +238,21 @@ def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto |
     """
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, calib, inputs, config)
-    out = []
+    sqnr: dict[str, float] = {}
+    errors: dict[str, str] = {}
     for name, model in models.items():
         if isinstance(model, str):
-            out.append(ModeCandidate(name, None, None, model))
+            errors[name] = model
             continue
         try:
             built = Built(model, Annotation(), QuantPlan(), candidate_config(config, name))
-            sqnr = evaluator.measure(built).min_sqnr_db
-            out.append(ModeCandidate(name, sqnr, latency_ms(model, feeds[0])))
+            sqnr[name] = evaluator.measure(built).min_sqnr_db
         except LowpError as e:
-            out.append(ModeCandidate(name, None, None, str(e).strip().splitlines()[0]))
+            errors[name] = str(e).strip().splitlines()[0]
+    timed = {name: m for name, m in models.items() if name in sqnr and not isinstance(m, str)}
+    latency = latencies_ms(timed, feeds[0])
+    out = [ModeCandidate(name, sqnr[name], latency[name]) if name in sqnr
+           else ModeCandidate(name, None, None, errors[name]) for name in models]
     return out, sum(_samples(f) for f in feeds)
 
 
