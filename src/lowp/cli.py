@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from .calib.sharded import Scheduler
-from .config import CalibMethod, Config
+from .config import ActivationGranularity, CalibMethod, Config, QuantMode
 from .errors import InternalError, LowpError, QuantizationError
 from .formats import Format
 from .targets import TARGETS, WeightGranularity, get_target
@@ -103,15 +103,24 @@ def _budget_config(args: argparse.Namespace, config: Config) -> Config:
         fallback_candidates=args.fallback_candidates, fallback_samples=args.fallback_samples)
 
 
+def _mode_config(args: argparse.Namespace, config: Config) -> Config:
+    """`config` with the mode options of `quantize`."""
+    return dataclasses.replace(
+        config, mode=QuantMode(args.mode),
+        activation_granularity=ActivationGranularity(args.activations),
+        auto_max_slowdown=args.auto_max_slowdown, auto_tolerance_db=args.auto_tolerance)
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .ir.graph import save_model
     from .passes.fallback import BudgetNotMetWarning
     from .pipeline import quantize
 
-    config = _budget_config(args, _config(args))
+    config = _budget_config(args, _mode_config(args, _config(args)))
     table = args.calib_table if args.calib_table and Path(args.calib_table).exists() else None
     held_out = None
-    if args.eval and (config.accuracy_budget is not None or config.metric is not None):
+    if args.eval and (config.accuracy_budget is not None or config.metric is not None
+                      or config.mode is QuantMode.AUTO):
         held_out, _ = _eval_data(args.eval, onnx.load(args.model, load_external_data=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BudgetNotMetWarning)    # said below, on one line
@@ -123,6 +132,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(f"calibration table written to {args.calib_table}")
     save_model(result.model, args.output)
     print(f"quantized model written to {args.output}")
+    if result.mode_choice is not None:
+        sidecar = Path(args.output).with_suffix(".mode.json")
+        result.mode_choice.save(sidecar)
+        print(result.mode_choice.format())
+        print(f"mode decision written to {sidecar}")
     if result.fallback is not None:
         sidecar = Path(args.output).with_suffix(".fallback.json")
         result.fallback.save(sidecar)
@@ -366,6 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fallback-samples", type=int, default=32, metavar="N",
                    help="samples the budget is measured on: the first feeds of --eval (else "
                         "of the calibration data) holding N (default 32)")
+    m = q.add_argument_group(
+        "mode", "static (calibrated activations), dynamic (activations quantized at run time, "
+        "MatMul/Gemm only) or auto: static, dynamic per-token and dynamic per-tensor measured "
+        "for output SQNR on held-out calibration feeds (or --eval) and for latency on lowp's "
+        "engine; the decision goes to OUTPUT with the suffix .mode.json")
+    m.add_argument("--mode", choices=[v.value for v in QuantMode],
+                   default=Config.mode.value)
+    m.add_argument("--activations", choices=[v.value for v in ActivationGranularity],
+                   default=Config.activation_granularity.value,
+                   help="dynamic mode: one activation scale per tensor or per token (row)")
+    m.add_argument("--auto-max-slowdown", type=float, default=Config.auto_max_slowdown,
+                   metavar="X", help="auto: the most accurate candidate is kept unless it is "
+                   "more than X times slower than the fastest one within --auto-tolerance "
+                   f"of it (default {Config.auto_max_slowdown:g})")
+    m.add_argument("--auto-tolerance", type=float, default=Config.auto_tolerance_db,
+                   metavar="DB", help="auto: SQNR difference in dB counted as equal accuracy "
+                   f"(default {Config.auto_tolerance_db:g})")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
 

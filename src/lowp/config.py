@@ -14,10 +14,14 @@ from .targets import Target, WeightGranularity, get_target
 
 class QuantMode(enum.Enum):
     """STATIC: activation qparams fixed by calibration. DYNAMIC: weights quantized offline,
-    activations quantized per batch at run time (DynamicQuantizeLinear), no calibration."""
+    activations quantized per batch at run time (DynamicQuantizeLinear), no calibration.
+    AUTO: static, dynamic per-token and dynamic per-tensor are built and measured (output
+    SQNR on held-out calibration feeds, latency on lowp's engine) and one is kept by the
+    rule of passes.mode_choice.pick (docs/accuracy.md, "Mode choice")."""
 
     STATIC = "static"
     DYNAMIC = "dynamic"
+    AUTO = "auto"
 
 
 DYNAMIC_OPS: tuple[str, ...] = ("MatMul", "Gemm")
@@ -77,7 +81,9 @@ class Config:
     Attributes
     ----------
     mode
-        Static (calibrated activations) or dynamic (activations quantized per batch).
+        Static (calibrated activations), dynamic (activations quantized per batch), or
+        AUTO: measured choice among static, dynamic per-token and dynamic per-tensor
+        (passes.mode_choice); the static candidate takes every other setting of the config.
     method
         How activation ranges are chosen from calibration statistics.
     target
@@ -134,7 +140,11 @@ class Config:
     fallback_samples
         Samples the budget is measured on: the first feeds holding that many of the held-out
         data (`pipeline.quantize(..., accuracy_data=...)`, CLI `--eval`), else of the
-        calibration data.
+        calibration data. Mode AUTO measures its candidates on as many samples.
+    auto_max_slowdown, auto_tolerance_db
+        Mode AUTO keeps the most accurate candidate unless it is more than
+        `auto_max_slowdown` times slower on lowp's engine than the fastest candidate whose
+        output SQNR is within `auto_tolerance_db` dB of it; that one is kept then.
     """
 
     mode: QuantMode = QuantMode.STATIC
@@ -160,9 +170,12 @@ class Config:
     metric_tolerance: float | None = None
     fallback_candidates: int = 24
     fallback_samples: int = 32
+    auto_max_slowdown: float = 1.5
+    auto_tolerance_db: float = 1.0
 
     def __post_init__(self) -> None:
         self._check_budget()
+        self._check_auto()
         for name in ("equalize", "bias_correction"):
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -197,6 +210,22 @@ class Config:
                 and self.mode is QuantMode.DYNAMIC):
             raise QuantizationError("an accuracy budget needs static quantization (its "
                                     "layers are measured with the calibration table)")
+
+    def _check_auto(self) -> None:
+        slowdown, tolerance = self.auto_max_slowdown, self.auto_tolerance_db
+        if (isinstance(slowdown, bool) or not isinstance(slowdown, (int, float))
+                or not (math.isfinite(slowdown) and slowdown >= 1.0)):
+            raise QuantizationError(f"auto_max_slowdown={slowdown!r}: give a finite number "
+                                    ">= 1 (how many times slower than the fastest "
+                                    "near-equal candidate the most accurate one may be)")
+        if (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
+                or not (math.isfinite(tolerance) and tolerance >= 0.0)):
+            raise QuantizationError(f"auto_tolerance_db={tolerance!r}: give a finite number "
+                                    "of dB >= 0")
+        if self.mode is QuantMode.AUTO and (self.accuracy_budget is not None
+                                            or self.metric is not None):
+            raise QuantizationError("an accuracy budget needs mode static, not auto: choose "
+                                    "the mode first (lowp quantize --mode auto reports it)")
 
     def resolved_target(self) -> Target:
         return get_target(self.target)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import onnx
 
 from .calib import CalibrationTable
 from .config import Config, QuantMode, QuantPolicy
-from .errors import DataError, ModelError
+from .errors import DataError, LowpError, ModelError
 from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
 from .ir.graph import Graph, load_model
@@ -26,10 +27,20 @@ from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
-from .passes.dynamic import dynamic_quantize
+from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
+from .passes.mode_choice import (
+    CANDIDATES,
+    STATIC,
+    ModeChoice,
+    candidate_config,
+    float_convolutions,
+    pick,
+    split_feeds,
+)
+from .passes.mode_choice import measure as measure_modes
 from .passes.smooth import smooth
 from .passes.verify import verify
 
@@ -49,6 +60,7 @@ class QuantizeResult:
     plan: QuantPlan
     feeds: FeedSource | None         # the calibration data as a stream of feeds
     fallback: FallbackResult | None = None   # what the accuracy budget measured and moved
+    mode_choice: ModeChoice | None = None    # what mode AUTO measured and chose
 
 
 def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
@@ -110,6 +122,8 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     one-shot iterator, its temporary folder lives until `result.feeds.close()` or garbage
     collection. `accuracy_data` (any form `calibration_data` takes) holds the samples an
     accuracy budget is measured on; without it, the first calibration samples are used.
+    Mode AUTO measures its candidates on `accuracy_data` too when given (and then
+    calibrates on all the calibration data), else on held-out calibration feeds.
     """
     config = config or Config()
     loaded = load_model(_from_torch(model, calibration_data))
@@ -134,6 +148,8 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
               progress: bool, held_out: FeedSource | None = None) -> QuantizeResult:
     """The passes after loading, on a canonical float model and its feeds."""
     target = config.resolved_target()
+    if config.mode is QuantMode.AUTO:
+        return _auto(float_model, inputs, feeds, config, calib_table, progress, held_out)
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
         verify(qdq, target, feeds.first() if feeds is not None else None)
@@ -177,6 +193,71 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
     verify(qdq, target, feeds.first(), allow_16bit=wide)
     return QuantizeResult(qdq, float_model, ann, table, plan, feeds, budget)
+
+
+CANDIDATES_DYNAMIC = tuple(name for name in CANDIDATES if name != STATIC)
+
+
+def _auto(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,
+          config: Config, calib_table: str | os.PathLike[str] | CalibrationTable | None,
+          progress: bool, held_out: FeedSource | None) -> QuantizeResult:
+    """Mode AUTO: build the candidates of passes.mode_choice, measure them, keep one.
+
+    Static without measuring when dynamic mode quantizes no layer, or would leave a
+    convolution in float (a CNN: its float convolutions would make the dynamic candidate
+    look accurate and run slow; static is what such a model wants).
+
+    The static candidate is calibrated without the held-out feeds; when it is kept, it is
+    built again on all the calibration data, so the model equals the one of mode STATIC.
+    """
+    start = time.perf_counter()
+    if feeds is None:
+        raise DataError("mode auto measures static and dynamic quantization on calibration "
+                        "data: give some (or choose the mode: static or dynamic)")
+    static_config = candidate_config(config, STATIC)
+    layers = dynamic_nodes(float_model, config)
+    convs = float_convolutions(float_model, config)
+    if not layers or convs:
+        reason = ("no MatMul/Gemm with a constant weight for dynamic mode to quantize"
+                  if not layers else f"dynamic mode would leave {len(convs)} convolution"
+                  f"{'s' if len(convs) != 1 else ''} in float; not measured")
+        result = _quantize(float_model, inputs, feeds, static_config, calib_table, progress,
+                           held_out)
+        result.mode_choice = ModeChoice(
+            STATIC, reason, max_slowdown=config.auto_max_slowdown,
+            tolerance_db=config.auto_tolerance_db, dynamic_layers=len(layers),
+            seconds=time.perf_counter() - start)
+        return result
+    if held_out is None:
+        fit, evaluation, data, note = split_feeds(feeds)
+    else:
+        fit, evaluation, data, note = feeds, held_out, "the accuracy data (--eval)", ""
+    if calib_table is not None and fit is not feeds:
+        note = ("the static candidate uses the given calibration table, which may have seen "
+                "the held-out feeds")
+    static = _quantize(float_model, inputs, fit, static_config, calib_table, progress)
+    models: dict[str, onnx.ModelProto | str] = {STATIC: static.model}
+    for name in CANDIDATES_DYNAMIC:
+        try:
+            models[name] = dynamic_quantize(float_model, candidate_config(config, name))
+        except LowpError as e:
+            models[name] = str(e).strip().splitlines()[0]
+    candidates, samples = measure_modes(float_model, models, evaluation, fit, inputs,
+                                        static_config)
+    chosen, reason = pick(candidates, config.auto_max_slowdown, config.auto_tolerance_db)
+    if chosen == STATIC:
+        result = static if fit is feeds else _quantize(
+            float_model, inputs, feeds, static_config, calib_table, progress)
+    else:
+        qdq = models[chosen]
+        assert not isinstance(qdq, str)
+        verify(qdq, config.resolved_target(), feeds.first())
+        result = QuantizeResult(qdq, float_model, Annotation(), CalibrationTable(),
+                                QuantPlan(), feeds)
+    result.mode_choice = ModeChoice(chosen, reason, candidates, config.auto_max_slowdown,
+                                    config.auto_tolerance_db, len(layers), samples, data, note,
+                                    seconds=time.perf_counter() - start)
+    return result
 
 
 def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputSpec],

@@ -31,12 +31,9 @@ def dynamic_quantize(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
     ann, plan = Annotation(), QuantPlan()
     activations: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
-        if (node.op_type not in DYNAMIC_OPS or node.name in config.exclude_nodes
-                or node.op_type in config.exclude_op_types or len(node.input) < 2):
+        if not _quantizes(node, graph, config):
             continue
         rule = RULES[node.op_type]
-        if not rule.applies(node, graph) or not graph.is_constant(node.input[1]):
-            continue
         w = node.input[1]
         axis = rule.weight_axis(node, graph) if rule.weight_axis else None
         if config.weight_granularity is WeightGranularity.PER_TENSOR:
@@ -74,6 +71,21 @@ def dynamic_quantize(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     return out
+
+
+def dynamic_nodes(model: onnx.ModelProto, config: Config) -> list[str]:
+    """Names of the MatMul/Gemm nodes that dynamic mode quantizes (a constant weight, not
+    excluded): per-token mode takes those of them with a 2-D float32 weight."""
+    graph = Graph(model)
+    return [n.name for n in model.graph.node if _quantizes(n, graph, config)]
+
+
+def _quantizes(node: onnx.NodeProto, graph: Graph, config: Config) -> bool:
+    """Whether per-tensor dynamic mode quantizes `node`."""
+    if (node.op_type not in DYNAMIC_OPS or node.name in config.exclude_nodes
+            or node.op_type in config.exclude_op_types or len(node.input) < 2):
+        return False
+    return RULES[node.op_type].applies(node, graph) and graph.is_constant(node.input[1])
 
 
 def _per_token(model: onnx.ModelProto, config: Config) -> onnx.ModelProto:
