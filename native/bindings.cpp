@@ -558,6 +558,72 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
   return [p, threads, a, b, y] { lowp::run_float_binary(p, threads); };
 }
 
+lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig,
+                                           nb::device::cpu> code,
+                              std::vector<nb::ndarray<const float, nb::device::cpu>> inputs,
+                              OutFloats y, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& strides, int threads) {
+  // y (contiguous, prod(dims) values) = a chain of element-wise operators on the inputs
+  // (float_elementwise.h FloatFusedArgs): code (instructions x 4: op, dst, a, b); inputs
+  // read at strides[4 i .. 4 i + 4) over dims, as float_binary reads its operands
+  if (code.shape(1) != 4 || code.shape(0) == 0)
+    throw std::invalid_argument("float_fused needs instructions of 4 integers");
+  if (dims.size() != 4 || strides.size() != 4 * inputs.size())
+    throw std::invalid_argument("float_fused needs 4 dims and 4 strides per input");
+  lowp::FloatFusedArgs f;
+  int64_t total = 1;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0) throw std::invalid_argument("float_fused needs non-negative dims");
+    f.dims[i] = dims[i];
+    total *= dims[i];
+  }
+  if (size_t(total) != y.size()) throw std::invalid_argument("float_fused y size != dims");
+  std::vector<lowp::FusedInput> ins(inputs.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    int64_t last = 0;
+    ins[k].p = inputs[k].data();
+    for (int i = 0; i < 4; ++i) {
+      const int64_t st = strides[4 * k + size_t(i)];
+      if (st < 0) throw std::invalid_argument("float_fused needs non-negative strides");
+      ins[k].st[i] = st;
+      if (dims[i] > 0) last += (dims[i] - 1) * st;
+    }
+    for (size_t i = 0; i < inputs[k].ndim(); ++i)
+      if (inputs[k].stride(i) < 0)
+        throw std::invalid_argument("float_fused needs a non-negative layout");
+    if (total > 0 && size_t(last) >= inputs[k].size())
+      throw std::invalid_argument("float_fused strides reach outside an input");
+  }
+  const int count = int(code.shape(0));
+  std::vector<lowp::FusedInstr> prog(static_cast<size_t>(count));
+  int registers = 0;
+  const int n_in = int(inputs.size());
+  for (int k = 0; k < count; ++k) {
+    const int32_t* c = code.data() + 4 * k;
+    const int op = c[0];
+    const bool binary = op >= 0 && op < lowp::kFloatBinaryCount;
+    if (!(binary || op == lowp::kFusedRelu || op == lowp::kFusedSqrt ||
+          (op >= lowp::kFusedUnary && op < lowp::kFusedUnary + lowp::kUnaryCount)))
+      throw std::invalid_argument("float_fused: unknown operator");
+    if ((c[1] < 0) != (k == count - 1) || c[1] < -1 || c[1] >= 64)
+      throw std::invalid_argument("float_fused: the last instruction (only) writes y");
+    for (int j = 2; j < (binary ? 4 : 3); ++j)
+      if (c[j] >= 64 || c[j] < -n_in)
+        throw std::invalid_argument("float_fused: operand out of range");
+    registers = std::max({registers, int(c[1]) + 1, int(c[2]) + 1, binary ? int(c[3]) + 1 : 0});
+    prog[size_t(k)] = lowp::FusedInstr{op, c[1], c[2], binary ? c[3] : 0};
+  }
+  f.count = count;
+  f.registers = registers;
+  f.n_inputs = n_in;
+  f.y = y.data();
+  return [f, prog = std::move(prog), ins = std::move(ins), inputs, y, threads]() mutable {
+    f.code = prog.data();
+    f.inputs = ins.data();
+    lowp::run_float_fused(f, threads);
+  };
+}
+
 using Matrix = nb::ndarray<const float, nb::ndim<2>, nb::device::cpu>;
 using OutMatrix = nb::ndarray<float, nb::ndim<2>, nb::device::cpu>;
 
@@ -889,6 +955,8 @@ NB_MODULE(_native, m) {
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_fused", &make_float_fused, "code"_a, "inputs"_a, "y"_a,
+             "dims"_a, "strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,
              "use_lo"_a, "use_hi"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "float_kernels.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -130,6 +132,118 @@ void run_lookup8_f32(const uint8_t* x, const float* table, const AffineTable& fo
       for (int64_t i = i0; i < i0 + len; ++i) y[i] = float(int32_t(s[i]) - zp) * scale;
     } else {
       for (int64_t i = i0; i < i0 + len; ++i) y[i] = float(int32_t(x[i]) - zp) * scale;
+    }
+  });
+}
+
+namespace {
+
+// Where an input's values for output elements [e0, e0 + m) are: read in place (a contiguous
+// input: stride 1), as one value (stride 0), or gathered into `buf` (any other strides).
+enum InputForm { kInPlace, kOneValue, kGathered };
+
+InputForm input_form(const FusedInput& in, const int64_t* dims) {
+  bool zero = true, contiguous = true;
+  int64_t expect = 1;
+  for (int i = 3; i >= 0; --i) {
+    if (dims[i] == 1) continue;
+    zero = zero && in.st[i] == 0;
+    contiguous = contiguous && in.st[i] == expect;
+    expect *= dims[i];
+  }
+  return zero ? kOneValue : contiguous ? kInPlace : kGathered;
+}
+
+void gather(const FusedInput& in, const int64_t* dims, int64_t e0, int64_t m, float* buf) {
+  const int64_t d1 = dims[1], d2 = dims[2], n = dims[3];
+  for (int64_t e = e0; e < e0 + m;) {
+    const int64_t r = e / n, c = e % n, len = std::min(n - c, e0 + m - e);
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+    const float* p = in.p + i0 * in.st[0] + i1 * in.st[1] + i2 * in.st[2] + c * in.st[3];
+    float* out = buf + (e - e0);
+    if (in.st[3] == 1) std::memcpy(out, p, size_t(len) * sizeof(float));
+    else for (int64_t i = 0; i < len; ++i) out[i] = p[i * in.st[3]];
+    e += len;
+  }
+}
+
+void fused_binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                  int64_t n) {
+  switch (op) {
+    case kFloatAdd: row<kFloatAdd>(a, sa, b, sb, y, n); break;
+    case kFloatSub: row<kFloatSub>(a, sa, b, sb, y, n); break;
+    case kFloatMul: row<kFloatMul>(a, sa, b, sb, y, n); break;
+    case kFloatDiv: row<kFloatDiv>(a, sa, b, sb, y, n); break;
+    case kFloatMax: row<kFloatMax>(a, sa, b, sb, y, n); break;
+    case kFloatMin: row<kFloatMin>(a, sa, b, sb, y, n); break;
+    default: row<kFloatPRelu>(a, sa, b, sb, y, n); break;
+  }
+}
+
+}  // namespace
+
+void run_float_fused(const FloatFusedArgs& f, int threads) {
+  const int64_t total = f.dims[0] * f.dims[1] * f.dims[2] * f.dims[3];
+  if (total <= 0 || f.count <= 0) return;
+  const FloatKernels& kernels = active_float_kernels();
+  std::vector<InputForm> forms(size_t(f.n_inputs));
+  int gathered = 0;
+  for (int i = 0; i < f.n_inputs; ++i) {
+    forms[size_t(i)] = input_form(f.inputs[i], f.dims);
+    gathered += forms[size_t(i)] == kGathered;
+  }
+  run_elementwise(total, kBlock, threads, [&](int64_t e0, int64_t len) {
+    // registers, then one block per gathered input
+    std::vector<float> scratch(size_t(f.registers + gathered) * kFusedBlock);
+    std::vector<const float*> src(size_t(f.n_inputs));
+    std::vector<int64_t> stride(size_t(f.n_inputs));
+    for (int64_t b = e0; b < e0 + len; b += kFusedBlock) {
+      const int64_t m = std::min(kFusedBlock, e0 + len - b);
+      float* slot = scratch.data() + size_t(f.registers) * kFusedBlock;
+      for (int i = 0; i < f.n_inputs; ++i) {
+        const FusedInput& in = f.inputs[i];
+        switch (forms[size_t(i)]) {
+          case kInPlace: src[size_t(i)] = in.p + b, stride[size_t(i)] = 1; break;
+          case kOneValue: src[size_t(i)] = in.p, stride[size_t(i)] = 0; break;
+          default:
+            gather(in, f.dims, b, m, slot);
+            src[size_t(i)] = slot, stride[size_t(i)] = 1;
+            slot += kFusedBlock;
+        }
+      }
+      auto operand = [&](int r, int64_t& s) -> const float* {
+        if (r >= 0) {
+          s = 1;
+          return scratch.data() + size_t(r) * kFusedBlock;
+        }
+        s = stride[size_t(-1 - r)];
+        return src[size_t(-1 - r)];
+      };
+      for (int k = 0; k < f.count; ++k) {
+        const FusedInstr& ins = f.code[k];
+        float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
+        int64_t sa = 1, sb = 1;
+        const float* a = operand(ins.a, sa);
+        if (ins.op < kFloatBinaryCount) {
+          const float* bb = operand(ins.b, sb);
+          fused_binary(ins.op, a, sa, bb, sb, d, m);
+          continue;
+        }
+        if (sa == 0) {  // one value: as many copies as the block holds
+          std::fill(d, d + m, *a);
+          a = d;
+        }
+        if (ins.op == kFusedRelu) {
+          for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
+            const float v = a[i];
+            d[i] = (std::isnan(v) || v > 0.0f) ? v : 0.0f;
+          }
+        } else if (ins.op == kFusedSqrt) {
+          for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);
+        } else {
+          kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
+        }
+      }
     }
   });
 }

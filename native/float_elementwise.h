@@ -27,6 +27,37 @@ struct FloatBinaryArgs {
 };
 void run_float_binary(const FloatBinaryArgs& a, int threads);
 
+// A chain of element-wise operators fused into one pass (lowp.runtime.fuse_float): the
+// output is computed block by block (kFusedBlock values, in registers of that many floats
+// each per thread, L1-resident), every instruction on the whole block before the next, by
+// the same per-element arithmetic as the operator's own kernel (run_float_binary,
+// run_float_clamp's Relu, run_float_sqrt, the active path's FloatKernels::unary), so the
+// result equals running the operators one by one bit for bit, on every path and thread
+// count. Instruction (op, dst, a, b): op a FloatBinaryOp (a op b), kFusedUnary + a
+// FloatUnaryOp (op(a), alpha = beta = 0), kFusedRelu or kFusedSqrt (of a); dst a register
+// (>= 0) or -1 for y (the last instruction's, only); operands a register (>= 0) or input
+// -1 - i. Inputs are read at element strides over dims (0 on broadcast axes), as
+// FloatBinaryArgs reads its operands; y is contiguous.
+enum FusedOp { kFusedUnary = 16, kFusedRelu = 32, kFusedSqrt = 33 };
+constexpr int64_t kFusedBlock = 2048;
+struct FusedInstr {
+  int op = kFloatAdd, dst = -1, a = 0, b = 0;
+};
+struct FusedInput {
+  const float* p = nullptr;
+  int64_t st[4] = {0, 0, 0, 0};
+};
+struct FloatFusedArgs {
+  const FusedInstr* code = nullptr;
+  int count = 0;      // instructions
+  int registers = 0;  // registers the code uses
+  const FusedInput* inputs = nullptr;
+  int n_inputs = 0;
+  float* y = nullptr;
+  int64_t dims[4] = {1, 1, 1, 1};
+};
+void run_float_fused(const FloatFusedArgs& a, int threads);
+
 // y = minimum(maximum(x, lo), hi) with numpy's rules (NaN propagates; of two equal values
 // the second operand, so maximum(-0, +0) = +0); either bound may be off. y may be x.
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,

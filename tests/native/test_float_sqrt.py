@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper
 
-from lowp.runtime import Session, native_backend
+from lowp.runtime import Session, fuse_float, native_backend
 from lowp.runtime.backends import native_available
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
@@ -48,13 +48,18 @@ def test_sqrt_steps_replay_with_the_plain_results():
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 7])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    fast, plain = Session(model), Session(model, replay=False)
+    with fuse_float.disabled():         # (fused, Sqrt and Relu are one float_fused call)
+        fast = Session(model)
+    fused, plain = Session(model), Session(model, replay=False)
     rng = np.random.default_rng(1)
     for _ in range(5):
         x = rng.standard_normal((2, 7)).astype(np.float32)
         x[0, :3] = [-0.0, np.nan, -np.inf]
         with np.errstate(invalid="ignore"):
             got, want = fast.run({"x": x})["y"], plain.run({"x": x})["y"]
+            got_fused = fused.run({"x": x})["y"]
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    assert fast._replayer is not None
+        np.testing.assert_array_equal(got_fused.view(np.uint32), want.view(np.uint32))
+    assert fast._replayer is not None and fused._replayer is not None
     assert fast._replayer.programs((("x", (2, 7), "<f4"),)) == [2]
+    assert fused._replayer.programs((("x", (2, 7), "<f4"),)) == [1]

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session
+from lowp.runtime import Session, fuse_float
 from lowp.runtime.backends import native_available
 
 
@@ -40,14 +40,19 @@ def test_pow_equals_onnx_runtime(exponent):
 @pytest.mark.skipif(not native_available(), reason="the native extension is not built")
 def test_square_replays_natively():
     model = _model(np.float32(2), then_relu=True)
-    fast, plain = Session(model), Session(model, replay=False)
+    with fuse_float.disabled():         # (fused, Pow and Relu are one float_fused call)
+        fast = Session(model)
+    fused, plain = Session(model), Session(model, replay=False)
     rng = np.random.default_rng(1)
     for _ in range(5):
         x = (rng.standard_normal((3, 5)) * 1e19).astype(np.float32)
-        np.testing.assert_array_equal(fast.run({"x": x})["y"], plain.run({"x": x})["y"])
-    assert fast._replayer is not None
+        want = plain.run({"x": x})["y"]
+        np.testing.assert_array_equal(fast.run({"x": x})["y"], want)
+        np.testing.assert_array_equal(fused.run({"x": x})["y"], want)
+    assert fast._replayer is not None and fused._replayer is not None
     sig = (("x", (3, 5), "<f4"),)
     assert fast._replayer.programs(sig) == [2]
+    assert fused._replayer.programs(sig) == [1]
 
 
 @pytest.mark.skipif(not native_available(), reason="the native extension is not built")

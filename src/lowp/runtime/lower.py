@@ -5,6 +5,7 @@ lower_elementwise and register themselves in lowering.LOWERINGS."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,8 +29,10 @@ from .fastops import quantize as fast_quantize
 from .float_ops import FLOAT_OPS
 from .float_registry import TensorSequence
 from .fuse import fuse_tables
+from .fuse_float import fuse_float_chains
 from .lowering import LOWERINGS, LowerCtx
 from .plan import CF, CL, Step, StepFn, through_channels_first
+from .replay import fixed_steps
 
 
 def lower(model: onnx.ModelProto, backend: ReferenceBackend,
@@ -78,6 +81,12 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
                 steps.append(_float_step(node, graph, backend, requant_mode, subgraph))
     steps = fuse_tables(_prune(steps, graph, outer), set(graph.output_names),
                         reuse=not subgraph)
+    if not subgraph:
+        # (the one-value initializers: the exponents of Pow steps that chains may take)
+        scalars = {n: numpy_helper.to_array(t) for n, t in graph.initializers.items()
+                   if math.prod(t.dims) == 1}
+        steps = fuse_float_chains(steps, set(graph.output_names), scalars,
+                                  fixed_steps(steps, set(graph.initializers)))
     _transpose_where_consumers_want(steps)
     return steps
 

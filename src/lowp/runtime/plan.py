@@ -55,6 +55,8 @@ class Step:
     conversions: dict[object, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
     subplans: tuple[Any, ...] = ()          # If: its branches (lowp.runtime.control.SubPlan)
+    # a fused chain of float element-wise steps: its lowp.runtime.fuse_float.Chain
+    chain: Any = None
 
 
 def through_channels_first(fn: StepFn) -> StepFn:

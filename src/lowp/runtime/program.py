@@ -31,10 +31,11 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_softmax_rows", "float_sgemm_mlas", "float_sqrt", "float_layer_norm",
               "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
               "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
-              "cast_to_float", "compare")
+              "cast_to_float", "compare", "float_fused")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
-_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare"})
+_STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
+                      "float_fused"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -227,6 +228,36 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},
 }
+
+
+# native/float_elementwise.h FusedOp: how each operator of a fused chain is computed (the
+# same arithmetic as its FLOAT_KERNELS entry: float_binary, float_unary, float_clamp's Relu,
+# float_sqrt); Pow is by an exponent of 2 (x * x, as replay's Pow), a Mul of x with itself
+# float_ops.Erf on float32 is float_unary's Erf (MLAS's form) whatever its attributes, so a
+# chain takes it too (its own step records the call as it runs: replay.NATIVE_FLOAT)
+FUSED_CODES = {**{op: code for op, code in BINARY_CODES.items() if op != "PRelu"},
+               **{op: 16 + code for op, code in UNARY_CODES.items()},
+               "Erf": 16 + 0, "Relu": 32, "Sqrt": 33}
+
+
+def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, threads: int
+               ) -> Made:
+    """One float_fused call computing the chain `code` ((instructions, 4) int32: op, dst,
+    a, b; native/float_elementwise.h) of `inputs` (float32, each broadcast to y's shape)
+    into contiguous float32 `y`; None where the arrays do not fit it (a layout of negative
+    strides, more than four axes left after merging)."""
+    if y.dtype != _F32 or not y.flags.c_contiguous or y.size == 0 or any(
+            v.dtype != _F32 or min(v.strides, default=0) < 0 for v in inputs):
+        return None
+    shape = y.shape
+    geometry = collapse_axes(shape, [element_strides(v, shape) for v in inputs]
+                             or [[0] * len(shape)])
+    if geometry is None:
+        return None
+    dims, strides = geometry
+    flat = [s for st in strides[:len(inputs)] for s in st]
+    return (extension().float_fused, (code, list(inputs), y.reshape(-1), dims, flat,
+                                       threads)), y
 
 
 def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: np.ndarray,

@@ -178,7 +178,7 @@ class Replayer:
         self._ready: dict[object, list[Runner]] = {}
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
         self._buffers: dict[object, dict[object, np.ndarray]] = {}  # native float outputs
-        self._tables: dict[int, np.ndarray] = {}                   # DequantizeLinear tables
+        self._tables: dict[object, np.ndarray] = {}                # DequantizeLinear tables
         self._native_reads = frozenset(n for step in steps if _native_capable(step)
                                        for n in step.inputs if n)
 
@@ -293,15 +293,17 @@ class Replayer:
                 (n, env.get(n), layout.get(n, CF)) for n in step.inputs if n]
             native = self._native_call(i, step, env, layout, buffers)
             if native is not None:
-                (fn, args), y, out_layout = native
-                fn(*args)
+                made, y, out_layout = native
+                calls = made if isinstance(made, list) else [made]
+                for fn, args in calls:
+                    fn(*args)
                 # should the two recordings differ (an input made anew each run), the step
                 # runs the plain way with its result copied into this same buffer, which
                 # is what the steps after it were recorded reading
                 buffers[("out", i, step.outputs[0])] = y
                 env[step.outputs[0]] = y
                 layout[step.outputs[0]] = out_layout if y.ndim >= 3 else CF
-                records.append(_Record([(fn, args)], inputs,
+                records.append(_Record(calls, inputs,
                                        [(step.outputs[0], y, layout[step.outputs[0]])]))
                 continue
             record: _Record | None = None
@@ -361,7 +363,7 @@ class Replayer:
 
     def _native_call(self, index: int, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]
-                     ) -> tuple[Call, np.ndarray, object] | None:
+                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """A native call computing `step` into a buffer the signature owns (and the buffer
         and its layout), for the steps that have none of their own; else None."""
         if step.kind == "int" and step.op_type in ("Add", "Mul"):
@@ -433,7 +435,7 @@ class Replayer:
         have = layout.get(names[xpos], CF)
         return call, out, (have if x.ndim >= 3 else CF)
 
-    def _clip_call(self, index: int, step: Step, env: Env, layout: Layouts,
+    def _clip_call(self, index: object, step: Step, env: Env, layout: Layouts,
                    buffers: dict[object, np.ndarray]
                    ) -> tuple[Call, np.ndarray, object] | None:
         """Clip with constant bounds given as inputs (opset >= 11; an older Clip has one
@@ -451,7 +453,7 @@ class Replayer:
                                  native_float._threads)
         return None if made is None else (made[0], made[1], out_layout)
 
-    def _square_call(self, index: int, step: Step, env: Env, layout: Layouts,
+    def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]
                      ) -> tuple[Call, np.ndarray, object] | None:
         """Pow of float32 by a fixed exponent of 2: x * x (float_ops.Pow), a native Mul."""
@@ -468,13 +470,58 @@ class Replayer:
         made = make([x, x], _buffer(buffers, index, x.shape), native_float._threads)
         return None if made is None else (made[0], made[1], out_layout)
 
-    def _float_call(self, index: int, step: Step, env: Env, layout: Layouts,
+    def _chain_call(self, index: object, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray]
-                    ) -> tuple[Call, np.ndarray, object] | None:
+                    ) -> tuple[Call | list[Call], np.ndarray, object] | None:
+        """A fused chain of element-wise steps (lowp.runtime.fuse_float) as one float_fused
+        call, on inputs of the layouts its steps would each run on natively: all of one
+        layout and shape or one value (else channels-last views where that holds, as
+        `_channels_last_operands`), every intermediate of the result's shape."""
+        arrays = [env.get(n) for n in step.inputs]
+        if any(not isinstance(v, np.ndarray) for v in arrays):
+            return None
+        have: list[np.ndarray] = arrays  # type: ignore[assignment]
+        out_layout = _elementwise_layout(step.inputs, have, layout)
+        if out_layout is None:
+            have = _channels_last_operands(step.inputs, have, layout)
+            out_layout = CL
+        shape = step.chain.result_shape(have) if have else None
+        made = None if shape is None else program.fused_call(
+            step.chain.code, [have[i] for i in step.chain.native_inputs],
+            _buffer(buffers, index, shape), native_float._threads)
+        if made is None:
+            return self._member_calls(index, step, env, layout, buffers)
+        return made[0], made[1], out_layout
+
+    def _member_calls(self, index: object, step: Step, env: Env, layout: Layouts,
+                      buffers: dict[object, np.ndarray]
+                      ) -> tuple[list[Call], np.ndarray, object] | None:
+        """The native calls of a chain's steps one by one (each as `_float_call` makes it,
+        into buffers of the signature), where the fused call does not fit the arrays (an
+        intermediate of another shape than the result, say); None unless every step has
+        one."""
+        local = {n: env[n] for n in step.inputs}
+        local_layout = {n: layout.get(n, CF) for n in step.inputs}
+        calls: list[Call] = []
+        for k, member in enumerate(step.chain.steps):
+            made = self._float_call(("chain", index, k), member, local, local_layout, buffers)
+            if made is None:
+                return None
+            call, y, out_layout = made
+            calls.append(call)      # type: ignore[arg-type]
+            local[member.outputs[0]] = y
+            local_layout[member.outputs[0]] = out_layout if y.ndim >= 3 else CF
+        return calls, y, local_layout[step.outputs[0]]
+
+    def _float_call(self, index: object, step: Step, env: Env, layout: Layouts,
+                    buffers: dict[object, np.ndarray]
+                    ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """The native call computing float `step` (and its output buffer and layout), when
         `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
         if len([o for o in step.outputs if o]) != 1 or not native_float._enabled:
             return None
+        if step.chain is not None:
+            return self._chain_call(index, step, env, layout, buffers)
         if step.kind == "float" and step.op_type == "Clip":
             return self._clip_call(index, step, env, layout, buffers)
         if step.kind == "float" and step.op_type == "Pow":
@@ -683,7 +730,7 @@ def _native_capable(step: Step) -> bool:
     """The step may replay (so the tensors it reads had better be stable memory)."""
     if step.kind == "int" and (step.op_type in RESHAPES or step.op_type in moves.MOVES):
         return True         # quantized data movement: a native copy by its index map
-    return step.replayable or step.kind == "dequantize" or (
+    return step.replayable or step.kind == "dequantize" or step.chain is not None or (
         step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
                                   or step.op_type in program.COMPARE_CODES
                                   or step.op_type in NATIVE_FLOAT
@@ -868,6 +915,9 @@ def _function(fn: object) -> tuple[int, int]:
 
 
 def _same_value(u: object, v: object) -> bool:
+    if isinstance(u, list) or isinstance(v, list):      # (float_fused's inputs)
+        return (isinstance(u, list) and isinstance(v, list) and len(u) == len(v)
+                and all(_same_value(a, b) for a, b in zip(u, v, strict=True)))
     if isinstance(u, np.ndarray) or isinstance(v, np.ndarray):
         return (isinstance(u, np.ndarray) and isinstance(v, np.ndarray)
                 and _geometry(u) == _geometry(v))

@@ -17,6 +17,7 @@ from ..inputs import check_tensor_outputs, model_inputs
 from ..ir.graph import load_model
 from . import (
     blas_threads,
+    fuse_float,
     moves,
     native_float,
     ort_double_qdq,
@@ -83,6 +84,8 @@ class Session:
         self._constants: dict[str, np.ndarray] = {
             t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
         self.last_profile: dict[str, float] = {}
+        # (steps, the same unfused, the intermediates their float chains do not store)
+        self._chains: tuple[list[Step], list[Step], frozenset[str]] | None = None
         self.threads = threads
         self._blas = _blas_controller(self.steps, threads)
         self._constant_reads: dict[object, list[tuple[str, np.ndarray]]] = {}
@@ -122,6 +125,12 @@ class Session:
                                       self.output_names)
             self._constant_reads.clear()
         names = list(output_names) if output_names is not None else self.output_names
+        # (intermediates of fused float chains are there in a step-by-step run of the
+        # unfused steps only)
+        if self._chains is None or self._chains[0] is not self.steps:
+            self._chains = (self.steps, fuse_float.unfused(self.steps),
+                            fuse_float.fused_away(self.steps))
+        capture = capture or not self._chains[2].isdisjoint(names)
         if self._replayer is not None and not capture:
             signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
             env = self._env(signature, everything=output_names is not None)
@@ -132,7 +141,8 @@ class Session:
         else:
             env = dict(self._constants)
             env.update(checked)
-        for step in self.steps if self._replayer is None or capture else ():
+        for step in (self._chains[1] if capture else self.steps) \
+                if self._replayer is None or capture else ():
             t0 = time.perf_counter() if profile else 0.0
             execute(step, env, layout)
             if profile:

@@ -1,0 +1,247 @@
+"""Fused chains of float element-wise steps (lowp.runtime.fuse_float): one step, one native
+float_fused call, bit for bit the unfused steps' values on every instruction-set path and
+thread count (NaN, infinities and signed zeros included); the plain form is the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session, fuse_float
+from lowp.runtime import native_backend as nb
+from lowp.runtime.backends import native_available
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+PATHS = nb.available_paths() if native_available() else []
+BINARY = ["Add", "Sub", "Mul", "Div", "Max", "Min"]
+UNARY = ["Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf"]
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0,
+                    -1.0, 0.5, -3.0, 3.0], np.float32)
+
+
+def _model(nodes: list[onnx.NodeProto], shape: list[int], inputs: list[str],
+           consts: dict[str, np.ndarray], outputs: list[str]) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in outputs],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def gelu_model(shape: list[int]) -> onnx.ModelProto:
+    """tanh GELU written out as tf2onnx writes it (magika): x read four times."""
+    nodes = [
+        helper.make_node("Mul", ["c0", "x"], ["m0"]),
+        helper.make_node("Mul", ["x", "m0"], ["m1"]),
+        helper.make_node("Mul", ["x", "m1"], ["m2"]),
+        helper.make_node("Add", ["x", "m2"], ["a0"]),
+        helper.make_node("Mul", ["c1", "a0"], ["m3"]),
+        helper.make_node("Tanh", ["m3"], ["t"]),
+        helper.make_node("Add", ["c2", "t"], ["a1"]),
+        helper.make_node("Mul", ["c3", "a1"], ["m4"]),
+        helper.make_node("Mul", ["x", "m4"], ["y"]),
+    ]
+    consts = {k: np.array(v, np.float32) for k, v in
+              [("c0", 0.044715), ("c1", 0.7978845608), ("c2", 1.0), ("c3", 0.5)]}
+    return _model(nodes, shape, ["x"], consts, ["y"])
+
+
+def silu_model(shape: list[int]) -> onnx.ModelProto:
+    """SiLU, x * Sigmoid(x + bias), with a per-channel bias (axis 1) before it."""
+    nodes = [helper.make_node("Add", ["x", "b"], ["h"]),
+             helper.make_node("Sigmoid", ["h"], ["s"]),
+             helper.make_node("Mul", ["h", "s"], ["y"])]
+    bias = np.linspace(-2, 2, shape[1], dtype=np.float32).reshape(1, -1, *[1] * (len(shape) - 2))
+    return _model(nodes, shape, ["x"], {"b": bias}, ["y"])
+
+
+def _values(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    x = (rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, shape))).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[:SPECIAL.size] = SPECIAL[:flat.size]
+    return x
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], *, fused: bool,
+         threads: int = 1, runs: int = 3) -> tuple[Session, dict[str, np.ndarray]]:
+    if fused:
+        session = Session(model, threads=threads)
+    else:
+        with fuse_float.disabled():
+            session = Session(model, threads=threads)
+    out: dict[str, np.ndarray] = {}
+    for _ in range(runs):       # two recording runs, then replayed Programs
+        out = session.run(feeds)
+    return session, out
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def _same_bits_nan_aside(a: np.ndarray, b: np.ndarray) -> None:
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b))
+    np.testing.assert_array_equal(a[~nan].view(np.uint32), b[~nan].view(np.uint32))
+
+
+def _chains(session: Session) -> list[str]:
+    return [s.op_type for s in session.steps if s.op_type == fuse_float.OP_TYPE]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gelu_is_one_step_equal_to_the_unfused_steps(path: str, threads: int) -> None:
+    shape = [3, 64, 509]            # 97,728 values: several thread chunks, a ragged block
+    model = gelu_model(shape)
+    x = _values(np.random.default_rng(0), tuple(shape))
+    with nb.use_path(path):
+        fused, got = _run(model, {"x": x}, fused=True, threads=threads)
+        unfused, want = _run(model, {"x": x}, fused=False, threads=threads)
+    assert [s.op_type for s in fused.steps] == [fuse_float.OP_TYPE]
+    assert len(unfused.steps) == 9
+    sig = (("x", tuple(shape), "<f4"),)
+    assert fused._replayer is not None and fused._replayer.programs(sig) == [1]
+    _same_bits(got["y"], want["y"])
+    reference = Session(model, replay=False).run({"x": x})["y"]   # the plain form
+    _same_bits_nan_aside(got["y"], reference)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_silu_with_a_per_channel_bias(path: str) -> None:
+    shape = [2, 6, 5, 7]
+    model = silu_model(shape)
+    x = _values(np.random.default_rng(1), tuple(shape))
+    with nb.use_path(path):
+        fused, got = _run(model, {"x": x}, fused=True)
+        _, want = _run(model, {"x": x}, fused=False)
+    assert _chains(fused) == [fuse_float.OP_TYPE] and len(fused.steps) == 1
+    _same_bits(got["y"], want["y"])
+
+
+def test_intermediates_of_another_shape_replay_step_by_step() -> None:
+    """Add(v, eps) -> Sqrt on (N, 1), then x (N, C) / that: the intermediates are not of the
+    result's shape, so the chain records its steps' own native calls (one Program still)."""
+    nodes = [helper.make_node("Add", ["v", "eps"], ["a"]),
+             helper.make_node("Sqrt", ["a"], ["s"]),
+             helper.make_node("Div", ["x", "s"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
+                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [4, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(np.array(1e-5, np.float32), "eps")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(4)
+    feeds = {"x": _values(rng, (4, 8)), "v": np.abs(_values(rng, (4, 1)))}
+    fused, got = _run(model, feeds, fused=True)
+    _, want = _run(model, feeds, fused=False)
+    assert _chains(fused) == [fuse_float.OP_TYPE]
+    sig = tuple((k, v.shape, "<f4") for k, v in feeds.items())
+    assert fused._replayer is not None and fused._replayer.programs(sig) == [1]
+    _same_bits(got["y"], want["y"])
+
+
+def test_intermediates_read_outside_stay_and_capture_sees_them() -> None:
+    """A graph output (or a value read by a later unfusable step) ends a chain; a capturing
+    run, or one naming a fused intermediate, runs the unfused steps."""
+    nodes = [helper.make_node("Mul", ["x", "c"], ["m"]),
+             helper.make_node("Tanh", ["m"], ["t"]),
+             helper.make_node("Add", ["t", "c"], ["y"]),
+             helper.make_node("Exp", ["y"], ["e"]),
+             helper.make_node("Sub", ["e", "y"], ["z"])]
+    model = _model(nodes, [4, 8], ["x"], {"c": np.array(0.5, np.float32)}, ["z", "t"])
+    session = Session(model)
+    # (Mul, Tanh) fuse: t, an output, ends the chain; y is read by Exp: Add and Sub stay
+    assert [s.op_type for s in session.steps] == [fuse_float.OP_TYPE, "Add", "Exp", "Sub"]
+    assert fuse_float.fused_away(session.steps) == {"m"}
+    x = _values(np.random.default_rng(2), (4, 8))
+    captured = session.run({"x": x}, capture=True)
+    assert {"m", "t", "y", "e", "z"} <= set(captured)
+
+
+def test_capture_and_named_intermediates_of_a_chain() -> None:
+    model = gelu_model([2, 16])
+    x = _values(np.random.default_rng(3), (2, 16))
+    session, out = _run(model, {"x": x}, fused=True)
+    with fuse_float.disabled():
+        plain = Session(model, replay=False)
+    want = plain.run({"x": x}, capture=True)
+    got = session.run({"x": x}, capture=True)
+    for name in ("m0", "a0", "t", "y"):
+        _same_bits_nan_aside(got[name], want[name])
+    named = session.run({"x": x}, ["t", "y"])
+    _same_bits_nan_aside(named["t"], want["t"])
+    _same_bits(named["y"], out["y"])
+
+
+def test_disabled_keeps_every_step() -> None:
+    with fuse_float.disabled():
+        assert not fuse_float.enabled()
+        session = Session(gelu_model([2, 3]))
+    assert fuse_float.enabled()
+    assert _chains(session) == []
+
+
+# ---------------------------------------------------------------------------------------
+# random chains
+
+@st.composite
+def chains(draw: st.DrawFn) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """A random DAG of fusable operators over one or two full inputs, one-value constants
+    (special values included), a per-channel constant and Pow by 2 or 3."""
+    rank = draw(st.integers(1, 4))
+    shape = [draw(st.integers(1, 6)) for _ in range(rank)]
+    shape[-1] = draw(st.sampled_from([1, 3, 17, 40]))
+    inputs = ["x"] + (["w"] if draw(st.booleans()) else [])
+    consts: dict[str, np.ndarray] = {
+        "k0": np.array(draw(st.sampled_from(SPECIAL.tolist())), np.float32),
+        "k1": np.array(draw(st.floats(-4, 4, width=32)), np.float32),
+        "ch": np.linspace(-1.5, 1.5, shape[-1], dtype=np.float32),
+        "e2": np.array(2.0, np.float32), "e3": np.array(3, np.int64)}
+    full = list(inputs)
+    nodes = []
+    for k in range(draw(st.integers(2, 9))):
+        kind = draw(st.sampled_from(["binary", "unary", "pow"]))
+        a = full[-1] if draw(st.booleans()) else draw(st.sampled_from(full))
+        out = f"v{k}"
+        if kind == "unary":
+            nodes.append(helper.make_node(draw(st.sampled_from(UNARY)), [a], [out]))
+        elif kind == "pow":
+            nodes.append(helper.make_node("Pow", [a, draw(st.sampled_from(["e2", "e3"]))],
+                                          [out]))
+        else:
+            b = draw(st.sampled_from(full + ["k0", "k1", "ch"]))
+            pair = [a, b] if draw(st.booleans()) else [b, a]
+            nodes.append(helper.make_node(draw(st.sampled_from(BINARY)), pair, [out]))
+        full.append(out)
+    outputs = [full[-1]]
+    if draw(st.booleans()) and len(nodes) > 2:
+        outputs.append(draw(st.sampled_from(full[len(inputs):-1])))    # read outside
+    model = _model(nodes, shape, inputs, consts, outputs)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    feeds = {n: _values(rng, tuple(shape)) for n in inputs}
+    return model, feeds
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=40, deadline=None)
+@given(case=chains(), threads=st.sampled_from([1, 2]))
+def test_random_chains_equal_the_unfused_steps(path: str, case, threads: int) -> None:
+    model, feeds = case
+    with nb.use_path(path):
+        fused, got = _run(model, feeds, fused=True, threads=threads)
+        _, want = _run(model, feeds, fused=False, threads=threads)
+    assert set(got) == set(want)
+    for name in got:
+        _same_bits(got[name], want[name])
+    if any(s.op_type == fuse_float.OP_TYPE for s in fused.steps):
+        # and the fused plain form (numpy operators) is the reference
+        plain = Session(model, replay=False).run(feeds)
+        for name in got:
+            _same_bits_nan_aside(got[name], plain[name])
