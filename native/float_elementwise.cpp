@@ -84,12 +84,35 @@ void run_float_binary(const FloatBinaryArgs& a, int threads) {
 
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
                      bool use_hi, int threads) {
+  // np.maximum(v, lo) keeps v when v > lo or v is NaN: exactly when !(v <= lo) for a
+  // bound that is not NaN, one unordered comparison the compiler turns into a branch-free
+  // vector select (the branch on the sign of random data mispredicted half the time:
+  // 3.5 ns a value). A NaN bound takes the general form, as before.
+  if ((use_lo && std::isnan(lo)) || (use_hi && std::isnan(hi))) {
+    run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
+      for (int64_t i = i0; i < i0 + len; ++i) {
+        float v = x[i];
+        if (use_lo) v = (std::isnan(v) || v > lo) ? v : lo;   // np.maximum(v, lo)
+        if (use_hi) v = (std::isnan(v) || v < hi) ? v : hi;   // np.minimum(v, hi)
+        y[i] = v;
+      }
+    });
+    return;
+  }
   run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
-    for (int64_t i = i0; i < i0 + len; ++i) {
-      float v = x[i];
-      if (use_lo) v = (std::isnan(v) || v > lo) ? v : lo;   // np.maximum(v, lo)
-      if (use_hi) v = (std::isnan(v) || v < hi) ? v : hi;   // np.minimum(v, hi)
-      y[i] = v;
+    const float* xs = x + i0;
+    float* ys = y + i0;
+    if (use_lo && use_hi) {
+      for (int64_t i = 0; i < len; ++i) {
+        const float v = !(xs[i] <= lo) ? xs[i] : lo;
+        ys[i] = !(v >= hi) ? v : hi;
+      }
+    } else if (use_lo) {
+      for (int64_t i = 0; i < len; ++i) ys[i] = !(xs[i] <= lo) ? xs[i] : lo;
+    } else if (use_hi) {
+      for (int64_t i = 0; i < len; ++i) ys[i] = !(xs[i] >= hi) ? xs[i] : hi;
+    } else {
+      for (int64_t i = 0; i < len; ++i) ys[i] = xs[i];
     }
   });
 }
@@ -236,7 +259,7 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
         if (ins.op == kFusedRelu) {
           for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
             const float v = a[i];
-            d[i] = (std::isnan(v) || v > 0.0f) ? v : 0.0f;
+            d[i] = !(v <= 0.0f) ? v : 0.0f;  // (v > 0 or NaN: branch-free)
           }
         } else if (ins.op == kFusedSqrt) {
           for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);

@@ -206,3 +206,29 @@ def test_strided_or_converted_arguments_are_not_appended() -> None:
     assert not program.appendable([(ext.float_clamp, (xs, y, 0.0, 0.0, True, False, 1))])
     assert program.appendable([(ext.float_clamp, (xs.copy(), y, 0.0, 0.0, True, False, 1))])
     assert not program.appendable([(print, (1,))])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("lo", [None, 0.0, -0.0, -1.5, np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("hi", [None, 0.0, 6.0, np.inf, np.nan])
+def test_clamp_keeps_numpys_maximum_and_minimum(path: str, lo: float | None,
+                                                hi: float | None) -> None:
+    """float_clamp (Relu, Clip) is np.maximum(x, lo) then np.minimum(., hi) bit for bit:
+    NaN inputs stay, a NaN bound makes NaN, -0 against a +0 bound gives the bound; the
+    branch-free form and the NaN-bound form alike."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(3000).astype(np.float32) * 4, SPECIAL])
+    want = x.copy()
+    with np.errstate(all="ignore"):
+        if lo is not None:
+            want = np.where(np.isnan(want) | (want > np.float32(lo)), want, np.float32(lo))
+        if hi is not None:
+            want = np.where(np.isnan(want) | (want < np.float32(hi)), want, np.float32(hi))
+    y = np.empty_like(x)
+    with nb.use_path(path):
+        nb._native.float_clamp(x, y, 0.0 if lo is None else float(lo),
+                               0.0 if hi is None else float(hi), lo is not None,
+                               hi is not None, 2)
+    _bits_equal(y, want.astype(np.float32))
+    if lo == 0.0 and hi is None and not np.signbit(lo):
+        _bits_equal(y, FLOAT_OPS["Relu"](x))
