@@ -21,7 +21,6 @@ that captures intermediates, or names one as an output, runs the unfused steps
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .plan import CF, CL, Step
+from .switch import Switch
 
 OP_TYPE = "ElementwiseChain"
 # operators fused (program.FUSED_CODES; Pow by a one-value exponent of 2 or 3 is x * x and
@@ -38,23 +38,16 @@ _BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min"})
 _UNARY = frozenset({"Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf"})
 _MAX_REGISTERS = 64         # the binding's bound
 
-_enabled = os.environ.get("LOWP_NO_FLOAT_FUSION", "") in ("", "0")
+_enabled = Switch(os.environ.get("LOWP_NO_FLOAT_FUSION", "") in ("", "0"))
 
 
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Lower without fusing float chains inside the body (Sessions made there keep every
-    element-wise step as it is: the reference to compare a fused session with)."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
+#: Lower without fusing float chains inside the body (Sessions made there keep every
+#: element-wise step as it is: the reference to compare a fused session with).
+disabled = _enabled.off
 
 
 def enabled() -> bool:
-    return _enabled
+    return bool(_enabled)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ import numpy as np
 
 from .. import mlas_sgemm, ort_math
 from ..errors import NodeError
+from .switch import Switch
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
-_enabled = True
+_enabled = Switch()
 _threads = 1
 _outputs = threading.local()    # .alloc: where results go instead of new arrays (see outputs)
 
@@ -38,15 +39,8 @@ UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "Har
 MIN_SIZE = 1
 
 
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Run the body with the numpy operators (the reference), e.g. to compare or time."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
+#: Run the body with the numpy operators (the reference), e.g. to compare or time.
+disabled = _enabled.off
 
 
 def set_threads(threads: int) -> None:

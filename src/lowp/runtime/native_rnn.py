@@ -13,13 +13,13 @@ weights that are not constants, or no extension); see `supported`.
 
 from __future__ import annotations
 
-import contextlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .switch import Switch
 from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
@@ -28,18 +28,11 @@ _native: Any = None   # the extension, bound at the first use (see _extension)
 LSTM_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 GRU_ACTIVATIONS = ("sigmoid", "tanh")
 
-_enabled = True
+_enabled = Switch()
 
 
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Run the body with the numpy recurrence (the reference), e.g. to compare."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
+#: Run the body with the numpy recurrence (the reference), e.g. to compare.
+disabled = _enabled.off
 
 
 def _extension() -> Any:
