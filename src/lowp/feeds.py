@@ -2,8 +2,8 @@
 
 A *feed* is one call of the model, `{input name: array}` with the shapes that call takes.
 Calibration runs one pass over the data, smoothing one more (and a refused tensor may call
-for another calibration), so a source must be re-iterable; every consumer iterates a `FeedSource` and holds one feed
-at a time. The forms (`as_feeds` picks one):
+for another calibration), so a source must be re-iterable; every consumer iterates a
+`FeedSource` and holds one feed at a time. The forms (`as_feeds` picks one):
 
 - `StackedFeeds`: arrays whose first axis is the sample axis (a mapping, an .npz file, a
   folder of .npy/.npz files or of images), read one file at a time and cut into batches of
