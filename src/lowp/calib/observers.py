@@ -341,18 +341,19 @@ class HistogramObserver(_Observed):
 
         A float32 batch is binned, counted and its min/max found in one native pass
         (`lowp.calib.scan`) when its values lie within the min/max seen so far; otherwise
-        (and for the first batch) its min/max come first, the bins are widened, and the
-        binning pass follows. Other dtypes and batches holding NaN or Inf run the numpy
-        reference, with the same counts.
+        the bins are widened for the min/max that pass found, and a second pass bins it
+        (the first batch: a min/max pass, then the binning pass). Other dtypes and batches
+        holding NaN or Inf run the numpy reference, with the same counts.
         """
         x = _check_batch(self._name, x)
         if x.size == 0:
             return
-        if self._q is not None and self._bin_native(x):
+        found = self._bin_native(x) if self._q is not None else None
+        if found is True:
             return
-        lo, hi = _batch_min_max(self._name, x)
+        lo, hi = found if isinstance(found, tuple) else _batch_min_max(self._name, x)
         self._fit(lo, hi)
-        if self._bin_native(x):
+        if self._bin_native(x) is True:
             return
         flat = x.reshape(-1)
         for start in range(0, flat.size, _CHUNK):
@@ -360,13 +361,18 @@ class HistogramObserver(_Observed):
             self._counts += np.bincount(self.bin_index(part), minlength=len(self._counts))
             self._zeros += int(np.count_nonzero(part == 0))
 
-    def _bin_native(self, x: np.ndarray) -> bool:
-        """Bin `x` natively if it lies within [min, max] seen (else leave the state)."""
+    def _bin_native(self, x: np.ndarray) -> bool | tuple[float, float] | None:
+        """Bin `x` natively if it lies within [min, max] seen: True; else the state is left
+        as it is and the result is the batch's (min, max), or None when the reference must
+        run."""
         assert self._q is not None and self._min is not None and self._max is not None
         found = scan.histogram(x, self._counts, self._q, self._first, self._min, self._max)
         if found is None:
-            return False
-        self._zeros += found[2]
+            return None
+        added, lo, hi, zeros = found
+        if not added:
+            return lo, hi
+        self._zeros += zeros
         return True
 
     def merge(self, other: HistogramObserver) -> HistogramObserver:

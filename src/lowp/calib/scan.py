@@ -109,13 +109,14 @@ def min_max(x: np.ndarray) -> tuple[float, float] | None:
 
 
 def histogram(x: np.ndarray, counts: np.ndarray, exponent: int, first: int,
-              lo_ok: float, hi_ok: float) -> tuple[float, float, int] | None:
-    """Add the histogram of a non-empty float32 batch to `counts`; (min, max, zeros).
+              lo_ok: float, hi_ok: float) -> tuple[bool, float, float, int] | None:
+    """Add the histogram of a non-empty float32 batch to `counts`; (added, min, max, zeros).
 
     `counts` (int64, contiguous) holds the bins first .. first + len(counts) - 1 of width
-    2^exponent (bin k = [k w, (k+1) w)). None, and `counts` untouched, when the reference
-    must run (not float32, no extension, a NaN or Inf in the batch) or when a value lies
-    outside [lo_ok, hi_ok] (the caller widens its bins and comes again).
+    2^exponent (bin k = [k w, (k+1) w)). `added` is False, and `counts` untouched, when a
+    value lies outside [lo_ok, hi_ok]: the caller widens its bins for the batch's min and
+    max and comes again. None (counts untouched) when the reference must run: not float32,
+    no extension, or a NaN or Inf in the batch.
     """
     flat = _native_vector(x)
     if flat is None or _mod is None or not -1000 < exponent < 1000:
@@ -123,9 +124,9 @@ def histogram(x: np.ndarray, counts: np.ndarray, exponent: int, first: int,
     factor = math.ldexp(1.0, -exponent)
     finite, lo, hi, zeros, neg_zeros = _mod.histogram(flat, counts, factor, int(first),
                                                       float(lo_ok), float(hi_ok))
-    if not finite or lo < lo_ok or hi > hi_ok:
+    if not finite:
         return None
-    return (_signed_zero(lo, zeros, neg_zeros, x, "min"),
+    return (lo_ok <= lo and hi <= hi_ok, _signed_zero(lo, zeros, neg_zeros, x, "min"),
             _signed_zero(hi, zeros, neg_zeros, x, "max"), int(zeros))
 
 
