@@ -102,3 +102,20 @@ def test_kernel_equal_to_stride_equals_the_numpy_scatter(path, nd, k, sp, c_in, 
     assert got.shape == expected.shape == (1, m, *(s * kk for s, kk in zip(sp, k)))[:2 + nd]
     np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=40, deadline=None)
+@given(case=conv_transposes(), threads=st.sampled_from([1, 2]), constant=st.booleans())
+def test_a_channels_first_view_of_channels_last_data_gives_the_same_values(path, case,
+                                                                          threads, constant):
+    """lowp.runtime.lower runs a ConvTranspose of channels-last data (a dequantized
+    convolution output) on a channels-first view of it, with no copy: the GEMM reads its
+    operand through the view's strides with the same flags, so the values are the
+    contiguous input's bit for bit."""
+    (x, w, b), attrs = case
+    view = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    with native_backend.use_path(path), native_float.threads(threads):
+        want = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, w_constant=constant, opset=17)
+        got = FLOAT_OPS["ConvTranspose"](view, w, b, **attrs, w_constant=constant, opset=17)
+    np.testing.assert_array_equal(got, want)

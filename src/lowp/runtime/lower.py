@@ -319,6 +319,12 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
+    if node.op_type == "ConvTranspose":
+        # channels-last data (a dequantized convolution output) is read in place through a
+        # channels-first view: the float GEMM takes its operand with any strides, with the
+        # same flags and so the same sums; the result is channels-first
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _channels_first_view(run), layouts=(CF, CL), output_layout=CF)
     if node.op_type == "Resize" and attrs.get("channels_last_integer"):
         # ONNX Runtime's integer bilinear Resize runs on channels-last data: so does lowp's,
         # between the channels-last convolutions (no transposes on either side of it)
@@ -349,6 +355,18 @@ def _channels_last_result(run: StepFn) -> StepFn:
         return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if y.ndim >= 3 else y,)
 
     return to_channels_last
+
+
+def _channels_first_view(run: StepFn) -> StepFn:
+    """`run` (channels-first in, channels-first out) on channels-last data through a
+    channels-first view of it (no copy)."""
+    def view(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is CL and x is not None and x.ndim >= 3:
+            return run(np.moveaxis(x, -1, 1), *vals[1:], layout=CF)
+        return run(*vals, layout=layout)
+
+    return view
 
 
 def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
