@@ -99,7 +99,8 @@ def test_kernel_equal_to_stride_equals_the_numpy_scatter(path, nd, k, sp, c_in, 
         assert "float_col2im" in [fn.__name__ for fn, _ in recorded]
         with native_float.disabled():
             expected = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, opset=17)
-    assert got.shape == expected.shape == (1, m, *(s * kk for s, kk in zip(sp, k)))[:2 + nd]
+    assert got.shape == expected.shape == (1, m, *(s * kk for s, kk in zip(sp[:nd], k[:nd],
+                                                                            strict=True)))
     np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
     np.testing.assert_array_equal(got, expected)
 

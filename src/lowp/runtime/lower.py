@@ -377,7 +377,7 @@ def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     def resize(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if layout is CL and x is not None and x.ndim == 4:
-            y = resize_channels_last(*vals, **attrs)
+            y = resize_channels_last(x, *vals[1:], **attrs)
             if y is not None:
                 return (y,)
         return through(*vals, layout=layout)
