@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <memory>
 #include <vector>
 
 #include "compare.h"
@@ -323,6 +324,10 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   lowp::TakeArgs a;
   a.x = x.data(), a.fill = fill.data(), a.map = map.data(), a.y = y.data();
   a.n = int64_t(map.size()), a.itemsize = itemsize;
+  // runs of 16 bytes or more on average: one memcpy per run (the same bytes)
+  auto runs = std::make_shared<lowp::TakeRuns>(lowp::take_runs(map.data(), a.n));
+  if (int64_t(runs->len.size()) * 16 <= a.n * itemsize)
+    return [a, threads, x, map, fill, y, runs] { lowp::run_take_runs(a, *runs, threads); };
   return [a, threads, x, map, fill, y] { lowp::run_take(a, threads); };
 }
 

@@ -215,6 +215,13 @@ class Replayer:
                 plain.append(r.entry.step)
         return plain
 
+    def native_only(self, signature: object) -> bool:
+        """A ready signature whose replayed run is native Programs only, none of which
+        checks a tensor from outside (so no step runs from Python)."""
+        runners = self._ready.get(signature)
+        return runners is not None and all(type(r) is _Segment and not r.checks
+                                           for r in runners)
+
     def programs(self, signature: object) -> list[int]:
         """Steps per native Program of a ready signature's plan."""
         return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
