@@ -49,8 +49,9 @@ void ConvOp::run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, u
     run_depthwise(isa, x, n, d, h, w, y, nthreads);
     return;
   }
-  const bool short_k = isa.short_gemm && int64_t(4) * gtaps_ * kc4_ < short_gemm_bytes();
-  run_gemm(short_k ? *isa.short_gemm : isa, x, n, d, h, w, y, nthreads);
+  const bool short_gemm = isa.short_gemm && (int64_t(4) * gtaps_ * kc4_ < short_gemm_bytes() ||
+                                              n * o.d * o.h * o.w < short_gemm_rows());
+  run_gemm(short_gemm ? *isa.short_gemm : isa, x, n, d, h, w, y, nthreads);
 }
 
 void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
