@@ -96,6 +96,8 @@ FOLDABLE = frozenset({
     "Ceil", "Min", "Max", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not",
     "And", "Or", "Where", "Range", "Reshape", "Identity", "ReduceProd", "ReduceSum",
     "ReduceMin", "ReduceMax", "Expand", "Tile", "Transpose",
+    # (a ViT's positional embeddings interpolated to the input's patch grid)
+    "Resize", "Upsample",
 })
 # Operators whose output shapes depend on input values: where they occur, tensor shapes are
 # not fixed by the feed shapes, and nothing is folded.
