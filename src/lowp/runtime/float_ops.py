@@ -717,9 +717,10 @@ _POSITIVE_ZERO, _NEGATIVE_ZERO = np.float32(0.0), np.float32(-0.0)
 
 
 def max_reference(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
-    """float32 ReduceMax of non-empty `x`: the maximum of the set, whatever the order: NaN
-    (the default quiet NaN) when a value is NaN, +0 rather than -0 when both are there.
-    (np.max alone gives either zero, and any NaN's bits, by its vector order.)"""
+    """float32 ReduceMax of non-empty `x` (docs/operators.md (O48)): the maximum of the set,
+    whatever the order: NaN (the default quiet NaN) when a value is NaN, +0 rather than -0
+    when both are there. (np.max alone gives either zero, and any NaN's bits, by its vector
+    order.)"""
     y = np.asarray(np.max(x, axis=ax, keepdims=keep))
     zero = y == 0
     if zero.any():
