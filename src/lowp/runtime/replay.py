@@ -439,7 +439,7 @@ class Replayer:
 
     def _clip_call(self, index: object, step: Step, env: Env, layout: Layouts,
                    buffers: dict[object, np.ndarray]
-                   ) -> tuple[Call, np.ndarray, object] | None:
+                   ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """Clip with bounds given as inputs (opset >= 11; an older Clip has one input and its
         bounds in attributes, which a step does not show: it runs plain): constant bounds
         as `float_clamp`'s arguments, computed ones (a bound from the data's maximum) as
