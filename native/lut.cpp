@@ -30,8 +30,20 @@ void lut8_portable(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n
   int64_t i = 0;
   for (int64_t c = c0; c0 != 0 && c < channels && i < n; ++c, ++i)
     y[i] = table[c * 256 + x[i]];
-  for (; i + channels <= n; i += channels)
-    for (int64_t c = 0; c < channels; ++c) y[i + c] = table[c * 256 + x[i + c]];
+  // (eight independent lookups per step: the loads of one do not wait for the store of the
+  // one before, which the compiler must otherwise assume may alias the table)
+  const int64_t c8 = channels / 8 * 8;
+  for (; i + channels <= n; i += channels) {
+    const uint8_t* xs = x + i;
+    uint8_t* ys = y + i;
+    int64_t c = 0;
+    for (; c < c8; c += 8) {
+      uint8_t v[8];
+      for (int k = 0; k < 8; ++k) v[k] = table[(c + k) * 256 + xs[c + k]];
+      for (int k = 0; k < 8; ++k) ys[c + k] = v[k];
+    }
+    for (; c < channels; ++c) ys[c] = table[c * 256 + xs[c]];
+  }
   for (int64_t c = 0; i < n; ++c, ++i) y[i] = table[c * 256 + x[i]];
 }
 
