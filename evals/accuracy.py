@@ -7,12 +7,12 @@ it with ONNX Runtime's `quantize_static` (QDQ, u8 activations, s8 weights; MinMa
 and Percentile; per-tensor and per-channel weights; Conv/MatMul/Gemm only and all operators),
 NNCF's `nncf.quantize` with its defaults (TRANSFORMER model type for transformer encoders),
 lowp with each fixed calibration method, and lowp's measured method choice
-(`Config(method=MEASURED)`, the default), whose choice sees the calibration feeds only. Every quantized model runs
-in ONNX Runtime (one runtime for all: the comparison is of quantization choices) on held-out
-evaluation feeds (seed 1), and its primary output is scored against the float model's with
-the metric of the model's task (METRICS, METRIC_OF). A peer that fails is reported and
-skipped; ONNX Runtime's calibration of one method that exceeds `--ort-timeout` seconds is
-stopped and reported as skipped.
+(`Config(method=MEASURED)`, the default), whose choice sees the calibration feeds only.
+Every quantized model runs in ONNX Runtime (one runtime for all: the comparison is of
+quantization choices) on held-out evaluation feeds (seed 1), and its primary output is
+scored against the float model's with the metric of the model's task (METRICS, METRIC_OF).
+A peer that fails is reported and skipped; ONNX Runtime's calibration of one method that
+exceeds `--ort-timeout` seconds is stopped and reported as skipped.
 """
 
 from __future__ import annotations

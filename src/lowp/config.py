@@ -89,9 +89,10 @@ class Config:
         AUTO: measured choice among static, dynamic per-token and dynamic per-tensor
         (passes.mode_choice); the static candidate takes every other setting of the config.
     method
-        How activation ranges are chosen from calibration statistics. MEASURED measures a
-        model per fixed method on held-out calibration data (2 folds) and keeps the one
-        with the best output SQNR (passes.method_choice).
+        How activation ranges are chosen from calibration statistics. The default, MEASURED,
+        measures a model per fixed method on held-out calibration data (2 folds) and keeps
+        the one with the best output SQNR (passes.method_choice); a fixed method skips
+        that search.
     target
         Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
     weight_granularity
@@ -154,7 +155,7 @@ class Config:
     """
 
     mode: QuantMode = QuantMode.STATIC
-    method: CalibMethod = CalibMethod.MINMAX
+    method: CalibMethod = CalibMethod.MEASURED
     target: str = "lowp"
     weight_granularity: WeightGranularity = WeightGranularity.PER_CHANNEL
     percentile: float = 99.99

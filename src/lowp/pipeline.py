@@ -324,14 +324,12 @@ def _method_models(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: F
                    config: Config, progress: bool) -> dict[CalibMethod, onnx.ModelProto | str]:
     """A model per method of CANDIDATES from one calibration on `fit` (percentile's, which
     keeps the histograms; the others' ranges are chosen again from them); a string is the
-    error that kept a model from being built."""
+    error that kept a model from being built. An error of the calibration itself (bad data,
+    a tensor zero on all of it) is raised as it is: it is no method's fault."""
     first_method = CalibMethod.PERCENTILE
     models: dict[CalibMethod, onnx.ModelProto | str] = {}
-    try:
-        first = _quantize(float_model, inputs, fit, _candidate(config, first_method), None,
-                          progress)
-    except LowpError as e:
-        return {m: _first_line(e) for m in METHOD_CANDIDATES}
+    first = _quantize(float_model, inputs, fit, _candidate(config, first_method), None,
+                      progress)
     models[first_method] = first.model
     for method in METHOD_CANDIDATES:
         if method is first_method:
