@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <memory>
 #include <vector>
 
 #include "compare.h"
@@ -21,6 +22,7 @@
 #include "float_elementwise.h"
 #include "float_exact.h"
 #include "float_kernels.h"
+#include "float_log.h"
 #include "float_col2im.h"
 #include "float_norm.h"
 #include "float_reduce.h"
@@ -323,6 +325,10 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   lowp::TakeArgs a;
   a.x = x.data(), a.fill = fill.data(), a.map = map.data(), a.y = y.data();
   a.n = int64_t(map.size()), a.itemsize = itemsize;
+  // runs of 16 bytes or more on average: one memcpy per run (the same bytes)
+  auto runs = std::make_shared<lowp::TakeRuns>(lowp::take_runs(map.data(), a.n));
+  if (int64_t(runs->len.size()) * 16 <= a.n * itemsize)
+    return [a, threads, x, map, fill, y, runs] { lowp::run_take_runs(a, *runs, threads); };
   return [a, threads, x, map, fill, y] { lowp::run_take(a, threads); };
 }
 
@@ -501,6 +507,24 @@ lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t
     a.form = form, a.mean = mean;
     lowp::run_float_reduce_sum(a, threads);
   };
+}
+
+lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t k,
+                                   int64_t inner, int threads) {
+  // y (outer x inner) = ReduceMax over k of x (outer x k x inner) (float_reduce.h)
+  if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
+      y.size() != size_t(outer * inner))
+    throw std::invalid_argument("float_reduce_max needs x of outer * k * inner values and y "
+                                "of outer * inner, all >= 1");
+  return [x, y, outer, k, inner, threads] {
+    lowp::run_float_reduce_max(x.data(), y.data(), outer, k, inner, threads);
+  };
+}
+
+lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
+  // y = log(x) element-wise as ONNX Runtime's Log (float_log.h); y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_log needs same sizes");
+  return [threads, x, y] { lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), threads); };
 }
 
 lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
@@ -868,6 +892,8 @@ NB_MODULE(_native, m) {
   m.def("set_path", [](const std::string& name) { lowp::set_active_path(name); }, "name"_a);
   m.def("short_gemm_bytes", &lowp::short_gemm_bytes);
   m.def("set_short_gemm_bytes", &lowp::set_short_gemm_bytes, "bytes"_a);
+  m.def("short_gemm_rows", &lowp::short_gemm_rows);
+  m.def("set_short_gemm_rows", &lowp::set_short_gemm_rows, "rows"_a);
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
@@ -949,6 +975,9 @@ NB_MODULE(_native, m) {
              "welford"_a = false);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,
+             "k"_a, "inner"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,

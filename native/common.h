@@ -229,8 +229,9 @@ struct IsaTable {
   // optional: null means gemm reads the rows in place; else the driver packs each row chunk
   // once for all panels and calls gemm with one tap of ntaps * kc4 groups on the packed rows.
   PackRowsFn pack_rows = nullptr;
-  // optional: GEMMs whose reduction (taps x channels) is shorter than short_gemm_bytes()
-  // run on this table instead (AMX tiles lose to VNNI registers on short reductions).
+  // optional: GEMMs whose reduction (taps x channels) is shorter than short_gemm_bytes(),
+  // or with fewer output rows than short_gemm_rows(), run on this table instead (AMX tiles
+  // lose to VNNI registers on short reductions and on a few rows).
   const IsaTable* short_gemm = nullptr;
   // optional: the path's own weight layout. When set, the driver converts every panel once
   // (on the path's first call, kept with the packed weights) and gemm / gemm_fused receive
@@ -252,6 +253,10 @@ struct IsaTable {
 // table itself, which the tests use to reach the tile kernel with short reductions).
 int short_gemm_bytes();
 void set_short_gemm_bytes(int bytes);
+// Output rows (batch x output pixels) below which a table's short_gemm takes a GEMM (8 by
+// default: a 32-row tile pass computes mostly padding rows there; 0 turns it off).
+int short_gemm_rows();
+void set_short_gemm_rows(int rows);
 
 // Portable element-wise Add (driver.cpp); exact on any path.
 void add_portable(const AddArgs& a);

@@ -83,6 +83,7 @@ const IsaTable* best() {
 
 std::atomic<const IsaTable*> g_active{nullptr};
 std::atomic<int> g_short_gemm_bytes{128};
+std::atomic<int> g_short_gemm_rows{8};
 
 }  // namespace
 
@@ -120,5 +121,7 @@ void set_active_path(const std::string& name) { g_active.store(table_for(name));
 
 int short_gemm_bytes() { return g_short_gemm_bytes.load(); }
 void set_short_gemm_bytes(int bytes) { g_short_gemm_bytes.store(bytes < 0 ? 0 : bytes); }
+int short_gemm_rows() { return g_short_gemm_rows.load(); }
+void set_short_gemm_rows(int rows) { g_short_gemm_rows.store(rows < 0 ? 0 : rows); }
 
 }  // namespace lowp

@@ -76,8 +76,38 @@ void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
 
 // ONNX Runtime's SkipLayerNormalization row (on the sums x = input + skip + bias): Welford's
 // running mean and M2, each operation rounded once (the build has -ffp-contract=off).
+// Rows go in groups of kWelfordLanes, their chains interleaved: each row's running mean is
+// a chain of dependent divisions (latency-bound one row at a time); the operations of every
+// row are the same, in the same order, so the values are too.
+constexpr int64_t kWelfordLanes = 8;
+
 [[maybe_unused]] void welford_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
   const int64_t n = a.n;
+  for (; r0 + kWelfordLanes <= r1; r0 += kWelfordLanes) {
+    float mean[kWelfordLanes] = {}, m2[kWelfordLanes] = {}, sd[kWelfordLanes];
+    const float* x = a.x + r0 * n;
+    for (int64_t h = 0; h < n; ++h) {
+      const float count = float(h + 1);
+      for (int64_t l = 0; l < kWelfordLanes; ++l) {
+        const float v = x[l * n + h];
+        const float delta = v - mean[l];
+        mean[l] += delta / count;
+        const float delta2 = v - mean[l];
+        m2[l] += delta * delta2;
+      }
+    }
+    for (int64_t l = 0; l < kWelfordLanes; ++l) {
+      sd[l] = std::sqrt(m2[l] / float(n) + a.epsilon);
+      const float* xr = x + l * n;
+      float* y = a.y + (r0 + l) * n;
+      for (int64_t h = 0; h < n; ++h) {
+        const float t = (xr[h] - mean[l]) / sd[l] * a.scale[h];
+        y[h] = a.bias ? t + a.bias[h] : t;
+      }
+      if (a.mean) a.mean[r0 + l] = mean[l];
+      if (a.inv) a.inv[r0 + l] = 1.0f / sd[l];
+    }
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const float* x = a.x + r * n;
     float* y = a.y + r * n;

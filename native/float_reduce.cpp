@@ -3,6 +3,8 @@
 #include "float_reduce.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "threadpool.h"
@@ -125,6 +127,36 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
                         in_order(x, y, a.k, w, a.inner);
                       }
                       finish(y, w);
+                    }
+                  });
+}
+
+void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
+                          int threads) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  // one task per outer index and span of the inner axis, the k values of each output in
+  // order; `v == m && !signbit(v)` takes +0 over -0 (equal nonzero values are the same bits)
+  const int64_t span = inner > 4096 ? 1024 : inner;
+  const int64_t spans = (inner + span - 1) / span;
+  run_elementwise(outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (k * span)), threads,
+                  [&](int64_t t0, int64_t len) {
+                    std::vector<float> best;
+                    std::vector<uint8_t> seen_nan;
+                    for (int64_t t = t0; t < t0 + len; ++t) {
+                      const int64_t o = t / spans, j0 = (t % spans) * span;
+                      const int64_t w = std::min(span, inner - j0);
+                      const float* xs = x + o * k * inner + j0;
+                      best.assign(size_t(w), -std::numeric_limits<float>::infinity());
+                      seen_nan.assign(size_t(w), 0);
+                      for (int64_t r = 0; r < k; ++r, xs += inner)
+                        for (int64_t j = 0; j < w; ++j) {
+                          const float v = xs[j], m = best[size_t(j)];
+                          seen_nan[size_t(j)] |= uint8_t(v != v);
+                          best[size_t(j)] = (v > m || (v == m && !std::signbit(v))) ? v : m;
+                        }
+                      float* ys = y + o * inner + j0;
+                      for (int64_t j = 0; j < w; ++j)
+                        ys[j] = seen_nan[size_t(j)] ? nan : best[size_t(j)];
                     }
                   });
 }

@@ -28,4 +28,11 @@ struct ReduceArgs {
 };
 void run_float_reduce_sum(const ReduceArgs& a, int threads);
 
+// y (outer x inner) = ReduceMax over k (k >= 1) of x (outer x k x inner), as
+// lowp.runtime.float_ops's float32 ReduceMax defines it: NaN (the default quiet NaN) when
+// any value is NaN, else the largest value, +0 rather than -0 when both are there (an order-
+// free rule: the maximum of a set). Comparisons only.
+void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
+                          int threads);
+
 }  // namespace lowp

@@ -35,6 +35,37 @@ void run_take(const TakeArgs& a, int threads) {
                   [&](int64_t i0, int64_t len) { fn(a, i0, len); });
 }
 
+TakeRuns take_runs(const int32_t* map, int64_t n) {
+  TakeRuns r;
+  for (int64_t i = 0; i < n;) {
+    // a run: consecutive indices of x, or of fill, or one element
+    const int64_t start = map[i];
+    int64_t j = i + 1;
+    if (start >= 0)
+      while (j < n && map[j] == start + (j - i)) ++j;
+    else
+      while (j < n && map[j] < 0 && map[j] == start - (j - i)) ++j;
+    r.src.push_back(start), r.dst.push_back(i), r.len.push_back(j - i);
+    i = j;
+  }
+  return r;
+}
+
+void run_take_runs(const TakeArgs& a, const TakeRuns& runs, int threads) {
+  const int64_t count = int64_t(runs.len.size()), size = a.itemsize;
+  if (count == 0) return;
+  const int64_t per_run = std::max<int64_t>(1, a.n / count);
+  run_elementwise(count, std::max<int64_t>(1, (int64_t(1) << 16) / per_run), threads,
+                  [&](int64_t r0, int64_t len) {
+    for (int64_t r = r0; r < r0 + len; ++r) {
+      const int64_t s = runs.src[size_t(r)];
+      // a fill run counts down from -1 - s: its elements are fill[-1 - s], fill[-s], ...
+      const uint8_t* from = s >= 0 ? a.x + s * size : a.fill + (-1 - s) * size;
+      std::memcpy(a.y + runs.dst[size_t(r)] * size, from, size_t(runs.len[size_t(r)] * size));
+    }
+  });
+}
+
 void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
                     int64_t y_width, int64_t offset, int threads) {
   if (rows <= 0 || width <= 0) return;

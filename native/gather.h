@@ -4,6 +4,7 @@
 // feed signature by running the step on element indices, so the copy is exactly the step's.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace lowp {
 
@@ -17,6 +18,16 @@ struct TakeArgs {
 };
 
 void run_take(const TakeArgs& a, int threads);
+
+// The same copy as runs of consecutive elements: run r copies len[r] elements from x at
+// src[r] (or from fill at -1 - src[r] when src[r] < 0) to y at dst[r] (element indices).
+// `take_runs` finds them in a map; where they are long (a nearest upsampling or a slice of
+// channels-last data: whole pixels), one memcpy each beats the element loop.
+struct TakeRuns {
+  std::vector<int64_t> src, dst, len;
+};
+TakeRuns take_runs(const int32_t* map, int64_t n);
+void run_take_runs(const TakeArgs& a, const TakeRuns& runs, int threads);
 
 // A block copy: `rows` rows of `width` bytes of x (contiguous) into y, whose rows are
 // `y_width` bytes, starting at byte `offset` of each (a Concat's part into its output).

@@ -30,8 +30,20 @@ void lut8_portable(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n
   int64_t i = 0;
   for (int64_t c = c0; c0 != 0 && c < channels && i < n; ++c, ++i)
     y[i] = table[c * 256 + x[i]];
-  for (; i + channels <= n; i += channels)
-    for (int64_t c = 0; c < channels; ++c) y[i + c] = table[c * 256 + x[i + c]];
+  // (eight independent lookups per step: the loads of one do not wait for the store of the
+  // one before, which the compiler must otherwise assume may alias the table)
+  const int64_t c8 = channels / 8 * 8;
+  for (; i + channels <= n; i += channels) {
+    const uint8_t* xs = x + i;
+    uint8_t* ys = y + i;
+    int64_t c = 0;
+    for (; c < c8; c += 8) {
+      uint8_t v[8];
+      for (int k = 0; k < 8; ++k) v[k] = table[(c + k) * 256 + xs[c + k]];
+      for (int k = 0; k < 8; ++k) ys[c + k] = v[k];
+    }
+    for (; c < channels; ++c) ys[c] = table[c * 256 + xs[c]];
+  }
   for (int64_t c = 0; i < n; ++c, ++i) y[i] = table[c * 256 + x[i]];
 }
 
@@ -98,6 +110,8 @@ void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
   const int64_t n = a.n, inner = a.inner;
   // signed values as their unsigned order: the distance from the maximum is the same
   const uint8_t flip = a.is_signed ? 0x80 : 0x00;
+  const double lo = double(a.qmin) - double(a.zero_point) - 1.0,
+               hi = double(a.qmax) - double(a.zero_point) + 1.0, magic = 6755399441055744.0;
   run_elementwise(a.rows, std::max<int64_t>(1, (int64_t(1) << 14) / n), threads,
                   [&](int64_t r0, int64_t len) {
     for (int64_t r = r0; r < r0 + len; ++r) {
@@ -111,7 +125,12 @@ void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
       for (int64_t i = 1; i < n; ++i) s += t[uint8_t(x[i * inner] ^ flip)];
       const double sum = double(s);
       for (int64_t i = 0; i < n; ++i) {
-        double q = std::nearbyint(double(t[uint8_t(x[i * inner] ^ flip)]) * a.inv_scale / sum);
+        // nearbyint without a libm call (this file has no SSE4.1 round): clamped to one
+        // past the bounds first, the value is below 2^52, where adding and subtracting
+        // 1.5 * 2^52 rounds half to even exactly; the clamp after it gives the same bound
+        double q = double(t[uint8_t(x[i * inner] ^ flip)]) * a.inv_scale / sum;
+        q = std::min(std::max(q, lo), hi);
+        q = (q + magic) - magic;
         q = std::min(std::max(q + double(a.zero_point), double(a.qmin)), double(a.qmax));
         const int v = int(q);
         y[i * inner] = uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));

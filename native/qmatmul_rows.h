@@ -14,13 +14,29 @@
 namespace lowp {
 namespace {
 
+// Columns [j, j + W) of one output row: W accumulators that stay in registers while p runs
+// over k (a loop over p with a short loop over the row inside pays its overhead per p: the
+// attention products of small transformers have n = 16..64). The sums are exact integers, so
+// this order gives the same values as any other.
+template <int W>
+inline void qmatmul_block(const float* bf, const float* af, int64_t k, int64_t n, float* out) {
+  float acc[W] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    const float av = af[p];
+    const float* brow = bf + p * n;
+    for (int jj = 0; jj < W; ++jj) acc[jj] += av * brow[jj];
+  }
+  for (int jj = 0; jj < W; ++jj) out[jj] = acc[jj];
+}
+
 inline void qmatmul_rows(const QMatMulArgs& q, int64_t r0, int64_t r1) {
   const int64_t k = q.k, n = q.n;
   const float lo = float(q.qmin - q.y_zp), hi = float(q.qmax - q.y_zp), magic = 12582912.0f;
   auto value = [](const uint8_t* p, int64_t i, bool is_signed) {
     return is_signed ? int32_t(int8_t(p[i])) : int32_t(p[i]);
   };
-  std::vector<float> bf(static_cast<size_t>(k * n)), acc(static_cast<size_t>(n));
+  std::vector<float> bf(static_cast<size_t>(k * n)), acc(static_cast<size_t>(n)),
+      af(static_cast<size_t>(k));
   int64_t converted = -1;  // the batch entry whose b is in bf
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t bi = r / q.m, i = r % q.m;
@@ -30,19 +46,19 @@ inline void qmatmul_rows(const QMatMulArgs& q, int64_t r0, int64_t r1) {
       converted = bi;
     }
     const uint8_t* arow = q.a + q.a_offsets[bi] + i * k;
+    for (int64_t p = 0; p < k; ++p) af[size_t(p)] = float(value(arow, p, q.a_signed) - q.a_zp);
     float* ac = acc.data();
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t p = 0; p < k; ++p) {
-      const float av = float(value(arow, p, q.a_signed) - q.a_zp);
-      const float* brow = bf.data() + p * n;
-      for (int64_t j = 0; j < n; ++j) ac[j] += av * brow[j];
-    }
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) qmatmul_block<32>(bf.data() + j, af.data(), k, n, ac + j);
+    for (; j + 16 <= n; j += 16) qmatmul_block<16>(bf.data() + j, af.data(), k, n, ac + j);
+    for (; j + 8 <= n; j += 8) qmatmul_block<8>(bf.data() + j, af.data(), k, n, ac + j);
+    for (; j < n; ++j) qmatmul_block<1>(bf.data() + j, af.data(), k, n, ac + j);
     uint8_t* yrow = q.y + r * n;
-    for (int64_t j = 0; j < n; ++j) {
-      float v = ac[j] * q.scale;
+    for (int64_t jj = 0; jj < n; ++jj) {
+      float v = ac[jj] * q.scale;
       v = v < lo ? lo : (v > hi ? hi : v);
       const int32_t iv = int32_t((v + magic) - magic) + q.y_zp;
-      yrow[j] = q.y_signed ? uint8_t(int8_t(iv)) : uint8_t(iv);
+      yrow[jj] = q.y_signed ? uint8_t(int8_t(iv)) : uint8_t(iv);
     }
   }
 }

@@ -7,28 +7,33 @@
 namespace lowp {
 namespace {
 
+// The sizes are read into locals first: the stores to y could alias the argument struct,
+// and the loop over the channels is then left unvectorised.
 template <typename T>
 void bilinear_rows(const BilinearArgs& a, int64_t r0, int64_t len) {
   const T* x = reinterpret_cast<const T*>(a.x);
   T* y = reinterpret_cast<T*>(a.y);
-  const int64_t row = a.w * a.inner, out_row = a.out_w * a.inner;
+  const int64_t inner = a.inner, out_w = a.out_w, out_h = a.out_h, h = a.h;
+  const int64_t row = a.w * inner, out_row = out_w * inner;
+  const int32_t *x1 = a.x1, *x2 = a.x2, *dx1 = a.dx1, *dx2 = a.dx2;
   for (int64_t r = r0; r < r0 + len; ++r) {
-    const int64_t o = r / a.out_h, i = r % a.out_h;
-    const T* top = x + (o * a.h + a.y1[i]) * row;
-    const T* bottom = x + (o * a.h + a.y2[i]) * row;
+    const int64_t o = r / out_h, i = r % out_h;
+    const T* top = x + (o * h + a.y1[i]) * row;
+    const T* bottom = x + (o * h + a.y2[i]) * row;
     const int32_t dy1 = a.dy1[i], dy2 = a.dy2[i];
     T* out = y + r * out_row;
-    for (int64_t j = 0; j < a.out_w; ++j) {
-      const int32_t w11 = a.dx2[j] * dy2, w21 = a.dx1[j] * dy2;
-      const int32_t w12 = a.dx2[j] * dy1, w22 = a.dx1[j] * dy1;
-      const T* t1 = top + a.x1[j] * a.inner;
-      const T* t2 = top + a.x2[j] * a.inner;
-      const T* b1 = bottom + a.x1[j] * a.inner;
-      const T* b2 = bottom + a.x2[j] * a.inner;
-      for (int64_t c = 0; c < a.inner; ++c) {
+    for (int64_t j = 0; j < out_w; ++j) {
+      const int32_t w11 = dx2[j] * dy2, w21 = dx1[j] * dy2;
+      const int32_t w12 = dx2[j] * dy1, w22 = dx1[j] * dy1;
+      const T* t1 = top + x1[j] * inner;
+      const T* t2 = top + x2[j] * inner;
+      const T* b1 = bottom + x1[j] * inner;
+      const T* b2 = bottom + x2[j] * inner;
+      T* o_px = out + j * inner;
+      for (int64_t c = 0; c < inner; ++c) {
         const int32_t total = w11 * int32_t(t1[c]) + w21 * int32_t(t2[c]) +
                               w12 * int32_t(b1[c]) + w22 * int32_t(b2[c]);
-        out[j * a.inner + c] = T(total / (int32_t(1) << 20));
+        o_px[c] = T(total / (int32_t(1) << 20));
       }
     }
   }

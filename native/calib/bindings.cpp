@@ -69,10 +69,11 @@ constexpr int64_t kMinPerThread = int64_t(1) << 16;
 // Values per scan call: each uint32 sub-histogram counter stays far below 2^32.
 constexpr int64_t kMaxBlock = int64_t(1) << 30;
 
-// Scan x[0, n) on up to `threads` threads; when bins > 0, add the histogram (zeros in the
-// middle bin) into counts[0, bins) if all values are finite.
-ScanResult scan(const float* x, int64_t n, int64_t bins, double factor, int64_t* counts,
-                int threads) {
+// Scan x[0, n) on up to `threads` threads; when bins > 0, add the histogram of the bins
+// first .. first + bins - 1 of width 1 / factor (zeros in bin -first) into counts[0, bins)
+// if all values are finite and lie within [lo_ok, hi_ok].
+ScanResult scan(const float* x, int64_t n, int64_t bins, double factor, double first,
+                int64_t* counts, int threads, double lo_ok = 0.0, double hi_ok = 0.0) {
   const ScanKernels& k = active();
   if (threads <= 0) threads = lowp::ThreadPool::max_threads();
   const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinPerThread));
@@ -90,8 +91,8 @@ ScanResult scan(const float* x, int64_t n, int64_t bins, double factor, int64_t*
       acc.assign(size_t(bins), 0);
       BinArgs a;
       a.factor = factor;
-      a.half = double(bins) / 2.0;
-      a.top = double(bins - 1);
+      a.first = first;
+      a.last = first + double(bins - 1);
       a.bins = bins;
       a.hist = sub.data();
       for (int64_t b = i0; b < i1 && r.finite; b += kMaxBlock) {
@@ -115,10 +116,11 @@ ScanResult scan(const float* x, int64_t n, int64_t bins, double factor, int64_t*
     out.zeros += r.zeros;
     out.neg_zeros += r.neg_zeros;
   }
-  if (bins > 0 && out.finite) {
+  if (bins > 0 && out.finite && double(out.min) >= lo_ok && double(out.max) <= hi_ok) {
     for (const std::vector<int64_t>& acc : part)
       for (int64_t j = 0; j < bins; ++j) counts[j] += acc[size_t(j)];
-    counts[bins / 2] += out.zeros;
+    const int64_t zero_bin = std::min(bins - 1, std::max<int64_t>(0, int64_t(-first)));
+    counts[zero_bin] += out.zeros;
   }
   return out;
 }
@@ -136,7 +138,7 @@ Found as_tuple(const ScanResult& r) {
 
 NB_MODULE(_calib, m) {
   using namespace lowp_calib;
-  m.doc() = "Calibration scans: exact min/max and fixed-edge histograms of float32 arrays.";
+  m.doc() = "Calibration scans: exact min/max and power-of-two-bin histograms of float32 arrays.";
   m.def("available_paths", [] {
     std::vector<std::string> out;
     for (const ScanKernels* k : paths()) out.emplace_back(k->name);
@@ -161,7 +163,7 @@ NB_MODULE(_calib, m) {
         ScanResult r;
         {
           nb::gil_scoped_release nogil;
-          r = scan(x.data(), int64_t(x.shape(0)), 0, 0.0, nullptr, threads);
+          r = scan(x.data(), int64_t(x.shape(0)), 0, 0.0, 0.0, nullptr, threads);
         }
         return as_tuple(r);
       },
@@ -169,19 +171,25 @@ NB_MODULE(_calib, m) {
       "(finite, min, max, zeros, negative zeros) of a float32 vector.");
   m.def(
       "histogram",
-      [](Floats x, Counts counts, double factor, int threads) {
+      [](Floats x, Counts counts, double factor, int64_t first, double lo_ok, double hi_ok,
+         int threads) {
         const int64_t bins = int64_t(counts.shape(0));
         if (bins < 1) throw std::invalid_argument("counts must hold at least one bin");
         if (!(factor > 0.0) || !(factor <= std::numeric_limits<double>::max()))
           throw std::invalid_argument("factor must be positive and finite");
+        constexpr int64_t kMaxIndex = int64_t(1) << 40;
+        if (first < -kMaxIndex || first > kMaxIndex || bins > kMaxIndex)
+          throw std::invalid_argument("first bin or bin count out of range");
         ScanResult r;
         {
           nb::gil_scoped_release nogil;
-          r = scan(x.data(), int64_t(x.shape(0)), bins, factor, counts.data(), threads);
+          r = scan(x.data(), int64_t(x.shape(0)), bins, factor, double(first), counts.data(),
+                   threads, lo_ok, hi_ok);
         }
         return as_tuple(r);
       },
-      "x"_a, "counts"_a, "factor"_a, "threads"_a = 0,
-      "Add the fixed-edge histogram of a float32 vector to counts (only if all values are "
-      "finite); returns (finite, min, max, zeros, negative zeros).");
+      "x"_a, "counts"_a, "factor"_a, "first"_a, "lo_ok"_a, "hi_ok"_a, "threads"_a = 0,
+      "Add the histogram of a float32 vector over the bins first .. first + len(counts) - 1 "
+      "of width 1 / factor to counts, only if all values are finite and within "
+      "[lo_ok, hi_ok]; returns (finite, min, max, zeros, negative zeros).");
 }

@@ -1,11 +1,11 @@
 // Kernel layer of lowp._calib: one pass over a block of float32 activations that finds the
 // exact min and max, counts zeros (and negative zeros), flags non-finite values and, for the
 // histogram pass, bins every other value exactly as lowp.calib.observers bins it:
-//   (C1) bin(x) = clamp(floor(double(x) * factor + half), 0, top)
-// with factor = num_bins / (2 amax), half = num_bins / 2, top = num_bins - 1, each operation
-// a correctly rounded float64 operation (no FMA: the build uses -ffp-contract=off), so the
-// bin of every value is the reference's. Zeros are not scattered: bin(+-0) = num_bins // 2
-// for every finite factor, and the driver adds them there. One table per instruction set
+//   (C1) bin(x) = clamp(floor(double(x) * factor), first, last) - first
+// with factor = 2^-q (the bin width is 2^q, so the product is exact) and the stored bins
+// first..last; the same float64 operations as the reference (no FMA: the build uses
+// -ffp-contract=off), so the bin of every value is the reference's. Zeros are not
+// scattered: bin(+-0) = -first (clamped), and the driver adds them there. One table per instruction set
 // (scan_scalar/avx2/avx512.cpp); the driver (bindings.cpp) splits the data over threads.
 #pragma once
 #include <cmath>
@@ -28,7 +28,7 @@ struct ScanResult {
 // (sub-histogram s at hist + s * bins), so that runs of equal values do not serialise on one
 // counter. Zero and non-finite values are never scattered.
 struct BinArgs {
-  double factor = 0.0, half = 0.0, top = 0.0;
+  double factor = 0.0, first = 0.0, last = 0.0;
   int64_t bins = 0;
   uint32_t* hist = nullptr;
 };
@@ -60,9 +60,9 @@ static inline void scan_one(float v, const BinArgs* a, uint32_t* sub, ScanResult
     return;
   }
   if (a != nullptr) {
-    double t = std::floor(double(v) * a->factor + a->half);
-    t = t < 0.0 ? 0.0 : (t > a->top ? a->top : t);
-    ++sub[int64_t(t)];
+    double t = std::floor(double(v) * a->factor);
+    t = t < a->first ? a->first : (t > a->last ? a->last : t);
+    ++sub[int64_t(t - a->first)];
   }
 }
 

@@ -8,10 +8,9 @@
 namespace lowp_calib {
 namespace {
 
-inline __m128i bins4(__m128 v, __m256d f, __m256d h, __m256d top) {
-  __m256d t = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtps_pd(v), f), h);
-  t = _mm256_floor_pd(t);
-  t = _mm256_min_pd(_mm256_max_pd(t, _mm256_setzero_pd()), top);
+inline __m128i bins4(__m128 v, __m256d f, __m256d lo, __m256d hi) {
+  __m256d t = _mm256_floor_pd(_mm256_mul_pd(_mm256_cvtps_pd(v), f));
+  t = _mm256_sub_pd(_mm256_min_pd(_mm256_max_pd(t, lo), hi), lo);
   return _mm256_cvttpd_epi32(t);
 }
 
@@ -23,11 +22,11 @@ void scan_avx2(const float* x, int64_t n, const BinArgs* a, ScanResult& r) {
   __m256 vmin = _mm256_set1_ps(r.min), vmax = _mm256_set1_ps(r.max);
   int bad = 0;
   int64_t zeros = 0, negz = 0;
-  __m256d f{}, h{}, top{};
+  __m256d f{}, bfirst{}, blast{};
   if (a) {
     f = _mm256_set1_pd(a->factor);
-    h = _mm256_set1_pd(a->half);
-    top = _mm256_set1_pd(a->top);
+    bfirst = _mm256_set1_pd(a->first);
+    blast = _mm256_set1_pd(a->last);
   }
   alignas(32) int32_t idx[8];
   int64_t i = 0;
@@ -44,8 +43,8 @@ void scan_avx2(const float* x, int64_t n, const BinArgs* a, ScanResult& r) {
     if (a) {
       unsigned live = unsigned(fin & ~z);
       if (live) {
-        _mm_store_si128(reinterpret_cast<__m128i*>(idx), bins4(_mm256_castps256_ps128(v), f, h, top));
-        _mm_store_si128(reinterpret_cast<__m128i*>(idx + 4), bins4(_mm256_extractf128_ps(v, 1), f, h, top));
+        _mm_store_si128(reinterpret_cast<__m128i*>(idx), bins4(_mm256_castps256_ps128(v), f, bfirst, blast));
+        _mm_store_si128(reinterpret_cast<__m128i*>(idx + 4), bins4(_mm256_extractf128_ps(v, 1), f, bfirst, blast));
         for (; live; live &= live - 1) {
           const int k = __builtin_ctz(live);
           ++a->hist[(k % kSub) * a->bins + idx[k]];

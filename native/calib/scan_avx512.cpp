@@ -8,10 +8,10 @@
 namespace lowp_calib {
 namespace {
 
-inline __m256i bins8(__m256 v, __m512d f, __m512d h, __m512d top) {
-  __m512d t = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtps_pd(v), f), h);
+inline __m256i bins8(__m256 v, __m512d f, __m512d lo, __m512d hi) {
+  __m512d t = _mm512_mul_pd(_mm512_cvtps_pd(v), f);
   t = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  t = _mm512_min_pd(_mm512_max_pd(t, _mm512_setzero_pd()), top);
+  t = _mm512_sub_pd(_mm512_min_pd(_mm512_max_pd(t, lo), hi), lo);
   return _mm512_cvttpd_epi32(t);
 }
 
@@ -22,11 +22,11 @@ void scan_avx512(const float* x, int64_t n, const BinArgs* a, ScanResult& r) {
   __m512 vmin = _mm512_set1_ps(r.min), vmax = _mm512_set1_ps(r.max);
   __mmask16 bad = 0;
   int64_t zeros = 0, negz = 0;
-  __m512d f{}, h{}, top{};
+  __m512d f{}, bfirst{}, blast{};
   if (a) {
     f = _mm512_set1_pd(a->factor);
-    h = _mm512_set1_pd(a->half);
-    top = _mm512_set1_pd(a->top);
+    bfirst = _mm512_set1_pd(a->first);
+    blast = _mm512_set1_pd(a->last);
   }
   alignas(64) int32_t idx[16];
   int64_t i = 0;
@@ -42,9 +42,9 @@ void scan_avx512(const float* x, int64_t n, const BinArgs* a, ScanResult& r) {
     if (a) {
       unsigned live = unsigned(fin & ~z) & 0xffffu;
       if (live) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(idx), bins8(_mm512_castps512_ps256(v), f, h, top));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(idx), bins8(_mm512_castps512_ps256(v), f, bfirst, blast));
         _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8),
-                           bins8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)), f, h, top));
+                           bins8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)), f, bfirst, blast));
         for (; live; live &= live - 1) {
           const int k = __builtin_ctz(live);
           ++a->hist[(k % kSub) * a->bins + idx[k]];

@@ -327,7 +327,7 @@ def _add_config_options(p: argparse.ArgumentParser,
                    help="one scale per convolution group (Caffe2 group-wise)")
     p.set_defaults(granularity=WeightGranularity.PER_CHANNEL.value)
     p.add_argument("--percentile", type=float, default=99.99)
-    p.add_argument("--num-bins", type=int, default=8001)
+    p.add_argument("--num-bins", type=int, default=16384)
     p.add_argument("--num-quantized-bins", type=int, default=255)
     p.add_argument("--exclude", nargs="*", default=[], metavar="NODE",
                    help="node names left in float")

@@ -102,7 +102,8 @@ class Config:
     percentile
         Percentile for CalibMethod.PERCENTILE.
     num_bins, num_quantized_bins
-        Histogram resolution for entropy / percentile / mse (8001 / 255 as MXNet, TensorRT).
+        Histogram bin budget for entropy / percentile / mse (16384: 8192 to 16384 bins
+        over [-amax, amax]) and quantization levels (255 as MXNet, TensorRT).
     exclude_nodes, exclude_op_types
         Nodes left in float.
     quantize_op_types
@@ -159,7 +160,7 @@ class Config:
     target: str = "lowp"
     weight_granularity: WeightGranularity = WeightGranularity.PER_CHANNEL
     percentile: float = 99.99
-    num_bins: int = 8001
+    num_bins: int = 16384
     num_quantized_bins: int = 255
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()

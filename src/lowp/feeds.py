@@ -1,9 +1,9 @@
 """Calibration data as a stream of feeds: every accepted form behind one `FeedSource`.
 
 A *feed* is one call of the model, `{input name: array}` with the shapes that call takes.
-Calibration runs two passes over the data (min/max, then histograms), smoothing one more,
-so a source must be re-iterable; every consumer iterates a `FeedSource` and holds one feed
-at a time. The forms (`as_feeds` picks one):
+Calibration runs one pass over the data, smoothing one more (and a refused tensor may call
+for another calibration), so a source must be re-iterable; every consumer iterates a
+`FeedSource` and holds one feed at a time. The forms (`as_feeds` picks one):
 
 - `StackedFeeds`: arrays whose first axis is the sample axis (a mapping, an .npz file, a
   folder of .npy/.npz files or of images), read one file at a time and cut into batches of
@@ -275,7 +275,7 @@ class DictFeeds(FeedSource):
 
     `make` returns a fresh iterable of mappings (input name -> array or tensor). A pass that
     yields no feed at all is a DataError: a callable that hands back an exhausted iterator
-    on the second pass would otherwise calibrate pass 2 on nothing.
+    on the second pass would otherwise calibrate that pass on nothing.
     """
 
     def __init__(self, make: Callable[[], Iterable[Any]], inputs: list[InputSpec],

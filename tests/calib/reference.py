@@ -37,10 +37,11 @@ def kl_divergences_loop(hist: np.ndarray, num_quantized_bins: int,
     hist = [float(v) for v in hist]
     num_bins = len(hist)
     zero_bin_idx = num_bins // 2
-    half = num_quantized_bins // 2
+    odd = num_bins % 2                # odd: zero in the middle bin; even: the middle edge
+    half = (num_quantized_bins - odd + 1) // 2
     out = []
     for i in (range(half, zero_bin_idx + 1) if candidates is None else candidates):
-        start, stop = zero_bin_idx - i, zero_bin_idx + i + 1
+        start, stop = zero_bin_idx - i, zero_bin_idx + i + odd
         sliced = hist[start:stop]
         p = list(sliced)
         p[0] += math.fsum(hist[:start])

@@ -23,8 +23,8 @@ from lowp.data import demo_model_path, load_demo_calibration
 from lowp.errors import DataError
 
 
-def observed(name: str, x: np.ndarray, num_bins: int = 8001) -> HistogramObserver:
-    obs = HistogramObserver(name, float(np.abs(x).max()), num_bins)
+def observed(name: str, x: np.ndarray, num_bins: int = 16384) -> HistogramObserver:
+    obs = HistogramObserver(name, num_bins)
     obs.update(x)
     return obs
 

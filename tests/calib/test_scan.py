@@ -1,7 +1,8 @@
 """Native calibration scans (lowp._calib) equal the numpy reference observers exactly: same
 counts, same bin for every value (edges and their neighbours, +-amax, values outside the
-range, denormals, signed zeros), same min/max (with numpy's sign of a zero extreme), the
-same error for NaN/Inf with the state untouched, and no dependence on the thread count."""
+range, denormals, signed zeros, bins widened between batches), same min/max (with
+numpy's sign of a zero extreme), the same error for NaN/Inf with the state untouched, and
+no dependence on the thread count."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lowp.calib import HistogramObserver, MinMaxObserver, scan
+from lowp.calib.observers import width_exponent
 from lowp.errors import DataError
 
 PATHS = scan.available_paths()
@@ -26,10 +28,13 @@ def state(obs: MinMaxObserver | HistogramObserver) -> str:
 
 
 def edge_values(amax: float, num_bins: int, rng: np.random.Generator, k: int) -> np.ndarray:
-    """k float32 values on or next to the reference's bin edges and range ends: where a
-    float32 bin computation would round differently from the float64 reference."""
-    edges = np.linspace(-amax, amax, num_bins + 1).astype(np.float32)
-    pick = edges[rng.integers(0, edges.size, k)]
+    """k float32 values on or next to the bin edges j 2^q of a histogram whose amax is
+    `amax` (and +-amax): where a float32 or fused bin computation would round differently
+    from the float64 reference."""
+    q = width_exponent(amax, num_bins)
+    top = int(np.floor(np.ldexp(amax, -q))) + 1
+    edges = np.ldexp(rng.integers(-top, top + 1, k).astype(np.float64), q)
+    pick = np.clip(edges, -amax, amax).astype(np.float32)
     step = rng.integers(-2, 3, k)
     out = pick.copy()
     for s in (-2, -1, 1, 2):
@@ -40,40 +45,42 @@ def edge_values(amax: float, num_bins: int, rng: np.random.Generator, k: int) ->
 
 
 @st.composite
-def scan_cases(draw: st.DrawFn) -> tuple[np.ndarray, float, int]:
-    """(float32 batch, amax, num_bins): random sizes from 0 (sometimes over the size at
-    which the scan threads), odd bin counts, ranges wider or narrower than the data, and
+def scan_cases(draw: st.DrawFn) -> tuple[list[np.ndarray], int]:
+    """(float32 batches, num_bins): a first batch whose range is wider or narrower than
+    the second's (the second is then binned at once, or its bins are widened first), random
+    sizes from 0 (sometimes over the size at which the scan threads), bin budgets, and
     values on edges, at +-amax, zeros of both signs, denormals and extremes."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     size = draw(st.sampled_from([0, 1, 7, 15, 16, 17, 31, 33, 100, 1000, 70_000, 150_001]))
-    num_bins = draw(st.sampled_from([3, 5, 11, 255, 2047, 8001]))
+    num_bins = draw(st.sampled_from([4, 5, 12, 256, 2048, 16384]))
     scale = 10.0 ** draw(st.integers(-30, 30))
     x = (rng.standard_normal(size) * scale).astype(np.float32)
-    amax = float(np.abs(x).max()) if size else 1.0
-    amax *= draw(st.sampled_from([1.0, 1.0, 0.5, 2.0, 1e-3]))
-    if not np.isfinite(np.float32(amax)) or amax == 0:
-        amax = 1.0
-    amax = float(np.float32(amax))
+    first = (rng.standard_normal(64) * scale
+             * draw(st.sampled_from([0.0, 1e-3, 0.5, 2.0, 10.0]))).astype(np.float32)
     if size:
+        amax = float(np.abs(x).max()) or 1.0
         k = max(1, size // 4)
         idx = rng.integers(0, size, k)
         x[idx] = edge_values(amax, num_bins, rng, k)
         specials = np.array([amax, -amax, 0.0, -0.0, F32.smallest_subnormal,
-                             -F32.smallest_subnormal, F32.tiny, F32.max, -F32.max],
+                             -F32.smallest_subnormal, F32.tiny],
                             dtype=np.float32)
+        if draw(st.booleans()):
+            specials = np.append(specials, np.float32([F32.max, -F32.max]))
         j = rng.integers(0, size, min(size, 3 * specials.size))
         x[j] = specials[rng.integers(0, specials.size, j.size)]
         zeros = rng.random(size) < draw(st.sampled_from([0.0, 0.3, 0.9]))
         x[zeros] = np.where(rng.random(int(zeros.sum())) < 0.5, 0.0, -0.0)
-    return x, amax, num_bins
+    return [first, x], num_bins
 
 
-def observed(x: np.ndarray, amax: float, num_bins: int, path: str
+def observed(parts: list[np.ndarray], num_bins: int, path: str
              ) -> tuple[MinMaxObserver, HistogramObserver]:
-    mm, hist = MinMaxObserver("t"), HistogramObserver("t", amax, num_bins)
+    mm, hist = MinMaxObserver("t"), HistogramObserver("t", num_bins)
     with scan.use_path(path):
-        mm.update(x)
-        hist.update(x)
+        for x in parts:
+            mm.update(x)
+            hist.update(x)
     return mm, hist
 
 
@@ -81,10 +88,10 @@ def observed(x: np.ndarray, amax: float, num_bins: int, path: str
 @pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=60)
 @given(case=scan_cases())
-def test_native_equals_reference(path: str, case: tuple[np.ndarray, float, int]) -> None:
-    x, amax, num_bins = case
-    mm_ref, hist_ref = observed(x, amax, num_bins, scan.REFERENCE)
-    mm, hist = observed(x, amax, num_bins, path)
+def test_native_equals_reference(path: str, case: tuple[list[np.ndarray], int]) -> None:
+    parts, num_bins = case
+    mm_ref, hist_ref = observed(parts, num_bins, scan.REFERENCE)
+    mm, hist = observed(parts, num_bins, path)
     assert state(mm) == state(mm_ref)
     assert state(hist) == state(hist_ref)
 
@@ -92,20 +99,24 @@ def test_native_equals_reference(path: str, case: tuple[np.ndarray, float, int])
 @native
 @pytest.mark.parametrize("path", PATHS)
 def test_every_edge_value_lands_in_the_reference_bin(path: str) -> None:
-    """One value per batch: the counts pin down the bin of each value, not just the sum."""
+    """One value per batch over a fixed layout: the counts pin down the bin of each value,
+    not just the sum."""
     rng = np.random.default_rng(0)
-    for amax, num_bins in [(1.0, 8001), (3.0, 5), (0.1, 255), (7.3e-3, 2047), (5e30, 11)]:
+    for amax, num_bins in [(1.0, 16384), (3.0, 4), (0.1, 256), (7.3e-3, 2048), (5e30, 12),
+                           (1e-38, 16384)]:
         amax = float(np.float32(amax))
-        values = np.concatenate([edge_values(amax, num_bins, rng, 400),
-                                 np.float32([amax, -amax, 2 * amax, -2 * amax])])
-        ref = HistogramObserver("t", amax, num_bins)
+        span = np.float32([amax, -amax])
+        values = np.concatenate([edge_values(amax, num_bins, rng, 400), span])
         for v in values:
             x = np.full(17, v, dtype=np.float32)        # a vector step and a scalar tail
             with scan.use_path(path):
-                obs = HistogramObserver("t", amax, num_bins)
+                obs = HistogramObserver("t", num_bins)
+                obs.update(span)
+                before = obs.stored_counts.copy()
                 obs.update(x)
-            expected = np.bincount(ref.bin_index(x), minlength=num_bins)
-            assert np.array_equal(obs.counts, expected), (v, amax, num_bins)
+            expected = before + np.bincount(obs.bin_index(x), minlength=before.size)
+            assert np.array_equal(obs.stored_counts, expected), (v, amax, num_bins)
+            assert obs.exponent == width_exponent(amax, num_bins)
 
 
 @native
@@ -114,8 +125,8 @@ def test_every_edge_value_lands_in_the_reference_bin(path: str) -> None:
                                   [-1.0, 0.0, -0.0] * 20, [0.0] * 33, [-0.0] * 33])
 def test_zero_extremes_carry_numpy_sign(path: str, data: list[float]) -> None:
     x = np.array(data, dtype=np.float32)
-    mm_ref, hist_ref = observed(x, 1.0, 11, scan.REFERENCE)
-    mm, hist = observed(x, 1.0, 11, path)
+    mm_ref, hist_ref = observed([x], 12, scan.REFERENCE)
+    mm, hist = observed([x], 12, path)
     assert state(mm) == state(mm_ref)
     assert state(hist) == state(hist_ref)
 
@@ -130,7 +141,7 @@ def test_non_finite_raises_and_keeps_state(path: str, bad: float, where: int) ->
     x = rng.standard_normal(200_000).astype(np.float32)
     x[where] = bad
     with scan.use_path(path):
-        for obs in (MinMaxObserver("act"), HistogramObserver("act", 4.0, 101)):
+        for obs in (MinMaxObserver("act"), HistogramObserver("act", 128)):
             obs.update(good)
             before = state(obs)
             with pytest.raises(DataError, match="tensor 'act'.*NaN.*Inf"):
@@ -147,11 +158,15 @@ def test_counts_do_not_depend_on_threads() -> None:
     x[rng.random(x.size) < 0.4] = 0.0
     results = []
     for threads in (1, 2, 3, 8):
-        counts = np.zeros(8001, dtype=np.int64)
-        found = _calib.histogram(x, counts, 8001 / 8.0, threads)
+        counts = np.zeros(8192, dtype=np.int64)
+        found = _calib.histogram(x, counts, 128.0, -4096, -32.0, 32.0, threads)
         results.append((found, counts.tolist(), _calib.min_max(x, threads)))
     assert all(r == results[0] for r in results)
     assert sum(results[0][1]) == x.size
+    # a value outside [lo_ok, hi_ok]: the counts are left alone (the caller widens its bins)
+    counts = np.zeros(8192, dtype=np.int64)
+    found = _calib.histogram(x, counts, 128.0, -4096, -32.0, float(x.max()) / 2, 2)
+    assert found[0] and not counts.any()
 
 
 @native
@@ -159,8 +174,8 @@ def test_other_dtypes_and_layouts_take_the_reference() -> None:
     rng = np.random.default_rng(3)
     base = rng.standard_normal((64, 65)).astype(np.float32)
     for x in (base[:, ::2], base.T, base.astype(np.float64), (base * 100).astype(np.int32)):
-        mm_ref, hist_ref = observed(x, 300.0, 101, scan.REFERENCE)
-        mm, hist = observed(x, 300.0, 101, PATHS[-1])
+        mm_ref, hist_ref = observed([x], 128, scan.REFERENCE)
+        mm, hist = observed([x], 128, PATHS[-1])
         assert state(mm) == state(mm_ref)
         assert state(hist) == state(hist_ref)
 
@@ -175,7 +190,7 @@ def test_path_selection() -> None:
 
 @native
 def test_calibration_table_is_the_reference_one() -> None:
-    """The whole calibration (both passes, in-place outputs, ranges) on the demo model."""
+    """The whole calibration (one pass, in-place outputs, ranges) on the demo model."""
     from lowp.config import CalibMethod, Config
     from lowp.data import demo_model_path, load_demo_calibration
     from lowp.feeds import as_feeds

@@ -18,7 +18,7 @@ def make_table(seed: int = 0, names: tuple[str, ...] = ("a", "b/c:0")) -> Calibr
     observers: list[MinMaxObserver | HistogramObserver] = []
     for name in names:
         x = rng.standard_normal(1000).astype(np.float32)
-        hist = HistogramObserver(name, 5.0, 101)   # fixed range shared by all shards
+        hist = HistogramObserver(name, 128)
         hist.update(x)
         observers.append(hist)
     mm = MinMaxObserver("weights_only")

@@ -310,6 +310,26 @@ def test_linear_resize_of_8_bit_data_is_onnxruntime_bit_for_bit(chain, dtype, co
         np.testing.assert_array_equal(got, want, err_msg=backend)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_linear_resize_after_a_convolution_runs_on_its_channels_last_data(dtype):
+    """The integer bilinear Resize after a QLinearConv takes the convolution's channels-last
+    output as it is (one native call over (h, w, channels) rows, no transposes around it),
+    with ONNX Runtime's values."""
+    from lowp.runtime import tape
+
+    model = _resize_chain("conv", dtype, "half_pixel", [1, 4, 9, 11])
+    info = np.iinfo(dtype)
+    feeds = {"x": np.random.default_rng(3).integers(info.min, info.max + 1, (1, 4, 5, 7))
+             .astype(dtype)}
+    session = lowp.Session(model, backend="native")
+    with tape.recording() as recorded:
+        got = session.run(feeds)["y"]
+    calls = [(fn.__name__, args) for fn, args in recorded]
+    assert [name for name, _ in calls] == ["bilinear_integer"]
+    assert list(calls[0][1][2]) == [1, 5, 7, 4, 9, 11]     # (outer, h, w, channels, out)
+    np.testing.assert_array_equal(got, _ort(model, feeds, ["y"])["y"])
+
+
 def _image_model(name: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]
                  ) -> onnx.ModelProto:
     """Opset 17 model of `nodes` from float_net's input "x" (N, 3, 16, 16) to "y"."""

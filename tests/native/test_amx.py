@@ -30,13 +30,16 @@ needs_amx = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _every_gemm_on_tiles() -> Iterator[None]:
-    """Short reductions normally go to the avx512vnni GEMM; here the tiles take them too."""
-    before = _native.short_gemm_bytes()
+    """Short reductions and GEMMs of a few rows normally go to the avx512vnni GEMM; here the
+    tiles take them too."""
+    before = _native.short_gemm_bytes(), _native.short_gemm_rows()
     _native.set_short_gemm_bytes(0)
+    _native.set_short_gemm_rows(0)
     try:
         yield
     finally:
-        _native.set_short_gemm_bytes(before)
+        _native.set_short_gemm_bytes(before[0])
+        _native.set_short_gemm_rows(before[1])
 
 
 @needs_amx

@@ -71,3 +71,52 @@ def test_zero_sums_keep_their_sign_as_numpy():
         expected = FLOAT_OPS["ConvTranspose"](x, w, b, strides=[2, 2], opset=17)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=40, deadline=None)
+@given(nd=st.integers(1, 2), k=st.lists(st.integers(1, 4), min_size=2, max_size=2),
+       sp=st.lists(st.integers(1, 9), min_size=2, max_size=2), c_in=st.integers(1, 4),
+       m=st.integers(1, 5), bias=st.booleans(), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**16))
+def test_kernel_equal_to_stride_equals_the_numpy_scatter(path, nd, k, sp, c_in, m, bias,
+                                                         threads, seed):
+    """Kernel = stride, no padding (a segmentation head's 2x2 stride-2 upsampling): every
+    output gets one entry, which the native col2im writes in one pass; signed zeros in the
+    columns (+0 + -0 is +0) and in the bias included."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal([1, c_in, *sp[:nd]]).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = 0.0
+    w = rng.standard_normal([c_in, m, *k[:nd]]).astype(np.float32)
+    w[rng.random(w.shape) < 0.2] = -0.0
+    b = rng.standard_normal(m).astype(np.float32) if bias else None
+    if b is not None:
+        b[rng.random(m) < 0.3] = -0.0
+    attrs = {"strides": k[:nd], "pads": [0] * (2 * nd)}
+    with native_backend.use_path(path), native_float.threads(threads):
+        with tape.recording() as recorded:
+            got = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, opset=17)
+        assert "float_col2im" in [fn.__name__ for fn, _ in recorded]
+        with native_float.disabled():
+            expected = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, opset=17)
+    assert got.shape == expected.shape == (1, m, *(s * kk for s, kk in zip(sp[:nd], k[:nd],
+                                                                            strict=True)))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=40, deadline=None)
+@given(case=conv_transposes(), threads=st.sampled_from([1, 2]), constant=st.booleans())
+def test_a_channels_first_view_of_channels_last_data_gives_the_same_values(path, case,
+                                                                          threads, constant):
+    """lowp.runtime.lower runs a ConvTranspose of channels-last data (a dequantized
+    convolution output) on a channels-first view of it, with no copy: the GEMM reads its
+    operand through the view's strides with the same flags, so the values are the
+    contiguous input's bit for bit."""
+    (x, w, b), attrs = case
+    view = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    with native_backend.use_path(path), native_float.threads(threads):
+        want = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, w_constant=constant, opset=17)
+        got = FLOAT_OPS["ConvTranspose"](view, w, b, **attrs, w_constant=constant, opset=17)
+    np.testing.assert_array_equal(got, want)

@@ -90,3 +90,26 @@ def test_layer_normalization_operator_uses_the_kernel_with_the_same_results(axis
     for g, r in zip(got, ref, strict=True):
         assert g.shape == r.shape
         np.testing.assert_array_equal(g.view(np.uint32), r.view(np.uint32))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(rows=st.integers(1, 40), n=st.integers(1, 300), seed=st.integers(0, 2**16),
+       spread=st.sampled_from([1e-3, 1.0, 60.0, 3e4]), offset=st.sampled_from([0.0, 5.0, -1e3]),
+       bias=st.booleans(), eps=st.sampled_from([1e-5, 1e-12, 0.1]),
+       threads=st.sampled_from([1, 2]))
+def test_native_welford_rows_equal_their_numpy_form(path, rows, n, seed, spread, offset, bias,
+                                                    eps, threads):
+    """SkipLayerNormalization's order (ort_math.skip_layer_norm_rows), rows in interleaved
+    groups of eight and the remainder one by one."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, n)) * spread + offset).astype(np.float32)
+    x[rng.random((rows, n)) < 0.05] = np.float32(2.0 ** 25)     # catastrophic running means
+    scale = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32) if bias else None
+    eps = float(np.float32(eps))
+    with native_backend.use_path(path), native_float.threads(threads):
+        got = native_float.layer_norm(x, n, scale, b, eps, (rows, 1), welford=True)
+    assert got is not None
+    want = ort_math.skip_layer_norm_rows(x, scale, b, eps)
+    for g, r in zip(got, (want[0], want[1].reshape(-1, 1), want[2].reshape(-1, 1)), strict=True):
+        np.testing.assert_array_equal(g.view(np.uint32), r.view(np.uint32))

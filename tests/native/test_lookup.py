@@ -160,6 +160,26 @@ def test_quantized_softmax_rows_equal_the_reference(shape: list[int], dtype: np.
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("ys", [1 / 253.5, 1 / 255.5, 1e-30])
+@pytest.mark.parametrize("dtype", [np.dtype(np.uint8), np.dtype(np.int8)])
+def test_quantized_softmax_rounds_half_way_quotients_to_even(ys: float,
+                                                             dtype: np.dtype) -> None:
+    """Rows of two equal values: every quotient is half of floor(1 / ys), half-way between
+    two integers for ys = 1/253.5 or 1/255.5 (126.5, 127.5: to even);
+    an output scale of 1e-30 puts them far past the type's bounds (clamped)."""
+    from lowp.ops.softmax import exp_table, output_multiplier, softmax
+
+    x = np.full((3, 2), 7, dtype)
+    info = np.iinfo(dtype)
+    zero = 0 if dtype == np.int8 else 1
+    want = softmax(x, axis=1, x_scale=0.05, y_scale=ys, y_zero_point=zero)
+    got = nb.qsoftmax_rows(x, 2, exp_table(float(np.float32(0.05)), 2),
+                           float(output_multiplier(ys)), zero, int(info.min), int(info.max))
+    np.testing.assert_array_equal(got, want)
+    if ys > 1e-3 and dtype == np.uint8:
+        assert int(want[0, 0]) - zero == 126 + 2 * (ys < 1 / 254)     # ties to even
+
+
 @pytest.mark.parametrize("channels", [3, 7, 255])
 def test_per_channel_lookup_split_inside_a_pixel(channels: int) -> None:
     """Threads split the data at element counts that are not multiples of the channels, so a

@@ -44,6 +44,36 @@ def test_blas_pool_is_bounded_during_a_run_and_restored():
     assert _pool_threads() == before
 
 
+def test_a_run_replayed_by_native_programs_only_skips_the_bound(monkeypatch):
+    """Once a feed signature replays as native Programs only, no step runs from Python and
+    none can call BLAS: the run leaves the pools as they are (bounding costs ~3 us)."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
+    s = Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                threads=1)
+    if s._blas is None:
+        pytest.skip("no BLAS pool with more than one thread")
+    bounded = []
+    real = blas_threads.bounded
+
+    def counting(found: object, threads: int) -> object:
+        bounded.append(threads)
+        return real(found, threads)
+
+    monkeypatch.setattr(blas_threads, "bounded", counting)
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    for _ in range(4):
+        np.testing.assert_array_equal(s.run({"x": x})["y"], x)
+    assert s._replayer is not None
+    assert s._replayer.native_only((("x", (4, 8), x.dtype.str),))
+    assert bounded == [1, 1]                 # the two recording runs only
+    s.run({"x": x}, capture=True)            # a step-by-step run is bounded again
+    assert bounded == [1, 1, 1]
+
+
 def test_pools_at_or_below_the_bound_are_left_alone():
     found = threadpoolctl.ThreadpoolController()
     before = _pool_threads()

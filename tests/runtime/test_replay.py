@@ -453,3 +453,38 @@ def test_quantized_slices_handing_on_views_replay(tmp_path):
         _equal(fast.run(_feeds(data, seed, 1)), plain.run(_feeds(data, seed, 1)))
     (signature,) = fast._replayer._ready
     assert "Slice" not in [s.op_type for s in fast._replayer.plain_steps(signature)]
+
+
+def test_resize_of_a_constant_to_the_feed_grid_is_fixed():
+    """A ViT's positional embeddings: a constant grid resized (cubic) to sizes computed from
+    Shape(x), then added to data; the Resize is computed once per signature, and the runs
+    equal plain ones across changing shapes."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(4)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "two", "four"], ["hw"]),
+        helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["grid", "", "", "sizes"], ["pos"], mode="cubic",
+                         coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Add", ["x", "pos"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 3, 5, 5)).astype(np.float32),
+                                      "grid"),
+             numpy_helper.from_array(np.array([2], np.int64), "two"),
+             numpy_helper.from_array(np.array([4], np.int64), "four"),
+             numpy_helper.from_array(np.array([1, 3], np.int64), "nc")]
+    graph = helper.make_graph(
+        nodes, "pos", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fast, plain = Session(model.SerializeToString()), Session(model.SerializeToString(),
+                                                             replay=False)
+    for side in (7, 7, 7, 9, 9, 9, 7):
+        feeds = {"x": rng.standard_normal((1, 3, side, side)).astype(np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    assert fast._replayer is not None
+    resize = [i for i, s in enumerate(fast._replayer.steps) if s.op_type == "Resize"]
+    assert resize and set(resize) <= fast._replayer._fixed
+    signature = (("x", (1, 3, 7, 7), "<f4"),)
+    assert all(s.op_type != "Resize" for s in fast._replayer.plain_steps(signature))

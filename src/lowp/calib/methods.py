@@ -1,6 +1,6 @@
 """Range selection from calibration statistics: minmax, entropy (KL), percentile, mse, auto.
 
-Every method reads a histogram with fixed, symmetric edges (see observers.py) and returns a
+Every method reads a histogram symmetric about zero (see observers.py) and returns a
 real range (lo, hi); `choose_range` is the single entry point used by the pipeline. AUTO
 picks, per tensor, the candidate range whose quantization error on the histogram is least
 (`auto_choice`). The formulas are derived in docs/calibration.md and cited here as (Cn);
@@ -37,10 +37,21 @@ def _as_hist(hist: np.ndarray, *, symmetric: bool) -> np.ndarray:
         raise DataError(f"histogram must be a non-empty 1-d array, got shape {h.shape}")
     if not np.all(np.isfinite(h)) or np.any(h < 0):
         raise DataError("histogram counts must be finite and non-negative")
-    if symmetric and h.size % 2 == 0:
-        raise DataError(f"histogram needs an odd number of bins (zero in the middle bin), "
-                        f"got {h.size}")
     return h
+
+
+def _windows(num_bins: int, q_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, start, stop) of the entropy candidates of a symmetric histogram (C1).
+
+    With an odd number of bins zero is the centre of the middle bin and candidate i covers
+    the 2 i + 1 bins around it; with an even number zero is the middle edge and candidate i
+    covers the 2 i bins around it (HistogramObserver's bins). Either way the window holds
+    at least q_bins bins and grows up to the whole histogram.
+    """
+    c = num_bins % 2
+    mid = num_bins // 2
+    i = np.arange((q_bins - c + 1) // 2, mid + 1, dtype=np.int64)
+    return i, mid - i, mid + i + c
 
 
 def _as_edges(edges: np.ndarray, num_bins: int) -> np.ndarray:
@@ -80,10 +91,8 @@ def _smooth(p: np.ndarray) -> np.ndarray | None:
     return out if np.all(out > 0) else None
 
 
-def _kl_candidate(h: np.ndarray, i: int, q_bins: int) -> float:
-    """KL divergence of one candidate half-width `i` (bins), evaluated directly (C2)-(C5)."""
-    mid = h.size // 2
-    start, stop = mid - i, mid + i + 1
+def _kl_candidate(h: np.ndarray, start: int, stop: int, q_bins: int) -> float:
+    """KL divergence of the candidate window h[start:stop], evaluated directly (C2)-(C5)."""
     sliced = h[start:stop]
     p = sliced.copy()
     p[0] += h[:start].sum()
@@ -106,8 +115,9 @@ def _kl_candidate(h: np.ndarray, i: int, q_bins: int) -> float:
 def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarray:
     """KL divergence of every entropy-calibration candidate, vectorised over candidates.
 
-    Candidate k covers the central 2*i + 1 bins with i = num_quantized_bins // 2 + k, up to
-    i = num_bins // 2 (the whole histogram); its threshold is the upper edge of the window.
+    Candidate k covers the central 2*i + 1 bins (odd num_bins; 2*i for even num_bins), from
+    the least i whose window holds num_quantized_bins bins up to i = num_bins // 2 (the
+    whole histogram); its threshold is the upper edge of the window (`_windows`).
     The divergence follows MXNet's `_get_optimal_threshold` (TensorRT's entropy
     calibrator), see (C2)-(C7): the reference distribution p is the window with the
     outliers folded into its edge bins; q merges the window (without outliers) into
@@ -119,7 +129,8 @@ def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarra
     Parameters
     ----------
     hist
-        Counts of a histogram with an odd number of bins, symmetric about zero.
+        Counts of a histogram symmetric about zero: zero the centre of the middle bin (odd
+        number of bins) or the middle edge (even number, HistogramObserver).
     num_quantized_bins
         Quantization levels across [-t, t]: 255 for int8, 15 for int4.
 
@@ -130,9 +141,7 @@ def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarra
     """
     h = _as_hist(hist, symmetric=True)
     q_bins = _check_levels(num_quantized_bins)
-    nb = h.size
-    mid = nb // 2
-    i = np.arange(q_bins // 2, mid + 1, dtype=np.int64)
+    i, start, stop = _windows(h.size, q_bins)
     # Prefix sums: H[k] = sum(h[:k]), NZ[k] = number of non-zero bins in h[:k]. Every sum
     # below is a difference of H, so a sum over empty bins is exactly zero.
     nzmask = h != 0
@@ -141,8 +150,7 @@ def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarra
     if i.size == 0 or total <= 0:
         return np.full(i.size, np.inf)
     NZ = np.concatenate([[0], np.cumsum(nzmask, dtype=np.int64)])
-    start, stop = mid - i, mid + i + 1
-    length = (2 * i + 1).astype(np.float64)
+    length = (stop - start).astype(np.float64)
     left, right = H[start], total - H[stop]
     p_first = h[start] + left                                # (C2) outliers in edge bins
     p_last = h[stop - 1] + right
@@ -177,7 +185,7 @@ def kl_divergences(hist: np.ndarray, num_quantized_bins: int = 255) -> np.ndarra
         kl = (self_term - cross) / total + np.log(q_total / total)
     kl = np.where(valid, kl, np.inf)
     for k in np.flatnonzero(direct):                         # rare: e_p / p too large
-        kl[k] = _kl_candidate(h, int(i[k]), q_bins)
+        kl[k] = _kl_candidate(h, int(start[k]), int(stop[k]), q_bins)
     return kl
 
 
@@ -226,13 +234,15 @@ def _inner_entropy(h: np.ndarray, nzmask: np.ndarray, lo: np.ndarray, hi: np.nda
 
     nnz = window(nzmask.astype(np.float64))
     out = window(h * logh) - e * (window(logh) + nnz)
-    # Windows are centred and nested, so min over window = running min over rings.
+    # Windows are centred and nested, so min over window = running min over rings: ring j
+    # is bins mid - j and mid + j (odd count) or mid - 1 - j and mid + j (even count).
+    c = h.size % 2
     mid = h.size // 2
-    ring = np.minimum(np.where(nzmask, h, np.inf)[mid::-1],
-                      np.where(nzmask, h, np.inf)[mid:])
+    hz = np.where(nzmask, h, np.inf)
+    ring = np.minimum(hz[:mid + c][::-1], hz[mid:])
     ring_min = np.minimum.accumulate(ring)
-    half = (hi - lo - 1) // 2                                # window is [mid-half, mid+half]
-    pmin = ring_min[half]
+    rings = (hi - lo + c) // 2                               # rings of the window [lo, hi)
+    pmin = np.where(rings > 0, ring_min[np.maximum(rings, 1) - 1], np.inf)
     ratio = np.where(np.isfinite(pmin), e / np.where(np.isfinite(pmin), pmin, 1.0), 0.0)
     direct = ratio > _SERIES_MAX_RATIO
     r = np.where(direct, 0.0, ratio)
@@ -259,7 +269,8 @@ def entropy_range(hist: np.ndarray, edges: np.ndarray,
     Parameters
     ----------
     hist, edges
-        Histogram with an odd number of bins, symmetric about zero (HistogramObserver).
+        Histogram symmetric about zero: zero the centre of the middle bin (odd number of
+        bins) or the middle edge (even number, HistogramObserver).
     num_quantized_bins
         Quantization levels across [-t, t]: 255 for int8, 15 for int4.
 
@@ -284,7 +295,7 @@ def entropy_range(hist: np.ndarray, edges: np.ndarray,
     if div.size == 0 or not np.any(np.isfinite(div)):
         return float(e[0]), float(e[-1])
     best = int(np.argmin(div))
-    t = float(e[h.size // 2 + _check_levels(num_quantized_bins) // 2 + best + 1])
+    t = float(e[_windows(h.size, _check_levels(num_quantized_bins))[2][best]])
     return -t, t
 
 
@@ -355,7 +366,7 @@ def mse_errors(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 25
     centers = 0.5 * (e[:-1] + e[1:])
     a = np.abs(centers[mid:])                                # |c| of folded bins, ascending
     folded = h[mid:].copy()
-    folded[1:] += h[:mid][::-1]
+    folded[h.size % 2:] += h[:mid][::-1]                     # odd: bin mid is zero's own
     t = e[mid + 1:]                                          # candidate i: bins 0..i inside
 
     def tail(v: np.ndarray) -> np.ndarray:                   # sum over bins j > i
@@ -375,7 +386,8 @@ def mse_range(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 255
     Parameters
     ----------
     hist, edges
-        Histogram with an odd number of bins, symmetric about zero (HistogramObserver).
+        Histogram symmetric about zero: zero the centre of the middle bin (odd number of
+        bins) or the middle edge (even number, HistogramObserver).
     num_quantized_bins
         Quantization levels across [-t, t]: 255 for int8, 15 for int4.
     exact_zeros
@@ -502,7 +514,7 @@ def auto_choice(stats: MinMaxObserver | HistogramObserver, *, num_quantized_bins
     --------
     >>> rng = np.random.default_rng(0)
     >>> x = np.concatenate([rng.standard_normal(1_000_000), [60.0]])   # one far outlier
-    >>> obs = HistogramObserver("x", amax=60.0, num_bins=8001)
+    >>> obs = HistogramObserver("x")
     >>> obs.update(x)
     >>> (lo, hi), choice = auto_choice(obs)
     >>> choice.method.value, hi < 10.0
@@ -537,7 +549,7 @@ def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod,
     Parameters
     ----------
     stats
-        Pass-1 MinMaxObserver (enough for MINMAX) or pass-2 HistogramObserver.
+        MinMaxObserver (enough for MINMAX) or HistogramObserver.
     method
         CalibMethod.MINMAX, ENTROPY, PERCENTILE, MSE, or AUTO (`auto_choice`).
     num_quantized_bins
@@ -578,7 +590,7 @@ def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod,
         return rng
     if not isinstance(stats, HistogramObserver):
         raise DataError(f"tensor '{stats.name}': method '{method.value}' needs histogram "
-                        "statistics (calibration pass 2), got min/max only")
+                        "statistics, got min/max only")
     levels = _check_levels(num_quantized_bins)
     if unsigned and lo_obs >= 0:
         levels = 2 * levels + 1

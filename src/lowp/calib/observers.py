@@ -9,6 +9,7 @@ See docs/calibration.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,12 @@ import numpy as np
 from ..errors import DataError, QuantizationError
 from . import scan
 
-DEFAULT_NUM_BINS = 8001
+# Bin budget of a histogram's symmetric range [-amax, amax]: 8192 to 16384 bins over it.
+DEFAULT_NUM_BINS = 16384
+# Version of HistogramObserver.to_dict; 1 was the fixed-edge histogram of two passes.
+HISTOGRAM_VERSION = 2
+# Width exponent of a histogram that has seen only zeros (any value would do).
+ZERO_EXPONENT = -200
 # Elements binned per step of HistogramObserver.update: bounds the float64 temporaries.
 _CHUNK = 1 << 18
 
@@ -94,7 +100,7 @@ class _Observed:
 
 
 class MinMaxObserver(_Observed):
-    """Running exact minimum and maximum of a tensor (calibration pass 1).
+    """Running exact minimum and maximum of a tensor (method minmax).
 
     Parameters
     ----------
@@ -120,7 +126,7 @@ class MinMaxObserver(_Observed):
 
     @property
     def amax(self) -> float:
-        """max(|min|, |max|): the half-width of the symmetric histogram range of pass 2."""
+        """max(|min|, |max|) of the values seen."""
         if self._min is None or self._max is None:
             raise DataError(f"tensor '{self._name}': no calibration data observed")
         return max(abs(self._min), abs(self._max))
@@ -190,81 +196,111 @@ class MinMaxObserver(_Observed):
 
 
 class HistogramObserver(_Observed):
-    """Histogram with fixed edges over [-amax, amax] plus exact min/max (calibration pass 2).
+    """Histogram of power-of-two bins aligned at zero, built in one pass (no prior min/max).
 
-    The range is fixed at construction (from pass 1), so every update adds integer counts
-    to the same bins and merging is exact. `num_bins` is odd so that zero is the centre of
-    the middle bin. Values outside [-amax, amax] (possible when pass 2 sees other data than
-    pass 1) are counted in the edge bins; `min` and `max` still record them exactly.
+    Bin k holds the values of [k w, (k+1) w) with w = 2^q: its index is floor(x * 2^-q),
+    which is exact in float64 for every float32 x (a power-of-two scaling). The width
+    follows the data: q is the least integer with amax * 2^-q < num_bins / 2, where amax is
+    max(|min|, |max|) of everything seen, so [-amax, amax] spans from num_bins / 2 to
+    num_bins bins. When a batch widens the range past the budget,
+    the counts are coarsened exactly (bin k -> floor(k / 2^d)): a bin of width 2^q' is the
+    union of 2^d bins of width 2^q. Only the bins from floor(min / w) to floor(max / w) are
+    stored. The state is therefore a function of the final min, max and the multiset of
+    values only, whatever the order of the batches or their split into shards, and `merge`
+    is exact (integer counts). See docs/calibration.md, "One-pass histograms".
+
+    `counts` and `edges` give the range methods (`lowp.calib.methods`) the symmetric view:
+    2 K bins from -K w to K w, zero the middle edge.
 
     Parameters
     ----------
     name
         Tensor name.
-    amax
-        Half-width of the histogram range, max(|min|, |max|) from pass 1.
     num_bins
-        Odd number of bins (8001 by default, as MXNet).
+        Bin budget of the symmetric range [-amax, amax] (16384 by default: 8192 to 16384
+        bins over it, against 8001 fixed bins before).
 
     Examples
     --------
-    >>> obs = HistogramObserver("x", amax=2.5, num_bins=5)
+    >>> obs = HistogramObserver("x", num_bins=8)
     >>> obs.update(np.array([-2.5, 0.0, 0.4, 1.0, 2.5], np.float32))
+    >>> obs.width, obs.first, obs.stored_counts.tolist()
+    (1.0, -3, [1, 0, 0, 2, 1, 1])
     >>> obs.counts.tolist(), obs.edges.tolist()
-    ([1, 0, 2, 1, 1], [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    ([1, 0, 0, 2, 1, 1], [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
     """
 
     kind = "histogram"
+    version = HISTOGRAM_VERSION
 
-    def __init__(self, name: str, amax: float, num_bins: int = DEFAULT_NUM_BINS) -> None:
+    def __init__(self, name: str, num_bins: int = DEFAULT_NUM_BINS) -> None:
         if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) \
-                or num_bins < 3 or num_bins % 2 == 0:
-            raise QuantizationError(f"tensor '{name}': num_bins must be an odd integer >= 3 "
-                                    f"(zero in the middle bin), got {num_bins}")
-        amax = float(amax)
-        if not np.isfinite(amax) or amax < 0:
-            raise DataError(f"tensor '{name}': histogram half-width amax must be finite and "
-                            f">= 0, got {amax}")
+                or num_bins < 4:
+            raise QuantizationError(f"tensor '{name}': num_bins (the histogram's bin budget) "
+                                    f"must be an integer >= 4, got {num_bins}")
         self._name = name
-        self._amax = amax
-        self._num_bins = int(num_bins)
-        self._counts = np.zeros(self._num_bins, dtype=np.int64)
+        self._budget = int(num_bins)
+        self._q: int | None = None
+        self._first = 0
+        self._counts = np.zeros(0, dtype=np.int64)
         self._min: float | None = None
         self._max: float | None = None
         self._zeros = 0
 
-    @classmethod
-    def from_minmax(cls, minmax: MinMaxObserver,
-                    num_bins: int = DEFAULT_NUM_BINS) -> HistogramObserver:
-        """Pass-2 observer whose symmetric range comes from the pass-1 min/max."""
-        return cls(minmax.name, minmax.amax, num_bins)
-
-    @property
-    def amax(self) -> float:
-        """Half-width of the fixed histogram range."""
-        return self._amax
-
     @property
     def num_bins(self) -> int:
-        """Number of bins (odd)."""
-        return self._num_bins
+        """The bin budget of the symmetric range."""
+        return self._budget
 
     @property
-    def counts(self) -> np.ndarray:
-        """Bin counts (int64, read-only view)."""
+    def exponent(self) -> int | None:
+        """q of the bin width 2^q (None before any data)."""
+        return self._q
+
+    @property
+    def width(self) -> float:
+        """Bin width 2^q (0.0 before any data)."""
+        return 0.0 if self._q is None else math.ldexp(1.0, self._q)
+
+    @property
+    def first(self) -> int:
+        """Index k of the first stored bin [k w, (k+1) w)."""
+        return self._first
+
+    @property
+    def stored_counts(self) -> np.ndarray:
+        """Counts of the stored bins first .. first + len - 1 (int64, read-only view)."""
         v = self._counts.view()
         v.flags.writeable = False
         return v
 
     @property
-    def edges(self) -> np.ndarray:
-        """Bin edges: `num_bins + 1` values from -amax to amax (float64)."""
-        return np.linspace(-self._amax, self._amax, self._num_bins + 1)
+    def amax(self) -> float:
+        """max(|min|, |max|) of the values seen (0.0 before any data)."""
+        if self._min is None or self._max is None:
+            return 0.0
+        return max(abs(self._min), abs(self._max))
+
+    def _half(self) -> int:
+        """K of the symmetric view: bins -K .. K - 1 cover every stored bin."""
+        if self._q is None:
+            return 0
+        return max(-self._first, self._first + len(self._counts), 1)
 
     @property
-    def bin_width(self) -> float:
-        """Width of one bin, 2 * amax / num_bins."""
-        return 2.0 * self._amax / self._num_bins
+    def counts(self) -> np.ndarray:
+        """Counts of the symmetric view: 2 K bins, bin j = [(j - K) w, (j - K + 1) w)."""
+        half = self._half()
+        out = np.zeros(2 * half, dtype=np.int64)
+        start = half + self._first
+        out[start:start + len(self._counts)] = self._counts
+        return out
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Edges of the symmetric view: 2 K + 1 exact values k w, k = -K .. K (float64)."""
+        half = self._half()
+        return np.ldexp(np.arange(-half, half + 1, dtype=np.float64), self._q or 0)
 
     @property
     def count(self) -> int:
@@ -282,47 +318,67 @@ class HistogramObserver(_Observed):
         return self._min is None
 
     def bin_index(self, x: np.ndarray) -> np.ndarray:
-        """Bin of each element: floor(x * num_bins / (2 amax) + num_bins / 2), clamped.
+        """Bin of each element in the stored bins: floor(x * 2^-q) - first, clamped (the
+        numpy reference of the native scan; x * 2^-q is exact for float32 x, and for
+        float64 x unless it falls below float64's normal range)."""
+        if self._q is None:
+            raise DataError(f"tensor '{self._name}': no bins before the first batch")
+        k = np.floor(np.ldexp(np.asarray(x, dtype=np.float64), -self._q))
+        return (np.clip(k, self._first, self._first + len(self._counts) - 1)
+                - self._first).astype(np.intp)
 
-        Elementwise and deterministic, which is what makes merging exact.
-        """
-        nb = self._num_bins
-        xf = np.asarray(x, dtype=np.float64)
-        factor = nb / (2.0 * self._amax) if self._amax > 0 else np.inf
-        if not np.isfinite(factor):  # zero (or denormal) range: the sign picks the bin
-            return np.where(xf > 0, nb - 1, np.where(xf < 0, 0, nb // 2)).astype(np.intp)
-        idx = np.floor(xf * factor + nb / 2.0)
-        return np.clip(idx, 0, nb - 1).astype(np.intp)
+    def _fit(self, lo: float, hi: float) -> None:
+        """Widen min/max to [lo, hi] and lay the bins out for them (coarsening exactly)."""
+        lo = lo if self._min is None else min(self._min, lo)
+        hi = hi if self._max is None else max(self._max, hi)
+        q, first, n = bin_layout(lo, hi, self._budget)
+        self._counts = _relayout(self._counts, self._q, self._first, q, first, n)
+        self._q, self._first = q, first
+        self._min, self._max = lo, hi
 
     def update(self, x: np.ndarray) -> None:
-        """Add one batch to the histogram; NaN or Inf raises DataError naming the tensor.
+        """Add one batch; NaN or Inf raises DataError naming the tensor (state untouched).
 
         A float32 batch is binned, counted and its min/max found in one native pass
-        (`lowp.calib.scan`, the same counts); other dtypes, and batches holding NaN or Inf,
-        run the numpy reference below.
+        (`lowp.calib.scan`) when its values lie within the min/max seen so far; otherwise
+        the bins are widened for the min/max that pass found, and a second pass bins it
+        (the first batch: a min/max pass, then the binning pass). Other dtypes and batches
+        holding NaN or Inf run the numpy reference, with the same counts.
         """
         x = _check_batch(self._name, x)
         if x.size == 0:
             return
-        factor = self._num_bins / (2.0 * self._amax) if self._amax > 0 else np.inf
-        found = scan.histogram(x, self._counts, factor)
-        if found is not None:
-            lo, hi, zeros = found
-            self._zeros += zeros
-        else:
-            lo, hi = _batch_min_max(self._name, x)
-            flat = x.reshape(-1)
-            for start in range(0, flat.size, _CHUNK):
-                part = flat[start:start + _CHUNK]
-                self._counts += np.bincount(self.bin_index(part), minlength=self._num_bins)
-                self._zeros += int(np.count_nonzero(part == 0))
-        self._min = lo if self._min is None else min(self._min, lo)
-        self._max = hi if self._max is None else max(self._max, hi)
+        found = self._bin_native(x) if self._q is not None else None
+        if found is True:
+            return
+        lo, hi = found if isinstance(found, tuple) else _batch_min_max(self._name, x)
+        self._fit(lo, hi)
+        if self._bin_native(x) is True:
+            return
+        flat = x.reshape(-1)
+        for start in range(0, flat.size, _CHUNK):
+            part = flat[start:start + _CHUNK]
+            self._counts += np.bincount(self.bin_index(part), minlength=len(self._counts))
+            self._zeros += int(np.count_nonzero(part == 0))
+
+    def _bin_native(self, x: np.ndarray) -> bool | tuple[float, float] | None:
+        """Bin `x` natively if it lies within [min, max] seen: True; else the state is left
+        as it is and the result is the batch's (min, max), or None when the reference must
+        run."""
+        assert self._q is not None and self._min is not None and self._max is not None
+        found = scan.histogram(x, self._counts, self._q, self._first, self._min, self._max)
+        if found is None:
+            return None
+        added, lo, hi, zeros = found
+        if not added:
+            return lo, hi
+        self._zeros += zeros
+        return True
 
     def merge(self, other: HistogramObserver) -> HistogramObserver:
         """A new observer equal to one pass over both inputs (exact integer counts).
 
-        Both must describe the same tensor with the same fixed range and number of bins.
+        Both must describe the same tensor with the same bin budget.
         """
         if not isinstance(other, HistogramObserver):
             raise DataError(f"tensor '{self._name}': cannot merge HistogramObserver with "
@@ -330,68 +386,132 @@ class HistogramObserver(_Observed):
         if other.name != self._name:
             raise DataError(f"cannot merge statistics of tensor '{self._name}' with "
                             f"those of tensor '{other.name}'")
-        if other.amax != self._amax or other.num_bins != self._num_bins:
-            raise DataError(
-                f"tensor '{self._name}': histograms have different fixed ranges "
-                f"(amax {self._amax} vs {other.amax}, bins {self._num_bins} vs "
-                f"{other.num_bins}); build both from the same pass-1 min/max")
-        out = HistogramObserver(self._name, self._amax, self._num_bins)
-        out._counts = self._counts + other._counts
-        mins = [v for v in (self._min, other._min) if v is not None]
-        maxs = [v for v in (self._max, other._max) if v is not None]
-        out._min = min(mins) if mins else None
-        out._max = max(maxs) if maxs else None
-        out._zeros = self._zeros + other._zeros
+        if other.num_bins != self._budget:
+            raise DataError(f"tensor '{self._name}': histograms have different bin budgets "
+                            f"({self._budget} vs {other.num_bins})")
+        out = HistogramObserver(self._name, self._budget)
+        for part in (self, other):
+            if part._min is None or part._max is None:
+                continue
+            out._fit(part._min, part._max)
+        for part in (self, other):
+            if part._q is None or out._q is None:
+                continue
+            out._counts += _relayout(part._counts, part._q, part._first, out._q,
+                                     out._first, len(out._counts))
+            out._zeros += part._zeros
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly state; `counts` is a list of ints."""
-        return {"kind": self.kind, "name": self._name, "amax": self._amax,
-                "num_bins": self._num_bins, "min": self._min, "max": self._max,
-                "zeros": self._zeros, "counts": self._counts.tolist()}
+        """JSON-friendly state (version 2); `counts` is the list of stored bins."""
+        return {"kind": self.kind, "version": self.version, "name": self._name,
+                "num_bins": self._budget, "exponent": self._q, "first": self._first,
+                "min": self._min, "max": self._max, "zeros": self._zeros,
+                "counts": self._counts.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HistogramObserver:
-        """Rebuild an observer from `to_dict` output; malformed state raises DataError."""
+        """Rebuild an observer from `to_dict` output; malformed state, or the state of
+        another version (version 1: fixed edges over [-amax, amax]), raises DataError."""
         _expect_kind(d, cls.kind)
         name = _str(d.get("name"), "name")
-        amax = _opt_float(d.get("amax"), "amax")
-        if amax is None:
-            raise DataError(f"tensor '{name}': histogram state lacks 'amax'")
+        version = d.get("version", 1)
+        if version != cls.version:
+            raise DataError(
+                f"tensor '{name}': histogram state of version {version!r}"
+                + (" (fixed edges over [-amax, amax], written before lowp's one-pass "
+                   "histograms)" if version == 1 else "")
+                + f"; this lowp reads version {cls.version}: calibrate again")
         num_bins = _int(d.get("num_bins"), "num_bins")
         try:
-            obs = cls(name, amax, num_bins)
+            obs = cls(name, num_bins)
         except QuantizationError as exc:
             raise DataError(str(exc)) from exc
-        raw = d.get("counts")
-        counts = np.asarray(raw if isinstance(raw, list) else [])
-        if counts.shape != (num_bins,) or (counts.size and counts.dtype.kind not in "iu"):
-            raise DataError(f"tensor '{name}': 'counts' must be a list of {num_bins} integers")
-        if np.any(counts < 0):
-            raise DataError(f"tensor '{name}': histogram counts must be non-negative")
-        obs._counts = counts.astype(np.int64)
         obs._min = _opt_float(d.get("min"), "min")
         obs._max = _opt_float(d.get("max"), "max")
+        raw = d.get("counts")
+        counts = np.asarray(raw if isinstance(raw, list) else [None])
+        if counts.ndim != 1 or (counts.size and counts.dtype.kind not in "iu"):
+            raise DataError(f"tensor '{name}': 'counts' must be a list of integers")
+        if np.any(counts < 0):
+            raise DataError(f"tensor '{name}': histogram counts must be non-negative")
         obs._zeros = _int(d.get("zeros", 0), "zeros")
-        _check_min_max(name, obs._min, obs._max, obs.count)
-        if obs._zeros > obs._counts[num_bins // 2]:
-            raise DataError(f"tensor '{name}': more zeros than counts in the middle bin")
+        _check_min_max(name, obs._min, obs._max, int(counts.sum()))
+        if obs._min is not None and obs._max is not None:
+            layout = bin_layout(obs._min, obs._max, num_bins)
+            got = (d.get("exponent"), d.get("first"), counts.size)
+            if got != layout:
+                raise DataError(f"tensor '{name}': histogram layout (exponent, first, bins) "
+                                f"{got} does not match min {obs._min} and max {obs._max} "
+                                f"(expected {layout})")
+            obs._q, obs._first = layout[0], layout[1]
+            obs._counts = counts.astype(np.int64)
+            zero_bin = -obs._first
+            if obs._zeros and not (0 <= zero_bin < counts.size
+                                   and obs._zeros <= counts[zero_bin]):
+                raise DataError(f"tensor '{name}': more zeros than counts in the zero bin")
+        elif obs._zeros:
+            raise DataError(f"tensor '{name}': zeros counted without data")
         return obs
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HistogramObserver):
             return NotImplemented
-        return (self._name == other._name and self._amax == other._amax
-                and self._num_bins == other._num_bins and self._min == other._min
-                and self._max == other._max and self._zeros == other._zeros
+        return (self._name == other._name and self._budget == other._budget
+                and self._q == other._q and self._first == other._first
+                and self._min == other._min and self._max == other._max
+                and self._zeros == other._zeros
                 and np.array_equal(self._counts, other._counts))
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"HistogramObserver(name={self._name!r}, amax={self._amax}, "
-                f"num_bins={self._num_bins}, min={self.min}, max={self.max}, "
-                f"count={self.count})")
+        return (f"HistogramObserver(name={self._name!r}, num_bins={self._budget}, "
+                f"width={self.width}, bins={len(self._counts)}, min={self.min}, "
+                f"max={self.max}, count={self.count})")
+
+
+def width_exponent(amax: float, num_bins: int) -> int:
+    """q of the bin width: the least integer with amax * 2^-q < num_bins // 2.
+
+    Every step is exact (frexp, ldexp), so q depends on amax only. amax = 0 (only zeros
+    seen) gives ZERO_EXPONENT: every bin layout then has the single bin [0, w).
+    """
+    if amax == 0:
+        return ZERO_EXPONENT
+    half = num_bins // 2
+    q = math.frexp(amax)[1] - math.frexp(half)[1]
+    while math.ldexp(amax, -q) >= half:
+        q += 1
+    while math.ldexp(amax, -(q - 1)) < half:
+        q -= 1
+    return q
+
+
+def bin_layout(lo: float, hi: float, num_bins: int) -> tuple[int, int, int]:
+    """(q, first, n): the bins of width 2^q from floor(lo 2^-q) to floor(hi 2^-q)."""
+    q = width_exponent(max(abs(lo), abs(hi)), num_bins)
+    first = math.floor(math.ldexp(lo, -q))
+    return q, first, math.floor(math.ldexp(hi, -q)) - first + 1
+
+
+def _relayout(counts: np.ndarray, q: int | None, first: int, new_q: int, new_first: int,
+              n: int) -> np.ndarray:
+    """`counts` of bins first.. at width 2^q as n bins new_first.. at width 2^new_q >= 2^q:
+    bin k goes to k >> (new_q - q) (floor division by a power of two), counts summed."""
+    out = np.zeros(n, dtype=np.int64)
+    if q is None or counts.size == 0:
+        return out
+    if new_q < q:
+        raise DataError(f"histogram bins cannot get finer (2^{q} -> 2^{new_q})")
+    shift = min(new_q - q, 63)
+    k = np.right_shift(np.arange(first, first + counts.size, dtype=np.int64), shift)
+    idx = k - new_first
+    if idx[0] < 0 or idx[-1] >= n:
+        raise DataError("histogram bins fall outside the new layout")
+    starts = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+    out[idx[starts]] += np.add.reduceat(counts, starts)
+    return out
 
 
 Observer = MinMaxObserver | HistogramObserver

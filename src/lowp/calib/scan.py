@@ -1,7 +1,7 @@
-"""Front of lowp._calib: native calibration scans (exact min/max, fixed-edge histograms).
+"""Front of lowp._calib: native calibration scans (exact min/max, power-of-two-bin histograms).
 
 One threaded pass over a float32 batch gives its exact min and max, its zero count and
-whether it is finite, and (pass 2) adds its histogram to an observer's int64 counts with
+whether it is finite, and adds its histogram to an observer's int64 counts with
 the bin of every value computed exactly as `HistogramObserver.bin_index` computes it
 (docs/calibration.md, "Native scans"). The observers call `min_max` and `histogram`; both
 return None when the native path does not apply (another dtype, no extension, the
@@ -13,6 +13,7 @@ scalar|avx2|avx512` forces a path at import; `use_path` does so for a block of c
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -107,21 +108,25 @@ def min_max(x: np.ndarray) -> tuple[float, float] | None:
             _signed_zero(hi, zeros, neg_zeros, x, "max"))
 
 
-def histogram(x: np.ndarray, counts: np.ndarray, factor: float
-              ) -> tuple[float, float, int] | None:
-    """Add the histogram of a non-empty float32 batch to `counts`; (min, max, zeros).
+def histogram(x: np.ndarray, counts: np.ndarray, exponent: int, first: int,
+              lo_ok: float, hi_ok: float) -> tuple[bool, float, float, int] | None:
+    """Add the histogram of a non-empty float32 batch to `counts`; (added, min, max, zeros).
 
-    `counts` (int64, contiguous) holds `num_bins` bins and `factor` is num_bins / (2 amax),
-    finite and positive. None (and `counts` untouched) when the reference must run: not
-    float32, no extension, or a NaN or Inf in the batch.
+    `counts` (int64, contiguous) holds the bins first .. first + len(counts) - 1 of width
+    2^exponent (bin k = [k w, (k+1) w)). `added` is False, and `counts` untouched, when a
+    value lies outside [lo_ok, hi_ok]: the caller widens its bins for the batch's min and
+    max and comes again. None (counts untouched) when the reference must run: not float32,
+    no extension, or a NaN or Inf in the batch.
     """
     flat = _native_vector(x)
-    if flat is None or _mod is None or not np.isfinite(factor) or factor <= 0:
+    if flat is None or _mod is None or not -1000 < exponent < 1000:
         return None
-    finite, lo, hi, zeros, neg_zeros = _mod.histogram(flat, counts, float(factor))
+    factor = math.ldexp(1.0, -exponent)
+    finite, lo, hi, zeros, neg_zeros = _mod.histogram(flat, counts, factor, int(first),
+                                                      float(lo_ok), float(hi_ok))
     if not finite:
         return None
-    return (_signed_zero(lo, zeros, neg_zeros, x, "min"),
+    return (lo_ok <= lo and hi <= hi_ok, _signed_zero(lo, zeros, neg_zeros, x, "min"),
             _signed_zero(hi, zeros, neg_zeros, x, "max"), int(zeros))
 
 

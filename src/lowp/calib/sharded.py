@@ -1,12 +1,12 @@
-"""Sharded calibration: the two passes of `lowp.passes.calibrate` over shards of the feeds,
+"""Sharded calibration: the pass of `lowp.passes.calibrate` over shards of the feeds,
 run by worker processes (a local process pool, a Dask cluster or a Ray cluster).
 
-Pass 1 observes min/max per shard; the main process merges the shards' states in shard
-order and fixes every histogram's edges from the merged min/max; pass 2 fills histograms
-per shard against those edges, merged again in shard order; the ranges are chosen on the
-merged table. Observer states are exact (min/max values, integer counts) and merged in a
-fixed order, so the table is bit-identical to a single-process run for any number of
-shards and workers (docs/calibration.md, "Calibrating at scale").
+Each shard observes min/max (method minmax) or histograms (the others); the main process
+merges the shards' states in shard order and chooses the ranges on the merged table.
+Observer states are exact (min/max values, integer counts; a histogram's bins depend on
+its final min/max only) and merged in a fixed order, so the table is bit-identical to a
+single-process run for any number of shards and workers (docs/calibration.md,
+"Calibrating at scale").
 
 Workers receive the model with the observed tensors as outputs (bytes, sent once per
 worker), the tensor names and a shard description (`lowp.calib.shards`); they send back
@@ -58,8 +58,7 @@ class Scheduler(str, enum.Enum):
 class ShardTask:
     """One pass over one shard, as a worker receives it (the model travels separately).
 
-    `amax` is None in pass 1 (min/max observers) and holds every tensor's histogram
-    half-width in pass 2.
+    `num_bins` is 0 for min/max observers, else the histograms' bin budget.
     """
 
     index: int
@@ -67,7 +66,6 @@ class ShardTask:
     inputs: tuple[InputSpec, ...]
     data: ShardData
     threads: int
-    amax: dict[str, float] | None = None
     num_bins: int = 0
 
 
@@ -104,8 +102,8 @@ def run_shard(model: bytes, task: ShardTask) -> dict[str, Any]:
     fed = {s.name for s in inputs}
     computed = [t for t in task.tensors if t not in fed]
     observers: dict[str, MinMaxObserver | HistogramObserver] = {
-        t: (MinMaxObserver(t) if task.amax is None
-            else HistogramObserver(t, task.amax[t], task.num_bins)) for t in task.tensors}
+        t: (MinMaxObserver(t) if not task.num_bins
+            else HistogramObserver(t, task.num_bins)) for t in task.tensors}
     feeds = samples = 0
     for feed in task.data.feeds(inputs):
         try:
@@ -378,26 +376,21 @@ def calibrate_shards(model: onnx.ModelProto, tensors: list[str], inputs: list[In
     histograms = config.method is not CalibMethod.MINMAX
     threads = 1 if workers > 1 else 0
 
-    def tasks(amax: dict[str, float] | None) -> list[Callable[[], ShardTask]]:
-        def make(k: int, maker: ShardMaker) -> Callable[[], ShardTask]:
-            return lambda: ShardTask(k, tuple(runtime), tuple(inputs), maker(), threads, amax,
-                                     config.num_bins)
-        return [make(k, m) for k, m in enumerate(makers)]
+    num_bins = config.num_bins if histograms else 0
+
+    def make(k: int, maker: ShardMaker) -> Callable[[], ShardTask]:
+        return lambda: ShardTask(k, tuple(runtime), tuple(inputs), maker(), threads, num_bins)
 
     stats: dict[str, Observer] = {}
-    with _Progress(num_feeds * (2 if histograms else 1), progress) as bar:
+    with _Progress(num_feeds, progress) as bar:
         executor = _executor(scheduler, exposed, workers, address)
         try:
-            bar.label(f"calibrate min/max ({len(makers)} shards, {scheduler.value})")
-            minmax = _merge(runtime, executor.run(tasks(None), bar.done),
-                            [MinMaxObserver(t) for t in runtime], makers)
-            stats.update(minmax)
-            if histograms:
-                amax = {t: minmax[t].amax for t in runtime}  # type: ignore[attr-defined]
-                bar.label(f"calibrate {config.method.value} histograms")
-                stats.update(_merge(runtime, executor.run(tasks(amax), bar.done),
-                                    [HistogramObserver(t, amax[t], config.num_bins)
-                                     for t in runtime], makers))
+            what = f"{config.method.value} histograms" if histograms else "min/max"
+            bar.label(f"calibrate {what} ({len(makers)} shards, {scheduler.value})")
+            empty: list[Observer] = [HistogramObserver(t, num_bins) if histograms
+                                     else MinMaxObserver(t) for t in runtime]
+            stats.update(_merge(runtime, executor.run(
+                [make(k, m) for k, m in enumerate(makers)], bar.done), empty, makers))
         finally:
             executor.close()
     for t, value in constants.items():

@@ -1,5 +1,6 @@
 """Calibrate: run the float model on data with ONNX Runtime and stream every annotated
-tensor into observers (pass 1: min/max; pass 2, for histogram methods: fixed-edge histograms).
+tensor into observers in one pass: min/max, or for the histogram methods histograms of
+power-of-two bins that follow the data (`lowp.calib.observers.HistogramObserver`).
 
 The data is a re-iterable stream of feeds (`lowp.feeds.FeedSource`); one feed and its
 outputs are in memory at a time, whatever their shapes. The outputs are read where ONNX
@@ -95,7 +96,7 @@ def calibrate(model: onnx.ModelProto, tensors: list[str],
 
     Names of sequence values (not tensors, never quantized) are skipped.
 
-    `feeds` is iterated once per pass (twice for the histogram methods). A tensor that is a
+    `feeds` is iterated once, for every method. A tensor that is a
     constant of the graph is observed from its value, and its range is its exact [min, max]
     under every method (see `CalibrationTable.choose_ranges`, `exact`).
     """
@@ -114,20 +115,15 @@ def calibrate(model: onnx.ModelProto, tensors: list[str],
                             mem_pattern=False)
     table = CalibrationTable()
 
-    minmax = {t: MinMaxObserver(t) for t in runtime}
-    for outputs in _run(session, runtime, feeds, inputs, progress, "calibrate min/max"):
+    observers: dict[str, MinMaxObserver | HistogramObserver] = {
+        t: (MinMaxObserver(t) if config.method is CalibMethod.MINMAX
+            else HistogramObserver(t, config.num_bins)) for t in runtime}
+    label = ("calibrate min/max" if config.method is CalibMethod.MINMAX
+             else f"calibrate {config.method.value} histograms")
+    for outputs in _run(session, runtime, feeds, inputs, progress, label):
         for t, v in outputs.items():
-            minmax[t].update(v)
-    if config.method is not CalibMethod.MINMAX:
-        hists = {t: HistogramObserver.from_minmax(minmax[t], num_bins=config.num_bins)
-                 for t in runtime}
-        for outputs in _run(session, runtime, feeds, inputs, progress,
-                            f"calibrate {config.method.value} histograms"):
-            for t, v in outputs.items():
-                hists[t].update(v)
-        stats: dict[str, MinMaxObserver | HistogramObserver] = dict(hists)
-    else:
-        stats = dict(minmax)
+            observers[t].update(v)
+    stats = dict(observers)
     for t, value in constants.items():
         obs = MinMaxObserver(t)
         obs.update(np.asarray(value, dtype=np.float32))

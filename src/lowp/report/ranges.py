@@ -15,7 +15,7 @@ from ..config import CalibMethod
 from ..errors import LowpError
 
 # Bins of the histograms the report collects itself (when calibration kept min/max only).
-REPORT_BINS = 2047
+REPORT_BINS = 2048
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,10 @@ class RangeChoice:
 
 def report_histogram(name: str, table: CalibrationTable | None, key: str | None,
                      first: np.ndarray) -> HistogramObserver:
-    """An empty histogram for the report's own samples of `name`: over the calibrated
-    [-amax, amax] when the table has `key`, else over the first value seen."""
-    if table is not None and key is not None and key in table:
-        amax = table[key].amax
-    else:
-        amax = float(np.max(np.abs(first))) if first.size else 0.0
-    return HistogramObserver(name, amax, REPORT_BINS)
+    """An empty histogram for the report's own samples of `name` (its bins follow the
+    values it is given; `table`, `key` and `first` are not needed any more)."""
+    del table, key, first
+    return HistogramObserver(name, REPORT_BINS)
 
 
 def range_choice(table: CalibrationTable | None, key: str | None,

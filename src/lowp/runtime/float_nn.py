@@ -974,26 +974,35 @@ def _bilinear_integer_table(coordinate_mode: str, out_n: int, in_n: int, scale: 
 
 
 def _bilinear_integer(x: np.ndarray, out_h: int, out_w: int, scale_h: np.float32,
-                      scale_w: np.float32, coordinate_mode: str) -> np.ndarray:
+                      scale_w: np.float32, coordinate_mode: str, *,
+                      channels_last: bool = False) -> np.ndarray:
     """ONNX Runtime's 8-bit bilinear Resize on channels-last data (NhwcUpsampleBilinear-
-    Integer), on NCHW `x`: y = (w11 x11 + w21 x21 + w12 x12 + w22 x22) / 2^20 in integers
-    (truncated toward zero) with w11 = dx2 dy2, w21 = dx1 dy2, w12 = dx2 dy1, w22 = dx1 dy1
-    in 1/1024ths (docs/operators.md, (O41)); natively when built (`bilinear_integer`)."""
-    n, c, in_h, in_w = x.shape
+    Integer), on NCHW `x` (NHWC with `channels_last`, the result then NHWC too): y = (w11 x11
+    + w21 x21 + w12 x12 + w22 x22) / 2^20 in integers (truncated toward zero) with w11 = dx2
+    dy2, w21 = dx1 dy2, w12 = dx2 dy1, w22 = dx1 dy1 in 1/1024ths (docs/operators.md, (O41));
+    natively when built (`bilinear_integer`). Each output is a function of its own channel
+    only, so both layouts give the same values."""
+    if channels_last:
+        n, in_h, in_w, c = x.shape
+        dims, shape = (n, in_h, in_w, c, out_h, out_w), (n, out_h, out_w, c)
+    else:
+        n, c, in_h, in_w = x.shape
+        dims, shape = (n * c, in_h, in_w, 1, out_h, out_w), (n, c, out_h, out_w)
     rows = _bilinear_integer_table(coordinate_mode, out_h, in_h, np.float32(scale_h))
     cols = _bilinear_integer_table(coordinate_mode, out_w, in_w, np.float32(scale_w))
-    native = native_float.bilinear_integer(x, (n * c, in_h, in_w, 1, out_h, out_w), rows, cols,
-                                           (n, c, out_h, out_w))
+    native = native_float.bilinear_integer(x, dims, rows, cols, shape)
     if native is not None:
         return native
-    y1, y2, dy1, dy2 = (v.astype(np.int64) for v in rows)
-    x1, x2, dx1, dx2 = (v.astype(np.int64) for v in cols)
-    v = x.astype(np.int64)
+    v = (np.moveaxis(x, -1, 1) if channels_last else x).astype(np.int64)
+    y1, y2, dy1, dy2 = (t.astype(np.int64) for t in rows)
+    x1, x2, dx1, dx2 = (t.astype(np.int64) for t in cols)
     top, bottom = v[:, :, y1, :], v[:, :, y2, :]
     dy1, dy2 = dy1[:, None], dy2[:, None]
     total = ((dx2 * dy2) * top[..., x1] + (dx1 * dy2) * top[..., x2]
              + (dx2 * dy1) * bottom[..., x1] + (dx1 * dy1) * bottom[..., x2])
     q = np.sign(total) * (np.abs(total) >> 20)         # C's division: toward zero
+    if channels_last:
+        q = np.moveaxis(q, 1, -1)
     return np.ascontiguousarray(q.astype(x.dtype))
 
 
@@ -1001,6 +1010,54 @@ def _opt_list(v: np.ndarray | None) -> list[float] | None:
     if v is None or np.asarray(v).size == 0:
         return None
     return [float(a) for a in np.asarray(v).reshape(-1)]
+
+
+def _integer_bilinear_geometry(x: np.ndarray, size_list: list[float] | None,
+                               sc: list[float] | None, *, antialias: int,
+                               axes: Sequence[int] | None,
+                               coordinate_transformation_mode: str,
+                               keep_aspect_ratio_policy: str, mode: str
+                               ) -> tuple[int, int, np.float32, np.float32] | None:
+    """(out_h, out_w, scale_h, scale_w) where ONNX Runtime runs a Resize of NCHW `x` (after
+    a convolution its layout transformer moved to channels-last) with its integer bilinear
+    kernel (`_bilinear_integer`); None where it takes another path."""
+    if not (mode == "linear" and x.dtype in (np.uint8, np.int8) and x.ndim == 4
+            and not antialias and axes is None and keep_aspect_ratio_policy == "stretch"
+            and coordinate_transformation_mode != "tf_crop_and_resize"):
+        return None
+    out = [int(s) for s in size_list] if size_list is not None else None if sc is None \
+        else [int(np.float32(v) * np.float32(i)) for v, i in zip(sc, x.shape, strict=True)]
+    factors = [np.float32(o) / np.float32(i) for o, i in zip(out, x.shape, strict=True)] \
+        if size_list is not None and out is not None else \
+        None if sc is None else [np.float32(v) for v in sc]
+    # channels-last scales (1, s_h, s_w, 1): with s_h = 1 ONNX Runtime takes its NCHW
+    # float kernel on the channels-last data, which interpolates the same way
+    if out is not None and factors is not None and out[:2] == list(x.shape[:2]) \
+            and factors[0] == factors[1] == 1 and factors[2] != 1:
+        return out[2], out[3], factors[2], factors[3]
+    return None
+
+
+def resize_channels_last(x: np.ndarray, roi: np.ndarray | None = None,
+                         scales: np.ndarray | None = None, sizes: np.ndarray | None = None,
+                         *, antialias: int = 0, axes: Sequence[int] | None = None,
+                         coordinate_transformation_mode: str = "half_pixel",
+                         keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
+                         opset: int = 13, channels_last_integer: bool = False,
+                         **_: Any) -> np.ndarray | None:
+    """`Resize` of channels-last `x` (N, H, W, C), channels-last, where it is ONNX Runtime's
+    integer bilinear kernel (which runs on channels-last data, as lowp's convolutions do:
+    no transposes around it); None otherwise (the caller then resizes a channels-first
+    view)."""
+    if not channels_last_integer or opset < 11 or x.ndim != 4:
+        return None
+    geometry = _integer_bilinear_geometry(
+        np.moveaxis(x, -1, 1), _opt_list(sizes), _opt_list(scales), antialias=antialias,
+        axes=axes, coordinate_transformation_mode=coordinate_transformation_mode,
+        keep_aspect_ratio_policy=keep_aspect_ratio_policy, mode=mode)
+    if geometry is None:
+        return None
+    return _bilinear_integer(x, *geometry, coordinate_transformation_mode, channels_last=True)
 
 
 @register
@@ -1021,20 +1078,14 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")
     size_list = _opt_list(sizes)
     sc = _opt_list(scales)
-    if (channels_last_integer and mode == "linear" and x.dtype in (np.uint8, np.int8)
-            and x.ndim == 4 and not antialias and axes is None and keep_aspect_ratio_policy
-            == "stretch" and coordinate_transformation_mode != "tf_crop_and_resize"):
-        out = [int(s) for s in size_list] if size_list is not None else None if sc is None \
-            else [int(np.float32(v) * np.float32(i)) for v, i in zip(sc, x.shape, strict=True)]
-        factors = [np.float32(o) / np.float32(i) for o, i in zip(out, x.shape, strict=True)] \
-            if size_list is not None and out is not None else \
-            None if sc is None else [np.float32(v) for v in sc]
-        # channels-last scales (1, s_h, s_w, 1): with s_h = 1 ONNX Runtime takes its NCHW
-        # float kernel on the channels-last data, which interpolates the same way
-        if out is not None and factors is not None and out[:2] == list(x.shape[:2]) \
-                and factors[0] == factors[1] == 1 and factors[2] != 1:
-            return _bilinear_integer(x, out[2], out[3], factors[2], factors[3],
-                                     coordinate_transformation_mode)
+    if channels_last_integer:
+        geometry = _integer_bilinear_geometry(x, size_list, sc, antialias=antialias, axes=axes,
+                                              coordinate_transformation_mode=
+                                              coordinate_transformation_mode,
+                                              keep_aspect_ratio_policy=keep_aspect_ratio_policy,
+                                              mode=mode)
+        if geometry is not None:
+            return _bilinear_integer(x, *geometry, coordinate_transformation_mode)
     return _resize(x, sc, None if size_list is None else [int(s) for s in size_list],
                    _opt_list(roi), mode=mode,
                    coordinate_transformation_mode=coordinate_transformation_mode,

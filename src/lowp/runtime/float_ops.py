@@ -281,8 +281,12 @@ def _cos(x: np.ndarray) -> np.ndarray:
 
 
 def _log(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math) for float32, numpy's otherwise."""
-    return eigen_math.log(x) if x.dtype == np.float32 else np.log(x)
+    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math; natively where it can) for
+    float32, numpy's otherwise."""
+    if x.dtype != np.float32:
+        return np.log(x)
+    native = native_float.log(x)
+    return native if native is not None else eigen_math.log(x)
 
 
 _UNARY: list[tuple[str, Any]] = [
@@ -709,7 +713,35 @@ def _extreme(fn: Any, lowest: bool) -> Any:
     return red
 
 
-_reduction("ReduceMax", _extreme(np.max, lowest=True))
+_POSITIVE_ZERO, _NEGATIVE_ZERO = np.float32(0.0), np.float32(-0.0)
+
+
+def max_reference(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
+    """float32 ReduceMax of non-empty `x` (docs/operators.md (O48)): the maximum of the set,
+    whatever the order: NaN (the default quiet NaN) when a value is NaN, +0 rather than -0
+    when both are there. (np.max alone gives either zero, and any NaN's bits, by its vector
+    order.)"""
+    y = np.asarray(np.max(x, axis=ax, keepdims=keep))
+    zero = y == 0
+    if zero.any():
+        positive = np.any((x == 0) & ~np.signbit(x), axis=ax, keepdims=keep)
+        y = np.where(zero, np.where(positive, _POSITIVE_ZERO, _NEGATIVE_ZERO), y)
+    nan = np.isnan(y)
+    if nan.any():
+        y = np.where(nan, np.float32(np.nan), y)
+    return np.asarray(y, np.float32)
+
+
+def _reduce_max(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
+    """ReduceMax: float32 by `max_reference` (natively where it can), others as np.max."""
+    if x.dtype != np.float32 or not x.size:
+        return _extreme(np.max, lowest=True)(x, ax, keep)
+    axes = tuple(range(x.ndim)) if ax is None else ax
+    native = native_float.reduce_max(x, axes, keep)
+    return native if native is not None else max_reference(x, ax, keep)
+
+
+_reduction("ReduceMax", _reduce_max)
 _reduction("ReduceMin", _extreme(np.min, lowest=False))
 def _generic_rows(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
     """(rows of the reduced elements of each output in row-major order, kept axes)."""

@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
 from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
+from .float_nn import resize_channels_last
 from .float_ops import FLOAT_OPS
 from .float_registry import TensorSequence
 from .fuse import fuse_tables
@@ -318,6 +319,17 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
+    if node.op_type == "ConvTranspose":
+        # channels-last data (a dequantized convolution output) is read in place through a
+        # channels-first view: the float GEMM takes its operand with any strides, with the
+        # same flags and so the same sums; the result is channels-first
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _channels_first_view(run), layouts=(CF, CL), output_layout=CF)
+    if node.op_type == "Resize" and attrs.get("channels_last_integer"):
+        # ONNX Runtime's integer bilinear Resize runs on channels-last data: so does lowp's,
+        # between the channels-last convolutions (no transposes on either side of it)
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _resize_channels_last(run, attrs), layouts=(CF, CL))
     if node.op_type == "Split" and node.domain in ("", "ai.onnx"):
         # parts in buffers of its own by native copies (strided views of the input would
         # keep their readers, an LSTM cell's gate activations, from replaying)
@@ -343,6 +355,34 @@ def _channels_last_result(run: StepFn) -> StepFn:
         return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if y.ndim >= 3 else y,)
 
     return to_channels_last
+
+
+def _channels_first_view(run: StepFn) -> StepFn:
+    """`run` (channels-first in, channels-first out) on channels-last data through a
+    channels-first view of it (no copy)."""
+    def view(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is CL and x is not None and x.ndim >= 3:
+            return run(np.moveaxis(x, -1, 1), *vals[1:], layout=CF)
+        return run(*vals, layout=layout)
+
+    return view
+
+
+def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
+    """Resize that takes channels-last data as it is where it is the integer bilinear kernel
+    (float_nn.resize_channels_last), and through a channels-first view of it otherwise."""
+    through = through_channels_first(run)
+
+    def resize(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is CL and x is not None and x.ndim == 4:
+            y = resize_channels_last(x, *vals[1:], **attrs)
+            if y is not None:
+                return (y,)
+        return through(*vals, layout=layout)
+
+    return resize
 
 
 def _global_max_pool(run: StepFn) -> StepFn:

@@ -350,6 +350,30 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
     return y
 
 
+def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray | None:
+    """ReduceMax of float32 `x` over `axes` (one run of consecutive axes once unit axes are
+    merged) by lowp.runtime.float_ops's rule (`max_reference`), or None."""
+    ext = _has(_usable("ReduceMax", x), "float_reduce_max")
+    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
+    if plan is None:
+        return None
+    _, outer, k, inner = plan
+    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
+    call(ext.float_reduce_max, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k,
+         inner, _threads)
+    return y
+
+
+def log(x: np.ndarray) -> np.ndarray | None:
+    """ONNX Runtime's Log of float32 `x` (lowp.eigen_math.log, bit for bit), or None."""
+    ext = _has(_usable("Log", x), "float_log")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
 def pool_sums(rows: np.ndarray, lanes: int, mean: bool = False) -> np.ndarray | None:
     """Sums (or means: then divided by the count in float32) of the rows of float32 (r, n)
     in MLAS's global pooling orders (docs/operators.md (O32)): lanes 4, its NCHW kernel;

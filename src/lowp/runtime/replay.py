@@ -85,7 +85,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
-                          "GRU", "Concat", "Gather", "Cast"})
+                          "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -96,6 +96,8 @@ FOLDABLE = frozenset({
     "Ceil", "Min", "Max", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not",
     "And", "Or", "Where", "Range", "Reshape", "Identity", "ReduceProd", "ReduceSum",
     "ReduceMin", "ReduceMax", "Expand", "Tile", "Transpose",
+    # (a ViT's positional embeddings interpolated to the input's patch grid)
+    "Resize", "Upsample",
 })
 # Operators whose output shapes depend on input values: where they occur, tensor shapes are
 # not fixed by the feed shapes, and nothing is folded.
@@ -214,6 +216,13 @@ class Replayer:
             elif type(r) is _Calls:
                 plain.append(r.entry.step)
         return plain
+
+    def native_only(self, signature: object) -> bool:
+        """A ready signature whose replayed run is native Programs only, none of which
+        checks a tensor from outside (so no step runs from Python)."""
+        runners = self._ready.get(signature)
+        return runners is not None and all(type(r) is _Segment and not r.checks
+                                           for r in runners)
 
     def programs(self, signature: object) -> list[int]:
         """Steps per native Program of a ready signature's plan."""
@@ -437,21 +446,45 @@ class Replayer:
 
     def _clip_call(self, index: object, step: Step, env: Env, layout: Layouts,
                    buffers: dict[object, np.ndarray]
-                   ) -> tuple[Call, np.ndarray, object] | None:
-        """Clip with constant bounds given as inputs (opset >= 11; an older Clip has one
-        input and its bounds in attributes, which a step does not show: it runs plain)."""
+                   ) -> tuple[Call | list[Call], np.ndarray, object] | None:
+        """Clip with bounds given as inputs (opset >= 11; an older Clip has one input and its
+        bounds in attributes, which a step does not show: it runs plain): constant bounds
+        as `float_clamp`'s arguments, computed ones (a bound from the data's maximum) as
+        float_binary's Max then Min with the one-value bound broadcast, np.maximum and
+        np.minimum as float_ops.Clip computes them."""
         x = env.get(step.inputs[0])
         if len(step.inputs) < 2 or not isinstance(x, np.ndarray):
             return None
-        if any(n and n not in self._constants for n in step.inputs[1:3]):
-            return None
-        bounds = [env[n] if n else None for n in step.inputs[1:3]] + [None]
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
         if out_layout is None:
             return None
+        if any(n and n not in self._constants for n in step.inputs[1:3]):
+            return self._computed_clip_calls(index, step, x, env, buffers, out_layout)
+        bounds = [env[n] if n else None for n in step.inputs[1:3]] + [None]
         made = program.clip_call(x, bounds[0], bounds[1], _buffer(buffers, index, x.shape),
                                  native_float._threads)
         return None if made is None else (made[0], made[1], out_layout)
+
+    def _computed_clip_calls(self, index: object, step: Step, x: np.ndarray, env: Env,
+                             buffers: dict[object, np.ndarray], out_layout: object
+                             ) -> tuple[list[Call], np.ndarray, object] | None:
+        calls: list[Call] = []
+        y = x
+        for k, name in enumerate(step.inputs[1:3]):
+            if not name:
+                continue
+            bound = env.get(name)
+            if (not isinstance(bound, np.ndarray) or bound.dtype != x.dtype
+                    or bound.size != 1 or bound.ndim > x.ndim):
+                return None
+            made = program.FLOAT_KERNELS[("Max", "Min")[k]](
+                [y, bound], _buffer(buffers, (index, "clip", k), x.shape),
+                native_float._threads)
+            if made is None:
+                return None
+            calls.append(made[0])
+            y = made[1]
+        return (calls, y, out_layout) if calls else None
 
     def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]

@@ -1,0 +1,72 @@
+"""The native index-map copy (`take`, lowp.runtime.moves: y[i] = x[map[i]], or fill[-1 -
+map[i]] for a negative entry) equals numpy's indexing bit for bit, whether it copies element
+by element or, where the map holds long runs of consecutive indices (a nearest upsampling or
+a slice of channels-last data: whole pixels), one run at a time; every element size, both
+thread counts, runs of x and of fill mixed with single elements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lowp.runtime.backends import native_available
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
+
+
+@st.composite
+def maps(draw: st.DrawFn) -> tuple[np.ndarray, int, int]:
+    """A map of runs (of x's indices, of fill's, single elements), and the sizes of x and
+    fill; long runs make the run copy apply, short ones the element loop."""
+    nx, nf = draw(st.integers(1, 300)), draw(st.integers(1, 20))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    long_runs = draw(st.booleans())
+    parts = []
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.sampled_from(["x", "fill", "one"]))
+        if kind == "x":
+            length = int(rng.integers(1, 64 if long_runs else 3))
+            start = int(rng.integers(0, nx))
+            parts.append(np.arange(start, min(nx, start + length)))
+        elif kind == "fill":
+            start = int(rng.integers(0, nf))
+            length = int(rng.integers(1, nf - start + 1))
+            parts.append(-1 - np.arange(start, start + length))
+        else:
+            parts.append(rng.integers(-nf, nx, 1))
+    mapped = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return np.ascontiguousarray(mapped, np.int32), nx, nf
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=maps(), itemsize=st.sampled_from([1, 2, 4, 8]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**32 - 1))
+def test_take_equals_numpy_indexing(case, itemsize, threads, seed):
+    from lowp.runtime.native_backend import _native
+
+    mapped, nx, nf = case
+    dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[itemsize]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, np.iinfo(dtype).max, nx, dtype=dtype, endpoint=True)
+    fill = rng.integers(0, np.iinfo(dtype).max, nf, dtype=dtype, endpoint=True)
+    want = np.where(mapped >= 0, x[np.clip(mapped, 0, None)], fill[np.clip(-1 - mapped, 0, None)])
+    y = np.zeros(mapped.size, dtype)
+    _native.take(x.view(np.uint8), mapped, fill.view(np.uint8), y.view(np.uint8), itemsize,
+                 threads)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_take_of_a_channels_last_nearest_upsampling():
+    """Whole pixels of 32 one-byte channels, each copied twice per row and per column (the
+    text detector's 2x nearest Resize): runs of 32 bytes."""
+    from lowp.runtime.native_backend import _native
+
+    x = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 32), dtype=np.uint8)
+    ids = np.arange(x.size, dtype=np.int32).reshape(x.shape)
+    mapped = np.ascontiguousarray(ids.repeat(2, axis=1).repeat(2, axis=2).reshape(-1))
+    y = np.zeros(mapped.size, np.uint8)
+    _native.take(x.reshape(-1), mapped, np.zeros(1, np.uint8), y, 1, 1)
+    np.testing.assert_array_equal(y.reshape(1, 16, 16, 32),
+                                  x.repeat(2, axis=1).repeat(2, axis=2))
