@@ -6,12 +6,13 @@ For each corpus model (evals/corpus/models.py) the same calibration feeds (seed 
 it with ONNX Runtime's `quantize_static` (QDQ, u8 activations, s8 weights; MinMax, Entropy
 and Percentile; per-tensor and per-channel weights; Conv/MatMul/Gemm only and all operators),
 NNCF's `nncf.quantize` with its defaults (TRANSFORMER model type for transformer encoders),
-lowp's default `Config()`, and lowp with each calibration method. Every quantized model runs
-in ONNX Runtime (one runtime for all: the comparison is of quantization choices) on held-out
-evaluation feeds (seed 1), and its primary output is scored against the float model's with
-the metric of the model's task (METRICS, METRIC_OF). A peer that fails is reported and
-skipped; ONNX Runtime's calibration of one method that exceeds `--ort-timeout` seconds is
-stopped and reported as skipped.
+lowp with each fixed calibration method, and lowp's measured method choice
+(`Config(method=MEASURED)`, the default), whose choice sees the calibration feeds only.
+Every quantized model runs in ONNX Runtime (one runtime for all: the comparison is of
+quantization choices) on held-out evaluation feeds (seed 1), and its primary output is
+scored against the float model's with the metric of the model's task (METRICS, METRIC_OF).
+A peer that fails is reported and skipped; ONNX Runtime's calibration of one method that
+exceeds `--ort-timeout` seconds is stopped and reported as skipped.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def metric_of(model: CorpusModel) -> Metric:
 ORT_METHODS = ("MinMax", "Entropy", "Percentile")
 ORT_OP_SETS: dict[str, list[str] | None] = {"cmg": ["Conv", "MatMul", "Gemm"], "all": None}
 LOWP_METHODS = ("minmax", "entropy", "percentile", "mse", "auto")
+MEASURED = "lowp measured"          # CalibMethod.MEASURED: not an oracle, not in "best method"
 TRANSFORMERS = frozenset({"khmersm", "vit_s_focus"})   # NNCF's ModelType.TRANSFORMER
 
 
@@ -286,6 +288,24 @@ def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
                          **kwargs)
 
 
+def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.ModelProto | None:
+    """lowp with `Config(method=MEASURED)`: its own calibrations and held-out choice (on the
+    calibration feeds only); the chosen method and the time go to `res`."""
+    from lowp.config import CalibMethod, Config
+    from lowp.pipeline import quantize
+
+    t0 = time.perf_counter()
+    try:
+        result = quantize(model, calib, Config(method=CalibMethod.MEASURED))
+    except Exception as e:
+        res.errors[MEASURED] = _error(e)
+        return None
+    res.seconds[MEASURED] = time.perf_counter() - t0
+    if result.method_choice is not None:
+        res.chosen = result.method_choice.chosen
+    return result.model
+
+
 def lowp_methods(model: onnx.ModelProto, calib: Feeds, stage: Callable[[str], None]
                  ) -> tuple[dict[str, onnx.ModelProto], dict[str, str]]:
     """lowp with every calibration method, from one calibration (its histograms)."""
@@ -333,10 +353,12 @@ class Result:
     sqnr: dict[str, float] = field(default_factory=dict)        # producer -> SQNR dB
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    chosen: str = ""                                            # MEASURED's method
 
     def best(self, prefix: str) -> tuple[str, float] | None:
-        """The producer named `prefix...` with the best score (ties: higher SQNR)."""
-        names = [n for n in self.scores if n.startswith(prefix)]
+        """The producer named `prefix...` with the best score (ties: higher SQNR); the
+        measured choice is one of the fixed methods' models and is not counted."""
+        names = [n for n in self.scores if n.startswith(prefix) and n != MEASURED]
         if not names:
             return None
         sign = 1.0 if self.metric.higher_is_better else -1.0
@@ -350,8 +372,8 @@ class Result:
 
 
 def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: int,
-             threads: int, ort_timeout: float, use_nncf: bool, bar: tqdm | None = None
-             ) -> Result:
+             threads: int, ort_timeout: float, use_nncf: bool, bar: tqdm | None = None,
+             use_ort: bool = True) -> Result:
     """Quantize one model every way, score each in ONNX Runtime; never raises."""
     res = Result(m, metric_of(m))
 
@@ -380,6 +402,10 @@ def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: in
     models.update(made)
     res.errors.update(failed)
     res.seconds["lowp (5 methods)"] = time.perf_counter() - t0
+    stage("lowp measured")
+    measured = lowp_measured(float_model, calib, res)
+    if measured is not None:
+        models[MEASURED] = measured
     if use_nncf:
         stage("NNCF")
         t0 = time.perf_counter()
@@ -388,11 +414,13 @@ def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: in
         except Exception as e:
             res.errors["NNCF"] = _error(e)
         res.seconds["NNCF"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ort_made, ort_failed = ort_configs(float_path, work, calib, m.batch, ort_timeout, stage)
-    models.update(ort_made)
-    res.errors.update(ort_failed)
-    res.seconds["ORT (12 configs)"] = time.perf_counter() - t0
+    if use_ort:
+        t0 = time.perf_counter()
+        ort_made, ort_failed = ort_configs(float_path, work, calib, m.batch, ort_timeout,
+                                           stage)
+        models.update(ort_made)
+        res.errors.update(ort_failed)
+        res.seconds["ORT (12 configs)"] = time.perf_counter() - t0
 
     for name, q in models.items():
         stage(f"score {name}")
@@ -409,7 +437,7 @@ def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: in
 # --------------------------------------------------------------------------- tables
 
 HEADER = ("model", "metric", "float ref", "best ORT config", "NNCF", "lowp default",
-          "lowp best method")
+          "lowp best method", "lowp measured (chosen)", "default vs best peer")
 DETAIL = ("model", "metric", *(f"lowp {m}" for m in LOWP_METHODS), "AUTO vs best fixed")
 
 
@@ -442,6 +470,20 @@ def _default_name() -> str:
     return f"lowp {Config().method.value}"
 
 
+def best_peer(r: Result) -> str | None:
+    """The best of ONNX Runtime's configurations and NNCF (metric, then SQNR)."""
+    peers = [p for p in (r.best("ORT "), r.best("NNCF")) if p is not None]
+    if not peers:
+        return None
+    sign = 1.0 if r.metric.higher_is_better else -1.0
+
+    def key(p: tuple[str, float]) -> tuple[float, float]:
+        s, q = p[1], r.sqnr.get(p[0], -math.inf)
+        return (sign * s if s == s else -math.inf, q if q == q else -math.inf)
+
+    return max(peers, key=key)[0]
+
+
 def summary_row(r: Result) -> list[str]:
     ort = r.best("ORT ")
     lowp_best = r.best("lowp ")
@@ -451,20 +493,31 @@ def summary_row(r: Result) -> list[str]:
     if skipped:
         ort_text += f" [{', '.join(skipped)} skipped]"
     nncf = _cell(r, "NNCF") if "NNCF" in r.scores or "NNCF" in r.errors else "-"
+    peer = best_peer(r)
+    measured = (f"{r.chosen}: {_cell(r, MEASURED)}" if MEASURED in r.scores
+                else _cell(r, MEASURED))
     return [r.model.name, r.metric.label, _num(r.metric.float_ref), ort_text, nncf,
             _cell(r, _default_name()),
-            "-" if lowp_best is None else f"{lowp_best[0][5:]}: {_cell(r, lowp_best[0])}"]
+            "-" if lowp_best is None else f"{lowp_best[0][5:]}: {_cell(r, lowp_best[0])}",
+            measured, "-" if peer is None else verdict(r, _default_name(), [peer])]
 
 
 def auto_verdict(r: Result, sqnr_tie_db: float = 0.1) -> str:
     """'wins', 'ties' or 'loses' against the best fixed lowp method (metric, then SQNR)."""
-    if "lowp auto" not in r.scores:
+    fixed = [f"lowp {m}" for m in LOWP_METHODS if m != "auto"]
+    return verdict(r, "lowp auto", fixed, sqnr_tie_db)
+
+
+def verdict(r: Result, name: str, others: list[str], sqnr_tie_db: float = 0.1) -> str:
+    """'wins', 'ties' or 'loses (by how much)' of producer `name` against the best of
+    `others` on the task metric; SQNR within `sqnr_tie_db` dB ties on SQNR rows."""
+    if name not in r.scores:
         return "-"
-    fixed = [f"lowp {m}" for m in LOWP_METHODS if m != "auto" and f"lowp {m}" in r.scores]
+    fixed = [n for n in others if n in r.scores]
     if not fixed:
         return "-"
     sign = 1.0 if r.metric.higher_is_better else -1.0
-    a = sign * r.scores["lowp auto"]
+    a = sign * r.scores[name]
     b = max(sign * r.scores[n] for n in fixed)
     if r.metric.label == METRICS["sqnr"].label:
         tol = sqnr_tie_db
@@ -499,6 +552,25 @@ def _markdown(header: tuple[str, ...], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def tallies(results: list[Result]) -> str:
+    """How often the default and the measured choice win, tie and lose against the best
+    peer, and what the measured choice costs against one calibration of the five methods."""
+    lines = []
+    for name in dict.fromkeys((_default_name(), MEASURED)):
+        counts: dict[str, int] = {}
+        for r in results:
+            peer = best_peer(r)
+            v = "-" if peer is None else verdict(r, name, [peer]).split()[0]
+            counts[v] = counts.get(v, 0) + 1
+        lines.append(f"{name} vs the best peer (ORT configs, NNCF): "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    fixed = sum(r.seconds.get("lowp (5 methods)", 0.0) for r in results)
+    measured = sum(r.seconds.get(MEASURED, 0.0) for r in results)
+    lines.append(f"time: {MEASURED} {measured:.0f} s in all; the five fixed methods from one "
+                 f"calibration {fixed:.0f} s")
+    return "\n".join(lines)
+
+
 def notes(results: list[Result]) -> list[str]:
     out = []
     for r in results:
@@ -517,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ort-timeout", type=float, default=90.0,
                    help="seconds allowed for ONNX Runtime's calibration of one method")
     p.add_argument("--no-nncf", action="store_true", help="leave NNCF out")
+    p.add_argument("--no-ort", action="store_true",
+                   help="leave ONNX Runtime's quantize_static out (lowp only, for a quick run)")
     p.add_argument("--markdown", type=Path, help="also write the tables as markdown here")
     args = p.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)   # the quantizers warn per node
@@ -543,19 +617,21 @@ def main(argv: list[str] | None = None) -> int:
             results.append(evaluate(BY_NAME[name], work, calib_samples=args.calib,
                                     eval_samples=args.eval, threads=args.threads,
                                     ort_timeout=args.ort_timeout, use_nncf=use_nncf,
-                                    bar=bar))
+                                    bar=bar, use_ort=not args.no_ort))
     minutes = (time.perf_counter() - start) / 60
     title = (f"{len(results)} models, {args.calib} calibration / {args.eval} evaluation "
              f"samples, {minutes:.1f} min; value (SQNR of the primary output)")
     summary = [summary_row(r) for r in results]
     detail = [detail_row(r) for r in results]
     print(f"\n{title}\n{_text(HEADER, summary)}\n\nlowp per method\n{_text(DETAIL, detail)}")
+    tally = tallies(results)
+    print("\n" + tally)
     extra = notes(results)
     if extra:
         print("\nFailed or skipped\n" + "\n".join(extra))
     if args.markdown:
-        md = (f"{title}\n\n{_markdown(HEADER, summary)}\n\nlowp per calibration method:\n\n"
-              f"{_markdown(DETAIL, detail)}\n")
+        md = (f"{title}\n\n{_markdown(HEADER, summary)}\n\n{tally}\n\n"
+              f"lowp per calibration method:\n\n{_markdown(DETAIL, detail)}\n")
         if extra:
             md += "\nFailed or skipped:\n\n" + "".join(f"- {x}\n" for x in extra)
         args.markdown.write_text(md)

@@ -137,6 +137,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         result.mode_choice.save(sidecar)
         print(result.mode_choice.format())
         print(f"mode decision written to {sidecar}")
+    if result.method_choice is not None:
+        sidecar = Path(args.output).with_suffix(".method.json")
+        result.method_choice.save(sidecar)
+        print(result.method_choice.format())
+        print(f"range method decision written to {sidecar}")
     if result.fallback is not None:
         sidecar = Path(args.output).with_suffix(".fallback.json")
         result.fallback.save(sidecar)
@@ -303,9 +308,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="images: zero-pad a dynamic height / width to a multiple of N")
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=[m.value for m in CalibMethod],
-                   default=CalibMethod.MINMAX.value, help="activation range method")
+def _add_config_options(p: argparse.ArgumentParser,
+                        method: CalibMethod = Config.method) -> None:
+    p.add_argument("--method", choices=[m.value for m in CalibMethod], default=method.value,
+                   help=f"activation range method (default {method.value}; measured: a "
+                        "model per fixed method, the one with the best output SQNR on "
+                        "held-out calibration samples kept, reported in OUTPUT.method.json; "
+                        "a fixed method skips that search)")
     p.add_argument("--target", choices=sorted(TARGETS), default="lowp",
                    help="backend whose constraints the quantized model obeys")
     g = p.add_mutually_exclusive_group()
@@ -417,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ray://HOST:PORT (ray)")
     k.add_argument("--shards", type=int, default=None,
                    help="number of shards (default: 4 per worker)")
-    _add_config_options(k)
+    _add_config_options(k, CalibMethod.MINMAX)     # a table holds one fixed method's ranges
     k.set_defaults(func=cmd_calibrate)
 
     r = sub.add_parser("run", help="run a model on lowp's engine")

@@ -55,6 +55,9 @@ class CalibMethod(enum.Enum):
 
     AUTO chooses per tensor among the other four: the range whose quantization error on the
     tensor's histogram is least (lowp.calib.methods.auto_choice, recorded in the table).
+    MEASURED chooses one method for the whole model: a model per fixed method, each measured
+    for its output SQNR on calibration samples held out from the ranges, the best kept
+    (passes.method_choice; the pipeline's choice, not a range rule of lowp.calib).
     """
 
     MINMAX = "minmax"
@@ -62,6 +65,7 @@ class CalibMethod(enum.Enum):
     PERCENTILE = "percentile"
     MSE = "mse"
     AUTO = "auto"
+    MEASURED = "measured"
 
 
 # Operators whose inputs are quantized by default: the compute-heavy ones and those that
@@ -85,7 +89,10 @@ class Config:
         AUTO: measured choice among static, dynamic per-token and dynamic per-tensor
         (passes.mode_choice); the static candidate takes every other setting of the config.
     method
-        How activation ranges are chosen from calibration statistics.
+        How activation ranges are chosen from calibration statistics. The default, MEASURED,
+        measures a model per fixed method on held-out calibration data (2 folds) and keeps
+        the one with the best output SQNR (passes.method_choice); a fixed method skips
+        that search.
     target
         Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
     weight_granularity
@@ -149,7 +156,7 @@ class Config:
     """
 
     mode: QuantMode = QuantMode.STATIC
-    method: CalibMethod = CalibMethod.MINMAX
+    method: CalibMethod = CalibMethod.MEASURED
     target: str = "lowp"
     weight_granularity: WeightGranularity = WeightGranularity.PER_CHANNEL
     percentile: float = 99.99

@@ -20,9 +20,13 @@ def run_demo(config: Config | None = None, *, backend: str = "auto",
     feeds, labels = load_demo_test()
     summary = summarize(result.model, result.float_model, feeds, labels, backend=backend)
     acc = summary.accuracy
+    method = config.method.value
+    if result.method_choice is not None:
+        method = f"{result.method_choice.chosen} (measured best of " \
+                 f"{len(result.method_choice.candidates)} methods)"
     drop = 100 * (acc["float"] - acc["lowp engine"])
     head = (f"lowp demo: digits CNN ({demo_model_path().name}), {len(labels)} test images, "
-            f"{config.method.value} calibration on "
+            f"{method} calibration on "
             f"{len(next(iter(load_demo_calibration().values())))} images, target "
             f"'{config.target}', quantized in {t_quant:.2f} s\n")
     verdict = (f"\nint8 accuracy is {abs(drop):.2f} points {'below' if drop > 0 else 'above'} "

@@ -133,6 +133,23 @@ class FeedSlice(FeedSource):
         return itertools.islice(iter(self._source), self._start, self._stop)
 
 
+class FeedsWithout(FeedSource):
+    """Every feed of another source but those in [start, stop) (the complement of a fold)."""
+
+    def __init__(self, source: FeedSource, start: int, stop: int) -> None:
+        if not 0 <= start <= stop:
+            raise ValueError(f"feed range [{start}, {stop}) is not a range")
+        self._source, self._start, self._stop = source, start, stop
+
+    @property
+    def num_feeds(self) -> int | None:
+        n = self._source.num_feeds
+        return None if n is None else n - (min(self._stop, n) - min(self._start, n))
+
+    def __iter__(self) -> Iterator[Feed]:
+        return (f for i, f in enumerate(self._source) if not self._start <= i < self._stop)
+
+
 class StackedFeeds(FeedSource):
     """Sample-stacked arrays (first axis = samples) cut into batches of `batch_size`.
 
@@ -164,6 +181,23 @@ class StackedFeeds(FeedSource):
     def feed_size(self) -> int:
         """Samples per feed (the last feed may hold fewer when the model does not fix it)."""
         return self._size
+
+    @property
+    def fixed_batch(self) -> bool:
+        """True when the model's inputs fix the batch size (every feed holds `feed_size`)."""
+        return self._fixed
+
+    @property
+    def num_samples(self) -> int | None:
+        """Samples in the data, when known."""
+        return self._num_samples
+
+    def rebatched(self, batch_size: int, num_samples: int | None = None) -> StackedFeeds:
+        """The same samples cut into feeds of `batch_size` (a model that fixes the batch
+        size keeps its own); `num_samples` tells the count when the source does not know."""
+        return StackedFeeds(self._chunks, self._inputs, batch_size if not self._fixed
+                            else self._size, num_samples=(self._num_samples if num_samples
+                                                          is None else num_samples))
 
     def slice(self, start: int, stop: int) -> StackedFeeds:
         """Feeds [start, stop): the samples [start * feed_size, stop * feed_size), cut from

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from .calib import CalibrationTable
-from .config import Config, QuantMode, QuantPolicy
+from .config import CalibMethod, Config, QuantMode, QuantPolicy
 from .errors import DataError, LowpError, ModelError
 from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
@@ -31,6 +31,11 @@ from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
+from .passes.method_choice import CANDIDATES as METHOD_CANDIDATES
+from .passes.method_choice import Folds, MethodChoice, combine_folds, rechosen
+from .passes.method_choice import folds as method_folds
+from .passes.method_choice import measure as measure_methods
+from .passes.method_choice import pick as pick_method
 from .passes.mode_choice import (
     CANDIDATES,
     STATIC,
@@ -61,6 +66,7 @@ class QuantizeResult:
     feeds: FeedSource | None         # the calibration data as a stream of feeds
     fallback: FallbackResult | None = None   # what the accuracy budget measured and moved
     mode_choice: ModeChoice | None = None    # what mode AUTO measured and chose
+    method_choice: MethodChoice | None = None   # what CalibMethod.MEASURED measured and chose
 
 
 def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
@@ -85,7 +91,9 @@ def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
         temporary folder during the first pass), or a `lowp.feeds.FeedSource`. See
         docs/calibration.md, "Calibration data". Optional in dynamic mode.
     config
-        What and how to quantize; `Config()` gives per-channel min/max for lowp's engine.
+        What and how to quantize; `Config()` gives per-channel weights for lowp's engine
+        and the range method measured best on held-out calibration data
+        (passes.method_choice).
     calib_table
         A saved calibration table (path or object): skips the calibration passes.
     progress
@@ -158,6 +166,11 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     if feeds is None:
         raise DataError("static quantization needs calibration data (or use "
                         "Config(mode=QuantMode.DYNAMIC))")
+    if config.method is CalibMethod.MEASURED:
+        if calib_table is None:
+            return _measured(float_model, inputs, feeds, config, progress, held_out)
+        config = _method_of_table(config, calib_table)
+        calib_table = _loaded(calib_table)
     float_model = prepare(float_model, feeds, inputs, config)
     ann = annotate(float_model, config)
     tensors = ann.activations
@@ -258,6 +271,79 @@ def _auto(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSour
                                     config.auto_tolerance_db, len(layers), samples, data, note,
                                     seconds=time.perf_counter() - start)
     return result
+
+
+def _loaded(table: str | os.PathLike[str] | CalibrationTable) -> CalibrationTable:
+    return table if isinstance(table, CalibrationTable) else CalibrationTable.load(table)
+
+
+def _method_of_table(config: Config, table: str | os.PathLike[str] | CalibrationTable
+                     ) -> Config:
+    """`config` with the range method a given calibration table was made with: its ranges
+    are used as they are (no choice to measure), and a tensor calibrated later (by the
+    accuracy budget) gets the same method."""
+    method = CalibMethod(_loaded(table).settings.get("method", CalibMethod.MINMAX.value))
+    if method is CalibMethod.MEASURED:
+        method = CalibMethod.MINMAX
+    return dataclasses.replace(config, method=method)
+
+
+def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
+              config: Config, progress: bool, held_out: FeedSource | None) -> QuantizeResult:
+    """CalibMethod.MEASURED: on each fold of passes.method_choice.folds, quantize with each
+    method of CANDIDATES from one calibration on the fold's fit feeds and measure each
+    model's output SQNR on its held-out feeds; then quantize on all the calibration data
+    with the method of the best mean (the model equals the one of
+    `Config(method=<chosen>)`)."""
+    start = time.perf_counter()
+    cut = (method_folds(feeds) if held_out is None
+           else Folds([(feeds, held_out)], "the accuracy data (--eval)"))
+    minmax = _candidate(config, CalibMethod.MINMAX)
+    measured = [measure_methods(float_model, _method_models(float_model, inputs, fit, config,
+                                                            progress),
+                                held, fit, inputs, minmax)
+                for fit, held in cut.pairs]
+    scored = combine_folds([m for m, _ in measured])
+    chosen, reason = pick_method(scored)
+    result = _quantize(float_model, inputs, feeds,
+                       dataclasses.replace(config, method=CalibMethod(chosen)), None, progress,
+                       held_out)
+    result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
+                                        cut.data, cut.note,
+                                        seconds=time.perf_counter() - start)
+    return result
+
+
+def _candidate(config: Config, method: CalibMethod) -> Config:
+    """`config` with `method` and no accuracy budget (it applies to the kept model only)."""
+    return dataclasses.replace(config, method=method, accuracy_budget=None, metric=None,
+                               metric_tolerance=None)
+
+
+def _method_models(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSource,
+                   config: Config, progress: bool) -> dict[CalibMethod, onnx.ModelProto | str]:
+    """A model per method of CANDIDATES from one calibration on `fit` (percentile's, which
+    keeps the histograms; the others' ranges are chosen again from them); a string is the
+    error that kept a model from being built. An error of the calibration itself (bad data,
+    a tensor zero on all of it) is raised as it is: it is no method's fault."""
+    first_method = CalibMethod.PERCENTILE
+    models: dict[CalibMethod, onnx.ModelProto | str] = {}
+    first = _quantize(float_model, inputs, fit, _candidate(config, first_method), None,
+                      progress)
+    models[first_method] = first.model
+    for method in METHOD_CANDIDATES:
+        if method is first_method:
+            continue
+        try:
+            models[method] = _quantize(float_model, inputs, fit, _candidate(config, method),
+                                       rechosen(first.table, method, config), progress).model
+        except LowpError as e:
+            models[method] = _first_line(e)
+    return models
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputSpec],

@@ -91,7 +91,7 @@ def test_min_max_statistics_keep_their_range() -> None:
 
 
 def test_candidates_are_the_fixed_methods() -> None:
-    assert set(AUTO_CANDIDATES) == set(CalibMethod) - {CalibMethod.AUTO}
+    assert set(AUTO_CANDIDATES) == set(CalibMethod) - {CalibMethod.AUTO, CalibMethod.MEASURED}
 
 
 def test_table_records_choices_and_round_trips(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def setup() -> tuple:
     return model, inputs, feeds
 
 
-@pytest.mark.parametrize("method", list(CalibMethod))
+# MEASURED is the pipeline's choice among the range methods, not one calibrate runs
+@pytest.mark.parametrize("method", [m for m in CalibMethod if m is not CalibMethod.MEASURED])
 def test_every_method_reads_the_feeds_once(setup: tuple, method: CalibMethod) -> None:
     model, inputs, feeds = setup
     config = Config(method=method, batch_size=64)

@@ -53,7 +53,10 @@ def test_quantize_writes_model_summary_and_report(tmp_path, calib, capsys):
     text = capsys.readouterr().out
     onnx.checker.check_model(onnx.load(str(out)))
     assert "Most damaged layers" in text and "identical %" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "q.onnx", "r.html"]
+    # the default range method is measured: its record goes beside the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "q.method.json",
+                                                          "q.onnx", "r.html"]
+    assert "Range method:" in text and "same model without measuring: --method" in text
     assert "SQNR" in (tmp_path / "r.html").read_text()
 
 

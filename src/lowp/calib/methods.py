@@ -577,6 +577,11 @@ def choose_range(stats: MinMaxObserver | HistogramObserver, method: CalibMethod,
         raise DataError(f"tensor '{stats.name}': no calibration data observed")
     lo_obs, hi_obs = stats.min, stats.max
     method = CalibMethod(method)
+    if method is CalibMethod.MEASURED:
+        raise DataError(f"tensor '{stats.name}': method 'measured' chooses one of the fixed "
+                        "methods by measuring whole quantized models (lowp quantize); a "
+                        "calibration table needs a fixed method (minmax, entropy, "
+                        "percentile, mse or auto)")
     if method is CalibMethod.MINMAX or lo_obs == hi_obs:
         return lo_obs, hi_obs
     if method is CalibMethod.AUTO:

@@ -472,7 +472,8 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
         `lowp.feeds.NpzFolder`) are opened by the workers; data in memory is sent shard by
         shard; a one-shot iterator is cached on disk first.
     config
-        As for `quantize_model` (method, bins, percentile, target, exclusions, batch size).
+        As for `quantize_model` (method, bins, percentile, target, exclusions, batch size);
+        the method must be a fixed one (default: minmax).
     scheduler
         "local" (a process pool), "dask" or "ray".
     workers
@@ -499,9 +500,13 @@ def calibrate(model: Any, calibration_data: Any, config: Config | None = None, *
     from ..passes.canonicalize import canonicalize
     from ..pipeline import _check_node_names, _from_torch, prepare
 
-    config = config or Config()
+    config = config or Config(method=CalibMethod.MINMAX)
     if config.mode is QuantMode.DYNAMIC:
         raise DataError("dynamic quantization uses no calibration table")
+    if config.method is CalibMethod.MEASURED:
+        raise DataError("method 'measured' chooses among whole quantized models (lowp "
+                        "quantize); a calibration table holds the ranges of one fixed method: "
+                        "give minmax, entropy, percentile, mse or auto")
     loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
     float_model = canonicalize(loaded)

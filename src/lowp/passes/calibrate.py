@@ -100,6 +100,10 @@ def calibrate(model: onnx.ModelProto, tensors: list[str],
     constant of the graph is observed from its value, and its range is its exact [min, max]
     under every method (see `CalibrationTable.choose_ranges`, `exact`).
     """
+    if config.method is CalibMethod.MEASURED:
+        raise DataError("method 'measured' chooses among whole quantized models "
+                        "(pipeline.quantize); calibration needs a fixed method: give "
+                        "minmax, entropy, percentile, mse or auto")
     graph = Graph(model)
     # only tensors get observers: a sequence value (ONNX Runtime returns it as a list) has
     # no range and is never quantized; it is left out of the table
