@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lowp
-from lowp.config import Config
+from lowp.config import CalibMethod, Config
 from lowp.data import demo_model_path, load_demo_calibration
 from lowp.pipeline import quantize
 from lowp.report import analysis, layers, summary
@@ -16,7 +16,7 @@ from lowp.report.layers import LayerSources
 
 @pytest.fixture(scope="module")
 def demo() -> lowp.pipeline.QuantizeResult:
-    return quantize(demo_model_path(), load_demo_calibration(), Config(batch_size=16))
+    return quantize(demo_model_path(), load_demo_calibration(), Config(batch_size=16, method=CalibMethod.MINMAX))
 
 
 def layer_figures(s: summary.Summary) -> dict[str, tuple[float, float]]:

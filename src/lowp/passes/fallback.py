@@ -94,6 +94,7 @@ class FallbackResult:
     unmeasured_quantized: int = 0           # quantized layers outside the candidates
     seconds: float = 0.0
     data: str = "calibration"               # whose samples: "calibration" or "held-out"
+    method: str | None = None               # the range method the ranges were chosen with
 
     @property
     def sixteen_bit_nodes(self) -> list[str]:
@@ -117,6 +118,9 @@ class FallbackResult:
         """Options that give the same model without measuring again (added to the run's
         own options, with the same calibration table)."""
         flags = []
+        if self.method is not None and (self.float_nodes or self.sixteen_bit_nodes):
+            # a measured default (CalibMethod.MEASURED) could choose again otherwise
+            flags.append(f"--method {self.method}")
         if self.float_nodes:
             flags.append("--exclude " + " ".join(_quote(n) for n in self.float_nodes))
         if self.sixteen_bit_nodes:
@@ -256,7 +260,8 @@ def fallback(float_model: onnx.ModelProto, table: CalibrationTable,
         config.accuracy_budget, _metric_name(config.metric), evaluator.reference_metric,
         config.metric_tolerance, _count_samples(eval_feeds), "lowp Session", initial, measure,
         met, layers, steps, {n: p.value for n, p in levels.items()}, blockers, unmeasured,
-        time.perf_counter() - start, "calibration" if held_out is None else "held-out")
+        time.perf_counter() - start, "calibration" if held_out is None else "held-out",
+        config.method.value)
     if not met:
         warnings.warn(result.warning(), BudgetNotMetWarning, stacklevel=3)
     return current, result
