@@ -16,7 +16,8 @@ from lowp.report.layers import LayerSources
 
 @pytest.fixture(scope="module")
 def demo() -> lowp.pipeline.QuantizeResult:
-    return quantize(demo_model_path(), load_demo_calibration(), Config(batch_size=16, method=CalibMethod.MINMAX))
+    return quantize(demo_model_path(), load_demo_calibration(),
+                    Config(batch_size=16, method=CalibMethod.MINMAX))
 
 
 def layer_figures(s: summary.Summary) -> dict[str, tuple[float, float]]:
