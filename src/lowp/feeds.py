@@ -117,13 +117,17 @@ def shard_bounds(num_feeds: int, k: int, n: int) -> tuple[int, int]:
     return start, start + base + (k < extra)
 
 
-class FeedSlice(FeedSource):
-    """Feeds [start, stop) of another source, read through it (those before are skipped)."""
+class _FeedRange(FeedSource):
+    """Another source and a range [start, stop) of its feeds."""
 
     def __init__(self, source: FeedSource, start: int, stop: int) -> None:
         if not 0 <= start <= stop:
             raise ValueError(f"feed range [{start}, {stop}) is not a range")
         self._source, self._start, self._stop = source, start, stop
+
+
+class FeedSlice(_FeedRange):
+    """Feeds [start, stop) of another source, read through it (those before are skipped)."""
 
     @property
     def num_feeds(self) -> int | None:
@@ -133,13 +137,8 @@ class FeedSlice(FeedSource):
         return itertools.islice(iter(self._source), self._start, self._stop)
 
 
-class FeedsWithout(FeedSource):
+class FeedsWithout(_FeedRange):
     """Every feed of another source but those in [start, stop) (the complement of a fold)."""
-
-    def __init__(self, source: FeedSource, start: int, stop: int) -> None:
-        if not 0 <= start <= stop:
-            raise ValueError(f"feed range [{start}, {stop}) is not a range")
-        self._source, self._start, self._stop = source, start, stop
 
     @property
     def num_feeds(self) -> int | None:

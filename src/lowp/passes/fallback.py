@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import math
 import os
 import re
@@ -35,6 +34,7 @@ from ..calib import CalibrationTable
 from ..config import Config
 from ..errors import DataError, QuantizationError
 from ..inputs import InputSpec
+from ..records import write_json
 from .sensitivity import (
     Built,
     Evaluator,
@@ -171,7 +171,7 @@ class FallbackResult:
                 "flags": self.cli_flags()}
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_dict())
 
 
 def wants_fallback(config: Config) -> bool:

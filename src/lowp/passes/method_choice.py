@@ -16,12 +16,9 @@ beside the model as OUTPUT.method.json.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
@@ -31,6 +28,7 @@ from ..config import CalibMethod, Config
 from ..errors import LowpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
+from ..records import choice_dict, write_json
 from .annotate import Annotation
 from .choose import QuantPlan
 from .fallback import evaluation_feeds
@@ -100,14 +98,10 @@ class MethodChoice:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for c in d["candidates"]:
-            if c["sqnr_db"] is not None and not math.isfinite(c["sqnr_db"]):
-                c["sqnr_db"] = str(c["sqnr_db"])       # JSON has no inf
-        return {"format": FORMAT, "version": 1, **d, "flags": self.flags()}
+        return choice_dict(self, FORMAT)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_dict())
 
 
 def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:

@@ -14,14 +14,11 @@ OUTPUT.mode.json.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +29,7 @@ from ..config import ActivationGranularity, Config, QuantMode
 from ..errors import LowpError
 from ..feeds import FeedSource
 from ..inputs import InputSpec
+from ..records import choice_dict, write_json
 from ..runtime import Session
 from .annotate import Annotation
 from .choose import QuantPlan
@@ -130,14 +128,10 @@ class ModeChoice:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for c in d["candidates"]:
-            if c["sqnr_db"] is not None and not math.isfinite(c["sqnr_db"]):
-                c["sqnr_db"] = str(c["sqnr_db"])       # JSON has no inf
-        return {"format": FORMAT, "version": 1, **d, "flags": self.flags()}
+        return choice_dict(self, FORMAT)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_dict())
 
 
 def pick(candidates: Sequence[ModeCandidate], max_slowdown: float, tolerance_db: float
