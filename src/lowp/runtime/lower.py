@@ -316,6 +316,14 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
             # such as a Quantize before a convolution: one permutation, often none)
             step.channels_last_fn = _channels_last_result(run)
         return step
+    if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
+            and _reaches_convolution(graph, node.output[0]):
+        # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
+        # convolutions through such a reduction when its result goes on to a convolution
+        # (a squeeze-excitation mean), so it sums channels-last data in its memory order
+        # (docs/operators.md (O18)); lowp then reduces its channels-last data as it is
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _reduce_channels_last(run, fn, attrs), layouts=(CF, CL))
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
@@ -385,6 +393,37 @@ def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     return resize
 
 
+def _reaches_convolution(graph: Graph, tensor: str, depth: int = 4) -> bool:
+    """Whether `tensor` is read by a Conv directly or through Quantize/DequantizeLinear and
+    element-wise activations (at most `depth` steps)."""
+    for reader in graph.consumers.get(tensor, []):
+        if reader.op_type in ("Conv", "QLinearConv"):
+            return True
+        if depth > 1 and reader.op_type in _TO_CONVOLUTION and reader.output and \
+                _reaches_convolution(graph, reader.output[0], depth - 1):
+            return True
+    return False
+
+
+def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn:
+    """ReduceSum / ReduceMean (keepdims) that takes channels-last data as it is: its axes
+    named in channels-first order are mapped to the channels-last ones and the data reduced
+    in its own memory order; the result (reduced axes kept) is channels-last."""
+    def reduce(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is not CL or x is None or x.ndim < 3:
+            return run(*vals, layout=layout)
+        given = vals[1] if len(vals) > 1 and vals[1] is not None else attrs.get("axes")
+        axes = [] if given is None else [int(a) for a in np.asarray(given).reshape(-1)]
+        rank = x.ndim
+        cl = [0 if a == 0 else rank - 1 if a == 1 else a - 1
+              for a in (a + rank if a < 0 else a for a in axes)]
+        rest = {k: v for k, v in attrs.items() if k != "axes"}
+        return (np.asarray(fn(x, np.asarray(cl, np.int64), **rest)),)
+
+    return reduce
+
+
 def _global_max_pool(run: StepFn) -> StepFn:
     """GlobalMaxPool that takes channels-last data as it is: the maximum over its spatial
     axes (exact in any order), channels-last."""
@@ -403,6 +442,9 @@ LAYOUT_FREE_UNARY = frozenset({
     "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Elu",
     "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
 })
+
+# what lies between a reduction and the convolution it feeds in a squeeze-excitation block
+_TO_CONVOLUTION = frozenset({"QuantizeLinear", "DequantizeLinear", "Clip"}) | LAYOUT_FREE_UNARY
 
 
 # the stored types of Quantize/DequantizeLinear that run as lowp's integer steps

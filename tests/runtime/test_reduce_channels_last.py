@@ -1,0 +1,107 @@
+"""A float ReduceMean / ReduceSum of a quantized convolution's output. ONNX Runtime's layout
+pass runs the convolution channels-last; when the reduction's result goes on to another
+convolution (a squeeze-excitation mean) its transpose optimizer moves the reduction onto the
+channels-last data (permuting the axes), so it sums in channels-last order, and lowp reduces
+its own channels-last data as it is; when the result is the graph's output the transpose
+stays before the reduction, which sums channels-first data (docs/operators.md (O18)).
+Found on PP-OCRv6's detector quantized with percentile ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session
+
+
+def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
+           excite: bool = False) -> bytes:
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (channels, 3, 3, 3)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(np.float32(0.02), "xs"),
+        numpy_helper.from_array(np.uint8(128), "xz"),
+        numpy_helper.from_array(w, "wq"),
+        numpy_helper.from_array(np.float32(0.01), "ws"),
+        numpy_helper.from_array(np.int8(0), "wz"),
+        numpy_helper.from_array(np.float32(0.03), "ys"),
+        numpy_helper.from_array(np.uint8(3), "yz"),
+        numpy_helper.from_array(np.float32(0.005), "rs"),
+        numpy_helper.from_array(np.uint8(0), "rz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
+                                "eq"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["cd"]),
+    ]
+    if op == "ReduceSum" or opset >= 18:
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+        nodes.append(helper.make_node(op, ["cd", "axes"], ["r"], keepdims=keepdims))
+    else:
+        nodes.append(helper.make_node(op, ["cd"], ["r"], axes=axes, keepdims=keepdims))
+    rank = 4 if keepdims else 4 - len(set(a % 4 for a in axes) if axes else range(4))
+    if excite:     # the mean goes on to a 1x1 convolution, quantized
+        nodes[-1].output[0] = "m"
+        nodes += [helper.make_node("QuantizeLinear", ["m", "rs", "rz"], ["mq"]),
+                  helper.make_node("DequantizeLinear", ["mq", "rs", "rz"], ["md"]),
+                  helper.make_node("DequantizeLinear", ["eq", "ws", "wz"], ["ed"]),
+                  helper.make_node("Conv", ["md", "ed"], ["e"]),
+                  helper.make_node("QuantizeLinear", ["e", "ys", "yz"], ["eq8"]),
+                  helper.make_node("DequantizeLinear", ["eq8", "ys", "yz"], ["r"])]
+    graph = helper.make_graph(
+        nodes, "conv_reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [None] * rank)]
+        + ([helper.make_tensor_value_info("m", TensorProto.FLOAT, [None] * 4)] if excite
+           else []), inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _onnxruntime(model: bytes, x: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})
+
+
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(["ReduceMean", "ReduceSum"]),
+       axes=st.sampled_from([[2, 3], [-1, -2], [2], [3], [1], [1, 2, 3], []]),
+       keepdims=st.sampled_from([1, 0]), batch=st.sampled_from([1, 2]),
+       size=st.sampled_from([(9, 9), (20, 13), (40, 40)]),
+       channels=st.sampled_from([8, 24]), excite=st.booleans(), seed=st.integers(0, 2**16))
+def test_reduction_of_a_quantized_convolution_equals_onnxruntime(op, axes, keepdims, batch,
+                                                                  size, channels, excite,
+                                                                  seed):
+    if op == "ReduceMean" and axes == []:
+        axes = [2, 3]           # (an empty axes input reduces everything, or nothing)
+    if excite:
+        axes, keepdims = [2, 3], 1
+    model = _model(channels, op, axes, keepdims, 18 if op == "ReduceMean" else 13, excite)
+    x = np.random.default_rng(seed).standard_normal((batch, 3, *size)).astype(np.float32)
+    got = Session(model, threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), _onnxruntime(model, x), strict=False):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("excite", [True, False])
+@pytest.mark.parametrize("opset", [13, 18])
+def test_mean_over_the_spatial_axes_regression(opset, excite):
+    """The mean of a 24-channel 80x80 map: summed in the other order, most channels'
+    means differ from ONNX Runtime's."""
+    model = _model(24, "ReduceMean", [2, 3], 1, opset, excite)
+    x = np.random.default_rng(1).standard_normal((1, 3, 80, 80)).astype(np.float32)
+    got = Session(model, threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), _onnxruntime(model, x), strict=False):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
