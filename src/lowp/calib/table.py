@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import CalibMethod
 from ..errors import DataError
+from ..records import write_text
 from .methods import AutoChoice, auto_choice, choose_range
 from .observers import Observer, observer_from_dict
 
@@ -225,22 +225,7 @@ class CalibrationTable(Mapping[str, Observer]):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the table as JSON, atomically (temp file in the same directory + rename)."""
-        path = Path(path)
-        text = json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                   dir=path.parent if str(path.parent) else ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text(path, json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CalibrationTable:
