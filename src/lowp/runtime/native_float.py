@@ -335,32 +335,40 @@ def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None
     return y, mean, inv
 
 
+def _reduction(op: str, kernel: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool
+               ) -> tuple[Any, tuple[int, int, int, int], np.ndarray] | None:
+    """(the kernel, ort_math.reduce_plan of the axes, the output buffer) of a reduction of
+    float32 `x`, or None where the kernel or the plan is missing."""
+    ext = _has(_usable(op, x), kernel)
+    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
+    if plan is None:
+        return None
+    return getattr(ext, kernel), plan, _empty(tuple(ort_math.reduced_shape(x.shape, axes,
+                                                                           keepdims)))
+
+
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
                ) -> np.ndarray | None:
     """ReduceSum / ReduceMean of float32 `x` over `axes` in ONNX Runtime's order, bit for
     bit with lowp.ort_math.reduce_sum, or None (also where that returns None)."""
-    ext = _has(_usable("ReduceSum", x), "float_reduce_sum")
-    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
-    if plan is None:
+    found = _reduction("ReduceSum", "float_reduce_sum", x, axes, keepdims)
+    if found is None:
         return None
-    form, outer, k, inner = plan
-    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
-    call(ext.float_reduce_sum, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k,
-         inner, form, mean, _threads)
+    kernel, (form, outer, k, inner), y = found
+    call(kernel, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k, inner, form,
+         mean, _threads)
     return y
 
 
 def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray | None:
     """ReduceMax of float32 `x` over `axes` (one run of consecutive axes once unit axes are
     merged) by lowp.runtime.float_ops's rule (`max_reference`), or None."""
-    ext = _has(_usable("ReduceMax", x), "float_reduce_max")
-    plan = None if ext is None else ort_math.reduce_plan(x.shape, axes)
-    if plan is None:
+    found = _reduction("ReduceMax", "float_reduce_max", x, axes, keepdims)
+    if found is None:
         return None
-    _, outer, k, inner = plan
-    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
-    call(ext.float_reduce_max, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k,
-         inner, _threads)
+    kernel, (_, outer, k, inner), y = found
+    call(kernel, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k, inner,
+         _threads)
     return y
 
 
