@@ -371,6 +371,23 @@ class Result:
         return name, self.scores[name]
 
 
+def model_data(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: int,
+               threads: int) -> tuple[onnx.ModelProto, Path, Feeds, list[Feeds],
+                                      list[np.ndarray]]:
+    """One model's float model (also saved in `work`), calibration feeds (seed CALIB_SEED),
+    evaluation batches (seed EVAL_SEED), and the float model's first output on each batch
+    in ONNX Runtime; sample counts are rounded up to whole batches."""
+    float_model = load_float(m)
+    float_path = work / f"{m.name}.float.onnx"
+    onnx.save(float_model, str(float_path))
+    n_calib = -(-max(calib_samples, m.batch) // m.batch) * m.batch
+    n_eval = -(-max(eval_samples, m.batch) // m.batch) * m.batch
+    calib = make_feeds(m, n_calib, seed=CALIB_SEED)
+    evals = list(chunks(make_feeds(m, n_eval, seed=EVAL_SEED), m.batch))
+    run = ort_session(float_path, threads)
+    return float_model, float_path, calib, evals, [run(f)[0] for f in evals]
+
+
 def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: int,
              threads: int, ort_timeout: float, use_nncf: bool, bar: tqdm | None = None,
              use_ort: bool = True) -> Result:
@@ -383,15 +400,8 @@ def evaluate(m: CorpusModel, work: Path, *, calib_samples: int, eval_samples: in
 
     try:
         stage("float")
-        float_model = load_float(m)
-        float_path = work / f"{m.name}.float.onnx"
-        onnx.save(float_model, str(float_path))
-        n_calib = -(-max(calib_samples, m.batch) // m.batch) * m.batch
-        n_eval = -(-max(eval_samples, m.batch) // m.batch) * m.batch
-        calib = make_feeds(m, n_calib, seed=CALIB_SEED)
-        evals = list(chunks(make_feeds(m, n_eval, seed=EVAL_SEED), m.batch))
-        run = ort_session(float_path, threads)
-        reference = [run(f)[0] for f in evals]
+        float_model, float_path, calib, evals, reference = model_data(
+            m, work, calib_samples=calib_samples, eval_samples=eval_samples, threads=threads)
     except Exception as e:
         res.errors["float"] = _error(e)
         return res

@@ -19,32 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.accuracy import (  # noqa: E402
-    CALIB_SEED,
-    EVAL_SEED,
-    chunks,
-    lowp_methods,
-    ort_session,
-    sqnr_db,
-)
-from evals.corpus.models import BY_NAME, load_float, make_feeds  # noqa: E402
+from evals.accuracy import lowp_methods, model_data, ort_session, sqnr_db  # noqa: E402
+from evals.corpus.models import BY_NAME  # noqa: E402
 
 
 def model_sqnr(name: str, calib_samples: int, eval_samples: int, methods: list[str],
                work: Path) -> dict[str, float | str]:
     """SQNR (dB) per method of one corpus model, or the error text."""
-    import onnx
-
     m = BY_NAME[name]
-    float_model = load_float(m)
-    float_path = work / f"{m.name}.float.onnx"
-    onnx.save(float_model, str(float_path))
-    n_calib = -(-max(calib_samples, m.batch) // m.batch) * m.batch
-    n_eval = -(-max(eval_samples, m.batch) // m.batch) * m.batch
-    calib = make_feeds(m, n_calib, seed=CALIB_SEED)
-    evals = list(chunks(make_feeds(m, n_eval, seed=EVAL_SEED), m.batch))
-    run = ort_session(float_path, 1)
-    reference = [run(f)[0] for f in evals]
+    float_model, _, calib, evals, reference = model_data(
+        m, work, calib_samples=calib_samples, eval_samples=eval_samples, threads=1)
     made, failed = lowp_methods(float_model, calib, lambda _: None)
     out: dict[str, float | str] = {}
     for method in methods:

@@ -16,17 +16,22 @@ def _pool_threads() -> list[int]:
     return [int(i["num_threads"]) for i in threadpoolctl.ThreadpoolController().info()]
 
 
-def test_blas_pool_is_bounded_during_a_run_and_restored():
-    before = _pool_threads()
-    if not before or max(before) <= 1:
-        pytest.skip("no BLAS pool with more than one thread")
+def _identity_matmul_session() -> Session:
+    """One float MatMul by the identity, on 1 thread."""
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
         [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
-    s = Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                threads=1)
+    return Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                   threads=1)
+
+
+def test_blas_pool_is_bounded_during_a_run_and_restored():
+    before = _pool_threads()
+    if not before or max(before) <= 1:
+        pytest.skip("no BLAS pool with more than one thread")
+    s = _identity_matmul_session()
     assert s._blas is not None
     seen: list[list[int]] = []
     step = s.steps[0]
@@ -47,13 +52,7 @@ def test_blas_pool_is_bounded_during_a_run_and_restored():
 def test_a_run_replayed_by_native_programs_only_skips_the_bound(monkeypatch):
     """Once a feed signature replays as native Programs only, no step runs from Python and
     none can call BLAS: the run leaves the pools as they are (bounding costs ~3 us)."""
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
-        [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
-    s = Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                threads=1)
+    s = _identity_matmul_session()
     if s._blas is None:
         pytest.skip("no BLAS pool with more than one thread")
     bounded = []
