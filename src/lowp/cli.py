@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from .atomic import open_atomic
 from .calib.sharded import Scheduler
 from .config import ActivationGranularity, CalibMethod, Config, QuantMode
 from .errors import InternalError, LowpError, QuantizationError
@@ -275,17 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz",
-                               dir=target.parent if str(target.parent) else ".")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with open_atomic(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

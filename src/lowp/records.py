@@ -1,17 +1,16 @@
 """JSON records written beside a quantized model (OUTPUT.mode.json, OUTPUT.method.json,
 OUTPUT.fallback.json): what was measured and decided, and the flags that give the same
-model without measuring. Written atomically, like every output of lowp."""
+model without measuring. Written atomically (`lowp.atomic`), like every output of lowp."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
+
+from .atomic import write_text
 
 
 def choice_dict(choice: Any, fmt: str) -> dict[str, Any]:
@@ -27,21 +26,3 @@ def choice_dict(choice: Any, fmt: str) -> dict[str, Any]:
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write `data` as indented JSON, atomically (`write_text`)."""
     write_text(path, json.dumps(data, indent=1) + "\n")
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, flushed to
-    disk and renamed: a reader sees the old file or the whole new one, never a part."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                               dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

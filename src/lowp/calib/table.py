@@ -8,9 +8,9 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
 from ..config import CalibMethod
 from ..errors import DataError
-from ..records import write_text
 from .methods import AutoChoice, auto_choice, choose_range
 from .observers import Observer, observer_from_dict
 

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..atomic import open_atomic
 from ..errors import LowpError
 from .agreement import Agreement, classify, cpu_kernel_family
 from .torch_import import LayerKind, TorchLayer, require_torch
@@ -219,7 +220,7 @@ def check_layer(q: QdqLayer, x: np.ndarray, engine: str) -> tuple[Agreement, np.
 
 def save_reproducer(path: str | os.PathLike[str], q: QdqLayer, x: np.ndarray,
                     engine: str) -> None:
-    """Write the layer and its input as an .npz (written to a temporary file, then renamed)."""
+    """Write the layer and its input as an .npz (written atomically)."""
     L = q.layer
     arrays = dict(x=x, weight=L.weight, w_scale=L.w_scale, w_zero_point=L.w_zero_point,
                   x_scale=np.float64(q.x_scale), x_zero_point=np.int64(q.x_zero_point),
@@ -230,11 +231,8 @@ def save_reproducer(path: str | os.PathLike[str], q: QdqLayer, x: np.ndarray,
                   group=np.int64(L.group))
     if L.bias is not None:
         arrays["bias"] = L.bias
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open_atomic(path, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
 
 
 def load_reproducer(path: str | os.PathLike[str]) -> tuple[QdqLayer, np.ndarray, str]:

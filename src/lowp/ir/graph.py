@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import onnx
 import onnx.defs
 from onnx import external_data_helper, numpy_helper, shape_inference
 
+from ..atomic import write_bytes
 from ..errors import ModelError
 
 MIN_OPSET = 13          # per-axis QuantizeLinear/DequantizeLinear need opset 13
@@ -301,18 +301,8 @@ def opset_of(model: onnx.ModelProto) -> int:
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write atomically (`lowp.atomic`), making missing folders."""
+    write_bytes(path, model.SerializeToString())
 
 
 class Graph:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import html
 import math
 import os
-import tempfile
-from pathlib import Path
 
+from ..atomic import write_text
 from . import layers_html
 from .analysis import OutputAgreement
 from .budget import render_section
@@ -108,13 +107,4 @@ def _old_layer_table(summary: Summary) -> str:
 
 def write(summary: Summary, path: str | os.PathLike[str]) -> None:
     """Write the report atomically."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render(summary))
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, render(summary))
