@@ -108,29 +108,23 @@ class Session:
         """
         previous = native_float.swap_threads(self.threads)
         try:
-            if self._blas is None or (not capture and self._replays_natively(feeds)):
-                return self._run(feeds, output_names, capture=capture, profile=profile)
+            checked = self._check_feeds(feeds)
+            signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
+            # a signature that replays as native Programs only calls no BLAS (bounding
+            # BLAS's threads costs ~3 us a run)
+            if self._blas is None or (not capture and self._replayer is not None
+                                      and self._replayer.native_only(signature)):
+                return self._run(checked, signature, output_names, capture=capture,
+                                 profile=profile)
             with blas_threads.bounded(self._blas, self.threads):
-                return self._run(feeds, output_names, capture=capture, profile=profile)
+                return self._run(checked, signature, output_names, capture=capture,
+                                 profile=profile)
         finally:
             native_float.swap_threads(previous)
 
-    def _replays_natively(self, feeds: Mapping[str, np.ndarray]) -> bool:
-        """The feeds' signature is ready and replays as native Programs only (no float step
-        from Python, so no BLAS call to bound: bounding costs ~3 us a run)."""
-        if self._replayer is None:
-            return False
-        signature = []
-        for spec in self.inputs:
-            v = feeds.get(spec.name)
-            if type(v) is not np.ndarray:
-                return False
-            signature.append((spec.name, v.shape, v.dtype.str))
-        return self._replayer.native_only(tuple(signature))
-
-    def _run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None,
-             *, capture: bool, profile: bool) -> dict[str, np.ndarray]:
-        checked = self._check_feeds(feeds)
+    def _run(self, checked: dict[str, np.ndarray], signature: tuple[object, ...],
+             output_names: Iterable[str] | None, *, capture: bool,
+             profile: bool) -> dict[str, np.ndarray]:
         layout: dict[str, object] = {}
         timings: dict[str, float] = {}
         if self._replayer is not None and self._replayer.steps is not self.steps:
@@ -145,7 +139,6 @@ class Session:
                             fuse_float.fused_away(self.steps))
         capture = capture or not self._chains[2].isdisjoint(names)
         if self._replayer is not None and not capture:
-            signature = tuple((k, v.shape, v.dtype.str) for k, v in checked.items())
             env = self._env(signature, everything=output_names is not None)
             env.update(checked)
             self._replayer.run(signature, env, layout, checked,
