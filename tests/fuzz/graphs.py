@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -395,11 +396,107 @@ def branch(draw: Draw, b: Builder, x: Image) -> Image:
     return Image(y, x.c, x.h, x.w)
 
 
+
+def _reduce(b: Builder, op: str, x: str, axes: list[int], keepdims: int = 1) -> str:
+    """A Reduce* node with its axes as the opset wants them (an input from opset 18, and
+    for ReduceSum from 13; an attribute before)."""
+    if b.opset >= 18 or (op == "ReduceSum" and b.opset >= 13):
+        return b.one(op, [x, b.ints(axes)], keepdims=keepdims)
+    return b.one(op, [x], axes=axes, keepdims=keepdims)
+
+
+def reduce_excite(draw: Draw, b: Builder, x: Image) -> Image:
+    """Attention gates built from reductions, as paddle2onnx, tf2onnx and YOLO-style
+    exports write them: squeeze-excitation whose pooling is ReduceMean|ReduceMax|ReduceSum
+    over H, W (keepdims) or GlobalMaxPool; or a spatial gate (CBAM): the mean and the max
+    over the channels, concatenated, a 3x3 Conv to one channel, Sigmoid, Mul."""
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(["ReduceMean", "ReduceMax", "ReduceSum", "GlobalMaxPool"]))
+        g = (b.one(op, [x.name]) if op == "GlobalMaxPool"
+             else _reduce(b, op, x.name, draw(st.sampled_from([[2, 3], [-2, -1], [3, 2]]))))
+        mid = conv(b, Image(g, x.c, 1, 1), draw(st.integers(2, 8)))
+        mid = Image(b.one("Relu", [mid.name]), mid.c, 1, 1)
+        gate = conv(b, mid, x.c).name
+        gate = (b.one("HardSigmoid", [gate], alpha=0.2, beta=0.5) if draw(st.booleans())
+                else b.one("Sigmoid", [gate]))
+        return Image(b.one("Mul", [gate, x.name] if draw(st.booleans()) else [x.name, gate]),
+                     x.c, x.h, x.w)
+    mean = _reduce(b, "ReduceMean", x.name, [1])
+    peak = _reduce(b, "ReduceMax", x.name, [1])
+    both = b.one("Concat", [mean, peak], axis=1)
+    k = 3 if min(x.h, x.w) >= 3 else 1
+    gate = b.one("Sigmoid", [conv(b, Image(both, 2, x.h, x.w), 1, k, pad=k // 2).name])
+    return Image(b.one("Mul", [x.name, gate]), x.c, x.h, x.w)
+
+
+def channel_ops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Per-channel arithmetic and channel-axis operators that exports leave between
+    convolutions: a layer scale (Mul by a [C,1,1] constant) on a residual branch;
+    normalization by per-channel constants (Sub, Div); Softmax over the channels; a
+    LayerNorm over the channels written out (ReduceMean over axis 1, ConvNeXt-style);
+    Pad (constant, reflect, edge); Concat along the height."""
+    kind = draw(st.sampled_from(["layer_scale", "normalize", "softmax", "channel_norm",
+                                 "pad", "concat_h"]))
+    c = x.c
+    if kind == "layer_scale":
+        shape = draw(st.sampled_from([(c, 1, 1), (1, c, 1, 1)]))
+        y = conv(b, x, c, 1).name
+        s = b.const(b.rng.uniform(0.05, 1.0, c).astype(np.float32).reshape(shape), "ls")
+        return Image(b.one("Add", [x.name, b.one("Mul", [y, s])]), c, x.h, x.w)
+    if kind == "normalize":
+        m = b.const(b.rng.normal(0, 0.5, (1, c, 1, 1)).astype(np.float32), "mean")
+        d = b.const(b.rng.uniform(0.5, 2.0, (1, c, 1, 1)).astype(np.float32), "std")
+        return Image(b.one("Div", [b.one("Sub", [x.name, m]), d]), c, x.h, x.w)
+    if kind == "softmax":
+        return Image(b.one("Softmax", [x.name], axis=1), c, x.h, x.w)
+    if kind == "channel_norm":
+        mean = _reduce(b, "ReduceMean", x.name, [1])
+        d = b.one("Sub", [x.name, mean])
+        var = _reduce(b, "ReduceMean", b.one("Pow", [d, b.const(np.float32(2.0), "two")]),
+                      [1])
+        std = b.one("Sqrt", [b.one("Add", [var, b.const(np.float32(0.5), "eps")])])
+        gamma = b.const(b.rng.uniform(0.5, 1.5, (c, 1, 1)).astype(np.float32), "ln")
+        beta = b.const(b.rng.normal(0, 0.1, (c, 1, 1)).astype(np.float32), "ln")
+        return Image(b.one("Add", [b.one("Mul", [b.one("Div", [d, std]), gamma]), beta]),
+                     c, x.h, x.w)
+    if kind == "pad":
+        mode = draw(st.sampled_from(["constant", "reflect", "edge"]))
+        most = 2 if mode != "reflect" else min(2, x.h - 1, x.w - 1)
+        if most < 1:
+            return x
+        t, l_, bo, r = (draw(st.integers(0, most)) for _ in range(4))
+        inputs = [x.name, b.ints([0, 0, t, l_, 0, 0, bo, r])]
+        if mode == "constant" and draw(st.booleans()):
+            inputs.append(b.const(np.float32(draw(st.sampled_from([0.0, -1.0, 0.5]))), "pv"))
+        y = b.one("Pad", inputs, mode=mode)
+        return Image(y, c, x.h + t + bo, x.w + l_ + r)
+    if x.h > 8:
+        return x
+    y = ACTIVATIONS[draw(st.integers(0, len(ACTIVATIONS) - 1))](b, x.name)
+    return Image(b.one("Concat", [x.name, y] if draw(st.booleans()) else [y, x.name], axis=2),
+                 c, 2 * x.h, x.w)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
-                       upsample, conv_transpose, attention, recurrent, branch]
+                       upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
+                       channel_ops]
+
+
+def active_blocks() -> list[Block]:
+    """BLOCKS, or those named in LOWP_FUZZ_BLOCKS (comma-separated), to fuzz a few."""
+    wanted = os.environ.get("LOWP_FUZZ_BLOCKS")
+    if not wanted:
+        return BLOCKS
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    chosen = [blk for blk in BLOCKS if blk.__name__ in names]
+    unknown = set(names) - {blk.__name__ for blk in chosen}
+    if unknown:
+        raise ValueError(f"LOWP_FUZZ_BLOCKS: no block {sorted(unknown)} (blocks: "
+                         f"{', '.join(blk.__name__ for blk in BLOCKS)})")
+    return chosen
 
 
 def gemm_head(draw: Draw, b: Builder, x: Image) -> str:
@@ -450,9 +547,10 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
     # quantizable hits tests/fuzz/test_regressions.py::test_single_relu_on_the_input_quantizes)
     x = conv_act(draw, b, x)
     names = ["conv_act"]
-    for index in draw(st.lists(st.integers(0, len(BLOCKS) - 1), min_size=0,
+    blocks = active_blocks()
+    for index in draw(st.lists(st.integers(0, len(blocks) - 1), min_size=0,
                                max_size=max_blocks)):
-        block = BLOCKS[index]
+        block = blocks[index]
         names.append(block.__name__)
         x = block(draw, b, x)
     outputs = [x.name]

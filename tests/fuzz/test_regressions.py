@@ -230,3 +230,18 @@ def test_difference_inherited_through_a_fused_table_is_traced_to_its_origin() ->
     assert [o.op_type for o in found] == ["GlobalAveragePool"]
     assert all(o.excused for o in found)
     _assert_agrees(g, [q])
+
+
+# found by the fuzzer (channel_ops, concat_h): Concat(x, Relu(x)) was fused into one lookup
+# table of x, as if Concat were element-wise (InternalError: "table of shape (512,) does
+# not fit input"); Concat is no longer marked element-wise
+@pytest.mark.parametrize("axis", [1, 2, 3])
+def test_concat_of_a_tensor_and_its_activation_is_not_a_table(axis: int) -> None:
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Concat", ["c", "r"], ["y"], axis=axis),
+             helper.make_node("Conv", ["y", "w2"], ["z"], kernel_shape=[1, 1])]
+    channels = 4 if axis == 1 else 2
+    g = _model(nodes, {"w": _weight(2, 2, 1, 1), "b": _weight(2),
+                       "w2": _weight(3, channels, 1, 1)}, [1, 2, 2, 3], ["z"])
+    _assert_agrees(g, [Quantizer("lowp", False), Quantizer("ort", False)])

@@ -209,9 +209,10 @@ def _concat(ctx: LowerCtx) -> Step | None:
             ax = xs[0].ndim - 1 if ax == 1 else ax - 1
         return (concat(xs, ax, arena),)
 
+    # (not `elementwise`: an output element is not a function of the inputs' elements at
+    # its position, so Concat(x, f(x)) is no table of x: lowp.runtime.fuse)
     return ctx.step([i.name for i in ins], [y.name], run,  # type: ignore[union-attr]
-                    layouts=(CF, CL), act_inputs=tuple(range(len(ins))), elementwise=True,
-                    replayable=True)
+                    layouts=(CF, CL), act_inputs=tuple(range(len(ins))), replayable=True)
 
 
 @lowering("AveragePool", "GlobalAveragePool")
