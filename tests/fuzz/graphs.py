@@ -477,12 +477,49 @@ def channel_ops(draw: Draw, b: Builder, x: Image) -> Image:
                  c, 2 * x.h, x.w)
 
 
+
+def shape_ops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Shape arithmetic and broadcasting as torch and tf2onnx exports write them: a
+    flatten and back through Shape -> Gather -> Unsqueeze -> Concat -> Reshape (a dynamic
+    batch); a per-channel constant Expanded to the input's Shape; Tile along the height;
+    LeakyRelu written out as Where(Greater(x, 0), x, 0.1 x); an L2 normalization over the
+    channels (ReduceL2); the spatial mean subtracted (ReduceMean over H, W)."""
+    kind = draw(st.sampled_from(["dynamic_flatten", "expand", "tile", "where", "l2norm",
+                                 "mean_sub"]))
+    c = x.c
+    if kind == "dynamic_flatten":
+        shape = b.one("Shape", [x.name])
+        n = b.one("Unsqueeze", [b.one("Gather", [shape, b.const(np.int64(0), "i")], axis=0),
+                                b.ints([0])])                     # (opset >= 13: axes input)
+        flat = b.one("Reshape", [x.name, b.one("Concat", [n, b.ints([-1])], axis=0)])
+        flat = ACTIVATIONS[draw(st.integers(0, 1))](b, flat)
+        back = b.one("Concat", [n, b.ints([c, x.h, x.w])], axis=0)
+        return Image(b.one("Reshape", [flat, back]), c, x.h, x.w)
+    if kind == "expand":
+        k = b.const(b.rng.normal(0, 0.5, (1, c, 1, 1)).astype(np.float32), "k")
+        big = b.one("Expand", [k, b.one("Shape", [x.name])])
+        return Image(b.one("Add", [x.name, big]), c, x.h, x.w)
+    if kind == "tile":
+        if x.h > 8:
+            return x
+        return Image(b.one("Tile", [x.name, b.ints([1, 1, 2, 1])]), c, 2 * x.h, x.w)
+    if kind == "where":
+        positive = b.one("Greater", [x.name, b.const(np.float32(0.0), "zero")])
+        small = b.one("Mul", [x.name, b.const(np.float32(0.1), "slope")])
+        return Image(b.one("Where", [positive, x.name, small]), c, x.h, x.w)
+    if kind == "l2norm":
+        norm = _reduce(b, "ReduceL2", x.name, [1])
+        norm = b.one("Max", [norm, b.const(np.float32(1e-3), "eps")])
+        return Image(b.one("Div", [x.name, norm]), c, x.h, x.w)
+    mean = _reduce(b, "ReduceMean", x.name, [2, 3])
+    return Image(b.one("Sub", [x.name, mean]), c, x.h, x.w)
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
-                       channel_ops]
+                       channel_ops, shape_ops]
 
 
 def active_blocks() -> list[Block]:
@@ -562,7 +599,11 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
     graph = helper.make_graph(
         b.nodes, "fuzz",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, c, h, w])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        # (the image's shape is declared: the checker wants a rank where a Reshape to a
+        # computed shape leaves it unknown)
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT,
+                                       [batch_dim, x.c, x.h, x.w] if o == x.name else None)
+         for o in outputs],
         b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="lowp-fuzz")

@@ -245,3 +245,25 @@ def test_concat_of_a_tensor_and_its_activation_is_not_a_table(axis: int) -> None
     g = _model(nodes, {"w": _weight(2, 2, 1, 1), "b": _weight(2),
                        "w2": _weight(3, channels, 1, 1)}, [1, 2, 2, 3], ["z"])
     _assert_agrees(g, [Quantizer("lowp", False), Quantizer("ort", False)])
+
+
+# found by the fuzzer (shape_ops, mean_sub): x minus its spatial mean, then averaged, has a
+# range far narrower than its input's; with policy ALL the GlobalAveragePool between them
+# was quantized with s_x / (s_y * H * W) >= 256, which ONNX Runtime's integer kernel refuses
+# ("QLinearGlobalAveragePool parameter out of computation range"), so quantization failed;
+# such an output scale is now raised to s_x / (256 H W) (passes/choose.py)
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_global_average_of_a_centred_tensor_runs_in_onnxruntime(dynamic: bool) -> None:
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("ReduceMean", ["c"], ["m"], axes=[2, 3], keepdims=1),
+             helper.make_node("Sub", ["c", "m"], ["d"]),
+             helper.make_node("GlobalAveragePool", ["d"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    shape: list[int | str] = [1, 3, "H", "W"] if dynamic else [1, 3, 4, 5]
+    g = _model(nodes, {"w": _weight(4, 3, 1, 1), "b": _weight(4), "w2": _weight(5, 4),
+                       "b2": _weight(5)}, shape, ["y"])  # type: ignore[arg-type]
+    if dynamic:
+        g = FuzzGraph(g.model, "input", (3, 4, 5), (1,), 0, ())
+    _assert_agrees(g, [Quantizer("lowp", False, policy="all"),
+                       Quantizer("lowp", True, policy="all")])

@@ -4,6 +4,7 @@ values (per channel where allowed), biases derived at s_x * s_w."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -76,7 +77,10 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
-    for t, floor in _requant_scale_floors(model, plan, ann, target).items():
+    floors = _requant_scale_floors(model, plan, ann, target)
+    for t, floor in _global_average_scale_floors(model, plan, ann).items():
+        floors[t] = max(floor, floors.get(t, 0.0))
+    for t, floor in floors.items():
         if t not in wide_tensors and not graph.is_constant(t):
             plan.activations[t] = activation_qparams(*table.ranges[t], target, t,
                                                      min_scale=floor)
@@ -155,6 +159,32 @@ def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotati
         xw = float(np.max(requant_scale(plan.activations[x].scale, plan.weights[w][1].scale,
                                         1.0)))
         floor = xw / bound * (1 + 2.0 ** -20)      # M stays below the bound in float32
+        if float(plan.activations[y].scale) < floor:
+            floors[y] = max(floor, floors.get(y, 0.0))
+    return floors
+
+
+def _global_average_scale_floors(model: onnx.ModelProto, plan: QuantPlan,
+                                 ann: Annotation) -> dict[str, float]:
+    """Output scales of quantized GlobalAveragePools too small for ONNX Runtime: its integer
+    kernel (QLinearGlobalAveragePool, also what it makes of a QDQ group) refuses to run
+    when s_x / (s_y * N) >= 256 (N = H * W; "parameter out of computation range"). An
+    output whose range is 256 times narrower than its input's (x minus its own mean, then
+    averaged) gets s_y = s_x / (256 N) instead: a mean of N codes of step s_x has no finer
+    values anyway. N is the input's static spatial size, or 1 when it is not known (the
+    floor then holds for every size)."""
+    graph = Graph(model)
+    floors: dict[str, float] = {}
+    for node in model.graph.node:
+        if node.op_type != "GlobalAveragePool":
+            continue
+        x, y = ann.qparams_source(node.input[0]), ann.qparams_source(node.output[0])
+        if x not in plan.activations or y not in plan.activations:
+            continue
+        shape = graph.value_shape(node.input[0]) or [None]
+        sizes = [d for d in shape[2:] if isinstance(d, int) and d > 0]
+        n = math.prod(sizes) if len(sizes) == len(shape) - 2 else 1
+        floor = float(plan.activations[x].scale) / (256.0 * n) * (1 + 2.0 ** -20)
         if float(plan.activations[y].scale) < floor:
             floors[y] = max(floor, floors.get(y, 0.0))
     return floors
