@@ -557,9 +557,17 @@ class FuzzGraph:
     batches: tuple[int, ...]             # batch sizes to feed (two when the axis is dynamic)
     seed: int
     blocks: tuple[str, ...]
+    vocab: int = 0                       # > 0: the input is int64 token ids (token_graphs)
 
     def feeds(self, batch: int, seed: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
+        if self.vocab:
+            # ids 1..vocab-1, each row padded with 0 after at least one real token
+            ids = rng.integers(1, self.vocab, (batch, *self.shape))
+            length = self.shape[-1]
+            for row, keep in zip(ids, rng.integers(1, length + 1, batch), strict=True):
+                row[keep:] = 0
+            return {self.input_name: ids.astype(np.int64)}
         x = rng.standard_normal((batch, *self.shape)).astype(np.float32)
         return {self.input_name: x}
 
@@ -611,3 +619,108 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
     model = onnx.shape_inference.infer_shapes(model)
     batches = (batch, 1 + batch % 3) if dynamic else (batch,)
     return FuzzGraph(model, "input", (c, h, w), batches, seed, tuple(names))
+
+
+def _heads(b: Builder, t: str, heads: int, d: int, order: list[int]) -> str:
+    """[N, L, d] -> [N, heads, L, d / heads] (order [0, 2, 1, 3]) or its keys' transpose
+    [N, heads, d / heads, L] (order [0, 2, 3, 1])."""
+    split = b.one("Reshape", [t, b.ints([0, 0, heads, d // heads])])
+    return b.one("Transpose", [split], perm=order)
+
+
+def _self_attention(draw: Draw, b: Builder, x: str, mask: str, d: int) -> str:
+    """Multi-head self-attention with an additive padding mask, as BERT-style exports write
+    it (no fused Attention): Q, K, V projections, heads by Reshape + Transpose, scaled
+    scores + mask, Softmax, heads merged back, output projection."""
+    heads = draw(st.sampled_from([h for h in (1, 2, 4) if d % h == 0]))
+    q = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 1, 3])
+    kt = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 3, 1])
+    v = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 1, 3])
+    scale = b.const(np.float32((d // heads) ** -0.5), "sc")
+    scores = (b.one("Div", [b.one("MatMul", [q, kt]), b.const(np.float32((d // heads) ** 0.5),
+                                                               "sq")])
+              if draw(st.booleans()) else b.one("Mul", [b.one("MatMul", [q, kt]), scale]))
+    att = b.one("MatMul", [b.one("Softmax", [b.one("Add", [scores, mask])], axis=-1), v])
+    merged = b.one("Reshape", [b.one("Transpose", [att], perm=[0, 2, 1, 3]),
+                               b.ints([0, 0, d])])
+    return _matmul_w(b, merged, d, d)
+
+
+def _gelu_tanh(b: Builder, x: str) -> str:
+    """0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as GPT-style exports write it."""
+    cube = b.one("Pow", [x, b.const(np.float32(3.0), "three")])
+    inner = b.one("Add", [x, b.one("Mul", [cube, b.const(np.float32(0.044715), "k")])])
+    t = b.one("Tanh", [b.one("Mul", [inner, b.const(np.float32(np.sqrt(2 / np.pi)), "s")])])
+    half = b.one("Mul", [x, b.const(np.float32(0.5), "half")])
+    return b.one("Mul", [half, b.one("Add", [t, b.const(np.float32(1.0), "one")])])
+
+
+@st.composite
+def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
+    """A random text encoder on int64 token ids [N, L] (0 = padding): embedding Gather,
+    position embeddings sliced to the input's length through Shape (a dynamic-length
+    export) or added whole, LayerNorm, encoder layers (self-attention with the padding
+    mask, Erf- or tanh-GELU feed-forward, post- or pre-norm residuals), then a mean over
+    the tokens or the first token through Tanh, and a classifier."""
+    opset = draw(st.integers(13, 21))
+    dynamic = draw(st.booleans())
+    batch = draw(st.integers(1, 3))
+    length = draw(st.integers(1, 10))
+    d = draw(st.sampled_from([4, 8, 12, 16]))
+    vocab = draw(st.integers(3, 40))
+    seed = draw(st.integers(0, 2 ** 16))
+    b = Builder(opset, "N" if dynamic else batch, np.random.default_rng(seed))
+    ids = "input_ids"
+    table = b.const(b.rng.standard_normal((vocab, d)).astype(np.float32), "emb")
+    x = b.one("Gather", [table, ids], axis=0)                          # N, L, d
+    positions = b.rng.standard_normal((length + 3, d)).astype(np.float32) * 0.5
+    if draw(st.booleans()):
+        n_tokens = b.one("Gather", [b.one("Shape", [ids]), b.const(np.int64(1), "i")], axis=0)
+        end = b.one("Unsqueeze", [n_tokens, b.ints([0])])
+        pos = b.one("Slice", [b.const(positions, "pos"), b.ints([0]), end, b.ints([0])])
+    else:
+        pos = b.const(positions[:length], "pos")
+    x = _layer_norm(b, b.one("Add", [x, pos]), d)
+    pad = b.one("Cast", [b.one("Equal", [ids, b.const(np.int64(0), "i")])], to=TensorProto.FLOAT)
+    mask = b.one("Unsqueeze", [b.one("Mul", [pad, b.const(np.float32(-1e4), "neg")]),
+                               b.ints([1, 2])])                     # N, 1, 1, L
+    names = []
+    for _ in range(draw(st.integers(1, max_layers))):
+        post_norm = draw(st.booleans())
+        names.append("post_norm" if post_norm else "pre_norm")
+        n = x if post_norm else _layer_norm(b, x, d)
+        x = b.one("Add", [x, _self_attention(draw, b, n, mask, d)])
+        if post_norm:
+            x = _layer_norm(b, x, d)
+        hidden = draw(st.sampled_from([d, 2 * d, 4 * d]))
+        n = x if post_norm else _layer_norm(b, x, d)
+        gelu = _gelu if draw(st.booleans()) else _gelu_tanh
+        ffn = _matmul_w(b, gelu(b, _matmul_w(b, n, d, hidden)), hidden, d)
+        x = b.one("Add", [x, ffn])
+        if post_norm:
+            x = _layer_norm(b, x, d)
+    if draw(st.booleans()):
+        names.append("mean_pool")
+        pooled = _reduce(b, "ReduceMean", x, [1], keepdims=0)
+    else:
+        names.append("first_token")
+        pooled = b.one("Tanh", [_matmul_w(b, b.one("Gather", [x, b.const(np.int64(0), "i")],
+                                                     axis=1), d, d)])
+    classes = draw(st.integers(2, 6))
+    logits = _matmul_w(b, pooled, d, classes)
+    outputs = [logits] + ([x] if draw(st.booleans()) else [])
+    batch_dim: int | str = "N" if dynamic else batch
+    length_dim: int | str = "L" if dynamic else length
+    graph = helper.make_graph(
+        b.nodes, "tokens",
+        [helper.make_tensor_value_info(ids, TensorProto.INT64, [batch_dim, length_dim])],
+        [helper.make_tensor_value_info(logits, TensorProto.FLOAT, [batch_dim, classes])]
+        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [batch_dim, length_dim, d])
+           for o in outputs[1:]],
+        b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="lowp-fuzz")
+    model.ir_version = _ir_version(opset)
+    model = onnx.shape_inference.infer_shapes(model)
+    batches = (batch, 1 + batch % 3) if dynamic else (batch,)
+    return FuzzGraph(model, ids, (length,), batches, seed, tuple(names), vocab=vocab)

@@ -17,7 +17,7 @@ from hypothesis.errors import UnsatisfiedAssumption
 import lowp
 from lowp.runtime.backends import native_available
 
-from .graphs import FuzzGraph, fuzz_graphs
+from .graphs import FuzzGraph, fuzz_graphs, token_graphs
 from .harness import COMBOS, EngineCombo, Quantizer, check_graph
 
 
@@ -83,6 +83,15 @@ def test_lowp_equals_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
 
 # as many graphs as the profile asks under `make fuzz`; a few in CI (derandomized)
 QOPERATOR_EXAMPLES = 6 if settings.default.derandomize else settings.default.max_examples
+TOKEN_EXAMPLES = QOPERATOR_EXAMPLES
+
+
+@settings(max_examples=TOKEN_EXAMPLES)
+@given(g=token_graphs(), qs=quantizers, cs=combos)
+def test_token_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
+                                        cs: list[EngineCombo]) -> None:
+    """Text encoders on int64 token ids with a padding mask (token_graphs)."""
+    _check(g, list(qs), cs)
 
 
 @settings(max_examples=QOPERATOR_EXAMPLES)
