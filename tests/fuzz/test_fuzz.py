@@ -95,7 +95,7 @@ def test_token_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quant
 
 
 @settings(max_examples=QOPERATOR_EXAMPLES)
-@given(g=fuzz_graphs(), q=qoperator_quantizers, cs=combos)
+@given(g=st.one_of(fuzz_graphs(), token_graphs()), q=qoperator_quantizers, cs=combos)
 def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
                                           cs: list[EngineCombo]) -> None:
     """ONNX Runtime's QOperator file of the graph on lowp and on ONNX Runtime."""
