@@ -267,3 +267,37 @@ def test_batch_norm_region_is_a_table_per_channel(shape, dtype, conv_first):
     x = np.random.default_rng(4).integers(info.min, info.max + 1, shape).astype(dtype)
     want = _unfused(_norm_model(shape, dtype, conv_first, closed=False), x)
     np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (1, 6, 4, 6), (2, 5, 7)])
+@pytest.mark.parametrize("bias_rank", ["1C11", "C11"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_axis_one_constant_region_is_a_table_per_channel(shape, bias_rank, dtype, backend):
+    """A region whose constant varies along axis 1 (a convolution's bias (1, C, 1, 1) or
+    (C, 1, 1), then a GELU) becomes one table per channel on channels-last data, equal to the
+    float steps (a shape whose last axis has the channel count included)."""
+    c = shape[1]
+    rng = np.random.default_rng(len(shape) * 10 + c)
+    spatial = len(shape) - 2
+    bias = rng.normal(0, 2, (1, c) + (1,) * spatial if bias_rank == "1C11"
+                      else (c,) + (1,) * spatial).astype(np.float32)
+    session = Session(_gelu_model(shape, dtype, bias), backend=backend)
+    (step,) = [s for s in session.steps if s.kind == "int"]
+    assert step.op_type == "Add+Gelu" and step.channel_table is not None
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    want = _unfused(_gelu_model(shape, dtype, bias, closed=False), x)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+def test_axis_one_constant_on_an_input_of_another_rank_runs_the_float_steps():
+    """A (1, C, 1, 1) constant on a rank-3 input broadcasts it to rank 4: the step evaluates
+    the region instead of looking a table up."""
+    bias = np.arange(4, dtype=np.float32).reshape(1, 4, 1, 1)
+    x = (np.arange(4 * 3 * 2, dtype=np.uint8).reshape(4, 3, 2) * 9).astype(np.uint8)
+    session = Session(_gelu_model((4, 3, 2), np.uint8, bias))
+    got = session.run({"x": x})["y"]
+    assert got.shape == (1, 4, 3, 2)
+    want = _unfused(_gelu_model((4, 3, 2), np.uint8, bias, closed=False), x)
+    np.testing.assert_array_equal(got, want)

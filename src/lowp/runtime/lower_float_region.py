@@ -134,6 +134,10 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     else:
         channels = _channels(constants)
         rank = max((c.ndim for c in constants), default=0)
+        if channels is None:
+            axis1 = _axis1_channels(constants)
+            if axis1 is not None and axis1[0] * 256 <= MAX_TABLE_ENTRIES:
+                return _axis1_step(ctx, nodes, q, x_qp, y_qp, *axis1)
     if channels is None or channels * 256 > MAX_TABLE_ENTRIES:
         return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
@@ -160,6 +164,48 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
 
 
+def _axis1_channels(constants: list[np.ndarray]) -> tuple[int, int] | None:
+    """(C, rank) when every constant is a single value or holds C > 1 values along axis 1
+    of an operand of that rank (3 or more): shape (1, C, 1, ...), or (C, 1, ...) of one
+    rank less (a convolution's bias added after it); else None."""
+    found: set[int] = set()
+    rank = 0
+    for c in constants:
+        if c.size == 1:
+            continue
+        if c.ndim >= 3 and c.shape[0] == 1 and c.shape[1] > 1 and all(d == 1 for d in c.shape[2:]):
+            found.add(int(c.shape[1]))
+            rank = max(rank, c.ndim)
+        elif c.ndim >= 2 and c.shape[0] > 1 and all(d == 1 for d in c.shape[1:]):
+            found.add(int(c.shape[0]))
+            rank = max(rank, c.ndim + 1)
+        else:
+            return None
+    if len(found) != 1:
+        return None
+    return found.pop(), rank
+
+
+def _axis1_step(ctx: LowerCtx, nodes: list[onnx.NodeProto], q: onnx.NodeProto,
+                x_qp: QParams, y_qp: QParams, channels: int, rank: int) -> Step:
+    """A region whose constants vary along axis 1 (a convolution's bias, then a GELU) as one
+    table per channel, looked up on channels-last data of that rank; other inputs run the
+    region."""
+    g, dq = ctx.graph, ctx.node
+    region = _evaluator(g, nodes, dq.output[0], q.input[0])
+    dtype = x_qp.qtype.numpy_dtype
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    grid = np.repeat(codes[:, None], channels, axis=1).reshape((256, channels) + (1,) * (rank - 2))
+    y = np.broadcast_to(region(dequantize(grid, x_qp)), grid.shape).reshape(256, channels)
+    table = np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
+    run = _channel_lookup(table, channels, region, x_qp, y_qp, Arena(reuse=not ctx.subgraph),
+                          rank=rank)
+    ctx.absorbed = [*nodes, q]
+    return Step(dq.name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+                [q.output[0]], run, layouts=(CL,), replayable=True, channel_table=table,
+                channel_table_where=lambda xv, layout: xv.ndim == rank)
+
+
 def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeProto]
                    ) -> int | None:
     """The channel count of a region with BatchNormalization (per channel along axis 1),
@@ -176,12 +222,13 @@ def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeP
 
 
 def _channel_lookup(table: np.ndarray, channels: int, region: Callable[[np.ndarray], np.ndarray],
-                    x_qp: QParams, y_qp: QParams, arena: Arena
+                    x_qp: QParams, y_qp: QParams, arena: Arena, rank: int | None = None
                     ) -> Callable[..., tuple[np.ndarray, ...]]:
     """A per-channel region's table step: channels along the last axis (channels-last data,
-    or rank 2); anything else runs the region on channels-first data."""
+    or rank 2; of rank `rank` when given); anything else runs the region on channels-first
+    data."""
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
-        if per_channel_rows(xv, channels, layout):
+        if per_channel_rows(xv, channels, layout) and rank in (None, xv.ndim):
             return (lookup(xv, table, arena),)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
         y = quantize(region(dequantize(cf, x_qp)), y_qp)
