@@ -301,3 +301,64 @@ def test_axis_one_constant_on_an_input_of_another_rank_runs_the_float_steps():
     assert got.shape == (1, 4, 3, 2)
     want = _unfused(_gelu_model((4, 3, 2), np.uint8, bias, closed=False), x)
     np.testing.assert_array_equal(got, want)
+
+
+def _shared_source_model(dtype: type, quantized_mul: bool) -> onnx.ModelProto:
+    """x -> DQ -> {Div -> Erf -> Q -> DQ -> + 1 -> Q -> DQ, and the DQ's value itself} ->
+    Mul -> (Q): a GELU written out in a QDQ file whose Add (and Mul, or not) is quantized."""
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    zx = 120 if dtype == np.uint8 else -5
+    init = [numpy_helper.from_array(np.float32(0.05), "sx"),
+            numpy_helper.from_array(np.array(zx, dtype), "zx"),
+            numpy_helper.from_array(np.float32(math.sqrt(2.0)), "sqrt2"),
+            numpy_helper.from_array(np.float32(1 / 127), "se"),
+            numpy_helper.from_array(np.array(128, np.uint8), "ze"),
+            numpy_helper.from_array(np.array(255, np.uint8), "one"),
+            numpy_helper.from_array(np.float32(2 / 127), "sa"),
+            numpy_helper.from_array(np.float32(_Q_SCALE), "sy"),
+            numpy_helper.from_array(np.array(_Q_ZERO_POINT, np.uint8), "zy")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]),
+             helper.make_node("Div", ["xf", "sqrt2"], ["d"]),
+             helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("QuantizeLinear", ["e", "se", "ze"], ["eq"]),
+             helper.make_node("DequantizeLinear", ["eq", "se", "ze"], ["ef"]),
+             helper.make_node("DequantizeLinear", ["one", "se", "ze"], ["onef"]),
+             helper.make_node("Add", ["ef", "onef"], ["af"]),
+             helper.make_node("QuantizeLinear", ["af", "sa", "ze"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "sa", "ze"], ["a"]),
+             helper.make_node("Mul", ["xf", "a"], ["mf"])]
+    if quantized_mul:
+        nodes.append(helper.make_node("QuantizeLinear", ["mf", "sy", "zy"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["mf"], ["y"]))
+    out = TensorProto.UINT8 if quantized_mul else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", t, (2, 3, 5))],
+                              [helper.make_tensor_value_info("y", out, (2, 3, 5))], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("quantized_mul", [True, False])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_region_whose_source_is_read_outside_is_a_table(dtype, quantized_mul, backend):
+    """A region whose dequantized source another operator reads too is a table step from
+    the source's integers; the DequantizeLinear stays for that reader when it runs in float
+    (and is dropped when it runs on integers). Equal to ONNX Runtime on the file."""
+    import onnxruntime as ort
+
+    model = _shared_source_model(dtype, quantized_mul)
+    session = Session(model, backend=backend)
+    # (with the Mul quantized, lowp.runtime.fuse composes the region's table, the + 1 and
+    # the Mul of x and table(x) into one table)
+    (table,) = [s for s in session.steps if s.op_type.startswith("Div+Erf")]
+    assert table.kind == "int" and table.inputs == ["x"]
+    # (an int8 Mul of a QDQ file runs DequantizeLinear -> float Mul, as in ONNX Runtime)
+    integer_mul = quantized_mul and dtype == np.uint8
+    assert all(s.kind == "int" for s in session.steps) is integer_mul
+    assert ("DequantizeLinear" in [s.op_type for s in session.steps]) is not integer_mul
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(1).permutation(np.arange(info.min, info.max + 1))[:30]
+    x = x.reshape(2, 3, 5).astype(dtype)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)

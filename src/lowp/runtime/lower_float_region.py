@@ -121,6 +121,81 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     if found is None:
         return None
     nodes, q = found
+    return _region_step(ctx, dq, x_qp, nodes, q, dq.name)
+
+
+@lowering("QuantizeLinear")
+def _float_region_at_quantize(ctx: LowerCtx) -> Step | None:
+    """A region whose dequantized source is also read outside it (by a quantized Mul of a
+    GELU written out in a QDQ file: x -> DequantizeLinear -> {Div -> Erf -> QuantizeLinear,
+    Mul}), lowered at its QuantizeLinear: the table step reads the source's integers and the
+    DequantizeLinear stays for its other readers (dropped when they run on integers)."""
+    q = ctx.node
+    g = ctx.graph
+    found = _region_before(g, q)
+    if found is None:
+        return None
+    nodes, dq = found
+    if g.is_constant(dq.input[0]):
+        return None
+    x_qp = ctx.qparams_of(dq, dq.input[0])
+    if x_qp is None or not x_qp.is_per_tensor or x_qp.qtype.bits != 8:
+        return None
+    step = _region_step(ctx, dq, x_qp, nodes, q, q.name)
+    ctx.absorbed = [n for n in ctx.absorbed if n is not q]   # (the step stands for q)
+    return step
+
+
+def _region_before(g: Graph, q: onnx.NodeProto
+                   ) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
+    """(region nodes in graph order, its DequantizeLinear) of the element-wise float nodes
+    that compute `q`'s input from one DequantizeLinear and constants, when every value
+    inside is read only inside (or by `q`) and the DequantizeLinear's output is also read
+    outside the region (else the DequantizeLinear's own lowering takes the region)."""
+    if q.input[0] in g.output_names or len(g.consumers.get(q.input[0], [])) != 1:
+        return None
+    nodes: list[onnx.NodeProto] = []
+    sources: set[int] = set()
+    dq: onnx.NodeProto | None = None
+    frontier = [q.input[0]]
+    while frontier:
+        value = frontier.pop()
+        p = g.producer.get(value)
+        if p is None:
+            return None
+        if p.op_type == "DequantizeLinear" and p.domain in ("", "ai.onnx"):
+            if dq is not None and p is not dq:
+                return None
+            dq = p
+            sources.add(id(p))
+            continue
+        if any(p is n for n in nodes):
+            continue
+        if (p.op_type not in ELEMENTWISE or p.domain not in _DOMAINS
+                or len([o for o in p.output if o]) != 1 or len(nodes) >= MAX_REGION_NODES):
+            return None
+        nodes.append(p)
+        for i in p.input:
+            if i and not _float_constant(g, i):
+                frontier.append(i)
+    if dq is None or not nodes:
+        return None
+    inside = {id(n) for n in nodes} | {id(q)}
+    for n in nodes:
+        if n.output[0] in g.output_names or any(
+                id(c) not in inside for c in g.consumers.get(n.output[0], [])):
+            return None
+    if dq.output[0] in g.output_names or all(
+            id(c) in inside for c in g.consumers.get(dq.output[0], [])):
+        return None
+    order = {id(n): k for k, n in enumerate(g.graph.node)}
+    return sorted(nodes, key=lambda n: order[id(n)]), dq
+
+
+def _region_step(ctx: LowerCtx, dq: onnx.NodeProto, x_qp: QParams,
+                 nodes: list[onnx.NodeProto], q: onnx.NodeProto, name: str) -> Step | None:
+    """The table step of region `nodes` from `dq`'s output to `q`'s input, named `name`."""
+    g = ctx.graph
     if len(nodes) == 1 and nodes[0].op_type in LOWERINGS and nodes[0].domain in ("", "ai.onnx"):
         return None
     y_qp = ctx.qparams_of(q, q.output[0])
@@ -137,7 +212,7 @@ def _float_region(ctx: LowerCtx) -> Step | None:
         if channels is None:
             axis1 = _axis1_channels(constants)
             if axis1 is not None and axis1[0] * 256 <= MAX_TABLE_ENTRIES:
-                return _axis1_step(ctx, nodes, q, x_qp, y_qp, *axis1)
+                return _axis1_step(ctx, dq, nodes, q, x_qp, y_qp, *axis1, name)
     if channels is None or channels * 256 > MAX_TABLE_ENTRIES:
         return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
@@ -145,7 +220,7 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     ctx.absorbed = [*nodes, q]
     if norms:
         # per channel along axis 1: the table runs on channels-last data (its last axis)
-        return Step(dq.name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+        return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
                     [q.output[0]], _channel_lookup(table, channels, region, x_qp, y_qp,
                                                    Arena(reuse=not ctx.subgraph)),
                     layouts=(CL,), replayable=True, channel_table=table)
@@ -157,11 +232,11 @@ def _float_region(ctx: LowerCtx) -> Step | None:
         # a step that may add leading axes is not a function of each element alone: it is
         # not fused with neighbouring tables (lowp.runtime.fuse)
         same_shape = rank <= 1
-        return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
+        return Step(name, op_type, "int", [dq.input[0]], [q.output[0]], run,
                     layouts=(CF, CL), elementwise=same_shape,
                     table_dtype=x_qp.qtype.numpy_dtype if same_shape else None,
                     replayable=True)
-    return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
+    return Step(name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
 
 
 def _axis1_channels(constants: list[np.ndarray]) -> tuple[int, int] | None:
@@ -186,12 +261,13 @@ def _axis1_channels(constants: list[np.ndarray]) -> tuple[int, int] | None:
     return found.pop(), rank
 
 
-def _axis1_step(ctx: LowerCtx, nodes: list[onnx.NodeProto], q: onnx.NodeProto,
-                x_qp: QParams, y_qp: QParams, channels: int, rank: int) -> Step:
+def _axis1_step(ctx: LowerCtx, dq: onnx.NodeProto, nodes: list[onnx.NodeProto],
+                q: onnx.NodeProto, x_qp: QParams, y_qp: QParams, channels: int, rank: int,
+                name: str) -> Step:
     """A region whose constants vary along axis 1 (a convolution's bias, then a GELU) as one
     table per channel, looked up on channels-last data of that rank; other inputs run the
     region."""
-    g, dq = ctx.graph, ctx.node
+    g = ctx.graph
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
     dtype = x_qp.qtype.numpy_dtype
     codes = np.arange(256, dtype=np.uint8).view(dtype)
@@ -201,7 +277,7 @@ def _axis1_step(ctx: LowerCtx, nodes: list[onnx.NodeProto], q: onnx.NodeProto,
     run = _channel_lookup(table, channels, region, x_qp, y_qp, Arena(reuse=not ctx.subgraph),
                           rank=rank)
     ctx.absorbed = [*nodes, q]
-    return Step(dq.name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+    return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
                 [q.output[0]], run, layouts=(CL,), replayable=True, channel_table=table,
                 channel_table_where=lambda xv, layout: xv.ndim == rank)
 
