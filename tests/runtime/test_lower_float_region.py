@@ -362,3 +362,31 @@ def test_region_whose_source_is_read_outside_is_a_table(dtype, quantized_mul, ba
     want = ort.InferenceSession(model.SerializeToString(),
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_region_constant_may_be_a_dequantized_constant(dtype, backend):
+    """A BatchNormalization whose scale is DequantizeLinear of int8 constants (ONNX
+    Runtime's quantizer quantizes it) is still a table per channel: the constant's value is
+    what the DequantizeLinear step computes. Equal to ONNX Runtime on the file."""
+    import onnxruntime as ort
+
+    shape = (2, 6, 4, 3)
+    model = _norm_model(shape, dtype, conv_first=True)
+    g = next(t for t in model.graph.initializer if t.name == "g")
+    scale = numpy_helper.to_array(g)
+    s = np.float32(np.abs(scale).max() / 127)
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.round(scale / s).astype(np.int8), "gq"),
+        numpy_helper.from_array(s, "gs"), numpy_helper.from_array(np.array(0, np.int8), "gz")])
+    bn = next(n for n in model.graph.node if n.op_type == "BatchNormalization")
+    bn.input[1] = "gf"
+    model.graph.node.insert(0, helper.make_node("DequantizeLinear", ["gq", "gs", "gz"], ["gf"]))
+    session = Session(model, backend=backend)
+    assert "BatchNormalization" not in [s.op_type for s in session.steps]
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(5).integers(info.min, info.max + 1, shape).astype(dtype)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)

@@ -20,6 +20,7 @@ Add, ...) are left to that lowering.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -91,8 +92,35 @@ def _region(ctx: LowerCtx, source: str) -> tuple[list[onnx.NodeProto], onnx.Node
     return sorted(nodes, key=lambda n: order[id(n)]), q
 
 
+# per graph: the values of its DequantizeLinear nodes of constants (_constant)
+_DEQUANTIZED: weakref.WeakKeyDictionary[Graph, dict[str, np.ndarray | None]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _float_constant(g: Graph, name: str) -> bool:
-    return g.is_constant(name) and g.constant(name).dtype.kind == "f"
+    return _constant(g, name) is not None
+
+
+def _constant(g: Graph, name: str) -> np.ndarray | None:
+    """The float value of `name` when it is fixed: a float constant, or a DequantizeLinear
+    of constants (a BatchNormalization scale that ONNX Runtime's quantizer quantized),
+    computed by the runtime's own DequantizeLinear step; else None."""
+    if g.is_constant(name):
+        value = g.constant(name)
+        return value if value.dtype.kind == "f" else None
+    cache = _DEQUANTIZED.setdefault(g, {})
+    if name not in cache:
+        cache[name] = None
+        dq = g.producer.get(name)
+        if (dq is not None and dq.op_type == "DequantizeLinear" and dq.domain in ("", "ai.onnx")
+                and all(g.is_constant(i) for i in dq.input if i)):
+            from .lower import _qdq_step
+
+            step = _qdq_step(dq, g, quantizing=False, subgraph=True)
+            value = np.asarray(step.fn(*[g.constant(i) if i else None for i in dq.input],
+                                       layout=CF)[0])
+            cache[name] = value if value.dtype.kind == "f" else None
+    return cache[name]
 
 
 def _channels(constants: list[np.ndarray]) -> int | None:
@@ -201,7 +229,7 @@ def _region_step(ctx: LowerCtx, dq: onnx.NodeProto, x_qp: QParams,
     y_qp = ctx.qparams_of(q, q.output[0])
     if y_qp is None or not y_qp.is_per_tensor or y_qp.qtype.bits != 8:
         return None
-    constants = [g.constant(i) for n in nodes for i in n.input if i and _float_constant(g, i)]
+    constants = [c for n in nodes for i in n.input if i and (c := _constant(g, i)) is not None]
     norms = [n for n in nodes if n.op_type == "BatchNormalization"]
     if norms:
         channels = _norm_channels(g, nodes, norms)
@@ -286,12 +314,12 @@ def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeP
                    ) -> int | None:
     """The channel count of a region with BatchNormalization (per channel along axis 1),
     when its other constants are single values; else None."""
-    sizes = {int(g.constant(i).size) for n in norms for i in n.input[1:5] if i}
+    sizes = {int(np.size(_constant(g, i))) for n in norms for i in n.input[1:5] if i}
     if len(sizes) != 1 or any(len(n.input) < 5 or not all(
             _float_constant(g, i) for i in n.input[1:5]) for n in norms):
         return None
-    others = [g.constant(i) for n in nodes if n.op_type != "BatchNormalization"
-              for i in n.input if i and _float_constant(g, i)]
+    others = [c for n in nodes if n.op_type != "BatchNormalization"
+              for i in n.input if i and (c := _constant(g, i)) is not None]
     if any(c.size != 1 for c in others):
         return None
     return sizes.pop()
@@ -326,7 +354,7 @@ def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str,
     def evaluate(xf: np.ndarray) -> np.ndarray:
         env = {source: xf}
         for fn, inputs, output, attrs in calls:
-            args = [env[i] if i in env else g.constant(i) if i else None for i in inputs]
+            args = [env[i] if i in env else _constant(g, i) if i else None for i in inputs]
             env[output] = np.asarray(fn(*args, **attrs))
         return env[sink]
 
