@@ -8,6 +8,7 @@ them with tolerance 0.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -107,14 +108,15 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
              b_scale: float, b_zero_point: int, y_scale: float, y_zero_point: int,
              qmin: int, qmax: int, out_dtype: np.dtype) -> Callable[..., np.ndarray]:
     """lowp.ops.elementwise.add (O10a): the native loop for same-shape 8-bit operands, the
-    native broadcasting loop (`native_backend.qbinary`) for other 8-bit operands, else a
-    table of every value pair; the reference for the rest (16-bit)."""
+    native broadcasting loop (`native_backend.qbinary`, where the path runs it as vectors)
+    or else a table of every value pair for other 8-bit operands; the reference for the
+    rest (16-bit)."""
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
     with np.errstate(all="ignore"):
         constants = {"": add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point),
                      "a": add_constant(mb, b_zero_point, ma, a_zero_point, y_zero_point)}
-    finite = all(np.isfinite(v) for v in (ma, mb, *constants.values()))
+    finite = all(math.isfinite(float(v)) for v in (ma, mb, *constants.values()))
     native = _native_add(a_dtype=a_dtype, ma=ma, a_zero_point=a_zero_point, b_dtype=b_dtype,
                          mb=mb, b_zero_point=b_zero_point, y_zero_point=y_zero_point,
                          qmin=qmin, qmax=qmax, out_dtype=out_dtype)
@@ -131,7 +133,7 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
         if _pair_tabulable(a, b, out_dtype):
             kind = add_span_kind(a.shape, b.shape)
             module = _native_module() if finite else None
-            if module is not None:
+            if module is not None and module.qbinary_vectorized():
                 # the operand (O10a) treats as a scalar goes second, as ONNX Runtime's
                 # kernel takes it
                 x, s, mx, ms = (b, a, mb, ma) if kind == "a" else (a, b, ma, mb)
@@ -157,7 +159,8 @@ def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype, *,
     """`mul(a, b)`, a reference element-wise operator of two 8/16-bit operands, through a
     table of every value pair when both are 8-bit (exact by construction). With `float_mul`,
     the parameters of `mul` when it is the float32-mode quantized Mul (O11a), 8-bit operands
-    run the native loop (`native_backend.qbinary`) instead of the table."""
+    run the native loop (`native_backend.qbinary`) instead of the table where the path runs
+    it as vectors."""
     tables: dict[tuple[str, str], np.ndarray] = {}
     native = None
     if float_mul is not None and all(np.isfinite((float_mul.multiplier,
@@ -167,7 +170,7 @@ def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype, *,
     def run(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if not _pair_tabulable(a, b, out_dtype):
             return mul(a, b)
-        if native is not None and float_mul is not None:
+        if native is not None and float_mul is not None and native.qbinary_vectorized():
             y = native.qbinary(a, b, mul=True, ma=float_mul.multiplier, mb=1.0,
                                c=float(np.float32(float_mul.y_zero_point)),
                                za=float_mul.a_zero_point, zb=float_mul.b_zero_point,

@@ -314,9 +314,11 @@ def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeP
                    ) -> int | None:
     """The channel count of a region with BatchNormalization (per channel along axis 1),
     when its other constants are single values; else None."""
-    sizes = {int(np.size(_constant(g, i))) for n in norms for i in n.input[1:5] if i}
-    if len(sizes) != 1 or any(len(n.input) < 5 or not all(
-            _float_constant(g, i) for i in n.input[1:5]) for n in norms):
+    if any(len(n.input) < 5 or not all(_float_constant(g, i) for i in n.input[1:5])
+           for n in norms):
+        return None
+    sizes = {int(np.size(_constant(g, i))) for n in norms for i in n.input[1:5]}  # type: ignore[arg-type]
+    if len(sizes) != 1:
         return None
     others = [c for n in nodes if n.op_type != "BatchNormalization"
               for i in n.input if i and (c := _constant(g, i)) is not None]

@@ -626,6 +626,12 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
     return y
 
 
+def qbinary_vectorized() -> bool:
+    """Whether the active path runs `qbinary`'s rows as vectors (AVX-512); on the others
+    its portable row is slower than a table of every value pair."""
+    return active_path() in ("avx512vnni", "amx")
+
+
 def qbinary(a: np.ndarray, b: np.ndarray, *, mul: bool, ma: float, mb: float, c: float,
             za: int, zb: int, qmin: int, qmax: int, out_dtype: np.dtype | type,
             threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
