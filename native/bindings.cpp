@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "float_elementwise.h"
 #include "float_exact.h"
+#include "qbinary.h"
 #include "float_kernels.h"
 #include "float_log.h"
 #include "float_col2im.h"
@@ -768,6 +769,45 @@ lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
   return [p, threads, a, b, table, y] { lowp::run_lut_pair(p, threads); };
 }
 
+lowp::Kernel make_qbinary(nb::ndarray<const uint8_t, nb::device::cpu> a,
+                          nb::ndarray<const uint8_t, nb::device::cpu> b, OutBytes y,
+                          const std::vector<int64_t>& dims, const std::vector<int64_t>& a_strides,
+                          const std::vector<int64_t>& b_strides, bool mul, bool a_signed,
+                          bool b_signed, float ma, float mb, float c, int za, int zb, int qmin,
+                          int qmax, int threads) {
+  // y (contiguous) = a (+ or *) b read at element strides over dims, as lookup_pair
+  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
+    throw std::invalid_argument("qbinary needs 4 dims/strides");
+  lowp::QBinaryArgs p;
+  p.a = a.data(), p.b = b.data(), p.y = y.data();
+  p.mul = mul, p.a_signed = a_signed, p.b_signed = b_signed;
+  p.ma = ma, p.mb = mb, p.c = c, p.za = za, p.zb = zb, p.qmin = qmin, p.qmax = qmax;
+  int64_t total = 1, a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("qbinary needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
+  }
+  auto reach = [](const auto& v, bool& negative) {
+    int64_t r = 0;
+    for (size_t i = 0; i < v.ndim(); ++i) {
+      negative |= v.stride(i) < 0;
+      if (v.shape(i) > 0) r += int64_t(v.shape(i) - 1) * v.stride(i);
+    }
+    return r;
+  };
+  bool negative = false;
+  const int64_t a_reach = reach(a, negative), b_reach = reach(b, negative);
+  if (negative || size_t(total) != y.size() ||
+      (total > 0 && (a.size() == 0 || b.size() == 0 || a_last > a_reach || b_last > b_reach)))
+    throw std::invalid_argument("qbinary strides reach outside the arrays");
+  if (qmin > qmax || qmin < -128 || qmax > 255)
+    throw std::invalid_argument("qbinary clamp bounds outside 8 bits");
+  return [p, threads, a, b, y] { lowp::run_qbinary(p, threads); };
+}
+
 lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
   const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
   if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d || int64_t(y.shape(2)) != o.h ||
@@ -997,6 +1037,9 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "qsoftmax_rows", &make_qsoftmax_rows, "x"_a, "table"_a, "y"_a, "n"_a,
              "inv_scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "is_signed"_a,
              "threads"_a = 1, "inner"_a = 1);
+  def_kernel(m, program, "qbinary", &make_qbinary, "a"_a, "b"_a, "y"_a, "dims"_a,
+             "a_strides"_a, "b_strides"_a, "mul"_a, "a_signed"_a, "b_signed"_a, "ma"_a, "mb"_a,
+             "c"_a, "za"_a, "zb"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup_pair", &make_lookup_pair, "a"_a, "b"_a, "table"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });

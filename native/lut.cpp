@@ -105,6 +105,33 @@ void run_lut_pair(const PairLutArgs& p, int threads) {
   });
 }
 
+namespace {
+
+// The largest of n bytes (as unsigned after xor with flip), contiguous: a loop the compiler
+// vectorizes.
+int row_max(const uint8_t* x, int64_t n, uint8_t flip) {
+  uint8_t mx = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t v = uint8_t(x[i] ^ flip);
+    mx = v > mx ? v : mx;
+  }
+  return mx;
+}
+
+// The float32 sums of G contiguous rows of n, each element after element as (O17) orders
+// them: the rows interleaved, so that G independent chains of additions overlap.
+template <int G>
+void row_sums(const uint8_t* const* x, const float* const* t, int64_t n, uint8_t flip,
+              float* sums) {
+  float s[G];
+  for (int k = 0; k < G; ++k) s[k] = t[k][uint8_t(x[k][0] ^ flip)];
+  for (int64_t i = 1; i < n; ++i)
+    for (int k = 0; k < G; ++k) s[k] += t[k][uint8_t(x[k][i] ^ flip)];
+  for (int k = 0; k < G; ++k) sums[k] = s[k];
+}
+
+}  // namespace
+
 void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
   if (a.rows <= 0 || a.n <= 0) return;
   const int64_t n = a.n, inner = a.inner;
@@ -112,8 +139,56 @@ void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
   const uint8_t flip = a.is_signed ? 0x80 : 0x00;
   const double lo = double(a.qmin) - double(a.zero_point) - 1.0,
                hi = double(a.qmax) - double(a.zero_point) + 1.0, magic = 6755399441055744.0;
+  auto quantize = [&](float e, double sum) {
+    // nearbyint without a libm call (this file has no SSE4.1 round): clamped to one
+    // past the bounds first, the value is below 2^52, where adding and subtracting
+    // 1.5 * 2^52 rounds half to even exactly; the clamp after it gives the same bound
+    double q = double(e) * a.inv_scale / sum;
+    q = std::min(std::max(q, lo), hi);
+    q = (q + magic) - magic;
+    q = std::min(std::max(q + double(a.zero_point), double(a.qmin)), double(a.qmax));
+    const int v = int(q);
+    return uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));
+  };
+  // long contiguous rows: the quotients of the 256 possible bytes once per row, then a
+  // lookup (the same value for the same byte, so exact), instead of a division per element
+  const bool by_table = inner == 1 && n >= 1024;
+  const bool vbmi = by_table && vbmi_usable();
   run_elementwise(a.rows, std::max<int64_t>(1, (int64_t(1) << 14) / n), threads,
                   [&](int64_t r0, int64_t len) {
+    if (inner == 1) {
+      constexpr int kG = 8;
+      for (int64_t r = r0; r < r0 + len; r += kG) {
+        const int g = int(std::min<int64_t>(kG, r0 + len - r));
+        const uint8_t* xs[kG];
+        const float* ts[kG];
+        float sums[kG];
+        for (int k = 0; k < g; ++k) {
+          xs[k] = a.x + (r + k) * n;
+          ts[k] = a.table + (255 - row_max(xs[k], n, flip));  // t[v] = table[v - max + 255]
+        }
+        if (g == kG)
+          row_sums<kG>(xs, ts, n, flip, sums);
+        else
+          for (int k = 0; k < g; ++k) row_sums<1>(xs + k, ts + k, n, flip, sums + k);
+        for (int k = 0; k < g; ++k) {
+          const uint8_t* x = xs[k];
+          uint8_t* y = a.y + (r + k) * n;
+          const double sum = double(sums[k]);
+          if (by_table) {
+            uint8_t tb[256];
+            for (int v = 0; v < 256; ++v) tb[v] = quantize(ts[k][uint8_t(v ^ flip)], sum);
+            if (vbmi)
+              lut8_vbmi(x, tb, y, n);
+            else
+              lut8_portable(x, tb, y, n, 1, 0);
+          } else {
+            for (int64_t i = 0; i < n; ++i) y[i] = quantize(ts[k][uint8_t(x[i] ^ flip)], sum);
+          }
+        }
+      }
+      return;
+    }
     for (int64_t r = r0; r < r0 + len; ++r) {
       const int64_t base = (r / inner) * n * inner + r % inner;
       const uint8_t* x = a.x + base;
@@ -124,17 +199,7 @@ void run_qsoftmax_rows(const QSoftmaxArgs& a, int threads) {
       float s = t[uint8_t(x[0] ^ flip)];
       for (int64_t i = 1; i < n; ++i) s += t[uint8_t(x[i * inner] ^ flip)];
       const double sum = double(s);
-      for (int64_t i = 0; i < n; ++i) {
-        // nearbyint without a libm call (this file has no SSE4.1 round): clamped to one
-        // past the bounds first, the value is below 2^52, where adding and subtracting
-        // 1.5 * 2^52 rounds half to even exactly; the clamp after it gives the same bound
-        double q = double(t[uint8_t(x[i * inner] ^ flip)]) * a.inv_scale / sum;
-        q = std::min(std::max(q, lo), hi);
-        q = (q + magic) - magic;
-        q = std::min(std::max(q + double(a.zero_point), double(a.qmin)), double(a.qmax));
-        const int v = int(q);
-        y[i * inner] = uint8_t(a.is_signed ? uint8_t(int8_t(v)) : uint8_t(v));
-      }
+      for (int64_t i = 0; i < n; ++i) y[i * inner] = quantize(t[uint8_t(x[i * inner] ^ flip)], sum);
     }
   });
 }

@@ -20,6 +20,8 @@ lowp_isa_object(lowp_avxvnni native/kernels_avxvnni.cpp -mavx2 -mfma -mavxvnni)
 lowp_isa_object(lowp_avxvnni_evex native/kernels_avxvnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512vl -mavx512vnni -DLOWP_VNNI256_EVEX)
 lowp_isa_object(lowp_vbmi native/lut_vbmi.cpp -mavx512f -mavx512bw -mavx512vbmi -mbmi2)
+lowp_isa_object(lowp_qbinary_avx512 native/qbinary_avx512.cpp -mavx512f -mavx512bw -mavx512vl
+                -mavx512dq -mfma)
 lowp_isa_object(lowp_rnn_scalar native/recurrent_scalar.cpp)
 lowp_isa_object(lowp_rnn_avx2 native/recurrent_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_rnn_avx512 native/recurrent_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
@@ -35,7 +37,8 @@ lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512b
 
 nanobind_add_module(_native NB_STATIC
   native/bindings.cpp native/dispatch.cpp native/pack.cpp native/driver.cpp
-  native/pool_reduce.cpp native/lut.cpp native/program.cpp
+  native/pool_reduce.cpp native/lut.cpp native/program.cpp native/qbinary.cpp
+  $<TARGET_OBJECTS:lowp_qbinary_avx512>
   native/float_elementwise.cpp $<TARGET_OBJECTS:lowp_vbmi>
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni> $<TARGET_OBJECTS:lowp_amx>

@@ -160,6 +160,34 @@ def test_quantized_softmax_rows_equal_the_reference(shape: list[int], dtype: np.
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 19), n=st.integers(1024, 2600), dtype=INT8_DTYPES,
+       xs=st.sampled_from([0.002, 0.05, 0.3]), ys=st.sampled_from([1 / 255, 2e-4, 1e-5]),
+       spread=st.sampled_from([4, 40, 256]), seed=st.integers(0, 2**32 - 1))
+def test_quantized_softmax_long_rows_equal_the_reference(rows: int, n: int, dtype: np.dtype,
+                                                         xs: float, ys: float, spread: int,
+                                                         seed: int) -> None:
+    """Rows of 1024 values or more (a recogniser's class scores) take the row's 256
+    quotients once and look the bytes up; rows run in groups of eight whose sums interleave:
+    bit for bit with lowp.ops.softmax on every path, a group and a remainder of rows, with
+    values close to the maximum (`spread`) so that the outputs are not all zero."""
+    from lowp.ops.softmax import exp_table, output_multiplier, softmax
+
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    x = rng.integers(int(info.max) - spread + 1, int(info.max) + 1, (rows, n)).astype(dtype)
+    zero = int(info.min)
+    want = softmax(x, axis=1, x_scale=xs, y_scale=ys, y_zero_point=zero)
+    assert want.any() or ys > 1e-3
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in (1, 2):
+                got = nb.qsoftmax_rows(x, n, exp_table(float(np.float32(xs)), n),
+                                       float(output_multiplier(ys)), zero, int(info.min),
+                                       int(info.max), threads=threads)
+                np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+
+
 @pytest.mark.parametrize("ys", [1 / 253.5, 1 / 255.5, 1e-30])
 @pytest.mark.parametrize("dtype", [np.dtype(np.uint8), np.dtype(np.int8)])
 def test_quantized_softmax_rounds_half_way_quotients_to_even(ys: float,

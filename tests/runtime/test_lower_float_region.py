@@ -267,3 +267,126 @@ def test_batch_norm_region_is_a_table_per_channel(shape, dtype, conv_first):
     x = np.random.default_rng(4).integers(info.min, info.max + 1, shape).astype(dtype)
     want = _unfused(_norm_model(shape, dtype, conv_first, closed=False), x)
     np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (1, 6, 4, 6), (2, 5, 7)])
+@pytest.mark.parametrize("bias_rank", ["1C11", "C11"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_axis_one_constant_region_is_a_table_per_channel(shape, bias_rank, dtype, backend):
+    """A region whose constant varies along axis 1 (a convolution's bias (1, C, 1, 1) or
+    (C, 1, 1), then a GELU) becomes one table per channel on channels-last data, equal to the
+    float steps (a shape whose last axis has the channel count included)."""
+    c = shape[1]
+    rng = np.random.default_rng(len(shape) * 10 + c)
+    spatial = len(shape) - 2
+    bias = rng.normal(0, 2, (1, c) + (1,) * spatial if bias_rank == "1C11"
+                      else (c,) + (1,) * spatial).astype(np.float32)
+    session = Session(_gelu_model(shape, dtype, bias), backend=backend)
+    (step,) = [s for s in session.steps if s.kind == "int"]
+    assert step.op_type == "Add+Gelu" and step.channel_table is not None
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    want = _unfused(_gelu_model(shape, dtype, bias, closed=False), x)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+def test_axis_one_constant_on_an_input_of_another_rank_runs_the_float_steps():
+    """A (1, C, 1, 1) constant on a rank-3 input broadcasts it to rank 4: the step evaluates
+    the region instead of looking a table up."""
+    bias = np.arange(4, dtype=np.float32).reshape(1, 4, 1, 1)
+    x = (np.arange(4 * 3 * 2, dtype=np.uint8).reshape(4, 3, 2) * 9).astype(np.uint8)
+    session = Session(_gelu_model((4, 3, 2), np.uint8, bias))
+    got = session.run({"x": x})["y"]
+    assert got.shape == (1, 4, 3, 2)
+    want = _unfused(_gelu_model((4, 3, 2), np.uint8, bias, closed=False), x)
+    np.testing.assert_array_equal(got, want)
+
+
+def _shared_source_model(dtype: type, quantized_mul: bool) -> onnx.ModelProto:
+    """x -> DQ -> {Div -> Erf -> Q -> DQ -> + 1 -> Q -> DQ, and the DQ's value itself} ->
+    Mul -> (Q): a GELU written out in a QDQ file whose Add (and Mul, or not) is quantized."""
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    zx = 120 if dtype == np.uint8 else -5
+    init = [numpy_helper.from_array(np.float32(0.05), "sx"),
+            numpy_helper.from_array(np.array(zx, dtype), "zx"),
+            numpy_helper.from_array(np.float32(math.sqrt(2.0)), "sqrt2"),
+            numpy_helper.from_array(np.float32(1 / 127), "se"),
+            numpy_helper.from_array(np.array(128, np.uint8), "ze"),
+            numpy_helper.from_array(np.array(255, np.uint8), "one"),
+            numpy_helper.from_array(np.float32(2 / 127), "sa"),
+            numpy_helper.from_array(np.float32(_Q_SCALE), "sy"),
+            numpy_helper.from_array(np.array(_Q_ZERO_POINT, np.uint8), "zy")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]),
+             helper.make_node("Div", ["xf", "sqrt2"], ["d"]),
+             helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("QuantizeLinear", ["e", "se", "ze"], ["eq"]),
+             helper.make_node("DequantizeLinear", ["eq", "se", "ze"], ["ef"]),
+             helper.make_node("DequantizeLinear", ["one", "se", "ze"], ["onef"]),
+             helper.make_node("Add", ["ef", "onef"], ["af"]),
+             helper.make_node("QuantizeLinear", ["af", "sa", "ze"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "sa", "ze"], ["a"]),
+             helper.make_node("Mul", ["xf", "a"], ["mf"])]
+    if quantized_mul:
+        nodes.append(helper.make_node("QuantizeLinear", ["mf", "sy", "zy"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["mf"], ["y"]))
+    out = TensorProto.UINT8 if quantized_mul else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", t, (2, 3, 5))],
+                              [helper.make_tensor_value_info("y", out, (2, 3, 5))], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("quantized_mul", [True, False])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_region_whose_source_is_read_outside_is_a_table(dtype, quantized_mul, backend):
+    """A region whose dequantized source another operator reads too is a table step from
+    the source's integers; the DequantizeLinear stays for that reader when it runs in float
+    (and is dropped when it runs on integers). Equal to ONNX Runtime on the file."""
+    import onnxruntime as ort
+
+    model = _shared_source_model(dtype, quantized_mul)
+    session = Session(model, backend=backend)
+    # (with the Mul quantized, lowp.runtime.fuse composes the region's table, the + 1 and
+    # the Mul of x and table(x) into one table)
+    (table,) = [s for s in session.steps if s.op_type.startswith("Div+Erf")]
+    assert table.kind == "int" and table.inputs == ["x"]
+    # (an int8 Mul of a QDQ file runs DequantizeLinear -> float Mul, as in ONNX Runtime)
+    integer_mul = quantized_mul and dtype == np.uint8
+    assert all(s.kind == "int" for s in session.steps) is integer_mul
+    assert ("DequantizeLinear" in [s.op_type for s in session.steps]) is not integer_mul
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(1).permutation(np.arange(info.min, info.max + 1))[:30]
+    x = x.reshape(2, 3, 5).astype(dtype)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_region_constant_may_be_a_dequantized_constant(dtype, backend):
+    """A BatchNormalization whose scale is DequantizeLinear of int8 constants (ONNX
+    Runtime's quantizer quantizes it) is still a table per channel: the constant's value is
+    what the DequantizeLinear step computes. Equal to ONNX Runtime on the file."""
+    import onnxruntime as ort
+
+    shape = (2, 6, 4, 3)
+    model = _norm_model(shape, dtype, conv_first=True)
+    g = next(t for t in model.graph.initializer if t.name == "g")
+    scale = numpy_helper.to_array(g)
+    s = np.float32(np.abs(scale).max() / 127)
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.round(scale / s).astype(np.int8), "gq"),
+        numpy_helper.from_array(s, "gs"), numpy_helper.from_array(np.array(0, np.int8), "gz")])
+    bn = next(n for n in model.graph.node if n.op_type == "BatchNormalization")
+    bn.input[1] = "gf"
+    model.graph.node.insert(0, helper.make_node("DequantizeLinear", ["gq", "gs", "gz"], ["gf"]))
+    session = Session(model, backend=backend)
+    assert "BatchNormalization" not in [s.op_type for s in session.steps]
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(5).integers(info.min, info.max + 1, shape).astype(dtype)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(session.run({"x": x})["y"], want)

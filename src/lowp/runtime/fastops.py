@@ -8,7 +8,9 @@ them with tolerance 0.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ import numpy as np
 from ..fixedpoint import Requant, RequantMode, requant_scale, requantize
 from ..ops.concat import rescale
 from ..ops.elementwise import add as reference_add
-from ..ops.elementwise import add_span_kind
+from ..ops.elementwise import add_constant, add_span_kind
 from ..ops.layout import Layout
 from ..ops.pool import average_pool as reference_average_pool
 from ..ops.pool import pool_output_shape, window_counts
@@ -105,10 +107,16 @@ def _native_module() -> ModuleType | None:
 def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.dtype,
              b_scale: float, b_zero_point: int, y_scale: float, y_zero_point: int,
              qmin: int, qmax: int, out_dtype: np.dtype) -> Callable[..., np.ndarray]:
-    """lowp.ops.elementwise.add (O10a): the native loop for same-shape 8-bit operands,
-    the reference for the rest (broadcasting, 16-bit)."""
+    """lowp.ops.elementwise.add (O10a): the native loop for same-shape 8-bit operands, the
+    native broadcasting loop (`native_backend.qbinary`, where the path runs it as vectors)
+    or else a table of every value pair for other 8-bit operands; the reference for the
+    rest (16-bit)."""
     ma = requant_scale(a_scale, 1.0, y_scale)
     mb = requant_scale(b_scale, 1.0, y_scale)
+    with np.errstate(all="ignore"):
+        constants = {"": add_constant(ma, a_zero_point, mb, b_zero_point, y_zero_point),
+                     "a": add_constant(mb, b_zero_point, ma, a_zero_point, y_zero_point)}
+    finite = all(math.isfinite(float(v)) for v in (ma, mb, *constants.values()))
     native = _native_add(a_dtype=a_dtype, ma=ma, a_zero_point=a_zero_point, b_dtype=b_dtype,
                          mb=mb, b_zero_point=b_zero_point, y_zero_point=y_zero_point,
                          qmin=qmin, qmax=qmax, out_dtype=out_dtype)
@@ -124,6 +132,18 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
             return native(a, b, out=arena.get(a.shape, native.out_dtype) if arena else None)
         if _pair_tabulable(a, b, out_dtype):
             kind = add_span_kind(a.shape, b.shape)
+            module = _native_module() if finite else None
+            if module is not None and module.qbinary_vectorized():
+                # the operand (O10a) treats as a scalar goes second, as ONNX Runtime's
+                # kernel takes it
+                x, s, mx, ms = (b, a, mb, ma) if kind == "a" else (a, b, ma, mb)
+                y = module.qbinary(x, s, mul=False, ma=mx, mb=ms,
+                                   c=constants["a" if kind == "a" else ""], za=0, zb=0,
+                                   qmin=qmin, qmax=qmax, out_dtype=out_dtype,
+                                   out=arena.get(np.broadcast_shapes(a.shape, b.shape),
+                                                 np.dtype(out_dtype)) if arena else None)
+                if y is not None:
+                    return y  # type: ignore[no-any-return]
             if kind not in tables:
                 tables[kind] = pair_table(
                     lambda ga, gb: reference_add(ga, gb, span_kind=kind, **params),  # type: ignore[arg-type]
@@ -134,20 +154,50 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
     return add
 
 
-def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype) -> Callable[..., np.ndarray]:
+def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype, *,
+             float_mul: FloatMul | None = None) -> Callable[..., np.ndarray]:
     """`mul(a, b)`, a reference element-wise operator of two 8/16-bit operands, through a
-    table of every value pair when both are 8-bit (exact by construction)."""
+    table of every value pair when both are 8-bit (exact by construction). With `float_mul`,
+    the parameters of `mul` when it is the float32-mode quantized Mul (O11a), 8-bit operands
+    run the native loop (`native_backend.qbinary`) instead of the table where the path runs
+    it as vectors."""
     tables: dict[tuple[str, str], np.ndarray] = {}
+    native = None
+    if float_mul is not None and all(np.isfinite((float_mul.multiplier,
+                                                   float_mul.y_zero_point))):
+        native = _native_module()
 
     def run(a: np.ndarray, b: np.ndarray, arena: Arena | None = None) -> np.ndarray:
         if not _pair_tabulable(a, b, out_dtype):
             return mul(a, b)
+        if native is not None and float_mul is not None and native.qbinary_vectorized():
+            y = native.qbinary(a, b, mul=True, ma=float_mul.multiplier, mb=1.0,
+                               c=float(np.float32(float_mul.y_zero_point)),
+                               za=float_mul.a_zero_point, zb=float_mul.b_zero_point,
+                               qmin=float_mul.qmin, qmax=float_mul.qmax, out_dtype=out_dtype,
+                               out=arena.get(np.broadcast_shapes(a.shape, b.shape),
+                                             np.dtype(out_dtype)) if arena else None)
+            if y is not None:
+                return y  # type: ignore[no-any-return]
         key = (a.dtype.str, b.dtype.str)
         if key not in tables:
             tables[key] = pair_table(mul, a.dtype, b.dtype)
         return pair_lookup(a, b, tables[key], arena)
 
     return run
+
+
+@dataclass(frozen=True)
+class FloatMul:
+    """The parameters of a float32-mode quantized Mul (O11a): zero points, the float32
+    multiplier ``requant_scale(s_a, s_b, s_y)``, the output zero point and clamp bounds."""
+
+    a_zero_point: int
+    b_zero_point: int
+    multiplier: float
+    y_zero_point: int
+    qmin: int
+    qmax: int
 
 
 def _pair_tabulable(a: np.ndarray, b: np.ndarray, out_dtype: np.dtype) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fixedpoint import RequantMode
+from ..fixedpoint import RequantMode, requant_scale
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.layout import Layout, from_channels_first, to_channels_first
@@ -17,7 +17,15 @@ from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
 from . import moves, native_float
-from .fastops import Arena, lookup, make_add, make_average_pool, make_concat, make_mul
+from .fastops import (
+    Arena,
+    FloatMul,
+    lookup,
+    make_add,
+    make_average_pool,
+    make_concat,
+    make_mul,
+)
 from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_nn import auto_pads
@@ -77,7 +85,13 @@ def _binary(ctx: LowerCtx) -> Step | None:
                       y_scale=float(yq.scale), y_zero_point=int(yq.zero_point), qmin=qmin,
                       qmax=qmax, out_dtype=yq.qtype.numpy_dtype, **kw)  # type: ignore[arg-type]
 
-        tabled = make_mul(reference, yq.qtype.numpy_dtype) if ctx.node.op_type == "Mul" else None
+        float_mul = FloatMul(int(aq.zero_point), int(bq.zero_point),
+                             float(requant_scale(float(aq.scale), float(bq.scale),
+                                                 float(yq.scale))),
+                             int(yq.zero_point), qmin, qmax) \
+            if ctx.requant_mode is RequantMode.FLOAT32 else None
+        tabled = make_mul(reference, yq.qtype.numpy_dtype, float_mul=float_mul) \
+            if ctx.node.op_type == "Mul" else None
         arena = Arena(reuse=not ctx.subgraph)
 
         def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:

@@ -20,6 +20,7 @@ Add, ...) are left to that lowering.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -91,8 +92,35 @@ def _region(ctx: LowerCtx, source: str) -> tuple[list[onnx.NodeProto], onnx.Node
     return sorted(nodes, key=lambda n: order[id(n)]), q
 
 
+# per graph: the values of its DequantizeLinear nodes of constants (_constant)
+_DEQUANTIZED: weakref.WeakKeyDictionary[Graph, dict[str, np.ndarray | None]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _float_constant(g: Graph, name: str) -> bool:
-    return g.is_constant(name) and g.constant(name).dtype.kind == "f"
+    return _constant(g, name) is not None
+
+
+def _constant(g: Graph, name: str) -> np.ndarray | None:
+    """The float value of `name` when it is fixed: a float constant, or a DequantizeLinear
+    of constants (a BatchNormalization scale that ONNX Runtime's quantizer quantized),
+    computed by the runtime's own DequantizeLinear step; else None."""
+    if g.is_constant(name):
+        value = g.constant(name)
+        return value if value.dtype.kind == "f" else None
+    cache = _DEQUANTIZED.setdefault(g, {})
+    if name not in cache:
+        cache[name] = None
+        dq = g.producer.get(name)
+        if (dq is not None and dq.op_type == "DequantizeLinear" and dq.domain in ("", "ai.onnx")
+                and all(g.is_constant(i) for i in dq.input if i)):
+            from .lower import _qdq_step
+
+            step = _qdq_step(dq, g, quantizing=False, subgraph=True)
+            value = np.asarray(step.fn(*[g.constant(i) if i else None for i in dq.input],
+                                       layout=CF)[0])
+            cache[name] = value if value.dtype.kind == "f" else None
+    return cache[name]
 
 
 def _channels(constants: list[np.ndarray]) -> int | None:
@@ -121,12 +149,87 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     if found is None:
         return None
     nodes, q = found
+    return _region_step(ctx, dq, x_qp, nodes, q, dq.name)
+
+
+@lowering("QuantizeLinear")
+def _float_region_at_quantize(ctx: LowerCtx) -> Step | None:
+    """A region whose dequantized source is also read outside it (by a quantized Mul of a
+    GELU written out in a QDQ file: x -> DequantizeLinear -> {Div -> Erf -> QuantizeLinear,
+    Mul}), lowered at its QuantizeLinear: the table step reads the source's integers and the
+    DequantizeLinear stays for its other readers (dropped when they run on integers)."""
+    q = ctx.node
+    g = ctx.graph
+    found = _region_before(g, q)
+    if found is None:
+        return None
+    nodes, dq = found
+    if g.is_constant(dq.input[0]):
+        return None
+    x_qp = ctx.qparams_of(dq, dq.input[0])
+    if x_qp is None or not x_qp.is_per_tensor or x_qp.qtype.bits != 8:
+        return None
+    step = _region_step(ctx, dq, x_qp, nodes, q, q.name)
+    ctx.absorbed = [n for n in ctx.absorbed if n is not q]   # (the step stands for q)
+    return step
+
+
+def _region_before(g: Graph, q: onnx.NodeProto
+                   ) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
+    """(region nodes in graph order, its DequantizeLinear) of the element-wise float nodes
+    that compute `q`'s input from one DequantizeLinear and constants, when every value
+    inside is read only inside (or by `q`) and the DequantizeLinear's output is also read
+    outside the region (else the DequantizeLinear's own lowering takes the region)."""
+    if q.input[0] in g.output_names or len(g.consumers.get(q.input[0], [])) != 1:
+        return None
+    nodes: list[onnx.NodeProto] = []
+    sources: set[int] = set()
+    dq: onnx.NodeProto | None = None
+    frontier = [q.input[0]]
+    while frontier:
+        value = frontier.pop()
+        p = g.producer.get(value)
+        if p is None:
+            return None
+        if p.op_type == "DequantizeLinear" and p.domain in ("", "ai.onnx"):
+            if dq is not None and p is not dq:
+                return None
+            dq = p
+            sources.add(id(p))
+            continue
+        if any(p is n for n in nodes):
+            continue
+        if (p.op_type not in ELEMENTWISE or p.domain not in _DOMAINS
+                or len([o for o in p.output if o]) != 1 or len(nodes) >= MAX_REGION_NODES):
+            return None
+        nodes.append(p)
+        for i in p.input:
+            if i and not _float_constant(g, i):
+                frontier.append(i)
+    if dq is None or not nodes:
+        return None
+    inside = {id(n) for n in nodes} | {id(q)}
+    for n in nodes:
+        if n.output[0] in g.output_names or any(
+                id(c) not in inside for c in g.consumers.get(n.output[0], [])):
+            return None
+    if dq.output[0] in g.output_names or all(
+            id(c) in inside for c in g.consumers.get(dq.output[0], [])):
+        return None
+    order = {id(n): k for k, n in enumerate(g.graph.node)}
+    return sorted(nodes, key=lambda n: order[id(n)]), dq
+
+
+def _region_step(ctx: LowerCtx, dq: onnx.NodeProto, x_qp: QParams,
+                 nodes: list[onnx.NodeProto], q: onnx.NodeProto, name: str) -> Step | None:
+    """The table step of region `nodes` from `dq`'s output to `q`'s input, named `name`."""
+    g = ctx.graph
     if len(nodes) == 1 and nodes[0].op_type in LOWERINGS and nodes[0].domain in ("", "ai.onnx"):
         return None
     y_qp = ctx.qparams_of(q, q.output[0])
     if y_qp is None or not y_qp.is_per_tensor or y_qp.qtype.bits != 8:
         return None
-    constants = [g.constant(i) for n in nodes for i in n.input if i and _float_constant(g, i)]
+    constants = [c for n in nodes for i in n.input if i and (c := _constant(g, i)) is not None]
     norms = [n for n in nodes if n.op_type == "BatchNormalization"]
     if norms:
         channels = _norm_channels(g, nodes, norms)
@@ -134,6 +237,10 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     else:
         channels = _channels(constants)
         rank = max((c.ndim for c in constants), default=0)
+        if channels is None:
+            axis1 = _axis1_channels(constants)
+            if axis1 is not None and axis1[0] * 256 <= MAX_TABLE_ENTRIES:
+                return _axis1_step(ctx, dq, nodes, q, x_qp, y_qp, *axis1, name)
     if channels is None or channels * 256 > MAX_TABLE_ENTRIES:
         return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
@@ -141,7 +248,7 @@ def _float_region(ctx: LowerCtx) -> Step | None:
     ctx.absorbed = [*nodes, q]
     if norms:
         # per channel along axis 1: the table runs on channels-last data (its last axis)
-        return Step(dq.name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+        return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
                     [q.output[0]], _channel_lookup(table, channels, region, x_qp, y_qp,
                                                    Arena(reuse=not ctx.subgraph)),
                     layouts=(CL,), replayable=True, channel_table=table)
@@ -153,35 +260,81 @@ def _float_region(ctx: LowerCtx) -> Step | None:
         # a step that may add leading axes is not a function of each element alone: it is
         # not fused with neighbouring tables (lowp.runtime.fuse)
         same_shape = rank <= 1
-        return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run,
+        return Step(name, op_type, "int", [dq.input[0]], [q.output[0]], run,
                     layouts=(CF, CL), elementwise=same_shape,
                     table_dtype=x_qp.qtype.numpy_dtype if same_shape else None,
                     replayable=True)
-    return Step(dq.name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
+    return Step(name, op_type, "int", [dq.input[0]], [q.output[0]], run, replayable=True)
+
+
+def _axis1_channels(constants: list[np.ndarray]) -> tuple[int, int] | None:
+    """(C, rank) when every constant is a single value or holds C > 1 values along axis 1
+    of an operand of that rank (3 or more): shape (1, C, 1, ...), or (C, 1, ...) of one
+    rank less (a convolution's bias added after it); else None."""
+    found: set[int] = set()
+    rank = 0
+    for c in constants:
+        if c.size == 1:
+            continue
+        if c.ndim >= 3 and c.shape[0] == 1 and c.shape[1] > 1 and all(d == 1 for d in c.shape[2:]):
+            found.add(int(c.shape[1]))
+            rank = max(rank, c.ndim)
+        elif c.ndim >= 2 and c.shape[0] > 1 and all(d == 1 for d in c.shape[1:]):
+            found.add(int(c.shape[0]))
+            rank = max(rank, c.ndim + 1)
+        else:
+            return None
+    if len(found) != 1:
+        return None
+    return found.pop(), rank
+
+
+def _axis1_step(ctx: LowerCtx, dq: onnx.NodeProto, nodes: list[onnx.NodeProto],
+                q: onnx.NodeProto, x_qp: QParams, y_qp: QParams, channels: int, rank: int,
+                name: str) -> Step:
+    """A region whose constants vary along axis 1 (a convolution's bias, then a GELU) as one
+    table per channel, looked up on channels-last data of that rank; other inputs run the
+    region."""
+    g = ctx.graph
+    region = _evaluator(g, nodes, dq.output[0], q.input[0])
+    dtype = x_qp.qtype.numpy_dtype
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    grid = np.repeat(codes[:, None], channels, axis=1).reshape((256, channels) + (1,) * (rank - 2))
+    y = np.broadcast_to(region(dequantize(grid, x_qp)), grid.shape).reshape(256, channels)
+    table = np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
+    run = _channel_lookup(table, channels, region, x_qp, y_qp, Arena(reuse=not ctx.subgraph),
+                          rank=rank)
+    ctx.absorbed = [*nodes, q]
+    return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+                [q.output[0]], run, layouts=(CL,), replayable=True, channel_table=table,
+                channel_table_where=lambda xv, layout: xv.ndim == rank)
 
 
 def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeProto]
                    ) -> int | None:
     """The channel count of a region with BatchNormalization (per channel along axis 1),
     when its other constants are single values; else None."""
-    sizes = {int(g.constant(i).size) for n in norms for i in n.input[1:5] if i}
-    if len(sizes) != 1 or any(len(n.input) < 5 or not all(
-            _float_constant(g, i) for i in n.input[1:5]) for n in norms):
+    if any(len(n.input) < 5 or not all(_float_constant(g, i) for i in n.input[1:5])
+           for n in norms):
         return None
-    others = [g.constant(i) for n in nodes if n.op_type != "BatchNormalization"
-              for i in n.input if i and _float_constant(g, i)]
+    sizes = {int(np.size(_constant(g, i))) for n in norms for i in n.input[1:5]}  # type: ignore[arg-type]
+    if len(sizes) != 1:
+        return None
+    others = [c for n in nodes if n.op_type != "BatchNormalization"
+              for i in n.input if i and (c := _constant(g, i)) is not None]
     if any(c.size != 1 for c in others):
         return None
     return sizes.pop()
 
 
 def _channel_lookup(table: np.ndarray, channels: int, region: Callable[[np.ndarray], np.ndarray],
-                    x_qp: QParams, y_qp: QParams, arena: Arena
+                    x_qp: QParams, y_qp: QParams, arena: Arena, rank: int | None = None
                     ) -> Callable[..., tuple[np.ndarray, ...]]:
     """A per-channel region's table step: channels along the last axis (channels-last data,
-    or rank 2); anything else runs the region on channels-first data."""
+    or rank 2; of rank `rank` when given); anything else runs the region on channels-first
+    data."""
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
-        if per_channel_rows(xv, channels, layout):
+        if per_channel_rows(xv, channels, layout) and rank in (None, xv.ndim):
             return (lookup(xv, table, arena),)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
         y = quantize(region(dequantize(cf, x_qp)), y_qp)
@@ -203,7 +356,7 @@ def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str,
     def evaluate(xf: np.ndarray) -> np.ndarray:
         env = {source: xf}
         for fn, inputs, output, attrs in calls:
-            args = [env[i] if i in env else g.constant(i) if i else None for i in inputs]
+            args = [env[i] if i in env else _constant(g, i) if i else None for i in inputs]
             env[output] = np.asarray(fn(*args, **attrs))
         return env[sink]
 

@@ -626,6 +626,51 @@ def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
     return y
 
 
+def qbinary_vectorized() -> bool:
+    """Whether the active path runs `qbinary`'s rows as vectors (AVX-512); on the others
+    its portable row is slower than a table of every value pair."""
+    return active_path() in ("avx512vnni", "amx")
+
+
+def qbinary(a: np.ndarray, b: np.ndarray, *, mul: bool, ma: float, mb: float, c: float,
+            za: int, zb: int, qmin: int, qmax: int, out_dtype: np.dtype | type,
+            threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
+    """Quantized Add (O10a) or Mul (O11a, float32 mode) of 8-bit `a` and `b` with numpy
+    broadcasting, in float32 as ONNX Runtime's QLinearAdd / QLinearMul kernels.
+
+    Add: ``y = fma(a, ma, fma(b, mb, c))`` (the caller puts the operand (O10a) treats as a
+    scalar second, with `c` from `ops.elementwise.add_constant`); Mul:
+    ``y = float32(float32((a - za) * (b - zb)) * ma) + c`` with ``c = float32(zy)``; then
+    ``clamp(round_half_even(y), qmin, qmax)`` as `out_dtype`. None when the broadcast shape
+    does not merge into four axes or an operand has negative strides.
+    """
+    from .program import collapse_axes, element_strides
+
+    out_dtype = np.dtype(out_dtype)
+    if a.dtype not in _INT8_TYPES or b.dtype not in _INT8_TYPES or out_dtype not in _INT8_TYPES:
+        raise ValueError(f"qbinary takes 8-bit operands and output, got {a.dtype}, {b.dtype} "
+                         f"and {out_dtype}")
+    lo, hi = _int_range(out_dtype)
+    if not lo <= int(qmin) <= int(qmax) <= hi:
+        raise ValueError(f"clamp range [{qmin}, {qmax}] exceeds {out_dtype}")
+    if not all(np.isfinite(np.float32(v)) for v in (ma, mb, c)):
+        raise ValueError("qbinary multipliers must be finite")
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if 0 in shape:
+        return _out_buffer(out, shape, out_dtype)
+    if any(s < 0 for s in (*a.strides, *b.strides)):
+        return None
+    geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
+    if geometry is None:
+        return None
+    dims, (sa, sb) = geometry
+    y = _out_buffer(out, shape, out_dtype)
+    _call(_native.qbinary, a.view(np.uint8), b.view(np.uint8), y.view(np.uint8).reshape(-1),
+          dims, sa, sb, bool(mul), a.dtype == np.int8, b.dtype == np.int8, float(ma),
+          float(mb), float(c), int(za), int(zb), int(qmin), int(qmax), _threads(threads))
+    return y
+
+
 def copy_block(x: np.ndarray, y: np.ndarray, rows: int, width: int, y_width: int,
                offset: int) -> None:
     """Copy `rows` rows of `width` bytes of contiguous `x` into contiguous `y`, whose rows

@@ -31,11 +31,12 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_softmax_rows", "float_sgemm_mlas", "float_sqrt", "float_layer_norm",
               "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
               "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
-              "cast_to_float", "compare", "float_fused", "float_log", "float_reduce_max")
+              "cast_to_float", "compare", "float_fused", "float_log", "float_reduce_max",
+              "qbinary")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
-                      "float_fused"})
+                      "float_fused", "qbinary"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
