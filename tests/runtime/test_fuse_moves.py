@@ -7,6 +7,7 @@ and replayed runs."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
@@ -122,3 +123,25 @@ def test_stft_moves_hand_on_the_convolution_output():
     assert not any(k.startswith(("Transpose", "Unsqueeze")) for k in session.last_profile), \
         session.last_profile
     np.testing.assert_array_equal(session.run({"x": x})["y"], _onnxruntime(model, x))
+
+
+def test_capture_returns_the_tensor_between_fused_moves():
+    """A run that captures every tensor runs the two moves one by one: the quantized tensor
+    between them is there, equal to ONNX Runtime's, as before the fusion."""
+    model = _model("stft: unsqueeze 1, swap the last two", 16, 2)
+    x = np.random.default_rng(5).standard_normal((1, 2, 40)).astype(np.float32)
+    session = Session(model, threads=1)
+    captured = session.run({"x": x}, capture=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    exposed = onnx.load_from_string(model)
+    exposed.graph.output.extend([helper.make_tensor_value_info("m1q", TensorProto.UINT8,
+                                                               None)])
+    runtime = ort.InferenceSession(exposed.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    want = dict(zip([o.name for o in runtime.get_outputs()], runtime.run(None, {"x": x}),
+                    strict=True))
+    between = [k for k in captured if k.startswith("m1") and captured[k].dtype == np.uint8]
+    assert between, sorted(captured)
+    np.testing.assert_array_equal(captured[between[0]], want["m1q"])
+    np.testing.assert_array_equal(captured["y"], want["y"])

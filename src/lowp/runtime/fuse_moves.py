@@ -73,5 +73,16 @@ def _fused(a: Step, b: Step) -> Step:
         return (np.ascontiguousarray(z),)
 
     fn: StepFn = run
-    return Step(f"{a.name}+{b.name}", b.op_type, "int", [*a.inputs, *b.inputs[1:]],
+    step = Step(f"{a.name}+{b.name}", b.op_type, "int", [*a.inputs, *b.inputs[1:]],
                 list(b.outputs), fn, layouts=(CF, CL), output_layout=CF)
+    setattr(step, _MEMBERS, (a, b))     # (a run that captures every tensor runs these)
+    return step
+
+
+_MEMBERS = "_fused_moves"
+
+
+def members(step: Step) -> tuple[Step, ...]:
+    """The steps a fused step replaced, in order; `(step,)` for any other step."""
+    found: tuple[Step, ...] | None = getattr(step, _MEMBERS, None)
+    return found if found is not None else (step,)
