@@ -1089,5 +1089,7 @@ NB_MODULE(_native, m) {
              k();
            })
       .def_prop_rw("threads", &lowp::ConvOp::threads, &lowp::ConvOp::set_threads)
-      .def_prop_ro("depthwise", &lowp::ConvOp::depthwise);
+      .def_prop_ro("depthwise", &lowp::ConvOp::depthwise)
+      .def_prop_ro("panels_id", &lowp::ConvOp::panels_id);
+  m.def("live_panels", &lowp::live_panels);
 }

@@ -2,6 +2,7 @@
 // channels-last layout. Packing lives in pack.cpp, execution in driver.cpp.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -27,6 +28,36 @@ struct OutDims {
   int64_t d, h, w;
 };
 
+// A ConvOp's GEMM weight panels (layout in docs/native.md), immutable once made. ConvOps
+// whose panels are equal byte for byte, with the same layout, share one copy (pack.cpp,
+// share_panels): an unrolled recurrence's time steps read one weight, as ONNX Runtime's
+// nodes do, instead of one packed copy per step.
+struct Panels {
+  std::vector<int8_t> data;          // the panels from data.data() + off0: 64-byte aligned, so
+  int64_t off0 = 0;                  // that vector loads of a panel never split cache lines
+  int64_t bytes = 0;                 // from off0
+  std::vector<int64_t> off;          // [group][panel] -> offset from off0
+  int groups = 0, npanels = 0, mg = 0, k4 = 0;  // the layout (what pack_panel is given)
+  const int8_t* panel(int64_t i) const { return data.data() + off0 + off[i]; }
+  // The panels in a path's own layout (IsaTable::pack_panel), one copy per path, made on
+  // that path's first call and kept (so a call on one path never frees another's copy).
+  struct Own {
+    const IsaTable* isa = nullptr;
+    std::vector<int8_t> data;
+    int64_t off0 = 0;
+    std::vector<int64_t> off;
+    const int8_t* panel(int64_t i) const { return data.data() + off0 + off[i]; }
+  };
+  const Own& own(const IsaTable& isa);
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Own>> own_;
+};
+
+// Distinct GEMM weight panels alive in the process (tests: equal weights are packed once).
+int64_t live_panels();
+
 class ConvOp {
  public:
   // w: ONNX layout (cout, cin/groups, kd, kh, kw), bytes of int8 or uint8 values.
@@ -39,6 +70,8 @@ class ConvOp {
   void run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, uint8_t* y);
 
   bool depthwise() const { return depthwise_; }
+  // identity of the GEMM panels (equal for ConvOps that share them); 0 for depthwise kernels
+  uintptr_t panels_id() const { return reinterpret_cast<uintptr_t>(panels_.get()); }
   int threads() const { return p_.threads; }
   void set_threads(int t) { p_.threads = t; }
 
@@ -60,16 +93,7 @@ class ConvOp {
   bool rowtaps_ = false;
   int32_t za_;                       // activation zero point in the uint8 (shifted) domain
   bool need_rowsum_ = false, depthwise_ = false;
-  std::vector<int8_t> packed_;       // GEMM panels, see docs/native.md (from packed0_)
-  int64_t packed0_ = 0;              // offset of the first panel: 64-byte aligned, so that
-                                     // vector loads of a panel never split cache lines
-  std::vector<int64_t> panel_off_;   // [group][panel] -> offset into packed_
-  // The panels in a path's own layout (IsaTable::pack_panel), made on that path's first call
-  std::vector<int8_t> xpacked_;
-  int64_t xpacked0_ = 0;
-  std::vector<int64_t> xpanel_off_;
-  const IsaTable* xpacked_isa_ = nullptr;
-  void pack_panels_for(const IsaTable& isa);
+  std::shared_ptr<Panels> panels_;   // GEMM panels, shared with ConvOps of equal panels
   std::vector<int32_t> bias_, zw_, mult_, lshift_, rshift_, dw_bias_, dw_w_;
   std::vector<float> scale_;
   Epilogue epi_, dw_epi_;

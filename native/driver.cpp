@@ -132,8 +132,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       copy_part(0);
     xb = xpad_.data();
   }
-  if (isa.pack_panel && xpacked_isa_ != &isa) pack_panels_for(isa);
-  const bool own_b = isa.pack_panel != nullptr;
+  const Panels::Own* own_b = isa.pack_panel ? &panels_->own(isa) : nullptr;
   std::vector<int64_t> toff(gtaps_);
   const int kwt = rowtaps_ ? 1 : p_.kw;  // kernel columns that are separate GEMM taps
   for (int a = 0; a < p_.kd; ++a)
@@ -244,9 +243,8 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       for (int pn = p0; pn < p1; ++pn) {
         const int nvalid = std::min(kPanel, mg_ - pn * kPanel);
         const int wp = (nvalid + 15) / 16 * 16;
-        const int8_t* panel =
-            own_b ? xpacked_.data() + xpacked0_ + xpanel_off_[g * npanels_ + pn]
-                  : packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
+        const int8_t* panel = own_b ? own_b->panel(g * npanels_ + pn)
+                                    : panels_->panel(g * npanels_ + pn);
         const int c0 = g * mg_ + pn * kPanel;
         const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {

@@ -27,7 +27,7 @@ void lut8_vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n) {
 
 // The product of two 8-bit activations, compiled for AVX-512 (qmatmul_rows.h).
 void qmatmul_rows_avx512(const QMatMulArgs& q, int64_t r0, int64_t r1) {
-  qmatmul_rows(q, r0, r1);
+  qmatmul_rows<true>(q, r0, r1);
 }
 
 }  // namespace lowp

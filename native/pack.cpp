@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "conv.h"
 
@@ -11,7 +13,70 @@ namespace lowp {
 
 namespace {
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+// Panels equal byte for byte, with the same layout, are one copy: a process-wide table of
+// the live panels by a hash of their bytes, each candidate compared in full (memcmp), so a
+// collision costs a comparison and never shares unequal panels. An entry dies with the last
+// ConvOp holding its panels.
+uint64_t panels_hash(const Panels& pk) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ uint64_t(pk.bytes);
+  auto mix = [&h](uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0xff51afd7ed558ccdull;
+  };
+  mix(uint64_t(pk.groups));
+  mix(uint64_t(pk.npanels));
+  mix(uint64_t(pk.mg));
+  mix(uint64_t(pk.k4));
+  const int8_t* d = pk.data.data() + pk.off0;
+  int64_t i = 0;
+  for (; i + 8 <= pk.bytes; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, d + i, 8);
+    mix(v);
+  }
+  for (; i < pk.bytes; ++i) mix(uint64_t(uint8_t(d[i])));
+  return h;
+}
+
+bool same_panels(const Panels& a, const Panels& b) {
+  return a.bytes == b.bytes && a.groups == b.groups && a.npanels == b.npanels && a.mg == b.mg &&
+         a.k4 == b.k4 && a.off == b.off &&
+         std::memcmp(a.data.data() + a.off0, b.data.data() + b.off0, size_t(a.bytes)) == 0;
+}
+
+std::mutex g_panels_mu;
+std::unordered_multimap<uint64_t, std::weak_ptr<Panels>> g_panels;  // hash -> live panels
+
+std::shared_ptr<Panels> share_panels(std::shared_ptr<Panels> pk) {
+  static size_t sweep_at = 256;
+  const uint64_t h = panels_hash(*pk);
+  std::lock_guard<std::mutex> lk(g_panels_mu);
+  auto& live = g_panels;
+  auto [it, end] = live.equal_range(h);
+  while (it != end) {
+    if (auto q = it->second.lock()) {
+      if (same_panels(*q, *pk)) return q;
+      ++it;
+    } else {
+      it = live.erase(it);
+    }
+  }
+  if (live.size() >= sweep_at) {  // drop the entries of dead panels now and then
+    for (auto i = live.begin(); i != live.end();) i = i->second.expired() ? live.erase(i) : ++i;
+    sweep_at = std::max<size_t>(256, 2 * live.size());
+  }
+  live.emplace(h, pk);
+  return pk;
+}
 }  // namespace
+
+int64_t live_panels() {
+  std::lock_guard<std::mutex> lk(g_panels_mu);
+  int64_t n = 0;
+  for (const auto& e : g_panels) n += !e.second.expired();
+  return n;
+}
 
 ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const int32_t* bias,
                const float* scale, const int32_t* mult, const int32_t* lshift,
@@ -113,20 +178,26 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
   }
 
   // Panels per group: [tap][k4][wp][4] int8, wp = round_up(valid columns, 16).
-  panel_off_.resize(int64_t(p.groups) * npanels_);
+  auto pk = std::make_shared<Panels>();
+  pk->groups = p.groups;
+  pk->npanels = npanels_;
+  pk->mg = mg_;
+  pk->k4 = gtaps_ * kc4_;
+  pk->off.resize(int64_t(p.groups) * npanels_);
   int64_t total = 0;
   for (int g = 0; g < p.groups; ++g)
     for (int pn = 0; pn < npanels_; ++pn) {
-      panel_off_[g * npanels_ + pn] = total;
+      pk->off[g * npanels_ + pn] = total;
       const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
       total += int64_t(gtaps_) * kc4_ * 4 * wp;
     }
-  packed_.assign(total + 64, 0);
-  packed0_ = align64_offset(packed_.data());
+  pk->data.assign(total + 64, 0);
+  pk->off0 = align64_offset(pk->data.data());
+  pk->bytes = total;
   for (int g = 0; g < p.groups; ++g)
     for (int pn = 0; pn < npanels_; ++pn) {
       const int nvalid = std::min(kPanel, mg_ - pn * kPanel), wp = round_up(nvalid, 16);
-      int8_t* dst = packed_.data() + packed0_ + panel_off_[g * npanels_ + pn];
+      int8_t* dst = pk->data.data() + pk->off0 + pk->off[g * npanels_ + pn];
       for (int t = 0; t < gtaps_; ++t)
         for (int k4 = 0; k4 < kc4_; ++k4)
           for (int j = 0; j < nvalid; ++j)
@@ -145,29 +216,35 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
                   int8_t(wval((int64_t(m) * cg_ + c) * taps_ + tap) - delta);
             }
     }
+  panels_ = share_panels(std::move(pk));
 }
 
 // The panels again in isa's own layout (IsaTable::pack_panel), for the calls on that path;
 // the shared layout stays for the other paths.
-void ConvOp::pack_panels_for(const IsaTable& isa) {
-  const int k4 = gtaps_ * kc4_;
-  xpanel_off_.resize(panel_off_.size());
+const Panels::Own& Panels::own(const IsaTable& isa) {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& o : own_)
+    if (o->isa == &isa) return *o;
+  auto o = std::make_unique<Own>();
+  o->isa = &isa;
+  o->off.resize(off.size());
   int64_t total = 0;
-  for (int g = 0; g < p_.groups; ++g)
-    for (int pn = 0; pn < npanels_; ++pn) {
-      xpanel_off_[g * npanels_ + pn] = total;
-      const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
+  for (int g = 0; g < groups; ++g)
+    for (int pn = 0; pn < npanels; ++pn) {
+      o->off[g * npanels + pn] = total;
+      const int wp = round_up(std::min(kPanel, mg - pn * kPanel), 16);
       total += round_up(int(isa.panel_bytes(k4, wp)), 64);
     }
-  xpacked_.assign(total + 64, 0);
-  xpacked0_ = align64_offset(xpacked_.data());
-  for (int g = 0; g < p_.groups; ++g)
-    for (int pn = 0; pn < npanels_; ++pn) {
-      const int wp = round_up(std::min(kPanel, mg_ - pn * kPanel), 16);
-      isa.pack_panel(packed_.data() + packed0_ + panel_off_[g * npanels_ + pn], k4, wp,
-                     xpacked_.data() + xpacked0_ + xpanel_off_[g * npanels_ + pn]);
+  o->data.assign(total + 64, 0);
+  o->off0 = align64_offset(o->data.data());
+  for (int g = 0; g < groups; ++g)
+    for (int pn = 0; pn < npanels; ++pn) {
+      const int wp = round_up(std::min(kPanel, mg - pn * kPanel), 16);
+      isa.pack_panel(panel(g * npanels + pn), k4, wp,
+                     o->data.data() + o->off0 + o->off[g * npanels + pn]);
     }
-  xpacked_isa_ = &isa;
+  own_.push_back(std::move(o));
+  return *own_.back();
 }
 
 // Quad depthwise weights: per block of width bw = 16V starting at channel cb (dw_quad_block),

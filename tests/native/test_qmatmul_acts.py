@@ -44,3 +44,31 @@ def test_activation_matmul_equals_reference(batch, broadcast, m, k, n, a_dtype, 
                 got = native(a, b, threads=threads)
                 assert got.dtype == want.dtype and got.shape == want.shape
                 np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+
+
+@settings(max_examples=12, deadline=None)
+@given(shape=st.sampled_from([(6, 257, 64, 257), (6, 257, 257, 64), (2, 7, 33, 23),
+                              (3, 4, 5, 17)]),
+       seed=st.integers(0, 2**32 - 1))
+def test_attention_sized_products_four_rows_at_a_time(shape, seed) -> None:
+    """ViT attention sizes: the AVX-512 copy runs four rows of one batch entry at a time
+    (rows that do not fill four at the end of an entry, and a thread's share, one by one)."""
+    heads, m, k, n = shape
+    rng = np.random.default_rng(seed)
+    a = random_ints(rng, (1, heads, m, k), np.dtype(np.uint8))
+    b = random_ints(rng, (1, heads, k, n), np.dtype(np.uint8))
+    za, zb = (int(v) for v in rng.integers(96, 160, 2))   # sums of both signs
+    acc = reference_matmul(a, b, a_zero_point=za, b_zero_point=zb)
+    lo, hi = int(acc.min()), int(acc.max())
+    scale = np.float32(rng.uniform(0.8, 1.2) * 255 / max(hi - lo, 1))
+    zy = int(np.clip(round(128 - (lo + hi) / 2 * float(scale)), 0, 255))
+    requant = Requant(scale, zy, 0, 255, RequantMode.FLOAT32, np.dtype(np.uint8))
+    want = reference_matmul(a, b, a_zero_point=za, b_zero_point=zb, requant=requant)
+    assert np.unique(want).size > 64        # outputs spread over the range
+    native = ActivationMatMul(a_zero_point=za, b_zero_point=zb, scale=float(scale),
+                              y_zero_point=zy, qmin=0, qmax=255, out_dtype=np.uint8)
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in (1, 2):
+                np.testing.assert_array_equal(native(a, b, threads=threads), want,
+                                              err_msg=f"{path} {threads}")

@@ -488,3 +488,46 @@ def test_resize_of_a_constant_to_the_feed_grid_is_fixed():
     assert resize and set(resize) <= fast._replayer._fixed
     signature = (("x", (1, 3, 7, 7), "<f4"),)
     assert all(s.op_type != "Resize" for s in fast._replayer.plain_steps(signature))
+
+
+def test_pow_sqrt_shape_arithmetic_and_dequantized_weights_are_fixed():
+    """ONNX Runtime's QDQ file of a ViT leaves the patch grid's side as Sqrt and Pow of the
+    patch count (read by a Reshape's shape: nothing was folded while Pow was not foldable),
+    and dequantizes a float ConvTranspose's int8 weights on every run. Both are computed
+    once per signature now; the runs equal plain ones."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(5)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "two"], ["n"]),
+        helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["nf"], ["side_f"]),
+        helper.make_node("Pow", ["side_f", "one"], ["side_p"]),
+        helper.make_node("Cast", ["side_p"], ["side"], to=TensorProto.INT64),
+        helper.make_node("Concat", ["lead", "side", "side"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["grid"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+        helper.make_node("ConvTranspose", ["grid", "w"], ["y"], strides=[2, 2]),
+    ]
+    inits = [numpy_helper.from_array(np.array([2], np.int64), "two"),
+             numpy_helper.from_array(np.float32(1.0), "one"),
+             numpy_helper.from_array(np.array([1, 4], np.int64), "lead"),
+             numpy_helper.from_array(rng.integers(-127, 128, (4, 3, 2, 2)).astype(np.int8),
+                                     "wq"),
+             numpy_helper.from_array(np.float32(0.02), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz")]
+    graph = helper.make_graph(
+        nodes, "grid", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fast, plain = Session(model.SerializeToString()), Session(model.SerializeToString(),
+                                                             replay=False)
+    for n in (16, 16, 16, 25, 25, 25, 16):
+        feeds = {"x": rng.standard_normal((1, 4, n)).astype(np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    assert fast._replayer is not None
+    folded = {fast._replayer.steps[i].op_type for i in fast._replayer._fixed}
+    assert {"Sqrt", "Pow", "DequantizeLinear"} <= folded, folded
+    signature = (("x", (1, 4, 16), "<f4"),)
+    assert all(s.op_type not in ("Pow", "DequantizeLinear")
+               for s in fast._replayer.plain_steps(signature))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fuse_moves
 from .plan import CF, CL, Step
 from .switch import Switch
 
@@ -222,13 +223,15 @@ def _allocate(instrs: list[tuple[int, list[int]]]) -> np.ndarray | None:
 
 
 def unfused(steps: list[Step]) -> list[Step]:
-    """`steps` with every chain step replaced by the steps it fused."""
-    if not any(s.chain is not None for s in steps):
-        return steps
-    return [m for s in steps for m in (s.chain.steps if s.chain is not None else (s,))]
+    """`steps` with every chain step (and fused pair of quantized moves,
+    lowp.runtime.fuse_moves) replaced by the steps it fused."""
+    expanded = [m for s in steps for m in (s.chain.steps if s.chain is not None
+                                           else fuse_moves.members(s))]
+    return steps if len(expanded) == len(steps) else expanded
 
 
 def fused_away(steps: list[Step]) -> frozenset[str]:
-    """The intermediates that chain steps do not store."""
-    return frozenset(m.outputs[0] for s in steps if s.chain is not None
-                     for m in s.chain.steps[:-1])
+    """The intermediates that chain steps (and fused moves) do not store."""
+    return frozenset(m.outputs[0] for s in steps
+                     for m in (s.chain.steps if s.chain is not None
+                               else fuse_moves.members(s))[:-1])

@@ -31,6 +31,7 @@ from .float_ops import FLOAT_OPS
 from .float_registry import TensorSequence
 from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
+from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .plan import CF, CL, Step, StepFn, through_channels_first
 from .replay import fixed_steps
@@ -88,6 +89,7 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
                    if math.prod(t.dims) == 1}
         steps = fuse_float_chains(steps, set(graph.output_names), scalars,
                                   fixed_steps(steps, set(graph.initializers)))
+        steps = fuse_moves(steps, set(graph.output_names))
     _transpose_where_consumers_want(steps)
     return steps
 

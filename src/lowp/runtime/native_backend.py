@@ -223,6 +223,12 @@ class NativeConv:
         """True when the direct depthwise kernels run this convolution."""
         return bool(self._op.depthwise)
 
+    @property
+    def panels_id(self) -> int:
+        """Identity of the packed weight panels: convolutions whose panels are equal byte
+        for byte share one copy and report the same value; 0 for the depthwise kernels."""
+        return int(self._op.panels_id)
+
     def output_shape(self, x_shape: Sequence[int]) -> tuple[int, ...]:
         """Channels-last output shape for a channels-last input shape."""
         plan = self._plans.get(x_shape) if type(x_shape) is tuple else None
@@ -311,6 +317,11 @@ class NativeMatMul:
     @threads.setter
     def threads(self, value: int) -> None:
         self._conv.threads = value
+
+    @property
+    def panels_id(self) -> int:
+        """Identity of the packed weight panels (NativeConv.panels_id)."""
+        return self._conv.panels_id
 
     def __call__(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``a @ b`` requantized; written into `out` (C-contiguous, (..., N)) when given."""

@@ -96,8 +96,9 @@ FOLDABLE = frozenset({
     "Ceil", "Min", "Max", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not",
     "And", "Or", "Where", "Range", "Reshape", "Identity", "ReduceProd", "ReduceSum",
     "ReduceMin", "ReduceMax", "Expand", "Tile", "Transpose",
-    # (a ViT's positional embeddings interpolated to the input's patch grid)
-    "Resize", "Upsample",
+    # (a ViT's positional embeddings interpolated to the input's patch grid, whose size
+    # ONNX Runtime's quantizer leaves as Pow and Sqrt of the patch count)
+    "Resize", "Upsample", "Pow", "Sqrt",
 })
 # Operators whose output shapes depend on input values: where they occur, tensor shapes are
 # not fixed by the feed shapes, and nothing is folded.
@@ -136,10 +137,11 @@ def _fold(steps: list[Step], fixed_values: set[str]) -> set[int] | None:
         ins = [n for n in step.inputs if n]
         if (step.kind == "float" and (step.op_type in FOLDABLE or fixed_if) and (
                 step.op_type in ("Shape", "Size") or all(n in fixed_values for n in ins))) \
-                or (step.kind in ("quantize", "int") and ins and not step.subplans
+                or (step.kind in ("quantize", "dequantize", "int") and ins and not step.subplans
                     and all(n in fixed_values for n in ins)):
             # (integer steps and quantizers of fixed values: a QOperator file's quantized
-            # shape arithmetic, the anchor grids of detection heads)
+            # shape arithmetic, the anchor grids of detection heads; the dequantized
+            # weights of a float operator, ConvTranspose in ONNX Runtime's QDQ files)
             fixed.add(i)
             fixed_values.update(o for o in step.outputs if o)
     for step in steps:
