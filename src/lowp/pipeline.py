@@ -304,7 +304,9 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     method of CANDIDATES from one calibration on the fold's fit feeds and measure each
     model's output SQNR on its held-out feeds; then quantize on all the calibration data
     with the method of the best mean (the model equals the one of
-    `Config(method=<chosen>)`)."""
+    `Config(method=<chosen>)`), leaving in float the layer that passes.method_choice's
+    `pick_float` names, if any; not with an accuracy budget or metric, whose fallback
+    decides then what leaves int8 (and tries 16 bits first)."""
     start = time.perf_counter()
     cut = (method_folds(feeds) if held_out is None
            else Folds([(feeds, held_out)], "the accuracy data (--eval)"))
@@ -318,7 +320,7 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     chosen, reason = pick_method(scored)
     note, layers = cut.note, []
     try:
-        if wants_float_layers(scored, chosen):
+        if not wants_fallback(config) and wants_float_layers(scored, chosen):
             layers = _float_layers(firsts, cut, inputs,
                                    _candidate(config, CalibMethod(chosen)), progress)
     except LowpError as e:

@@ -19,6 +19,7 @@ from lowp.errors import DataError, LowpError
 from lowp.feeds import as_feeds
 from lowp.inputs import InputSpec, model_inputs
 from lowp.passes.calibrate import calibrate
+from lowp.passes.fallback import BudgetNotMetWarning
 from lowp.passes.method_choice import (
     CANDIDATES,
     DOMINANT_GAIN_DB,
@@ -192,6 +193,14 @@ def test_a_layer_whose_rounding_dominates_the_output_error_is_left_in_float(tmp_
     d = json.loads((tmp_path / "m.method.json").read_text())
     assert d["kept_float"] == ["power"] and d["flags"].endswith("--exclude power")
     assert {f["node"] for f in d["float_layers"]} >= {"power"}
+
+
+def test_with_an_accuracy_budget_its_fallback_decides_what_leaves_int8():
+    """The budget's fallback tries 16 bits before float: the float step stays out of it."""
+    with pytest.warns(BudgetNotMetWarning):
+        choice = quantize(_power_log(), _loudness_data(), dataclasses.replace(
+            MEASURED, accuracy_budget=60.0, fallback_candidates=1)).method_choice
+    assert choice is not None and choice.float_layers == [] and choice.kept_float == []
 
 
 def test_no_layer_is_measured_in_float_on_a_good_model():
