@@ -290,7 +290,8 @@ def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
 
 def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.ModelProto | None:
     """lowp with `Config(method=MEASURED)`: its own calibrations and held-out choice (on the
-    calibration feeds only); the chosen method and the time go to `res`."""
+    calibration feeds only); the chosen method (and the layer left in float, if any) and the
+    time go to `res`."""
     from lowp.config import CalibMethod, Config
     from lowp.pipeline import quantize
 
@@ -301,8 +302,9 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         res.errors[MEASURED] = _error(e)
         return None
     res.seconds[MEASURED] = time.perf_counter() - t0
-    if result.method_choice is not None:
-        res.chosen = result.method_choice.chosen
+    choice = result.method_choice
+    if choice is not None:
+        res.chosen = choice.chosen + "".join(f" + {n} float" for n in choice.kept_float)
     return result.model
 
 

@@ -91,8 +91,9 @@ class Config:
     method
         How activation ranges are chosen from calibration statistics. The default, MEASURED,
         measures a model per fixed method on held-out calibration data (2 folds) and keeps
-        the one with the best output SQNR (passes.method_choice); a fixed method skips
-        that search.
+        the one with the best output SQNR; when that is below 20 dB, the one layer whose
+        float form gains 3 dB or more on the same folds is left in float
+        (passes.method_choice); a fixed method skips that search.
     target
         Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
     weight_granularity

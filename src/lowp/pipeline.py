@@ -29,10 +29,19 @@ from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
 from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
-from .passes.fallback import FallbackResult, fallback, wants_fallback
+from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
 from .passes.method_choice import CANDIDATES as METHOD_CANDIDATES
-from .passes.method_choice import Folds, MethodChoice, combine_folds, rechosen
+from .passes.method_choice import (
+    FloatCandidate,
+    Folds,
+    MethodChoice,
+    combine_folds,
+    measure_float_layers,
+    pick_float,
+    rechosen,
+    wants_float_layers,
+)
 from .passes.method_choice import folds as method_folds
 from .passes.method_choice import measure as measure_methods
 from .passes.method_choice import pick as pick_method
@@ -46,6 +55,7 @@ from .passes.mode_choice import (
     split_feeds,
 )
 from .passes.mode_choice import measure as measure_modes
+from .passes.sensitivity import Evaluator
 from .passes.smooth import smooth
 from .passes.verify import verify
 
@@ -294,24 +304,54 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     method of CANDIDATES from one calibration on the fold's fit feeds and measure each
     model's output SQNR on its held-out feeds; then quantize on all the calibration data
     with the method of the best mean (the model equals the one of
-    `Config(method=<chosen>)`)."""
+    `Config(method=<chosen>)`), leaving in float the layer that passes.method_choice's
+    `pick_float` names, if any; not with an accuracy budget or metric, whose fallback
+    decides then what leaves int8 (and tries 16 bits first)."""
     start = time.perf_counter()
     cut = (method_folds(feeds) if held_out is None
            else Folds([(feeds, held_out)], "the accuracy data (--eval)"))
     minmax = _candidate(config, CalibMethod.MINMAX)
-    measured = [measure_methods(float_model, _method_models(float_model, inputs, fit, config,
-                                                            progress),
-                                held, fit, inputs, minmax)
-                for fit, held in cut.pairs]
+    measured, firsts = [], []
+    for fit, held in cut.pairs:
+        models, first = _method_models(float_model, inputs, fit, config, progress)
+        measured.append(measure_methods(float_model, models, held, fit, inputs, minmax))
+        firsts.append(first)
     scored = combine_folds([m for m, _ in measured])
     chosen, reason = pick_method(scored)
+    note, layers = cut.note, []
+    try:
+        if not wants_fallback(config) and wants_float_layers(scored, chosen):
+            layers = _float_layers(firsts, cut, inputs,
+                                   _candidate(config, CalibMethod(chosen)), progress)
+    except LowpError as e:
+        layers = []
+        note = "; ".join(x for x in (note, f"layers in float not measured: {_first_line(e)}")
+                         if x)
+    kept = pick_float(layers)
     result = _quantize(float_model, inputs, feeds,
-                       dataclasses.replace(config, method=CalibMethod(chosen)), None, progress,
-                       held_out)
+                       dataclasses.replace(config, method=CalibMethod(chosen),
+                                           exclude_nodes=(*config.exclude_nodes, *kept)),
+                       None, progress, held_out)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
-                                        cut.data, cut.note,
-                                        seconds=time.perf_counter() - start)
+                                        cut.data, note, seconds=time.perf_counter() - start,
+                                        float_layers=layers, kept_float=kept)
     return result
+
+
+def _float_layers(firsts: list[QuantizeResult], cut: Folds, inputs: list[InputSpec],
+                  config: Config, progress: bool) -> list[FloatCandidate]:
+    """passes.method_choice.measure_float_layers on the folds of `cut`, with the method of
+    `config` and each fold's calibration (`firsts`: its histograms and prepared model)."""
+    evaluators = []
+    for first, (fit, held) in zip(firsts, cut.pairs, strict=True):
+        table = (first.table if config.method is CalibMethod.PERCENTILE
+                 else rechosen(first.table, config.method, config))
+        means = (input_means(first.float_model, annotate(first.float_model, config), fit,
+                             inputs) if config.bias_correction else None)
+        evaluators.append(Evaluator(first.float_model, table,
+                                    evaluation_feeds(held, config.fallback_samples), fit,
+                                    inputs, config, progress=progress, input_means=means))
+    return measure_float_layers(evaluators)
 
 
 def _candidate(config: Config, method: CalibMethod) -> Config:
@@ -321,11 +361,13 @@ def _candidate(config: Config, method: CalibMethod) -> Config:
 
 
 def _method_models(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSource,
-                   config: Config, progress: bool) -> dict[CalibMethod, onnx.ModelProto | str]:
+                   config: Config, progress: bool
+                   ) -> tuple[dict[CalibMethod, onnx.ModelProto | str], QuantizeResult]:
     """A model per method of CANDIDATES from one calibration on `fit` (percentile's, which
-    keeps the histograms; the others' ranges are chosen again from them); a string is the
-    error that kept a model from being built. An error of the calibration itself (bad data,
-    a tensor zero on all of it) is raised as it is: it is no method's fault."""
+    keeps the histograms; the others' ranges are chosen again from them), and that
+    calibration's result; a string is the error that kept a model from being built. An error
+    of the calibration itself (bad data, a tensor zero on all of it) is raised as it is: it
+    is no method's fault."""
     first_method = CalibMethod.PERCENTILE
     models: dict[CalibMethod, onnx.ModelProto | str] = {}
     first = _quantize(float_model, inputs, fit, _candidate(config, first_method), None,
@@ -339,7 +381,7 @@ def _method_models(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: F
                                        rechosen(first.table, method, config), progress).model
         except LowpError as e:
             models[method] = _first_line(e)
-    return models
+    return models, first
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""CalibMethod.MEASURED (passes.method_choice): the held-out split, the choice, the record,
-and that a fixed method gives the model it always gave."""
+"""CalibMethod.MEASURED (passes.method_choice): the held-out split, the choice, the layer
+left in float when its rounding dominates, the record, and that a fixed method gives the
+model it always gave."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ from lowp.errors import DataError, LowpError
 from lowp.feeds import as_feeds
 from lowp.inputs import InputSpec, model_inputs
 from lowp.passes.calibrate import calibrate
+from lowp.passes.fallback import BudgetNotMetWarning
 from lowp.passes.method_choice import (
     CANDIDATES,
+    DOMINANT_GAIN_DB,
     FORMAT,
+    FloatCandidate,
     MethodCandidate,
     MethodChoice,
     folds,
     pick,
+    pick_float,
+    wants_float_layers,
 )
 from lowp.pipeline import quantize
 
@@ -62,6 +68,32 @@ def _tanh_matmul(seed: int = 0) -> onnx.ModelProto:
         [numpy_helper.from_array(np.eye(64, dtype=np.float32), "eye"),
          numpy_helper.from_array(w, "w")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _power_log(seed: int = 0) -> onnx.ModelProto:
+    """x (n, 32) @ w (non-negative) -> Clip(1e-3) -> Log -> @ w2, a mel filter bank on a
+    power spectrum and its log: the rounded output of `power` goes into the Log."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0, 1, (32, 16)).astype(np.float32)
+    w2 = rng.normal(0, 0.3, (16, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["p"], name="power"),
+         helper.make_node("Clip", ["p", "eps"], ["c"], name="floor"),
+         helper.make_node("Log", ["c"], ["l"], name="log"),
+         helper.make_node("MatMul", ["l", "w2"], ["y"], name="head")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w2, "w2"),
+         numpy_helper.from_array(np.array(1e-3, np.float32), "eps")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _loudness_data(samples: int = 32) -> dict[str, np.ndarray]:
+    """Spectra whose loudness spans six decades from sample to sample: on the loudest
+    sample's grid the quiet samples' powers round to zero, and their logs to log(1e-3)."""
+    rng = np.random.default_rng(3)
+    loudness = 10.0 ** rng.uniform(-3, 3, (samples, 1))
+    return {"x": (np.abs(rng.normal(0, 1, (samples, 32))) * loudness).astype(np.float32)}
 
 
 def _outlier_data(samples: int = 32) -> dict[str, np.ndarray]:
@@ -140,6 +172,52 @@ def test_the_choice_is_saved_and_formatted(tmp_path):
     text = choice.format()
     assert f"{choice.chosen} chosen" in text and "--method" in text
     assert sum(line.endswith(" <") for line in text.splitlines()) == 1
+
+
+def test_a_layer_whose_rounding_dominates_the_output_error_is_left_in_float(tmp_path):
+    """Fails without the float step: every method keeps `power` quantized (2.4 dB)."""
+    model, calib = _power_log(), _loudness_data()
+    result = quantize(model, calib, MEASURED)
+    choice = result.method_choice
+    assert choice is not None and choice.kept_float == ["power"]
+    assert max(_sqnr(choice).values()) < 10
+    gains = {f.node: f.gain_db for f in choice.float_layers}
+    assert gains["power"] is not None and gains["power"] >= DOMINANT_GAIN_DB + 10
+    assert "power" not in result.annotation.nodes and "head" in result.annotation.nodes
+    fixed = quantize(model, calib, Config(method=CalibMethod(choice.chosen),
+                                          exclude_nodes=("power",)))
+    assert result.model.SerializeToString() == fixed.model.SerializeToString()
+    assert choice.flags() == f"--method {choice.chosen} --exclude power"
+    assert "power (MatMul) in float" in choice.format() and "< left in float" in choice.format()
+    choice.save(tmp_path / "m.method.json")
+    d = json.loads((tmp_path / "m.method.json").read_text())
+    assert d["kept_float"] == ["power"] and d["flags"].endswith("--exclude power")
+    assert {f["node"] for f in d["float_layers"]} >= {"power"}
+
+
+def test_with_an_accuracy_budget_its_fallback_decides_what_leaves_int8():
+    """The budget's fallback tries 16 bits before float: the float step stays out of it."""
+    with pytest.warns(BudgetNotMetWarning):
+        choice = quantize(_power_log(), _loudness_data(), dataclasses.replace(
+            MEASURED, accuracy_budget=60.0, fallback_candidates=1)).method_choice
+    assert choice is not None and choice.float_layers == [] and choice.kept_float == []
+
+
+def test_no_layer_is_measured_in_float_on_a_good_model():
+    choice = quantize(_matmul_relu(), _uniform_data(), MEASURED).method_choice
+    assert choice is not None and min(_sqnr(choice).values()) > 20
+    assert choice.float_layers == [] and choice.kept_float == []
+
+
+def test_float_rule():
+    assert pick_float([FloatCandidate("a", "Conv", 2.9), FloatCandidate("b", "Conv", None)]) == []
+    assert pick_float([FloatCandidate("a", "Conv", 3.0), FloatCandidate("b", "Conv", 3.0)]
+                      ) == ["a"]                            # ties go to the earlier
+    assert pick_float([FloatCandidate("a", "Conv", 4.0), FloatCandidate("b", "Gemm", 9.0)]
+                      ) == ["b"]
+    assert wants_float_layers([MethodCandidate("minmax", 19.9)], "minmax")
+    assert not wants_float_layers([MethodCandidate("minmax", 20.0),
+                                   MethodCandidate("mse", 5.0)], "minmax")
 
 
 def test_pick_rule():

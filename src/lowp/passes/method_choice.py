@@ -10,8 +10,11 @@ the held-out feeds with the accuracy budget's evaluator (`measure`: passes.sensi
 Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the float
 outputs). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
 quantizes on all the calibration data with that method, so the model equals the one
-`Config(method=<chosen>)` gives. The record (`MethodChoice`) is printed by the CLI and saved
-beside the model as OUTPUT.method.json.
+`Config(method=<chosen>)` gives. Then, with the chosen method, the layers that add the most
+noise are measured left in float on the same folds (`measure_float_layers`) and the one whose
+float form raises the output SQNR by at least DOMINANT_GAIN_DB is left in float (`pick_float`):
+the model is then `Config(method=<chosen>, exclude_nodes=(<layer>,))`'s. The record
+(`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from ..inputs import InputSpec
 from ..records import choice_dict, write_json
 from .annotate import Annotation
 from .choose import QuantPlan
-from .fallback import evaluation_feeds
+from .fallback import _quote, evaluation_feeds
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
-from .sensitivity import Built, Evaluator
+from .sensitivity import Built, Evaluator, Precision, _relative_noise, sqnr_gain
 
 FORMAT = "lowp.method"
 _SQNR_CAP_DB = 200.0     # an exact candidate counts as 200 dB (as mode_choice)
@@ -46,6 +49,30 @@ FOLDS = 2                # every calibration feed is held out once, in one of 2 
 # quantizer is below 10 dB, and two thirds of the choice's time on the demo model.
 CANDIDATES: tuple[CalibMethod, ...] = (CalibMethod.MINMAX, CalibMethod.PERCENTILE,
                                        CalibMethod.MSE)
+
+# The layer left in float (docs/accuracy.md, "A dominant layer left in float"), looked for
+# only when the chosen method's held-out output SQNR is below DOMINANT_BELOW_DB (a model
+# above it is left to the accuracy budget, which trades speed for accuracy on request): of
+# the DOMINANT_CANDIDATES layers that add the most noise (the accuracy budget's prescreen,
+# summed over the folds), the one whose float form gains the most held-out output SQNR, if
+# that mean gain is at least DOMINANT_GAIN_DB: 3 dB is half the output's noise power, so the
+# layer's rounding is most of the model's error (oww_melspectrogram's mel MatMul, whose
+# rounded output goes into a Log: 0.6 -> 20 dB). Otherwise every layer stays quantized.
+DOMINANT_BELOW_DB = 20.0
+DOMINANT_CANDIDATES = 3
+DOMINANT_GAIN_DB = 3.0
+
+
+@dataclass(frozen=True)
+class FloatCandidate:
+    """One layer measured left in float: the gain of the output SQNR over the fully
+    quantized model (mean over the folds, and per fold); None when it could not be built."""
+
+    node: str
+    op_type: str
+    gain_db: float | None
+    folds_db: tuple[float, ...] = ()
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,10 +101,15 @@ class MethodChoice:
     note: str = ""                          # a caveat (nothing held out, ...)
     engine: str = "lowp Session"
     seconds: float = 0.0
+    float_layers: list[FloatCandidate] = field(default_factory=list)   # measured in float
+    kept_float: list[str] = field(default_factory=list)      # left in float in the model
 
     def flags(self) -> str:
-        """The CLI option that gives the chosen model without measuring again."""
-        return f"--method {self.chosen}"
+        """The CLI options that give the chosen model without measuring again."""
+        flags = f"--method {self.chosen}"
+        if self.kept_float:
+            flags += " --exclude " + " ".join(_quote(n) for n in self.kept_float)
+        return flags
 
     def format(self) -> str:
         """Console lines: a table of the candidates, the choice and why."""
@@ -91,6 +123,17 @@ class MethodChoice:
                 lines.append(f"  {c.method:<12} {c.sqnr_db:>10.2f}  {per_fold}{mark}")
             else:
                 lines.append(f"  {c.method:<12} failed: {c.error}")
+        for f in self.float_layers:
+            mark = " < left in float" if f.node in self.kept_float else ""
+            if f.gain_db is not None:
+                per_fold = " ".join(f"{v:+.2f}" for v in f.folds_db)
+                lines.append(f"  {f.node} ({f.op_type}) in float: {f.gain_db:+.2f} dB "
+                             f"({per_fold}){mark}")
+            else:
+                lines.append(f"  {f.node} ({f.op_type}) in float: failed: {f.error}")
+        if self.float_layers and not self.kept_float:
+            lines.append(f"  every layer stays quantized (no float layer gains "
+                         f"{DOMINANT_GAIN_DB:g} dB)")
         if self.note:
             lines.append(f"  note: {self.note}")
         lines.append(f"  same model without measuring: {self.flags()} "
@@ -229,3 +272,70 @@ def combine_folds(per_fold: Sequence[Sequence[MethodCandidate]]) -> list[MethodC
         values = tuple(min(c.sqnr_db, _SQNR_CAP_DB) for c in same if c.sqnr_db is not None)
         out.append(MethodCandidate(same[0].method, sum(values) / len(values), "", values))
     return out
+
+
+def wants_float_layers(candidates: Sequence[MethodCandidate], chosen: str) -> bool:
+    """Whether the layers in float are measured: the chosen method's mean output SQNR over
+    the folds is below DOMINANT_BELOW_DB.
+
+    Examples
+    --------
+    >>> wants_float_layers([MethodCandidate("minmax", 12.0)], "minmax")
+    True
+    >>> wants_float_layers([MethodCandidate("minmax", 27.0)], "minmax")
+    False
+    """
+    value = next(c.sqnr_db for c in candidates if c.method == chosen)
+    return value is not None and value < DOMINANT_BELOW_DB
+
+
+def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES
+                         ) -> list[FloatCandidate]:
+    """The `k` layers that add the most noise, each measured left in float on every fold.
+
+    `evaluators` hold one fold each (its calibration table, fit and held-out feeds, the
+    chosen method's config). A layer's noise is the accuracy budget's prescreen
+    (`Evaluator.local_errors`, one capture run of the fully quantized model) as a relative
+    noise power, summed over the folds; ties keep the graph's order. Each candidate's gain is
+    its output SQNR (the minimum over float outputs) minus the fully quantized model's, per
+    fold; the candidate's value is the mean.
+    """
+    bases = [ev.build({}) for ev in evaluators]
+    base_db = [ev.measure(b).min_sqnr_db for ev, b in zip(evaluators, bases, strict=True)]
+    noise: dict[str, float] = {}
+    for ev, b in zip(evaluators, bases, strict=True):
+        for node, db in ev.local_errors(b).items():
+            noise[node] = noise.get(node, 0.0) + _relative_noise(db)
+    ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
+    op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
+    out = []
+    for node in ranked:
+        try:
+            gains = tuple(sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
+                                    before)
+                          for ev, before in zip(evaluators, base_db, strict=True))
+        except LowpError as e:
+            out.append(FloatCandidate(node, op_of.get(node, ""), None,
+                                      error=str(e).strip().splitlines()[0]))
+            continue
+        out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains), gains))
+    return out
+
+
+def pick_float(candidates: Sequence[FloatCandidate], threshold_db: float = DOMINANT_GAIN_DB
+               ) -> list[str]:
+    """The layer to leave in float: the candidate of the largest mean gain, if it is at least
+    `threshold_db` (ties go to the earlier candidate); none otherwise.
+
+    Examples
+    --------
+    >>> pick_float([FloatCandidate("a", "Conv", 1.0), FloatCandidate("b", "MatMul", 9.5)])
+    ['b']
+    >>> pick_float([FloatCandidate("a", "Conv", 2.9), FloatCandidate("b", "Conv", None)])
+    []
+    """
+    ok = [c for c in candidates if c.gain_db is not None]
+    if not ok:
+        return []
+    best = max(ok, key=lambda c: c.gain_db or 0.0)     # max keeps the first of equals
+    return [best.node] if best.gain_db is not None and best.gain_db >= threshold_db else []
