@@ -732,27 +732,26 @@ lowp::Kernel make_qmatmul_acts(Bytes a, Bytes b, OutBytes y, Vec<int64_t> a_offs
   return [q, threads, a, b, y, a_offsets, b_offsets] { lowp::run_qmatmul_acts(q, threads); };
 }
 
-lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
-                              nb::ndarray<const uint8_t, nb::device::cpu> b, Bytes table,
-                              OutBytes y, const std::vector<int64_t>& dims,
-                              const std::vector<int64_t>& a_strides,
-                              const std::vector<int64_t>& b_strides, int threads) {
-  // y (contiguous) = table[(a << 8) | b] read at element strides over dims, as float_binary
-  if (table.size() != 65536 || dims.size() != 4 || a_strides.size() != 4 ||
-      b_strides.size() != 4)
-    throw std::invalid_argument("lookup_pair needs a 65,536-entry table and 4 dims/strides");
-  lowp::PairLutArgs p;
-  p.a = a.data(), p.b = b.data(), p.table = table.data(), p.y = y.data();
+// The geometry of an 8-bit binary kernel over four collapsed axes (lookup_pair, qbinary):
+// dims and element strides copied to `dims`, `a_st`, `b_st`; throws unless the strides are
+// non-negative, y holds the broadcast shape and the last element each operand is read at is
+// one of its own (the arrays may be strided views, so the bound is their own last element,
+// not their size).
+void binary_geometry(const char* name, const nb::ndarray<const uint8_t, nb::device::cpu>& a,
+                     const nb::ndarray<const uint8_t, nb::device::cpu>& b, size_t y_size,
+                     const std::vector<int64_t>& dims, const std::vector<int64_t>& a_strides,
+                     const std::vector<int64_t>& b_strides, int64_t* out_dims, int64_t* a_st,
+                     int64_t* b_st) {
+  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
+    throw std::invalid_argument(std::string(name) + " needs 4 dims/strides");
   int64_t total = 1, a_last = 0, b_last = 0;
   for (int i = 0; i < 4; ++i) {
     if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
-      throw std::invalid_argument("lookup_pair needs non-negative dims and strides");
-    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+      throw std::invalid_argument(std::string(name) + " needs non-negative dims and strides");
+    out_dims[i] = dims[i], a_st[i] = a_strides[i], b_st[i] = b_strides[i];
     total *= dims[i];
     if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
   }
-  // the last element each operand is read at must be one of its own (the arrays may be
-  // strided views, so the bound is their own last element, not their size)
   auto reach = [](const auto& v, bool& negative) {
     int64_t r = 0;
     for (size_t i = 0; i < v.ndim(); ++i) {
@@ -763,9 +762,23 @@ lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
   };
   bool negative = false;
   const int64_t a_reach = reach(a, negative), b_reach = reach(b, negative);
-  if (negative || size_t(total) != y.size() ||
+  if (negative || size_t(total) != y_size ||
       (total > 0 && (a.size() == 0 || b.size() == 0 || a_last > a_reach || b_last > b_reach)))
-    throw std::invalid_argument("lookup_pair strides reach outside the arrays");
+    throw std::invalid_argument(std::string(name) + " strides reach outside the arrays");
+}
+
+lowp::Kernel make_lookup_pair(nb::ndarray<const uint8_t, nb::device::cpu> a,
+                              nb::ndarray<const uint8_t, nb::device::cpu> b, Bytes table,
+                              OutBytes y, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& a_strides,
+                              const std::vector<int64_t>& b_strides, int threads) {
+  // y (contiguous) = table[(a << 8) | b] read at element strides over dims, as float_binary
+  if (table.size() != 65536)
+    throw std::invalid_argument("lookup_pair needs a 65,536-entry table");
+  lowp::PairLutArgs p;
+  p.a = a.data(), p.b = b.data(), p.table = table.data(), p.y = y.data();
+  binary_geometry("lookup_pair", a, b, y.size(), dims, a_strides, b_strides, p.dims, p.a_st,
+                  p.b_st);
   return [p, threads, a, b, table, y] { lowp::run_lut_pair(p, threads); };
 }
 
@@ -776,33 +789,12 @@ lowp::Kernel make_qbinary(nb::ndarray<const uint8_t, nb::device::cpu> a,
                           bool b_signed, float ma, float mb, float c, int za, int zb, int qmin,
                           int qmax, int threads) {
   // y (contiguous) = a (+ or *) b read at element strides over dims, as lookup_pair
-  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
-    throw std::invalid_argument("qbinary needs 4 dims/strides");
   lowp::QBinaryArgs p;
   p.a = a.data(), p.b = b.data(), p.y = y.data();
   p.mul = mul, p.a_signed = a_signed, p.b_signed = b_signed;
   p.ma = ma, p.mb = mb, p.c = c, p.za = za, p.zb = zb, p.qmin = qmin, p.qmax = qmax;
-  int64_t total = 1, a_last = 0, b_last = 0;
-  for (int i = 0; i < 4; ++i) {
-    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
-      throw std::invalid_argument("qbinary needs non-negative dims and strides");
-    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
-    total *= dims[i];
-    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
-  }
-  auto reach = [](const auto& v, bool& negative) {
-    int64_t r = 0;
-    for (size_t i = 0; i < v.ndim(); ++i) {
-      negative |= v.stride(i) < 0;
-      if (v.shape(i) > 0) r += int64_t(v.shape(i) - 1) * v.stride(i);
-    }
-    return r;
-  };
-  bool negative = false;
-  const int64_t a_reach = reach(a, negative), b_reach = reach(b, negative);
-  if (negative || size_t(total) != y.size() ||
-      (total > 0 && (a.size() == 0 || b.size() == 0 || a_last > a_reach || b_last > b_reach)))
-    throw std::invalid_argument("qbinary strides reach outside the arrays");
+  binary_geometry("qbinary", a, b, y.size(), dims, a_strides, b_strides, p.dims, p.a_st,
+                  p.b_st);
   if (qmin > qmax || qmin < -128 || qmax > 255)
     throw std::invalid_argument("qbinary clamp bounds outside 8 bits");
   return [p, threads, a, b, y] { lowp::run_qbinary(p, threads); };

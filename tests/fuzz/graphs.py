@@ -576,6 +576,19 @@ def _ir_version(opset: int) -> int:
     return helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
 
 
+def _model(graph: onnx.GraphProto, opset: int) -> onnx.ModelProto:
+    """The drawn graph as a model of `opset`, shapes inferred."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="lowp-fuzz")
+    model.ir_version = _ir_version(opset)
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def _batches(batch: int, dynamic: bool) -> tuple[int, ...]:
+    """The batch sizes fed: the drawn one, and a second one when the batch axis is free."""
+    return (batch, 1 + batch % 3) if dynamic else (batch,)
+
+
 @st.composite
 def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
     """A random float32 image model: a stem, blocks (a list, so that shrinking removes
@@ -613,12 +626,8 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
                                        [batch_dim, x.c, x.h, x.w] if o == x.name else None)
          for o in outputs],
         b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="lowp-fuzz")
-    model.ir_version = _ir_version(opset)
-    model = onnx.shape_inference.infer_shapes(model)
-    batches = (batch, 1 + batch % 3) if dynamic else (batch,)
-    return FuzzGraph(model, "input", (c, h, w), batches, seed, tuple(names))
+    return FuzzGraph(_model(graph, opset), "input", (c, h, w), _batches(batch, dynamic), seed,
+                     tuple(names))
 
 
 def _heads(b: Builder, t: str, heads: int, d: int, order: list[int]) -> str:
@@ -718,9 +727,5 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
         + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [batch_dim, length_dim, d])
            for o in outputs[1:]],
         b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="lowp-fuzz")
-    model.ir_version = _ir_version(opset)
-    model = onnx.shape_inference.infer_shapes(model)
-    batches = (batch, 1 + batch % 3) if dynamic else (batch,)
-    return FuzzGraph(model, ids, (length,), batches, seed, tuple(names), vocab=vocab)
+    return FuzzGraph(_model(graph, opset), ids, (length,), _batches(batch, dynamic), seed,
+                     tuple(names), vocab=vocab)

@@ -610,25 +610,36 @@ def lookup(x: np.ndarray, table: np.ndarray, *, threads: int | None = None,
     return y
 
 
-def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
-                threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
-    """``table[(a bits << 8) | b bits]`` with numpy broadcasting of 8-bit `a` and `b` (a
-    table of every value pair, `fastops.pair_table`), or None when the broadcast shape does
-    not merge into four axes or an operand has negative strides (numpy then does it)."""
+def _binary_geometry(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]
+                     ) -> tuple[list[int], list[int], list[int]] | None:
+    """The broadcast of `a` and `b` to `shape` merged into four axes: (dims, a's and b's
+    element strides), or None when it does not merge or an operand has negative strides."""
     from .program import collapse_axes, element_strides
 
-    if a.dtype not in _INT8_TYPES or b.dtype not in _INT8_TYPES or table.size != 65536:
-        raise ValueError(f"lookup_pair takes 8-bit operands and 65,536 table entries, got "
-                         f"{a.dtype}, {b.dtype} and {table.size}")
-    shape = np.broadcast_shapes(a.shape, b.shape)
-    if 0 in shape:                      # nothing to look up, whatever the axes
-        return _out_buffer(out, shape, table.dtype)
     if any(s < 0 for s in (*a.strides, *b.strides)):
         return None
     geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
     if geometry is None:
         return None
     dims, (sa, sb) = geometry
+    return dims, sa, sb
+
+
+def lookup_pair(a: np.ndarray, b: np.ndarray, table: np.ndarray, *,
+                threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
+    """``table[(a bits << 8) | b bits]`` with numpy broadcasting of 8-bit `a` and `b` (a
+    table of every value pair, `fastops.pair_table`), or None when the broadcast shape does
+    not merge into four axes or an operand has negative strides (numpy then does it)."""
+    if a.dtype not in _INT8_TYPES or b.dtype not in _INT8_TYPES or table.size != 65536:
+        raise ValueError(f"lookup_pair takes 8-bit operands and 65,536 table entries, got "
+                         f"{a.dtype}, {b.dtype} and {table.size}")
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if 0 in shape:                      # nothing to look up, whatever the axes
+        return _out_buffer(out, shape, table.dtype)
+    geometry = _binary_geometry(a, b, shape)
+    if geometry is None:
+        return None
+    dims, sa, sb = geometry
     y = _out_buffer(out, shape, table.dtype)
     if y.size:
         _call(_native.lookup_pair, a.view(np.uint8), b.view(np.uint8),
@@ -655,8 +666,6 @@ def qbinary(a: np.ndarray, b: np.ndarray, *, mul: bool, ma: float, mb: float, c:
     ``clamp(round_half_even(y), qmin, qmax)`` as `out_dtype`. None when the broadcast shape
     does not merge into four axes or an operand has negative strides.
     """
-    from .program import collapse_axes, element_strides
-
     out_dtype = np.dtype(out_dtype)
     if a.dtype not in _INT8_TYPES or b.dtype not in _INT8_TYPES or out_dtype not in _INT8_TYPES:
         raise ValueError(f"qbinary takes 8-bit operands and output, got {a.dtype}, {b.dtype} "
@@ -669,12 +678,10 @@ def qbinary(a: np.ndarray, b: np.ndarray, *, mul: bool, ma: float, mb: float, c:
     shape = np.broadcast_shapes(a.shape, b.shape)
     if 0 in shape:
         return _out_buffer(out, shape, out_dtype)
-    if any(s < 0 for s in (*a.strides, *b.strides)):
-        return None
-    geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
+    geometry = _binary_geometry(a, b, shape)
     if geometry is None:
         return None
-    dims, (sa, sb) = geometry
+    dims, sa, sb = geometry
     y = _out_buffer(out, shape, out_dtype)
     _call(_native.qbinary, a.view(np.uint8), b.view(np.uint8), y.view(np.uint8).reshape(-1),
           dims, sa, sb, bool(mul), a.dtype == np.int8, b.dtype == np.int8, float(ma),
