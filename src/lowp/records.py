@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -26,3 +27,12 @@ def choice_dict(choice: Any, fmt: str) -> dict[str, Any]:
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write `data` as indented JSON, atomically (`write_text`)."""
     write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def cli_word(name: str) -> str:
+    """A node name as one shell word in a record's `flags` (quoted unless it is plain).
+
+    >>> cli_word("/conv/Conv"), cli_word("a b")
+    ('/conv/Conv', "'a b'")
+    """
+    return name if re.fullmatch(r"[\w./:-]+", name) else "'" + name.replace("'", "'\\''") + "'"

@@ -34,7 +34,7 @@ from ..calib import CalibrationTable
 from ..config import Config
 from ..errors import DataError, QuantizationError
 from ..inputs import InputSpec
-from ..records import write_json
+from ..records import cli_word, write_json
 from .sensitivity import (
     Built,
     Evaluator,
@@ -122,9 +122,9 @@ class FallbackResult:
             # a measured default (CalibMethod.MEASURED) could choose again otherwise
             flags.append(f"--method {self.method}")
         if self.float_nodes:
-            flags.append("--exclude " + " ".join(_quote(n) for n in self.float_nodes))
+            flags.append("--exclude " + " ".join(cli_word(n) for n in self.float_nodes))
         if self.sixteen_bit_nodes:
-            flags.append("--sixteen-bit " + " ".join(_quote(n) for n in self.sixteen_bit_nodes))
+            flags.append("--sixteen-bit " + " ".join(cli_word(n) for n in self.sixteen_bit_nodes))
         return " ".join(flags)
 
     def format(self) -> str:
@@ -427,7 +427,3 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
-
-
-def _quote(name: str) -> str:
-    return name if re.fullmatch(r"[\w./:-]+", name) else "'" + name.replace("'", "'\\''") + "'"

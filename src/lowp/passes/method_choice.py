@@ -31,12 +31,12 @@ from ..config import CalibMethod, Config
 from ..errors import LowpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
-from ..records import choice_dict, write_json
+from ..records import choice_dict, cli_word, write_json
 from .annotate import Annotation
 from .choose import QuantPlan
-from .fallback import _quote, evaluation_feeds
+from .fallback import evaluation_feeds
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
-from .sensitivity import Built, Evaluator, Precision, _relative_noise, sqnr_gain
+from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 
 FORMAT = "lowp.method"
 _SQNR_CAP_DB = 200.0     # an exact candidate counts as 200 dB (as mode_choice)
@@ -108,7 +108,7 @@ class MethodChoice:
         """The CLI options that give the chosen model without measuring again."""
         flags = f"--method {self.chosen}"
         if self.kept_float:
-            flags += " --exclude " + " ".join(_quote(n) for n in self.kept_float)
+            flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
         return flags
 
     def format(self) -> str:
@@ -305,7 +305,7 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
     noise: dict[str, float] = {}
     for ev, b in zip(evaluators, bases, strict=True):
         for node, db in ev.local_errors(b).items():
-            noise[node] = noise.get(node, 0.0) + _relative_noise(db)
+            noise[node] = noise.get(node, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
     out = []

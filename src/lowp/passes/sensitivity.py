@@ -265,7 +265,7 @@ class Evaluator:
                 if producer is None or depth > 32:
                     memo[t] = 0.0
                 elif producer.name in quantized and t in tensor_db:
-                    memo[t] = _relative_noise(tensor_db[t])
+                    memo[t] = relative_noise(tensor_db[t])
                 else:
                     memo[t] = max((upstream(i, depth + 1) for i in producer.input if i),
                                   default=0.0)
@@ -283,7 +283,7 @@ class Evaluator:
                                                else rule.activation_inputs)
                       if i < len(node.input) and node.input[i]]
             noise_in = max((upstream(t) for t in act_in), default=0.0)
-            noise_out = max(_relative_noise(tensor_db[t]) for t in outs)
+            noise_out = max(relative_noise(tensor_db[t]) for t in outs)
             out[node.name] = _db_of_noise(noise_out - noise_in)
         return out
 
@@ -374,7 +374,7 @@ def sensitivities(evaluator: Evaluator, levels: Levels, base: Built, base_sqnr: 
     return measured + rest
 
 
-def _relative_noise(sqnr_db: float) -> float:
+def relative_noise(sqnr_db: float) -> float:
     """Noise power over signal power of an SQNR in dB (0 for an exact tensor)."""
     return 0.0 if sqnr_db == math.inf else 10.0 ** (-sqnr_db / 10.0)
 
