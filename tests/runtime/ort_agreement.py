@@ -12,12 +12,13 @@ import onnxruntime as ort
 from lowp.runtime import Session
 
 
-def onnxruntime_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray]
+                    ) -> list[np.ndarray]:
     """The model's outputs from ONNX Runtime's CPU provider with one intra-op thread."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     return list(session.run(None, dict(feeds)))
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime import Session
+
+from .ort_agreement import onnxruntime_run
 
 # (first move, its parameters, second move, its parameters, output rank) on the
 # convolution's (N, C, T)
@@ -76,10 +77,7 @@ def _model(pair: str, channels: int, stride: int) -> bytes:
 
 
 def _onnxruntime(model: bytes, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+    return onnxruntime_run(model, {"x": x})[0]
 
 
 @settings(max_examples=30, deadline=None)
@@ -132,15 +130,11 @@ def test_capture_returns_the_tensor_between_fused_moves():
     x = np.random.default_rng(5).standard_normal((1, 2, 40)).astype(np.float32)
     session = Session(model, threads=1)
     captured = session.run({"x": x}, capture=True)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
     exposed = onnx.load_from_string(model)
     exposed.graph.output.extend([helper.make_tensor_value_info("m1q", TensorProto.UINT8,
                                                                None)])
-    runtime = ort.InferenceSession(exposed.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    want = dict(zip([o.name for o in runtime.get_outputs()], runtime.run(None, {"x": x}),
-                    strict=True))
+    want = dict(zip([o.name for o in exposed.graph.output],
+                    onnxruntime_run(exposed, {"x": x}), strict=True))
     between = [k for k in captured if k.startswith("m1") and captured[k].dtype == np.uint8]
     assert between, sorted(captured)
     np.testing.assert_array_equal(captured[between[0]], want["m1q"])

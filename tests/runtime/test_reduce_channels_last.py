@@ -9,13 +9,14 @@ Found on PP-OCRv6's detector quantized with percentile ranges."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime import Session
+
+from .ort_agreement import onnxruntime_run
 
 
 def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
@@ -68,13 +69,6 @@ def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
     return model.SerializeToString()
 
 
-def _onnxruntime(model: bytes, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})
-
-
 @settings(max_examples=40, deadline=None)
 @given(op=st.sampled_from(["ReduceMean", "ReduceSum"]),
        axes=st.sampled_from([[2, 3], [-1, -2], [2], [3], [1], [1, 2, 3], []]),
@@ -91,7 +85,7 @@ def test_reduction_of_a_quantized_convolution_equals_onnxruntime(op, axes, keepd
     model = _model(channels, op, axes, keepdims, 18 if op == "ReduceMean" else 13, excite)
     x = np.random.default_rng(seed).standard_normal((batch, 3, *size)).astype(np.float32)
     got = Session(model, threads=1).run({"x": x})
-    for name, want in zip(("r", "m"), _onnxruntime(model, x), strict=False):
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=False):
         np.testing.assert_array_equal(got[name], want, err_msg=name)
 
 
@@ -103,5 +97,5 @@ def test_mean_over_the_spatial_axes_regression(opset, excite):
     model = _model(24, "ReduceMean", [2, 3], 1, opset, excite)
     x = np.random.default_rng(1).standard_normal((1, 3, 80, 80)).astype(np.float32)
     got = Session(model, threads=1).run({"x": x})
-    for name, want in zip(("r", "m"), _onnxruntime(model, x), strict=False):
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=False):
         np.testing.assert_array_equal(got[name], want, err_msg=name)
