@@ -346,8 +346,9 @@ def _float_layers(firsts: list[QuantizeResult], cut: Folds, inputs: list[InputSp
     for first, (fit, held) in zip(firsts, cut.pairs, strict=True):
         table = (first.table if config.method is CalibMethod.PERCENTILE
                  else rechosen(first.table, config.method, config))
-        means = (input_means(first.float_model, annotate(first.float_model, config), fit,
-                             inputs) if config.bias_correction else None)
+        # (the fold's annotation: it does not depend on the range method)
+        means = (input_means(first.float_model, first.annotation, fit, inputs)
+                 if config.bias_correction else None)
         evaluators.append(Evaluator(first.float_model, table,
                                     evaluation_feeds(held, config.fallback_samples), fit,
                                     inputs, config, progress=progress, input_means=means))
