@@ -137,13 +137,11 @@ def make_add(a_dtype: np.dtype, a_scale: float, a_zero_point: int, b_dtype: np.d
                 # the operand (O10a) treats as a scalar goes second, as ONNX Runtime's
                 # kernel takes it
                 x, s, mx, ms = (b, a, mb, ma) if kind == "a" else (a, b, ma, mb)
-                y = module.qbinary(x, s, mul=False, ma=mx, mb=ms,
-                                   c=constants["a" if kind == "a" else ""], za=0, zb=0,
-                                   qmin=qmin, qmax=qmax, out_dtype=out_dtype,
-                                   out=arena.get(np.broadcast_shapes(a.shape, b.shape),
-                                                 np.dtype(out_dtype)) if arena else None)
+                y = _qbinary(module, x, s, arena, out_dtype, mul=False, ma=mx, mb=ms,
+                             c=constants["a" if kind == "a" else ""], za=0, zb=0, qmin=qmin,
+                             qmax=qmax)
                 if y is not None:
-                    return y  # type: ignore[no-any-return]
+                    return y
             if kind not in tables:
                 tables[kind] = pair_table(
                     lambda ga, gb: reference_add(ga, gb, span_kind=kind, **params),  # type: ignore[arg-type]
@@ -171,20 +169,28 @@ def make_mul(mul: Callable[..., np.ndarray], out_dtype: np.dtype, *,
         if not _pair_tabulable(a, b, out_dtype):
             return mul(a, b)
         if native is not None and float_mul is not None and native.qbinary_vectorized():
-            y = native.qbinary(a, b, mul=True, ma=float_mul.multiplier, mb=1.0,
-                               c=float(np.float32(float_mul.y_zero_point)),
-                               za=float_mul.a_zero_point, zb=float_mul.b_zero_point,
-                               qmin=float_mul.qmin, qmax=float_mul.qmax, out_dtype=out_dtype,
-                               out=arena.get(np.broadcast_shapes(a.shape, b.shape),
-                                             np.dtype(out_dtype)) if arena else None)
+            y = _qbinary(native, a, b, arena, out_dtype, mul=True, ma=float_mul.multiplier,
+                         mb=1.0, c=float(np.float32(float_mul.y_zero_point)),
+                         za=float_mul.a_zero_point, zb=float_mul.b_zero_point,
+                         qmin=float_mul.qmin, qmax=float_mul.qmax)
             if y is not None:
-                return y  # type: ignore[no-any-return]
+                return y
         key = (a.dtype.str, b.dtype.str)
         if key not in tables:
             tables[key] = pair_table(mul, a.dtype, b.dtype)
         return pair_lookup(a, b, tables[key], arena)
 
     return run
+
+
+def _qbinary(module: ModuleType, a: np.ndarray, b: np.ndarray, arena: Arena | None,
+             out_dtype: np.dtype, **params: object) -> np.ndarray | None:
+    """`native_backend.qbinary(a, b, **params)` into the arena's buffer of the broadcast
+    shape; None where it does not run (numpy's broadcast does not merge into four axes)."""
+    out = arena.get(np.broadcast_shapes(a.shape, b.shape), np.dtype(out_dtype)) \
+        if arena else None
+    return module.qbinary(a, b, out_dtype=out_dtype, out=out,  # type: ignore[no-any-return]
+                          **params)
 
 
 @dataclass(frozen=True)
