@@ -77,8 +77,8 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
                 or WeightGranularity.PER_CHANNEL not in target.weight_granularities):
             axis = None
         plan.weights[w] = quantize_weight(value, axis, wt, w)
-    floors = _requant_scale_floors(model, plan, ann, target)
-    for t, floor in _global_average_scale_floors(model, plan, ann).items():
+    floors = _requant_scale_floors(graph, plan, ann, target)
+    for t, floor in _global_average_scale_floors(graph, plan, ann).items():
         floors[t] = max(floor, floors.get(t, 0.0))
     for t, floor in floors.items():
         if t not in wide_tensors and not graph.is_constant(t):
@@ -134,7 +134,7 @@ def _bias_fitting_weight(plan: QuantPlan, w: str, graph: Graph, bias: np.ndarray
     return fitted
 
 
-def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotation,
+def _requant_scale_floors(graph: Graph, plan: QuantPlan, ann: Annotation,
                           target: Target) -> dict[str, float]:
     """Output scales too small for the target's requantization bound (QNNPACK needs
     M = s_x * s_w / s_y < 1): the smallest scale each such output may take instead, so
@@ -142,9 +142,8 @@ def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotati
     if target.requant_scale_bounds is None:
         return {}
     bound = target.requant_scale_bounds[1]
-    graph = Graph(model)
     floors: dict[str, float] = {}
-    for node in model.graph.node:
+    for node in graph.graph.node:
         if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
             continue
         x, w, y = node.input[0], node.input[1], node.output[0]
@@ -164,7 +163,7 @@ def _requant_scale_floors(model: onnx.ModelProto, plan: QuantPlan, ann: Annotati
     return floors
 
 
-def _global_average_scale_floors(model: onnx.ModelProto, plan: QuantPlan,
+def _global_average_scale_floors(graph: Graph, plan: QuantPlan,
                                  ann: Annotation) -> dict[str, float]:
     """Output scales of quantized GlobalAveragePools too small for ONNX Runtime: its integer
     kernel (QLinearGlobalAveragePool, also what it makes of a QDQ group) refuses to run
@@ -173,9 +172,8 @@ def _global_average_scale_floors(model: onnx.ModelProto, plan: QuantPlan,
     averaged) gets s_y = s_x / (256 N) instead: a mean of N codes of step s_x has no finer
     values anyway. N is the input's static spatial size, or 1 when it is not known (the
     floor then holds for every size)."""
-    graph = Graph(model)
     floors: dict[str, float] = {}
-    for node in model.graph.node:
+    for node in graph.graph.node:
         if node.op_type != "GlobalAveragePool":
             continue
         x, y = ann.qparams_source(node.input[0]), ann.qparams_source(node.output[0])
