@@ -19,6 +19,7 @@ from lowp.runtime.backends import native_available
 
 from .graphs import FuzzGraph, fuzz_graphs, token_graphs
 from .harness import COMBOS, EngineCombo, Quantizer, check_graph
+from .sequences import sequence_graphs
 
 
 def native_paths() -> list[str]:
@@ -94,8 +95,18 @@ def test_token_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quant
     _check(g, list(qs), cs)
 
 
+@settings(max_examples=TOKEN_EXAMPLES)
+@given(g=sequence_graphs(), qs=quantizers, cs=combos)
+def test_sequence_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
+                                          cs: list[EngineCombo]) -> None:
+    """Models of 1-D signals [N, C, T]: audio front ends, temporal convolutions,
+    recurrent layers over time (sequence_graphs)."""
+    _check(g, list(qs), cs)
+
+
 @settings(max_examples=QOPERATOR_EXAMPLES)
-@given(g=st.one_of(fuzz_graphs(), token_graphs()), q=qoperator_quantizers, cs=combos)
+@given(g=st.one_of(fuzz_graphs(), token_graphs(), sequence_graphs()), q=qoperator_quantizers,
+       cs=combos)
 def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
                                           cs: list[EngineCombo]) -> None:
     """ONNX Runtime's QOperator file of the graph on lowp and on ONNX Runtime."""
