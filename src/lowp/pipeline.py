@@ -27,6 +27,7 @@ from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
+from .passes.domain_guard import fragile_positive
 from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_fallback
@@ -200,9 +201,8 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
             raise DataError(f"the calibration table was made with equalize={made}, the "
                             f"config has equalize={config.equalize}: equalization changes "
                             "the activations the ranges describe")
-    if config.policy is QuantPolicy.ALL:
-        ann, table, config = _zero_tensors_stay_float(float_model, ann, table, feeds, inputs,
-                                                      config, progress)
+    ann, table, config = _fragile_tensors_stay_float(float_model, ann, table, feeds, inputs,
+                                                     config, progress)
     means = (input_means(float_model, ann, feeds, inputs, progress=progress)
              if config.bias_correction else None)
     budget = None
@@ -402,40 +402,48 @@ def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputS
     return float_model
 
 
-def _zero_tensors_stay_float(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
-                             feeds: FeedSource, inputs: list[InputSpec], config: Config,
-                             progress: bool
-                             ) -> tuple[Annotation, CalibrationTable, Config]:
-    """Under policy ALL, leave in float every tensor that is zero on all calibration data.
+def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
+                                table: CalibrationTable, feeds: FeedSource,
+                                inputs: list[InputSpec], config: Config, progress: bool
+                                ) -> tuple[Annotation, CalibrationTable, Config]:
+    """Leave in float the tensors quantization would break, with their producer and readers.
 
-    ALL quantizes cheap operators wherever they are, and some compute values that are zero
-    by the model's structure rather than for lack of data (a masked fill, an LSTM cell's
-    forget term on a zero initial state): a zero range has no scale, and refusing the model
-    (what `choose` does under CONNECTED, where such a tensor points at unrepresentative
-    data) would end the run. The nodes producing and reading such a tensor are excluded
-    (with a warning) and the model re-annotated; a tensor that the new annotation quantizes
-    for the first time (a Conv output whose fused Relu is now excluded) is calibrated on the
-    feeds. Repeats until no quantized tensor is zero. Constants and tensors that depend on
-    the inputs' shapes only stay quantized: zero is exact in every quantized type.
-    Returns the config with those nodes excluded too.
+    * Under policy ALL, every tensor that is zero on all calibration data. ALL quantizes
+      cheap operators wherever they are, and some compute values that are zero by the
+      model's structure rather than for lack of data (a masked fill, an LSTM cell's forget
+      term on a zero initial state): a zero range has no scale, and refusing the model
+      (what `choose` does under CONNECTED, where such a tensor points at unrepresentative
+      data) would end the run. Constants and tensors that depend on the inputs' shapes only
+      stay quantized: zero is exact in every quantized type.
+    * Under any policy, a strictly positive tensor whose quantization can round its
+      smallest values to the zero that Log, Reciprocal or a divisor then reads
+      (passes.domain_guard): the quantized model would compute inf or NaN.
+
+    The nodes producing and reading such a tensor are excluded (with a warning) and the
+    model re-annotated; a tensor that the new annotation quantizes for the first time (a
+    Conv output whose fused Relu is now excluded) is calibrated on the feeds. Repeats until
+    no quantized tensor is either. Returns the config with those nodes excluded too.
     """
     graph = Graph(model)
     excluded = list(config.exclude_nodes)
     while True:
-        zero = [t for t in ann.activations if table.ranges[t] == (0.0, 0.0)
-                and not graph.is_constant(t) and not shape_only(graph, t)]
-        if not zero:
+        fragile = {t: "is zero on all calibration data" for t in ann.activations
+                   if config.policy is QuantPolicy.ALL and table.ranges[t] == (0.0, 0.0)
+                   and not graph.is_constant(t) and not shape_only(graph, t)}
+        for t, reader in fragile_positive(graph, ann, table):
+            fragile.setdefault(t, f"is positive but would round to zero, which node "
+                                  f"'{reader}' cannot take")
+        if not fragile:
             return ann, table, config
         before = len(excluded)
-        for t in zero:
+        for t, why in fragile.items():
             producer = graph.producer.get(t)
             nodes = ([producer] if producer is not None else []) + graph.consumers.get(t, [])
             names = [n.name for n in nodes if n.name not in excluded]
             excluded.extend(names)
             where = f"output of node '{producer.name}'" if producer else "a graph input"
-            warnings.warn(f"tensor '{t}' ({where}) is zero on all calibration data: left in "
-                          f"float with the nodes {', '.join(names) or '(none)'}",
-                          UserWarning, stacklevel=4)
+            warnings.warn(f"tensor '{t}' ({where}) {why}: left in float with the nodes "
+                          f"{', '.join(names) or '(none)'}", UserWarning, stacklevel=4)
         if len(excluded) == before:       # nothing left to exclude: `choose` names the tensor
             return ann, table, config
         config = dataclasses.replace(config, exclude_nodes=tuple(excluded))

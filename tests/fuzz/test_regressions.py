@@ -267,3 +267,25 @@ def test_global_average_of_a_centred_tensor_runs_in_onnxruntime(dynamic: bool) -
         g = FuzzGraph(g.model, "input", (3, 4, 5), (1,), 0, ())
     _assert_agrees(g, [Quantizer("lowp", False, policy="all"),
                        Quantizer("lowp", True, policy="all")])
+
+
+@pytest.mark.parametrize("reader", ["Log", "Div", "Reciprocal", "Sqrt-Div"])
+def test_positive_tensor_rounding_to_zero_before_log_or_a_divisor_stays_float(reader: str
+                                                                              ) -> None:
+    # a log-magnitude spectrum, log(re^2 + im^2 + 1e-2), and a decomposed LayerNorm's
+    # 1 / sqrt(var + 1e-5): under policy ALL the Add's output was quantized, its smallest
+    # values rounded to 0 and the quantized model computed -inf / inf ("the quantized
+    # model's output ... is not finite in ONNX Runtime"); the positive tensor now stays
+    # float (pipeline._fragile_tensors_stay_float, passes.domain_guard)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3], strides=[2]),
+             helper.make_node("Mul", ["c", "c"], ["power"]),
+             helper.make_node("Add", ["power", "eps"], ["positive"])]
+    tail = {"Log": [helper.make_node("Log", ["positive"], ["y"])],
+            "Div": [helper.make_node("Div", ["c", "positive"], ["y"])],
+            "Reciprocal": [helper.make_node("Reciprocal", ["positive"], ["y"])],
+            "Sqrt-Div": [helper.make_node("Sqrt", ["positive"], ["root"]),
+                         helper.make_node("Div", ["c", "root"], ["y"])]}[reader]
+    g = _model(nodes + tail, {"w": _weight(4, 2, 3), "eps": np.float32(1e-4)},
+               [1, 2, 40], ["y"])
+    with pytest.warns(UserWarning, match="'positive' .*would round to zero"):
+        _assert_agrees(g, [Quantizer("lowp", True, policy="all")])
