@@ -25,6 +25,7 @@
 #include "float_kernels.h"
 #include "float_log.h"
 #include "float_col2im.h"
+#include "float_im2col.h"
 #include "float_norm.h"
 #include "float_reduce.h"
 #include "gather.h"
@@ -547,6 +548,36 @@ lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloat
   return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
+lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bias, OutFloats y,
+                                    std::optional<OutFloats> cols,
+                                    const std::vector<int64_t>& dims, int threads) {
+  // dims: n, c, m, group, then per spatial axis (three, leading ones for 1-D and 2-D) in, k,
+  // out, stride, dilation, pad_begin (float_im2col.h); cols None: the input is the columns
+  if (dims.size() != 22) throw std::invalid_argument("float_conv_im2col needs 22 dims");
+  lowp::ConvIm2colArgs a;
+  a.n = dims[0], a.c = dims[1], a.m = dims[2], a.group = dims[3];
+  bool ok = a.n >= 0 && a.c >= 1 && a.m >= 1 && a.group >= 1 && a.c % a.group == 0 &&
+            a.m % a.group == 0;
+  int64_t in_size = 1, taps = 1, p = 1;
+  bool identity = true;
+  for (int i = 0; i < 3; ++i) {
+    const int64_t* v = dims.data() + 4 + 6 * i;
+    a.in[i] = v[0], a.k[i] = v[1], a.out[i] = v[2], a.s[i] = v[3], a.d[i] = v[4], a.pad[i] = v[5];
+    ok = ok && a.in[i] >= 1 && a.k[i] >= 1 && a.out[i] >= 1 && a.s[i] >= 1 && a.d[i] >= 1 &&
+         a.pad[i] >= 0;
+    identity = identity && a.k[i] == 1 && a.s[i] == 1 && a.pad[i] == 0 && a.out[i] == a.in[i];
+    in_size *= a.in[i], taps *= a.k[i], p *= a.out[i];
+  }
+  const int64_t kk = ok ? a.c / a.group * taps : 0;
+  if (!ok || x.size() != size_t(a.n * a.c * in_size) || w.size() != size_t(a.m * kk) ||
+      y.size() != size_t(a.n * a.m * p) || (bias && bias->size() != size_t(a.m)) ||
+      (cols ? cols->size() < size_t(kk * p) : !identity))
+    throw std::invalid_argument("float_conv_im2col: x, w, y, bias or cols do not match the dims");
+  a.x = x.data(), a.w = w.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  a.cols = cols ? cols->data() : nullptr;
+  return [x, w, bias, y, cols, a, threads] { lowp::run_float_conv_im2col(a, threads); };
+}
+
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
                                nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
                                const std::vector<int64_t>& dims,
@@ -1012,6 +1043,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
+             "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,

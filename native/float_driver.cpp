@@ -148,12 +148,21 @@ void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t 
 void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
                          float* out, int64_t so, int64_t nrows, int64_t k) {
   const int64_t tail = nrows % 4;
+  const int64_t whole = k / 8 * 8;  // k of the blocks of eight without padding
   for (int64_t r = 0; r < nrows; ++r) {
     float v[8] = {};
-    for (int64_t k0 = 0; k0 < k; k0 += 8)
+    const float* row = rows + r * sr;
+    if (sx == 1 && sk == 1) {  // unit strides: lanes the compiler keeps in vector registers
+      for (int64_t k0 = 0; k0 < whole; k0 += 8)
+        for (int l = 0; l < 8; ++l) v[l] = v[l] + x[k0 + l] * row[k0 + l];
+    } else {
+      for (int64_t k0 = 0; k0 < whole; k0 += 8)
+        for (int l = 0; l < 8; ++l) v[l] = v[l] + x[(k0 + l) * sx] * row[(k0 + l) * sk];
+    }
+    if (whole < k)  // the last block: its padding lanes add +0 (which turns a -0 lane to +0)
       for (int l = 0; l < 8; ++l) {
-        const int64_t kk = k0 + l;
-        const float p = kk < k ? x[kk * sx] * rows[r * sr + kk * sk] : 0.0f;
+        const int64_t kk = whole + l;
+        const float p = kk < k ? x[kk * sx] * row[kk * sk] : 0.0f;
         v[l] = v[l] + p;
       }
     float y;

@@ -111,7 +111,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
     bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
     other float32 ones as MLAS's im2col SGEMM does, per image and group (lowp.mlas_sgemm),
-    the bias added after."""
+    the bias added after: by one native call when built (lowp.runtime.native_float.conv),
+    else by the numpy form below, its reference."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -132,10 +133,14 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     if nchwc is not None:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
                                    begin + end, s, d)
+    mlas = xf.dtype == np.float32 and wf.dtype == np.float32
+    native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out) \
+        if mlas else None
+    if native is not None:
+        return native
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
-    mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     if all(v == 1 for v in k + s) and not any(begin) and not any(end):
         cols1 = xf.reshape(n, g, kk, p)
         y = _mlas_products(wg[0], cols1) if mlas else np.matmul(wg, cols1)

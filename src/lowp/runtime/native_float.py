@@ -469,6 +469,37 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
                               b_packed=b_packed)
 
 
+def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
+         strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
+         out: Sequence[int]) -> np.ndarray | None:
+    """Float32 1-D, 2-D or 3-D Conv of `x` (N, C, *in) with `w` (M, C / group, *k) as
+    lowp.runtime.float_nn.Conv's MLAS path computes it (im2col per image and group, one
+    float_sgemm_mlas product each, the bias added after), bit for bit, by one native call;
+    `begin` holds the leading pads and `out` the output size. None when it does not run
+    natively (then float_nn computes it)."""
+    ext = _has(_usable("Conv", x), "float_conv_im2col")
+    nd = x.ndim - 2
+    if (ext is None or not 1 <= nd <= 3 or w.dtype != np.float32 or w.size == 0
+            or (bias is not None and bias.dtype != np.float32)):
+        return None
+    n, c, m = x.shape[0], x.shape[1], w.shape[0]
+    k = list(w.shape[2:])
+    lead = 3 - nd
+    axes = [[1, 1, 1, 1, 1, 0]] * lead + [
+        [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
+         int(begin[i])] for i in range(nd)]
+    pointwise = all(a[1] == 1 and a[3] == 1 and a[5] == 0 and a[2] == a[0] for a in axes)
+    y = _empty((n, m) + tuple(int(v) for v in out))
+    cols = None if pointwise else _empty((c // group * int(np.prod(k)),
+                                          int(np.prod(out))))
+    call(ext.float_conv_im2col, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(w).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         None if cols is None else cols.reshape(-1),
+         [n, c, m, group] + [v for a in axes for v in a], _threads)
+    return y
+
+
 def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
           trans_b: bool = False, packed: bool = False) -> bool:
     """out (m x n) = am (m x k) @ bm (k x n), float32 logical operands, in MLAS's order as
