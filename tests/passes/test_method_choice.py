@@ -27,6 +27,9 @@ from lowp.passes.method_choice import (
     FloatCandidate,
     MethodCandidate,
     MethodChoice,
+    RangeRule,
+    candidate_config,
+    candidate_names,
     folds,
     pick,
     pick_float,
@@ -117,9 +120,10 @@ def test_a_clipping_method_is_chosen_when_a_long_tail_spoils_minmax():
     choice = result.method_choice
     assert choice is not None
     sqnr = _sqnr(choice)
-    assert [c.method for c in choice.candidates] == [m.value for m in CANDIDATES]
+    assert [c.method for c in choice.candidates] == list(CANDIDATES)
     assert choice.chosen == "percentile"
-    assert sqnr["percentile"] > max(sqnr["minmax"], sqnr["mse"]) + 10
+    assert sqnr["percentile"] > max(sqnr["minmax"], sqnr["mse"],
+                                    sqnr["percentile_99.999"]) + 10
     assert choice.samples == 32 and "2-fold" in choice.data and not choice.note
     assert all(len(c.folds_db) == 2 for c in choice.candidates)
 
@@ -138,10 +142,10 @@ def test_the_kept_model_is_the_fixed_methods_model_on_all_data(data):
     model, calib = _tanh_matmul(), data()
     measured = quantize(model, calib, CLIPPING)
     assert measured.method_choice is not None
-    fixed = quantize(model, calib, dataclasses.replace(
-        CLIPPING, method=CalibMethod(measured.method_choice.chosen)))
+    chosen = measured.method_choice.chosen
+    fixed = quantize(model, calib, candidate_config(CLIPPING, chosen))
     assert measured.model.SerializeToString() == fixed.model.SerializeToString()
-    assert measured.table.settings["method"] == measured.method_choice.chosen
+    assert measured.table.settings["method"] == CANDIDATES[chosen].method.value
 
 
 @pytest.mark.parametrize("method", [m for m in CalibMethod if m is not CalibMethod.MEASURED])
@@ -166,7 +170,7 @@ def test_the_choice_is_saved_and_formatted(tmp_path):
     d = json.loads(path.read_text())
     assert d["format"] == FORMAT and d["version"] == 1 and d["chosen"] == choice.chosen
     assert d["flags"] == f"--method {choice.chosen}"
-    assert [c["method"] for c in d["candidates"]] == [m.value for m in CANDIDATES]
+    assert [c["method"] for c in d["candidates"]] == list(CANDIDATES)
     assert all(isinstance(c["sqnr_db"], float) and len(c["folds_db"]) == 2
                for c in d["candidates"])
     text = choice.format()
@@ -184,10 +188,10 @@ def test_a_layer_whose_rounding_dominates_the_output_error_is_left_in_float(tmp_
     gains = {f.node: f.gain_db for f in choice.float_layers}
     assert gains["power"] is not None and gains["power"] >= DOMINANT_GAIN_DB + 10
     assert "power" not in result.annotation.nodes and "head" in result.annotation.nodes
-    fixed = quantize(model, calib, Config(method=CalibMethod(choice.chosen),
-                                          exclude_nodes=("power",)))
+    fixed = quantize(model, calib, dataclasses.replace(candidate_config(Config(), choice.chosen),
+                                                       exclude_nodes=("power",)))
     assert result.model.SerializeToString() == fixed.model.SerializeToString()
-    assert choice.flags() == f"--method {choice.chosen} --exclude power"
+    assert choice.flags() == f"{CANDIDATES[choice.chosen].flags()} --exclude power"
     assert "power (MatMul) in float" in choice.format() and "< left in float" in choice.format()
     choice.save(tmp_path / "m.method.json")
     d = json.loads((tmp_path / "m.method.json").read_text())
@@ -207,6 +211,42 @@ def test_no_layer_is_measured_in_float_on_a_good_model():
     choice = quantize(_matmul_relu(), _uniform_data(), MEASURED).method_choice
     assert choice is not None and min(_sqnr(choice).values()) > 20
     assert choice.float_layers == [] and choice.kept_float == []
+
+
+def test_the_candidates_table():
+    """Four range rules: the second percentile level keeps ONNX Runtime's default share and
+    comes last (ties keep the rules measured before it); a level equal to Config.percentile
+    is measured once; each rule's config and CLI flags."""
+    assert list(CANDIDATES) == ["minmax", "percentile", "mse", "percentile_99.999"]
+    assert candidate_names(Config(percentile=99.999)) == ["minmax", "percentile", "mse"]
+    assert candidate_names(Config(percentile=99.0)) == list(CANDIDATES)
+    second = candidate_config(Config(percentile=99.0), "percentile_99.999")
+    assert (second.method, second.percentile) == (CalibMethod.PERCENTILE, 99.999)
+    first = candidate_config(Config(percentile=99.0), "percentile")
+    assert (first.method, first.percentile) == (CalibMethod.PERCENTILE, 99.0)
+    assert RangeRule(CalibMethod.PERCENTILE, 99.999).flags() == \
+        "--method percentile --percentile 99.999"
+    assert CANDIDATES["mse"].flags() == "--method mse"
+    choice = MethodChoice("percentile_99.999", "r", [MethodCandidate("percentile_99.999", 9.0)])
+    assert choice.flags() == "--method percentile --percentile 99.999"
+
+
+def test_the_second_percentile_level_is_chosen_and_recorded(tmp_path):
+    """Cauchy inputs at Config.percentile 99.0 and 99.999 measured on the same folds: the
+    record's flags give the chosen model without measuring."""
+    model, calib = _tanh_matmul(), _outlier_data()
+    choice = quantize(model, calib, CLIPPING).method_choice
+    assert choice is not None
+    sqnr = _sqnr(choice)
+    assert set(sqnr) == set(CANDIDATES)
+    assert sqnr["percentile_99.999"] != sqnr["percentile"]       # its own ranges
+    ninety_nine_999 = quantize(model, calib, Config(method=CalibMethod.PERCENTILE,
+                                                    percentile=99.999))
+    again = quantize(model, calib, dataclasses.replace(CLIPPING, percentile=99.999))
+    assert again.method_choice is not None
+    assert "percentile_99.999" not in _sqnr(again.method_choice)   # measured once
+    if again.method_choice.chosen == "percentile":
+        assert again.model.SerializeToString() == ninety_nine_999.model.SerializeToString()
 
 
 def test_float_rule():
