@@ -31,6 +31,7 @@ from lowp.passes.method_choice import (
     candidate_config,
     candidate_names,
     folds,
+    measure_float_layers,
     pick,
     pick_float,
     wants_float_layers,
@@ -247,6 +248,52 @@ def test_the_second_percentile_level_is_chosen_and_recorded(tmp_path):
     assert "percentile_99.999" not in _sqnr(again.method_choice)   # measured once
     if again.method_choice.chosen == "percentile":
         assert again.model.SerializeToString() == ninety_nine_999.model.SerializeToString()
+
+
+class _FoldEvaluator:
+    """A stand-in for one fold's passes.sensitivity.Evaluator: a built model is the set of
+    nodes left in float, its SQNR the base plus those nodes' gains; every measurement is
+    counted."""
+
+    def __init__(self, base_db: float, gains: dict[str, float], noise_db: dict[str, float]):
+        self.base_db, self.gains, self.noise_db = base_db, gains, noise_db
+        self.float_model = helper.make_model(helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["x"], name=n) for n in noise_db], "g", [], []))
+        self.measured: list[frozenset[str]] = []
+
+    def build(self, levels: dict) -> frozenset[str]:
+        return frozenset(levels)
+
+    def measure(self, built: frozenset[str]):
+        self.measured.append(built)
+        return type("Measured", (), {"min_sqnr_db": self.base_db + sum(
+            self.gains[n] for n in built)})()
+
+    def local_errors(self, built: frozenset[str]) -> dict[str, float]:
+        return dict(self.noise_db)
+
+
+def test_the_second_fold_measures_only_a_layer_that_gains_on_the_first():
+    """Fails when the float step measures every layer on both folds: `b` gains 1 dB on the
+    first fold and is never built on the second; `a` gains 5 dB and is."""
+    noise = {"a": 10.0, "b": 12.0, "c": 30.0}            # the noisiest two: a, b
+    first = _FoldEvaluator(8.0, {"a": 5.0, "b": 1.0, "c": 0.0}, noise)
+    second = _FoldEvaluator(9.0, {"a": 4.0, "b": 9.0, "c": 0.0}, noise)
+    layers = measure_float_layers([first, second], k=2)
+    assert [(f.node, f.folds_db) for f in layers] == [("a", (5.0, 4.0)), ("b", (1.0,))]
+    assert [f.gain_db for f in layers] == [4.5, 1.0]
+    assert first.measured == [frozenset(), frozenset({"a"}), frozenset({"b"})]
+    assert second.measured == [frozenset(), frozenset({"a"})]
+    assert pick_float(layers) == ["a"]
+
+
+def test_nothing_is_measured_on_the_second_fold_when_no_layer_gains_on_the_first():
+    noise = {"a": 10.0, "b": 12.0}
+    first = _FoldEvaluator(8.0, {"a": 2.9, "b": -1.0}, noise)
+    second = _FoldEvaluator(9.0, {"a": 30.0, "b": 30.0}, noise)
+    layers = measure_float_layers([first, second], k=2)
+    assert second.measured == []                # not even the fully quantized model
+    assert len(first.measured) == 3 and pick_float(layers) == []
 
 
 def test_float_rule():

@@ -115,7 +115,8 @@ def candidate_names(config: Config) -> list[str]:
 # above it is left to the accuracy budget, which trades speed for accuracy on request): of
 # the DOMINANT_CANDIDATES layers that add the most noise (the accuracy budget's prescreen,
 # summed over the folds), the one whose float form gains the most held-out output SQNR, if
-# that mean gain is at least DOMINANT_GAIN_DB: 3 dB is half the output's noise power, so the
+# that mean gain is at least DOMINANT_GAIN_DB (a layer is measured on the second fold only
+# if it gains DOMINANT_GAIN_DB on the first): 3 dB is half the output's noise power, so the
 # layer's rounding is most of the model's error (oww_melspectrogram's mel MatMul, whose
 # rounded output goes into a Log: 0.6 -> 20 dB). Otherwise every layer stays quantized.
 DOMINANT_BELOW_DB = 20.0
@@ -126,7 +127,8 @@ DOMINANT_GAIN_DB = 3.0
 @dataclass(frozen=True)
 class FloatCandidate:
     """One layer measured left in float: the gain of the output SQNR over the fully
-    quantized model (mean over the folds, and per fold); None when it could not be built."""
+    quantized model (mean over the folds measured, and per fold: the first only when it
+    gains less than DOMINANT_GAIN_DB there); None when it could not be built."""
 
     node: str
     op_type: str
@@ -351,36 +353,51 @@ def wants_float_layers(candidates: Sequence[MethodCandidate], chosen: str) -> bo
     return value is not None and value < DOMINANT_BELOW_DB
 
 
-def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES
-                         ) -> list[FloatCandidate]:
-    """The `k` layers that add the most noise, each measured left in float on every fold.
+def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES,
+                         threshold_db: float = DOMINANT_GAIN_DB) -> list[FloatCandidate]:
+    """The `k` layers that add the most noise, each measured left in float on the first
+    fold, and on the other folds only if it gains `threshold_db` there.
 
     `evaluators` hold one fold each (its calibration table, fit and held-out feeds, the
-    chosen method's config). A layer's noise is the accuracy budget's prescreen
-    (`Evaluator.local_errors`, one capture run of the fully quantized model) as a relative
-    noise power, summed over the folds; ties keep the graph's order. Each candidate's gain is
-    its output SQNR (the minimum over float outputs) minus the fully quantized model's, per
-    fold; the candidate's value is the mean.
+    chosen rule's config). A layer's noise is the accuracy budget's prescreen
+    (`Evaluator.local_errors`, one capture run of the fully quantized model per fold) as a
+    relative noise power, summed over the folds; ties keep the graph's order. Each
+    candidate's gain is its output SQNR (the minimum over float outputs) minus the fully
+    quantized model's, per fold measured; the candidate's value is their mean. A layer
+    below `threshold_db` on the first fold is not measured further: `pick_float` could keep
+    it only if another fold gained enough to lift the mean, and a layer that dominates the
+    error does so on every fold (docs/accuracy.md, "A dominant layer left in float": this
+    halves the step's cost where nothing is kept). The fully quantized model is measured
+    on a later fold only when a layer is.
     """
     bases = [ev.build({}) for ev in evaluators]
-    base_db = [ev.measure(b).min_sqnr_db for ev, b in zip(evaluators, bases, strict=True)]
     noise: dict[str, float] = {}
     for ev, b in zip(evaluators, bases, strict=True):
         for node, db in ev.local_errors(b).items():
             noise[node] = noise.get(node, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
+    base_db: dict[int, float] = {}
+
+    def gain(fold: int, node: str) -> float:
+        ev = evaluators[fold]
+        if fold not in base_db:
+            base_db[fold] = ev.measure(bases[fold]).min_sqnr_db
+        return sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
+                         base_db[fold])
+
     out = []
     for node in ranked:
         try:
-            gains = tuple(sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
-                                    before)
-                          for ev, before in zip(evaluators, base_db, strict=True))
+            gains = [gain(0, node)]
+            if gains[0] >= threshold_db:
+                gains += [gain(fold, node) for fold in range(1, len(evaluators))]
         except LowpError as e:
             out.append(FloatCandidate(node, op_of.get(node, ""), None,
                                       error=str(e).strip().splitlines()[0]))
             continue
-        out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains), gains))
+        out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains),
+                                  tuple(gains)))
     return out
 
 
