@@ -32,17 +32,19 @@ from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
-from .passes.method_choice import CANDIDATES as METHOD_CANDIDATES
+from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
     FloatCandidate,
     Folds,
     MethodChoice,
+    candidate_names,
     combine_folds,
     measure_float_layers,
     pick_float,
     rechosen,
     wants_float_layers,
 )
+from .passes.method_choice import candidate_config as method_config
 from .passes.method_choice import folds as method_folds
 from .passes.method_choice import measure as measure_methods
 from .passes.method_choice import pick as pick_method
@@ -301,16 +303,17 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
               config: Config, progress: bool, held_out: FeedSource | None) -> QuantizeResult:
     """CalibMethod.MEASURED: on each fold of passes.method_choice.folds, quantize with each
-    method of CANDIDATES from one calibration on the fold's fit feeds and measure each
+    range rule of CANDIDATES from one calibration on the fold's fit feeds and measure each
     model's output SQNR on its held-out feeds; then quantize on all the calibration data
-    with the method of the best mean (the model equals the one of
-    `Config(method=<chosen>)`), leaving in float the layer that passes.method_choice's
+    with the rule of the best mean (the model equals the one of
+    `method_choice.candidate_config(config, <chosen>)`), leaving in float the layer that
+    passes.method_choice's
     `pick_float` names, if any; not with an accuracy budget or metric, whose fallback
     decides then what leaves int8 (and tries 16 bits first)."""
     start = time.perf_counter()
     cut = (method_folds(feeds) if held_out is None
            else Folds([(feeds, held_out)], "the accuracy data (--eval)"))
-    minmax = _candidate(config, CalibMethod.MINMAX)
+    minmax = _candidate(config, "minmax")
     measured, firsts = [], []
     for fit, held in cut.pairs:
         models, first = _method_models(float_model, inputs, fit, config, progress)
@@ -321,15 +324,15 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     note, layers = cut.note, []
     try:
         if not wants_fallback(config) and wants_float_layers(scored, chosen):
-            layers = _float_layers(firsts, cut, inputs,
-                                   _candidate(config, CalibMethod(chosen)), progress)
+            layers = _float_layers(firsts, cut, inputs, _candidate(config, chosen),
+                                   chosen == FIRST_METHOD, progress)
     except LowpError as e:
         layers = []
         note = "; ".join(x for x in (note, f"layers in float not measured: {_first_line(e)}")
                          if x)
     kept = pick_float(layers)
     result = _quantize(float_model, inputs, feeds,
-                       dataclasses.replace(config, method=CalibMethod(chosen),
+                       dataclasses.replace(method_config(config, chosen),
                                            exclude_nodes=(*config.exclude_nodes, *kept)),
                        None, progress, held_out)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
@@ -339,13 +342,13 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
 
 
 def _float_layers(firsts: list[QuantizeResult], cut: Folds, inputs: list[InputSpec],
-                  config: Config, progress: bool) -> list[FloatCandidate]:
-    """passes.method_choice.measure_float_layers on the folds of `cut`, with the method of
-    `config` and each fold's calibration (`firsts`: its histograms and prepared model)."""
+                  config: Config, is_first: bool, progress: bool) -> list[FloatCandidate]:
+    """passes.method_choice.measure_float_layers on the folds of `cut`, with the range rule
+    of `config` and each fold's calibration (`firsts`: its histograms and prepared model,
+    whose ranges are the rule's when `is_first`)."""
     evaluators = []
     for first, (fit, held) in zip(firsts, cut.pairs, strict=True):
-        table = (first.table if config.method is CalibMethod.PERCENTILE
-                 else rechosen(first.table, config.method, config))
+        table = first.table if is_first else rechosen(first.table, config)
         # (the fold's annotation: it does not depend on the range method)
         means = (input_means(first.float_model, first.annotation, fit, inputs)
                  if config.bias_correction else None)
@@ -355,33 +358,34 @@ def _float_layers(firsts: list[QuantizeResult], cut: Folds, inputs: list[InputSp
     return measure_float_layers(evaluators)
 
 
-def _candidate(config: Config, method: CalibMethod) -> Config:
-    """`config` with `method` and no accuracy budget (it applies to the kept model only)."""
-    return dataclasses.replace(config, method=method, accuracy_budget=None, metric=None,
-                               metric_tolerance=None)
+def _candidate(config: Config, name: str) -> Config:
+    """`config` with the range rule of candidate `name` and no accuracy budget (it applies
+    to the kept model only)."""
+    return dataclasses.replace(method_config(config, name), accuracy_budget=None,
+                               metric=None, metric_tolerance=None)
 
 
 def _method_models(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSource,
                    config: Config, progress: bool
-                   ) -> tuple[dict[CalibMethod, onnx.ModelProto | str], QuantizeResult]:
-    """A model per method of CANDIDATES from one calibration on `fit` (percentile's, which
-    keeps the histograms; the others' ranges are chosen again from them), and that
-    calibration's result; a string is the error that kept a model from being built. An error
-    of the calibration itself (bad data, a tensor zero on all of it) is raised as it is: it
-    is no method's fault."""
-    first_method = CalibMethod.PERCENTILE
-    models: dict[CalibMethod, onnx.ModelProto | str] = {}
-    first = _quantize(float_model, inputs, fit, _candidate(config, first_method), None,
+                   ) -> tuple[dict[str, onnx.ModelProto | str], QuantizeResult]:
+    """A model per candidate range rule (passes.method_choice.candidate_names) from one
+    calibration on `fit` (FIRST's, percentile's, which keeps the histograms; the others'
+    ranges are chosen again from them), and that calibration's result; a string is the error
+    that kept a model from being built. An error of the calibration itself (bad data, a
+    tensor zero on all of it) is raised as it is: it is no method's fault."""
+    models: dict[str, onnx.ModelProto | str] = {}
+    first = _quantize(float_model, inputs, fit, _candidate(config, FIRST_METHOD), None,
                       progress)
-    models[first_method] = first.model
-    for method in METHOD_CANDIDATES:
-        if method is first_method:
+    models[FIRST_METHOD] = first.model
+    for name in candidate_names(config):
+        if name == FIRST_METHOD:
             continue
+        rule = _candidate(config, name)
         try:
-            models[method] = _quantize(float_model, inputs, fit, _candidate(config, method),
-                                       rechosen(first.table, method, config), progress).model
+            models[name] = _quantize(float_model, inputs, fit, rule,
+                                     rechosen(first.table, rule), progress).model
         except LowpError as e:
-            models[method] = _first_line(e)
+            models[name] = _first_line(e)
     return models, first
 
 

@@ -27,7 +27,11 @@ from lowp.passes.method_choice import (
     FloatCandidate,
     MethodCandidate,
     MethodChoice,
+    RangeRule,
+    candidate_config,
+    candidate_names,
     folds,
+    measure_float_layers,
     pick,
     pick_float,
     wants_float_layers,
@@ -117,9 +121,10 @@ def test_a_clipping_method_is_chosen_when_a_long_tail_spoils_minmax():
     choice = result.method_choice
     assert choice is not None
     sqnr = _sqnr(choice)
-    assert [c.method for c in choice.candidates] == [m.value for m in CANDIDATES]
+    assert [c.method for c in choice.candidates] == list(CANDIDATES)
     assert choice.chosen == "percentile"
-    assert sqnr["percentile"] > max(sqnr["minmax"], sqnr["mse"]) + 10
+    assert sqnr["percentile"] > max(sqnr["minmax"], sqnr["mse"],
+                                    sqnr["percentile_99.999"]) + 10
     assert choice.samples == 32 and "2-fold" in choice.data and not choice.note
     assert all(len(c.folds_db) == 2 for c in choice.candidates)
 
@@ -138,10 +143,10 @@ def test_the_kept_model_is_the_fixed_methods_model_on_all_data(data):
     model, calib = _tanh_matmul(), data()
     measured = quantize(model, calib, CLIPPING)
     assert measured.method_choice is not None
-    fixed = quantize(model, calib, dataclasses.replace(
-        CLIPPING, method=CalibMethod(measured.method_choice.chosen)))
+    chosen = measured.method_choice.chosen
+    fixed = quantize(model, calib, candidate_config(CLIPPING, chosen))
     assert measured.model.SerializeToString() == fixed.model.SerializeToString()
-    assert measured.table.settings["method"] == measured.method_choice.chosen
+    assert measured.table.settings["method"] == CANDIDATES[chosen].method.value
 
 
 @pytest.mark.parametrize("method", [m for m in CalibMethod if m is not CalibMethod.MEASURED])
@@ -166,7 +171,7 @@ def test_the_choice_is_saved_and_formatted(tmp_path):
     d = json.loads(path.read_text())
     assert d["format"] == FORMAT and d["version"] == 1 and d["chosen"] == choice.chosen
     assert d["flags"] == f"--method {choice.chosen}"
-    assert [c["method"] for c in d["candidates"]] == [m.value for m in CANDIDATES]
+    assert [c["method"] for c in d["candidates"]] == list(CANDIDATES)
     assert all(isinstance(c["sqnr_db"], float) and len(c["folds_db"]) == 2
                for c in d["candidates"])
     text = choice.format()
@@ -184,10 +189,10 @@ def test_a_layer_whose_rounding_dominates_the_output_error_is_left_in_float(tmp_
     gains = {f.node: f.gain_db for f in choice.float_layers}
     assert gains["power"] is not None and gains["power"] >= DOMINANT_GAIN_DB + 10
     assert "power" not in result.annotation.nodes and "head" in result.annotation.nodes
-    fixed = quantize(model, calib, Config(method=CalibMethod(choice.chosen),
-                                          exclude_nodes=("power",)))
+    fixed = quantize(model, calib, dataclasses.replace(candidate_config(Config(), choice.chosen),
+                                                       exclude_nodes=("power",)))
     assert result.model.SerializeToString() == fixed.model.SerializeToString()
-    assert choice.flags() == f"--method {choice.chosen} --exclude power"
+    assert choice.flags() == f"{CANDIDATES[choice.chosen].flags()} --exclude power"
     assert "power (MatMul) in float" in choice.format() and "< left in float" in choice.format()
     choice.save(tmp_path / "m.method.json")
     d = json.loads((tmp_path / "m.method.json").read_text())
@@ -207,6 +212,91 @@ def test_no_layer_is_measured_in_float_on_a_good_model():
     choice = quantize(_matmul_relu(), _uniform_data(), MEASURED).method_choice
     assert choice is not None and min(_sqnr(choice).values()) > 20
     assert choice.float_layers == [] and choice.kept_float == []
+
+
+def test_the_candidates_table():
+    """Four range rules: the second percentile level keeps ONNX Runtime's default share and
+    comes last (ties keep the rules measured before it); a level equal to Config.percentile
+    is measured once; each rule's config and CLI flags."""
+    assert list(CANDIDATES) == ["minmax", "percentile", "mse", "percentile_99.999"]
+    assert candidate_names(Config(percentile=99.999)) == ["minmax", "percentile", "mse"]
+    assert candidate_names(Config(percentile=99.0)) == list(CANDIDATES)
+    second = candidate_config(Config(percentile=99.0), "percentile_99.999")
+    assert (second.method, second.percentile) == (CalibMethod.PERCENTILE, 99.999)
+    first = candidate_config(Config(percentile=99.0), "percentile")
+    assert (first.method, first.percentile) == (CalibMethod.PERCENTILE, 99.0)
+    assert RangeRule(CalibMethod.PERCENTILE, 99.999).flags() == \
+        "--method percentile --percentile 99.999"
+    assert CANDIDATES["mse"].flags() == "--method mse"
+    choice = MethodChoice("percentile_99.999", "r", [MethodCandidate("percentile_99.999", 9.0)])
+    assert choice.flags() == "--method percentile --percentile 99.999"
+
+
+def test_the_second_percentile_level_has_its_own_ranges_and_is_measured_once():
+    """At Config.percentile 99.0 the 99.999 level is a candidate of its own (it keeps the
+    Cauchy tail that 99.0 clips); at Config.percentile 99.999 the two levels are one rule,
+    and the kept model is still the chosen rule's fixed model (with the layer the float step
+    keeps)."""
+    model, calib = _tanh_matmul(), _outlier_data()
+    choice = quantize(model, calib, CLIPPING).method_choice
+    assert choice is not None
+    sqnr = _sqnr(choice)
+    assert set(sqnr) == set(CANDIDATES)
+    assert sqnr["percentile_99.999"] < sqnr["percentile"] - 10
+    config = dataclasses.replace(CLIPPING, percentile=99.999)
+    again = quantize(model, calib, config)
+    assert again.method_choice is not None
+    assert [c.method for c in again.method_choice.candidates] == ["minmax", "percentile", "mse"]
+    fixed = quantize(model, calib, dataclasses.replace(
+        candidate_config(config, again.method_choice.chosen),
+        exclude_nodes=tuple(again.method_choice.kept_float)))
+    assert again.model.SerializeToString() == fixed.model.SerializeToString()
+
+
+class _FoldEvaluator:
+    """A stand-in for one fold's passes.sensitivity.Evaluator: a built model is the set of
+    nodes left in float, its SQNR the base plus those nodes' gains; every measurement is
+    counted."""
+
+    def __init__(self, base_db: float, gains: dict[str, float], noise_db: dict[str, float]):
+        self.base_db, self.gains, self.noise_db = base_db, gains, noise_db
+        self.float_model = helper.make_model(helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["x"], name=n) for n in noise_db], "g", [], []))
+        self.measured: list[frozenset[str]] = []
+
+    def build(self, levels: dict) -> frozenset[str]:
+        return frozenset(levels)
+
+    def measure(self, built: frozenset[str]):
+        self.measured.append(built)
+        return type("Measured", (), {"min_sqnr_db": self.base_db + sum(
+            self.gains[n] for n in built)})()
+
+    def local_errors(self, built: frozenset[str]) -> dict[str, float]:
+        return dict(self.noise_db)
+
+
+def test_the_second_fold_measures_only_a_layer_that_gains_on_the_first():
+    """Fails when the float step measures every layer on both folds: `b` gains 1 dB on the
+    first fold and is never built on the second; `a` gains 5 dB and is."""
+    noise = {"a": 10.0, "b": 12.0, "c": 30.0}            # the noisiest two: a, b
+    first = _FoldEvaluator(8.0, {"a": 5.0, "b": 1.0, "c": 0.0}, noise)
+    second = _FoldEvaluator(9.0, {"a": 4.0, "b": 9.0, "c": 0.0}, noise)
+    layers = measure_float_layers([first, second], k=2)
+    assert [(f.node, f.folds_db) for f in layers] == [("a", (5.0, 4.0)), ("b", (1.0,))]
+    assert [f.gain_db for f in layers] == [4.5, 1.0]
+    assert first.measured == [frozenset(), frozenset({"a"}), frozenset({"b"})]
+    assert second.measured == [frozenset(), frozenset({"a"})]
+    assert pick_float(layers) == ["a"]
+
+
+def test_nothing_is_measured_on_the_second_fold_when_no_layer_gains_on_the_first():
+    noise = {"a": 10.0, "b": 12.0}
+    first = _FoldEvaluator(8.0, {"a": 2.9, "b": -1.0}, noise)
+    second = _FoldEvaluator(9.0, {"a": 30.0, "b": 30.0}, noise)
+    layers = measure_float_layers([first, second], k=2)
+    assert second.measured == []                # not even the fully quantized model
+    assert len(first.measured) == 3 and pick_float(layers) == []
 
 
 def test_float_rule():

@@ -4,21 +4,24 @@ out from its ranges, the best kept (docs/accuracy.md, "The measured method choic
 
 The calibration feeds are cut into `FOLDS` folds (`folds`; sample-stacked data in fewer than
 `MIN_FEEDS` feeds is re-cut into smaller feeds first); on each fold one calibration on the
-other feeds gives the histograms, each method of `CANDIDATES` chooses its ranges from them
-(`rechosen`, as `quantize_model(..., calib_table=...)` does), and each model is measured on
+other feeds gives the histograms, each range rule of `CANDIDATES` (a method, and for
+percentile the share of values kept) chooses its ranges from them (`rechosen`, as
+`quantize_model(..., calib_table=...)` does), and each model is measured on
 the held-out feeds with the accuracy budget's evaluator (`measure`: passes.sensitivity's
 Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the float
 outputs). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
-quantizes on all the calibration data with that method, so the model equals the one
-`Config(method=<chosen>)` gives. Then, with the chosen method, the layers that add the most
-noise are measured left in float on the same folds (`measure_float_layers`) and the one whose
-float form raises the output SQNR by at least DOMINANT_GAIN_DB is left in float (`pick_float`):
-the model is then `Config(method=<chosen>, exclude_nodes=(<layer>,))`'s. The record
+quantizes on all the calibration data with that rule, so the model equals the one
+`candidate_config(config, <chosen>)` gives. Then, with the chosen rule, the layers that add
+the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
+the others only for a layer that gains DOMINANT_GAIN_DB there) and the one whose float form
+raises the output SQNR by at least DOMINANT_GAIN_DB is left in float (`pick_float`): the model
+is then that config's with `exclude_nodes=(<layer>,)`. The record
 (`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,21 +44,79 @@ from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 FORMAT = "lowp.method"
 _SQNR_CAP_DB = 200.0     # an exact candidate counts as 200 dB (as mode_choice)
 FOLDS = 2                # every calibration feed is held out once, in one of 2 folds
+_WIDTH = 17              # the method column of MethodChoice.format
 
-# The fixed range methods measured, in the order that breaks ties (minmax first: the
-# method of every lowp release before the choice). Left out (docs/accuracy.md, "The
-# measured method choice"): AUTO (per tensor), which lost to the best fixed method on 17 of
-# 23 corpus models, and entropy, far worst on most models, best only on two where every
-# quantizer is below 10 dB, and two thirds of the choice's time on the demo model.
-CANDIDATES: tuple[CalibMethod, ...] = (CalibMethod.MINMAX, CalibMethod.PERCENTILE,
-                                       CalibMethod.MSE)
+
+
+@dataclass(frozen=True)
+class RangeRule:
+    """A fixed range method, and for percentile the share of values its ranges keep (None:
+    `Config.percentile`)."""
+
+    method: CalibMethod
+    percentile: float | None = None
+
+    def config(self, config: Config) -> Config:
+        """`config` with this rule's range method (and percentile level)."""
+        if self.percentile is None:
+            return dataclasses.replace(config, method=self.method)
+        return dataclasses.replace(config, method=self.method, percentile=self.percentile)
+
+    def flags(self) -> str:
+        """The CLI options of this rule."""
+        level = "" if self.percentile is None else f" --percentile {self.percentile:g}"
+        return f"--method {self.method.value}{level}"
+
+
+# The range rules measured, by the name the record gives them, in the order that breaks
+# ties (minmax first: the method of every lowp release before the choice; the second
+# percentile level last, as it came last). "percentile" keeps Config.percentile (99.99%)
+# of the values; "percentile_99.999" keeps ONNX Runtime's default share, from the same
+# histograms (one model more per fold; docs/accuracy.md, "The measured method choice").
+# Left out: AUTO (per tensor), which lost to the best fixed method on 17 of 23 corpus
+# models, and entropy, far worst on most models, best only on two where every quantizer is
+# below 10 dB, and two thirds of the choice's time on the demo model.
+CANDIDATES: dict[str, RangeRule] = {
+    "minmax": RangeRule(CalibMethod.MINMAX),
+    "percentile": RangeRule(CalibMethod.PERCENTILE),
+    "mse": RangeRule(CalibMethod.MSE),
+    "percentile_99.999": RangeRule(CalibMethod.PERCENTILE, 99.999),
+}
+FIRST = "percentile"     # its calibration keeps the histograms the others choose from
+
+
+def candidate_config(config: Config, name: str) -> Config:
+    """`config` with the range rule of the candidate `name` (a key of CANDIDATES)."""
+    return CANDIDATES[name].config(config)
+
+
+def candidate_names(config: Config) -> list[str]:
+    """The candidates measured under `config`, in CANDIDATES order: a rule whose config
+    equals an earlier one's (a `Config.percentile` of 99.999) is measured once.
+
+    Examples
+    --------
+    >>> candidate_names(Config())
+    ['minmax', 'percentile', 'mse', 'percentile_99.999']
+    >>> candidate_names(Config(percentile=99.999))
+    ['minmax', 'percentile', 'mse']
+    """
+    seen: list[Config] = []
+    names = []
+    for name in CANDIDATES:
+        c = candidate_config(config, name)
+        if c not in seen:
+            seen.append(c)
+            names.append(name)
+    return names
 
 # The layer left in float (docs/accuracy.md, "A dominant layer left in float"), looked for
 # only when the chosen method's held-out output SQNR is below DOMINANT_BELOW_DB (a model
 # above it is left to the accuracy budget, which trades speed for accuracy on request): of
 # the DOMINANT_CANDIDATES layers that add the most noise (the accuracy budget's prescreen,
 # summed over the folds), the one whose float form gains the most held-out output SQNR, if
-# that mean gain is at least DOMINANT_GAIN_DB: 3 dB is half the output's noise power, so the
+# that mean gain is at least DOMINANT_GAIN_DB (a layer is measured on the second fold only
+# if it gains DOMINANT_GAIN_DB on the first): 3 dB is half the output's noise power, so the
 # layer's rounding is most of the model's error (oww_melspectrogram's mel MatMul, whose
 # rounded output goes into a Log: 0.6 -> 20 dB). Otherwise every layer stays quantized.
 DOMINANT_BELOW_DB = 20.0
@@ -66,7 +127,8 @@ DOMINANT_GAIN_DB = 3.0
 @dataclass(frozen=True)
 class FloatCandidate:
     """One layer measured left in float: the gain of the output SQNR over the fully
-    quantized model (mean over the folds, and per fold); None when it could not be built."""
+    quantized model (mean over the folds measured, and per fold: the first only when it
+    gains less than DOMINANT_GAIN_DB there); None when it could not be built."""
 
     node: str
     op_type: str
@@ -93,7 +155,7 @@ class MethodCandidate:
 class MethodChoice:
     """What the measured method choice measured and kept."""
 
-    chosen: str                             # a CalibMethod value
+    chosen: str                             # a key of CANDIDATES
     reason: str
     candidates: list[MethodCandidate] = field(default_factory=list)
     samples: int = 0                        # held-out samples measured
@@ -106,7 +168,7 @@ class MethodChoice:
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
-        flags = f"--method {self.chosen}"
+        flags = CANDIDATES[self.chosen].flags()
         if self.kept_float:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
         return flags
@@ -115,14 +177,14 @@ class MethodChoice:
         """Console lines: a table of the candidates, the choice and why."""
         lines = [f"Range method: {self.chosen} chosen ({self.reason})",
                  f"  output SQNR vs float on {self.samples} held-out samples, {self.data}",
-                 f"  {'method':<12} {'SQNR (dB)':>10}  per fold"]
+                 f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}  per fold"]
         for c in self.candidates:
             mark = " <" if c.method == self.chosen else ""
             if c.sqnr_db is not None:
                 per_fold = " ".join(f"{v:.2f}" for v in c.folds_db)
-                lines.append(f"  {c.method:<12} {c.sqnr_db:>10.2f}  {per_fold}{mark}")
+                lines.append(f"  {c.method:<{_WIDTH}} {c.sqnr_db:>10.2f}  {per_fold}{mark}")
             else:
-                lines.append(f"  {c.method:<12} failed: {c.error}")
+                lines.append(f"  {c.method:<{_WIDTH}} failed: {c.error}")
         for f in self.float_layers:
             mark = " < left in float" if f.node in self.kept_float else ""
             if f.gain_db is not None:
@@ -149,7 +211,8 @@ class MethodChoice:
 
 def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
     """The chosen method and the reason in words: the highest output SQNR (capped at 200 dB;
-    ties go to the earlier candidate in CANDIDATES order). Failed candidates are left out.
+    ties go to the earlier candidate: `candidates` come in CANDIDATES order). Failed
+    candidates are left out.
 
     Examples
     --------
@@ -215,39 +278,40 @@ def folds(feeds: FeedSource, k: int = FOLDS) -> Folds:
                  "others)")
 
 
-def rechosen(histograms: CalibrationTable, method: CalibMethod, config: Config
-              ) -> CalibrationTable:
-    """A copy of a histogram table with the ranges `method` chooses (constants keep their
-    exact range; activations are unsigned when the target's are)."""
+def rechosen(histograms: CalibrationTable, config: Config) -> CalibrationTable:
+    """A copy of a histogram table with the ranges `config.method` chooses (at
+    `config.percentile` for percentile; constants keep their exact range; activations are
+    unsigned when the target's are)."""
     table = CalibrationTable.from_dict(histograms.to_dict())
     exact = {n for n, obs in table.items() if isinstance(obs, MinMaxObserver)}
     unsigned = (set() if config.resolved_target().activation_qtype.signed
                 else set(table) - exact)
-    table.choose_ranges(method, num_quantized_bins=config.num_quantized_bins,
+    table.choose_ranges(config.method, num_quantized_bins=config.num_quantized_bins,
                         percentile=config.percentile, unsigned=unsigned, exact=exact)
     return table
 
 
 def measure(float_model: onnx.ModelProto,
-                     models: Mapping[CalibMethod, onnx.ModelProto | str],
+                     models: Mapping[str, onnx.ModelProto | str],
                      evaluation: FeedSource, fit: FeedSource, inputs: list[InputSpec],
                      config: Config) -> tuple[list[MethodCandidate], int]:
     """Each model's output SQNR (the minimum over float outputs) against `float_model` on
-    the first `config.fallback_samples` samples of `evaluation`, on lowp's engine; a value
-    of `models` that is a string is the error that kept that model from being built."""
+    the first `config.fallback_samples` samples of `evaluation`, on lowp's engine; `models`
+    maps candidate names to models, and a value that is a string is the error that kept
+    that model from being built."""
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, fit, inputs, config)
     out: list[MethodCandidate] = []
-    for method, model in models.items():
+    for name, model in models.items():
         if isinstance(model, str):
-            out.append(MethodCandidate(method.value, None, model))
+            out.append(MethodCandidate(name, None, model))
             continue
         try:
             built = Built(model, Annotation(), QuantPlan(), config)
-            out.append(MethodCandidate(method.value, evaluator.measure(built).min_sqnr_db))
+            out.append(MethodCandidate(name, evaluator.measure(built).min_sqnr_db))
         except LowpError as e:
-            out.append(MethodCandidate(method.value, None, str(e).strip().splitlines()[0]))
-    order = {m.value: i for i, m in enumerate(CANDIDATES)}
+            out.append(MethodCandidate(name, None, str(e).strip().splitlines()[0]))
+    order = {name: i for i, name in enumerate(CANDIDATES)}
     out.sort(key=lambda c: order[c.method])
     return out, sum(_samples(f) for f in feeds)
 
@@ -289,36 +353,51 @@ def wants_float_layers(candidates: Sequence[MethodCandidate], chosen: str) -> bo
     return value is not None and value < DOMINANT_BELOW_DB
 
 
-def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES
-                         ) -> list[FloatCandidate]:
-    """The `k` layers that add the most noise, each measured left in float on every fold.
+def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES,
+                         threshold_db: float = DOMINANT_GAIN_DB) -> list[FloatCandidate]:
+    """The `k` layers that add the most noise, each measured left in float on the first
+    fold, and on the other folds only if it gains `threshold_db` there.
 
     `evaluators` hold one fold each (its calibration table, fit and held-out feeds, the
-    chosen method's config). A layer's noise is the accuracy budget's prescreen
-    (`Evaluator.local_errors`, one capture run of the fully quantized model) as a relative
-    noise power, summed over the folds; ties keep the graph's order. Each candidate's gain is
-    its output SQNR (the minimum over float outputs) minus the fully quantized model's, per
-    fold; the candidate's value is the mean.
+    chosen rule's config). A layer's noise is the accuracy budget's prescreen
+    (`Evaluator.local_errors`, one capture run of the fully quantized model per fold) as a
+    relative noise power, summed over the folds; ties keep the graph's order. Each
+    candidate's gain is its output SQNR (the minimum over float outputs) minus the fully
+    quantized model's, per fold measured; the candidate's value is their mean. A layer
+    below `threshold_db` on the first fold is not measured further: `pick_float` could keep
+    it only if another fold gained enough to lift the mean, and a layer that dominates the
+    error does so on every fold (docs/accuracy.md, "A dominant layer left in float": this
+    halves the step's cost where nothing is kept). The fully quantized model is measured
+    on a later fold only when a layer is.
     """
     bases = [ev.build({}) for ev in evaluators]
-    base_db = [ev.measure(b).min_sqnr_db for ev, b in zip(evaluators, bases, strict=True)]
     noise: dict[str, float] = {}
     for ev, b in zip(evaluators, bases, strict=True):
         for node, db in ev.local_errors(b).items():
             noise[node] = noise.get(node, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
+    base_db: dict[int, float] = {}
+
+    def gain(fold: int, node: str) -> float:
+        ev = evaluators[fold]
+        if fold not in base_db:
+            base_db[fold] = ev.measure(bases[fold]).min_sqnr_db
+        return sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
+                         base_db[fold])
+
     out = []
     for node in ranked:
         try:
-            gains = tuple(sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
-                                    before)
-                          for ev, before in zip(evaluators, base_db, strict=True))
+            gains = [gain(0, node)]
+            if gains[0] >= threshold_db:
+                gains += [gain(fold, node) for fold in range(1, len(evaluators))]
         except LowpError as e:
             out.append(FloatCandidate(node, op_of.get(node, ""), None,
                                       error=str(e).strip().splitlines()[0]))
             continue
-        out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains), gains))
+        out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains),
+                                  tuple(gains)))
     return out
 
 
