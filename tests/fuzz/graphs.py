@@ -127,6 +127,14 @@ def _prelu(b: Builder, x: Image) -> str:
 
 # --- convolution ---------------------------------------------------------------------
 
+def batch_norm(b: Builder, y: str, channels: int) -> str:
+    """BatchNormalization of `y` with random statistics (scale, bias, mean, variance)."""
+    stats = [b.rng.uniform(0.5, 1.5, channels), b.rng.normal(0, 0.1, channels),
+             b.rng.normal(0, 0.1, channels), b.rng.uniform(0.5, 1.5, channels)]
+    return b.one("BatchNormalization", [y] + [b.const(s.astype(np.float32), "bn")
+                                              for s in stats])
+
+
 def conv(b: Builder, x: Image, c_out: int, k: int = 1, stride: int = 1, pad: int = 0,
          dilation: int = 1, group: int = 1, bn: bool = False, bias: bool = True) -> Image:
     """Conv (+ BatchNormalization when `bn`) with the output image's shape."""
@@ -135,10 +143,7 @@ def conv(b: Builder, x: Image, c_out: int, k: int = 1, stride: int = 1, pad: int
     y = b.one("Conv", inputs, kernel_shape=[k, k], strides=[stride, stride],
               pads=[pad] * 4, dilations=[dilation, dilation], group=group)
     if bn:
-        stats = [b.rng.uniform(0.5, 1.5, c_out), b.rng.normal(0, 0.1, c_out),
-                 b.rng.normal(0, 0.1, c_out), b.rng.uniform(0.5, 1.5, c_out)]
-        y = b.one("BatchNormalization", [y] + [b.const(s.astype(np.float32), "bn")
-                                               for s in stats])
+        y = batch_norm(b, y, c_out)
     ext = dilation * (k - 1) + 1
     return Image(y, c_out, (x.h + 2 * pad - ext) // stride + 1,
                  (x.w + 2 * pad - ext) // stride + 1)

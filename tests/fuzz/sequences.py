@@ -27,6 +27,7 @@ from .graphs import (
     _matmul_w,
     _model,
     _reduce,
+    batch_norm,
 )
 
 
@@ -52,10 +53,7 @@ def conv1d(b: Builder, x: Signal, c_out: int, k: int = 1, stride: int = 1,
     y = b.one("Conv", inputs, kernel_shape=[k], strides=[stride], pads=list(pads),
               dilations=[dilation], group=group)
     if bn:
-        stats = [b.rng.uniform(0.5, 1.5, c_out), b.rng.normal(0, 0.1, c_out),
-                 b.rng.normal(0, 0.1, c_out), b.rng.uniform(0.5, 1.5, c_out)]
-        y = b.one("BatchNormalization", [y] + [b.const(s.astype(np.float32), "bn")
-                                               for s in stats])
+        y = batch_norm(b, y, c_out)
     ext = dilation * (k - 1) + 1
     return Signal(y, c_out, (x.t + pads[0] + pads[1] - ext) // stride + 1)
 
