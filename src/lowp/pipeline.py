@@ -435,7 +435,7 @@ def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
                    if config.policy is QuantPolicy.ALL and table.ranges[t] == (0.0, 0.0)
                    and not graph.is_constant(t) and not shape_only(graph, t)}
         for t, reader in fragile_positive(graph, ann, table):
-            fragile.setdefault(t, f"is positive but would round to zero, which node "
+            fragile.setdefault(t, f"is positive but could round to zero, which node "
                                   f"'{reader}' cannot take")
         if not fragile:
             return ann, table, config
