@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -149,6 +149,17 @@ def conv(b: Builder, x: Image, c_out: int, k: int = 1, stride: int = 1, pad: int
                  (x.w + 2 * pad - ext) // stride + 1)
 
 
+def conv_groups(draw: Draw, kind: str, channels: int) -> tuple[int, int]:
+    """The group count and output channels of a convolution of `kind` ("plain",
+    "depthwise", "grouped": two groups, plain when `channels` is odd) on `channels`."""
+    group, c_out = 1, draw(st.integers(2, 16))
+    if kind == "depthwise":
+        group, c_out = channels, channels * draw(st.sampled_from([1, 2]))
+    elif kind == "grouped" and channels % 2 == 0:
+        group, c_out = 2, 2 * draw(st.integers(1, 6))
+    return group, c_out
+
+
 def conv_act(draw: Draw, b: Builder, x: Image) -> Image:
     """Stem: a convolution of any shape (plain, grouped, depthwise) and an activation."""
     kind = draw(st.sampled_from(["plain", "depthwise", "grouped"]))
@@ -156,11 +167,7 @@ def conv_act(draw: Draw, b: Builder, x: Image) -> Image:
     stride = draw(st.sampled_from([1, 2]))
     dilation = draw(st.sampled_from([1, 2])) if k == 3 and min(x.h, x.w) >= 5 else 1
     pad = draw(st.integers(0, k // 2 * dilation))
-    group, c_out = 1, draw(st.integers(2, 16))
-    if kind == "depthwise":
-        group, c_out = x.c, x.c * draw(st.sampled_from([1, 2]))
-    elif kind == "grouped" and x.c % 2 == 0:
-        group, c_out = 2, 2 * draw(st.integers(1, 6))
+    group, c_out = conv_groups(draw, kind, x.c)
     y = conv(b, x, c_out, k, stride, pad, dilation, group, bn=draw(st.booleans()))
     act = draw(st.integers(0, len(ACTIVATIONS)))
     name = _prelu(b, y) if act == len(ACTIVATIONS) else ACTIVATIONS[act](b, y.name)
@@ -528,17 +535,29 @@ BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool,
 
 
 def active_blocks() -> list[Block]:
-    """BLOCKS, or those named in LOWP_FUZZ_BLOCKS (comma-separated), to fuzz a few."""
-    wanted = os.environ.get("LOWP_FUZZ_BLOCKS")
+    """BLOCKS, or those named in LOWP_FUZZ_BLOCKS (chosen_blocks)."""
+    return chosen_blocks(BLOCKS)
+
+
+AnyBlock = TypeVar("AnyBlock", bound=Callable[..., Any])
+
+
+def chosen_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
+    """The blocks of one generator named in LOWP_FUZZ_BLOCKS (comma-separated), to fuzz a
+    few; all of them when it is unset or names only another generator's blocks (image
+    blocks here, signal blocks in sequences.py). A name no generator has is an error."""
+    wanted = {n.strip() for n in os.environ.get("LOWP_FUZZ_BLOCKS", "").split(",")
+              if n.strip()}
     if not wanted:
-        return BLOCKS
-    names = [n.strip() for n in wanted.split(",") if n.strip()]
-    chosen = [blk for blk in BLOCKS if blk.__name__ in names]
-    unknown = set(names) - {blk.__name__ for blk in chosen}
+        return blocks
+    from .sequences import SEQUENCE_BLOCKS
+
+    every = [blk.__name__ for blk in (*BLOCKS, *SEQUENCE_BLOCKS)]
+    unknown = wanted - set(every)
     if unknown:
         raise ValueError(f"LOWP_FUZZ_BLOCKS: no block {sorted(unknown)} (blocks: "
-                         f"{', '.join(blk.__name__ for blk in BLOCKS)})")
-    return chosen
+                         f"{', '.join(dict.fromkeys(every))})")
+    return [blk for blk in blocks if blk.__name__ in wanted] or blocks
 
 
 def gemm_head(draw: Draw, b: Builder, x: Image) -> str:

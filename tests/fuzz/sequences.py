@@ -8,7 +8,6 @@ per-frame LayerNorm + MatMul, 1-D transposed convolutions, and 1-D convolutions 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,8 @@ from .graphs import (
     _model,
     _reduce,
     batch_norm,
+    chosen_blocks,
+    conv_groups,
 )
 
 
@@ -68,11 +69,7 @@ def conv_act(draw: Draw, b: Builder, x: Signal) -> Signal:
     half = dilation * (k - 1) // 2
     pads = (draw(st.integers(0, half)), draw(st.integers(0, half)))
     kind = draw(st.sampled_from(["plain", "depthwise", "grouped"]))
-    group, c_out = 1, draw(st.integers(2, 16))
-    if kind == "depthwise":
-        group, c_out = x.c, x.c * draw(st.sampled_from([1, 2]))
-    elif kind == "grouped" and x.c % 2 == 0:
-        group, c_out = 2, 2 * draw(st.integers(1, 6))
+    group, c_out = conv_groups(draw, kind, x.c)
     y = conv1d(b, x, c_out, k, stride, pads, dilation, group, bn=draw(st.booleans()))
     return Signal(_act(draw, b, y.name), y.c, y.t)
 
@@ -256,11 +253,8 @@ SEQUENCE_BLOCKS: list[SeqBlock] = [conv_act, residual, pool, gated, frame_mlp, e
 
 
 def active_sequence_blocks() -> list[SeqBlock]:
-    """SEQUENCE_BLOCKS, or those named in LOWP_FUZZ_BLOCKS (comma-separated)."""
-    wanted = {n.strip() for n in os.environ.get("LOWP_FUZZ_BLOCKS", "").split(",")
-              if n.strip()}
-    chosen = [blk for blk in SEQUENCE_BLOCKS if blk.__name__ in wanted]
-    return chosen or SEQUENCE_BLOCKS
+    """SEQUENCE_BLOCKS, or those named in LOWP_FUZZ_BLOCKS (graphs.chosen_blocks)."""
+    return chosen_blocks(SEQUENCE_BLOCKS)
 
 
 def _head(draw: Draw, b: Builder, x: Signal) -> tuple[str, list[int | str]]:
