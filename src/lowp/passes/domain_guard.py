@@ -19,46 +19,50 @@ counts.
 
 from __future__ import annotations
 
+import onnx
+
 from ..calib import CalibrationTable
 from ..ir.graph import Graph
 from .annotate import Annotation
 
-# operators whose output is 0 wherever (the element of) one input is 0
-ZERO_PRESERVING = frozenset({
-    "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Relu", "Sqrt",
-    "Abs", "Cast", "Expand", "Tile", "Slice", "Gather", "Concat", "Split", "Mul",
-    "ReduceMin", "DepthToSpace", "SpaceToDepth"})
+# operators whose output is 0 wherever (the element of) one of these inputs is 0 (None:
+# any input); Pow with a constant positive exponent too (_passes_zero)
+ZERO_PASSING: dict[str, tuple[int, ...] | None] = {
+    **dict.fromkeys(("Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose",
+                     "Relu", "Sqrt", "Abs", "Cast", "Expand", "Tile", "Slice", "Gather",
+                     "Split", "ReduceMin", "DepthToSpace", "SpaceToDepth"), (0,)),
+    "Concat": None, "Mul": None}
+
+# the input of each operator that cannot be 0 without the output leaving the reals; Pow's
+# base too when its constant exponent is negative (_guarded)
+GUARDED: dict[str, int] = {"Log": 0, "Reciprocal": 0, "Div": 1}
 
 
-def _exponent(graph: Graph, node_input: str) -> float | None:
-    """A constant scalar Pow exponent, or None."""
-    if not node_input or not graph.is_constant(node_input):
+def _exponent(graph: Graph, node: onnx.NodeProto) -> float | None:
+    """A Pow node's constant scalar exponent, or None."""
+    if len(node.input) < 2 or not node.input[1] or not graph.is_constant(node.input[1]):
         return None
-    value = graph.constant(node_input)
+    value = graph.constant(node.input[1])
     return float(value.reshape(-1)[0]) if value.size == 1 else None
 
 
-def _guarded(graph: Graph, op: str, node_inputs: list[str], index: int) -> bool:
-    """Input `index` of an `op` node cannot be 0 without the output leaving the reals."""
-    if op in ("Log", "Reciprocal"):
-        return index == 0
-    if op == "Div":
-        return index == 1
-    if op == "Pow" and index == 0:
-        e = _exponent(graph, node_inputs[1] if len(node_inputs) > 1 else "")
-        return e is not None and e < 0
-    return False
+def _guarded(graph: Graph, node: onnx.NodeProto, index: int) -> bool:
+    """Input `index` of `node` cannot be 0 without the output leaving the reals."""
+    if node.op_type == "Pow":
+        e = _exponent(graph, node)
+        return index == 0 and e is not None and e < 0
+    return GUARDED.get(node.op_type) == index
 
 
-def _passes_zero(graph: Graph, op: str, node_inputs: list[str], index: int) -> bool:
-    """A 0 at input `index` is a 0 in the output."""
-    if op == "Pow":
-        e = _exponent(graph, node_inputs[1] if len(node_inputs) > 1 else "")
+def _passes_zero(graph: Graph, node: onnx.NodeProto, index: int) -> bool:
+    """A 0 at input `index` of `node` is a 0 in its output."""
+    if node.op_type == "Pow":
+        e = _exponent(graph, node)
         return index == 0 and e is not None and e > 0
-    if op in ("Reshape", "Expand", "Tile", "Slice", "Gather", "Split", "Squeeze",
-              "Unsqueeze"):
-        return index == 0
-    return op in ZERO_PRESERVING
+    if node.op_type not in ZERO_PASSING:
+        return False
+    inputs = ZERO_PASSING[node.op_type]
+    return inputs is None or index in inputs
 
 
 def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64) -> str | None:
@@ -71,13 +75,12 @@ def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64) -> str | N
             continue
         seen.add(name)
         for node in graph.consumers.get(name, []):
-            inputs = list(node.input)
-            for index, value in enumerate(inputs):
+            for index, value in enumerate(node.input):
                 if value != name:
                     continue
-                if _guarded(graph, node.op_type, inputs, index):
+                if _guarded(graph, node, index):
                     return node.name
-                if _passes_zero(graph, node.op_type, inputs, index):
+                if _passes_zero(graph, node, index):
                     todo.extend(o for o in node.output if o)
     return None
 
