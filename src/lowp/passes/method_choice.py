@@ -13,9 +13,10 @@ outputs). `combine_folds` averages the folds, `pick` keeps the best; the pipelin
 quantizes on all the calibration data with that rule, so the model equals the one
 `candidate_config(config, <chosen>)` gives. Then, with the chosen rule, the layers that add
 the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
-the others only for a layer that gains DOMINANT_GAIN_DB there) and the one whose float form
-raises the output SQNR by at least DOMINANT_GAIN_DB is left in float (`pick_float`): the model
-is then that config's with `exclude_nodes=(<layer>,)`. The record
+the others only for a layer that gains DOMINANT_GAIN_DB there; the nodes that share one
+weight, `weight_twins`, are one layer) and the one whose float form raises the output SQNR by
+at least DOMINANT_GAIN_DB is left in float (`pick_float`): the model is then that config's
+with `exclude_nodes=(<the layer's nodes>)`. The record
 (`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
 
@@ -34,8 +35,9 @@ from ..config import CalibMethod, Config
 from ..errors import LowpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
+from ..ir.graph import Graph
 from ..records import choice_dict, cli_word, write_json
-from .annotate import Annotation
+from .annotate import RULES, Annotation
 from .choose import QuantPlan
 from .fallback import evaluation_feeds
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
@@ -112,9 +114,11 @@ def candidate_names(config: Config) -> list[str]:
 
 # The layer left in float (docs/accuracy.md, "A dominant layer left in float"), looked for
 # only when the chosen method's held-out output SQNR is below DOMINANT_BELOW_DB (a model
-# above it is left to the accuracy budget, which trades speed for accuracy on request): of
-# the DOMINANT_CANDIDATES layers that add the most noise (the accuracy budget's prescreen,
-# summed over the folds), the one whose float form gains the most held-out output SQNR, if
+# above it is left to the accuracy budget, which trades speed for accuracy on request; run
+# above it on the corpus, the step kept one layer, on a model at 100% top-1 already, at
+# 17-20x its latency): of the DOMINANT_CANDIDATES layers (a node, or the nodes sharing its
+# weights) that add the most noise (the accuracy budget's prescreen, summed over the folds
+# and the layer's nodes), the one whose float form gains the most held-out output SQNR, if
 # that mean gain is at least DOMINANT_GAIN_DB (a layer is measured on the second fold only
 # if it gains DOMINANT_GAIN_DB on the first): 3 dB is half the output's noise power, so the
 # layer's rounding is most of the model's error (oww_melspectrogram's mel MatMul, whose
@@ -128,13 +132,37 @@ DOMINANT_GAIN_DB = 3.0
 class FloatCandidate:
     """One layer measured left in float: the gain of the output SQNR over the fully
     quantized model (mean over the folds measured, and per fold: the first only when it
-    gains less than DOMINANT_GAIN_DB there); None when it could not be built."""
+    gains less than DOMINANT_GAIN_DB there); None when it could not be built. `twins` are
+    the other nodes that apply the same weights (`weight_twins`): left in float with it."""
 
     node: str
     op_type: str
     gain_db: float | None
     folds_db: tuple[float, ...] = ()
     error: str = ""
+    twins: tuple[str, ...] = ()
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node of the layer: `node` and its twins."""
+        return (self.node, *self.twins)
+
+    @property
+    def label(self) -> str:
+        """The layer in the CLI table: its nodes (the first and a count beyond 3), one line.
+
+        Examples
+        --------
+        >>> FloatCandidate("a", "Conv", 4.0, twins=("b",)).label
+        'a + b (Conv, shared weights)'
+        >>> FloatCandidate("c0", "Gemm", 1.0, twins=("c1", "c2", "c3")).label
+        'c0 + 3 more (Gemm, shared weights)'
+        """
+        if not self.twins:
+            return f"{self.node} ({self.op_type})"
+        names = (" + ".join(self.nodes) if len(self.nodes) <= 3
+                 else f"{self.node} + {len(self.twins)} more")
+        return f"{names} ({self.op_type}, shared weights)"
 
 
 @dataclass(frozen=True)
@@ -189,10 +217,9 @@ class MethodChoice:
             mark = " < left in float" if f.node in self.kept_float else ""
             if f.gain_db is not None:
                 per_fold = " ".join(f"{v:+.2f}" for v in f.folds_db)
-                lines.append(f"  {f.node} ({f.op_type}) in float: {f.gain_db:+.2f} dB "
-                             f"({per_fold}){mark}")
+                lines.append(f"  {f.label} in float: {f.gain_db:+.2f} dB ({per_fold}){mark}")
             else:
-                lines.append(f"  {f.node} ({f.op_type}) in float: failed: {f.error}")
+                lines.append(f"  {f.label} in float: failed: {f.error}")
         if self.float_layers and not self.kept_float:
             lines.append(f"  every layer stays quantized (no float layer gains "
                          f"{DOMINANT_GAIN_DB:g} dB)")
@@ -353,15 +380,46 @@ def wants_float_layers(candidates: Sequence[MethodCandidate], chosen: str) -> bo
     return value is not None and value < DOMINANT_BELOW_DB
 
 
+def weight_twins(model: onnx.ModelProto) -> dict[str, tuple[str, ...]]:
+    """The nodes that apply the same weights: each node whose weight input (its op's
+    `annotate.RULES` weight input, a constant) is read as the weight of other nodes too,
+    mapped to all of them in graph order (itself included). Such nodes are one layer used
+    more than once (the two branches of a siamese model, the steps of an unrolled
+    recurrent cell): the float step measures, reports and leaves them in float together.
+
+    Examples
+    --------
+    >>> from onnx import helper, numpy_helper
+    >>> import numpy as np
+    >>> w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    >>> g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["a"], name="left"),
+    ...                        helper.make_node("MatMul", ["y", "w"], ["b"], name="right"),
+    ...                        helper.make_node("MatMul", ["a", "b"], ["c"], name="both")],
+    ...                       "g", [], [], [w])
+    >>> weight_twins(helper.make_model(g))
+    {'left': ('left', 'right'), 'right': ('left', 'right')}
+    """
+    graph = Graph(model)
+    readers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        rule = RULES.get(node.op_type)
+        i = None if rule is None else rule.weight_input
+        if i is not None and i < len(node.input) and graph.is_constant(node.input[i]):
+            readers.setdefault(node.input[i], []).append(node.name)
+    return {n: tuple(names) for names in readers.values() if len(names) > 1 for n in names}
+
+
 def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CANDIDATES,
                          threshold_db: float = DOMINANT_GAIN_DB) -> list[FloatCandidate]:
     """The `k` layers that add the most noise, each measured left in float on the first
     fold, and on the other folds only if it gains `threshold_db` there.
 
     `evaluators` hold one fold each (its calibration table, fit and held-out feeds, the
-    chosen rule's config). A layer's noise is the accuracy budget's prescreen
-    (`Evaluator.local_errors`, one capture run of the fully quantized model per fold) as a
-    relative noise power, summed over the folds; ties keep the graph's order. Each
+    chosen rule's config). A layer is one node, or the nodes that share its weights
+    (`weight_twins`), built in float together. A layer's noise is the accuracy budget's
+    prescreen (`Evaluator.local_errors`, one capture run of the fully quantized model per
+    fold) as a relative noise power, summed over the folds and over its nodes; ties keep
+    the graph's order. Each
     candidate's gain is its output SQNR (the minimum over float outputs) minus the fully
     quantized model's, per fold measured; the candidate's value is their mean. A layer
     below `threshold_db` on the first fold is not measured further: `pick_float` could keep
@@ -371,40 +429,44 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
     on a later fold only when a layer is.
     """
     bases = [ev.build({}) for ev in evaluators]
-    noise: dict[str, float] = {}
+    twins = weight_twins(evaluators[0].float_model)
+    noise: dict[tuple[str, ...], float] = {}
     for ev, b in zip(evaluators, bases, strict=True):
         for node, db in ev.local_errors(b).items():
-            noise[node] = noise.get(node, 0.0) + relative_noise(db)
+            layer = twins.get(node, (node,))
+            noise[layer] = noise.get(layer, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
     base_db: dict[int, float] = {}
 
-    def gain(fold: int, node: str) -> float:
+    def gain(fold: int, layer: tuple[str, ...]) -> float:
         ev = evaluators[fold]
         if fold not in base_db:
             base_db[fold] = ev.measure(bases[fold]).min_sqnr_db
-        return sqnr_gain(ev.measure(ev.build({node: Precision.FLOAT})).min_sqnr_db,
-                         base_db[fold])
+        built = ev.build({node: Precision.FLOAT for node in layer})
+        return sqnr_gain(ev.measure(built).min_sqnr_db, base_db[fold])
 
     out = []
-    for node in ranked:
+    for layer in ranked:
+        node, rest = layer[0], layer[1:]
         try:
-            gains = [gain(0, node)]
+            gains = [gain(0, layer)]
             if gains[0] >= threshold_db:
-                gains += [gain(fold, node) for fold in range(1, len(evaluators))]
+                gains += [gain(fold, layer) for fold in range(1, len(evaluators))]
         except LowpError as e:
             out.append(FloatCandidate(node, op_of.get(node, ""), None,
-                                      error=str(e).strip().splitlines()[0]))
+                                      error=str(e).strip().splitlines()[0], twins=rest))
             continue
         out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains),
-                                  tuple(gains)))
+                                  tuple(gains), twins=rest))
     return out
 
 
 def pick_float(candidates: Sequence[FloatCandidate], threshold_db: float = DOMINANT_GAIN_DB
                ) -> list[str]:
-    """The layer to leave in float: the candidate of the largest mean gain, if it is at least
-    `threshold_db` (ties go to the earlier candidate); none otherwise.
+    """The layer to leave in float (its nodes: one, or the twins that share its weights):
+    the candidate of the largest mean gain, if it is at least `threshold_db` (ties go to the
+    earlier candidate); none otherwise.
 
     Examples
     --------
@@ -417,4 +479,4 @@ def pick_float(candidates: Sequence[FloatCandidate], threshold_db: float = DOMIN
     if not ok:
         return []
     best = max(ok, key=lambda c: c.gain_db or 0.0)     # max keeps the first of equals
-    return [best.node] if best.gain_db is not None and best.gain_db >= threshold_db else []
+    return list(best.nodes) if best.gain_db is not None and best.gain_db >= threshold_db else []
