@@ -33,7 +33,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 MODELS_DIR = CACHE / "models"
 
 FAMILIES: tuple[str, ...] = ("ocr", "detection", "segmentation", "classification", "speech",
-                             "embedding", "nlp")
+                             "biosignal", "embedding", "nlp")
 
 
 @dataclass(frozen=True)
@@ -214,9 +214,95 @@ def tokens(rng: np.random.Generator, shape: tuple[int, ...], *, low: int = 0,
     return rng.integers(low, high, shape).astype(np.int64)
 
 
+def padded_tokens(rng: np.random.Generator, shape: tuple[int, ...], *, low: int, high: int,
+                  pad: int = 0, bos: int = 1, eos: int = 2) -> np.ndarray:
+    """Rows of `bos`, 1 to width - 2 tokens in [low, high), `eos`, then `pad` to the width."""
+    n, width = shape
+    out = np.full(shape, pad, np.int64)
+    for i in range(n):
+        length = int(rng.integers(1, width - 1))
+        out[i, :length + 2] = [bos, *rng.integers(low, high, length), eos]
+    return out
+
+
+def padding_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+                 pad: int = 0) -> np.ndarray:
+    """True where the token feed `source` holds the padding id."""
+    return source == pad
+
+
 def ones(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "bool"
          ) -> np.ndarray:
     return np.ones(shape, dtype)
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    """Each row (last axis) to zero mean and unit deviation."""
+    sd = x.std(axis=-1, keepdims=True)
+    return (x - x.mean(axis=-1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+
+
+def _brain_signal(rng: np.random.Generator, n: int, length: int, rate: float, *,
+                  bursts: tuple[float, float], burst_amplitude: float) -> np.ndarray:
+    """Synthetic EEG: a 1/f background, an 8-12 Hz rhythm, and a few bursts of a rhythm in
+    the band `bursts` (Hz) lasting 0.5-2 s, z-scored per window."""
+    freqs = np.fft.rfftfreq(length, 1 / rate)
+    out = np.empty((n, length))
+    t = np.arange(length) / rate
+    for i in range(n):
+        spectrum = (rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size))
+        x = np.fft.irfft(spectrum / np.maximum(freqs, 0.5), length)
+        x = x / x.std() + rng.uniform(0.2, 1.0) * np.sin(2 * math.pi * rng.uniform(8, 12) * t)
+        for _ in range(int(rng.integers(0, 5))):
+            start, dur = rng.uniform(0, t[-1]), rng.uniform(0.5, 2.0)
+            inside = (t >= start) & (t < start + dur)
+            envelope = np.sin(math.pi * (t[inside] - start) / dur) ** 2
+            f = rng.uniform(*bursts)
+            x[inside] += burst_amplitude * envelope * np.sin(2 * math.pi * f * t[inside])
+        out[i] = x
+    return _zscore(out)
+
+
+def eeg(rng: np.random.Generator, shape: tuple[int, ...], *, rate: float = 250.0
+        ) -> np.ndarray:
+    """Sleep-EEG windows at `rate` Hz with 11-16 Hz spindle bursts, z-scored (brainmaze's
+    spindle detector's raw input)."""
+    n, length = shape[0], int(np.prod(shape[1:]))
+    x = _brain_signal(rng, n, length, rate, bursts=(11.0, 16.0), burst_amplitude=2.0)
+    return x.reshape(shape).astype(np.float32)
+
+
+def eeg_scalogram(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+                  rate: float = 250.0) -> np.ndarray:
+    """|continuous wavelet transform| of the windows in `source` (the raw-signal feed) with
+    the complex Shannon wavelet shan6-13 at 15 scales from 135 to 270 samples (12-24 Hz at
+    250 Hz), z-scored per scale: the spindle detector's second input."""
+    x = source.reshape(source.shape[0], -1).astype(np.float64)
+    n, length = x.shape
+    rows = []
+    for scale in np.geomspace(135, 270, num=shape[1]):
+        k = np.arange(-int(20 * scale), int(20 * scale) + 1) / scale
+        kernel = np.sqrt(6.0) * np.sinc(6.0 * k) * np.exp(2j * math.pi * 13.0 * k)
+        size = length + kernel.size - 1
+        conv = np.fft.ifft(np.fft.fft(x, size, axis=1) * np.fft.fft(kernel[::-1], size), axis=1)
+        start = (kernel.size - 1) // 2
+        rows.append(np.abs(conv[:, start:start + length]) / np.sqrt(scale))
+    return _zscore(np.stack(rows, axis=1)).astype(np.float32)
+
+
+def ieeg_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: int = 500
+                     ) -> np.ndarray:
+    """brainmaze's seizure-model input: spectrograms (1 s segments, 0.5 s hop, the first
+    100 one-Hz bins) of z-scored synthetic iEEG, some with 3-8 Hz high-amplitude rhythmic
+    discharges, each bin z-scored over time."""
+    from scipy.signal import spectrogram
+
+    n, bins, frames = shape
+    hop = rate // 2
+    x = _brain_signal(rng, n, (frames - 1) * hop + rate, float(rate), bursts=(3.0, 8.0),
+                      burst_amplitude=6.0)
+    _, _, sxx = spectrogram(x, rate, nperseg=rate, noverlap=rate - hop, axis=1)
+    return _zscore(sxx[:, :bins, :frames]).astype(np.float32)
 
 
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -250,7 +336,9 @@ def wake_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
 GENERATORS: dict[str, Generator] = {
     "photo": photo, "text_line": text_line, "audio": audio, "uniform": uniform,
     "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "wake_mel": wake_mel,
-    "wake_features": wake_features,
+    "wake_features": wake_features, "eeg": eeg, "eeg_scalogram": eeg_scalogram,
+    "ieeg_spectrogram": ieeg_spectrogram,
+    "padded_tokens": padded_tokens, "padding_mask": padding_mask,
 }
 
 
@@ -260,7 +348,10 @@ def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndar
     out = {}
     for f in model.feeds:
         shape = (samples, *f.shape[1:])
-        out[f.name] = GENERATORS[f.generator](rng, shape, **f.kwargs()).astype(f.dtype)
+        kwargs = f.kwargs()
+        if "of" in kwargs:      # derived from an earlier input's samples
+            kwargs["source"] = out[kwargs.pop("of")]
+        out[f.name] = GENERATORS[f.generator](rng, shape, **kwargs).astype(f.dtype)
     return out
 
 
@@ -412,6 +503,25 @@ MODELS: tuple[CorpusModel, ...] = (
                  Feed("mask", (1, 64), "bool", "ones")),
                 external_data=True, pin_batch=True,
                 note="Khmer word segmentation: 3-layer transformer encoder + CRF emissions"),
+    CorpusModel("eeg_spindles", "brainmaze-eeg-models==0.1.0",
+                "brainmaze_eeg_models/spindles/_models/spindle-detector-eeg.onnx", "biosignal",
+                "torch.onnx", 17,
+                (Feed("raw_signal", (2, 1, 7500), "float32", "eeg"),
+                 Feed("spectrogram", (2, 15, 7500), "float32", "eeg_scalogram",
+                      (("of", "raw_signal"),))),
+                note="sleep-spindle detector on 30 s of EEG: 1-D U-Net (GELU via Erf, "
+                     "ConvTranspose) with attention, two inputs"),
+    CorpusModel("ieeg_seizure", "brainmaze-eeg-models==0.1.0",
+                "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx", "biosignal",
+                "torch.onnx", 18, (Feed("x", (4, 100, 119), "float32", "ieeg_spectrogram"),),
+                note="seizure probability from 60 s of iEEG spectrogram: Conv + "
+                     "bidirectional LSTM"),
+    CorpusModel("romanizer_encoder", "arabic-name-romanizer==0.2.0",
+                "arabic_name_romanizer/resources/encoder.onnx", "nlp", "torch.onnx", 17,
+                (Feed("src", (4, 16), "int64", "padded_tokens", (("low", 4), ("high", 160))),
+                 Feed("src_mask", (4, 16), "bool", "padding_mask", (("of", "src"),))),
+                note="Arabic name transliteration encoder: embedding + bidirectional GRU, "
+                     "masked mean"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
