@@ -282,6 +282,61 @@ def _packet_sincos(x0: np.ndarray, sine: bool) -> np.ndarray:
         return (out.astype(_F).view(np.int32) ^ sign).view(_F)
 
 
+# Eigen's asin and acos packets (GenericPacketMathFunctions.h): polynomial
+# coefficients, highest first, evaluated as its pmadd chains (a * b + c, two roundings: no
+# fused multiply-add in the baseline build)
+_ASIN_P = tuple(_F(c) for c in (5.08838854730129241943359375e-2,
+                                3.95139865577220916748046875e-2,
+                                7.550220191478729248046875e-2, 0.16664917767047882080078125,
+                                1.00000011920928955078125))
+_ACOS_EVEN = tuple(_F(c) for c in (2.36423197202384471893310546875e-3,
+                                   2.717843465507030487060546875e-2,
+                                   8.8804088532924652099609375e-2,
+                                   1.57079637050628662109375))
+_ACOS_ODD = tuple(_F(c) for c in (-1.1368644423782825469970703125e-2,
+                                  -4.8969544470310211181640625e-2,
+                                  -0.214591205120086669921875))
+_PI_OVER_2 = _F(np.pi / 2)
+
+
+def _horner(t: np.ndarray, coefficients: tuple[np.float32, ...]) -> np.ndarray:
+    """c0 t^k + ... + ck as pmadd steps (p = p * t + c), float32."""
+    p = np.full_like(t, coefficients[0])
+    for c in coefficients[1:]:
+        p = p * t + c
+    return p
+
+
+def _sign_of(x: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """`value` with the sign bit of `x` xor-ed in (Eigen's pxor with the sign mask)."""
+    return (value.astype(_F).view(np.int32) ^ (x.view(np.int32) & np.int32(-2**31))).view(_F)
+
+
+def _packet_asin(x_in: np.ndarray) -> np.ndarray:
+    """Eigen's pasin_float: |x| > 1/2 mapped to sqrt((1 - |x|) / 2) (pi/2 - 2 asin), an
+    odd degree-9 polynomial, the sign restored; NaN outside [-1, 1]."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x_in)
+        large = a > _F(0.5)
+        x = np.where(large, np.sqrt(_F(0.5) - _F(0.5) * a), a).astype(_F)
+        p = _horner(x * x, _ASIN_P) * x
+        p = np.where(large, _PI_OVER_2 - _F(2) * p, p)
+        out = _sign_of(x_in, p)
+        return np.where((a > _F(1)) | np.isnan(x_in), _F(np.nan), out).astype(_F)
+
+
+def _packet_acos(x_in: np.ndarray) -> np.ndarray:
+    """Eigen's pacos_float: acos(|x|) / sqrt(1 - |x|) as a degree-6 polynomial (even and
+    odd halves in x^2), times sqrt(1 - |x|); pi - acos(|x|) for negative x."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x_in)
+        x2 = x_in * x_in
+        p = _horner(x2, _ACOS_ODD) * a + _horner(x2, _ACOS_EVEN)
+        result = np.sqrt(_F(1) - a) * p
+        negative = np.signbit(x_in)
+        return np.where(negative, _F(np.pi) - result, result).astype(_F)
+
+
 @dataclass(frozen=True)
 class Path:
     """The primitives of one side of an Eigen assignment: its packets or its scalar tail."""
@@ -311,6 +366,16 @@ def sin(x: np.ndarray) -> np.ndarray:
 def cos(x: np.ndarray) -> np.ndarray:
     """float32 cos(x) as ONNX Runtime's Cos kernel computes it."""
     return _assign(x, lambda t: _packet_sincos(t, False), libm.cosf)
+
+
+def asin(x: np.ndarray) -> np.ndarray:
+    """float32 asin(x) as ONNX Runtime's Asin kernel computes it."""
+    return _assign(x, _packet_asin, libm.asinf)
+
+
+def acos(x: np.ndarray) -> np.ndarray:
+    """float32 acos(x) as ONNX Runtime's Acos kernel computes it."""
+    return _assign(x, _packet_acos, libm.acosf)
 
 
 def log(x: np.ndarray) -> np.ndarray:

@@ -74,7 +74,8 @@ def _inputs() -> np.ndarray:
 @pytest.mark.parametrize("op,attrs", [
     ("Log", {}), ("Sin", {}), ("Cos", {}), ("Elu", {"alpha": 0.7}), ("Selu", {}),
     ("Selu", {"alpha": 1.3, "gamma": 0.9}), ("Celu", {"alpha": 1.3}), ("Softplus", {}),
-    ("Softsign", {}), ("Mish", {})])
+    ("Softsign", {}), ("Mish", {}), ("Asin", {}), ("Acos", {}), ("Tan", {}), ("Sinh", {}),
+    ("Cosh", {}), ("Asinh", {}), ("Acosh", {}), ("Atanh", {})])
 def test_unary_ops_equal_onnxruntime(op: str, attrs: dict[str, float]) -> None:
     """Every value, NaN's and infinities' included, at one intra-op thread."""
     x = _inputs()
