@@ -1313,6 +1313,18 @@ def _ort_clip(x: np.ndarray, bound: np.float32, with_bias: bool) -> np.ndarray:
     return np.where(x > bound, bound, np.where(x < -bound, -bound, x)).astype(np.float32)
 
 
+def _mlas_logistic(x: np.ndarray) -> np.ndarray:
+    """ort_math.logistic, by the native float kernel when there is one (the same bits)."""
+    native = native_float.unary("Sigmoid", x)
+    return ort_math.logistic(x) if native is None else native
+
+
+def _mlas_tanh(x: np.ndarray) -> np.ndarray:
+    """ort_math.tanh, by the native float kernel when there is one (the same bits)."""
+    native = native_float.unary("Tanh", x)
+    return ort_math.tanh(x) if native is None else native
+
+
 @dataclass(frozen=True)
 class LstmOrtCell:
     """ONNX Runtime's DeepCPU LSTM gates on the summed products g = X W^T + H R^T (columns
@@ -1343,7 +1355,7 @@ class LstmOrtCell:
 
     def __call__(self, g: np.ndarray, cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, C) of one step from the gate sums `g` (batch, 4 hidden) and C_prev."""
-        logistic, tanh = ort_math.logistic, ort_math.tanh
+        logistic, tanh = _mlas_logistic, _mlas_tanh
         gi, go, gf, gc = np.split(g, 4, axis=1)
         bi, bo, bf, bc = self.bias
         pi, po, pf = self.peephole

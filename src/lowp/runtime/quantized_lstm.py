@@ -10,6 +10,7 @@ hidden]).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,11 @@ class QuantizedWeight:
     scale: np.ndarray
     zero_point: int
 
+    @functools.cached_property
+    def centered(self) -> np.ndarray:
+        """values - zero_point, float64 (exact), made once."""
+        return self.values.astype(np.float64) - self.zero_point
+
     def product(self, a: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
         """rnn::detail::ComputeGemm on quantized weights: a (float32, M x K) quantized with
         its own range, the exact int32 product (a_q - z_a)(B - z_b), then MLAS's output
@@ -59,8 +65,14 @@ class QuantizedWeight:
         product is rounded (a multiply then an add, no fused multiply-add)."""
         scale_a, zp_a = dynamic_qparams(a)
         a_q = quantize_uint8(a, scale_a, zp_a)
-        acc = wrap_int32(exact_matmul(a_q.astype(np.int64) - zp_a,
-                                      self.values.astype(np.int64) - self.zero_point))
+        k = self.values.shape[0]
+        if k * 255 * 255 < 2**31:
+            # every partial sum is an integer below 2^31: the float64 product is exact and
+            # rounds to float32 as the int32 accumulator does
+            acc = (a_q.astype(np.float64) - zp_a) @ self.centered
+        else:
+            acc = wrap_int32(exact_matmul(a_q.astype(np.int64) - zp_a,
+                                          self.values.astype(np.int64) - self.zero_point))
         y = (acc.astype(np.float32) * (scale_a * self.scale).astype(np.float32)).astype(
             np.float32)
         return y if c is None else (y + c).astype(np.float32)
