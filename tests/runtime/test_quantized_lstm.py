@@ -189,13 +189,26 @@ def test_dynamic_qparams() -> None:
 
 
 def test_qoperator_reader_keeps_the_node(tmp_path: Path) -> None:
-    """A file with DynamicQuantizeLSTM beside other quantized operators converts (the node
-    is kept as it is) instead of being refused."""
-    from lowp.formats import to_qdq
+    """A file with DynamicQuantizeLSTM beside a quantized operator that the QOperator reader
+    converts (here a contrib QuantizeLinear of Y_h) keeps the node as it is and runs, where
+    the reader used to refuse it by name."""
+    from lowp.formats import has_qoperator_nodes, to_qdq
 
     rng = np.random.default_rng(0)
     model = _quantized_lstm(tmp_path, rng, inp=3, hid=4, direction="forward",
                             per_channel=False, weight_type=QuantType.QInt8,
                             optional=frozenset(), with_y=True)
+    g = model.graph
+    g.initializer.extend([numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                          numpy_helper.from_array(np.array(3, np.uint8), "z")])
+    g.node.append(helper.make_node("QuantizeLinear", ["yh", "s", "z"], ["yh_q"],
+                                   domain="com.microsoft"))
+    g.output.append(helper.make_tensor_value_info("yh_q", TensorProto.UINT8, [1, "B", 4]))
+    if all(o.domain != "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    assert has_qoperator_nodes(model)
     converted = to_qdq(model)
-    assert [n.op_type for n in converted.graph.node] == ["DynamicQuantizeLSTM"]
+    assert [n.op_type for n in converted.graph.node] == ["DynamicQuantizeLSTM",
+                                                         "QuantizeLinear"]
+    feeds = _feeds(model, rng, 4, 3, None)
+    _assert_identical(lowp.Session(model, threads=1).run(feeds), _onnxruntime(model, feeds))
