@@ -212,3 +212,20 @@ def test_qoperator_reader_keeps_the_node(tmp_path: Path) -> None:
                                                          "QuantizeLinear"]
     feeds = _feeds(model, rng, 4, 3, None)
     _assert_identical(lowp.Session(model, threads=1).run(feeds), _onnxruntime(model, feeds))
+
+
+@pytest.mark.parametrize("k", [64, 600, 34000])
+def test_product_paths_are_exact(k: int) -> None:
+    """The float32 (sums below 2^24), float64 (below 2^31) and int64 products give the
+    int32 accumulator's values: uint8 weights, zero point 0, K = 64, 600, 34000."""
+    from lowp.runtime.quantized_lstm import QuantizedWeight, quantize_uint8
+
+    rng = np.random.default_rng(k)
+    w = QuantizedWeight(rng.integers(0, 256, (k, 5)).astype(np.uint8),
+                        np.full(5, 0.01, np.float32), 0)
+    a = rng.standard_normal((2, k)).astype(np.float32)
+    scale, zp = dynamic_qparams(a)
+    acc = (quantize_uint8(a, scale, zp).astype(np.int64) - zp) @ w.values.astype(np.int64)
+    acc32 = acc.astype(np.int32)    # int32 wraps above 2^31, as ONNX Runtime's does
+    want = (acc32.astype(np.float32) * (scale * w.scale).astype(np.float32))
+    np.testing.assert_array_equal(w.product(a), want)

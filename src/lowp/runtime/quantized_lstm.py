@@ -58,6 +58,15 @@ class QuantizedWeight:
         """values - zero_point, float64 (exact), made once."""
         return self.values.astype(np.float64) - self.zero_point
 
+    @functools.cached_property
+    def centered32(self) -> np.ndarray:
+        return self.centered.astype(np.float32)
+
+    @functools.cached_property
+    def largest(self) -> int:
+        """max |values - zero_point|."""
+        return int(np.abs(self.centered).max(initial=0))
+
     def product(self, a: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
         """rnn::detail::ComputeGemm on quantized weights: a (float32, M x K) quantized with
         its own range, the exact int32 product (a_q - z_a)(B - z_b), then MLAS's output
@@ -65,10 +74,13 @@ class QuantizedWeight:
         product is rounded (a multiply then an add, no fused multiply-add)."""
         scale_a, zp_a = dynamic_qparams(a)
         a_q = quantize_uint8(a, scale_a, zp_a)
-        k = self.values.shape[0]
-        if k * 255 * 255 < 2**31:
-            # every partial sum is an integer below 2^31: the float64 product is exact and
-            # rounds to float32 as the int32 accumulator does
+        # |a_q - z_a| <= 255: every partial sum is an integer of at most `bound`, exact in a
+        # float32 product below 2^24 and a float64 one below 2^31 (where it rounds to
+        # float32 as the int32 accumulator does)
+        bound = self.values.shape[0] * 255 * self.largest
+        if bound < 2**24:
+            acc = (a_q.astype(np.float32) - np.float32(zp_a)) @ self.centered32
+        elif bound < 2**31:
             acc = (a_q.astype(np.float64) - zp_a) @ self.centered
         else:
             acc = wrap_int32(exact_matmul(a_q.astype(np.int64) - zp_a,
