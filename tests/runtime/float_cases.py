@@ -578,6 +578,23 @@ def _rnn() -> list[Case]:
     cs += [
         Case("LSTM", [x, w, r], {"hidden_size": h, "clip": 0.5, "input_forget": 1}, n_out=3,
              name="clip-if"),
+        # quantize_dynamic's LSTM: int8 weights per column (zero points 0), uint8 per
+        # direction (tests/runtime/test_quantized_lstm.py: its files, at length)
+        Case("DynamicQuantizeLSTM",
+             [x, _rng.integers(-128, 128, (2, inp, 4 * h)).astype(np.int8),
+              _rng.integers(-128, 128, (2, h, 4 * h)).astype(np.int8), f32(2, 8 * h), lens,
+              f32(2, batch, h), f32(2, batch, h), f32(2, 3 * h),
+              f32(2, 4 * h, scale=0.01) ** 2 + 1e-3, np.zeros((2, 4 * h), np.int8),
+              f32(2, 4 * h, scale=0.01) ** 2 + 1e-3, np.zeros((2, 4 * h), np.int8)],
+             {"hidden_size": h, "direction": "bidirectional"}, n_out=3, tol=0,
+             domain="com.microsoft", name="s8-per-column"),
+        Case("DynamicQuantizeLSTM",
+             [x, _rng.integers(0, 256, (1, inp, 4 * h)).astype(np.uint8),
+              _rng.integers(0, 256, (1, h, 4 * h)).astype(np.uint8), None, None, None, None,
+              None, np.array([0.02], np.float32), np.array([131], np.uint8),
+              np.array([0.03], np.float32), np.array([120], np.uint8)],
+             {"hidden_size": h, "direction": "reverse", "clip": 0.5}, n_out=3, tol=0,
+             domain="com.microsoft", name="u8-per-tensor"),
         Case("GRU", [x, f32(1, 3 * h, inp), f32(1, 3 * h, h)],
              {"hidden_size": h, "activations": ["HardSigmoid", "LeakyRelu"],
               "activation_alpha": [0.3, 0.1], "activation_beta": [0.4]}, n_out=2,

@@ -370,7 +370,7 @@ _KNOWN_QUANTIZED = frozenset({
     "QAttention", "QEmbedLayerNormalization", "QLinearReduceMean", "QLinearWhere",
     "QLinearConvTranspose", "QOrderedMatMul", "QOrderedAttention", "QOrderedGelu",
     "QOrderedLayerNormalization", "QOrderedLongformerAttention", "QuantizeBFP",
-    "DequantizeBFP", "DynamicQuantizeLSTM", "MulInteger", "QLinearLookup", "QGemm",
+    "DequantizeBFP", "MulInteger", "QLinearLookup", "QGemm",
     "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
     "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConv",
     "NhwcMaxPool", "QuantizeWithOrder", "DequantizeWithOrder",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
@@ -1312,6 +1313,61 @@ def _ort_clip(x: np.ndarray, bound: np.float32, with_bias: bool) -> np.ndarray:
     return np.where(x > bound, bound, np.where(x < -bound, -bound, x)).astype(np.float32)
 
 
+def _mlas_logistic(x: np.ndarray) -> np.ndarray:
+    """ort_math.logistic, by the native float kernel when there is one (the same bits)."""
+    native = native_float.unary("Sigmoid", x)
+    return ort_math.logistic(x) if native is None else native
+
+
+def _mlas_tanh(x: np.ndarray) -> np.ndarray:
+    """ort_math.tanh, by the native float kernel when there is one (the same bits)."""
+    native = native_float.unary("Tanh", x)
+    return ort_math.tanh(x) if native is None else native
+
+
+@dataclass(frozen=True)
+class LstmOrtCell:
+    """ONNX Runtime's DeepCPU LSTM gates on the summed products g = X W^T + H R^T (columns
+    i, o, f, c): the peephole products, the bias Wb + Rb, the clip, MLAS's logistic and
+    tanh, C = C_prev f + i g, H = tanh(C) o, each operation rounded to float32 (docs/
+    operators.md, (O23)). Shared by LSTM and com.microsoft DynamicQuantizeLSTM."""
+
+    bias: tuple[np.ndarray | None, ...]     # i, o, f, c (Wb + Rb), or None each
+    peephole: tuple[np.ndarray | None, ...]  # i, o, f, or None each
+    bound: np.float32
+    input_forget: bool
+
+    @classmethod
+    def of(cls, b: np.ndarray | None, p: np.ndarray | None, hid: int, clip: float | None,
+           input_forget: bool) -> LstmOrtCell:
+        bias = None if b is None else (b[:4 * hid] + b[4 * hid:]).astype(np.float32)
+        return cls(tuple((None,) * 4 if bias is None else np.split(bias, 4)),
+                   tuple((None,) * 3 if p is None else np.split(p, 3)),
+                   _FLOAT_MAX if clip is None else np.float32(clip), input_forget)
+
+    def _gate(self, g: np.ndarray, c: np.ndarray, peep: np.ndarray | None,
+              bias: np.ndarray | None, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        if peep is not None:
+            g = (g + (c * peep).astype(np.float32)).astype(np.float32)
+        if bias is not None:
+            g = (g + bias).astype(np.float32)
+        return act(_ort_clip(g, self.bound, bias is not None))
+
+    def __call__(self, g: np.ndarray, cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, C) of one step from the gate sums `g` (batch, 4 hidden) and C_prev."""
+        logistic, tanh = _mlas_logistic, _mlas_tanh
+        gi, go, gf, gc = np.split(g, 4, axis=1)
+        bi, bo, bf, bc = self.bias
+        pi, po, pf = self.peephole
+        i = self._gate(gi, cp, pi, bi, logistic)
+        f = (np.float32(1) - i).astype(np.float32) if self.input_forget else \
+            self._gate(gf, cp, pf, bf, logistic)
+        c = ((cp * f).astype(np.float32) + (i * self._gate(gc, cp, None, bc, tanh)).astype(
+            np.float32)).astype(np.float32)
+        o = self._gate(go, c, po, bo, logistic)
+        return (tanh(c) * o).astype(np.float32), c
+
+
 def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
                         p: np.ndarray | None, states: list[np.ndarray], lens: np.ndarray,
                         rev: bool, clip: float | None, input_forget: bool, w_packed: bool,
@@ -1329,31 +1385,11 @@ def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndar
     if steps:
         xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
                                      packed=w_packed).reshape(steps, batch, 4 * hid)
-    bias = None if b is None else (b[:4 * hid] + b[4 * hid:]).astype(np.float32)
-    bi, bo, bf, bc = (None,) * 4 if bias is None else np.split(bias, 4)
-    pi, po, pf = (None,) * 3 if p is None else np.split(p, 3)
-    bound = _FLOAT_MAX if clip is None else np.float32(clip)
-    logistic, tanh = ort_math.logistic, ort_math.tanh
-
-    def gate(g: np.ndarray, c: np.ndarray, peep: np.ndarray | None, bias: np.ndarray | None,
-             act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        if peep is not None:
-            g = (g + (c * peep).astype(np.float32)).astype(np.float32)
-        if bias is not None:
-            g = (g + bias).astype(np.float32)
-        return act(_ort_clip(g, bound, bias is not None))
+    cell = LstmOrtCell.of(b, p, hid, clip, input_forget)
 
     def step(xw_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
-        hp, cp = st
-        g = mlas_sgemm.gemm(hp, r, trans_b=True, packed=r_packed, c=xw_t)
-        gi, go, gf, gc = np.split(g, 4, axis=1)
-        i = gate(gi, cp, pi, bi, logistic)
-        f = (np.float32(1) - i).astype(np.float32) if input_forget else \
-            gate(gf, cp, pf, bf, logistic)
-        c = ((cp * f).astype(np.float32) + (i * gate(gc, cp, None, bc, tanh)).astype(
-            np.float32)).astype(np.float32)
-        o = gate(go, c, po, bo, logistic)
-        return [(tanh(c) * o).astype(np.float32), c]
+        g = mlas_sgemm.gemm(st[0], r, trans_b=True, packed=r_packed, c=xw_t)
+        return list(cell(g, st[1]))
 
     return _run_direction(xw, states, lens, rev, step)
 

@@ -1368,4 +1368,4 @@ def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None 
 
 # Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,
 # register themselves here.
-from lowp.runtime import float_nn, sequence_ops  # noqa: E402, F401
+from lowp.runtime import float_nn, quantized_lstm, sequence_ops  # noqa: E402, F401

@@ -164,10 +164,12 @@ def _to_channels_last(step: Step) -> StepFn:
     return run
 
 
-# float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions)
+# float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions;
+# quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm)
 _FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
                             ("com.microsoft", "BiasGelu"),
-                            ("com.microsoft", "SkipLayerNormalization")})
+                            ("com.microsoft", "SkipLayerNormalization"),
+                            ("com.microsoft", "DynamicQuantizeLSTM")})
 
 
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
@@ -248,6 +250,12 @@ def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
             "r_packed": _folded_constant(node.input[2], graph)}
 
 
+def _quantized_lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """What a finished batch entry feeds ONNX Runtime's recurrent product depends on whether
+    the node writes Y (lowp.runtime.quantized_lstm)."""
+    return {"with_y": bool(node.output) and bool(node.output[0])}
+
+
 def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer runs a quantized Conv channels-last and pushes the
     layout through the Identity, MaxPool and Resize nodes after it (and their quantizers);
@@ -275,7 +283,8 @@ _ORT_CONTEXT = {"Resize": _resize_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "Gemm": _gemm_context,
                 "LSTM": _lstm_context,
-                "GRU": _lstm_context}
+                "GRU": _lstm_context,
+                "DynamicQuantizeLSTM": _quantized_lstm_context}
 
 
 def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -> Step:

@@ -1,0 +1,208 @@
+"""com.microsoft DynamicQuantizeLSTM, as ONNX Runtime's CPU kernel computes it (docs/
+operators.md, (O23q)): the LSTM of (O23) whose two products take integer weights, each
+float operand quantized to uint8 on the fly from its own range, one integer GEMM per call.
+
+ONNX Runtime's quantize_dynamic writes this operator for every LSTM; W is int8 or uint8
+[dirs, input, 4 hidden], R [dirs, hidden, 4 hidden] (already K x N, not transposed as in
+the ONNX LSTM), scales and zero points per direction ([dirs]) or per column ([dirs, 4
+hidden]).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lowp.ops.linear import exact_matmul, wrap_int32
+from lowp.runtime.float_nn import LstmOrtCell
+from lowp.runtime.float_registry import register, unsupported
+
+_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+
+
+def dynamic_qparams(a: np.ndarray) -> tuple[np.float32, int]:
+    """(scale, zero point) of ONNX Runtime's GetQuantizationParameter for uint8: the range
+    [min(0, min a), max(0, max a)] over 255 steps (scale 1 for an all-zero or empty `a`),
+    zero point round-half-even(clamp(-min / scale, 0, 255)), all in float32."""
+    f = np.float32
+    lo = f(min(0.0, float(a.min()))) if a.size else f(0)
+    hi = f(max(0.0, float(a.max()))) if a.size else f(0)
+    scale = f(1) if hi == lo else f((hi - lo) / f(255))
+    zp = np.rint(np.clip(f(0) - lo / scale, f(0), f(255)))
+    return scale, int(zp)
+
+
+def quantize_uint8(a: np.ndarray, scale: np.float32, zero_point: int) -> np.ndarray:
+    """MLAS's QuantizeLinear: a / scale (a division), clamped, rounded half to even, plus
+    the zero point."""
+    q = np.rint(np.clip(a / scale, np.float32(-zero_point), np.float32(255 - zero_point)))
+    return (q + zero_point).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """One direction's integer weight (K x N), its scales (one, or one per column) and the
+    zero point MLAS uses: the first one (ONNX Runtime checks that a per-column uint8 zero
+    point is constant and a per-column int8 one is zero)."""
+
+    values: np.ndarray
+    scale: np.ndarray
+    zero_point: int
+
+    @functools.cached_property
+    def centered(self) -> np.ndarray:
+        """values - zero_point, float64 (exact), made once."""
+        return self.values.astype(np.float64) - self.zero_point
+
+    @functools.cached_property
+    def centered32(self) -> np.ndarray:
+        return self.centered.astype(np.float32)
+
+    @functools.cached_property
+    def largest(self) -> int:
+        """max |values - zero_point|."""
+        return int(np.abs(self.centered).max(initial=0))
+
+    def product(self, a: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        """rnn::detail::ComputeGemm on quantized weights: a (float32, M x K) quantized with
+        its own range, the exact int32 product (a_q - z_a)(B - z_b), then MLAS's output
+        processor: float32(acc) * float32(s_a * s_b[n]), plus `c` (beta = 1) after the
+        product is rounded (a multiply then an add, no fused multiply-add)."""
+        scale_a, zp_a = dynamic_qparams(a)
+        a_q = quantize_uint8(a, scale_a, zp_a)
+        # |a_q - z_a| <= 255: every partial sum is an integer of at most `bound`, exact in a
+        # float32 product below 2^24 and a float64 one below 2^31 (where it rounds to
+        # float32 as the int32 accumulator does)
+        bound = self.values.shape[0] * 255 * self.largest
+        if bound < 2**24:
+            acc = (a_q.astype(np.float32) - np.float32(zp_a)) @ self.centered32
+        elif bound < 2**31:
+            acc = (a_q.astype(np.float64) - zp_a) @ self.centered
+        else:
+            acc = wrap_int32(exact_matmul(a_q.astype(np.int64) - zp_a,
+                                          self.values.astype(np.int64) - self.zero_point))
+        y = (acc.astype(np.float32) * (scale_a * self.scale).astype(np.float32)).astype(
+            np.float32)
+        return y if c is None else (y + c).astype(np.float32)
+
+
+def _weights(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, dirs: int,
+             name: str) -> list[QuantizedWeight]:
+    scale = np.asarray(scale, np.float32).reshape(dirs, -1)
+    zp = np.asarray(zero_point).reshape(dirs, -1)
+    if zp.shape[1] > 1 and np.any(zp != zp[:, :1]):
+        raise unsupported("DynamicQuantizeLSTM", f"{name} zero points that differ by column "
+                          "(ONNX Runtime refuses them)")
+    return [QuantizedWeight(q[d], scale[d], int(zp[d, 0])) for d in range(dirs)]
+
+
+def _reverse_valid(x: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Each batch entry's first lens[b] steps reversed, the steps after them kept in place
+    (rnn::detail::ReverseSequence); its own inverse."""
+    seq = x.shape[0]
+    t = np.arange(seq)[:, None]
+    src = np.where(t < lens[None, :], lens[None, :] - 1 - t, t)
+    return x[src, np.arange(x.shape[1])[None, :]]
+
+
+def _direction(x: np.ndarray, w: QuantizedWeight, r: QuantizedWeight, cell: LstmOrtCell,
+               h0: np.ndarray, c0: np.ndarray, lens: np.ndarray, reverse: bool,
+               with_y: bool, rows_per_task: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Y, Y_h, Y_c) of one direction, UniDirectionalLstm's order: X W for the first
+    max(lens) steps in one product; per step H R per task of `rows_per_task` batch rows,
+    each quantized on its own. The H a step reads is the previous step's output row: zero
+    for an entry past its length when the node writes Y, its last H when it does not."""
+    seq, batch, _ = x.shape
+    hid = r.values.shape[0]
+    steps = int(lens.max(initial=0))
+    xs = _reverse_valid(x, lens) if reverse else x
+    g_x = np.zeros((seq, batch, 4 * hid), np.float32)
+    if steps:
+        g_x[:steps] = w.product(xs[:steps].reshape(steps * batch, -1)).reshape(
+            steps, batch, 4 * hid)
+    ys = np.zeros((seq, batch, hid), np.float32)
+    h_in, c = h0.copy(), c0.copy()
+    y_h, y_c = np.zeros((batch, hid), np.float32), np.zeros((batch, hid), np.float32)
+    for t in range(steps):
+        g = np.empty_like(g_x[t])
+        for s in range(0, batch, rows_per_task):
+            rows = slice(s, s + rows_per_task)
+            g[rows] = r.product(h_in[rows], c=g_x[t, rows])
+        h_new, c_new = cell(g, c)
+        live = t < lens
+        c[live] = c_new[live]
+        ys[t, live] = h_new[live]
+        if with_y:
+            h_in = ys[t].copy()
+        else:
+            h_in[live] = h_new[live]
+        ends = lens == t + 1
+        y_h[ends], y_c[ends] = h_new[ends], c[ends]
+    return (_reverse_valid(ys, lens) if reverse else ys), y_h, y_c
+
+
+def rows_per_task(batch: int, hidden: int, threads: int) -> int:
+    """UniDirectionalLstm::SetNumThreads: with more than 4 entries, or 2 or more and at most
+    256 hidden units, the batch is split into tasks of ceil(batch / threads) rows."""
+    if batch > 4 or (batch >= 2 and hidden <= 256):
+        return max(1, -(-batch // max(1, threads)))
+    return max(1, batch)
+
+
+@register
+def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
+                        b: np.ndarray | None = None, sequence_lens: np.ndarray | None = None,
+                        initial_h: np.ndarray | None = None,
+                        initial_c: np.ndarray | None = None, p: np.ndarray | None = None,
+                        w_scale: np.ndarray | None = None,
+                        w_zero_point: np.ndarray | None = None,
+                        r_scale: np.ndarray | None = None,
+                        r_zero_point: np.ndarray | None = None, *,
+                        activations: Sequence[str] | None = None, clip: float | None = None,
+                        direction: str = "forward", hidden_size: int | None = None,
+                        input_forget: int = 0, layout: int = 0, with_y: bool = True,
+                        ort_threads: int = 1, **_: Any) -> tuple[np.ndarray, ...]:
+    """LSTM with int8/uint8 W and R, X and H quantized per product (module docstring).
+
+    `with_y`: the node writes Y (its first output has a name), which changes what a
+    finished batch entry feeds the recurrent product's range; `ort_threads`: the intra-op
+    threads of the ONNX Runtime session reproduced (1: one task for the whole batch).
+    """
+    if activations and [a.lower() for a in activations] not in (
+            list(_DEFAULT_ACTIVATIONS), list(_DEFAULT_ACTIVATIONS) * 2):
+        raise unsupported("DynamicQuantizeLSTM", f"activations {list(activations)}")
+    if layout:
+        raise unsupported("DynamicQuantizeLSTM", "layout=1 (ONNX Runtime refuses it)")
+    if w_scale is None or w_zero_point is None or r_scale is None or r_zero_point is None:
+        raise unsupported("DynamicQuantizeLSTM", "missing weight scales or zero points")
+    revs = {"forward": [False], "reverse": [True], "bidirectional": [False, True]}.get(
+        direction)
+    if revs is None:
+        raise unsupported("DynamicQuantizeLSTM", f"direction={direction!r}")
+    dirs, hid = len(revs), r.shape[1]
+    seq, batch, _ = x.shape
+    x = x.astype(np.float32)
+    lens = (np.full(batch, seq, np.int64) if sequence_lens is None
+            else sequence_lens.astype(np.int64))
+    ws = _weights(w, w_scale, w_zero_point, dirs, "W")
+    rs = _weights(r, r_scale, r_zero_point, dirs, "R")
+    task = rows_per_task(batch, hid, ort_threads)
+    outs = []
+    for d, rev in enumerate(revs):
+        h0 = (np.zeros((batch, hid), np.float32) if initial_h is None
+              else initial_h[d].astype(np.float32))
+        c0 = (np.zeros((batch, hid), np.float32) if initial_c is None
+              else initial_c[d].astype(np.float32))
+        cell = LstmOrtCell.of(None if b is None else b[d].astype(np.float32),
+                              None if p is None else p[d].astype(np.float32), hid, clip,
+                              bool(input_forget))
+        outs.append(_direction(x, ws[d], rs[d], cell, h0, c0, lens, rev, with_y, task))
+    y = np.stack([o[0] for o in outs], axis=1)
+    y_h = np.stack([o[1] for o in outs])
+    y_c = np.stack([o[2] for o in outs])
+    return y, y_h, y_c

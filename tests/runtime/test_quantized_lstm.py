@@ -1,0 +1,231 @@
+"""com.microsoft DynamicQuantizeLSTM (quantize_dynamic's LSTM) on lowp's engine gives ONNX
+Runtime's outputs bit for bit (lowp.runtime.quantized_lstm)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+import lowp
+from lowp.runtime.quantized_lstm import DynamicQuantizeLSTM, dynamic_qparams, rows_per_task
+
+_DIRS = {"forward": 1, "reverse": 1, "bidirectional": 2}
+
+
+def _quantized_lstm(tmp: Path, rng: np.random.Generator, *, inp: int, hid: int,
+                    direction: str, per_channel: bool, weight_type: QuantType,
+                    optional: frozenset[str], with_y: bool,
+                    clip: float | None = None) -> onnx.ModelProto:
+    """A one-LSTM float model (sequence and batch dimensions symbolic), quantized by ONNX
+    Runtime's quantize_dynamic."""
+    d = _DIRS[direction]
+    inits = {"w": rng.standard_normal((d, 4 * hid, inp)), "r": rng.standard_normal(
+        (d, 4 * hid, hid)) * 0.5}
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["S", "B", inp])]
+    names = ["x", "w", "r"]
+    for name, shape in (("b", (d, 8 * hid)), ("lens", None), ("h0", (d, "B", hid)),
+                        ("c0", (d, "B", hid)), ("p", (d, 3 * hid))):
+        if name not in optional:
+            names.append("")
+        elif name in ("b", "p"):
+            inits[name] = rng.standard_normal(shape)
+            names.append(name)
+        else:
+            elem = TensorProto.INT32 if name == "lens" else TensorProto.FLOAT
+            inputs.append(helper.make_tensor_value_info(name, elem, ["B"] if shape is None
+                                                        else list(shape)))
+            names.append(name)
+    while names[-1] == "":
+        names.pop()
+    outs = ["y" if with_y else "", "yh", "yc"]
+    attrs: dict[str, object] = {"hidden_size": hid, "direction": direction}
+    if clip is not None:
+        attrs["clip"] = clip
+    node = helper.make_node("LSTM", names, outs, **attrs)  # type: ignore[arg-type]
+    g = helper.make_graph(
+        [node], "g", inputs,
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs if o],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.save(model, tmp / "f.onnx")
+    quantize_dynamic(tmp / "f.onnx", tmp / "q.onnx", weight_type=weight_type,
+                     per_channel=per_channel)
+    q = onnx.load(tmp / "q.onnx")
+    assert [n.op_type for n in q.graph.node] == ["DynamicQuantizeLSTM"]
+    return q
+
+
+def _feeds(model: onnx.ModelProto, rng: np.random.Generator, seq: int, batch: int,
+           lens: list[int] | None) -> dict[str, np.ndarray]:
+    feeds = {}
+    for v in model.graph.input:
+        dims = [{"S": seq, "B": batch}.get(d.dim_param, d.dim_value)
+                for d in v.type.tensor_type.shape.dim]
+        if v.name == "lens":
+            feeds[v.name] = np.asarray(lens if lens is not None else [seq] * batch, np.int32)
+        else:
+            feeds[v.name] = rng.standard_normal(dims).astype(np.float32)
+    return feeds
+
+
+def _onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                 threads: int = 1) -> dict[str, np.ndarray]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds), strict=True))
+
+
+def _assert_identical(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name, w in want.items():
+        assert got[name].shape == w.shape, name
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> dict[str, object]:
+    seq = draw(st.integers(1, 5))
+    batch = draw(st.integers(1, 6))  # batch 0 aborts ONNX Runtime's process: test below
+    optional = frozenset(draw(st.sets(st.sampled_from(["b", "lens", "h0", "c0", "p"]))))
+    lens = None
+    if "lens" in optional:
+        lens = draw(st.lists(st.integers(0, seq), min_size=batch, max_size=batch))
+    weight_type = draw(st.sampled_from([QuantType.QInt8, QuantType.QUInt8]))
+    return {"seq": seq, "batch": batch, "inp": draw(st.integers(1, 7)),
+            "hid": draw(st.integers(1, 9)),
+            "direction": draw(st.sampled_from(sorted(_DIRS))),
+            # uint8 weights per column would need one zero point for all columns
+            "per_channel": weight_type == QuantType.QInt8 and draw(st.booleans()),
+            "weight_type": weight_type, "optional": optional, "lens": lens,
+            # without Y, an entry of length 0 feeds ONNX Runtime's recurrent product with
+            # memory it never wrote (docs/operators.md, (O23q))
+            "with_y": draw(st.booleans()) if lens is None or min(lens, default=1) else True,
+            "clip": draw(st.sampled_from([None, 0.75])),
+            "seed": draw(st.integers(0, 2**16))}
+
+
+@given(case=_cases())
+def test_equals_onnxruntime(tmp_path_factory: pytest.TempPathFactory,
+                            case: dict[str, object]) -> None:
+    rng = np.random.default_rng(case["seed"])  # type: ignore[arg-type]
+    model = _quantized_lstm(tmp_path_factory.mktemp("dq"), rng, inp=case["inp"],  # type: ignore[arg-type]
+                            hid=case["hid"], direction=case["direction"],  # type: ignore[arg-type]
+                            per_channel=case["per_channel"],  # type: ignore[arg-type]
+                            weight_type=case["weight_type"],  # type: ignore[arg-type]
+                            optional=case["optional"], with_y=case["with_y"],  # type: ignore[arg-type]
+                            clip=case["clip"])  # type: ignore[arg-type]
+    feeds = _feeds(model, rng, case["seq"], case["batch"], case["lens"])  # type: ignore[arg-type]
+    want = _onnxruntime(model, feeds)
+    _assert_identical(lowp.Session(model, threads=1).run(feeds), want)
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_batch_zero(tmp_path: Path, direction: str) -> None:
+    """An empty batch gives empty outputs (ONNX Runtime 1.22 aborts the process on it:
+    `terminate called without an active exception`)."""
+    rng = np.random.default_rng(0)
+    model = _quantized_lstm(tmp_path, rng, inp=3, hid=4, direction=direction,
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "lens", "h0"}), with_y=True)
+    got = lowp.Session(model, threads=1).run(_feeds(model, rng, 3, 0, []))
+    d = _DIRS[direction]
+    assert {k: v.shape for k, v in got.items()} == {"y": (3, d, 0, 4), "yh": (d, 0, 4),
+                                                     "yc": (d, 0, 4)}
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_batch_tasks_equal_onnxruntime_threads(tmp_path: Path, threads: int) -> None:
+    """With several intra-op threads ONNX Runtime quantizes H per task of ceil(batch /
+    threads) rows: `ort_threads` reproduces it, and the one-task result differs."""
+    rng = np.random.default_rng(threads)
+    model = _quantized_lstm(tmp_path, rng, inp=6, hid=8, direction="bidirectional",
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0"}), with_y=True)
+    feeds = _feeds(model, rng, 7, 5, None)
+    feeds["x"][:, 0] *= 8  # one entry's range dominates the one-task quantization
+    want = _onnxruntime(model, feeds, threads)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    node = model.graph.node[0]
+    args = [feeds.get(n, inits.get(n)) if n else None for n in node.input]
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs["direction"] = attrs["direction"].decode()
+    got = DynamicQuantizeLSTM(*args, **attrs, ort_threads=threads)
+    for g, name in zip(got, ["y", "yh", "yc"], strict=True):
+        np.testing.assert_array_equal(g, want[name], err_msg=name)
+    one_task = DynamicQuantizeLSTM(*args, **attrs, ort_threads=1)
+    assert not np.array_equal(one_task[0], want["y"])
+
+
+def test_rows_per_task() -> None:
+    """UniDirectionalLstm::SetNumThreads's rule."""
+    assert rows_per_task(5, 512, 2) == 3
+    assert rows_per_task(4, 512, 2) == 4      # 2..4 entries with more than 256 units: one
+    assert rows_per_task(4, 256, 2) == 2
+    assert rows_per_task(1, 8, 4) == 1
+    assert rows_per_task(7, 8, 1) == 7
+
+
+def test_dynamic_qparams() -> None:
+    """ONNX Runtime's GetQuantizationParameter: zero in the range, scale 1 when empty."""
+    assert dynamic_qparams(np.zeros(0, np.float32)) == (np.float32(1), 0)
+    assert dynamic_qparams(np.array([0.5, 2.0], np.float32)) == (np.float32(2.0 / 255), 0)
+    scale, zp = dynamic_qparams(np.array([-1.0, 1.0], np.float32))
+    # -min / scale in float32 is 127.49999 (not 127.5): the zero point is 127
+    assert scale == np.float32(2) / np.float32(255) and zp == 127
+    # scale 1 exactly: -min 0.5 and 1.5 round half to even
+    assert dynamic_qparams(np.array([-0.5, 254.5], np.float32)) == (np.float32(1), 0)
+    assert dynamic_qparams(np.array([-1.5, 253.5], np.float32)) == (np.float32(1), 2)
+
+
+def test_qoperator_reader_keeps_the_node(tmp_path: Path) -> None:
+    """A file with DynamicQuantizeLSTM beside a quantized operator that the QOperator reader
+    converts (here a contrib QuantizeLinear of Y_h) keeps the node as it is and runs, where
+    the reader used to refuse it by name."""
+    from lowp.formats import has_qoperator_nodes, to_qdq
+
+    rng = np.random.default_rng(0)
+    model = _quantized_lstm(tmp_path, rng, inp=3, hid=4, direction="forward",
+                            per_channel=False, weight_type=QuantType.QInt8,
+                            optional=frozenset(), with_y=True)
+    g = model.graph
+    g.initializer.extend([numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                          numpy_helper.from_array(np.array(3, np.uint8), "z")])
+    g.node.append(helper.make_node("QuantizeLinear", ["yh", "s", "z"], ["yh_q"],
+                                   domain="com.microsoft"))
+    g.output.append(helper.make_tensor_value_info("yh_q", TensorProto.UINT8, [1, "B", 4]))
+    if all(o.domain != "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    assert has_qoperator_nodes(model)
+    converted = to_qdq(model)
+    assert [n.op_type for n in converted.graph.node] == ["DynamicQuantizeLSTM",
+                                                         "QuantizeLinear"]
+    feeds = _feeds(model, rng, 4, 3, None)
+    _assert_identical(lowp.Session(model, threads=1).run(feeds), _onnxruntime(model, feeds))
+
+
+@pytest.mark.parametrize("k", [64, 600, 34000])
+def test_product_paths_are_exact(k: int) -> None:
+    """The float32 (sums below 2^24), float64 (below 2^31) and int64 products give the
+    int32 accumulator's values: uint8 weights, zero point 0, K = 64, 600, 34000."""
+    from lowp.runtime.quantized_lstm import QuantizedWeight, quantize_uint8
+
+    rng = np.random.default_rng(k)
+    w = QuantizedWeight(rng.integers(0, 256, (k, 5)).astype(np.uint8),
+                        np.full(5, 0.01, np.float32), 0)
+    a = rng.standard_normal((2, k)).astype(np.float32)
+    scale, zp = dynamic_qparams(a)
+    acc = (quantize_uint8(a, scale, zp).astype(np.int64) - zp) @ w.values.astype(np.int64)
+    acc32 = acc.astype(np.int32)    # int32 wraps above 2^31, as ONNX Runtime's does
+    want = (acc32.astype(np.float32) * (scale * w.scale).astype(np.float32))
+    np.testing.assert_array_equal(w.product(a), want)
