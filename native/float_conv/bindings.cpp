@@ -45,6 +45,9 @@ void conv(In4 x, In1 wp, std::optional<In1> bias, Out4 y, int kind, int block, i
   a.groups = groups, a.kind = kind, a.block = block;
   if (int64_t(y.shape(0)) != a.n || groups < 1 || a.c % groups || a.m % groups || block < 1)
     throw std::invalid_argument("conv: inconsistent shapes");
+  if (kind < kNchwc || kind > kDepthwise) throw std::invalid_argument("conv: unknown kind");
+  if (kind == kDepthwise && (a.c != groups || a.m != groups))
+    throw std::invalid_argument("conv: depthwise needs one input and output channel per group");
   const int64_t mblocks = (a.m / groups + kLanes - 1) / kLanes;
   if (int64_t(wp.shape(0)) != groups * mblocks * (a.c / groups) * kh * kw * kLanes)
     throw std::invalid_argument("conv: packed weights of the wrong size");

@@ -16,6 +16,7 @@ starts from the addend) or an activation other than Relu (MLAS applies it after 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,25 @@ def pack(w: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(packed).reshape(-1)
 
 
+_packed: dict[tuple[int, int], tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = {}
+
+
+def packed_weights(w: np.ndarray, group: int) -> np.ndarray:
+    """`pack(w, group)`, computed once per array object and its values: a Conv runs the
+    NCHWc kernel only with constant weights (`plan`), the same unchanged object on every run,
+    as ONNX Runtime reorders them once at load; a caller that changes the array in place gets
+    it packed again (its values are compared with a copy kept with the packing)."""
+    key = (id(w), group)
+    hit = _packed.get(key)
+    if hit is not None and hit[0]() is w and np.array_equal(hit[2], w):
+        return hit[1]
+    packed = pack(np.asarray(w, _F), group)
+    if hit is None or hit[0]() is not w:
+        weakref.finalize(w, _packed.pop, key, None)
+    _packed[key] = (weakref.ref(w), packed, np.array(w, copy=True))
+    return packed
+
+
 def _native_isa() -> str | None:
     """The native kernel's instruction set for lowp's active integer path, or None."""
     try:
@@ -176,7 +196,7 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
     if y.size == 0:
         return y
     bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
-    _float_conv.conv(np.ascontiguousarray(x, _F), pack(np.asarray(w, _F), group), bias, y,
+    _float_conv.conv(np.ascontiguousarray(x, _F), packed_weights(w, group), bias, y,
                      KINDS[p.kind], p.block, group, kh, kw, strides[0], strides[1],
                      dilations[0], dilations[1], pads[0], pads[1], isa, threads)
     return y
