@@ -103,10 +103,11 @@ inline Interior interior_columns(const ConvArgs& a) {
   return {lo, std::max(lo, hi)};
 }
 
-// One output row of output blocks [mb0, mb0 + MB) of group g: the block sums over every
-// block of input channels, then the row written with the bias.
-void blocks_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t mb0, int mb,
-                int64_t oy, const Interior& in, float* total) {
+// Output rows [oy0, oy1) of one image, output blocks [mb0, mb0 + MB) of group g: the block
+// sums over every block of input channels (each block's weights run over all the rows
+// before the next block's are read), then the rows written with the bias.
+void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t mb0,
+                 int mb, int64_t oy0, int64_t oy1, const Interior& in, float* total) {
   const int64_t cg = a.c / a.groups, mg = a.m / a.groups;
   const int64_t mblocks = (mg + kLanes - 1) / kLanes;
   const int64_t taps = int64_t(a.kh) * a.kw;
@@ -115,40 +116,46 @@ void blocks_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_
   t.x = xn + g * cg * a.h * a.w;
   t.wblock = cg * taps * kLanes;
   t.w = a.wp + (g * mblocks + mb0) * t.wblock;
-  t.iy0 = oy * a.sh - a.ph;
-  t.ky = inside_taps(t.iy0, a.kh, a.dh, a.h);
   const TapRange all_kx{0, a.kw};
   const auto& tiles = kTiles[mb - 1];
   for (int64_t c0 = 0; c0 < cg; c0 += step) {
     t.c0 = c0, t.c1 = std::min(cg, c0 + step), t.first = c0 == 0;
-    auto border = [&](int64_t ox) {
-      t.ix0 = ox * a.sw - a.pw;
-      t.kx = inside_taps(t.ix0, a.kw, a.dw, a.w);
-      t.total = total + ox * kTotalStride;
-      tiles[0](a, t);
-    };
-    for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
-    t.kx = all_kx;
-    for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
-      const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
-      t.ix0 = ox * a.sw - a.pw;
-      t.total = total + ox * kTotalStride;
-      tiles[np - 1](a, t);
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      float* row_total = total + (oy - oy0) * a.ow * kTotalStride;
+      t.iy0 = oy * a.sh - a.ph;
+      t.ky = inside_taps(t.iy0, a.kh, a.dh, a.h);
+      auto border = [&](int64_t ox) {
+        t.ix0 = ox * a.sw - a.pw;
+        t.kx = inside_taps(t.ix0, a.kw, a.dw, a.w);
+        t.total = row_total + ox * kTotalStride;
+        tiles[0](a, t);
+      };
+      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
+      t.kx = all_kx;
+      for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
+        const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
+        t.ix0 = ox * a.sw - a.pw;
+        t.total = row_total + ox * kTotalStride;
+        tiles[np - 1](a, t);
+      }
+      for (int64_t ox = in.hi; ox < a.ow; ++ox) border(ox);
     }
-    for (int64_t ox = in.hi; ox < a.ow; ++ox) border(ox);
   }
   const int64_t osize = a.oh * a.ow;
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
     for (int64_t j = 0; j < lanes; ++j) {
       const int64_t mo = g * mg + (mb0 + b) * kLanes + j;
-      float* yr = yn + mo * osize + oy * a.ow;
-      const float* src = total + b * kLanes + j;
-      if (a.bias == nullptr) {
-        for (int64_t ox = 0; ox < a.ow; ++ox) yr[ox] = src[ox * kTotalStride];
-      } else {
-        const float bv = a.bias[mo];
-        for (int64_t ox = 0; ox < a.ow; ++ox) yr[ox] = src[ox * kTotalStride] + bv;
+      const bool has_bias = a.bias != nullptr;
+      const float bv = has_bias ? a.bias[mo] : 0.0f;
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        float* yr = yn + mo * osize + oy * a.ow;
+        const float* src = total + (oy - oy0) * a.ow * kTotalStride + b * kLanes + j;
+        if (has_bias) {
+          for (int64_t ox = 0; ox < a.ow; ++ox) yr[ox] = src[ox * kTotalStride] + bv;
+        } else {
+          for (int64_t ox = 0; ox < a.ow; ++ox) yr[ox] = src[ox * kTotalStride];
+        }
       }
     }
   }
@@ -200,24 +207,32 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
 
 }  // namespace
 
+// Output columns whose sums a block of weights runs over before the next block is read
+// (whole rows: 2 of 56 columns, 8 of 14): the weights stay in the first-level cache.
+constexpr int64_t kColumnsPerPass = 112;
+
 void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
   const Interior in = interior_columns(a);
-  std::vector<float> total(a.kind == kDepthwise ? 0 : size_t(a.ow) * kTotalStride);
-  for (int64_t row = row0; row < row1; ++row) {
-    const int64_t ni = row / a.oh, oy = row % a.oh;
+  const int64_t pass_rows = std::max<int64_t>(1, kColumnsPerPass / a.ow);
+  std::vector<float> total(a.kind == kDepthwise ? 0
+                                                : size_t(pass_rows * a.ow) * kTotalStride);
+  for (int64_t row = row0; row < row1;) {
+    const int64_t ni = row / a.oh, oy0 = row % a.oh;
+    const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
     const float* xn = a.x + ni * a.c * a.h * a.w;
     float* yn = a.y + ni * a.m * a.oh * a.ow;
     for (int64_t g = 0; g < a.groups; ++g) {
       if (a.kind == kDepthwise) {
-        depthwise_row(a, xn, yn, g, oy, in);
+        for (int64_t oy = oy0; oy < oy1; ++oy) depthwise_row(a, xn, yn, g, oy, in);
         continue;
       }
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
         const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
-        blocks_row(a, xn, yn, g, mb, n, oy, in, total.data());
+        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total.data());
       }
     }
+    row += oy1 - oy0;
   }
 }
 
