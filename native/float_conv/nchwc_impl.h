@@ -174,7 +174,9 @@ inline float depthwise_column(const ConvArgs& a, const float* xc, const float* w
   return acc;
 }
 
-// One output row of depthwise channel g; with stride 1, 16 interior columns per vector.
+// One output row of depthwise channel g: 16 interior columns per vector (strided columns
+// gathered; the last vector overlaps the one before when the interior is not a multiple of
+// 16), the border columns one at a time.
 void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t oy,
                    const Interior& in) {
   const float* xc = xn + g * a.h * a.w;
@@ -190,17 +192,21 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
   };
   int64_t ox = 0;
   for (; ox < in.lo; ++ox) scalar(ox);
-  if (a.sw == 1) {
-    for (; ox + kLanes <= in.hi; ox += kLanes) {
-      Vec16 acc = Vec16::zero();
-      for (int i = ky.lo; i < ky.hi; ++i) {
-        const float* xr = xc + (iy0 + int64_t(i) * a.dh) * a.w + ox - a.pw;
-        for (int j = 0; j < a.kw; ++j)
-          acc = fma(Vec16::load(xr + int64_t(j) * a.dw),
-                    Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
-      }
-      (has_bias ? add(acc, Vec16::broadcast(bv)) : acc).store(yr + ox);
+  auto vector = [&](int64_t ox0) {
+    Vec16 acc = Vec16::zero();
+    for (int i = ky.lo; i < ky.hi; ++i) {
+      const float* xr = xc + (iy0 + int64_t(i) * a.dh) * a.w + ox0 * a.sw - a.pw;
+      for (int j = 0; j < a.kw; ++j)
+        acc = fma(a.sw == 1 ? Vec16::load(xr + int64_t(j) * a.dw)
+                            : Vec16::load(xr + int64_t(j) * a.dw, a.sw),
+                  Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
     }
+    (has_bias ? add(acc, Vec16::broadcast(bv)) : acc).store(yr + ox0);
+  };
+  if (in.hi - in.lo >= kLanes) {
+    for (; ox + kLanes <= in.hi; ox += kLanes) vector(ox);
+    if (ox < in.hi) vector(in.hi - kLanes);  // the last 16 again: the same values
+    ox = in.hi;
   }
   for (; ox < a.ow; ++ox) scalar(ox);
 }

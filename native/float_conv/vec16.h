@@ -17,6 +17,10 @@ struct Vec16 {
   __m512 v;
   static Vec16 zero() { return {_mm512_setzero_ps()}; }
   static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static Vec16 load(const float* p, int stride) {  // p[0], p[stride], ... p[15 * stride]
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return {_mm512_i32gather_ps(_mm512_mullo_epi32(lane, _mm512_set1_epi32(stride)), p, 4)};
+  }
   static Vec16 broadcast(float s) { return {_mm512_set1_ps(s)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
 };
@@ -30,6 +34,11 @@ struct Vec16 {
   __m256 lo, hi;
   static Vec16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static Vec16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  static Vec16 load(const float* p, int stride) {  // p[0], p[stride], ... p[15 * stride]
+    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride));
+    return {_mm256_i32gather_ps(p, idx, 4), _mm256_i32gather_ps(p + 8 * stride, idx, 4)};
+  }
   static Vec16 broadcast(float s) { return {_mm256_set1_ps(s), _mm256_set1_ps(s)}; }
   void store(float* p) const {
     _mm256_storeu_ps(p, lo);
@@ -52,6 +61,11 @@ struct Vec16 {
   static Vec16 load(const float* p) {
     Vec16 r;
     for (int j = 0; j < 16; ++j) r.v[j] = p[j];
+    return r;
+  }
+  static Vec16 load(const float* p, int stride) {
+    Vec16 r;
+    for (int j = 0; j < 16; ++j) r.v[j] = p[j * stride];
     return r;
   }
   static Vec16 broadcast(float s) {
