@@ -224,3 +224,31 @@ def test_im2col_convolutions_equal_onnxruntime(x_shape: tuple[int, ...],
                                            numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert_engines_agree(model, {"x": x})
+
+
+@needs_native
+def test_the_program_binding_equals_the_module_and_checks_its_dims() -> None:
+    """lowp._native.float_conv_nchwc (the Program step) runs the same kernel as
+    lowp._float_conv.conv; dims that do not match the arrays are refused."""
+    from lowp import _native
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 20, 7, 30)).astype(np.float32)
+    w = rng.standard_normal((40, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    pads, strides, dil = [1, 2, 1, 2], [1, 2], [1, 1]
+    ref = nchwc_conv.reference(x, w, b, nchwc_conv.Plan("nchwc", 16), 1, pads, strides, dil)
+    dims = [2, 20, 7, 30, 40, *ref.shape[2:], nchwc_conv.KINDS["nchwc"], 16, 1, 3, 3, 1, 2,
+            1, 1, 1, 2]
+    for isa in _native_paths():
+        y = np.full(ref.shape, np.nan, np.float32)
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1), dims,
+                                 isa, 2)
+        np.testing.assert_array_equal(y, ref, err_msg=isa)
+    y = np.empty(ref.shape, np.float32)
+    with pytest.raises(ValueError, match="inconsistent"):
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
+                                 [3] + dims[1:], "scalar", 1)
+    with pytest.raises(ValueError, match="18 dims"):
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
+                                 dims[:-1], "scalar", 1)

@@ -180,25 +180,39 @@ def _native_isa() -> str | None:
 
 def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
              pads: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-             threads: int = 0) -> np.ndarray:
-    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy)."""
+             threads: int | None = None) -> np.ndarray:
+    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy).
+    Without `threads`, lowp._native's call on the float kernels' threads
+    (lowp.runtime.native_float: a Program step when replayed); with them, or while the
+    native float kernels are disabled, lowp._float_conv's call of the same kernel
+    (0 threads: all)."""
+    from . import native_float
+
     p = _pointwise(p, w.shape[2:], pads)
     isa = _native_isa()
     if isa is None:
         return reference(x, w, b, p, group, pads, strides, dilations)
     from lowp import _float_conv  # type: ignore[attr-defined]
 
-    n, _, h, wd = x.shape
+    n, c, h, wd = x.shape
     m, _, kh, kw = w.shape
     oh = _out_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
     ow = _out_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
+    bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
+    packed = packed_weights(w, group)
+    if threads is None and n > 0:
+        dims = [n, c, h, wd, m, oh, ow, KINDS[p.kind], p.block, group, kh, kw, strides[0],
+                strides[1], dilations[0], dilations[1], pads[0], pads[1]]
+        y = native_float.conv_nchwc(np.ascontiguousarray(x, _F), packed, bias,
+                                    (n, m, oh, ow), dims, isa)
+        if y is not None:
+            return y
     y = np.empty((n, m, oh, ow), _F)
     if y.size == 0:
         return y
-    bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
-    _float_conv.conv(np.ascontiguousarray(x, _F), packed_weights(w, group), bias, y,
-                     KINDS[p.kind], p.block, group, kh, kw, strides[0], strides[1],
-                     dilations[0], dilations[1], pads[0], pads[1], isa, threads)
+    _float_conv.conv(np.ascontiguousarray(x, _F), packed, bias, y, KINDS[p.kind], p.block,
+                     group, kh, kw, strides[0], strides[1], dilations[0], dilations[1],
+                     pads[0], pads[1], isa, threads or 0)
     return y
 
 
