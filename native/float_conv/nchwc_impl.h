@@ -5,7 +5,8 @@
 // kTileColumns columns (one fma chain per column and lane, in the block's tap and channel
 // order) and is added into the row's totals; the bias is added as the row is written.
 // Columns whose taps all fall inside the input run without checks; the few at the borders
-// run one at a time over the taps that fall inside (the range nchwc.h's skipping leaves).
+// run side by side, each over the taps that fall inside (the range nchwc.h's skipping
+// leaves).
 // Depthwise convolutions put 16 columns in the lanes instead (one chain per column).
 #include <algorithm>
 #include <array>
@@ -91,6 +92,67 @@ constexpr std::array<std::array<TileFn, kTileColumns>, sizeof...(B)> tile_table(
 }
 constexpr auto kTiles = tile_table(std::make_index_sequence<kTileBlocks>{});
 
+// Up to kBorderColumns columns at the borders of one row, each with its own first input
+// column and its own range of kernel columns inside the input (t.ix0, t.kx and t.total
+// unused): one chain per column and lane over its taps, in the same order, side by side so
+// that their latencies overlap.
+constexpr int kBorderColumns = 4;
+
+struct Border {
+  int64_t ix0[kBorderColumns];
+  TapRange kx[kBorderColumns];
+  float* total[kBorderColumns];
+};
+
+template <int P, int MB>
+void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
+  Vec16 acc[P][MB];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < MB; ++b) acc[p][b] = Vec16::zero();
+  const int64_t hw = a.h * a.w, taps = int64_t(a.kh) * a.kw;
+  for (int ky = t.ky.lo; ky < t.ky.hi; ++ky) {
+    const int64_t row = (t.iy0 + int64_t(ky) * a.dh) * a.w;
+    for (int kx = 0; kx < a.kw; ++kx) {
+      bool inside[P];
+      int64_t at[P];
+      for (int p = 0; p < P; ++p) {
+        inside[p] = kx >= e.kx[p].lo && kx < e.kx[p].hi;
+        at[p] = row + e.ix0[p] + int64_t(kx) * a.dw;
+      }
+      const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
+      for (int64_t c = t.c0; c < t.c1; ++c) {
+        const float* wc = wp + c * taps * kLanes;
+        Vec16 wv[MB];
+        for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
+        for (int p = 0; p < P; ++p) {
+          if (!inside[p]) continue;
+          const Vec16 xv = Vec16::broadcast(t.x[c * hw + at[p]]);
+          for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    for (int b = 0; b < MB; ++b) {
+      float* out = e.total[p] + b * kLanes;
+      (t.first ? acc[p][b] : add(acc[p][b], Vec16::load(out))).store(out);
+    }
+  }
+}
+
+using BorderFn = void (*)(const ConvArgs&, const Tile&, const Border&);
+
+template <int MB, std::size_t... I>
+constexpr std::array<BorderFn, sizeof...(I)> borders_of(std::index_sequence<I...>) {
+  return {{&run_border<int(I) + 1, MB>...}};
+}
+template <std::size_t... B>
+constexpr std::array<std::array<BorderFn, kBorderColumns>, sizeof...(B)> border_table(
+    std::index_sequence<B...>) {
+  return {{borders_of<int(B) + 1>(std::make_index_sequence<kBorderColumns>{})...}};
+}
+constexpr auto kBorders = border_table(std::make_index_sequence<kTileBlocks>{});
+
 // Columns [lo, hi) of the interior whose taps all fall inside the input.
 struct Interior {
   int64_t lo, hi;
@@ -118,19 +180,27 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   t.w = a.wp + (g * mblocks + mb0) * t.wblock;
   const TapRange all_kx{0, a.kw};
   const auto& tiles = kTiles[mb - 1];
+  const auto& borders = kBorders[mb - 1];
   for (int64_t c0 = 0; c0 < cg; c0 += step) {
     t.c0 = c0, t.c1 = std::min(cg, c0 + step), t.first = c0 == 0;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       float* row_total = total + (oy - oy0) * a.ow * kTotalStride;
       t.iy0 = oy * a.sh - a.ph;
       t.ky = inside_taps(t.iy0, a.kh, a.dh, a.h);
+      Border e;
+      int count = 0;
       auto border = [&](int64_t ox) {
-        t.ix0 = ox * a.sw - a.pw;
-        t.kx = inside_taps(t.ix0, a.kw, a.dw, a.w);
-        t.total = row_total + ox * kTotalStride;
-        tiles[0](a, t);
+        e.ix0[count] = ox * a.sw - a.pw;
+        e.kx[count] = inside_taps(e.ix0[count], a.kw, a.dw, a.w);
+        e.total[count] = row_total + ox * kTotalStride;
+        if (++count == kBorderColumns) {
+          borders[count - 1](a, t, e);
+          count = 0;
+        }
       };
       for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
+      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
+      if (count > 0) borders[count - 1](a, t, e);
       t.kx = all_kx;
       for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
         const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
@@ -138,7 +208,6 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
         t.total = row_total + ox * kTotalStride;
         tiles[np - 1](a, t);
       }
-      for (int64_t ox = in.hi; ox < a.ow; ++ox) border(ox);
     }
   }
   const int64_t osize = a.oh * a.ow;
