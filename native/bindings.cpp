@@ -26,6 +26,9 @@
 #include "float_log.h"
 #include "float_col2im.h"
 #include "float_im2col.h"
+#ifdef LOWP_FLOAT_CONV_NCHWC
+#include "float_conv/nchwc.h"
+#endif
 #include "float_norm.h"
 #include "float_reduce.h"
 #include "gather.h"
@@ -548,6 +551,27 @@ lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloat
   return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
+#ifdef LOWP_FLOAT_CONV_NCHWC
+lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bias, OutFloats y,
+                                   const std::vector<int64_t>& dims, const std::string& isa,
+                                   int threads) {
+  // dims: n, c, h, w, m, oh, ow, kind, block, groups, kh, kw, sh, sw, dh, dw, ph, pw
+  // (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
+  if (dims.size() != 18) throw std::invalid_argument("float_conv_nchwc needs 18 dims");
+  lowp_fconv::ConvArgs a;
+  a.n = dims[0], a.c = dims[1], a.h = dims[2], a.w = dims[3];
+  a.m = dims[4], a.oh = dims[5], a.ow = dims[6];
+  int* fields[] = {&a.kind, &a.block, &a.groups, &a.kh, &a.kw, &a.sh, &a.sw, &a.dh, &a.dw,
+                   &a.ph, &a.pw};
+  for (size_t i = 0; i < 11; ++i) *fields[i] = int(dims[7 + i]);
+  lowp_fconv::check(a, int64_t(x.size()), int64_t(wp.size()),
+                    bias ? int64_t(bias->size()) : -1, int64_t(y.size()));
+  const lowp_fconv::RowsFn rows = lowp_fconv::rows_for(isa);
+  a.x = x.data(), a.wp = wp.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  return [x, wp, bias, y, a, rows, threads] { lowp_fconv::run(a, rows, threads); };
+}
+#endif
+
 lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bias, OutFloats y,
                                     std::optional<OutFloats> cols,
                                     const std::vector<int64_t>& dims, int threads) {
@@ -1045,6 +1069,10 @@ NB_MODULE(_native, m) {
              "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
              "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1);
+#ifdef LOWP_FLOAT_CONV_NCHWC
+  def_kernel(m, program, "float_conv_nchwc", &make_float_conv_nchwc, "x"_a, "wp"_a,
+             "bias"_a.none(), "y"_a, "dims"_a, "isa"_a, "threads"_a = 1);
+#endif
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,

@@ -14,6 +14,7 @@
 // the same fused multiply-adds in the same order, so all paths are bit-identical.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace lowp_fconv {
 
@@ -37,5 +38,13 @@ using RowsFn = void (*)(const ConvArgs& a, int64_t row0, int64_t row1);
 void rows_scalar(const ConvArgs& a, int64_t row0, int64_t row1);
 void rows_avx2(const ConvArgs& a, int64_t row0, int64_t row1);
 void rows_avx512(const ConvArgs& a, int64_t row0, int64_t row1);
+
+// nchwc_run.cpp: the rows function of a path ("scalar", "avx2", "avx512"); the checks of
+// the arguments against the arrays' sizes (bias_size -1: no bias), throwing
+// std::invalid_argument; all rows on `threads` threads (0: all).
+RowsFn rows_for(const std::string& isa);
+void check(const ConvArgs& a, int64_t x_size, int64_t wp_size, int64_t bias_size,
+           int64_t y_size);
+void run(const ConvArgs& a, RowsFn rows, int threads);
 
 }  // namespace lowp_fconv

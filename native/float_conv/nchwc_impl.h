@@ -1,92 +1,317 @@
 // The one implementation of nchwc.h's order, compiled once per instruction set (the
-// including file names the function). Plain loops over 16 output-channel lanes with
-// std::fma: the compiler vectorizes them where the target has FMA; the result is the same
-// everywhere (each lane is one IEEE fused multiply-add chain).
+// including file names the function; vec16.h picks the vectors and the register tile from
+// its flags). Per output row, per group and per tile of kTileBlocks 16-lane output-channel
+// blocks, every block of input channels runs over the row's columns as register tiles of
+// kTileColumns columns (one fma chain per column and lane, in the block's tap and channel
+// order) and is added into the row's totals; the bias is added as the row is written.
+// Columns whose taps all fall inside the input run without checks; the few at the borders
+// run side by side, each over the taps that fall inside (the range nchwc.h's skipping
+// leaves).
+// Depthwise convolutions put 16 columns in the lanes instead (one chain per column).
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "nchwc.h"
+#include "vec16.h"
 
 namespace lowp_fconv {
 namespace {
 
-inline void fma_lanes(float* acc, float xv, const float* wv) {
-  for (int j = 0; j < kLanes; ++j) acc[j] = std::fma(xv, wv[j], acc[j]);
+// Taps k in [lo, hi) of a kernel of `k` taps, dilation `d`, whose input index
+// base + k * d falls in [0, size).
+struct TapRange {
+  int lo, hi;
+};
+
+inline TapRange inside_taps(int64_t base, int k, int d, int64_t size) {
+  const int64_t lo = base >= 0 ? 0 : (-base + d - 1) / d;
+  const int64_t hi = base > size - 1 ? 0 : (size - 1 - base) / d + 1;
+  const int l = int(std::min<int64_t>(lo, k));
+  return {l, int(std::max<int64_t>(l, std::min<int64_t>(hi, k)))};
 }
 
-constexpr int kPositions = 8;  // output columns in flight (independent fma chains)
+// One register tile: columns whose first tap reads input column ix0 (then + sw per column),
+// taps [ky, kx ranges) of block [c0, c1) of input channels.
+struct Tile {
+  const float* x;   // the group's channel 0 of this image
+  const float* w;   // packed weights of the first output block of the tile
+  int64_t wblock;   // floats between consecutive output blocks' weights
+  int64_t iy0, ix0, c0, c1;
+  TapRange ky, kx;
+  bool first;       // the row's first block of input channels: store, else add
+  float* total;     // (columns, kTileBlocks * kLanes) sums of the blocks so far
+};
 
-// Up to kPositions output columns ox0.. of one output row: the partial sums of the blocks of
-// input channels of group `g` for output lanes [mb * 16, mb * 16 + 16), combined into
-// total[p]. Each column keeps its own chains, in nchwc.h's order.
-inline void columns(const ConvArgs& a, const float* xn, int64_t g, int64_t mb, int64_t oy,
-                    int64_t ox0, int np, float (*total)[kLanes]) {
-  const int64_t cg = a.c / a.groups;
-  const float* wg = a.wp + ((g * ((a.m / a.groups + kLanes - 1) / kLanes) + mb) * cg) *
-                               a.kh * a.kw * kLanes;
-  const int64_t step = a.kind == kPointwise ? 128 : (a.kind == kNchw ? 1 : a.block);
-  const int64_t iy0 = oy * a.sh - a.ph;
-  bool first = true;
-  for (int64_t c0 = 0; c0 < cg; c0 += step) {
-    const int64_t c1 = std::min(cg, c0 + step);
-    float acc[kPositions][kLanes] = {};
-    for (int ky = 0; ky < a.kh; ++ky) {
-      const int64_t iy = iy0 + int64_t(ky) * a.dh;
-      if (iy < 0 || iy >= a.h) continue;
-      for (int kx = 0; kx < a.kw; ++kx) {
-        int64_t ix[kPositions];
-        bool inside[kPositions];
-        for (int p = 0; p < np; ++p) {
-          ix[p] = (ox0 + p) * a.sw - a.pw + int64_t(kx) * a.dw;
-          inside[p] = ix[p] >= 0 && ix[p] < a.w;
-        }
-        for (int64_t c = c0; c < c1; ++c) {
-          const float* row = xn + ((g * cg + c) * a.h + iy) * a.w;
-          const float* wv = wg + ((c * a.kh + ky) * a.kw + kx) * kLanes;
-          for (int p = 0; p < np; ++p)
-            if (inside[p]) fma_lanes(acc[p], row[ix[p]], wv);
+constexpr int kTotalStride = kTileBlocks * kLanes;
+
+template <int P, int MB>
+void run_tile(const ConvArgs& a, const Tile& t) {
+  Vec16 acc[P][MB];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < MB; ++b) acc[p][b] = Vec16::zero();
+  const int64_t hw = a.h * a.w, taps = int64_t(a.kh) * a.kw, sw = a.sw;
+  for (int ky = t.ky.lo; ky < t.ky.hi; ++ky) {
+    const int64_t row = (t.iy0 + int64_t(ky) * a.dh) * a.w + t.ix0;
+    for (int kx = t.kx.lo; kx < t.kx.hi; ++kx) {
+      const float* xp = t.x + row + int64_t(kx) * a.dw;
+      const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
+      for (int64_t c = t.c0; c < t.c1; ++c) {
+        const float* xc = xp + c * hw;
+        const float* wc = wp + c * taps * kLanes;
+        Vec16 wv[MB];
+        for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
+        for (int p = 0; p < P; ++p) {
+          const Vec16 xv = Vec16::broadcast(xc[p * sw]);
+          for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
         }
       }
     }
-    for (int p = 0; p < np; ++p) {
-      if (first) {
-        std::copy(acc[p], acc[p] + kLanes, total[p]);
-      } else {
-        for (int j = 0; j < kLanes; ++j) total[p][j] = acc[p][j] + total[p][j];
-      }
-    }
-    first = false;
   }
+  for (int p = 0; p < P; ++p) {
+    for (int b = 0; b < MB; ++b) {
+      float* out = t.total + p * kTotalStride + b * kLanes;
+      (t.first ? acc[p][b] : add(acc[p][b], Vec16::load(out))).store(out);
+    }
+  }
+}
+
+using TileFn = void (*)(const ConvArgs&, const Tile&);
+
+// kTiles[MB - 1][P - 1] = run_tile<P, MB>.
+template <int MB, std::size_t... I>
+constexpr std::array<TileFn, sizeof...(I)> tiles_of(std::index_sequence<I...>) {
+  return {{&run_tile<int(I) + 1, MB>...}};
+}
+template <std::size_t... B>
+constexpr std::array<std::array<TileFn, kTileColumns>, sizeof...(B)> tile_table(
+    std::index_sequence<B...>) {
+  return {{tiles_of<int(B) + 1>(std::make_index_sequence<kTileColumns>{})...}};
+}
+constexpr auto kTiles = tile_table(std::make_index_sequence<kTileBlocks>{});
+
+// Up to kBorderColumns columns at the borders of one row, each with its own first input
+// column and its own range of kernel columns inside the input (t.ix0, t.kx and t.total
+// unused): one chain per column and lane over its taps, in the same order, side by side so
+// that their latencies overlap.
+constexpr int kBorderColumns = 4;
+
+struct Border {
+  int64_t ix0[kBorderColumns];
+  TapRange kx[kBorderColumns];
+  float* total[kBorderColumns];
+};
+
+template <int P, int MB>
+void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
+  Vec16 acc[P][MB];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < MB; ++b) acc[p][b] = Vec16::zero();
+  const int64_t hw = a.h * a.w, taps = int64_t(a.kh) * a.kw;
+  for (int ky = t.ky.lo; ky < t.ky.hi; ++ky) {
+    const int64_t row = (t.iy0 + int64_t(ky) * a.dh) * a.w;
+    for (int kx = 0; kx < a.kw; ++kx) {
+      bool inside[P];
+      int64_t at[P];
+      for (int p = 0; p < P; ++p) {
+        inside[p] = kx >= e.kx[p].lo && kx < e.kx[p].hi;
+        at[p] = row + e.ix0[p] + int64_t(kx) * a.dw;
+      }
+      const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
+      for (int64_t c = t.c0; c < t.c1; ++c) {
+        const float* wc = wp + c * taps * kLanes;
+        Vec16 wv[MB];
+        for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
+        for (int p = 0; p < P; ++p) {
+          if (!inside[p]) continue;
+          const Vec16 xv = Vec16::broadcast(t.x[c * hw + at[p]]);
+          for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    for (int b = 0; b < MB; ++b) {
+      float* out = e.total[p] + b * kLanes;
+      (t.first ? acc[p][b] : add(acc[p][b], Vec16::load(out))).store(out);
+    }
+  }
+}
+
+using BorderFn = void (*)(const ConvArgs&, const Tile&, const Border&);
+
+template <int MB, std::size_t... I>
+constexpr std::array<BorderFn, sizeof...(I)> borders_of(std::index_sequence<I...>) {
+  return {{&run_border<int(I) + 1, MB>...}};
+}
+template <std::size_t... B>
+constexpr std::array<std::array<BorderFn, kBorderColumns>, sizeof...(B)> border_table(
+    std::index_sequence<B...>) {
+  return {{borders_of<int(B) + 1>(std::make_index_sequence<kBorderColumns>{})...}};
+}
+constexpr auto kBorders = border_table(std::make_index_sequence<kTileBlocks>{});
+
+// Columns [lo, hi) of the interior whose taps all fall inside the input.
+struct Interior {
+  int64_t lo, hi;
+};
+
+inline Interior interior_columns(const ConvArgs& a) {
+  const int64_t lo = std::min<int64_t>(a.ow, (a.pw + a.sw - 1) / a.sw);
+  const int64_t last = a.w - 1 + a.pw - int64_t(a.kw - 1) * a.dw;  // largest first column
+  const int64_t hi = last < 0 ? 0 : std::min<int64_t>(a.ow, last / a.sw + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+// Output rows [oy0, oy1) of one image, output blocks [mb0, mb0 + MB) of group g: the block
+// sums over every block of input channels (each block's weights run over all the rows
+// before the next block's are read), then the rows written with the bias.
+void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t mb0,
+                 int mb, int64_t oy0, int64_t oy1, const Interior& in, float* total) {
+  const int64_t cg = a.c / a.groups, mg = a.m / a.groups;
+  const int64_t mblocks = (mg + kLanes - 1) / kLanes;
+  const int64_t taps = int64_t(a.kh) * a.kw;
+  const int64_t step = a.kind == kPointwise ? 128 : (a.kind == kNchw ? 1 : a.block);
+  Tile t;
+  t.x = xn + g * cg * a.h * a.w;
+  t.wblock = cg * taps * kLanes;
+  t.w = a.wp + (g * mblocks + mb0) * t.wblock;
+  const TapRange all_kx{0, a.kw};
+  const auto& tiles = kTiles[mb - 1];
+  const auto& borders = kBorders[mb - 1];
+  for (int64_t c0 = 0; c0 < cg; c0 += step) {
+    t.c0 = c0, t.c1 = std::min(cg, c0 + step), t.first = c0 == 0;
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      float* row_total = total + (oy - oy0) * a.ow * kTotalStride;
+      t.iy0 = oy * a.sh - a.ph;
+      t.ky = inside_taps(t.iy0, a.kh, a.dh, a.h);
+      Border e;
+      int count = 0;
+      auto border = [&](int64_t ox) {
+        e.ix0[count] = ox * a.sw - a.pw;
+        e.kx[count] = inside_taps(e.ix0[count], a.kw, a.dw, a.w);
+        e.total[count] = row_total + ox * kTotalStride;
+        if (++count == kBorderColumns) {
+          borders[count - 1](a, t, e);
+          count = 0;
+        }
+      };
+      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
+      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
+      if (count > 0) borders[count - 1](a, t, e);
+      t.kx = all_kx;
+      for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
+        const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
+        t.ix0 = ox * a.sw - a.pw;
+        t.total = row_total + ox * kTotalStride;
+        tiles[np - 1](a, t);
+      }
+    }
+  }
+  const int64_t osize = a.oh * a.ow;
+  for (int b = 0; b < mb; ++b) {
+    const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
+    for (int64_t j = 0; j < lanes; ++j) {
+      const int64_t mo = g * mg + (mb0 + b) * kLanes + j;
+      const bool has_bias = a.bias != nullptr;
+      const float bv = has_bias ? a.bias[mo] : 0.0f;
+      // the rows' totals of this channel are contiguous in y: 16 columns per gather
+      float* yr = yn + mo * osize + oy0 * a.ow;
+      const float* src = total + b * kLanes + j;
+      const int64_t count = (oy1 - oy0) * a.ow;
+      int64_t i = 0;
+      for (; i + kLanes <= count; i += kLanes) {
+        const Vec16 v = Vec16::load(src + i * kTotalStride, kTotalStride);
+        (has_bias ? add(v, Vec16::broadcast(bv)) : v).store(yr + i);
+      }
+      for (; i < count; ++i) {
+        const float v = src[i * kTotalStride];
+        yr[i] = has_bias ? v + bv : v;
+      }
+    }
+  }
+}
+
+// One column of a depthwise convolution: one chain over the taps inside, then the bias.
+inline float depthwise_column(const ConvArgs& a, const float* xc, const float* wc,
+                              int64_t iy0, TapRange ky, int64_t ox) {
+  const int64_t ix0 = ox * a.sw - a.pw;
+  const TapRange kx = inside_taps(ix0, a.kw, a.dw, a.w);
+  float acc = 0.0f;
+  for (int i = ky.lo; i < ky.hi; ++i)
+    for (int j = kx.lo; j < kx.hi; ++j)
+      acc = std::fma(xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw],
+                     wc[(int64_t(i) * a.kw + j) * kLanes], acc);
+  return acc;
+}
+
+// One output row of depthwise channel g: 16 interior columns per vector (strided columns
+// gathered; the last vector overlaps the one before when the interior is not a multiple of
+// 16), the border columns one at a time.
+void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t oy,
+                   const Interior& in) {
+  const float* xc = xn + g * a.h * a.w;
+  const float* wc = a.wp + g * int64_t(a.kh) * a.kw * kLanes;  // lane 0 of each tap
+  float* yr = yn + g * a.oh * a.ow + oy * a.ow;
+  const int64_t iy0 = oy * a.sh - a.ph;
+  const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h);
+  const bool has_bias = a.bias != nullptr;
+  const float bv = has_bias ? a.bias[g] : 0.0f;
+  auto scalar = [&](int64_t ox) {
+    const float v = depthwise_column(a, xc, wc, iy0, ky, ox);
+    yr[ox] = has_bias ? v + bv : v;
+  };
+  int64_t ox = 0;
+  for (; ox < in.lo; ++ox) scalar(ox);
+  auto vector = [&](int64_t ox0) {
+    Vec16 acc = Vec16::zero();
+    for (int i = ky.lo; i < ky.hi; ++i) {
+      const float* xr = xc + (iy0 + int64_t(i) * a.dh) * a.w + ox0 * a.sw - a.pw;
+      for (int j = 0; j < a.kw; ++j)
+        acc = fma(a.sw == 1 ? Vec16::load(xr + int64_t(j) * a.dw)
+                            : Vec16::load(xr + int64_t(j) * a.dw, a.sw),
+                  Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
+    }
+    (has_bias ? add(acc, Vec16::broadcast(bv)) : acc).store(yr + ox0);
+  };
+  if (in.hi - in.lo >= kLanes) {
+    for (; ox + kLanes <= in.hi; ox += kLanes) vector(ox);
+    if (ox < in.hi) vector(in.hi - kLanes);  // the last 16 again: the same values
+    ox = in.hi;
+  }
+  for (; ox < a.ow; ++ox) scalar(ox);
 }
 
 }  // namespace
 
+// Output columns whose sums a block of weights runs over before the next block is read
+// (whole rows: 2 of 56 columns, 8 of 14): the weights stay in the first-level cache.
+constexpr int64_t kColumnsPerPass = 112;
+
 void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
-  const int64_t mg = a.m / a.groups;
-  const int64_t mblocks = (mg + kLanes - 1) / kLanes;
-  const int64_t osize = a.oh * a.ow;
-  float total[kPositions][kLanes];
-  for (int64_t row = row0; row < row1; ++row) {
-    const int64_t ni = row / a.oh, oy = row % a.oh;
+  const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
+  const Interior in = interior_columns(a);
+  const int64_t pass_rows = std::max<int64_t>(1, kColumnsPerPass / a.ow);
+  std::vector<float> total(a.kind == kDepthwise ? 0
+                                                : size_t(pass_rows * a.ow) * kTotalStride);
+  for (int64_t row = row0; row < row1;) {
+    const int64_t ni = row / a.oh, oy0 = row % a.oh;
+    const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
     const float* xn = a.x + ni * a.c * a.h * a.w;
-    float* yn = a.y + ni * a.m * osize;
+    float* yn = a.y + ni * a.m * a.oh * a.ow;
     for (int64_t g = 0; g < a.groups; ++g) {
-      for (int64_t mb = 0; mb < mblocks; ++mb) {
-        const int64_t lanes = std::min<int64_t>(kLanes, mg - mb * kLanes);
-        for (int64_t ox = 0; ox < a.ow; ox += kPositions) {
-          const int np = int(std::min<int64_t>(kPositions, a.ow - ox));
-          columns(a, xn, g, mb, oy, ox, np, total);
-          for (int p = 0; p < np; ++p) {
-            for (int64_t j = 0; j < lanes; ++j) {
-              const int64_t mo = g * mg + mb * kLanes + j;
-              float v = total[p][j];
-              if (a.bias != nullptr) v = v + a.bias[mo];
-              yn[mo * osize + oy * a.ow + ox + p] = v;
-            }
-          }
-        }
+      if (a.kind == kDepthwise) {
+        for (int64_t oy = oy0; oy < oy1; ++oy) depthwise_row(a, xn, yn, g, oy, in);
+        continue;
+      }
+      for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
+        const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
+        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total.data());
       }
     }
+    row += oy1 - oy0;
   }
 }
 

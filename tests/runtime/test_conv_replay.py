@@ -1,7 +1,7 @@
 """A float Conv that ONNX Runtime runs as im2col + MLAS SGEMM (1-D, 2-D with weights it does
-not take to NCHWc, 3-D), between float Relus as lowp's QDQ file leaves silero_vad's encoder
-Conv, is replayed inside a native Program from the third run on, with ONNX Runtime's outputs
-bit for bit on every run."""
+not take to NCHWc, 3-D) or with its NCHWc kernels (2-D), between float Relus as lowp's QDQ
+file leaves silero_vad's encoder Conv, is replayed inside a native Program from the third run
+on, with ONNX Runtime's outputs bit for bit on every run."""
 
 from __future__ import annotations
 
@@ -55,6 +55,14 @@ CASES = {
     "2-D that ONNX Runtime keeps in NCHW": (
         [1, 18, 6, 5], (8, 18, 3, 3), True, {"pads": [1, 1, 1, 1], "strides": [1, 2]}),
     "3-D": ([1, 3, 5, 6, 7], (4, 3, 2, 3, 2), True, {"pads": [0, 1, 1, 1, 0, 0]}),
+    # 2-D ones ONNX Runtime takes to its NCHWc kernels (lowp.runtime.nchwc_conv)
+    "2-D in the NCHWc order": (
+        [2, 32, 9, 20], (48, 32, 3, 3), True, {"pads": [1, 1, 1, 1]}),
+    "2-D depthwise in the NCHWc order": (
+        [1, 32, 7, 21], (32, 1, 3, 3), False, {"pads": [1, 1, 1, 1], "strides": [1, 2],
+                                                "group": 32}),
+    "2-D image stem in the NCHWc order": (
+        [1, 3, 12, 12], (16, 3, 3, 3), True, {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
 }
 
 

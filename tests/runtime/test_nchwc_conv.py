@@ -71,27 +71,43 @@ def test_plan_follows_the_layout_transformer() -> None:
     assert plan((1, 12, 8, 8), (12, 1, 3, 3), 12, True, True) is None   # 12 % block
 
 
+ISAS = ("scalar", "avx2", "avx512")
+
+
+def _native_paths() -> list[str]:
+    return [isa for isa in ISAS if isa != "avx512" or nchwc_conv.block_size() == 16]
+
+
 @st.composite
 def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int,
-                                     list[int], list[int], list[int], str]:
+                                     list[int], list[int], list[int], str, int]:
+    """Convolutions of every kind, with rows wide enough for several register tiles of
+    columns (12 on AVX-512, 6 on AVX2, 4 in the scalar code) and their remainders, output
+    channels over one to five 16-lane blocks (the tiles take two blocks on AVX-512), borders
+    of padding taps on both sides, strides and dilations."""
     kind = draw(st.sampled_from(["nchwc", "pointwise", "nchw", "depthwise"]))
+    block = draw(st.sampled_from([8, 16]))
     group = 1
-    block = 8
     if kind == "depthwise":
         c = m = group = 8 * draw(st.integers(1, 3))
         cg, k = 1, draw(st.integers(1, 4))
     elif kind == "nchw":
-        c, m, k = draw(st.integers(1, 7)), draw(st.integers(1, 20)), draw(st.integers(1, 4))
+        c, m, k = draw(st.integers(1, 7)), draw(st.integers(1, 80)), draw(st.integers(1, 4))
         cg = c
     else:
         group = draw(st.sampled_from([1, 2])) if kind == "nchwc" else 1
         cg = block * draw(st.integers(1, 3)) if kind == "nchwc" else draw(st.integers(1, 300))
-        c, m = cg * group, group * 8 * draw(st.integers(1, 3))
+        c, m = cg * group, group * 8 * draw(st.integers(1, 10))
+        if kind == "nchwc":
+            cg -= draw(st.integers(0, 3)) if group == 1 else 0   # a partial last block
+            c = cg * group
         k = 1 if kind == "pointwise" else draw(st.integers(1, 4))
     n = draw(st.integers(0, 2))
-    h, w = draw(st.integers(k, k + 6)), draw(st.integers(k, k + 6))
+    h, w = draw(st.integers(k, k + 6)), draw(st.integers(k, k + 40))
     pads = [0] * 4 if kind == "pointwise" else [draw(st.integers(0, 2)) for _ in range(4)]
     strides = [draw(st.integers(1, 3)) for _ in range(2)]
+    if draw(st.booleans()):
+        strides[1] = 1          # depthwise runs stride-1 rows in vectors of columns
     dil = [1, 1] if k == 1 else [draw(st.integers(1, 2)) for _ in range(2)]
     if any((s_ + a + b_ - (k - 1) * d - 1) < 0 for s_, a, b_, d in
            ((h, pads[0], pads[2], dil[0]), (w, pads[1], pads[3], dil[1]))):
@@ -100,27 +116,90 @@ def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, 
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((m, cg, k, k)).astype(np.float32)
     b = rng.standard_normal(m).astype(np.float32) if draw(st.booleans()) else None
-    return x, wt, b, group, pads, strides, dil, kind
+    return x, wt, b, group, pads, strides, dil, kind, block
 
 
-@pytest.mark.skipif(nchwc_conv._native_isa() is None, reason="native module not built")
-@settings(max_examples=60, deadline=None)
-@given(_convs())
-def test_native_equals_reference_on_every_path(case: tuple) -> None:  # type: ignore[type-arg]
+def _native(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group: int, pads: list[int],
+            strides: list[int], dil: list[int], kind: str, block: int, isa: str,
+            threads: int, out_shape: tuple[int, ...]) -> np.ndarray:
     from lowp import _float_conv
 
-    x, w, b, group, pads, strides, dil, kind = case
-    plan = nchwc_conv.Plan(kind, 8)
+    y = np.full(out_shape, np.nan, np.float32)
+    _float_conv.conv(x, nchwc_conv.pack(w, group), b, y, nchwc_conv.KINDS[kind], block, group,
+                     w.shape[2], w.shape[3], strides[0], strides[1], dil[0], dil[1], pads[0],
+                     pads[1], isa, threads)
+    return y
+
+
+needs_native = pytest.mark.skipif(nchwc_conv._native_isa() is None,
+                                  reason="native module not built")
+
+
+@needs_native
+@settings(max_examples=80, deadline=None)
+@given(_convs())
+def test_native_equals_reference_on_every_path(case: tuple) -> None:  # type: ignore[type-arg]
+    x, w, b, group, pads, strides, dil, kind, block = case
+    plan = nchwc_conv.Plan(kind, block)
     ref = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil)
-    for isa in ("scalar", "avx2", "avx512"):
-        if isa == "avx512" and not nchwc_conv.block_size() == 16:
-            continue
-        y = np.empty_like(ref)
-        if y.size:
-            _float_conv.conv(x, nchwc_conv.pack(w, group), b, y, nchwc_conv.KINDS[kind], 8,
-                             group, w.shape[2], w.shape[3], strides[0], strides[1], dil[0],
-                             dil[1], pads[0], pads[1], isa, 2)
-        np.testing.assert_array_equal(y, ref, err_msg=f"{isa} {kind}")
+    for isa in _native_paths():
+        for threads in (1, 2):
+            y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, threads,
+                        ref.shape)
+            np.testing.assert_array_equal(y, ref, err_msg=f"{isa} {kind} {threads} threads")
+
+
+@needs_native
+@pytest.mark.parametrize("kind,c,m,k,group,pads,strides,dil", [
+    ("nchwc", 32, 80, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),   # 5 output blocks: pairs + one
+    ("nchwc", 16, 48, 3, 1, [2, 0, 0, 3], [1, 2], [2, 1]),   # uneven borders, strided rows
+    ("nchwc", 20, 40, 5, 1, [2, 2, 2, 2], [1, 1], [1, 1]),   # partial block, 5x5
+    ("nchwc", 32, 64, 3, 2, [1, 1, 1, 1], [1, 1], [1, 1]),   # grouped
+    ("nchwc", 16, 16, 3, 1, [5, 5, 5, 5], [1, 1], [1, 1]),   # columns with no tap inside
+    ("pointwise", 300, 40, 1, 1, [0, 0, 0, 0], [1, 1], [1, 1]),  # three 128-channel chunks
+    ("nchw", 3, 32, 3, 1, [1, 1, 1, 1], [2, 2], [1, 1]),     # an image stem
+    ("depthwise", 16, 16, 3, 16, [1, 1, 1, 1], [1, 1], [1, 1]),
+    ("depthwise", 16, 16, 5, 16, [2, 2, 2, 2], [1, 1], [2, 2]),
+    ("depthwise", 16, 16, 3, 16, [1, 1, 1, 1], [2, 2], [1, 1]),
+])
+def test_native_equals_reference_on_wide_rows(kind: str, c: int, m: int, k: int, group: int,
+                                              pads: list[int], strides: list[int],
+                                              dil: list[int]) -> None:
+    """Rows of 53 columns: full register tiles and every remainder between the borders;
+    signed zeros in the input (a chain of -0 products stays -0 only in order)."""
+    rng = np.random.default_rng(c * m + k)
+    x = rng.standard_normal((2, c, 9, 53)).astype(np.float32)
+    x[:, :, ::3, ::2] = -0.0
+    w = rng.standard_normal((m, c // group, k, k)).astype(np.float32)
+    w[::4] = -0.0
+    b = rng.standard_normal(m).astype(np.float32)
+    for block in (8, 16):
+        ref = nchwc_conv.reference(x, w, b, nchwc_conv.Plan(kind, block), group, pads,
+                                   strides, dil)
+        for isa in _native_paths():
+            y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, 2, ref.shape)
+            np.testing.assert_array_equal(y, ref, err_msg=f"{isa} block {block}")
+
+
+@needs_native
+def test_native_rejects_a_depthwise_kind_of_other_shapes() -> None:
+    x = np.zeros((1, 16, 5, 5), np.float32)
+    w = np.zeros((32, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="depthwise"):
+        _native(x, w, None, 16, [1, 1, 1, 1], [1, 1], [1, 1], "depthwise", 16, "scalar", 1,
+                (1, 32, 5, 5))
+
+
+def test_weights_are_packed_once_per_array_and_again_after_a_change() -> None:
+    w = np.random.default_rng(0).standard_normal((24, 8, 3, 3)).astype(np.float32)
+    first = nchwc_conv.packed_weights(w, 1)
+    assert nchwc_conv.packed_weights(w, 1) is first
+    np.testing.assert_array_equal(first, nchwc_conv.pack(w, 1))
+    w[3, 2, 1, 0] = 7.0
+    again = nchwc_conv.packed_weights(w, 1)
+    assert again is not first
+    np.testing.assert_array_equal(again, nchwc_conv.pack(w, 1))
+    assert nchwc_conv.packed_weights(w.copy(), 1) is not again   # another array, packed anew
 
 
 @pytest.mark.parametrize("x_shape,w_shape,pads", [
@@ -145,3 +224,31 @@ def test_im2col_convolutions_equal_onnxruntime(x_shape: tuple[int, ...],
                                            numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert_engines_agree(model, {"x": x})
+
+
+@needs_native
+def test_the_program_binding_equals_the_module_and_checks_its_dims() -> None:
+    """lowp._native.float_conv_nchwc (the Program step) runs the same kernel as
+    lowp._float_conv.conv; dims that do not match the arrays are refused."""
+    from lowp import _native
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 20, 7, 30)).astype(np.float32)
+    w = rng.standard_normal((40, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    pads, strides, dil = [1, 2, 1, 2], [1, 2], [1, 1]
+    ref = nchwc_conv.reference(x, w, b, nchwc_conv.Plan("nchwc", 16), 1, pads, strides, dil)
+    dims = [2, 20, 7, 30, 40, *ref.shape[2:], nchwc_conv.KINDS["nchwc"], 16, 1, 3, 3, 1, 2,
+            1, 1, 1, 2]
+    for isa in _native_paths():
+        y = np.full(ref.shape, np.nan, np.float32)
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1), dims,
+                                 isa, 2)
+        np.testing.assert_array_equal(y, ref, err_msg=isa)
+    y = np.empty(ref.shape, np.float32)
+    with pytest.raises(ValueError, match="inconsistent"):
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
+                                 [3] + dims[1:], "scalar", 1)
+    with pytest.raises(ValueError, match="18 dims"):
+        _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
+                                 dims[:-1], "scalar", 1)

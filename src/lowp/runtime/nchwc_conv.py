@@ -16,6 +16,7 @@ starts from the addend) or an activation other than Relu (MLAS applies it after 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,25 @@ def pack(w: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(packed).reshape(-1)
 
 
+_packed: dict[tuple[int, int], tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = {}
+
+
+def packed_weights(w: np.ndarray, group: int) -> np.ndarray:
+    """`pack(w, group)`, computed once per array object and its values: a Conv runs the
+    NCHWc kernel only with constant weights (`plan`), the same unchanged object on every run,
+    as ONNX Runtime reorders them once at load; a caller that changes the array in place gets
+    it packed again (its values are compared with a copy kept with the packing)."""
+    key = (id(w), group)
+    hit = _packed.get(key)
+    if hit is not None and hit[0]() is w and np.array_equal(hit[2], w):
+        return hit[1]
+    packed = pack(np.asarray(w, _F), group)
+    if hit is None or hit[0]() is not w:
+        weakref.finalize(w, _packed.pop, key, None)
+    _packed[key] = (weakref.ref(w), packed, np.array(w, copy=True))
+    return packed
+
+
 def _native_isa() -> str | None:
     """The native kernel's instruction set for lowp's active integer path, or None."""
     try:
@@ -160,25 +180,39 @@ def _native_isa() -> str | None:
 
 def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
              pads: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-             threads: int = 0) -> np.ndarray:
-    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy)."""
+             threads: int | None = None) -> np.ndarray:
+    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy).
+    Without `threads`, lowp._native's call on the float kernels' threads
+    (lowp.runtime.native_float: a Program step when replayed); with them, or while the
+    native float kernels are disabled, lowp._float_conv's call of the same kernel
+    (0 threads: all)."""
+    from . import native_float
+
     p = _pointwise(p, w.shape[2:], pads)
     isa = _native_isa()
     if isa is None:
         return reference(x, w, b, p, group, pads, strides, dilations)
     from lowp import _float_conv  # type: ignore[attr-defined]
 
-    n, _, h, wd = x.shape
+    n, c, h, wd = x.shape
     m, _, kh, kw = w.shape
     oh = _out_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
     ow = _out_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
+    bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
+    packed = packed_weights(w, group)
+    if threads is None and n > 0:
+        dims = [n, c, h, wd, m, oh, ow, KINDS[p.kind], p.block, group, kh, kw, strides[0],
+                strides[1], dilations[0], dilations[1], pads[0], pads[1]]
+        y = native_float.conv_nchwc(np.ascontiguousarray(x, _F), packed, bias,
+                                    (n, m, oh, ow), dims, isa)
+        if y is not None:
+            return y
     y = np.empty((n, m, oh, ow), _F)
     if y.size == 0:
         return y
-    bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
-    _float_conv.conv(np.ascontiguousarray(x, _F), pack(np.asarray(w, _F), group), bias, y,
-                     KINDS[p.kind], p.block, group, kh, kw, strides[0], strides[1],
-                     dilations[0], dilations[1], pads[0], pads[1], isa, threads)
+    _float_conv.conv(np.ascontiguousarray(x, _F), packed, bias, y, KINDS[p.kind], p.block,
+                     group, kh, kw, strides[0], strides[1], dilations[0], dilations[1],
+                     pads[0], pads[1], isa, threads or 0)
     return y
 
 
