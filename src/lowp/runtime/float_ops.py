@@ -258,6 +258,13 @@ def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
     return Gelu(_as(x + bias, x))
 
 
+@register
+def FastGelu(x: np.ndarray, bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft FastGelu: the tanh GELU of x (+ bias, the sum rounded to
+    x's type), float32 in its order (lowp.ort_math.gelu_tanh)."""
+    return Gelu(x if bias is None else _as(x + bias, x), approximate="tanh")
+
+
 def _unary(name: str, fn: Any) -> None:
     def op(x: np.ndarray, **_: Any) -> np.ndarray:
         return _as(fn(_f(x)), x)

@@ -166,7 +166,7 @@ def _to_channels_last(step: Step) -> StepFn:
 
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions)
 _FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
-                            ("com.microsoft", "BiasGelu"),
+                            ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization")})
 
 
