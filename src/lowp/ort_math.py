@@ -374,7 +374,7 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
 # over whole 8-blocks, the same fold and tail); inv = 1 / sqrt(q / n + eps);
 # y = (x · inv) · scale. Rows of fewer than 16 values: the generic loop, q = the rounded
 # squares added in order from 0, r = sqrt(q / n + eps), y = (x / r) · scale.
-# docs/operators.md, (O42).
+# docs/operators.md, (O49).
 
 RMS_LANE_ROWS = 16      # the first row length summed in lanes
 

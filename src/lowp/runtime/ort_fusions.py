@@ -20,6 +20,12 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * SkipLayerNormFusion: a residual Add of two 3-D tensors (with a constant bias Add before
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
+* DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
+  Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
+  (lowp.ort_math.simplified_layer_norm_rows, (O49)).
+* FastGeluFusion: a tanh GELU written out (two forms) becomes com.microsoft FastGelu
+  (lowp.ort_math.gelu_tanh); BiasGeluFusion then folds a bias Add into it.
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
