@@ -608,3 +608,25 @@ def test_traceforge_t5_encoder_is_ort_bit_for_bit() -> None:
     (want,) = _ort(model, feeds)
     (got,) = Session(model, threads=1).run(feeds).values()
     np.testing.assert_array_equal(got, want)
+
+
+def test_quantized_tanh_gelu_with_bias_is_ort_bit_for_bit() -> None:
+    """DequantizeLinear -> bias Add -> tanh GELU written out -> QuantizeLinear (a QDQ MLP):
+    ONNX Runtime runs FastGelu with the bias; lowp's lookup table (lowp.runtime.
+    lower_float_region) evaluates the same fused node per integer and channel."""
+    model = _tanh_gelu(2, bias=True)
+    g = model.graph
+    g.input[0].name = "q"
+    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "dq_scale", "zero"], ["x"]))
+    relu = next(n for n in g.node if n.op_type == "Relu")
+    g.node.remove(relu)
+    g.node.append(helper.make_node("QuantizeLinear", ["g", "q_scale", "zero"], ["y"]))
+    g.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    g.initializer.extend([numpy_helper.from_array(np.float32(0.03), "dq_scale"),
+                          numpy_helper.from_array(np.float32(0.011), "q_scale"),
+                          numpy_helper.from_array(np.uint8(128), "zero")])
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == [
+        "DequantizeLinear", "FastGelu", "QuantizeLinear"]
+    q = np.random.default_rng(15).integers(0, 256, (3, 7, 40)).astype(np.uint8)
+    _same_as_ort(model, {"q": q})
