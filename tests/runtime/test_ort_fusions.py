@@ -630,3 +630,22 @@ def test_quantized_tanh_gelu_with_bias_is_ort_bit_for_bit() -> None:
         "DequantizeLinear", "FastGelu", "QuantizeLinear"]
     q = np.random.default_rng(15).integers(0, 256, (3, 7, 40)).astype(np.uint8)
     _same_as_ort(model, {"q": q})
+
+
+@pytest.mark.parametrize("pattern", [1, 2])
+def test_gelu_of_a_shared_dequantized_tensor_is_not_fused(pattern: int) -> None:
+    """Div and Mul read their own copies of a DequantizeLinear output in ONNX Runtime
+    (EnsureUniqueDQForNodeUnit), so its GeluFusion leaves the GELU written out (1 of 384
+    values was one step apart while lowp fused it)."""
+    nodes, inits = _gelu_nodes("x", pattern)
+    nodes.append(helper.make_node("Relu", ["y"], ["out"]))
+    model = _model(nodes, {"x": (4, 96)}, inits, ["out"])
+    g = model.graph
+    g.input[0].name = "q"
+    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "dq_scale", "zero"], ["x"]))
+    g.initializer.extend([numpy_helper.from_array(np.float32(0.05), "dq_scale"),
+                          numpy_helper.from_array(np.uint8(128), "zero")])
+    assert not _fuses_as_ort(model, "Gelu")
+    q = np.random.default_rng(0).integers(0, 256, (4, 96)).astype(np.uint8)
+    _same_as_ort(model, {"q": q})

@@ -269,13 +269,15 @@ def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
     parents = [index.producer.get(i) for i in mul.input]
     mul2 = next((p for p in parents if p is not None and _is(p, "Mul")), None)
     if mul2 is not None:
-        if not index.single_use(mul2.output[0]) or root not in mul2.input:
+        if not index.single_use(mul2.output[0]) or \
+                not any(index.same(i, root) for i in mul2.input):
             return None
-        if not index.near(mul2.input[1 if mul2.input[0] == root else 0], 0.5):
+        if not index.near(mul2.input[1 if index.same(mul2.input[0], root) else 0], 0.5):
             return None
         removed, out = [erf, add, mul2, mul], mul.output[0]
     else:                                   # pattern 2: (root · (erf + 1)) · 0.5
-        if not index.single_use(mul.output[0]) or root not in mul.input:
+        if not index.single_use(mul.output[0]) or \
+                not any(index.same(i, root) for i in mul.input):
             return None
         mul2 = index.consumers[mul.output[0]][0]
         if not _is(mul2, "Mul") or len(mul2.input) != 2:
@@ -375,7 +377,7 @@ def _layer_norm(mean: onnx.NodeProto, index: _Index
     sub2 = index.producer.get(pow_node.input[0])
     if sub2 is None or not any(sub2 is s for s in subs):
         return None
-    if any(s.input[0] != x or s.input[1] != mean.output[0] for s in subs):
+    if any(not index.same(s.input[0], x) or s.input[1] != mean.output[0] for s in subs):
         return None
     mul = index.consumers[div.output[0]][0]
     if not _is(mul, "Mul") or not index.single_use(mul.output[0]):
