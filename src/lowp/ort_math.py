@@ -12,6 +12,7 @@ ONNX Runtime. docs/operators.md, (O13).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -318,13 +319,15 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.where(np.signbit(x), -out, out).astype(np.float32).reshape(np.shape(x))
 
 
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh'):
-    (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b, tanh as above."""
+def gelu_tanh(x: np.ndarray, tanh_fn: Callable[[np.ndarray], np.ndarray] | None = None
+              ) -> np.ndarray:
+    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh',
+    com.microsoft FastGelu): (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b,
+    tanh as above (or `tanh_fn`, a kernel equal to it)."""
     x = np.asarray(x, np.float32)
     with np.errstate(over="ignore", invalid="ignore"):   # huge |x|: inf, as in ONNX Runtime
         inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
-        t = tanh((x * inner.astype(np.float32)).astype(np.float32))
+        t = (tanh_fn or tanh)((x * inner.astype(np.float32)).astype(np.float32))
         return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
             np.float32)
 

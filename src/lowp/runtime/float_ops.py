@@ -241,7 +241,7 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
         native = native_float.unary("Gelu", x)
         return native if native is not None else ort_math.gelu(x)
     if approximate == "tanh" and x.dtype == np.float32:
-        return ort_math.gelu_tanh(x)
+        return ort_math.gelu_tanh(x, _tanh32)
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -250,6 +250,13 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
     else:
         raise unsupported("Gelu", f"approximate={approximate!r}")
     return _as(y, x)
+
+
+def _tanh32(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 tanh: the native kernel where there is one (equal to
+    lowp.ort_math.tanh on every path)."""
+    native = native_float.unary("Tanh", x)
+    return native if native is not None else ort_math.tanh(x)
 
 
 @register
