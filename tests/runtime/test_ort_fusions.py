@@ -649,3 +649,16 @@ def test_gelu_of_a_shared_dequantized_tensor_is_not_fused(pattern: int) -> None:
     assert not _fuses_as_ort(model, "Gelu")
     q = np.random.default_rng(0).integers(0, 256, (4, 96)).astype(np.uint8)
     _same_as_ort(model, {"q": q})
+
+
+def test_residual_rms_norm_stays_a_separate_add() -> None:
+    """ONNX Runtime 1.32 on the CPU fuses no SkipSimplifiedLayerNormalization: a residual Add
+    of two 3-D tensors before a written-out RMSNorm stays an Add."""
+    rms = _rms_norm(48, 1e-6, "div", 17)
+    nodes = [helper.make_node("Add", ["a", "b"], ["x"]), *rms.graph.node]
+    model = _model(nodes, {"a": (2, 5, 48), "b": (2, 5, 48)},
+                   {t.name: numpy_helper.to_array(t) for t in rms.graph.initializer}, ["y"])
+    assert not _fuses_as_ort(model, "SkipSimplifiedLayerNormalization")
+    assert _fuses_as_ort(model, "SimplifiedLayerNormalization")
+    rng = np.random.default_rng(16)
+    _same_as_ort(model, {k: rng.standard_normal((2, 5, 48)).astype(np.float32) for k in "ab"})
