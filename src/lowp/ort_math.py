@@ -12,6 +12,7 @@ ONNX Runtime. docs/operators.md, (O13).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -318,13 +319,15 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.where(np.signbit(x), -out, out).astype(np.float32).reshape(np.shape(x))
 
 
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh'):
-    (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b, tanh as above."""
+def gelu_tanh(x: np.ndarray, tanh_fn: Callable[[np.ndarray], np.ndarray] | None = None
+              ) -> np.ndarray:
+    """ONNX Runtime's float32 tanh-approximated GELU (Gelu with approximate='tanh',
+    com.microsoft FastGelu): (0.5 x) (tanh(x (c x x + b)) + 1), b = √(2/π), c = 0.044715 b,
+    tanh as above (or `tanh_fn`, a kernel equal to it)."""
     x = np.asarray(x, np.float32)
     with np.errstate(over="ignore", invalid="ignore"):   # huge |x|: inf, as in ONNX Runtime
         inner = ((_GELU_C * x).astype(np.float32) * x).astype(np.float32) + _GELU_B
-        t = tanh((x * inner.astype(np.float32)).astype(np.float32))
+        t = (tanh_fn or tanh)((x * inner.astype(np.float32)).astype(np.float32))
         return ((_F(0.5) * x).astype(np.float32) * (t + _F(1)).astype(np.float32)).astype(
             np.float32)
 
@@ -356,18 +359,7 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
     n = x.shape[1]
     mean = (x.astype(np.float64).sum(axis=1) / n).astype(np.float32)
     d = (x - mean[:, None]).astype(np.float32)
-    blocks = n // 8 * 8
-    lanes = np.zeros((x.shape[0], 8), np.float32)
-    for k0 in range(0, blocks, 8):
-        lanes = fma32(d[:, k0:k0 + 8], d[:, k0:k0 + 8], lanes)
-    half = (lanes[:, :4] + lanes[:, 4:]).astype(np.float32)
-    q = ((half[:, 0] + half[:, 2]).astype(np.float32)
-         + (half[:, 1] + half[:, 3]).astype(np.float32)).astype(np.float32)
-    for k in range(blocks, n):
-        if k - blocks < 4 and n - blocks >= 4:
-            q = (q + (d[:, k] * d[:, k]).astype(np.float32)).astype(np.float32)
-        else:
-            q = fma32(d[:, k], d[:, k], q)
+    q = _lane_squares(d)
     var = (q / np.float32(n)).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = (_F(1) / np.sqrt((var + np.float32(epsilon)).astype(np.float32))).astype(
@@ -377,6 +369,61 @@ def layer_norm_rows(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
     y = fma32(t, s, np.asarray(bias, np.float32).reshape(1, n)) if bias is not None else \
         (t * s).astype(np.float32)
     return y, mean, inv
+
+
+# --- SimplifiedLayerNormalization (RMSNorm): ONNX Runtime 1.32's float32 kernel ----------
+#
+# Rows of n >= 16 values: q = x·x summed as (O24) sums d·d (8 lanes of fused multiply-adds
+# over whole 8-blocks, the same fold and tail); inv = 1 / sqrt(q / n + eps);
+# y = (x · inv) · scale. Rows of fewer than 16 values: the generic loop, q = the rounded
+# squares added in order from 0, r = sqrt(q / n + eps), y = (x / r) · scale.
+# docs/operators.md, (O49).
+
+RMS_LANE_ROWS = 16      # the first row length summed in lanes
+
+
+def simplified_layer_norm_rows(x: np.ndarray, scale: np.ndarray, epsilon: float
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """(y, inv_std_dev) of float32 rows x (rows, n) with a scale of n values.
+
+    Examples
+    --------
+    >>> y, inv = simplified_layer_norm_rows(np.array([[2.0, -2.0]], np.float32),
+    ...                                     np.array([1.0, 3.0], np.float32), 0.0)
+    >>> y.tolist(), inv.tolist()
+    ([[1.0, -3.0]], [0.5])
+    """
+    x = np.asarray(x, _F)
+    n = x.shape[1]
+    s = np.asarray(scale, _F).reshape(1, n)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if n < RMS_LANE_ROWS:
+            q = np.zeros(x.shape[0], _F)
+            for h in range(n):
+                q = (q + (x[:, h] * x[:, h]).astype(_F)).astype(_F)
+            r = np.sqrt((q / _F(n)).astype(_F) + _F(epsilon)).astype(_F)
+            y = ((x / r[:, None]).astype(_F) * s).astype(_F)
+            return y, (_F(1) / r).astype(_F)
+        q = _lane_squares(x)
+        inv = (_F(1) / np.sqrt(((q / _F(n)).astype(_F) + _F(epsilon)).astype(_F))).astype(_F)
+        return ((x * inv[:, None]).astype(_F) * s).astype(_F), inv
+
+
+def _lane_squares(d: np.ndarray) -> np.ndarray:
+    """Sum of d·d per row in MLAS's order (8 fma lanes, folded; the tail as (O24))."""
+    n = d.shape[1]
+    blocks = n // 8 * 8
+    lanes = np.zeros((d.shape[0], 8), _F)
+    for k0 in range(0, blocks, 8):
+        lanes = fma32(d[:, k0:k0 + 8], d[:, k0:k0 + 8], lanes)
+    half = (lanes[:, :4] + lanes[:, 4:]).astype(_F)
+    q = ((half[:, 0] + half[:, 2]).astype(_F) + (half[:, 1] + half[:, 3]).astype(_F)).astype(_F)
+    for k in range(blocks, n):
+        if k - blocks < 4 and n - blocks >= 4:
+            q = (q + (d[:, k] * d[:, k]).astype(_F)).astype(_F)
+        else:
+            q = fma32(d[:, k], d[:, k], q)
+    return q
 
 
 # --- SkipLayerNormalization: ONNX Runtime's com.microsoft kernel (float32) ----------------

@@ -102,7 +102,10 @@ def _elementwise() -> list[Case]:
     cs += [Case("Erf", [x], tol=0), Case("Erf", [wide], tol=0, name="wide"),
            Case("Gelu", [wide], opset=20, tol=0, name="wide"),
            Case("Gelu", [wide], domain="com.microsoft", tol=0, name="ms"),
-           Case("BiasGelu", [f32(3, 40, scale=2), f32(40)], domain="com.microsoft", tol=0)]
+           Case("BiasGelu", [f32(3, 40, scale=2), f32(40)], domain="com.microsoft", tol=0),
+           Case("FastGelu", [wide], domain="com.microsoft", tol=0, name="wide"),
+           Case("FastGelu", [f32(3, 40, scale=3), f32(40)], domain="com.microsoft", tol=0,
+                name="bias")]
     cs.append(Case("Round", [np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], np.float32)]))
     cs += [Case("Sqrt", [pos(3, 4)]), Case("Log", [pos(3, 4)]), Case("Reciprocal", [pos(3, 4)])]
     cs += [Case("HardSigmoid", [x]),
@@ -464,6 +467,14 @@ def _norm() -> list[Case]:
              domain="com.microsoft", name="2d-no-beta"),
         Case("SkipLayerNormalization", [f32(2, 7, 40), f32(7, 40), f32(40), None, f32(40)],
              tol=0, domain="com.microsoft", name="broadcast-skip"),
+        # ONNX Runtime's RMSNorm (its ONNX-domain contrib operator): the generic loop under
+        # 16 values a row, MLAS's lanes from 16 on
+        Case("SimplifiedLayerNormalization", [f32(3, 5, 9, scale=3), f32(9)],
+             {"epsilon": 1e-6}, n_out=2, tol=0, name="loop"),
+        Case("SimplifiedLayerNormalization", [f32(3, 5, 43, scale=3), f32(43)],
+             {"epsilon": 1e-6}, n_out=2, tol=0, name="lanes"),
+        Case("SimplifiedLayerNormalization", [f32(2, 3, 8), f32(3, 8)], {"axis": -2},
+             tol=0, name="ax-2"),
         Case("GroupNormalization", [f32(2, 6, 4, 3), f32(6), f32(6)], {"num_groups": 3},
              opset=21, tol=1e-4),
         Case("LRN", [x], {"size": 3, "alpha": 0.01}),

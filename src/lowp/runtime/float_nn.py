@@ -606,6 +606,26 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
 
 
 @register
+def SimplifiedLayerNormalization(x: np.ndarray, scale: np.ndarray, *, axis: int = -1,
+                                 epsilon: float = 1e-5, stash_type: int = 1, **_: Any
+                                 ) -> tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime's SimplifiedLayerNormalization (RMSNorm over axes [axis, rank), no mean
+    subtracted): returns (Y, InvStdDev); float32 with a full scale in its order
+    (lowp.ort_math.simplified_layer_norm_rows)."""
+    ax = axis + x.ndim if axis < 0 else axis
+    n = int(np.prod(x.shape[ax:]))
+    stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+    if x.dtype == np.float32 and n and np.size(scale) == n and x.size:
+        y, inv = ort_math.simplified_layer_norm_rows(x.reshape(-1, n), _f(scale).reshape(n),
+                                                     float(np.float32(epsilon)))
+        return y.reshape(x.shape), inv.reshape(stat)
+    xf = _f(x)
+    axes = tuple(range(ax, x.ndim))
+    inv = 1 / np.sqrt((xf * xf).mean(axis=axes, keepdims=True) + xf.dtype.type(epsilon))
+    return (xf * inv * _f(scale)).astype(x.dtype, copy=False), inv
+
+
+@register
 def SkipLayerNormalization(x: np.ndarray, skip: np.ndarray, gamma: np.ndarray,
                            beta: np.ndarray | None = None, bias: np.ndarray | None = None, *,
                            epsilon: float = 1e-12, **_: Any

@@ -241,7 +241,7 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
         native = native_float.unary("Gelu", x)
         return native if native is not None else ort_math.gelu(x)
     if approximate == "tanh" and x.dtype == np.float32:
-        return ort_math.gelu_tanh(x)
+        return ort_math.gelu_tanh(x, _tanh32)
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -252,10 +252,24 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
     return _as(y, x)
 
 
+def _tanh32(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 tanh: the native kernel where there is one (equal to
+    lowp.ort_math.tanh on every path)."""
+    native = native_float.unary("Tanh", x)
+    return native if native is not None else ort_math.tanh(x)
+
+
 @register
 def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
     """ONNX Runtime's com.microsoft BiasGelu: Gelu(x + bias), the sum rounded to x's type."""
     return Gelu(_as(x + bias, x))
+
+
+@register
+def FastGelu(x: np.ndarray, bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft FastGelu: the tanh GELU of x (+ bias, the sum rounded to
+    x's type), float32 in its order (lowp.ort_math.gelu_tanh)."""
+    return Gelu(x if bias is None else _as(x + bias, x), approximate="tanh")
 
 
 def _unary(name: str, fn: Any) -> None:
@@ -300,7 +314,7 @@ def _float32(fn: Any, other: Any) -> Any:
 # and Atanh are the C library's float functions element by element (std::tan(float), ...),
 # which are not correctly rounded (glibc 2.36: 3-14% of a random sweep's values differ from
 # the correctly rounded ones, and from numpy's). Atan is numpy's: ONNX Runtime's Eigen atan
-# packet is not reproduced (docs/operators.md, (O45)).
+# packet is not reproduced (docs/operators.md, (O50)).
 _UNARY: list[tuple[str, Any]] = [
                    ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", _log), ("Sin", _sin),
                    ("Cos", _cos), ("Tan", _float32(libm.tanf, np.tan)),

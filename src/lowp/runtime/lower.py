@@ -167,7 +167,7 @@ def _to_channels_last(step: Step) -> StepFn:
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions;
 # quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm)
 _FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
-                            ("com.microsoft", "BiasGelu"),
+                            ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM")})
 

@@ -40,7 +40,7 @@ ELEMENTWISE: frozenset[str] = frozenset({
     "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Neg", "Abs", "Reciprocal", "Sqrt",
     "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Selu", "Celu",
     "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu", "Clip", "Sin", "Cos",
-    "Identity", "BiasGelu",
+    "Identity", "BiasGelu", "FastGelu",
 })
 # ONNX Runtime's fused element-wise operators (lowp.runtime.ort_fusions writes them)
 _DOMAINS = ("", "ai.onnx", "com.microsoft")

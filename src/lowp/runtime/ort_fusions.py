@@ -20,6 +20,12 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * SkipLayerNormFusion: a residual Add of two 3-D tensors (with a constant bias Add before
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
+* DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
+  Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
+  (lowp.ort_math.simplified_layer_norm_rows, (O49)).
+* FastGeluFusion: a tanh GELU written out (two forms) becomes com.microsoft FastGelu
+  (lowp.ort_math.gelu_tanh); BiasGeluFusion then folds a bias Add into it.
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
@@ -51,6 +57,11 @@ class _Index:
         self.fed = {i.name for i in g.input}
         self.initializers = {t.name for t in g.initializer if t.name not in self.fed}
         self.scalars: dict[str, np.float32] = {}
+        self.scalar_types: dict[str, int] = {}
+        self.constants: dict[str, np.ndarray] = {   # small integer constants (axes)
+            t.name: numpy_helper.to_array(t) for t in g.initializer
+            if t.name in self.initializers and t.data_type == TensorProto.INT64
+            and int(np.prod(t.dims)) <= 8}
         self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
         for t in g.initializer:
             if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
@@ -60,6 +71,8 @@ class _Index:
                 attr = node.attribute[0]
                 if attr.name == "value" and int(np.prod(attr.t.dims)) == 1:
                     self._scalar(node.output[0], attr.t)
+                if attr.name == "value" and attr.t.data_type == TensorProto.INT64:
+                    self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
         self.outputs = {o.name for o in g.output}
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
@@ -92,6 +105,7 @@ class _Index:
         if v.dtype.kind in "fiub":
             # ONNX Runtime reads the scalar in its own type, then static_cast<float>
             self.scalars[name] = _F(v.reshape(-1)[0])
+            self.scalar_types[name] = t.data_type
             if len(t.dims) == 0 or list(t.dims) == [1]:
                 self.scalar_rank_ok.add(name)
 
@@ -102,10 +116,52 @@ class _Index:
     def is_float(self, name: str) -> bool:
         return self.types.get(name, TensorProto.FLOAT) == TensorProto.FLOAT
 
+    def exactly(self, name: str, expected: float, types: tuple[int, ...] = (TensorProto.FLOAT,),
+                any_rank: bool = False) -> bool:
+        """A constant scalar (rank 0 or [1], or any one-element tensor with `any_rank`) of one
+        of `types`, equal to `expected`."""
+        return (name in (self.scalars if any_rank else self.scalar_rank_ok)
+                and self.scalar_types.get(name) in types and self.scalars[name] == _F(expected))
+
+    def float_scalar(self, name: str) -> np.float32 | None:
+        """The value of a float32 constant scalar (rank 0 or [1]), else None."""
+        if name in self.scalar_rank_ok and self.scalar_types.get(name) == TensorProto.FLOAT:
+            return self.scalars[name]
+        return None
+
+    def root(self, name: str) -> str:
+        """`name` seen through float32 -> float32 Casts, which ONNX Runtime's CastElimination
+        removes before its fusions run."""
+        node = self.producer.get(name)
+        while node is not None and self.float_cast(node):
+            name = node.input[0]
+            node = self.producer.get(name)
+        return name
+
+    def same(self, a: str, b: str) -> bool:
+        """Whether two nodes reading `a` and `b` read one tensor in ONNX Runtime's graph: the
+        same once float32 Casts are gone, and not a DequantizeLinear output read by more
+        than one node, which its EnsureUniqueDQForNodeUnit gives a copy per reader."""
+        r = self.root(a)
+        if r != self.root(b):
+            return False
+        dq = self.producer.get(r)
+        return dq is None or not _is(dq, "DequantizeLinear") or (
+            self._edges(r) + (r in self.outputs) <= 1)
+
+    def _edges(self, name: str) -> int:
+        """Consumer edges of `name` once the float32 Casts reading it are removed."""
+        return sum(self._edges(c.output[0]) + (c.output[0] in self.outputs)
+                   if self.float_cast(c) else 1 for c in self.consumers.get(name, []))
+
+    def float_cast(self, node: onnx.NodeProto) -> bool:
+        return (_is(node, "Cast") and self.types.get(node.input[0]) == TensorProto.FLOAT
+                and any(a.name == "to" and a.i == TensorProto.FLOAT for a in node.attribute))
+
     def near(self, name: str, expected: float) -> bool:
         """ONNX Runtime's IsInitializerWithExpectedValue: a constant scalar within
         1e-8 + 1e-5 |expected| (float32 arithmetic)."""
-        if name not in self.scalar_rank_ok or self.types.get(name) != TensorProto.FLOAT:
+        if name not in self.scalar_rank_ok or self.scalar_types.get(name) != TensorProto.FLOAT:
             return False
         v = self.scalars[name]
         if not np.isfinite(v):
@@ -213,13 +269,15 @@ def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
     parents = [index.producer.get(i) for i in mul.input]
     mul2 = next((p for p in parents if p is not None and _is(p, "Mul")), None)
     if mul2 is not None:
-        if not index.single_use(mul2.output[0]) or root not in mul2.input:
+        if not index.single_use(mul2.output[0]) or \
+                not any(index.same(i, root) for i in mul2.input):
             return None
-        if not index.near(mul2.input[1 if mul2.input[0] == root else 0], 0.5):
+        if not index.near(mul2.input[1 if index.same(mul2.input[0], root) else 0], 0.5):
             return None
         removed, out = [erf, add, mul2, mul], mul.output[0]
     else:                                   # pattern 2: (root · (erf + 1)) · 0.5
-        if not index.single_use(mul.output[0]) or root not in mul.input:
+        if not index.single_use(mul.output[0]) or \
+                not any(index.same(i, root) for i in mul.input):
             return None
         mul2 = index.consumers[mul.output[0]][0]
         if not _is(mul2, "Mul") or len(mul2.input) != 2:
@@ -248,10 +306,11 @@ def _bias_gelu(add: onnx.NodeProto, index: _Index
     else:
         return None
     gelu = index.consumers[add.output[0]][0]
-    if not _is(gelu, "Gelu", (_MS,)):
+    fast = _is(gelu, "FastGelu", (_MS,))
+    if not (_is(gelu, "Gelu", (_MS,)) or fast) or (fast and len(gelu.input) > 1):
         return None
-    fused = helper.make_node("BiasGelu", inputs, [gelu.output[0]], name=add.name + "_BiasGelu",
-                             domain=_MS)
+    op = "FastGelu" if fast else "BiasGelu"
+    fused = helper.make_node(op, inputs, [gelu.output[0]], name=add.name + "_" + op, domain=_MS)
     return [fused], [gelu]
 
 
@@ -318,7 +377,7 @@ def _layer_norm(mean: onnx.NodeProto, index: _Index
     sub2 = index.producer.get(pow_node.input[0])
     if sub2 is None or not any(sub2 is s for s in subs):
         return None
-    if any(s.input[0] != x or s.input[1] != mean.output[0] for s in subs):
+    if any(not index.same(s.input[0], x) or s.input[1] != mean.output[0] for s in subs):
         return None
     mul = index.consumers[div.output[0]][0]
     if not _is(mul, "Mul") or not index.single_use(mul.output[0]):
@@ -343,6 +402,194 @@ def _vector(name: str, index: _Index) -> bool:
     shape = index.shapes.get(name)
     constant = name in index.scalars or name in index.initializers or name in index.fed
     return constant and shape is not None and len(shape.dim) == 1
+
+
+# --- DivMulFusion (level 1) ----------------------------------------------------------------
+
+_DIV_ONE_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.INT32,
+                  TensorProto.INT64)
+
+
+def _div_mul(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """1 / a read only by a Mul by y becomes one Div y / a (one rounding instead of two), as
+    ONNX Runtime's DivMulFusion rewrites it: the 1 a constant of one element, the Div's
+    output one edge and not a graph output."""
+    if not _is(div, "Div") or len(div.input) != 2 or not index.single_use(div.output[0]):
+        return None
+    if not index.exactly(div.input[0], 1.0, _DIV_ONE_TYPES, any_rank=True):
+        return None
+    mul = index.consumers[div.output[0]][0]
+    if not _is(mul, "Mul") or len(mul.input) != 2 or mul.input[0] == mul.input[1]:
+        return None
+    other = mul.input[1] if mul.input[0] == div.output[0] else mul.input[0]
+    fused = helper.make_node("Div", [other, div.input[1]], [mul.output[0]], name=div.name)
+    return [fused], [mul]
+
+
+# --- SimplifiedLayerNormFusion --------------------------------------------------------------
+
+
+def _reduce_axes(node: onnx.NodeProto, index: _Index) -> list[int]:
+    """A ReduceMean's axes: its attribute (opset < 18) or its constant second input."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if "axes" in attrs:
+        return [int(a) for a in attrs["axes"]]
+    if len(node.input) == 2 and node.input[1] in index.constants:
+        return [int(a) for a in index.constants[node.input[1]].reshape(-1)]
+    return []
+
+
+def _last_axis_only(axes: list[int], rank: int | None) -> bool:
+    """ONNX Runtime's CheckAxesOnReduceMean with one axis (its inference build): the last."""
+    return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
+
+
+def _simplified_layer_norm(pow_node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """x -> Pow 2 -> ReduceMean (last axis) -> Add eps -> Sqrt -> Div (x / .) -> Mul by a 1-D
+    scale, as ONNX Runtime 1.32's SimplifiedLayerNormFusion matches it, becomes
+    SimplifiedLayerNormalization (RMSNorm; ONNX Runtime writes it in the ONNX domain).
+    Every node but the Mul has one consumer and no graph output; a Cast between Div and Mul
+    stops it on the CPU; T5's 1 / sqrt then Mul(x, .) matches once DivMulFusion ran."""
+    if not _is(pow_node, "Pow") or not index.single_use(pow_node.output[0]):
+        return None
+    x = pow_node.input[0]
+    if not (index.types.get(x) == TensorProto.FLOAT and index.exactly(pow_node.input[1], 2.0)):
+        return None
+    chain = [pow_node]
+    for op in ("ReduceMean", "Add", "Sqrt", "Div"):
+        node = index.consumers[chain[-1].output[0]][0]
+        if not _is(node, op) or not index.single_use(node.output[0]) or \
+                not all(index.is_float(i) for i in node.input[:1 if op == "ReduceMean" else 2]):
+            return None
+        chain.append(node)
+    _, mean, add, _, div = chain
+    if not index.same(div.input[0], x):
+        return None
+    eps = index.float_scalar(next((i for i in add.input if i != mean.output[0]), ""))
+    if eps is None:
+        return None
+    mul = index.consumers[div.output[0]][0]
+    cast = None
+    if index.float_cast(mul) and index.single_use(mul.output[0]):   # removed by ONNX Runtime
+        cast, mul = mul, index.consumers[mul.output[0]][0]
+    if not _is(mul, "Mul") or len(mul.input) != 2 or not all(index.is_float(i) for i in mul.input):
+        return None
+    shape = index.shapes.get(x)
+    if not _last_axis_only(_reduce_axes(mean, index), len(shape.dim) if shape else None):
+        return None
+    scale = next((i for i in reversed(mul.input)          # the last 1-D input
+                  if (r := index.shapes.get(i)) is not None and len(r.dim) == 1), None)
+    if scale is None or scale == div.output[0]:
+        return None
+    fused = helper.make_node("SimplifiedLayerNormalization", [x, scale], [mul.output[0]],
+                             name=mul.name + "_SimplifiedLayerNorm", axis=-1,
+                             epsilon=float(eps))
+    return [fused], chain[1:] + [mul] + ([cast] if cast is not None else [])
+
+
+# --- FastGeluFusion -------------------------------------------------------------------------
+
+_TANH_GELU_C, _TANH_GELU_B = 0.044715, 0.7978845834732056
+
+
+def _float_node(node: onnx.NodeProto, op: str, index: _Index, single: bool = True) -> bool:
+    """FastGeluFusion's CheckNode: the op, float32 inputs, one consumer edge (when `single`),
+    no graph output."""
+    return (_is(node, op) and all(index.is_float(i) for i in node.input)
+            and node.output[0] not in index.outputs
+            and (not single or len(index.consumers.get(node.output[0], [])) == 1))
+
+
+def _other(node: onnx.NodeProto, name: str) -> str:
+    """The input of a binary node that is not `name` (its first input when both are)."""
+    return node.input[1] if node.input[0] == name else node.input[0]
+
+
+def _next(node: onnx.NodeProto, index: _Index) -> onnx.NodeProto:
+    return index.consumers[node.output[0]][0]
+
+
+def _tanh_argument(node: onnx.NodeProto, index: _Index
+                   ) -> tuple[str, list[onnx.NodeProto], onnx.NodeProto] | None:
+    """(x, nodes, the node feeding Tanh) of FastGeluFusion's two forms of
+    √(2/π)(x + 0.044715 x³) starting at `node`:
+    1. Mul(x, 0.044715) -> Mul(., x) -> Add 1 -> Mul(., Mul(x, √(2/π)));
+    2. Pow(x, 3) -> Mul 0.044715 -> Add(., x) -> Mul √(2/π)."""
+    if _float_node(node, "Mul", index) and len(node.input) == 2:
+        k = next((i for i in (0, 1) if index.near(node.input[i], _TANH_GELU_C)), None)
+        if k is None:
+            return None
+        x = node.input[1 - k]
+        mul2 = _next(node, index)
+        if not _float_node(mul2, "Mul", index) or \
+                not index.same(_other(mul2, node.output[0]), x):
+            return None
+        add = _next(mul2, index)
+        if not _float_node(add, "Add", index) or \
+                not index.near(_other(add, mul2.output[0]), 1.0):
+            return None
+        mul3 = _next(add, index)
+        if not _float_node(mul3, "Mul", index):
+            return None
+        mul4 = index.producer.get(_other(mul3, add.output[0]))
+        # ONNX Runtime checks this node's type against the previous node's: any op passes
+        if mul4 is None or not _float_node(mul4, mul4.op_type, index) or len(mul4.input) != 2:
+            return None
+        k = next((i for i in (0, 1) if index.near(mul4.input[i], _TANH_GELU_B)), None)
+        if k is None or not index.same(mul4.input[1 - k], x):
+            return None
+        return x, [node, mul2, add, mul3, mul4], mul3
+    if not (_float_node(node, "Pow", index) and index.near(node.input[1], 3.0)):
+        return None
+    x = node.input[0]
+    mul1 = _next(node, index)
+    if not _float_node(mul1, "Mul", index) or \
+            not index.near(_other(mul1, node.output[0]), _TANH_GELU_C):
+        return None
+    add = _next(mul1, index)
+    if not _float_node(add, "Add", index) or \
+            not index.same(_other(add, mul1.output[0]), x):
+        return None
+    if (cast := index.producer.get(index.root(x))) is not None and _is(cast, "Cast"):
+        return None     # its fp16 form: on the CPU a Cast of float32 (which is gone by then)
+    mul2 = _next(add, index)
+    if not _float_node(mul2, "Mul", index) or \
+            not index.near(_other(mul2, add.output[0]), _TANH_GELU_B):
+        return None
+    return x, [node, mul1, add, mul2], mul2
+
+
+def _fast_gelu(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """A tanh GELU written out, (0.5 x)(1 + tanh(√(2/π)(x + 0.044715 x³))), in either of
+    FastGeluFusion's forms (constants within ONNX Runtime's tolerance, every node float32 with
+    one consumer and no graph output, the last Mul no graph output either), becomes
+    com.microsoft FastGelu (lowp.ort_math.gelu_tanh)."""
+    if node.domain not in _ONNX or node.op_type not in ("Mul", "Pow") or len(node.input) != 2:
+        return None
+    found = _tanh_argument(node, index)
+    if found is None:
+        return None
+    x, nodes, last = found
+    tanh = _next(last, index)
+    if not _float_node(tanh, "Tanh", index):
+        return None
+    add = _next(tanh, index)
+    if not _float_node(add, "Add", index) or not index.near(_other(add, tanh.output[0]), 1.0):
+        return None
+    mul5 = _next(add, index)
+    if not _float_node(mul5, "Mul", index, single=False):
+        return None
+    mul6 = index.producer.get(_other(mul5, add.output[0]))
+    # ONNX Runtime removes this Mul whatever else reads it (and then fails to load the
+    # model); lowp leaves a shared one alone
+    if mul6 is None or not _float_node(mul6, "Mul", index) or len(mul6.input) != 2:
+        return None
+    k = next((i for i in (0, 1) if index.near(mul6.input[i], 0.5)), None)
+    if k is None or not index.same(mul6.input[1 - k], x):
+        return None
+    fused = helper.make_node("FastGelu", [x], [mul5.output[0]], name=node.name + "_FastGelu",
+                             domain=_MS)
+    return [fused], [n for n in [*nodes, tanh, add, mul6, mul5] if n is not node]
 
 
 # --- SkipLayerNormFusion --------------------------------------------------------------------
@@ -415,12 +662,20 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
+    ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("LayerNormFusion", _layer_norm, 7),
+    ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
     ("GeluFusion", _gelu, 9),
     ("BiasGeluFusion", _bias_gelu, 7),
     ("SkipLayerNormFusion", _skip_layer_norm, 7),
+    ("FastGeluFusion", _fast_gelu, 7),
     ("MatMulScaleFusion", _matmul_scale, 9),
 )
+
+
+# operators without which nothing fuses, and those whose fusions read shapes
+_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh"})
+_SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -428,11 +683,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     itself when nothing fuses."""
     opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
     fusions = [f for _, f, since in FUSIONS if opset >= since]
-    if not fusions or not any(n.op_type in ("MatMul", "Div", "LayerNormalization")
-                              for n in model.graph.node):
+    if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if any(n.op_type in ("Erf", "ReduceMean", "LayerNormalization")
-                                        for n in model.graph.node) else model
+    shaped = infer_shapes(model) if any(n.op_type in _SHAPED for n in model.graph.node) \
+        else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     touched, changed = False, True
