@@ -231,6 +231,12 @@ def padding_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: np
     return source == pad
 
 
+def attention_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+                   pad: int = 0) -> np.ndarray:
+    """1 where the token feed `source` holds a token, 0 at the padding id."""
+    return (source != pad).astype(np.int64)
+
+
 def ones(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "bool"
          ) -> np.ndarray:
     return np.ones(shape, dtype)
@@ -339,6 +345,7 @@ GENERATORS: dict[str, Generator] = {
     "wake_features": wake_features, "eeg": eeg, "eeg_scalogram": eeg_scalogram,
     "ieeg_spectrogram": ieeg_spectrogram,
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
+    "attention_mask": attention_mask,
 }
 
 
@@ -555,6 +562,14 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 frozen=(("h0", 0.0), ("c0", 0.0)),
                 note="speaker-conditioned mask: 3 stacked DynamicQuantizeLSTM (512 units), "
                      "LayerNormalization"),
+    CorpusModel("traceforge_t5_encoder_int8", "traceforge-title-model==0.2.0",
+                "traceforge_title_model/data/span/encoder.onnx", "nlp", "torch.onnx", 18,
+                (Feed("input_ids", (2, 24), "int64", "padded_tokens",
+                      (("low", 3), ("high", 32100), ("bos", 3), ("eos", 1))),
+                 Feed("attention_mask", (2, 24), "int64", "attention_mask",
+                      (("of", "input_ids"),))),
+                note="T5 encoder, dynamic int8 (DynamicQuantizeLinear -> MatMulInteger): "
+                     "RMSNorm and the tanh GELU written out, which ONNX Runtime fuses"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
