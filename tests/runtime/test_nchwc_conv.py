@@ -181,6 +181,41 @@ def test_native_equals_reference_on_wide_rows(kind: str, c: int, m: int, k: int,
             np.testing.assert_array_equal(y, ref, err_msg=f"{isa} block {block}")
 
 
+@needs_blocks
+@settings(max_examples=40, deadline=None)
+@given(c=st.sampled_from([3, 16, 20, 32]), m=st.sampled_from([16, 32, 48]),
+       k=st.integers(1, 5), h=st.integers(1, 40), stride=st.integers(1, 3),
+       dil=st.integers(1, 3), pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       depthwise=st.booleans(), n=st.integers(0, 2))
+def test_column_images_run_as_rows_with_the_same_sums(c: int, m: int, k: int, h: int,
+                                                      stride: int, dil: int,
+                                                      pad: tuple[int, int], depthwise: bool,
+                                                      n: int) -> None:
+    """An image one column wide with a (k, 1) kernel (a TensorFlow 1-D convolution, magika's
+    first layer) runs as a row: the same values as the reference, on the Program binding and
+    on the module with a thread count, and as ONNX Runtime's NCHWc kernel."""
+    if (h + pad[0] + pad[1] - (k - 1) * dil - 1) < 0:
+        return
+    group = c if depthwise and c % 16 == 0 else 1
+    m = c if group > 1 else m
+    rng = np.random.default_rng(c * h + k)
+    x = rng.standard_normal((n, c, h, 1)).astype(np.float32)
+    w = rng.standard_normal((m, c // group, k, 1)).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    pads, strides, dil2 = [pad[0], 0, pad[1], 0], [stride, 1], [dil, 1]
+    plan = nchwc_conv.plan(x.shape, w.shape, group, True, True)
+    if plan is None:
+        return
+    ref = nchwc_conv.reference(x, w, b, nchwc_conv._pointwise(plan, w.shape[2:], pads), group,
+                               pads, strides, dil2)
+    for threads in (None, 1, 2):
+        got = nchwc_conv.convolve(x, w, b, plan, group, pads, strides, dil2, threads=threads)
+        np.testing.assert_array_equal(got, ref, err_msg=f"threads {threads}")
+    if n:
+        model = _model(w, b, x.shape, pads=pads, strides=strides, dilations=dil2, group=group)
+        assert_engines_agree(model, {"x": x})
+
+
 @needs_native
 def test_native_rejects_a_depthwise_kind_of_other_shapes() -> None:
     x = np.zeros((1, 16, 5, 5), np.float32)
