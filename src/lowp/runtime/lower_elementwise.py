@@ -45,6 +45,10 @@ DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Sli
 
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
+# quantized data movement whose parameters name channels-first axes, run on channels-last
+# data through a channels-first view of it (lowp.runtime.plan.through_channels_first)
+CHANNEL_VIEW_INTEGER_MOVES = frozenset({"Resize", "Slice"})
+
 # ---------------------------------------------------------------------------------------
 # element-wise arithmetic, concatenation, pooling
 
@@ -427,8 +431,9 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
 
     if split:
         return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)
-    if node.op_type == "Resize":
-        # (nearest: a copy) the convolutions around it keep their channels-last layout
+    if node.op_type in CHANNEL_VIEW_INTEGER_MOVES:
+        # (nearest Resize: a copy; Slice: a circular padding's ends, Slice -> Concat along
+        # time) the convolutions around them keep their channels-last layout
         return ctx.step(inputs, out_names, through_channels_first(run), layouts=(CF, CL))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
