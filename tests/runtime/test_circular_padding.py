@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import lowp.runtime.session as session_module
-from lowp.runtime import Session
+from lowp.runtime import Session, quantize_first
 from lowp.runtime.backends import native_available
 from lowp.runtime.plan import CL
 
@@ -144,3 +144,49 @@ def test_circular_padding_stays_channels_last(monkeypatch, quantized_slices):
     np.testing.assert_array_equal(got, _ort(model, {"x": x}))
     assert len(layouts) == 3
     assert all(v is CL for v in layouts.values()), layouts
+
+
+def _ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 2), c=st.integers(1, 6), t=st.integers(1, 20),
+       dilation=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_quantize_first_gives_onnx_runtime_the_same_values(n, c, t, dilation, seed):
+    """Q(Concat(Slice(x), x, Slice(x))) == Concat(Slice(Q(x)), Q(x), Slice(Q(x))): the
+    rewritten model gives ONNX Runtime's outputs of the file, bit for bit."""
+    model = circular_model(c, t, min(dilation, t), False, seed)
+    moved = quantize_first.apply(model)
+    assert moved is not model
+    ops = _ops(moved)
+    assert ops.index("QuantizeLinear", ops.index("Conv")) < ops.index("Slice")
+    assert ops[ops.index("Concat") + 1] == "DequantizeLinear"
+    onnx.checker.check_model(moved)
+    x = np.random.default_rng(seed).standard_normal((n, 2, t)).astype(np.float32)
+    np.testing.assert_array_equal(_ort(moved, {"x": x}), _ort(model, {"x": x}))
+
+
+def test_quantize_first_leaves_other_concats():
+    """A Slice read elsewhere too, parts of two values, an already quantized padding (ONNX
+    Runtime's file) and a Concat with a second reader stay as they are."""
+    ort_file = circular_model(4, 10, 2, True, 0)
+    assert _ops(quantize_first.apply(ort_file)) == _ops(ort_file)
+
+    shared = circular_model(4, 10, 2, False, 0)
+    first_slice = next(n for n in shared.graph.node if n.op_type == "Slice")
+    shared.graph.node.append(helper.make_node("Identity", [first_slice.output[0]], ["s"]))
+    shared.graph.output.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, None))
+    assert quantize_first.apply(shared) is shared
+
+    two = circular_model(4, 10, 2, False, 0)
+    concat = next(n for n in two.graph.node if n.op_type == "Concat")
+    concat.input[1] = "x_other"
+    two.graph.node.insert(0, helper.make_node("Identity", ["x"], ["x_other"]))
+    assert quantize_first.apply(two) is two
+
+    read_twice = circular_model(4, 10, 2, False, 0)
+    concat = next(n for n in read_twice.graph.node if n.op_type == "Concat")
+    read_twice.graph.node.append(helper.make_node("Identity", [concat.output[0]], ["c"]))
+    read_twice.graph.output.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, None))
+    assert quantize_first.apply(read_twice) is read_twice
