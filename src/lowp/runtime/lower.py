@@ -327,6 +327,13 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
             # such as a Quantize before a convolution: one permutation, often none)
             step.channels_last_fn = _channels_last_result(run)
         return step
+    if node.op_type == "Concat" and node.domain in ("", "ai.onnx"):
+        # parts in either layout, all in the same one (execute converts to the first part's):
+        # a circular padding (Slice, x, Slice along time) between channels-last convolutions
+        # is joined as it is, not converted to channels-first and back
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _concat_any_layout(fn, attrs, n_out), layouts=(CF, CL),
+                    act_inputs=tuple(range(len(node.input))))
     if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
             and _reaches_convolution(graph, node.output[0]):
         # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
@@ -365,6 +372,22 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
 # float data movement whose parameters name channels-first axes, run on channels-last data
 # through a channels-first view of it (lowp.runtime.plan.through_channels_first)
 CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze", "Transpose"})
+
+
+def _concat_any_layout(fn: Any, attrs: dict[str, Any], n_out: int) -> StepFn:
+    """Concat whose axis, named in channels-first order, is mapped to the channels-last one
+    when its parts are channels-last (rank 3 or more): the same elements in the same
+    places of the channels-last result."""
+    def concat(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        parts = [v for v in vals if v is not None]
+        rank = parts[0].ndim if parts else 0
+        axis = int(attrs["axis"])
+        if layout is CL and rank >= 3:
+            axis = axis + rank if axis < 0 else axis
+            axis = 0 if axis == 0 else rank - 1 if axis == 1 else axis - 1
+        return (np.asarray(fn(*vals, **{**attrs, "axis": axis})),)[:n_out]
+
+    return concat
 
 
 def _channels_last_result(run: StepFn) -> StepFn:

@@ -427,8 +427,9 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
 
     if split:
         return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)
-    if node.op_type == "Resize":
-        # (nearest: a copy) the convolutions around it keep their channels-last layout
+    if node.op_type == "Resize" or (node.op_type == "Slice" and _spatial_slice(ctx)):
+        # (nearest Resize: a copy; Slice of spatial axes: a circular padding's ends, Slice ->
+        # Concat along time) the convolutions around them keep their channels-last layout
         return ctx.step(inputs, out_names, through_channels_first(run), layouts=(CF, CL))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
@@ -468,6 +469,18 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
     # has to hand the same view on (lowp.runtime.replay)
     return ctx.step(inputs, out_names, run, layouts=layouts,
                     replayable=node.op_type in RESHAPES)
+
+
+def _spatial_slice(ctx: LowerCtx) -> bool:
+    """A Slice (opset >= 10) whose constant axes are spatial ones (2 and up, counted from
+    the front). A Slice of the channels (an STFT's real and imaginary halves, read by float
+    arithmetic) stays channels-first: its readers would convert it back."""
+    names = list(ctx.node.input)
+    if ctx.graph.opset < 10 or len(names) < 4 or not names[3] or \
+            not ctx.graph.is_constant(names[3]):
+        return False
+    axes = np.asarray(ctx.graph.constant(names[3])).reshape(-1)
+    return axes.size > 0 and bool(np.all(axes >= 2))
 
 
 def _ort_same_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
