@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +21,8 @@ import lowp.runtime.session as session_module
 from lowp.runtime import Session, quantize_first
 from lowp.runtime.backends import native_available
 from lowp.runtime.plan import CF, CL
+
+from .ort_agreement import onnxruntime_run
 
 BACKENDS = ["reference", *(["native"] if native_available() else [])]
 
@@ -102,8 +103,7 @@ def circular_model(c: int, t: int, d: int, quantized_slices: bool, seed: int
 
 
 def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)[0]
+    return onnxruntime_run(model, feeds)[0]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

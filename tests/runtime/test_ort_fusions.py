@@ -19,6 +19,8 @@ from lowp import Session, mlas_sgemm
 from lowp.runtime import ort_fusions
 from lowp.runtime.backends import native_available
 
+from .ort_agreement import onnxruntime_run
+
 F32 = TensorProto.FLOAT
 
 
@@ -38,16 +40,21 @@ def _model(nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
     return m
 
 
-def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    s = ort.InferenceSession(model.SerializeToString(), opts,
-                             providers=["CPUExecutionProvider"])
-    return list(s.run(None, feeds))
+def _dequantized_input(model: onnx.ModelProto, scale: float) -> onnx.ModelProto:
+    """`model` with its first input read through a DequantizeLinear of uint8 `q` (`scale`,
+    zero point 128), in place."""
+    g = model.graph
+    x = g.input[0].name
+    g.input[0].name = "q"
+    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "dq_scale", "dq_zero"], [x]))
+    g.initializer.extend([numpy_helper.from_array(np.float32(scale), "dq_scale"),
+                          numpy_helper.from_array(np.uint8(128), "dq_zero")])
+    return model
 
 
 def _same_as_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
-    want = _ort(model, feeds)
+    want = onnxruntime_run(model, feeds)
     session = Session(model, threads=1)
     for _ in range(3):                       # plain, recorded and replayed runs
         got = session.run(feeds)
@@ -185,7 +192,7 @@ def test_mlas_order_matches_ort(batch: int, m: int, k: int, n: int, ta: bool, tb
     model = _model([node], inputs, {"b": b} if const_b else {}, ["y"],
                    shapes={"y": want_shape})
     feeds = {"a": a} if const_b else {"a": a, "b": b}
-    (want,) = _ort(model, feeds)
+    (want,) = onnxruntime_run(model, feeds)
     ref = mlas_sgemm.matmul(a, b, alpha=alpha, trans_a=ta, trans_b=tb, b_packed=const_b)
     np.testing.assert_array_equal(ref, want)
     np.testing.assert_array_equal(Session(model, threads=1).run(feeds)["y"], want)
@@ -225,7 +232,7 @@ def _recurrent_same_as_ort(op: str, gates: int, direction: str, constant: bool,
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     feeds = {n: vals[n] for n in fed}
-    want = _ort(model, feeds)
+    want = onnxruntime_run(model, feeds)
     got = Session(model, threads=1).run(feeds)
     for name, w in zip(outputs, want, strict=True):
         np.testing.assert_array_equal(got[name], w, err_msg=name)
@@ -363,7 +370,7 @@ def test_skip_layer_norm_rows_are_welford_in_float32() -> None:
              helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], epsilon=1e12)]
     model = _model(nodes, {k: v.shape for k, v in feeds.items()}, inits, ["y"])
     y, _, _ = ort_math.skip_layer_norm_rows(v, inits["g"], inits["b"], 1e12)
-    np.testing.assert_array_equal(y.reshape(1, 1, n), _ort(model, feeds)[0])
+    np.testing.assert_array_equal(y.reshape(1, 1, n), onnxruntime_run(model, feeds)[0])
     _same_as_ort(model, feeds)
 
 
@@ -404,7 +411,7 @@ def test_lstm_in_an_if_branch_reads_outer_constants_as_prepacked() -> None:
     model.ir_version = 8
     feeds = {"x": rng.standard_normal((1, 1, inp)).astype(np.float32),
              "c": np.array(True)}
-    (want,) = _ort(model, feeds)
+    (want,) = onnxruntime_run(model, feeds)
     np.testing.assert_array_equal(Session(model, threads=1).run(feeds)["out"], want)
 
 
@@ -523,13 +530,7 @@ def test_rms_norm_of_a_shared_dequantized_tensor_is_not_fused() -> None:
     """ONNX Runtime gives each reader of a DequantizeLinear its own copy
     (EnsureUniqueDQForNodeUnit), so Pow and Div no longer read one tensor: T5's first
     RMSNorm, right after the dequantized embedding, stays written out there."""
-    model = _rms_norm(32, 1e-6, "div one", 17, cast=True)
-    g = model.graph
-    g.input[0].name = "q"
-    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
-    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "s", "z"], ["x"]))
-    g.initializer.extend([numpy_helper.from_array(np.float32(0.05), "s"),
-                          numpy_helper.from_array(np.uint8(128), "z")])
+    model = _dequantized_input(_rms_norm(32, 1e-6, "div one", 17, cast=True), 0.05)
     assert not _fuses_as_ort(model, "SimplifiedLayerNormalization")
     q = np.random.default_rng(14).integers(0, 256, (2, 5, 32)).astype(np.uint8)
     _same_as_ort(model, {"q": q})
@@ -591,18 +592,13 @@ def test_quantized_tanh_gelu_with_bias_is_ort_bit_for_bit() -> None:
     """DequantizeLinear -> bias Add -> tanh GELU written out -> QuantizeLinear (a QDQ MLP):
     ONNX Runtime runs FastGelu with the bias; lowp's lookup table (lowp.runtime.
     lower_float_region) evaluates the same fused node per integer and channel."""
-    model = _tanh_gelu(2, bias=True)
+    model = _dequantized_input(_tanh_gelu(2, bias=True), 0.03)
     g = model.graph
-    g.input[0].name = "q"
-    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
-    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "dq_scale", "zero"], ["x"]))
     relu = next(n for n in g.node if n.op_type == "Relu")
     g.node.remove(relu)
-    g.node.append(helper.make_node("QuantizeLinear", ["g", "q_scale", "zero"], ["y"]))
+    g.node.append(helper.make_node("QuantizeLinear", ["g", "q_scale", "dq_zero"], ["y"]))
     g.output[0].type.tensor_type.elem_type = TensorProto.UINT8
-    g.initializer.extend([numpy_helper.from_array(np.float32(0.03), "dq_scale"),
-                          numpy_helper.from_array(np.float32(0.011), "q_scale"),
-                          numpy_helper.from_array(np.uint8(128), "zero")])
+    g.initializer.append(numpy_helper.from_array(np.float32(0.011), "q_scale"))
     assert [n.op_type for n in ort_fusions.apply(model).graph.node] == [
         "DequantizeLinear", "FastGelu", "QuantizeLinear"]
     q = np.random.default_rng(15).integers(0, 256, (3, 7, 40)).astype(np.uint8)
@@ -616,13 +612,7 @@ def test_gelu_of_a_shared_dequantized_tensor_is_not_fused(pattern: int) -> None:
     values was one step apart while lowp fused it)."""
     nodes, inits = _gelu_nodes("x", pattern)
     nodes.append(helper.make_node("Relu", ["y"], ["out"]))
-    model = _model(nodes, {"x": (4, 96)}, inits, ["out"])
-    g = model.graph
-    g.input[0].name = "q"
-    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
-    g.node.insert(0, helper.make_node("DequantizeLinear", ["q", "dq_scale", "zero"], ["x"]))
-    g.initializer.extend([numpy_helper.from_array(np.float32(0.05), "dq_scale"),
-                          numpy_helper.from_array(np.uint8(128), "zero")])
+    model = _dequantized_input(_model(nodes, {"x": (4, 96)}, inits, ["out"]), 0.05)
     assert not _fuses_as_ort(model, "Gelu")
     q = np.random.default_rng(0).integers(0, 256, (4, 96)).astype(np.uint8)
     _same_as_ort(model, {"q": q})

@@ -281,17 +281,11 @@ def _unary(name: str, fn: Any) -> None:
     register(op)
 
 
-def _exp(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's float32 exp (lowp.ort_math) for float32, numpy's otherwise."""
-    return ort_math.exp(x) if x.dtype == np.float32 else np.exp(x)
-
-
-def _sin(x: np.ndarray) -> np.ndarray:
-    return eigen_math.sin(x) if x.dtype == np.float32 else np.sin(x)
-
-
-def _cos(x: np.ndarray) -> np.ndarray:
-    return eigen_math.cos(x) if x.dtype == np.float32 else np.cos(x)
+def _float32(fn: Any, other: Any) -> Any:
+    """`fn` (ONNX Runtime's float32 kernel) for float32, `other` (numpy) otherwise."""
+    def unary(x: np.ndarray) -> np.ndarray:
+        return fn(x) if x.dtype == np.float32 else other(x)
+    return unary
 
 
 def _log(x: np.ndarray) -> np.ndarray:
@@ -303,21 +297,17 @@ def _log(x: np.ndarray) -> np.ndarray:
     return native if native is not None else eigen_math.log(x)
 
 
-def _float32(fn: Any, other: Any) -> Any:
-    """`fn` (ONNX Runtime's float32 kernel) for float32, `other` (numpy) otherwise."""
-    def unary(x: np.ndarray) -> np.ndarray:
-        return fn(x) if x.dtype == np.float32 else other(x)
-    return unary
-
-
-# Asin and Acos are Eigen packet functions (lowp.eigen_math); Tan, Sinh, Cosh, Asinh, Acosh
+# float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are
+# Eigen packet functions (lowp.eigen_math); Tan, Sinh, Cosh, Asinh, Acosh
 # and Atanh are the C library's float functions element by element (std::tan(float), ...),
 # which are not correctly rounded (glibc 2.36: 3-14% of a random sweep's values differ from
 # the correctly rounded ones, and from numpy's). Atan is numpy's: ONNX Runtime's Eigen atan
 # packet is not reproduced (docs/operators.md, (O50)).
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _exp), ("Log", _log), ("Sin", _sin),
-                   ("Cos", _cos), ("Tan", _float32(libm.tanf, np.tan)),
+                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp)), ("Log", _log),
+                   ("Sin", _float32(eigen_math.sin, np.sin)),
+                   ("Cos", _float32(eigen_math.cos, np.cos)),
+                   ("Tan", _float32(libm.tanf, np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),
                    ("Atan", np.arctan), ("Sinh", _float32(libm.sinhf, np.sinh)),

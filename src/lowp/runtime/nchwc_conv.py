@@ -200,10 +200,9 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
     ow = _out_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
     bias = None if b is None else np.ascontiguousarray(b, _F).reshape(-1)
     packed = packed_weights(w, group)
-    # (h, w, kh, kw, stride, dilation, begin pad) as the kernel is called
-    g = _as_row(h, wd, kh, kw, strides, dilations, pads)
-    out = (n, m, oh, ow) if g == (h, wd, kh, kw, *strides, *dilations, pads[0], pads[1]) \
-        else (n, m, 1, oh)
+    # (h, w, kh, kw, stride, dilation, begin pad) and output (h, w) as the kernel is called
+    g, out_hw = _as_row(h, wd, kh, kw, strides, dilations, pads, (oh, ow))
+    out = (n, m, *out_hw)
     if threads is None and n > 0:
         dims = [n, c, g[0], g[1], m, out[2], out[3], KINDS[p.kind], p.block, group, *g[2:]]
         y = native_float.conv_nchwc(np.ascontiguousarray(x, _F), packed, bias, out, dims,
@@ -219,16 +218,18 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
 
 
 def _as_row(h: int, wd: int, kh: int, kw: int, strides: Sequence[int],
-            dilations: Sequence[int], pads: Sequence[int]) -> tuple[int, ...]:
-    """The kernel's geometry (h, w, kh, kw, sh, sw, dh, dw, ph, pw): a column image (w = 1,
+            dilations: Sequence[int], pads: Sequence[int], out_hw: tuple[int, int]
+            ) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """The kernel's geometry (h, w, kh, kw, sh, sw, dh, dw, ph, pw) and output (h, w) for a
+    convolution whose output is `out_hw`: a column image (w = 1,
     a (k, 1) kernel without width padding, as TensorFlow exports of 1-D convolutions write
     it) runs as one row of h columns with a (1, k) kernel. Memory is the same (x, y and the
     packed weights' (cg, kh, kw) order), and so is every output's sum: kernel row then column
     is one index either way. The kernel tiles columns; a column image has one."""
     if wd == 1 and kw == 1 and kh > 0 and pads[1] == pads[3] == 0 and h > 1:
-        return (1, h, 1, kh, 1, strides[0], 1, dilations[0], 0, pads[0])
+        return (1, h, 1, kh, 1, strides[0], 1, dilations[0], 0, pads[0]), (1, out_hw[0])
     return (h, wd, kh, kw, strides[0], strides[1], dilations[0], dilations[1], pads[0],
-            pads[1])
+            pads[1]), out_hw
 
 
 def pool_sums(rows: np.ndarray, lanes: int) -> np.ndarray:

@@ -28,7 +28,14 @@ _ONNX = ("", "ai.onnx")
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with each such QuantizeLinear moved before its Concat (a new model), or
     `model` itself when it has none."""
-    if not any(n.op_type == "Concat" for n in model.graph.node):
+    joined = {n.output[0] for n in model.graph.node
+              if n.op_type == "Concat" and n.domain in _ONNX and n.output}
+
+    def quantizes_a_concat(node: onnx.NodeProto) -> bool:
+        return node.op_type == "QuantizeLinear" and node.domain in _ONNX and \
+            bool(node.input) and node.input[0] in joined
+
+    if not any(quantizes_a_concat(n) for n in model.graph.node):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -36,8 +43,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     g.outputs |= {name for node in g.nodes for name in subgraph_reads(node)}
     changed = False
     for q in list(g.nodes):
-        if q.op_type != "QuantizeLinear" or q.domain not in _ONNX or \
-                g.scalar_parameters(q) is None:
+        if not quantizes_a_concat(q) or g.scalar_parameters(q) is None:
             continue
         concat = g.producer(q.input[0])
         if concat is None or concat.op_type != "Concat" or concat.domain not in _ONNX \
