@@ -23,7 +23,6 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import subgraph_reads
 from .ort_qdq_propagation import QdqGraph
 
 _ONNX = ("", "ai.onnx")
@@ -82,11 +81,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     itself when it has none."""
     if sum(n.op_type == "DequantizeLinear" for n in model.graph.node) < 2:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = QdqGraph(out)
-    # a tensor a subgraph reads counts as a graph output here: it must stay as it is
-    g.outputs |= {name for node in g.nodes for name in subgraph_reads(node)}
+    out, g = QdqGraph.editable_copy(model)
     changed = False
 
     def set_param(node: onnx.NodeProto, slot: int, value: np.ndarray) -> None:
@@ -139,6 +134,4 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         changed = True
     if not changed:
         return model
-    del out.graph.node[:]
-    out.graph.node.extend(g.nodes)
-    return out
+    return g.write_nodes(out)

@@ -26,6 +26,8 @@ import itertools
 import onnx
 from onnx import defs, helper, numpy_helper
 
+from ..ir.graph import subgraph_reads
+
 _ONNX = ("", "ai.onnx")
 # CanNodePropagate: the operator at these versions (the schema's since-version)
 _PROPAGATING = {"MaxPool": {12}, "Reshape": {5, 13, 14, 19}, "Transpose": {1, 13},
@@ -47,6 +49,22 @@ class QdqGraph:
         self.used = {n for node in g.node for n in (*node.input, *node.output)} | self.inputs \
             | set(self.inits)
         self.added: dict[int, list[onnx.NodeProto]] = {}    # new nodes after node id()
+
+    @classmethod
+    def editable_copy(cls, model: onnx.ModelProto) -> tuple[onnx.ModelProto, QdqGraph]:
+        """A copy of `model` to rewrite and its index, where a tensor a subgraph reads
+        counts as a graph output (it must stay as it is)."""
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        g = cls(out)
+        g.outputs |= {name for node in g.nodes for name in subgraph_reads(node)}
+        return out, g
+
+    def write_nodes(self, out: onnx.ModelProto) -> onnx.ModelProto:
+        """`out` with its top-level nodes replaced by this index's, in order."""
+        del out.graph.node[:]
+        out.graph.node.extend(self.nodes)
+        return out
 
     def producer(self, name: str) -> onnx.NodeProto | None:
         return next((n for n in self.nodes if name in n.output), None)

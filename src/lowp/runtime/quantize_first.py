@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import onnx
 
-from ..ir.graph import subgraph_reads
 from .ort_qdq_propagation import QdqGraph
 
 _ONNX = ("", "ai.onnx")
@@ -37,10 +36,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
 
     if not any(quantizes_a_concat(n) for n in model.graph.node):
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = QdqGraph(out)
-    g.outputs |= {name for node in g.nodes for name in subgraph_reads(node)}
+    out, g = QdqGraph.editable_copy(model)
     changed = False
     for q in list(g.nodes):
         if not quantizes_a_concat(q) or g.scalar_parameters(q) is None:
@@ -68,9 +64,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         changed = True
     if not changed:
         return model
-    del out.graph.node[:]
-    out.graph.node.extend(g.nodes)
-    return out
+    return g.write_nodes(out)
 
 
 def _read_only_by(g: QdqGraph, name: str, node: onnx.NodeProto) -> bool:
