@@ -591,12 +591,18 @@ def notes(results: list[Result]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    """--models, --calib and --eval: which corpus models, on how many samples (the
+    calibration feeds with seed 0, the evaluation feeds with seed 1)."""
     p.add_argument("--models", nargs="+", default=[m.name for m in MODELS],
                    choices=sorted(BY_NAME), metavar="NAME")
     p.add_argument("--calib", type=int, default=16, help="calibration samples (seed 0)")
     p.add_argument("--eval", type=int, default=32, help="evaluation samples (seed 1)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_corpus_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per session")
     p.add_argument("--ort-timeout", type=float, default=90.0,
                    help="seconds allowed for ONNX Runtime's calibration of one method")

@@ -32,8 +32,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.accuracy import metric_of, model_data, ort_session, sqnr_db  # noqa: E402
-from evals.corpus.models import BY_NAME, MODELS  # noqa: E402
+from evals.accuracy import add_corpus_arguments, metric_of, model_data, ort_session, sqnr_db  # noqa: E402
+from evals.corpus.models import BY_NAME  # noqa: E402
 
 
 def run(name: str, work: Path, calib_samples: int, eval_samples: int) -> dict[str, Any]:
@@ -102,10 +102,7 @@ def _line(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=[m.name for m in MODELS],
-                   choices=sorted(BY_NAME), metavar="NAME")
-    p.add_argument("--calib", type=int, default=16, help="calibration samples (seed 0)")
-    p.add_argument("--eval", type=int, default=32, help="evaluation samples (seed 1)")
+    add_corpus_arguments(p)
     p.add_argument("--jsonl", type=Path, help="append one JSON line per model here")
     args = p.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
