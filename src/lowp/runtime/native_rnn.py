@@ -13,12 +13,12 @@ weights that are not constants, or no extension); see `supported`.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .prepacked import PackCache
 from .switch import Switch
 from .tape import call
 
@@ -118,8 +118,6 @@ def _lens32(lens: np.ndarray, batch: int, seq: int) -> np.ndarray | None:
 
 # recurrent.h: gate blocks padded to kRnnAlign floats, packed in panels of kRnnPanel columns
 _ALIGN, _PANEL = 16, 64
-_packed: dict[tuple[int, tuple[int, ...]],
-              tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = {}
 
 
 def _panels(block: np.ndarray) -> np.ndarray:
@@ -151,21 +149,9 @@ def pack(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
     return np.stack(out)
 
 
-def packed_weights(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
-    """`pack(m, blocks)`, computed once per array object and its values: W and R are
-    constants of the model (the native path runs only for prepacked weights, float_nn.LSTM /
-    GRU), the same unchanged object on every run, as ONNX Runtime packs them once at load; a
-    caller that changes an array in place gets it packed again (its values are compared with
-    a copy kept with the packing)."""
-    key = (id(m), blocks)
-    hit = _packed.get(key)
-    if hit is not None and hit[0]() is m and np.array_equal(hit[2], m):
-        return hit[1]
-    packed = pack(m, blocks)
-    if hit is None or hit[0]() is not m:
-        weakref.finalize(m, _packed.pop, key, None)
-    _packed[key] = (weakref.ref(m), packed, np.array(m, copy=True))
-    return packed
+# pack(m, blocks) once per constant W and R (the native path runs only for prepacked
+# weights, float_nn.LSTM / GRU)
+packed_weights = PackCache(pack)
 
 
 def _inputs(x: np.ndarray, layout: int) -> np.ndarray:

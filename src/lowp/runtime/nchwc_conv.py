@@ -16,7 +16,6 @@ starts from the addend) or an activation other than Relu (MLAS applies it after 
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,8 @@ import numpy as np
 
 from lowp.cpu import cpu_flags
 from lowp.fixedpoint import fma32
+
+from .prepacked import PackCache
 
 _F = np.float32
 LANES = 16                      # output channels per packed weight vector (native kernel)
@@ -146,23 +147,9 @@ def pack(w: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(packed).reshape(-1)
 
 
-_packed: dict[tuple[int, int], tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = {}
-
-
-def packed_weights(w: np.ndarray, group: int) -> np.ndarray:
-    """`pack(w, group)`, computed once per array object and its values: a Conv runs the
-    NCHWc kernel only with constant weights (`plan`), the same unchanged object on every run,
-    as ONNX Runtime reorders them once at load; a caller that changes the array in place gets
-    it packed again (its values are compared with a copy kept with the packing)."""
-    key = (id(w), group)
-    hit = _packed.get(key)
-    if hit is not None and hit[0]() is w and np.array_equal(hit[2], w):
-        return hit[1]
-    packed = pack(np.asarray(w, _F), group)
-    if hit is None or hit[0]() is not w:
-        weakref.finalize(w, _packed.pop, key, None)
-    _packed[key] = (weakref.ref(w), packed, np.array(w, copy=True))
-    return packed
+# pack(w, group) once per constant weight array (a Conv runs the NCHWc kernel only with
+# constant weights, `plan`)
+packed_weights = PackCache(lambda w, group: pack(np.asarray(w, _F), group))
 
 
 def _native_isa() -> str | None:
