@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from lowp.runtime.prepacked import PackCache, immutable
+from lowp.runtime.prepacked import PackCache, freeze, frozen
 
 
 def _counting() -> tuple[PackCache, list[int]]:
@@ -21,7 +21,7 @@ def _counting() -> tuple[PackCache, list[int]]:
 def test_an_initializer_is_packed_once_and_no_copy_is_kept() -> None:
     w = numpy_helper.to_array(numpy_helper.from_array(
         np.arange(12, dtype=np.float32).reshape(3, 4), "w"))
-    assert immutable(w)
+    assert frozen(w)
     cache, calls = _counting()
     first = cache(w, 2)
     assert cache(w, 2) is first and calls == [2]
@@ -33,7 +33,7 @@ def test_an_initializer_is_packed_once_and_no_copy_is_kept() -> None:
 
 def test_a_writeable_array_changed_in_place_is_packed_again() -> None:
     w = np.arange(12, dtype=np.float32).reshape(3, 4)
-    assert not immutable(w)
+    assert not frozen(w)
     cache, calls = _counting()
     first = cache(w, 1)
     assert cache(w, 1) is first
@@ -42,12 +42,18 @@ def test_a_writeable_array_changed_in_place_is_packed_again() -> None:
     assert again is not first and again[0, 0] == 99.0 and calls == [1, 1]
 
 
-def test_read_only_views_of_writeable_memory_are_not_trusted() -> None:
+def test_only_read_only_memory_is_trusted() -> None:
     base = np.zeros((4, 4), np.float32)
     view = base[1:]
     view.flags.writeable = False
-    assert not immutable(view)
+    assert not frozen(view)
     owner = np.zeros(3, np.float32)
-    owner.flags.writeable = False          # its owner may make it writeable again
-    assert not immutable(owner)
-    assert immutable(np.frombuffer(b"\0" * 16, np.float32))
+    owner.flags.writeable = False
+    assert frozen(owner) and frozen(owner.reshape(3, 1))
+    assert frozen(np.frombuffer(b"\0" * 16, np.float32))
+
+
+def test_freeze_makes_a_constant_and_the_memory_it_views_read_only() -> None:
+    owner = np.arange(6, dtype=np.float32)
+    w = freeze(owner.reshape(2, 3))
+    assert frozen(w) and not owner.flags.writeable

@@ -27,6 +27,7 @@ from lowp.runtime.float_registry import (
     register,
     unsupported,
 )
+from lowp.runtime.prepacked import freeze
 from lowp.special import erf
 
 __all__ = ["FLOAT_OPS", "OpFn", "OpResult"]
@@ -1126,7 +1127,7 @@ def Constant(**attrs: Any) -> np.ndarray:
     attrs.pop("opset", None)
     attrs.pop("num_outputs", None)
     if "value" in attrs:
-        return np.asarray(attrs["value"])
+        return freeze(np.asarray(attrs["value"]))    # the node's one array, on every run
     if "value_float" in attrs:
         return np.array(attrs["value_float"], dtype=np.float32)
     if "value_floats" in attrs:

@@ -2,10 +2,10 @@
 
 The float kernels that read weights in their own order (the NCHWc convolution, the LSTM and
 GRU recurrence) take model constants: the same array object on every run. `PackCache` packs
-an array on first use and hands back the packing while the array lives. An array that cannot
-change (read-only down to an immutable buffer, as `numpy_helper.to_array` gives every
-initializer) is trusted as it is; any other array is compared with a copy kept beside its
-packing, so a caller that changes it in place gets it packed again.
+an array on first use and hands back the packing while the array lives. A frozen array
+(read-only all the way down: a Session's constants are) is trusted as it is; any other array
+is compared with a copy kept beside its packing, so a caller that changes it in place gets
+it packed again.
 """
 
 from __future__ import annotations
@@ -16,16 +16,29 @@ from collections.abc import Callable, Hashable
 import numpy as np
 
 
-def immutable(a: np.ndarray) -> bool:
-    """True when no one can write `a`'s values: it and every array it views are read-only
-    and the memory at the bottom is an immutable `bytes` object. (A read-only array that
-    owns its memory is not enough: numpy lets its owner make it writeable again.)"""
+def frozen(a: np.ndarray) -> bool:
+    """True when `a` and every array it views are read-only and the memory at the bottom is
+    an array's own or an immutable `bytes` object (numpy_helper.to_array's). numpy would let
+    the owner of read-only memory make it writeable again; lowp never does that to an array
+    it has frozen, and a caller who does must not expect old packings to notice."""
     base: object = a
     while isinstance(base, np.ndarray):
         if base.flags.writeable:
             return False
+        if base.base is None:
+            return True
         base = base.base
     return isinstance(base, bytes)
+
+
+def freeze(a: np.ndarray) -> np.ndarray:
+    """`a`, made read-only with every array it views (arrays the caller owns: a constant
+    just read from the model), so that `frozen(a)` holds."""
+    base: object = a
+    while isinstance(base, np.ndarray):
+        base.flags.writeable = False
+        base = base.base
+    return a
 
 
 class PackCache:
@@ -44,7 +57,7 @@ class PackCache:
         packed = self._pack(a, *args)
         if hit is None or hit[0]() is not a:
             weakref.finalize(a, self._entries.pop, key, None)
-        kept = None if immutable(a) else np.array(a, copy=True)
+        kept = None if frozen(a) else np.array(a, copy=True)
         self._entries[key] = (weakref.ref(a), packed, kept)
         return packed
 

@@ -31,6 +31,7 @@ from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .plan import CF, CL, Step
+from .prepacked import freeze
 from .replay import NATIVE_FLOAT, Replayer
 from .tape import call
 
@@ -83,7 +84,7 @@ class Session:
         self.output_names = [o.name for o in self.model.graph.output]
         self.steps: list[Step] = lower(self.model, self.backend, requant_mode)
         self._constants: dict[str, np.ndarray] = {
-            t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
+            t.name: _frozen_array(t) for t in self.model.graph.initializer}
         self.last_profile: dict[str, float] = {}
         # (steps, the same unfused, the intermediates their float chains do not store)
         self._chains: tuple[list[Step], list[Step], frozenset[str]] | None = None
@@ -218,6 +219,12 @@ class Session:
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
                        "Einsum", "If", "Loop"})
+
+
+def _frozen_array(t: onnx.TensorProto) -> np.ndarray:
+    """An initializer's values, read-only: steps never write their inputs, and prepacked
+    weights (lowp.runtime.prepacked) then need no copy to notice a change."""
+    return freeze(numpy_helper.to_array(t))
 
 
 def _blas_controller(steps: list[Step], threads: int) -> Any:
