@@ -497,6 +497,22 @@ lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats>
   };
 }
 
+lowp::Kernel make_float_simplified_layer_norm(Floats x, Floats scale, OutFloats y, OutFloats inv,
+                                              int64_t n, float epsilon, int threads) {
+  // rows x n: y = SimplifiedLayerNormalization (RMSNorm) of each row in ONNX Runtime's order,
+  // inv = its inverse root per row
+  if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0 || scale.size() != size_t(n) ||
+      inv.size() != x.size() / size_t(n))
+    throw std::invalid_argument("float_simplified_layer_norm needs x, y of rows * n, scale of "
+                                "n and inv of rows values");
+  return [x, scale, y, inv, n, epsilon, threads] {
+    lowp::LayerNormArgs a;
+    a.x = x.data(), a.scale = scale.data(), a.y = y.data(), a.inv = inv.data();
+    a.rows = int64_t(inv.size()), a.n = n, a.epsilon = epsilon;
+    lowp::run_float_simplified_layer_norm(a, threads);
+  };
+}
+
 lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t k,
                                    int64_t inner, int form, bool mean, int threads) {
   // y (outer x inner) = ReduceSum / ReduceMean over k of x (outer x k x inner), ONNX
@@ -1060,6 +1076,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
              "welford"_a = false);
+  def_kernel(m, program, "float_simplified_layer_norm", &make_float_simplified_layer_norm,
+             "x"_a, "scale"_a, "y"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,

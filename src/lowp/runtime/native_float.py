@@ -335,6 +335,21 @@ def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None
     return y, mean, inv
 
 
+def simplified_layer_norm(x: np.ndarray, n: int, scale: np.ndarray, epsilon: float,
+                          stat_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(y, inv_std_dev) of float32 `x` RMS-normalized over rows of its last `n` values in
+    ONNX Runtime's order, bit for bit with lowp.ort_math.simplified_layer_norm_rows (scale:
+    n float32 values; inv_std_dev in `stat_shape`), or None."""
+    ext = _has(_usable("SimplifiedLayerNormalization", x), "float_simplified_layer_norm")
+    if ext is None or scale.dtype != np.float32:
+        return None
+    y, inv = _empty(x.shape), _empty(stat_shape)
+    call(ext.float_simplified_layer_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1), y.reshape(-1), inv.reshape(-1), n,
+         float(np.float32(epsilon)), _threads)
+    return y, inv
+
+
 def _reduction(op: str, kernel: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool
                ) -> tuple[Any, tuple[int, int, int, int], np.ndarray] | None:
     """(the kernel, ort_math.reduce_plan of the axes, the output buffer) of a reduction of
