@@ -32,6 +32,10 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
                "HardSwish": 6, "LeakyRelu": 7}
 
+# C library function -> the kernel's LibmFunction code (native/float_libm.h)
+LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
+              "sinhf": 7, "coshf": 8, "asinhf": 9, "acoshf": 10, "atanhf": 11}
+
 # Smallest element count (input elements for pooling) for the native call: it beats numpy
 # from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
 # HardSigmoid, 8x for MaxPool, 10x for Erf at one element), so only empty arrays stay numpy.
@@ -394,6 +398,19 @@ def log(x: np.ndarray) -> np.ndarray | None:
         return None
     y = _empty(x.shape)
     call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
+def libm(name: str, x: np.ndarray, op: str = "") -> np.ndarray | None:
+    """The C library's float function `name` (a key of LIBM_CODES) on every element of
+    float32 `x`, one call each as lowp.libm makes them through ctypes (the same function,
+    so the same bits), or None. `op`: the operator it computes, for the switch checks."""
+    ext = _has(_usable(op or name, x), "float_libm")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_libm, LIBM_CODES[name], np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         _threads)
     return y
 
 
