@@ -29,6 +29,7 @@
 #ifdef LOWP_FLOAT_CONV_NCHWC
 #include "float_conv/nchwc.h"
 #endif
+#include "float_libm.h"
 #include "float_norm.h"
 #include "float_reduce.h"
 #include "gather.h"
@@ -497,6 +498,22 @@ lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats>
   };
 }
 
+lowp::Kernel make_float_simplified_layer_norm(Floats x, Floats scale, OutFloats y, OutFloats inv,
+                                              int64_t n, float epsilon, int threads) {
+  // rows x n: y = SimplifiedLayerNormalization (RMSNorm) of each row in ONNX Runtime's order,
+  // inv = its inverse root per row
+  if (n < 1 || x.size() != y.size() || x.size() % size_t(n) != 0 || scale.size() != size_t(n) ||
+      inv.size() != x.size() / size_t(n))
+    throw std::invalid_argument("float_simplified_layer_norm needs x, y of rows * n, scale of "
+                                "n and inv of rows values");
+  return [x, scale, y, inv, n, epsilon, threads] {
+    lowp::LayerNormArgs a;
+    a.x = x.data(), a.scale = scale.data(), a.y = y.data(), a.inv = inv.data();
+    a.rows = int64_t(inv.size()), a.n = n, a.epsilon = epsilon;
+    lowp::run_float_simplified_layer_norm(a, threads);
+  };
+}
+
 lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t k,
                                    int64_t inner, int form, bool mean, int threads) {
   // y (outer x inner) = ReduceSum / ReduceMean over k of x (outer x k x inner), ONNX
@@ -530,6 +547,16 @@ lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
   // y = log(x) element-wise as ONNX Runtime's Log (float_log.h); y may be x
   if (x.size() != y.size()) throw std::invalid_argument("float_log needs same sizes");
   return [threads, x, y] { lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), threads); };
+}
+
+lowp::Kernel make_float_libm(int code, Floats x, OutFloats y, int threads) {
+  // y = f(x) element-wise with the C library's float function f of `code` (float_libm.h)
+  if (code < 0 || code >= int(lowp::LibmFunction::kCount))
+    throw std::invalid_argument("float_libm: unknown function code " + std::to_string(code));
+  if (x.size() != y.size()) throw std::invalid_argument("float_libm needs same sizes");
+  return [code, threads, x, y] {
+    lowp::run_float_libm(code, x.data(), y.data(), int64_t(x.size()), threads);
+  };
 }
 
 lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
@@ -1060,11 +1087,15 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
              "welford"_a = false);
+  def_kernel(m, program, "float_simplified_layer_norm", &make_float_simplified_layer_norm,
+             "x"_a, "scale"_a, "y"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,

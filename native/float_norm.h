@@ -3,13 +3,17 @@
 // the squared deviations in eight lanes of fused multiply-adds, then the scaled rows. With
 // `welford`, the order of its com.microsoft SkipLayerNormalization instead
 // (lowp.ort_math.skip_layer_norm_rows, (O40)): Welford's running mean and M2 in float32.
+// SimplifiedLayerNormalization (RMSNorm) rows in the order of ONNX Runtime's kernel
+// (lowp.ort_math.simplified_layer_norm_rows, (O49)): the same eight lanes on x itself, or
+// its generic loop on rows of fewer than 16 values.
 #pragma once
 
 #include <cstdint>
 
 namespace lowp {
 
-// rows x n float32 x; scale, bias (or null) n values; y rows x n; mean, inv one per row.
+// rows x n float32 x; scale, bias (or null) n values; y rows x n; mean, inv one per row
+// (SimplifiedLayerNormalization: no bias, no mean; inv may be null).
 struct LayerNormArgs {
   const float* x = nullptr;
   const float* scale = nullptr;
@@ -29,8 +33,15 @@ extern const LayerNormRowsFn kLayerNormAvx2;    // float_norm_avx2.cpp: -mavx2 -
 // Welford's rows: a chain of divisions per row, the same on every path (no ISA flags)
 extern const LayerNormRowsFn kWelfordNorm;      // float_norm_scalar.cpp
 
+extern const LayerNormRowsFn kSimplifiedNormScalar;  // float_norm_scalar.cpp
+extern const LayerNormRowsFn kSimplifiedNormAvx2;    // float_norm_avx2.cpp
+extern const LayerNormRowsFn kSimplifiedNormAvx512;  // float_norm_avx512.cpp: + -mavx512f
+
 // The active path's kernel (scalar for "scalar", the AVX2 one otherwise), rows split over
 // `threads`; every row is computed the same way on any thread.
 void run_float_layer_norm(const LayerNormArgs& a, int threads);
+// SimplifiedLayerNormalization: the scalar, AVX2 or (avx512vnni, amx) AVX-512 copy; rows
+// split over `threads` the same way.
+void run_float_simplified_layer_norm(const LayerNormArgs& a, int threads);
 
 }  // namespace lowp

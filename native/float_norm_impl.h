@@ -1,7 +1,8 @@
-// The LayerNormalization row kernel (float_norm.h), written once and compiled by
-// float_norm_scalar.cpp and float_norm_avx2.cpp with their own flags (std::fma is one
-// rounding either way; with -mfma it is the instruction). Anonymous namespace: each
-// translation unit keeps its own copy.
+// The LayerNormalization and SimplifiedLayerNormalization row kernels (float_norm.h),
+// written once and compiled by float_norm_scalar.cpp, float_norm_avx2.cpp and
+// float_norm_avx512.cpp with their own flags (std::fma is one rounding either way; with
+// -mfma it is the instruction). Anonymous namespace: each translation unit keeps its own
+// copy.
 #pragma once
 
 #include <cmath>
@@ -36,8 +37,30 @@ double pairwise_sum(const float* a, int64_t n) {
   return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
-void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
-  const int64_t n = a.n, blocks = n / 8 * 8;
+// Sum of d[k]^2 in MLAS's order ((O24), lowp.ort_math._lane_squares): eight lanes of fused
+// multiply-adds over the whole blocks of 8, folded (l, l + 4) then (0 + 2) + (1 + 3); of the
+// tail, the first values as rounded products added when at least 4 remain, the rest FMAs.
+float lane_squares(const float* d, int64_t n) {
+  const int64_t blocks = n / 8 * 8;
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t k0 = 0; k0 < blocks; k0 += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] = std::fma(d[k0 + l], d[k0 + l], lanes[l]);
+  float half[4];
+  for (int l = 0; l < 4; ++l) half[l] = lanes[l] + lanes[4 + l];
+  float q = (half[0] + half[2]) + (half[1] + half[3]);
+  for (int64_t k = blocks; k < n; ++k) {
+    if (k - blocks < 4 && n - blocks >= 4) {
+      const float p = d[k] * d[k];
+      q = q + p;
+    } else {
+      q = std::fma(d[k], d[k], q);
+    }
+  }
+  return q;
+}
+
+[[maybe_unused]] void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
+  const int64_t n = a.n;
   for (int64_t r = r0; r < r1; ++r) {
     const float* x = a.x + r * n;
     float* d = a.y + r * n;  // the deviations, then the result in place
@@ -45,21 +68,7 @@ void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
     // -0.0 has the mean +0.0, as in ONNX Runtime
     const float mean = float((0.0 + pairwise_sum(x, n)) / double(n));
     for (int64_t k = 0; k < n; ++k) d[k] = x[k] - mean;
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t k0 = 0; k0 < blocks; k0 += 8)
-      for (int l = 0; l < 8; ++l) lanes[l] = std::fma(d[k0 + l], d[k0 + l], lanes[l]);
-    float half[4];
-    for (int l = 0; l < 4; ++l) half[l] = lanes[l] + lanes[4 + l];
-    float q = (half[0] + half[2]) + (half[1] + half[3]);
-    for (int64_t k = blocks; k < n; ++k) {
-      if (k - blocks < 4 && n - blocks >= 4) {
-        const float p = d[k] * d[k];
-        q = q + p;
-      } else {
-        q = std::fma(d[k], d[k], q);
-      }
-    }
-    const float var = q / float(n);
+    const float var = lane_squares(d, n) / float(n);
     const float inv = 1.0f / std::sqrt(var + a.epsilon);
     if (a.bias) {
       for (int64_t k = 0; k < n; ++k) d[k] = std::fma(d[k] * inv, a.scale[k], a.bias[k]);
@@ -71,6 +80,40 @@ void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
     }
     if (a.mean) a.mean[r] = mean;
     if (a.inv) a.inv[r] = inv;
+  }
+}
+
+// ONNX Runtime's SimplifiedLayerNormalization row (RMSNorm, (O49)): no mean, no bias.
+// Rows of at least kRmsLaneRows values: q = lane_squares(x), inv = 1 / sqrt(q / n + eps),
+// y = (x * inv) * scale. Shorter rows take its generic loop: the rounded squares added in
+// order from +0, r = sqrt(q / n + eps), y = (x / r) * scale, inv = 1 / r.
+constexpr int64_t kRmsLaneRows = 16;  // lowp.ort_math.RMS_LANE_ROWS
+
+[[maybe_unused]] void simplified_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1) {
+  const int64_t n = a.n;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = a.x + r * n;
+    float* y = a.y + r * n;
+    if (n < kRmsLaneRows) {
+      float q = 0.0f;
+      for (int64_t k = 0; k < n; ++k) {
+        const float p = x[k] * x[k];
+        q = q + p;
+      }
+      const float root = std::sqrt(q / float(n) + a.epsilon);
+      for (int64_t k = 0; k < n; ++k) {
+        const float t = x[k] / root;
+        y[k] = t * a.scale[k];
+      }
+      if (a.inv) a.inv[r] = 1.0f / root;
+    } else {
+      const float inv = 1.0f / std::sqrt(lane_squares(x, n) / float(n) + a.epsilon);
+      for (int64_t k = 0; k < n; ++k) {
+        const float t = x[k] * inv;
+        y[k] = t * a.scale[k];
+      }
+      if (a.inv) a.inv[r] = inv;
+    }
   }
 }
 

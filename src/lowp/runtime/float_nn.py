@@ -611,13 +611,16 @@ def SimplifiedLayerNormalization(x: np.ndarray, scale: np.ndarray, *, axis: int 
                                  ) -> tuple[np.ndarray, np.ndarray]:
     """ONNX Runtime's SimplifiedLayerNormalization (RMSNorm over axes [axis, rank), no mean
     subtracted): returns (Y, InvStdDev); float32 with a full scale in its order
-    (lowp.ort_math.simplified_layer_norm_rows)."""
+    (lowp.ort_math.simplified_layer_norm_rows; natively, native_float.simplified_layer_norm)."""
     ax = axis + x.ndim if axis < 0 else axis
     n = int(np.prod(x.shape[ax:]))
     stat = x.shape[:ax] + (1,) * (x.ndim - ax)
     if x.dtype == np.float32 and n and np.size(scale) == n and x.size:
-        y, inv = ort_math.simplified_layer_norm_rows(x.reshape(-1, n), _f(scale).reshape(n),
-                                                     float(np.float32(epsilon)))
+        sc, eps = _f(scale).reshape(n), float(np.float32(epsilon))
+        native = native_float.simplified_layer_norm(x, n, sc, eps, stat)
+        if native is not None:
+            return native
+        y, inv = ort_math.simplified_layer_norm_rows(x.reshape(-1, n), sc, eps)
         return y.reshape(x.shape), inv.reshape(stat)
     xf = _f(x)
     axes = tuple(range(ax, x.ndim))

@@ -289,6 +289,20 @@ def _float32(fn: Any, other: Any) -> Any:
     return unary
 
 
+def _libm(name: str, other: Any) -> Any:
+    """The C library's float32 function `name` element by element (natively where it can,
+    else lowp.libm's ctypes calls: the same function) for float32, `other` (numpy)
+    otherwise."""
+    reference = getattr(libm, name)
+
+    def unary(x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float32:
+            return other(x)
+        native = native_float.libm(name, x)
+        return native if native is not None else reference(x)
+    return unary
+
+
 def _log(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math; natively where it can) for
     float32, numpy's otherwise."""
@@ -308,14 +322,14 @@ _UNARY: list[tuple[str, Any]] = [
                    ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp)), ("Log", _log),
                    ("Sin", _float32(eigen_math.sin, np.sin)),
                    ("Cos", _float32(eigen_math.cos, np.cos)),
-                   ("Tan", _float32(libm.tanf, np.tan)),
+                   ("Tan", _libm("tanf", np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),
-                   ("Atan", np.arctan), ("Sinh", _float32(libm.sinhf, np.sinh)),
-                   ("Cosh", _float32(libm.coshf, np.cosh)),
-                   ("Asinh", _float32(libm.asinhf, np.arcsinh)),
-                   ("Acosh", _float32(libm.acoshf, np.arccosh)),
-                   ("Atanh", _float32(libm.atanhf, np.arctanh))]
+                   ("Atan", np.arctan), ("Sinh", _libm("sinhf", np.sinh)),
+                   ("Cosh", _libm("coshf", np.cosh)),
+                   ("Asinh", _libm("asinhf", np.arcsinh)),
+                   ("Acosh", _libm("acoshf", np.arccosh)),
+                   ("Atanh", _libm("atanhf", np.arctanh))]
 for _name, _unary_fn in _UNARY:
     _unary(_name, _unary_fn)
 

@@ -32,6 +32,10 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
                "HardSwish": 6, "LeakyRelu": 7}
 
+# C library function -> the kernel's LibmFunction code (native/float_libm.h)
+LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
+              "sinhf": 7, "coshf": 8, "asinhf": 9, "acoshf": 10, "atanhf": 11}
+
 # Smallest element count (input elements for pooling) for the native call: it beats numpy
 # from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
 # HardSigmoid, 8x for MaxPool, 10x for Erf at one element), so only empty arrays stay numpy.
@@ -335,6 +339,21 @@ def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None
     return y, mean, inv
 
 
+def simplified_layer_norm(x: np.ndarray, n: int, scale: np.ndarray, epsilon: float,
+                          stat_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(y, inv_std_dev) of float32 `x` RMS-normalized over rows of its last `n` values in
+    ONNX Runtime's order, bit for bit with lowp.ort_math.simplified_layer_norm_rows (scale:
+    n float32 values; inv_std_dev in `stat_shape`), or None."""
+    ext = _has(_usable("SimplifiedLayerNormalization", x), "float_simplified_layer_norm")
+    if ext is None or scale.dtype != np.float32:
+        return None
+    y, inv = _empty(x.shape), _empty(stat_shape)
+    call(ext.float_simplified_layer_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1), y.reshape(-1), inv.reshape(-1), n,
+         float(np.float32(epsilon)), _threads)
+    return y, inv
+
+
 def _reduction(op: str, kernel: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool
                ) -> tuple[Any, tuple[int, int, int, int], np.ndarray] | None:
     """(the kernel, ort_math.reduce_plan of the axes, the output buffer) of a reduction of
@@ -379,6 +398,19 @@ def log(x: np.ndarray) -> np.ndarray | None:
         return None
     y = _empty(x.shape)
     call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
+def libm(name: str, x: np.ndarray, op: str = "") -> np.ndarray | None:
+    """The C library's float function `name` (a key of LIBM_CODES) on every element of
+    float32 `x`, one call each as lowp.libm makes them through ctypes (the same function,
+    so the same bits), or None. `op`: the operator it computes, for the switch checks."""
+    ext = _has(_usable(op or name, x), "float_libm")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_libm, LIBM_CODES[name], np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         _threads)
     return y
 
 

@@ -32,7 +32,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
               "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
               "cast_to_float", "compare", "float_fused", "float_log", "float_reduce_max",
-              "qbinary", "float_conv_im2col", "float_conv_nchwc")
+              "qbinary", "float_conv_im2col", "float_conv_nchwc",
+              "float_simplified_layer_norm", "float_libm")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",

@@ -85,7 +85,9 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "Conv", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
-                          "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax"})
+                          "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",
+                          "SimplifiedLayerNormalization", "Tan", "Sinh", "Cosh", "Asinh",
+                          "Acosh", "Atanh"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
