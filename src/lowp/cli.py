@@ -186,14 +186,21 @@ def _summary(args: argparse.Namespace, result: QuantizeResult) -> None:
     if args.eval:
         arrays, labels = _eval_data(args.eval, result.float_model)
         feeds = batches(arrays, model_inputs(result.float_model), args.batch_size)
+        first = next(iter(batches(arrays, model_inputs(result.float_model), args.batch_size)))
     else:        # the calibration feeds that hold the first 64 samples (in full batches)
         assert result.feeds is not None
         feeds = itertools.islice(result.feeds, max(1, -(-64 // max(1, args.batch_size))))
+        first = next(iter(result.feeds))
     # the per-layer detail costs three more runs per feed: for the HTML report only
     sources = (LayerSources(result.table, result.annotation.shared, get_target(args.target))
                if args.report else None)
     summary = summarize(result.model, result.float_model, feeds, labels,
                         fallback=result.fallback, layers=sources)
+    if not args.no_speed:
+        from .report.speed import measure_speed
+
+        summary.speed = measure_speed(result.model, result.float_model, first,
+                                      threads=args.speed_threads)
     print(summary.format())
     if args.report:
         from .report.html import write
@@ -359,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation data for the summary (.npz named after the inputs, with "
                         "an optional integer 'label' array for accuracy)")
     q.add_argument("--no-report", action="store_true")
+    q.add_argument("--no-speed", action="store_true",
+                   help="skip the latency table (float vs int8, lowp's engine and ONNX "
+                        "Runtime, on the first evaluation or calibration feed)")
+    q.add_argument("--speed-threads", type=int, default=1, metavar="N",
+                   help="intra-op threads of both engines in the latency table (default 1)")
     q.add_argument("--report", metavar="FILE.html",
                    help="also write an HTML report with per-layer error bars")
     b = q.add_argument_group(

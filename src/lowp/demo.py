@@ -7,6 +7,7 @@ import time
 from .config import Config
 from .data import demo_model_path, load_demo_calibration, load_demo_test
 from .pipeline import quantize
+from .report.speed import measure_speed
 from .report.summary import summarize
 
 
@@ -19,6 +20,8 @@ def run_demo(config: Config | None = None, *, backend: str = "auto",
     t_quant = time.perf_counter() - t0
     feeds, labels = load_demo_test()
     summary = summarize(result.model, result.float_model, feeds, labels, backend=backend)
+    one_image = {name: value[:1] for name, value in feeds.items()}
+    summary.speed = measure_speed(result.model, result.float_model, one_image, backend=backend)
     acc = summary.accuracy
     method = config.method.value
     if result.method_choice is not None:

@@ -58,6 +58,17 @@ def test_quantize_writes_model_summary_and_report(tmp_path, calib, capsys):
                                                           "q.onnx", "r.html"]
     assert "Range method:" in text and "same model without measuring: --method" in text
     assert "SQNR" in (tmp_path / "r.html").read_text()
+    # float vs int8 latency on both engines, with a verdict
+    assert "Latency of one feed (1 thread" in text and "int8 speed-up" in text
+    assert "int8 pays" in text or "int8 does not pay" in text
+    assert "Latency of one feed" in (tmp_path / "r.html").read_text()
+
+
+def test_quantize_without_the_latency_table(tmp_path, calib, capsys):
+    assert main(["quantize", str(demo_model_path()), "--calib", str(calib), "-o",
+                 str(tmp_path / "q.onnx"), "--quiet", "--method", "minmax", "--no-speed"]) == 0
+    text = capsys.readouterr().out
+    assert "Most damaged layers" in text and "Latency" not in text
 
 
 def test_missing_model(tmp_path, calib, capsys):

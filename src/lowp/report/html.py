@@ -12,6 +12,7 @@ from . import layers_html
 from .analysis import OutputAgreement
 from .budget import render_section
 from .layers import Comparison, LayerReport
+from .speed import ENGINES
 from .summary import Summary
 
 
@@ -84,9 +85,25 @@ int8. lowp engine ({html.escape(summary.backend)}): {summary.int_ops} integer op
 {summary.float_ops} float operators.</p>{f"<ul>{acc}</ul>" if acc else ""}{top}
 <h2>lowp engine vs ONNX Runtime on the same QDQ model</h2>
 <table><tr><th>output</th><th>elements</th><th>identical %</th>
-<th>max diff (quantized units)</th></tr>{agree}</table>{budget}
+<th>max diff (quantized units)</th></tr>{agree}</table>{_speed_section(summary)}{budget}
 {per_layer}</body></html>
 """
+
+
+def _speed_section(summary: Summary) -> str:
+    """The latency table (lowp.report.speed), when one was measured."""
+    speed = summary.speed
+    if speed is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(e)}</td><td class=n>{speed.ms[e, 'float']:.3f}</td>"
+        f"<td class=n>{speed.ms[e, 'int8']:.3f}</td>"
+        f"<td class=n>{speed.ms[e, 'float'] / speed.ms[e, 'int8']:.2f}x</td></tr>"
+        for e in ENGINES)
+    return (f"\n<h2>Latency of one feed ({speed.threads} thread(s), median of {speed.rounds} "
+            f"interleaved rounds)</h2>\n<table><tr><th>engine</th><th>float ms</th>"
+            f"<th>int8 ms</th><th>int8 speed-up</th></tr>{rows}</table>\n"
+            f"<p>{html.escape(speed.advice())}</p>")
 
 
 def _old_layer_table(summary: Summary) -> str:

@@ -25,6 +25,7 @@ from .table import format_table
 
 if TYPE_CHECKING:
     from ..passes.fallback import FallbackResult
+    from .speed import SpeedReport
 
 _SQNR_SAMPLES = 64
 # Samples per run of the per-layer comparison, which holds every exposed float activation
@@ -44,6 +45,7 @@ class Summary:
     float_ops: int = 0
     fallback: FallbackResult | None = None     # the accuracy budget's record, if one was set
     layers: LayerReport | None = None          # per-layer detail for the HTML report
+    speed: SpeedReport | None = None           # float vs int8 latency (lowp.report.speed)
 
     def format(self, top: int = 5) -> str:
         parts = []
@@ -71,6 +73,8 @@ class Summary:
                 [[e.tensor, e.producer, e.op_type, round(e.sqnr_db, 2), e.max_abs_error]
                  for e in self.worst_layers[:top]],
                 title=f"\nMost damaged layers (end-to-end SQNR vs float, worst {top})"))
+        if self.speed is not None:
+            parts.append(self.speed.format())
         return "\n".join(parts)
 
 
