@@ -735,7 +735,8 @@ using Matrix = nb::ndarray<const float, nb::ndim<2>, nb::device::cpu>;
 using OutMatrix = nb::ndarray<float, nb::ndim<2>, nb::device::cpu>;
 
 lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha, bool trans_a,
-                                   bool trans_b, bool packed, int threads) {
+                                   bool trans_b, bool packed, int threads,
+                                   std::optional<Matrix> init) {
   // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
   // the logical operands (any non-negative strides: a transposed view reads in place);
   // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
@@ -752,7 +753,15 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
   g.sa_m = a.stride(0), g.sa_k = a.stride(1), g.sb_k = b.stride(0), g.sb_n = b.stride(1);
   g.ldc = c.stride(0);
   g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
-  return [g, threads, a, b, c] { lowp::run_mlas_sgemm(g, threads); };
+  // init: C (m x n, any non-negative strides, 0 to broadcast) written first, then added to
+  Matrix kept = init ? *init : Matrix();
+  if (init) {
+    if (init->shape(0) != a.shape(0) || init->shape(1) != b.shape(1) || init->stride(0) < 0 ||
+        init->stride(1) < 0)
+      throw std::invalid_argument("float_sgemm_mlas needs init (m x n, non-negative strides)");
+    g.init = init->data(), g.si_m = init->stride(0), g.si_n = init->stride(1);
+  }
+  return [g, threads, a, b, c, kept] { lowp::run_mlas_sgemm(g, threads); };
 }
 
 lowp::Kernel make_float_clamp(Floats x, OutFloats y, float lo, float hi, bool use_lo,
@@ -1105,7 +1114,8 @@ NB_MODULE(_native, m) {
              "bias"_a.none(), "y"_a, "dims"_a, "isa"_a, "threads"_a = 1);
 #endif
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
-             "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1);
+             "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1,
+             "init"_a = nb::none());
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_fused", &make_float_fused, "code"_a, "inputs"_a, "y"_a,

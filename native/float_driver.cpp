@@ -124,10 +124,11 @@ int64_t mlas_stride_k(int64_t n, int64_t k, bool trans_a) {
 
 // MlasSgemmKernelM1Avx: c[j] (j < n) = sum over k of x[k] * B[k][j] (B[k][j] = b[k * sb_k +
 // j * sb_n]) as rounded products added in groups of four k (then two, then one), each group
-// added to c; c starts at +0.
+// added to c; c starts at +0, or as it is with `accumulate`.
 void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t sb_n,
-              float* c, int64_t sc, int64_t n, int64_t k) {
-  for (int64_t j = 0; j < n; ++j) c[j * sc] = 0.0f;
+              float* c, int64_t sc, int64_t n, int64_t k, bool accumulate = false) {
+  if (!accumulate)
+    for (int64_t j = 0; j < n; ++j) c[j * sc] = 0.0f;
   int64_t k0 = 0;
   auto group = [&](int size) {
     for (int64_t j = 0; j < n; ++j) {
@@ -146,7 +147,8 @@ void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t 
 // eight lanes of rounded products (lane l takes k = l mod 8, padded with zeros), folded as
 // the kernel folds a row computed in a group of four, two or one rows.
 void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
-                         float* out, int64_t so, int64_t nrows, int64_t k) {
+                         float* out, int64_t so, int64_t nrows, int64_t k,
+                         bool accumulate = false) {
   const int64_t tail = nrows % 4;
   const int64_t whole = k / 8 * 8;  // k of the blocks of eight without padding
   for (int64_t r = 0; r < nrows; ++r) {
@@ -174,7 +176,7 @@ void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t 
     } else {  // the last single row
       y = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
     }
-    out[r * so] = y + 0.0f;
+    out[r * so] = y + (accumulate ? out[r * so] : 0.0f);  // + c (beta = 1), else + 0
   }
 }
 
@@ -267,7 +269,7 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
                       threads, [&](int64_t i0, int64_t len) {
                         kern.sgemm_block(g.a + i0 * g.sa_m + k0 * g.sa_k, g.sa_m, g.sa_k, bp, np,
                                          g.c + i0 * g.ldc + j0, g.ldc, len, cols, kb, g.alpha,
-                                         k0 == 0);
+                                         k0 == 0 && g.init == nullptr);
                       });
     }
   }
@@ -277,21 +279,25 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
 
 void run_mlas_sgemm(const SgemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
-  if (g.k <= 0) {
-    for (int64_t i = 0; i < g.m; ++i) std::fill_n(g.c + i * g.ldc, g.n, 0.0f);
-    return;
-  }
+  const bool acc = g.init != nullptr;
+  for (int64_t i = 0; i < g.m; ++i)
+    if (acc) {  // C broadcast into the output first (beta = 1)
+      for (int64_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = g.init[i * g.si_m + j * g.si_n];
+    } else if (g.k <= 0) {
+      std::fill_n(g.c + i * g.ldc, g.n, 0.0f);
+    }
+  if (g.k <= 0) return;
   if (g.packed) return sgemm_blocked(g, 256, threads);
   if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) {
     if (g.trans_b)  // row j of the transposed kernel's matrix is column j of B
-      return sgemm_m1_transposed(g.a, g.sa_k, g.b, g.sb_n, g.sb_k, g.c, 1, g.n, g.k);
-    return sgemm_m1(g.a, g.sa_k, g.b, g.sb_k, g.sb_n, g.c, 1, g.n, g.k);
+      return sgemm_m1_transposed(g.a, g.sa_k, g.b, g.sb_n, g.sb_k, g.c, 1, g.n, g.k, acc);
+    return sgemm_m1(g.a, g.sa_k, g.b, g.sb_k, g.sb_n, g.c, 1, g.n, g.k, acc);
   }
   if (g.n == 1 && g.alpha == 1.0f && (!g.trans_b || g.k == 1)) {
     if (!g.trans_a)  // B's column against each row of A
-      return sgemm_m1_transposed(g.b, g.sb_k, g.a, g.sa_m, g.sa_k, g.c, g.ldc, g.m, g.k);
+      return sgemm_m1_transposed(g.b, g.sb_k, g.a, g.sa_m, g.sa_k, g.c, g.ldc, g.m, g.k, acc);
     // B's column against A as stored (k x m): the M = 1 kernel with the roles swapped
-    return sgemm_m1(g.b, g.sb_k, g.a, g.sa_k, g.sa_m, g.c, g.ldc, g.m, g.k);
+    return sgemm_m1(g.b, g.sb_k, g.a, g.sa_k, g.sa_m, g.c, g.ldc, g.m, g.k, acc);
   }
   sgemm_blocked(g, mlas_stride_k(g.n, g.k, g.trans_a), threads);
 }

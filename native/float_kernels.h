@@ -95,12 +95,16 @@ void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, i
 // A[i][k] = a[i * sa_m + k * sa_k] and B[k][j] = b[k * sb_k + j * sb_n]. trans_a, trans_b
 // and packed (B prepacked by ONNX Runtime) choose MLAS's path as its own flags would; the
 // strides say where the values are. threads only splits rows: results do not depend on it.
+// With `init` (beta = 1: ONNX Runtime's Gemm with C), c first takes C[i][j] = init[i * si_m
+// + j * si_n] (strides 0 broadcast a row, a column or a scalar) and every K block
+// accumulates into it, as MLAS does into the output ONNX Runtime filled with C.
 struct SgemmArgs {
   const float* a = nullptr;
   const float* b = nullptr;
   float* c = nullptr;
+  const float* init = nullptr;
   int64_t m = 0, n = 0, k = 0;
-  int64_t sa_m = 0, sa_k = 0, sb_k = 0, sb_n = 0, ldc = 0;
+  int64_t sa_m = 0, sa_k = 0, sb_k = 0, sb_n = 0, ldc = 0, si_m = 0, si_n = 0;
   float alpha = 1.0f;
   bool trans_a = false, trans_b = false, packed = false;
 };

@@ -556,6 +556,12 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
             raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
                             f"{list(shape)}") from None
     if af.dtype == np.float32 and bf.dtype == np.float32:
+        c1 = None if c is None or beta == 0.0 else c
+        if c1 is None or beta == 1.0:
+            native = native_float.gemm(af, bf, c1, alpha=alpha, trans_a=bool(transA),
+                                       trans_b=bool(transB), b_packed=b_packed)
+            if native is not None:
+                return native
         c0 = None
         if c is not None and beta != 0.0:
             cf = _f(c) if beta == 1.0 else dt(beta) * _f(c)

@@ -501,6 +501,26 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
                               b_packed=b_packed)
 
 
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, trans_a: bool,
+         trans_b: bool, b_packed: bool) -> np.ndarray | None:
+    """float32 Gemm of 2-D `a` and `b` as lowp.runtime.float_ops.Gemm computes it with beta
+    1 (C broadcast into the output, then MLAS's SGEMM of alpha A B accumulated onto it; one
+    part, as lowp.mlas_sgemm.gemm with one thread), bit for bit, by one native call; None
+    when it does not run natively. C is read in place through a broadcast view."""
+    ext = _has(_usable("Gemm", a), "float_sgemm_mlas")
+    if (ext is None or b.dtype != np.float32 or a.ndim != 2 or b.ndim != 2
+            or (c is not None and c.dtype != np.float32)):
+        return None
+    am = a.T if trans_a else a
+    bm = b.T if trans_b else b
+    shape = (am.shape[0], bm.shape[1])
+    init = None if c is None else np.broadcast_to(c, shape)
+    y = _empty(shape)
+    call(ext.float_sgemm_mlas, am, bm, y, float(alpha), trans_a, trans_b, b_packed, _threads,
+         init)
+    return y
+
+
 def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
          out: Sequence[int]) -> np.ndarray | None:

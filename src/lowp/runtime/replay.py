@@ -82,7 +82,7 @@ RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # recorded with the kernels writing into buffers the signature owns
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
-                          "MatMul", "FusedMatMul", "LayerNormalization", "Softmax",
+                          "MatMul", "FusedMatMul", "Gemm", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "Conv", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
                           "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",

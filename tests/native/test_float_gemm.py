@@ -1,0 +1,129 @@
+"""The native float32 Gemm (C broadcast into the output, then MLAS's SGEMM accumulating onto
+it: ONNX Runtime's order, (O33)) equals lowp.mlas_sgemm.gemm bit for bit on every
+instruction-set path and thread count, a one-node model equals ONNX Runtime, and a Gemm
+between other steps replays inside a native Program."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp import Session, mlas_sgemm
+from lowp.runtime import native_backend, native_float
+from lowp.runtime.float_ops import Gemm
+from tests.runtime.ort_agreement import onnxruntime_run
+
+PATHS = native_backend.available_paths()
+pytestmark = pytest.mark.skipif(native_float.kernels() == "none",
+                                reason="the extension has no float kernels")
+# the shapes of C that broadcast to (m, n): none, scalar, a row, a column, full
+C_SHAPES = ["none", "scalar", "1", "n", "1n", "m1", "mn"]
+SIZES = st.one_of(st.integers(0, 40), st.sampled_from([127, 128, 129, 255, 257, 600]))
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint32)
+
+
+def _c(kind: str, m: int, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    shapes = {"scalar": (), "1": (1,), "n": (n,), "1n": (1, n), "m1": (m, 1), "mn": (m, n)}
+    return None if kind == "none" else rng.standard_normal(shapes[kind]).astype(np.float32)
+
+
+def _operands(m: int, k: int, n: int, ta: bool, tb: bool, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    return a, b
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(m=SIZES, k=SIZES, n=SIZES, ta=st.booleans(), tb=st.booleans(), packed=st.booleans(),
+       c_kind=st.sampled_from(C_SHAPES), alpha=st.sampled_from([1.0, 0.5, -3.0]),
+       seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]))
+@settings(max_examples=40)
+def test_native_gemm_equals_the_mlas_order(path, m, k, n, ta, tb, packed, c_kind, alpha, seed,
+                                           threads):
+    a, b = _operands(m, k, n, ta, tb, seed)
+    c = _c(c_kind, m, n, np.random.default_rng(seed + 1))
+    with native_backend.use_path(path), native_float.threads(threads):
+        got = native_float.gemm(a, b, c, alpha=alpha, trans_a=ta, trans_b=tb, b_packed=packed)
+    c0 = None if c is None else np.broadcast_to(c, (m, n)).copy()
+    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_a=ta, trans_b=tb, packed=packed, c=c0)
+    if m * k == 0:                       # below the native kernels' smallest input
+        assert got is None
+        return
+    assert got is not None and got.shape == want.shape
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0, 0.5])
+def test_operator_takes_the_kernel_only_where_c_is_added_as_it_is(beta):
+    """beta 1 (or no C, or beta 0) runs natively; another beta scales C in numpy first and
+    keeps the numpy path, with the same values either way."""
+    a, b = _operands(5, 33, 7, False, True, 1)
+    c = np.random.default_rng(2).standard_normal(7).astype(np.float32)
+    got = Gemm(a, b, c, beta=beta, transB=1)
+    with native_float.disabled():
+        ref = Gemm(a, b, c, beta=beta, transB=1)
+    np.testing.assert_array_equal(_bits(got), _bits(ref))
+
+
+def _one_node(m: int, k: int, n: int, ta: bool, tb: bool, c: np.ndarray | None,
+              alpha: float, b: np.ndarray) -> onnx.ModelProto:
+    inputs = ["a", "b"] + ([] if c is None else ["c"])
+    node = helper.make_node("Gemm", inputs, ["y"], alpha=alpha, transA=int(ta),
+                            transB=int(tb))
+    inits = [numpy_helper.from_array(b, "b")] + \
+        ([] if c is None else [numpy_helper.from_array(c, "c")])
+    graph = helper.make_graph(
+        [node], "gemm", [helper.make_tensor_value_info("a", TensorProto.FLOAT,
+                                                       [k, m] if ta else [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@settings(max_examples=25)
+@given(m=st.integers(1, 24), k=SIZES.filter(bool), n=st.integers(1, 40), ta=st.booleans(),
+       tb=st.booleans(), c_kind=st.sampled_from(C_SHAPES), alpha=st.sampled_from([1.0, 0.25]),
+       seed=st.integers(0, 2**16))
+def test_one_node_model_equals_onnx_runtime(m, k, n, ta, tb, c_kind, alpha, seed):
+    """A Gemm with constant B (and C) in lowp's Session equals ONNX Runtime's one-node
+    model, which packs the constant B as lowp's Session does."""
+    a, b = _operands(m, k, n, ta, tb, seed)
+    c = _c(c_kind, m, n, np.random.default_rng(seed + 1))
+    model = _one_node(m, k, n, ta, tb, c, alpha, b)
+    want = onnxruntime_run(model, {"a": a})[0]
+    got = Session(model, threads=1).run({"a": a})["y"]
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def test_gemm_head_replays_in_a_program_with_onnxruntime_outputs():
+    """Flatten -> Gemm -> Relu (a classifier head left in float) runs inside a native
+    Program from the recorded run on, with ONNX Runtime's outputs on every run."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((10, 48)).astype(np.float32)
+    bias = rng.standard_normal(10).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]),
+         helper.make_node("Gemm", ["f", "w", "bias"], ["g"], transB=1),
+         helper.make_node("Relu", ["g"], ["y"])], "head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 10])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = Session(model, threads=1)
+    for run in range(4):
+        feeds = {"x": rng.standard_normal((3, 3, 4, 4)).astype(np.float32)}
+        np.testing.assert_array_equal(session.run(feeds)["y"], onnxruntime_run(model, feeds)[0],
+                                      err_msg=f"run {run}")
+    replayer = session._replayer
+    assert replayer is not None
+    signature = (("x", (3, 3, 4, 4), "<f4"),)
+    assert replayer.plain_steps(signature) == []
+    assert replayer.native_only(signature)
