@@ -1,6 +1,6 @@
 """ONNX Runtime's double QDQ pair removal mirrored at load (lowp.runtime.ort_double_qdq):
-Q1 -> DQ1 [-> Identity] -> Q2 -> DQ2 runs as one pair with the merged range, as in ONNX
-Runtime, and the file's double rounding is what ONNX Runtime does not compute."""
+Q1 -> DQ1 [-> Identity | Cast to float] -> Q2 -> DQ2 runs as one pair with the merged range,
+as in ONNX Runtime, and the file's double rounding is what ONNX Runtime does not compute."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from onnx import TensorProto, helper, numpy_helper
 from lowp.runtime import Session, ort_double_qdq
 
 
-def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool, signed: bool = False
-           ) -> onnx.ModelProto:
+def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool | str,
+           signed: bool = False, middle_out: bool = False) -> onnx.ModelProto:
+    """`identity`: False, True (an Identity between DQ1 and Q2) or "Cast" (a Cast to float,
+    the type DQ1 already gives); `middle_out` lists that node's output as a graph output."""
     zt = np.int8 if signed else np.uint8
     inits = [numpy_helper.from_array(np.array(s1, np.float32), "s1"),
              numpy_helper.from_array(np.array(z1, zt), "z1"),
@@ -24,7 +26,10 @@ def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool, signed: bool 
              helper.make_node("QuantizeLinear", ["r", "s1", "z1"], ["q1"]),
              helper.make_node("DequantizeLinear", ["q1", "s1", "z1"], ["d1"])]
     mid = "d1"
-    if identity:
+    if identity == "Cast":
+        nodes.append(helper.make_node("Cast", ["d1"], ["i"], to=TensorProto.FLOAT))
+        mid = "i"
+    elif identity:
         nodes.append(helper.make_node("Identity", ["d1"], ["i"]))
         mid = "i"
     nodes += [helper.make_node("QuantizeLinear", [mid, "s2", "z2"], ["q2"]),
@@ -32,7 +37,9 @@ def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool, signed: bool 
               helper.make_node("Sigmoid", ["d2"], ["y"])]
     graph = helper.make_graph(nodes, "chain",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 256])]
+                              + ([helper.make_tensor_value_info("i", TensorProto.FLOAT, [4, 256])]
+                                 if middle_out else []),
                               inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -42,17 +49,32 @@ def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool, signed: bool 
 
 def _ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return s.run(None, {"x": x})[0]
+    return s.run(["y"], {"x": x})[0]
 
 
-@pytest.mark.parametrize("identity", [False, True])
+@pytest.mark.parametrize("identity", [False, True, "Cast"])
 @pytest.mark.parametrize("params", [(0.02, 0, 0.03, 10), (0.031, 3, 0.017, 0),
                                     (0.05, 0, 0.05, 0), (0.01, -20, 0.013, 5)])
-def test_equal_to_onnxruntime_on_double_pairs(identity: bool, params: tuple) -> None:
+def test_equal_to_onnxruntime_on_double_pairs(identity: bool | str, params: tuple) -> None:
     signed = params[1] < 0
     model = _chain(*params, identity=identity, signed=signed)
     x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
     np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
+
+
+@pytest.mark.parametrize("identity", [True, "Cast"])
+def test_a_middle_node_that_is_a_graph_output_stays(identity: bool | str) -> None:
+    """ONNX Runtime removes neither node then: no chain, the file's double rounding."""
+    model = _chain(0.02, 0, 0.03, 10, identity=identity, middle_out=True)
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    assert ort_double_qdq.apply(model) is model
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
+
+
+def test_a_cast_to_another_type_stays() -> None:
+    model = _chain(0.02, 0, 0.03, 10, identity="Cast")
+    model.graph.node[3].attribute[0].i = TensorProto.DOUBLE
+    assert ort_double_qdq.apply(model) is model
 
 
 def test_the_files_double_rounding_is_not_what_onnxruntime_runs() -> None:

@@ -5,9 +5,10 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity between DQ1 and Q2 (EliminateIdentity runs first); lowp removes such
-an Identity too. When the pairs differ, Q1 and DQ2 get the parameters of the
-intersection of the two ranges, in float32 (docs/operators.md (O47)):
+removed an Identity or a Cast to the type it already has between DQ1 and Q2
+(EliminateIdentity and CastElimination run first); lowp removes such a node too. When
+the pairs differ, Q1 and DQ2 get the parameters of the intersection of the two ranges, in
+float32 (docs/operators.md (O47)):
 
     r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
     s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
@@ -54,6 +55,20 @@ def _pair_params(inits: dict[str, onnx.TensorProto], q: onnx.NodeProto,
     return qs, qz
 
 
+def _cast_to(node: onnx.NodeProto) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) -> int | None:
+    """The element type of a DequantizeLinear output: `output_dtype` when set, else the
+    scale's type (None when the scale is not a constant)."""
+    declared = next((a.i for a in dq.attribute if a.name == "output_dtype"), 0)
+    if declared:
+        return declared
+    scale = inits.get(dq.input[1]) if len(dq.input) > 1 else None
+    return None if scale is None else scale.data_type
+
+
 def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
                       ) -> tuple[np.float32, int]:
     """The scale and zero point ONNX Runtime gives the merged pair (FindNewZeroPointAndScale).
@@ -91,13 +106,17 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         g.inits[name] = tensor
         node.input[slot] = name
 
-    # EliminateIdentity, where it opens a chain: an Identity reading a DequantizeLinear
-    # output (no graph output itself) hands its readers that output
+    # EliminateIdentity and CastElimination, where they open a chain: an Identity, or a Cast
+    # to the type its input already has, reading a DequantizeLinear output (no graph output
+    # itself) hands its readers that output
     for node in list(g.nodes):
-        if node.op_type != "Identity" or node.domain not in _ONNX or node.output[0] in g.outputs:
+        if node.op_type not in ("Identity", "Cast") or node.domain not in _ONNX \
+                or node.output[0] in g.outputs:
             continue
         src = g.producer(node.input[0])
         if src is None or src.op_type != "DequantizeLinear":
+            continue
+        if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
             continue
         for reader, k in g.readers(node.output[0]):
             reader.input[k] = node.input[0]
