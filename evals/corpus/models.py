@@ -565,6 +565,15 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 17, (Feed("x", (8, 15, 128), "float32", "uniform"),),
                 note="traffic-signal detector/phase pair scorer: 1-D Conv stack with Erf "
                      "GELU, attention pooling, two outputs"),
+    CorpusModel("atspm_funcnet_head", "atspm-detector==1.1.0",
+                "atspm_detector/weights/funcnet/x100_w32full_head.onnx", "classification",
+                "torch.onnx", 17,
+                (Feed("logit", (4, 6), "float32", "uniform", (("low", -4.0), ("high", 4.0))),
+                 Feed("Z", (4, 6, 128), "float32", "uniform"),
+                 Feed("act", (4,), "float32", "ones", (("dtype", "float32"),))),
+                note="detector function head over the pair scorer's outputs: Softmax over "
+                     "pairs, masked pooling (Where, Range, ConstantOfShape), Gemm, "
+                     "LogSoftmax; three inputs"),
 )
 
 
