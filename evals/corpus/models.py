@@ -570,7 +570,7 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 17,
                 (Feed("logit", (4, 6), "float32", "uniform", (("low", -4.0), ("high", 4.0))),
                  Feed("Z", (4, 6, 128), "float32", "uniform"),
-                 Feed("act", (4,), "float32", "ones", (("dtype", "float32"),))),
+                 Feed("act", (4,), "float32", "uniform")),
                 note="detector function head over the pair scorer's outputs: Softmax over "
                      "pairs, masked pooling (Where, Range, ConstantOfShape), Gemm, "
                      "LogSoftmax; three inputs"),
