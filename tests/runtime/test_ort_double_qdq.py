@@ -1,6 +1,7 @@
 """ONNX Runtime's double QDQ pair removal mirrored at load (lowp.runtime.ort_double_qdq):
-Q1 -> DQ1 [-> Identity | Cast to float] -> Q2 -> DQ2 runs as one pair with the merged range,
-as in ONNX Runtime, and the file's double rounding is what ONNX Runtime does not compute."""
+Q1 -> DQ1 [-> Identity | Cast to float | Dropout] -> Q2 -> DQ2 runs as one pair with the
+merged range, as in ONNX Runtime, and the file's double rounding is what ONNX Runtime does
+not compute."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from lowp.runtime import Session, ort_double_qdq
 
 def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool | str,
            signed: bool = False, middle_out: bool = False) -> onnx.ModelProto:
-    """`identity`: False, True (an Identity between DQ1 and Q2) or "Cast" (a Cast to float,
-    the type DQ1 already gives); `middle_out` lists that node's output as a graph output."""
+    """`identity`: False, True (an Identity between DQ1 and Q2), "Cast" (a Cast to float,
+    the type DQ1 already gives) or "Dropout"; `middle_out` lists that node's output as a
+    graph output."""
     zt = np.int8 if signed else np.uint8
     inits = [numpy_helper.from_array(np.array(s1, np.float32), "s1"),
              numpy_helper.from_array(np.array(z1, zt), "z1"),
@@ -28,6 +30,9 @@ def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool | str,
     mid = "d1"
     if identity == "Cast":
         nodes.append(helper.make_node("Cast", ["d1"], ["i"], to=TensorProto.FLOAT))
+        mid = "i"
+    elif identity == "Dropout":
+        nodes.append(helper.make_node("Dropout", ["d1"], ["i"]))
         mid = "i"
     elif identity:
         nodes.append(helper.make_node("Identity", ["d1"], ["i"]))
@@ -52,7 +57,7 @@ def _ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return s.run(["y"], {"x": x})[0]
 
 
-@pytest.mark.parametrize("identity", [False, True, "Cast"])
+@pytest.mark.parametrize("identity", [False, True, "Cast", "Dropout"])
 @pytest.mark.parametrize("params", [(0.02, 0, 0.03, 10), (0.031, 3, 0.017, 0),
                                     (0.05, 0, 0.05, 0), (0.01, -20, 0.013, 5)])
 def test_equal_to_onnxruntime_on_double_pairs(identity: bool | str, params: tuple) -> None:
@@ -62,7 +67,7 @@ def test_equal_to_onnxruntime_on_double_pairs(identity: bool | str, params: tupl
     np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
 
 
-@pytest.mark.parametrize("identity", [True, "Cast"])
+@pytest.mark.parametrize("identity", [True, "Cast", "Dropout"])
 def test_a_middle_node_that_is_a_graph_output_stays(identity: bool | str) -> None:
     """ONNX Runtime removes neither node then: no chain, the file's double rounding."""
     model = _chain(0.02, 0, 0.03, 10, identity=identity, middle_out=True)
@@ -75,6 +80,23 @@ def test_a_cast_to_another_type_stays() -> None:
     model = _chain(0.02, 0, 0.03, 10, identity="Cast")
     model.graph.node[3].attribute[0].i = TensorProto.DOUBLE
     assert ort_double_qdq.apply(model) is model
+
+
+@pytest.mark.parametrize("mode", ["mask", "training"])
+def test_a_dropout_with_its_mask_read_or_a_training_mode_stays(mode: str) -> None:
+    model = _chain(0.02, 0, 0.03, 10, identity="Dropout")
+    drop = model.graph.node[3]
+    if mode == "mask":
+        drop.output.append("mask")
+        model.graph.output.append(helper.make_tensor_value_info("mask", TensorProto.BOOL,
+                                                                [4, 256]))
+    else:
+        model.graph.initializer.append(numpy_helper.from_array(np.array(True), "train"))
+        drop.input.extend(["", "train"])
+    assert ort_double_qdq.apply(model) is model
+    if mode == "mask":      # (a training Dropout draws its own mask in each engine)
+        x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+        np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
 
 
 def test_the_files_double_rounding_is_not_what_onnxruntime_runs() -> None:

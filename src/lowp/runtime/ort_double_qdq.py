@@ -5,8 +5,9 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity or a Cast to the type it already has between DQ1 and Q2
-(EliminateIdentity and CastElimination run first); lowp removes such a node too. When
+removed an Identity, a Cast to the type it already has or an inference Dropout between
+DQ1 and Q2 (EliminateIdentity, CastElimination and EliminateDropout run first); lowp
+removes such a node too. When
 the pairs differ, Q1 and DQ2 get the parameters of the intersection of the two ranges, in
 float32 (docs/operators.md (O47)):
 
@@ -69,6 +70,18 @@ def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) ->
     return None if scale is None else scale.data_type
 
 
+def _inference_dropout(g: QdqGraph, node: onnx.NodeProto) -> bool:
+    """A Dropout that passes its input through: no mask output in use, and no training_mode
+    input other than a constant false."""
+    if len(node.output) > 1 and node.output[1] and (
+            node.output[1] in g.outputs or g.readers(node.output[1])):
+        return False
+    if len(node.input) > 2 and node.input[2]:
+        mode = _constant_scalar(g.inits, node.input[2])
+        return mode is not None and not bool(mode.item())
+    return True
+
+
 def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
                       ) -> tuple[np.float32, int]:
     """The scale and zero point ONNX Runtime gives the merged pair (FindNewZeroPointAndScale).
@@ -106,17 +119,20 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         g.inits[name] = tensor
         node.input[slot] = name
 
-    # EliminateIdentity and CastElimination, where they open a chain: an Identity, or a Cast
-    # to the type its input already has, reading a DequantizeLinear output (no graph output
-    # itself) hands its readers that output
+    # EliminateIdentity, CastElimination and EliminateDropout, where they open a chain: an
+    # Identity, a Cast to the type its input already has, or a Dropout in inference mode
+    # whose mask nobody reads, reading a DequantizeLinear output (no graph output itself),
+    # hands its readers that output
     for node in list(g.nodes):
-        if node.op_type not in ("Identity", "Cast") or node.domain not in _ONNX \
+        if node.op_type not in ("Identity", "Cast", "Dropout") or node.domain not in _ONNX \
                 or node.output[0] in g.outputs:
             continue
         src = g.producer(node.input[0])
         if src is None or src.op_type != "DequantizeLinear":
             continue
         if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
+            continue
+        if node.op_type == "Dropout" and not _inference_dropout(g, node):
             continue
         for reader, k in g.readers(node.output[0]):
             reader.input[k] = node.input[0]
