@@ -118,3 +118,43 @@ def test_models_without_chains_are_returned_as_they_are() -> None:
     model.graph.node[1].output[0] = "q1"
     model.graph.node[-2].input[0] = "q1"
     assert ort_double_qdq.apply(model) is model
+
+
+def _noop_chain(op: str, const: np.ndarray, const_first: bool) -> onnx.ModelProto:
+    """Q1 -> DQ1 -> `op` with the constant `const` -> Q2 -> DQ2 (the pairs differ)."""
+    model = _chain(0.02, 0, 0.03, 10, identity=True)
+    model.graph.initializer.append(numpy_helper.from_array(const, "c"))
+    middle = model.graph.node[3]
+    middle.op_type = op
+    middle.input[:] = ["c", "d1"] if const_first else ["d1", "c"]
+    return model
+
+
+@pytest.mark.parametrize(("op", "const", "const_first", "dropped"), [
+    ("Add", np.array(0, np.float32), False, True),
+    ("Add", np.array(0, np.float32), True, True),
+    ("Add", np.array(-0.0, np.float32), False, True),
+    ("Add", np.zeros(1, np.float32), False, True),
+    ("Add", np.zeros((1, 1), np.float32), False, True),
+    ("Add", np.zeros((1, 1, 1), np.float32), False, False),   # a rank above the data's
+    ("Add", np.zeros(256, np.float32), False, False),         # more than one element
+    ("Add", np.array(1e-30, np.float32), False, False),
+    ("Sub", np.array(0, np.float32), False, True),
+    ("Sub", np.array(0, np.float32), True, False),
+    ("Mul", np.array(1, np.float32), False, True),
+    ("Mul", np.array(1, np.float32), True, True),
+    ("Mul", np.ones(256, np.float32), False, False),
+    ("Div", np.array(1, np.float32), False, True),
+    ("Div", np.array(1, np.float32), True, False),
+])
+def test_noop_arithmetic_opens_a_chain_as_in_onnxruntime(op: str, const: np.ndarray,
+                                                          const_first: bool,
+                                                          dropped: bool) -> None:
+    """ONNX Runtime's NoopElimination (which cases it drops: read from its optimized
+    models) runs before the pair removal."""
+    model = _noop_chain(op, const, const_first)
+    assert (ort_double_qdq.apply(model) is not model) == dropped
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    with np.errstate(divide="ignore"):      # 1 / 0 in the Div with the constant first
+        got = Session(model).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, _ort(model, x))

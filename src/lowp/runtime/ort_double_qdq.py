@@ -5,9 +5,10 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity, a Cast to the type it already has or an inference Dropout between
-DQ1 and Q2 (EliminateIdentity, CastElimination and EliminateDropout run first); lowp
-removes such a node too. When
+removed an Identity, a Cast to the type it already has, an inference Dropout, or an Add,
+Sub, Mul or Div of a one-element constant 0 or 1 between DQ1 and Q2 (EliminateIdentity,
+CastElimination, EliminateDropout and NoopElimination run first); lowp removes such a
+node too. When
 the pairs differ, Q1 and DQ2 get the parameters of the intersection of the two ranges, in
 float32 (docs/operators.md (O47)):
 
@@ -82,6 +83,39 @@ def _inference_dropout(g: QdqGraph, node: onnx.NodeProto) -> bool:
     return True
 
 
+_NOOP = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}   # the identity each one drops
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """The rank of every top-level tensor that ONNX shape inference finds."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:       # no ranks: no NoopElimination (ONNX Runtime needs them too)
+        return {}
+    return {v.name: len(v.type.tensor_type.shape.dim)
+            for v in (*graph.input, *graph.value_info, *graph.output)
+            if v.type.tensor_type.HasField("shape")}
+
+
+def _noop_data(inits: dict[str, onnx.TensorProto], ranks: dict[str, int],
+               node: onnx.NodeProto) -> str | None:
+    """The input that an Add, Sub, Mul or Div passes through unchanged as ONNX Runtime's
+    NoopElimination sees it, or None: the other input a constant of one element equal to 0
+    (Add, Sub) or 1 (Mul, Div) whose rank is at most the data's; only Add and Mul may have
+    the constant first."""
+    if len(node.input) != 2:
+        return None
+    first, second = (n in inits for n in node.input)
+    if first == second or (first and node.op_type not in ("Add", "Mul")):
+        return None
+    const, data = (node.input[0], node.input[1]) if first else (node.input[1], node.input[0])
+    value = numpy_helper.to_array(inits[const])
+    if value.size != 1 or value.dtype.kind != "f" or data not in ranks \
+            or value.ndim > ranks[data]:
+        return None
+    return data if float(value.item()) == _NOOP[node.op_type] else None
+
+
 def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
                       ) -> tuple[np.float32, int]:
     """The scale and zero point ONNX Runtime gives the merged pair (FindNewZeroPointAndScale).
@@ -123,11 +157,18 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     # Identity, a Cast to the type its input already has, or a Dropout in inference mode
     # whose mask nobody reads, reading a DequantizeLinear output (no graph output itself),
     # hands its readers that output
+    # (NoopElimination likewise: an Add, Sub, Mul or Div of a constant 0 or 1)
+    ranks: dict[str, int] | None = None
     for node in list(g.nodes):
-        if node.op_type not in ("Identity", "Cast", "Dropout") or node.domain not in _ONNX \
-                or node.output[0] in g.outputs:
+        if node.op_type not in ("Identity", "Cast", "Dropout", *_NOOP) \
+                or node.domain not in _ONNX or node.output[0] in g.outputs:
             continue
-        src = g.producer(node.input[0])
+        data = node.input[0]
+        if node.op_type in _NOOP:
+            if ranks is None:
+                ranks = _ranks(model)
+            data = _noop_data(g.inits, ranks, node) or ""
+        src = g.producer(data) if data else None
         if src is None or src.op_type != "DequantizeLinear":
             continue
         if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
@@ -135,7 +176,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == "Dropout" and not _inference_dropout(g, node):
             continue
         for reader, k in g.readers(node.output[0]):
-            reader.input[k] = node.input[0]
+            reader.input[k] = data
         g.nodes.remove(node)
         changed = True
 
