@@ -8,9 +8,8 @@ in both nodes of the pair. The chain often appears only after ONNX Runtime's lev
 removed an Identity, a Cast to the type it already has, an inference Dropout, or an Add,
 Sub, Mul or Div of a one-element constant 0 or 1 between DQ1 and Q2 (EliminateIdentity,
 CastElimination, EliminateDropout and NoopElimination run first); lowp removes such a
-node too. When
-the pairs differ, Q1 and DQ2 get the parameters of the intersection of the two ranges, in
-float32 (docs/operators.md (O47)):
+node too. When the pairs differ, Q1 and DQ2 get the parameters of the intersection of the
+two ranges, in float32 (docs/operators.md (O47)):
 
     r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
     s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
@@ -97,12 +96,12 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
             if v.type.tensor_type.HasField("shape")}
 
 
-def _noop_data(inits: dict[str, onnx.TensorProto], ranks: dict[str, int],
-               node: onnx.NodeProto) -> str | None:
+def _noop_data(inits: dict[str, onnx.TensorProto], node: onnx.NodeProto
+               ) -> tuple[str, int] | None:
     """The input that an Add, Sub, Mul or Div passes through unchanged as ONNX Runtime's
-    NoopElimination sees it, or None: the other input a constant of one element equal to 0
-    (Add, Sub) or 1 (Mul, Div) whose rank is at most the data's; only Add and Mul may have
-    the constant first."""
+    NoopElimination sees it and the constant's rank, or None: the other input a constant of
+    one element equal to 0 (Add, Sub) or 1 (Mul, Div); only Add and Mul may have the
+    constant first. (ONNX Runtime also needs the data's rank at least the constant's.)"""
     if len(node.input) != 2:
         return None
     first, second = (n in inits for n in node.input)
@@ -110,10 +109,10 @@ def _noop_data(inits: dict[str, onnx.TensorProto], ranks: dict[str, int],
         return None
     const, data = (node.input[0], node.input[1]) if first else (node.input[1], node.input[0])
     value = numpy_helper.to_array(inits[const])
-    if value.size != 1 or value.dtype.kind != "f" or data not in ranks \
-            or value.ndim > ranks[data]:
+    if value.size != 1 or value.dtype.kind != "f" \
+            or float(value.item()) != _NOOP[node.op_type]:
         return None
-    return data if float(value.item()) == _NOOP[node.op_type] else None
+    return data, value.ndim
 
 
 def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
@@ -163,14 +162,20 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type not in ("Identity", "Cast", "Dropout", *_NOOP) \
                 or node.domain not in _ONNX or node.output[0] in g.outputs:
             continue
-        data = node.input[0]
+        data, const_rank = node.input[0], 0
         if node.op_type in _NOOP:
-            if ranks is None:
-                ranks = _ranks(model)
-            data = _noop_data(g.inits, ranks, node) or ""
-        src = g.producer(data) if data else None
+            found = _noop_data(g.inits, node)
+            if found is None:
+                continue
+            data, const_rank = found
+        src = g.producer(data)
         if src is None or src.op_type != "DequantizeLinear":
             continue
+        if node.op_type in _NOOP:
+            if ranks is None:
+                ranks = _ranks(model)       # shape inference only once a candidate is found
+            if ranks.get(data, -1) < const_rank:
+                continue
         if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
             continue
         if node.op_type == "Dropout" and not _inference_dropout(g, node):
