@@ -158,3 +158,28 @@ def test_noop_arithmetic_opens_a_chain_as_in_onnxruntime(op: str, const: np.ndar
     with np.errstate(divide="ignore"):      # 1 / 0 in the Div with the constant first
         got = Session(model).run({"x": x})["y"]
     np.testing.assert_array_equal(got, _ort(model, x))
+
+
+@pytest.mark.parametrize(("target", "dims", "dropped"), [
+    ([4, 256], (4, 256), True), ([1, 256], (4, 256), True), ([256], (4, 256), True),
+    ([1], (4, 256), True), ([4, 1], (4, 256), True),
+    ([1, 1, 256], (4, 256), False), ([2, 4, 256], (4, 256), False),   # a rank above
+    ([1, 256], ("n", "c"), False), ([1, 1], ("n", "c"), True), ([4, 256], ("n", 256), False),
+])
+def test_an_expand_that_changes_nothing_opens_a_chain_as_in_onnxruntime(
+        target: list[int], dims: tuple, dropped: bool) -> None:
+    """ONNX Runtime's ExpandElimination (cases read from its optimized models): the target,
+    aligned from the last axis, is 1 or a known equal dimension, and no longer."""
+    model = _chain(0.02, 0, 0.03, 10, identity=True)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(target, np.int64), "t"))
+    middle = model.graph.node[3]
+    middle.op_type = "Expand"
+    middle.input.append("t")
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                list(dims)))
+    rank = max(len(target), len(dims))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info(
+        "y", TensorProto.FLOAT, [f"d{i}" for i in range(rank)]))
+    assert (ort_double_qdq.apply(model) is not model) == dropped
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))

@@ -5,11 +5,12 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity, a Cast to the type it already has, an inference Dropout, or an Add,
-Sub, Mul or Div of a one-element constant 0 or 1 between DQ1 and Q2 (EliminateIdentity,
-CastElimination, EliminateDropout and NoopElimination run first); lowp removes such a
-node too. When the pairs differ, Q1 and DQ2 get the parameters of the intersection of the
-two ranges, in float32 (docs/operators.md (O47)):
+removed an Identity, a Cast to the type it already has, an inference Dropout, an Add, Sub,
+Mul or Div of a one-element constant 0 or 1, or an Expand that changes nothing between DQ1
+and Q2 (EliminateIdentity, CastElimination, EliminateDropout, NoopElimination and
+ExpandElimination run first); lowp removes such a node too. When the pairs differ, Q1
+and DQ2 get the parameters of the intersection of the two ranges, in float32
+(docs/operators.md (O47)):
 
     r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
     s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
@@ -85,15 +86,30 @@ def _inference_dropout(g: QdqGraph, node: onnx.NodeProto) -> bool:
 _NOOP = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}   # the identity each one drops
 
 
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    """The rank of every top-level tensor that ONNX shape inference finds."""
+Shape = tuple[int | None, ...]
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, Shape]:
+    """The shape (None for a dimension it does not know) of every top-level tensor that ONNX
+    shape inference finds a rank for."""
     try:
         graph = onnx.shape_inference.infer_shapes(model).graph
-    except Exception:       # no ranks: no NoopElimination (ONNX Runtime needs them too)
+    except Exception:       # no shapes: no NoopElimination or ExpandElimination (nor in ORT)
         return {}
-    return {v.name: len(v.type.tensor_type.shape.dim)
+    return {v.name: tuple(d.dim_value if d.HasField("dim_value") else None
+                          for d in v.type.tensor_type.shape.dim)
             for v in (*graph.input, *graph.value_info, *graph.output)
             if v.type.tensor_type.HasField("shape")}
+
+
+def _expand_keeps(target: np.ndarray, shape: Shape) -> bool:
+    """ExpandElimination's test: expanding `shape` to `target` changes nothing. Aligned from
+    the last axis, each target dimension is 1 or a known equal one, and the target's rank
+    is at most the input's."""
+    if target.ndim != 1 or target.size > len(shape):
+        return False
+    tail = shape[len(shape) - target.size:]
+    return all(t == 1 or d == t for t, d in zip(target.tolist(), tail, strict=True))
 
 
 def _noop_data(inits: dict[str, onnx.TensorProto], node: onnx.NodeProto
@@ -156,10 +172,11 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     # Identity, a Cast to the type its input already has, or a Dropout in inference mode
     # whose mask nobody reads, reading a DequantizeLinear output (no graph output itself),
     # hands its readers that output
-    # (NoopElimination likewise: an Add, Sub, Mul or Div of a constant 0 or 1)
-    ranks: dict[str, int] | None = None
+    # (NoopElimination likewise: an Add, Sub, Mul or Div of a constant 0 or 1; and
+    # ExpandElimination: an Expand to a constant shape that changes nothing)
+    shapes: dict[str, Shape] | None = None
     for node in list(g.nodes):
-        if node.op_type not in ("Identity", "Cast", "Dropout", *_NOOP) \
+        if node.op_type not in ("Identity", "Cast", "Dropout", "Expand", *_NOOP) \
                 or node.domain not in _ONNX or node.output[0] in g.outputs:
             continue
         data, const_rank = node.input[0], 0
@@ -168,13 +185,21 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             if found is None:
                 continue
             data, const_rank = found
+        if node.op_type == "Expand" and (len(node.input) < 2 or node.input[1] not in g.inits):
+            continue
         src = g.producer(data)
         if src is None or src.op_type != "DequantizeLinear":
             continue
-        if node.op_type in _NOOP:
-            if ranks is None:
-                ranks = _ranks(model)       # shape inference only once a candidate is found
-            if ranks.get(data, -1) < const_rank:
+        if node.op_type in (*_NOOP, "Expand"):
+            if shapes is None:
+                shapes = _shapes(model)     # shape inference only once a candidate is found
+            if data not in shapes:
+                continue
+            if node.op_type == "Expand":
+                target = numpy_helper.to_array(g.inits[node.input[1]])
+                if target.dtype != np.int64 or not _expand_keeps(target, shapes[data]):
+                    continue
+            elif len(shapes[data]) < const_rank:
                 continue
         if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
             continue
