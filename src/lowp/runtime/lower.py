@@ -172,13 +172,19 @@ _FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", 
                             ("com.microsoft", "DynamicQuantizeLSTM")})
 
 
+def _label(node: onnx.NodeProto) -> str:
+    """How a refusal names a node: its name, or its first output when it has none (skl2onnx
+    and onnxmltools leave ai.onnx.ml nodes unnamed), as formats.rewrite.node_label does."""
+    return node.name or (f"output {node.output[0]}" if node.output else "")
+
+
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
                 requant_mode: RequantMode, subgraph: bool = False) -> Step:
     if node.op_type in ("If", "Loop") and node.domain in ("", "ai.onnx"):
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:
-        raise UnsupportedOpError(node.op_type, node.name, f"domain '{node.domain}' is not "
+        raise UnsupportedOpError(node.op_type, _label(node), f"domain '{node.domain}' is not "
                                  "supported")
     if node.op_type == "DequantizeLinear":
         return _qdq_step(node, graph, quantizing=False)
@@ -291,7 +297,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     """`node` run by its numpy operator (lowp.runtime.float_ops)."""
     fn = FLOAT_OPS.get(node.op_type)
     if fn is None:
-        raise UnsupportedOpError(node.op_type, node.name, "lowp's engine has no "
+        raise UnsupportedOpError(node.op_type, _label(node), "lowp's engine has no "
                                  "implementation of this operator")
     attrs = attributes(node)
     attrs["opset"] = graph.opset

@@ -5,9 +5,12 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity between DQ1 and Q2 (EliminateIdentity runs first); lowp removes such
-an Identity too. When the pairs differ, Q1 and DQ2 get the parameters of the
-intersection of the two ranges, in float32 (docs/operators.md (O47)):
+removed an Identity, a Cast to the type it already has, an inference Dropout, an Add, Sub,
+Mul or Div of a one-element constant 0 or 1, or an Expand that changes nothing between DQ1
+and Q2 (EliminateIdentity, CastElimination, EliminateDropout, NoopElimination and
+ExpandElimination run first); lowp removes such a node too. When the pairs differ, Q1
+and DQ2 get the parameters of the intersection of the two ranges, in float32
+(docs/operators.md (O47)):
 
     r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
     s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
@@ -54,6 +57,80 @@ def _pair_params(inits: dict[str, onnx.TensorProto], q: onnx.NodeProto,
     return qs, qz
 
 
+def _cast_to(node: onnx.NodeProto) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) -> int | None:
+    """The element type of a DequantizeLinear output: `output_dtype` when set, else the
+    scale's type (None when the scale is not a constant)."""
+    declared = next((a.i for a in dq.attribute if a.name == "output_dtype"), 0)
+    if declared:
+        return declared
+    scale = inits.get(dq.input[1]) if len(dq.input) > 1 else None
+    return None if scale is None else scale.data_type
+
+
+def _inference_dropout(g: QdqGraph, node: onnx.NodeProto) -> bool:
+    """A Dropout that passes its input through: no mask output in use, and no training_mode
+    input other than a constant false."""
+    if len(node.output) > 1 and node.output[1] and (
+            node.output[1] in g.outputs or g.readers(node.output[1])):
+        return False
+    if len(node.input) > 2 and node.input[2]:
+        mode = _constant_scalar(g.inits, node.input[2])
+        return mode is not None and not bool(mode.item())
+    return True
+
+
+_NOOP = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}   # the identity each one drops
+
+
+Shape = tuple[int | None, ...]
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, Shape]:
+    """The shape (None for a dimension it does not know) of every top-level tensor that ONNX
+    shape inference finds a rank for."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:       # no shapes: no NoopElimination or ExpandElimination (nor in ORT)
+        return {}
+    return {v.name: tuple(d.dim_value if d.HasField("dim_value") else None
+                          for d in v.type.tensor_type.shape.dim)
+            for v in (*graph.input, *graph.value_info, *graph.output)
+            if v.type.tensor_type.HasField("shape")}
+
+
+def _expand_keeps(target: np.ndarray, shape: Shape) -> bool:
+    """ExpandElimination's test: expanding `shape` to `target` changes nothing. Aligned from
+    the last axis, each target dimension is 1 or a known equal one, and the target's rank
+    is at most the input's."""
+    if target.ndim != 1 or target.size > len(shape):
+        return False
+    tail = shape[len(shape) - target.size:]
+    return all(t == 1 or d == t for t, d in zip(target.tolist(), tail, strict=True))
+
+
+def _noop_data(inits: dict[str, onnx.TensorProto], node: onnx.NodeProto
+               ) -> tuple[str, int] | None:
+    """The input that an Add, Sub, Mul or Div passes through unchanged as ONNX Runtime's
+    NoopElimination sees it and the constant's rank, or None: the other input a constant of
+    one element equal to 0 (Add, Sub) or 1 (Mul, Div); only Add and Mul may have the
+    constant first. (ONNX Runtime also needs the data's rank at least the constant's.)"""
+    if len(node.input) != 2:
+        return None
+    first, second = (n in inits for n in node.input)
+    if first == second or (first and node.op_type not in ("Add", "Mul")):
+        return None
+    const, data = (node.input[0], node.input[1]) if first else (node.input[1], node.input[0])
+    value = numpy_helper.to_array(inits[const])
+    if value.size != 1 or value.dtype.kind != "f" \
+            or float(value.item()) != _NOOP[node.op_type]:
+        return None
+    return data, value.ndim
+
+
 def merged_parameters(s1: float, z1: int, s2: float, z2: int, dtype: np.dtype
                       ) -> tuple[np.float32, int]:
     """The scale and zero point ONNX Runtime gives the merged pair (FindNewZeroPointAndScale).
@@ -91,16 +168,45 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         g.inits[name] = tensor
         node.input[slot] = name
 
-    # EliminateIdentity, where it opens a chain: an Identity reading a DequantizeLinear
-    # output (no graph output itself) hands its readers that output
+    # EliminateIdentity, CastElimination and EliminateDropout, where they open a chain: an
+    # Identity, a Cast to the type its input already has, or a Dropout in inference mode
+    # whose mask nobody reads, reading a DequantizeLinear output (no graph output itself),
+    # hands its readers that output
+    # (NoopElimination likewise: an Add, Sub, Mul or Div of a constant 0 or 1; and
+    # ExpandElimination: an Expand to a constant shape that changes nothing)
+    shapes: dict[str, Shape] | None = None
     for node in list(g.nodes):
-        if node.op_type != "Identity" or node.domain not in _ONNX or node.output[0] in g.outputs:
+        if node.op_type not in ("Identity", "Cast", "Dropout", "Expand", *_NOOP) \
+                or node.domain not in _ONNX or node.output[0] in g.outputs:
             continue
-        src = g.producer(node.input[0])
+        data, const_rank = node.input[0], 0
+        if node.op_type in _NOOP:
+            found = _noop_data(g.inits, node)
+            if found is None:
+                continue
+            data, const_rank = found
+        if node.op_type == "Expand" and (len(node.input) < 2 or node.input[1] not in g.inits):
+            continue
+        src = g.producer(data)
         if src is None or src.op_type != "DequantizeLinear":
             continue
+        if node.op_type in (*_NOOP, "Expand"):
+            if shapes is None:
+                shapes = _shapes(model)     # shape inference only once a candidate is found
+            if data not in shapes:
+                continue
+            if node.op_type == "Expand":
+                target = numpy_helper.to_array(g.inits[node.input[1]])
+                if target.dtype != np.int64 or not _expand_keeps(target, shapes[data]):
+                    continue
+            elif len(shapes[data]) < const_rank:
+                continue
+        if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
+            continue
+        if node.op_type == "Dropout" and not _inference_dropout(g, node):
+            continue
         for reader, k in g.readers(node.output[0]):
-            reader.input[k] = node.input[0]
+            reader.input[k] = data
         g.nodes.remove(node)
         changed = True
 
