@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
-from lowp.runtime import native_float
+from lowp.runtime import native_float, native_integer
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
     OpFn,
@@ -1362,6 +1362,9 @@ def DynamicQuantizeLinear(x: np.ndarray, **_: Any) -> tuple[np.ndarray, ...]:
     scale = (max(0, max x) - min(0, min x)) / 255, zero_point = saturate(round(-min / scale)),
     y = saturate(round(x / scale) + zero_point), all in float32, rounding half to even.
     """
+    native = native_integer.dynamic_quantize(x)
+    if native is not None:
+        return native
     x = x.astype(np.float32)
     lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
     hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
@@ -1379,6 +1382,9 @@ def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None 
     """int32 (a - a_zp) @ (b - b_zp); b_zero_point may be per column."""
     from lowp.ops.linear import exact_matmul, wrap_int32
 
+    native = native_integer.matmul_integer(a, b, a_zero_point, b_zero_point)
+    if native is not None:
+        return native
     ai = a.astype(np.int64) - (0 if a_zero_point is None else a_zero_point.astype(np.int64))
     bz = 0 if b_zero_point is None else b_zero_point.astype(np.int64)
     bi = b.astype(np.int64) - bz
