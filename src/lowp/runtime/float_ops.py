@@ -242,7 +242,8 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
         native = native_float.unary("Gelu", x)
         return native if native is not None else ort_math.gelu(x)
     if approximate == "tanh" and x.dtype == np.float32:
-        return ort_math.gelu_tanh(x, _tanh32)
+        native = native_float.gelu_tanh(x)
+        return native if native is not None else ort_math.gelu_tanh(x, _tanh32)
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -270,6 +271,10 @@ def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
 def FastGelu(x: np.ndarray, bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
     """ONNX Runtime's com.microsoft FastGelu: the tanh GELU of x (+ bias, the sum rounded to
     x's type), float32 in its order (lowp.ort_math.gelu_tanh)."""
+    if x.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
+        native = native_float.gelu_tanh(x, bias)
+        if native is not None:
+            return native
     return Gelu(x if bias is None else _as(x + bias, x), approximate="tanh")
 
 

@@ -86,7 +86,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "LogSoftmax", "Resize", "Conv", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
                           "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",
-                          "SimplifiedLayerNormalization", "MatMulInteger",
+                          "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh"})
 
