@@ -900,6 +900,28 @@ lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::option
   };
 }
 
+// yf (m x n float32) = float32(MatMulInteger) * float32(a_scale * b_scale), a_scale one
+// float32 and b_scale one or n, both read when the kernel runs (the Cast and Mul after the
+// product, MatMulIntegerToFloat without bias)
+lowp::Kernel make_int_matmul_scaled_run(const lowp::IntMatMul& op, Bytes a,
+                                        std::optional<Bytes> a_zp, Floats a_scale,
+                                        Floats b_scale, OutFloats y, int64_t m, bool a_signed,
+                                        int threads) {
+  if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
+    throw std::invalid_argument("int_matmul needs a of m * k bytes and y of m * n values");
+  if ((a_zp && a_zp->size() != 1) || a_scale.size() != 1 ||
+      (b_scale.size() != 1 && int64_t(b_scale.size()) != op.n()))
+    throw std::invalid_argument("int_matmul takes one activation zero point and scale and "
+                                "one or n weight scales");
+  const bool per_column = b_scale.size() != 1;
+  return [&op, a, a_zp, a_scale, b_scale, y, m, a_signed, per_column, threads] {
+    int32_t za = 0;
+    if (a_zp) za = a_signed ? int32_t(int8_t(a_zp->data()[0])) : int32_t(a_zp->data()[0]);
+    op.run(a.data(), m, a_signed, za, nullptr, y.data(), a_scale.data(), b_scale.data(),
+           per_column, threads);
+  };
+}
+
 lowp::Kernel make_dynamic_quantize(Floats x, OutBytes y, OutFloats scale, OutBytes zero_point,
                                    int threads) {
   // DynamicQuantizeLinear of float32 x into uint8 y, its scale and zero point (one each)
@@ -1076,6 +1098,16 @@ NB_MODULE(_native, m) {
                   op] { k(); });
       },
       "op"_a, "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1);
+  program.def(
+      "int_matmul_scaled_run",
+      [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
+         Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+        p.append([k = make_int_matmul_scaled_run(nb::cast<const lowp::IntMatMul&>(op), a, a_zp,
+                                                 a_scale, b_scale, y, m, a_signed, threads),
+                  op] { k(); });
+      },
+      "op"_a, "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
+      "a_signed"_a, "threads"_a = 1);
   def_kernel(m, program, "dynamic_quantize", &make_dynamic_quantize, "x"_a, "y"_a, "scale"_a,
              "zero_point"_a, "threads"_a = 1);
   def_kernel(m, program, "add", &make_add, "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a,
@@ -1237,6 +1269,16 @@ NB_MODULE(_native, m) {
              k();
            },
            "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1)
+      .def("run_scaled",
+           [](const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
+              Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+             const lowp::Kernel k = make_int_matmul_scaled_run(op, a, a_zp, a_scale, b_scale,
+                                                               y, m, a_signed, threads);
+             nb::gil_scoped_release nogil;
+             k();
+           },
+           "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
+           "a_signed"_a, "threads"_a = 1)
       .def_prop_ro("k", &lowp::IntMatMul::k)
       .def_prop_ro("n", &lowp::IntMatMul::n);
   m.def("live_panels", &lowp::live_panels);

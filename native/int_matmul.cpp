@@ -74,10 +74,24 @@ IntMatMul::IntMatMul(const uint8_t* b, int64_t k, int64_t n, bool b_signed, cons
 }
 
 void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
-                    int threads) const {
+                    float* yf, const float* a_scale, const float* b_scale,
+                    bool b_scale_per_column, int threads) const {
   if (m <= 0 || n_ == 0) return;
+  // the output multiplier per column, from this run's a_scale
+  std::vector<float> mult;
+  if (yf != nullptr) {
+    mult.assign(size_t(round_up64(n_, kPanel)), 0.0f);
+    for (int64_t c = 0; c < n_; ++c)
+      mult[size_t(c)] = a_scale[0] * b_scale[b_scale_per_column ? c : 0];
+  }
   if (k_ == 0) {
-    std::memset(y, 0, size_t(m * n_) * sizeof(int32_t));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t c = 0; c < n_; ++c) {
+        if (yf != nullptr)
+          yf[i * n_ + c] = 0.0f * mult[size_t(c)];
+        else
+          y[i * n_ + c] = 0;
+      }
     return;
   }
   // A path with its own panel layout (the AMX tiles) hands this product to its register
@@ -138,16 +152,22 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
         const int rr = int(std::min<int64_t>(mr, m1 - i0));
         isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
         for (int i = 0; i < rr; ++i) {
-          const int32_t* t = tile + i * kPanel;
-          int32_t* out = y + (i0 + i) * n_ + c0;
+          int32_t* t = tile + i * kPanel;
           const int32_t* bc = bias.data() + c0;
           if (need_rowsum_) {
             const uint32_t rs = uint32_t(rowsum[size_t(i0 + i)]);
             const int32_t* zc = zb_.data() + c0;
             for (int j = 0; j < nvalid; ++j)
-              out[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]) - uint32_t(zc[j]) * rs);
+              t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]) - uint32_t(zc[j]) * rs);
           } else {
-            for (int j = 0; j < nvalid; ++j) out[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]));
+            for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]));
+          }
+          if (yf != nullptr) {
+            float* out = yf + (i0 + i) * n_ + c0;
+            const float* mc = mult.data() + c0;
+            for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j];
+          } else {
+            std::memcpy(y + (i0 + i) * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
           }
         }
       }

@@ -20,6 +20,14 @@ class IntMatMul {
   // y (m x n int32, row-major) = (a - a_zp) @ (b - b_zp) modulo 2^32 (ONNX MatMulInteger
   // with int32 wrapping); a: m x k bytes (int8 when a_signed), a_zp in a's type.
   void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
+           int threads) const {
+    run(a, m, a_signed, a_zp, y, nullptr, nullptr, nullptr, false, threads);
+  }
+  // The same product scaled to float32 (MatMulIntegerToFloat without bias, the Cast and
+  // Mul it replaces): yf = float32(acc) * float32(a_scale[0] * b_scale[c or 0]), each
+  // product rounded once; exactly one of y, yf is set.
+  void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y, float* yf,
+           const float* a_scale, const float* b_scale, bool b_scale_per_column,
            int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }

@@ -142,6 +142,24 @@ def test_dynamic_quantize_ties_and_constant_rows() -> None:
             np.testing.assert_array_equal(g, w)
 
 
+def _scaled_model(w: np.ndarray, zw: np.ndarray, m: int, outputs: tuple[str, ...]
+                  ) -> onnx.ModelProto:
+    """quantize_dynamic's form: Mul(scale of x, weight scale) scales the Cast product."""
+    k, n = w.shape
+    types = {"y": TensorProto.FLOAT, "acc": TensorProto.INT32}
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("Mul", ["s", "ws"], ["scales"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "zw"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["accf", "scales"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "dynamic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info(o, types[o], [m, n]) for o in outputs],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(zw, "zw"),
+         numpy_helper.from_array(np.array(0.0123, np.float32), "ws")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
 def _dynamic_model(w: np.ndarray, zw: np.ndarray, m: int, outputs: tuple[str, ...]
                    ) -> onnx.ModelProto:
     k, n = w.shape
@@ -157,9 +175,10 @@ def _dynamic_model(w: np.ndarray, zw: np.ndarray, m: int, outputs: tuple[str, ..
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+@pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("outputs", [("y",), ("y", "acc")])
 @pytest.mark.parametrize("w_dtype", [np.int8, np.uint8])
-def test_session_replays_like_onnxruntime(w_dtype, outputs) -> None:
+def test_session_replays_like_onnxruntime(w_dtype, outputs, scaled) -> None:
     """DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (which ONNX Runtime fuses when
     the accumulator is not an output): replayed runs read this run's scale and zero point
     (new ranges every run) and equal ONNX Runtime."""
@@ -168,7 +187,7 @@ def test_session_replays_like_onnxruntime(w_dtype, outputs) -> None:
     info = np.iinfo(w_dtype)
     w = rng.integers(info.min, int(info.max) + 1, size=(k, n)).astype(w_dtype)
     zw = np.array(3 if w_dtype == np.int8 else 130, w_dtype)
-    model = _dynamic_model(w, zw, m, outputs)
+    model = (_scaled_model if scaled else _dynamic_model)(w, zw, m, outputs)
     session = Session(model, threads=1)
     for run in range(6):
         x = (rng.standard_normal((m, k)) * (run + 1) + run - 3).astype(np.float32)
@@ -176,3 +195,48 @@ def test_session_replays_like_onnxruntime(w_dtype, outputs) -> None:
         got = session.run({"x": x})
         for name in outputs:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} run {run}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(st.integers(0, 2), max_size=1), m=st.integers(0, 20), k=DEPTHS,
+       n=WIDTHS, a_dtype=BYTES, b_dtype=BYTES, per_column=st.booleans(),
+       zb_kind=st.sampled_from(["none", "scalar", "per-column"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_integer_to_float_equals_numpy(batch, m, k, n, a_dtype, b_dtype, per_column,
+                                              zb_kind, seed) -> None:
+    """The scaled product (MatMulIntegerToFloat without bias) equals float32(acc) *
+    float32(a_scale * b_scale) of the numpy operators, scales of any magnitude."""
+    rng = np.random.default_rng(seed)
+    a = _ints(rng, (*batch, m, k), a_dtype)
+    b = _ints(rng, (k, n), b_dtype)
+    za = _zero_point(rng, a_dtype, "scalar", n)
+    zb = _zero_point(rng, b_dtype, zb_kind, n)
+    sa = np.array(rng.uniform(1e-4, 1.0), np.float32)
+    sb = (rng.uniform(-1, 1, n if per_column else ()) * 10.0 ** rng.integers(-30, 30)
+          ).astype(np.float32)
+    with native_float.disabled():
+        acc = float_ops.MatMulInteger(a, b, za, zb)
+        want = acc.astype(np.float32) * np.multiply(sa, sb, dtype=np.float32)
+    b = freeze(b.copy())
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb)
+                    via_op = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb)
+                assert got is not None and got.shape == want.shape
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                              err_msg=f"{path} {threads}")
+                np.testing.assert_array_equal(via_op.view(np.uint32), want.view(np.uint32))
+
+
+def test_dynamic_matmul_fuses() -> None:
+    """quantize_dynamic's chain (the scales' Mul read once) becomes MatMulIntegerToFloat;
+    with the accumulator a graph output it stays as it is."""
+    from lowp.runtime import ort_fusions
+
+    w = np.ones((8, 4), np.int8)
+    for outputs, fused in ((("y",), True), (("y", "acc"), False)):
+        model = _scaled_model(w, np.array(0, np.int8), 3, outputs)
+        ops = [n.op_type for n in ort_fusions.apply(model).graph.node]
+        assert ("MatMulIntegerToFloat" in ops) == fused, ops

@@ -1396,6 +1396,24 @@ def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None 
     return wrap_int32(exact_matmul(ai, bi))
 
 
+@register
+def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
+                         b_scale: np.ndarray, a_zero_point: np.ndarray | None = None,
+                         b_zero_point: np.ndarray | None = None,
+                         bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft MatMulIntegerToFloat: float32(MatMulInteger) *
+    float32(a_scale * b_scale) (+ bias), each step rounded to float32 as the Cast, Mul (and
+    Add) it fuses (lowp.runtime.ort_fusions)."""
+    if bias is None:
+        native = native_integer.matmul_integer_scaled(a, b, a_zero_point, b_zero_point,
+                                                      a_scale, b_scale)
+        if native is not None:
+            return native
+    acc = MatMulInteger(a, b, a_zero_point, b_zero_point)
+    y = acc.astype(np.float32) * np.multiply(a_scale, b_scale, dtype=np.float32)
+    return y if bias is None else (y + bias).astype(np.float32)
+
+
 # Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,
 # register themselves here.
 from lowp.runtime import float_nn, quantized_lstm, sequence_ops  # noqa: E402, F401

@@ -45,6 +45,26 @@ def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None
     """int32 (a - a_zero_point) @ (b - b_zero_point), wrapping as lowp.ops.linear.wrap_int32
     does, for a constant (frozen) 2-D B; a: (..., m, k); b_zero_point per tensor or per
     column; or None."""
+    return _product(a, b, a_zero_point, b_zero_point, None)
+
+
+def matmul_integer_scaled(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
+                          b_zero_point: np.ndarray | None, a_scale: np.ndarray,
+                          b_scale: np.ndarray) -> np.ndarray | None:
+    """float32(matmul_integer(...)) * float32(a_scale * b_scale) (MatMulIntegerToFloat
+    without bias: the Cast and Mul it stands for), one float32 `a_scale`, `b_scale` one
+    or one per column; or None."""
+    n = b.shape[-1] if b.ndim == 2 else -1
+    if (a_scale.dtype != np.float32 or b_scale.dtype != np.float32 or a_scale.size != 1
+            or a_scale.ndim > 1 or b_scale.ndim > 1   # (the result keeps the product's rank)
+            or not (b_scale.size == 1 or b_scale.shape == (n,))):
+        return None
+    return _product(a, b, a_zero_point, b_zero_point, (a_scale, b_scale))
+
+
+def _product(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
+             b_zero_point: np.ndarray | None,
+             scales: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
     ext = _extension()
     if (ext is None or a.dtype not in _BYTES or b.dtype not in _BYTES or b.ndim != 2
             or a.ndim < 2 or a.shape[-1] != b.shape[0] or not frozen(b)):
@@ -60,10 +80,17 @@ def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None
     else:
         zb = np.broadcast_to(b_zero_point.reshape(-1).astype(np.int32), (n,))
     op = _packs(b, np.ascontiguousarray(zb).tobytes())
-    y = native_float._empty((*a.shape[:-1], n), np.int32)
     src = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     za = None if a_zero_point is None else a_zero_point.reshape(-1).view(np.uint8)
-    call(op.run, src, za, y.reshape(-1), int(np.prod(a.shape[:-1])), a.dtype == np.int8,
+    rows = int(np.prod(a.shape[:-1]))
+    if scales is None:
+        y = native_float._empty((*a.shape[:-1], n), np.int32)
+        call(op.run, src, za, y.reshape(-1), rows, a.dtype == np.int8,
+             native_float.get_threads())
+        return y
+    y = native_float._empty((*a.shape[:-1], n))
+    call(op.run_scaled, src, za, np.ascontiguousarray(scales[0]).reshape(-1),
+         np.ascontiguousarray(scales[1]).reshape(-1), y.reshape(-1), rows, a.dtype == np.int8,
          native_float.get_threads())
     return y
 

@@ -60,6 +60,7 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         table[ext.ConvOp.run] = ("conv_run", _conv_run)
         if hasattr(ext, "IntMatMul"):
             table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
+            table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
         _appenders = table
     return _appenders
 
@@ -76,6 +77,10 @@ def _conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
 
 def _int_matmul_run(program: Any, op: object, args: tuple[object, ...]) -> None:
     program.int_matmul_run(op, *args)   # IntMatMul.run(a, a_zp, y, ...) on its packed B
+
+
+def _int_matmul_scaled_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_scaled_run(op, *args)    # IntMatMul.run_scaled on its packed B
 
 
 def new_program() -> Any:
