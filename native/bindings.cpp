@@ -18,6 +18,7 @@
 
 #include "compare.h"
 #include "conv.h"
+#include "int_matmul.h"
 #include "dispatch.h"
 #include "float_elementwise.h"
 #include "float_exact.h"
@@ -891,6 +892,57 @@ lowp::Kernel make_qbinary(nb::ndarray<const uint8_t, nb::device::cpu> a,
   return [p, threads, a, b, y] { lowp::run_qbinary(p, threads); };
 }
 
+// y (m x n int32) = MatMulInteger of a (m x k bytes) and op's packed B; a_zero_point (one
+// byte of a's type, or none) is read when the kernel runs, so that a Program repeating the
+// call reads the zero point DynamicQuantizeLinear wrote on this run
+using OutInts = nb::ndarray<int32_t, nb::c_contig, nb::device::cpu>;
+lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp,
+                                 OutInts y, int64_t m, bool a_signed, int threads) {
+  if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
+    throw std::invalid_argument("int_matmul needs a of m * k bytes and y of m * n int32");
+  if (a_zp && a_zp->size() != 1)
+    throw std::invalid_argument("int_matmul takes one activation zero point");
+  return [&op, a, a_zp, y, m, a_signed, threads] {
+    int32_t za = 0;
+    if (a_zp) za = a_signed ? int32_t(int8_t(a_zp->data()[0])) : int32_t(a_zp->data()[0]);
+    op.run(a.data(), m, a_signed, za, y.data(), threads);
+  };
+}
+
+// yf (m x n float32) = float32(MatMulInteger) * float32(a_scale * b_scale), a_scale one
+// float32 and b_scale one or n, both read when the kernel runs (the Cast and Mul after the
+// product, MatMulIntegerToFloat without bias)
+lowp::Kernel make_int_matmul_scaled_run(const lowp::IntMatMul& op, Bytes a,
+                                        std::optional<Bytes> a_zp, Floats a_scale,
+                                        Floats b_scale, OutFloats y, int64_t m, bool a_signed,
+                                        int threads) {
+  if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
+    throw std::invalid_argument("int_matmul needs a of m * k bytes and y of m * n values");
+  if ((a_zp && a_zp->size() != 1) || a_scale.size() != 1 ||
+      (b_scale.size() != 1 && int64_t(b_scale.size()) != op.n()))
+    throw std::invalid_argument("int_matmul takes one activation zero point and scale and "
+                                "one or n weight scales");
+  const bool per_column = b_scale.size() != 1;
+  return [&op, a, a_zp, a_scale, b_scale, y, m, a_signed, per_column, threads] {
+    int32_t za = 0;
+    if (a_zp) za = a_signed ? int32_t(int8_t(a_zp->data()[0])) : int32_t(a_zp->data()[0]);
+    op.run(a.data(), m, a_signed, za, nullptr, y.data(), a_scale.data(), b_scale.data(),
+           per_column, threads);
+  };
+}
+
+lowp::Kernel make_dynamic_quantize(Floats x, OutBytes y, OutFloats scale, OutBytes zero_point,
+                                   int threads) {
+  // DynamicQuantizeLinear of float32 x into uint8 y, its scale and zero point (one each)
+  if (x.size() != y.size() || scale.size() != 1 || zero_point.size() != 1)
+    throw std::invalid_argument("dynamic_quantize needs x, y of one size and one scale and "
+                                "zero point");
+  return [x, y, scale, zero_point, threads] {
+    lowp::run_dynamic_quantize(x.data(), int64_t(x.size()), y.data(), scale.data(),
+                               zero_point.data(), threads);
+  };
+}
+
 lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
   const lowp::OutDims o = op.out_dims(x.shape(1), x.shape(2), x.shape(3));
   if (y.shape(0) != x.shape(0) || int64_t(y.shape(1)) != o.d || int64_t(y.shape(2)) != o.h ||
@@ -1045,6 +1097,28 @@ NB_MODULE(_native, m) {
             p.append([k = make_conv_run(nb::cast<lowp::ConvOp&>(op), x, y), op] { k(); });
           },
           "op"_a, "x"_a, "y"_a);
+  program.def(
+      "int_matmul_run",
+      [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, OutInts y,
+         int64_t m, bool a_signed, int threads) {
+        // IntMatMul.run appended; the closure holds the operator object
+        p.append([k = make_int_matmul_run(nb::cast<const lowp::IntMatMul&>(op), a, a_zp, y, m,
+                                          a_signed, threads),
+                  op] { k(); });
+      },
+      "op"_a, "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1);
+  program.def(
+      "int_matmul_scaled_run",
+      [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
+         Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+        p.append([k = make_int_matmul_scaled_run(nb::cast<const lowp::IntMatMul&>(op), a, a_zp,
+                                                 a_scale, b_scale, y, m, a_signed, threads),
+                  op] { k(); });
+      },
+      "op"_a, "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
+      "a_signed"_a, "threads"_a = 1);
+  def_kernel(m, program, "dynamic_quantize", &make_dynamic_quantize, "x"_a, "y"_a, "scale"_a,
+             "zero_point"_a, "threads"_a = 1);
   def_kernel(m, program, "add", &make_add, "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a,
              "ma"_a, "mb"_a, "c"_a, "qmin"_a, "qmax"_a, "threads"_a = 1);
   def_kernel(m, program, "max_pool2d", &make_max_pool2d, "x"_a, "y"_a, "dims"_a, "geometry"_a,
@@ -1185,5 +1259,37 @@ NB_MODULE(_native, m) {
       .def_prop_rw("threads", &lowp::ConvOp::threads, &lowp::ConvOp::set_threads)
       .def_prop_ro("depthwise", &lowp::ConvOp::depthwise)
       .def_prop_ro("panels_id", &lowp::ConvOp::panels_id);
+  nb::class_<lowp::IntMatMul>(m, "IntMatMul")
+      .def("__init__",
+           [](lowp::IntMatMul* self, nb::ndarray<const uint8_t, nb::ndim<2>, nb::c_contig,
+                                                 nb::device::cpu> b,
+              bool b_signed, Vec<int32_t> b_zp) {
+             // b (k x n bytes), b_zp (n per-column zero points in b's type)
+             if (b_zp.shape(0) != b.shape(1))
+               throw std::invalid_argument("IntMatMul needs one zero point per column");
+             new (self) lowp::IntMatMul(b.data(), int64_t(b.shape(0)), int64_t(b.shape(1)),
+                                        b_signed, b_zp.data());
+           },
+           "b"_a, "b_signed"_a, "b_zero_point"_a)
+      .def("run",
+           [](const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp, OutInts y,
+              int64_t m, bool a_signed, int threads) {
+             const lowp::Kernel k = make_int_matmul_run(op, a, a_zp, y, m, a_signed, threads);
+             nb::gil_scoped_release nogil;
+             k();
+           },
+           "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1)
+      .def("run_scaled",
+           [](const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
+              Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+             const lowp::Kernel k = make_int_matmul_scaled_run(op, a, a_zp, a_scale, b_scale,
+                                                               y, m, a_signed, threads);
+             nb::gil_scoped_release nogil;
+             k();
+           },
+           "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
+           "a_signed"_a, "threads"_a = 1)
+      .def_prop_ro("k", &lowp::IntMatMul::k)
+      .def_prop_ro("n", &lowp::IntMatMul::n);
   m.def("live_panels", &lowp::live_panels);
 }

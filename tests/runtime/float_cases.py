@@ -711,6 +711,16 @@ def _extra() -> list[Case]:
         Case("MatMulInteger", [ints(3, 6, dtype=np.uint8, lo=0, hi=255),
                                ints(6, 2, dtype=np.uint8, lo=0, hi=255)],
              opset=10, tol=0, name="u8u8-no-zp"),
+        Case("MatMulIntegerToFloat", [ints(2, 3, 5, dtype=np.uint8, lo=0, hi=255),
+                                      ints(5, 4, dtype=np.int8, lo=-128, hi=127),
+                                      scalar(0.0123), f32(4, scale=0.1),
+                                      np.array(7, np.uint8), np.array(3, np.int8)],
+             domain="com.microsoft", tol=0),
+        Case("MatMulIntegerToFloat", [ints(3, 6, dtype=np.uint8, lo=0, hi=255),
+                                      ints(6, 2, dtype=np.uint8, lo=0, hi=255),
+                                      scalar(0.5), scalar(0.25), np.array(9, np.uint8),
+                                      np.array(130, np.uint8), f32(2)],
+             domain="com.microsoft", tol=0, name="u8u8-bias"),
     ]
 
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
-from lowp.runtime import native_float
+from lowp.runtime import native_float, native_integer
 from lowp.runtime.float_registry import (
     FLOAT_OPS,
     OpFn,
@@ -242,7 +242,8 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
         native = native_float.unary("Gelu", x)
         return native if native is not None else ort_math.gelu(x)
     if approximate == "tanh" and x.dtype == np.float32:
-        return ort_math.gelu_tanh(x, _tanh32)
+        native = native_float.gelu_tanh(x)
+        return native if native is not None else ort_math.gelu_tanh(x, _tanh32)
     xf = x.astype(np.float64)
     if approximate == "none":
         y = 0.5 * xf * (1 + _erf(xf / math.sqrt(2)))
@@ -270,6 +271,10 @@ def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
 def FastGelu(x: np.ndarray, bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
     """ONNX Runtime's com.microsoft FastGelu: the tanh GELU of x (+ bias, the sum rounded to
     x's type), float32 in its order (lowp.ort_math.gelu_tanh)."""
+    if x.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
+        native = native_float.gelu_tanh(x, bias)
+        if native is not None:
+            return native
     return Gelu(x if bias is None else _as(x + bias, x), approximate="tanh")
 
 
@@ -1368,6 +1373,9 @@ def DynamicQuantizeLinear(x: np.ndarray, **_: Any) -> tuple[np.ndarray, ...]:
     scale = (max(0, max x) - min(0, min x)) / 255, zero_point = saturate(round(-min / scale)),
     y = saturate(round(x / scale) + zero_point), all in float32, rounding half to even.
     """
+    native = native_integer.dynamic_quantize(x)
+    if native is not None:
+        return native
     x = x.astype(np.float32)
     lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
     hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
@@ -1385,10 +1393,31 @@ def MatMulInteger(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None 
     """int32 (a - a_zp) @ (b - b_zp); b_zero_point may be per column."""
     from lowp.ops.linear import exact_matmul, wrap_int32
 
+    native = native_integer.matmul_integer(a, b, a_zero_point, b_zero_point)
+    if native is not None:
+        return native
     ai = a.astype(np.int64) - (0 if a_zero_point is None else a_zero_point.astype(np.int64))
     bz = 0 if b_zero_point is None else b_zero_point.astype(np.int64)
     bi = b.astype(np.int64) - bz
     return wrap_int32(exact_matmul(ai, bi))
+
+
+@register
+def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
+                         b_scale: np.ndarray, a_zero_point: np.ndarray | None = None,
+                         b_zero_point: np.ndarray | None = None,
+                         bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft MatMulIntegerToFloat: float32(MatMulInteger) *
+    float32(a_scale * b_scale) (+ bias), each step rounded to float32 as the Cast, Mul (and
+    Add) it fuses (lowp.runtime.ort_fusions)."""
+    if bias is None:
+        native = native_integer.matmul_integer_scaled(a, b, a_zero_point, b_zero_point,
+                                                      a_scale, b_scale)
+        if native is not None:
+            return native
+    acc = MatMulInteger(a, b, a_zero_point, b_zero_point)
+    y = acc.astype(np.float32) * np.multiply(a_scale, b_scale, dtype=np.float32)
+    return y if bias is None else (y + bias).astype(np.float32)
 
 
 # Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,

@@ -169,7 +169,8 @@ def _to_channels_last(step: Step) -> StepFn:
 _FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
                             ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
-                            ("com.microsoft", "DynamicQuantizeLSTM")})
+                            ("com.microsoft", "DynamicQuantizeLSTM"),
+                            ("com.microsoft", "MatMulIntegerToFloat")})
 
 
 def _label(node: onnx.NodeProto) -> str:

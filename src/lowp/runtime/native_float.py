@@ -354,6 +354,50 @@ def simplified_layer_norm(x: np.ndarray, n: int, scale: np.ndarray, epsilon: flo
     return y, inv
 
 
+def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
+    """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
+    (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..
+    -5) and, with a bias, x = x + bias first (input -6), each operand order the
+    reference's."""
+    from .program import FUSED_CODES
+
+    add, mul, tanh = FUSED_CODES["Add"], FUSED_CODES["Mul"], FUSED_CODES["Tanh"]
+    x = 7 if with_bias else -1
+    code = [(add, 7, -1, -6)] if with_bias else []
+    code += [(mul, 0, -2, x), (mul, 1, 0, x), (add, 2, 1, -3), (mul, 3, x, 2), (tanh, 4, 3, 0),
+             (add, 5, 4, -4), (mul, 6, -5, x), (mul, -1, 6, 5)]
+    return np.array(code, np.int32)
+
+
+# the constants of gelu_tanh: the same arrays on every call (replay compares addresses)
+_GELU_TANH_CONSTANTS = tuple(np.full(1, v, np.float32) for v in (
+    ort_math._GELU_C, ort_math._GELU_B, 1.0, 0.5))
+_GELU_TANH_CODES: dict[bool, np.ndarray] = {}
+
+
+def gelu_tanh(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray | None:
+    """ONNX Runtime's float32 tanh GELU of `x` (+ `bias`, the sum rounded to float32 first:
+    com.microsoft FastGelu) by one float_fused pass, bit for bit with
+    lowp.ort_math.gelu_tanh (its Tanh is the native unary kernel), or None."""
+    from . import program
+
+    ext = _has(_usable("FastGelu", x), "float_fused")
+    if ext is None or (bias is not None and (
+            bias.dtype != np.float32 or np.broadcast_shapes(x.shape, bias.shape) != x.shape)):
+        return None
+    with_bias = bias is not None
+    code = _GELU_TANH_CODES.get(with_bias)
+    if code is None:
+        code = _GELU_TANH_CODES[with_bias] = _gelu_tanh_code(with_bias)
+    inputs = [x, *_GELU_TANH_CONSTANTS] + ([bias] if bias is not None else [])
+    made = program.fused_call(code, inputs, _empty(x.shape), _threads)
+    if made is None:
+        return None
+    (fn, args), y = made
+    call(fn, *args)
+    return y
+
+
 def _reduction(op: str, kernel: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool
                ) -> tuple[Any, tuple[int, int, int, int], np.ndarray] | None:
     """(the kernel, ort_math.reduce_plan of the axes, the output buffer) of a reduction of

@@ -26,6 +26,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
 * FastGeluFusion: a tanh GELU written out (two forms) becomes com.microsoft FastGelu
   (lowp.ort_math.gelu_tanh); BiasGeluFusion then folds a bias Add into it.
+* MatMulIntegerToFloatFusion: DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by the
+  scales' product becomes com.microsoft MatMulIntegerToFloat; it rounds as the nodes it
+  replaces (fused for speed: one native pass, lowp.runtime.native_integer).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
@@ -592,6 +595,45 @@ def _fast_gelu(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return [fused], [n for n in [*nodes, tanh, add, mul6, mul5] if n is not node]
 
 
+# --- MatMulIntegerToFloatFusion -------------------------------------------------------------
+
+
+def _matmul_integer_to_float(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """quantize_dynamic's DynamicQuantizeLinear -> MatMulInteger (constant B) -> Cast to
+    float -> Mul by Mul(the DynamicQuantizeLinear's scale, a constant weight scale), each
+    edge read once and no graph output, becomes com.microsoft MatMulIntegerToFloat, which
+    rounds exactly as the Cast and two Muls (float32(acc) * float32(s_a * s_b)): fused for
+    speed (one native pass writes the float32 result), not for rounding."""
+    if not _is(node, "MatMulInteger") or len(node.input) < 3 or not node.input[2]:
+        return None
+    dql = index.producer.get(node.input[0])
+    if (dql is None or not _is(dql, "DynamicQuantizeLinear") or len(dql.output) < 3
+            or node.input[2] != dql.output[2] or node.input[1] not in index.initializers
+            or (len(node.input) > 3 and node.input[3]
+                and node.input[3] not in index.initializers)):
+        return None
+    cast = _only_user(node.output[0], index)
+    if cast is None or not _is(cast, "Cast") or next(
+            (a.i for a in cast.attribute if a.name == "to"), None) != TensorProto.FLOAT:
+        return None
+    mul = _only_user(cast.output[0], index)
+    if mul is None or not _is(mul, "Mul") or len(mul.input) != 2:
+        return None
+    scales = index.producer.get(_other(mul, cast.output[0]))
+    if (scales is None or not _is(scales, "Mul") or len(scales.input) != 2
+            or not index.single_use(scales.output[0])
+            or sorted(i == dql.output[1] for i in scales.input) != [False, True]
+            or not any(i in index.initializers for i in scales.input)):
+        return None
+    inputs = [node.input[0], node.input[1], *scales.input, node.input[2]]
+    if len(node.input) > 3 and node.input[3]:
+        inputs.append(node.input[3])
+    fused = helper.make_node("MatMulIntegerToFloat", inputs, [mul.output[0]],
+                             name=(node.name or node.output[0]) + "_MatMulIntegerToFloat",
+                             domain=_MS)
+    return [fused], [cast, mul, scales]
+
+
 # --- SkipLayerNormFusion --------------------------------------------------------------------
 
 
@@ -670,11 +712,12 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("SkipLayerNormFusion", _skip_layer_norm, 7),
     ("FastGeluFusion", _fast_gelu, 7),
     ("MatMulScaleFusion", _matmul_scale, 9),
+    ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),
 )
 
 
 # operators without which nothing fuses, and those whose fusions read shapes
-_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh"})
+_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import numpy as np
+
+P = TypeVar("P")
 
 
 def frozen(a: np.ndarray) -> bool:
@@ -41,15 +44,15 @@ def freeze(a: np.ndarray) -> np.ndarray:
     return a
 
 
-class PackCache:
+class PackCache(Generic[P]):
     """`pack(array, *args)` computed once per (array object, args) and its values."""
 
-    def __init__(self, pack: Callable[..., np.ndarray]) -> None:
+    def __init__(self, pack: Callable[..., P]) -> None:
         self._pack = pack
-        self._entries: dict[tuple[int, Hashable], tuple[weakref.ref[np.ndarray], np.ndarray,
+        self._entries: dict[tuple[int, Hashable], tuple[weakref.ref[np.ndarray], P,
                                                          np.ndarray | None]] = {}
 
-    def __call__(self, a: np.ndarray, *args: Hashable) -> np.ndarray:
+    def __call__(self, a: np.ndarray, *args: Hashable) -> P:
         key = (id(a), args)
         hit = self._entries.get(key)
         if hit is not None and hit[0]() is a and (hit[2] is None or np.array_equal(hit[2], a)):

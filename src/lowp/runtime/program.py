@@ -33,7 +33,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
               "cast_to_float", "compare", "float_fused", "float_log", "float_reduce_max",
               "qbinary", "float_conv_im2col", "float_conv_nchwc",
-              "float_simplified_layer_norm", "float_libm")
+              "float_simplified_layer_norm", "float_libm", "dynamic_quantize")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -58,6 +58,9 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         for name in _FUNCTIONS:
             table[getattr(ext, name)] = (name, _method(getattr(ext.Program, name)))
         table[ext.ConvOp.run] = ("conv_run", _conv_run)
+        if hasattr(ext, "IntMatMul"):
+            table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
+            table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
         _appenders = table
     return _appenders
 
@@ -70,6 +73,14 @@ def _method(method: Callable[..., None]) -> Appender:
 
 def _conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
     program.conv_run(op, *args)      # ConvOp.run(x, y) on the operator it was bound to
+
+
+def _int_matmul_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_run(op, *args)   # IntMatMul.run(a, a_zp, y, ...) on its packed B
+
+
+def _int_matmul_scaled_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_scaled_run(op, *args)    # IntMatMul.run_scaled on its packed B
 
 
 def new_program() -> Any:

@@ -86,7 +86,9 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "LogSoftmax", "Resize", "Conv", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
                           "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",
-                          "SimplifiedLayerNormalization", "Tan", "Sinh", "Cosh", "Asinh",
+                          "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
+                          "MatMulIntegerToFloat",
+                          "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape

@@ -1,0 +1,271 @@
+// Driver layer: MatMulInteger with a prepacked constant B (IntMatMul) and
+// DynamicQuantizeLinear (run_dynamic_quantize); see int_matmul.h and docs/native.md (N1).
+#include "int_matmul.h"
+
+#include <emmintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "dispatch.h"
+#include "threadpool.h"
+
+namespace lowp {
+
+namespace {
+constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;  // as driver.cpp
+int64_t round_up64(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+}  // namespace
+
+// (N1) without a bias and with za known only at run time: with b8 = b - delta (delta = 128
+// for uint8 b), zb' = zb - delta, a_u = a + 128 * [a signed] (the uint8 domain the kernels
+// read), za' = za + 128 * [a signed]:
+//   sum (a - za)(b - zb) = sum a_u b8 - zb' rowsum(a_u) + za' (K zb' - colsum(b8))
+// term by term modulo 2^32, so the int32 result wraps exactly as ONNX Runtime's.
+IntMatMul::IntMatMul(const uint8_t* b, int64_t k, int64_t n, bool b_signed, const int32_t* b_zp)
+    : k_(k), n_(n) {
+  if (k < 0 || n < 0 || k > (int64_t(1) << 28)) throw std::invalid_argument("bad matrix sizes");
+  kc4_ = int((k + 3) / 4);
+  npanels_ = int((n + kPanel - 1) / kPanel);
+  const int delta = b_signed ? 0 : 128;
+  colsum_.assign(size_t(round_up64(n, kPanel)), 0);
+  zb_.assign(size_t(round_up64(n, kPanel)), 0);
+  for (int64_t c = 0; c < n; ++c) {
+    uint32_t s = 0;
+    for (int64_t p = 0; p < k; ++p) {
+      const uint8_t v = b[p * n + c];
+      s += uint32_t((b_signed ? int32_t(int8_t(v)) : int32_t(v)) - delta);
+    }
+    colsum_[size_t(c)] = int32_t(s);
+    zb_[size_t(c)] = b_zp[c] - delta;
+    if (zb_[size_t(c)] != 0) need_rowsum_ = true;
+  }
+  // the convolution's shared panel layout (pack.cpp): [k4][wp][4] int8 per 64 columns
+  auto pk = std::make_shared<Panels>();
+  pk->groups = 1;
+  pk->npanels = npanels_;
+  pk->mg = int(n);
+  pk->k4 = kc4_;
+  pk->off.resize(size_t(npanels_));
+  int64_t total = 0;
+  for (int pn = 0; pn < npanels_; ++pn) {
+    pk->off[size_t(pn)] = total;
+    const int64_t wp = round_up64(std::min<int64_t>(kPanel, n - int64_t(pn) * kPanel), 16);
+    total += int64_t(kc4_) * 4 * wp;
+  }
+  pk->data.assign(size_t(total + 64), 0);
+  pk->off0 = align64_offset(pk->data.data());
+  pk->bytes = total;
+  for (int pn = 0; pn < npanels_; ++pn) {
+    const int64_t nvalid = std::min<int64_t>(kPanel, n - int64_t(pn) * kPanel);
+    const int64_t wp = round_up64(nvalid, 16);
+    int8_t* dst = pk->data.data() + pk->off0 + pk->off[size_t(pn)];
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < nvalid; ++j) {
+        const uint8_t v = b[p * n + int64_t(pn) * kPanel + j];
+        dst[((p / 4) * wp + j) * 4 + p % 4] =
+            int8_t((b_signed ? int32_t(int8_t(v)) : int32_t(v)) - delta);
+      }
+  }
+  panels_ = std::move(pk);
+}
+
+void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
+                    float* yf, const float* a_scale, const float* b_scale,
+                    bool b_scale_per_column, int threads) const {
+  if (m <= 0 || n_ == 0) return;
+  // the output multiplier per column, from this run's a_scale
+  std::vector<float> mult;
+  if (yf != nullptr) {
+    mult.assign(size_t(round_up64(n_, kPanel)), 0.0f);
+    for (int64_t c = 0; c < n_; ++c)
+      mult[size_t(c)] = a_scale[0] * b_scale[b_scale_per_column ? c : 0];
+  }
+  if (k_ == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t c = 0; c < n_; ++c) {
+        if (yf != nullptr)
+          yf[i * n_ + c] = 0.0f * mult[size_t(c)];
+        else
+          y[i * n_ + c] = 0;
+      }
+    return;
+  }
+  // A path with its own panel layout (the AMX tiles) hands this product to its register
+  // path (short_gemm), which reads the shared layout.
+  const IsaTable* isa = active_table();
+  while (isa->pack_panel != nullptr && isa->short_gemm != nullptr) isa = isa->short_gemm;
+  const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
+  // per column: za' (K zb' - colsum)
+  std::vector<int32_t> bias(colsum_.size());
+  for (size_t c = 0; c < bias.size(); ++c)
+    bias[c] = int32_t(za * (uint32_t(k_) * uint32_t(zb_[c]) - uint32_t(colsum_[c])));
+  // A in the uint8 domain, rows of kp bytes (zeros past k: the panels hold zeros there)
+  const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
+  std::vector<uint8_t> buf(size_t(m * kp + 64));
+  uint8_t* const ap = buf.data() + align64_offset(buf.data());
+  std::vector<int32_t> rowsum(static_cast<size_t>(m), 0);
+  const uint8_t flip = a_signed ? 0x80 : 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const uint8_t* src = a + i * k_;
+    uint8_t* dst = ap + i * kp;
+    uint32_t s = 0;
+    for (int64_t p = 0; p < k_; ++p) {
+      dst[p] = uint8_t(src[p] ^ flip);
+      s += dst[p];
+    }
+    std::memset(dst + k_, 0, size_t(kp - k_));
+    rowsum[size_t(i)] = int32_t(s);
+  }
+  std::vector<const uint8_t*> rows(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) rows[size_t(i)] = ap + i * kp;
+
+  if (threads < 1) threads = ThreadPool::max_threads();
+  const int64_t macs = m * k_ * n_;
+  int nthreads = int(std::max<int64_t>(1, std::min<int64_t>(threads, macs / kMinMacsPerThread)));
+  const int64_t mr_max = std::max(isa->mr, isa->mr_narrow);
+  // tasks: a panel x a chunk of rows; rows split only when panels are too few to share
+  int64_t chunk = m;
+  if (nthreads > 1 && npanels_ < 2 * nthreads) {
+    const int64_t per = (m * npanels_ + 4 * nthreads - 1) / (4 * nthreads);
+    chunk = std::max(mr_max, (std::max<int64_t>(per, 1) + mr_max - 1) / mr_max * mr_max);
+  }
+  const int64_t nchunks = (m + chunk - 1) / chunk, ntasks = nchunks * npanels_;
+  nthreads = int(std::min<int64_t>(nthreads, ntasks));
+  std::atomic<int64_t> next{0};
+  const int64_t zero_off = 0;
+  auto work = [&](int) {
+    alignas(64) int32_t tile[kMaxMr * kPanel];
+    for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
+      const int pn = int(task % npanels_);
+      const int64_t m0 = (task / npanels_) * chunk, m1 = std::min(m, m0 + chunk);
+      const int c0 = pn * kPanel;
+      const int nvalid = int(std::min<int64_t>(kPanel, n_ - c0));
+      const int wp = (nvalid + 15) / 16 * 16;
+      const int mr = wp <= 32 ? isa->mr_narrow : isa->mr;
+      const int8_t* panel = panels_->panel(pn);
+      if (isa->gemm_prepare) isa->gemm_prepare();
+      for (int64_t i0 = m0; i0 < m1; i0 += mr) {
+        const int rr = int(std::min<int64_t>(mr, m1 - i0));
+        isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
+        for (int i = 0; i < rr; ++i) {
+          int32_t* t = tile + i * kPanel;
+          const int32_t* bc = bias.data() + c0;
+          if (need_rowsum_) {
+            const uint32_t rs = uint32_t(rowsum[size_t(i0 + i)]);
+            const int32_t* zc = zb_.data() + c0;
+            for (int j = 0; j < nvalid; ++j)
+              t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]) - uint32_t(zc[j]) * rs);
+          } else {
+            for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]));
+          }
+          if (yf != nullptr) {
+            float* out = yf + (i0 + i) * n_ + c0;
+            const float* mc = mult.data() + c0;
+            for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j];
+          } else {
+            std::memcpy(y + (i0 + i) * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
+          }
+        }
+      }
+    }
+  };
+  if (nthreads > 1)
+    ThreadPool::instance().run(nthreads, work);
+  else
+    work(0);
+}
+
+namespace {
+
+// min(0, min x) and max(0, max x) of x[0, n) in float32 (the sign of a zero result may
+// differ from the reference's, which changes neither the scale nor the zero point); *nan set
+// when some value is NaN. SSE2 (the baseline), two chains each to hide the latency.
+void range(const float* x, int64_t n, float* lo, float* hi, bool* nan) {
+  __m128 vlo = _mm_set1_ps(0.0f), vhi = _mm_set1_ps(0.0f), unord = _mm_setzero_ps();
+  __m128 vlo2 = vlo, vhi2 = vhi, unord2 = unord;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128 v = _mm_loadu_ps(x + i), w = _mm_loadu_ps(x + i + 4);
+    vlo = _mm_min_ps(vlo, v);
+    vhi = _mm_max_ps(vhi, v);
+    unord = _mm_or_ps(unord, _mm_cmpunord_ps(v, v));
+    vlo2 = _mm_min_ps(vlo2, w);
+    vhi2 = _mm_max_ps(vhi2, w);
+    unord2 = _mm_or_ps(unord2, _mm_cmpunord_ps(w, w));
+  }
+  vlo = _mm_min_ps(vlo, vlo2);
+  vhi = _mm_max_ps(vhi, vhi2);
+  unord = _mm_or_ps(unord, unord2);
+  alignas(16) float l[4], h[4];
+  _mm_store_ps(l, vlo);
+  _mm_store_ps(h, vhi);
+  bool any_nan = _mm_movemask_ps(unord) != 0;
+  float a = std::min(std::min(l[0], l[1]), std::min(l[2], l[3]));
+  float b = std::max(std::max(h[0], h[1]), std::max(h[2], h[3]));
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) any_nan = true;
+    a = std::min(a, x[i]);
+    b = std::max(b, x[i]);
+  }
+  *lo = a, *hi = b, *nan = any_nan;
+}
+
+// y = clamp(rint(x / scale) + zp, 0, 255) for finite x and positive finite scale: |x / scale|
+// stays near 255 at most, so the integer conversion (ties to even) is exact and the sum with
+// the zero point an integer in float32 as in the reference
+void quantize_span(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  const __m128 s = _mm_set1_ps(scale);
+  const __m128i z = _mm_set1_epi32(zp);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m128i q[4];
+    for (int j = 0; j < 4; ++j)
+      q[j] = _mm_add_epi32(_mm_cvtps_epi32(_mm_div_ps(_mm_loadu_ps(x + i + 4 * j), s)), z);
+    // signed saturation to int16, then unsigned saturation to [0, 255]
+    const __m128i w0 = _mm_packs_epi32(q[0], q[1]), w1 = _mm_packs_epi32(q[2], q[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm_packus_epi16(w0, w1));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + float(zp);
+    y[i] = uint8_t(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
+  }
+}
+
+}  // namespace
+
+void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, uint8_t* zp,
+                          int threads) {
+  (void)threads;  // one pass over a few hundred KB at most in these files: one thread
+  float lo = 0.0f, hi = 0.0f;
+  bool nan = false;
+  if (n > 0) range(x, n, &lo, &hi, &nan);
+  if (nan) lo = hi = 0.0f;  // the reference's min(0, NaN) and max(0, NaN) are 0
+  const float s = (hi - lo) / 255.0f;
+  *scale = s;
+  if (s == 0.0f) {
+    *zp = 0;
+    std::memset(y, 0, size_t(n));
+    return;
+  }
+  // NaN only for an infinite lo with an infinite scale: the reference's NaN zero point
+  // casts to 0 (x86) and makes every y NaN before its cast, 0 as well
+  float z = std::nearbyint(0.0f - lo / s);
+  z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
+  *zp = std::isnan(z) ? 0 : uint8_t(z);
+  if (std::isfinite(s)) {
+    quantize_span(x, n, s, int32_t(z), y);
+    return;
+  }
+  // an infinite range: x / inf is 0 for finite x, NaN for infinite x, which the reference
+  // casts to 0 (x86)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / s) + z;
+    y[i] = std::isnan(v) ? 0 : uint8_t(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
+  }
+}
+
+}  // namespace lowp

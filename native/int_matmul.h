@@ -1,0 +1,51 @@
+// Driver layer: the integer core of ONNX Runtime's quantize_dynamic files. IntMatMul is
+// MatMulInteger with a constant B, packed once into the GEMM panels of the quantized
+// convolution (conv.h, docs/native.md) and run on the active path's plain GEMM microkernel
+// with an int32 epilogue; run_dynamic_quantize is DynamicQuantizeLinear on float32.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common.h"
+#include "conv.h"
+
+namespace lowp {
+
+class IntMatMul {
+ public:
+  // b: k x n bytes (int8 when b_signed, else uint8), row-major; b_zp: n zero points (one
+  // per column; a per-tensor zero point repeated), in b's type.
+  IntMatMul(const uint8_t* b, int64_t k, int64_t n, bool b_signed, const int32_t* b_zp);
+  // y (m x n int32, row-major) = (a - a_zp) @ (b - b_zp) modulo 2^32 (ONNX MatMulInteger
+  // with int32 wrapping); a: m x k bytes (int8 when a_signed), a_zp in a's type.
+  void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
+           int threads) const {
+    run(a, m, a_signed, a_zp, y, nullptr, nullptr, nullptr, false, threads);
+  }
+  // The same product scaled to float32 (MatMulIntegerToFloat without bias, the Cast and
+  // Mul it replaces): yf = float32(acc) * float32(a_scale[0] * b_scale[c or 0]), each
+  // product rounded once; exactly one of y, yf is set.
+  void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y, float* yf,
+           const float* a_scale, const float* b_scale, bool b_scale_per_column,
+           int threads) const;
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+
+ private:
+  int64_t k_ = 0, n_ = 0;
+  int kc4_ = 0, npanels_ = 0;
+  std::shared_ptr<Panels> panels_;
+  std::vector<int32_t> colsum_;  // per column: sum over k of b8 = b - delta (mod 2^32)
+  std::vector<int32_t> zb_;      // per column: zb' = b_zp - delta
+  bool need_rowsum_ = false;     // some zb' != 0
+};
+
+// DynamicQuantizeLinear of n float32 values (the numpy operator lowp.runtime.float_ops
+// .DynamicQuantizeLinear, bit for bit): scale = (max(0, max x) - min(0, min x)) / 255,
+// zp = clamp(rint(-min / scale), 0, 255), y = clamp(rint(x / scale) + zp, 0, 255), float32
+// with ties to even; a NaN anywhere gives scale 0, zp 0 and y 0 (as the reference's range).
+void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, uint8_t* zp,
+                          int threads);
+
+}  // namespace lowp

@@ -1,0 +1,108 @@
+"""Native integer core of ONNX Runtime's quantize_dynamic files (lowp._native, int_matmul.cpp).
+
+MatMulInteger with a constant 8-bit B (packed once per constant, as ONNX Runtime prepacks
+it at load: `IntMatMul`) and DynamicQuantizeLinear of float32. The numpy operators
+(lowp.runtime.float_ops.MatMulInteger, DynamicQuantizeLinear) stay the reference: each asks
+here first and computes in numpy on None, which it gets while native_float's kernels are
+disabled, without the extension (or with one that predates these kernels), for a B that is
+not a frozen constant, a B that is not 2-D, an A of fewer than 2 or of broadcast axes
+beyond B's, a per-row A zero point. Results are bit for bit the reference's (docs/native.md
+(N1)); both write into native_float's output buffers, so that replay records their calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import native_float
+from .prepacked import PackCache, frozen
+from .tape import call
+
+_BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _extension() -> Any:
+    if not native_float._enabled:
+        return None
+    ext = native_float._extension()
+    return ext if ext is not None and hasattr(ext, "IntMatMul") else None
+
+
+def _pack(b: np.ndarray, zero_point: bytes) -> Any:
+    """B (k x n, 8-bit) and its per-column zero points (n int32 values, as bytes) packed."""
+    zb = np.frombuffer(zero_point, np.int32)
+    return native_float._extension().IntMatMul(np.ascontiguousarray(b).view(np.uint8),
+                                               b.dtype == np.int8, zb)
+
+
+_packs = PackCache(_pack)
+
+
+def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
+                   b_zero_point: np.ndarray | None) -> np.ndarray | None:
+    """int32 (a - a_zero_point) @ (b - b_zero_point), wrapping as lowp.ops.linear.wrap_int32
+    does, for a constant (frozen) 2-D B; a: (..., m, k); b_zero_point per tensor or per
+    column; or None."""
+    return _product(a, b, a_zero_point, b_zero_point, None)
+
+
+def matmul_integer_scaled(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
+                          b_zero_point: np.ndarray | None, a_scale: np.ndarray,
+                          b_scale: np.ndarray) -> np.ndarray | None:
+    """float32(matmul_integer(...)) * float32(a_scale * b_scale) (MatMulIntegerToFloat
+    without bias: the Cast and Mul it stands for), one float32 `a_scale`, `b_scale` one
+    or one per column; or None."""
+    n = b.shape[-1] if b.ndim == 2 else -1
+    if (a_scale.dtype != np.float32 or b_scale.dtype != np.float32 or a_scale.size != 1
+            or a_scale.ndim > 1 or b_scale.ndim > 1   # (the result keeps the product's rank)
+            or not (b_scale.size == 1 or b_scale.shape == (n,))):
+        return None
+    return _product(a, b, a_zero_point, b_zero_point, (a_scale, b_scale))
+
+
+def _product(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
+             b_zero_point: np.ndarray | None,
+             scales: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+    ext = _extension()
+    if (ext is None or a.dtype not in _BYTES or b.dtype not in _BYTES or b.ndim != 2
+            or a.ndim < 2 or a.shape[-1] != b.shape[0] or not frozen(b)):
+        return None
+    k, n = b.shape
+    if a_zero_point is not None and (a_zero_point.size != 1 or a_zero_point.dtype != a.dtype):
+        return None
+    if b_zero_point is None:
+        zb = np.zeros(n, np.int32)
+    elif b_zero_point.dtype != b.dtype or not (
+            b_zero_point.size == 1 or b_zero_point.shape == (n,)):
+        return None
+    else:
+        zb = np.broadcast_to(b_zero_point.reshape(-1).astype(np.int32), (n,))
+    op = _packs(b, np.ascontiguousarray(zb).tobytes())
+    src = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    za = None if a_zero_point is None else a_zero_point.reshape(-1).view(np.uint8)
+    rows = int(np.prod(a.shape[:-1]))
+    if scales is None:
+        y = native_float._empty((*a.shape[:-1], n), np.int32)
+        call(op.run, src, za, y.reshape(-1), rows, a.dtype == np.int8,
+             native_float.get_threads())
+        return y
+    y = native_float._empty((*a.shape[:-1], n))
+    call(op.run_scaled, src, za, np.ascontiguousarray(scales[0]).reshape(-1),
+         np.ascontiguousarray(scales[1]).reshape(-1), y.reshape(-1), rows, a.dtype == np.int8,
+         native_float.get_threads())
+    return y
+
+
+def dynamic_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(y, y_scale, y_zero_point) of DynamicQuantizeLinear on float32 `x`, or None."""
+    ext = _extension()
+    if ext is None or x.dtype != np.float32:
+        return None
+    y = native_float._empty(x.shape, np.uint8)
+    scale = native_float._empty((), np.float32)
+    zp = native_float._empty((), np.uint8)
+    call(ext.dynamic_quantize, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         scale.reshape(-1), zp.reshape(-1), native_float.get_threads())
+    return y, scale, zp

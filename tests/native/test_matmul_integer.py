@@ -1,0 +1,242 @@
+"""The native integer core of quantize_dynamic files (lowp.runtime.native_integer: MatMulInteger
+with a packed constant B, DynamicQuantizeLinear) equals the numpy operators of
+lowp.runtime.float_ops bit for bit on every instruction-set path and thread count, including
+int32 wrapping, and a Session replaying DynamicQuantizeLinear -> MatMulInteger equals ONNX
+Runtime run after run."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp import Session
+from lowp.runtime import float_ops, native_backend, native_float, native_integer
+from lowp.runtime.prepacked import freeze
+from tests.runtime.ort_agreement import onnxruntime_run
+
+PATHS = native_backend.available_paths()
+pytestmark = pytest.mark.skipif(native_integer._extension() is None,
+                                reason="the extension has no integer matmul")
+BYTES = st.sampled_from([np.dtype(np.uint8), np.dtype(np.int8)])
+# reductions around the 4-byte groups and 64-byte blocks, columns around the 16/64 panels
+DEPTHS = st.one_of(st.integers(0, 20), st.sampled_from([63, 64, 65, 127, 128, 129, 512, 515]))
+WIDTHS = st.one_of(st.integers(1, 20), st.sampled_from([31, 32, 33, 63, 64, 65, 129, 200]))
+
+
+def _ints(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
+          extreme: bool = False) -> np.ndarray:
+    info = np.iinfo(dtype)
+    if extreme:   # the type's ends only: the largest products and sums
+        return rng.choice([info.min, info.max], size=shape).astype(dtype)
+    return rng.integers(int(info.min), int(info.max) + 1, size=shape).astype(dtype)
+
+
+def _zero_point(rng: np.random.Generator, dtype: np.dtype, kind: str, n: int
+                ) -> np.ndarray | None:
+    info = np.iinfo(dtype)
+    if kind == "none":
+        return None
+    values = [info.min, info.max, 0, int(rng.integers(info.min, info.max + 1))]
+    if kind == "per-column":
+        return rng.choice(values, size=n).astype(dtype)
+    return np.array(values[int(rng.integers(0, 4))], dtype)
+
+
+def _check(a: np.ndarray, b: np.ndarray, za: np.ndarray | None, zb: np.ndarray | None) -> None:
+    with native_float.disabled():
+        want = float_ops.MatMulInteger(a, b, za, zb)
+    b = freeze(b.copy())
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = native_integer.matmul_integer(a, b, za, zb)
+                assert got is not None
+                assert got.dtype == np.int32 and got.shape == want.shape
+                np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+
+
+@settings(max_examples=120, deadline=None)
+@given(batch=st.lists(st.integers(0, 3), max_size=2), m=st.integers(0, 40), k=DEPTHS,
+       n=WIDTHS, a_dtype=BYTES, b_dtype=BYTES,
+       za_kind=st.sampled_from(["none", "scalar"]),
+       zb_kind=st.sampled_from(["none", "scalar", "per-column"]), extreme=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_integer_equals_numpy(batch, m, k, n, a_dtype, b_dtype, za_kind, zb_kind,
+                                     extreme, seed) -> None:
+    rng = np.random.default_rng(seed)
+    a = _ints(rng, (*batch, m, k), a_dtype, extreme)
+    b = _ints(rng, (k, n), b_dtype, extreme)
+    _check(a, b, _zero_point(rng, a_dtype, za_kind, n), _zero_point(rng, b_dtype, zb_kind, n))
+
+
+@pytest.mark.parametrize("a_dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("b_dtype", [np.uint8, np.int8])
+def test_int32_wraps(a_dtype, b_dtype) -> None:
+    """Sums past 2^31 wrap as the reference's wrap_int32 (k * 255 * 255 > 2^32 here)."""
+    k = 70_000
+    ai, bi = np.iinfo(a_dtype), np.iinfo(b_dtype)
+    a = np.full((3, k), ai.max, a_dtype)
+    a[1] = ai.min
+    b = np.full((k, 17), bi.min, b_dtype)
+    b[:, 3] = bi.max
+    _check(a, b, np.array(ai.min if ai.min else ai.max, a_dtype)[()].reshape(()),
+           np.array(bi.max, b_dtype))
+
+
+def test_not_native_without_frozen_constant() -> None:
+    """A B that is not a frozen constant (an activation) stays with numpy."""
+    a = np.ones((2, 3), np.uint8)
+    b = np.ones((3, 4), np.int8)
+    assert native_integer.matmul_integer(a, b, None, None) is None
+    assert native_integer.matmul_integer(a, freeze(b.copy()), None, None) is not None
+    b3 = freeze(np.ones((1, 3, 4), np.int8))
+    assert native_integer.matmul_integer(a, b3, None, None) is None
+    assert native_integer.matmul_integer(a, freeze(b.copy()), np.ones(2, np.uint8), None) is None
+
+
+SPECIALS = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38, 1e-40]
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=st.lists(st.integers(0, 40), max_size=3),
+       spread=st.sampled_from([1e-42, 1e-30, 1e-3, 1.0, 60.0, 1e30, 3e38]),
+       shift=st.sampled_from([0.0, 0.5, -0.5, 1.0, -1.0]),
+       specials=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_dynamic_quantize_equals_numpy(shape, spread, shift, specials, seed) -> None:
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        x = ((rng.standard_normal(shape) + shift) * spread).astype(np.float32)
+        if x.size:
+            for _ in range(specials):
+                x.reshape(-1)[rng.integers(0, x.size)] = SPECIALS[rng.integers(len(SPECIALS))]
+        with native_float.disabled():
+            want = float_ops.DynamicQuantizeLinear(x)
+    for path in PATHS:
+        with native_backend.use_path(path):
+            got = native_integer.dynamic_quantize(x)
+        assert got is not None
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype and g.shape == w.shape, path
+            np.testing.assert_array_equal(g.view(np.uint32) if g.dtype == np.float32 else g,
+                                          w.view(np.uint32) if w.dtype == np.float32 else w,
+                                          err_msg=path)
+
+
+def test_dynamic_quantize_ties_and_constant_rows() -> None:
+    """Halves round to even; an all-equal tensor and an empty one give the reference's
+    qparams."""
+    cases = [np.arange(-255, 256, dtype=np.float32) / 2, np.full(7, 3.0, np.float32),
+             np.full(5, -2.0, np.float32), np.zeros(9, np.float32), np.zeros(0, np.float32),
+             np.linspace(-1, 1, 1001, dtype=np.float32)]
+    for x in cases:
+        with native_float.disabled():
+            want = float_ops.DynamicQuantizeLinear(x)
+        got = native_integer.dynamic_quantize(x)
+        assert got is not None
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def _scaled_model(w: np.ndarray, zw: np.ndarray, m: int, outputs: tuple[str, ...]
+                  ) -> onnx.ModelProto:
+    """quantize_dynamic's form: Mul(scale of x, weight scale) scales the Cast product."""
+    k, n = w.shape
+    types = {"y": TensorProto.FLOAT, "acc": TensorProto.INT32}
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("Mul", ["s", "ws"], ["scales"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "zw"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["accf", "scales"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "dynamic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info(o, types[o], [m, n]) for o in outputs],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(zw, "zw"),
+         numpy_helper.from_array(np.array(0.0123, np.float32), "ws")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _dynamic_model(w: np.ndarray, zw: np.ndarray, m: int, outputs: tuple[str, ...]
+                   ) -> onnx.ModelProto:
+    k, n = w.shape
+    types = {"y": TensorProto.FLOAT, "acc": TensorProto.INT32}
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "zw"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["accf", "s"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "dynamic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info(o, types[o], [m, n]) for o in outputs],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(zw, "zw")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize("outputs", [("y",), ("y", "acc")])
+@pytest.mark.parametrize("w_dtype", [np.int8, np.uint8])
+def test_session_replays_like_onnxruntime(w_dtype, outputs, scaled) -> None:
+    """DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (which ONNX Runtime fuses when
+    the accumulator is not an output): replayed runs read this run's scale and zero point
+    (new ranges every run) and equal ONNX Runtime."""
+    rng = np.random.default_rng(0)
+    m, k, n = 6, 70, 90
+    info = np.iinfo(w_dtype)
+    w = rng.integers(info.min, int(info.max) + 1, size=(k, n)).astype(w_dtype)
+    zw = np.array(3 if w_dtype == np.int8 else 130, w_dtype)
+    model = (_scaled_model if scaled else _dynamic_model)(w, zw, m, outputs)
+    session = Session(model, threads=1)
+    for run in range(6):
+        x = (rng.standard_normal((m, k)) * (run + 1) + run - 3).astype(np.float32)
+        want = dict(zip(outputs, onnxruntime_run(model, {"x": x}), strict=True))
+        got = session.run({"x": x})
+        for name in outputs:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} run {run}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(st.integers(0, 2), max_size=1), m=st.integers(0, 20), k=DEPTHS,
+       n=WIDTHS, a_dtype=BYTES, b_dtype=BYTES, per_column=st.booleans(),
+       zb_kind=st.sampled_from(["none", "scalar", "per-column"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_integer_to_float_equals_numpy(batch, m, k, n, a_dtype, b_dtype, per_column,
+                                              zb_kind, seed) -> None:
+    """The scaled product (MatMulIntegerToFloat without bias) equals float32(acc) *
+    float32(a_scale * b_scale) of the numpy operators, scales of any magnitude."""
+    rng = np.random.default_rng(seed)
+    a = _ints(rng, (*batch, m, k), a_dtype)
+    b = _ints(rng, (k, n), b_dtype)
+    za = _zero_point(rng, a_dtype, "scalar", n)
+    zb = _zero_point(rng, b_dtype, zb_kind, n)
+    sa = np.array(rng.uniform(1e-4, 1.0), np.float32)
+    sb = (rng.uniform(-1, 1, n if per_column else ()) * 10.0 ** rng.integers(-30, 30)
+          ).astype(np.float32)
+    with native_float.disabled():
+        acc = float_ops.MatMulInteger(a, b, za, zb)
+        want = acc.astype(np.float32) * np.multiply(sa, sb, dtype=np.float32)
+    b = freeze(b.copy())
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb)
+                    via_op = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb)
+                assert got is not None and got.shape == want.shape
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                              err_msg=f"{path} {threads}")
+                np.testing.assert_array_equal(via_op.view(np.uint32), want.view(np.uint32))
+
+
+def test_dynamic_matmul_fuses() -> None:
+    """quantize_dynamic's chain (the scales' Mul read once) becomes MatMulIntegerToFloat;
+    with the accumulator a graph output it stays as it is."""
+    from lowp.runtime import ort_fusions
+
+    w = np.ones((8, 4), np.int8)
+    for outputs, fused in ((("y",), True), (("y", "acc"), False)):
+        model = _scaled_model(w, np.array(0, np.int8), 3, outputs)
+        ops = [n.op_type for n in ort_fusions.apply(model).graph.node]
+        assert ("MatMulIntegerToFloat" in ops) == fused, ops
