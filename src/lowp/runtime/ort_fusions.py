@@ -625,7 +625,10 @@ def _matmul_integer_to_float(node: onnx.NodeProto, index: _Index) -> Rewrite | N
             or sorted(i == dql.output[1] for i in scales.input) != [False, True]
             or not any(i in index.initializers for i in scales.input)):
         return None
-    inputs = [node.input[0], node.input[1], *scales.input, node.input[2]]
+    # A's scale (this run's) first, B's second, whichever order the Mul has them in (the
+    # product is the same float32 either way)
+    inputs = [node.input[0], node.input[1], dql.output[1], _other(scales, dql.output[1]),
+              node.input[2]]
     if len(node.input) > 3 and node.input[3]:
         inputs.append(node.input[3])
     fused = helper.make_node("MatMulIntegerToFloat", inputs, [mul.output[0]],
