@@ -21,6 +21,10 @@ matching rules, so that a QDQ file gives the same integers in both engines
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
 * DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* MatMulIntegerToFloatFusion (before every fusion above): quantize_dynamic's MatMulInteger
+  -> Cast -> Mul by (s_a · s_b) -> Add of a constant bias becomes one MatMulIntegerToFloat,
+  which computes what the chain does; the bias Add it takes in is then no longer there for
+  SkipLayerNormFusion or BiasGeluFusion to take (`_integer_biases`, (O23r)).
 * SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
   Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
@@ -74,6 +78,7 @@ class _Index:
                 if attr.name == "value" and attr.t.data_type == TensorProto.INT64:
                     self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
         self.outputs = {o.name for o in g.output}
+        self.integer_biases: set[str] = set()   # set by apply (_integer_biases)
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
         for v in (*g.input, *g.value_info, *g.output):
@@ -291,7 +296,8 @@ def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 def _bias_gelu(add: onnx.NodeProto, index: _Index
                ) -> Rewrite | None:
-    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
+    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]) \
+            or add.output[0] in index.integer_biases:
         return None
     shapes = [index.shapes.get(i) for i in add.input]
     if any(s is None or len(s.dim) < 1 for s in shapes):
@@ -592,6 +598,45 @@ def _fast_gelu(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return [fused], [n for n in [*nodes, tanh, add, mul6, mul5] if n is not node]
 
 
+# --- MatMulIntegerToFloatFusion -------------------------------------------------------------
+
+
+def _bias_shape(name: str, index: _Index) -> bool:
+    """ONNX Runtime's CheckBiasShape: rank >= 1, every dimension but the last 1, the last
+    greater than 1."""
+    shape = index.shapes.get(name)
+    if shape is None or len(shape.dim) < 1:
+        return False
+    *lead, last = shape.dim
+    return all(d.dim_value == 1 for d in lead) and last.dim_value > 1
+
+
+def _integer_biases(nodes: list[onnx.NodeProto], index: _Index) -> set[str]:
+    """Outputs of the bias Adds ONNX Runtime's MatMulIntegerToFloatFusion takes into a
+    MatMulIntegerToFloat (it runs before every fusion lowp mirrors): Mul(Cast(MatMulInteger),
+    Mul(s_a, s_b)), the MatMulInteger, Cast and scale Mul each read once and no graph
+    output, the Mul read once by an Add whose second input is a constant initializer of
+    shape [1, ..., 1, N], N > 1 (quantize_dynamic's MatMul with a bias)."""
+    taken = set()
+    for mul in nodes:
+        if not _is(mul, "Mul") or len(mul.input) != 2:
+            continue
+        parents = [index.producer.get(i) for i in mul.input]
+        cast = next((p for p in parents if p is not None and _is(p, "Cast")), None)
+        scale = next((p for p in parents if p is not None and _is(p, "Mul")), None)
+        mmi = index.producer.get(cast.input[0]) if cast is not None else None
+        if mmi is None or scale is None or not _is(mmi, "MatMulInteger") or not all(
+                index.single_use(n.output[0]) for n in (cast, mmi, scale)):
+            continue
+        if not index.single_use(mul.output[0]):
+            continue
+        add = index.consumers[mul.output[0]][0]
+        if _is(add, "Add") and len(add.input) == 2 and add.input[1] in index.initializers \
+                and _bias_shape(add.input[1], index):
+            taken.add(add.output[0])
+    return taken
+
+
 # --- SkipLayerNormFusion --------------------------------------------------------------------
 
 
@@ -610,14 +655,15 @@ def _feeds_only(node: onnx.NodeProto, index: _Index) -> bool:
 
 
 def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
-    return (_is(add, "Add") and all(index.is_float(i) for i in add.input)
+    return (_is(add, "Add") and add.output[0] not in index.integer_biases and all(index.is_float(i) for i in add.input)
             and _feeds_only(add, index) and _rank3_same(add.input[0], add.input[1], index))
 
 
 def _second_add(add: onnx.NodeProto, index: _Index) -> bool:
     """The bias Add: a 3-D input plus a 1-D constant of its last dimension."""
     if not (_is(add, "Add") and all(index.is_float(i) for i in add.input)
-            and _feeds_only(add, index) and add.input[1] in index.initializers):
+            and _feeds_only(add, index) and add.input[1] in index.initializers
+            and add.output[0] not in index.integer_biases):
         return False
     sa, sb = index.shapes.get(add.input[0]), index.shapes.get(add.input[1])
     return (sa is not None and sb is not None and len(sa.dim) == 3 and len(sb.dim) == 1
@@ -689,6 +735,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
+    index.integer_biases = _integer_biases(nodes, index)
     touched, changed = False, True
     while changed:
         changed = False
