@@ -331,3 +331,18 @@ def test_dynamic_matmul_bias_before_a_residual_layer_norm() -> None:
                        "g": 1 + _weight(32, seed=2), "beta": _weight(32, seed=3)},
                [4, 16, 32], ["y"], opset=17)
     _assert_dynamic_identical(g, Quantizer("ort-dynamic", False, op_types=("MatMul",)))
+
+
+# found by the fuzzer on a quantize_dynamic file (frame_mlp: a mean over frames written as
+# Transpose [0, 2, 1] then ReduceMean over the last axis): ONNX Runtime's transpose optimizer
+# pushes the Transpose through the mean, which then sums over axis 1 in memory order (O18s)
+def test_dynamic_mean_over_a_transposed_tensor() -> None:
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["mb"]),
+             helper.make_node("Relu", ["mb"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("ReduceMean", ["t"], ["mean"], axes=[2], keepdims=0),
+             helper.make_node("MatMul", ["mean", "w2"], ["y"])]
+    g = _model(nodes, {"w": _weight(16, 16), "b": _weight(16, seed=1),
+                       "w2": _weight(16, 8, seed=2)}, [3, 37, 16], ["y"])
+    _assert_dynamic_identical(g, Quantizer("ort-dynamic", False, op_types=("MatMul",)))

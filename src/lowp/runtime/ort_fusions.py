@@ -21,6 +21,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
 * DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* TransposeOptimizer (level 1): a summing reduction (ReduceMean, ReduceSum, ...) of a
+  Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
+  order; a Transpose of the axes left follows when they change order (O18s).
 * MatMulIntegerToFloatFusion (before every fusion above): quantize_dynamic's MatMulInteger
   -> Cast -> Mul by (s_a · s_b) -> Add of a constant bias becomes one MatMulIntegerToFloat,
   which computes what the chain does; the bias Add it takes in is then no longer there for
@@ -445,6 +448,57 @@ def _reduce_axes(node: onnx.NodeProto, index: _Index) -> list[int]:
     return []
 
 
+# the reductions whose result depends on the order of the values (Max, Min do not)
+_SUMMING = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2",
+                      "ReduceLogSum", "ReduceLogSumExp", "ReduceProd"})
+
+
+def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) pushes a Transpose through the reduction
+    that reads it: Reduce(Transpose(x, perm), axes) becomes Reduce(x, perm[axes]) followed by
+    a Transpose of the axes left (none when they keep their order); the Transpose stays
+    for its other readers, if any, and is not pushed when it is a graph output. The sums
+    then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
+    over the last axis is a mean over axis 1 of x ((O18s))."""
+    if red.domain not in _ONNX or red.op_type not in _SUMMING or not red.input:
+        return None
+    tr = index.producer.get(red.input[0])
+    if tr is None or not _is(tr, "Transpose") or tr.output[0] in index.outputs:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in red.attribute}
+    perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
+                 if a.name == "perm"), None)
+    if perm is None or attrs.get("noop_with_empty_axes", 0):
+        return None
+    rank = len(perm)
+    axes = _reduce_axes(red, index)
+    if not axes and len(red.input) > 1 and red.input[1]:
+        return None                              # axes from a tensor lowp cannot read
+    axes = sorted({a % rank for a in axes}) if axes else list(range(rank))
+    moved = sorted(perm[a] for a in axes)
+    if attrs.get("keepdims", 1):
+        after = perm                             # the reduced axes stay, as ones
+    else:
+        left = [perm[i] for i in range(rank) if i not in axes]
+        after = [sorted(left).index(p) for p in left]
+    reduced = red.output[0] if after == sorted(after) else f"{red.output[0]}_pushed"
+    inputs, new = [tr.input[0]], []
+    if "axes" not in attrs and len(red.input) > 1:   # axes as an input (ReduceSum, opset 18)
+        const = f"{red.output[0]}_pushed_axes"
+        inputs.append(const)
+        new.append(helper.make_node("Constant", [], [const], name=const,
+                                    value=numpy_helper.from_array(np.asarray(moved, np.int64))))
+    kept = {k: v for k, v in attrs.items() if k != "axes"}
+    if "axes" in attrs:
+        kept["axes"] = moved
+    new.append(helper.make_node(red.op_type, inputs, [reduced], name=red.name,
+                                domain=red.domain, **kept))
+    if reduced != red.output[0]:
+        new.append(helper.make_node("Transpose", [reduced], [red.output[0]], perm=after,
+                                    name=f"{red.name}_pushed_Transpose"))
+    return new, [tr] if index.single_use(tr.output[0]) else []
+
+
 def _last_axis_only(axes: list[int], rank: int | None) -> bool:
     """ONNX Runtime's CheckAxesOnReduceMean with one axis (its inference build): the last."""
     return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
@@ -624,8 +678,10 @@ def _integer_biases(nodes: list[onnx.NodeProto], index: _Index) -> set[str]:
         parents = [index.producer.get(i) for i in mul.input]
         cast = next((p for p in parents if p is not None and _is(p, "Cast")), None)
         scale = next((p for p in parents if p is not None and _is(p, "Mul")), None)
-        mmi = index.producer.get(cast.input[0]) if cast is not None else None
-        if mmi is None or scale is None or not _is(mmi, "MatMulInteger") or not all(
+        if cast is None or scale is None:
+            continue
+        mmi = index.producer.get(cast.input[0])
+        if mmi is None or not _is(mmi, "MatMulInteger") or not all(
                 index.single_use(n.output[0]) for n in (cast, mmi, scale)):
             continue
         if not index.single_use(mul.output[0]):
@@ -655,8 +711,9 @@ def _feeds_only(node: onnx.NodeProto, index: _Index) -> bool:
 
 
 def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
-    return (_is(add, "Add") and add.output[0] not in index.integer_biases and all(index.is_float(i) for i in add.input)
-            and _feeds_only(add, index) and _rank3_same(add.input[0], add.input[1], index))
+    return (_is(add, "Add") and add.output[0] not in index.integer_biases
+            and all(index.is_float(i) for i in add.input) and _feeds_only(add, index)
+            and _rank3_same(add.input[0], add.input[1], index))
 
 
 def _second_add(add: onnx.NodeProto, index: _Index) -> bool:
@@ -708,6 +765,7 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
+    ("TransposeOptimizer", _transpose_reduce, 7),   # level 1, before the others
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
@@ -720,7 +778,7 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
 
 
 # operators without which nothing fuses, and those whose fusions read shapes
-_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh"})
+_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "Transpose"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
