@@ -346,3 +346,13 @@ def test_dynamic_mean_over_a_transposed_tensor() -> None:
     g = _model(nodes, {"w": _weight(16, 16), "b": _weight(16, seed=1),
                        "w2": _weight(16, 8, seed=2)}, [3, 37, 16], ["y"])
     _assert_dynamic_identical(g, Quantizer("ort-dynamic", False, op_types=("MatMul",)))
+
+
+# found by the fuzzer: quantize_dynamic with op_types_to_quantize=["Gemm"] (a type its
+# dynamic mode does not quantize) still writes the Gemm head as MatMul + Add; ONNX Runtime's
+# MatMulAddFusion makes it a Gemm again, which starts from the bias (O33s)
+def test_dynamic_file_with_a_gemm_left_in_float() -> None:
+    nodes = [helper.make_node("Flatten", ["input"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    g = _model(nodes, {"w": _weight(3, 270), "b": _weight(3, seed=1)}, [2, 9, 2, 15], ["y"])
+    _assert_dynamic_identical(g, Quantizer("ort-dynamic", True, op_types=("Gemm",)))

@@ -680,3 +680,28 @@ def test_transpose_with_another_reader_is_pushed_unless_an_output(output: bool) 
     assert reads["ReduceMean"] == (["t"] if output else ["x"]) and reads["Relu"] == ["t"]
     _same_as_ort(model, {"x": np.random.default_rng(1).standard_normal((2, 5, 7)).astype(
         np.float32)})
+
+
+# (O33s): a 2-D MatMul + bias Add runs as ONNX Runtime's Gemm (MatMulAddFusion)
+@pytest.mark.parametrize("bias", ["n", "1n", "m1", "mn"])
+@pytest.mark.parametrize("mkn", [(1, 270, 2), (3, 300, 5), (16, 513, 33)])
+@pytest.mark.parametrize("swap", [False, True])
+def test_matmul_add_is_ort_gemm(bias: str, mkn: tuple[int, int, int], swap: bool) -> None:
+    m, k, n = mkn
+    rng = np.random.default_rng(m * k + n)
+    shape = {"n": (n,), "1n": (1, n), "m1": (m, 1), "mn": (m, n)}[bias]
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["c", "p"] if swap else ["p", "c"], ["y"])]
+    model = _model(nodes, {"a": (m, k)}, {"w": rng.standard_normal((k, n)).astype(np.float32),
+                                          "c": rng.standard_normal(shape).astype(np.float32)},
+                   ["y"], opset=13)
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["Gemm"]
+    _same_as_ort(model, {"a": rng.standard_normal((m, k)).astype(np.float32)})
+
+
+def test_matmul_add_of_a_3d_input_stays() -> None:
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["p", "c"], ["y"])]
+    model = _model(nodes, {"a": (2, 3, 8)}, {"w": np.ones((8, 4), np.float32),
+                                             "c": np.ones(4, np.float32)}, ["y"], opset=13)
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["MatMul", "Add"]

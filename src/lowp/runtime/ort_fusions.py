@@ -21,6 +21,10 @@ matching rules, so that a QDQ file gives the same integers in both engines
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
 * DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* MatMulAddFusion (level 1): a float MatMul of a 2-D A and a 2-D B read only by an Add of
+  a bias of shape (N), (1, N), (M, 1) or (M, N) becomes Gemm(A, B, bias) (O33), which
+  starts from the bias (quantize_dynamic writes every Gemm as MatMul + Add; a MatMul it
+  leaves in float fuses back).
 * TransposeOptimizer (level 1): a summing reduction (ReduceMean, ReduceSum, ...) of a
   Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
   order; a Transpose of the axes left follows when they change order (O18s).
@@ -448,6 +452,35 @@ def _reduce_axes(node: onnx.NodeProto, index: _Index) -> list[int]:
     return []
 
 
+def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's MatMulAddFusion where A is 2-D (no Reshape around the Gemm): the
+    MatMul read only by an Add and no graph output, A, B and the Add's inputs float32, B
+    2-D, the bias (the Add's other input) of shape (N), (1, N), (M, 1) or (M, N); the Add
+    becomes Gemm(A, B, bias) ((O33s))."""
+    if not _is(mm, "MatMul") or len(mm.input) != 2 or not index.single_use(mm.output[0]):
+        return None
+    add = index.consumers[mm.output[0]][0]
+    if not _is(add, "Add") or len(add.input) != 2 or \
+            not all(index.is_float(i) for i in (*mm.input, *add.input)):
+        return None
+    a, b = index.shapes.get(mm.input[0]), index.shapes.get(mm.input[1])
+    bias = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
+    c = index.shapes.get(bias)
+    if a is None or b is None or c is None or len(a.dim) != 2 or len(b.dim) != 2:
+        return None
+    n = b.dim[1]
+    one = [d.HasField("dim_value") and d.dim_value == 1 for d in c.dim]
+    valid = ((len(c.dim) == 1 and _same_dim(c.dim[0], n))
+             or (len(c.dim) == 2 and one[0] and _same_dim(c.dim[1], n))
+             or (len(c.dim) == 2 and _same_dim(c.dim[0], a.dim[0])
+                 and (one[1] or _same_dim(c.dim[1], n))))
+    if not valid:
+        return None
+    gemm = helper.make_node("Gemm", [*mm.input, bias], list(add.output),
+                            name=mm.name + "/MatMulAddFusion")
+    return [gemm], [add]
+
+
 # the reductions whose result depends on the order of the values (Max, Min do not)
 _SUMMING = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2",
                       "ReduceLogSum", "ReduceLogSumExp", "ReduceProd"})
@@ -765,7 +798,8 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
-    ("TransposeOptimizer", _transpose_reduce, 7),   # level 1, before the others
+    ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
+    ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
