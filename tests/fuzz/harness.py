@@ -443,9 +443,12 @@ def explained(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: En
 
 
 # ONNX Runtime's float rewrites lowp does not mirror (ConvBNFusion folds a BatchNormalization
-# into the float Conv's weights; MatMulAddFusion of a 3-D MatMul, (O33s)): a difference they
-# explain is excused when ONNX Runtime with them disabled gives lowp's outputs
-UNMIRRORED = (("ConvBNFusion",), ("MatMulAddFusion",), ("ConvBNFusion", "MatMulAddFusion"))
+# into the float Conv's weights; without it the NCHWc transformer runs that
+# BatchNormalization as a 1x1 NCHWc Conv; MatMulAddFusion of a 3-D MatMul, (O33s)): a
+# difference they explain is excused when ONNX Runtime with them disabled gives lowp's
+# outputs
+UNMIRRORED = (("ConvBNFusion",), ("ConvBNFusion", "NchwcTransformer"), ("MatMulAddFusion",),
+              ("ConvBNFusion", "NchwcTransformer", "MatMulAddFusion"))
 
 
 def run_ort_without(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
