@@ -669,13 +669,17 @@ def test_reduction_of_a_transpose_is_ort_bit_for_bit(
     _same_as_ort(model, {"x": x})
 
 
-def test_transpose_with_another_reader_is_not_pushed() -> None:
+@pytest.mark.parametrize("output", [False, True])
+def test_transpose_with_another_reader_is_pushed_unless_an_output(output: bool) -> None:
     nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
              helper.make_node("ReduceMean", ["t"], ["y"], axes=[2], keepdims=0),
-             helper.make_node("Sub", ["t", "t"], ["z"])]
-    model = _model(nodes, {"x": (2, 5, 7)}, {}, ["y", "z"], opset=13)
+             helper.make_node("Relu", ["t"], ["z"])]
+    model = _model(nodes, {"x": (2, 5, 7)}, {}, ["y", "z"] + (["t"] if output else []),
+                   opset=13)
     reads = {n.op_type: list(n.input) for n in ort_fusions.apply(model).graph.node}
-    assert reads["ReduceMean"] == ["t"]
+    assert reads["ReduceMean"] == (["t"] if output else ["x"]) and reads["Relu"] == ["t"]
+    _same_as_ort(model, {"x": np.random.default_rng(1).standard_normal((2, 5, 7)).astype(
+        np.float32)})
 
 
 # (O33s): a 2-D MatMul + bias Add runs as ONNX Runtime's Gemm (MatMulAddFusion)

@@ -489,16 +489,16 @@ _SUMMING = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", 
 def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's transpose optimizer (level 1) pushes a Transpose through the reduction
     that reads it: Reduce(Transpose(x, perm), axes) becomes Reduce(x, perm[axes]) followed by
-    a Transpose of the axes left (none when they keep their order). lowp takes the
-    Transpose read by the reduction alone and no graph output (one read elsewhere too is
-    pushed by ONNX Runtime in some graphs, e.g. beside a Relu, and not in others, e.g.
-    before a written-out LayerNorm that its LayerNormFusion then matches). The sums
+    a Transpose of the axes left (none when they keep their order); the Transpose stays
+    for its other readers, if any, and one that is a graph output is not pushed (ONNX
+    Runtime pushes it through those other readers too, which lowp does not mirror). The
+    sums
     then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
     over the last axis is a mean over axis 1 of x ((O18s))."""
     if red.domain not in _ONNX or red.op_type not in _SUMMING or not red.input:
         return None
     tr = index.producer.get(red.input[0])
-    if tr is None or not _is(tr, "Transpose") or not index.single_use(tr.output[0]):
+    if tr is None or not _is(tr, "Transpose") or tr.output[0] in index.outputs:
         return None
     attrs = {a.name: helper.get_attribute_value(a) for a in red.attribute}
     perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
@@ -531,7 +531,7 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     if reduced != red.output[0]:
         new.append(helper.make_node("Transpose", [reduced], [red.output[0]], perm=after,
                                     name=f"{red.name}_pushed_Transpose"))
-    return new, [tr]
+    return new, [tr] if index.single_use(tr.output[0]) else []
 
 
 def _last_axis_only(axes: list[int], rank: int | None) -> bool:
