@@ -63,8 +63,20 @@ class Quantizer:
     # ORT's quantizer leaves Conv, Gemm and the average pools in float (op_types_to_quantize
     # without them): the file then runs those float operators between quantized ones
     float_convs: bool = False
+    # tool "ort-dynamic": ONNX Runtime's quantize_dynamic (uint8 activations quantized at
+    # run time); weight_type "QInt8" | "QUInt8", the operator types it may quantize (None:
+    # all it knows) and extra_options as (key, value) pairs
+    reduce_range: bool = False
+    weight_type: str = "QInt8"
+    op_types: tuple[str, ...] | None = None
+    extra: tuple[tuple[str, bool], ...] = ()
 
     def __str__(self) -> str:
+        if self.tool == "ort-dynamic":
+            ops = "all" if self.op_types is None else "+".join(self.op_types)
+            extra = "".join(f",{k}={v}" for k, v in self.extra)
+            return (f"ort-dynamic[{'pc' if self.per_channel else 'pt'},"
+                    f"{'rr,' if self.reduce_range else ''}{self.weight_type},{ops}{extra}]")
         if self.tool == "lowp":
             return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
         sign = "s8" if self.signed_activations else "u8"
@@ -167,6 +179,38 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
     return model
 
 
+def quantize_ort_dynamic(g: FuzzGraph, q: Quantizer) -> onnx.ModelProto:
+    """ONNX Runtime's quantize_dynamic (no calibration: activations are quantized at run
+    time by DynamicQuantizeLinear or inside DynamicQuantizeMatMul / DynamicQuantizeLSTM);
+    a graph it refuses, or a file ONNX Runtime then refuses to run, is discarded."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as d:
+        src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
+        onnx.save(g.model, src)
+        try:
+            quantize_dynamic(src, out, op_types_to_quantize=list(q.op_types or []) or None,
+                             per_channel=q.per_channel, reduce_range=q.reduce_range,
+                             weight_type=QuantType[q.weight_type],
+                             extra_options=dict(q.extra))
+            model = onnx.load(out)
+        except Exception as exc:  # noqa: BLE001 - ORT's own tool failing is not lowp's
+            event(f"ORT quantize_dynamic refused: {type(exc).__name__}")
+            assume(False)
+        try:
+            for batch in g.batches:
+                run_ort(model, g.feeds(batch, g.seed))
+        except Exception as exc:  # noqa: BLE001 - nor ORT refusing its own file
+            event(f"ORT refused its quantize_dynamic file: {type(exc).__name__}")
+            assume(False)
+    ops = sorted({n.op_type for n in model.graph.node} - {n.op_type for n in g.model.graph.node})
+    for op in ops:
+        event(f"quantize_dynamic file with {op}")
+    if not ops:
+        event("quantize_dynamic left the graph in float")
+    return model
+
+
 def _upstream_scale(model: onnx.ModelProto, name: str) -> float:
     """Largest activation scale of a DequantizeLinear that the output depends on (0 when
     none): the size of one quantization step before the float tail of the graph."""
@@ -224,9 +268,10 @@ UINT8_STRICT_OPS = frozenset({"Add", "Mul", "AveragePool", "Resize"})
 
 
 def compare(where: str, model: onnx.ModelProto, ours: Mapping[str, np.ndarray],
-            theirs: Mapping[str, np.ndarray]) -> list[Mismatch]:
+            theirs: Mapping[str, np.ndarray], exact: bool = False) -> list[Mismatch]:
     """Outputs leaving a DequantizeLinear must be identical; float outputs within
-    FLOAT_RTOL of their range plus one upstream quantization step."""
+    FLOAT_RTOL of their range plus one upstream quantization step (identical with
+    `exact`)."""
     bad: list[Mismatch] = []
     scales = output_scales(model)
     for name, ref in theirs.items():
@@ -236,6 +281,14 @@ def compare(where: str, model: onnx.ModelProto, ours: Mapping[str, np.ndarray],
             bad.append(Mismatch(where, name, f"shape/dtype {found} vs {ref.shape, ref.dtype}"))
             continue
         if ref.size == 0:
+            continue
+        if exact:
+            same = (got == ref) | (np.isnan(got) & np.isnan(ref)) \
+                if np.issubdtype(ref.dtype, np.floating) else got == ref
+            if not same.all():
+                d = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+                bad.append(Mismatch(where, name, f"{np.count_nonzero(~same)}/{ref.size} "
+                                    f"differ, max |d| {np.nanmax(d):g}"))
             continue
         agreement = compare_outputs({name: got}, {name: ref}, scales)[0]
         if name in scales:
@@ -389,6 +442,120 @@ def explained(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: En
     return [Mismatch(m.where, m.output, f"{m.detail}; starts at {where}") for m in bad]
 
 
+# ONNX Runtime's float rewrites lowp does not mirror (ConvBNFusion folds a BatchNormalization
+# into the float Conv's weights; without it the NCHWc transformer runs that
+# BatchNormalization as a 1x1 NCHWc Conv; MatMulAddFusion of a 3-D MatMul, (O33s)): a
+# difference they explain is excused when ONNX Runtime with them disabled gives lowp's
+# outputs
+UNMIRRORED = (("ConvBNFusion",), ("ConvBNFusion", "NchwcTransformer"), ("MatMulAddFusion",),
+              ("ConvBNFusion", "NchwcTransformer", "MatMulAddFusion"))
+
+
+def run_ort_without(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                    disabled: tuple[str, ...]) -> dict[str, np.ndarray]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"],
+                             disabled_optimizers=list(disabled))
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, dict(feeds)), strict=True))
+
+
+# the weights and biases ONNX Runtime's unmirrored Conv folds write, and the Gemm of a 3-D
+# MatMulAddFusion (its node name)
+UNMIRRORED_PREFIXES = ("ConvBnFusion_", "ConvMulFusion_", "ConvAddFusion_")
+
+
+def unmirrored_origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                       combo: EngineCombo, level: ort.GraphOptimizationLevel
+                       ) -> list[str] | None:
+    """ONNX Runtime's graph optimized at `level` run as written next to lowp's captured
+    values: the nodes whose output differs while every input both runs hold agrees. Their
+    op types if each is one of ONNX Runtime's unmirrored rewrites (reads a folded weight or
+    is a MatMulAddFusion Gemm), else None. At the extended level the folded weights keep
+    their names (the NCHWc layout, which lowp mirrors, renames them) and lowp's NCHWc
+    convolutions may differ from the plain ones there; at the full level those agree."""
+    with tempfile.TemporaryDirectory() as d:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.graph_optimization_level = level
+        opts.optimized_model_filepath = os.path.join(d, "opt.onnx")
+        ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+        opt = onnx.load(opts.optimized_model_filepath)
+    ours = Session(model, backend=combo.backend, replay=False, threads=combo.threads).run(
+        dict(feeds), capture=True)
+    outputs = {o.name for o in opt.graph.output}
+    for n in opt.graph.node:
+        for o in n.output:
+            if o in ours and o not in outputs:
+                opt.graph.output.append(helper.make_empty_tensor_value_info(o))
+    theirs = run_ort(opt, feeds, optimize=False)
+
+    def same(t: str) -> bool:
+        a, b = ours[t], theirs[t]
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+
+    # a Conv's output folded into it: ONNX Runtime's fused Conv writes the folded node's
+    # output name (under the NCHWc layout, through a ReorderOutput)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    folded = {o for n in model.graph.node for o in n.output
+              if n.op_type in ("BatchNormalization", "Mul", "Add") and any(
+                  i in producer and producer[i].op_type == "Conv" for i in n.input)}
+    found = []
+    for n in opt.graph.node:
+        differs = [o for o in n.output if o in theirs and o in ours and not same(o)]
+        if differs and all(same(i) for i in n.input if i in theirs and i in ours):
+            if not (any(i.startswith(UNMIRRORED_PREFIXES) for i in n.input)
+                    or "MatMulAddFusion" in n.name or set(differs) <= folded):
+                return None
+            found.append(n.op_type)
+    return found or None
+
+
+def unmirrored_explained(g: FuzzGraph, model: onnx.ModelProto,
+                         feeds: Mapping[str, np.ndarray], combo: EngineCombo,
+                         bad: list[Mismatch]) -> list[Mismatch]:
+    """The exact mismatches of a quantize_dynamic file, unless ONNX Runtime with one of the
+    UNMIRRORED rewrites disabled equals lowp on every output, or every place where the two
+    start to differ is such a rewrite in ONNX Runtime's optimized graph (recorded as
+    events)."""
+    if not bad:
+        return bad
+    ours = run_lowp(model, feeds, combo)
+    for disabled in UNMIRRORED:
+        if not compare("", model, ours, run_ort_without(model, feeds, disabled), exact=True):
+            event(f"equal to ORT without {'+'.join(disabled)} (not mirrored)")
+            return []
+    levels = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    found = next((f for f in (unmirrored_origins(model, feeds, combo, lv) for lv in levels)
+                  if f), None)
+    if found:
+        for op in sorted(set(found)):
+            event(f"starts to differ at an unmirrored rewrite ({op} with folded weights)")
+        return []
+    return float_explained(g, model, feeds, combo, bad)
+
+
+def float_explained(g: FuzzGraph, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                    combo: EngineCombo, bad: list[Mismatch]) -> list[Mismatch]:
+    """The last allowance: an output where lowp's float model is not identical to ONNX
+    Runtime's either (a float difference the quantized file inherits, e.g. ONNX Runtime's
+    NCHWc layout choice for a float pool, which lowp does not always make as it does) is
+    compared within the float tolerance instead."""
+    ours = run_lowp(g.model, feeds, EngineCombo(combo.backend, False, combo.threads))
+    differs = {m.output for m in compare("float", g.model, ours, run_ort(g.model, feeds),
+                                         exact=True)}
+    kept = [m for m in bad if m.output not in differs]
+    loose = compare("float tolerance", model, run_lowp(model, feeds, combo),
+                    run_ort(model, feeds))
+    kept += [m for m in loose if m.output in differs]
+    if len(kept) < len(bad):
+        event("quantize_dynamic output differs as the float model's does")
+    return kept
+
+
 def run_lowp(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: EngineCombo
              ) -> dict[str, np.ndarray]:
     session = Session(model, backend=combo.backend, replay=combo.replay, threads=combo.threads)
@@ -396,9 +563,12 @@ def run_lowp(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Eng
 
 
 def check_qdq(g: FuzzGraph, label: str, model: onnx.ModelProto,
-              combos: list[EngineCombo]) -> list[Mismatch]:
+              combos: list[EngineCombo], exact: bool = False) -> list[Mismatch]:
     """Every combo of lowp's Session against ONNX Runtime on the same QDQ file, each batch
-    size (three times with replay on: the third run replays the recorded calls)."""
+    size (three times with replay on: the third run replays the recorded calls). With
+    `exact` (quantize_dynamic files: no stored quantization step to measure in, every
+    kernel mirrors ONNX Runtime's) every output must be identical and nothing is
+    explained away."""
     bad = []
     for combo in combos:
         session = Session(model, backend=combo.backend, replay=combo.replay,
@@ -408,8 +578,9 @@ def check_qdq(g: FuzzGraph, label: str, model: onnx.ModelProto,
             theirs = run_ort(model, feeds)
             for _ in range(3 if combo.replay else 1):
                 found = compare(f"{label} {combo} batch={batch}", model, session.run(feeds),
-                                theirs)
-                bad += explained(model, feeds, combo, found)
+                                theirs, exact)
+                bad += (unmirrored_explained(g, model, feeds, combo, found) if exact
+                        else explained(model, feeds, combo, found))
     return bad
 
 
@@ -479,6 +650,8 @@ def check_graph(g: FuzzGraph, quantizers: list[Quantizer], combos: list[EngineCo
     calib = calibration(g)
     bad = check_float(g) if float_model else []
     for q in quantizers:
-        model = (quantize_lowp(g, calib, q) if q.tool == "lowp" else quantize_ort(g, calib, q))
-        bad += check_qdq(g, str(q), model, combos)
+        model = (quantize_lowp(g, calib, q) if q.tool == "lowp"
+                 else quantize_ort_dynamic(g, q) if q.tool == "ort-dynamic"
+                 else quantize_ort(g, calib, q))
+        bad += check_qdq(g, str(q), model, combos, exact=q.tool == "ort-dynamic")
     return bad

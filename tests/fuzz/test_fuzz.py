@@ -48,6 +48,19 @@ quantizers = st.tuples(
 # form (lowp.formats), on ONNX Runtime as written
 qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
                                  signed_activations=st.booleans(), qoperator=st.just(True))
+# ONNX Runtime's quantize_dynamic: the operator types it may quantize (its IntegerOps
+# registry: MatMul, Conv, Attention, LSTM, Gather, Transpose, EmbedLayerNormalization; Gemm
+# and GRU it leaves in float) and the extra_options that change its file
+DYNAMIC_OPS = ("MatMul", "Gemm", "Conv", "LSTM", "GRU", "Attention", "Gather", "Transpose")
+DYNAMIC_EXTRA = ("MatMulConstBOnly", "WeightSymmetric", "ForceQuantizeNoInputCheck",
+                 "EnableSubgraph")
+dynamic_quantizers = st.builds(
+    Quantizer, tool=st.just("ort-dynamic"), per_channel=st.booleans(),
+    reduce_range=st.booleans(), weight_type=st.sampled_from(["QInt8", "QUInt8"]),
+    op_types=st.none() | st.lists(st.sampled_from(DYNAMIC_OPS), min_size=1, unique=True).map(
+        lambda ops: tuple(sorted(ops))),
+    extra=st.dictionaries(st.sampled_from(DYNAMIC_EXTRA), st.booleans()).map(
+        lambda d: tuple(sorted(d.items()))))
 combos = st.lists(st.sampled_from(COMBOS), min_size=1, max_size=2, unique=True)
 
 
@@ -73,7 +86,7 @@ def _save(g: FuzzGraph, qs: list[Quantizer], cs: list[EngineCombo], key: str) ->
     FAILURES.mkdir(parents=True, exist_ok=True)
     stem = FAILURES / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
     onnx.save(g.model, f"{stem}.onnx")
-    Path(f"{stem}.txt").write_text(f"{g.batches} {g.seed}\n{qs!r}\n{cs!r}\n")
+    Path(f"{stem}.txt").write_text(f"{g.batches} {g.seed} {g.vocab}\n{qs!r}\n{cs!r}\n")
 
 
 @given(g=fuzz_graphs(), qs=quantizers, cs=combos)
@@ -110,6 +123,21 @@ def test_sequence_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Qu
 def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
                                           cs: list[EngineCombo]) -> None:
     """ONNX Runtime's QOperator file of the graph on lowp and on ONNX Runtime."""
+    _check(g, [q], cs, float_model=False)
+
+
+# quantize_dynamic files run fast (no calibration, small graphs first): more of them in CI
+DYNAMIC_EXAMPLES = 20 if settings.default.derandomize else settings.default.max_examples
+
+
+@settings(max_examples=DYNAMIC_EXAMPLES)
+@given(g=st.one_of(fuzz_graphs(), token_graphs(), sequence_graphs()), q=dynamic_quantizers,
+       cs=combos)
+def test_dynamic_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
+                                        cs: list[EngineCombo]) -> None:
+    """ONNX Runtime's quantize_dynamic file of the graph (DynamicQuantizeLinear,
+    MatMulInteger, ConvInteger, DynamicQuantizeLSTM; fused at load into
+    DynamicQuantizeMatMul / MatMulIntegerToFloat) on lowp and on ONNX Runtime."""
     _check(g, [q], cs, float_model=False)
 
 

@@ -19,9 +19,12 @@ from .harness import (
     calibration,
     check_float,
     check_graph,
+    compare,
     origins,
     quantize_lowp,
     quantize_ort,
+    quantize_ort_dynamic,
+    run_lowp,
     run_ort,
 )
 
@@ -45,6 +48,16 @@ def _weight(*shape: int, seed: int = 0) -> np.ndarray:
 def _assert_agrees(g: FuzzGraph, quantizers: list[Quantizer]) -> None:
     bad = check_graph(g, quantizers, COMBOS)
     assert not bad, "\n".join(f"{m.where} {m.output}: {m.detail}" for m in bad[:8])
+
+def _assert_dynamic_identical(g: FuzzGraph, q: Quantizer) -> None:
+    """ONNX Runtime's quantize_dynamic file of `g`: every output identical on every engine
+    combo (without the float model's excuse of check_graph: the float graph may differ)."""
+    model = quantize_ort_dynamic(g, q)
+    feeds = g.feeds(g.batches[0], g.seed)
+    theirs = run_ort(model, feeds)
+    for combo in COMBOS:
+        bad = compare(str(combo), model, run_lowp(model, feeds, combo), theirs, exact=True)
+        assert not bad, "\n".join(f"{m.where} {m.output}: {m.detail}" for m in bad)
 
 def test_split_with_num_outputs_attribute_in_an_integer_region() -> None:
     # opset 18 Split(num_outputs=2) between quantized tensors: the integer data-movement
@@ -302,3 +315,44 @@ def test_log_magnitude_spectrum_under_policy_all_is_finite() -> None:
     g = FuzzGraph(model, "input", (1, 8), (1,), 0, ())  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="'add_25' .*could round to zero"):
         _assert_agrees(g, [Quantizer("lowp", False, target="x86", policy="all")])
+
+
+# found by the fuzzer on ONNX Runtime's quantize_dynamic files: ONNX Runtime fuses
+# MatMulInteger -> Cast -> Mul -> Add(bias) into MatMulIntegerToFloat before its
+# SkipLayerNormFusion, which then sees no bias Add; lowp's SkipLayerNormFusion took the bias
+# into SkipLayerNormalization ((x + skip) + bias, another rounding: 1 ulp on some outputs)
+def test_dynamic_matmul_bias_before_a_residual_layer_norm() -> None:
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["mb"]),
+             helper.make_node("Add", ["input", "mb"], ["r"]),
+             helper.make_node("LayerNormalization", ["r", "g", "beta"], ["y"], axis=-1,
+                              epsilon=1e-5)]
+    g = _model(nodes, {"w": _weight(32, 32), "b": _weight(32, seed=1),
+                       "g": 1 + _weight(32, seed=2), "beta": _weight(32, seed=3)},
+               [4, 16, 32], ["y"], opset=17)
+    _assert_dynamic_identical(g, Quantizer("ort-dynamic", False, op_types=("MatMul",)))
+
+
+# found by the fuzzer on a quantize_dynamic file (frame_mlp: a mean over frames written as
+# Transpose [0, 2, 1] then ReduceMean over the last axis): ONNX Runtime's transpose optimizer
+# pushes the Transpose through the mean, which then sums over axis 1 in memory order (O18s)
+def test_dynamic_mean_over_a_transposed_tensor() -> None:
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["mb"]),
+             helper.make_node("Relu", ["mb"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("ReduceMean", ["t"], ["mean"], axes=[2], keepdims=0),
+             helper.make_node("MatMul", ["mean", "w2"], ["y"])]
+    g = _model(nodes, {"w": _weight(16, 16), "b": _weight(16, seed=1),
+                       "w2": _weight(16, 8, seed=2)}, [3, 37, 16], ["y"])
+    _assert_dynamic_identical(g, Quantizer("ort-dynamic", False, op_types=("MatMul",)))
+
+
+# found by the fuzzer: quantize_dynamic with op_types_to_quantize=["Gemm"] (a type its
+# dynamic mode does not quantize) still writes the Gemm head as MatMul + Add; ONNX Runtime's
+# MatMulAddFusion makes it a Gemm again, which starts from the bias (O33s)
+def test_dynamic_file_with_a_gemm_left_in_float() -> None:
+    nodes = [helper.make_node("Flatten", ["input"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    g = _model(nodes, {"w": _weight(3, 270), "b": _weight(3, seed=1)}, [2, 9, 2, 15], ["y"])
+    _assert_dynamic_identical(g, Quantizer("ort-dynamic", True, op_types=("Gemm",)))

@@ -629,3 +629,79 @@ def test_residual_rms_norm_stays_a_separate_add() -> None:
     assert _fuses_as_ort(model, "SimplifiedLayerNormalization")
     rng = np.random.default_rng(16)
     _same_as_ort(model, {k: rng.standard_normal((2, 5, 48)).astype(np.float32) for k in "ab"})
+
+
+# (O18s): ONNX Runtime's transpose optimizer pushes a Transpose through the reduction that
+# reads it; lowp reduces the Transpose's input over the permuted axes, which must give ONNX
+# Runtime's result wherever lowp's reduction of that input over those axes does ((O18)
+# leaves some patterns, two runs of reduced axes, to numpy's sum)
+def _reduction(op: str, x: str, axes: list[int], keep: int, opset: int,
+               inits: dict[str, np.ndarray]) -> onnx.NodeProto:
+    if op == "ReduceSum" or opset >= 18:
+        inits[f"{x}_axes"] = np.asarray(axes, np.int64)
+        return helper.make_node(op, [x, f"{x}_axes"], ["y"], keepdims=keep)
+    return helper.make_node(op, [x], ["y"], keepdims=keep, axes=axes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple),
+       data=st.data(), keep=st.sampled_from([0, 1]),
+       op=st.sampled_from(["ReduceMean", "ReduceSum"]), opset=st.sampled_from([13, 18]),
+       seed=st.integers(0, 2**16))
+def test_reduction_of_a_transpose_is_ort_bit_for_bit(
+        shape: tuple[int, ...], data: st.DataObject, keep: int, op: str, opset: int,
+        seed: int) -> None:
+    rank = len(shape)
+    perm = data.draw(st.permutations(range(rank)))
+    axes = sorted(data.draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=rank,
+                                     unique=True)))
+    x = (np.random.default_rng(seed).standard_normal(shape) * 10).astype(np.float32)
+    inits: dict[str, np.ndarray] = {}
+    direct = _model([_reduction(op, "x", sorted(perm[a] for a in axes), 1, opset, inits)],
+                    {"x": shape}, inits, ["y"], opset=opset)
+    if not np.array_equal(Session(direct).run({"x": x})["y"],
+                          onnxruntime_run(direct, {"x": x})[0]):
+        return                                  # a pattern (O18) does not model
+    inits = {}
+    model = _model([helper.make_node("Transpose", ["x"], ["t"], perm=list(perm)),
+                    _reduction(op, "t", axes, keep, opset, inits)],
+                   {"x": shape}, inits, ["y"], opset=opset)
+    _same_as_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("output", [False, True])
+def test_transpose_with_another_reader_is_pushed_unless_an_output(output: bool) -> None:
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("ReduceMean", ["t"], ["y"], axes=[2], keepdims=0),
+             helper.make_node("Relu", ["t"], ["z"])]
+    model = _model(nodes, {"x": (2, 5, 7)}, {}, ["y", "z"] + (["t"] if output else []),
+                   opset=13)
+    reads = {n.op_type: list(n.input) for n in ort_fusions.apply(model).graph.node}
+    assert reads["ReduceMean"] == (["t"] if output else ["x"]) and reads["Relu"] == ["t"]
+    _same_as_ort(model, {"x": np.random.default_rng(1).standard_normal((2, 5, 7)).astype(
+        np.float32)})
+
+
+# (O33s): a 2-D MatMul + bias Add runs as ONNX Runtime's Gemm (MatMulAddFusion)
+@pytest.mark.parametrize("bias", ["n", "1n", "m1", "mn"])
+@pytest.mark.parametrize("mkn", [(1, 270, 2), (3, 300, 5), (16, 513, 33)])
+@pytest.mark.parametrize("swap", [False, True])
+def test_matmul_add_is_ort_gemm(bias: str, mkn: tuple[int, int, int], swap: bool) -> None:
+    m, k, n = mkn
+    rng = np.random.default_rng(m * k + n)
+    shape = {"n": (n,), "1n": (1, n), "m1": (m, 1), "mn": (m, n)}[bias]
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["c", "p"] if swap else ["p", "c"], ["y"])]
+    model = _model(nodes, {"a": (m, k)}, {"w": rng.standard_normal((k, n)).astype(np.float32),
+                                          "c": rng.standard_normal(shape).astype(np.float32)},
+                   ["y"], opset=13)
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["Gemm"]
+    _same_as_ort(model, {"a": rng.standard_normal((m, k)).astype(np.float32)})
+
+
+def test_matmul_add_of_a_3d_input_stays() -> None:
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["p", "c"], ["y"])]
+    model = _model(nodes, {"a": (2, 3, 8)}, {"w": np.ones((8, 4), np.float32),
+                                             "c": np.ones(4, np.float32)}, ["y"], opset=13)
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["MatMul", "Add"]

@@ -21,6 +21,17 @@ matching rules, so that a QDQ file gives the same integers in both engines
   it) that feeds only a LayerNormalization becomes com.microsoft SkipLayerNormalization
   (lowp.ort_math.skip_layer_norm_rows, (O40)).
 * DivMulFusion (level 1): Div(1, a) read only by Mul(., y) becomes Div(y, a).
+* MatMulAddFusion (level 1): a float MatMul of a 2-D A and a 2-D B read only by an Add of
+  a bias of shape (N), (1, N), (M, 1) or (M, N) becomes Gemm(A, B, bias) (O33), which
+  starts from the bias (quantize_dynamic writes every Gemm as MatMul + Add; a MatMul it
+  leaves in float fuses back).
+* TransposeOptimizer (level 1): a summing reduction (ReduceMean, ReduceSum, ...) of a
+  Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
+  order; a Transpose of the axes left follows when they change order (O18s).
+* MatMulIntegerToFloatFusion (before every fusion above): quantize_dynamic's MatMulInteger
+  -> Cast -> Mul by (s_a · s_b) -> Add of a constant bias becomes one MatMulIntegerToFloat,
+  which computes what the chain does; the bias Add it takes in is then no longer there for
+  SkipLayerNormFusion or BiasGeluFusion to take (`_integer_biases`, (O23r)).
 * SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
   Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
@@ -77,6 +88,7 @@ class _Index:
                 if attr.name == "value" and attr.t.data_type == TensorProto.INT64:
                     self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
         self.outputs = {o.name for o in g.output}
+        self.integer_biases: set[str] = set()   # set by apply (_integer_biases)
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
         for v in (*g.input, *g.value_info, *g.output):
@@ -294,7 +306,8 @@ def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 def _bias_gelu(add: onnx.NodeProto, index: _Index
                ) -> Rewrite | None:
-    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
+    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]) \
+            or add.output[0] in index.integer_biases:
         return None
     shapes = [index.shapes.get(i) for i in add.input]
     if any(s is None or len(s.dim) < 1 for s in shapes):
@@ -440,6 +453,88 @@ def _reduce_axes(node: onnx.NodeProto, index: _Index) -> list[int]:
     if len(node.input) == 2 and node.input[1] in index.constants:
         return [int(a) for a in index.constants[node.input[1]].reshape(-1)]
     return []
+
+
+def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's MatMulAddFusion where A is 2-D (no Reshape around the Gemm): the
+    MatMul read only by an Add and no graph output, A, B and the Add's inputs float32, B
+    2-D, the bias (the Add's other input) of shape (N), (1, N), (M, 1) or (M, N); the Add
+    becomes Gemm(A, B, bias) ((O33s))."""
+    if not _is(mm, "MatMul") or len(mm.input) != 2 or not index.single_use(mm.output[0]):
+        return None
+    add = index.consumers[mm.output[0]][0]
+    if not _is(add, "Add") or len(add.input) != 2 or \
+            not all(index.is_float(i) for i in (*mm.input, *add.input)):
+        return None
+    a, b = index.shapes.get(mm.input[0]), index.shapes.get(mm.input[1])
+    bias = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
+    c = index.shapes.get(bias)
+    if a is None or b is None or c is None or len(a.dim) != 2 or len(b.dim) != 2:
+        return None
+    n = b.dim[1]
+    one = [d.HasField("dim_value") and d.dim_value == 1 for d in c.dim]
+    valid = ((len(c.dim) == 1 and _same_dim(c.dim[0], n))
+             or (len(c.dim) == 2 and one[0] and _same_dim(c.dim[1], n))
+             or (len(c.dim) == 2 and _same_dim(c.dim[0], a.dim[0])
+                 and (one[1] or _same_dim(c.dim[1], n))))
+    if not valid:
+        return None
+    gemm = helper.make_node("Gemm", [*mm.input, bias], list(add.output),
+                            name=mm.name + "/MatMulAddFusion")
+    return [gemm], [add]
+
+
+# the reductions whose result depends on the order of the values (Max, Min do not)
+_SUMMING = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2",
+                      "ReduceLogSum", "ReduceLogSumExp", "ReduceProd"})
+
+
+def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) pushes a Transpose through the reduction
+    that reads it: Reduce(Transpose(x, perm), axes) becomes Reduce(x, perm[axes]) followed by
+    a Transpose of the axes left (none when they keep their order); the Transpose stays
+    for its other readers, if any, and one that is a graph output is not pushed (ONNX
+    Runtime pushes it through those other readers too, which lowp does not mirror). The
+    sums
+    then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
+    over the last axis is a mean over axis 1 of x ((O18s))."""
+    if red.domain not in _ONNX or red.op_type not in _SUMMING or not red.input:
+        return None
+    tr = index.producer.get(red.input[0])
+    if tr is None or not _is(tr, "Transpose") or tr.output[0] in index.outputs:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in red.attribute}
+    perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
+                 if a.name == "perm"), None)
+    if perm is None or attrs.get("noop_with_empty_axes", 0):
+        return None
+    rank = len(perm)
+    axes = _reduce_axes(red, index)
+    if not axes and len(red.input) > 1 and red.input[1]:
+        return None                              # axes from a tensor lowp cannot read
+    axes = sorted({a % rank for a in axes}) if axes else list(range(rank))
+    moved = sorted(perm[a] for a in axes)
+    if attrs.get("keepdims", 1):
+        after = perm                             # the reduced axes stay, as ones
+    else:
+        left = [perm[i] for i in range(rank) if i not in axes]
+        after = [sorted(left).index(p) for p in left]
+    reduced = red.output[0] if after == sorted(after) else f"{red.output[0]}_pushed"
+    inputs, new = [tr.input[0]], []
+    if "axes" not in attrs and len(red.input) > 1:   # axes as an input (ReduceSum, opset 18)
+        const = f"{red.output[0]}_pushed_axes"
+        inputs.append(const)
+        new.append(helper.make_node("Constant", [], [const], name=const,
+                                    value=numpy_helper.from_array(np.asarray(moved, np.int64))))
+    kept = {k: v for k, v in attrs.items() if k != "axes"}
+    if "axes" in attrs:
+        kept["axes"] = moved
+    new.append(helper.make_node(red.op_type, inputs, [reduced], name=red.name,
+                                domain=red.domain, **kept))
+    if reduced != red.output[0]:
+        new.append(helper.make_node("Transpose", [reduced], [red.output[0]], perm=after,
+                                    name=f"{red.name}_pushed_Transpose"))
+    return new, [tr] if index.single_use(tr.output[0]) else []
 
 
 def _last_axis_only(axes: list[int], rank: int | None) -> bool:
@@ -637,6 +732,44 @@ def _matmul_integer_to_float(node: onnx.NodeProto, index: _Index) -> Rewrite | N
     return [fused], [cast, mul, scales]
 
 
+def _bias_shape(name: str, index: _Index) -> bool:
+    """ONNX Runtime's CheckBiasShape: rank >= 1, every dimension but the last 1, the last
+    greater than 1."""
+    shape = index.shapes.get(name)
+    if shape is None or len(shape.dim) < 1:
+        return False
+    *lead, last = shape.dim
+    return all(d.dim_value == 1 for d in lead) and last.dim_value > 1
+
+
+def _integer_biases(nodes: list[onnx.NodeProto], index: _Index) -> set[str]:
+    """Outputs of the bias Adds ONNX Runtime's MatMulIntegerToFloatFusion takes into a
+    MatMulIntegerToFloat (it runs before every fusion lowp mirrors): Mul(Cast(MatMulInteger),
+    Mul(s_a, s_b)), the MatMulInteger, Cast and scale Mul each read once and no graph
+    output, the Mul read once by an Add whose second input is a constant initializer of
+    shape [1, ..., 1, N], N > 1 (quantize_dynamic's MatMul with a bias)."""
+    taken = set()
+    for mul in nodes:
+        if not _is(mul, "Mul") or len(mul.input) != 2:
+            continue
+        parents = [index.producer.get(i) for i in mul.input]
+        cast = next((p for p in parents if p is not None and _is(p, "Cast")), None)
+        scale = next((p for p in parents if p is not None and _is(p, "Mul")), None)
+        if cast is None or scale is None:
+            continue
+        mmi = index.producer.get(cast.input[0])
+        if mmi is None or not _is(mmi, "MatMulInteger") or not all(
+                index.single_use(n.output[0]) for n in (cast, mmi, scale)):
+            continue
+        if not index.single_use(mul.output[0]):
+            continue
+        add = index.consumers[mul.output[0]][0]
+        if _is(add, "Add") and len(add.input) == 2 and add.input[1] in index.initializers \
+                and _bias_shape(add.input[1], index):
+            taken.add(add.output[0])
+    return taken
+
+
 # --- SkipLayerNormFusion --------------------------------------------------------------------
 
 
@@ -655,14 +788,16 @@ def _feeds_only(node: onnx.NodeProto, index: _Index) -> bool:
 
 
 def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
-    return (_is(add, "Add") and all(index.is_float(i) for i in add.input)
-            and _feeds_only(add, index) and _rank3_same(add.input[0], add.input[1], index))
+    return (_is(add, "Add") and add.output[0] not in index.integer_biases
+            and all(index.is_float(i) for i in add.input) and _feeds_only(add, index)
+            and _rank3_same(add.input[0], add.input[1], index))
 
 
 def _second_add(add: onnx.NodeProto, index: _Index) -> bool:
     """The bias Add: a 3-D input plus a 1-D constant of its last dimension."""
     if not (_is(add, "Add") and all(index.is_float(i) for i in add.input)
-            and _feeds_only(add, index) and add.input[1] in index.initializers):
+            and _feeds_only(add, index) and add.input[1] in index.initializers
+            and add.output[0] not in index.integer_biases):
         return False
     sa, sb = index.shapes.get(add.input[0]), index.shapes.get(add.input[1])
     return (sa is not None and sb is not None and len(sa.dim) == 3 and len(sb.dim) == 1
@@ -707,6 +842,8 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
+    ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
+    ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
@@ -720,7 +857,8 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
 
 
 # operators without which nothing fuses, and those whose fusions read shapes
-_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger"})
+_STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger",
+                     "Transpose"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
@@ -735,6 +873,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
+    index.integer_biases = _integer_biases(nodes, index)
     touched, changed = False, True
     while changed:
         changed = False
