@@ -166,3 +166,76 @@ def test_keras_block_matches_onnx_runtime(backend: str, n: int, h: int, w: int, 
     session = Session(model, backend=backend)
     for _ in range(3):      # plain, recorded and replayed runs
         np.testing.assert_array_equal(session.run({"x": x})["c2_d"], want)
+
+
+def _relu_pool_model(shape: tuple[int, ...], attrs: dict[str, Any], scale: float, zero: int,
+                     dtype: type, relu_out: bool = False) -> onnx.ModelProto:
+    """x -> Q -> DQ -> Relu -> MaxPool -> y (and the Relu's output when `relu_out`)."""
+    inits = [numpy_helper.from_array(np.array(scale, np.float32), "s"),
+             numpy_helper.from_array(np.array(zero, dtype), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             helper.make_node("Relu", ["d"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["y"], **attrs)]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)]
+    if relu_out:
+        outs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [None] * 4))
+    graph = helper.make_graph(
+        nodes, "relu_pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def _ops(session: Session) -> list[str]:
+    return [n.op_type for n in session.model.graph.node]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), n=st.integers(0, 2), c=st.integers(1, 4), h=st.integers(5, 9),
+       w=st.integers(5, 9), signed=st.booleans(),
+       scale=st.sampled_from([2.0 ** -90, 1e-3, 0.037, 1.0, 3.0e30]),
+       seed=st.integers(0, 2**16))
+def test_max_pool_on_codes_matches_onnx_runtime(backend: str, data: st.DataObject, n: int,
+                                                c: int, h: int, w: int, signed: bool,
+                                                scale: float, seed: int) -> None:
+    """DequantizeLinear -> Relu -> MaxPool without pads runs on the codes (pool_first):
+    ONNX Runtime's values bit for bit, any zero point, tiny and huge scales."""
+    kernel = [data.draw(st.integers(1, 3)) for _ in range(2)]
+    attrs = {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3))] * 2,
+             "dilations": [data.draw(st.integers(1, 2)) for _ in range(2)]}
+    dtype = np.int8 if signed else np.uint8
+    zero = data.draw(st.integers(-128, 127) if signed else st.integers(0, 255))
+    model = _relu_pool_model((n, c, h, w), attrs, scale, zero, dtype)
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c, h, w)) * 100 * np.float32(scale)).astype(np.float32)
+    session = Session(model, backend=backend)
+    assert _ops(session).index("MaxPool") < _ops(session).index("Relu")
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    for _ in range(3):
+        got = session.run({"x": x})["y"]
+        np.testing.assert_array_equal(got, want)
+        assert not np.signbit(got).any()
+
+
+@pytest.mark.parametrize("case", ["pads", "ceil_mode", "same_upper", "relu_output"])
+def test_max_pool_stays_after_relu_when_windows_leave_the_input(case: str) -> None:
+    attrs: dict[str, Any] = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    if case == "pads":
+        attrs["pads"] = [1, 0, 0, 1]
+    elif case == "ceil_mode":
+        attrs["ceil_mode"] = 1
+    elif case == "same_upper":
+        attrs["auto_pad"] = "SAME_UPPER"
+    model = _relu_pool_model((1, 2, 5, 5), attrs, 0.05, 128, np.uint8,
+                             relu_out=case == "relu_output")
+    session = Session(model)
+    assert _ops(session).index("Relu") < _ops(session).index("MaxPool")
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = session.run({"x": x})
+    np.testing.assert_array_equal(got["y"], want[0])
