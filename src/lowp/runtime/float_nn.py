@@ -332,6 +332,48 @@ def _native_pool(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: A
     return native_float.pool2d(op, x, k, s, d, begin, end, out, count_include_pad)
 
 
+def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+                           dilations: Sequence[int] | None = None,
+                           kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
+                           strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+    """MaxPool of channels-last 2-D data (N, H, W, C), channels-last: the values of MaxPool
+    of its channels-first view (docs/native.md, "Float MaxPool on channels-last data").
+
+    Taps in the native kernel's order: each window column reduced down its rows, then the
+    columns across, by np.maximum (NaN propagates; of two equal values the earlier stays,
+    as the kernel keeps them). Padded taps are -inf, which leave a maximum as it is."""
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
+    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
+                                            ceil_mode)
+    widths = [(0, 0), *[(b, e + x_) for b, e, x_ in zip(begin, end, extra, strict=True)],
+              (0, 0)]
+    xp = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
+
+    def tap(i: int, j: int) -> np.ndarray:
+        r, c = i * d[0], j * d[1]
+        return xp[:, r:r + (out[0] - 1) * s[0] + 1:s[0], c:c + (out[1] - 1) * s[1] + 1:s[1]]
+
+    def column(j: int, into: np.ndarray | None) -> np.ndarray:
+        # (np.maximum keeps its first operand of two equal values: the earlier tap)
+        if k[0] == 1:
+            if into is None:
+                return tap(0, j).copy()
+            np.copyto(into, tap(0, j))
+            return into
+        acc = np.maximum(tap(0, j), tap(1, j), out=into)
+        for i in range(2, k[0]):
+            np.maximum(acc, tap(i, j), out=acc)
+        return acc
+
+    y = column(0, None)
+    col = np.empty_like(y) if k[1] > 1 else None
+    for j in range(1, k[1]):
+        np.maximum(y, column(j, col), out=y)
+    assert y is not None
+    return y
+
+
 def _lowest(dtype: np.dtype) -> Any:
     if np.issubdtype(dtype, np.floating):
         return -np.inf
@@ -521,8 +563,10 @@ def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
 @register
 def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
                        var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
-                       training_mode: int = 0, **_: Any) -> np.ndarray:
-    """Inference-mode batch normalization (running statistics)."""
+                       training_mode: int = 0, channels_last: bool = False,
+                       **_: Any) -> np.ndarray:
+    """Inference-mode batch normalization (running statistics); `channels_last`: the
+    channels are the last axis of `x` (the same operations on each element)."""
     if training_mode:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
@@ -536,10 +580,14 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
         return new_scale, new_bias
 
     if xf.dtype == np.float32:
-        native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold)
+        native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold,
+                                         channels_last)
         if native is not None:
             return native
     new_scale, new_bias = fold()
+    if channels_last:
+        y = xf * new_scale.reshape(-1) + new_bias.reshape(-1)
+        return y.astype(x.dtype, copy=False)
     y = xf * _channel(new_scale, x.ndim) + _channel(new_bias, x.ndim)
     return y.astype(x.dtype, copy=False)
 

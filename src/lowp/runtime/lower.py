@@ -26,7 +26,7 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
 from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
-from .float_nn import resize_channels_last
+from .float_nn import max_pool_channels_last, resize_channels_last
 from .float_ops import FLOAT_OPS
 from .float_registry import TensorSequence
 from .fuse import fuse_tables
@@ -352,6 +352,15 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
+    if node.op_type == "MaxPool" and n_out == 1:
+        # a dequantized convolution's channels-last output is pooled as it is, and stays
+        # channels-last (docs/native.md, "Float MaxPool on channels-last data")
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _max_pool_channels_last(run, attrs), layouts=(CF, CL))
+    if node.op_type == "BatchNormalization" and n_out == 1:
+        # per-channel x * scale + offset: the same two roundings on channels-last data
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _batch_norm_channels_last(run, attrs), layouts=(CF, CL))
     if node.op_type == "ConvTranspose":
         # channels-last data (a dequantized convolution output) is read in place through a
         # channels-first view: the float GEMM takes its operand with any strides, with the
@@ -475,6 +484,32 @@ def _global_max_pool(run: StepFn) -> StepFn:
         return (x.max(axis=tuple(range(1, x.ndim - 1)), keepdims=True),)
 
     return pool
+
+
+def _max_pool_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
+    """Float MaxPool that takes 2-D channels-last data as it is (float_nn.
+    max_pool_channels_last); other ranks through a channels-first view."""
+    plain = through_channels_first(run)
+
+    def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is not CL or x is None or x.ndim != 4:
+            return plain(*vals, layout=layout)
+        return (max_pool_channels_last(x, **attrs),)
+
+    return pool
+
+
+def _batch_norm_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
+    """Float BatchNormalization that takes channels-last data as it is (the per-channel
+    parameters along the last axis), channels-last."""
+    def norm(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        if layout is not CL or vals[0] is None or vals[0].ndim < 3:
+            return run(*vals, layout=layout)
+        return (np.asarray(FLOAT_OPS["BatchNormalization"](*vals, **attrs,
+                                                           channels_last=True)),)
+
+    return norm
 
 
 # float operators of one input that map each element to one element: they run on a

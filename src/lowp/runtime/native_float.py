@@ -110,11 +110,13 @@ _BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.nd
 
 def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                epsilon: float,
-               fold: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+               fold: Callable[[], tuple[np.ndarray, np.ndarray]],
+               channels_last: bool = False) -> np.ndarray | None:
     """Inference BatchNormalization of float32 `x` (N, C, ...) as ONNX Runtime orders it:
     x * scale + offset, two float32 roundings (native float_binary Mul, then Add); the
     per-channel (scale, offset) come from `fold()`, computed once per set of parameter
-    arrays (the same constant objects on every run); None when it does not run natively."""
+    arrays (the same constant objects on every run); `channels_last`: x is (N, ..., C).
+    None when it does not run natively."""
     from . import program
 
     if _usable("BatchNormalization", x) is None or x.ndim < 2 or not x.flags.c_contiguous:
@@ -127,9 +129,10 @@ def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, 
         scale, offset = fold()
         kept = _BN_CACHE[key] = (params, np.ascontiguousarray(scale, np.float32).reshape(-1),
                                  np.ascontiguousarray(offset, np.float32).reshape(-1))
-    if kept[1].size != x.shape[1] or kept[2].size != x.shape[1]:
+    axis = x.ndim - 1 if channels_last else 1
+    if kept[1].size != x.shape[axis] or kept[2].size != x.shape[axis]:
         return None
-    shape = (1, -1) + (1,) * (x.ndim - 2)
+    shape = (1,) * (x.ndim - 1) + (-1,) if channels_last else (1, -1) + (1,) * (x.ndim - 2)
     scale, offset = kept[1].reshape(shape), kept[2].reshape(shape)
     product = program.FLOAT_KERNELS["Mul"]([x, scale], _empty(x.shape), _threads)
     if product is None:

@@ -24,6 +24,7 @@ from . import (
     ort_fusions,
     ort_qdq_propagation,
     ort_weight_bias,
+    pool_first,
     quantize_first,
 )
 from .allocator import tune_malloc
@@ -74,9 +75,9 @@ class Session:
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
-        self.model = quantize_first.apply(ort_fusions.apply(fold_constant_quantize(
-            ort_weight_bias.apply(ort_qdq_propagation.apply(ort_double_qdq.apply(
-                inline_constant_ifs(load_model(model))))))))
+        self.model = pool_first.apply(quantize_first.apply(ort_fusions.apply(
+            fold_constant_quantize(ort_weight_bias.apply(ort_qdq_propagation.apply(
+                ort_double_qdq.apply(inline_constant_ifs(load_model(model)))))))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         check_tensor_outputs(self.model)
