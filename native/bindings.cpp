@@ -1115,7 +1115,7 @@ NB_MODULE(_native, m) {
         "r_colsum"_a, "r_d"_a, "r_scale"_a, "hidden"_a, "p"_a.none(), "bias"_a.none(),
         "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a, "yc"_a, "reverse"_a,
         "clip"_a, "input_forget"_a, "with_y"_a, "rows_per_task"_a, "threads"_a = 1);
-  m.def("qlstm_kernels", [] { return std::string(lowp::active_qgemm_name()); });
+  m.def("qlstm_kernels", [] { return std::string(lowp::active_qrnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,
              "alpha"_a = 0.0f, "beta"_a = 0.0f, "threads"_a = 1);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "qrecurrent_scale.h"
 #include "recurrent.h"
 #include "threadpool.h"
 
@@ -35,11 +36,6 @@ void qgemm_portable(int m, int n, int k4, const uint8_t* a, int64_t lda, const i
       }
       for (int j = 0; j < kQPanel; ++j) acc[i * ldc + j0 + j] = int32_t(sum[j]);
     }
-}
-
-bool vnni512() {
-  const std::string name = active_table()->name;
-  return name == "avx512vnni" || name == "amx";
 }
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -98,24 +94,19 @@ void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t 
 // out (rows x n) = float32(acc) * float32(s_a * s_w[n]), plus out when `add` (a product,
 // then a sum: no fused multiply-add), acc = Σ (a - z_a)(b - d) from the raw sums Σ a b:
 //   Σ a b - d Σ a - z_a Σ b + K z_a d   (modulo 2^32, as the int32 accumulator).
-void scale_out(const QOperand& a, int64_t rows, int64_t k, const QWeight& w, int64_t n,
-               const int32_t* acc, float* out, int64_t ldo, bool add, std::vector<float>& mult) {
+void scale_out(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim,
+               const QWeight& w, int64_t n, const int32_t* acc, float* out, int64_t ldo,
+               bool add, std::vector<float>& mult, std::vector<uint32_t>& base) {
   mult.resize(size_t(n));
   for (int64_t j = 0; j < n; ++j) mult[size_t(j)] = a.scale * w.scale[j];
   const uint32_t za = uint32_t(a.zero_point), d = uint32_t(w.d);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint32_t base = uint32_t(k) * za * d - d * uint32_t(a.rowsum[size_t(r)]);
-    const int32_t* ar = acc + r * n;
-    float* o = out + r * ldo;
-    for (int64_t j = 0; j < n; ++j) {
-      const int32_t v = int32_t(uint32_t(ar[j]) - za * uint32_t(w.colsum[j]) + base);
-      const float y = float(v) * mult[size_t(j)];
-      o[j] = add ? y + o[j] : y;
-    }
-  }
+  base.resize(size_t(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    base[size_t(r)] = uint32_t(kdim) * za * d - d * uint32_t(a.rowsum[size_t(r)]);
+  k.scale(rows, n, acc, base.data(), za, w.colsum, mult.data(), out, ldo, add);
 }
 
-void run_direction(const QLstmArgs& a, int64_t d, QGemmFn gemm, const RnnKernels& k) {
+void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const RnnKernels& k) {
   const int64_t T = a.t, B = a.b, H = a.h, I = a.i;
   const int64_t hp = round_up(H, kRnnAlign), n = 4 * hp;
   const bool rev = a.reverse[d];
@@ -131,6 +122,7 @@ void run_direction(const QLstmArgs& a, int64_t d, QGemmFn gemm, const RnnKernels
   std::memset(a.yc + d * B * H, 0, size_t(B * H) * 4);
   if (tmax == 0) return;
   std::vector<float> mult;
+  std::vector<uint32_t> base;
   // X W for the first max(lens) steps, one product quantized over all its rows
   const int64_t rows_x = tmax * B, k4x = qrnn_k4(I);
   std::vector<float> xw(size_t(rows_x * n));
@@ -139,8 +131,8 @@ void run_direction(const QLstmArgs& a, int64_t d, QGemmFn gemm, const RnnKernels
     qx.q.assign(size_t(rows_x * k4x * 4), 0);
     quantize(a.x, rows_x, I, I, k4x * 4, qx);
     std::vector<int32_t> acc(size_t(rows_x * n));
-    gemm(int(rows_x), int(n), int(k4x), qx.q.data(), k4x * 4, a.w[d].b, acc.data(), n);
-    scale_out(qx, rows_x, I, a.w[d], n, acc.data(), xw.data(), n, false, mult);
+    q.gemm(int(rows_x), int(n), int(k4x), qx.q.data(), k4x * 4, a.w[d].b, acc.data(), n);
+    scale_out(q, qx, rows_x, I, a.w[d], n, acc.data(), xw.data(), n, false, mult, base);
   }
   // state, bias Wb + Rb and peepholes, rows padded to hp with zeros
   std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), gates(size_t(B * n), 0.0f);
@@ -179,8 +171,9 @@ void run_direction(const QLstmArgs& a, int64_t d, QGemmFn gemm, const RnnKernels
     for (int64_t s = 0; s < B; s += task) {
       const int64_t rows = std::min(task, B - s);
       quantize(&h[size_t(s * hp)], rows, H, hp, k4h * 4, qh);
-      gemm(int(rows), int(n), int(k4h), qh.q.data(), k4h * 4, a.r[d].b, acc.data(), n);
-      scale_out(qh, rows, H, a.r[d], n, acc.data(), &gates[size_t(s * n)], n, true, mult);
+      q.gemm(int(rows), int(n), int(k4h), qh.q.data(), k4h * 4, a.r[d].b, acc.data(), n);
+      scale_out(q, qh, rows, H, a.r[d], n, acc.data(), &gates[size_t(s * n)], n, true, mult,
+                base);
     }
     for (int64_t b = 0; b < B; ++b) {
       const int64_t L = len[size_t(b)];
@@ -205,19 +198,22 @@ void run_direction(const QLstmArgs& a, int64_t d, QGemmFn gemm, const RnnKernels
 
 }  // namespace
 
-QGemmFn active_qgemm() { return vnni512() ? kQGemmAvx512Vnni : &qgemm_portable; }
+const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_scale};
 
-const char* active_qgemm_name() { return vnni512() ? "avx512vnni" : "portable"; }
+const QRnnKernels& active_qrnn_kernels() {
+  const std::string name = active_table()->name;
+  return name == "avx512vnni" || name == "amx" ? kQRnnAvx512Vnni : kQRnnPortable;
+}
 
 void run_qlstm(const QLstmArgs& a, int threads) {
-  const QGemmFn gemm = active_qgemm();
+  const QRnnKernels& q = active_qrnn_kernels();
   const RnnKernels& k = active_rnn_kernels();
   if (threads < 1) threads = ThreadPool::max_threads();
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, gemm, k); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, q, k); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, gemm, k);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, q, k);
   }
 }
 

@@ -11,25 +11,39 @@ namespace lowp {
 
 // Packed quantized weights of one direction (K x N, N = 4 * hp, gate columns padded as in
 // recurrent.h): int8 b = w - offset (offset 128 for uint8 weights, else 0), so that
-// w - zero_point = b - d with d = zero_point - offset. Cut into panels of kQPanel columns;
-// a panel holds ceil(K / 4) groups, each kQPanel columns of 4 consecutive k (VNNI order),
-// K zero-padded to a multiple of 4.
-constexpr int kQPanel = 16;
+// w - zero_point = b - d with d = zero_point - offset. Cut into panels of kQPanel columns
+// (N is a multiple of it); a panel holds ceil(K / 4) groups, each kQPanel columns of 4
+// consecutive k (VNNI order), K zero-padded to a multiple of 4: a product reads a panel as
+// one forward stream.
+constexpr int kQPanel = 64;
 
 inline int64_t qrnn_k4(int64_t k) { return (k + 3) / 4; }
 inline int64_t qrnn_packed_size(int64_t k, int64_t n) { return qrnn_k4(k) * 4 * n; }
 
-// acc (m x n, int32, row stride ldc) = a (m x 4 k4 uint8, row stride lda) b (packed, n / 16
+// acc (m x n, int32, row stride ldc) = a (m x 4 k4 uint8, row stride lda) b (packed, n / 64
 // panels), wrapping modulo 2^32.
 using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
                          int32_t* acc, int64_t ldc);
 
-extern const QGemmFn kQGemmAvx512Vnni;
+// out (rows x n, row stride ldo) = float32(acc') * mult[n], plus out when `add`, from the
+// raw sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
+// base = K za d - d Σ a of the row).
+using QScaleFn = void (*)(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base,
+                          uint32_t za, const int32_t* colsum, const float* mult, float* out,
+                          int64_t ldo, bool add);
 
-// The integer product of the active instruction-set path ("avx512vnni" and "amx": 512-bit
-// VNNI; the others a portable loop). Every path gives the same int32 values.
-QGemmFn active_qgemm();
-const char* active_qgemm_name();
+struct QRnnKernels {
+  const char* name;
+  QGemmFn gemm;
+  QScaleFn scale;
+};
+
+extern const QRnnKernels kQRnnPortable;
+extern const QRnnKernels kQRnnAvx512Vnni;
+
+// The kernels of the active instruction-set path ("avx512vnni" and "amx": 512-bit VNNI;
+// the others portable loops). Every path gives the same int32 sums and float32 results.
+const QRnnKernels& active_qrnn_kernels();
 
 // One quantized weight: packed values, per-column int32 sums of b, d (above) and the
 // float32 scale of every column (4 * hp, 0 in padding columns).

@@ -25,8 +25,8 @@ _enabled = Switch()
 #: Run the body with the numpy recurrence (the reference), e.g. to compare.
 disabled = _enabled.off
 
-# recurrent.h / qrecurrent.h: gate blocks padded to 16 columns, panels of 16 columns
-_ALIGN, _PANEL = 16, 16
+# recurrent.h / qrecurrent.h: gate blocks padded to 16 columns, panels of 64 columns
+_ALIGN, _PANEL = 16, 64
 
 
 def kernels() -> str:
@@ -61,7 +61,7 @@ class Packed:
 def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packed:
     """values (D, K, 4 H) int8 or uint8, scale and zero point per direction or per column:
     b = values - offset (128 for uint8) as int8, each gate's columns padded to a multiple of
-    16, K to a multiple of 4, cut into panels of 16 columns of K / 4 groups of 4 k (VNNI
+    16, K to a multiple of 4, cut into panels of 64 columns of K / 4 groups of 4 k (VNNI
     order); MLAS's zero point is the first of each direction."""
     dirs, k, n0 = values.shape
     hid = n0 // 4
