@@ -202,7 +202,9 @@ const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_scale};
 
 const QRnnKernels& active_qrnn_kernels() {
   const std::string name = active_table()->name;
-  return name == "avx512vnni" || name == "amx" ? kQRnnAvx512Vnni : kQRnnPortable;
+  if (name == "scalar") return kQRnnPortable;
+  if (name == "avx512vnni" || name == "amx") return kQRnnAvx512Vnni;
+  return kQRnnAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 
 void run_qlstm(const QLstmArgs& a, int threads) {

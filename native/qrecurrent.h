@@ -39,10 +39,12 @@ struct QRnnKernels {
 };
 
 extern const QRnnKernels kQRnnPortable;
+extern const QRnnKernels kQRnnAvx2;
 extern const QRnnKernels kQRnnAvx512Vnni;
 
 // The kernels of the active instruction-set path ("avx512vnni" and "amx": 512-bit VNNI;
-// the others portable loops). Every path gives the same int32 sums and float32 results.
+// "avx2", "avxvnni", "avxvnni_evex": 256-bit vpmaddwd; "scalar": portable loops). Every
+// path gives the same int32 sums and float32 results.
 const QRnnKernels& active_qrnn_kernels();
 
 // One quantized weight: packed values, per-column int32 sums of b, d (above) and the
