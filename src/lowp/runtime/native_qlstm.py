@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native_rnn
+from . import native_float, native_rnn
 from .switch import Switch
 
 _enabled = Switch()
@@ -129,7 +129,6 @@ def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Y (T, D, B, H), Y_h, Y_c (D, B, H)) of float32 x (T, B, I); lens one per entry in
     [0, T]; the two directions may run on two threads (the results do not depend on it)."""
-    from . import native_float
     seq, batch, _ = x.shape
     dirs = len(reverse)
     y = np.empty((seq, dirs, batch, hidden), np.float32)
