@@ -406,3 +406,21 @@ def test_immutable_weights_are_not_compared() -> None:
     assert not _immutable(np.frombuffer(bytearray(raw.tobytes()), np.int8))
     scale, zp = np.frombuffer(np.float32(0.1).tobytes(), np.float32), np.zeros(1, np.int8)
     assert native_qlstm.packed(q, scale, zp) is native_qlstm.packed(q, scale, zp)
+
+
+def test_native_threads_give_the_same_bits() -> None:
+    """The two directions on two pool threads compute what one thread does."""
+    rng = np.random.default_rng(3)
+    f32 = np.float32
+    hid, inp, batch = 20, 7, 3
+    w = rng.integers(-128, 128, (2, inp, 4 * hid)).astype(np.int8)
+    r = rng.integers(0, 256, (2, hid, 4 * hid)).astype(np.uint8)
+    x = rng.standard_normal((5, batch, inp)).astype(f32)
+    wp = native_qlstm.packed(w, np.full(2, 0.02, f32), np.zeros(2, np.int8))
+    rp = native_qlstm.packed(r, np.full(2, 0.01, f32), np.full(2, 130, np.uint8))
+    lens = np.array([5, 2, 0])
+    runs = [native_qlstm.lstm(x, wp, rp, hid, None, lens, None, None, None, [False, True],
+                              None, False, True, batch, threads=t) for t in (1, 2, 0)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
