@@ -36,6 +36,7 @@
 #include "gather.h"
 #include "resize.h"
 #include "program.h"
+#include "qrecurrent.h"
 #include "recurrent.h"
 #include "threadpool.h"
 
@@ -1058,6 +1059,82 @@ lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_cont
   };
 }
 
+// DynamicQuantizeLSTM (qrecurrent.h). w_b/r_b (D, packed int8), *_colsum and *_scale (D, 4 *
+// hp), *_d one per direction; x (T, B, I), h0/c0 (D, B, H), y (T, D, B, H), yh/yc (D, B, H),
+// all contiguous. Runs at once, without the GIL.
+using F2 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using F3 = nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+using FOut3 = nb::ndarray<float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+using I8x2 = nb::ndarray<const int8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using I32x2 = nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+
+void run_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d, F2 w_scale,
+               I8x2 r_b, I32x2 r_colsum, std::vector<int32_t> r_d, F2 r_scale,
+               int64_t hidden, std::optional<Vec<float>> p, std::optional<Vec<float>> bias,
+               std::optional<F3> h0, std::optional<F3> c0, std::optional<Vec<int32_t>> lens,
+               nb::ndarray<float, nb::ndim<4>, nb::c_contig, nb::device::cpu> y, FOut3 yh,
+               FOut3 yc, std::vector<bool> reverse, float clip, bool input_forget,
+               bool with_y, int64_t rows_per_task, int threads) {
+  lowp::QLstmArgs a;
+  a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
+  a.d = int64_t(reverse.size()), a.h = hidden;
+  a.x = x.data();
+  const int64_t hp = (a.h + lowp::kRnnAlign - 1) / lowp::kRnnAlign * lowp::kRnnAlign, n = 4 * hp;
+  if (a.d < 1 || a.d > 2 || a.h < 1 || a.i < 1)
+    throw std::invalid_argument("qlstm needs one or two directions, hidden and input >= 1");
+  auto weight = [&](I8x2 b, I32x2 colsum, const std::vector<int32_t>& d, F2 scale, int64_t k,
+                    lowp::QWeight* out, const char* what) {
+    if (int64_t(b.shape(0)) != a.d || int64_t(b.shape(1)) != lowp::qrnn_packed_size(k, n) ||
+        int64_t(colsum.shape(0)) != a.d || int64_t(colsum.shape(1)) != n ||
+        int64_t(scale.shape(0)) != a.d || int64_t(scale.shape(1)) != n ||
+        int64_t(d.size()) != a.d)
+      throw std::invalid_argument(std::string("qlstm packed ") + what +
+                                  " does not match the sizes");
+    for (int64_t i = 0; i < a.d; ++i)
+      out[i] = {b.data() + i * b.shape(1), colsum.data() + i * n, d[size_t(i)],
+                scale.data() + i * n};
+  };
+  weight(w_b, w_colsum, w_d, w_scale, a.i, a.w, "W");
+  weight(r_b, r_colsum, r_d, r_scale, a.h, a.r, "R");
+  auto states = [&](const auto& s, const char* what) {
+    if (int64_t(s.shape(0)) != a.d || int64_t(s.shape(1)) != a.b || int64_t(s.shape(2)) != a.h)
+      throw std::invalid_argument(std::string("qlstm ") + what + " must be (D, B, H)");
+    return s.data();
+  };
+  if (p) {
+    if (int64_t(p->shape(0)) != a.d * 3 * a.h)
+      throw std::invalid_argument("qlstm peepholes must be D * 3 * H floats");
+    a.p = p->data();
+  }
+  if (bias) {
+    if (int64_t(bias->shape(0)) != a.d * 8 * a.h)
+      throw std::invalid_argument("qlstm bias must be D * 8 * H floats");
+    a.bias = bias->data();
+  }
+  if (h0) a.h0 = states(*h0, "h0");
+  if (c0) a.c0 = states(*c0, "c0");
+  if (lens) {
+    if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
+    for (int64_t i = 0; i < a.b; ++i)
+      if (lens->data()[i] < 0 || lens->data()[i] > a.t)
+        throw std::invalid_argument("sequence lengths must be in [0, T]");
+    a.lens = lens->data();
+  }
+  if (int64_t(y.shape(0)) != a.t || int64_t(y.shape(1)) != a.d || int64_t(y.shape(2)) != a.b ||
+      int64_t(y.shape(3)) != a.h)
+    throw std::invalid_argument("qlstm y must be (T, D, B, H)");
+  a.y = y.data();
+  a.yh = states(yh, "yh");
+  a.yc = states(yc, "yc");
+  for (int64_t i = 0; i < a.d; ++i) a.reverse[i] = reverse[size_t(i)];
+  a.clip = clip;
+  a.input_forget = input_forget;
+  a.with_y = with_y;
+  a.rows_per_task = rows_per_task;
+  nb::gil_scoped_release nogil;
+  lowp::run_qlstm(a, threads);
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
@@ -1144,6 +1221,11 @@ NB_MODULE(_native, m) {
              "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
+  m.def("qlstm", &run_qlstm, "x"_a, "w_b"_a, "w_colsum"_a, "w_d"_a, "w_scale"_a, "r_b"_a,
+        "r_colsum"_a, "r_d"_a, "r_scale"_a, "hidden"_a, "p"_a.none(), "bias"_a.none(),
+        "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a, "yc"_a, "reverse"_a,
+        "clip"_a, "input_forget"_a, "with_y"_a, "rows_per_task"_a, "threads"_a = 1);
+  m.def("qlstm_kernels", [] { return std::string(lowp::active_qrnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,
              "alpha"_a = 0.0f, "beta"_a = 0.0f, "threads"_a = 1);

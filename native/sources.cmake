@@ -25,6 +25,9 @@ lowp_isa_object(lowp_qbinary_avx512 native/qbinary_avx512.cpp -mavx512f -mavx512
 lowp_isa_object(lowp_rnn_scalar native/recurrent_scalar.cpp)
 lowp_isa_object(lowp_rnn_avx2 native/recurrent_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_rnn_avx512 native/recurrent_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
+lowp_isa_object(lowp_qrnn_avx2 native/qrecurrent_avx2.cpp -mavx2 -mfma)
+lowp_isa_object(lowp_qrnn_avx512 native/qrecurrent_avx512.cpp -mavx2 -mfma -mavx512f
+                -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
 lowp_isa_object(lowp_float_scalar native/float_scalar.cpp)
 lowp_isa_object(lowp_float_avx2 native/float_avx2.cpp -mavx2 -mfma)
 lowp_isa_object(lowp_float_avx512 native/float_avx512.cpp -mavx2 -mfma -mavx512f -mavx512dq)
@@ -47,7 +50,9 @@ nanobind_add_module(_native NB_STATIC
   $<TARGET_OBJECTS:lowp_scalar> $<TARGET_OBJECTS:lowp_avx2> $<TARGET_OBJECTS:lowp_avxvnni>
   $<TARGET_OBJECTS:lowp_avxvnni_evex> $<TARGET_OBJECTS:lowp_avx512vnni> $<TARGET_OBJECTS:lowp_amx>
   native/recurrent.cpp $<TARGET_OBJECTS:lowp_rnn_scalar> $<TARGET_OBJECTS:lowp_rnn_avx2>
-  $<TARGET_OBJECTS:lowp_rnn_avx512> native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
+  $<TARGET_OBJECTS:lowp_rnn_avx512> native/qrecurrent.cpp $<TARGET_OBJECTS:lowp_qrnn_avx2>
+  $<TARGET_OBJECTS:lowp_qrnn_avx512>
+  native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
   native/gather.cpp native/compare.cpp native/resize.cpp native/float_exact.cpp native/float_log.cpp
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>

@@ -9,15 +9,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 import lowp
+from lowp.runtime import native_backend as nb
+from lowp.runtime import native_qlstm
 from lowp.runtime.quantized_lstm import DynamicQuantizeLSTM, dynamic_qparams, rows_per_task
 
 _DIRS = {"forward": 1, "reverse": 1, "bidirectional": 2}
+PATHS = nb.available_paths()
 
 
 def _quantized_lstm(tmp: Path, rng: np.random.Generator, *, inp: int, hid: int,
@@ -127,7 +130,13 @@ def test_equals_onnxruntime(tmp_path_factory: pytest.TempPathFactory,
                             clip=case["clip"])  # type: ignore[arg-type]
     feeds = _feeds(model, rng, case["seq"], case["batch"], case["lens"])  # type: ignore[arg-type]
     want = _onnxruntime(model, feeds)
-    _assert_identical(lowp.Session(model, threads=1).run(feeds), want)
+    session = lowp.Session(model, threads=1)
+    _assert_identical(session.run(feeds), want)
+    with native_qlstm.disabled():   # the numpy reference
+        _assert_identical(session.run(feeds), want)
+    for path in PATHS:              # the native recurrence on every instruction-set path
+        with nb.use_path(path):
+            _assert_identical(session.run(feeds), want)
 
 
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
@@ -229,3 +238,189 @@ def test_product_paths_are_exact(k: int) -> None:
     acc32 = acc.astype(np.int32)    # int32 wraps above 2^31, as ONNX Runtime's does
     want = (acc32.astype(np.float32) * (scale * w.scale).astype(np.float32))
     np.testing.assert_array_equal(w.product(a), want)
+
+
+@st.composite
+def _direct_cases(draw: st.DrawFn) -> dict[str, object]:
+    """DynamicQuantizeLSTM's inputs made directly (no ONNX Runtime): hidden sizes around and
+    above the 16-column gate padding, inputs around multiples of 4, batches past the 4-row
+    tile, uint8 weights with any zero point, several tasks of rows, lengths with zeros."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    seq, batch = draw(st.integers(1, 5)), draw(st.integers(1, 9))
+    inp = draw(st.integers(1, 9))
+    hid = draw(st.sampled_from([1, 3, 15, 16, 17, 33, 40]))
+    direction = draw(st.sampled_from(sorted(_DIRS)))
+    d = _DIRS[direction]
+    unsigned = draw(st.booleans())
+    per_column = draw(st.booleans())
+
+    def weight(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if unsigned:
+            q = rng.integers(0, 256, (d, k, 4 * hid)).astype(np.uint8)
+            zp = rng.integers(0, 256, (d, 1)).astype(np.uint8)
+        else:
+            q = rng.integers(-128, 128, (d, k, 4 * hid)).astype(np.int8)
+            zp = np.zeros((d, 1), np.int8)
+        cols = 4 * hid if per_column else 1
+        scale = (rng.uniform(0.5, 2.0, (d, cols)) / 100).astype(np.float32)
+        return q, scale.reshape(d, -1) if per_column else scale.reshape(d), (
+            np.repeat(zp, cols, axis=1) if per_column else zp.reshape(d))
+
+    f32 = np.float32
+    lens = None
+    if draw(st.booleans()):
+        lens = rng.integers(0, seq + 1, batch).astype(np.int32)
+        lens[0] = seq
+    with_y = draw(st.booleans()) if lens is None or lens.min() else True
+    (w, ws, wz), (r, rs, rz) = weight(inp), weight(hid)
+    return {"args": [rng.standard_normal((seq, batch, inp)).astype(f32) * f32(draw(
+                         st.sampled_from([0.01, 1.0, 30.0]))), w, r,
+                     rng.standard_normal((d, 8 * hid)).astype(f32) if draw(st.booleans())
+                     else None, lens,
+                     rng.standard_normal((d, batch, hid)).astype(f32) if draw(st.booleans())
+                     else None,
+                     rng.standard_normal((d, batch, hid)).astype(f32) if draw(st.booleans())
+                     else None,
+                     rng.standard_normal((d, 3 * hid)).astype(f32) if draw(st.booleans())
+                     else None, ws, wz, rs, rz],
+            "attrs": {"direction": direction, "hidden_size": hid, "with_y": with_y,
+                      "clip": draw(st.sampled_from([None, 0.5, 3.0])),
+                      "input_forget": int(draw(st.booleans())),
+                      "ort_threads": draw(st.sampled_from([1, 2, 4]))}}
+
+
+def _native_matches_numpy(case: dict[str, object]) -> None:
+    args, attrs = case["args"], case["attrs"]
+    with native_qlstm.disabled():
+        want = DynamicQuantizeLSTM(*args, **attrs)  # type: ignore[arg-type]
+    assert native_qlstm.supported(args[0], attrs["hidden_size"],  # type: ignore[index]
+                                  np.full(args[0].shape[1], args[0].shape[0])  # type: ignore[index]
+                                  if args[4] is None else args[4],  # type: ignore[index]
+                                  attrs["clip"])  # type: ignore[index]
+    for path in PATHS:
+        with nb.use_path(path):
+            got = DynamicQuantizeLSTM(*args, **attrs)  # type: ignore[arg-type]
+        for g, w, name in zip(got, want, ["y", "yh", "yc"], strict=True):
+            assert g.shape == w.shape, name
+            np.testing.assert_array_equal(g, w, err_msg=f"{name} on {path}")
+
+
+@settings(max_examples=60)
+@given(case=_direct_cases())
+def test_native_equals_numpy_on_every_path(case: dict[str, object]) -> None:
+    """lowp.runtime.native_qlstm gives the numpy reference's bits on every instruction-set
+    path, for every task size, zero point, padding and remainder."""
+    _native_matches_numpy(case)
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_native_wide_and_wrapping_products(unsigned: bool) -> None:
+    """Products past the float32 (2^24) and float64 (2^31) bounds of the numpy code: K =
+    34000 inputs of one sign with uint8 weights 255 (zero point 0) wrap the int32
+    accumulator; hidden 300 spans many 64-column groups."""
+    rng = np.random.default_rng(1)
+    f32 = np.float32
+    seq, batch, inp, hid = 2, 3, 34000, 2
+    x = rng.uniform(0.99, 1.0, (seq, batch, inp)).astype(f32)  # uint8 252..255
+    if unsigned:
+        w = np.full((1, inp, 4 * hid), 255, np.uint8)
+        wz = np.zeros(1, np.uint8)
+    else:
+        w = np.full((1, inp, 4 * hid), -128, np.int8)
+        wz = np.zeros(1, np.int8)
+    r = rng.integers(0, 256, (1, hid, 4 * hid)).astype(np.uint8)
+    args = [x, w, r, None, None, None, None, None, np.full(1, 1e-9, f32), wz,
+            np.full(1, 0.01, f32), np.full(1, 7, np.uint8)]
+    _native_matches_numpy({"args": args, "attrs": {"hidden_size": hid, "clip": None}})
+    hid, inp = 300, 5
+    w = rng.integers(-128, 128, (2, inp, 4 * hid)).astype(np.int8)
+    r = rng.integers(-128, 128, (2, hid, 4 * hid)).astype(np.int8)
+    args = [rng.standard_normal((3, 6, inp)).astype(f32), w, r, None,
+            np.array([3, 0, 1, 2, 3, 3], np.int32), None, None, None,
+            np.full((2, 4 * hid), 0.01, f32), np.zeros((2, 4 * hid), np.int8),
+            np.full(2, 0.001, f32), np.zeros(2, np.int8)]
+    _native_matches_numpy({"args": args, "attrs": {"hidden_size": hid, "clip": None,
+                                                   "direction": "bidirectional",
+                                                   "ort_threads": 2}})
+
+
+def test_native_fallbacks() -> None:
+    """Inputs with a NaN or an infinity, a batch of 0, lengths past T and a clip of 0 run the
+    numpy code."""
+    x = np.ones((2, 3, 4), np.float32)
+    lens = np.full(3, 2)
+    assert native_qlstm.supported(x, 5, lens, None)
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    assert not native_qlstm.supported(bad, 5, lens, None)
+    bad[0, 0, 0] = np.inf
+    assert not native_qlstm.supported(bad, 5, lens, None)
+    assert not native_qlstm.supported(x[:, :0], 5, lens[:0], None)
+    assert not native_qlstm.supported(x, 5, np.full(3, 3), None)
+    assert not native_qlstm.supported(x, 5, lens, 0.0)
+    with native_qlstm.disabled():
+        assert not native_qlstm.supported(x, 5, lens, None)
+
+
+def test_packed_weights_are_reused() -> None:
+    """The weights are packed once per arrays; an in-place change packs them again."""
+    rng = np.random.default_rng(0)
+    q = rng.integers(-128, 128, (1, 5, 12)).astype(np.int8)
+    scale, zp = np.full(1, 0.1, np.float32), np.zeros(1, np.int8)
+    first = native_qlstm.packed(q, scale, zp)
+    assert native_qlstm.packed(q, scale, zp) is first
+    assert first.b.shape == (1, 8 * 64) and first.colsum.shape == (1, 64)
+    q[0, 0, 0] += 1
+    again = native_qlstm.packed(q, scale, zp)
+    assert again is not first and not np.array_equal(again.b, first.b)
+
+
+def test_session_takes_the_native_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    """A quantize_dynamic file's node runs natively in a Session."""
+    calls = []
+    native = native_qlstm.lstm
+
+    def counted(*args: object, **kwargs: object) -> tuple[np.ndarray, ...]:
+        calls.append(1)
+        return native(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(native_qlstm, "lstm", counted)
+    rng = np.random.default_rng(0)
+    model = _quantized_lstm(tmp_path, rng, inp=3, hid=4, direction="bidirectional",
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0"}), with_y=True)
+    feeds = _feeds(model, rng, 4, 2, None)
+    _assert_identical(lowp.Session(model, threads=1).run(feeds), _onnxruntime(model, feeds))
+    assert calls
+
+
+def test_immutable_weights_are_not_compared() -> None:
+    """Arrays over immutable bytes (as initializers load) are packed once, never compared;
+    a writeable view of the same values is."""
+    from lowp.runtime.native_qlstm import _immutable
+
+    raw = np.arange(-6, 6, dtype=np.int8)
+    q = np.frombuffer(raw.tobytes(), np.int8).reshape(1, 3, 4)
+    assert _immutable(q) and not _immutable(raw.reshape(1, 3, 4))
+    assert not _immutable(np.frombuffer(bytearray(raw.tobytes()), np.int8))
+    scale, zp = np.frombuffer(np.float32(0.1).tobytes(), np.float32), np.zeros(1, np.int8)
+    assert native_qlstm.packed(q, scale, zp) is native_qlstm.packed(q, scale, zp)
+
+
+def test_native_threads_give_the_same_bits() -> None:
+    """The two directions on two pool threads compute what one thread does."""
+    rng = np.random.default_rng(3)
+    f32 = np.float32
+    hid, inp, batch = 20, 7, 3
+    w = rng.integers(-128, 128, (2, inp, 4 * hid)).astype(np.int8)
+    r = rng.integers(0, 256, (2, hid, 4 * hid)).astype(np.uint8)
+    x = rng.standard_normal((5, batch, inp)).astype(f32)
+    wp = native_qlstm.packed(w, np.full(2, 0.02, f32), np.zeros(2, np.int8))
+    rp = native_qlstm.packed(r, np.full(2, 0.01, f32), np.full(2, 130, np.uint8))
+    lens = np.array([5, 2, 0])
+    runs = [native_qlstm.lstm(x, wp, rp, hid, None, lens, None, None, None, [False, True],
+                              None, False, True, batch, threads=t) for t in (1, 2, 0)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)

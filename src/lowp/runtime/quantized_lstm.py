@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lowp.ops.linear import exact_matmul, wrap_int32
+from lowp.runtime import native_qlstm
 from lowp.runtime.float_nn import LstmOrtCell
 from lowp.runtime.float_registry import register, unsupported
 
@@ -167,7 +168,9 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
                         direction: str = "forward", hidden_size: int | None = None,
                         input_forget: int = 0, layout: int = 0, with_y: bool = True,
                         ort_threads: int = 1, **_: Any) -> tuple[np.ndarray, ...]:
-    """LSTM with int8/uint8 W and R, X and H quantized per product (module docstring).
+    """LSTM with int8/uint8 W and R, X and H quantized per product (module docstring);
+    natively (lowp.runtime.native_qlstm) when the extension takes the node, else the numpy
+    loop below, the reference.
 
     `with_y`: the node writes Y (its first output has a name), which changes what a
     finished batch entry feeds the recurrent product's range; `ort_threads`: the intra-op
@@ -192,6 +195,11 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
     ws = _weights(w, w_scale, w_zero_point, dirs, "W")
     rs = _weights(r, r_scale, r_zero_point, dirs, "R")
     task = rows_per_task(batch, hid, ort_threads)
+    if native_qlstm.supported(x, hid, lens, clip):
+        return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point),
+                                 native_qlstm.packed(r, r_scale, r_zero_point), hid, b, lens,
+                                 initial_h, initial_c, p, revs, clip, bool(input_forget),
+                                 with_y, task)
     outs = []
     for d, rev in enumerate(revs):
         h0 = (np.zeros((batch, hid), np.float32) if initial_h is None

@@ -1,0 +1,87 @@
+// com.microsoft DynamicQuantizeLSTM (docs/operators.md (O23q), docs/native.md): the
+// recurrence of ONNX Runtime's quantized LSTM, lowp.runtime.quantized_lstm's numpy code bit
+// for bit. Each product quantizes its float operand to uint8 from the operand's own range,
+// takes the exact int32 product against the int8 weights and scales it in float32; the gates
+// are the float LSTM's cell (recurrent.h). The weights are packed once by the caller
+// (lowp.runtime.native_qlstm).
+#pragma once
+#include <cstdint>
+
+namespace lowp {
+
+// Packed quantized weights of one direction (K x N, N = 4 * hp, gate columns padded as in
+// recurrent.h): int8 b = w - offset (offset 128 for uint8 weights, else 0), so that
+// w - zero_point = b - d with d = zero_point - offset. Cut into panels of kQPanel columns
+// (N is a multiple of it); a panel holds ceil(K / 4) groups, each kQPanel columns of 4
+// consecutive k (VNNI order), K zero-padded to a multiple of 4: a product reads a panel as
+// one forward stream.
+constexpr int kQPanel = 64;
+
+inline int64_t qrnn_k4(int64_t k) { return (k + 3) / 4; }
+inline int64_t qrnn_packed_size(int64_t k, int64_t n) { return qrnn_k4(k) * 4 * n; }
+
+// acc (m x n, int32, row stride ldc) = a (m x 4 k4 uint8, row stride lda) b (packed, n / 64
+// panels), wrapping modulo 2^32.
+using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
+                         int32_t* acc, int64_t ldc);
+
+// out (rows x n, row stride ldo) = float32(acc') * mult[n], plus out when `add`, from the
+// raw sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
+// base = K za d - d Σ a of the row).
+using QScaleFn = void (*)(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base,
+                          uint32_t za, const int32_t* colsum, const float* mult, float* out,
+                          int64_t ldo, bool add);
+
+struct QRnnKernels {
+  const char* name;
+  QGemmFn gemm;
+  QScaleFn scale;
+};
+
+extern const QRnnKernels kQRnnPortable;
+extern const QRnnKernels kQRnnAvx2;
+extern const QRnnKernels kQRnnAvx512Vnni;
+
+// The kernels of the active instruction-set path ("avx512vnni" and "amx": 512-bit VNNI;
+// "avx2", "avxvnni", "avxvnni_evex": 256-bit vpmaddwd; "scalar": portable loops). Every
+// path gives the same int32 sums and float32 results.
+const QRnnKernels& active_qrnn_kernels();
+
+// One quantized weight: packed values, per-column int32 sums of b, d (above) and the
+// float32 scale of every column (4 * hp, 0 in padding columns).
+struct QWeight {
+  const int8_t* b = nullptr;
+  const int32_t* colsum = nullptr;
+  int32_t d = 0;
+  const float* scale = nullptr;
+};
+
+// One node, all directions; every array contiguous.
+//   x (T, B, I); w[d], r[d]: K = I and K = H
+//   p (D, 3 * H) or null; bias (D, 8 * H) or null
+//   h0, c0 (D, B, H) or null (zeros); lens (B) in [0, T] or null (all T)
+//   y (T, D, B, H), yh, yc (D, B, H)
+// rows_per_task: batch rows whose H is quantized together (ONNX Runtime's task of rows);
+// with_y: an entry past its length feeds zeros to the recurrent product, else its last H.
+struct QLstmArgs {
+  int64_t t = 0, b = 0, d = 0, h = 0, i = 0;
+  const float* x = nullptr;
+  QWeight w[2], r[2];
+  const float* p = nullptr;
+  const float* bias = nullptr;
+  const float* h0 = nullptr;
+  const float* c0 = nullptr;
+  const int32_t* lens = nullptr;
+  float* y = nullptr;
+  float* yh = nullptr;
+  float* yc = nullptr;
+  bool reverse[2] = {false, false};
+  float clip = 0.0f;  // FLT_MAX: none
+  bool input_forget = false;
+  bool with_y = true;
+  int64_t rows_per_task = 1;
+};
+
+void run_qlstm(const QLstmArgs& a, int threads);
+
+}  // namespace lowp

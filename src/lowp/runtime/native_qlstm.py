@@ -1,0 +1,145 @@
+"""Native recurrence of com.microsoft DynamicQuantizeLSTM (lowp._native.qlstm).
+
+The extension computes what lowp.runtime.quantized_lstm computes in numpy, bit for bit
+(docs/operators.md, (O23q); docs/native.md): X W for the first max(lens) steps as one
+product, then per step H R per task of batch rows, each product's float operand quantized
+to uint8 from its own range, the exact int32 product against the int8 weights, the float32
+scaling, and the float LSTM's cell. The weights are packed once per array (`packed`: they
+are constants). The numpy code stays the reference and runs whatever `supported` refuses.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import native_float, native_rnn
+from .switch import Switch
+
+_enabled = Switch()
+
+#: Run the body with the numpy recurrence (the reference), e.g. to compare.
+disabled = _enabled.off
+
+# recurrent.h / qrecurrent.h: gate blocks padded to 16 columns, panels of 64 columns
+_ALIGN, _PANEL = 16, 64
+
+
+def kernels() -> str:
+    """Name of the integer product of the active instruction-set path."""
+    ext = native_rnn._extension()
+    return "none" if ext is None else str(ext.qlstm_kernels())
+
+
+def supported(x: np.ndarray, hidden: int, lens: np.ndarray, clip: float | None) -> bool:
+    """Whether the extension computes this node (else the numpy code does): finite inputs
+    (the range of a NaN is the numpy code's), a batch, lengths in [0, T], a positive clip."""
+    seq, batch, inp = x.shape
+    if not _enabled or native_rnn._extension() is None or min(batch, inp, hidden) < 1:
+        return False
+    if clip is not None and not float(clip) > 0:
+        return False
+    if lens.size and (lens.min() < 0 or lens.max() > seq):
+        return False
+    return bool(np.isfinite(x).all())
+
+
+@dataclass(frozen=True)
+class Packed:
+    """One weight input, all directions, as qrecurrent.h reads it."""
+
+    b: np.ndarray        # (D, packed int8)
+    colsum: np.ndarray   # (D, 4 hp) int32
+    d: list[int]         # zero point - offset, per direction
+    scale: np.ndarray    # (D, 4 hp) float32, 0 in padding columns
+
+
+def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packed:
+    """values (D, K, 4 H) int8 or uint8, scale and zero point per direction or per column:
+    b = values - offset (128 for uint8) as int8, each gate's columns padded to a multiple of
+    16, K to a multiple of 4, cut into panels of 64 columns of K / 4 groups of 4 k (VNNI
+    order); MLAS's zero point is the first of each direction."""
+    dirs, k, n0 = values.shape
+    hid = n0 // 4
+    hp = -(-hid // _ALIGN) * _ALIGN
+    k4 = -(-k // 4)
+    offset = 128 if values.dtype == np.uint8 else 0
+    b = np.zeros((dirs, k4 * 4, 4, hp), np.int8)
+    b[:, :k, :, :hid] = (values.astype(np.int16) - offset).reshape(dirs, k, 4, hid)
+    b = b.reshape(dirs, k4 * 4, 4 * hp)
+    colsum = b.astype(np.int32).sum(axis=1, dtype=np.int32)
+    panels = b.reshape(dirs, k4, 4, 4 * hp // _PANEL, _PANEL).transpose(0, 3, 1, 4, 2)
+    s = np.zeros((dirs, 4, hp), np.float32)
+    s[:, :, :hid] = np.broadcast_to(np.asarray(scale, np.float32).reshape(dirs, -1),
+                                    (dirs, n0)).reshape(dirs, 4, hid)
+    zp = np.asarray(zero_point).reshape(dirs, -1)[:, 0].astype(np.int64)
+    return Packed(np.ascontiguousarray(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
+                  [int(z) - offset for z in zp], s.reshape(dirs, -1))
+
+
+_packed: dict[tuple[int, ...], tuple[list[weakref.ref[np.ndarray]], Packed,
+                                     list[np.ndarray | None]]] = {}
+
+
+def _immutable(a: np.ndarray) -> bool:
+    """Whether `a` views an immutable bytes object (an initializer as the model loader
+    reads it: numpy refuses to make such an array writeable), so it cannot change."""
+    base: object = a
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return isinstance(base, bytes)
+
+
+def packed(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packed:
+    """`pack(...)` computed once per arrays and values (lowp.runtime.native_rnn.
+    packed_weights: the weights are constants, the same objects on every run; a caller that
+    changes one in place gets them packed again). Arrays over immutable bytes are not
+    compared again (the comparison of R costs a fifth of ONNX Runtime's whole node)."""
+    arrays = (values, scale, zero_point)
+    key = tuple(id(a) for a in arrays)
+    hit = _packed.get(key)
+    if hit is not None and all(r() is a for r, a in zip(hit[0], arrays, strict=True)) and all(
+            c is None or np.array_equal(c, a) for c, a in zip(hit[2], arrays, strict=True)):
+        return hit[1]
+    result = pack(*arrays)
+    if hit is None or any(r() is not a for r, a in zip(hit[0], arrays, strict=True)):
+        weakref.finalize(values, _packed.pop, key, None)
+    _packed[key] = ([weakref.ref(a) for a in arrays], result,
+                    [None if _immutable(a) else np.array(a, copy=True) for a in arrays])
+    return result
+
+
+def _f32(a: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return a.reshape(-1) if shape is None else a.reshape(shape)
+
+
+def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
+         lens: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None,
+         p: np.ndarray | None, reverse: Sequence[bool], clip: float | None,
+         input_forget: bool, with_y: bool, rows_per_task: int, threads: int | None = None
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Y (T, D, B, H), Y_h, Y_c (D, B, H)) of float32 x (T, B, I); lens one per entry in
+    [0, T]; the two directions may run on two threads (the results do not depend on it)."""
+    seq, batch, _ = x.shape
+    dirs = len(reverse)
+    y = np.empty((seq, dirs, batch, hidden), np.float32)
+    yh = np.empty((dirs, batch, hidden), np.float32)
+    yc = np.empty((dirs, batch, hidden), np.float32)
+    states = (dirs, batch, hidden)
+    lens32 = None if bool(np.all(lens == seq)) else np.ascontiguousarray(lens, np.int32)
+    ext: Any = native_rnn._extension()
+    ext.qlstm(np.ascontiguousarray(x, dtype=np.float32), w.b, w.colsum, w.d, w.scale, r.b,
+              r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),
+              _f32(c0, states), lens32, y, yh, yc, list(reverse),
+              native_rnn._clip(clip), bool(input_forget), bool(with_y), int(rows_per_task),
+              native_float.get_threads() if threads is None else threads)
+    return y, yh, yc
