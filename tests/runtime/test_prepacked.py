@@ -26,7 +26,7 @@ def test_an_initializer_is_packed_once_and_no_copy_is_kept() -> None:
     first = cache(w, 2)
     assert cache(w, 2) is first and calls == [2]
     assert cache(w, 3) is not first and calls == [2, 3]       # other arguments, other entry
-    assert all(entry[2] is None for entry in cache._entries.values())
+    assert all(kept == [None] for _, _, kept in cache._entries.values())
     del w
     assert len(cache) == 0                                     # dropped with the array
 

@@ -398,12 +398,12 @@ def test_session_takes_the_native_path(tmp_path: Path, monkeypatch: pytest.Monke
 def test_immutable_weights_are_not_compared() -> None:
     """Arrays over immutable bytes (as initializers load) are packed once, never compared;
     a writeable view of the same values is."""
-    from lowp.runtime.native_qlstm import _immutable
+    from lowp.runtime.prepacked import frozen
 
     raw = np.arange(-6, 6, dtype=np.int8)
     q = np.frombuffer(raw.tobytes(), np.int8).reshape(1, 3, 4)
-    assert _immutable(q) and not _immutable(raw.reshape(1, 3, 4))
-    assert not _immutable(np.frombuffer(bytearray(raw.tobytes()), np.int8))
+    assert frozen(q) and not frozen(raw.reshape(1, 3, 4))
+    assert not frozen(np.frombuffer(bytearray(raw.tobytes()), np.int8))
     scale, zp = np.frombuffer(np.float32(0.1).tobytes(), np.float32), np.zeros(1, np.int8)
     assert native_qlstm.packed(q, scale, zp) is native_qlstm.packed(q, scale, zp)
 

@@ -10,7 +10,6 @@ are constants). The numpy code stays the reference and runs whatever `supported`
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import native_float, native_rnn
+from .prepacked import PackCache
 from .switch import Switch
 
 _enabled = Switch()
@@ -81,38 +81,10 @@ def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packe
                   [int(z) - offset for z in zp], s.reshape(dirs, -1))
 
 
-_packed: dict[tuple[int, ...], tuple[list[weakref.ref[np.ndarray]], Packed,
-                                     list[np.ndarray | None]]] = {}
-
-
-def _immutable(a: np.ndarray) -> bool:
-    """Whether `a` views an immutable bytes object (an initializer as the model loader
-    reads it: numpy refuses to make such an array writeable), so it cannot change."""
-    base: object = a
-    while isinstance(base, np.ndarray):
-        if base.flags.writeable:
-            return False
-        base = base.base
-    return isinstance(base, bytes)
-
-
-def packed(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packed:
-    """`pack(...)` computed once per arrays and values (lowp.runtime.native_rnn.
-    packed_weights: the weights are constants, the same objects on every run; a caller that
-    changes one in place gets them packed again). Arrays over immutable bytes are not
-    compared again (the comparison of R costs a fifth of ONNX Runtime's whole node)."""
-    arrays = (values, scale, zero_point)
-    key = tuple(id(a) for a in arrays)
-    hit = _packed.get(key)
-    if hit is not None and all(r() is a for r, a in zip(hit[0], arrays, strict=True)) and all(
-            c is None or np.array_equal(c, a) for c, a in zip(hit[2], arrays, strict=True)):
-        return hit[1]
-    result = pack(*arrays)
-    if hit is None or any(r() is not a for r, a in zip(hit[0], arrays, strict=True)):
-        weakref.finalize(values, _packed.pop, key, None)
-    _packed[key] = ([weakref.ref(a) for a in arrays], result,
-                    [None if _immutable(a) else np.array(a, copy=True) for a in arrays])
-    return result
+# pack(values, scale, zero point) once per constant weight (the same objects on every run;
+# arrays over immutable bytes, as the model loader reads initializers, are not compared
+# again: the comparison of R costs a fifth of ONNX Runtime's whole node)
+packed = PackCache(pack)
 
 
 def _f32(a: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -45,23 +45,28 @@ def freeze(a: np.ndarray) -> np.ndarray:
 
 
 class PackCache(Generic[P]):
-    """`pack(array, *args)` computed once per (array object, args) and its values."""
+    """`pack(*args)` computed once per call's arrays (the objects, and their values unless
+    frozen) and other arguments (hashable: compared by value)."""
 
     def __init__(self, pack: Callable[..., P]) -> None:
         self._pack = pack
-        self._entries: dict[tuple[int, Hashable], tuple[weakref.ref[np.ndarray], P,
-                                                         np.ndarray | None]] = {}
+        self._entries: dict[tuple[Hashable, ...],
+                            tuple[list[weakref.ref[np.ndarray]], P,
+                                  list[np.ndarray | None]]] = {}
 
-    def __call__(self, a: np.ndarray, *args: Hashable) -> P:
-        key = (id(a), args)
+    def __call__(self, *args: Any) -> P:
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        key = tuple(id(a) if isinstance(a, np.ndarray) else a for a in args)
         hit = self._entries.get(key)
-        if hit is not None and hit[0]() is a and (hit[2] is None or np.array_equal(hit[2], a)):
+        alive = hit is not None and all(r() is a for r, a in zip(hit[0], arrays, strict=True))
+        if hit is not None and alive and all(
+                c is None or np.array_equal(c, a) for c, a in zip(hit[2], arrays, strict=True)):
             return hit[1]
-        packed = self._pack(a, *args)
-        if hit is None or hit[0]() is not a:
-            weakref.finalize(a, self._entries.pop, key, None)
-        kept = None if frozen(a) else np.array(a, copy=True)
-        self._entries[key] = (weakref.ref(a), packed, kept)
+        packed = self._pack(*args)
+        if not alive:
+            weakref.finalize(arrays[0], self._entries.pop, key, None)
+        self._entries[key] = ([weakref.ref(a) for a in arrays], packed,
+                              [None if frozen(a) else np.array(a, copy=True) for a in arrays])
         return packed
 
     def __len__(self) -> int:
