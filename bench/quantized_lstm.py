@@ -2,58 +2,17 @@
 Session and ONNX Runtime on one thread, checked identical first, then timed in alternation
 (median ms; lowp / ONNX Runtime, lower is better).
 
-    python bench/quantized_lstm.py [--repeats 20] [--budget 20]
+    python bench/quantized_lstm.py [--repeats 30] [--budget 30] [--models NAME ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-from threadpoolctl import threadpool_limits
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import interleaved_ms, print_table  # noqa: E402
-from evals.corpus import models as corpus  # noqa: E402
-
-import lowp  # noqa: E402
-
-
-def measure(spec: corpus.CorpusModel, repeats: int, budget: float) -> list[object]:
-    model = corpus.load_float(spec)
-    feeds = corpus.make_feeds(spec, spec.batch, seed=0)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), opts,
-                                   providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    ours = lowp.Session(model, threads=1)
-    want = session.run(None, feeds)
-    got = ours.run(feeds)
-    identical = all(np.array_equal(got[n], w) for n, w in zip(names, want, strict=True))
-    lowp_ms, ort_ms = interleaved_ms([lambda: ours.run(feeds),
-                                      lambda: session.run(None, feeds)], repeats, budget)
-    shape = "x".join(str(d) for d in next(iter(feeds.values())).shape)
-    return [spec.name, shape, "yes" if identical else "NO", f"{lowp_ms:.2f}", f"{ort_ms:.2f}",
-            f"{lowp_ms / ort_ms:.1f}"]
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--budget", type=float, default=20.0, help="seconds per model at most")
-    args = p.parse_args()
-    specs = [m for m in corpus.PREQUANTIZED if m.path.exists()]
-    if not specs:
-        raise SystemExit("no pre-quantized file fetched: see evals/corpus/README.md")
-    with threadpool_limits(1):
-        rows = [measure(s, args.repeats, args.budget) for s in specs]
-    print_table(["model", "input", "identical", "lowp ms", "ORT ms", "lowp / ORT"], rows)
-
+from bench.prequantized import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main({"DynamicQuantizeLSTM"}, __doc__)
