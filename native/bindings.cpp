@@ -954,6 +954,15 @@ lowp::Kernel make_conv_run(lowp::ConvOp& op, Act5 x, Out5 y) {
   };
 }
 
+// Sequence lengths of a recurrent layer: (B,) values, each in [0, T].
+const int32_t* checked_lens(const Vec<int32_t>& lens, int64_t b, int64_t t) {
+  if (int64_t(lens.shape(0)) != b) throw std::invalid_argument("lens must be (B,)");
+  for (int64_t i = 0; i < b; ++i)
+    if (lens.data()[i] < 0 || lens.data()[i] > t)
+      throw std::invalid_argument("sequence lengths must be in [0, T]");
+  return lens.data();
+}
+
 // x (T, B, I), w and r (D, packed floats: recurrent.h), p (D*3*H), bias (D*2*G*H),
 // h0/c0/yh/yc (B, D, H), y (T, B, D, H), lens (B); any strides with the innermost 1. The
 // sequence lengths are checked here, when the call is made: a Program that holds the call
@@ -1022,13 +1031,7 @@ lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_cont
     a.c0 = c0->data();
     a.c0_sb = c0->stride(0), a.c0_sd = c0->stride(1);
   }
-  if (lens) {
-    if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
-    for (int64_t i = 0; i < a.b; ++i)
-      if (lens->data()[i] < 0 || lens->data()[i] > a.t)
-        throw std::invalid_argument("sequence lengths must be in [0, T]");
-    a.lens = lens->data();
-  }
+  if (lens) a.lens = checked_lens(*lens, a.b, a.t);
   if (y) {
     if (y->ndim() != 4 || int64_t(y->shape(0)) != a.t || int64_t(y->shape(1)) != a.b ||
         int64_t(y->shape(2)) != a.d || int64_t(y->shape(3)) != a.h)
@@ -1113,13 +1116,7 @@ void run_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d, F2 w_sc
   }
   if (h0) a.h0 = states(*h0, "h0");
   if (c0) a.c0 = states(*c0, "c0");
-  if (lens) {
-    if (int64_t(lens->shape(0)) != a.b) throw std::invalid_argument("lens must be (B,)");
-    for (int64_t i = 0; i < a.b; ++i)
-      if (lens->data()[i] < 0 || lens->data()[i] > a.t)
-        throw std::invalid_argument("sequence lengths must be in [0, T]");
-    a.lens = lens->data();
-  }
+  if (lens) a.lens = checked_lens(*lens, a.b, a.t);
   if (int64_t(y.shape(0)) != a.t || int64_t(y.shape(1)) != a.d || int64_t(y.shape(2)) != a.b ||
       int64_t(y.shape(3)) != a.h)
     throw std::invalid_argument("qlstm y must be (T, D, B, H)");
