@@ -8,6 +8,7 @@ Convolution, pooling, normalization, resize and recurrent ops live in float_nn.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -287,34 +288,25 @@ def _unary(name: str, fn: Any) -> None:
     register(op)
 
 
-def _float32(fn: Any, other: Any) -> Any:
-    """`fn` (ONNX Runtime's float32 kernel) for float32, `other` (numpy) otherwise."""
+def _float32(fn: Any, other: Any, native: Any = None) -> Any:
+    """`fn` (ONNX Runtime's float32 kernel) for float32, first by `native` (its native
+    kernel, None where it does not run) when given; `other` (numpy) otherwise."""
     def unary(x: np.ndarray) -> np.ndarray:
-        return fn(x) if x.dtype == np.float32 else other(x)
+        if x.dtype != np.float32:
+            return other(x)
+        y = None if native is None else native(x)
+        return fn(x) if y is None else y
     return unary
 
 
 def _libm(name: str, other: Any) -> Any:
     """The C library's float32 function `name` element by element (natively where it can,
-    else lowp.libm's ctypes calls: the same function) for float32, `other` (numpy)
-    otherwise."""
-    reference = getattr(libm, name)
-
-    def unary(x: np.ndarray) -> np.ndarray:
-        if x.dtype != np.float32:
-            return other(x)
-        native = native_float.libm(name, x)
-        return native if native is not None else reference(x)
-    return unary
+    else lowp.libm's ctypes calls: the same function) for float32, `other` otherwise."""
+    return _float32(getattr(libm, name), other, functools.partial(native_float.libm, name))
 
 
-def _log(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's float32 log (Eigen's, lowp.eigen_math; natively where it can) for
-    float32, numpy's otherwise."""
-    if x.dtype != np.float32:
-        return np.log(x)
-    native = native_float.log(x)
-    return native if native is not None else eigen_math.log(x)
+# ONNX Runtime's float32 log: Eigen's (lowp.eigen_math), natively where it can
+_log = _float32(eigen_math.log, np.log, native_float.log)
 
 
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are

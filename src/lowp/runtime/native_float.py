@@ -448,11 +448,11 @@ def log(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
-def libm(name: str, x: np.ndarray, op: str = "") -> np.ndarray | None:
+def libm(name: str, x: np.ndarray) -> np.ndarray | None:
     """The C library's float function `name` (a key of LIBM_CODES) on every element of
     float32 `x`, one call each as lowp.libm makes them through ctypes (the same function,
-    so the same bits), or None. `op`: the operator it computes, for the switch checks."""
-    ext = _has(_usable(op or name, x), "float_libm")
+    so the same bits), or None."""
+    ext = _has(_usable(name, x), "float_libm")
     if ext is None:
         return None
     y = _empty(x.shape)
