@@ -139,7 +139,8 @@ class FloatCandidate:
     quantized model (mean over the folds measured, and per fold: the first only when it
     gains less than DOMINANT_GAIN_DB there); None when it could not be built. `twins` are
     the layer's other nodes, left in float with it: those that apply the same weights
-    (`weight_twins`), or the rest of a log-magnitude front end (`why` says which)."""
+    (`weight_twins`), or the rest of a log-magnitude front end (`why` says which; empty
+    for a single node)."""
 
     node: str
     op_type: str
@@ -147,7 +148,7 @@ class FloatCandidate:
     folds_db: tuple[float, ...] = ()
     error: str = ""
     twins: tuple[str, ...] = ()
-    why: str = SHARED_WEIGHTS
+    why: str = ""
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -171,7 +172,7 @@ class FloatCandidate:
             return f"{self.node} ({self.op_type})"
         names = (" + ".join(self.nodes) if len(self.nodes) <= 3
                  else f"{self.node} + {len(self.twins)} more")
-        return f"{names} ({self.op_type}, {self.why})"
+        return f"{names} ({self.op_type}, {self.why or SHARED_WEIGHTS})"
 
 
 @dataclass(frozen=True)
@@ -454,7 +455,7 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
             noise[layer] = noise.get(layer, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
-    layers = [(layer, SHARED_WEIGHTS) for layer in ranked]
+    layers = [(layer, SHARED_WEIGHTS if len(layer) > 1 else "") for layer in ranked]
     quantized = {node for layer in noise for node in layer}
     front = front_end_layer(evaluators[0].float_model, twins, quantized)
     heavy_rest = {n for n in quantized if op_of.get(n) in COMPUTE_HEAVY} - set(front)
