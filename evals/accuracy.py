@@ -304,7 +304,9 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
     res.seconds[MEASURED] = time.perf_counter() - t0
     choice = result.method_choice
     if choice is not None:
-        res.chosen = choice.chosen + "".join(f" + {n} float" for n in choice.kept_float)
+        kept = choice.kept_float
+        res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
+                                      else f" + {kept[0]} and {len(kept) - 1} more float")
     return result.model
 
 

@@ -15,7 +15,8 @@ quantizes on all the calibration data with that rule, so the model equals the on
 the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
 the others only for a layer that gains DOMINANT_GAIN_DB there; the nodes that share one
 weight, `weight_twins`, are one layer) and the one whose float form raises the output SQNR by
-at least DOMINANT_GAIN_DB is left in float (`pick_float`): the model is then that config's
+at least DOMINANT_GAIN_DB is left in float (`pick_float`; the model's log-magnitude front end,
+passes.log_front_end, is measured as one more such layer): the model is then that config's
 with `exclude_nodes=(<the layer's nodes>)`. The record
 (`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
@@ -31,7 +32,7 @@ from typing import Any
 import onnx
 
 from ..calib import CalibrationTable, MinMaxObserver
-from ..config import CalibMethod, Config
+from ..config import COMPUTE_HEAVY, CalibMethod, Config
 from ..errors import LowpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
@@ -40,6 +41,7 @@ from ..records import choice_dict, cli_word, write_json
 from .annotate import RULES, Annotation
 from .choose import QuantPlan
 from .fallback import evaluation_feeds
+from .log_front_end import log_front_end
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
 from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 
@@ -126,6 +128,9 @@ def candidate_names(config: Config) -> list[str]:
 DOMINANT_BELOW_DB = 20.0
 DOMINANT_CANDIDATES = 3
 DOMINANT_GAIN_DB = 3.0
+# why the nodes of one float candidate are one layer
+SHARED_WEIGHTS = "shared weights"
+LOG_FRONT_END = "log front end"
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,9 @@ class FloatCandidate:
     """One layer measured left in float: the gain of the output SQNR over the fully
     quantized model (mean over the folds measured, and per fold: the first only when it
     gains less than DOMINANT_GAIN_DB there); None when it could not be built. `twins` are
-    the other nodes that apply the same weights (`weight_twins`): left in float with it."""
+    the layer's other nodes, left in float with it: those that apply the same weights
+    (`weight_twins`), or the rest of a log-magnitude front end (`why` says which; empty
+    for a single node)."""
 
     node: str
     op_type: str
@@ -141,6 +148,7 @@ class FloatCandidate:
     folds_db: tuple[float, ...] = ()
     error: str = ""
     twins: tuple[str, ...] = ()
+    why: str = ""
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -157,12 +165,14 @@ class FloatCandidate:
         'a + b (Conv, shared weights)'
         >>> FloatCandidate("c0", "Gemm", 1.0, twins=("c1", "c2", "c3")).label
         'c0 + 3 more (Gemm, shared weights)'
+        >>> FloatCandidate("stft", "Conv", 9.0, twins=("mel",), why=LOG_FRONT_END).label
+        'stft + mel (Conv, log front end)'
         """
         if not self.twins:
             return f"{self.node} ({self.op_type})"
         names = (" + ".join(self.nodes) if len(self.nodes) <= 3
                  else f"{self.node} + {len(self.twins)} more")
-        return f"{names} ({self.op_type}, shared weights)"
+        return f"{names} ({self.op_type}, {self.why or SHARED_WEIGHTS})"
 
 
 @dataclass(frozen=True)
@@ -214,7 +224,7 @@ class MethodChoice:
             else:
                 lines.append(f"  {c.method:<{_WIDTH}} failed: {c.error}")
         for f in self.float_layers:
-            mark = " < left in float" if f.node in self.kept_float else ""
+            mark = " < left in float" if list(f.nodes) == self.kept_float else ""
             if f.gain_db is not None:
                 per_fold = " ".join(f"{v:+.2f}" for v in f.folds_db)
                 lines.append(f"  {f.label} in float: {f.gain_db:+.2f} dB ({per_fold}){mark}")
@@ -427,6 +437,14 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
     error does so on every fold (docs/accuracy.md, "A dominant layer left in float": this
     halves the step's cost where nothing is kept). The fully quantized model is measured
     on a later fold only when a layer is.
+
+    One more candidate, whatever its noise rank: the model's log-magnitude front end
+    (`front_end_layer`: the matrix products a Log reads through linear and magnitude
+    arithmetic, with their twins), whose layers round a spectrum that no 8-bit grid holds
+    and together dominate the error where no one of them does. It is measured when it
+    holds more than one node, is not a ranked layer already, and leaves a matrix product
+    quantized outside it (a model that is only a front end, such as a mel spectrogram,
+    would otherwise be measured wholly in float).
     """
     bases = [ev.build({}) for ev in evaluators]
     twins = weight_twins(evaluators[0].float_model)
@@ -437,6 +455,12 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
             noise[layer] = noise.get(layer, 0.0) + relative_noise(db)
     ranked = sorted((n for n, v in noise.items() if v > 0.0), key=lambda n: -noise[n])[:k]
     op_of = {n.name: n.op_type for n in evaluators[0].float_model.graph.node}
+    layers = [(layer, SHARED_WEIGHTS if len(layer) > 1 else "") for layer in ranked]
+    quantized = {node for layer in noise for node in layer}
+    front = front_end_layer(evaluators[0].float_model, twins, quantized)
+    heavy_rest = {n for n in quantized if op_of.get(n) in COMPUTE_HEAVY} - set(front)
+    if len(front) > 1 and front not in ranked and heavy_rest:
+        layers.append((front, LOG_FRONT_END))
     base_db: dict[int, float] = {}
 
     def gain(fold: int, layer: tuple[str, ...]) -> float:
@@ -447,7 +471,7 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
         return sqnr_gain(ev.measure(built).min_sqnr_db, base_db[fold])
 
     out = []
-    for layer in ranked:
+    for layer, why in layers:
         node, rest = layer[0], layer[1:]
         try:
             gains = [gain(0, layer)]
@@ -455,11 +479,35 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
                 gains += [gain(fold, layer) for fold in range(1, len(evaluators))]
         except LowpError as e:
             out.append(FloatCandidate(node, op_of.get(node, ""), None,
-                                      error=str(e).strip().splitlines()[0], twins=rest))
+                                      error=str(e).strip().splitlines()[0], twins=rest,
+                                      why=why))
             continue
         out.append(FloatCandidate(node, op_of.get(node, ""), sum(gains) / len(gains),
-                                  tuple(gains), twins=rest))
+                                  tuple(gains), twins=rest, why=why))
     return out
+
+
+def front_end_layer(model: onnx.ModelProto, twins: Mapping[str, tuple[str, ...]],
+                    quantized: set[str]) -> tuple[str, ...]:
+    """The quantized nodes of the model's log-magnitude front end (`log_front_end`) and
+    their weight twins, in graph order: one float candidate of the float step.
+
+    Examples
+    --------
+    >>> from onnx import helper
+    >>> nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="octave0"),
+    ...          helper.make_node("Conv", ["a", "w"], ["b"], name="octave1"),
+    ...          helper.make_node("Concat", ["a", "b"], ["c"], name="cat", axis=1),
+    ...          helper.make_node("Log", ["c"], ["l"], name="log")]
+    >>> model = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    >>> front_end_layer(model, {}, {"octave0", "octave1"})
+    ('octave0', 'octave1')
+    >>> front_end_layer(model, {}, {"octave1"})
+    ('octave1',)
+    """
+    front = {n for n in log_front_end(model) if n in quantized}
+    front |= {t for n in front for t in twins.get(n, ())}
+    return tuple(n.name for n in model.graph.node if n.name in front)
 
 
 def pick_float(candidates: Sequence[FloatCandidate], threshold_db: float = DOMINANT_GAIN_DB
