@@ -25,17 +25,30 @@ inline int64_t qrnn_packed_size(int64_t k, int64_t n) { return qrnn_k4(k) * 4 * 
 using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
                          int32_t* acc, int64_t ldc);
 
-// out (rows x n, row stride ldo) = float32(acc') * mult[n], plus out when `add`, from the
-// raw sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
+// out[row] (n floats) = float32(acc') * mult[n], plus out[row] when `add`, from the raw
+// sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
 // base = K za d - d Σ a of the row).
 using QScaleFn = void (*)(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base,
-                          uint32_t za, const int32_t* colsum, const float* mult, float* out,
-                          int64_t ldo, bool add);
+                          uint32_t za, const int32_t* colsum, const float* mult,
+                          float* const* out, bool add);
+
+// A quantized operand's (scale, zero point).
+struct QParams {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
+
+// The dynamic uint8 quantization of rows x cols floats (row stride ld) from their joint
+// range (qrecurrent_quant.h): p, dst (row stride lda; bytes past cols untouched) and each
+// row's sum of q. The inputs are finite.
+using QQuantFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
+                          int64_t lda, int32_t* rowsum, QParams& p);
 
 struct QRnnKernels {
   const char* name;
   QGemmFn gemm;
   QScaleFn scale;
+  QQuantFn quantize;
 };
 
 extern const QRnnKernels kQRnnPortable;

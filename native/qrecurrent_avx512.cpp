@@ -6,30 +6,51 @@
 #include <cstring>
 
 #include "qrecurrent.h"
+#include "qrecurrent_quant.h"
 #include "qrecurrent_scale.h"
 
 namespace lowp {
 namespace {
 
 // MR rows x NP vectors (16 NP columns: NP / 4 panels) of acc in registers over all of K.
+// Written so that GCC 12 keeps every accumulator in its own register for the whole loop:
+// the B and A pointers advance (no addresses recomputed from kk), the broadcasts come before
+// the products, and every loop over MR or NP is unrolled explicitly. Indexing B by kk inside
+// the product loop made GCC copy all accumulators through other registers on every k group
+// (2 moves per vpdpbusd).
 template <int MR, int NP>
 void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel, int32_t* acc,
           int64_t ldc) {
+  static_assert(NP % 4 == 0 && NP <= 8, "one or two panels");
   __m512i c[MR][NP];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) c[r][p] = _mm512_setzero_si512();
+  const int8_t* b0 = b;
+  const int8_t* b1 = b + (NP > 4 ? panel : 0);
   for (int kk = 0; kk < k4; ++kk) {
     __m512i bv[NP];
-    for (int p = 0; p < NP; ++p)
-      bv[p] = _mm512_loadu_si512(b + (p / 4) * panel + kk * 4 * kQPanel + (p % 4) * 64);
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) bv[p] = _mm512_loadu_si512((p < 4 ? b0 : b1) + (p % 4) * 64);
+    b0 += 4 * kQPanel;
+    b1 += 4 * kQPanel;
+    __m512i av[MR];
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       int32_t quad;
-      std::memcpy(&quad, a + r * lda + kk * 4, 4);
-      const __m512i av = _mm512_set1_epi32(quad);
-      for (int p = 0; p < NP; ++p) c[r][p] = _mm512_dpbusd_epi32(c[r][p], av, bv[p]);
+      std::memcpy(&quad, a + r * lda, 4);
+      av[r] = _mm512_set1_epi32(quad);
     }
+    a += 4;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) c[r][p] = _mm512_dpbusd_epi32(c[r][p], av[r], bv[p]);
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) _mm512_storeu_si512(acc + r * ldc + p * 16, c[r][p]);
 }
 
@@ -64,8 +85,65 @@ void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
     column_block<1>(m, k4, a, lda, b + int64_t(j / kQPanel) * panel, panel, acc + j, ldc);
 }
 
+// qrnn_quantize_portable on 16 lanes: the lanes' running bounds (vminps / vmaxps keep the
+// bound unless the value is strictly beyond it, as qrnn_range1), then vdivps, the clamps,
+// vcvtps2dq rounding half to even (MXCSR's default; |v| <= 255), the zero point, and the
+// row sums in int32 lanes; the last partial vector masked.
+void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
+              int64_t lda, int32_t* rowsum, QParams& p) {
+  __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  const int64_t full = cols - cols % 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    for (int64_t j = 0; j < full; j += 16) {
+      const __m512 v = _mm512_loadu_ps(s + j);
+      vlo = _mm512_min_ps(v, vlo);
+      vhi = _mm512_max_ps(v, vhi);
+    }
+    if (tail) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail, s + full);  // 0 in the masked lanes
+      vlo = _mm512_min_ps(v, vlo);
+      vhi = _mm512_max_ps(v, vhi);
+    }
+  }
+  alignas(64) float l[16], h[16];
+  _mm512_store_ps(l, vlo);
+  _mm512_store_ps(h, vhi);
+  float lo = 0.0f, hi = 0.0f;
+  for (int i = 0; i < 16; ++i) qrnn_range1(l[i], lo, hi), qrnn_range1(h[i], lo, hi);
+  qrnn_qparams(lo, hi, p);
+  const __m512 sc = _mm512_set1_ps(p.scale);
+  const __m512 qlo = _mm512_set1_ps(float(-p.zero_point));
+  const __m512 qhi = _mm512_set1_ps(float(255 - p.zero_point));
+  const __m512i zp = _mm512_set1_epi32(p.zero_point);
+  auto one = [&](__m512 v) {
+    v = _mm512_div_ps(v, sc);
+    v = _mm512_max_ps(v, qlo);  // v < qlo ? qlo : v
+    v = _mm512_min_ps(v, qhi);  // v > qhi ? qhi : v
+    return _mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    uint8_t* d = dst + r * lda;
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t j = 0; j < full; j += 16) {
+      const __m512i q = one(_mm512_loadu_ps(s + j));
+      sum = _mm512_add_epi32(sum, q);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + j), _mm512_cvtepi32_epi8(q));
+    }
+    if (tail) {
+      const __m512i q = _mm512_maskz_mov_epi32(tail, one(_mm512_maskz_loadu_ps(tail, s + full)));
+      sum = _mm512_add_epi32(sum, q);
+      _mm_mask_storeu_epi8(d + full, tail, _mm512_cvtepi32_epi8(q));
+    }
+    rowsum[r] = _mm512_reduce_add_epi32(sum);
+  }
+}
+
 }  // namespace
 
-const QRnnKernels kQRnnAvx512Vnni = {"avx512vnni", &qgemm, &qrnn_scale};
+const QRnnKernels kQRnnAvx512Vnni = {"avx512vnni", &qgemm, &qrnn_scale, &quantize};
 
 }  // namespace lowp

@@ -9,10 +9,10 @@ namespace lowp {
 namespace {
 
 void qrnn_scale(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base, uint32_t za,
-                const int32_t* colsum, const float* mult, float* out, int64_t ldo, bool add) {
+                const int32_t* colsum, const float* mult, float* const* out, bool add) {
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* ar = acc + r * n;
-    float* o = out + r * ldo;
+    float* o = out[r];
     const uint32_t br = base[r];
     if (add) {
       for (int64_t j = 0; j < n; ++j) {
