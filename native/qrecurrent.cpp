@@ -21,9 +21,10 @@ namespace lowp {
 
 namespace {
 
-// The portable integer product: the same sums as the VNNI kernel, one lane at a time.
+// The portable integer product: the same sums as the VNNI kernel, one lane at a time, each
+// row's panel scaled as it finishes.
 void qgemm_portable(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
-                    int32_t* acc, int64_t ldc) {
+                    const QScale& e) {
   const int64_t panel = int64_t(k4) * 4 * kQPanel;
   for (int i = 0; i < m; ++i)
     for (int j0 = 0; j0 < n; j0 += kQPanel) {
@@ -36,7 +37,9 @@ void qgemm_portable(int m, int n, int k4, const uint8_t* a, int64_t lda, const i
           for (int q = 0; q < 4; ++q)
             sum[j] += uint32_t(int32_t(ak[q]) * int32_t(bk[j * 4 + q]));
       }
-      for (int j = 0; j < kQPanel; ++j) acc[i * ldc + j0 + j] = int32_t(sum[j]);
+      int32_t acc[kQPanel];
+      for (int j = 0; j < kQPanel; ++j) acc[j] = int32_t(sum[j]);
+      qrnn_scale_block(1, kQPanel, acc, kQPanel, i, j0, e);
     }
 }
 
@@ -61,20 +64,28 @@ void quantize(const QRnnKernels& k, const float* src, int64_t rows, int64_t cols
   k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
 }
 
-// out[r] (n floats each) = float32(acc) * float32(s_a * s_w[n]), plus out when `add` (a
-// product, then a sum: no fused multiply-add), acc = Σ (a - z_a)(b - d) from the raw sums
-// Σ a b:
+// The product of the quantized operand a (rows of 4 k4 bytes) and w, scaled into out[r]
+// (n floats each): float32(acc) * float32(s_a * s_w[n]), plus out when `add` (a product,
+// then a sum: no fused multiply-add), acc = Σ (a - z_a)(b - d) from the raw sums Σ a b:
 //   Σ a b - d Σ a - z_a Σ b + K z_a d   (modulo 2^32, as the int32 accumulator).
-void scale_out(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim,
-               const QWeight& w, int64_t n, const int32_t* acc, float* const* out, bool add,
-               std::vector<float>& mult, std::vector<uint32_t>& base) {
+void product(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim,
+             const QWeight& w, int64_t n, float* const* out, bool add, std::vector<float>& mult,
+             std::vector<uint32_t>& base) {
   mult.resize(size_t(n));
   for (int64_t j = 0; j < n; ++j) mult[size_t(j)] = a.p.scale * w.scale[j];
   const uint32_t za = uint32_t(a.p.zero_point), d = uint32_t(w.d);
   base.resize(size_t(rows));
   for (int64_t r = 0; r < rows; ++r)
     base[size_t(r)] = uint32_t(kdim) * za * d - d * uint32_t(a.rowsum[size_t(r)]);
-  k.scale(rows, n, acc, base.data(), za, w.colsum, mult.data(), out, add);
+  QScale e;
+  e.base = base.data();
+  e.za = za;
+  e.colsum = w.colsum;
+  e.mult = mult.data();
+  e.out = out;
+  e.add = add;
+  const int64_t k4 = qrnn_k4(kdim);
+  k.gemm(int(rows), int(n), int(k4), a.q.data(), k4 * 4, w.b, e);
 }
 
 // X quantized over the first max(lens) steps of every entry: the same operand for both
@@ -101,15 +112,11 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
   std::vector<uint32_t> base;
   // X W for the first max(lens) steps, one product; each row then takes its step's H R in
   // place and feeds the cell (every row is read at one step only)
-  const int64_t rows_x = tmax * B, k4x = qrnn_k4(I);
+  const int64_t rows_x = tmax * B;
   std::unique_ptr<float[]> xw(new float[size_t(rows_x * n)]);
   std::vector<float*> rows_out(size_t(std::max(rows_x, B)));
-  {
-    std::unique_ptr<int32_t[]> acc(new int32_t[size_t(rows_x * n)]);
-    q.gemm(int(rows_x), int(n), int(k4x), in.qx.q.data(), k4x * 4, a.w[d].b, acc.get(), n);
-    for (int64_t r = 0; r < rows_x; ++r) rows_out[size_t(r)] = xw.get() + r * n;
-    scale_out(q, in.qx, rows_x, I, a.w[d], n, acc.get(), rows_out.data(), false, mult, base);
-  }
+  for (int64_t r = 0; r < rows_x; ++r) rows_out[size_t(r)] = xw.get() + r * n;
+  product(q, in.qx, rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
   // state, bias Wb + Rb and peepholes, rows padded to hp with zeros
   std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), idle(size_t(n), 0.0f);
   for (int64_t b = 0; b < B; ++b) {
@@ -129,7 +136,6 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
   }
   const int64_t k4h = qrnn_k4(H), task = std::max<int64_t>(1, a.rows_per_task);
   QOperand qh;
-  std::vector<int32_t> acc(size_t(std::min(task, B) * n));
   LstmCell cell;
   cell.b = bias.empty() ? nullptr : bias.data();
   cell.p = peep.empty() ? nullptr : peep.data();
@@ -146,8 +152,7 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
     for (int64_t s = 0; s < B; s += task) {
       const int64_t rows = std::min(task, B - s);
       quantize(q, &h[size_t(s * hp)], rows, H, hp, k4h * 4, qh);
-      q.gemm(int(rows), int(n), int(k4h), qh.q.data(), k4h * 4, a.r[d].b, acc.data(), n);
-      scale_out(q, qh, rows, H, a.r[d], n, acc.data(), &rows_out[size_t(s)], true, mult, base);
+      product(q, qh, rows, H, a.r[d], n, &rows_out[size_t(s)], true, mult, base);
     }
     for (int64_t b = 0; b < B; ++b) {
       const int64_t L = len[size_t(b)];
@@ -172,8 +177,7 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
 
 }  // namespace
 
-const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_scale,
-                                   &qrnn_quantize_portable};
+const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_quantize_portable};
 
 const QRnnKernels& active_qrnn_kernels() {
   const std::string name = active_table()->name;

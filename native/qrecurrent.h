@@ -20,17 +20,23 @@ constexpr int kQPanel = 64;
 inline int64_t qrnn_k4(int64_t k) { return (k + 3) / 4; }
 inline int64_t qrnn_packed_size(int64_t k, int64_t n) { return qrnn_k4(k) * 4 * n; }
 
-// acc (m x n, int32, row stride ldc) = a (m x 4 k4 uint8, row stride lda) b (packed, n / 64
-// panels), wrapping modulo 2^32.
-using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
-                         int32_t* acc, int64_t ldc);
+// The scaling of a product's int32 sums acc (qrecurrent.cpp): row r of the output, n
+// floats at out[r], = float32(acc') * mult[n], plus out[r] when `add` (a product, then a
+// sum), acc' = acc - za colsum[n] + base[r] (modulo 2^32; base = K za d - d Σ a of the row).
+struct QScale {
+  const uint32_t* base = nullptr;
+  uint32_t za = 0;
+  const int32_t* colsum = nullptr;
+  const float* mult = nullptr;
+  float* const* out = nullptr;
+  bool add = false;
+};
 
-// out[row] (n floats) = float32(acc') * mult[n], plus out[row] when `add`, from the raw
-// sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
-// base = K za d - d Σ a of the row).
-using QScaleFn = void (*)(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base,
-                          uint32_t za, const int32_t* colsum, const float* mult,
-                          float* const* out, bool add);
+// The product of a (m x 4 k4 uint8, row stride lda) and b (packed, n / 64 panels), wrapping
+// modulo 2^32, scaled into e.out: the accumulators of a tile are scaled as it finishes
+// (in registers on the AVX-512 path).
+using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
+                         const QScale& e);
 
 // A quantized operand's (scale, zero point).
 struct QParams {
@@ -47,7 +53,6 @@ using QQuantFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t 
 struct QRnnKernels {
   const char* name;
   QGemmFn gemm;
-  QScaleFn scale;
   QQuantFn quantize;
 };
 

@@ -14,9 +14,11 @@
 namespace lowp {
 namespace {
 
-// MR rows x 16 columns: per row four accumulators, each 4 columns x 2 partial sums.
+// MR rows x 16 columns (rows row0.., columns col0..): per row four accumulators, each 4
+// columns x 2 partial sums, then the 16 sums of each row scaled into e.out.
 template <int MR>
-void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc, int64_t ldc) {
+void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int64_t row0, int64_t col0,
+          const QScale& e) {
   __m256i c[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < 4; ++v) c[r][v] = _mm256_setzero_si256();
@@ -32,29 +34,30 @@ void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc, 
       for (int v = 0; v < 4; ++v) c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(bw[v], aw));
     }
   }
+  alignas(32) int32_t acc[MR][16];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < 4; v += 2) {
       // [c0 c1 c4 c5 | c2 c3 c6 c7] -> c0..c7
       const __m256i s = _mm256_hadd_epi32(c[r][v], c[r][v + 1]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * ldc + v * 4),
-                          _mm256_permute4x64_epi64(s, 0xD8));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&acc[r][v * 4]),
+                         _mm256_permute4x64_epi64(s, 0xD8));
     }
+  qrnn_scale_block(MR, 16, &acc[0][0], 16, row0, col0, e);
 }
 
-void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc,
-           int64_t ldc) {
+void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
+           const QScale& e) {
   const int64_t panel = int64_t(k4) * 4 * kQPanel;
   for (int j = 0; j < n; j += kQPanel)
     for (int c = 0; c < kQPanel; c += 16) {
       const int8_t* bj = b + int64_t(j / kQPanel) * panel + c * 4;
       int i = 0;
-      for (; i + 4 <= m; i += 4) tile<4>(k4, a + i * lda, lda, bj, acc + i * ldc + j + c, ldc);
+      for (; i + 4 <= m; i += 4) tile<4>(k4, a + i * lda, lda, bj, i, j + c, e);
       const uint8_t* ai = a + i * lda;
-      int32_t* ci = acc + i * ldc + j + c;
       switch (m - i) {
-        case 3: tile<3>(k4, ai, lda, bj, ci, ldc); break;
-        case 2: tile<2>(k4, ai, lda, bj, ci, ldc); break;
-        case 1: tile<1>(k4, ai, lda, bj, ci, ldc); break;
+        case 3: tile<3>(k4, ai, lda, bj, i, j + c, e); break;
+        case 2: tile<2>(k4, ai, lda, bj, i, j + c, e); break;
+        case 1: tile<1>(k4, ai, lda, bj, i, j + c, e); break;
         default: break;
       }
     }
@@ -119,6 +122,6 @@ void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t*
 
 }  // namespace
 
-const QRnnKernels kQRnnAvx2 = {"avx2", &qgemm, &qrnn_scale, &quantize};
+const QRnnKernels kQRnnAvx2 = {"avx2", &qgemm, &quantize};
 
 }  // namespace lowp
