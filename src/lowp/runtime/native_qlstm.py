@@ -77,8 +77,19 @@ def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packe
     s[:, :, :hid] = np.broadcast_to(np.asarray(scale, np.float32).reshape(dirs, -1),
                                     (dirs, n0)).reshape(dirs, 4, hid)
     zp = np.asarray(zero_point).reshape(dirs, -1)[:, 0].astype(np.int64)
-    return Packed(np.ascontiguousarray(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
+    return Packed(_aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
                   [int(z) - offset for z in zp], s.reshape(dirs, -1))
+
+
+def _aligned64(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
+    16-byte aligned), so that the product's 64-byte loads of a panel never straddle two
+    cache lines (each direction's panels are a multiple of 64 bytes)."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 # pack(values, scale, zero point) once per constant weight (the same objects on every run;
