@@ -30,6 +30,9 @@ struct QScale {
   const float* mult = nullptr;
   float* const* out = nullptr;
   bool add = false;
+  // a hint: visit the column blocks last to first (the recurrence alternates directions from
+  // step to step, so that the end of R read last is still in cache when the next step starts)
+  bool backward = false;
 };
 
 // The product of a (m x 4 k4 uint8, row stride lda) and b (packed, n / 64 panels), wrapping

@@ -104,11 +104,15 @@ void column_block(int m, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
 void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
            const QScale& e) {
   const int64_t panel = int64_t(k4) * 4 * kQPanel;
-  int j = 0;
-  for (; j + 2 * kQPanel <= n; j += 2 * kQPanel)
-    column_block<2>(m, k4, a, lda, b + int64_t(j / kQPanel) * panel, panel, j, e);
-  for (; j < n; j += kQPanel)
-    column_block<1>(m, k4, a, lda, b + int64_t(j / kQPanel) * panel, panel, j, e);
+  const int pairs = n / (2 * kQPanel), blocks = pairs + (n % (2 * kQPanel) ? 1 : 0);
+  for (int s = 0; s < blocks; ++s) {
+    const int blk = e.backward ? blocks - 1 - s : s;
+    const int j = blk * 2 * kQPanel;
+    if (blk < pairs)
+      column_block<2>(m, k4, a, lda, b + int64_t(j / kQPanel) * panel, panel, j, e);
+    else
+      column_block<1>(m, k4, a, lda, b + int64_t(j / kQPanel) * panel, panel, j, e);
+  }
 }
 
 // qrnn_quantize_portable on 16 lanes: the lanes' running bounds (vminps / vmaxps keep the
