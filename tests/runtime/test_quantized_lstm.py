@@ -463,3 +463,18 @@ def test_packed_panels_are_cache_line_aligned() -> None:
             assert p.b.flags.c_contiguous
             for row in p.b:
                 assert row.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_native_zero_steps(direction: str) -> None:
+    """A sequence of 0 steps (no value to take a range of) runs natively: Y empty, Y_h and
+    Y_c zeros, as the numpy reference gives."""
+    d, f32 = _DIRS[direction], np.float32
+    rng = np.random.default_rng(11)
+    w = rng.integers(-128, 128, (d, 6, 4 * 5)).astype(np.int8)
+    r = rng.integers(-128, 128, (d, 5, 4 * 5)).astype(np.int8)
+    scale, zp = np.full(d, 0.01, f32), np.zeros(d, np.int8)
+    args = [np.zeros((0, 2, 6), f32), w, r, None, None, None, None, None, scale, zp, scale, zp]
+    _native_matches_numpy({"args": args, "attrs": {
+        "direction": direction, "hidden_size": 5, "with_y": True, "clip": None,
+        "input_forget": 0, "ort_threads": 1}})
