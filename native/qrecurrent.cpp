@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "dispatch.h"
+#include "qrecurrent_quant.h"
 #include "qrecurrent_scale.h"
 #include "recurrent.h"
 #include "threadpool.h"
@@ -19,9 +21,10 @@ namespace lowp {
 
 namespace {
 
-// The portable integer product: the same sums as the VNNI kernel, one lane at a time.
+// The portable integer product: the same sums as the VNNI kernel, one lane at a time, each
+// row's panel scaled as it finishes.
 void qgemm_portable(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
-                    int32_t* acc, int64_t ldc) {
+                    const QScale& e) {
   const int64_t panel = int64_t(k4) * 4 * kQPanel;
   for (int i = 0; i < m; ++i)
     for (int j0 = 0; j0 < n; j0 += kQPanel) {
@@ -34,7 +37,9 @@ void qgemm_portable(int m, int n, int k4, const uint8_t* a, int64_t lda, const i
           for (int q = 0; q < 4; ++q)
             sum[j] += uint32_t(int32_t(ak[q]) * int32_t(bk[j * 4 + q]));
       }
-      for (int j = 0; j < kQPanel; ++j) acc[i * ldc + j0 + j] = int32_t(sum[j]);
+      int32_t acc[kQPanel];
+      for (int j = 0; j < kQPanel; ++j) acc[j] = int32_t(sum[j]);
+      qrnn_scale_block(1, kQPanel, acc, kQPanel, i, j0, e);
     }
 }
 
@@ -45,97 +50,76 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 struct QOperand {
   std::vector<uint8_t> q;
   std::vector<int32_t> rowsum;
-  float scale = 1.0f;
-  int32_t zero_point = 0;
+  QParams p;
 };
 
-// ONNX Runtime's GetQuantizationParameter and MLAS's QuantizeLinear on `rows` rows of `cols`
-// floats (lowp.runtime.quantized_lstm.dynamic_qparams / quantize_uint8): the range [min(0,
-// min), max(0, max)], scale (hi - lo) / 255 (1 when hi == lo), zero point round-half-even(
-// clamp(0 - lo / scale, 0, 255)); q = round-half-even(clamp(a / scale, -zp, 255 - zp)) + zp,
-// all in float32. The caller keeps the inputs finite.
-void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t lda,
-              QOperand& o) {
-  float lo = 0.0f, hi = 0.0f;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * ld;
-    float rlo = lo, rhi = hi;
-    for (int64_t j = 0; j < cols; ++j) {
-      rlo = s[j] < rlo ? s[j] : rlo;
-      rhi = s[j] > rhi ? s[j] : rhi;
-    }
-    lo = rlo, hi = rhi;
-  }
-  const float scale = hi == lo ? 1.0f : (hi - lo) / 255.0f;
-  float zpf = 0.0f - lo / scale;
-  zpf = std::nearbyint(std::min(std::max(zpf, 0.0f), 255.0f));
-  const int32_t zp = int32_t(zpf);
-  const float qlo = float(-zp), qhi = float(255 - zp);
-  // |v| <= 255: adding and removing 1.5 * 2^23 rounds half to even
-  constexpr float kMagic = 12582912.0f;
-  o.scale = scale, o.zero_point = zp;
-  o.rowsum.assign(size_t(rows), 0);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * ld;
-    uint8_t* d = o.q.data() + r * lda;
-    int32_t sum = 0;
-    for (int64_t j = 0; j < cols; ++j) {
-      float v = s[j] / scale;
-      v = v < qlo ? qlo : v;
-      v = v > qhi ? qhi : v;
-      const int32_t q = int32_t((v + kMagic) - kMagic) + zp;
-      d[j] = uint8_t(q);
-      sum += q;
-    }
-    o.rowsum[size_t(r)] = sum;
-  }
+// `rows` rows of `cols` floats (row stride ld) quantized together into o (rows of lda
+// bytes, the bytes past cols zero).
+void quantize(const QRnnKernels& k, const float* src, int64_t rows, int64_t cols, int64_t ld,
+              int64_t lda, QOperand& o) {
+  o.q.resize(size_t(rows * lda));
+  o.rowsum.resize(size_t(rows));
+  if (lda > cols)
+    for (int64_t r = 0; r < rows; ++r) std::memset(&o.q[size_t(r * lda + cols)], 0, size_t(lda - cols));
+  k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
 }
 
-// out (rows x n) = float32(acc) * float32(s_a * s_w[n]), plus out when `add` (a product,
+// The product of the quantized operand a (rows of 4 k4 bytes) and w, scaled into out[r]
+// (n floats each): float32(acc) * float32(s_a * s_w[n]), plus out when `add` (a product,
 // then a sum: no fused multiply-add), acc = Σ (a - z_a)(b - d) from the raw sums Σ a b:
 //   Σ a b - d Σ a - z_a Σ b + K z_a d   (modulo 2^32, as the int32 accumulator).
-void scale_out(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim,
-               const QWeight& w, int64_t n, const int32_t* acc, float* out, int64_t ldo,
-               bool add, std::vector<float>& mult, std::vector<uint32_t>& base) {
+void product(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim,
+             const QWeight& w, int64_t n, float* const* out, bool add, std::vector<float>& mult,
+             std::vector<uint32_t>& base, bool backward = false) {
   mult.resize(size_t(n));
-  for (int64_t j = 0; j < n; ++j) mult[size_t(j)] = a.scale * w.scale[j];
-  const uint32_t za = uint32_t(a.zero_point), d = uint32_t(w.d);
+  for (int64_t j = 0; j < n; ++j) mult[size_t(j)] = a.p.scale * w.scale[j];
+  const uint32_t za = uint32_t(a.p.zero_point), d = uint32_t(w.d);
   base.resize(size_t(rows));
   for (int64_t r = 0; r < rows; ++r)
     base[size_t(r)] = uint32_t(kdim) * za * d - d * uint32_t(a.rowsum[size_t(r)]);
-  k.scale(rows, n, acc, base.data(), za, w.colsum, mult.data(), out, ldo, add);
+  QScale e;
+  e.base = base.data();
+  e.za = za;
+  e.colsum = w.colsum;
+  e.mult = mult.data();
+  e.out = out;
+  e.add = add;
+  e.backward = backward;
+  const int64_t k4 = qrnn_k4(kdim);
+  k.gemm(int(rows), int(n), int(k4), a.q.data(), k4 * 4, w.b, e);
 }
 
-void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const RnnKernels& k) {
-  const int64_t T = a.t, B = a.b, H = a.h, I = a.i;
+// X quantized over the first max(lens) steps of every entry: the same operand for both
+// directions (a reverse direction's valid prefixes hold the same values in another order).
+struct QInput {
+  int64_t tmax = 0;
+  std::vector<int64_t> len;
+  QOperand qx;
+};
+
+void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKernels& q,
+                   const RnnKernels& k) {
+  const int64_t T = a.t, B = a.b, H = a.h, I = a.i, tmax = in.tmax;
   const int64_t hp = round_up(H, kRnnAlign), n = 4 * hp;
   const bool rev = a.reverse[d];
-  std::vector<int64_t> len(static_cast<size_t>(B));
-  int64_t tmax = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    len[size_t(b)] = a.lens ? int64_t(a.lens[b]) : T;
-    tmax = std::max(tmax, len[size_t(b)]);
-  }
+  const std::vector<int64_t>& len = in.len;
   // outputs start at zero: steps past an entry's length, and Y_h, Y_c of length 0
-  for (int64_t t = 0; t < T; ++t) std::memset(a.y + (t * a.d + d) * B * H, 0, size_t(B * H) * 4);
+  if (a.lens != nullptr || tmax < T)
+    for (int64_t t = 0; t < T; ++t) std::memset(a.y + (t * a.d + d) * B * H, 0, size_t(B * H) * 4);
   std::memset(a.yh + d * B * H, 0, size_t(B * H) * 4);
   std::memset(a.yc + d * B * H, 0, size_t(B * H) * 4);
   if (tmax == 0) return;
   std::vector<float> mult;
   std::vector<uint32_t> base;
-  // X W for the first max(lens) steps, one product quantized over all its rows
-  const int64_t rows_x = tmax * B, k4x = qrnn_k4(I);
-  std::vector<float> xw(size_t(rows_x * n));
-  {
-    QOperand qx;
-    qx.q.assign(size_t(rows_x * k4x * 4), 0);
-    quantize(a.x, rows_x, I, I, k4x * 4, qx);
-    std::vector<int32_t> acc(size_t(rows_x * n));
-    q.gemm(int(rows_x), int(n), int(k4x), qx.q.data(), k4x * 4, a.w[d].b, acc.data(), n);
-    scale_out(q, qx, rows_x, I, a.w[d], n, acc.data(), xw.data(), n, false, mult, base);
-  }
+  // X W for the first max(lens) steps, one product; each row then takes its step's H R in
+  // place and feeds the cell (every row is read at one step only)
+  const int64_t rows_x = tmax * B;
+  std::unique_ptr<float[]> xw(new float[size_t(rows_x * n)]);
+  std::vector<float*> rows_out(size_t(std::max(rows_x, B)));
+  for (int64_t r = 0; r < rows_x; ++r) rows_out[size_t(r)] = xw.get() + r * n;
+  product(q, in.qx, rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
   // state, bias Wb + Rb and peepholes, rows padded to hp with zeros
-  std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), gates(size_t(B * n), 0.0f);
+  std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), idle(size_t(n), 0.0f);
   for (int64_t b = 0; b < B; ++b) {
     if (a.h0) std::memcpy(&h[size_t(b * hp)], a.h0 + (d * B + b) * H, size_t(H) * 4);
     if (a.c0) std::memcpy(&c[size_t(b * hp)], a.c0 + (d * B + b) * H, size_t(H) * 4);
@@ -152,9 +136,12 @@ void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const Rn
     for (int64_t g = 0; g < 3; ++g) std::memcpy(&peep[size_t(g * hp)], a.p + (d * 3 + g) * H, size_t(H) * 4);
   }
   const int64_t k4h = qrnn_k4(H), task = std::max<int64_t>(1, a.rows_per_task);
+  // R read first to last, then last to first: with R up to about twice a 1 MB L2 the part
+  // read last is still cached when the next step starts (voicefilter_lite's 1 MB R: node
+  // 1.04-1.07 -> 1.00-1.01x ONNX Runtime's time); beyond it the reversed order cost ~2%
+  // (the 2.4 MB R of voicefilter_embedder), so larger R is always read forward
+  const bool zigzag = qrnn_packed_size(H, n) <= (int64_t(2) << 20);
   QOperand qh;
-  qh.q.assign(size_t(std::min(task, B) * k4h * 4), 0);
-  std::vector<int32_t> acc(size_t(std::min(task, B) * n));
   LstmCell cell;
   cell.b = bias.empty() ? nullptr : bias.data();
   cell.p = peep.empty() ? nullptr : peep.data();
@@ -162,18 +149,16 @@ void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const Rn
   cell.clip = a.clip;
   cell.input_forget = a.input_forget;
   for (int64_t t = 0; t < tmax; ++t) {
+    // each entry's gates: its X W row of this step (an idle row past its length)
     for (int64_t b = 0; b < B; ++b) {
-      if (t >= len[size_t(b)]) continue;
       const int64_t src = rev ? len[size_t(b)] - 1 - t : t;
-      std::memcpy(&gates[size_t(b * n)], &xw[size_t((src * B + b) * n)], size_t(n) * 4);
+      rows_out[size_t(b)] = t < len[size_t(b)] ? xw.get() + (src * B + b) * n : idle.data();
     }
     // H R per task of rows, each quantized from its own range
     for (int64_t s = 0; s < B; s += task) {
       const int64_t rows = std::min(task, B - s);
-      quantize(&h[size_t(s * hp)], rows, H, hp, k4h * 4, qh);
-      q.gemm(int(rows), int(n), int(k4h), qh.q.data(), k4h * 4, a.r[d].b, acc.data(), n);
-      scale_out(q, qh, rows, H, a.r[d], n, acc.data(), &gates[size_t(s * n)], n, true, mult,
-                base);
+      quantize(q, &h[size_t(s * hp)], rows, H, hp, k4h * 4, qh);
+      product(q, qh, rows, H, a.r[d], n, &rows_out[size_t(s)], true, mult, base, zigzag && t % 2 == 1);
     }
     for (int64_t b = 0; b < B; ++b) {
       const int64_t L = len[size_t(b)];
@@ -182,7 +167,7 @@ void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const Rn
         if (a.with_y) std::memset(hb, 0, size_t(hp) * 4);
         continue;
       }
-      cell.g = &gates[size_t(b * n)];
+      cell.g = rows_out[size_t(b)];
       cell.h = hb;
       cell.c = &c[size_t(b * hp)];
       k.lstm_cell(cell);
@@ -198,7 +183,7 @@ void run_direction(const QLstmArgs& a, int64_t d, const QRnnKernels& q, const Rn
 
 }  // namespace
 
-const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_scale};
+const QRnnKernels kQRnnPortable = {"portable", &qgemm_portable, &qrnn_quantize_portable};
 
 const QRnnKernels& active_qrnn_kernels() {
   const std::string name = active_table()->name;
@@ -211,11 +196,18 @@ void run_qlstm(const QLstmArgs& a, int threads) {
   const QRnnKernels& q = active_qrnn_kernels();
   const RnnKernels& k = active_rnn_kernels();
   if (threads < 1) threads = ThreadPool::max_threads();
+  QInput in;
+  in.len.resize(size_t(a.b));
+  for (int64_t b = 0; b < a.b; ++b) {
+    in.len[size_t(b)] = a.lens ? int64_t(a.lens[b]) : a.t;
+    in.tmax = std::max(in.tmax, in.len[size_t(b)]);
+  }
+  if (in.tmax > 0) quantize(q, a.x, in.tmax * a.b, a.i, a.i, qrnn_k4(a.i) * 4, in.qx);
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, q, k); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, in, q, k); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, q, k);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, in, q, k);
   }
 }
 

@@ -20,22 +20,43 @@ constexpr int kQPanel = 64;
 inline int64_t qrnn_k4(int64_t k) { return (k + 3) / 4; }
 inline int64_t qrnn_packed_size(int64_t k, int64_t n) { return qrnn_k4(k) * 4 * n; }
 
-// acc (m x n, int32, row stride ldc) = a (m x 4 k4 uint8, row stride lda) b (packed, n / 64
-// panels), wrapping modulo 2^32.
-using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
-                         int32_t* acc, int64_t ldc);
+// The scaling of a product's int32 sums acc (qrecurrent.cpp): row r of the output, n
+// floats at out[r], = float32(acc') * mult[n], plus out[r] when `add` (a product, then a
+// sum), acc' = acc - za colsum[n] + base[r] (modulo 2^32; base = K za d - d Σ a of the row).
+struct QScale {
+  const uint32_t* base = nullptr;
+  uint32_t za = 0;
+  const int32_t* colsum = nullptr;
+  const float* mult = nullptr;
+  float* const* out = nullptr;
+  bool add = false;
+  // a hint: visit the column blocks last to first (the recurrence alternates directions from
+  // step to step, so that the end of R read last is still in cache when the next step starts)
+  bool backward = false;
+};
 
-// out (rows x n, row stride ldo) = float32(acc') * mult[n], plus out when `add`, from the
-// raw sums acc (rows x n, contiguous): acc' = acc - za colsum[n] + base[row] (modulo 2^32;
-// base = K za d - d Σ a of the row).
-using QScaleFn = void (*)(int64_t rows, int64_t n, const int32_t* acc, const uint32_t* base,
-                          uint32_t za, const int32_t* colsum, const float* mult, float* out,
-                          int64_t ldo, bool add);
+// The product of a (m x 4 k4 uint8, row stride lda) and b (packed, n / 64 panels), wrapping
+// modulo 2^32, scaled into e.out: the accumulators of a tile are scaled as it finishes
+// (in registers on the AVX-512 path).
+using QGemmFn = void (*)(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
+                         const QScale& e);
+
+// A quantized operand's (scale, zero point).
+struct QParams {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
+
+// The dynamic uint8 quantization of rows x cols floats (row stride ld) from their joint
+// range (qrecurrent_quant.h): p, dst (row stride lda; bytes past cols untouched) and each
+// row's sum of q. The inputs are finite.
+using QQuantFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
+                          int64_t lda, int32_t* rowsum, QParams& p);
 
 struct QRnnKernels {
   const char* name;
   QGemmFn gemm;
-  QScaleFn scale;
+  QQuantFn quantize;
 };
 
 extern const QRnnKernels kQRnnPortable;

@@ -8,14 +8,17 @@
 #include <cstring>
 
 #include "qrecurrent.h"
+#include "qrecurrent_quant.h"
 #include "qrecurrent_scale.h"
 
 namespace lowp {
 namespace {
 
-// MR rows x 16 columns: per row four accumulators, each 4 columns x 2 partial sums.
+// MR rows x 16 columns (rows row0.., columns col0..): per row four accumulators, each 4
+// columns x 2 partial sums, then the 16 sums of each row scaled into e.out.
 template <int MR>
-void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc, int64_t ldc) {
+void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int64_t row0, int64_t col0,
+          const QScale& e) {
   __m256i c[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < 4; ++v) c[r][v] = _mm256_setzero_si256();
@@ -31,36 +34,94 @@ void tile(int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc, 
       for (int v = 0; v < 4; ++v) c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(bw[v], aw));
     }
   }
+  alignas(32) int32_t acc[MR][16];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < 4; v += 2) {
       // [c0 c1 c4 c5 | c2 c3 c6 c7] -> c0..c7
       const __m256i s = _mm256_hadd_epi32(c[r][v], c[r][v + 1]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * ldc + v * 4),
-                          _mm256_permute4x64_epi64(s, 0xD8));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&acc[r][v * 4]),
+                         _mm256_permute4x64_epi64(s, 0xD8));
     }
+  qrnn_scale_block(MR, 16, &acc[0][0], 16, row0, col0, e);
 }
 
-void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* acc,
-           int64_t ldc) {
+void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
+           const QScale& e) {
   const int64_t panel = int64_t(k4) * 4 * kQPanel;
   for (int j = 0; j < n; j += kQPanel)
     for (int c = 0; c < kQPanel; c += 16) {
       const int8_t* bj = b + int64_t(j / kQPanel) * panel + c * 4;
       int i = 0;
-      for (; i + 4 <= m; i += 4) tile<4>(k4, a + i * lda, lda, bj, acc + i * ldc + j + c, ldc);
+      for (; i + 4 <= m; i += 4) tile<4>(k4, a + i * lda, lda, bj, i, j + c, e);
       const uint8_t* ai = a + i * lda;
-      int32_t* ci = acc + i * ldc + j + c;
       switch (m - i) {
-        case 3: tile<3>(k4, ai, lda, bj, ci, ldc); break;
-        case 2: tile<2>(k4, ai, lda, bj, ci, ldc); break;
-        case 1: tile<1>(k4, ai, lda, bj, ci, ldc); break;
+        case 3: tile<3>(k4, ai, lda, bj, i, j + c, e); break;
+        case 2: tile<2>(k4, ai, lda, bj, i, j + c, e); break;
+        case 1: tile<1>(k4, ai, lda, bj, i, j + c, e); break;
         default: break;
       }
     }
 }
 
+// qrnn_quantize_portable on 8 lanes (the AVX-512 path's quantize at half width); the last
+// cols % 8 values of each row go through the portable steps.
+void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
+              int64_t lda, int32_t* rowsum, QParams& p) {
+  const int64_t full = cols - cols % 8;
+  __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    for (int64_t j = 0; j < full; j += 8) {
+      const __m256 v = _mm256_loadu_ps(s + j);
+      vlo = _mm256_min_ps(v, vlo);
+      vhi = _mm256_max_ps(v, vhi);
+    }
+    for (int64_t j = full; j < cols; ++j) qrnn_range1(s[j], lo, hi);
+  }
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, vlo);
+  _mm256_store_ps(h, vhi);
+  for (int i = 0; i < 8; ++i) qrnn_range1(l[i], lo, hi), qrnn_range1(h[i], lo, hi);
+  qrnn_qparams(lo, hi, p);
+  const float flo = float(-p.zero_point), fhi = float(255 - p.zero_point);
+  const __m256 sc = _mm256_set1_ps(p.scale), qlo = _mm256_set1_ps(flo), qhi = _mm256_set1_ps(fhi);
+  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+  // low byte of each int32 lane, in order
+  const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        -1, -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    uint8_t* d = dst + r * lda;
+    __m256i sum = _mm256_setzero_si256();
+    for (int64_t j = 0; j < full; j += 8) {
+      __m256 v = _mm256_div_ps(_mm256_loadu_ps(s + j), sc);
+      v = _mm256_min_ps(_mm256_max_ps(v, qlo), qhi);
+      // vcvtps2dq rounds half to even (MXCSR's default)
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+      sum = _mm256_add_epi32(sum, q);
+      const __m256i b = _mm256_shuffle_epi8(q, pick);
+      const uint32_t lo4 = uint32_t(_mm256_extract_epi32(b, 0));
+      const uint32_t hi4 = uint32_t(_mm256_extract_epi32(b, 4));
+      std::memcpy(d + j, &lo4, 4);
+      std::memcpy(d + j + 4, &hi4, 4);
+    }
+    alignas(32) int32_t t[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), sum);
+    int32_t total = 0;
+    for (int i = 0; i < 8; ++i) total += t[i];
+    for (int64_t j = full; j < cols; ++j) {
+      const int32_t q = qrnn_quant1(s[j], p.scale, flo, fhi, p.zero_point);
+      d[j] = uint8_t(q);
+      total += q;
+    }
+    rowsum[r] = total;
+  }
+}
+
 }  // namespace
 
-const QRnnKernels kQRnnAvx2 = {"avx2", &qgemm, &qrnn_scale};
+const QRnnKernels kQRnnAvx2 = {"avx2", &qgemm, &quantize};
 
 }  // namespace lowp

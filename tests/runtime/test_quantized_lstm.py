@@ -424,3 +424,57 @@ def test_native_threads_give_the_same_bits() -> None:
     for other in runs[1:]:
         for a, b in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("inp", "hid"), [(16, 16), (17, 33), (32, 40), (47, 16), (64, 17)])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_native_quantization_ties_and_zeros(inp: int, hid: int, direction: str) -> None:
+    """The vectorized dynamic quantization (whole 16- and 8-lane vectors and their tails)
+    gives the numpy reference's bytes on every path: X of half-integers spanning exactly
+    [-100, 155] (scale 1, zero point 100: every value a rounding tie, half to even), with
+    -0.0 among them; rows of several lengths, so that each direction's X W and every step's
+    H quantize whole vectors and remainders."""
+    rng = np.random.default_rng(inp * 100 + hid)
+    f32, d = np.float32, _DIRS[direction]
+    seq, batch = 3, 3
+    x = (rng.integers(-200, 310, (seq, batch, inp)) / 2).astype(f32)
+    x.flat[0], x.flat[1], x.flat[2] = -100.0, 155.0, -0.0
+    w = rng.integers(-128, 128, (d, inp, 4 * hid)).astype(np.int8)
+    r = rng.integers(0, 256, (d, hid, 4 * hid)).astype(np.uint8)
+    scale, zp = dynamic_qparams(x)
+    assert (scale, zp) == (f32(1), 100)
+    args = [x, w, r, None, np.array([3, 1, 2], np.int32), None, None, None,
+            np.full(d, 0.002, f32), np.zeros(d, np.int8), np.full(d, 0.01, f32),
+            np.full(d, 131, np.uint8)]
+    _native_matches_numpy({"args": args, "attrs": {
+        "direction": direction, "hidden_size": hid, "with_y": True, "clip": None,
+        "input_forget": 0, "ort_threads": 1}})
+
+
+def test_packed_panels_are_cache_line_aligned() -> None:
+    """Every direction's packed panels start on a 64-byte boundary (the product's loads of
+    a panel never straddle two cache lines)."""
+    rng = np.random.default_rng(5)
+    for shape in [(1, 7, 4 * 3), (2, 40, 4 * 20), (2, 256, 4 * 256)]:
+        for _ in range(4):
+            q = rng.integers(-128, 128, shape).astype(np.int8)
+            p = native_qlstm.pack(q, np.full(shape[0], 0.1, np.float32),
+                                  np.zeros(shape[0], np.int8))
+            assert p.b.flags.c_contiguous
+            for row in p.b:
+                assert row.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_native_zero_steps(direction: str) -> None:
+    """A sequence of 0 steps (no value to take a range of) runs natively: Y empty, Y_h and
+    Y_c zeros, as the numpy reference gives."""
+    d, f32 = _DIRS[direction], np.float32
+    rng = np.random.default_rng(11)
+    w = rng.integers(-128, 128, (d, 6, 4 * 5)).astype(np.int8)
+    r = rng.integers(-128, 128, (d, 5, 4 * 5)).astype(np.int8)
+    scale, zp = np.full(d, 0.01, f32), np.zeros(d, np.int8)
+    args = [np.zeros((0, 2, 6), f32), w, r, None, None, None, None, None, scale, zp, scale, zp]
+    _native_matches_numpy({"args": args, "attrs": {
+        "direction": direction, "hidden_size": 5, "with_y": True, "clip": None,
+        "input_forget": 0, "ort_threads": 1}})

@@ -35,17 +35,21 @@ def kernels() -> str:
     return "none" if ext is None else str(ext.qlstm_kernels())
 
 
-def supported(x: np.ndarray, hidden: int, lens: np.ndarray, clip: float | None) -> bool:
+def supported(x: np.ndarray, hidden: int, lens: np.ndarray | None, clip: float | None
+              ) -> bool:
     """Whether the extension computes this node (else the numpy code does): finite inputs
-    (the range of a NaN is the numpy code's), a batch, lengths in [0, T], a positive clip."""
+    (the range of a NaN is the numpy code's), a batch, lengths (None: all T) in [0, T], a
+    positive clip."""
     seq, batch, inp = x.shape
     if not _enabled or native_rnn._extension() is None or min(batch, inp, hidden) < 1:
         return False
     if clip is not None and not float(clip) > 0:
         return False
-    if lens.size and (lens.min() < 0 or lens.max() > seq):
+    if lens is not None and lens.size and (lens.min() < 0 or lens.max() > seq):
         return False
-    return bool(np.isfinite(x).all())
+    # a NaN makes the minimum NaN, an infinity is the minimum or the maximum (no temporary
+    # array, unlike isfinite(x).all())
+    return x.size == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,19 @@ def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packe
     s[:, :, :hid] = np.broadcast_to(np.asarray(scale, np.float32).reshape(dirs, -1),
                                     (dirs, n0)).reshape(dirs, 4, hid)
     zp = np.asarray(zero_point).reshape(dirs, -1)[:, 0].astype(np.int64)
-    return Packed(np.ascontiguousarray(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
+    return Packed(_aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
                   [int(z) - offset for z in zp], s.reshape(dirs, -1))
+
+
+def _aligned64(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
+    16-byte aligned), so that the product's 64-byte loads of a panel never straddle two
+    cache lines (each direction's panels are a multiple of 64 bytes)."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 # pack(values, scale, zero point) once per constant weight (the same objects on every run;
@@ -95,19 +110,21 @@ def _f32(a: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarr
 
 
 def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
-         lens: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None,
+         lens: np.ndarray | None, h0: np.ndarray | None, c0: np.ndarray | None,
          p: np.ndarray | None, reverse: Sequence[bool], clip: float | None,
          input_forget: bool, with_y: bool, rows_per_task: int, threads: int | None = None
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Y (T, D, B, H), Y_h, Y_c (D, B, H)) of float32 x (T, B, I); lens one per entry in
-    [0, T]; the two directions may run on two threads (the results do not depend on it)."""
+    [0, T] (None: all T); the two directions may run on two threads (the results do not
+    depend on it)."""
     seq, batch, _ = x.shape
     dirs = len(reverse)
     y = np.empty((seq, dirs, batch, hidden), np.float32)
     yh = np.empty((dirs, batch, hidden), np.float32)
     yc = np.empty((dirs, batch, hidden), np.float32)
     states = (dirs, batch, hidden)
-    lens32 = None if bool(np.all(lens == seq)) else np.ascontiguousarray(lens, np.int32)
+    lens32 = (None if lens is None or bool(np.all(lens == seq))
+              else np.ascontiguousarray(lens, np.int32))
     ext: Any = native_rnn._extension()
     ext.qlstm(np.ascontiguousarray(x, dtype=np.float32), w.b, w.colsum, w.d, w.scale, r.b,
               r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),

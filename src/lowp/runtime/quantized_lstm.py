@@ -91,13 +91,17 @@ class QuantizedWeight:
         return y if c is None else (y + c).astype(np.float32)
 
 
-def _weights(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, dirs: int,
-             name: str) -> list[QuantizedWeight]:
-    scale = np.asarray(scale, np.float32).reshape(dirs, -1)
+def _check_zero_points(zero_point: np.ndarray, dirs: int, name: str) -> None:
     zp = np.asarray(zero_point).reshape(dirs, -1)
     if zp.shape[1] > 1 and np.any(zp != zp[:, :1]):
         raise unsupported("DynamicQuantizeLSTM", f"{name} zero points that differ by column "
                           "(ONNX Runtime refuses them)")
+
+
+def _weights(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+             dirs: int) -> list[QuantizedWeight]:
+    scale = np.asarray(scale, np.float32).reshape(dirs, -1)
+    zp = np.asarray(zero_point).reshape(dirs, -1)
     return [QuantizedWeight(q[d], scale[d], int(zp[d, 0])) for d in range(dirs)]
 
 
@@ -189,17 +193,20 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         raise unsupported("DynamicQuantizeLSTM", f"direction={direction!r}")
     dirs, hid = len(revs), r.shape[1]
     seq, batch, _ = x.shape
-    x = x.astype(np.float32)
-    lens = (np.full(batch, seq, np.int64) if sequence_lens is None
-            else sequence_lens.astype(np.int64))
-    ws = _weights(w, w_scale, w_zero_point, dirs, "W")
-    rs = _weights(r, r_scale, r_zero_point, dirs, "R")
+    x = x.astype(np.float32, copy=False)
+    _check_zero_points(w_zero_point, dirs, "W")
+    _check_zero_points(r_zero_point, dirs, "R")
     task = rows_per_task(batch, hid, ort_threads)
+    lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
     if native_qlstm.supported(x, hid, lens, clip):
         return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point),
                                  native_qlstm.packed(r, r_scale, r_zero_point), hid, b, lens,
                                  initial_h, initial_c, p, revs, clip, bool(input_forget),
                                  with_y, task)
+    if lens is None:
+        lens = np.full(batch, seq, np.int64)
+    ws = _weights(w, w_scale, w_zero_point, dirs)
+    rs = _weights(r, r_scale, r_zero_point, dirs)
     outs = []
     for d, rev in enumerate(revs):
         h0 = (np.zeros((batch, hid), np.float32) if initial_h is None
