@@ -43,6 +43,39 @@ def interleaved_ms(fns: list[Callable[[], object]], repeats: int,
     return [1e3 * float(np.median(ts)) for ts in times]
 
 
+def contention(lowp_fn: Callable[[], object], other_fn: Callable[[], object], runs: int,
+               cycles: int, one_thread_fn: Callable[[], object] | None = None,
+               settle: float = 0.1) -> list[dict[str, float]]:
+    """`cycles` times: lowp's block median (`runs` runs back to back), the other engine's
+    block median, then both medians with the two engines alternating `runs` rounds (so the
+    other engine's idle threads, spinning or parked, share the cores with lowp's next run),
+    and, with `one_thread_fn`, lowp on one thread in a block and alternating too. Each block
+    starts after `settle` seconds of sleep, so that the other engine's spinning threads have
+    gone quiet. One dict of ms per cycle: lowp_block, other_block, lowp_mixed, other_mixed
+    (and lowp_one_thread, lowp_one_thread_mixed).
+
+    Comparing lowp's interleaved median with its own block median of the same cycle, taken
+    a second or less apart in the same process, separates the other engine's contention from
+    the outside load of a shared machine; short cycles, many of them, and the spread of the
+    ratio over the cycles show how much that load moved."""
+    out = []
+    for _ in range(cycles):
+        time.sleep(settle)
+        cycle = {"lowp_block": interleaved_ms([lowp_fn], runs, 1e9)[0]}
+        if one_thread_fn is not None:
+            time.sleep(settle)
+            cycle["lowp_one_thread"] = interleaved_ms([one_thread_fn], runs, 1e9)[0]
+        cycle["other_block"] = interleaved_ms([other_fn], runs, 1e9)[0]
+        time.sleep(settle)
+        cycle["lowp_mixed"], cycle["other_mixed"] = interleaved_ms([lowp_fn, other_fn], runs,
+                                                                  1e9)
+        if one_thread_fn is not None:
+            cycle["lowp_one_thread_mixed"] = interleaved_ms([one_thread_fn, other_fn], runs,
+                                                            1e9)[0]
+        out.append(cycle)
+    return out
+
+
 def in_child(target: Callable[..., None], *args: object) -> Any:
     """Run ``target(*args, queue)`` in a fresh (spawned) process and return what it puts on
     the queue: each measurement starts with its own heap, thread pools and RSS."""

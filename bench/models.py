@@ -13,11 +13,24 @@ the demo model has no torch form).
                            [--threads 1 2] [--repeats 20] [--torch-engine onednn|x86|none]
                            [--interleaved] [--busy N]
 
-`--interleaved` measures contention instead: one process holds both a lowp and an ONNX
-Runtime session of the QDQ file and times each first in a block of consecutive runs, then
-alternating with the other engine (so ORT's spinning workers share the cores with lowp's),
-and reports lowp's interleaved median over its block median. `--busy N` keeps N
+`--interleaved` measures contention instead (issue #11: at 2 threads lowp's latency
+interleaved with ONNX Runtime stays within 1.2x of its block median). One process per row
+holds a lowp and an ONNX Runtime session of the QDQ file and, `--cycles` times, times each
+engine alone in a block of `--runs` consecutive runs, then both alternating (so ORT's idle
+workers, spinning or parked, share the cores with lowp's next run). It reports lowp's
+interleaved median over its block median of the same cycle (median [min-max] over the
+cycles) against the target 1.2, with ORT's idle workers spinning after its runs (its
+default), during its runs only, or never (`--ort-spin on stop off`). A one-thread lowp
+session is timed in the same cycles, alone and alternating with the same ORT session: what
+ORT's threads cost a run that has no pool; and lowp's interleaved median over the
+one-thread one is the pool's own merit under contention (below 1: its threads still gain).
+`--corpus DIR --corpus-models NAME ...` adds corpus models (their lowp QDQ files from
+`evals/corpus/run.py --keep DIR`, one batch of their evaluation feeds). `--busy N` keeps N
 single-threaded busy-loop processes running during every measurement (a loaded machine).
+
+    python bench/models.py --interleaved --networks resnet18 mobilenet_v2 --batches 1
+                           --threads 2 [--ort-spin on stop off] [--cycles 12] [--runs 10]
+                           [--corpus DIR --corpus-models magika nudenet_320n]
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,11 +108,7 @@ def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
             with torch.inference_mode():
                 return {"logits": model(x).numpy()}
     else:
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        s = _ort_session(path, threads)
         names = [o.name for o in s.get_outputs()]
         run = lambda: dict(zip(names, s.run(None, feeds), strict=True))  # noqa: E731
     out = run()
@@ -121,23 +131,41 @@ def measure(engine: str, path: Path, feeds: dict[str, np.ndarray], threads: int,
     return in_child(_measure, engine, str(path), feeds, threads, repeats)
 
 
-def _measure_interleaved(path: str, feeds: dict[str, np.ndarray], threads: int, repeats: int,
-                         queue: mp.Queue) -> None:
+TARGET_CONTENTION = 1.2   # lowp interleaved / lowp block, issue #11
+
+
+# ONNX Runtime's idle intra-op workers: "on" (its default) spins after each run (~40 ms
+# of CPU measured on the AMD EPYC), "stop" spins during a run only
+# (session.force_spinning_stop), "off" never spins
+ORT_SPIN: dict[str, dict[str, str]] = {
+    "on": {"session.intra_op.allow_spinning": "1"},
+    "stop": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
+    "off": {"session.intra_op.allow_spinning": "0"},
+}
+
+
+def _ort_session(path: str, threads: int, spin: str | None = None) -> Any:
     import onnxruntime as ort
-    from _common import interleaved_ms
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    for key, value in ORT_SPIN.get(spin or "", {}).items():
+        opts.add_session_config_entry(key, value)
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def _measure_interleaved(path: str, feeds: dict[str, np.ndarray], threads: int, runs: int,
+                         spin: str, cycles: int, queue: mp.Queue) -> None:
+    from _common import contention
 
     import lowp
 
     session = lowp.Session(path, backend="native", threads=threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    ort_s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    fns = [lambda: session.run(feeds), lambda: ort_s.run(None, feeds)]
-    block = [interleaved_ms([fn], repeats, budget=30) for fn in fns]
-    mixed = interleaved_ms(fns, repeats, budget=60)
-    queue.put({"lowp_block": block[0][0], "ort_block": block[1][0],
-               "lowp_mixed": mixed[0], "ort_mixed": mixed[1]})
+    one = lowp.Session(path, backend="native", threads=1) if threads != 1 else None
+    ort_s = _ort_session(path, threads, spin)
+    queue.put(contention(lambda: session.run(feeds), lambda: ort_s.run(None, feeds), runs,
+                         cycles, None if one is None else lambda: one.run(feeds)))
 
 
 def _busy_loop() -> None:
@@ -145,29 +173,65 @@ def _busy_loop() -> None:
         pass
 
 
-def _interleaved_rows(cases: list[tuple[str, int, int]], repeats: int) -> None:
+def _corpus_case(qdq_dir: Path, name: str) -> tuple[Path, dict[str, np.ndarray]]:
+    """A corpus model's lowp QDQ file (from `evals/corpus/run.py --keep DIR`) and its
+    evaluation feeds (one batch, seed 1, as evals/corpus/repro/interleaved.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from evals.corpus.models import BY_NAME, make_feeds
+
+    spec = BY_NAME[name]
+    return qdq_dir / f"{name}.lowp.qdq.onnx", make_feeds(spec, spec.batch, 1)
+
+
+def _spread(values: list[float]) -> str:
+    return (f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+            if len(values) > 1 else f"{values[0]:.2f}")
+
+
+def _interleaved_rows(cases: list[tuple[str, int, int]], args: argparse.Namespace) -> None:
     from _common import in_child
 
     from lowp.report.table import format_table
 
-    rows = []
+    rows, records = [], []
     for name, batch, threads in cases:
-        _, qdq_path = _prepare(name)
-        r = in_child(_measure_interleaved, str(qdq_path), _input(name, batch), threads,
-                     max(5, repeats // batch))
-        rows.append([name, batch, threads, round(r["lowp_block"], 2), round(r["lowp_mixed"], 2),
-                     round(r["lowp_mixed"] / r["lowp_block"], 2), round(r["ort_block"], 2),
-                     round(r["ort_mixed"], 2), round(r["ort_mixed"] / r["ort_block"], 2)])
+        if name.startswith("corpus:"):
+            qdq_path, feeds = _corpus_case(args.corpus, name.removeprefix("corpus:"))
+        else:
+            qdq_path, feeds = _prepare(name)[1], _input(name, batch)
+        for spin in args.ort_spin:
+            cyc = in_child(_measure_interleaved, str(qdq_path), feeds, threads, args.runs,
+                           spin, args.cycles)
+            ratio = [c["lowp_mixed"] / c["lowp_block"] for c in cyc]
+            rows.append([name, batch, threads, spin,
+                         _spread([c["lowp_block"] for c in cyc]),
+                         _spread([c["lowp_mixed"] for c in cyc]), _spread(ratio),
+                         f"<= {TARGET_CONTENTION}",
+                         "ok" if statistics.median(ratio) <= TARGET_CONTENTION else "OVER",
+                         "-" if threads == 1 else _spread(
+                             [c["lowp_one_thread_mixed"] / c["lowp_one_thread"] for c in cyc]),
+                         "-" if threads == 1 else _spread(
+                             [c["lowp_mixed"] / c["lowp_one_thread_mixed"] for c in cyc]),
+                         _spread([c["other_mixed"] / c["other_block"] for c in cyc]),
+                         _spread([c["lowp_mixed"] / c["other_mixed"] for c in cyc])])
+            records.append({"network": name, "batch": batch, "threads": threads,
+                            "ort_spin": spin, "cycles": cyc})
     print(format_table(
-        ["network", "batch", "threads", "lowp block ms", "lowp interleaved ms", "lowp ratio",
-         "ORT block ms", "ORT interleaved ms", "ORT ratio"], rows,
-        title="Contention: one process, each engine alone in a block, then alternating "
-              "(medians); ratio = interleaved / block"))
+        ["model", "batch", "threads", "ORT spin", "lowp block ms", "lowp interleaved ms",
+         "lowp interleaved / block", "target", "check", "lowp 1 thread interleaved / block",
+         "interleaved: lowp / lowp 1 thread",
+         "ORT interleaved / block", "lowp / ORT interleaved"], rows,
+        title=f"Contention: one process per row, {args.cycles} cycles of lowp alone, lowp "
+              f"on 1 thread alone, ORT alone, then both alternating ({args.runs} runs each, "
+              "medians); median [min-max] over the cycles; check = the median ratio against "
+              "the target"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", nargs="+", default=["resnet18", "mobilenet_v2", "demo"])
+    ap.add_argument("--networks", nargs="*", default=["resnet18", "mobilenet_v2", "demo"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeats", type=int, default=20)
@@ -179,16 +243,30 @@ def main() -> None:
                     help="time lowp alone and alternating with ORT in one process")
     ap.add_argument("--busy", type=int, default=0, metavar="N",
                     help="busy-loop processes kept running during the measurements")
+    ap.add_argument("--ort-spin", nargs="+", choices=list(ORT_SPIN), default=list(ORT_SPIN),
+                    help="--interleaved: ONNX Runtime's idle workers spin after its runs "
+                         "(on, its default), during its runs only (stop) or never (off)")
+    ap.add_argument("--cycles", type=int, default=12,
+                    help="--interleaved: block / alternating cycles per process")
+    ap.add_argument("--runs", type=int, default=10,
+                    help="--interleaved: runs per block (and alternating rounds) of a cycle")
+    ap.add_argument("--corpus", type=Path, metavar="DIR",
+                    help="--interleaved: evals/corpus/run.py --keep DIR; --corpus-models "
+                         "name their lowp QDQ files")
+    ap.add_argument("--corpus-models", nargs="+", default=[], metavar="NAME")
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     cases = [(n, b, t) for n in args.networks for b in args.batches for t in args.threads]
+    if args.corpus_models and not args.interleaved:
+        ap.error("--corpus-models are timed with --interleaved only")
+    cases += [(f"corpus:{m}", 1, t) for m in args.corpus_models for t in args.threads]
     busy = [mp.get_context("spawn").Process(target=_busy_loop, daemon=True)
             for _ in range(args.busy)]
     for p in busy:
         p.start()
     try:
         if args.interleaved:
-            _interleaved_rows(cases, args.repeats)
+            _interleaved_rows(cases, args)
         else:
             _block_rows(cases, args)
     finally:
