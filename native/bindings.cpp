@@ -910,25 +910,27 @@ lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::option
   };
 }
 
-// yf (m x n float32) = float32(MatMulInteger) * float32(a_scale * b_scale), a_scale one
-// float32 and b_scale one or n, both read when the kernel runs (the Cast and Mul after the
-// product, MatMulIntegerToFloat without bias)
+// yf (m x n float32) = float32(MatMulInteger) * float32(a_scale * b_scale) (+ bias), a_scale
+// one float32, b_scale one or n, bias none or n, all read when the kernel runs (the Cast, Mul
+// and bias Add after the product: MatMulIntegerToFloat)
 lowp::Kernel make_int_matmul_scaled_run(const lowp::IntMatMul& op, Bytes a,
                                         std::optional<Bytes> a_zp, Floats a_scale,
-                                        Floats b_scale, OutFloats y, int64_t m, bool a_signed,
-                                        int threads) {
+                                        Floats b_scale, std::optional<Floats> bias, OutFloats y,
+                                        int64_t m, bool a_signed, int threads) {
   if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
     throw std::invalid_argument("int_matmul needs a of m * k bytes and y of m * n values");
   if ((a_zp && a_zp->size() != 1) || a_scale.size() != 1 ||
       (b_scale.size() != 1 && int64_t(b_scale.size()) != op.n()))
     throw std::invalid_argument("int_matmul takes one activation zero point and scale and "
                                 "one or n weight scales");
+  if (bias && int64_t(bias->size()) != op.n())
+    throw std::invalid_argument("int_matmul takes n bias values");
   const bool per_column = b_scale.size() != 1;
-  return [&op, a, a_zp, a_scale, b_scale, y, m, a_signed, per_column, threads] {
+  return [&op, a, a_zp, a_scale, b_scale, bias, y, m, a_signed, per_column, threads] {
     int32_t za = 0;
     if (a_zp) za = a_signed ? int32_t(int8_t(a_zp->data()[0])) : int32_t(a_zp->data()[0]);
     op.run(a.data(), m, a_signed, za, nullptr, y.data(), a_scale.data(), b_scale.data(),
-           per_column, threads);
+           per_column, bias ? bias->data() : nullptr, threads);
   };
 }
 
@@ -1184,13 +1186,15 @@ NB_MODULE(_native, m) {
   program.def(
       "int_matmul_scaled_run",
       [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
-         Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+         Floats b_scale, std::optional<Floats> bias, OutFloats y, int64_t m, bool a_signed,
+         int threads) {
         p.append([k = make_int_matmul_scaled_run(nb::cast<const lowp::IntMatMul&>(op), a, a_zp,
-                                                 a_scale, b_scale, y, m, a_signed, threads),
+                                                 a_scale, b_scale, bias, y, m, a_signed,
+                                                 threads),
                   op] { k(); });
       },
-      "op"_a, "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
-      "a_signed"_a, "threads"_a = 1);
+      "op"_a, "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
+      "m"_a, "a_signed"_a, "threads"_a = 1);
   def_kernel(m, program, "dynamic_quantize", &make_dynamic_quantize, "x"_a, "y"_a, "scale"_a,
              "zero_point"_a, "threads"_a = 1);
   def_kernel(m, program, "add", &make_add, "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a,
@@ -1360,14 +1364,15 @@ NB_MODULE(_native, m) {
            "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1)
       .def("run_scaled",
            [](const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
-              Floats b_scale, OutFloats y, int64_t m, bool a_signed, int threads) {
+              Floats b_scale, std::optional<Floats> bias, OutFloats y, int64_t m,
+              bool a_signed, int threads) {
              const lowp::Kernel k = make_int_matmul_scaled_run(op, a, a_zp, a_scale, b_scale,
-                                                               y, m, a_signed, threads);
+                                                               bias, y, m, a_signed, threads);
              nb::gil_scoped_release nogil;
              k();
            },
-           "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "y"_a, "m"_a,
-           "a_signed"_a, "threads"_a = 1)
+           "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
+           "m"_a, "a_signed"_a, "threads"_a = 1)
       .def_prop_ro("k", &lowp::IntMatMul::k)
       .def_prop_ro("n", &lowp::IntMatMul::n);
   m.def("live_panels", &lowp::live_panels);

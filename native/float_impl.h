@@ -83,7 +83,7 @@ inline typename D::V unary_d(int op, typename D::V x) {
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu || op == kLeakyRelu;
+         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu;
 }
 
 // ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
@@ -136,6 +136,18 @@ inline typename F::V mlas_gelu_v(typename F::V x) {
   return F::mul(F::mul(F::set1(0.5f), x), F::add(e, F::set1(1.0f)));
 }
 
+// ONNX Runtime's float32 FastGelu (com.microsoft, no bias; lowp.ort_math.gelu_tanh): with
+// c = 0.044715 sqrt(2 / pi) and b = sqrt(2 / pi) in float32, (0.5 x) (tanh(x ((c x) x + b))
+// + 1), each operation rounded to float32 in that order and tanh ONNX Runtime's (mlas_tanh):
+// the operators of its float_fused form one by one, in one pass.
+template <class F>
+inline typename F::V ort_fast_gelu_v(typename F::V x) {
+  const typename F::V inner =
+      F::add(F::mul(F::mul(F::set1(0.0356774081f), x), x), F::set1(0.7978845608f));
+  const typename F::V t = mlas_tanh<F>(F::mul(x, inner));
+  return F::mul(F::mul(F::set1(0.5f), x), F::add(t, F::set1(1.0f)));
+}
+
 template <class F>
 inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   using V = typename F::V;
@@ -158,6 +170,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return F::select_ge0(x, x, F::mul(x, F::set1(alpha)));
     case kTanh:
       return mlas_tanh<F>(x);
+    case kFastGelu:
+      return ort_fast_gelu_v<F>(x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }

@@ -75,7 +75,7 @@ IntMatMul::IntMatMul(const uint8_t* b, int64_t k, int64_t n, bool b_signed, cons
 
 void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
                     float* yf, const float* a_scale, const float* b_scale,
-                    bool b_scale_per_column, int threads) const {
+                    bool b_scale_per_column, const float* bias, int threads) const {
   if (m <= 0 || n_ == 0) return;
   // the output multiplier per column, from this run's a_scale
   std::vector<float> mult;
@@ -88,7 +88,8 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
     for (int64_t i = 0; i < m; ++i)
       for (int64_t c = 0; c < n_; ++c) {
         if (yf != nullptr)
-          yf[i * n_ + c] = 0.0f * mult[size_t(c)];
+          yf[i * n_ + c] = bias != nullptr ? 0.0f * mult[size_t(c)] + bias[c]
+                                           : 0.0f * mult[size_t(c)];
         else
           y[i * n_ + c] = 0;
       }
@@ -100,9 +101,9 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
   while (isa->pack_panel != nullptr && isa->short_gemm != nullptr) isa = isa->short_gemm;
   const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
   // per column: za' (K zb' - colsum)
-  std::vector<int32_t> bias(colsum_.size());
-  for (size_t c = 0; c < bias.size(); ++c)
-    bias[c] = int32_t(za * (uint32_t(k_) * uint32_t(zb_[c]) - uint32_t(colsum_[c])));
+  std::vector<int32_t> offset(colsum_.size());
+  for (size_t c = 0; c < offset.size(); ++c)
+    offset[c] = int32_t(za * (uint32_t(k_) * uint32_t(zb_[c]) - uint32_t(colsum_[c])));
   // A in the uint8 domain, rows of kp bytes (zeros past k: the panels hold zeros there)
   const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
   std::vector<uint8_t> buf(size_t(m * kp + 64));
@@ -153,7 +154,7 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
         isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
         for (int i = 0; i < rr; ++i) {
           int32_t* t = tile + i * kPanel;
-          const int32_t* bc = bias.data() + c0;
+          const int32_t* bc = offset.data() + c0;
           if (need_rowsum_) {
             const uint32_t rs = uint32_t(rowsum[size_t(i0 + i)]);
             const int32_t* zc = zb_.data() + c0;
@@ -165,7 +166,12 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
           if (yf != nullptr) {
             float* out = yf + (i0 + i) * n_ + c0;
             const float* mc = mult.data() + c0;
-            for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j];
+            if (bias != nullptr) {
+              const float* fb = bias + c0;
+              for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j] + fb[j];
+            } else {
+              for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j];
+            }
           } else {
             std::memcpy(y + (i0 + i) * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
           }

@@ -21,14 +21,15 @@ class IntMatMul {
   // with int32 wrapping); a: m x k bytes (int8 when a_signed), a_zp in a's type.
   void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y,
            int threads) const {
-    run(a, m, a_signed, a_zp, y, nullptr, nullptr, nullptr, false, threads);
+    run(a, m, a_signed, a_zp, y, nullptr, nullptr, nullptr, false, nullptr, threads);
   }
-  // The same product scaled to float32 (MatMulIntegerToFloat without bias, the Cast and
-  // Mul it replaces): yf = float32(acc) * float32(a_scale[0] * b_scale[c or 0]), each
-  // product rounded once; exactly one of y, yf is set.
+  // The same product scaled to float32 (MatMulIntegerToFloat, the Cast, Mul and bias Add it
+  // replaces): yf = float32(acc) * float32(a_scale[0] * b_scale[c or 0]), then + bias[c]
+  // when bias is set (n values), each step rounded once to float32 in that order, as MLAS's
+  // scale-bias output processor; exactly one of y, yf is set.
   void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y, float* yf,
            const float* a_scale, const float* b_scale, bool b_scale_per_column,
-           int threads) const;
+           const float* bias, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 

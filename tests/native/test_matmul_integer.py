@@ -197,15 +197,30 @@ def test_session_replays_like_onnxruntime(w_dtype, outputs, scaled) -> None:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} run {run}")
 
 
+def _bias(rng: np.random.Generator, kind: str, n: int) -> np.ndarray | None:
+    """None, or n float32 values (as [n], [1, n] or [1, 1, n]) of any magnitude with the
+    special values among them: signed zeros, infinities and a quiet NaN."""
+    if kind == "none":
+        return None
+    v = (rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4)).astype(np.float32)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], np.float32)
+    pick = rng.random(n) < 0.1
+    v[pick] = rng.choice(specials, size=int(pick.sum()))
+    return v.reshape({"1d": (n,), "2d": (1, n), "3d": (1, 1, n)}[kind])
+
+
 @settings(max_examples=60, deadline=None)
 @given(batch=st.lists(st.integers(0, 2), max_size=1), m=st.integers(0, 20), k=DEPTHS,
        n=WIDTHS, a_dtype=BYTES, b_dtype=BYTES, per_column=st.booleans(),
        zb_kind=st.sampled_from(["none", "scalar", "per-column"]),
+       bias_kind=st.sampled_from(["none", "1d", "2d", "3d"]),
        seed=st.integers(0, 2**32 - 1))
 def test_matmul_integer_to_float_equals_numpy(batch, m, k, n, a_dtype, b_dtype, per_column,
-                                              zb_kind, seed) -> None:
-    """The scaled product (MatMulIntegerToFloat without bias) equals float32(acc) *
-    float32(a_scale * b_scale) of the numpy operators, scales of any magnitude."""
+                                              zb_kind, bias_kind, seed) -> None:
+    """The scaled product (MatMulIntegerToFloat) equals float32(acc) * float32(a_scale *
+    b_scale), then + bias (each rounded to float32, in that order), of the numpy operators,
+    scales of any magnitude, biases with signed zeros, infinities and NaN; the result keeps
+    the product's shape whatever the bias's rank, as ONNX Runtime's kernel."""
     rng = np.random.default_rng(seed)
     a = _ints(rng, (*batch, m, k), a_dtype)
     b = _ints(rng, (k, n), b_dtype)
@@ -214,20 +229,27 @@ def test_matmul_integer_to_float_equals_numpy(batch, m, k, n, a_dtype, b_dtype, 
     sa = np.array(rng.uniform(1e-4, 1.0), np.float32)
     sb = (rng.uniform(-1, 1, n if per_column else ()) * 10.0 ** rng.integers(-30, 30)
           ).astype(np.float32)
-    with native_float.disabled():
+    bias = _bias(rng, bias_kind, n)
+    with native_float.disabled(), np.errstate(invalid="ignore", over="ignore"):
         acc = float_ops.MatMulInteger(a, b, za, zb)
         want = acc.astype(np.float32) * np.multiply(sa, sb, dtype=np.float32)
+        if bias is not None:
+            want = (want + bias.reshape(-1)).astype(np.float32)
+        ref = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb, bias)
+    np.testing.assert_array_equal(ref.view(np.uint32), want.view(np.uint32))
     b = freeze(b.copy())
     for path in PATHS:
         with native_backend.use_path(path):
             for threads in (1, 2):
                 with native_float.threads(threads):
-                    got = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb)
-                    via_op = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb)
+                    got = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb, bias)
+                    via_op = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb, bias)
+                    swapped = float_ops.MatMulIntegerToFloat(a, b, sb, sa, za, zb, bias)
                 assert got is not None and got.shape == want.shape
                 np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
                                               err_msg=f"{path} {threads}")
                 np.testing.assert_array_equal(via_op.view(np.uint32), want.view(np.uint32))
+                np.testing.assert_array_equal(swapped.view(np.uint32), want.view(np.uint32))
 
 
 def test_dynamic_matmul_fuses() -> None:

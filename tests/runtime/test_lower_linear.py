@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -53,3 +54,60 @@ def test_matmul_of_two_activations_equals_reference(dtype, k, m, spread, seed):
                   requant=Requant(requant_scale(sa, sb, sy), zy, 0, 255))
     got = session.run({"a": a, "b": b})["y"]
     np.testing.assert_array_equal(got, want)
+
+
+def _dynamic_linear(rng: np.random.Generator, gemm: bool) -> onnx.ModelProto:
+    """A float MatMul (or Gemm with transB and a bias) of 40 x 96 weights, for lowp's own
+    dynamic modes."""
+    w = rng.normal(0, 0.2, (40, 96)).astype(np.float32)
+    if gemm:
+        init = [numpy_helper.from_array(np.ascontiguousarray(w.T), "w"),
+                numpy_helper.from_array(rng.normal(0, 1, 96).astype(np.float32), "b")]
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
+        shape: list[int | str] = ["m", 40]
+    else:
+        init = [numpy_helper.from_array(w, "w")]
+        node = helper.make_node("MatMul", ["x", "w"], ["y"])
+        shape = ["b", "s", 40]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, shape)], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [*shape[:-1], 96])], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_dynamic_modes_use_the_native_integer_gemm(monkeypatch) -> None:
+    """lowp's own dynamic modes (per tensor: DynamicQuantizeLinear -> DequantizeLinear ->
+    MatMul / Gemm with its bias; per token: MatMulInteger) multiply by the native integer
+    GEMM, with the same bits as the numpy operators (native kernels disabled)."""
+    import pytest
+
+    import lowp
+    from lowp.config import ActivationGranularity, QuantMode
+    from lowp.runtime import native_float, native_integer
+    if native_integer._extension() is None:
+        pytest.skip("the extension has no integer matmul")
+    rng = np.random.default_rng(2)
+    calls: list[str] = []
+    for name in ("matmul_integer", "matmul_integer_scaled"):
+        real = getattr(native_integer, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            out = _real(*args, **kwargs)
+            if out is not None:
+                calls.append(_name)
+            return out
+        monkeypatch.setattr(native_integer, name, counted)
+    for granularity, gemm in ((ActivationGranularity.PER_TENSOR, False),
+                              (ActivationGranularity.PER_TENSOR, True),
+                              (ActivationGranularity.PER_TOKEN, False),
+                              (ActivationGranularity.PER_TOKEN, True)):
+        model = _dynamic_linear(rng, gemm)
+        x = rng.normal(0, 2, (3, 7, 40) if not gemm else (5, 40)).astype(np.float32)
+        config = lowp.Config(mode=QuantMode.DYNAMIC, activation_granularity=granularity)
+        q = lowp.quantize_model(model, None, config)
+        calls.clear()
+        got = Session(q, threads=1).run({"x": x})["y"]
+        assert calls, (granularity, gemm)
+        with native_float.disabled():
+            want = Session(q, threads=1).run({"x": x})["y"]
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

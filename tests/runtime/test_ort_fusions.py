@@ -705,3 +705,147 @@ def test_matmul_add_of_a_3d_input_stays() -> None:
     model = _model(nodes, {"a": (2, 3, 8)}, {"w": np.ones((8, 4), np.float32),
                                              "c": np.ones(4, np.float32)}, ["y"], opset=13)
     assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["MatMul", "Add"]
+
+
+# --- MatMulIntegerToFloatFusion ---------------------------------------------------------------
+
+
+def _integer_matmul(m: int, k: int, n: int, *, batch: tuple[int, ...] = (),
+                    source: str = "dql", bias: tuple[int, ...] | None = (-1,),
+                    bias_first: bool = False, scales_swapped: bool = False,
+                    cast_second: bool = False, per_column: bool = False,
+                    shared: str | None = None, residual: bool = False, seed: int = 0
+                    ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """quantize_dynamic's MatMul: DynamicQuantizeLinear (or a uint8 input with its own scale
+    and zero point) -> MatMulInteger (int8 weights) -> Cast -> Mul by Mul(s_a, s_b) -> Add
+    of a bias of shape `bias` (-1: n), optionally followed by a residual Add of the input
+    and a LayerNormalization (k == n); `shared`: a tensor of the chain also read as a graph
+    output. The model and its feeds."""
+    rng = np.random.default_rng(seed)
+    inputs: dict[str, tuple[tuple[int, ...], int]] = {}
+    feeds: dict[str, np.ndarray] = {}
+    nodes = []
+    if source == "dql":
+        inputs["x"] = ((*batch, m, k), F32)
+        feeds["x"] = (rng.standard_normal((*batch, m, k)) * 2 + 0.3).astype(np.float32)
+        nodes.append(helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "sa", "za"]))
+    else:
+        inputs.update(q=((*batch, m, k), TensorProto.UINT8), sa=((), F32),
+                      za=((), TensorProto.UINT8))
+        feeds.update(q=rng.integers(0, 256, (*batch, m, k)).astype(np.uint8),
+                     sa=np.array(rng.uniform(1e-3, 0.1), np.float32),
+                     za=np.array(rng.integers(0, 256), np.uint8))
+    inits = {"w": rng.integers(-128, 128, (k, n)).astype(np.int8),
+             "wz": np.array(0, np.int8),
+             "ws": (rng.uniform(1e-3, 0.05, n) if per_column else np.array(0.0123)
+                    ).astype(np.float32)}
+    if per_column:
+        inits["wz"] = np.zeros(n, np.int8)
+    pair = ["ws", "sa"] if scales_swapped else ["sa", "ws"]
+    product = ["scales", "accf"] if cast_second else ["accf", "scales"]
+    nodes += [helper.make_node("MatMulInteger", ["q", "w", "za", "wz"], ["acc"]),
+              helper.make_node("Cast", ["acc"], ["accf"], to=F32),
+              helper.make_node("Mul", pair, ["scales"]),
+              helper.make_node("Mul", product, ["p"])]
+    last = "p"
+    if bias is not None:
+        shape = tuple(n if d == -1 else d for d in bias)
+        inits["bias"] = (rng.standard_normal(shape) * 4).astype(np.float32)
+        nodes.append(helper.make_node("Add", ["bias", "p"] if bias_first else ["p", "bias"],
+                                      ["y"]))
+        last = "y"
+    outputs = [last]
+    if residual:
+        inits.update(g=rng.standard_normal(n).astype(np.float32),
+                     beta=rng.standard_normal(n).astype(np.float32))
+        nodes += [helper.make_node("Add", ["x", last], ["r"]),
+                  helper.make_node("LayerNormalization", ["r", "g", "beta"], ["ln"], axis=-1,
+                                   epsilon=1e-5)]
+        outputs = ["ln"]
+    if shared is not None:
+        outputs.append(shared)
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(i, t, s) for i, (s, t) in inputs.items()],
+        [], [numpy_helper.from_array(v, name) for name, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    model.graph.output.extend(typed[o] for o in outputs)
+    return model, feeds
+
+
+def _integer_biases(model: onnx.ModelProto, ours: bool) -> list[bool]:
+    """Per MatMulIntegerToFloat (or DynamicQuantizeMatMul, ONNX Runtime's next fusion of it)
+    of lowp's or ONNX Runtime's rewritten `model`: whether it took a bias."""
+    if ours:
+        nodes = list(ort_fusions.apply(model).graph.node)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+            ort.InferenceSession(model.SerializeToString(), options,
+                                 providers=["CPUExecutionProvider"])
+            nodes = list(onnx.load(options.optimized_model_filepath).graph.node)
+    at = {"MatMulIntegerToFloat": 6, "DynamicQuantizeMatMul": 4}
+    return [len(n.input) > at[n.op_type] and bool(n.input[at[n.op_type]])
+            for n in nodes if n.op_type in at]
+
+
+@pytest.mark.parametrize(("form", "taken"), [
+    ({}, [True]),
+    ({"bias": (1, -1)}, [True]),
+    ({"bias": (1, 1, -1), "batch": (2,)}, [True]),
+    ({"bias": (1, 1, -1)}, [True]),         # a bias of higher rank: the product's shape
+    ({"bias": None}, [False]),
+    ({"bias_first": True}, [True]),         # the constant as the Add's first input
+    ({"bias": (5, -1)}, [False]),           # not [1, ..., 1, N]
+    ({"bias": (5, -1), "bias_first": True}, [False]),
+    ({"shared": "p"}, [False]),             # the product read twice: no bias, still fused
+    ({"shared": "acc"}, []),                # the accumulator read twice: nothing fused
+    ({"source": "input"}, [True]),          # no DynamicQuantizeLinear: fused all the same
+    ({"scales_swapped": True, "cast_second": True}, [True]),
+    ({"per_column": True}, [True]),
+    ({"residual": True, "batch": (2,)}, [True]),    # the bias is not SkipLayerNorm's
+    # (nor when it comes first: lowp's SkipLayerNormFusion took that one, a step apart)
+    ({"residual": True, "batch": (2,), "bias_first": True}, [True]),
+])
+def test_matmul_integer_bias_is_taken_as_ort_takes_it(form: dict, taken: list[bool]) -> None:
+    """lowp's MatMulIntegerToFloatFusion takes the bias Add exactly where ONNX Runtime's
+    does (so that no later fusion takes it: SkipLayerNormFusion, BiasGeluFusion), and the
+    fused node (the bias added in the native epilogue) equals ONNX Runtime bit for bit."""
+    k = 24 if form.get("residual") else 40
+    model, feeds = _integer_matmul(5, k, 24, **form)
+    assert _integer_biases(model, ours=False) == taken
+    assert _integer_biases(model, ours=True) == taken
+    _same_as_ort(model, feeds)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 40), k=st.integers(1, 300), n=st.integers(2, 140),
+       batch=st.lists(st.integers(1, 3), max_size=1).map(tuple),
+       bias=st.sampled_from([(-1,), (1, -1), None]), source=st.sampled_from(["dql", "input"]),
+       swapped=st.booleans(), first=st.booleans(), per_column=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_matmul_integer_to_float_is_ort_bit_for_bit(m, k, n, batch, bias, source, swapped,
+                                                    first, per_column, seed) -> None:
+    """Random quantize_dynamic MatMuls (with and without a bias, per-tensor and per-column
+    weight scales, either operand order): lowp's fused node equals ONNX Runtime's
+    MatMulIntegerToFloat / DynamicQuantizeMatMul on every output bit, replayed runs too."""
+    model, feeds = _integer_matmul(m, k, n, batch=batch, bias=bias, source=source,
+                                   bias_first=first, scales_swapped=swapped,
+                                   cast_second=swapped, per_column=per_column, seed=seed)
+    _same_as_ort(model, feeds)
+
+
+def test_matmul_integer_product_read_by_a_unary_node() -> None:
+    """Found by the quantize_dynamic fuzzer (a token model's pre-norm block): the scaled
+    product read once by a one-input node (here Relu) fuses without a bias (lowp's fusion
+    read that node's second input and raised IndexError)."""
+    model, feeds = _integer_matmul(3, 16, 8, bias=None)
+    model.graph.node.append(helper.make_node("Relu", ["p"], ["r"]))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("r", F32, [3, 8]))
+    assert _integer_biases(model, ours=True) == _integer_biases(model, ours=False) == [False]
+    _same_as_ort(model, feeds)

@@ -531,3 +531,59 @@ def test_pow_sqrt_shape_arithmetic_and_dequantized_weights_are_fixed():
     signature = (("x", (1, 4, 16), "<f4"),)
     assert all(s.op_type not in ("Pow", "DequantizeLinear")
                for s in fast._replayer.plain_steps(signature))
+
+
+def test_relative_position_bias_is_fixed_and_its_reader_replays():
+    """T5's relative attention bias (as a quantize_dynamic file has it): buckets from the
+    Log of the distance between positions (Range of Shape(x)), a Gather of a constant table
+    at them, quantized, transposed and dequantized (a strided view), then a Slice added to
+    the feed's mask. The chain through the Log is computed once per
+    signature, and the Add reads a contiguous copy of the view made once per recording, so
+    that it replays (it ran from Python on every run: its native kernel reads contiguous
+    operands). The runs equal plain ones across changing shapes."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(6)
+    nodes = [
+        helper.make_node("Shape", ["mask"], ["s"]),
+        helper.make_node("Gather", ["s", "three_i"], ["t"], axis=0),
+        helper.make_node("Range", ["zero_i", "t", "one_i"], ["pos"]),
+        helper.make_node("Unsqueeze", ["pos", "ax0"], ["row"]),
+        helper.make_node("Unsqueeze", ["pos", "ax1"], ["col"]),
+        helper.make_node("Sub", ["row", "col"], ["rel"]),
+        helper.make_node("Abs", ["rel"], ["dist"]),
+        helper.make_node("Cast", ["dist"], ["dist_f"], to=TensorProto.FLOAT),
+        helper.make_node("Log", ["dist_f"], ["log"]),          # log(0) = -inf on the diagonal
+        helper.make_node("Mul", ["log", "k"], ["scaled"]),
+        helper.make_node("Cast", ["scaled"], ["bucket_raw"], to=TensorProto.INT64),
+        helper.make_node("Max", ["bucket_raw", "zero_i"], ["bucket_lo"]),
+        helper.make_node("Min", ["bucket_lo", "top"], ["bucket"]),
+        helper.make_node("Gather", ["table", "bucket"], ["bias"], axis=0),   # (T, T, H)
+        helper.make_node("QuantizeLinear", ["bias", "qs", "qz"], ["bias_q"]),
+        helper.make_node("Transpose", ["bias_q"], ["bias_qt"], perm=[2, 0, 1]),  # (H, T, T)
+        helper.make_node("DequantizeLinear", ["bias_qt", "qs", "qz"], ["bias_t"]),
+        helper.make_node("Unsqueeze", ["bias_t", "ax0"], ["bias4"]),
+        helper.make_node("Slice", ["bias4", "start", "end", "axis3"], ["bias_s"]),
+        helper.make_node("Add", ["bias_s", "mask"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (
+        ("zero_i", 0), ("one_i", 1), ("three_i", 3), ("top", 7), ("ax0", [0]), ("ax1", [1]),
+        ("start", [0]), ("end", [2**62]), ("axis3", [3]))]
+    inits += [numpy_helper.from_array(np.float32(2.5), "k"),
+              numpy_helper.from_array(np.float32(0.02), "qs"),
+              numpy_helper.from_array(np.int8(0), "qz"),
+              numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "table")]
+    graph = helper.make_graph(
+        nodes, "t5_bias",
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", 1, 1, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 4, "T", "T"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fast, plain = Session(model.SerializeToString(), threads=1), Session(
+        model.SerializeToString(), threads=1, replay=False)
+    for t in (24, 24, 24, 31, 31, 31, 24):
+        feeds = {"mask": rng.standard_normal((2, 1, 1, t)).astype(np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    assert fast._replayer is not None
+    folded = {fast._replayer.steps[i].op_type for i in fast._replayer._fixed}
+    assert {"Log", "Gather", "Slice"} <= folded, folded
+    signature = (("mask", (2, 1, 1, 24), "<f4"),)
+    assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []

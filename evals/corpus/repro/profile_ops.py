@@ -1,6 +1,6 @@
 """Where lowp's Session spends its time on a corpus model's QDQ file, by operator and step kind.
 
-    python evals/corpus/repro/profile_ops.py MODEL QDQ.onnx [--threads 1] [--top 8]
+    python evals/corpus/repro/profile_ops.py MODEL FILE.onnx [--threads 1] [--top 8]
 
 One batch of the model's evaluation feeds, three warm-up runs (the first two record the
 replayed plan), then `--runs` runs with `Session.run(profile=True)`, averaged: each step
@@ -18,20 +18,20 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+from evals.corpus.models import ALL_BY_NAME, make_feeds  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     import lowp
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", choices=sorted(BY_NAME))
+    p.add_argument("model", choices=sorted(ALL_BY_NAME))
     p.add_argument("qdq", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--top", type=int, default=8)
     p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
-    spec = BY_NAME[args.model]
+    spec = ALL_BY_NAME[args.model]
     s = lowp.Session(str(args.qdq), threads=args.threads)
     feeds = make_feeds(spec, spec.batch, 1)
     times: dict[str, float] = {}

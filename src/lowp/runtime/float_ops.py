@@ -1400,16 +1400,22 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
                          b_zero_point: np.ndarray | None = None,
                          bias: np.ndarray | None = None, **_: Any) -> np.ndarray:
     """ONNX Runtime's com.microsoft MatMulIntegerToFloat: float32(MatMulInteger) *
-    float32(a_scale * b_scale) (+ bias), each step rounded to float32 as the Cast, Mul (and
-    Add) it fuses (lowp.runtime.ort_fusions)."""
-    if bias is None:
-        native = native_integer.matmul_integer_scaled(a, b, a_zero_point, b_zero_point,
-                                                      a_scale, b_scale)
-        if native is not None:
-            return native
+    float32(a_scale * b_scale), then + bias, each step rounded to float32 as the Cast, Mul
+    and Add it fuses (lowp.runtime.ort_fusions, docs/operators.md (O23r)). As ONNX Runtime's
+    kernel (MLAS's scale-bias output processor) the result keeps the product's shape and
+    adds the first N bias values along its last axis (N its width), whatever the bias's
+    rank."""
+    if a_scale.size != 1 and b_scale.size == 1:    # the scales in either order, as the Mul
+        a_scale, b_scale = b_scale, a_scale
+    native = native_integer.matmul_integer_scaled(a, b, a_zero_point, b_zero_point,
+                                                  a_scale, b_scale, bias)
+    if native is not None:
+        return native
     acc = MatMulInteger(a, b, a_zero_point, b_zero_point)
     y = acc.astype(np.float32) * np.multiply(a_scale, b_scale, dtype=np.float32)
-    return y if bias is None else (y + bias).astype(np.float32)
+    if bias is None:
+        return y
+    return np.add(y, bias.reshape(-1)[:y.shape[-1]], dtype=np.float32)
 
 
 # Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,

@@ -12,9 +12,11 @@ from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, dequantize
+from . import native_integer
 from .fastops import Arena
 from .lowering import LowerCtx, Quantized, lowering
 from .plan import CF, Step
+from .prepacked import freeze
 
 # Every partial sum of an integer product below these bounds is exact in float32, and
 # fits the int32 accumulator without wrapping (A1).
@@ -227,9 +229,21 @@ def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
     wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
                                else wqp.zero_point.astype(np.int64).reshape(1, -1))
     w_scale = wqp.scale.astype(np.float32)
+    # the native integer GEMM (packed once, docs/native.md): the same int32 product, scaling
+    # and bias add bit for bit (lowp.runtime.native_integer)
+    w8 = freeze(np.ascontiguousarray(w).copy())
+    wz = np.asarray(wqp.zero_point).astype(w.dtype).reshape(-1)
+    ws = w_scale.reshape(-1) if w_scale.size > 1 else w_scale.reshape(())
+    # (the kernel adds one bias value per column: a Gemm's C of another shape runs in numpy)
+    row_bias = bias is None or bias.size == w.shape[1] == bias.shape[-1]
 
     def run(q: np.ndarray, s: np.ndarray, z: np.ndarray, *,
             layout: object) -> tuple[np.ndarray, ...]:
+        if w.dtype.itemsize == 1 and q.dtype == z.dtype and row_bias:
+            native = native_integer.matmul_integer_scaled(
+                q, w8, z, wz, np.asarray(s, np.float32), ws, bias)
+            if native is not None:
+                return (native,)
         acc = wrap_int32(exact_matmul(q.astype(np.int64) - np.int64(z), wi))
         scale = (np.float32(s) * w_scale).astype(np.float32)
         y = acc.astype(np.float32) * scale
@@ -304,7 +318,8 @@ def _requantize_float32_acc(acc: np.ndarray, requant: Requant) -> np.ndarray:
 @lowering("MatMulInteger")
 def _matmul_integer(ctx: LowerCtx) -> Step | None:
     """MatMulInteger with a constant 8-bit B (per-token dynamic mode, (D4)): the exact int32
-    product through a float BLAS product of the zero-point-shifted operands."""
+    product by the native integer GEMM, else through a float BLAS product of the
+    zero-point-shifted operands."""
     node, g = ctx.node, ctx.graph
     if len(node.input) < 2 or not g.is_constant(node.input[1]):
         return None
@@ -323,8 +338,16 @@ def _matmul_integer(ctx: LowerCtx) -> Step | None:
     shifted = b.astype(np.int64) - zb
     bound = int(np.abs(shifted).max(initial=0)) * 255        # |a - za| <= 255 for 8-bit a
     b32, b64 = shifted.astype(np.float32), shifted.astype(np.float64)
+    # the native integer GEMM (packed once, docs/native.md): the same int32 product
+    b8 = freeze(np.ascontiguousarray(b).copy())
+    b_zp = (g.constant(node.input[3]).reshape(-1) if len(node.input) > 3 and node.input[3]
+            else None)
 
     def run(av: np.ndarray, *_: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        if av.dtype.itemsize == 1:
+            native = native_integer.matmul_integer(av, b8, np.array(za, av.dtype), b_zp)
+            if native is not None:
+                return (native,)
         k = b.shape[0]
         if av.dtype.itemsize != 1 or k * bound >= _INT32_RANGE:
             return (wrap_int32(exact_matmul(av.astype(np.int64) - za, shifted)),)

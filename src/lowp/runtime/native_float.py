@@ -30,7 +30,7 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6, "LeakyRelu": 7}
+               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8}
 
 # C library function -> the kernel's LibmFunction code (native/float_libm.h)
 LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
@@ -380,10 +380,13 @@ _GELU_TANH_CODES: dict[bool, np.ndarray] = {}
 
 def gelu_tanh(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray | None:
     """ONNX Runtime's float32 tanh GELU of `x` (+ `bias`, the sum rounded to float32 first:
-    com.microsoft FastGelu) by one float_fused pass, bit for bit with
-    lowp.ort_math.gelu_tanh (its Tanh is the native unary kernel), or None."""
+    com.microsoft FastGelu), bit for bit with lowp.ort_math.gelu_tanh (its Tanh is the native
+    unary kernel), or None: without a bias one pass of the unary kernel's FastGelu, with one
+    a float_fused pass of the same operations."""
     from . import program
 
+    if bias is None and x.flags.c_contiguous:   # one unary kernel (ort_fast_gelu_v)
+        return unary("FastGelu", x)
     ext = _has(_usable("FastGelu", x), "float_fused")
     if ext is None or (bias is not None and (
             bias.dtype != np.float32 or np.broadcast_shapes(x.shape, bias.shape) != x.shape)):

@@ -2,12 +2,13 @@
 
 MatMulInteger with a constant 8-bit B (packed once per constant, as ONNX Runtime prepacks
 it at load: `IntMatMul`) and DynamicQuantizeLinear of float32. The numpy operators
-(lowp.runtime.float_ops.MatMulInteger, DynamicQuantizeLinear) stay the reference: each asks
-here first and computes in numpy on None, which it gets while native_float's kernels are
-disabled, without the extension (or with one that predates these kernels), for a B that is
-not a frozen constant, a B that is not 2-D, an A of fewer than 2 or of broadcast axes
-beyond B's, a per-row A zero point. Results are bit for bit the reference's (docs/native.md
-(N1)); both write into native_float's output buffers, so that replay records their calls.
+(lowp.runtime.float_ops.MatMulInteger, MatMulIntegerToFloat, DynamicQuantizeLinear) stay
+the reference: each asks here first and computes in numpy on None, which it gets while
+native_float's kernels are disabled, without the extension (or with one that predates these
+kernels), for a B that is not a frozen constant, a B that is not 2-D, an A of fewer than 2
+or of broadcast axes beyond B's, a per-row A zero point, scales or a bias of other shapes.
+Results are bit for bit the reference's (docs/native.md (N1)); both write into
+native_float's output buffers, so that replay records their calls.
 """
 
 from __future__ import annotations
@@ -50,21 +51,26 @@ def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None
 
 def matmul_integer_scaled(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
                           b_zero_point: np.ndarray | None, a_scale: np.ndarray,
-                          b_scale: np.ndarray) -> np.ndarray | None:
-    """float32(matmul_integer(...)) * float32(a_scale * b_scale) (MatMulIntegerToFloat
-    without bias: the Cast and Mul it stands for), one float32 `a_scale`, `b_scale` one
-    or one per column; or None."""
+                          b_scale: np.ndarray, bias: np.ndarray | None = None
+                          ) -> np.ndarray | None:
+    """float32(matmul_integer(...)) * float32(a_scale * b_scale), then + the first n values
+    of `bias` along the last axis (MatMulIntegerToFloat: the Cast, Mul and Add it stands
+    for), one float32 `a_scale`, `b_scale` one or one per column, a float32 `bias` of at
+    least n values; or None."""
     n = b.shape[-1] if b.ndim == 2 else -1
     if (a_scale.dtype != np.float32 or b_scale.dtype != np.float32 or a_scale.size != 1
             or a_scale.ndim > 1 or b_scale.ndim > 1   # (the result keeps the product's rank)
-            or not (b_scale.size == 1 or b_scale.shape == (n,))):
+            or not (b_scale.size == 1 or b_scale.shape == (n,))
+            or (bias is not None and (bias.dtype != np.float32 or bias.size < n))):
         return None
-    return _product(a, b, a_zero_point, b_zero_point, (a_scale, b_scale))
+    return _product(a, b, a_zero_point, b_zero_point,
+                    (a_scale, b_scale, None if bias is None else bias.reshape(-1)[:n]))
 
 
 def _product(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
              b_zero_point: np.ndarray | None,
-             scales: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+             scales: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None
+             ) -> np.ndarray | None:
     ext = _extension()
     if (ext is None or a.dtype not in _BYTES or b.dtype not in _BYTES or b.ndim != 2
             or a.ndim < 2 or a.shape[-1] != b.shape[0] or not frozen(b)):
@@ -89,9 +95,10 @@ def _product(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
              native_float.get_threads())
         return y
     y = native_float._empty((*a.shape[:-1], n))
+    bias = None if scales[2] is None else np.ascontiguousarray(scales[2])
     call(op.run_scaled, src, za, np.ascontiguousarray(scales[0]).reshape(-1),
-         np.ascontiguousarray(scales[1]).reshape(-1), y.reshape(-1), rows, a.dtype == np.int8,
-         native_float.get_threads())
+         np.ascontiguousarray(scales[1]).reshape(-1), bias, y.reshape(-1), rows,
+         a.dtype == np.int8, native_float.get_threads())
     return y
 
 

@@ -28,18 +28,16 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * TransposeOptimizer (level 1): a summing reduction (ReduceMean, ReduceSum, ...) of a
   Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
   order; a Transpose of the axes left follows when they change order (O18s).
-* MatMulIntegerToFloatFusion (before every fusion above): quantize_dynamic's MatMulInteger
-  -> Cast -> Mul by (s_a · s_b) -> Add of a constant bias becomes one MatMulIntegerToFloat,
-  which computes what the chain does; the bias Add it takes in is then no longer there for
-  SkipLayerNormFusion or BiasGeluFusion to take (`_integer_biases`, (O23r)).
 * SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
   Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
 * FastGeluFusion: a tanh GELU written out (two forms) becomes com.microsoft FastGelu
   (lowp.ort_math.gelu_tanh); BiasGeluFusion then folds a bias Add into it.
-* MatMulIntegerToFloatFusion: DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by the
-  scales' product becomes com.microsoft MatMulIntegerToFloat; it rounds as the nodes it
-  replaces (fused for speed: one native pass, lowp.runtime.native_integer).
+* MatMulIntegerToFloatFusion (the first level-2 fusion, before every one above but the
+  level-1 ones): quantize_dynamic's MatMulInteger -> Cast -> Mul by the scales' product
+  (-> Add of a constant bias) becomes com.microsoft MatMulIntegerToFloat, which rounds as
+  the nodes it replaces (one native pass, lowp.runtime.native_integer); the bias Add it
+  takes in is then no longer there for SkipLayerNormFusion or BiasGeluFusion ((O23r)).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
 of scalar Mul nodes fold into one alpha).
@@ -88,7 +86,6 @@ class _Index:
                 if attr.name == "value" and attr.t.data_type == TensorProto.INT64:
                     self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
         self.outputs = {o.name for o in g.output}
-        self.integer_biases: set[str] = set()   # set by apply (_integer_biases)
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
         for v in (*g.input, *g.value_info, *g.output):
@@ -306,8 +303,7 @@ def _gelu(div: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 def _bias_gelu(add: onnx.NodeProto, index: _Index
                ) -> Rewrite | None:
-    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]) \
-            or add.output[0] in index.integer_biases:
+    if not _is(add, "Add") or len(add.input) != 2 or not index.single_use(add.output[0]):
         return None
     shapes = [index.shapes.get(i) for i in add.input]
     if any(s is None or len(s.dim) < 1 for s in shapes):
@@ -693,43 +689,46 @@ def _fast_gelu(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
 # --- MatMulIntegerToFloatFusion -------------------------------------------------------------
 
 
-def _matmul_integer_to_float(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
-    """quantize_dynamic's DynamicQuantizeLinear -> MatMulInteger (constant B) -> Cast to
-    float -> Mul by Mul(the DynamicQuantizeLinear's scale, a constant weight scale), each
-    edge read once and no graph output, becomes com.microsoft MatMulIntegerToFloat, which
-    rounds exactly as the Cast and two Muls (float32(acc) * float32(s_a * s_b)): fused for
-    speed (one native pass writes the float32 result), not for rounding."""
-    if not _is(node, "MatMulInteger") or len(node.input) < 3 or not node.input[2]:
+def _matmul_integer_to_float(mul: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's MatMulIntegerToFloatFusion: Mul(Cast(MatMulInteger(A, B, za, zb)),
+    Mul(s, t)) (operands in either order), the MatMulInteger, the Cast (to float) and the
+    scales' Mul each read once and no graph output, becomes com.microsoft
+    MatMulIntegerToFloat(A, B, s, t, za, zb), whatever produces A. When the Mul itself is read
+    once (no graph output) by an Add whose other input (first or second: ONNX Runtime 1.32
+    takes either) is a constant initializer of shape [1, ..., 1, N], N > 1, the Add goes in
+    as the fused node's bias and the fused node writes the Add's output; the Add is then no
+    longer there for SkipLayerNormFusion or BiasGeluFusion, which run after this one in ONNX
+    Runtime ((O23r)). The fused node rounds as the nodes it replaces: float32(acc) *
+    float32(s * t), then + bias (lowp.runtime.float_ops.MatMulIntegerToFloat)."""
+    if not _is(mul, "Mul") or len(mul.input) != 2:
         return None
-    dql = index.producer.get(node.input[0])
-    if (dql is None or not _is(dql, "DynamicQuantizeLinear") or len(dql.output) < 3
-            or node.input[2] != dql.output[2] or node.input[1] not in index.initializers
-            or (len(node.input) > 3 and node.input[3]
-                and node.input[3] not in index.initializers)):
-        return None
-    cast = _only_user(node.output[0], index)
-    if cast is None or not _is(cast, "Cast") or next(
+    parents = [index.producer.get(i) for i in mul.input]
+    cast = next((p for p in parents if p is not None and _is(p, "Cast")), None)
+    scales = next((p for p in parents if p is not None and _is(p, "Mul")), None)
+    if cast is None or scales is None or len(scales.input) != 2 or next(
             (a.i for a in cast.attribute if a.name == "to"), None) != TensorProto.FLOAT:
         return None
-    mul = _only_user(cast.output[0], index)
-    if mul is None or not _is(mul, "Mul") or len(mul.input) != 2:
+    mmi = index.producer.get(cast.input[0])
+    if mmi is None or not _is(mmi, "MatMulInteger") or not all(
+            index.single_use(n.output[0]) for n in (mmi, cast, scales)):
         return None
-    scales = index.producer.get(_other(mul, cast.output[0]))
-    if (scales is None or not _is(scales, "Mul") or len(scales.input) != 2
-            or not index.single_use(scales.output[0])
-            or sorted(i == dql.output[1] for i in scales.input) != [False, True]
-            or not any(i in index.initializers for i in scales.input)):
-        return None
-    # A's scale (this run's) first, B's second, whichever order the Mul has them in (the
-    # product is the same float32 either way)
-    inputs = [node.input[0], node.input[1], dql.output[1], _other(scales, dql.output[1]),
-              node.input[2]]
-    if len(node.input) > 3 and node.input[3]:
-        inputs.append(node.input[3])
-    fused = helper.make_node("MatMulIntegerToFloat", inputs, [mul.output[0]],
-                             name=(node.name or node.output[0]) + "_MatMulIntegerToFloat",
+    inputs = [mmi.input[0], mmi.input[1], scales.input[0], scales.input[1],
+              *(list(mmi.input[2:4]) + ["", ""])[:2]]
+    output, gone = mul.output[0], [mmi, cast, scales]
+    add = _only_user(mul.output[0], index)
+    if add is not None and not (_is(add, "Add") and len(add.input) == 2):
+        add = None
+    bias = "" if add is None else _other(add, mul.output[0])
+    if add is not None and bias in index.initializers and _bias_shape(bias, index):
+        inputs.append(bias)
+        output = add.output[0]
+        gone.append(add)
+    while inputs[-1] == "":
+        inputs.pop()
+    fused = helper.make_node("MatMulIntegerToFloat", inputs, [output],
+                             name=(mmi.name or mmi.output[0]) + "_MatMulIntegerToFloat",
                              domain=_MS)
-    return [fused], [cast, mul, scales]
+    return [fused], gone
 
 
 def _bias_shape(name: str, index: _Index) -> bool:
@@ -740,34 +739,6 @@ def _bias_shape(name: str, index: _Index) -> bool:
         return False
     *lead, last = shape.dim
     return all(d.dim_value == 1 for d in lead) and last.dim_value > 1
-
-
-def _integer_biases(nodes: list[onnx.NodeProto], index: _Index) -> set[str]:
-    """Outputs of the bias Adds ONNX Runtime's MatMulIntegerToFloatFusion takes into a
-    MatMulIntegerToFloat (it runs before every fusion lowp mirrors): Mul(Cast(MatMulInteger),
-    Mul(s_a, s_b)), the MatMulInteger, Cast and scale Mul each read once and no graph
-    output, the Mul read once by an Add whose second input is a constant initializer of
-    shape [1, ..., 1, N], N > 1 (quantize_dynamic's MatMul with a bias)."""
-    taken = set()
-    for mul in nodes:
-        if not _is(mul, "Mul") or len(mul.input) != 2:
-            continue
-        parents = [index.producer.get(i) for i in mul.input]
-        cast = next((p for p in parents if p is not None and _is(p, "Cast")), None)
-        scale = next((p for p in parents if p is not None and _is(p, "Mul")), None)
-        if cast is None or scale is None:
-            continue
-        mmi = index.producer.get(cast.input[0])
-        if mmi is None or not _is(mmi, "MatMulInteger") or not all(
-                index.single_use(n.output[0]) for n in (cast, mmi, scale)):
-            continue
-        if not index.single_use(mul.output[0]):
-            continue
-        add = index.consumers[mul.output[0]][0]
-        if _is(add, "Add") and len(add.input) == 2 and add.input[1] in index.initializers \
-                and _bias_shape(add.input[1], index):
-            taken.add(add.output[0])
-    return taken
 
 
 # --- SkipLayerNormFusion --------------------------------------------------------------------
@@ -788,7 +759,7 @@ def _feeds_only(node: onnx.NodeProto, index: _Index) -> bool:
 
 
 def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
-    return (_is(add, "Add") and add.output[0] not in index.integer_biases
+    return (_is(add, "Add")
             and all(index.is_float(i) for i in add.input) and _feeds_only(add, index)
             and _rank3_same(add.input[0], add.input[1], index))
 
@@ -796,8 +767,7 @@ def _first_add(add: onnx.NodeProto, index: _Index) -> bool:
 def _second_add(add: onnx.NodeProto, index: _Index) -> bool:
     """The bias Add: a 3-D input plus a 1-D constant of its last dimension."""
     if not (_is(add, "Add") and all(index.is_float(i) for i in add.input)
-            and _feeds_only(add, index) and add.input[1] in index.initializers
-            and add.output[0] not in index.integer_biases):
+            and _feeds_only(add, index) and add.input[1] in index.initializers):
         return False
     sa, sb = index.shapes.get(add.input[0]), index.shapes.get(add.input[1])
     return (sa is not None and sb is not None and len(sa.dim) == 3 and len(sb.dim) == 1
@@ -845,6 +815,7 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
     ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
+    ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),   # first of level 2
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
     ("GeluFusion", _gelu, 9),
@@ -852,7 +823,6 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("SkipLayerNormFusion", _skip_layer_norm, 7),
     ("FastGeluFusion", _fast_gelu, 7),
     ("MatMulScaleFusion", _matmul_scale, 9),
-    ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),
 )
 
 
@@ -873,7 +843,6 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
-    index.integer_biases = _integer_biases(nodes, index)
     touched, changed = False, True
     while changed:
         changed = False

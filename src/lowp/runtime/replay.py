@@ -103,6 +103,8 @@ FOLDABLE = frozenset({
     # (a ViT's positional embeddings interpolated to the input's patch grid, whose size
     # ONNX Runtime's quantizer leaves as Pow and Sqrt of the patch count)
     "Resize", "Upsample", "Pow", "Sqrt",
+    # (T5's relative position buckets: the log of the distance between positions)
+    "Log",
 })
 # Operators whose output shapes depend on input values: where they occur, tensor shapes are
 # not fixed by the feed shapes, and nothing is folded.
@@ -296,6 +298,10 @@ class Replayer:
                     kept, value = buffers.get(("fixed", i, n)), env.get(n) if n else None
                     if not isinstance(value, np.ndarray):
                         continue
+                    if not value.flags.c_contiguous:
+                        # (a strided view, a Slice of a Transpose: the native kernels read
+                        # contiguous operands, and this copy is made once per recording)
+                        value = env[n] = np.ascontiguousarray(value)
                     if (isinstance(kept, np.ndarray) and kept.dtype == value.dtype
                             and kept.shape == value.shape and np.array_equal(kept, value)):
                         env[n] = kept
