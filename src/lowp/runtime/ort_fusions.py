@@ -862,6 +862,16 @@ _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatM
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
+def _needs_shapes(graph: onnx.GraphProto) -> bool:
+    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, or a
+    MatMul read by an Add (MatMulAddFusion checks the ranks and the bias shape; without
+    shapes it fused only where the graph listed them, deepcut's time-distributed Dense
+    layers not at all)."""
+    added = {i for n in graph.node if _is(n, "Add") for i in n.input}
+    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and n.output[0] in added)
+               for n in graph.node)
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
@@ -869,8 +879,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if any(n.op_type in _SHAPED for n in model.graph.node) \
-        else model
+    shaped = infer_shapes(model) if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     index.integer_biases = _integer_biases(nodes, index)
