@@ -724,3 +724,34 @@ def test_matmul_add_fuses_without_listed_shapes() -> None:
     assert [n.op_type for n in ort_fusions.apply(model).graph.node] == \
         ["Reshape", "Gemm", "Reshape"]
     _same_as_ort(model, {"x": rng.standard_normal((2, 3, 400)).astype(np.float32) * 5})
+
+
+@pytest.mark.parametrize("mean_first", [True, False])
+def test_layer_norm_of_reshaped_weights_made_later_is_fused(mean_first: bool) -> None:
+    # paddle2onnx (PP-OCRv5's recogniser) writes LayerNorm out with its weights as
+    # Reshape(w, [C]) listed after the first ReduceMean: ONNX Runtime folds the Reshapes
+    # and fuses LayerNormFusion; lowp took them for computed tensors, fused the inner
+    # RMSNorm instead and put it before the Reshape it reads (Session: ModelError,
+    # "reads 'scale', which nothing produces")
+    rng = np.random.default_rng(6)
+    c = 24
+    norm = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1]),
+            helper.make_node("Sub", ["x", "m"], ["d"]),
+            helper.make_node("Pow", ["d", "two"], ["d2"]),
+            helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
+            helper.make_node("Add", ["v", "eps"], ["ve"]),
+            helper.make_node("Sqrt", ["ve"], ["sd"])]
+    weights = [helper.make_node("Reshape", ["w", "shape"], ["scale"]),
+               helper.make_node("Reshape", ["b", "shape"], ["bias"])]
+    tail = [helper.make_node("Div", ["d", "sd"], ["n"]),
+            helper.make_node("Mul", ["n", "scale"], ["ns"]),
+            helper.make_node("Add", ["ns", "bias"], ["y"])]
+    nodes = (norm + weights if mean_first else weights + norm) + tail
+    model = _model(nodes, {"x": (2, 5, c)},
+                   {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32),
+                    "w": rng.standard_normal((1, c)).astype(np.float32),
+                    "b": rng.standard_normal((1, c)).astype(np.float32),
+                    "shape": np.array([c], np.int64)}, ["y"], opset=13)
+    fused = [n.op_type for n in ort_fusions.apply(model).graph.node]
+    assert fused == ["Reshape", "Reshape", "LayerNormalization"]
+    _same_as_ort(model, {"x": rng.standard_normal((2, 5, c)).astype(np.float32) * 3})

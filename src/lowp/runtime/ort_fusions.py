@@ -413,10 +413,30 @@ def _layer_norm(mean: onnx.NodeProto, index: _Index
     return [fused], [*subs, div, sqrt, add2, mean2, pow_node, mul, add]
 
 
+# operators whose output ONNX Runtime's constant folding (level 1, before its fusions) turns
+# into an initializer when every input is constant: the shape moves paddle2onnx writes
+# around a LayerNorm's weights (Reshape(layer_norm_0.w_0, [C]))
+_FOLDED_MOVES = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast"})
+
+
+def _folded(name: str, index: _Index, depth: int = 4) -> bool:
+    """An initializer (no feed overrides it), a Constant's output, or a shape move of
+    those, which constant folding makes one before the fusions run."""
+    if name in index.initializers or name in index.scalars:
+        return True
+    node = index.producer.get(name)
+    if node is None or depth == 0 or node.domain not in _ONNX:
+        return False
+    if node.op_type == "Constant":
+        return True
+    return node.op_type in _FOLDED_MOVES and all(
+        _folded(i, index, depth - 1) for i in node.input if i)
+
+
 def _vector(name: str, index: _Index) -> bool:
     """A 1-D constant (or fed) tensor: LayerNormFusion's scale or bias."""
     shape = index.shapes.get(name)
-    constant = name in index.scalars or name in index.initializers or name in index.fed
+    constant = name in index.fed or _folded(name, index)
     return constant and shape is not None and len(shape.dim) == 1
 
 
@@ -894,8 +914,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 if rewrite is None:
                     continue
                 new, gone = rewrite
-                drop = {id(n) for n in gone}
-                at = index.position[id(node)]
+                # the new nodes go where the last node they replace was: their inputs
+                # (a LayerNorm's Reshape'd weights) may be made after the matched node
+                drop = {id(n) for n in gone} | {id(node)}
+                at = max(index.position[i] for i in drop)
                 nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
                     [n for n in nodes[at + 1:] if id(n) not in drop]
                 index.link(nodes)
