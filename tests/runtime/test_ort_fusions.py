@@ -755,3 +755,31 @@ def test_layer_norm_of_reshaped_weights_made_later_is_fused(mean_first: bool) ->
     fused = [n.op_type for n in ort_fusions.apply(model).graph.node]
     assert fused == ["Reshape", "Reshape", "LayerNormalization"]
     _same_as_ort(model, {"x": rng.standard_normal((2, 5, c)).astype(np.float32) * 3})
+
+
+def test_skip_layer_norm_ignores_dimension_names_inference_made_up(tmp_path: Path) -> None:
+    # a Reshape to a fed shape: onnx's inference names the unknown dimensions unk__N, the
+    # same names on both branches; ONNX Runtime leaves them unnamed and does not fuse
+    # (PP-OCRv5's recogniser's last LayerNorm, vit_s_focus's float model). Open: with a
+    # constant shape ONNX Runtime does not fuse either, lowp (dimensions 2, 18, 8) does
+    shape = helper.make_tensor_value_info("shape", TensorProto.INT64, [3])
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["a"]), helper.make_node("Sigmoid", ["r"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "g", "bias"], ["y"], epsilon=1e-5)]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F32, [2, 6, 24]), shape],
+        [helper.make_tensor_value_info("y", F32, [2, 18, 8])],
+        [numpy_helper.from_array(np.linspace(0.5, 2, 8, dtype=np.float32), "g"),
+         numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), "bias")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    theirs = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    ours = [n.op_type for n in ort_fusions.apply(model).graph.node]
+    assert ("SkipLayerNormalization" in ours) == ("SkipLayerNormalization" in theirs)
+    assert "SkipLayerNormalization" not in ours
+    _same_as_ort(model, {"x": np.random.default_rng(8).standard_normal((2, 6, 24)).astype(
+        np.float32), "shape": np.array([2, 18, 8], np.int64)})

@@ -892,6 +892,23 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
                for n in graph.node)
 
 
+def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
+                              ) -> onnx.ModelProto:
+    """`shaped` with the dimension names that onnx's shape inference made up (unk__N, for
+    a dimension it cannot compute) cleared: ONNX Runtime's own inference leaves such a
+    dimension unnamed, so two of them never match as the same symbol there (PP-OCRv5's
+    recogniser: two residual branches both unk__38 made lowp fuse a SkipLayerNormalization
+    that ONNX Runtime does not). Names the file itself uses stay."""
+    g = model.graph
+    known = {d.dim_param for v in (*g.input, *g.output, *g.value_info)
+             for d in v.type.tensor_type.shape.dim if d.dim_param}
+    for v in (*shaped.graph.value_info, *shaped.graph.output):
+        for d in v.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param not in known:
+                d.ClearField("dim_param")
+    return shaped
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
@@ -899,7 +916,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if _needs_shapes(model.graph) else model
+    shaped = _without_invented_symbols(infer_shapes(model), model) \
+        if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     index.integer_biases = _integer_biases(nodes, index)
