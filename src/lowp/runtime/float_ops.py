@@ -1418,6 +1418,6 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
     return np.add(y, bias.reshape(-1)[:y.shape[-1]], dtype=np.float32)
 
 
-# Convolution, pooling, normalization, resize and recurrent ops, and the sequence ops,
-# register themselves here.
-from lowp.runtime import float_nn, quantized_lstm, sequence_ops  # noqa: E402, F401
+# Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
+# ai.onnx.ml ops register themselves here.
+from lowp.runtime import float_nn, ml_ops, quantized_lstm, sequence_ops  # noqa: E402, F401

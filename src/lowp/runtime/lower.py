@@ -33,6 +33,7 @@ from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
+from .ml_ops import ML_OPS
 from .plan import CF, CL, Step, StepFn, through_channels_first
 from .replay import fixed_steps
 
@@ -165,8 +166,9 @@ def _to_channels_last(step: Step) -> StepFn:
 
 
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions;
-# quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm)
-_FOREIGN_FLOAT = frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
+# quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm; ai.onnx.ml,
+# lowp.runtime.ml_ops)
+_FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
                             ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM"),

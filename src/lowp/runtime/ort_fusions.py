@@ -409,10 +409,30 @@ def _layer_norm(mean: onnx.NodeProto, index: _Index
     return [fused], [*subs, div, sqrt, add2, mean2, pow_node, mul, add]
 
 
+# operators whose output ONNX Runtime's constant folding (level 1, before its fusions) turns
+# into an initializer when every input is constant: the shape moves paddle2onnx writes
+# around a LayerNorm's weights (Reshape(layer_norm_0.w_0, [C]))
+_FOLDED_MOVES = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast"})
+
+
+def _folded(name: str, index: _Index, depth: int = 4) -> bool:
+    """An initializer (no feed overrides it), a Constant's output, or a shape move of
+    those, which constant folding makes one before the fusions run."""
+    if name in index.initializers or name in index.scalars:
+        return True
+    node = index.producer.get(name)
+    if node is None or depth == 0 or node.domain not in _ONNX:
+        return False
+    if node.op_type == "Constant":
+        return True
+    return node.op_type in _FOLDED_MOVES and all(
+        _folded(i, index, depth - 1) for i in node.input if i)
+
+
 def _vector(name: str, index: _Index) -> bool:
     """A 1-D constant (or fed) tensor: LayerNormFusion's scale or bias."""
     shape = index.shapes.get(name)
-    constant = name in index.scalars or name in index.initializers or name in index.fed
+    constant = name in index.fed or _folded(name, index)
     return constant and shape is not None and len(shape.dim) == 1
 
 
@@ -832,6 +852,33 @@ _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatM
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
+def _needs_shapes(graph: onnx.GraphProto) -> bool:
+    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, or a
+    MatMul read by an Add (MatMulAddFusion checks the ranks and the bias shape; without
+    shapes it fused only where the graph listed them, deepcut's time-distributed Dense
+    layers not at all)."""
+    added = {i for n in graph.node if _is(n, "Add") for i in n.input}
+    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and n.output[0] in added)
+               for n in graph.node)
+
+
+def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
+                              ) -> onnx.ModelProto:
+    """`shaped` with the dimension names that onnx's shape inference made up (unk__N, for
+    a dimension it cannot compute) cleared: ONNX Runtime's own inference leaves such a
+    dimension unnamed, so two of them never match as the same symbol there (PP-OCRv5's
+    recogniser: two residual branches both unk__38 made lowp fuse a SkipLayerNormalization
+    that ONNX Runtime does not). Names the file itself uses stay."""
+    g = model.graph
+    known = {d.dim_param for v in (*g.input, *g.output, *g.value_info)
+             for d in v.type.tensor_type.shape.dim if d.dim_param}
+    for v in (*shaped.graph.value_info, *shaped.graph.output):
+        for d in v.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param not in known:
+                d.ClearField("dim_param")
+    return shaped
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
@@ -839,8 +886,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = infer_shapes(model) if any(n.op_type in _SHAPED for n in model.graph.node) \
-        else model
+    shaped = _without_invented_symbols(infer_shapes(model), model) \
+        if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     touched, changed = False, True
@@ -854,8 +901,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 if rewrite is None:
                     continue
                 new, gone = rewrite
-                drop = {id(n) for n in gone}
-                at = index.position[id(node)]
+                # the new nodes go where the last node they replace was: their inputs
+                # (a LayerNorm's Reshape'd weights) may be made after the matched node
+                drop = {id(n) for n in gone} | {id(node)}
+                at = max(index.position[i] for i in drop)
                 nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
                     [n for n in nodes[at + 1:] if id(n) not in drop]
                 index.link(nodes)

@@ -20,6 +20,7 @@ from . import (
     fuse_float,
     moves,
     native_float,
+    ort_cast_elimination,
     ort_double_qdq,
     ort_fusions,
     ort_qdq_propagation,
@@ -76,8 +77,9 @@ class Session:
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
         self.model = pool_first.apply(quantize_first.apply(ort_fusions.apply(
-            fold_constant_quantize(ort_weight_bias.apply(ort_qdq_propagation.apply(
-                ort_double_qdq.apply(inline_constant_ifs(load_model(model)))))))))
+            ort_cast_elimination.apply(fold_constant_quantize(ort_weight_bias.apply(
+                ort_qdq_propagation.apply(ort_double_qdq.apply(
+                    inline_constant_ifs(load_model(model))))))))))
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         check_tensor_outputs(self.model)

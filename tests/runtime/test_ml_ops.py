@@ -1,0 +1,123 @@
+"""ai.onnx.ml operators (lowp.runtime.ml_ops) against ONNX Runtime: the kernel on random
+shapes and types, and a scikit-learn-style pipeline (Scaler, then an MLP) quantized by
+lowp and run on both engines (the corpus's surfaces_knn_mlp refused before them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import lowp
+from lowp.errors import NodeError
+from lowp.runtime import Session
+from lowp.runtime.backends import native_available
+from lowp.runtime.float_registry import FLOAT_OPS
+
+BACKENDS = ["reference"] + (["native"] if native_available() else [])
+_TYPES = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE,
+          np.int32: TensorProto.INT32, np.int64: TensorProto.INT64}
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    return list(s.run(None, feeds))
+
+
+def _scaler_model(dtype: type, rank: int, offset: list[float], scale: list[float]
+                  ) -> onnx.ModelProto:
+    node = helper.make_node("Scaler", ["x"], ["y"], domain="ai.onnx.ml", offset=offset,
+                            scale=scale)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", _TYPES[dtype], [None] * rank)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * rank)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)],
+                             ir_version=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=3),
+       dtype=st.sampled_from(list(_TYPES)), one=st.booleans(), seed=st.integers(0, 2**31))
+def test_scaler_matches_onnxruntime(shape: list[int], dtype: type, one: bool,
+                                    seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    features = shape[0] if len(shape) == 1 else shape[1]
+    k = 1 if one or features == 0 else features
+    offset = [float(v) for v in rng.standard_normal(k).astype(np.float32) * 50]
+    scale = [float(v) for v in rng.standard_normal(k).astype(np.float32)]
+    if np.issubdtype(dtype, np.integer):
+        x = rng.integers(-(2**30), 2**30, shape).astype(dtype) * 3
+    else:
+        x = (rng.standard_normal(shape) * 100).astype(dtype)
+    want = _ort(_scaler_model(dtype, len(shape), offset, scale), {"x": x})[0]
+    got = FLOAT_OPS["Scaler"](x, offset=offset, scale=scale, opset=21)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("shape", "offset", "scale", "match"), [
+    ((2, 3), [1.0, 2.0], [1.0, 2.0], "feature size"),
+    ((2, 3), [1.0], [1.0, 2.0], "same length"),
+    ((2, 3), [], [], "same length"),
+])
+def test_scaler_refuses_what_onnxruntime_refuses(shape: tuple[int, ...], offset: list[float],
+                                                 scale: list[float], match: str) -> None:
+    x = np.ones(shape, np.float32)
+    with pytest.raises(NodeError, match=match):
+        FLOAT_OPS["Scaler"](x, offset=offset, scale=scale, opset=21)
+    with pytest.raises(Exception):  # noqa: B017  (ONNX Runtime: load or run error)
+        _ort(_scaler_model(np.float32, 2, offset, scale), {"x": x})
+
+
+def _pipeline() -> onnx.ModelProto:
+    """skl2onnx's MLPRegressor behind a StandardScaler, as surfaces-onnx-files ships it:
+    Scaler -> Cast -> (MatMul, Add, Relu) x 2 -> MatMul, Add -> Reshape; opset 21."""
+    rng = np.random.default_rng(3)
+    inits, nodes = [], [
+        helper.make_node("Scaler", ["input"], ["scaled"], domain="ai.onnx.ml",
+                         offset=[66.8, 1.5, 5.3, 0.93], scale=[0.025, 0.89, 0.32, 1.18]),
+        helper.make_node("Cast", ["scaled"], ["h0"], to=TensorProto.FLOAT)]
+    widths = [4, 16, 16, 1]
+    for i in range(3):
+        w = rng.standard_normal((widths[i], widths[i + 1])).astype(np.float32) * 0.5
+        b = rng.standard_normal(widths[i + 1]).astype(np.float32) * 0.1
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        if i < 2:
+            nodes.append(helper.make_node("Relu", [f"a{i}"], [f"h{i + 1}"]))
+    inits.append(numpy_helper.from_array(np.array([-1, 1], np.int64), "shape"))
+    nodes.append(helper.make_node("Reshape", ["a2", "shape"], ["variable"]))
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)],
+                             ir_version=10)
+
+
+def _settings(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers([1, 0, 2, 0], [141, 4, 11, 3], (n, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scaler_pipeline_quantizes_and_matches_onnxruntime(backend: str) -> None:
+    model = _pipeline()
+    x = _settings(np.random.default_rng(1), 32)
+    np.testing.assert_array_equal(Session(model, backend=backend).run({"input": x})["variable"],
+                                  _ort(model, {"input": x})[0])
+    qdq = lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)})
+    assert any(n.op_type == "Scaler" for n in qdq.graph.node)
+    assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
+    session = Session(qdq, backend=backend)
+    for _ in range(2):      # the second run replays
+        np.testing.assert_array_equal(session.run({"input": x})["variable"],
+                                      _ort(qdq, {"input": x})[0])
