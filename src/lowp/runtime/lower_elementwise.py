@@ -493,18 +493,28 @@ def _spatial_axes(ctx: LowerCtx) -> bool:
         else:
             axes = np.asarray(ctx.attrs.get("axes", []), np.int64).reshape(-1)
         return axes.size > 0 and bool(np.all(axes >= 2))
-    if graph.opset < 10 or len(names) < 4 or not all(
-            names[k] and graph.is_constant(names[k]) for k in (1, 2, 3)):
+    if graph.opset < 10 or len(names) < 4 or not names[3] or not graph.is_constant(names[3]):
         return False
-    starts, ends, axes = (np.asarray(graph.constant(names[k])).reshape(-1) for k in (1, 2, 3))
-    steps = np.asarray(graph.constant(names[4])).reshape(-1) if len(names) > 4 and \
-        names[4] and graph.is_constant(names[4]) else np.ones_like(axes) if \
-        len(names) <= 4 or not names[4] else None
-    if steps is None or not starts.size == ends.size == axes.size == steps.size:
-        return False
-    whole = (starts == 0) & (ends >= _WHOLE_END) & (steps == 1)
-    sliced = axes[~whole]
-    return axes.size > 0 and bool(np.all(sliced >= 2))
+    axes = np.asarray(graph.constant(names[3])).reshape(-1)
+    return axes.size > 0 and bool(np.all(axes[~_whole_axes(ctx, axes.size)] >= 2))
+
+
+def _whole_axes(ctx: LowerCtx, count: int) -> np.ndarray:
+    """Which of a Slice's `count` axes it takes whole: constant start 0, end at least
+    2^31 - 1 and step 1 (none when any of them is not constant)."""
+    names = [*ctx.node.input, "", ""]
+    values = []
+    for k in (1, 2, 4):
+        if not names[k] and k == 4:
+            values.append(np.ones(count, np.int64))
+        elif names[k] and ctx.graph.is_constant(names[k]):
+            values.append(np.asarray(ctx.graph.constant(names[k])).reshape(-1))
+        else:
+            return np.zeros(count, bool)
+    starts, ends, steps = values
+    if not starts.size == ends.size == steps.size == count:
+        return np.zeros(count, bool)
+    return (starts == 0) & (ends >= _WHOLE_END) & (steps == 1)
 
 
 def _ort_same_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
