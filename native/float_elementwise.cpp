@@ -1,5 +1,7 @@
-// Kernel layer: float32 element-wise glue (see float_elementwise.h). Plain loops the compiler
-// vectorizes at the baseline ISA; -ffp-contract=off keeps one rounding per operation.
+// Kernel layer: float32 element-wise glue (see float_elementwise.h). Binary rows are the
+// active path's FloatKernels::binary_row (float_impl.h, compiled per instruction set); the
+// rest are plain loops the compiler vectorizes at the baseline ISA; -ffp-contract=off keeps
+// one rounding per operation.
 #include "float_elementwise.h"
 
 #include <algorithm>
@@ -16,75 +18,30 @@ namespace {
 
 constexpr int64_t kBlock = int64_t(1) << 15;  // elements per thread, at least
 
-template <int Op>
-inline float apply(float a, float b) {
-  if constexpr (Op == kFloatAdd) return a + b;
-  else if constexpr (Op == kFloatSub) return a - b;
-  else if constexpr (Op == kFloatMul) return a * b;
-  else if constexpr (Op == kFloatDiv) return a / b;
-  else if constexpr (Op == kFloatMax) return (std::isnan(a) || a > b) ? a : b;
-  else if constexpr (Op == kFloatMin) return (std::isnan(a) || a < b) ? a : b;
-  else {
-    // both sides computed, then selected: no branch on the sign (which mispredicts on real
-    // data and kept the loop scalar: 6 ns a value); the same value either way
-    const float scaled = a * b;
-    return a >= 0.0f ? a : scaled;
-  }
-}
-
-// One innermost row of n elements: the three stride forms get their own loops.
-template <int Op>
-void row(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n) {
-  if (sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], b[i]);
-  } else if (sa == 1 && sb == 0) {
-    const float v = *b;
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], v);
-  } else if (sa == 0 && sb == 1) {
-    const float v = *a;
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(v, b[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i * sa], b[i * sb]);
-  }
-}
-
 // Output elements [e0, e1) of the flattened (d0 * d1 * d2) x n output, row piece by row
 // piece (a range may start and end inside a row).
-template <int Op>
-void span(const FloatBinaryArgs& p, int64_t e0, int64_t e1) {
+void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e1) {
   const int64_t d1 = p.dims[1], d2 = p.dims[2], n = p.dims[3];
   for (int64_t e = e0; e < e1;) {
     const int64_t r = e / n, c = e % n, m = std::min(n - c, e1 - e);
     const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
     const float* a = p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2] + c * p.a_st[3];
     const float* b = p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2] + c * p.b_st[3];
-    row<Op>(a, p.a_st[3], b, p.b_st[3], p.y + e, m);
+    k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m);
     e += m;
   }
 }
 
-template <int Op>
-void binary(const FloatBinaryArgs& p, int threads) {
+}  // namespace
+
+void run_float_binary(const FloatBinaryArgs& p, int threads) {
   const int64_t count = p.dims[0] * p.dims[1] * p.dims[2], n = p.dims[3];
   if (count == 0 || n == 0) return;
+  const FloatKernels& k = active_float_kernels();
   // split the output elements between threads, whatever the row length (one long row: an
   // operand broadcast from a single value)
   run_elementwise(count * n, kBlock, threads,
-                  [&](int64_t e0, int64_t len) { span<Op>(p, e0, e0 + len); });
-}
-
-}  // namespace
-
-void run_float_binary(const FloatBinaryArgs& a, int threads) {
-  switch (a.op) {
-    case kFloatAdd: binary<kFloatAdd>(a, threads); break;
-    case kFloatSub: binary<kFloatSub>(a, threads); break;
-    case kFloatMul: binary<kFloatMul>(a, threads); break;
-    case kFloatDiv: binary<kFloatDiv>(a, threads); break;
-    case kFloatMax: binary<kFloatMax>(a, threads); break;
-    case kFloatMin: binary<kFloatMin>(a, threads); break;
-    default: binary<kFloatPRelu>(a, threads); break;
-  }
+                  [&](int64_t e0, int64_t len) { span(k, p, e0, e0 + len); });
 }
 
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
@@ -195,19 +152,6 @@ void gather(const FusedInput& in, const int64_t* dims, int64_t e0, int64_t m, fl
   }
 }
 
-void fused_binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
-                  int64_t n) {
-  switch (op) {
-    case kFloatAdd: row<kFloatAdd>(a, sa, b, sb, y, n); break;
-    case kFloatSub: row<kFloatSub>(a, sa, b, sb, y, n); break;
-    case kFloatMul: row<kFloatMul>(a, sa, b, sb, y, n); break;
-    case kFloatDiv: row<kFloatDiv>(a, sa, b, sb, y, n); break;
-    case kFloatMax: row<kFloatMax>(a, sa, b, sb, y, n); break;
-    case kFloatMin: row<kFloatMin>(a, sa, b, sb, y, n); break;
-    default: row<kFloatPRelu>(a, sa, b, sb, y, n); break;
-  }
-}
-
 }  // namespace
 
 void run_float_fused(const FloatFusedArgs& f, int threads) {
@@ -254,7 +198,7 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
         const float* a = operand(ins.a, sa);
         if (ins.op < kFloatBinaryCount) {
           const float* bb = operand(ins.b, sb);
-          fused_binary(ins.op, a, sa, bb, sb, d, m);
+          kernels.binary_row(ins.op, a, sa, bb, sb, d, m);
           continue;
         }
         if (sa == 0) {  // one value: as many copies as the block holds

@@ -39,7 +39,7 @@ void run_float_binary(const FloatBinaryArgs& a, int threads);
 // -1 - i. Inputs are read at element strides over dims (0 on broadcast axes), as
 // FloatBinaryArgs reads its operands; y is contiguous.
 enum FusedOp { kFusedUnary = 16, kFusedRelu = 32, kFusedSqrt = 33 };
-constexpr int64_t kFusedBlock = 2048;
+constexpr int64_t kFusedBlock = 512;
 struct FusedInstr {
   int op = kFloatAdd, dst = -1, a = 0, b = 0;
 };

@@ -72,6 +72,11 @@ struct FloatKernels {
   void (*sgemm_block)(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t np,
                       float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb, float alpha,
                       bool first);
+  // One row of a float32 binary operator (float_elementwise.h FloatBinaryOp op):
+  // y[i] = a[i * sa] op b[i * sb] for i < n, one IEEE operation per element, so every path
+  // gives the same values; y may be a or b (the same memory), never a part of one.
+  void (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                     int64_t n);
 };
 
 extern const FloatKernels kFloatScalar;

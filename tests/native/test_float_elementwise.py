@@ -84,6 +84,41 @@ def test_binary_special_values(op: str) -> None:
                 _bits_equal(_native(op, column, b), FLOAT_OPS[op](column, b))
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu"])
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 70), form=st.sampled_from(["rows", "a one", "b one", "b column"]),
+       data=st.data())
+def test_binary_rows_of_vector_lengths(path: str, op: str, n: int, form: str,
+                                       data: st.DataObject) -> None:
+    """Rows of 0 to 70 values (whole vectors of every path and their tails) in each stride
+    form of a row: both contiguous, one side one value, a per-row value (a gathered
+    column); the same bits as numpy, and the same when the result overwrites an operand
+    (a fused chain's register)."""
+    a = data.draw(hnp.arrays(np.float32, (3, n), elements=FLOATS))
+    shape = {"rows": (3, n), "a one": (1, 1), "b one": (), "b column": (3, 1)}[form]
+    b = data.draw(hnp.arrays(np.float32, shape, elements=FLOATS))
+    if form == "a one":
+        a, b = b, a
+    if op == "PRelu" and form == "a one":
+        return                                          # (a slope of the input's shape)
+    with nb.use_path(path), np.errstate(all="ignore"):
+        want = FLOAT_OPS[op](a, b)
+        if want.size == 0:      # no native call: the step runs numpy's operator
+            assert program.FLOAT_KERNELS[op]([a, b], np.empty(want.shape, np.float32), 1) is None
+            return
+        _bits_equal(_native(op, a, b), want)
+        same = a if a.shape == want.shape else b
+        inplace = same.copy()
+        operands = [inplace, b] if same is a else [a, inplace]
+        made = program.FLOAT_KERNELS[op](operands, inplace, 1)
+        assert made is not None
+        (fn, args), y = made
+        fn(*args)
+        assert y is inplace
+        _bits_equal(inplace, want)
+
+
 @pytest.mark.parametrize("op", ["Add", "Mul", "Max"])
 def test_binary_long_rows_split_between_threads(op: str) -> None:
     """Threads split the output elements, also inside one long row (an operand broadcast

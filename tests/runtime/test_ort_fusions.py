@@ -540,8 +540,10 @@ def _tanh_gelu(form: int, *, bias: bool = False, shared: str | None = None,
                constants: tuple[float, float] = (0.044715, 0.7978846),
                swap: bool = False) -> onnx.ModelProto:
     """(0.5 x)(1 + tanh(√(2/π)(x + 0.044715 x³))) written out in FastGeluFusion's form 1
-    (x · 0.044715 · x + 1, times x · √(2/π)) or form 2 (Pow 3, GPT-2 and T5), then a Relu;
-    `swap` flips the operands of every binary node."""
+    (x · 0.044715 · x + 1, times x · √(2/π)) or form 2 (Pow 3, GPT-2 and T5), or form 3,
+    jax2tf's (through tf2onnx: magika), x · (0.5 (1 + tanh(√(2/π)(x + x (x (0.044715 x))))))
+    with the 0.5 on the tanh side, then a Relu; `swap` flips the operands of every binary
+    node."""
     c, b = constants
     inits = {"c": np.float32(c), "b": np.float32(b), "one": np.float32(1),
              "half": np.float32(0.5), "three": np.float32(3)}
@@ -554,6 +556,13 @@ def _tanh_gelu(form: int, *, bias: bool = False, shared: str | None = None,
         inits["bias"] = np.linspace(-1, 1, 40).astype(np.float32)
         nodes.append(helper.make_node("Add", ["x", "bias"], ["xb"]))
         x = "xb"
+    if form == 3:
+        nodes += [node("Mul", "c", x, "m1"), node("Mul", x, "m1", "m2"),
+                  node("Mul", x, "m2", "m3"), node("Add", x, "m3", "s"),
+                  node("Mul", "b", "s", "arg"), helper.make_node("Tanh", ["arg"], ["t"]),
+                  node("Add", "one", "t", "t1"), node("Mul", "half", "t1", "h"),
+                  node("Mul", x, "h", "g"), helper.make_node("Relu", ["g"], ["y"])]
+        return _model(nodes, {"x": (3, 7, 40)}, inits, ["y"] + ([shared] if shared else []))
     if form == 1:
         nodes += [node("Mul", x, "c", "m1"), node("Mul", "m1", x, "m2"),
                   node("Add", "m2", "one", "a1"), node("Mul", x, "b", "m4"),
@@ -584,6 +593,21 @@ def test_tanh_gelu_written_out_is_ort_bit_for_bit(
     model = _tanh_gelu(form, bias=bias, shared=shared, constants=constants, swap=swap)
     fuses = _fuses_as_ort(model, "FastGelu")
     assert fuses == (shared is None and constants[0] == 0.044715 and constants[1] != 0.79)
+    x = (np.random.default_rng(seed).standard_normal((3, 7, 40)) * spread).astype(np.float32)
+    _same_as_ort(model, {"x": x})
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.booleans(), st.booleans(), st.floats(0.1, 8), st.integers(0, 2**31 - 1))
+def test_jax2tf_tanh_gelu_is_not_fused_as_in_ort(bias: bool, swap: bool, spread: float,
+                                                  seed: int) -> None:
+    """jax2tf's written-out tanh GELU (magika's) matches neither FastGeluFusion form (the 0.5
+    multiplies 1 + tanh, not x; x³ is x (x (c x))): ONNX Runtime 1.32 keeps its nodes, and
+    so does lowp (one fused chain of the same float32 operations), with ONNX Runtime's
+    values."""
+    model = _tanh_gelu(3, bias=bias, swap=swap)
+    assert not _fuses_as_ort(model, "FastGelu")
+    assert _ort_ops(model).count("Tanh") == 1
     x = (np.random.default_rng(seed).standard_normal((3, 7, 40)) * spread).astype(np.float32)
     _same_as_ort(model, {"x": x})
 

@@ -427,9 +427,12 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
 
     if split:
         return ctx.step(inputs, out_names, run, layouts=(CF, CL), replayable=True)
-    if node.op_type == "Resize" or (node.op_type == "Slice" and _spatial_slice(ctx)):
+    if node.op_type == "Resize" or (node.op_type in ("Slice", "Squeeze") and
+                                    _spatial_axes(ctx)):
         # (nearest Resize: a copy; Slice of spatial axes: a circular padding's ends, Slice ->
-        # Concat along time) the convolutions around them keep their channels-last layout
+        # Concat along time; Slice and Squeeze of the unit width of a 1-D convolution
+        # written as a 2-D one) the convolutions around them keep their channels-last
+        # layout, and so do the element-wise steps and pooling after them
         return ctx.step(inputs, out_names, through_channels_first(run), layouts=(CF, CL))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
@@ -471,16 +474,47 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
                     replayable=node.op_type in RESHAPES)
 
 
-def _spatial_slice(ctx: LowerCtx) -> bool:
-    """A Slice (opset >= 10) whose constant axes are spatial ones (2 and up, counted from
-    the front). A Slice of the channels (an STFT's real and imaginary halves, read by float
-    arithmetic) stays channels-first: its readers would convert it back."""
-    names = list(ctx.node.input)
-    if ctx.graph.opset < 10 or len(names) < 4 or not names[3] or \
-            not ctx.graph.is_constant(names[3]):
+_WHOLE_END = 2**31 - 1     # an end at or past it leaves the axis whole whatever its size
+
+
+def _spatial_axes(ctx: LowerCtx) -> bool:
+    """A Slice (opset >= 10) or Squeeze whose constant axes are spatial ones (2 and up,
+    counted from the front), not counting a Slice's axes taken whole (start 0, an end of
+    at least 2^31 - 1, step 1: tf2onnx writes a strided slice of every axis so). A Slice
+    of the channels (an STFT's real and imaginary halves, read by float arithmetic) stays
+    channels-first: its readers would convert it back."""
+    graph, node = ctx.graph, ctx.node
+    names = list(node.input)
+    if node.op_type == "Squeeze":
+        if len(names) > 1 and names[1]:
+            if not graph.is_constant(names[1]):
+                return False
+            axes = np.asarray(graph.constant(names[1])).reshape(-1)
+        else:
+            axes = np.asarray(ctx.attrs.get("axes", []), np.int64).reshape(-1)
+        return axes.size > 0 and bool(np.all(axes >= 2))
+    if graph.opset < 10 or len(names) < 4 or not names[3] or not graph.is_constant(names[3]):
         return False
-    axes = np.asarray(ctx.graph.constant(names[3])).reshape(-1)
-    return axes.size > 0 and bool(np.all(axes >= 2))
+    axes = np.asarray(graph.constant(names[3])).reshape(-1)
+    return axes.size > 0 and bool(np.all(axes[~_whole_axes(ctx, axes.size)] >= 2))
+
+
+def _whole_axes(ctx: LowerCtx, count: int) -> np.ndarray:
+    """Which of a Slice's `count` axes it takes whole: constant start 0, end at least
+    2^31 - 1 and step 1 (none when any of them is not constant)."""
+    names = [*ctx.node.input, "", ""]
+    values = []
+    for k in (1, 2, 4):
+        if not names[k] and k == 4:
+            values.append(np.ones(count, np.int64))
+        elif names[k] and ctx.graph.is_constant(names[k]):
+            values.append(np.asarray(ctx.graph.constant(names[k])).reshape(-1))
+        else:
+            return np.zeros(count, bool)
+    starts, ends, steps = values
+    if not starts.size == ends.size == steps.size == count:
+        return np.zeros(count, bool)
+    return (starts == 0) & (ends >= _WHOLE_END) & (steps == 1)
 
 
 def _ort_same_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
