@@ -15,6 +15,9 @@ from onnx import external_data_helper, numpy_helper, shape_inference
 from ..atomic import write_bytes
 from ..errors import ModelError
 
+# the domain names of the default operator set
+ONNX_DOMAINS = ("", "ai.onnx")
+
 MIN_OPSET = 13          # per-axis QuantizeLinear/DequantizeLinear need opset 13
 # operators whose output is a sequence of tensors
 SEQUENCE_MAKERS = frozenset({"SequenceEmpty", "SequenceConstruct", "SequenceInsert",
@@ -171,7 +174,7 @@ def _check(proto: onnx.ModelProto, where: str) -> None:
     ModelError line."""
     newest = onnx.defs.onnx_opset_version()
     for imp in proto.opset_import:
-        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+        if imp.domain in ONNX_DOMAINS and imp.version > newest:
             raise ModelError(f"{where}: opset {imp.version} is newer than any this onnx "
                              f"package knows (up to {newest}); ONNX Runtime refuses it too")
     try:
@@ -205,8 +208,8 @@ def _check_qdq_params(proto: onnx.ModelProto, where: str) -> None:
             if n.op_type == "Constant" and n.output and a.name == "value":
                 dims[n.output[0]] = list(a.t.dims)
     for n in proto.graph.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.domain not in (
-                "", "ai.onnx") or any(a.name == "block_size" and a.i for a in n.attribute):
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.domain not in \
+                ONNX_DOMAINS or any(a.name == "block_size" and a.i for a in n.attribute):
             continue
         scale = dims.get(n.input[1]) if len(n.input) > 1 else None
         zp = dims.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
@@ -295,7 +298,7 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def opset_of(model: onnx.ModelProto) -> int:
     for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
+        if imp.domain in ONNX_DOMAINS:
             return int(imp.version)
     return 1
 

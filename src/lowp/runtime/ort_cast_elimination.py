@@ -14,20 +14,7 @@ from __future__ import annotations
 
 import onnx
 
-from ..ir.graph import infer_shapes
-
-_ONNX = ("", "ai.onnx")
-
-
-def _subgraph_reads(graph: onnx.GraphProto) -> set[str]:
-    """Every tensor name that a node inside a subgraph of `graph` reads (at any depth)."""
-    names: set[str] = set()
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                names.update(i for n in sub.node for i in n.input if i)
-                names.update(_subgraph_reads(sub))
-    return names
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
@@ -43,12 +30,12 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` without its same-type Casts (a new model), or `model` itself when it has
     none that ONNX Runtime removes."""
     g = model.graph
-    casts = [n for n in g.node if n.op_type == "Cast" and n.domain in _ONNX
+    casts = [n for n in g.node if n.op_type == "Cast" and n.domain in ONNX_DOMAINS
              and len(n.input) == 1 and len(n.output) == 1]
     if not casts:
         return model
     types = _types(infer_shapes(model))
-    keep = {o.name for o in g.output} | _subgraph_reads(g)
+    keep = {o.name for o in g.output}.union(*(subgraph_reads(n) for n in g.node))
     renamed: dict[str, str] = {}
     for node in casts:
         to = next((a.i for a in node.attribute if a.name == "to"), None)

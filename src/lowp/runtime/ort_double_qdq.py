@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..ir.graph import ONNX_DOMAINS
 from .ort_qdq_propagation import QdqGraph
 
-_ONNX = ("", "ai.onnx")
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
 
@@ -177,7 +177,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     shapes: dict[str, Shape] | None = None
     for node in list(g.nodes):
         if node.op_type not in ("Identity", "Cast", "Dropout", "Expand", *_NOOP) \
-                or node.domain not in _ONNX or node.output[0] in g.outputs:
+                or node.domain not in ONNX_DOMAINS or node.output[0] in g.outputs:
             continue
         data, const_rank = node.input[0], 0
         if node.op_type in _NOOP:
@@ -211,16 +211,17 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         changed = True
 
     for dq1 in list(g.nodes):
-        if dq1.op_type != "DequantizeLinear" or dq1.domain not in _ONNX or dq1 not in g.nodes:
+        if dq1.op_type != "DequantizeLinear" or dq1.domain not in ONNX_DOMAINS \
+                or dq1 not in g.nodes:
             continue
         q1, q2 = g.producer(dq1.input[0]), g.single_reader(dq1.output[0])
-        if q1 is None or q1.op_type != "QuantizeLinear" or q1.domain not in _ONNX \
+        if q1 is None or q1.op_type != "QuantizeLinear" or q1.domain not in ONNX_DOMAINS \
                 or g.single_reader(q1.output[0]) is None:
             continue
-        if q2 is None or q2.op_type != "QuantizeLinear" or q2.domain not in _ONNX:
+        if q2 is None or q2.op_type != "QuantizeLinear" or q2.domain not in ONNX_DOMAINS:
             continue
         dq2 = g.single_reader(q2.output[0])
-        if dq2 is None or dq2.op_type != "DequantizeLinear" or dq2.domain not in _ONNX:
+        if dq2 is None or dq2.op_type != "DequantizeLinear" or dq2.domain not in ONNX_DOMAINS:
             continue
         first, second = _pair_params(g.inits, q1, dq1), _pair_params(g.inits, q2, dq2)
         if first is None or second is None or first[1].dtype != second[1].dtype \

@@ -52,10 +52,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import infer_shapes
+from ..ir.graph import ONNX_DOMAINS, infer_shapes
 
 _MS = "com.microsoft"
-_ONNX = ("", "ai.onnx")
 _F = np.float32
 
 
@@ -79,7 +78,7 @@ class _Index:
             if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
                 self._scalar(t.name, t)
         for node in nodes:      # the rewrites remove no Constant node
-            if node.op_type == "Constant" and node.domain in _ONNX and node.attribute:
+            if node.op_type == "Constant" and node.domain in ONNX_DOMAINS and node.attribute:
                 attr = node.attribute[0]
                 if attr.name == "value" and int(np.prod(attr.t.dims)) == 1:
                     self._scalar(node.output[0], attr.t)
@@ -187,7 +186,7 @@ Rewrite = tuple[list[onnx.NodeProto], list[onnx.NodeProto]]
 Fusion = Callable[[onnx.NodeProto, _Index], Rewrite | None]
 
 
-def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = _ONNX) -> bool:
+def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = ONNX_DOMAINS) -> bool:
     return node.op_type == op and node.domain in domain
 
 
@@ -196,7 +195,7 @@ def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = _ONNX) -> bool:
 
 def _scale_of(node: onnx.NodeProto, index: _Index) -> tuple[np.float32, int] | None:
     """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None."""
-    if node.domain not in _ONNX or len(node.input) != 2:
+    if node.domain not in ONNX_DOMAINS or len(node.input) != 2:
         return None
     if node.op_type == "Div":
         divisor = index.scalars.get(node.input[1])
@@ -421,7 +420,7 @@ def _folded(name: str, index: _Index, depth: int = 4) -> bool:
     if name in index.initializers or name in index.scalars:
         return True
     node = index.producer.get(name)
-    if node is None or depth == 0 or node.domain not in _ONNX:
+    if node is None or depth == 0 or node.domain not in ONNX_DOMAINS:
         return False
     if node.op_type == "Constant":
         return True
@@ -514,7 +513,7 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     sums
     then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
     over the last axis is a mean over axis 1 of x ((O18s))."""
-    if red.domain not in _ONNX or red.op_type not in _SUMMING or not red.input:
+    if red.domain not in ONNX_DOMAINS or red.op_type not in _SUMMING or not red.input:
         return None
     tr = index.producer.get(red.input[0])
     if tr is None or not _is(tr, "Transpose") or tr.output[0] in index.outputs:
@@ -678,7 +677,8 @@ def _fast_gelu(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
     FastGeluFusion's forms (constants within ONNX Runtime's tolerance, every node float32 with
     one consumer and no graph output, the last Mul no graph output either), becomes
     com.microsoft FastGelu (lowp.ort_math.gelu_tanh)."""
-    if node.domain not in _ONNX or node.op_type not in ("Mul", "Pow") or len(node.input) != 2:
+    if node.domain not in ONNX_DOMAINS or node.op_type not in ("Mul", "Pow") \
+            or len(node.input) != 2:
         return None
     found = _tanh_argument(node, index)
     if found is None:
@@ -882,7 +882,7 @@ def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
-    opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model

@@ -26,9 +26,8 @@ import itertools
 import onnx
 from onnx import defs, helper, numpy_helper
 
-from ..ir.graph import subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, subgraph_reads
 
-_ONNX = ("", "ai.onnx")
 # CanNodePropagate: the operator at these versions (the schema's since-version)
 _PROPAGATING = {"MaxPool": {12}, "Reshape": {5, 13, 14, 19}, "Transpose": {1, 13},
                 "Squeeze": {1, 11, 13}, "Unsqueeze": {1, 11, 13}, "Slice": {1, 10, 11, 13}}
@@ -44,7 +43,8 @@ class QdqGraph:
         self.inputs = {i.name for i in g.input}
         self.outputs = {o.name for o in g.output}
         self.inits = {t.name: t for t in g.initializer if t.name not in self.inputs}
-        self.opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
+        self.opset = next((int(o.version) for o in model.opset_import
+                           if o.domain in ONNX_DOMAINS), 0)
         self.counter = itertools.count()
         self.used = {n for node in g.node for n in (*node.input, *node.output)} | self.inputs \
             | set(self.inits)
@@ -90,7 +90,7 @@ class QdqGraph:
 
     def propagates(self, node: onnx.NodeProto) -> bool:
         versions = _PROPAGATING.get(node.op_type)
-        if versions is None or node.domain not in _ONNX:
+        if versions is None or node.domain not in ONNX_DOMAINS:
             return False
         try:
             since = defs.get_schema(node.op_type, self.opset).since_version
@@ -143,9 +143,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     g = QdqGraph(out)
     original = list(g.nodes)
     changed = False
-    for q in [n for n in original if n.op_type == "QuantizeLinear" and n.domain in _ONNX]:
+    for q in [n for n in original if n.op_type == "QuantizeLinear" and n.domain in ONNX_DOMAINS]:
         changed |= _q_backward(g, q)
-    for dq in [n for n in original if n.op_type == "DequantizeLinear" and n.domain in _ONNX]:
+    for dq in [n for n in original if n.op_type == "DequantizeLinear" and n.domain in ONNX_DOMAINS]:
         changed |= _dq_forward(g, dq)
     if not changed:
         return model
@@ -176,7 +176,7 @@ def _q_backward(g: QdqGraph, q: onnx.NodeProto) -> bool:
         if source is not None and g.single_reader(before) is not node:
             break
         if source is not None and source.op_type == "DequantizeLinear" and \
-                source.domain in _ONNX:
+                source.domain in ONNX_DOMAINS:
             break
         g.pair(before, params, [(node, 0)], source)
         changed = True
@@ -201,7 +201,7 @@ def _dq_forward(g: QdqGraph, dq: onnx.NodeProto) -> bool:
         if name in g.outputs:
             continue        # (an edge to the graph output: left as it is)
         edges = [(r, k) for r, k in g.readers(name)
-                 if not (r.op_type == "QuantizeLinear" and r.domain in _ONNX)]
+                 if not (r.op_type == "QuantizeLinear" and r.domain in ONNX_DOMAINS)]
         if not edges:
             continue
         g.pair(name, params, edges, node)

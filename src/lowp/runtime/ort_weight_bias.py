@@ -20,8 +20,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..ir.graph import ONNX_DOMAINS
+
 _F = np.float32
-_ONNX = ("", "ai.onnx")
 _TARGETS = ("Conv", "ConvTranspose", "Gemm")
 
 
@@ -106,16 +107,16 @@ def _scalar(a: np.ndarray | None) -> bool:
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's weight and bias quantization (a new model), or `model`
     itself when no node qualifies."""
-    if not any(n.op_type in _TARGETS and n.domain in _ONNX for n in model.graph.node):
+    if not any(n.op_type in _TARGETS and n.domain in ONNX_DOMAINS for n in model.graph.node):
         return model
     g = _Graph(model)
-    opset = next((int(o.version) for o in model.opset_import if o.domain in _ONNX), 0)
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
     new_nodes: dict[int, list[onnx.NodeProto]] = {}
     new_inits: list[onnx.TensorProto] = []
     rewired: dict[int, onnx.NodeProto] = {}
     pairs: list[tuple[str, onnx.NodeProto, str]] = []
     for k, node in enumerate(model.graph.node):
-        if node.op_type not in _TARGETS or node.domain not in _ONNX or len(node.input) < 2:
+        if node.op_type not in _TARGETS or node.domain not in ONNX_DOMAINS or len(node.input) < 2:
             continue
         dq0 = g.producer.get(node.input[0])
         if dq0 is None or dq0.op_type != "DequantizeLinear" or len(dq0.input) < 2:

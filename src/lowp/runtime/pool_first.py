@@ -26,16 +26,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..ir.graph import ONNX_DOMAINS
 from .ort_qdq_propagation import QdqGraph
 
-_ONNX = ("", "ai.onnx")
 _SMALLEST_SCALE = np.float32(2.0 ** -100)   # dq(c) stays a normal float32 for |c - z| >= 1
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with each such MaxPool moved before its Relu (a new model), or `model`
     itself when it has none."""
-    if not any(n.op_type == "MaxPool" and n.domain in _ONNX for n in model.graph.node):
+    if not any(n.op_type == "MaxPool" and n.domain in ONNX_DOMAINS for n in model.graph.node):
         return model
     out, g = QdqGraph.editable_copy(model)
     changed = False
@@ -70,15 +70,15 @@ def _chain(g: QdqGraph, pool: onnx.NodeProto
            ) -> tuple[onnx.NodeProto, onnx.NodeProto] | None:
     """(DequantizeLinear, Relu) of DequantizeLinear -> Relu -> `pool` as the module says,
     or None."""
-    if pool.op_type != "MaxPool" or pool.domain not in _ONNX or len(pool.output) != 1 \
+    if pool.op_type != "MaxPool" or pool.domain not in ONNX_DOMAINS or len(pool.output) != 1 \
             or not _no_pads(pool):
         return None
     relu = g.producer(pool.input[0])
-    if relu is None or relu.op_type != "Relu" or relu.domain not in _ONNX \
+    if relu is None or relu.op_type != "Relu" or relu.domain not in ONNX_DOMAINS \
             or g.single_reader(relu.output[0]) is not pool:
         return None
     dq = g.producer(relu.input[0])
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in _ONNX \
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ONNX_DOMAINS \
             or g.single_reader(dq.output[0]) is not relu or len(dq.input) < 3 \
             or g.scalar_parameters(dq) is None or not dq.input[2]:
         return None

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import onnx
 
+from ..ir.graph import ONNX_DOMAINS
 from .ort_qdq_propagation import QdqGraph
-
-_ONNX = ("", "ai.onnx")
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with each such QuantizeLinear moved before its Concat (a new model), or
     `model` itself when it has none."""
     joined = {n.output[0] for n in model.graph.node
-              if n.op_type == "Concat" and n.domain in _ONNX and n.output}
+              if n.op_type == "Concat" and n.domain in ONNX_DOMAINS and n.output}
 
     def quantizes_a_concat(node: onnx.NodeProto) -> bool:
-        return node.op_type == "QuantizeLinear" and node.domain in _ONNX and \
+        return node.op_type == "QuantizeLinear" and node.domain in ONNX_DOMAINS and \
             bool(node.input) and node.input[0] in joined
 
     if not any(quantizes_a_concat(n) for n in model.graph.node):
@@ -42,7 +41,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if not quantizes_a_concat(q) or g.scalar_parameters(q) is None:
             continue
         concat = g.producer(q.input[0])
-        if concat is None or concat.op_type != "Concat" or concat.domain not in _ONNX \
+        if concat is None or concat.op_type != "Concat" or concat.domain not in ONNX_DOMAINS \
                 or not _read_only_by(g, concat.output[0], q):
             continue
         moved = _one_source(g, concat)
@@ -80,7 +79,7 @@ def _one_source(g: QdqGraph, concat: onnx.NodeProto
     slices: list[onnx.NodeProto] = []
     for name in concat.input:
         node = g.producer(name) if name else None
-        if node is not None and node.op_type == "Slice" and node.domain in _ONNX \
+        if node is not None and node.op_type == "Slice" and node.domain in ONNX_DOMAINS \
                 and _read_only_by(g, name, concat):
             sources.add(node.input[0])
             slices.append(node)
