@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,16 @@ from .plan import CF, CL, Step
 from .prepacked import freeze
 from .replay import NATIVE_FLOAT, Replayer
 from .tape import call
+
+# The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's graph
+# transformations that change what a QDQ file computes (its Q/DQ pair merging and
+# propagation, weight and bias folding, CastElimination, its level-1 and level-2 fusions),
+# then lowp's own exact rewrites (quantize before a Concat, max-pool the codes). Each takes a
+# model and returns it unchanged or a new one.
+LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
+    inline_constant_ifs, ort_double_qdq.apply, ort_qdq_propagation.apply,
+    ort_weight_bias.apply, fold_constant_quantize, ort_cast_elimination.apply,
+    ort_fusions.apply, quantize_first.apply, pool_first.apply)
 
 
 class Session:
@@ -76,10 +86,9 @@ class Session:
                  backend: str | ReferenceBackend = "auto", threads: int = 0,
                  requant_mode: RequantMode = RequantMode.FLOAT32, replay: bool = True) -> None:
         tune_malloc()
-        self.model = pool_first.apply(quantize_first.apply(ort_fusions.apply(
-            ort_cast_elimination.apply(fold_constant_quantize(ort_weight_bias.apply(
-                ort_qdq_propagation.apply(ort_double_qdq.apply(
-                    inline_constant_ifs(load_model(model))))))))))
+        self.model = load_model(model)
+        for rewrite in LOAD_REWRITES:
+            self.model = rewrite(self.model)
         self.backend = make_backend(backend, threads)
         self.inputs = model_inputs(self.model)
         check_tensor_outputs(self.model)
