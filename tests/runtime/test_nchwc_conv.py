@@ -37,6 +37,9 @@ def _model(w: np.ndarray, b: np.ndarray | None, x_shape: tuple[int, ...],
     (256, 32, 1, 1, [0, 0, 0, 0], [1, 1], [1, 1]),     # pointwise, two 128-channel chunks
     (32, 32, 1, 1, [1, 0, 1, 0], [1, 1], [1, 1]),      # padded 1x1: the general kernel
     (32, 32, 3, 32, [1, 1, 1, 1], [1, 1], [1, 1]),     # depthwise
+    (8, 8, 3, 8, [1, 1, 1, 1], [2, 1], [1, 1]),        # depthwise, channels padded to a block
+    (12, 12, 3, 12, [1, 1, 1, 1], [1, 1], [1, 1]),     # (ppocr_cls_v2's 8-channel one)
+    (10, 10, 3, 10, [1, 1, 1, 1], [1, 1], [1, 1]),     # depthwise kept in NCHW
     (64, 64, 3, 2, [0, 1, 1, 0], [1, 1], [1, 1]),      # grouped, asymmetric padding
     (20, 32, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),      # a partial last block of channels
     (17, 8, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),       # not NCHWc: MLAS's im2col SGEMM
@@ -68,7 +71,9 @@ def test_plan_follows_the_layout_transformer() -> None:
     assert plan((1, 2 * block, 8, 8), (32, 2 * block, 3, 3), 1, False, True) is None
     assert plan((1, 2 * block, 8, 8), (32, 2 * block, 3, 3), 1, True, False) is None
     assert plan((1, 2 * block, 8), (32, 2 * block, 3), 1, True, True) is None
-    assert plan((1, 12, 8, 8), (12, 1, 3, 3), 12, True, True) is None   # 12 % block
+    # depthwise: channels padded to a whole block when they are a multiple of 4
+    assert plan((1, 12, 8, 8), (12, 1, 3, 3), 12, True, True).kind == "depthwise"
+    assert plan((1, 10, 8, 8), (10, 1, 3, 3), 10, True, True) is None
 
 
 ISAS = ("scalar", "avx2", "avx512")
@@ -89,7 +94,7 @@ def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, 
     block = draw(st.sampled_from([8, 16]))
     group = 1
     if kind == "depthwise":
-        c = m = group = 8 * draw(st.integers(1, 3))
+        c = m = group = 4 * draw(st.integers(1, 6))     # a partial last block too
         cg, k = 1, draw(st.integers(1, 4))
     elif kind == "nchw":
         c, m, k = draw(st.integers(1, 7)), draw(st.integers(1, 80)), draw(st.integers(1, 4))

@@ -61,17 +61,18 @@ def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant:
          b_constant: bool) -> Plan | None:
     """The NCHWc kernel ONNX Runtime's layout transformer gives this Conv, or None when it
     keeps the Conv in NCHW (1-D and 3-D, weights or bias computed at run time, more input
-    channels than a block but not a multiple of 4, grouped ones the blocks do not divide).
+    channels than a block but not a multiple of 4, grouped ones the blocks do not divide,
+    depthwise ones of channels not a multiple of 4).
     A last block of input channels may be partial (the transformer pads it with zeros)."""
     block = block_size()
     if block == 0 or len(x_shape) != 4 or len(w_shape) != 4 or not (w_constant and b_constant):
         return None
     m, cg, kh, kw = (int(v) for v in w_shape)
     if group > 1:
+        if cg == 1 and m == group:  # channels padded to whole blocks from 4s on (ORT 1.32)
+            return Plan("depthwise", block) if m % 4 == 0 else None
         if m % block:
             return None
-        if cg == 1 and m == group:
-            return Plan("depthwise", block)
         if cg % block or m % group or (m // group) % block:
             return None
         return Plan("nchwc", block)

@@ -21,6 +21,7 @@ from . import (
     moves,
     native_float,
     ort_cast_elimination,
+    ort_conv_bn,
     ort_double_qdq,
     ort_fusions,
     ort_qdq_propagation,
@@ -38,14 +39,14 @@ from .replay import NATIVE_FLOAT, Replayer
 from .tape import call
 
 # The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's graph
-# transformations that change what a QDQ file computes (its Q/DQ pair merging and
-# propagation, weight and bias folding, CastElimination, its level-1 and level-2 fusions),
+# transformations that change what a model computes (its Q/DQ pair merging and propagation,
+# weight and bias folding, CastElimination, ConvBNFusion, its level-1 and level-2 fusions),
 # then lowp's own exact rewrites (quantize before a Concat, max-pool the codes). Each takes a
 # model and returns it unchanged or a new one.
 LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     inline_constant_ifs, ort_double_qdq.apply, ort_qdq_propagation.apply,
     ort_weight_bias.apply, fold_constant_quantize, ort_cast_elimination.apply,
-    ort_fusions.apply, quantize_first.apply, pool_first.apply)
+    ort_conv_bn.apply, ort_fusions.apply, quantize_first.apply, pool_first.apply)
 
 
 class Session:
