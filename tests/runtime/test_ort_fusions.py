@@ -337,8 +337,8 @@ def test_residual_layer_norm_is_ort_skip_layer_norm(form: str) -> None:
     (("a", 5, 8), ("a", "c", 8)), (("a", 5, 8), ("c", 5, 8)), ((2, 5, 8), (1, 5, 8)),
     ((2, 5, 8), (5, 8)), (("a", "b", 8), (None, None, 8)), ((5, 8), (5, 8))])
 def test_skip_layer_norm_fuses_where_ort_fuses(x_shape: tuple[int | str | None, ...],
-                                               r_shape: tuple[int | str | None, ...],
-                                               tmp_path: Path) -> None:
+                                               r_shape: tuple[int | str | None, ...]
+                                               ) -> None:
     """The fusion's shape rule, decided as ONNX Runtime decides it (its optimized model)."""
     g = helper.make_graph(
         [helper.make_node("Add", ["x", "r"], ["s"]),
@@ -350,10 +350,7 @@ def test_skip_layer_norm_fuses_where_ort_fuses(x_shape: tuple[int | str | None, 
          numpy_helper.from_array(np.zeros(8, np.float32), "b")])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    theirs = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    theirs = _ort_ops(model)
     ours = [n.op_type for n in ort_fusions.apply(model).graph.node]
     assert ("SkipLayerNormalization" in ours) == ("SkipLayerNormalization" in theirs)
 
@@ -418,15 +415,20 @@ def test_lstm_in_an_if_branch_reads_outer_constants_as_prepacked() -> None:
 # --- DivMulFusion, SimplifiedLayerNormFusion, FastGeluFusion ---------------------------------
 
 
-def _ort_ops(model: onnx.ModelProto) -> list[str]:
-    """The operators of ONNX Runtime's optimized `model` (its default level, one thread)."""
+def _ort_optimized(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's optimized `model` (its default level, one thread)."""
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         ort.InferenceSession(model.SerializeToString(), options,
                              providers=["CPUExecutionProvider"])
-        return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+        return onnx.load(options.optimized_model_filepath)
+
+
+def _ort_ops(model: onnx.ModelProto) -> list[str]:
+    """The operators of ONNX Runtime's optimized `model`."""
+    return [n.op_type for n in _ort_optimized(model).graph.node]
 
 
 def _fuses_as_ort(model: onnx.ModelProto, op: str) -> bool:
@@ -802,16 +804,7 @@ def _integer_matmul(m: int, k: int, n: int, *, batch: tuple[int, ...] = (),
 def _integer_biases(model: onnx.ModelProto, ours: bool) -> list[bool]:
     """Per MatMulIntegerToFloat (or DynamicQuantizeMatMul, ONNX Runtime's next fusion of it)
     of lowp's or ONNX Runtime's rewritten `model`: whether it took a bias."""
-    if ours:
-        nodes = list(ort_fusions.apply(model).graph.node)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-            ort.InferenceSession(model.SerializeToString(), options,
-                                 providers=["CPUExecutionProvider"])
-            nodes = list(onnx.load(options.optimized_model_filepath).graph.node)
+    nodes = (ort_fusions.apply(model) if ours else _ort_optimized(model)).graph.node
     at = {"MatMulIntegerToFloat": 6, "DynamicQuantizeMatMul": 4}
     return [len(n.input) > at[n.op_type] and bool(n.input[at[n.op_type]])
             for n in nodes if n.op_type in at]
@@ -925,7 +918,7 @@ def test_layer_norm_of_reshaped_weights_made_later_is_fused(mean_first: bool) ->
     _same_as_ort(model, {"x": rng.standard_normal((2, 5, c)).astype(np.float32) * 3})
 
 
-def test_skip_layer_norm_ignores_dimension_names_inference_made_up(tmp_path: Path) -> None:
+def test_skip_layer_norm_ignores_dimension_names_inference_made_up() -> None:
     # a Reshape to a fed shape: onnx's inference names the unknown dimensions unk__N, the
     # same names on both branches; ONNX Runtime leaves them unnamed and does not fuse
     # (PP-OCRv5's recogniser's last LayerNorm, vit_s_focus's float model). Open: with a
@@ -942,10 +935,7 @@ def test_skip_layer_norm_ignores_dimension_names_inference_made_up(tmp_path: Pat
          numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), "bias")])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    theirs = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    theirs = _ort_ops(model)
     ours = [n.op_type for n in ort_fusions.apply(model).graph.node]
     assert ("SkipLayerNormalization" in ours) == ("SkipLayerNormalization" in theirs)
     assert "SkipLayerNormalization" not in ours
