@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, opset_of
+from ..ir.graph import ONNX_DOMAINS, opset_of, subgraph_reads
 
 # The BatchNormalization versions ONNX Runtime's rule accepts, and the model opsets that
 # select each (an operator's version is the newest one not above the model's opset).
@@ -79,9 +79,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     consts = _constants(model)
     reads = Counter(i for n in g.node for i in n.input if i)
     for n in g.node:        # a subgraph's read of an outer tensor is an edge too
-        for attr in n.attribute:
-            for sub in (attr.g, *attr.graphs):
-                reads.update(i for m in sub.node for i in m.input if i)
+        reads.update(subgraph_reads(n))
     outputs = {o.name for o in g.output}
     producer = {o: n for n in g.node for o in n.output if o}
     folded: dict[int, tuple[onnx.NodeProto, onnx.NodeProto]] = {}   # id(conv) -> (conv, bn)
