@@ -154,8 +154,10 @@ void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int k
       const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
       const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
       for (int i = 0; i < MR; ++i) {
-        const __m256i av = _mm256_broadcastq_epi64(
-            _mm_cvtepu8_epi16(_mm_cvtsi32_si128(load_i32(ap[i] + 4 * k4))));
+        // the 4 bytes in every dword (a load), then zero-extended to int16 in each 128-bit
+        // lane: (a0, a1, a2, a3) twice per lane, as movd + vpmovzxbw + vpbroadcastq gave
+        const __m256i av = _mm256_unpacklo_epi8(_mm256_set1_epi32(load_i32(ap[i] + 4 * k4)),
+                                                _mm256_setzero_si256());
         acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(av, b0));
         acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(av, b1));
       }
