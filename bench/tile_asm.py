@@ -1,11 +1,12 @@
 """The instruction mix of every GEMM tile's innermost loop, from the compiled object files:
 vector moves to or from the stack there mean accumulators spilled or copied on every k group.
 
-    python bench/tile_asm.py [BUILD_DIR] [--match gemm_tile]
+    python bench/tile_asm.py [BUILD_DIR] [--match REGEX]
 
-The object files of the integer kernels (`kernels_*.cpp.o` under BUILD_DIR, e.g. build/dev)
-are disassembled with `objdump -d -C`; in each function whose name contains `--match`, the
-shortest backward-jump loop that holds a multiply-add (vpdpbusd, vpdpwssd, vpmaddwd) is
+The object files of the integer kernels (`kernels_*.cpp.o` and acc16's `kernel_*.cpp.o`
+under BUILD_DIR, e.g. build/dev) are disassembled with `objdump -d -C`; in each function
+whose name matches `--match` (by default the GEMM tiles and acc16's blocks), the shortest
+backward-jump loop that holds a multiply-add (vpdpbusd, vpdpwssd, vpmaddwd, vpmaddubsw) is
 counted by mnemonic (`->mem` / `<-mem`: a vector move with a memory destination / source).
 A clean tile has only its loads, broadcasts, multiply-adds and loop control there.
 """
@@ -18,7 +19,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-MULTIPLY_ADDS = {"vpdpbusd", "vpdpwssd", "vpmaddwd"}
+MULTIPLY_ADDS = {"vpdpbusd", "vpdpwssd", "vpmaddwd", "vpmaddubsw"}
 _FUNC = re.compile(r"^([0-9a-f]+) <(.*)>:$")
 _INSN = re.compile(r"^\s+([0-9a-f]+):\s+(?:\{vex\}\s+)?(\S+)\s*(.*)$")
 _TARGET = re.compile(r"([0-9a-f]+) <")
@@ -60,16 +61,16 @@ def mix(body: list[tuple[int, str, str]]) -> Counter[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("build", nargs="?", type=Path, default=Path("build/dev"))
-    parser.add_argument("--match", default="gemm_tile")
+    parser.add_argument("--match", default=r"gemm_tile|acc16::.*block<")
     args = parser.parse_args()
-    for obj in sorted(args.build.rglob("kernels_*.cpp.o")):
+    for obj in sorted(args.build.rglob("kernel*_*.cpp.o")):
         listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-C", str(obj)],
                                  check=True, capture_output=True, text=True).stdout
-        print(f"== {obj.parent.parent.name}")
+        print(f"== {next(p.name for p in obj.parents if p.name.endswith('.dir'))}")
         for name, insns in functions(listing):
-            if args.match not in name:
+            if not re.search(args.match, name):
                 continue
-            short = re.sub(r"\(.*", "", name.replace("lowp::(anonymous namespace)::", ""))
+            short = re.sub(r"\(.*", "", re.sub(r"lowp\w*::\(anonymous namespace\)::", "", name))
             body = inner_loop(insns)
             if body is None:
                 print(f"{short:28s} no multiply-add loop")
