@@ -10,6 +10,38 @@
 namespace lowp_acc16 {
 namespace {
 
+// The products of one block of pairs into the int16 accumulators: a function of its own (not
+// inlined) whose pointers advance, with every loop over rows and panels unrolled. Written
+// inside tile's block loop, GCC 12 copied every accumulator through another register on
+// each pair (docs/native.md, "The int8 GEMM tiles on Zen 4"). Each accumulator sees the
+// same saturating additions in the same order either way.
+template <int MR, int NV>
+__attribute__((noinline)) void block(__m256i (&out)[MR][NV], const uint8_t* a, int64_t lda,
+                                     const int8_t* b, int64_t panel_bytes, int64_t pairs) {
+  // local copies: byte reads of a may alias out, which would keep every sum in memory
+  __m256i acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = out[r][v];
+  for (int64_t j = 0; j < pairs; ++j, a += 2, b += kPanel * 2) {
+    __m256i x[MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      int16_t pair;
+      std::memcpy(&pair, a + r * lda, 2);
+      x[r] = _mm256_set1_epi16(pair);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + v * panel_bytes));
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r)
+        acc[r][v] = _mm256_adds_epi16(acc[r][v], _mm256_maddubs_epi16(x[r], bv));
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) out[r][v] = acc[r][v];
+}
+
 // MR rows x NV panels of 16 columns; int16 accumulators live in registers for one block of
 // pairs, int32 sums in a small stack tile.
 template <int MR, int NV>
@@ -22,19 +54,7 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* bpanel0, int64_t k2, int3
     __m256i acc[MR][NV];
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
-    for (int64_t j = j0; j < j1; ++j) {
-      __m256i b[NV];
-      for (int v = 0; v < NV; ++v)
-        b[v] = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(bpanel0 + v * panel_bytes + j * kPanel * 2));
-      for (int r = 0; r < MR; ++r) {
-        int16_t pair;
-        std::memcpy(&pair, a + r * lda + 2 * j, 2);
-        const __m256i x = _mm256_set1_epi16(pair);
-        for (int v = 0; v < NV; ++v)
-          acc[r][v] = _mm256_adds_epi16(acc[r][v], _mm256_maddubs_epi16(x, b[v]));
-      }
-    }
+    block<MR, NV>(acc, a + 2 * j0, lda, bpanel0 + j0 * kPanel * 2, panel_bytes, j1 - j0);
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
         __m256i* dst = reinterpret_cast<__m256i*>(&acc32[r][v * kPanel]);
@@ -63,7 +83,9 @@ void rows(const uint8_t* a, int64_t lda, const int8_t* bpanel0, int64_t k2, int6
 
 void gemm_avx2(const uint8_t* a, int64_t lda, int64_t m, const int8_t* bpacked, int64_t k2,
                int64_t panels, int64_t ncols, int32_t* c, int64_t ldc, int64_t block_pairs) {
-  constexpr int kMR = 3, kNV = 4;
+  // 2 rows x 4 panels: 8 accumulators, 2 broadcasts and B as memory operands fit the 16 ymm
+  // registers; 3 x 4 (12 accumulators, 3 broadcasts, B) kept 8 sums on the stack per pair
+  constexpr int kMR = 2, kNV = 4;
   const int64_t panel_bytes = k2 * kPanel * 2;
   for (int64_t p = 0; p < panels; p += kNV) {
     const int64_t nv = std::min<int64_t>(kNV, panels - p);

@@ -137,3 +137,19 @@ def test_conv_kernel_row_taps(cg: int, kernel: tuple[int, int], stride: int, pad
             "spatial": (side, side + 2), "batch": 1}
     _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
                 seed=seed)
+
+
+@given(mg=st.sampled_from([8, 24, 32, 40, 64, 72, 96, 136]), group=st.integers(1, 2),
+       cg=st.sampled_from([4, 20, 64]), x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES,
+       per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_conv_output_widths(mg: int, group: int, cg: int, x_dtype: np.dtype,
+                            w_dtype: np.dtype, mode: RequantMode, per_channel: bool,
+                            seed: int) -> None:
+    """1x1 convolutions whose panels hold whole and partial 32-channel blocks (the 256-bit
+    epilogue narrows 32 outputs per store, then 8 at a time), at group offsets that are not
+    a multiple of 32, with every weight zero-point form."""
+    case = {"rank": 2, "group": group, "cg": cg, "mg": mg, "kernel": (1, 1),
+            "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0), "spatial": (3, 5),
+            "batch": 1}
+    _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
+                seed=seed)

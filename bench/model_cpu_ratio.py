@@ -1,0 +1,86 @@
+"""lowp's Session against ONNX Runtime on the same QDQ file, interleaved in one process, timed
+on the process CPU clock (steadier than wall time on a loaded machine), optionally on a
+forced instruction-set path.
+
+    python bench/model_cpu_ratio.py NAME QDQ.onnx [NAME QDQ.onnx ...] [--threads 1]
+                                    [--rounds 8] [--path avx2]
+
+NAME is a corpus model (its evaluation feeds, `evals/corpus/models.py`) or a network of
+`bench/networks.py` (resnet18, mobilenet_v2: one 1x3x224x224 float input named `input`,
+their `bench/models.py` QDQ files). After 3 warm-up runs each, `--rounds` rounds run lowp
+then ONNX Runtime; printed: the ratio of the medians and of the fastest runs (CPU time) and
+the ratio of the wall-time medians. ONNX Runtime always runs its own best kernels; `--path`
+forces lowp's (`native_backend.use_path`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+
+import lowp  # noqa: E402
+from lowp.runtime import native_backend  # noqa: E402
+
+
+def feeds_for(name: str) -> dict[str, np.ndarray]:
+    if name in BY_NAME:
+        spec = BY_NAME[name]
+        return make_feeds(spec, spec.batch, 1)
+    rng = np.random.default_rng(1)
+    return {"input": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
+
+
+def measure(path: str, feeds: dict[str, np.ndarray], threads: int, rounds: int
+            ) -> tuple[tuple[list[float], ...], tuple[list[float], ...]]:
+    """CPU and wall seconds of each run, (lowp, ONNX Runtime)."""
+    session = lowp.Session(path, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    runtime = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    runs = (lambda: session.run(feeds), lambda: runtime.run(None, feeds))
+    cpu: tuple[list[float], ...] = ([], [])
+    wall: tuple[list[float], ...] = ([], [])
+    with threadpool_limits(limits=threads):
+        for _ in range(3):
+            for run in runs:
+                run()
+        for _ in range(rounds):
+            for run, c, w in zip(runs, cpu, wall, strict=True):
+                w0, c0 = time.perf_counter(), time.process_time()
+                run()
+                c.append(time.process_time() - c0)
+                w.append(time.perf_counter() - w0)
+    return cpu, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pairs", nargs="+", help="NAME QDQ.onnx, repeated")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--path", default=None, help="force lowp's instruction-set path")
+    args = parser.parse_args()
+    if len(args.pairs) % 2:
+        parser.error("give NAME QDQ.onnx pairs")
+    for name, path in zip(args.pairs[::2], args.pairs[1::2], strict=True):
+        with native_backend.use_path(args.path) if args.path else nullcontext():
+            cpu, wall = measure(path, feeds_for(name), args.threads, args.rounds)
+        print(f"{name:16s} {args.path or 'default':12s} lowp/ORT cpu "
+              f"{statistics.median(cpu[0]) / statistics.median(cpu[1]):5.3f} "
+              f"(fastest {min(cpu[0]) / min(cpu[1]):5.3f})  wall "
+              f"{statistics.median(wall[0]) / statistics.median(wall[1]):5.3f}", flush=True)
+
+if __name__ == "__main__":
+    main()
