@@ -1373,6 +1373,26 @@ NB_MODULE(_native, m) {
            },
            "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
            "m"_a, "a_signed"_a, "threads"_a = 1)
+      .def("run_per_token",
+           [](const lowp::IntMatMul& op, Floats x, Floats b_scale, std::optional<Floats> bias,
+              OutFloats y, int64_t m, int threads) {
+             // per-token quantization of x (m x k float32) and the scaled product into y
+             // (m x n); false when a row is not finite (nothing to record: the caller runs
+             // the unfused operators then)
+             if (m < 0 || int64_t(x.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
+               throw std::invalid_argument("run_per_token needs x of m * k and y of m * n "
+                                           "values");
+             if (b_scale.size() != 1 && int64_t(b_scale.size()) != op.n())
+               throw std::invalid_argument("run_per_token takes one or n weight scales");
+             if (bias && int64_t(bias->size()) != op.n())
+               throw std::invalid_argument("run_per_token takes n bias values");
+             if (op.k() == 0 && m > 0 && op.n() > 0)
+               throw std::invalid_argument("run_per_token needs k > 0");
+             nb::gil_scoped_release nogil;
+             return op.run_per_token(x.data(), m, b_scale.data(), b_scale.size() != 1,
+                                     bias ? bias->data() : nullptr, y.data(), threads);
+           },
+           "x"_a, "b_scale"_a, "bias"_a.none(), "y"_a, "m"_a, "threads"_a = 1)
       .def_prop_ro("k", &lowp::IntMatMul::k)
       .def_prop_ro("n", &lowp::IntMatMul::n);
   m.def("live_panels", &lowp::live_panels);
