@@ -295,12 +295,13 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
 }
 
 // (D1)-(D4) in one call: the rows quantized into the uint8 panel rows the kernels read (no
-// float copy of q), then the product with one zero point and scale per row.
-bool IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
+// float copy of q), then the product with one zero point and scale per row; rows that are
+// not finite get the unfused operators' values (below).
+void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
                               bool b_scale_per_column, const float* bias, float* yf,
                               int threads) const {
-  if (m <= 0 || n_ == 0) return true;
-  if (k_ <= 0) return false;
+  if (m <= 0 || n_ == 0) return;
+  if (k_ <= 0) throw std::invalid_argument("run_per_token needs k > 0");
   const float tiny = std::numeric_limits<float>::min();   // the smallest normal float32
   const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
   std::vector<uint8_t> buf(size_t(m * kp + 64));
@@ -310,19 +311,27 @@ bool IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
   std::vector<float> scale(static_cast<size_t>(m), 0.0f);
   for (int64_t i = 0; i < m; ++i) {
     const float* src = x + i * k_;
+    uint8_t* dst = ap + i * kp;
     float lo = 0.0f, hi = 0.0f;
     bool nan = false;
     range(src, k_, &lo, &hi, &nan);
-    // a NaN or an infinity: the unfused operators' values (NaN or infinite scales)
-    if (nan || !std::isfinite(lo) || !std::isfinite(hi)) return false;
-    float span = hi - lo;
-    if (!std::isfinite(span)) return false;
-    span = span < tiny ? tiny : span;
-    const float s = span / 255.0f;
+    const float span = hi - lo;
+    if (nan || !std::isfinite(span)) {
+      // The reference's values on such a row: a NaN makes lo, hi and the scale the
+      // default NaN (ReduceMax's), so every output is that NaN. Otherwise (an infinity, or a
+      // range past float32) the scale is +inf, every x / scale rounds to 0 or is NaN (cast
+      // to 0, x86), so q = 0, and the zero point is rint(-lo / inf): 0, or NaN for lo = -inf,
+      // whose int32 cast is INT32_MIN (x86); the product is then -zp * colsum.
+      std::memset(dst, 0, size_t(kp));
+      za[size_t(i)] = !nan && std::isinf(lo) ? 0x80000000u : 0u;
+      scale[size_t(i)] = nan ? std::numeric_limits<float>::quiet_NaN()
+                             : std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float s = (span < tiny ? tiny : span) / 255.0f;
     // zp = clamp(rint(-lo / scale), 0, 255): an integer in [0, 255]
     float z = std::nearbyint(-lo / s);
     z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
-    uint8_t* dst = ap + i * kp;
     // |x / s| <= 255 (1 + 2^-22) here: quantize_span's integer conversion is exact
     quantize_span(src, k_, s, int32_t(z), dst);
     std::memset(dst + k_, 0, size_t(kp - k_));
@@ -334,7 +343,6 @@ bool IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
   }
   product(ap, kp, rowsum.data(), m, za.data(), 1, nullptr, yf, scale.data(), 1, b_scale,
           b_scale_per_column, bias, threads);
-  return true;
 }
 
 }  // namespace lowp

@@ -31,15 +31,15 @@ class IntMatMul {
            const float* a_scale, const float* b_scale, bool b_scale_per_column,
            const float* bias, int threads) const;
   // Per-token dynamic quantization and this product in one call (docs/quantization.md (D1)-
-  // (D4), lowp.runtime.per_token_fusion): each row of x (m x k float32) is quantized to
-  // uint8 with its own scale and zero point as lowp.ops.linear.quantize_rows computes them
+  // (D4), lowp.runtime.per_token_fusion): each row of x (m x k float32, k > 0) is quantized
+  // to uint8 with its own scale and zero point as lowp.ops.linear.quantize_rows computes them
   // (lo = min(0, min x), hi = max(0, max x), scale = max(hi - lo, tiny) / 255, zp =
   // clamp(rint(-lo / scale), 0, 255), q = clamp(rint(x / scale) + zp, 0, 255)), then
   // yf = float32(acc) * float32(scale * b_scale[c or 0]) (+ bias[c]), acc the int32 sum of
-  // (q - zp)(b - b_zp) wrapping; each step rounded once to float32 in that order. Returns
-  // false, leaving yf unspecified, when some row holds a NaN or an infinity or its range
-  // overflows (the caller computes those with the unfused operators); k must be positive.
-  bool run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
+  // (q - zp)(b - b_zp) wrapping; each step rounded once to float32 in that order. A row
+  // holding a NaN or an infinity, or whose range overflows, gets the values the unfused
+  // operators give it (lowp.runtime.per_token_fusion._unfused on x86).
+  void run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
                      const float* bias, float* yf, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }

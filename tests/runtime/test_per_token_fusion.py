@@ -17,7 +17,7 @@ import lowp
 from lowp.config import ActivationGranularity, QuantMode
 from lowp.ops.linear import per_token_matmul
 from lowp.runtime import native_backend, native_float, native_integer, per_token_fusion
-from lowp.runtime.per_token_fusion import PerTokenMatMul, _unfused
+from lowp.runtime.per_token_fusion import _unfused
 from lowp.runtime.prepacked import freeze
 from tests.runtime.ort_agreement import onnxruntime_run
 
@@ -115,26 +115,54 @@ def test_unfused_operators_are_the_reference(m, k, n, dtype, zw_kind, per_column
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+SPECIALS = [np.nan, np.inf, -np.inf, 3e38, -3e38, -0.0, 1e-45]
+
+
 @needs_native
-@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf, 3e38])
-def test_rows_not_finite_take_the_unfused_operators(special) -> None:
-    """A NaN or an infinity in a row (or a range past float32: 3e38 - -3e38) is left to the
-    unfused operators, whose values the operator then returns."""
+@settings(max_examples=80, deadline=None)
+@given(m=st.integers(1, 12), k=DEPTHS, n=WIDTHS, dtype=BYTES,
+       zw_kind=st.sampled_from(["none", "scalar", "per-column"]), per_column=st.booleans(),
+       biased=st.booleans(), specials=st.integers(1, 4), zero_scale=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_rows_not_finite_equal_unfused_operators(m, k, n, dtype, zw_kind, per_column, biased,
+                                                specials, zero_scale, seed) -> None:
+    """NaN, infinities and ranges past float32 (3e38 - -3e38) in some rows, a weight scale
+    of 0 (inf * 0): the native values are the unfused operators' bit for bit."""
+    rng = np.random.default_rng(seed)
+    x, w, zw, w_scale, bias = _case(rng, [], m, k, n, dtype, zw_kind, per_column, biased,
+                                    ["normal", "zero", "positive"])
+    for _ in range(specials):
+        x[rng.integers(0, m), rng.integers(0, k)] = SPECIALS[rng.integers(len(SPECIALS))]
+    if zero_scale:
+        w_scale.reshape(-1)[0] = 0.0
+    with np.errstate(all="ignore"):
+        with native_float.disabled():
+            want = _unfused(x, w, zw, w_scale, bias, 17)
+        w = freeze(w.copy())
+        for path in PATHS:
+            with native_backend.use_path(path):
+                got = native_integer.per_token_matmul(x, w, zw, w_scale, bias)
+            assert got is not None
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                          err_msg=path)
+
+
+@needs_native
+def test_rows_not_finite_cases() -> None:
+    """A NaN row gives the default NaN everywhere; an infinity gives the NaN of 0 * inf, or,
+    with lo = -inf (zero point NaN, cast to INT32_MIN), -inf where the column sum is odd."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((5, 40)).astype(np.float32)
-    x[2, 7] = special
-    if special == 3e38:
-        x[2, 8] = -3e38
+    x = rng.standard_normal((4, 40)).astype(np.float32)
+    x[1, 7], x[2, 3], x[3, 5] = np.nan, np.inf, -np.inf
     w = freeze(rng.integers(-128, 128, (40, 9)).astype(np.int8))
     w_scale = np.float32(0.01).reshape(())
-    assert native_integer.per_token_matmul(x, w, None, w_scale, None) is None
-    with np.errstate(all="ignore"):
-        got = PerTokenMatMul(x, w, None, w_scale)
-        with native_float.disabled():
-            want = _unfused(x, w, None, w_scale, None, 17)
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    finite = [0, 1, 3, 4]
-    np.testing.assert_array_equal(got[finite], per_token_matmul(x[finite], w, w_scale))
+    got = native_integer.per_token_matmul(x, w, None, w_scale, None)
+    assert got is not None
+    assert (got[1].view(np.uint32) == 0x7FC00000).all()
+    assert np.isnan(got[2]).all()
+    odd = w.astype(np.int64).sum(axis=0) % 2 == 1
+    assert (got[3][odd] == -np.inf).all() and np.isnan(got[3][~odd]).all()
+    np.testing.assert_array_equal(got[0], per_token_matmul(x[:1], w, w_scale)[0])
 
 
 def _encoder(rng: np.random.Generator, d: int = 48, hidden: int = 96) -> onnx.ModelProto:

@@ -121,8 +121,8 @@ def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | No
     """float32 (x quantized row by row) @ (b - b_zero_point), scaled and biased as
     lowp.runtime.per_token_fusion.PerTokenMatMul computes it, for float32 x (..., k),
     k > 0, a constant (frozen) 2-D b, b_zero_point and float32 b_scale one or one per
-    column, a float32 bias of n values along the last axis; or None (also when some row of
-    x is not finite: the caller computes those)."""
+    column, a float32 bias of n values along the last axis; or None. Rows that are not
+    finite get the unfused operators' values too (x86)."""
     ext = _extension()
     if (ext is None or x.dtype != np.float32 or x.ndim < 1 or b.dtype not in _BYTES
             or b.ndim != 2 or x.shape[-1] != b.shape[0] or b.shape[0] == 0 or not frozen(b)):
@@ -143,10 +143,9 @@ def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | No
     op = _packs(b, np.ascontiguousarray(zb).tobytes())
     if not hasattr(op, "run_per_token"):    # an extension that predates it
         return None
-    rows = int(np.prod(x.shape[:-1]))
-    y = np.empty((*x.shape[:-1], n), np.float32)
-    ok = op.run_per_token(np.ascontiguousarray(x).reshape(-1),
-                          np.ascontiguousarray(b_scale).reshape(-1),
-                          None if bias is None else np.ascontiguousarray(bias).reshape(-1),
-                          y.reshape(-1), rows, native_float.get_threads())
-    return y if ok else None
+    y = native_float._empty((*x.shape[:-1], n))
+    call(op.run_per_token, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(b_scale).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         int(np.prod(x.shape[:-1])), native_float.get_threads())
+    return y

@@ -25,11 +25,13 @@ float32 w_scale (one or one per column), and column sums equal to those of W - z
 the fused product, which computes them itself, is the file's).
 
 The operator's reference is the unfused nodes' numpy operators, applied one after the other
-(`_unfused`): the native call equals it bit for bit where it runs (every row finite; tested
-on every instruction-set path), and the operator computes the reference itself otherwise (a
-NaN or an infinity in x, an x of another type, a bias other than one value per column).
-`disabled()` (or ``LOWP_NO_PER_TOKEN_FUSION=1`` for a process) leaves the chains as they
-are in sessions made inside it.
+(`_unfused`): the native call equals it bit for bit (tested on every instruction-set path and
+thread count), rows with a NaN or an infinity included (their values follow from the x86
+casts of NaN, as the reference's do: docs/native.md), and is recorded and replayed like
+MatMulInteger's (lowp.runtime.replay.NATIVE_FLOAT). Where it does not apply (no extension,
+an x of another type, a bias other than one value per column) the operator computes the
+reference. `disabled()` (or ``LOWP_NO_PER_TOKEN_FUSION=1`` for a process) leaves the chains
+as they are in sessions made inside it.
 """
 
 from __future__ import annotations
