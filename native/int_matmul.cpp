@@ -309,6 +309,8 @@ void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
   std::vector<int32_t> rowsum(static_cast<size_t>(m), 0);
   std::vector<uint32_t> za(static_cast<size_t>(m), 0);
   std::vector<float> scale(static_cast<size_t>(m), 0.0f);
+  const IsaTable* isa = active_table();
+  const QuantFn quantize_row = isa->quantize != nullptr ? isa->quantize : quantize_portable;
   for (int64_t i = 0; i < m; ++i) {
     const float* src = x + i * k_;
     uint8_t* dst = ap + i * kp;
@@ -332,12 +334,18 @@ void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
     // zp = clamp(rint(-lo / scale), 0, 255): an integer in [0, 255]
     float z = std::nearbyint(-lo / s);
     z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
-    // |x / s| <= 255 (1 + 2^-22) here: quantize_span's integer conversion is exact
-    quantize_span(src, k_, s, int32_t(z), dst);
+    // the active path's QuantizeLinear kernel (x / s, clamped, rounded half to even, + zp:
+    // the same integers as (D3) for finite x, as quantize_portable)
+    QuantArgs qa;
+    qa.x = src, qa.y = dst, qa.n = k_, qa.scale = s, qa.zp = int32_t(z), qa.qmin = 0,
+    qa.qmax = 255;
+    quantize_row(qa);
     std::memset(dst + k_, 0, size_t(kp - k_));
-    uint32_t sum = 0;
-    for (int64_t p = 0; p < k_; ++p) sum += dst[p];
-    rowsum[size_t(i)] = int32_t(sum);
+    if (need_rowsum_) {   // (only read when some zb' != 0)
+      uint32_t sum = 0;
+      for (int64_t p = 0; p < k_; ++p) sum += dst[p];
+      rowsum[size_t(i)] = int32_t(sum);
+    }
     za[size_t(i)] = uint32_t(z);
     scale[size_t(i)] = s;
   }
