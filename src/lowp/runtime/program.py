@@ -61,9 +61,9 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         if hasattr(ext, "IntMatMul"):
             table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
             table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
-        if hasattr(ext, "IntMatMul") and hasattr(ext.IntMatMul, "run_per_token"):
-            table[ext.IntMatMul.run_per_token] = ("int_matmul_per_token_run",
-                                                  _int_matmul_per_token_run)
+            if hasattr(ext.IntMatMul, "run_per_token"):
+                table[ext.IntMatMul.run_per_token] = ("int_matmul_per_token_run",
+                                                      _int_matmul_per_token_run)
         _appenders = table
     return _appenders
 
