@@ -934,6 +934,25 @@ lowp::Kernel make_int_matmul_scaled_run(const lowp::IntMatMul& op, Bytes a,
   };
 }
 
+// y (m x n float32) = the per-token quantized product of x (m x k float32, k > 0) with op's
+// packed B, scaled by b_scale (one or n) and biased (none or n): lowp.runtime.per_token_fusion
+lowp::Kernel make_int_matmul_per_token_run(const lowp::IntMatMul& op, Floats x, Floats b_scale,
+                                           std::optional<Floats> bias, OutFloats y, int64_t m,
+                                           int threads) {
+  if (m < 0 || int64_t(x.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
+    throw std::invalid_argument("run_per_token needs x of m * k and y of m * n values");
+  if (b_scale.size() != 1 && int64_t(b_scale.size()) != op.n())
+    throw std::invalid_argument("run_per_token takes one or n weight scales");
+  if (bias && int64_t(bias->size()) != op.n())
+    throw std::invalid_argument("run_per_token takes n bias values");
+  if (op.k() == 0) throw std::invalid_argument("run_per_token needs k > 0");
+  const bool per_column = b_scale.size() != 1;
+  return [&op, x, b_scale, bias, y, m, per_column, threads] {
+    op.run_per_token(x.data(), m, b_scale.data(), per_column, bias ? bias->data() : nullptr,
+                     y.data(), threads);
+  };
+}
+
 lowp::Kernel make_dynamic_quantize(Floats x, OutBytes y, OutFloats scale, OutBytes zero_point,
                                    int threads) {
   // DynamicQuantizeLinear of float32 x into uint8 y, its scale and zero point (one each)
@@ -1195,6 +1214,16 @@ NB_MODULE(_native, m) {
       },
       "op"_a, "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
       "m"_a, "a_signed"_a, "threads"_a = 1);
+  program.def(
+      "int_matmul_per_token_run",
+      [](lowp::Program& p, nb::object op, Floats x, Floats b_scale, std::optional<Floats> bias,
+         OutFloats y, int64_t m, int threads) {
+        // IntMatMul.run_per_token appended; the closure holds the operator object
+        p.append([k = make_int_matmul_per_token_run(nb::cast<const lowp::IntMatMul&>(op), x,
+                                                    b_scale, bias, y, m, threads),
+                  op] { k(); });
+      },
+      "op"_a, "x"_a, "b_scale"_a, "bias"_a.none(), "y"_a, "m"_a, "threads"_a = 1);
   def_kernel(m, program, "dynamic_quantize", &make_dynamic_quantize, "x"_a, "y"_a, "scale"_a,
              "zero_point"_a, "threads"_a = 1);
   def_kernel(m, program, "add", &make_add, "a"_a, "b"_a, "y"_a, "a_signed"_a, "b_signed"_a,
@@ -1373,6 +1402,15 @@ NB_MODULE(_native, m) {
            },
            "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
            "m"_a, "a_signed"_a, "threads"_a = 1)
+      .def("run_per_token",
+           [](const lowp::IntMatMul& op, Floats x, Floats b_scale, std::optional<Floats> bias,
+              OutFloats y, int64_t m, int threads) {
+             const lowp::Kernel k = make_int_matmul_per_token_run(op, x, b_scale, bias, y, m,
+                                                                  threads);
+             nb::gil_scoped_release nogil;
+             k();
+           },
+           "x"_a, "b_scale"_a, "bias"_a.none(), "y"_a, "m"_a, "threads"_a = 1)
       .def_prop_ro("k", &lowp::IntMatMul::k)
       .def_prop_ro("n", &lowp::IntMatMul::n);
   m.def("live_panels", &lowp::live_panels);

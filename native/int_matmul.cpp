@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "dispatch.h"
@@ -77,33 +78,19 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
                     float* yf, const float* a_scale, const float* b_scale,
                     bool b_scale_per_column, const float* bias, int threads) const {
   if (m <= 0 || n_ == 0) return;
-  // the output multiplier per column, from this run's a_scale
-  std::vector<float> mult;
-  if (yf != nullptr) {
-    mult.assign(size_t(round_up64(n_, kPanel)), 0.0f);
-    for (int64_t c = 0; c < n_; ++c)
-      mult[size_t(c)] = a_scale[0] * b_scale[b_scale_per_column ? c : 0];
-  }
   if (k_ == 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t c = 0; c < n_; ++c) {
+        const float mult = a_scale != nullptr ? a_scale[0] * b_scale[b_scale_per_column ? c : 0]
+                                              : 0.0f;
         if (yf != nullptr)
-          yf[i * n_ + c] = bias != nullptr ? 0.0f * mult[size_t(c)] + bias[c]
-                                           : 0.0f * mult[size_t(c)];
+          yf[i * n_ + c] = bias != nullptr ? 0.0f * mult + bias[c] : 0.0f * mult;
         else
           y[i * n_ + c] = 0;
       }
     return;
   }
-  // A path with its own panel layout (the AMX tiles) hands this product to its register
-  // path (short_gemm), which reads the shared layout.
-  const IsaTable* isa = active_table();
-  while (isa->pack_panel != nullptr && isa->short_gemm != nullptr) isa = isa->short_gemm;
   const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
-  // per column: za' (K zb' - colsum)
-  std::vector<int32_t> offset(colsum_.size());
-  for (size_t c = 0; c < offset.size(); ++c)
-    offset[c] = int32_t(za * (uint32_t(k_) * uint32_t(zb_[c]) - uint32_t(colsum_[c])));
   // A in the uint8 domain, rows of kp bytes (zeros past k: the panels hold zeros there)
   const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
   std::vector<uint8_t> buf(size_t(m * kp + 64));
@@ -120,6 +107,28 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
     }
     std::memset(dst + k_, 0, size_t(kp - k_));
     rowsum[size_t(i)] = int32_t(s);
+  }
+  product(ap, kp, rowsum.data(), m, &za, 0, y, yf, a_scale, 0, b_scale, b_scale_per_column,
+          bias, threads);
+}
+
+void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, int64_t m,
+                        const uint32_t* za, int64_t za_step, int32_t* y, float* yf,
+                        const float* a_scale, int64_t scale_step, const float* b_scale,
+                        bool b_scale_per_column, const float* bias, int threads) const {
+  // A path with its own panel layout (the AMX tiles) hands this product to its register
+  // path (short_gemm), which reads the shared layout.
+  const IsaTable* isa = active_table();
+  while (isa->pack_panel != nullptr && isa->short_gemm != nullptr) isa = isa->short_gemm;
+  // per column: K zb' - colsum, times the row's za' in the epilogue
+  std::vector<int32_t> kz(colsum_.size());
+  for (size_t c = 0; c < kz.size(); ++c)
+    kz[c] = int32_t(uint32_t(k_) * uint32_t(zb_[c]) - uint32_t(colsum_[c]));
+  // the weight scales per column (one repeated when per tensor)
+  std::vector<float> bs;
+  if (yf != nullptr) {
+    bs.assign(size_t(round_up64(n_, kPanel)), 0.0f);
+    for (int64_t c = 0; c < n_; ++c) bs[size_t(c)] = b_scale[b_scale_per_column ? c : 0];
   }
   std::vector<const uint8_t*> rows(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) rows[size_t(i)] = ap + i * kp;
@@ -153,27 +162,38 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
         const int rr = int(std::min<int64_t>(mr, m1 - i0));
         isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
         for (int i = 0; i < rr; ++i) {
+          const int64_t row = i0 + i;
           int32_t* t = tile + i * kPanel;
-          const int32_t* bc = offset.data() + c0;
+          const int32_t* kc = kz.data() + c0;
+          // (N1): sum a_u b8 - zb' rowsum(a_u) + za' (K zb' - colsum), modulo 2^32
+          const uint32_t zr = za[row * za_step];
           if (need_rowsum_) {
-            const uint32_t rs = uint32_t(rowsum[size_t(i0 + i)]);
+            const uint32_t rs = uint32_t(rowsum[row]);
             const int32_t* zc = zb_.data() + c0;
             for (int j = 0; j < nvalid; ++j)
-              t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]) - uint32_t(zc[j]) * rs);
+              t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]) - uint32_t(zc[j]) * rs);
           } else {
-            for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + uint32_t(bc[j]));
+            for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]));
           }
           if (yf != nullptr) {
-            float* out = yf + (i0 + i) * n_ + c0;
-            const float* mc = mult.data() + c0;
+            // float32(acc) * float32(a_scale * b_scale), then + bias: each rounded once
+            float* out = yf + row * n_ + c0;
+            const float sa = a_scale[row * scale_step];
+            const float* bc = bs.data() + c0;
             if (bias != nullptr) {
               const float* fb = bias + c0;
-              for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j] + fb[j];
+              for (int j = 0; j < nvalid; ++j) {
+                const float mult = sa * bc[j];
+                out[j] = float(t[j]) * mult + fb[j];
+              }
             } else {
-              for (int j = 0; j < nvalid; ++j) out[j] = float(t[j]) * mc[j];
+              for (int j = 0; j < nvalid; ++j) {
+                const float mult = sa * bc[j];
+                out[j] = float(t[j]) * mult;
+              }
             }
           } else {
-            std::memcpy(y + (i0 + i) * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
+            std::memcpy(y + row * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
           }
         }
       }
@@ -272,6 +292,65 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
     const float v = std::nearbyint(x[i] / s) + z;
     y[i] = std::isnan(v) ? 0 : uint8_t(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
   }
+}
+
+// (D1)-(D4) in one call: the rows quantized into the uint8 panel rows the kernels read (no
+// float copy of q), then the product with one zero point and scale per row; rows that are
+// not finite get the unfused operators' values (below).
+void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
+                              bool b_scale_per_column, const float* bias, float* yf,
+                              int threads) const {
+  if (m <= 0 || n_ == 0) return;
+  if (k_ <= 0) throw std::invalid_argument("run_per_token needs k > 0");
+  const float tiny = std::numeric_limits<float>::min();   // the smallest normal float32
+  const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
+  std::vector<uint8_t> buf(size_t(m * kp + 64));
+  uint8_t* const ap = buf.data() + align64_offset(buf.data());
+  std::vector<int32_t> rowsum(static_cast<size_t>(m), 0);
+  std::vector<uint32_t> za(static_cast<size_t>(m), 0);
+  std::vector<float> scale(static_cast<size_t>(m), 0.0f);
+  const IsaTable* isa = active_table();
+  const QuantFn quantize_row = isa->quantize != nullptr ? isa->quantize : quantize_portable;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* src = x + i * k_;
+    uint8_t* dst = ap + i * kp;
+    float lo = 0.0f, hi = 0.0f;
+    bool nan = false;
+    range(src, k_, &lo, &hi, &nan);
+    const float span = hi - lo;
+    if (nan || !std::isfinite(span)) {
+      // The reference's values on such a row: a NaN makes lo, hi and the scale the
+      // default NaN (ReduceMax's), so every output is that NaN. Otherwise (an infinity, or a
+      // range past float32) the scale is +inf, every x / scale rounds to 0 or is NaN (cast
+      // to 0, x86), so q = 0, and the zero point is rint(-lo / inf): 0, or NaN for lo = -inf,
+      // whose int32 cast is INT32_MIN (x86); the product is then -zp * colsum.
+      std::memset(dst, 0, size_t(kp));
+      za[size_t(i)] = !nan && std::isinf(lo) ? 0x80000000u : 0u;
+      scale[size_t(i)] = nan ? std::numeric_limits<float>::quiet_NaN()
+                             : std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float s = (span < tiny ? tiny : span) / 255.0f;
+    // zp = clamp(rint(-lo / scale), 0, 255): an integer in [0, 255]
+    float z = std::nearbyint(-lo / s);
+    z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
+    // the active path's QuantizeLinear kernel (x / s, clamped, rounded half to even, + zp:
+    // the same integers as (D3) for finite x, as quantize_portable)
+    QuantArgs qa;
+    qa.x = src, qa.y = dst, qa.n = k_, qa.scale = s, qa.zp = int32_t(z), qa.qmin = 0,
+    qa.qmax = 255;
+    quantize_row(qa);
+    std::memset(dst + k_, 0, size_t(kp - k_));
+    if (need_rowsum_) {   // (only read when some zb' != 0)
+      uint32_t sum = 0;
+      for (int64_t p = 0; p < k_; ++p) sum += dst[p];
+      rowsum[size_t(i)] = int32_t(sum);
+    }
+    za[size_t(i)] = uint32_t(z);
+    scale[size_t(i)] = s;
+  }
+  product(ap, kp, rowsum.data(), m, za.data(), 1, nullptr, yf, scale.data(), 1, b_scale,
+          b_scale_per_column, bias, threads);
 }
 
 }  // namespace lowp

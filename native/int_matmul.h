@@ -30,10 +30,28 @@ class IntMatMul {
   void run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, int32_t* y, float* yf,
            const float* a_scale, const float* b_scale, bool b_scale_per_column,
            const float* bias, int threads) const;
+  // Per-token dynamic quantization and this product in one call (docs/quantization.md (D1)-
+  // (D4), lowp.runtime.per_token_fusion): each row of x (m x k float32, k > 0) is quantized
+  // to uint8 with its own scale and zero point as lowp.ops.linear.quantize_rows computes them
+  // (lo = min(0, min x), hi = max(0, max x), scale = max(hi - lo, tiny) / 255, zp =
+  // clamp(rint(-lo / scale), 0, 255), q = clamp(rint(x / scale) + zp, 0, 255)), then
+  // yf = float32(acc) * float32(scale * b_scale[c or 0]) (+ bias[c]), acc the int32 sum of
+  // (q - zp)(b - b_zp) wrapping; each step rounded once to float32 in that order. A row
+  // holding a NaN or an infinity, or whose range overflows, gets the values the unfused
+  // operators give it (lowp.runtime.per_token_fusion._unfused on x86).
+  void run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
+                     const float* bias, float* yf, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 
  private:
+  // the product of m rows of kp bytes at ap (uint8 domain, zeros past k) whose sums are
+  // rowsum: za[i * za_step] the activation zero point of row i (in the uint8 domain),
+  // a_scale[i * scale_step] its scale; output as run's
+  void product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, int64_t m,
+               const uint32_t* za, int64_t za_step, int32_t* y, float* yf,
+               const float* a_scale, int64_t scale_step, const float* b_scale,
+               bool b_scale_per_column, const float* bias, int threads) const;
   int64_t k_ = 0, n_ = 0;
   int kc4_ = 0, npanels_ = 0;
   std::shared_ptr<Panels> panels_;

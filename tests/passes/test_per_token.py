@@ -16,7 +16,7 @@ from lowp.config import ActivationGranularity, QuantMode
 from lowp.errors import QuantizationError
 from lowp.ops.linear import per_token_matmul, quantize_rows
 from lowp.passes.choose import quantize_weight
-from lowp.runtime import Session
+from lowp.runtime import Session, per_token_fusion
 from tests.passes.test_smooth import _encoder_block
 
 PER_TOKEN = lowp.Config(mode=QuantMode.DYNAMIC,
@@ -64,8 +64,12 @@ def test_per_token_matmul_equals_reference_and_onnxruntime(batch, seq, k, n, ops
     x = _activations(rng, (batch, seq, k))
     q = lowp.quantize_model(_linear(w, opset), None, PER_TOKEN)
     session = Session(q, backend="reference")
-    assert "MatMulInteger" in [s.op_type for s in session.int_steps]
+    assert "PerTokenMatMul" in [s.op_type for s in session.steps]     # one fused step
     ours = session.run({"x": x})["y"]
+    with per_token_fusion.disabled():
+        unfused = Session(q, backend="reference")
+    assert "MatMulInteger" in [s.op_type for s in unfused.int_steps]
+    np.testing.assert_array_equal(ours, unfused.run({"x": x})["y"])
     w_q, w_qp = quantize_weight(w, 1, lowp.Config().resolved_target(), "w")
     np.testing.assert_array_equal(ours, per_token_matmul(x, w_q, w_qp.scale,
                                                          w_qp.zero_point))

@@ -88,7 +88,7 @@ def test_dynamic_modes_use_the_native_integer_gemm(monkeypatch) -> None:
         pytest.skip("the extension has no integer matmul")
     rng = np.random.default_rng(2)
     calls: list[str] = []
-    for name in ("matmul_integer", "matmul_integer_scaled"):
+    for name in ("matmul_integer", "matmul_integer_scaled", "per_token_matmul"):
         real = getattr(native_integer, name)
 
         def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]

@@ -1420,4 +1420,10 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 
 # Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
 # ai.onnx.ml ops register themselves here.
-from lowp.runtime import float_nn, ml_ops, quantized_lstm, sequence_ops  # noqa: E402, F401
+from lowp.runtime import (  # noqa: E402, F401
+    float_nn,
+    ml_ops,
+    per_token_fusion,
+    quantized_lstm,
+    sequence_ops,
+)

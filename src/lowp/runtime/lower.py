@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
     lower_float_region,
     lower_linear,
     moves,
+    per_token_fusion,
 )
 from .backends import ReferenceBackend
 from .fastops import Arena
@@ -167,12 +168,13 @@ def _to_channels_last(step: Step) -> StepFn:
 
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions;
 # quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm; ai.onnx.ml,
-# lowp.runtime.ml_ops)
+# lowp.runtime.ml_ops; lowp's fused per-token products, lowp.runtime.per_token_fusion)
 _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
                             ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM"),
-                            ("com.microsoft", "MatMulIntegerToFloat")})
+                            ("com.microsoft", "MatMulIntegerToFloat"),
+                            (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE)})
 
 
 def _label(node: onnx.NodeProto) -> str:

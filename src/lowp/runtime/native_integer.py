@@ -113,3 +113,39 @@ def dynamic_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     call(ext.dynamic_quantize, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
          scale.reshape(-1), zp.reshape(-1), native_float.get_threads())
     return y, scale, zp
+
+
+def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | None,
+                     b_scale: np.ndarray, bias: np.ndarray | None = None
+                     ) -> np.ndarray | None:
+    """float32 (x quantized row by row) @ (b - b_zero_point), scaled and biased as
+    lowp.runtime.per_token_fusion.PerTokenMatMul computes it, for float32 x (..., k),
+    k > 0, a constant (frozen) 2-D b, b_zero_point and float32 b_scale one or one per
+    column, a float32 bias of n values along the last axis; or None. Rows that are not
+    finite get the unfused operators' values too (x86)."""
+    ext = _extension()
+    if (ext is None or x.dtype != np.float32 or x.ndim < 1 or b.dtype not in _BYTES
+            or b.ndim != 2 or x.shape[-1] != b.shape[0] or b.shape[0] == 0 or not frozen(b)):
+        return None
+    k, n = b.shape
+    if b_scale.dtype != np.float32 or b_scale.ndim > 1 or b_scale.size not in (1, n):
+        return None
+    if bias is not None and (bias.dtype != np.float32 or bias.size != n
+                             or bias.shape[-1] != n or bias.ndim > x.ndim):
+        return None
+    if b_zero_point is None:
+        zb = np.zeros(n, np.int32)
+    elif b_zero_point.dtype != b.dtype or b_zero_point.ndim > 1 or b_zero_point.size not in (
+            1, n):
+        return None
+    else:
+        zb = np.broadcast_to(b_zero_point.reshape(-1).astype(np.int32), (n,))
+    op = _packs(b, np.ascontiguousarray(zb).tobytes())
+    if not hasattr(op, "run_per_token"):    # an extension that predates it
+        return None
+    y = native_float._empty((*x.shape[:-1], n))
+    call(op.run_per_token, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(b_scale).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         int(np.prod(x.shape[:-1])), native_float.get_threads())
+    return y

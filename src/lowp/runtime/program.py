@@ -61,6 +61,9 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         if hasattr(ext, "IntMatMul"):
             table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
             table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
+            if hasattr(ext.IntMatMul, "run_per_token"):
+                table[ext.IntMatMul.run_per_token] = ("int_matmul_per_token_run",
+                                                      _int_matmul_per_token_run)
         _appenders = table
     return _appenders
 
@@ -81,6 +84,10 @@ def _int_matmul_run(program: Any, op: object, args: tuple[object, ...]) -> None:
 
 def _int_matmul_scaled_run(program: Any, op: object, args: tuple[object, ...]) -> None:
     program.int_matmul_scaled_run(op, *args)    # IntMatMul.run_scaled on its packed B
+
+
+def _int_matmul_per_token_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_per_token_run(op, *args)     # IntMatMul.run_per_token on its packed B
 
 
 def new_program() -> Any:
