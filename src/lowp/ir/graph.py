@@ -334,6 +334,7 @@ class Graph:
         self.outer_constants: frozenset[str] = frozenset()
         self.output_names = [o.name for o in self.graph.output]
         self._constants: dict[str, np.ndarray] = {}
+        self._inferred: dict[str, onnx.ValueInfoProto] | None = None
         for node in self.graph.node:
             if node.op_type == "Constant" and len(node.output) == 1:
                 value = _constant_value(node)
@@ -357,6 +358,22 @@ class Graph:
                 return [d.dim_value if d.HasField("dim_value") else
                         (d.dim_param or None) for d in tt.shape.dim]
         return None
+
+    def inferred_shape(self, name: str) -> list[int | str | None] | None:
+        """`value_shape`, else the shape onnx's shape inference gives `name` (run once, when
+        first needed): ONNX Runtime infers every value's shape as it loads a model, so its
+        graph rewrites see shapes that the file does not list (most exporters list none)."""
+        shape = self.value_shape(name)
+        if shape is not None:
+            return shape
+        if self._inferred is None:
+            self._inferred = {v.name: v for v in infer_shapes(self.model).graph.value_info}
+        v = self._inferred.get(name)
+        if v is None or not v.type.HasField("tensor_type") or not (
+                v.type.tensor_type.HasField("shape")):
+            return None
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in v.type.tensor_type.shape.dim]
 
     def is_tensor(self, name: str) -> bool:
         """`name` is not known to be a sequence, map or optional value: its declared type

@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
     lower_float_region,
     lower_linear,
     moves,
+    nchwc_conv,
     per_token_fusion,
 )
 from .backends import ReferenceBackend
@@ -248,10 +249,85 @@ def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer moves a float 2-D pool to its NCHWc kernels when
-    its shape inference knows the channel count (and the block divides it)."""
-    shape = graph.value_shape(node.input[0])
+    its shape inference knows the channel count (and the block divides it); a global pool
+    only when its input is in that layout already (or is a graph input). The count is the
+    inferred shape's: the file need not list the shapes of its values."""
+    channels = _nchwc_channels(node.input[0], graph)
+    if node.op_type in ("GlobalAveragePool", "GlobalMaxPool") and channels and not (
+            node.input[0] not in graph.producer or _ort_nchwc(node.input[0], graph)):
+        channels = 0
+    return {"nchwc_channels": channels}
+
+
+def _nchwc_channels(name: str, graph: Graph) -> int:
+    """The channel count of 4-D `name` when shape inference knows it and MLAS's NCHWc block
+    divides it, else 0."""
+    block = nchwc_conv.block_size()
+    shape = graph.inferred_shape(name)
     channels = shape[1] if shape is not None and len(shape) == 4 else None
-    return {"nchwc_channels": channels if isinstance(channels, int) and channels > 0 else 0}
+    return channels if (isinstance(channels, int) and channels > 0 and block
+                        and channels % block == 0) else 0
+
+
+# activations ONNX Runtime fuses into the convolution before them (ConvActivationFusion),
+# which then writes them in its layout (HardSwish too, in ONNX Runtime 1.32)
+_CONV_ACTIVATIONS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid",
+                               "HardSwish"})
+
+
+def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
+    """Whether ONNX Runtime's layout transformer (NchwcTransformer) leaves the float value
+    `name` in its NCHWc layout: the output of a 2-D Conv it moves there (nchwc_conv.plan),
+    of a MaxPool or AveragePool of a block multiple of channels, of the activations fused
+    into such a Conv, and of the nodes it carries the layout through when all their inputs
+    have it (Relu, Sigmoid, Tanh, BatchNormalization, global pools, Add and Sum, Mul of
+    equal shapes, Concat of whole blocks on the channel axis)."""
+    node = graph.producer.get(name)
+    if node is None or depth == 0 or node.domain not in ("", "ai.onnx"):
+        return False
+    op, ins = node.op_type, [i for i in node.input if i]
+    if op == "Conv":
+        x = graph.inferred_shape(node.input[0])
+        w = _constant_shape(node.input[1], graph)
+        if x is None or w is None or not all(isinstance(d, int) for d in w):
+            return False
+        ctx = _conv_context(node, graph)
+        group = int(attributes(node).get("group", 1))  # type: ignore[call-overload]
+        return nchwc_conv.plan([d if isinstance(d, int) else 0 for d in x],
+                               [int(d) for d in w if isinstance(d, int)], group,
+                               bool(ctx["w_constant"]), bool(ctx["b_constant"])) is not None
+    if op in ("MaxPool", "AveragePool"):
+        return (len(node.output) < 2 or not node.output[1]) and bool(
+            _nchwc_channels(node.input[0], graph))
+    if op in ("GlobalAveragePool", "GlobalMaxPool"):
+        return bool(_pool_context(node, graph)["nchwc_channels"])
+    if op in ("Relu", "Sigmoid", "Tanh", "BatchNormalization"):
+        return _ort_nchwc(node.input[0], graph, depth - 1)
+    if op in _CONV_ACTIVATIONS:      # fused into a Conv that only it reads
+        conv = graph.producer.get(node.input[0])
+        return (conv is not None and conv.op_type == "Conv"
+                and len(graph.consumers.get(node.input[0], [])) == 1
+                and node.input[0] not in graph.output_names
+                and _ort_nchwc(node.input[0], graph, depth - 1))
+    if op in ("Add", "Sum", "Mul", "Concat") and len(ins) >= 2:
+        if not all(_ort_nchwc(i, graph, depth - 1) for i in ins):
+            return False
+        if op == "Mul":
+            shapes = [graph.inferred_shape(i) for i in ins]
+            return shapes[0] is not None and all(s == shapes[0] for s in shapes)
+        if op == "Concat":
+            return int(attributes(node).get("axis", 0)) == 1 and all(  # type: ignore[call-overload]
+                _nchwc_channels(i, graph) for i in ins)
+        return True
+    return False
+
+
+def _constant_shape(name: str, graph: Graph) -> list[int | str | None] | None:
+    if name in graph.initializers:
+        return list(graph.initializers[name].dims)
+    if graph.is_constant(name):
+        return list(graph.constant(name).shape)
+    return graph.inferred_shape(name)
 
 
 def _lstm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
