@@ -47,6 +47,7 @@ failed"""
 
 
 def _config(args: argparse.Namespace) -> Config:
+    op_types = _op_types(args.sixteen_bit, getattr(args, "model", None))
     return Config(method=CalibMethod(args.method), target=args.target,
                   weight_granularity=WeightGranularity(args.granularity),
                   percentile=args.percentile, num_bins=args.num_bins,
@@ -54,15 +55,21 @@ def _config(args: argparse.Namespace) -> Config:
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
                   equalize=args.equalize, bias_correction=args.bias_correction,
-                  sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if not _is_op_type(n)),
-                  sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if _is_op_type(n)))
+                  sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
+                  sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types))
 
 
-def _is_op_type(name: str) -> bool:
-    """An ONNX operator type (as opposed to a node name)."""
+def _op_types(names: list[str], model: str | None) -> set[str]:
+    """The names of `--sixteen-bit` that mean an ONNX operator type: those that are one and
+    are not the name of a node of `model` (a node named like its type, as 'MatMul' in
+    skl2onnx's files, is that node: the fallback record's flags name nodes)."""
     import onnx.defs
 
-    return onnx.defs.has(name)
+    types = {n for n in names if onnx.defs.has(n)}
+    if types and model is not None and Path(model).is_file():
+        graph = onnx.load(model, load_external_data=False).graph
+        types -= {n.name for n in graph.node}
+    return types
 
 
 def _preprocess(args: argparse.Namespace) -> ImagePreprocess | None:
@@ -343,7 +350,8 @@ def _add_config_options(p: argparse.ArgumentParser,
                    help="bias correction of the weight quantization's mean output error "
                         "(one extra float pass over the calibration data)")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
-                   help="nodes (by name) or operator types quantized with 16 bits")
+                   help="nodes (by name) or operator types quantized with 16 bits (a "
+                        "node's name wins over an operator type of the same spelling)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..calib import CalibrationTable
-from ..config import Config
+from ..calib import CalibrationTable, choose_range
+from ..config import CalibMethod, Config
 from ..errors import QuantizationError
 from ..fixedpoint import requant_scale
 from ..ir.graph import Graph
@@ -55,7 +55,7 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     wide_tensors, wide_weights = sixteen_bit_tensors(model, ann, config)
     wide_target = widened(target)
     for t in ann.activations:
-        lo, hi = table.ranges[t]
+        lo, hi = _wide_range(table, t) if t in wide_tensors else table.ranges[t]
         if lo == hi == 0.0 and not graph.is_constant(t) and not _shape_only(graph, t):
             producer = graph.producer.get(t)
             where = f"output of node '{producer.name}'" if producer else "a graph input"
@@ -223,6 +223,19 @@ def _groupwise(value: np.ndarray, groups: int, target: Target) -> tuple[np.ndarr
         return quantize_weight(value, None, target, "weight")
     qp = groupwise_weight_qparams(value, groups, target).expand_groups(value.shape[0])
     return quantize(value, qp), qp
+
+
+def _wide_range(table: CalibrationTable, t: str) -> tuple[float, float]:
+    """The range of a 16-bit tensor: the observed [min, max], whatever the method.
+
+    A clipping method (percentile, entropy, mse) trades clipping error for rounding error,
+    a trade sized for 8 bits; at 16 bits the rounding error of the full range is 256 times
+    smaller and the clipping would remain as the tensor's main error. Without statistics
+    (a table read with ranges only) the table's range stays.
+    """
+    if t not in table or table[t].is_empty:
+        return table.ranges[t]
+    return choose_range(table[t], CalibMethod.MINMAX)
 
 
 def widened(target: Target) -> Target:
