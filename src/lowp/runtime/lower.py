@@ -172,7 +172,8 @@ _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.mic
                             ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM"),
-                            ("com.microsoft", "MatMulIntegerToFloat")})
+                            ("com.microsoft", "MatMulIntegerToFloat"),
+                            ("com.microsoft", "FusedConv")})
 
 
 def _label(node: onnx.NodeProto) -> str:
@@ -289,6 +290,7 @@ def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 _ORT_CONTEXT = {"Resize": _resize_context,
                 "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
+                "FusedConv": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "Gemm": _gemm_context,
                 "LSTM": _lstm_context,
