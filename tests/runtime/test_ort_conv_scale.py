@@ -130,3 +130,20 @@ def test_constant_nodes_fold_as_initializers(backend: str) -> None:
             if n.op_type != "Constant"] == ["Conv"]
     theirs = onnxruntime_run(model, feeds)[0]
     np.testing.assert_array_equal(Session(model, backend=backend).run(feeds)["y"], theirs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reshaped_constant_folds(backend: str) -> None:
+    # paddle2onnx writes each Conv bias as Reshape(b, [1, M, 1, 1]) after the Conv; ONNX
+    # Runtime folds the Reshape first, then the Add into the Conv (its bias b + t)
+    model, feeds = _model([("Add", (8,))])
+    g = model.graph
+    nodes = list(g.node)
+    nodes[1].input[1] = "k0_4d"
+    g.initializer.append(numpy_helper.from_array(np.array([1, 8, 1, 1], np.int64), "k0_shape"))
+    del g.node[:]
+    g.node.extend([helper.make_node("Reshape", ["k0", "k0_shape"], ["k0_4d"])] + nodes)
+    assert [n.op_type for n in ort_conv_scale.apply(model).graph.node] == ["Reshape", "Conv"]
+    assert _ort_ops(model) == ["Conv"]
+    theirs = onnxruntime_run(model, feeds)[0]
+    np.testing.assert_array_equal(Session(model, backend=backend).run(feeds)["y"], theirs)

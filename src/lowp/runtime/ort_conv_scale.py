@@ -14,13 +14,14 @@ first Conv's values apart). ONNX Runtime's matching rules (conv_mul_fusion.cc,
 conv_add_fusion.cc): Conv of version 1, 11 or 22 (ONNX Runtime 1.32; its ConvBNFusion takes
 1 and 11 only) with one output edge and not a graph output, its weights and bias constant;
 Mul or Add of version 7, 13 or 14 with one input edge, its second input a constant
-(initializers that no graph input overrides, or Constant nodes, which ONNX Runtime turns
-into initializers first); weights of rank > 2, the constant of the weights' type, of rank
-0 (Mul only), of the weights' rank with every dimension 1 but the second (1 x M x 1 x 1),
-or of one less with every dimension 1 but the first (M x 1 x 1); a bias of rank 1 with M
-values of that type. Per Conv the rules run as ONNX Runtime registers them: ConvAddFusion,
-ConvMulFusion, then ConvBNFusion, repeated until nothing changes (a Conv -> Mul -> Add
-chain folds both) (docs/operators.md, (O52c)).
+(initializers that no graph input overrides, Constant nodes, or Reshape, Unsqueeze,
+Squeeze, Flatten or Identity of those, which ONNX Runtime turns into initializers first);
+weights of rank > 2, the constant of the weights' type, of rank 0 (Mul only), of the
+weights' rank with every dimension 1 but the second (1 x M x 1 x 1), or of one less with
+every dimension 1 but the first (M x 1 x 1); a bias of rank 1 with M values of that type.
+Per Conv the rules run as ONNX Runtime registers them: ConvAddFusion, ConvMulFusion, then
+ConvBNFusion, repeated until nothing changes (a Conv -> Mul -> Add chain folds both)
+(docs/operators.md, (O52c)).
 """
 
 from __future__ import annotations
@@ -54,6 +55,47 @@ def _per_channel(c: onnx.TensorProto, w: onnx.TensorProto, scalar_ok: bool) -> b
     return c.dims[axis] == w.dims[0] and all(d == 1 for i, d in enumerate(c.dims) if i != axis)
 
 
+# shape moves of constants that ONNX Runtime's constant folding turns into initializers
+# before the rules see them (paddle2onnx writes each Conv bias as Reshape(b, [1, M, 1, 1]))
+_MOVES = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"})
+
+
+def _folded_constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """The constants of `model` (lowp.runtime.ort_conv_bn's), and the outputs of shape moves
+    of constants, computed in graph order."""
+    consts = dict(_constants(model))
+    for n in model.graph.node:
+        if (n.op_type not in _MOVES or n.domain not in ONNX_DOMAINS or len(n.output) != 1
+                or not n.input or any(i and i not in consts for i in n.input)):
+            continue
+        data = numpy_helper.to_array(consts[n.input[0]])
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Reshape":
+            shape = numpy_helper.to_array(consts[n.input[1]]).astype(np.int64).tolist()
+            if attrs.get("allowzero", 0) == 0:
+                shape = [data.shape[k] if v == 0 else v for k, v in enumerate(shape)]
+            out = data.reshape(shape)
+        elif n.op_type in ("Unsqueeze", "Squeeze"):
+            axes = attrs.get("axes")
+            if axes is None and len(n.input) > 1 and n.input[1]:
+                axes = numpy_helper.to_array(consts[n.input[1]]).tolist()
+            if n.op_type == "Unsqueeze":
+                if axes is None:
+                    continue
+                out = data
+                for a in sorted(int(v) % (data.ndim + len(axes)) for v in axes):
+                    out = np.expand_dims(out, a)
+            else:
+                out = np.squeeze(data, axis=None if axes is None else tuple(axes))
+        elif n.op_type == "Flatten":
+            axis = int(attrs.get("axis", 1)) % max(data.ndim, 1)
+            out = data.reshape(int(np.prod(data.shape[:axis])), -1)
+        else:
+            out = data
+        consts[n.output[0]] = numpy_helper.from_array(np.ascontiguousarray(out), n.output[0])
+    return consts
+
+
 def _fold_pass(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """Every Conv -> Add or Conv -> Mul pair folded once (a new model), or None when none
     folds. The pairs are disjoint: each Add or Mul has one input edge."""
@@ -61,15 +103,15 @@ def _fold_pass(model: onnx.ModelProto) -> onnx.ModelProto | None:
     opset = opset_of(model)
     if _version(_BINARY_SINCE, opset) not in _BINARY_FUSED:
         return None
-    consts = _constants(model)
+    consts = _folded_constants(model)
     reads = Counter(i for n in g.node for i in n.input if i)
     for n in g.node:
         reads.update(subgraph_reads(n))
     outputs = {o.name for o in g.output}
     consumer = {i: n for n in g.node for i in n.input if i}
-    # ONNX Runtime turns Constant nodes into initializers: no edge comes from them
-    producer = {o: n for n in g.node for o in n.output
-                if o and not (n.op_type == "Constant" and n.domain in ONNX_DOMAINS)}
+    # ONNX Runtime turns Constant nodes and folded shape moves into initializers: no edge
+    # comes from them
+    producer = {o: n for n in g.node for o in n.output if o and o not in consts}
     replaced: dict[int, onnx.NodeProto] = {}
     gone: set[int] = set()
     inits: list[onnx.TensorProto] = []
