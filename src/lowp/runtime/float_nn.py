@@ -615,9 +615,11 @@ def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
 def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
                        var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
                        training_mode: int = 0, channels_last: bool = False,
-                       **_: Any) -> np.ndarray:
+                       nchwc: bool = False, **_: Any) -> np.ndarray:
     """Inference-mode batch normalization (running statistics); `channels_last`: the
-    channels are the last axis of `x` (the same operations on each element)."""
+    channels are the last axis of `x` (the same operations on each element). `nchwc`:
+    ONNX Runtime's NCHWc transformer runs it as a 1x1 depthwise Conv whose constants it
+    folds as scale / sqrt(var + epsilon) and beta - mean * that ((O52n))."""
     if training_mode:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
@@ -625,6 +627,9 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 
     def fold() -> tuple[np.ndarray, np.ndarray]:
         # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
+        if nchwc and xf.dtype == np.float32:
+            s = (_f(scale) / np.sqrt(_f(var) + dt(epsilon))).astype(xf.dtype)
+            return s, (_f(bias) - (_f(mean) * s).astype(xf.dtype)).astype(xf.dtype)
         inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
         new_scale = (_f(scale) * inv_std).astype(xf.dtype)
         new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
@@ -632,7 +637,7 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 
     if xf.dtype == np.float32:
         native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold,
-                                         channels_last)
+                                         channels_last, variant=nchwc)
         if native is not None:
             return native
     new_scale, new_bias = fold()

@@ -286,8 +286,83 @@ def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     return {"channels_last_integer": False}
 
 
+_NCHWC_ACTIVATIONS = frozenset({"Relu", "Sigmoid", "Tanh", "HardSigmoid"})
+_NCHWC_POOLS = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"})
+
+
+def _channels(name: str, graph: Graph, depth: int = 16) -> int | None:
+    """The channel count of 4-D `name`: from its listed shape, else (a model without
+    value_info) from the weights of the Conv it comes from through channel-keeping
+    operators, as ONNX Runtime's own shape inference knows it."""
+    shape = graph.value_shape(name)
+    if shape is not None:
+        ok = len(shape) == 4 and isinstance(shape[1], int) and shape[1] > 0
+        return shape[1] if ok else None  # type: ignore[return-value]
+    node = graph.producer.get(name)
+    if node is None or depth == 0:
+        return None
+    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in graph.initializers:
+        dims = list(graph.initializers[node.input[1]].dims)
+        return dims[0] if len(dims) == 4 else None
+    if node.op_type in _NCHWC_POOLS | _NCHWC_ACTIVATIONS | {"BatchNormalization"} or \
+            node.op_type in ("Add", "Sum"):
+        return _channels(node.input[0], graph, depth - 1)
+    return None
+
+
+def _nchwc_value(name: str, graph: Graph, depth: int = 16) -> bool:
+    """Whether ONNX Runtime's NCHWc transformer holds `name` in NCHWc layout: the output of
+    a Conv its NCHWc kernels take (lowp.runtime.nchwc_conv.plan), of a 2-D pool of block
+    multiple channels, of a BatchNormalization it rewrites, or of an activation or an Add
+    of such values. (Its Concat, Resize and Transpose rules are not followed.)"""
+    from . import nchwc_conv
+
+    node = graph.producer.get(name)
+    block = nchwc_conv.block_size()
+    if node is None or depth == 0 or block == 0 or node.domain not in ("", "ai.onnx"):
+        return False
+    op = node.op_type
+    if op == "Conv":
+        w = graph.initializers.get(node.input[1]) if len(node.input) > 1 else None
+        context = _conv_context(node, graph)
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        return w is not None and _channels(node.input[0], graph) is not None and \
+            nchwc_conv.plan((0, 0, 0, 0), tuple(w.dims), group, bool(context["w_constant"]),
+                            bool(context["b_constant"])) is not None
+    if op in _NCHWC_POOLS:
+        c = _channels(node.input[0], graph)
+        dilated = any(a.name == "dilations" and any(v != 1 for v in a.ints)
+                      for a in node.attribute)
+        return c is not None and c % block == 0 and len(node.output) == 1 and not dilated
+    if op in _NCHWC_ACTIVATIONS:
+        return _nchwc_value(node.input[0], graph, depth - 1)
+    if op == "BatchNormalization":
+        return bool(_batch_norm_context(node, graph)["nchwc"])
+    if op in ("Add", "Sum"):
+        chans = {_channels(i, graph) for i in node.input}
+        return len(chans) == 1 and None not in chans and \
+            all(_nchwc_value(i, graph, depth - 1) for i in node.input)
+    return False
+
+
+def _batch_norm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's NCHWc transformer runs a BatchNormalization of an NCHWc value as a
+    1x1 depthwise NCHWc Conv with its own folded constants, scale / sqrt(var + epsilon)
+    (not times 1 / sqrt): its four parameters float32 constants of the channel count, no
+    training outputs (an absent epsilon is its default there too) ((O52n))."""
+    c = _channels(node.input[0], graph)
+    attrs = {a.name: a for a in node.attribute}
+    spatial = attrs.get("spatial")
+    ok = (c is not None and len(node.output) == 1 and len(node.input) == 5
+          and (spatial is None or spatial.i == 1)
+          and all(i in graph.initializers and i not in {v.name for v in graph.graph.input}
+                  and graph.initializers[i].data_type == onnx.TensorProto.FLOAT
+                  and list(graph.initializers[i].dims) == [c] for i in node.input[1:]))
+    return {"nchwc": ok and _nchwc_value(node.input[0], graph)}
+
+
 # what a float operator needs to know of the graph to round as ONNX Runtime does
-_ORT_CONTEXT = {"Resize": _resize_context,
+_ORT_CONTEXT = {"BatchNormalization": _batch_norm_context, "Resize": _resize_context,
                 "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
                 "FusedConv": _conv_context,
