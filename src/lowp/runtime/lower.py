@@ -247,9 +247,12 @@ def _conv_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer moves a float 2-D pool to its NCHWc kernels when
-    its shape inference knows the channel count (and the block divides it)."""
+    its shape inference knows the channel count (and the block divides it); a model
+    without listed shapes gives it through the Conv weights it comes from (`_channels`)."""
     shape = graph.value_shape(node.input[0])
-    channels = shape[1] if shape is not None and len(shape) == 4 else None
+    if shape is None:
+        return {"nchwc_channels": _channels(node.input[0], graph) or 0}
+    channels = shape[1] if len(shape) == 4 else None
     return {"nchwc_channels": channels if isinstance(channels, int) and channels > 0 else 0}
 
 
