@@ -358,6 +358,14 @@ def _conv() -> list[Case]:
     x2, w2 = f32(2, 4, 9, 8), f32(6, 4, 3, 3, scale=0.3)
     cs = [
         Case("Conv", [x2, w2], name="2d"),
+        # ONNX Runtime's FusedConv (ConvAddActivationFusion): the SGEMM starts from the Sum
+        # input, then the bias, then the activation (18 channels: its NCHW kernel)
+        Case("FusedConv", [f32(2, 18, 7, 7), f32(8, 18, 3, 3), f32(8), f32(2, 8, 7, 7)],
+             {"pads": [1, 1, 1, 1], "activation": "Relu"}, tol=0, domain="com.microsoft",
+             name="sum-relu"),
+        Case("FusedConv", [f32(1, 18, 6, 6), f32(8, 18, 1, 1), f32(8), f32(1, 8, 6, 6)],
+             {"activation": "HardSigmoid", "activation_params": [0.3, 0.4]}, tol=0,
+             domain="com.microsoft", name="pointwise-hardsigmoid"),
         Case("Conv", [x2, w2, f32(6)], {"pads": [1, 1, 1, 1]}, name="pads-bias"),
         Case("Conv", [x2, w2], {"strides": [2, 3], "pads": [0, 1, 2, 1]}, name="strides"),
         Case("Conv", [x2, w2], {"dilations": [2, 1], "pads": [2, 1, 2, 1]}, name="dil"),

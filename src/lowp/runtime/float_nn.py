@@ -107,13 +107,14 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
          dilations: Sequence[int] | None = None, group: int = 1,
          kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
          strides: Sequence[int] | None = None, w_constant: bool = False,
-         b_constant: bool = False, **_: Any) -> np.ndarray:
+         b_constant: bool = False, init: np.ndarray | None = None, **_: Any) -> np.ndarray:
     """N-D convolution: pad, im2col over strided window views, one matmul per group; a
     float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
     bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
     other float32 ones as MLAS's im2col SGEMM does, per image and group (lowp.mlas_sgemm),
     the bias added after: by one native call when built (lowp.runtime.native_float.conv),
-    else by the numpy form below, its reference."""
+    else by the numpy form below, its reference. `init` (float32, the output's shape;
+    only on the im2col SGEMM path): the SGEMM accumulates onto it (FusedConv's Sum)."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -136,15 +137,16 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
                                    begin + end, s, d)
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out) \
-        if mlas else None
+        if mlas and init is None else None
     if native is not None:
         return native
     kk = c // g * int(np.prod(k))
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
+    init_g = None if init is None else _f(init).reshape(n, g, m // g, p)
     if all(v == 1 for v in k + s) and not any(begin) and not any(end):
         cols1 = xf.reshape(n, g, kk, p)
-        y = _mlas_products(wg[0], cols1) if mlas else np.matmul(wg, cols1)
+        y = _mlas_products(wg[0], cols1, init_g) if mlas else np.matmul(wg, cols1)
         y = y.reshape((n, m) + tuple(out))
     else:
         win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
@@ -157,7 +159,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         for i in range(0, n, step):
             cols = win[i:i + step].reshape(-1, g, kk, p)
             if mlas:
-                y[i:i + step] = _mlas_products(wg[0], cols)
+                y[i:i + step] = _mlas_products(
+                    wg[0], cols, None if init_g is None else init_g[i:i + step])
             else:
                 np.matmul(wg, cols, out=y[i:i + step])
         y = y.reshape((n, m) + tuple(out))
@@ -166,15 +169,63 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     return y.astype(x.dtype, copy=False)
 
 
-def _mlas_products(wg: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _mlas_products(wg: np.ndarray, cols: np.ndarray, init: np.ndarray | None = None
+                   ) -> np.ndarray:
     """(n, g, m/g, p) float32 products of the filters wg (g, m/g, kk) with the columns
-    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv)."""
+    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv),
+    accumulated onto `init` (n, g, m/g, p) when given (beta 1)."""
     out = np.empty(cols.shape[:2] + (wg.shape[1], cols.shape[3]), np.float32)
     for i, j in product(range(cols.shape[0]), range(cols.shape[1])):
         a, bm = np.ascontiguousarray(wg[j]), np.ascontiguousarray(cols[i, j])
-        if not native_float.sgemm(a, bm, out[i, j]):
+        if init is not None:
+            c0 = np.ascontiguousarray(init[i, j])
+            y = native_float.gemm(a, bm, c0, alpha=1.0, trans_a=False, trans_b=False,
+                                  b_packed=False)
+            out[i, j] = mlas_sgemm.gemm(a, bm, c=c0) if y is None else y
+        elif not native_float.sgemm(a, bm, out[i, j]):
             out[i, j] = mlas_sgemm.gemm(a, bm)
     return out
+
+
+# FusedConv's activations: the lowp operator that computes each as MLAS's MlasActivation
+# does after the bias, and how its activation_params bind to that operator's attributes
+_FUSED_ACTIVATIONS: dict[str, tuple[str, ...]] = {
+    "Relu": (), "Sigmoid": (), "Tanh": (), "LeakyRelu": ("alpha",),
+    "HardSigmoid": ("alpha", "beta"), "Clip": ("min", "max")}
+
+
+@register
+def FusedConv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+              z: np.ndarray | None = None, *, activation: str = "",
+              activation_params: Sequence[float] | None = None, **attrs: Any) -> np.ndarray:
+    """ONNX Runtime's com.microsoft FusedConv (lowp.runtime.ort_conv_add): Conv with the
+    optional Sum `z` as the output's starting value (the im2col SGEMM accumulates onto
+    it, beta 1), the bias added after, then `activation` (docs/operators.md (O31f)). A
+    Conv that runs MLAS's NCHWc kernels (ONNX Runtime keeps those apart) or is not
+    float32 is computed unfused: the Conv, then + z, then the activation."""
+    if activation and activation not in _FUSED_ACTIVATIONS:
+        raise unsupported("FusedConv", f"activation {activation!r}")
+    attrs = {k: v for k, v in attrs.items() if k != "opset"}
+    f32 = x.dtype == np.float32 and w.dtype == np.float32 and (
+        z is None or z.dtype == np.float32)
+    nchwc = f32 and x.ndim == 4 and nchwc_conv.plan(
+        x.shape, w.shape, int(attrs.get("group", 1)), bool(attrs.get("w_constant")),
+        bool(attrs.get("b_constant"))) is not None
+    if z is not None and f32 and not nchwc:
+        y = Conv(x, w, b, init=np.broadcast_to(z, z.shape), **attrs)
+    else:
+        y = Conv(x, w, b, **attrs)
+        if z is not None:
+            y = y + z
+    if not activation:
+        return y
+    from .float_ops import FLOAT_OPS
+
+    names = _FUSED_ACTIVATIONS[activation]
+    params = list(activation_params or [])
+    if activation == "Clip":
+        return np.asarray(FLOAT_OPS["Clip"](y, *(np.float32(v) for v in params)))
+    return np.asarray(FLOAT_OPS[activation](y, **dict(zip(names, params, strict=False))))
 
 
 @register
@@ -564,9 +615,11 @@ def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
 def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
                        var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
                        training_mode: int = 0, channels_last: bool = False,
-                       **_: Any) -> np.ndarray:
+                       nchwc: bool = False, **_: Any) -> np.ndarray:
     """Inference-mode batch normalization (running statistics); `channels_last`: the
-    channels are the last axis of `x` (the same operations on each element)."""
+    channels are the last axis of `x` (the same operations on each element). `nchwc`:
+    ONNX Runtime's NCHWc transformer runs it as a 1x1 depthwise Conv whose constants it
+    folds as scale / sqrt(var + epsilon) and beta - mean * that ((O52n))."""
     if training_mode:
         raise unsupported("BatchNormalization", "training_mode=1")
     xf = _f(x)
@@ -574,6 +627,9 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 
     def fold() -> tuple[np.ndarray, np.ndarray]:
         # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
+        if nchwc and xf.dtype == np.float32:
+            s = (_f(scale) / np.sqrt(_f(var) + dt(epsilon))).astype(xf.dtype)
+            return s, (_f(bias) - (_f(mean) * s).astype(xf.dtype)).astype(xf.dtype)
         inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
         new_scale = (_f(scale) * inv_std).astype(xf.dtype)
         new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
@@ -581,7 +637,7 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
 
     if xf.dtype == np.float32:
         native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold,
-                                         channels_last)
+                                         channels_last, variant=nchwc)
         if native is not None:
             return native
     new_scale, new_bias = fold()

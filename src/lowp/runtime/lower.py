@@ -175,6 +175,7 @@ _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.mic
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM"),
                             ("com.microsoft", "MatMulIntegerToFloat"),
+                            ("com.microsoft", "FusedConv"),
                             (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE)})
 
 
@@ -251,7 +252,8 @@ def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer moves a float 2-D pool to its NCHWc kernels when
     its shape inference knows the channel count (and the block divides it); a global pool
     only when its input is in that layout already (or is a graph input). The count is the
-    inferred shape's: the file need not list the shapes of its values."""
+    inferred shape's (the file need not list the shapes of its values), else that of the
+    Conv weights the value comes from (`_channels`)."""
     channels = _nchwc_channels(node.input[0], graph)
     if node.op_type in ("GlobalAveragePool", "GlobalMaxPool") and channels and not (
             node.input[0] not in graph.producer or _ort_nchwc(node.input[0], graph)):
@@ -264,7 +266,8 @@ def _nchwc_channels(name: str, graph: Graph) -> int:
     divides it, else 0."""
     block = nchwc_conv.block_size()
     shape = graph.inferred_shape(name)
-    channels = shape[1] if shape is not None and len(shape) == 4 else None
+    channels = (shape[1] if len(shape) == 4 else None) if shape is not None else \
+        _channels(name, graph)
     return channels if (isinstance(channels, int) and channels > 0 and block
                         and channels % block == 0) else 0
 
@@ -288,6 +291,8 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     op, ins = node.op_type, [i for i in node.input if i]
     if op == "Conv":
         x = graph.inferred_shape(node.input[0])
+        if x is None and _channels(node.input[0], graph) is not None:
+            x = [0, 0, 0, 0]        # no inferred shape, but the layer before it is known
         w = _constant_shape(node.input[1], graph)
         if x is None or w is None or not all(isinstance(d, int) for d in w):
             return False
@@ -297,12 +302,15 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                                [int(d) for d in w if isinstance(d, int)], group,
                                bool(ctx["w_constant"]), bool(ctx["b_constant"])) is not None
     if op in ("MaxPool", "AveragePool"):
-        return (len(node.output) < 2 or not node.output[1]) and bool(
+        dilated = any(v != 1 for v in attributes(node).get("dilations", []))  # type: ignore[union-attr]
+        return (len(node.output) < 2 or not node.output[1]) and not dilated and bool(
             _nchwc_channels(node.input[0], graph))
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return bool(_pool_context(node, graph)["nchwc_channels"])
-    if op in ("Relu", "Sigmoid", "Tanh", "BatchNormalization"):
+    if op in ("Relu", "Sigmoid", "Tanh"):
         return _ort_nchwc(node.input[0], graph, depth - 1)
+    if op == "BatchNormalization":          # rewritten as a 1x1 depthwise NCHWc Conv
+        return bool(_batch_norm_context(node, graph)["nchwc"])
     if op in _CONV_ACTIVATIONS:      # fused into a Conv that only it reads
         conv = graph.producer.get(node.input[0])
         return (conv is not None and conv.op_type == "Conv"
@@ -312,6 +320,8 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     if op in ("Add", "Sum", "Mul", "Concat") and len(ins) >= 2:
         if not all(_ort_nchwc(i, graph, depth - 1) for i in ins):
             return False
+        if op in ("Add", "Sum"):
+            return len({_nchwc_channels(i, graph) for i in ins}) == 1
         if op == "Mul":
             shapes = [graph.inferred_shape(i) for i in ins]
             return shapes[0] is not None and all(s == shapes[0] for s in shapes)
@@ -363,10 +373,52 @@ def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     return {"channels_last_integer": False}
 
 
+# operators whose output has their first input's channel count (`_channels` walks them)
+_CHANNEL_KEEPING = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool",
+                              "Relu", "Sigmoid", "Tanh", "HardSigmoid", "BatchNormalization",
+                              "Add", "Sum"})
+
+
+def _channels(name: str, graph: Graph, depth: int = 16) -> int | None:
+    """The channel count of 4-D `name`: from its listed shape, else (a model without
+    value_info) from the weights of the Conv it comes from through channel-keeping
+    operators, as ONNX Runtime's own shape inference knows it."""
+    shape = graph.value_shape(name)
+    if shape is not None:
+        ok = len(shape) == 4 and isinstance(shape[1], int) and shape[1] > 0
+        return shape[1] if ok else None  # type: ignore[return-value]
+    node = graph.producer.get(name)
+    if node is None or depth == 0:
+        return None
+    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in graph.initializers:
+        dims = list(graph.initializers[node.input[1]].dims)
+        return dims[0] if len(dims) == 4 else None
+    if node.op_type in _CHANNEL_KEEPING:
+        return _channels(node.input[0], graph, depth - 1)
+    return None
+
+
+def _batch_norm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """ONNX Runtime's NCHWc transformer runs a BatchNormalization of an NCHWc value as a
+    1x1 depthwise NCHWc Conv with its own folded constants, scale / sqrt(var + epsilon)
+    (not times 1 / sqrt): its four parameters float32 constants of the channel count, no
+    training outputs (an absent epsilon is its default there too) ((O52n))."""
+    c = _channels(node.input[0], graph)
+    attrs = {a.name: a for a in node.attribute}
+    spatial = attrs.get("spatial")
+    ok = (c is not None and len(node.output) == 1 and len(node.input) == 5
+          and (spatial is None or spatial.i == 1)
+          and all(i in graph.initializers and i not in {v.name for v in graph.graph.input}
+                  and graph.initializers[i].data_type == onnx.TensorProto.FLOAT
+                  and list(graph.initializers[i].dims) == [c] for i in node.input[1:]))
+    return {"nchwc": ok and _ort_nchwc(node.input[0], graph)}
+
+
 # what a float operator needs to know of the graph to round as ONNX Runtime does
-_ORT_CONTEXT = {"Resize": _resize_context,
+_ORT_CONTEXT = {"BatchNormalization": _batch_norm_context, "Resize": _resize_context,
                 "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
+                "FusedConv": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "Gemm": _gemm_context,
                 "LSTM": _lstm_context,

@@ -111,17 +111,18 @@ _BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.nd
 def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                epsilon: float,
                fold: Callable[[], tuple[np.ndarray, np.ndarray]],
-               channels_last: bool = False) -> np.ndarray | None:
+               channels_last: bool = False, variant: bool = False) -> np.ndarray | None:
     """Inference BatchNormalization of float32 `x` (N, C, ...) as ONNX Runtime orders it:
     x * scale + offset, two float32 roundings (native float_binary Mul, then Add); the
     per-channel (scale, offset) come from `fold()`, computed once per set of parameter
-    arrays (the same constant objects on every run); `channels_last`: x is (N, ..., C).
+    arrays (the same constant objects on every run) and `variant` (the fold's form);
+    `channels_last`: x is (N, ..., C).
     None when it does not run natively."""
     from . import program
 
     if _usable("BatchNormalization", x) is None or x.ndim < 2 or not x.flags.c_contiguous:
         return None
-    key = (*(id(p) for p in params), hash(float(epsilon)))
+    key = (*(id(p) for p in params), hash(float(epsilon)), variant)
     kept = _BN_CACHE.get(key)
     if kept is None or any(a is not b for a, b in zip(kept[0], params, strict=True)):
         if len(_BN_CACHE) > 256:

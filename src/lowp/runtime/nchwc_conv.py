@@ -9,8 +9,9 @@ a float convolution lands on ONNX Runtime's integer only in that order. `plan` a
 transformer's rules; `convolve` runs the native kernel (lowp._float_conv, every instruction
 set bit-identical) or, without it, `reference`, the numpy form that is its specification.
 
-Not reproduced: a Conv whose output ONNX Runtime fuses with a following Add (the sum then
-starts from the addend) or an activation other than Relu (MLAS applies it after the sum).
+Not reproduced: the transformer's own fusion of an Add of two NCHWc tensors into the Conv
+(the sum then starts from the addend; lowp.runtime.ort_conv_add mirrors the NCHW Conv's) or
+an activation other than Relu (MLAS applies it after the sum).
 """
 
 from __future__ import annotations

@@ -500,6 +500,19 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 
 # the reductions whose result depends on the order of the values (Max, Min do not)
+# the operators ONNX Runtime's transpose optimizer has a handler for (a Transpose pushes
+# through them), of those lowp runs; MatMul, Gemm, Conv and the pools have none
+_TRANSPOSE_HANDLED = frozenset({
+    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Cast", "Ceil", "Celu", "Clip",
+    "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "HardSigmoid", "HardSwish", "IsInf", "IsNaN",
+    "LeakyRelu", "Log", "Mish", "Neg", "Not", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid",
+    "Sign", "Sin", "Sinh", "Softplus", "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu",
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "Equal", "Greater", "Less",
+    "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Mod", "PRelu", "Where",
+    "Softmax", "LogSoftmax", "Hardmax", "Shape", "Pad", "ReduceMax", "ReduceMin", "ReduceMean",
+    "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+    "ReduceProd", "ArgMin", "ArgMax", "Squeeze", "Unsqueeze", "Slice", "Tile", "Transpose",
+    "Split", "Concat", "QuantizeLinear", "DequantizeLinear", "Identity"})
 _SUMMING = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2",
                       "ReduceLogSum", "ReduceLogSumExp", "ReduceProd"})
 
@@ -522,6 +535,13 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
                  if a.name == "perm"), None)
     if perm is None or attrs.get("noop_with_empty_axes", 0):
+        return None
+    # The optimizer pushes a Transpose only when that removes it (a negative cost): every
+    # reader of it has a handler (CanLikelyRemoveTranspose); a MatMul or a Conv reading it
+    # too keeps it there, and the reduction then reads it as it is (atspm_funcnet_pair's
+    # attention pooling: Transpose -> MatMul, Mul, ReduceMax, ReduceMean).
+    if any(c.domain not in ONNX_DOMAINS or c.op_type not in _TRANSPOSE_HANDLED
+           for c in index.consumers[tr.output[0]]):
         return None
     rank = len(perm)
     axes = _reduce_axes(red, index)
