@@ -143,6 +143,8 @@ def test_pool_of_an_unlisted_shape_equals_onnxruntime(pool: str, attrs: dict[str
         ran = onnx.load(options.optimized_model_filepath).graph.node
         nchwc = any(n.op_type == pool and n.domain == "com.microsoft.nchwc" for n in ran)
         assert nchwc == (_PRODUCERS[producer][1] or pool == "AveragePool")
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], theirs)
+
 
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "AveragePool"])
 def test_pool_of_a_conv_without_listed_shapes_is_nchwc(op: str) -> None:

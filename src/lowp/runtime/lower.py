@@ -302,7 +302,8 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                                [int(d) for d in w if isinstance(d, int)], group,
                                bool(ctx["w_constant"]), bool(ctx["b_constant"])) is not None
     if op in ("MaxPool", "AveragePool"):
-        dilated = any(v != 1 for v in attributes(node).get("dilations", []))  # type: ignore[union-attr]
+        dilations = attributes(node).get("dilations", [])
+        dilated = any(v != 1 for v in dilations)  # type: ignore[attr-defined]
         return (len(node.output) < 2 or not node.output[1]) and not dilated and bool(
             _nchwc_channels(node.input[0], graph))
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
