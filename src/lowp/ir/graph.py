@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnx.defs
-from onnx import external_data_helper, numpy_helper, shape_inference
+from onnx import external_data_helper, helper, numpy_helper, shape_inference
 
 from ..atomic import write_bytes
 from ..errors import ModelError
@@ -80,6 +81,31 @@ def subgraph_reads(node: onnx.NodeProto) -> set[str]:
         for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
             reads |= free_names(sub)
     return reads
+
+
+def read_counts(graph: onnx.GraphProto) -> Counter[str]:
+    """How many times each value is read in `graph`: node inputs, and the subgraphs' reads
+    of outer values (an If branch's or a Loop body's read is an edge too)."""
+    reads = Counter(i for n in graph.node for i in n.input if i)
+    for n in graph.node:
+        reads.update(subgraph_reads(n))
+    return reads
+
+
+def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
+               initializers: Iterable[onnx.TensorProto] = (),
+               domains: Iterable[str] = ()) -> onnx.ModelProto:
+    """A copy of `model` whose top-level graph has `nodes` instead of its own, with
+    `initializers` added and an opset import (version 1) for each of `domains` it lacks."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(initializers)
+    for domain in domains:
+        if not any(o.domain == domain for o in out.opset_import):
+            out.opset_import.append(helper.make_opsetid(domain, 1))
+    return out
 
 
 def _sorted_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -21,14 +21,13 @@ groups itself; docs/operators.md (O31f)).
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes, opset_of, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, opset_of, read_counts, with_nodes
 from . import nchwc_conv
 from .ort_conv_bn import _constants, _version
 from .ort_fusions import _without_invented_symbols
@@ -125,9 +124,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     values = {v.name: v for v in (*shaped.graph.input, *shaped.graph.value_info,
                                   *shaped.graph.output)}
     consts = _constants(model)
-    reads = Counter(i for n in g.node for i in n.input if i)
-    for n in g.node:        # a subgraph's read of an outer tensor is an edge too
-        reads.update(subgraph_reads(n))
+    reads = read_counts(g)
     outputs = {o.name for o in g.output}
     producer = {o: n for n in g.node for o in n.output if o}
     consumer = {i: n for n in g.node for i in n.input if i}
@@ -188,12 +185,6 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         fused[id(last)] = node
     if not fused:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
     # the FusedConv goes where its last node was: the Sum may be made after the Conv
-    nodes = [fused.get(id(n), n) for n in g.node if id(n) in fused or id(n) not in gone]
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    if not any(o.domain == _MS for o in out.opset_import):
-        out.opset_import.append(helper.make_opsetid(_MS, 1))
-    return out
+    return with_nodes(model, [fused.get(id(n), n) for n in g.node
+                              if id(n) in fused or id(n) not in gone], domains=[_MS])

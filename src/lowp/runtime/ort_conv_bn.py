@@ -21,13 +21,11 @@ of rank > 2, all of one floating type (docs/operators.md, (O52)).
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, opset_of, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, opset_of, read_counts, with_nodes
 
 # The BatchNormalization versions ONNX Runtime's rule accepts, and the model opsets that
 # select each (an operator's version is the newest one not above the model's opset).
@@ -77,9 +75,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             or _version(_CONV_SINCE, opset) not in _CONV_FUSED):
         return model
     consts = _constants(model)
-    reads = Counter(i for n in g.node for i in n.input if i)
-    for n in g.node:        # a subgraph's read of an outer tensor is an edge too
-        reads.update(subgraph_reads(n))
+    reads = read_counts(g)
     outputs = {o.name for o in g.output}
     producer = {o: n for n in g.node for o in n.output if o}
     folded: dict[int, tuple[onnx.NodeProto, onnx.NodeProto]] = {}   # id(conv) -> (conv, bn)
@@ -109,13 +105,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         new_inits += inits
     if not replaced:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    nodes = [replaced.get(id(n), n) for n in g.node if id(n) not in gone]
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    out.graph.initializer.extend(new_inits)
-    return out
+    return with_nodes(model, [replaced.get(id(n), n) for n in g.node if id(n) not in gone],
+                      new_inits)
 
 
 def _fold_pair(conv: onnx.NodeProto, bn: onnx.NodeProto,

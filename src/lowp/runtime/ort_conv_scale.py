@@ -26,13 +26,11 @@ ConvBNFusion, repeated until nothing changes (a Conv -> Mul -> Add chain folds b
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, opset_of, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, opset_of, read_counts, with_nodes
 from . import ort_conv_bn
 from .ort_conv_bn import _constants, _version
 
@@ -104,9 +102,7 @@ def _fold_pass(model: onnx.ModelProto) -> onnx.ModelProto | None:
     if _version(_BINARY_SINCE, opset) not in _BINARY_FUSED:
         return None
     consts = _folded_constants(model)
-    reads = Counter(i for n in g.node for i in n.input if i)
-    for n in g.node:
-        reads.update(subgraph_reads(n))
+    reads = read_counts(g)
     outputs = {o.name for o in g.output}
     consumer = {i: n for n in g.node for i in n.input if i}
     # ONNX Runtime turns Constant nodes and folded shape moves into initializers: no edge
@@ -141,13 +137,8 @@ def _fold_pass(model: onnx.ModelProto) -> onnx.ModelProto | None:
         inits += made
     if not replaced:
         return None
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    nodes = [replaced.get(id(n), n) for n in g.node if id(n) not in gone]
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    out.graph.initializer.extend(inits)
-    return out
+    return with_nodes(model, [replaced.get(id(n), n) for n in g.node if id(n) not in gone],
+                      inits)
 
 
 def _folded(conv: onnx.NodeProto, nxt: onnx.NodeProto, w: onnx.TensorProto,

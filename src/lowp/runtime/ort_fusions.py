@@ -52,7 +52,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
 
 _MS = "com.microsoft"
 _F = np.float32
@@ -931,10 +931,4 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 changed = touched = True
     if not touched:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    if not any(o.domain == _MS for o in out.opset_import):
-        out.opset_import.append(helper.make_opsetid(_MS, 1))
-    return out
+    return with_nodes(model, nodes, domains=[_MS])

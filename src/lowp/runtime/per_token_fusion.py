@@ -44,6 +44,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..ir.graph import with_nodes
 from . import native_integer
 from .float_registry import FLOAT_OPS, register
 from .switch import Switch
@@ -231,14 +232,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                   for f in [_fuse(n, index)] if f is not None})
     if not fused:
         return model
-    nodes = [fused.get(id(n), n) for n in model.graph.node]
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    if not any(o.domain == DOMAIN for o in out.opset_import):
-        out.opset_import.append(helper.make_opsetid(DOMAIN, 1))
-    return out
+    return with_nodes(model, [fused.get(id(n), n) for n in model.graph.node],
+                      domains=[DOMAIN])
 
 
 def _unfused(x: np.ndarray, w: np.ndarray, w_zero_point: np.ndarray | None,
