@@ -33,6 +33,7 @@ from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
+from .ml_ops import scaler_as_arithmetic
 from .plan import CF, CL, Step
 from .prepacked import freeze
 from .replay import NATIVE_FLOAT, Replayer
@@ -40,12 +41,14 @@ from .tape import call
 
 # The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's graph
 # transformations that change what a model computes (its Q/DQ pair merging and propagation,
-# weight and bias folding, CastElimination, ConvBNFusion, its level-1 and level-2 fusions),
-# then lowp's own exact rewrites (quantize before a Concat, max-pool the codes). Each takes a
-# model and returns it unchanged or a new one.
+# weight and bias folding), a float32 Scaler as Sub and Mul (the same arithmetic, as steps
+# that replay), then CastElimination, ConvBNFusion, ONNX Runtime's level-1 and level-2
+# fusions, then lowp's own exact rewrites (quantize before a Concat, max-pool the codes).
+# Each takes a model and returns it unchanged or a new one.
 LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     inline_constant_ifs, ort_double_qdq.apply, ort_qdq_propagation.apply,
-    ort_weight_bias.apply, fold_constant_quantize, ort_cast_elimination.apply,
+    ort_weight_bias.apply, fold_constant_quantize, scaler_as_arithmetic,
+    ort_cast_elimination.apply,
     ort_conv_bn.apply, ort_fusions.apply, quantize_first.apply, pool_first.apply)
 
 
