@@ -60,8 +60,8 @@ def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     steps that lowp.runtime.fuse_float chains and replays natively, where the Scaler ran from
     Python on every run (a tabular model's per-run cost). `model` itself when there is none."""
     g = model.graph
-    scalers = [n for n in g.node if n.domain == "ai.onnx.ml" and n.op_type == "Scaler"
-               and len(n.input) == 1 and len(n.output) == 1]
+    scalers = [(k, n) for k, n in enumerate(g.node) if n.domain == "ai.onnx.ml"
+               and n.op_type == "Scaler" and len(n.input) == 1 and len(n.output) == 1]
     if not scalers:
         return model
     types = {v.name: v.type.tensor_type for v in (*g.input, *g.value_info)
@@ -69,7 +69,7 @@ def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     names = NameAllocator.for_model(model)
     replaced: dict[int, list[onnx.NodeProto]] = {}
     constants: list[onnx.TensorProto] = []
-    for node in scalers:
+    for k, node in scalers:
         t = types.get(node.input[0])
         attrs = {a.name: list(helper.get_attribute_value(a)) for a in node.attribute}
         offset, scale = attrs.get("offset", []), attrs.get("scale", [])
@@ -84,14 +84,14 @@ def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
         constants += [numpy_helper.from_array(np.asarray(offset, np.float32), off),
                       numpy_helper.from_array(np.asarray(scale, np.float32), sc)]
         label = node.name or node.output[0]
-        replaced[id(node)] = [
+        replaced[k] = [
             helper.make_node("Sub", [node.input[0], off], [centred], name=f"{label}_Sub"),
             helper.make_node("Mul", [centred, sc], [node.output[0]], name=f"{label}_Mul")]
     if not replaced:
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    nodes = [m for n in g.node for m in replaced.get(id(n), [n])]
+    nodes = [m for k, n in enumerate(g.node) for m in replaced.get(k, [n])]
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     out.graph.initializer.extend(constants)
