@@ -139,6 +139,15 @@ InputForm input_form(const FusedInput& in, const int64_t* dims) {
   return zero ? kOneValue : contiguous ? kInPlace : kGathered;
 }
 
+// A gathered input whose values depend on the innermost index only (a per-channel constant
+// along the last axis of channels-last data): its block for elements [e0, e0 + m) is the
+// same for every e0 of the same e0 % dims[3], so it is gathered once per run of such blocks.
+bool periodic(const FusedInput& in, const int64_t* dims) {
+  for (int i = 0; i < 3; ++i)
+    if (dims[i] != 1 && in.st[i] != 0) return false;
+  return true;
+}
+
 void gather(const FusedInput& in, const int64_t* dims, int64_t e0, int64_t m, float* buf) {
   const int64_t d1 = dims[1], d2 = dims[2], n = dims[3];
   for (int64_t e = e0; e < e0 + m;) {
@@ -159,16 +168,21 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
   if (total <= 0 || f.count <= 0) return;
   const FloatKernels& kernels = active_float_kernels();
   std::vector<InputForm> forms(size_t(f.n_inputs));
+  std::vector<char> repeats(size_t(f.n_inputs));
   int gathered = 0;
   for (int i = 0; i < f.n_inputs; ++i) {
     forms[size_t(i)] = input_form(f.inputs[i], f.dims);
     gathered += forms[size_t(i)] == kGathered;
+    repeats[size_t(i)] = forms[size_t(i)] == kGathered && periodic(f.inputs[i], f.dims);
   }
   run_elementwise(total, kBlock, threads, [&](int64_t e0, int64_t len) {
     // registers, then one block per gathered input
     std::vector<float> scratch(size_t(f.registers + gathered) * kFusedBlock);
     std::vector<const float*> src(size_t(f.n_inputs));
     std::vector<int64_t> stride(size_t(f.n_inputs));
+    // of a periodic input: the e0 % dims[3] its block was last gathered for (blocks only
+    // shrink, at the end, so the slot holds every value a later block of that phase reads)
+    std::vector<int64_t> phase(size_t(f.n_inputs), -1);
     for (int64_t b = e0; b < e0 + len; b += kFusedBlock) {
       const int64_t m = std::min(kFusedBlock, e0 + len - b);
       float* slot = scratch.data() + size_t(f.registers) * kFusedBlock;
@@ -178,7 +192,10 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
           case kInPlace: src[size_t(i)] = in.p + b, stride[size_t(i)] = 1; break;
           case kOneValue: src[size_t(i)] = in.p, stride[size_t(i)] = 0; break;
           default:
-            gather(in, f.dims, b, m, slot);
+            if (!repeats[size_t(i)] || phase[size_t(i)] != b % f.dims[3]) {
+              gather(in, f.dims, b, m, slot);
+              if (repeats[size_t(i)]) phase[size_t(i)] = b % f.dims[3];
+            }
             src[size_t(i)] = slot, stride[size_t(i)] = 1;
             slot += kFusedBlock;
         }

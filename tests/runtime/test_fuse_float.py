@@ -125,6 +125,32 @@ def test_silu_with_a_per_channel_bias(path: str) -> None:
     _same_bits(got["y"], want["y"])
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [[2, 37, 41, 64], [1, 5, 7, 256], [3, 29, 31, 8]])
+def test_batch_norm_chain_on_channels_last_data(path: str, threads: int,
+                                                shape: list[int]) -> None:
+    """A TensorFlow-converted BatchNorm on NHWC data (bias Add, Sub, Mul, Add of
+    per-channel constants along the last axis, then Relu; yahoo-open-nsfw): its constants'
+    blocks repeat whenever the channel count divides the block, and are gathered once per
+    run of blocks; the unfused steps' values on every path, thread count and ragged end."""
+    c = shape[-1]
+    rng = np.random.default_rng(c)
+    consts = {k: rng.standard_normal(c).astype(np.float32) for k in ("b", "m", "s", "o")}
+    nodes = [helper.make_node("Add", ["x", "b"], ["h0"]),
+             helper.make_node("Sub", ["h0", "m"], ["h1"]),
+             helper.make_node("Mul", ["h1", "s"], ["h2"]),
+             helper.make_node("Add", ["h2", "o"], ["h3"]),
+             helper.make_node("Relu", ["h3"], ["y"])]
+    model = _model(nodes, shape, ["x"], consts, ["y"])
+    x = _values(rng, tuple(shape))
+    with nb.use_path(path):
+        fused, got = _run(model, {"x": x}, fused=True, threads=threads)
+        _, want = _run(model, {"x": x}, fused=False, threads=threads)
+    assert _chains(fused) == [fuse_float.OP_TYPE] and len(fused.steps) == 1
+    _same_bits(got["y"], want["y"])
+
+
 def test_intermediates_of_another_shape_replay_step_by_step() -> None:
     """Add(v, eps) -> Sqrt on (N, 1), then x (N, C) / that: the intermediates are not of the
     result's shape, so the chain records its steps' own native calls (one Program still)."""
@@ -197,7 +223,7 @@ def chains(draw: st.DrawFn) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     (special values included), a per-channel constant and Pow by 2 or 3."""
     rank = draw(st.integers(1, 4))
     shape = [draw(st.integers(1, 6)) for _ in range(rank)]
-    shape[-1] = draw(st.sampled_from([1, 3, 17, 40]))
+    shape[-1] = draw(st.sampled_from([1, 3, 8, 17, 40, 64]))
     inputs = ["x"] + (["w"] if draw(st.booleans()) else [])
     consts: dict[str, np.ndarray] = {
         "k0": np.array(draw(st.sampled_from(SPECIAL.tolist())), np.float32),

@@ -246,3 +246,92 @@ def test_quantized_max_pool_with_auto_pad(backend, auto_pad, k, stride, h, w, se
     want = _ort(model, {"x": x})
     for _ in range(3):
         np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+
+
+def _tf_style_model(rank: int, c: int, seed: int) -> onnx.ModelProto:
+    """A TensorFlow-converted block on channels-last (ONNX) data x, as yahoo-open-nsfw's
+    export writes it: Transpose to channels-first, an integer convolution, Transpose back
+    (a quantized one, between a DequantizeLinear and a QuantizeLinear of one scale), a
+    per-channel bias Add and Relu, Transpose to channels-first, Shape, Pad and MaxPool,
+    Transpose back; then two convolutions read it, one through a float Transpose to
+    channels-first, one through a quantized one."""
+    rng = np.random.default_rng(seed)
+    r = rank
+    to_first, to_last = [0, r - 1, *range(1, r - 1)], [0, *range(2, r), 1]
+    inits: list[onnx.TensorProto] = [
+        numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "bias"),
+        numpy_helper.from_array(np.array([0] * r + [0, 0, *[1] * (r - 2)], np.int64),
+                                "pads"),
+        numpy_helper.from_array(np.array(-1.0, np.float32), "pad_value")]
+    nodes = [helper.make_node("Transpose", ["x"], ["t1"], perm=to_first)]
+    _qdq_conv_nd("t1", "c1", 3, c, r, rng, inits, nodes)
+    nodes += [
+        helper.make_node("Transpose", ["c1"], ["t2"], perm=to_last),
+        helper.make_node("QuantizeLinear", ["t2", "c1_ys", "c1_yz"], ["t2q"]),
+        helper.make_node("DequantizeLinear", ["t2q", "c1_ys", "c1_yz"], ["t2d"]),
+        helper.make_node("Add", ["t2d", "bias"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t3"], perm=to_first),
+        helper.make_node("Shape", ["t3"], ["shape"]),
+        helper.make_node("Pad", ["t3", "pads", "pad_value"], ["p"]),
+        helper.make_node("MaxPool", ["p"], ["m"], kernel_shape=[2] * (r - 2),
+                         strides=[2] * (r - 2)),
+        helper.make_node("Transpose", ["m"], ["t4"], perm=to_last),
+        helper.make_node("Transpose", ["t4"], ["t5"], perm=to_first),
+        helper.make_node("QuantizeLinear", ["t4", "y2_xs", "y2_xz"], ["t4q"]),
+        helper.make_node("DequantizeLinear", ["t4q", "y2_xs", "y2_xz"], ["t4d"]),
+        helper.make_node("Transpose", ["t4d"], ["t6"], perm=to_first)]
+    _qdq_conv_nd("t5", "y1", c, 4, r, rng, inits, nodes)
+    _qdq_conv_nd("t6", "y2", c, 4, r, rng, inits, nodes)
+    graph = helper.make_graph(
+        nodes, "tf_style",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * r)],
+        [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [None] * r),
+         helper.make_tensor_value_info("y2", TensorProto.FLOAT, [None] * r),
+         helper.make_tensor_value_info("shape", TensorProto.INT64, [r])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def _qdq_conv_nd(x: str, out: str, cin: int, cout: int, rank: int,
+                 rng: np.random.Generator, inits: list[onnx.TensorProto],
+                 nodes: list[onnx.NodeProto]) -> None:
+    """`_qdq_conv` with a 1x...x1 kernel of `rank` - 2 spatial axes."""
+    _qdq_conv(x, out, cin, cout, rng, inits, nodes)
+    w = next(t for t in inits if t.name == f"{out}_wq")
+    w.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(w).reshape(cout, cin, *[1] * (rank - 2)), w.name))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(rank=st.integers(3, 5), n=st.integers(1, 2), c=st.integers(1, 6),
+       size=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_tensorflow_style_transposes_are_views(backend, rank, n, c, size, seed):
+    """The Transposes of a TensorFlow-converted graph around its convolutions (channels
+    moved last after each, first before the next, with a Pad and a MaxPool between) run
+    as views of the convolutions' channels-last memory: no copy in a plain run, ONNX
+    Runtime's values recorded and replayed, and the Shape of channels-last data in ONNX
+    terms."""
+    from lowp.runtime.session import execute
+    model = _tf_style_model(rank, c, seed)
+    x = np.random.default_rng(seed).standard_normal(
+        (n, *[size + 1] * (rank - 2), 3)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = ["y1", "y2", "shape"]
+    want = dict(zip(names, sess.run(None, {"x": x}), strict=True))
+    session = Session(model, backend=backend)
+    for _ in range(3):
+        got = session.run({"x": x})
+        for name in names:
+            np.testing.assert_array_equal(got[name], want[name])
+    if backend != "native":
+        return
+    env: dict[str, np.ndarray] = {**session._constants, "x": x}
+    layout: dict[str, object] = {}
+    transposes = [s for s in session.steps if s.op_type == "Transpose"]
+    assert len(transposes) == 6
+    for step in session.steps:
+        execute(step, env, layout)
+        if step in transposes:
+            assert np.shares_memory(env[step.outputs[0]], env[step.inputs[0]]), step.name

@@ -121,3 +121,31 @@ def test_scaler_pipeline_quantizes_and_matches_onnxruntime(backend: str) -> None
     for _ in range(2):      # the second run replays
         np.testing.assert_array_equal(session.run({"input": x})["variable"],
                                       _ort(qdq, {"input": x})[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 40), features=st.integers(1, 9), one=st.booleans(),
+       special=st.booleans(), seed=st.integers(0, 2**31))
+def test_scaler_of_known_float_features_is_arithmetic(backend: str, rows: int, features: int,
+                                                      one: bool, special: bool,
+                                                      seed: int) -> None:
+    """A Scaler of float32 (N, F) features whose F is known runs as Sub then Mul (chained
+    and replayed natively, no Scaler step from Python on every run): ONNX Runtime's values
+    bit for bit, NaN, infinities and signed zeros among them, recorded and replayed."""
+    rng = np.random.default_rng(seed)
+    k = 1 if one else features
+    offset = [float(v) for v in rng.standard_normal(k).astype(np.float32) * 50]
+    scale = [float(v) for v in rng.standard_normal(k).astype(np.float32)]
+    x = (rng.standard_normal((rows, features)) * 100).astype(np.float32)
+    if special:
+        x.reshape(-1)[rng.integers(0, x.size, 4)] = [np.nan, np.inf, -np.inf, -0.0]
+    model = _scaler_model(np.float32, 2, offset, scale)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = features
+    want = _ort(model, {"x": x})[0]
+    session = Session(model, backend=backend, threads=1)
+    assert "Scaler" not in {s.op_type for s in session.steps}
+    for _ in range(4):
+        got = session.run({"x": x})["y"]
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)

@@ -54,7 +54,8 @@ def fuse_moves(steps: list[Step], outputs: set[str]) -> list[Step]:
 
 # a move that also takes channels-last data (a Squeeze of spatial axes after a convolution,
 # run through its channels-first view: lowp.runtime.plan.through_channels_first) fuses too:
-# the fused step runs both members on channels-first data whatever its input's layout
+# the fused step runs both members on channels-first data whatever its input's layout (so
+# does a Transpose moving the channels last, whose result is channels-first)
 _FUSABLE_LAYOUTS = ((CF,), (CF, CL))
 
 
@@ -62,7 +63,7 @@ def _fusable(s: Step) -> bool:
     return (s.kind == "int" and s.op_type in VIEW_MOVES and len(s.outputs) == 1
             and bool(s.outputs[0]) and bool(s.inputs) and bool(s.inputs[0])
             and s.act_inputs == (0,) and s.layouts in _FUSABLE_LAYOUTS
-            and s.output_layout is None
+            and (s.output_layout is None or s.moves_channels == "to_last")
             and s.channels_last_fn is None and s.chain is None)
 
 

@@ -36,7 +36,16 @@ from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .ml_ops import ML_OPS
-from .plan import CF, CL, Step, StepFn, through_channels_first
+from .plan import (
+    CF,
+    CL,
+    Step,
+    StepFn,
+    channels_first_view,
+    channels_last_result,
+    channels_perm,
+    through_channels_first,
+)
 from .replay import fixed_steps
 
 
@@ -139,20 +148,48 @@ def fold_constant_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _transpose_where_consumers_want(steps: list[Step]) -> None:
     """A step that can write channels-last itself (a quantize of the model's channels-first
-    input, say) does so when every reader of its output runs only channels-last, or is such
-    a step itself (a Transpose before that quantize); an input that is channels-last
-    already (element-wise float glue) it takes as it is."""
+    input, say) does so when every reader of its output takes channels-last data best
+    (`_takes_channels_last`); an input that is channels-last already (element-wise float
+    glue) it takes as it is."""
     readers: dict[str, list[Step]] = {}
     for s in steps:
         for k in s.act_inputs:
             if k < len(s.inputs) and s.inputs[k]:
                 readers.setdefault(s.inputs[k], []).append(s)
+    best: dict[int, bool] = {}        # id(step) -> it takes channels-last data best
     for s in reversed(steps):       # (a reader's own choice is made before its producer's)
         if s.channels_last_fn is not None:
             rs = readers.get(s.outputs[0], [])
-            if rs and all(r.layouts == (CL,) or (r.output_layout is CL and CL in r.layouts)
-                          for r in rs):
+            if rs and all(best.get(id(r), False) or r.op_type == "Shape" for r in rs) \
+                    and any(r.op_type != "Shape" for r in rs):
                 s.fn, s.layouts, s.output_layout = _to_channels_last(s), (CF, CL), CL
+        best[id(s)] = _takes_channels_last(s, readers, best)
+
+
+def _takes_channels_last(step: Step, readers: dict[str, list[Step]],
+                         best: dict[int, bool]) -> bool:
+    """Whether channels-last data suits `step` best: it runs only channels-last (a
+    convolution), or writes channels-last from either (and is no Transpose moving the
+    channels first, whose channels-first input is its result's memory), or is a Transpose
+    moving the channels last (then a view), or runs in either layout and hands it on (a
+    float Pad or MaxPool, one activation input) to readers that all take channels-last data
+    best (a Shape of it aside, which reads either)."""
+    if step.layouts == (CL,) or (step.moves_channels == "to_last" and CL in step.layouts):
+        return True
+    if step.output_layout is CL and CL in step.layouts:
+        return step.moves_channels != "to_first"
+    if step.output_layout is not None or CL not in step.layouts or step.kind != "float" \
+            or len({step.inputs[k] for k in step.act_inputs if k < len(step.inputs)}) != 1 \
+            or step.op_type not in _HANDS_LAYOUT_ON:
+        return False
+    rs = [r for o in step.outputs if o for r in readers.get(o, [])]
+    return bool(rs) and all(best.get(id(r), False) or r.op_type == "Shape" for r in rs) \
+        and any(r.op_type != "Shape" for r in rs)
+
+
+# float steps that run on channels-last data as it is and keep it (one activation input):
+# a TensorFlow-converted graph's explicit Pad and MaxPool between two transposes
+_HANDS_LAYOUT_ON = frozenset({"Pad", "MaxPool"})
 
 
 def _to_channels_last(step: Step) -> StepFn:
@@ -455,17 +492,29 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
                     layouts=(CF, CL), elementwise=True)
+    if node.op_type == "Shape":
+        # (the shape of channels-last data in ONNX terms)
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    channels_first_view(run), layouts=(CF, CL), output_layout=CF)
     if node.op_type in CHANNEL_VIEW_MOVES or (
             node.op_type == "Resize" and str(attrs.get("mode", "nearest")) == "nearest"):
         # copies or views of input elements: convolutions on both sides of them keep their
         # channels-last layout (a nearest Resize in detectors' necks, through a Concat; the
         # Slice and Squeeze of a 1-D convolution written as a 2-D one)
+        perm = attrs.get("perm") if node.op_type == "Transpose" else None
+        moving = channels_perm(perm)  # type: ignore[arg-type]
+        if moving == "to_last":
+            # (channels-last data moved channels-last in ONNX terms, as a TensorFlow-
+            # converted graph does after each convolution: the input's memory as it is)
+            return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                        channels_first_view(run), layouts=(CF, CL), output_layout=CF,
+                        moves_channels=moving)
         step = Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    through_channels_first(run), layouts=(CF, CL))
+                    through_channels_first(run), layouts=(CF, CL), moves_channels=moving)
         if node.op_type == "Transpose":
             # (a transpose of channels-first data whose readers take channels-last data,
             # such as a Quantize before a convolution: one permutation, often none)
-            step.channels_last_fn = _channels_last_result(run)
+            step.channels_last_fn = channels_last_result(run)
         return step
     if node.op_type == "Concat" and node.domain in ("", "ai.onnx"):
         # parts in either layout, all in the same one (execute converts to the first part's):
@@ -499,7 +548,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
         # channels-first view: the float GEMM takes its operand with any strides, with the
         # same flags and so the same sums; the result is channels-first
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    _channels_first_view(run), layouts=(CF, CL), output_layout=CF)
+                    channels_first_view(run), layouts=(CF, CL), output_layout=CF)
     if node.op_type == "Resize" and attrs.get("channels_last_integer"):
         # ONNX Runtime's integer bilinear Resize runs on channels-last data: so does lowp's,
         # between the channels-last convolutions (no transposes on either side of it)
@@ -520,7 +569,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
 
 # float data movement whose parameters name channels-first axes, run on channels-last data
 # through a channels-first view of it (lowp.runtime.plan.through_channels_first)
-CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze", "Transpose"})
+CHANNEL_VIEW_MOVES = frozenset({"Slice", "Squeeze", "Unsqueeze", "Transpose", "Pad"})
 
 
 def _concat_any_layout(fn: Any, attrs: dict[str, Any], n_out: int) -> StepFn:
@@ -537,27 +586,6 @@ def _concat_any_layout(fn: Any, attrs: dict[str, Any], n_out: int) -> StepFn:
         return (np.asarray(fn(*vals, **{**attrs, "axis": axis})),)[:n_out]
 
     return concat
-
-
-def _channels_last_result(run: StepFn) -> StepFn:
-    """`run` on channels-first data, its result returned channels-last (rank 3 or more)."""
-    def to_channels_last(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
-        (y,) = run(*vals, layout=layout)
-        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if y.ndim >= 3 else y,)
-
-    return to_channels_last
-
-
-def _channels_first_view(run: StepFn) -> StepFn:
-    """`run` (channels-first in, channels-first out) on channels-last data through a
-    channels-first view of it (no copy)."""
-    def view(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
-        x = vals[0]
-        if layout is CL and x is not None and x.ndim >= 3:
-            return run(np.moveaxis(x, -1, 1), *vals[1:], layout=CF)
-        return run(*vals, layout=layout)
-
-    return view
 
 
 def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:

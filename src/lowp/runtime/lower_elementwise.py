@@ -37,7 +37,16 @@ from .lowering import (
     lowering,
     plain_output,
 )
-from .plan import CF, CL, Step, per_channel_rows, through_channels_first
+from .plan import (
+    CF,
+    CL,
+    Step,
+    channels_first_view,
+    channels_last_result,
+    channels_perm,
+    per_channel_rows,
+    through_channels_first,
+)
 
 DATA_MOVEMENT = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
                   "Resize", "Pad", "DepthToSpace", "SpaceToDepth", "MaxPool", "GlobalMaxPool",
@@ -434,6 +443,17 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         # written as a 2-D one) the convolutions around them keep their channels-last
         # layout, and so do the element-wise steps and pooling after them
         return ctx.step(inputs, out_names, through_channels_first(run), layouts=(CF, CL))
+    moving = channels_perm(attrs.get("perm")) if node.op_type == "Transpose" else None  # type: ignore[arg-type]
+    if moving == "to_last":
+        # a convolution's channels-last output moved channels-last in ONNX terms (a
+        # TensorFlow-converted graph): the input's memory as it is, a view
+        return ctx.step(inputs, out_names, channels_first_view(run), layouts=(CF, CL),
+                        output_layout=CF, moves_channels=moving)
+    if moving == "to_first":
+        # and moved back before the next convolution: that one's channels-last input
+        # (lower._transpose_where_consumers_want), the same memory again
+        return ctx.step(inputs, out_names, run, channels_last_fn=channels_last_result(run),
+                        moves_channels=moving)
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs

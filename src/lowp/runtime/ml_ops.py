@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
 
 from lowp.errors import NodeError
+from lowp.ir import NameAllocator
 from lowp.runtime.float_registry import register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
@@ -48,3 +51,48 @@ def Scaler(x: np.ndarray, *, offset: Sequence[float] = (), scale: Sequence[float
         reps = -(-flat.size // stride)
         off, sc = np.tile(off, reps)[:flat.size], np.tile(sc, reps)[:flat.size]
     return ((flat - off) * sc).astype(np.float32).reshape(x.shape)
+
+
+def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with each Scaler of a float32 input of rank 1 or 2 (skl2onnx's StandardScaler
+    on (N, F) features) written as Sub(x, offset) then Mul(., scale), the lists as float32
+    constants of F values or one: (O51)'s float32 arithmetic, the same two roundings, but
+    steps that lowp.runtime.fuse_float chains and replays natively, where the Scaler ran from
+    Python on every run (a tabular model's per-run cost). `model` itself when there is none."""
+    g = model.graph
+    scalers = [(k, n) for k, n in enumerate(g.node) if n.domain == "ai.onnx.ml"
+               and n.op_type == "Scaler" and len(n.input) == 1 and len(n.output) == 1]
+    if not scalers:
+        return model
+    types = {v.name: v.type.tensor_type for v in (*g.input, *g.value_info)
+             if v.type.HasField("tensor_type")}
+    names = NameAllocator.for_model(model)
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    constants: list[onnx.TensorProto] = []
+    for k, node in scalers:
+        t = types.get(node.input[0])
+        attrs = {a.name: list(helper.get_attribute_value(a)) for a in node.attribute}
+        offset, scale = attrs.get("offset", []), attrs.get("scale", [])
+        if t is None or t.elem_type != onnx.TensorProto.FLOAT or not t.HasField("shape") \
+                or len(t.shape.dim) not in (1, 2) or not scale or len(scale) != len(offset):
+            continue
+        features = t.shape.dim[-1]
+        if len(scale) > 1 and features.dim_value != len(scale):
+            continue        # (a feature count not known to match: the Scaler checks it)
+        off, sc, centred = names.fresh("scaler_offset"), names.fresh("scaler_scale"), \
+            names.fresh(f"{node.output[0]}_centred")
+        constants += [numpy_helper.from_array(np.asarray(offset, np.float32), off),
+                      numpy_helper.from_array(np.asarray(scale, np.float32), sc)]
+        label = node.name or node.output[0]
+        replaced[k] = [
+            helper.make_node("Sub", [node.input[0], off], [centred], name=f"{label}_Sub"),
+            helper.make_node("Mul", [centred, sc], [node.output[0]], name=f"{label}_Mul")]
+    if not replaced:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes = [m for k, n in enumerate(g.node) for m in replaced.get(k, [n])]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(constants)
+    return out

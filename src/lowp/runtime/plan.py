@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,8 @@ class Step:
     subplans: tuple[Any, ...] = ()          # If: its branches (lowp.runtime.control.SubPlan)
     # a fused chain of float element-wise steps: its lowp.runtime.fuse_float.Chain
     chain: Any = None
+    # a Transpose that moves the channels last or first (`channels_perm`)
+    moves_channels: str | None = None
 
 
 def through_channels_first(fn: StepFn) -> StepFn:
@@ -82,3 +84,43 @@ def per_channel_rows(x: np.ndarray, channels: int, layout: object) -> bool:
     """`x` holds its `channels` channels along its last axis (channels-last data, or rank
     2), where a per-channel table applies as it is."""
     return x.ndim >= 2 and x.shape[-1] == channels and (layout is CL or x.ndim == 2)
+
+
+def channels_perm(perm: Sequence[int] | None) -> str | None:
+    """How a Transpose's `perm` moves the channels: ``"to_last"`` for (0, 2, ..., r-1, 1)
+    (channels-first to channels-last, as TensorFlow-converted graphs write after every
+    convolution), ``"to_first"`` for (0, r-1, 1, ..., r-2) (back, before the next one), else
+    None (rank 3 or more only)."""
+    if perm is None or len(perm) < 3:
+        return None
+    r = len(perm)
+    p = [int(a) for a in perm]
+    if p == [0, *range(2, r), 1]:
+        return "to_last"
+    if p == [0, r - 1, *range(1, r - 1)]:
+        return "to_first"
+    return None
+
+
+def channels_first_view(fn: StepFn) -> StepFn:
+    """A step function of channels-first data run on channels-last data through a
+    channels-first view of it (no copy); its results are channels-first either way. For a
+    Transpose moving the channels last, that result is a contiguous view of the input: the
+    channels-last memory is the transposed tensor's own."""
+    def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is CL and x is not None and x.ndim >= 3:
+            return fn(np.moveaxis(x, -1, 1), *vals[1:], layout=CF)
+        return fn(*vals, layout=layout)
+
+    return run
+
+
+def channels_last_result(fn: StepFn) -> StepFn:
+    """`fn` on channels-first data, its one result returned channels-last (rank 3 or more):
+    for a Transpose moving the channels first, the input's own memory (a view)."""
+    def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        (y,) = fn(*vals, layout=layout)
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if y.ndim >= 3 else y,)
+
+    return run

@@ -35,6 +35,7 @@ from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
+from .ml_ops import scaler_as_arithmetic
 from .plan import CF, CL, Step
 from .prepacked import freeze
 from .replay import NATIVE_FLOAT, Replayer
@@ -42,16 +43,16 @@ from .tape import call
 
 # The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's graph
 # transformations that change what a model computes (its Q/DQ pair merging and propagation,
-# weight and bias folding, CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion,
-# its level-1 and level-2 fusions, its level-3 ConvAddActivationFusion),
-# then lowp's own exact rewrites (quantize before a Concat, max-pool the codes, a per-token
-# quantized product as one step). Each takes a
-# model and returns it unchanged or a new one.
+# weight and bias folding), a float32 Scaler as Sub and Mul (the same arithmetic, as steps
+# that replay), then CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion, its
+# level-1 and level-2 fusions, its level-3 ConvAddActivationFusion, then lowp's own exact
+# rewrites (quantize before a Concat, max-pool the codes, a per-token quantized product as
+# one step). Each takes a model and returns it unchanged or a new one.
 LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     inline_constant_ifs, ort_double_qdq.apply, ort_qdq_propagation.apply,
-    ort_weight_bias.apply, fold_constant_quantize, ort_cast_elimination.apply,
-    ort_conv_scale.apply, ort_fusions.apply, ort_conv_add.apply, quantize_first.apply,
-    pool_first.apply, per_token_fusion.apply)
+    ort_weight_bias.apply, fold_constant_quantize, scaler_as_arithmetic,
+    ort_cast_elimination.apply, ort_conv_scale.apply, ort_fusions.apply, ort_conv_add.apply,
+    quantize_first.apply, pool_first.apply, per_token_fusion.apply)
 
 
 class Session:
