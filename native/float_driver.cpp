@@ -181,14 +181,27 @@ void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t 
 }
 
 // Panel of B for K block [k0, k0 + kb) and columns [j0, j0 + cols): strips of 2W columns,
-// k-major inside, zero-padded to np columns.
+// k-major inside, zero-padded to np columns. A copy: the order of the moves changes nothing;
+// rows of B stored contiguously (sb_n 1) are copied a row of a strip at a time, others a
+// column at a time (reads along K).
 void pack_panel(const SgemmArgs& g, int64_t k0, int64_t kb, int64_t j0, int64_t cols,
                 int64_t np, int64_t W, float* panel) {
   std::fill_n(panel, kb * np, 0.0f);
+  const int64_t S = 2 * W;
+  if (g.sb_n == 1) {
+    for (int64_t s0 = 0; s0 < cols; s0 += S) {
+      const int64_t w = std::min(S, cols - s0);
+      float* strip = panel + (s0 / S) * kb * S;
+      const float* src = g.b + k0 * g.sb_k + j0 + s0;
+      for (int64_t kk = 0; kk < kb; ++kk)
+        std::memcpy(strip + kk * S, src + kk * g.sb_k, size_t(w) * sizeof(float));
+    }
+    return;
+  }
   for (int64_t j = 0; j < cols; ++j) {
-    float* dst = panel + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
+    float* dst = panel + (j / S) * kb * S + j % S;
     const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
-    for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+    for (int64_t kk = 0; kk < kb; ++kk) dst[kk * S] = src[kk * g.sb_k];
   }
 }
 
@@ -274,11 +287,9 @@ const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
   }
   if (e != nullptr) {
     e->used = now;
-    if (std::memcmp(e->source.data(), g.b, size_t(extent) * sizeof(float)) != 0)
-      pack_all(g, extent, *e);  // the same place holds other values: pack them
-    return e->panels.data();
-  }
-  if (small) {
+    if (std::memcmp(e->source.data(), g.b, size_t(extent) * sizeof(float)) == 0)
+      return e->panels.data();
+  } else if (small) {
     if (kept.size() == kKeptSmall) kept.erase(kept.begin());
   } else {
     const int64_t need = extent + panels_size(g.k, g.n, stride_k, W);
@@ -291,12 +302,14 @@ const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
       kept.erase(lru);
     }
   }
-  kept.push_back(std::make_unique<KeptPanels>());
-  e = kept.back().get();
-  e->b = g.b, e->k = g.k, e->n = g.n, e->sb_k = g.sb_k, e->sb_n = g.sb_n;
-  e->stride_k = stride_k, e->width = W, e->used = now;
-  pack_all(g, extent, *e);
-  if (!small) cache.large_floats += e->floats();
+  if (e == nullptr) {
+    kept.push_back(std::make_unique<KeptPanels>());
+    e = kept.back().get();
+    e->b = g.b, e->k = g.k, e->n = g.n, e->sb_k = g.sb_k, e->sb_n = g.sb_n;
+    e->stride_k = stride_k, e->width = W, e->used = now;
+    if (!small) cache.large_floats += extent + panels_size(g.k, g.n, stride_k, W);
+  }
+  pack_all(g, extent, *e);  // new, or the same place holds other values
   return e->panels.data();
 }
 
