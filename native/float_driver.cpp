@@ -181,14 +181,27 @@ void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t 
 }
 
 // Panel of B for K block [k0, k0 + kb) and columns [j0, j0 + cols): strips of 2W columns,
-// k-major inside, zero-padded to np columns.
+// k-major inside, zero-padded to np columns. A copy: the order of the moves changes nothing;
+// rows of B stored contiguously (sb_n 1) are copied a row of a strip at a time, others a
+// column at a time (reads along K).
 void pack_panel(const SgemmArgs& g, int64_t k0, int64_t kb, int64_t j0, int64_t cols,
                 int64_t np, int64_t W, float* panel) {
   std::fill_n(panel, kb * np, 0.0f);
+  const int64_t S = 2 * W;
+  if (g.sb_n == 1) {
+    for (int64_t s0 = 0; s0 < cols; s0 += S) {
+      const int64_t w = std::min(S, cols - s0);
+      float* strip = panel + (s0 / S) * kb * S;
+      const float* src = g.b + k0 * g.sb_k + j0 + s0;
+      for (int64_t kk = 0; kk < kb; ++kk)
+        std::memcpy(strip + kk * S, src + kk * g.sb_k, size_t(w) * sizeof(float));
+    }
+    return;
+  }
   for (int64_t j = 0; j < cols; ++j) {
-    float* dst = panel + (j / (2 * W)) * kb * (2 * W) + j % (2 * W);
+    float* dst = panel + (j / S) * kb * S + j % S;
     const float* src = g.b + k0 * g.sb_k + (j0 + j) * g.sb_n;
-    for (int64_t kk = 0; kk < kb; ++kk) dst[kk * 2 * W] = src[kk * g.sb_k];
+    for (int64_t kk = 0; kk < kb; ++kk) dst[kk * S] = src[kk * g.sb_k];
   }
 }
 
@@ -197,50 +210,106 @@ void pack_panel(const SgemmArgs& g, int64_t k0, int64_t kb, int64_t j0, int64_t 
 struct KeptPanels {
   const float* b = nullptr;
   int64_t k = 0, n = 0, sb_k = 0, sb_n = 0, stride_k = 0, width = 0;
+  int64_t used = 0;           // the thread's call count when last used (large operands)
   std::vector<float> source;  // B's memory (from b, `extent` floats) when packed
   std::vector<float> panels;  // the panels of every (K block, column block) in order
+  int64_t floats() const { return int64_t(source.size() + panels.size()); }
 };
 
 constexpr int64_t kPanelColumns = 512;
 
+// Small operands (at most 2^17 values, the recurrent layers' weights): the kKeptSmall most
+// recently used. Larger ones: as many as fit in kKeptFloats floats (copies and panels) per
+// thread. Packing a column-strided B costs about as much as a hundred rows of the product,
+// so at a few rows of A (M = 1..8 against a 300 x 1200 weight) it was most of the call. A
+// kept large operand gives way only to one that comes when it has not been used for
+// kStaleCalls calls, so a model with more weights than fit keeps those it has and packs the
+// others per call, as before, instead of copying and packing each in turn.
+constexpr size_t kKeptSmall = 8;
+constexpr int64_t kSmallValues = int64_t(1) << 17;
+constexpr int64_t kKeptFloats = int64_t(1) << 24;  // 64 MiB
+constexpr int64_t kStaleCalls = 1024;
+
+struct KeptCache {
+  std::vector<std::unique_ptr<KeptPanels>> small;  // most recent last
+  std::vector<std::unique_ptr<KeptPanels>> large;
+  int64_t large_floats = 0, calls = 0;
+};
+
+// Floats of every panel of B.
+int64_t panels_size(int64_t k, int64_t n, int64_t stride_k, int64_t W) {
+  int64_t size = 0;
+  for (int64_t k0 = 0; k0 < k; k0 += stride_k) {
+    const int64_t kb = std::min(stride_k, k - k0);
+    for (int64_t j0 = 0; j0 < n; j0 += kPanelColumns) {
+      const int64_t cols = std::min(kPanelColumns, n - j0);
+      size += kb * ((cols + 2 * W - 1) / (2 * W) * (2 * W));
+    }
+  }
+  return size;
+}
+
+void pack_all(const SgemmArgs& g, int64_t extent, KeptPanels& e) {
+  e.source.assign(g.b, g.b + extent);
+  e.panels.clear();
+  e.panels.reserve(size_t(panels_size(g.k, g.n, e.stride_k, e.width)));
+  for (int64_t k0 = 0; k0 < g.k; k0 += e.stride_k) {
+    const int64_t kb = std::min(e.stride_k, g.k - k0);
+    for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
+      const int64_t cols = std::min(kPanelColumns, g.n - j0);
+      const int64_t np = (cols + 2 * e.width - 1) / (2 * e.width) * (2 * e.width);
+      const size_t at = e.panels.size();
+      e.panels.resize(at + size_t(kb * np));
+      pack_panel(g, k0, kb, j0, cols, np, e.width, e.panels.data() + at);
+    }
+  }
+}
+
 const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
-  // small operands only (the recurrent layers' weights): for large ones packing is a small
-  // part of the product, and the copies would hold megabytes per operand
   const int64_t extent = (g.k - 1) * g.sb_k + (g.n - 1) * g.sb_n + 1;
-  if (g.k * g.n > (int64_t(1) << 17) || extent > 2 * g.k * g.n) return nullptr;
-  constexpr size_t kKept = 8;
-  thread_local std::vector<std::unique_ptr<KeptPanels>> kept;  // most recent last
+  if (extent > 2 * g.k * g.n) return nullptr;  // B a sparse view of a larger array
+  thread_local KeptCache cache;
+  const bool small = g.k * g.n <= kSmallValues;
+  auto& kept = small ? cache.small : cache.large;
+  const int64_t now = ++cache.calls;
   KeptPanels* e = nullptr;
   for (size_t i = 0; i < kept.size() && e == nullptr; ++i) {
     KeptPanels& c = *kept[i];
     if (c.b == g.b && c.k == g.k && c.n == g.n && c.sb_k == g.sb_k && c.sb_n == g.sb_n &&
         c.stride_k == stride_k && c.width == W) {
-      std::rotate(kept.begin() + i, kept.begin() + i + 1, kept.end());
-      e = kept.back().get();
+      if (small) {
+        std::rotate(kept.begin() + i, kept.begin() + i + 1, kept.end());
+        e = kept.back().get();
+      } else {
+        e = &c;
+      }
     }
   }
-  if (e != nullptr &&
-      std::memcmp(e->source.data(), g.b, size_t(extent) * sizeof(float)) == 0)
-    return e->panels.data();
+  if (e != nullptr) {
+    e->used = now;
+    if (std::memcmp(e->source.data(), g.b, size_t(extent) * sizeof(float)) == 0)
+      return e->panels.data();
+  } else if (small) {
+    if (kept.size() == kKeptSmall) kept.erase(kept.begin());
+  } else {
+    const int64_t need = extent + panels_size(g.k, g.n, stride_k, W);
+    if (need > kKeptFloats) return nullptr;
+    while (cache.large_floats + need > kKeptFloats) {
+      auto lru = std::min_element(kept.begin(), kept.end(),
+                                  [](const auto& x, const auto& y) { return x->used < y->used; });
+      if (lru == kept.end() || now - (*lru)->used <= kStaleCalls) return nullptr;
+      cache.large_floats -= (*lru)->floats();
+      kept.erase(lru);
+    }
+  }
   if (e == nullptr) {
-    if (kept.size() == kKept) kept.erase(kept.begin());
     kept.push_back(std::make_unique<KeptPanels>());
     e = kept.back().get();
     e->b = g.b, e->k = g.k, e->n = g.n, e->sb_k = g.sb_k, e->sb_n = g.sb_n;
-    e->stride_k = stride_k, e->width = W;
+    e->stride_k = stride_k, e->width = W, e->used = now;
+    if (!small) cache.large_floats += extent + panels_size(g.k, g.n, stride_k, W);
   }
-  e->source.assign(g.b, g.b + extent);
-  e->panels.clear();
-  for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
-    const int64_t kb = std::min(stride_k, g.k - k0);
-    for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
-      const int64_t cols = std::min(kPanelColumns, g.n - j0);
-      const int64_t np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
-      const size_t at = e->panels.size();
-      e->panels.resize(at + size_t(kb * np));
-      pack_panel(g, k0, kb, j0, cols, np, W, e->panels.data() + at);
-    }
-  }
+  pack_all(g, extent, *e);  // new, or the same place holds other values
   return e->panels.data();
 }
 

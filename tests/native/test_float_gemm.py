@@ -127,3 +127,43 @@ def test_gemm_head_replays_in_a_program_with_onnxruntime_outputs():
     signature = (("x", (3, 3, 4, 4), "<f4"),)
     assert replayer.plain_steps(signature) == []
     assert replayer.native_only(signature)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(m=st.integers(1, 8), k=st.sampled_from([300, 257, 520]), n=st.sampled_from([1200, 1025]),
+       tb=st.booleans(), seed=st.integers(0, 2**16))
+@settings(max_examples=6, deadline=None)
+def test_kept_panels_of_a_large_constant_b_give_the_same_bits(path, m, k, n, tb, seed):
+    """A prepacked B of more than 2^17 values keeps its panels between calls: the first call
+    (packed), the second (kept panels) and one after B changed in place (packed again) equal
+    mlas_sgemm.gemm bit for bit, at the few rows of A where packing was most of the call."""
+    a, b = _operands(m, k, n, False, tb, seed)
+    with native_backend.use_path(path), native_float.threads(1):
+        for i in range(3):
+            got = native_float.gemm(a, b, None, alpha=1.0, trans_a=False, trans_b=tb,
+                                     b_packed=True)
+            want = mlas_sgemm.gemm(a, b, trans_b=tb, packed=True)
+            assert got is not None
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+            if i == 1:   # the same array, other values
+                b[k // 2 if not tb else n // 2, ::7] *= -2.0
+
+
+@pytest.mark.parametrize("m", [1, 3, 8])
+def test_large_constant_b_one_node_model_equals_onnx_runtime(m):
+    """MatMul with a 300 x 1200 initializer (K x N > 2^17: panels kept between runs) equals
+    ONNX Runtime on every run."""
+    rng = np.random.default_rng(m)
+    k, n = 300, 1200
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])], "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = Session(model, threads=1)
+    for _ in range(3):
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        want = onnxruntime_run(model, {"a": a})[0]
+        np.testing.assert_array_equal(_bits(session.run({"a": a})["y"]), _bits(want))

@@ -55,7 +55,8 @@ def test_weights_changed_in_place_are_packed_again(path, cell, dirs, threads):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("transposed", [False, True])
-@pytest.mark.parametrize("shape", [(3, 40, 70), (1, 300, 20), (9, 128, 512)])
+@pytest.mark.parametrize("shape", [(3, 40, 70), (1, 300, 20), (9, 128, 512), (1, 300, 1200),
+                                   (8, 300, 1200)])
 def test_prepacked_operand_changed_in_place_is_packed_again(path, transposed, shape):
     m, k, n = shape
     rng = np.random.default_rng(m + k)
@@ -70,3 +71,28 @@ def test_prepacked_operand_changed_in_place_is_packed_again(path, transposed, sh
             np.testing.assert_array_equal(got, want)
             stored[step, -1] += 1.0                 # in place: the same memory, new values
             stored[-1, step] -= 0.5
+
+
+def _sgemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    got = np.empty((a.shape[0], b.shape[1]), np.float32)
+    assert native_float.sgemm(a, b, got, packed=True)
+    return got
+
+
+def test_more_large_operands_than_the_budget_keeps_and_evicts_with_the_same_bits():
+    """Large prepacked operands (more than 2^17 values) are kept within a per-thread budget
+    of 2^24 floats, copies and panels: 26 operands of 300 x 1200 in turn overflow it (those
+    kept stay, the others are packed per call); after more than 1024 calls elsewhere the
+    kept ones are stale and give way to new ones. Every result equals mlas_sgemm.gemm."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((2, 300)).astype(np.float32)
+    bs = [rng.standard_normal((300, 1200)).astype(np.float32) for _ in range(26)]
+    for _ in range(2):
+        for b in bs:
+            np.testing.assert_array_equal(_sgemm(a, b), mlas_sgemm.gemm(a, b, packed=True))
+    small = rng.standard_normal((300, 8)).astype(np.float32)
+    for _ in range(1100):
+        _sgemm(a[:1], small)
+    for b in bs[::-1]:
+        b[0, 0] += 1.0
+        np.testing.assert_array_equal(_sgemm(a, b), mlas_sgemm.gemm(a, b, packed=True))
