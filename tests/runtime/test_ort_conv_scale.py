@@ -147,3 +147,25 @@ def test_reshaped_constant_folds(backend: str) -> None:
     assert _ort_ops(model) == ["Conv"]
     theirs = onnxruntime_run(model, feeds)[0]
     np.testing.assert_array_equal(Session(model, backend=backend).run(feeds)["y"], theirs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("opset", [11, 13])
+def test_unsqueezed_constant_folds(backend: str, opset: int) -> None:
+    # the same with Unsqueeze(b) to (M, 1, 1): axes an attribute before opset 13, an input
+    # from it
+    model, feeds = _model([("Mul", (8,))], opset=opset)
+    g = model.graph
+    nodes = list(g.node)
+    nodes[1].input[1] = "k0_3d"
+    if opset < 13:
+        unsqueeze = helper.make_node("Unsqueeze", ["k0"], ["k0_3d"], axes=[1, -1])
+    else:
+        g.initializer.append(numpy_helper.from_array(np.array([1, -1], np.int64), "k0_axes"))
+        unsqueeze = helper.make_node("Unsqueeze", ["k0", "k0_axes"], ["k0_3d"])
+    del g.node[:]
+    g.node.extend([unsqueeze] + nodes)
+    assert [n.op_type for n in ort_conv_scale.apply(model).graph.node] == ["Unsqueeze", "Conv"]
+    assert _ort_ops(model) == ["Conv"]
+    theirs = onnxruntime_run(model, feeds)[0]
+    np.testing.assert_array_equal(Session(model, backend=backend).run(feeds)["y"], theirs)

@@ -30,8 +30,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, opset_of, read_counts, with_nodes
+from ..ir.graph import ONNX_DOMAINS, attributes, opset_of, read_counts, with_nodes
 from . import ort_conv_bn
+from .float_ops import FLOAT_OPS
 from .ort_conv_bn import _constants, _version
 
 _CONV_SINCE, _CONV_FUSED = (1, 11, 22), frozenset({1, 11, 22})
@@ -60,36 +61,18 @@ _MOVES = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"})
 
 def _folded_constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     """The constants of `model` (lowp.runtime.ort_conv_bn's), and the outputs of shape moves
-    of constants, computed in graph order."""
+    of constants, computed in graph order by lowp's own float operators."""
     consts = dict(_constants(model))
+    opset = opset_of(model)
     for n in model.graph.node:
         if (n.op_type not in _MOVES or n.domain not in ONNX_DOMAINS or len(n.output) != 1
                 or not n.input or any(i and i not in consts for i in n.input)):
             continue
-        data = numpy_helper.to_array(consts[n.input[0]])
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Reshape":
-            shape = numpy_helper.to_array(consts[n.input[1]]).astype(np.int64).tolist()
-            if attrs.get("allowzero", 0) == 0:
-                shape = [data.shape[k] if v == 0 else v for k, v in enumerate(shape)]
-            out = data.reshape(shape)
-        elif n.op_type in ("Unsqueeze", "Squeeze"):
-            axes = attrs.get("axes")
-            if axes is None and len(n.input) > 1 and n.input[1]:
-                axes = numpy_helper.to_array(consts[n.input[1]]).tolist()
-            if n.op_type == "Unsqueeze":
-                if axes is None:
-                    continue
-                out = data
-                for a in sorted(int(v) % (data.ndim + len(axes)) for v in axes):
-                    out = np.expand_dims(out, a)
-            else:
-                out = np.squeeze(data, axis=None if axes is None else tuple(axes))
-        elif n.op_type == "Flatten":
-            axis = int(attrs.get("axis", 1)) % max(data.ndim, 1)
-            out = data.reshape(int(np.prod(data.shape[:axis])), -1)
-        else:
-            out = data
+        attrs = attributes(n)
+        if n.op_type == "Unsqueeze" and "axes" not in attrs and len(n.input) < 2:
+            continue                    # no axes: not a move ONNX Runtime folds
+        args = [numpy_helper.to_array(consts[i]) if i else None for i in n.input]
+        out = FLOAT_OPS[n.op_type](*args, **attrs, opset=opset)
         consts[n.output[0]] = numpy_helper.from_array(np.ascontiguousarray(out), n.output[0])
     return consts
 
