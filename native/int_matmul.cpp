@@ -3,6 +3,7 @@
 #include "int_matmul.h"
 
 #include <emmintrin.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -307,6 +308,64 @@ void quantize_span(const float* x, int64_t n, float scale, int32_t zp, uint8_t* 
   }
 }
 
+// range and quantize_span in 512-bit vectors (the AVX-512 paths): the same values. min and
+// max are exact in any order (a zero's sign aside, as above); a NaN is flagged by its own
+// compare; cvtps2dq gives the same integers, and the int32 clamp to [0, 255] the same bytes
+// as the signed then unsigned saturating packs (out-of-range and NaN quotients convert to
+// INT32_MIN, which both send to 0).
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void range_avx512(
+    const float* x, int64_t n, float* lo, float* hi, bool* nan) {
+  __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+  __m512 vlo2 = vlo, vhi2 = vhi;
+  __mmask16 unord = 0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
+    vlo = _mm512_min_ps(vlo, v);
+    vhi = _mm512_max_ps(vhi, v);
+    vlo2 = _mm512_min_ps(vlo2, w);
+    vhi2 = _mm512_max_ps(vhi2, w);
+    unord |= _mm512_cmp_ps_mask(v, w, _CMP_UNORD_Q);
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    vlo = _mm512_min_ps(vlo, v);
+    vhi = _mm512_max_ps(vhi, v);
+    unord |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  bool any_nan = unord != 0;
+  float a = _mm512_reduce_min_ps(_mm512_min_ps(vlo, vlo2));
+  float b = _mm512_reduce_max_ps(_mm512_max_ps(vhi, vhi2));
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) any_nan = true;
+    a = std::min(a, x[i]);
+    b = std::max(b, x[i]);
+  }
+  *lo = a, *hi = b, *nan = any_nan;
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void quantize_span_avx512(
+    const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i z = _mm512_set1_epi32(zp), lo = _mm512_setzero_si512(),
+                hi = _mm512_set1_epi32(255);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(x + i), s)), z);
+    q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtepi32_epi8(q));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + float(zp);
+    y[i] = uint8_t(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
+  }
+}
+
+bool avx512_path() {
+  const std::string path = active_table()->name;
+  return path == "avx512vnni" || path == "amx";
+}
+
 // (D1)-(D3) for rows [0, m) of x into the uint8 rows the kernels read (below).
 struct RowQuantArgs {
   const float* x;
@@ -319,6 +378,7 @@ struct RowQuantArgs {
   float* scale;
 };
 
+template <bool Wide>
 __attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs& q,
                                                               int64_t m) {
   const float tiny = std::numeric_limits<float>::min();   // the smallest normal float32
@@ -327,7 +387,11 @@ __attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs
     uint8_t* dst = q.ap + i * q.kp;
     float lo = 0.0f, hi = 0.0f;
     bool nan = false;
-    range(src, q.k, &lo, &hi, &nan);
+    if constexpr (Wide) {
+      range_avx512(src, q.k, &lo, &hi, &nan);
+    } else {
+      range(src, q.k, &lo, &hi, &nan);
+    }
     const float span = hi - lo;
     if (nan || !std::isfinite(span)) {
       // The reference's values on such a row: a NaN makes lo, hi and the scale the
@@ -362,13 +426,16 @@ __attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs
   }
 }
 
-void quantize_rows_baseline(const RowQuantArgs& q, int64_t m) { quantize_rows_body(q, m); }
+void quantize_rows_baseline(const RowQuantArgs& q, int64_t m) {
+  quantize_rows_body<false>(q, m);
+}
 
-// the same with the scalar steps (divisions, rint) in AVX-512's instruction set: rint is one
-// instruction there (the baseline calls the C library); every value is the same
+// the same with the range pass in 512-bit vectors and the scalar steps (divisions, rint) in
+// AVX-512's instruction set: rint is one instruction there (the baseline calls the C
+// library); every value is the same
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void quantize_rows_avx512(
     const RowQuantArgs& q, int64_t m) {
-  quantize_rows_body(q, m);
+  quantize_rows_body<true>(q, m);
 }
 
 }  // namespace
@@ -378,7 +445,8 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
   (void)threads;  // one pass over a few hundred KB at most in these files: one thread
   float lo = 0.0f, hi = 0.0f;
   bool nan = false;
-  if (n > 0) range(x, n, &lo, &hi, &nan);
+  const bool wide = avx512_path();
+  if (n > 0) (wide ? range_avx512 : range)(x, n, &lo, &hi, &nan);
   if (nan) lo = hi = 0.0f;  // the reference's min(0, NaN) and max(0, NaN) are 0
   const float s = (hi - lo) / 255.0f;
   *scale = s;
@@ -393,7 +461,7 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
   z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
   *zp = std::isnan(z) ? 0 : uint8_t(z);
   if (std::isfinite(s)) {
-    quantize_span(x, n, s, int32_t(z), y);
+    (wide ? quantize_span_avx512 : quantize_span)(x, n, s, int32_t(z), y);
     return;
   }
   // an infinite range: x / inf is 0 for finite x, NaN for infinite x, which the reference
@@ -422,8 +490,7 @@ void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
   const QuantFn quantize_row = isa->quantize != nullptr ? isa->quantize : quantize_portable;
   RowQuantArgs q{x, k_, kp, ap, need_rowsum_, quantize_row, rowsum.data(), za.data(),
                  scale.data()};
-  const std::string path = isa->name;
-  (path == "avx512vnni" || path == "amx" ? quantize_rows_avx512 : quantize_rows_baseline)(q, m);
+  (avx512_path() ? quantize_rows_avx512 : quantize_rows_baseline)(q, m);
   product(ap, kp, rowsum.data(), m, za.data(), 1, nullptr, yf, scale.data(), 1, b_scale,
           b_scale_per_column, bias, threads);
 }
