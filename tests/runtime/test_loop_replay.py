@@ -163,3 +163,49 @@ def test_arenas_of_subgraphs_reuse_only_inside_the_block():
         assert arena.get((2, 2), np.dtype(np.float32)) is inside
         assert arena.get((3,), np.dtype(np.float32)) is not inside
     assert arena.get((3,), np.dtype(np.float32)) is not arena.get((3,), np.dtype(np.float32))
+
+
+def test_nested_loops_with_a_sequence_carried_inside_equal_onnxruntime():
+    """An outer Loop (replayed) whose body runs an inner Loop carrying a sequence (run the
+    plain way: its arenas must not reuse buffers, the sequence holds each iteration's part
+    of its Split's parts; h = tanh of the other part of h R each inner iteration)."""
+    inner = helper.make_graph(
+        [helper.make_node("MatMul", ["h_in", "R"], ["hr"]),
+         helper.make_node("Split", ["hr"], ["part", "rest"], axis=1),
+         helper.make_node("Tanh", ["rest"], ["h_out"]),
+         helper.make_node("SequenceInsert", ["seq_in", "part"], ["seq_out"]),
+         helper.make_node("Identity", ["c_in"], ["c_out"])],
+        "inner",
+        [_vi("j", TensorProto.INT64, []), _vi("c_in", TensorProto.BOOL, []),
+         _vi("h_in", F, [3, 5]),
+         helper.make_tensor_sequence_value_info("seq_in", F, [3, 5])],
+        [_vi("c_out", TensorProto.BOOL, []), _vi("h_out", F, [3, 5]),
+         helper.make_tensor_sequence_value_info("seq_out", F, [3, 5])])
+    outer = helper.make_graph(
+        [helper.make_node("SequenceEmpty", [], ["empty"], dtype=TensorProto.FLOAT),
+         helper.make_node("Loop", ["three", "", "h_o", "empty"], ["h_next", "seq"],
+                          body=inner),
+         helper.make_node("ConcatFromSequence", ["seq"], ["stacked"], axis=0),
+         helper.make_node("ReduceSum", ["stacked"], ["total"], keepdims=0),
+         helper.make_node("Identity", ["c_o"], ["c_o_out"])],
+        "outer",
+        [_vi("i", TensorProto.INT64, []), _vi("c_o", TensorProto.BOOL, []),
+         _vi("h_o", F, [3, 5])],
+        [_vi("c_o_out", TensorProto.BOOL, []), _vi("h_next", F, [3, 5]),
+         _vi("total", F, [])])
+    rng = np.random.default_rng(11)
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "h0"], ["h_end", "totals"], body=outer)], "g",
+        [_vi("n", TensorProto.INT64, []), _vi("h0", F, [3, 5])],
+        [_vi("h_end", F, [3, 5]), _vi("totals", F, ["n"])],
+        [numpy_helper.from_array((rng.standard_normal((5, 10)) * 0.7).astype(np.float32), "R"),
+         numpy_helper.from_array(np.int64(3), "three")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = Session(model)
+    for n in (5, 5, 6):
+        feeds = {"n": np.array(n, np.int64),
+                 "h0": rng.standard_normal((3, 5)).astype(np.float32)}
+        ours = session.run(feeds)
+        theirs = onnxruntime_run(model, feeds)
+        np.testing.assert_array_equal(ours["h_end"], theirs[0])
+        np.testing.assert_array_equal(ours["totals"], theirs[1])

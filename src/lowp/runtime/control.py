@@ -62,7 +62,8 @@ class SubPlan:
         env = {**outer, **self.constants, **bound}
         layout: dict[str, object] = {}
         replayed = _REPLAY.get() and all(
-            isinstance(v, np.ndarray) for v in (*outer.values(), *bound.values()))
+            isinstance(v, np.ndarray) and not v.dtype.hasobject
+            for v in (*outer.values(), *bound.values()))
         if replayed:
             # (a Loop body runs once per iteration: its native calls are recorded on the
             # first two runs of a signature and replayed from then on, as a Session's are)
@@ -75,8 +76,9 @@ class SubPlan:
             with subgraph_buffers_reused():
                 self._replayer.run(signature, env, layout, bound)
         else:
-            for step in self.steps:
-                execute(step, env, layout)
+            with subgraph_buffers_reused(False):
+                for step in self.steps:
+                    execute(step, env, layout)
         missing = [o for o in self.outputs if o not in env]
         if missing:
             raise LowpError(f"subgraph output '{missing[0]}' was not computed")

@@ -418,9 +418,10 @@ _SUBGRAPH_REUSE = contextvars.ContextVar("lowp_subgraph_reuse", default=False)
 
 
 @contextlib.contextmanager
-def subgraph_buffers_reused() -> Iterator[None]:
-    """Within the block, arenas made with `reuse` off reuse their buffers as well."""
-    token = _SUBGRAPH_REUSE.set(True)
+def subgraph_buffers_reused(on: bool = True) -> Iterator[None]:
+    """Within the block, arenas made with `reuse` off reuse their buffers as well (or, with
+    `on` false, do not: a subgraph run the plain way inside a replayed one)."""
+    token = _SUBGRAPH_REUSE.set(on)
     try:
         yield
     finally:
