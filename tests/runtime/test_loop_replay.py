@@ -166,9 +166,9 @@ def test_arenas_of_subgraphs_reuse_only_inside_the_block():
 
 
 def test_nested_loops_with_a_sequence_carried_inside_equal_onnxruntime():
-    """An outer Loop (replayed) whose body runs an inner Loop carrying a sequence (run the
-    plain way: its arenas must not reuse buffers, the sequence holds each iteration's part
-    of its Split's parts; h = tanh of the other part of h R each inner iteration)."""
+    """An outer Loop (replayed) whose body runs an inner Loop carrying a sequence, so run
+    the plain way: its arenas must not reuse buffers, as the sequence holds the first
+    Split part of h R of every inner iteration (h = tanh of the second part)."""
     inner = helper.make_graph(
         [helper.make_node("MatMul", ["h_in", "R"], ["hr"]),
          helper.make_node("Split", ["hr"], ["part", "rest"], axis=1),
