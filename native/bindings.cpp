@@ -388,22 +388,30 @@ lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
-lowp::Kernel make_gather_rows(Bytes x, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig,
-                                                     nb::device::cpu> idx,
+lowp::Kernel make_gather_rows(Bytes x,
+                              nb::ndarray<nb::ro, nb::ndim<1>, nb::c_contig, nb::device::cpu> idx,
                               OutBytes y, int64_t outer, int64_t n, int64_t row,
                               nb::ndarray<int64_t, nb::shape<2>, nb::c_contig, nb::device::cpu>
                                   status,
                               int threads) {
-  // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m); an index out of
-  // [-n, n) is reported in status (read by the caller after every run), never read
+  // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m, int64 or int32); an
+  // index out of [-n, n) is reported in status (read by the caller after every run), never
+  // read
+  const bool wide = idx.dtype() == nb::dtype<int64_t>();
+  if (!wide && idx.dtype() != nb::dtype<int32_t>())
+    throw std::invalid_argument("gather_rows needs int64 or int32 indices");
   const int64_t m = int64_t(idx.size());
   if (outer < 0 || n < 0 || row < 0 || x.size() != size_t(outer * n * row) ||
       y.size() != size_t(outer * m * row))
     throw std::invalid_argument("gather_rows needs x of outer * n * row bytes and y of "
                                 "outer * len(idx) * row bytes");
-  return [x, idx, y, outer, n, m, row, status, threads] {
-    lowp::run_gather_rows(x.data(), idx.data(), y.data(), outer, n, m, row, status.data(),
-                          threads);
+  return [x, idx, wide, y, outer, n, m, row, status, threads] {
+    if (wide)
+      lowp::run_gather_rows(x.data(), static_cast<const int64_t*>(idx.data()), y.data(), outer,
+                            n, m, row, status.data(), threads);
+    else
+      lowp::run_gather_rows(x.data(), static_cast<const int32_t*>(idx.data()), y.data(), outer,
+                            n, m, row, status.data(), threads);
   };
 }
 

@@ -233,13 +233,14 @@ def gather_error(status: np.ndarray, n: int) -> NodeError:
 
 
 def gather(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray | None:
-    """Gather of contiguous `x` at int64 `indices` (read at run time, e.g. token ids) along
-    `axis` (normalized) as native row copies into a buffer (`_empty`), or None. An index
+    """Gather of contiguous `x` at int64 or int32 `indices` (read at run time, e.g. token
+    ids, or a Loop's int32 iteration counter) along `axis` (normalized) as native row
+    copies into a buffer (`_empty`), or None. An index
     outside [-n, n) raises NodeError here; in a Program the call's status array (the last
     buffer it was given) says so after the run (lowp.runtime.replay checks it)."""
     ext = _extension()
     if (not _enabled or ext is None or x.dtype.kind not in "biuf" or not x.flags.c_contiguous
-            or type(indices) is not np.ndarray or indices.dtype != np.int64
+            or type(indices) is not np.ndarray or indices.dtype not in (np.int64, np.int32)
             or not indices.flags.c_contiguous or x.size == 0):
         return None
     n = int(x.shape[axis])
