@@ -4,6 +4,7 @@
 #include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <memory>
 #include <vector>
@@ -386,22 +388,30 @@ lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
-lowp::Kernel make_gather_rows(Bytes x, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig,
-                                                     nb::device::cpu> idx,
+lowp::Kernel make_gather_rows(Bytes x,
+                              nb::ndarray<nb::ro, nb::ndim<1>, nb::c_contig, nb::device::cpu> idx,
                               OutBytes y, int64_t outer, int64_t n, int64_t row,
                               nb::ndarray<int64_t, nb::shape<2>, nb::c_contig, nb::device::cpu>
                                   status,
                               int threads) {
-  // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m); an index out of
-  // [-n, n) is reported in status (read by the caller after every run), never read
+  // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m, int64 or int32); an
+  // index out of [-n, n) is reported in status (read by the caller after every run), never
+  // read
+  const bool wide = idx.dtype() == nb::dtype<int64_t>();
+  if (!wide && idx.dtype() != nb::dtype<int32_t>())
+    throw std::invalid_argument("gather_rows needs int64 or int32 indices");
   const int64_t m = int64_t(idx.size());
   if (outer < 0 || n < 0 || row < 0 || x.size() != size_t(outer * n * row) ||
       y.size() != size_t(outer * m * row))
     throw std::invalid_argument("gather_rows needs x of outer * n * row bytes and y of "
                                 "outer * len(idx) * row bytes");
-  return [x, idx, y, outer, n, m, row, status, threads] {
-    lowp::run_gather_rows(x.data(), idx.data(), y.data(), outer, n, m, row, status.data(),
-                          threads);
+  return [x, idx, wide, y, outer, n, m, row, status, threads] {
+    if (wide)
+      lowp::run_gather_rows(x.data(), static_cast<const int64_t*>(idx.data()), y.data(), outer,
+                            n, m, row, status.data(), threads);
+    else
+      lowp::run_gather_rows(x.data(), static_cast<const int32_t*>(idx.data()), y.data(), outer,
+                            n, m, row, status.data(), threads);
   };
 }
 
@@ -736,9 +746,46 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
 using Matrix = nb::ndarray<const float, nb::ndim<2>, nb::device::cpu>;
 using OutMatrix = nb::ndarray<float, nb::ndim<2>, nb::device::cpu>;
 
+// The shape and flags of a product of (m x k) by `b` (k x n) as float_sgemm_mlas takes them.
+lowp::SgemmArgs sgemm_shape(int64_t m, const Matrix& b, bool trans_a, bool trans_b,
+                            bool packed, float alpha) {
+  lowp::SgemmArgs g;
+  g.b = b.data(), g.m = m, g.k = int64_t(b.shape(0)), g.n = int64_t(b.shape(1));
+  g.sb_k = b.stride(0), g.sb_n = b.stride(1);
+  g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
+  return g;
+}
+
+// (K block, kernel width, floats) of the panels of `b` a product of m rows packs (floats 0:
+// it packs none); float_sgemm_pack writes them, float_sgemm_mlas takes them as `panels`.
+std::tuple<int64_t, int64_t, int64_t> float_sgemm_panels(int64_t m, Matrix b, bool trans_a,
+                                                          bool trans_b, bool packed,
+                                                          float alpha) {
+  if (b.stride(0) < 0 || b.stride(1) < 0)
+    throw std::invalid_argument("float_sgemm_panels needs non-negative strides");
+  const lowp::SgemmPanels p =
+      lowp::sgemm_panels(sgemm_shape(m, b, trans_a, trans_b, packed, alpha));
+  return {p.stride_k, p.width, p.floats};
+}
+
+void float_sgemm_pack(Matrix b, OutFloats out, int64_t stride_k, int64_t width) {
+  if (b.stride(0) < 0 || b.stride(1) < 0 || stride_k < 0 || width < 1)
+    throw std::invalid_argument("float_sgemm_pack needs non-negative strides");
+  lowp::SgemmArgs g = sgemm_shape(2, b, false, false, false, 1.0f);
+  lowp::SgemmPanels p;
+  p.stride_k = stride_k, p.width = width;
+  p.floats = stride_k > 0 ? lowp::sgemm_panels_size(g.k, g.n, stride_k, width) : 0;
+  if (int64_t(out.size()) != p.floats)
+    throw std::invalid_argument("float_sgemm_pack needs an output of the panels' size");
+  nb::gil_scoped_release release;
+  lowp::pack_sgemm_panels(g, p, out.data());
+}
+
 lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha, bool trans_a,
                                    bool trans_b, bool packed, int threads,
-                                   std::optional<Matrix> init) {
+                                   std::optional<Matrix> init,
+                                   std::optional<Floats> panels, int64_t panels_stride_k,
+                                   int64_t panels_width) {
   // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
   // the logical operands (any non-negative strides: a transposed view reads in place);
   // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
@@ -763,7 +810,18 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
       throw std::invalid_argument("float_sgemm_mlas needs init (m x n, non-negative strides)");
     g.init = init->data(), g.si_m = init->stride(0), g.si_n = init->stride(1);
   }
-  return [g, threads, a, b, c, kept] { lowp::run_mlas_sgemm(g, threads); };
+  // panels: float_sgemm_pack's of this b (used only at the block and width they were made
+  // for, checked by size here)
+  Floats held = panels ? *panels : Floats();
+  if (panels) {
+    if (panels_stride_k < 1 || panels_width < 1 ||
+        int64_t(panels->size()) !=
+            lowp::sgemm_panels_size(g.k, g.n, panels_stride_k, panels_width))
+      throw std::invalid_argument("float_sgemm_mlas needs panels of b's size");
+    g.panels = panels->data(), g.panels_stride_k = panels_stride_k;
+    g.panels_width = panels_width;
+  }
+  return [g, threads, a, b, c, kept, held] { lowp::run_mlas_sgemm(g, threads); };
 }
 
 lowp::Kernel make_float_clamp(Floats x, OutFloats y, float lo, float hi, bool use_lo,
@@ -1301,7 +1359,11 @@ NB_MODULE(_native, m) {
 #endif
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1,
-             "init"_a = nb::none());
+             "init"_a = nb::none(), "panels"_a = nb::none(), "panels_stride_k"_a = 0,
+             "panels_width"_a = 0);
+  m.def("float_sgemm_panels", &float_sgemm_panels, "m"_a, "b"_a, "trans_a"_a, "trans_b"_a,
+        "packed"_a, "alpha"_a = 1.0f);
+  m.def("float_sgemm_pack", &float_sgemm_pack, "b"_a, "out"_a, "stride_k"_a, "width"_a);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_fused", &make_float_fused, "code"_a, "inputs"_a, "y"_a,

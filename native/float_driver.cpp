@@ -319,7 +319,10 @@ const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
 void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   const FloatKernels& kern = active_float_kernels();
   const int64_t W = kern.width;
-  const float* kept = g.packed ? kept_panels(g, stride_k, W) : nullptr;
+  const float* kept = g.panels != nullptr && g.panels_stride_k == stride_k &&
+                              g.panels_width == W
+                          ? g.panels
+                          : (g.packed ? kept_panels(g, stride_k, W) : nullptr);
   std::vector<float> panel;
   for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
     const int64_t kb = std::min(stride_k, g.k - k0);
@@ -344,7 +347,41 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   }
 }
 
+// The K block of the product's blocked path (0 when another kernel reads B in place).
+int64_t blocked_stride_k(const SgemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0 || g.k <= 0) return 0;
+  if (g.packed) return 256;
+  if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) return 0;
+  if (g.n == 1 && g.alpha == 1.0f && (!g.trans_b || g.k == 1)) return 0;
+  return mlas_stride_k(g.n, g.k, g.trans_a);
+}
+
 }  // namespace
+
+int64_t sgemm_panels_size(int64_t k, int64_t n, int64_t stride_k, int64_t width) {
+  return panels_size(k, n, stride_k, width);
+}
+
+SgemmPanels sgemm_panels(const SgemmArgs& g) {
+  SgemmPanels p;
+  p.stride_k = blocked_stride_k(g);
+  p.width = active_float_kernels().width;
+  p.floats = p.stride_k > 0 ? panels_size(g.k, g.n, p.stride_k, p.width) : 0;
+  return p;
+}
+
+void pack_sgemm_panels(const SgemmArgs& g, const SgemmPanels& p, float* out) {
+  if (p.stride_k <= 0) return;
+  for (int64_t k0 = 0; k0 < g.k; k0 += p.stride_k) {
+    const int64_t kb = std::min(p.stride_k, g.k - k0);
+    for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
+      const int64_t cols = std::min(kPanelColumns, g.n - j0);
+      const int64_t np = (cols + 2 * p.width - 1) / (2 * p.width) * (2 * p.width);
+      pack_panel(g, k0, kb, j0, cols, np, p.width, out);
+      out += kb * np;
+    }
+  }
+}
 
 void run_mlas_sgemm(const SgemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;

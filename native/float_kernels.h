@@ -113,7 +113,23 @@ struct SgemmArgs {
   int64_t sa_m = 0, sa_k = 0, sb_k = 0, sb_n = 0, ldc = 0, si_m = 0, si_n = 0;
   float alpha = 1.0f;
   bool trans_a = false, trans_b = false, packed = false;
+  // B's panels packed beforehand (`pack_sgemm_panels`, for a B that does not change: a
+  // model's constant), for the K block and kernel width they were packed with; the product
+  // packs B itself when those are not the ones it runs with
+  const float* panels = nullptr;
+  int64_t panels_stride_k = 0, panels_width = 0;
 };
 void run_mlas_sgemm(const SgemmArgs& g, int threads);
+
+// The K block the product of `g`'s shape and flags runs with when it packs B (0: it reads B
+// in place, the M = 1 and N = 1 kernels), the active path's kernel width, and the floats of
+// every panel of B at that block and width.
+struct SgemmPanels {
+  int64_t stride_k = 0, width = 0, floats = 0;
+};
+SgemmPanels sgemm_panels(const SgemmArgs& g);
+int64_t sgemm_panels_size(int64_t k, int64_t n, int64_t stride_k, int64_t width);
+// Every panel of g's B (`panels.floats` floats into out), as the product packs them.
+void pack_sgemm_panels(const SgemmArgs& g, const SgemmPanels& panels, float* out);
 
 }  // namespace lowp

@@ -76,12 +76,15 @@ void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
   });
 }
 
-void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t outer,
-                     int64_t n, int64_t m, int64_t row, int64_t* status, int threads) {
+namespace {
+
+template <typename Index>
+void gather_rows(const uint8_t* x, const Index* idx, uint8_t* y, int64_t outer, int64_t n,
+                 int64_t m, int64_t row, int64_t* status, int threads) {
   status[0] = 0, status[1] = 0;
   if (outer <= 0 || m <= 0 || row <= 0) return;
   for (int64_t j = 0; j < m; ++j) {  // checked first, on one thread: no data race
-    const int64_t k = idx[j];
+    const int64_t k = int64_t(idx[j]);
     if (k < -n || k >= n) {
       status[0] = 1, status[1] = k;
       break;
@@ -91,7 +94,7 @@ void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t o
                   [&](int64_t r0, int64_t len) {
     for (int64_t r = r0; r < r0 + len; ++r) {
       const int64_t o = r / m, j = r % m;
-      int64_t k = idx[j];
+      int64_t k = int64_t(idx[j]);
       if (k < 0) k += n;
       uint8_t* dst = y + r * row;
       if (k < 0 || k >= n)
@@ -100,6 +103,18 @@ void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t o
         std::memcpy(dst, x + (o * n + k) * row, size_t(row));
     }
   });
+}
+
+}  // namespace
+
+void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t outer,
+                     int64_t n, int64_t m, int64_t row, int64_t* status, int threads) {
+  gather_rows(x, idx, y, outer, n, m, row, status, threads);
+}
+
+void run_gather_rows(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t outer,
+                     int64_t n, int64_t m, int64_t row, int64_t* status, int threads) {
+  gather_rows(x, idx, y, outer, n, m, row, status, threads);
 }
 
 }  // namespace lowp

@@ -40,5 +40,8 @@ void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
 // status[0] = 1 (the kernel never reads out of bounds; the caller raises on the status).
 void run_gather_rows(const uint8_t* x, const int64_t* idx, uint8_t* y, int64_t outer,
                      int64_t n, int64_t m, int64_t row, int64_t* status, int threads);
+// the same with int32 indices (tf2onnx's loop counters)
+void run_gather_rows(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t outer,
+                     int64_t n, int64_t m, int64_t row, int64_t* status, int threads);
 
 }  // namespace lowp

@@ -3,6 +3,7 @@
 #include "int_matmul.h"
 
 #include <emmintrin.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "dispatch.h"
 #include "threadpool.h"
@@ -112,6 +114,80 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
           bias, threads);
 }
 
+namespace {
+
+// The int32 epilogue of a tile of rr rows (rows i0.., columns c0.., nvalid of them): (N1)
+// sum a_u b8 - zb' rowsum(a_u) + za' (K zb' - colsum), modulo 2^32; then either the int32
+// result, or float32(acc) * float32(a_scale * b_scale) and + bias, each rounded once.
+// Element by element: the same values at any vector width.
+struct EpilogueArgs {
+  const int32_t* kz;
+  const uint32_t* za;
+  int64_t za_step;
+  const int32_t* rowsum;
+  const int32_t* zb;
+  bool need_rowsum;
+  int32_t* y;
+  float* yf;
+  const float* a_scale;
+  int64_t scale_step;
+  const float* bs;
+  const float* bias;
+  int64_t n;
+};
+
+__attribute__((always_inline)) inline void epilogue_body(int32_t* tile, int rr, int64_t i0,
+                                                         int c0, int nvalid,
+                                                         const EpilogueArgs& e) {
+  for (int i = 0; i < rr; ++i) {
+    const int64_t row = i0 + i;
+    int32_t* t = tile + i * kPanel;
+    const int32_t* kc = e.kz + c0;
+    const uint32_t zr = e.za[row * e.za_step];
+    if (e.need_rowsum) {
+      const uint32_t rs = uint32_t(e.rowsum[row]);
+      const int32_t* zc = e.zb + c0;
+      for (int j = 0; j < nvalid; ++j)
+        t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]) - uint32_t(zc[j]) * rs);
+    } else {
+      for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]));
+    }
+    if (e.yf != nullptr) {
+      float* out = e.yf + row * e.n + c0;
+      const float sa = e.a_scale[row * e.scale_step];
+      const float* bc = e.bs + c0;
+      if (e.bias != nullptr) {
+        const float* fb = e.bias + c0;
+        for (int j = 0; j < nvalid; ++j) {
+          const float mult = sa * bc[j];
+          out[j] = float(t[j]) * mult + fb[j];
+        }
+      } else {
+        for (int j = 0; j < nvalid; ++j) {
+          const float mult = sa * bc[j];
+          out[j] = float(t[j]) * mult;
+        }
+      }
+    } else {
+      std::memcpy(e.y + row * e.n + c0, t, size_t(nvalid) * sizeof(int32_t));
+    }
+  }
+}
+
+void epilogue_baseline(int32_t* tile, int rr, int64_t i0, int c0, int nvalid,
+                       const EpilogueArgs& e) {
+  epilogue_body(tile, rr, i0, c0, nvalid, e);
+}
+
+// the same loops compiled for 512-bit vectors (no FMA: -ffp-contract=off keeps the
+// product and the bias addition two roundings)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void epilogue_avx512(
+    int32_t* tile, int rr, int64_t i0, int c0, int nvalid, const EpilogueArgs& e) {
+  epilogue_body(tile, rr, i0, c0, nvalid, e);
+}
+
+}  // namespace
+
 void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, int64_t m,
                         const uint32_t* za, int64_t za_step, int32_t* y, float* yf,
                         const float* a_scale, int64_t scale_step, const float* b_scale,
@@ -147,6 +223,11 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
   std::atomic<int64_t> next{0};
   const int64_t zero_off = 0;
+  const EpilogueArgs ep{kz.data(), za,      za_step,    rowsum,    zb_.data(), need_rowsum_,
+                        y,         yf,      a_scale,    scale_step, bs.data(),  bias, n_};
+  const std::string path = active_table()->name;
+  const auto epilogue_fn =
+      path == "avx512vnni" || path == "amx" ? &epilogue_avx512 : &epilogue_baseline;
   auto work = [&](int) {
     alignas(64) int32_t tile[kMaxMr * kPanel];
     for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
@@ -161,41 +242,7 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
       for (int64_t i0 = m0; i0 < m1; i0 += mr) {
         const int rr = int(std::min<int64_t>(mr, m1 - i0));
         isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
-        for (int i = 0; i < rr; ++i) {
-          const int64_t row = i0 + i;
-          int32_t* t = tile + i * kPanel;
-          const int32_t* kc = kz.data() + c0;
-          // (N1): sum a_u b8 - zb' rowsum(a_u) + za' (K zb' - colsum), modulo 2^32
-          const uint32_t zr = za[row * za_step];
-          if (need_rowsum_) {
-            const uint32_t rs = uint32_t(rowsum[row]);
-            const int32_t* zc = zb_.data() + c0;
-            for (int j = 0; j < nvalid; ++j)
-              t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]) - uint32_t(zc[j]) * rs);
-          } else {
-            for (int j = 0; j < nvalid; ++j) t[j] = int32_t(uint32_t(t[j]) + zr * uint32_t(kc[j]));
-          }
-          if (yf != nullptr) {
-            // float32(acc) * float32(a_scale * b_scale), then + bias: each rounded once
-            float* out = yf + row * n_ + c0;
-            const float sa = a_scale[row * scale_step];
-            const float* bc = bs.data() + c0;
-            if (bias != nullptr) {
-              const float* fb = bias + c0;
-              for (int j = 0; j < nvalid; ++j) {
-                const float mult = sa * bc[j];
-                out[j] = float(t[j]) * mult + fb[j];
-              }
-            } else {
-              for (int j = 0; j < nvalid; ++j) {
-                const float mult = sa * bc[j];
-                out[j] = float(t[j]) * mult;
-              }
-            }
-          } else {
-            std::memcpy(y + row * n_ + c0, t, size_t(nvalid) * sizeof(int32_t));
-          }
-        }
+        epilogue_fn(tile, rr, i0, c0, nvalid, ep);
       }
     }
   };
@@ -261,6 +308,136 @@ void quantize_span(const float* x, int64_t n, float scale, int32_t zp, uint8_t* 
   }
 }
 
+// range and quantize_span in 512-bit vectors (the AVX-512 paths): the same values. min and
+// max are exact in any order (a zero's sign aside, as above); a NaN is flagged by its own
+// compare; cvtps2dq gives the same integers, and the int32 clamp to [0, 255] the same bytes
+// as the signed then unsigned saturating packs (out-of-range and NaN quotients convert to
+// INT32_MIN, which both send to 0).
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void range_avx512(
+    const float* x, int64_t n, float* lo, float* hi, bool* nan) {
+  __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+  __m512 vlo2 = vlo, vhi2 = vhi;
+  __mmask16 unord = 0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
+    vlo = _mm512_min_ps(vlo, v);
+    vhi = _mm512_max_ps(vhi, v);
+    vlo2 = _mm512_min_ps(vlo2, w);
+    vhi2 = _mm512_max_ps(vhi2, w);
+    unord |= _mm512_cmp_ps_mask(v, w, _CMP_UNORD_Q);
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    vlo = _mm512_min_ps(vlo, v);
+    vhi = _mm512_max_ps(vhi, v);
+    unord |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  bool any_nan = unord != 0;
+  float a = _mm512_reduce_min_ps(_mm512_min_ps(vlo, vlo2));
+  float b = _mm512_reduce_max_ps(_mm512_max_ps(vhi, vhi2));
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) any_nan = true;
+    a = std::min(a, x[i]);
+    b = std::max(b, x[i]);
+  }
+  *lo = a, *hi = b, *nan = any_nan;
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void quantize_span_avx512(
+    const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i z = _mm512_set1_epi32(zp), lo = _mm512_setzero_si512(),
+                hi = _mm512_set1_epi32(255);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(x + i), s)), z);
+    q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtepi32_epi8(q));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + float(zp);
+    y[i] = uint8_t(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
+  }
+}
+
+bool avx512_path() {
+  const std::string path = active_table()->name;
+  return path == "avx512vnni" || path == "amx";
+}
+
+// (D1)-(D3) for rows [0, m) of x into the uint8 rows the kernels read (below).
+struct RowQuantArgs {
+  const float* x;
+  int64_t k, kp;
+  uint8_t* ap;
+  bool need_rowsum;
+  QuantFn quantize_row;
+  int32_t* rowsum;
+  uint32_t* za;
+  float* scale;
+};
+
+template <bool Wide>
+__attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs& q,
+                                                              int64_t m) {
+  const float tiny = std::numeric_limits<float>::min();   // the smallest normal float32
+  for (int64_t i = 0; i < m; ++i) {
+    const float* src = q.x + i * q.k;
+    uint8_t* dst = q.ap + i * q.kp;
+    float lo = 0.0f, hi = 0.0f;
+    bool nan = false;
+    if constexpr (Wide) {
+      range_avx512(src, q.k, &lo, &hi, &nan);
+    } else {
+      range(src, q.k, &lo, &hi, &nan);
+    }
+    const float span = hi - lo;
+    if (nan || !std::isfinite(span)) {
+      // The reference's values on such a row: a NaN makes lo, hi and the scale the
+      // default NaN (ReduceMax's), so every output is that NaN. Otherwise (an infinity, or a
+      // range past float32) the scale is +inf, every x / scale rounds to 0 or is NaN (cast
+      // to 0, x86), so q = 0, and the zero point is rint(-lo / inf): 0, or NaN for lo = -inf,
+      // whose int32 cast is INT32_MIN (x86); the product is then -zp * colsum.
+      std::memset(dst, 0, size_t(q.kp));
+      q.za[i] = !nan && std::isinf(lo) ? 0x80000000u : 0u;
+      q.scale[i] = nan ? std::numeric_limits<float>::quiet_NaN()
+                             : std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float s = (span < tiny ? tiny : span) / 255.0f;
+    // zp = clamp(rint(-lo / scale), 0, 255): an integer in [0, 255]
+    float z = std::nearbyint(-lo / s);
+    z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
+    // the active path's QuantizeLinear kernel (x / s, clamped, rounded half to even, + zp:
+    // the same integers as (D3) for finite x, as quantize_portable)
+    QuantArgs qa;
+    qa.x = src, qa.y = dst, qa.n = q.k, qa.scale = s, qa.zp = int32_t(z), qa.qmin = 0,
+    qa.qmax = 255;
+    q.quantize_row(qa);
+    std::memset(dst + q.k, 0, size_t(q.kp - q.k));
+    if (q.need_rowsum) {   // (only read when some zb' != 0)
+      uint32_t sum = 0;
+      for (int64_t p = 0; p < q.k; ++p) sum += dst[p];
+      q.rowsum[i] = int32_t(sum);
+    }
+    q.za[i] = uint32_t(z);
+    q.scale[i] = s;
+  }
+}
+
+void quantize_rows_baseline(const RowQuantArgs& q, int64_t m) {
+  quantize_rows_body<false>(q, m);
+}
+
+// the same with the range pass in 512-bit vectors and the scalar steps (divisions, rint) in
+// AVX-512's instruction set: rint is one instruction there (the baseline calls the C
+// library); every value is the same
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void quantize_rows_avx512(
+    const RowQuantArgs& q, int64_t m) {
+  quantize_rows_body<true>(q, m);
+}
+
 }  // namespace
 
 void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, uint8_t* zp,
@@ -268,7 +445,8 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
   (void)threads;  // one pass over a few hundred KB at most in these files: one thread
   float lo = 0.0f, hi = 0.0f;
   bool nan = false;
-  if (n > 0) range(x, n, &lo, &hi, &nan);
+  const bool wide = avx512_path();
+  if (n > 0) (wide ? range_avx512 : range)(x, n, &lo, &hi, &nan);
   if (nan) lo = hi = 0.0f;  // the reference's min(0, NaN) and max(0, NaN) are 0
   const float s = (hi - lo) / 255.0f;
   *scale = s;
@@ -283,7 +461,7 @@ void run_dynamic_quantize(const float* x, int64_t n, uint8_t* y, float* scale, u
   z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
   *zp = std::isnan(z) ? 0 : uint8_t(z);
   if (std::isfinite(s)) {
-    quantize_span(x, n, s, int32_t(z), y);
+    (wide ? quantize_span_avx512 : quantize_span)(x, n, s, int32_t(z), y);
     return;
   }
   // an infinite range: x / inf is 0 for finite x, NaN for infinite x, which the reference
@@ -302,7 +480,6 @@ void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
                               int threads) const {
   if (m <= 0 || n_ == 0) return;
   if (k_ <= 0) throw std::invalid_argument("run_per_token needs k > 0");
-  const float tiny = std::numeric_limits<float>::min();   // the smallest normal float32
   const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
   std::vector<uint8_t> buf(size_t(m * kp + 64));
   uint8_t* const ap = buf.data() + align64_offset(buf.data());
@@ -311,44 +488,9 @@ void IntMatMul::run_per_token(const float* x, int64_t m, const float* b_scale,
   std::vector<float> scale(static_cast<size_t>(m), 0.0f);
   const IsaTable* isa = active_table();
   const QuantFn quantize_row = isa->quantize != nullptr ? isa->quantize : quantize_portable;
-  for (int64_t i = 0; i < m; ++i) {
-    const float* src = x + i * k_;
-    uint8_t* dst = ap + i * kp;
-    float lo = 0.0f, hi = 0.0f;
-    bool nan = false;
-    range(src, k_, &lo, &hi, &nan);
-    const float span = hi - lo;
-    if (nan || !std::isfinite(span)) {
-      // The reference's values on such a row: a NaN makes lo, hi and the scale the
-      // default NaN (ReduceMax's), so every output is that NaN. Otherwise (an infinity, or a
-      // range past float32) the scale is +inf, every x / scale rounds to 0 or is NaN (cast
-      // to 0, x86), so q = 0, and the zero point is rint(-lo / inf): 0, or NaN for lo = -inf,
-      // whose int32 cast is INT32_MIN (x86); the product is then -zp * colsum.
-      std::memset(dst, 0, size_t(kp));
-      za[size_t(i)] = !nan && std::isinf(lo) ? 0x80000000u : 0u;
-      scale[size_t(i)] = nan ? std::numeric_limits<float>::quiet_NaN()
-                             : std::numeric_limits<float>::infinity();
-      continue;
-    }
-    const float s = (span < tiny ? tiny : span) / 255.0f;
-    // zp = clamp(rint(-lo / scale), 0, 255): an integer in [0, 255]
-    float z = std::nearbyint(-lo / s);
-    z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
-    // the active path's QuantizeLinear kernel (x / s, clamped, rounded half to even, + zp:
-    // the same integers as (D3) for finite x, as quantize_portable)
-    QuantArgs qa;
-    qa.x = src, qa.y = dst, qa.n = k_, qa.scale = s, qa.zp = int32_t(z), qa.qmin = 0,
-    qa.qmax = 255;
-    quantize_row(qa);
-    std::memset(dst + k_, 0, size_t(kp - k_));
-    if (need_rowsum_) {   // (only read when some zb' != 0)
-      uint32_t sum = 0;
-      for (int64_t p = 0; p < k_; ++p) sum += dst[p];
-      rowsum[size_t(i)] = int32_t(sum);
-    }
-    za[size_t(i)] = uint32_t(z);
-    scale[size_t(i)] = s;
-  }
+  RowQuantArgs q{x, k_, kp, ap, need_rowsum_, quantize_row, rowsum.data(), za.data(),
+                 scale.data()};
+  (avx512_path() ? quantize_rows_avx512 : quantize_rows_baseline)(q, m);
   product(ap, kp, rowsum.data(), m, za.data(), 1, nullptr, yf, scale.data(), 1, b_scale,
           b_scale_per_column, bias, threads);
 }

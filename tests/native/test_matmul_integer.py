@@ -127,6 +127,27 @@ def test_dynamic_quantize_equals_numpy(shape, spread, shift, specials, seed) -> 
                                           err_msg=path)
 
 
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf, 3e38, -3e38])
+def test_dynamic_quantize_finds_a_special_value_at_every_position(special) -> None:
+    """The range pass reads 32, then 16 values at a time, then one by one (the AVX-512
+    paths) or 8 at a time (the others): a special value in each of those places."""
+    base = np.random.default_rng(5).standard_normal(71).astype(np.float32)
+    for pos in range(71):
+        x = base.copy()
+        x[pos] = special
+        with np.errstate(all="ignore"), native_float.disabled():
+            want = float_ops.DynamicQuantizeLinear(x)
+        for path in PATHS:
+            with native_backend.use_path(path):
+                got = native_integer.dynamic_quantize(x)
+            assert got is not None
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(
+                    g.view(np.uint32) if g.dtype == np.float32 else g,
+                    w.view(np.uint32) if w.dtype == np.float32 else w,
+                    err_msg=f"{path} at {pos}")
+
+
 def test_dynamic_quantize_ties_and_constant_rows() -> None:
     """Halves round to even; an all-equal tensor and an empty one give the reference's
     qparams."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -12,8 +15,24 @@ from ..errors import LowpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names
 from .backends import ReferenceBackend
+from .fastops import subgraph_buffers_reused
 from .float_registry import TensorSequence
 from .plan import CF, Step
+
+# whether subgraphs replay their native calls (lowp.runtime.replay) in this context: a
+# Session that replays runs its subgraphs so too; `Session(replay=False)` and captured runs
+# run every step the plain way
+_REPLAY = contextvars.ContextVar("lowp_subgraph_replay", default=False)
+
+
+@contextlib.contextmanager
+def subgraph_replay(on: bool) -> Iterator[None]:
+    """Subgraph bodies run inside replay (or not) within the block."""
+    token = _REPLAY.set(on)
+    try:
+        yield
+    finally:
+        _REPLAY.reset(token)
 
 
 class SubPlan:
@@ -32,19 +51,45 @@ class SubPlan:
         self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]
+        self._replayer: Any = None
 
     def run(self, outer: dict[str, np.ndarray], bound: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
+        """The outputs for these outer-scope and bound values (new arrays, or the values
+        given: never a buffer a later call writes into)."""
         from .session import _to_cf, execute
 
         env = {**outer, **self.constants, **bound}
         layout: dict[str, object] = {}
-        for step in self.steps:
-            execute(step, env, layout)
+        replayed = _REPLAY.get() and all(
+            isinstance(v, np.ndarray) and not v.dtype.hasobject
+            for v in (*outer.values(), *bound.values()))
+        if replayed:
+            # (a Loop body runs once per iteration: its native calls are recorded on the
+            # first two runs of a signature and replayed from then on, as a Session's are)
+            if self._replayer is None:
+                from .replay import Replayer
+                self._replayer = Replayer(self.steps, execute, set(self.constants),
+                                          self.outputs)
+            signature = tuple((k, v.shape, v.dtype.str) for k, v in
+                              (*sorted(outer.items()), *sorted(bound.items())))
+            with subgraph_buffers_reused():
+                self._replayer.run(signature, env, layout, bound)
+        else:
+            with subgraph_buffers_reused(False):
+                for step in self.steps:
+                    execute(step, env, layout)
         missing = [o for o in self.outputs if o not in env]
         if missing:
             raise LowpError(f"subgraph output '{missing[0]}' was not computed")
-        return [_to_cf(env[o], layout.get(o, CF)) for o in self.outputs]
+        values = [_to_cf(env[o], layout.get(o, CF)) for o in self.outputs]
+        if replayed:
+            # buffers of the signature (the next call writes them) are copied out; a value
+            # given from outside (an outer-scope constant handed on) is handed on as it is
+            given = {id(v) for v in outer.values()} | {id(v) for v in self.constants.values()}
+            values = [v if id(v) in given or not isinstance(v, np.ndarray) else np.array(v)
+                      for v in values]
+        return values
 
 
 def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
@@ -78,11 +123,17 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
     free = body.free
     inputs = list(node.input) + free
     n_carried = n_in - 2
+    invariant = frozenset(j for j in range(n_carried)
+                          if 1 + j < len(body.outputs) and 2 + j < len(body.inputs)
+                          and body.outputs[1 + j] == body.inputs[2 + j])
 
     def run_loop(*values: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         trip, cond = values[0], values[1]
         carried = [_value(v) for v in values[2:n_in]]
         outer = {k: _value(v) for k, v in zip(free, values[n_in:], strict=True)}
+        # carried values the body hands on unchanged are the same on every iteration:
+        # read as outer-scope values (not copied into the body's input buffers each time)
+        outer.update((body.inputs[2 + j], carried[j]) for j in invariant)
         max_trip = None if trip is None else int(np.asarray(trip).reshape(-1)[0])
         keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
         scans: list[list[np.ndarray]] = []
@@ -90,7 +141,8 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         while keep_going and (max_trip is None or i < max_trip):
             bound = {body.inputs[0]: np.array(i, np.int64),
                      body.inputs[1]: np.array(keep_going)}
-            bound.update(zip(body.inputs[2:], carried, strict=True))
+            bound.update((body.inputs[2 + j], v) for j, v in enumerate(carried)
+                         if j not in invariant)
             out = body.run(outer, bound)
             keep_going = bool(np.asarray(out[0]).reshape(-1)[0])
             carried = out[1:1 + n_carried]

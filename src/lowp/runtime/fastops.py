@@ -7,9 +7,11 @@ them with tolerance 0.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -409,18 +411,42 @@ def lookup(x: np.ndarray, table: np.ndarray, arena: Arena | None = None) -> np.n
     return table[np.arange(table.shape[0]), codes]
 
 
+# Set while a subgraph body runs with its values copied in and out (a replayed Loop body,
+# lowp.runtime.control): no step then reads a buffer a later call writes into, so the
+# subgraph's arenas reuse their buffers too.
+_SUBGRAPH_REUSE = contextvars.ContextVar("lowp_subgraph_reuse", default=False)
+
+
+@contextlib.contextmanager
+def subgraph_buffers_reused(on: bool = True) -> Iterator[None]:
+    """Within the block, arenas made with `reuse` off reuse their buffers as well (or, with
+    `on` false, do not: a subgraph run the plain way inside a replayed one)."""
+    token = _SUBGRAPH_REUSE.set(on)
+    try:
+        yield
+    finally:
+        _SUBGRAPH_REUSE.reset(token)
+
+
 class Arena:
     """The reusable output buffer of one step (lowp.runtime.backends): the same array run
     after run while the shape and dtype stay the same; a new array on every call when
-    `reuse` is off (subgraph bodies, which may read their own previous output)."""
+    `reuse` is off (subgraph bodies, which may read their own previous output), except
+    inside `subgraph_buffers_reused`, where the same array serves those calls only."""
 
-    __slots__ = ("reuse", "_buffer")
+    __slots__ = ("reuse", "_buffer", "_subgraph_buffer")
 
     def __init__(self, reuse: bool = True) -> None:
         self.reuse = reuse
         self._buffer: np.ndarray | None = None
+        self._subgraph_buffer: np.ndarray | None = None
 
     def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        if not self.reuse and _SUBGRAPH_REUSE.get():
+            b = self._subgraph_buffer
+            if b is None or b.shape != shape or b.dtype != dtype:
+                b = self._subgraph_buffer = np.empty(shape, dtype)
+            return b
         b = self._buffer
         if b is not None and b.shape == shape and b.dtype == dtype:
             return b

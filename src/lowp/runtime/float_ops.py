@@ -264,7 +264,15 @@ def _tanh32(x: np.ndarray) -> np.ndarray:
 
 @register
 def BiasGelu(x: np.ndarray, bias: np.ndarray, **_: Any) -> np.ndarray:
-    """ONNX Runtime's com.microsoft BiasGelu: Gelu(x + bias), the sum rounded to x's type."""
+    """ONNX Runtime's com.microsoft BiasGelu: Gelu(x + bias), the sum rounded to x's type;
+    float32 by two native calls (the addition, then the GELU) where they run, so that the
+    step replays."""
+    if x.dtype == np.float32 and bias.dtype == np.float32 and x.ndim:
+        total = native_float.add(x, bias)
+        if total is not None and total.shape == x.shape:
+            native = native_float.unary("Gelu", total)
+            if native is not None:
+                return native
     return Gelu(_as(x + bias, x))
 
 

@@ -20,6 +20,8 @@ import numpy as np
 
 from .. import mlas_sgemm, ort_math
 from ..errors import NodeError
+from . import prepacked
+from .prepacked import PackCache
 from .switch import Switch
 from .tape import call
 
@@ -231,13 +233,14 @@ def gather_error(status: np.ndarray, n: int) -> NodeError:
 
 
 def gather(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray | None:
-    """Gather of contiguous `x` at int64 `indices` (read at run time, e.g. token ids) along
-    `axis` (normalized) as native row copies into a buffer (`_empty`), or None. An index
+    """Gather of contiguous `x` at int64 or int32 `indices` (read at run time, e.g. token
+    ids, or a Loop's int32 iteration counter) along `axis` (normalized) as native row
+    copies into a buffer (`_empty`), or None. An index
     outside [-n, n) raises NodeError here; in a Program the call's status array (the last
     buffer it was given) says so after the run (lowp.runtime.replay checks it)."""
     ext = _extension()
     if (not _enabled or ext is None or x.dtype.kind not in "biuf" or not x.flags.c_contiguous
-            or type(indices) is not np.ndarray or indices.dtype != np.int64
+            or type(indices) is not np.ndarray or indices.dtype not in (np.int64, np.int32)
             or not indices.flags.c_contiguous or x.size == 0):
         return None
     n = int(x.shape[axis])
@@ -546,7 +549,10 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
 
     def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
                 packed: bool, count: int) -> None:
-        call(ext.float_sgemm_mlas, pa, pb, out, float(alpha), ta, tb, packed, _threads)
+        held = _constant_panels(ext, b, pa.shape[0], pb, ta, tb, packed, alpha) \
+            if b.ndim == 2 else None
+        call(ext.float_sgemm_mlas, pa, pb, out, float(alpha), ta, tb, packed, _threads,
+             None, *(held or (None, 0, 0)))
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
                               b_packed=b_packed)
@@ -567,9 +573,41 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     shape = (am.shape[0], bm.shape[1])
     init = None if c is None else np.broadcast_to(c, shape)
     y = _empty(shape)
+    held = _constant_panels(ext, b, shape[0], bm, trans_a, trans_b, b_packed, alpha)
     call(ext.float_sgemm_mlas, am, bm, y, float(alpha), trans_a, trans_b, b_packed, _threads,
-         init)
+         init, *(held or (None, 0, 0)))
     return y
+
+
+def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
+                 path: str) -> np.ndarray:
+    """The panels of 2-D `b` (logical B: its transpose with `trans_b`) that the SGEMM packs
+    at K block `stride_k` and kernel width `width` (the kernels of `path`)."""
+    panels = np.empty(floats, np.float32)
+    _extension().float_sgemm_pack(b.T if trans_b else b, panels, stride_k, width)
+    return panels
+
+
+_PANELS = PackCache(_pack_panels)
+
+
+def _constant_panels(ext: Any, b: np.ndarray, m: int, bm: np.ndarray, trans_a: bool,
+                     trans_b: bool, packed: bool, alpha: float
+                     ) -> tuple[np.ndarray, int, int] | None:
+    """B's panels packed once, as ONNX Runtime packs a constant B when the session is
+    made, for a product of `m` rows by `bm` (2-D `b`, or its transpose), when `b` is a
+    model's constant (frozen: read-only all the way down, so no call checks its values) and
+    the product packs B; with the K block and width they were packed for. None otherwise
+    (the product then packs B itself, or keeps a prepacked B's panels by their values)."""
+    if not (prepacked.frozen(b) and _has(ext, "float_sgemm_pack")):
+        return None
+    stride_k, width, floats = ext.float_sgemm_panels(m, bm, trans_a, trans_b, packed,
+                                                     float(alpha))
+    if floats == 0:
+        return None
+    panels = _PANELS(b, bool(trans_b), int(stride_k), int(width), int(floats),
+                     str(ext.float_kernels()))
+    return panels, int(stride_k), int(width)
 
 
 def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,

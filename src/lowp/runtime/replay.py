@@ -87,7 +87,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
                           "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",
                           "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
-                          "MatMulIntegerToFloat", "PerTokenMatMul",
+                          "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh"})
 

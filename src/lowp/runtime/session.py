@@ -17,6 +17,7 @@ from ..inputs import check_tensor_outputs, model_inputs
 from ..ir.graph import load_model
 from . import (
     blas_threads,
+    control,
     fuse_float,
     moves,
     native_float,
@@ -159,22 +160,23 @@ class Session:
             self._chains = (self.steps, fuse_float.unfused(self.steps),
                             fuse_float.fused_away(self.steps))
         capture = capture or not self._chains[2].isdisjoint(names)
-        if self._replayer is not None and not capture:
-            env = self._env(signature, everything=output_names is not None)
-            env.update(checked)
-            self._replayer.run(signature, env, layout, checked,
-                               everything=output_names is not None,
-                               timings=timings if profile else None)
-        else:
-            env = dict(self._constants)
-            env.update(checked)
-        for step in (self._chains[1] if capture else self.steps) \
-                if self._replayer is None or capture else ():
-            t0 = time.perf_counter() if profile else 0.0
-            execute(step, env, layout)
-            if profile:
-                timings[step.op_type + ":" + step.kind] = timings.get(
-                    step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
+        with control.subgraph_replay(self._replayer is not None and not capture):
+            if self._replayer is not None and not capture:
+                env = self._env(signature, everything=output_names is not None)
+                env.update(checked)
+                self._replayer.run(signature, env, layout, checked,
+                                   everything=output_names is not None,
+                                   timings=timings if profile else None)
+            else:
+                env = dict(self._constants)
+                env.update(checked)
+            for step in (self._chains[1] if capture else self.steps) \
+                    if self._replayer is None or capture else ():
+                t0 = time.perf_counter() if profile else 0.0
+                execute(step, env, layout)
+                if profile:
+                    timings[step.op_type + ":" + step.kind] = timings.get(
+                        step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
         if profile:
             self.last_profile = timings
         if capture:
