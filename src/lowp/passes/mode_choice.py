@@ -224,9 +224,10 @@ def latencies_ms(models: Mapping[str, onnx.ModelProto], feed: Mapping[str, np.nd
 def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto | str],
             evaluation: FeedSource, calib: FeedSource, inputs: list[InputSpec],
             config: Config) -> tuple[list[ModeCandidate], int]:
-    """Output SQNR (the minimum over float outputs) and latency of each model against
-    `float_model`, on the first `config.fallback_samples` samples of `evaluation`; a value
-    of `models` that is a string is the error that kept the candidate from being built.
+    """Output SQNR (the minimum over the outputs scored, Config.score_outputs) and latency
+    of each model against `float_model`, on the first `config.fallback_samples` samples of
+    `evaluation`; a value of `models` that is a string is the error that kept the candidate
+    from being built.
 
     Returns the candidates in the order of `models` and the number of samples measured.
     """
