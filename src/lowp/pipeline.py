@@ -169,9 +169,10 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
             feeds.close()                 # a failed run leaves no cache behind
         raise
     result.scored_outputs = outputs
-    if result.method_choice is not None:
-        result.method_choice.scored_outputs = list(outputs.scored)
-        result.method_choice.outputs_left_out = dict(outputs.left_out)
+    for choice in (result.method_choice, result.mode_choice):
+        if choice is not None:
+            choice.scored_outputs = list(outputs.scored)
+            choice.outputs_left_out = dict(outputs.left_out)
     return result
 
 

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.cli import EXIT_OK, main
-from lowp.config import CalibMethod, Config
+from lowp.config import CalibMethod, Config, QuantMode
 from lowp.errors import DataError, QuantizationError
 from lowp.passes.scored_outputs import recurrent_state, scored_outputs
 from lowp.passes.sensitivity import Measurement
@@ -171,3 +171,18 @@ def test_cli_score_outputs_is_used_and_recorded(tmp_path):
     d2 = json.loads(out2.with_suffix(".method.json").read_text())
     assert d2["chosen"] == "minmax" and d2["scored_outputs"] == ["y", "stateN"]
     assert d2["kept_float"] == ["mm0"]
+
+
+def test_mode_auto_scores_the_same_outputs_and_records_them():
+    """Mode AUTO's record names the outputs left out, as the method choice's does."""
+    model = _recurrent()
+    rng = np.random.default_rng(1)
+    data = {"x": rng.normal(0, 1, (32, 64)).astype(np.float32),
+            "state": rng.normal(0, 1, (32, 64)).astype(np.float32)}
+    result = quantize(model, data, Config(mode=QuantMode.AUTO, method=CalibMethod.MINMAX))
+    choice = result.mode_choice
+    assert choice is not None and choice.candidates
+    assert choice.scored_outputs == ["y"] and list(choice.outputs_left_out) == ["stateN"]
+    assert "left out: stateN" in choice.format()
+    assert choice.to_dict()["outputs_left_out"] == {
+        "stateN": "recurrent state, fed back as 'state'"}

@@ -416,7 +416,8 @@ def _fmt_measure(m: Measurement, metric_name: str | None) -> str:
 
 
 def _measure_dict(m: Measurement) -> dict[str, Any]:
-    return {"min_sqnr_db": m.min_sqnr_db, "sqnr_db": dict(m.sqnr_db), "metric": m.metric}
+    return {"min_sqnr_db": m.min_sqnr_db, "sqnr_db": dict(m.sqnr_db), "metric": m.metric,
+            "scored": list(m.scored)}
 
 
 def _json_safe(value: Any) -> Any:

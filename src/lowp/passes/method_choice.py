@@ -44,6 +44,7 @@ from .choose import QuantPlan
 from .fallback import evaluation_feeds
 from .log_front_end import log_front_end
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
+from .scored_outputs import record_lines
 from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 
 FORMAT = "lowp.method"
@@ -218,7 +219,7 @@ class MethodChoice:
         """Console lines: a table of the candidates, the choice and why."""
         lines = [f"Range method: {self.chosen} chosen ({self.reason})",
                  f"  output SQNR vs float on {self.samples} held-out samples, {self.data}",
-                 *self._outputs_lines(),
+                 *record_lines(self.scored_outputs, self.outputs_left_out),
                  f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}  per fold"]
         for c in self.candidates:
             mark = " <" if c.method == self.chosen else ""
@@ -242,13 +243,6 @@ class MethodChoice:
         lines.append(f"  same model without measuring: {self.flags()} "
                      f"(the choice took {self.seconds:.1f} s)")
         return "\n".join(lines)
-
-    def _outputs_lines(self) -> list[str]:
-        """The outputs scored and those left out with why (none when nothing is left out)."""
-        if not self.outputs_left_out:
-            return []
-        return [f"  scored on {', '.join(self.scored_outputs)}; left out: "
-                + "; ".join(f"{n} ({why})" for n, why in self.outputs_left_out.items())]
 
     def to_dict(self) -> dict[str, Any]:
         return choice_dict(self, FORMAT)

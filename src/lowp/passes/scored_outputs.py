@@ -150,6 +150,22 @@ class ScoredOutputs:
         return text
 
 
+def record_lines(scored: Sequence[str], left_out: dict[str, str]) -> list[str]:
+    """A choice record's console line on the outputs scored: none when nothing is left out.
+
+    Examples
+    --------
+    >>> record_lines(["y"], {"hn": "recurrent state, fed back as 'h0'"})
+    ["  scored on y; left out: hn (recurrent state, fed back as 'h0')"]
+    >>> record_lines(["y", "z"], {})
+    []
+    """
+    if not left_out:
+        return []
+    return [f"  scored on {', '.join(scored)}; left out: "
+            + "; ".join(f"{n} ({why})" for n, why in left_out.items())]
+
+
 def scored_outputs(model: onnx.ModelProto, named: Sequence[str] = ()) -> ScoredOutputs:
     """The outputs the measured choices score: `named` (each must be a float output of
     `model`), or else every float output (an output whose element type is not known counts
