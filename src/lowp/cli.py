@@ -56,7 +56,8 @@ def _config(args: argparse.Namespace) -> Config:
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
                   equalize=args.equalize, bias_correction=args.bias_correction,
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
-                  sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types))
+                  sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types),
+                  score_outputs=tuple(getattr(args, "score_outputs", None) or ()))
 
 
 def _op_types(names: list[str], model: str | None) -> set[str]:
@@ -381,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="intra-op threads of both engines in the latency table (default 1)")
     q.add_argument("--report", metavar="FILE.html",
                    help="also write an HTML report with per-layer error bars")
+    q.add_argument("--score-outputs", nargs="+", metavar="NAME",
+                   help="the outputs whose SQNR the measured choices score (range method, "
+                        "layer in float, --mode auto, --accuracy-budget): the minimum over "
+                        "them; default: every float output except recurrent state (an "
+                        "output fed back as an input, such as stateN for state, hn for h0, "
+                        "out_cache0 for in_cache0), named in OUTPUT.method.json")
     b = q.add_argument_group(
         "accuracy budget", "move the layers that cost the most accuracy to 16 bits, then to "
         "float, until the budget is met (measured on lowp's engine on the first samples of "

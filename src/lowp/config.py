@@ -136,7 +136,7 @@ class Config:
         model is exported at opset 21, the first whose QDQ takes 16-bit types.
     accuracy_budget
         Smallest acceptable output SQNR against the float model, in dB (the minimum over the
-        model's float outputs, measured on lowp's engine on `fallback_samples` samples).
+        outputs scored, `score_outputs`, measured on lowp's engine on `fallback_samples` samples).
         When the quantized model is below it, the layers that cost the most are moved to
         16 bits, then to float, until it is met (passes.fallback).
     metric, metric_tolerance
@@ -150,6 +150,11 @@ class Config:
         Samples the budget is measured on: the first feeds holding that many of the held-out
         data (`pipeline.quantize(..., accuracy_data=...)`, CLI `--eval`), else of the
         calibration data. Mode AUTO measures its candidates on as many samples.
+    score_outputs
+        The outputs whose SQNR the measured choices score (the range method and its float
+        step, mode AUTO, the accuracy budget): the minimum over them. Empty (the default):
+        every float output except recurrent state, an output fed back as an input on the
+        next call (passes.scored_outputs; all of them if each is state).
     auto_max_slowdown, auto_tolerance_db
         Mode AUTO keeps the most accurate candidate unless it is more than
         `auto_max_slowdown` times slower on lowp's engine than the fastest candidate whose
@@ -179,6 +184,7 @@ class Config:
     metric_tolerance: float | None = None
     fallback_candidates: int = 24
     fallback_samples: int = 32
+    score_outputs: tuple[str, ...] = ()
     auto_max_slowdown: float = 1.5
     auto_tolerance_db: float = 1.0
 
@@ -197,6 +203,10 @@ class Config:
             raise QuantizationError(f"activation_granularity={self.activation_granularity.value} "
                               "needs mode=QuantMode.DYNAMIC (static activations have "
                               "calibrated per-tensor ranges)")
+        if isinstance(self.score_outputs, str) or not all(
+                isinstance(n, str) for n in self.score_outputs):
+            raise QuantizationError(f"score_outputs={self.score_outputs!r}: give a tuple of "
+                                    "output names")
 
     def _check_budget(self) -> None:
         if self.accuracy_budget is not None and not (math.isfinite(self.accuracy_budget)

@@ -58,6 +58,7 @@ from .passes.mode_choice import (
     split_feeds,
 )
 from .passes.mode_choice import measure as measure_modes
+from .passes.scored_outputs import ScoredOutputs, scored_outputs
 from .passes.sensitivity import Evaluator
 from .passes.smooth import smooth
 from .passes.verify import verify
@@ -80,6 +81,7 @@ class QuantizeResult:
     fallback: FallbackResult | None = None   # what the accuracy budget measured and moved
     mode_choice: ModeChoice | None = None    # what mode AUTO measured and chose
     method_choice: MethodChoice | None = None   # what CalibMethod.MEASURED measured and chose
+    scored_outputs: ScoredOutputs | None = None  # the outputs the measured choices score
 
 
 def quantize_model(model: ModelLike, calibration_data: DataLike | None = None,
@@ -149,6 +151,10 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     config = config or Config()
     loaded = load_model(_from_torch(model, calibration_data))
     _check_node_names(loaded, config)
+    # on the user's model: canonicalization may fold a frozen state input into other
+    # constants, and the outputs it names are the ones users read
+    outputs = scored_outputs(loaded, config.score_outputs)
+    config = dataclasses.replace(config, score_outputs=outputs.scored)
     float_model = canonicalize(loaded)
     del loaded                            # one copy of the weights for the whole run
     inputs = model_inputs(float_model)
@@ -157,11 +163,17 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     held_out = (None if accuracy_data is None
                 else as_feeds(accuracy_data, inputs, config.batch_size, preprocess))
     try:
-        return _quantize(float_model, inputs, feeds, config, calib_table, progress, held_out)
+        result = _quantize(float_model, inputs, feeds, config, calib_table, progress, held_out)
     except BaseException:
         if isinstance(feeds, CachedFeeds) and feeds is not calibration_data:
             feeds.close()                 # a failed run leaves no cache behind
         raise
+    result.scored_outputs = outputs
+    for choice in (result.method_choice, result.mode_choice):
+        if choice is not None:
+            choice.scored_outputs = list(outputs.scored)
+            choice.outputs_left_out = dict(outputs.left_out)
+    return result
 
 
 def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,

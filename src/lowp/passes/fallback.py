@@ -1,8 +1,9 @@
 """Accuracy-budget fallback: move the layers that cost the most accuracy to 16 bits, then to
 float, one at a time, until the model meets the budget (docs/accuracy.md, "Accuracy budget").
 
-The budget is the model's output SQNR against the float model in dB, the minimum over its
-float outputs (`Config.accuracy_budget`), and/or a user metric that may drop at most
+The budget is the model's output SQNR against the float model in dB, the minimum over the
+outputs scored (`Config.accuracy_budget`, `Config.score_outputs`: by default the float
+outputs but recurrent state, passes.scored_outputs), and/or a user metric that may drop at most
 `Config.metric_tolerance` below its value on the float outputs. Candidates (single layers,
 and op types as groups) are taken in the order of their measured sensitivity
 (passes.sensitivity). Phase 1 moves each to 16 bits where the target accepts its 16-bit
@@ -415,7 +416,8 @@ def _fmt_measure(m: Measurement, metric_name: str | None) -> str:
 
 
 def _measure_dict(m: Measurement) -> dict[str, Any]:
-    return {"min_sqnr_db": m.min_sqnr_db, "sqnr_db": dict(m.sqnr_db), "metric": m.metric}
+    return {"min_sqnr_db": m.min_sqnr_db, "sqnr_db": dict(m.sqnr_db), "metric": m.metric,
+            "scored": list(m.scored)}
 
 
 def _json_safe(value: Any) -> Any:

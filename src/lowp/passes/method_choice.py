@@ -8,8 +8,9 @@ other feeds gives the histograms, each range rule of `CANDIDATES` (a method, and
 percentile the share of values kept) chooses its ranges from them (`rechosen`, as
 `quantize_model(..., calib_table=...)` does), and each model is measured on
 the held-out feeds with the accuracy budget's evaluator (`measure`: passes.sensitivity's
-Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the float
-outputs). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
+Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the outputs
+scored, passes.scored_outputs: the float outputs but recurrent state, or those the user
+names). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
 quantizes on all the calibration data with that rule, so the model equals the one
 `candidate_config(config, <chosen>)` gives. Then, with the chosen rule, the layers that add
 the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
@@ -43,6 +44,7 @@ from .choose import QuantPlan
 from .fallback import evaluation_feeds
 from .log_front_end import log_front_end
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
+from .scored_outputs import record_lines
 from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 
 FORMAT = "lowp.method"
@@ -203,6 +205,8 @@ class MethodChoice:
     seconds: float = 0.0
     float_layers: list[FloatCandidate] = field(default_factory=list)   # measured in float
     kept_float: list[str] = field(default_factory=list)      # left in float in the model
+    scored_outputs: list[str] = field(default_factory=list)  # the outputs the SQNR is over
+    outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
@@ -215,6 +219,7 @@ class MethodChoice:
         """Console lines: a table of the candidates, the choice and why."""
         lines = [f"Range method: {self.chosen} chosen ({self.reason})",
                  f"  output SQNR vs float on {self.samples} held-out samples, {self.data}",
+                 *record_lines(self.scored_outputs, self.outputs_left_out),
                  f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}  per fold"]
         for c in self.candidates:
             mark = " <" if c.method == self.chosen else ""
@@ -332,7 +337,7 @@ def measure(float_model: onnx.ModelProto,
                      models: Mapping[str, onnx.ModelProto | str],
                      evaluation: FeedSource, fit: FeedSource, inputs: list[InputSpec],
                      config: Config) -> tuple[list[MethodCandidate], int]:
-    """Each model's output SQNR (the minimum over float outputs) against `float_model` on
+    """Each model's output SQNR (the minimum over the outputs scored) against `float_model` on
     the first `config.fallback_samples` samples of `evaluation`, on lowp's engine; `models`
     maps candidate names to models, and a value that is a string is the error that kept
     that model from being built."""
@@ -430,7 +435,7 @@ def measure_float_layers(evaluators: Sequence[Evaluator], k: int = DOMINANT_CAND
     prescreen (`Evaluator.local_errors`, one capture run of the fully quantized model per
     fold) as a relative noise power, summed over the folds and over its nodes; ties keep
     the graph's order. Each
-    candidate's gain is its output SQNR (the minimum over float outputs) minus the fully
+    candidate's gain is its output SQNR (the minimum over the outputs scored) minus the fully
     quantized model's, per fold measured; the candidate's value is their mean. A layer
     below `threshold_db` on the first fold is not measured further: `pick_float` could keep
     it only if another fold gained enough to lift the mean, and a layer that dominates the

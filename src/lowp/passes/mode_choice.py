@@ -34,6 +34,7 @@ from ..runtime import Session
 from .annotate import Annotation
 from .choose import QuantPlan
 from .fallback import evaluation_feeds
+from .scored_outputs import record_lines
 from .sensitivity import Built, Evaluator
 
 FORMAT = "lowp.mode"
@@ -99,6 +100,8 @@ class ModeChoice:
     note: str = ""                          # a caveat (too few feeds, ...)
     engine: str = "lowp Session"
     seconds: float = 0.0
+    scored_outputs: list[str] = field(default_factory=list)  # the outputs the SQNR is over
+    outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
 
     def flags(self) -> str:
         """CLI options that give the chosen model without measuring again."""
@@ -114,6 +117,7 @@ class ModeChoice:
         lines = [f"Mode auto: {self.chosen} chosen ({self.reason})",
                  f"  output SQNR vs float on {self.samples} samples, {self.data}; latency: "
                  f"median of {TIMED_RUNS} runs of one feed on lowp's engine",
+                 *record_lines(self.scored_outputs, self.outputs_left_out),
                  f"  {'candidate':<20} {'SQNR (dB)':>10} {'latency (ms)':>13}"]
         for c in self.candidates:
             mark = " <" if c.name == self.chosen else ""
@@ -224,9 +228,10 @@ def latencies_ms(models: Mapping[str, onnx.ModelProto], feed: Mapping[str, np.nd
 def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto | str],
             evaluation: FeedSource, calib: FeedSource, inputs: list[InputSpec],
             config: Config) -> tuple[list[ModeCandidate], int]:
-    """Output SQNR (the minimum over float outputs) and latency of each model against
-    `float_model`, on the first `config.fallback_samples` samples of `evaluation`; a value
-    of `models` that is a string is the error that kept the candidate from being built.
+    """Output SQNR (the minimum over the outputs scored, Config.score_outputs) and latency
+    of each model against `float_model`, on the first `config.fallback_samples` samples of
+    `evaluation`; a value of `models` that is a string is the error that kept the candidate
+    from being built.
 
     Returns the candidates in the order of `models` and the number of samples measured.
     """

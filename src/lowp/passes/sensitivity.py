@@ -59,11 +59,14 @@ class Measurement:
 
     sqnr_db: dict[str, float]             # per float graph output, over all samples
     metric: float | None = None           # the user's metric, when one is given
+    scored: tuple[str, ...] = ()          # the outputs min_sqnr_db is over (empty: all)
 
     @property
     def min_sqnr_db(self) -> float:
-        """The model's SQNR: the minimum over its float outputs (inf when there are none)."""
-        return min(self.sqnr_db.values(), default=math.inf)
+        """The model's SQNR: the minimum over the outputs scored (passes.scored_outputs;
+        every float output when `scored` is empty; inf when there are none)."""
+        names = [n for n in self.scored if n in self.sqnr_db] or list(self.sqnr_db)
+        return min((self.sqnr_db[n] for n in names), default=math.inf)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ class Evaluator:
                                          for f in self.feeds]
         self.float_outputs = [n for n in names
                               if np.asarray(self.reference[0][n]).dtype.kind == "f"]
+        # the outputs Measurement.min_sqnr_db is over (Config.score_outputs: the pipeline
+        # resolves it on the user's model, passes.scored_outputs); empty: every float output
+        self.scored = tuple(n for n in config.score_outputs if n in self.float_outputs)
         self.reference_metric = (None if metric is None else
                                  _call_metric(metric, self.reference, self.reference))
 
@@ -227,7 +233,7 @@ class Evaluator:
                 noise += float(np.sum((r - np.asarray(got[name], np.float64)) ** 2))
             sqnr[name] = sqnr_of_energies(signal, noise)
         value = None if self.metric is None else _call_metric(self.metric, self.reference, outs)
-        return Measurement(sqnr, value)
+        return Measurement(sqnr, value, self.scored)
 
     # --- prescreen --------------------------------------------------------------------------
     def local_errors(self, built: Built) -> dict[str, float]:
