@@ -140,3 +140,18 @@ def test_unfused_add_equals_onnxruntime(backend: str, case: str) -> None:
     model, feeds = _model(**NOT_FUSED[case])
     assert _fused(model) == []
     _agree(model, feeds, backend)
+
+
+@needs_blocks
+@pytest.mark.skipif(not native_available(), reason="native module not built")
+def test_replayed_runs_read_each_runs_sum() -> None:
+    # from the third run on the native calls repeat as recorded: the Sum must be the
+    # run's own value, not the recorded one
+    from lowp.runtime import Session
+
+    model, feeds = _model(group=32)
+    session = Session(model, backend="native", replay=True)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x = {"x": rng.standard_normal(feeds["x"].shape).astype(np.float32)}
+        np.testing.assert_array_equal(session.run(x)["y"], onnxruntime_run(model, x)[0])
