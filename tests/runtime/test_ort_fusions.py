@@ -355,6 +355,31 @@ def test_skip_layer_norm_fuses_where_ort_fuses(x_shape: tuple[int | str | None, 
     assert ("SkipLayerNormalization" in ours) == ("SkipLayerNormalization" in theirs)
 
 
+def test_skip_layer_norm_reads_shapes_without_data_propagation() -> None:
+    """khmersm: a Reshape to Shape(x) is [1, seq, 8] only with onnx's data propagation;
+    ONNX Runtime's inference leaves it unknown, keeps the LayerNormalization, and so must
+    lowp (it fused a SkipLayerNormalization there: 25% of the values 1 ulp apart)."""
+    g = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["xs"]),
+         helper.make_node("Reshape", ["r", "xs"], ["rr"]),
+         helper.make_node("Add", ["x", "rr"], ["s"]),
+         helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], epsilon=1e-5)], "g",
+        [helper.make_tensor_value_info("x", F32, [1, "seq", 8]),
+         helper.make_tensor_value_info("r", F32, ["batch", "seq", 8])],
+        [helper.make_tensor_value_info("y", F32, [1, "seq", 8])],
+        [numpy_helper.from_array(np.linspace(0.5, 2, 8, dtype=np.float32), "g"),
+         numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), "b")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert "SkipLayerNormalization" not in _ort_ops(model)
+    assert "SkipLayerNormalization" not in [n.op_type for n in
+                                            ort_fusions.apply(model).graph.node]
+    rng = np.random.default_rng(3)
+    feeds = {k: (rng.standard_normal((1, 7, 8)) * 3).astype(np.float32) for k in ("x", "r")}
+    theirs = onnxruntime_run(model, feeds)[0]
+    np.testing.assert_array_equal(Session(model).run(feeds)["y"], theirs)
+
+
 def test_skip_layer_norm_rows_are_welford_in_float32() -> None:
     """Catastrophic rows show the order: the running mean of Welford's update, not a sum."""
     from lowp import ort_math

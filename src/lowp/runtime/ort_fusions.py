@@ -899,6 +899,20 @@ def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
     return shaped
 
 
+def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with the shapes ONNX Runtime's graph resolution infers: onnx's shape
+    inference without data propagation (which computes a Reshape's target from Shape,
+    Gather and Concat nodes; ONNX Runtime's does not). khmersm: with it, the embedding's
+    Transpose read [1, seq, 192] against the position Add's [1, seq, 192], so lowp fused the
+    first residual Add into a SkipLayerNormalization; ONNX Runtime infers [batch, seq, 192]
+    there and keeps the LayerNormalization."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                 data_prop=False)
+    except Exception:
+        return infer_shapes(model)
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
@@ -906,7 +920,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = _without_invented_symbols(infer_shapes(model), model) \
+    shaped = _without_invented_symbols(_ort_inferred(model), model) \
         if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
