@@ -125,6 +125,8 @@ def test_first_inputs_conv_takes_the_add() -> None:
 NOT_FUSED = {
     # the Conv's output is read twice (a graph output too)
     "conv_also_output": {"also_output": "a"},
+    # through an Identity whose output is a graph output (ONNX Runtime keeps two readers)
+    "identity_also_output": {"identity": True, "also_output": "a"},
     # a Relu between: ONNX Runtime fuses it into the Conv first, which then takes no Sum
     "activation_between": {"relu_before": True},
     # a dilated Conv keeps no dimension: shapes not provably equal (sizes unknown), so

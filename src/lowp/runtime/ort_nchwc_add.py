@@ -52,10 +52,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     def uses(name: str) -> int:
         """The edges of `name` once ONNX Runtime removed the Identity nodes after it
         (`_eliminated_identity`), one more for a graph output."""
-        readers = graph.consumers.get(name, [])
-        n = reads[name] - len(readers) + int(name in outputs)
-        return n + sum(uses(r.output[0]) if _eliminated_identity(r, graph) else
-                       sum(1 for i in r.input if i == name) for r in readers)
+        identities = {r.output[0]: r for r in graph.consumers.get(name, [])
+                      if _eliminated_identity(r, graph)}
+        return reads[name] + int(name in outputs) + sum(uses(o) - 1 for o in identities)
 
     def single_use(name: str) -> bool:
         return uses(name) == 1
