@@ -543,6 +543,17 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     if any(c.domain not in ONNX_DOMAINS or c.op_type not in _TRANSPOSE_HANDLED
            for c in index.consumers[tr.output[0]]):
         return None
+    # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
+    # its output, the one then put after the reduction costs that output's rank (unless a
+    # Transpose reads it); a push must gain. Ranks count the dimensions not known to be 1,
+    # 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a Transpose of a
+    # Reshape to a computed shape, unknown to ONNX Runtime's inference, so it stays there
+    # (lowp pushed it and fused a SimplifiedLayerNormalization instead).
+    cost = -_estimated_rank(tr.output[0], index)
+    if not any(_is(c, "Transpose") for c in index.consumers[red.output[0]]):
+        cost += _estimated_rank(red.output[0], index)
+    if cost >= 0:
+        return None
     rank = len(perm)
     axes = _reduce_axes(red, index)
     if not axes and len(red.input) > 1 and red.input[1]:
@@ -570,6 +581,15 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
         new.append(helper.make_node("Transpose", [reduced], [red.output[0]], perm=after,
                                     name=f"{red.name}_pushed_Transpose"))
     return new, [tr] if index.single_use(tr.output[0]) else []
+
+
+def _estimated_rank(name: str, index: _Index) -> int:
+    """ONNX Runtime's EstimateValueRank: the dimensions of `name` not known to be 1, or 5
+    when its shape is unknown."""
+    shape = index.shapes.get(name)
+    if shape is None:
+        return 5
+    return sum(1 for d in shape.dim if not (d.HasField("dim_value") and d.dim_value == 1))
 
 
 def _last_axis_only(axes: list[int], rank: int | None) -> bool:
