@@ -920,9 +920,10 @@ def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
 
 
 def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` with the shapes ONNX Runtime's graph resolution infers: onnx's shape
-    inference without data propagation (which computes a Reshape's target from Shape,
-    Gather and Concat nodes; ONNX Runtime's does not). khmersm: with it, the embedding's
+    """`model` with the shapes ONNX Runtime's graph resolution infers, approximated by
+    onnx's shape inference without data propagation (which computes a Reshape's target
+    through Shape, Gather, Slice and Concat nodes; ONNX Runtime propagates values through
+    a few operators only, not Slice or Concat). khmersm: with it, the embedding's
     Transpose read [1, seq, 192] against the position Add's [1, seq, 192], so lowp fused the
     first residual Add into a SkipLayerNormalization; ONNX Runtime infers [batch, seq, 192]
     there and keeps the LayerNormalization."""
