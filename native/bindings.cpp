@@ -593,7 +593,7 @@ lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloat
 #ifdef LOWP_FLOAT_CONV_NCHWC
 lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bias, OutFloats y,
                                    const std::vector<int64_t>& dims, const std::string& isa,
-                                   int threads) {
+                                   int threads, std::optional<Floats> sum) {
   // dims: n, c, h, w, m, oh, ow, kind, block, groups, kh, kw, sh, sw, dh, dw, ph, pw
   // (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
   if (dims.size() != 18) throw std::invalid_argument("float_conv_nchwc needs 18 dims");
@@ -606,8 +606,12 @@ lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bi
   lowp_fconv::check(a, int64_t(x.size()), int64_t(wp.size()),
                     bias ? int64_t(bias->size()) : -1, int64_t(y.size()));
   const lowp_fconv::RowsFn rows = lowp_fconv::rows_for(isa);
+  // sum (another array of y's size): the starting totals (an NCHWc Conv's fused Add)
+  if (sum && (sum->size() != y.size() || sum->data() == y.data()))
+    throw std::invalid_argument("float_conv_nchwc: sum must be another array of y's size");
   a.x = x.data(), a.wp = wp.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
-  return [x, wp, bias, y, a, rows, threads] { lowp_fconv::run(a, rows, threads); };
+  a.sum = sum ? sum->data() : nullptr;
+  return [x, wp, bias, y, sum, a, rows, threads] { lowp_fconv::run(a, rows, threads); };
 }
 #endif
 
@@ -1355,7 +1359,7 @@ NB_MODULE(_native, m) {
              "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1);
 #ifdef LOWP_FLOAT_CONV_NCHWC
   def_kernel(m, program, "float_conv_nchwc", &make_float_conv_nchwc, "x"_a, "wp"_a,
-             "bias"_a.none(), "y"_a, "dims"_a, "isa"_a, "threads"_a = 1);
+             "bias"_a.none(), "y"_a, "dims"_a, "isa"_a, "threads"_a = 1, "sum"_a = nb::none());
 #endif
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1,

@@ -24,7 +24,7 @@ using In1 = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>
 
 void conv(In4 x, In1 wp, std::optional<In1> bias, Out4 y, int kind, int block, int groups,
           int kh, int kw, int sh, int sw, int dh, int dw, int ph, int pw,
-          const std::string& isa, int threads) {
+          const std::string& isa, int threads, std::optional<In4> sum) {
   ConvArgs a;
   a.x = x.data(), a.wp = wp.data(), a.y = y.data();
   a.bias = bias ? bias->data() : nullptr;
@@ -36,6 +36,11 @@ void conv(In4 x, In1 wp, std::optional<In1> bias, Out4 y, int kind, int block, i
   if (int64_t(y.shape(0)) != a.n) throw std::invalid_argument("conv: inconsistent shapes");
   check(a, int64_t(x.size()), int64_t(wp.size()), bias ? int64_t(bias->size()) : -1,
         int64_t(y.size()));
+  if (sum) {
+    if (int64_t(sum->size()) != int64_t(y.size()) || sum->data() == y.data())
+      throw std::invalid_argument("conv: sum must be another array of the output's size");
+    a.sum = sum->data();
+  }
   const RowsFn rows = rows_for(isa);
   nb::gil_scoped_release nogil;
   run(a, rows, threads);
@@ -48,5 +53,5 @@ NB_MODULE(_float_conv, m) {
   m.doc() = "Float32 convolution in ONNX Runtime's (MLAS's) order.";
   m.def("conv", &lowp_fconv::conv, "x"_a, "wp"_a, "bias"_a.none(), "y"_a, "kind"_a,
         "block"_a, "groups"_a, "kh"_a, "kw"_a, "sh"_a, "sw"_a, "dh"_a, "dw"_a, "ph"_a,
-        "pw"_a, "isa"_a, "threads"_a = 0);
+        "pw"_a, "isa"_a, "threads"_a = 0, "sum"_a = nb::none());
 }

@@ -2,8 +2,9 @@
 // ONNX Runtime's layout transformer picks for most 2-D convolutions with constant weights;
 // docs/operators.md (O31)). Input and output stay NCHW; only the order of the sums follows
 // MLAS. Every output value is
-//   total = partial(block 0); total = partial(block b) + total for the next blocks;
-//   y = total + bias
+//   total = partial(block 0) (+ sum[i] when a Sum is given: ONNX Runtime's NCHWc Conv
+//   with a fused Add starts the first block from it); total = partial(block b) + total
+//   for the next blocks; y = total + bias
 // where a partial is a chain of fused multiply-adds from +0 over the block's taps in the
 // kind's order (padding taps are skipped, as MLAS skips them):
 //   kNchwc     blocks of `block` input channels; kernel row, kernel column, channel
@@ -24,6 +25,7 @@ struct ConvArgs {
   const float* x = nullptr;   // (n, c, h, w)
   const float* wp = nullptr;  // packed: (groups, m_blocks, cg, kh, kw, 16) output lanes
   const float* bias = nullptr;  // (m) or null
+  const float* sum = nullptr;   // (n, m, oh, ow) or null: the starting totals (not y)
   float* y = nullptr;         // (n, m, oh, ow)
   int64_t n = 0, c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
   int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;

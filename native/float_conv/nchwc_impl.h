@@ -181,8 +181,25 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   const TapRange all_kx{0, a.kw};
   const auto& tiles = kTiles[mb - 1];
   const auto& borders = kBorders[mb - 1];
+  const int64_t osize = a.oh * a.ow;
+  if (a.sum != nullptr) {  // the Sum's rows are the totals the first block adds to
+    for (int b = 0; b < mb; ++b) {
+      const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
+      for (int64_t j = 0; j < kLanes; ++j) {
+        float* dst = total + b * kLanes + j;
+        const int64_t count = (oy1 - oy0) * a.ow;
+        if (j >= lanes) {
+          for (int64_t i = 0; i < count; ++i) dst[i * kTotalStride] = 0.0f;
+          continue;
+        }
+        const int64_t mo = g * mg + (mb0 + b) * kLanes + j;
+        const float* sr = a.sum + (yn - a.y) + mo * osize + oy0 * a.ow;
+        for (int64_t i = 0; i < count; ++i) dst[i * kTotalStride] = sr[i];
+      }
+    }
+  }
   for (int64_t c0 = 0; c0 < cg; c0 += step) {
-    t.c0 = c0, t.c1 = std::min(cg, c0 + step), t.first = c0 == 0;
+    t.c0 = c0, t.c1 = std::min(cg, c0 + step), t.first = c0 == 0 && a.sum == nullptr;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       float* row_total = total + (oy - oy0) * a.ow * kTotalStride;
       t.iy0 = oy * a.sh - a.ph;
@@ -210,7 +227,6 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       }
     }
   }
-  const int64_t osize = a.oh * a.ow;
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
     for (int64_t j = 0; j < lanes; ++j) {
@@ -259,8 +275,12 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
   const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h);
   const bool has_bias = a.bias != nullptr;
   const float bv = has_bias ? a.bias[g] : 0.0f;
+  // the Sum's row (the chain adds to it before the bias), or null
+  const float* sr = a.sum == nullptr ? nullptr
+                                     : a.sum + (yn - a.y) + g * a.oh * a.ow + oy * a.ow;
   auto scalar = [&](int64_t ox) {
-    const float v = depthwise_column(a, xc, wc, iy0, ky, ox);
+    float v = depthwise_column(a, xc, wc, iy0, ky, ox);
+    if (sr != nullptr) v = v + sr[ox];
     yr[ox] = has_bias ? v + bv : v;
   };
   int64_t ox = 0;
@@ -274,6 +294,7 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
                             : Vec16::load(xr + int64_t(j) * a.dw, a.sw),
                   Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
     }
+    if (sr != nullptr) acc = add(acc, Vec16::load(sr + ox0));
     (has_bias ? add(acc, Vec16::broadcast(bv)) : acc).store(yr + ox0);
   };
   if (in.hi - in.lo >= kLanes) {

@@ -126,13 +126,14 @@ def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, 
 
 def _native(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group: int, pads: list[int],
             strides: list[int], dil: list[int], kind: str, block: int, isa: str,
-            threads: int, out_shape: tuple[int, ...]) -> np.ndarray:
+            threads: int, out_shape: tuple[int, ...], sum: np.ndarray | None = None
+            ) -> np.ndarray:
     from lowp import _float_conv
 
     y = np.full(out_shape, np.nan, np.float32)
     _float_conv.conv(x, nchwc_conv.pack(w, group), b, y, nchwc_conv.KINDS[kind], block, group,
                      w.shape[2], w.shape[3], strides[0], strides[1], dil[0], dil[1], pads[0],
-                     pads[1], isa, threads)
+                     pads[1], isa, threads, sum)
     return y
 
 
@@ -152,6 +153,49 @@ def test_native_equals_reference_on_every_path(case: tuple) -> None:  # type: ig
             y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, threads,
                         ref.shape)
             np.testing.assert_array_equal(y, ref, err_msg=f"{isa} {kind} {threads} threads")
+
+
+@needs_native
+@settings(max_examples=60, deadline=None)
+@given(_convs(), st.integers(0, 2**16))
+def test_native_with_a_sum_equals_reference_on_every_path(case: tuple,  # type: ignore[type-arg]
+                                                          seed: int) -> None:
+    """A fused Add's Sum (lowp.runtime.ort_nchwc_add): the first block of input channels
+    adds to it, then the later blocks, then the bias; depthwise: the chain, then the Sum."""
+    x, w, b, group, pads, strides, dil, kind, block = case
+    plan = nchwc_conv.Plan(kind, block)
+    shape = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil).shape
+    z = (np.random.default_rng(seed).standard_normal(shape) * 4).astype(np.float32)
+    ref = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil, z)
+    for isa in _native_paths():
+        for threads in (1, 2):
+            y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, threads,
+                        ref.shape, z)
+            np.testing.assert_array_equal(y, ref, err_msg=f"{isa} {kind} {threads} threads")
+
+
+@needs_native
+def test_sum_starts_the_first_block() -> None:
+    """(z + block 0) + block 1, + bias: not the unfused ((block 0 + block 1) + bias) + z."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 32, 9, 21)).astype(np.float32)
+    w = rng.standard_normal((16, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    plan, pads, ones = nchwc_conv.Plan("nchwc", 16), [1, 1, 1, 1], [1, 1]
+    z = (rng.standard_normal((1, 16, 9, 21)) * 4).astype(np.float32)
+    chains = [nchwc_conv.reference(x[:, i:i + 16], w[:, i:i + 16], None, plan, 1, pads, ones,
+                                   ones) for i in (0, 16)]
+    expected = (((z + chains[0]) + chains[1]) + b.reshape(1, -1, 1, 1)).astype(np.float32)
+    ref = nchwc_conv.reference(x, w, b, plan, 1, pads, ones, ones, z)
+    np.testing.assert_array_equal(ref, expected)
+    unfused = nchwc_conv.reference(x, w, b, plan, 1, pads, ones, ones) + z
+    assert (unfused != ref).any()
+    with pytest.raises(ValueError, match="sum"):
+        from lowp import _float_conv
+
+        y = np.empty_like(z)
+        _float_conv.conv(x, nchwc_conv.pack(w, 1), b, y, 0, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1,
+                         "scalar", 1, y)
 
 
 @needs_native

@@ -113,8 +113,9 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
     other float32 ones as MLAS's im2col SGEMM does, per image and group (lowp.mlas_sgemm),
     the bias added after: by one native call when built (lowp.runtime.native_float.conv),
-    else by the numpy form below, its reference. `init` (float32, the output's shape;
-    only on the im2col SGEMM path): the SGEMM accumulates onto it (FusedConv's Sum)."""
+    else by the numpy form below, its reference. `init` (float32, the output's shape):
+    the SGEMM accumulates onto it, or the NCHWc kernel's first block adds to it
+    (FusedConv's Sum)."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -134,7 +135,7 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         if x.dtype == np.float32 and w.dtype == np.float32 else None
     if nchwc is not None:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
-                                   begin + end, s, d)
+                                   begin + end, s, d, sum=init)
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out) \
         if mlas and init is None else None
@@ -198,20 +199,18 @@ _FUSED_ACTIVATIONS: dict[str, tuple[str, ...]] = {
 def FusedConv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
               z: np.ndarray | None = None, *, activation: str = "",
               activation_params: Sequence[float] | None = None, **attrs: Any) -> np.ndarray:
-    """ONNX Runtime's com.microsoft FusedConv (lowp.runtime.ort_conv_add): Conv with the
-    optional Sum `z` as the output's starting value (the im2col SGEMM accumulates onto
-    it, beta 1), the bias added after, then `activation` (docs/operators.md (O31f)). A
-    Conv that runs MLAS's NCHWc kernels (ONNX Runtime keeps those apart) or is not
-    float32 is computed unfused: the Conv, then + z, then the activation."""
+    """ONNX Runtime's com.microsoft FusedConv (lowp.runtime.ort_conv_add, and
+    lowp.runtime.ort_nchwc_add for its NCHWc Convs): Conv with the optional Sum `z` as the
+    output's starting value (the im2col SGEMM accumulates onto it, beta 1; MLAS's NCHWc
+    kernel adds its first block of input channels to it), the bias added after, then
+    `activation` (docs/operators.md (O31f), (O31n)). A Conv that is not float32 is computed
+    unfused: the Conv, then + z, then the activation."""
     if activation and activation not in _FUSED_ACTIVATIONS:
         raise unsupported("FusedConv", f"activation {activation!r}")
     attrs = {k: v for k, v in attrs.items() if k != "opset"}
     f32 = x.dtype == np.float32 and w.dtype == np.float32 and (
         z is None or z.dtype == np.float32)
-    nchwc = f32 and x.ndim == 4 and nchwc_conv.plan(
-        x.shape, w.shape, int(attrs.get("group", 1)), bool(attrs.get("w_constant")),
-        bool(attrs.get("b_constant"))) is not None
-    if z is not None and f32 and not nchwc:
+    if z is not None and f32:
         y = Conv(x, w, b, init=np.broadcast_to(z, z.shape), **attrs)
     else:
         y = Conv(x, w, b, **attrs)

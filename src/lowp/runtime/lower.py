@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -323,10 +324,10 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     have it (Relu, Sigmoid, Tanh, BatchNormalization, global pools, Add and Sum, Mul of
     equal shapes, Concat of whole blocks on the channel axis)."""
     node = graph.producer.get(name)
-    if node is None or depth == 0 or node.domain not in ("", "ai.onnx"):
+    if node is None or depth == 0 or not (node.domain in ("", "ai.onnx") or _is_fused_conv(node)):
         return False
     op, ins = node.op_type, [i for i in node.input if i]
-    if op == "Conv":
+    if op in ("Conv", "FusedConv"):
         x = graph.inferred_shape(node.input[0])
         if x is None and _channels(node.input[0], graph) is not None:
             x = [0, 0, 0, 0]        # no inferred shape, but the layer before it is known
@@ -345,13 +346,13 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
             _nchwc_channels(node.input[0], graph))
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return bool(_pool_context(node, graph)["nchwc_channels"])
-    if op in ("Relu", "Sigmoid", "Tanh"):
+    if op in ("Relu", "Sigmoid", "Tanh") or _eliminated_identity(node, graph):
         return _ort_nchwc(node.input[0], graph, depth - 1)
     if op == "BatchNormalization":          # rewritten as a 1x1 depthwise NCHWc Conv
         return bool(_batch_norm_context(node, graph)["nchwc"])
     if op in _CONV_ACTIVATIONS:      # fused into a Conv that only it reads
         conv = graph.producer.get(node.input[0])
-        return (conv is not None and conv.op_type == "Conv"
+        return (conv is not None and conv.op_type == "Conv" and conv.domain in ("", "ai.onnx")
                 and len(graph.consumers.get(node.input[0], [])) == 1
                 and node.input[0] not in graph.output_names
                 and _ort_nchwc(node.input[0], graph, depth - 1))
@@ -368,6 +369,143 @@ def _ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                 _nchwc_channels(i, graph) for i in ins)
         return True
     return False
+
+
+def _eliminated_identity(node: onnx.NodeProto, graph: Graph) -> bool:
+    """An Identity that ONNX Runtime's IdentityElimination (level 1) removes before its
+    layout transformer runs: its readers read its input (one not written as a graph
+    output)."""
+    return (node.op_type == "Identity" and node.domain in ("", "ai.onnx")
+            and len(node.input) == 1 and bool(node.input[0])
+            and node.output[0] not in graph.output_names)
+
+
+def _is_fused_conv(node: onnx.NodeProto) -> bool:
+    """A com.microsoft FusedConv (lowp.runtime.ort_conv_add, ort_nchwc_add): laid out as
+    the Conv it is."""
+    return node.op_type == "FusedConv" and node.domain == "com.microsoft"
+
+
+# An NCHWc value's shape as ONNX Runtime's layout transformer tracks it when shape inference
+# cannot (dynamic sizes): per dimension, the value it comes from unchanged and, for the two
+# spatial ones, how many stride-2 halvings since.
+NchwcDims = tuple[tuple[str, int], ...]
+
+
+def _ort_nchwc_dims(name: str, graph: Graph, depth: int = 256) -> NchwcDims:
+    """The symbolic shape (NchwcDims) of NCHWc value `name` (`_ort_nchwc`): a Conv or pool
+    keeps its input's batch and, when its padding keeps a spatial size (before a stride of 1
+    or 2), that size; elementwise nodes, BatchNormalization and an Add or Sum of matching
+    inputs keep their (first) input's; a Concat its first input's but the channels; every
+    other dimension is the value's own."""
+    memo = _NCHWC_DIMS.setdefault(graph, {})
+    if name not in memo:
+        memo[name] = _nchwc_dims_of(name, graph, depth)
+    return memo[name]
+
+
+# _ort_nchwc_dims of each graph's values, once (residual blocks reach a value many ways)
+_NCHWC_DIMS: weakref.WeakKeyDictionary[Graph, dict[str, NchwcDims]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _nchwc_dims_of(name: str, graph: Graph, depth: int) -> NchwcDims:
+    own: NchwcDims = ((name, 0),) * 4
+    node = graph.producer.get(name)
+    if node is None or depth == 0:
+        return own
+    op = node.op_type
+    if op in _CONV_ACTIVATIONS and op not in ("Relu", "Sigmoid", "Tanh"):
+        node, op = graph.producer[node.input[0]], "Conv"    # the Conv it is fused into
+    if op in ("Conv", "FusedConv", "MaxPool", "AveragePool"):
+        x = node.input[0]
+        if not _ort_nchwc(x, graph) or (op != "MaxPool" and op != "AveragePool"
+                                        and _conv_reads_nchw(node, graph)):
+            return own
+        return _pooled_dims(node, _ort_nchwc_dims(x, graph, depth - 1), own, graph)
+    if op in ("GlobalAveragePool", "GlobalMaxPool"):
+        return (_ort_nchwc_dims(node.input[0], graph, depth - 1)[0], *own[1:])
+    if op in ("Relu", "Sigmoid", "Tanh", "BatchNormalization") or _eliminated_identity(
+            node, graph):
+        return _ort_nchwc_dims(node.input[0], graph, depth - 1)
+    if op in ("Add", "Sum", "Mul"):
+        ins = [i for i in node.input if i]
+        return _ort_nchwc_dims(ins[0], graph, depth - 1) if _nchwc_same_shapes(
+            ins, graph) or op == "Mul" else own
+    if op == "Concat":
+        first = _ort_nchwc_dims(node.input[0], graph, depth - 1)
+        return (first[0], own[1], *first[2:])
+    return own
+
+
+def _conv_reads_nchw(node: onnx.NodeProto, graph: Graph) -> bool:
+    """Whether an NCHWc Conv reads its input in NCHW (fewer input channels than a block,
+    no groups: MLAS's NCHW kernel), so that the transformer infers none of its output's
+    dimensions."""
+    w = _constant_shape(node.input[1], graph)
+    group = int(attributes(node).get("group", 1))  # type: ignore[call-overload]
+    return (group == 1 and w is not None and isinstance(w[1], int)
+            and w[1] < nchwc_conv.block_size())
+
+
+def _pooled_dims(node: onnx.NodeProto, x: NchwcDims, own: NchwcDims,
+                 graph: Graph) -> NchwcDims:
+    """ONNX Runtime's ConvPoolShapeInference: the batch from the input; a spatial dimension
+    from it when the padding keeps its size (pads summing to kernel - 1, or SAME auto
+    padding) with a stride of 1 or 2 (a stride of 2 one more halving), no dilation."""
+    a = attributes(node)
+    dims = [x[0], *own[1:]]
+    pads, strides, dilations = (a.get(k) for k in ("pads", "strides", "dilations"))
+    if any(v is not None and len(v) != n  # type: ignore[arg-type]
+           for v, n in ((pads, 4), (strides, 2), (dilations, 2))):
+        return tuple(dims)
+    if node.op_type in ("Conv", "FusedConv"):
+        w = _constant_shape(node.input[1], graph)
+        kernel = list(w[2:]) if w is not None else [None, None]
+    else:
+        kernel = list(a.get("kernel_shape", []))  # type: ignore[call-overload]
+        if len(kernel) != 2:
+            return tuple(dims)
+    auto_pad = a.get("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    same = auto_pad in ("SAME_UPPER", "SAME_LOWER")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        return tuple(dims)
+    if auto_pad != "NOTSET":
+        pads = None
+    for i in range(2):
+        if dilations is not None and dilations[i] != 1:  # type: ignore[index]
+            continue
+        stride = int(strides[i]) if strides is not None else 1  # type: ignore[index]
+        if stride not in (1, 2):
+            continue
+        padding = int(pads[i]) + int(pads[i + 2]) if pads is not None else 0  # type: ignore[index]
+        if padding + 1 == kernel[i] or same:
+            dims[2 + i] = (x[2 + i][0], x[2 + i][1] + stride - 1)
+    return tuple(dims)
+
+
+def _nchwc_same_shapes(names: Sequence[str], graph: Graph) -> bool:
+    """ONNX Runtime's test that the NCHWc inputs of an Add, Sum or Mul have one shape
+    (NchwcTransformerImpl::TransformBinary): every dimension tracked to the same value
+    (`_ort_nchwc_dims`), or inferred as the same positive size or the same name."""
+    first = _ort_nchwc_dims(names[0], graph)
+    s0 = graph.inferred_shape(names[0])
+    for name in names[1:]:
+        dims = _ort_nchwc_dims(name, graph)
+        sn = graph.inferred_shape(name)
+        for i in range(4):
+            if first[i] == dims[i]:
+                continue
+            if s0 is None or sn is None or len(s0) != 4 or len(sn) != 4:
+                return False
+            d0, dn = s0[i], sn[i]
+            if isinstance(d0, int) and d0 > 0 and d0 == dn:
+                continue
+            if isinstance(d0, str) and d0 == dn:
+                continue
+            return False
+    return True
 
 
 def _constant_shape(name: str, graph: Graph) -> list[int | str | None] | None:
@@ -414,7 +552,7 @@ def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 # operators whose output has their first input's channel count (`_channels` walks them)
 _CHANNEL_KEEPING = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool",
                               "Relu", "Sigmoid", "Tanh", "HardSigmoid", "BatchNormalization",
-                              "Add", "Sum"})
+                              "Add", "Sum", "Identity"})
 
 
 def _channels(name: str, graph: Graph, depth: int = 16) -> int | None:
@@ -428,7 +566,8 @@ def _channels(name: str, graph: Graph, depth: int = 16) -> int | None:
     node = graph.producer.get(name)
     if node is None or depth == 0:
         return None
-    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in graph.initializers:
+    if (node.op_type == "Conv" or _is_fused_conv(node)) and len(node.input) > 1 \
+            and node.input[1] in graph.initializers:
         dims = list(graph.initializers[node.input[1]].dims)
         return dims[0] if len(dims) == 4 else None
     if node.op_type in _CHANNEL_KEEPING:

@@ -9,9 +9,9 @@ a float convolution lands on ONNX Runtime's integer only in that order. `plan` a
 transformer's rules; `convolve` runs the native kernel (lowp._float_conv, every instruction
 set bit-identical) or, without it, `reference`, the numpy form that is its specification.
 
-Not reproduced: the transformer's own fusion of an Add of two NCHWc tensors into the Conv
-(the sum then starts from the addend; lowp.runtime.ort_conv_add mirrors the NCHW Conv's) or
-an activation other than Relu (MLAS applies it after the sum).
+The transformer's own fusion of an Add of two NCHWc tensors into a Conv without activation
+(lowp.runtime.ort_nchwc_add) gives the Conv a Sum: the first block's sum is added to it
+instead of starting the total (`sum`), the bias still last.
 """
 
 from __future__ import annotations
@@ -97,11 +97,11 @@ def _out_size(size: int, k: int, stride: int, dilation: int, begin: int, end: in
 
 def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
               pads: Sequence[int], strides: Sequence[int],
-              dilations: Sequence[int]) -> np.ndarray:
+              dilations: Sequence[int], sum: np.ndarray | None = None) -> np.ndarray:
     """The NCHWc order in numpy: per block of input channels, fused multiply-adds from +0
     over kernel row, kernel column and channel (padding taps skipped: an fma with +0 leaves
     every sum but -0 as it is, and a skipped tap leaves -0 too); the blocks' sums added in
-    order; the bias last."""
+    order, the first to `sum` when given (float32, the output's shape); the bias last."""
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
     ph0, pw0, ph1, pw1 = pads
@@ -113,7 +113,8 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
     ox = np.arange(ow) * strides[1] - pw0
     for g in range(group):
         wg = w[g * mg:(g + 1) * mg]
-        total: np.ndarray | None = None
+        total: np.ndarray | None = None if sum is None else \
+            np.asarray(sum, _F)[:, g * mg:(g + 1) * mg]
         for c0 in range(0, cg, p.step):
             acc = np.zeros((n, mg, oh, ow), _F)
             for ky in range(kh):
@@ -169,18 +170,24 @@ def _native_isa() -> str | None:
 
 def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
              pads: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-             threads: int | None = None) -> np.ndarray:
-    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy).
-    Without `threads`, lowp._native's call on the float kernels' threads
-    (lowp.runtime.native_float: a Program step when replayed); with them, or while the
-    native float kernels are disabled, lowp._float_conv's call of the same kernel
+             threads: int | None = None, sum: np.ndarray | None = None) -> np.ndarray:
+    """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy),
+    the first block's sum added to `sum` when given (an array of the output's shape, or one
+    that broadcasts to it). Without `threads`, lowp._native's call on the float kernels'
+    threads (lowp.runtime.native_float: a Program step when replayed); with them, or while
+    the native float kernels are disabled, lowp._float_conv's call of the same kernel
     (0 threads: all)."""
     from . import native_float
 
     p = _pointwise(p, w.shape[2:], pads)
     isa = _native_isa()
+    if sum is not None:
+        n, _, h, wd = x.shape
+        sum = np.ascontiguousarray(np.broadcast_to(sum, (n, w.shape[0], _out_size(
+            h, w.shape[2], strides[0], dilations[0], pads[0], pads[2]), _out_size(
+            wd, w.shape[3], strides[1], dilations[1], pads[1], pads[3]))), _F)
     if isa is None:
-        return reference(x, w, b, p, group, pads, strides, dilations)
+        return reference(x, w, b, p, group, pads, strides, dilations, sum)
     from lowp import _float_conv  # type: ignore[attr-defined]
 
     n, c, h, wd = x.shape
@@ -195,14 +202,15 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
     if threads is None and n > 0:
         dims = [n, c, g[0], g[1], m, out[2], out[3], KINDS[p.kind], p.block, group, *g[2:]]
         y = native_float.conv_nchwc(np.ascontiguousarray(x, _F), packed, bias, out, dims,
-                                    isa)
+                                    isa, None if sum is None else sum.reshape(out))
         if y is not None:
             return y.reshape(n, m, oh, ow)
     y = np.empty(out, _F)
     if y.size == 0:
         return y.reshape(n, m, oh, ow)
     _float_conv.conv(np.ascontiguousarray(x, _F).reshape(n, c, g[0], g[1]), packed, bias, y,
-                     KINDS[p.kind], p.block, group, *g[2:], isa, threads or 0)
+                     KINDS[p.kind], p.block, group, *g[2:], isa, threads or 0,
+                     None if sum is None else sum.reshape(out))
     return y.reshape(n, m, oh, ow)
 
 

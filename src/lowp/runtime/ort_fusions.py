@@ -543,6 +543,17 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     if any(c.domain not in ONNX_DOMAINS or c.op_type not in _TRANSPOSE_HANDLED
            for c in index.consumers[tr.output[0]]):
         return None
+    # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
+    # its output, the one then put after the reduction costs that output's rank (unless a
+    # Transpose reads it); a push must gain. Ranks count the dimensions not known to be 1,
+    # 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a Transpose of a
+    # Reshape to a computed shape, unknown to ONNX Runtime's inference, so it stays there
+    # (lowp pushed it and fused a SimplifiedLayerNormalization instead).
+    cost = -_estimated_rank(tr.output[0], index)
+    if not any(_is(c, "Transpose") for c in index.consumers[red.output[0]]):
+        cost += _estimated_rank(red.output[0], index)
+    if cost >= 0:
+        return None
     rank = len(perm)
     axes = _reduce_axes(red, index)
     if not axes and len(red.input) > 1 and red.input[1]:
@@ -570,6 +581,15 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
         new.append(helper.make_node("Transpose", [reduced], [red.output[0]], perm=after,
                                     name=f"{red.name}_pushed_Transpose"))
     return new, [tr] if index.single_use(tr.output[0]) else []
+
+
+def _estimated_rank(name: str, index: _Index) -> int:
+    """ONNX Runtime's EstimateValueRank: the dimensions of `name` not known to be 1, or 5
+    when its shape is unknown."""
+    shape = index.shapes.get(name)
+    if shape is None:
+        return 5
+    return sum(1 for d in shape.dim if not (d.HasField("dim_value") and d.dim_value == 1))
 
 
 def _last_axis_only(axes: list[int], rank: int | None) -> bool:
@@ -899,6 +919,21 @@ def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
     return shaped
 
 
+def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with the shapes ONNX Runtime's graph resolution infers, approximated by
+    onnx's shape inference without data propagation (which computes a Reshape's target
+    through Shape, Gather, Slice and Concat nodes; ONNX Runtime propagates values through
+    a few operators only, not Slice or Concat). khmersm: with it, the embedding's
+    Transpose read [1, seq, 192] against the position Add's [1, seq, 192], so lowp fused the
+    first residual Add into a SkipLayerNormalization; ONNX Runtime infers [batch, seq, 192]
+    there and keeps the LayerNormalization."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                 data_prop=False)
+    except Exception:
+        return infer_shapes(model)
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
@@ -906,7 +941,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     fusions = [f for _, f, since in FUSIONS if opset >= since]
     if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
-    shaped = _without_invented_symbols(infer_shapes(model), model) \
+    shaped = _without_invented_symbols(_ort_inferred(model), model) \
         if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
