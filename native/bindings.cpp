@@ -491,6 +491,19 @@ lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threa
   };
 }
 
+lowp::Kernel make_float_softmax_axis(Floats x, OutFloats y, int64_t n, int64_t inner,
+                                    int threads, bool log) {
+  // y = softmax (log: log-softmax) of x viewed as (outer, n, inner) over its middle axis, each
+  // column in ONNX Runtime's AVX-512F order (as float_softmax_rows on the moved axis)
+  if (n < 1 || inner < 1 || x.size() != y.size() || x.size() % size_t(n * inner) != 0)
+    throw std::invalid_argument(
+        "float_softmax_axis needs n, inner >= 1 and x, y of outer * n * inner values");
+  return [n, inner, threads, x, y, log] {
+    lowp::run_float_softmax_axis(x.data(), y.data(), int64_t(y.size()) / (n * inner), n, inner,
+                                 threads, log);
+  };
+}
+
 lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
                                    OutFloats y, OutFloats mean, OutFloats inv, int64_t n,
                                    float epsilon, int threads, bool welford) {
@@ -1323,6 +1336,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1, "log"_a = false);
+  def_kernel(m, program, "float_softmax_axis", &make_float_softmax_axis, "x"_a, "y"_a, "n"_a,
+             "inner"_a, "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);

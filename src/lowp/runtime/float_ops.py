@@ -655,12 +655,13 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
     """Softmax; before opset 13 over the input flattened to 2-D at `axis`."""
     v, ax = _softmax_axes(_f(x), axis, opset)
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
-        # ONNX Runtime's order (lowp.ort_math): rows along the axis
+        # ONNX Runtime's order (lowp.ort_math): rows along the axis, read in place natively
+        y = native_float.softmax_axis(v, ax)
+        if y is not None:
+            return _as(y.reshape(x.shape), x)
         rows = np.moveaxis(v, ax, -1)
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
-        y = native_float.softmax_rows(flat)
-        if y is None:
-            y = ort_math.softmax_rows(flat)
+        y = ort_math.softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
@@ -672,11 +673,12 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
     """LogSoftmax; float32 in ONNX Runtime's order on AVX-512F (lowp.ort_math)."""
     v, ax = _softmax_axes(_f(x), axis, opset)
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
+        y = native_float.softmax_axis(v, ax, log=True)
+        if y is not None:
+            return _as(y.reshape(x.shape), x)
         rows = np.moveaxis(v, ax, -1)
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
-        y = native_float.softmax_rows(flat, log=True)
-        if y is None:
-            y = ort_math.log_softmax_rows(flat)
+        y = ort_math.log_softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)

@@ -326,6 +326,26 @@ def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray | None:
     return y
 
 
+def softmax_axis(x: np.ndarray, axis: int, log: bool = False) -> np.ndarray | None:
+    """Softmax (`log`: LogSoftmax) of float32 `x` over `axis` (normalized), each line along
+    it in ONNX Runtime's AVX-512F order: softmax_rows of the axis moved last, bit for bit,
+    without moving it (the kernel reads the lines in place), or None."""
+    if x.shape[axis] == 0:
+        return None
+    if axis == x.ndim - 1:
+        y = softmax_rows(x.reshape(-1, x.shape[-1]), log)
+        return None if y is None else y.reshape(x.shape)
+    ext = _has(_usable("Softmax", x), "float_softmax_axis")
+    if ext is None:
+        return None
+    src = np.ascontiguousarray(x)
+    y = _empty(src.shape)
+    inner = int(np.prod(src.shape[axis + 1:], dtype=np.int64))
+    call(ext.float_softmax_axis, src.reshape(-1), y.reshape(-1), int(src.shape[axis]), inner,
+         _threads, log)
+    return y
+
+
 def layer_norm(x: np.ndarray, n: int, scale: np.ndarray, bias: np.ndarray | None,
                epsilon: float, stat_shape: tuple[int, ...], welford: bool = False
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
