@@ -85,7 +85,35 @@ inline typename D::V unary_d(int op, typename D::V x) {
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu;
+         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp;
+}
+
+// ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
+// clamped to [-103.972084, 88.7762627] (NaN stays NaN), m by the 1.5 * 2^23 rounding trick, r
+// from the two-part ln 2, the degree-6 polynomial by fused multiply-adds, then
+// fma(p, r * 2^(m - mc), 2^(m - mc)) * 2^mc with mc = m clamped to [-126, 127]: MLAS builds
+// the two factors from m's bits, (m << 23) clamped to the exponents of 2^-126 and 1, then
+// both rebased by 1's exponent, which are these powers of two. The clamps send a NaN m to
+// -126 (their second operand), so pow2 never sees NaN (the result is NaN through p).
+template <class F>
+inline typename F::V mlas_exp_v(typename F::V x) {
+  using V = typename F::V;
+  // (the clamps return their second operand for NaN: x, as np.clip keeps NaN)
+  V v = F::min(F::set1(88.7762626647950f), F::max(F::set1(-103.9720840454f), x));
+  const V bias = F::set1(12582912.0f);
+  const V m = F::sub(F::fma(v, F::set1(1.44269504088896341f), bias), bias);
+  v = F::fma(m, F::set1(-6.93145752e-1f), v);
+  v = F::fma(m, F::set1(-1.42860677e-6f), v);
+  V p = F::set1(0x1.694000p-10f);
+  p = F::fma(p, v, F::set1(0x1.125edcp-7f));
+  p = F::fma(p, v, F::set1(0x1.555b5ap-5f));
+  p = F::fma(p, v, F::set1(0x1.555450p-3f));
+  p = F::fma(p, v, F::set1(0x1.fffff6p-2f));
+  p = F::fma(p, v, F::set1(1.0f));
+  const V mc = F::min(F::max(m, F::set1(-126.0f)), F::set1(127.0f));
+  const V d = F::min(F::max(F::sub(m, mc), F::set1(-126.0f)), F::set1(127.0f));
+  const V hi = F::pow2(d), lo = F::pow2(mc);
+  return F::mul(F::fma(p, F::mul(v, hi), hi), lo);
 }
 
 // ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
@@ -174,6 +202,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return mlas_tanh<F>(x);
     case kFastGelu:
       return ort_fast_gelu_v<F>(x);
+    case kExp:
+      return mlas_exp_v<F>(x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }

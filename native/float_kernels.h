@@ -28,7 +28,8 @@ enum FloatUnaryOp : int {
   kHardSwish = 6,    // x clip(x / 6 + 1 / 2, 0, 1)
   kLeakyRelu = 7,    // x >= 0 ? x : alpha x
   kFastGelu = 8,     // ONNX Runtime's float32 FastGelu: (0.5 x) (tanh(x ((c x) x + b)) + 1)
-  kUnaryCount = 9,
+  kExp = 9,         // ONNX Runtime's float32 exp (MLAS)
+  kUnaryCount = 10,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.

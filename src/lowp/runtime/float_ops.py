@@ -317,6 +317,9 @@ def _libm(name: str, other: Any) -> Any:
 _log = _float32(eigen_math.log, np.log, native_float.log)
 
 
+# ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can
+_native_exp = functools.partial(native_float.unary, "Exp")
+
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are
 # Eigen packet functions (lowp.eigen_math); Tan, Sinh, Cosh, Asinh, Acosh
 # and Atanh are the C library's float functions element by element (std::tan(float), ...),
@@ -324,7 +327,8 @@ _log = _float32(eigen_math.log, np.log, native_float.log)
 # the correctly rounded ones, and from numpy's). Atan is numpy's: ONNX Runtime's Eigen atan
 # packet is not reproduced (docs/operators.md, (O50)).
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp)), ("Log", _log),
+                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
+                   ("Log", _log),
                    ("Sin", _float32(eigen_math.sin, np.sin)),
                    ("Cos", _float32(eigen_math.cos, np.cos)),
                    ("Tan", _libm("tanf", np.tan)),

@@ -5,7 +5,7 @@ asks this module first and computes in numpy when it gets None back, which happe
 dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
 is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
 the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool,
-AveragePool and GlobalAveragePool, and within the bounds stated there for Erf and Gelu
+AveragePool, GlobalAveragePool and Exp, and within the bounds stated there for Erf and Gelu
 (float64 inside, rounded once).
 """
 
@@ -32,7 +32,7 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8}
+               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9}
 
 # C library function -> the kernel's LibmFunction code (native/float_libm.h)
 LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
@@ -41,7 +41,6 @@ LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 
 # Smallest element count (input elements for pooling) for the native call: it beats numpy
 # from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
 # HardSigmoid, 8x for MaxPool, 10x for Erf at one element), so only empty arrays stay numpy.
-# (Exp is not here: numpy's own float32 exp is SIMD and faster than a float64 kernel.)
 MIN_SIZE = 1
 
 
