@@ -1210,6 +1210,9 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         if y is not None:
             return y
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        y = native_float.cast_from_float(x, np.dtype(dtype))
+        if y is not None:
+            return y
         return np.trunc(x).astype(dtype)
     if to in _FLOAT8 and saturate:
         return numpy_helper.saturate_cast(_f(x), dtype)

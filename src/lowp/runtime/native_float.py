@@ -275,6 +275,21 @@ def cast_to_float(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
+    and values out of the type's range: its lowest value, as numpy's cast gives on x86) into
+    a buffer (`_empty`), or None."""
+    ext = _has(_extension(), "cast_from_float")
+    if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
+            or dtype not in (np.int32, np.int64) or x.size == 0):
+        return None
+    y = _empty(x.shape, np.dtype(dtype).type)
+    if y.dtype != dtype:
+        return None
+    call(ext.cast_from_float, x.reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """a + b of float32 arrays with numpy broadcasting (one IEEE addition per element:
     numpy's bits), or None."""
