@@ -580,9 +580,9 @@ lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t
   // Runtime's order (float_reduce.h)
   if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
       y.size() != size_t(outer * inner) || form < 0 || form > 4 ||
-      (form != lowp::kReduceM1 && form != lowp::kReduceInOrder && inner != 1))
+      (form == lowp::kReduceEigenRows && inner != 1))
     throw std::invalid_argument("float_reduce_sum needs x of outer * k * inner values, y of "
-                                "outer * inner, a form 0..4 (0, 3, 4 with inner 1)");
+                                "outer * inner, a form 0..4 (0 with inner 1)");
   return [x, y, outer, k, inner, form, mean, threads] {
     lowp::ReduceArgs a;
     a.x = x.data(), a.y = y.data(), a.outer = outer, a.k = k, a.inner = inner;

@@ -82,6 +82,25 @@ float pool_row(const float* x, int64_t n, bool lanes) {
   return total;
 }
 
+// pool_row on w columns at once: column j's values at x[i * ld + j] (i < n), each column
+// with pool_row's additions in pool_row's order (channels-last data, one channel a column).
+void pool_cols(const float* x, float* y, int64_t n, int64_t w, int64_t ld, bool lanes,
+               std::vector<float>& part) {
+  part.assign(size_t(4 * w), 0.0f);
+  float* acc = part.data();
+  const int64_t head = lanes ? n - n % 4 : 0;
+  for (int64_t k = 0; k < head; k += 4)
+    for (int l = 0; l < 4; ++l) {
+      const float* row = x + (k + l) * ld;
+      float* al = acc + l * w;
+      for (int64_t j = 0; j < w; ++j) al[j] += row[j];
+    }
+  for (int64_t j = 0; j < w; ++j)
+    y[j] = lanes ? (acc[j] + acc[2 * w + j]) + (acc[w + j] + acc[3 * w + j]) : 0.0f;
+  for (int64_t k = head; k < n; ++k)
+    for (int64_t j = 0; j < w; ++j) y[j] += x[k * ld + j];
+}
+
 }  // namespace
 
 void run_float_reduce_sum(const ReduceArgs& a, int threads) {
@@ -91,6 +110,24 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
     if (a.mean)
       for (int64_t j = 0; j < len; ++j) y[j] = y[j] / divisor;
   };
+  if ((a.form == kReducePoolLanes || a.form == kReducePoolInOrder) && a.inner > 1) {
+    // channels-last: one task per outer index and span of the inner axis
+    const int64_t span = a.inner > 1024 ? 256 : a.inner;
+    const int64_t spans = (a.inner + span - 1) / span;
+    run_elementwise(a.outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (a.k * span)),
+                    threads, [&](int64_t t0, int64_t len) {
+                      std::vector<float> part;
+                      for (int64_t t = t0; t < t0 + len; ++t) {
+                        const int64_t o = t / spans, j0 = (t % spans) * span;
+                        const int64_t w = std::min(span, a.inner - j0);
+                        float* y = a.y + o * a.inner + j0;
+                        pool_cols(a.x + o * a.k * a.inner + j0, y, a.k, w, a.inner,
+                                  a.form == kReducePoolLanes, part);
+                        finish(y, w);
+                      }
+                    });
+    return;
+  }
   if (a.form == kReducePoolLanes || a.form == kReducePoolInOrder) {
     run_elementwise(a.outer, std::max<int64_t>(1, (int64_t(1) << 14) / a.k), threads,
                     [&](int64_t r0, int64_t len) {

@@ -525,6 +525,23 @@ def global_average_pool(x: np.ndarray, lanes: int) -> np.ndarray | None:
     return None if y is None else y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
 
 
+def global_average_pool_channels_last(x: np.ndarray, lanes: int) -> np.ndarray | None:
+    """GlobalAveragePool of float32 channels-last `x` (N, ..., C), read in place: each
+    channel's values summed in `pool_sums`' order (a column of the (N, spatial, C) view),
+    divided by their count; (N, 1, ..., 1, C), or None when it does not run natively."""
+    ext = _has(_usable("GlobalAveragePool", x), "float_reduce_sum")
+    if ext is None or x.ndim < 3 or not x.flags.c_contiguous:
+        return None
+    n, c = x.shape[0], x.shape[-1]
+    k = int(np.prod(x.shape[1:-1], dtype=np.int64))
+    if k == 0:
+        return None
+    y = _empty((n,) + (1,) * (x.ndim - 2) + (c,))
+    call(ext.float_reduce_sum, x.reshape(-1), y.reshape(-1), n, k, c,
+         3 if lanes == 4 else 4, True, _threads)
+    return y
+
+
 def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
            in_sp: Sequence[int], out: Sequence[int], strides: Sequence[int],
            dilations: Sequence[int], begin: Sequence[int]) -> np.ndarray | None:
