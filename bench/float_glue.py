@@ -53,6 +53,10 @@ OP_CASES: list[tuple[str, dict[str, Any], tuple[int, ...], float]] = [
      (1, 64, 239, 239), 3.0),
     ("GlobalAveragePool", {}, (1, 64, 240, 240), 3.0),
     ("GlobalAveragePool", {}, (8, 256, 7, 7), 3.0),
+    # a detection head's DFL softmax (16 bins over axis 1, read in place), and over the last axis
+    ("Softmax", {"axis": 1}, (1, 16, 4, 8400), 3.0),
+    ("LogSoftmax", {"axis": 1}, (1, 16, 4, 8400), 3.0),
+    ("Softmax", {"axis": -1}, (1, 4, 8400, 16), 3.0),
 ]
 
 MODELS = ("ppocrv5_det", "ppocrv6_det_small", "vit_s_focus")

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <array>
 #include <optional>
 #include <stdexcept>
@@ -397,10 +398,10 @@ lowp::Kernel make_gather_rows(Bytes x,
   // y (outer, m, row bytes) = rows of x (outer, n, row bytes) at idx (m, int64 or int32); an
   // index out of [-n, n) is reported in status (read by the caller after every run), never
   // read
+  const int64_t m = int64_t(idx.size());
   const bool wide = idx.dtype() == nb::dtype<int64_t>();
   if (!wide && idx.dtype() != nb::dtype<int32_t>())
     throw std::invalid_argument("gather_rows needs int64 or int32 indices");
-  const int64_t m = int64_t(idx.size());
   if (outer < 0 || n < 0 || row < 0 || x.size() != size_t(outer * n * row) ||
       y.size() != size_t(outer * m * row))
     throw std::invalid_argument("gather_rows needs x of outer * n * row bytes and y of "
@@ -412,6 +413,40 @@ lowp::Kernel make_gather_rows(Bytes x,
     else
       lowp::run_gather_rows(x.data(), static_cast<const int32_t*>(idx.data()), y.data(), outer,
                             n, m, row, status.data(), threads);
+  };
+}
+
+lowp::Kernel make_cast_from_float(Floats x, nb::ndarray<nb::c_contig, nb::device::cpu> y,
+                                  int threads) {
+  // y = numpy's np.trunc(x).astype(y.dtype) for y int32 or int64: truncation toward zero;
+  // NaN and values outside the type's range give its lowest value (the x86 conversion's
+  // "integer indefinite", as numpy's cast gives it there)
+  const bool wide = y.dtype() == nb::dtype<int64_t>();
+  if ((!wide && y.dtype() != nb::dtype<int32_t>()) || y.size() != x.size())
+    throw std::invalid_argument("cast_from_float needs y of int32 or int64, one per element");
+  return [x, y, wide, threads] {
+    const int64_t n = int64_t(x.size());
+    const float* in = x.data();
+    void* out = y.data();
+    lowp::run_elementwise(n, int64_t(1) << 14, threads, [&](int64_t i0, int64_t len) {
+      if (wide) {
+        auto* o = static_cast<int64_t*>(out);
+        for (int64_t i = i0; i < i0 + len; ++i) {
+          const float v = in[i];
+          o[i] = (v >= -9223372036854775808.0f && v < 9223372036854775808.0f)
+                     ? static_cast<int64_t>(v)
+                     : std::numeric_limits<int64_t>::min();
+        }
+      } else {
+        auto* o = static_cast<int32_t*>(out);
+        for (int64_t i = i0; i < i0 + len; ++i) {
+          const float v = in[i];
+          o[i] = (v >= -2147483648.0f && v < 2147483648.0f)
+                     ? static_cast<int32_t>(v)
+                     : std::numeric_limits<int32_t>::min();
+        }
+      }
+    });
   };
 }
 
@@ -491,6 +526,19 @@ lowp::Kernel make_float_softmax_rows(Floats x, OutFloats y, int64_t n, int threa
   };
 }
 
+lowp::Kernel make_float_softmax_axis(Floats x, OutFloats y, int64_t n, int64_t inner,
+                                    int threads, bool log) {
+  // y = softmax (log: log-softmax) of x viewed as (outer, n, inner) over its middle axis, each
+  // column in ONNX Runtime's AVX-512F order (as float_softmax_rows on the moved axis)
+  if (n < 1 || inner < 1 || x.size() != y.size() || x.size() % size_t(n * inner) != 0)
+    throw std::invalid_argument(
+        "float_softmax_axis needs n, inner >= 1 and x, y of outer * n * inner values");
+  return [n, inner, threads, x, y, log] {
+    lowp::run_float_softmax_axis(x.data(), y.data(), int64_t(y.size()) / (n * inner), n, inner,
+                                 threads, log);
+  };
+}
+
 lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats> bias,
                                    OutFloats y, OutFloats mean, OutFloats inv, int64_t n,
                                    float epsilon, int threads, bool welford) {
@@ -532,9 +580,9 @@ lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t
   // Runtime's order (float_reduce.h)
   if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
       y.size() != size_t(outer * inner) || form < 0 || form > 4 ||
-      (form != lowp::kReduceM1 && form != lowp::kReduceInOrder && inner != 1))
+      (form == lowp::kReduceEigenRows && inner != 1))
     throw std::invalid_argument("float_reduce_sum needs x of outer * k * inner values, y of "
-                                "outer * inner, a form 0..4 (0, 3, 4 with inner 1)");
+                                "outer * inner, a form 0..4 (0 with inner 1)");
   return [x, y, outer, k, inner, form, mean, threads] {
     lowp::ReduceArgs a;
     a.x = x.data(), a.y = y.data(), a.outer = outer, a.k = k, a.inner = inner;
@@ -1327,11 +1375,15 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_softmax_rows", &make_float_softmax_rows, "x"_a, "y"_a, "n"_a,
              "threads"_a = 1, "log"_a = false);
+  def_kernel(m, program, "float_softmax_axis", &make_float_softmax_axis, "x"_a, "y"_a, "n"_a,
+             "inner"_a, "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,
              "n"_a, "row"_a, "status"_a, "threads"_a = 1);
+  def_kernel(m, program, "cast_from_float", &make_cast_from_float, "x"_a, "y"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

@@ -105,6 +105,25 @@ void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, i
   });
 }
 
+void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
+                            int threads, bool log) {
+  if (outer <= 0 || n <= 0 || inner <= 0) return;
+  const FloatKernels& k = active_float_kernels();
+  // tasks: runs of W-column blocks of one outer slice, ~16K values each
+  const int64_t W = k.width, blocks = (inner + W - 1) / W;
+  const int64_t per = std::max<int64_t>(1, (int64_t(1) << 14) / (n * W));
+  run_elementwise(outer * blocks, per, threads, [&](int64_t t0, int64_t len) {
+    for (int64_t t = t0; t < t0 + len;) {
+      const int64_t o = t / blocks, b0 = t % blocks;
+      const int64_t b1 = std::min(blocks, b0 + (t0 + len - t));
+      const int64_t c0 = b0 * W, c1 = std::min(inner, b1 * W);
+      const int64_t off = o * n * inner + c0;
+      k.softmax_cols(x + off, y + off, n, inner, c1 - c0, log);
+      t += b1 - b0;
+    }
+  });
+}
+
 }  // namespace lowp
 
 namespace lowp {

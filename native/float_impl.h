@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "float_elementwise.h"
 #include "float_kernels.h"
@@ -84,7 +85,35 @@ inline typename D::V unary_d(int op, typename D::V x) {
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu;
+         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp;
+}
+
+// ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
+// clamped to [-103.972084, 88.7762627] (NaN stays NaN), m by the 1.5 * 2^23 rounding trick, r
+// from the two-part ln 2, the degree-6 polynomial by fused multiply-adds, then
+// fma(p, r * 2^(m - mc), 2^(m - mc)) * 2^mc with mc = m clamped to [-126, 127]: MLAS builds
+// the two factors from m's bits, (m << 23) clamped to the exponents of 2^-126 and 1, then
+// both rebased by 1's exponent, which are these powers of two. The clamps send a NaN m to
+// -126 (their second operand), so pow2 never sees NaN (the result is NaN through p).
+template <class F>
+inline typename F::V mlas_exp_v(typename F::V x) {
+  using V = typename F::V;
+  // (the clamps return their second operand for NaN: x, as np.clip keeps NaN)
+  V v = F::min(F::set1(88.7762626647950f), F::max(F::set1(-103.9720840454f), x));
+  const V bias = F::set1(12582912.0f);
+  const V m = F::sub(F::fma(v, F::set1(1.44269504088896341f), bias), bias);
+  v = F::fma(m, F::set1(-6.93145752e-1f), v);
+  v = F::fma(m, F::set1(-1.42860677e-6f), v);
+  V p = F::set1(0x1.694000p-10f);
+  p = F::fma(p, v, F::set1(0x1.125edcp-7f));
+  p = F::fma(p, v, F::set1(0x1.555b5ap-5f));
+  p = F::fma(p, v, F::set1(0x1.555450p-3f));
+  p = F::fma(p, v, F::set1(0x1.fffff6p-2f));
+  p = F::fma(p, v, F::set1(1.0f));
+  const V mc = F::min(F::max(m, F::set1(-126.0f)), F::set1(127.0f));
+  const V d = F::min(F::max(F::sub(m, mc), F::set1(-126.0f)), F::set1(127.0f));
+  const V hi = F::pow2(d), lo = F::pow2(mc);
+  return F::mul(F::fma(p, F::mul(v, hi), hi), lo);
 }
 
 // ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
@@ -173,6 +202,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return mlas_tanh<F>(x);
     case kFastGelu:
       return ort_fast_gelu_v<F>(x);
+    case kExp:
+      return mlas_exp_v<F>(x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }
@@ -370,6 +401,61 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
   }
 }
 
+// The softmax of softmax_rows_kernel over a non-last axis: `cols` columns of n values each,
+// column c's values at x[i * inner + c] (i < n), W columns per vector, one column per lane.
+// Every lane repeats the row kernel's arithmetic on its column: the NaN-propagating maximum,
+// x + (-max), the sum-exp exponential, the 16 partial sums (value i to sum i % 16, in order,
+// from +0) folded as MLAS folds them, then y = e * (1 / sum) (log: (x - max) - logf(sum)). A
+// last block of fewer than W columns goes through zero-padded copies (lanes are independent).
+template <class F>
+void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, bool log) {
+  using V = typename F::V;
+  V mx = F::load(x);
+  for (int64_t i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
+  const V neg = F::mul(mx, F::set1(-1.0f));  // exact negation, zeros and NaN included
+  V acc[16];
+  for (V& a : acc) a = F::set1(0.0f);
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    const int64_t len = std::min<int64_t>(16, n - i0);
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t i = i0 + k;
+      const V shifted = F::add(F::load(x + i * sx), neg);
+      const V e = mlas_sum_exp<F>(shifted);
+      F::store(y + i * sy, log ? shifted : e);
+      acc[k] = F::add(acc[k], e);
+    }
+  }
+  V t[8];
+  for (int j = 0; j < 8; ++j) t[j] = F::add(acc[8 + j], acc[j]);
+  const V s = F::add(F::add(F::add(t[0], t[1]), F::add(t[2], t[3])),
+                     F::add(F::add(t[4], t[5]), F::add(t[6], t[7])));
+  if (log) {  // the C library's logf per lane
+    float lane[F::W];
+    F::store(lane, s);
+    for (int j = 0; j < F::W; ++j) lane[j] = std::log(lane[j]);
+    const V log_sum = F::load(lane);
+    for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::sub(F::load(y + i * sy), log_sum));
+    return;
+  }
+  const V scale = F::div(F::set1(1.0f), s);
+  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(F::load(y + i * sy), scale));
+}
+
+template <class F>
+void softmax_cols_kernel(const float* x, float* y, int64_t n, int64_t inner, int64_t cols,
+                         bool log) {
+  int64_t c = 0;
+  for (; c + F::W <= cols; c += F::W) softmax_block<F>(x + c, inner, y + c, inner, n, log);
+  if (c == cols) return;
+  const int64_t tail = cols - c;
+  std::vector<float> bx(size_t(n * F::W), 0.0f), by(size_t(n * F::W));
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(bx.data() + i * F::W, x + i * inner + c, size_t(tail) * sizeof(float));
+  softmax_block<F>(bx.data(), F::W, by.data(), F::W, n, log);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(y + i * inner + c, by.data() + i * F::W, size_t(tail) * sizeof(float));
+}
+
 // MLAS's SGEMM kernel on one K block (float_kernels.h): register tiles of up to 8 rows by
 // two vectors, each accumulator a chain of fused multiply-adds in k order from +0, then
 // scaled into c as MLAS stores it (a multiply for the first block, a fused multiply-add
@@ -519,7 +605,7 @@ template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
                       mean_rows_kernel, softmax_rows_kernel<F>, sgemm_block_kernel<F>,
-                      binary_row_kernel<F>};
+                      binary_row_kernel<F>, softmax_cols_kernel<F>};
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ enum FloatUnaryOp : int {
   kHardSwish = 6,    // x clip(x / 6 + 1 / 2, 0, 1)
   kLeakyRelu = 7,    // x >= 0 ? x : alpha x
   kFastGelu = 8,     // ONNX Runtime's float32 FastGelu: (0.5 x) (tanh(x ((c x) x + b)) + 1)
-  kUnaryCount = 9,
+  kExp = 9,         // ONNX Runtime's float32 exp (MLAS)
+  kUnaryCount = 10,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.
@@ -77,6 +78,11 @@ struct FloatKernels {
   // gives the same values; y may be a or b (the same memory), never a part of one.
   void (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                      int64_t n);
+  // softmax_rows over a non-last axis: `cols` columns of n values, column c's values at
+  // x[i * inner + c] (i < n), each column's softmax (log: log-softmax) with the row kernel's
+  // arithmetic into the same places of y.
+  void (*softmax_cols)(const float* x, float* y, int64_t n, int64_t inner, int64_t cols,
+                       bool log);
 };
 
 extern const FloatKernels kFloatScalar;
@@ -95,6 +101,9 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
 // Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
                             bool log = false);
+// The same softmax over the middle axis of x viewed as (outer, n, inner); n, inner >= 1.
+void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
+                            int threads, bool log = false);
 
 // One float32 matrix product as ONNX Runtime's MLAS computes it on one thread
 // (lowp.mlas_sgemm._operation): c (m x n, row stride ldc) = alpha * A B with

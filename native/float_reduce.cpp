@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -82,6 +83,25 @@ float pool_row(const float* x, int64_t n, bool lanes) {
   return total;
 }
 
+// pool_row on w columns at once: column j's values at x[i * ld + j] (i < n), each column
+// with pool_row's additions in pool_row's order (channels-last data, one channel a column).
+void pool_cols(const float* x, float* y, int64_t n, int64_t w, int64_t ld, bool lanes,
+               std::vector<float>& part) {
+  part.assign(size_t(4 * w), 0.0f);
+  float* acc = part.data();
+  const int64_t head = lanes ? n - n % 4 : 0;
+  for (int64_t k = 0; k < head; k += 4)
+    for (int l = 0; l < 4; ++l) {
+      const float* row = x + (k + l) * ld;
+      float* al = acc + l * w;
+      for (int64_t j = 0; j < w; ++j) al[j] += row[j];
+    }
+  for (int64_t j = 0; j < w; ++j)
+    y[j] = lanes ? (acc[j] + acc[2 * w + j]) + (acc[w + j] + acc[3 * w + j]) : 0.0f;
+  for (int64_t k = head; k < n; ++k)
+    for (int64_t j = 0; j < w; ++j) y[j] += x[k * ld + j];
+}
+
 }  // namespace
 
 void run_float_reduce_sum(const ReduceArgs& a, int threads) {
@@ -91,6 +111,24 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
     if (a.mean)
       for (int64_t j = 0; j < len; ++j) y[j] = y[j] / divisor;
   };
+  if ((a.form == kReducePoolLanes || a.form == kReducePoolInOrder) && a.inner > 1) {
+    // channels-last: one task per outer index and span of the inner axis
+    const int64_t span = a.inner > 1024 ? 256 : a.inner;
+    const int64_t spans = (a.inner + span - 1) / span;
+    run_elementwise(a.outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (a.k * span)),
+                    threads, [&](int64_t t0, int64_t len) {
+                      std::vector<float> part;
+                      for (int64_t t = t0; t < t0 + len; ++t) {
+                        const int64_t o = t / spans, j0 = (t % spans) * span;
+                        const int64_t w = std::min(span, a.inner - j0);
+                        float* y = a.y + o * a.inner + j0;
+                        pool_cols(a.x + o * a.k * a.inner + j0, y, a.k, w, a.inner,
+                                  a.form == kReducePoolLanes, part);
+                        finish(y, w);
+                      }
+                    });
+    return;
+  }
   if (a.form == kReducePoolLanes || a.form == kReducePoolInOrder) {
     run_elementwise(a.outer, std::max<int64_t>(1, (int64_t(1) << 14) / a.k), threads,
                     [&](int64_t r0, int64_t len) {
@@ -133,30 +171,47 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
 
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
                           int threads) {
+  // one task per outer index and span of the inner axis. The maximum is taken on integer
+  // keys that order float32 values as numbers (sign-magnitude bits to two's complement:
+  // b ^ ((b >> 31) & 0x7fffffff)), where -0 (key -1) sorts below +0 (key 0), so +0 wins
+  // over -0 and equal nonzero values are the same bits; NaN, whatever its key, is noted
+  // apart and gives the default NaN. Integer compares vectorize, float ones with the zero
+  // rule did not.
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  // one task per outer index and span of the inner axis, the k values of each output in
-  // order; `v == m && !signbit(v)` takes +0 over -0 (equal nonzero values are the same bits)
+  auto key = [](float v) {
+    int32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b ^ ((b >> 31) & 0x7fffffff);
+  };
+  const int32_t lowest = key(-std::numeric_limits<float>::infinity());
   const int64_t span = inner > 4096 ? 1024 : inner;
   const int64_t spans = (inner + span - 1) / span;
   run_elementwise(outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (k * span)), threads,
                   [&](int64_t t0, int64_t len) {
-                    std::vector<float> best;
-                    std::vector<uint8_t> seen_nan;
+                    std::vector<int32_t> best, seen_nan;
                     for (int64_t t = t0; t < t0 + len; ++t) {
                       const int64_t o = t / spans, j0 = (t % spans) * span;
                       const int64_t w = std::min(span, inner - j0);
                       const float* xs = x + o * k * inner + j0;
-                      best.assign(size_t(w), -std::numeric_limits<float>::infinity());
+                      best.assign(size_t(w), lowest);
                       seen_nan.assign(size_t(w), 0);
+                      int32_t* const bp = best.data();
+                      int32_t* const np_ = seen_nan.data();
                       for (int64_t r = 0; r < k; ++r, xs += inner)
                         for (int64_t j = 0; j < w; ++j) {
-                          const float v = xs[j], m = best[size_t(j)];
-                          seen_nan[size_t(j)] |= uint8_t(v != v);
-                          best[size_t(j)] = (v > m || (v == m && !std::signbit(v))) ? v : m;
+                          const float v = xs[j];
+                          const int32_t kv = key(v);
+                          np_[j] |= int32_t(v != v);
+                          bp[j] = kv > bp[j] ? kv : bp[j];
                         }
                       float* ys = y + o * inner + j0;
-                      for (int64_t j = 0; j < w; ++j)
-                        ys[j] = seen_nan[size_t(j)] ? nan : best[size_t(j)];
+                      for (int64_t j = 0; j < w; ++j) {
+                        const int32_t kb = bp[j];
+                        const int32_t b = kb ^ ((kb >> 31) & 0x7fffffff);
+                        float v;
+                        std::memcpy(&v, &b, sizeof v);
+                        ys[j] = np_[j] ? nan : v;
+                      }
                     }
                   });
 }

@@ -12,7 +12,8 @@ enum ReduceForm {
                          // the row's first 16-byte boundary of the array, two accumulators)
   kReduceM1 = 1,         // MLAS's M = 1 kernel: groups of 4, 2, 1 rows added to the result
   kReduceInOrder = 2,    // whole rows added in order
-  // MLAS's global average pooling (inner == 1; docs/operators.md (O32)):
+  // MLAS's global average pooling (docs/operators.md (O32)); inner > 1: channels-last
+  // data, each of the inner columns summed in the same order:
   kReducePoolLanes = 3,  // NCHW kernel: four accumulators from +0 over the first k - k % 4
                          // values, (l0 + l2) + (l1 + l3), then the rest one by one
   kReducePoolInOrder = 4,  // NCHWc kernel: the values one after another from +0

@@ -44,6 +44,7 @@ UNARY_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("LeakyRelu", {"alpha": 0.01}, "exact"),
     ("LeakyRelu", {"alpha": 0.2}, "exact"),
     ("LeakyRelu", {"alpha": -1.5}, "exact"),
+    ("Exp", {}, "exact"),
 ]
 GELU_FLOOR = 2.0 ** -50
 
@@ -261,3 +262,17 @@ def test_pool_falls_back_for_other_ranks_and_dtypes() -> None:
                                   _reference("MaxPool", x64, attrs))
 
 
+
+
+def test_exp_at_the_two_factor_boundaries() -> None:
+    """ONNX Runtime's exp (MLAS) rebuilds 2^m from two factors: every float32 step of
+    [-104, -86] (m below -126: results subnormal down to 2^-150, then zero) and of
+    [86, 89] (m = 128: the high factor 2, overflow to inf) on every path, bit for bit."""
+    low = np.arange(np.float32(-104), np.float32(-86), np.float32(1 / 4096), dtype=np.float32)
+    high = np.arange(np.float32(86), np.float32(89), np.float32(1 / 4096), dtype=np.float32)
+    x = np.concatenate([low, high, np.nextafter(low, np.float32(0))])
+    ref = _reference("Exp", x, {})
+    for path in PATHS:
+        with nb.use_path(path):
+            got = np.asarray(FLOAT_OPS["Exp"](x))
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32), err_msg=path)

@@ -157,6 +157,55 @@ def test_global_average_pool_equals_its_numpy_form(path, n, c, spatial, lanes, s
     np.testing.assert_array_equal(got, want)
 
 
+@given(st.sampled_from(native_backend.available_paths()), st.integers(1, 3),
+       st.integers(1, 300), st.lists(st.integers(1, 13), min_size=1, max_size=3),
+       st.sampled_from([1, 4]), st.booleans(), st.sampled_from([1, 2]), st.integers(0, 10**6))
+def test_global_average_pool_of_channels_last_data_reads_it_in_place(
+        path, n, c, spatial, lanes, specials, threads, seed):
+    """`float_reduce_sum` forms 3 and 4 with inner > 1: channels-last (N, ..., C) data, each
+    channel (a strided column) summed in the same order as its channels-first plane, bit
+    for bit; spans of the channel axis (more than 256 channels) on threads."""
+    from lowp.runtime.nchwc_conv import pool_sums_reference
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 10, (n, c, *spatial)).astype(np.float32)
+    if specials:
+        flat = x.reshape(-1)
+        flat[rng.integers(0, flat.size, 4)] = rng.choice(
+            np.array([np.inf, -np.inf, np.nan, -0.0, 1e30], np.float32), 4)
+    size = int(np.prod(spatial))
+    want = (pool_sums_reference(x.reshape(n * c, size), lanes) / np.float32(size)).astype(
+        np.float32).reshape(n, c)
+    cl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    previous = native_float.swap_threads(threads)
+    try:
+        with native_backend.use_path(path):
+            got = native_float.global_average_pool_channels_last(cl, lanes)
+    finally:
+        native_float.swap_threads(previous)
+    assert got is not None and got.shape == (n, *([1] * len(spatial)), c)
+    np.testing.assert_array_equal(got.reshape(n, c), want)
+
+
+def test_float_global_average_pool_step_on_channels_last_data_equals_channels_first():
+    """The lowered float GlobalAveragePool pools a channels-last value as it is (the NCHW
+    kernel's four lanes, or the NCHWc order when the channel count makes ONNX Runtime take
+    that kernel) and hands on channels-last (N, 1, 1, C): the channels-first operator's
+    values, transposed."""
+    from lowp.runtime import nchwc_conv
+    from lowp.runtime.float_nn import global_average_pool_channels_last
+
+    rng = np.random.default_rng(5)
+    block = nchwc_conv.block_size()
+    for c, channels in [(88, 0), (2 * max(block, 1), 2 * max(block, 1)), (40, 0)]:
+        x = rng.normal(0, 3, (2, c, 3, 96)).astype(np.float32)
+        want = FLOAT_OPS["GlobalAveragePool"](x, nchwc_channels=channels)
+        got = global_average_pool_channels_last(np.ascontiguousarray(np.moveaxis(x, 1, -1)),
+                                                channels)
+        assert got is not None and got.shape == (2, 1, 1, c)
+        np.testing.assert_array_equal(np.moveaxis(got, -1, 1), want)
+
+
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (0, 2, 7)])
 def test_global_average_pool_of_an_empty_batch(shape):
     """An empty batch gives an empty result (its numpy form once failed to reshape)."""

@@ -38,3 +38,52 @@ def test_native_softmax_special_values(path, log):
         got = native_float.softmax_rows(x, log=log)
     numpy_form = ort_math.log_softmax_rows if log else ort_math.softmax_rows
     np.testing.assert_array_equal(got, numpy_form(x))
+
+
+def _special(x: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    """x with a share of its values replaced by -inf, +-large or NaN."""
+    picks = rng.random(x.shape) < share
+    values = rng.choice(np.array([-np.inf, np.inf, 3e38, -3e38, 88.0, -104.0, np.nan],
+                                 np.float32), size=x.shape)
+    return np.where(picks, values, x).astype(np.float32)
+
+
+def _moved_form(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    """softmax_rows' numpy form on the axis moved last, moved back."""
+    rows = np.moveaxis(x, axis, -1)
+    flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
+    numpy_form = ort_math.log_softmax_rows if log else ort_math.softmax_rows
+    return np.moveaxis(numpy_form(flat).reshape(rows.shape), -1, axis)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("log", [False, True])
+@given(shape=st.lists(st.integers(1, 40), min_size=2, max_size=4), seed=st.integers(0, 2**16),
+       spread=st.sampled_from([0.01, 1.0, 8.0, 60.0, 300.0]), threads=st.sampled_from([1, 2]),
+       share=st.sampled_from([0.0, 0.0, 0.05, 0.5]), data=st.data())
+def test_native_softmax_over_an_inner_axis_equals_the_moved_rows(path, log, shape, seed,
+                                                                  spread, threads, share, data):
+    """float_softmax_axis reads the lines along a non-last axis in place, one per vector lane
+    (a last block of fewer lanes through padded copies), with the row kernel's arithmetic."""
+    axis = data.draw(st.integers(0, len(shape) - 2))
+    rng = np.random.default_rng(seed)
+    x = _special((rng.standard_normal(shape) * spread).astype(np.float32), rng, share)
+    with native_backend.use_path(path), native_float.threads(threads):
+        got = native_float.softmax_axis(x, axis, log=log)
+    assert got is not None
+    np.testing.assert_array_equal(got, _moved_form(x, axis, log))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape,axis", [((1, 16, 4, 2100), 1), ((2, 16, 4, 33), 1),
+                                        ((3, 1, 17), 1), ((1, 300, 5), 1), ((40, 2, 3), 0)])
+def test_native_softmax_over_an_inner_axis_fixed_shapes(path, log, shape, axis):
+    """A detection head's DFL softmax (16 bins over axis 1 of (1, 16, 4, 2100)), a single
+    value per line, long lines (more than 16 values per partial sum) and the first axis."""
+    rng = np.random.default_rng(len(shape) + axis)
+    x = _special((rng.standard_normal(shape) * 6).astype(np.float32), rng, 0.01)
+    with native_backend.use_path(path), native_float.threads(2):
+        got = native_float.softmax_axis(x, axis, log=log)
+    assert got is not None
+    np.testing.assert_array_equal(got, _moved_form(x, axis, log))

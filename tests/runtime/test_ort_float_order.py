@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from lowp import ort_math
+from lowp.runtime import native_backend
 from lowp.runtime.float_ops import FLOAT_OPS
 
 
@@ -138,3 +139,23 @@ def test_generic_reductions_equal_onnxruntime(op, axes):
     x = (np.random.default_rng(len(axes)).standard_normal((2, 32, 7, 9)) * 3).astype(np.float32)
     got = FLOAT_OPS[op](x, np.array(axes), keepdims=1, opset=18)
     np.testing.assert_array_equal(got, _onnxruntime(op, x, axes, 1))
+
+
+@pytest.mark.skipif(not ort_math.mlas_has_avx512f(),
+                    reason="ONNX Runtime's AVX2 softmax order is not modelled")
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@given(seed=st.integers(0, 2**16), shape=st.lists(st.integers(1, 40), min_size=2, max_size=4),
+       spread=st.sampled_from([0.1, 4.0, 40.0, 400.0]), share=st.sampled_from([0.0, 0.05, 0.5]),
+       path=st.sampled_from(native_backend.available_paths()), data=st.data())
+def test_softmax_over_any_axis_with_special_values_equals_onnxruntime(op, seed, shape, spread,
+                                                                       share, path, data):
+    """Softmax and LogSoftmax at opset 13 over every axis (the native kernel reads a non-last
+    axis in place), with -inf, +-3e38, +inf and NaN among the values, on every path."""
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * spread).astype(np.float32)
+    special = np.array([-np.inf, np.inf, 3e38, -3e38, 88.0, -104.0, np.nan], np.float32)
+    x = np.where(rng.random(shape) < share, rng.choice(special, size=shape), x).astype(np.float32)
+    with native_backend.use_path(path):
+        got = FLOAT_OPS[op](x, axis=axis, opset=13)
+    np.testing.assert_array_equal(got, _softmax_onnxruntime(x, axis, 13, op))

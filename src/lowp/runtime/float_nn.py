@@ -569,6 +569,17 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     return y.astype(x.dtype, copy=False)
 
 
+def global_average_pool_channels_last(x: np.ndarray, nchwc_channels: int = 0
+                                      ) -> np.ndarray | None:
+    """GlobalAveragePool of float32 channels-last `x` (N, ..., C) as GlobalAveragePool
+    computes it on the channels-first data, bit for bit, without moving it:
+    (N, 1, ..., 1, C) channels-last, or None (then convert and pool channels-first)."""
+    if x.dtype != np.float32 or x.ndim < 3:
+        return None
+    lanes_count = 1 if _nchwc_pool(np.moveaxis(x, -1, 1), nchwc_channels) else 4
+    return native_float.global_average_pool_channels_last(x, lanes_count)
+
+
 @register
 def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np.ndarray:
     """Mean over the spatial axes; float32 in MLAS's order: the NCHWc kernel adds the values

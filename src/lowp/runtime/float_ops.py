@@ -317,6 +317,9 @@ def _libm(name: str, other: Any) -> Any:
 _log = _float32(eigen_math.log, np.log, native_float.log)
 
 
+# ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can
+_native_exp = functools.partial(native_float.unary, "Exp")
+
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are
 # Eigen packet functions (lowp.eigen_math); Tan, Sinh, Cosh, Asinh, Acosh
 # and Atanh are the C library's float functions element by element (std::tan(float), ...),
@@ -324,7 +327,8 @@ _log = _float32(eigen_math.log, np.log, native_float.log)
 # the correctly rounded ones, and from numpy's). Atan is numpy's: ONNX Runtime's Eigen atan
 # packet is not reproduced (docs/operators.md, (O50)).
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp)), ("Log", _log),
+                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
+                   ("Log", _log),
                    ("Sin", _float32(eigen_math.sin, np.sin)),
                    ("Cos", _float32(eigen_math.cos, np.cos)),
                    ("Tan", _libm("tanf", np.tan)),
@@ -655,12 +659,13 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
     """Softmax; before opset 13 over the input flattened to 2-D at `axis`."""
     v, ax = _softmax_axes(_f(x), axis, opset)
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
-        # ONNX Runtime's order (lowp.ort_math): rows along the axis
+        # ONNX Runtime's order (lowp.ort_math): rows along the axis, read in place natively
+        y = native_float.softmax_axis(v, ax)
+        if y is not None:
+            return _as(y.reshape(x.shape), x)
         rows = np.moveaxis(v, ax, -1)
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
-        y = native_float.softmax_rows(flat)
-        if y is None:
-            y = ort_math.softmax_rows(flat)
+        y = ort_math.softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
@@ -672,11 +677,12 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
     """LogSoftmax; float32 in ONNX Runtime's order on AVX-512F (lowp.ort_math)."""
     v, ax = _softmax_axes(_f(x), axis, opset)
     if v.dtype == np.float32 and v.size and ort_math.mlas_has_avx512f():
+        y = native_float.softmax_axis(v, ax, log=True)
+        if y is not None:
+            return _as(y.reshape(x.shape), x)
         rows = np.moveaxis(v, ax, -1)
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
-        y = native_float.softmax_rows(flat, log=True)
-        if y is None:
-            y = ort_math.log_softmax_rows(flat)
+        y = ort_math.log_softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)
@@ -1204,6 +1210,9 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         if y is not None:
             return y
     if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        y = native_float.cast_from_float(x, np.dtype(dtype))
+        if y is not None:
+            return y
         return np.trunc(x).astype(dtype)
     if to in _FLOAT8 and saturate:
         return numpy_helper.saturate_cast(_f(x), dtype)

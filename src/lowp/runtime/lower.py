@@ -29,7 +29,11 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
 from .backends import ReferenceBackend
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
-from .float_nn import max_pool_channels_last, resize_channels_last
+from .float_nn import (
+    global_average_pool_channels_last,
+    max_pool_channels_last,
+    resize_channels_last,
+)
 from .float_ops import FLOAT_OPS
 from .float_registry import TensorSequence
 from .fuse import fuse_tables
@@ -673,6 +677,11 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
+    if node.op_type == "GlobalAveragePool":
+        # a dequantized convolution's channels-last output (a squeeze-excitation's mean) is
+        # pooled as it is, each channel in MLAS's order, not converted to channels-first
+        return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
+                    _global_average_pool_channels_last(run, attrs), layouts=(CF, CL))
     if node.op_type == "MaxPool" and n_out == 1:
         # a dequantized convolution's channels-last output is pooled as it is, and stays
         # channels-last (docs/native.md, "Float MaxPool on channels-last data")
@@ -782,6 +791,23 @@ def _global_max_pool(run: StepFn) -> StepFn:
         if layout is not CL or x is None or x.ndim < 3:
             return run(*vals, layout=layout)
         return (x.max(axis=tuple(range(1, x.ndim - 1)), keepdims=True),)
+
+    return pool
+
+
+def _global_average_pool_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
+    """Float GlobalAveragePool that takes channels-last data as it is (float_nn.
+    global_average_pool_channels_last), channels-last; channels-first data, and data the
+    native kernel does not take, as `run` computes it."""
+    channels = int(attrs.get("nchwc_channels", 0))  # type: ignore[call-overload]
+    plain = through_channels_first(run)
+
+    def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        x = vals[0]
+        if layout is not CL or x is None:
+            return run(*vals, layout=layout)
+        y = global_average_pool_channels_last(x, channels)
+        return (y,) if y is not None else plain(*vals, layout=layout)
 
     return pool
 

@@ -289,8 +289,9 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                 # ONNX Runtime's QLinearAveragePool runs its global average pool when the
                 # window is the whole image and nothing is padded (qlinear_pool.cc,
                 # fallback_to_global): (O8)-(O9), not (O8a)
+                # (into the arena, so that the step replays natively)
                 return (fast_global_average_pool(xv, layout=layout, out_dtype=out_dtype,  # type: ignore[arg-type]
-                                                 **common),)  # type: ignore[arg-type]
+                                                 arena=arena, **common),)  # type: ignore[arg-type]
             return (pool(xv, layout, arena).astype(out_dtype, copy=False),)
     return ctx.step([x.name], [y.name], run, layouts=(CF, CL), replayable=True)
 

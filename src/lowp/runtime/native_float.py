@@ -5,7 +5,7 @@ asks this module first and computes in numpy when it gets None back, which happe
 dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
 is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
 the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool,
-AveragePool and GlobalAveragePool, and within the bounds stated there for Erf and Gelu
+AveragePool, GlobalAveragePool and Exp, and within the bounds stated there for Erf and Gelu
 (float64 inside, rounded once).
 """
 
@@ -32,7 +32,7 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8}
+               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9}
 
 # C library function -> the kernel's LibmFunction code (native/float_libm.h)
 LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
@@ -41,7 +41,6 @@ LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 
 # Smallest element count (input elements for pooling) for the native call: it beats numpy
 # from a single element on for every operator here (bench/float_glue.py thresholds: 2.7x for
 # HardSigmoid, 8x for MaxPool, 10x for Erf at one element), so only empty arrays stay numpy.
-# (Exp is not here: numpy's own float32 exp is SIMD and faster than a float64 kernel.)
 MIN_SIZE = 1
 
 
@@ -276,6 +275,21 @@ def cast_to_float(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
+    and values out of the type's range: its lowest value, as numpy's cast gives on x86) into
+    a buffer (`_empty`), or None."""
+    ext = _has(_extension(), "cast_from_float")
+    if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
+            or dtype not in (np.int32, np.int64) or x.size == 0):
+        return None
+    y = _empty(x.shape, np.dtype(dtype).type)
+    if y.dtype != dtype:
+        return None
+    call(ext.cast_from_float, x.reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """a + b of float32 arrays with numpy broadcasting (one IEEE addition per element:
     numpy's bits), or None."""
@@ -323,6 +337,26 @@ def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray | None:
     y = _empty(src.shape)
     call(ext.float_softmax_rows, src.reshape(-1), y.reshape(-1), int(src.shape[1]), _threads,
          log)
+    return y
+
+
+def softmax_axis(x: np.ndarray, axis: int, log: bool = False) -> np.ndarray | None:
+    """Softmax (`log`: LogSoftmax) of float32 `x` over `axis` (normalized), each line along
+    it in ONNX Runtime's AVX-512F order: softmax_rows of the axis moved last, bit for bit,
+    without moving it (the kernel reads the lines in place), or None."""
+    if x.shape[axis] == 0:
+        return None
+    if axis == x.ndim - 1:
+        y = softmax_rows(x.reshape(-1, x.shape[-1]), log)
+        return None if y is None else y.reshape(x.shape)
+    ext = _has(_usable("Softmax", x), "float_softmax_axis")
+    if ext is None:
+        return None
+    src = np.ascontiguousarray(x)
+    y = _empty(src.shape)
+    inner = int(np.prod(src.shape[axis + 1:], dtype=np.int64))
+    call(ext.float_softmax_axis, src.reshape(-1), y.reshape(-1), int(src.shape[axis]), inner,
+         _threads, log)
     return y
 
 
@@ -489,6 +523,23 @@ def global_average_pool(x: np.ndarray, lanes: int) -> np.ndarray | None:
         return None
     y = pool_sums(x.reshape(x.shape[0] * x.shape[1], -1), lanes, mean=True)
     return None if y is None else y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+def global_average_pool_channels_last(x: np.ndarray, lanes: int) -> np.ndarray | None:
+    """GlobalAveragePool of float32 channels-last `x` (N, ..., C), read in place: each
+    channel's values summed in `pool_sums`' order (a column of the (N, spatial, C) view),
+    divided by their count; (N, 1, ..., 1, C), or None when it does not run natively."""
+    ext = _has(_usable("GlobalAveragePool", x), "float_reduce_sum")
+    if ext is None or x.ndim < 3 or not x.flags.c_contiguous:
+        return None
+    n, c = x.shape[0], x.shape[-1]
+    k = int(np.prod(x.shape[1:-1], dtype=np.int64))
+    if k == 0:
+        return None
+    y = _empty((n,) + (1,) * (x.ndim - 2) + (c,))
+    call(ext.float_reduce_sum, x.reshape(-1), y.reshape(-1), n, k, c,
+         3 if lanes == 4 else 4, True, _threads)
+    return y
 
 
 def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],

@@ -28,11 +28,11 @@ _F32 = np.dtype(np.float32)
 _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "lookup8",
               "global_average_pool", "float_unary", "float_pool2d", "float_mean_rows",
               "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "take",
-              "float_softmax_rows", "float_sgemm_mlas", "float_sqrt", "float_layer_norm",
-              "float_reduce_sum", "qsoftmax_rows", "copy_block", "bilinear_integer",
-              "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn", "gather_rows",
-              "cast_to_float", "compare", "float_fused", "float_log", "float_reduce_max",
-              "qbinary", "float_conv_im2col", "float_conv_nchwc",
+              "float_softmax_rows", "float_softmax_axis", "float_sgemm_mlas", "float_sqrt",
+              "float_layer_norm", "float_reduce_sum", "qsoftmax_rows", "copy_block",
+              "bilinear_integer", "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn",
+              "gather_rows", "cast_to_float", "cast_from_float", "compare", "float_fused",
+              "float_log", "float_reduce_max", "qbinary", "float_conv_im2col", "float_conv_nchwc",
               "float_simplified_layer_norm", "float_libm", "dynamic_quantize")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
