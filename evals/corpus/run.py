@@ -198,7 +198,7 @@ def evaluate(m: CorpusModel, work: Path, *, threads: int, repeat: int, calib_sam
         float_model = load_float(m)
         float_path = work / f"{m.name}.float.onnx"
         onnx.save(float_model, str(float_path))
-        n_calib = -(-max(calib_samples, m.batch) // m.batch) * m.batch
+        n_calib = m.calib_samples(calib_samples)
         calib = make_feeds(m, n_calib, seed=0)
         feeds = make_feeds(m, 2 * m.batch, seed=1)
         one = next(chunks(feeds, m.batch))

@@ -291,6 +291,10 @@ def _movement() -> list[Case]:
         Case("SpaceToDepth", [ints(2, 3, 4, 6)], {"blocksize": 2}, tol=0),
         Case("Trilu", [f32(4, 5), scalar(1, np.int64)], opset=14, tol=0),
         Case("Trilu", [f32(2, 4, 5)], {"upper": 0}, opset=14, tol=0, name="lower"),
+        Case("OneHot", [ints(3, 4, lo=-6, hi=6, dtype=np.int64), i64(5),
+                        np.array([-1.0, 2.0], np.float32)], opset=11, tol=0),
+        Case("OneHot", [ints(2, 3, lo=-4, hi=4, dtype=np.int64), i64(3), i64(0, 7)],
+             {"axis": 0}, opset=11, tol=0, name="axis0"),
     ]
     slices = [([1], [3], [1], None), ([0, 1], [-1, 100], [2, 3], None),
               ([-1], [-100], [1], [-1]), ([3, 0], [0, 5], [-1, 1], [-1, 2]),

@@ -45,7 +45,7 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
         where = str(path)
         proto = _parse(_read(path), where)
         _load_external_data(proto, path, where)
-    proto = _sorted_nodes(proto)
+    proto = _negative_dims_unknown(_ir_of_unlisted_initializers(_sorted_nodes(proto)))
     if check:
         _check(proto, where)
         _check_tensors(proto, where)
@@ -105,6 +105,52 @@ def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
     for domain in domains:
         if not any(o.domain == domain for o in out.opset_import):
             out.opset_import.append(helper.make_opsetid(domain, 1))
+    return out
+
+
+def _ir_of_unlisted_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """An IR < 4 model with an initializer that is not also a graph input, raised to the IR
+    version of its opsets (a copy); any other model as it is (the same object).
+
+    IR 3 wants every initializer listed as a graph input; some tools (OnnxMLTools 1.8 at
+    opset 8) write IR 3 without those inputs, which the checker refuses and ONNX Runtime
+    runs. Such an initializer can never be fed, so it means the same at IR 4. IR 0 is no
+    version at all and stays for the checker to refuse."""
+    if not 1 <= proto.ir_version < 4:
+        return proto
+    inputs = {i.name for i in proto.graph.input}
+    if all(t.name in inputs for t in proto.graph.initializer):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    out.ir_version = max(4, helper.find_min_ir_version_for(list(out.opset_import)))
+    return out
+
+
+def _negative_dims_unknown(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every negative dim_value of its top-level inputs, outputs and value
+    infos made an unknown dimension (a copy); a model without one as it is (the same
+    object).
+
+    paddle2onnx (PP-OCRv2) writes a dynamic axis as dim_value -1; ONNX Runtime takes it as
+    any size, while onnx's shape inference computes with the -1 and refuses a Reshape
+    downstream ("Invalid Target shape product of 0")."""
+    def negative(vi: onnx.ValueInfoProto) -> bool:
+        t = vi.type.tensor_type
+        return vi.type.HasField("tensor_type") and t.HasField("shape") and any(
+            d.HasField("dim_value") and d.dim_value < 0 for d in t.shape.dim)
+
+    graph = proto.graph
+    if not any(negative(v) for v in (*graph.input, *graph.output, *graph.value_info)):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    for v in (*g.input, *g.output, *g.value_info):
+        if negative(v):
+            for d in v.type.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    d.ClearField("dim_value")
     return out
 
 

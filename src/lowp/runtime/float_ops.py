@@ -1235,6 +1235,22 @@ def Trilu(x: np.ndarray, k: np.ndarray | None = None, *, upper: int = 1, **_: An
 
 
 @register
+def OneHot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: int = -1,
+           **_: Any) -> np.ndarray:
+    """values[1] where an index (float ones truncated, negative ones counted from `depth`)
+    equals the position along the new axis `axis`, values[0] elsewhere; an index out of
+    [-depth, depth) gives a row of values[0]."""
+    d = int(np.asarray(depth).reshape(-1)[0])
+    ax = _norm_axis(axis, indices.ndim + 1)
+    idx = np.asarray(indices).astype(np.int64)
+    idx = np.where(idx < 0, idx + d, idx)
+    hot = np.expand_dims(idx, ax) == np.arange(d).reshape(
+        [d if i == ax else 1 for i in range(indices.ndim + 1)])
+    off, on = np.asarray(values).reshape(-1)[:2]
+    return np.where(hot, on, off).astype(values.dtype)
+
+
+@register
 def DepthToSpace(x: np.ndarray, *, blocksize: int, mode: str = "DCR", **_: Any) -> np.ndarray:
     n, c, h, w = x.shape
     b = blocksize

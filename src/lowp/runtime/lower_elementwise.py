@@ -75,6 +75,11 @@ def _binary(ctx: LowerCtx) -> Step | None:
         # which a QOperator file's QLinearAdd/QLinearMul run for both types
         return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
+    if ctx.node.op_type == "Mul" and max(aq.qtype.bits, bq.qtype.bits) > 8:
+        # the product of two 16-bit codes overflows the int32 accumulator of (O11)/(O11a)
+        # (65535 * 35613 wraps negative); ONNX Runtime has no 16-bit QLinearMul and runs
+        # DequantizeLinear -> float Mul -> QuantizeLinear, as lowp does for these groups
+        return None
     if ctx.node.op_type == "Add" and max(aq.qtype.bits, bq.qtype.bits) <= 16:
         fast = make_add(aq.qtype.numpy_dtype, float(aq.scale), int(aq.zero_point),
                         bq.qtype.numpy_dtype, float(bq.scale), int(bq.zero_point),

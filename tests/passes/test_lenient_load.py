@@ -1,0 +1,80 @@
+"""Files ONNX Runtime runs although they bend the spec: lowp loads, quantizes and runs them
+with ONNX Runtime's results (found in the corpus: waifu2x_upconv7, ppocrv2_rec)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import lowp
+from lowp.ir.graph import load_model
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)[0]
+
+
+def _ir3_without_initializer_inputs() -> onnx.ModelProto:
+    """OnnxMLTools 1.8 at opset 8: IR 3, the Conv weight an initializer but no graph input."""
+    w = np.linspace(-1, 1, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "convolution_W"], ["c"], name="convolution"),
+         helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, 6, 6])],
+        [numpy_helper.from_array(w, "convolution_W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 3
+    return model
+
+
+def _negative_dims() -> onnx.ModelProto:
+    """paddle2onnx (PP-OCRv2): dynamic axes written as dim_value -1; onnx's inference takes
+    a strided Conv over width -1 to width 0, then refuses the Reshape that copies it
+    ("Invalid Target shape product of 0")."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1])
+    x.type.tensor_type.shape.dim[0].dim_value = -1
+    x.type.tensor_type.shape.dim[2].dim_value = -1
+    w = numpy_helper.from_array(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 1, 3), "w")
+    target = numpy_helper.from_array(np.array([0, -1], np.int64), "target")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1], strides=[2]),
+         helper.make_node("Transpose", ["c"], ["t"], perm=[2, 0, 1]),
+         helper.make_node("Reshape", ["t", "target"], ["y"], name="Reshape_18")],
+        "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, -1])],
+        [w, target])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+
+
+@pytest.mark.parametrize("make", [_ir3_without_initializer_inputs, _negative_dims])
+def test_loads_what_onnx_runtime_runs(make):
+    model = make()
+    shape = (2, 3, 8, 8) if model.ir_version == 3 else (3, 1, 5)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    loaded = load_model(model)
+    onnx.checker.check_model(loaded)
+    np.testing.assert_array_equal(lowp.Session(model).run({"x": x})["y"], _ort(model, {"x": x}))
+
+
+def test_ir3_without_initializer_inputs_quantizes_and_runs():
+    model = _ir3_without_initializer_inputs()
+    x = np.random.default_rng(1).uniform(0, 1, (4, 3, 8, 8)).astype(np.float32)
+    q = lowp.quantize_model(model, {"x": x})
+    assert q.ir_version >= 4 and "QuantizeLinear" in {n.op_type for n in q.graph.node}
+    np.testing.assert_array_equal(lowp.Session(q).run({"x": x})["y"], _ort(q, {"x": x}))
+
+
+def test_well_formed_models_come_back_unchanged():
+    model = _negative_dims()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "m"
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "a"
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "b"
+    loaded = load_model(model)
+    assert loaded.graph.input[0] == model.graph.input[0]
+    assert loaded.ir_version == model.ir_version
