@@ -182,7 +182,12 @@ def test_compare_equals_numpy(case: tuple[str, np.ndarray, np.ndarray], threads:
     if out.size == 0:
         assert made is None
         return
-    assert made is not None
+    if made is None:
+        # more than four axes that no merging collapses: the step runs numpy's comparison
+        geometry = program.collapse_axes(out.shape, [program.element_strides(a, out.shape),
+                                                     program.element_strides(b, out.shape)])
+        assert geometry is None
+        return
     (fn, args), y = made
     fn(*args)
     np.testing.assert_array_equal(y, want)
