@@ -107,10 +107,6 @@ def test_replayed_lstm_loop_equals_plain_and_onnxruntime(threads, batch, steps, 
 
 
 @pytest.mark.parametrize("batch, k, h", [(1, 5, 4), (2, 130, 33)])
-@pytest.mark.xfail(strict=True, reason="differs from ONNX Runtime in the last bits with or "
-                   "without replay: one row, or K past one 128-deep block; ONNX Runtime's "
-                   "basic-level rewrites inside the Loop body (identical with them off), "
-                   "which lowp's ort_fusions do not apply to subgraphs")
 def test_lstm_loop_one_row_or_deep_input_equals_onnxruntime(batch, k, h):
     model = _lstm_loop_model(batch, 2, k, h)
     x = np.random.default_rng(0).standard_normal((batch, 2, k)).astype(np.float32)

@@ -40,12 +40,18 @@ class SubPlan:
 
     def __init__(self, sub: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto],
                  backend: ReferenceBackend, requant_mode: RequantMode,
-                 outer_constants: frozenset[str] = frozenset()) -> None:
+                 outer_constants: frozenset[str] = frozenset(),
+                 outer_shapes: tuple[onnx.ValueInfoProto, ...] = ()) -> None:
         from .lower import fold_constant_quantize, lower
 
         model = fold_constant_quantize(helper.make_model(sub, opset_imports=opsets))
         sub = model.graph
         self.free = sorted(free_names(sub))
+        # the shapes of the enclosing constants it reads, as ONNX Runtime knows them: a
+        # MatMul's 2-D constant B from outside is prepacked there as anywhere
+        listed = {v.name for v in (*sub.input, *sub.value_info, *sub.output)}
+        sub.value_info.extend(v for v in outer_shapes
+                              if v.name in self.free and v.name not in listed)
         self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
                                        subgraph=True, outer_constants=outer_constants)
         self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
@@ -92,6 +98,16 @@ class SubPlan:
         return values
 
 
+def _constant_shapes(graph: Graph, constants: frozenset[str]
+                     ) -> tuple[onnx.ValueInfoProto, ...]:
+    """Types and shapes of the constants a subgraph of `graph` may read: this graph's
+    initializers, and the enclosing constants listed in its own value_info."""
+    shapes = {v.name: v for v in graph.graph.value_info if v.name in constants}
+    shapes.update((t.name, helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+                  for t in graph.graph.initializer if t.name in constants)
+    return tuple(shapes.values())
+
+
 def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
                       requant_mode: RequantMode) -> Step:
     opsets = list(graph.model.opset_import)
@@ -100,9 +116,10 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
     fed = {i.name for i in graph.graph.input}
     constants = frozenset({n for n in graph.initializers if n not in fed}
                           | set(graph.outer_constants))
+    shapes = _constant_shapes(graph, constants)
     if node.op_type == "If":
         branches = {k: SubPlan(node_attr_graph(node, k), opsets, backend, requant_mode,
-                               constants)
+                               constants, shapes)
                     for k in ("then_branch", "else_branch")}
         free = sorted(set(branches["then_branch"].free) | set(branches["else_branch"].free))
         inputs = list(node.input) + free
@@ -118,7 +135,8 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
                     act_inputs=tuple(range(len(inputs))),
                     subplans=(branches["then_branch"], branches["else_branch"]))
     del attrs
-    body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode, constants)
+    body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode, constants,
+                   shapes)
     n_in = len(node.input)
     free = body.free
     inputs = list(node.input) + free

@@ -53,6 +53,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
+from .ort_topology import topological
 
 _MS = "com.microsoft"
 _F = np.float32
@@ -945,11 +946,12 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
+    ranks = {id(n): k for k, n in enumerate(nodes)}     # ONNX Runtime's node indices
     touched, changed = False, True
     while changed:
         changed = False
         for fusion in fusions:
-            for node in list(nodes):
+            for node in topological(nodes, ranks):
                 if id(node) not in index.position:      # removed by an earlier rewrite
                     continue
                 rewrite = fusion(node, index)
@@ -963,6 +965,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
                     [n for n in nodes[at + 1:] if id(n) not in drop]
                 index.link(nodes)
+                ranks.update((id(n), len(ranks) + k) for k, n in enumerate(new))
                 changed = touched = True
     if not touched:
         return model
