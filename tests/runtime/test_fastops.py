@@ -90,7 +90,9 @@ def test_global_average_pool_equals_reference(dtype, layout, rank, n, c, sx, sy,
 
 @given(st.sampled_from([np.uint8, np.int8]), st.integers(1, 40), st.integers(0, 1000))
 def test_attention_matmul_fast_path_equals_reference(dtype, k, seed):
-    """Session's MatMul of two activations (float64 product) equals lowp.ops.linear.matmul."""
+    """Session's MatMul of two activations (float64 product) equals lowp.ops.linear.matmul.
+    The int8 group is tagged as a QOperator file's QLinearMatMul: ONNX Runtime leaves an
+    untagged int8 QDQ MatMul unfused, and so does lowp (docs/operators.md (O5a))."""
     from onnx import TensorProto, helper, numpy_helper
 
     from lowp.fixedpoint import Requant
@@ -111,6 +113,10 @@ def test_attention_matmul_fast_path_equals_reference(dtype, k, seed):
              helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["bf"]),
              helper.make_node("MatMul", ["af", "bf"], ["yf"]),
              helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"])]
+    if dtype == np.int8:
+        from lowp.runtime.lowering import QOPERATOR_KEY
+        tag = nodes[2].metadata_props.add()
+        tag.key, tag.value = QOPERATOR_KEY, "QLinearMatMul"
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", t, a.shape),
                                            helper.make_tensor_value_info("b", t, b.shape)],
                               [helper.make_tensor_value_info("y", TensorProto.UINT8, (2, 3, 4))],

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from lowp.fixedpoint import Requant, requant_scale
 from lowp.ops.linear import matmul
 from lowp.runtime import Session
+from lowp.runtime.lowering import QOPERATOR_KEY
 
 
 def _two_activation_model(a: np.ndarray, b: np.ndarray, za: int, zb: int, zy: int,
@@ -24,6 +25,11 @@ def _two_activation_model(a: np.ndarray, b: np.ndarray, za: int, zb: int, zy: in
              helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["bf"]),
              helper.make_node("MatMul", ["af", "bf"], ["yf"]),
              helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"])]
+    if a.dtype == np.int8:
+        # as a QOperator file's QLinearMatMul: ONNX Runtime, and so lowp, leave an untagged
+        # int8 QDQ MatMul unfused (docs/operators.md (O5a))
+        tag = nodes[2].metadata_props.add()
+        tag.key, tag.value = QOPERATOR_KEY, "QLinearMatMul"
     out_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", t, a.shape),
                                            helper.make_tensor_value_info("b", t, b.shape)],

@@ -68,3 +68,29 @@ def test_sixteen_bit_mul_equals_onnxruntime(kind, seed, constant):
         feeds["b"] = rng.integers(info.min, info.max + 1, (4, 64)).astype(np_t)
     got, want = _both(model, feeds)
     np.testing.assert_array_equal(got, want)
+
+
+def test_sixteen_bit_add_equals_onnxruntime():
+    """A uint16 Add group runs unfused as in ONNX Runtime (it fuses no 16-bit group on x86):
+    the scales of ddddocr_det's 'Add_59' under ONNX Runtime's quantizer with uint16
+    activations, where the integer Add was one unit apart on 0.03% of the elements."""
+    onnx_t, np_t = TYPES["uint16"]
+
+    def qp(name: str, scale: float, zp: int) -> list:
+        return [numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
+                numpy_helper.from_array(np.array(zp, np_t), f"{name}_z")]
+
+    inits = qp("a", 0.00014798, 1882) + qp("b", 0.00015902, 1751) + qp("y", 0.00019255, 2892)
+    nodes = [helper.make_node("DequantizeLinear", ["a", "a_s", "a_z"], ["af"]),
+             helper.make_node("DequantizeLinear", ["b", "b_s", "b_z"], ["bf"]),
+             helper.make_node("Add", ["af", "bf"], ["m"], name="add"),
+             helper.make_node("QuantizeLinear", ["m", "y_s", "y_z"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(k, onnx_t, ["n", 64]) for k in "ab"],
+        [helper.make_tensor_value_info("y", onnx_t, ["n", 64])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.integers(0, 8000, (512, 64)).astype(np_t) for k in "ab"}
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_array_equal(lowp.Session(model).run(feeds)["y"], want)

@@ -116,9 +116,9 @@ def _inputs(node: onnx.NodeProto, n: int) -> list[str]:
 
 def _mark(emitted: onnx.NodeProto, node: onnx.NodeProto) -> None:
     """Tell the engine that `emitted` was the quantized operator `node` (QOPERATOR_KEY):
-    ONNX Runtime runs a QOperator file's int8 QLinearAdd, QLinearMul and QLinearAveragePool
-    in its integer kernels, which the QDQ form alone cannot say (for a QDQ file it runs
-    int8 groups of these in float)."""
+    ONNX Runtime runs a QOperator file's int8 QLinearAdd, QLinearMul, QLinearAveragePool,
+    QLinearConv, QLinearMatMul and QGemm in its integer kernels, which the QDQ form alone cannot
+    say (for a QDQ file it runs int8 groups of these in float)."""
     from ..runtime.lowering import QOPERATOR_KEY
 
     entry = emitted.metadata_props.add()
@@ -143,7 +143,7 @@ def _qlinear_conv(rw: ToQdq, node: onnx.NodeProto) -> None:
     if b:
         ins.append(rw.bias(b, rw.constant(sx, node) * rw.constant(sw, node), node))
     y = _float_out(rw, node)
-    rw.emit("Conv", ins, [y], base="Conv", name=node.name, attrs=_op_attrs(node))
+    _mark(rw.emit("Conv", ins, [y], base="Conv", name=node.name, attrs=_op_attrs(node)), node)
     rw.quantize_into(y, sy, zy, node.output[0])
 
 
@@ -154,7 +154,7 @@ def _qlinear_matmul(rw: ToQdq, node: onnx.NodeProto) -> None:
     b_rank = rw.graph.constant(b).ndim if rw.graph.is_constant(b) else 2
     bf = rw.dequantized(QTensor(b, sb, zb), node, axis=b_rank - 1)
     y = _float_out(rw, node)
-    rw.emit("MatMul", [af, bf], [y], base="MatMul", name=node.name)
+    _mark(rw.emit("MatMul", [af, bf], [y], base="MatMul", name=node.name), node)
     rw.quantize_into(y, sy, zy, node.output[0])
 
 
@@ -179,7 +179,7 @@ def _qgemm(rw: ToQdq, node: onnx.NodeProto) -> None:
             scale = np.float32(alpha / beta) * scale
         ins.append(rw.bias(c, scale, node))
     y = _float_out(rw, node)
-    rw.emit("Gemm", ins, [y], base="Gemm", name=node.name, attrs=attrs)
+    _mark(rw.emit("Gemm", ins, [y], base="Gemm", name=node.name, attrs=attrs), node)
     rw.quantize_into(y, sy, zy, node.output[0])
 
 

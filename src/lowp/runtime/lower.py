@@ -248,8 +248,11 @@ def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
     """Whether ONNX Runtime sees `name` as a constant initializer once its constant folding
-    ran: an initializer no feed overrides, a Constant, or the output of a node (a
-    DequantizeLinear of constant weights, say) whose inputs all are."""
+    ran: an initializer no feed overrides, a Constant, or the output of a node whose inputs
+    all are. Not a DequantizeLinear output: its constant folding skips DequantizeLinear
+    (kept for its QDQ fusions), so a float Conv reading DequantizeLinear(weights) (a QDQ
+    group it left unfused, or weight-only quantization) is not moved to NCHWc and sums in
+    the plain Conv's order."""
     if name in graph.initializers:
         return name not in {i.name for i in graph.graph.input}
     if name in graph.outer_constants:
@@ -259,6 +262,8 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
         return False
     if node.op_type == "Constant":
         return True
+    if node.op_type == "DequantizeLinear":          # of any domain (com.microsoft too)
+        return False
     return all(_folded_constant(i, graph, depth - 1) for i in node.input if i)
 
 

@@ -68,11 +68,12 @@ def _binary(ctx: LowerCtx) -> Step | None:
     y, qmin, qmax = out
     if ctx.node.op_type == "Add" and ctx.requant_mode is not RequantMode.FLOAT32:
         return None
-    if ctx.requant_mode is RequantMode.FLOAT32 and not ctx.from_qoperator and QType.INT8 in (
-            a.qparams.qtype, b.qparams.qtype, y.qparams.qtype):
-        # ONNX Runtime runs int8 Add/Mul groups of QDQ files unfused (DequantizeLinear ->
-        # float op -> QuantizeLinear), and so do they here; (O10a)/(O11a) are its kernels,
-        # which a QOperator file's QLinearAdd/QLinearMul run for both types
+    types = (a.qparams.qtype, b.qparams.qtype, y.qparams.qtype)
+    if ctx.requant_mode is RequantMode.FLOAT32 and not ctx.from_qoperator and (
+            QType.INT8 in types or max(t.bits for t in types) > 8):
+        # ONNX Runtime runs int8 and 16-bit Add/Mul groups of QDQ files unfused
+        # (DequantizeLinear -> float op -> QuantizeLinear), and so do they here; (O10a)/(O11a)
+        # are its kernels, which a QOperator file's QLinearAdd/QLinearMul run for int8 too
         return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
     if ctx.node.op_type == "Mul" and max(aq.qtype.bits, bq.qtype.bits) > 8:

@@ -11,7 +11,7 @@ from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
-from ..qparams import PerAxis, QParams, dequantize
+from ..qparams import PerAxis, QParams, QType, dequantize
 from . import native_integer
 from .fastops import Arena
 from .lowering import LowerCtx, Quantized, lowering
@@ -57,6 +57,24 @@ def _at_scale(real: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(real / scale), -2**31, 2**31 - 1).astype(np.int32)
 
 
+def _ort_runs_unfused(ctx: LowerCtx, x: QType, w: QType, y: QType) -> bool:
+    """Whether ONNX Runtime's CPU selectors on x86 leave this QDQ Conv / MatMul / Gemm group
+    unfused (DequantizeLinear -> float op -> QuantizeLinear), which lowp then runs the same
+    way (docs/operators.md (O5a)): 16-bit activations or weights, an output type other than
+    the activation's, and int8 activations (QLinearConv / QLinearMatMul take them only on
+    Arm; QGemm takes them with int8 weights). A QOperator file's QLinearConv / QLinearMatMul
+    are ONNX Runtime's integer kernels; other requantization modes and engine arithmetic
+    (lowp.fidelity) keep lowp's."""
+    if (ctx.requant_mode is not RequantMode.FLOAT32 or ctx.from_qoperator
+            or ctx.arithmetic is not None):
+        return False
+    if max(x.bits, w.bits) > 8 or y is not x:
+        return True
+    if ctx.node.op_type == "Gemm":
+        return x is QType.INT8 and w is not QType.INT8
+    return x is QType.INT8
+
+
 def _weight_zero_point(w: QParams, channels: int) -> int | np.ndarray:
     return int(w.zero_point) if w.is_per_tensor else w.zero_point.astype(np.int32)
 
@@ -73,6 +91,8 @@ def _conv(ctx: LowerCtx) -> Step | None:
     if out is None:
         return None
     y, qmin, qmax = out
+    if _ort_runs_unfused(ctx, x.qparams.qtype, wqp.qtype, y.qparams.qtype):
+        return None
     if w.ndim < 3 or 0 in w.shape:
         raise NodeError(f"weight of shape {list(w.shape)} is not a convolution kernel")
     bias = _bias_at(ctx, 2, x.qparams, wqp)
@@ -177,6 +197,8 @@ def _matmul(ctx: LowerCtx) -> Step | None:
     if out is None:
         return None
     y, qmin, qmax = out
+    if _ort_runs_unfused(ctx, x.qparams.qtype, wqp.qtype, y.qparams.qtype):
+        return None
     bias = _bias_at(ctx, 2, x.qparams, wqp) if ctx.node.op_type == "Gemm" else None
     if bias is False:
         return None
@@ -257,6 +279,8 @@ def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step |
     if out is None:
         return None
     y, qmin, qmax = out
+    if _ort_runs_unfused(ctx, a.qparams.qtype, b.qparams.qtype, y.qparams.qtype):
+        return None
     m = requant_scale(a.qparams.scale, b.qparams.scale, y.qparams.scale)
     requant = ctx.requant(m, y.qparams, qmin, qmax)
 
