@@ -157,3 +157,7 @@ def test_replayed_runs_read_each_runs_sum() -> None:
     for _ in range(5):
         x = {"x": rng.standard_normal(feeds["x"].shape).astype(np.float32)}
         np.testing.assert_array_equal(session.run(x)["y"], onnxruntime_run(model, x)[0])
+    # and they do repeat: the fused Conv is one of the replayed native calls, not a step
+    # run from Python on every run
+    (signature,) = session._replayer._ready
+    assert session._replayer.plain_steps(signature) == []
