@@ -102,6 +102,21 @@ def test_not_native_without_frozen_constant() -> None:
 SPECIALS = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38, 1e-40]
 
 
+def _assert_dynamic_quantize_equals(x: np.ndarray, want: tuple[np.ndarray, ...],
+                                    where: str = "") -> None:
+    """lowp's native DynamicQuantizeLinear of `x` on every instruction-set path gives
+    `want` (the numpy reference's) bit for bit, dtypes and shapes included."""
+    for path in PATHS:
+        with native_backend.use_path(path):
+            got = native_integer.dynamic_quantize(x)
+        assert got is not None
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype and g.shape == w.shape, path + where
+            np.testing.assert_array_equal(g.view(np.uint32) if g.dtype == np.float32 else g,
+                                          w.view(np.uint32) if w.dtype == np.float32 else w,
+                                          err_msg=path + where)
+
+
 @settings(max_examples=150, deadline=None)
 @given(shape=st.lists(st.integers(0, 40), max_size=3),
        spread=st.sampled_from([1e-42, 1e-30, 1e-3, 1.0, 60.0, 1e30, 3e38]),
@@ -116,15 +131,7 @@ def test_dynamic_quantize_equals_numpy(shape, spread, shift, specials, seed) -> 
                 x.reshape(-1)[rng.integers(0, x.size)] = SPECIALS[rng.integers(len(SPECIALS))]
         with native_float.disabled():
             want = float_ops.DynamicQuantizeLinear(x)
-    for path in PATHS:
-        with native_backend.use_path(path):
-            got = native_integer.dynamic_quantize(x)
-        assert got is not None
-        for g, w in zip(got, want, strict=True):
-            assert g.dtype == w.dtype and g.shape == w.shape, path
-            np.testing.assert_array_equal(g.view(np.uint32) if g.dtype == np.float32 else g,
-                                          w.view(np.uint32) if w.dtype == np.float32 else w,
-                                          err_msg=path)
+    _assert_dynamic_quantize_equals(x, want)
 
 
 @pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf, 3e38, -3e38])
@@ -137,15 +144,7 @@ def test_dynamic_quantize_finds_a_special_value_at_every_position(special) -> No
         x[pos] = special
         with np.errstate(all="ignore"), native_float.disabled():
             want = float_ops.DynamicQuantizeLinear(x)
-        for path in PATHS:
-            with native_backend.use_path(path):
-                got = native_integer.dynamic_quantize(x)
-            assert got is not None
-            for g, w in zip(got, want, strict=True):
-                np.testing.assert_array_equal(
-                    g.view(np.uint32) if g.dtype == np.float32 else g,
-                    w.view(np.uint32) if w.dtype == np.float32 else w,
-                    err_msg=f"{path} at {pos}")
+        _assert_dynamic_quantize_equals(x, want, f" at {pos}")
 
 
 def test_dynamic_quantize_ties_and_constant_rows() -> None:
