@@ -96,24 +96,39 @@ constexpr bool is_float32_op(int op) {
 // both rebased by 1's exponent, which are these powers of two. The clamps send a NaN m to
 // -126 (their second operand), so pow2 never sees NaN (the result is NaN through p).
 template <class F>
+struct ExpParts {
+  typename F::V m, r, p;
+};
+
+// MLAS's exp of a clamped v, up to its last step: m = round(v / ln 2) (the 1.5 * 2^23 bias
+// trick), r = v - m ln 2 in two fused steps, p = the polynomial of r through its first
+// "+ 1" term. Its two users finish p * r + 1 and the scaling by 2^m each its own way.
+template <class F>
+inline ExpParts<F> mlas_exp_parts(typename F::V v) {
+  using V = typename F::V;
+  const V bias = F::set1(12582912.0f);
+  const V m = F::sub(F::fma(v, F::set1(1.44269504088896341f), bias), bias);
+  V r = F::fma(m, F::set1(-6.93145752e-1f), v);
+  r = F::fma(m, F::set1(-1.42860677e-6f), r);
+  V p = F::set1(0x1.694000p-10f);
+  p = F::fma(p, r, F::set1(0x1.125edcp-7f));
+  p = F::fma(p, r, F::set1(0x1.555b5ap-5f));
+  p = F::fma(p, r, F::set1(0x1.555450p-3f));
+  p = F::fma(p, r, F::set1(0x1.fffff6p-2f));
+  p = F::fma(p, r, F::set1(1.0f));
+  return {m, r, p};
+}
+
+template <class F>
 inline typename F::V mlas_exp_v(typename F::V x) {
   using V = typename F::V;
   // (the clamps return their second operand for NaN: x, as np.clip keeps NaN)
-  V v = F::min(F::set1(88.7762626647950f), F::max(F::set1(-103.9720840454f), x));
-  const V bias = F::set1(12582912.0f);
-  const V m = F::sub(F::fma(v, F::set1(1.44269504088896341f), bias), bias);
-  v = F::fma(m, F::set1(-6.93145752e-1f), v);
-  v = F::fma(m, F::set1(-1.42860677e-6f), v);
-  V p = F::set1(0x1.694000p-10f);
-  p = F::fma(p, v, F::set1(0x1.125edcp-7f));
-  p = F::fma(p, v, F::set1(0x1.555b5ap-5f));
-  p = F::fma(p, v, F::set1(0x1.555450p-3f));
-  p = F::fma(p, v, F::set1(0x1.fffff6p-2f));
-  p = F::fma(p, v, F::set1(1.0f));
+  const auto [m, r, p] = mlas_exp_parts<F>(
+      F::min(F::set1(88.7762626647950f), F::max(F::set1(-103.9720840454f), x)));
   const V mc = F::min(F::max(m, F::set1(-126.0f)), F::set1(127.0f));
   const V d = F::min(F::max(F::sub(m, mc), F::set1(-126.0f)), F::set1(127.0f));
   const V hi = F::pow2(d), lo = F::pow2(mc);
-  return F::mul(F::fma(p, F::mul(v, hi), hi), lo);
+  return F::mul(F::fma(p, F::mul(r, hi), hi), lo);
 }
 
 // ONNX Runtime's float32 erf (MLAS, lowp.ort_math.erf): |x| clamped to 3.925, the
@@ -324,20 +339,10 @@ void mean_rows_kernel(const float* x, float* y, int64_t rows, int64_t n) {
 // sum i % 16 as in MLAS, and a row's tail adds exact zeros to the sums it does not reach.
 template <class F>
 inline typename F::V mlas_sum_exp(typename F::V v) {
-  using V = typename F::V;
-  v = F::max(F::set1(-103.9720840454f), v);  // NaN stays NaN
-  const V bias = F::set1(12582912.0f);
-  const V m = F::add(F::fma(v, F::set1(1.44269504088896341f), bias), F::set1(-12582912.0f));
-  V r = F::fma(m, F::set1(-6.93145752e-1f), v);
-  r = F::fma(m, F::set1(-1.42860677e-6f), r);
-  V p = F::set1(0x1.694000p-10f);
-  p = F::fma(p, r, F::set1(0x1.125edcp-7f));
-  p = F::fma(p, r, F::set1(0x1.555b5ap-5f));
-  p = F::fma(p, r, F::set1(0x1.555450p-3f));
-  p = F::fma(p, r, F::set1(0x1.fffff6p-2f));
-  p = F::fma(p, r, F::set1(1.0f));
-  p = F::fma(p, r, F::set1(1.0f));
-  return F::scale2(p, m);
+  // (MLAS adds the bias's negation where mlas_exp_parts subtracts it: the same operation)
+  // (NaN stays NaN through the clamp)
+  const auto [m, r, p] = mlas_exp_parts<F>(F::max(F::set1(-103.9720840454f), v));
+  return F::scale2(F::fma(p, r, F::set1(1.0f)), m);
 }
 
 template <class F>
