@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "threadpool.h"
@@ -102,6 +103,23 @@ void pool_cols(const float* x, float* y, int64_t n, int64_t w, int64_t ld, bool 
     for (int64_t j = 0; j < w; ++j) y[j] += x[k * ld + j];
 }
 
+// fn(o, j0, w, scratch) for every outer index o and span [j0, j0 + w) of `span` positions
+// of the inner axis (the last one shorter), one task each, grouped into chunks of about
+// 2^14 values read; each chunk has its own default-made `scratch`.
+template <class Scratch, class Fn>
+void for_each_span(int64_t outer, int64_t k, int64_t inner, int64_t span, int threads,
+                   Fn fn) {
+  const int64_t spans = (inner + span - 1) / span;
+  run_elementwise(outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (k * span)), threads,
+                  [&](int64_t t0, int64_t len) {
+                    Scratch scratch;
+                    for (int64_t t = t0; t < t0 + len; ++t) {
+                      const int64_t o = t / spans, j0 = (t % spans) * span;
+                      fn(o, j0, std::min(span, inner - j0), scratch);
+                    }
+                  });
+}
+
 }  // namespace
 
 void run_float_reduce_sum(const ReduceArgs& a, int threads) {
@@ -113,20 +131,14 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
   };
   if ((a.form == kReducePoolLanes || a.form == kReducePoolInOrder) && a.inner > 1) {
     // channels-last: one task per outer index and span of the inner axis
-    const int64_t span = a.inner > 1024 ? 256 : a.inner;
-    const int64_t spans = (a.inner + span - 1) / span;
-    run_elementwise(a.outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (a.k * span)),
-                    threads, [&](int64_t t0, int64_t len) {
-                      std::vector<float> part;
-                      for (int64_t t = t0; t < t0 + len; ++t) {
-                        const int64_t o = t / spans, j0 = (t % spans) * span;
-                        const int64_t w = std::min(span, a.inner - j0);
-                        float* y = a.y + o * a.inner + j0;
-                        pool_cols(a.x + o * a.k * a.inner + j0, y, a.k, w, a.inner,
-                                  a.form == kReducePoolLanes, part);
-                        finish(y, w);
-                      }
-                    });
+    for_each_span<std::vector<float>>(
+        a.outer, a.k, a.inner, a.inner > 1024 ? 256 : a.inner, threads,
+        [&](int64_t o, int64_t j0, int64_t w, std::vector<float>& part) {
+          float* y = a.y + o * a.inner + j0;
+          pool_cols(a.x + o * a.k * a.inner + j0, y, a.k, w, a.inner,
+                    a.form == kReducePoolLanes, part);
+          finish(y, w);
+        });
     return;
   }
   if (a.form == kReducePoolLanes || a.form == kReducePoolInOrder) {
@@ -149,24 +161,18 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
     return;
   }
   // one task per outer index and span of the inner axis
-  const int64_t span = a.inner > 4096 ? 1024 : a.inner;
-  const int64_t spans = (a.inner + span - 1) / span;
-  run_elementwise(a.outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (a.k * span)),
-                  threads, [&](int64_t t0, int64_t len) {
-                    std::vector<float> part;
-                    for (int64_t t = t0; t < t0 + len; ++t) {
-                      const int64_t o = t / spans, j0 = (t % spans) * span;
-                      const int64_t w = std::min(span, a.inner - j0);
-                      const float* x = a.x + o * a.k * a.inner + j0;
-                      float* y = a.y + o * a.inner + j0;
-                      if (a.form == kReduceM1) {
-                        m1_sums(x, y, a.k, w, a.inner, part);
-                      } else {
-                        in_order(x, y, a.k, w, a.inner);
-                      }
-                      finish(y, w);
-                    }
-                  });
+  for_each_span<std::vector<float>>(
+      a.outer, a.k, a.inner, a.inner > 4096 ? 1024 : a.inner, threads,
+      [&](int64_t o, int64_t j0, int64_t w, std::vector<float>& part) {
+        const float* x = a.x + o * a.k * a.inner + j0;
+        float* y = a.y + o * a.inner + j0;
+        if (a.form == kReduceM1) {
+          m1_sums(x, y, a.k, w, a.inner, part);
+        } else {
+          in_order(x, y, a.k, w, a.inner);
+        }
+        finish(y, w);
+      });
 }
 
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
@@ -184,36 +190,31 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
     return b ^ ((b >> 31) & 0x7fffffff);
   };
   const int32_t lowest = key(-std::numeric_limits<float>::infinity());
-  const int64_t span = inner > 4096 ? 1024 : inner;
-  const int64_t spans = (inner + span - 1) / span;
-  run_elementwise(outer * spans, std::max<int64_t>(1, (int64_t(1) << 14) / (k * span)), threads,
-                  [&](int64_t t0, int64_t len) {
-                    std::vector<int32_t> best, seen_nan;
-                    for (int64_t t = t0; t < t0 + len; ++t) {
-                      const int64_t o = t / spans, j0 = (t % spans) * span;
-                      const int64_t w = std::min(span, inner - j0);
-                      const float* xs = x + o * k * inner + j0;
-                      best.assign(size_t(w), lowest);
-                      seen_nan.assign(size_t(w), 0);
-                      int32_t* const bp = best.data();
-                      int32_t* const np_ = seen_nan.data();
-                      for (int64_t r = 0; r < k; ++r, xs += inner)
-                        for (int64_t j = 0; j < w; ++j) {
-                          const float v = xs[j];
-                          const int32_t kv = key(v);
-                          np_[j] |= int32_t(v != v);
-                          bp[j] = kv > bp[j] ? kv : bp[j];
-                        }
-                      float* ys = y + o * inner + j0;
-                      for (int64_t j = 0; j < w; ++j) {
-                        const int32_t kb = bp[j];
-                        const int32_t b = kb ^ ((kb >> 31) & 0x7fffffff);
-                        float v;
-                        std::memcpy(&v, &b, sizeof v);
-                        ys[j] = np_[j] ? nan : v;
-                      }
-                    }
-                  });
+  using Keys = std::pair<std::vector<int32_t>, std::vector<int32_t>>;  // best, seen NaN
+  for_each_span<Keys>(
+      outer, k, inner, inner > 4096 ? 1024 : inner, threads,
+      [&](int64_t o, int64_t j0, int64_t w, Keys& keys) {
+        const float* xs = x + o * k * inner + j0;
+        keys.first.assign(size_t(w), lowest);
+        keys.second.assign(size_t(w), 0);
+        int32_t* const bp = keys.first.data();
+        int32_t* const np_ = keys.second.data();
+        for (int64_t r = 0; r < k; ++r, xs += inner)
+          for (int64_t j = 0; j < w; ++j) {
+            const float v = xs[j];
+            const int32_t kv = key(v);
+            np_[j] |= int32_t(v != v);
+            bp[j] = kv > bp[j] ? kv : bp[j];
+          }
+        float* ys = y + o * inner + j0;
+        for (int64_t j = 0; j < w; ++j) {
+          const int32_t kb = bp[j];
+          const int32_t b = kb ^ ((kb >> 31) & 0x7fffffff);
+          float v;
+          std::memcpy(&v, &b, sizeof v);
+          ys[j] = np_[j] ? nan : v;
+        }
+      });
 }
 
 }  // namespace lowp
