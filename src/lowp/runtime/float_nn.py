@@ -471,19 +471,22 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 count_include_pad: int = 0, dilations: Sequence[int] | None = None,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
                 strides: Sequence[int] | None = None, nchwc_channels: int = 0,
-                **_: Any) -> np.ndarray:
+                opset: int = 0, **_: Any) -> np.ndarray:
     """Mean over windows; the divisor counts explicit pads only with count_include_pad.
     A float32 2-D pool whose channels fill MLAS's NCHWc blocks (`nchwc_channels`, the
     channel count ONNX Runtime's shape inference knows), or that MLAS does not take, sums
-    the window row-major as ONNX Runtime then does; others column by column (MLAS)."""
+    the window row-major as ONNX Runtime then does; others column by column (MLAS). From
+    `opset` 19 on (AveragePool-19, which has dilations) ONNX Runtime runs every one with
+    its generic loop, row-major, divided by the count ((O32))."""
     nd = x.ndim - 2
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
                                             auto_pad, ceil_mode)
-    # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
-    # which MLAS does not take) adds row-major like the NCHWc kernel
-    generic = any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
+    # ONNX Runtime's generic pooling loop (AveragePool-19's kernel; before it, dilated
+    # windows or padded counts with ceil_mode, which MLAS does not take) adds row-major
+    # like the NCHWc kernel
+    generic = opset >= 19 or any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
     rowmajor = generic or _nchwc_pool(x, nchwc_channels) or not _mlas_vector_pool(
         x.shape[2:], k, s, begin, end)
     if not rowmajor:
@@ -544,16 +547,19 @@ def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
 
 
 def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
-    """Sum the `nd` trailing window axes in ONNX Runtime's float order: the first window
-    axis one tap after another (a 2-D window's columns), then the next, and so on; padded
-    taps hold 0 and add nothing."""
-    total = win
-    for remaining in range(nd, 0, -1):
-        first = total.ndim - remaining          # the first window axis still there
-        acc = np.zeros(total.shape[:first] + total.shape[first + 1:], total.dtype)
-        for i in range(total.shape[first]):
-            acc += np.take(total, i, axis=first)
-        total = acc
+    """Sum the `nd` trailing window axes in the order of MLAS's vector pooling kernel: each
+    column of the window (one position of its last axis) adds its taps along the other
+    window axes one after another, row-major (a 3-D window's depth and height as one
+    chain), from +0; then the columns are added one after another from +0. Padded taps
+    hold 0 and add nothing."""
+    lead = win.shape[:win.ndim - nd]
+    taps = win.reshape(lead + (int(np.prod(win.shape[-nd:-1])), win.shape[-1]))
+    columns = np.zeros(lead + (win.shape[-1],), win.dtype)
+    for i in range(taps.shape[-2]):
+        columns += taps[..., i, :]
+    total = np.zeros(lead, win.dtype)
+    for j in range(win.shape[-1]):
+        total += columns[..., j]
     return total
 
 
