@@ -573,6 +573,11 @@ MODELS: tuple[CorpusModel, ...] = (
                 (Feed("input", (4, 512), "float32", "audio"),),
                 frozen=(("state", 0.0), ("sr", 16000)),
                 note="If on the sample rate; LSTM written out in ops"),
+    CorpusModel("silero_vad_half", "silero-vad==6.2.3", "silero_vad/data/silero_vad_half.onnx",
+                "speech", "torch.onnx", 16, (Feed("input", (4, 512), "float32", "audio"),),
+                frozen=(("state", 0.0),),
+                note="Silero VAD v6 'half' export (float32 despite its name): STFT as Conv, "
+                     "the LSTM inside nested Ifs on the input's shape, no sample-rate input"),
     CorpusModel("silero_vad_sequence", "silero-vad==6.2.3",
                 "silero_vad/data/silero_vad_16k_sequence.onnx", "speech", "torch.onnx", 16,
                 (Feed("input", (8, 576), "float32", "audio"),),

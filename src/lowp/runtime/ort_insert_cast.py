@@ -182,6 +182,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                                             for r in readers.get(value, [])
                                             if r not in in_float32)
 
+    overridable = {v.name for v in g.input}
+    constants = {t.name: t for t in g.initializer if t.name not in overridable}
     wide: dict[str, str] = {}            # float16 value -> its float32 value
     computed: set[str] = set()           # float16 outputs of the nodes run in float32
     out_nodes: list[onnx.NodeProto] = []
@@ -205,6 +207,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 if (src is not None and src.op_type == "Cast"
                         and types.get(src.input[0]) == F32):
                     wide[i] = src.input[0]   # Cast float32 -> float16 -> float32 removed
+                elif i in constants:         # folded, as ONNX Runtime's constant folding does
+                    wide[i] = names.fresh(f"{i}_float32")
+                    inits.append(numpy_helper.from_array(
+                        numpy_helper.to_array(constants[i]).astype(np.float32), wide[i]))
                 else:
                     wide[i] = names.fresh(f"{i}_float32")
                     out_nodes.append(helper.make_node("Cast", [i], [wide[i]], to=F32,
