@@ -5,6 +5,8 @@ on slovorez 0.1.0's Keras mixed-precision model, where lowp rounded every node).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -103,3 +105,29 @@ def test_a_float32_model_is_left_as_it_is() -> None:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])]))
     assert ort_insert_cast.apply(float32) is float32
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lone_float16_softmax_is_its_function_body(backend: str, tmp_path: Path) -> None:
+    """One node: ONNX Runtime still runs it as ReduceMax, Sub, Exp, ReduceSum, Div in
+    float32 (only its "isolated" rule needs more than one node); the rewrite has the
+    nodes of ONNX Runtime's saved graph."""
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+        [helper.make_tensor_value_info("x", F16, [None, 300])],
+        [helper.make_tensor_value_info("y", F16, [None, 300])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "saved.onnx")
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    saved = onnx.load(str(tmp_path / "saved.onnx"))
+    rewritten = ort_insert_cast.apply(model)
+    assert ([n.op_type for n in rewritten.graph.node]
+            == [n.op_type for n in saved.graph.node])
+    x = (np.random.default_rng(2).standard_normal((64, 300)) * 4).astype(np.float16)
+    np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"],
+                                  s.run(None, {"x": x})[0])

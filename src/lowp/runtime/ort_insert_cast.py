@@ -135,7 +135,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     types = _types(infer_shapes(model))
     opset = _opset(model)
-    if len(g.node) <= 1 or not _mirrorable(list(g.node), types, opset):
+    if not _mirrorable(list(g.node), types, opset):
         return model
     names = NameAllocator.for_model(model)
     inits: list[onnx.TensorProto] = []
@@ -164,9 +164,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     for k, n in enumerate(nodes):
         for i in n.input:
             readers.setdefault(i, []).append(k)
+    computing = sum(n.op_type != "Constant" for n in nodes)   # Constants are initializers
     for k, n in enumerate(nodes):
         ins = fp16_inputs(n)
-        if (k in in_float32 or not ins or any(o in outputs for o in n.output)
+        if (computing <= 1 or k in in_float32 or not ins or any(o in outputs for o in n.output)
                 or not all(i in producer and producer[i] in in_float32 for i in ins)
                 or not any(types.get(o) == F16 and readers.get(o) for o in n.output)):
             continue
