@@ -131,3 +131,26 @@ def test_a_lone_float16_softmax_is_its_function_body(backend: str, tmp_path: Pat
     x = (np.random.default_rng(2).standard_normal((64, 300)) * 4).astype(np.float16)
     np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"],
                                   s.run(None, {"x": x})[0])
+
+
+def test_a_value_read_inside_a_branch_keeps_its_float16_rounding() -> None:
+    """The Relu output is read only from inside an If branch: the rewrite still writes it
+    (as float16, the Cast after the float32 Relu), and the model runs as ONNX Runtime runs it."""
+    model = _model(17)
+    branch = helper.make_graph([helper.make_node("Identity", ["r"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", F16, [None, 8, 16])])
+    other = helper.make_graph([helper.make_node("Identity", ["m"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", F16, [None, 8, 16])])
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array(True), "cond"))
+    g.node.append(helper.make_node("If", ["cond"], ["z"], then_branch=branch,
+                                   else_branch=other))
+    del g.output[1:]                              # r is read only by the branch now
+    g.output.append(helper.make_tensor_value_info("z", F16, [None, 8, 16]))
+    rewritten = ort_insert_cast.apply(model)
+    assert "r" in {o for n in rewritten.graph.node for o in n.output}
+    x = (np.random.default_rng(1).standard_normal((4, 8, 16)) * 3).astype(np.float32)
+    got = Session(model).run({"x": x})
+    want = _ort(model, x)
+    np.testing.assert_array_equal(got["y"], want[0])
+    np.testing.assert_array_equal(got["z"], want[1])

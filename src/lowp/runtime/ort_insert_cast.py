@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
 from ..ir.names import NameAllocator
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
@@ -162,7 +162,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                   if fp16_inputs(n) and n.op_type not in HAS_FLOAT16_KERNEL}
     readers: dict[str, list[int]] = {}
     for k, n in enumerate(nodes):
-        for i in n.input:
+        for i in (*n.input, *subgraph_reads(n)):    # a branch reads the float16 value
             readers.setdefault(i, []).append(k)
     computing = sum(n.op_type != "Constant" for n in nodes)   # Constants are initializers
     for k, n in enumerate(nodes):
