@@ -154,3 +154,21 @@ def test_a_value_read_inside_a_branch_keeps_its_float16_rounding() -> None:
     want = _ort(model, x)
     np.testing.assert_array_equal(got["y"], want[0])
     np.testing.assert_array_equal(got["z"], want[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_casts_around_a_float16_node_are_removed(backend: str) -> None:
+    """Cast(to=float16) -> Relu -> Cast(to=float): ONNX Runtime removes both Cast pairs and
+    computes Relu of the float32 input, unrounded; as written it would round to float16."""
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    x = (np.random.default_rng(0).standard_normal(64) * 3).astype(np.float32)
+    want = _ort(model, x)[0]
+    assert np.array_equal(want, np.maximum(x, 0))
+    np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], want)
