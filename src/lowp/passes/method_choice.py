@@ -34,7 +34,7 @@ import onnx
 
 from ..calib import CalibrationTable, MinMaxObserver
 from ..config import COMPUTE_HEAVY, CalibMethod, Config
-from ..errors import LowpError
+from ..errors import LowpError, UnsupportedOpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
 from ..ir.graph import Graph
@@ -340,10 +340,12 @@ def measure(float_model: onnx.ModelProto,
     """Each model's output SQNR (the minimum over the outputs scored) against `float_model` on
     the first `config.fallback_samples` samples of `evaluation`, on lowp's engine; `models`
     maps candidate names to models, and a value that is a string is the error that kept
-    that model from being built."""
+    that model from being built. An operator lowp's engine refuses in every candidate is
+    the model's, not a candidate's: that UnsupportedOpError is raised as it is."""
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, fit, inputs, config)
     out: list[MethodCandidate] = []
+    refusals: list[UnsupportedOpError] = []
     for name, model in models.items():
         if isinstance(model, str):
             out.append(MethodCandidate(name, None, model))
@@ -352,7 +354,10 @@ def measure(float_model: onnx.ModelProto,
             built = Built(model, Annotation(), QuantPlan(), config)
             out.append(MethodCandidate(name, evaluator.measure(built).min_sqnr_db))
         except LowpError as e:
+            refusals += [e] if isinstance(e, UnsupportedOpError) else []
             out.append(MethodCandidate(name, None, str(e).strip().splitlines()[0]))
+    if refusals and all(c.sqnr_db is None for c in out):
+        raise refusals[0]
     order = {name: i for i, name in enumerate(CANDIDATES)}
     out.sort(key=lambda c: order[c.method])
     return out, sum(_samples(f) for f in feeds)

@@ -221,6 +221,14 @@ _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.mic
                             (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE)})
 
 
+def _foreign_detail(domain: str) -> str:
+    """Why an operator of another domain is refused, naming what lowp runs of that domain."""
+    runs = sorted(op for d, op in _FOREIGN_FLOAT if d == domain)
+    if not runs:
+        return f"domain '{domain}' is not supported"
+    return f"domain '{domain}' is not supported beyond {', '.join(runs)}"
+
+
 def _label(node: onnx.NodeProto) -> str:
     """How a refusal names a node: its name, or its first output when it has none (skl2onnx
     and onnxmltools leave ai.onnx.ml nodes unnamed), as formats.rewrite.node_label does."""
@@ -233,8 +241,7 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:
-        raise UnsupportedOpError(node.op_type, _label(node), f"domain '{node.domain}' is not "
-                                 "supported")
+        raise UnsupportedOpError(node.op_type, _label(node), _foreign_detail(node.domain))
     if node.op_type == "DequantizeLinear":
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
