@@ -52,9 +52,13 @@ class SubPlan:
         listed = {v.name for v in (*sub.input, *sub.value_info, *sub.output)}
         sub.value_info.extend(v for v in outer_shapes
                               if v.name in self.free and v.name not in listed)
-        self.steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
-                                       subgraph=True, outer_constants=outer_constants)
+        steps: list[Step] = lower(model, backend, requant_mode, frozenset(self.free),
+                                  subgraph=True, outer_constants=outer_constants)
         self.constants = {t.name: numpy_helper.to_array(t) for t in sub.initializer}
+        # a Constant node's value is computed here once, not on every run of the body
+        # (slanet_table's decoder body holds 52 of them, run on each of its 501 iterations)
+        self.constants.update(_constant_values(steps))
+        self.steps = [s for s in steps if not _is_constant_node(s)]
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]
         self._replayer: Any = None
@@ -96,6 +100,24 @@ class SubPlan:
             values = [v if id(v) in given or not isinstance(v, np.ndarray) else np.array(v)
                       for v in values]
         return values
+
+
+def _is_constant_node(step: Step) -> bool:
+    return step.op_type == "Constant" and step.kind == "float" and not any(step.inputs)
+
+
+def _constant_values(steps: list[Step]) -> dict[str, np.ndarray]:
+    """The values of the Constant steps, each computed once (channels-first)."""
+    from .session import _to_cf, execute
+
+    values: dict[str, np.ndarray] = {}
+    for step in steps:
+        if _is_constant_node(step):
+            env: dict[str, Any] = {}
+            layout: dict[str, object] = {}
+            execute(step, env, layout)
+            values.update((o, _to_cf(env[o], layout.get(o, CF))) for o in step.outputs if o)
+    return values
 
 
 def _constant_shapes(graph: Graph, constants: frozenset[str]
