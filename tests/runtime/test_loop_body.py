@@ -1,10 +1,12 @@
-"""A Loop body's Constant nodes, computed once when the body is lowered
-(lowp.runtime.control): the outputs as ONNX Runtime gives them."""
+"""A Loop body's Constant nodes, computed once when the body is lowered, and the scan outputs
+of a Loop that runs no iteration (lowp.runtime.control): both as ONNX Runtime gives them."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime import Session
@@ -61,3 +63,41 @@ def test_body_constants_are_computed_once() -> None:
             for name, value in zip(("n", "h", "rows"), theirs, strict=True):
                 np.testing.assert_array_equal(ours[name], value, err_msg=name)
                 assert ours[name].dtype == value.dtype
+
+
+def _zero_trip_loop(shape: list[int | str] | None, elem: int) -> onnx.ModelProto:
+    """A Loop whose scan output is Cast(h + x) (`shape` declared in the body, or none); run
+    with 0 iterations."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["x", "h_in"], ["h_out"]),
+         helper.make_node("Cast", ["h_out"], ["s"], to=elem),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []),
+                 vi("h_in", F, [2, 5])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("h_out", F, [2, 5]), vi("s", elem, shape)])
+    out = vi("ss", elem, None)
+    out.type.tensor_type.shape.SetInParent()
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "h0"], ["h", "ss"], body=body)], "g",
+        [vi("x", F, [2, 5]), vi("h0", F, [2, 5]), vi("n", TensorProto.INT64, [])],
+        [vi("h", F, [2, 5]), out])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@given(shape=st.sampled_from([None, [2, 5], ["a", 5], [2, "b"]]),
+       elem=st.sampled_from([TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32,
+                             TensorProto.BOOL, TensorProto.DOUBLE]),
+       trips=st.sampled_from([0, 2]))
+@settings(max_examples=20, deadline=None)
+def test_scan_outputs_of_no_iteration_keep_their_rank_and_type(shape, elem, trips):
+    # lowp stacked nothing into a float32 (0,); ONNX Runtime gives (0, 2, 5) of the body
+    # output's type (the shape shape inference gives it)
+    model = _zero_trip_loop(shape, elem)
+    feeds = {"x": np.ones((2, 5), np.float32), "h0": np.full((2, 5), 0.5, np.float32),
+             "n": np.array(trips, np.int64)}
+    theirs = onnxruntime_run(model, feeds)
+    for replay in (True, False):
+        ours = Session(model, replay=replay).run(feeds)
+        for name, value in zip(("h", "ss"), theirs, strict=True):
+            assert (ours[name].shape, ours[name].dtype) == (value.shape, value.dtype), name
+            np.testing.assert_array_equal(ours[name], value)

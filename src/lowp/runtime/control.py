@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import LowpError
 from ..fixedpoint import RequantMode
-from ..ir.graph import Graph, attributes, free_names
+from ..ir.graph import Graph, attributes, free_names, infer_shapes
 from .backends import ReferenceBackend
 from .fastops import subgraph_buffers_reused
 from .float_registry import TensorSequence
@@ -189,12 +189,31 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
             scans.append(out[1 + n_carried:])
             i += 1
         n_scan = len(body.outputs) - 1 - n_carried
-        stacked = [np.stack([s[k] for s in scans]) if scans else np.empty((0,), np.float32)
-                   for k in range(n_scan)]
+        if not scans:
+            return tuple(carried) + _empty_scans(node, graph, n_carried)
+        stacked = [np.stack([s[k] for s in scans]) for k in range(n_scan)]
         return tuple(carried) + tuple(stacked)
 
     return Step(node.name, "Loop", "float", inputs, list(node.output), run_loop,
                 act_inputs=tuple(range(len(inputs))))
+
+
+def _empty_scans(node: onnx.NodeProto, graph: Graph, n_carried: int
+                 ) -> tuple[np.ndarray, ...]:
+    """The scan outputs of a Loop that ran no iteration, as ONNX Runtime makes them: shape
+    (0, *the body output's shape as shape inference gives it, an unknown dimension 0), the
+    body output's element type; (0,) when its shape is unknown."""
+    body = node_attr_graph(node, "body")
+    inferred = next((node_attr_graph(n, "body") for n in infer_shapes(graph.model).graph.node
+                     if n.op_type == "Loop" and list(n.output) == list(node.output)), body)
+    out = []
+    for declared, found in zip(body.output[1 + n_carried:], inferred.output[1 + n_carried:],
+                               strict=True):
+        tensor = found.type.tensor_type
+        elem = declared.type.tensor_type.elem_type or tensor.elem_type or onnx.TensorProto.FLOAT
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
+        out.append(np.empty((0, *dims), helper.tensor_dtype_to_np_dtype(elem)))
+    return tuple(out)
 
 
 def _value(v: object) -> Any:
