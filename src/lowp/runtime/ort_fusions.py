@@ -38,9 +38,12 @@ matching rules, so that a QDQ file gives the same integers in both engines
   (-> Add of a constant bias) becomes com.microsoft MatMulIntegerToFloat, which rounds as
   the nodes it replaces (one native pass, lowp.runtime.native_integer); the bias Add it
   takes in is then no longer there for SkipLayerNormFusion or BiasGeluFusion ((O23r)).
+* GemmTransposeFusion (level 1) and MatmulTransposeFusion: a Transpose read by a Gemm, or
+  a last-two-axes Transpose read by a MatMul, becomes the product's transpose flag
+  (lowp.runtime.ort_transpose_fold, (O33t)).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
-of scalar Mul nodes fold into one alpha).
+of scalar Mul nodes fold into one alpha), the level-1 ones first, then the others.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
 from .ort_topology import topological
+from .ort_transpose_fold import gemm_transpose, matmul_transpose
 
 _MS = "com.microsoft"
 _F = np.float32
@@ -874,12 +878,14 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
+    ("GemmTransposeFusion", gemm_transpose, 7),     # level 1 (a rule; (O33t))
     ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),   # first of level 2
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
     ("GeluFusion", _gelu, 9),
+    ("MatmulTransposeFusion", matmul_transpose, 9),     # (O33t)
     ("BiasGeluFusion", _bias_gelu, 7),
     ("SkipLayerNormFusion", _skip_layer_norm, 7),
     ("FastGeluFusion", _fast_gelu, 7),
@@ -887,9 +893,12 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
 )
 
 
+_LEVEL_1 = frozenset({"MatMulAddFusion", "GemmTransposeFusion", "TransposeOptimizer",
+                      "DivMulFusion"})
+
 # operators without which nothing fuses, and those whose fusions read shapes
 _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger",
-                     "Transpose"})
+                     "Transpose", "Gemm"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
@@ -939,34 +948,40 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
     opset = next((int(o.version) for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
-    fusions = [f for _, f, since in FUSIONS if opset >= since]
-    if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
+    # ONNX Runtime runs its level-1 transformers until nothing changes, then its level-2
+    # ones: a level-2 fusion never reopens a level-1 one (a Transpose left for its MatMul
+    # by the transpose optimizer stays when MatmulTransposeFusion folds it later)
+    levels = [[f for name, f, since in FUSIONS if opset >= since and (name in _LEVEL_1) == first]
+              for first in (True, False)]
+    if not any(levels) or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
     shaped = _without_invented_symbols(_ort_inferred(model), model) \
         if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     ranks = {id(n): k for k, n in enumerate(nodes)}     # ONNX Runtime's node indices
-    touched, changed = False, True
-    while changed:
-        changed = False
-        for fusion in fusions:
-            for node in topological(nodes, ranks):
-                if id(node) not in index.position:      # removed by an earlier rewrite
-                    continue
-                rewrite = fusion(node, index)
-                if rewrite is None:
-                    continue
-                new, gone = rewrite
-                # the new nodes go where the last node they replace was: their inputs
-                # (a LayerNorm's Reshape'd weights) may be made after the matched node
-                drop = {id(n) for n in gone} | {id(node)}
-                at = max(index.position[i] for i in drop)
-                nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
-                    [n for n in nodes[at + 1:] if id(n) not in drop]
-                index.link(nodes)
-                ranks.update((id(n), len(ranks) + k) for k, n in enumerate(new))
-                changed = touched = True
+    touched = False
+    for fusions in levels:
+        changed = True
+        while changed:
+            changed = False
+            for fusion in fusions:
+                for node in topological(nodes, ranks):
+                    if id(node) not in index.position:      # removed by an earlier rewrite
+                        continue
+                    rewrite = fusion(node, index)
+                    if rewrite is None:
+                        continue
+                    new, gone = rewrite
+                    # the new nodes go where the last node they replace was: their inputs
+                    # (a LayerNorm's Reshape'd weights) may be made after the matched node
+                    drop = {id(n) for n in gone} | {id(node)}
+                    at = max(index.position[i] for i in drop)
+                    nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
+                        [n for n in nodes[at + 1:] if id(n) not in drop]
+                    index.link(nodes)
+                    ranks.update((id(n), len(ranks) + k) for k, n in enumerate(new))
+                    changed = touched = True
     if not touched:
         return model
     return with_nodes(model, nodes, domains=[_MS])
