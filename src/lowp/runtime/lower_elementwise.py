@@ -461,20 +461,6 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
         # (lower._transpose_where_consumers_want), the same memory again
         return ctx.step(inputs, out_names, run, channels_last_fn=channels_last_result(run),
                         moves_channels=moving)
-    if node.op_type == "Transpose" and len(attrs.get("perm") or ()) >= 3:  # type: ignore[arg-type]
-        # any other permutation read by convolutions writes their channels-last input in one
-        # permutation (not its channels-first result converted again), often a view: magika's
-        # (0, 2, 1, 3) of (N, 512, 256, 1), whose channels-last result is its input's memory.
-        # Once it writes channels-last (lower._transpose_where_consumers_want), a
-        # channels-last input is permuted through its channels-first view (a channels-last
-        # result as well)
-        through = through_channels_first(run)
-
-        def run_either(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
-            return (through if layout is CL else run)(*vals, layout=layout)
-
-        return ctx.step(inputs, out_names, run_either,
-                        channels_last_fn=channels_last_result(run))
     layouts = (CF, CL) if node.op_type in ("MaxPool", "GlobalMaxPool") else (CF,)
     if layouts != (CF,):
         a = ctx.attrs
