@@ -137,8 +137,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
                                    begin + end, s, d, sum=init)
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
-    native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out) \
-        if mlas and init is None else None
+    native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out,
+                               init) if mlas else None
     if native is not None:
         return native
     kk = c // g * int(np.prod(k))
@@ -218,6 +218,12 @@ def FusedConv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
             y = y + z
     if not activation:
         return y
+    if y.dtype == np.float32 and activation in ("Relu", "Clip"):
+        # in place, natively where it can: the result stays in the buffer the Conv wrote
+        # (a replayed step's), the values those of np.maximum then np.minimum
+        bounds = [0.0, None] if activation == "Relu" else list(activation_params or [])
+        if len(bounds) == 2 and native_float.clamp_in_place(y, *bounds):
+            return y
     from .float_ops import FLOAT_OPS
 
     names = _FUSED_ACTIVATIONS[activation]
@@ -389,13 +395,18 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
     """MaxPool of channels-last 2-D data (N, H, W, C), channels-last: the values of MaxPool
     of its channels-first view (docs/native.md, "Float MaxPool on channels-last data").
 
-    Taps in the native kernel's order: each window column reduced down its rows, then the
-    columns across, by np.maximum (NaN propagates; of two equal values the earlier stays,
-    as the kernel keeps them). Padded taps are -inf, which leave a maximum as it is."""
+    Taps in the channels-first kernel's order: each window column reduced down its rows,
+    then the columns across, by np.maximum (the first NaN propagates; of two equal values
+    it gives the second, the later tap, where the channels-first kernel keeps the earlier:
+    the sign of a zero maximum may differ). Padded taps are -inf, which leave a maximum as
+    it is. Natively (native_float.max_pool_channels_last: the same values) where it runs."""
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
                                             ceil_mode)
+    native = native_float.max_pool_channels_last(x, k, s, d, begin, out)
+    if native is not None:
+        return native
     widths = [(0, 0), *[(b, e + x_) for b, e, x_ in zip(begin, end, extra, strict=True)],
               (0, 0)]
     xp = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
@@ -405,7 +416,7 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
         return xp[:, r:r + (out[0] - 1) * s[0] + 1:s[0], c:c + (out[1] - 1) * s[1] + 1:s[1]]
 
     def column(j: int, into: np.ndarray | None) -> np.ndarray:
-        # (np.maximum keeps its first operand of two equal values: the earlier tap)
+        # (np.maximum gives its second operand of two equal values: the later tap)
         if k[0] == 1:
             if into is None:
                 return tap(0, j).copy()
@@ -610,7 +621,24 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
 
 @register
 def GlobalMaxPool(x: np.ndarray, **_: Any) -> np.ndarray:
-    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+    """The maximum over the spatial axes; float32 by ReduceMax's rule (docs/operators.md
+    (O48)), natively where it can."""
+    return global_max(x, tuple(range(2, x.ndim)))
+
+
+def global_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The maximum of `x` over `axes`, kept: float32 by `float_ops.max_reference` (the
+    maximum of the set, whatever the order: the default NaN when one is NaN, +0 over -0),
+    by the native ReduceMax kernel where it runs; other dtypes by np.max. GlobalMaxPool of
+    channels-first data (the spatial axes) and of channels-last data (the middle ones)."""
+    if x.dtype != np.float32 or x.size == 0:
+        return x.max(axis=axes, keepdims=True)
+    native = native_float.reduce_max(x, axes, True)
+    if native is not None:
+        return native
+    from .float_ops import max_reference
+
+    return max_reference(x, axes, True)
 
 
 @register

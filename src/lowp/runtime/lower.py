@@ -31,6 +31,7 @@ from .fastops import Arena
 from .fastops import quantize as fast_quantize
 from .float_nn import (
     global_average_pool_channels_last,
+    global_max,
     max_pool_channels_last,
     resize_channels_last,
 )
@@ -797,12 +798,12 @@ def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn
 
 def _global_max_pool(run: StepFn) -> StepFn:
     """GlobalMaxPool that takes channels-last data as it is: the maximum over its spatial
-    axes (exact in any order), channels-last."""
+    axes (float_nn.global_max: the same rule as on channels-first data), channels-last."""
     def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if layout is not CL or x is None or x.ndim < 3:
             return run(*vals, layout=layout)
-        return (x.max(axis=tuple(range(1, x.ndim - 1)), keepdims=True),)
+        return (global_max(x, tuple(range(1, x.ndim - 1))),)
 
     return pool
 
