@@ -269,11 +269,23 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
 
 def _matmul_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks a MatMul's B when it is a constant 2-D matrix; its product then
-    sums in other K blocks (lowp.mlas_sgemm)."""
+    sums in other K blocks (lowp.mlas_sgemm). The rank of a B that is no initializer comes
+    from its Constant's value or from shape inference (ppocrv4_rec's weights are Constant
+    nodes and the file lists no shapes: lowp summed their K = 240 products in two blocks,
+    ONNX Runtime in one)."""
     b = node.input[1]
-    shape = graph.value_shape(b) if b not in graph.initializers else \
-        list(graph.initializers[b].dims)
-    return {"b_packed": _folded_constant(b, graph) and shape is not None and len(shape) == 2}
+    if not _folded_constant(b, graph):
+        return {"b_packed": False}
+    made = graph.producer.get(b)
+    if b in graph.initializers:
+        rank: int | None = len(graph.initializers[b].dims)
+    elif made is not None and made.op_type == "Constant" and made.attribute and \
+            made.attribute[0].name == "value":
+        rank = len(made.attribute[0].t.dims)
+    else:
+        shape = graph.inferred_shape(b)
+        rank = None if shape is None else len(shape)
+    return {"b_packed": rank == 2}
 
 
 def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
