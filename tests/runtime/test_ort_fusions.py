@@ -1041,13 +1041,16 @@ def test_scale_fuses_only_where_its_rank_broadcasts_to_nothing(
     _same_as_ort(model, {"a": (rng.standard_normal((3, 5, 9)) * 4).astype(np.float32)})
 
 
-@pytest.mark.parametrize("source", ["initializer", "constant", "reshaped_constant"])
+@pytest.mark.parametrize("source", ["initializer", "constant", "reshaped_constant",
+                                    "deep_constant"])
 def test_constant_b_without_listed_shapes_is_prepacked(source: str) -> None:
     # ONNX Runtime prepacks a 2-D constant B (a Constant node is an initializer there, a
     # Reshape of one folds into one), and then sums K = 240 in one block; lowp read B's
     # rank from the shapes the file lists only, and paddle2onnx lists none: ppocrv4_rec's
     # weights are Constant nodes, summed in two blocks of K (86% of one MatMul's values
-    # an ulp off, its float model 10% identical, identical after)
+    # an ulp off, its float model 10% identical, identical after); a Constant four moves
+    # deep (ppocrv2_rec's LSTM weights: Concat(Slice(Concat(Unsqueeze(Constant))))) was
+    # no constant to lowp at all
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((240, 120)) * 0.1).astype(np.float32)
     nodes = [helper.make_node("MatMul", ["a", "w"], ["y"])]
@@ -1057,11 +1060,18 @@ def test_constant_b_without_listed_shapes_is_prepacked(source: str) -> None:
     elif source == "constant":
         nodes.insert(0, helper.make_node("Constant", [], ["w"],
                                          value=numpy_helper.from_array(w)))
-    else:
+    elif source == "reshaped_constant":
         nodes[:0] = [helper.make_node("Constant", [], ["flat"],
                                       value=numpy_helper.from_array(w.reshape(-1))),
                      helper.make_node("Reshape", ["flat", "to"], ["w"])]
         inits["to"] = np.array([240, 120], np.int64)
+    else:
+        nodes[:0] = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(w)),
+                     helper.make_node("Unsqueeze", ["c", "zero"], ["u"]),
+                     helper.make_node("Concat", ["u", "u"], ["cc"], axis=0),
+                     helper.make_node("Slice", ["cc", "zero", "one", "zero"], ["sl"]),
+                     helper.make_node("Squeeze", ["sl", "zero"], ["w"])]
+        inits.update(zero=np.array([0], np.int64), one=np.array([1], np.int64))
     model = _model(nodes, {"a": (1, 40, 240)}, inits, ["y"], opset=13)
     del model.graph.value_info[:]
     _same_as_ort(model, {"a": rng.standard_normal((1, 40, 240)).astype(np.float32)})

@@ -246,7 +246,7 @@ def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     return {}
 
 
-def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
+def _folded_constant(name: str, graph: Graph, depth: int = 6) -> bool:
     """Whether ONNX Runtime sees `name` as a constant initializer once its constant folding
     ran: an initializer no feed overrides, a Constant, or the output of a node whose inputs
     all are. Not a DequantizeLinear output: its constant folding skips DequantizeLinear
@@ -258,10 +258,11 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
     if name in graph.outer_constants:
         return True
     node = graph.producer.get(name)
+    if node is not None and node.op_type == "Constant":
+        return True     # at any depth: ppocrv2_rec's LSTM weights are Concat(Slice(Concat(
+        # Unsqueeze(Constant)))), folded by ONNX Runtime and prepacked, not by lowp before
     if node is None or depth == 0 or node.op_type in ("If", "Loop", "Scan"):
         return False
-    if node.op_type == "Constant":
-        return True
     if node.op_type == "DequantizeLinear":          # of any domain (com.microsoft too)
         return False
     return all(_folded_constant(i, graph, depth - 1) for i in node.input if i)
