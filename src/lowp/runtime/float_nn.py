@@ -1033,7 +1033,8 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
                      else np.arange(out[j], dtype=np.float32)
                      for j, a in enumerate(ax) if a >= rank - 2]
         if len(coords_hw) == 2:
-            work = _bicubic(work, *coords_hw, cubic_coeff_a, exclude_outside)
+            work = _bicubic(work, coords_hw[0], coords_hw[1], cubic_coeff_a,
+                            exclude_outside)
             return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
