@@ -11,13 +11,14 @@ arithmetic does, element by element in the parameters' type (float32 or float64)
 
 The fused convolution rounds otherwise than a Conv then a BatchNormalization (paddle2onnx's
 OCR models put a BatchNormalization after nearly every Conv). A ConvTranspose folds the same
-way, its weights [C_in, C_out / group, ...] scaled along axis 1 within each group. ONNX Runtime's matching rules
-(conv_bn_fusion.cc): Conv (opset 1 or 11) with one output edge, not a graph output;
-BatchNormalization of opset 7, 9, 14 or 15 (ONNX Runtime 1.32) with one input edge and no
-optional outputs; the Conv's weights and bias and the four BatchNormalization parameters
-constant (initializers that no graph input overrides, or Constant nodes, which ONNX Runtime
-turns into initializers); the parameters 1-D of the weights' output channels, the weights
-of rank > 2, all of one floating type (docs/operators.md, (O52)).
+way, its weights [C_in, C_out / group, ...] scaled along axis 1 within each group. ONNX
+Runtime's matching rules (conv_bn_fusion.cc): Conv (opset 1 or 11) with one output edge, not
+a graph output; BatchNormalization of opset 7, 9, 14 or 15 (ONNX Runtime 1.32) with one
+input edge and no optional outputs; the Conv's weights and bias and the four
+BatchNormalization parameters constant (initializers that no graph input overrides, or
+Constant nodes, which ONNX Runtime turns into initializers); the parameters 1-D of the
+weights' output channels, the weights of rank > 2, all of one floating type
+(docs/operators.md, (O52)).
 """
 
 from __future__ import annotations
