@@ -1059,6 +1059,17 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         if len(coords_hw) == 2:
             work = _bilinear(work, *coords_hw)
             return _cast_resized(work, x)
+    if (mode == "cubic" and not antialias and not tf_crop and rank in (2, 4) and all(
+            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2)):
+        # ONNX Runtime's bicubic kernel (its only cubic one): rows first, then columns
+        coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
+                                    sc[j], 0.0, 1.0) if sc[j] != 1
+                     else np.arange(out[j], dtype=np.float32)
+                     for j, a in enumerate(ax) if a >= rank - 2]
+        if len(coords_hw) == 2:
+            work = _bicubic(work, coords_hw[0], coords_hw[1], cubic_coeff_a,
+                            exclude_outside)
+            return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
         if out[j] == in_shape[j] and sc[j] == 1:
@@ -1119,6 +1130,37 @@ def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.n
     x11, x21, x12, x22 = top[..., x1], top[..., x2], bottom[..., x1], bottom[..., x2]
     dy1, dy2 = dy1[:, None], dy2[:, None]
     return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
+
+
+def _bicubic_axis(coords: np.ndarray, n: int, a: float, exclude_outside: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clamped source indices (4 per coordinate), Keys weights and their sum (1, or the sum
+    of the weights left inside when `exclude_outside`, added from 0 in tap order)."""
+    base = np.floor(coords).astype(np.int64)
+    w = _cubic_coeffs((coords - base.astype(np.float32)).astype(np.float32), a)
+    idx = base[:, None] + np.arange(-1, 3)[None, :]
+    total = np.ones(len(coords), np.float32)
+    if exclude_outside:
+        w = np.where((idx >= 0) & (idx < n), w, np.float32(0)).astype(np.float32)
+        total = ((w[:, 0] + w[:, 1]) + w[:, 2]) + w[:, 3]
+    return np.clip(idx, 0, n - 1), w.astype(np.float32), total.astype(np.float32)
+
+
+def _bicubic(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray, a: float,
+             exclude_outside: int) -> np.ndarray:
+    """2-D cubic resize of the last two axes in ONNX Runtime's float32 order
+    (ResizeBiCubic): each of the 4 source rows interpolated along x first,
+    r = sum_j (cx_j / sx) * X[row, col_j], then y = sum_i (r_i * cy_i) / sy, both sums from
+    0 in tap order."""
+    iy, cy, sy = _bicubic_axis(coords_h, x.shape[-2], a, exclude_outside)
+    ix, cx, sx = _bicubic_axis(coords_w, x.shape[-1], a, exclude_outside)
+    rows = np.zeros(1, np.float32)
+    for j in range(4):
+        rows = rows + (cx[:, j] / sx) * np.take(x, ix[:, j], axis=-1)
+    y = np.zeros(1, np.float32)
+    for i in range(4):
+        y = y + np.take(rows, iy[:, i], axis=-2) * cy[:, i, None] / sy[:, None]
+    return y
 
 
 def _bilinear_integer_axis(coords: np.ndarray, n: int

@@ -254,7 +254,7 @@ def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     return {}
 
 
-def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
+def _folded_constant(name: str, graph: Graph, depth: int = 6) -> bool:
     """Whether ONNX Runtime sees `name` as a constant initializer once its constant folding
     ran: an initializer no feed overrides, a Constant, or the output of a node whose inputs
     all are. Not a DequantizeLinear output: its constant folding skips DequantizeLinear
@@ -266,10 +266,11 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
     if name in graph.outer_constants:
         return True
     node = graph.producer.get(name)
+    if node is not None and node.op_type == "Constant":
+        return True     # at any depth: ppocrv2_rec's LSTM weights are Concat(Slice(Concat(
+        # Unsqueeze(Constant)))), folded by ONNX Runtime and prepacked, not by lowp before
     if node is None or depth == 0 or node.op_type in ("If", "Loop", "Scan"):
         return False
-    if node.op_type == "Constant":
-        return True
     if node.op_type == "DequantizeLinear":          # of any domain (com.microsoft too)
         return False
     return all(_folded_constant(i, graph, depth - 1) for i in node.input if i)
@@ -277,11 +278,23 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
 
 def _matmul_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks a MatMul's B when it is a constant 2-D matrix; its product then
-    sums in other K blocks (lowp.mlas_sgemm)."""
+    sums in other K blocks (lowp.mlas_sgemm). The rank of a B that is no initializer comes
+    from its Constant's value or from shape inference (ppocrv4_rec's weights are Constant
+    nodes and the file lists no shapes: lowp summed their K = 240 products in two blocks,
+    ONNX Runtime in one)."""
     b = node.input[1]
-    shape = graph.value_shape(b) if b not in graph.initializers else \
-        list(graph.initializers[b].dims)
-    return {"b_packed": _folded_constant(b, graph) and shape is not None and len(shape) == 2}
+    if not _folded_constant(b, graph):
+        return {"b_packed": False}
+    made = graph.producer.get(b)
+    if b in graph.initializers:
+        rank: int | None = len(graph.initializers[b].dims)
+    elif made is not None and made.op_type == "Constant" and made.attribute and \
+            made.attribute[0].name == "value":
+        rank = len(made.attribute[0].t.dims)
+    else:
+        shape = graph.inferred_shape(b)
+        rank = None if shape is None else len(shape)
+    return {"b_packed": rank == 2}
 
 
 def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:

@@ -9,7 +9,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * MatMulScaleFusion: a float MatMul (opset >= 9) whose input comes from a Mul or Div by a
   scalar constant, or whose only consumer is one, becomes one FusedMatMul (com.microsoft)
   with the scales multiplied into `alpha` (float32); the product is then scaled once per K
-  block of the GEMM (lowp.mlas_sgemm) instead of scaling an input or the result.
+  block of the GEMM (lowp.mlas_sgemm) instead of scaling an input or the result. A scale
+  counts when its rank is no greater than that of the value it multiplies (of unknown
+  shape: rank 0 only), and a scaled input only when its shape is known, of rank >= 1.
 * GeluFusion: x / √2 -> Erf -> + 1 -> · x -> · 0.5 (either placement of the 0.5) becomes
   one com.microsoft Gelu, (0.5 x)(erf(x · float32(1/√2)) + 1) (lowp.ort_math.gelu).
 * BiasGeluFusion: Add of a 1-D bias feeding that Gelu becomes BiasGelu.
@@ -79,6 +81,7 @@ class _Index:
             if t.name in self.initializers and t.data_type == TensorProto.INT64
             and int(np.prod(t.dims)) <= 8}
         self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
+        self.scalar_ranks: dict[str, int] = {}
         for t in g.initializer:
             if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
                 self._scalar(t.name, t)
@@ -122,8 +125,14 @@ class _Index:
             # ONNX Runtime reads the scalar in its own type, then static_cast<float>
             self.scalars[name] = _F(v.reshape(-1)[0])
             self.scalar_types[name] = t.data_type
+            self.scalar_ranks[name] = len(t.dims)
             if len(t.dims) == 0 or list(t.dims) == [1]:
                 self.scalar_rank_ok.add(name)
+
+    def rank(self, name: str) -> int | None:
+        """The rank of `name`'s inferred shape, None when its shape is unknown."""
+        shape = self.shapes.get(name)
+        return None if shape is None else len(shape.dim)
 
     def single_use(self, name: str) -> bool:
         """ONNX Runtime's CheckOutputEdges(node, 1): one consumer, not a graph output."""
@@ -199,18 +208,29 @@ def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = ONNX_DOMAINS) -
 
 
 def _scale_of(node: onnx.NodeProto, index: _Index) -> tuple[np.float32, int] | None:
-    """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None."""
+    """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None.
+
+    As ONNX Runtime 1.32's MatMulScaleFusion reads a scalar: one element, and a rank no
+    greater than the other input's (0 when that shape is unknown), so that it broadcasts
+    to nothing: a scale of shape [1] on a value of unknown shape is no scale there."""
     if node.domain not in ONNX_DOMAINS or len(node.input) != 2:
         return None
+
+    def scalar(k: int) -> np.float32 | None:
+        s = index.scalars.get(node.input[k])
+        if s is None or index.scalar_ranks[node.input[k]] > (index.rank(node.input[1 - k]) or 0):
+            return None
+        return s
+
     if node.op_type == "Div":
-        divisor = index.scalars.get(node.input[1])
+        divisor = scalar(1)
         if divisor is None:
             return None
         with np.errstate(divide="ignore", invalid="ignore"):
             return _F(_F(1.0) / divisor), 1
     if node.op_type == "Mul":
         for i in (0, 1):
-            s = index.scalars.get(node.input[i])
+            s = scalar(i)
             if s is not None:
                 return s, i
     return None
@@ -233,7 +253,8 @@ def _matmul_scale(node: onnx.NodeProto, index: _Index
                    key=lambda e: (index.position[id(e[0])], e[1]))
     for producer, pos in edges:
         found = _scale_of(producer, index)
-        if found is not None:
+        # the input it scales must have a known shape of rank >= 1 (GetInputNodeMerges)
+        if found is not None and index.rank(producer.input[1 - found[1]]):
             inputs[pos] = producer.input[1 - found[1]]
             alpha = _F(alpha * found[0])
             if all(u is node for u in index.consumers[producer.output[0]]) and \
@@ -903,13 +924,21 @@ _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
 def _needs_shapes(graph: onnx.GraphProto) -> bool:
-    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, or a
-    MatMul read by an Add (MatMulAddFusion checks the ranks and the bias shape; without
-    shapes it fused only where the graph listed them, deepcut's time-distributed Dense
-    layers not at all)."""
+    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, a MatMul
+    read by an Add (MatMulAddFusion checks the ranks and the bias shape; without shapes it
+    fused only where the graph listed them, deepcut's time-distributed Dense layers not at
+    all), or a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks)."""
+    producer = {o: n for n in graph.node for o in n.output}
     added = {i for n in graph.node if _is(n, "Add") for i in n.input}
-    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and n.output[0] in added)
-               for n in graph.node)
+    scaled = {i for n in graph.node if n.op_type in ("Mul", "Div") for i in n.input}
+
+    def by_scale(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type in ("Mul", "Div")
+
+    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and (
+        n.output[0] in added or n.output[0] in scaled or any(map(by_scale, n.input))))
+        for n in graph.node)
 
 
 def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
