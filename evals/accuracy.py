@@ -7,7 +7,8 @@ it with ONNX Runtime's `quantize_static` (QDQ, u8 activations, s8 weights; MinMa
 and Percentile; per-tensor and per-channel weights; Conv/MatMul/Gemm only and all operators),
 NNCF's `nncf.quantize` with its defaults (TRANSFORMER model type for transformer encoders),
 lowp with each fixed calibration method, and lowp's measured method choice
-(`Config(method=MEASURED)`, the default), whose choice sees the calibration feeds only.
+(`Config(method=MEASURED)`, the default, with its per-token step), whose choice sees the
+calibration feeds only.
 Every quantized model runs in ONNX Runtime (one runtime for all: the comparison is of
 quantization choices) on held-out evaluation feeds (seed 1), and its primary output is
 scored against the float model's with the metric of the model's task (METRICS, METRIC_OF;
@@ -322,6 +323,8 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         kept = choice.kept_float
         res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
                                       else f" + {kept[0]} and {len(kept) - 1} more float")
+        if choice.per_token is not None and choice.per_token.kept:
+            res.chosen = f"per-token (static: {res.chosen})"
     return result.model
 
 
