@@ -56,10 +56,11 @@ CANDIDATES: dict[str, tuple[QuantMode, ActivationGranularity]] = {
 
 def candidate_config(config: Config, name: str) -> Config:
     """`config` in the mode of candidate `name`; dynamic candidates drop the static-only
-    rewrites (equalization, bias correction)."""
+    rewrites (equalization, bias correction), and the static one the measured method's
+    per-token step (passes.per_token_step): per-token is a candidate of its own here."""
     mode, granularity = CANDIDATES[name]
     if mode is QuantMode.STATIC:
-        return dataclasses.replace(config, mode=mode)
+        return dataclasses.replace(config, mode=mode, per_token_below_db=None)
     return dataclasses.replace(config, mode=mode, activation_granularity=granularity,
                                equalize=False, bias_correction=False)
 
@@ -107,7 +108,7 @@ class ModeChoice:
         """CLI options that give the chosen model without measuring again."""
         mode, granularity = CANDIDATES[self.chosen]
         if mode is QuantMode.STATIC:
-            return "--mode static"
+            return "--mode static --per-token-below off"
         return f"--mode dynamic --activations {granularity.value}"
 
     def format(self) -> str:
