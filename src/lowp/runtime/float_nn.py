@@ -564,9 +564,10 @@ def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
     chain), from +0; then the columns are added one after another from +0. Padded taps
     hold 0 and add nothing."""
     lead = win.shape[:win.ndim - nd]
-    taps = win.reshape(lead + (int(np.prod(win.shape[-nd:-1])), win.shape[-1]))
+    count = int(np.prod(win.shape[-nd:-1]))       # taps of one column
+    taps = win.reshape(lead + (count, win.shape[-1]))
     columns = np.zeros(lead + (win.shape[-1],), win.dtype)
-    for i in range(taps.shape[-2]):
+    for i in range(count):
         columns += taps[..., i, :]
     total = np.zeros(lead, win.dtype)
     for j in range(win.shape[-1]):
