@@ -7,7 +7,8 @@ it with ONNX Runtime's `quantize_static` (QDQ, u8 activations, s8 weights; MinMa
 and Percentile; per-tensor and per-channel weights; Conv/MatMul/Gemm only and all operators),
 NNCF's `nncf.quantize` with its defaults (TRANSFORMER model type for transformer encoders),
 lowp with each fixed calibration method, and lowp's measured method choice
-(`Config(method=MEASURED)`, the default), whose choice sees the calibration feeds only.
+(`Config(method=MEASURED)`, the default, with its per-token step), whose choice sees the
+calibration feeds only.
 Every quantized model runs in ONNX Runtime (one runtime for all: the comparison is of
 quantization choices) on held-out evaluation feeds (seed 1), and its primary output is
 scored against the float model's with the metric of the model's task (METRICS, METRIC_OF;
@@ -147,7 +148,7 @@ METRICS: dict[str, Metric] = {
 FAMILY_METRIC: dict[str, str] = {
     "classification": "top1", "detection": "sqnr", "segmentation": "mae", "ocr": "ctc",
     "embedding": "cosine", "speech": "sqnr", "nlp": "top1", "biosignal": "top1",
-    "tabular": "sqnr",
+    "tabular": "sqnr", "super-resolution": "sqnr",
 }
 METRIC_OF: dict[str, str] = {
     "capspot_siamese": "mae",      # outputs a match probability, not an embedding
@@ -157,6 +158,7 @@ METRIC_OF: dict[str, str] = {
     "vietcombank_captcha": "top1",  # five Softmax heads (one per digit), not a CTC sequence
     "romanizer_encoder": "sqnr",   # the decoder's initial state (SCORED_OUTPUT): no classes
     "atspm_funcnet_pair": "sqnr",  # one score per pair: arg-max over the batch means nothing
+    "slanet_table": "top1",        # structure-token probabilities per decoding step, not CTC
 }
 
 
@@ -164,6 +166,7 @@ METRIC_OF: dict[str, str] = {
 # the model's outputs.
 SCORED_OUTPUT: dict[str, int] = {
     "romanizer_encoder": 2,        # hidden_out (Gemm + Tanh); memory_out comes from float GRUs
+    "slanet_table": 1,             # the structure-token Softmax; the first holds cell boxes
 }
 
 
@@ -204,13 +207,16 @@ def ort_session(model: onnx.ModelProto | Path, threads: int) -> Callable[[Feeds]
 
 
 def _ort_opset13(float_path: Path, work: Path) -> Path:
-    """ONNX Runtime's per-channel QDQ needs opset 13 (DequantizeLinear's axis)."""
+    """ONNX Runtime's per-channel QDQ needs opset 13 (DequantizeLinear's axis). An IR 3 file
+    (initializers not listed as graph inputs, as waifu2x_upconv7's) is read as IR 4 first:
+    the converter would find its weights undefined."""
     model = onnx.load(str(float_path))
     opset = {o.domain: o.version for o in model.opset_import}.get("", 0)
     if opset >= 13:
         return float_path
     from onnx import version_converter
 
+    model.ir_version = max(model.ir_version, 4)
     path = work / f"{float_path.stem}.opset13.onnx"
     onnx.save(version_converter.convert_version(model, 13), str(path))
     return path
@@ -252,9 +258,13 @@ def ort_configs(float_path: Path, work: Path, calib: Feeds, batch: int, timeout:
     One calibration per method (over all operators' tensors, in a child process stopped
     after `timeout` seconds) is cached and reused by the four configs of that method.
     """
-    src = _ort_opset13(float_path, work)
     made: dict[str, Path] = {}
     failed: dict[str, str] = {}
+    try:
+        src = _ort_opset13(float_path, work)
+    except Exception as e:
+        return made, {f"ORT {method} {pc} {ops}": f"opset 13 conversion: {_error(e)}"
+                      for method in ORT_METHODS for pc in ("pt", "pc") for ops in ORT_OP_SETS}
     ctx = multiprocessing.get_context("fork")
     for method in ORT_METHODS:
         cache = work / f"ort.{method}.calib.json"
@@ -322,6 +332,8 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         kept = choice.kept_float
         res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
                                       else f" + {kept[0]} and {len(kept) - 1} more float")
+        if choice.per_token is not None and choice.per_token.kept:
+            res.chosen = f"per-token (static: {res.chosen})"
     return result.model
 
 

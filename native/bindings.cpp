@@ -603,6 +603,28 @@ lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t
   };
 }
 
+lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
+                                               const std::vector<int64_t>& dims,
+                                               const std::vector<int>& geo, int threads) {
+  // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads; float_reduce.h)
+  if (dims.size() != 6 || geo.size() != 8)
+    throw std::invalid_argument("float_max_pool_channels_last needs 6 dims and 8 geometry "
+                                "integers");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  lowp::MaxPoolChannelsLastArgs a;
+  a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
+  a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
+  a.ph = geo[6], a.pw = geo[7];
+  if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
+    throw std::invalid_argument("float_max_pool_channels_last array sizes do not match the dims");
+  a.x = x.data(), a.y = y.data();
+  return [a, threads, x, y] { lowp::run_float_max_pool_channels_last(a, threads); };
+}
+
 lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
   // y = log(x) element-wise as ONNX Runtime's Log (float_log.h); y may be x
   if (x.size() != y.size()) throw std::invalid_argument("float_log needs same sizes");
@@ -665,9 +687,11 @@ lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bi
 
 lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bias, OutFloats y,
                                     std::optional<OutFloats> cols,
-                                    const std::vector<int64_t>& dims, int threads) {
+                                    const std::vector<int64_t>& dims, int threads,
+                                    std::optional<Floats> sum) {
   // dims: n, c, m, group, then per spatial axis (three, leading ones for 1-D and 2-D) in, k,
-  // out, stride, dilation, pad_begin (float_im2col.h); cols None: the input is the columns
+  // out, stride, dilation, pad_begin (float_im2col.h); cols None: the input is the columns;
+  // sum (y's size, not y itself): FusedConv's Sum, the products' starting values
   if (dims.size() != 22) throw std::invalid_argument("float_conv_im2col needs 22 dims");
   lowp::ConvIm2colArgs a;
   a.n = dims[0], a.c = dims[1], a.m = dims[2], a.group = dims[3];
@@ -686,11 +710,14 @@ lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bi
   const int64_t kk = ok ? a.c / a.group * taps : 0;
   if (!ok || x.size() != size_t(a.n * a.c * in_size) || w.size() != size_t(a.m * kk) ||
       y.size() != size_t(a.n * a.m * p) || (bias && bias->size() != size_t(a.m)) ||
-      (cols ? cols->size() < size_t(kk * p) : !identity))
-    throw std::invalid_argument("float_conv_im2col: x, w, y, bias or cols do not match the dims");
+      (cols ? cols->size() < size_t(kk * p) : !identity) ||
+      (sum && (sum->size() != y.size() || sum->data() == y.data())))
+    throw std::invalid_argument("float_conv_im2col: x, w, y, bias, cols or sum do not match "
+                                "the dims");
   a.x = x.data(), a.w = w.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
   a.cols = cols ? cols->data() : nullptr;
-  return [x, w, bias, y, cols, a, threads] { lowp::run_float_conv_im2col(a, threads); };
+  a.sum = sum ? sum->data() : nullptr;
+  return [x, w, bias, y, cols, sum, a, threads] { lowp::run_float_conv_im2col(a, threads); };
 }
 
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
@@ -1402,13 +1429,16 @@ NB_MODULE(_native, m) {
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
+             "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
-             "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1);
+             "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1,
+             "sum"_a = nb::none());
 #ifdef LOWP_FLOAT_CONV_NCHWC
   def_kernel(m, program, "float_conv_nchwc", &make_float_conv_nchwc, "x"_a, "wp"_a,
              "bias"_a.none(), "y"_a, "dims"_a, "isa"_a, "threads"_a = 1, "sum"_a = nb::none());

@@ -95,6 +95,7 @@ void run_float_conv_im2col(const ConvIm2colArgs& a, int threads) {
       s.a = a.w + g * mg * kk, s.b = b, s.c = a.y + (i * a.m + g * mg) * p;
       s.m = mg, s.k = kk, s.n = p;
       s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
+      if (a.sum != nullptr) s.init = a.sum + (i * a.m + g * mg) * p, s.si_m = p, s.si_n = 1;
       run_mlas_sgemm(s, threads);
     }
   if (a.bias == nullptr) return;

@@ -15,11 +15,14 @@ namespace lowp {
 // x (n, c, in...), w (m, c / group, k...), y (n, m, out...), all contiguous; three spatial
 // axes (a 1-D or 2-D convolution has leading axes of size 1, kernel 1, stride 1, pad 0).
 // cols holds (c / group) * prod(k) * prod(out) floats, or is null when the columns are the
-// input itself (k, s all 1, no padding, out == in).
+// input itself (k, s all 1, no padding, out == in). sum (y's shape, or null) is ONNX Runtime's
+// FusedConv Sum: each product starts as its values (the SGEMM's beta 1, MLAS accumulating
+// onto the output that holds a copy of it), the bias added after as without it.
 struct ConvIm2colArgs {
   const float* x = nullptr;
   const float* w = nullptr;
   const float* bias = nullptr;
+  const float* sum = nullptr;
   float* y = nullptr;
   float* cols = nullptr;
   int64_t n = 0, c = 0, m = 0, group = 1;

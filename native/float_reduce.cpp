@@ -217,4 +217,39 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
       });
 }
 
+void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads) {
+  // one task per run of output rows (image, oy); every output is computed by one task the
+  // same way, so the result does not depend on the thread count
+  if (a.n <= 0 || a.oh <= 0 || a.ow <= 0 || a.c <= 0) return;
+  const int64_t c = a.c;
+  const int64_t row_work = std::max<int64_t>(1, a.ow * a.kh * a.kw * c);
+  run_elementwise(a.n * a.oh, std::max<int64_t>(1, (int64_t(1) << 15) / row_work), threads,
+                  [&](int64_t r0, int64_t len) {
+                    for (int64_t r = r0; r < r0 + len; ++r) {
+                      const int64_t img = r / a.oh, oy = r % a.oh;
+                      const float* xi = a.x + img * a.h * a.w * c;
+                      float* yr = a.y + r * a.ow * c;
+                      for (int64_t ox = 0; ox < a.ow; ++ox) {
+                        float* acc = yr + ox * c;
+                        std::fill(acc, acc + c, -std::numeric_limits<float>::infinity());
+                        for (int j = 0; j < a.kw; ++j) {
+                          const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+                          if (ix < 0 || ix >= a.w) continue;
+                          for (int i = 0; i < a.kh; ++i) {
+                            const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+                            if (iy < 0 || iy >= a.h) continue;
+                            const float* t = xi + (iy * a.w + ix) * c;
+                            for (int64_t q = 0; q < c; ++q) {
+                              const float u = acc[q], v = t[q];
+                              // numpy's maximum(u, v): u if NaN, else v if NaN, else the
+                              // larger, v when equal
+                              acc[q] = u != u ? u : (v != v || v >= u ? v : u);
+                            }
+                          }
+                        }
+                      }
+                    }
+                  });
+}
+
 }  // namespace lowp

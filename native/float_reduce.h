@@ -36,4 +36,19 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads);
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
                           int threads);
 
+// MaxPool of float32 channels-last 2-D data x (n, h, w, c) into y (n, oh, ow, c) as
+// lowp.runtime.float_nn.max_pool_channels_last defines it: each output's window taps in
+// column-major order (kernel columns left to right, each down its rows), taps outside the
+// input left out (the reference's -inf pads, which change no maximum), combined by numpy's
+// maximum (acc, tap): NaN when either is NaN (acc's first), of two equal values the tap, so
+// the result is the window's first NaN, else the last tap holding its maximum (the sign of
+// a zero maximum follows that); a window with no tap inside is -inf. Comparisons only.
+struct MaxPoolChannelsLastArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;  // ph, pw: begin pads
+};
+void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads);
+
 }  // namespace lowp

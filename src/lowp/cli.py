@@ -115,7 +115,19 @@ def _mode_config(args: argparse.Namespace, config: Config) -> Config:
     return dataclasses.replace(
         config, mode=QuantMode(args.mode),
         activation_granularity=ActivationGranularity(args.activations),
-        auto_max_slowdown=args.auto_max_slowdown, auto_tolerance_db=args.auto_tolerance)
+        auto_max_slowdown=args.auto_max_slowdown, auto_tolerance_db=args.auto_tolerance,
+        per_token_below_db=_per_token_below(args.per_token_below))
+
+
+def _per_token_below(text: str) -> float | None:
+    """--per-token-below: a number of dB, or 'off' (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text.strip().lower().removesuffix("db"))
+    except ValueError:
+        raise QuantizationError(f"--per-token-below {text!r}: give a number of dB (20, 20dB) "
+                                "or off") from None
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -424,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--auto-tolerance", type=float, default=Config.auto_tolerance_db,
                    metavar="DB", help="auto: SQNR difference in dB counted as equal accuracy "
                    f"(default {Config.auto_tolerance_db:g})")
+    m.add_argument("--per-token-below", default=f"{Config.per_token_below_db:g}",
+                   metavar="DB", help="measured method (the default): when the static "
+                   "model's held-out output SQNR is below DB, dynamic per-token activations "
+                   "are measured on the same folds and kept if at least 3 dB more accurate "
+                   "(recorded in OUTPUT.method.json); off: static always (default "
+                   f"{Config.per_token_below_db:g})")
     _add_config_options(q)
     q.set_defaults(func=cmd_quantize)
 

@@ -94,6 +94,13 @@ class Config:
         the one with the best output SQNR; when that is below 20 dB, the one layer whose
         float form gains 3 dB or more on the same folds is left in float
         (passes.method_choice); a fixed method skips that search.
+    per_token_below_db
+        A step of the MEASURED choice: when the static model's held-out output SQNR is below
+        this many dB, dynamic quantization with one activation scale per token
+        (`--mode dynamic --activations per-token`) is measured on the same folds and kept
+        when it is at least 3 dB more accurate (passes.per_token_step); not for a model in
+        which dynamic mode would leave a convolution in float, nor with an accuracy budget.
+        None: off (static always).
     target
         Backend whose constraints the qparams obey (a name from lowp.targets.TARGETS).
     weight_granularity
@@ -187,10 +194,16 @@ class Config:
     score_outputs: tuple[str, ...] = ()
     auto_max_slowdown: float = 1.5
     auto_tolerance_db: float = 1.0
+    per_token_below_db: float | None = 20.0
 
     def __post_init__(self) -> None:
         self._check_budget()
         self._check_auto()
+        bound = self.per_token_below_db
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))
+                                  or not math.isfinite(bound)):
+            raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
+                                    "dB, or None (off)")
         for name in ("equalize", "bias_correction"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -36,6 +36,7 @@ from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
     FloatCandidate,
     Folds,
+    MethodCandidate,
     MethodChoice,
     candidate_names,
     combine_folds,
@@ -50,6 +51,7 @@ from .passes.method_choice import measure as measure_methods
 from .passes.method_choice import pick as pick_method
 from .passes.mode_choice import (
     CANDIDATES,
+    PER_TOKEN,
     STATIC,
     ModeChoice,
     candidate_config,
@@ -58,6 +60,8 @@ from .passes.mode_choice import (
     split_feeds,
 )
 from .passes.mode_choice import measure as measure_modes
+from .passes.per_token_step import PerTokenStep, decide, failed, not_applicable, static_db, wanted
+from .passes.per_token_step import measure as measure_per_token
 from .passes.scored_outputs import ScoredOutputs, scored_outputs
 from .passes.sensitivity import Evaluator
 from .passes.smooth import smooth
@@ -343,14 +347,41 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         note = "; ".join(x for x in (note, f"layers in float not measured: {_first_line(e)}")
                          if x)
     kept = pick_float(layers)
-    result = _quantize(float_model, inputs, feeds,
-                       dataclasses.replace(method_config(config, chosen),
-                                           exclude_nodes=(*config.exclude_nodes, *kept)),
-                       None, progress, held_out)
+    step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept)
+    if step is not None and step.kept:
+        result = _quantize(float_model, inputs, feeds,
+                           candidate_config(config, PER_TOKEN), None, progress)
+    else:
+        result = _quantize(float_model, inputs, feeds,
+                           dataclasses.replace(method_config(config, chosen),
+                                               exclude_nodes=(*config.exclude_nodes, *kept)),
+                           None, progress, held_out)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
-                                        float_layers=layers, kept_float=kept)
+                                        float_layers=layers, kept_float=kept, per_token=step)
     return result
+
+
+def _per_token_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                    config: Config, scored: list[MethodCandidate], chosen: str,
+                    layers: list[FloatCandidate], kept: list[str]) -> PerTokenStep | None:
+    """passes.per_token_step on the folds of `cut`: None when the static model (the chosen
+    method, and the layer left in float) is at or above `config.per_token_below_db` or an
+    accuracy budget decides what leaves int8 (it needs static quantization)."""
+    chosen_db = next(c.sqnr_db for c in scored if c.method == chosen)
+    gain = next((f.gain_db for f in layers if list(f.nodes) == kept), None) if kept else None
+    assert chosen_db is not None
+    static = static_db(chosen_db, gain)
+    if wants_fallback(config) or not wanted(config, static):
+        return None
+    why = not_applicable(float_model, config)
+    if why:
+        return PerTokenStep(static, None, False, why)
+    try:
+        model = dynamic_quantize(float_model, candidate_config(config, PER_TOKEN))
+        return decide(static, measure_per_token(float_model, model, cut.pairs, inputs, config))
+    except LowpError as e:
+        return failed(static, e)
 
 
 def _float_layers(firsts: list[QuantizeResult], cut: Folds, inputs: list[InputSpec],

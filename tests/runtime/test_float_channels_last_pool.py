@@ -239,3 +239,103 @@ def test_max_pool_stays_after_relu_when_windows_leave_the_input(case: str) -> No
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})
     got = session.run({"x": x})
     np.testing.assert_array_equal(got["y"], want[0])
+
+
+def _bits(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a).view(np.uint32).tobytes()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 12),
+       w=st.integers(1, 14), kind=st.sampled_from(["normal", "specials", "zeros"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_native_max_pool_channels_last_is_its_numpy_form(data: st.DataObject, n: int, c: int,
+                                                         h: int, w: int, kind: str,
+                                                         seed: int) -> None:
+    """The native channels-last MaxPool gives the numpy form's bits on every path: the
+    sign of a zero maximum (np.maximum's later tap) and NaN included."""
+    kernel = [data.draw(st.integers(1, 4)) for _ in range(2)]
+    attrs: dict[str, Any] = {
+        "kernel_shape": kernel,
+        "strides": [data.draw(st.integers(1, 3)) for _ in range(2)],
+        "dilations": [data.draw(st.integers(1, 2)) for _ in range(2)],
+        "ceil_mode": data.draw(st.integers(0, 1)),
+        "pads": [data.draw(st.integers(0, kernel[i % 2] - 1)) for i in range(4)],
+    }
+    x = np.ascontiguousarray(np.moveaxis(
+        _input(np.random.default_rng(seed), (n, c, h, w), kind), 1, -1))
+    with native_float.disabled():
+        try:
+            want = max_pool_channels_last(x, **attrs)
+        except NodeError:
+            return
+    for path in PATHS:
+        if path == "none":
+            continue
+        with nb.use_path(path):
+            got = max_pool_channels_last(x, **attrs)
+        assert got.shape == want.shape and _bits(got) == _bits(want), f"{attrs} on {path}"
+
+
+def _conv_pool_model(n: int, h: int, w: int, c: int, pool: onnx.NodeProto,
+                     seed: int) -> onnx.ModelProto:
+    """x -> Q -> DQ -> Conv (int8 weights) -> Q -> DQ -> `pool` (d -> y): a float pool of
+    a quantized convolution's output, which lowp keeps channels-last."""
+    rng = np.random.default_rng(seed)
+    w_ = rng.integers(-60, 60, (c, 3, 3, 3), dtype=np.int8)
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+             numpy_helper.from_array(np.array(128, np.uint8), "xz"),
+             numpy_helper.from_array(w_, "wq"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "ws"),
+             numpy_helper.from_array(np.array(0, np.int8), "wz"),
+             numpy_helper.from_array(np.array(0.08, np.float32), "cs"),
+             numpy_helper.from_array(np.array(120, np.uint8), "cz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+             helper.make_node("Conv", ["xd", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "cs", "cz"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "cs", "cz"], ["d"]), pool]
+    graph = helper.make_graph(
+        nodes, "conv_pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+POOLS = {
+    "MaxPool 3x3/2, padded": helper.make_node("MaxPool", ["d"], ["y"], kernel_shape=[3, 3],
+                                              strides=[2, 2], pads=[1, 1, 1, 1]),
+    "MaxPool 2x2/2, ceil_mode": helper.make_node("MaxPool", ["d"], ["y"], kernel_shape=[2, 2],
+                                                 strides=[2, 2], ceil_mode=1),
+    "GlobalMaxPool": helper.make_node("GlobalMaxPool", ["d"], ["y"]),
+}
+
+
+@pytest.mark.skipif(not native_available(), reason="needs the native extension")
+@pytest.mark.parametrize("pool", list(POOLS))
+@pytest.mark.parametrize("c", [5, 24])
+def test_channels_last_float_pools_replay_natively(pool: str, c: int) -> None:
+    """Float MaxPool (with pads or ceil_mode, so not moved onto the codes) and
+    GlobalMaxPool of a quantized convolution's channels-last output run as native calls
+    inside the replayed Program on every path (ppocr_cls_v2's and magika's pools ran from
+    Python), with ONNX Runtime's outputs."""
+    model = _conv_pool_model(2, 9, 11, c, POOLS[pool], seed=c)
+    runtime = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(c)
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            session = Session(model)
+            for run in range(4):
+                x = (rng.standard_normal((2, 3, 9, 11)) * 2).astype(np.float32)
+                np.testing.assert_array_equal(session.run({"x": x})["y"],
+                                              runtime.run(None, {"x": x})[0],
+                                              err_msg=f"{path}, run {run}")
+            replayer = session._replayer
+            assert replayer is not None
+            signature = (("x", (2, 3, 9, 11), "<f4"),)
+            assert replayer.plain_steps(signature) == [], path
+            assert replayer.native_only(signature), path

@@ -149,3 +149,42 @@ def test_scaler_of_known_float_features_is_arithmetic(backend: str, rows: int, f
         got = session.run({"x": x})["y"]
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
+
+
+def _tree_after_mlp() -> onnx.ModelProto:
+    """The MLP pipeline with its output fed to a one-split decision tree, as skl2onnx writes
+    a TreeEnsembleClassifier (the corpus's surfaces_knn_validity); quantize names the unnamed
+    node after its type."""
+    model = _pipeline()
+    tree = helper.make_node(
+        "TreeEnsembleClassifier", ["variable"], ["label", "probabilities"], domain="ai.onnx.ml",
+        classlabels_int64s=[0, 1], nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2],
+        nodes_featureids=[0, 0, 0], nodes_values=[0.0, 0.0, 0.0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"], nodes_truenodeids=[1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0], class_treeids=[0, 0], class_nodeids=[1, 2],
+        class_ids=[0, 1], class_weights=[1.0, 1.0])
+    model.graph.node.append(tree)
+    del model.graph.output[:]
+    model.graph.output.extend([
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])])
+    return model
+
+
+@pytest.mark.parametrize("mode", ["static", "auto"])
+def test_an_unsupported_ml_operator_is_refused_by_quantize_naming_it(mode: str) -> None:
+    """The default range method (and mode AUTO's candidates) are measured on lowp's engine,
+    which refuses the tree in every candidate: quantize_model raises that refusal (it said
+    "no candidate could be measured" with each candidate's copy of it), and the detail names
+    what lowp runs of the domain."""
+    from lowp.config import Config, QuantMode
+    from lowp.errors import UnsupportedOpError
+
+    model = _tree_after_mlp()
+    x = _settings(np.random.default_rng(1), 8)
+    assert _ort(model, {"input": x})[0].shape == (8,)
+    with pytest.raises(UnsupportedOpError, match="TreeEnsembleClassifier \\(node "
+                       "'TreeEnsembleClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
+                       "supported beyond Scaler$"):
+        lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)},
+                            Config(mode=QuantMode(mode)))

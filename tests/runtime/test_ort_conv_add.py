@@ -8,10 +8,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session, ort_conv_add
+from lowp.runtime import Session, native_float, ort_conv_add
+from lowp.runtime import native_backend as nb
 from lowp.runtime.backends import native_available
+from lowp.runtime.float_nn import FusedConv
 from tests.runtime.ort_agreement import onnxruntime_run
 
 BACKENDS = ["reference"] + (["native"] if native_available() else [])
@@ -123,3 +127,52 @@ def test_nchwc_conv_is_left_to_the_layout_transformer(backend: str) -> None:
     model, feeds = _model(16, 8, 3, activation=("Relu", {}))
     assert _fused(model) == []
     _agree(model, feeds, backend)
+
+
+@pytest.mark.skipif(not native_available(), reason="needs the native extension")
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("k", [1, 3])
+def test_fused_conv_replays_natively(activation: tuple | None, k: int) -> None:
+    """The FusedConv (Sum, then any activation) runs as recorded native calls from the
+    third run on (centerface's float model ran each from Python), with ONNX Runtime's
+    outputs on every run and every instruction-set path."""
+    model, feeds = _model(18, 8, k, activation=activation)
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            session = Session(model)
+            rng = np.random.default_rng(5)
+            for run in range(4):
+                new = {name: (rng.standard_normal(v.shape) * 2).astype(np.float32)
+                       for name, v in feeds.items()}
+                np.testing.assert_array_equal(session.run(new)["y"],
+                                              onnxruntime_run(model, new)[0],
+                                              err_msg=f"{path}, run {run}")
+            replayer = session._replayer
+            assert replayer is not None and len(replayer._ready) == 1
+            (signature,) = replayer._ready
+            assert "FusedConv" in [s.op_type for s in replayer.steps]
+            assert replayer.plain_steps(signature) == [], path
+
+
+@pytest.mark.skipif(not native_available(), reason="needs the native extension")
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 9), m=st.integers(1, 9), k=st.integers(1, 3),
+       hw=st.integers(1, 9), group=st.sampled_from([1, 3]), seed=st.integers(0, 2**32 - 1))
+def test_native_conv_with_sum_equals_its_reference(n: int, c: int, m: int, k: int, hw: int,
+                                                   group: int, seed: int) -> None:
+    """float_conv_im2col's `sum`: the products start from it, bit for bit with the numpy
+    form (lowp.mlas_sgemm onto the Sum, the bias after) on every instruction-set path."""
+    c, m = c * group, m * group
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    w = (rng.standard_normal((m, c // group, k, k)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    z = (rng.standard_normal((n, m, hw, hw)) * 3).astype(np.float32)
+    z.flat[::7] = -0.0
+    attrs = {"pads": [k // 2, k // 2, (k - 1) // 2, (k - 1) // 2], "group": group}
+    with native_float.disabled():
+        want = FusedConv(x, w, b, z, **attrs)
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            got = FusedConv(x, w, b, z, **attrs)
+        assert got.view(np.uint32).tobytes() == want.view(np.uint32).tobytes(), path

@@ -1006,3 +1006,72 @@ def test_skip_layer_norm_ignores_dimension_names_inference_made_up() -> None:
     assert "SkipLayerNormalization" not in ours
     _same_as_ort(model, {"x": np.random.default_rng(8).standard_normal((2, 6, 24)).astype(
         np.float32), "shape": np.array([2, 18, 8], np.int64)})
+
+
+@pytest.mark.parametrize("known", [True, False])
+@pytest.mark.parametrize("scale_shape", [(), (1,), (1, 1, 1, 1)])
+@pytest.mark.parametrize("after", [False, True])
+def test_scale_fuses_only_where_its_rank_broadcasts_to_nothing(
+        known: bool, scale_shape: tuple[int, ...], after: bool) -> None:
+    # ONNX Runtime 1.32's MatMulScaleFusion: a one-element scale of a rank above the
+    # other input's (0 when that shape is unknown) is no scale, and a scaled input needs
+    # a known shape of rank >= 1 (ppocrv4_rec's attention: Q, a Squeeze of a Slice of a
+    # Reshape to a computed shape, times a [1] constant, stays a Mul there; lowp fused it).
+    # x: a Reshape to a Slice + Concat of its Shape, unknown to both inferences, or not
+    nodes = [helper.make_node("Shape", ["a"], ["sh"]),
+             helper.make_node("Slice", ["sh", "b", "e"], ["sh2"]),
+             helper.make_node("Concat", ["sh2", "last"], ["sh3"], axis=0),
+             helper.make_node("Reshape", ["a", "sh3"], ["x"]) if not known else
+             helper.make_node("Relu", ["a"], ["x"])]
+    if after:
+        nodes += [helper.make_node("MatMul", ["x", "w"], ["m"]),
+                  helper.make_node("Mul", ["m", "s"], ["y"])]
+    else:
+        nodes += [helper.make_node("Mul", ["x", "s"], ["xs"]),
+                  helper.make_node("MatMul", ["xs", "w"], ["y"])]
+    rng = np.random.default_rng(7)
+    model = _model(nodes, {"a": ("n", 5, 9)}, {  # type: ignore[dict-item]
+        "s": np.full(scale_shape, 0.3, np.float32), "b": np.array([0], np.int64),
+        "e": np.array([2], np.int64), "last": np.array([-1], np.int64),
+        "w": rng.standard_normal((9, 4)).astype(np.float32)}, [], opset=13)
+    model.graph.output.append(helper.make_tensor_value_info("y", F32, ("n", 5, 4)))
+    rank = 3 if known else 0
+    assert _fuses_as_ort(model, "FusedMatMul") == (
+        len(scale_shape) <= rank and (after or known))
+    _same_as_ort(model, {"a": (rng.standard_normal((3, 5, 9)) * 4).astype(np.float32)})
+
+
+@pytest.mark.parametrize("source", ["initializer", "constant", "reshaped_constant",
+                                    "deep_constant"])
+def test_constant_b_without_listed_shapes_is_prepacked(source: str) -> None:
+    # ONNX Runtime prepacks a 2-D constant B (a Constant node is an initializer there, a
+    # Reshape of one folds into one), and then sums K = 240 in one block; lowp read B's
+    # rank from the shapes the file lists only, and paddle2onnx lists none: ppocrv4_rec's
+    # weights are Constant nodes, summed in two blocks of K (86% of one MatMul's values
+    # an ulp off, its float model 10% identical, identical after); a Constant four moves
+    # deep (ppocrv2_rec's LSTM weights: Concat(Slice(Concat(Unsqueeze(Constant))))) was
+    # no constant to lowp at all
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((240, 120)) * 0.1).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["y"])]
+    inits: dict[str, np.ndarray] = {}
+    if source == "initializer":
+        inits["w"] = w
+    elif source == "constant":
+        nodes.insert(0, helper.make_node("Constant", [], ["w"],
+                                         value=numpy_helper.from_array(w)))
+    elif source == "reshaped_constant":
+        nodes[:0] = [helper.make_node("Constant", [], ["flat"],
+                                      value=numpy_helper.from_array(w.reshape(-1))),
+                     helper.make_node("Reshape", ["flat", "to"], ["w"])]
+        inits["to"] = np.array([240, 120], np.int64)
+    else:
+        nodes[:0] = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(w)),
+                     helper.make_node("Unsqueeze", ["c", "zero"], ["u"]),
+                     helper.make_node("Concat", ["u", "u"], ["cc"], axis=0),
+                     helper.make_node("Slice", ["cc", "zero", "one", "zero"], ["sl"]),
+                     helper.make_node("Squeeze", ["sl", "zero"], ["w"])]
+        inits.update(zero=np.array([0], np.int64), one=np.array([1], np.int64))
+    model = _model(nodes, {"a": (1, 40, 240)}, inits, ["y"], opset=13)
+    del model.graph.value_info[:]
+    _same_as_ort(model, {"a": rng.standard_normal((1, 40, 240)).astype(np.float32)})

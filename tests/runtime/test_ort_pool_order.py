@@ -21,8 +21,9 @@ from lowp.runtime import Session, nchwc_conv
 def _run_both(op: str, x: np.ndarray, opset: int = 17,
               **attrs: object) -> tuple[np.ndarray, np.ndarray]:
     node = helper.make_node(op, ["x"], ["y"], **attrs)
+    dims = [f"d{i}" for i in range(x.ndim)]
     graph = helper.make_graph([node], op, [helper.make_tensor_value_info("x", 1, x.shape)],
-                              [helper.make_tensor_value_info("y", 1, ["n", "c", "h", "w"])])
+                              [helper.make_tensor_value_info("y", 1, dims)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -39,17 +40,35 @@ def test_global_average_pool_equals_onnxruntime(c: int, spatial: tuple[int, int]
     np.testing.assert_array_equal(ours, theirs)
 
 
-@pytest.mark.parametrize("c", [20, 32])
+@pytest.mark.parametrize("opset", [17, 19])
+@pytest.mark.parametrize("c", [20, 32, 4])
 @pytest.mark.parametrize("include_pad", [0, 1])
 @pytest.mark.parametrize("kernel,strides,pads,ceil", [
     ([3, 3], [2, 2], [1, 1, 1, 1], 0), ([2, 3], [1, 2], [0, 1, 0, 1], 0),
     ([3, 3], [2, 2], [0, 0, 0, 0], 1), ([3, 3], [2, 2], [1, 1, 1, 1], 1)])
-def test_average_pool_equals_onnxruntime(c: int, include_pad: int, kernel: list[int],
-                                         strides: list[int], pads: list[int],
-                                         ceil: int) -> None:
+def test_average_pool_equals_onnxruntime(opset: int, c: int, include_pad: int,
+                                         kernel: list[int], strides: list[int],
+                                         pads: list[int], ceil: int) -> None:
     x = np.random.default_rng(c).standard_normal((1, c, 10, 9)).astype(np.float32)
-    ours, theirs = _run_both("AveragePool", x, kernel_shape=kernel, strides=strides,
+    ours, theirs = _run_both("AveragePool", x, opset, kernel_shape=kernel, strides=strides,
                              pads=pads, count_include_pad=include_pad, ceil_mode=ceil)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(opset=st.sampled_from([11, 19, 22]), rank=st.integers(1, 3), c=st.sampled_from([3, 16]),
+       kernel=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 1),
+       include_pad=st.integers(0, 1), ceil=st.integers(0, 1), seed=st.integers(0, 99))
+def test_average_pool_of_every_opset_equals_onnxruntime(
+        opset: int, rank: int, c: int, kernel: int, stride: int, pad: int, include_pad: int,
+        ceil: int, seed: int) -> None:
+    """AveragePool-19 and later run ONNX Runtime's generic loop for every geometry (a 3x3
+    pool of an opset-20 file differed on nearly every element); earlier versions MLAS."""
+    pad = min(pad, kernel - 1)
+    x = np.random.default_rng(seed).standard_normal((1, c) + (7,) * rank).astype(np.float32)
+    ours, theirs = _run_both("AveragePool", x, opset, kernel_shape=[kernel] * rank,
+                             strides=[stride] * rank, pads=[pad] * 2 * rank,
+                             count_include_pad=include_pad, ceil_mode=ceil)
     np.testing.assert_array_equal(ours, theirs)
 
 

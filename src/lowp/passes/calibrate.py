@@ -55,6 +55,16 @@ def float_session(model: onnx.ModelProto | bytes, threads: int = 0, *,
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
+
+def reference_session(model: onnx.ModelProto | bytes, *,
+                      mem_pattern: bool = True) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session at one intra-op thread: the configuration lowp's engine
+    reproduces bit for bit. With more threads MLAS cuts a float product (MatMul, Gemm, the
+    im2col Conv, the recurrent steps) between them, which changes the blocks each part sums
+    in, so ONNX Runtime's own float results depend on its thread count (docs/operators.md,
+    (O21)); comparisons of the two engines use this session."""
+    return float_session(model, threads=1, mem_pattern=mem_pattern)
+
 class _OrtBuffer:
     """An OrtValue as a DLPack producer: `numpy.from_dlpack` views its memory (no copy), and
     the view keeps the value alive."""

@@ -34,7 +34,7 @@ import onnx
 
 from ..calib import CalibrationTable, MinMaxObserver
 from ..config import COMPUTE_HEAVY, CalibMethod, Config
-from ..errors import LowpError
+from ..errors import LowpError, UnsupportedOpError
 from ..feeds import FeedSlice, FeedSource, FeedsWithout, StackedFeeds
 from ..inputs import InputSpec
 from ..ir.graph import Graph
@@ -44,6 +44,8 @@ from .choose import QuantPlan
 from .fallback import evaluation_feeds
 from .log_front_end import log_front_end
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
+from .per_token_step import FLAGS as PER_TOKEN_FLAGS
+from .per_token_step import PerTokenStep
 from .scored_outputs import record_lines
 from .sensitivity import Built, Evaluator, Precision, relative_noise, sqnr_gain
 
@@ -207,9 +209,12 @@ class MethodChoice:
     kept_float: list[str] = field(default_factory=list)      # left in float in the model
     scored_outputs: list[str] = field(default_factory=list)  # the outputs the SQNR is over
     outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
+    per_token: PerTokenStep | None = None   # measured when the static SQNR is low
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
+        if self.per_token is not None and self.per_token.kept:
+            return PER_TOKEN_FLAGS
         flags = CANDIDATES[self.chosen].flags()
         if self.kept_float:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
@@ -217,7 +222,11 @@ class MethodChoice:
 
     def format(self) -> str:
         """Console lines: a table of the candidates, the choice and why."""
-        lines = [f"Range method: {self.chosen} chosen ({self.reason})",
+        kept = self.per_token is not None and self.per_token.kept
+        lines = [f"Activations: dynamic per-token kept (the static model below, "
+                 f"{self.per_token.static_db:.2f} dB held out, is not)"] if (
+            kept and self.per_token is not None) else []
+        lines += [f"Range method: {self.chosen} chosen ({self.reason})",
                  f"  output SQNR vs float on {self.samples} held-out samples, {self.data}",
                  *record_lines(self.scored_outputs, self.outputs_left_out),
                  f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}  per fold"]
@@ -238,6 +247,8 @@ class MethodChoice:
         if self.float_layers and not self.kept_float:
             lines.append(f"  every layer stays quantized (no float layer gains "
                          f"{DOMINANT_GAIN_DB:g} dB)")
+        if self.per_token is not None:
+            lines.append(self.per_token.line())
         if self.note:
             lines.append(f"  note: {self.note}")
         lines.append(f"  same model without measuring: {self.flags()} "
@@ -340,10 +351,12 @@ def measure(float_model: onnx.ModelProto,
     """Each model's output SQNR (the minimum over the outputs scored) against `float_model` on
     the first `config.fallback_samples` samples of `evaluation`, on lowp's engine; `models`
     maps candidate names to models, and a value that is a string is the error that kept
-    that model from being built."""
+    that model from being built. An operator lowp's engine refuses in every candidate is
+    the model's, not a candidate's: that UnsupportedOpError is raised as it is."""
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, fit, inputs, config)
     out: list[MethodCandidate] = []
+    refusals: list[UnsupportedOpError] = []
     for name, model in models.items():
         if isinstance(model, str):
             out.append(MethodCandidate(name, None, model))
@@ -352,7 +365,10 @@ def measure(float_model: onnx.ModelProto,
             built = Built(model, Annotation(), QuantPlan(), config)
             out.append(MethodCandidate(name, evaluator.measure(built).min_sqnr_db))
         except LowpError as e:
+            refusals += [e] if isinstance(e, UnsupportedOpError) else []
             out.append(MethodCandidate(name, None, str(e).strip().splitlines()[0]))
+    if refusals and all(c.sqnr_db is None for c in out):
+        raise refusals[0]
     order = {name: i for i, name in enumerate(CANDIDATES)}
     out.sort(key=lambda c: order[c.method])
     return out, sum(_samples(f) for f in feeds)

@@ -26,7 +26,7 @@ import onnx
 
 from ..calib import CalibrationTable
 from ..config import ActivationGranularity, Config, QuantMode
-from ..errors import LowpError
+from ..errors import LowpError, UnsupportedOpError
 from ..feeds import FeedSource
 from ..inputs import InputSpec
 from ..records import choice_dict, write_json
@@ -56,10 +56,11 @@ CANDIDATES: dict[str, tuple[QuantMode, ActivationGranularity]] = {
 
 def candidate_config(config: Config, name: str) -> Config:
     """`config` in the mode of candidate `name`; dynamic candidates drop the static-only
-    rewrites (equalization, bias correction)."""
+    rewrites (equalization, bias correction), and the static one the measured method's
+    per-token step (passes.per_token_step): per-token is a candidate of its own here."""
     mode, granularity = CANDIDATES[name]
     if mode is QuantMode.STATIC:
-        return dataclasses.replace(config, mode=mode)
+        return dataclasses.replace(config, mode=mode, per_token_below_db=None)
     return dataclasses.replace(config, mode=mode, activation_granularity=granularity,
                                equalize=False, bias_correction=False)
 
@@ -107,7 +108,7 @@ class ModeChoice:
         """CLI options that give the chosen model without measuring again."""
         mode, granularity = CANDIDATES[self.chosen]
         if mode is QuantMode.STATIC:
-            return "--mode static"
+            return "--mode static --per-token-below off"
         return f"--mode dynamic --activations {granularity.value}"
 
     def format(self) -> str:
@@ -233,12 +234,15 @@ def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto |
     `evaluation`; a value of `models` that is a string is the error that kept the candidate
     from being built.
 
-    Returns the candidates in the order of `models` and the number of samples measured.
+    Returns the candidates in the order of `models` and the number of samples measured. An
+    operator lowp's engine refuses in every candidate is the model's, not a candidate's:
+    that UnsupportedOpError is raised as it is.
     """
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, calib, inputs, config)
     sqnr: dict[str, float] = {}
     errors: dict[str, str] = {}
+    refusals: list[UnsupportedOpError] = []
     for name, model in models.items():
         if isinstance(model, str):
             errors[name] = model
@@ -247,7 +251,10 @@ def measure(float_model: onnx.ModelProto, models: Mapping[str, onnx.ModelProto |
             built = Built(model, Annotation(), QuantPlan(), candidate_config(config, name))
             sqnr[name] = evaluator.measure(built).min_sqnr_db
         except LowpError as e:
+            refusals += [e] if isinstance(e, UnsupportedOpError) else []
             errors[name] = str(e).strip().splitlines()[0]
+    if refusals and not sqnr:
+        raise refusals[0]
     timed = {name: m for name, m in models.items() if name in sqnr and not isinstance(m, str)}
     latency = latencies_ms(timed, feeds[0])
     out = [ModeCandidate(name, sqnr[name], latency[name]) if name in sqnr

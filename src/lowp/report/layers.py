@@ -17,7 +17,7 @@ from ..calib.observers import HistogramObserver
 from ..calib.table import CalibrationTable
 from ..errors import LowpError
 from ..ir.graph import Graph
-from ..passes.calibrate import expose_tensors, float_session, run_exposed
+from ..passes.calibrate import expose_tensors, reference_session, run_exposed
 from ..qparams import QParams
 from ..runtime import Session
 from ..targets import Target
@@ -184,7 +184,8 @@ class LayerStats:
         self.float_exposed = [t for t in self.measured if t in float_names]
         self._weights = _weight_granularity(qdq, g)
         self._order = {t: i for i, t in enumerate(_graph_order(qdq, self.measured))}
-        self._ort = float_session(expose_tensors(qdq, self.measured), mem_pattern=False)
+        self._ort = reference_session(expose_tensors(qdq, self.measured),
+                                      mem_pattern=False)
         self._ort_names = [o.name for o in self._ort.get_outputs()]
         self._local: LocalModel | None = None
         self._local_ort: ort.InferenceSession | None = None
@@ -238,7 +239,7 @@ class LayerStats:
         if self._local is None:
             self._local = local_model(self._qdq, self.measured,
                                       {t: v.ndim for t, v in ref.items()})
-            self._local_ort = float_session(self._local.model, mem_pattern=False)
+            self._local_ort = reference_session(self._local.model, mem_pattern=False)
             try:
                 self._local_lowp = Session(self._local.model, backend=self._backend)
             except LowpError as e:

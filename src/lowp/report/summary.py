@@ -11,7 +11,7 @@ import onnx
 
 from ..errors import DataError
 from ..inputs import model_inputs
-from ..passes.calibrate import expose_tensors, float_session, run_exposed
+from ..passes.calibrate import expose_tensors, float_session, reference_session, run_exposed
 from ..runtime import Session
 from .analysis import (
     AgreementStats,
@@ -94,7 +94,7 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
     of the HTML report (`lowp.report.layers`): three more runs per feed.
     """
     session = Session(qdq, backend=backend)
-    ort_q = float_session(qdq)
+    ort_q = reference_session(qdq)
     ort_names = [o.name for o in ort_q.get_outputs()]
     agreement = AgreementStats(output_scales(qdq))
     inner = [n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"]

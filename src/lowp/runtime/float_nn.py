@@ -137,8 +137,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
                                    begin + end, s, d, sum=init)
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
-    native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out) \
-        if mlas and init is None else None
+    native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out,
+                               init) if mlas else None
     if native is not None:
         return native
     kk = c // g * int(np.prod(k))
@@ -218,6 +218,12 @@ def FusedConv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
             y = y + z
     if not activation:
         return y
+    if y.dtype == np.float32 and activation in ("Relu", "Clip"):
+        # in place, natively where it can: the result stays in the buffer the Conv wrote
+        # (a replayed step's), the values those of np.maximum then np.minimum
+        bounds = [0.0, None] if activation == "Relu" else list(activation_params or [])
+        if len(bounds) == 2 and native_float.clamp_in_place(y, *bounds):
+            return y
     from .float_ops import FLOAT_OPS
 
     names = _FUSED_ACTIVATIONS[activation]
@@ -389,13 +395,18 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
     """MaxPool of channels-last 2-D data (N, H, W, C), channels-last: the values of MaxPool
     of its channels-first view (docs/native.md, "Float MaxPool on channels-last data").
 
-    Taps in the native kernel's order: each window column reduced down its rows, then the
-    columns across, by np.maximum (NaN propagates; of two equal values the earlier stays,
-    as the kernel keeps them). Padded taps are -inf, which leave a maximum as it is."""
+    Taps in the channels-first kernel's order: each window column reduced down its rows,
+    then the columns across, by np.maximum (the first NaN propagates; of two equal values
+    it gives the second, the later tap, where the channels-first kernel keeps the earlier:
+    the sign of a zero maximum may differ). Padded taps are -inf, which leave a maximum as
+    it is. Natively (native_float.max_pool_channels_last: the same values) where it runs."""
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
                                             ceil_mode)
+    native = native_float.max_pool_channels_last(x, k, s, d, begin, out)
+    if native is not None:
+        return native
     widths = [(0, 0), *[(b, e + x_) for b, e, x_ in zip(begin, end, extra, strict=True)],
               (0, 0)]
     xp = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
@@ -405,7 +416,7 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
         return xp[:, r:r + (out[0] - 1) * s[0] + 1:s[0], c:c + (out[1] - 1) * s[1] + 1:s[1]]
 
     def column(j: int, into: np.ndarray | None) -> np.ndarray:
-        # (np.maximum keeps its first operand of two equal values: the earlier tap)
+        # (np.maximum gives its second operand of two equal values: the later tap)
         if k[0] == 1:
             if into is None:
                 return tap(0, j).copy()
@@ -471,19 +482,22 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 count_include_pad: int = 0, dilations: Sequence[int] | None = None,
                 kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
                 strides: Sequence[int] | None = None, nchwc_channels: int = 0,
-                **_: Any) -> np.ndarray:
+                opset: int = 0, **_: Any) -> np.ndarray:
     """Mean over windows; the divisor counts explicit pads only with count_include_pad.
     A float32 2-D pool whose channels fill MLAS's NCHWc blocks (`nchwc_channels`, the
     channel count ONNX Runtime's shape inference knows), or that MLAS does not take, sums
-    the window row-major as ONNX Runtime then does; others column by column (MLAS)."""
+    the window row-major as ONNX Runtime then does; others column by column (MLAS). From
+    `opset` 19 on (AveragePool-19, which has dilations) ONNX Runtime runs every one with
+    its generic loop, row-major, divided by the count ((O32))."""
     nd = x.ndim - 2
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
                                             auto_pad, ceil_mode)
-    # ONNX Runtime's generic pooling loop (dilated windows, or padded counts with ceil_mode,
-    # which MLAS does not take) adds row-major like the NCHWc kernel
-    generic = any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
+    # ONNX Runtime's generic pooling loop (AveragePool-19's kernel; before it, dilated
+    # windows or padded counts with ceil_mode, which MLAS does not take) adds row-major
+    # like the NCHWc kernel
+    generic = opset >= 19 or any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
     rowmajor = generic or _nchwc_pool(x, nchwc_channels) or not _mlas_vector_pool(
         x.shape[2:], k, s, begin, end)
     if not rowmajor:
@@ -544,16 +558,20 @@ def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
 
 
 def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
-    """Sum the `nd` trailing window axes in ONNX Runtime's float order: the first window
-    axis one tap after another (a 2-D window's columns), then the next, and so on; padded
-    taps hold 0 and add nothing."""
-    total = win
-    for remaining in range(nd, 0, -1):
-        first = total.ndim - remaining          # the first window axis still there
-        acc = np.zeros(total.shape[:first] + total.shape[first + 1:], total.dtype)
-        for i in range(total.shape[first]):
-            acc += np.take(total, i, axis=first)
-        total = acc
+    """Sum the `nd` trailing window axes in the order of MLAS's vector pooling kernel: each
+    column of the window (one position of its last axis) adds its taps along the other
+    window axes one after another, row-major (a 3-D window's depth and height as one
+    chain), from +0; then the columns are added one after another from +0. Padded taps
+    hold 0 and add nothing."""
+    lead = win.shape[:win.ndim - nd]
+    count = int(np.prod(win.shape[-nd:-1]))       # taps of one column
+    taps = win.reshape(lead + (count, win.shape[-1]))
+    columns = np.zeros(lead + (win.shape[-1],), win.dtype)
+    for i in range(count):
+        columns += taps[..., i, :]
+    total = np.zeros(lead, win.dtype)
+    for j in range(win.shape[-1]):
+        total += columns[..., j]
     return total
 
 
@@ -604,7 +622,24 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
 
 @register
 def GlobalMaxPool(x: np.ndarray, **_: Any) -> np.ndarray:
-    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+    """The maximum over the spatial axes; float32 by ReduceMax's rule (docs/operators.md
+    (O48)), natively where it can."""
+    return global_max(x, tuple(range(2, x.ndim)))
+
+
+def global_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The maximum of `x` over `axes`, kept: float32 by `float_ops.max_reference` (the
+    maximum of the set, whatever the order: the default NaN when one is NaN, +0 over -0),
+    by the native ReduceMax kernel where it runs; other dtypes by np.max. GlobalMaxPool of
+    channels-first data (the spatial axes) and of channels-last data (the middle ones)."""
+    if x.dtype != np.float32 or x.size == 0:
+        return x.max(axis=axes, keepdims=True)
+    native = native_float.reduce_max(x, axes, True)
+    if native is not None:
+        return native
+    from .float_ops import max_reference
+
+    return max_reference(x, axes, True)
 
 
 @register
@@ -1025,6 +1060,17 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         if len(coords_hw) == 2:
             work = _bilinear(work, *coords_hw)
             return _cast_resized(work, x)
+    if (mode == "cubic" and not antialias and not tf_crop and rank in (2, 4) and all(
+            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2)):
+        # ONNX Runtime's bicubic kernel (its only cubic one): rows first, then columns
+        coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
+                                    sc[j], 0.0, 1.0) if sc[j] != 1
+                     else np.arange(out[j], dtype=np.float32)
+                     for j, a in enumerate(ax) if a >= rank - 2]
+        if len(coords_hw) == 2:
+            work = _bicubic(work, coords_hw[0], coords_hw[1], cubic_coeff_a,
+                            exclude_outside)
+            return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
         if out[j] == in_shape[j] and sc[j] == 1:
@@ -1085,6 +1131,37 @@ def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.n
     x11, x21, x12, x22 = top[..., x1], top[..., x2], bottom[..., x1], bottom[..., x2]
     dy1, dy2 = dy1[:, None], dy2[:, None]
     return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
+
+
+def _bicubic_axis(coords: np.ndarray, n: int, a: float, exclude_outside: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clamped source indices (4 per coordinate), Keys weights and their sum (1, or the sum
+    of the weights left inside when `exclude_outside`, added from 0 in tap order)."""
+    base = np.floor(coords).astype(np.int64)
+    w = _cubic_coeffs((coords - base.astype(np.float32)).astype(np.float32), a)
+    idx = base[:, None] + np.arange(-1, 3)[None, :]
+    total = np.ones(len(coords), np.float32)
+    if exclude_outside:
+        w = np.where((idx >= 0) & (idx < n), w, np.float32(0)).astype(np.float32)
+        total = ((w[:, 0] + w[:, 1]) + w[:, 2]) + w[:, 3]
+    return np.clip(idx, 0, n - 1), w.astype(np.float32), total.astype(np.float32)
+
+
+def _bicubic(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray, a: float,
+             exclude_outside: int) -> np.ndarray:
+    """2-D cubic resize of the last two axes in ONNX Runtime's float32 order
+    (ResizeBiCubic): each of the 4 source rows interpolated along x first,
+    r = sum_j (cx_j / sx) * X[row, col_j], then y = sum_i (r_i * cy_i) / sy, both sums from
+    0 in tap order."""
+    iy, cy, sy = _bicubic_axis(coords_h, x.shape[-2], a, exclude_outside)
+    ix, cx, sx = _bicubic_axis(coords_w, x.shape[-1], a, exclude_outside)
+    rows = np.zeros(1, np.float32)
+    for j in range(4):
+        rows = rows + (cx[:, j] / sx) * np.take(x, ix[:, j], axis=-1)
+    y = np.zeros(1, np.float32)
+    for i in range(4):
+        y = y + np.take(rows, iy[:, i], axis=-2) * cy[:, i, None] / sy[:, None]
+    return y
 
 
 def _bilinear_integer_axis(coords: np.ndarray, n: int

@@ -31,6 +31,7 @@ from .fastops import Arena
 from .fastops import quantize as fast_quantize
 from .float_nn import (
     global_average_pool_channels_last,
+    global_max,
     max_pool_channels_last,
     resize_channels_last,
 )
@@ -221,6 +222,14 @@ _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.mic
                             (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE)})
 
 
+def _foreign_detail(domain: str) -> str:
+    """Why an operator of another domain is refused, naming what lowp runs of that domain."""
+    runs = sorted(op for d, op in _FOREIGN_FLOAT if d == domain)
+    if not runs:
+        return f"domain '{domain}' is not supported"
+    return f"domain '{domain}' is not supported beyond {', '.join(runs)}"
+
+
 def _label(node: onnx.NodeProto) -> str:
     """How a refusal names a node: its name, or its first output when it has none (skl2onnx
     and onnxmltools leave ai.onnx.ml nodes unnamed), as formats.rewrite.node_label does."""
@@ -233,8 +242,7 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:
-        raise UnsupportedOpError(node.op_type, _label(node), f"domain '{node.domain}' is not "
-                                 "supported")
+        raise UnsupportedOpError(node.op_type, _label(node), _foreign_detail(node.domain))
     if node.op_type == "DequantizeLinear":
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
@@ -246,7 +254,7 @@ def _no_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     return {}
 
 
-def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
+def _folded_constant(name: str, graph: Graph, depth: int = 6) -> bool:
     """Whether ONNX Runtime sees `name` as a constant initializer once its constant folding
     ran: an initializer no feed overrides, a Constant, or the output of a node whose inputs
     all are. Not a DequantizeLinear output: its constant folding skips DequantizeLinear
@@ -258,10 +266,11 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
     if name in graph.outer_constants:
         return True
     node = graph.producer.get(name)
+    if node is not None and node.op_type == "Constant":
+        return True     # at any depth: ppocrv2_rec's LSTM weights are Concat(Slice(Concat(
+        # Unsqueeze(Constant)))), folded by ONNX Runtime and prepacked, not by lowp before
     if node is None or depth == 0 or node.op_type in ("If", "Loop", "Scan"):
         return False
-    if node.op_type == "Constant":
-        return True
     if node.op_type == "DequantizeLinear":          # of any domain (com.microsoft too)
         return False
     return all(_folded_constant(i, graph, depth - 1) for i in node.input if i)
@@ -269,11 +278,23 @@ def _folded_constant(name: str, graph: Graph, depth: int = 4) -> bool:
 
 def _matmul_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime prepacks a MatMul's B when it is a constant 2-D matrix; its product then
-    sums in other K blocks (lowp.mlas_sgemm)."""
+    sums in other K blocks (lowp.mlas_sgemm). The rank of a B that is no initializer comes
+    from its Constant's value or from shape inference (ppocrv4_rec's weights are Constant
+    nodes and the file lists no shapes: lowp summed their K = 240 products in two blocks,
+    ONNX Runtime in one)."""
     b = node.input[1]
-    shape = graph.value_shape(b) if b not in graph.initializers else \
-        list(graph.initializers[b].dims)
-    return {"b_packed": _folded_constant(b, graph) and shape is not None and len(shape) == 2}
+    if not _folded_constant(b, graph):
+        return {"b_packed": False}
+    made = graph.producer.get(b)
+    if b in graph.initializers:
+        rank: int | None = len(graph.initializers[b].dims)
+    elif made is not None and made.op_type == "Constant" and made.attribute and \
+            made.attribute[0].name == "value":
+        rank = len(made.attribute[0].t.dims)
+    else:
+        shape = graph.inferred_shape(b)
+        rank = None if shape is None else len(shape)
+    return {"b_packed": rank == 2}
 
 
 def _conv_transpose_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
@@ -790,12 +811,12 @@ def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn
 
 def _global_max_pool(run: StepFn) -> StepFn:
     """GlobalMaxPool that takes channels-last data as it is: the maximum over its spatial
-    axes (exact in any order), channels-last."""
+    axes (float_nn.global_max: the same rule as on channels-first data), channels-last."""
     def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if layout is not CL or x is None or x.ndim < 3:
             return run(*vals, layout=layout)
-        return (x.max(axis=tuple(range(1, x.ndim - 1)), keepdims=True),)
+        return (global_max(x, tuple(range(1, x.ndim - 1))),)
 
     return pool
 

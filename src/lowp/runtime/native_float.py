@@ -194,6 +194,20 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
     return y
 
 
+def clamp_in_place(y: np.ndarray, low: float | None, high: float | None) -> bool:
+    """y = minimum(maximum(y, low), high) with numpy's rules (either bound None: off), in
+    place on contiguous float32 `y` (so a result computed into a recorded buffer stays
+    there: FusedConv's Relu or Clip); False (y untouched) where it does not run natively."""
+    ext = _usable("Clip", y)
+    if ext is None or not y.flags.c_contiguous or not y.flags.writeable:
+        return False
+    flat = y.reshape(-1)
+    call(ext.float_clamp, flat, flat, 0.0 if low is None else float(np.float32(low)),
+         0.0 if high is None else float(np.float32(high)), low is not None, high is not None,
+         _threads)
+    return True
+
+
 def concat(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray | None:
     """np.concatenate of contiguous arrays of one dtype along `axis` (normalized) as native
     block copies into a buffer (`_empty`: the signature's while recording), or None."""
@@ -321,6 +335,23 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     geometry = [*kernel, *strides, *dilations, *begin, *end]
     call(ext.float_pool2d, np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
          [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad), _threads)
+    return y
+
+
+def max_pool_channels_last(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                           dilations: Sequence[int], begin: Sequence[int],
+                           out: Sequence[int]) -> np.ndarray | None:
+    """MaxPool of float32 channels-last `x` (N, H, W, C) with the geometry float_nn
+    resolved (begin pads, output size), channels-last, bit for bit with
+    float_nn.max_pool_channels_last's numpy form; or None."""
+    ext = _has(_usable("MaxPool", x), "float_max_pool_channels_last")
+    if ext is None or x.ndim != 4:
+        return None
+    n, h, w, c = x.shape
+    y = _empty((n, int(out[0]), int(out[1]), c))
+    geometry = [*kernel, *strides, *dilations, *begin]
+    call(ext.float_max_pool_channels_last, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         [n, h, w, c, int(out[0]), int(out[1])], [int(v) for v in geometry], _threads)
     return y
 
 
@@ -663,18 +694,22 @@ def _constant_panels(ext: Any, b: np.ndarray, m: int, bm: np.ndarray, trans_a: b
 
 def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
-         out: Sequence[int]) -> np.ndarray | None:
+         out: Sequence[int], init: np.ndarray | None = None) -> np.ndarray | None:
     """Float32 1-D, 2-D or 3-D Conv of `x` (N, C, *in) with `w` (M, C / group, *k) as
     lowp.runtime.float_nn.Conv's MLAS path computes it (im2col per image and group, one
-    float_sgemm_mlas product each, the bias added after), bit for bit, by one native call;
-    `begin` holds the leading pads and `out` the output size. None when it does not run
-    natively (then float_nn computes it)."""
+    float_sgemm_mlas product each, accumulated onto `init` (the output's shape: FusedConv's
+    Sum) when given, the bias added after), bit for bit, by one native call; `begin` holds
+    the leading pads and `out` the output size. None when it does not run natively (then
+    float_nn computes it)."""
     ext = _has(_usable("Conv", x), "float_conv_im2col")
     nd = x.ndim - 2
     if (ext is None or not 1 <= nd <= 3 or w.dtype != np.float32 or w.size == 0
-            or (bias is not None and bias.dtype != np.float32)):
+            or (bias is not None and bias.dtype != np.float32)
+            or (init is not None and init.dtype != np.float32)):
         return None
     n, c, m = x.shape[0], x.shape[1], w.shape[0]
+    if init is not None and init.shape != (n, m) + tuple(int(v) for v in out):
+        return None
     k = list(w.shape[2:])
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
@@ -688,7 +723,8 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
          None if cols is None else cols.reshape(-1),
-         [n, c, m, group] + [v for a in axes for v in a], _threads)
+         [n, c, m, group] + [v for a in axes for v in a], _threads,
+         *(() if init is None else (np.ascontiguousarray(init).reshape(-1),)))
     return y
 
 

@@ -9,7 +9,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
 * MatMulScaleFusion: a float MatMul (opset >= 9) whose input comes from a Mul or Div by a
   scalar constant, or whose only consumer is one, becomes one FusedMatMul (com.microsoft)
   with the scales multiplied into `alpha` (float32); the product is then scaled once per K
-  block of the GEMM (lowp.mlas_sgemm) instead of scaling an input or the result.
+  block of the GEMM (lowp.mlas_sgemm) instead of scaling an input or the result. A scale
+  counts when its rank is no greater than that of the value it multiplies (of unknown
+  shape: rank 0 only), and a scaled input only when its shape is known, of rank >= 1.
 * GeluFusion: x / √2 -> Erf -> + 1 -> · x -> · 0.5 (either placement of the 0.5) becomes
   one com.microsoft Gelu, (0.5 x)(erf(x · float32(1/√2)) + 1) (lowp.ort_math.gelu).
 * BiasGeluFusion: Add of a 1-D bias feeding that Gelu becomes BiasGelu.
@@ -38,9 +40,12 @@ matching rules, so that a QDQ file gives the same integers in both engines
   (-> Add of a constant bias) becomes com.microsoft MatMulIntegerToFloat, which rounds as
   the nodes it replaces (one native pass, lowp.runtime.native_integer); the bias Add it
   takes in is then no longer there for SkipLayerNormFusion or BiasGeluFusion ((O23r)).
+* GemmTransposeFusion (level 1) and MatmulTransposeFusion: a Transpose read by a Gemm, or
+  a last-two-axes Transpose read by a MatMul, becomes the product's transpose flag
+  (lowp.runtime.ort_transpose_fold, (O33t)).
 
 The rewrites repeat until nothing changes, as ONNX Runtime's optimizer loop does (so chains
-of scalar Mul nodes fold into one alpha).
+of scalar Mul nodes fold into one alpha), the level-1 ones first, then the others.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
 from .ort_topology import topological
+from .ort_transpose_fold import gemm_transpose, matmul_transpose
 
 _MS = "com.microsoft"
 _F = np.float32
@@ -75,6 +81,7 @@ class _Index:
             if t.name in self.initializers and t.data_type == TensorProto.INT64
             and int(np.prod(t.dims)) <= 8}
         self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
+        self.scalar_ranks: dict[str, int] = {}
         for t in g.initializer:
             if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
                 self._scalar(t.name, t)
@@ -118,8 +125,14 @@ class _Index:
             # ONNX Runtime reads the scalar in its own type, then static_cast<float>
             self.scalars[name] = _F(v.reshape(-1)[0])
             self.scalar_types[name] = t.data_type
+            self.scalar_ranks[name] = len(t.dims)
             if len(t.dims) == 0 or list(t.dims) == [1]:
                 self.scalar_rank_ok.add(name)
+
+    def rank(self, name: str) -> int | None:
+        """The rank of `name`'s inferred shape, None when its shape is unknown."""
+        shape = self.shapes.get(name)
+        return None if shape is None else len(shape.dim)
 
     def single_use(self, name: str) -> bool:
         """ONNX Runtime's CheckOutputEdges(node, 1): one consumer, not a graph output."""
@@ -195,18 +208,29 @@ def _is(node: onnx.NodeProto, op: str, domain: tuple[str, ...] = ONNX_DOMAINS) -
 
 
 def _scale_of(node: onnx.NodeProto, index: _Index) -> tuple[np.float32, int] | None:
-    """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None."""
+    """(scale, index of the scale input) of a Mul or Div by a scalar constant, else None.
+
+    As ONNX Runtime 1.32's MatMulScaleFusion reads a scalar: one element, and a rank no
+    greater than the other input's (0 when that shape is unknown), so that it broadcasts
+    to nothing: a scale of shape [1] on a value of unknown shape is no scale there."""
     if node.domain not in ONNX_DOMAINS or len(node.input) != 2:
         return None
+
+    def scalar(k: int) -> np.float32 | None:
+        s = index.scalars.get(node.input[k])
+        if s is None or index.scalar_ranks[node.input[k]] > (index.rank(node.input[1 - k]) or 0):
+            return None
+        return s
+
     if node.op_type == "Div":
-        divisor = index.scalars.get(node.input[1])
+        divisor = scalar(1)
         if divisor is None:
             return None
         with np.errstate(divide="ignore", invalid="ignore"):
             return _F(_F(1.0) / divisor), 1
     if node.op_type == "Mul":
         for i in (0, 1):
-            s = index.scalars.get(node.input[i])
+            s = scalar(i)
             if s is not None:
                 return s, i
     return None
@@ -229,7 +253,8 @@ def _matmul_scale(node: onnx.NodeProto, index: _Index
                    key=lambda e: (index.position[id(e[0])], e[1]))
     for producer, pos in edges:
         found = _scale_of(producer, index)
-        if found is not None:
+        # the input it scales must have a known shape of rank >= 1 (GetInputNodeMerges)
+        if found is not None and index.rank(producer.input[1 - found[1]]):
             inputs[pos] = producer.input[1 - found[1]]
             alpha = _F(alpha * found[0])
             if all(u is node for u in index.consumers[producer.output[0]]) and \
@@ -874,12 +899,14 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 # ONNX Runtime's order (its level-2 transformer list)
 FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
+    ("GemmTransposeFusion", gemm_transpose, 7),     # level 1 (a rule; (O33t))
     ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
     ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),   # first of level 2
     ("LayerNormFusion", _layer_norm, 7),
     ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
     ("GeluFusion", _gelu, 9),
+    ("MatmulTransposeFusion", matmul_transpose, 9),     # (O33t)
     ("BiasGeluFusion", _bias_gelu, 7),
     ("SkipLayerNormFusion", _skip_layer_norm, 7),
     ("FastGeluFusion", _fast_gelu, 7),
@@ -887,20 +914,31 @@ FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
 )
 
 
+_LEVEL_1 = frozenset({"MatMulAddFusion", "GemmTransposeFusion", "TransposeOptimizer",
+                      "DivMulFusion"})
+
 # operators without which nothing fuses, and those whose fusions read shapes
 _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger",
-                     "Transpose"})
+                     "Transpose", "Gemm"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
 def _needs_shapes(graph: onnx.GraphProto) -> bool:
-    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, or a
-    MatMul read by an Add (MatMulAddFusion checks the ranks and the bias shape; without
-    shapes it fused only where the graph listed them, deepcut's time-distributed Dense
-    layers not at all)."""
+    """Whether a fusion will read inferred shapes: one of the _SHAPED operators, a MatMul
+    read by an Add (MatMulAddFusion checks the ranks and the bias shape; without shapes it
+    fused only where the graph listed them, deepcut's time-distributed Dense layers not at
+    all), or a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks)."""
+    producer = {o: n for n in graph.node for o in n.output}
     added = {i for n in graph.node if _is(n, "Add") for i in n.input}
-    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and n.output[0] in added)
-               for n in graph.node)
+    scaled = {i for n in graph.node if n.op_type in ("Mul", "Div") for i in n.input}
+
+    def by_scale(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type in ("Mul", "Div")
+
+    return any(n.op_type in _SHAPED or (_is(n, "MatMul") and (
+        n.output[0] in added or n.output[0] in scaled or any(map(by_scale, n.input))))
+        for n in graph.node)
 
 
 def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
@@ -939,34 +977,40 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with ONNX Runtime's rounding-relevant fusions applied (a new model), or `model`
     itself when nothing fuses."""
     opset = next((int(o.version) for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
-    fusions = [f for _, f, since in FUSIONS if opset >= since]
-    if not fusions or not any(n.op_type in _STARTS for n in model.graph.node):
+    # ONNX Runtime runs its level-1 transformers until nothing changes, then its level-2
+    # ones: a level-2 fusion never reopens a level-1 one (a Transpose left for its MatMul
+    # by the transpose optimizer stays when MatmulTransposeFusion folds it later)
+    levels = [[f for name, f, since in FUSIONS if opset >= since and (name in _LEVEL_1) == first]
+              for first in (True, False)]
+    if not any(levels) or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
     shaped = _without_invented_symbols(_ort_inferred(model), model) \
         if _needs_shapes(model.graph) else model
     nodes = list(model.graph.node)
     index = _Index(shaped, nodes)
     ranks = {id(n): k for k, n in enumerate(nodes)}     # ONNX Runtime's node indices
-    touched, changed = False, True
-    while changed:
-        changed = False
-        for fusion in fusions:
-            for node in topological(nodes, ranks):
-                if id(node) not in index.position:      # removed by an earlier rewrite
-                    continue
-                rewrite = fusion(node, index)
-                if rewrite is None:
-                    continue
-                new, gone = rewrite
-                # the new nodes go where the last node they replace was: their inputs
-                # (a LayerNorm's Reshape'd weights) may be made after the matched node
-                drop = {id(n) for n in gone} | {id(node)}
-                at = max(index.position[i] for i in drop)
-                nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
-                    [n for n in nodes[at + 1:] if id(n) not in drop]
-                index.link(nodes)
-                ranks.update((id(n), len(ranks) + k) for k, n in enumerate(new))
-                changed = touched = True
+    touched = False
+    for fusions in levels:
+        changed = True
+        while changed:
+            changed = False
+            for fusion in fusions:
+                for node in topological(nodes, ranks):
+                    if id(node) not in index.position:      # removed by an earlier rewrite
+                        continue
+                    rewrite = fusion(node, index)
+                    if rewrite is None:
+                        continue
+                    new, gone = rewrite
+                    # the new nodes go where the last node they replace was: their inputs
+                    # (a LayerNorm's Reshape'd weights) may be made after the matched node
+                    drop = {id(n) for n in gone} | {id(node)}
+                    at = max(index.position[i] for i in drop)
+                    nodes = [n for n in nodes[:at] if id(n) not in drop] + new + \
+                        [n for n in nodes[at + 1:] if id(n) not in drop]
+                    index.link(nodes)
+                    ranks.update((id(n), len(ranks) + k) for k, n in enumerate(new))
+                    changed = touched = True
     if not touched:
         return model
     return with_nodes(model, nodes, domains=[_MS])

@@ -1,0 +1,157 @@
+"""lowp / ONNX Runtime latency on lowp's QDQ file of every corpus model, interleaved.
+
+    python bench/corpus_ratio.py --work DIR [--threads 1 2] [--rounds 15] [--models A B ...]
+                                 [--prequantized] [--markdown table.md] [--quantize-only]
+
+Each model's QDQ file is `DIR/<name>.lowp.qdq.onnx`, quantized here (16 calibration samples,
+seed 0, as `evals/corpus/run.py`) when it is missing; `--prequantized` adds the files the
+corpus ships already quantized, run as they are. For each model and thread count one process
+holds both sessions; after 3 warm-up runs each, `--rounds` rounds run lowp then ONNX Runtime
+on one batch of the model's evaluation feeds (seed 1), timed on the wall clock and on the
+process CPU clock; printed: the ratios of the medians, and whether every output is identical
+(NaN equal to NaN). On a shared machine only the ratios mean something; the load average is
+printed at the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evals.corpus.models import MODELS, PREQUANTIZED, CorpusModel, load_float, make_feeds  # noqa: E402
+
+import lowp  # noqa: E402
+
+CALIBRATION_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model at one thread count."""
+
+    name: str
+    threads: int
+    lowp_ms: float
+    ort_ms: float
+    wall_ratio: float
+    cpu_ratio: float
+    identical: bool
+
+
+def qdq_file(spec: CorpusModel, work: Path, shipped: bool) -> Path:
+    """lowp's QDQ file of `spec` in `work` (quantized now when missing), or the shipped one."""
+    if shipped:
+        return spec.path
+    path = work / f"{spec.name}.lowp.qdq.onnx"
+    if not path.exists():
+        calib = make_feeds(spec, spec.calib_samples(CALIBRATION_SAMPLES), seed=0)
+        onnx.save(lowp.quantize_model(load_float(spec), calib), str(path))
+    return path
+
+
+def identical(ours: list[np.ndarray], theirs: list[np.ndarray]) -> bool:
+    return all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=
+               a.dtype.kind in "fc") for a, b in zip(ours, theirs, strict=True))
+
+
+def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
+    feeds = make_feeds(spec, spec.batch, 1)
+    session = lowp.Session(str(path), threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    runtime = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in runtime.get_outputs()]
+    def ours() -> list[np.ndarray]:
+        values = session.run(feeds, names)
+        return [np.asarray(values[n]) for n in names]
+
+    runs = (ours, lambda: runtime.run(names, feeds))
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
+    with threadpool_limits(limits=threads):
+        for _ in range(3):
+            outputs = [run() for run in runs]
+        for _ in range(rounds):
+            for run, w, c in zip(runs, wall, cpu, strict=True):
+                w0, c0 = time.perf_counter(), time.process_time()
+                run()
+                c.append(time.process_time() - c0)
+                w.append(time.perf_counter() - w0)
+    a, b = (statistics.median(t) for t in wall)
+    return Row(spec.name, threads, 1e3 * a, 1e3 * b, a / b,
+               statistics.median(cpu[0]) / statistics.median(cpu[1]),
+               identical(outputs[0], outputs[1]))
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def markdown(rows: list[Row], threads: list[int]) -> str:
+    by_model: dict[str, dict[int, Row]] = {}
+    for r in rows:
+        by_model.setdefault(r.name, {})[r.threads] = r
+    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU, identical" for t in threads)
+    lines = [head + " |", "|---|" + "---|" * len(threads)]
+    for name, cells in by_model.items():
+        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f}, {'yes' if c.identical else 'NO'}"
+                if (c := cells.get(t)) else "-" for t in threads]
+        lines.append(f"| {name} | " + " | ".join(text) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, required=True, help="folder of the QDQ files")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--models", nargs="+", help="corpus model names (default: all)")
+    p.add_argument("--prequantized", action="store_true",
+                   help="also the files the corpus ships already quantized")
+    p.add_argument("--markdown", type=Path, help="also write the table as markdown here")
+    p.add_argument("--quantize-only", action="store_true",
+                   help="only make the missing QDQ files")
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    shipped = {m.name for m in PREQUANTIZED}
+    specs = [*MODELS, *(PREQUANTIZED if args.prequantized else ())]
+    if args.models:
+        specs = [m for m in specs if m.name in args.models]
+    print(f"load average at start: {load_average()}", flush=True)
+    rows: list[Row] = []
+    bar = tqdm(specs, file=sys.stderr)
+    for spec in bar:
+        bar.set_postfix_str(spec.name)
+        try:
+            path = qdq_file(spec, args.work, spec.name in shipped)
+            for t in () if args.quantize_only else args.threads:
+                row = measure(spec, path, t, args.rounds)
+                rows.append(row)
+                bar.write(f"{row.name:28s} {t} thr  lowp {row.lowp_ms:9.2f} ms  ORT "
+                          f"{row.ort_ms:9.2f} ms  wall {row.wall_ratio:5.2f}  cpu "
+                          f"{row.cpu_ratio:5.2f}  identical {row.identical}")
+        except Exception as e:      # a model that fails is reported, the others still run
+            bar.write(f"{spec.name:28s} failed: {e!r:.200}")
+    print(f"load average at end: {load_average()}", flush=True)
+    table = markdown(rows, args.threads)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

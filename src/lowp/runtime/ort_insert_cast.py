@@ -1,0 +1,242 @@
+"""ONNX Runtime's float16 handling on CPU (InsertCastTransformer and RemoveDuplicateCast),
+mirrored at load before lowp.runtime.ort_cast_elimination.
+
+ONNX Runtime's CPU kernels of most float operators have no float16 version. A float16 node
+without one runs in float32 between inserted Casts, an operator whose kernel is missing but
+that ONNX defines as a function (Softmax, LogSoftmax) is first expanded into its body, a
+node that has a float16 kernel but whose float16 inputs all come from such nodes runs in
+float32 too ("isolated"), and the Cast pairs float32 -> float16 -> float32 between two such
+nodes are then removed. So a chain of float16 operators is computed in float32 and rounded
+to float16 only where a value leaves it (docs/operators.md, (O53)). Found on slovorez
+0.1.0's Keras mixed-precision morpheme model: lowp rounded every node to float16 as the
+file says and differed from ONNX Runtime by one to five float16 units.
+
+The rewrite is made only when every node with a float16 input is of a type in the tables
+below (measured on ONNX Runtime 1.32 on x86-64: which of them get Casts inserted); a model
+with any other float16 node, or one ONNX Runtime would expand into a function body other
+than Softmax's and LogSoftmax's, is left as it is. Top-level graph only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
+from ..ir.names import NameAllocator
+
+F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
+
+# float16 kernels ONNX Runtime's CPU provider has: these nodes stay in float16
+HAS_FLOAT16_KERNEL = frozenset({
+    "Cast", "Identity", "Round", "Sign", "IsNaN", "IsInf", "Max", "Min", "Clip", "Transpose",
+    "Flatten", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Gather", "Expand",
+    "Split", "LayerNormalization", "Shape", "Size"})
+# no float16 kernel: run in float32 between Casts
+FLOAT32_ONLY = frozenset({
+    "Conv", "MatMul", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf",
+    "Softplus", "Softsign", "Reciprocal", "Floor", "Ceil", "Sin", "Cos", "HardSigmoid",
+    "LeakyRelu", "Elu", "Selu", "Add", "Sub", "Mul", "Div", "Pow", "Sum", "Mean", "Equal",
+    "Less", "Greater", "PRelu", "ReduceMax", "ReduceSum", "ReduceMean", "ReduceMin", "Tile",
+    "Pad", "CumSum"})
+# no float16 kernel, an ONNX function from opset 13: expanded into its body first
+FUNCTIONS = frozenset({"Softmax", "LogSoftmax"})
+
+
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    g = model.graph
+    types = {t.name: t.data_type for t in g.initializer}
+    for v in (*g.input, *g.value_info, *g.output):
+        if v.type.HasField("tensor_type"):
+            types[v.name] = v.type.tensor_type.elem_type
+    for n in g.node:
+        if n.op_type == "Constant" and n.output:
+            value = next((a.t for a in n.attribute if a.name == "value"), None)
+            if value is not None:
+                types[n.output[0]] = value.data_type
+    return types
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
+
+
+def _expand(node: onnx.NodeProto, opset: int, names: NameAllocator,
+            inits: list[onnx.TensorProto]) -> list[onnx.NodeProto]:
+    """Softmax / LogSoftmax (opset >= 13) as ONNX's function body: ReduceMax, Sub, Exp,
+    ReduceSum, then Div (Softmax) or Log and Sub (LogSoftmax)."""
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    x, y = node.input[0], node.output[0]
+    axes = names.fresh(f"{y}_axes")
+    inits.append(numpy_helper.from_array(np.array([axis], np.int64), axes))
+    peak, shifted, exp, total = (names.fresh(f"{y}_{s}") for s in
+                                 ("ReduceMax", "Sub", "Exp", "ReduceSum"))
+    reduce_max = (helper.make_node("ReduceMax", [x, axes], [peak], keepdims=1) if opset >= 18
+                  else helper.make_node("ReduceMax", [x], [peak], keepdims=1, axes=[axis]))
+    body = [reduce_max, helper.make_node("Sub", [x, peak], [shifted]),
+            helper.make_node("Exp", [shifted], [exp]),
+            helper.make_node("ReduceSum", [exp, axes], [total], keepdims=1)]
+    if node.op_type == "Softmax":
+        body.append(helper.make_node("Div", [exp, total], [y]))
+    else:
+        log = names.fresh(f"{y}_Log")
+        body += [helper.make_node("Log", [total], [log]),
+                 helper.make_node("Sub", [shifted, log], [y])]
+    for n in body:
+        n.name = names.fresh(f"{node.name or y}_{n.op_type}")
+    return body
+
+
+def _may_hold_float16(g: onnx.GraphProto) -> bool:
+    """A cheap look before shape inference: a float16 initializer, graph input or output,
+    Cast to float16 or float16 Constant."""
+    return (any(t.data_type == F16 for t in g.initializer)
+            or any(v.type.tensor_type.elem_type == F16 for v in (*g.input, *g.output))
+            or any(a.name == "to" and a.i == F16 or a.name == "value" and a.t.data_type == F16
+                   for n in g.node if n.op_type in ("Cast", "Constant") for a in n.attribute))
+
+
+def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int) -> bool:
+    for n in nodes:
+        if not any(types.get(i) == F16 for i in n.input if i):
+            continue
+        if n.domain not in ONNX_DOMAINS or any(a.type in (onnx.AttributeProto.GRAPH,
+                                                          onnx.AttributeProto.GRAPHS)
+                                               for a in n.attribute):
+            return False
+        if n.op_type in FUNCTIONS and opset >= 13:
+            continue
+        if n.op_type not in HAS_FLOAT16_KERNEL | FLOAT32_ONLY or _inlined(n.op_type, opset):
+            return False
+    return True
+
+
+def _inlined(op_type: str, opset: int) -> bool:
+    """ONNX Runtime expands an operator without a float16 kernel into its function body
+    when ONNX defines one at the model's opset (Relu as Max from opset 18, LeakyRelu and
+    PRelu as Where from 16): bodies other than Softmax's and LogSoftmax's are not mirrored."""
+    if op_type in HAS_FLOAT16_KERNEL:
+        return False
+    try:
+        schema = onnx.defs.get_schema(op_type, opset)
+    except onnx.defs.SchemaError:
+        return True
+    versions = [*getattr(schema, "function_opset_versions", ()),   # not in onnx's stubs
+                *getattr(schema, "context_dependent_function_opset_versions", ())]
+    return any(v <= opset for v in versions)
+
+
+def apply(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with its float16 chains in float32 as ONNX Runtime runs them (a new model),
+    or `model` itself when it has no float16 node or one the tables do not cover."""
+    g = model.graph
+    if not _may_hold_float16(g):
+        return model
+    types = _types(infer_shapes(model))
+    opset = _opset(model)
+    if not _mirrorable(list(g.node), types, opset):
+        return model
+    names = NameAllocator.for_model(model)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    for n in g.node:
+        if n.op_type in FUNCTIONS and any(types.get(i) == F16 for i in n.input if i):
+            body = _expand(n, opset, names, inits)
+            for b in body[:-1]:
+                types[b.output[0]] = F16
+            nodes += body
+        else:
+            nodes.append(n)
+    if not any(types.get(i) == F16 for n in nodes for i in n.input if i):
+        return model
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
+    outputs = {o.name for o in g.output}
+
+    def fp16_inputs(n: onnx.NodeProto) -> list[str]:
+        return [i for i in n.input if i and types.get(i) == F16]
+
+    # the nodes ONNX Runtime runs in float32: no float16 kernel, then the isolated ones
+    # (every float16 input produced by such a node, a float16 output read by a node)
+    in_float32 = {k for k, n in enumerate(nodes)
+                  if fp16_inputs(n) and n.op_type not in HAS_FLOAT16_KERNEL}
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for i in (*n.input, *subgraph_reads(n)):    # a branch reads the float16 value
+            readers.setdefault(i, []).append(k)
+    computing = sum(n.op_type != "Constant" for n in nodes)   # Constants are initializers
+    for k, n in enumerate(nodes):
+        ins = fp16_inputs(n)
+        if (computing <= 1 or k in in_float32 or not ins or any(o in outputs for o in n.output)
+                or not all(i in producer and producer[i] in in_float32 for i in ins)
+                or not any(types.get(o) == F16 and readers.get(o) for o in n.output)):
+            continue
+        in_float32.add(k)
+    if not in_float32:
+        return model
+
+    def no_narrow(value: str) -> bool:
+        """RemoveDuplicateCast drops the Cast to float16 after a node run in float32 when
+        every reader outside the float32 nodes is a Cast and the value is no graph output:
+        those Casts then read the float32 value."""
+        return value not in outputs and all(nodes[r].op_type == "Cast"
+                                            for r in readers.get(value, [])
+                                            if r not in in_float32)
+
+    overridable = {v.name for v in g.input}
+    constants = {t.name: t for t in g.initializer if t.name not in overridable}
+    wide: dict[str, str] = {}            # float16 value -> its float32 value
+    computed: set[str] = set()           # float16 outputs of the nodes run in float32
+    out_nodes: list[onnx.NodeProto] = []
+    for k, n in enumerate(nodes):
+        if k not in in_float32:
+            if n.op_type == "Cast" and n.input[0] in computed and (
+                    no_narrow(n.input[0]) or n.output[0] not in outputs
+                    and all(a.i == F32 for a in n.attribute if a.name == "to")):
+                n = onnx.NodeProto()         # reads the float32 value, not its rounding
+                n.CopyFrom(nodes[k])
+                n.input[0] = wide[n.input[0]]
+            out_nodes.append(n)
+            continue
+        n = onnx.NodeProto()
+        n.CopyFrom(nodes[k])
+        for j, i in enumerate(n.input):
+            if not i or types.get(i) != F16:
+                continue
+            if i not in wide:
+                src = nodes[producer[i]] if i in producer else None
+                if (src is not None and src.op_type == "Cast"
+                        and types.get(src.input[0]) == F32):
+                    wide[i] = src.input[0]   # Cast float32 -> float16 -> float32 removed
+                elif i in constants:         # folded, as ONNX Runtime's constant folding does
+                    wide[i] = names.fresh(f"{i}_float32")
+                    inits.append(numpy_helper.from_array(
+                        numpy_helper.to_array(constants[i]).astype(np.float32), wide[i]))
+                else:
+                    wide[i] = names.fresh(f"{i}_float32")
+                    out_nodes.append(helper.make_node("Cast", [i], [wide[i]], to=F32,
+                                                      name=names.fresh(f"{i}_to_float32")))
+            n.input[j] = wide[i]
+        narrow = []
+        for j, o in enumerate(n.output):
+            if not o or types.get(o) != F16:
+                continue
+            wide[o] = names.fresh(f"{o}_float32")
+            computed.add(o)
+            n.output[j] = wide[o]
+            if o in outputs or not no_narrow(o) and any(r not in in_float32
+                                                         for r in readers.get(o, [])):
+                narrow.append(helper.make_node("Cast", [wide[o]], [o], to=F16,
+                                               name=names.fresh(f"{o}_to_float16")))
+        out_nodes += [n, *narrow]
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(out_nodes)
+    out.graph.initializer.extend(inits)
+    produced = {o for n in out_nodes for o in n.output}
+    kept = [v for v in out.graph.value_info if v.name in produced]
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(kept)
+    return out

@@ -1,0 +1,174 @@
+"""ONNX Runtime's float16 handling on CPU mirrored at load (lowp.runtime.ort_insert_cast):
+a chain of float16 operators without float16 kernels runs in float32 and is rounded to
+float16 only where a value leaves it; Softmax and LogSoftmax as their function bodies (found
+on slovorez 0.1.0's Keras mixed-precision model, where lowp rounded every node)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session, ort_insert_cast
+from lowp.runtime.backends import native_available
+
+BACKENDS = ["reference"] + (["native"] if native_available() else [])
+F16 = TensorProto.FLOAT16
+
+
+def _model(opset: int, last: str = "Softmax", act: str = "Relu") -> onnx.ModelProto:
+    """float32 input cast to float16, Unsqueeze, Conv, Squeeze, Add, `act` (one
+    float16 output read outside the chain), a Conv fed by the Cast directly, Mul, then
+    `last` and a Cast back to float32."""
+    rng = np.random.default_rng(0)
+    c = 8
+    inits = [numpy_helper.from_array((rng.standard_normal((c, c, 1, 3)) * 0.4)
+                                     .astype(np.float16), "w"),
+             numpy_helper.from_array((rng.standard_normal((c, 1)) * 0.3).astype(np.float16),
+                                     "b"),
+             numpy_helper.from_array((rng.standard_normal((c, c, 1, 1)) * 0.5)
+                                     .astype(np.float16), "w2"),
+             numpy_helper.from_array(np.array([2], np.int64), "ax")]
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node("Unsqueeze", ["h", "ax"], ["h4"]),
+             helper.make_node("Conv", ["h4", "w"], ["c4"], pads=[0, 1, 0, 1]),
+             helper.make_node("Squeeze", ["c4", "ax"], ["c3"]),
+             helper.make_node("Add", ["c3", "b"], ["a"]),
+             helper.make_node(act, ["a"], ["r"]),
+             helper.make_node("Conv", ["h4", "w2"], ["d4"]),
+             helper.make_node("Squeeze", ["d4", "ax"], ["d3"]),
+             helper.make_node("Mul", ["r", "d3"], ["m"]),
+             helper.make_node(last, ["m"], ["s"], axis=1),
+             helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, c, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, c, 16]),
+         helper.make_tensor_value_info("r", F16, [None, c, 16])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                             ir_version=8)
+
+
+def _ort(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    return list(s.run(None, {"x": x}))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("opset", "last", "act"), [
+    (17, "Softmax", "Relu"), (18, "Softmax", "Tanh"), (17, "LogSoftmax", "Relu")])
+def test_float16_chain_matches_onnxruntime(backend: str, opset: int, last: str,
+                                           act: str) -> None:
+    model = _model(opset, last, act)
+    rewritten = ort_insert_cast.apply(model)
+    assert rewritten is not model
+    assert last not in {n.op_type for n in rewritten.graph.node}
+    x = (np.random.default_rng(1).standard_normal((4, 8, 16)) * 3).astype(np.float32)
+    want = _ort(model, x)
+    got = Session(model, backend=backend).run({"x": x})
+    np.testing.assert_array_equal(got["y"], want[0])
+    np.testing.assert_array_equal(got["r"], want[1])
+
+
+def test_rounding_every_node_would_differ() -> None:
+    """The test above can fail: the graph as written (each node rounded to float16) is not
+    what ONNX Runtime computes on these values."""
+    model = _model(17)
+    x = (np.random.default_rng(1).standard_normal((4, 8, 16)) * 3).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    names = [n.output[0] for n in model.graph.node]
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)      # every value a graph output keeps each float16 rounding
+    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names[:-1])
+    s = ort.InferenceSession(exposed.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    assert not np.array_equal(s.run(["y"], {"x": x})[0], _ort(model, x)[0])
+
+
+def test_a_float16_node_outside_the_tables_leaves_the_model_as_it_is() -> None:
+    model = _model(20, act="Gelu")         # not measured, not mirrored
+    assert ort_insert_cast.apply(model) is model
+    model = _model(18)                     # Relu as Max(X, 0) from opset 18: not mirrored
+    assert ort_insert_cast.apply(model) is model
+
+
+def test_a_float32_model_is_left_as_it_is() -> None:
+    float32 = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Exp", ["y"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])]))
+    assert ort_insert_cast.apply(float32) is float32
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lone_float16_softmax_is_its_function_body(backend: str, tmp_path: Path) -> None:
+    """One node: ONNX Runtime still runs it as ReduceMax, Sub, Exp, ReduceSum, Div in
+    float32 (only its "isolated" rule needs more than one node); the rewrite has the
+    nodes of ONNX Runtime's saved graph."""
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+        [helper.make_tensor_value_info("x", F16, [None, 300])],
+        [helper.make_tensor_value_info("y", F16, [None, 300])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "saved.onnx")
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    saved = onnx.load(str(tmp_path / "saved.onnx"))
+    rewritten = ort_insert_cast.apply(model)
+    assert ([n.op_type for n in rewritten.graph.node]
+            == [n.op_type for n in saved.graph.node])
+    x = (np.random.default_rng(2).standard_normal((64, 300)) * 4).astype(np.float16)
+    np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"],
+                                  s.run(None, {"x": x})[0])
+
+
+def test_a_value_read_inside_a_branch_keeps_its_float16_rounding() -> None:
+    """The Relu output is read only from inside an If branch: the rewrite still writes it
+    (as float16, the Cast after the float32 Relu), and the model runs as ONNX Runtime runs it."""
+    model = _model(17)
+    branch = helper.make_graph([helper.make_node("Identity", ["r"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", F16, [None, 8, 16])])
+    other = helper.make_graph([helper.make_node("Identity", ["m"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", F16, [None, 8, 16])])
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array(True), "cond"))
+    g.node.append(helper.make_node("If", ["cond"], ["z"], then_branch=branch,
+                                   else_branch=other))
+    del g.output[1:]                              # r is read only by the branch now
+    g.output.append(helper.make_tensor_value_info("z", F16, [None, 8, 16]))
+    rewritten = ort_insert_cast.apply(model)
+    assert "r" in {o for n in rewritten.graph.node for o in n.output}
+    x = (np.random.default_rng(1).standard_normal((4, 8, 16)) * 3).astype(np.float32)
+    got = Session(model).run({"x": x})
+    want = _ort(model, x)
+    np.testing.assert_array_equal(got["y"], want[0])
+    np.testing.assert_array_equal(got["z"], want[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_casts_around_a_float16_node_are_removed(backend: str) -> None:
+    """Cast(to=float16) -> Relu -> Cast(to=float): ONNX Runtime removes both Cast pairs and
+    computes Relu of the float32 input, unrounded; as written it would round to float16."""
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    x = (np.random.default_rng(0).standard_normal(64) * 3).astype(np.float32)
+    want = _ort(model, x)[0]
+    assert np.array_equal(want, np.maximum(x, 0))
+    np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], want)

@@ -1,0 +1,197 @@
+"""ONNX Runtime's GemmTransposeFusion and MatmulTransposeFusion (lowp.runtime.ort_transpose_fold,
+(O33t)): a Transpose read by a product becomes the product's transpose flag, which changes
+MLAS's kernel and K blocking; lowp's outputs equal ONNX Runtime's bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from lowp.runtime import Session, ort_fusions
+from tests.runtime.ort_agreement import assert_engines_agree, onnxruntime_run
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
+           outputs: dict[str, tuple[int, ...]], inits: dict[str, np.ndarray] | None = None,
+           opset: int = 13) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(k, F, list(v)) for k, v in inputs.items()],
+        [helper.make_tensor_value_info(k, F, list(v)) for k, v in outputs.items()],
+        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _swap_last_two(rank: int) -> list[int]:
+    return [*range(rank - 2), rank - 1, rank - 2]
+
+
+def _ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in ort_fusions.apply(model).graph.node]
+
+
+@given(m=st.integers(1, 4), k=st.sampled_from([7, 64, 129, 256, 300]),
+       n=st.sampled_from([1, 3, 20, 96]), batch=st.sampled_from([(), (1,), (2,)]),
+       which=st.sampled_from(["a", "b", "ab"]), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_matmul_of_a_transpose_is_ort_fused_matmul(m, k, n, batch, which, seed):
+    # slanet_table's attention: Transpose(softmax [1, T, 1], [0, 2, 1]) -> MatMul with the
+    # features [1, T, 96]: ONNX Runtime reads A transposed (no M = 1 kernel, K blocks of
+    # 128), lowp multiplied the transposed copy by the M = 1 kernel (93% of values 1 ulp off)
+    rank = len(batch) + 2
+    a_shape = (*batch, k, m) if "a" in which else (*batch, m, k)
+    b_shape = (*batch, n, k) if "b" in which else (*batch, k, n)
+    nodes, names = [], ["a", "b"]
+    for i, side in enumerate("ab"):
+        if side in which:
+            nodes.append(helper.make_node("Transpose", [side], [side + "t"],
+                                          perm=_swap_last_two(rank)))
+            names[i] = side + "t"
+    nodes.append(helper.make_node("MatMul", names, ["y"]))
+    model = _model(nodes, {"a": a_shape, "b": b_shape}, {"y": (*batch, m, n)})
+    assert _ops(model) == ["FusedMatMul"]
+    rng = np.random.default_rng(seed)
+    assert_engines_agree(model, {"a": rng.standard_normal(a_shape).astype(np.float32),
+                                 "b": rng.standard_normal(b_shape).astype(np.float32)})
+
+
+@given(m=st.integers(1, 3), k=st.sampled_from([5, 64, 130, 300]), n=st.sampled_from([1, 8, 33]),
+       trans_a=st.booleans(), opset=st.sampled_from([13, 21]), seed=st.integers(0, 2**16))
+@settings(max_examples=20, deadline=None)
+def test_gemm_of_a_transpose_is_ort_gemm_with_flag(m, k, n, trans_a, opset, seed):
+    # slanet_table's GRU cell: MatMul(h, Transpose(W)) + b (W a Loop-carried weight):
+    # MatMulAddFusion makes the Gemm, GemmTransposeFusion reads W with transB, and at one row
+    # MLAS's M = 1 kernel with B transposed sums in eight lanes, not in groups of four k
+    a_shape = (k, m) if trans_a else (m, k)
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+             helper.make_node("MatMul", ["x", "wt"], ["p"]),
+             helper.make_node("Add", ["p", "c"], ["y"])]
+    if trans_a:
+        nodes.insert(0, helper.make_node("Transpose", ["xt"], ["x"], perm=[1, 0]))
+    model = _model(nodes, {"xt" if trans_a else "x": a_shape, "w": (n, k)}, {"y": (m, n)},
+                   {"c": np.linspace(-1, 1, n).astype(np.float32)}, opset=opset)
+    fused = ort_fusions.apply(model).graph.node
+    assert [x.op_type for x in fused] == ["Gemm"]
+    assert {a.name: a.i for a in fused[0].attribute if a.name.startswith("trans")} == \
+        {"transA": int(trans_a), "transB": 1}
+    rng = np.random.default_rng(seed)
+    assert_engines_agree(model, {"xt" if trans_a else "x": rng.standard_normal(a_shape).astype(
+        np.float32), "w": rng.standard_normal((n, k)).astype(np.float32)})
+
+
+def test_transpose_with_another_reader_is_kept_for_it() -> None:
+    # MatmulTransposeFusion folds it into the MatMul and keeps it for the Relu;
+    # GemmTransposeFusion needs it read by the Gemm alone
+    nodes = [helper.make_node("Transpose", ["a"], ["at"], perm=[1, 0]),
+             helper.make_node("MatMul", ["at", "b"], ["y"]),
+             helper.make_node("Relu", ["at"], ["r"])]
+    model = _model(nodes, {"a": (200, 1), "b": (200, 40)}, {"y": (1, 40), "r": (1, 200)})
+    assert _ops(model) == ["Transpose", "FusedMatMul", "Relu"]
+    gemm = [helper.make_node("Transpose", ["a"], ["at"], perm=[1, 0]),
+            helper.make_node("Gemm", ["at", "b"], ["y"]),
+            helper.make_node("Relu", ["at"], ["r"])]
+    model = _model(gemm, {"a": (200, 1), "b": (200, 40)}, {"y": (1, 40), "r": (1, 200)})
+    assert _ops(model) == ["Transpose", "Gemm", "Relu"]
+    rng = np.random.default_rng(3)
+    feeds = {"a": rng.standard_normal((200, 1)).astype(np.float32),
+             "b": rng.standard_normal((200, 40)).astype(np.float32)}
+    assert_engines_agree(model, feeds)
+
+
+@pytest.mark.parametrize("case", ["graph output", "constant", "batch axes"])
+def test_transposes_onnxruntime_does_not_fold(case: str) -> None:
+    inputs = {"a": (1, 200, 3), "b": (1, 200, 40)}
+    perm = [0, 2, 1]
+    outputs = {"y": (1, 3, 40)}
+    inits: dict[str, np.ndarray] = {}
+    if case == "graph output":
+        outputs["at"] = (1, 3, 200)
+    elif case == "constant":        # constant-folded first: the MatMul reads an initializer
+        inits["a"] = np.linspace(-1, 1, 600, dtype=np.float32).reshape(1, 200, 3)
+        del inputs["a"]
+    else:
+        inputs, perm, outputs = {"a": (3, 1, 200), "b": (1, 200, 40)}, [1, 0, 2], {"y": (1, 1, 40)}
+    nodes = [helper.make_node("Transpose", ["a"], ["at"], perm=perm),
+             helper.make_node("MatMul", ["at", "b"], ["y"])]
+    model = _model(nodes, inputs, outputs, inits)
+    assert _ops(model) == ["Transpose", "MatMul"]
+    rng = np.random.default_rng(4)
+    feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in inputs.items()}
+    theirs = onnxruntime_run(model, feeds)[0]
+    np.testing.assert_array_equal(Session(model).run(feeds)["y"], theirs)
+
+
+def test_fused_matmul_keeps_its_scale_and_flips_its_flag() -> None:
+    # MatMulScaleFusion's FusedMatMul (alpha 0.125) reading a Transpose: still one FusedMatMul
+    nodes = [helper.make_node("Transpose", ["b"], ["bt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["a", "bt"], ["p"]),
+             helper.make_node("Mul", ["p", "s"], ["y"])]
+    model = _model(nodes, {"a": (2, 1, 150), "b": (2, 24, 150)}, {"y": (2, 1, 24)},
+                   {"s": np.array(0.125, np.float32)})
+    (node,) = ort_fusions.apply(model).graph.node
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert (node.op_type, attrs["transA"], attrs["transB"], attrs["alpha"]) == \
+        ("FusedMatMul", 0, 1, 0.125)
+    rng = np.random.default_rng(5)
+    assert_engines_agree(model, {"a": rng.standard_normal((2, 1, 150)).astype(np.float32),
+                                 "b": rng.standard_normal((2, 24, 150)).astype(np.float32)})
+
+
+def _attention_loop(t: int, c: int, steps: int) -> onnx.ModelProto:
+    """slanet_table's decoder step in a Loop: scores = softmax over T of feats · v, then
+    Transpose(scores) · feats (the context) mixed into the carried state through a
+    Transpose'd carried weight: both Transposes fold in ONNX Runtime's body."""
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["feats", "v"], ["e"]),
+         helper.make_node("Add", ["e", "h_in"], ["eh"]),
+         helper.make_node("Softmax", ["eh"], ["p"], axis=1),
+         helper.make_node("Transpose", ["p"], ["pt"], perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["pt", "feats"], ["ctx3"]),
+         helper.make_node("Squeeze", ["ctx3", "one"], ["ctx"]),
+         helper.make_node("Transpose", ["w_in"], ["wt"], perm=[1, 0]),
+         helper.make_node("MatMul", ["ctx", "wt"], ["hw"]),
+         helper.make_node("Add", ["hw", "bias"], ["h_new"]),
+         helper.make_node("Tanh", ["h_new"], ["h_out"]),
+         helper.make_node("Identity", ["w_in"], ["w_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []),
+                 vi("h_in", F, [1, 1]), vi("w_in", F, [1, c])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("h_out", F, [1, 1]), vi("w_out", F, [1, c]),
+         vi("ctx", F, [1, c])])
+    rng = np.random.default_rng(t + c)
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["steps", "", "h0", "w0"], ["h_end", "w_end", "ctxs"],
+                          body=body)], "g",
+        [vi("feats", F, [1, t, c]), vi("h0", F, [1, 1])],
+        [vi("h_end", F, [1, 1]), vi("w_end", F, [1, c]), vi("ctxs", F, [steps, 1, c])],
+        [numpy_helper.from_array((rng.standard_normal((c, 1)) * 0.2).astype(np.float32), "v"),
+         numpy_helper.from_array((rng.standard_normal((1, c)) * 0.2).astype(np.float32), "w0"),
+         numpy_helper.from_array(np.array([0.1], np.float32), "bias"),
+         numpy_helper.from_array(np.array([1], np.int64), "one"),
+         numpy_helper.from_array(np.int64(steps), "steps")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@given(t=st.sampled_from([40, 129, 256]), c=st.sampled_from([24, 96]), seed=st.integers(0, 999))
+@settings(max_examples=6, deadline=None)
+def test_loop_body_transposes_fold_as_onnxruntime(t, c, seed):
+    model = _attention_loop(t, c, steps=4)
+    rng = np.random.default_rng(seed)
+    feeds = {"feats": rng.standard_normal((1, t, c)).astype(np.float32),
+             "h0": rng.standard_normal((1, 1)).astype(np.float32)}
+    theirs = onnxruntime_run(model, feeds)
+    for replay in (True, False):
+        session = Session(model, replay=replay)
+        (loop,) = session.model.graph.node
+        body_ops = [n.op_type for n in loop.attribute[0].g.node]
+        assert "Transpose" not in body_ops and "FusedMatMul" in body_ops
+        for _ in range(2):      # recorded, then replayed
+            ours = session.run(feeds)
+            for name, value in zip(("h_end", "w_end", "ctxs"), theirs, strict=True):
+                np.testing.assert_array_equal(ours[name], value, err_msg=name)
