@@ -4,6 +4,7 @@ file run by ONNX Runtime and by lowp's Session.
     python evals/corpus/producer_options.py [--models magika nudenet_320n]
                                             [--options per_tensor u16] [--calib 8]
                                             [--markdown table.md] [--keep DIR]
+                                            [--ort-config KEY=VALUE ...]
 
 run.py quantizes with QDQ, per-channel int8 weights, uint8 activations, min/max;
 qoperator.py does the same in QOperator form. Here, one column per option (`OPTIONS`):
@@ -13,7 +14,11 @@ QuantizeLinear / DequantizeLinear below opset 21), and quantize_dynamic (Dynamic
 MatMulInteger, ConvInteger, DynamicQuantizeLSTM). Each cell is the share of output elements
 on which the two engines agree exactly and the largest difference, or the step that failed
 (`ORT quantize`, `ORT run`: ONNX Runtime's own; `lowp`: lowp's). Calibration and test feeds
-are run.py's (seed 0 and seed 1). Needs the corpus cache (python evals/corpus/fetch.py).
+are run.py's (seed 0 and seed 1). `--ort-config` passes session configuration entries to
+ONNX Runtime's run (e.g. session.qdq_matmulnbits_accuracy_level=0: its DequantizeLinear ->
+MatMul fusion into MatMulNBits then computes in float32 instead of quantizing the
+activations to int8; repro/README.md). Needs the corpus cache (python
+evals/corpus/fetch.py).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import logging
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,14 +114,14 @@ class Row:
 
 
 def cell(option: Option, m: CorpusModel, float_path: Path, out: Path, calib: Feeds,
-         feeds: Feeds) -> str:
+         feeds: Feeds, ort_config: Mapping[str, str]) -> str:
     """'identical % / max diff' of lowp's Session against ONNX Runtime on the file that
     `option` makes, or the step that failed and its error."""
     label = "ORT quantize"
     try:
         quantize(option, float_path, out, calib, m.batch)
         label = "ORT run"
-        want = run_all(ort_runner(out, 1), feeds, m.batch)
+        want = run_all(ort_runner(out, 1, ort_config), feeds, m.batch)
         label = "lowp"
         got = run_all(lowp_runner(out, 1), feeds, m.batch)
         ident, diff, _, _ = agreement(got, want)
@@ -124,7 +130,8 @@ def cell(option: Option, m: CorpusModel, float_path: Path, out: Path, calib: Fee
     return f"{ident:.2f} / {diff:.3g}"
 
 
-def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: int) -> Row:
+def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: int,
+             ort_config: Mapping[str, str]) -> Row:
     """One row for model `m`; never raises."""
     row = Row(m)
     float_path = work / f"{m.name}.float.onnx"
@@ -137,7 +144,7 @@ def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: i
         return row
     for o in options:
         row.cells[o.name] = cell(o, m, float_path, work / f"{m.name}.ort.{o.name}.onnx",
-                                 calib, feeds)
+                                 calib, feeds, ort_config)
     return row
 
 
@@ -164,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib", type=int, default=8)
     parser.add_argument("--markdown", metavar="FILE")
     parser.add_argument("--keep", metavar="DIR")
+    parser.add_argument("--ort-config", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    ort_config = dict(entry.split("=", 1) for entry in args.ort_config)
     logging.getLogger().setLevel(logging.ERROR)
     options = [BY_OPTION[o] for o in args.options]
     rows = []
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
         for name in args.models:
-            rows.append(evaluate(BY_NAME[name], options, work, args.calib))
+            rows.append(evaluate(BY_NAME[name], options, work, args.calib, ort_config))
             r = rows[-1]
             print(f"{name}: " + "; ".join(f"{k} {v}" for k, v in r.cells.items()),
                   flush=True)

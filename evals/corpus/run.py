@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,13 +68,17 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}"[:240]
 
 
-def ort_runner(model: onnx.ModelProto | Path, threads: int) -> Runner:
+def ort_runner(model: onnx.ModelProto | Path, threads: int,
+               config: Mapping[str, str] | None = None) -> Runner:
+    """ONNX Runtime's CPU session on `model`; `config`: session configuration entries."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    for key, value in (config or {}).items():
+        opts.add_session_config_entry(key, value)
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     s = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in s.get_outputs()]

@@ -15,11 +15,12 @@ from lowp.runtime import Session, ort_double_qdq
 
 
 def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool | str,
-           signed: bool = False, middle_out: bool = False) -> onnx.ModelProto:
+           signed: bool = False, middle_out: bool = False,
+           zt: type | None = None) -> onnx.ModelProto:
     """`identity`: False, True (an Identity between DQ1 and Q2), "Cast" (a Cast to float,
     the type DQ1 already gives) or "Dropout"; `middle_out` lists that node's output as a
-    graph output."""
-    zt = np.int8 if signed else np.uint8
+    graph output; `zt` the zero points' type (int8 or uint8 by `signed` if None)."""
+    zt = zt or (np.int8 if signed else np.uint8)
     inits = [numpy_helper.from_array(np.array(s1, np.float32), "s1"),
              numpy_helper.from_array(np.array(z1, zt), "z1"),
              numpy_helper.from_array(np.array(s2, np.float32), "s2"),
@@ -46,8 +47,9 @@ def _chain(s1: float, z1: int, s2: float, z2: int, identity: bool | str,
                               + ([helper.make_tensor_value_info("i", TensorProto.FLOAT, [4, 256])]
                                  if middle_out else []),
                               inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
+    opset = 21 if np.dtype(zt).itemsize == 2 else 13     # 16-bit QuantizeLinear: opset 21
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10 if opset == 21 else 8
     onnx.checker.check_model(model)
     return model
 
@@ -64,6 +66,19 @@ def test_equal_to_onnxruntime_on_double_pairs(identity: bool | str, params: tupl
     signed = params[1] < 0
     model = _chain(*params, identity=identity, signed=signed)
     x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
+
+
+@pytest.mark.parametrize(("zt", "params"), [
+    (np.uint16, (1.5259022e-05, 0, 1.3430613e-05, 0)),     # ppocrv6_rec_small's Softmax
+    (np.uint16, (2.1e-4, 1000, 3.3e-4, 30000)), (np.int16, (1.1e-4, -300, 0.7e-4, 20))])
+def test_sixteen_bit_double_pairs_equal_onnxruntime(zt: type, params: tuple) -> None:
+    """ONNX Runtime merges 16-bit pairs too (ppocrv6_rec_small under its quantizer with
+    uint16 activations: a Softmax -> Q -> DQ -> Identity -> Q -> DQ chain, up to 7182
+    units apart before)."""
+    model = _chain(*params, identity=True, zt=zt)
+    x = np.random.default_rng(1).uniform(-1, 6, (4, 256)).astype(np.float32)
+    assert sum(n.op_type == "QuantizeLinear" for n in ort_double_qdq.apply(model).graph.node) == 1
     np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
 
 

@@ -91,3 +91,30 @@ def test_parameters_follow_onnxruntimes_rules() -> None:
     assert s.dtype == np.float32 and q.dtype == np.int32
     assert q.tolist() == np.rint(np.array([0.3, -0.7], np.float32) / s).astype(int).tolist()
     assert TensorProto.INT32 == numpy_helper.from_array(q).data_type
+
+
+@pytest.mark.parametrize("weight_from", ["initializer", "constant_node"])
+def test_bias_from_a_constant_node_equals_onnxruntime(weight_from: str) -> None:
+    """paddle2onnx writes a Conv's bias (and PP-OCRv4's weights) as Constant nodes, which
+    ONNX Runtime's constant folding has made initializers before WeightBiasQuantization:
+    the float bias of ppocrv4_det's depthwise Conv groups was left in float before (one
+    unit apart at exact 140.501: lowp 141, ONNX Runtime 140, on its QDQ files)."""
+    w_scale = (np.abs(RNG.standard_normal(16)) * 0.01 + 0.002).astype(np.float32)
+    w_q = np.clip(np.rint(W / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+    inits: dict[str, np.ndarray] = {"wscale": w_scale, "wzero": np.zeros(16, np.int8)}
+    body = [helper.make_node("Constant", [], ["b"], value=numpy_helper.from_array(B, "bv"))]
+    if weight_from == "initializer":
+        inits["wq"] = w_q
+    else:       # a float weight quantized in the graph: Constant -> QuantizeLinear
+        inits["wf"] = (w_q.astype(np.float32) * w_scale[:, None, None, None]).astype(
+            np.float32)
+        body.append(helper.make_node("QuantizeLinear", ["wf", "wscale", "wzero"], ["wq"],
+                                     axis=0))
+    body += [helper.make_node("DequantizeLinear", ["wq", "wscale", "wzero"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "b"], ["pre"], pads=[1, 1, 1, 1])]
+    model = _qdq_model(body, inits, [1, 8, 7, 7], [1, 16, 7, 7])
+    assert any(n.op_type == "DequantizeLinear" and n.input[0].endswith("_bias_int32")
+               for n in apply(model).graph.node)
+    for seed in range(4):
+        x = np.random.default_rng(seed).standard_normal((1, 8, 7, 7)).astype(np.float32)
+        _agree(model, x * 2)

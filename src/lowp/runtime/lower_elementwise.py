@@ -70,10 +70,11 @@ def _binary(ctx: LowerCtx) -> Step | None:
         return None
     types = (a.qparams.qtype, b.qparams.qtype, y.qparams.qtype)
     if ctx.requant_mode is RequantMode.FLOAT32 and not ctx.from_qoperator and (
-            QType.INT8 in types or max(t.bits for t in types) > 8):
-        # ONNX Runtime runs int8 and 16-bit Add/Mul groups of QDQ files unfused
-        # (DequantizeLinear -> float op -> QuantizeLinear), and so do they here; (O10a)/(O11a)
-        # are its kernels, which a QOperator file's QLinearAdd/QLinearMul run for int8 too
+            len(set(types)) > 1 or max(t.bits for t in types) > 8):
+        # ONNX Runtime fuses a QDQ Add/Mul group into QLinearAdd/QLinearMul ((O10a)/(O11a))
+        # only when both inputs and the output have one 8-bit type, uint8 or int8; it runs
+        # mixed and 16-bit groups unfused (DequantizeLinear -> float op -> QuantizeLinear),
+        # and so do they here
         return None
     aq, bq, yq = a.qparams, b.qparams, y.qparams
     if ctx.node.op_type == "Mul" and max(aq.qtype.bits, bq.qtype.bits) > 8:

@@ -19,7 +19,8 @@ from .plan import Step
 # Node metadata that lowp.formats.to_qdq writes on the float operator of a group the model
 # file held as one quantized operator (value: that operator, e.g. "QLinearAdd"). ONNX
 # Runtime runs such a file's int8 groups in its integer kernels as it does uint8 ones,
-# whereas it runs int8 Add, Mul and AveragePool groups of a QDQ file in float.
+# whereas it runs the int8 Conv, MatMul and AveragePool groups of a QDQ file that keep int8
+# after its int8 -> uint8 pair conversion (ort_s8_to_u8) in float.
 QOPERATOR_KEY = "lowp.qoperator"
 
 

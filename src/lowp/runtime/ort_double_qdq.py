@@ -29,7 +29,9 @@ from onnx import numpy_helper
 from ..ir.graph import ONNX_DOMAINS
 from .ort_qdq_propagation import QdqGraph
 
-_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+# the zero point types its FindNewZeroPointAndScale takes, 16-bit ones too
+_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127),
+           np.dtype(np.uint16): (0, 65535), np.dtype(np.int16): (-32768, 32767)}
 
 
 def _constant_scalar(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:

@@ -61,8 +61,16 @@ class _Graph:
                     self.consumers.setdefault(i, []).append(n)
 
     def constant(self, name: str) -> np.ndarray | None:
+        """An initializer's value, or a Constant node's (ONNX Runtime's constant folding
+        has made it an initializer before this rewrite)."""
         t = self.inits.get(name)
-        return None if t is None else numpy_helper.to_array(t)
+        if t is not None:
+            return numpy_helper.to_array(t)
+        node = self.producer.get(name)
+        if node is None or node.op_type != "Constant" or node.domain not in ONNX_DOMAINS:
+            return None
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return None if value is None else numpy_helper.to_array(value)
 
     def path_to_quantize(self, node: onnx.NodeProto, opset: int
                          ) -> tuple[onnx.NodeProto, str | None] | None:

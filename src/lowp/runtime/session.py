@@ -30,6 +30,7 @@ from . import (
     ort_nchwc_add,
     ort_noop_elimination,
     ort_qdq_propagation,
+    ort_s8_to_u8,
     ort_weight_bias,
     per_token_fusion,
     pool_first,
@@ -48,19 +49,20 @@ from .tape import call
 
 # The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's
 # graph transformations that change what a model computes (its Q/DQ pair merging and
-# propagation, weight and bias folding), a float32 Scaler as Sub and Mul (the same
-# arithmetic, as steps that replay), its float16 chains run in float32
-# (InsertCastTransformer, top level only), then EliminateIdentity, NoopElimination,
-# CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion, its level-1 and level-2
-# fusions, its level-3 NCHWc Add fusion and ConvAddActivationFusion, then lowp's own exact
-# rewrites (quantize before a Concat, max-pool the codes, a per-token quantized product as
-# one step). Each takes a model and returns it unchanged or a new one. ONNX Runtime's
-# rewrites (ort_*) run inside Loop/Scan bodies and If branches too, as ONNX Runtime's
-# transformers do (lowp.runtime.subgraph_rewrites); lowp's own exact ones run on the
-# top-level graph.
+# propagation, weight and bias folding, int8 Q/DQ pairs made uint8), a float32 Scaler as
+# Sub and Mul (the same arithmetic, as steps that replay), its float16 chains run in
+# float32 (InsertCastTransformer, top level only), then EliminateIdentity,
+# NoopElimination, CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion, its
+# level-1 and level-2 fusions, its level-3 NCHWc Add fusion and ConvAddActivationFusion,
+# then lowp's own exact rewrites (quantize before a Concat, max-pool the codes, a per-token
+# quantized product as one step). Each takes a model and returns it unchanged or a new one.
+# ONNX Runtime's rewrites (ort_*) run inside Loop/Scan bodies and If branches too, as ONNX
+# Runtime's transformers do (lowp.runtime.subgraph_rewrites); lowp's own exact ones run on
+# the top-level graph.
 LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     inline_constant_ifs, *map(in_subgraphs, (
-        ort_double_qdq.apply, ort_qdq_propagation.apply, ort_weight_bias.apply)),
+        ort_double_qdq.apply, ort_qdq_propagation.apply, ort_weight_bias.apply,
+        ort_s8_to_u8.apply)),
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
         ort_noop_elimination.apply, ort_cast_elimination.apply, ort_conv_scale.apply,
         ort_fusions.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
