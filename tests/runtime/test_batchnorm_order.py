@@ -41,7 +41,7 @@ def test_batchnorm_equals_onnxruntime(c, eps, seed):
 # ONNX Runtime's NCHWc transformer runs a BatchNormalization of an NCHWc value (here a 2-D
 # MaxPool of a block multiple of channels) as a 1x1 depthwise NCHWc Conv whose constants it
 # folds as scale / sqrt(var + eps), beta - mean * that (vietcombank_captcha: three of them
-# after MaxPools); lowp.runtime.lower._batch_norm_context decides when
+# after MaxPools); lowp.runtime.ort_context.batch_norm_context decides when
 def _pooled_bn(c: int, *, epsilon: bool = True, pool: bool = True, relu: bool = False,
                seed: int = 0) -> tuple[object, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)

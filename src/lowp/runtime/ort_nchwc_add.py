@@ -3,8 +3,8 @@ mirrored at load after lowp.runtime.ort_fusions and before lowp.runtime.ort_conv
 
 The layout transformer moves most float 2-D Convs to MLAS's NCHWc kernels
 (lowp.runtime.nchwc_conv). An Add (or a two-input Sum) of two values it keeps in that layout
-(lowp.runtime.lower._ort_nchwc) with the same channel count and a shape it can prove equal
-(`_nchwc_same_shapes`: tracked through the Convs and pools that keep a dimension, or inferred
+(lowp.runtime.ort_context.ort_nchwc) with the same channel count and a shape it can prove equal
+(`nchwc_same_shapes`: tracked through the Convs and pools that keep a dimension, or inferred
 as the same size or name) is folded into the Convolution that makes one of them: the Conv
 takes the other as its Sum, and MLAS adds its first block of input channels to the Sum
 instead of starting from it, the later blocks and the bias after (docs/operators.md (O31n)).
@@ -24,6 +24,13 @@ import onnx
 from onnx import helper
 
 from ..ir.graph import ONNX_DOMAINS, Graph, infer_shapes, read_counts, with_nodes
+from .ort_context import (
+    batch_norm_context,
+    channel_count,
+    eliminated_identity,
+    nchwc_same_shapes,
+    ort_nchwc,
+)
 from .ort_fusions import _without_invented_symbols
 
 _MS = "com.microsoft"
@@ -33,13 +40,6 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with every Conv -> Add pair that ONNX Runtime's layout transformer fuses
     replaced by a com.microsoft FusedConv (a new model), or `model` itself when none does."""
     from . import nchwc_conv
-    from .lower import (
-        _batch_norm_context,
-        _channels,
-        _eliminated_identity,
-        _nchwc_same_shapes,
-        _ort_nchwc,
-    )
 
     g = model.graph
     if not nchwc_conv.block_size() or not any(
@@ -51,9 +51,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
 
     def uses(name: str) -> int:
         """The edges of `name` once ONNX Runtime removed the Identity nodes after it
-        (`_eliminated_identity`), one more for a graph output."""
+        (`eliminated_identity`), one more for a graph output."""
         identities = {r.output[0]: r for r in graph.consumers.get(name, [])
-                      if _eliminated_identity(r, graph)}
+                      if eliminated_identity(r, graph)}
         return reads[name] + int(name in outputs) + sum(uses(o) - 1 for o in identities)
 
     def single_use(name: str) -> bool:
@@ -63,7 +63,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         """`name` before the eliminated Identity nodes that pass it on, and those."""
         chain = []
         p = graph.producer.get(name)
-        while p is not None and _eliminated_identity(p, graph):
+        while p is not None and eliminated_identity(p, graph):
             chain.append(p)
             name = p.input[0]
             p = graph.producer.get(name)
@@ -72,7 +72,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     def channels(name: str) -> int | None:
         shape = graph.inferred_shape(name)
         c = shape[1] if shape is not None and len(shape) == 4 else None
-        return c if isinstance(c, int) and c > 0 else _channels(name, graph)
+        return c if isinstance(c, int) and c > 0 else channel_count(name, graph)
 
     def conv_of(name: str) -> onnx.NodeProto | None:
         p = graph.producer.get(name)
@@ -87,7 +87,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         alone: ONNX Runtime fuses the Add into it (not mirrored)."""
         p = graph.producer.get(name)
         return (p is not None and p.op_type == "BatchNormalization" and single_use(name)
-                and bool(_batch_norm_context(p, graph)["nchwc"]))
+                and bool(batch_norm_context(p, graph)["nchwc"]))
 
     fused: dict[str, onnx.NodeProto] = {}      # the Add's output -> FusedConv
     gone: set[str] = set()                     # first outputs of the nodes it replaces
@@ -97,9 +97,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         sources = [source(i) for i in add.input]
         ins = [name for name, _ in sources]
-        if (not all(_ort_nchwc(i, graph) for i in ins)
+        if (not all(ort_nchwc(i, graph) for i in ins)
                 or channels(ins[0]) is None or channels(ins[0]) != channels(ins[1])
-                or not _nchwc_same_shapes(ins, graph)):
+                or not nchwc_same_shapes(ins, graph)):
             continue
         for k in (0, 1):
             if bn_conv(ins[k]):
