@@ -43,6 +43,25 @@ def interleaved_ms(fns: list[Callable[[], object]], repeats: int,
     return [1e3 * float(np.median(ts)) for ts in times]
 
 
+
+def wall_and_cpu(runs: Sequence[Callable[[], Any]], rounds: int, warmup: int = 3
+                 ) -> tuple[list[list[float]], list[list[float]], list[Any]]:
+    """Each of `runs` warmed up `warmup` times, then timed `rounds` rounds, one run of each
+    in turn: the wall seconds and the process CPU seconds of every run (per entry of
+    `runs`), and what each returned on its last warm-up (to check the outputs)."""
+    outputs: list[Any] = [None] * len(runs)
+    for _ in range(warmup):
+        outputs = [run() for run in runs]
+    wall: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for run, w, c in zip(runs, wall, cpu, strict=True):
+            w0, c0 = time.perf_counter(), time.process_time()
+            run()
+            c.append(time.process_time() - c0)
+            w.append(time.perf_counter() - w0)
+    return wall, cpu, outputs
+
 def contention(lowp_fn: Callable[[], object], other_fn: Callable[[], object], runs: int,
                cycles: int, one_thread_fn: Callable[[], object] | None = None,
                settle: float = 0.1) -> list[dict[str, float]]:

@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import wall_and_cpu  # noqa: E402
 from evals.corpus.models import MODELS, PREQUANTIZED, CorpusModel, load_float, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -78,18 +78,8 @@ def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
         values = session.run(feeds, names)
         return [np.asarray(values[n]) for n in names]
 
-    runs = (ours, lambda: runtime.run(names, feeds))
-    wall: tuple[list[float], list[float]] = ([], [])
-    cpu: tuple[list[float], list[float]] = ([], [])
     with threadpool_limits(limits=threads):
-        for _ in range(3):
-            outputs = [run() for run in runs]
-        for _ in range(rounds):
-            for run, w, c in zip(runs, wall, cpu, strict=True):
-                w0, c0 = time.perf_counter(), time.process_time()
-                run()
-                c.append(time.process_time() - c0)
-                w.append(time.perf_counter() - w0)
+        wall, cpu, outputs = wall_and_cpu((ours, lambda: runtime.run(names, feeds)), rounds)
     a, b = (statistics.median(t) for t in wall)
     return Row(spec.name, threads, 1e3 * a, 1e3 * b, a / b,
                statistics.median(cpu[0]) / statistics.median(cpu[1]),

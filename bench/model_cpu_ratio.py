@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import wall_and_cpu  # noqa: E402
 from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -49,20 +49,10 @@ def measure(path: str, feeds: dict[str, np.ndarray], threads: int, rounds: int
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     runtime = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    runs = (lambda: session.run(feeds), lambda: runtime.run(None, feeds))
-    cpu: tuple[list[float], ...] = ([], [])
-    wall: tuple[list[float], ...] = ([], [])
     with threadpool_limits(limits=threads):
-        for _ in range(3):
-            for run in runs:
-                run()
-        for _ in range(rounds):
-            for run, c, w in zip(runs, cpu, wall, strict=True):
-                w0, c0 = time.perf_counter(), time.process_time()
-                run()
-                c.append(time.process_time() - c0)
-                w.append(time.perf_counter() - w0)
-    return cpu, wall
+        wall, cpu, _ = wall_and_cpu((lambda: session.run(feeds),
+                                     lambda: runtime.run(None, feeds)), rounds)
+    return tuple(cpu), tuple(wall)
 
 
 def main() -> None:
