@@ -9,7 +9,7 @@ import math
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import lowp
 from lowp.cli import EXIT_OK, EXIT_USER, main
@@ -19,29 +19,9 @@ from lowp.errors import QuantizationError
 from lowp.passes import mode_choice
 from lowp.passes.mode_choice import PER_TENSOR, PER_TOKEN, STATIC, ModeCandidate, pick
 from lowp.pipeline import quantize
+from tests.passes.token_models import token_model
 
 AUTO = lowp.Config(mode=QuantMode.AUTO)
-
-
-def _attention_like(seed: int = 0, spread: float = 1.5, samples: int = 64
-                    ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """x @ w1 -> Relu -> @ w2 on (n, 8, 32) tokens whose rows differ in scale by
-    exp(N(0, spread)): one static range cannot serve small and large tokens alike."""
-    rng = np.random.default_rng(seed)
-    d, h = 32, 64
-    w1 = rng.normal(0, 0.2, (d, h)).astype(np.float32)
-    w2 = rng.normal(0, 0.2, (h, d)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
-         helper.make_node("Relu", ["h1"], ["r"], name="relu"),
-         helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, d])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8, d])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    x = rng.normal(0, 1, (samples, 8, d)).astype(np.float32)
-    x *= np.exp(rng.normal(0, spread, (samples, 8, 1))).astype(np.float32)
-    return model, {"x": x}
 
 
 def _kind(model: onnx.ModelProto) -> str:
@@ -61,7 +41,7 @@ def _fake_latency(ms: dict[str, float]):
 
 
 def test_per_token_is_chosen_where_token_scales_differ():
-    model, data = _attention_like()
+    model, data = token_model()
     result = quantize(model, data, AUTO)
     choice = result.mode_choice
     assert choice is not None and choice.chosen == PER_TOKEN
@@ -81,7 +61,7 @@ def test_static_kept_is_the_static_model_on_all_data(monkeypatch):
     included), not the candidate calibrated without it."""
     monkeypatch.setattr(mode_choice, "latencies_ms",
                         _fake_latency({STATIC: 0.025, PER_TOKEN: 0.5, PER_TENSOR: 0.2}))
-    model, data = _attention_like(spread=0.0)
+    model, data = token_model(spread=0.0)
     data["x"][-16:] *= 1.5             # the held-out feed widens the ranges
     result = quantize(model, data, dataclasses.replace(AUTO, auto_tolerance_db=100.0))
     assert result.mode_choice is not None and result.mode_choice.chosen == STATIC
@@ -116,7 +96,7 @@ def test_no_matrix_product_is_static_with_a_note():
 def test_slowdown_rule_flips_the_choice(monkeypatch):
     """Every candidate counted as equally accurate (tolerance 100 dB): per-token, the most
     accurate, is kept while at most `auto_max_slowdown` times slower than the fastest."""
-    model, data = _attention_like()
+    model, data = token_model()
     monkeypatch.setattr(mode_choice, "latencies_ms",
                         _fake_latency({STATIC: 1.0, PER_TOKEN: 3.0, PER_TENSOR: 2.0}))
     loose = dataclasses.replace(AUTO, auto_tolerance_db=100.0)
@@ -147,7 +127,7 @@ def test_pick_rule():
 
 
 def test_deterministic():
-    model, data = _attention_like(seed=3)
+    model, data = token_model(seed=3)
     a = quantize(model, data, AUTO)
     b = quantize(model, data, AUTO)
     assert a.mode_choice is not None and b.mode_choice is not None
@@ -158,7 +138,7 @@ def test_deterministic():
 
 
 def test_too_few_feeds_are_all_used_and_said(monkeypatch):
-    model, data = _attention_like(samples=32)          # 2 feeds of 16
+    model, data = token_model(samples=32)          # 2 feeds of 16
     choice = quantize(model, data, AUTO).mode_choice
     assert choice is not None and choice.samples == 32
     assert "only 2 calibration feeds" in choice.note
@@ -178,13 +158,13 @@ def test_bad_tolerance_and_budget():
 
 
 def test_needs_data():
-    model, _ = _attention_like()
+    model, _ = token_model()
     with pytest.raises(lowp.LowpError, match="mode auto measures"):
         quantize(model, None, AUTO)
 
 
 def test_cli_writes_the_record_and_prints_the_table(tmp_path, capsys):
-    model, data = _attention_like()
+    model, data = token_model()
     onnx.save(model, tmp_path / "m.onnx")
     np.savez(tmp_path / "calib.npz", **data)
     out = tmp_path / "q.onnx"

@@ -24,31 +24,10 @@ from lowp.passes.per_token_step import (
     wanted,
 )
 from lowp.pipeline import quantize
+from tests.passes.token_models import token_model
 
 PER_TOKEN_CONFIG = Config(mode=QuantMode.DYNAMIC,
                           activation_granularity=ActivationGranularity.PER_TOKEN)
-
-
-def _tokens(spread: float, seed: int = 0, samples: int = 64
-            ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """x @ w1 -> Relu -> @ w2 on (n, 8, 32) tokens whose rows differ in scale by
-    exp(N(0, spread)): with a wide spread one static range serves small and large tokens
-    badly (about 14 dB), one scale per row well (about 40 dB)."""
-    rng = np.random.default_rng(seed)
-    d, h = 32, 64
-    w1 = rng.normal(0, 0.2, (d, h)).astype(np.float32)
-    w2 = rng.normal(0, 0.2, (h, d)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
-         helper.make_node("Relu", ["h1"], ["r"], name="relu"),
-         helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, d])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8, d])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    x = rng.normal(0, 1, (samples, 8, d)).astype(np.float32)
-    x *= np.exp(rng.normal(0, spread, (samples, 8, 1))).astype(np.float32)
-    return model, {"x": x}
 
 
 def _conv_then_matmul(seed: int = 0, samples: int = 64
@@ -77,7 +56,7 @@ def _ops(model: onnx.ModelProto) -> set[str]:
 
 
 def test_low_static_sqnr_keeps_per_token_the_model_of_its_flags():
-    model, data = _tokens(spread=1.5)
+    model, data = token_model(spread=1.5)
     result = quantize(model, data, Config())
     choice = result.method_choice
     assert choice is not None and choice.per_token is not None
@@ -95,7 +74,7 @@ def test_low_static_sqnr_keeps_per_token_the_model_of_its_flags():
 
 
 def test_off_gives_the_static_model_of_the_chosen_method():
-    model, data = _tokens(spread=1.5)
+    model, data = token_model(spread=1.5)
     result = quantize(model, data, Config(per_token_below_db=None))
     choice = result.method_choice
     assert choice is not None and choice.per_token is None
@@ -106,7 +85,7 @@ def test_off_gives_the_static_model_of_the_chosen_method():
 
 
 def test_above_the_bound_nothing_is_measured():
-    model, data = _tokens(spread=0.0)
+    model, data = token_model(spread=0.0)
     result = quantize(model, data, Config())
     choice = result.method_choice
     assert choice is not None and choice.per_token is None
@@ -128,7 +107,7 @@ def test_a_convolution_left_in_float_is_not_measured():
 
 
 def test_an_accuracy_budget_takes_no_step():
-    model, data = _tokens(spread=1.5)
+    model, data = token_model(spread=1.5)
     result = quantize(model, data, Config(accuracy_budget=10.0))
     assert result.method_choice is not None and result.method_choice.per_token is None
     assert "MatMulInteger" not in _ops(result.model)
@@ -152,7 +131,7 @@ def test_bad_bound(value):
 
 
 def test_cli_prints_records_and_turns_off(tmp_path, capsys):
-    model, data = _tokens(spread=1.5)
+    model, data = token_model(spread=1.5)
     onnx.save(model, tmp_path / "m.onnx")
     np.savez(tmp_path / "calib.npz", **data)
     args = ["quantize", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "calib.npz"),

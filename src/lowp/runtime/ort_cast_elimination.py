@@ -17,7 +17,8 @@ import onnx
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
 
 
-def _types(model: onnx.ModelProto) -> dict[str, int]:
+def declared_types(model: onnx.ModelProto) -> dict[str, int]:
+    """The element type of every initializer and of every value the graph declares."""
     g = model.graph
     types = {t.name: t.data_type for t in g.initializer}
     for v in (*g.input, *g.value_info, *g.output):
@@ -34,7 +35,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
              and len(n.input) == 1 and len(n.output) == 1]
     if not casts:
         return model
-    types = _types(infer_shapes(model))
+    types = declared_types(infer_shapes(model))
     keep = {o.name for o in g.output}.union(*(subgraph_reads(n) for n in g.node))
     renamed: dict[str, str] = {}
     for node in casts:

@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
 from ..ir.names import NameAllocator
+from .ort_cast_elimination import declared_types
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 
@@ -45,12 +46,10 @@ FUNCTIONS = frozenset({"Softmax", "LogSoftmax"})
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
-    g = model.graph
-    types = {t.name: t.data_type for t in g.initializer}
-    for v in (*g.input, *g.value_info, *g.output):
-        if v.type.HasField("tensor_type"):
-            types[v.name] = v.type.tensor_type.elem_type
-    for n in g.node:
+    """The declared element types (ort_cast_elimination.declared_types) and those of the
+    Constant nodes' values."""
+    types = declared_types(model)
+    for n in model.graph.node:
         if n.op_type == "Constant" and n.output:
             value = next((a.t for a in n.attribute if a.name == "value"), None)
             if value is not None:
