@@ -92,6 +92,19 @@ def read_counts(graph: onnx.GraphProto) -> Counter[str]:
     return reads
 
 
+
+def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The graph's constants as ONNX Runtime sees them at load: initializers no input
+    overrides, and the values of Constant nodes given as `value` (it makes them
+    initializers), by the name they are read by (a Constant's tensor as the node holds it)."""
+    fed = {i.name for i in graph.input}
+    out = {t.name: t for t in graph.initializer if t.name not in fed}
+    for node in graph.node:
+        if (node.op_type == "Constant" and node.domain in ONNX_DOMAINS
+                and len(node.attribute) == 1 and node.attribute[0].name == "value"):
+            out[node.output[0]] = node.attribute[0].t
+    return out
+
 def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
                initializers: Iterable[onnx.TensorProto] = (),
                domains: Iterable[str] = ()) -> onnx.ModelProto:

@@ -27,9 +27,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes, opset_of, read_counts, with_nodes
+from ..ir.graph import (
+    ONNX_DOMAINS,
+    constant_tensors,
+    infer_shapes,
+    opset_of,
+    read_counts,
+    with_nodes,
+)
 from . import nchwc_conv
-from .ort_conv_bn import _constants, _version
+from .ort_conv_bn import _version
 from .ort_fusions import _without_invented_symbols
 
 _MS = "com.microsoft"
@@ -123,7 +130,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     shaped = _without_invented_symbols(infer_shapes(model), model)
     values = {v.name: v for v in (*shaped.graph.input, *shaped.graph.value_info,
                                   *shaped.graph.output)}
-    consts = _constants(model)
+    consts = constant_tensors(model.graph)
     reads = read_counts(g)
     outputs = {o.name for o in g.output}
     producer = {o: n for n in g.node for o in n.output if o}

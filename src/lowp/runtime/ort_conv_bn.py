@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, opset_of, read_counts, with_nodes
+from ..ir.graph import ONNX_DOMAINS, constant_tensors, opset_of, read_counts, with_nodes
 
 # The BatchNormalization versions ONNX Runtime's rule accepts, and the model opsets that
 # select each (an operator's version is the newest one not above the model's opset).
@@ -45,17 +45,6 @@ _FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE})
 
 def _version(since: tuple[int, ...], opset: int) -> int:
     return max((v for v in since if v <= opset), default=0)
-
-
-def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    g = model.graph
-    fed = {i.name for i in g.input}
-    out = {t.name: t for t in g.initializer if t.name not in fed}
-    for n in g.node:
-        if (n.op_type == "Constant" and n.domain in ONNX_DOMAINS and len(n.attribute) == 1
-                and n.attribute[0].name == "value"):
-            out[n.output[0]] = n.attribute[0].t
-    return out
 
 
 def fold(weights: np.ndarray, bias: np.ndarray | None, scale: np.ndarray, beta: np.ndarray,
@@ -89,7 +78,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     if (_version(_BN_SINCE, opset) not in _BN_FUSED
             or _version(_CONV_SINCE, opset) not in _CONV_FUSED):
         return model
-    consts = _constants(model)
+    consts = constant_tensors(model.graph)
     reads = read_counts(g)
     outputs = {o.name for o in g.output}
     producer = {o: n for n in g.node for o in n.output if o}

@@ -30,10 +30,17 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, attributes, opset_of, read_counts, with_nodes
+from ..ir.graph import (
+    ONNX_DOMAINS,
+    attributes,
+    constant_tensors,
+    opset_of,
+    read_counts,
+    with_nodes,
+)
 from . import ort_conv_bn
 from .float_ops import FLOAT_OPS
-from .ort_conv_bn import _constants, _version
+from .ort_conv_bn import _version
 
 _CONV_SINCE, _CONV_FUSED = (1, 11, 22), frozenset({1, 11, 22})
 _BINARY_SINCE, _BINARY_FUSED = (1, 6, 7, 13, 14), frozenset({7, 13, 14})
@@ -62,7 +69,7 @@ _MOVES = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"})
 def _folded_constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     """The constants of `model` (lowp.runtime.ort_conv_bn's), and the outputs of shape moves
     of constants, computed in graph order by lowp's own float operators."""
-    consts = dict(_constants(model))
+    consts = dict(constant_tensors(model.graph))
     opset = opset_of(model)
     for n in model.graph.node:
         if (n.op_type not in _MOVES or n.domain not in ONNX_DOMAINS or len(n.output) != 1

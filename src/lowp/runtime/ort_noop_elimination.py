@@ -29,25 +29,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, constant_tensors, subgraph_reads
 from .ort_fusions import _ort_inferred
 
 # the value each operator drops, and whether the constant may be its first input
 _NOOP = {"Add": (0.0, True), "Sub": (0.0, False), "Mul": (1.0, True), "Div": (1.0, False)}
 _NOOP_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE,
                          TensorProto.INT32, TensorProto.INT64})
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """Initializers no input overrides, and Constant nodes' values (initializers to ONNX
-    Runtime)."""
-    fed = {i.name for i in graph.input}
-    out = {t.name: t for t in graph.initializer if t.name not in fed}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ONNX_DOMAINS and \
-                len(node.attribute) == 1 and node.attribute[0].name == "value":
-            out[node.output[0]] = node.attribute[0].t
-    return out
 
 
 def _ranks(model: onnx.ModelProto) -> dict[str, int]:
@@ -98,7 +86,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     every = list(g.node)        # one Python object per node (ids stay valid)
     outputs = {o.name for o in g.output}
     keep = set().union(*(subgraph_reads(n) for n in every))
-    constants = _constants(g)
+    constants = constant_tensors(g)
     made = {o for n in every for o in n.output if o}
     ranks: dict[str, int] | None = None
     renamed: dict[str, str] = {}

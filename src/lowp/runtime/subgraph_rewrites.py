@@ -28,7 +28,7 @@ from collections.abc import Callable
 import onnx
 from onnx import helper
 
-from ..ir.graph import ONNX_DOMAINS, free_names, infer_shapes
+from ..ir.graph import constant_tensors, free_names, infer_shapes
 
 Rewrite = Callable[[onnx.ModelProto], onnx.ModelProto]
 
@@ -49,17 +49,16 @@ def _has_subgraph(graph: onnx.GraphProto) -> bool:
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """The graph's constants as ONNX Runtime sees them: initializers no input overrides,
-    and the values of Constant nodes (which it turns into initializers at load)."""
-    fed = {i.name for i in graph.input}
-    out = {t.name: t for t in graph.initializer if t.name not in fed}
-    for node in graph.node:
-        if (node.op_type == "Constant" and node.domain in ONNX_DOMAINS
-                and len(node.attribute) == 1 and node.attribute[0].name == "value"):
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(node.attribute[0].t)
-            tensor.name = node.output[0]
-            out[node.output[0]] = tensor
+    """The graph's constants (ir.graph.constant_tensors), each a tensor named as it is read
+    (a Constant node's value copied under its output's name)."""
+    out = {}
+    for name, t in constant_tensors(graph).items():
+        if t.name != name:
+            named = onnx.TensorProto()
+            named.CopyFrom(t)
+            named.name = name
+            t = named
+        out[name] = t
     return out
 
 
