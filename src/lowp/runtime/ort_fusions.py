@@ -896,26 +896,23 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return [fused], gone
 
 
-# ONNX Runtime's order (its level-2 transformer list)
-FUSIONS: tuple[tuple[str, Fusion, int], ...] = (
-    ("MatMulAddFusion", _matmul_add, 7),            # level 1, before the others
-    ("GemmTransposeFusion", gemm_transpose, 7),     # level 1 (a rule; (O33t))
-    ("TransposeOptimizer", _transpose_reduce, 7),   # level 1
-    ("DivMulFusion", _div_mul, 7),          # level 1: runs before the others
-    ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10),   # first of level 2
-    ("LayerNormFusion", _layer_norm, 7),
-    ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7),
-    ("GeluFusion", _gelu, 9),
-    ("MatmulTransposeFusion", matmul_transpose, 9),     # (O33t)
-    ("BiasGeluFusion", _bias_gelu, 7),
-    ("SkipLayerNormFusion", _skip_layer_norm, 7),
-    ("FastGeluFusion", _fast_gelu, 7),
-    ("MatMulScaleFusion", _matmul_scale, 9),
+# ONNX Runtime's order: (name, fusion, the opset it starts at, its transformer level); the
+# level-1 ones run until nothing changes before the level-2 ones (its level-2 list) start
+FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
+    ("MatMulAddFusion", _matmul_add, 7, 1),
+    ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
+    ("TransposeOptimizer", _transpose_reduce, 7, 1),
+    ("DivMulFusion", _div_mul, 7, 1),
+    ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
+    ("LayerNormFusion", _layer_norm, 7, 2),
+    ("SimplifiedLayerNormFusion", _simplified_layer_norm, 7, 2),
+    ("GeluFusion", _gelu, 9, 2),
+    ("MatmulTransposeFusion", matmul_transpose, 9, 2),  # (O33t)
+    ("BiasGeluFusion", _bias_gelu, 7, 2),
+    ("SkipLayerNormFusion", _skip_layer_norm, 7, 2),
+    ("FastGeluFusion", _fast_gelu, 7, 2),
+    ("MatMulScaleFusion", _matmul_scale, 9, 2),
 )
-
-
-_LEVEL_1 = frozenset({"MatMulAddFusion", "GemmTransposeFusion", "TransposeOptimizer",
-                      "DivMulFusion"})
 
 # operators without which nothing fuses, and those whose fusions read shapes
 _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger",
@@ -980,8 +977,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     # ONNX Runtime runs its level-1 transformers until nothing changes, then its level-2
     # ones: a level-2 fusion never reopens a level-1 one (a Transpose left for its MatMul
     # by the transpose optimizer stays when MatmulTransposeFusion folds it later)
-    levels = [[f for name, f, since in FUSIONS if opset >= since and (name in _LEVEL_1) == first]
-              for first in (True, False)]
+    levels = [[f for _, f, since, level in FUSIONS if opset >= since and level == wanted]
+              for wanted in (1, 2)]
     if not any(levels) or not any(n.op_type in _STARTS for n in model.graph.node):
         return model
     shaped = _without_invented_symbols(_ort_inferred(model), model) \
