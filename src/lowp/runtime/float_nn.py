@@ -1050,26 +1050,19 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         # the scales; follow it so that both engines agree.
         return x.copy()
     work = x if mode == "nearest" else _f(x)
-    if (mode == "linear" and not antialias and not tf_crop and rank >= 2 and all(
-            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2)):
-        # ONNX Runtime's bilinear kernel (the last two axes): its float evaluation order
+    # ONNX Runtime's bilinear kernel and its bicubic one (its only cubic kernel: rows
+    # first, then columns) over the last two axes, in their float evaluation order
+    two_axis = (mode == "linear" and rank >= 2) or (mode == "cubic" and rank in (2, 4))
+    if two_axis and not antialias and not tf_crop and all(
+            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2):
         coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
                                     sc[j], 0.0, 1.0) if out[j] != in_shape[j] or sc[j] != 1
                      else np.arange(out[j], dtype=np.float32)
                      for j, a in enumerate(ax) if a >= rank - 2]
         if len(coords_hw) == 2:
-            work = _bilinear(work, *coords_hw)
-            return _cast_resized(work, x)
-    if (mode == "cubic" and not antialias and not tf_crop and rank in (2, 4) and all(
-            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2)):
-        # ONNX Runtime's bicubic kernel (its only cubic one): rows first, then columns
-        coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
-                                    sc[j], 0.0, 1.0) if sc[j] != 1
-                     else np.arange(out[j], dtype=np.float32)
-                     for j, a in enumerate(ax) if a >= rank - 2]
-        if len(coords_hw) == 2:
-            work = _bicubic(work, coords_hw[0], coords_hw[1], cubic_coeff_a,
-                            exclude_outside)
+            coords_h, coords_w = coords_hw
+            work = _bilinear(work, coords_h, coords_w) if mode == "linear" else _bicubic(
+                work, coords_h, coords_w, cubic_coeff_a, exclude_outside)
             return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
