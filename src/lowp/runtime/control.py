@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,19 +200,22 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
             i += 1
         n_scan = len(body.outputs) - 1 - n_carried
         if not scans:
-            return tuple(carried) + _empty_scans(node, graph, n_carried)
+            return tuple(carried) + tuple(np.empty(shape, dtype)
+                                          for shape, dtype in empty_scans())
         stacked = [np.stack([s[k] for s in scans]) for k in range(n_scan)]
         return tuple(carried) + tuple(stacked)
 
+    # shape inference of the model, once and only for a Loop that runs no iteration
+    empty_scans = functools.cache(lambda: _empty_scans(node, graph, n_carried))
     return Step(node.name, "Loop", "float", inputs, list(node.output), run_loop,
                 act_inputs=tuple(range(len(inputs))))
 
 
 def _empty_scans(node: onnx.NodeProto, graph: Graph, n_carried: int
-                 ) -> tuple[np.ndarray, ...]:
-    """The scan outputs of a Loop that ran no iteration, as ONNX Runtime makes them: shape
-    (0, *the body output's shape as shape inference gives it, an unknown dimension 0), the
-    body output's element type; (0,) when its shape is unknown."""
+                 ) -> tuple[tuple[tuple[int, ...], np.dtype[Any]], ...]:
+    """(shape, dtype) of each scan output of a Loop that ran no iteration, as ONNX Runtime
+    makes them: shape (0, *the body output's shape as shape inference gives it, an unknown
+    dimension 0), the body output's element type; (0,) when its shape is unknown."""
     body = node_attr_graph(node, "body")
     inferred = next((node_attr_graph(n, "body") for n in infer_shapes(graph.model).graph.node
                      if n.op_type == "Loop" and list(n.output) == list(node.output)), body)
@@ -221,7 +225,7 @@ def _empty_scans(node: onnx.NodeProto, graph: Graph, n_carried: int
         tensor = found.type.tensor_type
         elem = declared.type.tensor_type.elem_type or tensor.elem_type or onnx.TensorProto.FLOAT
         dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
-        out.append(np.empty((0, *dims), helper.tensor_dtype_to_np_dtype(elem)))
+        out.append(((0, *dims), np.dtype(helper.tensor_dtype_to_np_dtype(elem))))
     return tuple(out)
 
 
