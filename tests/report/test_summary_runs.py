@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import lowp
-from lowp.config import CalibMethod, Config
+from lowp.config import ActivationGranularity, CalibMethod, Config, QuantMode
 from lowp.data import demo_model_path, load_demo_calibration
 from lowp.pipeline import quantize
 from lowp.report import analysis, layers, summary
 from lowp.report.layers import LayerSources
+from tests.passes.token_models import token_model
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,15 @@ def test_per_layer_detail_in_pieces_gives_the_same_figures(
         assert a.ranges is not None and b.ranges is not None
         assert np.array_equal(a.ranges.counts, b.ranges.counts)
         assert a.ranges.source == "report samples"          # min/max calibration
+
+
+def test_per_token_products_count_as_integer_operators() -> None:
+    """A per-token dynamic model's fused products (PerTokenMatMul steps, float steps that
+    compute in integers) are counted as integer operators, not as float ones."""
+    model, feed = token_model(samples=8)
+    quantized = quantize(model, feed, Config(
+        mode=QuantMode.DYNAMIC,
+        activation_granularity=ActivationGranularity.PER_TOKEN)).model
+    result = summary.summarize(quantized, model, feed)
+    assert (result.int_ops, result.float_ops) == (2, 1)     # two products, one Relu
+    assert "2 integer operators, 1 float operators" in result.format()

@@ -144,8 +144,9 @@ def summarize(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
         accuracy = {k: v / samples for k, v in correct.items()}
     return Summary(len(float_model.SerializeToString()), len(qdq.SerializeToString()),
                    agreement.result(), errors.result(), accuracy, session.backend.name,
-                   len(session.int_steps),
-                   sum(1 for s in session.steps if s.kind == "float"), fallback,
+                   len(session.int_steps) + len(session.integer_product_steps),
+                   sum(1 for s in session.steps if s.kind == "float")
+                   - len(session.integer_product_steps), fallback,
                    detail.result() if detail is not None else None)
 
 

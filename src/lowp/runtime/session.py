@@ -131,6 +131,13 @@ class Session:
     def int_steps(self) -> list[Step]:
         return [s for s in self.steps if s.kind == "int"]
 
+    @property
+    def integer_product_steps(self) -> list[Step]:
+        """Float steps whose matrix product is an integer one: a dynamic model's
+        MatMulInteger and the fused forms that quantize their input at run time."""
+        return [s for s in self.steps
+                if s.kind == "float" and s.op_type in INTEGER_PRODUCT_OPS]
+
     def run(self, feeds: Mapping[str, np.ndarray], output_names: Iterable[str] | None = None,
             *, capture: bool = False, profile: bool = False) -> dict[str, np.ndarray]:
         """Run the model; returns output name -> array (channels-first, as ONNX).
@@ -250,6 +257,10 @@ class Session:
             raise DataError(f"'{sorted(unknown)[0]}' is not an input of the model")
         return out
 
+# float steps that compute their product in integers: a dynamic model's MatMulInteger and
+# ConvInteger, and the fused forms that also quantize their input at run time
+INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
+                                 "DynamicQuantizeMatMul", "PerTokenMatMul"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
                        "Einsum", "If", "Loop"})
