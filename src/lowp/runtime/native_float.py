@@ -520,6 +520,25 @@ def log(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def sin(x: np.ndarray) -> np.ndarray | None:
+    """ONNX Runtime's Sin of float32 `x` (lowp.eigen_math.sin, bit for bit), or None."""
+    return _sincos("Sin", x, False)
+
+
+def cos(x: np.ndarray) -> np.ndarray | None:
+    """ONNX Runtime's Cos of float32 `x` (lowp.eigen_math.cos, bit for bit), or None."""
+    return _sincos("Cos", x, True)
+
+
+def _sincos(op: str, x: np.ndarray, cosine: bool) -> np.ndarray | None:
+    ext = _has(_usable(op, x), "float_sincos")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_sincos, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), cosine, _threads)
+    return y
+
+
 def libm(name: str, x: np.ndarray) -> np.ndarray | None:
     """The C library's float function `name` (a key of LIBM_CODES) on every element of
     float32 `x`, one call each as lowp.libm makes them through ctypes (the same function,
