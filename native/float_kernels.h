@@ -99,7 +99,7 @@ const FloatKernels& active_float_kernels();
 void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,
                      int threads);
 // y = sin(x) (cosine: cos(x)) for n values as ONNX Runtime's float32 Sin (Cos) computes it
-// at one intra-op thread (lowp.eigen_math.sin / cos, docs/operators.md (O55)): Eigen's packet
+// at one intra-op thread (lowp.eigen_math.sin / cos, docs/operators.md (O29)): Eigen's packet
 // function on the packets of four from the start, the C library's sinf (cosf) on the last
 // n % 4 values. x == y allowed; threads <= 0: all (the values do not depend on them).
 void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int threads);
