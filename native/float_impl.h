@@ -8,7 +8,8 @@
 // select_lt, all_le(a, b) = every lane a <= b (ordered), exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
 // [-1022, 1023] (the exponent field built from t's low mantissa bits).
 // F (float32 vectors of F::W lanes): V, load/store, set1, add, mul, div, fma (one rounding),
-// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
+// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride],
+// neg (the sign bit flipped) and abs (cleared), NaN's included.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -85,7 +86,8 @@ inline typename D::V unary_d(int op, typename D::V x) {
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp;
+         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
+         op == kNeg || op == kAbs;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -219,6 +221,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return ort_fast_gelu_v<F>(x);
     case kExp:
       return mlas_exp_v<F>(x);
+    case kNeg:
+      return F::neg(x);
+    case kAbs:
+      return F::abs(x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }

@@ -29,7 +29,9 @@ enum FloatUnaryOp : int {
   kLeakyRelu = 7,    // x >= 0 ? x : alpha x
   kFastGelu = 8,     // ONNX Runtime's float32 FastGelu: (0.5 x) (tanh(x ((c x) x + b)) + 1)
   kExp = 9,         // ONNX Runtime's float32 exp (MLAS)
-  kUnaryCount = 10,
+  kNeg = 10,        // -x (the sign bit flipped, NaN's too: np.negative)
+  kAbs = 11,        // |x| (the sign bit cleared, NaN's too: np.abs)
+  kUnaryCount = 12,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.

@@ -128,7 +128,8 @@ def append(program: Any, calls: list[Call]) -> None:
 
 # native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only)
 BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6}
-UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6}   # native_float.UNARY_CODES, exact ones
+# native_float.UNARY_CODES, exact ones
+UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6, "Neg": 10, "Abs": 11}
 Made = tuple[Call, np.ndarray] | None
 
 
