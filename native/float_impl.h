@@ -335,9 +335,9 @@ inline float eigen_sincos(float x0) {
 
 template <bool kSine>
 void sincos_run(const float* x, float* y, int64_t n) {
-  // blocks of 64: a block holding a finite |x| at or above the threshold goes element by
-  // element (x and y may be the same memory: each value is read before it is written)
-  // finite |v| >= 25966 (sin) or 18838 (cos): on the bits, |v|'s in [huge, inf)
+  // blocks of 64: a block holding a huge value (finite |v| >= 25966 for sin, 18838 for cos:
+  // |v|'s bits in [the threshold's, inf's)) goes element by element, the others by the
+  // vector loop (x and y may be the same memory: each value is read before it is written)
   const uint32_t from = float_bits(kSine ? 25966.0f : 18838.0f);
   auto is_huge = [from](float v) {
     const uint32_t a = float_bits(v) & 0x7fffffffu;
