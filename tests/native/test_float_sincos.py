@@ -7,6 +7,7 @@ bits; a model with Sin and Cos replays as one Program with ONNX Runtime's values
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -94,7 +95,7 @@ def test_dense_sweep_of_the_common_range(op):
     np.testing.assert_array_equal(_bits(_native(x, cosine, 2)), _bits(reference(x)))
 
 
-def _one_node(op: str, shape: list[int]) -> object:
+def _one_node(op: str, shape: list[int | None]) -> onnx.ModelProto:
     node = helper.make_node(op, ["x"], ["y"])
     graph = helper.make_graph([node], op, [helper.make_tensor_value_info("x", 1, shape)],
                               [helper.make_tensor_value_info("y", 1, shape)])
@@ -116,6 +117,21 @@ def test_onnxruntime_gives_the_same_bits(op, n):
         with native_backend.use_path(path):
             np.testing.assert_array_equal(_bits(_native(x, cosine)), _bits(want), err_msg=path)
     np.testing.assert_array_equal(_bits(reference(x)), _bits(want))
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_onnxruntime_at_two_threads_gives_the_same_bits(op):
+    """ONNX Runtime's Sin and Cos at two intra-op threads: the same values as at one (the
+    one-thread form, a single tail of n % 4 values), as the native kernel at two threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(_one_node(op, [None]).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(9).uniform(-100, 100, 100_003).astype(np.float32)
+    want = session.run(None, {"x": x})[0]
+    np.testing.assert_array_equal(_bits(_native(x, OPS[op][1], 2)), _bits(want))
 
 
 @pytest.mark.parametrize("op", list(OPS))
