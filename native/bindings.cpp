@@ -631,6 +631,14 @@ lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
   return [threads, x, y] { lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), threads); };
 }
 
+lowp::Kernel make_float_sincos(Floats x, OutFloats y, bool cosine, int threads) {
+  // y = sin(x) (cosine: cos(x)) element-wise as ONNX Runtime's Sin (Cos) (float_kernels.h)
+  if (x.size() != y.size()) throw std::invalid_argument("float_sincos needs same sizes");
+  return [cosine, threads, x, y] {
+    lowp::run_float_sincos(x.data(), y.data(), int64_t(x.size()), cosine, threads);
+  };
+}
+
 lowp::Kernel make_float_libm(int code, Floats x, OutFloats y, int threads) {
   // y = f(x) element-wise with the C library's float function f of `code` (float_libm.h)
   if (code < 0 || code >= int(lowp::LibmFunction::kCount))
@@ -1432,6 +1440,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,

@@ -11,6 +11,7 @@
 
 #include "dispatch.h"
 #include "float_kernels.h"
+#include "float_libm.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -29,6 +30,17 @@ void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, f
   // compute-bound (float64 polynomials): a thread pays from a few ten thousand values
   run_elementwise(n, int64_t(1) << 14, threads,
                   [&](int64_t i0, int64_t len) { k.unary(op, x + i0, y + i0, len, alpha, beta); });
+}
+
+void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int threads) {
+  if (n <= 0) return;
+  const FloatKernels& k = active_float_kernels();
+  const int64_t split = n - n % 4;
+  run_elementwise(split, int64_t(1) << 14, threads,
+                  [&](int64_t i0, int64_t len) { k.sincos(x + i0, y + i0, len, cosine); });
+  // (float_libm.cpp: one call of the C library's own function per value)
+  run_float_libm(int(cosine ? LibmFunction::kCosf : LibmFunction::kSinf), x + split, y + split,
+                 n - split, 1);
 }
 
 namespace {

@@ -8,7 +8,8 @@
 // select_lt, all_le(a, b) = every lane a <= b (ordered), exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
 // [-1022, 1023] (the exponent field built from t's low mantissa bits).
 // F (float32 vectors of F::W lanes): V, load/store, set1, add, mul, div, fma (one rounding),
-// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride].
+// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride],
+// neg (the sign bit flipped) and abs (cleared), NaN's included.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -85,7 +86,8 @@ inline typename D::V unary_d(int op, typename D::V x) {
 // and exact GELU (MLAS's polynomials, below).
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
-         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp;
+         op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
+         op == kNeg || op == kAbs;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -219,6 +221,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return ort_fast_gelu_v<F>(x);
     case kExp:
       return mlas_exp_v<F>(x);
+    case kNeg:
+      return F::neg(x);
+    case kAbs:
+      return F::abs(x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }
@@ -250,6 +256,113 @@ void unary_kernel(int op, const float* x, float* y, int64_t n, float alpha, floa
     D::storef(buf, unary_d<D>(op, D::loadf(buf)));
     std::memcpy(y + i, buf, size_t(len) * sizeof(float));
   }
+}
+
+// ONNX Runtime's float32 Sin and Cos packets: Eigen's psincos_float (no fused multiply-add
+// in its baseline build), element by element in lowp.eigen_math._packet_sincos's operations:
+// |x| = q pi/2 + r by the 1.5 * 2^23 rounding trick (q: the low bits of the rounded value's
+// own bits, as Eigen reads them, also for inf and NaN) and a four-part Cody-Waite reduction,
+// or Payne-Hanek's in 2.62 fixed point for finite |x| >= 25966 (sin) / 18838 (cos); then the
+// sine or cosine polynomial in r by q's parity, the sign by xor. Plain float operations, one
+// rounding each: the loop vectorizes at each path's width with the same values.
+constexpr uint32_t kTwoOverPi[] = {
+    0x00000028, 0x000028be, 0x0028be60, 0x28be60db, 0xbe60db93, 0x60db9391, 0xdb939105,
+    0x9391054a, 0x91054a7f, 0x054a7f09, 0x4a7f09d5, 0x7f09d5f4, 0x09d5f47d, 0xd5f47d4d,
+    0xf47d4d37, 0x7d4d3770, 0x4d377036, 0x377036d8, 0x7036d8a5, 0x36d8a566, 0xd8a5664f,
+    0xa5664f10, 0x664f10e4, 0x4f10e410, 0x10e41000, 0xe4100000};
+
+inline uint32_t float_bits(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+inline float bits_float(uint32_t b) {
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+// Eigen's trig_reduce_huge: finite a = |x| >= the threshold as q pi/2 + r (q in [0, 3])
+inline float sincos_reduce_huge(float a, uint32_t& quadrant) {
+  const uint32_t bits = float_bits(a);
+  const int e = int(bits >> 23) - 118;
+  const uint32_t xi = ((bits & 0x007fffffu) | 0x00800000u) << (e & 7);
+  const int i = e >> 3;
+  uint64_t p = uint64_t(xi) * kTwoOverPi[i + 7];
+  p = uint64_t(xi) * kTwoOverPi[i + 3] + (p >> 32);
+  p = (uint64_t(uint32_t(xi * kTwoOverPi[i - 1])) << 32) + p;
+  const uint64_t q = (p + (uint64_t(1) << 61)) >> 62;
+  p -= q << 62;
+  quadrant = uint32_t(q);
+  return float(double(int64_t(p)) * 3.4061215800865545e-19);
+}
+
+// r = |x| reduced and its quadrant: Cody-Waite's (`huge`: Payne-Hanek's)
+template <bool kHuge>
+inline float sincos_reduce(float a, uint32_t& quadrant) {
+  if (kHuge) return sincos_reduce_huge(a, quadrant);
+  const float rounded = a * 0.636619746685028076171875f + 12582912.0f;
+  quadrant = float_bits(rounded);
+  const float y = rounded - 12582912.0f;
+  float r = y * -1.5703125f + a;
+  r = y * -0.000483989715576171875f + r;
+  r = y * 1.62865035235881805419921875e-07f + r;
+  return y * 5.5644315544167710640977020375430583953857421875e-11f + r;
+}
+
+template <bool kSine, bool kHuge>
+inline float eigen_sincos(float x0) {
+  uint32_t quadrant;
+  const float r = sincos_reduce<kHuge>(std::fabs(x0), quadrant);
+  const uint32_t sign = (kSine ? float_bits(x0) ^ (quadrant << 30) : (quadrant + 1) << 30) &
+                        0x80000000u;
+  const float r2 = r * r;
+  float c = 2.4372266125283204019069671630859375e-05f;
+  c = c * r2 + -0.00138865201734006404876708984375f;
+  c = c * r2 + 0.041666619479656219482421875f;
+  c = c * r2 + -0.5f;
+  c = c * r2 + 1.0f;
+  float s = -0.0001959234114083702898469196984621021329076029360294342041015625f;
+  s = s * r2 + 0.0083326873655616851693794799871284340042620897293090820312500000f;
+  s = s * r2 + -0.1666666203982298255503735617821803316473960876464843750000000000f;
+  s = (s * r2) * r + r;
+  // odd quadrant: the other polynomial (a bit mask: no branch for the loop to vectorize)
+  const uint32_t odd = 0u - (quadrant & 1);
+  const uint32_t first = float_bits(kSine ? s : c), second = float_bits(kSine ? c : s);
+  return bits_float(((first & ~odd) | (second & odd)) ^ sign);
+}
+
+template <bool kSine>
+void sincos_run(const float* x, float* y, int64_t n) {
+  // blocks of 64: a block holding a huge value (finite |v| >= 25966 for sin, 18838 for cos:
+  // |v|'s bits in [the threshold's, inf's)) goes element by element, the others by the
+  // vector loop (x and y may be the same memory: each value is read before it is written)
+  const uint32_t from = float_bits(kSine ? 25966.0f : 18838.0f);
+  auto is_huge = [from](float v) {
+    const uint32_t a = float_bits(v) & 0x7fffffffu;
+    return (a >= from) & (a < 0x7f800000u);
+  };
+  for (int64_t b = 0; b < n; b += 64) {
+    const int64_t m = std::min<int64_t>(64, n - b);
+    const float* xs = x + b;
+    float* ys = y + b;
+    uint32_t huge = 0;
+    for (int64_t i = 0; i < m; ++i) huge |= uint32_t(is_huge(xs[i]));
+    if (!huge) {
+      for (int64_t i = 0; i < m; ++i) ys[i] = eigen_sincos<kSine, false>(xs[i]);
+      continue;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      const float v = xs[i];
+      ys[i] = is_huge(v) ? eigen_sincos<kSine, true>(v) : eigen_sincos<kSine, false>(v);
+    }
+  }
+}
+
+void sincos_kernel(const float* x, float* y, int64_t n, bool cosine) {
+  if (cosine) sincos_run<false>(x, y, n);
+  else sincos_run<true>(x, y, n);
 }
 
 // One output row of a pooling node. Pass 1 reduces the window's valid input rows column by
@@ -610,7 +723,7 @@ template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
                       mean_rows_kernel, softmax_rows_kernel<F>, sgemm_block_kernel<F>,
-                      binary_row_kernel<F>, softmax_cols_kernel<F>};
+                      binary_row_kernel<F>, softmax_cols_kernel<F>, sincos_kernel};
 }
 
 }  // namespace

@@ -29,7 +29,9 @@ enum FloatUnaryOp : int {
   kLeakyRelu = 7,    // x >= 0 ? x : alpha x
   kFastGelu = 8,     // ONNX Runtime's float32 FastGelu: (0.5 x) (tanh(x ((c x) x + b)) + 1)
   kExp = 9,         // ONNX Runtime's float32 exp (MLAS)
-  kUnaryCount = 10,
+  kNeg = 10,        // -x (the sign bit flipped, NaN's too: np.negative)
+  kAbs = 11,        // |x| (the sign bit cleared, NaN's too: np.abs)
+  kUnaryCount = 12,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.
@@ -83,6 +85,9 @@ struct FloatKernels {
   // arithmetic into the same places of y.
   void (*softmax_cols)(const float* x, float* y, int64_t n, int64_t inner, int64_t cols,
                        bool log);
+  // y[i] = Eigen's packet sin (cosine: cos) of x[i] for i < n, every element (ONNX Runtime's
+  // Sin and Cos but for their scalar tail: run_float_sincos); x == y allowed.
+  void (*sincos)(const float* x, float* y, int64_t n, bool cosine);
 };
 
 extern const FloatKernels kFloatScalar;
@@ -95,6 +100,11 @@ const FloatKernels& active_float_kernels();
 // y[i] = op(x[i]) for i < n (x == y allowed); threads <= 0: all.
 void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,
                      int threads);
+// y = sin(x) (cosine: cos(x)) for n values as ONNX Runtime's float32 Sin (Cos) computes it
+// at one intra-op thread (lowp.eigen_math.sin / cos, docs/operators.md (O29)): Eigen's packet
+// function on the packets of four from the start, the C library's sinf (cosf) on the last
+// n % 4 values. x == y allowed; threads <= 0: all (the values do not depend on them).
+void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int threads);
 void run_float_pool(const FloatPoolArgs& a, int threads);
 // Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);

@@ -60,6 +60,7 @@ struct ScalarF {
   static V gather(const float* p, int64_t) { return *p; }
   static V sub(V a, V b) { return a - b; }
   static V abs(V a) { return std::fabs(a); }
+  static V neg(V a) { return -a; }
   static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
   static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
   static V pow2(V r) {  // 2^r for integral r in [-126, 127]

@@ -321,16 +321,16 @@ _log = _float32(eigen_math.log, np.log, native_float.log)
 _native_exp = functools.partial(native_float.unary, "Exp")
 
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are
-# Eigen packet functions (lowp.eigen_math); Tan, Sinh, Cosh, Asinh, Acosh
-# and Atanh are the C library's float functions element by element (std::tan(float), ...),
-# which are not correctly rounded (glibc 2.36: 3-14% of a random sweep's values differ from
-# the correctly rounded ones, and from numpy's). Atan is numpy's: ONNX Runtime's Eigen atan
-# packet is not reproduced (docs/operators.md, (O50)).
+# Eigen packet functions (lowp.eigen_math; Sin and Cos natively where they can); Tan, Sinh,
+# Cosh, Asinh, Acosh and Atanh are the C library's float functions element by element
+# (std::tan(float), ...), which are not correctly rounded (glibc 2.36: 3-14% of a random
+# sweep's values differ from the correctly rounded ones, and from numpy's). Atan is numpy's:
+# ONNX Runtime's Eigen atan packet is not reproduced (docs/operators.md, (O50)).
 _UNARY: list[tuple[str, Any]] = [
                    ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
                    ("Log", _log),
-                   ("Sin", _float32(eigen_math.sin, np.sin)),
-                   ("Cos", _float32(eigen_math.cos, np.cos)),
+                   ("Sin", _float32(eigen_math.sin, np.sin, native_float.sin)),
+                   ("Cos", _float32(eigen_math.cos, np.cos, native_float.cos)),
                    ("Tan", _libm("tanf", np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),

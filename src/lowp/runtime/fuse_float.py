@@ -36,7 +36,7 @@ OP_TYPE = "ElementwiseChain"
 # operators fused (program.FUSED_CODES; Pow by a one-value exponent of 2 or 3 is x * x and
 # x * x * x, as float_ops.Pow computes it)
 _BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min"})
-_UNARY = frozenset({"Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf"})
+_UNARY = frozenset({"Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf", "Neg", "Abs"})
 _MAX_REGISTERS = 64         # the binding's bound
 
 _enabled = Switch(os.environ.get("LOWP_NO_FLOAT_FUSION", "") in ("", "0"))

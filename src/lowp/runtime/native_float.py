@@ -32,7 +32,7 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9}
+               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9, "Neg": 10, "Abs": 11}
 
 # C library function -> the kernel's LibmFunction code (native/float_libm.h)
 LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,
@@ -517,6 +517,25 @@ def log(x: np.ndarray) -> np.ndarray | None:
         return None
     y = _empty(x.shape)
     call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
+def sin(x: np.ndarray) -> np.ndarray | None:
+    """ONNX Runtime's Sin of float32 `x` (lowp.eigen_math.sin, bit for bit), or None."""
+    return _sincos("Sin", x, False)
+
+
+def cos(x: np.ndarray) -> np.ndarray | None:
+    """ONNX Runtime's Cos of float32 `x` (lowp.eigen_math.cos, bit for bit), or None."""
+    return _sincos("Cos", x, True)
+
+
+def _sincos(op: str, x: np.ndarray, cosine: bool) -> np.ndarray | None:
+    ext = _has(_usable(op, x), "float_sincos")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_sincos, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), cosine, _threads)
     return y
 
 

@@ -34,7 +34,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "gather_rows", "cast_to_float", "cast_from_float", "compare", "float_fused",
               "float_log", "float_reduce_max", "qbinary", "float_conv_im2col", "float_conv_nchwc",
               "float_simplified_layer_norm", "float_libm", "dynamic_quantize",
-              "float_max_pool_channels_last")
+              "float_max_pool_channels_last", "float_sincos")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -128,7 +128,8 @@ def append(program: Any, calls: list[Call]) -> None:
 
 # native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only)
 BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6}
-UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6}   # native_float.UNARY_CODES, exact ones
+# native_float.UNARY_CODES, exact ones
+UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6, "Neg": 10, "Abs": 11}
 Made = tuple[Call, np.ndarray] | None
 
 

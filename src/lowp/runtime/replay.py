@@ -89,7 +89,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
-                          "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool"})
+                          "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
+                          "Cos"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
