@@ -183,7 +183,7 @@ def compare_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads
 
 
 _FALSE, _TRUE = np.zeros((), np.bool_), np.ones((), np.bool_)
-_BITS = {1: _BYTES, 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
+_BITS: dict[int, np.dtype] = {1: _BYTES, 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
 
 def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int

@@ -612,8 +612,8 @@ class Replayer:
                 made = program.not_call(arrays[0], _buffer(buffers, index, shape, np.bool_),
                                         threads)
             elif arrays[1].dtype == arrays[2].dtype and not arrays[1].dtype.hasobject:
-                made = program.where_call(*arrays, _buffer(buffers, index, shape,
-                                                           arrays[1].dtype), threads)
+                made = program.where_call(arrays[0], arrays[1], arrays[2], _buffer(
+                    buffers, index, shape, arrays[1].dtype), threads)
             else:
                 return None
             out_layout = CF
