@@ -280,8 +280,8 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
     // one task per output row either way: exchanged, the rows are (image, depth) pairs;
     // taken unless that leaves threads idle that the rows here would use
     const int64_t macs = n * o.d * o.h * int64_t(p_.cin) * p_.kd * p_.kh;
-    const int64_t rows_here = std::min<int64_t>(threads_for(macs, nthreads), n * o.d * o.h);
-    if (std::min<int64_t>(threads_for(macs, nthreads), n * o.d) >= rows_here)
+    const int64_t wanted = threads_for(macs, nthreads);
+    if (std::min<int64_t>(wanted, n * o.d) >= std::min<int64_t>(wanted, n * o.d * o.h))
       return by_width_->run_depthwise(isa, x, n, d, 1, h, y, nthreads);
   }
   const int C = p_.cin, cp = (C + 15) / 16 * 16;
