@@ -389,6 +389,47 @@ lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
+lowp::Kernel make_where(nb::ndarray<nb::ro, nb::device::cpu> c,
+                        nb::ndarray<nb::ro, nb::device::cpu> a,
+                        nb::ndarray<nb::ro, nb::device::cpu> b,
+                        nb::ndarray<nb::c_contig, nb::device::cpu> y,
+                        const std::vector<int64_t>& dims, const std::vector<int64_t>& c_strides,
+                        const std::vector<int64_t>& a_strides,
+                        const std::vector<int64_t>& b_strides, int threads) {
+  // y (contiguous, prod(dims)) = c ? a : b read at element strides (0 on broadcast axes)
+  // over four axes; c bools, a, b and y of one element size (1, 2, 4 or 8 bytes)
+  const size_t size = y.itemsize();
+  if (c.itemsize() != 1 || a.itemsize() != size || b.itemsize() != size ||
+      (size != 1 && size != 2 && size != 4 && size != 8))
+    throw std::invalid_argument("where needs bools and a, b, y of one element size");
+  if (dims.size() != 4 || c_strides.size() != 4 || a_strides.size() != 4 ||
+      b_strides.size() != 4)
+    throw std::invalid_argument("where needs 4 dims and 4 strides per operand");
+  lowp::WhereArgs p;
+  p.c = static_cast<const uint8_t*>(c.data()), p.a = a.data(), p.b = b.data(), p.y = y.data();
+  p.size = int(size);
+  int64_t total = 1, c_last = 0, a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || c_strides[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("where needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.c_st[i] = c_strides[i], p.a_st[i] = a_strides[i];
+    p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) {
+      c_last += (dims[i] - 1) * c_strides[i], a_last += (dims[i] - 1) * a_strides[i];
+      b_last += (dims[i] - 1) * b_strides[i];
+    }
+  }
+  if (size_t(total) != y.size() ||
+      (total > 0 && (size_t(c_last) >= c.size() || size_t(a_last) >= a.size() ||
+                     size_t(b_last) >= b.size())))
+    throw std::invalid_argument("where strides reach outside the arrays");
+  for (const auto* v : {&c, &a, &b})
+    for (size_t i = 0; i < v->ndim(); ++i)
+      if (v->stride(i) < 0) throw std::invalid_argument("where needs a non-negative layout");
+  return [p, threads, c, a, b, y] { lowp::run_where(p, threads); };
+}
+
 lowp::Kernel make_gather_rows(Bytes x,
                               nb::ndarray<nb::ro, nb::ndim<1>, nb::c_contig, nb::device::cpu> idx,
                               OutBytes y, int64_t outer, int64_t n, int64_t row,
@@ -1415,6 +1456,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
+  def_kernel(m, program, "where", &make_where, "c"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
+             "c_strides"_a, "a_strides"_a, "b_strides"_a, "threads"_a);
   def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,
              "n"_a, "row"_a, "status"_a, "threads"_a = 1);
   def_kernel(m, program, "cast_from_float", &make_cast_from_float, "x"_a, "y"_a,

@@ -17,7 +17,19 @@ void compare_rows(const CompareArgs& p, int64_t r0, int64_t len, Cmp cmp) {
     const T* br = b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
     uint8_t* y = p.y + r * d3;
     const int64_t sa = p.a_st[3], sb = p.b_st[3];
-    for (int64_t i = 0; i < d3; ++i) y[i] = cmp(ar[i * sa], br[i * sb]) ? 1 : 0;
+    // the common strides apart, so that the compiler vectorizes them (magika's one-hot
+    // Equal of (n, 2048, 1) ids with 257 classes: a scalar against a contiguous row)
+    if (sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < d3; ++i) y[i] = cmp(ar[i], br[i]) ? 1 : 0;
+    } else if (sa == 0 && sb == 1) {
+      const T u = ar[0];
+      for (int64_t i = 0; i < d3; ++i) y[i] = cmp(u, br[i]) ? 1 : 0;
+    } else if (sa == 1 && sb == 0) {
+      const T v = br[0];
+      for (int64_t i = 0; i < d3; ++i) y[i] = cmp(ar[i], v) ? 1 : 0;
+    } else {
+      for (int64_t i = 0; i < d3; ++i) y[i] = cmp(ar[i * sa], br[i * sb]) ? 1 : 0;
+    }
   }
 }
 
@@ -32,7 +44,37 @@ void compare_typed(const CompareArgs& p, int64_t r0, int64_t len) {
   }
 }
 
+template <typename T>
+void where_rows(const WhereArgs& p, int64_t r0, int64_t len) {
+  const T* a = static_cast<const T*>(p.a);
+  const T* b = static_cast<const T*>(p.b);
+  const int64_t d1 = p.dims[1], d2 = p.dims[2], d3 = p.dims[3];
+  const int64_t sc = p.c_st[3], sa = p.a_st[3], sb = p.b_st[3];
+  for (int64_t r = r0; r < r0 + len; ++r) {  // r: one row of the innermost axis
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+    const uint8_t* cr = p.c + i0 * p.c_st[0] + i1 * p.c_st[1] + i2 * p.c_st[2];
+    const T* ar = a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
+    const T* br = b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
+    T* y = static_cast<T*>(p.y) + r * d3;
+    for (int64_t i = 0; i < d3; ++i) y[i] = cr[i * sc] ? ar[i * sa] : br[i * sb];
+  }
+}
+
 }  // namespace
+
+void run_where(const WhereArgs& p, int threads) {
+  const int64_t rows = p.dims[0] * p.dims[1] * p.dims[2];
+  if (rows <= 0 || p.dims[3] <= 0) return;
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / p.dims[3]), threads,
+                  [&](int64_t r0, int64_t len) {
+    switch (p.size) {
+      case 1: where_rows<uint8_t>(p, r0, len); break;
+      case 2: where_rows<uint16_t>(p, r0, len); break;
+      case 8: where_rows<uint64_t>(p, r0, len); break;
+      default: where_rows<uint32_t>(p, r0, len);
+    }
+  });
+}
 
 void run_compare(const CompareArgs& p, int threads) {
   const int64_t rows = p.dims[0] * p.dims[1] * p.dims[2];

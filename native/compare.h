@@ -1,7 +1,10 @@
 // Driver layer: element-wise comparisons with broadcasting (Equal, Less, Greater,
 // LessOrEqual, GreaterOrEqual) of int64, int32 or float32 operands into bools, for float
 // glue that builds masks and one-hot codes (lowp.runtime.program.compare_call). The C++
-// comparison operators are IEEE's, as numpy's: NaN compares false, -0 equals +0.
+// comparison operators are IEEE's, as numpy's: NaN compares false, -0 equals +0. Also
+// Where (a select of whole elements by a bool condition, with broadcasting), which copies
+// bits only and so serves every element type of 1, 2, 4 or 8 bytes (and Not, as
+// Where(x, false, true)).
 #pragma once
 #include <cstdint>
 
@@ -22,5 +25,19 @@ struct CompareArgs {
 };
 
 void run_compare(const CompareArgs& p, int threads);
+
+struct WhereArgs {
+  const uint8_t* c = nullptr;        // bools (0 or 1)
+  const void* a = nullptr;           // taken where c
+  const void* b = nullptr;           // taken elsewhere
+  void* y = nullptr;                 // contiguous, prod(dims) elements
+  int64_t dims[4] = {1, 1, 1, 1};    // iteration space, outermost first
+  int64_t c_st[4] = {0, 0, 0, 0};    // element strides (0 on broadcast axes)
+  int64_t a_st[4] = {0, 0, 0, 0};
+  int64_t b_st[4] = {0, 0, 0, 0};
+  int size = 4;                      // bytes per element of a, b and y: 1, 2, 4 or 8
+};
+
+void run_where(const WhereArgs& p, int threads);
 
 }  // namespace lowp

@@ -73,7 +73,10 @@ class ConvOp {
   // identity of the GEMM panels (equal for ConvOps that share them); 0 for depthwise kernels
   uintptr_t panels_id() const { return reinterpret_cast<uintptr_t>(panels_.get()); }
   int threads() const { return p_.threads; }
-  void set_threads(int t) { p_.threads = t; }
+  void set_threads(int t) {
+    p_.threads = t;
+    if (by_width_) by_width_->set_threads(t);
+  }
 
  private:
   void run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t d, int64_t h,
@@ -108,6 +111,12 @@ class ConvOp {
   std::vector<float> dwq_scale_;
   Epilogue dwq_epi_;
   std::vector<uint8_t> dwq_pad_;     // one input row of zero-point bytes (padding rows)
+  // A depthwise kernel of one column (kh x 1, no width padding) on an input one pixel wide
+  // (a 1-D convolution along the height, fsmn_vad's 20 x 1 memory blocks): the same
+  // convolution with height and width exchanged, whose pair kernel takes the kernel's taps
+  // two by two along one row of outputs, where this op's gets one tap and a zero per pair
+  // and one output per row. The data's memory is the same both ways.
+  std::unique_ptr<ConvOp> by_width_;
   std::mutex mu_;
 };
 

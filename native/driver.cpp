@@ -276,6 +276,14 @@ void ConvOp::run_depthwise(const IsaTable& isa, const uint8_t* x, int64_t n, int
                            int64_t h, int64_t w, uint8_t* y, int nthreads) {
   if (dwq_ && isa.dw_quad) return run_depthwise_quads(isa, x, n, d, h, w, y, nthreads);
   const OutDims o = out_dims(d, h, w);
+  if (by_width_ && w == 1) {
+    // one task per output row either way: exchanged, the rows are (image, depth) pairs;
+    // taken unless that leaves threads idle that the rows here would use
+    const int64_t macs = n * o.d * o.h * int64_t(p_.cin) * p_.kd * p_.kh;
+    const int64_t wanted = threads_for(macs, nthreads);
+    if (std::min<int64_t>(wanted, n * o.d) >= std::min<int64_t>(wanted, n * o.d * o.h))
+      return by_width_->run_depthwise(isa, x, n, d, 1, h, y, nthreads);
+  }
   const int C = p_.cin, cp = (C + 15) / 16 * 16;
   const int64_t Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1, Dp = d + p_.pd0 + p_.pd1;
   // Only positions ow * sw + 2 j dw of a pair row are read: keep every g-th one.

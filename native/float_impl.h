@@ -719,11 +719,26 @@ void binary_row_kernel(int op, const float* a, int64_t sa, const float* b, int64
   }
 }
 
+// Integer code on purpose: each path's translation unit vectorizes it with its own
+// instructions (512-bit, 256-bit, or baseline 128-bit compares), the same keys everywhere.
+inline void max_keys_kernel(const float* x, int64_t rows, int64_t stride, int64_t w,
+                            int32_t* best, int32_t* mag) {
+  for (int64_t r = 0; r < rows; ++r, x += stride)
+    for (int64_t j = 0; j < w; ++j) {
+      int32_t b;
+      std::memcpy(&b, x + j, sizeof b);
+      const int32_t key = b ^ ((b >> 31) & 0x7fffffff), m = b & 0x7fffffff;
+      best[j] = key > best[j] ? key : best[j];
+      mag[j] = m > mag[j] ? m : mag[j];
+    }
+}
+
 template <class D, class F>
 constexpr FloatKernels float_kernels(const char* name) {
   return FloatKernels{name,           F::W,         unary_kernel<D, F>, pool_row_kernel<F>,
                       mean_rows_kernel, softmax_rows_kernel<F>, sgemm_block_kernel<F>,
-                      binary_row_kernel<F>, softmax_cols_kernel<F>, sincos_kernel};
+                      binary_row_kernel<F>, softmax_cols_kernel<F>, sincos_kernel,
+                      max_keys_kernel};
 }
 
 }  // namespace

@@ -88,6 +88,12 @@ struct FloatKernels {
   // y[i] = Eigen's packet sin (cosine: cos) of x[i] for i < n, every element (ONNX Runtime's
   // Sin and Cos but for their scalar tail: run_float_sincos); x == y allowed.
   void (*sincos)(const float* x, float* y, int64_t n, bool cosine);
+  // ReduceMax's running maximum (float_reduce.h run_float_reduce_max) over `rows` rows of w
+  // floats, row r at x + r * stride: best[j] = the largest order key (integer compares, the
+  // same on every path) of best[j] and the rows' values, mag[j] the largest of mag[j] and
+  // their magnitude bits (above 0x7f800000, the bits of +inf: a NaN was there).
+  void (*max_keys)(const float* x, int64_t rows, int64_t stride, int64_t w, int32_t* best,
+                   int32_t* mag);
 };
 
 extern const FloatKernels kFloatScalar;

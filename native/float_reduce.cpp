@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "float_kernels.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -181,8 +182,9 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
   // keys that order float32 values as numbers (sign-magnitude bits to two's complement:
   // b ^ ((b >> 31) & 0x7fffffff)), where -0 (key -1) sorts below +0 (key 0), so +0 wins
   // over -0 and equal nonzero values are the same bits; NaN, whatever its key, is noted
-  // apart and gives the default NaN. Integer compares vectorize, float ones with the zero
-  // rule did not.
+  // apart (a running maximum of the magnitude bits, above +inf's) and gives the default
+  // NaN. Integer compares vectorize, float ones with the zero rule did not; each path's
+  // kernel (FloatKernels::max_keys) does so with its own vectors.
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto key = [](float v) {
     int32_t b;
@@ -190,29 +192,23 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
     return b ^ ((b >> 31) & 0x7fffffff);
   };
   const int32_t lowest = key(-std::numeric_limits<float>::infinity());
-  using Keys = std::pair<std::vector<int32_t>, std::vector<int32_t>>;  // best, seen NaN
+  const FloatKernels& kernels = active_float_kernels();  // (the path's vector width)
+  using Keys = std::pair<std::vector<int32_t>, std::vector<int32_t>>;  // best, magnitude
   for_each_span<Keys>(
       outer, k, inner, inner > 4096 ? 1024 : inner, threads,
       [&](int64_t o, int64_t j0, int64_t w, Keys& keys) {
-        const float* xs = x + o * k * inner + j0;
         keys.first.assign(size_t(w), lowest);
         keys.second.assign(size_t(w), 0);
         int32_t* const bp = keys.first.data();
-        int32_t* const np_ = keys.second.data();
-        for (int64_t r = 0; r < k; ++r, xs += inner)
-          for (int64_t j = 0; j < w; ++j) {
-            const float v = xs[j];
-            const int32_t kv = key(v);
-            np_[j] |= int32_t(v != v);
-            bp[j] = kv > bp[j] ? kv : bp[j];
-          }
+        int32_t* const mag = keys.second.data();
+        kernels.max_keys(x + o * k * inner + j0, k, inner, w, bp, mag);
         float* ys = y + o * inner + j0;
         for (int64_t j = 0; j < w; ++j) {
           const int32_t kb = bp[j];
           const int32_t b = kb ^ ((kb >> 31) & 0x7fffffff);
           float v;
           std::memcpy(&v, &b, sizeof v);
-          ys[j] = np_[j] ? nan : v;
+          ys[j] = mag[j] > 0x7f800000 ? nan : v;
         }
       });
 }

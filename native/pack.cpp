@@ -174,6 +174,13 @@ ConvOp::ConvOp(const ConvParams& p, const uint8_t* w, const int32_t* w_zp, const
     if (p.kd == 1 && p.kh == 3 && p.kw == 3 && p.dw == 1 && (p.sw == 1 || p.sw == 2) &&
         !need_rowsum_)
       pack_depthwise_quads(w);
+    if (p.kd == 1 && p.kh > 1 && p.kw == 1 && p.pw0 == 0 && p.pw1 == 0) {
+      // (cout, 1, 1, kh, 1) weights are the (cout, 1, 1, 1, kh) ones byte for byte
+      ConvParams q = p;
+      std::swap(q.kh, q.kw), std::swap(q.sh, q.sw), std::swap(q.dh, q.dw);
+      std::swap(q.ph0, q.pw0), std::swap(q.ph1, q.pw1);
+      by_width_ = std::make_unique<ConvOp>(q, w, w_zp, bias, scale, mult, lshift, rshift);
+    }
     return;
   }
 

@@ -153,3 +153,27 @@ def test_conv_output_widths(mg: int, group: int, cg: int, x_dtype: np.dtype,
             "batch": 1}
     _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
                 seed=seed)
+
+
+@given(group=st.sampled_from([1, 5, 16, 40, 128]), kh=st.integers(2, 21),
+       stride=st.integers(1, 3), dilation=st.integers(1, 2), pad=st.tuples(
+           st.integers(0, 3), st.integers(0, 3)), width_pad=st.booleans(),
+       length=st.integers(1, 40), batch=st.sampled_from([1, 2, 3]),
+       threads=st.sampled_from([1, 2]), x_dtype=INT8_DTYPES, mode=MODES,
+       seed=st.integers(0, 2**32 - 1))
+def test_depthwise_column_kernel_on_one_pixel_wide_input(
+        group: int, kh: int, stride: int, dilation: int, pad: tuple[int, int],
+        width_pad: bool, length: int, batch: int, threads: int, x_dtype: np.dtype,
+        mode: RequantMode, seed: int) -> None:
+    """A kh x 1 depthwise kernel on (n, t, 1, c) data (fsmn_vad's memory blocks, 20 x 1):
+    run with height and width exchanged (one row of outputs, the taps paired along it)
+    unless the width is padded; equal to the reference on every path either way."""
+    span = (kh - 1) * dilation + 1
+    length = max(length, span - pad[0] - pad[1])
+    pads = (pad[0], 1 if width_pad else 0, pad[1], 0)
+    case = {"rank": 2, "group": group, "cg": 1, "mg": 1, "kernel": (kh, 1),
+            "strides": (stride, 1), "dilations": (dilation, 1), "pads": pads,
+            "spatial": (length, 1), "batch": batch}
+    op = _check_conv(case, x_dtype=x_dtype, w_dtype=np.dtype(np.int8), mode=mode,
+                     per_channel=True, seed=seed, threads=threads)
+    assert op is not None and op.uses_depthwise_kernel

@@ -111,12 +111,20 @@ def test_reference_is_the_maximum_of_the_set(case, seed):
     np.testing.assert_array_equal(_bits(got).reshape(-1), _bits(want).reshape(-1))
 
 
-def test_reduce_max_large_rows_and_spans():
+@pytest.mark.parametrize("path", PATHS)
+def test_reduce_max_large_rows_and_spans(path):
+    """Long rows and wide spans (each path's vectors and their tails; magika's
+    GlobalMaxPool, (8, 508, 512) channels-last, reduces 508 rows of 512), with -0, +0
+    and NaN of either sign among them."""
     rng = np.random.default_rng(2)
-    for shape, axes in itertools.product([(3, 700, 5000), (2, 9000)], [(1,), (0,)]):
+    for shape, axes in itertools.product([(3, 700, 5000), (2, 9000), (8, 508, 531)],
+                                         [(1,), (0,)]):
         x = rng.standard_normal(shape).astype(np.float32)
         x.reshape(-1)[::997] = -0.0
-        with native_float.threads(2):
+        x.reshape(-1)[5::1009] = 0.0
+        x.reshape(-1)[7::40013] = np.nan
+        x.reshape(-1)[11::50021] = -np.nan
+        with native_backend.use_path(path), native_float.threads(2):
             got = native_float.reduce_max(x, axes, False)
         assert got is not None
         np.testing.assert_array_equal(_bits(got), _bits(max_reference(x, axes, False)))

@@ -219,3 +219,113 @@ def test_one_hot_by_equal_and_cast_replays() -> None:
             np.testing.assert_array_equal(got[k], want[k])
     (signature,) = fast._replayer._ready
     assert fast._replayer.plain_steps(signature) == []
+
+
+@pytest.mark.parametrize("op", ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compare_long_rows_equal_numpy(op: str, dtype: type, threads: int) -> None:
+    """Rows longer than a vector: a scalar per row against a contiguous row (magika's
+    one-hot, (n, 2048, 1) ids against 257 classes), the reverse, and two contiguous
+    operands, with ties (and NaN, signed zeros for floats)."""
+    from lowp.runtime import program
+
+    rng = np.random.default_rng(5)
+    ids = rng.integers(-2, 260, (3, 70, 1)).astype(dtype)
+    classes = np.arange(257, dtype=dtype).reshape(1, 1, 257)
+    same = rng.integers(0, 4, (3, 70, 257)).astype(dtype)
+    other = rng.integers(0, 4, (3, 70, 257)).astype(dtype)
+    if dtype is np.float32:
+        ids.reshape(-1)[:3] = [np.nan, -0.0, 0.0]
+        same.reshape(-1)[:4] = [np.nan, -0.0, 0.0, np.inf]
+        other.reshape(-1)[:4] = [np.nan, 0.0, -0.0, np.inf]
+    for a, b in [(ids, classes), (classes, ids), (same, other),
+                 (np.ascontiguousarray(same[:, :, :1]), other)]:
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
+        made = program.compare_call(op, a, b, out, threads)
+        assert made is not None
+        (fn, args), y = made
+        fn(*args)
+        np.testing.assert_array_equal(y, FLOAT_OPS[op](a, b))
+
+
+@st.composite
+def selections(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bool condition and two operands of one dtype, broadcast-compatible shapes (masks
+    of attention scores, a constant fill), NaN payloads and signed zeros for floats."""
+    from hypothesis.extra import numpy as hnp
+
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=1, max_side=6))
+    dtype = draw(st.sampled_from([np.float32, np.int64, np.bool_, np.uint8, np.float16,
+                                  np.int32]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    arrays = []
+    for k in range(3):
+        s = [1 if draw(st.booleans()) else n for n in shape]
+        s = tuple(s[draw(st.integers(0, len(s))):])
+        if k == 0:
+            arrays.append(rng.integers(0, 2, s).astype(np.bool_))
+        else:
+            bits = rng.integers(0, 256, (*s, np.dtype(dtype).itemsize), dtype=np.uint8)
+            arrays.append(bits.view(dtype).reshape(s) if dtype is not np.bool_
+                          else (bits[..., 0] & 1).astype(np.bool_))
+    return arrays[0], arrays[1], arrays[2]
+
+
+@given(selections(), st.sampled_from([1, 2]))
+def test_where_equals_numpy(case: tuple[np.ndarray, np.ndarray, np.ndarray],
+                            threads: int) -> None:
+    """Where natively: numpy's np.where bit for bit (whole elements copied, NaN payloads
+    kept), and Not as Where(x, False, True)."""
+    from lowp.runtime import program
+
+    c, a, b = case
+    want = FLOAT_OPS["Where"](c, a, b)
+    out = np.empty(np.broadcast_shapes(c.shape, a.shape, b.shape), a.dtype)
+    made = program.where_call(c, a, b, out, threads)
+    geometry = program.collapse_axes(out.shape, [program.element_strides(v, out.shape)
+                                                 for v in (c, a, b)])
+    if made is None:
+        assert geometry is None
+        return
+    (fn, args), y = made
+    fn(*args)
+    assert y.dtype == want.dtype
+    np.testing.assert_array_equal(y.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8))
+    x = np.broadcast_to(c, out.shape).copy()
+    not_out = np.empty(x.shape, np.bool_)
+    made = program.not_call(x, not_out, threads)
+    assert made is not None
+    (fn, args), y = made
+    fn(*args)
+    np.testing.assert_array_equal(y, FLOAT_OPS["Not"](x))
+
+
+def test_masked_attention_where_and_not_replay() -> None:
+    """Where and Not on masks (an attention score filled where a key is padding, as
+    atspm_funcnet_head): every step replays and each run equals the plain run."""
+    consts = [numpy_helper.from_array(np.array(-1e9, np.float32), "fill"),
+              numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+              numpy_helper.from_array(np.array([2], np.int64), "axes")]
+    graph = helper.make_graph(
+        [helper.make_node("Greater", ["w", "half"], ["keep"]),
+         helper.make_node("Not", ["keep"], ["pad"]),
+         helper.make_node("Unsqueeze", ["pad", "axes"], ["pad3"]),
+         helper.make_node("Where", ["pad3", "fill", "x"], ["masked"]),
+         helper.make_node("ReduceMax", ["masked"], ["y"], axes=[1], keepdims=0)], "g",
+        [helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 5]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 8]),
+         helper.make_tensor_value_info("masked", TensorProto.FLOAT, [3, 5, 8])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        feeds = {"w": rng.random((3, 5)).astype(np.float32),
+                 "x": rng.standard_normal((3, 5, 8)).astype(np.float32)}
+        got, want = fast.run(feeds), plain.run(feeds)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []

@@ -34,11 +34,11 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "gather_rows", "cast_to_float", "cast_from_float", "compare", "float_fused",
               "float_log", "float_reduce_max", "qbinary", "float_conv_im2col", "float_conv_nchwc",
               "float_simplified_layer_norm", "float_libm", "dynamic_quantize",
-              "float_max_pool_channels_last", "float_sincos")
+              "float_max_pool_channels_last", "float_sincos", "where")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
-                      "float_fused", "qbinary"})
+                      "float_fused", "qbinary", "where"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -181,6 +181,39 @@ def compare_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads
     dims, (sa, sb) = geometry
     return (extension().compare, (COMPARE_CODES[op], a, b, out.reshape(-1).view(np.uint8),
                                   dims, sa, sb, kind, threads)), out
+
+
+_FALSE, _TRUE = np.zeros((), np.bool_), np.ones((), np.bool_)
+_BITS: dict[int, np.dtype] = {1: _BYTES, 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
+
+
+def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int
+               ) -> Made:
+    """Where(c, a, b) (bool `c`; `a` and `b` of `out`'s dtype, of 1, 2, 4 or 8 bytes, no
+    objects; all broadcast) into contiguous `out` of the broadcast shape, or None: whole
+    elements copied, numpy's np.where bit for bit."""
+    if (c.dtype != np.bool_ or a.dtype != out.dtype or b.dtype != out.dtype
+            or out.dtype.hasobject or out.itemsize not in (1, 2, 4, 8) or out.size == 0
+            or not out.flags.c_contiguous):
+        return None
+    geometry = collapse_axes(out.shape, [element_strides(v, out.shape) for v in (c, a, b)])
+    if geometry is None:
+        return None
+    dims, (sc, sa, sb) = geometry
+    # (as integers of the same size, which a Program takes: bools and bytes, 32- and 64-bit
+    # values; 16-bit ones stay Python calls)
+    bits = _BITS.get(out.itemsize)
+    if bits is not None:
+        a, b = a.view(bits), b.view(bits)
+    return (extension().where, (c.view(np.uint8), a, b, (out if bits is None else out.view(
+        bits)).reshape(-1), dims, sc, sa, sb, threads)), out
+
+
+def not_call(x: np.ndarray, out: np.ndarray, threads: int) -> Made:
+    """Not of bool `x` into bool `out` of its shape: Where(x, False, True)."""
+    if x.dtype != np.bool_ or out.dtype != np.bool_ or out.shape != x.shape:
+        return None
+    return where_call(x, _FALSE, _TRUE, out, threads)
 
 
 def element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:

@@ -601,6 +601,23 @@ class Replayer:
             made = program.compare_call(step.op_type, arrays[0], arrays[1],
                                         _buffer(buffers, index, shape, np.bool_), threads)
             out_layout = CF
+        elif step.kind == "float" and step.op_type in ("Where", "Not"):
+            if (len(arrays) != (3 if step.op_type == "Where" else 1)
+                    or _elementwise_layout(step.inputs, arrays, layout) is not CF):
+                return None
+            try:
+                shape = np.broadcast_shapes(*(v.shape for v in arrays))
+            except ValueError:
+                return None                     # the plain run reports it, naming the node
+            if step.op_type == "Not":
+                made = program.not_call(arrays[0], _buffer(buffers, index, shape, np.bool_),
+                                        threads)
+            elif arrays[1].dtype == arrays[2].dtype and not arrays[1].dtype.hasobject:
+                made = program.where_call(arrays[0], arrays[1], arrays[2], _buffer(
+                    buffers, index, shape, arrays[1].dtype), threads)
+            else:
+                return None
+            out_layout = CF
         else:
             make = program.FLOAT_KERNELS.get(step.op_type)
             if step.kind != "float" or make is None or len(arrays) != make.arity:
@@ -782,7 +799,8 @@ def _native_capable(step: Step) -> bool:
                                   or step.op_type in NATIVE_FLOAT
                                   or step.op_type in ("Clip", "Pow")
                                   or step.op_type in RESHAPES or step.op_type in moves.MOVES
-                                  or step.op_type in ("If", "Cast", "CastLike")))
+                                  or step.op_type in ("If", "Cast", "CastLike", "Where",
+                                                      "Not")))
 
 
 def _stable_outputs(index: int, step: Step, env: Env, buffers: dict[object, np.ndarray],
