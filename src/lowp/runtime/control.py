@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 from ..errors import LowpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names, infer_shapes
+from . import set_slice
 from .backends import ReferenceBackend
 from .fastops import subgraph_buffers_reused
 from .float_registry import TensorSequence
@@ -64,6 +65,11 @@ class SubPlan:
         # (slanet_table's decoder body holds 52 of them, run on each of its 501 iterations)
         self.constants.update(_constant_values(steps))
         self.steps = [s for s in steps if not _is_constant_node(s)]
+        # paddle2onnx's slice assignments, one step each (slanet_table's decoder: two of
+        # some sixteen nodes on each of its 501 iterations)
+        groups = set_slice.find(sub)
+        if groups:
+            self.steps = set_slice.fuse(self.steps, groups, self.constants, _execute)
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]
         self._replayer: Any = None
@@ -110,6 +116,11 @@ class SubPlan:
             values = [v if id(v) in given or not isinstance(v, np.ndarray) else np.array(v)
                       for v in values]
         return values
+
+
+def _execute(step: Step, env: dict[str, Any], layout: dict[str, object]) -> None:
+    from .session import execute
+    execute(step, env, layout)
 
 
 def _is_constant_node(step: Step) -> bool:
