@@ -1307,6 +1307,14 @@ NB_MODULE(_native, m) {
   nb::class_<lowp::Program> program(m, "Program");
   program.def(nb::init<>())
       .def("__len__", &lowp::Program::size)
+      .def("memoize_last",
+           [](lowp::Program& p,
+              std::vector<nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>> inputs) {
+             std::vector<std::pair<const void*, size_t>> spans;
+             for (const auto& a : inputs) spans.emplace_back(a.data(), a.nbytes());
+             p.memoize_last(std::move(spans),
+                            std::make_shared<decltype(inputs)>(std::move(inputs)));
+           })
       .def("run",
            [](const lowp::Program& p) {
              nb::gil_scoped_release nogil;

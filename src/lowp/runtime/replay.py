@@ -173,8 +173,11 @@ class Replayer:
 
     def __init__(self, steps: list[Step], execute: Execute,
                  constants: set[str] | None = None,
-                 outputs: Iterable[str] | None = None) -> None:
+                 outputs: Iterable[str] | None = None, *, memoize: bool = False) -> None:
         self.steps = steps
+        # products skipped while their operands are the bytes they last ran on (a Loop
+        # body's: `memoized`)
+        self._memoize = memoize
         self._execute = execute
         self._constants = frozenset(constants or ())
         # the tensors callers read after a run (None: all); a replayed run stores only
@@ -267,7 +270,7 @@ class Replayer:
             self._state[signature] = plan
             self._ready[signature] = _compile(
                 plan, self._execute, self._constants | frozenset(self._feeds[signature]),
-                self._outputs or frozenset(), self._buffers[signature])
+                self._outputs or frozenset(), self._buffers[signature], self._memoize)
         if timings is not None:
             timings[RECORDING] = timings.get(RECORDING, 0.0) + time.perf_counter() - t0
 
@@ -816,7 +819,8 @@ Runner = _Segment | _Calls | _Plain
 
 
 def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
-             outputs: frozenset[str], buffers: dict[object, np.ndarray]) -> list[Runner]:
+             outputs: frozenset[str], buffers: dict[object, np.ndarray],
+             memoize: bool = False) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
     the owned feeds); a segment stores only `outputs` and what later steps read."""
@@ -825,7 +829,7 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
 
     def close() -> None:
         if current:
-            runners.append(_segment(list(current), execute, stable))
+            runners.append(_segment(list(current), execute, stable, memoize))
             current.clear()
 
     for index, entry in enumerate(plan):
@@ -854,8 +858,8 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
     return runners
 
 
-def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str]
-             ) -> _Segment:
+def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str],
+             memoize: bool = False) -> _Segment:
     prog = program.new_program()
     made: set[str] = set()
     checks: list[tuple[str, object, object]] = []
@@ -867,6 +871,9 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
             program.append(prog, e.calls)
+            memory = memoized(e.calls) if memoize else None
+            if memory is not None:
+                prog.memoize_last(memory)
             owners += [e.step] * len(e.calls)
             guards += [(e.step, args) for fn, args in e.calls if _guarded(fn)]
         for n, v, lay in e.outputs:
@@ -875,6 +882,42 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
             layouts[n] = lay
     return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners,
                     guards=guards)
+
+
+# a product is skipped on unchanged operands when its multiply-adds outnumber the operands'
+# elements (compared on each run, and copied when they changed) at least this many times
+MEMO_RATIO = 16
+
+
+def memoized(calls: list[Call]) -> list[np.ndarray] | None:
+    """The memory a float product's one call reads (each operand's contiguous array:
+    itself, or the array it is a view of), when the product is worth skipping on unchanged
+    operands and writes no memory it reads; else None."""
+    if len(calls) != 1 or getattr(calls[0][0], "__name__", "") != "float_sgemm_mlas":
+        return None
+    args = calls[0][1]
+    a, b, c = args[0], args[1], args[2]
+    init = args[8] if len(args) > 8 else None
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and isinstance(c, np.ndarray)) or a.ndim != 2 or b.ndim != 2:
+        return None
+    operands = [a, b] + ([init] if isinstance(init, np.ndarray) else [])
+    memory = [_contiguous_memory(v) for v in operands]
+    if any(v is None for v in memory):
+        return None
+    held: list[np.ndarray] = memory  # type: ignore[assignment]
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    if m * k * n < MEMO_RATIO * sum(v.size for v in held) or any(
+            np.shares_memory(c, v) for v in held):
+        return None
+    return held
+
+
+def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
+    """`v`, or the C-contiguous array it is a view of (all the memory it may read)."""
+    while not v.flags.c_contiguous and isinstance(v.base, np.ndarray):
+        v = v.base
+    return v if v.flags.c_contiguous else None
 
 
 def _guarded(fn: object) -> bool:
