@@ -868,6 +868,10 @@ _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if fn is np.argmax:
+        y = native_float.arg_max(x, ax, bool(keepdims), bool(select_last_index))
+        if y is not None:
+            return y
     if select_last_index:
         flipped = np.flip(x, axis=ax)
         idx = x.shape[ax] - 1 - fn(flipped, axis=ax)
@@ -1203,6 +1207,9 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         raise unsupported("Cast", "string tensors")
     if dtype == x.dtype:
         return x
+    y = native_float.cast_integer(x, np.dtype(dtype))
+    if y is not None:
+        return y
     if dtype == np.bool_:
         return x != 0
     if dtype == np.float32:
@@ -1242,6 +1249,10 @@ def OneHot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: 
     [-depth, depth) gives a row of values[0]."""
     d = int(np.asarray(depth).reshape(-1)[0])
     ax = _norm_axis(axis, indices.ndim + 1)
+    if ax == indices.ndim and isinstance(values, np.ndarray):
+        y = native_float.one_hot(np.asarray(indices), d, values, ax)
+        if y is not None:
+            return y
     idx = np.asarray(indices).astype(np.int64)
     idx = np.where(idx < 0, idx + d, idx)
     hot = np.expand_dims(idx, ax) == np.arange(d).reshape(

@@ -89,7 +89,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
-                          "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool"})
+                          "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool",
+                          "OneHot", "ArgMax"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -371,6 +372,12 @@ class Replayer:
         """Run a float step whose numpy operator calls a lowp.runtime.native_float kernel,
         with the kernels' results in buffers the signature owns; its record, when its
         outputs are exactly those buffers (nothing computed after the calls)."""
+        if step.op_type == "OneHot" and any(n not in self._fixed_names
+                                            for n in step.inputs[1:3] if n):
+            # (its kernel holds the depth and the two values as numbers: a repeated call
+            # is right only while they are the same on every run)
+            self._execute(step, env, layout)
+            return None
         made: list[np.ndarray] = []
 
         def alloc(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
