@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <limits>
 #include <array>
@@ -552,6 +553,33 @@ lowp::Kernel make_arg_max(Floats x, nb::ndarray<int64_t, nb::c_contig, nb::devic
         }
         out[o * inner + i] = best;
       }
+  };
+}
+
+lowp::Kernel make_set_slice(Bytes x, Bytes value,
+                            nb::ndarray<nb::ro, int64_t, nb::c_contig, nb::device::cpu> start,
+                            nb::ndarray<nb::ro, int64_t, nb::c_contig, nb::device::cpu> end,
+                            OutBytes y, int64_t outer, int64_t d, int64_t inner,
+                            nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+  // y = x (outer x d x inner bytes) with y[o, s:m, :] = value[o, :] for s = start[0],
+  // m = min(d, end[0]) where 0 <= s <= m (status 0); else y = x and status 1, and the
+  // caller computes the step otherwise (lowp.runtime.set_slice)
+  if (outer < 0 || d < 0 || inner < 0 || int64_t(x.size()) != outer * d * inner ||
+      y.size() != x.size() || int64_t(value.size()) != outer * inner || start.size() != 1 ||
+      end.size() != 1 || status.size() < 1)
+    throw std::invalid_argument("set_slice needs x and y of outer x d x inner bytes");
+  return [x, value, start, end, y, outer, d, inner, status] {
+    uint8_t* out = y.data();
+    if (out != x.data()) std::memcpy(out, x.data(), x.size());
+    const int64_t s = start.data()[0], m = std::min(d, end.data()[0]);
+    if (s < 0 || s > m) {
+      status.data()[0] = 1;
+      return;
+    }
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = s; j < m; ++j)
+        std::memcpy(out + (o * d + j) * inner, value.data() + o * inner, size_t(inner));
+    status.data()[0] = 0;
   };
 }
 
@@ -1530,6 +1558,8 @@ NB_MODULE(_native, m) {
              "off"_a, "on"_a);
   def_kernel(m, program, "arg_max", &make_arg_max, "x"_a, "y"_a, "outer"_a, "n"_a,
              "inner"_a, "last"_a);
+  def_kernel(m, program, "set_slice", &make_set_slice, "x"_a, "value"_a, "start"_a, "end"_a,
+             "y"_a, "outer"_a, "d"_a, "inner"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

@@ -1090,7 +1090,20 @@ def GatherElements(x: np.ndarray, indices: np.ndarray, *, axis: int = 0,
 def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0,
                     reduction: str = "none", **_: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    # ONNX Runtime's checks (numpy would broadcast the updates, and read an index below -n
+    # from the end once more)
+    if indices.shape != updates.shape or indices.ndim != x.ndim:
+        raise NodeError(f"indices {list(indices.shape)} and updates {list(updates.shape)} "
+                        f"differ in shape, or not of the data's rank {x.ndim}")
+    if any(indices.shape[k] > x.shape[k] for k in range(x.ndim) if k != ax):
+        raise NodeError(f"indices {list(indices.shape)} larger than the data "
+                        f"{list(x.shape)} outside axis {ax}")
+    n = x.shape[ax]
+    bad = (indices < -n) | (indices >= n)
+    if np.any(bad):
+        raise NodeError(f"indices element {int(indices[bad].ravel()[0])} out of range "
+                        f"[-{n}, {n - 1}]")
+    idx = np.where(indices < 0, indices + n, indices)
     out = x.copy()
     full: list[Any] = list(np.indices(idx.shape, sparse=True))
     full[ax] = idx

@@ -349,6 +349,31 @@ def arg_max(x: np.ndarray, axis: int, keepdims: bool, last: bool) -> np.ndarray 
     return y if keepdims else y.reshape(x.shape[:axis] + x.shape[axis + 1:])
 
 
+def set_slice(x: np.ndarray, start: np.ndarray, end: np.ndarray, value: np.ndarray,
+              axis: int) -> np.ndarray | None:
+    """x with value written on [s, m) along `axis` (s = start[0], m = min(x.shape[axis],
+    end[0]); value: x's shape without that axis) into a buffer (`_empty`) where
+    0 <= s <= m, which the kernel reads at run time; else None (lowp.runtime.set_slice
+    computes it otherwise)."""
+    ext = _has(_extension(), "set_slice")
+    if (not _enabled or ext is None or x.dtype != value.dtype or x.dtype.hasobject
+            or not (x.flags.c_contiguous and value.flags.c_contiguous)
+            or not (start.flags.c_contiguous and end.flags.c_contiguous)
+            or start.dtype != np.int64 or end.dtype != np.int64
+            or start.size != 1 or end.size != 1 or x.size == 0):
+        return None
+    y = _empty(x.shape, x.dtype.type)
+    status = _empty((1,), np.int64)
+    if y.dtype != x.dtype or status.dtype != np.int64:
+        return None
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64)) * x.dtype.itemsize
+    call(ext.set_slice, x.reshape(-1).view(np.uint8), value.reshape(-1).view(np.uint8),
+         start.reshape(-1), end.reshape(-1), y.reshape(-1).view(np.uint8), outer,
+         x.shape[axis], inner, status)
+    return None if status[0] else y
+
+
 def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
     and values out of the type's range: its lowest value, as numpy's cast gives on x86) into

@@ -90,7 +90,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool",
-                          "OneHot", "ArgMax"})
+                          "OneHot", "ArgMax", "SetSlice"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -696,6 +696,10 @@ class _Segment:
     export_layouts: dict[str, object] | None = None
     owners: list[Step] = field(default_factory=list)    # the step of each Program call
     guards: list[tuple[Step, tuple[object, ...]]] = field(default_factory=list)
+    # status arrays of calls that found their run-time values outside what they compute
+    # (set_slice): the segment's steps then run the plain way, from the same inputs (the
+    # Program wrote only its own buffers)
+    retries: list[np.ndarray] = field(default_factory=list)
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
@@ -710,6 +714,10 @@ class _Segment:
             self.program.run_timed(ns)
             for step, t in zip(self.owners, ns.tolist(), strict=True):
                 _add_time(timings, step, t * 1e-9, "")
+        if self.retries and any(status[0] for status in self.retries):
+            for e in self.entries:
+                _timed(self.execute, e.step, env, layout, timings, PLAIN)
+            return
         for step, args in self.guards:
             _check_guard(step, args)
         if everything or self.exports is None:
@@ -738,6 +746,9 @@ class _Calls:
             fn(*args)
             if _guarded(fn):
                 _check_guard(entry.step, args)
+            if _retried(fn) and _status(args)[0]:
+                _timed(self.execute, entry.step, env, layout, timings, PLAIN)
+                return
         if timings is not None:
             _add_time(timings, entry.step, time.perf_counter() - t0, CALLS)
         for n, v, lay in entry.outputs:
@@ -874,6 +885,7 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     layouts: dict[str, object] = {}
     owners: list[Step] = []
     guards: list[tuple[Step, tuple[object, ...]]] = []
+    retries: list[np.ndarray] = []
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
@@ -883,12 +895,13 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
                 prog.memoize_last(memory)
             owners += [e.step] * len(e.calls)
             guards += [(e.step, args) for fn, args in e.calls if _guarded(fn)]
+            retries += [_status(args) for fn, args in e.calls if _retried(fn)]
         for n, v, lay in e.outputs:
             made.add(n)
             outputs[n] = v
             layouts[n] = lay
     return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners,
-                    guards=guards)
+                    guards=guards, retries=retries)
 
 
 # a product is skipped on unchanged operands when its multiply-adds outnumber the operands'
@@ -925,6 +938,18 @@ def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
     while not v.flags.c_contiguous and isinstance(v.base, np.ndarray):
         v = v.base
     return v if v.flags.c_contiguous else None
+
+
+def _retried(fn: object) -> bool:
+    """A call whose kernel reports in its last argument (a status array) that its run-time
+    values are outside what it computes: set_slice, whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") == "set_slice"
+
+
+def _status(args: tuple[object, ...]) -> np.ndarray:
+    status = args[-1]
+    assert isinstance(status, np.ndarray)
+    return status
 
 
 def _guarded(fn: object) -> bool:

@@ -29,6 +29,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir.graph import attributes
+from . import native_float
 from .plan import CF, Step
 
 Execute = Callable[[Step, dict[str, Any], dict[str, object]], None]
@@ -247,6 +248,9 @@ def _set_slice_fn(group: Group, inner: list[Step], constants: dict[str, np.ndarr
                 execute(step, env, layout_of)
             return (env[group.output],)
         s, m = bounds
+        made = native_float.set_slice(x, start, end, value, a)
+        if made is not None:
+            return (made,)
         y = x.copy()
         index = (slice(None),) * a + (slice(s, m),)
         y[index] = np.expand_dims(value, a)
