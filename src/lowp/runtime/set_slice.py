@@ -30,7 +30,7 @@ from onnx import numpy_helper
 
 from ..ir.graph import attributes
 from . import native_float
-from .plan import CF, Step
+from .plan import Step
 
 Execute = Callable[[Step, dict[str, Any], dict[str, object]], None]
 
@@ -259,4 +259,4 @@ def _set_slice_fn(group: Group, inner: list[Step], constants: dict[str, np.ndarr
     return run
 
 
-__all__ = ["CF", "Group", "applies", "find", "fuse"]
+__all__ = ["Group", "applies", "find", "fuse"]
