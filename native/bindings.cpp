@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <limits>
 #include <array>
@@ -488,6 +489,138 @@ lowp::Kernel make_cast_from_float(Floats x, nb::ndarray<nb::c_contig, nb::device
         }
       }
     });
+  };
+}
+
+// Element types of cast_integer, one_hot and arg_max (lowp.runtime.native_float.INT_CODES)
+template <typename F>
+void with_int_type(int code, F&& f) {
+  switch (code) {
+    case 0: f(int64_t{}); break;
+    case 1: f(int32_t{}); break;
+    case 2: f(uint8_t{}); break;
+    case 3: f(int8_t{}); break;
+    default: f(bool{}); break;
+  }
+}
+
+size_t int_code_size(int code) {
+  static const size_t sizes[] = {8, 4, 1, 1, 1};
+  return code >= 0 && code <= 4 ? sizes[code] : 0;
+}
+
+lowp::Kernel make_cast_integer(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> x,
+                               nb::ndarray<nb::c_contig, nb::device::cpu> y, int x_code,
+                               int y_code) {
+  // y = x.astype(y's type) between int64 (code 0), int32 (1), uint8 (2), int8 (3) and bool
+  // (4) as numpy converts: to bool x != 0, from bool 0 or 1, else the value modulo 2^bits
+  // (two's complement)
+  const size_t xs = int_code_size(x_code), ys = int_code_size(y_code);
+  if (xs == 0 || ys == 0 || x.nbytes() != x.size() * xs || y.nbytes() != y.size() * ys ||
+      x.size() != y.size())
+    throw std::invalid_argument("cast_integer needs x and y of the codes' types, one per element");
+  return [x, y, x_code, y_code] {
+    const int64_t n = int64_t(x.size());
+    const void* src = x.data();
+    void* dst = y.data();
+    with_int_type(x_code, [&](auto xt) {
+      using X = decltype(xt);
+      with_int_type(y_code, [&](auto yt) {
+        using Y = decltype(yt);
+        const X* in = static_cast<const X*>(src);
+        Y* out = static_cast<Y*>(dst);
+        for (int64_t i = 0; i < n; ++i) {
+          if constexpr (std::is_same_v<Y, bool>)
+            out[i] = in[i] != X{};
+          else
+            out[i] = static_cast<Y>(in[i]);     // (C++20: modulo 2^bits, as numpy wraps)
+        }
+      });
+    });
+  };
+}
+
+lowp::Kernel make_one_hot(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> indices,
+                          OutFloats y, int code, int64_t depth, float off, float on) {
+  // y (n x depth) = on where an index (integer, code as cast_integer's but bool; negative
+  // ones counted from depth) equals the column, off elsewhere; an index outside
+  // [-depth, depth) gives a row of off (lowp.runtime.float_ops.OneHot, axis -1)
+  const size_t size = int_code_size(code);
+  if (code < 0 || code > 3 || depth < 1 || indices.nbytes() != indices.size() * size ||
+      y.size() != indices.size() * size_t(depth))
+    throw std::invalid_argument("one_hot needs integer indices and y of n x depth floats");
+  return [indices, y, code, depth, off, on] {
+    const int64_t n = int64_t(indices.size());
+    float* out = y.data();
+    with_int_type(code, [&](auto t) {
+      using T = decltype(t);
+      const T* idx = static_cast<const T*>(indices.data());
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t k = int64_t(idx[i]);
+        if (k < 0) k += depth;
+        float* row = out + i * depth;
+        for (int64_t j = 0; j < depth; ++j) row[j] = off;
+        if (k >= 0 && k < depth) row[k] = on;
+      }
+    });
+  };
+}
+
+lowp::Kernel make_arg_max(Floats x, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> y,
+                          int64_t outer, int64_t n, int64_t inner, bool last) {
+  // y[o, i] = numpy's argmax of x[o, :, i] (x outer x n x inner): the first largest value,
+  // or the first NaN; `last`: the last of them (ArgMax select_last_index)
+  if (outer < 0 || n < 1 || inner < 0 || int64_t(x.size()) != outer * n * inner ||
+      int64_t(y.size()) != outer * inner)
+    throw std::invalid_argument("arg_max needs x of outer x n x inner and y of outer x inner");
+  return [x, y, outer, n, inner, last] {
+    const float* in = x.data();
+    int64_t* out = y.data();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const float* col = in + o * n * inner + i;
+        int64_t best = last ? n - 1 : 0;
+        float v = col[best * inner];
+        if (!std::isnan(v)) {
+          for (int64_t s = 1; s < n; ++s) {
+            const int64_t j = last ? n - 1 - s : s;
+            const float u = col[j * inner];
+            if (std::isnan(u)) {
+              best = j;
+              break;
+            }
+            if (u > v) v = u, best = j;
+          }
+        }
+        out[o * inner + i] = best;
+      }
+  };
+}
+
+lowp::Kernel make_set_slice(Bytes x, Bytes value,
+                            nb::ndarray<nb::ro, int64_t, nb::c_contig, nb::device::cpu> start,
+                            nb::ndarray<nb::ro, int64_t, nb::c_contig, nb::device::cpu> end,
+                            OutBytes y, int64_t outer, int64_t d, int64_t inner,
+                            nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+  // y = x (outer x d x inner bytes) with y[o, s:m, :] = value[o, :] for s = start[0],
+  // m = min(d, end[0]) where 0 <= s <= m (status 0); else y = x and status 1, and the
+  // caller computes the step otherwise (lowp.runtime.set_slice)
+  if (outer < 0 || d < 0 || inner < 0 || int64_t(x.size()) != outer * d * inner ||
+      y.size() != x.size() || int64_t(value.size()) != outer * inner || start.size() != 1 ||
+      end.size() != 1 || status.size() < 1)
+    throw std::invalid_argument("set_slice needs x and y of outer x d x inner bytes");
+  return [x, value, start, end, y, outer, d, inner, status] {
+    uint8_t* out = y.data();
+    if (out != x.data()) std::memcpy(out, x.data(), x.size());
+    const int64_t s = start.data()[0], m = std::min(d, end.data()[0]);
+    if (s < 0 || s > m) {
+      status.data()[0] = 1;
+      return;
+    }
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = s; j < m; ++j)
+        std::memcpy(out + (o * d + j) * inner, value.data() + o * inner, size_t(inner));
+    status.data()[0] = 0;
   };
 }
 
@@ -1356,6 +1489,14 @@ NB_MODULE(_native, m) {
   nb::class_<lowp::Program> program(m, "Program");
   program.def(nb::init<>())
       .def("__len__", &lowp::Program::size)
+      .def("memoize_last",
+           [](lowp::Program& p,
+              std::vector<nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>> inputs) {
+             std::vector<std::pair<const void*, size_t>> spans;
+             for (const auto& a : inputs) spans.emplace_back(a.data(), a.nbytes());
+             p.memoize_last(std::move(spans),
+                            std::make_shared<decltype(inputs)>(std::move(inputs)));
+           })
       .def("run",
            [](const lowp::Program& p) {
              nb::gil_scoped_release nogil;
@@ -1462,6 +1603,14 @@ NB_MODULE(_native, m) {
              "n"_a, "row"_a, "status"_a, "threads"_a = 1);
   def_kernel(m, program, "cast_from_float", &make_cast_from_float, "x"_a, "y"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "cast_integer", &make_cast_integer, "x"_a, "y"_a, "x_code"_a,
+             "y_code"_a);
+  def_kernel(m, program, "one_hot", &make_one_hot, "indices"_a, "y"_a, "code"_a, "depth"_a,
+             "off"_a, "on"_a);
+  def_kernel(m, program, "arg_max", &make_arg_max, "x"_a, "y"_a, "outer"_a, "n"_a,
+             "inner"_a, "last"_a);
+  def_kernel(m, program, "set_slice", &make_set_slice, "x"_a, "value"_a, "start"_a, "end"_a,
+             "y"_a, "outer"_a, "d"_a, "inner"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,12 @@ class Program {
   // The same, writing each kernel's wall time in nanoseconds to ns[0 .. size()).
   void run_timed(int64_t* ns) const;
   size_t size() const { return calls_.size(); }
+  // Wraps the last kernel so that it runs only when the bytes of `inputs` (pointer, size)
+  // differ from those it last ran on; else its output still holds what it wrote then (a
+  // Loop body's product of operands the Loop hands on unchanged). Its output must be
+  // memory no other kernel writes, apart from its inputs. `keep` holds their memory alive.
+  void memoize_last(std::vector<std::pair<const void*, size_t>> inputs,
+                    std::shared_ptr<void> keep);
 
  private:
   std::vector<Kernel> calls_;

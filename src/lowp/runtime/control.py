@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 from ..errors import LowpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names, infer_shapes
+from . import set_slice
 from .backends import ReferenceBackend
 from .fastops import subgraph_buffers_reused
 from .float_registry import TensorSequence
@@ -64,14 +65,39 @@ class SubPlan:
         # (slanet_table's decoder body holds 52 of them, run on each of its 501 iterations)
         self.constants.update(_constant_values(steps))
         self.steps = [s for s in steps if not _is_constant_node(s)]
+        # paddle2onnx's slice assignments, one step each (slanet_table's decoder: two of
+        # some sixteen nodes on each of its 501 iterations)
+        groups = set_slice.find(sub)
+        if groups:
+            self.steps = set_slice.fuse(self.steps, groups, self.constants, _execute)
         self.inputs = [i.name for i in sub.input]
         self.outputs = [o.name for o in sub.output]
         self._replayer: Any = None
+        self._outer_memo: tuple[dict[str, np.ndarray],
+                                tuple[bool, tuple[object, ...], frozenset[int]]] | None = None
         # a body that only hands values on (an exporter's If of Squeeze or Identity on a
         # shape test) computes nothing to replay: it runs the plain way, cheaper than the
         # replay's signature, feed copies and copied-out results (silero_vad_op15's three
         # such Ifs: 0.71x -> 1.3x ONNX Runtime's time when they replayed)
         self.computes = any(s.op_type not in _HANDS_ON for s in self.steps)
+
+    def _outer(self, outer: dict[str, np.ndarray]
+               ) -> tuple[bool, tuple[object, ...], frozenset[int]]:
+        """Of the outer-scope values: whether they are all plain arrays, their part of the
+        replay signature, and the ids of the arrays handed on as they are (theirs and the
+        constants'). A Loop passes the same dict on every iteration: computed once for it
+        (the dict is held, so its id is not another's)."""
+        memo = self._outer_memo
+        if memo is not None and memo[0] is outer:
+            return memo[1]
+        made = (all(isinstance(v, np.ndarray) and not v.dtype.hasobject
+                    for v in outer.values()),
+                tuple((k, v.shape, v.dtype.str) for k, v in sorted(outer.items())
+                      if isinstance(v, np.ndarray)),
+                frozenset({id(v) for v in outer.values()}
+                          | {id(v) for v in self.constants.values()}))
+        self._outer_memo = (outer, made)
+        return made
 
     def run(self, outer: dict[str, np.ndarray], bound: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
@@ -81,18 +107,20 @@ class SubPlan:
 
         env = {**outer, **self.constants, **bound}
         layout: dict[str, object] = {}
-        replayed = self.computes and _REPLAY.get() and all(
-            isinstance(v, np.ndarray) and not v.dtype.hasobject
-            for v in (*outer.values(), *bound.values()))
+        plain_outer, outer_signature, given = self._outer(outer)
+        replayed = self.computes and _REPLAY.get() and plain_outer and all(
+            isinstance(v, np.ndarray) and not v.dtype.hasobject for v in bound.values())
         if replayed:
             # (a Loop body runs once per iteration: its native calls are recorded on the
             # first two runs of a signature and replayed from then on, as a Session's are)
             if self._replayer is None:
                 from .replay import Replayer
+                # (a product of operands the Loop hands on unchanged, slanet_table's
+                # attention keys, is computed once, not on every iteration)
                 self._replayer = Replayer(self.steps, execute, set(self.constants),
-                                          self.outputs)
-            signature = tuple((k, v.shape, v.dtype.str) for k, v in
-                              (*sorted(outer.items()), *sorted(bound.items())))
+                                          self.outputs, memoize=True)
+            signature = outer_signature + tuple(
+                (k, v.shape, v.dtype.str) for k, v in sorted(bound.items()))
             with subgraph_buffers_reused():
                 self._replayer.run(signature, env, layout, bound)
         else:
@@ -106,10 +134,14 @@ class SubPlan:
         if replayed:
             # buffers of the signature (the next call writes them) are copied out; a value
             # given from outside (an outer-scope constant handed on) is handed on as it is
-            given = {id(v) for v in outer.values()} | {id(v) for v in self.constants.values()}
             values = [v if id(v) in given or not isinstance(v, np.ndarray) else np.array(v)
                       for v in values]
         return values
+
+
+def _execute(step: Step, env: dict[str, Any], layout: dict[str, object]) -> None:
+    from .session import execute
+    execute(step, env, layout)
 
 
 def _is_constant_node(step: Step) -> bool:

@@ -868,6 +868,10 @@ _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if fn is np.argmax:
+        y = native_float.arg_max(x, ax, bool(keepdims), bool(select_last_index))
+        if y is not None:
+            return y
     if select_last_index:
         flipped = np.flip(x, axis=ax)
         idx = x.shape[ax] - 1 - fn(flipped, axis=ax)
@@ -1086,7 +1090,20 @@ def GatherElements(x: np.ndarray, indices: np.ndarray, *, axis: int = 0,
 def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0,
                     reduction: str = "none", **_: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    # ONNX Runtime's checks (numpy would broadcast the updates, and read an index below -n
+    # from the end once more)
+    if indices.shape != updates.shape or indices.ndim != x.ndim:
+        raise NodeError(f"indices {list(indices.shape)} and updates {list(updates.shape)} "
+                        f"differ in shape, or not of the data's rank {x.ndim}")
+    if any(indices.shape[k] > x.shape[k] for k in range(x.ndim) if k != ax):
+        raise NodeError(f"indices {list(indices.shape)} larger than the data "
+                        f"{list(x.shape)} outside axis {ax}")
+    n = x.shape[ax]
+    bad = (indices < -n) | (indices >= n)
+    if np.any(bad):
+        raise NodeError(f"indices element {int(indices[bad].ravel()[0])} out of range "
+                        f"[-{n}, {n - 1}]")
+    idx = np.where(indices < 0, indices + n, indices)
     out = x.copy()
     full: list[Any] = list(np.indices(idx.shape, sparse=True))
     full[ax] = idx
@@ -1203,6 +1220,9 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         raise unsupported("Cast", "string tensors")
     if dtype == x.dtype:
         return x
+    y = native_float.cast_integer(x, np.dtype(dtype))
+    if y is not None:
+        return y
     if dtype == np.bool_:
         return x != 0
     if dtype == np.float32:
@@ -1242,6 +1262,10 @@ def OneHot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: 
     [-depth, depth) gives a row of values[0]."""
     d = int(np.asarray(depth).reshape(-1)[0])
     ax = _norm_axis(axis, indices.ndim + 1)
+    if ax == indices.ndim and isinstance(values, np.ndarray):
+        y = native_float.one_hot(np.asarray(indices), d, values, ax)
+        if y is not None:
+            return y
     idx = np.asarray(indices).astype(np.int64)
     idx = np.where(idx < 0, idx + d, idx)
     hot = np.expand_dims(idx, ax) == np.arange(d).reshape(

@@ -289,6 +289,91 @@ def cast_to_float(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+# integer and bool types of cast_integer, one_hot and arg_max (native/bindings.cpp)
+INT_CODES = {np.dtype(np.int64): 0, np.dtype(np.int32): 1, np.dtype(np.uint8): 2,
+             np.dtype(np.int8): 3, np.dtype(np.bool_): 4}
+
+
+def cast_integer(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """x.astype(dtype) between int64, int32, uint8, int8 and bool (numpy's conversion: to
+    bool x != 0, else modulo 2^bits) into a buffer (`_empty`), or None: the small integer
+    steps of a Loop body (a token's Cast between int32 and int64, a condition's)."""
+    ext = _has(_extension(), "cast_integer")
+    xc, yc = INT_CODES.get(x.dtype), INT_CODES.get(np.dtype(dtype))
+    if (not _enabled or ext is None or xc is None or yc is None or xc == yc
+            or not x.flags.c_contiguous or x.size == 0):
+        return None
+    y = _empty(x.shape, np.dtype(dtype).type)
+    if y.dtype != dtype:
+        return None
+    # (one-byte types as uint8: the bytes are what the kernel reads and writes)
+    src, dst = x.reshape(-1), y.reshape(-1)
+    call(ext.cast_integer, src.view(np.uint8) if src.itemsize == 1 else src,
+         dst.view(np.uint8) if dst.itemsize == 1 else dst, xc, yc)
+    return y
+
+
+def one_hot(indices: np.ndarray, depth: int, values: np.ndarray, axis: int
+            ) -> np.ndarray | None:
+    """float_ops.OneHot of integer `indices` along the last axis with float32 `values`
+    into a buffer (`_empty`), or None."""
+    ext = _has(_extension(), "one_hot")
+    code = INT_CODES.get(indices.dtype)
+    if (not _enabled or ext is None or code is None or code == 4 or values.dtype != np.float32
+            or values.size < 2 or axis not in (-1, indices.ndim) or depth < 1
+            or not indices.flags.c_contiguous or indices.size == 0):
+        return None
+    y = _empty((*indices.shape, depth))
+    flat = values.reshape(-1)
+    src = indices.reshape(-1)
+    call(ext.one_hot, src.view(np.uint8) if src.itemsize == 1 else src, y.reshape(-1), code,
+         depth, float(flat[0]),
+         float(flat[1]))
+    return y
+
+
+def arg_max(x: np.ndarray, axis: int, keepdims: bool, last: bool) -> np.ndarray | None:
+    """numpy's argmax of float32 `x` along `axis` (int64; `last`: the last largest value,
+    as float_ops._arg flips for it) into a buffer (`_empty`), or None."""
+    ext = _has(_extension(), "arg_max")
+    if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
+            or x.size == 0 or not 0 <= axis < x.ndim):
+        return None
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    kept = (*x.shape[:axis], 1, *x.shape[axis + 1:])
+    y = _empty(kept, np.int64)
+    if y.dtype != np.int64:
+        return None
+    call(ext.arg_max, x.reshape(-1), y.reshape(-1), outer, x.shape[axis], inner, bool(last))
+    return y if keepdims else y.reshape(x.shape[:axis] + x.shape[axis + 1:])
+
+
+def set_slice(x: np.ndarray, start: np.ndarray, end: np.ndarray, value: np.ndarray,
+              axis: int) -> np.ndarray | None:
+    """x with value written on [s, m) along `axis` (s = start[0], m = min(x.shape[axis],
+    end[0]); value: x's shape without that axis) into a buffer (`_empty`) where
+    0 <= s <= m, which the kernel reads at run time; else None (lowp.runtime.set_slice
+    computes it otherwise)."""
+    ext = _has(_extension(), "set_slice")
+    if (not _enabled or ext is None or x.dtype != value.dtype or x.dtype.hasobject
+            or not (x.flags.c_contiguous and value.flags.c_contiguous)
+            or not (start.flags.c_contiguous and end.flags.c_contiguous)
+            or start.dtype != np.int64 or end.dtype != np.int64
+            or start.size != 1 or end.size != 1 or x.size == 0):
+        return None
+    y = _empty(x.shape, x.dtype.type)
+    status = _empty((1,), np.int64)
+    if y.dtype != x.dtype or status.dtype != np.int64:
+        return None
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64)) * x.dtype.itemsize
+    call(ext.set_slice, x.reshape(-1).view(np.uint8), value.reshape(-1).view(np.uint8),
+         start.reshape(-1), end.reshape(-1), y.reshape(-1).view(np.uint8), outer,
+         x.shape[axis], inner, status)
+    return None if status[0] else y
+
+
 def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
     and values out of the type's range: its lowest value, as numpy's cast gives on x86) into

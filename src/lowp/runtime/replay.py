@@ -90,7 +90,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
-                          "Cos"})
+                          "Cos", "OneHot", "ArgMax", "SetSlice"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -174,8 +174,11 @@ class Replayer:
 
     def __init__(self, steps: list[Step], execute: Execute,
                  constants: set[str] | None = None,
-                 outputs: Iterable[str] | None = None) -> None:
+                 outputs: Iterable[str] | None = None, *, memoize: bool = False) -> None:
         self.steps = steps
+        # products skipped while their operands are the bytes they last ran on (a Loop
+        # body's: `memoized`)
+        self._memoize = memoize
         self._execute = execute
         self._constants = frozenset(constants or ())
         # the tensors callers read after a run (None: all); a replayed run stores only
@@ -268,7 +271,7 @@ class Replayer:
             self._state[signature] = plan
             self._ready[signature] = _compile(
                 plan, self._execute, self._constants | frozenset(self._feeds[signature]),
-                self._outputs or frozenset(), self._buffers[signature])
+                self._outputs or frozenset(), self._buffers[signature], self._memoize)
         if timings is not None:
             timings[RECORDING] = timings.get(RECORDING, 0.0) + time.perf_counter() - t0
 
@@ -369,6 +372,12 @@ class Replayer:
         """Run a float step whose numpy operator calls a lowp.runtime.native_float kernel,
         with the kernels' results in buffers the signature owns; its record, when its
         outputs are exactly those buffers (nothing computed after the calls)."""
+        if step.op_type == "OneHot" and any(n not in self._fixed_names
+                                            for n in step.inputs[1:3] if n):
+            # (its kernel holds the depth and the two values as numbers: a repeated call
+            # is right only while they are the same on every run)
+            self._execute(step, env, layout)
+            return None
         made: list[np.ndarray] = []
 
         def alloc(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
@@ -704,6 +713,10 @@ class _Segment:
     export_layouts: dict[str, object] | None = None
     owners: list[Step] = field(default_factory=list)    # the step of each Program call
     guards: list[tuple[Step, tuple[object, ...]]] = field(default_factory=list)
+    # status arrays of calls that found their run-time values outside what they compute
+    # (set_slice): the segment's steps then run the plain way, from the same inputs (the
+    # Program wrote only its own buffers)
+    retries: list[np.ndarray] = field(default_factory=list)
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
@@ -718,6 +731,10 @@ class _Segment:
             self.program.run_timed(ns)
             for step, t in zip(self.owners, ns.tolist(), strict=True):
                 _add_time(timings, step, t * 1e-9, "")
+        if self.retries and any(status[0] for status in self.retries):
+            for e in self.entries:
+                _timed(self.execute, e.step, env, layout, timings, PLAIN)
+            return
         for step, args in self.guards:
             _check_guard(step, args)
         if everything or self.exports is None:
@@ -746,6 +763,9 @@ class _Calls:
             fn(*args)
             if _guarded(fn):
                 _check_guard(entry.step, args)
+            if _retried(fn) and _status(args)[0]:
+                _timed(self.execute, entry.step, env, layout, timings, PLAIN)
+                return
         if timings is not None:
             _add_time(timings, entry.step, time.perf_counter() - t0, CALLS)
         for n, v, lay in entry.outputs:
@@ -835,7 +855,8 @@ Runner = _Segment | _Calls | _Plain
 
 
 def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
-             outputs: frozenset[str], buffers: dict[object, np.ndarray]) -> list[Runner]:
+             outputs: frozenset[str], buffers: dict[object, np.ndarray],
+             memoize: bool = False) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
     the owned feeds); a segment stores only `outputs` and what later steps read."""
@@ -844,7 +865,7 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
 
     def close() -> None:
         if current:
-            runners.append(_segment(list(current), execute, stable))
+            runners.append(_segment(list(current), execute, stable, memoize))
             current.clear()
 
     for index, entry in enumerate(plan):
@@ -873,8 +894,8 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
     return runners
 
 
-def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str]
-             ) -> _Segment:
+def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str],
+             memoize: bool = False) -> _Segment:
     prog = program.new_program()
     made: set[str] = set()
     checks: list[tuple[str, object, object]] = []
@@ -882,18 +903,71 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     layouts: dict[str, object] = {}
     owners: list[Step] = []
     guards: list[tuple[Step, tuple[object, ...]]] = []
+    retries: list[np.ndarray] = []
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
             program.append(prog, e.calls)
+            memory = memoized(e.calls) if memoize else None
+            if memory is not None:
+                prog.memoize_last(memory)
             owners += [e.step] * len(e.calls)
             guards += [(e.step, args) for fn, args in e.calls if _guarded(fn)]
+            retries += [_status(args) for fn, args in e.calls if _retried(fn)]
         for n, v, lay in e.outputs:
             made.add(n)
             outputs[n] = v
             layouts[n] = lay
     return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners,
-                    guards=guards)
+                    guards=guards, retries=retries)
+
+
+# a product is skipped on unchanged operands when its multiply-adds outnumber the operands'
+# elements (compared on each run, and copied when they changed) at least this many times
+MEMO_RATIO = 16
+
+
+def memoized(calls: list[Call]) -> list[np.ndarray] | None:
+    """The memory a float product's one call reads (each operand's contiguous array:
+    itself, or the array it is a view of), when the product is worth skipping on unchanged
+    operands and writes no memory it reads; else None."""
+    if len(calls) != 1 or getattr(calls[0][0], "__name__", "") != "float_sgemm_mlas":
+        return None
+    args = calls[0][1]
+    a, b, c = args[0], args[1], args[2]
+    init = args[8] if len(args) > 8 else None
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and isinstance(c, np.ndarray)) or a.ndim != 2 or b.ndim != 2:
+        return None
+    operands = [a, b] + ([init] if isinstance(init, np.ndarray) else [])
+    memory = [_contiguous_memory(v) for v in operands]
+    if any(v is None for v in memory):
+        return None
+    held: list[np.ndarray] = memory  # type: ignore[assignment]
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    if m * k * n < MEMO_RATIO * sum(v.size for v in held) or any(
+            np.shares_memory(c, v) for v in held):
+        return None
+    return held
+
+
+def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
+    """`v`, or the C-contiguous array it is a view of (all the memory it may read)."""
+    while not v.flags.c_contiguous and isinstance(v.base, np.ndarray):
+        v = v.base
+    return v if v.flags.c_contiguous else None
+
+
+def _retried(fn: object) -> bool:
+    """A call whose kernel reports in its last argument (a status array) that its run-time
+    values are outside what it computes: set_slice, whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") == "set_slice"
+
+
+def _status(args: tuple[object, ...]) -> np.ndarray:
+    status = args[-1]
+    assert isinstance(status, np.ndarray)
+    return status
 
 
 def _guarded(fn: object) -> bool:
