@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from lowp.config import Config
     from lowp.feeds import as_feeds
     from lowp.inputs import model_inputs
+    from lowp.ir.graph import load_model
     from lowp.passes.canonicalize import canonicalize
     from lowp.passes.method_choice import candidate_config, candidate_names, folds
     from lowp.passes.method_choice import measure as measure_rules
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         config = Config()
         config = dataclasses.replace(
             config, score_outputs=scored_outputs(float_model, ()).scored)
-        canonical = canonicalize(float_model)
+        # as pipeline.quantize loads it (an IR 3 file whose weights are not graph inputs,
+        # waifu2x_upconv7, is read as IR 4 first)
+        canonical = canonicalize(load_model(float_model))
         inputs = model_inputs(canonical)
         feeds = as_feeds(calib, inputs, config.batch_size)
         names = candidate_names(config)
