@@ -477,6 +477,9 @@ def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
         fragile = {t: "is zero on all calibration data" for t in ann.activations
                    if config.policy is QuantPolicy.ALL and table.ranges[t] == (0.0, 0.0)
                    and not graph.is_constant(t) and not shape_only(graph, t)}
+        fragile.update({t: "is empty on all calibration data" for t in ann.activations
+                        if config.policy is QuantPolicy.ALL and t in table
+                        and table[t].is_empty})
         for t, reader in fragile_positive(graph, ann, table):
             fragile.setdefault(t, f"is positive but could round to zero, which node "
                                   f"'{reader}' cannot take")

@@ -81,13 +81,30 @@ def test_empty_padding_quantizes_under_connected():
     np.testing.assert_array_equal(lowp.Session(q).run({"x": x})["y"], want)
 
 
-@pytest.mark.xfail(raises=DataError, strict=True,
-                   reason="under policy ALL a tensor empty on every calibration feed has no "
-                          "range ('no calibration data observed'); giving it [0, 0] keeps it "
-                          "quantized (it depends on shapes only) and ONNX Runtime 1.32 then "
-                          "crashes on the file: it should stay float with its producer and "
-                          "readers (docs/accuracy.md, \"Four folds over the corpus\")")
-def test_empty_padding_under_policy_all():
+def test_empty_padding_under_policy_all_stays_float():
+    """Policy ALL quantizes the padding's Mul and Concat; a tensor empty on every feed has
+    no range, so it stays float with its producer and readers (a warning names it), and
+    the file runs in ONNX Runtime with lowp's numbers."""
     x = np.random.default_rng(1).standard_normal((16, 8)).astype(np.float32)
-    lowp.quantize_model(_empty_pad(), {"x": x},
-                        lowp.Config(method=lowp.CalibMethod.MINMAX, policy=lowp.QuantPolicy.ALL))
+    with pytest.warns(UserWarning, match="'ones'.*empty on all calibration data"):
+        q = lowp.quantize_model(_empty_pad(), {"x": x}, lowp.Config(
+            method=lowp.CalibMethod.MINMAX, policy=lowp.QuantPolicy.ALL))
+    onnx.checker.check_model(q)
+    want = ort.InferenceSession(q.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(lowp.Session(q).run({"x": x})["y"], want)
+
+
+def test_a_quantized_tensor_empty_on_every_feed_is_refused_by_name():
+    """Where the tensor must be quantized (named in no exclusion, policy CONNECTED would
+    quantize it), `choose` refuses it with the old message, naming it."""
+    from lowp.calib import CalibrationTable, MinMaxObserver
+    from lowp.passes.annotate import annotate
+    from lowp.passes.choose import choose
+    model = _empty_pad()
+    config = lowp.Config(method=lowp.CalibMethod.MINMAX, policy=lowp.QuantPolicy.ALL)
+    ann = annotate(model, config)
+    table = CalibrationTable([MinMaxObserver(t) for t in ann.activations])
+    table.choose_ranges(lowp.CalibMethod.MINMAX)
+    with pytest.raises(DataError, match="no calibration data observed"):
+        choose(model, ann, table, config)

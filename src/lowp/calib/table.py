@@ -63,6 +63,9 @@ class CalibrationTable(Mapping[str, Observer]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._stats)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._stats
+
     def __len__(self) -> int:
         return len(self._stats)
 
@@ -145,6 +148,12 @@ class CalibrationTable(Mapping[str, Observer]):
         method = CalibMethod(method)
         self._choices = {}
         for name, obs in self._stats.items():
+            if obs.is_empty:
+                # empty on every feed: no value to represent. [0, 0] marks it; `choose`
+                # refuses to quantize it, and policy ALL leaves it in float
+                # (pipeline._fragile_tensors_stay_float)
+                self._ranges[name] = (0.0, 0.0)
+                continue
             kind = CalibMethod.MINMAX if name in exact else method
             if kind is CalibMethod.AUTO:
                 self._ranges[name], self._choices[name] = auto_choice(

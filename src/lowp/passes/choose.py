@@ -13,7 +13,7 @@ import onnx
 
 from ..calib import CalibrationTable, choose_range
 from ..config import CalibMethod, Config
-from ..errors import QuantizationError
+from ..errors import DataError, QuantizationError
 from ..fixedpoint import requant_scale
 from ..ir.graph import Graph
 from ..qparams import (
@@ -55,6 +55,9 @@ def choose(model: onnx.ModelProto, ann: Annotation, table: CalibrationTable,
     wide_tensors, wide_weights = sixteen_bit_tensors(model, ann, config)
     wide_target = widened(target)
     for t in ann.activations:
+        if t in table and table[t].is_empty:
+            raise DataError(f"tensor '{t}': no calibration data observed (empty on every "
+                            "calibration feed)")
         lo, hi = _wide_range(table, t) if t in wide_tensors else table.ranges[t]
         if lo == hi == 0.0 and not graph.is_constant(t) and not _shape_only(graph, t):
             producer = graph.producer.get(t)
