@@ -1,5 +1,5 @@
 """QDQ AveragePool and GlobalAveragePool groups run as ONNX Runtime 1.32 runs them
-(docs/operators.md (O8a), (O8b), (O9g)).
+(docs/operators.md (O59), (O59b), (O59c)).
 
 Its QDQ selector makes QLinearAveragePool / QLinearGlobalAveragePool of a group whose input
 and output have one 8-bit type, uint8 or int8 (the types after (O47u)); a 16-bit group, or

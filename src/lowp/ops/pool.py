@@ -185,7 +185,7 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
                         layout: Layout = Layout.CHANNELS_FIRST,
                         mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
     """Quantized GlobalAveragePool (O8) with the window = all spatial positions, requantized
-    by (O9g) in float32 mode (ONNX Runtime's QLinearGlobalAveragePool), else (O9).
+    by (O59b) in float32 mode (ONNX Runtime's QLinearGlobalAveragePool), else (O9).
 
     Output keeps the spatial axes with size 1, e.g. (N, C, 1, 1) or (N, 1, 1, C).
 
@@ -210,7 +210,7 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
 
 
 def global_average_scale(x_scale: float, y_scale: float, count: int) -> np.ndarray:
-    """(O9g): the multiplier of a global average pool's integer sum in float32 mode,
+    """(O59b): the multiplier of a global average pool's integer sum in float32 mode,
     float32(s_x / float32(s_y * count)), in this order, as MLAS's
     QLinearGlobalAveragePool computes it (not (O9)'s (s_x / s_y) / count, which differs in
     the last bit for some scales and so, at a half-way point, by one unit)."""

@@ -264,7 +264,7 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
                         y_zero_point: int, qmin: int, qmax: int, layout: Layout,
                         out_dtype: np.dtype, mode: RequantMode = RequantMode.FLOAT32,
                         arena: Arena | None = None) -> np.ndarray:
-    """lowp.ops.pool.global_average_pool ((O8) with (O9g) or (O9)), in either layout:
+    """lowp.ops.pool.global_average_pool ((O8) with (O59b) or (O9)), in either layout:
     natively for 8-bit data when the extension is present (into a buffer of `arena` when
     given), else the sum taken in place."""
     spatial = tuple(range(2, x.ndim)) if layout is Layout.CHANNELS_FIRST else tuple(

@@ -260,7 +260,7 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
         # ONNX Runtime's QDQ selector makes QLinearAveragePool / QLinearGlobalAveragePool
         # of a group whose input and output have one 8-bit type, uint8 or int8 (after
         # (O47u)); a 16-bit or mixed group stays DequantizeLinear -> float pool ->
-        # QuantizeLinear, and so does it here (docs/operators.md, (O8a), (O8b))
+        # QuantizeLinear, and so does it here (docs/operators.md (O59))
         return None
     common = dict(x_zero_point=int(x.qparams.zero_point), x_scale=float(x.qparams.scale),
                   y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),
