@@ -131,8 +131,8 @@ def test_average_pool_over_the_whole_image(dtype):
 @pytest.mark.parametrize("op_type", ["QLinearAdd", "QLinearMul", "QLinearAveragePool"])
 def test_int8_groups_of_a_qoperator_file_lower_to_integer_steps(op_type):
     """The float operator of the QDQ form carries the hint (lowering.QOPERATOR_KEY); the
-    same group written as QDQ stays float for AveragePool, and is integer for Add and Mul,
-    whose all-int8 QDQ groups ONNX Runtime fuses too (docs/operators.md, Add and Mul)."""
+    same group written as QDQ is integer too, as ONNX Runtime fuses all-int8 QDQ Add, Mul
+    and AveragePool groups (docs/operators.md, Add and Mul, (O59))."""
     from lowp.formats import to_qdq
     from lowp.runtime.lowering import QOPERATOR_KEY
 
@@ -155,8 +155,7 @@ def test_int8_groups_of_a_qoperator_file_lower_to_integer_steps(op_type):
         assert [p.value for p in n.metadata_props if p.key == QOPERATOR_KEY] == (
             [op_type] if n.op_type == op else [])
         del n.metadata_props[:]
-    untagged = "float" if op == "AveragePool" else "int"
-    assert [s.kind for s in lowp.Session(qdq).steps if s.op_type == op] == [untagged]
+    assert [s.kind for s in lowp.Session(qdq).steps if s.op_type == op] == ["int"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "s8"])

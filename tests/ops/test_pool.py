@@ -145,7 +145,8 @@ def test_global_average_pool(qt: QType, rank: int, layout: Layout, seed: int) ->
     axes = tuple(range(2, x.ndim))
     sums = (x.astype(np.int64) - 1).sum(axis=axes, keepdims=True).astype(np.int32)
     count = int(np.prod(spatial))
-    m = np.float32(np.float32(np.float32(0.02) / np.float32(0.03)) / np.float32(count))
+    # (O59b): MLAS's multiplier of QLinearGlobalAveragePool
+    m = np.float32(np.float32(0.02) / np.float32(np.float32(0.03) * np.float32(count)))
     np.testing.assert_array_equal(y, requantize(sums, m, 2, qt.qmin, qt.qmax))
     assert y.shape == (2, 3) + (1,) * rank
 

@@ -188,3 +188,18 @@ def test_pool_of_a_conv_without_listed_shapes_is_nchwc(op: str) -> None:
     theirs = ort.InferenceSession(model.SerializeToString(), options,
                                   providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(Session(model).run({"x": x})["y"], theirs)
+
+
+@pytest.mark.parametrize("c", [4, 20])
+@pytest.mark.parametrize("spatial", [(3, 5), (7, 9), (12,), (2, 3, 4), (1, 1)])
+@pytest.mark.parametrize("strides", [1, 2])
+def test_average_pool_over_the_whole_image_equals_onnxruntime(c: int, spatial: tuple[int, ...],
+                                                               strides: int) -> None:
+    # MlasPool runs a window that is the whole unpadded image, with unit strides, as a
+    # global pool (four lanes), not with its vector kernel (docs/operators.md (O59c));
+    # with another stride it stays the vector (or generic) kernel
+    x = (np.random.default_rng(c + len(spatial)).standard_normal((2, c) + spatial)
+         * 10 ** np.random.default_rng(1).uniform(-3, 3, (2, c) + spatial)).astype(np.float32)
+    ours, theirs = _run_both("AveragePool", x, kernel_shape=list(spatial),
+                             strides=[strides] * len(spatial))
+    np.testing.assert_array_equal(ours, theirs)

@@ -184,7 +184,8 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
                         y_zero_point: int, qmin: int, qmax: int,
                         layout: Layout = Layout.CHANNELS_FIRST,
                         mode: RequantMode = RequantMode.FLOAT32) -> np.ndarray:
-    """Quantized GlobalAveragePool (O8)-(O9) with the window = all spatial positions.
+    """Quantized GlobalAveragePool (O8) with the window = all spatial positions, requantized
+    by (O59b) in float32 mode (ONNX Runtime's QLinearGlobalAveragePool), else (O9).
 
     Output keeps the spatial axes with size 1, e.g. (N, C, 1, 1) or (N, 1, 1, C).
 
@@ -200,8 +201,21 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
     axes = tuple(range(2, xc.ndim))
     acc = wrap_int32((xc.astype(np.int64) - int(x_zero_point)).sum(axis=axes, keepdims=True))
     count = np.array(int(np.prod(xc.shape[2:])), dtype=np.int64)
+    if mode is RequantMode.FLOAT32:
+        m = global_average_scale(x_scale, y_scale, int(count))
+        y = requantize(acc, m, y_zero_point, qmin, qmax, mode).astype(x.dtype)
+        return np.ascontiguousarray(from_channels_first(y, layout))
     return _requant_mean(acc, count, x_scale, y_scale, y_zero_point, qmin, qmax, mode,
                          x.dtype, layout)
+
+
+def global_average_scale(x_scale: float, y_scale: float, count: int) -> np.ndarray:
+    """(O59b): the multiplier of a global average pool's integer sum in float32 mode,
+    float32(s_x / float32(s_y * count)), in this order, as MLAS's
+    QLinearGlobalAveragePool computes it (not (O9)'s (s_x / s_y) / count, which differs in
+    the last bit for some scales and so, at a half-way point, by one unit)."""
+    denominator = np.float32(np.float32(y_scale) * np.float32(max(count, 1)))
+    return np.asarray(np.float32(x_scale) / denominator, dtype=np.float32)
 
 
 def _requant_mean(acc: np.ndarray, count: np.ndarray, x_scale: float, y_scale: float,

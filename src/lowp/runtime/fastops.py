@@ -24,7 +24,7 @@ from ..ops.elementwise import add as reference_add
 from ..ops.elementwise import add_constant, add_span_kind
 from ..ops.layout import Layout
 from ..ops.pool import average_pool as reference_average_pool
-from ..ops.pool import pool_output_shape, window_counts
+from ..ops.pool import global_average_scale, pool_output_shape, window_counts
 from ..qparams import QParams
 from ..qparams import quantize as ref_quantize
 
@@ -264,13 +264,14 @@ def global_average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_s
                         y_zero_point: int, qmin: int, qmax: int, layout: Layout,
                         out_dtype: np.dtype, mode: RequantMode = RequantMode.FLOAT32,
                         arena: Arena | None = None) -> np.ndarray:
-    """lowp.ops.pool.global_average_pool (O8)-(O9), in either layout: natively for 8-bit
-    data when the extension is present (into a buffer of `arena` when given), else the sum
-    taken in place."""
+    """lowp.ops.pool.global_average_pool ((O8) with (O59b) or (O9)), in either layout:
+    natively for 8-bit data when the extension is present (into a buffer of `arena` when
+    given), else the sum taken in place."""
     spatial = tuple(range(2, x.ndim)) if layout is Layout.CHANNELS_FIRST else tuple(
         range(1, x.ndim - 1))
     count = int(np.prod([x.shape[a] for a in spatial]))
-    m = (requant_scale(x_scale, 1.0, y_scale) / np.float32(max(count, 1))).astype(np.float32)
+    m = global_average_scale(x_scale, y_scale, count) if mode is RequantMode.FLOAT32 else \
+        (requant_scale(x_scale, 1.0, y_scale) / np.float32(max(count, 1))).astype(np.float32)
     native = _native_module()
     if native is not None and x.dtype in _BYTE_TYPES and np.dtype(out_dtype) in _BYTE_TYPES \
             and x.ndim >= 3 and np.isfinite(m) and m > 0:

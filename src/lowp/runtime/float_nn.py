@@ -498,6 +498,12 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     # windows or padded counts with ceil_mode, which MLAS does not take) adds row-major
     # like the NCHWc kernel
     generic = opset >= 19 or any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
+    if not generic and x.dtype == np.float32 and not _nchwc_pool(x, nchwc_channels) \
+            and list(x.shape[2:]) == k and all(v == 1 for v in s) \
+            and not any(begin) and not any(end) and not any(extra):
+        # MlasPool takes a window that is the whole unpadded image, with unit strides, as
+        # a global pool: GlobalAveragePool's order (docs/operators.md (O59c))
+        return GlobalAveragePool(x)
     rowmajor = generic or _nchwc_pool(x, nchwc_channels) or not _mlas_vector_pool(
         x.shape[2:], k, s, begin, end)
     if not rowmajor:

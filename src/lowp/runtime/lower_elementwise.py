@@ -255,12 +255,12 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
     a = ctx.attrs
     if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
         return None
-    if ctx.node.op_type == "AveragePool" and not ctx.from_qoperator and (
-            x.qparams.qtype is not QType.UINT8 or y.qparams.qtype is not QType.UINT8):
-        # ONNX Runtime fuses only uint8 AveragePool groups of a QDQ model into its integer
-        # kernel; the others stay DequantizeLinear -> float AveragePool -> QuantizeLinear,
-        # and so do they here (docs/operators.md, (O8a)); a QOperator file's
-        # QLinearAveragePool runs that kernel for both types
+    if not ctx.from_qoperator and (x.qparams.qtype is not y.qparams.qtype
+                                   or x.qparams.qtype.bits != 8):
+        # ONNX Runtime's QDQ selector makes QLinearAveragePool / QLinearGlobalAveragePool
+        # of a group whose input and output have one 8-bit type, uint8 or int8 (after
+        # (O47u)); a 16-bit or mixed group stays DequantizeLinear -> float pool ->
+        # QuantizeLinear, and so does it here (docs/operators.md (O59))
         return None
     common = dict(x_zero_point=int(x.qparams.zero_point), x_scale=float(x.qparams.scale),
                   y_scale=float(y.qparams.scale), y_zero_point=int(y.qparams.zero_point),
