@@ -1369,10 +1369,9 @@ def _ort_rnn_activation(name: str, alpha: float, beta: float) -> ActFn:
 
     def sigmoid(v: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            pos = (one / (one + libm.expf(-v))).astype(f)
-            e = libm.expf(v)
-            neg = (e / (one + e)).astype(f)
-        return np.where(v >= 0, pos, neg).astype(f)
+            e = libm.expf(-np.abs(v))       # expf(-x) for x >= 0, expf(x) below
+            one_e = (one + e).astype(f)
+            return np.where(v >= 0, one / one_e, e / one_e).astype(f)
 
     def tanh(v: np.ndarray) -> np.ndarray:
         return ((two * sigmoid((two * v).astype(f))).astype(f) - one).astype(f)
@@ -1809,12 +1808,19 @@ def _rnn_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarr
     seq, batch, inp = xf.shape
     hid = r.shape[-1]
     bias = np.zeros(hid, f) if b is None else (b[:hid] + b[hid:]).astype(f)
-    xw = mlas_sgemm.gemm(xf.reshape(-1, inp), w, trans_b=True,
-                         c=np.broadcast_to(bias, (seq * batch, hid))).reshape(seq, batch, hid)
+
+    def sgemm(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        """a m^T (+ c, beta = 1) in MLAS's order: natively when the extension is there."""
+        y = native_float.gemm(np.ascontiguousarray(a), m, c, alpha=1.0, trans_a=False,
+                              trans_b=True, b_packed=False)
+        return mlas_sgemm.gemm(a, m, trans_b=True, c=c if c is None else
+                               np.broadcast_to(c, (a.shape[0], m.shape[0]))) if y is None else y
+
+    xw = sgemm(xf.reshape(-1, inp), w, bias).reshape(seq, batch, hid)
     bound = None if clip is None else f(clip)
 
     def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
-        v = (mlas_sgemm.gemm(st[0], r, trans_b=True) + x_t).astype(f)
+        v = (sgemm(st[0], r, None) + x_t).astype(f)
         if bound is not None:
             v = np.maximum(np.minimum(v, bound), -bound)
         return [act(v)]
