@@ -882,7 +882,7 @@ MODELS: tuple[CorpusModel, ...] = (
                 _img("input", (1, 128, 128, 1), "text_line",
                      (("mean", 0.0), ("std", 1 / 255), ("gray", True), ("lines", 8),
                       ("layout", "NHWC"))),
-                sdist=True,
+                sdist=True, max_calib=4,
                 note="LEADER fingerprint minutiae extractor (TensorFlow, tf2onnx 1.17, opset "
                      "17): grey 0..255 NHWC input of any size a multiple of 32, "
                      "SpaceToDepth/DepthToSpace, instance norm written out (ReduceMean, Pow, "
