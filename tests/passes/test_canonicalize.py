@@ -99,3 +99,30 @@ def test_ir3_model_quantizes():
     q = lowp.quantize_model(_ir3_model_with_built_weight(), {"x": x})
     assert [i.name for i in q.graph.input] == ["x"]
     assert "QuantizeLinear" in {n.op_type for n in q.graph.node}
+
+
+def test_an_output_declared_with_the_wrong_rank_still_quantizes():
+    """madmom's converter declares every output rank 1 (an RNN's is rank 2): ONNX Runtime
+    only warns, onnx's strict shape inference refuses it, and the quantized copy failed the
+    checker. Canonicalization drops the contradicted declaration; the others stay."""
+    import lowp
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["m"]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    _run(model, {"x": x})                       # ONNX Runtime runs it
+    canon = canonicalize(model)
+    onnx.checker.check_model(canon, full_check=True)
+    outs = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim]
+            for o in canon.graph.output}
+    assert len(outs["z"]) == 2 and outs["y"] == ["n", 5]
+    q = lowp.quantize_model(model, {"x": x})
+    onnx.checker.check_model(q, full_check=True)

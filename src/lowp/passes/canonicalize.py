@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, version_converter
+from onnx import helper, numpy_helper, shape_inference, version_converter
 
 from ..errors import ModelError
 from ..ir.graph import MIN_OPSET, Graph, attributes, infer_shapes, node_reads, opset_of
@@ -26,7 +26,44 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     model = fold_constants(model)
     model = fold_batch_norm(model)
     unshare_biases(model)
+    drop_contradicted_shapes(model)
     return infer_shapes(model)
+
+
+def drop_contradicted_shapes(model: onnx.ModelProto) -> None:
+    """Clear the declared shape of every graph output and value info that the model's own
+    nodes contradict (in place; the element type stays).
+
+    ONNX Runtime only warns when an output's computed shape is not the declared one (madmom's
+    converter declares its outputs as rank 1; the RNNs' are rank 2), while onnx's strict
+    shape inference refuses such a model: a quantized copy keeping the declaration failed
+    `verify`'s checker. Nothing is done when strict inference passes (the common case)."""
+    try:
+        shape_inference.infer_shapes(model, check_type=False, strict_mode=True,
+                                     data_prop=True)
+        return
+    except Exception:
+        pass
+    g = model.graph
+    declared = [v for v in (*g.output, *g.value_info)
+                if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for v in (*probe.graph.output, *probe.graph.value_info):
+        if v.type.HasField("tensor_type"):
+            v.type.tensor_type.ClearField("shape")
+    done = infer_shapes(probe).graph
+    inferred = {v.name: v.type.tensor_type for v in (*done.output, *done.value_info)
+                if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")}
+    for v in declared:
+        mine, theirs = v.type.tensor_type.shape.dim, inferred.get(v.name)
+        if theirs is None:
+            continue
+        dims = theirs.shape.dim
+        if len(dims) != len(mine) or any(
+                a.HasField("dim_value") and b.HasField("dim_value")
+                and a.dim_value != b.dim_value for a, b in zip(mine, dims, strict=True)):
+            v.type.tensor_type.ClearField("shape")
 
 
 # op type -> input position of the bias, which is quantized at s_x * s_w of its node

@@ -1362,10 +1362,59 @@ def _activation(name: str, alpha: float, beta: float) -> ActFn:
     return table[n]
 
 
+def _ort_rnn_activation(name: str, alpha: float, beta: float) -> ActFn:
+    """ONNX Runtime's float functors of its RNN kernel (rnn_activation_functors.h), one C
+    library call an element: the logistic as 1 / (1 + expf(-x)) (x >= 0) or
+    expf(x) / (1 + expf(x)), tanh as 2 * logistic(2x) - 1, Elu and Softplus with expf
+    (and logf), all in float32."""
+    from lowp import libm
+
+    f = np.float32
+    one, two = f(1), f(2)
+    a, b = f(alpha), f(beta)
+
+    def sigmoid(v: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            e = libm.expf(-np.abs(v))       # expf(-x) for x >= 0, expf(x) below
+            one_e = (one + e).astype(f)
+            return np.where(v >= 0, one / one_e, e / one_e).astype(f)
+
+    def tanh(v: np.ndarray) -> np.ndarray:
+        return ((two * sigmoid((two * v).astype(f))).astype(f) - one).astype(f)
+
+    def elu(v: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            neg = (a * (libm.expf(v) - one).astype(f)).astype(f)
+        return np.where(v >= 0, v, neg).astype(f)
+
+    def softplus(v: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return libm.logf((one + libm.expf(v)).astype(f))
+
+    table: dict[str, ActFn] = {
+        "sigmoid": sigmoid, "tanh": tanh, "elu": elu, "softplus": softplus,
+        "relu": lambda v: np.where(v > 0, v, f(0)).astype(f),
+        "affine": lambda v: ((a * v).astype(f) + b).astype(f),
+        "leakyrelu": lambda v: np.where(v >= 0, v, (a * v).astype(f)).astype(f),
+        "thresholdedrelu": lambda v: np.where(v > a, v, f(0)).astype(f),
+        "scaledtanh": lambda v: (a * tanh((b * v).astype(f))).astype(f),
+        "hardsigmoid": lambda v: np.minimum(one, np.maximum(f(0), ((a * v).astype(f) + b)
+                                                          .astype(f))).astype(f),
+        "softsign": lambda v: (v / (one + np.abs(v)).astype(f)).astype(f),
+    }
+    n = name.lower()
+    if n not in table:
+        raise unsupported("RNN", f"activation {name!r}")
+    return table[n]
+
+
 def _activations(op: str, names: Sequence[str] | None, defaults: list[str], num_dirs: int,
-                 alphas: Sequence[float] | None, betas: Sequence[float] | None
+                 alphas: Sequence[float] | None, betas: Sequence[float] | None,
+                 make: Callable[[str, float, float], ActFn] | None = None
                  ) -> list[list[ActFn]]:
-    """Per direction, the op's activation functions (alpha/beta consumed in order)."""
+    """Per direction, the op's activation functions (alpha/beta consumed in order), made by
+    `make` (numpy's functions by default)."""
+    make = make or _activation
     names = list(names) if names else defaults * num_dirs
     if len(names) == len(defaults) and num_dirs == 2:
         names = names * 2
@@ -1376,7 +1425,7 @@ def _activations(op: str, names: Sequence[str] | None, defaults: list[str], num_
         if name.lower() in _ACT_PARAMS:
             a = al.pop(0) if al else a
             b = be.pop(0) if be else b
-        fns.append(_activation(name, a, b))
+        fns.append(make(name, a, b))
     per = len(defaults)
     return [fns[i * per:(i + 1) * per] for i in range(num_dirs)]
 
@@ -1754,6 +1803,37 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     return _rnn_outputs(ys, finals, layout, x.dtype)
 
 
+def _rnn_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+                       states: list[np.ndarray], lens: np.ndarray, rev: bool,
+                       clip: float | None, act: ActFn) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One direction of a float32 RNN as ONNX Runtime's kernel (rnn.cc) computes it: the
+    buffer set to Wb + Rb, X W^T accumulated into it by MLAS (beta = 1); per step
+    H_prev R^T by MLAS (beta = 0) plus that buffer's row, clipped (std::min then std::max),
+    the activation."""
+    f = np.float32
+    seq, batch, inp = xf.shape
+    hid = r.shape[-1]
+    bias = np.zeros(hid, f) if b is None else (b[:hid] + b[hid:]).astype(f)
+
+    def sgemm(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        """a m^T (+ c, beta = 1) in MLAS's order: natively when the extension is there."""
+        y = native_float.gemm(np.ascontiguousarray(a), m, c, alpha=1.0, trans_a=False,
+                              trans_b=True, b_packed=False)
+        return mlas_sgemm.gemm(a, m, trans_b=True, c=c if c is None else
+                               np.broadcast_to(c, (a.shape[0], m.shape[0]))) if y is None else y
+
+    xw = sgemm(xf.reshape(-1, inp), w, bias).reshape(seq, batch, hid)
+    bound = None if clip is None else f(clip)
+
+    def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
+        v = (sgemm(st[0], r, None) + x_t).astype(f)
+        if bound is not None:
+            v = np.maximum(np.minimum(v, bound), -bound)
+        return [act(v)]
+
+    return _run_direction(xw, states, lens, rev, step)
+
+
 @register
 def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
         sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
@@ -1762,15 +1842,28 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         **_: Any) -> tuple[np.ndarray, ...]:
-    """Simple RNN, all directions, sequence_lens, clip, layout."""
+    """Simple RNN, all directions, sequence_lens, clip, layout.
+
+    float32 computes in ONNX Runtime's order (docs/operators.md, (O58)): X W^T accumulated
+    into the summed bias by MLAS's SGEMM, per step H R^T by MLAS plus that row, the clip,
+    then ONNX Runtime's own activation functors (`_ort_rnn_activation`)."""
     h = r.shape[-1]
     xf, (h0,), lens, _seq, revs = _rnn_common("RNN", x, sequence_lens, [initial_h], direction,
                                               layout, h)
     batch = xf.shape[1]
+    ort_order = x.dtype == np.float32
     acts = _activations("RNN", activations, ["Tanh"], len(revs), activation_alpha,
-                        activation_beta)
+                        activation_beta, _ort_rnn_activation if ort_order else None)
     ys, finals = [], []
     for di, rev in enumerate(revs):
+        if ort_order:
+            st = [np.zeros((batch, h), np.float32) if h0 is None else _f(h0[di])]
+            y, fin = _rnn_ort_direction(xf, _f(w[di]), _f(r[di]),
+                                        None if b is None else _f(b[di]), st, lens, rev,
+                                        clip, acts[di][0])
+            ys.append(y)
+            finals.append(fin)
+            continue
         wd, rd = _f(w[di]), _f(r[di])
         bias = np.zeros(h, xf.dtype) if b is None else _f(b[di, :h] + b[di, h:])
         (f_act,) = acts[di]
