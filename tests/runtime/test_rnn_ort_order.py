@@ -109,3 +109,31 @@ def test_rnn_activation_defaults_are_onnxruntime_ones() -> None:
     _assert_identical(_rnn((3, 2, 4), 4, "bidirectional", 0,
                            activations=["HardSigmoid", "HardSigmoid"],
                            activation_alpha=[0.5], activation_beta=[0.1]), x)
+
+
+def test_recurrent_layers_take_an_empty_batch() -> None:
+    """An empty batch (or no steps) through RNN, LSTM and GRU: empty Y, and Y_h empty (or
+    zeros without steps). ONNX Runtime 1.32 aborts the process on LSTM and GRU with an empty
+    batch and on GRU without steps (evals/corpus/repro/README.md, "Not lowp bugs"), so only
+    RNN is compared with it."""
+    for op, gates in (("RNN", 1), ("LSTM", 4), ("GRU", 3)):
+        w = np.full((1, gates * 3, 2), 0.1, np.float32)
+        r = np.full((1, gates * 3, 3), 0.1, np.float32)
+        node = helper.make_node(op, ["X", "W", "R"], ["Y", "Y_h"], hidden_size=3)
+        graph = helper.make_graph(
+            [node], "empty", [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                                                            ["T", "N", 2])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["T", 1, "N", 3]),
+             helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [1, "N", 3])],
+            [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        model.ir_version = 8
+        for steps, batch in ((4, 0), (0, 2)):
+            x = np.zeros((steps, batch, 2), np.float32)
+            if op == "RNN":
+                _assert_identical(model, x)
+                continue
+            for backend in ("reference", "native"):
+                out = Session(model, backend=backend).run({"X": x})
+                assert out["Y"].shape == (steps, 1, batch, 3)
+                np.testing.assert_array_equal(out["Y_h"], np.zeros((1, batch, 3), np.float32))
