@@ -526,12 +526,85 @@ def shape_ops(draw: Draw, b: Builder, x: Image) -> Image:
     mean = _reduce(b, "ReduceMean", x.name, [2, 3])
     return Image(b.one("Sub", [x.name, mean]), c, x.h, x.w)
 
+
+def misc_ops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Operators the other blocks never draw, cheap and shape-keeping: Sin, Cos, Neg, Abs
+    (a periodic encoding); Where on Not(Less) (a written ReLU-like gate); ArgMax over the
+    channels (first or last index on ties) through OneHot as a mask; Cast through int32,
+    int16, int8 (truncation, then wrap-around) and back to float; ScatterElements of a
+    per-channel constant at a permutation of the channels; Resize with the modes and
+    coordinate transforms exports write (cubic, linear, nearest; half_pixel,
+    align_corners, pytorch_half_pixel, asymmetric; every nearest_mode)."""
+    kind = draw(st.sampled_from(["trig", "where_not", "argmax_onehot", "cast_ints",
+                                 "scatter", "resize_modes"]))
+    c = x.c
+    if kind == "trig":
+        s = b.one("Sin", [x.name])
+        t = b.one("Cos", [b.one("Neg", [x.name])])
+        y = b.one(draw(st.sampled_from(["Add", "Mul", "Sub"])), [s, t])
+        return Image(b.one("Abs", [y]) if draw(st.booleans()) else y, c, x.h, x.w)
+    if kind == "where_not":
+        below = b.one("Less", [x.name, b.const(np.float32(0.0), "zero")])
+        small = b.one("Neg", [b.one("Mul", [x.name, b.const(np.float32(0.2), "slope")])])
+        return Image(b.one("Where", [b.one("Not", [below]), x.name, small]), c, x.h, x.w)
+    if kind == "argmax_onehot":
+        arg = b.one("ArgMax", [x.name], axis=1, keepdims=0,
+                    select_last_index=int(draw(st.booleans())))           # N, H, W
+        values = b.floats([draw(st.sampled_from([0.0, 0.5])), 1.0])
+        mask = b.one("OneHot", [arg, b.ints([c]), values], axis=1)        # N, C, H, W
+        return Image(b.one("Mul", [x.name, mask]), c, x.h, x.w)
+    if kind == "cast_ints":
+        gain = draw(st.sampled_from([1.0, 40.0, 300.0]))
+        y = b.one("Mul", [x.name, b.const(np.float32(gain), "gain")])
+        y = b.one("Cast", [y], to=TensorProto.INT32)
+        for to in draw(st.lists(st.sampled_from([TensorProto.INT16, TensorProto.INT8,
+                                                 TensorProto.INT64, TensorProto.UINT8]),
+                                max_size=2)):
+            y = b.one("Cast", [y], to=to)
+        return Image(b.one("Cast", [y], to=TensorProto.FLOAT), c, x.h, x.w)
+    if kind == "scatter":
+        perm = np.asarray(draw(st.permutations(list(range(c)))), np.int64)
+        rows = draw(st.integers(1, c))
+        shape = (1, rows, 1, 1)
+        idx = np.broadcast_to(perm[:rows].reshape(shape), (1, rows, x.h, x.w)).copy()
+        upd = np.broadcast_to(b.rng.normal(0, 1, shape).astype(np.float32),
+                              (1, rows, x.h, x.w)).copy()
+        if b.batch != 1:                  # a batch of one: the constants' first axis
+            return x
+        y = b.one("ScatterElements", [x.name, b.const(idx, "i"), b.const(upd, "upd")], axis=1)
+        return Image(y, c, x.h, x.w)
+    mode = draw(st.sampled_from(["cubic", "linear", "nearest"]))
+    ctm = draw(st.sampled_from(["half_pixel", "align_corners", "pytorch_half_pixel",
+                                "asymmetric"]))
+    attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": ctm}
+    if mode == "nearest":
+        attrs["nearest_mode"] = draw(st.sampled_from(["round_prefer_floor",
+                                                      "round_prefer_ceil", "floor", "ceil"]))
+    if mode == "cubic" and draw(st.booleans()):
+        attrs["cubic_coeff_a"] = -0.5
+        attrs["exclude_outside"] = 1
+    if max(x.h, x.w) > 8:
+        h, w = max(1, x.h // 2), max(1, x.w // 2)             # downsample by sizes
+    else:
+        h, w = draw(st.integers(1, 2 * x.h)), draw(st.integers(1, 2 * x.w))
+    if not isinstance(b.batch, int):
+        # scales exact in float32: the output size is floor(scale * input)
+        sh, sw = (draw(st.sampled_from([0.5, 1.0, 1.5, 2.0])) if max(x.h, x.w) <= 8
+                  else 0.5 for _ in range(2))
+        h, w = int(sh * x.h), int(sw * x.w)
+        if h < 1 or w < 1:
+            return x
+        y = b.one("Resize", [x.name, "", b.floats([1.0, 1.0, sh, sw])], **attrs)
+    else:
+        y = b.one("Resize", [x.name, "", "", b.ints([b.batch, c, h, w])], **attrs)
+    return Image(y, c, h, w)
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
-                       channel_ops, shape_ops]
+                       channel_ops, shape_ops, misc_ops]
 
 
 def active_blocks() -> list[Block]:
@@ -608,9 +681,19 @@ def _model(graph: onnx.GraphProto, opset: int) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model)
 
 
-def _batches(batch: int, dynamic: bool) -> tuple[int, ...]:
-    """The batch sizes fed: the drawn one, and a second one when the batch axis is free."""
-    return (batch, 1 + batch % 3) if dynamic else (batch,)
+# ONNX Runtime 1.32 aborts the process (std::terminate) on an LSTM or GRU with an empty
+# batch (evals/corpus/repro/README.md, "Not lowp bugs")
+EMPTY_BATCH_ABORTS = frozenset({"LSTM", "GRU"})
+
+
+def _batches(batch: int, dynamic: bool, empty: bool = False,
+             nodes: list[onnx.NodeProto] | None = None) -> tuple[int, ...]:
+    """The batch sizes fed: the drawn one, and a second one when the batch axis is free;
+    with `empty` a third, 0, unless one of `nodes` would abort ONNX Runtime on it."""
+    if not dynamic:
+        return (batch,)
+    empty = empty and not any(n.op_type in EMPTY_BATCH_ABORTS for n in nodes or [])
+    return (batch, 1 + batch % 3) + ((0,) if empty else ())
 
 
 @st.composite
@@ -650,7 +733,8 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
                                        [batch_dim, x.c, x.h, x.w] if o == x.name else None)
          for o in outputs],
         b.inits)
-    return FuzzGraph(_model(graph, opset), "input", (c, h, w), _batches(batch, dynamic), seed,
+    batches = _batches(batch, dynamic, draw(st.booleans()), b.nodes)
+    return FuzzGraph(_model(graph, opset), "input", (c, h, w), batches, seed,
                      tuple(names))
 
 
@@ -705,7 +789,9 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
     b = Builder(opset, "N" if dynamic else batch, np.random.default_rng(seed))
     ids = "input_ids"
     table = b.const(b.rng.standard_normal((vocab, d)).astype(np.float32), "emb")
-    x = b.one("Gather", [table, ids], axis=0)                          # N, L, d
+    # some exports Cast the ids to int32 before the lookup
+    x = b.one("Gather", [table, b.one("Cast", [ids], to=TensorProto.INT32)
+                         if draw(st.booleans()) else ids], axis=0)  # N, L, d
     positions = b.rng.standard_normal((length + 3, d)).astype(np.float32) * 0.5
     if draw(st.booleans()):
         n_tokens = b.one("Gather", [b.one("Shape", [ids]), b.const(np.int64(1), "i")], axis=0)
@@ -714,9 +800,14 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
     else:
         pos = b.const(positions[:length], "pos")
     x = _layer_norm(b, b.one("Add", [x, pos]), d)
-    pad = b.one("Cast", [b.one("Equal", [ids, b.const(np.int64(0), "i")])], to=TensorProto.FLOAT)
-    mask = b.one("Unsqueeze", [b.one("Mul", [pad, b.const(np.float32(-1e4), "neg")]),
-                               b.ints([1, 2])])                     # N, 1, 1, L
+    is_pad = b.one("Equal", [ids, b.const(np.int64(0), "i")])
+    if draw(st.booleans()):
+        pad = b.one("Cast", [is_pad], to=TensorProto.FLOAT)
+        additive = b.one("Mul", [pad, b.const(np.float32(-1e4), "neg")])
+    else:                 # Where(Not(pad), 0, -1e4), as newer torch exports write it
+        additive = b.one("Where", [b.one("Not", [is_pad]), b.const(np.float32(0.0), "zero"),
+                                   b.const(np.float32(-1e4), "neg")])
+    mask = b.one("Unsqueeze", [additive, b.ints([1, 2])])             # N, 1, 1, L
     names = []
     for _ in range(draw(st.integers(1, max_layers))):
         post_norm = draw(st.booleans())
@@ -751,5 +842,6 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
         + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [batch_dim, length_dim, d])
            for o in outputs[1:]],
         b.inits)
-    return FuzzGraph(_model(graph, opset), ids, (length,), _batches(batch, dynamic), seed,
+    batches = _batches(batch, dynamic, draw(st.booleans()), b.nodes)
+    return FuzzGraph(_model(graph, opset), ids, (length,), batches, seed,
                      tuple(names), vocab=vocab)

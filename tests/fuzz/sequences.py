@@ -166,23 +166,58 @@ def frame_mlp(draw: Draw, b: Builder, x: Signal) -> Signal:
 
 
 def recurrent(draw: Draw, b: Builder, x: Signal) -> Signal:
-    """LSTM or GRU over time ([T, N, C]), forward or bidirectional, its outputs back to
-    [N, directions * hidden, T]."""
+    """RNN, LSTM or GRU over time, forward, reverse or bidirectional, its outputs back to
+    [N, directions * hidden, T]; at times with the attributes and inputs exports rarely
+    write: a clip, other activations, per-row sequence_lens (the padded steps' outputs
+    are 0), constant initial states, LSTM peepholes. (Not layout 1: ONNX Runtime's CPU
+    kernels refuse a batch-first layout.)"""
     if x.t > 24:
         return x
-    op, gates = draw(st.sampled_from([("LSTM", 4), ("GRU", 3)]))
-    directions = draw(st.sampled_from([1, 2]))
+    op, gates = draw(st.sampled_from([("LSTM", 4), ("GRU", 3), ("RNN", 1)]))
+    direction = draw(st.sampled_from(["forward", "bidirectional", "reverse"]))
+    directions = 2 if direction == "bidirectional" else 1
     hidden = draw(st.integers(2, 8))
     seq = b.one("Transpose", [x.name], perm=[2, 0, 1])                 # T, N, C
     w = b.const(b.weight(directions, gates * hidden, x.c))
     r = b.const(b.weight(directions, gates * hidden, hidden))
     bias = b.const(b.weight(directions, 2 * gates * hidden) * 0.1, "b")
     attrs: dict[str, Any] = {"hidden_size": hidden}
-    if directions == 2:
-        attrs["direction"] = "bidirectional"
+    if direction != "forward":
+        attrs["direction"] = direction
     if op == "GRU":
         attrs["linear_before_reset"] = int(draw(st.booleans()))
-    y = b.node(op, [seq, w, r, bias], 1, **attrs)[0]                 # T, D, N, hidden
+    extras = draw(st.sets(st.sampled_from(["clip", "activations", "lens", "initial",
+                                           "peepholes"]))) if draw(st.booleans()) else set()
+    if "clip" in extras:
+        attrs["clip"] = draw(st.sampled_from([0.5, 3.0]))
+    if "activations" in extras:
+        # RNN: any of ONNX Runtime's activations (alpha and beta consumed in order); LSTM
+        # and GRU: their defaults written out (lowp mirrors ONNX Runtime's DeepCPU kernels
+        # with the default activations only)
+        chosen = ([draw(st.sampled_from(["Relu", "Tanh", "Sigmoid", "LeakyRelu",
+                                         "HardSigmoid", "Elu", "Softsign", "Affine"]))
+                   for _ in range(directions)] if op == "RNN"
+                  else ["Sigmoid", "Tanh"] * directions if op == "GRU"
+                  else ["Sigmoid", "Tanh", "Tanh"] * directions)
+        attrs["activations"] = chosen
+        if op == "RNN" and draw(st.booleans()):
+            attrs["activation_alpha"] = [0.5]
+            attrs["activation_beta"] = [0.25]
+    inputs = [seq, w, r, bias]
+    fixed = isinstance(b.batch, int)
+    if "lens" in extras and fixed:
+        lens = [draw(st.integers(1, x.t)) for _ in range(int(b.batch))]
+        inputs.append(b.const(np.asarray(lens, np.int32), "lens"))
+    if "initial" in extras and fixed:
+        shape = (directions, int(b.batch), hidden)
+        inputs += [""] * (5 - len(inputs))
+        inputs.append(b.const(b.rng.normal(0, 0.5, shape).astype(np.float32), "h0"))
+        if op == "LSTM":
+            inputs.append(b.const(b.rng.normal(0, 0.5, shape).astype(np.float32), "c0"))
+    if "peepholes" in extras and op == "LSTM":
+        inputs += [""] * (7 - len(inputs))
+        inputs.append(b.const(b.weight(directions, 3 * hidden), "p"))
+    y = b.node(op, inputs, 1, **attrs)[0]                            # T, D, N, hidden
     y = b.one("Transpose", [y], perm=[2, 1, 3, 0])                   # N, D, hidden, T
     return Signal(b.one("Reshape", [y, b.ints([0, directions * hidden, -1])]),
                   directions * hidden, x.t)
@@ -301,5 +336,6 @@ def sequence_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, c, t])],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in outputs],
         b.inits)
-    return FuzzGraph(_model(graph, opset), "input", (c, t), _batches(batch, dynamic), seed,
+    batches = _batches(batch, dynamic, draw(st.booleans()), b.nodes)
+    return FuzzGraph(_model(graph, opset), "input", (c, t), batches, seed,
                      tuple(names))

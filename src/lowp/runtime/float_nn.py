@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lowp import eigen_math, mlas_sgemm, ort_math
+from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
@@ -1362,59 +1362,10 @@ def _activation(name: str, alpha: float, beta: float) -> ActFn:
     return table[n]
 
 
-def _ort_rnn_activation(name: str, alpha: float, beta: float) -> ActFn:
-    """ONNX Runtime's float functors of its RNN kernel (rnn_activation_functors.h), one C
-    library call an element: the logistic as 1 / (1 + expf(-x)) (x >= 0) or
-    expf(x) / (1 + expf(x)), tanh as 2 * logistic(2x) - 1, Elu and Softplus with expf
-    (and logf), all in float32."""
-    from lowp import libm
-
-    f = np.float32
-    one, two = f(1), f(2)
-    a, b = f(alpha), f(beta)
-
-    def sigmoid(v: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            e = libm.expf(-np.abs(v))       # expf(-x) for x >= 0, expf(x) below
-            one_e = (one + e).astype(f)
-            return np.where(v >= 0, one / one_e, e / one_e).astype(f)
-
-    def tanh(v: np.ndarray) -> np.ndarray:
-        return ((two * sigmoid((two * v).astype(f))).astype(f) - one).astype(f)
-
-    def elu(v: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            neg = (a * (libm.expf(v) - one).astype(f)).astype(f)
-        return np.where(v >= 0, v, neg).astype(f)
-
-    def softplus(v: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return libm.logf((one + libm.expf(v)).astype(f))
-
-    table: dict[str, ActFn] = {
-        "sigmoid": sigmoid, "tanh": tanh, "elu": elu, "softplus": softplus,
-        "relu": lambda v: np.where(v > 0, v, f(0)).astype(f),
-        "affine": lambda v: ((a * v).astype(f) + b).astype(f),
-        "leakyrelu": lambda v: np.where(v >= 0, v, (a * v).astype(f)).astype(f),
-        "thresholdedrelu": lambda v: np.where(v > a, v, f(0)).astype(f),
-        "scaledtanh": lambda v: (a * tanh((b * v).astype(f))).astype(f),
-        "hardsigmoid": lambda v: np.minimum(one, np.maximum(f(0), ((a * v).astype(f) + b)
-                                                          .astype(f))).astype(f),
-        "softsign": lambda v: (v / (one + np.abs(v)).astype(f)).astype(f),
-    }
-    n = name.lower()
-    if n not in table:
-        raise unsupported("RNN", f"activation {name!r}")
-    return table[n]
-
-
 def _activations(op: str, names: Sequence[str] | None, defaults: list[str], num_dirs: int,
-                 alphas: Sequence[float] | None, betas: Sequence[float] | None,
-                 make: Callable[[str, float, float], ActFn] | None = None
+                 alphas: Sequence[float] | None, betas: Sequence[float] | None
                  ) -> list[list[ActFn]]:
-    """Per direction, the op's activation functions (alpha/beta consumed in order), made by
-    `make` (numpy's functions by default)."""
-    make = make or _activation
+    """Per direction, the op's activation functions (alpha/beta consumed in order)."""
     names = list(names) if names else defaults * num_dirs
     if len(names) == len(defaults) and num_dirs == 2:
         names = names * 2
@@ -1425,7 +1376,7 @@ def _activations(op: str, names: Sequence[str] | None, defaults: list[str], num_
         if name.lower() in _ACT_PARAMS:
             a = al.pop(0) if al else a
             b = be.pop(0) if be else b
-        fns.append(make(name, a, b))
+        fns.append(_activation(name, a, b))
     per = len(defaults)
     return [fns[i * per:(i + 1) * per] for i in range(num_dirs)]
 
@@ -1803,37 +1754,6 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     return _rnn_outputs(ys, finals, layout, x.dtype)
 
 
-def _rnn_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
-                       states: list[np.ndarray], lens: np.ndarray, rev: bool,
-                       clip: float | None, act: ActFn) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One direction of a float32 RNN as ONNX Runtime's kernel (rnn.cc) computes it: the
-    buffer set to Wb + Rb, X W^T accumulated into it by MLAS (beta = 1); per step
-    H_prev R^T by MLAS (beta = 0) plus that buffer's row, clipped (std::min then std::max),
-    the activation."""
-    f = np.float32
-    seq, batch, inp = xf.shape
-    hid = r.shape[-1]
-    bias = np.zeros(hid, f) if b is None else (b[:hid] + b[hid:]).astype(f)
-
-    def sgemm(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndarray:
-        """a m^T (+ c, beta = 1) in MLAS's order: natively when the extension is there."""
-        y = native_float.gemm(np.ascontiguousarray(a), m, c, alpha=1.0, trans_a=False,
-                              trans_b=True, b_packed=False)
-        return mlas_sgemm.gemm(a, m, trans_b=True, c=c if c is None else
-                               np.broadcast_to(c, (a.shape[0], m.shape[0]))) if y is None else y
-
-    xw = sgemm(xf.reshape(-1, inp), w, bias).reshape(seq, batch, hid)
-    bound = None if clip is None else f(clip)
-
-    def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
-        v = (sgemm(st[0], r, None) + x_t).astype(f)
-        if bound is not None:
-            v = np.maximum(np.minimum(v, bound), -bound)
-        return [act(v)]
-
-    return _run_direction(xw, states, lens, rev, step)
-
-
 @register
 def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
         sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None, *,
@@ -1842,28 +1762,19 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         activations: Sequence[str] | None = None, clip: float | None = None,
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         **_: Any) -> tuple[np.ndarray, ...]:
-    """Simple RNN, all directions, sequence_lens, clip, layout.
-
-    float32 computes in ONNX Runtime's order (docs/operators.md, (O58)): X W^T accumulated
-    into the summed bias by MLAS's SGEMM, per step H R^T by MLAS plus that row, the clip,
-    then ONNX Runtime's own activation functors (`_ort_rnn_activation`)."""
+    """Simple RNN, all directions, sequence_lens, clip, layout; float32 without a layout in
+    ONNX Runtime's order (`_rnn_ort`)."""
+    if x.dtype == np.float32 and not layout:
+        return _rnn_ort(x, w, r, b, sequence_lens, initial_h, activation_alpha,
+                        activation_beta, activations, clip, direction)
     h = r.shape[-1]
     xf, (h0,), lens, _seq, revs = _rnn_common("RNN", x, sequence_lens, [initial_h], direction,
                                               layout, h)
     batch = xf.shape[1]
-    ort_order = x.dtype == np.float32
     acts = _activations("RNN", activations, ["Tanh"], len(revs), activation_alpha,
-                        activation_beta, _ort_rnn_activation if ort_order else None)
+                        activation_beta)
     ys, finals = [], []
     for di, rev in enumerate(revs):
-        if ort_order:
-            st = [np.zeros((batch, h), np.float32) if h0 is None else _f(h0[di])]
-            y, fin = _rnn_ort_direction(xf, _f(w[di]), _f(r[di]),
-                                        None if b is None else _f(b[di]), st, lens, rev,
-                                        clip, acts[di][0])
-            ys.append(y)
-            finals.append(fin)
-            continue
         wd, rd = _f(w[di]), _f(r[di])
         bias = np.zeros(h, xf.dtype) if b is None else _f(b[di, :h] + b[di, h:])
         (f_act,) = acts[di]
@@ -1877,3 +1788,134 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         ys.append(y)
         finals.append(fin)
     return _rnn_outputs(ys, finals, layout, x.dtype)
+
+
+def _rnn_ort_sigmoid(v: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's RNN Sigmoid: 1 / (1 + expf(-x)) for x >= 0, else expf(x) / (1 +
+    expf(x)), in float32 with the C library's expf."""
+    f = np.float32
+    with np.errstate(over="ignore", invalid="ignore"):
+        e_neg, e_pos = libm.expf(-v), libm.expf(v)
+        return np.where(v >= 0, f(1) / (f(1) + e_neg), e_pos / (f(1) + e_pos)).astype(f)
+
+
+# ONNX Runtime's RNN activations: which take an alpha and a beta (consumed in order from
+# activation_alpha and activation_beta across the directions), and the defaults when the
+# lists run out (0 for the others, whatever the ONNX defaults: Affine and ScaledTanh give 0)
+_RNN_ORT_ARGS: dict[str, tuple[bool, bool]] = {
+    "affine": (True, True), "leakyrelu": (True, False), "thresholdedrelu": (True, False),
+    "scaledtanh": (True, True), "hardsigmoid": (True, True), "elu": (True, False)}
+_RNN_ORT_DEFAULTS: dict[str, tuple[float, float]] = {
+    "leakyrelu": (0.01, 0.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, 0.0)}
+
+
+def _rnn_ort_activation(name: str, alpha: float, beta: float) -> ActFn:
+    """ONNX Runtime's RNN activation `name` (its rnn_activation_functors.h, float32; an
+    unknown name is its default, Tanh) with this direction's alpha and beta."""
+    f = np.float32
+    a, b = f(alpha), f(beta)
+
+    def tanh(v: np.ndarray) -> np.ndarray:
+        return (f(2) * _rnn_ort_sigmoid((f(2) * v).astype(f)) - f(1)).astype(f)
+
+    def softplus(v: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return libm.logf((f(1) + libm.expf(v)).astype(f))
+
+    def elu(v: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.where(v >= 0, v, a * (libm.expf(v) - f(1))).astype(f)
+
+    def hard_sigmoid(v: np.ndarray) -> np.ndarray:
+        y = (a * v + b).astype(f)
+        y = np.where(f(0) < y, y, f(0))                      # std::max(0, y)
+        return np.where(y < f(1), y, f(1)).astype(f)          # std::min(1, y)
+
+    table: dict[str, ActFn] = {
+        "Affine": lambda v: (a * v + b).astype(f),
+        "Relu": lambda v: np.where(f(0) < v, v, f(0)).astype(f),
+        "LeakyRelu": lambda v: np.where(v >= 0, v, a * v).astype(f),
+        "ThresholdedRelu": lambda v: np.where(v > a, v, f(0)).astype(f),
+        "Tanh": tanh,
+        "ScaledTanh": lambda v: (a * tanh((b * v).astype(f))).astype(f),
+        "Sigmoid": _rnn_ort_sigmoid,
+        "HardSigmoid": hard_sigmoid,
+        "Elu": elu,
+        "Softsign": lambda v: (v / (f(1) + np.abs(v))).astype(f),
+        "Softplus": softplus,
+    }
+    return table.get(name, tanh)
+
+
+def _mlas_gemm_bt(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+    """a m^T (+ c, beta = 1) in MLAS's order: natively when the extension is there."""
+    a = np.ascontiguousarray(a)
+    y = native_float.gemm(a, m, c, alpha=1.0, trans_a=False, trans_b=True, b_packed=False)
+    return mlas_sgemm.gemm(a, m, trans_b=True, c=c) if y is None else y
+
+
+def _rnn_ort(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+             sequence_lens: np.ndarray | None, initial_h: np.ndarray | None,
+             alphas: Sequence[float] | None, betas: Sequence[float] | None,
+             activations: Sequence[str] | None, clip: float | None,
+             direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 RNN as ONNX Runtime's CPU kernel computes it (docs/operators.md, (O58)):
+    per direction the rows Wb + Rb (one rounded sum), X W^T accumulated into them by MLAS
+    (beta = 1, every step's rows); per step H_prev R^T by MLAS (nothing at the first step
+    without initial_h) plus that step's rows, clipped (std::min, then std::max; no clip
+    attribute: none), then the activation with this direction's alpha and beta (0 when
+    not given, whatever the ONNX defaults). A row past its sequence length takes H_prev (0
+    at the first step) and its Y is 0 at the end; Y_h is Y at the last valid step (forward)
+    or at step 0 (reverse)."""
+    f = np.float32
+    seq, batch, inp = x.shape
+    hid = r.shape[-1]
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise unsupported("RNN", f"direction={direction!r}")
+    dirs = 2 if direction == "bidirectional" else 1
+    names = list(activations) if activations else ["Tanh"] * dirs
+    if len(names) == 2 and dirs == 1:
+        names = names[:1]
+    if len(names) != dirs:
+        raise unsupported("RNN", f"{len(names)} activations for {dirs} directions")
+    al, be = list(alphas or []), list(betas or [])
+    lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
+    xf = np.ascontiguousarray(x, f).reshape(seq * batch, inp)
+    y = np.zeros((seq, dirs, batch, hid), f)
+    y_h = np.zeros((dirs, batch, hid), f)
+    bound = None if clip is None or clip < 0 else f(clip)
+    for d in range(dirs):
+        uses_alpha, uses_beta = _RNN_ORT_ARGS.get(names[d].lower(), (False, False))
+        alpha, beta = _RNN_ORT_DEFAULTS.get(names[d].lower(), (0.0, 0.0))
+        alpha = al.pop(0) if uses_alpha and al else alpha
+        beta = be.pop(0) if uses_beta and be else beta
+        act = _rnn_ort_activation(names[d], alpha, beta)
+        reverse = direction == "reverse" or d == 1
+        rows = (np.zeros((seq * batch, hid), f) if b is None else np.broadcast_to(
+            (b[d, :hid].astype(f) + b[d, hid:].astype(f)).astype(f), (seq * batch, hid)).copy())
+        xw = (_mlas_gemm_bt(xf, np.asarray(w[d], f), rows) if seq * batch
+              else rows).reshape(seq, batch, hid)
+        rd = np.asarray(r[d], f)
+        h_prev = None if initial_h is None else np.asarray(initial_h[d], f)
+        for t in range(seq):
+            step = seq - 1 - t if reverse else t
+            g = (np.zeros((batch, hid), f) if h_prev is None or batch == 0
+                 else _mlas_gemm_bt(h_prev, rd, None))
+            g = (g + xw[step]).astype(f)
+            if bound is not None:
+                g = np.where(bound < g, bound, g)
+                g = np.where(g < -bound, -bound, g).astype(f)
+            out = act(g)
+            if lens is not None:
+                valid = (step < lens)[:, None]
+                out = np.where(valid, out, f(0) if h_prev is None else h_prev).astype(f)
+            y[step, d] = out
+            h_prev = out
+        for i in range(batch):
+            last = 0 if reverse else (seq - 1 if lens is None else int(lens[i]) - 1)
+            if seq and 0 <= last < seq:
+                y_h[d, i] = y[last, d, i]
+    if lens is not None:
+        for i in range(batch):
+            y[int(max(lens[i], 0)):, :, i] = 0
+    return y, y_h
