@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "float_kernels.h"
 #include "threadpool.h"
 
@@ -97,10 +99,15 @@ void run_direction(const FloatRnnArgs& a, int64_t d) {
     rec.panels = packed.data();
     rec.panels_stride_k = panels.stride_k, rec.panels_width = panels.width;
   }
+  // B = 1: the product is the one-row transposed kernel's; its 256-bit form on the paths
+  // with AVX2 (the same sums)
+  const bool wide_m1 = B == 1 && std::string(active_table()->name) != "scalar";
   const float hi = a.clip, lo = -a.clip;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t step = rev ? T - 1 - t : t;
-    if (h_prev) {
+    if (h_prev && wide_m1) {
+      rnn_m1_transposed_avx2(h_prev, rec.b, g.data(), H, H);
+    } else if (h_prev) {
       rec.a = h_prev;
       run_mlas_sgemm(rec, 1);
     } else {

@@ -39,4 +39,10 @@ struct FloatRnnArgs {
 // the count); every product on one thread, as ONNX Runtime's kernel with one.
 void run_float_rnn(const FloatRnnArgs& a, int threads);
 
+// out[r] (r < nrows) = x . row r of `rows` (nrows x k, contiguous) as the MLAS-order SGEMM's
+// one-row transposed kernel sums it (sgemm_m1_transposed, beta = 0), in 256-bit registers
+// (float_rnn_avx2.cpp, -mavx2; for the paths that have AVX2).
+void rnn_m1_transposed_avx2(const float* x, const float* rows, float* out, int64_t nrows,
+                            int64_t k);
+
 }  // namespace lowp

@@ -56,7 +56,7 @@ def _check(x, w, r, b, lens, h0, activations, alphas, betas, clip, direction) ->
 
 @settings(max_examples=60, deadline=None)
 @given(seq=st.integers(1, 6), batch=st.integers(1, 4), inp=st.integers(1, 9),
-       hidden=st.sampled_from([1, 3, 16, 17, 40]),
+       hidden=st.sampled_from([1, 3, 6, 16, 17, 30, 40, 88]),
        direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
        names=st.lists(st.sampled_from(NAMES), min_size=2, max_size=2) | st.none(),
        alphas=st.lists(st.floats(-2, 2, width=32), max_size=3),
@@ -93,6 +93,20 @@ def test_each_activation_over_a_sweep(name):
     r = np.full((2, 1, 1), 0.5, np.float32)
     for alphas, betas in ((None, None), ([0.7, -1.3], [0.25, 2.0])):
         _check(x, w, r, None, None, None, [name, name], alphas, betas, None, "bidirectional")
+
+
+@pytest.mark.parametrize("hidden", [*range(1, 42), 88, 129])
+def test_one_row_products_of_every_shape(hidden):
+    """B = 1: the per-step product is the one-row transposed kernel's (its 256-bit form on
+    the paths with AVX2): every row count modulo 4 (the fold of a group of four, a pair, a
+    single row) and every K modulo 8 (the padded last block), with signed zeros and NaN."""
+    rng = np.random.default_rng(hidden)
+    x = _values(rng, (5, 1, 3), 1.0, True)
+    w = _values(rng, (2, hidden, 3), 1.0, False)
+    r = _values(rng, (2, hidden, hidden), 1.0 / np.sqrt(hidden), True)
+    r[0, :, : hidden // 2] = -0.0
+    h0 = _values(rng, (2, 1, hidden), 1.0, True)
+    _check(x, w, r, None, None, h0, ["LeakyRelu", "Tanh"], None, None, None, "bidirectional")
 
 
 def _model(lens_input: bool) -> bytes:
