@@ -36,6 +36,7 @@
 #endif
 #include "float_libm.h"
 #include "float_norm.h"
+#include "float_rnn.h"
 #include "float_reduce.h"
 #include "gather.h"
 #include "resize.h"
@@ -1402,6 +1403,59 @@ lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_cont
   };
 }
 
+// The float32 RNN operator (float_rnn.h): x (T, B, I), w (D, H, I), r (D, H, H), bias (D,
+// 2 H), h0 (D, B, H), lens (B, any values), y (T, D, B, H), yh (D, B, H), all contiguous;
+// per direction an activation code, alpha and beta, and whether it runs in reverse.
+using C3 = nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+lowp::Kernel make_float_rnn(C3 x, C3 w, C3 r, std::optional<nb::ndarray<const float, nb::ndim<2>,
+                            nb::c_contig, nb::device::cpu>> bias, std::optional<C3> h0,
+                            std::optional<Vec<int64_t>> lens,
+                            nb::ndarray<float, nb::ndim<4>, nb::c_contig, nb::device::cpu> y,
+                            nb::ndarray<float, nb::ndim<3>, nb::c_contig, nb::device::cpu> yh,
+                            std::vector<int> acts, std::vector<float> alphas,
+                            std::vector<float> betas, std::vector<bool> reverse,
+                            std::optional<float> clip, int threads) {
+  lowp::FloatRnnArgs a;
+  a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
+  a.d = int64_t(r.shape(0)), a.h = int64_t(r.shape(1));
+  if (a.d < 1 || a.d > 2 || acts.size() != size_t(a.d) || alphas.size() != size_t(a.d) ||
+      betas.size() != size_t(a.d) || reverse.size() != size_t(a.d))
+    throw std::invalid_argument("float_rnn needs one or two directions, each with its "
+                                "activation, alpha, beta and direction");
+  for (int c : acts)
+    if (c < 0 || c >= int(lowp::RnnActivation::kCount))
+      throw std::invalid_argument("float_rnn: unknown activation code");
+  if (a.t < 1 || a.b < 1 || a.i < 1 || a.h < 1)
+    throw std::invalid_argument("float_rnn needs T, B, I, H >= 1");
+  if (int64_t(w.shape(0)) != a.d || int64_t(w.shape(1)) != a.h || int64_t(w.shape(2)) != a.i ||
+      int64_t(r.shape(2)) != a.h)
+    throw std::invalid_argument("float_rnn needs w (D, H, I) and r (D, H, H)");
+  if (bias && (int64_t(bias->shape(0)) != a.d || int64_t(bias->shape(1)) != 2 * a.h))
+    throw std::invalid_argument("float_rnn needs bias (D, 2 H)");
+  if (h0 && (int64_t(h0->shape(0)) != a.d || int64_t(h0->shape(1)) != a.b ||
+             int64_t(h0->shape(2)) != a.h))
+    throw std::invalid_argument("float_rnn needs h0 (D, B, H)");
+  if (lens && int64_t(lens->shape(0)) != a.b)
+    throw std::invalid_argument("float_rnn needs lens (B,)");
+  if (int64_t(y.shape(0)) != a.t || int64_t(y.shape(1)) != a.d || int64_t(y.shape(2)) != a.b ||
+      int64_t(y.shape(3)) != a.h || int64_t(yh.shape(0)) != a.d ||
+      int64_t(yh.shape(1)) != a.b || int64_t(yh.shape(2)) != a.h)
+    throw std::invalid_argument("float_rnn needs y (T, D, B, H) and yh (D, B, H)");
+  a.x = x.data(), a.w = w.data(), a.r = r.data();
+  a.bias = bias ? bias->data() : nullptr;
+  a.h0 = h0 ? h0->data() : nullptr;
+  a.lens = lens ? lens->data() : nullptr;
+  a.y = y.data(), a.yh = yh.data();
+  for (int64_t d = 0; d < a.d; ++d) {
+    a.act[d] = acts[size_t(d)], a.alpha[d] = alphas[size_t(d)], a.beta[d] = betas[size_t(d)];
+    a.reverse[d] = reverse[size_t(d)];
+  }
+  a.has_clip = clip.has_value();
+  a.clip = clip ? *clip : 0.0f;
+  // the closure keeps every array alive
+  return [a, threads, x, w, r, bias, h0, lens, y, yh] { lowp::run_float_rnn(a, threads); };
+}
+
 // DynamicQuantizeLSTM (qrecurrent.h). w_b/r_b (D, packed int8), *_colsum and *_scale (D, 4 *
 // hp), *_d one per direction; x (T, B, I), h0/c0 (D, B, H), y (T, D, B, H), yh/yc (D, B, H),
 // all contiguous. Runs at once, without the GIL.
@@ -1578,6 +1632,9 @@ NB_MODULE(_native, m) {
              "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
 
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
+  def_kernel(m, program, "float_rnn", &make_float_rnn, "x"_a, "w"_a, "r"_a, "bias"_a.none(),
+             "h0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a, "acts"_a, "alphas"_a, "betas"_a,
+             "reverse"_a, "clip"_a.none(), "threads"_a = 1);
   m.def("qlstm", &run_qlstm, "x"_a, "w_b"_a, "w_colsum"_a, "w_d"_a, "w_scale"_a, "r_b"_a,
         "r_colsum"_a, "r_d"_a, "r_scale"_a, "hidden"_a, "p"_a.none(), "bias"_a.none(),
         "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a, "yc"_a, "reverse"_a,

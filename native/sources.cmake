@@ -37,6 +37,9 @@ lowp_isa_object(lowp_norm_avx512 native/float_norm_avx512.cpp -mavx2 -mfma -mavx
                 -mprefer-vector-width=512)
 # one C library call per element, never a builtin or a vector variant (float_libm.cpp)
 lowp_isa_object(lowp_libm native/float_libm.cpp -fno-builtin)
+# the RNN operator: its expf / logf calls are the C library's own, likewise (float_rnn.cpp)
+lowp_isa_object(lowp_float_rnn native/float_rnn.cpp -fno-builtin)
+lowp_isa_object(lowp_float_rnn_avx2 native/float_rnn_avx2.cpp -mavx2)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
 lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl
@@ -56,7 +59,7 @@ nanobind_add_module(_native NB_STATIC
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
   native/gather.cpp native/compare.cpp native/resize.cpp native/float_exact.cpp native/float_log.cpp
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
-  $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm>
+  $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm> $<TARGET_OBJECTS:lowp_float_rnn> $<TARGET_OBJECTS:lowp_float_rnn_avx2>
   native/float_reduce.cpp native/float_col2im.cpp native/float_im2col.cpp
   native/int_matmul.cpp)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})

@@ -1763,8 +1763,14 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
         direction: str = "forward", hidden_size: int | None = None, layout: int = 0,
         **_: Any) -> tuple[np.ndarray, ...]:
     """Simple RNN, all directions, sequence_lens, clip, layout; float32 without a layout in
-    ONNX Runtime's order (`_rnn_ort`)."""
+    ONNX Runtime's order (`_rnn_ort`, natively by lowp.runtime.native_rnn.simple_rnn)."""
     if x.dtype == np.float32 and not layout:
+        native = native_rnn.simple_rnn(
+            x, w, r, b, sequence_lens, initial_h,
+            _rnn_ort_directions(activations, activation_alpha, activation_beta, direction),
+            clip, direction)
+        if native is not None:
+            return native
         return _rnn_ort(x, w, r, b, sequence_lens, initial_h, activation_alpha,
                         activation_beta, activations, clip, direction)
     h = r.shape[-1]
@@ -1854,6 +1860,30 @@ def _mlas_gemm_bt(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndar
     return mlas_sgemm.gemm(a, m, trans_b=True, c=c) if y is None else y
 
 
+def _rnn_ort_directions(activations: Sequence[str] | None, alphas: Sequence[float] | None,
+                        betas: Sequence[float] | None, direction: str
+                        ) -> list[tuple[str, float, float]]:
+    """Per direction of an RNN node, ONNX Runtime's activation name, alpha and beta (see
+    `_rnn_ort`)."""
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise unsupported("RNN", f"direction={direction!r}")
+    dirs = 2 if direction == "bidirectional" else 1
+    names = list(activations) if activations else ["Tanh"] * dirs
+    if len(names) == 2 and dirs == 1:
+        names = names[:1]
+    if len(names) != dirs:
+        raise unsupported("RNN", f"{len(names)} activations for {dirs} directions")
+    al, be = list(alphas or []), list(betas or [])
+    out = []
+    for name in names:
+        uses_alpha, uses_beta = _RNN_ORT_ARGS.get(name.lower(), (False, False))
+        alpha, beta = _RNN_ORT_DEFAULTS.get(name.lower(), (0.0, 0.0))
+        alpha = al.pop(0) if uses_alpha and al else alpha
+        beta = be.pop(0) if uses_beta and be else beta
+        out.append((name, alpha, beta))
+    return out
+
+
 def _rnn_ort(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
              sequence_lens: np.ndarray | None, initial_h: np.ndarray | None,
              alphas: Sequence[float] | None, betas: Sequence[float] | None,
@@ -1870,26 +1900,15 @@ def _rnn_ort(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
     f = np.float32
     seq, batch, inp = x.shape
     hid = r.shape[-1]
-    if direction not in ("forward", "reverse", "bidirectional"):
-        raise unsupported("RNN", f"direction={direction!r}")
-    dirs = 2 if direction == "bidirectional" else 1
-    names = list(activations) if activations else ["Tanh"] * dirs
-    if len(names) == 2 and dirs == 1:
-        names = names[:1]
-    if len(names) != dirs:
-        raise unsupported("RNN", f"{len(names)} activations for {dirs} directions")
-    al, be = list(alphas or []), list(betas or [])
+    params = _rnn_ort_directions(activations, alphas, betas, direction)
+    dirs = len(params)
     lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
     xf = np.ascontiguousarray(x, f).reshape(seq * batch, inp)
     y = np.zeros((seq, dirs, batch, hid), f)
     y_h = np.zeros((dirs, batch, hid), f)
     bound = None if clip is None or clip < 0 else f(clip)
-    for d in range(dirs):
-        uses_alpha, uses_beta = _RNN_ORT_ARGS.get(names[d].lower(), (False, False))
-        alpha, beta = _RNN_ORT_DEFAULTS.get(names[d].lower(), (0.0, 0.0))
-        alpha = al.pop(0) if uses_alpha and al else alpha
-        beta = be.pop(0) if uses_beta and be else beta
-        act = _rnn_ort_activation(names[d], alpha, beta)
+    for d, (name, alpha, beta) in enumerate(params):
+        act = _rnn_ort_activation(name, alpha, beta)
         reverse = direction == "reverse" or d == 1
         rows = (np.zeros((seq * batch, hid), f) if b is None else np.broadcast_to(
             (b[d, :hid].astype(f) + b[d, hid:].astype(f)).astype(f), (seq * batch, hid)).copy())

@@ -211,3 +211,48 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
 def _clip(clip: float | None) -> float:
     # ONNX Runtime's LSTM and GRU clip at FLT_MAX when the node has no clip attribute
     return float(np.finfo(np.float32).max) if clip is None else float(clip)
+
+
+# native/float_rnn.h RnnActivation: ONNX Runtime's RNN activations by their exact names (any
+# other name is its default, Tanh: lowp.runtime.float_nn._rnn_ort_activation)
+RNN_ACTIVATIONS = ("Affine", "Relu", "LeakyRelu", "ThresholdedRelu", "Tanh", "ScaledTanh",
+                   "Sigmoid", "HardSigmoid", "Elu", "Softsign", "Softplus")
+
+
+def simple_rnn(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
+               lens: np.ndarray | None, h0: np.ndarray | None,
+               params: Sequence[tuple[str, float, float]], clip: float | None,
+               direction: str, threads: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The float32 RNN operator without a layout (Y (T, D, B, H), Y_h (D, B, H)) as
+    lowp.runtime.float_nn._rnn_ort computes it, bit for bit, by one native call; `params`:
+    per direction the activation's name, alpha and beta (float_nn._rnn_ort_directions).
+    None when the extension does not take it (an empty dimension, shapes the reference
+    rejects, or no extension). Any sequence lengths: the kernel reads them when it runs, so
+    the call is recorded (lowp.runtime.tape) with them too."""
+    ext = _extension()
+    if not _enabled or ext is None or x.dtype != np.float32 or x.ndim != 3:
+        return None
+    seq, batch, inp = x.shape
+    dirs = len(params)
+    hidden = r.shape[-1] if r.ndim == 3 else 0
+    if min(seq, batch, inp, hidden) < 1 or dirs != (2 if direction == "bidirectional" else 1):
+        return None
+    if (w.shape != (dirs, hidden, inp) or r.shape != (dirs, hidden, hidden)
+            or (b is not None and b.shape != (dirs, 2 * hidden))
+            or (h0 is not None and h0.shape != (dirs, batch, hidden))
+            or (lens is not None and lens.shape != (batch,))):
+        return None
+    from .native_float import buffer
+    f = np.float32
+    y, y_h = buffer((seq, dirs, batch, hidden)), buffer((dirs, batch, hidden))
+    bound = None if clip is None or clip < 0 else float(f(clip))
+    codes = [RNN_ACTIVATIONS.index(n) if n in RNN_ACTIVATIONS else RNN_ACTIVATIONS.index("Tanh")
+             for n, _, _ in params]
+    call(ext.float_rnn, np.ascontiguousarray(x), np.ascontiguousarray(w, f),
+         np.ascontiguousarray(r, f), None if b is None else np.ascontiguousarray(b, f),
+         None if h0 is None else np.ascontiguousarray(h0, f),
+         None if lens is None else np.ascontiguousarray(lens, np.int64), y, y_h, codes,
+         [float(f(a)) for _, a, _ in params], [float(f(be)) for _, _, be in params],
+         [direction == "reverse" or d == 1 for d in range(dirs)], bound, _threads(threads))
+    return y, y_h

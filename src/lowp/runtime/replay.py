@@ -85,7 +85,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMul", "FusedMatMul", "Gemm", "LayerNormalization", "Softmax",
                           "LogSoftmax", "Resize", "Conv", "ConvTranspose", "BatchNormalization",
                           "ReduceMean", "ReduceSum", "SkipLayerNormalization", "LSTM",
-                          "GRU", "Concat", "Gather", "Cast", "Log", "ReduceMax",
+                          "GRU", "RNN", "Concat", "Gather", "Cast", "Log", "ReduceMax",
                           "SimplifiedLayerNormalization", "MatMulInteger", "FastGelu",
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",

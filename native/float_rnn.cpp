@@ -1,0 +1,160 @@
+// The float32 RNN operator (float_rnn.h). Compiled with -fno-builtin on top of the common
+// flags (no -ffast-math, no vector math library): each expf / logf is one call of the C
+// library's own function, as ONNX Runtime's functors make it; every other operation is one
+// IEEE operation rounded to float32 (-ffp-contract=off), so the values are those of
+// lowp.runtime.float_nn._rnn_ort on every instruction-set path (only the products, in
+// MLAS's order by run_mlas_sgemm, use the path's kernels, and they equal each other).
+#include "float_rnn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "float_kernels.h"
+#include "threadpool.h"
+
+namespace lowp {
+
+namespace {
+
+// ONNX Runtime's RNN Sigmoid: 1 / (1 + expf(-x)) for x >= 0, else expf(x) / (1 + expf(x)).
+inline float ort_sigmoid(float v) {
+  if (v >= 0.0f) return 1.0f / (1.0f + ::expf(-v));
+  const float e = ::expf(v);
+  return e / (1.0f + e);
+}
+
+inline float ort_tanh(float v) { return 2.0f * ort_sigmoid(2.0f * v) - 1.0f; }
+
+// One activation over n values in place (lowp.runtime.float_nn._rnn_ort_activation).
+template <class F>
+void apply(float* v, int64_t n, F f) {
+  for (int64_t j = 0; j < n; ++j) v[j] = f(v[j]);
+}
+
+void activate(int code, float a, float b, float* v, int64_t n) {
+  switch (RnnActivation(code)) {
+    case RnnActivation::kAffine:
+      return apply(v, n, [a, b](float x) { return a * x + b; });
+    case RnnActivation::kRelu:
+      return apply(v, n, [](float x) { return 0.0f < x ? x : 0.0f; });
+    case RnnActivation::kLeakyRelu:
+      return apply(v, n, [a](float x) { return x >= 0.0f ? x : a * x; });
+    case RnnActivation::kThresholdedRelu:
+      return apply(v, n, [a](float x) { return x > a ? x : 0.0f; });
+    case RnnActivation::kScaledTanh:
+      return apply(v, n, [a, b](float x) { return a * ort_tanh(b * x); });
+    case RnnActivation::kSigmoid:
+      return apply(v, n, ort_sigmoid);
+    case RnnActivation::kHardSigmoid:
+      return apply(v, n, [a, b](float x) {
+        float y = a * x + b;
+        y = 0.0f < y ? y : 0.0f;  // std::max(0, y)
+        return y < 1.0f ? y : 1.0f;
+      });
+    case RnnActivation::kElu:
+      return apply(v, n, [a](float x) { return x >= 0.0f ? x : a * (::expf(x) - 1.0f); });
+    case RnnActivation::kSoftsign:
+      return apply(v, n, [](float x) { return x / (1.0f + std::fabs(x)); });
+    case RnnActivation::kSoftplus:
+      return apply(v, n, [](float x) { return ::logf(1.0f + ::expf(x)); });
+    default:  // Tanh, and ONNX Runtime's default for a name it does not know
+      return apply(v, n, ort_tanh);
+  }
+}
+
+// c (m x n) = a (m x k, rows of k) times the transpose of mt (n x k, rows of k), in MLAS's
+// order (not prepacked); with init (n floats) every row starts from it (beta = 1).
+SgemmArgs gemm_bt(const float* a, int64_t m, int64_t k, const float* mt, int64_t n, float* c,
+                  const float* init) {
+  SgemmArgs g;
+  g.a = a, g.b = mt, g.c = c, g.init = init;
+  g.m = m, g.n = n, g.k = k;
+  g.sa_m = k, g.sa_k = 1, g.sb_k = 1, g.sb_n = k, g.ldc = n, g.si_m = 0, g.si_n = 1;
+  g.trans_b = true;
+  return g;
+}
+
+void run_direction(const FloatRnnArgs& a, int64_t d) {
+  const int64_t T = a.t, B = a.b, I = a.i, H = a.h, BH = B * H;
+  const bool rev = a.reverse[d];
+  // the rows Wb + Rb (one rounded sum; zeros without a bias), X W^T accumulated into them
+  std::vector<float> rows(size_t(H), 0.0f);
+  if (a.bias)
+    for (int64_t j = 0; j < H; ++j)
+      rows[size_t(j)] = a.bias[d * 2 * H + j] + a.bias[d * 2 * H + H + j];
+  std::vector<float> xw(size_t(T * BH));
+  run_mlas_sgemm(gemm_bt(a.x, T * B, I, a.w + d * H * I, H, xw.data(), rows.data()), 1);
+  std::vector<float> g(static_cast<size_t>(BH));
+  const float* h_prev = a.h0 ? a.h0 + d * BH : nullptr;
+  // R's panels packed once for every step's product (the values MLAS packs on each call;
+  // none when the product reads R in place, B = 1)
+  SgemmArgs rec = gemm_bt(h_prev, B, H, a.r + d * H * H, H, g.data(), nullptr);
+  const SgemmPanels panels = sgemm_panels(rec);
+  std::vector<float> packed(size_t(panels.floats));
+  if (panels.floats > 0) {
+    pack_sgemm_panels(rec, panels, packed.data());
+    rec.panels = packed.data();
+    rec.panels_stride_k = panels.stride_k, rec.panels_width = panels.width;
+  }
+  // B = 1: the product is the one-row transposed kernel's; its 256-bit form on the paths
+  // with AVX2 (the same sums)
+  const bool wide_m1 = B == 1 && std::string(active_table()->name) != "scalar";
+  const float hi = a.clip, lo = -a.clip;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t step = rev ? T - 1 - t : t;
+    if (h_prev && wide_m1) {
+      rnn_m1_transposed_avx2(h_prev, rec.b, g.data(), H, H);
+    } else if (h_prev) {
+      rec.a = h_prev;
+      run_mlas_sgemm(rec, 1);
+    } else {
+      std::fill(g.begin(), g.end(), 0.0f);
+    }
+    const float* xs = xw.data() + step * BH;
+    for (int64_t e = 0; e < BH; ++e) {
+      float v = g[size_t(e)] + xs[e];
+      if (a.has_clip) {
+        if (hi < v) v = hi;
+        if (v < lo) v = lo;
+      }
+      g[size_t(e)] = v;
+    }
+    activate(a.act[d], a.alpha[d], a.beta[d], g.data(), BH);
+    float* out = a.y + (step * a.d + d) * BH;
+    for (int64_t b = 0; b < B; ++b) {
+      const bool valid = a.lens == nullptr || step < a.lens[b];
+      for (int64_t j = 0; j < H; ++j)
+        out[b * H + j] = valid ? g[size_t(b * H + j)] : (h_prev ? h_prev[b * H + j] : 0.0f);
+    }
+    h_prev = out;
+  }
+  // Y_h: Y at the last valid step (forward) or at step 0 (reverse), read before the rows
+  // past each sequence's end are zeroed; 0 when that step is outside [0, T)
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = a.lens ? a.lens[b] : T;
+    const int64_t last = rev ? 0 : len - 1;
+    float* yh = a.yh + d * BH + b * H;
+    if (T > 0 && last >= 0 && last < T)
+      std::copy_n(a.y + (last * a.d + d) * BH + b * H, H, yh);
+    else
+      std::fill_n(yh, H, 0.0f);
+    for (int64_t t = std::max<int64_t>(len, 0); t < T; ++t)
+      std::fill_n(a.y + (t * a.d + d) * BH + b * H, H, 0.0f);
+  }
+}
+
+}  // namespace
+
+void run_float_rnn(const FloatRnnArgs& a, int threads) {
+  if (threads < 1) threads = ThreadPool::max_threads();
+  if (threads > 1 && a.d > 1) {
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d); });
+  } else {
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d);
+  }
+}
+
+}  // namespace lowp
