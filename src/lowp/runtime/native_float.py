@@ -605,6 +605,18 @@ def log(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def elu(x: np.ndarray, alpha: float) -> np.ndarray | None:
+    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit),
+    or None."""
+    ext = _has(_usable("Elu", x), "float_elu")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_elu, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         float(np.float32(alpha)), _threads)
+    return y
+
+
 def sin(x: np.ndarray) -> np.ndarray | None:
     """ONNX Runtime's Sin of float32 `x` (lowp.eigen_math.sin, bit for bit), or None."""
     return _sincos("Sin", x, False)
