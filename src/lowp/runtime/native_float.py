@@ -4,7 +4,7 @@ The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: eac
 asks this module first and computes in numpy when it gets None back, which happens for any
 dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
 is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
-the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool,
+the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, MaxPool,
 AveragePool, GlobalAveragePool and Exp, and within the bounds stated there for Erf and Gelu
 (float64 inside, rounded once).
 """
