@@ -806,6 +806,14 @@ lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
   return [threads, x, y] { lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), threads); };
 }
 
+lowp::Kernel make_float_elu(Floats x, OutFloats y, float alpha, int threads) {
+  // y = Elu(x) element-wise as ONNX Runtime's float32 Elu (float_kernels.h); y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_elu needs same sizes");
+  return [alpha, threads, x, y] {
+    lowp::run_float_elu(x.data(), y.data(), int64_t(x.size()), alpha, threads);
+  };
+}
+
 lowp::Kernel make_float_sincos(Floats x, OutFloats y, bool cosine, int threads) {
   // y = sin(x) (cosine: cos(x)) element-wise as ONNX Runtime's Sin (Cos) (float_kernels.h)
   if (x.size() != y.size()) throw std::invalid_argument("float_sincos needs same sizes");
@@ -1689,6 +1697,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,

@@ -4,6 +4,7 @@
 // results never depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -41,6 +42,19 @@ void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int thre
   // (float_libm.cpp: one call of the C library's own function per value)
   run_float_libm(int(cosine ? LibmFunction::kCosf : LibmFunction::kSinf), x + split, y + split,
                  n - split, 1);
+}
+
+void run_float_elu(const float* x, float* y, int64_t n, float alpha, int threads) {
+  if (n <= 0) return;
+  const FloatKernels& k = active_float_kernels();
+  const int64_t split = n - n % 4;
+  run_elementwise(split, int64_t(1) << 14, threads, [&](int64_t i0, int64_t len) {
+    k.unary(kElu, x + i0, y + i0, len, alpha, 0.0f);
+  });
+  for (int64_t i = split; i < n; ++i) {  // Eigen's scalar tail: the C library's expf
+    const float t = x[i];
+    y[i] = t >= 0.0f ? t : alpha * (::expf(t) - 1.0f);
+  }
 }
 
 namespace {

@@ -87,7 +87,7 @@ inline typename D::V unary_d(int op, typename D::V x) {
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
          op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
-         op == kNeg || op == kAbs;
+         op == kNeg || op == kAbs || op == kElu;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -195,6 +195,35 @@ inline typename F::V ort_fast_gelu_v(typename F::V x) {
   return F::mul(F::mul(F::set1(0.5f), x), F::add(t, F::set1(1.0f)));
 }
 
+// ONNX Runtime's float32 Elu (an Eigen expression, lowp.runtime.float_ops._elu32) on its
+// packets: t >= 0 ? t : alpha (exp(t) - 1) with Eigen's packet exp (lowp.eigen_math._exp),
+// one rounding per operation (no contraction, as Eigen's baseline build): the input clamped
+// to [-104, 0] (NaN: -104, selected away), m = floor(x log2 e + 1/2) (the 1.5 * 2^23
+// rounding, one down where that rounded up), r = x - m ln2 in two parts, the degree-6
+// polynomial, y 2^m rounded once (ldexpf's value, subnormal results included); 0 below
+// -104; a NaN t gives alpha (t - 1), Eigen's exp of NaN being the NaN itself.
+template <class F>
+inline typename F::V eigen_elu_v(typename F::V t, float alpha) {
+  using V = typename F::V;
+  const V zero = F::set1(0.0f), one = F::set1(1.0f), bias = F::set1(12582912.0f);
+  const V x = F::min(F::max(t, F::set1(-104.0f)), zero);  // max: the second for NaN
+  const V v = F::add(F::mul(x, F::set1(1.44269504088896341f)), F::set1(0.5f));
+  const V rn = F::sub(F::add(v, bias), bias);
+  const V m = F::select_gt(rn, v, F::sub(rn, one), rn);
+  V r = F::add(F::mul(m, F::set1(-0.693359375f)), x);
+  r = F::add(F::mul(m, F::set1(2.12194440e-4f)), r);
+  const V r2 = F::mul(r, r);
+  V even = F::add(F::mul(r2, F::set1(1.37449637986719608306884765625e-3f)),
+                  F::set1(4.166965186595916748046875e-2f));
+  even = F::add(F::mul(r2, even), F::set1(0.49999988079071044921875f));
+  const V odd = F::add(F::mul(r2, F::set1(8.36894474923610687255859375e-3f)),
+                       F::set1(0.16666518151760101318359375f));
+  const V y = F::add(F::mul(r2, F::add(F::mul(r, odd), even)), F::add(r, one));
+  // np.maximum(2^m y, t): t itself when NaN (maxps's second operand)
+  const V e = F::select_gt(F::set1(-104.0f), t, zero, F::max(F::scale2(y, m), t));
+  return F::select_ge0(t, t, F::mul(F::set1(alpha), F::sub(e, one)));
+}
+
 template <class F>
 inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   using V = typename F::V;
@@ -225,6 +254,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return F::neg(x);
     case kAbs:
       return F::abs(x);
+    case kElu:
+      return eigen_elu_v<F>(x, alpha);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }

@@ -31,7 +31,8 @@ enum FloatUnaryOp : int {
   kExp = 9,         // ONNX Runtime's float32 exp (MLAS)
   kNeg = 10,        // -x (the sign bit flipped, NaN's too: np.negative)
   kAbs = 11,        // |x| (the sign bit cleared, NaN's too: np.abs)
-  kUnaryCount = 12,
+  kElu = 12,        // x >= 0 ? x : alpha (exp(x) - 1), Eigen's packet exp (run_float_elu)
+  kUnaryCount = 13,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.
@@ -111,6 +112,11 @@ void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, f
 // function on the packets of four from the start, the C library's sinf (cosf) on the last
 // n % 4 values. x == y allowed; threads <= 0: all (the values do not depend on them).
 void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int threads);
+// y = Elu(x) (x >= 0 ? x : alpha (exp(x) - 1)) for n values as ONNX Runtime's float32 Elu
+// computes it (lowp.runtime.float_ops._elu32, lowp.eigen_math.evaluate): Eigen's packet exp
+// on the packets of four from the start, the C library's expf on the last n % 4 values. x == y
+// allowed; threads <= 0: all (the values do not depend on them).
+void run_float_elu(const float* x, float* y, int64_t n, float alpha, int threads);
 void run_float_pool(const FloatPoolArgs& a, int threads);
 // Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);

@@ -71,7 +71,7 @@ def test_programs_equal_plain_runs(name, threads, zoo_dir):
 def _float_chain(steps: int = 24, plain_at: int | None = None) -> bytes:
     """A float glue chain over (N, 4, 3, 3): Add/Mul with per-channel and scalar
     constants, Sub/Div of two activations, Relu, Sigmoid, Tanh, HardSwish, Reshape,
-    MaxPool, AveragePool, HardSigmoid, Erf, Max, PRelu, Clip, Min; an Elu (no native
+    MaxPool, AveragePool, HardSigmoid, Erf, Max, PRelu, Clip, Min; a Selu (no native
     kernel: a new array on every run) as node `plain_at`."""
     rng = np.random.default_rng(0)
     nodes, inits = [], []
@@ -82,7 +82,7 @@ def _float_chain(steps: int = 24, plain_at: int | None = None) -> bytes:
     for i in range(steps):
         op, y = cycle[i % len(cycle)], f"t{i}"
         if i == plain_at:
-            nodes.append(helper.make_node("Elu", [x], [y], alpha=0.1))
+            nodes.append(helper.make_node("Selu", [x], [y], alpha=0.1))
         elif op in ("Add", "Mul"):
             shape = (1, 4, 1, 1) if i % 4 else ()
             inits.append(numpy_helper.from_array(

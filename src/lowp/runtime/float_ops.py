@@ -162,7 +162,8 @@ def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
 @register
 def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
-        return _elu32(x, alpha)
+        y = native_float.elu(x, alpha)
+        return _elu32(x, alpha) if y is None else y
     xf = _f(x)
     return _as(np.where(xf > 0, xf, xf.dtype.type(alpha) * np.expm1(np.minimum(xf, 0))), x)
 

@@ -4,7 +4,7 @@ The numpy operators of lowp.runtime.float_ops / float_nn stay the reference: eac
 asks this module first and computes in numpy when it gets None back, which happens for any
 dtype but float32, for empty arrays (`MIN_SIZE`), while `disabled()`, and when the extension
 is missing or predates these kernels. The kernels (native/float_*.cpp, docs/native.md) give
-the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, MaxPool,
+the reference's values: bit for bit for Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, MaxPool,
 AveragePool, GlobalAveragePool and Exp, and within the bounds stated there for Erf and Gelu
 (float64 inside, rounded once).
 """
@@ -602,6 +602,18 @@ def log(x: np.ndarray) -> np.ndarray | None:
         return None
     y = _empty(x.shape)
     call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    return y
+
+
+def elu(x: np.ndarray, alpha: float) -> np.ndarray | None:
+    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit),
+    or None."""
+    ext = _has(_usable("Elu", x), "float_elu")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_elu, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         float(np.float32(alpha)), _threads)
     return y
 
 

@@ -35,7 +35,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_log", "float_reduce_max", "qbinary", "float_conv_im2col", "float_conv_nchwc",
               "float_simplified_layer_norm", "float_libm", "dynamic_quantize",
               "float_max_pool_channels_last", "float_sincos", "where", "cast_integer",
-              "one_hot", "arg_max", "set_slice", "float_rnn")
+              "one_hot", "arg_max", "set_slice", "float_rnn",
+              "float_elu")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
