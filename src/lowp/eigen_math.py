@@ -314,6 +314,16 @@ def _sign_of(x: np.ndarray, value: np.ndarray) -> np.ndarray:
     return (value.astype(_F).view(np.int32) ^ (x.view(np.int32) & np.int32(-2**31))).view(_F)
 
 
+_ALL_ONES = np.uint32(0xFFFFFFFF).view(_F)
+
+
+def _nan_through(x_in: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`out` with a NaN input's own bits (quieted) where x is NaN, as SSE arithmetic
+    passes its first NaN operand on."""
+    quiet = (x_in.view(np.uint32) | np.uint32(0x00400000)).view(_F)
+    return np.where(np.isnan(x_in), quiet, out).astype(_F)
+
+
 def _packet_asin(x_in: np.ndarray) -> np.ndarray:
     """Eigen's pasin_float: |x| > 1/2 mapped to sqrt((1 - |x|) / 2) (pi/2 - 2 asin), an
     odd degree-9 polynomial, the sign restored; NaN outside [-1, 1]."""
@@ -324,7 +334,8 @@ def _packet_asin(x_in: np.ndarray) -> np.ndarray:
         p = _horner(x * x, _ASIN_P) * x
         p = np.where(large, _PI_OVER_2 - _F(2) * p, p)
         out = _sign_of(x_in, p)
-        return np.where((a > _F(1)) | np.isnan(x_in), _F(np.nan), out).astype(_F)
+        out = np.where(a > _F(1), _ALL_ONES, out).astype(_F)     # por with the invalid mask
+        return _nan_through(x_in, out)
 
 
 def _packet_acos(x_in: np.ndarray) -> np.ndarray:
@@ -336,7 +347,7 @@ def _packet_acos(x_in: np.ndarray) -> np.ndarray:
         p = _horner(x2, _ACOS_ODD) * a + _horner(x2, _ACOS_EVEN)
         result = np.sqrt(_F(1) - a) * p
         negative = np.signbit(x_in)
-        return np.where(negative, _F(np.pi) - result, result).astype(_F)
+        return _nan_through(x_in, np.where(negative, _F(np.pi) - result, result).astype(_F))
 
 
 # ONNX Runtime's atan packet (the wheel's Atan loop): atan(t) / t on [0, 1] as a rational
