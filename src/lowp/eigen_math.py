@@ -12,6 +12,8 @@ release 3.4.0, whose log, log2 and exp differ.
 
 * log: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); log(m) as a (3, 3) rational function of
   m - 1; plus e * ln 2.
+* atan: not Eigen's: the wheel's Atan loop (read from its machine code) is a rational
+  function of t^2 times t, t = |x| or 1 / |x|, pi/2 minus it past 1, up to 4 ulps off.
 * pow: log2(m) by a degree-10 polynomial finished in double-word arithmetic (Dekker's
   products: no fused multiply-add in the baseline build), y * log2(x) split into an integer
   and a fraction r, and 2^r as exp(ln 2 * r) with Eigen's 6th-order minimax exp.
@@ -312,6 +314,16 @@ def _sign_of(x: np.ndarray, value: np.ndarray) -> np.ndarray:
     return (value.astype(_F).view(np.int32) ^ (x.view(np.int32) & np.int32(-2**31))).view(_F)
 
 
+_ALL_ONES = np.uint32(0xFFFFFFFF).view(_F)
+
+
+def _nan_through(x_in: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`out` with a NaN input's own bits (quieted) where x is NaN, as SSE arithmetic
+    passes its first NaN operand on."""
+    quiet = (x_in.view(np.uint32) | np.uint32(0x00400000)).view(_F)
+    return np.where(np.isnan(x_in), quiet, out).astype(_F)
+
+
 def _packet_asin(x_in: np.ndarray) -> np.ndarray:
     """Eigen's pasin_float: |x| > 1/2 mapped to sqrt((1 - |x|) / 2) (pi/2 - 2 asin), an
     odd degree-9 polynomial, the sign restored; NaN outside [-1, 1]."""
@@ -322,7 +334,8 @@ def _packet_asin(x_in: np.ndarray) -> np.ndarray:
         p = _horner(x * x, _ASIN_P) * x
         p = np.where(large, _PI_OVER_2 - _F(2) * p, p)
         out = _sign_of(x_in, p)
-        return np.where((a > _F(1)) | np.isnan(x_in), _F(np.nan), out).astype(_F)
+        out = np.where(a > _F(1), _ALL_ONES, out).astype(_F)     # por with the invalid mask
+        return _nan_through(x_in, out)
 
 
 def _packet_acos(x_in: np.ndarray) -> np.ndarray:
@@ -334,7 +347,29 @@ def _packet_acos(x_in: np.ndarray) -> np.ndarray:
         p = _horner(x2, _ACOS_ODD) * a + _horner(x2, _ACOS_EVEN)
         result = np.sqrt(_F(1) - a) * p
         negative = np.signbit(x_in)
-        return np.where(negative, _F(np.pi) - result, result).astype(_F)
+        return _nan_through(x_in, np.where(negative, _F(np.pi) - result, result).astype(_F))
+
+
+# ONNX Runtime's atan packet (the wheel's Atan loop): atan(t) / t on [0, 1] as a rational
+# function of t^2 (numerator of degree 2, denominator 3), coefficients highest
+# first, evaluated as the wheel's code does (mulps / addps: no fused multiply-add)
+_ATAN_NUM = tuple(_F(c) for c in (0.11202698200941086, 0.7296695709228516,
+                                  0.8109951019287109))
+_ATAN_DEN = tuple(_F(c) for c in (0.010091710835695267, 0.28318560123443604, 1.0,
+                                  0.8109951019287109))
+
+
+def _packet_atan(x_in: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's atan packet: |x| > 1 mapped to 1 / |x| (pi/2 minus its atan), t times
+    a rational function of t^2, the sign of x xor-ed back."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x_in)
+        large = _F(1) < a
+        t = np.where(large, _F(1) / a, a).astype(_F)
+        t2 = t * t
+        p = (_horner(t2, _ATAN_NUM) / _horner(t2, _ATAN_DEN)) * t
+        p = np.where(large, _PI_OVER_2 - p, p)
+        return _sign_of(x_in, p)
 
 
 @dataclass(frozen=True)
@@ -376,6 +411,11 @@ def asin(x: np.ndarray) -> np.ndarray:
 def acos(x: np.ndarray) -> np.ndarray:
     """float32 acos(x) as ONNX Runtime's Acos kernel computes it."""
     return _assign(x, _packet_acos, libm.acosf)
+
+
+def atan(x: np.ndarray) -> np.ndarray:
+    """float32 atan(x) as ONNX Runtime's Atan kernel computes it."""
+    return _assign(x, _packet_atan, libm.atanf)
 
 
 def log(x: np.ndarray) -> np.ndarray:

@@ -321,12 +321,11 @@ _log = _float32(eigen_math.log, np.log, native_float.log)
 # ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can
 _native_exp = functools.partial(native_float.unary, "Exp")
 
-# float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin and Acos are
-# Eigen packet functions (lowp.eigen_math; Sin and Cos natively where they can); Tan, Sinh,
-# Cosh, Asinh, Acosh and Atanh are the C library's float functions element by element
-# (std::tan(float), ...), which are not correctly rounded (glibc 2.36: 3-14% of a random
-# sweep's values differ from the correctly rounded ones, and from numpy's). Atan is numpy's:
-# ONNX Runtime's Eigen atan packet is not reproduced (docs/operators.md, (O50)).
+# float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin, Acos and Atan
+# are packet functions of ONNX Runtime's wheel (lowp.eigen_math; Sin and Cos natively where
+# they can); Tan, Sinh, Cosh, Asinh, Acosh and Atanh are the C library's float functions
+# element by element (std::tan(float), ...), which are not correctly rounded (glibc 2.36:
+# 3-14% of a random sweep's values differ from the correctly rounded ones, and from numpy's).
 _UNARY: list[tuple[str, Any]] = [
                    ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
                    ("Log", _log),
@@ -335,7 +334,8 @@ _UNARY: list[tuple[str, Any]] = [
                    ("Tan", _libm("tanf", np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),
-                   ("Atan", np.arctan), ("Sinh", _libm("sinhf", np.sinh)),
+                   ("Atan", _float32(eigen_math.atan, np.arctan)),
+                   ("Sinh", _libm("sinhf", np.sinh)),
                    ("Cosh", _libm("coshf", np.cosh)),
                    ("Asinh", _libm("asinhf", np.arcsinh)),
                    ("Acosh", _libm("acoshf", np.arccosh)),
