@@ -253,7 +253,8 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
         return None
     y, qmin, qmax = out
     a = ctx.attrs
-    if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+    auto_pad = str(a.get("auto_pad", "NOTSET"))
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         return None
     if not ctx.from_qoperator and (x.qparams.qtype is not y.qparams.qtype
                                    or x.qparams.qtype.bits != 8):
@@ -285,14 +286,26 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                         count_include_pad=bool(a.get("count_include_pad", 0)),
                         ceil_mode=bool(a.get("ceil_mode", 0)))
 
-        unpadded = not any(geometry["pads"])  # type: ignore[call-overload]
         out_dtype = np.dtype(y.qparams.qtype.numpy_dtype)
-        pool = make_average_pool(geometry, common)  # type: ignore[arg-type]
+        pools: dict[tuple[int, ...], Callable[..., np.ndarray]] = {}
         arena = Arena(reuse=not ctx.subgraph)
 
         def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
             spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
-            if unpadded and list(spatial) == kernel:
+            pads = geometry["pads"]
+            if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                # ONNX Runtime's pooling pads for this input's size (as MaxPool's: a
+                # negative one drops input elements), then the explicit-pad kernel
+                begin, end = _ort_same_pads(tuple(spatial), kernel,
+                                            geometry["strides"], auto_pad)  # type: ignore[arg-type]
+                xv = _crop(xv, begin, end, 1 if layout is CL else 2)
+                spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
+                pads = [max(p, 0) for p in (*begin, *end)]
+            pool = pools.get(tuple(pads))  # type: ignore[arg-type]
+            if pool is None:
+                pool = pools[tuple(pads)] = make_average_pool(  # type: ignore[arg-type]
+                    {**geometry, "pads": list(pads)}, common)  # type: ignore[arg-type, list-item]
+            if not any(pads) and list(spatial) == kernel:
                 # ONNX Runtime's QLinearAveragePool runs its global average pool when the
                 # window is the whole image and nothing is padded (qlinear_pool.cc,
                 # fallback_to_global): (O8)-(O9), not (O8a)
