@@ -420,6 +420,8 @@ class Graph:
         self.output_names = [o.name for o in self.graph.output]
         self._constants: dict[str, np.ndarray] = {}
         self._inferred: dict[str, onnx.ValueInfoProto] | None = None
+        self._value_index: tuple[tuple[int, int, int],
+                                 dict[str, tuple[onnx.ValueInfoProto, ...]]] | None = None
         for node in self.graph.node:
             if node.op_type == "Constant" and len(node.output) == 1:
                 value = _constant_value(node)
@@ -434,9 +436,24 @@ class Graph:
             return numpy_helper.to_array(self.initializers[name])
         return self._constants[name]
 
+    def _values(self, name: str) -> tuple[onnx.ValueInfoProto, ...]:
+        """The value infos named `name`, in the order value_info, inputs, outputs.
+
+        The index is built on first use (a lookup per tensor would otherwise scan every
+        value info: quadratic in the graph's size) and built again when the three lists
+        change length (a pass that appends an output to the model it indexes)."""
+        g = self.graph
+        key = (len(g.value_info), len(g.input), len(g.output))
+        if self._value_index is None or self._value_index[0] != key:
+            index: dict[str, tuple[onnx.ValueInfoProto, ...]] = {}
+            for v in (*g.value_info, *g.input, *g.output):
+                index[v.name] = (*index.get(v.name, ()), v)
+            self._value_index = (key, index)
+        return self._value_index[1].get(name, ())
+
     def value_shape(self, name: str) -> list[int | str | None] | None:
-        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
-            if v.name == name and v.type.HasField("tensor_type"):
+        for v in self._values(name):
+            if v.type.HasField("tensor_type"):
                 tt = v.type.tensor_type
                 if not tt.HasField("shape"):
                     return None
@@ -466,8 +483,8 @@ class Graph:
         makes it."""
         if name in self.initializers or name in self._constants:
             return True
-        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
-            if v.name == name and v.type.WhichOneof("value") not in ("tensor_type", None):
+        for v in self._values(name):
+            if v.type.WhichOneof("value") not in ("tensor_type", None):
                 return False
         producer = self.producer.get(name)
         return producer is None or producer.op_type not in SEQUENCE_MAKERS
@@ -475,8 +492,8 @@ class Graph:
     def value_elem_type(self, name: str) -> int | None:
         if name in self.initializers:
             return self.initializers[name].data_type
-        for v in (*self.graph.value_info, *self.graph.input, *self.graph.output):
-            if v.name == name and v.type.HasField("tensor_type"):
+        for v in self._values(name):
+            if v.type.HasField("tensor_type"):
                 return v.type.tensor_type.elem_type
         return None
 

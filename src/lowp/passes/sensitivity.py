@@ -217,8 +217,11 @@ class Evaluator:
         return lint(built.model, self.config.resolved_target(), allow_16bit=built.wide)
 
     def run(self, built: Built) -> list[Outputs]:
-        """`built` on lowp's engine, feed by feed."""
-        session = Session(built.model)
+        """`built` on lowp's engine, feed by feed. A session's first two runs of a feed
+        signature record its replay (lowp.runtime.replay), which costs several plain runs
+        and pays back only from the third: with two feeds or fewer it is not recorded (the
+        outputs are the same either way)."""
+        session = Session(built.model, replay=len(self.feeds) > 2)
         return [session.run(f) for f in self.feeds]
 
     def measure(self, built: Built) -> Measurement:
@@ -253,7 +256,7 @@ class Evaluator:
         fs = float_session(expose_tensors(self.float_model, exposed))
         fs_names = [o.name for o in fs.get_outputs()]
         stats = LayerErrorStats(qdq)
-        session = Session(qdq)
+        session = Session(qdq, replay=False)       # (capture runs step by step)
         for feed in self.feeds:
             values = dict(zip(fs_names, fs.run(None, feed), strict=True))
             values.update({k: v for k, v in feed.items() if k in fed})

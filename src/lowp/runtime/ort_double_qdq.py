@@ -169,6 +169,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         out.graph.initializer.append(tensor)
         g.inits[name] = tensor
         node.input[slot] = name
+        g.edited()
 
     # EliminateIdentity, CastElimination and EliminateDropout, where they open a chain: an
     # Identity, a Cast to the type its input already has, or a Dropout in inference mode
@@ -210,6 +211,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         for reader, k in g.readers(node.output[0]):
             reader.input[k] = data
         g.nodes.remove(node)
+        g.edited()
         changed = True
 
     for dq1 in list(g.nodes):
@@ -240,6 +242,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         dq2.input[0] = q1.output[0]
         g.nodes.remove(dq1)
         g.nodes.remove(q2)
+        g.edited()
         changed = True
     if not changed:
         return model

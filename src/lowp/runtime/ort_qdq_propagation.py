@@ -49,6 +49,8 @@ class QdqGraph:
         self.used = {n for node in g.node for n in (*node.input, *node.output)} | self.inputs \
             | set(self.inits)
         self.added: dict[int, list[onnx.NodeProto]] = {}    # new nodes after node id()
+        self._index: tuple[int, dict[str, onnx.NodeProto],
+                           dict[str, list[tuple[onnx.NodeProto, int]]]] | None = None
 
     @classmethod
     def editable_copy(cls, model: onnx.ModelProto) -> tuple[onnx.ModelProto, QdqGraph]:
@@ -66,11 +68,31 @@ class QdqGraph:
         out.graph.node.extend(self.nodes)
         return out
 
+    def edited(self) -> None:
+        """To call after changing a node's inputs or outputs, or the node list without
+        changing its length: the producer and reader index is built again when next used."""
+        self._index = None
+
+    def _indexed(self) -> tuple[dict[str, onnx.NodeProto],
+                                dict[str, list[tuple[onnx.NodeProto, int]]]]:
+        """Producer and readers of each tensor over `nodes`, in their order (a scan per
+        lookup would be quadratic in the graph's size: the rewrites ask of every tensor)."""
+        if self._index is None or self._index[0] != len(self.nodes):
+            producers: dict[str, onnx.NodeProto] = {}
+            readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+            for n in self.nodes:
+                for o in n.output:
+                    producers.setdefault(o, n)
+                for k, i in enumerate(n.input):
+                    readers.setdefault(i, []).append((n, k))
+            self._index = (len(self.nodes), producers, readers)
+        return self._index[1], self._index[2]
+
     def producer(self, name: str) -> onnx.NodeProto | None:
-        return next((n for n in self.nodes if name in n.output), None)
+        return self._indexed()[0].get(name)
 
     def readers(self, name: str) -> list[tuple[onnx.NodeProto, int]]:
-        return [(n, k) for n in self.nodes for k, i in enumerate(n.input) if i == name]
+        return list(self._indexed()[1].get(name, ()))
 
     def scalar_parameters(self, node: onnx.NodeProto) -> list[str] | None:
         """QOrDQNodeHasConstantScalarScaleAndZeroPoint: the scale (and zero point) inputs,
@@ -122,6 +144,7 @@ class QdqGraph:
             outs.append(dq_out)
         self.added.setdefault(-1 if after is None else id(after), []).extend(new)
         self.nodes.extend(new)
+        self.edited()
         return outs
 
     def single_reader(self, name: str) -> onnx.NodeProto | None:

@@ -97,6 +97,7 @@ def _convert_pair(out: onnx.ModelProto, g: QdqGraph, q: onnx.NodeProto,
         return False
     zero = _new_initializer(out, g, q.input[2], _as_uint8(qz.reshape(())))
     q.input[2] = dq.input[2] = zero
+    g.edited()
     declared = [v for v in out.graph.value_info if v.name == q.output[0]]
     for v in declared:               # the codes between the two nodes are uint8 now
         out.graph.value_info.remove(v)

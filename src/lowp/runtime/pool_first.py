@@ -60,6 +60,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             helper.make_node("DequantizeLinear", [codes, *dq.input[1:]], [values],
                              name=g.fresh(f"{pool.name or 'MaxPool'}_DQ")),
             relu]
+        g.edited()
         changed = True
     if not changed:
         return model

@@ -60,6 +60,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 concat.input[k] = quantized
         concat.output[0] = q.output[0]
         g.nodes.remove(q)
+        g.edited()
         changed = True
     if not changed:
         return model
