@@ -15,10 +15,10 @@ from lowp.runtime import Session
 from lowp.runtime.float_ops import FLOAT_OPS
 
 
-def _neg_model(path) -> str:
-    # Neg: an operator the engine always runs through its numpy registry (FLOAT_OPS), so
+def _selu_model(path) -> str:
+    # Selu: an operator the engine always runs through its numpy registry (FLOAT_OPS), so
     # that the patched function is the one called
-    graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"], name="the_neg")], "g",
+    graph = helper.make_graph([helper.make_node("Selu", ["x"], ["y"], name="the_selu")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -26,29 +26,29 @@ def _neg_model(path) -> str:
 
 
 @pytest.fixture
-def broken_neg(monkeypatch):
-    def neg(x, **_):
+def broken_selu(monkeypatch):
+    def selu(x, **_):
         raise ValueError("operands could not be broadcast")
-    monkeypatch.setitem(FLOAT_OPS, "Neg", neg)
+    monkeypatch.setitem(FLOAT_OPS, "Selu", selu)
 
 
-def test_a_crash_inside_an_operator_is_an_internal_error(tmp_path, broken_neg):
-    session = Session(_neg_model(tmp_path / "m.onnx"))
+def test_a_crash_inside_an_operator_is_an_internal_error(tmp_path, broken_selu):
+    session = Session(_selu_model(tmp_path / "m.onnx"))
     with pytest.raises(InternalError) as info:
         session.run({"x": np.ones(2, np.float32)})
-    assert str(info.value) == ("internal error in node 'the_neg' (Neg): ValueError: "
+    assert str(info.value) == ("internal error in node 'the_selu' (Selu): ValueError: "
                                "operands could not be broadcast; please report it with --debug")
-    assert (info.value.node_name, info.value.op_type) == ("the_neg", "Neg")
+    assert (info.value.node_name, info.value.op_type) == ("the_selu", "Selu")
     assert isinstance(info.value.__cause__, ValueError)   # --debug shows where
 
 
-def test_the_cli_reports_an_internal_error_with_status_3(tmp_path, broken_neg, capsys):
+def test_the_cli_reports_an_internal_error_with_status_3(tmp_path, broken_selu, capsys):
     np.save(tmp_path / "x.npy", np.ones(2, np.float32))
-    code = main(["run", _neg_model(tmp_path / "m.onnx"), "--input",
+    code = main(["run", _selu_model(tmp_path / "m.onnx"), "--input",
                  f"x={tmp_path / 'x.npy'}", "-o", str(tmp_path / "y.npz")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_INTERNAL
-    assert err == ["lowp: internal error in node 'the_neg' (Neg): ValueError: operands "
+    assert err == ["lowp: internal error in node 'the_selu' (Selu): ValueError: operands "
                    "could not be broadcast; please report it with --debug"]
     assert not (tmp_path / "y.npz").exists()
 
@@ -125,12 +125,12 @@ def test_a_node_error_from_an_operator_is_the_models_fault(tmp_path, monkeypatch
     the engine names the node and the CLI reports a model error, exit 2."""
     from lowp.errors import NodeError
 
-    def neg(x, **_):
+    def selu(x, **_):
         raise NodeError("kernel extent 9 exceeds padded input 8 on spatial axis 0")
-    monkeypatch.setitem(FLOAT_OPS, "Neg", neg)
+    monkeypatch.setitem(FLOAT_OPS, "Selu", selu)
     np.save(tmp_path / "x.npy", np.ones(2, np.float32))
-    code = main(["run", _neg_model(tmp_path / "m.onnx"), "--input", f"x={tmp_path / 'x.npy'}"])
+    code = main(["run", _selu_model(tmp_path / "m.onnx"), "--input", f"x={tmp_path / 'x.npy'}"])
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "lowp: error: node 'the_neg' (Neg): kernel extent 9 exceeds padded input 8 on "
+        "lowp: error: node 'the_selu' (Selu): kernel extent 9 exceeds padded input 8 on "
         "spatial axis 0"]

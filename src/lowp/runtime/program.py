@@ -195,8 +195,9 @@ def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, thr
     objects; all broadcast) into contiguous `out` of the broadcast shape, or None: whole
     elements copied, numpy's np.where bit for bit."""
     if (c.dtype != np.bool_ or a.dtype != out.dtype or b.dtype != out.dtype
-            or out.dtype.hasobject or out.itemsize not in (1, 2, 4, 8) or out.size == 0
-            or not out.flags.c_contiguous):
+            or out.dtype.kind not in "biuf" or out.itemsize not in (1, 2, 4, 8)
+            or out.size == 0 or not out.flags.c_contiguous):
+        # (numpy's own element types only: bfloat16 and other user types stay numpy's)
         return None
     geometry = collapse_axes(out.shape, [element_strides(v, out.shape) for v in (c, a, b)])
     if geometry is None:
