@@ -278,33 +278,28 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
     else:
         kernel = list(a["kernel_shape"])  # type: ignore[call-overload]
         k = len(kernel)
-        geometry = dict(kernel_shape=kernel,
-                        strides=list(a.get("strides", [1] * k)),  # type: ignore[call-overload]
-                        pads=[0] * 2 * k if a.get("auto_pad") == "VALID"
-                        else list(a.get("pads", [0] * 2 * k)),  # type: ignore[call-overload]
+        strides = [int(v) for v in a.get("strides", [1] * k)]  # type: ignore[attr-defined]
+        fixed_pads = ([0] * 2 * k if auto_pad == "VALID"
+                      else [int(v) for v in a.get("pads", [0] * 2 * k)])  # type: ignore[attr-defined]
+        geometry = dict(kernel_shape=kernel, strides=strides, pads=fixed_pads,
                         dilations=list(a.get("dilations", [1] * k)),  # type: ignore[call-overload]
                         count_include_pad=bool(a.get("count_include_pad", 0)),
                         ceil_mode=bool(a.get("ceil_mode", 0)))
 
         out_dtype = np.dtype(y.qparams.qtype.numpy_dtype)
-        pools: dict[tuple[int, ...], Callable[..., np.ndarray]] = {}
+        pools: dict[tuple[int, ...], Callable[..., np.ndarray]] = {}   # by pads
         arena = Arena(reuse=not ctx.subgraph)
 
         def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
             spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
-            pads = geometry["pads"]
+            pads = fixed_pads
             if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
                 # ONNX Runtime's pooling pads for this input's size (as MaxPool's: a
                 # negative one drops input elements), then the explicit-pad kernel
-                begin, end = _ort_same_pads(tuple(spatial), kernel,
-                                            geometry["strides"], auto_pad)  # type: ignore[arg-type]
+                begin, end = _ort_same_pads(tuple(spatial), kernel, strides, auto_pad)
                 xv = _crop(xv, begin, end, 1 if layout is CL else 2)
                 spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
                 pads = [max(p, 0) for p in (*begin, *end)]
-            pool = pools.get(tuple(pads))  # type: ignore[arg-type]
-            if pool is None:
-                pool = pools[tuple(pads)] = make_average_pool(  # type: ignore[arg-type]
-                    {**geometry, "pads": list(pads)}, common)  # type: ignore[arg-type, list-item]
             if not any(pads) and list(spatial) == kernel:
                 # ONNX Runtime's QLinearAveragePool runs its global average pool when the
                 # window is the whole image and nothing is padded (qlinear_pool.cc,
@@ -312,6 +307,10 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
                 # (into the arena, so that the step replays natively)
                 return (fast_global_average_pool(xv, layout=layout, out_dtype=out_dtype,  # type: ignore[arg-type]
                                                  arena=arena, **common),)  # type: ignore[arg-type]
+            pool = pools.get(tuple(pads))
+            if pool is None:
+                pool = pools[tuple(pads)] = make_average_pool(
+                    {**geometry, "pads": pads}, common)  # type: ignore[arg-type]
             return (pool(xv, layout, arena).astype(out_dtype, copy=False),)
     return ctx.step([x.name], [y.name], run, layouts=(CF, CL), replayable=True)
 
