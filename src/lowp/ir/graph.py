@@ -92,7 +92,6 @@ def read_counts(graph: onnx.GraphProto) -> Counter[str]:
     return reads
 
 
-
 def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     """The graph's constants as ONNX Runtime sees them at load: initializers no input
     overrides, and the values of Constant nodes given as `value` (it makes them
@@ -104,6 +103,7 @@ def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
                 and len(node.attribute) == 1 and node.attribute[0].name == "value"):
             out[node.output[0]] = node.attribute[0].t
     return out
+
 
 def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
                initializers: Iterable[onnx.TensorProto] = (),
