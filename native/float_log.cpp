@@ -20,10 +20,17 @@ constexpr float kQ1 = float(1.4999999999999927), kQ2 = float(0.59923249590823520
                 kQ3 = float(0.049616247954120038);
 constexpr float kLn2 = float(0.6931471805599453);
 constexpr float kSqrtHalf = float(0.70710678118654752440);
+// the NaN of a negative or NaN input: bits 0xffffffff (Eigen ORs the invalid lanes' mask in)
+const float kInvalid = [] {
+  const uint32_t ones = 0xffffffffu;
+  float f;
+  std::memcpy(&f, &ones, 4);
+  return f;
+}();
 
 float packet_log(float x) {
   if (x == 0.0f) return -std::numeric_limits<float>::infinity();
-  if (x < 0.0f || std::isnan(x)) return std::numeric_limits<float>::quiet_NaN();
+  if (x < 0.0f || std::isnan(x)) return kInvalid;  // Eigen: x | invalid mask (all ones)
   if (x == std::numeric_limits<float>::infinity()) return x;
   // frexp of a positive finite float, subnormals normalized first (x * 2^23 is exact)
   uint32_t bits;

@@ -56,6 +56,8 @@ _LOG2E = _F(1.44269504088896341)
 _EXP_C1, _EXP_C2 = _F(-0.693359375), _F(2.12194440e-4)
 _EXP_HI = _F(88.723)
 _SQRT_HALF = _F(0.70710678118654752440)
+# the result Eigen gives an invalid lane of log: the input ORed with an all-ones mask
+_INVALID = np.array(0xFFFFFFFF, np.uint32).view(_F)[()]
 
 
 def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +194,8 @@ def _packet_log(x: np.ndarray) -> np.ndarray:
         q = t * (t * (t * q3 + q2) + q1) + _F(1)
         out = e * _LN2 + p / q
         out = np.where(x == np.inf, _F(np.inf), out)
-        out = np.where((x < 0) | np.isnan(x), _F(np.nan), out)
+        # Eigen ORs the invalid lanes' mask into them: all ones, a negative NaN
+        out = np.where((x < 0) | np.isnan(x), _INVALID, out)
         return np.where(x == 0, _F(-np.inf), out).astype(_F)
 
 

@@ -97,12 +97,13 @@ def _onnxruntime_unary(op: str, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("op,fn", [("Atan", eigen_math.atan), ("Asin", eigen_math.asin),
-                                   ("Acos", eigen_math.acos)])
+                                   ("Acos", eigen_math.acos), ("Log", eigen_math.log)])
 def test_bit_pattern_sweep_equals_onnxruntime(op: str, fn: Callable[[np.ndarray], np.ndarray]
                                               ) -> None:
     """Every 4099th float32 bit pattern (both signs, zeros, denormals, tiny and huge values,
     infinities and NaNs) plus the edges around 1, bit for bit, NaNs' bits included (asin's
-    0xffffffff for |x| > 1, a NaN input's own quieted bits); odd
+    0xffffffff for |x| > 1, log's 0xffffffff for a negative or NaN input in a packet, a NaN
+    input's own quieted bits in the tail); odd
     lengths put the tail's values through the C library."""
     bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
     edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 2.0**-149,
