@@ -3,11 +3,12 @@
 Both in ONNX Runtime's DeepCPU order with its weights prepacked (lowp.runtime.float_nn.
 _lstm_ort_direction and _gru_ort_direction, bit for bit): the extension projects the input
 of every time step (X W^T, one product per direction in MLAS's prepacked order), runs the
-time loop (recurrence GEMM, biases, gate activations, peepholes, clip, sequence-length
-masking) and writes Y, Y_h and Y_c in their final layout. W and R are packed once per weight
+time loop (recurrence GEMM, biases, gate activations, any of ONNX Runtime's (docs/
+operators.md, (O62)), peepholes, clip, sequence-length masking) and writes Y, Y_h and Y_c
+in their final layout. W and R are packed once per weight
 array (`packed_weights`: they are constants, the same object on every run). The numpy
 implementations in lowp.runtime.float_nn stay the reference and are used for everything
-this front does not take (other dtypes and activation functions, lengths outside [0, T],
+this front does not take (other dtypes, lengths outside [0, T],
 weights that are not constants, or no extension); see `supported`.
 """
 
@@ -24,7 +25,7 @@ from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
-# the default activations, the only ones the native kernels implement
+# the default activations (the default cells; others: recurrent.h RnnActs)
 LSTM_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 GRU_ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -62,15 +63,12 @@ def supported(dtype: np.dtype, params: Sequence[Sequence[tuple[str, float, float
     any of ONNX Runtime's."""
     if not _enabled or np.dtype(dtype) != np.float32 or hidden < 1 or _extension() is None:
         return False
-    if not _ANY_ACTIVATIONS and any(tuple(n for n, _, _ in d) not in (
-            LSTM_ACTIVATIONS, GRU_ACTIVATIONS) for d in params):
+    if any(n.lower() not in _CODES for d in params for n, _, _ in d):
         return False
     if clip is not None and not (float(clip) > 0):   # NaN or non-positive: numpy semantics
         return False
     return bool(lens.size == 0 or (lens.min() >= 0 and lens.max() <= seq))
 
-
-_ANY_ACTIVATIONS = True
 
 
 def _states(s: np.ndarray | None, layout: int) -> np.ndarray | None:
