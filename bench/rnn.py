@@ -1,7 +1,7 @@
 """Recurrent nodes alone: lowp's native recurrence on every instruction-set path, its numpy
 reference, and ONNX Runtime, side by side on one thread (median ms, lower is better).
 
-    python bench/rnn.py [--repeats 200]
+    python bench/rnn.py [--repeats 200] [--activations]
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ CASES = [  # op, T, B, I, H, extra attributes
     ("GRU", 64, 8, 32, 32, {}),
     ("GRU", 64, 8, 32, 32, {"linear_before_reset": 1}),
     ("GRU", 100, 16, 80, 256, {}),
+    # other activations (docs/operators.md, (O62))
+    ("LSTM", 64, 8, 32, 32, {"activations": ["HardSigmoid", "Elu", "Softsign"] * 2}),
+    ("GRU", 64, 8, 32, 32, {"activations": ["Relu", "Softplus"] * 2}),
 ]
 
 
@@ -42,7 +45,7 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def measure(op: str, t: int, b: int, i: int, h: int, extra: dict[str, int],
+def measure(op: str, t: int, b: int, i: int, h: int, extra: dict[str, object],
             repeats: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     gates, dirs = (4 if op == "LSTM" else 3), 2
@@ -82,10 +85,13 @@ def measure(op: str, t: int, b: int, i: int, h: int, extra: dict[str, int],
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--activations", action="store_true",
+                   help="only the nodes with other than the default activations")
     args = p.parse_args()
+    cases = [c for c in CASES if "activations" in c[5]] if args.activations else CASES
     rows = []
     with threadpool_limits(1):
-        for op, t, b, i, h, extra in tqdm(CASES, desc="benchmark", unit="case"):
+        for op, t, b, i, h, extra in tqdm(cases, desc="benchmark", unit="case"):
             rows.append((f"{op} T={t} B={b} I={i} H={h} bidir"
                          + "".join(f" {k}={v}" for k, v in extra.items()),
                          measure(op, t, b, i, h, extra, args.repeats)))

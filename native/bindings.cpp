@@ -1327,7 +1327,9 @@ lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_cont
                       std::optional<nb::ndarray<float, nb::device::cpu>> yh,
                       std::optional<nb::ndarray<float, nb::device::cpu>> yc,
                       std::vector<bool> reverse, float clip, bool input_forget,
-                      bool linear_before_reset, int threads, std::optional<Vec<float>> bias) {
+                      bool linear_before_reset, int threads, std::optional<Vec<float>> bias,
+                      std::optional<std::vector<int>> acts, std::optional<std::vector<float>> alphas,
+                      std::optional<std::vector<float>> betas) {
   lowp::RnnArgs a;
   const int64_t G = gru ? 3 : 4;
   a.gru = gru;
@@ -1404,9 +1406,26 @@ lowp::Kernel make_rnn(bool gru, nb::ndarray<const float, nb::ndim<3>, nb::c_cont
   a.clip = clip;
   a.input_forget = input_forget;
   a.linear_before_reset = linear_before_reset;
-  // the closure keeps every array alive and owns the direction flags
-  return [a, rev, threads, x, w, r, p, h0, c0, lens, y, yh, yc, bias]() mutable {
+  // other activations (recurrent.h RnnActs): per direction G - 1 codes, alphas and betas
+  std::array<lowp::RnnActs, 2> act_table{};
+  const bool with_acts = acts.has_value();
+  if (with_acts) {
+    const size_t per = gru ? 2 : 3, n = size_t(a.d) * per;
+    if (acts->size() != n || !alphas || !betas || alphas->size() != n || betas->size() != n)
+      throw std::invalid_argument("rnn acts, alphas and betas need G - 1 per direction");
+    for (size_t k = 0; k < n; ++k) {
+      if ((*acts)[k] < 0 || (*acts)[k] >= int(lowp::RnnActivation::kCount))
+        throw std::invalid_argument("rnn: unknown activation code");
+      act_table[k / per].code[k % per] = (*acts)[k];
+      act_table[k / per].alpha[k % per] = (*alphas)[k];
+      act_table[k / per].beta[k % per] = (*betas)[k];
+    }
+  }
+  // the closure keeps every array alive and owns the direction flags and activations
+  return [a, rev, act_table, with_acts, threads, x, w, r, p, h0, c0, lens, y, yh, yc,
+          bias]() mutable {
     a.reverse = rev.data();
+    a.acts = with_acts ? act_table.data() : nullptr;
     lowp::run_rnn(a, threads);
   };
 }
@@ -1637,7 +1656,9 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "rnn", &make_rnn, "gru"_a, "x"_a, "w"_a, "r"_a, "hidden"_a,
              "p"_a.none(), "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a.none(),
              "yh"_a.none(), "yc"_a.none(), "reverse"_a, "clip"_a, "input_forget"_a,
-             "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none());
+             "linear_before_reset"_a, "threads"_a = 1, "bias"_a.none() = nb::none(),
+             "acts"_a.none() = nb::none(), "alphas"_a.none() = nb::none(),
+             "betas"_a.none() = nb::none());
 
   m.def("rnn_kernels", [] { return std::string(lowp::active_rnn_kernels().name); });
   def_kernel(m, program, "float_rnn", &make_float_rnn, "x"_a, "w"_a, "r"_a, "bias"_a.none(),

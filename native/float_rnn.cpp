@@ -148,6 +148,10 @@ void run_direction(const FloatRnnArgs& a, int64_t d) {
 
 }  // namespace
 
+void rnn_functor(int code, float alpha, float beta, float* v, int64_t n) {
+  activate(code, alpha, beta, v, n);
+}
+
 void run_float_rnn(const FloatRnnArgs& a, int threads) {
   if (threads < 1) threads = ThreadPool::max_threads();
   if (threads > 1 && a.d > 1) {

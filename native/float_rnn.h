@@ -35,6 +35,11 @@ struct FloatRnnArgs {
   float clip = 0.0f;
 };
 
+// ONNX Runtime's activation functor `code` (rnn_activation_functors.h, as `activate` applies
+// it for the RNN operator) over v[0, n) in place: the DeepCPU LSTM and GRU kernels' composed
+// activations (recurrent.h, RnnActs), with the C library's expf / logf.
+void rnn_functor(int code, float alpha, float beta, float* v, int64_t n);
+
 // Directions as independent tasks on up to `threads` threads (the result does not depend on
 // the count); every product on one thread, as ONNX Runtime's kernel with one.
 void run_float_rnn(const FloatRnnArgs& a, int threads);

@@ -107,9 +107,10 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
       cell.hp = int(hp);
       cell.clip = a.clip;
       cell.input_forget = a.input_forget;
+      cell.acts = a.acts ? a.acts + d : nullptr;
       for (int64_t b = 0; b < B; ++b) {
         if (t >= len[size_t(b)]) continue;
-        cell.g = gates + b * gw;
+        cell.g = cell.work = gates + b * gw;
         cell.h = h + b * hp;
         cell.c = w.c.data() + b * hp;
         k.lstm_cell(cell);
@@ -126,9 +127,10 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
       cell.hp = int(hp);
       cell.clip = a.clip;
       cell.add_rh = lbr;
+      cell.acts = a.acts ? a.acts + d : nullptr;
       for (int64_t b = 0; b < B; ++b) {
         if (t >= len[size_t(b)]) continue;
-        cell.g = gates + b * gw;
+        cell.g = cell.work = gates + b * gw;
         cell.h = h + b * hp;
         cell.rh = w.rh.data() + b * hp;
         cell.lin = lbr ? w.lin.data() + b * hp : nullptr;
@@ -137,7 +139,7 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
       if (!lbr) k.gemm(m, int(hp), kh, w.rh.data(), hp, rt_h, gates + 2 * hp, gw, false);
       for (int64_t b = 0; b < B; ++b) {
         if (t >= len[size_t(b)]) continue;
-        cell.g = gates + b * gw;
+        cell.g = cell.work = gates + b * gw;
         cell.gh = gates + b * gw + 2 * hp;
         cell.h = h + b * hp;
         cell.rh = w.rh.data() + b * hp;
@@ -155,8 +157,12 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
     if (a.y)
       for (int64_t t = len[size_t(b)]; t < T; ++t)
         std::memset(a.y + t * a.y_st + b * a.y_sb + d * a.y_sd, 0, size_t(H) * 4);
-    if (a.yh) std::memcpy(a.yh + b * a.yh_sb + d * a.yh_sd, h + b * hp, size_t(H) * 4);
-    if (a.yc && !a.gru)
+    // an empty sequence's final states are 0, not the initial ones (ONNX Runtime, (O62b))
+    const bool empty = len[size_t(b)] == 0;
+    if (a.yh && empty) std::memset(a.yh + b * a.yh_sb + d * a.yh_sd, 0, size_t(H) * 4);
+    if (a.yh && !empty) std::memcpy(a.yh + b * a.yh_sb + d * a.yh_sd, h + b * hp, size_t(H) * 4);
+    if (a.yc && !a.gru && empty) std::memset(a.yc + b * a.yc_sb + d * a.yc_sd, 0, size_t(H) * 4);
+    if (a.yc && !a.gru && !empty)
       std::memcpy(a.yc + b * a.yc_sb + d * a.yc_sd, w.c.data() + b * hp, size_t(H) * 4);
   }
 }

@@ -21,6 +21,17 @@ inline int64_t rnn_packed_size(int64_t h, int64_t width) {
   return (width + kRnnPanel - 1) / kRnnPanel * kRnnPanel * h;
 }
 
+// A direction's activations other than the defaults (docs/operators.md, (O62)): codes of
+// native/float_rnn.h's RnnActivation with their alpha and beta, LSTM f, g, h; GRU f, g.
+// Sigmoid and Tanh are MLAS's logistic and tanh where ONNX Runtime's DeepCPU kernels call
+// them, Relu MLAS's maxps(0, v) or the fused forms' v > 0 ? v : 0, the others the
+// functors of float_rnn.h (rnn_functor), element by element.
+struct RnnActs {
+  int code[3] = {0, 0, 0};
+  float alpha[3] = {0.0f, 0.0f, 0.0f};
+  float beta[3] = {0.0f, 0.0f, 0.0f};
+};
+
 // LSTM cell on one batch row, hp = padded hidden size. g: pre-activations i, o, f, c (each hp
 // floats, recurrence included); h, c: the state, updated in place; p: padded peepholes
 // i, o, f (3 * hp) or null. clip = FLT_MAX when the node has none.
@@ -33,6 +44,8 @@ struct LstmCell {
   int hp = 0;
   float clip = 0.0f;
   bool input_forget = false;
+  const RnnActs* acts = nullptr;  // null: the defaults
+  float* work = nullptr;          // with acts: the row's gates, writable (4 * hp)
 };
 
 // GRU cell on one batch row in ONNX Runtime's DeepCPU order (lowp.runtime.float_nn.
@@ -52,6 +65,8 @@ struct GruCell {
   int hp = 0;
   float clip = 0.0f;
   bool add_rh = false;  // linear_before_reset: gh = xh + rh
+  const RnnActs* acts = nullptr;  // null: the defaults
+  float* work = nullptr;          // with acts: the row's gates z, r, h, writable (3 * hp)
 };
 
 // c (m x n) += a (m x k) @ b, b packed (kRnnPanel panels of k rows), the columns of one K
@@ -114,6 +129,7 @@ struct RnnArgs {
   float clip = 0.0f;              // FLT_MAX: none
   bool input_forget = false;      // LSTM
   bool linear_before_reset = false;  // GRU
+  const RnnActs* acts = nullptr;     // per direction, or null: the defaults
 };
 
 // Runs the directions as independent tasks on up to `threads` threads (the result does not

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "float_rnn.h"
 #include "mlas_activations.h"
 #include "recurrent.h"
 
@@ -110,10 +111,82 @@ inline typename T::V lstm_gate(typename T::V g, const float* peep, typename T::V
   return ort_clip<T>(g, bias, lo, hi);
 }
 
+// An activation of RnnActs over v[0, n) in place (n a multiple of T::W): Sigmoid and Tanh
+// MLAS's, Relu MLAS's maxps(0, v) (a NaN and -0 stay) or with `fused` deepcpu's fused
+// v > 0 ? v : 0, the others ONNX Runtime's functors (rnn_functor).
+template <class T>
+void rnn_activate(int code, float alpha, float beta, float* v, int n, bool fused) {
+  using V = typename T::V;
+  constexpr int W = T::W;
+  const V zero = T::set1(0.0f);
+  switch (RnnActivation(code)) {
+    case RnnActivation::kSigmoid:
+      for (int j = 0; j < n; j += W) T::store(v + j, mlas_logistic<T>(T::load(v + j)));
+      return;
+    case RnnActivation::kTanh:
+      for (int j = 0; j < n; j += W) T::store(v + j, mlas_tanh<T>(T::load(v + j)));
+      return;
+    case RnnActivation::kRelu:
+      for (int j = 0; j < n; j += W) {
+        const V x = T::load(v + j);
+        T::store(v + j, fused ? T::select_lt(zero, x, x, zero) : T::select_lt(x, zero, zero, x));
+      }
+      return;
+    default:
+      rnn_functor(code, alpha, beta, v, n);
+  }
+}
+
+// LSTM cell with other activations (a.acts), in ONNX Runtime's order as lstm_cell: each gate's
+// input formed into a.work, then its activation over the row (lowp.runtime.float_nn.
+// LstmOrtCell, bit for bit); H = h(C) o.
+template <class T>
+void lstm_cell_acts(const LstmCell& a) {
+  using V = typename T::V;
+  constexpr int W = T::W;
+  const int hp = a.hp;
+  const RnnActs& f = *a.acts;
+  const V hi = T::set1(a.clip), lo = T::set1(-a.clip), one = T::set1(1.0f);
+  float* wi = a.work;
+  float* wo = a.work + hp;
+  float* wf = a.work + 2 * hp;
+  float* wc = a.work + 3 * hp;
+  const float* pi = a.p ? a.p + 0 * hp : nullptr;
+  const float* po = a.p ? a.p + 1 * hp : nullptr;
+  const float* pf = a.p ? a.p + 2 * hp : nullptr;
+  auto at = [](const float* base, int64_t off) { return base ? base + off : nullptr; };
+  for (int j = 0; j < hp; j += W)
+    T::store(wi + j, lstm_gate<T>(T::load(wi + j), at(pi, j), T::load(a.c + j),
+                                  at(a.b, j), lo, hi));
+  rnn_activate<T>(f.code[0], f.alpha[0], f.beta[0], wi, hp, false);
+  if (a.input_forget) {
+    for (int j = 0; j < hp; j += W) T::store(wf + j, T::sub(one, T::load(wi + j)));
+  } else {
+    for (int j = 0; j < hp; j += W)
+      T::store(wf + j, lstm_gate<T>(T::load(wf + j), at(pf, j), T::load(a.c + j),
+                                    at(a.b, 2 * hp + j), lo, hi));
+    rnn_activate<T>(f.code[0], f.alpha[0], f.beta[0], wf, hp, false);
+  }
+  for (int j = 0; j < hp; j += W)
+    T::store(wc + j, ort_clip<T>(T::load(wc + j), at(a.b, 3 * hp + j), lo, hi));
+  rnn_activate<T>(f.code[1], f.alpha[1], f.beta[1], wc, hp, false);
+  for (int j = 0; j < hp; j += W) {
+    const V c = T::add(T::mul(T::load(a.c + j), T::load(wf + j)),
+                       T::mul(T::load(wi + j), T::load(wc + j)));
+    T::store(a.c + j, c);
+    T::store(wo + j, lstm_gate<T>(T::load(wo + j), at(po, j), c, at(a.b, hp + j), lo, hi));
+    T::store(a.h + j, c);
+  }
+  rnn_activate<T>(f.code[0], f.alpha[0], f.beta[0], wo, hp, false);
+  rnn_activate<T>(f.code[2], f.alpha[2], f.beta[2], a.h, hp, true);
+  for (int j = 0; j < hp; j += W) T::store(a.h + j, T::mul(T::load(a.h + j), T::load(wo + j)));
+}
+
 // LSTM cell in ONNX Runtime's order (lowp.runtime.float_nn._lstm_ort_direction, bit for
 // bit): gates i, f, c, then C = C_prev f + i g, then o from the new C, H = tanh(C) o.
 template <class T>
 void lstm_cell(const LstmCell& a) {
+  if (a.acts) return lstm_cell_acts<T>(a);
   using V = typename T::V;
   constexpr int W = T::W;
   const int hp = a.hp;
@@ -167,9 +240,92 @@ inline typename T::V deepcpu_ratio(typename T::V x) {
   return T::div(pp, qq);
 }
 
+// deepcpu's fused reset and output forms of Sigmoid, Tanh and Relu on a formed input x:
+// Sigmoid 1 + ratio(0.5 * bound(x, 20)) (its 0.5 applied by the caller), Tanh
+// ratio(bound(x, 10)), Relu x > 0 ? x : 0.
+template <class T>
+inline typename T::V gru_fused(int code, typename T::V x) {
+  using V = typename T::V;
+  const V zero = T::set1(0.0f);
+  switch (RnnActivation(code)) {
+    case RnnActivation::kSigmoid:
+      return T::add(T::set1(1.0f), deepcpu_ratio<T>(T::mul(T::set1(0.5f),
+                                                           deepcpu_bound<T>(x, 20.0f))));
+    case RnnActivation::kTanh:
+      return deepcpu_ratio<T>(deepcpu_bound<T>(x, 10.0f));
+    default:  // Relu
+      return T::select_lt(zero, x, x, zero);
+  }
+}
+
+inline bool gru_fused_code(int code) {
+  return code == int(RnnActivation::kSigmoid) || code == int(RnnActivation::kTanh) ||
+         code == int(RnnActivation::kRelu);
+}
+
+// GRU reset half with other activations (a.acts, lowp.runtime.float_nn._gru_ort_direction):
+// rh = base f(r) by the fused form (Sigmoid (base 0.5) (1 + ratio)), or the functor over the
+// row in a.rh then base times it.
+template <class T>
+void gru_reset_acts(const GruCell& a) {
+  using V = typename T::V;
+  constexpr int W = T::W;
+  const int hp = a.hp;
+  const int code = a.acts->code[0];
+  const V hi = T::set1(a.clip), lo = T::set1(-a.clip), half = T::set1(0.5f);
+  const float* base = a.lin ? a.lin : a.h;
+  for (int j = 0; j < hp; j += W) {
+    const V r = ort_clip<T>(T::load(a.g + hp + j), a.b ? a.b + hp + j : nullptr, lo, hi);
+    if (!gru_fused_code(code)) {
+      T::store(a.rh + j, r);
+      continue;
+    }
+    const V bv = T::load(base + j);
+    T::store(a.rh + j, code == int(RnnActivation::kSigmoid)
+                           ? T::mul(T::mul(bv, half), gru_fused<T>(code, r))
+                           : T::mul(bv, gru_fused<T>(code, r)));
+  }
+  if (gru_fused_code(code)) return;
+  rnn_functor(code, a.acts->alpha[0], a.acts->beta[0], a.rh, hp);
+  for (int j = 0; j < hp; j += W) T::store(a.rh + j, T::mul(T::load(base + j), T::load(a.rh + j)));
+}
+
+// GRU update half with other activations: z = f(z input) as MLAS (rnn_activate), then
+// h = (1 - z) g(h input) + z h with g's fused form (Sigmoid ((1 - z) 0.5) (1 + ratio)) or
+// its functor over the row.
+template <class T>
+void gru_update_acts(const GruCell& a) {
+  using V = typename T::V;
+  constexpr int W = T::W;
+  const int hp = a.hp;
+  const RnnActs& f = *a.acts;
+  const V hi = T::set1(a.clip), lo = T::set1(-a.clip), one = T::set1(1.0f);
+  const V half = T::set1(0.5f);
+  float* z = a.work;
+  float* gh = a.work + 2 * hp;
+  for (int j = 0; j < hp; j += W) {
+    T::store(z + j, ort_clip<T>(T::load(a.g + j), a.b ? a.b + j : nullptr, lo, hi));
+    V x = T::load(a.gh + j);
+    if (a.add_rh) x = T::add(x, T::load(a.rh + j));
+    T::store(gh + j, ort_clip<T>(x, a.b ? a.b + 2 * hp + j : nullptr, lo, hi));
+  }
+  rnn_activate<T>(f.code[0], f.alpha[0], f.beta[0], z, hp, false);
+  const int code = f.code[1];
+  if (!gru_fused_code(code)) rnn_functor(code, f.alpha[1], f.beta[1], gh, hp);
+  for (int j = 0; j < hp; j += W) {
+    const V zv = T::load(z + j), keep = T::sub(one, zv), x = T::load(gh + j);
+    const V hn = !gru_fused_code(code) ? T::mul(keep, x)
+                 : code == int(RnnActivation::kSigmoid)
+                     ? T::mul(T::mul(keep, half), gru_fused<T>(code, x))
+                     : T::mul(keep, gru_fused<T>(code, x));
+    T::store(a.h + j, T::add(hn, T::mul(zv, T::load(a.h + j))));
+  }
+}
+
 // GRU, first half (recurrent.h): rh = (lin or h) * 0.5 * (1 + ratio(0.5 * bound(r, 20))).
 template <class T>
 void gru_reset(const GruCell& a) {
+  if (a.acts) return gru_reset_acts<T>(a);
   using V = typename T::V;
   constexpr int W = T::W;
   const int hp = a.hp;
@@ -186,6 +342,7 @@ void gru_reset(const GruCell& a) {
 // GRU, second half: z by MLAS's logistic, h = (1 - z) * ratio(bound(gh, 10)) + z * h.
 template <class T>
 void gru_update(const GruCell& a) {
+  if (a.acts) return gru_update_acts<T>(a);
   using V = typename T::V;
   constexpr int W = T::W;
   const int hp = a.hp;

@@ -191,16 +191,13 @@ def recurrent(draw: Draw, b: Builder, x: Signal) -> Signal:
     if "clip" in extras:
         attrs["clip"] = draw(st.sampled_from([0.5, 3.0]))
     if "activations" in extras:
-        # RNN: any of ONNX Runtime's activations (alpha and beta consumed in order); LSTM
-        # and GRU: their defaults written out (lowp mirrors ONNX Runtime's DeepCPU kernels
-        # with the default activations only)
-        chosen = ([draw(st.sampled_from(["Relu", "Tanh", "Sigmoid", "LeakyRelu",
-                                         "HardSigmoid", "Elu", "Softsign", "Affine"]))
-                   for _ in range(directions)] if op == "RNN"
-                  else ["Sigmoid", "Tanh"] * directions if op == "GRU"
-                  else ["Sigmoid", "Tanh", "Tanh"] * directions)
-        attrs["activations"] = chosen
-        if op == "RNN" and draw(st.booleans()):
+        # any of ONNX Runtime's activations in every slot (RNN f; GRU f, g; LSTM f, g, h per
+        # direction), alpha and beta consumed in order (docs/operators.md, (O58), (O62))
+        slots = {"RNN": 1, "GRU": 2, "LSTM": 3}[op] * directions
+        attrs["activations"] = [draw(st.sampled_from(
+            ["Relu", "Tanh", "Sigmoid", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
+             "HardSigmoid", "Elu", "Softsign", "Softplus", "Affine"])) for _ in range(slots)]
+        if draw(st.booleans()):
             attrs["activation_alpha"] = [0.5]
             attrs["activation_beta"] = [0.25]
     inputs = [seq, w, r, bias]

@@ -19,14 +19,14 @@ def _lstm(x, w, r, b, threads):
     dirs = r.shape[0]
     lens = np.full(x.shape[1], x.shape[0])
     return native_rnn.lstm(x, w, r, b, lens, None, None, None, [False, True][:dirs], 0, None,
-                           False, threads)
+                           False, threads=threads)
 
 
 def _gru(x, w, r, b, threads):
     dirs = r.shape[0]
     lens = np.full(x.shape[1], x.shape[0])
     return native_rnn.gru(x, w, r, b, lens, None, [False, True][:dirs], 0, None, True,
-                          threads)
+                          threads=threads)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lowp.runtime import native_backend as nb
 from lowp.runtime import native_rnn
+from lowp.runtime.float_nn import deepcpu_activations
 from lowp.runtime.float_ops import FLOAT_OPS
 from tests.runtime.float_cases import all_cases, run_ort
 from tests.runtime.test_float_ops import run_lowp
@@ -119,8 +120,8 @@ def test_conformance_on_every_path(case: object, path: str) -> None:
         np.testing.assert_allclose(g, e, rtol=case.tol, atol=case.tol)
 
 
-def test_default_cases_take_the_native_path() -> None:
-    # every default-activation float32 conformance case must reach the extension
+def test_cases_take_the_native_path() -> None:
+    # every float32 conformance case, whatever its activations (O62), reaches the extension
     assert native_rnn.kernels() == KERNELS[nb.active_path()]
     for case in RNN_CASES:
         attrs = case.attrs
@@ -128,28 +129,25 @@ def test_default_cases_take_the_native_path() -> None:
         assert x is not None
         seq = x.shape[1] if attrs.get("layout") else x.shape[0]
         lens = case.inputs[4] if len(case.inputs) > 4 else None
-        defaults = native_rnn.LSTM_ACTIVATIONS if case.op == "LSTM" else \
-            native_rnn.GRU_ACTIVATIONS
-        acts = attrs.get("activations")
+        params = deepcpu_activations(
+            case.op, attrs.get("activations"), attrs.get("activation_alpha"),  # type: ignore
+            attrs.get("activation_beta"), 2 if attrs.get("direction") == "bidirectional"
+            else 1)  # type: ignore[arg-type]
         take = native_rnn.supported(
-            x.dtype, acts, defaults,  # type: ignore[arg-type]
-            np.full(x.shape[1], seq) if lens is None else lens, seq,
+            x.dtype, params, np.full(x.shape[1], seq) if lens is None else lens, seq,
             int(attrs["hidden_size"]), attrs.get("clip"))  # type: ignore[arg-type]
-        assert take == (acts is None), case.id
+        assert take, case.id
 
 
 def test_fallbacks_keep_the_numpy_loop() -> None:
     lens = np.array([3, 3])
-    assert not native_rnn.supported(np.dtype(np.float64), None, native_rnn.LSTM_ACTIVATIONS,
-                                    lens, 3, 4, None)
-    assert not native_rnn.supported(np.dtype(np.float32), ["Sigmoid", "Relu"],
-                                    native_rnn.GRU_ACTIVATIONS, lens, 3, 4, None)
-    assert not native_rnn.supported(np.dtype(np.float32), None, native_rnn.LSTM_ACTIVATIONS,
-                                    np.array([4, 3]), 3, 4, None)   # length past T
-    assert not native_rnn.supported(np.dtype(np.float32), None, native_rnn.LSTM_ACTIVATIONS,
-                                    lens, 3, 4, -1.0)               # negative clip
-    assert native_rnn.supported(np.dtype(np.float32), ["sigmoid", "TANH"] * 2,
-                                native_rnn.GRU_ACTIVATIONS, lens, 3, 4, 2.0)
+    lstm = [[("sigmoid", 0.0, 0.0), ("tanh", 0.0, 0.0), ("tanh", 0.0, 0.0)]]
+    gru = [[("sigmoid", 0.0, 0.0), ("relu", 0.0, 0.0)]] * 2
+    assert not native_rnn.supported(np.dtype(np.float64), lstm, lens, 3, 4, None)
+    assert not native_rnn.supported(np.dtype(np.float32), lstm, np.array([4, 3]), 3, 4,
+                                    None)   # length past T
+    assert not native_rnn.supported(np.dtype(np.float32), lstm, lens, 3, 4, -1.0)
+    assert native_rnn.supported(np.dtype(np.float32), gru, lens, 3, 4, 2.0)
     # float64 runs (and stays) float64 through the numpy loop
     rng = np.random.default_rng(1)
     x, w, r = (rng.standard_normal(s) for s in [(4, 2, 3), (1, 12, 3), (1, 12, 4)])
@@ -229,7 +227,8 @@ def test_default_threads_are_the_float_kernels(monkeypatch: pytest.MonkeyPatch) 
 
     class Spy:
         def rnn(self, *args: object) -> None:
-            seen.append(int(args[-2]))  # type: ignore[call-overload]
+            # ..., threads, bias, acts, alphas, betas
+            seen.append(int(args[-5]))  # type: ignore[call-overload]
             ext.rnn(*args)
 
     monkeypatch.setattr(native_rnn, "_extension", lambda: Spy())

@@ -26,7 +26,8 @@ PATHS = nb.available_paths()
 def _quantized_lstm(tmp: Path, rng: np.random.Generator, *, inp: int, hid: int,
                     direction: str, per_channel: bool, weight_type: QuantType,
                     optional: frozenset[str], with_y: bool,
-                    clip: float | None = None) -> onnx.ModelProto:
+                    clip: float | None = None, extra: dict[str, object] | None = None
+                    ) -> onnx.ModelProto:
     """A one-LSTM float model (sequence and batch dimensions symbolic), quantized by ONNX
     Runtime's quantize_dynamic."""
     d = _DIRS[direction]
@@ -52,6 +53,7 @@ def _quantized_lstm(tmp: Path, rng: np.random.Generator, *, inp: int, hid: int,
     attrs: dict[str, object] = {"hidden_size": hid, "direction": direction}
     if clip is not None:
         attrs["clip"] = clip
+    attrs.update(extra or {})
     node = helper.make_node("LSTM", names, outs, **attrs)  # type: ignore[arg-type]
     g = helper.make_graph(
         [node], "g", inputs,
@@ -137,6 +139,22 @@ def test_equals_onnxruntime(tmp_path_factory: pytest.TempPathFactory,
     for path in PATHS:              # the native recurrence on every instruction-set path
         with nb.use_path(path):
             _assert_identical(session.run(feeds), want)
+
+
+@pytest.mark.parametrize("acts", [["Relu", "Tanh", "Softsign"], ["HardSigmoid", "Elu", "Affine"],
+                                  ["Sigmoid", "ScaledTanh", "Relu"]])
+def test_other_activations_equal_onnxruntime(tmp_path: Path, acts: list[str]) -> None:
+    """Activations other than the defaults (docs/operators.md, (O62)): the numpy loop with
+    the float LSTM's gates, ONNX Runtime's bits (lowp refused the node before)."""
+    rng = np.random.default_rng(len(acts[0]))
+    model = _quantized_lstm(tmp_path, rng, inp=5, hid=6, direction="bidirectional",
+                            per_channel=False, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0", "c0", "p"}), with_y=True,
+                            clip=2.5, extra={"activations": acts * 2,
+                                             "activation_alpha": [0.5, 1.5],
+                                             "activation_beta": [0.25]})
+    feeds = _feeds(model, rng, 4, 3, None)
+    _assert_identical(lowp.Session(model, threads=1).run(feeds), _onnxruntime(model, feeds))
 
 
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])

@@ -1446,6 +1446,15 @@ def _clip(v: np.ndarray, clip: float | None) -> np.ndarray:
     return v if clip is None else np.clip(v, -clip, clip)
 
 
+def _emptied(finals: list[np.ndarray], lens: np.ndarray) -> list[np.ndarray]:
+    """The final states with the rows of the empty sequences (length 0) zeroed, as ONNX
+    Runtime's DeepCPU kernels write them (not the initial states; (O62b))."""
+    empty = (lens <= 0)[:, None]
+    if not empty.any():
+        return finals
+    return [np.where(empty, np.float32(0), f).astype(np.float32) for f in finals]
+
+
 @register
 def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
          sequence_lens: np.ndarray | None = None, initial_h: np.ndarray | None = None,
@@ -1466,13 +1475,13 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
     h = r.shape[-1]
     xf, (h0, c0), lens, seq, revs = _rnn_common("LSTM", x, sequence_lens,
                                                 [initial_h, initial_c], direction, layout, h)
-    default = not activations or [a.lower() for a in activations] in (
-        list(native_rnn.LSTM_ACTIVATIONS), list(native_rnn.LSTM_ACTIVATIONS) * 2)
-    if x.dtype == np.float32 and default:
+    if x.dtype == np.float32:
+        params = deepcpu_activations("LSTM", activations, activation_alpha, activation_beta,
+                                     len(revs))
         if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
-                x.dtype, activations, native_rnn.LSTM_ACTIVATIONS, lens, seq, h, clip):
+                x.dtype, params, lens, seq, h, clip):
             return native_rnn.lstm(x, w, r, b, lens, initial_h, initial_c, p, revs, layout,
-                                   clip, bool(input_forget))
+                                   clip, bool(input_forget), params)
         ys, finals = [], []
         for di, rev in enumerate(revs):
             st = [np.zeros((xf.shape[1], h), np.float32) if s is None else _f(s[di])
@@ -1480,9 +1489,9 @@ def LSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = Non
             y, fin = _lstm_ort_direction(
                 xf, _f(w[di]), _f(r[di]), None if b is None else _f(b[di]),
                 None if p is None else _f(p[di]), st, lens, rev, clip, bool(input_forget),
-                w_packed, r_packed)
+                w_packed, r_packed, lstm_ort_acts(params[di]))
             ys.append(y)
-            finals.append(fin)
+            finals.append(_emptied(fin, lens))
         return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("LSTM", activations, ["Sigmoid", "Tanh", "Tanh"], len(revs),
@@ -1549,14 +1558,18 @@ class LstmOrtCell:
     peephole: tuple[np.ndarray | None, ...]  # i, o, f, or None each
     bound: np.float32
     input_forget: bool
+    # f (gates i, f, o), g (block gate) and h (merged with o: H = h(C) o), (O62); None: the
+    # defaults, MLAS's logistic, tanh, tanh
+    acts: tuple[ActFn, ActFn, ActFn] | None = None
 
     @classmethod
     def of(cls, b: np.ndarray | None, p: np.ndarray | None, hid: int, clip: float | None,
-           input_forget: bool) -> LstmOrtCell:
+           input_forget: bool, acts: tuple[ActFn, ActFn, ActFn] | None = None
+           ) -> LstmOrtCell:
         bias = None if b is None else (b[:4 * hid] + b[4 * hid:]).astype(np.float32)
         return cls(tuple((None,) * 4 if bias is None else np.split(bias, 4)),
                    tuple((None,) * 3 if p is None else np.split(p, 3)),
-                   _FLOAT_MAX if clip is None else np.float32(clip), input_forget)
+                   _FLOAT_MAX if clip is None else np.float32(clip), input_forget, acts)
 
     def _gate(self, g: np.ndarray, c: np.ndarray, peep: np.ndarray | None,
               bias: np.ndarray | None, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -1568,23 +1581,24 @@ class LstmOrtCell:
 
     def __call__(self, g: np.ndarray, cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, C) of one step from the gate sums `g` (batch, 4 hidden) and C_prev."""
-        logistic, tanh = _mlas_logistic, _mlas_tanh
+        f_act, g_act, h_act = self.acts or (_mlas_logistic, _mlas_tanh, _mlas_tanh)
         gi, go, gf, gc = np.split(g, 4, axis=1)
         bi, bo, bf, bc = self.bias
         pi, po, pf = self.peephole
-        i = self._gate(gi, cp, pi, bi, logistic)
+        i = self._gate(gi, cp, pi, bi, f_act)
         f = (np.float32(1) - i).astype(np.float32) if self.input_forget else \
-            self._gate(gf, cp, pf, bf, logistic)
-        c = ((cp * f).astype(np.float32) + (i * self._gate(gc, cp, None, bc, tanh)).astype(
+            self._gate(gf, cp, pf, bf, f_act)
+        c = ((cp * f).astype(np.float32) + (i * self._gate(gc, cp, None, bc, g_act)).astype(
             np.float32)).astype(np.float32)
-        o = self._gate(go, c, po, bo, logistic)
-        return (tanh(c) * o).astype(np.float32), c
+        o = self._gate(go, c, po, bo, f_act)
+        return (h_act(c) * o).astype(np.float32), c
 
 
 def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
                         p: np.ndarray | None, states: list[np.ndarray], lens: np.ndarray,
                         rev: bool, clip: float | None, input_forget: bool, w_packed: bool,
-                        r_packed: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+                        r_packed: bool, acts: tuple[ActFn, ActFn, ActFn] | None = None
+                        ) -> tuple[np.ndarray, list[np.ndarray]]:
     """One direction of a float32 LSTM as ONNX Runtime's DeepCPU kernel computes it
     (docs/operators.md, (O23)): X W^T by MLAS (prepacked or not), per step the recurrence
     H R^T accumulated into it by MLAS, the peephole products, then the bias Wb + Rb, the
@@ -1598,7 +1612,7 @@ def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndar
     if steps:
         xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
                                      packed=w_packed).reshape(steps, batch, 4 * hid)
-    cell = LstmOrtCell.of(b, p, hid, clip, input_forget)
+    cell = LstmOrtCell.of(b, p, hid, clip, input_forget, acts)
 
     def step(xw_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
         g = mlas_sgemm.gemm(st[0], r, trans_b=True, packed=r_packed, c=xw_t)
@@ -1639,14 +1653,25 @@ def _bound(x: np.ndarray, b: float) -> np.ndarray:
 
 def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
                        states: list[np.ndarray], lens: np.ndarray, rev: bool,
-                       clip: float | None, lbr: bool, w_packed: bool, r_packed: bool
+                       clip: float | None, lbr: bool, w_packed: bool, r_packed: bool,
+                       params: list[tuple[str, float, float]] | None = None
                        ) -> tuple[np.ndarray, list[np.ndarray]]:
     """One direction of a float32 GRU as ONNX Runtime's DeepCPU kernel computes it
     (docs/operators.md, (O25)): X W^T by MLAS; per step H R_zr^T accumulated into the z and
     r parts; r from the clipped r input by deepcpu's rational sigmoid times H (or times
     H R_h^T + Rbh with linear_before_reset), then the h part (a GEMM accumulated into it, or
-    an add); z by MLAS's logistic; H = (1 - z) tanh'(h) + z H_prev with deepcpu's tanh."""
+    an add); z by MLAS's logistic; H = (1 - z) tanh'(h) + z H_prev with deepcpu's tanh.
+    Other activations (`params`: f and g with their alpha and beta, (O62)): f of the r gate
+    by deepcpu's fused reset form (Tanh its rational tanh on the input clamped to ±10, Relu
+    v > 0 ? v : 0, the others ONNX Runtime's functors) times H, f of the z gate as MLAS
+    (`deepcpu_activation`), g by the fused output form (Sigmoid its rational sigmoid on the
+    input clamped to ±20: ((1 - z) 0.5) (1 + ratio) + z H_prev)."""
     f = np.float32
+    (f_name, f_alpha, f_beta), (g_name, g_alpha, g_beta) = params or [
+        ("sigmoid", 0.0, 0.0), ("tanh", 0.0, 0.0)]
+    update_act = deepcpu_activation(f_name, f_alpha, f_beta)
+    f_fused = deepcpu_activation(f_name, f_alpha, f_beta, fused=True)
+    g_fused = deepcpu_activation(g_name, g_alpha, g_beta, fused=True)
     seq, batch, inp = xf.shape
     hid = r.shape[-1]
     steps = min(seq, int(lens.max(initial=0))) if lens.size else seq
@@ -1674,15 +1699,27 @@ def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarr
         if lbr:
             c0 = None if rbh is None else np.broadcast_to(rbh, (batch, hid))
             lin = mlas_sgemm.gemm(hp, r_h, trans_b=True, packed=r_packed, c=c0)
-        rt = _deepcpu_ratio((half * _bound(prep(zr[:, hid:], br), 20.0)).astype(f))
-        rh_ = (((lin if lbr else hp) * half).astype(f) * (f(1) + rt).astype(f)).astype(f)
+        r_in, base = prep(zr[:, hid:], br), (lin if lbr else hp)
+        if f_name == "sigmoid":
+            rt = _deepcpu_ratio((half * _bound(r_in, 20.0)).astype(f))
+            rh_ = ((base * half).astype(f) * (f(1) + rt).astype(f)).astype(f)
+        elif f_name == "tanh":
+            rh_ = (base * _deepcpu_ratio(_bound(r_in, 10.0))).astype(f)
+        else:
+            rh_ = (base * f_fused(r_in)).astype(f)
         if lbr:
             gh = (x_t[:, 2 * hid:] + rh_).astype(f)
         else:
             gh = mlas_sgemm.gemm(rh_, r_h, trans_b=True, packed=r_packed, c=x_t[:, 2 * hid:])
-        z = ort_math.logistic(prep(zr[:, :hid], bz))
-        ht = _deepcpu_ratio(_bound(prep(gh, bh), 10.0))
-        return [(((f(1) - z).astype(f) * ht).astype(f) + (z * hp).astype(f)).astype(f)]
+        z = (ort_math.logistic if f_name == "sigmoid" else update_act)(prep(zr[:, :hid], bz))
+        h_in, keep = prep(gh, bh), (f(1) - z).astype(f)
+        if g_name == "sigmoid":
+            rt = _deepcpu_ratio((half * _bound(h_in, 20.0)).astype(f))
+            new = ((keep * half).astype(f) * (f(1) + rt).astype(f)).astype(f)
+        else:
+            new = (keep * (_deepcpu_ratio(_bound(h_in, 10.0)) if g_name == "tanh"
+                           else g_fused(h_in))).astype(f)
+        return [(new + (z * hp).astype(f)).astype(f)]
 
     return _run_direction(xw, states, lens, rev, step)
 
@@ -1706,21 +1743,22 @@ def GRU(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     h = r.shape[-1]
     xf, (h0,), lens, seq, revs = _rnn_common("GRU", x, sequence_lens, [initial_h], direction,
                                              layout, h)
-    default = not activations or [a.lower() for a in activations] in (
-        list(native_rnn.GRU_ACTIVATIONS), list(native_rnn.GRU_ACTIVATIONS) * 2)
-    if x.dtype == np.float32 and default:
+    if x.dtype == np.float32:
+        params = deepcpu_activations("GRU", activations, activation_alpha, activation_beta,
+                                     len(revs))
         if w_packed and r_packed and x.shape[-1] and native_rnn.supported(
-                x.dtype, activations, native_rnn.GRU_ACTIVATIONS, lens, seq, h, clip):
+                x.dtype, params, lens, seq, h, clip):
             return native_rnn.gru(x, w, r, b, lens, initial_h, revs, layout, clip,
-                                  bool(linear_before_reset))
+                                  bool(linear_before_reset), params)
         ys, finals = [], []
         for di, rev in enumerate(revs):
             st = [np.zeros((xf.shape[1], h), np.float32) if h0 is None else _f(h0[di])]
             y, fin = _gru_ort_direction(xf, _f(w[di]), _f(r[di]),
                                         None if b is None else _f(b[di]), st, lens, rev, clip,
-                                        bool(linear_before_reset), w_packed, r_packed)
+                                        bool(linear_before_reset), w_packed, r_packed,
+                                        params[di])
             ys.append(y)
-            finals.append(fin)
+            finals.append(_emptied(fin, lens))
         return _rnn_outputs(ys, finals, layout, x.dtype)
     batch = xf.shape[1]
     acts = _activations("GRU", activations, ["Sigmoid", "Tanh"], len(revs), activation_alpha,
@@ -1851,6 +1889,74 @@ def _rnn_ort_activation(name: str, alpha: float, beta: float) -> ActFn:
         "Softplus": softplus,
     }
     return table.get(name, tanh)
+
+
+# ONNX Runtime's activation names (it lowercases the attribute's), as its functors' table
+# (rnn_activation_functors.h) spells them
+_ORT_ACT_NAMES = {n.lower(): n for n in (
+    "Affine", "Relu", "LeakyRelu", "ThresholdedRelu", "Tanh", "ScaledTanh", "Sigmoid",
+    "HardSigmoid", "Elu", "Softsign", "Softplus")}
+
+
+def deepcpu_activations(op: str, names: Sequence[str] | None, alphas: Sequence[float] | None,
+                        betas: Sequence[float] | None, dirs: int
+                        ) -> list[list[tuple[str, float, float]]]:
+    """Per direction of an LSTM (f, g, h) or GRU (f, g) node, ONNX Runtime's lowercased
+    activation names with their alpha and beta (its rnn::detail::ActivationFuncs: the lists
+    consumed in order by the activations that take each, its defaults when they run out;
+    docs/operators.md, (O62)). A list of one direction's names for two directions is used
+    for both (ONNX Runtime refuses it)."""
+    per = 3 if op == "LSTM" else 2
+    given = [n.lower() for n in names] if names else (
+        ["sigmoid", "tanh", "tanh"] if op == "LSTM" else ["sigmoid", "tanh"]) * dirs
+    if len(given) == per and dirs == 2:
+        given = given * 2
+    if len(given) != per * dirs:
+        raise unsupported(op, f"{len(given)} activations for {dirs} directions")
+    al, be = list(alphas or []), list(betas or [])
+    out = []
+    for name in given:
+        if name not in _ORT_ACT_NAMES:
+            raise unsupported(op, f"activation {name!r}")
+        uses_alpha, uses_beta = _RNN_ORT_ARGS.get(name, (False, False))
+        alpha, beta = _RNN_ORT_DEFAULTS.get(name, (0.0, 0.0))
+        alpha = al.pop(0) if uses_alpha and al else alpha
+        beta = be.pop(0) if uses_beta and be else beta
+        out.append((name, float(alpha), float(beta)))
+    return [out[d * per:(d + 1) * per] for d in range(dirs)]
+
+
+def _mlas_relu(v: np.ndarray) -> np.ndarray:
+    """MLAS's Relu (MlasActivation): maxps(0, v), which keeps a NaN and -0."""
+    return np.where(np.float32(0) > v, np.float32(0), v).astype(np.float32)
+
+
+def _fused_relu(v: np.ndarray) -> np.ndarray:
+    """deepcpu's fused Relu (relu_m, gru_*_gate_relu): v > 0 ? v : 0 (a NaN becomes 0)."""
+    return np.where(v > np.float32(0), v, np.float32(0)).astype(np.float32)
+
+
+def deepcpu_activation(name: str, alpha: float, beta: float, fused: bool = False) -> ActFn:
+    """ONNX Runtime's DeepCPU activation `name` (lowercased) over an array: Sigmoid and Tanh
+    are MLAS's logistic and tanh, Relu MLAS's (its fused forms' v > 0 ? v : 0 with `fused`:
+    LSTM's h), the others its functors element by element (`_rnn_ort_activation`)."""
+    if name == "sigmoid":
+        return _mlas_logistic
+    if name == "tanh":
+        return _mlas_tanh
+    if name == "relu":
+        return _fused_relu if fused else _mlas_relu
+    return _rnn_ort_activation(_ORT_ACT_NAMES[name], alpha, beta)
+
+
+def lstm_ort_acts(params: list[tuple[str, float, float]]
+                   ) -> tuple[ActFn, ActFn, ActFn] | None:
+    """LstmOrtCell's activations of one direction (None: the defaults)."""
+    if [n for n, _, _ in params] == ["sigmoid", "tanh", "tanh"]:
+        return None
+    (f, fa, fb), (g, ga, gb), (h, ha, hb) = params
+    return (deepcpu_activation(f, fa, fb), deepcpu_activation(g, ga, gb),
+            deepcpu_activation(h, ha, hb, fused=True))
 
 
 def _mlas_gemm_bt(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndarray:

@@ -3,11 +3,12 @@
 Both in ONNX Runtime's DeepCPU order with its weights prepacked (lowp.runtime.float_nn.
 _lstm_ort_direction and _gru_ort_direction, bit for bit): the extension projects the input
 of every time step (X W^T, one product per direction in MLAS's prepacked order), runs the
-time loop (recurrence GEMM, biases, gate activations, peepholes, clip, sequence-length
-masking) and writes Y, Y_h and Y_c in their final layout. W and R are packed once per weight
+time loop (recurrence GEMM, biases, gate activations, any of ONNX Runtime's (docs/
+operators.md, (O62)), peepholes, clip, sequence-length masking) and writes Y, Y_h and Y_c
+in their final layout. W and R are packed once per weight
 array (`packed_weights`: they are constants, the same object on every run). The numpy
 implementations in lowp.runtime.float_nn stay the reference and are used for everything
-this front does not take (other dtypes and activation functions, lengths outside [0, T],
+this front does not take (other dtypes, lengths outside [0, T],
 weights that are not constants, or no extension); see `supported`.
 """
 
@@ -24,7 +25,7 @@ from .tape import call
 
 _native: Any = None   # the extension, bound at the first use (see _extension)
 
-# the default activations, the only ones the native kernels implement
+# the default activations (the default cells; others: recurrent.h RnnActs)
 LSTM_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 GRU_ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -55,18 +56,19 @@ def kernels() -> str:
     return "none" if ext is None else str(ext.rnn_kernels())
 
 
-def supported(dtype: np.dtype, activations: Sequence[str] | None, defaults: Sequence[str],
+def supported(dtype: np.dtype, params: Sequence[Sequence[tuple[str, float, float]]],
               lens: np.ndarray, seq: int, hidden: int, clip: float | None) -> bool:
-    """Whether the native recurrence computes this node (else the numpy one does)."""
+    """Whether the native recurrence computes this node (else the numpy one does); `params`:
+    per direction the activations with their alpha and beta (float_nn.deepcpu_activations),
+    any of ONNX Runtime's."""
     if not _enabled or np.dtype(dtype) != np.float32 or hidden < 1 or _extension() is None:
         return False
-    if activations:
-        names = tuple(a.lower() for a in activations)
-        if names not in (tuple(defaults), tuple(defaults) * 2):
-            return False
+    if any(n.lower() not in _CODES for d in params for n, _, _ in d):
+        return False
     if clip is not None and not (float(clip) > 0):   # NaN or non-positive: numpy semantics
         return False
     return bool(lens.size == 0 or (lens.min() >= 0 and lens.max() <= seq))
+
 
 
 def _states(s: np.ndarray | None, layout: int) -> np.ndarray | None:
@@ -171,13 +173,15 @@ def _bias(b: np.ndarray | None) -> np.ndarray | None:
 def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
          h0: np.ndarray | None, c0: np.ndarray | None, p: np.ndarray | None,
          reverse: Sequence[bool], layout: int, clip: float | None, input_forget: bool,
+         params: Sequence[Sequence[tuple[str, float, float]]] | None = None,
          threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
 
     `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
     directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all;
     None: the float kernels' count, lowp.runtime.native_float, which a Session sets to its
-    own); the results do not depend on it.
+    own); the results do not depend on it. `params`: per direction the activations f, g, h
+    with their alpha and beta (float_nn.deepcpu_activations; None: the defaults).
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
@@ -187,16 +191,17 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
          packed_weights(r, (4,)), hidden,
          None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1),
          _states(h0, layout), _states(c0, layout), yv, yh, yc, list(reverse), _clip(clip),
-         bool(input_forget), False, _threads(threads), _bias(b))
+         bool(input_forget), False, _threads(threads), _bias(b), *_acts(params))
     return y, finals[0], finals[1]
 
 
 def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens: np.ndarray,
         h0: np.ndarray | None, reverse: Sequence[bool], layout: int, clip: float | None,
-        linear_before_reset: bool, threads: int | None = None
-        ) -> tuple[np.ndarray, np.ndarray]:
+        linear_before_reset: bool,
+        params: Sequence[Sequence[tuple[str, float, float]]] | None = None,
+        threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """GRU outputs (Y, Y_h) of float32 `x` in its ONNX `layout` (see float_nn.GRU, and
-    `lstm` for `threads`)."""
+    `lstm` for `threads` and `params`, here f and g)."""
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
     dirs, hidden = r.shape[0], r.shape[-1]
     y, finals = _outputs(seq, batch, dirs, hidden, layout, 1)
@@ -204,8 +209,22 @@ def gru(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens:
     _run(_lens32(lens, batch, seq), True, _inputs(x, layout), packed_weights(w, (3,)),
          packed_weights(r, (2, 1)), hidden, None, _states(h0, layout), None, yv, yh, None,
          list(reverse), _clip(clip), False, bool(linear_before_reset), _threads(threads),
-         _bias(b))
+         _bias(b), *_acts(params))
     return y, finals[0]
+
+
+def _acts(params: Sequence[Sequence[tuple[str, float, float]]] | None
+          ) -> tuple[list[int] | None, list[float] | None, list[float] | None]:
+    """The extension's activation arguments (native/recurrent.h RnnActs: codes of
+    RNN_ACTIVATIONS, alphas and betas as float32, every direction's in order), or Nones for
+    the defaults."""
+    if params is None or all(tuple(n for n, _, _ in d) in (LSTM_ACTIVATIONS, GRU_ACTIVATIONS)
+                             for d in params):
+        return None, None, None
+    flat = [e for d in params for e in d]
+    f = np.float32
+    return ([_CODES[n] for n, _, _ in flat], [float(f(a)) for _, a, _ in flat],
+            [float(f(b)) for _, _, b in flat])
 
 
 def _clip(clip: float | None) -> float:
@@ -217,6 +236,7 @@ def _clip(clip: float | None) -> float:
 # other name is its default, Tanh: lowp.runtime.float_nn._rnn_ort_activation)
 RNN_ACTIVATIONS = ("Affine", "Relu", "LeakyRelu", "ThresholdedRelu", "Tanh", "ScaledTanh",
                    "Sigmoid", "HardSigmoid", "Elu", "Softsign", "Softplus")
+_CODES = {n.lower(): i for i, n in enumerate(RNN_ACTIVATIONS)}
 
 
 def simple_rnn(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,

@@ -19,10 +19,8 @@ import numpy as np
 
 from lowp.ops.linear import exact_matmul, wrap_int32
 from lowp.runtime import native_qlstm
-from lowp.runtime.float_nn import LstmOrtCell
+from lowp.runtime.float_nn import LstmOrtCell, deepcpu_activations, lstm_ort_acts
 from lowp.runtime.float_registry import register, unsupported
-
-_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 
 
 def dynamic_qparams(a: np.ndarray) -> tuple[np.float32, int]:
@@ -168,7 +166,10 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
                         w_zero_point: np.ndarray | None = None,
                         r_scale: np.ndarray | None = None,
                         r_zero_point: np.ndarray | None = None, *,
-                        activations: Sequence[str] | None = None, clip: float | None = None,
+                        activations: Sequence[str] | None = None,
+                        activation_alpha: Sequence[float] | None = None,
+                        activation_beta: Sequence[float] | None = None,
+                        clip: float | None = None,
                         direction: str = "forward", hidden_size: int | None = None,
                         input_forget: int = 0, layout: int = 0, with_y: bool = True,
                         ort_threads: int = 1, **_: Any) -> tuple[np.ndarray, ...]:
@@ -180,9 +181,6 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
     finished batch entry feeds the recurrent product's range; `ort_threads`: the intra-op
     threads of the ONNX Runtime session reproduced (1: one task for the whole batch).
     """
-    if activations and [a.lower() for a in activations] not in (
-            list(_DEFAULT_ACTIVATIONS), list(_DEFAULT_ACTIVATIONS) * 2):
-        raise unsupported("DynamicQuantizeLSTM", f"activations {list(activations)}")
     if layout:
         raise unsupported("DynamicQuantizeLSTM", "layout=1 (ONNX Runtime refuses it)")
     if w_scale is None or w_zero_point is None or r_scale is None or r_zero_point is None:
@@ -198,7 +196,10 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
     _check_zero_points(r_zero_point, dirs, "R")
     task = rows_per_task(batch, hid, ort_threads)
     lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
-    if native_qlstm.supported(x, hid, lens, clip):
+    # other activations: the gates as the float LSTM's (docs/operators.md, (O62)), numpy only
+    params = deepcpu_activations("LSTM", activations, activation_alpha, activation_beta, dirs)
+    acts = [lstm_ort_acts(d) for d in params]
+    if all(a is None for a in acts) and native_qlstm.supported(x, hid, lens, clip):
         return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point),
                                  native_qlstm.packed(r, r_scale, r_zero_point), hid, b, lens,
                                  initial_h, initial_c, p, revs, clip, bool(input_forget),
@@ -215,7 +216,7 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
               else initial_c[d].astype(np.float32))
         cell = LstmOrtCell.of(None if b is None else b[d].astype(np.float32),
                               None if p is None else p[d].astype(np.float32), hid, clip,
-                              bool(input_forget))
+                              bool(input_forget), acts[d])
         outs.append(_direction(x, ws[d], rs[d], cell, h0, c0, lens, rev, with_y, task))
     y = np.stack([o[0] for o in outs], axis=1)
     y_h = np.stack([o[1] for o in outs])
