@@ -557,9 +557,14 @@ class Replayer:
         one."""
         local = {n: env[n] for n in step.inputs}
         local_layout = {n: layout.get(n, CF) for n in step.inputs}
+        # with a channels-last input, members that could run either way (a LayerNorm's
+        # (1, 1, H, W) statistics times a (1, C, 1, 1) scale) run channels-last, so that
+        # the members meeting that input find one layout
+        prefer = CL if any(lay is CL for lay in local_layout.values()) else None
         calls: list[Call] = []
         for k, member in enumerate(step.chain.steps):
-            made = self._float_call(("chain", index, k), member, local, local_layout, buffers)
+            made = self._float_call(("chain", index, k), member, local, local_layout, buffers,
+                                    prefer)
             if made is None:
                 return None
             call, y, out_layout = made
@@ -569,10 +574,12 @@ class Replayer:
         return calls, y, local_layout[step.outputs[0]]
 
     def _float_call(self, index: object, step: Step, env: Env, layout: Layouts,
-                    buffers: dict[object, np.ndarray]
+                    buffers: dict[object, np.ndarray], prefer: object = None
                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """The native call computing float `step` (and its output buffer and layout), when
-        `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
+        `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way.
+        `prefer` CL: an element-wise step whose channels-first operands are channels-last
+        too at no cost (`_channels_last_views`) gives a channels-last result."""
         if len([o for o in step.outputs if o]) != 1 or not native_float._enabled:
             return None
         if step.chain is not None:
@@ -635,6 +642,10 @@ class Replayer:
             if out_layout is None:
                 arrays = _channels_last_operands(step.inputs, arrays, layout)
                 out_layout = CL
+            elif out_layout is CF and prefer is CL:
+                views = _channels_last_views(arrays)
+                if views:
+                    arrays, out_layout = views, CL
             if not arrays:
                 return None
             try:
@@ -687,6 +698,21 @@ def _channels_last_operands(names: list[str], arrays: list[np.ndarray],
         else:
             views.append(v if lay is CL else np.moveaxis(v, 1, -1))
     return views
+
+
+def _channels_last_views(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Channels-first operands of an element-wise step as channels-last views that are
+    contiguous, when every one of more than one value has one rank >= 3 and such a view
+    (its channel axis of 1, or every other axis but the batch of 1: a (1, 1, H, W)
+    statistic, a (1, C, 1, 1) scale); they broadcast as their channels-first forms do, so
+    the result is the channels-first one moved. Empty when that does not hold."""
+    ranks = {v.ndim for v in arrays if v.size != 1}
+    if len(ranks) != 1 or min(ranks) < 3:
+        return []
+    (rank,) = ranks
+    views = [v.reshape((1,) * rank) if v.size == 1 else np.moveaxis(v, 1, -1)
+             for v in arrays]
+    return views if all(v.flags.c_contiguous for v in views) else []
 
 
 def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...],
