@@ -977,10 +977,16 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
       ins[k].st[i] = st;
       if (dims[i] > 0) last += (dims[i] - 1) * st;
     }
-    for (size_t i = 0; i < inputs[k].ndim(); ++i)
+    // the input may be a strided view (a Slice of a padded tensor): the offsets read must
+    // lie inside the memory its own shape and strides span, which can exceed its size
+    int64_t span = 1;
+    for (size_t i = 0; i < inputs[k].ndim(); ++i) {
       if (inputs[k].stride(i) < 0)
         throw std::invalid_argument("float_fused needs a non-negative layout");
-    if (total > 0 && size_t(last) >= inputs[k].size())
+      if (inputs[k].shape(i) == 0) span = 0;
+      else if (span > 0) span += int64_t(inputs[k].shape(i) - 1) * inputs[k].stride(i);
+    }
+    if (total > 0 && last >= span)
       throw std::invalid_argument("float_fused strides reach outside an input");
   }
   const int count = int(code.shape(0));

