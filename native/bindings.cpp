@@ -338,6 +338,10 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   lowp::TakeArgs a;
   a.x = x.data(), a.fill = fill.data(), a.map = map.data(), a.y = y.data();
   a.n = int64_t(map.size()), a.itemsize = itemsize;
+  // a transposition of two axes (a layout conversion): tile by tile (the same bytes)
+  lowp::TakeTranspose t;
+  if (lowp::take_transpose(map.data(), a.n, &t))
+    return [a, threads, x, map, fill, y, t] { lowp::run_take_transpose(a, t, threads); };
   // runs of 16 bytes or more on average: one memcpy per run (the same bytes)
   auto runs = std::make_shared<lowp::TakeRuns>(lowp::take_runs(map.data(), a.n));
   if (int64_t(runs->len.size()) * 16 <= a.n * itemsize)
