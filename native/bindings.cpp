@@ -782,6 +782,30 @@ lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t
   };
 }
 
+lowp::Kernel make_float_average_pool_rowmajor(Floats x, OutFloats y, Floats counts,
+                                              const std::vector<int64_t>& dims,
+                                              const std::vector<int>& geo, int threads) {
+  // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads;
+  // float_reduce.h); counts: oh * ow divisors
+  if (dims.size() != 5 || geo.size() != 8)
+    throw std::invalid_argument("float_average_pool_rowmajor needs 5 dims and 8 geometry "
+                                "integers");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  lowp::AveragePoolRowMajorArgs a;
+  a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
+  a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
+  a.ph = geo[6], a.pw = geo[7];
+  if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow) ||
+      counts.size() != size_t(a.oh * a.ow))
+    throw std::invalid_argument("float_average_pool_rowmajor array sizes do not match the dims");
+  a.x = x.data(), a.y = y.data(), a.counts = counts.data();
+  return [a, threads, x, y, counts] { lowp::run_float_average_pool_rowmajor(a, threads); };
+}
+
 lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
                                                const std::vector<int64_t>& dims,
                                                const std::vector<int>& geo, int threads) {
@@ -1706,6 +1730,8 @@ NB_MODULE(_native, m) {
              "k"_a, "inner"_a, "threads"_a = 1);
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_average_pool_rowmajor", &make_float_average_pool_rowmajor,
+             "x"_a, "y"_a, "counts"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a,
              "threads"_a = 1);
