@@ -338,6 +338,10 @@ lowp::Kernel make_take(Bytes x, nb::ndarray<const int32_t, nb::ndim<1>, nb::c_co
   lowp::TakeArgs a;
   a.x = x.data(), a.fill = fill.data(), a.map = map.data(), a.y = y.data();
   a.n = int64_t(map.size()), a.itemsize = itemsize;
+  // a transposition of two axes (a layout conversion): tile by tile (the same bytes)
+  lowp::TakeTranspose t;
+  if (lowp::take_transpose(map.data(), a.n, &t))
+    return [a, threads, x, map, fill, y, t] { lowp::run_take_transpose(a, t, threads); };
   // runs of 16 bytes or more on average: one memcpy per run (the same bytes)
   auto runs = std::make_shared<lowp::TakeRuns>(lowp::take_runs(map.data(), a.n));
   if (int64_t(runs->len.size()) * 16 <= a.n * itemsize)
@@ -778,6 +782,30 @@ lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t
   };
 }
 
+lowp::Kernel make_float_average_pool_rowmajor(Floats x, OutFloats y, Floats counts,
+                                              const std::vector<int64_t>& dims,
+                                              const std::vector<int>& geo, int threads) {
+  // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads;
+  // float_reduce.h); counts: oh * ow divisors
+  if (dims.size() != 5 || geo.size() != 8)
+    throw std::invalid_argument("float_average_pool_rowmajor needs 5 dims and 8 geometry "
+                                "integers");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  lowp::AveragePoolRowMajorArgs a;
+  a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
+  a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
+  a.ph = geo[6], a.pw = geo[7];
+  if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow) ||
+      counts.size() != size_t(a.oh * a.ow))
+    throw std::invalid_argument("float_average_pool_rowmajor array sizes do not match the dims");
+  a.x = x.data(), a.y = y.data(), a.counts = counts.data();
+  return [a, threads, x, y, counts] { lowp::run_float_average_pool_rowmajor(a, threads); };
+}
+
 lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
                                                const std::vector<int64_t>& dims,
                                                const std::vector<int>& geo, int threads) {
@@ -977,10 +1005,16 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
       ins[k].st[i] = st;
       if (dims[i] > 0) last += (dims[i] - 1) * st;
     }
-    for (size_t i = 0; i < inputs[k].ndim(); ++i)
+    // the input may be a strided view (a Slice of a padded tensor): the offsets read must
+    // lie inside the memory its own shape and strides span, which can exceed its size
+    int64_t span = 1;
+    for (size_t i = 0; i < inputs[k].ndim(); ++i) {
       if (inputs[k].stride(i) < 0)
         throw std::invalid_argument("float_fused needs a non-negative layout");
-    if (total > 0 && size_t(last) >= inputs[k].size())
+      if (inputs[k].shape(i) == 0) span = 0;
+      else if (span > 0) span += int64_t(inputs[k].shape(i) - 1) * inputs[k].stride(i);
+    }
+    if (total > 0 && last >= span)
       throw std::invalid_argument("float_fused strides reach outside an input");
   }
   const int count = int(code.shape(0));
@@ -1717,6 +1751,8 @@ NB_MODULE(_native, m) {
              "k"_a, "inner"_a, "threads"_a = 1);
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_average_pool_rowmajor", &make_float_average_pool_rowmajor,
+             "x"_a, "y"_a, "counts"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a,
              "threads"_a = 1);

@@ -248,4 +248,32 @@ void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int thre
                   });
 }
 
+void run_float_average_pool_rowmajor(const AveragePoolRowMajorArgs& a, int threads) {
+  // one task per run of output rows (plane, oy); each output summed by one task the same
+  // way, so the result does not depend on the thread count
+  if (a.planes <= 0 || a.oh <= 0 || a.ow <= 0) return;
+  const int64_t row_work = std::max<int64_t>(1, a.ow * a.kh * a.kw);
+  run_elementwise(a.planes * a.oh, std::max<int64_t>(1, (int64_t(1) << 15) / row_work), threads,
+                  [&](int64_t r0, int64_t len) {
+                    for (int64_t r = r0; r < r0 + len; ++r) {
+                      const int64_t p = r / a.oh, oy = r % a.oh;
+                      const float* xp = a.x + p * a.h * a.w;
+                      const float* cnt = a.counts + oy * a.ow;
+                      float* yr = a.y + r * a.ow;
+                      for (int64_t ox = 0; ox < a.ow; ++ox) {
+                        float sum = 0.0f;
+                        for (int i = 0; i < a.kh; ++i) {
+                          const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+                          if (iy < 0 || iy >= a.h) continue;
+                          for (int j = 0; j < a.kw; ++j) {
+                            const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+                            if (ix >= 0 && ix < a.w) sum += xp[iy * a.w + ix];
+                          }
+                        }
+                        yr[ox] = sum / cnt[ox];
+                      }
+                    }
+                  });
+}
+
 }  // namespace lowp

@@ -51,4 +51,19 @@ struct MaxPoolChannelsLastArgs {
 };
 void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads);
 
+// AveragePool of float32 NCHW planes x (planes, h, w) into y (planes, oh, ow) in the order
+// of MLAS's NCHWc kernel and ONNX Runtime's generic pooling loop, as
+// lowp.runtime.float_nn._window_sum_rowmajor defines it: each window's taps row by row,
+// left to right, added one after another to a float32 sum from +0 (taps outside the input
+// are the reference's zeros, which change no such sum: it is never -0), then divided by
+// counts[oy * ow + ox] (the reference's divisor, given). Additions and one division only.
+struct AveragePoolRowMajorArgs {
+  const float* x = nullptr;
+  const float* counts = nullptr;
+  float* y = nullptr;
+  int64_t planes = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;  // ph, pw: begin pads
+};
+void run_float_average_pool_rowmajor(const AveragePoolRowMajorArgs& a, int threads);
+
 }  // namespace lowp

@@ -35,6 +35,64 @@ void run_take(const TakeArgs& a, int threads) {
                   [&](int64_t i0, int64_t len) { fn(a, i0, len); });
 }
 
+bool take_transpose(const int32_t* map, int64_t n, TakeTranspose* t) {
+  // y[(b cols + c) rows + r] = x[base + (b rows + r) cols + c]: the first element's index
+  // is the base, the step between y's first two the column count, and the rows run until
+  // that step breaks; then every element is checked against the formula
+  if (n < 4 || map[0] < 0) return false;
+  const int64_t base = map[0], cols = int64_t(map[1]) - base;
+  if (cols < 2) return false;
+  int64_t rows = 1;
+  while (rows < n && int64_t(map[rows]) == base + rows * cols) ++rows;
+  if (rows < 2 || rows == n || int64_t(map[rows]) != base + 1 || n % (rows * cols) != 0)
+    return false;
+  const int64_t batches = n / (rows * cols);
+  int64_t i = 0;
+  for (int64_t b = 0; b < batches; ++b)
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < rows; ++r, ++i)
+        if (int64_t(map[i]) != base + (b * rows + r) * cols + c) return false;
+  *t = TakeTranspose{base, batches, rows, cols};
+  return true;
+}
+
+namespace {
+
+template <typename T>
+void transpose_tiles(const TakeArgs& a, const TakeTranspose& t, int64_t tile0, int64_t count,
+                     int64_t tiles_c) {
+  constexpr int64_t kTile = 32;
+  const T* x = reinterpret_cast<const T*>(a.x) + t.base;
+  T* y = reinterpret_cast<T*>(a.y);
+  const int64_t tiles_r = (t.rows + kTile - 1) / kTile;
+  for (int64_t k = tile0; k < tile0 + count; ++k) {
+    // tile k: batch, then a block of columns, then a block of rows
+    const int64_t b = k / (tiles_c * tiles_r), rest = k % (tiles_c * tiles_r);
+    const int64_t c0 = (rest / tiles_r) * kTile, r0 = (rest % tiles_r) * kTile;
+    const int64_t c1 = std::min(t.cols, c0 + kTile), r1 = std::min(t.rows, r0 + kTile);
+    const T* xb = x + b * t.rows * t.cols;
+    T* yb = y + b * t.rows * t.cols;
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t r = r0; r < r1; ++r) yb[c * t.rows + r] = xb[r * t.cols + c];
+  }
+}
+
+}  // namespace
+
+void run_take_transpose(const TakeArgs& a, const TakeTranspose& t, int threads) {
+  constexpr int64_t kTile = 32;
+  const int64_t tiles_c = (t.cols + kTile - 1) / kTile;
+  const int64_t tiles = t.batches * tiles_c * ((t.rows + kTile - 1) / kTile);
+  if (tiles <= 0) return;
+  auto fn = a.itemsize == 1   ? transpose_tiles<uint8_t>
+            : a.itemsize == 2 ? transpose_tiles<uint16_t>
+            : a.itemsize == 4 ? transpose_tiles<uint32_t>
+                              : transpose_tiles<uint64_t>;
+  // memory-bound as the element loop: a second thread for large tensors only
+  run_elementwise(tiles, std::max<int64_t>(1, (int64_t(1) << 16) / (kTile * kTile)), threads,
+                  [&](int64_t k0, int64_t len) { fn(a, t, k0, len, tiles_c); });
+}
+
 TakeRuns take_runs(const int32_t* map, int64_t n) {
   TakeRuns r;
   for (int64_t i = 0; i < n;) {

@@ -29,6 +29,18 @@ struct TakeRuns {
 TakeRuns take_runs(const int32_t* map, int64_t n);
 void run_take_runs(const TakeArgs& a, const TakeRuns& runs, int threads);
 
+// The same copy where the map transposes the last two axes of (batches, rows, cols) data:
+// y[b, c, r] = x[base + (b rows + r) cols + c] (a layout conversion between channels-last
+// and channels-first, a Transpose of two axes). `take_transpose` finds it in a map (false
+// when the map is another one); `run_take_transpose` copies it tile by tile, so that the
+// reads along a column stay in cache (the element loop read each cache line once per
+// column: 10x slower than numpy's copy on a (1, 128, 128, 32) float conversion).
+struct TakeTranspose {
+  int64_t base = 0, batches = 0, rows = 0, cols = 0;
+};
+bool take_transpose(const int32_t* map, int64_t n, TakeTranspose* t);
+void run_take_transpose(const TakeArgs& a, const TakeTranspose& t, int threads);
+
 // A block copy: `rows` rows of `width` bytes of x (contiguous) into y, whose rows are
 // `y_width` bytes, starting at byte `offset` of each (a Concat's part into its output).
 void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,

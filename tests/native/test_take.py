@@ -70,3 +70,30 @@ def test_take_of_a_channels_last_nearest_upsampling():
     _native.take(x.reshape(-1), mapped, np.zeros(1, np.uint8), y, 1, 1)
     np.testing.assert_array_equal(y.reshape(1, 16, 16, 32),
                                   x.repeat(2, axis=1).repeat(2, axis=2))
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.integers(1, 3), rows=st.integers(1, 70), cols=st.integers(1, 70),
+       base=st.integers(0, 5), tail=st.integers(0, 5), itemsize=st.sampled_from([1, 2, 4, 8]),
+       threads=st.sampled_from([1, 2]), broken=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_take_of_a_transposition_equals_numpy(batches, rows, cols, base, tail, itemsize,
+                                              threads, broken, seed):
+    """A map transposing the last two axes of (batches, rows, cols) data (a layout
+    conversion: y[b, c, r] = x[base + (b rows + r) cols + c]) is copied tile by tile; the
+    same bits as numpy's indexing, tiles cut at every size, x larger than the block read;
+    and a map one entry off that pattern takes the element loop, still numpy's bits."""
+    from lowp.runtime.native_backend import _native
+
+    dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[itemsize]
+    rng = np.random.default_rng(seed)
+    n = batches * rows * cols
+    x = rng.integers(0, np.iinfo(dtype).max, base + n + tail, dtype=dtype, endpoint=True)
+    ids = np.arange(n, dtype=np.int32).reshape(batches, rows, cols).transpose(0, 2, 1)
+    mapped = np.ascontiguousarray(ids.reshape(-1) + base, np.int32)
+    if broken and n > 1:
+        k = int(rng.integers(0, n))
+        mapped[k] = (mapped[k] + 1) % x.size
+    y = np.zeros(n, dtype)
+    _native.take(x.view(np.uint8), mapped, np.zeros(1, dtype).view(np.uint8),
+                 y.view(np.uint8), itemsize, threads)
+    np.testing.assert_array_equal(y, x[mapped])

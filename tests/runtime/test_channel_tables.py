@@ -95,3 +95,53 @@ def test_mul_then_add_is_one_per_channel_table():
     steps = Session(model).steps
     assert [s.op_type for s in steps if s.kind == "int"] == ["Conv", "Mul+Add+Relu"]
     assert steps[2].channel_table is not None and steps[2].channel_table.shape == (8, 256)
+
+
+def _last_axis_model(rank: int, channels: int, dtype: int, const_first: bool, seed: int
+                     ) -> onnx.ModelProto:
+    """x (..., C) -> Q/DQ -> Mul((C,)) -> Q/DQ -> Add((C,)) -> Q/DQ -> Relu -> Q/DQ -> y: a
+    batch norm written out on (time, frequency, channels) data (madmom_chords_cnn)."""
+    rng = np.random.default_rng(seed)
+    zero = 128 if dtype == TensorProto.UINT8 else 0
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    h = _qdq(nodes, inits, "x", 0.05, zero, dtype)
+    for op, lo, hi in (("Mul", -3.0, 3.0), ("Add", -2.0, 2.0)):
+        c = rng.uniform(lo, hi, channels).astype(np.float32)
+        inits.append(numpy_helper.from_array(c, f"{op}_c"))
+        cq = _qdq(nodes, inits, f"{op}_c", float(np.abs(c).max()) / 100, zero, dtype)
+        nodes.append(helper.make_node(op, [cq, h] if const_first else [h, cq], [op]))
+        h = _qdq(nodes, inits, op, 0.15, zero, dtype)
+    nodes.append(helper.make_node("Relu", [h], ["relu"]))
+    y = _qdq(nodes, inits, "relu", 0.1, zero, dtype)
+    nodes.append(helper.make_node("Identity", [y], ["y"]))
+    graph = helper.make_graph(
+        nodes, "last_axis_tables",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * rank)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * rank)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("dtype", [TensorProto.UINT8, TensorProto.INT8])
+@pytest.mark.parametrize("const_first", [False, True])
+def test_last_axis_add_and_mul_are_one_table_equal_to_onnxruntime(dtype, const_first):
+    """A (C,) constant broadcast over the last axis: one table per position of that axis,
+    looked up along the last axis in memory of channels-first data (the Mul, Add and Relu
+    composed); every rank from 2 to 4, one row and several: ONNX Runtime's values."""
+    rng = np.random.default_rng(1)
+    for shape in [(7, 12), (1, 12), (5, 9, 12), (1, 1, 12), (1, 4, 3, 12), (3, 12, 12)]:
+        model = _last_axis_model(len(shape), 12, dtype, const_first, seed=3)
+        steps = Session(model).steps
+        tables = [s for s in steps if s.channel_table is not None]
+        if dtype == TensorProto.UINT8:  # (int8 Mul and Add of these stay float here)
+            assert [s.op_type for s in tables] == ["Mul+Add+Relu"]
+            assert tables[0].channel_table_last
+        x = rng.normal(0, 3, shape).astype(np.float32)
+        theirs = onnxruntime_run(model, {"x": x})[0]
+        for backend in ("reference", "native"):
+            session = Session(model, backend=backend)
+            for _ in range(3):          # recorded twice, then replayed
+                np.testing.assert_array_equal(session.run({"x": x})["y"], theirs,
+                                              err_msg=f"{backend} {shape}")

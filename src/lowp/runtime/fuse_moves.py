@@ -81,8 +81,12 @@ def _fused(a: Step, b: Step) -> Step:
         return (np.ascontiguousarray(z),)
 
     fn: StepFn = run
+    # a pair that starts by moving the channels last (a TensorFlow-converted graph's
+    # Transpose to NHWC and Squeeze of the batch) is a view of channels-last data: its
+    # producer had best write that (lower._takes_channels_last)
     step = Step(f"{a.name}+{b.name}", b.op_type, "int", [*a.inputs, *b.inputs[1:]],
-                list(b.outputs), fn, layouts=(CF, CL), output_layout=CF)
+                list(b.outputs), fn, layouts=(CF, CL), output_layout=CF,
+                moves_channels="to_last" if a.moves_channels == "to_last" else None)
     setattr(step, _MEMBERS, (a, b))     # (a run that captures every tensor runs these)
     return step
 

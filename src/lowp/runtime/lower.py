@@ -177,24 +177,26 @@ def _takes_channels_last(step: Step, readers: dict[str, list[Step]],
     convolution), or writes channels-last from either (and is no Transpose moving the
     channels first, whose channels-first input is its result's memory), or is a Transpose
     moving the channels last (then a view), or runs in either layout and hands it on (a
-    float Pad or MaxPool, one activation input) to readers that all take channels-last data
-    best (a Shape of it aside, which reads either)."""
+    float Pad or MaxPool, a quantized MaxPool, one activation input) to readers that all
+    take channels-last data best (a Shape of it aside, which reads either)."""
     if step.layouts == (CL,) or (step.moves_channels == "to_last" and CL in step.layouts):
         return True
     if step.output_layout is CL and CL in step.layouts:
         return step.moves_channels != "to_first"
-    if step.output_layout is not None or CL not in step.layouts or step.kind != "float" \
+    if step.output_layout is not None or CL not in step.layouts \
             or len({step.inputs[k] for k in step.act_inputs if k < len(step.inputs)}) != 1 \
-            or step.op_type not in _HANDS_LAYOUT_ON:
+            or (step.kind, step.op_type) not in _HANDS_LAYOUT_ON:
         return False
     rs = [r for o in step.outputs if o for r in readers.get(o, [])]
     return bool(rs) and all(best.get(id(r), False) or r.op_type == "Shape" for r in rs) \
         and any(r.op_type != "Shape" for r in rs)
 
 
-# float steps that run on channels-last data as it is and keep it (one activation input):
-# a TensorFlow-converted graph's explicit Pad and MaxPool between two transposes
-_HANDS_LAYOUT_ON = frozenset({"Pad", "MaxPool"})
+# steps that run on channels-last data as it is and keep it (one activation input): a
+# TensorFlow-converted graph's explicit Pad and MaxPool between two transposes, float, or
+# a quantized MaxPool (natively on channels-last bytes only; madmom_chords_cnn's pools
+# between its NHWC <-> NCHW transposes ran numpy's strided maxima on channels-first data)
+_HANDS_LAYOUT_ON = frozenset({("float", "Pad"), ("float", "MaxPool"), ("int", "MaxPool")})
 
 
 def _to_channels_last(step: Step) -> StepFn:

@@ -167,31 +167,42 @@ def _channel_operand_table(ctx: LowerCtx, a: Any, b: Any, y_name: str,
         return None
     const, c, x, dtype = operands
     found = _channel_count(c)
-    if found is None or dtype.itemsize != 1:
+    # a (C,) constant: one value per position of the operand's last axis (madmom's
+    # batch norm written out on (time, frequency, channels) data), its rows in memory
+    last = found is None and c.ndim == 1 and c.size > 1
+    if (found is None and not last) or dtype.itemsize != 1:
         return None
-    channels, rank = found
+    channels, rank = found if found is not None else (c.size, 2)
     codes = np.arange(256, dtype=np.uint8).view(dtype)
-    grid = np.ascontiguousarray(np.broadcast_to(
-        codes.reshape((1, 1, 256) + (1,) * (rank - 3)), (1, channels, 256) + (1,) * (rank - 3)))
+    if last:
+        # (both operands step along the last axis together, as in the model: (O10a)'s
+        # spans of C values on either side)
+        grid = np.ascontiguousarray(np.broadcast_to(codes.reshape(256, 1), (256, channels)))
+    else:
+        grid = np.ascontiguousarray(np.broadcast_to(
+            codes.reshape((1, 1, 256) + (1,) * (rank - 3)),
+            (1, channels, 256) + (1,) * (rank - 3)))
     (values,) = run(*((grid, c) if const == 1 else (c, grid)), layout=CF)
     values = np.asarray(values)
     if values.shape != grid.shape or values.dtype.itemsize != 1:
         return None
-    table = np.array(values.reshape(channels, 256), copy=True)  # (run's own buffer)
+    table = np.ascontiguousarray(values.T if last else values.reshape(channels, 256))
     arena = Arena(reuse=not ctx.subgraph)
 
     def where(xv: np.ndarray, layout: Layout) -> bool:
+        if last:
+            return xv.dtype == dtype and xv.ndim >= 2
         return xv.dtype == dtype and xv.ndim == rank and xv.size > xv.shape[0] * channels
 
     def run_table(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
-        if per_channel_rows(xv, channels, layout) and where(xv, layout):
+        if per_channel_rows(xv, channels, layout, last) and where(xv, layout):
             return (lookup(xv, table, arena),)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
         (y,) = run(*((cf, c) if const == 1 else (c, cf)), layout=CF)
         return (from_channels_first(y, layout) if xv.ndim > 2 else y,)
 
     return ctx.step([x.name], [y_name], run_table, layouts=(CF, CL), replayable=True,
-                    channel_table=table, channel_table_where=where)
+                    channel_table=table, channel_table_where=where, channel_table_last=last)
 
 
 def _constant_operand(ctx: LowerCtx, a: Any, b: Any

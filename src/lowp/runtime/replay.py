@@ -510,20 +510,26 @@ class Replayer:
 
     def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]
-                     ) -> tuple[Call, np.ndarray, object] | None:
-        """Pow of float32 by a fixed exponent of 2: x * x (float_ops.Pow), a native Mul."""
+                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
+        """Pow of float32 by a fixed exponent of 2 or 3: x * x, then times x for 3
+        (float_ops.Pow), native Muls."""
         x, e = (env.get(n) for n in (step.inputs + ["", ""])[:2])
         if not isinstance(x, np.ndarray) or not isinstance(e, np.ndarray) or e.size != 1:
             return None
         if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
-                e.reshape(-1)[0] != 2) or e.ndim > x.ndim:
+                e.reshape(-1)[0] not in (2, 3)) or e.ndim > x.ndim:
             return None                 # (a higher-rank exponent would add unit axes)
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
         make = program.FLOAT_KERNELS["Mul"]
         if out_layout is None or len(step.inputs) != 2:
             return None
-        made = make([x, x], _buffer(buffers, index, x.shape), native_float._threads)
-        return None if made is None else (made[0], made[1], out_layout)
+        cube = e.reshape(-1)[0] == 3
+        made = make([x, x], _buffer(buffers, (index, "square") if cube else index, x.shape),
+                    native_float._threads)
+        if made is None or not cube:
+            return None if made is None else (made[0], made[1], out_layout)
+        times = make([made[1], x], _buffer(buffers, index, x.shape), native_float._threads)
+        return None if times is None else ([made[0], times[0]], times[1], out_layout)
 
     def _chain_call(self, index: object, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray]
@@ -557,22 +563,29 @@ class Replayer:
         one."""
         local = {n: env[n] for n in step.inputs}
         local_layout = {n: layout.get(n, CF) for n in step.inputs}
+        # with a channels-last input, members that could run either way (a LayerNorm's
+        # (1, 1, H, W) statistics times a (1, C, 1, 1) scale) run channels-last, so that
+        # the members meeting that input find one layout
+        prefer = CL if any(lay is CL for lay in local_layout.values()) else None
         calls: list[Call] = []
         for k, member in enumerate(step.chain.steps):
-            made = self._float_call(("chain", index, k), member, local, local_layout, buffers)
+            made = self._float_call(("chain", index, k), member, local, local_layout, buffers,
+                                    prefer)
             if made is None:
                 return None
             call, y, out_layout = made
-            calls.append(call)      # type: ignore[arg-type]
+            calls.extend(call if isinstance(call, list) else [call])
             local[member.outputs[0]] = y
             local_layout[member.outputs[0]] = out_layout if y.ndim >= 3 else CF
         return calls, y, local_layout[step.outputs[0]]
 
     def _float_call(self, index: object, step: Step, env: Env, layout: Layouts,
-                    buffers: dict[object, np.ndarray]
+                    buffers: dict[object, np.ndarray], prefer: object = None
                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """The native call computing float `step` (and its output buffer and layout), when
-        `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way."""
+        `program.FLOAT_KERNELS` covers it on these inputs; None to run it the plain way.
+        `prefer` CL: an element-wise step whose channels-first operands are channels-last
+        too at no cost (`_channels_last_views`) gives a channels-last result."""
         if len([o for o in step.outputs if o]) != 1 or not native_float._enabled:
             return None
         if step.chain is not None:
@@ -635,6 +648,10 @@ class Replayer:
             if out_layout is None:
                 arrays = _channels_last_operands(step.inputs, arrays, layout)
                 out_layout = CL
+            elif out_layout is CF and prefer is CL:
+                views = _channels_last_views(arrays)
+                if views:
+                    arrays, out_layout = views, CL
             if not arrays:
                 return None
             try:
@@ -687,6 +704,21 @@ def _channels_last_operands(names: list[str], arrays: list[np.ndarray],
         else:
             views.append(v if lay is CL else np.moveaxis(v, 1, -1))
     return views
+
+
+def _channels_last_views(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Channels-first operands of an element-wise step as channels-last views that are
+    contiguous, when every one of more than one value has one rank >= 3 and such a view
+    (its channel axis of 1, or every other axis but the batch of 1: a (1, 1, H, W)
+    statistic, a (1, C, 1, 1) scale); they broadcast as their channels-first forms do, so
+    the result is the channels-first one moved. Empty when that does not hold."""
+    ranks = {v.ndim for v in arrays if v.size != 1}
+    if len(ranks) != 1 or min(ranks) < 3:
+        return []
+    (rank,) = ranks
+    views = [v.reshape((1,) * rank) if v.size == 1 else np.moveaxis(v, 1, -1)
+             for v in arrays]
+    return views if all(v.flags.c_contiguous for v in views) else []
 
 
 def _buffer(buffers: dict[object, np.ndarray], index: object, shape: tuple[int, ...],
