@@ -213,12 +213,15 @@ def _assign(x: np.ndarray, packet: Callable[[np.ndarray], np.ndarray],
 
 def _packet_log1p(x: np.ndarray) -> np.ndarray:
     """Eigen's generic log1p: x * log(1 + x) / ((1 + x) - 1), x itself where 1 + x rounds
-    to 1 (or log(1 + x) is infinite)."""
+    to 1 (or log(1 + x) is infinite). Every NaN it gives (x NaN, or 1 + x below 0) is log's
+    0xffffffff: ONNX Runtime's build keeps the quotient's NaN where x is a NaN too. Set here,
+    not left to numpy, whose loops keep either operand's NaN depending on the length."""
     with np.errstate(all="ignore"):
         up = x + _F(1)
         log_up = _packet_log(up)
         keep = (up == _F(1)) | (up == log_up)
-        return np.where(keep, x, x * (log_up / (up - _F(1)))).astype(_F)
+        out = np.where(keep, x, x * (log_up / (up - _F(1))))
+        return np.where(np.isnan(x) | (up < 0), _INVALID, out).astype(_F)
 
 
 # Cody-Waite reduction by pi/2 in four float32 parts (no fused multiply-add)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from lowp import eigen_math
+from lowp.runtime import float_ops
 
 from .ort_agreement import assert_engines_agree, onnxruntime_run
 
@@ -97,13 +98,14 @@ def _onnxruntime_unary(op: str, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("op,fn", [("Atan", eigen_math.atan), ("Asin", eigen_math.asin),
-                                   ("Acos", eigen_math.acos), ("Log", eigen_math.log)])
+                                   ("Acos", eigen_math.acos), ("Log", eigen_math.log),
+                                   ("Softplus", float_ops._softplus32)])
 def test_bit_pattern_sweep_equals_onnxruntime(op: str, fn: Callable[[np.ndarray], np.ndarray]
                                               ) -> None:
     """Every 4099th float32 bit pattern (both signs, zeros, denormals, tiny and huge values,
     infinities and NaNs) plus the edges around 1, bit for bit, NaNs' bits included (asin's
-    0xffffffff for |x| > 1, log's 0xffffffff for a negative or NaN input in a packet, a NaN
-    input's own quieted bits in the tail); odd
+    0xffffffff for |x| > 1, log's and Softplus's 0xffffffff for a NaN (or, log, negative)
+    input in a packet, a NaN input's own quieted bits in the tail); odd
     lengths put the tail's values through the C library."""
     bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
     edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 2.0**-149,
@@ -133,3 +135,13 @@ def test_atan_is_within_four_ulps_and_odd() -> None:
     ends = eigen_math.atan(np.float32([np.inf, -np.inf, 0, -0.0]))
     np.testing.assert_array_equal(ends, np.float32([np.pi / 2, -np.pi / 2, 0, -0.0]))
     assert np.signbit(ends[3])
+
+
+@pytest.mark.parametrize("n", [4, 8, 12, 64, 4096])
+def test_softplus_of_nan_packets_equals_onnxruntime(n: int) -> None:
+    """NaN inputs in packets of every length give log's 0xffffffff, as ONNX Runtime: numpy's
+    multiply keeps one operand's NaN in its short loops and the other's in its long ones."""
+    x = (np.arange(n, dtype=np.uint32) * 997 % 2**22 + np.uint32(0x7F800001)).view(np.float32)
+    x[1::2] = -x[1::2]
+    np.testing.assert_array_equal(float_ops._softplus32(x).view(np.uint32),
+                                  _onnxruntime_unary("Softplus", x).view(np.uint32))
