@@ -15,7 +15,7 @@ from onnx import TensorProto, numpy_helper
 
 from ..errors import InternalError, ModelError, NodeError, UnsupportedOpError, named
 from ..fixedpoint import RequantMode
-from ..ir.graph import Graph, attributes
+from ..ir.graph import ONNX_DOMAINS, Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import (  # noqa: F401  (lower_*: the lowerings)
     lower_elementwise,
@@ -41,6 +41,7 @@ from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .ml_ops import ML_OPS
+from .ort_fusions import TRANSPOSE_HANDLED
 from .plan import (
     CF,
     CL,
@@ -309,11 +310,13 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
                     _concat_any_layout(fn, attrs, n_out), layouts=(CF, CL),
                     act_inputs=tuple(range(len(node.input))))
     if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
-            and _reaches_convolution(graph, node.output[0]):
+            and _leads_to_convolution(graph, node.input[0]):
         # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
-        # convolutions through such a reduction when its result goes on to a convolution
-        # (a squeeze-excitation mean), so it sums channels-last data in its memory order
-        # (docs/operators.md (O18)); lowp then reduces its channels-last data as it is
+        # convolutions through such a reduction when the value it reads goes on to a
+        # quantized convolution through operators it has handlers for (a squeeze-excitation
+        # mean; a LayerNorm over channels written out, (O60)), so it sums channels-last data
+        # in its memory order (docs/operators.md (O18)); lowp then reduces its channels-last
+        # data as it is
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _reduce_channels_last(run, fn, attrs), layouts=(CF, CL))
     if node.op_type == "GlobalMaxPool":
@@ -394,15 +397,26 @@ def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     return resize
 
 
-def _reaches_convolution(graph: Graph, tensor: str, depth: int = 4) -> bool:
-    """Whether `tensor` is read by a Conv directly or through Quantize/DequantizeLinear and
-    element-wise activations (at most `depth` steps)."""
-    for reader in graph.consumers.get(tensor, []):
-        if reader.op_type in ("Conv", "QLinearConv"):
-            return True
-        if depth > 1 and reader.op_type in _TO_CONVOLUTION and reader.output and \
-                _reaches_convolution(graph, reader.output[0], depth - 1):
-            return True
+def _leads_to_convolution(graph: Graph, tensor: str) -> bool:
+    """Whether `tensor` reaches the input of a quantized convolution (a Conv reading a
+    DequantizeLinear, or a QLinearConv) or of a Transpose through operators ONNX Runtime's
+    transpose optimizer has handlers for: its `outputs_leading_to_transpose` (the
+    channels-last convolutions' inputs are Transposes there), towards which it pushes a
+    Transpose whatever the cost ((O60))."""
+    seen = {tensor}
+    todo = [tensor]
+    while todo:
+        for reader in graph.consumers.get(todo.pop(), []):
+            if reader.domain not in ONNX_DOMAINS:
+                continue
+            if reader.op_type == "QLinearConv" or reader.op_type == "Transpose" or (
+                    reader.op_type == "Conv" and reader.input[0] in graph.producer and
+                    graph.producer[reader.input[0]].op_type == "DequantizeLinear"):
+                return True
+            if reader.op_type in TRANSPOSE_HANDLED:
+                fresh = [o for o in reader.output if o and o not in seen]
+                seen.update(fresh)
+                todo += fresh
     return False
 
 
@@ -487,8 +501,6 @@ LAYOUT_FREE_UNARY = frozenset({
     "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
 })
 
-# what lies between a reduction and the convolution it feeds in a squeeze-excitation block
-_TO_CONVOLUTION = frozenset({"QuantizeLinear", "DequantizeLinear", "Clip"}) | LAYOUT_FREE_UNARY
 
 
 # the stored types of Quantize/DequantizeLinear that run as lowp's integer steps
