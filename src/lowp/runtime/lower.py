@@ -310,7 +310,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
                     _concat_any_layout(fn, attrs, n_out), layouts=(CF, CL),
                     act_inputs=tuple(range(len(node.input))))
     if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
-            and _leads_to_convolution(graph, node.input[0]):
+            and _leads_to_convolution(graph, _reduction_reach(graph, node)):
         # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
         # convolutions through such a reduction when the value it reads goes on to a
         # quantized convolution through operators it has handlers for (a squeeze-excitation
@@ -397,14 +397,25 @@ def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     return resize
 
 
-def _leads_to_convolution(graph: Graph, tensor: str) -> bool:
-    """Whether `tensor` reaches the input of a quantized convolution (a Conv reading a
+def _reduction_reach(graph: Graph, node: onnx.NodeProto) -> list[str]:
+    """Where the value a reduction reads goes on in ONNX Runtime's graph: from the reduction's
+    result when it reads a DequantizeLinear (EnsureUniqueDQForNodeUnit gives each reader of a
+    DequantizeLinear its own copy, so the copy the reduction reads goes nowhere else), from
+    its input otherwise."""
+    producer = graph.producer.get(node.input[0])
+    if producer is not None and producer.op_type == "DequantizeLinear":
+        return [o for o in node.output if o]
+    return [node.input[0]]
+
+
+def _leads_to_convolution(graph: Graph, tensors: list[str]) -> bool:
+    """Whether one of `tensors` reaches the input of a quantized convolution (a Conv reading a
     DequantizeLinear, or a QLinearConv) or of a Transpose through operators ONNX Runtime's
     transpose optimizer has handlers for: its `outputs_leading_to_transpose` (the
     channels-last convolutions' inputs are Transposes there), towards which it pushes a
     Transpose whatever the cost ((O60))."""
-    seen = {tensor}
-    todo = [tensor]
+    seen = set(tensors)
+    todo = list(tensors)
     while todo:
         for reader in graph.consumers.get(todo.pop(), []):
             if reader.domain not in ONNX_DOMAINS:
