@@ -416,29 +416,90 @@ def _leads_to_convolution(graph: Graph, tensors: list[str]) -> bool:
     Transpose whatever the cost ((O60))."""
     seen = set(tensors)
     todo = list(tensors)
+    partners: set[str] = set()
     while todo:
         for reader in graph.consumers.get(todo.pop(), []):
             if reader.domain not in ONNX_DOMAINS:
                 continue
-            if reader.op_type == "QLinearConv" or reader.op_type == "Transpose" or (
-                    reader.op_type == "Conv" and reader.input[0] in graph.producer and
-                    graph.producer[reader.input[0]].op_type == "DequantizeLinear"):
+            if reader.op_type == "Transpose" and reader.name not in partners:
+                ends = _cancelled(graph, reader)
+                if ends is None:
+                    return True
+                partners.update(ends)   # the pair cancels: neither end stays
+            if reader.op_type == "QLinearConv" or (
+                    reader.op_type == "Conv" and _dequantized(graph, reader.input[0])):
                 return True
-            if reader.op_type in TRANSPOSE_HANDLED:
+            if reader.op_type in TRANSPOSE_HANDLED or _quantized_pool(graph, reader):
                 fresh = [o for o in reader.output if o and o not in seen]
                 seen.update(fresh)
                 todo += fresh
     return False
 
 
+def _dequantized(graph: Graph, tensor: str) -> bool:
+    producer = graph.producer.get(tensor)
+    return producer is not None and producer.op_type == "DequantizeLinear"
+
+
+def _quantized_pool(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A pool between a DequantizeLinear and QuantizeLinears only: ONNX Runtime runs it on the
+    integers (QLinearAveragePool, QLinearGlobalAveragePool, MaxPool of uint8 / int8), whose
+    handlers pass a Transpose on; a float pool has none."""
+    return node.op_type in ("AveragePool", "GlobalAveragePool", "MaxPool") \
+        and _dequantized(graph, node.input[0]) and bool(node.output) \
+        and all(r.op_type == "QuantizeLinear" for r in graph.consumers.get(node.output[0], [])) \
+        and bool(graph.consumers.get(node.output[0]))
+
+
+def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
+    """The Transposes that cancel the model's own `transpose` in ONNX Runtime's transpose
+    optimizer (level 1, before the layout pass): every path from it through operators it has
+    handlers for ends at a Transpose with the inverse permutation (a tf2onnx Transpose pair
+    around element-wise operators), so neither is left for the layout pass's pushes to lead
+    to; None when it stays ((O60))."""
+    perm = _perm(transpose)
+    if not perm or sorted(perm) != list(range(len(perm))):
+        return None
+    inverse = [perm.index(k) for k in range(len(perm))]
+    seen: set[str] = set()
+    ends = {transpose.name}
+    todo = [transpose.output[0]]
+    while todo:
+        tensor = todo.pop()
+        readers = graph.consumers.get(tensor, [])
+        if not readers or tensor in graph.output_names:
+            return None
+        for reader in readers:
+            if reader.op_type == "Transpose" and reader.domain in ONNX_DOMAINS:
+                if _perm(reader) != inverse:
+                    return None
+                ends.add(reader.name)
+                continue
+            if reader.domain not in ONNX_DOMAINS or reader.op_type not in TRANSPOSE_HANDLED:
+                return None
+            fresh = [o for o in reader.output if o and o not in seen]
+            seen.update(fresh)
+            todo += fresh
+    return ends
+
+
+def _perm(transpose: onnx.NodeProto) -> list[int]:
+    return next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
+
+
 def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn:
-    """ReduceSum / ReduceMean (keepdims) that takes channels-last data as it is: its axes
-    named in channels-first order are mapped to the channels-last ones and the data reduced
-    in its own memory order; the result (reduced axes kept) is channels-last."""
+    """ReduceSum / ReduceMean (keepdims) that sums in channels-last memory order, as ONNX
+    Runtime does there: its axes named in channels-first order are mapped to the
+    channels-last ones and channels-last data reduced as it is, the result (reduced axes
+    kept) channels-last; data lowp holds channels-first is made channels-last first, its
+    result channels-first again."""
     def reduce(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
-        if layout is not CL or x is None or x.ndim < 3:
+        if x is None or x.ndim < 3:
             return run(*vals, layout=layout)
+        if layout is not CL:    # data lowp holds channels-first (an element-wise chain's)
+            (y,) = reduce(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *vals[1:], layout=CL)
+            return (np.ascontiguousarray(np.moveaxis(y, -1, 1)),)
         given = vals[1] if len(vals) > 1 and vals[1] is not None else attrs.get("axes")
         axes = [] if given is None else [int(a) for a in np.asarray(given).reshape(-1)]
         rank = x.ndim
