@@ -220,3 +220,39 @@ def test_channels_first_data_is_summed_as_onnxruntime_sums_it_channels_last(chan
     (got,) = step(np.ascontiguousarray(cd), layout=Layout.CHANNELS_FIRST)
     np.testing.assert_array_equal(got, want)
     assert not np.array_equal(run(cd, layout=Layout.CHANNELS_FIRST)[0], want)
+
+
+def test_mean_over_channels_of_a_graph_input_stays_channels_first():
+    """A float input's mean over its channels, read on by a quantized convolution: ONNX
+    Runtime has no Transpose there to push (the data comes from no channels-last
+    convolution), so it sums channels-first, and so does lowp (the channels-last order of
+    (O60) only for data that comes from a quantized convolution)."""
+    rng = np.random.default_rng(1)
+    channels = 64
+    inits = [numpy_helper.from_array(np.float32(0.001), "ds"),
+             numpy_helper.from_array(np.uint8(128), "dz"),
+             numpy_helper.from_array(np.float32(0.01), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(np.float32(0.03), "ys"),
+             numpy_helper.from_array(np.uint8(131), "yz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
+                                     "eq")]
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
+             helper.make_node("Sub", ["x", "m"], ["d"]),
+             helper.make_node("QuantizeLinear", ["d", "ds", "dz"], ["dq"]),
+             helper.make_node("DequantizeLinear", ["dq", "ds", "dz"], ["dd"]),
+             helper.make_node("DequantizeLinear", ["eq", "ws", "wz"], ["ed"]),
+             helper.make_node("Conv", ["dd", "ed"], ["e"]),
+             helper.make_node("QuantizeLinear", ["e", "ys", "yz"], ["e8"]),
+             helper.make_node("DequantizeLinear", ["e8", "ys", "yz"], ["r"])]
+    graph = helper.make_graph(
+        nodes, "input_mean",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 20, 20])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * 4) for n in ("r", "m")],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, channels, 20, 20)).astype(np.float32)
+    got = Session(model.SerializeToString(), threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=True):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)

@@ -318,7 +318,9 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
         # in its memory order (docs/operators.md (O18)); lowp then reduces its channels-last
         # data as it is
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    _reduce_channels_last(run, fn, attrs), layouts=(CF, CL))
+                    _reduce_channels_last(run, fn, attrs,
+                                          _from_convolution(graph, node.input[0], set())),
+                    layouts=(CF, CL))
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
@@ -487,15 +489,41 @@ def _perm(transpose: onnx.NodeProto) -> list[int]:
     return next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
 
 
-def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn:
+def _from_convolution(graph: Graph, tensor: str, seen: set[str]) -> bool:
+    """Whether `tensor` comes from a quantized convolution (Conv -> QuantizeLinear, or
+    QLinearConv) through operators with transpose handlers (any of their inputs; Q/DQ's
+    first): where ONNX Runtime holds it channels-last even if lowp does not ((O60))."""
+    if tensor in seen:
+        return False
+    seen.add(tensor)
+    node = graph.producer.get(tensor)
+    if node is None or node.domain not in ONNX_DOMAINS:
+        return False
+    if node.op_type == "QLinearConv" or (node.op_type == "QuantizeLinear" and
+                                         graph.producer.get(node.input[0]) is not None and
+                                         graph.producer[node.input[0]].op_type == "Conv"):
+        return True
+    if node.op_type not in TRANSPOSE_HANDLED or node.op_type == "Transpose":
+        return False
+    inputs = node.input[:1] if node.op_type in ("QuantizeLinear", "DequantizeLinear") \
+        else node.input
+    return any(_from_convolution(graph, i, seen) for i in inputs
+               if i and not graph.is_constant(i))
+
+
+def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any],
+                          channels_first_too: bool = True) -> StepFn:
     """ReduceSum / ReduceMean (keepdims) that sums in channels-last memory order, as ONNX
     Runtime does there: its axes named in channels-first order are mapped to the
     channels-last ones and channels-last data reduced as it is, the result (reduced axes
     kept) channels-last; data lowp holds channels-first is made channels-last first, its
-    result channels-first again."""
+    result channels-first again, when `channels_first_too` (ONNX Runtime holds it
+    channels-last: it comes from a quantized convolution), else summed as it is."""
     def reduce(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if x is None or x.ndim < 3:
+            return run(*vals, layout=layout)
+        if layout is not CL and not channels_first_too:
             return run(*vals, layout=layout)
         if layout is not CL:    # data lowp holds channels-first (an element-wise chain's)
             (y,) = reduce(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *vals[1:], layout=CL)
