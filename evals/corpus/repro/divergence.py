@@ -2,14 +2,24 @@
 that node out of the graph (`onnx.utils.extract_model`) as a standalone reproducer.
 
     python evals/corpus/repro/divergence.py MODEL QDQ.onnx [--out DIR] [--seed 1] [--batch-index 0]
-                                                   [--tol 0]
+                                                   [--tol 0] [--float-tol 0] [--exposed] [--all]
 
-MODEL names the corpus model whose evaluation feeds (seed 1, one batch) drive the run. Both
-engines run the whole file with every intermediate tensor exposed. The first
-QuantizeLinear (graph order) whose integer output differs (beyond `--tol`) names the culprit
-operator: every quantized tensor upstream agrees. The graph from that operator's quantized
-inputs to the QuantizeLinear, and the input values, are saved to DIR (`.onnx` and `.npz`),
-and the cut model is run on both engines again to check that it reproduces alone.
+MODEL names the corpus model whose evaluation feeds (seed 1, one batch) drive the run; both
+engines run with one intra-op thread, as run.py's do. First the graph outputs as run.py
+compares them (nothing exposed). Then ONNX Runtime's own optimized graph
+(`SessionOptions.optimized_model_filepath`, default level) runs again with optimizations off
+and every tensor it computes exposed: the same values as the plain run, which exposing
+tensors of the original file would not give (a QuantizeLinear output made a graph output
+stops rewrites such as the transpose optimizer's channels-last pushes, DoubleQDQPairsRemover,
+QDQS8ToU8). Every tensor of the original graph that both engines compute (ONNX Runtime keeps
+the original names, with their original layout, for the values its rewrites leave) is
+compared in graph order, integers within `--tol`, floats within `--float-tol` (0: bit for
+bit); the first that differs names the culprit operator. With `--exposed` the older
+comparison runs instead: the original file with every QuantizeLinear output exposed, only
+those compared. The graph from that operator's inputs (quantized where they come from a
+DequantizeLinear) to the tensor, and the input values, are saved to DIR (`.onnx` and
+`.npz`), and the cut model is run on both engines again to check that it reproduces alone
+(it need not: a rewrite of the whole graph may be the cause).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,21 +58,61 @@ def all_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
-def ort_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+def ort_session(model: onnx.ModelProto, *, optimize: bool = True,
+                save: Path | None = None):  # noqa: ANN201
+    """ONNX Runtime's CPU session with one intra-op thread (run.py's)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    s = ort.InferenceSession(all_outputs(model).SerializeToString(), opts,
-                             providers=["CPUExecutionProvider"])
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if save is not None:
+        opts.optimized_model_filepath = str(save)
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def ort_run(model: onnx.ModelProto, feeds: Feeds, *, optimize: bool = True) -> Feeds:
+    s = ort_session(model, optimize=optimize)
     names = [o.name for o in s.get_outputs()]
     return dict(zip(names, s.run(None, feeds), strict=True))
+
+
+def ort_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+    """The original file with every QuantizeLinear output exposed (`--exposed`)."""
+    return ort_run(all_outputs(model), feeds)
+
+
+def expose_everything(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every node output declared as a graph output."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        for out in node.output:
+            if out and out not in have:
+                m.graph.output.append(onnx.ValueInfoProto(name=out))
+                have.add(out)
+    return m
+
+
+def ort_optimized_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
+    """Every tensor of ONNX Runtime's own optimized graph (default level), run again with
+    optimizations off: the values its plain run computes, none of its rewrites stopped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "optimized.onnx"
+        ort_session(model, save=path)
+        optimized = onnx.load(str(path))
+    return ort_run(expose_everything(optimized), feeds, optimize=False)
 
 
 def lowp_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
     import lowp
 
-    return lowp.Session(model).run(feeds, capture=True)
+    return lowp.Session(model, threads=1).run(feeds, capture=True)
 
 
 def differs(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
@@ -73,6 +124,31 @@ def differs(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
     if b.dtype.kind == "f":
         tol += 1e-4 * float(np.abs(b).max(initial=0)) + 1e-6
     return bool(d.max(initial=0) > tol)
+
+
+def first_difference(model: onnx.ModelProto, ort_env: Feeds, low_env: Feeds, tol: float,
+                     float_tol: float = 0.0) -> tuple[onnx.NodeProto, str] | None:
+    """The first node (graph order) with an output both engines computed that differs:
+    integer tensors beyond `tol`, float ones beyond `float_tol` (NaN equal to NaN)."""
+    for node in model.graph.node:
+        for o in node.output:
+            if not o or o not in ort_env or o not in low_env:
+                continue
+            a, b = np.atleast_1d(low_env[o]), np.atleast_1d(ort_env[o])
+            if a.shape != b.shape:
+                if a.size != b.size:
+                    return node, o
+                a = a.reshape(b.shape)
+            if not a.size or a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+                continue
+            x, y = a.astype(np.float64), b.astype(np.float64)
+            ne = (x != y) & ~(np.isnan(x) & np.isnan(y))     # inf equal to inf, NaN to NaN
+            if not ne.any():
+                continue
+            limit = float_tol if a.dtype.kind == "f" or b.dtype.kind == "f" else tol
+            if not np.all(np.abs(x[ne] - y[ne]) <= limit):   # NaN or inf apart: beyond any
+                return node, o
+    return None
 
 
 def first_divergence(model: onnx.ModelProto, ort_env: Feeds, low_env: Feeds, tol: float
@@ -136,8 +212,14 @@ def reference_all(model: onnx.ModelProto, feeds: Feeds) -> Feeds:
 
 
 def report(a: np.ndarray, b: np.ndarray) -> str:
-    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    return (f"shape {b.shape} {b.dtype}: {100 * np.mean(d > 0):.2f}% of elements differ, "
+    if a.shape != b.shape:
+        if a.size != b.size:
+            return f"shapes {a.shape} (lowp) and {b.shape} (ORT)"
+        a = a.reshape(b.shape)
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    ne = (x != y) & ~(np.isnan(x) & np.isnan(y))
+    d = np.abs(x[ne] - y[ne])
+    return (f"shape {b.shape} {b.dtype}: {100 * np.mean(ne):.2f}% of elements differ, "
             f"max {d.max(initial=0):.6g}")
 
 
@@ -148,35 +230,55 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "cases")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-index", type=int, default=0, help="which evaluation batch (0, 1)")
-    p.add_argument("--tol", type=float, default=0.0)
+    p.add_argument("--tol", type=float, default=0.0, help="for integer tensors")
+    p.add_argument("--float-tol", type=float, default=0.0, help="for float tensors")
+    p.add_argument("--exposed", action="store_true",
+                   help="the older comparison: the file with its QuantizeLinear outputs "
+                        "exposed, only those compared")
     p.add_argument("--all", action="store_true",
-                   help="also list every quantized tensor that differs, in graph order")
+                   help="also list every tensor that differs, in graph order")
     args = p.parse_args(argv)
     spec = BY_NAME[args.model]
     model = onnx.load(str(args.qdq))
     b = spec.batch
     feeds = {k: v[args.batch_index * b:(args.batch_index + 1) * b]
              for k, v in make_feeds(spec, 2 * b, args.seed).items()}
-    ort_env = ort_all(model, feeds)
     try:
         low_env = lowp_all(model, feeds)
     except Exception as e:
         print(f"lowp fails on the whole model: {type(e).__name__}: {e}")
         return 1
+    plain = ort_run(model, feeds)
+    for name, want in plain.items():
+        print(f"output '{name}': {report(np.asarray(low_env[name]), want)}")
+    if args.exposed:
+        ort_env = ort_all(model, feeds)
+        node = first_divergence(model, ort_env, low_env, args.tol)
+        found = None if node is None else (node, node.output[0])
+    else:
+        ort_env = ort_optimized_all(model, feeds)
+        same = all(np.array_equal(ort_env[n], v, equal_nan=v.dtype.kind == "f")
+                   for n, v in plain.items())
+        print("ONNX Runtime's optimized graph, run unoptimized with every tensor exposed: "
+              + ("the plain run's outputs" if same else "NOT the plain run's outputs"))
+        found = first_difference(model, ort_env, low_env, args.tol, args.float_tol)
     if args.all:
         for n in model.graph.node:
-            o = n.output[0]
-            if n.op_type == "QuantizeLinear" and o in low_env and o in ort_env and differs(
-                    low_env[o], ort_env[o], args.tol):
-                print(f"  differs: '{o}': {report(low_env[o], ort_env[o])}")
-    node = first_divergence(model, ort_env, low_env, args.tol)
-    if node is None:
+            for o in n.output:
+                if o in low_env and o in ort_env and first_difference(
+                        _only(n), ort_env, low_env, args.tol, args.float_tol):
+                    print(f"  differs: '{o}' ({n.op_type}): "
+                          f"{report(np.asarray(low_env[o]), ort_env[o])}")
+    if found is None:
         print("no divergence within tolerance")
         return 0
+    node, o = found
     inputs, what = group_inputs(model, node)
-    o = node.output[0]
-    print(f"first divergence: {what}, quantized by '{node.name}' into '{o}'")
-    print(f"  {report(low_env[o], ort_env[o])}")
+    if node.op_type == "QuantizeLinear":
+        print(f"first divergence: {what}, quantized by '{node.name}' into '{o}'")
+    else:
+        print(f"first divergence: '{o}' of {what}")
+    print(f"  {report(np.asarray(low_env[o]), ort_env[o])}")
     args.out.mkdir(parents=True, exist_ok=True)
     env = {**low_env, **ort_env}   # float inputs of the group are exposed by lowp only
     onnx_path, npz_path = cut(args.qdq, inputs, [o], env, args.out,
@@ -185,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(npz_path) as z:
         small_feeds = {k: z[k] for k in z.files}
     try:
-        a, b = lowp_all(small, small_feeds), ort_all(small, small_feeds)
+        a, b = lowp_all(small, small_feeds), ort_run(small, small_feeds)
         print(f"  cut model: {report(a[o], b[o])}")
         r = reference_all(small, small_feeds)[o]
         print(f"  float emulation (onnx.reference) vs lowp: {report(a[o], r)}")
@@ -194,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  cut model: {type(e).__name__}: {e}")
     print(f"saved {onnx_path} and {npz_path}")
     return 0
+
+
+def _only(node: onnx.NodeProto) -> onnx.ModelProto:
+    """A model holding `node` alone (for first_difference over its outputs)."""
+    m = onnx.ModelProto()
+    m.graph.node.append(node)
+    return m
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from onnx import TensorProto, numpy_helper
 
 from ..errors import InternalError, ModelError, NodeError, UnsupportedOpError, named
 from ..fixedpoint import RequantMode
-from ..ir.graph import Graph, attributes
+from ..ir.graph import ONNX_DOMAINS, Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import (  # noqa: F401  (lower_*: the lowerings)
     lower_elementwise,
@@ -41,6 +41,7 @@ from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .ml_ops import ML_OPS
+from .ort_fusions import TRANSPOSE_HANDLED
 from .plan import (
     CF,
     CL,
@@ -311,13 +312,17 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
                     _concat_any_layout(fn, attrs, n_out), layouts=(CF, CL),
                     act_inputs=tuple(range(len(node.input))))
     if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
-            and _reaches_convolution(graph, node.output[0]):
+            and _leads_to_convolution(graph, _reduction_reach(graph, node)):
         # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
-        # convolutions through such a reduction when its result goes on to a convolution
-        # (a squeeze-excitation mean), so it sums channels-last data in its memory order
-        # (docs/operators.md (O18)); lowp then reduces its channels-last data as it is
+        # convolutions through such a reduction when the value it reads goes on to a
+        # quantized convolution through operators it has handlers for (a squeeze-excitation
+        # mean; a LayerNorm over channels written out, (O60)), so it sums channels-last data
+        # in its memory order (docs/operators.md (O18)); lowp then reduces its channels-last
+        # data as it is
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    _reduce_channels_last(run, fn, attrs), layouts=(CF, CL))
+                    _reduce_channels_last(run, fn, attrs,
+                                          _from_convolution(graph, node.input[0], set())),
+                    layouts=(CF, CL))
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run), layouts=(CF, CL))
@@ -396,26 +401,135 @@ def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     return resize
 
 
-def _reaches_convolution(graph: Graph, tensor: str, depth: int = 4) -> bool:
-    """Whether `tensor` is read by a Conv directly or through Quantize/DequantizeLinear and
-    element-wise activations (at most `depth` steps)."""
-    for reader in graph.consumers.get(tensor, []):
-        if reader.op_type in ("Conv", "QLinearConv"):
-            return True
-        if depth > 1 and reader.op_type in _TO_CONVOLUTION and reader.output and \
-                _reaches_convolution(graph, reader.output[0], depth - 1):
-            return True
+def _reduction_reach(graph: Graph, node: onnx.NodeProto) -> list[str]:
+    """Where the value a reduction reads goes on in ONNX Runtime's graph: from the reduction's
+    result when it reads a DequantizeLinear (EnsureUniqueDQForNodeUnit gives each reader of a
+    DequantizeLinear its own copy, so the copy the reduction reads goes nowhere else), from
+    its input otherwise."""
+    producer = graph.producer.get(node.input[0])
+    if producer is not None and producer.op_type == "DequantizeLinear":
+        return [o for o in node.output if o]
+    return [node.input[0]]
+
+
+def _leads_to_convolution(graph: Graph, tensors: list[str]) -> bool:
+    """Whether one of `tensors` reaches the input of a quantized convolution (a Conv reading a
+    DequantizeLinear, or a QLinearConv) or of a Transpose through operators ONNX Runtime's
+    transpose optimizer has handlers for: its `outputs_leading_to_transpose` (the
+    channels-last convolutions' inputs are Transposes there), towards which it pushes a
+    Transpose whatever the cost ((O60))."""
+    seen = set(tensors)
+    todo = list(tensors)
+    partners: set[str] = set()
+    while todo:
+        for reader in graph.consumers.get(todo.pop(), []):
+            if reader.domain not in ONNX_DOMAINS:
+                continue
+            if reader.op_type == "Transpose" and reader.name not in partners:
+                ends = _cancelled(graph, reader)
+                if ends is None:
+                    return True
+                partners.update(ends)   # the pair cancels: neither end stays
+            if reader.op_type == "QLinearConv" or (
+                    reader.op_type == "Conv" and _dequantized(graph, reader.input[0])):
+                return True
+            if reader.op_type in TRANSPOSE_HANDLED or _quantized_pool(graph, reader):
+                fresh = [o for o in reader.output if o and o not in seen]
+                seen.update(fresh)
+                todo += fresh
     return False
 
 
-def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any]) -> StepFn:
-    """ReduceSum / ReduceMean (keepdims) that takes channels-last data as it is: its axes
-    named in channels-first order are mapped to the channels-last ones and the data reduced
-    in its own memory order; the result (reduced axes kept) is channels-last."""
+def _dequantized(graph: Graph, tensor: str) -> bool:
+    producer = graph.producer.get(tensor)
+    return producer is not None and producer.op_type == "DequantizeLinear"
+
+
+def _quantized_pool(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A pool between a DequantizeLinear and QuantizeLinears only: ONNX Runtime runs it on the
+    integers (QLinearAveragePool, QLinearGlobalAveragePool, MaxPool of uint8 / int8), whose
+    handlers pass a Transpose on; a float pool has none."""
+    return node.op_type in ("AveragePool", "GlobalAveragePool", "MaxPool") \
+        and _dequantized(graph, node.input[0]) and bool(node.output) \
+        and all(r.op_type == "QuantizeLinear" for r in graph.consumers.get(node.output[0], [])) \
+        and bool(graph.consumers.get(node.output[0]))
+
+
+def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
+    """The Transposes that cancel the model's own `transpose` in ONNX Runtime's transpose
+    optimizer (level 1, before the layout pass): every path from it through operators it has
+    handlers for ends at a Transpose with the inverse permutation (a tf2onnx Transpose pair
+    around element-wise operators), so neither is left for the layout pass's pushes to lead
+    to; None when it stays ((O60))."""
+    perm = _perm(transpose)
+    if not perm or sorted(perm) != list(range(len(perm))):
+        return None
+    inverse = [perm.index(k) for k in range(len(perm))]
+    seen: set[str] = set()
+    ends = {transpose.name}
+    todo = [transpose.output[0]]
+    while todo:
+        tensor = todo.pop()
+        readers = graph.consumers.get(tensor, [])
+        if not readers or tensor in graph.output_names:
+            return None
+        for reader in readers:
+            if reader.op_type == "Transpose" and reader.domain in ONNX_DOMAINS:
+                if _perm(reader) != inverse:
+                    return None
+                ends.add(reader.name)
+                continue
+            if reader.domain not in ONNX_DOMAINS or reader.op_type not in TRANSPOSE_HANDLED:
+                return None
+            fresh = [o for o in reader.output if o and o not in seen]
+            seen.update(fresh)
+            todo += fresh
+    return ends
+
+
+def _perm(transpose: onnx.NodeProto) -> list[int]:
+    return next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
+
+
+def _from_convolution(graph: Graph, tensor: str, seen: set[str]) -> bool:
+    """Whether `tensor` comes from a quantized convolution (Conv -> QuantizeLinear, or
+    QLinearConv) through operators with transpose handlers (any of their inputs; Q/DQ's
+    first): where ONNX Runtime holds it channels-last even if lowp does not ((O60))."""
+    if tensor in seen:
+        return False
+    seen.add(tensor)
+    node = graph.producer.get(tensor)
+    if node is None or node.domain not in ONNX_DOMAINS:
+        return False
+    if node.op_type == "QLinearConv" or (node.op_type == "QuantizeLinear" and
+                                         graph.producer.get(node.input[0]) is not None and
+                                         graph.producer[node.input[0]].op_type == "Conv"):
+        return True
+    if node.op_type not in TRANSPOSE_HANDLED or node.op_type == "Transpose":
+        return False
+    inputs = node.input[:1] if node.op_type in ("QuantizeLinear", "DequantizeLinear") \
+        else node.input
+    return any(_from_convolution(graph, i, seen) for i in inputs
+               if i and not graph.is_constant(i))
+
+
+def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any],
+                          channels_first_too: bool = True) -> StepFn:
+    """ReduceSum / ReduceMean (keepdims) that sums in channels-last memory order, as ONNX
+    Runtime does there: its axes named in channels-first order are mapped to the
+    channels-last ones and channels-last data reduced as it is, the result (reduced axes
+    kept) channels-last; data lowp holds channels-first is made channels-last first, its
+    result channels-first again, when `channels_first_too` (ONNX Runtime holds it
+    channels-last: it comes from a quantized convolution), else summed as it is."""
     def reduce(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
-        if layout is not CL or x is None or x.ndim < 3:
+        if x is None or x.ndim < 3:
             return run(*vals, layout=layout)
+        if layout is not CL and not channels_first_too:
+            return run(*vals, layout=layout)
+        if layout is not CL:    # data lowp holds channels-first (an element-wise chain's)
+            (y,) = reduce(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *vals[1:], layout=CL)
+            return (np.ascontiguousarray(np.moveaxis(y, -1, 1)),)
         given = vals[1] if len(vals) > 1 and vals[1] is not None else attrs.get("axes")
         axes = [] if given is None else [int(a) for a in np.asarray(given).reshape(-1)]
         rank = x.ndim
@@ -489,8 +603,6 @@ LAYOUT_FREE_UNARY = frozenset({
     "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
 })
 
-# what lies between a reduction and the convolution it feeds in a squeeze-excitation block
-_TO_CONVOLUTION = frozenset({"QuantizeLinear", "DequantizeLinear", "Clip"}) | LAYOUT_FREE_UNARY
 
 
 # the stored types of Quantize/DequantizeLinear that run as lowp's integer steps

@@ -528,7 +528,7 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
 # the reductions whose result depends on the order of the values (Max, Min do not)
 # the operators ONNX Runtime's transpose optimizer has a handler for (a Transpose pushes
 # through them), of those lowp runs; MatMul, Gemm, Conv and the pools have none
-_TRANSPOSE_HANDLED = frozenset({
+TRANSPOSE_HANDLED = frozenset({
     "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Cast", "Ceil", "Celu", "Clip",
     "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "HardSigmoid", "HardSwish", "IsInf", "IsNaN",
     "LeakyRelu", "Log", "Mish", "Neg", "Not", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid",
@@ -566,7 +566,7 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     # reader of it has a handler (CanLikelyRemoveTranspose); a MatMul or a Conv reading it
     # too keeps it there, and the reduction then reads it as it is (atspm_funcnet_pair's
     # attention pooling: Transpose -> MatMul, Mul, ReduceMax, ReduceMean).
-    if any(c.domain not in ONNX_DOMAINS or c.op_type not in _TRANSPOSE_HANDLED
+    if any(c.domain not in ONNX_DOMAINS or c.op_type not in TRANSPOSE_HANDLED
            for c in index.consumers[tr.output[0]]):
         return None
     # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
