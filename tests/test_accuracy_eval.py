@@ -51,3 +51,13 @@ def test_an_ir3_file_converts_to_opset_13(tmp_path: Path) -> None:
     x = np.arange(48, dtype=np.float32).reshape(1, 3, 4, 4)
     y = ort.InferenceSession(str(converted)).run(None, {"x": x})[0]
     np.testing.assert_array_equal(y, np.repeat(x.sum(axis=1, keepdims=True), 2, axis=1))
+
+
+@pytest.mark.parametrize("name", sorted(accuracy.METRIC_OF))
+def test_every_metric_override_names_a_corpus_model(name: str) -> None:
+    assert name in corpus.BY_NAME
+    assert accuracy.METRIC_OF[name] in accuracy.METRICS
+
+
+def test_the_key_recogniser_is_scored_by_its_key() -> None:
+    assert accuracy.metric_of(corpus.BY_NAME["madmom_key_cnn"]).label == "top-1 agreement %"
