@@ -966,7 +966,7 @@ MODELS: tuple[CorpusModel, ...] = (
     CorpusModel("g2p_id_tiny_pron", "g2p-id==0.0.4", "g2p_id/tiny-pron.onnx", "nlp",
                 "torch.onnx", 13,
                 (Feed("text", (1, 28), "int64", "tokens", (("low", 1), ("high", 29))),),
-                pin_batch=True,
+                pin_batch=True, max_calib=2,
                 note="Indonesian pronunciation transformer (PyTorch 1.11; MIT) with greedy "
                      "decoding unrolled in the graph: 18 steps of ArgMax, ReduceMax and "
                      "ScatterND writing each token back, 148 Softmax, layer norm written "
