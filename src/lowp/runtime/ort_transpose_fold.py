@@ -18,8 +18,8 @@ fold changes the rounding, and lowp makes the same rewrites, with ONNX Runtime's
   [L, N*H, d] attention heads), becomes a FusedMatMul with transA / transB and
   transBatchA / transBatchB flipped and the same alpha (a batch flag only when both
   inputs have one known rank; a side whose transBatch is set already is not folded);
-  the Transpose goes once no other node reads it. The Transpose -> Cast -> MatMul form (ONNX Runtime swaps the Cast and the
-  Transpose first) is not mirrored.
+  the Transpose goes once no other node reads it. The Transpose -> Cast -> MatMul form
+  (ONNX Runtime swaps the Cast and the Transpose first) is not mirrored.
 
 A Transpose of a constant is left alone: ONNX Runtime's constant folding (level 1) has
 made it an initializer before either fusion sees it.
