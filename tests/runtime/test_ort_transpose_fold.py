@@ -115,7 +115,8 @@ def test_transposes_onnxruntime_does_not_fold(case: str) -> None:
         inits["a"] = np.linspace(-1, 1, 600, dtype=np.float32).reshape(1, 200, 3)
         del inputs["a"]
     else:
-        inputs, perm, outputs = {"a": (3, 1, 200), "b": (1, 200, 40)}, [1, 0, 2], {"y": (1, 1, 40)}
+        # the last axis moved first (batch flags take only the first axis moved)
+        inputs, perm, outputs = {"a": (3, 200, 1), "b": (1, 200, 40)}, [2, 0, 1], {"y": (1, 3, 40)}
     nodes = [helper.make_node("Transpose", ["a"], ["at"], perm=perm),
              helper.make_node("MatMul", ["at", "b"], ["y"])]
     model = _model(nodes, inputs, outputs, inits)
@@ -195,3 +196,53 @@ def test_loop_body_transposes_fold_as_onnxruntime(t, c, seed):
             ours = session.run(feeds)
             for name, value in zip(("h_end", "w_end", "ctxs"), theirs, strict=True):
                 np.testing.assert_array_equal(ours[name], value, err_msg=name)
+
+
+# the permutations ONNX Runtime folds as a batch flag: the first axis moved just before the
+# last two ([1, ..., rank - 2, 0, rank - 1]: transBatch) or last ([1, ..., rank - 1, 0]:
+# transBatch and trans)
+def _batch_perm(rank: int, trans: bool) -> list[int]:
+    return [*range(1, rank), 0] if trans else [*range(1, rank - 1), 0, rank - 1]
+
+
+@given(batch=st.sampled_from([(1,), (4,), (3, 2), (1, 2)]),
+       m=st.sampled_from([1, 3, 8]), k=st.sampled_from([1, 16, 129]),
+       n=st.sampled_from([1, 8, 20]), side=st.sampled_from(["a", "b", "ab"]),
+       trans=st.tuples(st.booleans(), st.booleans()), scaled=st.booleans(),
+       seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_matmul_of_a_batch_transpose_is_ort_fused_matmul(batch, m, k, n, side, trans, scaled,
+                                                         seed):
+    # g2p_id_tiny_pron's attention (nn.MultiheadAttention, heads [L, N*H, d]): MatMul(q,
+    # Transpose(k, [1, 2, 0])) and MatMul(p, Transpose(v, [1, 0, 2])); ONNX Runtime reads
+    # k and v in place with transBatchB (and transB), lowp multiplied the transposed copies
+    # with other MLAS flags (out_probs one ulp apart); `scaled`: MatMulScaleFusion's alpha
+    rank = len(batch) + 2
+    inputs: dict[str, tuple[int, ...]] = {}
+    names = ["a", "b"]
+    nodes = []
+    logical = {"a": (m, k), "b": (k, n)}
+    for i, name in enumerate("ab"):
+        rows, cols = logical[name]
+        if name not in side:
+            inputs[name] = (*batch, rows, cols)
+            continue
+        t = trans[i]
+        # the Transpose's output is [*batch, rows, cols]; its input is the moved layout
+        inputs[name] = (cols, *batch, rows) if t else (rows, *batch, cols)
+        nodes.append(helper.make_node("Transpose", [name], [name + "t"],
+                                      perm=_batch_perm(rank, t)))
+        names[i] = name + "t"
+    nodes.append(helper.make_node("MatMul", names, ["p" if scaled else "y"]))
+    if scaled:
+        nodes.append(helper.make_node("Mul", ["p", "s"], ["y"]))
+    model = _model(nodes, inputs, {"y": (*batch, m, n)},
+                   {"s": np.array(0.125, np.float32)} if scaled else None)
+    (node,) = ort_fusions.apply(model).graph.node
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert node.op_type == "FusedMatMul"
+    assert (attrs["transBatchA"], attrs["transBatchB"]) == ("a" in side, "b" in side)
+    assert attrs["alpha"] == (0.125 if scaled else 1.0)
+    rng = np.random.default_rng(seed)
+    assert_engines_agree(model, {k_: rng.standard_normal(v).astype(np.float32)
+                                 for k_, v in inputs.items()})

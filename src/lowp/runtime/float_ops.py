@@ -531,9 +531,32 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
                 transB: int = 0, transBatchA: int = 0, transBatchB: int = 0,
                 b_packed: bool = False, **_: Any) -> np.ndarray:
     """ONNX Runtime's com.microsoft FusedMatMul: alpha * op(a) @ op(b), op a transpose of
-    the last two axes where asked; float32 in MLAS's order (lowp.mlas_sgemm)."""
+    the last two axes where asked, after moving the first axis just before the last two
+    where transBatchA / transBatchB ask (ONNX Runtime's MatMulComputeHelper: both inputs of
+    one rank >= 3; MLAS reads the moved operand in place through its leading dimension, so
+    the products, and their order, are those of the moved copy); float32 in MLAS's order
+    (lowp.mlas_sgemm)."""
     if transBatchA or transBatchB:
-        raise unsupported("FusedMatMul", "transBatchA/transBatchB")
+        if a.ndim != b.ndim or a.ndim < 3:
+            raise NodeError(f"FusedMatMul: transBatchA / transBatchB need two inputs of one "
+                            f"rank >= 3, got {list(a.shape)} and {list(b.shape)}")
+        if transBatchA:
+            a = np.ascontiguousarray(np.moveaxis(a, 0, -2))
+        if transBatchB:
+            b = np.ascontiguousarray(np.moveaxis(b, 0, -2))
+            # B's leading dimension is N (K with transB) times its batch size: MLAS's N = 1
+            # kernel needs it to be 1, else one column goes through the general kernel
+            # (the M = 1 kernel, tried first, does not look at it), whose columns are
+            # independent: lowp computes it as the first of two
+            n_axis = -2 if transB else -1
+            m1 = a.shape[-2] == 1 and not transA and alpha == 1.0
+            ldb = b.shape[-1] * int(np.prod(b.shape[:-2]))
+            if b.shape[n_axis] == 1 and not m1 and ldb != 1:
+                pad = [(0, 0)] * b.ndim
+                pad[n_axis] = (0, 1)
+                wide = FusedMatMul(a, np.pad(b, pad), alpha=alpha, transA=transA,
+                                   transB=transB, b_packed=b_packed)
+                return np.ascontiguousarray(wide[..., :1])
     if a.dtype == np.float32 and b.dtype == np.float32 and a.ndim and b.ndim:
         kw = dict(alpha=float(alpha), trans_a=bool(transA), trans_b=bool(transB),
                   b_packed=b_packed)

@@ -995,7 +995,8 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
     """Whether a fusion will read inferred shapes: one of the _SHAPED operators, a MatMul
     read by an Add (MatMulAddFusion checks the ranks and the bias shape; without shapes it
     fused only where the graph listed them, deepcut's time-distributed Dense layers not at
-    all), or a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks)."""
+    all), a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks), or a MatMul /
+    FusedMatMul reading a Transpose (MatmulTransposeFusion's batch flags need both ranks)."""
     producer = {o: n for n in graph.node for o in n.output}
     added = {i for n in graph.node if _is(n, "Add") for i in n.input}
     scaled = {i for n in graph.node if n.op_type in ("Mul", "Div") for i in n.input}
@@ -1004,8 +1005,13 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
         node = producer.get(name)
         return node is not None and node.op_type in ("Mul", "Div")
 
+    def by_transpose(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type == "Transpose"
+
     return any(n.op_type in _SHAPED or (_is(n, "MatMul") and (
         n.output[0] in added or n.output[0] in scaled or any(map(by_scale, n.input))))
+        or (n.op_type in ("MatMul", "FusedMatMul") and any(map(by_transpose, n.input)))
         for n in graph.node)
 
 

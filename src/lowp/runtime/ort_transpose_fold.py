@@ -12,11 +12,14 @@ fold changes the rounding, and lowp makes the same rewrites, with ONNX Runtime's
   Transpose's input with transA / transB flipped (every opset in ONNX Runtime 1.32). Its
   other form (a Gemm without C read by a Transpose, rewritten as Bᵀ·Aᵀ) is not mirrored.
 * MatmulTransposeFusion (level 2, before BiasGeluFusion and MatMulScaleFusion): a float
-  MatMul (opset >= 9) or FusedMatMul one of whose inputs is a Transpose that swaps the
-  last two axes and leaves the others (no graph output) becomes a FusedMatMul with
-  transA / transB flipped and the same alpha; the Transpose goes once no other node reads
-  it. The Transpose -> Cast -> MatMul form (ONNX Runtime swaps the Cast and the
-  Transpose first) is not mirrored.
+  MatMul (opset >= 9) or FusedMatMul one of whose inputs is a Transpose (no graph output)
+  that keeps the input's last axis in the last two places and its batch axes in order,
+  with the first axis first or moved just before the last two ([1, 0, 2] / [1, 2, 0] of
+  [L, N*H, d] attention heads), becomes a FusedMatMul with transA / transB and
+  transBatchA / transBatchB flipped and the same alpha (a batch flag only when both
+  inputs have one known rank; a side whose transBatch is set already is not folded);
+  the Transpose goes once no other node reads it. The Transpose -> Cast -> MatMul form
+  (ONNX Runtime swaps the Cast and the Transpose first) is not mirrored.
 
 A Transpose of a constant is left alone: ONNX Runtime's constant folding (level 1) has
 made it an initializer before either fusion sees it.
@@ -65,36 +68,59 @@ def _perm(node: onnx.NodeProto, index: _Index) -> list[int] | None:
     return None if shape is None else list(range(len(shape.dim)))[::-1]
 
 
-def _swaps_last_two(perm: list[int]) -> bool:
+def _fold_flags(perm: list[int]) -> tuple[bool, bool] | None:
+    """MatmulTransposeFusion's test of a permutation: (transpose flag, batch flag) when the
+    product can read the Transpose's input in its place, else None. The input's last axis
+    must land in the last two places, and the batch axes keep their order with the first axis
+    either first (no batch flag) or moved just before the last two (transBatch: [M, b..., K]
+    read as [b..., M, K]); the identity passes too (no flag)."""
     rank = len(perm)
-    return rank >= 2 and perm == [*range(rank - 2), rank - 1, rank - 2]
+    if rank < 2 or rank - 1 not in perm[-2:]:
+        return None
+    if rank >= 3 and (perm[0] not in (0, 1) or
+                      any(perm[i] + 1 != perm[i + 1] for i in range(rank - 3))):
+        return None
+    return perm[-2] == rank - 1, rank >= 3 and perm[0] == 1
 
 
 def matmul_transpose(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
-    """MatmulTransposeFusion: MatMul / FusedMatMul reading a last-two-axes Transpose."""
+    """MatmulTransposeFusion: MatMul / FusedMatMul reading a Transpose it can take as flags."""
     is_fused = node.op_type == "FusedMatMul" and node.domain == _MS
     if not (is_fused or (node.op_type == "MatMul" and node.domain in ONNX_DOMAINS)):
         return None
     if len(node.input) != 2 or not all(index.is_float(i) for i in node.input):
         return None
     attrs = _attrs(node) if is_fused else {}
-    if attrs.get("transBatchA") or attrs.get("transBatchB"):
-        return None
-    folds = []
-    for name in node.input:
-        tr = _foldable_transpose(name, index)
+    folds: list[onnx.NodeProto | None] = []
+    flags: list[tuple[bool, bool]] = []
+    for name, batch_key in zip(node.input, ("transBatchA", "transBatchB"), strict=True):
+        tr = None if attrs.get(batch_key) else _foldable_transpose(name, index)
         perm = None if tr is None else _perm(tr, index)
-        folds.append(tr if perm is not None and _swaps_last_two(perm) else None)
+        got = None if perm is None else _fold_flags(perm)
+        folds.append(tr if got is not None else None)
+        flags.append(got or (False, False))
+    if any(batch for _, batch in flags):
+        # a batch flag needs both inputs of one known rank, else that side is not folded
+        ranks = [index.shapes.get(name) for name in node.input]
+        if any(r is None for r in ranks) or \
+                len(ranks[0].dim) != len(ranks[1].dim):   # type: ignore[union-attr]
+            for i in (0, 1):
+                if flags[i][1]:
+                    folds[i], flags[i] = None, (False, False)
     if not any(folds):
         return None
     inputs = [tr.input[0] if tr is not None else name for name, tr in zip(node.input, folds,
                                                                          strict=True)]
-    trans = [int(bool(attrs.get(key, 0)) ^ (tr is not None))
-             for key, tr in zip(("transA", "transB"), folds, strict=True)]
+    keys = (("transA", "transBatchA"), ("transB", "transBatchB"))
+    out = {}
+    for (trans_key, batch_key), (trans, batch) in zip(keys, flags, strict=True):
+        out[trans_key] = int(bool(attrs.get(trans_key, 0)) ^ trans)
+        out[batch_key] = int(bool(attrs.get(batch_key, 0)) ^ batch)
     fused = helper.make_node("FusedMatMul", inputs, [node.output[0]],
                              name=(node.name or node.output[0]) + "/MatmulTransposeFusion",
-                             domain=_MS, transA=trans[0], transB=trans[1],
-                             alpha=float(attrs.get("alpha", 1.0)))     # type: ignore[arg-type]
+                             domain=_MS, transA=out["transA"], transB=out["transB"],
+                             transBatchA=out["transBatchA"], transBatchB=out["transBatchB"],
+                             alpha=float(attrs.get("alpha", 1.0)))  # type: ignore[arg-type]
     # a Transpose goes with its last reader (both inputs may be the same Transpose)
     unique = {id(t): t for t in folds if t is not None}
     gone = [tr for tr in unique.values()
