@@ -133,7 +133,7 @@ def test_native_softmax_subnormal_results_equal_onnxruntime():
 
 def test_native_softmax_subnormal_results_cost_no_more_than_normal_ones():
     """Subnormal results of vscalefps / vmulps take a microcode assist each on Intel cores:
-    rows spanning 110 took about 8 times the CPU time of rows spanning 3 (process CPU time,
+    rows spanning 110 took 8 to 10 times the CPU time of rows spanning 3 (process CPU time,
     best of several, so that other processes' load does not count)."""
     import time
 
