@@ -492,7 +492,7 @@ inline typename F::V mlas_sum_exp(typename F::V v) {
 // Subnormal results of vscalefps and vmulps, and subnormal multiplicands, cost a microcode
 // assist each on Intel cores (about 40 times the instruction): rows reaching ~87 below
 // their maximum (attention scores) took 8 to 10 times as long, in ONNX Runtime as well.
-// Rows whose minimum lies more than 60 below the maximum take the two helpers below, which
+// Rows whose minimum lies more than 60 below the maximum take the two functions below, which
 // produce the same roundings (to nearest, ties to even) from normal operands only.
 
 // mlas_sum_exp without subnormal results: q 2^(m + 149) is exact and normal (m >= -150);
