@@ -78,6 +78,9 @@ struct Avx2F {
     const V s = _mm256_set1_ps(-0.0f);
     return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sgn));
   }
+  static V int_bits(V k) {  // the float whose bits are the integral k in [0, 2^23]
+    return _mm256_castsi256_ps(_mm256_cvttps_epi32(k));
+  }
   static V pow2(V r) {  // 2^r for integral r in [-126, 127]
     const __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(r), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));

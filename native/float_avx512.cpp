@@ -69,6 +69,9 @@ struct Avx512F {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(s, _mm512_castps_si512(sgn),
                                                           _mm512_castps_si512(mag), 0xca));
   }
+  static V int_bits(V k) {  // the float whose bits are the integral k in [0, 2^23]
+    return _mm512_castsi512_ps(_mm512_cvttps_epi32(k));
+  }
   static V pow2(V r) {  // 2^r for integral r in [-126, 127]
     const __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));

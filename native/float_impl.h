@@ -489,6 +489,55 @@ inline typename F::V mlas_sum_exp(typename F::V v) {
   return F::scale2(F::fma(p, r, F::set1(1.0f)), m);
 }
 
+// Subnormal results of vscalefps and vmulps, and subnormal multiplicands, cost a microcode
+// assist each on Intel cores (about 40 times the instruction): rows reaching ~87 below
+// their maximum (attention scores) took 8 to 10 times as long, in ONNX Runtime as well.
+// Rows whose minimum lies more than 60 below the maximum take the two functions below, which
+// produce the same roundings (to nearest, ties to even) from normal operands only.
+
+// mlas_sum_exp without subnormal results: q 2^(m + 149) is exact and normal (m >= -150);
+// below 2^23 it counts the result's 2^-149 units, rounded to an integer by adding and
+// subtracting 2^23 (vscalefps's one rounding), and that integer is the result's bits (2^23:
+// 2^-126). Other lanes (normal results, NaN) are scaled as before.
+template <class F>
+inline typename F::V mlas_sum_exp_tiny(typename F::V v) {
+  using V = typename F::V;
+  const auto [m, r, p] = mlas_exp_parts<F>(F::max(F::set1(-103.9720840454f), v));
+  const V q = F::fma(p, r, F::set1(1.0f));
+  const V two23 = F::set1(0x1p23f), zero = F::set1(0.0f);
+  const V u = F::scale2(q, F::add(m, F::set1(149.0f)));
+  const V k = F::sub(F::add(u, two23), two23);
+  const V sub = F::int_bits(F::select_gt(two23, u, k, zero));
+  return F::select_gt(two23, u, sub, F::scale2(q, F::select_gt(two23, u, zero, m)));
+}
+
+// e * s (s = 1 / sum, normal) rounded once, without a subnormal operand or result: e 2^100
+// exactly (a subnormal e plus 2^-126 is exact and normal, times 2^100, minus 2^-26), its
+// product with s as hi + lo (the fused multiply-add's exact remainder); a product at or
+// above 2^-26 is the normal hi 2^-100, a lower one counts 2^-49 units: hi 2^49 rounded to
+// an integer, a tie settled by the sign of lo, as bits.
+template <class F>
+inline typename F::V mul_tiny(typename F::V e, typename F::V s) {
+  using V = typename F::V;
+  const V one = F::set1(1.0f), zero = F::set1(0.0f), tn = F::set1(0x1p-126f);
+  const V up = F::set1(0x1p100f), two23 = F::set1(0x1p23f), low = F::set1(0x1p-26f);
+  const V es = F::sub(F::mul(F::add(e, tn), up), F::set1(0x1p-26f));
+  const V en = F::mul(F::select_gt(tn, e, one, e), up);
+  const V big_e = F::select_gt(tn, e, es, en);
+  const V hi = F::mul(big_e, s);
+  const V lo = F::fma(big_e, s, F::neg(hi));
+  const V t = F::mul(F::select_gt(low, hi, hi, zero), F::set1(0x1p49f));  // below 2^23
+  const V l = F::mul(lo, F::set1(0x1p49f));
+  const V k0 = F::sub(F::add(t, two23), two23);
+  const V d = F::sub(t, k0);  // in [-0.5, 0.5]; +-0.5 only on a tie
+  const V half = F::set1(0x1.fffffep-2f);
+  const V inc = F::select_gt(d, half, F::select_gt(l, zero, one, zero), zero);
+  const V dec = F::select_gt(F::neg(d), half, F::select_gt(zero, l, one, zero), zero);
+  const V k = F::sub(F::add(k0, inc), dec);
+  const V sub = F::int_bits(F::select_gt(low, hi, k, zero));
+  return F::select_gt(low, hi, sub, F::mul(F::select_gt(low, hi, one, hi), F::set1(0x1p-100f)));
+}
+
 template <class F>
 void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
   using V = typename F::V;
@@ -498,26 +547,35 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
     float* yr = y + row * n;
     // the row maximum, NaN if any (which zero of +-0 does not matter: x - max is the same
     // number either way, up to the sign of a zero, which the exponential ignores)
-    float mx = xr[0];
+    float mx = xr[0], mn = xr[0];  // mn: only to pick the path (NaN: the careful one)
     int64_t i = 0;
     if (n >= F::W) {
-      V vm = F::load(xr);
-      for (i = F::W; i + F::W <= n; i += F::W) vm = F::max_nan(vm, F::load(xr + i));
-      float lane[F::W];
+      V vm = F::load(xr), vn = vm;
+      for (i = F::W; i + F::W <= n; i += F::W) {
+        const V v = F::load(xr + i);
+        vm = F::max_nan(vm, v);
+        vn = F::min(vn, v);
+      }
+      float lane[F::W], least[F::W];
       F::store(lane, vm);
+      F::store(least, vn);
       mx = lane[0];
       for (int j = 1; j < F::W; ++j)
         if (lane[j] > mx || lane[j] != lane[j]) mx = (mx != mx) ? mx : lane[j];
+      for (int j = 0; j < F::W; ++j) mn = least[j] < mn ? least[j] : mn;
     }
-    for (; i < n; ++i)
+    for (; i < n; ++i) {
       if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
+      mn = xr[i] < mn ? xr[i] : mn;
+    }
+    const bool tiny = !(mn + (-mx) >= -60.0f);
     const V neg = F::set1(-mx);
     V acc[kVecs];
     for (V& a : acc) a = F::set1(0.0f);
     for (i = 0; i + kLanes <= n; i += kLanes)
       for (int k = 0; k < kVecs; ++k) {
         const V shifted = F::add(F::load(xr + i + k * F::W), neg);
-        const V e = mlas_sum_exp<F>(shifted);
+        const V e = tiny ? mlas_sum_exp_tiny<F>(shifted) : mlas_sum_exp<F>(shifted);
         F::store(yr + i + k * F::W, log ? shifted : e);
         acc[k] = F::add(acc[k], e);
       }
@@ -527,7 +585,8 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
       std::memcpy(buf, xr + i, size_t(tail) * sizeof(float));
       for (int k = 0; k < kVecs; ++k) {
         F::store(shifted + k * F::W, F::add(F::load(buf + k * F::W), neg));
-        F::store(buf + k * F::W, mlas_sum_exp<F>(F::load(shifted + k * F::W)));
+        const V sv = F::load(shifted + k * F::W);
+        F::store(buf + k * F::W, tiny ? mlas_sum_exp_tiny<F>(sv) : mlas_sum_exp<F>(sv));
       }
       std::memcpy(yr + i, log ? shifted : buf, size_t(tail) * sizeof(float));
       for (int64_t j = tail; j < kLanes; ++j) buf[j] = 0.0f;
@@ -545,8 +604,18 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
     }
     const V scale = F::set1(1.0f / s);
     i = 0;
-    for (; i + F::W <= n; i += F::W) F::store(yr + i, F::mul(F::load(yr + i), scale));
-    for (; i < n; ++i) yr[i] = yr[i] * (1.0f / s);
+    if (!tiny || s != s) {  // (a NaN sum: every product NaN)
+      for (; i + F::W <= n; i += F::W) F::store(yr + i, F::mul(F::load(yr + i), scale));
+      for (; i < n; ++i) yr[i] = yr[i] * (1.0f / s);
+      continue;
+    }
+    for (; i + F::W <= n; i += F::W) F::store(yr + i, mul_tiny<F>(F::load(yr + i), scale));
+    if (i < n) {
+      float buf[F::W] = {};
+      std::memcpy(buf, yr + i, size_t(n - i) * sizeof(float));
+      F::store(buf, mul_tiny<F>(F::load(buf), scale));
+      std::memcpy(yr + i, buf, size_t(n - i) * sizeof(float));
+    }
   }
 }
 

@@ -63,6 +63,12 @@ struct ScalarF {
   static V neg(V a) { return -a; }
   static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
   static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
+  static V int_bits(V k) {  // the float whose bits are the integral k in [0, 2^23]
+    const uint32_t b = uint32_t(k);
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  }
   static V pow2(V r) {  // 2^r for integral r in [-126, 127]
     const uint32_t bits = uint32_t(int32_t(r) + 127) << 23;
     float y;
