@@ -55,6 +55,20 @@ using Vec = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Act5 = nb::ndarray<const uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 using Out5 = nb::ndarray<uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
 
+// A pooling binding's dims (`ndims` of them, none negative) and its 8 geometry integers:
+// kh, kw, sh, sw, dh, dw (each >= 1), ph, pw (begin pads, >= 0).
+void check_pool_geometry(const char* op, const std::vector<int64_t>& dims, size_t ndims,
+                         const std::vector<int>& geo) {
+  if (dims.size() != ndims || geo.size() != 8)
+    throw std::invalid_argument(std::string(op) + " needs " + std::to_string(ndims) +
+                                " dims and 8 geometry integers");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("negative dimension");
+  for (int i = 0; i < 6; ++i)
+    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
+  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+}
+
 // Clamp bounds an 8-bit quantize loop can take: within [-128, 255] and within 2^22 of the
 // zero point (the portable loops round with the 1.5 * 2^23 trick).
 void check_quantize_bounds(int zp, int qmin, int qmax) {
@@ -148,8 +162,7 @@ lowp::Kernel make_add(Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed
 lowp::Kernel make_max_pool2d(Bytes x, OutBytes y, const std::vector<int64_t>& dims,
                              const std::vector<int>& geo, bool is_signed, int threads) {
   // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw
-  if (dims.size() != 6 || geo.size() != 8)
-    throw std::invalid_argument("max_pool2d needs 6 dims and 8 geometry integers");
+  check_pool_geometry("max_pool2d", dims, 6, geo);
   lowp::PoolArgs a;
   a.x = x.data();
   a.y = y.data();
@@ -157,11 +170,6 @@ lowp::Kernel make_max_pool2d(Bytes x, OutBytes y, const std::vector<int64_t>& di
   a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3];
   a.dh = geo[4], a.dw = geo[5], a.ph = geo[6], a.pw = geo[7];
   a.is_signed = is_signed;
-  for (int64_t d : dims)
-    if (d < 0) throw std::invalid_argument("negative dimension");
-  for (int i = 0; i < 6; ++i)
-    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
-  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
   if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
     throw std::invalid_argument("max_pool2d array sizes do not match the dims");
   return [a, threads, x, y] { lowp::run_maxpool(a, threads); };
@@ -787,14 +795,7 @@ lowp::Kernel make_float_average_pool_rowmajor(Floats x, OutFloats y, Floats coun
                                               const std::vector<int>& geo, int threads) {
   // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads;
   // float_reduce.h); counts: oh * ow divisors
-  if (dims.size() != 5 || geo.size() != 8)
-    throw std::invalid_argument("float_average_pool_rowmajor needs 5 dims and 8 geometry "
-                                "integers");
-  for (int64_t d : dims)
-    if (d < 0) throw std::invalid_argument("negative dimension");
-  for (int i = 0; i < 6; ++i)
-    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
-  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  check_pool_geometry("float_average_pool_rowmajor", dims, 5, geo);
   lowp::AveragePoolRowMajorArgs a;
   a.planes = dims[0], a.h = dims[1], a.w = dims[2], a.oh = dims[3], a.ow = dims[4];
   a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
@@ -810,14 +811,7 @@ lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
                                                const std::vector<int64_t>& dims,
                                                const std::vector<int>& geo, int threads) {
   // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads; float_reduce.h)
-  if (dims.size() != 6 || geo.size() != 8)
-    throw std::invalid_argument("float_max_pool_channels_last needs 6 dims and 8 geometry "
-                                "integers");
-  for (int64_t d : dims)
-    if (d < 0) throw std::invalid_argument("negative dimension");
-  for (int i = 0; i < 6; ++i)
-    if (geo[i] < 1) throw std::invalid_argument("kernel, strides and dilations must be >= 1");
-  if (geo[6] < 0 || geo[7] < 0) throw std::invalid_argument("negative padding");
+  check_pool_geometry("float_max_pool_channels_last", dims, 6, geo);
   lowp::MaxPoolChannelsLastArgs a;
   a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
   a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
