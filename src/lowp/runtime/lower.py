@@ -41,7 +41,7 @@ from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .ml_ops import ML_OPS
-from .ort_fusions import TRANSPOSE_HANDLED
+from .ort_fusions import TRANSPOSE_HANDLED, transpose_perm
 from .plan import (
     CF,
     CL,
@@ -461,7 +461,7 @@ def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
     handlers for ends at a Transpose with the inverse permutation (a tf2onnx Transpose pair
     around element-wise operators), so neither is left for the layout pass's pushes to lead
     to; None when it stays ((O60))."""
-    perm = _perm(transpose)
+    perm = transpose_perm(transpose)
     if not perm or sorted(perm) != list(range(len(perm))):
         return None
     inverse = [perm.index(k) for k in range(len(perm))]
@@ -475,7 +475,7 @@ def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
             return None
         for reader in readers:
             if reader.op_type == "Transpose" and reader.domain in ONNX_DOMAINS:
-                if _perm(reader) != inverse:
+                if transpose_perm(reader) != inverse:
                     return None
                 ends.add(reader.name)
                 continue
@@ -485,10 +485,6 @@ def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
             seen.update(fresh)
             todo += fresh
     return ends
-
-
-def _perm(transpose: onnx.NodeProto) -> list[int]:
-    return next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
 
 
 def _from_convolution(graph: Graph, tensor: str, seen: set[str]) -> bool:

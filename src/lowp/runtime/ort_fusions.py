@@ -558,8 +558,7 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     if tr is None or not _is(tr, "Transpose") or tr.output[0] in index.outputs:
         return None
     attrs = {a.name: helper.get_attribute_value(a) for a in red.attribute}
-    perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
-                 if a.name == "perm"), None)
+    perm = transpose_perm(tr)
     if perm is None or attrs.get("noop_with_empty_axes", 0):
         return None
     # The optimizer pushes a Transpose only when that removes it (a negative cost): every
@@ -619,6 +618,12 @@ _ELEMENTWISE_ONE_INPUT = frozenset({
 _ELEMENTWISE_BY_CONSTANT = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
 
 
+def transpose_perm(node: onnx.NodeProto) -> list[int] | None:
+    """A Transpose's perm attribute, None when it has none (the axes reversed)."""
+    return next((list(helper.get_attribute_value(a)) for a in node.attribute
+                 if a.name == "perm"), None)
+
+
 def _pushes_through(node: onnx.NodeProto, data: str, rank: int, index: _Index) -> bool:
     """`node` is element-wise on `data` alone: a one-input operator above, or Add, Sub, Mul,
     Div or Pow of `data` and a one-element constant of rank at most `rank` (so it broadcasts
@@ -644,8 +649,7 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
     and the element-wise nodes read the input in its own layout ((O61))."""
     if not _is(tr, "Transpose") or not tr.input or tr.output[0] in index.outputs:
         return None
-    perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute
-                 if a.name == "perm"), None)
+    perm = transpose_perm(tr)
     if perm is None or not index.single_use(tr.output[0]):
         return None
     inverse = [perm.index(k) for k in range(len(perm))]
@@ -657,8 +661,7 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
             return None
         (node,) = readers
         if _is(node, "Transpose"):
-            back = next((list(helper.get_attribute_value(a)) for a in node.attribute
-                         if a.name == "perm"), None)
+            back = transpose_perm(node)
             if back != inverse or not chain:
                 return None
             break
