@@ -8,6 +8,7 @@ so that those operators run on integers with no requantization at all.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,7 +16,8 @@ import onnx
 from onnx import TensorProto
 
 from ..config import COMPUTE_HEAVY, Config, QuantPolicy
-from ..ir.graph import Graph, attributes
+from ..ir.graph import ONNX_DOMAINS, Graph, attributes
+from ..runtime.ort_fusions import TRANSPOSE_HANDLED
 
 
 class OutputQParams(enum.Enum):
@@ -147,6 +149,7 @@ def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
     """Decide which nodes and tensors are quantized under `config`."""
     graph = Graph(model)
     candidates = [n for n in model.graph.node if _eligible(n, graph, config)]
+    candidates = _without_ort_channels_last_refusals(graph, candidates)
     if config.policy is QuantPolicy.CONNECTED:
         candidates = _connected(candidates, graph)
     ann = Annotation()
@@ -174,6 +177,77 @@ def annotate(model: onnx.ModelProto, config: Config) -> Annotation:
         _fuse_activations(model, graph, ann, act)
     ann.activations = [t for t in act if t not in ann.shared]
     return ann
+
+
+# Operators ONNX Runtime's NhwcTransformer runs channels-last once quantized; a Transpose it
+# pushes towards one of them from another cancels there.
+_CHANNELS_LAST_WHEN_QUANTIZED = frozenset({"Conv", "AveragePool", "GlobalAveragePool",
+                                           "MaxPool"})
+
+
+def _without_ort_channels_last_refusals(graph: Graph, candidates: list[onnx.NodeProto]
+                                        ) -> list[onnx.NodeProto]:
+    """Leave float the quantized operators that would move a shrinking cubic Resize to
+    channels-last in ONNX Runtime ((O73)).
+
+    ONNX Runtime (1.32) runs a quantized convolution or pool channels-last, with a Transpose
+    on each side, and its transpose optimizer pushes such a Transpose through the operators
+    between two of them, a 4-D Resize included whatever its mode, to cancel it with the
+    other's. Its CPU Resize then refuses a cubic mode whose scales on the inner axes of
+    that layout (height, width) are below 1 without antialias: the file does not run, and
+    ONNX Runtime's own quantizer writes such files too (evals/corpus/repro item 46). So the
+    quantized operators that such a Resize's output reaches through operators the
+    optimizer moves Transposes through stay float: nothing channels-last follows it, and
+    no Transpose is pushed through it."""
+    kept = {n.name for n in candidates}
+    refused: dict[str, str] = {}
+    for node in graph.graph.node:
+        if node.domain in ONNX_DOMAINS and node.op_type == "Resize" and _cubic_shrink(node, graph):
+            for reader in _channels_last_readers(graph, node.output[0]):
+                if reader.name in kept:
+                    refused.setdefault(reader.name, node.name)
+    for name, resize in refused.items():
+        warnings.warn(f"node '{name}' left in float: quantized, ONNX Runtime would run it "
+                      f"channels-last and move the cubic Resize '{resize}' (which shrinks the "
+                      f"image) to that layout, where its Resize refuses to shrink in cubic "
+                      f"mode", UserWarning, stacklevel=3)
+    return [n for n in candidates if n.name not in refused]
+
+
+def _cubic_shrink(node: onnx.NodeProto, graph: Graph) -> bool:
+    """A 4-D cubic Resize without antialias whose height or width scale is below 1, or not
+    known before the run."""
+    a = attributes(node)
+    if a.get("mode", "nearest") != "cubic" or a.get("antialias", 0) or "axes" in a:
+        return False
+    shape = graph.inferred_shape(node.input[0])
+    if shape is None or len(shape) != 4:
+        return shape is None
+    inputs = [*node.input, "", "", ""]
+    if inputs[2] and graph.is_constant(inputs[2]) and graph.constant(inputs[2]).size == 4:
+        return bool((graph.constant(inputs[2])[2:] < 1).any())
+    if inputs[3] and graph.is_constant(inputs[3]) and graph.constant(inputs[3]).size == 4:
+        sizes = graph.constant(inputs[3])[2:]
+        return any(not isinstance(d, int) or d == 0 or int(s) < d
+                   for s, d in zip(sizes, shape[2:], strict=True))
+    return True
+
+
+def _channels_last_readers(graph: Graph, tensor: str) -> list[onnx.NodeProto]:
+    """The operators of `_CHANNELS_LAST_WHEN_QUANTIZED` that `tensor` reaches through
+    operators ONNX Runtime's transpose optimizer moves a Transpose through (Resize too)."""
+    seen, todo, found = {tensor}, [tensor], []
+    while todo:
+        for reader in graph.consumers.get(todo.pop(), []):
+            if reader.domain not in ONNX_DOMAINS:
+                continue
+            if reader.op_type in _CHANNELS_LAST_WHEN_QUANTIZED:
+                found.append(reader)
+            elif reader.op_type in TRANSPOSE_HANDLED or reader.op_type == "Resize":
+                fresh = [o for o in reader.output if o and o not in seen]
+                seen.update(fresh)
+                todo += fresh
+    return found
 
 
 def _roles(node: onnx.NodeProto, rule: OpRule, graph: Graph) -> tuple[list[str], str | None]:
