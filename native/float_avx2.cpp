@@ -95,16 +95,14 @@ struct Avx2F {
   }
   static void store_n(float* p, V v, int c) { _mm256_maskstore_ps(p, first(c), v); }
   static V keep_n(V v, int c) { return _mm256_and_ps(v, _mm256_castsi256_ps(first(c))); }
+  static bool all_ge(V a, V b) {
+    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ)) == 0xFF;
+  }
   static bool has_nan(V v) { return _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0; }
   static float reduce_max(V v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
-  }
-  static float reduce_min(V v) {
-    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_min_ss(m, _mm_shuffle_ps(m, m, 1)));
   }
   static float fold16(const V* acc) {
     V t = _mm256_add_ps(acc[1], acc[0]);

@@ -560,12 +560,12 @@ float row_max_in_order(const float* xr, int64_t n) {
   return mx;
 }
 
-// The row's maximum (NaN if any) and minimum (only to pick the path), four vectors at a
-// time in four chains, the last whole vector ending at the row's end (overlapping values
-// change neither), a row shorter than W in one partial vector. Any other maximum is the
-// same number; a zero or NaN is taken again by row_max_in_order.
+// The row's maximum (NaN if any) and the lane-wise minimum of its values (only to pick the
+// path), four vectors at a time in four chains, the last whole vector ending at the row's
+// end (overlapping values change neither), a row shorter than W in one partial vector. Any
+// other maximum is the same number; a zero or NaN is taken again by row_max_in_order.
 template <class F>
-std::pair<float, float> row_max_min(const float* xr, int64_t n) {
+std::pair<float, typename F::V> row_max_min(const float* xr, int64_t n) {
   using V = typename F::V;
   constexpr int W = F::W;
   constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -573,6 +573,10 @@ std::pair<float, float> row_max_min(const float* xr, int64_t n) {
   if (n < W) {
     vm = F::load_fill(xr, int(n), -kInf);
     vn = F::load_fill(xr, int(n), kInf);
+  } else if (n <= 2 * W) {
+    const V a = F::load(xr), b = F::load(xr + n - W);
+    vm = F::max_nan(a, b);
+    vn = F::min(a, b);
   } else {
     V m[4], l[4];
     for (int k = 0; k < 4; ++k) m[k] = l[k] = F::load(xr + std::min<int64_t>(k * W, n - W));
@@ -593,7 +597,7 @@ std::pair<float, float> row_max_min(const float* xr, int64_t n) {
   }
   float mx = F::reduce_max(vm);
   if (F::has_nan(vm) || mx == 0.0f) mx = row_max_in_order<F>(xr, n);
-  return {mx, F::reduce_min(vn)};
+  return {mx, vn};
 }
 
 // The 16 partial sums folded as MLAS folds them (F::fold16); a NaN sum again one lane after
@@ -665,19 +669,29 @@ void row_scale(float* yr, int64_t n, float s, bool tiny, bool log) {
   }
 }
 
+// Pass 1 for the row's path: tiny (some value more than 60 below the maximum, or a NaN
+// maximum) and log.
+template <class F>
+float row_pass1(const float* xr, float* yr, int64_t n, float mx, bool tiny, bool log) {
+  if (tiny) {
+    return log ? row_sum_exp<F, true, true>(xr, yr, n, mx)
+               : row_sum_exp<F, true, false>(xr, yr, n, mx);
+  }
+  return log ? row_sum_exp<F, false, true>(xr, yr, n, mx)
+             : row_sum_exp<F, false, false>(xr, yr, n, mx);
+}
+
 template <class F>
 void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
-  using Pass = float (*)(const float*, float*, int64_t, float);
-  static constexpr Pass kPass1[2][2] = {{row_sum_exp<F, false, false>, row_sum_exp<F, false, true>},
-                                        {row_sum_exp<F, true, false>, row_sum_exp<F, true, true>}};
   for (int64_t row = 0; row < rows; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
     // (which zero of +-0 is the maximum does not matter: x - max is the same number either
     // way, up to the sign of a zero, which the exponential ignores)
-    const auto [mx, mn] = row_max_min<F>(xr, n);
-    const bool tiny = !(mn + (-mx) >= -60.0f);  // (a NaN maximum: the careful path)
-    const float s = kPass1[tiny][log](xr, yr, n, mx);
+    const auto [mx, least] = row_max_min<F>(xr, n);
+    // min + (-max) >= -60 lane by lane (the rounded sum grows with min); a NaN maximum fails
+    const bool tiny = !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
+    const float s = row_pass1<F>(xr, yr, n, mx, tiny, log);
     // (a NaN sum: every product NaN, the plain multiply is enough)
     row_scale<F>(yr, n, s, tiny && s == s, log);
   }

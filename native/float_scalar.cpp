@@ -63,9 +63,9 @@ struct ScalarF {
     if (c > 0) *p = v;
   }
   static V keep_n(V v, int c) { return c > 0 ? v : 0.0f; }
+  static bool all_ge(V a, V b) { return a >= b; }
   static bool has_nan(V v) { return v != v; }
   static float reduce_max(V v) { return v; }
-  static float reduce_min(V v) { return v; }
   static float fold16(const V* a) {
     float t[8];
     for (int j = 0; j < 8; ++j) t[j] = a[8 + j] + a[j];
