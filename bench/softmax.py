@@ -2,7 +2,7 @@
 Runtime's one-node model, both at one thread, as lowp/ORT ratios of process CPU time.
 Rows of N(0, 1) (ordinary) and rows spanning 0-110 below their maximum (subnormal results,
 attention scores as g2p_id_bert's), lengths 8 to 1000, ~32K values a call; `--axis 1` puts
-the softmax axis in the middle of (rows, n, 4) instead (the column kernel). Every case is
+the softmax axis in the middle of (rows, n, --inner) instead (the column kernel). Every case is
 checked bit for bit against ONNX Runtime first.
 
 Each round times `--calls` calls of lowp's Python wrapper, of its native binding alone (what
@@ -10,7 +10,7 @@ a replayed run calls) and of ONNX Runtime's session.run, in an order that altern
 round to round; the ratios are the medians over the rounds of each round's ratio.
 
     python bench/softmax.py [--lengths 8 32 128 384 1000] [--values 32768] [--log]
-                            [--axis -1] [--rounds 9] [--calls 40]
+                            [--axis -1] [--inner 4] [--rounds 9] [--calls 40]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=32768, help="values a call")
     parser.add_argument("--log", action="store_true", help="LogSoftmax")
     parser.add_argument("--axis", type=int, default=-1, choices=[-1, 1])
+    parser.add_argument("--inner", type=int, default=4, help="columns a line (--axis 1)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
@@ -106,9 +107,9 @@ def main() -> None:
         for n in args.lengths:
             for kind in ("ordinary", "subnormal"):
                 rows = max(1, args.values // n)
-                if args.axis == 1:  # (rows, n, 4): softmax over the middle axis
-                    rows = max(1, rows // 4)
-                    x = np.stack([_rows(kind, rows, n, rng) for _ in range(4)], axis=2)
+                if args.axis == 1:  # (rows, n, inner): softmax over the middle axis
+                    rows = max(1, rows // args.inner)
+                    x = np.stack([_rows(kind, rows, n, rng) for _ in range(args.inner)], axis=2)
                 else:
                     x = _rows(kind, rows, n, rng)
                 session = _onnxruntime(x.shape, op, args.axis)

@@ -703,11 +703,30 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
 // x + (-max), the sum-exp exponential, the 16 partial sums (value i to sum i % 16, in order,
 // from +0) folded as MLAS folds them, then y = e * (1 / sum) (log: (x - max) - logf(sum)). A
 // last block of fewer than W columns goes through zero-padded copies (lanes are independent).
+// Each lane's maximum over n values at stride sx (NaN if any): four chains of values
+// i % 4, then combined; a lane's NaN is then the last one of its column, as one chain in
+// order finds it (its payload reaches the outputs), taken again in order. (Which zero a
+// zero maximum is changes no output: x - max is the same number up to the sign of a zero.)
+template <class F>
+typename F::V column_max(const float* x, int64_t sx, int64_t n) {
+  using V = typename F::V;
+  V m[4];
+  for (int k = 0; k < 4; ++k) m[k] = F::load(x + std::min<int64_t>(k, n - 1) * sx);
+  int64_t i = 4;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) m[k] = F::max_nan(m[k], F::load(x + (i + k) * sx));
+  for (; i < n; ++i) m[0] = F::max_nan(m[0], F::load(x + i * sx));
+  V mx = F::max_nan(F::max_nan(m[0], m[1]), F::max_nan(m[2], m[3]));
+  if (!F::has_nan(mx)) return mx;
+  mx = F::load(x);
+  for (i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
+  return mx;
+}
+
 template <class F>
 void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, bool log) {
   using V = typename F::V;
-  V mx = F::load(x);
-  for (int64_t i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
+  const V mx = column_max<F>(x, sx, n);
   const V neg = F::mul(mx, F::set1(-1.0f));  // exact negation, zeros and NaN included
   V acc[16];
   for (V& a : acc) a = F::set1(0.0f);
