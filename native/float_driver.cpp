@@ -3,11 +3,13 @@
 // row buffers for pooling. Every output is computed by exactly one task the same way, so
 // results never depend on the thread count.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -133,10 +135,22 @@ void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, i
 
 namespace {
 
-// A few floats (fewer than a vector's lanes) one by one: cheaper than a memcpy call.
-void copy_floats(const float* from, float* to, int64_t count) {
-  for (int64_t j = 0; j < count; ++j) to[j] = from[j];
+// to[i * ts + j] = from[i * fs + j] for i < rows, j < N: N floats a row in one or two moves
+// (a memcpy of a constant size), rather than a call or a loop per row.
+template <int N>
+void copy_rows(const float* from, int64_t fs, float* to, int64_t ts, int64_t rows) {
+  for (int64_t i = 0; i < rows; ++i) std::memcpy(to + i * ts, from + i * fs, N * sizeof(float));
 }
+
+using CopyRows = void (*)(const float*, int64_t, float*, int64_t, int64_t);
+
+template <int... N>
+constexpr std::array<CopyRows, sizeof...(N)> copy_rows_table(std::integer_sequence<int, N...>) {
+  return {copy_rows<N>...};
+}
+
+// copy_rows by its row length (0 to 16: up to a 512-bit vector's lanes)
+constexpr auto kCopyRows = copy_rows_table(std::make_integer_sequence<int, 17>{});
 
 }  // namespace
 
@@ -166,15 +180,14 @@ void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, 
   const int64_t slices = W / tail, groups = (outer + slices - 1) / slices;
   run_elementwise(groups, per, threads, [&](int64_t g0, int64_t len) {
     std::vector<float> bx(size_t(n * W), 0.0f), by(size_t(n * W));
+    const CopyRows copy = kCopyRows[size_t(tail)];
     for (int64_t g = g0; g < g0 + len; ++g) {
       const int64_t s0 = g * slices, s1 = std::min(outer, s0 + slices);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t s = s0; s < s1; ++s)
-          copy_floats(x + (s * n + i) * inner + full, bx.data() + i * W + (s - s0) * tail, tail);
+      for (int64_t s = s0; s < s1; ++s)
+        copy(x + s * n * inner + full, inner, bx.data() + (s - s0) * tail, W, n);
       k.softmax_cols(bx.data(), by.data(), n, W, W, log);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t s = s0; s < s1; ++s)
-          copy_floats(by.data() + i * W + (s - s0) * tail, y + (s * n + i) * inner + full, tail);
+      for (int64_t s = s0; s < s1; ++s)
+        copy(by.data() + (s - s0) * tail, W, y + s * n * inner + full, inner, n);
     }
   });
 }
