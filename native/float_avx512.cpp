@@ -76,6 +76,30 @@ struct Avx512F {
     const __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
   }
+  // Partial vectors (c lanes, 0 < c < W) and whole-vector reductions of the softmax rows:
+  // lanes from c on filled (load_fill), left alone (store_n) or zeroed (keep_n); all_ge(a,
+  // b): every lane a >= b (ordered); reduce_max of a NaN-free vector; fold16 sums the 16
+  // partial sums as MLAS folds them: t[j] = lane 8 + j + lane j, then ((t0 + t1) + (t2 +
+  // t3)) + ((t4 + t5) + (t6 + t7)).
+  static __mmask16 first(int c) { return __mmask16((1u << c) - 1u); }
+  static V load_fill(const float* p, int c, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first(c), p);
+  }
+  static void store_n(float* p, V v, int c) { _mm512_mask_storeu_ps(p, first(c), v); }
+  static V keep_n(V v, int c) { return _mm512_maskz_mov_ps(first(c), v); }
+  static bool all_ge(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ) == 0xFFFF; }
+  static bool has_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
+  static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
+  static float fold16(const V* acc) {
+    const __m256 lo = _mm512_castps512_ps256(acc[0]);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[0]), 1));
+    return fold8(_mm256_add_ps(hi, lo));
+  }
+  static float fold8(__m256 t) {  // hadd pairs (t0 + t1, ...), twice, then the two halves
+    t = _mm256_hadd_ps(t, t);
+    t = _mm256_hadd_ps(t, t);
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+  }
   static V gather(const float* p, int64_t stride) {
     const __m512i idx = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

@@ -3,11 +3,13 @@
 // row buffers for pooling. Every output is computed by exactly one task the same way, so
 // results never depend on the thread count.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -131,21 +133,61 @@ void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, i
   });
 }
 
+namespace {
+
+// to[i * ts + j] = from[i * fs + j] for i < rows, j < N: N floats a row in one or two moves
+// (a memcpy of a constant size), rather than a call or a loop per row.
+template <int N>
+void copy_rows(const float* from, int64_t fs, float* to, int64_t ts, int64_t rows) {
+  for (int64_t i = 0; i < rows; ++i) std::memcpy(to + i * ts, from + i * fs, N * sizeof(float));
+}
+
+using CopyRows = void (*)(const float*, int64_t, float*, int64_t, int64_t);
+
+template <int... N>
+constexpr std::array<CopyRows, sizeof...(N)> copy_rows_table(std::integer_sequence<int, N...>) {
+  return {copy_rows<N>...};
+}
+
+// copy_rows by its row length (0 to 16: up to a 512-bit vector's lanes)
+constexpr auto kCopyRows = copy_rows_table(std::make_integer_sequence<int, 17>{});
+
+}  // namespace
+
 void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
                             int threads, bool log) {
   if (outer <= 0 || n <= 0 || inner <= 0) return;
   const FloatKernels& k = active_float_kernels();
-  // tasks: runs of W-column blocks of one outer slice, ~16K values each
-  const int64_t W = k.width, blocks = (inner + W - 1) / W;
+  const int64_t W = k.width, full = inner / W * W, tail = inner - full;
+  // tasks: runs of the W-column blocks of one outer slice, ~16K values each
+  const int64_t blocks = full / W;
   const int64_t per = std::max<int64_t>(1, (int64_t(1) << 14) / (n * W));
-  run_elementwise(outer * blocks, per, threads, [&](int64_t t0, int64_t len) {
-    for (int64_t t = t0; t < t0 + len;) {
-      const int64_t o = t / blocks, b0 = t % blocks;
-      const int64_t b1 = std::min(blocks, b0 + (t0 + len - t));
-      const int64_t c0 = b0 * W, c1 = std::min(inner, b1 * W);
-      const int64_t off = o * n * inner + c0;
-      k.softmax_cols(x + off, y + off, n, inner, c1 - c0, log);
-      t += b1 - b0;
+  if (blocks > 0) {
+    run_elementwise(outer * blocks, per, threads, [&](int64_t t0, int64_t len) {
+      for (int64_t t = t0; t < t0 + len;) {
+        const int64_t o = t / blocks, b0 = t % blocks;
+        const int64_t b1 = std::min(blocks, b0 + (t0 + len - t));
+        const int64_t off = o * n * inner + b0 * W;
+        k.softmax_cols(x + off, y + off, n, inner, (b1 - b0) * W, log);
+        t += b1 - b0;
+      }
+    });
+  }
+  if (tail == 0) return;
+  // The last `tail` (< W) columns of W / tail outer slices side by side in one block of W
+  // lanes (each lane computes its own column alone; unused lanes keep zeros, or the values
+  // of the group before in a last group of fewer slices, whose outputs are dropped).
+  const int64_t slices = W / tail, groups = (outer + slices - 1) / slices;
+  run_elementwise(groups, per, threads, [&](int64_t g0, int64_t len) {
+    std::vector<float> bx(size_t(n * W), 0.0f), by(size_t(n * W));
+    const CopyRows copy = kCopyRows[size_t(tail)];
+    for (int64_t g = g0; g < g0 + len; ++g) {
+      const int64_t s0 = g * slices, s1 = std::min(outer, s0 + slices);
+      for (int64_t s = s0; s < s1; ++s)
+        copy(x + s * n * inner + full, inner, bx.data() + (s - s0) * tail, W, n);
+      k.softmax_cols(bx.data(), by.data(), n, W, W, log);
+      for (int64_t s = s0; s < s1; ++s)
+        copy(by.data() + (s - s0) * tail, W, y + s * n * inner + full, inner, n);
     }
   });
 }

@@ -538,84 +538,162 @@ inline typename F::V mul_tiny(typename F::V e, typename F::V s) {
   return F::select_gt(low, hi, sub, F::mul(F::select_gt(low, hi, one, hi), F::set1(0x1p-100f)));
 }
 
+// The row maximum lane by lane (the first NaN of a lane kept, ties to the earlier value),
+// then over the lanes in order and the values after the last whole vector: which zero or
+// NaN a row whose maximum is a zero or NaN takes (the NaN's payload reaches the outputs).
 template <class F>
-void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+float row_max_in_order(const float* xr, int64_t n) {
+  using V = typename F::V;
+  float mx = xr[0];
+  int64_t i = 0;
+  if (n >= F::W) {
+    V vm = F::load(xr);
+    for (i = F::W; i + F::W <= n; i += F::W) vm = F::max_nan(vm, F::load(xr + i));
+    float lane[F::W];
+    F::store(lane, vm);
+    mx = lane[0];
+    for (int j = 1; j < F::W; ++j)
+      if (lane[j] > mx || lane[j] != lane[j]) mx = (mx != mx) ? mx : lane[j];
+  }
+  for (; i < n; ++i)
+    if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
+  return mx;
+}
+
+// The row's maximum (NaN if any) and the lane-wise minimum of its values (only to pick the
+// path), four vectors at a time in four chains, the last whole vector ending at the row's
+// end (overlapping values change neither), a row shorter than W in one partial vector. Any
+// other maximum is the same number; a zero or NaN is taken again by row_max_in_order.
+template <class F>
+std::pair<float, typename F::V> row_max_min(const float* xr, int64_t n) {
+  using V = typename F::V;
+  constexpr int W = F::W;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  V vm, vn;
+  if (n < W) {
+    vm = F::load_fill(xr, int(n), -kInf);
+    vn = F::load_fill(xr, int(n), kInf);
+  } else if (n <= 2 * W) {
+    const V a = F::load(xr), b = F::load(xr + n - W);
+    vm = F::max_nan(a, b);
+    vn = F::min(a, b);
+  } else {
+    V m[4], l[4];
+    for (int k = 0; k < 4; ++k) m[k] = l[k] = F::load(xr + std::min<int64_t>(k * W, n - W));
+    int64_t i = 4 * W;
+    for (; i + 4 * W <= n; i += 4 * W)
+      for (int k = 0; k < 4; ++k) {
+        const V v = F::load(xr + i + k * W);
+        m[k] = F::max_nan(m[k], v);
+        l[k] = F::min(l[k], v);
+      }
+    for (int k = 0; i < n; ++k, i += W) {  // the rest, the last vector ending at n
+      const V v = F::load(xr + std::min(i, n - W));
+      m[k] = F::max_nan(m[k], v);
+      l[k] = F::min(l[k], v);
+    }
+    vm = F::max_nan(F::max_nan(m[0], m[1]), F::max_nan(m[2], m[3]));
+    vn = F::min(F::min(l[0], l[1]), F::min(l[2], l[3]));
+  }
+  float mx = F::reduce_max(vm);
+  if (F::has_nan(vm) || mx == 0.0f) mx = row_max_in_order<F>(xr, n);
+  return {mx, vn};
+}
+
+// The 16 partial sums folded as MLAS folds them (F::fold16); a NaN sum again one lane after
+// another in the same order, which decides the NaN's payload.
+template <class F>
+float fold_sums(const typename F::V* acc) {
+  const float s = F::fold16(acc);
+  if (s == s) return s;
+  constexpr int kVecs = 16 / F::W;
+  float lanes[16];
+  for (int k = 0; k < kVecs; ++k) F::store(lanes + k * F::W, acc[k]);
+  float t[8];
+  for (int j = 0; j < 8; ++j) t[j] = lanes[8 + j] + lanes[j];
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+// Pass 1 of a row: e = the sum-exp exponential of x + (-max) (Tiny: without subnormal
+// results) stored in y (Log: x + (-max) stored), summed in 16 lanes (element i to sum i % 16);
+// a partial last vector with its lanes past the row zero. Returns the folded sum.
+template <class F, bool Tiny, bool Log>
+float row_sum_exp(const float* xr, float* yr, int64_t n, float mx) {
   using V = typename F::V;
   constexpr int kLanes = 16, kVecs = kLanes / F::W;
+  const V neg = F::set1(-mx);
+  auto exp = [](V v) { return Tiny ? mlas_sum_exp_tiny<F>(v) : mlas_sum_exp<F>(v); };
+  V acc[kVecs];
+  for (V& a : acc) a = F::set1(0.0f);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kVecs; ++k) {
+      const V shifted = F::add(F::load(xr + i + k * F::W), neg);
+      const V e = exp(shifted);
+      F::store(yr + i + k * F::W, Log ? shifted : e);
+      acc[k] = F::add(acc[k], e);
+    }
+  for (int k = 0; i < n; ++k, i += F::W) {
+    const int c = int(std::min<int64_t>(F::W, n - i));
+    if (c == F::W) {
+      const V shifted = F::add(F::load(xr + i), neg);
+      const V e = exp(shifted);
+      F::store(yr + i, Log ? shifted : e);
+      acc[k] = F::add(acc[k], e);
+      continue;
+    }
+    const V shifted = F::add(F::load_fill(xr + i, c, 0.0f), neg);
+    const V e = F::keep_n(exp(shifted), c);
+    F::store_n(yr + i, Log ? shifted : e, c);
+    acc[k] = F::add(acc[k], e);
+  }
+  return fold_sums<F>(acc);
+}
+
+// Pass 2 of a row: y = y * (1 / s) (Tiny: each product rounded once without subnormal
+// operands), or with `log` y = y - logf(s) (the C library's logf, as ONNX Runtime's
+// LogSoftmax takes it).
+template <class F>
+void row_scale(float* yr, int64_t n, float s, bool tiny, bool log) {
+  using V = typename F::V;
+  const V k = F::set1(log ? std::log(s) : 1.0f / s);
+  auto op = [&](V v) {
+    if (log) return F::sub(v, k);
+    return tiny ? mul_tiny<F>(v, k) : F::mul(v, k);
+  };
+  int64_t i = 0;
+  for (; i + F::W <= n; i += F::W) F::store(yr + i, op(F::load(yr + i)));
+  if (i < n) {
+    const int c = int(n - i);
+    F::store_n(yr + i, op(F::load_fill(yr + i, c, 0.0f)), c);
+  }
+}
+
+// Pass 1 for the row's path: tiny (some value more than 60 below the maximum, or a NaN
+// maximum) and log.
+template <class F>
+float row_pass1(const float* xr, float* yr, int64_t n, float mx, bool tiny, bool log) {
+  if (tiny) {
+    return log ? row_sum_exp<F, true, true>(xr, yr, n, mx)
+               : row_sum_exp<F, true, false>(xr, yr, n, mx);
+  }
+  return log ? row_sum_exp<F, false, true>(xr, yr, n, mx)
+             : row_sum_exp<F, false, false>(xr, yr, n, mx);
+}
+
+template <class F>
+void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
   for (int64_t row = 0; row < rows; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
-    // the row maximum, NaN if any (which zero of +-0 does not matter: x - max is the same
-    // number either way, up to the sign of a zero, which the exponential ignores)
-    float mx = xr[0], mn = xr[0];  // mn: only to pick the path (NaN: the careful one)
-    int64_t i = 0;
-    if (n >= F::W) {
-      V vm = F::load(xr), vn = vm;
-      for (i = F::W; i + F::W <= n; i += F::W) {
-        const V v = F::load(xr + i);
-        vm = F::max_nan(vm, v);
-        vn = F::min(vn, v);
-      }
-      float lane[F::W], least[F::W];
-      F::store(lane, vm);
-      F::store(least, vn);
-      mx = lane[0];
-      for (int j = 1; j < F::W; ++j)
-        if (lane[j] > mx || lane[j] != lane[j]) mx = (mx != mx) ? mx : lane[j];
-      for (int j = 0; j < F::W; ++j) mn = least[j] < mn ? least[j] : mn;
-    }
-    for (; i < n; ++i) {
-      if (xr[i] > mx || xr[i] != xr[i]) mx = (mx != mx) ? mx : xr[i];
-      mn = xr[i] < mn ? xr[i] : mn;
-    }
-    const bool tiny = !(mn + (-mx) >= -60.0f);
-    const V neg = F::set1(-mx);
-    V acc[kVecs];
-    for (V& a : acc) a = F::set1(0.0f);
-    for (i = 0; i + kLanes <= n; i += kLanes)
-      for (int k = 0; k < kVecs; ++k) {
-        const V shifted = F::add(F::load(xr + i + k * F::W), neg);
-        const V e = tiny ? mlas_sum_exp_tiny<F>(shifted) : mlas_sum_exp<F>(shifted);
-        F::store(yr + i + k * F::W, log ? shifted : e);
-        acc[k] = F::add(acc[k], e);
-      }
-    if (i < n) {
-      const int64_t tail = n - i;
-      float buf[kLanes] = {}, shifted[kLanes];
-      std::memcpy(buf, xr + i, size_t(tail) * sizeof(float));
-      for (int k = 0; k < kVecs; ++k) {
-        F::store(shifted + k * F::W, F::add(F::load(buf + k * F::W), neg));
-        const V sv = F::load(shifted + k * F::W);
-        F::store(buf + k * F::W, tiny ? mlas_sum_exp_tiny<F>(sv) : mlas_sum_exp<F>(sv));
-      }
-      std::memcpy(yr + i, log ? shifted : buf, size_t(tail) * sizeof(float));
-      for (int64_t j = tail; j < kLanes; ++j) buf[j] = 0.0f;
-      for (int k = 0; k < kVecs; ++k) acc[k] = F::add(acc[k], F::load(buf + k * F::W));
-    }
-    float lanes[kLanes];
-    for (int k = 0; k < kVecs; ++k) F::store(lanes + k * F::W, acc[k]);
-    float t[8];
-    for (int j = 0; j < 8; ++j) t[j] = lanes[8 + j] + lanes[j];
-    const float s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-    if (log) {  // the C library's logf, as ONNX Runtime's LogSoftmax takes it
-      const float log_sum = std::log(s);
-      for (i = 0; i < n; ++i) yr[i] = yr[i] - log_sum;
-      continue;
-    }
-    const V scale = F::set1(1.0f / s);
-    i = 0;
-    if (!tiny || s != s) {  // (a NaN sum: every product NaN)
-      for (; i + F::W <= n; i += F::W) F::store(yr + i, F::mul(F::load(yr + i), scale));
-      for (; i < n; ++i) yr[i] = yr[i] * (1.0f / s);
-      continue;
-    }
-    for (; i + F::W <= n; i += F::W) F::store(yr + i, mul_tiny<F>(F::load(yr + i), scale));
-    if (i < n) {
-      float buf[F::W] = {};
-      std::memcpy(buf, yr + i, size_t(n - i) * sizeof(float));
-      F::store(buf, mul_tiny<F>(F::load(buf), scale));
-      std::memcpy(yr + i, buf, size_t(n - i) * sizeof(float));
-    }
+    // (which zero of +-0 is the maximum does not matter: x - max is the same number either
+    // way, up to the sign of a zero, which the exponential ignores)
+    const auto [mx, least] = row_max_min<F>(xr, n);
+    // min + (-max) >= -60 lane by lane (the rounded sum grows with min); a NaN maximum fails
+    const bool tiny = !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
+    const float s = row_pass1<F>(xr, yr, n, mx, tiny, log);
+    // (a NaN sum: every product NaN, the plain multiply is enough)
+    row_scale<F>(yr, n, s, tiny && s == s, log);
   }
 }
 
@@ -625,11 +703,30 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
 // x + (-max), the sum-exp exponential, the 16 partial sums (value i to sum i % 16, in order,
 // from +0) folded as MLAS folds them, then y = e * (1 / sum) (log: (x - max) - logf(sum)). A
 // last block of fewer than W columns goes through zero-padded copies (lanes are independent).
+// Each lane's maximum over n values at stride sx (NaN if any): four chains of values
+// i % 4, then combined; a lane's NaN is then the last one of its column, as one chain in
+// order finds it (its payload reaches the outputs), taken again in order. (Which zero a
+// zero maximum is changes no output: x - max is the same number up to the sign of a zero.)
+template <class F>
+typename F::V column_max(const float* x, int64_t sx, int64_t n) {
+  using V = typename F::V;
+  V m[4];
+  for (int k = 0; k < 4; ++k) m[k] = F::load(x + std::min<int64_t>(k, n - 1) * sx);
+  int64_t i = 4;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) m[k] = F::max_nan(m[k], F::load(x + (i + k) * sx));
+  for (; i < n; ++i) m[0] = F::max_nan(m[0], F::load(x + i * sx));
+  V mx = F::max_nan(F::max_nan(m[0], m[1]), F::max_nan(m[2], m[3]));
+  if (!F::has_nan(mx)) return mx;
+  mx = F::load(x);
+  for (i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
+  return mx;
+}
+
 template <class F>
 void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, bool log) {
   using V = typename F::V;
-  V mx = F::load(x);
-  for (int64_t i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
+  const V mx = column_max<F>(x, sx, n);
   const V neg = F::mul(mx, F::set1(-1.0f));  // exact negation, zeros and NaN included
   V acc[16];
   for (V& a : acc) a = F::set1(0.0f);

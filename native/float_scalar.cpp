@@ -57,6 +57,20 @@ struct ScalarF {
     if (m > 128.0f) return p * std::numeric_limits<float>::infinity();
     return std::ldexp(p, int(m));
   }
+  // Partial vectors and reductions of the softmax rows, as Avx512F's (c is 0 here: W = 1)
+  static V load_fill(const float* p, int c, float fill) { return c > 0 ? *p : fill; }
+  static void store_n(float* p, V v, int c) {
+    if (c > 0) *p = v;
+  }
+  static V keep_n(V v, int c) { return c > 0 ? v : 0.0f; }
+  static bool all_ge(V a, V b) { return a >= b; }
+  static bool has_nan(V v) { return v != v; }
+  static float reduce_max(V v) { return v; }
+  static float fold16(const V* a) {
+    float t[8];
+    for (int j = 0; j < 8; ++j) t[j] = a[8 + j] + a[j];
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+  }
   static V gather(const float* p, int64_t) { return *p; }
   static V sub(V a, V b) { return a - b; }
   static V abs(V a) { return std::fabs(a); }

@@ -130,3 +130,71 @@ def test_native_softmax_subnormal_results_equal_onnxruntime():
     assert tiny.sum() > 1000  # the case: many subnormal results
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
+
+
+def _row_cases(rng: np.random.Generator, rows: int, n: int, kind: str) -> np.ndarray:
+    """Rows of one kind: N(0, 1), spanning 0-110 below the maximum, with special values,
+    or a zero maximum (+0 or -0, maybe both) above negative values."""
+    if kind == "subnormal":
+        return _subnormal_rows(rng, rows, n)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    if kind == "special":
+        return _special(x * 30, rng, 0.2)
+    if kind == "zero_max":
+        x = -np.abs(x)
+        zeros = rng.random(x.shape) < 0.3
+        signs = np.where(rng.random(x.shape) < 0.5, np.float32(0.0), np.float32(-0.0))
+        return np.where(zeros, signs, x).astype(np.float32)
+    return x
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("log", [False, True])
+@given(rows=st.integers(1, 8), n=st.integers(1, 70), seed=st.integers(0, 2**16),
+       kind=st.sampled_from(["normal", "subnormal", "special", "zero_max"]))
+def test_native_softmax_short_rows_and_partial_vectors(path, log, rows, n, seed, kind):
+    """Rows of 1-70 values: shorter than a vector (one partial vector), two vectors
+    overlapping at the end, four chains and a rest, and the 16 sums' partial last vector."""
+    x = _row_cases(np.random.default_rng(seed), rows, n, kind)
+    with native_backend.use_path(path):
+        got = native_float.softmax_rows(x, log=log)
+    assert got is not None
+    numpy_form = ort_math.log_softmax_rows if log else ort_math.softmax_rows
+    np.testing.assert_array_equal(got, numpy_form(x))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape", [(5, 33, 3), (7, 20, 17), (3, 9, 5, 2), (17, 6, 1), (2, 70, 15)])
+def test_native_softmax_over_an_inner_axis_packs_the_last_columns(path, log, shape):
+    """The last columns of several outer slices (fewer than a vector's lanes each) share a
+    block, a last group of fewer slices included."""
+    rng = np.random.default_rng(sum(shape))
+    x = _special((rng.standard_normal(shape) * 8).astype(np.float32), rng, 0.02)
+    with native_backend.use_path(path):
+        got = native_float.softmax_axis(x, 1, log=log)
+    assert got is not None
+    np.testing.assert_array_equal(got, _moved_form(x, 1, log))
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 70, 1000])
+def test_native_softmax_rows_equal_onnxruntime_bit_for_bit(op, n):
+    ort = pytest.importorskip("onnxruntime")
+    if not ort_math.mlas_has_avx512f():
+        pytest.skip("ONNX Runtime's AVX2 softmax order is not modelled")
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(n)
+    x = np.concatenate([_row_cases(rng, 6, n, kind) for kind in ("normal", "subnormal")])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"], axis=-1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = native_float.softmax_rows(x, log=op == "LogSoftmax")
+    assert got is not None
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
