@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -892,3 +892,56 @@ def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = Fa
         return False
     call(ext.float_sgemm_mlas, am, bm, out, 1.0, trans_a, trans_b, packed, _threads)
     return True
+
+
+class EinsumPlan(NamedTuple):
+    """A two-operand Einsum as a batch of products (lowp.runtime.float_ops.Einsum): a's axes
+    in `perm_a` order fold to (nb, m, k), b's in `perm_b` order to (nb, k, n); the products,
+    shaped `order_shape` (batch, row and column indices), take `to_out` to the output."""
+
+    perm_a: tuple[int, ...]
+    perm_b: tuple[int, ...]
+    nb: int
+    m: int
+    k: int
+    n: int
+    order_shape: tuple[int, ...]
+    to_out: tuple[int, ...]
+
+
+def _folded(x: np.ndarray, perm: Sequence[int], shape: tuple[int, ...]) -> np.ndarray | None:
+    """x's axes in `perm` order folded to `shape` as a view (no copy), rows of a product
+    read in place; None where that takes a copy or a stride is negative."""
+    try:
+        v = x.transpose(perm).reshape(shape, copy=False)
+    except ValueError:
+        return None
+    return v if all(s >= 0 for s in v.strides) else None
+
+
+def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarray | None:
+    """float32 Einsum of `a` and `b` by `plan`: one float_sgemm_mlas product per batch entry
+    (MLAS's order, as the reference's copies compute it), reading the operands and writing
+    the output in place through strided views, so no copy is made and every call repeats
+    in a Program; None where it does not run natively or an operand (or the output) does
+    not fold to the products' shape without a copy."""
+    ext = _has(_usable("Einsum", a), "float_sgemm_mlas")
+    if ext is None or b.dtype != np.float32:
+        return None
+    av = _folded(a, plan.perm_a, (plan.nb, plan.m, plan.k))
+    bv = _folded(b, plan.perm_b, (plan.nb, plan.k, plan.n))
+    out_shape = tuple(plan.order_shape[i] for i in plan.to_out)
+    to_order = tuple(int(i) for i in np.argsort(plan.to_out))
+    if (av is None or bv is None or not _rows_of_unit_stride(
+            _folded(np.empty(out_shape, np.float32), to_order, (plan.nb, plan.m, plan.n)))):
+        return None                 # (whether the output folds depends on its shape only)
+    y = _empty(out_shape)
+    yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
+    assert yv is not None
+    for i in range(plan.nb):
+        call(ext.float_sgemm_mlas, av[i], bv[i], yv[i], 1.0, False, False, False, _threads)
+    return y
+
+
+def _rows_of_unit_stride(v: np.ndarray | None) -> bool:
+    return v is not None and (v.shape[2] <= 1 or v.strides[2] == 4)
