@@ -945,3 +945,34 @@ def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarra
 
 def _rows_of_unit_stride(v: np.ndarray | None) -> bool:
     return v is not None and (v.shape[2] <= 1 or v.strides[2] == 4)
+
+
+_NO_FILL = np.zeros(8, np.uint8)
+_PERMUTED_MAPS: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = {}
+
+
+def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
+    """A C-contiguous float32 copy of `x`, a permuted view of contiguous memory (a
+    channels-last tensor read channels-first), by one native `take` along an index map (a
+    swap of two axis groups is copied in tiles), so that it repeats in a Program; None
+    where `x` is no such view or it does not run natively."""
+    ext = _has(_usable("Transpose", x), "take")
+    if ext is None or x.ndim < 2 or x.size >= 2**31 or any(s <= 0 for s in x.strides):
+        return None
+    order = tuple(int(i) for i in np.argsort([-s for s in x.strides], kind="stable"))
+    base = x.transpose(order)
+    if not base.flags.c_contiguous:
+        return None
+    inverse = tuple(int(i) for i in np.argsort(order))
+    key = (base.shape, inverse)
+    mapped = _PERMUTED_MAPS.get(key)
+    if mapped is None:
+        if len(_PERMUTED_MAPS) > 64:
+            _PERMUTED_MAPS.clear()
+        mapped = _PERMUTED_MAPS[key] = np.ascontiguousarray(
+            np.arange(base.size, dtype=np.int32).reshape(base.shape).transpose(inverse)
+        ).reshape(-1)
+    y = _empty(x.shape)
+    call(ext.take, base.reshape(-1).view(np.uint8), mapped, _NO_FILL,
+         y.reshape(-1).view(np.uint8), 4, _threads)
+    return y
