@@ -627,6 +627,24 @@ def Einsum(*xs: np.ndarray, equation: str, **_: Any) -> np.ndarray:
 def _einsum_gemm(eq: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """`eq` as batched products: a permuted to (batch, M, K), b to (batch, K, N), K in a's
     index order; None where the equation is not such a contraction."""
+    plan = _einsum_plan(eq, a, b)
+    if plan is None:
+        return None
+    natively = native_float.einsum_products(a, b, plan)
+    if natively is not None:
+        return natively
+    am = np.ascontiguousarray(a.transpose(plan.perm_a)).reshape(plan.nb, plan.m, plan.k)
+    bm = np.ascontiguousarray(b.transpose(plan.perm_b)).reshape(plan.nb, plan.k, plan.n)
+    y = np.empty((plan.nb, plan.m, plan.n), np.float32)
+    for i in range(plan.nb):
+        if not native_float.sgemm(am[i], bm[i], y[i]):
+            y[i] = mlas_sgemm.gemm(am[i], bm[i])
+    return y.reshape(plan.order_shape).transpose(plan.to_out).copy()
+
+
+def _einsum_plan(eq: str, a: np.ndarray, b: np.ndarray) -> native_float.EinsumPlan | None:
+    """How `eq` on a and b is a batch of products (native_float.EinsumPlan), or None where
+    the equation is not such a contraction."""
     if "->" not in eq or "." in eq:
         return None
     lhs, out = eq.split("->")
@@ -651,20 +669,17 @@ def _einsum_gemm(eq: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     if any(size[c] != a.shape[ta.index(c)] or size[c] != b.shape[tb.index(c)]
            for c in batch + contract):
         return None                              # broadcast indices: numpy's way
-    nb = int(np.prod([size[c] for c in batch]))
-    m = int(np.prod([size[c] for c in rows]))
-    k = int(np.prod([size[c] for c in contract]))
-    n = int(np.prod([size[c] for c in cols]))
-    am = np.ascontiguousarray(a.transpose([ta.index(c) for c in batch + rows + contract]))
-    bm = np.ascontiguousarray(b.transpose([tb.index(c) for c in batch + contract + cols]))
-    am, bm = am.reshape(nb, m, k), bm.reshape(nb, k, n)
-    y = np.empty((nb, m, n), np.float32)
-    for i in range(nb):
-        if not native_float.sgemm(am[i], bm[i], y[i]):
-            y[i] = mlas_sgemm.gemm(am[i], bm[i])
     order = batch + rows + cols
-    y = y.reshape([size[c] for c in order])
-    return y.transpose([order.index(c) for c in out]).copy()
+    return native_float.EinsumPlan(
+        perm_a=tuple(ta.index(c) for c in batch + rows + contract),
+        perm_b=tuple(tb.index(c) for c in batch + contract + cols),
+        nb=_count(size, batch), m=_count(size, rows), k=_count(size, contract),
+        n=_count(size, cols), order_shape=tuple(size[c] for c in order),
+        to_out=tuple(order.index(c) for c in out))
+
+
+def _count(size: dict[str, int], indices: list[str]) -> int:
+    return int(np.prod([size[c] for c in indices]))
 
 
 # --- softmax family -----------------------------------------------------------------------

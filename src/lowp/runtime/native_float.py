@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -892,3 +892,87 @@ def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = Fa
         return False
     call(ext.float_sgemm_mlas, am, bm, out, 1.0, trans_a, trans_b, packed, _threads)
     return True
+
+
+class EinsumPlan(NamedTuple):
+    """A two-operand Einsum as a batch of products (lowp.runtime.float_ops.Einsum): a's axes
+    in `perm_a` order fold to (nb, m, k), b's in `perm_b` order to (nb, k, n); the products,
+    shaped `order_shape` (batch, row and column indices), take `to_out` to the output."""
+
+    perm_a: tuple[int, ...]
+    perm_b: tuple[int, ...]
+    nb: int
+    m: int
+    k: int
+    n: int
+    order_shape: tuple[int, ...]
+    to_out: tuple[int, ...]
+
+
+def _folded(x: np.ndarray, perm: Sequence[int], shape: tuple[int, ...]) -> np.ndarray | None:
+    """x's axes in `perm` order folded to `shape` as a view (no copy), rows of a product
+    read in place; None where that takes a copy or a stride is negative."""
+    try:
+        v = x.transpose(perm).reshape(shape, copy=False)
+    except ValueError:
+        return None
+    return v if all(s >= 0 for s in v.strides) else None
+
+
+def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarray | None:
+    """float32 Einsum of `a` and `b` by `plan`: one float_sgemm_mlas product per batch entry
+    (MLAS's order, as the reference's copies compute it), reading the operands and writing
+    the output in place through strided views, so no copy is made and every call repeats
+    in a Program; None where it does not run natively or an operand (or the output) does
+    not fold to the products' shape without a copy."""
+    ext = _has(_usable("Einsum", a), "float_sgemm_mlas")
+    if ext is None or b.dtype != np.float32:
+        return None
+    av = _folded(a, plan.perm_a, (plan.nb, plan.m, plan.k))
+    bv = _folded(b, plan.perm_b, (plan.nb, plan.k, plan.n))
+    out_shape = tuple(plan.order_shape[i] for i in plan.to_out)
+    to_order = tuple(int(i) for i in np.argsort(plan.to_out))
+    if (av is None or bv is None or not _rows_of_unit_stride(
+            _folded(np.empty(out_shape, np.float32), to_order, (plan.nb, plan.m, plan.n)))):
+        return None                 # (whether the output folds depends on its shape only)
+    y = _empty(out_shape)
+    yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
+    assert yv is not None
+    for i in range(plan.nb):
+        call(ext.float_sgemm_mlas, av[i], bv[i], yv[i], 1.0, False, False, False, _threads)
+    return y
+
+
+def _rows_of_unit_stride(v: np.ndarray | None) -> bool:
+    return v is not None and (v.shape[2] <= 1 or v.strides[2] == 4)
+
+
+_NO_FILL = np.zeros(8, np.uint8)
+_PERMUTED_MAPS: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = {}
+
+
+def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
+    """A C-contiguous float32 copy of `x`, a permuted view of contiguous memory (a
+    channels-last tensor read channels-first), by one native `take` along an index map (a
+    swap of two axis groups is copied in tiles), so that it repeats in a Program; None
+    where `x` is no such view or it does not run natively."""
+    ext = _has(_usable("Transpose", x), "take")
+    if ext is None or x.ndim < 2 or x.size >= 2**31 or any(s <= 0 for s in x.strides):
+        return None
+    order = tuple(int(i) for i in np.argsort([-s for s in x.strides], kind="stable"))
+    base = x.transpose(order)
+    if not base.flags.c_contiguous:
+        return None
+    inverse = tuple(int(i) for i in np.argsort(order))
+    key = (base.shape, inverse)
+    mapped = _PERMUTED_MAPS.get(key)
+    if mapped is None:
+        if len(_PERMUTED_MAPS) > 64:
+            _PERMUTED_MAPS.clear()
+        mapped = _PERMUTED_MAPS[key] = np.ascontiguousarray(
+            np.arange(base.size, dtype=np.int32).reshape(base.shape).transpose(inverse)
+        ).reshape(-1)
+    y = _empty(x.shape)
+    call(ext.take, base.reshape(-1).view(np.uint8), mapped, _NO_FILL,
+         y.reshape(-1).view(np.uint8), 4, _threads)
+    return y
