@@ -1014,6 +1014,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="EfficientWord-Net hotword embedding: ResNet-50 (ArcFace) on 1.5 s of "
                      "64 log filterbank energies, min-max scaled in the graph (ReduceMin, "
                      "ReduceMax), L2 normalized (Pow, ReduceSum, Clip, Expand)"),
+    CorpusModel("malviz_resnet18", "malvizv1==0.1.0",
+                "malvizv1/models/combined_resnet18_benign_plus_malimg.onnx", "classification",
+                "torch.onnx (dynamo)", 18, _img("input", (2, 3, 224, 224), "photo", _IMAGENET),
+                external_data=True,
+                note="Windows-executable family from the file's bytes drawn as an image "
+                     "(26 classes): ResNet-18 exported by torch 2.10's dynamo exporter (IR "
+                     "10, external data), global pool as ReduceMean, flatten through Shape"),
 )
 
 
