@@ -689,12 +689,77 @@ def more_elementwise(draw: Draw, b: Builder, x: Image) -> Image:
     return Image(b.one("CumSum", [x.name, b.const(np.int64(3), "ax")], **attrs), c, x.h, x.w)
 
 
+def _activation_op(draw: Draw, b: Builder, x: str) -> str:
+    """An activation operator of its own (not written out): Gelu (opset 20, exact or
+    tanh), Mish (18), HardSigmoid, Celu, Selu, Softsign, ThresholdedRelu."""
+    ops = ["HardSigmoid", "Celu", "Selu", "Softsign", "ThresholdedRelu"]
+    ops += ["Mish"] if b.opset >= 18 else []
+    ops += ["Gelu", "GeluTanh"] if b.opset >= 20 else []
+    op = draw(st.sampled_from(ops))
+    attrs: dict[str, Any] = {"HardSigmoid": {"alpha": 0.3, "beta": 0.4}, "Celu": {"alpha": 0.7},
+                             "ThresholdedRelu": {"alpha": 0.3},
+                             "GeluTanh": {"approximate": "tanh"}}.get(op, {})
+    return b.one("Gelu" if op == "GeluTanh" else op, [x], **attrs)
+
+
+def more_layers(draw: Draw, b: Builder, x: Image) -> Image:
+    """Layers of real exports that the other blocks never draw: activation operators
+    (_activation_op); InstanceNormalization, LRN, GroupNormalization (opset 21, per-channel
+    scale); reductions over the channels (ReduceMin, ReduceProd, ReduceLogSumExp,
+    ReduceSumSquare, ReduceL1) as a gate; variadic Sum and Mean; a 1x1 projection as
+    Einsum; a grouped, dilated ConvTranspose with asymmetric pads and output_padding."""
+    kind = draw(st.sampled_from(["activation", "norm", "reduce_gate", "sum_mean", "einsum",
+                                 "deconv"]))
+    c = x.c
+    if kind == "activation":
+        return Image(_activation_op(draw, b, x.name), c, x.h, x.w)
+    if kind == "norm":
+        norms = ["InstanceNormalization", "LRN"] + (["GroupNormalization"]
+                                                    if b.opset >= 21 and c % 2 == 0 else [])
+        op = draw(st.sampled_from(norms))
+        if op == "LRN":
+            y = b.one("LRN", [x.name], size=draw(st.sampled_from([3, 5])), alpha=1e-2,
+                      beta=0.75, bias=1.0)
+            return Image(y, c, x.h, x.w)
+        scale = b.const(b.rng.uniform(0.5, 1.5, c).astype(np.float32), "g")
+        shift = b.const(b.rng.normal(0, 0.1, c).astype(np.float32), "b")
+        groups = {"num_groups": 2} if op == "GroupNormalization" else {}
+        return Image(b.one(op, [x.name, scale, shift], epsilon=1e-3, **groups), c, x.h, x.w)
+    if kind == "reduce_gate":
+        op = draw(st.sampled_from(["ReduceMin", "ReduceProd", "ReduceLogSumExp",
+                                   "ReduceSumSquare", "ReduceL1"]))
+        g = _reduce(b, op, b.one("Tanh", [x.name]), [1])
+        return Image(b.one("Mul", [x.name, g]), c, x.h, x.w)
+    if kind == "sum_mean":
+        parts = [x.name, b.one("Relu", [x.name]), b.one("Sigmoid", [x.name])]
+        return Image(b.one(draw(st.sampled_from(["Sum", "Mean"])), parts), c, x.h, x.w)
+    if kind == "einsum":
+        c_out = draw(st.integers(2, 8))
+        w = b.const(b.weight(c_out, c).T.copy())
+        return Image(b.one("Einsum", [x.name, w], equation="nchw,cd->ndhw"), c_out, x.h, x.w)
+    if max(x.h, x.w) > 7:
+        return x
+    group = 2 if c % 2 == 0 and draw(st.booleans()) else 1
+    c_out = group * draw(st.integers(1, 4))
+    k, stride, dilation = 3, draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    extra = [draw(st.integers(0, stride - 1)) for _ in range(2)]
+    w = b.const(b.weight(c, c_out // group, k, k))
+    y = b.one("ConvTranspose", [x.name, w], kernel_shape=[k, k], strides=[stride, stride],
+              dilations=[dilation, dilation], pads=pads, output_padding=extra, group=group)
+    h, w_ = (stride * (n - 1) + e + dilation * (k - 1) + 1 - lo - hi
+             for n, e, lo, hi in ((x.h, extra[0], pads[0], pads[2]),
+                                  (x.w, extra[1], pads[1], pads[3])))
+    return Image(y, c_out, h, w_)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
-                       channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise]
+                       channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise,
+                       more_layers]
 
 
 def active_blocks() -> list[Block]:
