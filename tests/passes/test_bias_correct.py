@@ -182,6 +182,9 @@ def test_the_measured_default_keeps_the_correction_where_it_raises_the_held_out_
     assert len(step.with_db) == len(step.without_db) == 2
     assert choice.flags().endswith("--bias-correction")
     assert "bias correction: +" in choice.format() and "< kept" in choice.format()
+    record = choice.to_dict()["bias_correction"]
+    assert record["kept"] is True and record["gain_db"] == step.gain_db
+    assert record["with_db"] == step.with_db
     fixed = quantize(model, {"x": x}, dataclasses.replace(
         candidate_config(per_tensor, choice.chosen), bias_correction=True))
     assert result.model.SerializeToString() == fixed.model.SerializeToString()

@@ -18,7 +18,9 @@ the others only for a layer that gains DOMINANT_GAIN_DB there; the nodes that sh
 weight, `weight_twins`, are one layer) and the one whose float form raises the output SQNR by
 at least DOMINANT_GAIN_DB is left in float (`pick_float`; the model's log-magnitude front end,
 passes.log_front_end, is measured as one more such layer): the model is then that config's
-with `exclude_nodes=(<the layer's nodes>)`. The record
+with `exclude_nodes=(<the layer's nodes>)`. Then that model is measured on the same folds
+with bias correction (passes.bias_correct), which is kept when it raises the mean output
+SQNR (`BiasCorrectionStep`; the pipeline builds and measures it). The record
 (`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
 
@@ -261,7 +263,11 @@ class MethodChoice:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return choice_dict(self, FORMAT)
+        d = choice_dict(self, FORMAT)
+        if self.bias_correction is not None:
+            d["bias_correction"].update(gain_db=self.bias_correction.gain_db,
+                                        kept=self.bias_correction.kept)
+        return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
