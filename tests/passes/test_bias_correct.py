@@ -206,6 +206,8 @@ def test_a_correction_that_does_not_raise_the_held_out_sqnr_is_not_kept():
     assert not BiasCorrectionStep((20.0, 22.0), (21.0, 21.0)).kept      # equal: not kept
     assert not BiasCorrectionStep((20.0, 22.0), (25.0, 16.0)).kept
     assert BiasCorrectionStep((20.0, 22.0), (25.0, 17.5)).kept
+    exact = BiasCorrectionStep((200.0, 200.0), (float("inf"), float("inf")))
+    assert not exact.kept and exact.line() == "  bias correction: +0.00 dB (+0.00 +0.00)"
     failed = BiasCorrectionStep((20.0,), error="boom")
     assert not failed.kept and failed.gain_db is None and "failed: boom" in failed.line()
 

@@ -308,8 +308,9 @@ class BiasCorrectionStep:
         """The record's line: the gain per fold and whether it is kept."""
         if self.gain_db is None:
             return f"  bias correction: failed: {self.error}"
-        per_fold = " ".join(f"{b - a:+.2f}" for a, b in zip(self.without_db, self.with_db,
-                                                          strict=True))
+        cap = _SQNR_CAP_DB
+        per_fold = " ".join(f"{min(b, cap) - min(a, cap):+.2f}"
+                            for a, b in zip(self.without_db, self.with_db, strict=True))
         mark = " < kept" if self.kept else ""
         return f"  bias correction: {self.gain_db:+.2f} dB ({per_fold}){mark}"
 
