@@ -352,9 +352,9 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     correction = _bias_correction_step(float_model, inputs, cut, firsts, config, scored,
                                        chosen, kept, progress)
     corrected = correction is not None and correction.kept
+    corrected_db = correction.gain_db if correction is not None and corrected else None
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
-                           (correction.gain_db or 0.0) if correction is not None and corrected
-                           else 0.0)
+                           corrected_db or 0.0)
     if step is not None and step.kept:
         result = _quantize(float_model, inputs, feeds,
                            candidate_config(config, PER_TOKEN), None, progress)
