@@ -311,11 +311,15 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
                      ) -> Config:
     """`config` with the range method a given calibration table was made with: its ranges
     are used as they are (no choice to measure), and a tensor calibrated later (by the
-    accuracy budget) gets the same method."""
-    method = CalibMethod(_loaded(table).settings.get("method", CalibMethod.MINMAX.value))
+    accuracy budget) gets the same method; and with bias correction when the measured
+    default kept it there (unless `measure_bias_correction` is off)."""
+    settings = _loaded(table).settings
+    method = CalibMethod(settings.get("method", CalibMethod.MINMAX.value))
     if method is CalibMethod.MEASURED:
         method = CalibMethod.MINMAX
-    return dataclasses.replace(config, method=method)
+    corrected = (settings.get("bias_correction") is True and config.measure_bias_correction
+                 or config.bias_correction)
+    return dataclasses.replace(config, method=method, bias_correction=corrected)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -365,6 +369,8 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
                                                bias_correction=config.bias_correction
                                                or corrected),
                            None, progress, held_out)
+    if corrected and not (step is not None and step.kept):
+        result.table.record(bias_correction=True)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
                                         float_layers=layers, kept_float=kept, per_token=step,
@@ -378,9 +384,11 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
                           progress: bool) -> BiasCorrectionStep | None:
     """The chosen rule's model (`kept` in float) measured again with bias correction on each
     fold of `cut` (passes.method_choice.BiasCorrectionStep): None when not measured (off,
-    already on, an accuracy budget, or no Conv / Gemm with a constant weight)."""
+    already on, or no Conv / Gemm with a constant weight). With an accuracy budget it is
+    measured without it, as the candidates are, and the budget's variants are then built
+    with the correction kept."""
     if (not config.measure_bias_correction or config.bias_correction
-            or wants_fallback(config) or not _correctable(float_model)):
+            or not _correctable(float_model)):
         return None
     rule = dataclasses.replace(_candidate(config, chosen),
                                exclude_nodes=(*config.exclude_nodes, *kept))

@@ -233,3 +233,19 @@ def test_cli_flags_reach_the_config(flags, equalize, correction, measured):
     config = _config(args)
     assert (config.equalize, config.bias_correction) == (equalize, correction)
     assert config.measure_bias_correction is measured
+
+
+def test_the_defaults_table_gives_its_model_when_the_correction_is_kept(tmp_path):
+    """The measured default records a kept correction in its calibration table, so
+    quantizing from that table (nothing measured) gives the same model; with a budget that
+    the model meets, the model is the default's too."""
+    model, x = _biased_rounding_conv(True)
+    per_tensor = Config(weight_granularity=WeightGranularity.PER_TENSOR)
+    result = quantize(model, {"x": x}, per_tensor)
+    assert result.table.settings.get("bias_correction") is True
+    result.table.save(tmp_path / "t.json")
+    again = quantize(model, {"x": x}, per_tensor, calib_table=tmp_path / "t.json")
+    assert again.model.SerializeToString() == result.model.SerializeToString()
+    budget = quantize(model, {"x": x}, dataclasses.replace(per_tensor, accuracy_budget=1.0))
+    assert budget.fallback is not None and budget.fallback.met
+    assert budget.model.SerializeToString() == result.model.SerializeToString()
