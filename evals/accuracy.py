@@ -334,6 +334,8 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         kept = choice.kept_float
         res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
                                       else f" + {kept[0]} and {len(kept) - 1} more float")
+        if choice.bias_correction is not None and choice.bias_correction.kept:
+            res.chosen += " + bias correction"
         if choice.per_token is not None and choice.per_token.kept:
             res.chosen = f"per-token (static: {res.chosen})"
     return result.model

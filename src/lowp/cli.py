@@ -54,7 +54,8 @@ def _config(args: argparse.Namespace) -> Config:
                   num_quantized_bins=args.num_quantized_bins,
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
-                  equalize=args.equalize, bias_correction=args.bias_correction,
+                  equalize=args.equalize, bias_correction=bool(args.bias_correction),
+                  measure_bias_correction=args.bias_correction is None,
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
                   sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types),
                   score_outputs=tuple(getattr(args, "score_outputs", None) or ()))
@@ -359,9 +360,11 @@ def _add_config_options(p: argparse.ArgumentParser,
                    default=Config.equalize,
                    help="cross-layer equalization of Conv -> Relu -> Conv weight ranges")
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
-                   default=Config.bias_correction,
+                   default=None,
                    help="bias correction of the weight quantization's mean output error "
-                        "(one extra float pass over the calibration data)")
+                        "(one extra float pass over the calibration data); without either "
+                        "flag the default method choice measures it on held-out data and "
+                        "keeps it where it raises the output SQNR")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits (a "
                         "node's name wins over an operator type of the same spelling)")

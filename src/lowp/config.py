@@ -135,7 +135,12 @@ class Config:
         calibration data (one extra float pass). Static mode only. Off by default: it lost
         on some measured models with per-tensor and with per-channel weights
         (docs/accuracy.md, "Bias correction and cross-layer equalization").
-    activation_granularity
+    measure_bias_correction
+        Under CalibMethod.MEASURED (without an accuracy budget), the chosen range method's
+        model is measured again with bias correction on the same held-out folds, and the
+        correction is kept when it raises the mean output SQNR (passes.method_choice,
+        BiasCorrectionStep; docs/accuracy.md). False: never applied unless
+        `bias_correction` is set.
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
@@ -182,6 +187,7 @@ class Config:
     smooth_alpha: float | None = None
     equalize: bool = False
     bias_correction: bool = False
+    measure_bias_correction: bool = True
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -204,6 +210,9 @@ class Config:
                                   or not math.isfinite(bound)):
             raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
                                     "dB, or None (off)")
+        if not isinstance(self.measure_bias_correction, bool):
+            raise QuantizationError(f"measure_bias_correction={self.measure_bias_correction!r}"
+                                    ": give True or False")
         for name in ("equalize", "bias_correction"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -22,7 +22,7 @@ from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
 from .ir.graph import Graph, load_model
 from .passes.annotate import Annotation, annotate
-from .passes.bias_correct import input_means, with_zero_biases
+from .passes.bias_correct import CORRECTED_OPS, input_means, with_zero_biases
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.choose import QuantPlan, choose
@@ -34,6 +34,7 @@ from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_f
 from .passes.insert_qdq import insert_qdq
 from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
+    BiasCorrectionStep,
     FloatCandidate,
     Folds,
     MethodCandidate,
@@ -41,6 +42,7 @@ from .passes.method_choice import (
     candidate_names,
     combine_folds,
     measure_float_layers,
+    measure_one,
     pick_float,
     rechosen,
     wants_float_layers,
@@ -309,11 +311,15 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
                      ) -> Config:
     """`config` with the range method a given calibration table was made with: its ranges
     are used as they are (no choice to measure), and a tensor calibrated later (by the
-    accuracy budget) gets the same method."""
-    method = CalibMethod(_loaded(table).settings.get("method", CalibMethod.MINMAX.value))
+    accuracy budget) gets the same method; and with bias correction when the measured
+    default kept it there (unless `measure_bias_correction` is off)."""
+    settings = _loaded(table).settings
+    method = CalibMethod(settings.get("method", CalibMethod.MINMAX.value))
     if method is CalibMethod.MEASURED:
         method = CalibMethod.MINMAX
-    return dataclasses.replace(config, method=method)
+    corrected = (settings.get("bias_correction") is True and config.measure_bias_correction
+                 or config.bias_correction)
+    return dataclasses.replace(config, method=method, bias_correction=corrected)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -347,31 +353,92 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         note = "; ".join(x for x in (note, f"layers in float not measured: {_first_line(e)}")
                          if x)
     kept = pick_float(layers)
-    step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept)
+    correction = _bias_correction_step(float_model, inputs, cut, firsts, config, scored,
+                                       chosen, kept, progress)
+    corrected = correction is not None and correction.kept
+    corrected_db = correction.gain_db if correction is not None and corrected else None
+    step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
+                           corrected_db or 0.0)
     if step is not None and step.kept:
         result = _quantize(float_model, inputs, feeds,
                            candidate_config(config, PER_TOKEN), None, progress)
     else:
         result = _quantize(float_model, inputs, feeds,
                            dataclasses.replace(method_config(config, chosen),
-                                               exclude_nodes=(*config.exclude_nodes, *kept)),
+                                               exclude_nodes=(*config.exclude_nodes, *kept),
+                                               bias_correction=config.bias_correction
+                                               or corrected),
                            None, progress, held_out)
+    if corrected and not (step is not None and step.kept):
+        result.table.record(bias_correction=True)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
-                                        float_layers=layers, kept_float=kept, per_token=step)
+                                        float_layers=layers, kept_float=kept, per_token=step,
+                                        bias_correction=correction)
     return result
+
+
+def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                          firsts: list[QuantizeResult], config: Config,
+                          scored: list[MethodCandidate], chosen: str, kept: list[str],
+                          progress: bool) -> BiasCorrectionStep | None:
+    """The chosen rule's model (`kept` in float) measured again with bias correction on each
+    fold of `cut` (passes.method_choice.BiasCorrectionStep): None when not measured (off,
+    already on, or no Conv / Gemm with a constant weight). With an accuracy budget it is
+    measured without it, as the candidates are, and the budget's variants are then built
+    with the correction kept."""
+    if (not config.measure_bias_correction or config.bias_correction
+            or not _correctable(float_model)):
+        return None
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    without = next(c.folds_db for c in scored if c.method == chosen)
+    try:
+        if kept:
+            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
+                            for fit, held in cut.pairs)
+        with_db = tuple(
+            _fold_db(float_model, inputs, fit, held,
+                     dataclasses.replace(rule, bias_correction=True),
+                     None if kept else _fold_table(first, rule, chosen), progress)
+            for first, (fit, held) in zip(firsts, cut.pairs, strict=True))
+    except LowpError as e:
+        return BiasCorrectionStep(without, error=_first_line(e))
+    return BiasCorrectionStep(without, with_db)
+
+
+def _correctable(model: onnx.ModelProto) -> bool:
+    """Whether the model has a Conv or Gemm with a constant weight (bias correction's)."""
+    constants = {i.name for i in model.graph.initializer}
+    return any(n.op_type in CORRECTED_OPS and len(n.input) > 1 and n.input[1] in constants
+               for n in model.graph.node)
+
+
+def _fold_table(first: QuantizeResult, rule: Config, chosen: str) -> CalibrationTable:
+    """The fold's calibration with the ranges of `rule` (its histograms are FIRST's)."""
+    return first.table if chosen == FIRST_METHOD else rechosen(first.table, rule)
+
+
+def _fold_db(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSource,
+             held: FeedSource, rule: Config, table: CalibrationTable | None,
+             progress: bool) -> float:
+    """The output SQNR on `held` of the model `rule` quantizes on `fit` (from `table`)."""
+    model = _quantize(float_model, inputs, fit, rule, table, progress).model
+    return measure_one(float_model, model, held, fit, inputs, rule)
 
 
 def _per_token_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
                     config: Config, scored: list[MethodCandidate], chosen: str,
-                    layers: list[FloatCandidate], kept: list[str]) -> PerTokenStep | None:
+                    layers: list[FloatCandidate], kept: list[str],
+                    corrected_db: float = 0.0) -> PerTokenStep | None:
     """passes.per_token_step on the folds of `cut`: None when the static model (the chosen
-    method, and the layer left in float) is at or above `config.per_token_below_db` or an
-    accuracy budget decides what leaves int8 (it needs static quantization)."""
+    method, the layer left in float and the bias correction's gain `corrected_db`) is at or
+    above `config.per_token_below_db` or an accuracy budget decides what leaves int8 (it
+    needs static quantization)."""
     chosen_db = next(c.sqnr_db for c in scored if c.method == chosen)
     gain = next((f.gain_db for f in layers if list(f.nodes) == kept), None) if kept else None
     assert chosen_db is not None
-    static = static_db(chosen_db, gain)
+    static = static_db(chosen_db + corrected_db, gain)
     if wants_fallback(config) or not wanted(config, static):
         return None
     why = not_applicable(float_model, config)

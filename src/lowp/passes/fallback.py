@@ -96,6 +96,7 @@ class FallbackResult:
     seconds: float = 0.0
     data: str = "calibration"               # whose samples: "calibration" or "held-out"
     method: str | None = None               # the range method the ranges were chosen with
+    bias_correction: bool = False           # the variants were built with bias correction
 
     @property
     def sixteen_bit_nodes(self) -> list[str]:
@@ -126,6 +127,9 @@ class FallbackResult:
             flags.append("--exclude " + " ".join(cli_word(n) for n in self.float_nodes))
         if self.sixteen_bit_nodes:
             flags.append("--sixteen-bit " + " ".join(cli_word(n) for n in self.sixteen_bit_nodes))
+        if self.bias_correction:
+            # the measured default may have kept it; a fixed --method would not measure it
+            flags.append("--bias-correction")
         return " ".join(flags)
 
     def format(self) -> str:
@@ -262,7 +266,7 @@ def fallback(float_model: onnx.ModelProto, table: CalibrationTable,
         config.metric_tolerance, _count_samples(eval_feeds), "lowp Session", initial, measure,
         met, layers, steps, {n: p.value for n, p in levels.items()}, blockers, unmeasured,
         time.perf_counter() - start, "calibration" if held_out is None else "held-out",
-        config.method.value)
+        config.method.value, config.bias_correction)
     if not met:
         warnings.warn(result.warning(), BudgetNotMetWarning, stacklevel=3)
     return current, result

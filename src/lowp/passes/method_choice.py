@@ -18,7 +18,9 @@ the others only for a layer that gains DOMINANT_GAIN_DB there; the nodes that sh
 weight, `weight_twins`, are one layer) and the one whose float form raises the output SQNR by
 at least DOMINANT_GAIN_DB is left in float (`pick_float`; the model's log-magnitude front end,
 passes.log_front_end, is measured as one more such layer): the model is then that config's
-with `exclude_nodes=(<the layer's nodes>)`. The record
+with `exclude_nodes=(<the layer's nodes>)`. Then that model is measured on the same folds
+with bias correction (passes.bias_correct), which is kept when it raises the mean output
+SQNR (`BiasCorrectionStep`; the pipeline builds and measures it). The record
 (`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
 """
 
@@ -210,6 +212,7 @@ class MethodChoice:
     scored_outputs: list[str] = field(default_factory=list)  # the outputs the SQNR is over
     outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
     per_token: PerTokenStep | None = None   # measured when the static SQNR is low
+    bias_correction: BiasCorrectionStep | None = None   # the chosen rule with and without
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
@@ -218,6 +221,8 @@ class MethodChoice:
         flags = CANDIDATES[self.chosen].flags()
         if self.kept_float:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
+        if self.bias_correction is not None and self.bias_correction.kept:
+            flags += " --bias-correction"
         return flags
 
     def format(self) -> str:
@@ -247,6 +252,8 @@ class MethodChoice:
         if self.float_layers and not self.kept_float:
             lines.append(f"  every layer stays quantized (no float layer gains "
                          f"{DOMINANT_GAIN_DB:g} dB)")
+        if self.bias_correction is not None:
+            lines.append(self.bias_correction.line())
         if self.per_token is not None:
             lines.append(self.per_token.line())
         if self.note:
@@ -256,10 +263,65 @@ class MethodChoice:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return choice_dict(self, FORMAT)
+        d = choice_dict(self, FORMAT)
+        if self.bias_correction is not None:
+            d["bias_correction"].update(gain_db=self.bias_correction.gain_db,
+                                        kept=self.bias_correction.kept)
+        return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
+
+
+@dataclass(frozen=True)
+class BiasCorrectionStep:
+    """The chosen rule's model (with the layer left in float, if any) measured on the same
+    folds without and with bias correction (passes.bias_correct): each fold's output SQNR;
+    `kept` when the mean with it is higher. `error` when the corrected model could not be
+    built or run (then not kept)."""
+
+    without_db: tuple[float, ...]
+    with_db: tuple[float, ...] = ()
+    error: str = ""
+
+    @property
+    def gain_db(self) -> float | None:
+        """The mean gain over the folds (each fold capped at 200 dB), None if not measured.
+
+        Examples
+        --------
+        >>> BiasCorrectionStep((20.0, 22.0), (21.0, 22.5)).gain_db
+        0.75
+        """
+        if not self.with_db:
+            return None
+        def mean(v: tuple[float, ...]) -> float:
+            return sum(min(x, _SQNR_CAP_DB) for x in v) / len(v)
+        return mean(self.with_db) - mean(self.without_db)
+
+    @property
+    def kept(self) -> bool:
+        gain = self.gain_db
+        return gain is not None and gain > 0.0
+
+    def line(self) -> str:
+        """The record's line: the gain per fold and whether it is kept."""
+        if self.gain_db is None:
+            return f"  bias correction: failed: {self.error}"
+        cap = _SQNR_CAP_DB
+        per_fold = " ".join(f"{min(b, cap) - min(a, cap):+.2f}"
+                            for a, b in zip(self.without_db, self.with_db, strict=True))
+        mark = " < kept" if self.kept else ""
+        return f"  bias correction: {self.gain_db:+.2f} dB ({per_fold}){mark}"
+
+
+def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation: FeedSource,
+                fit: FeedSource, inputs: list[InputSpec], config: Config) -> float:
+    """One model's output SQNR as `measure` measures each candidate's (the minimum over the
+    outputs scored, on the first `config.fallback_samples` samples of `evaluation`)."""
+    feeds = evaluation_feeds(evaluation, config.fallback_samples)
+    evaluator = Evaluator(float_model, CalibrationTable(), feeds, fit, inputs, config)
+    return evaluator.measure(Built(model, Annotation(), QuantPlan(), config)).min_sqnr_db
 
 
 def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
