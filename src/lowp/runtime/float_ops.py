@@ -400,7 +400,8 @@ def Round(x: np.ndarray, **_: Any) -> np.ndarray:
     """Half to even, as the spec says; float32 and float64 as ONNX Runtime's kernel (the C
     library's rint), which returns a NaN as it is where numpy's rint quiets a signalling
     one (docs/operators.md (O65))."""
-    y = np.round(x)
+    with np.errstate(invalid="ignore"):     # (numpy's rint on a signalling NaN)
+        y = np.round(x)
     if x.dtype in (np.float32, np.float64):
         return np.where(np.isnan(x), x, y)
     return y
