@@ -87,7 +87,7 @@ inline typename D::V unary_d(int op, typename D::V x) {
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
          op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
-         op == kNeg || op == kAbs || op == kElu;
+         op == kNeg || op == kAbs || op == kElu || op == kGeluKeepNaN || op == kRelu;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -183,6 +183,14 @@ inline typename F::V mlas_gelu_v(typename F::V x) {
   return F::mul(F::mul(F::set1(0.5f), x), F::add(e, F::set1(1.0f)));
 }
 
+// ONNX Runtime 1.32's float32 exact GELU where MLAS takes its AVX-512F kernel
+// (MlasGeluErfKernelAvx512F): mlas_gelu_v's values, a NaN x put back as it is (a signalling
+// one too: the arithmetic would quiet it). |x| > -1 is false only for NaN.
+template <class F>
+inline typename F::V mlas_gelu_keep_nan_v(typename F::V x) {
+  return F::select_gt(F::abs(x), F::set1(-1.0f), mlas_gelu_v<F>(x), x);
+}
+
 // ONNX Runtime's float32 FastGelu (com.microsoft, no bias; lowp.ort_math.gelu_tanh): with
 // c = 0.044715 sqrt(2 / pi) and b = sqrt(2 / pi) in float32, (0.5 x) (tanh(x ((c x) x + b))
 // + 1), each operation rounded to float32 in that order and tanh ONNX Runtime's (mlas_tanh):
@@ -256,6 +264,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return F::abs(x);
     case kElu:
       return eigen_elu_v<F>(x, alpha);
+    case kGeluKeepNaN:
+      return mlas_gelu_keep_nan_v<F>(x);
+    case kRelu:  // 0 > x ? 0 : x (ordered: NaN and -0 stay x)
+      return F::select_gt(zero, x, zero, x);
     default:  // kSigmoid
       return mlas_logistic<F>(x);
   }

@@ -32,7 +32,9 @@ enum FloatUnaryOp : int {
   kNeg = 10,        // -x (the sign bit flipped, NaN's too: np.negative)
   kAbs = 11,        // |x| (the sign bit cleared, NaN's too: np.abs)
   kElu = 12,        // x >= 0 ? x : alpha (exp(x) - 1), Eigen's packet exp (run_float_elu)
-  kUnaryCount = 13,
+  kGeluKeepNaN = 13,  // kGelu, a NaN x returned as it is (MLAS's AVX-512F GELU kernel)
+  kRelu = 14,         // x < 0 ? 0 : x (Eigen's cwiseMax(0): x itself for NaN and -0)
+  kUnaryCount = 15,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.

@@ -1,6 +1,7 @@
 """lowp's engine vs ONNX Runtime on every float32 bit pattern, for one-input float operators.
 
-    python tools/every_float32.py Atan Erf Sigmoid [--chunks 256] [--isa amx] [--opset 17]
+    python tools/every_float32.py Atan Erf Gelu:approximate=tanh [--chunks 256] [--stratified]
+        [--isa amx] [--opset 17]
 
 Each operator is a one-node float model over a vector of 2**24 elements. The 2**32 bit
 patterns are fed in `--chunks` consecutive blocks of 2**24 (256 blocks: every pattern,
@@ -8,6 +9,14 @@ NaNs and infinities included; fewer: the first blocks only) to `lowp.Session` an
 Runtime (one thread each), and the outputs are compared bit for bit, NaN payloads and the
 sign of zero included. Prints per operator the patterns compared, how many differ and up to
 three of them (input, ONNX Runtime's bits, lowp's bits); exits 1 if any differs.
+
+`--stratified` feeds three blocks instead: every pattern with a zero exponent (zeros and
+subnormals, both signs), every one with an all-ones exponent (infinities and every NaN
+payload), and every 256th pattern of the whole range (each sign, exponent and high mantissa
+bits, the low byte varying from one to the next): a fast first look, ~1/85 of the full
+sweep's time. An operator is `Name` or `Name:attribute=value,...` (integer, float or
+string values); the opset is the larger of `--opset` and the first that defines it (Mish
+18, Gelu 20).
 
 The block length is a multiple of 64, so every element is on the kernels' main vector loop:
 the tail and head handling is covered by the unit tests over odd lengths.
@@ -17,9 +26,11 @@ the tail and head handling is covered by the unit tests over odd lengths.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +41,58 @@ from tqdm import tqdm
 BLOCK = 1 << 24
 
 
-def one_node_model(op: str, opset: int) -> onnx.ModelProto:
+def parse_op(spec: str) -> tuple[str, dict[str, int | float | str]]:
+    """`Name:attribute=value,...` as the op type and its attributes."""
+    name, _, rest = spec.partition(":")
+    attributes: dict[str, int | float | str] = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, text = item.partition("=")
+        if not equals:
+            raise ValueError(f"{spec}: attribute {item!r} is not name=value")
+        attributes[key] = attribute_value(text)
+    return name, attributes
+
+
+def attribute_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def first_opset(op: str) -> int:
+    """The first ONNX opset that defines `op` (ai.onnx domain)."""
+    versions = [s.since_version for s in onnx.defs.get_all_schemas_with_history()
+                if s.name == op and s.domain == ""]
+    if not versions:
+        raise ValueError(f"{op} is not an ONNX operator")
+    return min(versions)
+
+
+def exponent_block(exponent: int) -> np.ndarray:
+    """Every pattern with this exponent field, both signs (BLOCK bits)."""
+    mantissas = np.arange(1 << 23, dtype=np.uint32) | np.uint32(exponent << 23)
+    return np.concatenate([mantissas, mantissas | np.uint32(1 << 31)])
+
+
+def every_256th_block() -> np.ndarray:
+    """Every 256th pattern of the whole range, the low byte varying (BLOCK bits)."""
+    k = np.arange(BLOCK, dtype=np.uint32)
+    low = (k * np.uint32(167) + (k >> np.uint32(8))) & np.uint32(0xFF)
+    return (k << np.uint32(8)) | low
+
+
+def consecutive_block(c: int) -> np.ndarray:
+    return np.arange(c * BLOCK, (c + 1) * BLOCK, dtype=np.uint64).astype(np.uint32)
+
+
+def one_node_model(op: str, opset: int,
+                   attributes: dict[str, int | float | str] | None = None) -> onnx.ModelProto:
     vec = [BLOCK]
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"])], op.lower(),
+        [helper.make_node(op, ["x"], ["y"], **(attributes or {}))], op.lower(),
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, vec)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, vec)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -41,22 +100,23 @@ def one_node_model(op: str, opset: int) -> onnx.ModelProto:
     return model
 
 
-def sweep(op: str, chunks: int, opset: int, folder: Path) -> int:
-    """Differing patterns of `op` over the first `chunks` blocks."""
+def sweep(spec: str, blocks: list[Callable[[], np.ndarray]], opset: int, folder: Path) -> int:
+    """Differing patterns of operator `spec` (parse_op) over `blocks`."""
     import onnxruntime as ort
 
     import lowp
 
+    op, attributes = parse_op(spec)
     path = folder / f"{op}.onnx"
-    onnx.save(one_node_model(op, opset), path)
+    onnx.save(one_node_model(op, max(opset, first_opset(op)), attributes), path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     reference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     session = lowp.Session(str(path), threads=1)
     differing = 0
     shown: list[str] = []
-    for c in tqdm(range(chunks), desc=op, unit="block", leave=False):
-        bits = np.arange(c * BLOCK, (c + 1) * BLOCK, dtype=np.uint64).astype(np.uint32)
+    for block in tqdm(blocks, desc=spec, unit="block", leave=False):
+        bits = block()
         x = bits.view(np.float32)
         want = reference.run(None, {"x": x})[0].view(np.uint32)
         got = session.run({"x": x})["y"].view(np.uint32)
@@ -65,10 +125,17 @@ def sweep(op: str, chunks: int, opset: int, folder: Path) -> int:
         for i in apart[:max(0, 3 - len(shown))]:
             shown.append(f"x=0x{bits[i]:08x} ({x[i]!r}): ONNX Runtime 0x{want[i]:08x}, "
                          f"lowp 0x{got[i]:08x}")
-    print(f"{op}: {chunks * BLOCK:,} patterns, {differing:,} differ")
+    print(f"{spec}: {len(blocks) * BLOCK:,} patterns, {differing:,} differ")
     for line in shown:
         print(f"  {line}")
     return differing
+
+
+def block_makers(chunks: int, stratified: bool) -> list[Callable[[], np.ndarray]]:
+    if stratified:
+        return [functools.partial(exponent_block, 0), functools.partial(exponent_block, 0xFF),
+                every_256th_block]
+    return [functools.partial(consecutive_block, c) for c in range(chunks)]
 
 
 def main() -> int:
@@ -76,15 +143,19 @@ def main() -> int:
     parser.add_argument("ops", nargs="+", help="ONNX operator names (one float input)")
     parser.add_argument("--chunks", type=int, default=256,
                         help=f"blocks of {BLOCK:,} patterns (256 = all)")
-    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--stratified", action="store_true",
+                        help="zero and all-ones exponents, every 256th pattern (3 blocks)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help="at least this opset (each op: at least its first)")
     parser.add_argument("--isa", help="force lowp's instruction-set path (LOWP_ISA)")
     args = parser.parse_args()
     if not 1 <= args.chunks <= 256:
         parser.error("--chunks must be 1..256")
     if args.isa:
         os.environ["LOWP_ISA"] = args.isa
+    blocks = block_makers(args.chunks, args.stratified)
     with tempfile.TemporaryDirectory() as folder:
-        total = sum(sweep(op, args.chunks, args.opset, Path(folder)) for op in args.ops)
+        total = sum(sweep(op, blocks, args.opset, Path(folder)) for op in args.ops)
     return 1 if total else 0
 
 

@@ -341,6 +341,14 @@ def gelu(x: np.ndarray) -> np.ndarray:
         np.float32)
 
 
+def gelu_keep_nan(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime 1.32's float32 exact GELU where MLAS takes its AVX-512F kernel
+    (MlasGeluErfKernelAvx512F, mlas_has_avx512f): gelu's values, a NaN x put back as it is
+    (gelu's arithmetic quiets a signalling NaN: 0x7f800001 -> 0x7fc00001)."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.isnan(x), x, gelu(x))
+
+
 # --- LayerNormalization: ONNX Runtime 1.32's float32 kernel (MLAS's AVX2 row kernel) ------
 #
 # Rows of n >= 8 values: mean = float32(the float64 mean); d = x - mean; q = d·d summed in 8

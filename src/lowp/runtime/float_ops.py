@@ -58,7 +58,16 @@ def _f(x: np.ndarray) -> np.ndarray:
 
 @register
 def Relu(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.maximum(x, np.zeros((), x.dtype))
+    """float32 and float64 as ONNX Runtime's Relu (Eigen's cwiseMax(0)): x < 0 ? 0 : x, so
+    NaN and -0 stay as they are (np.maximum gives +0 for -0); docs/operators.md (O63)."""
+    zero = np.zeros((), x.dtype)
+    if x.dtype == np.float32:
+        native = native_float.unary("Relu", x)
+        if native is not None:
+            return native
+    if x.dtype in (np.float32, np.float64):
+        return np.where(x < zero, zero, x)
+    return np.maximum(x, zero)
 
 
 @register
@@ -241,8 +250,9 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
     """ONNX Gelu and ONNX Runtime's com.microsoft Gelu; float32 exact GELU as ONNX Runtime
     computes it (lowp.ort_math.gelu)."""
     if approximate == "none" and x.dtype == np.float32:
-        native = native_float.unary("Gelu", x)
-        return native if native is not None else ort_math.gelu(x)
+        kernel = _exact_gelu_kernel()
+        native = native_float.unary(kernel, x)
+        return native if native is not None else _EXACT_GELU[kernel](x)
     if approximate == "tanh" and x.dtype == np.float32:
         native = native_float.gelu_tanh(x)
         return native if native is not None else ort_math.gelu_tanh(x, _tanh32)
@@ -254,6 +264,16 @@ def Gelu(x: np.ndarray, *, approximate: str = "none", **_: Any) -> np.ndarray:
     else:
         raise unsupported("Gelu", f"approximate={approximate!r}")
     return _as(y, x)
+
+
+# ONNX Runtime's float32 exact GELU by the MLAS kernel it takes on this CPU (native_float
+# unary kernel -> its numpy form): on AVX-512F a NaN input comes back as it is, a signalling
+# one too (docs/operators.md (O64))
+_EXACT_GELU = {"Gelu": ort_math.gelu, "GeluKeepNaN": ort_math.gelu_keep_nan}
+
+
+def _exact_gelu_kernel() -> str:
+    return "GeluKeepNaN" if ort_math.mlas_has_avx512f() else "Gelu"
 
 
 def _tanh32(x: np.ndarray) -> np.ndarray:
@@ -377,7 +397,14 @@ def Ceil(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Round(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.round(x)  # half to even, as the spec says
+    """Half to even, as the spec says; float32 and float64 as ONNX Runtime's kernel (the C
+    library's rint), which returns a NaN as it is where numpy's rint quiets a signalling
+    one (docs/operators.md (O65))."""
+    with np.errstate(invalid="ignore"):     # (numpy's rint on a signalling NaN)
+        y = np.round(x)
+    if x.dtype in (np.float32, np.float64):
+        return np.where(np.isnan(x), x, y)
+    return y
 
 
 @register

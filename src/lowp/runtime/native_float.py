@@ -32,7 +32,8 @@ _outputs = threading.local()    # .alloc: where results go instead of new arrays
 
 # operator -> the kernel's FloatUnaryOp code (native/float_kernels.h)
 UNARY_CODES = {"Erf": 0, "Gelu": 1, "GeluTanh": 2, "Sigmoid": 3, "Tanh": 4, "HardSigmoid": 5,
-               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9, "Neg": 10, "Abs": 11}
+               "HardSwish": 6, "LeakyRelu": 7, "FastGelu": 8, "Exp": 9, "Neg": 10, "Abs": 11,
+               "GeluKeepNaN": 13, "Relu": 14}
 
 # C library function -> the kernel's LibmFunction code (native/float_libm.h)
 LIBM_CODES = {"logf": 0, "log1pf": 1, "sinf": 2, "cosf": 3, "tanf": 4, "asinf": 5, "acosf": 6,

@@ -131,7 +131,7 @@ def append(program: Any, calls: list[Call]) -> None:
 # native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only)
 BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6}
 # native_float.UNARY_CODES, exact ones
-UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6, "Neg": 10, "Abs": 11}
+UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6, "Neg": 10, "Abs": 11, "Relu": 14}
 Made = tuple[Call, np.ndarray] | None
 
 
@@ -247,12 +247,6 @@ def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
     return [1] * pad + dims, [[0] * pad + s for s in out]
 
 
-def _relu(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
-    (x,) = inputs
-    return (extension().float_clamp, (x.reshape(-1), y.reshape(-1), 0.0, 0.0, True, False,
-                                       threads)), y
-
-
 def _sqrt(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
     (x,) = inputs
     return (extension().float_sqrt, (x.reshape(-1), y.reshape(-1), threads)), y
@@ -279,7 +273,6 @@ def _reciprocal(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
 # lowp.runtime.float_ops bit for bit: tests/native/test_float_elementwise.py)
 FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
-    "Relu": FloatKernel(1, _relu),
     "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
     "Reciprocal": FloatKernel(1, _reciprocal),     # likewise
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
@@ -289,13 +282,13 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
 
 
 # native/float_elementwise.h FusedOp: how each operator of a fused chain is computed (the
-# same arithmetic as its FLOAT_KERNELS entry: float_binary, float_unary, float_clamp's Relu,
+# same arithmetic as its FLOAT_KERNELS entry: float_binary, float_unary (Relu's kRelu too),
 # float_sqrt); Pow is by an exponent of 2 (x * x, as replay's Pow), a Mul of x with itself
 # float_ops.Erf on float32 is float_unary's Erf (MLAS's form) whatever its attributes, so a
 # chain takes it too (its own step records the call as it runs: replay.NATIVE_FLOAT)
 FUSED_CODES = {**{op: code for op, code in BINARY_CODES.items() if op != "PRelu"},
                **{op: 16 + code for op, code in UNARY_CODES.items()},
-               "Erf": 16 + 0, "Relu": 32, "Sqrt": 33}
+               "Erf": 16 + 0, "Sqrt": 33}
 
 
 def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, threads: int
