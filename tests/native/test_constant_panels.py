@@ -36,7 +36,8 @@ def _operands(m: int, k: int, n: int, ta: bool, tb: bool, seed: int
 def test_products_of_a_constant_b_equal_the_mlas_order(path, m, k, n, ta, tb, packed, alpha,
                                                        seed, threads):
     a, b = _operands(m, k, n, ta, tb, seed)
-    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_a=ta, trans_b=tb, packed=packed)
+    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_a=ta, trans_b=tb, packed=packed,
+                           threads=threads)      # MLAS's cut between threads included
     with native_backend.use_path(path), native_float.threads(threads):
         for _ in range(3):   # packed on the first call, the same panels after
             got = native_float.gemm(a, b, None, alpha=alpha, trans_a=ta, trans_b=tb,
