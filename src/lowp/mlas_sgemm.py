@@ -219,15 +219,16 @@ def folds_batch_into_m(a_shape: tuple[int, ...], b_shape: tuple[int, ...], trans
 def batched(a: np.ndarray, b: np.ndarray, product: Product,
             alloc: Callable[[tuple[int, ...]], np.ndarray], *, trans_a: bool = False,
             trans_b: bool = False, b_packed: bool = False, trans_batch: bool = False,
-            ldb_factor: int = 1) -> np.ndarray:
+            ldb_factor: int = 1, alpha: float = 1.0) -> np.ndarray:
     """ONNX Runtime's MatMul / FusedMatMul batching (its MatMulComputeHelper) over numpy
     broadcasting of the batch axes: a 1-D operand is a row (A) or a column (B) and keeps no
     transpose; `folds_batch_into_m` makes one product of A's rows; a 1-D B against a matrix
     is one 1 x K product per row of A (ONNX Runtime pads B to [K, 1] and A to [..., M, 1,
     K]); otherwise one product per batch entry, B prepacked only when it is 2-D.
     `trans_batch`: FusedMatMul moved a batch axis (no flattening); `ldb_factor`: B's
-    leading dimension is its row length times this (transBatchB reads B in place).
-    `alloc(shape)` gives the float32 output."""
+    leading dimension is its row length times this (transBatchB reads B in place);
+    `alpha` (the products') picks the kernel of a 1-D B's rows. `alloc(shape)` gives the
+    float32 output."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     ta, tb = trans_a and a.ndim > 1, trans_b and b.ndim > 1
@@ -238,8 +239,13 @@ def batched(a: np.ndarray, b: np.ndarray, product: Product,
         rows = am.reshape(-1, am.shape[-1])
         y = alloc(am.shape[:-1] + (1,))
         out = y.reshape(-1, 1)
-        for r in range(rows.shape[0]):
-            product(rows[r:r + 1], b2, out[r:r + 1], False, False, False, rows.shape[0], 1)
+        if alpha == 1.0:
+            # each row's M = 1 kernel, as one M = 1 call of B's row by the rows as columns
+            # (the same products, summed in the same groups of k, columns independent)
+            product(b2.T, rows.T, out.T, False, False, False, 1, rows.shape[0])
+        else:
+            # each row's general kernel (K block of one column), rows independent
+            product(rows, b2, out, False, False, False, 1, 1)
     elif b2.ndim == 2 and not ta or folds_batch_into_m(a.shape, b.shape, ta, trans_batch):
         b_mat = bm.reshape(bm.shape[-2:])
         y = alloc(am.shape[:-1] + (bm.shape[-1],))
@@ -274,4 +280,5 @@ def matmul(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = Fal
 
     return batched(np.asarray(a, _F), np.asarray(b, _F), product,
                    lambda shape: np.empty(shape, _F), trans_a=trans_a, trans_b=trans_b,
-                   b_packed=b_packed, trans_batch=trans_batch, ldb_factor=ldb_factor)
+                   b_packed=b_packed, trans_batch=trans_batch, ldb_factor=ldb_factor,
+                   alpha=alpha)

@@ -784,7 +784,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
                               b_packed=b_packed, trans_batch=trans_batch,
-                              ldb_factor=ldb_factor)
+                              ldb_factor=ldb_factor, alpha=alpha)
 
 
 def _widened(cols: slice, m1: bool) -> slice:
