@@ -775,10 +775,10 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
         m, k, n = pa.shape[0], pa.shape[1], pb.shape[1]
         whole = [(slice(0, m), slice(0, n))]
         parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
-        held = _constant_panels(ext, b, m, pb, ta, tb, packed, alpha) \
-            if b.ndim == 2 and parts == whole else None
         for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
             cols = _widened(cols, m == 1 and not ta and alpha == 1.0)
+            held = _constant_panels(ext, b, len(range(m)[rows]), pb, ta, tb, packed, alpha,
+                                    cols) if b.ndim == 2 else None
             call(ext.float_sgemm_mlas, pa[rows], pb[:, cols], out[rows, cols], float(alpha),
                  ta, tb, packed, _threads, None, *(held or (None, 0, 0)))
 
@@ -817,11 +817,11 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     y = _empty(shape)
     whole = [(slice(0, shape[0]), slice(0, shape[1]))]
     parts = whole if b_packed else mlas_sgemm.thread_parts(*shape, am.shape[1], _threads)
-    held = _constant_panels(ext, b, shape[0], bm, trans_a, trans_b, b_packed, alpha) \
-        if parts == whole else None
     m1 = shape[0] == 1 and not trans_a and alpha == 1.0
     for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
         cols = _widened(cols, m1)
+        held = _constant_panels(ext, b, len(range(shape[0])[rows]), bm, trans_a, trans_b,
+                                b_packed, alpha, cols)
         call(ext.float_sgemm_mlas, am[rows], bm[:, cols], y[rows, cols], float(alpha),
              trans_a, trans_b, b_packed, _threads, None if init is None else init[rows, cols],
              *(held or (None, 0, 0)))
@@ -829,11 +829,13 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
-                 path: str) -> np.ndarray:
-    """The panels of 2-D `b` (logical B: its transpose with `trans_b`) that the SGEMM packs
-    at K block `stride_k` and kernel width `width` (the kernels of `path`)."""
+                 path: str, cols: tuple[int, int]) -> np.ndarray:
+    """The panels of 2-D `b`'s columns [cols) (logical B: its transpose with `trans_b`)
+    that the SGEMM packs at K block `stride_k` and kernel width `width` (the kernels of
+    `path`)."""
     panels = np.empty(floats, np.float32)
-    _extension().float_sgemm_pack(b.T if trans_b else b, panels, stride_k, width)
+    logical = b.T if trans_b else b
+    _extension().float_sgemm_pack(logical[:, cols[0]:cols[1]], panels, stride_k, width)
     return panels
 
 
@@ -841,21 +843,23 @@ _PANELS = PackCache(_pack_panels)
 
 
 def _constant_panels(ext: Any, b: np.ndarray, m: int, bm: np.ndarray, trans_a: bool,
-                     trans_b: bool, packed: bool, alpha: float
+                     trans_b: bool, packed: bool, alpha: float, cols: slice = slice(None)
                      ) -> tuple[np.ndarray, int, int] | None:
     """B's panels packed once, as ONNX Runtime packs a constant B when the session is
-    made, for a product of `m` rows by `bm` (2-D `b`, or its transpose), when `b` is a
+    made, for a product of `m` rows by `bm`'s columns `cols` (a thread's part; `bm` is 2-D
+    `b`, or its transpose), when `b` is a
     model's constant (frozen: read-only all the way down, so no call checks its values) and
     the product packs B; with the K block and width they were packed for. None otherwise
     (the product then packs B itself, or keeps a prepacked B's panels by their values)."""
     if not (prepacked.frozen(b) and _has(ext, "float_sgemm_pack")):
         return None
-    stride_k, width, floats = ext.float_sgemm_panels(m, bm, trans_a, trans_b, packed,
-                                                     float(alpha))
+    lo, hi, _ = cols.indices(bm.shape[1])
+    stride_k, width, floats = ext.float_sgemm_panels(m, bm[:, lo:hi], trans_a, trans_b,
+                                                     packed, float(alpha))
     if floats == 0:
         return None
     panels = _PANELS(b, bool(trans_b), int(stride_k), int(width), int(floats),
-                     str(ext.float_kernels()))
+                     str(ext.float_kernels()), (lo, hi))
     return panels, int(stride_k), int(width)
 
 
