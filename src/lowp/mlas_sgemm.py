@@ -116,10 +116,13 @@ def _m1_transposed(x: np.ndarray, rows: np.ndarray, c0: np.ndarray | None = None
 
 
 def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_b: bool,
-               packed: bool, c: np.ndarray | None = None) -> np.ndarray:
+               packed: bool, c: np.ndarray | None = None, column_kernel: bool = True
+               ) -> np.ndarray:
     """MlasSgemmOperation / MlasSgemmPackedOperation on one part: a is [m, k] (already
     untransposed), b is [k, n]; the flags pick the path as MLAS does; `c` [m, n] is
-    accumulated into (beta = 1), else the product is written (beta = 0)."""
+    accumulated into (beta = 1), else the product is written (beta = 0).
+    `column_kernel`: B's and C's leading dimensions are 1 (MLAS's N = 1 kernel reads B and C
+    as contiguous columns only: a part of a wider product, or a batch-moved B, is not)."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if k == 0:
@@ -131,7 +134,7 @@ def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_
             c0 = None if c is None else c[..., 0, :]
             return _m1_transposed(a[..., 0, :], np.swapaxes(b, -1, -2), c0)[..., None, :]
         return _m1(a, b, c)
-    if n == 1 and alpha == 1.0 and (not trans_b or k == 1):
+    if n == 1 and alpha == 1.0 and column_kernel:
         if not trans_a:
             c0 = None if c is None else c[..., :, 0]
             return _m1_transposed(b[..., :, 0], a, c0)[..., :, None]
@@ -148,21 +151,16 @@ def _partition(index: int, count: int, total: int) -> tuple[int, int]:
     return index * per + extra, per
 
 
-def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
-         trans_b: bool = False, packed: bool = False, threads: int = 1,
-         batch: int = 1, c: np.ndarray | None = None) -> np.ndarray:
-    """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
-    trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
-    (beta = 1: ONNX Runtime's recurrent step) when given."""
-    a = np.asarray(a, _F)
-    b = np.asarray(b, _F)
-    am = np.swapaxes(a, -1, -2) if trans_a else a
-    bm = np.swapaxes(b, -1, -2) if trans_b else b
-    m, k = am.shape
-    n = bm.shape[1]
+def thread_parts(m: int, n: int, k: int, threads: int, batch: int = 1
+                 ) -> list[tuple[slice, slice]]:
+    """MlasGemmBatch's cut of one (m x k) by (k x n) product of a batch of `batch` between
+    `threads` intra-op threads: (rows, columns) of each part. The target thread count
+    grows by one per 64 Ki multiply-adds of the product, is shared by the batch's
+    products, and cuts N in blocks of 16 columns when N > M, else M, each by
+    MlasPartitionWork (the first parts one block longer)."""
     target = min(int(m * n * k / _THREAD_COMPLEXITY) + 1, max(1, threads))
-    per_gemm = -(-target // batch)
-    out = np.empty((m, n), _F)
+    per_gemm = -(-target // max(1, batch))
+    cuts: list[tuple[slice, slice]] = []
     if n > m:
         blocks = -(-n // _THREAD_ALIGN_N)
         parts = min(per_gemm, blocks)
@@ -170,40 +168,89 @@ def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False
             start, count = _partition(t, parts, blocks)
             lo, hi = start * _THREAD_ALIGN_N, min(n, (start + count) * _THREAD_ALIGN_N)
             if lo < hi:
-                out[:, lo:hi] = _operation(am, bm[:, lo:hi], alpha, trans_a, trans_b, packed,
-                                           None if c is None else c[:, lo:hi])
+                cuts.append((slice(0, m), slice(lo, hi)))
     else:
         parts = min(per_gemm, m)
         for t in range(parts):
             start, count = _partition(t, parts, m)
             if count:
-                out[start:start + count] = _operation(
-                    am[start:start + count], bm, alpha, trans_a, trans_b, packed,
-                    None if c is None else c[start:start + count])
+                cuts.append((slice(start, start + count), slice(0, n)))
+    return cuts
+
+
+def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
+         trans_b: bool = False, packed: bool = False, threads: int = 1,
+         batch: int = 1, c: np.ndarray | None = None, ldb: int | None = None) -> np.ndarray:
+    """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
+    trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
+    (beta = 1: ONNX Runtime's recurrent step) when given. `ldb`: B's leading dimension as
+    MLAS is handed it (n, or k with trans_b, unless B is read in place inside a larger
+    array: FusedMatMul's transBatchB)."""
+    a = np.asarray(a, _F)
+    b = np.asarray(b, _F)
+    am = np.swapaxes(a, -1, -2) if trans_a else a
+    bm = np.swapaxes(b, -1, -2) if trans_b else b
+    m, k = am.shape
+    n = bm.shape[1]
+    lead_b = (k if trans_b else n) if ldb is None else ldb
+    column_kernel = n == 1 and lead_b == 1        # B and C single contiguous columns
+    out = np.empty((m, n), _F)
+    for rows, cols in thread_parts(m, n, k, threads, batch):
+        out[rows, cols] = _operation(am[rows], bm[:, cols], alpha, trans_a, trans_b, packed,
+                                     None if c is None else c[rows, cols], column_kernel)
     return out
 
 
 # one 2-D product of logical operands am (m x k) and bm (k x n) into out (m x n), with
-# MLAS's flags (trans_a, trans_b, packed) and the batch count (MLAS splits threads by it)
-Product = Callable[[np.ndarray, np.ndarray, np.ndarray, bool, bool, bool, int], None]
+# MLAS's flags (trans_a, trans_b, packed), the batch count (MLAS splits threads by it) and
+# B's leading dimension as MLAS is handed it (its N = 1 kernel needs 1)
+Product = Callable[[np.ndarray, np.ndarray, np.ndarray, bool, bool, bool, int, int], None]
+
+
+def folds_batch_into_m(a_shape: tuple[int, ...], b_shape: tuple[int, ...], trans_a: bool,
+                       trans_batch: bool) -> bool:
+    """MatMulComputeHelper's flattening: A's batch axes become rows of one product when A
+    is not transposed, no batch axis is moved, both have rank >= 2, A's rank is at least B's
+    and B's batch axes are all 1 (B 2-D, or [1, ..., 1, K, N])."""
+    return (not trans_a and not trans_batch and len(a_shape) >= 2 and
+            2 <= len(b_shape) <= len(a_shape) and int(np.prod(b_shape[:-2])) == 1)
 
 
 def batched(a: np.ndarray, b: np.ndarray, product: Product,
             alloc: Callable[[tuple[int, ...]], np.ndarray], *, trans_a: bool = False,
-            trans_b: bool = False, b_packed: bool = False) -> np.ndarray:
+            trans_b: bool = False, b_packed: bool = False, trans_batch: bool = False,
+            ldb_factor: int = 1, alpha: float = 1.0) -> np.ndarray:
     """ONNX Runtime's MatMul / FusedMatMul batching (its MatMulComputeHelper) over numpy
     broadcasting of the batch axes: a 1-D operand is a row (A) or a column (B) and keeps no
-    transpose; a 2-D B folds A's batch axes into M (one product); otherwise one product per
-    batch entry, B prepacked only when it is 2-D. `alloc(shape)` gives the float32 output."""
+    transpose; `folds_batch_into_m` makes one product of A's rows; a 1-D B against a matrix
+    is one 1 x K product per row of A (ONNX Runtime pads B to [K, 1] and A to [..., M, 1,
+    K]); otherwise one product per batch entry, B prepacked only when it is 2-D.
+    `trans_batch`: FusedMatMul moved a batch axis (no flattening); `ldb_factor`: B's
+    leading dimension is its row length times this (transBatchB reads B in place);
+    `alpha` (the products') picks the kernel of a 1-D B's rows. `alloc(shape)` gives the
+    float32 output."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     ta, tb = trans_a and a.ndim > 1, trans_b and b.ndim > 1
     am = np.swapaxes(a2, -1, -2) if ta else a2
     bm = np.swapaxes(b2, -1, -2) if tb else b2
-    if b2.ndim == 2 and not ta:
+    ldb = (bm.shape[-2] if tb else bm.shape[-1]) * ldb_factor
+    if b.ndim == 1 and a.ndim >= 2 and not ta:
+        rows = am.reshape(-1, am.shape[-1])
+        y = alloc(am.shape[:-1] + (1,))
+        out = y.reshape(-1, 1)
+        if alpha == 1.0:
+            # each row's M = 1 kernel, as one M = 1 call of B's row by the rows as columns
+            # (the same products, summed in the same groups of k, columns independent)
+            product(b2.T, rows.T, out.T, False, False, False, 1, rows.shape[0])
+        else:
+            # each row's general kernel (K block of one column), rows independent
+            product(rows, b2, out, False, False, False, 1, 1)
+    elif b2.ndim == 2 and not ta or folds_batch_into_m(a.shape, b.shape, ta, trans_batch):
+        b_mat = bm.reshape(bm.shape[-2:])
         y = alloc(am.shape[:-1] + (bm.shape[-1],))
-        product(am.reshape(-1, am.shape[-1]), bm, y.reshape(-1, bm.shape[-1]), False, tb,
-                b_packed, 1)
+        product(am.reshape(-1, am.shape[-1]), b_mat, y.reshape(-1, bm.shape[-1]), False, tb,
+                b_packed and b2.ndim == 2, 1, ldb)
     else:
         lead = np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
         y = alloc(lead + (am.shape[-2], bm.shape[-1]))
@@ -211,7 +258,7 @@ def batched(a: np.ndarray, b: np.ndarray, product: Product,
         bb = np.broadcast_to(bm, lead + bm.shape[-2:])
         count = int(np.prod(lead))
         for idx in np.ndindex(*lead):
-            product(aa[idx], bb[idx], y[idx], ta, tb, b_packed and b2.ndim == 2, count)
+            product(aa[idx], bb[idx], y[idx], ta, tb, b_packed and b2.ndim == 2, count, ldb)
     if a.ndim == 1:
         y = y[..., 0, :]
     if b.ndim == 1:
@@ -220,15 +267,18 @@ def batched(a: np.ndarray, b: np.ndarray, product: Product,
 
 
 def matmul(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
-           trans_b: bool = False, b_packed: bool = False, threads: int = 1) -> np.ndarray:
+           trans_b: bool = False, b_packed: bool = False, threads: int = 1,
+           trans_batch: bool = False, ldb_factor: int = 1) -> np.ndarray:
     """ONNX Runtime's MatMul / FusedMatMul on float32 (`batched`); `b_packed` is true when B
-    is a constant ONNX Runtime prepacks (2-D initializer)."""
+    is a constant ONNX Runtime prepacks (2-D initializer); `threads`: ONNX Runtime's
+    intra-op threads, between which MLAS cuts each product (`thread_parts`)."""
 
     def product(am: np.ndarray, bm: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
-                packed: bool, count: int) -> None:
+                packed: bool, count: int, ldb: int) -> None:
         out[...] = gemm(am.T if ta else am, bm.T if tb else bm, alpha, ta, tb, packed,
-                        threads, count)
+                        threads, count, ldb=ldb)
 
     return batched(np.asarray(a, _F), np.asarray(b, _F), product,
                    lambda shape: np.empty(shape, _F), trans_a=trans_a, trans_b=trans_b,
-                   b_packed=b_packed)
+                   b_packed=b_packed, trans_batch=trans_batch, ldb_factor=ldb_factor,
+                   alpha=alpha)

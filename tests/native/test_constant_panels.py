@@ -36,7 +36,8 @@ def _operands(m: int, k: int, n: int, ta: bool, tb: bool, seed: int
 def test_products_of_a_constant_b_equal_the_mlas_order(path, m, k, n, ta, tb, packed, alpha,
                                                        seed, threads):
     a, b = _operands(m, k, n, ta, tb, seed)
-    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_a=ta, trans_b=tb, packed=packed)
+    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_a=ta, trans_b=tb, packed=packed,
+                           threads=threads)      # MLAS's cut between threads included
     with native_backend.use_path(path), native_float.threads(threads):
         for _ in range(3):   # packed on the first call, the same panels after
             got = native_float.gemm(a, b, None, alpha=alpha, trans_a=ta, trans_b=tb,
@@ -48,23 +49,28 @@ def test_products_of_a_constant_b_equal_the_mlas_order(path, m, k, n, ta, tb, pa
             np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-def test_panels_are_made_once_per_constant_and_path():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_panels_are_made_once_per_constant_path_and_part(threads):
+    # at 2 threads MLAS cuts this product's N in two (lowp.mlas_sgemm.thread_parts): each
+    # part's panels are made once
     a, b = _operands(8, 300, 1200, False, False, 1)
-    want = mlas_sgemm.gemm(a, b, packed=False)
+    want = mlas_sgemm.gemm(a, b, packed=False, threads=threads)
+    parts = len(mlas_sgemm.thread_parts(8, 1200, 300, threads))
     before = len(native_float._PANELS)
-    for path in PATHS:
-        with native_backend.use_path(path):
-            for _ in range(2):
-                got = native_float.matmul(a, b)
-                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    kernels = set()
-    for path in PATHS:
-        with native_backend.use_path(path):
-            kernels.add(native_float.kernels())
-    assert len(native_float._PANELS) - before == len(kernels)
-    # a writeable B is not a constant: no panels kept for it
-    native_float.matmul(a, np.array(b))
-    assert len(native_float._PANELS) - before == len(kernels)
+    with native_float.threads(threads):
+        for path in PATHS:
+            with native_backend.use_path(path):
+                for _ in range(2):
+                    got = native_float.matmul(a, b)
+                    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        kernels = set()
+        for path in PATHS:
+            with native_backend.use_path(path):
+                kernels.add(native_float.kernels())
+        assert len(native_float._PANELS) - before == len(kernels) * parts
+        # a writeable B is not a constant: no panels kept for it
+        native_float.matmul(a, np.array(b))
+    assert len(native_float._PANELS) - before == len(kernels) * parts
 
 
 def test_panels_of_another_block_or_size_are_not_used():

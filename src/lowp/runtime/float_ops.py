@@ -549,7 +549,8 @@ def MatMul(a: np.ndarray, b: np.ndarray, *, b_packed: bool = False, **_: Any) ->
     initializer, which ONNX Runtime prepacks), other types by numpy."""
     if a.dtype == np.float32 and b.dtype == np.float32 and a.ndim and b.ndim:
         y = native_float.matmul(a, b, b_packed=b_packed)
-        return y if y is not None else mlas_sgemm.matmul(a, b, b_packed=b_packed)
+        return y if y is not None else mlas_sgemm.matmul(
+            a, b, b_packed=b_packed, threads=native_float.get_threads())
     return _as(np.matmul(a, b), a)
 
 
@@ -563,6 +564,7 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
     one rank >= 3; MLAS reads the moved operand in place through its leading dimension, so
     the products, and their order, are those of the moved copy); float32 in MLAS's order
     (lowp.mlas_sgemm)."""
+    ldb_factor = 1
     if transBatchA or transBatchB:
         if a.ndim != b.ndim or a.ndim < 3:
             raise NodeError(f"FusedMatMul: transBatchA / transBatchB need two inputs of one "
@@ -571,24 +573,16 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
             a = np.ascontiguousarray(np.moveaxis(a, 0, -2))
         if transBatchB:
             b = np.ascontiguousarray(np.moveaxis(b, 0, -2))
-            # B's leading dimension is N (K with transB) times its batch size: MLAS's N = 1
-            # kernel needs it to be 1, else one column goes through the general kernel
-            # (the M = 1 kernel, tried first, does not look at it), whose columns are
-            # independent: lowp computes it as the first of two
-            n_axis = -2 if transB else -1
-            m1 = a.shape[-2] == 1 and not transA and alpha == 1.0
-            ldb = b.shape[-1] * int(np.prod(b.shape[:-2]))
-            if b.shape[n_axis] == 1 and not m1 and ldb != 1:
-                pad = [(0, 0)] * b.ndim
-                pad[n_axis] = (0, 1)
-                wide = FusedMatMul(a, np.pad(b, pad), alpha=alpha, transA=transA,
-                                   transB=transB, b_packed=b_packed)
-                return np.ascontiguousarray(wide[..., :1])
+            # MLAS reads B in place: its leading dimension is a row's length times the
+            # batch size (its N = 1 kernel needs 1)
+            ldb_factor = int(np.prod(b.shape[:-2]))
     if a.dtype == np.float32 and b.dtype == np.float32 and a.ndim and b.ndim:
         kw = dict(alpha=float(alpha), trans_a=bool(transA), trans_b=bool(transB),
-                  b_packed=b_packed)
+                  b_packed=b_packed, trans_batch=bool(transBatchA or transBatchB),
+                  ldb_factor=ldb_factor)
         y = native_float.matmul(a, b, **kw)  # type: ignore[arg-type]
-        return y if y is not None else mlas_sgemm.matmul(a, b, **kw)  # type: ignore[arg-type]
+        return y if y is not None else mlas_sgemm.matmul(
+            a, b, threads=native_float.get_threads(), **kw)  # type: ignore[arg-type]
     af = np.swapaxes(a, -1, -2) if transA and a.ndim > 1 else a
     bf = np.swapaxes(b, -1, -2) if transB and b.ndim > 1 else b
     return _as(np.matmul(af, bf) * np.asarray(alpha, a.dtype), a)
@@ -627,7 +621,8 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
             cf = _f(c) if beta == 1.0 else dt(beta) * _f(c)
             c0 = np.broadcast_to(cf.astype(np.float32), shape).copy()
         return mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
-                               trans_b=bool(transB), packed=b_packed, c=c0)
+                               trans_b=bool(transB), packed=b_packed, c=c0,
+                               threads=native_float.get_threads())
     y = am @ bm
     if alpha != 1.0:
         y = y * dt(alpha)

@@ -72,6 +72,8 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
     """
     graph = Graph(model)
     graph.outer_constants = outer_constants
+    for node in model.graph.node:
+        _check_qdq_scale(node, graph)
     dq_nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
     q_nodes: dict[str, list[onnx.NodeProto]] = {}
     for n in model.graph.node:
@@ -110,6 +112,33 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
         steps = fuse_moves(steps, set(graph.output_names))
     _transpose_where_consumers_want(steps)
     return steps
+
+
+_QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def _check_qdq_scale(node: onnx.NodeProto, graph: Graph) -> None:
+    """A QuantizeLinear / DequantizeLinear with a constant scale that is not finite and
+    positive is refused at load, naming the node and the scale (docs/operators.md (O69)).
+    ONNX Runtime's quantize_static writes +inf for a tensor whose calibrated range is
+    infinite (scores plus a -inf attention mask) and runs the file, but with such a scale
+    every finite value quantizes to the zero point and dequantizes to NaN (0 * inf): the
+    tensor's values are gone, and its fused operators' results rest on NaN reaching float
+    to integer conversions."""
+    if node.op_type not in _QDQ or len(node.input) < 2 or not graph.is_constant(node.input[1]):
+        return
+    scale = np.asarray(graph.constant(node.input[1]), np.float32)
+    if np.all(np.isfinite(scale)) and np.all(scale > 0):
+        return
+    bad = scale[~(np.isfinite(scale) & (scale > 0))].reshape(-1)[0]
+    why = (" (ONNX Runtime's quantize_static writes it for a tensor whose calibrated range "
+           "is infinite, such as scores plus a -inf attention mask; with it every finite "
+           "value quantizes to the zero point and dequantizes to NaN, so the tensor's "
+           "values are lost: quantize the float model with lowp, which never writes such a "
+           "scale, or keep that node out of quantization)"
+           if np.isinf(bad) else "")
+    raise NodeError(f"scale '{node.input[1]}' is {float(bad)}: scales must be finite and "
+                    f"positive{why}", node.op_type, node.name or node.output[0])
 
 
 @contextlib.contextmanager

@@ -748,7 +748,8 @@ def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarr
 
 
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,
-           trans_b: bool = False, b_packed: bool = False) -> np.ndarray | None:
+           trans_b: bool = False, b_packed: bool = False, trans_batch: bool = False,
+           ldb_factor: int = 1) -> np.ndarray | None:
     """float32 MatMul / FusedMatMul in ONNX Runtime's MLAS order, bit for bit with
     lowp.mlas_sgemm.matmul (same arguments, the same batching), or None."""
     ext = _has(_usable("MatMul", a), "float_sgemm_mlas")
@@ -758,30 +759,54 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
     bm = np.swapaxes(b, -1, -2) if trans_b and b.ndim > 1 else b
     if am.shape[-1] != bm.shape[0 if bm.ndim == 1 else -2]:
         return None                         # the reference reports the mismatch
-    if bm.ndim <= 2 and not (trans_a and a.ndim > 1) and not am.flags.c_contiguous:
+    if mlas_sgemm.folds_batch_into_m(a.shape, b.shape, trans_a and a.ndim > 1, trans_batch) \
+            and not am.flags.c_contiguous:
         return None                         # folding A's batch axes would copy it
     try:
         np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
     except ValueError:
         return None
 
+    if ldb_factor != 1 and bm.shape[-1] == 1 and not (
+            am.shape[-2] == 1 and not trans_a and alpha == 1.0):
+        return None                         # a lone column read in place: the reference's
+
     def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
-                packed: bool, count: int) -> None:
-        held = _constant_panels(ext, b, pa.shape[0], pb, ta, tb, packed, alpha) \
-            if b.ndim == 2 else None
-        call(ext.float_sgemm_mlas, pa, pb, out, float(alpha), ta, tb, packed, _threads,
-             None, *(held or (None, 0, 0)))
+                packed: bool, count: int, ldb: int) -> None:
+        m, k, n = pa.shape[0], pa.shape[1], pb.shape[1]
+        whole = [(slice(0, m), slice(0, n))]
+        parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
+        for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
+            cols = _widened(cols, m == 1 and not ta and alpha == 1.0)
+            held = _constant_panels(ext, b, len(range(m)[rows]), pb, ta, tb, packed, alpha,
+                                    cols) if b.ndim == 2 else None
+            call(ext.float_sgemm_mlas, pa[rows], pb[:, cols], out[rows, cols], float(alpha),
+                 ta, tb, packed, _threads, None, *(held or (None, 0, 0)))
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
-                              b_packed=b_packed)
+                              b_packed=b_packed, trans_batch=trans_batch,
+                              ldb_factor=ldb_factor, alpha=alpha)
+
+
+def _widened(cols: slice, m1: bool) -> slice:
+    """The columns to compute for a thread's part of a product (lowp.mlas_sgemm.thread_parts):
+    a part of one column of a wider B goes through MLAS's general kernel, not its N = 1
+    kernel (which reads B and C as contiguous columns; the M = 1 kernel, tested first, takes
+    it at one row), so it is computed with the column before it (the general kernel's
+    columns are independent, and its K block is the same for one and two columns); that
+    column's own part, computed later (parts run narrowest first), writes it again."""
+    if m1 or cols.stop - cols.start != 1 or cols.start == 0:
+        return cols
+    return slice(cols.start - 1, cols.stop)
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, trans_a: bool,
          trans_b: bool, b_packed: bool) -> np.ndarray | None:
     """float32 Gemm of 2-D `a` and `b` as lowp.runtime.float_ops.Gemm computes it with beta
-    1 (C broadcast into the output, then MLAS's SGEMM of alpha A B accumulated onto it; one
-    part, as lowp.mlas_sgemm.gemm with one thread), bit for bit, by one native call; None
-    when it does not run natively. C is read in place through a broadcast view."""
+    1 (C broadcast into the output, then MLAS's SGEMM of alpha A B accumulated onto it, in
+    the parts MLAS cuts it into between the session's threads, as lowp.mlas_sgemm.gemm),
+    bit for bit, by one native call per part; None when it does not run natively. C is
+    read in place through a broadcast view."""
     ext = _has(_usable("Gemm", a), "float_sgemm_mlas")
     if (ext is None or b.dtype != np.float32 or a.ndim != 2 or b.ndim != 2
             or (c is not None and c.dtype != np.float32)):
@@ -791,18 +816,27 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     shape = (am.shape[0], bm.shape[1])
     init = None if c is None else np.broadcast_to(c, shape)
     y = _empty(shape)
-    held = _constant_panels(ext, b, shape[0], bm, trans_a, trans_b, b_packed, alpha)
-    call(ext.float_sgemm_mlas, am, bm, y, float(alpha), trans_a, trans_b, b_packed, _threads,
-         init, *(held or (None, 0, 0)))
+    whole = [(slice(0, shape[0]), slice(0, shape[1]))]
+    parts = whole if b_packed else mlas_sgemm.thread_parts(*shape, am.shape[1], _threads)
+    m1 = shape[0] == 1 and not trans_a and alpha == 1.0
+    for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
+        cols = _widened(cols, m1)
+        held = _constant_panels(ext, b, len(range(shape[0])[rows]), bm, trans_a, trans_b,
+                                b_packed, alpha, cols)
+        call(ext.float_sgemm_mlas, am[rows], bm[:, cols], y[rows, cols], float(alpha),
+             trans_a, trans_b, b_packed, _threads, None if init is None else init[rows, cols],
+             *(held or (None, 0, 0)))
     return y
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
-                 path: str) -> np.ndarray:
-    """The panels of 2-D `b` (logical B: its transpose with `trans_b`) that the SGEMM packs
-    at K block `stride_k` and kernel width `width` (the kernels of `path`)."""
+                 path: str, cols: tuple[int, int]) -> np.ndarray:
+    """The panels of 2-D `b`'s columns [cols) (logical B: its transpose with `trans_b`)
+    that the SGEMM packs at K block `stride_k` and kernel width `width` (the kernels of
+    `path`)."""
     panels = np.empty(floats, np.float32)
-    _extension().float_sgemm_pack(b.T if trans_b else b, panels, stride_k, width)
+    logical = b.T if trans_b else b
+    _extension().float_sgemm_pack(logical[:, cols[0]:cols[1]], panels, stride_k, width)
     return panels
 
 
@@ -810,21 +844,23 @@ _PANELS = PackCache(_pack_panels)
 
 
 def _constant_panels(ext: Any, b: np.ndarray, m: int, bm: np.ndarray, trans_a: bool,
-                     trans_b: bool, packed: bool, alpha: float
+                     trans_b: bool, packed: bool, alpha: float, cols: slice = slice(None)
                      ) -> tuple[np.ndarray, int, int] | None:
     """B's panels packed once, as ONNX Runtime packs a constant B when the session is
-    made, for a product of `m` rows by `bm` (2-D `b`, or its transpose), when `b` is a
+    made, for a product of `m` rows by `bm`'s columns `cols` (a thread's part; `bm` is 2-D
+    `b`, or its transpose), when `b` is a
     model's constant (frozen: read-only all the way down, so no call checks its values) and
     the product packs B; with the K block and width they were packed for. None otherwise
     (the product then packs B itself, or keeps a prepacked B's panels by their values)."""
     if not (prepacked.frozen(b) and _has(ext, "float_sgemm_pack")):
         return None
-    stride_k, width, floats = ext.float_sgemm_panels(m, bm, trans_a, trans_b, packed,
-                                                     float(alpha))
+    lo, hi, _ = cols.indices(bm.shape[1])
+    stride_k, width, floats = ext.float_sgemm_panels(m, bm[:, lo:hi], trans_a, trans_b,
+                                                     packed, float(alpha))
     if floats == 0:
         return None
     panels = _PANELS(b, bool(trans_b), int(stride_k), int(width), int(floats),
-                     str(ext.float_kernels()))
+                     str(ext.float_kernels()), (lo, hi))
     return panels, int(stride_k), int(width)
 
 
