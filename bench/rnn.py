@@ -25,6 +25,7 @@ CASES = [  # op, T, B, I, H, extra attributes
     ("LSTM", 64, 8, 32, 32, {}),              # the LSTM family's node (evals/families.py)
     ("LSTM", 100, 16, 80, 256, {}),           # speech-sized
     ("LSTM", 20, 1, 512, 512, {}),            # ddddocr_ocr's node (evals/corpus)
+    ("LSTM", 32, 8, 28, 256, {}),             # g2p_id_lstm's nodes (batch 8, evals/corpus)
     ("GRU", 64, 8, 32, 32, {}),
     ("GRU", 64, 8, 32, 32, {"linear_before_reset": 1}),
     ("GRU", 100, 16, 80, 256, {}),

@@ -26,6 +26,6 @@ struct Avx512Ops {
 
 }  // namespace
 
-const RnnKernels kRnnAvx512 = rnn_kernels<Avx512Ops, 6, 4>("avx512");
+const RnnKernels kRnnAvx512 = rnn_kernels<Avx512Ops, 6, 4, 2>("avx512");
 
 }  // namespace lowp

@@ -64,19 +64,42 @@ constexpr std::array<std::array<RnnTileFn, NVMAX>, MRMAX> tile_table(std::index_
   return {tile_row<T, NVMAX, int(I) + 1>(std::make_index_sequence<NVMAX>())...};
 }
 
+// Seven or eight rows (an LSTM or GRU of batch 7 or 8): tiles of 8 rows x NV8 vectors, so each
+// panel of the recurrent weights is read once per call instead of once per MRMAX rows and
+// again for the remainder. Each c element keeps its full k loop in the same order (the
+// same sums as any other tile shape).
+template <class T, int NV8>
+void gemm_panel_rows8(int m, int nv, int k, const float* a, int64_t lda, const float* panel,
+                      float* c, int64_t ldc, bool store) {
+  static constexpr auto table = tile_table<T, 8, NV8>(std::make_index_sequence<8>());
+  constexpr int W = T::W;
+  for (int j = 0; j < nv; j += NV8) {
+    const int cols = nv - j < NV8 ? nv - j : NV8;
+    table[m - 1][cols - 1](k, a, lda, panel + j * W, c + j * W, ldc, store);
+  }
+}
+
 // Tiles of MRMAX x NVMAX vectors inside each panel, smaller tiles for the row and column
-// remainders. Each c element is computed by one tile with the full k loop, in the same order
-// for every m and tile shape.
-template <class T, int MRMAX, int NVMAX>
+// remainders (with NV8 > 0 and MRMAX < m <= 8, gemm_panel_rows8). Each c element is computed
+// by one tile with the full k loop, in the same order for every m and tile shape.
+template <class T, int MRMAX, int NVMAX, int NV8 = 0>
 void gemm_panels(int m, int n, int k, const float* a, int64_t lda, const float* bp, float* c,
                  int64_t ldc, bool store) {
   static_assert(kRnnPanel % (NVMAX * T::W) == 0, "a tile must not straddle two panels");
+  static_assert(NV8 == 0 || kRnnPanel % (NV8 * T::W) == 0, "a tile must not straddle two panels");
   static constexpr auto table =
       tile_table<T, MRMAX, NVMAX>(std::make_index_sequence<MRMAX>());
   constexpr int W = T::W;
+  const bool rows8 = NV8 > 0 && m > MRMAX && m <= 8;
   for (int p0 = 0; p0 < n; p0 += kRnnPanel) {
     const float* panel = bp + int64_t(p0 / kRnnPanel) * k * kRnnPanel;
     const int nv = (n - p0 < kRnnPanel ? n - p0 : kRnnPanel) / W;
+    if constexpr (NV8 > 0) {
+      if (rows8) {
+        gemm_panel_rows8<T, NV8>(m, nv, k, a, lda, panel, c + p0, ldc, store);
+        continue;
+      }
+    }
     for (int j = 0; j < nv; j += NVMAX) {
       const int cols = nv - j < NVMAX ? nv - j : NVMAX;
       for (int i = 0; i < m; i += MRMAX) {
@@ -357,9 +380,9 @@ void gru_update(const GruCell& a) {
   }
 }
 
-template <class T, int MRMAX, int NVMAX>
+template <class T, int MRMAX, int NVMAX, int NV8 = 0>
 constexpr RnnKernels rnn_kernels(const char* name) {
-  return {name, &gemm_panels<T, MRMAX, NVMAX>, &lstm_cell<T>, &gru_reset<T>, &gru_update<T>};
+  return {name, &gemm_panels<T, MRMAX, NVMAX, NV8>, &lstm_cell<T>, &gru_reset<T>, &gru_update<T>};
 }
 
 }  // namespace
