@@ -621,3 +621,71 @@ def test_average_pool_over_the_whole_image_replays(tmp_path):
     _equal(fast.run(feeds, profile=True), plain.run(feeds))
     assert "AveragePool:int" in fast.last_profile, fast.last_profile
     assert not any(k.endswith("(python)") for k in fast.last_profile), fast.last_profile
+
+
+def _fused_matmul_model(m: int, batch: int, k: int, n: int) -> bytes:
+    """x (m, batch, k) and z (n, batch, k), each + 1, then ONNX Runtime's FusedMatMul with
+    transBatchA, transBatchB and transB ((batch, m, k) @ (batch, k, n)), then Relu."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    one = numpy_helper.from_array(np.ones((1,), np.float32), "one")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["a"]),
+         helper.make_node("Add", ["z", "one"], ["b"]),
+         helper.make_node("FusedMatMul", ["a", "b"], ["p"], domain="com.microsoft",
+                          alpha=0.5, transB=1, transBatchA=1, transBatchB=1),
+         helper.make_node("Relu", ["p"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, batch, k]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [n, batch, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, m, n])], [one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.skipif(not native_available(), reason="native extension not built")
+@pytest.mark.parametrize("m,batch,k,n", [(7, 3, 5, 6), (28, 4, 32, 28), (1, 2, 3, 4)])
+def test_fused_matmul_moving_batch_axes_replays(m, batch, k, n):
+    """FusedMatMul's transBatchA / transBatchB copies are native copies into buffers of the
+    signature, so the product and its readers replay; every run equals the plain run's
+    and ONNX Runtime's."""
+    import onnxruntime as ort
+
+    model = _fused_matmul_model(m, batch, k, n)
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    reference = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        feeds = {"x": rng.standard_normal((m, batch, k)).astype(np.float32),
+                 "z": rng.standard_normal((n, batch, k)).astype(np.float32)}
+        got = fast.run(feeds)
+        _equal(got, plain.run(feeds))
+        np.testing.assert_array_equal(got["y"], reference.run(None, feeds)[0])
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []
+
+
+@pytest.mark.skipif(not native_available(), reason="native extension not built")
+def test_native_float_step_recorded_differently_keeps_its_readers_replaying(monkeypatch):
+    """A native float step whose two recordings differ (here a FusedMatMul whose batch
+    move is a new numpy array on every run) runs the plain way with its result copied
+    into the buffer its readers recorded: only that step runs from Python, and every run
+    equals the plain run's."""
+    from lowp.runtime import float_ops
+
+    monkeypatch.setattr(float_ops, "_moved_batch",
+                        lambda x: np.ascontiguousarray(np.moveaxis(x, 0, -2)))
+    model = _fused_matmul_model(7, 3, 5, 6)
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        feeds = {"x": rng.standard_normal((7, 3, 5)).astype(np.float32),
+                 "z": rng.standard_normal((6, 3, 5)).astype(np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    (signature,) = fast._replayer._ready
+    assert [s.op_type for s in fast._replayer.plain_steps(signature)] == ["FusedMatMul"]
+    fast.run(feeds, profile=True)
+    # the Relu reading the product runs in a native Program, not from Python
+    assert "Relu:float" in fast.last_profile, fast.last_profile
+    assert "Relu:float (python)" not in fast.last_profile

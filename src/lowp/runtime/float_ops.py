@@ -554,6 +554,15 @@ def MatMul(a: np.ndarray, b: np.ndarray, *, b_packed: bool = False, **_: Any) ->
     return _as(np.matmul(a, b), a)
 
 
+def _moved_batch(x: np.ndarray) -> np.ndarray:
+    """A contiguous copy of `x` with its first axis moved just before the last two: by the
+    native copy where it runs (into a buffer of the signature while a replay records, so
+    that the product after it replays too), else numpy's."""
+    moved = np.moveaxis(x, 0, -2)
+    copied = native_float.contiguous_copy(moved) if x.dtype == np.float32 else None
+    return copied if copied is not None else np.ascontiguousarray(moved)
+
+
 @register
 def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int = 0,
                 transB: int = 0, transBatchA: int = 0, transBatchB: int = 0,
@@ -570,9 +579,9 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
             raise NodeError(f"FusedMatMul: transBatchA / transBatchB need two inputs of one "
                             f"rank >= 3, got {list(a.shape)} and {list(b.shape)}")
         if transBatchA:
-            a = np.ascontiguousarray(np.moveaxis(a, 0, -2))
+            a = _moved_batch(a)
         if transBatchB:
-            b = np.ascontiguousarray(np.moveaxis(b, 0, -2))
+            b = _moved_batch(b)
             # MLAS reads B in place: its leading dimension is a row's length times the
             # batch size (its N = 1 kernel needs 1)
             ldb_factor = int(np.prod(b.shape[:-2]))

@@ -334,6 +334,10 @@ class Replayer:
             record: _Record | None = None
             if step.kind == "float" and step.op_type in NATIVE_FLOAT:
                 record = self._record_native_float(i, step, env, layout, buffers, inputs)
+                if record is not None:
+                    # should the two recordings differ, the step runs the plain way with
+                    # its results copied into the buffers the steps after it recorded
+                    _keep_outputs(i, record, buffers, self._native_reads)
                 if record is None and self._views_only(step):
                     # (a Cast to the input's own type hands on the input itself)
                     outs = [(n, env[n], layout.get(n, CF)) for n in step.outputs if n]
@@ -870,6 +874,15 @@ def _stable_outputs(index: int, step: Step, env: Env, buffers: dict[object, np.n
             b = buffers[key] = np.empty(v.shape, v.dtype)
         out.append((n, b))
     return out
+
+
+def _keep_outputs(index: int, record: _Record, buffers: dict[object, np.ndarray],
+                  reads: frozenset[str]) -> None:
+    """Name a native float step's recorded outputs (buffers of the signature, or views of
+    them) as the buffers its plain runs copy into, for those a step which may replay reads."""
+    for n, v, _ in record.outputs:
+        if n in reads and type(v) is np.ndarray and v.flags.writeable:
+            buffers[("out", index, n)] = v
 
 
 def _stabilize(stable: list[tuple[str, np.ndarray]], env: Env) -> None:
