@@ -300,7 +300,7 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     if g > 1 and not xf.flags.c_contiguous:
         # (each group's product would gather its rows across the whole tensor: a
         # channels-last input is copied channels-first once, the same values)
-        copied = native_float.contiguous_copy(xf) if xf.dtype == np.float32 else None
+        copied = native_float.contiguous_copy(xf)
         xf = xf if copied is None else copied
     wg = wf.reshape(g, c // g, kk).transpose(0, 2, 1)
     xg = xf.reshape(n, g, c // g, int(np.prod(in_sp, dtype=np.int64)))

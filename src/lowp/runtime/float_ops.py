@@ -559,7 +559,7 @@ def _moved_batch(x: np.ndarray) -> np.ndarray:
     native copy where it runs (into a buffer of the signature while a replay records, so
     that the product after it replays too), else numpy's."""
     moved = np.moveaxis(x, 0, -2)
-    copied = native_float.contiguous_copy(moved) if x.dtype == np.float32 else None
+    copied = native_float.contiguous_copy(moved)
     return copied if copied is not None else np.ascontiguousarray(moved)
 
 

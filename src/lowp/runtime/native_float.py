@@ -21,6 +21,7 @@ import numpy as np
 from .. import mlas_sgemm, ort_math
 from ..errors import NodeError
 from . import prepacked
+from .moves import NO_FILL, take_call
 from .prepacked import PackCache
 from .switch import Switch
 from .tape import call
@@ -773,15 +774,8 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
 
     def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
                 packed: bool, count: int, ldb: int) -> None:
-        m, k, n = pa.shape[0], pa.shape[1], pb.shape[1]
-        whole = [(slice(0, m), slice(0, n))]
-        parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
-        for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
-            cols = _widened(cols, m == 1 and not ta and alpha == 1.0)
-            held = _constant_panels(ext, b, len(range(m)[rows]), pb, ta, tb, packed, alpha,
-                                    cols) if b.ndim == 2 else None
-            call(ext.float_sgemm_mlas, pa[rows], pb[:, cols], out[rows, cols], float(alpha),
-                 ta, tb, packed, _threads, None, *(held or (None, 0, 0)))
+        _by_parts(ext, b if b.ndim == 2 else None, pa, pb, out, None, ta, tb, packed, alpha,
+                  count)
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
                               b_packed=b_packed, trans_batch=trans_batch,
@@ -816,17 +810,28 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     shape = (am.shape[0], bm.shape[1])
     init = None if c is None else np.broadcast_to(c, shape)
     y = _empty(shape)
-    whole = [(slice(0, shape[0]), slice(0, shape[1]))]
-    parts = whole if b_packed else mlas_sgemm.thread_parts(*shape, am.shape[1], _threads)
-    m1 = shape[0] == 1 and not trans_a and alpha == 1.0
+    _by_parts(ext, b, am, bm, y, init, trans_a, trans_b, b_packed, alpha, 1)
+    return y
+
+
+def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, out: np.ndarray,
+              init: np.ndarray | None, trans_a: bool, trans_b: bool, packed: bool,
+              alpha: float, count: int) -> None:
+    """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
+    `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
+    the products of the batch), the narrowest first (`_widened`), with the panels of the
+    constant 2-D `b` (None: none kept) and `init`'s part accumulated into (None: beta 0)."""
+    m, k, n = am.shape[0], am.shape[1], bm.shape[1]
+    whole = [(slice(0, m), slice(0, n))]
+    parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
+    m1 = m == 1 and not trans_a and alpha == 1.0
     for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
         cols = _widened(cols, m1)
-        held = _constant_panels(ext, b, len(range(shape[0])[rows]), bm, trans_a, trans_b,
-                                b_packed, alpha, cols)
-        call(ext.float_sgemm_mlas, am[rows], bm[:, cols], y[rows, cols], float(alpha),
-             trans_a, trans_b, b_packed, _threads, None if init is None else init[rows, cols],
+        held = None if b is None else _constant_panels(
+            ext, b, len(range(m)[rows]), bm, trans_a, trans_b, packed, alpha, cols)
+        call(ext.float_sgemm_mlas, am[rows], bm[:, cols], out[rows, cols], float(alpha),
+             trans_a, trans_b, packed, _threads, None if init is None else init[rows, cols],
              *(held or (None, 0, 0)))
-    return y
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
@@ -984,7 +989,6 @@ def _rows_of_unit_stride(v: np.ndarray | None) -> bool:
     return v is not None and (v.shape[2] <= 1 or v.strides[2] == 4)
 
 
-_NO_FILL = np.zeros(8, np.uint8)
 _PERMUTED_MAPS: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = {}
 
 
@@ -1010,6 +1014,6 @@ def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
             np.arange(base.size, dtype=np.int32).reshape(base.shape).transpose(inverse)
         ).reshape(-1)
     y = _empty(x.shape)
-    call(ext.take, base.reshape(-1).view(np.uint8), mapped, _NO_FILL,
-         y.reshape(-1).view(np.uint8), 4, _threads)
+    take, args = take_call(ext, base, mapped, NO_FILL, y, _threads)
+    call(take, *args)
     return y
