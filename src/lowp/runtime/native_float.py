@@ -197,9 +197,10 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
 
 
 def clamp_in_place(y: np.ndarray, low: float | None, high: float | None) -> bool:
-    """y = minimum(maximum(y, low), high) with numpy's rules (either bound None: off), in
-    place on contiguous float32 `y` (so a result computed into a recorded buffer stays
-    there: FusedConv's Relu or Clip); False (y untouched) where it does not run natively."""
+    """y = y < low ? low : y, then high < y ? high : y (either bound None: off; ONNX
+    Runtime's Clip and MLAS's Relu / Clip activations: -0 and NaN stay), in place on
+    contiguous float32 `y` (so a result computed into a recorded buffer stays there:
+    FusedConv's Relu or Clip); False (y untouched) where it does not run natively."""
     ext = _usable("Clip", y)
     if ext is None or not y.flags.c_contiguous or not y.flags.writeable:
         return False
@@ -208,6 +209,18 @@ def clamp_in_place(y: np.ndarray, low: float | None, high: float | None) -> bool
          0.0 if high is None else float(np.float32(high)), low is not None, high is not None,
          _threads)
     return True
+
+
+def clamp(x: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    """Clip of float32 `x` to one-value bounds as float_ops.Clip computes it, into a new
+    array; None where it does not run natively."""
+    ext = _usable("Clip", x)
+    if ext is None or x.size == 0:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_clamp, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), float(low),
+         float(high), True, True, _threads)
+    return y
 
 
 def concat(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray | None:
