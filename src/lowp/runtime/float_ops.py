@@ -683,7 +683,7 @@ def _einsum_gemm(eq: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     y = np.empty((plan.nb, plan.m, plan.n), np.float32)
     for i in range(plan.nb):
         if not native_float.sgemm(am[i], bm[i], y[i]):
-            y[i] = mlas_sgemm.gemm(am[i], bm[i])
+            y[i] = mlas_sgemm.gemm(am[i], bm[i], threads=native_float.get_threads())
     return y.reshape(plan.order_shape).transpose(plan.to_out).copy()
 
 

@@ -829,14 +829,17 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
 
 def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, out: np.ndarray,
               init: np.ndarray | None, trans_a: bool, trans_b: bool, packed: bool,
-              alpha: float, count: int) -> None:
+              alpha: float, count: int, parts: list[tuple[slice, slice]] | None = None
+              ) -> None:
     """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
     `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
-    the products of the batch), the narrowest first (`_widened`), with the panels of the
-    constant 2-D `b` (None: none kept) and `init`'s part accumulated into (None: beta 0)."""
+    the products of the batch; `parts`: given, as lowp.mlas_sgemm.conv_parts gives them),
+    the narrowest first (`_widened`), with the panels of the constant 2-D `b` (None: none
+    kept) and `init`'s part accumulated into (None: beta 0)."""
     m, k, n = am.shape[0], am.shape[1], bm.shape[1]
     whole = [(slice(0, m), slice(0, n))]
-    parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
+    if parts is None:
+        parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
     m1 = m == 1 and not trans_a and alpha == 1.0
     for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
         cols = _widened(cols, m1)
@@ -901,6 +904,11 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
     if init is not None and init.shape != (n, m) + tuple(int(v) for v in out):
         return None
     k = list(w.shape[2:])
+    direct = all(v == 1 for v in k) and all(v == 1 for v in strides) and not any(begin) and \
+        all(int(out[i]) == int(x.shape[2 + i]) for i in range(nd))
+    size, depth = int(np.prod(out)), c // group * int(np.prod(k))
+    if len(mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)) > 1:
+        return None                 # cut between threads: float_nn's products, by parts
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
         [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
@@ -939,13 +947,19 @@ def conv_nchwc(x: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
 
 
 def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
-          trans_b: bool = False, packed: bool = False) -> bool:
-    """out (m x n) = am (m x k) @ bm (k x n), float32 logical operands, in MLAS's order as
-    lowp.mlas_sgemm.gemm computes it with these flags; False when not run natively."""
+          trans_b: bool = False, packed: bool = False, init: np.ndarray | None = None,
+          parts: list[tuple[slice, slice]] | None = None) -> bool:
+    """out (m x n) = am (m x k) @ bm (k x n) (+ init, beta 1), float32 logical operands, in
+    MLAS's order as lowp.mlas_sgemm.gemm computes it with these flags and the session's
+    threads, one MlasGemm call: cut as `thread_parts`, or as `parts` when given; False
+    when not run natively."""
     ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
-    if ext is None or bm.dtype != np.float32 or out.dtype != np.float32:
+    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
+            or (init is not None and init.dtype != np.float32)):
         return False
-    call(ext.float_sgemm_mlas, am, bm, out, 1.0, trans_a, trans_b, packed, _threads)
+    if am.shape[0] == 0 or bm.shape[1] == 0:
+        return True
+    _by_parts(ext, None, am, bm, out, init, trans_a, trans_b, packed, 1.0, 1, parts)
     return True
 
 
@@ -994,7 +1008,7 @@ def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarra
     yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
     assert yv is not None
     for i in range(plan.nb):
-        call(ext.float_sgemm_mlas, av[i], bv[i], yv[i], 1.0, False, False, False, _threads)
+        _by_parts(ext, None, av[i], bv[i], yv[i], None, False, False, False, 1.0, 1)
     return y
 
 
