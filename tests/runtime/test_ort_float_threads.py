@@ -62,7 +62,7 @@ def _assert_bits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], thread
 
 
 @given(dims=st.sampled_from([1, 2, 3]), batch=st.sampled_from([1, 2]),
-       group=st.sampled_from([1, 2]), filters=st.sampled_from([4, 8, 40]),
+       group=st.sampled_from([1, 2]), filters=st.sampled_from([4, 8, 16, 40]),
        channels=st.sampled_from([16, 64, 300]), size=st.sampled_from([9, 36, 41]),
        kernel=st.sampled_from([1, 3]), pad=st.booleans(), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 2**16))

@@ -890,7 +890,8 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          out: Sequence[int], init: np.ndarray | None = None) -> np.ndarray | None:
     """Float32 1-D, 2-D or 3-D Conv of `x` (N, C, *in) with `w` (M, C / group, *k) as
     lowp.runtime.float_nn.Conv's MLAS path computes it (im2col per image and group, one
-    float_sgemm_mlas product each, accumulated onto `init` (the output's shape: FusedConv's
+    float_sgemm_mlas product each, cut in the parts MLAS's threads cut it into
+    (lowp.mlas_sgemm.conv_parts), accumulated onto `init` (the output's shape: FusedConv's
     Sum) when given, the bias added after), bit for bit, by one native call; `begin` holds
     the leading pads and `out` the output size. None when it does not run natively (then
     float_nn computes it)."""
@@ -907,8 +908,14 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
     direct = all(v == 1 for v in k) and all(v == 1 for v in strides) and not any(begin) and \
         all(int(out[i]) == int(x.shape[2 + i]) for i in range(nd))
     size, depth = int(np.prod(out)), c // group * int(np.prod(k))
-    if len(mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)) > 1:
-        return None                 # cut between threads: float_nn's products, by parts
+    parts = mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)
+    if len(parts) > 64:
+        return None
+    cut: list[int] = []
+    if len(parts) > 1:              # MLAS's operations, the narrowest first (`_widened`)
+        for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
+            cols = _widened(cols, m // group == 1)
+            cut += [rows.start, rows.stop - rows.start, cols.start, cols.stop - cols.start]
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
         [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
@@ -921,7 +928,7 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
          None if cols is None else cols.reshape(-1),
-         [n, c, m, group] + [v for a in axes for v in a], _threads,
+         [n, c, m, group] + [v for a in axes for v in a] + cut, _threads,
          *(() if init is None else (np.ascontiguousarray(init).reshape(-1),)))
     return y
 
