@@ -913,9 +913,10 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
         return None
     cut: list[int] = []
     if len(parts) > 1:              # MLAS's operations, the narrowest first (`_widened`)
-        for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
-            cols = _widened(cols, m // group == 1)
-            cut += [rows.start, rows.stop - rows.start, cols.start, cols.stop - cols.start]
+        for rows, columns in sorted(parts, key=lambda part: part[1].stop - part[1].start):
+            columns = _widened(columns, m // group == 1)
+            cut += [rows.start, rows.stop - rows.start, columns.start,
+                    columns.stop - columns.start]
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
         [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
