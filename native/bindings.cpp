@@ -904,8 +904,11 @@ lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bi
                                     std::optional<Floats> sum) {
   // dims: n, c, m, group, then per spatial axis (three, leading ones for 1-D and 2-D) in, k,
   // out, stride, dilation, pad_begin (float_im2col.h); cols None: the input is the columns;
-  // sum (y's size, not y itself): FusedConv's Sum, the products' starting values
-  if (dims.size() != 22) throw std::invalid_argument("float_conv_im2col needs 22 dims");
+  // sum (y's size, not y itself): FusedConv's Sum, the products' starting values; after the
+  // 22, four values per part (first row, rows, first column, columns; float_im2col.h)
+  if (dims.size() < 22 || (dims.size() - 22) % 4 != 0 ||
+      (dims.size() - 22) / 4 > size_t(lowp::kConvMaxParts))
+    throw std::invalid_argument("float_conv_im2col needs 22 dims and up to 64 parts");
   lowp::ConvIm2colArgs a;
   a.n = dims[0], a.c = dims[1], a.m = dims[2], a.group = dims[3];
   bool ok = a.n >= 0 && a.c >= 1 && a.m >= 1 && a.group >= 1 && a.c % a.group == 0 &&
@@ -921,6 +924,13 @@ lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bi
     in_size *= a.in[i], taps *= a.k[i], p *= a.out[i];
   }
   const int64_t kk = ok ? a.c / a.group * taps : 0;
+  a.nparts = int((dims.size() - 22) / 4);
+  for (int j = 0; j < a.nparts && ok; ++j) {
+    const int64_t* v = dims.data() + 22 + 4 * j;
+    for (int e = 0; e < 4; ++e) a.parts[j][e] = v[e];
+    ok = v[0] >= 0 && v[1] >= 1 && v[0] + v[1] <= a.m / a.group && v[2] >= 0 && v[3] >= 1 &&
+         v[2] + v[3] <= p;
+  }
   if (!ok || x.size() != size_t(a.n * a.c * in_size) || w.size() != size_t(a.m * kk) ||
       y.size() != size_t(a.n * a.m * p) || (bias && bias->size() != size_t(a.m)) ||
       (cols ? cols->size() < size_t(kk * p) : !identity) ||

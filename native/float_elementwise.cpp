@@ -46,33 +46,22 @@ void run_float_binary(const FloatBinaryArgs& p, int threads) {
 
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
                      bool use_hi, int threads) {
-  // np.maximum(v, lo) keeps v when v > lo or v is NaN: exactly when !(v <= lo) for a
-  // bound that is not NaN, one unordered comparison the compiler turns into a branch-free
-  // vector select (the branch on the sign of random data mispredicted half the time:
-  // 3.5 ns a value). A NaN bound takes the general form, as before.
-  if ((use_lo && std::isnan(lo)) || (use_hi && std::isnan(hi))) {
-    run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
-      for (int64_t i = i0; i < i0 + len; ++i) {
-        float v = x[i];
-        if (use_lo) v = (std::isnan(v) || v > lo) ? v : lo;   // np.maximum(v, lo)
-        if (use_hi) v = (std::isnan(v) || v < hi) ? v : hi;   // np.minimum(v, hi)
-        y[i] = v;
-      }
-    });
-    return;
-  }
+  // ONNX Runtime's Clip (Eigen's cwiseMax then cwiseMin) and MLAS's Relu / Clip
+  // activations (maxps(lo, v) then minps(hi, v)): v < lo ? lo : v, then hi < v ? hi : v.
+  // A NaN value or bound fails the comparison, so the value stays; so does -0 against a
+  // bound of +0. One ordered comparison per bound, a branch-free vector select.
   run_elementwise(n, kBlock, threads, [&](int64_t i0, int64_t len) {
     const float* xs = x + i0;
     float* ys = y + i0;
     if (use_lo && use_hi) {
       for (int64_t i = 0; i < len; ++i) {
-        const float v = !(xs[i] <= lo) ? xs[i] : lo;
-        ys[i] = !(v >= hi) ? v : hi;
+        const float v = xs[i] < lo ? lo : xs[i];
+        ys[i] = hi < v ? hi : v;
       }
     } else if (use_lo) {
-      for (int64_t i = 0; i < len; ++i) ys[i] = !(xs[i] <= lo) ? xs[i] : lo;
+      for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] < lo ? lo : xs[i];
     } else if (use_hi) {
-      for (int64_t i = 0; i < len; ++i) ys[i] = !(xs[i] >= hi) ? xs[i] : hi;
+      for (int64_t i = 0; i < len; ++i) ys[i] = hi < xs[i] ? hi : xs[i];
     } else {
       for (int64_t i = 0; i < len; ++i) ys[i] = xs[i];
     }

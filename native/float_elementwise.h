@@ -58,8 +58,9 @@ struct FloatFusedArgs {
 };
 void run_float_fused(const FloatFusedArgs& a, int threads);
 
-// y = minimum(maximum(x, lo), hi) with numpy's rules (NaN propagates; of two equal values
-// the second operand, so maximum(-0, +0) = +0); either bound may be off. y may be x.
+// y = x < lo ? lo : x, then hi < y ? hi : y (ONNX Runtime's Clip, MLAS's Relu and Clip
+// activations: a NaN, and -0 against a bound of +0, stay as they are); either bound may
+// be off. y may be x.
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
                      bool use_hi, int threads);
 

@@ -91,12 +91,20 @@ void run_float_conv_im2col(const ConvIm2colArgs& a, int threads) {
                         });
         b = a.cols;
       }
-      SgemmArgs s;
-      s.a = a.w + g * mg * kk, s.b = b, s.c = a.y + (i * a.m + g * mg) * p;
-      s.m = mg, s.k = kk, s.n = p;
-      s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
-      if (a.sum != nullptr) s.init = a.sum + (i * a.m + g * mg) * p, s.si_m = p, s.si_n = 1;
-      run_mlas_sgemm(s, threads);
+      const int count = a.nparts > 0 ? a.nparts : 1;
+      for (int part = 0; part < count; ++part) {
+        const int64_t r0 = a.nparts > 0 ? a.parts[part][0] : 0;
+        const int64_t rows = a.nparts > 0 ? a.parts[part][1] : mg;
+        const int64_t c0 = a.nparts > 0 ? a.parts[part][2] : 0;
+        const int64_t width = a.nparts > 0 ? a.parts[part][3] : p;
+        SgemmArgs s;
+        s.a = a.w + (g * mg + r0) * kk, s.b = b + c0, s.c = a.y + (i * a.m + g * mg + r0) * p + c0;
+        s.m = rows, s.k = kk, s.n = width;
+        s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
+        if (a.sum != nullptr)
+          s.init = a.sum + (i * a.m + g * mg + r0) * p + c0, s.si_m = p, s.si_n = 1;
+        run_mlas_sgemm(s, threads);
+      }
     }
   if (a.bias == nullptr) return;
   run_elementwise(a.n * a.m, std::max<int64_t>(1, (int64_t(1) << 15) / p), threads,

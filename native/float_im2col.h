@@ -18,7 +18,14 @@ namespace lowp {
 // input itself (k, s all 1, no padding, out == in). sum (y's shape, or null) is ONNX Runtime's
 // FusedConv Sum: each product starts as its values (the SGEMM's beta 1, MLAS accumulating
 // onto the output that holds a copy of it), the bias added after as without it.
+// parts (none: each product whole): the MLAS operations ONNX Runtime's threads cut every
+// product into (lowp.mlas_sgemm.conv_parts), as (first row, rows, first column, columns),
+// computed in this order (a lone column of a wider product is given with its neighbour:
+// lowp.runtime.native_float._widened).
+constexpr int kConvMaxParts = 64;
 struct ConvIm2colArgs {
+  int64_t parts[kConvMaxParts][4] = {};
+  int nparts = 0;
   const float* x = nullptr;
   const float* w = nullptr;
   const float* bias = nullptr;

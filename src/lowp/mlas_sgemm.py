@@ -178,14 +178,44 @@ def thread_parts(m: int, n: int, k: int, threads: int, batch: int = 1
     return cuts
 
 
+def conv_parts(filters: int, size: int, k: int, threads: int, batch_groups: int,
+               direct: bool) -> list[tuple[slice, slice]]:
+    """How MlasConv cuts one image's and group's product of the filters (filters x k) by
+    the im2col columns (k x size) between `threads` intra-op threads, `batch_groups`
+    images times groups in all: (rows, columns) of each part, each its own MLAS operation.
+    A pointwise Conv (`direct`: 1 x ... x 1 kernel, strides 1, no pads) is MlasGemm of the
+    input itself, cut as `thread_parts` when it is the only product, else one operation per
+    product; more filters than output positions expand the whole columns and call MlasGemm
+    (`thread_parts`, every product); otherwise, for a single product, the output positions
+    are cut in segments of ceil(size / T) rounded up to 16 columns (T as `thread_parts`
+    counts it), and each segment chooses its own K block from its width; with several
+    products, each one is a single operation."""
+    whole = [(slice(0, filters), slice(0, size))]
+    if direct:
+        return thread_parts(filters, size, k, threads) if batch_groups == 1 else whole
+    if filters > size:
+        return thread_parts(filters, size, k, threads)
+    target = min(int(filters * size * k / _THREAD_COMPLEXITY) + 1, max(1, threads))
+    if batch_groups > 1 or target == 1:
+        return whole
+    stride = -(-size // target)
+    stride = -(-stride // _THREAD_ALIGN_N) * _THREAD_ALIGN_N
+    if stride >= size:
+        return whole
+    return [(slice(0, filters), slice(lo, min(size, lo + stride)))
+            for lo in range(0, size, stride)]
+
+
 def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
          trans_b: bool = False, packed: bool = False, threads: int = 1,
-         batch: int = 1, c: np.ndarray | None = None, ldb: int | None = None) -> np.ndarray:
+         batch: int = 1, c: np.ndarray | None = None, ldb: int | None = None,
+         parts: list[tuple[slice, slice]] | None = None) -> np.ndarray:
     """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
     trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
     (beta = 1: ONNX Runtime's recurrent step) when given. `ldb`: B's leading dimension as
     MLAS is handed it (n, or k with trans_b, unless B is read in place inside a larger
-    array: FusedMatMul's transBatchB)."""
+    array: FusedMatMul's transBatchB). `parts`: the (rows, columns) MLAS operations the
+    product is cut into (default `thread_parts`; `conv_parts` for MlasConv's)."""
     a = np.asarray(a, _F)
     b = np.asarray(b, _F)
     am = np.swapaxes(a, -1, -2) if trans_a else a
@@ -195,7 +225,7 @@ def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False
     lead_b = (k if trans_b else n) if ldb is None else ldb
     column_kernel = n == 1 and lead_b == 1        # B and C single contiguous columns
     out = np.empty((m, n), _F)
-    for rows, cols in thread_parts(m, n, k, threads, batch):
+    for rows, cols in thread_parts(m, n, k, threads, batch) if parts is None else parts:
         out[rows, cols] = _operation(am[rows], bm[:, cols], alpha, trans_a, trans_b, packed,
                                      None if c is None else c[rows, cols], column_kernel)
     return out

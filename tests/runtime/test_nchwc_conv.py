@@ -44,6 +44,11 @@ def _model(w: np.ndarray, b: np.ndarray | None, x_shape: tuple[int, ...],
     (20, 32, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),      # a partial last block of channels
     (17, 8, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),       # not NCHWc: MLAS's im2col SGEMM
     (24, 24, 3, 3, [1, 1, 1, 1], [1, 1], [1, 1]),      # grouped, not NCHWc
+    # grouped 1x1: MLAS's pointwise kernel per group (128-channel chains), not the NCHWc
+    # kernel's blocks (was 690 of 864 values apart on [1, 128, 9, 3] by [32, 64, 1, 1])
+    (128, 32, 1, 2, [0, 0, 0, 0], [1, 1], [1, 1]),
+    (64, 64, 1, 2, [0, 0, 0, 0], [2, 1], [1, 1]),      # strided
+    (64, 64, 1, 2, [1, 0, 0, 1], [1, 1], [1, 1]),      # padded: the NCHWc kernel
 ])
 def test_conv_equals_onnxruntime(c: int, m: int, k: int, group: int, pads: list[int],
                                  strides: list[int], dilations: list[int]) -> None:
@@ -64,6 +69,10 @@ def test_plan_follows_the_layout_transformer() -> None:
     assert plan((1, 2 * block, 8, 8), (32, 2 * block, 3, 3), 1, True, True).kind == "nchwc"
     assert plan((1, 3, 8, 8), (16, 3, 3, 3), 1, True, True).kind == "nchw"
     assert plan((1, block, 8, 8), (8, block, 1, 1), 1, True, True).kind == "pointwise"
+    assert plan((1, 4 * block, 8, 8), (2 * block, 2 * block, 1, 1), 2, True, True).kind \
+        == "pointwise"
+    assert plan((1, 4 * block, 8, 8), (2 * block, 2 * block, 3, 3), 2, True, True).kind \
+        == "nchwc"
     assert plan((1, 2 * block, 8, 8), (2 * block, 1, 3, 3), 2 * block, True, True).kind \
         == "depthwise"
     assert plan((1, block + 4, 8, 8), (16, block + 4, 3, 3), 1, True, True).kind == "nchwc"
@@ -100,8 +109,9 @@ def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, 
         c, m, k = draw(st.integers(1, 7)), draw(st.integers(1, 80)), draw(st.integers(1, 4))
         cg = c
     else:
-        group = draw(st.sampled_from([1, 2])) if kind == "nchwc" else 1
-        cg = block * draw(st.integers(1, 3)) if kind == "nchwc" else draw(st.integers(1, 300))
+        group = draw(st.sampled_from([1, 2]))
+        cg = block * draw(st.integers(1, 3)) if kind == "nchwc" or group > 1 \
+            else draw(st.integers(1, 300))
         c, m = cg * group, group * 8 * draw(st.integers(1, 10))
         if kind == "nchwc":
             cg -= draw(st.integers(0, 3)) if group == 1 else 0   # a partial last block

@@ -145,9 +145,11 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
     init_g = None if init is None else _f(init).reshape(n, g, m // g, p)
-    if all(v == 1 for v in k + s) and not any(begin) and not any(end):
+    direct = all(v == 1 for v in k + s) and not any(begin) and not any(end)
+    parts = mlas_sgemm.conv_parts(m // g, p, kk, native_float.get_threads(), n * g, direct)
+    if direct:
         cols1 = xf.reshape(n, g, kk, p)
-        y = _mlas_products(wg[0], cols1, init_g) if mlas else np.matmul(wg, cols1)
+        y = _mlas_products(wg[0], cols1, parts, init_g) if mlas else np.matmul(wg, cols1)
         y = y.reshape((n, m) + tuple(out))
     else:
         win = _windows(_pad_spatial(xf, begin, end), k, s, d, out)
@@ -161,7 +163,7 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
             cols = win[i:i + step].reshape(-1, g, kk, p)
             if mlas:
                 y[i:i + step] = _mlas_products(
-                    wg[0], cols, None if init_g is None else init_g[i:i + step])
+                    wg[0], cols, parts, None if init_g is None else init_g[i:i + step])
             else:
                 np.matmul(wg, cols, out=y[i:i + step])
         y = y.reshape((n, m) + tuple(out))
@@ -170,21 +172,18 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     return y.astype(x.dtype, copy=False)
 
 
-def _mlas_products(wg: np.ndarray, cols: np.ndarray, init: np.ndarray | None = None
-                   ) -> np.ndarray:
+def _mlas_products(wg: np.ndarray, cols: np.ndarray, parts: list[tuple[slice, slice]],
+                   init: np.ndarray | None = None) -> np.ndarray:
     """(n, g, m/g, p) float32 products of the filters wg (g, m/g, kk) with the columns
-    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv),
-    accumulated onto `init` (n, g, m/g, p) when given (beta 1)."""
+    cols (n, g, kk, p), one MLAS SGEMM per image and group (ONNX Runtime's MlasConv), each
+    cut in `parts` between threads (lowp.mlas_sgemm.conv_parts), accumulated onto `init`
+    (n, g, m/g, p) when given (beta 1)."""
     out = np.empty(cols.shape[:2] + (wg.shape[1], cols.shape[3]), np.float32)
     for i, j in product(range(cols.shape[0]), range(cols.shape[1])):
         a, bm = np.ascontiguousarray(wg[j]), np.ascontiguousarray(cols[i, j])
-        if init is not None:
-            c0 = np.ascontiguousarray(init[i, j])
-            y = native_float.gemm(a, bm, c0, alpha=1.0, trans_a=False, trans_b=False,
-                                  b_packed=False)
-            out[i, j] = mlas_sgemm.gemm(a, bm, c=c0) if y is None else y
-        elif not native_float.sgemm(a, bm, out[i, j]):
-            out[i, j] = mlas_sgemm.gemm(a, bm)
+        c0 = None if init is None else np.ascontiguousarray(init[i, j])
+        if not native_float.sgemm(a, bm, out[i, j], init=c0, parts=parts):
+            out[i, j] = mlas_sgemm.gemm(a, bm, c=c0, parts=parts)
     return out
 
 
@@ -314,7 +313,8 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         for i, j in product(range(n), range(g)):
             if not native_float.sgemm(wt[j].T, xg[i, j], cols[i, j], trans_a=not packed):
                 cols[i, j] = mlas_sgemm.gemm(np.ascontiguousarray(wt[j].T) if packed else
-                                             wt[j], xg[i, j], trans_a=not packed)
+                                             wt[j], xg[i, j], trans_a=not packed,
+                                             threads=native_float.get_threads())
     else:
         cols = np.matmul(wg[None], xg)
     cols = cols.reshape((n, g * mg) + tuple(k) + tuple(in_sp))
@@ -1621,6 +1621,18 @@ class LstmOrtCell:
         return (h_act(c) * o).astype(np.float32), c
 
 
+def lstm_batch_chunks(batch: int, hidden: int, threads: int) -> list[slice] | None:
+    """ONNX Runtime's DeepCPU LSTM at `threads` intra-op threads splits each step's
+    recurrent product H R^T by batch rows (more than 4 rows, or 2 or more with a hidden
+    size of at most 256) into chunks of ceil(batch / threads) rows, each one MLAS product
+    of its own, not cut further (docs/operators.md (O78)): those chunks, or None where the
+    product is one MlasGemm call (cut by lowp.mlas_sgemm.thread_parts)."""
+    if threads <= 1 or not (batch > 4 or (batch >= 2 and hidden <= 256)):
+        return None
+    size = -(-batch // threads)
+    return [slice(lo, min(batch, lo + size)) for lo in range(0, batch, size)]
+
+
 def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None,
                         p: np.ndarray | None, states: list[np.ndarray], lens: np.ndarray,
                         rev: bool, clip: float | None, input_forget: bool, w_packed: bool,
@@ -1638,11 +1650,20 @@ def _lstm_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndar
     xw = np.zeros((seq, batch, 4 * hid), np.float32)
     if steps:
         xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
-                                     packed=w_packed).reshape(steps, batch, 4 * hid)
+                                     packed=w_packed, threads=native_float.get_threads()
+                                     ).reshape(steps, batch, 4 * hid)
     cell = LstmOrtCell.of(b, p, hid, clip, input_forget, acts)
+    threads = native_float.get_threads()
+    chunks = lstm_batch_chunks(batch, hid, threads)
 
     def step(xw_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
-        g = mlas_sgemm.gemm(st[0], r, trans_b=True, packed=r_packed, c=xw_t)
+        if chunks is None:
+            g = mlas_sgemm.gemm(st[0], r, trans_b=True, packed=r_packed, c=xw_t,
+                                threads=threads)
+        else:
+            g = np.concatenate([mlas_sgemm.gemm(st[0][rows], r, trans_b=True,
+                                                packed=r_packed, c=xw_t[rows])
+                                for rows in chunks])
         return list(cell(g, st[1]))
 
     return _run_direction(xw, states, lens, rev, step)
@@ -1705,7 +1726,8 @@ def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarr
     xw = np.zeros((seq, batch, 3 * hid), f)
     if steps:
         xw[:steps] = mlas_sgemm.gemm(xf[:steps].reshape(-1, inp), w, trans_b=True,
-                                     packed=w_packed).reshape(steps, batch, 3 * hid)
+                                     packed=w_packed, threads=native_float.get_threads()
+                                     ).reshape(steps, batch, 3 * hid)
     r_zr, r_h = r[:2 * hid], r[2 * hid:]
     bz = br = bh = rbh = None
     if b is not None:
@@ -1719,13 +1741,17 @@ def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarr
         return _ort_clip((g + bias).astype(f) if bias is not None else g, bound,
                          bias is not None)
 
+    threads = native_float.get_threads()
+
     def step(x_t: np.ndarray, st: list[np.ndarray]) -> list[np.ndarray]:
         hp = st[0]
-        zr = mlas_sgemm.gemm(hp, r_zr, trans_b=True, packed=r_packed, c=x_t[:, :2 * hid])
+        zr = mlas_sgemm.gemm(hp, r_zr, trans_b=True, packed=r_packed, c=x_t[:, :2 * hid],
+                             threads=threads)
         half = f(0.5)
         if lbr:
             c0 = None if rbh is None else np.broadcast_to(rbh, (batch, hid))
-            lin = mlas_sgemm.gemm(hp, r_h, trans_b=True, packed=r_packed, c=c0)
+            lin = mlas_sgemm.gemm(hp, r_h, trans_b=True, packed=r_packed, c=c0,
+                                  threads=threads)
         r_in, base = prep(zr[:, hid:], br), (lin if lbr else hp)
         if f_name == "sigmoid":
             rt = _deepcpu_ratio((half * _bound(r_in, 20.0)).astype(f))
@@ -1737,7 +1763,8 @@ def _gru_ort_direction(xf: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarr
         if lbr:
             gh = (x_t[:, 2 * hid:] + rh_).astype(f)
         else:
-            gh = mlas_sgemm.gemm(rh_, r_h, trans_b=True, packed=r_packed, c=x_t[:, 2 * hid:])
+            gh = mlas_sgemm.gemm(rh_, r_h, trans_b=True, packed=r_packed,
+                                 c=x_t[:, 2 * hid:], threads=threads)
         z = (ort_math.logistic if f_name == "sigmoid" else update_act)(prep(zr[:, :hid], bz))
         h_in, keep = prep(gh, bh), (f(1) - z).astype(f)
         if g_name == "sigmoid":
@@ -1990,7 +2017,8 @@ def _mlas_gemm_bt(a: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> np.ndar
     """a m^T (+ c, beta = 1) in MLAS's order: natively when the extension is there."""
     a = np.ascontiguousarray(a)
     y = native_float.gemm(a, m, c, alpha=1.0, trans_a=False, trans_b=True, b_packed=False)
-    return mlas_sgemm.gemm(a, m, trans_b=True, c=c) if y is None else y
+    return mlas_sgemm.gemm(a, m, trans_b=True, c=c, threads=native_float.get_threads()) \
+        if y is None else y
 
 
 def _rnn_ort_directions(activations: Sequence[str] | None, alphas: Sequence[float] | None,

@@ -73,13 +73,27 @@ def Relu(x: np.ndarray, **_: Any) -> np.ndarray:
 @register
 def Clip(x: np.ndarray, min: np.ndarray | float | None = None,
          max: np.ndarray | float | None = None, **_: Any) -> np.ndarray:
+    """Clip; a float as ONNX Runtime computes it (Eigen's cwiseMax(lo).cwiseMin(hi), and
+    MLAS's fused Clip activation alike): y = x < lo ? lo : x, then hi < y ? hi : y, an
+    absent bound the type's lowest / largest finite value. So -0 stays -0 under a bound
+    of 0 (np.maximum gave +0), a NaN stays itself, a NaN bound clamps nothing, and +-inf
+    become +-max without bounds (docs/operators.md (O77))."""
     # Before opset 11 min/max were attributes of the same names; they bind here all the same.
-    lo, hi = min, max
+    if x.dtype.kind == "f":
+        info = np.finfo(x.dtype)
+        lo = np.asarray(info.min if min is None else min).astype(x.dtype)
+        hi = np.asarray(info.max if max is None else max).astype(x.dtype)
+        if x.dtype == np.float32 and lo.size == 1 and hi.size == 1:
+            native = native_float.clamp(x, float(lo.reshape(())), float(hi.reshape(())))
+            if native is not None:
+                return native
+        y = np.where(x < lo, lo, x)
+        return np.asarray(np.where(hi < y, hi, y), dtype=x.dtype)
     y = x
-    if lo is not None:
-        y = np.maximum(y, np.asarray(lo).astype(x.dtype))
-    if hi is not None:
-        y = np.minimum(y, np.asarray(hi).astype(x.dtype))
+    if min is not None:
+        y = np.maximum(y, np.asarray(min).astype(x.dtype))
+    if max is not None:
+        y = np.minimum(y, np.asarray(max).astype(x.dtype))
     # 0-d inputs give numpy scalars: asarray makes them arrays again
     out = np.asarray(y, dtype=x.dtype)
     return out.copy() if out is x else out
@@ -669,7 +683,7 @@ def _einsum_gemm(eq: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     y = np.empty((plan.nb, plan.m, plan.n), np.float32)
     for i in range(plan.nb):
         if not native_float.sgemm(am[i], bm[i], y[i]):
-            y[i] = mlas_sgemm.gemm(am[i], bm[i])
+            y[i] = mlas_sgemm.gemm(am[i], bm[i], threads=native_float.get_threads())
     return y.reshape(plan.order_shape).transpose(plan.to_out).copy()
 
 

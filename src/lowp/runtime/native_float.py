@@ -197,9 +197,10 @@ def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.n
 
 
 def clamp_in_place(y: np.ndarray, low: float | None, high: float | None) -> bool:
-    """y = minimum(maximum(y, low), high) with numpy's rules (either bound None: off), in
-    place on contiguous float32 `y` (so a result computed into a recorded buffer stays
-    there: FusedConv's Relu or Clip); False (y untouched) where it does not run natively."""
+    """y = y < low ? low : y, then high < y ? high : y (either bound None: off; ONNX
+    Runtime's Clip and MLAS's Relu / Clip activations: -0 and NaN stay), in place on
+    contiguous float32 `y` (so a result computed into a recorded buffer stays there:
+    FusedConv's Relu or Clip); False (y untouched) where it does not run natively."""
     ext = _usable("Clip", y)
     if ext is None or not y.flags.c_contiguous or not y.flags.writeable:
         return False
@@ -208,6 +209,18 @@ def clamp_in_place(y: np.ndarray, low: float | None, high: float | None) -> bool
          0.0 if high is None else float(np.float32(high)), low is not None, high is not None,
          _threads)
     return True
+
+
+def clamp(x: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    """Clip of float32 `x` to one-value bounds as float_ops.Clip computes it, into a new
+    array; None where it does not run natively."""
+    ext = _usable("Clip", x)
+    if ext is None or x.size == 0:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_clamp, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), float(low),
+         float(high), True, True, _threads)
+    return y
 
 
 def concat(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray | None:
@@ -816,14 +829,17 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
 
 def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, out: np.ndarray,
               init: np.ndarray | None, trans_a: bool, trans_b: bool, packed: bool,
-              alpha: float, count: int) -> None:
+              alpha: float, count: int, parts: list[tuple[slice, slice]] | None = None
+              ) -> None:
     """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
     `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
-    the products of the batch), the narrowest first (`_widened`), with the panels of the
-    constant 2-D `b` (None: none kept) and `init`'s part accumulated into (None: beta 0)."""
+    the products of the batch; `parts`: given, as lowp.mlas_sgemm.conv_parts gives them),
+    the narrowest first (`_widened`), with the panels of the constant 2-D `b` (None: none
+    kept) and `init`'s part accumulated into (None: beta 0)."""
     m, k, n = am.shape[0], am.shape[1], bm.shape[1]
     whole = [(slice(0, m), slice(0, n))]
-    parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
+    if parts is None:
+        parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
     m1 = m == 1 and not trans_a and alpha == 1.0
     for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
         cols = _widened(cols, m1)
@@ -874,7 +890,8 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          out: Sequence[int], init: np.ndarray | None = None) -> np.ndarray | None:
     """Float32 1-D, 2-D or 3-D Conv of `x` (N, C, *in) with `w` (M, C / group, *k) as
     lowp.runtime.float_nn.Conv's MLAS path computes it (im2col per image and group, one
-    float_sgemm_mlas product each, accumulated onto `init` (the output's shape: FusedConv's
+    float_sgemm_mlas product each, cut in the parts MLAS's threads cut it into
+    (lowp.mlas_sgemm.conv_parts), accumulated onto `init` (the output's shape: FusedConv's
     Sum) when given, the bias added after), bit for bit, by one native call; `begin` holds
     the leading pads and `out` the output size. None when it does not run natively (then
     float_nn computes it)."""
@@ -888,6 +905,18 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
     if init is not None and init.shape != (n, m) + tuple(int(v) for v in out):
         return None
     k = list(w.shape[2:])
+    direct = all(v == 1 for v in k) and all(v == 1 for v in strides) and not any(begin) and \
+        all(int(out[i]) == int(x.shape[2 + i]) for i in range(nd))
+    size, depth = int(np.prod(out)), c // group * int(np.prod(k))
+    parts = mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)
+    if len(parts) > 64:
+        return None
+    cut: list[int] = []
+    if len(parts) > 1:              # MLAS's operations, the narrowest first (`_widened`)
+        for rows, columns in sorted(parts, key=lambda part: part[1].stop - part[1].start):
+            columns = _widened(columns, m // group == 1)
+            cut += [rows.start, rows.stop - rows.start, columns.start,
+                    columns.stop - columns.start]
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
         [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
@@ -900,7 +929,7 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
          np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
          None if cols is None else cols.reshape(-1),
-         [n, c, m, group] + [v for a in axes for v in a], _threads,
+         [n, c, m, group] + [v for a in axes for v in a] + cut, _threads,
          *(() if init is None else (np.ascontiguousarray(init).reshape(-1),)))
     return y
 
@@ -926,13 +955,19 @@ def conv_nchwc(x: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
 
 
 def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
-          trans_b: bool = False, packed: bool = False) -> bool:
-    """out (m x n) = am (m x k) @ bm (k x n), float32 logical operands, in MLAS's order as
-    lowp.mlas_sgemm.gemm computes it with these flags; False when not run natively."""
+          trans_b: bool = False, packed: bool = False, init: np.ndarray | None = None,
+          parts: list[tuple[slice, slice]] | None = None) -> bool:
+    """out (m x n) = am (m x k) @ bm (k x n) (+ init, beta 1), float32 logical operands, in
+    MLAS's order as lowp.mlas_sgemm.gemm computes it with these flags and the session's
+    threads, one MlasGemm call: cut as `thread_parts`, or as `parts` when given; False
+    when not run natively."""
     ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
-    if ext is None or bm.dtype != np.float32 or out.dtype != np.float32:
+    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
+            or (init is not None and init.dtype != np.float32)):
         return False
-    call(ext.float_sgemm_mlas, am, bm, out, 1.0, trans_a, trans_b, packed, _threads)
+    if am.shape[0] == 0 or bm.shape[1] == 0:
+        return True
+    _by_parts(ext, None, am, bm, out, init, trans_a, trans_b, packed, 1.0, 1, parts)
     return True
 
 
@@ -981,7 +1016,7 @@ def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarra
     yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
     assert yv is not None
     for i in range(plan.nb):
-        call(ext.float_sgemm_mlas, av[i], bv[i], yv[i], 1.0, False, False, False, _threads)
+        _by_parts(ext, None, av[i], bv[i], yv[i], None, False, False, False, 1.0, 1)
     return y
 
 

@@ -76,7 +76,7 @@ def plan(x_shape: Sequence[int], w_shape: Sequence[int], group: int, w_constant:
             return None
         if cg % block or m % group or (m // group) % block:
             return None
-        return Plan("nchwc", block)
+        return Plan("pointwise" if kh == kw == 1 else "nchwc", block)
     if cg < block:
         return Plan("nchw", block)
     if cg % 4:                  # ONNX Runtime 1.32 pads channels to a block from 4s on

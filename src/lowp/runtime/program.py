@@ -313,15 +313,17 @@ def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, thread
 
 def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: np.ndarray,
               threads: int) -> Made:
-    """Clip of float32 `x` to constant one-value bounds (either may be None) into `out`."""
+    """Clip of float32 `x` to constant one-value bounds (either may be None: the type's
+    lowest / largest finite value, as float_ops.Clip) into `out`."""
     if x.dtype != _F32 or not x.flags.c_contiguous or x.ndim == 0 or out.shape != x.shape:
         return None
     if any(b is not None and b.size != 1 for b in (lo, hi)) or x.size == 0:
         return None
-    low = float(np.asarray(lo).astype(_F32).reshape(())) if lo is not None else 0.0
-    high = float(np.asarray(hi).astype(_F32).reshape(())) if hi is not None else 0.0
-    return (extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high,
-                                       lo is not None, hi is not None, threads)), out
+    big = float(np.finfo(_F32).max)
+    low = float(np.asarray(lo).astype(_F32).reshape(())) if lo is not None else -big
+    high = float(np.asarray(hi).astype(_F32).reshape(())) if hi is not None else big
+    return (extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high, True, True,
+                                       threads)), out
 
 
 def dequantize_call(x: np.ndarray, table: np.ndarray, out: np.ndarray, threads: int) -> Made:
