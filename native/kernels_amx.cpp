@@ -10,7 +10,32 @@
 #include "common.h"
 
 namespace lowp {
+#ifdef LOWP_AMX_PHASES
 namespace {
+int g_phase_skip = 0;
+}  // namespace
+void set_amx_phase_skip(int mask) { g_phase_skip = mask; }
+#endif
+namespace {
+
+// The timing build's switches (cmake -DLOWP_AMX_PHASES=ON, bench/amx_phases.py): each
+// leaves one phase of a real call out so that its share of the time can be measured (the
+// outputs are then wrong); in a normal build skipped() is constant false.
+enum PhaseSkip : int {
+  kSkipPack = 1,        // pack_rows returns at once (the previous chunk's rows are reused)
+  kSkipTiles = 2,       // no tile passes (the epilogue requantizes stale sums)
+  kSkipStores = 4,      // the passes' C tiles are not stored
+  kSkipEpilogue = 8,    // no requantization
+  kScratchOutput = 16,  // the epilogue writes its rows to a per-thread 2 KB scratch
+};
+inline bool skipped(int phase) {
+#ifdef LOWP_AMX_PHASES
+  return (g_phase_skip & phase) != 0;
+#else
+  (void)phase;
+  return false;
+#endif
+}
 
 // Rows per call: two row tiles of 16. Tile registers: C 0..3 (2 row tiles x 2 column
 // tiles of 16 int32), A 4..5 (16 rows x 64 bytes), B 6..7 (16 k4 rows x 16 columns x 4
@@ -95,6 +120,7 @@ inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
 // the rows past n of the last group.
 void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                int64_t kp, uint8_t* dst) {
+  if (skipped(kSkipPack)) return;
   const int64_t krow = 4 * int64_t(kc4), nkb = kp / 64;
   alignas(64) uint8_t row[64];
   const int64_t ngroups = (n + kMr - 1) / kMr;
@@ -220,6 +246,7 @@ void tile_pass(const Run* runs, int nruns, const int8_t* bq, int64_t bstep, bool
         step<NR, NC, SA>(a, u.as, u.a16, b);
     }
   }
+  if (fo && skipped(kSkipStores)) return;
   if (fo) {
     int32_t* cb = s.cbuf + 16 * j0;
     constexpr int64_t st = kPanel * 4;
@@ -247,7 +274,7 @@ template <int NR, bool SA>
 void passes(const Run* runs, int nruns, int wp, int nkb, const int8_t* b, int32_t* c, int mr,
             Scratch& s, const GemmOut* fo) {
   const int nt = wp / 16, np = (nt + 1) / 2;
-  for (int i = 0; i < np; ++i) {
+  for (int i = 0; i < np && !skipped(kSkipTiles); ++i) {
     const int q = s.swap ? np - 1 - i : i;
     const int8_t* bq = b + int64_t(q) * nkb * 2048;
     if (2 * q + 2 <= nt)
@@ -257,7 +284,16 @@ void passes(const Run* runs, int nruns, int wp, int nkb, const int8_t* b, int32_
     s.rev = !s.rev;
   }
   s.swap = !s.swap;
-  if (fo) avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), *fo);
+  if (!fo || skipped(kSkipEpilogue)) return;
+  if (skipped(kScratchOutput)) {
+    alignas(64) static thread_local uint8_t scratch[kMr * 64];
+    GemmOut so = *fo;
+    so.out = scratch;
+    so.ldo = 64;
+    avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), so);
+    return;
+  }
+  avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), *fo);
 }
 
 // The int32 form (c) or, with fo, the fused form (requantized into fo's output); b in the
