@@ -1602,6 +1602,9 @@ NB_MODULE(_native, m) {
   m.def("set_short_gemm_bytes", &lowp::set_short_gemm_bytes, "bytes"_a);
   m.def("short_gemm_rows", &lowp::short_gemm_rows);
   m.def("set_short_gemm_rows", &lowp::set_short_gemm_rows, "rows"_a);
+#ifdef LOWP_AMX_PHASES
+  m.def("set_amx_phase_skip", &lowp::set_amx_phase_skip, "mask"_a);
+#endif
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 

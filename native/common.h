@@ -257,6 +257,11 @@ void set_short_gemm_bytes(int bytes);
 // default: a 32-row tile pass computes mostly padding rows there; 0 turns it off).
 int short_gemm_rows();
 void set_short_gemm_rows(int rows);
+#ifdef LOWP_AMX_PHASES
+// Timing build only (bench/amx_phases.py): the amx GEMM phases to leave out, a mask of
+// kernels_amx.cpp's PhaseSkip bits; 0 = none. The outputs are wrong while any is set.
+void set_amx_phase_skip(int mask);
+#endif
 
 // Portable element-wise Add (driver.cpp); exact on any path.
 void add_portable(const AddArgs& a);

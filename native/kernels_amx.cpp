@@ -10,7 +10,27 @@
 #include "common.h"
 
 namespace lowp {
+#ifdef LOWP_AMX_PHASES
 namespace {
+int g_phase_skip = 0;
+}  // namespace
+void set_amx_phase_skip(int mask) { g_phase_skip = mask; }
+#endif
+namespace {
+
+#ifdef LOWP_AMX_PHASES
+// The timing build's switches (cmake -DLOWP_AMX_PHASES=ON, bench/amx_phases.py): each
+// leaves one phase of a real call out so that its share of the time can be measured (the
+// outputs are then wrong). A normal build compiles none of this, so its code is unchanged.
+enum PhaseSkip : int {
+  kSkipPack = 1,        // pack_rows returns at once (the previous chunk's rows are reused)
+  kSkipTiles = 2,       // no tile passes (the epilogue requantizes stale sums)
+  kSkipStores = 4,      // the passes' C tiles are not stored
+  kSkipEpilogue = 8,    // no requantization
+  kScratchOutput = 16,  // the epilogue writes its rows to a per-thread 2 KB scratch
+};
+inline bool skipped(int phase) { return (g_phase_skip & phase) != 0; }
+#endif
 
 // Rows per call: two row tiles of 16. Tile registers: C 0..3 (2 row tiles x 2 column
 // tiles of 16 int32), A 4..5 (16 rows x 64 bytes), B 6..7 (16 k4 rows x 16 columns x 4
@@ -95,6 +115,9 @@ inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
 // the rows past n of the last group.
 void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                int64_t kp, uint8_t* dst) {
+#ifdef LOWP_AMX_PHASES
+  if (skipped(kSkipPack)) return;
+#endif
   const int64_t krow = 4 * int64_t(kc4), nkb = kp / 64;
   alignas(64) uint8_t row[64];
   const int64_t ngroups = (n + kMr - 1) / kMr;
@@ -220,6 +243,9 @@ void tile_pass(const Run* runs, int nruns, const int8_t* bq, int64_t bstep, bool
         step<NR, NC, SA>(a, u.as, u.a16, b);
     }
   }
+#ifdef LOWP_AMX_PHASES
+  if (fo && skipped(kSkipStores)) return;
+#endif
   if (fo) {
     int32_t* cb = s.cbuf + 16 * j0;
     constexpr int64_t st = kPanel * 4;
@@ -247,7 +273,12 @@ template <int NR, bool SA>
 void passes(const Run* runs, int nruns, int wp, int nkb, const int8_t* b, int32_t* c, int mr,
             Scratch& s, const GemmOut* fo) {
   const int nt = wp / 16, np = (nt + 1) / 2;
-  for (int i = 0; i < np; ++i) {
+#ifdef LOWP_AMX_PHASES
+  const int np_run = skipped(kSkipTiles) ? 0 : np;
+#else
+  const int np_run = np;
+#endif
+  for (int i = 0; i < np_run; ++i) {
     const int q = s.swap ? np - 1 - i : i;
     const int8_t* bq = b + int64_t(q) * nkb * 2048;
     if (2 * q + 2 <= nt)
@@ -257,6 +288,16 @@ void passes(const Run* runs, int nruns, int wp, int nkb, const int8_t* b, int32_
     s.rev = !s.rev;
   }
   s.swap = !s.swap;
+#ifdef LOWP_AMX_PHASES
+  if (fo && (skipped(kSkipEpilogue) || skipped(kScratchOutput))) {
+    alignas(64) static thread_local uint8_t scratch[kMr * 64];
+    GemmOut so = *fo;
+    so.out = scratch;
+    so.ldo = 64;
+    if (!skipped(kSkipEpilogue)) avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), so);
+    return;
+  }
+#endif
   if (fo) avx512_fused_rows(s.cbuf, kPanel, std::min(mr, NR * kRows), *fo);
 }
 

@@ -1,6 +1,9 @@
 # Source list and per-file ISA flags of the native core (no -march=native: each microkernel
 # file gets exactly the instruction sets of its path; dispatch picks one at run time).
 option(LOWP_SANITIZE "Build with AddressSanitizer and UBSan" OFF)
+# Timing build for bench/amx_phases.py: switches that leave phases of the amx GEMM out (the
+# outputs are then wrong); never in a normal build.
+option(LOWP_AMX_PHASES "amx GEMM phase switches (timing only)" OFF)
 
 set(LOWP_COMMON_FLAGS -O3 -ffp-contract=off -fno-math-errno)
 
@@ -68,5 +71,9 @@ target_link_libraries(_native PRIVATE Threads::Threads)
 if(LOWP_SANITIZE)
   target_compile_options(_native PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
   target_link_options(_native PRIVATE -fsanitize=address,undefined)
+endif()
+if(LOWP_AMX_PHASES)
+  target_compile_definitions(lowp_amx PRIVATE LOWP_AMX_PHASES)
+  target_compile_definitions(_native PRIVATE LOWP_AMX_PHASES)
 endif()
 install(TARGETS _native LIBRARY DESTINATION lowp)
