@@ -190,6 +190,65 @@ lowp::Kernel make_quantize(Floats x, OutBytes y, float scale, int zp, int qmin, 
   return [a, threads, x, y] { lowp::run_quantize(a, threads); };
 }
 
+// A float32 feed that a Program's quantizer reads where the caller keeps it
+// (lowp.runtime.replay): set to the run's array before each run; the kernels made on it read
+// its pointer when they run. It must outlive their Program, and the array it was set to must
+// stay alive while the Program runs.
+struct FeedSlot {
+  const float* data = nullptr;
+  size_t size = 0;
+};
+
+void set_feed_slot(FeedSlot& slot, Floats x) {
+  if (slot.data != nullptr && x.size() != slot.size)
+    throw std::invalid_argument("a feed slot takes arrays of the size it was first set to");
+  slot.data = x.data();
+  slot.size = x.size();
+}
+
+lowp::Kernel make_quantize_slot(FeedSlot& slot, OutBytes y, float scale, int zp, int qmin,
+                                int qmax, int threads) {
+  if (slot.data == nullptr || slot.size != y.size())
+    throw std::invalid_argument("quantize_slot needs a set slot of y's size");
+  check_quantize_bounds(zp, qmin, qmax);
+  lowp::QuantArgs a;
+  a.y = y.data();
+  a.n = int64_t(y.size());
+  a.scale = scale;
+  a.zp = zp;
+  a.qmin = qmin;
+  a.qmax = qmax;
+  const FeedSlot* from = &slot;
+  return [a, threads, from, y] {
+    lowp::QuantArgs b = a;
+    b.x = from->data;
+    lowp::run_quantize(b, threads);
+  };
+}
+
+lowp::Kernel make_quantize_to_channels_last_slot(
+    FeedSlot& slot, int64_t n, int64_t c, int64_t s,
+    nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale, int zp,
+    int qmin, int qmax, int threads) {
+  if (slot.data == nullptr || slot.size != size_t(n * c * s) || y.shape(0) != size_t(n) ||
+      y.shape(1) != size_t(s) || y.shape(2) != size_t(c))
+    throw std::invalid_argument("quantize_to_channels_last_slot needs a set slot of n * c * s "
+                                "values and y of shape (n, s, c)");
+  check_quantize_bounds(zp, qmin, qmax);
+  lowp::QuantArgs a;
+  a.y = y.data();
+  a.scale = scale;
+  a.zp = zp;
+  a.qmin = qmin;
+  a.qmax = qmax;
+  const FeedSlot* from = &slot;
+  return [a, n, c, s, threads, from, y] {
+    lowp::QuantArgs b = a;
+    b.x = from->data;
+    lowp::run_quantize_to_channels_last(b, n, c, s, threads);
+  };
+}
+
 lowp::Kernel make_quantize_to_channels_last(
     nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu> x,
     nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale, int zp,
@@ -1608,8 +1667,28 @@ NB_MODULE(_native, m) {
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
+  nb::class_<FeedSlot>(m, "FeedSlot")
+      .def(nb::init<>())
+      .def("set", &set_feed_slot, "x"_a);
   nb::class_<lowp::Program> program(m, "Program");
   program.def(nb::init<>())
+      .def(
+          "quantize_slot",
+          [](lowp::Program& p, FeedSlot& slot, OutBytes y, float scale, int zp, int qmin,
+             int qmax, int threads) {
+            p.append(make_quantize_slot(slot, y, scale, zp, qmin, qmax, threads));
+          },
+          "slot"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a, "threads"_a = 1)
+      .def(
+          "quantize_to_channels_last_slot",
+          [](lowp::Program& p, FeedSlot& slot, int64_t n, int64_t c, int64_t s,
+             nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> y, float scale,
+             int zp, int qmin, int qmax, int threads) {
+            p.append(make_quantize_to_channels_last_slot(slot, n, c, s, y, scale, zp, qmin,
+                                                         qmax, threads));
+          },
+          "slot"_a, "n"_a, "c"_a, "s"_a, "y"_a, "scale"_a, "zero_point"_a, "qmin"_a, "qmax"_a,
+          "threads"_a = 1)
       .def("__len__", &lowp::Program::size)
       .def("memoize_last",
            [](lowp::Program& p,

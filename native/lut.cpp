@@ -1,7 +1,8 @@
 // Driver layer: 8-bit lookup tables (O13). y[i] = table[c(i) * 256 + x[i]] with one table
 // (c = 0) or one per channel of the last axis (c = i % channels); and tables of a pair of
 // 8-bit values, y = table[(a << 8) | b] with numpy broadcasting (quantized Add and Mul). The single-table case has
-// an AVX-512 VBMI kernel (lut_vbmi.cpp), used on the avx512vnni path when the CPU has VBMI;
+// an AVX-512 VBMI kernel (lut_vbmi.cpp), used on the avx512vnni path when the CPU has VBMI,
+// and so do per-channel tables of a multiple of 16 channels (AVX-512 gathers, same file);
 // everything else runs the portable loop. A lookup is exact on every path.
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,8 @@
 namespace lowp {
 
 void lut8_vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
+void lut8_channels_avx512(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n,
+                          int64_t channels, int64_t c0);
 void qmatmul_rows_avx512(const QMatMulArgs& q, int64_t r0, int64_t r1);
 
 namespace {
@@ -77,9 +80,14 @@ void run_lut8(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n, int
               int threads) {
   if (n <= 0) return;
   const bool vbmi = channels == 1 && vbmi_usable();
+  // per-channel tables in groups of 16 channels: gathers (the same bytes; faster than the
+  // byte loop, docs/native.md)
+  const bool gather = channels % 16 == 0 && channels < (int64_t(1) << 23) && vbmi_usable();
   auto part = [&](int64_t i0, int64_t len) {
     if (vbmi)
       lut8_vbmi(x + i0, table, y + i0, len);
+    else if (gather)
+      lut8_channels_avx512(x + i0, table, y + i0, len, channels, i0 % channels);
     else
       lut8_portable(x + i0, table, y + i0, len, channels, i0 % channels);
   };

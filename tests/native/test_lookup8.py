@@ -41,3 +41,31 @@ def test_thread_chunks_start_inside_a_pixel(channels):
     x = rng.integers(0, 256, channels * ((1 << 19) // channels + 3), dtype=np.uint8)
     table = rng.integers(0, 256, channels * 256, dtype=np.uint8)
     _check(x, table, channels, 2)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(groups=st.integers(1, 20), pixels=st.integers(0, 12), seed=st.integers(0, 2**16),
+       threads=st.sampled_from([1, 2]))
+def test_channel_groups_of_sixteen(path, groups, pixels, seed, threads):
+    """Channel counts that are multiples of 16 (the AVX-512 gathers on the avx512vnni and
+    amx paths), with the first and last entries of the first and last tables looked up."""
+    channels = 16 * groups
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, channels * pixels, dtype=np.uint8)
+    if pixels:
+        x[[0, channels - 1]] = [0, 255]
+        x[[-channels, -1]] = [255, 255]
+        x[:channels][:2] = [255, 0]
+    table = rng.integers(0, 256, channels * 256, dtype=np.uint8)
+    with native_backend.use_path(path):
+        _check(x, table, channels, threads)
+
+
+@pytest.mark.parametrize("channels", [48, 80, 272])
+def test_channel_groups_from_inside_a_pixel(channels):
+    """Two threads' parts start at a multiple of 64 values, inside a pixel for these counts:
+    the partial pixel one by one, then whole pixels by gathers."""
+    rng = np.random.default_rng(channels)
+    x = rng.integers(0, 256, channels * ((1 << 19) // channels + 3), dtype=np.uint8)
+    table = rng.integers(0, 256, channels * 256, dtype=np.uint8)
+    _check(x, table, channels, 2)

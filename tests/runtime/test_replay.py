@@ -689,3 +689,68 @@ def test_native_float_step_recorded_differently_keeps_its_readers_replaying(monk
     # the Relu reading the product runs in a native Program, not from Python
     assert "Relu:float" in fast.last_profile, fast.last_profile
     assert "Relu:float (python)" not in fast.last_profile
+
+
+@pytest.mark.parametrize("name", ["linear_mlp", "resnet_style", "conv1d_model"])
+def test_feeds_read_in_place_by_their_quantizers(name, zoo_dir):
+    """A feed whose only reader is its QuantizeLinear is not copied on replayed runs: the
+    quantizer reads the caller's array through a slot of its Program. New arrays, an array
+    changed in place, and arrays it cannot read as they are (Fortran order, a strided view:
+    copied into the signature's buffer) all give the plain run's results."""
+    path, data = model_zoo.BUILDERS[name](zoo_dir)
+    model = quantize(path, data).model
+    fast, plain = Session(model), Session(model, replay=False)
+    for seed in range(3):
+        feeds = _feeds(data, seed)
+        _equal(fast.run(feeds), plain.run(feeds))
+    signature = tuple((k, v.shape, v.dtype.str) for k, v in _feeds(data, 0).items())
+    assert fast._replayer is not None
+    assert fast._replayer._in_place[signature] == frozenset(data)
+    same = _feeds(data, 5)
+    for seed in range(3):
+        for k, v in _feeds(data, 30 + seed).items():
+            same[k][...] = v
+        _equal(fast.run(same), plain.run({k: v.copy() for k, v in same.items()}))
+        _equal(fast.run(_feeds(data, 40 + seed)), plain.run(_feeds(data, 40 + seed)))
+        fortran = {k: np.asfortranarray(v) for k, v in _feeds(data, 50 + seed).items()}
+        _equal(fast.run(fortran), plain.run(fortran))
+        wide = {k: np.repeat(v, 2, axis=-1)[..., ::2] for k, v in _feeds(data, 60 + seed).items()}
+        _equal(fast.run(wide), plain.run(wide))
+
+
+def test_a_feed_read_by_another_step_too_is_copied(tmp_path):
+    """A feed that a float step reads besides its quantizer (or that is an output) keeps its
+    copy into the signature's buffer; the runs equal the plain ones."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((8, 4)) * 0.3).astype(np.float32), "w")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("MatMul", ["xd", "w"], ["y"]),
+        helper.make_node("Sigmoid", ["x"], ["g"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (3, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (3, 4)),
+         helper.make_tensor_value_info("g", TensorProto.FLOAT, (3, 8))],
+        initializer=[w, numpy_helper.from_array(np.float32(0.05), "s"),
+                     numpy_helper.from_array(np.uint8(128), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fast, plain = Session(model), Session(model, replay=False)
+    for _ in range(4):
+        feeds = {"x": rng.standard_normal((3, 8)).astype(np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    assert fast._replayer is not None
+    assert fast._replayer._in_place[(("x", (3, 8), "<f4"),)] == frozenset()
+
+
+def test_a_feed_slot_takes_arrays_of_one_size():
+    from lowp.runtime import program
+
+    slot = program.extension().FeedSlot()
+    slot.set(np.zeros(6, np.float32))
+    slot.set(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="size"):
+        slot.set(np.zeros(5, np.float32))

@@ -13,7 +13,9 @@ steps on shapes only, `fixed_steps`) are compiled into one `lowp._native.Program
 (lowp.runtime.program), run by one call with the GIL released.
 
 The invariant that makes this exact: every run of a signature reads its feeds from input
-buffers the signature owns (the feeds are copied into them, a memcpy per input and run),
+buffers the signature owns (the feeds are copied into them, a memcpy per input and run;
+a Session's float32 feed whose every reader is its QuantizeLinear is instead read where
+the caller keeps it, through a `FeedSlot` of the Program set to the run's array),
 constants are the same objects on every run, and a replayed step writes into the buffers
 it wrote when recorded; so a recorded call reads the same memory, holding this run's
 values, as long as every tensor a segment reads from outside itself is a constant, a feed,
@@ -174,8 +176,13 @@ class Replayer:
 
     def __init__(self, steps: list[Step], execute: Execute,
                  constants: set[str] | None = None,
-                 outputs: Iterable[str] | None = None, *, memoize: bool = False) -> None:
+                 outputs: Iterable[str] | None = None, *, memoize: bool = False,
+                 feeds_in_place: bool = False) -> None:
         self.steps = steps
+        # a feed's quantizers may read it where the caller keeps it (`_in_place_feeds`): for
+        # callers whose feeds no step writes during a run (a Session's: it returns copies),
+        # not a Loop's, which hands a body the buffers the body writes
+        self._feeds_in_place = feeds_in_place
         # products skipped while their operands are the bytes they last ran on (a Loop
         # body's: `memoized`)
         self._memoize = memoize
@@ -191,6 +198,8 @@ class Replayer:
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: dict[object, list[Runner]] = {}
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
+        # feeds a replayed run hands to their quantizers as they are (`_in_place_feeds`)
+        self._in_place: dict[object, frozenset[str]] = {}
         self._buffers: dict[object, dict[object, np.ndarray]] = {}  # native float outputs
         self._tables: dict[object, np.ndarray] = {}                # DequantizeLinear tables
         self._native_reads = frozenset(n for step in steps if _native_capable(step)
@@ -269,9 +278,13 @@ class Replayer:
         else:
             plan = _plan(self.steps, state, records, self._fixed)  # type: ignore[arg-type]
             self._state[signature] = plan
+            owned = self._feeds[signature]
+            in_place = self._in_place[signature] = _in_place_feeds(
+                plan, owned, self._outputs) if self._feeds_in_place else frozenset()
             self._ready[signature] = _compile(
-                plan, self._execute, self._constants | frozenset(self._feeds[signature]),
-                self._outputs or frozenset(), self._buffers[signature], self._memoize)
+                plan, self._execute, self._constants | frozenset(owned),
+                self._outputs or frozenset(), self._buffers[signature], self._memoize,
+                {n: owned[n] for n in in_place})
         if timings is not None:
             timings[RECORDING] = timings.get(RECORDING, 0.0) + time.perf_counter() - t0
 
@@ -285,8 +298,13 @@ class Replayer:
         if owned is None:
             owned = self._feeds[signature] = {k: np.empty(v.shape, v.dtype)
                                               for k, v in feeds.items()}
+        in_place = self._in_place.get(signature, frozenset())
         for k, v in feeds.items():
             buffer = owned[k]
+            if k in in_place and type(v) is np.ndarray and v.dtype == buffer.dtype \
+                    and v.shape == buffer.shape and v.flags.c_contiguous:
+                env[k] = v      # read where it is (`_Segment.slots`)
+                continue
             np.copyto(buffer, v)
             env[k] = buffer
 
@@ -732,9 +750,14 @@ class _Segment:
     # (set_slice): the segment's steps then run the plain way, from the same inputs (the
     # Program wrote only its own buffers)
     retries: list[np.ndarray] = field(default_factory=list)
+    # (slot, feed): quantizers that read a feed where the caller keeps it, through a
+    # FeedSlot set to the run's array (or to the signature's buffer it was copied into)
+    slots: list[tuple[Any, str]] = field(default_factory=list)
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
+        for slot, name in self.slots:
+            slot.set(env[name])
         if self.checks and not _match(self.checks, env, layout):
             for e in self.entries:
                 _timed(self.execute, e.step, env, layout, timings, PLAIN)
@@ -880,16 +903,18 @@ Runner = _Segment | _Calls | _Plain
 
 def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
              outputs: frozenset[str], buffers: dict[object, np.ndarray],
-             memoize: bool = False) -> list[Runner]:
+             memoize: bool = False, in_place: dict[str, np.ndarray] | None = None
+             ) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
-    the owned feeds); a segment stores only `outputs` and what later steps read."""
+    the owned feeds); a segment stores only `outputs` and what later steps read. The
+    quantizers of the feeds `in_place` (name -> owned buffer) read them through slots."""
     runners: list[Runner] = []
     current: list[_Replay | _Fixed] = []
 
     def close() -> None:
         if current:
-            runners.append(_segment(list(current), execute, stable, memoize))
+            runners.append(_segment(list(current), execute, stable, memoize, in_place or {}))
             current.clear()
 
     for index, entry in enumerate(plan):
@@ -918,9 +943,68 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
     return runners
 
 
+# the quantizers whose one call may read a float32 feed through a FeedSlot: a feed's
+# first reader in a QDQ file, one pass over it, where copying the feed into the signature's
+# buffer first costs about as much again
+SLOT_CALLS = frozenset({"quantize", "quantize_to_channels_last"})
+
+
+def _in_place_feeds(plan: list[Entry], owned: dict[str, np.ndarray],
+                    outputs: frozenset[str] | None) -> frozenset[str]:
+    """The feeds whose every reader is a replayed quantizer that a Program takes, whose one
+    call reads the feed's buffer as its input, all of it (`_slot_feed`): a replayed run
+    hands them the run's feed instead of copying it. A feed that is also an output (or
+    every tensor is) keeps its copy."""
+    found = set()
+    for name, buffer in owned.items():
+        if outputs is None or name in outputs or buffer.size == 0 or buffer.dtype != np.float32:
+            continue
+        readers = [e for e in plan
+                   if name in (e.step.inputs if isinstance(e, (_Replay, _Fixed)) else e.inputs)]
+        if readers and all(type(e) is _Replay and program.appendable(e.calls)
+                           and _slot_feed(e.calls, {name: buffer}) == name for e in readers):
+            found.add(name)
+    return frozenset(found)
+
+
+def _slot_feed(calls: list[Call], feeds: dict[str, np.ndarray]) -> str | None:
+    """The feed (of `feeds`, name -> buffer) that `calls` read through a slot: one call of
+    `SLOT_CALLS` whose input is a C-contiguous view of all of the feed's buffer and whose
+    other arguments are not over it."""
+    if len(calls) != 1:
+        return None
+    fn, args = calls[0]
+    entry = program.appenders().get(getattr(fn, "__func__", fn))
+    if entry is None or entry[0] not in SLOT_CALLS or not args:
+        return None
+    x = args[0]
+    for name, buffer in feeds.items():
+        if (type(x) is np.ndarray and x.dtype == buffer.dtype and x.size == buffer.size
+                and x.flags.c_contiguous
+                and x.__array_interface__["data"][0] == buffer.__array_interface__["data"][0]
+                and not any(type(a) is np.ndarray and np.shares_memory(a, buffer)
+                            for a in args[1:])):
+            return name
+    return None
+
+
+def _append_slot(prog: Any, calls: list[Call], slot: Any) -> None:
+    """Append the one quantizer call of `calls` reading its input through `slot`."""
+    fn, args = calls[0]
+    name = program.appenders()[getattr(fn, "__func__", fn)][0]
+    x = args[0]
+    assert isinstance(x, np.ndarray)
+    if name == "quantize":
+        prog.quantize_slot(slot, *args[1:])
+    else:
+        prog.quantize_to_channels_last_slot(slot, *x.shape, *args[1:])
+
+
 def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str],
-             memoize: bool = False) -> _Segment:
+             memoize: bool = False, in_place: dict[str, np.ndarray] | None = None
+             ) -> _Segment:
     prog = program.new_program()
+    slots: list[tuple[Any, str]] = []
     made: set[str] = set()
     checks: list[tuple[str, object, object]] = []
     outputs: dict[str, np.ndarray] = {}
@@ -931,7 +1015,14 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
-            program.append(prog, e.calls)
+            feed = _slot_feed(e.calls, in_place) if in_place else None
+            if feed is not None:
+                slot = program.extension().FeedSlot()
+                slot.set(in_place[feed])        # type: ignore[index]
+                _append_slot(prog, e.calls, slot)
+                slots.append((slot, feed))
+            else:
+                program.append(prog, e.calls)
             memory = memoized(e.calls) if memoize else None
             if memory is not None:
                 prog.memoize_last(memory)
@@ -943,7 +1034,7 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
             outputs[n] = v
             layouts[n] = lay
     return _Segment(prog, entries, checks, outputs, layouts, execute, owners=owners,
-                    guards=guards, retries=retries)
+                    guards=guards, retries=retries, slots=slots)
 
 
 # a product is skipped on unchanged operands when its multiply-adds outnumber the operands'
