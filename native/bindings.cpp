@@ -1083,10 +1083,11 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
                                    bool trans_b, bool packed, int threads,
                                    std::optional<Matrix> init,
                                    std::optional<Floats> panels, int64_t panels_stride_k,
-                                   int64_t panels_width) {
+                                   int64_t panels_width, bool unit_ldb) {
   // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
   // the logical operands (any non-negative strides: a transposed view reads in place);
-  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
+  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm); unit_ldb false: MLAS is
+  // handed B inside a larger array (leading dimension not 1, so no N = 1 kernel)
   if (a.shape(1) != b.shape(0) || c.shape(0) != a.shape(0) || c.shape(1) != b.shape(1))
     throw std::invalid_argument("float_sgemm_mlas needs a (m x k), b (k x n), c (m x n)");
   for (int i = 0; i < 2; ++i)
@@ -1100,6 +1101,7 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
   g.sa_m = a.stride(0), g.sa_k = a.stride(1), g.sb_k = b.stride(0), g.sb_n = b.stride(1);
   g.ldc = c.stride(0);
   g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
+  g.unit_ldb = unit_ldb;
   // init: C (m x n, any non-negative strides, 0 to broadcast) written first, then added to
   Matrix kept = init ? *init : Matrix();
   if (init) {
@@ -1766,7 +1768,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1,
              "init"_a = nb::none(), "panels"_a = nb::none(), "panels_stride_k"_a = 0,
-             "panels_width"_a = 0);
+             "panels_width"_a = 0, "unit_ldb"_a = true);
   m.def("float_sgemm_panels", &float_sgemm_panels, "m"_a, "b"_a, "trans_a"_a, "trans_b"_a,
         "packed"_a, "alpha"_a = 1.0f);
   m.def("float_sgemm_pack", &float_sgemm_pack, "b"_a, "out"_a, "stride_k"_a, "width"_a);

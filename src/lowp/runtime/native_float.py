@@ -768,14 +768,15 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
     except ValueError:
         return None
 
-    if ldb_factor != 1 and bm.shape[-1] == 1 and not (
-            am.shape[-2] == 1 and not trans_a and alpha == 1.0):
-        return None                         # a lone column read in place: the reference's
+    if ldb_factor != 1 and bm.shape[-1] == 1 and not _takes_unit_ldb(ext):
+        return None                         # (a build older than the flag: the reference)
 
     def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
                 packed: bool, count: int, ldb: int) -> None:
+        # a lone column of B read in place inside a larger array (transBatchB: MLAS's
+        # leading dimension is not 1) goes through the general kernel, as in MLAS
         _by_parts(ext, b if b.ndim == 2 else None, pa, pb, out, None, ta, tb, packed, alpha,
-                  count)
+                  count, unit_ldb=ldb == 1)
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
                               b_packed=b_packed, trans_batch=trans_batch,
@@ -814,13 +815,20 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     return y
 
 
+def _takes_unit_ldb(ext: Any) -> bool:
+    """float_sgemm_mlas takes `unit_ldb` (builds differ in what they have)."""
+    return "unit_ldb" in str(getattr(ext.float_sgemm_mlas, "__doc__", ""))
+
+
 def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, out: np.ndarray,
               init: np.ndarray | None, trans_a: bool, trans_b: bool, packed: bool,
-              alpha: float, count: int) -> None:
+              alpha: float, count: int, unit_ldb: bool = True) -> None:
     """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
     `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
     the products of the batch), the narrowest first (`_widened`), with the panels of the
-    constant 2-D `b` (None: none kept) and `init`'s part accumulated into (None: beta 0)."""
+    constant 2-D `b` (None: none kept) and `init`'s part accumulated into (None: beta 0);
+    `unit_ldb` false: B's leading dimension as MLAS is handed it is not 1 (no N = 1
+    kernel)."""
     m, k, n = am.shape[0], am.shape[1], bm.shape[1]
     whole = [(slice(0, m), slice(0, n))]
     parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
@@ -831,7 +839,7 @@ def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, ou
             ext, b, len(range(m)[rows]), bm, trans_a, trans_b, packed, alpha, cols)
         call(ext.float_sgemm_mlas, am[rows], bm[:, cols], out[rows, cols], float(alpha),
              trans_a, trans_b, packed, _threads, None if init is None else init[rows, cols],
-             *(held or (None, 0, 0)))
+             *(held or (None, 0, 0)), *(() if unit_ldb else (False,)))
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
