@@ -40,6 +40,7 @@
 #include "float_reduce.h"
 #include "gather.h"
 #include "resize.h"
+#include "scatter_nd.h"
 #include "program.h"
 #include "qrecurrent.h"
 #include "recurrent.h"
@@ -634,6 +635,41 @@ lowp::Kernel make_set_slice(Bytes x, Bytes value,
       for (int64_t j = s; j < m; ++j)
         std::memcpy(out + (o * d + j) * inner, value.data() + o * inner, size_t(inner));
     status.data()[0] = 0;
+  };
+}
+
+lowp::Kernel make_scatter_nd(Bytes x, nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> indices,
+                             Bytes updates, OutBytes y, const std::vector<int64_t>& dims,
+                             int64_t slice, int itemsize, int reduction, int type,
+                             nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+  // y = x (dims..., slice elements of itemsize bytes) with the slices at indices (count x
+  // depth, int64 or int32, depth = len(dims), read at run time) written (reduction 0) or
+  // added (1) / multiplied (2) into as `type` (lowp::ScatterType); an index out of range
+  // leaves y = x and sets status[0] = 1, status[1] = it (scatter_nd.h)
+  const bool wide = indices.dtype() == nb::dtype<int64_t>();
+  if (!wide && indices.dtype() != nb::dtype<int32_t>())
+    throw std::invalid_argument("scatter_nd needs int64 or int32 indices");
+  static const int type_sizes[] = {4, 8, 8, 4};
+  const int64_t depth = int64_t(dims.size());
+  int64_t elements = slice;
+  for (int64_t d : dims) elements = d < 0 ? -1 : elements * d;
+  if (depth < 1 || slice < 0 || elements < 0 || itemsize < 1 || reduction < 0 ||
+      reduction > 2 || type < 0 || type > 3 ||
+      (reduction != 0 && itemsize != type_sizes[type]) || status.size() < 2 ||
+      int64_t(indices.size()) % depth != 0 || int64_t(x.size()) != elements * itemsize ||
+      y.size() != x.size() ||
+      int64_t(updates.size()) != int64_t(indices.size()) / depth * slice * itemsize)
+    throw std::invalid_argument("scatter_nd needs x of dims x slice elements, indices of "
+                                "count x len(dims), updates of count slices, y of x's size");
+  lowp::ScatterNDArgs a;
+  a.x = x.data(), a.indices = indices.data(), a.wide = wide, a.updates = updates.data();
+  a.y = y.data(), a.depth = int(depth), a.count = int64_t(indices.size()) / depth;
+  a.slice = slice, a.itemsize = itemsize;
+  a.reduction = static_cast<lowp::ScatterReduction>(reduction);
+  a.type = static_cast<lowp::ScatterType>(type);
+  return [a, dims, x, indices, updates, y, status]() mutable {
+    a.dims = dims.data();
+    lowp::run_scatter_nd(a, status.data());
   };
 }
 
@@ -1727,6 +1763,8 @@ NB_MODULE(_native, m) {
              "inner"_a, "last"_a);
   def_kernel(m, program, "set_slice", &make_set_slice, "x"_a, "value"_a, "start"_a, "end"_a,
              "y"_a, "outer"_a, "d"_a, "inner"_a, "status"_a);
+  def_kernel(m, program, "scatter_nd", &make_scatter_nd, "x"_a, "indices"_a, "updates"_a,
+             "y"_a, "dims"_a, "slice"_a, "itemsize"_a, "reduction"_a, "type"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

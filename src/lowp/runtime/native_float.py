@@ -376,6 +376,42 @@ def set_slice(x: np.ndarray, start: np.ndarray, end: np.ndarray, value: np.ndarr
     return None if status[0] else y
 
 
+# ScatterND's reductions (lowp::ScatterReduction) and the element types they combine
+# (lowp::ScatterType); "none" copies the bytes of any type
+SCATTER_REDUCTIONS = {"none": 0, "add": 1, "mul": 2}
+SCATTER_TYPES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2,
+                 np.dtype(np.int32): 3}
+
+
+def scatter_nd(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, reduction: str
+               ) -> np.ndarray | None:
+    """float_ops.ScatterND of contiguous `x` at int64 or int32 `indices` (read at run time;
+    shapes checked by the caller) into a buffer (`_empty`): a copy of x, then each index
+    tuple's slice of `updates` written, added or multiplied in, in order, as numpy's
+    assignment and ufunc.at do; or None. An index outside [-d, d) leaves a status the
+    caller reads: None here, and in a Program the segment runs the plain way
+    (lowp.runtime.replay's retried calls)."""
+    ext = _has(_extension(), "scatter_nd")
+    code = SCATTER_REDUCTIONS.get(reduction)
+    depth = indices.shape[-1] if indices.ndim else 0
+    if (not _enabled or ext is None or code is None or x.dtype.hasobject or x.size == 0
+            or (code and x.dtype not in SCATTER_TYPES) or updates.dtype != x.dtype
+            or type(indices) is not np.ndarray or indices.dtype not in (np.int64, np.int32)
+            or not (x.flags.c_contiguous and indices.flags.c_contiguous
+                    and updates.flags.c_contiguous) or not 1 <= depth <= x.ndim):
+        return None
+    y = _empty(x.shape, x.dtype.type)
+    status = _empty((2,), np.int64)
+    if y.dtype != x.dtype or status.dtype != np.int64:
+        return None
+    slice_size = int(np.prod(x.shape[depth:], dtype=np.int64))
+    call(ext.scatter_nd, x.reshape(-1).view(np.uint8), indices.reshape(-1),
+         updates.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8),
+         [int(d) for d in x.shape[:depth]], slice_size, x.itemsize, code,
+         SCATTER_TYPES.get(x.dtype, 0), status)
+    return None if status[0] else y
+
+
 def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
     and values out of the type's range: its lowest value, as numpy's cast gives on x86) into
