@@ -107,6 +107,35 @@ def test_index_out_of_range_raises(index):
     assert native_float.scatter_nd(x, idx, updates, "none") is None
 
 
+@given(case=_scatter_cases(), reduction=st.sampled_from(["max", "min"]),
+       nan_data=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_reference_max_min_equal_onnxruntime(case, reduction, nan_data):
+    x, idx, updates, _ = case
+    if x.dtype == np.bool_:
+        return                      # (ONNX Runtime refuses bool with max / min)
+    if nan_data and x.dtype.kind == "f":
+        x = x.copy()
+        x.reshape(-1)[::3] = np.nan
+    with native_float.disabled():
+        got = ScatterND(x, idx, updates, reduction=reduction)
+    np.testing.assert_array_equal(got, _ort_scatter(x, idx, updates, reduction))
+
+
+@pytest.mark.parametrize("reduction", ["max", "min"])
+def test_max_min_of_nan_data_and_signed_zeros_equal_onnxruntime(reduction):
+    # before: numpy's maximum.at / minimum.at kept a NaN of the data where ONNX Runtime
+    # takes the update (evals/corpus/repro/README.md, 48)
+    x = np.array([[0.0, -0.0, 1.0, np.nan], [2.0, np.nan, -1.0, 3.0]], np.float32)
+    idx = np.array([[0], [1], [0]], np.int64)
+    updates = np.array([[-0.0, 0.0, np.nan, 1.0], [np.nan, 5.0, -2.0, 3.0],
+                        [0.5, -0.0, 4.0, -1.0]], np.float32)
+    got = ScatterND(x, idx, updates, reduction=reduction)
+    expected = _ort_scatter(x, idx, updates, reduction)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
 def test_updates_of_another_shape_raise():
     # (numpy would broadcast them; ONNX Runtime refuses)
     with pytest.raises(NodeError, match="do not fit"):

@@ -1216,7 +1216,8 @@ def ScatterND(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *,
               reduction: str = "none", **_: Any) -> np.ndarray:
     """A copy of x whose slices at the index tuples (the last axis of `indices`, each
     negative index counted from the end) take the updates in order: written, or combined
-    by `reduction` (numpy's ufunc.at); ONNX Runtime's checks of shapes and indices."""
+    by `reduction` (numpy's ufunc.at; float max / min as ONNX Runtime compares); ONNX
+    Runtime's checks of shapes and indices."""
     k = indices.shape[-1] if indices.ndim else 0
     if not 1 <= k <= x.ndim or updates.shape != indices.shape[:-1] + x.shape[k:]:
         raise NodeError(f"ScatterND: indices {list(indices.shape)} and updates "
@@ -1232,6 +1233,17 @@ def ScatterND(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *,
         return y
     out = x.copy()
     ids = np.where(indices < 0, indices + bounds, indices)
+    if reduction in ("max", "min") and x.dtype.kind == "f":
+        # ONNX Runtime's order: one tuple at a time, the update kept unless the element
+        # there is larger (max) / smaller (min), so a NaN in the data takes the update
+        # and a tie of signed zeros the update's sign (numpy's maximum.at keeps the NaN)
+        pick = np.greater if reduction == "max" else np.less
+        flat_ids = ids.reshape(-1, k)
+        flat_updates = updates.reshape((-1,) + x.shape[k:])
+        for row, value in zip(flat_ids, flat_updates, strict=True):
+            at = tuple(int(v) for v in row)
+            out[at] = np.where(pick(out[at], value), out[at], value)
+        return out
     index = tuple(ids[..., j] for j in range(k))
     _scatter_reduce(out, index, updates, reduction, "ScatterND")
     return out
