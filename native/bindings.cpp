@@ -40,6 +40,7 @@
 #include "float_reduce.h"
 #include "gather.h"
 #include "resize.h"
+#include "scatter_nd.h"
 #include "program.h"
 #include "qrecurrent.h"
 #include "recurrent.h"
@@ -696,6 +697,41 @@ lowp::Kernel make_set_slice(Bytes x, Bytes value,
   };
 }
 
+lowp::Kernel make_scatter_nd(Bytes x, nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> indices,
+                             Bytes updates, OutBytes y, const std::vector<int64_t>& dims,
+                             int64_t slice, int itemsize, int reduction, int type,
+                             nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+  // y = x (dims..., slice elements of itemsize bytes) with the slices at indices (count x
+  // depth, int64 or int32, depth = len(dims), read at run time) written (reduction 0) or
+  // added (1) / multiplied (2) into as `type` (lowp::ScatterType); an index out of range
+  // leaves y = x and sets status[0] = 1, status[1] = it (scatter_nd.h)
+  const bool wide = indices.dtype() == nb::dtype<int64_t>();
+  if (!wide && indices.dtype() != nb::dtype<int32_t>())
+    throw std::invalid_argument("scatter_nd needs int64 or int32 indices");
+  static const int type_sizes[] = {4, 8, 8, 4};
+  const int64_t depth = int64_t(dims.size());
+  int64_t elements = slice;
+  for (int64_t d : dims) elements = d < 0 ? -1 : elements * d;
+  if (depth < 1 || slice < 0 || elements < 0 || itemsize < 1 || reduction < 0 ||
+      reduction > 2 || type < 0 || type > 3 ||
+      (reduction != 0 && itemsize != type_sizes[type]) || status.size() < 2 ||
+      int64_t(indices.size()) % depth != 0 || int64_t(x.size()) != elements * itemsize ||
+      y.size() != x.size() ||
+      int64_t(updates.size()) != int64_t(indices.size()) / depth * slice * itemsize)
+    throw std::invalid_argument("scatter_nd needs x of dims x slice elements, indices of "
+                                "count x len(dims), updates of count slices, y of x's size");
+  lowp::ScatterNDArgs a;
+  a.x = x.data(), a.indices = indices.data(), a.wide = wide, a.updates = updates.data();
+  a.y = y.data(), a.depth = int(depth), a.count = int64_t(indices.size()) / depth;
+  a.slice = slice, a.itemsize = itemsize;
+  a.reduction = static_cast<lowp::ScatterReduction>(reduction);
+  a.type = static_cast<lowp::ScatterType>(type);
+  return [a, dims, x, indices, updates, y, status]() mutable {
+    a.dims = dims.data();
+    lowp::run_scatter_nd(a, status.data());
+  };
+}
+
 lowp::Kernel make_cast_to_float(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> x,
                                 OutFloats y, int code, int threads) {
   // y = float32(x) for x int64 (code 0), int32 (1), uint8 (2), int8 (3) or bool (4): the
@@ -1152,10 +1188,11 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
                                    bool trans_b, bool packed, int threads,
                                    std::optional<Matrix> init,
                                    std::optional<Floats> panels, int64_t panels_stride_k,
-                                   int64_t panels_width) {
+                                   int64_t panels_width, bool unit_ldb) {
   // c (m x n, rows of unit stride) = alpha a b in MLAS's order; a (m x k) and b (k x n) are
   // the logical operands (any non-negative strides: a transposed view reads in place);
-  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm)
+  // trans_a, trans_b and packed pick MLAS's path (lowp.mlas_sgemm); unit_ldb false: MLAS is
+  // handed B inside a larger array (leading dimension not 1, so no N = 1 kernel)
   if (a.shape(1) != b.shape(0) || c.shape(0) != a.shape(0) || c.shape(1) != b.shape(1))
     throw std::invalid_argument("float_sgemm_mlas needs a (m x k), b (k x n), c (m x n)");
   for (int i = 0; i < 2; ++i)
@@ -1169,6 +1206,7 @@ lowp::Kernel make_float_sgemm_mlas(Matrix a, Matrix b, OutMatrix c, float alpha,
   g.sa_m = a.stride(0), g.sa_k = a.stride(1), g.sb_k = b.stride(0), g.sb_n = b.stride(1);
   g.ldc = c.stride(0);
   g.alpha = alpha, g.trans_a = trans_a, g.trans_b = trans_b, g.packed = packed;
+  g.unit_ldb = unit_ldb;
   // init: C (m x n, any non-negative strides, 0 to broadcast) written first, then added to
   Matrix kept = init ? *init : Matrix();
   if (init) {
@@ -1817,6 +1855,8 @@ NB_MODULE(_native, m) {
              "inner"_a, "last"_a);
   def_kernel(m, program, "set_slice", &make_set_slice, "x"_a, "value"_a, "start"_a, "end"_a,
              "y"_a, "outer"_a, "d"_a, "inner"_a, "status"_a);
+  def_kernel(m, program, "scatter_nd", &make_scatter_nd, "x"_a, "indices"_a, "updates"_a,
+             "y"_a, "dims"_a, "slice"_a, "itemsize"_a, "reduction"_a, "type"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
@@ -1858,7 +1898,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sgemm_mlas", &make_float_sgemm_mlas, "a"_a, "b"_a, "c"_a,
              "alpha"_a, "trans_a"_a, "trans_b"_a, "packed"_a, "threads"_a = 1,
              "init"_a = nb::none(), "panels"_a = nb::none(), "panels_stride_k"_a = 0,
-             "panels_width"_a = 0);
+             "panels_width"_a = 0, "unit_ldb"_a = true);
   m.def("float_sgemm_panels", &float_sgemm_panels, "m"_a, "b"_a, "trans_a"_a, "trans_b"_a,
         "packed"_a, "alpha"_a = 1.0f);
   m.def("float_sgemm_pack", &float_sgemm_pack, "b"_a, "out"_a, "stride_k"_a, "width"_a);

@@ -439,7 +439,7 @@ int64_t blocked_stride_k(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0 || g.k <= 0) return 0;
   if (g.packed) return 256;
   if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) return 0;
-  if (g.n == 1 && g.alpha == 1.0f && (!g.trans_b || g.k == 1)) return 0;
+  if (g.n == 1 && g.alpha == 1.0f && g.unit_ldb && (!g.trans_b || g.k == 1)) return 0;
   return mlas_stride_k(g.n, g.k, g.trans_a);
 }
 
@@ -486,7 +486,7 @@ void run_mlas_sgemm(const SgemmArgs& g, int threads) {
       return sgemm_m1_transposed(g.a, g.sa_k, g.b, g.sb_n, g.sb_k, g.c, 1, g.n, g.k, acc);
     return sgemm_m1(g.a, g.sa_k, g.b, g.sb_k, g.sb_n, g.c, 1, g.n, g.k, acc);
   }
-  if (g.n == 1 && g.alpha == 1.0f && (!g.trans_b || g.k == 1)) {
+  if (g.n == 1 && g.alpha == 1.0f && g.unit_ldb && (!g.trans_b || g.k == 1)) {
     if (!g.trans_a)  // B's column against each row of A
       return sgemm_m1_transposed(g.b, g.sb_k, g.a, g.sa_m, g.sa_k, g.c, g.ldc, g.m, g.k, acc);
     // B's column against A as stored (k x m): the M = 1 kernel with the roles swapped

@@ -151,6 +151,10 @@ struct SgemmArgs {
   // packs B itself when those are not the ones it runs with
   const float* panels = nullptr;
   int64_t panels_stride_k = 0, panels_width = 0;
+  // B's leading dimension as MLAS is handed it may be 1 (false: B is read in place inside a
+  // larger array, FusedMatMul's transBatchB): MLAS's N = 1 kernel takes one column of B only
+  // then, else the general kernel computes it
+  bool unit_ldb = true;
 };
 void run_mlas_sgemm(const SgemmArgs& g, int threads);
 

@@ -60,7 +60,7 @@ nanobind_add_module(_native NB_STATIC
   $<TARGET_OBJECTS:lowp_qrnn_avx512>
   native/float_driver.cpp $<TARGET_OBJECTS:lowp_float_scalar>
   $<TARGET_OBJECTS:lowp_float_avx2> $<TARGET_OBJECTS:lowp_float_avx512>
-  native/gather.cpp native/compare.cpp native/resize.cpp native/float_exact.cpp native/float_log.cpp
+  native/gather.cpp native/scatter_nd.cpp native/compare.cpp native/resize.cpp native/float_exact.cpp native/float_log.cpp
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
   $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm> $<TARGET_OBJECTS:lowp_float_rnn> $<TARGET_OBJECTS:lowp_float_rnn_avx2>
   native/float_reduce.cpp native/float_col2im.cpp native/float_im2col.cpp

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session
+from lowp.runtime import Session, native_float
 
 F = TensorProto.FLOAT
 _MS = "com.microsoft"
@@ -118,6 +118,36 @@ def test_fused_matmul_trans_batch_equals_onnxruntime_at_1_and_2_threads(
     model = _product_model("FusedMatMul", feeds["a"], feeds["b"], len(batch) + 2, False,
                            attrs)
     _assert_agree(model, feeds, threads)
+
+
+@given(batch=st.sampled_from([(2,), (3,), (2, 2), (1, 3)]), m=_M, k=_K,
+       side=st.sampled_from(["b", "ab"]), trans=st.tuples(st.booleans(), st.booleans()),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_fused_matmul_lone_batch_moved_column_equals_onnxruntime(batch, m, k, side, trans,
+                                                                threads, seed):
+    # one column of a batch-moved B (N = 1, alpha 1): MLAS's general kernel (its N = 1
+    # kernel needs a leading dimension of 1), now computed natively (before: the reference)
+    rng = np.random.default_rng(seed)
+    logical = {"a": (k, m) if trans[0] else (m, k), "b": (1, k) if trans[1] else (k, 1)}
+    feeds = {}
+    for name, (rows, cols) in logical.items():
+        shape = (rows, *batch, cols) if name in side else (*batch, rows, cols)
+        feeds[name] = rng.standard_normal(shape).astype(np.float32)
+    attrs = dict(alpha=1.0, transA=int(trans[0]), transB=int(trans[1]),
+                 transBatchA=int("a" in side), transBatchB=1)
+    model = _product_model("FusedMatMul", feeds["a"], feeds["b"], len(batch) + 2, False,
+                           attrs)
+    _assert_agree(model, feeds, threads)
+    if native_float.kernels() != "none":
+        # (the native backend's result above came from the native product, not the
+        # reference it falls back to)
+        a, b = (np.ascontiguousarray(np.moveaxis(feeds[name], 0, -2)) if name in side
+                else feeds[name] for name in ("a", "b"))
+        with native_float.threads(threads):
+            assert native_float.matmul(a, b, trans_a=trans[0], trans_b=trans[1],
+                                       trans_batch=True,
+                                       ldb_factor=int(np.prod(batch))) is not None
 
 
 @given(m=_M, k=_K, n=_N, trans=st.tuples(st.booleans(), st.booleans()),

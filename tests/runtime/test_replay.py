@@ -623,9 +623,11 @@ def test_average_pool_over_the_whole_image_replays(tmp_path):
     assert not any(k.endswith("(python)") for k in fast.last_profile), fast.last_profile
 
 
-def _fused_matmul_model(m: int, batch: int, k: int, n: int) -> bytes:
-    """x (m, batch, k) and z (n, batch, k), each + 1, then ONNX Runtime's FusedMatMul with
-    transBatchA, transBatchB and transB ((batch, m, k) @ (batch, k, n)), then Relu."""
+def _fused_matmul_model(m: int, batch: int, k: int, n: int, alpha: float = 0.5,
+                        trans_b: int = 1) -> bytes:
+    """x (m, batch, k) and z (n, batch, k) (trans_b 0: (k, batch, n)), each + 1, then ONNX
+    Runtime's FusedMatMul with transBatchA, transBatchB and transB ((batch, m, k) @ (batch,
+    k, n)), then Relu."""
     from onnx import TensorProto, helper, numpy_helper
 
     one = numpy_helper.from_array(np.ones((1,), np.float32), "one")
@@ -633,10 +635,11 @@ def _fused_matmul_model(m: int, batch: int, k: int, n: int) -> bytes:
         [helper.make_node("Add", ["x", "one"], ["a"]),
          helper.make_node("Add", ["z", "one"], ["b"]),
          helper.make_node("FusedMatMul", ["a", "b"], ["p"], domain="com.microsoft",
-                          alpha=0.5, transB=1, transBatchA=1, transBatchB=1),
+                          alpha=alpha, transB=trans_b, transBatchA=1, transBatchB=1),
          helper.make_node("Relu", ["p"], ["y"])], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, batch, k]),
-         helper.make_tensor_value_info("z", TensorProto.FLOAT, [n, batch, k])],
+         helper.make_tensor_value_info("z", TensorProto.FLOAT,
+                                       [n, batch, k] if trans_b else [k, batch, n])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, m, n])], [one])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
                                                     helper.make_opsetid("com.microsoft", 1)])
@@ -659,6 +662,34 @@ def test_fused_matmul_moving_batch_axes_replays(m, batch, k, n):
         rng = np.random.default_rng(seed)
         feeds = {"x": rng.standard_normal((m, batch, k)).astype(np.float32),
                  "z": rng.standard_normal((n, batch, k)).astype(np.float32)}
+        got = fast.run(feeds)
+        _equal(got, plain.run(feeds))
+        np.testing.assert_array_equal(got["y"], reference.run(None, feeds)[0])
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []
+
+
+@pytest.mark.skipif(not native_available(), reason="native extension not built")
+@pytest.mark.parametrize("m,batch,k,trans_b", [(7, 3, 5, 0), (28, 4, 32, 0), (5, 2, 1, 1),
+                                               (1, 2, 3, 0)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_matmul_lone_batch_moved_column_replays(m, batch, k, trans_b, threads):
+    """One column of a batch-moved B (N = 1, alpha 1: MLAS's general kernel, as B's leading
+    dimension is not 1) is a native product too (before: the reference, from Python on
+    every run), so the step replays; every run equals the plain run's and ONNX Runtime's."""
+    import onnxruntime as ort
+
+    model = _fused_matmul_model(m, batch, k, 1, alpha=1.0, trans_b=trans_b)
+    fast = Session(model, threads=threads)
+    plain = Session(model, threads=threads, replay=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    reference = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        feeds = {"x": rng.standard_normal((m, batch, k)).astype(np.float32),
+                 "z": rng.standard_normal((1, batch, k) if trans_b else (k, batch, 1)
+                                          ).astype(np.float32)}
         got = fast.run(feeds)
         _equal(got, plain.run(feeds))
         np.testing.assert_array_equal(got["y"], reference.run(None, feeds)[0])

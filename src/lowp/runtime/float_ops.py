@@ -1228,9 +1228,36 @@ def GatherND(x: np.ndarray, indices: np.ndarray, *, batch_dims: int = 0, **_: An
 @register
 def ScatterND(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *,
               reduction: str = "none", **_: Any) -> np.ndarray:
+    """A copy of x whose slices at the index tuples (the last axis of `indices`, each
+    negative index counted from the end) take the updates in order: written, or combined
+    by `reduction` (numpy's ufunc.at; float max / min as ONNX Runtime compares); ONNX
+    Runtime's checks of shapes and indices."""
+    k = indices.shape[-1] if indices.ndim else 0
+    if not 1 <= k <= x.ndim or updates.shape != indices.shape[:-1] + x.shape[k:]:
+        raise NodeError(f"ScatterND: indices {list(indices.shape)} and updates "
+                        f"{list(updates.shape)} do not fit the data {list(x.shape)}")
+    bounds = np.array(x.shape[:k], dtype=np.int64)
+    bad = (indices < -bounds) | (indices >= bounds)
+    if np.any(bad):
+        raise NodeError(f"ScatterND: indices element {int(indices[bad].ravel()[0])} out of "
+                        f"range for the data {list(x.shape)}")
+    y = native_float.scatter_nd(x, indices, updates, reduction) if (
+        x.dtype == updates.dtype) else None
+    if y is not None:
+        return y
     out = x.copy()
-    k = indices.shape[-1]
-    ids = np.where(indices < 0, indices + np.array(x.shape[:k]), indices)
+    ids = np.where(indices < 0, indices + bounds, indices)
+    if reduction in ("max", "min") and x.dtype.kind == "f":
+        # ONNX Runtime's order: one tuple at a time, the update kept unless the element
+        # there is larger (max) / smaller (min), so a NaN in the data takes the update
+        # and a tie of signed zeros the update's sign (numpy's maximum.at keeps the NaN)
+        pick = np.greater if reduction == "max" else np.less
+        flat_ids = ids.reshape(-1, k)
+        flat_updates = updates.reshape((-1,) + x.shape[k:])
+        for row, value in zip(flat_ids, flat_updates, strict=True):
+            at = tuple(int(v) for v in row)
+            out[at] = np.where(pick(out[at], value), out[at], value)
+        return out
     index = tuple(ids[..., j] for j in range(k))
     _scatter_reduce(out, index, updates, reduction, "ScatterND")
     return out

@@ -389,6 +389,42 @@ def set_slice(x: np.ndarray, start: np.ndarray, end: np.ndarray, value: np.ndarr
     return None if status[0] else y
 
 
+# ScatterND's reductions (lowp::ScatterReduction) and the element types they combine
+# (lowp::ScatterType); "none" copies the bytes of any type
+SCATTER_REDUCTIONS = {"none": 0, "add": 1, "mul": 2}
+SCATTER_TYPES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2,
+                 np.dtype(np.int32): 3}
+
+
+def scatter_nd(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, reduction: str
+               ) -> np.ndarray | None:
+    """float_ops.ScatterND of contiguous `x` at int64 or int32 `indices` (read at run time;
+    shapes checked by the caller) into a buffer (`_empty`): a copy of x, then each index
+    tuple's slice of `updates` written, added or multiplied in, in order, as numpy's
+    assignment and ufunc.at do; or None. An index outside [-d, d) leaves a status the
+    caller reads: None here, and in a Program the segment runs the plain way
+    (lowp.runtime.replay's retried calls)."""
+    ext = _has(_extension(), "scatter_nd")
+    code = SCATTER_REDUCTIONS.get(reduction)
+    depth = indices.shape[-1] if indices.ndim else 0
+    if (not _enabled or ext is None or code is None or x.dtype.hasobject or x.size == 0
+            or (code and x.dtype not in SCATTER_TYPES) or updates.dtype != x.dtype
+            or type(indices) is not np.ndarray or indices.dtype not in (np.int64, np.int32)
+            or not (x.flags.c_contiguous and indices.flags.c_contiguous
+                    and updates.flags.c_contiguous) or not 1 <= depth <= x.ndim):
+        return None
+    y = _empty(x.shape, x.dtype.type)
+    status = _empty((2,), np.int64)
+    if y.dtype != x.dtype or status.dtype != np.int64:
+        return None
+    slice_size = int(np.prod(x.shape[depth:], dtype=np.int64))
+    call(ext.scatter_nd, x.reshape(-1).view(np.uint8), indices.reshape(-1),
+         updates.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8),
+         [int(d) for d in x.shape[:depth]], slice_size, x.itemsize, code,
+         SCATTER_TYPES.get(x.dtype, 0), status)
+    return None if status[0] else y
+
+
 def cast_from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """np.trunc(x).astype(dtype) of contiguous float32 `x` for dtype int32 or int64 (NaN
     and values out of the type's range: its lowest value, as numpy's cast gives on x86) into
@@ -781,14 +817,12 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
     except ValueError:
         return None
 
-    if ldb_factor != 1 and bm.shape[-1] == 1 and not (
-            am.shape[-2] == 1 and not trans_a and alpha == 1.0):
-        return None                         # a lone column read in place: the reference's
-
     def product(pa: np.ndarray, pb: np.ndarray, out: np.ndarray, ta: bool, tb: bool,
                 packed: bool, count: int, ldb: int) -> None:
+        # a lone column of B read in place inside a larger array (transBatchB: MLAS's
+        # leading dimension is not 1) goes through the general kernel, as in MLAS
         _by_parts(ext, b if b.ndim == 2 else None, pa, pb, out, None, ta, tb, packed, alpha,
-                  count)
+                  count, unit_ldb=ldb == 1)
 
     return mlas_sgemm.batched(a, b, product, _empty, trans_a=trans_a, trans_b=trans_b,
                               b_packed=b_packed, trans_batch=trans_batch,
@@ -829,13 +863,14 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
 
 def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, out: np.ndarray,
               init: np.ndarray | None, trans_a: bool, trans_b: bool, packed: bool,
-              alpha: float, count: int, parts: list[tuple[slice, slice]] | None = None
-              ) -> None:
+              alpha: float, count: int, parts: list[tuple[slice, slice]] | None = None,
+              unit_ldb: bool = True) -> None:
     """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
     `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
     the products of the batch; `parts`: given, as lowp.mlas_sgemm.conv_parts gives them),
     the narrowest first (`_widened`), with the panels of the constant 2-D `b` (None: none
-    kept) and `init`'s part accumulated into (None: beta 0)."""
+    kept) and `init`'s part accumulated into (None: beta 0); `unit_ldb` false: B's leading
+    dimension as MLAS is handed it is not 1 (no N = 1 kernel)."""
     m, k, n = am.shape[0], am.shape[1], bm.shape[1]
     whole = [(slice(0, m), slice(0, n))]
     if parts is None:
@@ -847,7 +882,7 @@ def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, ou
             ext, b, len(range(m)[rows]), bm, trans_a, trans_b, packed, alpha, cols)
         call(ext.float_sgemm_mlas, am[rows], bm[:, cols], out[rows, cols], float(alpha),
              trans_a, trans_b, packed, _threads, None if init is None else init[rows, cols],
-             *(held or (None, 0, 0)))
+             *(held or (None, 0, 0)), *(() if unit_ldb else (False,)))
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,

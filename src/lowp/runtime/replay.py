@@ -92,7 +92,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "MatMulIntegerToFloat", "PerTokenMatMul", "BiasGelu",
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
-                          "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum"})
+                          "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
+                          "ScatterND"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -1075,8 +1076,9 @@ def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
 
 def _retried(fn: object) -> bool:
     """A call whose kernel reports in its last argument (a status array) that its run-time
-    values are outside what it computes: set_slice, whose step then runs the plain way."""
-    return getattr(fn, "__name__", "") == "set_slice"
+    values are outside what it computes: set_slice, and scatter_nd (an index out of range,
+    which the plain way raises), whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd")
 
 
 def _status(args: tuple[object, ...]) -> np.ndarray:
