@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
+from lowp.ops.pool import window_reaching_pads
 from lowp.runtime import native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
@@ -348,6 +349,9 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
     """
     nd = len(in_sp)
     begin, end = auto_pads(op, in_sp, k, s, d, pads, auto_pad)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        reach = window_reaching_pads(in_sp, k, s, [*begin, *end], d, bool(ceil_mode))
+        begin, end = reach[:nd], reach[nd:]
     out, extra = [], []
     for i in range(nd):
         ext = (k[i] - 1) * d[i] + 1
