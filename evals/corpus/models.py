@@ -1130,6 +1130,18 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                      "DynamicQuantizeLinear -> ConvInteger with its bias quantized in the "
                      "graph (Div by the product of scales, Floor, Cast to int32, Add), SiLU "
                      "as Sigmoid and Mul, a DynamicQuantizeLSTM, a MatMulInteger head"),
+    CorpusModel("traceforge_t5_decoder_int8", "traceforge-title-model==0.2.0",
+                "traceforge_title_model/data/span/decoder.onnx", "nlp", "torch.onnx", 18,
+                (Feed("input_ids", (2, 8), "int64", "tokens", (("low", 3), ("high", 32100))),
+                 Feed("encoder_hidden_states", (2, 24, 512), "float32", "uniform",
+                      (("low", -0.5), ("high", 0.5))),
+                 Feed("encoder_attention_mask", (2, 24), "int64", "ones",
+                      (("dtype", "int64"),))),
+                note="the T5 encoder's decoder, dynamic int8 by ONNX Runtime's quantizer "
+                     "(producer onnx.quantize 0.1.0, 58 MB): the causal and padding masks "
+                     "built in the graph (Range, Where, Expand), "
+                     "cross-attention on given encoder states, 89 MatMulInteger, RMSNorm "
+                     "written out, 32128 logits per position"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
