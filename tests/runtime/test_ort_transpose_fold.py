@@ -246,3 +246,30 @@ def test_matmul_of_a_batch_transpose_is_ort_fused_matmul(batch, m, k, n, side, t
     rng = np.random.default_rng(seed)
     assert_engines_agree(model, {k_: rng.standard_normal(v).astype(np.float32)
                                  for k_, v in inputs.items()})
+
+
+@given(between=st.sampled_from(["", "Concat", "Identity"]), t=st.integers(1, 3),
+       heads=st.sampled_from([1, 6]), d=st.sampled_from([16, 64]), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_two_transposes_before_a_matmul_merge_first(between, t, heads, d, seed):
+    # traceforge's T5 decoder: keys Transpose [0, 2, 1, 3] -> Concat (one input) ->
+    # Transpose [0, 1, 3, 2] -> MatMul. ONNX Runtime's transpose optimizer merges the two
+    # Transposes into [0, 2, 3, 1], which MatmulTransposeFusion does not fold; lowp folded
+    # the second into transB, and a one-row product (t = 1) ran MLAS's transposed-B M = 1
+    # kernel where ONNX Runtime runs the plain one (1 ulp apart on most scores) ((O81))
+    nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1, 3])]
+    src = "kt"
+    if between == "Concat":
+        nodes.append(helper.make_node("Concat", ["kt"], ["kc"], axis=-2))
+        src = "kc"
+    elif between == "Identity":
+        nodes.append(helper.make_node("Identity", ["kt"], ["kc"]))
+        src = "kc"
+    nodes += [helper.make_node("Transpose", [src], ["kT"], perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["q", "kT"], ["y"])]
+    model = _model(nodes, {"q": (1, heads, t, d), "k": (1, t, heads, d)},
+                   {"y": (1, heads, t, t)}, opset=17)
+    rng = np.random.default_rng(seed)
+    feeds = {"q": rng.standard_normal((1, heads, t, d)).astype(np.float32),
+             "k": rng.standard_normal((1, t, heads, d)).astype(np.float32)}
+    assert_engines_agree(model, feeds)

@@ -682,6 +682,62 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return new, [*chain, node]
 
 
+def _transpose_merge(second: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) merges a Transpose into the Transpose
+    before it, also when single-input Concat or Identity nodes stand between them (it
+    pushes the first through them, a Concat's axis mapped by its permutation):
+    Transpose(P) -> Concat(axis a) -> Transpose(Q) becomes Concat(axis P[a]) ->
+    Transpose(P[Q]). The values are the same; what changes is the permutation a product
+    reading it sees: a T5 decoder's keys, Transpose [0, 2, 1, 3] -> Concat -> Transpose
+    [0, 1, 3, 2] -> MatMul, reach the MatMul as one Transpose [0, 2, 3, 1], which
+    MatmulTransposeFusion does not fold, so a one-row MatMul runs MLAS's plain M = 1
+    kernel, not the transposed-B one ((O81))."""
+    if not _is(second, "Transpose") or not second.input:
+        return None
+    q = transpose_perm(second)
+    if q is None:
+        return None
+    chain: list[onnx.NodeProto] = []
+    data = second.input[0]
+    while True:
+        if data in index.outputs or not index.single_use(data):
+            return None
+        node = index.producer.get(data)
+        if node is None:
+            return None
+        if _is(node, "Transpose"):
+            first = node
+            break
+        if not ((_is(node, "Concat") and len(node.input) == 1) or _is(node, "Identity")):
+            return None
+        chain.append(node)
+        data = node.input[0]
+    p = transpose_perm(first)
+    if p is None or len(p) != len(q) or not first.input:
+        return None
+    merged = [p[k] for k in q]
+    source, new = first.input[0], []
+    for node in reversed(chain):        # from the first Transpose's reader on
+        made = onnx.NodeProto()
+        made.CopyFrom(node)
+        made.input[:] = [source]
+        made.output[:] = [f"{node.output[0]}_untransposed"]
+        if _is(node, "Concat"):
+            axis = int(helper.get_attribute_value(
+                next(a for a in node.attribute if a.name == "axis")))
+            del made.attribute[:]
+            made.attribute.append(helper.make_attribute("axis", p[axis % len(p)]))
+        new.append(made)
+        source = made.output[0]
+    if merged == sorted(merged):
+        new.append(helper.make_node("Identity", [source], [second.output[0]],
+                                    name=second.name or f"{second.output[0]}_merged"))
+    else:
+        new.append(helper.make_node("Transpose", [source], [second.output[0]], perm=merged,
+                                    name=second.name or f"{second.output[0]}_merged"))
+    return new, [first, *chain, second]
+
+
 def _estimated_rank(name: str, index: _Index) -> int:
     """ONNX Runtime's EstimateValueRank: the dimensions of `name` not known to be 1, or 5
     when its shape is unknown."""
@@ -976,6 +1032,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
     ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
+    ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
