@@ -273,3 +273,19 @@ def test_two_transposes_before_a_matmul_merge_first(between, t, heads, d, seed):
     feeds = {"q": rng.standard_normal((1, heads, t, d)).astype(np.float32),
              "k": rng.standard_normal((1, t, heads, d)).astype(np.float32)}
     assert_engines_agree(model, feeds)
+
+
+@pytest.mark.xfail(strict=True, reason="repro item 53: ONNX Runtime's transpose optimizer "
+                   "pushes the Transpose through Sub, Mul and the second ReduceMean too")
+def test_variance_written_out_over_a_transposed_tensor():
+    # the graph fuzzer's layer norm over [1, n, c] data transposed to [1, c, n]: ONNX
+    # Runtime sums both means over axis 1 of the untransposed data, lowp the second over
+    # the contiguous last axis
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Mul", ["d", "d"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2"], ["y"], axes=[-1])]
+    model = _model(nodes, {"x": (1, 64, 16)}, {"y": (1, 16, 1)})
+    x = np.random.default_rng(0).standard_normal((1, 64, 16)).astype(np.float32)
+    assert_engines_agree(model, {"x": x})
