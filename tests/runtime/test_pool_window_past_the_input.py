@@ -59,7 +59,7 @@ def test_paddle_classifier_tail_max_pool() -> None:
 @given(op=st.sampled_from(["MaxPool", "AveragePool"]), qdq=st.booleans(),
        c=st.sampled_from([3, 16]), size=st.integers(1, 4), stride=st.integers(2, 4),
        over=st.integers(1, 3), pad=st.integers(0, 1), other=st.integers(1, 5),
-       opset=st.sampled_from([11, 17, 19]),
+       opset=st.sampled_from([11, 17, 19, 22]),
        include_pad=st.integers(0, 1), ceil=st.integers(0, 1), seed=st.integers(0, 99))
 def test_window_past_the_end_by_less_than_a_stride(op: str, qdq: bool, c: int, size: int,
                                                     stride: int, over: int, pad: int,
