@@ -682,6 +682,48 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return new, [*chain, node]
 
 
+def _transpose_binary(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) pushes the Transposes that feed an Add,
+    Sub, Mul or Div through it when every input is a Transpose of one permutation P and its
+    cost test gains (HandleSimpleNodeBroadcast, EstimateTransposeInputsCost: each
+    transposed input removed earns its estimated rank, the Transpose then put after the
+    node costs its output's, unless a Transpose reads it): f(T(a), T(b)) becomes T(f(a, b)).
+    The values are the same; the reduction after it then reads the untransposed layout and
+    is pushed too (`_transpose_reduce`): a variance written out over a transposed tensor,
+    Transpose -> ReduceMean -> Sub -> Mul(d, d) -> ReduceMean, sums both means over the
+    untransposed axis as ONNX Runtime does ((O82)). Inputs other than Transposes (a
+    constant, which the optimizer transposes for free) are not mirrored."""
+    if node.domain not in ONNX_DOMAINS or node.op_type not in ("Add", "Sub", "Mul", "Div") \
+            or len(node.input) != 2 or len(node.output) != 1 or node.output[0] in index.outputs:
+        return None
+    feeds = [index.producer.get(i) for i in node.input]
+    if any(t is None or not _is(t, "Transpose") or t.output[0] in index.outputs
+           for t in feeds):
+        return None
+    perms = [transpose_perm(t) for t in feeds]      # type: ignore[arg-type]
+    if perms[0] is None or perms[0] != perms[1]:
+        return None
+    perm = perms[0]
+    cost = -sum(_estimated_rank(i, index) for i in node.input)
+    if not any(_is(c, "Transpose") for c in index.consumers[node.output[0]]):
+        cost += _estimated_rank(node.output[0], index)
+    if cost >= 0:
+        return None
+    pushed = f"{node.output[0]}_untransposed"
+    made = onnx.NodeProto()
+    made.CopyFrom(node)
+    made.input[:] = [t.input[0] for t in feeds]     # type: ignore[union-attr]
+    made.output[:] = [pushed]
+    after = helper.make_node("Transpose", [pushed], [node.output[0]], perm=perm,
+                             name=f"{node.name or node.output[0]}_pushed_Transpose")
+    gone = []
+    for t in {id(t): t for t in feeds}.values():   # type: ignore[union-attr]
+        readers = index.consumers[t.output[0]]     # type: ignore[union-attr]
+        if all(r is node for r in readers):
+            gone.append(t)
+    return [made, after], gone   # type: ignore[return-value]
+
+
 def _transpose_merge(second: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's transpose optimizer (level 1) merges a Transpose into the Transpose
     before it, also when single-input Concat or Identity nodes stand between them (it
@@ -1033,6 +1075,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
     ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
     ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
+    ("TransposeOptimizer", _transpose_binary, 7, 1),    # (O82)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
