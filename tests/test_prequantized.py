@@ -1,5 +1,6 @@
 """Int8 files that wheels ship already quantized (evals/corpus/models.py, PREQUANTIZED:
-ONNX Runtime's quantize_dynamic output: DynamicQuantizeLSTM, MatMulInteger, and in the T5
+ONNX Runtime's quantize_dynamic output: DynamicQuantizeLSTM, MatMulInteger, ConvInteger (its first
+quantizer's, in ddddocr's older CRNN), and in the T5
 encoder the RMSNorm and tanh GELU that ONNX Runtime fuses; its quantize_static QDQ output in
 smart-turn's Whisper encoder) run on
 lowp's engine with ONNX Runtime's outputs, bit for bit; skipped for a file not fetched
@@ -32,7 +33,8 @@ def test_identical_to_onnxruntime(spec: corpus.CorpusModel) -> None:
     if not spec.path.exists():
         pytest.skip(f"{spec.path.name} not fetched")
     model = corpus.load_float(spec)   # frozen recurrent states folded in, as the corpus does
-    assert any(n.op_type in ("DynamicQuantizeLSTM", "MatMulInteger", "QuantizeLinear")
+    assert any(n.op_type in ("DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger",
+                             "QuantizeLinear")
                for n in model.graph.node)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1   # (O23q): more threads quantize H per task of rows

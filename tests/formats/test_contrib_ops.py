@@ -237,6 +237,34 @@ def test_matmul_and_gemm(dtype, form):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "s8"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "B^T"])
+@pytest.mark.parametrize("float_out", [False, True], ids=["requantized", "float"])
+def test_qgemm_of_a_computed_b(dtype, trans_b, float_out):
+    """ONNX Runtime's QOperator file of a tf2onnx Gemm whose weight is Reshaped to a shape
+    the graph computes: QGemm's B is an activation (quantized by a QuantizeLinear), which
+    ONNX Runtime's kernel reads unpacked; lowp refused it as a non-constant weight."""
+    rng = np.random.default_rng(33 + 2 * trans_b + float_out)
+    a = codes(rng, dtype, (7, 32))
+    b = codes(rng, dtype, (12, 32) if trans_b else (32, 12))
+    za, zb = (dtype(131), dtype(123)) if dtype is np.uint8 else (dtype(3), dtype(-5))
+    sa, sb = np.float32(0.03), np.float32(0.05)
+    acc_std = np.sqrt(32 * np.mean((a - np.float64(za)) ** 2) * np.mean((b - np.float64(zb)) ** 2))
+    inits = [init("sa", sa), init("za", za), init("sb", sb), init("zb", zb),
+             init("c", rng.integers(-2000, 2000, 12).astype(np.int32)),
+             init("sy", np.float32(6 * 0.5 * acc_std * sa * sb / 255)),
+             init("zy", dtype(128 if dtype is np.uint8 else 0))]
+    ins = ["a", "sa", "za", "b", "sb", "zb", "c", "sy", "zy"]
+    out_type = onnx_type(dtype)
+    if float_out:
+        ins, out_type = ins[:7], onnx.TensorProto.FLOAT
+    node = helper.make_node("QGemm", ins, ["y"], domain=MS, transB=int(trans_b), alpha=0.5)
+    got, want = run_both(node, inits, {"a": a, "b": b}, out_type)
+    if not float_out:
+        assert np.mean((want != np.iinfo(dtype).min) & (want != np.iinfo(dtype).max)) > 0.9
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "s8"])
 def test_qlinear_matmul_of_two_activations(dtype):
     """Attention's Q K^T in a QOperator file: both operands are activations."""
     rng = np.random.default_rng(21)

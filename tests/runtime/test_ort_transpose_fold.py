@@ -246,3 +246,54 @@ def test_matmul_of_a_batch_transpose_is_ort_fused_matmul(batch, m, k, n, side, t
     rng = np.random.default_rng(seed)
     assert_engines_agree(model, {k_: rng.standard_normal(v).astype(np.float32)
                                  for k_, v in inputs.items()})
+
+
+@given(between=st.sampled_from(["", "Concat", "Identity"]), t=st.integers(1, 3),
+       heads=st.sampled_from([1, 6]), d=st.sampled_from([16, 64]), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_two_transposes_before_a_matmul_merge_first(between, t, heads, d, seed):
+    # traceforge's T5 decoder: keys Transpose [0, 2, 1, 3] -> Concat (one input) ->
+    # Transpose [0, 1, 3, 2] -> MatMul. ONNX Runtime's transpose optimizer merges the two
+    # Transposes into [0, 2, 3, 1], which MatmulTransposeFusion does not fold; lowp folded
+    # the second into transB, and a one-row product (t = 1) ran MLAS's transposed-B M = 1
+    # kernel where ONNX Runtime runs the plain one (1 ulp apart on most scores) ((O81))
+    nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1, 3])]
+    src = "kt"
+    if between == "Concat":
+        nodes.append(helper.make_node("Concat", ["kt"], ["kc"], axis=-2))
+        src = "kc"
+    elif between == "Identity":
+        nodes.append(helper.make_node("Identity", ["kt"], ["kc"]))
+        src = "kc"
+    nodes += [helper.make_node("Transpose", [src], ["kT"], perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["q", "kT"], ["y"])]
+    model = _model(nodes, {"q": (1, heads, t, d), "k": (1, t, heads, d)},
+                   {"y": (1, heads, t, t)}, opset=17)
+    rng = np.random.default_rng(seed)
+    feeds = {"q": rng.standard_normal((1, heads, t, d)).astype(np.float32),
+             "k": rng.standard_normal((1, t, heads, d)).astype(np.float32)}
+    assert_engines_agree(model, feeds)
+
+
+@given(n=st.sampled_from([10, 37, 64]), c=st.sampled_from([3, 5, 16]),
+       keep=st.booleans(), seed=st.integers(0, 2**16))
+@settings(max_examples=20, deadline=None)
+def test_variance_written_out_over_a_transposed_tensor(n, c, keep, seed):
+    # the graph fuzzer's layer norm over [1, n, c] data transposed to [1, c, n] (repro item
+    # 53): ONNX Runtime pushes the Transpose through the first ReduceMean, the Sub, the Mul
+    # and the second ReduceMean, so both means sum over axis 1 of the untransposed data;
+    # lowp summed the second over the contiguous last axis (0-100% of variances equal)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Mul", ["d", "d"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["d", "sd"], ["y"])]
+    outputs = {"y": (1, c, n)}
+    if keep:      # the variance read by the graph too
+        outputs["v"] = (1, c, 1)
+    model = _model(nodes, {"x": (1, n, c)}, outputs, {"eps": np.float32(1e-5)})
+    x = np.random.default_rng(seed).standard_normal((1, n, c)).astype(np.float32)
+    assert_engines_agree(model, {"x": x})

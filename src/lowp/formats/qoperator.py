@@ -169,7 +169,8 @@ def _qgemm(rw: ToQdq, node: onnx.NodeProto) -> None:
     attrs = attributes(node)
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))  # type: ignore[arg-type]
     af = rw.dequantized(QTensor(a, sa, za), node)
-    rw.constant(b, node)
+    # B may be computed (a weight reshaped to a shape the graph computes: tf2onnx's Gemm),
+    # which ONNX Runtime's kernel reads unpacked, in the same arithmetic
     trans_b = int(attrs.get("transB", 0))  # type: ignore[call-overload]
     bf = rw.dequantized(QTensor(b, sb, zb), node, axis=0 if trans_b else 1)
     ins = [af, bf]
@@ -194,9 +195,13 @@ def _qgemm_float(rw: ToQdq, node: onnx.NodeProto) -> None:
         at = rw.tensor(f"{a}_transposed")
         rw.emit("Transpose", [a], [at], base=f"{a}_Transpose", attrs={"perm": [1, 0]})
         a = at
-    weight = rw.constant(b, node)
     if int(attrs.get("transB", 0)):  # type: ignore[call-overload]
-        b = rw.initializer(f"{b}_transposed", np.ascontiguousarray(weight.T))
+        if rw.graph.is_constant(b):
+            b = rw.initializer(f"{b}_transposed", np.ascontiguousarray(rw.graph.constant(b).T))
+        else:       # a computed B: ONNX Runtime's kernel transposes it on every call
+            bt = rw.tensor(f"{b}_transposed")
+            rw.emit("Transpose", [b], [bt], base=f"{b}_Transpose", attrs={"perm": [1, 0]})
+            b = bt
     out = node.output[0]
     acc = rw.tensor(f"{out}_int32")
     rw.emit("MatMulInteger", [a, b, za, zb], [acc], base="MatMulInteger", name=node.name)

@@ -14,6 +14,26 @@ from .linear import wrap_int32
 from .registry import register
 
 
+def window_reaching_pads(in_shape: Sequence[int], kernel: Sequence[int],
+                         strides: Sequence[int], pads: Sequence[int],
+                         dilations: Sequence[int], ceil_mode: bool) -> list[int]:
+    """`pads` as ONNX Runtime pools with them (O80): where the window is longer than the
+    padded input by less than a stride, ONNX Runtime divides the negative numerator
+    truncating toward zero and makes one output; outside ceil mode that window's taps past
+    the end count as end padding (an AveragePool with count_include_pad divides by the whole
+    kernel), so the end padding is extended to reach it. In ceil mode the overhang stays an
+    overhang (`pool_output_shape` gives one output, its taps never count)."""
+    r = len(in_shape)
+    out = [int(v) for v in pads]
+    if ceil_mode:
+        return out
+    for i in range(r):
+        num = in_shape[i] + out[i] + out[i + r] - ((kernel[i] - 1) * dilations[i] + 1)
+        if -strides[i] < num < 0:
+            out[i + r] -= num
+    return out
+
+
 def pool_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
                       pads: Sequence[int], dilations: Sequence[int],
                       ceil_mode: bool) -> tuple[int, ...]:
@@ -28,7 +48,7 @@ def pool_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: S
     for i in range(r):
         span = (kernel[i] - 1) * dilations[i] + 1
         num = in_shape[i] + pads[i] + pads[i + r] - span
-        if num < 0:
+        if num < 0 and not (ceil_mode and num > -strides[i]):   # (O80)
             raise NodeError(f"pool: window extent {span} exceeds padded input on axis {i}")
         o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
         if ceil_mode and (o - 1) * strides[i] >= in_shape[i] + pads[i]:
@@ -94,6 +114,7 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     x = np.asarray(x)
     k, s, p, d = _geometry(x, kernel_shape, strides, pads, dilations)
     xc = to_channels_first(x, layout)
+    p = tuple(window_reaching_pads(xc.shape[2:], k, s, p, d, ceil_mode))
     out_shape = pool_output_shape(xc.shape[2:], k, s, p, d, ceil_mode)
     lowest = int(np.iinfo(np.int64).min)
     taps = _windows(xc.astype(np.int64), lowest, k, s, p, d, out_shape)
@@ -133,6 +154,7 @@ def average_pool(x: np.ndarray, *, x_zero_point: int, x_scale: float, y_scale: f
     k, s, p, d = _geometry(x, kernel_shape, strides, pads, dilations)
     xc = to_channels_first(x, layout)
     spatial = xc.shape[2:]
+    p = tuple(window_reaching_pads(spatial, k, s, p, d, ceil_mode))
     out_shape = pool_output_shape(spatial, k, s, p, d, ceil_mode)
     count = window_counts(spatial, k, s, p, d, out_shape, count_include_pad)
     if mode is RequantMode.FLOAT32:

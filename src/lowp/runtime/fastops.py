@@ -24,7 +24,12 @@ from ..ops.elementwise import add as reference_add
 from ..ops.elementwise import add_constant, add_span_kind
 from ..ops.layout import Layout
 from ..ops.pool import average_pool as reference_average_pool
-from ..ops.pool import global_average_scale, pool_output_shape, window_counts
+from ..ops.pool import (
+    global_average_scale,
+    pool_output_shape,
+    window_counts,
+    window_reaching_pads,
+)
 from ..qparams import QParams
 from ..qparams import quantize as ref_quantize
 
@@ -43,6 +48,7 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     k = len(kernel_shape)
     first = 2 if layout is Layout.CHANNELS_FIRST else 1
     spatial = x.shape[first:first + k]
+    pads = window_reaching_pads(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
     out = pool_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
     if k == 2 and layout is Layout.CHANNELS_LAST and x.ndim == 4 and x.dtype in _BYTE_TYPES:
         native = _native_module()
@@ -297,7 +303,7 @@ def make_average_pool(geometry: dict[str, object], params: dict[str, object]
     strides = [int(v) for v in geometry["strides"]]  # type: ignore[attr-defined]
     pads = [int(v) for v in geometry["pads"]]  # type: ignore[attr-defined]
     dilations = [int(v) for v in geometry["dilations"]]  # type: ignore[attr-defined]
-    counts: dict[tuple[int, ...], tuple[list[int], np.ndarray]] = {}
+    counts: dict[tuple[int, ...], tuple[list[int], np.ndarray, list[int]]] = {}
 
     def run(x: np.ndarray, layout: Layout, arena: Arena | None = None) -> np.ndarray:
         native = _native_module()
@@ -308,16 +314,17 @@ def make_average_pool(geometry: dict[str, object], params: dict[str, object]
         spatial = tuple(x.shape[1:3] if cl else x.shape[2:])
         made = counts.get(spatial)
         if made is None:
-            hw = pool_output_shape(spatial, kernel, strides, pads, dilations,
-                                   bool(geometry["ceil_mode"]))
-            taps = window_counts(spatial, kernel, strides, pads, dilations, hw,
+            ceil_mode = bool(geometry["ceil_mode"])
+            padded = window_reaching_pads(spatial, kernel, strides, pads, dilations, ceil_mode)
+            hw = pool_output_shape(spatial, kernel, strides, padded, dilations, ceil_mode)
+            taps = window_counts(spatial, kernel, strides, padded, dilations, hw,
                                  bool(geometry["count_include_pad"]))
             made = counts[spatial] = ([int(v) for v in hw], np.ascontiguousarray(
-                np.maximum(taps, 1).astype(np.float32).reshape(tuple(hw))))
-        out_hw, count = made
+                np.maximum(taps, 1).astype(np.float32).reshape(tuple(hw))), padded)
+        out_hw, count, padded = made
         shape = (x.shape[0], *out_hw, x.shape[3]) if cl else (*x.shape[:2], *out_hw)
         return native.average_pool_2d(  # type: ignore[no-any-return]
-            x, kernel_shape=kernel, strides=strides, pads=pads, dilations=dilations,
+            x, kernel_shape=kernel, strides=strides, pads=padded, dilations=dilations,
             out_hw=out_hw, count=count, channels_last=cl,
             x_zero_point=int(params["x_zero_point"]), x_scale=float(params["x_scale"]),  # type: ignore[call-overload, arg-type]
             y_scale=float(params["y_scale"]), y_zero_point=int(params["y_zero_point"]),  # type: ignore[call-overload, arg-type]

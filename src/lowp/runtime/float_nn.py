@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
+from lowp.ops.pool import window_reaching_pads
 from lowp.runtime import native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
@@ -340,7 +341,8 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
 
 def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[int],
                    d: Sequence[int], pads: Sequence[int] | None, auto_pad: str,
-                   ceil_mode: int) -> tuple[list[int], list[int], list[int], list[int]]:
+                   ceil_mode: int, overhang_as_pad: bool = True
+                   ) -> tuple[list[int], list[int], list[int], list[int]]:
     """(begin pads, end pads, extra end pads for ceil_mode windows, output size).
 
     auto_pad SAME follows the spec, which counts dilation in the padding; ONNX Runtime
@@ -348,12 +350,17 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
     """
     nd = len(in_sp)
     begin, end = auto_pads(op, in_sp, k, s, d, pads, auto_pad)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER") and overhang_as_pad:
+        reach = window_reaching_pads(in_sp, k, s, [*begin, *end], d, bool(ceil_mode))
+        begin, end = reach[:nd], reach[nd:]
     out, extra = [], []
     for i in range(nd):
         ext = (k[i] - 1) * d[i] + 1
         num = in_sp[i] + begin[i] + end[i] - ext
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             o = -(-in_sp[i] // s[i])
+        elif -s[i] < num < 0:   # (O80), the overhang not made padding: one window
+            o = 1
         elif ceil_mode:
             o = -(-num // s[i]) + 1
             # The last window must start inside the input or the begin padding.
@@ -497,12 +504,13 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     nd = x.ndim - 2
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
-    begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
-                                            auto_pad, ceil_mode)
     # ONNX Runtime's generic pooling loop (AveragePool-19's kernel; before it, dilated
     # windows or padded counts with ceil_mode, which MLAS does not take) adds row-major
-    # like the NCHWc kernel
+    # like the NCHWc kernel; it counts a window's taps past the end padding as an
+    # overhang, never in the divisor, where MLAS counts them as padding ((O80))
     generic = opset >= 19 or any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
+    begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
+                                            auto_pad, ceil_mode, overhang_as_pad=not generic)
     if not generic and x.dtype == np.float32 and not _nchwc_pool(x, nchwc_channels) \
             and list(x.shape[2:]) == k and all(v == 1 for v in s) \
             and not any(begin) and not any(end) and not any(extra):

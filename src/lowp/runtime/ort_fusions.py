@@ -682,6 +682,104 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return new, [*chain, node]
 
 
+def _transpose_binary(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) pushes the Transposes that feed an Add,
+    Sub, Mul or Div through it when every input is a Transpose of one permutation P and its
+    cost test gains (HandleSimpleNodeBroadcast, EstimateTransposeInputsCost: each
+    transposed input removed earns its estimated rank, the Transpose then put after the
+    node costs its output's, unless a Transpose reads it): f(T(a), T(b)) becomes T(f(a, b)).
+    The values are the same; the reduction after it then reads the untransposed layout and
+    is pushed too (`_transpose_reduce`): a variance written out over a transposed tensor,
+    Transpose -> ReduceMean -> Sub -> Mul(d, d) -> ReduceMean, sums both means over the
+    untransposed axis as ONNX Runtime does ((O82)). Inputs other than Transposes (a
+    constant, which the optimizer transposes for free) are not mirrored."""
+    if node.domain not in ONNX_DOMAINS or node.op_type not in ("Add", "Sub", "Mul", "Div") \
+            or len(node.input) != 2 or len(node.output) != 1 or node.output[0] in index.outputs:
+        return None
+    feeds = [index.producer.get(i) for i in node.input]
+    if any(t is None or not _is(t, "Transpose") or t.output[0] in index.outputs
+           for t in feeds):
+        return None
+    perms = [transpose_perm(t) for t in feeds]      # type: ignore[arg-type]
+    if perms[0] is None or perms[0] != perms[1]:
+        return None
+    perm = perms[0]
+    cost = -sum(_estimated_rank(i, index) for i in node.input)
+    if not any(_is(c, "Transpose") for c in index.consumers[node.output[0]]):
+        cost += _estimated_rank(node.output[0], index)
+    if cost >= 0:
+        return None
+    pushed = f"{node.output[0]}_untransposed"
+    made = onnx.NodeProto()
+    made.CopyFrom(node)
+    made.input[:] = [t.input[0] for t in feeds]     # type: ignore[union-attr]
+    made.output[:] = [pushed]
+    after = helper.make_node("Transpose", [pushed], [node.output[0]], perm=perm,
+                             name=f"{node.name or node.output[0]}_pushed_Transpose")
+    gone = []
+    for t in {id(t): t for t in feeds}.values():   # type: ignore[union-attr]
+        readers = index.consumers[t.output[0]]     # type: ignore[union-attr]
+        if all(r is node for r in readers):
+            gone.append(t)
+    return [made, after], gone   # type: ignore[return-value]
+
+
+def _transpose_merge(second: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) merges a Transpose into the Transpose
+    before it, also when single-input Concat or Identity nodes stand between them (it
+    pushes the first through them, a Concat's axis mapped by its permutation):
+    Transpose(P) -> Concat(axis a) -> Transpose(Q) becomes Concat(axis P[a]) ->
+    Transpose(P[Q]). The values are the same; what changes is the permutation a product
+    reading it sees: a T5 decoder's keys, Transpose [0, 2, 1, 3] -> Concat -> Transpose
+    [0, 1, 3, 2] -> MatMul, reach the MatMul as one Transpose [0, 2, 3, 1], which
+    MatmulTransposeFusion does not fold, so a one-row MatMul runs MLAS's plain M = 1
+    kernel, not the transposed-B one ((O81))."""
+    if not _is(second, "Transpose") or not second.input:
+        return None
+    q = transpose_perm(second)
+    if q is None:
+        return None
+    chain: list[onnx.NodeProto] = []
+    data = second.input[0]
+    while True:
+        if data in index.outputs or not index.single_use(data):
+            return None
+        node = index.producer.get(data)
+        if node is None:
+            return None
+        if _is(node, "Transpose"):
+            first = node
+            break
+        if not ((_is(node, "Concat") and len(node.input) == 1) or _is(node, "Identity")):
+            return None
+        chain.append(node)
+        data = node.input[0]
+    p = transpose_perm(first)
+    if p is None or len(p) != len(q) or not first.input:
+        return None
+    merged = [p[k] for k in q]
+    source, new = first.input[0], []
+    for node in reversed(chain):        # from the first Transpose's reader on
+        made = onnx.NodeProto()
+        made.CopyFrom(node)
+        made.input[:] = [source]
+        made.output[:] = [f"{node.output[0]}_untransposed"]
+        if _is(node, "Concat"):
+            axis = int(helper.get_attribute_value(
+                next(a for a in node.attribute if a.name == "axis")))
+            del made.attribute[:]
+            made.attribute.append(helper.make_attribute("axis", p[axis % len(p)]))
+        new.append(made)
+        source = made.output[0]
+    if merged == sorted(merged):
+        new.append(helper.make_node("Identity", [source], [second.output[0]],
+                                    name=second.name or f"{second.output[0]}_merged"))
+    else:
+        new.append(helper.make_node("Transpose", [source], [second.output[0]], perm=merged,
+                                    name=second.name or f"{second.output[0]}_merged"))
+    return new, [first, *chain, second]
+
+
 def _estimated_rank(name: str, index: _Index) -> int:
     """ONNX Runtime's EstimateValueRank: the dimensions of `name` not known to be 1, or 5
     when its shape is unknown."""
@@ -976,6 +1074,8 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
     ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
+    ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
+    ("TransposeOptimizer", _transpose_binary, 7, 1),    # (O82)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
