@@ -335,8 +335,10 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         kept = choice.kept_float
         res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
                                       else f" + {kept[0]} and {len(kept) - 1} more float")
-        if choice.bias_correction is not None and choice.bias_correction.kept:
-            res.chosen += " + bias correction"
+        if choice.bias_correction is not None:
+            res.bias_correction = choice.bias_correction.line().strip()
+            if choice.bias_correction.kept:
+                res.chosen += " + bias correction"
         if choice.per_token is not None and choice.per_token.kept:
             res.chosen = f"per-token (static: {res.chosen})"
     return result.model
@@ -390,6 +392,7 @@ class Result:
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     chosen: str = ""                                            # MEASURED's method
+    bias_correction: str = ""              # MEASURED's bias correction line (gain per fold)
 
     def best(self, prefix: str) -> tuple[str, float] | None:
         """The producer named `prefix...` with the best score (ties: higher SQNR); the
@@ -623,6 +626,8 @@ def notes(results: list[Result]) -> list[str]:
     for r in results:
         for where, msg in r.errors.items():
             out.append(f"{r.model.name}: {where}: {msg}")
+        if r.bias_correction:
+            out.append(f"{r.model.name}: {MEASURED}: {r.bias_correction}")
     return out
 
 
@@ -681,12 +686,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + tally)
     extra = notes(results)
     if extra:
-        print("\nFailed or skipped\n" + "\n".join(extra))
+        print("\nFailed, skipped, measured\n" + "\n".join(extra))
     if args.markdown:
         md = (f"{title}\n\n{_markdown(HEADER, summary)}\n\n{tally}\n\n"
               f"lowp per calibration method:\n\n{_markdown(DETAIL, detail)}\n")
         if extra:
-            md += "\nFailed or skipped:\n\n" + "".join(f"- {x}\n" for x in extra)
+            md += "\nFailed, skipped, measured:\n\n" + "".join(f"- {x}\n" for x in extra)
         args.markdown.write_text(md)
     return 0
 

@@ -61,3 +61,37 @@ def test_every_metric_override_names_a_corpus_model(name: str) -> None:
 
 def test_the_key_recogniser_is_scored_by_its_key() -> None:
     assert accuracy.metric_of(corpus.BY_NAME["madmom_key_cnn"]).label == "top-1 agreement %"
+
+
+def test_the_bias_correction_measured_is_listed() -> None:
+    """The default's bias correction line (its gain per fold) is printed under the tables."""
+    res = accuracy.Result(corpus.BY_NAME["magika"], accuracy.metric_of(corpus.BY_NAME["magika"]))
+    assert accuracy.notes([res]) == []
+    res.bias_correction = "bias correction: +1.00 dB (+1.50 +0.50) < kept"
+    assert accuracy.notes([res]) == [
+        f"magika: {accuracy.MEASURED}: bias correction: +1.00 dB (+1.50 +0.50) < kept"]
+
+
+def test_a_time_window_copy_runs_on_the_shorter_window() -> None:
+    """evals/time_folds.py's window copy: the first input axis pinned to the window, the
+    output's shape left to inference; a convolution over time gives, on a window, the rows
+    the whole input gives away from the window's edges."""
+    from evals import time_folds
+
+    w = numpy_helper.from_array(np.array([[[[1.0], [2.0], [1.0]]]], np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x", "axes"], ["x4"]),
+         helper.make_node("Conv", ["x4", "w"], ["y4"], pads=[1, 0, 1, 0]),
+         helper.make_node("Squeeze", ["y4", "axes"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 5])],
+        [w, numpy_helper.from_array(np.array([0, 1], np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    short = time_folds.windowed(model, 4)
+    onnx.checker.check_model(short, full_check=True)
+    assert [d.dim_value for d in short.graph.input[0].type.tensor_type.shape.dim] == [4, 5]
+    x = np.random.default_rng(0).standard_normal((8, 5)).astype(np.float32)
+    whole = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    part = ort.InferenceSession(short.SerializeToString()).run(None, {"x": x[2:6]})[0]
+    assert part.shape == (4, 5)
+    np.testing.assert_allclose(part[1:3], whole[3:5], rtol=1e-6)

@@ -364,7 +364,7 @@ def _add_config_options(p: argparse.ArgumentParser,
                    help="bias correction of the weight quantization's mean output error "
                         "(one extra float pass over the calibration data); without either "
                         "flag the default method choice measures it on held-out data and "
-                        "keeps it where it raises the output SQNR")
+                        "keeps it where it raises the output SQNR and loses on no fold")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits (a "
                         "node's name wins over an operator type of the same spelling)")

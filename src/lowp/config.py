@@ -138,8 +138,8 @@ class Config:
     measure_bias_correction
         Under CalibMethod.MEASURED (without an accuracy budget), the chosen range method's
         model is measured again with bias correction on the same held-out folds, and the
-        correction is kept when it raises the mean output SQNR (passes.method_choice,
-        BiasCorrectionStep; docs/accuracy.md). False: never applied unless
+        correction is kept when it raises the mean output SQNR and lowers it on no fold
+        (passes.method_choice, BiasCorrectionStep; docs/accuracy.md). False: never applied unless
         `bias_correction` is set.
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types

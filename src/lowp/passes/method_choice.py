@@ -20,8 +20,9 @@ at least DOMINANT_GAIN_DB is left in float (`pick_float`; the model's log-magnit
 passes.log_front_end, is measured as one more such layer): the model is then that config's
 with `exclude_nodes=(<the layer's nodes>)`. Then that model is measured on the same folds
 with bias correction (passes.bias_correct), which is kept when it raises the mean output
-SQNR (`BiasCorrectionStep`; the pipeline builds and measures it). The record
-(`MethodChoice`) is printed by the CLI and saved beside the model as OUTPUT.method.json.
+SQNR and lowers it on no fold (`BiasCorrectionStep`; the pipeline builds and measures it).
+The record (`MethodChoice`) is printed by the CLI and saved beside the model as
+OUTPUT.method.json.
 """
 
 from __future__ import annotations
@@ -277,7 +278,9 @@ class MethodChoice:
 class BiasCorrectionStep:
     """The chosen rule's model (with the layer left in float, if any) measured on the same
     folds without and with bias correction (passes.bias_correct): each fold's output SQNR;
-    `kept` when the mean with it is higher. `error` when the corrected model could not be
+    `kept` when the mean with it is higher and no fold is lower (a correction fitted on
+    calibration data that loses on one held-out fold is not trusted: docs/accuracy.md,
+    "Bias correction: no fold may lose"). `error` when the corrected model could not be
     built or run (then not kept)."""
 
     without_db: tuple[float, ...]
@@ -301,8 +304,22 @@ class BiasCorrectionStep:
 
     @property
     def kept(self) -> bool:
+        """Whether the correction raises the mean output SQNR and lowers it on no fold (each
+        fold capped at 200 dB, so a fold exact both ways neither gains nor loses).
+
+        Examples
+        --------
+        >>> BiasCorrectionStep((20.0, 22.0), (21.0, 22.5)).kept
+        True
+        >>> BiasCorrectionStep((20.0, 22.0), (25.0, 21.9)).kept
+        False
+        """
         gain = self.gain_db
-        return gain is not None and gain > 0.0
+        if gain is None or gain <= 0.0:
+            return False
+        cap = _SQNR_CAP_DB
+        return all(min(b, cap) >= min(a, cap)
+                   for a, b in zip(self.without_db, self.with_db, strict=True))
 
     def line(self) -> str:
         """The record's line: the gain per fold and whether it is kept."""
