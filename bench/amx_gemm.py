@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -50,7 +51,23 @@ def _peak() -> float:
     return gops * (time.perf_counter() - w0) / (time.thread_time() - c0)
 
 
-def run_shape(shape: str, rounds: int, work: float) -> list[float]:
+@dataclass
+class GemmCase:
+    """One M x K x N int8 GEMM of bench/layers.py's kind: lowp's operator on the current
+    path and the reference's output."""
+
+    case: layers.Case
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    y_scale: float
+    y_zp: int
+    op: NativeMatMul
+    want: np.ndarray
+
+
+def gemm_case(shape: str) -> GemmCase:
+    """The GEMM of `shape` ("MxKxN"), random integers from seed 0."""
     m, k, n = map(int, shape.split("x"))
     case = layers.Case(f"gemm {shape}", (m, k), (k, n), linear=True)
     rng = np.random.default_rng(0)
@@ -62,9 +79,16 @@ def run_shape(shape: str, rounds: int, work: float) -> list[float]:
     rq = Requant(requant_scale(layers.X_SCALE, layers.W_SCALE, y_scale), y_zp, 0, 255)
     op = NativeMatMul(w, bias, a_zero_point=layers.X_ZP, a_dtype=np.uint8, b_zero_point=0,
                       requant=rq, threads=1)
-    if not np.array_equal(op(x), rq.apply(acc)):
+    return GemmCase(case, x, w, bias, y_scale, y_zp, op, rq.apply(acc))
+
+
+def run_shape(shape: str, rounds: int, work: float) -> list[float]:
+    g = gemm_case(shape)
+    m, k, n = map(int, shape.split("x"))
+    op, x = g.op, g.x
+    if not np.array_equal(op(x), g.want):
         raise SystemExit(f"gemm {shape}: lowp (amx) differs from the reference")
-    models = layers._ort_models(case, w, bias, y_scale, y_zp)
+    models = layers._ort_models(g.case, g.w, g.bias, g.y_scale, g.y_zp)
     sessions = [layers._session(models[kind], 1) for kind in ("qdq", "qlinear")]
     fns: list[Callable[[], object]] = [lambda: op(x)]
     fns += [lambda s=s: s.run(None, {"x": x}) for s in sessions]

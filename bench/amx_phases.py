@@ -25,12 +25,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import layers  # noqa: E402
+from amx_gemm import gemm_case  # noqa: E402
 
 from lowp import _native  # type: ignore[attr-defined]  # noqa: E402
-from lowp.fixedpoint import Requant, requant_scale  # noqa: E402
 from lowp.runtime import native_backend  # noqa: E402
-from lowp.runtime.native_backend import NativeMatMul  # noqa: E402
 
 SHAPES = ["128x768x768", "512x768x3072", "2048x1024x1024", "1024x1024x1024", "512x512x512"]
 
@@ -49,19 +47,11 @@ VARIANTS = [
 
 
 def run_shape(shape: str, rounds: int, work: float) -> tuple[float, list[float]]:
+    g = gemm_case(shape)
     m, k, n = map(int, shape.split("x"))
-    case = layers.Case(f"gemm {shape}", (m, k), (k, n), linear=True)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
-    w = rng.integers(-127, 128, size=(k, n), dtype=np.int8)
-    bias = rng.integers(-2000, 2000, size=n, dtype=np.int32)
-    acc = layers._reference(case, x, w, bias, None)
-    y_scale, y_zp = layers._y_qparams(acc)
-    rq = Requant(requant_scale(layers.X_SCALE, layers.W_SCALE, y_scale), y_zp, 0, 255)
-    op = NativeMatMul(w, bias, a_zero_point=layers.X_ZP, a_dtype=np.uint8, b_zero_point=0,
-                      requant=rq, threads=1)
+    op, x = g.op, g.x
     _native.set_amx_phase_skip(0)
-    if not np.array_equal(op(x), rq.apply(acc)):
+    if not np.array_equal(op(x), g.want):
         raise SystemExit(f"gemm {shape}: lowp (amx) differs from the reference")
     masks = [0] + [mask for _, mask in VARIANTS]
     reps = max(1, int(work / (2.0 * m * k * n)))
