@@ -1203,12 +1203,34 @@ def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray
         np.add.at(out, index, updates)
     elif reduction == "mul":
         np.multiply.at(out, index, updates)
+    elif reduction in ("max", "min") and out.dtype.kind == "f":
+        _pick_in_order(out, index, updates, np.greater if reduction == "max" else np.less)
     elif reduction == "max":
         np.maximum.at(out, index, updates)
     elif reduction == "min":
         np.minimum.at(out, index, updates)
     else:
         raise unsupported(op, f"reduction={reduction!r}")
+
+
+def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
+                   keeps: Any) -> None:
+    """Float max / min scattered as ONNX Runtime does: one update at a time in order, the
+    update taken unless the element there `keeps` against it (is larger for max, smaller
+    for min), so a NaN in the data takes the update and a tie of signed zeros the update's
+    sign (numpy's maximum.at keeps the NaN). `out` is C-contiguous; targets hit once are
+    picked in one pass."""
+    *where, values = np.broadcast_arrays(*index, updates)
+    flat = np.ravel_multi_index(tuple(w.ravel() for w in where), out.shape)
+    values = values.ravel()
+    view = out.reshape(-1)
+    if np.unique(flat).size == flat.size:
+        here = view[flat]
+        view[flat] = np.where(keeps(here, values), here, values)
+        return
+    for target, value in zip(flat, values, strict=True):
+        if not keeps(view[target], value):
+            view[target] = value
 
 
 @register

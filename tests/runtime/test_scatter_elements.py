@@ -1,0 +1,68 @@
+"""ScatterElements' float max / min against ONNX Runtime bit for bit: one update at a time
+in the indices' order, the update taken unless the element there is larger (max) / smaller
+(min), so a NaN in the data takes the update and a tie of signed zeros the update's sign
+(numpy's maximum.at / minimum.at kept the NaN; evals/corpus/repro/README.md, 58)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from lowp.runtime import Session
+
+SPECIALS = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1.0, -1.0, 2.5],
+                    np.float32)
+
+
+def _model(shape: list[int], index_shape: list[int], axis: int, reduction: str) -> bytes:
+    node = helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=axis,
+                            reduction=reduction)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("i", TensorProto.INT64, index_shape),
+         helper.make_tensor_value_info("u", TensorProto.FLOAT, index_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]
+                             ).SerializeToString()
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    rank = draw(st.integers(1, 3))
+    shape = [draw(st.integers(1, 4)) for _ in range(rank)]
+    axis = draw(st.integers(-rank, rank - 1))
+    index_shape = [draw(st.integers(1, d)) for d in shape]
+    index_shape[axis] = draw(st.integers(1, 6))       # duplicates along the axis
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    n = shape[axis]
+    x = rng.choice(SPECIALS, size=shape).astype(np.float32)
+    u = rng.choice(SPECIALS, size=index_shape).astype(np.float32)
+    i = rng.integers(-n, n, size=index_shape).astype(np.int64)
+    return x, i, u, axis
+
+
+@pytest.mark.parametrize("reduction", ["max", "min"])
+@given(case=_cases())
+@settings(max_examples=60, deadline=None)
+def test_max_min_equal_onnxruntime(reduction: str, case: tuple) -> None:  # type: ignore[type-arg]
+    x, i, u, axis = case
+    model = _model(list(x.shape), list(i.shape), axis, reduction)
+    feeds = {"x": x, "i": i, "u": u}
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    got = Session(model).run(feeds)["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_nan_data_takes_the_update() -> None:
+    x = np.array([1, np.nan, -0.0, 0.0, 2, np.nan], np.float32)
+    u = np.array([np.nan, 1, 0.0, -0.0, 2, np.nan], np.float32)
+    i = np.arange(6, dtype=np.int64)
+    for reduction in ("max", "min"):
+        got = Session(_model([6], [6], 0, reduction)).run({"x": x, "i": i, "u": u})["y"]
+        np.testing.assert_array_equal(got, [np.nan, 1, 0.0, -0.0, 2, np.nan])
+        np.testing.assert_array_equal(np.signbit(got)[2:4], [False, True])
