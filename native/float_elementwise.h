@@ -9,9 +9,12 @@
 namespace lowp {
 
 // Max and Min are numpy's maximum / minimum (NaN propagates; of two equal values the
-// second operand); PRelu is a >= 0 ? a : a * b.
+// second operand); PRelu is a >= 0 ? a : a * b; ClipLow and ClipHigh are ONNX Runtime's
+// Clip by a bound b (Eigen's cwiseMax / cwiseMin): a < b ? b : a and b < a ? b : a, so -0
+// and NaN of a stay and a NaN bound clamps nothing.
 enum FloatBinaryOp { kFloatAdd = 0, kFloatSub = 1, kFloatMul = 2, kFloatDiv = 3,
-                     kFloatMax = 4, kFloatMin = 5, kFloatPRelu = 6, kFloatBinaryCount = 7 };
+                     kFloatMax = 4, kFloatMin = 5, kFloatPRelu = 6, kFloatClipLow = 7,
+                     kFloatClipHigh = 8, kFloatBinaryCount = 9 };
 
 // y[i0, i1, i2, i3] = a[...] op b[...] over dims[4] (the broadcast shape, collapsed to four
 // axes, leading ones padded); a_st / b_st are element strides (0 on a broadcast axis); y is

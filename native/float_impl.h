@@ -856,8 +856,7 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
   }
 }
 
-// Binary rows. Max and Min are numpy's maximum / minimum (NaN propagates; of two equal
-// values the second operand); PRelu is a >= 0 ? a : a * b.
+// Binary rows (float_elementwise.h FloatBinaryOp).
 template <int Op>
 inline float binary_one(float a, float b) {
   if constexpr (Op == kFloatAdd) return a + b;
@@ -866,6 +865,8 @@ inline float binary_one(float a, float b) {
   else if constexpr (Op == kFloatDiv) return a / b;
   else if constexpr (Op == kFloatMax) return (std::isnan(a) || a > b) ? a : b;
   else if constexpr (Op == kFloatMin) return (std::isnan(a) || a < b) ? a : b;
+  else if constexpr (Op == kFloatClipLow) return a < b ? b : a;
+  else if constexpr (Op == kFloatClipHigh) return b < a ? b : a;
   else {
     // both sides computed, then selected: no branch on the sign (which mispredicts on real
     // data and kept the loop scalar: 6 ns a value); the same value either way
@@ -924,6 +925,8 @@ void binary_row_kernel(int op, const float* a, int64_t sa, const float* b, int64
     case kFloatDiv: binary_row_op<F, kFloatDiv>(a, sa, b, sb, y, n); break;
     case kFloatMax: binary_row_op<F, kFloatMax>(a, sa, b, sb, y, n); break;
     case kFloatMin: binary_row_op<F, kFloatMin>(a, sa, b, sb, y, n); break;
+    case kFloatClipLow: binary_row_op<F, kFloatClipLow>(a, sa, b, sb, y, n); break;
+    case kFloatClipHigh: binary_row_op<F, kFloatClipHigh>(a, sa, b, sb, y, n); break;
     default: binary_row_op<F, kFloatPRelu>(a, sa, b, sb, y, n); break;
   }
 }

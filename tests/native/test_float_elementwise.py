@@ -84,6 +84,24 @@ def test_binary_special_values(op: str) -> None:
                 _bits_equal(_native(op, column, b), FLOAT_OPS[op](column, b))
 
 
+@pytest.mark.parametrize("op", ["ClipLow", "ClipHigh"])
+def test_clip_by_a_bound_keeps_the_operand_on_ties_and_nan(op: str) -> None:
+    # a Clip by a computed bound (replay's two calls): float_ops.Clip's selects, x < lo ?
+    # lo : x and hi < y ? hi : y, so -0 under a bound of +0 stays -0 and a NaN bound
+    # clamps nothing (Max / Min give +0 and NaN there)
+    a = np.repeat(SPECIAL, SPECIAL.size).reshape(SPECIAL.size, SPECIAL.size)
+    b = np.tile(SPECIAL, SPECIAL.size).reshape(SPECIAL.size, SPECIAL.size)
+    want = np.where(a < b, b, a) if op == "ClipLow" else np.where(b < a, b, a)
+    for path in PATHS:
+        with nb.use_path(path):
+            got = _native(op, a, b)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            _bits_equal(got, want)
+            one = b[:1, 1:2]                            # -0: a one-value bound
+            _bits_equal(_native(op, a, one), np.where(a < one, one, a) if op == "ClipLow"
+                        else np.where(one < a, one, a))
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu"])
 @settings(max_examples=40, deadline=None)

@@ -128,8 +128,10 @@ def append(program: Any, calls: list[Call]) -> None:
 # ---------------------------------------------------------------------------------------
 # float operators as native calls
 
-# native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only)
-BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6}
+# native/float_elementwise.h FloatBinaryOp (Max, Min: two operands only; ClipLow and ClipHigh:
+# a Clip by a computed bound, float_ops.Clip's selects)
+BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "PRelu": 6,
+                "ClipLow": 7, "ClipHigh": 8}
 # native_float.UNARY_CODES, exact ones
 UNARY_CODES = {"Sigmoid": 3, "Tanh": 4, "HardSwish": 6, "Neg": 10, "Abs": 11, "Relu": 14}
 Made = tuple[Call, np.ndarray] | None
@@ -286,7 +288,8 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
 # float_sqrt); Pow is by an exponent of 2 (x * x, as replay's Pow), a Mul of x with itself
 # float_ops.Erf on float32 is float_unary's Erf (MLAS's form) whatever its attributes, so a
 # chain takes it too (its own step records the call as it runs: replay.NATIVE_FLOAT)
-FUSED_CODES = {**{op: code for op, code in BINARY_CODES.items() if op != "PRelu"},
+FUSED_CODES = {**{op: code for op, code in BINARY_CODES.items()
+                  if op not in ("PRelu", "ClipLow", "ClipHigh")},
                **{op: 16 + code for op, code in UNARY_CODES.items()},
                "Erf": 16 + 0, "Sqrt": 33}
 

@@ -82,6 +82,10 @@ Entry = Step | _Replay | _Fixed
 RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # float operators whose numpy implementation may call a lowp.runtime.native_float kernel:
 # recorded with the kernels writing into buffers the signature owns
+# a float32 Clip's absent bounds (float_ops.Clip: the type's lowest / largest finite value)
+_CLIP_LIMITS = (np.full(1, np.finfo(np.float32).min, np.float32),
+                np.full(1, np.finfo(np.float32).max, np.float32))
+
 NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSigmoid",
                           "HardSwish", "Sigmoid", "Tanh", "Erf", "Gelu", "LeakyRelu",
                           "MatMul", "FusedMatMul", "Gemm", "LayerNormalization", "Softmax",
@@ -494,9 +498,10 @@ class Replayer:
                    ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """Clip with bounds given as inputs (opset >= 11; an older Clip has one input and its
         bounds in attributes, which a step does not show: it runs plain): constant bounds
-        as `float_clamp`'s arguments (float_ops.Clip's selects, which keep -0: float_binary's
-        Max and Min are np.maximum's and np.minimum's); computed ones (a bound from the
-        data's maximum) run plain."""
+        as `float_clamp`'s arguments, computed ones (a bound from the data's maximum) as
+        float_binary's ClipLow then ClipHigh with the one-value bound broadcast (an absent
+        bound the type's lowest / largest finite value): float_ops.Clip's selects, which
+        keep -0."""
         x = env.get(step.inputs[0])
         if len(step.inputs) < 2 or not isinstance(x, np.ndarray):
             return None
@@ -504,11 +509,32 @@ class Replayer:
         if out_layout is None:
             return None
         if any(n and n not in self._constants for n in step.inputs[1:3]):
-            return None
+            return self._computed_clip_calls(index, step, x, env, buffers, out_layout)
         bounds = [env[n] if n else None for n in step.inputs[1:3]] + [None]
         made = program.clip_call(x, bounds[0], bounds[1], _buffer(buffers, index, x.shape),
                                  native_float._threads)
         return None if made is None else (made[0], made[1], out_layout)
+
+    def _computed_clip_calls(self, index: object, step: Step, x: np.ndarray, env: Env,
+                             buffers: dict[object, np.ndarray], out_layout: object
+                             ) -> tuple[list[Call], np.ndarray, object] | None:
+        if x.dtype != np.float32:
+            return None
+        calls: list[Call] = []
+        y = x
+        for k, name in enumerate((step.inputs + ["", ""])[1:3]):
+            bound = env.get(name) if name else _CLIP_LIMITS[k]
+            if (not isinstance(bound, np.ndarray) or bound.dtype != x.dtype
+                    or bound.size != 1 or bound.ndim > x.ndim):
+                return None
+            made = program.FLOAT_KERNELS[("ClipLow", "ClipHigh")[k]](
+                [y, bound], _buffer(buffers, (index, "clip", k), x.shape),
+                native_float._threads)
+            if made is None:
+                return None
+            calls.append(made[0])
+            y = made[1]
+        return calls, y, out_layout
 
     def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
                      buffers: dict[object, np.ndarray]
