@@ -192,6 +192,28 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
     return b ^ ((b >> 31) & 0x7fffffff);
   };
   const int32_t lowest = key(-std::numeric_limits<float>::infinity());
+  if (inner == 1) {
+    // rows (a last axis reduced): runs of rows per task, each row's keys in one pass; one
+    // task per row would cost more than its few values (AttaCut's max over 3 columns)
+    run_elementwise(outer, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, k)),
+                    threads, [&](int64_t r0, int64_t len) {
+                      for (int64_t r = r0; r < r0 + len; ++r) {
+                        const float* xr = x + r * k;
+                        int32_t best = lowest, mag = 0;
+                        for (int64_t j = 0; j < k; ++j) {
+                          int32_t b;
+                          std::memcpy(&b, xr + j, sizeof b);
+                          best = std::max(best, b ^ ((b >> 31) & 0x7fffffff));
+                          mag = std::max(mag, b & 0x7fffffff);
+                        }
+                        const int32_t b = best ^ ((best >> 31) & 0x7fffffff);
+                        float v;
+                        std::memcpy(&v, &b, sizeof v);
+                        y[r] = mag > 0x7f800000 ? nan : v;
+                      }
+                    });
+    return;
+  }
   const FloatKernels& kernels = active_float_kernels();  // (the path's vector width)
   using Keys = std::pair<std::vector<int32_t>, std::vector<int32_t>>;  // best, magnitude
   for_each_span<Keys>(

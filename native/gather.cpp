@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "threadpool.h"
 
@@ -127,11 +128,28 @@ void run_take_runs(const TakeArgs& a, const TakeRuns& runs, int threads) {
 void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
                     int64_t y_width, int64_t offset, int threads) {
   if (rows <= 0 || width <= 0) return;
-  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 16) / width), threads,
-                  [&](int64_t r0, int64_t len) {
-    for (int64_t r = r0; r < r0 + len; ++r)
-      std::memcpy(y + r * y_width + offset, x + r * width, size_t(width));
-  });
+  // rows of one to sixteen bytes (a Concat along a last axis of a few values) copied with
+  // moves of a size known to the compiler, not a library call each
+  auto copy = [&](auto fixed) {
+    constexpr int64_t w = decltype(fixed)::value;
+    run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 16) / width), threads,
+                    [x, y, width, y_width, offset](int64_t r0, int64_t len) {
+      // (by value: byte stores may alias what a reference capture reads each row)
+      const uint8_t* from = x + r0 * width;
+      uint8_t* to = y + r0 * y_width + offset;
+      for (int64_t r = 0; r < len; ++r, from += width, to += y_width)
+        std::memcpy(to, from, size_t(w > 0 ? w : width));
+    });
+  };
+  switch (width) {
+    case 1: return copy(std::integral_constant<int64_t, 1>{});
+    case 2: return copy(std::integral_constant<int64_t, 2>{});
+    case 4: return copy(std::integral_constant<int64_t, 4>{});
+    case 8: return copy(std::integral_constant<int64_t, 8>{});
+    case 12: return copy(std::integral_constant<int64_t, 12>{});
+    case 16: return copy(std::integral_constant<int64_t, 16>{});
+    default: return copy(std::integral_constant<int64_t, 0>{});
+  }
 }
 
 namespace {
