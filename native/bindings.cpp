@@ -176,18 +176,26 @@ lowp::Kernel make_max_pool2d(Bytes x, OutBytes y, const std::vector<int64_t>& di
   return [a, threads, x, y] { lowp::run_maxpool(a, threads); };
 }
 
-lowp::Kernel make_quantize(Floats x, OutBytes y, float scale, int zp, int qmin, int qmax,
-                           int threads) {
-  if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
+// QuantizeLinear's arguments, the bounds checked (x may be set later: a FeedSlot's kernels)
+lowp::QuantArgs quant_args(const float* x, uint8_t* y, int64_t n, float scale, int zp,
+                           int qmin, int qmax) {
   check_quantize_bounds(zp, qmin, qmax);
   lowp::QuantArgs a;
-  a.x = x.data();
-  a.y = y.data();
-  a.n = int64_t(x.size());
+  a.x = x;
+  a.y = y;
+  a.n = n;
   a.scale = scale;
   a.zp = zp;
   a.qmin = qmin;
   a.qmax = qmax;
+  return a;
+}
+
+lowp::Kernel make_quantize(Floats x, OutBytes y, float scale, int zp, int qmin, int qmax,
+                           int threads) {
+  if (x.size() != y.size()) throw std::invalid_argument("quantize needs same-size arrays");
+  const lowp::QuantArgs a =
+      quant_args(x.data(), y.data(), int64_t(x.size()), scale, zp, qmin, qmax);
   return [a, threads, x, y] { lowp::run_quantize(a, threads); };
 }
 
@@ -211,14 +219,8 @@ lowp::Kernel make_quantize_slot(FeedSlot& slot, OutBytes y, float scale, int zp,
                                 int qmax, int threads) {
   if (slot.data == nullptr || slot.size != y.size())
     throw std::invalid_argument("quantize_slot needs a set slot of y's size");
-  check_quantize_bounds(zp, qmin, qmax);
-  lowp::QuantArgs a;
-  a.y = y.data();
-  a.n = int64_t(y.size());
-  a.scale = scale;
-  a.zp = zp;
-  a.qmin = qmin;
-  a.qmax = qmax;
+  const lowp::QuantArgs a =
+      quant_args(nullptr, y.data(), int64_t(y.size()), scale, zp, qmin, qmax);
   const FeedSlot* from = &slot;
   return [a, threads, from, y] {
     lowp::QuantArgs b = a;
@@ -235,13 +237,7 @@ lowp::Kernel make_quantize_to_channels_last_slot(
       y.shape(1) != size_t(s) || y.shape(2) != size_t(c))
     throw std::invalid_argument("quantize_to_channels_last_slot needs a set slot of n * c * s "
                                 "values and y of shape (n, s, c)");
-  check_quantize_bounds(zp, qmin, qmax);
-  lowp::QuantArgs a;
-  a.y = y.data();
-  a.scale = scale;
-  a.zp = zp;
-  a.qmin = qmin;
-  a.qmax = qmax;
+  const lowp::QuantArgs a = quant_args(nullptr, y.data(), 0, scale, zp, qmin, qmax);
   const FeedSlot* from = &slot;
   return [a, n, c, s, threads, from, y] {
     lowp::QuantArgs b = a;
@@ -257,14 +253,7 @@ lowp::Kernel make_quantize_to_channels_last(
   // x: (n, c, s) float32; y: (n, s, c)
   if (y.shape(0) != x.shape(0) || y.shape(1) != x.shape(2) || y.shape(2) != x.shape(1))
     throw std::invalid_argument("quantize_to_channels_last needs y of shape (n, s, c)");
-  check_quantize_bounds(zp, qmin, qmax);
-  lowp::QuantArgs a;
-  a.x = x.data();
-  a.y = y.data();
-  a.scale = scale;
-  a.zp = zp;
-  a.qmin = qmin;
-  a.qmax = qmax;
+  const lowp::QuantArgs a = quant_args(x.data(), y.data(), 0, scale, zp, qmin, qmax);
   const int64_t n = int64_t(x.shape(0)), c = int64_t(x.shape(1)), s = int64_t(x.shape(2));
   return [a, n, c, s, threads, x, y] {
     lowp::run_quantize_to_channels_last(a, n, c, s, threads);
