@@ -1218,11 +1218,15 @@ def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
     """Float max / min scattered as ONNX Runtime does: one update at a time in order, the
     update taken unless the element there `keeps` against it (is larger for max, smaller
     for min), so a NaN in the data takes the update and a tie of signed zeros the update's
-    sign (numpy's maximum.at keeps the NaN). `out` is C-contiguous; targets hit once are
-    picked in one pass."""
-    *where, values = np.broadcast_arrays(*index, updates)
-    flat = np.ravel_multi_index(tuple(w.ravel() for w in where), out.shape)
-    values = values.ravel()
+    sign (numpy's maximum.at keeps the NaN). `index` selects elements (ScatterElements) or
+    whole slices over the trailing axes (ScatterND); `out` is C-contiguous; targets hit
+    once are picked in one pass."""
+    where = np.broadcast_arrays(*index)
+    tail = out.shape[len(index):]
+    size = int(np.prod(tail, dtype=np.int64))
+    starts = np.ravel_multi_index(tuple(where), out.shape[:len(index)]) * size
+    flat = (starts[..., None] + np.arange(size)).ravel()
+    values = np.broadcast_to(updates, where[0].shape + tail).ravel()
     view = out.reshape(-1)
     if np.unique(flat).size == flat.size:
         here = view[flat]
@@ -1269,17 +1273,6 @@ def ScatterND(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *,
         return y
     out = x.copy()
     ids = np.where(indices < 0, indices + bounds, indices)
-    if reduction in ("max", "min") and x.dtype.kind == "f":
-        # ONNX Runtime's order: one tuple at a time, the update kept unless the element
-        # there is larger (max) / smaller (min), so a NaN in the data takes the update
-        # and a tie of signed zeros the update's sign (numpy's maximum.at keeps the NaN)
-        pick = np.greater if reduction == "max" else np.less
-        flat_ids = ids.reshape(-1, k)
-        flat_updates = updates.reshape((-1,) + x.shape[k:])
-        for row, value in zip(flat_ids, flat_updates, strict=True):
-            at = tuple(int(v) for v in row)
-            out[at] = np.where(pick(out[at], value), out[at], value)
-        return out
     index = tuple(ids[..., j] for j in range(k))
     _scatter_reduce(out, index, updates, reduction, "ScatterND")
     return out
