@@ -186,10 +186,20 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
   // NaN. Integer compares vectorize, float ones with the zero rule did not; each path's
   // kernel (FloatKernels::max_keys) does so with its own vectors.
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  auto key = [](float v) {
+  auto bits = [](float v) {
     int32_t b;
     std::memcpy(&b, &v, sizeof b);
+    return b;
+  };
+  auto key = [&](float v) {
+    const int32_t b = bits(v);
     return b ^ ((b >> 31) & 0x7fffffff);
+  };
+  auto value = [nan](int32_t best, int32_t mag) {  // the key's value, or NaN if one was seen
+    const int32_t b = best ^ ((best >> 31) & 0x7fffffff);
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    return mag > 0x7f800000 ? nan : v;
   };
   const int32_t lowest = key(-std::numeric_limits<float>::infinity());
   if (inner == 1) {
@@ -201,15 +211,10 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
                         const float* xr = x + r * k;
                         int32_t best = lowest, mag = 0;
                         for (int64_t j = 0; j < k; ++j) {
-                          int32_t b;
-                          std::memcpy(&b, xr + j, sizeof b);
-                          best = std::max(best, b ^ ((b >> 31) & 0x7fffffff));
-                          mag = std::max(mag, b & 0x7fffffff);
+                          best = std::max(best, key(xr[j]));
+                          mag = std::max(mag, bits(xr[j]) & 0x7fffffff);
                         }
-                        const int32_t b = best ^ ((best >> 31) & 0x7fffffff);
-                        float v;
-                        std::memcpy(&v, &b, sizeof v);
-                        y[r] = mag > 0x7f800000 ? nan : v;
+                        y[r] = value(best, mag);
                       }
                     });
     return;
@@ -225,13 +230,7 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
         int32_t* const mag = keys.second.data();
         kernels.max_keys(x + o * k * inner + j0, k, inner, w, bp, mag);
         float* ys = y + o * inner + j0;
-        for (int64_t j = 0; j < w; ++j) {
-          const int32_t kb = bp[j];
-          const int32_t b = kb ^ ((kb >> 31) & 0x7fffffff);
-          float v;
-          std::memcpy(&v, &b, sizeof v);
-          ys[j] = mag[j] > 0x7f800000 ? nan : v;
-        }
+        for (int64_t j = 0; j < w; ++j) ys[j] = value(bp[j], mag[j]);
       });
 }
 
