@@ -653,15 +653,26 @@ def test_fused_matmul_moving_batch_axes_replays(m, batch, k, n):
     """FusedMatMul's transBatchA / transBatchB copies are native copies into buffers of the
     signature, so the product and its readers replay; every run equals the plain run's
     and ONNX Runtime's."""
+    _assert_replays_as_plain_and_onnxruntime(_fused_matmul_model(m, batch, k, n), 1,
+                                             (m, batch, k), (n, batch, k))
+
+
+def _assert_replays_as_plain_and_onnxruntime(model: bytes, threads: int,
+                                             x_shape: tuple[int, ...],
+                                             z_shape: tuple[int, ...]) -> None:
+    """Four feeds of x and z: every run of `model` equals the plain run's and ONNX
+    Runtime's (at `threads`), and its one signature replays with no step from Python."""
     import onnxruntime as ort
 
-    model = _fused_matmul_model(m, batch, k, n)
-    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
-    reference = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    fast = Session(model, threads=threads)
+    plain = Session(model, threads=threads, replay=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    reference = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     for seed in range(4):
         rng = np.random.default_rng(seed)
-        feeds = {"x": rng.standard_normal((m, batch, k)).astype(np.float32),
-                 "z": rng.standard_normal((n, batch, k)).astype(np.float32)}
+        feeds = {"x": rng.standard_normal(x_shape).astype(np.float32),
+                 "z": rng.standard_normal(z_shape).astype(np.float32)}
         got = fast.run(feeds)
         _equal(got, plain.run(feeds))
         np.testing.assert_array_equal(got["y"], reference.run(None, feeds)[0])
@@ -677,24 +688,9 @@ def test_fused_matmul_lone_batch_moved_column_replays(m, batch, k, trans_b, thre
     """One column of a batch-moved B (N = 1, alpha 1: MLAS's general kernel, as B's leading
     dimension is not 1) is a native product too (before: the reference, from Python on
     every run), so the step replays; every run equals the plain run's and ONNX Runtime's."""
-    import onnxruntime as ort
-
-    model = _fused_matmul_model(m, batch, k, 1, alpha=1.0, trans_b=trans_b)
-    fast = Session(model, threads=threads)
-    plain = Session(model, threads=threads, replay=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    reference = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    for seed in range(4):
-        rng = np.random.default_rng(seed)
-        feeds = {"x": rng.standard_normal((m, batch, k)).astype(np.float32),
-                 "z": rng.standard_normal((1, batch, k) if trans_b else (k, batch, 1)
-                                          ).astype(np.float32)}
-        got = fast.run(feeds)
-        _equal(got, plain.run(feeds))
-        np.testing.assert_array_equal(got["y"], reference.run(None, feeds)[0])
-    (signature,) = fast._replayer._ready
-    assert fast._replayer.plain_steps(signature) == []
+    _assert_replays_as_plain_and_onnxruntime(
+        _fused_matmul_model(m, batch, k, 1, alpha=1.0, trans_b=trans_b), threads,
+        (m, batch, k), (1, batch, k) if trans_b else (k, batch, 1))
 
 
 @pytest.mark.skipif(not native_available(), reason="native extension not built")
