@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -77,27 +78,90 @@ SgemmArgs gemm_bt(const float* a, int64_t m, int64_t k, const float* mt, int64_t
   return g;
 }
 
-void run_direction(const FloatRnnArgs& a, int64_t d) {
+// One MLAS operation of a product cut between threads: rows [r0, r0 + rn), columns
+// [c0, c0 + cn).
+struct GemmPart {
+  int64_t r0, rn, c0, cn;
+};
+
+// MlasPartitionWork: the first total % count parts get one more.
+std::pair<int64_t, int64_t> partition_work(int64_t index, int64_t count, int64_t total) {
+  const int64_t per = total / count, extra = total % count;
+  if (index < extra) return {index * (per + 1), per + 1};
+  return {index * per + extra, per};
+}
+
+// The operations ONNX Runtime's MlasGemm cuts one (m x k) by (k x n) product into between
+// `threads` intra-op threads (lowp.mlas_sgemm.thread_parts: one more thread per 64 Ki
+// multiply-adds, N cut in blocks of 16 columns when N > M, else M), in the order
+// lowp.runtime.native_float computes them (the narrowest first; a one-column part of a
+// product of more than one row computed with the column before it, `_widened`: that
+// column's own part writes it again, with the same values).
+std::vector<GemmPart> mlas_thread_parts(int64_t m, int64_t n, int64_t k, int threads) {
+  const double work = double(m) * double(n) * double(k) / 65536.0;
+  const int64_t target = std::min<int64_t>(int64_t(work) + 1, std::max(1, threads));
+  std::vector<GemmPart> parts;
+  if (n > m) {
+    const int64_t blocks = (n + 15) / 16, count = std::min(target, blocks);
+    for (int64_t t = 0; t < count; ++t) {
+      const auto [start, len] = partition_work(t, count, blocks);
+      const int64_t lo = start * 16, hi = std::min(n, (start + len) * 16);
+      if (lo < hi) parts.push_back({0, m, lo, hi - lo});
+    }
+  } else {
+    const int64_t count = std::min(target, m);
+    for (int64_t t = 0; t < count; ++t) {
+      const auto [start, len] = partition_work(t, count, m);
+      if (len) parts.push_back({start, len, 0, n});
+    }
+  }
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const GemmPart& x, const GemmPart& y) { return x.cn < y.cn; });
+  for (GemmPart& q : parts)
+    if (m != 1 && q.cn == 1 && q.c0 > 0) --q.c0, ++q.cn;
+  return parts;
+}
+
+// The part q of gemm_bt(a, m, k, mt, n, c, init): its rows of a and c, its rows of mt.
+SgemmArgs gemm_bt_part(const float* a, int64_t k, const float* mt, int64_t n, float* c,
+                       const float* init, const GemmPart& q) {
+  SgemmArgs g = gemm_bt(a ? a + q.r0 * k : nullptr, q.rn, k, mt + q.c0 * k, q.cn,
+                        c + q.r0 * n + q.c0, init ? init + q.c0 : nullptr);
+  g.ldc = n;
+  return g;
+}
+
+void run_direction(const FloatRnnArgs& a, int64_t d, int threads) {
   const int64_t T = a.t, B = a.b, I = a.i, H = a.h, BH = B * H;
   const bool rev = a.reverse[d];
-  // the rows Wb + Rb (one rounded sum; zeros without a bias), X W^T accumulated into them
+  // the rows Wb + Rb (one rounded sum; zeros without a bias), X W^T accumulated into them,
+  // in the operations ONNX Runtime's threads cut it into
   std::vector<float> rows(size_t(H), 0.0f);
   if (a.bias)
     for (int64_t j = 0; j < H; ++j)
       rows[size_t(j)] = a.bias[d * 2 * H + j] + a.bias[d * 2 * H + H + j];
   std::vector<float> xw(size_t(T * BH));
-  run_mlas_sgemm(gemm_bt(a.x, T * B, I, a.w + d * H * I, H, xw.data(), rows.data()), 1);
+  const float* wd = a.w + d * H * I;
+  for (const GemmPart& q : mlas_thread_parts(T * B, H, I, threads))
+    run_mlas_sgemm(gemm_bt_part(a.x, I, wd, H, xw.data(), rows.data(), q), 1);
   std::vector<float> g(static_cast<size_t>(BH));
   const float* h_prev = a.h0 ? a.h0 + d * BH : nullptr;
-  // R's panels packed once for every step's product (the values MLAS packs on each call;
-  // none when the product reads R in place, B = 1)
-  SgemmArgs rec = gemm_bt(h_prev, B, H, a.r + d * H * H, H, g.data(), nullptr);
-  const SgemmPanels panels = sgemm_panels(rec);
-  std::vector<float> packed(size_t(panels.floats));
-  if (panels.floats > 0) {
-    pack_sgemm_panels(rec, panels, packed.data());
-    rec.panels = packed.data();
-    rec.panels_stride_k = panels.stride_k, rec.panels_width = panels.width;
+  // Each step's product in its operations; their R panels packed once for every step (the
+  // values MLAS packs on each call; none when the product reads R in place, B = 1)
+  const float* rd = a.r + d * H * H;
+  const std::vector<GemmPart> step_parts = mlas_thread_parts(B, H, H, threads);
+  std::vector<SgemmArgs> recs;
+  std::vector<std::vector<float>> packed(step_parts.size());
+  for (size_t i = 0; i < step_parts.size(); ++i) {
+    SgemmArgs rec = gemm_bt_part(h_prev, H, rd, H, g.data(), nullptr, step_parts[i]);
+    const SgemmPanels panels = sgemm_panels(rec);
+    if (panels.floats > 0) {
+      packed[i].resize(size_t(panels.floats));
+      pack_sgemm_panels(rec, panels, packed[i].data());
+      rec.panels = packed[i].data();
+      rec.panels_stride_k = panels.stride_k, rec.panels_width = panels.width;
+    }
+    recs.push_back(rec);
   }
   // B = 1: the product is the one-row transposed kernel's; its 256-bit form on the paths
   // with AVX2 (the same sums)
@@ -105,11 +169,16 @@ void run_direction(const FloatRnnArgs& a, int64_t d) {
   const float hi = a.clip, lo = -a.clip;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t step = rev ? T - 1 - t : t;
-    if (h_prev && wide_m1) {
-      rnn_m1_transposed_avx2(h_prev, rec.b, g.data(), H, H);
-    } else if (h_prev) {
-      rec.a = h_prev;
-      run_mlas_sgemm(rec, 1);
+    if (h_prev) {
+      for (size_t i = 0; i < recs.size(); ++i) {
+        const GemmPart& q = step_parts[i];
+        if (wide_m1) {
+          rnn_m1_transposed_avx2(h_prev, rd + q.c0 * H, g.data() + q.c0, q.cn, H);
+        } else {
+          recs[i].a = h_prev + q.r0 * H;
+          run_mlas_sgemm(recs[i], 1);
+        }
+      }
     } else {
       std::fill(g.begin(), g.end(), 0.0f);
     }
@@ -155,9 +224,9 @@ void rnn_functor(int code, float alpha, float beta, float* v, int64_t n) {
 void run_float_rnn(const FloatRnnArgs& a, int threads) {
   if (threads < 1) threads = ThreadPool::max_threads();
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, threads); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, threads);
   }
 }
 

@@ -40,8 +40,9 @@ struct FloatRnnArgs {
 // activations (recurrent.h, RnnActs), with the C library's expf / logf.
 void rnn_functor(int code, float alpha, float beta, float* v, int64_t n);
 
-// Directions as independent tasks on up to `threads` threads (the result does not depend on
-// the count); every product on one thread, as ONNX Runtime's kernel with one.
+// Directions as independent tasks on up to `threads` threads; each product in the operations
+// ONNX Runtime's MlasGemm cuts it into between `threads` intra-op threads (each computed on
+// the calling thread), so the values are ONNX Runtime's at that thread count.
 void run_float_rnn(const FloatRnnArgs& a, int threads);
 
 // out[r] (r < nrows) = x . row r of `rows` (nrows x k, contiguous) as the MLAS-order SGEMM's

@@ -152,3 +152,34 @@ def test_rnn_replays_inside_programs(lens_input):
     (signature,) = fast._replayer._ready
     plain_ops = [s.op_type for s in fast._replayer.plain_steps(signature)]
     assert "RNN" not in plain_ops or lens_input, plain_ops
+
+
+@pytest.mark.parametrize(("seq", "batch", "inp", "hidden"), [
+    (64, 1, 88, 88),     # madmom_notes_brnn: X W^T cut by columns at 2 threads
+    (4, 2, 600, 17),     # a one-column part (computed with the column before it)
+    (3, 5, 40, 120),     # every step's product cut by columns (B = 5)
+    (5, 1, 16, 256),     # the one-row step product cut by columns
+    (70, 1, 8, 40),      # X W^T cut by rows
+])
+def test_products_cut_between_threads_run_natively(seq, batch, inp, hidden) -> None:
+    # before: when ONNX Runtime's MlasGemm cuts a product between its threads, the native
+    # kernel declined the node and the numpy reference ran it (madmom_notes_brnn at 2
+    # threads: ~40x ONNX Runtime's CPU time); now each cut is one operation of the kernel
+    rng = np.random.default_rng(seq * hidden)
+    x = _values(rng, (seq, batch, inp), 1.0, False)
+    w = _values(rng, (2, hidden, inp), 1.0 / np.sqrt(inp), False)
+    r = _values(rng, (2, hidden, hidden), 1.0 / np.sqrt(hidden), False)
+    b = _values(rng, (2, 2 * hidden), 0.3, False)
+    h0 = _values(rng, (2, batch, hidden), 1.0, False)
+    lens = rng.integers(0, seq + 1, batch)
+    params = _rnn_ort_directions(None, None, None, "bidirectional")
+    for threads in (1, 2):
+        with native_float.threads(threads):
+            want = _rnn_ort(x, w, r, b, lens, h0, None, None, None, None, "bidirectional")
+        for path in PATHS:
+            with nb.use_path(path):
+                got = native_rnn.simple_rnn(x, w, r, b, lens, h0, params, None,
+                                            "bidirectional", threads=threads)
+            assert got is not None, (path, threads)
+            for g, e in zip(got, want, strict=True):
+                _same(g, e)

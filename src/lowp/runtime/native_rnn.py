@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import mlas_sgemm
 from .prepacked import PackCache
 from .switch import Switch
 from .tape import call
@@ -264,10 +263,6 @@ def simple_rnn(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None
             or (h0 is not None and h0.shape != (dirs, batch, hidden))
             or (lens is not None and lens.shape != (batch,))):
         return None
-    count = _threads(threads)
-    if count > 1 and (len(mlas_sgemm.thread_parts(seq * batch, hidden, inp, count)) > 1 or
-                      len(mlas_sgemm.thread_parts(batch, hidden, hidden, count)) > 1):
-        return None             # MLAS cuts a product between threads: the reference's
     from .native_float import buffer
     f = np.float32
     y, y_h = buffer((seq, dirs, batch, hidden)), buffer((dirs, batch, hidden))
