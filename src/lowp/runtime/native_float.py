@@ -889,8 +889,12 @@ def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats
                  path: str, cols: tuple[int, int]) -> np.ndarray:
     """The panels of 2-D `b`'s columns [cols) (logical B: its transpose with `trans_b`)
     that the SGEMM packs at K block `stride_k` and kernel width `width` (the kernels of
-    `path`)."""
-    panels = np.empty(floats, np.float32)
+    `path`), starting on a 64-byte boundary: numpy's allocations are 16-byte aligned, and
+    a panel's rows (multiples of 64 bytes) read across two cache lines every load slowed
+    the product by about a tenth (bench/sgemm.py)."""
+    buf = np.empty(4 * floats + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    panels = buf[start:start + 4 * floats].view(np.float32)
     logical = b.T if trans_b else b
     _extension().float_sgemm_pack(logical[:, cols[0]:cols[1]], panels, stride_k, width)
     return panels
