@@ -160,6 +160,25 @@ struct QuantArgs {
 };
 using QuantFn = void (*)(const QuantArgs& a);
 
+// The quotient of a quantizer as a product by the scale's reciprocal, exact in its integer
+// (the QuantFn kernels): with r = RN(1 / s) = (1 / s)(1 + e1), the product q' = RN(x r) =
+// (x / s)(1 + e1)(1 + e2) (+ an absolute error of at most 2^-150 where it is subnormal) and
+// the quotient q = RN(x / s) = (x / s)(1 + e3), |ei| <= 2^-24, so |q' - q| <= 3.01 * 2^-24
+// |q| + 2^-149. Below |q| = 512 that is under 2^-14; above it q and q' have the same sign and
+// both clamp to the same bound (the bounds qmin - zp, qmax - zp lie in [-255, 255]). Clamping
+// moves no two values further apart, so the clamped values c', c differ by at most 2^-14,
+// and their nearest integers differ only if a half-integer lies between them or on c (a
+// tie): only if c' is within 2^-14 of a half-integer. Where |c' - rint(c')| < kQuantNearTie
+// (more than 2^-12 from every half-integer) the two integers are equal; elsewhere the
+// kernel divides. x NaN gives NaN (-> 0) either way, x = +-inf the same infinity, and a
+// quotient past float32's range (q' inf, q finite, or the reverse) the same bound. The
+// reciprocal must be a normal number with no overflow: 2^-100 <= |s| <= 2^100.
+constexpr float kQuantNearTie = 0.5f - 0x1p-12f;
+inline bool quant_reciprocal_ok(float scale) {
+  const float m = scale < 0.0f ? -scale : scale;
+  return m >= 0x1p-100f && m <= 0x1p100f;
+}
+
 // Global average pool (O8)-(O9) of uint8/int8 x, (n, s, c) channels-last or (n, c, s)
 // channels-first: y[b, c] = requant(sum_s x - s * x_zp) with M = scale (float32 mode) or
 // (mult, lshift, rshift) (fixed-point mode); y is (n, c).

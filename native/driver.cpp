@@ -519,17 +519,38 @@ void run_maxpool(const PoolArgs& a, int threads) {
   });
 }
 
+// One value's clamped quotient (or product by the reciprocal, common.h quant_reciprocal_ok).
+inline float quant_clamped(float v, float lo, float hi) {
+  v = v == v ? v : 0.0f;  // NaN fails both comparisons below too: it becomes 0
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
 void quantize_portable(const QuantArgs& a) {
   // Clamping before rounding is equivalent (integer bounds) and keeps |v| <= 2^22, where the
-  // 1.5 * 2^23 trick rounds to nearest even exactly. NaN fails both comparisons: it becomes 0.
+  // 1.5 * 2^23 trick rounds to nearest even exactly. Blocks of 16 as products by the
+  // reciprocal, a block with a value near a half-integer by the division (common.h).
   const float lo = float(a.qmin - a.zp), hi = float(a.qmax - a.zp), magic = 12582912.0f;
-  for (int64_t i = 0; i < a.n; ++i) {
-    float v = a.x[i] / a.scale;
-    v = v == v ? v : 0.0f;
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-    const float r = (v + magic) - magic;
-    a.y[i] = uint8_t(int32_t(r) + a.zp);
+  const bool reciprocal = quant_reciprocal_ok(a.scale);
+  const float r = 1.0f / a.scale;
+  constexpr int64_t kBlock = 16;
+  float q[kBlock];
+  for (int64_t i0 = 0; i0 < a.n; i0 += kBlock) {
+    const int64_t len = std::min(kBlock, a.n - i0);
+    const float* x = a.x + i0;
+    bool divide = !reciprocal;
+    if (reciprocal) {
+      int near = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        q[j] = quant_clamped(x[j] * r, lo, hi);
+        near |= std::fabs(q[j] - ((q[j] + magic) - magic)) >= kQuantNearTie;
+      }
+      divide = near != 0;
+    }
+    if (divide)
+      for (int64_t j = 0; j < len; ++j) q[j] = quant_clamped(x[j] / a.scale, lo, hi);
+    for (int64_t j = 0; j < len; ++j)
+      a.y[i0 + j] = uint8_t(int32_t((q[j] + magic) - magic) + a.zp);
   }
 }
 

@@ -798,6 +798,10 @@ void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int
     for (int v = 0; v < NV; ++v) acc[r][v] = F::set1(0.0f);
   for (int64_t k = 0; k < kb; ++k) {
     V b[NV];
+    // the panel's row four k ahead into L1, as MLAS's kernel fetches it (the panel streams
+    // from L2; without it the loads stalled the loop)
+    if constexpr (W > 1)
+      for (int v = 0; v < NV; ++v) __builtin_prefetch(bp + (k + 4) * (2 * W) + v * W, 0, 3);
     for (int v = 0; v < NV; ++v) b[v] = F::load(bp + k * (2 * W) + v * W);
     const float* ak = a + k * sa_k;
     for (int r = 0; r < RM; ++r) {
@@ -835,17 +839,27 @@ constexpr std::array<SgemmTileFn<F>, sizeof...(R)> sgemm_tile_column(std::index_
   return {&sgemm_tile<F, int(R) + 1, NV>...};
 }
 
+// Rows of a tile: at most 12 on AVX-512 (24 accumulators of its 32 registers, as MLAS's
+// kernel takes 12 rows), else 8. More rows a tile read the panel fewer times (16 -> 11
+// passes at M = 128); the sums are the same.
+template <class F>
+constexpr int sgemm_tile_rows() {
+  return F::W == 16 ? 12 : 8;
+}
+
 template <class F>
 void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float* bp,
                         int64_t np, float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb,
                         float alpha, bool first) {
-  constexpr int W = F::W, RM = 8;
+  constexpr int W = F::W, RM = sgemm_tile_rows<F>();
   static constexpr auto two = sgemm_tile_column<F, 2>(std::make_index_sequence<RM>());
   static constexpr auto one = sgemm_tile_column<F, 1>(std::make_index_sequence<RM>());
   // rows outside, strips inside: a tile's rows of A stay in L1 while every strip of the
   // panel (in L2) passes under them (the other order streamed all of A once per strip)
-  for (int64_t i0 = 0; i0 < m; i0 += RM) {
-    const int rows = int(std::min<int64_t>(RM, m - i0));
+  // rows split evenly between the fewest tiles (16 rows: 8 + 8, not 12 + 4)
+  for (int64_t i0 = 0, rows = 0; i0 < m; i0 += rows) {
+    const int64_t left = m - i0, tiles = (left + RM - 1) / RM;
+    rows = (left + tiles - 1) / tiles;
     for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
       const bool pair = n - j0 > W;
       const int64_t cols = std::min<int64_t>(n - j0, pair ? 2 * W : W);

@@ -952,18 +952,35 @@ void maxpool(const PoolArgs& a, int64_t r0, int64_t r1) {
     maxpool_t<false>(a, r0, r1);
 }
 
-// Per-tensor quantize (Q6): IEEE float32 division, NaN -> 0, clamp to the integer bounds
-// shifted by the zero point, round-to-nearest-even conversion; 64 values per store.
-void quantize(const QuantArgs& a) {
-  const __m512 s = _mm512_set1_ps(a.scale);
+// Per-tensor quantize (Q6): the IEEE float32 quotient x / scale, NaN -> 0, clamped to the
+// integer bounds shifted by the zero point, converted rounding to nearest even; 64 values
+// per store. Where the scale's reciprocal is a normal number (1/2^100 <= |scale| <= 2^100)
+// the quotient is first formed as x * (1 / scale), which gives the same integer away from
+// the half-integers (the bound: common.h quant_reciprocal_ok); a vector with a lane near one
+// takes the division.
+template <bool kReciprocal>
+void quantize_t(const QuantArgs& a) {
+  const __m512 s = _mm512_set1_ps(a.scale), r = _mm512_set1_ps(1.0f / a.scale);
   const __m512 lo = _mm512_set1_ps(float(a.qmin - a.zp)), hi = _mm512_set1_ps(float(a.qmax - a.zp));
+  const __m512 near_tie = _mm512_set1_ps(kQuantNearTie);
   const __m512i zp = _mm512_set1_epi32(a.zp);
-  auto one = [&](int64_t i, __mmask16 k) {
-    __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(k, a.x + i), s);
+  auto clamped = [&](__m512 q) {
     q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
-    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
-    const __m512i r = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_add_epi32(r, zp);
+    return _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+  };
+  auto one = [&](int64_t i, __mmask16 k) {
+    const __m512 x = _mm512_maskz_loadu_ps(k, a.x + i);
+    __m512 q;
+    if constexpr (kReciprocal) {
+      q = clamped(_mm512_mul_ps(x, r));
+      const __m512 off = _mm512_abs_ps(_mm512_sub_ps(
+          q, _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      if (_mm512_cmp_ps_mask(off, near_tie, _CMP_GE_OQ) != 0) q = clamped(_mm512_div_ps(x, s));
+    } else {
+      q = clamped(_mm512_div_ps(x, s));
+    }
+    const __m512i y = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_add_epi32(y, zp);
   };
   const bool sgn = a.qmin < 0;
   int64_t i = 0;
@@ -976,6 +993,13 @@ void quantize(const QuantArgs& a) {
     const __mmask16 k = mask16(int(std::min<int64_t>(16, a.n - i)));
     store16(a.y + i, one(i, k), k);
   }
+}
+
+void quantize(const QuantArgs& a) {
+  if (quant_reciprocal_ok(a.scale))
+    quantize_t<true>(a);
+  else
+    quantize_t<false>(a);
 }
 
 }  // namespace

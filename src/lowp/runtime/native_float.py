@@ -868,29 +868,34 @@ def _by_parts(ext: Any, b: np.ndarray | None, am: np.ndarray, bm: np.ndarray, ou
     """One float_sgemm_mlas call per part MLAS cuts the product of logical `am` (m x k) and
     `bm` (k x n) into between the session's threads (one part for a prepacked B; `count`:
     the products of the batch; `parts`: given, as lowp.mlas_sgemm.conv_parts gives them),
-    the narrowest first (`_widened`), with the panels of the constant 2-D `b` (None: none
-    kept) and `init`'s part accumulated into (None: beta 0); `unit_ldb` false: B's leading
-    dimension as MLAS is handed it is not 1 (no N = 1 kernel)."""
+    with the panels of the constant 2-D `b` (None: none kept) and `init`'s part accumulated
+    into (None: beta 0); `unit_ldb` false: B's leading dimension as MLAS is handed it is not
+    1 (no N = 1 kernel). A part narrower than the product is never MLAS's N = 1 kernel's
+    either (its B and C are read with the whole product's leading dimensions): a lone
+    column of a wider B goes through the general kernel, in place."""
     m, k, n = am.shape[0], am.shape[1], bm.shape[1]
     whole = [(slice(0, m), slice(0, n))]
     if parts is None:
         parts = whole if packed else mlas_sgemm.thread_parts(m, n, k, _threads, count)
-    m1 = m == 1 and not trans_a and alpha == 1.0
-    for rows, cols in sorted(parts, key=lambda part: part[1].stop - part[1].start):
-        cols = _widened(cols, m1)
+    for rows, cols in parts:
         held = None if b is None else _constant_panels(
             ext, b, len(range(m)[rows]), bm, trans_a, trans_b, packed, alpha, cols)
+        unit = unit_ldb and len(range(n)[cols]) == n
         call(ext.float_sgemm_mlas, am[rows], bm[:, cols], out[rows, cols], float(alpha),
              trans_a, trans_b, packed, _threads, None if init is None else init[rows, cols],
-             *(held or (None, 0, 0)), *(() if unit_ldb else (False,)))
+             *(held or (None, 0, 0)), *(() if unit else (False,)))
 
 
 def _pack_panels(b: np.ndarray, trans_b: bool, stride_k: int, width: int, floats: int,
                  path: str, cols: tuple[int, int]) -> np.ndarray:
     """The panels of 2-D `b`'s columns [cols) (logical B: its transpose with `trans_b`)
     that the SGEMM packs at K block `stride_k` and kernel width `width` (the kernels of
-    `path`)."""
-    panels = np.empty(floats, np.float32)
+    `path`), starting on a 64-byte boundary: numpy's allocations are 16-byte aligned, and
+    a panel's rows (multiples of 64 bytes) read across two cache lines every load slowed
+    the product by about a tenth (bench/sgemm.py)."""
+    buf = np.empty(4 * floats + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    panels = buf[start:start + 4 * floats].view(np.float32)
     logical = b.T if trans_b else b
     _extension().float_sgemm_pack(logical[:, cols[0]:cols[1]], panels, stride_k, width)
     return panels

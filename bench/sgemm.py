@@ -1,0 +1,102 @@
+"""Float Gemm / MatMul of a constant B (the products a QDQ file leaves float, as tf2onnx's
+Gemm with beta 0 and no C): lowp's Session against ONNX Runtime's on the same one-node
+model, at the same thread count, as lowp/ORT ratios of process CPU time (median over the
+rounds of each round's ratio, the two engines' order alternating from round to round).
+Every case is checked bit for bit against ONNX Runtime first.
+
+    python bench/sgemm.py [--shapes 128x128x128 1x128x128 ...] [--threads 1]
+                          [--op Gemm] [--trans-b] [--chain 1] [--rounds 15] [--calls 200]
+
+A shape is MxKxN; `--trans-b` stores B as (N, K) with transB 1 (Gemm only); `--chain C`
+runs C products in a row (the per-run costs of both engines spread over them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+import lowp
+
+
+def _model(m: int, k: int, n: int, op: str, trans_b: bool, chain: int = 1) -> bytes:
+    """`chain` products in a row, each with its own constant B (k x n, then n x k, ...,
+    scaled by 1 / sqrt(depth) so that the values keep their size): the engines' per-run
+    costs spread over the chain, and every B's panels are out of L1 when it comes."""
+    rng = np.random.default_rng(m * 7 + k * 3 + n)
+    nodes, inits, width = [], [], k
+    for i in range(chain):
+        out = n if i % 2 == 0 else k
+        b = (rng.standard_normal((out, width) if trans_b else (width, out)) /
+             np.sqrt(width)).astype(np.float32)
+        inits.append(numpy_helper.from_array(b, f"b{i}"))
+        attrs = {"transB": 1} if trans_b else {}
+        nodes.append(helper.make_node(op, ["a" if i == 0 else f"y{i - 1}", f"b{i}"],
+                                      ["y" if i == chain - 1 else f"y{i}"], **attrs))
+        width = out
+    graph = helper.make_graph(
+        nodes, "product", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, width])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return model.SerializeToString()
+
+
+def _cpu_seconds(fn: Callable[[], object], calls: int) -> float:
+    t = time.process_time()
+    for _ in range(calls):
+        fn()
+    return time.process_time() - t
+
+
+def _ratio(fns: tuple[Callable[[], object], Callable[[], object]], rounds: int,
+           calls: int) -> float:
+    for fn in fns:
+        fn()
+    ratios = []
+    for r in range(rounds):
+        first, second = fns if r % 2 == 0 else fns[::-1]
+        t_first, t_second = _cpu_seconds(first, calls), _cpu_seconds(second, calls)
+        t_lowp, t_ort = (t_first, t_second) if r % 2 == 0 else (t_second, t_first)
+        ratios.append(t_lowp / max(t_ort, 1e-9))
+    return float(np.median(ratios))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+",
+                        default=["128x128x128", "128x128x512", "128x512x128", "1x128x128",
+                                 "16x128x128", "33x100x77", "128x64x128"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--op", default="Gemm", choices=["Gemm", "MatMul"])
+    parser.add_argument("--trans-b", action="store_true")
+    parser.add_argument("--chain", type=int, default=1, help="products in a row")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    print(f"float {args.op}{' transB' if args.trans_b else ''}, constant B, chain of "
+          f"{args.chain}, "
+          f"{args.threads} thread(s), process CPU time lowp / ONNX Runtime (median of rounds)")
+    for shape in args.shapes:
+        m, k, n = (int(v) for v in shape.split("x"))
+        data = _model(m, k, n, args.op, args.trans_b, args.chain)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+        runtime = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        session = lowp.Session(data, threads=args.threads)
+        a = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
+        feeds = {"a": a}
+        want = runtime.run(None, feeds)[0]
+        got = session.run(feeds)["y"]
+        assert np.array_equal(np.asarray(got).view(np.uint32), want.view(np.uint32)), shape
+        ratio = _ratio((lambda s=session, f=feeds: s.run(f),
+                        lambda r=runtime, f=feeds: r.run(None, f)), args.rounds, args.calls)
+        print(f"{shape:>14}  {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
