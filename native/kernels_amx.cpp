@@ -96,18 +96,17 @@ struct Run {
   int jb, nblk;
 };
 
-// The first n (< 64) of 64 bytes.
-inline __mmask64 first_bytes(int64_t n) { return (uint64_t(1) << n) - 1; }
+// The first n (<= 64) of 64 bytes.
+inline __mmask64 first_bytes(int64_t n) { return n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1; }
 
-// Copies n bytes (masked: nothing read or written past them).
-inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) _mm512_storeu_si512(d + j, _mm512_loadu_si512(s + j));
-  if (j < n) {
-    const __mmask64 k = first_bytes(n - j);
-    _mm512_mask_storeu_epi8(d + j, k, _mm512_maskz_loadu_epi8(k, s + j));
-  }
-}
+// One piece of a packed row: the bytes that `mask` selects of 64 read from row + src (lanes
+// before a tap run read from before it, masked off), merged into the K block being built;
+// `store` ends the block.
+struct RowPiece {
+  int64_t src;
+  __mmask64 mask;
+  bool store;
+};
 
 // PackRowsFn, the amx path's own layout (gemm_fused_packed): groups of kMr rows, group g at
 // dst + g * kMr * kp holds its K blocks one after another, block j = [kMr rows][64 bytes]
@@ -119,7 +118,33 @@ void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int n
   if (skipped(kSkipPack)) return;
 #endif
   const int64_t krow = 4 * int64_t(kc4), nkb = kp / 64;
-  alignas(64) uint8_t row[64];
+  // The same pieces for every row, worked out once: a row's K bytes in 64-byte blocks, the
+  // taps one after another (a block may hold several taps' runs, or straddle two taps),
+  // zeros past the last tap. A run shorter than its block is merged into the register by a
+  // masked load, so no block goes through memory (a store and a wider reload would stall).
+  static thread_local std::vector<RowPiece> pieces;
+  pieces.clear();
+  {
+    int t = 0;
+    int64_t off = 0;  // bytes of tap t already taken
+    for (int64_t j = 0; j < nkb; ++j) {
+      int64_t fill = 0;
+      while (fill < 64 && t < ntaps) {
+        const int64_t take = std::min<int64_t>(64 - fill, krow - off);
+        pieces.push_back({tap_off[t] + off - fill, first_bytes(take) << fill, false});
+        fill += take;
+        off += take;
+        if (off == krow) {
+          ++t;
+          off = 0;
+        }
+      }
+      if (fill == 0) pieces.push_back({0, 0, false});
+      pieces.back().store = true;
+    }
+  }
+  const RowPiece* const pb = pieces.data();
+  const RowPiece* const pe = pb + pieces.size();
   const int64_t ngroups = (n + kMr - 1) / kMr;
   for (int64_t g = 0; g < ngroups; ++g) {
     uint8_t* gd = dst + g * kMr * kp;
@@ -130,35 +155,16 @@ void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int n
         for (int64_t j = 0; j < nkb; ++j) _mm512_store_si512(d + j * kMr * 64, _mm512_setzero_si512());
         continue;
       }
-      // the row's K bytes in 64-byte pieces: taps one after another (a piece may straddle
-      // two taps), zeros past `used`
-      int t = 0;
-      int64_t off = 0;  // bytes of tap t already taken
-      for (int64_t j = 0; j < nkb; ++j) {
-        int64_t fill = 0;
-        __m512i v = _mm512_setzero_si512();
-        if (t < ntaps && krow - off >= 64) {
-          v = _mm512_loadu_si512(a[ri] + tap_off[t] + off);
-          off += 64;
-          if (off == krow) {
-            ++t;
-            off = 0;
-          }
-        } else {
-          while (fill < 64 && t < ntaps) {
-            const int64_t take = std::min<int64_t>(64 - fill, krow - off);
-            copy_bytes(row + fill, a[ri] + tap_off[t] + off, take);
-            fill += take;
-            off += take;
-            if (off == krow) {
-              ++t;
-              off = 0;
-            }
-          }
-          if (fill < 64) std::memset(row + fill, 0, size_t(64 - fill));
-          v = _mm512_load_si512(row);
+      const uint8_t* const row = a[ri];
+      __m512i v = _mm512_setzero_si512();
+      for (const RowPiece* p = pb; p != pe; ++p) {
+        v = p->mask == ~__mmask64(0) ? _mm512_loadu_si512(row + p->src)
+                                     : _mm512_mask_loadu_epi8(v, p->mask, row + p->src);
+        if (p->store) {
+          _mm512_store_si512(d, v);
+          d += kMr * 64;
+          v = _mm512_setzero_si512();
         }
-        _mm512_store_si512(d + j * kMr * 64, v);
       }
     }
   }
