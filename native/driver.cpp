@@ -50,11 +50,11 @@ void ConvOp::run(const uint8_t* x, int64_t n, int64_t d, int64_t h, int64_t w, u
     return;
   }
   const int64_t k_bytes = int64_t(4) * gtaps_ * kc4_;
-  // (also) a multi-tap GEMM with less than one 64-byte K block per tap, at most 64 output
-  // channels and a reduction of at most 1 KB: the tile path packs each row chunk across the
-  // taps and fills narrow tiles, and loses to VNNI registers (docs/native.md: 3x3 16->16 at
-  // 56x56 6.5x, 48->16 at 16x16 2.1x, 32->64 at 56x56 1.1x; 64->64 and 32->128 stay)
-  const bool narrow_taps = gtaps_ > 1 && 4 * kc4_ < 64 && mg_ <= 64 && k_bytes <= 1024;
+  // (also) a multi-tap GEMM with less than one 64-byte K block per tap, fewer than 64 output
+  // channels and a reduction of at most 1 KB: the tile path fills narrow tiles and loses to
+  // VNNI registers (docs/native.md: 3x3 16->16 at 56x56 1.7x, 7x7 3->16 1.6x); with 64
+  // output channels the tiles win (7x7 3->64 0.7x, 3x3 32->64 0.5x VNNI's time)
+  const bool narrow_taps = gtaps_ > 1 && 4 * kc4_ < 64 && mg_ < 64 && k_bytes <= 1024;
   const bool short_gemm = isa.short_gemm && (k_bytes < short_gemm_bytes() ||
                                              (narrow_taps && short_gemm_bytes() > 0) ||
                                              n * o.d * o.h * o.w < short_gemm_rows());

@@ -88,26 +88,27 @@ void pack_panel(const int8_t* src, int k4, int wp, int8_t* dst) {
     }
 }
 
-// A run of K blocks with one source for A: block j of A at a + j * astep, row tile 1 at
-// + a16, rows as bytes apart; the run's blocks are the B blocks jb, jb + 1, ...
+// A run of K blocks: block j of row tile 0 at a + j * astep (rows as bytes apart), of row
+// tile 1 at a1 + j * astep1 (rows as1 apart); the run's blocks are the B blocks jb, jb + 1, ...
 struct Run {
   const uint8_t* a;
-  int64_t as, astep, a16;
+  int64_t as, astep;
+  const uint8_t* a1;
+  int64_t as1, astep1;
   int jb, nblk;
 };
 
-// The first n (< 64) of 64 bytes.
-inline __mmask64 first_bytes(int64_t n) { return (uint64_t(1) << n) - 1; }
+// The first n (<= 64) of 64 bytes.
+inline __mmask64 first_bytes(int64_t n) { return n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1; }
 
-// Copies n bytes (masked: nothing read or written past them).
-inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) _mm512_storeu_si512(d + j, _mm512_loadu_si512(s + j));
-  if (j < n) {
-    const __mmask64 k = first_bytes(n - j);
-    _mm512_mask_storeu_epi8(d + j, k, _mm512_maskz_loadu_epi8(k, s + j));
-  }
-}
+// One piece of a packed row: the bytes that `mask` selects of 64 read from row + src (lanes
+// before a tap run read from before it, masked off), merged into the K block being built;
+// `store` ends the block.
+struct RowPiece {
+  int64_t src;
+  __mmask64 mask;
+  bool store;
+};
 
 // PackRowsFn, the amx path's own layout (gemm_fused_packed): groups of kMr rows, group g at
 // dst + g * kMr * kp holds its K blocks one after another, block j = [kMr rows][64 bytes]
@@ -119,7 +120,33 @@ void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int n
   if (skipped(kSkipPack)) return;
 #endif
   const int64_t krow = 4 * int64_t(kc4), nkb = kp / 64;
-  alignas(64) uint8_t row[64];
+  // The same pieces for every row, worked out once: a row's K bytes in 64-byte blocks, the
+  // taps one after another (a block may hold several taps' runs, or straddle two taps),
+  // zeros past the last tap. A run shorter than its block is merged into the register by a
+  // masked load, so no block goes through memory (a store and a wider reload would stall).
+  static thread_local std::vector<RowPiece> pieces;
+  pieces.clear();
+  {
+    int t = 0;
+    int64_t off = 0;  // bytes of tap t already taken
+    for (int64_t j = 0; j < nkb; ++j) {
+      int64_t fill = 0;
+      while (fill < 64 && t < ntaps) {
+        const int64_t take = std::min<int64_t>(64 - fill, krow - off);
+        pieces.push_back({tap_off[t] + off - fill, first_bytes(take) << fill, false});
+        fill += take;
+        off += take;
+        if (off == krow) {
+          ++t;
+          off = 0;
+        }
+      }
+      if (fill == 0) pieces.push_back({0, 0, false});
+      pieces.back().store = true;
+    }
+  }
+  const RowPiece* const pb = pieces.data();
+  const RowPiece* const pe = pb + pieces.size();
   const int64_t ngroups = (n + kMr - 1) / kMr;
   for (int64_t g = 0; g < ngroups; ++g) {
     uint8_t* gd = dst + g * kMr * kp;
@@ -130,35 +157,16 @@ void pack_rows(int64_t n, const uint8_t* const* a, const int64_t* tap_off, int n
         for (int64_t j = 0; j < nkb; ++j) _mm512_store_si512(d + j * kMr * 64, _mm512_setzero_si512());
         continue;
       }
-      // the row's K bytes in 64-byte pieces: taps one after another (a piece may straddle
-      // two taps), zeros past `used`
-      int t = 0;
-      int64_t off = 0;  // bytes of tap t already taken
-      for (int64_t j = 0; j < nkb; ++j) {
-        int64_t fill = 0;
-        __m512i v = _mm512_setzero_si512();
-        if (t < ntaps && krow - off >= 64) {
-          v = _mm512_loadu_si512(a[ri] + tap_off[t] + off);
-          off += 64;
-          if (off == krow) {
-            ++t;
-            off = 0;
-          }
-        } else {
-          while (fill < 64 && t < ntaps) {
-            const int64_t take = std::min<int64_t>(64 - fill, krow - off);
-            copy_bytes(row + fill, a[ri] + tap_off[t] + off, take);
-            fill += take;
-            off += take;
-            if (off == krow) {
-              ++t;
-              off = 0;
-            }
-          }
-          if (fill < 64) std::memset(row + fill, 0, size_t(64 - fill));
-          v = _mm512_load_si512(row);
+      const uint8_t* const row = a[ri];
+      __m512i v = _mm512_setzero_si512();
+      for (const RowPiece* p = pb; p != pe; ++p) {
+        v = p->mask == ~__mmask64(0) ? _mm512_loadu_si512(row + p->src)
+                                     : _mm512_mask_loadu_epi8(v, p->mask, row + p->src);
+        if (p->store) {
+          _mm512_store_si512(d, v);
+          d += kMr * 64;
+          v = _mm512_setzero_si512();
         }
-        _mm512_store_si512(d + j * kMr * 64, v);
       }
     }
   }
@@ -172,6 +180,7 @@ struct Scratch {
   alignas(64) int32_t ctmp[kRows * 16];
   alignas(64) int32_t cbuf[kMr * kPanel];
   std::vector<Run> runs;
+  std::vector<uint8_t> tiles;  // row tiles copied alone (gemm_any), 2 x K blocks of 1 KB
   bool rev = false, swap = false;
 };
 
@@ -195,7 +204,8 @@ inline void store_c(int32_t* c, int r, int j, int mr, Scratch& s, Store st) {
 // tileloaddt1, the hint that they need not stay in the nearer caches, which the panel's B
 // blocks (read again by the next call) keep: 0-8% faster on the GEMMs of the table below.
 template <int NR, int NC, bool SA>
-inline void step(const uint8_t* a, int64_t as, int64_t a16, const int8_t* bb) {
+inline void step(const uint8_t* a, int64_t as, const uint8_t* a1, int64_t as1,
+                 const int8_t* bb) {
   if constexpr (SA)
     _tile_stream_loadd(4, a, as);
   else
@@ -208,9 +218,9 @@ inline void step(const uint8_t* a, int64_t as, int64_t a16, const int8_t* bb) {
   }
   if (NR > 1) {
     if constexpr (SA)
-      _tile_stream_loadd(5, a + a16, as);
+      _tile_stream_loadd(5, a1, as1);
     else
-      _tile_loadd(5, a + a16, as);
+      _tile_loadd(5, a1, as1);
     _tile_dpbusd(2, 5, 6);
     if (NC > 1) _tile_dpbusd(3, 5, 7);
   }
@@ -230,17 +240,19 @@ void tile_pass(const Run* runs, int nruns, const int8_t* bq, int64_t bstep, bool
     for (int r = 0; r < nruns; ++r) {
       const Run& u = runs[r];
       const uint8_t* a = u.a;
+      const uint8_t* a1 = u.a1;
       const int8_t* b = bq + u.jb * bstep;
-      for (int j = 0; j < u.nblk; ++j, a += u.astep, b += bstep)
-        step<NR, NC, SA>(a, u.as, u.a16, b);
+      for (int j = 0; j < u.nblk; ++j, a += u.astep, a1 += u.astep1, b += bstep)
+        step<NR, NC, SA>(a, u.as, a1, u.as1, b);
     }
   } else {
     for (int r = nruns - 1; r >= 0; --r) {
       const Run& u = runs[r];
       const uint8_t* a = u.a + (u.nblk - 1) * u.astep;
+      const uint8_t* a1 = u.a1 + (u.nblk - 1) * u.astep1;
       const int8_t* b = bq + (u.jb + u.nblk - 1) * bstep;
-      for (int j = u.nblk - 1; j >= 0; --j, a -= u.astep, b -= bstep)
-        step<NR, NC, SA>(a, u.as, u.a16, b);
+      for (int j = u.nblk - 1; j >= 0; --j, a -= u.astep, a1 -= u.astep1, b -= bstep)
+        step<NR, NC, SA>(a, u.as, a1, u.as1, b);
     }
   }
 #ifdef LOWP_AMX_PHASES
@@ -319,17 +331,62 @@ void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, i
   }
   std::vector<Run>& runs = s.runs;
   runs.clear();
-  if (direct) {
+  // Whole 64-byte blocks per tap, two row tiles, not all 32 rows equally spaced: each row
+  // tile whose 16 rows are is read in place, the other (it holds the end of an output row,
+  // or rows past mr) is copied alone, so a group that crosses an output row copies at most
+  // half of its rows (docs/native.md).
+  const int bpt = ntaps == 1 ? nfull : kc4 / 16;
+  if (!direct && nr == 2 && rem == 0 && (ntaps == 1 || kc4 % 16 == 0)) {
+    const uint8_t* ta[2];
+    int64_t ts[2], tstep[2];
+    const int64_t tile_bytes = int64_t(nkb) * kRows * 64;
+    if (int64_t(s.tiles.size()) < 2 * tile_bytes + 64) s.tiles.resize(size_t(2 * tile_bytes + 64));
+    uint8_t* const tiles = s.tiles.data() + align64_offset(s.tiles.data());
+    for (int r = 0; r < 2; ++r) {
+      const uint8_t* const* ar = a + r * kRows;
+      const int n = std::min(kRows, mr - r * kRows);
+      bool in_place = n == kRows && ar[1] > ar[0];
+      const int64_t st = in_place ? ar[1] - ar[0] : 0;
+      for (int i = 2; i < n && in_place; ++i) in_place = ar[i] - ar[0] == i * st;
+      if (in_place) {
+        ta[r] = ar[0];
+        ts[r] = st;
+        tstep[r] = 64;
+        continue;
+      }
+      // block (t, j) of this row tile at tile + (t * bpt + j) KB; zeros in rows past n
+      uint8_t* const tile = tiles + r * tile_bytes;
+      for (int i = 0; i < kRows; ++i)
+        for (int t = 0; t < ntaps; ++t)
+          for (int j = 0; j < bpt; ++j)
+            _mm512_store_si512(tile + (int64_t(t * bpt + j) * kRows + i) * 64,
+                               i < n ? _mm512_loadu_si512(ar[i] + tap_off[t] + j * 64)
+                                     : _mm512_setzero_si512());
+      ta[r] = tile;
+      ts[r] = -1;  // copied: rows 64 bytes apart, tap t's blocks from (t * bpt) KB
+      tstep[r] = int64_t(kRows) * 64;
+    }
+    for (int t = 0; t < ntaps; ++t) {
+      const uint8_t* p[2];
+      int64_t st[2];
+      for (int r = 0; r < 2; ++r) {
+        const bool copied = ts[r] < 0;
+        p[r] = copied ? ta[r] + int64_t(t) * bpt * kRows * 64 : ta[r] + tap_off[t];
+        st[r] = copied ? 64 : ts[r];
+      }
+      runs.push_back({p[0], st[0], tstep[0], p[1], st[1], tstep[1], t * bpt, bpt});
+    }
+  } else if (direct) {
     for (int t = 0; t < ntaps; ++t)
-      runs.push_back({a[0] + tap_off[t], as, 64, kRows * as, t * (kc4 / 16),
-                      ntaps == 1 ? nfull : kc4 / 16});
+      runs.push_back({a[0] + tap_off[t], as, 64, a[0] + tap_off[t] + kRows * as, as, 64,
+                      t * bpt, bpt});
     if (rem) {
       // (one tap) the rows' last rem * 4 bytes, zero-padded: nothing read past a row
       const __mmask64 km = first_bytes(4 * rem);
       for (int i = 0; i < mr; ++i)
         _mm512_store_si512(s.atail + 64 * i,
                            _mm512_maskz_loadu_epi8(km, a[i] + tap_off[0] + int64_t(nfull) * 64));
-      runs.push_back({s.atail, 64, 64, kRows * 64, nfull, 1});
+      runs.push_back({s.atail, 64, 64, s.atail + kRows * 64, 64, 64, nfull, 1});
     }
   } else {
     static thread_local std::vector<uint8_t> buf;
@@ -337,7 +394,7 @@ void gemm_any(int mr, int wp, const uint8_t* const* a, const int64_t* tap_off, i
     if (int64_t(buf.size()) < need) buf.assign(size_t(need), 0);
     uint8_t* rows = buf.data() + align64_offset(buf.data());
     pack_rows(mr, a, tap_off, ntaps, kc4, kp, rows);
-    runs.push_back({rows, 64, kMr * 64, kRows * 64, 0, nkb});
+    runs.push_back({rows, 64, kMr * 64, rows + kRows * 64, 64, kMr * 64, 0, nkb});
   }
   const int nruns = int(runs.size());
   if (nr == 2)
@@ -362,7 +419,7 @@ void gemm_fused_packed(int mr, int wp, const uint8_t* const* a, const int64_t*, 
                        const int8_t* b, const GemmOut& o) {
   static thread_local Scratch s;
   const int nkb = (kc4 + 15) / 16;
-  const Run run{a[0], 64, kMr * 64, kRows * 64, 0, nkb};
+  const Run run{a[0], 64, kMr * 64, a[0] + kRows * 64, 64, kMr * 64, 0, nkb};
   if (mr > kRows)
     passes<2, true>(&run, 1, wp, nkb, b, nullptr, mr, s, &o);
   else
