@@ -26,10 +26,10 @@ SX, SW, SY = np.float32(0.0155), np.float32(0.0015), np.float32(0.01)
 
 def _conv_model(bias_scale: np.ndarray, bias_zero_point: int, w_scale: np.ndarray,
                 bias: np.ndarray, seed: int = 0, *, identity: bool = False,
-                hw: int = 6) -> onnx.ModelProto:
+                hw: int = 6, sx: np.float32 = SX) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     k = bias.size
-    inits = {"xs": SX, "xz": np.uint8(0), "wq": rng.integers(-127, 128, (k, 128, 1, 1), np.int8),
+    inits = {"xs": sx, "xz": np.uint8(0), "wq": rng.integers(-127, 128, (k, 128, 1, 1), np.int8),
              "ws": w_scale.astype(np.float32), "wz": np.zeros(w_scale.size, np.int8),
              "bq": bias.astype(np.int32), "bs": bias_scale.astype(np.float32),
              "bz": np.full(bias_scale.size, bias_zero_point, np.int32),
@@ -115,20 +115,15 @@ def test_per_channel_bias_takes_every_channel_within_tolerance() -> None:
 def test_bias_scale_tolerance_is_onnxruntimes(sx: float, sw: float, edge: float, sign: int,
                                               seed: int) -> None:
     """lowp takes the integers as they are exactly where ONNX Runtime's selector fuses."""
-    global SX
-    saved = SX
-    try:
-        SX = np.float32(sx)
-        want = np.float32(SX * np.float32(sw))
-        scale = np.float32(float(want) + sign * edge * (1e-6 + 1e-2 * float(want)))
-        bias = np.random.default_rng(seed).integers(-2**20, 2**20, 1).astype(np.int32)
-        model = _conv_model(np.array([scale]), 0, np.array([sw]), bias, seed)
-        ours = Session(model).run(_feeds(seed))["y"]
-        theirs = onnxruntime_run(model, _feeds(seed))[0]
-        np.testing.assert_array_equal(ours, theirs)
-        assert _onnxruntime_fuses(model) is (edge < 1)
-    finally:
-        SX = saved
+    x_scale = np.float32(sx)
+    want = np.float32(x_scale * np.float32(sw))
+    scale = np.float32(float(want) + sign * edge * (1e-6 + 1e-2 * float(want)))
+    bias = np.random.default_rng(seed).integers(-2**20, 2**20, 1).astype(np.int32)
+    model = _conv_model(np.array([scale]), 0, np.array([sw]), bias, seed, sx=x_scale)
+    ours = Session(model).run(_feeds(seed))["y"]
+    theirs = onnxruntime_run(model, _feeds(seed))[0]
+    np.testing.assert_array_equal(ours, theirs)
+    assert _onnxruntime_fuses(model) is (edge < 1)
 
 
 def _gemm_model(ratio: float, zero_point: int) -> onnx.ModelProto:
