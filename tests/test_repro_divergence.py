@@ -63,3 +63,16 @@ def test_first_difference_takes_nan_and_inf_as_equal_and_integers_within_tol():
     inf_apart = {"a": np.array([np.nan, -np.inf, -np.inf, 1.0], np.float32), "b": env["b"]}
     found = divergence.first_difference(model, env, inf_apart, 0, float_tol=1e9)
     assert found is not None and found[1] == "a"
+
+
+def test_group_inputs_follow_an_identity_to_a_shared_bias():
+    """craft_refiner's ONNX Runtime QDQ file: a Conv reads its bias through an Identity of
+    another Conv's bias DequantizeLinear. Neither engine keeps the Identity ((O54)), so the
+    cut must not ask for its output (it stopped with a KeyError); the bias comes from the
+    file's constants."""
+    from .runtime.test_ort_bias_scale import SW, SX, _conv_model
+    model = _conv_model(np.array([SX * SW * 1.2]), 0, np.array([SW]),
+                        np.array([20000], np.int32), identity=True)
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    inputs, what = divergence.group_inputs(model, conv)
+    assert inputs == ["xq"] and "Conv" in what

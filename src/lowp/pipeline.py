@@ -191,7 +191,7 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         return _auto(float_model, inputs, feeds, config, calib_table, progress, held_out)
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
-        verify(qdq, target, feeds.first() if feeds is not None else None)
+        verify(qdq, target, feeds.first() if feeds is not None else None, float_model=float_model)
         return QuantizeResult(qdq, float_model, Annotation(), CalibrationTable(), QuantPlan(),
                               feeds)
     if feeds is None:
@@ -234,7 +234,7 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         plan = choose(float_model, ann, table, config, means)
         wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
         qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
-    verify(qdq, target, feeds.first(), allow_16bit=wide)
+    verify(qdq, target, feeds.first(), allow_16bit=wide, float_model=float_model)
     return QuantizeResult(qdq, float_model, ann, table, plan, feeds, budget)
 
 
@@ -294,7 +294,7 @@ def _auto(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSour
     else:
         qdq = models[chosen]
         assert not isinstance(qdq, str)
-        verify(qdq, config.resolved_target(), feeds.first())
+        verify(qdq, config.resolved_target(), feeds.first(), float_model=float_model)
         result = QuantizeResult(qdq, float_model, Annotation(), CalibrationTable(),
                                 QuantPlan(), feeds)
     result.mode_choice = ModeChoice(chosen, reason, candidates, config.auto_max_slowdown,

@@ -185,3 +185,47 @@ def test_group_wise_and_sixteen_bit_layers(zoo_dir):
     eight = Session(lowp.quantize_model(path, data)).run(data)["logits"]
     assert errors["wide"] < 0.5 * np.abs(eight - float_out).max() / np.abs(float_out).max()
     assert errors["grouped"] < 0.1
+
+
+def _masked_model() -> onnx.ModelProto:
+    """Conv -> Relu, then NaN wherever the mask input is false (caustic-nmr's per-target
+    predictions: Where(target_mask, value, ConstantOfShape(NaN)))."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Where", ["mask", "r", "nan"], ["y"])]
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "b"),
+             numpy_helper.from_array(np.array(np.nan, np.float32), "nan")]
+    graph = helper.make_graph(
+        nodes, "masked", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8]),
+                          helper.make_tensor_value_info("mask", TensorProto.BOOL,
+                                                        ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_an_output_the_float_model_fills_with_nan_quantizes():
+    """verify refused every model whose float output holds NaN on purpose ("the quantized
+    model's output 'y' is not finite in ONNX Runtime"); it now flags only values that are
+    finite in the float model's run."""
+    rng = np.random.default_rng(1)
+    calib = {"x": rng.normal(0, 1, (8, 3, 8, 8)).astype(np.float32),
+             "mask": rng.uniform(size=(8, 4, 8, 8)) < 0.8}
+    qdq = lowp.quantize_model(_masked_model(), calib, lowp.Config(method=lowp.CalibMethod.MINMAX))
+    y = Session(qdq).run({k: v[:2] for k, v in calib.items()})["y"]
+    assert np.array_equal(np.isnan(y), ~calib["mask"][:2])
+
+
+def test_verify_still_flags_a_non_finite_value_the_float_model_has_not():
+    from lowp.errors import ModelError
+    from lowp.passes.verify import verify
+    model = _masked_model()
+    broken = onnx.ModelProto()
+    broken.CopyFrom(model)
+    broken.graph.node[2].input[1] = "nan"          # NaN everywhere, the float model is not
+    feeds = {"x": np.ones((1, 3, 8, 8), np.float32), "mask": np.ones((1, 4, 8, 8), bool)}
+    verify(model, lowp.TARGETS["lowp"], feeds, float_model=model)
+    with pytest.raises(ModelError, match="not finite"):
+        verify(broken, lowp.TARGETS["lowp"], feeds, float_model=model)

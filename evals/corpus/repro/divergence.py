@@ -177,6 +177,11 @@ def group_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[list[str
         if not i or i in consts:
             continue
         src = producer.get(i)
+        while src is not None and src.op_type == "Identity":   # neither engine keeps it (O54)
+            i = src.input[0]
+            src = producer.get(i)
+        if i in consts:
+            continue
         if src is not None and src.op_type == "DequantizeLinear" and src.input[0] not in consts:
             inputs.append(src.input[0])
         elif src is None or src.op_type not in ("DequantizeLinear", "Constant"):

@@ -48,8 +48,37 @@ def _bias_at(ctx: LowerCtx, i: int, x: QParams, w: QParams) -> np.ndarray | None
     if np.array_equal(np.broadcast_to(bqp.scale, shape), np.broadcast_to(want, shape)) and np.all(
             bqp.zero_point == 0):
         return bq.astype(np.int32)
+    if _ort_checks_bias_scale(ctx):
+        # ONNX Runtime's QLinearConv takes the integers as they are, or its selector leaves
+        # the group unfused (DequantizeLinear -> float Conv -> QuantizeLinear), as lowp then
+        return bq.astype(np.int32) if _bias_scale_close(bqp, want) else False
     # a bias at another scale: bring it to s_x * s_w (a rounding step of its own)
     return _at_scale(dequantize(bq, bqp), want)
+
+
+# ONNX Runtime's QDQ Conv selector fuses a group whose bias scale is within this much of
+# s_x * s_w (each channel's), docs/operators.md (O88)
+_BIAS_SCALE_ATOL = 1e-6
+_BIAS_SCALE_RTOL = 1e-2
+
+
+def _ort_checks_bias_scale(ctx: LowerCtx) -> bool:
+    """Whether ONNX Runtime's selector checks this group's bias scale: a Conv's (QGemm takes
+    any int32 bias as it is), in ONNX Runtime's arithmetic."""
+    return (ctx.node.op_type == "Conv" and ctx.requant_mode is RequantMode.FLOAT32
+            and ctx.arithmetic is None and not ctx.from_qoperator)
+
+
+def _bias_scale_close(bqp: QParams, want: np.ndarray) -> bool:
+    """ONNX Runtime's test for a Conv's int32 bias at another scale than s_x * s_w: every
+    channel's scale within 1e-6 + 1% of s_x * s_w, and the zero point 0; it then fuses the
+    group and QLinearConv reads the integers as if they were at s_x * s_w (docs/operators.md
+    (O88))."""
+    if np.any(bqp.zero_point != 0):
+        return False
+    b = np.asarray(bqp.scale, np.float64)
+    e = np.asarray(want, np.float64)
+    return bool(np.all(np.abs(b - e) <= _BIAS_SCALE_ATOL + _BIAS_SCALE_RTOL * np.abs(e)))
 
 
 def _at_scale(real: np.ndarray, scale: np.ndarray) -> np.ndarray:
