@@ -164,8 +164,9 @@ using QuantFn = void (*)(const QuantArgs& a);
 // (the QuantFn kernels): with r = RN(1 / s) = (1 / s)(1 + e1), the product q' = RN(x r) =
 // (x / s)(1 + e1)(1 + e2) (+ an absolute error of at most 2^-150 where it is subnormal) and
 // the quotient q = RN(x / s) = (x / s)(1 + e3), |ei| <= 2^-24, so |q' - q| <= 3.01 * 2^-24
-// |q| + 2^-149. Below |q| = 512 that is under 2^-14; above it q and q' have the same sign and
-// both clamp to the same bound (the bounds qmin - zp, qmax - zp lie in [-255, 255]). Clamping
+// |q| + 2^-149. Up to |q| = 256 that is under 2^-14 (3.01 * 2^-16 + 2^-149); above it q and
+// q' have the same sign, both exceed 255 in magnitude (|q'| >= 256 (1 - 2^-21)) and clamp to
+// the same bound (the bounds qmin - zp, qmax - zp lie in [-255, 255]). Clamping
 // moves no two values further apart, so the clamped values c', c differ by at most 2^-14,
 // and their nearest integers differ only if a half-integer lies between them or on c (a
 // tie): only if c' is within 2^-14 of a half-integer. Where |c' - rint(c')| < kQuantNearTie
