@@ -1,5 +1,5 @@
-"""Float Conv, ConvTranspose, Einsum, LSTM, GRU and RNN against ONNX Runtime bit for bit at 1
-and 2 intra-op threads (docs/operators.md (O78)): how MlasConv cuts an im2col product
+"""Float Conv, ConvTranspose, Einsum, LSTM, GRU and RNN against ONNX Runtime bit for bit at 1,
+2 and 4 intra-op threads (docs/operators.md (O78)): how MlasConv cuts an im2col product
 between threads (`lowp.mlas_sgemm.conv_parts`: segments of output positions, each with its
 own K block, or MlasGemm's `thread_parts`), how every other MlasGemm call of these operators
 is cut (`thread_parts`: N parts choose their K block, a one-row part takes the M = 1
@@ -64,10 +64,10 @@ def _assert_bits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], thread
 @given(dims=st.sampled_from([1, 2, 3]), batch=st.sampled_from([1, 2]),
        group=st.sampled_from([1, 2]), filters=st.sampled_from([4, 8, 16, 40]),
        channels=st.sampled_from([16, 64, 300]), size=st.sampled_from([9, 36, 41]),
-       kernel=st.sampled_from([1, 3]), pad=st.booleans(), threads=st.sampled_from([1, 2]),
+       kernel=st.sampled_from([1, 3]), pad=st.booleans(), threads=st.sampled_from([1, 2, 4]),
        seed=st.integers(0, 2**16))
 @settings(max_examples=60, deadline=None)
-def test_conv_equals_onnxruntime_at_1_and_2_threads(dims, batch, group, filters, channels,
+def test_conv_equals_onnxruntime_at_1_2_and_4_threads(dims, batch, group, filters, channels,
                                                      size, kernel, pad, threads, seed):
     # before: every product one MLAS operation; ONNX Runtime at 2 threads cut a single
     # image's product into column segments (own K block each) or by MlasGemm's parts:
@@ -83,10 +83,10 @@ def test_conv_equals_onnxruntime_at_1_and_2_threads(dims, batch, group, filters,
 
 @given(channels=st.sampled_from([8, 600]), filters=st.sampled_from([1, 2, 6]),
        group=st.sampled_from([1, 2]), hw=st.sampled_from([(5, 8), (3, 3), (6, 11)]),
-       constant_w=st.booleans(), threads=st.sampled_from([1, 2]),
+       constant_w=st.booleans(), threads=st.sampled_from([1, 2, 4]),
        seed=st.integers(0, 2**16))
 @settings(max_examples=40, deadline=None)
-def test_conv_transpose_equals_onnxruntime_at_1_and_2_threads(channels, filters, group, hw,
+def test_conv_transpose_equals_onnxruntime_at_1_2_and_4_threads(channels, filters, group, hw,
                                                               constant_w, threads, seed):
     # before: one MLAS product per image and group; at 2 threads ONNX Runtime's MlasGemm
     # cut N (a part's K block from its width): x [1, 600, 5, 8] by a constant w
@@ -104,9 +104,9 @@ def test_conv_transpose_equals_onnxruntime_at_1_and_2_threads(channels, filters,
                              ("bij,bjk->bik", (3, 2, 600), (3, 600, 70)),
                              ("ij,jk->ik", (130, 40), (40, 70)),
                              ("bhqd,bhkd->bhqk", (1, 2, 9, 600), (1, 2, 33, 600))]),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
 @settings(max_examples=16, deadline=None)
-def test_einsum_equals_onnxruntime_at_1_and_2_threads(case, threads, seed):
+def test_einsum_equals_onnxruntime_at_1_2_and_4_threads(case, threads, seed):
     # before: one MLAS product per batch entry; ONNX Runtime's math::MatMul is a threaded
     # MlasGemm: ik,jk->ij of [8, 600] and [17, 600] 114 of 136 apart at 2 threads
     equation, sa, sb = case
@@ -121,10 +121,10 @@ def test_einsum_equals_onnxruntime_at_1_and_2_threads(case, threads, seed):
 @given(op=st.sampled_from(["LSTM", "GRU", "RNN"]), hidden=st.sampled_from([8, 32, 40]),
        inp=st.sampled_from([16, 600]), seq=st.sampled_from([1, 3]),
        batch=st.sampled_from([1, 2, 3, 5]), constant=st.booleans(),
-       bidirectional=st.booleans(), threads=st.sampled_from([1, 2]),
+       bidirectional=st.booleans(), threads=st.sampled_from([1, 2, 4]),
        seed=st.integers(0, 2**16))
 @settings(max_examples=60, deadline=None)
-def test_recurrences_equal_onnxruntime_at_1_and_2_threads(op, hidden, inp, seq, batch,
+def test_recurrences_equal_onnxruntime_at_1_2_and_4_threads(op, hidden, inp, seq, batch,
                                                            constant, bidirectional, threads,
                                                            seed):
     # before: X W^T and every step's H R^T one MLAS operation; ONNX Runtime cuts both by

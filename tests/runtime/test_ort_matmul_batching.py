@@ -1,4 +1,4 @@
-"""Float MatMul, FusedMatMul and Gemm against ONNX Runtime bit for bit at 1 and 2 intra-op
+"""Float MatMul, FusedMatMul and Gemm against ONNX Runtime bit for bit at 1, 2 and 4 intra-op
 threads (lowp.mlas_sgemm.batched and thread_parts, docs/operators.md (O68)): how ONNX
 Runtime's MatMulComputeHelper cuts a batched product into MLAS calls (A's batch axes folded
 into M when B is [1, ..., 1, K, N], one 1 x K product per row for a 1-D B, transBatch read
@@ -71,9 +71,9 @@ def _batch_shapes(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
        op=st.sampled_from(["MatMul", "FusedMatMul"]), trans=st.tuples(st.booleans(),
                                                                       st.booleans()),
        alpha=st.sampled_from([1.0, 0.125]), const_b=st.booleans(),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
 @settings(max_examples=120, deadline=None)
-def test_matmul_equals_onnxruntime_at_1_and_2_threads(batch, m, k, n, vector_b, op, trans,
+def test_matmul_equals_onnxruntime_at_1_2_and_4_threads(batch, m, k, n, vector_b, op, trans,
                                                       alpha, const_b, threads, seed):
     # before: A [3, 1, K] @ B [1, K, N] took MLAS's M = 1 kernel per batch entry where ONNX
     # Runtime folds the batch into M = 3 rows (general kernel); A [5, K] @ B [K] took the
@@ -100,9 +100,9 @@ def test_matmul_equals_onnxruntime_at_1_and_2_threads(batch, m, k, n, vector_b, 
 @given(batch=st.sampled_from([(1,), (3,), (2, 2), (1, 3)]), m=_M, k=_K,
        n=st.sampled_from([1, 2, 17, 33]), side=st.sampled_from(["a", "b", "ab"]),
        trans=st.tuples(st.booleans(), st.booleans()), alpha=st.sampled_from([1.0, 0.5]),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
 @settings(max_examples=60, deadline=None)
-def test_fused_matmul_trans_batch_equals_onnxruntime_at_1_and_2_threads(
+def test_fused_matmul_trans_batch_equals_onnxruntime_at_1_2_and_4_threads(
         batch, m, k, n, side, trans, alpha, threads, seed):
     # transBatchA / transBatchB: MLAS reads the moved operand in place (leading dimension
     # times the batch size), so no folding into M and no N = 1 kernel for one column of B
@@ -122,7 +122,7 @@ def test_fused_matmul_trans_batch_equals_onnxruntime_at_1_and_2_threads(
 
 @given(batch=st.sampled_from([(2,), (3,), (2, 2), (1, 3)]), m=_M, k=_K,
        side=st.sampled_from(["b", "ab"]), trans=st.tuples(st.booleans(), st.booleans()),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
 @settings(max_examples=40, deadline=None)
 def test_fused_matmul_lone_batch_moved_column_equals_onnxruntime(batch, m, k, side, trans,
                                                                 threads, seed):
@@ -152,9 +152,9 @@ def test_fused_matmul_lone_batch_moved_column_equals_onnxruntime(batch, m, k, si
 
 @given(m=_M, k=_K, n=_N, trans=st.tuples(st.booleans(), st.booleans()),
        const_b=st.booleans(), c_shape=st.sampled_from(["n", "mn", "none"]),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
 @settings(max_examples=60, deadline=None)
-def test_gemm_equals_onnxruntime_at_1_and_2_threads(m, k, n, trans, const_b, c_shape,
+def test_gemm_equals_onnxruntime_at_1_2_and_4_threads(m, k, n, trans, const_b, c_shape,
                                                     threads, seed):
     # before: Gemm at 2 threads was one MLAS part where ONNX Runtime cuts it (A [8, 600],
     # B [600, 17]: 88% of values apart)
