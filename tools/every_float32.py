@@ -144,7 +144,8 @@ def sweep(spec: str, blocks: list[Callable[[], np.ndarray]], opset: int, folder:
     shape = reference.get_inputs()[0].shape
     differing = 0
     shown: list[str] = []
-    for block in tqdm(blocks, desc=spec, unit="block", leave=False):
+    progress = tqdm(blocks, desc=spec, unit="block", leave=False)
+    for block in progress:
         bits = block()
         x = bits.view(np.float32)
         feed = {"x": x.reshape(shape)}
@@ -153,6 +154,7 @@ def sweep(spec: str, blocks: list[Callable[[], np.ndarray]], opset: int, folder:
             got = session.run(feed)["y"].view(np.uint32).reshape(-1)
         apart = np.flatnonzero(want != got)
         differing += len(apart)
+        progress.set_postfix(differ=differing)     # a stopped run's count so far, on stderr
         for i in apart[:max(0, 3 - len(shown))]:
             shown.append(f"x=0x{bits[i]:08x} ({x[i]!r}): ONNX Runtime 0x{want[i]:08x}, "
                          f"lowp 0x{got[i]:08x}")
