@@ -16,16 +16,20 @@ payload), and every 256th pattern of the whole range (each sign, exponent and hi
 bits, the low byte varying from one to the next): a fast first look, ~1/85 of the full
 sweep's time. An operator is `Name` or `Name:attribute=value,...` (integer, float or
 string values); the opset is the larger of `--opset` and the first that defines it (Mish
-18, Gelu 20).
+18, Gelu 20). `com.microsoft.Name` is that domain's operator (FastGelu, QuickGelu, ...;
+BiasGelu gets a zero bias of 64 values, the block then being 2**18 rows of 64).
 
 The block length is a multiple of 64, so every element is on the kernels' main vector loop:
 the tail and head handling is covered by the unit tests over odd lengths.
-`--isa` forces lowp's instruction-set path (LOWP_ISA) for the run.
+`--isa` forces lowp's instruction-set path (LOWP_ISA) for the run; `--numpy` runs lowp's
+numpy reference operators (lowp.runtime.native_float.disabled()) instead of its native
+kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
@@ -62,8 +66,16 @@ def attribute_value(text: str) -> int | float | str:
     return text
 
 
+def split_domain(op: str) -> tuple[str, str]:
+    """`com.microsoft.Name` as (domain, Name); a plain name is in the ai.onnx domain."""
+    domain, _, name = op.rpartition(".")
+    return domain, name
+
+
 def first_opset(op: str) -> int:
-    """The first ONNX opset that defines `op` (ai.onnx domain)."""
+    """The first ONNX opset that defines `op` (ai.onnx domain; 1 for another domain's)."""
+    if split_domain(op)[0]:
+        return 1
     versions = [s.since_version for s in onnx.defs.get_all_schemas_with_history()
                 if s.name == op and s.domain == ""]
     if not versions:
@@ -90,42 +102,64 @@ def consecutive_block(c: int) -> np.ndarray:
 
 def one_node_model(op: str, opset: int,
                    attributes: dict[str, int | float | str] | None = None) -> onnx.ModelProto:
-    vec = [BLOCK]
+    domain, name = split_domain(op)
+    inputs, initializers, vec = ["x"], [], [BLOCK]
+    if name == "BiasGelu":      # a bias of the last axis: zeros, over rows of 64
+        vec = [BLOCK // 64, 64]
+        inputs.append("bias")
+        initializers.append(helper.make_tensor("bias", TensorProto.FLOAT, [64], [0.0] * 64))
+    node = helper.make_node(name, inputs, ["y"], **(attributes or {}))
+    node.domain = domain
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"], **(attributes or {}))], op.lower(),
+        [node], name.lower(),
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, vec)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, vec)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    onnx.checker.check_model(model, full_check=True)
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, vec)], initializers)
+    opsets = [helper.make_opsetid("", max(opset, 17) if domain else opset)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, 1))
+    model = helper.make_model(graph, opset_imports=opsets)
+    if not domain:
+        onnx.checker.check_model(model, full_check=True)
     return model
 
 
-def sweep(spec: str, blocks: list[Callable[[], np.ndarray]], opset: int, folder: Path) -> int:
-    """Differing patterns of operator `spec` (parse_op) over `blocks`."""
+def sweep(spec: str, blocks: list[Callable[[], np.ndarray]], opset: int, folder: Path,
+          numpy: bool = False) -> int:
+    """Differing patterns of operator `spec` (parse_op) over `blocks` (lowp's numpy
+    operators when `numpy`, else its native kernels)."""
     import onnxruntime as ort
 
     import lowp
+    from lowp.runtime import native_float
 
     op, attributes = parse_op(spec)
-    path = folder / f"{op}.onnx"
+    path = folder / f"{split_domain(op)[1]}.onnx"
     onnx.save(one_node_model(op, max(opset, first_opset(op)), attributes), path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     reference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    session = lowp.Session(str(path), threads=1)
+    only_numpy = native_float.disabled if numpy else contextlib.nullcontext
+    with only_numpy():
+        session = lowp.Session(str(path), threads=1)
+    shape = reference.get_inputs()[0].shape
     differing = 0
     shown: list[str] = []
-    for block in tqdm(blocks, desc=spec, unit="block", leave=False):
+    progress = tqdm(blocks, desc=spec, unit="block", leave=False)
+    for block in progress:
         bits = block()
         x = bits.view(np.float32)
-        want = reference.run(None, {"x": x})[0].view(np.uint32)
-        got = session.run({"x": x})["y"].view(np.uint32)
+        feed = {"x": x.reshape(shape)}
+        want = reference.run(None, feed)[0].view(np.uint32).reshape(-1)
+        with only_numpy():
+            got = session.run(feed)["y"].view(np.uint32).reshape(-1)
         apart = np.flatnonzero(want != got)
         differing += len(apart)
+        progress.set_postfix(differ=differing)     # a stopped run's count so far, on stderr
         for i in apart[:max(0, 3 - len(shown))]:
             shown.append(f"x=0x{bits[i]:08x} ({x[i]!r}): ONNX Runtime 0x{want[i]:08x}, "
                          f"lowp 0x{got[i]:08x}")
-    print(f"{spec}: {len(blocks) * BLOCK:,} patterns, {differing:,} differ")
+    kind = "numpy" if numpy else f"native {os.environ.get('LOWP_ISA', 'default path')}"
+    print(f"{spec} ({kind}): {len(blocks) * BLOCK:,} patterns, {differing:,} differ", flush=True)
     for line in shown:
         print(f"  {line}")
     return differing
@@ -148,6 +182,8 @@ def main() -> int:
     parser.add_argument("--opset", type=int, default=17,
                         help="at least this opset (each op: at least its first)")
     parser.add_argument("--isa", help="force lowp's instruction-set path (LOWP_ISA)")
+    parser.add_argument("--numpy", action="store_true",
+                        help="lowp's numpy reference operators instead of its native kernels")
     args = parser.parse_args()
     if not 1 <= args.chunks <= 256:
         parser.error("--chunks must be 1..256")
@@ -155,7 +191,7 @@ def main() -> int:
         os.environ["LOWP_ISA"] = args.isa
     blocks = block_makers(args.chunks, args.stratified)
     with tempfile.TemporaryDirectory() as folder:
-        total = sum(sweep(op, blocks, args.opset, Path(folder)) for op in args.ops)
+        total = sum(sweep(op, blocks, args.opset, Path(folder), args.numpy) for op in args.ops)
     return 1 if total else 0
 
 
