@@ -14,6 +14,9 @@ release 3.4.0, whose log, log2 and exp differ.
   m - 1; plus e * ln 2.
 * atan: not Eigen's: the wheel's Atan loop (read from its machine code) is a rational
   function of t^2 times t, t = |x| or 1 / |x|, pi/2 minus it past 1, up to 4 ulps off.
+* threads: at T >= 2 intra-op threads ONNX Runtime runs an element-wise functor in the
+  blocks of its TryParallelFor (`ort_parallel_blocks`), each an assignment of its own whose
+  unaligned head takes the C library too (`assignment_runs`, docs/operators.md (O91)).
 * pow: log2(m) by a degree-10 polynomial finished in double-word arithmetic (Dekker's
   products: no fused multiply-add in the baseline build), y * log2(x) split into an integer
   and a fraction r, and 2^r as exp(ln 2 * r) with Eigen's 6th-order minimax exp.
@@ -391,12 +394,91 @@ PACKETS = Path(exp=_exp, log=_packet_log, log1p=_packet_log1p)
 SCALARS = Path(exp=libm.expf, log=libm.logf, log1p=libm.log1pf)
 
 
-def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray]) -> np.ndarray:
-    """An Eigen array expression of float32 `x` assigned in one pass, as ONNX Runtime's
-    element-wise functors run it at one intra-op thread: `expression(t, PACKETS)` on the
-    full packets, `expression(t, SCALARS)` on the last n % 4 elements."""
-    with np.errstate(all="ignore"):                 # IEEE's inf and NaN, as the kernels
-        return _assign(x, lambda t: expression(t, PACKETS), lambda t: expression(t, SCALARS))
+# ONNX Runtime's ThreadPool::ParallelFor on Eigen's TensorCostModel: cycles to start a
+# parallel loop and per extra thread, the cycles of one ideal task, an L2 byte's cycles
+_STARTUP_CYCLES = 100000.0
+_THREAD_CYCLES = 100000.0
+_TASK_CYCLES = 40000.0
+_BYTE_CYCLES = 1.0 / 64 * 11
+_OVERSHARDING = 4
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def ort_parallel_blocks(n: int, cost: float, threads: int) -> list[tuple[int, int]]:
+    """The [first, last) blocks in which ONNX Runtime's `TryParallelFor` runs an element-wise
+    functor of `cost` compute cycles per float32 (its `Cost()`) over `n` elements at
+    `threads` intra-op threads: Eigen's cost model decides whether to cut at all, then
+    `CalculateParallelForBlock` (at most 4 blocks a thread, at least one ideal task a block,
+    coarser while the threads' efficiency does not drop) gives the block size."""
+    threads = max(1, int(threads))
+    per_element = 4.0 * _BYTE_CYCLES + 4.0 * _BYTE_CYCLES + float(np.float32(cost))
+    wanted = (n * per_element - _STARTUP_CYCLES) / _THREAD_CYCLES + 0.9
+    if threads == 1 or n <= 1 or min(threads, max(1, int(wanted))) == 1:
+        return [(0, n)]
+    ideal = int(1.0 / (per_element / _TASK_CYCLES))
+    block = min(n, max(_cdiv(n, _OVERSHARDING * threads), ideal))
+    largest = min(n, 2 * block)
+    count = _cdiv(n, block)
+    efficiency = count / (_cdiv(count, threads) * threads)
+    previous = count
+    while efficiency < 1.0 and previous > 1:
+        coarser = _cdiv(n, previous - 1)
+        if coarser > largest:
+            break
+        previous = _cdiv(n, coarser)
+        coarser_efficiency = previous / (_cdiv(previous, threads) * threads)
+        if coarser_efficiency + 0.01 >= efficiency:
+            block = coarser
+            efficiency = max(efficiency, coarser_efficiency)
+    return [(first, min(n, first + block)) for first in range(0, n, block)]
+
+
+def assignment_runs(n: int, cost: float, threads: int) -> list[tuple[int, int]]:
+    """The runs [first, last) of `n` elements that each evaluate as one Eigen assignment
+    from its own start (packets of four, the C library on the last length % 4) when ONNX
+    Runtime's functor of `cost` runs at `threads` threads: each block's unaligned head (up
+    to the next 16-byte boundary of ONNX Runtime's aligned buffer) is a run of its own.
+    Adjacent runs that would evaluate alike as one are merged (one run at one thread)."""
+    runs: list[tuple[int, int]] = []
+    for first, last in ort_parallel_blocks(n, cost, threads):
+        head = min(-first % LANES, last - first)
+        for run in ((first, first + head), (first + head, last)):
+            if run[1] == run[0]:
+                continue
+            if runs and (runs[-1][1] - runs[-1][0]) % LANES == 0:
+                runs[-1] = (runs[-1][0], run[1])
+            else:
+                runs.append(run)
+    return runs or [(0, n)]
+
+
+def blockwise(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], cost: float,
+              threads: int) -> np.ndarray:
+    """`fn` (one Eigen assignment of float32 `x`, as at one thread) run as ONNX Runtime's
+    functor of `cost` runs at `threads` threads: on each of `assignment_runs` by itself."""
+    runs = assignment_runs(int(np.size(x)), cost, threads)
+    if len(runs) == 1:
+        return fn(x)
+    flat = np.ascontiguousarray(x, _F).reshape(-1)
+    out = np.empty_like(flat)
+    for first, last in runs:
+        out[first:last] = np.asarray(fn(flat[first:last])).reshape(-1)
+    return out.reshape(np.shape(x))
+
+
+def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray],
+             cost: float = 0.0, threads: int = 1) -> np.ndarray:
+    """An Eigen array expression of float32 `x`, as ONNX Runtime's element-wise functor of
+    `cost` cycles per element runs it at `threads` intra-op threads: in each run of
+    `assignment_runs`, `expression(t, PACKETS)` on the full packets, `expression(t,
+    SCALARS)` on the last length % 4 elements (at one thread: one run, the whole vector)."""
+    def one(t: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):             # IEEE's inf and NaN, as the kernels
+            return _assign(t, lambda u: expression(u, PACKETS), lambda u: expression(u, SCALARS))
+    return blockwise(x, one, cost, threads)
 
 
 def sin(x: np.ndarray) -> np.ndarray:

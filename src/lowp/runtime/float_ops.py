@@ -169,12 +169,26 @@ def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) ->
 # float32 Elu, Selu, Celu, Softplus and Softsign are ONNX Runtime's Eigen functors (packet
 # exp and log1p, the C library's on the tail: lowp.eigen_math, docs/operators.md (O28)); Mish
 # is the ONNX function ONNX Runtime expands it into (Softplus, MLAS's Tanh, Mul).
+# At several intra-op threads each functor runs in ONNX Runtime's blocks, cut by its Cost()
+# (eigen_math.ort_parallel_blocks; docs/operators.md (O91)).
 _F32 = np.float32
+_COST = {"Elu": 30.0, "Softplus": 15.0, "Selu": 4.0, "Celu": 1.0, "Log": 15.0}
+
+
+def _threaded(op: str, x: np.ndarray, fn: Any) -> np.ndarray:
+    """`fn` (float32 `x` as one Eigen assignment) as ONNX Runtime's functor `op` runs it at
+    the session's threads."""
+    return eigen_math.blockwise(x, fn, _COST[op], native_float.get_threads())
+
+
+def _runs(op: str, x: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of `x` that ONNX Runtime's functor `op` evaluates each by itself."""
+    return eigen_math.assignment_runs(int(x.size), _COST[op], native_float.get_threads())
 
 
 def _softplus32(x: np.ndarray) -> np.ndarray:
-    return eigen_math.evaluate(x, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)),
-                                                        p.log1p(p.exp(t))))
+    return _threaded("Softplus", x, lambda u: eigen_math.evaluate(
+        u, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)), p.log1p(p.exp(t)))))
 
 
 def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -185,8 +199,8 @@ def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
 @register
 def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
-        y = native_float.elu(x, alpha)
-        return _elu32(x, alpha) if y is None else y
+        y = native_float.elu(x, alpha, _runs("Elu", x))
+        return _threaded("Elu", x, lambda u: _elu32(u, alpha)) if y is None else y
     xf = _f(x)
     return _as(np.where(xf > 0, xf, xf.dtype.type(alpha) * np.expm1(np.minimum(xf, 0))), x)
 
@@ -196,8 +210,9 @@ def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
          gamma: float = 1.05070102214813232421875, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
         a, g = _F32(alpha), _F32(gamma)      # ONNX Runtime's build multiplies gamma * alpha
-        return eigen_math.evaluate(x, lambda t, p: g * np.maximum(t, _F32(0))
-                                   + (g * a) * np.minimum(p.exp(t) - _F32(1), _F32(0)))
+        return _threaded("Selu", x, lambda u: eigen_math.evaluate(
+            u, lambda t, p: g * np.maximum(t, _F32(0))
+            + (g * a) * np.minimum(p.exp(t) - _F32(1), _F32(0))))
     xf = _f(x)
     dt = xf.dtype.type
     neg = dt(alpha) * np.expm1(np.minimum(xf, 0))
@@ -208,8 +223,9 @@ def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
 def Celu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
         a = _F32(alpha)
-        return eigen_math.evaluate(x, lambda t, p: np.maximum(t, _F32(0)) + np.minimum(
-            a * (p.exp(t / a) - _F32(1)), _F32(0)))
+        return _threaded("Celu", x, lambda u: eigen_math.evaluate(
+            u, lambda t, p: np.maximum(t, _F32(0)) + np.minimum(
+                a * (p.exp(t / a) - _F32(1)), _F32(0))))
     xf = _f(x)
     dt = xf.dtype.type
     return _as(np.maximum(xf, 0) + np.minimum(0, dt(alpha) * np.expm1(xf / dt(alpha))), x)
@@ -349,7 +365,11 @@ def _libm(name: str, other: Any) -> Any:
 
 
 # ONNX Runtime's float32 log: Eigen's (lowp.eigen_math), natively where it can
-_log = _float32(eigen_math.log, np.log, native_float.log)
+def _log(x: np.ndarray) -> np.ndarray:
+    if x.dtype != np.float32:
+        return np.log(x)
+    y = native_float.log(x, _runs("Log", x))
+    return _threaded("Log", x, eigen_math.log) if y is None else y
 
 
 # ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can

@@ -665,25 +665,35 @@ def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarr
     return y
 
 
-def log(x: np.ndarray) -> np.ndarray | None:
-    """ONNX Runtime's Log of float32 `x` (lowp.eigen_math.log, bit for bit), or None."""
+def _runs(fn: Any, x: np.ndarray, y: np.ndarray, runs: Sequence[tuple[int, int]] | None,
+          *args: object) -> None:
+    """`fn(x, y, *args, threads)` on each run [first, last) of the flat `x` by itself (each
+    one Eigen assignment from its own start: lowp.eigen_math.assignment_runs), or on all."""
+    flat_x, flat_y = np.ascontiguousarray(x).reshape(-1), y.reshape(-1)
+    for first, last in runs or [(0, flat_x.size)]:
+        call(fn, flat_x[first:last], flat_y[first:last], *args, _threads)
+
+
+def log(x: np.ndarray, runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
+    """ONNX Runtime's Log of float32 `x` (lowp.eigen_math.log, bit for bit, on each of
+    `runs` by itself), or None."""
     ext = _has(_usable("Log", x), "float_log")
     if ext is None:
         return None
     y = _empty(x.shape)
-    call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _threads)
+    _runs(ext.float_log, x, y, runs)
     return y
 
 
-def elu(x: np.ndarray, alpha: float) -> np.ndarray | None:
-    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit),
-    or None."""
+def elu(x: np.ndarray, alpha: float,
+        runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
+    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit,
+    on each of `runs` by itself), or None."""
     ext = _has(_usable("Elu", x), "float_elu")
     if ext is None:
         return None
     y = _empty(x.shape)
-    call(ext.float_elu, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
-         float(np.float32(alpha)), _threads)
+    _runs(ext.float_elu, x, y, runs, float(np.float32(alpha)))
     return y
 
 
