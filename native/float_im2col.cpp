@@ -101,6 +101,7 @@ void run_float_conv_im2col(const ConvIm2colArgs& a, int threads) {
         s.a = a.w + (g * mg + r0) * kk, s.b = b + c0, s.c = a.y + (i * a.m + g * mg + r0) * p + c0;
         s.m = rows, s.k = kk, s.n = width;
         s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
+        s.unit_ldb = width == p;
         if (a.sum != nullptr)
           s.init = a.sum + (i * a.m + g * mg + r0) * p + c0, s.si_m = p, s.si_n = 1;
         run_mlas_sgemm(s, threads);

@@ -19,9 +19,9 @@ namespace lowp {
 // FusedConv Sum: each product starts as its values (the SGEMM's beta 1, MLAS accumulating
 // onto the output that holds a copy of it), the bias added after as without it.
 // parts (none: each product whole): the MLAS operations ONNX Runtime's threads cut every
-// product into (lowp.mlas_sgemm.conv_parts), as (first row, rows, first column, columns),
-// computed in this order (a lone column of a wider product is given with its neighbour:
-// lowp.runtime.native_float._widened).
+// product into (lowp.mlas_sgemm.conv_parts), as (first row, rows, first column, columns);
+// a part narrower than the product is never MLAS's N = 1 kernel's (it is handed the whole
+// product's leading dimensions: unit_ldb false).
 constexpr int kConvMaxParts = 64;
 struct ConvIm2colArgs {
   int64_t parts[kConvMaxParts][4] = {};

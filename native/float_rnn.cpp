@@ -93,10 +93,7 @@ std::pair<int64_t, int64_t> partition_work(int64_t index, int64_t count, int64_t
 
 // The operations ONNX Runtime's MlasGemm cuts one (m x k) by (k x n) product into between
 // `threads` intra-op threads (lowp.mlas_sgemm.thread_parts: one more thread per 64 Ki
-// multiply-adds, N cut in blocks of 16 columns when N > M, else M), in the order
-// lowp.runtime.native_float computes them (the narrowest first; a one-column part of a
-// product of more than one row computed with the column before it, `_widened`: that
-// column's own part writes it again, with the same values).
+// multiply-adds, N cut in blocks of 16 columns when N > M, else M).
 std::vector<GemmPart> mlas_thread_parts(int64_t m, int64_t n, int64_t k, int threads) {
   const double work = double(m) * double(n) * double(k) / 65536.0;
   const int64_t target = std::min<int64_t>(int64_t(work) + 1, std::max(1, threads));
@@ -115,19 +112,18 @@ std::vector<GemmPart> mlas_thread_parts(int64_t m, int64_t n, int64_t k, int thr
       if (len) parts.push_back({start, len, 0, n});
     }
   }
-  std::stable_sort(parts.begin(), parts.end(),
-                   [](const GemmPart& x, const GemmPart& y) { return x.cn < y.cn; });
-  for (GemmPart& q : parts)
-    if (m != 1 && q.cn == 1 && q.c0 > 0) --q.c0, ++q.cn;
   return parts;
 }
 
-// The part q of gemm_bt(a, m, k, mt, n, c, init): its rows of a and c, its rows of mt.
+// The part q of gemm_bt(a, m, k, mt, n, c, init): its rows of a and c, its rows of mt. A
+// part narrower than the product is never MLAS's N = 1 kernel's (it is handed the whole
+// product's leading dimensions: unit_ldb false), as lowp.runtime.native_float's parts.
 SgemmArgs gemm_bt_part(const float* a, int64_t k, const float* mt, int64_t n, float* c,
                        const float* init, const GemmPart& q) {
   SgemmArgs g = gemm_bt(a ? a + q.r0 * k : nullptr, q.rn, k, mt + q.c0 * k, q.cn,
                         c + q.r0 * n + q.c0, init ? init + q.c0 : nullptr);
   g.ldc = n;
+  g.unit_ldb = q.cn == n;
   return g;
 }
 

@@ -839,18 +839,6 @@ def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = 
                               ldb_factor=ldb_factor, alpha=alpha)
 
 
-def _widened(cols: slice, m1: bool) -> slice:
-    """The columns to compute for a thread's part of a product (lowp.mlas_sgemm.thread_parts):
-    a part of one column of a wider B goes through MLAS's general kernel, not its N = 1
-    kernel (which reads B and C as contiguous columns; the M = 1 kernel, tested first, takes
-    it at one row), so it is computed with the column before it (the general kernel's
-    columns are independent, and its K block is the same for one and two columns); that
-    column's own part, computed later (parts run narrowest first), writes it again."""
-    if m1 or cols.stop - cols.start != 1 or cols.start == 0:
-        return cols
-    return slice(cols.start - 1, cols.stop)
-
-
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, trans_a: bool,
          trans_b: bool, b_packed: bool) -> np.ndarray | None:
     """float32 Gemm of 2-D `a` and `b` as lowp.runtime.float_ops.Gemm computes it with beta
@@ -962,9 +950,8 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
     if len(parts) > 64:
         return None
     cut: list[int] = []
-    if len(parts) > 1:              # MLAS's operations, the narrowest first (`_widened`)
-        for rows, columns in sorted(parts, key=lambda part: part[1].stop - part[1].start):
-            columns = _widened(columns, m // group == 1)
+    if len(parts) > 1:              # MLAS's operations
+        for rows, columns in parts:
             cut += [rows.start, rows.stop - rows.start, columns.start,
                     columns.stop - columns.start]
     lead = 3 - nd
