@@ -44,6 +44,32 @@ def interleaved_ms(fns: list[Callable[[], object]], repeats: int,
 
 
 
+def cpu_seconds(fn: Callable[[], object], calls: int) -> float:
+    """Process CPU seconds of `calls` calls of `fn`."""
+    t = time.process_time()
+    for _ in range(calls):
+        fn()
+    return time.process_time() - t
+
+
+def interleaved_cpu_ratios(fns: Sequence[Callable[[], object]], rounds: int,
+                           calls: int) -> list[float]:
+    """Median over the rounds of each function's process CPU time (`calls` calls) over the
+    last one's, the functions timed in turn and their order reversed every other round."""
+    for fn in fns:
+        fn()
+    per_round = []
+    for r in range(rounds):
+        order = list(range(len(fns)))
+        if r % 2:
+            order.reverse()
+        times = [0.0] * len(fns)
+        for k in order:
+            times[k] = cpu_seconds(fns[k], calls)
+        per_round.append([t / max(times[-1], 1e-9) for t in times[:-1]])
+    return [float(np.median([p[k] for p in per_round])) for k in range(len(fns) - 1)]
+
+
 def wall_and_cpu(runs: Sequence[Callable[[], Any]], rounds: int, warmup: int = 3
                  ) -> tuple[list[list[float]], list[list[float]], list[Any]]:
     """Each of `runs` warmed up `warmup` times, then timed `rounds` rounds, one run of each

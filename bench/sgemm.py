@@ -14,14 +14,18 @@ runs C products in a row (the per-run costs of both engines spread over them).
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 import lowp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import interleaved_cpu_ratios  # noqa: E402
 
 
 def _model(m: int, k: int, n: int, op: str, trans_b: bool, chain: int = 1) -> bytes:
@@ -44,26 +48,6 @@ def _model(m: int, k: int, n: int, op: str, trans_b: bool, chain: int = 1) -> by
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, width])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return model.SerializeToString()
-
-
-def _cpu_seconds(fn: Callable[[], object], calls: int) -> float:
-    t = time.process_time()
-    for _ in range(calls):
-        fn()
-    return time.process_time() - t
-
-
-def _ratio(fns: tuple[Callable[[], object], Callable[[], object]], rounds: int,
-           calls: int) -> float:
-    for fn in fns:
-        fn()
-    ratios = []
-    for r in range(rounds):
-        first, second = fns if r % 2 == 0 else fns[::-1]
-        t_first, t_second = _cpu_seconds(first, calls), _cpu_seconds(second, calls)
-        t_lowp, t_ort = (t_first, t_second) if r % 2 == 0 else (t_second, t_first)
-        ratios.append(t_lowp / max(t_ort, 1e-9))
-    return float(np.median(ratios))
 
 
 def main() -> None:
@@ -93,8 +77,9 @@ def main() -> None:
         want = runtime.run(None, feeds)[0]
         got = session.run(feeds)["y"]
         assert np.array_equal(np.asarray(got).view(np.uint32), want.view(np.uint32)), shape
-        ratio = _ratio((lambda s=session, f=feeds: s.run(f),
-                        lambda r=runtime, f=feeds: r.run(None, f)), args.rounds, args.calls)
+        [ratio] = interleaved_cpu_ratios([lambda s=session, f=feeds: s.run(f),
+                                          lambda r=runtime, f=feeds: r.run(None, f)],
+                                         args.rounds, args.calls)
         print(f"{shape:>14}  {ratio:.2f}")
 
 

@@ -16,14 +16,19 @@ round to round; the ratios are the medians over the rounds of each round's ratio
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from lowp.runtime import native_backend, native_float
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import interleaved_cpu_ratios  # noqa: E402
 
 
 def _onnxruntime(shape: tuple[int, ...], op: str, axis: int) -> ort.InferenceSession:
@@ -44,29 +49,6 @@ def _rows(kind: str, rows: int, n: int, rng: np.random.Generator) -> np.ndarray:
     x = -rng.random((rows, n)) * 110.0
     x[:, 0] = 0.0
     return (x + rng.standard_normal((rows, 1)) * 5).astype(np.float32)
-
-
-def _cpu_seconds(fn: Callable[[], object], calls: int) -> float:
-    t = time.process_time()
-    for _ in range(calls):
-        fn()
-    return time.process_time() - t
-
-
-def _ratios(fns: list[Callable[[], object]], rounds: int, calls: int) -> list[float]:
-    """Median over the rounds of each function's time over the last one's (interleaved)."""
-    for fn in fns:
-        fn()
-    per_round = []
-    for r in range(rounds):
-        order = list(range(len(fns)))
-        if r % 2:
-            order.reverse()
-        times = [0.0] * len(fns)
-        for k in order:
-            times[k] = _cpu_seconds(fns[k], calls)
-        per_round.append([t / max(times[-1], 1e-9) for t in times[:-1]])
-    return [float(np.median([p[k] for p in per_round])) for k in range(len(fns) - 1)]
 
 
 def _calls(x: np.ndarray, axis: int, log: bool) -> tuple[Callable[[], object], ...]:
@@ -118,8 +100,9 @@ def main() -> None:
                 got = wrapper()
                 assert got is not None and np.array_equal(
                     np.asarray(got).view(np.uint32), want.view(np.uint32)), (kind, n)
-                ratios = _ratios([wrapper, binding, lambda x=x, s=session: s.run(None, {"x": x})],
-                                 args.rounds, args.calls)
+                ratios = interleaved_cpu_ratios(
+                    [wrapper, binding, lambda x=x, s=session: s.run(None, {"x": x})],
+                    args.rounds, args.calls)
                 shape = "x".join(map(str, x.shape))
                 print(f"{kind:<11}{shape:>16}{ratios[0]:>10.2f}{ratios[1]:>12.2f}")
 
