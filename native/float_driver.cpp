@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "float_kernels.h"
 #include "float_libm.h"
+#include "float_log.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -47,17 +48,15 @@ void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int thre
                  n - split, 1);
 }
 
-void run_float_elu(const float* x, float* y, int64_t n, float alpha, int threads) {
+void run_float_elu(const float* x, float* y, int64_t n, float alpha, const int64_t* ends,
+                   int64_t runs, int threads) {
   if (n <= 0) return;
-  const FloatKernels& k = active_float_kernels();
-  const int64_t split = n - n % 4;
-  run_elementwise(split, int64_t(1) << 14, threads, [&](int64_t i0, int64_t len) {
-    k.unary(kElu, x + i0, y + i0, len, alpha, 0.0f);
-  });
-  for (int64_t i = split; i < n; ++i) {  // Eigen's scalar tail: the C library's expf
-    const float t = x[i];
-    y[i] = t >= 0.0f ? t : alpha * (::expf(t) - 1.0f);
-  }
+  // Eigen's scalar tail of each run, the C library's expf (first: y may be x)
+  const auto tails = run_tails(x, n, ends, runs, [](float t, float a) {
+    return t >= 0.0f ? t : a * (::expf(t) - 1.0f);
+  }, alpha);
+  run_float_unary(kElu, x, y, n, alpha, 0.0f, threads);
+  for (const auto& [i, v] : tails) y[i] = v;
 }
 
 namespace {

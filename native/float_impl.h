@@ -87,7 +87,8 @@ inline typename D::V unary_d(int op, typename D::V x) {
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
          op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
-         op == kNeg || op == kAbs || op == kElu || op == kGeluKeepNaN || op == kRelu;
+         op == kNeg || op == kAbs || op == kElu || op == kGeluKeepNaN || op == kRelu ||
+         op == kLog;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -232,6 +233,36 @@ inline typename F::V eigen_elu_v(typename F::V t, float alpha) {
   return F::select_ge0(t, t, F::mul(F::set1(alpha), F::sub(e, one)));
 }
 
+// ONNX Runtime's float32 Log on its packets (Eigen's plog_float, lowp.eigen_math._packet_log;
+// float_log.cpp's packet_log in vectors): x = m 2^e with m in [1/2, 1), m < sqrt(1/2) folded
+// to 2m and e - 1, log(m) as a (3, 3) rational function of t = m - 1 (one rounding per
+// operation), plus e ln 2; -inf at +-0, x at +inf, the NaN of bits 0xffffffff below 0 and
+// for NaN (Eigen ORs its invalid mask in).
+template <class F>
+inline typename F::V eigen_log_v(typename F::V x) {
+  using V = typename F::V;
+  const V zero = F::set1(0.0f), one = F::set1(1.0f);
+  V e;
+  const V m = F::frexp(x, e);
+  const V low = F::select_gt(F::set1(0.70710678118654752440f), m, one, zero);
+  const V t = F::add(F::sub(m, one), F::mul(low, m));  // low: m - 1 + m, else m - 1 + 0
+  e = F::sub(e, low);
+  V p = F::add(F::mul(t, F::set1(float(0.18256296349849254))),
+               F::set1(float(1.0000000190281063)));
+  p = F::mul(t, F::add(F::mul(t, p), F::set1(float(1.0000000190281136))));
+  V q = F::add(F::mul(t, F::set1(float(0.049616247954120038))),
+               F::set1(float(0.59923249590823520)));
+  q = F::add(F::mul(t, F::add(F::mul(t, q), F::set1(float(1.4999999999999927)))), one);
+  V r = F::add(F::mul(e, F::set1(float(0.6931471805599453))), F::div(p, q));
+  const float inf = std::numeric_limits<float>::infinity();
+  r = F::select_gt(x, F::set1(std::numeric_limits<float>::max()), x, r);
+  r = F::select_gt(x, zero, r, F::set1(-inf));
+  uint32_t ones = 0xffffffffu;
+  float invalid;
+  std::memcpy(&invalid, &ones, 4);
+  return F::select_ge0(x, r, F::set1(invalid));
+}
+
 template <class F>
 inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   using V = typename F::V;
@@ -266,6 +297,8 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return eigen_elu_v<F>(x, alpha);
     case kGeluKeepNaN:
       return mlas_gelu_keep_nan_v<F>(x);
+    case kLog:
+      return eigen_log_v<F>(x);
     case kRelu:  // 0 > x ? 0 : x (ordered: NaN and -0 stay x)
       return F::select_gt(zero, x, zero, x);
     default:  // kSigmoid
