@@ -941,6 +941,18 @@ lowp::Kernel make_float_elu(Floats x, OutFloats y, float alpha,
   };
 }
 
+lowp::Kernel make_float_softplus(Floats x, OutFloats y, const std::vector<int64_t>& ends,
+                                 int threads) {
+  // y = Softplus(x) element-wise as ONNX Runtime's float32 Softplus (float_kernels.h), each
+  // run by itself; y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_softplus needs same sizes");
+  check_run_ends("float_softplus", ends, x.size());
+  return [threads, x, y, ends] {
+    lowp::run_float_softplus(x.data(), y.data(), int64_t(x.size()), ends.data(),
+                             int64_t(ends.size()), threads);
+  };
+}
+
 lowp::Kernel make_float_sincos(Floats x, OutFloats y, bool cosine, int threads) {
   // y = sin(x) (cosine: cos(x)) element-wise as ONNX Runtime's Sin (Cos) (float_kernels.h)
   if (x.size() != y.size()) throw std::invalid_argument("float_sincos needs same sizes");
@@ -1892,6 +1904,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "ends"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a, "ends"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_softplus", &make_float_softplus, "x"_a, "y"_a, "ends"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
              "threads"_a = 1);

@@ -85,6 +85,9 @@ struct Avx2F {
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V neg(V a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
+  static V select_eq(V a, V b, V x, V y) {  // a == b ? x : y (ordered)
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+  }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
   }

@@ -66,6 +66,9 @@ struct Avx512F {
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V abs(V a) { return _mm512_abs_ps(a); }
   static V neg(V a) { return _mm512_xor_ps(_mm512_set1_ps(-0.0f), a); }
+  static V select_eq(V a, V b, V x, V y) {  // a == b ? x : y (ordered)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x);
+  }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
   }

@@ -59,6 +59,17 @@ void run_float_elu(const float* x, float* y, int64_t n, float alpha, const int64
   for (const auto& [i, v] : tails) y[i] = v;
 }
 
+void run_float_softplus(const float* x, float* y, int64_t n, const int64_t* ends, int64_t runs,
+                        int threads) {
+  if (n <= 0) return;
+  // Eigen's scalar tail of each run, the C library's expf and log1pf (first: y may be x)
+  const auto tails = run_tails(x, n, ends, runs, [](float t, float) {
+    return t > 0.0f ? t + ::log1pf(::expf(-t)) : ::log1pf(::expf(t));
+  }, 0.0f);
+  run_float_unary(kSoftplus, x, y, n, 0.0f, 0.0f, threads);
+  for (const auto& [i, v] : tails) y[i] = v;
+}
+
 namespace {
 
 // Window taps along one axis that fall in [lo, hi): the divisor factor of average pooling.

@@ -93,6 +93,7 @@ struct ScalarF {
   static V abs(V a) { return std::fabs(a); }
   static V neg(V a) { return -a; }
   static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
+  static V select_eq(V a, V b, V x, V y) { return a == b ? x : y; }
   static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
   static V int_bits(V k) {  // the float whose bits are the integral k in [0, 2^23]
     const uint32_t b = uint32_t(k);

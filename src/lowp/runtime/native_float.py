@@ -697,6 +697,19 @@ def elu(x: np.ndarray, alpha: float,
     return y
 
 
+def softplus(x: np.ndarray,
+             runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
+    """ONNX Runtime's Softplus of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for
+    bit, on each of `runs` by itself), or None."""
+    ext = _has(_usable("Softplus", x), "float_softplus")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_softplus, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _ends(runs),
+         _threads)
+    return y
+
+
 def sin(x: np.ndarray) -> np.ndarray | None:
     """ONNX Runtime's Sin of float32 `x` (lowp.eigen_math.sin, bit for bit), or None."""
     return _sincos("Sin", x, False)
