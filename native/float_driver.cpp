@@ -433,7 +433,9 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
                               g.panels_width == W
                           ? g.panels
                           : (g.packed ? kept_panels(g, stride_k, W) : nullptr);
-  std::vector<float> panel;
+  // this thread's packing buffer, kept between calls (a batch of small products packs one
+  // panel per product: no allocation each time)
+  thread_local std::vector<float> panel;
   for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
     const int64_t kb = std::min(stride_k, g.k - k0);
     for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
@@ -443,7 +445,7 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
       if (kept != nullptr) {
         kept += kb * np;
       } else {
-        panel.resize(size_t(kb * np) + 16);
+        if (panel.size() < size_t(kb * np) + 16) panel.resize(size_t(kb * np) + 16);
         float* aligned = panel.data() + floats_to_line(panel.data());
         pack_panel(g, k0, kb, j0, cols, np, W, aligned);
         bp = aligned;
