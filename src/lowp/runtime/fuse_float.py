@@ -1,7 +1,8 @@
 """Fuse chains of float element-wise steps into one step computed by one native pass.
 
 Written-out activations and norms (tanh GELU as eight Mul/Add/Tanh nodes, SiLU as
-x * Sigmoid(x), HardSwish, the tail of a decomposed LayerNorm) are chains of float32
+x * Sigmoid(x), HardSwish (x * Clip(x + 3, 0, 6) / 6 too), the tail of a decomposed
+LayerNorm) are chains of float32
 element-wise operators, each of which reads and writes the whole tensor. A group of such
 steps whose intermediate results are read only inside the group (and are no graph
 outputs) becomes one step: its plain form runs the original steps one after the
