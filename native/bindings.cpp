@@ -906,17 +906,50 @@ lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
   return [a, threads, x, y] { lowp::run_float_max_pool_channels_last(a, threads); };
 }
 
-lowp::Kernel make_float_log(Floats x, OutFloats y, int threads) {
-  // y = log(x) element-wise as ONNX Runtime's Log (float_log.h); y may be x
-  if (x.size() != y.size()) throw std::invalid_argument("float_log needs same sizes");
-  return [threads, x, y] { lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), threads); };
+// The ends of consecutive runs of n values (lowp.eigen_math.assignment_runs): increasing,
+// the last n; empty: one run.
+void check_run_ends(const char* op, const std::vector<int64_t>& ends, size_t n) {
+  int64_t last = 0;
+  for (int64_t e : ends) {
+    if (e <= last) throw std::invalid_argument(std::string(op) + " run ends must increase");
+    last = e;
+  }
+  if (!ends.empty() && size_t(last) != n)
+    throw std::invalid_argument(std::string(op) + " runs must end at the size");
 }
 
-lowp::Kernel make_float_elu(Floats x, OutFloats y, float alpha, int threads) {
-  // y = Elu(x) element-wise as ONNX Runtime's float32 Elu (float_kernels.h); y may be x
+lowp::Kernel make_float_log(Floats x, OutFloats y, const std::vector<int64_t>& ends,
+                            int threads) {
+  // y = log(x) element-wise as ONNX Runtime's Log (float_log.h), each run by itself; y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_log needs same sizes");
+  check_run_ends("float_log", ends, x.size());
+  return [threads, x, y, ends] {
+    lowp::run_float_log(x.data(), y.data(), int64_t(x.size()), ends.data(),
+                        int64_t(ends.size()), threads);
+  };
+}
+
+lowp::Kernel make_float_elu(Floats x, OutFloats y, float alpha,
+                            const std::vector<int64_t>& ends, int threads) {
+  // y = Elu(x) element-wise as ONNX Runtime's float32 Elu (float_kernels.h), each run by
+  // itself; y may be x
   if (x.size() != y.size()) throw std::invalid_argument("float_elu needs same sizes");
-  return [alpha, threads, x, y] {
-    lowp::run_float_elu(x.data(), y.data(), int64_t(x.size()), alpha, threads);
+  check_run_ends("float_elu", ends, x.size());
+  return [alpha, threads, x, y, ends] {
+    lowp::run_float_elu(x.data(), y.data(), int64_t(x.size()), alpha, ends.data(),
+                        int64_t(ends.size()), threads);
+  };
+}
+
+lowp::Kernel make_float_softplus(Floats x, OutFloats y, const std::vector<int64_t>& ends,
+                                 int threads) {
+  // y = Softplus(x) element-wise as ONNX Runtime's float32 Softplus (float_kernels.h), each
+  // run by itself; y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_softplus needs same sizes");
+  check_run_ends("float_softplus", ends, x.size());
+  return [threads, x, y, ends] {
+    lowp::run_float_softplus(x.data(), y.data(), int64_t(x.size()), ends.data(),
+                             int64_t(ends.size()), threads);
   };
 }
 
@@ -1868,8 +1901,11 @@ NB_MODULE(_native, m) {
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_average_pool_rowmajor", &make_float_average_pool_rowmajor,
              "x"_a, "y"_a, "counts"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
-  def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "threads"_a = 1);
-  def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a,
+  def_kernel(m, program, "float_log", &make_float_log, "x"_a, "y"_a, "ends"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_elu", &make_float_elu, "x"_a, "y"_a, "alpha"_a, "ends"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_softplus", &make_float_softplus, "x"_a, "y"_a, "ends"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
              "threads"_a = 1);

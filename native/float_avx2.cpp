@@ -65,12 +65,29 @@ struct Avx2F {
     };
     return _mm256_mul_ps(_mm256_mul_ps(p, pow2(k1)), pow2(k2));
   }
+  // x = m 2^e, m in [1/2, 1), for a positive finite x (subnormals normalized first: x 2^23
+  // is exact); other lanes: any
+  static V frexp(V x, V& e) {
+    const __m256i sub = _mm256_cmpeq_epi32(_mm256_srli_epi32(_mm256_castps_si256(x), 23),
+                                           _mm256_setzero_si256());
+    const __m256i bits = _mm256_castps_si256(
+        _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(8388608.0f)), _mm256_castsi256_ps(sub)));
+    const __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23),
+                                       _mm256_add_epi32(_mm256_set1_epi32(126),
+                                                        _mm256_and_si256(sub, _mm256_set1_epi32(23))));
+    e = _mm256_cvtepi32_ps(k);
+    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                               _mm256_set1_epi32(126 << 23)));
+  }
   static V select_ge0(V x, V a, V b) {
     return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
   }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V neg(V a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
+  static V select_eq(V a, V b, V x, V y) {  // a == b ? x : y (ordered)
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+  }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
   }

@@ -55,12 +55,20 @@ struct Avx512F {
     return _mm512_mask_mov_ps(_mm512_max_ps(x, acc), _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
   }
   static V scale2(V p, V m) { return _mm512_scalef_ps(p, m); }  // p * 2^m, one rounding
+  // x = m 2^e, m in [1/2, 1), for a positive finite x (subnormals too); other lanes: any
+  static V frexp(V x, V& e) {
+    e = _mm512_add_ps(_mm512_getexp_ps(x), _mm512_set1_ps(1.0f));
+    return _mm512_getmant_ps(x, _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_zero);
+  }
   static V select_ge0(V x, V a, V b) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V abs(V a) { return _mm512_abs_ps(a); }
   static V neg(V a) { return _mm512_xor_ps(_mm512_set1_ps(-0.0f), a); }
+  static V select_eq(V a, V b, V x, V y) {  // a == b ? x : y (ordered)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x);
+  }
   static V select_gt(V a, V b, V x, V y) {  // a > b ? x : y (ordered)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
   }

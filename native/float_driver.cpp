@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "float_kernels.h"
 #include "float_libm.h"
+#include "float_log.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -47,17 +48,26 @@ void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int thre
                  n - split, 1);
 }
 
-void run_float_elu(const float* x, float* y, int64_t n, float alpha, int threads) {
+void run_float_elu(const float* x, float* y, int64_t n, float alpha, const int64_t* ends,
+                   int64_t runs, int threads) {
   if (n <= 0) return;
-  const FloatKernels& k = active_float_kernels();
-  const int64_t split = n - n % 4;
-  run_elementwise(split, int64_t(1) << 14, threads, [&](int64_t i0, int64_t len) {
-    k.unary(kElu, x + i0, y + i0, len, alpha, 0.0f);
-  });
-  for (int64_t i = split; i < n; ++i) {  // Eigen's scalar tail: the C library's expf
-    const float t = x[i];
-    y[i] = t >= 0.0f ? t : alpha * (::expf(t) - 1.0f);
-  }
+  // Eigen's scalar tail of each run, the C library's expf (first: y may be x)
+  const auto tails = run_tails(x, n, ends, runs, [](float t, float a) {
+    return t >= 0.0f ? t : a * (::expf(t) - 1.0f);
+  }, alpha);
+  run_float_unary(kElu, x, y, n, alpha, 0.0f, threads);
+  for (const auto& [i, v] : tails) y[i] = v;
+}
+
+void run_float_softplus(const float* x, float* y, int64_t n, const int64_t* ends, int64_t runs,
+                        int threads) {
+  if (n <= 0) return;
+  // Eigen's scalar tail of each run, the C library's expf and log1pf (first: y may be x)
+  const auto tails = run_tails(x, n, ends, runs, [](float t, float) {
+    return t > 0.0f ? t + ::log1pf(::expf(-t)) : ::log1pf(::expf(t));
+  }, 0.0f);
+  run_float_unary(kSoftplus, x, y, n, 0.0f, 0.0f, threads);
+  for (const auto& [i, v] : tails) y[i] = v;
 }
 
 namespace {
@@ -423,7 +433,9 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
                               g.panels_width == W
                           ? g.panels
                           : (g.packed ? kept_panels(g, stride_k, W) : nullptr);
-  std::vector<float> panel;
+  // this thread's packing buffer, kept between calls (a batch of small products packs one
+  // panel per product: no allocation each time)
+  thread_local std::vector<float> panel;
   for (int64_t k0 = 0; k0 < g.k; k0 += stride_k) {
     const int64_t kb = std::min(stride_k, g.k - k0);
     for (int64_t j0 = 0; j0 < g.n; j0 += kPanelColumns) {
@@ -433,7 +445,7 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
       if (kept != nullptr) {
         kept += kb * np;
       } else {
-        panel.resize(size_t(kb * np) + 16);
+        if (panel.size() < size_t(kb * np) + 16) panel.resize(size_t(kb * np) + 16);
         float* aligned = panel.data() + floats_to_line(panel.data());
         pack_panel(g, k0, kb, j0, cols, np, W, aligned);
         bp = aligned;

@@ -87,7 +87,8 @@ inline typename D::V unary_d(int op, typename D::V x) {
 constexpr bool is_float32_op(int op) {
   return op == kHardSigmoid || op == kHardSwish || op == kSigmoid || op == kTanh ||
          op == kErf || op == kGelu || op == kLeakyRelu || op == kFastGelu || op == kExp ||
-         op == kNeg || op == kAbs || op == kElu || op == kGeluKeepNaN || op == kRelu;
+         op == kNeg || op == kAbs || op == kElu || op == kGeluKeepNaN || op == kRelu ||
+         op == kLog || op == kSoftplus;
 }
 
 // ONNX Runtime's float32 exp (MLAS's MlasComputeExpF32Kernel, lowp.ort_math.exp, (O19)): x
@@ -232,6 +233,85 @@ inline typename F::V eigen_elu_v(typename F::V t, float alpha) {
   return F::select_ge0(t, t, F::mul(F::set1(alpha), F::sub(e, one)));
 }
 
+// ONNX Runtime's float32 Log on its packets (Eigen's plog_float, lowp.eigen_math._packet_log;
+// float_log.cpp's packet_log in vectors): x = m 2^e with m in [1/2, 1), m < sqrt(1/2) folded
+// to 2m and e - 1, log(m) as a (3, 3) rational function of t = m - 1 (one rounding per
+// operation), plus e ln 2; -inf at +-0, x at +inf, the NaN of bits 0xffffffff below 0 and
+// for NaN (Eigen ORs its invalid mask in).
+template <class F>
+inline typename F::V eigen_log_v(typename F::V x) {
+  using V = typename F::V;
+  const V zero = F::set1(0.0f), one = F::set1(1.0f);
+  V e;
+  const V m = F::frexp(x, e);
+  const V low = F::select_gt(F::set1(0.70710678118654752440f), m, one, zero);
+  const V t = F::add(F::sub(m, one), F::mul(low, m));  // low: m - 1 + m, else m - 1 + 0
+  e = F::sub(e, low);
+  V p = F::add(F::mul(t, F::set1(float(0.18256296349849254))),
+               F::set1(float(1.0000000190281063)));
+  p = F::mul(t, F::add(F::mul(t, p), F::set1(float(1.0000000190281136))));
+  V q = F::add(F::mul(t, F::set1(float(0.049616247954120038))),
+               F::set1(float(0.59923249590823520)));
+  q = F::add(F::mul(t, F::add(F::mul(t, q), F::set1(float(1.4999999999999927)))), one);
+  V r = F::add(F::mul(e, F::set1(float(0.6931471805599453))), F::div(p, q));
+  const float inf = std::numeric_limits<float>::infinity();
+  r = F::select_gt(x, F::set1(std::numeric_limits<float>::max()), x, r);
+  r = F::select_gt(x, zero, r, F::set1(-inf));
+  uint32_t ones = 0xffffffffu;
+  float invalid;
+  std::memcpy(&invalid, &ones, 4);
+  return F::select_ge0(x, r, F::set1(invalid));
+}
+
+// Eigen's packet exp (lowp.eigen_math._exp): eigen_elu_v's steps on x clamped to [-104,
+// 88.723]; 0 below -104, max(2^m y, x) above (inf), x itself for NaN (maxps's second).
+template <class F>
+inline typename F::V eigen_exp_v(typename F::V t) {
+  using V = typename F::V;
+  const V one = F::set1(1.0f), bias = F::set1(12582912.0f);
+  const V x = F::min(F::max(t, F::set1(-104.0f)), F::set1(88.723f));
+  const V v = F::add(F::mul(x, F::set1(1.44269504088896341f)), F::set1(0.5f));
+  const V rn = F::sub(F::add(v, bias), bias);
+  const V m = F::select_gt(rn, v, F::sub(rn, one), rn);
+  V r = F::add(F::mul(m, F::set1(-0.693359375f)), x);
+  r = F::add(F::mul(m, F::set1(2.12194440e-4f)), r);
+  const V r2 = F::mul(r, r);
+  V even = F::add(F::mul(r2, F::set1(1.37449637986719608306884765625e-3f)),
+                  F::set1(4.166965186595916748046875e-2f));
+  even = F::add(F::mul(r2, even), F::set1(0.49999988079071044921875f));
+  const V odd = F::add(F::mul(r2, F::set1(8.36894474923610687255859375e-3f)),
+                       F::set1(0.16666518151760101318359375f));
+  const V y = F::add(F::mul(r2, F::add(F::mul(r, odd), even)), F::add(r, one));
+  return F::select_gt(F::set1(-104.0f), t, F::set1(0.0f), F::max(F::scale2(y, m), t));
+}
+
+// Eigen's generic log1p (lowp.eigen_math._packet_log1p): x log(1 + x) / ((1 + x) - 1), x
+// itself where 1 + x is 1 or its log (+inf); the NaN of bits 0xffffffff for a NaN x or
+// 1 + x below 0.
+template <class F>
+inline typename F::V eigen_log1p_v(typename F::V x) {
+  using V = typename F::V;
+  const V one = F::set1(1.0f);
+  const V up = F::add(x, one);
+  const V log_up = eigen_log_v<F>(up);
+  V out = F::mul(x, F::div(log_up, F::sub(up, one)));
+  out = F::select_eq(up, log_up, x, F::select_eq(up, one, x, out));
+  uint32_t ones = 0xffffffffu;
+  float invalid;
+  std::memcpy(&invalid, &ones, 4);
+  out = F::select_gt(F::set1(0.0f), up, F::set1(invalid), out);
+  return F::select_eq(x, x, out, F::set1(invalid));
+}
+
+// ONNX Runtime's float32 Softplus on its packets (lowp.runtime.float_ops._softplus32):
+// x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), both sides computed, Eigen's packet exp and
+// log1p, one rounding per operation.
+template <class F>
+inline typename F::V eigen_softplus_v(typename F::V x) {
+  const typename F::V pos = F::add(x, eigen_log1p_v<F>(eigen_exp_v<F>(F::neg(x))));
+  return F::select_gt(x, F::set1(0.0f), pos, eigen_log1p_v<F>(eigen_exp_v<F>(x)));
+}
+
 template <class F>
 inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
   using V = typename F::V;
@@ -266,6 +346,10 @@ inline typename F::V unary_f(int op, typename F::V x, float alpha, float beta) {
       return eigen_elu_v<F>(x, alpha);
     case kGeluKeepNaN:
       return mlas_gelu_keep_nan_v<F>(x);
+    case kLog:
+      return eigen_log_v<F>(x);
+    case kSoftplus:
+      return eigen_softplus_v<F>(x);
     case kRelu:  // 0 > x ? 0 : x (ordered: NaN and -0 stay x)
       return F::select_gt(zero, x, zero, x);
     default:  // kSigmoid

@@ -34,7 +34,9 @@ enum FloatUnaryOp : int {
   kElu = 12,        // x >= 0 ? x : alpha (exp(x) - 1), Eigen's packet exp (run_float_elu)
   kGeluKeepNaN = 13,  // kGelu, a NaN x returned as it is (MLAS's AVX-512F GELU kernel)
   kRelu = 14,         // x < 0 ? 0 : x (Eigen's cwiseMax(0): x itself for NaN and -0)
-  kUnaryCount = 15,
+  kLog = 15,          // Eigen's packet log (float_log.h; run_float_log adds logf's tail)
+  kSoftplus = 16,     // x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), Eigen's packets
+  kUnaryCount = 17,
 };
 
 // One NCHW 2-D pooling node over `planes` = N * C planes of h x w floats.
@@ -116,9 +118,17 @@ void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, f
 void run_float_sincos(const float* x, float* y, int64_t n, bool cosine, int threads);
 // y = Elu(x) (x >= 0 ? x : alpha (exp(x) - 1)) for n values as ONNX Runtime's float32 Elu
 // computes it (lowp.runtime.float_ops._elu32, lowp.eigen_math.evaluate): Eigen's packet exp
-// on the packets of four from the start, the C library's expf on the last n % 4 values. x == y
-// allowed; threads <= 0: all (the values do not depend on them).
-void run_float_elu(const float* x, float* y, int64_t n, float alpha, int threads);
+// on the packets of four from the start, the C library's expf on the last n % 4 values, of
+// each run [0, ends[0]), [ends[0], ends[1]), ... by itself (as run_float_log; runs == 0: one
+// run). x == y allowed; threads <= 0: all (the values do not depend on them).
+void run_float_elu(const float* x, float* y, int64_t n, float alpha, const int64_t* ends,
+                   int64_t runs, int threads);
+// y = Softplus(x) for n values as ONNX Runtime's float32 Softplus computes it
+// (lowp.runtime.float_ops._softplus32): Eigen's packet exp and log1p on the packets of four
+// from the start of each run, the C library's expf and log1pf on its last length % 4 values
+// (runs as in run_float_elu). x == y allowed; threads <= 0: all.
+void run_float_softplus(const float* x, float* y, int64_t n, const int64_t* ends, int64_t runs,
+                        int threads);
 void run_float_pool(const FloatPoolArgs& a, int threads);
 // Global average pooling: y[r] = mean of row r of x (rows x n); n >= 1.
 void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int threads);

@@ -51,6 +51,23 @@ struct ScalarF {
   static V max(V a, V b) { return a > b ? a : b; }
   static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
   static V select_ge0(V x, V a, V b) { return x >= 0.0f ? a : b; }
+  // x = m 2^e, m in [1/2, 1), for a positive finite x (subnormals normalized first: x 2^23
+  // is exact); other values: any
+  static V frexp(V x, V& e) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    int shift = 0;
+    if ((bits >> 23) == 0) {
+      const float scaled = x * 8388608.0f;
+      std::memcpy(&bits, &scaled, 4);
+      shift = 23;
+    }
+    e = float(int(bits >> 23) - 126 - shift);
+    bits = (bits & 0x007fffffu) | (126u << 23);
+    float m;
+    std::memcpy(&m, &bits, 4);
+    return m;
+  }
   // p * 2^m for an integer-valued m, rounded once (m NaN: p, which is NaN then)
   static V scale2(V p, V m) {
     if (!(m == m)) return p;
@@ -76,6 +93,7 @@ struct ScalarF {
   static V abs(V a) { return std::fabs(a); }
   static V neg(V a) { return -a; }
   static V select_gt(V a, V b, V x, V y) { return a > b ? x : y; }
+  static V select_eq(V a, V b, V x, V y) { return a == b ? x : y; }
   static V copysign(V mag, V sgn) { return std::copysign(mag, sgn); }
   static V int_bits(V k) {  // the float whose bits are the integral k in [0, 2^23]
     const uint32_t b = uint32_t(k);

@@ -29,7 +29,7 @@ ALPHAS = st.sampled_from([1.0, 0.5, 1.6732632, -2.0, 0.0, 1e-30, 3e38])
 def _native_elu(x: np.ndarray, alpha: float, threads: int = 1) -> np.ndarray:
     y = np.empty_like(x)
     native_backend._native.float_elu(x.reshape(-1), y.reshape(-1), float(np.float32(alpha)),
-                                     threads)
+                                     [], threads)
     return y
 
 
@@ -69,6 +69,30 @@ def test_elu_sweep_of_negative_bit_patterns_on_two_threads():
     assert x.size % 4 != 0
     np.testing.assert_array_equal(_bits(_native_elu(x, 1.0, 2)),
                                   _bits(float_ops._elu32(x, 1.0)))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(x=hnp.arrays(np.float32, st.integers(1, 120),
+                    elements=st.floats(-110, 1, width=32, allow_subnormal=True)),
+       cuts=st.lists(st.integers(0, 120)), threads=st.sampled_from([1, 2]), alpha=ALPHAS)
+def test_elu_runs_each_as_its_own_assignment(path, x, cuts, threads, alpha):
+    """Consecutive runs given by their ends (ONNX Runtime's parallel blocks and their heads):
+    each run's last length % 4 values go through expf, the rest through the packets."""
+    ends = sorted({c for c in cuts if 0 < c < x.size} | {x.size})
+    y = np.empty_like(x)
+    with native_backend.use_path(path):
+        native_backend._native.float_elu(x, y, float(np.float32(alpha)), ends, threads)
+    starts = [0, *ends[:-1]]
+    want = np.concatenate([float_ops._elu32(x[a:b], alpha)
+                           for a, b in zip(starts, ends, strict=True)])
+    np.testing.assert_array_equal(_bits(y), _bits(want))
+
+
+def test_run_ends_are_checked():
+    x = np.ones(10, np.float32)
+    for ends in ([5], [5, 5, 10], [0, 10], [11]):
+        with pytest.raises(ValueError):
+            native_backend._native.float_elu(x, np.empty_like(x), 1.0, ends, 1)
 
 
 def test_elu_operator_runs_natively_and_falls_back():

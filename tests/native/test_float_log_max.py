@@ -28,7 +28,7 @@ SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45,
 
 def _native_log(x: np.ndarray, threads: int = 1) -> np.ndarray:
     y = np.empty_like(x)
-    native_backend._native.float_log(x.reshape(-1), y.reshape(-1), threads)
+    native_backend._native.float_log(x.reshape(-1), y.reshape(-1), [], threads)
     return y
 
 
@@ -55,6 +55,22 @@ def test_log_sweep_of_bit_patterns_on_two_threads():
     x = (np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)[:-3]).view(np.float32)
     assert x.size % 4 != 0
     np.testing.assert_array_equal(_bits(_native_log(x, 2)), _bits(eigen_math.log(x)))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(bits=hnp.arrays(np.uint32, st.integers(1, 120)), cuts=st.lists(st.integers(0, 120)),
+       threads=st.sampled_from([1, 2]))
+def test_log_runs_each_as_its_own_assignment(path, bits, cuts, threads):
+    """Consecutive runs given by their ends (ONNX Runtime's parallel blocks and their heads):
+    each run's last length % 4 values go through logf, the rest through the packets."""
+    x = np.concatenate([SPECIALS, bits.view(np.float32)])
+    ends = sorted({c for c in cuts if 0 < c < x.size} | {x.size})
+    y = np.empty_like(x)
+    with native_backend.use_path(path):
+        native_backend._native.float_log(x, y, ends, threads)
+    starts = [0, *ends[:-1]]
+    want = np.concatenate([eigen_math.log(x[a:b]) for a, b in zip(starts, ends, strict=True)])
+    np.testing.assert_array_equal(_bits(y), _bits(want))
 
 
 def test_log_operator_runs_natively_and_falls_back():

@@ -369,3 +369,55 @@ def test_pow_among_intermediates_of_another_shape_replays(exponent: float) -> No
     fused.run(feeds, profile=True)
     assert not [k for k in fused.last_profile if k.endswith(" (python)")]
     _same_bits_nan_aside(got["y"], want["y"])
+
+
+def hard_swish_model(shape: list[int], lo: float, hi: float) -> onnx.ModelProto:
+    """x * Clip(x + 3, lo, hi) / 6, as paddle2onnx writes HardSwish (ppocrv2_rec)."""
+    nodes = [helper.make_node("Add", ["x", "three"], ["a"]),
+             helper.make_node("Clip", ["a", "lo", "hi"], ["c"]),
+             helper.make_node("Mul", ["x", "c"], ["m"]),
+             helper.make_node("Div", ["m", "six"], ["y"])]
+    consts = {k: np.array(v, np.float32) for k, v in
+              [("three", 3.0), ("lo", lo), ("hi", hi), ("six", 6.0)]}
+    return _model(nodes, shape, ["x"], consts, ["y"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bounds", [(0.0, 6.0), (-0.0, 6.0), (np.nan, 6.0), (-np.inf, np.inf),
+                                    (0.0, np.nan), (4.0, 1.0)])
+def test_clip_by_one_value_bounds_joins_the_chain(path: str, threads: int,
+                                                  bounds: tuple[float, float]) -> None:
+    """Clip's bounds (constants of one value) are ClipLow then ClipHigh in the chain: -0, NaN
+    values and NaN bounds, crossed bounds, as the Clip step computes them."""
+    shape = [2, 48, 4, 161]         # 61,824 values: thread chunks, a ragged block
+    model = hard_swish_model(shape, *bounds)
+    x = _values(np.random.default_rng(2), tuple(shape))
+    x.reshape(-1)[-6:] = [-3.0, -0.0, 0.0, np.nan, -np.inf, 3.0]
+    with nb.use_path(path):
+        fused, got = _run(model, {"x": x}, fused=True, threads=threads)
+        _, want = _run(model, {"x": x}, fused=False, threads=threads)
+    assert [s.op_type for s in fused.steps] == [fuse_float.OP_TYPE]
+    sig = (("x", tuple(shape), "<f4"),)
+    assert fused._replayer is not None and fused._replayer.programs(sig) == [1]
+    _same_bits(got["y"], want["y"])
+    reference = Session(model, replay=False).run({"x": x})["y"]   # the plain form
+    _same_bits_nan_aside(got["y"], reference)
+
+
+def test_clip_by_computed_or_missing_bounds_stays_a_step() -> None:
+    """A bound that is a computed tensor (or absent) is not a one-value constant: the Clip
+    stays a step of its own and the chain stops there."""
+    shape = [3, 5]
+    nodes = [helper.make_node("Add", ["x", "three"], ["a"]),
+             helper.make_node("ReduceMax", ["a"], ["top"], keepdims=0),
+             helper.make_node("Clip", ["a", "", "top"], ["c"]),
+             helper.make_node("Mul", ["x", "c"], ["m"]),
+             helper.make_node("Div", ["m", "six"], ["y"])]
+    consts = {k: np.array(v, np.float32) for k, v in [("three", 3.0), ("six", 6.0)]}
+    model = _model(nodes, shape, ["x"], consts, ["y"])
+    x = _values(np.random.default_rng(3), tuple(shape))
+    fused, got = _run(model, {"x": x}, fused=True)
+    _, want = _run(model, {"x": x}, fused=False)
+    assert "Clip" in [s.op_type for s in fused.steps]
+    _same_bits_nan_aside(got["y"], want["y"])

@@ -187,6 +187,9 @@ def _runs(op: str, x: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _softplus32(x: np.ndarray) -> np.ndarray:
+    y = native_float.softplus(x, _runs("Softplus", x))
+    if y is not None:
+        return y
     return _threaded("Softplus", x, lambda u: eigen_math.evaluate(
         u, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)), p.log1p(p.exp(t)))))
 

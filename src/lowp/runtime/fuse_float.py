@@ -1,7 +1,8 @@
 """Fuse chains of float element-wise steps into one step computed by one native pass.
 
 Written-out activations and norms (tanh GELU as eight Mul/Add/Tanh nodes, SiLU as
-x * Sigmoid(x), HardSwish, the tail of a decomposed LayerNorm) are chains of float32
+x * Sigmoid(x), HardSwish (x * Clip(x + 3, 0, 6) / 6 too), the tail of a decomposed
+LayerNorm) are chains of float32
 element-wise operators, each of which reads and writes the whole tensor. A group of such
 steps whose intermediate results are read only inside the group (and are no graph
 outputs) becomes one step: its plain form runs the original steps one after the
@@ -34,7 +35,8 @@ from .switch import Switch
 
 OP_TYPE = "ElementwiseChain"
 # operators fused (program.FUSED_CODES; Pow by a one-value exponent of 2 or 3 is x * x and
-# x * x * x, as float_ops.Pow computes it)
+# x * x * x, as float_ops.Pow computes it; Clip by one-value float32 bounds is float_binary's
+# ClipLow then ClipHigh)
 _BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min"})
 _UNARY = frozenset({"Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf", "Neg", "Abs"})
 _MAX_REGISTERS = 64         # the binding's bound
@@ -89,6 +91,11 @@ def _fusable(step: Step, constants: Mapping[str, np.ndarray]) -> bool:
         return len(step.inputs) == 2
     if step.op_type in _UNARY:
         return len(step.inputs) == 1
+    if step.op_type == "Clip" and len(step.inputs) == 3:
+        # bounds that are one float32 value each: ClipLow then ClipHigh ((O77)'s selects,
+        # float_binary's codes), as float_ops.Clip computes it
+        return all((c := constants.get(n)) is not None and c.size == 1
+                   and c.dtype == np.float32 for n in step.inputs[1:])
     if step.op_type == "Pow" and len(step.inputs) == 2:
         e = constants.get(step.inputs[1])
         return (e is not None and e.size == 1 and e.dtype.kind in "fiu"
@@ -148,7 +155,9 @@ def fuse_float_chains(steps: list[Step], graph_outputs: set[str],
 
 
 def _chain_step(members: list[Step], constants: Mapping[str, np.ndarray]) -> Step | None:
-    from .program import FUSED_CODES
+    from .program import BINARY_CODES, FUSED_CODES
+
+    CLIP_CODES = (BINARY_CODES["ClipLow"], BINARY_CODES["ClipHigh"])
 
     made = {s.outputs[0]: k for k, s in enumerate(members)}
     inputs: list[str] = []
@@ -167,6 +176,9 @@ def _chain_step(members: list[Step], constants: Mapping[str, np.ndarray]) -> Ste
             instrs.append((FUSED_CODES["Mul"], [x, x]))
             if constants[s.inputs[1]].reshape(-1)[0] == 3:
                 instrs.append((FUSED_CODES["Mul"], [len(instrs) - 1, x]))
+        elif s.op_type == "Clip":
+            instrs.append((CLIP_CODES[0], [refs[0], refs[1]]))
+            instrs.append((CLIP_CODES[1], [len(instrs) - 1, refs[2]]))
         else:
             instrs.append((FUSED_CODES[s.op_type], refs))
         result_of.append(len(instrs) - 1)

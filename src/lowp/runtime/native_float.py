@@ -665,13 +665,11 @@ def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarr
     return y
 
 
-def _runs(fn: Any, x: np.ndarray, y: np.ndarray, runs: Sequence[tuple[int, int]] | None,
-          *args: object) -> None:
-    """`fn(x, y, *args, threads)` on each run [first, last) of the flat `x` by itself (each
-    one Eigen assignment from its own start: lowp.eigen_math.assignment_runs), or on all."""
-    flat_x, flat_y = np.ascontiguousarray(x).reshape(-1), y.reshape(-1)
-    for first, last in runs or [(0, flat_x.size)]:
-        call(fn, flat_x[first:last], flat_y[first:last], *args, _threads)
+def _ends(runs: Sequence[tuple[int, int]] | None) -> list[int]:
+    """The ends of consecutive `runs` [first, last) (lowp.eigen_math.assignment_runs), as
+    the native Eigen functors take them (one call evaluates every run by itself); [] for
+    one run."""
+    return [] if runs is None or len(runs) <= 1 else [int(last) for _, last in runs]
 
 
 def log(x: np.ndarray, runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
@@ -681,7 +679,8 @@ def log(x: np.ndarray, runs: Sequence[tuple[int, int]] | None = None) -> np.ndar
     if ext is None:
         return None
     y = _empty(x.shape)
-    _runs(ext.float_log, x, y, runs)
+    call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _ends(runs),
+         _threads)
     return y
 
 
@@ -693,7 +692,21 @@ def elu(x: np.ndarray, alpha: float,
     if ext is None:
         return None
     y = _empty(x.shape)
-    _runs(ext.float_elu, x, y, runs, float(np.float32(alpha)))
+    call(ext.float_elu, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+         float(np.float32(alpha)), _ends(runs), _threads)
+    return y
+
+
+def softplus(x: np.ndarray,
+             runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
+    """ONNX Runtime's Softplus of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for
+    bit, on each of `runs` by itself), or None."""
+    ext = _has(_usable("Softplus", x), "float_softplus")
+    if ext is None:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_softplus, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _ends(runs),
+         _threads)
     return y
 
 
