@@ -230,3 +230,31 @@ def test_integer_call_refuses_mixed_or_other_types():
     assert program.integer_call("And", a64, a64, np.empty(3, np.int64), 1) is None
     flags = np.ones(3, np.bool_)
     assert program.integer_call("Add", flags, flags, np.empty(3, np.bool_), 1) is None
+
+
+@needs_native
+@pytest.mark.parametrize("block_bytes", [1, 100, control.BLOCK_BYTES])
+def test_huge_trip_count_ended_by_the_condition_runs_in_blocks(monkeypatch, block_bytes):
+    """A trip count of 2^63 - 1 (exporters' `while`) that the condition ends: the native
+    calls fill blocks of stacked scan outputs of at most BLOCK_BYTES (one iteration at
+    least), never an allocation for the trip count; the results are ONNX Runtime's."""
+    monkeypatch.setattr(control, "BLOCK_BYTES", block_bytes)
+    model = _stopping_loop_model(2, 3)
+    session = Session(model)
+    rng = np.random.default_rng(9)
+    for n, stop in ((9, 100), (2**63 - 1, 7), (2**63 - 1, 12), (5, 100), (2**63 - 1, -4)):
+        feeds = {"n": np.array(n, np.int64), "go": np.array(True),
+                 "stop": np.array(stop, np.int64),
+                 "x0": rng.standard_normal((2, 3)).astype(np.float32),
+                 "t0": np.array(0, np.int64),
+                 "a0": rng.standard_normal((2, 3)).astype(np.float32),
+                 "y0": rng.standard_normal((2, 3)).astype(np.float32),
+                 "w": rng.standard_normal(3).astype(np.float32),
+                 "b": rng.standard_normal((2, 3)).astype(np.float32)}
+        ours = session.run(feeds)
+        for name, want, loop in zip(_STOPPING_OUTPUTS, onnxruntime_run(model, feeds),
+                                    _numpy_loop(feeds), strict=True):
+            assert ours[name].dtype == want.dtype and ours[name].shape == want.shape, name
+            np.testing.assert_array_equal(ours[name], want, err_msg=name)
+            np.testing.assert_array_equal(loop, want, err_msg=name)
+    assert _ran_natively(session)

@@ -164,6 +164,10 @@ class SubPlan:
         return values
 
 
+# the most bytes of stacked scan outputs one native call of a Loop's iterations fills
+BLOCK_BYTES = 1 << 26
+
+
 class _NativeLoop:
     """A Loop's iterations run by one native call (`lowp._native.run_loop`): the body's
     replayed Programs for one signature, with the iteration number, condition and carried
@@ -192,6 +196,10 @@ class _NativeLoop:
                       None if cond_in is None else _bytes(cond_in), _bytes(cond_out),
                       [_bytes(d) for _, d, _ in carried], [_bytes(s) for _, _, s in carried])
         self._scan_src = [_bytes(s) for s in scans]
+        # iterations per native call: their stacked scan outputs within BLOCK_BYTES (a Loop
+        # of a huge trip count that its condition ends, as exporters write `while`)
+        per_row = sum(s.nbytes for s in scans)
+        self.block_rows = max(1, BLOCK_BYTES // per_row) if per_row else 2**62
 
     @staticmethod
     def make(body: SubPlan, signature: object, invariant: frozenset[int]
@@ -349,8 +357,9 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
         first_carried, first_going = carried, keep_going
         n_scan = len(body.outputs) - 1 - n_carried
-        scans: list[list[np.ndarray]] = []
-        rest: list[np.ndarray] | None = None    # scan outputs of the native iterations
+        # each iteration's scan outputs (from Python), or a block of them stacked (native:
+        # marked True)
+        scans: list[tuple[bool, list[np.ndarray]]] = []
         native = max_trip is not None
         i = 0
         while keep_going and (max_trip is None or i < max_trip):
@@ -360,33 +369,35 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
                          if j not in invariant)
             loop = body.native_loop(outer, bound, invariant) if native else None
             if loop is not None:
-                # (the rest of the iterations in one native call)
+                # (the following iterations in one native call: as many as the stacked
+                # scan outputs of a block may hold, all of them for a trip count below)
                 assert max_trip is not None
-                made = loop.run(bound, i, max_trip)
+                made = loop.run(bound, i, min(max_trip, i + loop.block_rows))
                 if made is None:
                     # bad data: all of it again the plain way, which reports it
                     native, carried, keep_going, scans, i = False, first_carried, first_going, [], 0
                     continue
-                n, keep_going, changed, rest = made
+                n, keep_going, changed, block = made
                 carried = [changed.get(j, v) for j, v in enumerate(carried)]
+                scans.append((True, block))
                 i += n
-                break
+                continue
             out = body.run(outer, bound)
             keep_going = bool(np.asarray(out[0]).reshape(-1)[0])
             carried = out[1:1 + n_carried]
-            scans.append(out[1 + n_carried:])
+            scans.append((False, out[1 + n_carried:]))
             i += 1
-        if rest is not None:
-            if not scans:
-                return tuple(carried) + tuple(rest)
-            return tuple(carried) + tuple(
-                np.concatenate([np.stack([s[k] for s in scans]), rest[k]])
-                for k in range(n_scan))
         if not scans:
             return tuple(carried) + tuple(np.empty(shape, dtype)
                                           for shape, dtype in empty_scans())
-        stacked = [np.stack([s[k] for s in scans]) for k in range(n_scan)]
-        return tuple(carried) + tuple(stacked)
+        if len(scans) == 1 and scans[0][0]:
+            return tuple(carried) + tuple(scans[0][1])
+        if not any(block for block, _ in scans):
+            return tuple(carried) + tuple(np.stack([s[k] for _, s in scans])
+                                          for k in range(n_scan))
+        return tuple(carried) + tuple(
+            np.concatenate([s[k] if block else np.asarray(s[k])[None] for block, s in scans])
+            for k in range(n_scan))
 
     # shape inference of the model, once and only for a Loop that runs no iteration
     empty_scans = functools.cache(lambda: _empty_scans(node, graph, n_carried))
