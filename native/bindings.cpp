@@ -452,6 +452,42 @@ lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
+lowp::Kernel make_integer_binary(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
+                                 nb::ndarray<nb::ro, nb::device::cpu> b,
+                                 nb::ndarray<nb::c_contig, nb::device::cpu> y,
+                                 const std::vector<int64_t>& dims,
+                                 const std::vector<int64_t>& a_strides,
+                                 const std::vector<int64_t>& b_strides, int type, int threads) {
+  // y (contiguous, prod(dims)) = a op b read at element strides (0 on broadcast axes) over
+  // four axes; a, b and y int64 (type 0), int32 (1) or bool bytes (2), all of that type
+  static const size_t sizes[] = {8, 4, 1};
+  if (op < 0 || op > 5 || type < 0 || type > 2 || (type == 2) != (op >= 3))
+    throw std::invalid_argument("integer_binary: unknown op or type (add, sub, mul of "
+                                "int64 or int32; and, or, xor of bools)");
+  if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
+    throw std::invalid_argument("integer_binary needs 4 dims and 4 strides per operand");
+  if (a.itemsize() != sizes[type] || b.itemsize() != sizes[type] || y.itemsize() != sizes[type])
+    throw std::invalid_argument("integer_binary arrays must all be of the given type");
+  lowp::IntegerBinaryArgs p;
+  p.a = a.data(), p.b = b.data(), p.y = y.data(), p.op = op, p.type = type;
+  int64_t total = 1, a_last = 0, b_last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
+      throw std::invalid_argument("integer_binary needs non-negative dims and strides");
+    p.dims[i] = dims[i], p.a_st[i] = a_strides[i], p.b_st[i] = b_strides[i];
+    total *= dims[i];
+    if (dims[i] > 0) a_last += (dims[i] - 1) * a_strides[i], b_last += (dims[i] - 1) * b_strides[i];
+  }
+  if (size_t(total) != y.size() ||
+      (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
+    throw std::invalid_argument("integer_binary strides reach outside the arrays");
+  for (size_t i = 0; i < a.ndim(); ++i)
+    if (a.stride(i) < 0) throw std::invalid_argument("integer_binary needs a non-negative layout");
+  for (size_t i = 0; i < b.ndim(); ++i)
+    if (b.stride(i) < 0) throw std::invalid_argument("integer_binary needs a non-negative layout");
+  return [p, threads, a, b, y] { lowp::run_integer_binary(p, threads); };
+}
+
 lowp::Kernel make_where(nb::ndarray<nb::ro, nb::device::cpu> c,
                         nb::ndarray<nb::ro, nb::device::cpu> a,
                         nb::ndarray<nb::ro, nb::device::cpu> b,
@@ -1727,6 +1763,50 @@ NB_MODULE(_native, m) {
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
+  // a Loop's iterations with its body as Programs (program.h run_loop); the arrays are byte
+  // views of the body's buffers and the stacked scan outputs (rows first .. max_trip - 1)
+  m.def(
+      "run_loop",
+      [](nb::list body, int64_t first, int64_t max_trip, bool cond,
+         std::optional<OutBytes> iteration, std::optional<OutBytes> cond_in, Bytes cond_out,
+         std::vector<OutBytes> carried_dst, std::vector<Bytes> carried_src,
+         std::vector<OutBytes> scan_dst, std::vector<Bytes> scan_src,
+         std::vector<nb::ndarray<const int64_t, nb::c_contig, nb::device::cpu>> statuses) {
+        lowp::LoopArgs a;
+        for (nb::handle p : body) a.body.push_back(&nb::cast<const lowp::Program&>(p));
+        if (first < 0 || max_trip < first)
+          throw std::invalid_argument("run_loop needs 0 <= first <= max_trip");
+        if ((iteration && iteration->size() != 8) || (cond_in && cond_in->size() != 1) ||
+            cond_out.size() != 1)
+          throw std::invalid_argument("run_loop: the iteration number is 8 bytes, a "
+                                      "condition 1");
+        if (carried_dst.size() != carried_src.size() || scan_dst.size() != scan_src.size())
+          throw std::invalid_argument("run_loop needs one source per destination");
+        a.iteration = iteration ? reinterpret_cast<int64_t*>(iteration->data()) : nullptr;
+        a.cond_in = cond_in ? cond_in->data() : nullptr;
+        a.cond_out = cond_out.data();
+        for (size_t k = 0; k < carried_dst.size(); ++k) {
+          if (carried_dst[k].size() != carried_src[k].size())
+            throw std::invalid_argument("run_loop: a carried value changes its size");
+          a.carried.push_back({carried_dst[k].data(), carried_src[k].data(),
+                               carried_src[k].size()});
+        }
+        for (size_t k = 0; k < scan_dst.size(); ++k) {
+          if (scan_dst[k].size() != size_t(max_trip - first) * scan_src[k].size())
+            throw std::invalid_argument("run_loop: a scan output holds max_trip - first rows");
+          a.scans.push_back({scan_dst[k].data(), scan_src[k].data(), scan_src[k].size()});
+        }
+        for (const auto& st : statuses) {
+          if (st.size() < 1) throw std::invalid_argument("run_loop: an empty status array");
+          a.statuses.push_back(st.data());
+        }
+        nb::gil_scoped_release nogil;
+        return lowp::run_loop(a, first, max_trip, cond);
+      },
+      "body"_a, "first"_a, "max_trip"_a, "cond"_a, "iteration"_a.none(), "cond_in"_a.none(),
+      "cond_out"_a, "carried_dst"_a, "carried_src"_a, "scan_dst"_a, "scan_src"_a,
+      "statuses"_a);
+
   nb::class_<FeedSlot>(m, "FeedSlot")
       .def(nb::init<>())
       .def("set", &set_feed_slot, "x"_a);
@@ -1865,6 +1945,8 @@ NB_MODULE(_native, m) {
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "where", &make_where, "c"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "c_strides"_a, "a_strides"_a, "b_strides"_a, "threads"_a);
+  def_kernel(m, program, "integer_binary", &make_integer_binary, "op"_a, "a"_a, "b"_a, "y"_a,
+             "dims"_a, "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,
              "n"_a, "row"_a, "status"_a, "threads"_a = 1);
   def_kernel(m, program, "cast_from_float", &make_cast_from_float, "x"_a, "y"_a,

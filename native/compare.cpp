@@ -60,7 +60,47 @@ void where_rows(const WhereArgs& p, int64_t r0, int64_t len) {
   }
 }
 
+// U: the unsigned type of T's size (wraparound arithmetic without undefined behaviour)
+template <typename T, typename U, typename Op>
+void integer_rows(const IntegerBinaryArgs& p, int64_t r0, int64_t len, Op op) {
+  const T* a = static_cast<const T*>(p.a);
+  const T* b = static_cast<const T*>(p.b);
+  const int64_t d1 = p.dims[1], d2 = p.dims[2], d3 = p.dims[3];
+  const int64_t sa = p.a_st[3], sb = p.b_st[3];
+  for (int64_t r = r0; r < r0 + len; ++r) {  // r: one row of the innermost axis
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
+    const T* ar = a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
+    const T* br = b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
+    T* y = static_cast<T*>(p.y) + r * d3;
+    for (int64_t i = 0; i < d3; ++i)
+      y[i] = T(op(U(ar[i * sa]), U(br[i * sb])));
+  }
+}
+
+template <typename T, typename U>
+void integer_typed(const IntegerBinaryArgs& p, int64_t r0, int64_t len) {
+  switch (p.op) {
+    case kIntAdd: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x + y); }); break;
+    case kIntSub: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x - y); }); break;
+    case kIntMul: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x * y); }); break;
+    case kIntAnd: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x & y); }); break;
+    case kIntOr: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x | y); }); break;
+    default: integer_rows<T, U>(p, r0, len, [](U x, U y) { return U(x ^ y); });
+  }
+}
+
 }  // namespace
+
+void run_integer_binary(const IntegerBinaryArgs& p, int threads) {
+  const int64_t rows = p.dims[0] * p.dims[1] * p.dims[2];
+  if (rows <= 0 || p.dims[3] <= 0) return;
+  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / p.dims[3]), threads,
+                  [&](int64_t r0, int64_t len) {
+    if (p.type == kIntInt64) integer_typed<int64_t, uint64_t>(p, r0, len);
+    else if (p.type == kIntInt32) integer_typed<int32_t, uint32_t>(p, r0, len);
+    else integer_typed<uint8_t, uint8_t>(p, r0, len);
+  });
+}
 
 void run_where(const WhereArgs& p, int threads) {
   const int64_t rows = p.dims[0] * p.dims[1] * p.dims[2];

@@ -40,4 +40,25 @@ struct WhereArgs {
 
 void run_where(const WhereArgs& p, int threads);
 
+// Integer arithmetic and logic with broadcasting, numpy's on operands of one type: Add,
+// Sub, Mul of int64 or int32 (two's complement wraparound, as numpy's), And, Or, Xor of
+// bools (0 or 1 bytes: the bitwise operation is the logical one). The loop glue of exported
+// graphs: a Loop body's iteration counter and its condition.
+enum IntegerOp : int { kIntAdd = 0, kIntSub = 1, kIntMul = 2, kIntAnd = 3, kIntOr = 4,
+                       kIntXor = 5 };
+enum IntegerType : int { kIntInt64 = 0, kIntInt32 = 1, kIntBool = 2 };
+
+struct IntegerBinaryArgs {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* y = nullptr;                 // contiguous, prod(dims) elements of the operands' type
+  int64_t dims[4] = {1, 1, 1, 1};    // iteration space, outermost first
+  int64_t a_st[4] = {0, 0, 0, 0};    // element strides (0 on broadcast axes)
+  int64_t b_st[4] = {0, 0, 0, 0};
+  int op = kIntAdd;
+  int type = kIntInt64;
+};
+
+void run_integer_binary(const IntegerBinaryArgs& p, int threads);
+
 }  // namespace lowp

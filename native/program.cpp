@@ -44,4 +44,33 @@ void Program::memoize_last(std::vector<std::pair<const void*, size_t>> inputs,
   };
 }
 
+int64_t run_loop(const LoopArgs& a, int64_t first, int64_t max_trip, bool cond) {
+  size_t staged = 0;
+  for (const LoopCopy& c : a.carried) staged += c.bytes;
+  std::vector<unsigned char> stage(staged);
+  int64_t i = first;
+  for (; cond && i < max_trip; ++i) {
+    if (a.iteration != nullptr) *a.iteration = i;
+    if (a.cond_in != nullptr) *a.cond_in = 1;
+    for (const Program* p : a.body) p->run();
+    for (const int64_t* status : a.statuses)
+      if (status[0] != 0) return -(i - first) - 1;
+    cond = *a.cond_out != 0;
+    for (const LoopCopy& c : a.scans)
+      std::memcpy(static_cast<unsigned char*>(c.dst) + size_t(i - first) * c.bytes, c.src,
+                  c.bytes);
+    unsigned char* at = stage.data();
+    for (const LoopCopy& c : a.carried) {
+      std::memcpy(at, c.src, c.bytes);
+      at += c.bytes;
+    }
+    at = stage.data();
+    for (const LoopCopy& c : a.carried) {
+      std::memcpy(c.dst, at, c.bytes);
+      at += c.bytes;
+    }
+  }
+  return i - first;
+}
+
 }  // namespace lowp

@@ -36,4 +36,32 @@ class Program {
   std::vector<Kernel> calls_;
 };
 
+// One copy of a Loop's iteration: `bytes` bytes from src to dst.
+struct LoopCopy {
+  void* dst = nullptr;
+  const void* src = nullptr;
+  size_t bytes = 0;
+};
+
+// A Loop whose body runs as Programs (lowp.runtime.control), its iterations run here without
+// Python between them. The body reads its iteration number, condition and carried values
+// from input buffers it owns and writes its outputs into buffers of its own.
+struct LoopArgs {
+  std::vector<const Program*> body;
+  int64_t* iteration = nullptr;          // the body's iteration-number input, or null
+  uint8_t* cond_in = nullptr;            // the body's condition input (a bool), or null
+  const uint8_t* cond_out = nullptr;     // the body's condition output (a bool)
+  std::vector<LoopCopy> carried;         // each output -> its input, after an iteration
+  std::vector<LoopCopy> scans;           // iteration i's output -> dst + (i - first) * bytes
+  std::vector<const int64_t*> statuses;  // kernels' status arrays: nonzero [0] stops
+};
+
+// Runs iterations first, first + 1, ... while i < max_trip and the condition (`cond`, then
+// the body's) holds: set the iteration number and condition, run the body's Programs, read
+// its condition, copy its scan outputs, then its carried outputs (all read before any is
+// written, so outputs that are other iterations' inputs are right). Returns the number of
+// iterations run, or -(that number + 1) when an iteration's status array was set (that
+// iteration's outputs not copied: the caller runs the Loop again the plain way).
+int64_t run_loop(const LoopArgs& a, int64_t first, int64_t max_trip, bool cond);
+
 }  // namespace lowp

@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 from ..errors import LowpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names, infer_shapes
-from . import set_slice
+from . import program, set_slice
 from .backends import ReferenceBackend
 from .fastops import subgraph_buffers_reused
 from .float_registry import TensorSequence
@@ -80,6 +80,8 @@ class SubPlan:
         # replay's signature, feed copies and copied-out results (silero_vad_op15's three
         # such Ifs: 0.71x -> 1.3x ONNX Runtime's time when they replayed)
         self.computes = any(s.op_type not in _HANDS_ON for s in self.steps)
+        # per replay signature: how a Loop runs its iterations natively (`native_loop`)
+        self._loops: dict[object, _NativeLoop | None] = {}
 
     def _outer(self, outer: dict[str, np.ndarray]
                ) -> tuple[bool, tuple[object, ...], frozenset[int]]:
@@ -98,6 +100,29 @@ class SubPlan:
                           | {id(v) for v in self.constants.values()}))
         self._outer_memo = (outer, made)
         return made
+
+    def native_loop(self, outer: dict[str, np.ndarray], bound: dict[str, np.ndarray],
+                    invariant: frozenset[int]) -> _NativeLoop | None:
+        """The Loop iterations of this body as one native call (`_NativeLoop`), when its
+        replayed run for these values is native Programs only and they read the outer
+        tensors they were recorded reading; else None (the iterations run from Python)."""
+        replayer = self._replayer
+        if replayer is None or not (self.computes and _REPLAY.get()):
+            return None
+        plain_outer, outer_signature, _ = self._outer(outer)
+        if not plain_outer or not all(isinstance(v, np.ndarray) and not v.dtype.hasobject
+                                      for v in bound.values()):
+            return None
+        signature = outer_signature + tuple(
+            (k, v.shape, v.dtype.str) for k, v in sorted(bound.items()))
+        if signature not in replayer._ready:
+            return None
+        if signature not in self._loops:
+            self._loops[signature] = _NativeLoop.make(self, signature, invariant)
+        loop = self._loops[signature]
+        if loop is None or not loop.reads_recorded(outer):
+            return None
+        return loop
 
     def run(self, outer: dict[str, np.ndarray], bound: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
@@ -137,6 +162,118 @@ class SubPlan:
             values = [v if id(v) in given or not isinstance(v, np.ndarray) else np.array(v)
                       for v in values]
         return values
+
+
+# the most bytes of stacked scan outputs one native call of a Loop's iterations fills
+BLOCK_BYTES = 1 << 26
+
+
+class _NativeLoop:
+    """A Loop's iterations run by one native call (`lowp._native.run_loop`): the body's
+    replayed Programs for one signature, with the iteration number, condition and carried
+    values written into the body's own input buffers (the signature's feed buffers), and
+    after each iteration its scan outputs copied into the stacked results and its carried
+    outputs into those input buffers, as the iterations run from Python do
+    (`SubPlan.run`). The same arithmetic on the same memory; only the Python between the
+    iterations is gone (chars2vec_en300: two LSTM Loops of 14 iterations)."""
+
+    def __init__(self, programs: list[Any], segments: list[Any], owned: dict[str, np.ndarray],
+                 values: dict[str, np.ndarray], iteration: np.ndarray | None,
+                 cond_in: np.ndarray | None, cond_out: np.ndarray,
+                 carried: list[tuple[int, np.ndarray, np.ndarray]], scans: list[np.ndarray],
+                 statuses: list[np.ndarray]) -> None:
+        self.programs = programs
+        self.segments = segments
+        self.owned = owned
+        self.values = values
+        self.iteration = iteration
+        self.cond_in = cond_in
+        self.cond_out = cond_out
+        self.carried = carried          # (carried index, input buffer, output array)
+        self.scans = scans
+        self.statuses = statuses
+        self._args = (None if iteration is None else _bytes(iteration),
+                      None if cond_in is None else _bytes(cond_in), _bytes(cond_out),
+                      [_bytes(d) for _, d, _ in carried], [_bytes(s) for _, _, s in carried])
+        self._scan_src = [_bytes(s) for s in scans]
+        # iterations per native call: their stacked scan outputs within BLOCK_BYTES (a Loop
+        # of a huge trip count that its condition ends, as exporters write `while`)
+        per_row = sum(s.nbytes for s in scans)
+        self.block_rows = max(1, BLOCK_BYTES // per_row) if per_row else 2**62
+
+    @staticmethod
+    def make(body: SubPlan, signature: object, invariant: frozenset[int]
+             ) -> _NativeLoop | None:
+        from .replay import _Segment
+
+        replayer = body._replayer
+        runners = replayer._ready[signature]
+        if not runners or not all(type(r) is _Segment and not r.slots for r in runners):
+            return None
+        owned: dict[str, np.ndarray] = replayer._feeds.get(signature, {})
+        values: dict[str, np.ndarray] = {**body.constants, **owned}
+        for r in runners:
+            if any(lay is not CF for n, lay in r.layouts.items() if n in body.outputs):
+                return None
+            values.update(r.outputs)
+        n_carried = len(body.inputs) - 2
+        found = [values.get(o) for o in body.outputs]
+        if any(not (isinstance(v, np.ndarray) and v.flags.c_contiguous)
+               for j, v in enumerate(found) if not (1 <= j <= n_carried and j - 1 in invariant)):
+            return None
+        iteration, cond_in = owned.get(body.inputs[0]), owned.get(body.inputs[1])
+        cond_out = found[0]
+        assert cond_out is not None
+        if (cond_out.dtype != np.bool_ or cond_out.size != 1
+                or (iteration is not None and (iteration.dtype != np.int64
+                                               or iteration.size != 1))
+                or (cond_in is not None and (cond_in.dtype != np.bool_ or cond_in.size != 1))):
+            return None
+        carried = []
+        for j in range(n_carried):
+            if j in invariant:
+                continue
+            dst, src = owned.get(body.inputs[2 + j]), found[1 + j]
+            if dst is None or src is None or dst.shape != src.shape or dst.dtype != src.dtype:
+                return None
+            carried.append((j, dst, src))
+        scans: list[np.ndarray] = found[1 + n_carried:]  # type: ignore[assignment]
+        statuses = [args[6] for r in runners for _, args in r.guards]
+        statuses += [status for r in runners for status in r.retries]
+        return _NativeLoop([r.program for r in runners], runners, owned, values, iteration,
+                           cond_in, cond_out, carried, scans, statuses)
+
+    def reads_recorded(self, outer: dict[str, np.ndarray]) -> bool:
+        """The tensors the Programs read from outside them are those they were recorded
+        reading (the outer-scope values of this Loop run, the other Programs' outputs)."""
+        from .replay import _match
+
+        env = {**outer, **self.values}
+        return all(_match(r.checks, env, {}) for r in self.segments if r.checks)
+
+    def run(self, bound: dict[str, np.ndarray], first: int, max_trip: int
+            ) -> tuple[int, bool, dict[int, np.ndarray], list[np.ndarray]] | None:
+        """Iterations first .. max_trip - 1 while the condition holds, from the values
+        `bound` of iteration `first`: their number, the last condition, the carried values
+        (by carried index, new arrays) and the stacked scan outputs; None when a kernel
+        reported bad data (an index out of range: the Loop runs again the plain way, which
+        raises the error)."""
+        for k, v in bound.items():
+            np.copyto(self.owned[k], v)
+        stacked = [np.empty((max_trip - first, *s.shape), s.dtype) for s in self.scans]
+        iteration, cond_in, cond_out, dst, src = self._args
+        n = program.extension().run_loop(
+            self.programs, first, max_trip, True, iteration, cond_in, cond_out, dst, src,
+            [_bytes(s) for s in stacked], self._scan_src, self.statuses)
+        if n < 0:
+            return None
+        carried = {j: np.array(d) for j, d, _ in self.carried}
+        return n, bool(self.cond_out.reshape(-1)[0]), carried, [s[:n] for s in stacked]
+
+
+def _bytes(a: np.ndarray) -> np.ndarray:
+    """The bytes of contiguous `a` (a view)."""
+    return a.reshape(-1).view(np.uint8)
 
 
 def _execute(step: Step, env: dict[str, Any], layout: dict[str, object]) -> None:
@@ -218,24 +355,49 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         outer.update((body.inputs[2 + j], carried[j]) for j in invariant)
         max_trip = None if trip is None else int(np.asarray(trip).reshape(-1)[0])
         keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
-        scans: list[list[np.ndarray]] = []
+        first_carried, first_going = carried, keep_going
+        n_scan = len(body.outputs) - 1 - n_carried
+        # each iteration's scan outputs (from Python), or a block of them stacked (native:
+        # marked True)
+        scans: list[tuple[bool, list[np.ndarray]]] = []
+        native = max_trip is not None
         i = 0
         while keep_going and (max_trip is None or i < max_trip):
             bound = {body.inputs[0]: np.array(i, np.int64),
                      body.inputs[1]: np.array(keep_going)}
             bound.update((body.inputs[2 + j], v) for j, v in enumerate(carried)
                          if j not in invariant)
+            loop = body.native_loop(outer, bound, invariant) if native else None
+            if loop is not None:
+                # (the following iterations in one native call: as many as the stacked
+                # scan outputs of a block may hold, all of them for a trip count below)
+                assert max_trip is not None
+                made = loop.run(bound, i, min(max_trip, i + loop.block_rows))
+                if made is None:
+                    # bad data: all of it again the plain way, which reports it
+                    native, carried, keep_going, scans, i = False, first_carried, first_going, [], 0
+                    continue
+                n, keep_going, changed, block = made
+                carried = [changed.get(j, v) for j, v in enumerate(carried)]
+                scans.append((True, block))
+                i += n
+                continue
             out = body.run(outer, bound)
             keep_going = bool(np.asarray(out[0]).reshape(-1)[0])
             carried = out[1:1 + n_carried]
-            scans.append(out[1 + n_carried:])
+            scans.append((False, out[1 + n_carried:]))
             i += 1
-        n_scan = len(body.outputs) - 1 - n_carried
         if not scans:
             return tuple(carried) + tuple(np.empty(shape, dtype)
                                           for shape, dtype in empty_scans())
-        stacked = [np.stack([s[k] for s in scans]) for k in range(n_scan)]
-        return tuple(carried) + tuple(stacked)
+        if len(scans) == 1 and scans[0][0]:
+            return tuple(carried) + tuple(scans[0][1])
+        if not any(block for block, _ in scans):
+            return tuple(carried) + tuple(np.stack([s[k] for _, s in scans])
+                                          for k in range(n_scan))
+        return tuple(carried) + tuple(
+            np.concatenate([s[k] if block else np.asarray(s[k])[None] for block, s in scans])
+            for k in range(n_scan))
 
     # shape inference of the model, once and only for a Loop that runs no iteration
     empty_scans = functools.cache(lambda: _empty_scans(node, graph, n_carried))

@@ -36,11 +36,12 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_simplified_layer_norm", "float_libm", "dynamic_quantize",
               "float_max_pool_channels_last", "float_sincos", "where", "cast_integer",
               "one_hot", "arg_max", "set_slice", "float_rnn",
-              "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus")
+              "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
+              "integer_binary")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
-                      "float_fused", "qbinary", "where"})
+                      "float_fused", "qbinary", "where", "integer_binary"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -185,6 +186,34 @@ def compare_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads
     dims, (sa, sb) = geometry
     return (extension().compare, (COMPARE_CODES[op], a, b, out.reshape(-1).view(np.uint8),
                                   dims, sa, sb, kind, threads)), out
+
+
+# native/compare.h IntegerOp and IntegerType: Add, Sub, Mul of int64 or int32 (numpy's
+# wraparound), And, Or, Xor of bools (a Loop body's iteration counter and condition)
+INTEGER_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "And": 3, "Or": 4, "Xor": 5}
+_INTEGER_TYPES = {np.dtype(np.int64): 0, np.dtype(np.int32): 1, np.dtype(np.bool_): 2}
+
+
+def integer_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int
+                 ) -> Made:
+    """`op` (a key of INTEGER_CODES) of `a` and `b` of one type (int64 or int32 for Add,
+    Sub and Mul; bool for And, Or and Xor; broadcast) into contiguous `out` of that type
+    and the broadcast shape, or None: numpy's values (`a + b`, np.logical_and, ...)."""
+    kind = _INTEGER_TYPES.get(a.dtype)
+    if (kind is None or b.dtype != a.dtype or out.dtype != a.dtype or out.size == 0
+            or (kind == 2) != (INTEGER_CODES[op] >= 3) or not out.flags.c_contiguous):
+        return None
+    geometry = collapse_axes(out.shape, [element_strides(a, out.shape),
+                                         element_strides(b, out.shape)])
+    if geometry is None:
+        return None
+    dims, (sa, sb) = geometry
+    if kind == 2:       # (bools as the bytes a Program takes)
+        a, b, y = a.view(np.uint8), b.view(np.uint8), out.reshape(-1).view(np.uint8)
+    else:
+        y = out.reshape(-1)
+    return (extension().integer_binary, (INTEGER_CODES[op], a, b, y, dims, sa, sb, kind,
+                                         threads)), out
 
 
 _FALSE, _TRUE = np.zeros((), np.bool_), np.ones((), np.bool_)

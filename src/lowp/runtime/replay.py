@@ -651,6 +651,19 @@ class Replayer:
             made = program.compare_call(step.op_type, arrays[0], arrays[1],
                                         _buffer(buffers, index, shape, np.bool_), threads)
             out_layout = CF
+        elif (step.kind == "float" and step.op_type in program.INTEGER_CODES
+              and len(arrays) == 2 and arrays[0].dtype.kind in "bi"):
+            # (a Loop body's iteration counter and condition: int64 or int32 arithmetic,
+            # logic of bools)
+            if _elementwise_layout(step.inputs, arrays, layout) is not CF:
+                return None
+            try:
+                shape = np.broadcast_shapes(arrays[0].shape, arrays[1].shape)
+            except ValueError:
+                return None                     # the plain run reports it, naming the node
+            made = program.integer_call(step.op_type, arrays[0], arrays[1], _buffer(
+                buffers, index, shape, arrays[0].dtype), threads)
+            out_layout = CF
         elif step.kind == "float" and step.op_type in ("Where", "Not"):
             if (len(arrays) != (3 if step.op_type == "Where" else 1)
                     or _elementwise_layout(step.inputs, arrays, layout) is not CF):
@@ -881,6 +894,7 @@ def _native_capable(step: Step) -> bool:
     return step.replayable or step.kind == "dequantize" or step.chain is not None or (
         step.kind == "float" and (step.op_type in program.FLOAT_KERNELS
                                   or step.op_type in program.COMPARE_CODES
+                                  or step.op_type in program.INTEGER_CODES
                                   or step.op_type in NATIVE_FLOAT
                                   or step.op_type in ("Clip", "Pow")
                                   or step.op_type in RESHAPES or step.op_type in moves.MOVES
