@@ -957,6 +957,29 @@ lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloat
   return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
+lowp::Kernel make_float_conv_transpose_direct(Floats x, Floats w, std::optional<Floats> bias,
+                                              OutFloats y, const std::vector<int64_t>& dims,
+                                              int threads) {
+  // ConvTranspose with one input channel per group (float_col2im.h, direct form). dims:
+  // planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w, per_input
+  if (dims.size() != 15)
+    throw std::invalid_argument("float_conv_transpose_direct needs 15 dims");
+  lowp::Col2ImArgs a;
+  int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh, &a.ow,
+                       &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w, &a.per_input};
+  for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
+  bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.per_input >= 1 &&
+            a.channels % a.per_input == 0 && a.sh >= 1 && a.sw >= 1 && a.dh >= 1 &&
+            a.dw >= 1 && a.begin_h >= 0 && a.begin_w >= 0;
+  for (size_t i = 0; i < 8; ++i) ok = ok && *fields[i] >= 0;
+  if (!ok || x.size() != size_t(a.planes / a.per_input * a.ih * a.iw) ||
+      w.size() != size_t(a.channels * a.kh * a.kw) || y.size() != size_t(a.planes * a.oh * a.ow) ||
+      (bias && bias->size() != size_t(a.channels)))
+    throw std::invalid_argument("float_conv_transpose_direct: x, w, y or bias do not match the dims");
+  a.x = x.data(), a.w = w.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  return [x, w, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
+}
+
 #ifdef LOWP_FLOAT_CONV_NCHWC
 lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bias, OutFloats y,
                                    const std::vector<int64_t>& dims, const std::string& isa,
@@ -1877,6 +1900,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_conv_transpose_direct", &make_float_conv_transpose_direct, "x"_a,
+             "w"_a, "bias"_a.none(), "y"_a, "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
              "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1,
              "sum"_a = nb::none());

@@ -11,8 +11,19 @@ namespace lowp {
 // cols (planes, kh, kw, ih, iw) -> y (planes, oh, ow); plane p has bias[p % channels] when
 // bias is set. Output (oy, ox) is position (oy + begin_h, ox + begin_w) of the full output,
 // which input (iy, ix) and tap (ky, kx) reach at (iy * sh + ky * dh, ix * sw + kx * dw).
+//
+// Direct form (x and w set, cols unused): a ConvTranspose with one input channel per group,
+// whose MLAS GEMM has K = 1, so each column entry is one rounded product w * x (MLAS's
+// fma(w, x, +0) times alpha 1: the same value but for the sign of a zero product, which the
+// +0 start of every output removes). Entry (p, tap t, iy, ix) = w[(p % channels) * kh * kw +
+// t] * x[(p / per_input) * ih * iw + iy * iw + ix]: x (N * groups, ih, iw) and w (groups *
+// per_input, kh, kw), per_input output channels per group. The products are computed where
+// they are added, with no column buffer.
 struct Col2ImArgs {
   const float* cols = nullptr;
+  const float* x = nullptr;
+  const float* w = nullptr;
+  int64_t per_input = 1;
   const float* bias = nullptr;
   float* y = nullptr;
   int64_t planes = 0, channels = 1;
