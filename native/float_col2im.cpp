@@ -23,24 +23,27 @@ bool tiles_exactly(const Col2ImArgs& a) {
 struct PlaneSource {
   const float* base;
   const float* taps;  // the plane's kh * kw weights (direct form)
-  int64_t tap_stride;
+  int64_t tap_stride, row, col;  // elements between taps, input rows and input columns
 };
 
 template <bool kDirect>
 PlaneSource plane_source(const Col2ImArgs& a, int64_t p) {
   const int64_t tap = a.ih * a.iw;
-  if constexpr (kDirect)
-    return {a.x + (p / a.per_input) * tap, a.w + (p % a.channels) * a.kh * a.kw, 0};
-  return {a.cols + p * a.kh * a.kw * tap, nullptr, tap};
+  if constexpr (kDirect) {
+    const int64_t groups = a.channels / a.per_input, in = p / a.per_input;
+    return {a.x + (in / groups) * a.x_batch + (in % groups) * a.x_channel,
+            a.w + (p % a.channels) * a.kh * a.kw, 0, a.x_row, a.x_col};
+  }
+  return {a.cols + p * a.kh * a.kw * tap, nullptr, tap, a.iw, 1};
 }
 
-// the column entry: src[ix] itself, or the rounded product scale * src[ix]
+// the column entry: src[ix] itself, or the rounded product scale * src[ix * col]
 template <bool kDirect>
-inline float entry(const float* src, int64_t ix, float scale) {
+inline float entry(const float* src, int64_t ix, float scale, int64_t col) {
   if constexpr (kDirect) {
-    return scale * src[ix];
+    return scale * src[ix * col];
   } else {
-    (void)scale;
+    (void)scale, (void)col;
     return src[ix];
   }
 }
@@ -55,14 +58,14 @@ void col2im_plane_tiled(const Col2ImArgs& a, int64_t p) {
     float* row = y + oy * a.ow;
     for (int64_t kx = 0; kx < a.kw; ++kx) {
       const int64_t t = ky * a.kw + kx;
-      const float* src = ps.base + t * ps.tap_stride + iy * a.iw;
+      const float* src = ps.base + t * ps.tap_stride + iy * ps.row;
       const float scale = kDirect ? ps.taps[t] : 1.0f;
       if (a.bias) {
         for (int64_t ix = 0; ix < a.iw; ++ix)
-          row[ix * a.sw + kx] = (0.0f + entry<kDirect>(src, ix, scale)) + b;
+          row[ix * a.sw + kx] = (0.0f + entry<kDirect>(src, ix, scale, ps.col)) + b;
       } else {
         for (int64_t ix = 0; ix < a.iw; ++ix)
-          row[ix * a.sw + kx] = 0.0f + entry<kDirect>(src, ix, scale);
+          row[ix * a.sw + kx] = 0.0f + entry<kDirect>(src, ix, scale, ps.col);
       }
     }
   }
@@ -91,12 +94,13 @@ void col2im_plane(const Col2ImArgs& a, int64_t p) {
         const int64_t oy = iy * a.sh + ky * a.dh - a.begin_h;
         if (oy < 0 || oy >= a.oh) continue;
         float* row = y + oy * a.ow;
-        const float* src = col + iy * a.iw;
+        const float* src = col + iy * ps.row;
         if (a.sw == 1) {
-          for (int64_t ix = ix0; ix < ix1; ++ix) row[x0 + ix] += entry<kDirect>(src, ix, scale);
+          for (int64_t ix = ix0; ix < ix1; ++ix)
+            row[x0 + ix] += entry<kDirect>(src, ix, scale, ps.col);
         } else {
           for (int64_t ix = ix0; ix < ix1; ++ix)
-            row[x0 + ix * a.sw] += entry<kDirect>(src, ix, scale);
+            row[x0 + ix * a.sw] += entry<kDirect>(src, ix, scale, ps.col);
         }
       }
     }

@@ -92,6 +92,15 @@ def test_one_input_channel_per_group_runs_direct_and_equals_the_numpy_scatter(
                                                   opset=17)
     assert got.shape == expected.shape and got.dtype == expected.dtype
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    # a channels-last tensor read channels-first: read in place by its strides, no copy
+    x = inputs[0]
+    view = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    with native_backend.use_path(path), native_float.threads(threads):
+        with tape.recording() as recorded:
+            strided = FLOAT_OPS["ConvTranspose"](view, *inputs[1:], **attrs,
+                                                 w_constant=constant, opset=17)
+    assert [fn.__name__ for fn, _ in recorded] == ["float_conv_transpose_direct"]
+    np.testing.assert_array_equal(strided.view(np.uint32), expected.view(np.uint32))
 
 
 def test_zero_sums_keep_their_sign_as_numpy():
