@@ -3,17 +3,17 @@ on the process CPU clock (steadier than wall time on a loaded machine), optional
 forced instruction-set path.
 
     python bench/model_cpu_ratio.py NAME QDQ.onnx [NAME QDQ.onnx ...] [--threads 1]
-                                    [--rounds 8] [--path avx2] [--no-spin]
+                                    [--rounds 8] [--path avx2] [--ort-spin on|stop|off]
 
 NAME is a corpus model (its evaluation feeds, `evals/corpus/models.py`) or a network of
 `bench/networks.py` (resnet18, mobilenet_v2: one 1x3x224x224 float input named `input`,
 their `bench/models.py` QDQ files). After 3 warm-up runs each, `--rounds` rounds run lowp
 then ONNX Runtime; printed: the ratio of the medians and of the fastest runs (CPU time) and
 the ratio of the wall-time medians. ONNX Runtime always runs its own best kernels; `--path`
-forces lowp's (`native_backend.use_path`). At several threads ONNX Runtime's idle workers
-spin after each of its runs, and that CPU time lands on lowp's run that follows (one process
-clock); `--no-spin` turns the spinning off (`session.intra_op.allow_spinning` 0) to read the
-ratio without it.
+forces lowp's (`native_backend.use_path`). `--ort-spin` sets whether ONNX Runtime's idle
+intra-op workers spin after its runs (`on`: its default), during its runs only (`stop`) or
+never (`off`): the process CPU clock counts a worker spinning during lowp's next run
+(docs/native.md, "What the 2-thread CPU ratios of dfn3_erb_dec hold").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import wall_and_cpu  # noqa: E402
+from bench.models import ORT_SPIN  # noqa: E402
 from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -46,13 +47,13 @@ def feeds_for(name: str) -> dict[str, np.ndarray]:
 
 
 def measure(path: str, feeds: dict[str, np.ndarray], threads: int, rounds: int,
-            spin: bool = True) -> tuple[tuple[list[float], ...], tuple[list[float], ...]]:
+            spin: str = "on") -> tuple[tuple[list[float], ...], tuple[list[float], ...]]:
     """CPU and wall seconds of each run, (lowp, ONNX Runtime)."""
     session = lowp.Session(path, threads=threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    if not spin:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for key, value in ORT_SPIN[spin].items():
+        opts.add_session_config_entry(key, value)
     runtime = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     with threadpool_limits(limits=threads):
         wall, cpu, _ = wall_and_cpu((lambda: session.run(feeds),
@@ -66,17 +67,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--path", default=None, help="force lowp's instruction-set path")
-    parser.add_argument("--no-spin", action="store_true",
-                        help="ONNX Runtime's idle workers do not spin")
+    parser.add_argument("--ort-spin", choices=sorted(ORT_SPIN), default="on",
+                        help="ONNX Runtime's idle workers: spin after runs (on, its default), "
+                        "during runs only (stop), never (off)")
     args = parser.parse_args()
     if len(args.pairs) % 2:
         parser.error("give NAME QDQ.onnx pairs")
     for name, path in zip(args.pairs[::2], args.pairs[1::2], strict=True):
         with native_backend.use_path(args.path) if args.path else nullcontext():
             cpu, wall = measure(path, feeds_for(name), args.threads, args.rounds,
-                                not args.no_spin)
-        print(f"{name:16s} {args.path or 'default':12s}"
-              f"{' no-spin' if args.no_spin else ''} lowp/ORT cpu "
+                                args.ort_spin)
+        print(f"{name:16s} {args.path or 'default':12s} spin {args.ort_spin:4s} lowp/ORT cpu "
               f"{statistics.median(cpu[0]) / statistics.median(cpu[1]):5.3f} "
               f"(fastest {min(cpu[0]) / min(cpu[1]):5.3f})  wall "
               f"{statistics.median(wall[0]) / statistics.median(wall[1]):5.3f}", flush=True)

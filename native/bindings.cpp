@@ -1026,6 +1026,39 @@ lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloat
   return [cols, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
+lowp::Kernel make_float_conv_transpose_direct(Floats x, Floats w, std::optional<Floats> bias,
+                                              OutFloats y, const std::vector<int64_t>& dims,
+                                              int threads) {
+  // ConvTranspose with one input channel per group (float_col2im.h, direct form). dims:
+  // planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w, per_input,
+  // then x's element strides: batch, channel, row, column (x: the memory they index)
+  if (dims.size() != 19)
+    throw std::invalid_argument("float_conv_transpose_direct needs 19 dims");
+  lowp::Col2ImArgs a;
+  int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh, &a.ow,
+                       &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w, &a.per_input,
+                       &a.x_batch, &a.x_channel, &a.x_row, &a.x_col};
+  for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
+  bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.per_input >= 1 &&
+            a.channels % a.per_input == 0 && a.sh >= 1 && a.sw >= 1 && a.dh >= 1 &&
+            a.dw >= 1 && a.begin_h >= 0 && a.begin_w >= 0;
+  for (size_t i = 0; i < 8; ++i) ok = ok && *fields[i] >= 0;
+  for (size_t i = 15; i < 19; ++i) ok = ok && *fields[i] >= 0;
+  // the last element x's strides reach
+  const int64_t inputs = ok ? a.planes / a.per_input : 0;
+  const int64_t groups = ok ? a.channels / a.per_input : 1;
+  const int64_t last = inputs == 0 || a.ih == 0 || a.iw == 0 ? -1 :
+      (inputs / groups - 1) * a.x_batch + (groups - 1) * a.x_channel + (a.ih - 1) * a.x_row +
+      (a.iw - 1) * a.x_col;
+  if (!ok || last >= int64_t(x.size()) ||
+      w.size() != size_t(a.channels * a.kh * a.kw) || y.size() != size_t(a.planes * a.oh * a.ow) ||
+      (bias && bias->size() != size_t(a.channels)))
+    throw std::invalid_argument(
+        "float_conv_transpose_direct: x, w, y or bias do not match the dims");
+  a.x = x.data(), a.w = w.data(), a.bias = bias ? bias->data() : nullptr, a.y = y.data();
+  return [x, w, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
+}
+
 #ifdef LOWP_FLOAT_CONV_NCHWC
 lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bias, OutFloats y,
                                    const std::vector<int64_t>& dims, const std::string& isa,
@@ -1995,6 +2028,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_conv_transpose_direct", &make_float_conv_transpose_direct, "x"_a,
+             "w"_a, "bias"_a.none(), "y"_a, "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
              "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1,
              "sum"_a = nb::none());

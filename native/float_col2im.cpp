@@ -1,5 +1,6 @@
 // ConvTranspose's col2im (float_col2im.h): planes on the thread pool, each computed the same
-// way on any thread.
+// way on any thread; in the direct form each entry is the product of a weight and an input
+// value, rounded once, made where it is added.
 #include "float_col2im.h"
 
 #include <algorithm>
@@ -17,35 +18,73 @@ bool tiles_exactly(const Col2ImArgs& a) {
          a.begin_h == 0 && a.begin_w == 0 && a.oh == a.ih * a.sh && a.ow == a.iw * a.sw;
 }
 
+// Where plane p's entries of tap t are read: tap t's columns of cols, or (direct form) the
+// input plane, each value multiplied by the tap's weight.
+struct PlaneSource {
+  const float* base;
+  const float* taps;  // the plane's kh * kw weights (direct form)
+  int64_t tap_stride, row, col;  // elements between taps, input rows and input columns
+};
+
+template <bool kDirect>
+PlaneSource plane_source(const Col2ImArgs& a, int64_t p) {
+  const int64_t tap = a.ih * a.iw;
+  if constexpr (kDirect) {
+    const int64_t groups = a.channels / a.per_input, in = p / a.per_input;
+    return {a.x + (in / groups) * a.x_batch + (in % groups) * a.x_channel,
+            a.w + (p % a.channels) * a.kh * a.kw, 0, a.x_row, a.x_col};
+  }
+  return {a.cols + p * a.kh * a.kw * tap, nullptr, tap, a.iw, 1};
+}
+
+// the column entry: src[ix] itself, or the rounded product scale * src[ix * col]
+template <bool kDirect>
+inline float entry(const float* src, int64_t ix, float scale, int64_t col) {
+  if constexpr (kDirect) {
+    return scale * src[ix * col];
+  } else {
+    (void)scale, (void)col;
+    return src[ix];
+  }
+}
+
+template <bool kDirect>
 void col2im_plane_tiled(const Col2ImArgs& a, int64_t p) {
   float* y = a.y + p * a.oh * a.ow;
-  const int64_t tap = a.ih * a.iw;
-  const float* col = a.cols + p * a.kh * a.kw * tap;
+  const PlaneSource ps = plane_source<kDirect>(a, p);
   const float b = a.bias ? a.bias[p % a.channels] : 0.0f;
   for (int64_t oy = 0; oy < a.oh; ++oy) {
     const int64_t iy = oy / a.sh, ky = oy % a.sh;
     float* row = y + oy * a.ow;
     for (int64_t kx = 0; kx < a.kw; ++kx) {
-      const float* src = col + (ky * a.kw + kx) * tap + iy * a.iw;
+      const int64_t t = ky * a.kw + kx;
+      const float* src = ps.base + t * ps.tap_stride + iy * ps.row;
+      const float scale = kDirect ? ps.taps[t] : 1.0f;
       if (a.bias) {
-        for (int64_t ix = 0; ix < a.iw; ++ix) row[ix * a.sw + kx] = (0.0f + src[ix]) + b;
+        for (int64_t ix = 0; ix < a.iw; ++ix)
+          row[ix * a.sw + kx] = (0.0f + entry<kDirect>(src, ix, scale, ps.col)) + b;
       } else {
-        for (int64_t ix = 0; ix < a.iw; ++ix) row[ix * a.sw + kx] = 0.0f + src[ix];
+        for (int64_t ix = 0; ix < a.iw; ++ix)
+          row[ix * a.sw + kx] = 0.0f + entry<kDirect>(src, ix, scale, ps.col);
       }
     }
   }
 }
 
+template <bool kDirect>
 void col2im_plane(const Col2ImArgs& a, int64_t p) {
   if (tiles_exactly(a)) {
-    col2im_plane_tiled(a, p);
+    col2im_plane_tiled<kDirect>(a, p);
     return;
   }
   float* y = a.y + p * a.oh * a.ow;
   std::fill_n(y, a.oh * a.ow, 0.0f);
-  const float* col = a.cols + p * a.kh * a.kw * a.ih * a.iw;
+  const PlaneSource ps = plane_source<kDirect>(a, p);
   for (int64_t ky = 0; ky < a.kh; ++ky)
-    for (int64_t kx = 0; kx < a.kw; ++kx, col += a.ih * a.iw) {
+    for (int64_t kx = 0; kx < a.kw; ++kx) {
+      const int64_t t = ky * a.kw + kx;
+      const float* col = ps.base + t * ps.tap_stride;
+      const float scale = kDirect ? ps.taps[t] : 1.0f;
       // the input columns whose output column lies inside [0, ow)
       const int64_t x0 = kx * a.dw - a.begin_w;
       const int64_t ix0 = x0 >= 0 ? 0 : (-x0 + a.sw - 1) / a.sw;
@@ -55,11 +94,13 @@ void col2im_plane(const Col2ImArgs& a, int64_t p) {
         const int64_t oy = iy * a.sh + ky * a.dh - a.begin_h;
         if (oy < 0 || oy >= a.oh) continue;
         float* row = y + oy * a.ow;
-        const float* src = col + iy * a.iw;
+        const float* src = col + iy * ps.row;
         if (a.sw == 1) {
-          for (int64_t ix = ix0; ix < ix1; ++ix) row[x0 + ix] += src[ix];
+          for (int64_t ix = ix0; ix < ix1; ++ix)
+            row[x0 + ix] += entry<kDirect>(src, ix, scale, ps.col);
         } else {
-          for (int64_t ix = ix0; ix < ix1; ++ix) row[x0 + ix * a.sw] += src[ix];
+          for (int64_t ix = ix0; ix < ix1; ++ix)
+            row[x0 + ix * a.sw] += entry<kDirect>(src, ix, scale, ps.col);
         }
       }
     }
@@ -76,7 +117,12 @@ void run_float_col2im(const Col2ImArgs& a, int threads) {
   const int64_t per = a.kh * a.kw * a.ih * a.iw + a.oh * a.ow;
   run_elementwise(a.planes, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, per)),
                   threads, [&](int64_t p0, int64_t len) {
-                    for (int64_t p = p0; p < p0 + len; ++p) col2im_plane(a, p);
+                    for (int64_t p = p0; p < p0 + len; ++p) {
+                      if (a.x)
+                        col2im_plane<true>(a, p);
+                      else
+                        col2im_plane<false>(a, p);
+                    }
                   });
 }
 

@@ -11,8 +11,20 @@ namespace lowp {
 // cols (planes, kh, kw, ih, iw) -> y (planes, oh, ow); plane p has bias[p % channels] when
 // bias is set. Output (oy, ox) is position (oy + begin_h, ox + begin_w) of the full output,
 // which input (iy, ix) and tap (ky, kx) reach at (iy * sh + ky * dh, ix * sw + kx * dw).
+//
+// Direct form (x and w set, cols unused): a ConvTranspose with one input channel per group,
+// whose MLAS GEMM has K = 1, so each column entry is one rounded product w * x (MLAS's
+// fma(w, x, +0) times alpha 1: the same value but for the sign of a zero product, which the
+// +0 start of every output removes). Entry (p, tap t, iy, ix) = w[(p % channels) * kh * kw +
+// t] * x[n * x_batch + g * x_channel + iy * x_row + ix * x_col] for input plane p /
+// per_input = n * groups + g: x (N, groups, ih, iw) by element strides (a channels-last
+// tensor read in place) and w (groups * per_input, kh, kw), per_input output channels per
+// group. The products are computed where they are added, with no column buffer.
 struct Col2ImArgs {
   const float* cols = nullptr;
+  const float* x = nullptr;
+  const float* w = nullptr;
+  int64_t per_input = 1, x_batch = 0, x_channel = 0, x_row = 0, x_col = 0;
   const float* bias = nullptr;
   float* y = nullptr;
   int64_t planes = 0, channels = 1;

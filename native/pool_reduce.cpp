@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include <emmintrin.h>
+
 #include "dispatch.h"
 #include "requant.h"
 #include "threadpool.h"
@@ -70,15 +72,54 @@ void interleave_fixed(const uint8_t* planes, int64_t stride, int64_t len, uint8_
     for (int c = 0; c < C; ++c) out[c] = planes[c * stride + i];
 }
 
+// 16 channels by 16 pixels: out[i * c + j] = planes[j * stride + i], i, j < 16, by SSE2
+// unpacks (x86-64's baseline; byte moves only). Each stage halves the pixels of a register
+// and doubles its channels: a[h][m] pixels 8h.. (8) of channel pair m, b[q][n] pixels 4q..
+// (4) of channel quad n, e[d][k] pixels 2d, 2d + 1 of channel octet k.
+void transpose16x16(const uint8_t* planes, int64_t stride, int64_t c, uint8_t* out) {
+  __m128i r[16], a[2][8], b[4][4], e[8][2];
+  for (int j = 0; j < 16; ++j)
+    r[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(planes + j * stride));
+  for (int m = 0; m < 8; ++m) {
+    a[0][m] = _mm_unpacklo_epi8(r[2 * m], r[2 * m + 1]);
+    a[1][m] = _mm_unpackhi_epi8(r[2 * m], r[2 * m + 1]);
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int n = 0; n < 4; ++n) {
+      b[2 * h][n] = _mm_unpacklo_epi16(a[h][2 * n], a[h][2 * n + 1]);
+      b[2 * h + 1][n] = _mm_unpackhi_epi16(a[h][2 * n], a[h][2 * n + 1]);
+    }
+  for (int q = 0; q < 4; ++q)
+    for (int k = 0; k < 2; ++k) {
+      e[2 * q][k] = _mm_unpacklo_epi32(b[q][2 * k], b[q][2 * k + 1]);
+      e[2 * q + 1][k] = _mm_unpackhi_epi32(b[q][2 * k], b[q][2 * k + 1]);
+    }
+  for (int d = 0; d < 8; ++d) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * d * c),
+                     _mm_unpacklo_epi64(e[d][0], e[d][1]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + (2 * d + 1) * c),
+                     _mm_unpackhi_epi64(e[d][0], e[d][1]));
+  }
+}
+
 void interleave(const uint8_t* planes, int64_t stride, int64_t c, int64_t len, uint8_t* out) {
   switch (c) {
     case 1: return interleave_fixed<1>(planes, stride, len, out);
     case 2: return interleave_fixed<2>(planes, stride, len, out);
     case 3: return interleave_fixed<3>(planes, stride, len, out);
     case 4: return interleave_fixed<4>(planes, stride, len, out);
-    default:
-      for (int64_t i = 0; i < len; ++i, out += c)
-        for (int64_t j = 0; j < c; ++j) out[j] = planes[j * stride + i];
+    default: {
+      // blocks of 16 pixels by 16 channels, then the channels and pixels left over
+      const int64_t len16 = len / 16 * 16, c16 = c / 16 * 16;
+      for (int64_t i = 0; i < len16; i += 16) {
+        for (int64_t j = 0; j < c16; j += 16)
+          transpose16x16(planes + j * stride + i, stride, c, out + i * c + j);
+        for (int64_t p = i; p < i + 16; ++p)
+          for (int64_t j = c16; j < c; ++j) out[p * c + j] = planes[j * stride + p];
+      }
+      for (int64_t p = len16; p < len; ++p)
+        for (int64_t j = 0; j < c; ++j) out[p * c + j] = planes[j * stride + p];
+    }
   }
 }
 

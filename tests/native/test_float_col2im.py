@@ -1,6 +1,7 @@
 """The native col2im of the float ConvTranspose equals the numpy scatter-add of
 lowp.runtime.float_nn.ConvTranspose bit for bit (1-D and 2-D kernels, every geometry), on
-every instruction-set path and thread count; the numpy form equals ONNX Runtime
+every instruction-set path and thread count; so does its direct form (one input channel per
+group: the products made where they are added, no GEMM); the numpy form equals ONNX Runtime
 (tests/runtime/test_ort_float_order.py)."""
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ from lowp.runtime.float_ops import FLOAT_OPS
 PATHS = native_backend.available_paths()
 
 
+# the bindings that make a float ConvTranspose's sums (col2im of GEMM columns, or direct)
+COL2IM = {"float_col2im", "float_conv_transpose_direct"}
+
+
 @st.composite
-def conv_transposes(draw: st.DrawFn) -> tuple[list[np.ndarray | None], dict[str, object]]:
+def conv_transposes(draw: st.DrawFn, depthwise: bool = False
+                    ) -> tuple[list[np.ndarray | None], dict[str, object]]:
     """ConvTranspose nodes of rank 1 or 2: kernel, stride, dilation, pads or auto_pad or
-    output_shape, output_padding, groups, optional bias."""
+    output_shape, output_padding, groups, optional bias; `depthwise`: one input channel
+    per group, signed zeros in the input, weights and bias."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     nd = draw(st.integers(1, 2))
-    group = draw(st.sampled_from([1, 2]))
-    c_in, m_g = group * draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    group = draw(st.integers(1, 5)) if depthwise else draw(st.sampled_from([1, 2]))
+    c_in = group if depthwise else group * draw(st.integers(1, 3))
+    m_g = draw(st.integers(1, 3))
     k = [draw(st.integers(1, 4)) for _ in range(nd)]
     s = [draw(st.integers(1, 3)) for _ in range(nd)]
     d = [draw(st.integers(1, 2)) for _ in range(nd)]
@@ -31,6 +39,9 @@ def conv_transposes(draw: st.DrawFn) -> tuple[list[np.ndarray | None], dict[str,
     x = rng.standard_normal([draw(st.integers(1, 2)), c_in, *sp]).astype(np.float32)
     w = rng.standard_normal([c_in, m_g, *k]).astype(np.float32)
     b = rng.standard_normal(group * m_g).astype(np.float32) if draw(st.booleans()) else None
+    if depthwise:
+        for v in (x, w) if b is None else (x, w, b):
+            v[rng.random(v.shape) < 0.2] = draw(st.sampled_from([0.0, -0.0]))
     attrs: dict[str, object] = {"strides": s, "dilations": d, "group": group}
     mode = draw(st.sampled_from(["pads", "same", "output_shape"]))
     full = [(sp[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 for i in range(nd)]
@@ -53,12 +64,43 @@ def test_conv_transpose_equals_the_numpy_scatter(path, case, threads, constant):
     with native_backend.use_path(path), native_float.threads(threads):
         with tape.recording() as recorded:
             got = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant, opset=17)
-        assert "float_col2im" in [fn.__name__ for fn, _ in recorded]
+        assert COL2IM & {fn.__name__ for fn, _ in recorded}
         with native_float.disabled():
             expected = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant,
                                                   opset=17)
     assert got.shape == expected.shape and got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=60, deadline=None)
+@given(case=conv_transposes(depthwise=True), threads=st.sampled_from([1, 2]),
+       constant=st.booleans())
+def test_one_input_channel_per_group_runs_direct_and_equals_the_numpy_scatter(
+        path, case, threads, constant):
+    """A ConvTranspose with one input channel per group (DeepFilterNet3's 64-group
+    upsampling) makes each column entry w * x where it adds it, one native call: the GEMMs'
+    K = 1 products, in col2im's order, signed zeros included."""
+    inputs, attrs = case
+    with native_backend.use_path(path), native_float.threads(threads):
+        with tape.recording() as recorded:
+            got = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant, opset=17)
+        names = [fn.__name__ for fn, _ in recorded]
+        assert "float_conv_transpose_direct" in names and "float_sgemm_mlas" not in names
+        with native_float.disabled():
+            expected = FLOAT_OPS["ConvTranspose"](*inputs, **attrs, w_constant=constant,
+                                                  opset=17)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    # a channels-last tensor read channels-first: read in place by its strides, no copy
+    x = inputs[0]
+    view = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    with native_backend.use_path(path), native_float.threads(threads):
+        with tape.recording() as recorded:
+            strided = FLOAT_OPS["ConvTranspose"](view, *inputs[1:], **attrs,
+                                                 w_constant=constant, opset=17)
+    assert [fn.__name__ for fn, _ in recorded] == ["float_conv_transpose_direct"]
+    np.testing.assert_array_equal(strided.view(np.uint32), expected.view(np.uint32))
 
 
 def test_zero_sums_keep_their_sign_as_numpy():
@@ -96,7 +138,7 @@ def test_kernel_equal_to_stride_equals_the_numpy_scatter(path, nd, k, sp, c_in, 
     with native_backend.use_path(path), native_float.threads(threads):
         with tape.recording() as recorded:
             got = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, opset=17)
-        assert "float_col2im" in [fn.__name__ for fn, _ in recorded]
+        assert COL2IM & {fn.__name__ for fn, _ in recorded}
         with native_float.disabled():
             expected = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, opset=17)
     assert got.shape == expected.shape == (1, m, *(s * kk for s, kk in zip(sp[:nd], k[:nd],

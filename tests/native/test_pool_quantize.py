@@ -191,9 +191,12 @@ def test_quantize_to_channels_last_random(shape: list[int], dtype: np.dtype, sca
 
 
 def test_quantize_to_channels_last_large_and_threads() -> None:
-    """Planes longer than one task chunk, split over threads, and many channels."""
+    """Planes longer than one task chunk, split over threads, and many channels (blocks of
+    16 channels by 16 pixels moved by unpacks, the channels and pixels left over one by
+    one)."""
     rng = np.random.default_rng(12)
-    for shape in ((2, 3, 150, 151), (1, 40, 33, 35), (3, 1, 20000)):
+    for shape in ((2, 3, 150, 151), (1, 40, 33, 35), (3, 1, 20000), (1, 64, 40, 32),
+                  (2, 48, 17, 3), (1, 35, 600, 9)):
         x = (rng.standard_normal(shape) * 3).astype(np.float32)
         for threads in (1, 2, 0):
             _quantize_to_channels_last_both(x, _qparams(np.dtype(np.uint8), 0.0187, 114),

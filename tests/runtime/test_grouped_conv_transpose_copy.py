@@ -75,3 +75,35 @@ def test_deepfilternet_erb_decoder_conv_transpose_after_a_channels_last_tensor()
         [numpy_helper.from_array(weights, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     assert_engines_agree(model, {"x": rng.standard_normal((1, 40, 8, 64)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_channel_per_group_conv_transpose_replays_inside_a_program(threads: int) -> None:
+    """DeepFilterNet3's 64-group ConvTranspose (one input channel per group) is one native
+    call, held by the replayed Program (it was 64 GEMMs and a col2im repeated from Python),
+    and its output is ONNX Runtime's at 1 and 2 threads, bit for bit."""
+    import onnxruntime as ort
+
+    from lowp.runtime import Session
+
+    rng = np.random.default_rng(5)
+    weights = (rng.standard_normal((64, 1, 1, 3)) * 0.3).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=64, **KW)], "convt",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 40, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 40, 16])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((1, 64, 40, 8)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = -0.0
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    want = ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    session = Session(model, backend="native", threads=threads)
+    for _ in range(3):                  # recorded twice, then replayed
+        got = session.run({"x": x})["y"]
+    session.run({"x": x}, profile=True)
+    assert list(session.last_profile) == ["ConvTranspose:float"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -297,6 +297,14 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         out = [full[i] - begin[i] - end[i] for i in range(nd)]
     # cols[n, g, o, *k, *in] = sum_c w[g, c, o, *k] x[n, g, c, *in]  (col2im scatters them)
     kk = mg * int(np.prod(k))
+    if c == g and xf.dtype == np.float32 and wf.dtype == np.float32:
+        # one input channel per group: every GEMM has K = 1, a column entry is w * x
+        # rounded once; one native call makes and adds them (no GEMM per group), reading
+        # a channels-last input in place
+        direct = native_float.conv_transpose_direct(
+            xf, wf, None if b is None else _f(b).reshape(-1), k, out, s, d, begin)
+        if direct is not None:
+            return direct.astype(x.dtype, copy=False)
     if g > 1 and not xf.flags.c_contiguous:
         # (each group's product would gather its rows across the whole tensor: a
         # channels-last input is copied channels-first once, the same values)

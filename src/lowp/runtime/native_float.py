@@ -804,6 +804,41 @@ def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
     return y
 
 
+def conv_transpose_direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                          kernel: Sequence[int], out: Sequence[int], strides: Sequence[int],
+                          dilations: Sequence[int], begin: Sequence[int]) -> np.ndarray | None:
+    """A float32 ConvTranspose of x (N, G, *in_sp) with one input channel per group, w
+    (G, M / G, *kernel), 1-D or 2-D, in one native call: each column entry is the product
+    w * x rounded once (the K = 1 GEMM of every group), added where col2im adds it
+    (`col2im`'s order); y (N, M, *out), or None. x may be a permuted view of contiguous
+    memory (a channels-last tensor read channels-first): read in place by its strides."""
+    nd = len(kernel)
+    ext = _has(_usable("ConvTranspose", x), "float_conv_transpose_direct")
+    if (ext is None or nd not in (1, 2) or w.dtype != np.float32
+            or (bias is not None and bias.dtype != np.float32) or min(out) < 1
+            or min(begin) < 0 or any(st < 0 for st in x.strides)):
+        return None
+    # the contiguous memory x views: x's axes in decreasing stride order
+    order = tuple(int(i) for i in np.argsort([-st for st in x.strides], kind="stable"))
+    memory = x.transpose(order)
+    if not memory.flags.c_contiguous:
+        return None
+    x4 = x.reshape(x.shape[:2] + (1,) * (2 - nd) + x.shape[2:]) if nd == 1 else x
+    x_strides = [st // x.itemsize for st in x4.strides]
+    n, g = x.shape[:2]
+    per_input = w.shape[1]
+    c = g * per_input
+    pad = [1] * (2 - nd)
+    geometry = [*pad, *kernel, *pad, *x.shape[2:], *pad, *out, *pad, *strides, *pad,
+                *dilations, *[0] * (2 - nd), *begin]
+    y = _empty((n, c, *(int(v) for v in out)))
+    call(ext.float_conv_transpose_direct, memory.reshape(-1),
+         np.ascontiguousarray(w).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         [n * c, c, *(int(v) for v in geometry), per_input, *x_strides], _threads)
+    return y
+
+
 def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarray],
                      cols: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
     """ONNX Runtime's 8-bit bilinear Resize (docs/operators.md (O41)) of contiguous `x`

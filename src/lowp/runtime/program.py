@@ -37,7 +37,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_max_pool_channels_last", "float_sincos", "where", "cast_integer",
               "one_hot", "arg_max", "set_slice", "float_rnn",
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
-              "integer_binary")
+              "integer_binary",
+              "float_conv_transpose_direct")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
