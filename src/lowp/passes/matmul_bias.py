@@ -8,8 +8,9 @@ exporters write it) computes what Gemm(x, W, b) computes. Quantized as it is, th
 output is rounded to int8 on its own grid, the bias is rounded to the Add's input grid, and
 the Add's output is rounded once more; as a Gemm the product and the bias meet in int32 and
 the sum is rounded once. A 2-D x becomes Gemm(x, W, b); an x of higher rank is flattened to
-[rows, K] first and the Gemm's output reshaped back to x's leading dimensions and N (at most
-one leading dimension may be unknown: it becomes -1). The float function is unchanged up to
+[rows, K] first and the Gemm's output reshaped back to x's leading dimensions and N (one
+unknown leading dimension becomes -1; with more, the shape is x's leading dimensions read at
+run time, Shape -> Slice -> Concat). The float function is unchanged up to
 the float rounding of the sum (the same products, the bias added last).
 """
 
@@ -60,8 +61,6 @@ def fuse_matmul_bias(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         if shape is None or len(shape) < 2:
             continue
         lead = [d if isinstance(d, int) and d > 0 else None for d in shape[:-1]]
-        if sum(d is None for d in lead) > 1:
-            continue
         add = readers[0]
         k, n = (int(d) for d in w.shape)
         bias = _bias(graph, add, mm.output[0], n, len(shape))
@@ -76,9 +75,27 @@ def fuse_matmul_bias(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             flat = names.fresh(mm.input[0] + "_rows")
             product = names.fresh(add.output[0] + "_rows")
             target = names.fresh(add.output[0] + "_shape")
-            new_inits.append(numpy_helper.from_array(
-                np.array([-1 if d is None else d for d in lead] + [n], np.int64), target))
-            nodes = [
+            nodes = []
+            if sum(d is None for d in lead) <= 1:
+                new_inits.append(numpy_helper.from_array(
+                    np.array([-1 if d is None else d for d in lead] + [n], np.int64), target))
+            else:                   # x's leading dimensions at run time, then N
+                x_shape, x_lead = names.fresh(mm.input[0] + "_shape"), names.fresh(
+                    mm.input[0] + "_leading")
+                ends, last = names.fresh(target + "_ends"), names.fresh(target + "_n")
+                new_inits += [numpy_helper.from_array(np.array([-1], np.int64), ends),
+                              numpy_helper.from_array(np.array([n], np.int64), last)]
+                starts = names.fresh(target + "_starts")
+                new_inits.append(numpy_helper.from_array(np.array([0], np.int64), starts))
+                nodes += [
+                    helper.make_node("Shape", [mm.input[0]], [x_shape],
+                                     name=names.fresh(mm.name + "_shape_of_input")),
+                    helper.make_node("Slice", [x_shape, starts, ends], [x_lead],
+                                     name=names.fresh(mm.name + "_leading")),
+                    helper.make_node("Concat", [x_lead, last], [target], axis=0,
+                                     name=names.fresh(mm.name + "_target")),
+                ]
+            nodes += [
                 helper.make_node("Flatten", [mm.input[0]], [flat], axis=len(shape) - 1,
                                  name=names.fresh(mm.name + "_rows")),
                 helper.make_node("Gemm", [flat, mm.input[1], b_name], [product],
