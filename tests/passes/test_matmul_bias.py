@@ -48,9 +48,8 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
 
 
 @settings(max_examples=15, deadline=None)
-@given(lead=st.sampled_from([[5], [2, 3], [2, 3, 4], ["batch", 3], [2, "steps"],
-                             ["batch", "steps"], ["a", 2, "b"]]),
-       k=st.integers(1, 9), n=st.integers(1, 9), bias_rank=st.integers(1, 3),
+@given(lead=st.sampled_from([[5], [1], ["batch"]]),
+       k=st.integers(1, 9), n=st.integers(1, 9), bias_rank=st.integers(1, 2),
        bias_first=st.booleans(), seed=st.integers(0, 2**16))
 def test_the_float_function_is_kept(lead: list, k: int, n: int, bias_rank: int,
                                     bias_first: bool, seed: int) -> None:
@@ -73,6 +72,8 @@ def test_the_float_function_is_kept(lead: list, k: int, n: int, bias_rank: int,
     ("the bias runs along another axis", _dense([4, 6], 6, 3, (4, 1))),
     ("the bias is a full matrix", _dense([4, 6], 6, 3, (4, 3))),
     ("the rank of x is unknown", _dense(None, 6, 3, (3,))),  # type: ignore[arg-type]
+    ("x has rank 3", _dense([2, 4, 6], 6, 3, (3,))),
+    ("x has rank 3, its leading dimensions unknown", _dense(["a", "b", 6], 6, 3, (1, 1, 3))),
 ])
 def test_other_patterns_are_left_alone(why: str, model: onnx.ModelProto) -> None:
     fused, count = fuse_matmul_bias(model)
