@@ -141,6 +141,12 @@ class Config:
         correction is kept when it raises the mean output SQNR and lowers it on no fold
         (passes.method_choice, BiasCorrectionStep; docs/accuracy.md). False: never applied unless
         `bias_correction` is set.
+    fuse_matmul_bias
+        Every MatMul with a constant [K, N] weight whose only reader adds a constant bias of
+        N values is rewritten as one Gemm before annotation (passes.matmul_bias), so the
+        bias is added in int32 and the sum rounded once, not the product and then the sum.
+        Static mode only. Off by default until measured on the whole corpus
+        (docs/accuracy.md, "MatMul bias as a Gemm bias", (O100)).
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
@@ -188,6 +194,7 @@ class Config:
     equalize: bool = False
     bias_correction: bool = False
     measure_bias_correction: bool = True
+    fuse_matmul_bias: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -213,7 +220,7 @@ class Config:
         if not isinstance(self.measure_bias_correction, bool):
             raise QuantizationError(f"measure_bias_correction={self.measure_bias_correction!r}"
                                     ": give True or False")
-        for name in ("equalize", "bias_correction"):
+        for name in ("equalize", "bias_correction", "fuse_matmul_bias"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise QuantizationError(f"{name}={value!r}: give True or False")

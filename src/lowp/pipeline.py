@@ -32,6 +32,7 @@ from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_fallback
 from .passes.insert_qdq import insert_qdq
+from .passes.matmul_bias import fuse_matmul_bias
 from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
     BiasCorrectionStep,
@@ -505,8 +506,11 @@ def _first_line(e: BaseException) -> str:
 
 def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputSpec],
             config: Config) -> onnx.ModelProto:
-    """The float-function-preserving rewrites before annotation, in order: cross-layer
-    equalization, zero biases for the bias correction, SmoothQuant-style smoothing."""
+    """The float-function-preserving rewrites before annotation, in order: MatMul biases
+    as Gemm biases, cross-layer equalization, zero biases for the bias correction,
+    SmoothQuant-style smoothing."""
+    if config.fuse_matmul_bias:
+        float_model, _ = fuse_matmul_bias(float_model)
     if config.equalize:
         float_model = equalize(float_model)
     if config.bias_correction:
