@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lowp import _native
 from lowp.fixedpoint import Requant, RequantMode
@@ -21,7 +23,7 @@ from lowp.ops.linear import matmul
 from lowp.runtime import native_backend as nb
 from lowp.runtime.native_backend import NativeConv, NativeMatMul
 
-from .helpers import random_ints, spanning_requant
+from .helpers import INT8_DTYPES, MODES, centering_bias, random_ints, spanning_requant
 
 HAS_AMX = "amx" in nb.available_paths()
 needs_amx = pytest.mark.skipif(
@@ -188,3 +190,87 @@ def test_amx_batch_zero_and_worker_threads() -> None:
         a = random_ints(rng, (999, 512), np.dtype(np.uint8))
         got = op(a)
     np.testing.assert_array_equal(got, rq.apply(matmul(a, b, a_zero_point=0, b_zero_point=0)))
+
+
+# M around 0, 1, the 16-row tile, the 32-row call and the 8-row VNNI threshold; K (bytes)
+# around the 64-byte tile block and the 128-byte short-reduction threshold; N around the
+# 16-column tile, the 32-column pair and the 64-wide panel.
+AMX_M = st.one_of(st.sampled_from([0, 1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 97]),
+                  st.integers(0, 140))
+AMX_K = st.one_of(st.sampled_from([1, 3, 4, 60, 63, 64, 65, 127, 128, 129, 191, 192, 256, 260]),
+                  st.integers(1, 400))
+AMX_N = st.one_of(st.sampled_from([1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 96, 130]),
+                  st.integers(1, 200))
+
+
+@needs_amx
+@given(m=AMX_M, k=AMX_K, n=AMX_N, a_dtype=INT8_DTYPES, mode=MODES, per_channel=st.booleans(),
+       zp_per_column=st.booleans(), with_bias=st.booleans(), threads=st.sampled_from([1, 2]),
+       tiles_only=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_matmul_amx_matches_reference(m: int, k: int, n: int, a_dtype: np.dtype, mode,
+                                      per_channel: bool, zp_per_column: bool, with_bias: bool,
+                                      threads: int, tiles_only: bool, seed: int) -> None:
+    """Any M x K x N on the amx path equals the numpy reference, with every GEMM on the
+    tiles or with the default thresholds (short reductions and few rows on VNNI)."""
+    rng = np.random.default_rng(seed)
+    a = random_ints(rng, (m, k), a_dtype)
+    b = random_ints(rng, (k, n), np.dtype(np.int8))
+    info = np.iinfo(a_dtype)
+    a_zp = int(rng.integers(info.min, info.max + 1))
+    b_zp: int | np.ndarray = rng.integers(-128, 128, size=n) if zp_per_column else 0
+    bias = None
+    if with_bias:
+        bias = centering_bias(matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp), rng)
+    acc = matmul(a, b, a_zero_point=a_zp, b_zero_point=b_zp, bias=bias)
+    out_dtype = np.dtype(np.uint8) if seed % 2 else np.dtype(np.int8)
+    rq = spanning_requant(acc, out_dtype=out_dtype, mode=mode, per_channel=per_channel,
+                          stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+    before = _native.short_gemm_bytes(), _native.short_gemm_rows()
+    if not tiles_only:  # the defaults, as a session runs
+        _native.set_short_gemm_bytes(128)
+        _native.set_short_gemm_rows(8)
+    try:
+        with nb.use_path("amx"):
+            got = NativeMatMul(b, bias, a_zero_point=a_zp, a_dtype=a_dtype, b_zero_point=b_zp,
+                               requant=rq, threads=threads)(a)
+    finally:
+        _native.set_short_gemm_bytes(before[0])
+        _native.set_short_gemm_rows(before[1])
+    assert got.shape == ref.shape
+    if not np.array_equal(got, ref):
+        bad = np.argwhere(got != ref)
+        raise AssertionError(f"amx: {len(bad)} of {ref.size} outputs differ, first at "
+                             f"{bad[0].tolist()}: got {got[tuple(bad[0])]}, "
+                             f"want {ref[tuple(bad[0])]}")
+
+
+@needs_amx
+@given(c=st.one_of(st.sampled_from([3, 5, 16, 20, 40, 64, 65, 128]), st.integers(1, 140)),
+       m=st.one_of(st.sampled_from([1, 16, 17, 48, 64, 65]), st.integers(1, 100)),
+       kh=st.integers(1, 3), kw=st.sampled_from([1, 3, 5, 7]), h=st.integers(1, 9),
+       w=st.integers(1, 40), stride=st.sampled_from([1, 2]), pad=st.sampled_from([0, 1, 3]),
+       x_dtype=INT8_DTYPES, seed=st.integers(0, 2**32 - 1))
+def test_conv_amx_matches_reference(c: int, m: int, kh: int, kw: int, h: int, w: int,
+                                    stride: int, pad: int, x_dtype: np.dtype,
+                                    seed: int) -> None:
+    """Random 2-D convolutions on the tiles (taps that split, fill or straddle 64-byte K
+    blocks, kernel-row taps, rows read in place or copied) equal the numpy reference."""
+    rng = np.random.default_rng(seed)
+    x = random_ints(rng, (1, h, w, c), x_dtype)
+    wt = random_ints(rng, (m, c, kh, kw), np.dtype(np.int8))
+    info = np.iinfo(x_dtype)
+    x_zp = int(rng.integers(info.min, info.max + 1))
+    w_zp = rng.integers(-128, 128, size=m)
+    kwargs = {"pads": (pad, pad, pad, pad), "strides": (stride, stride), "group": 1}
+    if h + 2 * pad < kh or w + 2 * pad < kw:
+        return  # no output pixel
+    acc = conv(x, wt, None, x_zero_point=x_zp, w_zero_point=w_zp, requant=None,
+               layout=Layout.CHANNELS_LAST, **kwargs)
+    rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                          per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+    ref = rq.apply(acc)
+    with nb.use_path("amx"):
+        got = NativeConv(wt, None, x_zero_point=x_zp, x_dtype=x_dtype, w_zero_point=w_zp,
+                         requant=rq, threads=1, **kwargs)(x)
+    np.testing.assert_array_equal(got, ref)

@@ -8,6 +8,7 @@ instruction-set path. Activations are channels-last: (N, *spatial, C).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Sequence
 
@@ -331,7 +332,7 @@ class NativeMatMul:
         if a.ndim < 1 or a.shape[-1] != self.k:
             raise ValueError(f"a must have shape (..., {self.k}), got {a.shape}")
         lead = a.shape[:-1]
-        rows = int(np.prod(lead)) if lead else 1
+        rows = math.prod(lead)  # int; np.prod took a third of a small call's CPU time
         y = _out_buffer(out, (*lead, self.n), self.out_dtype)  # type: ignore[arg-type]
         # rows as the batch axis of a 1-wide convolution: zero rows is a zero batch
         self._conv(np.ascontiguousarray(a).reshape(rows, 1, self.k), out=y.reshape(rows, 1, self.n))
