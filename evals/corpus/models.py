@@ -1065,6 +1065,21 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="brain-MRI tumour classifier (Keras VGG16, tf2onnx 1.17.0, IR 7; MIT): "
                      "NHWC input 0..1, Flatten as Shape/Gather/Cast/Slice/Concat/Reshape, "
                      "MatMul + Add dense head, Softmax"),
+    CorpusModel("chython_rxnmap", "chython-rxnmap==2.0", "chython_rxnmap/rxnmap.onnx", "nlp",
+                "torch.onnx", 17,
+                (Feed("atoms", (1, 24), "int64", "tokens", (("low", 1), ("high", 121))),
+                 Feed("neighbors", (1, 24), "int64", "tokens", (("low", 0), ("high", 17))),
+                 Feed("distances", (1, 24, 24), "int64", "tokens", (("low", 0), ("high", 13))),
+                 Feed("roles", (1, 24), "int64", "tokens", (("low", 1), ("high", 4)))),
+                pin_batch=True,
+                note="chython's reaction atom-to-atom mapper (torch 2.7, 85 MB): a Graphormer-"
+                     "style encoder, 1024 wide, atoms / neighbour counts / reaction roles "
+                     "embedded and a shortest-path distance bias on every head's scores "
+                     "(Gather of a 13 x 16 table, Transpose); the output is the last "
+                     "layer's attention, seq_len x seq_len, no sample axis; the distance "
+                     "table's row 0 is -inf (the padding mask), which ONNX Runtime's "
+                     "quantizer gives an inf scale, so its QDQ file is refused "
+                     "(docs/operators.md (O69))"),
 )
 
 

@@ -74,6 +74,7 @@ def lower(model: onnx.ModelProto, backend: ReferenceBackend,
     graph.outer_constants = outer_constants
     for node in model.graph.node:
         _check_qdq_scale(node, graph)
+        _check_clip_attribute_bounds(node, graph)
     dq_nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
     q_nodes: dict[str, list[onnx.NodeProto]] = {}
     for n in model.graph.node:
@@ -139,6 +140,38 @@ def _check_qdq_scale(node: onnx.NodeProto, graph: Graph) -> None:
            if np.isinf(bad) else "")
     raise NodeError(f"scale '{node.input[1]}' is {float(bad)}: scales must be finite and "
                     f"positive{why}", node.op_type, node.name or node.output[0])
+
+
+def _check_clip_attribute_bounds(node: onnx.NodeProto, graph: Graph) -> None:
+    """A Clip of opset 6 to 10 (bounds as the attributes min and max) whose min <= max does
+    not hold, min above max or either one NaN, is refused at load, naming the node and its
+    bounds, as ONNX Runtime refuses the file (its Clip kernel checks min <= max when it is
+    created, whether or not the node's value is read). One that ONNX Runtime fuses into the
+    float Conv before it first (ConvActivationFusion: the Clip the Conv's one reader, the
+    Conv's output no graph output) is no Clip kernel there and runs in both engines, as
+    x < min ? min : x, then max < y ? max : y: docs/operators.md (O101)."""
+    if node.op_type != "Clip" or node.domain not in ONNX_DOMAINS:
+        return
+    attrs = {a.name: a.f for a in node.attribute if a.name in ("min", "max")}
+    if not attrs:
+        return
+    info = np.finfo(np.float32)
+    lo = np.float32(attrs.get("min", info.min))
+    hi = np.float32(attrs.get("max", info.max))
+    if lo <= hi or _fused_into_conv(node, graph):
+        return
+    raise NodeError(f"Clip bounds min={float(lo)} and max={float(hi)} (attributes): min must "
+                    "be at most max and neither NaN (ONNX Runtime refuses such a Clip too)",
+                    node.op_type, node.name or node.output[0])
+
+
+def _fused_into_conv(node: onnx.NodeProto, graph: Graph) -> bool:
+    """Whether ONNX Runtime's ConvActivationFusion takes activation `node` into the Conv
+    that writes its input (lowp.runtime.ort_context lists the activations)."""
+    conv = graph.producer.get(node.input[0])
+    return (conv is not None and conv.op_type == "Conv" and conv.domain in ONNX_DOMAINS
+            and len(graph.consumers.get(node.input[0], [])) == 1
+            and node.input[0] not in graph.output_names)
 
 
 @contextlib.contextmanager

@@ -129,6 +129,11 @@ class LowerCtx:
         qp = self.qparams_of(q, q.output[0])
         if qp is None or not qp.is_per_tensor:
             return None
+        if absorbed and self._ort_arithmetic and not ort_removes_activation(
+                absorbed[0], q, self.graph):
+            # ONNX Runtime keeps the activation, so its selector does not match the group:
+            # DequantizeLinear -> float op -> activation -> QuantizeLinear, as lowp then
+            return None
         qmin, qmax = qp.qmin, qp.qmax
         if clamp_lo > -np.inf:
             qmin = max(qmin, int(quantize(np.float32(clamp_lo), qp)))
@@ -137,6 +142,13 @@ class LowerCtx:
         absorbed.append(q)
         self.absorbed = absorbed
         return Quantized(q.output[0], qp), qmin, qmax
+
+    @property
+    def _ort_arithmetic(self) -> bool:
+        """ONNX Runtime's arithmetic on a QDQ file (not a QOperator file's operator, not
+        another requantization mode or engine arithmetic)."""
+        return (self.requant_mode is RequantMode.FLOAT32 and self.arithmetic is None
+                and not self.from_qoperator)
 
     def requant(self, m: np.ndarray, y: QParams, qmin: int, qmax: int) -> Requant:
         return Requant(m, int(y.zero_point), qmin, qmax, self.requant_mode,
@@ -162,6 +174,52 @@ def clip_bounds(node: onnx.NodeProto, graph: Graph) -> tuple[float | None, float
             else:
                 hi = v
     return lo, hi
+
+
+def ort_removes_activation(act: onnx.NodeProto, q: onnx.NodeProto, graph: Graph) -> bool:
+    """Whether ONNX Runtime removes the Relu or Clip `act` before QuantizeLinear `q`
+    (ReluQuantFusion, ClipQuantFusion), so that its QDQ selectors see the operator before it
+    feed `q` directly (docs/operators.md (O102)). 8-bit outputs only; others keep lowp's
+    fused activation. A Relu goes when q's zero point is constant, one value, and the
+    type's lowest (0 for uint8, -128 for int8). A Clip goes when its bounds are constant
+    (absent: unbounded), q's scale and zero point are constant scalars (0-d), and the bounds
+    hold every value that quantizes inside the type's range: min <= MinUpper and MaxLower <=
+    max (`_q_domain`). In every other case the Relu or Clip stays, the group does not match,
+    and ONNX Runtime runs the operator in float."""
+    if len(q.input) < 3 or not q.input[2] or not graph.is_constant(q.input[2]):
+        return False
+    zp = np.asarray(graph.constant(q.input[2]))
+    if zp.dtype not in (np.uint8, np.int8) or zp.size != 1:
+        return False
+    lowest = int(np.iinfo(zp.dtype).min)
+    if act.op_type == "Relu":
+        return int(zp.reshape(())) == lowest
+    lo, hi = clip_bounds(act, graph)
+    if lo is None or any(len(act.input) > i and act.input[i]
+                         and not graph.is_constant(act.input[i]) for i in (1, 2)):
+        return False
+    if not graph.is_constant(q.input[1]):
+        return False
+    scale = np.asarray(graph.constant(q.input[1]))
+    if scale.ndim != 0 or scale.dtype != np.float32 or zp.ndim != 0:
+        return False
+    lower, upper = _q_domain(np.float32(scale), int(zp), lowest, int(np.iinfo(zp.dtype).max))
+    return bool(np.float32(lo) <= lower and upper <= np.float32(hi))
+
+
+def _q_domain(scale: np.float32, zp: int, qmin: int, qmax: int) -> tuple[np.float32,
+                                                                          np.float32]:
+    """ONNX Runtime's QDQ::QuantizeDomain: the largest real that may quantize to qmin and
+    the smallest that may quantize to qmax, each from the half-way point beside it (moved one
+    float32 step inwards where round half to even would not reach it: a positive odd
+    distance from the zero point; C++'s % leaves a negative odd one alone), times scale in
+    float32."""
+    def bound(biased: int, step: float) -> np.float32:
+        before = np.float32(np.float32(biased) + np.float32(step))
+        if biased > 0 and biased % 2 == 1:
+            before = np.nextafter(before, np.float32(biased))
+        return np.float32(before * scale)
+    return bound(qmin - zp, 0.5), bound(qmax - zp, -0.5)
 
 
 Lowering = Callable[[LowerCtx], Step | None]
