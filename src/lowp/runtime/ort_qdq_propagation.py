@@ -42,6 +42,7 @@ class QdqGraph:
         self.nodes = list(g.node)
         self.inputs = {i.name for i in g.input}
         self.outputs = {o.name for o in g.output}
+        self.subgraph_reads = {name for node in g.node for name in subgraph_reads(node)}
         self.inits = {t.name: t for t in g.initializer if t.name not in self.inputs}
         self.opset = next((int(o.version) for o in model.opset_import
                            if o.domain in ONNX_DOMAINS), 0)
@@ -131,9 +132,25 @@ class QdqGraph:
              after: onnx.NodeProto | None) -> list[str]:
         """A QuantizeLinear of `source` and a DequantizeLinear per reader (which then reads
         it); returns the DequantizeLinear outputs. The nodes go after `after` (the
-        producer of `source`; None: first)."""
+        producer of `source`; None: first).
+
+        As InsertQDQPairs does, the producer's output becomes a new tensor,
+        `{source}_pre_q`, unless `source` is a graph input or initializer: the tensors
+        around the pair are new to ONNX Runtime, and their shapes are only what its
+        inference computes, never what the file declares for `source` (a shape the fusions
+        read: docs/operators.md (O99)). The producer's other readers (a QuantizeLinear,
+        which the propagation skips) read the new tensor too; a tensor a subgraph reads
+        keeps its name."""
+        data = source
+        if after is not None and source not in self.subgraph_reads:
+            data = self.fresh(f"{source}_pre_q")
+            after.output[list(after.output).index(source)] = data
+            taken = {(id(node), slot) for node, slot in readers}
+            for node, slot in self.readers(source):
+                if (id(node), slot) not in taken:
+                    node.input[slot] = data
         q_out = self.fresh(f"{source}_q_to_dq")
-        new = [helper.make_node("QuantizeLinear", [source, *params], [q_out],
+        new = [helper.make_node("QuantizeLinear", [data, *params], [q_out],
                                 name=self.fresh(f"{source}_q"))]
         outs = []
         for node, slot in readers:
@@ -223,10 +240,10 @@ def _dq_forward(g: QdqGraph, dq: onnx.NodeProto) -> bool:
         name = node.output[0]
         if name in g.outputs:
             continue        # (an edge to the graph output: left as it is)
-        edges = [(r, k) for r, k in g.readers(name)
-                 if not (r.op_type == "QuantizeLinear" and r.domain in ONNX_DOMAINS)]
-        if not edges:
-            continue
+        edges = g.readers(name)
+        if not edges or any(r.op_type == "QuantizeLinear" and r.domain in ONNX_DOMAINS
+                            for r, _ in edges):
+            continue        # (a QuantizeLinear among the readers: ONNX Runtime 1.32 stops)
         g.pair(name, params, edges, node)
         changed = True
         pending.extend(r for r, _ in edges)
