@@ -32,43 +32,92 @@ MIDPOINT_MARGIN = 1 / 64          # in float32 ulps
 
 
 @functools.cache
-def _c_function(name: str, arity: int) -> Callable[..., float] | None:
+def _c_function(name: str, arity: int,
+                c_type: type[ctypes.c_float] | type[ctypes.c_double] = ctypes.c_float
+                ) -> Callable[..., float] | None:
     found = ctypes.util.find_library("m")
     if found is None:
         return None
     fn = getattr(ctypes.CDLL(found), name)
-    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float] * arity
+    fn.restype, fn.argtypes = c_type, [c_type] * arity
     return cast(Callable[..., float], fn)
 
 
-def _near_midpoint(exact: np.ndarray, rounded: np.ndarray) -> np.ndarray:
+def _near_midpoint(exact: np.ndarray, rounded: np.ndarray,
+                   margin: float = MIDPOINT_MARGIN) -> np.ndarray:
     finite = np.isfinite(exact) & np.isfinite(rounded) & (rounded != 0)
-    ulp = np.spacing(np.abs(rounded), dtype=_F).astype(np.float64)
+    ulp = np.spacing(np.abs(rounded)).astype(exact.dtype)
     with np.errstate(all="ignore"):
-        off = np.abs(exact - rounded.astype(np.float64)) / ulp
-    return finite & (np.abs(off - 0.5) < MIDPOINT_MARGIN)
+        off = np.abs(exact - rounded.astype(exact.dtype)) / ulp
+    return finite & (np.abs(off - 0.5) < margin)
 
 
-def _like_c(name: str, exact: np.ndarray, *args: np.ndarray,
-            everywhere: bool = False) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        rounded = np.array(exact, ndmin=1).astype(_F).ravel()
-    fn = _c_function(name, len(args))
+def _like_c(name: str, exact: np.ndarray, *args: np.ndarray, everywhere: bool = False,
+            also: np.ndarray | None = None, dtype: type[np.floating] = _F,
+            margin: float = MIDPOINT_MARGIN) -> np.ndarray:
+    """`exact` rounded to `dtype`, with the C function `name` called on `args` for the
+    elements near a rounding midpoint, every element if `everywhere`, and where `also`."""
+    with np.errstate(over="ignore", under="ignore"):
+        rounded = np.array(exact, ndmin=1).astype(dtype).ravel()
+    c_type = ctypes.c_double if dtype == np.float64 else ctypes.c_float
+    fn = _c_function(name, len(args), c_type)
     if fn is None:
         return rounded.reshape(np.shape(exact))
     flat = [np.ravel(a) for a in args]
-    redo = everywhere or _near_midpoint(np.ravel(exact), rounded)
+    redo = everywhere or _near_midpoint(np.ravel(exact), rounded, margin)
+    if also is not None:
+        redo = np.ravel(also) | redo
     for i in np.flatnonzero(np.broadcast_to(redo, rounded.shape)):
         rounded[i] = fn(*(float(a[i]) for a in flat))
     return rounded.reshape(np.shape(exact))
 
 
 def powf(x: np.ndarray, y: np.ndarray | float) -> np.ndarray:
-    """powf(x, y) elementwise (numpy broadcasting), float32."""
+    """powf(x, y) elementwise (numpy broadcasting), float32. A NaN operand goes to the C
+    function as well: glibc's powf of a NaN is its own (of a negative NaN by an odd integer
+    exponent a positive NaN, as it negates x * x for a negative x; a signalling NaN by an
+    exponent of 0 a NaN, not 1), where numpy's power keeps the NaN's sign and gives 1."""
     xb, yb = np.broadcast_arrays(np.asarray(x, _F), np.asarray(y, _F))
     with np.errstate(all="ignore"):
         exact = np.power(xb.astype(np.float64), yb.astype(np.float64))
-    return _like_c("powf", exact, xb, yb)
+    out = _like_c("powf", exact, xb, yb, also=np.isnan(xb) | np.isnan(yb))
+    return _signalling_nan_powers(xb, yb, out)
+
+
+def _signalling_nan_powers(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """glibc's powf(x, 0) and powf(1, y) are 1 for a quiet NaN but x + y, a quiet NaN, for a
+    signalling one; ctypes hands the C function a float32 as a double, which quiets it."""
+    xs, ys = _signalling(x), _signalling(y)
+    if not (xs.any() or ys.any()):
+        return out
+    out = np.where(xs & (y == 0), _quieted(x), out)
+    return np.where(ys & (x == 1), _quieted(y), out)
+
+
+def _signalling(v: np.ndarray) -> np.ndarray:
+    return np.isnan(v) & ((v.view(np.uint32) & np.uint32(0x00400000)) == 0)
+
+
+def _quieted(v: np.ndarray) -> np.ndarray:
+    return (v.view(np.uint32) | np.uint32(0x00400000)).view(_F)
+
+
+_LONG_DOUBLE_WIDE = np.finfo(np.longdouble).nmant >= 63     # x87 extended precision
+
+
+def pow_float64(x: np.ndarray, y: np.ndarray | float) -> np.ndarray:
+    """pow(x, y) elementwise (numpy broadcasting), float64, as the C library's pow (what
+    ONNX Runtime's Pow calls for a double, or for a float32 base by a double exponent).
+    numpy's float64 power is a SIMD routine of its own, one ulp from glibc's pow on about 5%
+    of random values; glibc's pow is within 0.52 ulp, so the power in long double rounded
+    to float64 equals it except within 0.02 ulp of a rounding midpoint: within 1/32 ulp (and
+    for a NaN operand, as in `powf`) the C function is called. Without an x87 long double,
+    it is called for every element."""
+    xb, yb = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    with np.errstate(all="ignore"):
+        exact = np.power(xb.astype(np.longdouble), yb.astype(np.longdouble))
+    return _like_c("pow", exact, xb, yb, everywhere=not _LONG_DOUBLE_WIDE,
+                   also=np.isnan(xb) | np.isnan(yb), dtype=np.float64, margin=1 / 32)
 
 
 def expf(x: np.ndarray) -> np.ndarray:
