@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -113,6 +113,10 @@ def test_activation_is_removed_where_onnxruntime_removes_it(
 
 
 @settings(max_examples=30, deadline=None)
+@example(scale=1.0, zero_point=1, lo_step=0, hi_step=0, int8=False)
+@example(scale=0.375, zero_point=1, lo_step=1, hi_step=0, int8=False)
+@example(scale=0.3172817826271057, zero_point=0, lo_step=0, hi_step=0, int8=False)
+@example(scale=0.3, zero_point=0, lo_step=0, hi_step=0, int8=False)
 @given(scale=st.floats(0.0009765625, 1.0, width=32), zero_point=st.integers(0, 255),
        lo_step=st.integers(-2, 2), hi_step=st.integers(-2, 2), int8=st.booleans())
 def test_clip_removal_bound_is_onnxruntimes(scale: float, zero_point: int, lo_step: int,

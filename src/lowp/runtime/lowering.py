@@ -209,17 +209,26 @@ def ort_removes_activation(act: onnx.NodeProto, q: onnx.NodeProto, graph: Graph)
 
 def _q_domain(scale: np.float32, zp: int, qmin: int, qmax: int) -> tuple[np.float32,
                                                                           np.float32]:
-    """ONNX Runtime's QDQ::QuantizeDomain: the largest real that may quantize to qmin and
-    the smallest that may quantize to qmax, each from the half-way point beside it (moved one
-    float32 step inwards where round half to even would not reach it: a positive odd
-    distance from the zero point; C++'s % leaves a negative odd one alone), times scale in
-    float32."""
-    def bound(biased: int, step: float) -> np.float32:
-        before = np.float32(np.float32(biased) + np.float32(step))
-        if biased > 0 and biased % 2 == 1:
-            before = np.nextafter(before, np.float32(biased))
-        return np.float32(before * scale)
-    return bound(qmin - zp, 0.5), bound(qmax - zp, -0.5)
+    """The range a Clip before a QuantizeLinear must cover for ONNX Runtime 1.32 to remove
+    it: the largest float32 that quantizes to qmin and the smallest that quantizes to qmax,
+    by QuantizeLinear's own arithmetic (x / scale in float32, rounded half to even). This
+    is what 1.32 measures (QuantizeDomain's half-way points, times scale, miss it by a
+    float32 step at some scales: uint8 zero point 1, scale 0.375 removes
+    Clip(-0.18750001, ...); zero point 0, scale 0.31728178 keeps Clip(..., 80.748215),
+    whose quotient 254.49998 rounds to 254)."""
+    def q(x: np.float32) -> int:
+        return int(np.rint(np.float32(x / scale))) + zp
+    lower = np.float32(np.float32(np.float32(qmin - zp) + np.float32(0.5)) * scale)
+    while q(lower) > qmin:
+        lower = np.nextafter(lower, np.float32(-np.inf))
+    while q(np.nextafter(lower, np.float32(np.inf))) <= qmin:
+        lower = np.nextafter(lower, np.float32(np.inf))
+    upper = np.float32(np.float32(np.float32(qmax - zp) - np.float32(0.5)) * scale)
+    while q(upper) < qmax:
+        upper = np.nextafter(upper, np.float32(np.inf))
+    while q(np.nextafter(upper, np.float32(-np.inf))) >= qmax:
+        upper = np.nextafter(upper, np.float32(-np.inf))
+    return lower, upper
 
 
 Lowering = Callable[[LowerCtx], Step | None]
