@@ -204,35 +204,6 @@ inline typename F::V ort_fast_gelu_v(typename F::V x) {
   return F::mul(F::mul(F::set1(0.5f), x), F::add(t, F::set1(1.0f)));
 }
 
-// ONNX Runtime's float32 Elu (an Eigen expression, lowp.runtime.float_ops._elu32) on its
-// packets: t >= 0 ? t : alpha (exp(t) - 1) with Eigen's packet exp (lowp.eigen_math._exp),
-// one rounding per operation (no contraction, as Eigen's baseline build): the input clamped
-// to [-104, 0] (NaN: -104, selected away), m = floor(x log2 e + 1/2) (the 1.5 * 2^23
-// rounding, one down where that rounded up), r = x - m ln2 in two parts, the degree-6
-// polynomial, y 2^m rounded once (ldexpf's value, subnormal results included); 0 below
-// -104; a NaN t gives alpha (t - 1), Eigen's exp of NaN being the NaN itself.
-template <class F>
-inline typename F::V eigen_elu_v(typename F::V t, float alpha) {
-  using V = typename F::V;
-  const V zero = F::set1(0.0f), one = F::set1(1.0f), bias = F::set1(12582912.0f);
-  const V x = F::min(F::max(t, F::set1(-104.0f)), zero);  // max: the second for NaN
-  const V v = F::add(F::mul(x, F::set1(1.44269504088896341f)), F::set1(0.5f));
-  const V rn = F::sub(F::add(v, bias), bias);
-  const V m = F::select_gt(rn, v, F::sub(rn, one), rn);
-  V r = F::add(F::mul(m, F::set1(-0.693359375f)), x);
-  r = F::add(F::mul(m, F::set1(2.12194440e-4f)), r);
-  const V r2 = F::mul(r, r);
-  V even = F::add(F::mul(r2, F::set1(1.37449637986719608306884765625e-3f)),
-                  F::set1(4.166965186595916748046875e-2f));
-  even = F::add(F::mul(r2, even), F::set1(0.49999988079071044921875f));
-  const V odd = F::add(F::mul(r2, F::set1(8.36894474923610687255859375e-3f)),
-                       F::set1(0.16666518151760101318359375f));
-  const V y = F::add(F::mul(r2, F::add(F::mul(r, odd), even)), F::add(r, one));
-  // np.maximum(2^m y, t): t itself when NaN (maxps's second operand)
-  const V e = F::select_gt(F::set1(-104.0f), t, zero, F::max(F::scale2(y, m), t));
-  return F::select_ge0(t, t, F::mul(F::set1(alpha), F::sub(e, one)));
-}
-
 // ONNX Runtime's float32 Log on its packets (Eigen's plog_float, lowp.eigen_math._packet_log;
 // float_log.cpp's packet_log in vectors): x = m 2^e with m in [1/2, 1), m < sqrt(1/2) folded
 // to 2m and e - 1, log(m) as a (3, 3) rational function of t = m - 1 (one rounding per
@@ -263,13 +234,18 @@ inline typename F::V eigen_log_v(typename F::V x) {
   return F::select_ge0(x, r, F::set1(invalid));
 }
 
-// Eigen's packet exp (lowp.eigen_math._exp): eigen_elu_v's steps on x clamped to [-104,
-// 88.723]; 0 below -104, max(2^m y, x) above (inf), x itself for NaN (maxps's second).
+// Eigen's packet exp (lowp.eigen_math._exp), one rounding per operation (no contraction,
+// as Eigen's baseline build): the input clamped to [-104, upper] (NaN: -104, selected away;
+// upper 88.723, or 0 for Elu, whose positive inputs are selected away), m = floor(x log2 e
+// + 1/2) (the 1.5 * 2^23 rounding, one down where that rounded up), r = x - m ln2 in two
+// parts, the degree-6 polynomial, y 2^m rounded once (ldexpf's value, subnormal results
+// included); 0 below -104, max(2^m y, t) otherwise (inf above, t itself for NaN: maxps's
+// second operand).
 template <class F>
-inline typename F::V eigen_exp_v(typename F::V t) {
+inline typename F::V eigen_exp_v(typename F::V t, float upper = 88.723f) {
   using V = typename F::V;
   const V one = F::set1(1.0f), bias = F::set1(12582912.0f);
-  const V x = F::min(F::max(t, F::set1(-104.0f)), F::set1(88.723f));
+  const V x = F::min(F::max(t, F::set1(-104.0f)), F::set1(upper));  // max: the second for NaN
   const V v = F::add(F::mul(x, F::set1(1.44269504088896341f)), F::set1(0.5f));
   const V rn = F::sub(F::add(v, bias), bias);
   const V m = F::select_gt(rn, v, F::sub(rn, one), rn);
@@ -283,6 +259,15 @@ inline typename F::V eigen_exp_v(typename F::V t) {
                        F::set1(0.16666518151760101318359375f));
   const V y = F::add(F::mul(r2, F::add(F::mul(r, odd), even)), F::add(r, one));
   return F::select_gt(F::set1(-104.0f), t, F::set1(0.0f), F::max(F::scale2(y, m), t));
+}
+
+// ONNX Runtime's float32 Elu (an Eigen expression, lowp.runtime.float_ops._elu32) on its
+// packets: t >= 0 ? t : alpha (exp(t) - 1), Eigen's packet exp on t clamped to [-104, 0];
+// a NaN t gives alpha (t - 1), Eigen's exp of NaN being the NaN itself.
+template <class F>
+inline typename F::V eigen_elu_v(typename F::V t, float alpha) {
+  const typename F::V e = eigen_exp_v<F>(t, 0.0f);
+  return F::select_ge0(t, t, F::mul(F::set1(alpha), F::sub(e, F::set1(1.0f))));
 }
 
 // Eigen's generic log1p (lowp.eigen_math._packet_log1p): x log(1 + x) / ((1 + x) - 1), x

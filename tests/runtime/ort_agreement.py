@@ -3,6 +3,8 @@ lowp's backends give its outputs bit for bit."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,6 +22,17 @@ def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarr
     data = model if isinstance(model, bytes) else model.SerializeToString()
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     return list(session.run(None, dict(feeds)))
+
+
+def onnxruntime_optimized_ops(model: onnx.ModelProto) -> list[str]:
+    """The operator types of ONNX Runtime's optimized graph of `model` (default level)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as d:
+        options.optimized_model_filepath = os.path.join(d, "optimized.onnx")
+        ort.InferenceSession(model.SerializeToString(), options,
+                             providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
 
 
 def assert_engines_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],

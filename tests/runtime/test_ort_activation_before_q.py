@@ -7,9 +7,6 @@ float Conv before it (docs/operators.md (O101))."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -22,7 +19,7 @@ from lowp.errors import NodeError
 from lowp.runtime import Session
 from lowp.runtime.lowering import _q_domain
 
-from .ort_agreement import assert_engines_agree
+from .ort_agreement import assert_engines_agree, onnxruntime_optimized_ops
 
 SX, SW = np.float32(0.05), np.float32(0.01)
 
@@ -69,14 +66,8 @@ def _feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
 
 def _onnxruntime_fuses(model: onnx.ModelProto) -> bool:
     """Whether ONNX Runtime's optimized graph runs the group in an integer kernel."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as d:
-        options.optimized_model_filepath = os.path.join(d, "optimized.onnx")
-        ort.InferenceSession(model.SerializeToString(), options,
-                             providers=["CPUExecutionProvider"])
-        return any(n.op_type.startswith("QLinear") or n.op_type == "QGemm"
-                   for n in onnx.load(options.optimized_model_filepath).graph.node)
+    return any(op.startswith("QLinear") or op == "QGemm"
+               for op in onnxruntime_optimized_ops(model))
 
 
 def _lowp_fuses(model: onnx.ModelProto) -> bool:
