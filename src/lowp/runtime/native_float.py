@@ -672,42 +672,36 @@ def _ends(runs: Sequence[tuple[int, int]] | None) -> list[int]:
     return [] if runs is None or len(runs) <= 1 else [int(last) for _, last in runs]
 
 
-def log(x: np.ndarray, runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
-    """ONNX Runtime's Log of float32 `x` (lowp.eigen_math.log, bit for bit, on each of
-    `runs` by itself), or None."""
-    ext = _has(_usable("Log", x), "float_log")
+def _eigen_blockwise(op: str, binding: str, x: np.ndarray,
+                     runs: Sequence[tuple[int, int]] | None, *params: float) -> np.ndarray | None:
+    """ONNX Runtime's Eigen functor `op` of float32 `x` by the native `binding`, each of
+    `runs` (ONNX Runtime's parallel blocks) evaluated by itself, in one call; or None."""
+    ext = _has(_usable(op, x), binding)
     if ext is None:
         return None
     y = _empty(x.shape)
-    call(ext.float_log, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _ends(runs),
-         _threads)
+    call(getattr(ext, binding), np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params,
+         _ends(runs), _threads)
     return y
+
+
+def log(x: np.ndarray, runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
+    """ONNX Runtime's Log of float32 `x` (lowp.eigen_math.log, bit for bit), or None."""
+    return _eigen_blockwise("Log", "float_log", x, runs)
 
 
 def elu(x: np.ndarray, alpha: float,
         runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
-    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit,
-    on each of `runs` by itself), or None."""
-    ext = _has(_usable("Elu", x), "float_elu")
-    if ext is None:
-        return None
-    y = _empty(x.shape)
-    call(ext.float_elu, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
-         float(np.float32(alpha)), _ends(runs), _threads)
-    return y
+    """ONNX Runtime's Elu of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for bit),
+    or None."""
+    return _eigen_blockwise("Elu", "float_elu", x, runs, float(np.float32(alpha)))
 
 
 def softplus(x: np.ndarray,
              runs: Sequence[tuple[int, int]] | None = None) -> np.ndarray | None:
     """ONNX Runtime's Softplus of float32 `x` (lowp.runtime.float_ops's Eigen form, bit for
-    bit, on each of `runs` by itself), or None."""
-    ext = _has(_usable("Softplus", x), "float_softplus")
-    if ext is None:
-        return None
-    y = _empty(x.shape)
-    call(ext.float_softplus, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _ends(runs),
-         _threads)
-    return y
+    bit), or None."""
+    return _eigen_blockwise("Softplus", "float_softplus", x, runs)
 
 
 def sin(x: np.ndarray) -> np.ndarray | None:
