@@ -615,11 +615,11 @@ def _binary_geometry(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]
                      ) -> tuple[list[int], list[int], list[int]] | None:
     """The broadcast of `a` and `b` to `shape` merged into four axes: (dims, a's and b's
     element strides), or None when it does not merge or an operand has negative strides."""
-    from .program import collapse_axes, element_strides
+    from .program import broadcast_geometry
 
     if any(s < 0 for s in (*a.strides, *b.strides)):
         return None
-    geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
+    geometry = broadcast_geometry(shape, a, b)
     if geometry is None:
         return None
     dims, (sa, sb) = geometry

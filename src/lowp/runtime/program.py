@@ -160,7 +160,7 @@ def _binary(op: str) -> FloatKernel:
         if op == "PRelu" and b.ndim == 1 and b.size > 1:
             return None     # before opset 7 such a slope is per channel: not a broadcast
         shape = y.shape
-        geometry = collapse_axes(shape, [element_strides(a, shape), element_strides(b, shape)])
+        geometry = broadcast_geometry(shape, a, b)
         if geometry is None:
             return None
         dims, (sa, sb) = geometry
@@ -180,8 +180,7 @@ def compare_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads
     kind = _COMPARE_TYPES.get(a.dtype)
     if kind is None or b.dtype != a.dtype or out.dtype != np.bool_ or out.size == 0:
         return None
-    geometry = collapse_axes(out.shape, [element_strides(a, out.shape),
-                                         element_strides(b, out.shape)])
+    geometry = broadcast_geometry(out.shape, a, b)
     if geometry is None:
         return None
     dims, (sa, sb) = geometry
@@ -204,8 +203,7 @@ def integer_call(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, threads
     if (kind is None or b.dtype != a.dtype or out.dtype != a.dtype or out.size == 0
             or (kind == 2) != (INTEGER_CODES[op] >= 3) or not out.flags.c_contiguous):
         return None
-    geometry = collapse_axes(out.shape, [element_strides(a, out.shape),
-                                         element_strides(b, out.shape)])
+    geometry = broadcast_geometry(out.shape, a, b)
     if geometry is None:
         return None
     dims, (sa, sb) = geometry
@@ -231,7 +229,7 @@ def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, thr
             or out.size == 0 or not out.flags.c_contiguous):
         # (numpy's own element types only: bfloat16 and other user types stay numpy's)
         return None
-    geometry = collapse_axes(out.shape, [element_strides(v, out.shape) for v in (c, a, b)])
+    geometry = broadcast_geometry(out.shape, c, a, b)
     if geometry is None:
         return None
     dims, (sc, sa, sb) = geometry
@@ -254,6 +252,13 @@ def not_call(x: np.ndarray, out: np.ndarray, threads: int) -> Made:
 def element_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
     view = np.broadcast_to(a, shape)
     return [s // a.itemsize if n > 1 else 0 for s, n in zip(view.strides, shape, strict=True)]
+
+
+def broadcast_geometry(shape: tuple[int, ...], *operands: np.ndarray
+                       ) -> tuple[list[int], list[list[int]]] | None:
+    """`operands` broadcast to `shape` as collapse_axes merges them: (dims, each operand's
+    element strides), or None."""
+    return collapse_axes(shape, [element_strides(v, shape) for v in operands])
 
 
 def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
