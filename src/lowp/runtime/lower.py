@@ -41,6 +41,7 @@ from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
 from .ml_ops import ML_OPS
+from .ort_context import fused_into_conv
 from .ort_fusions import TRANSPOSE_HANDLED, transpose_perm
 from .plan import (
     CF,
@@ -158,20 +159,11 @@ def _check_clip_attribute_bounds(node: onnx.NodeProto, graph: Graph) -> None:
     info = np.finfo(np.float32)
     lo = np.float32(attrs.get("min", info.min))
     hi = np.float32(attrs.get("max", info.max))
-    if lo <= hi or _fused_into_conv(node, graph):
+    if lo <= hi or fused_into_conv(node, graph):
         return
     raise NodeError(f"Clip bounds min={float(lo)} and max={float(hi)} (attributes): min must "
                     "be at most max and neither NaN (ONNX Runtime refuses such a Clip too)",
                     node.op_type, node.name or node.output[0])
-
-
-def _fused_into_conv(node: onnx.NodeProto, graph: Graph) -> bool:
-    """Whether ONNX Runtime's ConvActivationFusion takes activation `node` into the Conv
-    that writes its input (lowp.runtime.ort_context lists the activations)."""
-    conv = graph.producer.get(node.input[0])
-    return (conv is not None and conv.op_type == "Conv" and conv.domain in ONNX_DOMAINS
-            and len(graph.consumers.get(node.input[0], [])) == 1
-            and node.input[0] not in graph.output_names)
 
 
 @contextlib.contextmanager

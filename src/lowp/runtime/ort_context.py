@@ -152,12 +152,8 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
         return ort_nchwc(node.input[0], graph, depth - 1)
     if op == "BatchNormalization":          # rewritten as a 1x1 depthwise NCHWc Conv
         return bool(batch_norm_context(node, graph)["nchwc"])
-    if op in _CONV_ACTIVATIONS:      # fused into a Conv that only it reads
-        conv = graph.producer.get(node.input[0])
-        return (conv is not None and conv.op_type == "Conv" and conv.domain in ("", "ai.onnx")
-                and len(graph.consumers.get(node.input[0], [])) == 1
-                and node.input[0] not in graph.output_names
-                and ort_nchwc(node.input[0], graph, depth - 1))
+    if op in _CONV_ACTIVATIONS:
+        return fused_into_conv(node, graph) and ort_nchwc(node.input[0], graph, depth - 1)
     if op in ("Add", "Sum", "Mul", "Concat") and len(ins) >= 2:
         if not all(ort_nchwc(i, graph, depth - 1) for i in ins):
             return False
@@ -171,6 +167,18 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                 _nchwc_channels(i, graph) for i in ins)
         return True
     return False
+
+
+def fused_into_conv(node: onnx.NodeProto, graph: Graph) -> bool:
+    """Whether ONNX Runtime's ConvActivationFusion takes activation `node` into the float
+    Conv that writes its input: one of _CONV_ACTIVATIONS, the Conv's only reader, the Conv's
+    output no graph output."""
+    if node.op_type not in _CONV_ACTIVATIONS or node.domain not in ("", "ai.onnx"):
+        return False
+    conv = graph.producer.get(node.input[0])
+    return (conv is not None and conv.op_type == "Conv" and conv.domain in ("", "ai.onnx")
+            and len(graph.consumers.get(node.input[0], [])) == 1
+            and node.input[0] not in graph.output_names)
 
 
 def eliminated_identity(node: onnx.NodeProto, graph: Graph) -> bool:
