@@ -138,17 +138,12 @@ class QdqGraph:
         `{source}_pre_q`, unless `source` is a graph input or initializer: the tensors
         around the pair are new to ONNX Runtime, and their shapes are only what its
         inference computes, never what the file declares for `source` (a shape the fusions
-        read: docs/operators.md (O99)). The producer's other readers (a QuantizeLinear,
-        which the propagation skips) read the new tensor too; a tensor a subgraph reads
-        keeps its name."""
+        read: docs/operators.md (O99)). `readers` are all of `source`'s readers (both
+        propagations pair every edge or none); a tensor a subgraph reads keeps its name."""
         data = source
         if after is not None and source not in self.subgraph_reads:
             data = self.fresh(f"{source}_pre_q")
             after.output[list(after.output).index(source)] = data
-            taken = {(id(node), slot) for node, slot in readers}
-            for node, slot in self.readers(source):
-                if (id(node), slot) not in taken:
-                    node.input[slot] = data
         q_out = self.fresh(f"{source}_q_to_dq")
         new = [helper.make_node("QuantizeLinear", [data, *params], [q_out],
                                 name=self.fresh(f"{source}_q"))]
