@@ -10,7 +10,7 @@ import onnx
 
 from ..errors import ModelError, QuantizationError
 from ..fixedpoint import requant_scale
-from ..ir.graph import Graph
+from ..ir.graph import Graph, checkable
 from ..qparams import QType, quant_range
 from ..targets import Target, WeightGranularity
 
@@ -153,7 +153,7 @@ def verify(model: onnx.ModelProto, target: Target,
     output finite, but where `float_model`'s own output is not (a masked position the model
     fills with NaN on purpose)."""
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(checkable(model), full_check=True)
     except Exception as e:
         raise ModelError(f"the quantized model fails the ONNX checker: "
                          f"{str(e).strip().splitlines()[0]}") from None
