@@ -138,3 +138,17 @@ def test_output_declared_without_shape_or_type_quantizes_and_runs(make, declared
     # the quantized file with its output undeclared again, as ONNX Runtime's tools write it
     q.graph.output[0].CopyFrom(_UNDECLARED[declared]())
     np.testing.assert_array_equal(lowp.Session(q).run(feeds)["y"], _ort(q, feeds))
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_input_declared_without_shape_runs_and_quantizes_as_in_onnx_runtime(backend):
+    """A tensor input without a shape: ONNX Runtime takes any shape (docs/operators.md
+    (O106))."""
+    model = _conv_relu(_UNDECLARED["no shape"]())
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(lowp.Session(model, backend=backend).run({"x": x})["y"],
+                                  _ort(model, {"x": x}))
+    q = lowp.quantize_model(model, [{"x": x}])
+    np.testing.assert_array_equal(lowp.Session(q, backend=backend).run({"x": x})["y"],
+                                  _ort(q, {"x": x}))

@@ -197,19 +197,23 @@ def _undeclared_outputs_inferred(proto: onnx.ModelProto) -> onnx.ModelProto:
 def checkable(proto: onnx.ModelProto) -> onnx.ModelProto:
     """What onnx's checker is given for `proto`: the model itself, or, where a top-level
     output has no type or shape, a copy with what inference computes for it and, where
-    inference does not know the rank (it depends on the data), rank 0 for the check only:
-    the checker does not compare declared shapes with the nodes', and strict inference has
-    no rank to compare it with."""
+    inference does not know the rank (it depends on the data), rank 0 for the check only;
+    a top-level tensor input without a shape (any shape, for ONNX Runtime) likewise. The
+    checker does not compare declared shapes with the nodes', and strict inference has no
+    rank to compare it with."""
     out = _undeclared_outputs_inferred(proto)
-    if not any(o.type.WhichOneof("value") == "tensor_type" and _undeclared(o)
-               for o in out.graph.output):
+
+    def shapeless(vi: onnx.ValueInfoProto) -> bool:
+        return vi.type.WhichOneof("value") == "tensor_type" and _undeclared(vi)
+
+    if not any(shapeless(v) for v in (*out.graph.input, *out.graph.output)):
         return out
     if out is proto:
         out = onnx.ModelProto()
         out.CopyFrom(proto)
-    for o in out.graph.output:
-        if o.type.WhichOneof("value") == "tensor_type" and _undeclared(o):
-            o.type.tensor_type.shape.SetInParent()
+    for v in (*out.graph.input, *out.graph.output):
+        if shapeless(v):
+            v.type.tensor_type.shape.SetInParent()
     return out
 
 
