@@ -46,7 +46,12 @@ def _c_function(name: str, arity: int,
 def _near_midpoint(exact: np.ndarray, rounded: np.ndarray,
                    margin: float = MIDPOINT_MARGIN) -> np.ndarray:
     finite = np.isfinite(exact) & np.isfinite(rounded) & (rounded != 0)
-    ulp = np.spacing(np.abs(rounded)).astype(exact.dtype)
+    # the ulp on the exact value's side: below a power of two it is half the one above
+    # (sqrt(2^60 - 2^8) lies half an ulp under 2^30, a quarter of the ulp above it)
+    with np.errstate(all="ignore"):
+        below = np.abs(exact) < np.abs(rounded.astype(exact.dtype))
+        ulp = np.where(below, np.abs(rounded - np.nextafter(rounded, rounded.dtype.type(0))),
+                       np.spacing(np.abs(rounded))).astype(exact.dtype)
     with np.errstate(all="ignore"):
         off = np.abs(exact - rounded.astype(exact.dtype)) / ulp
     return finite & (np.abs(off - 0.5) < margin)

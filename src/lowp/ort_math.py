@@ -526,3 +526,34 @@ def mlas_has_avx512f() -> bool:
     """Whether ONNX Runtime's MLAS takes its AVX-512F kernels on this CPU (the softmax order
     above is theirs; with AVX2 only, MLAS sums in 8 lanes and lowp keeps numpy's softmax)."""
     return "avx512f" in cpu_flags()
+
+
+def scalar_operand(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> int | None:
+    """Which operand ONNX Runtime's two-input broadcast loop (its CPU Broadcaster) takes as
+    one value per span of the output: 0, 1, or None when it walks both as spans.
+
+    The span is the innermost axis (from the right) where either operand is longer than 1,
+    or the last axis both have when there is none; an operand of length 1 there (or of rank
+    0) is the one value, the first operand before the second. A kernel specialised by that
+    value (Pow by 2 and 3) sees it only then: a one-element base by a one-element exponent
+    goes through the base's path (docs/operators.md (O107)).
+
+    Examples
+    --------
+    >>> scalar_operand((4, 5), ()), scalar_operand((1,), (1,)), scalar_operand((4, 1), (2,))
+    (1, 0, 0)
+    >>> scalar_operand((2, 3), (2, 1)), scalar_operand((2, 3), (2, 3))
+    (1, None)
+    """
+    if not shape0:
+        return 0
+    if not shape1:
+        return 0 if shape0[-1] <= 1 else 1
+    common = min(len(shape0), len(shape1))
+    for k in range(1, common + 1):
+        a, b = shape0[-k], shape1[-k]
+        if max(a, b) > 1 or k == common:
+            break
+    if a <= 1:
+        return 0
+    return 1 if b <= 1 else None

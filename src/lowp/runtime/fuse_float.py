@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ort_math
 from . import fuse_moves
 from .plan import CF, CL, Step
 from .switch import Switch
@@ -72,10 +73,12 @@ class Chain:
         """The chain's result shape on these inputs, when every step's result has it
         (nothing broadcasts an intermediate result further); else None."""
         shapes: list[tuple[int, ...]] = []
-        for operands in self.ops:
+        for step, operands in zip(self.steps, self.ops, strict=True):
+            mine = [shapes[r] if r >= 0 else arrays[-1 - r].shape for r in operands]
+            if step.op_type == "Pow" and ort_math.scalar_operand(*mine) != 1:
+                return None             # ONNX Runtime's pow, not x * x ((O107))
             try:
-                shapes.append(tuple(np.broadcast_shapes(*(
-                    shapes[r] if r >= 0 else arrays[-1 - r].shape for r in operands))))
+                shapes.append(tuple(np.broadcast_shapes(*mine)))
             except ValueError:
                 return None
         final = shapes[-1]

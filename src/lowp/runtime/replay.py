@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import ort_math
 from ..errors import NodeError
 from . import moves, native_float, program
 from .plan import CF, CL, Step
@@ -547,6 +548,8 @@ class Replayer:
         if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
                 e.reshape(-1)[0] not in (2, 3)) or e.ndim > x.ndim:
             return None                 # (a higher-rank exponent would add unit axes)
+        if ort_math.scalar_operand(x.shape, e.shape) != 1:
+            return None                 # ONNX Runtime's pow, not x * x ((O107))
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
         make = program.FLOAT_KERNELS["Mul"]
         if out_layout is None or len(step.inputs) != 2:
