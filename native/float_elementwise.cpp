@@ -145,6 +145,9 @@ void gather(const FusedInput& in, const int64_t* dims, int64_t e0, int64_t m, fl
     const float* p = in.p + i0 * in.st[0] + i1 * in.st[1] + i2 * in.st[2] + c * in.st[3];
     float* out = buf + (e - e0);
     if (in.st[3] == 1) std::memcpy(out, p, size_t(len) * sizeof(float));
+    // one value per row (LayerNorm's mean and scale over the last axis): filled, as the
+    // compiler does not vectorize the strided copy with a stride it does not know is 0
+    else if (in.st[3] == 0 || n == 1) std::fill(out, out + len, *p);
     else for (int64_t i = 0; i < len; ++i) out[i] = p[i * in.st[3]];
     e += len;
   }

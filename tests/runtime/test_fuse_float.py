@@ -422,3 +422,42 @@ def test_clip_by_computed_or_missing_bounds_stays_a_step() -> None:
     _, want = _run(model, {"x": x}, fused=False)
     assert "Clip" in [s.op_type for s in fused.steps]
     _same_bits_nan_aside(got["y"], want["y"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=30, deadline=None)
+@given(lead=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+       n=st.sampled_from([1, 2, 7, 16, 128, 130, 600]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31))
+def test_one_value_per_row_inputs(path: str, lead: list[int], n: int, threads: int,
+                                  seed: int) -> None:
+    """A LayerNorm over the last axis written out (tf2onnx, g2p_id_bert_pron): the mean and
+    the scale are one value per row ([..., 1], stride 0 along the last axis), gathered into
+    the block by filling; blocks of 512 values start and end inside rows. The tail of the
+    normalization, x * (rs * gamma) + (beta - mean * (rs * gamma)), as one call, bit for
+    bit numpy's operators (special values included)."""
+    from lowp.runtime import program
+
+    rng = np.random.default_rng(seed)
+    shape = (*lead, n)
+    x = _values(rng, shape)
+    rs = _values(rng, (*lead, 1))
+    mean = _values(rng, (*lead, 1))
+    gamma = _values(rng, (n,))
+    beta = _values(rng, (n,))
+    c = program.FUSED_CODES
+    code = np.array([[c["Mul"], 0, -1, -2],     # g = rs * gamma
+                     [c["Mul"], 1, -3, 0],      # m = mean * g
+                     [c["Sub"], 1, -4, 1],      # s = beta - m
+                     [c["Mul"], 0, -5, 0],      # a = x * g
+                     [c["Add"], -1, 0, 1]], np.int32)
+    with nb.use_path(path):
+        made = program.fused_call(code, [rs, gamma, mean, beta, x],
+                                  np.empty(shape, np.float32), threads)
+        assert made is not None
+        fn, args = made[0]
+        fn(*args)
+    with np.errstate(all="ignore"):
+        g = rs * gamma
+        want = x * g + (beta - mean * g)
+    _same_bits_nan_aside(made[1], want)
