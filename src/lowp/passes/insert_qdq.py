@@ -100,8 +100,8 @@ def insert_qdq(model: onnx.ModelProto, ann: Annotation, plan: QuantPlan) -> onnx
         after.setdefault(anchor, []).extend([qnode, dqnode])
 
     nodes: list[onnx.NodeProto] = list(head)
-    for t in graph_inputs:
-        nodes.extend(after.pop(t, []))
+    for i in g.input:                     # in the graph's order, not a set's (hash seed)
+        nodes.extend(after.pop(i.name, []))
     for n in g.node:
         if n.name in fused_nodes:
             continue
