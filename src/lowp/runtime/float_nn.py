@@ -238,7 +238,9 @@ def ConvInteger(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = 
                 w_zero_point: np.ndarray | None = None, **attrs: Any) -> np.ndarray:
     """int32 convolution of (x - x_zp) and (w - w_zp), w_zp per tensor or per output
     channel; padding contributes zero (the input padded with its zero point). Exact: the
-    8-bit differences' sums stay below 2^53 and run in float64."""
+    8-bit differences' sums stay below 2^53 and run in float64. A 2-D one in one group with
+    a constant weight asks lowp.runtime.native_integer.conv_integer first (the same
+    integers)."""
     from lowp.ops.linear import wrap_int32
     from lowp.runtime import native_integer
 
