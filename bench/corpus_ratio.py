@@ -5,7 +5,8 @@
 
 Each model's QDQ file is `DIR/<name>.lowp.qdq.onnx`, quantized here (16 calibration samples,
 seed 0, as `evals/corpus/run.py`) when it is missing; `--prequantized` adds the files the
-corpus ships already quantized, run as they are. For each model and thread count one process
+corpus ships already quantized, run as they are (a file with frozen inputs as `load_float`
+gives it, saved to `DIR/<name>.frozen.onnx`). For each model and thread count one process
 holds both sessions; after 3 warm-up runs each, `--rounds` rounds run lowp then ONNX Runtime
 on one batch of the model's evaluation feeds (seed 1), timed on the wall clock and on the
 process CPU clock; printed: the ratios of the medians, and whether every output is identical
@@ -53,8 +54,13 @@ class Row:
 
 def qdq_file(spec: CorpusModel, work: Path, shipped: bool) -> Path:
     """lowp's QDQ file of `spec` in `work` (quantized now when missing), or the shipped one."""
-    if shipped:
+    if shipped and not spec.frozen and not spec.pin_batch:
         return spec.path
+    if shipped:     # frozen recurrent states folded in, as the corpus runs the file
+        path = work / f"{spec.name}.frozen.onnx"
+        if not path.exists():
+            onnx.save(load_float(spec), str(path))
+        return path
     path = work / f"{spec.name}.lowp.qdq.onnx"
     if not path.exists():
         calib = make_feeds(spec, spec.calib_samples(CALIBRATION_SAMPLES), seed=0)

@@ -192,10 +192,18 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
                         const uint32_t* za, int64_t za_step, int32_t* y, float* yf,
                         const float* a_scale, int64_t scale_step, const float* b_scale,
                         bool b_scale_per_column, const float* bias, int threads) const {
-  // A path with its own panel layout (the AMX tiles) hands this product to its register
-  // path (short_gemm), which reads the shared layout.
+  // A path with its own panel layout (the AMX tiles) takes the product on its panels (made
+  // once per path, Panels::own) when the reduction and the rows are long enough, as the
+  // convolution's driver decides (driver.cpp); shorter ones go to its register path
+  // (short_gemm), which reads the shared layout.
   const IsaTable* isa = active_table();
-  while (isa->pack_panel != nullptr && isa->short_gemm != nullptr) isa = isa->short_gemm;
+  const Panels::Own* own_b = nullptr;
+  if (isa->pack_panel != nullptr && (isa->short_gemm == nullptr ||
+                                     (4 * int64_t(kc4_) >= short_gemm_bytes() &&
+                                      m >= short_gemm_rows())))
+    own_b = &panels_->own(*isa);
+  while (own_b == nullptr && isa->pack_panel != nullptr && isa->short_gemm != nullptr)
+    isa = isa->short_gemm;
   // per column: K zb' - colsum, times the row's za' in the epilogue
   std::vector<int32_t> kz(colsum_.size());
   for (size_t c = 0; c < kz.size(); ++c)
@@ -237,7 +245,7 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
       const int nvalid = int(std::min<int64_t>(kPanel, n_ - c0));
       const int wp = (nvalid + 15) / 16 * 16;
       const int mr = wp <= 32 ? isa->mr_narrow : isa->mr;
-      const int8_t* panel = panels_->panel(pn);
+      const int8_t* panel = own_b != nullptr ? own_b->panel(pn) : panels_->panel(pn);
       if (isa->gemm_prepare) isa->gemm_prepare();
       for (int64_t i0 = m0; i0 < m1; i0 += mr) {
         const int rr = int(std::min<int64_t>(mr, m1 - i0));

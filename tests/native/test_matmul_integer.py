@@ -282,3 +282,112 @@ def test_dynamic_matmul_fuses() -> None:
         model = _scaled_model(w, np.array(0, np.int8), 3, outputs)
         ops = [n.op_type for n in ort_fusions.apply(model).graph.node]
         assert ("MatMulIntegerToFloat" in ops) == fused, ops
+
+
+@pytest.mark.skipif("amx" not in PATHS, reason="AMX not available on this CPU: the tile "
+                    "route of the integer product was not tested")
+@pytest.mark.parametrize(("m", "k", "n"), [(48, 512, 1024), (8, 128, 16), (7, 128, 16),
+                                           (8, 127, 17), (33, 130, 70), (17, 1024, 200),
+                                           (64, 515, 65), (40, 64, 64)])
+@pytest.mark.parametrize("on_tiles", ["default", "always"])
+def test_amx_tiles_take_long_products(m, k, n, on_tiles) -> None:
+    """On the amx path a product with at least short_gemm_bytes of reduction and
+    short_gemm_rows rows runs on the tiles (the weights in the path's own panel layout),
+    the others on the avx512vnni registers; both give the numpy operators' integers and
+    scaled floats, with per-column zero points on B, at 1 and 2 threads."""
+    from lowp import _native
+
+    rng = np.random.default_rng(m * 1_000_003 + k * 1_009 + n)
+    a = _ints(rng, (m, k), np.dtype(np.uint8))
+    b = _ints(rng, (k, n), np.dtype(np.int8))
+    za = np.array(int(rng.integers(0, 256)), np.uint8)
+    zb = rng.integers(-128, 128, n).astype(np.int8)
+    sa = np.array(0.0123, np.float32)
+    sb = rng.uniform(1e-3, 1.0, n).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    with native_float.disabled():
+        want = float_ops.MatMulInteger(a, b, za, zb)
+        want_f = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb, bias)
+    b = freeze(b.copy())
+    before = _native.short_gemm_bytes(), _native.short_gemm_rows()
+    if on_tiles == "always":
+        _native.set_short_gemm_bytes(0)
+        _native.set_short_gemm_rows(0)
+    try:
+        with native_backend.use_path("amx"):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = native_integer.matmul_integer(a, b, za, zb)
+                    got_f = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb, bias)
+                assert got is not None and got_f is not None
+                np.testing.assert_array_equal(got, want, err_msg=str(threads))
+                np.testing.assert_array_equal(got_f.view(np.uint32), want_f.view(np.uint32),
+                                              err_msg=str(threads))
+    finally:
+        _native.set_short_gemm_bytes(before[0])
+        _native.set_short_gemm_rows(before[1])
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 9), m=st.sampled_from([1, 5, 16, 24, 65]),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       size=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+       strides=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       dilations=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), x_dtype=BYTES, w_dtype=BYTES,
+       xz_kind=st.sampled_from(["none", "scalar"]),
+       wz_kind=st.sampled_from(["none", "scalar", "per-column"]), extreme=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_conv_integer_equals_numpy(n, c, m, kernel, size, strides, dilations, pads, x_dtype,
+                                   w_dtype, xz_kind, wz_kind, extreme, seed) -> None:
+    """ConvInteger with a constant weight (its windows gathered into rows, the product by
+    the native integer matmul) equals the float64 reference bit for bit, on every path at
+    1 and 2 threads: zero points on both sides (the input's padding contributes zero),
+    strides, dilations, padding."""
+    from lowp.runtime import float_nn
+
+    rng = np.random.default_rng(seed)
+    kh, kw = kernel
+    h = (kh - 1) * dilations[0] + 1 + size[0] - pads[0] - pads[2]
+    w_ = (kw - 1) * dilations[1] + 1 + size[1] - pads[1] - pads[3]
+    if h < 1 or w_ < 1:
+        return
+    x = _ints(rng, (n, c, h, w_), x_dtype, extreme)
+    w = freeze(_ints(rng, (m, c, kh, kw), w_dtype, extreme))
+    xz = _zero_point(rng, x_dtype, xz_kind, m)
+    wz = _zero_point(rng, w_dtype, wz_kind, m)
+    attrs = {"strides": list(strides), "dilations": list(dilations), "pads": list(pads)}
+    with native_float.disabled():
+        want = float_nn.ConvInteger(x, w, xz, wz, **attrs)
+    assert native_integer.conv_integer(x, w, xz, wz, 1, strides, dilations, pads[:2],
+                                       pads[2:]) is not None
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = float_nn.ConvInteger(x, w, xz, wz, **attrs)
+                assert got.dtype == np.int32 and got.shape == want.shape
+                np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+
+
+def test_conv_integer_session_equals_onnxruntime() -> None:
+    """A quantize_dynamic-style DynamicQuantizeLinear -> ConvInteger (constant uint8
+    weights, per-tensor zero points, padding and stride 2) in a replayed Session equals ONNX
+    Runtime's int32 output run after run."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(0, 256, (24, 3, 3, 3)).astype(np.uint8)
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("ConvInteger", ["q", "w", "z", "wz"], ["y"],
+                              pads=[1, 1, 1, 1], strides=[2, 2])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 17, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 24, 9, 10])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(131, np.uint8),
+                                                                  "wz")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = Session(model.SerializeToString())
+    for run in range(4):
+        x = (rng.standard_normal((1, 3, 17, 20)) * (run + 1)).astype(np.float32)
+        want = onnxruntime_run(model, {"x": x})[0]
+        got = session.run({"x": x})["y"]
+        np.testing.assert_array_equal(got, want, err_msg=str(run))

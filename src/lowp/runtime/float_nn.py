@@ -238,9 +238,23 @@ def ConvInteger(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = 
                 w_zero_point: np.ndarray | None = None, **attrs: Any) -> np.ndarray:
     """int32 convolution of (x - x_zp) and (w - w_zp), w_zp per tensor or per output
     channel; padding contributes zero (the input padded with its zero point). Exact: the
-    8-bit differences' sums stay below 2^53 and run in float64."""
+    8-bit differences' sums stay below 2^53 and run in float64. A 2-D one in one group with
+    a constant weight asks lowp.runtime.native_integer.conv_integer first (the same
+    integers)."""
     from lowp.ops.linear import wrap_int32
+    from lowp.runtime import native_integer
 
+    shape = attrs.get("kernel_shape")
+    if x.ndim == 4 and w.ndim == 4 and (not shape or list(shape) == list(w.shape[2:])):
+        k = list(w.shape[2:])
+        begin, end = auto_pads("ConvInteger", x.shape[2:], k, _ints(attrs.get("strides"), 2, 1),
+                               _ints(attrs.get("dilations"), 2, 1), attrs.get("pads"),
+                               attrs.get("auto_pad", "NOTSET"))
+        native = native_integer.conv_integer(
+            x, w, x_zero_point, w_zero_point, int(attrs.get("group", 1)),
+            _ints(attrs.get("strides"), 2, 1), _ints(attrs.get("dilations"), 2, 1), begin, end)
+        if native is not None:
+            return native
     xz = 0.0 if x_zero_point is None else float(np.asarray(x_zero_point).reshape(-1)[0])
     wz = 0.0 if w_zero_point is None else np.asarray(w_zero_point, np.float64).reshape(
         (-1,) + (1,) * (w.ndim - 1))

@@ -13,12 +13,15 @@ native_float's output buffers, so that replay records their calls.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import native_float
-from .prepacked import PackCache, frozen
+from .prepacked import PackCache, freeze, frozen
 from .tape import call
 
 _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
@@ -149,3 +152,58 @@ def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | No
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
          int(np.prod(x.shape[:-1])), native_float.get_threads())
     return y
+
+
+# ConvInteger's weights as IntMatMul's B: id(w) -> (w alive?, the frozen k x m copy)
+_conv_weights: dict[int, tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+
+
+def _conv_b(w: np.ndarray) -> np.ndarray:
+    """The frozen (c kh kw) x m matrix of a frozen (m, c, kh, kw) weight, made once per
+    weight object (a copy, so that it holds no reference to `w`; dropped with `w`)."""
+    key = id(w)
+    hit = _conv_weights.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    b = freeze(np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
+    _conv_weights[key] = (weakref.ref(w), b)
+    weakref.finalize(w, _conv_weights.pop, key, None)
+    return b
+
+
+def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
+                 w_zero_point: np.ndarray | None, group: int, strides: Sequence[int],
+                 dilations: Sequence[int], begin: Sequence[int], end: Sequence[int]
+                 ) -> np.ndarray | None:
+    """ConvInteger of (n, c, h, w) 8-bit data with a constant (frozen) 8-bit (m, c, kh, kw)
+    weight in one group, as the int32 product of the windows and the weight: the input
+    padded with its zero point (padding then contributes zero, as the reference's), its
+    windows gathered into rows of c kh kw bytes (numpy), the product by IntMatMul with the
+    weight zero point per tensor or per output channel; or None (the reference computes)."""
+    if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
+            or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
+            or x.shape[1] != w.shape[1] or x.shape[0] == 0):
+        return None
+    m, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    if x_zero_point is not None and x_zero_point.size != 1:
+        return None
+    if w_zero_point is not None and w_zero_point.size not in (1, m):
+        return None
+    n = x.shape[0]
+    sh, sw = strides
+    dh, dw = dilations
+    xz = 0 if x_zero_point is None else x_zero_point.reshape(-1)[0]
+    xp = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])),
+                constant_values=xz)
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    oh, ow = (xp.shape[2] - eh) // sh + 1, (xp.shape[3] - ew) // sw + 1
+    if oh < 1 or ow < 1:
+        return None
+    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
+        :, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, ::dh, ::dw]
+    a = np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, -1)
+    wz = None if w_zero_point is None else w_zero_point.reshape(-1)
+    y = _product(a, _conv_b(w), x_zero_point, wz, None)
+    if y is None:
+        return None
+    return np.ascontiguousarray(y.reshape(n, oh, ow, m).transpose(0, 3, 1, 2))
