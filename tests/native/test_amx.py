@@ -299,11 +299,12 @@ def _guarded(nbytes: int) -> tuple[int, int, int]:
     return addr, length, addr + page
 
 
-# (x shape NHWC, w shape) without padding, so that the kernel reads the rows of x in place
-# and the last output pixel's last tap ends at the last byte of x.
+# (x shape NHWC, w shape, stride) without padding and with whole groups of 4 channels, so
+# that the kernel reads the rows of x in place (no padded copy), and the last output pixel's
+# last tap ends at the last byte of x.
 GUARDED = {
-    "7x7 c3 stride 2 (kernel-row taps of 21 bytes)": ((1, 21, 19, 3), (70, 3, 7, 7), 2),
-    "5x5 c5 (28-byte kernel rows)": ((1, 9, 8, 5), (70, 5, 5, 5), 1),
+    "7x7 c4 stride 2 (kernel-row taps of 28 bytes)": ((1, 21, 19, 4), (70, 4, 7, 7), 2),
+    "5x5 c12 (60-byte kernel rows)": ((1, 9, 8, 12), (70, 12, 5, 5), 1),
     "3x3 c16 (taps split blocks)": ((1, 6, 7, 16), (70, 16, 3, 3), 1),
     "3x3 c40 (taps straddle blocks)": ((1, 5, 9, 40), (70, 40, 3, 3), 1),
     "1x1 c200 (a 8-byte last block)": ((1, 3, 11, 200), (70, 200, 1, 1), 1),
