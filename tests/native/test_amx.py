@@ -4,7 +4,9 @@ tile block, M around the 16-row tile and the 32-row call, N around the 16-column
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import mmap
 import os
 import subprocess
 import sys
@@ -274,3 +276,71 @@ def test_conv_amx_matches_reference(c: int, m: int, kh: int, kw: int, h: int, w:
         got = NativeConv(wt, None, x_zero_point=x_zp, x_dtype=x_dtype, w_zero_point=w_zp,
                          requant=rq, threads=1, **kwargs)(x)
     np.testing.assert_array_equal(got, ref)
+
+
+def _guarded(nbytes: int) -> tuple[int, int, int]:
+    """An anonymous mapping: a PROT_NONE page, `nbytes` rounded up to whole pages, a
+    PROT_NONE page. Returns (mapping address, its length, address of the first data byte)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = mmap.PAGESIZE
+    data = (nbytes + page - 1) // page * page
+    length = data + 2 * page
+    addr = libc.mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE,
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    for at in (addr, addr + page + data):
+        if libc.mprotect(ctypes.c_void_p(at), page, 0) != 0:  # PROT_NONE
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+    return addr, length, addr + page
+
+
+# (x shape NHWC, w shape, stride) without padding and with whole groups of 4 channels, so
+# that the kernel reads the rows of x in place (no padded copy), and the last output pixel's
+# last tap ends at the last byte of x.
+GUARDED = {
+    "7x7 c4 stride 2 (kernel-row taps of 28 bytes)": ((1, 21, 19, 4), (70, 4, 7, 7), 2),
+    "5x5 c12 (60-byte kernel rows)": ((1, 9, 8, 12), (70, 12, 5, 5), 1),
+    "3x3 c16 (taps split blocks)": ((1, 6, 7, 16), (70, 16, 3, 3), 1),
+    "3x3 c40 (taps straddle blocks)": ((1, 5, 9, 40), (70, 40, 3, 3), 1),
+    "1x1 c200 (a 8-byte last block)": ((1, 3, 11, 200), (70, 200, 1, 1), 1),
+}
+
+
+@needs_amx
+@pytest.mark.parametrize("name", sorted(GUARDED))
+@pytest.mark.parametrize("at_end", [False, True])
+def test_conv_amx_reads_nothing_outside_x(name: str, at_end: bool) -> None:
+    """The row packing merges short tap runs by masked 64-byte loads whose masked-off lanes
+    lie before or after the run: with x right after or right before a PROT_NONE page, those
+    lanes must not be read (a plain load there would fault). The sanitizers do not see
+    masked loads; the page protection does."""
+    x_shape, w_shape, stride = GUARDED[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    nbytes = int(np.prod(x_shape))
+    addr, length, data = _guarded(nbytes)
+    try:
+        page = mmap.PAGESIZE
+        start = data + ((nbytes + page - 1) // page * page - nbytes if at_end else 0)
+        x = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(start))
+        x = x.reshape(x_shape)
+        x[...] = random_ints(rng, x_shape, np.dtype(np.uint8))
+        w = random_ints(rng, w_shape, np.dtype(np.int8))
+        kw = {"pads": (0, 0, 0, 0), "strides": (stride, stride), "group": 1}
+        acc = conv(x, w, None, x_zero_point=7, w_zero_point=0, requant=None,
+                   layout=Layout.CHANNELS_LAST, **kw)
+        rq = spanning_requant(acc, out_dtype=np.dtype(np.uint8), mode=RequantMode.FLOAT32,
+                              per_channel=True, stretch=1.0, clamp=(0.0, 1.0))
+        with nb.use_path("amx"):
+            got = NativeConv(w, None, x_zero_point=7, x_dtype=np.uint8, w_zero_point=0,
+                             requant=rq, threads=1, **kw)(x)
+        np.testing.assert_array_equal(got, rq.apply(acc))
+        del x
+    finally:
+        libc = ctypes.CDLL(None)
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.munmap(ctypes.c_void_p(addr), length)
