@@ -17,7 +17,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import eigen_math, libm, mlas_sgemm, ort_math
+from lowp import eigen_double, eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_integer
 from lowp.runtime.float_registry import (
@@ -107,9 +107,7 @@ def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
     xf = _f(x)
     if xf.dtype == np.float32:
         return _as(ort_math.logistic(xf), x)
-    # Split by sign so that exp never overflows.
-    e = np.exp(-np.abs(xf))
-    return _as(np.where(xf >= 0, 1 / (1 + e), e / (1 + e)), x)
+    return eigen_double.sigmoid(xf, native_float.get_threads())
 
 
 @register
@@ -138,7 +136,9 @@ def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
     if native is not None:
         return native
     xf = _f(x)
-    return _as(ort_math.tanh(xf) if xf.dtype == np.float32 else np.tanh(xf), x)
+    if xf.dtype == np.float64:
+        return eigen_double.tanh(xf, native_float.get_threads())
+    return _as(ort_math.tanh(xf), x)
 
 
 @register
@@ -370,7 +370,7 @@ def _libm(name: str, other: Any) -> Any:
 # ONNX Runtime's float32 log: Eigen's (lowp.eigen_math), natively where it can
 def _log(x: np.ndarray) -> np.ndarray:
     if x.dtype != np.float32:
-        return np.log(x)
+        return eigen_double.log(x, native_float.get_threads())
     y = native_float.log(x, _runs("Log", x))
     return _threaded("Log", x, eigen_math.log) if y is None else y
 
@@ -378,16 +378,22 @@ def _log(x: np.ndarray) -> np.ndarray:
 # ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can
 _native_exp = functools.partial(native_float.unary, "Exp")
 
+# float64 Exp, Log, Tanh, Sigmoid, Sin and Cos as ONNX Runtime computes them: Eigen's double
+# packets and the C library on the tails (lowp.eigen_double, docs/operators.md (O104))
+def _exp64(x: np.ndarray) -> np.ndarray:
+    return eigen_double.exp(x, native_float.get_threads())
+
+
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin, Acos and Atan
 # are packet functions of ONNX Runtime's wheel (lowp.eigen_math; Sin and Cos natively where
 # they can); Tan, Sinh, Cosh, Asinh, Acosh and Atanh are the C library's float functions
 # element by element (std::tan(float), ...), which are not correctly rounded (glibc 2.36:
 # 3-14% of a random sweep's values differ from the correctly rounded ones, and from numpy's).
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
+                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, _exp64, _native_exp)),
                    ("Log", _log),
-                   ("Sin", _float32(eigen_math.sin, np.sin, native_float.sin)),
-                   ("Cos", _float32(eigen_math.cos, np.cos, native_float.cos)),
+                   ("Sin", _float32(eigen_math.sin, eigen_double.sin, native_float.sin)),
+                   ("Cos", _float32(eigen_math.cos, eigen_double.cos, native_float.cos)),
                    ("Tan", _libm("tanf", np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),
