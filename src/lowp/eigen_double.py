@@ -259,3 +259,15 @@ def sigmoid(x: np.ndarray, threads: int = 1) -> np.ndarray:
     return _blockwise(x, lambda u: _assign(u, lambda t: _sigmoid(t, _packet_exp),
                                            lambda t: _sigmoid(t, libm.exp_float64)),
                       2.0, threads)
+
+
+def _sign(x: np.ndarray, nan: Unary) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(x), nan(x), np.sign(x))
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """float64 sign(x) as ONNX Runtime's Sign kernel computes it: Eigen's packet sign gives
+    a NaN with its sign bit cleared (payload and signalling bit kept), the scalar tail the
+    NaN itself."""
+    return _assign(x, lambda t: _sign(t, np.abs), lambda t: _sign(t, lambda u: u))

@@ -97,3 +97,24 @@ def test_packets_are_not_the_correctly_rounded_values() -> None:
     x = np.random.default_rng(76).standard_normal(100_003) * 4
     assert np.count_nonzero(eigen_double.sin(x) != np.sin(x)) > 10_000
     assert np.count_nonzero(eigen_double.exp(x) != np.exp(x)) > 1_000
+
+
+@pytest.mark.parametrize(("op", "attrs"), [("Sign", {}), ("Shrink", {}),
+                                           ("Shrink", {"bias": 0.1, "lambd": 0.3})])
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_double_sign_and_shrink_give_onnxruntimes_bits(op: str, attrs: dict[str, float],
+                                                       seed: int) -> None:
+    """Sign of a NaN clears its sign bit; Shrink of doubles runs in float32 (O104)."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**64, 20_001, dtype=np.uint64).view(np.float64)
+    x = np.concatenate([rng.standard_normal(20_001) * 2, bits, EDGES, NANS])
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    expected = _ort(model.SerializeToString(), x, 1)
+    for backend in BACKENDS:
+        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend

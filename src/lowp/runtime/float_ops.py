@@ -160,7 +160,10 @@ def PRelu(x: np.ndarray, slope: np.ndarray, *, opset: int = 13, **_: Any) -> np.
 
 @register
 def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) -> np.ndarray:
-    xf = _f(x)
+    """Shrink; ONNX Runtime 1.32 computes a double one in float32 too (the value cast to
+    float, compared and shifted there, the result cast back: docs/operators.md (O104))."""
+    with np.errstate(over="ignore"):
+        xf = x.astype(np.float32) if x.dtype == np.float64 else _f(x)
     dt = xf.dtype.type
     y = np.where(xf < -dt(lambd), xf + dt(bias), np.where(xf > dt(lambd), xf - dt(bias), 0))
     return _as(y, x)
@@ -425,7 +428,9 @@ def Abs(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Sign(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.sign(x)
+    """Sign; a double one as ONNX Runtime's Eigen packets and tail give NaNs
+    (lowp.eigen_double.sign, docs/operators.md (O104))."""
+    return eigen_double.sign(x) if x.dtype == np.float64 else np.sign(x)
 
 
 @register
