@@ -271,3 +271,61 @@ def sign(x: np.ndarray) -> np.ndarray:
     a NaN with its sign bit cleared (payload and signalling bit kept), the scalar tail the
     NaN itself."""
     return _assign(x, lambda t: _sign(t, np.abs), lambda t: _sign(t, lambda u: u))
+
+
+def _row_sums(e: np.ndarray) -> np.ndarray:
+    """Eigen's row-major matrix-vector product of (n, d) `e` by ones, as ONNX Runtime's
+    Gemv<double> sums each row: one packet accumulator a row (lanes over even and odd
+    columns, added in column order), its two lanes added, then the odd last column. A
+    single row is a dot product instead, summed in four packet accumulators (the order
+    found for most lengths; see docs/operators.md (O104))."""
+    n, d = e.shape
+    full = d - d % LANES
+    if n == 1 and d >= 2 * LANES * 2:
+        return np.array([_dot_sum(e[0])])
+    lanes = [np.zeros(n), np.zeros(n)]
+    for j in range(0, full, LANES):
+        lanes[0] = lanes[0] + e[:, j]
+        lanes[1] = lanes[1] + e[:, j + 1]
+    total = lanes[0] + lanes[1]
+    for j in range(full, d):
+        total = total + e[:, j]
+    return total
+
+
+def _dot_sum(v: np.ndarray) -> np.float64:
+    """The sum of one row as a dot product: four packet accumulators over blocks of four
+    packets, two leftover packets into the first two, their tree sum, the lanes, the odd
+    last element."""
+    packets = [v[i:i + LANES] for i in range(0, len(v) - len(v) % LANES, LANES)]
+    acc = [p.copy() for p in packets[:4]]
+    whole = len(packets) // 4 * 4
+    for i in range(4, whole, 4):
+        for k in range(4):
+            acc[k] = acc[k] + packets[i + k]
+    rest = packets[whole:]
+    if len(rest) >= 2:
+        acc[0], acc[1] = acc[0] + rest[0], acc[1] + rest[1]
+        rest = rest[2:]
+    total = (acc[0] + acc[1]) + (acc[2] + acc[3])
+    for p in rest:
+        total = total + p
+    out = total[0] + total[1]
+    if len(v) % LANES:
+        out = out + v[-1]
+    return np.float64(out)
+
+
+def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray:
+    """float64 (Log)Softmax of the rows of (n, d) `x` as ONNX Runtime's SoftmaxCPU<double>
+    computes it: x - max, Eigen's exp over the whole buffer, the row sums of `_row_sums`,
+    then a division, or x - max - log(fmax(sum, 1e-20f)) with the C library's log."""
+    with np.errstate(all="ignore"):
+        rows = np.ascontiguousarray(x, _D)
+        peak = rows.max(axis=1, keepdims=True)
+        e = exp((rows - peak).reshape(-1)).reshape(rows.shape)
+        total = _row_sums(e)
+        if not log:
+            return e / total[:, None]
+        log_total = libm.log_float64(np.fmax(total, _D(np.float32(1e-20))))
+        return (rows - peak) - log_total[:, None]

@@ -790,8 +790,19 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
         y = ort_math.softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
+    if v.dtype == np.float64 and v.size:
+        return _softmax64(v, ax, x.shape, log=False)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
+
+
+def _softmax64(v: np.ndarray, ax: int, shape: tuple[int, ...], log: bool) -> np.ndarray:
+    """float64 (Log)Softmax along `ax` as ONNX Runtime's SoftmaxCPU<double> computes it on
+    the rows of the input with `ax` moved last (lowp.eigen_double.softmax_rows, (O104))."""
+    rows = np.moveaxis(v, ax, -1)
+    flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
+    y = eigen_double.softmax_rows(flat, log)
+    return np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(shape)
 
 
 @register
@@ -807,6 +818,8 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
         y = ort_math.log_softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
+    if v.dtype == np.float64 and v.size:
+        return _softmax64(v, ax, x.shape, log=True)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)
 
