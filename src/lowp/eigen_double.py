@@ -270,6 +270,8 @@ def sign(x: np.ndarray) -> np.ndarray:
     """float64 sign(x) as ONNX Runtime's Sign kernel computes it: Eigen's packet sign gives
     a NaN with its sign bit cleared (payload and signalling bit kept), the scalar tail the
     NaN itself."""
+    if not np.isnan(x).any():
+        return np.sign(x)
     return _assign(x, lambda t: _sign(t, np.abs), lambda t: _sign(t, lambda u: u))
 
 

@@ -141,3 +141,24 @@ def test_double_softmax_gives_onnxruntimes_bits(op: str, rows: int, cols: int, a
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean"])
+@settings(max_examples=6, deadline=None)
+@given(rows=st.integers(1, 200), cols=st.integers(1, 300), seed=st.integers(0, 2**32 - 1))
+def test_double_row_sums_give_onnxruntimes_bits(op: str, rows: int, cols: int,
+                                                seed: int) -> None:
+    """A double sum over the trailing axis is Eigen's redux of each row: two packet
+    accumulators of two lanes from the row's first 16-byte boundary, the lanes added, then
+    the peeled head and the tail (O104)."""
+    x = np.random.default_rng(seed).standard_normal((rows, cols)) * 4
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, 1])], initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    expected = _ort(model.SerializeToString(), x, 1)
+    for backend in BACKENDS:
+        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
