@@ -190,7 +190,7 @@ def _each_float64(name: str, version: str | None = None) -> Unary:
         flat_in, flat_out = xd.reshape(-1), out.reshape(-1)
         for i in range(flat_in.size):
             flat_out[i] = c_function(float(flat_in[i]))
-        return out
+        return out.reshape(np.shape(x))
     fn.__name__ = fn.__qualname__ = f"{name}_float64"
     fn.__doc__ = f"{name}(x) elementwise, float64 (one C call per element)."
     return fn

@@ -946,9 +946,13 @@ def _generic_shape(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> list[int
 
 
 def _sequential(rows: np.ndarray) -> np.ndarray:
-    """Each row's values added one after another from +0, float32."""
-    return (np.cumsum(rows, axis=1, dtype=np.float32)[:, -1] + np.float32(0)).astype(
-        np.float32)
+    """Each row's values added one after another from +0, in float32 (float64 rows in
+    float64)."""
+    dt = np.float64 if rows.dtype == np.float64 else np.float32
+    return (np.cumsum(rows, axis=1, dtype=dt)[:, -1] + dt(0)).astype(dt)
+
+
+_ORDERED = (np.float32, np.float64)     # the float types whose reduction orders are modelled
 
 
 def _ort_sum_square(root: bool) -> Any:
@@ -958,24 +962,24 @@ def _ort_sum_square(root: bool) -> Any:
     row-major order from +0 (its generic loop: these reductions have no fast path)."""
     def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
         axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-        if x.dtype != np.float32 or x.size == 0:
+        if x.dtype not in _ORDERED or x.size == 0:
             total = np.sum(x * x, axis=ax, keepdims=keep)
             return np.sqrt(total) if root else total
-        squares = (x * x).astype(np.float32)
+        squares = (x * x).astype(x.dtype)
         if len(axes) == x.ndim:
             total = ort_math.reduce_sum(squares, axes, keep)
             assert total is not None
         else:
             total = _sequential(_generic_rows(squares, axes)[0]).reshape(
                 _generic_shape(x, axes, keep))
-        return np.sqrt(total).astype(np.float32) if root else total
+        return np.sqrt(total).astype(x.dtype) if root else total
     return red
 
 
 def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     """ReduceL1: over some axes of float32, |x| added in order (O38)."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+    if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
         return np.sum(np.abs(x), axis=ax, keepdims=keep)
     return _sequential(np.abs(_generic_rows(x, axes)[0])).reshape(_generic_shape(x, axes, keep))
 
@@ -984,21 +988,36 @@ def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     """ReduceLogSumExp: over some axes of float32, the maximum m, expf(x - m) added in
     order, logf of the sum plus m (O38)."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+    if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
         return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
     rows = _generic_rows(x, axes)[0]
+    exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
+        libm.expf, libm.logf)
     with np.errstate(all="ignore"):
         top = rows.max(axis=1)
-        total = _sequential(libm.expf((rows - top[:, None]).astype(np.float32)))
-        out = (libm.logf(total) + top).astype(np.float32)
+        total = _sequential(exp((rows - top[:, None]).astype(x.dtype)))
+        out = (log(total) + top).astype(x.dtype)
     return out.reshape(_generic_shape(x, axes, keep))
 
 
 _reduction("ReduceSumSquare", _float_reduction(_ort_sum_square(root=False)))
 _reduction("ReduceL1", _float_reduction(_ort_l1))
 _reduction("ReduceL2", _float_reduction(_ort_sum_square(root=True)))
-_reduction("ReduceLogSum",
-           _float_reduction(lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k))))
+def _log_sum(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceLogSum; over some axes of float64, the values added in order and the C
+    library's log of the sum (O104)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+    if x.dtype != np.float64 or x.size == 0:
+        return np.log(np.sum(x, axis=ax, keepdims=keep))
+    if len(axes) == x.ndim:         # over every axis: ReduceSum's order
+        total = ort_math.reduce_sum(x, axes, keep)
+        assert total is not None
+        return libm.log_float64(total)
+    total = _sequential(_generic_rows(x, axes)[0])
+    return libm.log_float64(total).reshape(_generic_shape(x, axes, keep))
+
+
+_reduction("ReduceLogSum", _float_reduction(_log_sum))
 _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 
