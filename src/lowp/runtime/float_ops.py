@@ -977,18 +977,24 @@ def _ort_sum_square(root: bool) -> Any:
 
 
 def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceL1: over some axes of float32, |x| added in order (O38)."""
+    """ReduceL1: over some axes of float32 or float64, |x| added in order (O38); over every
+    axis of float64, ReduceSum's order (O104)."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+    if x.dtype == np.float64 and x.size and len(axes) == x.ndim:   # ReduceSum's order
+        total = ort_math.reduce_sum(np.abs(x), axes, keep)
+        assert total is not None
+        return total
     if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
         return np.sum(np.abs(x), axis=ax, keepdims=keep)
     return _sequential(np.abs(_generic_rows(x, axes)[0])).reshape(_generic_shape(x, axes, keep))
 
 
 def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceLogSumExp: over some axes of float32, the maximum m, expf(x - m) added in
-    order, logf of the sum plus m (O38)."""
+    """ReduceLogSumExp: over some axes of float32 (any of float64), the maximum m, expf(x - m)
+    added in order, logf of the sum plus m (O38; exp and log for float64, (O104))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
+    whole = x.dtype == np.float32 and len(axes) == x.ndim
+    if x.dtype not in _ORDERED or x.size == 0 or whole:
         return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
     rows = _generic_rows(x, axes)[0]
     exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
