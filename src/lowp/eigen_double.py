@@ -161,18 +161,19 @@ def _packet_sincos(x: np.ndarray, sine: bool) -> np.ndarray:
     medium path for both elements of a packet when either is 15 or more."""
     with np.errstate(all="ignore"):
         a = np.abs(x)
-        q_small = np.trunc(a * _TWO_OVER_PI + _D(0.5))
-        s_small = _PIO2[1] * q_small + (_PIO2[0] * q_small + a)
-        q_high = np.floor(a * (_TWO_OVER_PI / _SPLIT)) * _SPLIT
-        q_low = np.trunc((a * _TWO_OVER_PI - q_high) + _D(0.5))
-        s_medium = a
-        for c in _PIO2[:3]:
-            s_medium = c * q_high + s_medium
-            s_medium = c * q_low + s_medium
-        s_medium = _PIO2[3] * (q_low + q_high) + s_medium
+        q = np.trunc(a * _TWO_OVER_PI + _D(0.5))
+        s = _PIO2[1] * q + (_PIO2[0] * q + a)
         medium = _by_packet(_SMALL <= a)
-        s = np.where(medium, s_medium, s_small)
-        q = np.where(medium, q_low, q_small)
+        if medium.any():
+            q_high = np.floor(a * (_TWO_OVER_PI / _SPLIT)) * _SPLIT
+            q_low = np.trunc((a * _TWO_OVER_PI - q_high) + _D(0.5))
+            s_medium = a
+            for c in _PIO2[:3]:
+                s_medium = c * q_high + s_medium
+                s_medium = c * q_low + s_medium
+            s_medium = _PIO2[3] * (q_low + q_high) + s_medium
+            s = np.where(medium, s_medium, s)
+            q = np.where(medium, q_low, q)
         # cvttsd2si: NaN and out-of-range quotients give the integer indefinite, -2^63
         valid = np.isfinite(q) & (np.abs(q) < _D(2**63))
         q_int = np.where(valid, q, _D(0)).astype(np.int64)
