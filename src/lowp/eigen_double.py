@@ -280,12 +280,11 @@ def _row_sums(e: np.ndarray) -> np.ndarray:
     """Eigen's row-major matrix-vector product of (n, d) `e` by ones, as ONNX Runtime's
     Gemv<double> sums each row: one packet accumulator a row (lanes over even and odd
     columns, added in column order), its two lanes added, then the odd last column. A
-    single row is a dot product instead, summed in four packet accumulators (the order
-    found for most lengths; see docs/operators.md (O104))."""
+    single row is Eigen's inner product instead (`_dot_sum`)."""
     n, d = e.shape
-    full = d - d % LANES
-    if n == 1 and d >= 2 * LANES * 2:
+    if n == 1:
         return np.array([_dot_sum(e[0])])
+    full = d - d % LANES
     lanes = [np.zeros(n), np.zeros(n)]
     for j in range(0, full, LANES):
         lanes[0] = lanes[0] + e[:, j]
@@ -297,25 +296,30 @@ def _row_sums(e: np.ndarray) -> np.ndarray:
 
 
 def _dot_sum(v: np.ndarray) -> np.float64:
-    """The sum of one row as a dot product: four packet accumulators over blocks of four
-    packets, two leftover packets into the first two, their tree sum, the lanes, the odd
-    last element."""
-    packets = [v[i:i + LANES] for i in range(0, len(v) - len(v) % LANES, LANES)]
+    """The sum of one row as Eigen's vectorized inner product: four packet accumulators
+    over blocks of four packets (the first four packets start them), up to three leftover
+    packets into accumulators 0, 1, 2, then a0 + (a1 + (a2 + a3)), the two lanes, and the
+    odd last element."""
+    count = len(v) // LANES
+    if count == 0:
+        return np.float64(np.cumsum(v)[-1])
+    packets = [v[i * LANES:(i + 1) * LANES] for i in range(count)]
     acc = [p.copy() for p in packets[:4]]
-    whole = len(packets) // 4 * 4
-    for i in range(4, whole, 4):
-        for k in range(4):
-            acc[k] = acc[k] + packets[i + k]
-    rest = packets[whole:]
-    if len(rest) >= 2:
-        acc[0], acc[1] = acc[0] + rest[0], acc[1] + rest[1]
-        rest = rest[2:]
-    total = (acc[0] + acc[1]) + (acc[2] + acc[3])
-    for p in rest:
-        total = total + p
-    out = total[0] + total[1]
-    if len(v) % LANES:
-        out = out + v[-1]
+    if count >= 4:
+        whole = count // 4 * 4
+        for i in range(4, whole, 4):
+            for k in range(4):
+                acc[k] = acc[k] + packets[i + k]
+        for k in range(count - whole):
+            acc[k] = acc[k] + packets[whole + k]
+        acc[2] = acc[2] + acc[3]
+    if count >= 3:
+        acc[1] = acc[1] + acc[2]
+    if count >= 2:
+        acc[0] = acc[0] + acc[1]
+    out = acc[0][0] + acc[0][1]
+    for k in range(count * LANES, len(v)):
+        out = out + v[k]
     return np.float64(out)
 
 

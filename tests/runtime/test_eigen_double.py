@@ -122,13 +122,12 @@ def test_double_sign_and_shrink_give_onnxruntimes_bits(op: str, attrs: dict[str,
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
 @settings(max_examples=6, deadline=None)
-@given(rows=st.integers(2, 300), cols=st.integers(1, 130), axis=st.sampled_from([-1, 0]),
-       seed=st.integers(0, 2**32 - 1))
+@given(rows=st.one_of(st.just(1), st.integers(2, 300)), cols=st.integers(1, 3000),
+       axis=st.sampled_from([-1, 0]), seed=st.integers(0, 2**32 - 1))
 def test_double_softmax_gives_onnxruntimes_bits(op: str, rows: int, cols: int, axis: int,
                                                 seed: int) -> None:
     """SoftmaxCPU<double>: x - max, Eigen's exp over the buffer, each row summed by Eigen's
-    matrix-vector product (O104). Finite inputs; a single row of more than 7 values sums
-    as a dot product in an order not fully matched, so at least two rows here."""
+    matrix-vector product, a single row by its inner product (O104). Finite inputs."""
     x = np.random.default_rng(seed).standard_normal((rows, cols)) * 4
     if axis == 0 and cols < 2:
         return
