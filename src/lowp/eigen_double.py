@@ -323,13 +323,61 @@ def _dot_sum(v: np.ndarray) -> np.float64:
     return np.float64(out)
 
 
+def _max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Eigen's pmax of SSE2 (maxpd with the operands reversed) and std::max alike: b where
+    b > a, else a (a when either is a NaN)."""
+    return np.where(b > a, b, a)
+
+
+def _redux_max(x: np.ndarray, start: int) -> np.ndarray:
+    """Eigen's maxCoeff of every row of (rows, n) `x`, each row with `start` scalars before
+    its first aligned packet: two packet accumulators, the leftover packet, the lanes, then
+    the head and the tail, each step `_max` (a NaN in an accumulator stays, a NaN met later
+    is dropped)."""
+    rows, n = x.shape
+    start = min(start, n)
+    size = ((n - start) // LANES) * LANES
+    if size == 0:
+        res = x[:, 0]
+        for i in range(1, n):
+            res = _max(res, x[:, i])
+        return res
+    end2 = start + ((n - start) // (2 * LANES)) * (2 * LANES)
+    end = start + size
+    acc = x[:, start:start + LANES]
+    if size > LANES:
+        other = x[:, start + LANES:start + 2 * LANES]
+        for i in range(start + 2 * LANES, end2, 2 * LANES):
+            acc = _max(acc, x[:, i:i + LANES])
+            other = _max(other, x[:, i + LANES:i + 2 * LANES])
+        acc = _max(acc, other)
+        if end > end2:
+            acc = _max(acc, x[:, end2:end])
+    res = _max(acc[:, 0], acc[:, 1])
+    for i in [*range(start), *range(end, n)]:
+        res = _max(res, x[:, i])
+    return res
+
+
+def row_max(x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles (Eigen's maxCoeff of each
+    row of the aligned buffer), shape (rows, 1)."""
+    rows, n = x.shape
+    out = np.empty(rows)
+    offsets = (-(np.arange(rows) * n)) % LANES
+    for start in np.unique(offsets):
+        sel = offsets == start
+        out[sel] = _redux_max(x[sel], int(start))
+    return out[:, None]
+
+
 def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray:
     """float64 (Log)Softmax of the rows of (n, d) `x` as ONNX Runtime's SoftmaxCPU<double>
     computes it: x - max, Eigen's exp over the whole buffer, the row sums of `_row_sums`,
     then a division, or x - max - log(fmax(sum, 1e-20f)) with the C library's log."""
     with np.errstate(all="ignore"):
         rows = np.ascontiguousarray(x, _D)
-        peak = rows.max(axis=1, keepdims=True)
+        peak = row_max(rows)
         e = exp((rows - peak).reshape(-1)).reshape(rows.shape)
         total = _row_sums(e)
         if not log:

@@ -191,3 +191,25 @@ def test_double_reductions_over_some_axes_give_onnxruntimes_bits(
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+@settings(max_examples=4, deadline=None)
+@given(rows=st.integers(1, 60), cols=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_double_softmax_rows_with_nans_or_infinities(op: str, special: float, rows: int,
+                                                     cols: int, seed: int) -> None:
+    """A row's maximum is Eigen's maxCoeff: a NaN in its first packet stays, one met later
+    is dropped (then LogSoftmax's fmax drops the NaN sum) (O104)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, cols)) * 4
+    x[rng.random((rows, cols)) < 0.15] = special
+    node = helper.make_node(op, ["x"], ["y"], axis=-1)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, cols])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    expected = _ort(model.SerializeToString(), x, 1)
+    for backend in BACKENDS:
+        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
