@@ -407,14 +407,16 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def ort_parallel_blocks(n: int, cost: float, threads: int) -> list[tuple[int, int]]:
+def ort_parallel_blocks(n: int, cost: float, threads: int,
+                        element_bytes: int = 4) -> list[tuple[int, int]]:
     """The [first, last) blocks in which ONNX Runtime's `TryParallelFor` runs an element-wise
-    functor of `cost` compute cycles per float32 (its `Cost()`) over `n` elements at
-    `threads` intra-op threads: Eigen's cost model decides whether to cut at all, then
-    `CalculateParallelForBlock` (at most 4 blocks a thread, at least one ideal task a block,
-    coarser while the threads' efficiency does not drop) gives the block size."""
+    functor of `cost` compute cycles per element (its `Cost()`) over `n` elements of
+    `element_bytes` bytes (loaded and stored: sizeof(T)) at `threads` intra-op threads:
+    Eigen's cost model decides whether to cut at all, then `CalculateParallelForBlock` (at
+    most 4 blocks a thread, at least one ideal task a block, coarser while the threads'
+    efficiency does not drop) gives the block size."""
     threads = max(1, int(threads))
-    per_element = 4.0 * _BYTE_CYCLES + 4.0 * _BYTE_CYCLES + float(np.float32(cost))
+    per_element = 2.0 * element_bytes * _BYTE_CYCLES + float(np.float32(cost))
     wanted = (n * per_element - _STARTUP_CYCLES) / _THREAD_CYCLES + 0.9
     if threads == 1 or n <= 1 or min(threads, max(1, int(wanted))) == 1:
         return [(0, n)]
@@ -436,19 +438,21 @@ def ort_parallel_blocks(n: int, cost: float, threads: int) -> list[tuple[int, in
     return [(first, min(n, first + block)) for first in range(0, n, block)]
 
 
-def assignment_runs(n: int, cost: float, threads: int) -> list[tuple[int, int]]:
+def assignment_runs(n: int, cost: float, threads: int,
+                    lanes: int = LANES) -> list[tuple[int, int]]:
     """The runs [first, last) of `n` elements that each evaluate as one Eigen assignment
-    from its own start (packets of four, the C library on the last length % 4) when ONNX
-    Runtime's functor of `cost` runs at `threads` threads: each block's unaligned head (up
-    to the next 16-byte boundary of ONNX Runtime's aligned buffer) is a run of its own.
-    Adjacent runs that would evaluate alike as one are merged (one run at one thread)."""
+    from its own start (packets of `lanes`: four float32 or two float64, the C library on
+    the last length % lanes) when ONNX Runtime's functor of `cost` runs at `threads`
+    threads: each block's unaligned head (up to the next 16-byte boundary of ONNX Runtime's
+    aligned buffer) is a run of its own. Adjacent runs that would evaluate alike as one are
+    merged (one run at one thread)."""
     runs: list[tuple[int, int]] = []
-    for first, last in ort_parallel_blocks(n, cost, threads):
-        head = min(-first % LANES, last - first)
+    for first, last in ort_parallel_blocks(n, cost, threads, 16 // lanes):
+        head = min(-first % lanes, last - first)
         for run in ((first, first + head), (first + head, last)):
             if run[1] == run[0]:
                 continue
-            if runs and (runs[-1][1] - runs[-1][0]) % LANES == 0:
+            if runs and (runs[-1][1] - runs[-1][0]) % lanes == 0:
                 runs[-1] = (runs[-1][0], run[1])
             else:
                 runs.append(run)

@@ -163,3 +163,49 @@ asinhf = _each("asinhf", np.arcsinh)
 acoshf = _each("acoshf", np.arccosh)
 atanhf = _each("atanhf", np.arctanh)
 
+
+
+@functools.cache
+def _c_double_function(name: str, version: str | None) -> Callable[[float], float] | None:
+    """The C library's double function `name`, of symbol version `version` where given
+    (the one a program linked against that glibc version calls), else the default one."""
+    found = ctypes.util.find_library("m")
+    if found is None:
+        return None
+    library = ctypes.CDLL(found)
+    prototype = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)
+    dlvsym = getattr(ctypes.CDLL(None), "dlvsym", None)
+    if version is not None and dlvsym is not None:
+        dlvsym.restype = ctypes.c_void_p
+        dlvsym.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        address = dlvsym(library._handle, name.encode(), version.encode())
+        if address:
+            return cast(Callable[[float], float], prototype(address))
+    return cast(Callable[[float], float], prototype((name, library)))
+
+
+def _each_float64(name: str, version: str | None = None) -> Unary:
+    def fn(x: np.ndarray) -> np.ndarray:
+        xd = np.ascontiguousarray(x, np.float64)
+        c_function = _c_double_function(name, version)
+        if c_function is None:
+            with np.errstate(all="ignore"):
+                return cast(np.ndarray, getattr(np, name)(xd))
+        out = np.empty_like(xd)
+        flat_in, flat_out = xd.reshape(-1), out.reshape(-1)
+        for i in range(flat_in.size):
+            flat_out[i] = c_function(float(flat_in[i]))
+        return out.reshape(np.shape(x))
+    fn.__name__ = fn.__qualname__ = f"{name}_float64"
+    fn.__doc__ = f"{name}(x) elementwise, float64 (one C call per element)."
+    return fn
+
+
+# The C library's double functions: the tails of Eigen's float64 assignments. ONNX Runtime's
+# wheel binds exp and log at symbol version GLIBC_2.2.5, glibc's compatibility wrappers
+# (log of a negative number is +NaN there, -NaN in the GLIBC_2.29 log).
+exp_float64 = _each_float64("exp", "GLIBC_2.2.5")
+log_float64 = _each_float64("log", "GLIBC_2.2.5")
+tanh_float64 = _each_float64("tanh")
+sin_float64 = _each_float64("sin")
+cos_float64 = _each_float64("cos")

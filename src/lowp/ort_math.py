@@ -110,41 +110,42 @@ def _lanes(block: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _redux_rows(x: np.ndarray, start: int) -> np.ndarray:
-    """Eigen's redux sum of every row of float32 `x` (rows, n), each row having `start`
-    scalars before its first aligned packet."""
+def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET) -> np.ndarray:
+    """Eigen's redux sum of every row of `x` (rows, n), each row having `start` scalars
+    before its first aligned packet; packets of `packet` lanes (4 float32, 2 float64)."""
     rows, n = x.shape
     start = min(start, n)
-    size = ((n - start) // _PACKET) * _PACKET
-    size2 = ((n - start) // (2 * _PACKET)) * (2 * _PACKET)
+    size = ((n - start) // packet) * packet
+    size2 = ((n - start) // (2 * packet)) * (2 * packet)
     if size == 0:
         res = x[:, 0].copy()
         for i in range(1, n):
             res += x[:, i]
         return res
     end2, end = start + size2, start + size
-    if size > _PACKET:
-        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * _PACKET))
-        p = pair[:, :_PACKET] + pair[:, _PACKET:]
+    if size > packet:
+        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * packet))
+        p = pair[:, :packet] + pair[:, packet:]
         if end > end2:
             p += x[:, end2:end]
     else:
-        p = x[:, start:start + _PACKET].copy()
-    res = (p[:, 0] + p[:, 2]) + (p[:, 1] + p[:, 3])
+        p = x[:, start:start + packet].copy()
+    res = (p[:, 0] + p[:, 2]) + (p[:, 1] + p[:, 3]) if packet == 4 else p[:, 0] + p[:, 1]
     for i in [*range(start), *range(end, n)]:
         res += x[:, i]
     return res
 
 
 def eigen_row_sums(x: np.ndarray) -> np.ndarray:
-    """Sums of the rows of a C-contiguous float32 (rows, n) array that starts on a 16-byte
-    boundary, each as ONNX Runtime sums one (n >= 1)."""
+    """Sums of the rows of a C-contiguous float32 or float64 (rows, n) array that starts on
+    a 16-byte boundary, each as ONNX Runtime sums one (n >= 1)."""
     rows, n = x.shape
-    out = np.empty(rows, np.float32)
-    offsets = (-(np.arange(rows) * n)) % _PACKET      # scalars before each row's boundary
+    packet = 16 // x.dtype.itemsize
+    out = np.empty(rows, x.dtype)
+    offsets = (-(np.arange(rows) * n)) % packet      # scalars before each row's boundary
     for start in np.unique(offsets):
         sel = offsets == start
-        out[sel] = _redux_rows(x[sel], int(start))
+        out[sel] = _redux_rows(x[sel], int(start), packet)
     return out
 
 
@@ -213,11 +214,12 @@ def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
 
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
                ) -> np.ndarray | None:
-    """ReduceSum (or ReduceMean, the sum divided by the count in float32) of float32 `x`
+    """ReduceSum (or ReduceMean, the sum divided by the count in x's type) of float32 `x`
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
-    modelled (the caller then sums with numpy)."""
-    plan = reduce_plan(x.shape, axes) if x.dtype == np.float32 else None
-    if plan is None:
+    modelled (the caller then sums with numpy). float64: trailing axes only (Eigen's row
+    sums with two-lane packets; docs/operators.md (O104))."""
+    plan = reduce_plan(x.shape, axes) if x.dtype in (np.float32, np.float64) else None
+    if plan is None or (x.dtype == np.float64 and plan[0] != REDUCE_EIGEN_ROWS):
         return None
     form, outer, k, inner = plan
     flat = np.ascontiguousarray(x)
@@ -228,8 +230,8 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
     else:
         sums = _lanes(flat.reshape(1, k, inner))[0]
     if mean:
-        sums = sums / np.float32(k)
-    return sums.astype(np.float32, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))
+        sums = sums / x.dtype.type(k)
+    return sums.astype(x.dtype, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))
 
 
 # --- exp: MLAS's MlasComputeExp (ONNX Runtime's float32 Exp) ------------------------------

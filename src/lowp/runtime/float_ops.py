@@ -17,7 +17,7 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp import eigen_math, libm, mlas_sgemm, ort_math
+from lowp import eigen_double, eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float, native_integer
 from lowp.runtime.float_registry import (
@@ -107,9 +107,7 @@ def Sigmoid(x: np.ndarray, **_: Any) -> np.ndarray:
     xf = _f(x)
     if xf.dtype == np.float32:
         return _as(ort_math.logistic(xf), x)
-    # Split by sign so that exp never overflows.
-    e = np.exp(-np.abs(xf))
-    return _as(np.where(xf >= 0, 1 / (1 + e), e / (1 + e)), x)
+    return eigen_double.sigmoid(xf, native_float.get_threads())
 
 
 @register
@@ -138,7 +136,9 @@ def Tanh(x: np.ndarray, **_: Any) -> np.ndarray:
     if native is not None:
         return native
     xf = _f(x)
-    return _as(ort_math.tanh(xf) if xf.dtype == np.float32 else np.tanh(xf), x)
+    if xf.dtype == np.float64:
+        return eigen_double.tanh(xf, native_float.get_threads())
+    return _as(ort_math.tanh(xf), x)
 
 
 @register
@@ -160,7 +160,10 @@ def PRelu(x: np.ndarray, slope: np.ndarray, *, opset: int = 13, **_: Any) -> np.
 
 @register
 def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) -> np.ndarray:
-    xf = _f(x)
+    """Shrink; ONNX Runtime 1.32 computes a double one in float32 too (the value cast to
+    float, compared and shifted there, the result cast back: docs/operators.md (O104))."""
+    with np.errstate(over="ignore"):
+        xf = x.astype(np.float32) if x.dtype == np.float64 else _f(x)
     dt = xf.dtype.type
     y = np.where(xf < -dt(lambd), xf + dt(bias), np.where(xf > dt(lambd), xf - dt(bias), 0))
     return _as(y, x)
@@ -370,7 +373,7 @@ def _libm(name: str, other: Any) -> Any:
 # ONNX Runtime's float32 log: Eigen's (lowp.eigen_math), natively where it can
 def _log(x: np.ndarray) -> np.ndarray:
     if x.dtype != np.float32:
-        return np.log(x)
+        return eigen_double.log(x, native_float.get_threads())
     y = native_float.log(x, _runs("Log", x))
     return _threaded("Log", x, eigen_math.log) if y is None else y
 
@@ -378,16 +381,22 @@ def _log(x: np.ndarray) -> np.ndarray:
 # ONNX Runtime's float32 exp (lowp.ort_math.exp), natively where it can
 _native_exp = functools.partial(native_float.unary, "Exp")
 
+# float64 Exp, Log, Tanh, Sigmoid, Sin and Cos as ONNX Runtime computes them: Eigen's double
+# packets and the C library on the tails (lowp.eigen_double, docs/operators.md (O104))
+def _exp64(x: np.ndarray) -> np.ndarray:
+    return eigen_double.exp(x, native_float.get_threads())
+
+
 # float32 as ONNX Runtime computes it: Exp by lowp.ort_math; Sin, Cos, Asin, Acos and Atan
 # are packet functions of ONNX Runtime's wheel (lowp.eigen_math; Sin and Cos natively where
 # they can); Tan, Sinh, Cosh, Asinh, Acosh and Atanh are the C library's float functions
 # element by element (std::tan(float), ...), which are not correctly rounded (glibc 2.36:
 # 3-14% of a random sweep's values differ from the correctly rounded ones, and from numpy's).
 _UNARY: list[tuple[str, Any]] = [
-                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, np.exp, _native_exp)),
+                   ("Sqrt", np.sqrt), ("Exp", _float32(ort_math.exp, _exp64, _native_exp)),
                    ("Log", _log),
-                   ("Sin", _float32(eigen_math.sin, np.sin, native_float.sin)),
-                   ("Cos", _float32(eigen_math.cos, np.cos, native_float.cos)),
+                   ("Sin", _float32(eigen_math.sin, eigen_double.sin, native_float.sin)),
+                   ("Cos", _float32(eigen_math.cos, eigen_double.cos, native_float.cos)),
                    ("Tan", _libm("tanf", np.tan)),
                    ("Asin", _float32(eigen_math.asin, np.arcsin)),
                    ("Acos", _float32(eigen_math.acos, np.arccos)),
@@ -419,7 +428,9 @@ def Abs(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Sign(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.sign(x)
+    """Sign; a double one as ONNX Runtime's Eigen packets and tail give NaNs
+    (lowp.eigen_double.sign, docs/operators.md (O104))."""
+    return eigen_double.sign(x) if x.dtype == np.float64 else np.sign(x)
 
 
 @register
@@ -787,8 +798,19 @@ def Softmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
         y = ort_math.softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
+    if v.dtype == np.float64 and v.size:
+        return _softmax64(v, ax, x.shape, log=False)
     e = np.exp(v - v.max(axis=ax, keepdims=True))
     return _as((e / e.sum(axis=ax, keepdims=True)).reshape(x.shape), x)
+
+
+def _softmax64(v: np.ndarray, ax: int, shape: tuple[int, ...], log: bool) -> np.ndarray:
+    """float64 (Log)Softmax along `ax` as ONNX Runtime's SoftmaxCPU<double> computes it on
+    the rows of the input with `ax` moved last (lowp.eigen_double.softmax_rows, (O104))."""
+    rows = np.moveaxis(v, ax, -1)
+    flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
+    y = eigen_double.softmax_rows(flat, log)
+    return np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(shape)
 
 
 @register
@@ -804,6 +826,8 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
         flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
         y = ort_math.log_softmax_rows(flat)
         return _as(np.moveaxis(y.reshape(rows.shape), -1, ax).reshape(x.shape), x)
+    if v.dtype == np.float64 and v.size:
+        return _softmax64(v, ax, x.shape, log=True)
     s = v - v.max(axis=ax, keepdims=True)
     return _as((s - np.log(np.exp(s).sum(axis=ax, keepdims=True))).reshape(x.shape), x)
 
@@ -930,9 +954,13 @@ def _generic_shape(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> list[int
 
 
 def _sequential(rows: np.ndarray) -> np.ndarray:
-    """Each row's values added one after another from +0, float32."""
-    return (np.cumsum(rows, axis=1, dtype=np.float32)[:, -1] + np.float32(0)).astype(
-        np.float32)
+    """Each row's values added one after another from +0, in float32 (float64 rows in
+    float64)."""
+    dt = np.float64 if rows.dtype == np.float64 else np.float32
+    return (np.cumsum(rows, axis=1, dtype=dt)[:, -1] + dt(0)).astype(dt)
+
+
+_ORDERED = (np.float32, np.float64)     # the float types whose reduction orders are modelled
 
 
 def _ort_sum_square(root: bool) -> Any:
@@ -942,47 +970,68 @@ def _ort_sum_square(root: bool) -> Any:
     row-major order from +0 (its generic loop: these reductions have no fast path)."""
     def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
         axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-        if x.dtype != np.float32 or x.size == 0:
+        if x.dtype not in _ORDERED or x.size == 0:
             total = np.sum(x * x, axis=ax, keepdims=keep)
             return np.sqrt(total) if root else total
-        squares = (x * x).astype(np.float32)
+        squares = (x * x).astype(x.dtype)
         if len(axes) == x.ndim:
             total = ort_math.reduce_sum(squares, axes, keep)
             assert total is not None
         else:
             total = _sequential(_generic_rows(squares, axes)[0]).reshape(
                 _generic_shape(x, axes, keep))
-        return np.sqrt(total).astype(np.float32) if root else total
+        return np.sqrt(total).astype(x.dtype) if root else total
     return red
 
 
 def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceL1: over some axes of float32, |x| added in order (O38)."""
+    """ReduceL1: over some axes of float32 or float64, |x| added in order (O38); over every
+    axis of float64, ReduceSum's order (O104)."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+    if x.dtype == np.float64 and x.size and len(axes) == x.ndim:   # ReduceSum's order
+        total = ort_math.reduce_sum(np.abs(x), axes, keep)
+        assert total is not None
+        return total
+    if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
         return np.sum(np.abs(x), axis=ax, keepdims=keep)
     return _sequential(np.abs(_generic_rows(x, axes)[0])).reshape(_generic_shape(x, axes, keep))
 
 
 def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceLogSumExp: over some axes of float32, the maximum m, expf(x - m) added in
-    order, logf of the sum plus m (O38)."""
+    """ReduceLogSumExp: over some axes of float32 (any of float64), the maximum m, expf(x - m)
+    added in order, logf of the sum plus m (O38; exp and log for float64, (O104))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype != np.float32 or x.size == 0 or len(axes) == x.ndim:
+    whole = x.dtype == np.float32 and len(axes) == x.ndim
+    if x.dtype not in _ORDERED or x.size == 0 or whole:
         return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
     rows = _generic_rows(x, axes)[0]
+    exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
+        libm.expf, libm.logf)
     with np.errstate(all="ignore"):
         top = rows.max(axis=1)
-        total = _sequential(libm.expf((rows - top[:, None]).astype(np.float32)))
-        out = (libm.logf(total) + top).astype(np.float32)
+        total = _sequential(exp((rows - top[:, None]).astype(x.dtype)))
+        out = (log(total) + top).astype(x.dtype)
     return out.reshape(_generic_shape(x, axes, keep))
 
 
 _reduction("ReduceSumSquare", _float_reduction(_ort_sum_square(root=False)))
 _reduction("ReduceL1", _float_reduction(_ort_l1))
 _reduction("ReduceL2", _float_reduction(_ort_sum_square(root=True)))
-_reduction("ReduceLogSum",
-           _float_reduction(lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k))))
+def _log_sum(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceLogSum; over some axes of float64, the values added in order and the C
+    library's log of the sum (O104)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
+    if x.dtype != np.float64 or x.size == 0:
+        return np.log(np.sum(x, axis=ax, keepdims=keep))
+    if len(axes) == x.ndim:         # over every axis: ReduceSum's order
+        total = ort_math.reduce_sum(x, axes, keep)
+        assert total is not None
+        return libm.log_float64(total)
+    total = _sequential(_generic_rows(x, axes)[0])
+    return libm.log_float64(total).reshape(_generic_shape(x, axes, keep))
+
+
+_reduction("ReduceLogSum", _float_reduction(_log_sum))
 _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 
