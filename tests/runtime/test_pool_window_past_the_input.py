@@ -87,3 +87,24 @@ def test_a_window_past_the_end_by_a_stride_is_refused() -> None:
     with pytest.raises(NodeError):
         Session(_model("MaxPool", x.shape, False, 17, kernel_shape=[3, 1],
                        strides=[2, 1])).run({"x": x})
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("opset,dilation", [(17, 1), (19, 1), (19, 2), (22, 1), (22, 2)])
+@pytest.mark.parametrize("c", [3, 16])
+def test_nchwc_average_pool_counts_the_overhang_from_opset_19(backend: str, opset: int, c: int,
+                                                             dilation: int) -> None:
+    # From opset 19 on ONNX Runtime's generic loop leaves the overhang out of the divisor,
+    # but a pool whose channels fill the NCHWc blocks runs MLAS's NCHWc kernel, which counts
+    # it as padding with count_include_pad (without ceil_mode); lowp had divided such a
+    # 16-channel pool by the taps inside the input (2x the value)
+    x = np.random.default_rng(3).standard_normal((1, c, 2 * dilation, 3)).astype(np.float32)
+    dilated = {"dilations": [dilation, 1]} if dilation > 1 else {}   # an attribute from 19
+    model = _model("AveragePool", x.shape, False, opset, kernel_shape=[3, 1], strides=[3, 1],
+                   pads=[0, 0, 0, 0], count_include_pad=1, **dilated)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    theirs = ort.InferenceSession(model.SerializeToString(), options,
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ours = Session(model, backend=backend).run({"x": x})["p"]
+    np.testing.assert_array_equal(ours, theirs)

@@ -531,8 +531,13 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     # like the NCHWc kernel; it counts a window's taps past the end padding as an
     # overhang, never in the divisor, where MLAS counts them as padding ((O80))
     generic = opset >= 19 or any(v > 1 for v in d) or bool(count_include_pad and ceil_mode)
+    # from opset 19 on, a pool whose channels fill the NCHWc blocks without ceil_mode sums
+    # row-major as the generic loop does but counts the overhang as padding, as MLAS's
+    # NCHWc kernel does (dilated windows too; (O80))
+    overhang_as_pad = not generic or (opset >= 19 and not ceil_mode
+                                      and _nchwc_pool(x, nchwc_channels))
     begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
-                                            auto_pad, ceil_mode, overhang_as_pad=not generic)
+                                            auto_pad, ceil_mode, overhang_as_pad=overhang_as_pad)
     if not generic and x.dtype == np.float32 and not _nchwc_pool(x, nchwc_channels) \
             and list(x.shape[2:]) == k and all(v == 1 for v in s) \
             and not any(begin) and not any(end) and not any(extra):
