@@ -292,10 +292,21 @@ def _activations_integer_to_float(ctx: LowerCtx, a: Quantized, b: Quantized) -> 
             or ctx.arithmetic is not None or a.qparams.qtype is not QType.UINT8
             or b.qparams.qtype.bits != 8):
         return None
-    za, zb = np.int64(a.qparams.zero_point), np.int64(b.qparams.zero_point)
+    za, zb = int(a.qparams.zero_point), int(b.qparams.zero_point)
     scale = np.float32(np.float32(a.qparams.scale) * np.float32(b.qparams.scale))
+    span = max(255 - za, za) * max(abs(b.qparams.qtype.qmin - zb), abs(b.qparams.qtype.qmax - zb))
 
     def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        # every partial sum is an integer of at most k * span: exact in BLAS's float32
+        # below 2^24 and float64 below 2^53, in any order
+        k = av.shape[-1]
+        if k * span < _FLOAT32_EXACT:
+            acc = np.matmul(av.astype(np.float32) - np.float32(za),
+                            bv.astype(np.float32) - np.float32(zb))
+            return (acc * scale,)
+        if k * span < _INT32_RANGE:
+            acc64 = np.matmul(av.astype(np.float64) - za, bv.astype(np.float64) - zb)
+            return (acc64.astype(np.float32) * scale,)
         acc = wrap_int32(np.matmul(av.astype(np.int64) - za, bv.astype(np.int64) - zb))
         return (acc.astype(np.float32) * scale,)
 
