@@ -78,13 +78,15 @@ def _attention_model(act: str, shape_a: list[int], shape_b: list[int]) -> object
 
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 @pytest.mark.parametrize("act", ["uint8", "int8"])
-def test_activation_matmul_integer_to_float_bit_for_bit(act: str, backend: str) -> None:
+@pytest.mark.parametrize("k", [32, 600])
+def test_activation_matmul_integer_to_float_bit_for_bit(act: str, backend: str, k: int
+                                                        ) -> None:
     """Two quantized activations (attention scores) with a float output: ONNX Runtime's
     QDQS8ToU8 turns NNCF's symmetric int8 pairs into uint8 ones first, so both types end
-    in MatMulIntegerToFloat."""
+    in MatMulIntegerToFloat (k = 600: sums past float32's exact integers)."""
     rng = np.random.default_rng(5)
-    a = rng.normal(0, 1, (1, 6, 64, 32)).astype(np.float32)
-    b = rng.normal(0, 1, (1, 6, 32, 64)).astype(np.float32)
+    a = rng.normal(0, 3, (1, 6, 64, k)).astype(np.float32)
+    b = rng.normal(0, 3, (1, 6, k, 64)).astype(np.float32)
     model = _attention_model(act, list(a.shape), list(b.shape))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
