@@ -12,7 +12,7 @@ from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, QType, dequantize
-from . import native_integer
+from . import native_float, native_integer
 from .fastops import Arena
 from .lowering import LowerCtx, Quantized, lowering
 from .plan import CF, Step
@@ -300,10 +300,11 @@ def _activations_integer_to_float(ctx: LowerCtx, a: Quantized, b: Quantized) -> 
         # every partial sum is an integer of at most k * span: exact in BLAS's float32
         # below 2^24 and float64 below 2^53, in any order
         k = av.shape[-1]
-        if k * span < _FLOAT32_EXACT:
-            acc = np.matmul(av.astype(np.float32) - np.float32(za),
-                            bv.astype(np.float32) - np.float32(zb))
-            return (acc * scale,)
+        if k * span < _FLOAT32_EXACT:     # lowp's native float32 product (MLAS's order)
+            af = av.astype(np.float32) - np.float32(za)
+            bf = bv.astype(np.float32) - np.float32(zb)
+            acc = native_float.matmul(af, bf, b_packed=False)
+            return ((np.matmul(af, bf) if acc is None else acc) * scale,)
         if k * span < _INT32_RANGE:
             acc64 = np.matmul(av.astype(np.float64) - za, bv.astype(np.float64) - zb)
             return (acc64.astype(np.float32) * scale,)
