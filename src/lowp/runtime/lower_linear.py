@@ -252,6 +252,25 @@ def _matmul(ctx: LowerCtx) -> Step | None:
     return ctx.step([x.name], [y.name], run, replayable=True)
 
 
+def _ort_selects_integer_to_float(ctx: LowerCtx) -> bool:
+    """Whether ONNX Runtime's QDQ selector takes this MatMul with no QuantizeLinear group
+    (MatMulIntegerToFloat): none of its readers is a QuantizeLinear, and it is not read by
+    one Relu / Clip alone whose output goes to one reader and is no graph output (the
+    selector then wants that reader to be a QuantizeLinear that makes the activation
+    redundant, else it selects nothing)."""
+    out = ctx.node.output[0]
+    readers = ctx.graph.consumers.get(out, [])
+    if any(r.op_type == "QuantizeLinear" for r in readers):
+        return False
+    edges = sum(list(r.input).count(out) for r in readers)
+    if edges == 1 and readers[0].op_type in ("Relu", "Clip"):
+        act = readers[0].output[0]
+        act_edges = sum(list(r.input).count(act) for r in ctx.graph.consumers.get(act, []))
+        if act_edges == 1 and act not in ctx.graph.output_names:
+            return False
+    return True
+
+
 def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
                              wqp: QParams) -> Step | None:
     """DequantizeLinear(8-bit activation) -> MatMul(DequantizeLinear(constant 8-bit weights))
@@ -261,7 +280,8 @@ def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
     (docs/operators.md (O113)); any other such MatMul stays float."""
     if (ctx.node.op_type != "MatMul" or ctx.requant_mode is not RequantMode.FLOAT32
             or ctx.from_qoperator or ctx.arithmetic is not None
-            or x.qparams.qtype is not QType.UINT8 or wqp.qtype.bits != 8):
+            or x.qparams.qtype is not QType.UINT8 or wqp.qtype.bits != 8
+            or not _ort_selects_integer_to_float(ctx)):
         return None
     wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
                                else wqp.zero_point.astype(np.int64).reshape(1, -1))
@@ -290,7 +310,7 @@ def _activations_integer_to_float(ctx: LowerCtx, a: Quantized, b: Quantized) -> 
     too, y = float32(acc) * float32(s_a * s_b) (docs/operators.md (O113))."""
     if (ctx.requant_mode is not RequantMode.FLOAT32 or ctx.from_qoperator
             or ctx.arithmetic is not None or a.qparams.qtype is not QType.UINT8
-            or b.qparams.qtype.bits != 8):
+            or b.qparams.qtype.bits != 8 or not _ort_selects_integer_to_float(ctx)):
         return None
     za, zb = int(a.qparams.zero_point), int(b.qparams.zero_point)
     scale = np.float32(np.float32(a.qparams.scale) * np.float32(b.qparams.scale))
