@@ -3,10 +3,13 @@ engines, and print one table (see README.md for the columns).
 
     python evals/corpus/run.py [--models magika nudenet_320n] [--threads 1] [--repeat 10]
                                [--calib 16] [--markdown table.md] [--keep DIR] [--debug]
+                               [--nncf]
 
 Per model: lowp's `quantize_model` with the default Config, and ONNX Runtime's
 `quantize_static` (QDQ, per-channel int8 weights, uint8 activations, min/max), both on the
-same calibration feeds. Both QDQ files run on lowp's `Session` and on ONNX Runtime:
+same calibration feeds; with `--nncf` also NNCF's `nncf.quantize` with its defaults (as
+evals/accuracy.py calls it: TRANSFORMER mode for its transformer encoders), when nncf is
+installed. Every QDQ file runs on lowp's `Session` and on ONNX Runtime:
 agreement is the share of output elements on which the two engines give identical values
 on the same file; the float model itself is compared the same way (lowp's float operators
 follow ONNX Runtime's order and fusions, so any difference there is a finding). SQNR
@@ -180,6 +183,13 @@ def ort_quantize(float_path: Path, out: Path, calib: Feeds, batch: int) -> None:
                     weight_type=QuantType.QInt8)
 
 
+def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
+                  ) -> onnx.ModelProto:
+    from evals.accuracy import nncf_quantize as quantize
+
+    return quantize(model, name, calib, batch)
+
+
 def lowp_quantize(model: onnx.ModelProto, calib: Feeds) -> onnx.ModelProto:
     import lowp
 
@@ -187,7 +197,7 @@ def lowp_quantize(model: onnx.ModelProto, calib: Feeds) -> onnx.ModelProto:
 
 
 def evaluate(m: CorpusModel, work: Path, *, threads: int, repeat: int, calib_samples: int,
-             bar: tqdm | None = None) -> Result:
+             bar: tqdm | None = None, nncf: bool = False) -> Result:
     """Quantize, compare and time one model; never raises."""
     from lowp.errors import UnsupportedOpError
 
@@ -243,6 +253,14 @@ def evaluate(m: CorpusModel, work: Path, *, threads: int, repeat: int, calib_sam
     except Exception as e:
         del qdq["ort"]
         res.errors["ORT quantize"] = _error(e)
+    if nncf:
+        stage("NNCF quantize")
+        try:
+            q = nncf_quantize(float_model, m.name, calib, m.batch)
+            qdq["nncf"] = work / f"{m.name}.nncf.qdq.onnx"
+            onnx.save(q, str(qdq["nncf"]))
+        except Exception as e:
+            res.errors["NNCF quantize"] = _error(e)
 
     for producer, path in qdq.items():
         stage(f"{producer} QDQ")
@@ -288,6 +306,7 @@ HEADER = ("model", "family", "exporter/opset", "lowp runs?", "lowp QDQ: identica
           "ORT QDQ: identical % / max diff", "float model: identical % / max diff",
           "SQNR dB lowp QDQ / ORT QDQ",
           "ms lowp int8 / ORT int8 / ORT float")
+NNCF_HEADER = ("NNCF QDQ: identical % / max diff",)
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -320,29 +339,35 @@ def _agree(r: Result, producer: str) -> str:
     return f"{r.identical[producer]:.2f} / {_num(r.max_diff[producer])}{mark}"
 
 
-def row(r: Result) -> list[str]:
+def row(r: Result, nncf: bool = False) -> list[str]:
     lat = r.latency_ms
     return [r.model.name, r.model.family, f"{r.model.exporter}/{r.model.opset}", _runs(r),
             _agree(r, "lowp"), _agree(r, "ort"), _agree(r, "float"),
             f"{_num(r.sqnr.get('lowp'))} / {_num(r.sqnr.get('ort'))}",
-            " / ".join(_num(lat.get(k)) for k in ("lowp int8", "ORT int8", "ORT float"))]
+            " / ".join(_num(lat.get(k)) for k in ("lowp int8", "ORT int8", "ORT float")),
+            *([_agree(r, "nncf")] if nncf else [])]
 
 
-def text_table(results: list[Result]) -> str:
-    rows = [list(HEADER), *(row(r) for r in results)]
-    widths = [max(len(x[i]) for x in rows) for i in range(len(HEADER))]
+def header(nncf: bool = False) -> tuple[str, ...]:
+    return HEADER + NNCF_HEADER if nncf else HEADER
+
+
+def text_table(results: list[Result], nncf: bool = False) -> str:
+    rows = [list(header(nncf)), *(row(r, nncf) for r in results)]
+    widths = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip()
              for x in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def markdown_table(results: list[Result]) -> str:
+def markdown_table(results: list[Result], nncf: bool = False) -> str:
     def esc(c: str) -> str:
         return c.replace("|", "\\|")
 
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(esc(c) for c in row(r)) + " |" for r in results]
+    head = header(nncf)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(esc(c) for c in row(r, nncf)) + " |" for r in results]
     return "\n".join(lines)
 
 
@@ -373,7 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path, help="also write the table as markdown here")
     p.add_argument("--keep", type=Path, help="keep the float and QDQ files in this folder")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failures")
+    p.add_argument("--nncf", action="store_true",
+                   help="also quantize with NNCF (skipped with a note when nncf is missing)")
     args = p.parse_args(argv)
+    if args.nncf:
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            print("nncf is not installed: no NNCF column", file=sys.stderr)
+            args.nncf = False
     logging.getLogger().setLevel(logging.ERROR)   # ONNX Runtime's quantizer warns per node
     missing = [n for n in args.models if not BY_NAME[n].path.exists()]
     if missing:
@@ -390,15 +423,15 @@ def main(argv: list[str] | None = None) -> int:
             for name in bar:
                 results.append(evaluate(BY_NAME[name], work, threads=args.threads,
                                         repeat=args.repeat, calib_samples=args.calib,
-                                        bar=bar))
+                                        bar=bar, nncf=args.nncf))
     title = (f"lowp {getattr(lowp, '__version__', '?')} corpus, {args.threads} thread(s), "
              f"median of {args.repeat} runs")
-    print(f"\n{title}\n{text_table(results)}")
+    print(f"\n{title}\n{text_table(results, args.nncf)}")
     extra = notes(results)
     if extra:
         print(f"\nErrors and disagreements\n{extra}")
     if args.markdown:
-        md = f"{title}\n\n{markdown_table(results)}\n"
+        md = f"{title}\n\n{markdown_table(results, args.nncf)}\n"
         if extra:
             md += "\nErrors and disagreements:\n\n" + "".join(
                 f"- {line}\n" for line in extra.splitlines())

@@ -12,7 +12,7 @@ from ..fixedpoint import Requant, RequantMode, requant_scale
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, QType, dequantize
-from . import native_integer
+from . import native_float, native_integer
 from .fastops import Arena
 from .lowering import LowerCtx, Quantized, lowering
 from .plan import CF, Step
@@ -224,7 +224,7 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return None
     out = ctx.output()
     if out is None:
-        return None
+        return _matmul_integer_to_float(ctx, x, w, wqp)
     y, qmin, qmax = out
     if _ort_runs_unfused(ctx, x.qparams.qtype, wqp.qtype, y.qparams.qtype):
         return None
@@ -250,6 +250,88 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return (kernel(xv),)
 
     return ctx.step([x.name], [y.name], run, replayable=True)
+
+
+def _ort_selects_integer_to_float(ctx: LowerCtx) -> bool:
+    """Whether ONNX Runtime's QDQ selector takes this MatMul with no QuantizeLinear group
+    (MatMulIntegerToFloat): none of its readers is a QuantizeLinear, and it is not read by
+    one Relu / Clip alone whose output goes to one reader and is no graph output (the
+    selector then wants that reader to be a QuantizeLinear that makes the activation
+    redundant, else it selects nothing)."""
+    out = ctx.node.output[0]
+    readers = ctx.graph.consumers.get(out, [])
+    if any(r.op_type == "QuantizeLinear" for r in readers):
+        return False
+    edges = sum(list(r.input).count(out) for r in readers)
+    if edges == 1 and readers[0].op_type in ("Relu", "Clip"):
+        act = readers[0].output[0]
+        act_edges = sum(list(r.input).count(act) for r in ctx.graph.consumers.get(act, []))
+        if act_edges == 1 and act not in ctx.graph.output_names:
+            return False
+    return True
+
+
+def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
+                             wqp: QParams) -> Step | None:
+    """DequantizeLinear(8-bit activation) -> MatMul(DequantizeLinear(constant 8-bit weights))
+    with no QuantizeLinear after: ONNX Runtime's MatMul selector makes it com.microsoft
+    MatMulIntegerToFloat (uint8 activations: int8 ones only on Arm), y = float32(acc) *
+    float32(s_x * s_w) (per column where s_w is), which lowp computes the same way
+    (docs/operators.md (O113)); any other such MatMul stays float."""
+    if (ctx.node.op_type != "MatMul" or ctx.requant_mode is not RequantMode.FLOAT32
+            or ctx.from_qoperator or ctx.arithmetic is not None
+            or x.qparams.qtype is not QType.UINT8 or wqp.qtype.bits != 8
+            or not _ort_selects_integer_to_float(ctx)):
+        return None
+    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
+                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
+    w_scale = wqp.scale.astype(np.float32)
+    w8 = freeze(np.ascontiguousarray(w).copy())
+    wz = np.asarray(wqp.zero_point).astype(w.dtype).reshape(-1)
+    ws = w_scale.reshape(-1) if w_scale.size > 1 else w_scale.reshape(())
+    z = np.asarray(x.qparams.zero_point).astype(x.qparams.qtype.numpy_dtype).reshape(())
+    s = np.asarray(x.qparams.scale, np.float32).reshape(())
+    scale = (s * w_scale).astype(np.float32)
+
+    def run(q: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if q.dtype == z.dtype:
+            native = native_integer.matmul_integer_scaled(q, w8, z, wz, s, ws, None)
+            if native is not None:
+                return (native,)
+        acc = wrap_int32(exact_matmul(q.astype(np.int64) - np.int64(z), wi))
+        return (acc.astype(np.float32) * scale,)
+
+    return ctx.step([x.name], [ctx.node.output[0]], run, act_inputs=(0,))
+
+
+def _activations_integer_to_float(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:
+    """DequantizeLinear(uint8 A) -> MatMul(DequantizeLinear(8-bit B)), B not constant, no
+    QuantizeLinear after (an attention product as NNCF quantizes it): MatMulIntegerToFloat
+    too, y = float32(acc) * float32(s_a * s_b) (docs/operators.md (O113))."""
+    if (ctx.requant_mode is not RequantMode.FLOAT32 or ctx.from_qoperator
+            or ctx.arithmetic is not None or a.qparams.qtype is not QType.UINT8
+            or b.qparams.qtype.bits != 8 or not _ort_selects_integer_to_float(ctx)):
+        return None
+    za, zb = int(a.qparams.zero_point), int(b.qparams.zero_point)
+    scale = np.float32(np.float32(a.qparams.scale) * np.float32(b.qparams.scale))
+    span = max(255 - za, za) * max(abs(b.qparams.qtype.qmin - zb), abs(b.qparams.qtype.qmax - zb))
+
+    def run(av: np.ndarray, bv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        # every partial sum is an integer of at most k * span: exact in BLAS's float32
+        # below 2^24 and float64 below 2^53, in any order
+        k = av.shape[-1]
+        if k * span < _FLOAT32_EXACT:     # lowp's native float32 product (MLAS's order)
+            af = av.astype(np.float32) - np.float32(za)
+            bf = bv.astype(np.float32) - np.float32(zb)
+            acc = native_float.matmul(af, bf, b_packed=False)
+            return ((np.matmul(af, bf) if acc is None else acc) * scale,)
+        if k * span < _INT32_RANGE:
+            acc64 = np.matmul(av.astype(np.float64) - za, bv.astype(np.float64) - zb)
+            return (acc64.astype(np.float32) * scale,)
+        acc = wrap_int32(np.matmul(av.astype(np.int64) - za, bv.astype(np.int64) - zb))
+        return (acc.astype(np.float32) * scale,)
+
+    return ctx.step([a.name, b.name], [ctx.node.output[0]], run, act_inputs=(0, 1))
 
 
 def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
@@ -306,7 +388,7 @@ def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
 def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:
     out = ctx.output()
     if out is None:
-        return None
+        return _activations_integer_to_float(ctx, a, b)
     y, qmin, qmax = out
     if _ort_runs_unfused(ctx, a.qparams.qtype, b.qparams.qtype, y.qparams.qtype):
         return None
