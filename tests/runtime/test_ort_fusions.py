@@ -1135,6 +1135,30 @@ def test_transpose_pair_around_elementwise_nodes_cancels(
     _same_as_ort(model, {"x": x})
 
 
+@pytest.mark.parametrize("shape,perm", [((64, 1), [0, 1]), ((64, 1), [1, 0]), ((1, 64), [1, 0]),
+                                        ((2, 32, 1), [2, 0, 1]), ((40, 1, 1), [1, 2, 0])])
+@pytest.mark.parametrize("const_rank", [0, 1, 2])
+def test_transpose_pair_cancel_gives_constants_the_data_rank(
+        shape: tuple[int, ...], perm: list[int], const_rank: int) -> None:
+    # ONNX Runtime's optimizer unsqueezes a one-value constant of rank 1 to the data's
+    # rank (a rank-0 one stays) before it moves the Transpose through Pow: Pow then
+    # broadcasts a (1, ..., 1) exponent, x * x * x where a (1,) one on a (3, 1) base is
+    # powf ((O107)); lowp had kept the (1,) and taken powf (one float32 step apart)
+    const_rank = min(const_rank, len(shape))
+    inverse = [perm.index(k) for k in range(len(perm))]
+    nodes = [helper.make_node("Transpose", ["x"], ["t0"], perm=perm),
+             helper.make_node("Pow", ["t0", "c"], ["t1"]),
+             helper.make_node("Mul", ["t1", "m"], ["t2"]),
+             helper.make_node("Transpose", ["t2"], ["u"], perm=inverse),
+             helper.make_node("Add", ["x", "u"], ["y"])]
+    inits = {"c": np.full((1,) * const_rank, 3.0, np.float32),
+             "m": np.full((1,) * const_rank, 0.044715, np.float32)}
+    model = _model(nodes, {"x": shape}, inits, ["y"], opset=13)
+    assert "Transpose" not in [n.op_type for n in ort_fusions.apply(model).graph.node]
+    x = (np.random.default_rng(0).standard_normal(shape) * 3).astype(np.float32)
+    _same_as_ort(model, {"x": x})
+
+
 @pytest.mark.parametrize("case", ["other reader", "not inverse", "vector constant"])
 def test_transpose_pair_stays_unless_the_chain_is_element_wise_alone(case: str) -> None:
     back = [0, 2, 1] if case != "not inverse" else [1, 0, 2]

@@ -82,6 +82,7 @@ class _Index:
             and int(np.prod(t.dims)) <= 8}
         self.scalar_rank_ok: set[str] = set()   # rank 0 or [1]: ONNX Runtime's IsScalar
         self.scalar_ranks: dict[str, int] = {}
+        self.scalar_arrays: dict[str, np.ndarray] = {}   # as stored, in their own type
         for t in g.initializer:
             if t.name in self.initializers and int(np.prod(t.dims)) == 1:  # no feed overrides
                 self._scalar(t.name, t)
@@ -126,6 +127,7 @@ class _Index:
             self.scalars[name] = _F(v.reshape(-1)[0])
             self.scalar_types[name] = t.data_type
             self.scalar_ranks[name] = len(t.dims)
+            self.scalar_arrays[name] = v
             if len(t.dims) == 0 or list(t.dims) == [1]:
                 self.scalar_rank_ok.add(name)
 
@@ -678,6 +680,16 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
         made.CopyFrom(k)
         made.input[:] = [renamed.get(i, i) for i in k.input]
         made.output[:] = [renamed.get(o, o) for o in k.output]
+        for j, name in enumerate(k.input):
+            # the optimizer unsqueezes a constant of lower rank (not a rank-0 one) to the
+            # data's rank before it moves the Transpose: Pow's broadcast then sees
+            # (1, ..., 1), which decides x * x * x against powf ((O107))
+            if 0 < index.scalar_ranks.get(name, 0) < len(perm):
+                full = f"{made.output[0]}_{name}_rank{len(perm)}"
+                value = index.scalar_arrays[name].reshape((1,) * len(perm))
+                new.append(helper.make_node("Constant", [], [full], name=full,
+                                            value=numpy_helper.from_array(value)))
+                made.input[j] = full
         new.append(made)
     return new, [*chain, node]
 
