@@ -10,18 +10,29 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import helper
 
 from lowp.runtime import Session
 
 
-def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray]
-                    ) -> list[np.ndarray]:
-    """The model's outputs from ONNX Runtime's CPU provider with one intra-op thread."""
+def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray],
+                    threads: int = 1) -> list[np.ndarray]:
+    """The model's outputs from ONNX Runtime's CPU provider with `threads` intra-op threads
+    (one unless told)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     data = model if isinstance(model, bytes) else model.SerializeToString()
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     return list(session.run(None, dict(feeds)))
+
+
+def unary_model(op: str, elem_type: int) -> bytes:
+    """One `op` node (opset 18) from a 1-D input x of `elem_type` to y."""
+    node = helper.make_node(op, ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", elem_type, ["n"])],
+        [helper.make_tensor_value_info("y", elem_type, ["n"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
 
 
 def onnxruntime_optimized_ops(model: onnx.ModelProto) -> list[str]:

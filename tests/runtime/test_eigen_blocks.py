@@ -6,32 +6,18 @@ Runtime's T-thread bits (evals/corpus/repro/README.md item 63)."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import lowp
 from lowp import eigen_math
 
+from .ort_agreement import onnxruntime_run, unary_model
+
 # ONNX Runtime's Cost() of each functor (compute cycles per element)
 OPS = {"Softplus": 15.0, "Elu": 30.0, "Log": 15.0, "Selu": 4.0, "Celu": 1.0, "Mish": 15.0}
-
-
-def _model(op: str) -> bytes:
-    node = helper.make_node(op, ["x"], ["y"])
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
-
-
-def _ort(model: bytes, x: np.ndarray, threads: int) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0])
 
 
 def test_blocks_of_the_repro_sizes() -> None:
@@ -64,8 +50,8 @@ def test_threads_give_onnxruntimes_bits(op: str, n: int, threads: int, seed: int
     x = (np.random.default_rng(seed).standard_normal(n) * 3).astype(np.float32)
     if op == "Log":
         x = np.abs(x)
-    model = _model(op)
-    expected = _ort(model, x, threads)
+    model = unary_model(op, TensorProto.FLOAT)
+    expected = onnxruntime_run(model, {"x": x}, threads)[0]
     got = lowp.Session(model, threads=threads).run({"x": x})["y"]
     assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
 
@@ -75,23 +61,25 @@ def test_a_million_at_two_threads(op: str) -> None:
     x = (np.random.default_rng(63).standard_normal(1_000_003) * 3).astype(np.float32)
     if op == "Log":
         x = np.abs(x)
-    model = _model(op)
+    model = unary_model(op, TensorProto.FLOAT)
     for threads in (2, 4):
         got = lowp.Session(model, threads=threads).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint32), _ort(model, x, threads).view(np.uint32))
+        want = onnxruntime_run(model, {"x": x}, threads)[0]
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 @pytest.mark.parametrize("op", ["Elu", "Log"])
 def test_runs_repeat_on_later_runs(op: str) -> None:
     """The native kernel's call (every run of a block in one) repeats when the session
     replays."""
-    model = _model(op)
+    model = unary_model(op, TensorProto.FLOAT)
     session = lowp.Session(model, threads=2)
     for seed in range(4):
         x = np.abs(np.random.default_rng(seed).standard_normal(1_000_003) * 3).astype(np.float32)
         x[::7] *= -1 if op == "Elu" else 1
         got = session.run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint32), _ort(model, x, 2).view(np.uint32))
+        want = onnxruntime_run(model, {"x": x}, 2)[0]
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 @pytest.mark.parametrize("op", ["Elu", "Log"])
@@ -102,11 +90,12 @@ def test_every_run_in_one_native_call(op: str) -> None:
     from lowp.runtime import tape
     x = np.abs(np.random.default_rng(1).standard_normal(1_000_003) * 3).astype(np.float32)
     x[::5] *= -1 if op == "Elu" else 1
-    model = _model(op)
+    model = unary_model(op, TensorProto.FLOAT)
     session = lowp.Session(model, threads=2, replay=False)
     assert len(eigen_math.assignment_runs(x.size, OPS[op], 2)) > 8
     with tape.recording() as calls:
         session.run({"x": x})
     assert [fn.__name__ for fn, _ in calls].count(f"float_{op.lower()}") == 1
     got = session.run({"x": x})["y"]
-    assert np.array_equal(got.view(np.uint32), _ort(model, x, 2).view(np.uint32))
+    want = onnxruntime_run(model, {"x": x}, 2)[0]
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))

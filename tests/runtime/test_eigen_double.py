@@ -6,7 +6,6 @@ ONNX Runtime's TryParallelFor blocks at several threads (lowp.eigen_double; docs
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,8 @@ from onnx import TensorProto, helper
 
 import lowp
 from lowp import eigen_double, libm
+
+from .ort_agreement import onnxruntime_run, unary_model
 
 OPS = ("Exp", "Log", "Tanh", "Sigmoid", "Sin", "Cos")
 BACKENDS = ("reference", "native")
@@ -25,24 +26,9 @@ NANS = np.array([0x7FF0000000000001, 0xFFF4000000000123, 0x7FF8000000000ABC,
                  0xFFF8000000000000], np.uint64).view(np.float64)
 
 
-def _model(op: str) -> bytes:
-    node = helper.make_node(op, ["x"], ["y"])
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n"])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
-
-
-def _ort(model: bytes, x: np.ndarray, threads: int) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0])
-
-
 def _assert_bits(op: str, x: np.ndarray, threads: int) -> None:
-    model = _model(op)
-    expected = _ort(model, x, threads)
+    model = unary_model(op, TensorProto.DOUBLE)
+    expected = onnxruntime_run(model, {"x": x}, threads)[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})["y"]
         apart = np.flatnonzero(got.view(np.uint64) != expected.view(np.uint64))
@@ -114,7 +100,7 @@ def test_double_sign_and_shrink_give_onnxruntimes_bits(op: str, attrs: dict[str,
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n"])],
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n"])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = _ort(model.SerializeToString(), x, 1)
+    expected = onnxruntime_run(model, {"x": x})[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
@@ -136,7 +122,7 @@ def test_double_softmax_gives_onnxruntimes_bits(op: str, rows: int, cols: int, a
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, cols])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    expected = _ort(model.SerializeToString(), x, 1)
+    expected = onnxruntime_run(model, {"x": x})[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
@@ -157,7 +143,7 @@ def test_double_row_sums_give_onnxruntimes_bits(op: str, rows: int, cols: int,
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, 1])], initializer=[axes])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = _ort(model.SerializeToString(), x, 1)
+    expected = onnxruntime_run(model, {"x": x})[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
@@ -187,7 +173,7 @@ def test_double_reductions_over_some_axes_give_onnxruntimes_bits(
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, out)],
         initializer=[axes_init])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = _ort(model.SerializeToString(), x, 1)
+    expected = onnxruntime_run(model, {"x": x})[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
@@ -209,7 +195,7 @@ def test_double_softmax_rows_with_nans_or_infinities(op: str, special: float, ro
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, cols])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    expected = _ort(model.SerializeToString(), x, 1)
+    expected = onnxruntime_run(model, {"x": x})[0]
     for backend in BACKENDS:
         got = lowp.Session(model, backend=backend).run({"x": x})["y"]
         assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
