@@ -271,6 +271,21 @@ def _ort_selects_integer_to_float(ctx: LowerCtx) -> bool:
     return True
 
 
+def _integer_weight(w: np.ndarray, wqp: QParams) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          np.ndarray, np.ndarray]:
+    """A constant 8-bit (k, n) weight's operands: w - z_w in int64 (z_w per tensor or per
+    column), its float32 scales, and for the native integer GEMM (packed once, docs/
+    native.md; the same int32 product, scaling and bias add bit for bit) the frozen
+    weight, its zero points and its scales, one value or one a column."""
+    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
+                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
+    w_scale = wqp.scale.astype(np.float32)
+    w8 = freeze(np.ascontiguousarray(w).copy())
+    wz = np.asarray(wqp.zero_point).astype(w.dtype).reshape(-1)
+    ws = w_scale.reshape(-1) if w_scale.size > 1 else w_scale.reshape(())
+    return wi, w_scale, w8, wz, ws
+
+
 def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
                              wqp: QParams) -> Step | None:
     """DequantizeLinear(8-bit activation) -> MatMul(DequantizeLinear(constant 8-bit weights))
@@ -283,12 +298,7 @@ def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
             or x.qparams.qtype is not QType.UINT8 or wqp.qtype.bits != 8
             or not _ort_selects_integer_to_float(ctx)):
         return None
-    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
-                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
-    w_scale = wqp.scale.astype(np.float32)
-    w8 = freeze(np.ascontiguousarray(w).copy())
-    wz = np.asarray(wqp.zero_point).astype(w.dtype).reshape(-1)
-    ws = w_scale.reshape(-1) if w_scale.size > 1 else w_scale.reshape(())
+    wi, w_scale, w8, wz, ws = _integer_weight(w, wqp)
     z = np.asarray(x.qparams.zero_point).astype(x.qparams.qtype.numpy_dtype).reshape(())
     s = np.asarray(x.qparams.scale, np.float32).reshape(())
     scale = (s * w_scale).astype(np.float32)
@@ -359,14 +369,7 @@ def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
             bias = ctx.graph.constant(ctx.node.input[2]).astype(np.float32)
     if not wqp.is_per_tensor and wqp.granularity.axis % 2 != column_axis:  # type: ignore[union-attr]
         return None
-    wi = w.astype(np.int64) - (wqp.zero_point.astype(np.int64) if wqp.is_per_tensor
-                               else wqp.zero_point.astype(np.int64).reshape(1, -1))
-    w_scale = wqp.scale.astype(np.float32)
-    # the native integer GEMM (packed once, docs/native.md): the same int32 product, scaling
-    # and bias add bit for bit (lowp.runtime.native_integer)
-    w8 = freeze(np.ascontiguousarray(w).copy())
-    wz = np.asarray(wqp.zero_point).astype(w.dtype).reshape(-1)
-    ws = w_scale.reshape(-1) if w_scale.size > 1 else w_scale.reshape(())
+    wi, w_scale, w8, wz, ws = _integer_weight(w, wqp)
     # (the kernel adds one bias value per column: a Gemm's C of another shape runs in numpy)
     row_bias = bias is None or bias.size == w.shape[1] == bias.shape[-1]
 
