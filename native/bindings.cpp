@@ -1819,7 +1819,9 @@ void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh
               for (int kx = 0; kx < kw; ++kx) dst[kx] = z;
             } else {
               const uint8_t* line = plane + size_t(iy) * w;
-              if (inside) {
+              if (inside && kw == 3 && dw == 1) {  // the common 3 x 3 window: constant size
+                std::memcpy(dst, line + x0, 3);
+              } else if (inside) {
                 for (int kx = 0; kx < kw; ++kx) dst[kx] = line[x0 + kx * dw];
               } else {
                 for (int kx = 0; kx < kw; ++kx) {
