@@ -1779,11 +1779,71 @@ void run_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d, F2 w_sc
   lowp::run_qlstm(a, threads);
 }
 
+// ConvInteger's windows as rows (im2col of 8-bit data): x (n, c, h, w) bytes, out
+// (n oh ow, c kh kw) bytes, row (b, oy, ox), column (ci, ky, kx); a tap outside the input
+// (the padding) reads the input's zero point `zp`.
+void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh, int kw,
+                       int sh, int sw, int dh, int dw, int pt, int pl, int oh, int ow,
+                       int zp) {
+  const size_t k = size_t(c) * kh * kw;
+  if (x.size() != size_t(n) * c * h * w || out.size() != size_t(n) * oh * ow * k || n < 0 ||
+      c < 0 || h < 0 || w < 0 || kh < 1 || kw < 1 || sh < 1 || sw < 1 || dh < 1 || dw < 1 ||
+      oh < 0 || ow < 0)
+    throw std::invalid_argument("conv_integer_rows: sizes do not match");
+  const uint8_t* src = x.data();
+  uint8_t* dst = out.data();
+  const uint8_t z = uint8_t(zp);
+  nb::gil_scoped_release nogil;
+  const size_t plane_size = size_t(h) * w;
+  for (int b = 0; b < n; ++b)
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ++ox) {
+        const int y0 = oy * sh - pt, x0 = ox * sw - pl;
+        const uint8_t* image = src + size_t(b) * c * plane_size;
+        if (kh == 1 && kw == 1) {  // a 1 x 1 window: the pixel's channels (or padding)
+          if (y0 < 0 || y0 >= h || x0 < 0 || x0 >= w) {
+            std::memset(dst, z, size_t(c));
+          } else {
+            const uint8_t* p = image + size_t(y0) * w + x0;
+            for (int ci = 0; ci < c; ++ci) dst[ci] = p[ci * plane_size];
+          }
+          dst += c;
+          continue;
+        }
+        const bool inside = x0 >= 0 && x0 + (kw - 1) * dw < w;
+        for (int ci = 0; ci < c; ++ci) {
+          const uint8_t* plane = image + ci * plane_size;
+          for (int ky = 0; ky < kh; ++ky) {
+            const int iy = y0 + ky * dh;
+            if (iy < 0 || iy >= h) {
+              for (int kx = 0; kx < kw; ++kx) dst[kx] = z;
+            } else {
+              const uint8_t* line = plane + size_t(iy) * w;
+              if (inside && kw == 3 && dw == 1) {  // the common 3 x 3 window: constant size
+                std::memcpy(dst, line + x0, 3);
+              } else if (inside) {
+                for (int kx = 0; kx < kw; ++kx) dst[kx] = line[x0 + kx * dw];
+              } else {
+                for (int kx = 0; kx < kw; ++kx) {
+                  const int ix = x0 + kx * dw;
+                  dst[kx] = ix >= 0 && ix < w ? line[ix] : z;
+                }
+              }
+            }
+            dst += kw;
+          }
+        }
+      }
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
   m.doc() = "lowp native core: int8 GEMM / convolution microkernels with runtime dispatch";
   m.def("available_paths", &lowp::available_paths);
+  m.def("conv_integer_rows", &conv_integer_rows, "x"_a, "out"_a, "n"_a, "c"_a, "h"_a, "w"_a,
+        "kh"_a, "kw"_a, "sh"_a, "sw"_a, "dh"_a, "dw"_a, "pt"_a, "pl"_a, "oh"_a, "ow"_a,
+        "zp"_a);
   m.def("active_path", [] { return std::string(lowp::active_table()->name); });
   m.def("set_path", [](const std::string& name) { lowp::set_active_path(name); }, "name"_a);
   m.def("short_gemm_bytes", &lowp::short_gemm_bytes);

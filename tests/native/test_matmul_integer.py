@@ -370,6 +370,33 @@ def test_conv_integer_equals_numpy(n, c, m, kernel, size, strides, dilations, pa
                 np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
 
 
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 5),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dilations=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       pads=st.tuples(*[st.integers(0, 4)] * 4), dtype=BYTES, seed=st.integers(0, 2**32 - 1))
+def test_conv_rows_equal_numpy(n, c, kernel, hw, strides, dilations, pads, dtype,
+                               seed) -> None:
+    """The native window gather (conv_integer_rows) gives the numpy gather's rows byte for
+    byte: padding wider than the kernel's reach, taps wholly in the padding, dilations,
+    strides, int8 and uint8 with their zero points (negative for int8)."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    kh, kw = kernel
+    if (h + pads[0] + pads[2] - (kh - 1) * dilations[0] - 1 < 0
+            or w + pads[1] + pads[3] - (kw - 1) * dilations[1] - 1 < 0):
+        return
+    x = _ints(rng, (n, c, h, w), dtype, False)
+    zp = _ints(rng, (), dtype)[()]
+    args = (kernel, strides, dilations, pads[:2], pads[2:])
+    want = native_integer.conv_rows_numpy(x, zp, *args)
+    got = native_integer.conv_rows(x, zp, *args)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_conv_integer_session_equals_onnxruntime() -> None:
     """A quantize_dynamic-style DynamicQuantizeLinear -> ConvInteger (constant uint8
     weights, per-tensor zero points, padding and stride 2) in a replayed Session equals ONNX

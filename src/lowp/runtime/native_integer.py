@@ -13,6 +13,7 @@ native_float's output buffers, so that replay records their calls.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -91,7 +92,7 @@ def _product(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None,
     op = _packs(b, np.ascontiguousarray(zb).tobytes())
     src = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     za = None if a_zero_point is None else a_zero_point.reshape(-1).view(np.uint8)
-    rows = int(np.prod(a.shape[:-1]))
+    rows = math.prod(a.shape[:-1])
     if scales is None:
         y = native_float._empty((*a.shape[:-1], n), np.int32)
         call(op.run, src, za, y.reshape(-1), rows, a.dtype == np.int8,
@@ -171,6 +172,43 @@ def _conv_b(w: np.ndarray) -> np.ndarray:
     return b
 
 
+def conv_rows_numpy(x: np.ndarray, zero_point: Any, kernel: Sequence[int],
+                    strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
+                    end: Sequence[int]) -> np.ndarray:
+    """The windows of (n, c, h, w) data as (n oh ow, c kh kw) rows, the input padded with
+    its zero point (the reference of `conv_rows`)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    xp = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])),
+                constant_values=zero_point)
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    oh, ow = (xp.shape[2] - eh) // sh + 1, (xp.shape[3] - ew) // sw + 1
+    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
+        :, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, ::dh, ::dw]
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(x.shape[0] * oh * ow,
+                                                                         -1)
+
+
+def conv_rows(x: np.ndarray, zero_point: Any, kernel: Sequence[int], strides: Sequence[int],
+              dilations: Sequence[int], begin: Sequence[int], end: Sequence[int]
+              ) -> np.ndarray:
+    """`conv_rows_numpy` by the extension's conv_integer_rows (one pass, no padded copy)
+    for non-negative padding and at least one output pixel, else by numpy."""
+    ext = _extension()
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    n, c, h, w = x.shape
+    oh = (h + begin[0] + end[0] - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + begin[1] + end[1] - (kw - 1) * dw - 1) // sw + 1
+    if (ext is None or not hasattr(ext, "conv_integer_rows") or min(*begin, *end) < 0
+            or oh < 1 or ow < 1):
+        return conv_rows_numpy(x, zero_point, kernel, strides, dilations, begin, end)
+    out = np.empty((n * oh * ow, c * kh * kw), x.dtype)
+    ext.conv_integer_rows(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
+                          out.reshape(-1).view(np.uint8), n, c, h, w, kh, kw, sh, sw, dh, dw,
+                          int(begin[0]), int(begin[1]), oh, ow,
+                          int(np.asarray(zero_point).astype(x.dtype).view(np.uint8)))
+    return out
+
+
 def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
                  w_zero_point: np.ndarray | None, group: int, strides: Sequence[int],
                  dilations: Sequence[int], begin: Sequence[int], end: Sequence[int]
@@ -178,8 +216,9 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
     """ConvInteger of (n, c, h, w) 8-bit data with a constant (frozen) 8-bit (m, c, kh, kw)
     weight in one group, as the int32 product of the windows and the weight: the input
     padded with its zero point (padding then contributes zero, as the reference's), its
-    windows gathered into rows of c kh kw bytes (numpy), the product by IntMatMul with the
-    weight zero point per tensor or per output channel; or None (the reference computes)."""
+    windows gathered into rows of c kh kw bytes (`conv_rows`), the product by IntMatMul
+    with the weight zero point per tensor or per output channel; or None (the reference
+    computes)."""
     if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
             or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
             or x.shape[1] != w.shape[1] or x.shape[0] == 0):
@@ -189,19 +228,16 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
         return None
     if w_zero_point is not None and w_zero_point.size not in (1, m):
         return None
-    n = x.shape[0]
     sh, sw = strides
     dh, dw = dilations
     xz = 0 if x_zero_point is None else x_zero_point.reshape(-1)[0]
-    xp = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])),
-                constant_values=xz)
     eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    oh, ow = (xp.shape[2] - eh) // sh + 1, (xp.shape[3] - ew) // sw + 1
+    oh = (x.shape[2] + begin[0] + end[0] - eh) // sh + 1
+    ow = (x.shape[3] + begin[1] + end[1] - ew) // sw + 1
     if oh < 1 or ow < 1:
         return None
-    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
-        :, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, ::dh, ::dw]
-    a = np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, -1)
+    n = x.shape[0]
+    a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     wz = None if w_zero_point is None else w_zero_point.reshape(-1)
     y = _product(a, _conv_b(w), x_zero_point, wz, None)
     if y is None:
