@@ -54,8 +54,8 @@ def _model(op: str, shapes: list[tuple[int, ...]], consts: Mapping[str, np.ndarr
            ) -> onnx.ModelProto:
     consts = consts or {}
     names = [f"x{i}" for i in range(len(shapes))]
-    inputs = [helper.make_tensor_value_info(n, F, list(s)) for n, s in zip(names, shapes)
-              if n not in consts]
+    inputs = [helper.make_tensor_value_info(n, F, list(s))
+              for n, s in zip(names, shapes, strict=True) if n not in consts]
     graph = helper.make_graph(
         [helper.make_node(op, names, ["y"])], "g", inputs,
         [helper.make_tensor_value_info("y", F, None)],

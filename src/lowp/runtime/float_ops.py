@@ -580,6 +580,7 @@ def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     e1, e2 = (b, a) if a_repeated else (a, b)
     packets = np.asarray(fn(e1, e2))
     # scalars up to the first 16-byte boundary of each run and after its last whole packet
+    scalar: np.ndarray
     if span == packets.size:
         # one run, cut at several threads into TryParallelFor's blocks (cost 1; (O91))
         scalar = np.zeros(packets.size, bool)
