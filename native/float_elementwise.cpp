@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "float_kernels.h"
@@ -18,6 +19,57 @@ namespace {
 
 constexpr int64_t kBlock = int64_t(1) << 15;  // elements per thread, at least
 
+// ONNX Runtime's float Max / Min (docs/operators.md (O105)): Eigen's E1.max(E2) on each
+// row (E1 = a, or b when a is one value in the row), in 4-float packets at the output's
+// 16-byte-aligned positions inside the row (E1 if it is NaN, else E2 on a tie or a NaN E2:
+// maxps(E1, E2)) and in the scalar head and tail (E1 if NaN, else E2 if NaN, else E1 on a
+// tie). Output elements [e, e + m) of the row [rs, rs + n).
+// (strides 1 and 0 known at compile time, so the loop vectorizes; -1: any stride)
+template <bool IsMax, bool Packet, int S1, int S2>
+void max_min_run(const float* p1, int64_t s1, const float* p2, int64_t s2, float* y,
+                 int64_t m) {
+  if constexpr (S1 >= 0) s1 = S1;
+  if constexpr (S2 >= 0) s2 = S2;
+  for (int64_t j = 0; j < m; ++j) {
+    const float x1 = p1[j * s1], x2 = p2[j * s2];
+    // packets: maxps(E1, E2) kept E1 when NaN; scalars: E1 unless E2 wins or is NaN
+    const bool first = Packet ? (x1 != x1 || (IsMax ? x1 > x2 : x1 < x2))
+                              : (x1 != x1 || !(x2 != x2 || (IsMax ? x1 < x2 : x2 < x1)));
+    y[j] = first ? x1 : x2;
+  }
+}
+
+template <bool IsMax>
+void max_min_row(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t e,
+                 int64_t m, int64_t rs, int64_t n) {
+  const bool swap = sa == 0;
+  const float* p1 = swap ? b : a;
+  const float* p2 = swap ? a : b;
+  const int64_t s1 = swap ? sb : sa, s2 = swap ? sa : sb;
+  // [e, e + m) cut at the row's first aligned packet and the end of its last whole one
+  const int64_t lo = std::min(rs + n, (rs + 3) / 4 * 4);
+  const int64_t hi = std::max(lo, (rs + n) / 4 * 4);
+  const int64_t c0 = std::clamp(lo, e, e + m) - e, c1 = std::clamp(hi, e, e + m) - e;
+  auto run = [&](auto packet, auto fixed1, auto fixed2, int64_t from, int64_t to) {
+    max_min_run<IsMax, decltype(packet)::value, decltype(fixed1)::value,
+                decltype(fixed2)::value>(p1 + from * s1, s1, p2 + from * s2, s2, y + e + from,
+                                         to - from);
+  };
+  using P = std::true_type;
+  using S = std::false_type;
+  using One = std::integral_constant<int, 1>;
+  using Zero = std::integral_constant<int, 0>;
+  using Any = std::integral_constant<int, -1>;
+  if (s1 == 1 && s2 == 1) {
+    run(S{}, One{}, One{}, 0, c0), run(P{}, One{}, One{}, c0, c1), run(S{}, One{}, One{}, c1, m);
+  } else if (s1 == 1 && s2 == 0) {
+    run(S{}, One{}, Zero{}, 0, c0), run(P{}, One{}, Zero{}, c0, c1);
+    run(S{}, One{}, Zero{}, c1, m);
+  } else {
+    run(S{}, Any{}, Any{}, 0, c0), run(P{}, Any{}, Any{}, c0, c1), run(S{}, Any{}, Any{}, c1, m);
+  }
+}
+
 // Output elements [e0, e1) of the flattened (d0 * d1 * d2) x n output, row piece by row
 // piece (a range may start and end inside a row).
 void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e1) {
@@ -27,7 +79,11 @@ void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e
     const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d2 * d1);
     const float* a = p.a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2] + c * p.a_st[3];
     const float* b = p.b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2] + c * p.b_st[3];
-    k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m);
+    if (p.op == kFloatMax || p.op == kFloatMin)
+      (p.op == kFloatMax ? max_min_row<true> : max_min_row<false>)(
+          a, p.a_st[3], b, p.b_st[3], p.y, e, m, r * n, n);
+    else
+      k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m);
     e += m;
   }
 }

@@ -8,8 +8,9 @@
 
 namespace lowp {
 
-// Max and Min are numpy's maximum / minimum (NaN propagates; of two equal values the
-// second operand); PRelu is a >= 0 ? a : a * b; ClipLow and ClipHigh are ONNX Runtime's
+// Max and Min are ONNX Runtime's (Eigen's packets and scalar tails, docs/operators.md
+// (O105): NaN propagates; of +0 and -0 and of two NaNs the operand its position gives);
+// PRelu is a >= 0 ? a : a * b; ClipLow and ClipHigh are ONNX Runtime's
 // Clip by a bound b (Eigen's cwiseMax / cwiseMin): a < b ? b : a and b < a ? b : a, so -0
 // and NaN of a stay and a NaN bound clamps nothing.
 enum FloatBinaryOp { kFloatAdd = 0, kFloatSub = 1, kFloatMul = 2, kFloatDiv = 3,

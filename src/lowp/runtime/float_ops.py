@@ -548,14 +548,77 @@ def _variadic(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
     return _as(out, arrays[0])
 
 
+def _eigen_span(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int, bool]:
+    """The length of the runs ONNX Runtime's broadcast loop hands Eigen for a binary
+    element-wise operator: the trailing output dimensions over which each operand stays
+    either whole or repeated (the whole output when the shapes agree or an operand is one
+    value); and whether input 0 is the repeated one (one value in each run)."""
+    out = np.broadcast_shapes(a_shape, b_shape)
+    rank = len(out)
+    a = (1,) * (rank - len(a_shape)) + tuple(a_shape)
+    b = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+    span, kind = 1, None
+    for d in reversed(range(rank)):
+        if out[d] == 1:
+            continue
+        k = (a[d] == 1, b[d] == 1)
+        if kind is not None and k != kind:
+            break
+        kind, span = k, span * out[d]
+    return span, kind[0] if kind is not None else True
+
+
+def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float Max / Min of two operands: Eigen's `E1.max(E2)` (E1 input 0, or
+    input 1 when input 0 is one value), 4-float packets at 16-byte-aligned output positions
+    giving E2 of two equal values (+0 and -0), the scalar head and tail of each broadcast
+    run giving E1; of two NaNs E1's everywhere (docs/operators.md (O105)). np.maximum /
+    np.minimum give their second operand of two equal values, their first of two NaNs."""
+    if a.dtype != np.float32 or a.size == 0 or b.size == 0:
+        return fn(a, b)
+    span, a_repeated = _eigen_span(a.shape, b.shape)
+    e1, e2 = (b, a) if a_repeated else (a, b)
+    packets = np.asarray(fn(e1, e2))
+    # scalars up to the first 16-byte boundary of each run and after its last whole packet
+    scalar: np.ndarray
+    if span == packets.size:
+        # one run, cut at several threads into TryParallelFor's blocks (cost 1; (O91))
+        scalar = np.zeros(packets.size, bool)
+        for first, last in eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads()):
+            head, tail = min(last, (first + 3) // 4 * 4), max(first, last // 4 * 4)
+            scalar[first:head] = True
+            scalar[max(head, tail):last] = True
+    else:
+        index = np.arange(packets.size, dtype=np.int64)
+        start = index - index % span
+        scalar = (index < (start + 3) // 4 * 4) | (index >= (start + span) // 4 * 4)
+    scalar = scalar.reshape(packets.shape)
+    if not scalar.any():
+        return packets
+    # the scalar positions: E1 when it is NaN (of two NaNs E1's, as in the packets), else
+    # np's second operand of equal values
+    x1 = np.broadcast_to(e1, packets.shape)[scalar]
+    x2 = np.broadcast_to(e2, packets.shape)[scalar]
+    packets[scalar] = np.where(np.isnan(x1), x1, fn(x2, x1))
+    return packets
+
+
+def _max_min(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:
+    arrays = [x for x in xs if x is not None]
+    out = arrays[0]
+    for x in arrays[1:]:
+        out = _max_min_pair(fn, out, x)
+    return _as(out, arrays[0])
+
+
 @register
 def Min(*xs: np.ndarray, **_: Any) -> np.ndarray:
-    return _variadic(np.minimum, xs)
+    return _max_min(np.minimum, xs)
 
 
 @register
 def Max(*xs: np.ndarray, **_: Any) -> np.ndarray:
-    return _variadic(np.maximum, xs)
+    return _max_min(np.maximum, xs)
 
 
 @register

@@ -37,8 +37,10 @@ from .switch import Switch
 OP_TYPE = "ElementwiseChain"
 # operators fused (program.FUSED_CODES; Pow by a one-value exponent of 2 or 3 is x * x and
 # x * x * x, as float_ops.Pow computes it; Clip by one-value float32 bounds is float_binary's
-# ClipLow then ClipHigh)
-_BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min"})
+# ClipLow then ClipHigh). Max and Min stay out: which operand ONNX Runtime gives of +0 and
+# -0 or of two NaNs depends on the position inside each operator's own broadcast run
+# (docs/operators.md (O105)), which a chain's blocks do not see
+_BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
 _UNARY = frozenset({"Relu", "Sqrt", "Sigmoid", "Tanh", "HardSwish", "Erf", "Neg", "Abs"})
 _MAX_REGISTERS = 64         # the binding's bound
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from lowp import eigen_math
+
 from .tape import Call
 
 _BYTES = np.dtype(np.uint8)
@@ -164,6 +166,9 @@ def _binary(op: str) -> FloatKernel:
         if geometry is None:
             return None
         dims, (sa, sb) = geometry
+        if op in ("Max", "Min") and threads > 1 and dims[3] == y.size and len(
+                eigen_math.ort_parallel_blocks(y.size, 1.0, threads)) > 1:
+            return None     # ONNX Runtime's blocks make runs of their own (O105): float_ops
         return (extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
                                             sb, threads)), y
     return FloatKernel(2, make)
