@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "cast_half.h"
 #include "compare.h"
 #include "conv.h"
 #include "int_matmul.h"
@@ -782,6 +783,26 @@ lowp::Kernel make_cast_to_float(nb::ndarray<nb::ro, nb::c_contig, nb::device::cp
                    out[i] = static_cast<const uint8_t*>(src)[i] ? 1.0f : 0.0f;
       }
     });
+  };
+}
+
+lowp::Kernel make_cast_half(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> x,
+                            nb::ndarray<nb::c_contig, nb::device::cpu> y, bool to_half,
+                            int threads) {
+  // to_half: y (float16 bits, uint16) = x (float32) rounded to nearest even; else y
+  // (float32) = x (float16 bits): F16C, as ONNX Runtime's Cast (native/cast_half.h)
+  if (!lowp::has_f16c()) throw std::invalid_argument("cast_half needs F16C");
+  if (x.size() != y.size() || x.nbytes() != x.size() * (to_half ? 4 : 2) ||
+      y.nbytes() != y.size() * (to_half ? 2 : 4))
+    throw std::invalid_argument("cast_half needs float32 and float16 of one size");
+  return [x, y, to_half, threads] {
+    const int64_t n = int64_t(x.size());
+    if (to_half)
+      lowp::float_to_half(static_cast<const float*>(x.data()), static_cast<uint16_t*>(y.data()),
+                          n, threads);
+    else
+      lowp::half_to_float(static_cast<const uint16_t*>(x.data()), static_cast<float*>(y.data()),
+                          n, threads);
   };
 }
 
@@ -2056,6 +2077,8 @@ NB_MODULE(_native, m) {
              "y"_a, "dims"_a, "slice"_a, "itemsize"_a, "reduction"_a, "type"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "cast_half", &make_cast_half, "x"_a, "y"_a, "to_half"_a, "threads"_a);
+  m.def("has_f16c", &lowp::has_f16c);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,
              "threads"_a = 1);
   def_kernel(m, program, "bilinear_integer", &make_bilinear_integer, "x"_a, "y"_a, "dims"_a,

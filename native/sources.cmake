@@ -64,7 +64,7 @@ nanobind_add_module(_native NB_STATIC
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
   $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm> $<TARGET_OBJECTS:lowp_float_rnn> $<TARGET_OBJECTS:lowp_float_rnn_avx2>
   native/float_reduce.cpp native/float_col2im.cpp native/float_im2col.cpp
-  native/int_matmul.cpp)
+  native/int_matmul.cpp native/cast_half.cpp)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
 target_link_libraries(_native PRIVATE Threads::Threads)

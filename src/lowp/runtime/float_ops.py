@@ -1495,6 +1495,8 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
     if dtype == x.dtype:
         return x
     y = native_float.cast_integer(x, np.dtype(dtype))
+    if y is None:
+        y = native_float.cast_half(x, np.dtype(dtype))
     if y is not None:
         return y
     if dtype == np.bool_:

@@ -304,6 +304,29 @@ def cast_to_float(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """x.astype(dtype) between float32 and float16 as ONNX Runtime's Cast converts on x86
+    (F16C: round to nearest even, overflow to inf, a NaN quiet with its sign and top payload
+    bits; numpy keeps a signalling NaN's payload as it is) into a buffer (`_empty`), or None."""
+    ext = _has(_extension(), "cast_half")
+    pair = (x.dtype, np.dtype(dtype))
+    if (not _enabled or ext is None or pair not in _HALF_PAIRS or not ext.has_f16c()
+            or not x.flags.c_contiguous or x.size == 0):
+        return None
+    to_half = pair[1] == np.float16
+    y = _empty(x.shape, np.float16 if to_half else np.float32)
+    if y.dtype != dtype:
+        return None
+    src, dst = x.reshape(-1), y.reshape(-1)
+    call(ext.cast_half, src.view(np.uint16) if not to_half else src,
+         dst.view(np.uint16) if to_half else dst, to_half, _threads)
+    return y
+
+
+_HALF_PAIRS = {(np.dtype(np.float32), np.dtype(np.float16)),
+               (np.dtype(np.float16), np.dtype(np.float32))}
+
+
 # integer and bool types of cast_integer, one_hot and arg_max (native/bindings.cpp)
 INT_CODES = {np.dtype(np.int64): 0, np.dtype(np.int32): 1, np.dtype(np.uint8): 2,
              np.dtype(np.int8): 3, np.dtype(np.bool_): 4}
