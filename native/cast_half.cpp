@@ -15,9 +15,11 @@ __attribute__((target("avx,f16c"))) void half_to_float_span(const uint16_t* x, f
   // (MLAS converts 16 at a time; the last n % 16 in C++, which keeps a NaN's payload as it
   // is where vcvtph2ps sets the quiet bit)
   int64_t i = 0;
-  for (; i + 16 <= n; i += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
-    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+  for (; i + 16 <= n; i += 16) {
+    const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
+    const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8));
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h0));
+    _mm256_storeu_ps(y + i + 8, _mm256_cvtph_ps(h1));
   }
   for (; i < n; ++i) {
     const uint32_t h = x[i];
