@@ -208,16 +208,9 @@ def _assign(x: np.ndarray, packet: Unary, scalar: Unary) -> np.ndarray:
 
 
 def _blockwise(x: np.ndarray, fn: Unary, cost: float, threads: int) -> np.ndarray:
-    """`fn` (one assignment) on each run of ONNX Runtime's functor of `cost` over double
-    `x` at `threads` threads."""
-    runs = eigen_math.assignment_runs(int(np.size(x)), cost, threads, LANES)
-    if len(runs) == 1:
-        return fn(x)
-    flat = np.ascontiguousarray(x, _D).reshape(-1)
-    out = np.empty_like(flat)
-    for first, last in runs:
-        out[first:last] = np.asarray(fn(flat[first:last])).reshape(-1)
-    return out.reshape(np.shape(x))
+    """`fn` on each run of ONNX Runtime's functor of `cost` over double `x` at `threads`
+    threads (`eigen_math.blockwise` with two-double packets)."""
+    return eigen_math.blockwise(x, fn, cost, threads, LANES)
 
 
 def exp(x: np.ndarray, threads: int = 1) -> np.ndarray:

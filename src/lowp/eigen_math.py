@@ -460,13 +460,14 @@ def assignment_runs(n: int, cost: float, threads: int,
 
 
 def blockwise(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], cost: float,
-              threads: int) -> np.ndarray:
-    """`fn` (one Eigen assignment of float32 `x`, as at one thread) run as ONNX Runtime's
-    functor of `cost` runs at `threads` threads: on each of `assignment_runs` by itself."""
-    runs = assignment_runs(int(np.size(x)), cost, threads)
+              threads: int, lanes: int = LANES) -> np.ndarray:
+    """`fn` (one Eigen assignment of `x`, as at one thread: float32, or float64 with
+    `lanes` 2) run as ONNX Runtime's functor of `cost` runs at `threads` threads: on each of
+    `assignment_runs` by itself."""
+    runs = assignment_runs(int(np.size(x)), cost, threads, lanes)
     if len(runs) == 1:
         return fn(x)
-    flat = np.ascontiguousarray(x, _F).reshape(-1)
+    flat = np.ascontiguousarray(x, _F if lanes == LANES else np.float64).reshape(-1)
     out = np.empty_like(flat)
     for first, last in runs:
         out[first:last] = np.asarray(fn(flat[first:last])).reshape(-1)
