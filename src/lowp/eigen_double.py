@@ -197,14 +197,9 @@ def _packet_sincos(x: np.ndarray, sine: bool) -> np.ndarray:
 
 
 def _assign(x: np.ndarray, packet: Unary, scalar: Unary) -> np.ndarray:
-    """One Eigen assignment over contiguous float64 `x`: packets of two from the start, the
-    last n % 2 elements by the scalar function."""
-    flat = np.ascontiguousarray(x, _D).ravel()
-    split = len(flat) - len(flat) % LANES
-    out = np.empty_like(flat)
-    out[:split] = packet(flat[:split])
-    out[split:] = scalar(flat[split:])
-    return out.reshape(np.shape(x))
+    """One Eigen assignment over contiguous float64 `x` (`eigen_math.assign` with
+    two-double packets)."""
+    return eigen_math.assign(x, packet, scalar, LANES)
 
 
 def _blockwise(x: np.ndarray, fn: Unary, cost: float, threads: int) -> np.ndarray:

@@ -202,12 +202,13 @@ def _packet_log(x: np.ndarray) -> np.ndarray:
         return np.where(x == 0, _F(-np.inf), out).astype(_F)
 
 
-def _assign(x: np.ndarray, packet: Callable[[np.ndarray], np.ndarray],
-            scalar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """One Eigen assignment over contiguous float32 `x`: packets of four from the start,
-    the last n % 4 elements by the scalar function."""
-    flat = np.ascontiguousarray(x, _F).ravel()
-    split = len(flat) - len(flat) % LANES
+def assign(x: np.ndarray, packet: Callable[[np.ndarray], np.ndarray],
+           scalar: Callable[[np.ndarray], np.ndarray], lanes: int = LANES) -> np.ndarray:
+    """One Eigen assignment over contiguous `x`: packets of `lanes` from the start (four
+    float32, or two float64 with `lanes` 2), the last n % lanes elements by the scalar
+    function."""
+    flat = np.ascontiguousarray(x, _F if lanes == LANES else np.float64).ravel()
+    split = len(flat) - len(flat) % lanes
     out = np.empty_like(flat)
     out[:split] = packet(flat[:split])
     out[split:] = scalar(flat[split:])
@@ -482,42 +483,42 @@ def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray]
     SCALARS)` on the last length % 4 elements (at one thread: one run, the whole vector)."""
     def one(t: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):             # IEEE's inf and NaN, as the kernels
-            return _assign(t, lambda u: expression(u, PACKETS), lambda u: expression(u, SCALARS))
+            return assign(t, lambda u: expression(u, PACKETS), lambda u: expression(u, SCALARS))
     return blockwise(x, one, cost, threads)
 
 
 def sin(x: np.ndarray) -> np.ndarray:
     """float32 sin(x) as ONNX Runtime's Sin kernel computes it."""
-    return _assign(x, lambda t: _packet_sincos(t, True), libm.sinf)
+    return assign(x, lambda t: _packet_sincos(t, True), libm.sinf)
 
 
 def cos(x: np.ndarray) -> np.ndarray:
     """float32 cos(x) as ONNX Runtime's Cos kernel computes it."""
-    return _assign(x, lambda t: _packet_sincos(t, False), libm.cosf)
+    return assign(x, lambda t: _packet_sincos(t, False), libm.cosf)
 
 
 def asin(x: np.ndarray) -> np.ndarray:
     """float32 asin(x) as ONNX Runtime's Asin kernel computes it."""
-    return _assign(x, _packet_asin, libm.asinf)
+    return assign(x, _packet_asin, libm.asinf)
 
 
 def acos(x: np.ndarray) -> np.ndarray:
     """float32 acos(x) as ONNX Runtime's Acos kernel computes it."""
-    return _assign(x, _packet_acos, libm.acosf)
+    return assign(x, _packet_acos, libm.acosf)
 
 
 def atan(x: np.ndarray) -> np.ndarray:
     """float32 atan(x) as ONNX Runtime's Atan kernel computes it."""
-    return _assign(x, _packet_atan, libm.atanf)
+    return assign(x, _packet_atan, libm.atanf)
 
 
 def log(x: np.ndarray) -> np.ndarray:
     """float32 log(x) as ONNX Runtime's Log kernel computes it."""
-    return _assign(x, _packet_log, libm.logf)
+    return assign(x, _packet_log, libm.logf)
 
 
 def power(x: np.ndarray, y: float) -> np.ndarray:
     """float32 x ** y (scalar y) as one Eigen `pow` assignment computes it (ONNX Runtime's
     LRN)."""
     yf = float(_F(y))
-    return _assign(x, lambda t: packet_pow(t, yf), lambda t: libm.powf(t, yf))
+    return assign(x, lambda t: packet_pow(t, yf), lambda t: libm.powf(t, yf))
