@@ -5,7 +5,10 @@ ONNX Runtime's TryParallelFor blocks at several threads (lowp.eigen_double; docs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +27,21 @@ EDGES = np.array(
      17.7, -17.8, 15.0, -15.0, 14.99, 1e14, 1.0000001e14, -1e15, 1e16, 2.0**63, 1e22, 3.0])
 NANS = np.array([0x7FF0000000000001, 0xFFF4000000000123, 0x7FF8000000000ABC,
                  0xFFF8000000000000], np.uint64).view(np.float64)
+
+
+def _assert_node_bits(node: onnx.NodeProto, x: np.ndarray, x_shape: list[object],
+                      y_shape: list[object], opset: int,
+                      initializer: Sequence[onnx.TensorProto] = ()) -> None:
+    """`node` from double x to double y gives ONNX Runtime's bits on both backends."""
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, y_shape)],
+        initializer=list(initializer))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    expected = onnxruntime_run(model, {"x": x})[0]
+    for backend in BACKENDS:
+        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
 
 
 def _assert_bits(op: str, x: np.ndarray, threads: int) -> None:
@@ -96,14 +114,7 @@ def test_double_sign_and_shrink_give_onnxruntimes_bits(op: str, attrs: dict[str,
     bits = rng.integers(0, 2**64, 20_001, dtype=np.uint64).view(np.float64)
     x = np.concatenate([rng.standard_normal(20_001) * 2, bits, EDGES, NANS])
     node = helper.make_node(op, ["x"], ["y"], **attrs)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n"])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = onnxruntime_run(model, {"x": x})[0]
-    for backend in BACKENDS:
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+    _assert_node_bits(node, x, ["n"], ["n"], 18)
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
@@ -118,14 +129,7 @@ def test_double_softmax_gives_onnxruntimes_bits(op: str, rows: int, cols: int, a
     if axis == 0 and cols < 2:
         return
     node = helper.make_node(op, ["x"], ["y"], axis=axis)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, cols])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    expected = onnxruntime_run(model, {"x": x})[0]
-    for backend in BACKENDS:
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+    _assert_node_bits(node, x, [rows, cols], [rows, cols], 13)
 
 
 @pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean"])
@@ -139,14 +143,7 @@ def test_double_row_sums_give_onnxruntimes_bits(op: str, rows: int, cols: int,
     x = np.random.default_rng(seed).standard_normal((rows, cols)) * 4
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, 1])], initializer=[axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = onnxruntime_run(model, {"x": x})[0]
-    for backend in BACKENDS:
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+    _assert_node_bits(node, x, [rows, cols], [rows, 1], 18, initializer=[axes])
 
 
 @pytest.mark.parametrize("op", ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum",
@@ -168,15 +165,7 @@ def test_double_reductions_over_some_axes_give_onnxruntimes_bits(
     axes_init = helper.make_tensor("axes", TensorProto.INT64, [len(axes)], axes)
     node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)
     out = [d for a, d in enumerate(shape) if a not in axes]
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, shape)],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, out)],
-        initializer=[axes_init])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    expected = onnxruntime_run(model, {"x": x})[0]
-    for backend in BACKENDS:
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+    _assert_node_bits(node, x, shape, out, 18, initializer=[axes_init])
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
@@ -191,11 +180,4 @@ def test_double_softmax_rows_with_nans_or_infinities(op: str, special: float, ro
     x = rng.standard_normal((rows, cols)) * 4
     x[rng.random((rows, cols)) < 0.15] = special
     node = helper.make_node(op, ["x"], ["y"], axis=-1)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [rows, cols])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [rows, cols])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    expected = onnxruntime_run(model, {"x": x})[0]
-    for backend in BACKENDS:
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
-        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), backend
+    _assert_node_bits(node, x, [rows, cols], [rows, cols], 13)
