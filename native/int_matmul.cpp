@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -112,6 +113,86 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
   }
   product(ap, kp, rowsum.data(), m, &za, 0, y, yf, a_scale, 0, b_scale, b_scale_per_column,
           bias, threads);
+}
+
+void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed,
+                        int32_t a_zp, int32_t* y, int threads) const {
+  if (int64_t(g.c) * g.kh * g.kw != k_)
+    throw std::invalid_argument("run_conv: k is not c * kh * kw");
+  const int64_t plane = int64_t(g.oh) * g.ow, m = int64_t(g.n) * plane;
+  if (m <= 0 || n_ == 0) return;
+  if (k_ == 0) {
+    std::memset(y, 0, size_t(m * n_) * sizeof(int32_t));
+    return;
+  }
+  if (threads < 1) threads = ThreadPool::max_threads();
+  const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
+  const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
+  // rows in the uint8 domain (zeros past k), left uninitialised until gathered
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[size_t(m * kp + 64)]);
+  uint8_t* const ap = buf.get() + align64_offset(buf.get());
+  std::vector<int32_t> rowsum(static_cast<size_t>(need_rowsum_ ? m : 0), 0);
+  const uint8_t flip = a_signed ? 0x80 : 0, z = uint8_t(a_zp);
+  const size_t image_size = size_t(g.c) * g.h * g.w;
+  // gather: tasks of whole output lines
+  const int64_t lines = int64_t(g.n) * g.oh;
+  auto gather = [&](int64_t l0, int64_t l1) {
+    for (int64_t l = l0; l < l1; ++l) {
+      const int b = int(l / g.oh), oy = int(l % g.oh);
+      const uint8_t* image = x + size_t(b) * image_size;
+      for (int ox = 0; ox < g.ow; ++ox) {
+        const int64_t i = l * g.ow + ox;
+        uint8_t* dst = ap + i * kp;
+        conv_window_row(image, g, oy, ox, z, dst);
+        if (flip != 0 || need_rowsum_) {
+          uint32_t s = 0;
+          for (int64_t p = 0; p < k_; ++p) {
+            dst[p] = uint8_t(dst[p] ^ flip);
+            s += dst[p];
+          }
+          if (need_rowsum_) rowsum[size_t(i)] = int32_t(s);
+        }
+        std::memset(dst + k_, 0, size_t(kp - k_));
+      }
+    }
+  };
+  const int gather_threads =
+      int(std::max<int64_t>(1, std::min<int64_t>({threads, lines, m * k_ / (int64_t(1) << 16)})));
+  if (gather_threads > 1) {
+    ThreadPool::instance().run(gather_threads, [&](int t) {
+      gather(lines * t / gather_threads, lines * (t + 1) / gather_threads);
+    });
+  } else {
+    gather(0, lines);
+  }
+  // the product as (n oh ow) x m rows, then each image's rows transposed into (m, oh ow)
+  std::unique_ptr<int32_t[]> rows_out(new int32_t[size_t(m * n_)]);
+  product(ap, kp, need_rowsum_ ? rowsum.data() : nullptr, m, &za, 0, rows_out.get(), nullptr,
+          nullptr, 0, nullptr, false, nullptr, threads);
+  constexpr int64_t kBlock = 32;
+  const int64_t pblocks = (plane + kBlock - 1) / kBlock, tasks = int64_t(g.n) * pblocks;
+  auto transpose = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / pblocks, p0 = (t % pblocks) * kBlock;
+      const int64_t p1 = std::min(plane, p0 + kBlock);
+      const int32_t* src = rows_out.get() + (b * plane) * n_;
+      int32_t* dst = y + b * n_ * plane;
+      for (int64_t c0 = 0; c0 < n_; c0 += kBlock) {
+        const int64_t c1 = std::min(n_, c0 + kBlock);
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t p = p0; p < p1; ++p) dst[c * plane + p] = src[p * n_ + c];
+      }
+    }
+  };
+  const int transpose_threads =
+      int(std::max<int64_t>(1, std::min<int64_t>({threads, tasks, m * n_ / (int64_t(1) << 15)})));
+  if (transpose_threads > 1) {
+    ThreadPool::instance().run(transpose_threads, [&](int t) {
+      transpose(tasks * t / transpose_threads, tasks * (t + 1) / transpose_threads);
+    });
+  } else {
+    transpose(0, tasks);
+  }
 }
 
 namespace {

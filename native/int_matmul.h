@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "conv.h"
+#include "conv_rows.h"
 
 namespace lowp {
 
@@ -41,6 +42,12 @@ class IntMatMul {
   // operators give it (lowp.runtime.per_token_fusion._unfused on x86).
   void run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
                      const float* bias, float* yf, int threads) const;
+  // ConvInteger of x (g.n, g.c, g.h, g.w bytes, int8 when a_signed) by this B as its
+  // (c kh kw) x m weight: each output pixel's window gathered (conv_rows.h; a tap in the
+  // padding reads a_zp, so that it contributes zero) into a row, the product as run's, and
+  // the result written as y (g.n, m, g.oh, g.ow) int32 (NCHW). Needs k == c kh kw.
+  void run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed, int32_t a_zp,
+                int32_t* y, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 

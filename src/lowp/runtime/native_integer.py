@@ -221,7 +221,7 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
     computes)."""
     if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
             or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
-            or x.shape[1] != w.shape[1] or x.shape[0] == 0):
+            or x.shape[1] != w.shape[1]):
         return None
     m, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     if x_zero_point is not None and x_zero_point.size != 1:
@@ -237,9 +237,41 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
     if oh < 1 or ow < 1:
         return None
     n = x.shape[0]
-    a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     wz = None if w_zero_point is None else w_zero_point.reshape(-1)
+    if min(*begin, *end) >= 0:
+        y = _conv_product(x, _conv_b(w), x_zero_point, wz,
+                          (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow))
+        if y is not None:
+            return y
+    a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     y = _product(a, _conv_b(w), x_zero_point, wz, None)
     if y is None:
         return None
     return np.ascontiguousarray(y.reshape(n, oh, ow, m).transpose(0, 3, 1, 2))
+
+
+def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
+                  w_zero_point: np.ndarray | None, geometry: tuple[int, ...]
+                  ) -> np.ndarray | None:
+    """ConvInteger as one recordable call (IntMatMul.run_conv: the windows gathered, the
+    product, the (n, m, oh, ow) result), the zero point read when the call runs; geometry
+    n, c, h, w, kh, kw, sh, sw, dh, dw, pad top, pad left, oh, ow; or None (an extension
+    without it, a zero point of another type)."""
+    k, m = b.shape
+    if x_zero_point is not None and x_zero_point.dtype != x.dtype:
+        return None
+    if w_zero_point is None:
+        zb = np.zeros(m, np.int32)
+    elif w_zero_point.dtype != b.dtype or w_zero_point.size not in (1, m):
+        return None
+    else:
+        zb = np.broadcast_to(w_zero_point.astype(np.int32), (m,))
+    op = _packs(b, np.ascontiguousarray(zb).tobytes())
+    if not hasattr(op, "run_conv"):     # an extension that predates it
+        return None
+    n, oh, ow = geometry[0], geometry[12], geometry[13]
+    y = native_float._empty((n, m, oh, ow), np.int32)
+    za = None if x_zero_point is None else x_zero_point.reshape(-1).view(np.uint8)
+    call(op.run_conv, np.ascontiguousarray(x).reshape(-1).view(np.uint8), za, y.reshape(-1),
+         [int(v) for v in geometry], x.dtype == np.int8, native_float.get_threads())
+    return y

@@ -68,6 +68,8 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         if hasattr(ext, "IntMatMul"):
             table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
             table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
+            if hasattr(ext.IntMatMul, "run_conv"):
+                table[ext.IntMatMul.run_conv] = ("int_matmul_conv_run", _int_matmul_conv_run)
             if hasattr(ext.IntMatMul, "run_per_token"):
                 table[ext.IntMatMul.run_per_token] = ("int_matmul_per_token_run",
                                                       _int_matmul_per_token_run)
@@ -91,6 +93,10 @@ def _int_matmul_run(program: Any, op: object, args: tuple[object, ...]) -> None:
 
 def _int_matmul_scaled_run(program: Any, op: object, args: tuple[object, ...]) -> None:
     program.int_matmul_scaled_run(op, *args)    # IntMatMul.run_scaled on its packed B
+
+
+def _int_matmul_conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_conv_run(op, *args)     # IntMatMul.run_conv (ConvInteger) on its B
 
 
 def _int_matmul_per_token_run(program: Any, op: object, args: tuple[object, ...]) -> None:
