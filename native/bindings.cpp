@@ -1473,6 +1473,7 @@ lowp::Kernel make_qbinary(nb::ndarray<const uint8_t, nb::device::cpu> a,
 // byte of a's type, or none) is read when the kernel runs, so that a Program repeating the
 // call reads the zero point DynamicQuantizeLinear wrote on this run
 using OutInts = nb::ndarray<int32_t, nb::c_contig, nb::device::cpu>;
+using Ints = nb::ndarray<const int32_t, nb::c_contig, nb::device::cpu>;
 lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp,
                                  OutInts y, int64_t m, bool a_signed, int threads) {
   if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
@@ -1490,7 +1491,8 @@ lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::option
 // (c kh kw) x m weight (IntMatMul::run_conv); geometry: n, c, h, w, kh, kw, sh, sw, dh, dw,
 // pt, pl, oh, ow; the zero point (one byte, or none) is read when the kernel runs
 lowp::Kernel make_int_matmul_conv_run(const lowp::IntMatMul& op, Bytes x,
-                                      std::optional<Bytes> x_zp, OutInts y,
+                                      std::optional<Bytes> x_zp, std::optional<Ints> bias,
+                                      std::optional<OutInts> y, std::optional<OutFloats> yf,
                                       const std::vector<int>& geometry, bool x_signed,
                                       int threads) {
   if (geometry.size() != 14)
@@ -1503,14 +1505,19 @@ lowp::Kernel make_int_matmul_conv_run(const lowp::IntMatMul& op, Bytes x,
       g.sw < 1 || g.dh < 1 || g.dw < 1 || g.oh < 0 || g.ow < 0 ||
       int64_t(g.c) * g.kh * g.kw != op.k() ||
       int64_t(x.size()) != int64_t(g.n) * g.c * g.h * g.w ||
-      int64_t(y.size()) != int64_t(g.n) * op.n() * g.oh * g.ow)
-    throw std::invalid_argument("int_matmul_conv: sizes do not match");
+      bool(y) == bool(yf) ||
+      int64_t(y ? y->size() : yf->size()) != int64_t(g.n) * op.n() * g.oh * g.ow)
+    throw std::invalid_argument("int_matmul_conv: sizes do not match (one of y, yf)");
   if (x_zp && x_zp->size() != 1)
     throw std::invalid_argument("int_matmul_conv takes one activation zero point");
-  return [&op, x, x_zp, y, g, x_signed, threads] {
+  if (bias && bias->size() != 1 && int64_t(bias->size()) != op.n())
+    throw std::invalid_argument("int_matmul_conv takes one or m bias values");
+  const bool per_channel = bias && bias->size() != 1;
+  return [&op, x, x_zp, bias, y, yf, g, x_signed, per_channel, threads] {
     int32_t za = 0;
     if (x_zp) za = x_signed ? int32_t(int8_t(x_zp->data()[0])) : int32_t(x_zp->data()[0]);
-    op.run_conv(x.data(), g, x_signed, za, y.data(), threads);
+    op.run_conv(x.data(), g, x_signed, za, bias ? bias->data() : nullptr, per_channel,
+                y ? y->data() : nullptr, yf ? yf->data() : nullptr, threads);
   };
 }
 
@@ -1982,15 +1989,16 @@ NB_MODULE(_native, m) {
       "op"_a, "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1);
   program.def(
       "int_matmul_conv_run",
-      [](lowp::Program& p, nb::object op, Bytes x, std::optional<Bytes> x_zp, OutInts y,
+      [](lowp::Program& p, nb::object op, Bytes x, std::optional<Bytes> x_zp,
+         std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
          std::vector<int> geometry, bool x_signed, int threads) {
         // IntMatMul.run_conv appended; the closure holds the operator object
-        p.append([k = make_int_matmul_conv_run(nb::cast<const lowp::IntMatMul&>(op), x, x_zp, y,
-                                               geometry, x_signed, threads),
+        p.append([k = make_int_matmul_conv_run(nb::cast<const lowp::IntMatMul&>(op), x, x_zp,
+                                               bias, y, yf, geometry, x_signed, threads),
                   op] { k(); });
       },
-      "op"_a, "x"_a, "x_zero_point"_a.none(), "y"_a, "geometry"_a, "x_signed"_a,
-      "threads"_a = 1);
+      "op"_a, "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
+      "geometry"_a, "x_signed"_a, "threads"_a = 1);
   program.def(
       "int_matmul_scaled_run",
       [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
@@ -2235,14 +2243,16 @@ NB_MODULE(_native, m) {
            "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
            "m"_a, "a_signed"_a, "threads"_a = 1)
       .def("run_conv",
-           [](const lowp::IntMatMul& op, Bytes x, std::optional<Bytes> x_zp, OutInts y,
+           [](const lowp::IntMatMul& op, Bytes x, std::optional<Bytes> x_zp,
+              std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
               std::vector<int> geometry, bool x_signed, int threads) {
-             const lowp::Kernel k =
-                 make_int_matmul_conv_run(op, x, x_zp, y, geometry, x_signed, threads);
+             const lowp::Kernel k = make_int_matmul_conv_run(op, x, x_zp, bias, y, yf,
+                                                             geometry, x_signed, threads);
              nb::gil_scoped_release nogil;
              k();
            },
-           "x"_a, "x_zero_point"_a.none(), "y"_a, "geometry"_a, "x_signed"_a, "threads"_a = 1)
+           "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
+           "geometry"_a, "x_signed"_a, "threads"_a = 1)
       .def("run_per_token",
            [](const lowp::IntMatMul& op, Floats x, Floats b_scale, std::optional<Floats> bias,
               OutFloats y, int64_t m, int threads) {

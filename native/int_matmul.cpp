@@ -116,13 +116,24 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
 }
 
 void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed,
-                        int32_t a_zp, int32_t* y, int threads) const {
+                        int32_t a_zp, const int32_t* bias, bool bias_per_channel, int32_t* y,
+                        float* yf, int threads) const {
   if (int64_t(g.c) * g.kh * g.kw != k_)
     throw std::invalid_argument("run_conv: k is not c * kh * kw");
   const int64_t plane = int64_t(g.oh) * g.ow, m = int64_t(g.n) * plane;
   if (m <= 0 || n_ == 0) return;
+  // channel c's value from its int32 sum: + bias (wrapping), then int32 or float32 out
+  auto put = [bias, bias_per_channel, y, yf](int64_t c, int64_t at, int32_t acc) {
+    if (bias != nullptr) acc = int32_t(uint32_t(acc) + uint32_t(bias[bias_per_channel ? c : 0]));
+    if (yf != nullptr)
+      yf[at] = float(acc);
+    else
+      y[at] = acc;
+  };
   if (k_ == 0) {
-    std::memset(y, 0, size_t(m * n_) * sizeof(int32_t));
+    for (int64_t b = 0; b < g.n; ++b)
+      for (int64_t c = 0; c < n_; ++c)
+        for (int64_t p = 0; p < plane; ++p) put(c, (b * n_ + c) * plane + p, 0);
     return;
   }
   if (threads < 1) threads = ThreadPool::max_threads();
@@ -176,11 +187,16 @@ void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_sig
       const int64_t b = t / pblocks, p0 = (t % pblocks) * kBlock;
       const int64_t p1 = std::min(plane, p0 + kBlock);
       const int32_t* src = rows_out.get() + (b * plane) * n_;
-      int32_t* dst = y + b * n_ * plane;
+      const int64_t base = b * n_ * plane;
       for (int64_t c0 = 0; c0 < n_; c0 += kBlock) {
         const int64_t c1 = std::min(n_, c0 + kBlock);
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t p = p0; p < p1; ++p) dst[c * plane + p] = src[p * n_ + c];
+        if (bias == nullptr && yf == nullptr) {
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t p = p0; p < p1; ++p) y[base + c * plane + p] = src[p * n_ + c];
+        } else {
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t p = p0; p < p1; ++p) put(c, base + c * plane + p, src[p * n_ + c]);
+        }
       }
     }
   };

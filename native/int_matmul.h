@@ -45,9 +45,13 @@ class IntMatMul {
   // ConvInteger of x (g.n, g.c, g.h, g.w bytes, int8 when a_signed) by this B as its
   // (c kh kw) x m weight: each output pixel's window gathered (conv_rows.h; a tap in the
   // padding reads a_zp, so that it contributes zero) into a row, the product as run's, and
-  // the result written as y (g.n, m, g.oh, g.ow) int32 (NCHW). Needs k == c kh kw.
+  // the result written as y (g.n, m, g.oh, g.ow) int32 (NCHW). Needs k == c kh kw. With
+  // `bias` (int32, one per output channel, or one when not bias_per_channel) each value is
+  // acc + bias modulo 2^32 (ONNX Runtime's int32 Add after ConvInteger); with yf instead of
+  // y it is written as float32, rounded to nearest (the Cast to float that follows).
   void run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed, int32_t a_zp,
-                int32_t* y, int threads) const;
+                const int32_t* bias, bool bias_per_channel, int32_t* y, float* yf,
+                int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 

@@ -211,14 +211,17 @@ def conv_rows(x: np.ndarray, zero_point: Any, kernel: Sequence[int], strides: Se
 
 def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
                  w_zero_point: np.ndarray | None, group: int, strides: Sequence[int],
-                 dilations: Sequence[int], begin: Sequence[int], end: Sequence[int]
+                 dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
+                 bias: np.ndarray | None = None, to_float: bool = False
                  ) -> np.ndarray | None:
     """ConvInteger of (n, c, h, w) 8-bit data with a constant (frozen) 8-bit (m, c, kh, kw)
     weight in one group, as the int32 product of the windows and the weight: the input
     padded with its zero point (padding then contributes zero, as the reference's), its
-    windows gathered into rows of c kh kw bytes (`conv_rows`), the product by IntMatMul
-    with the weight zero point per tensor or per output channel; or None (the reference
-    computes)."""
+    windows gathered into rows of c kh kw bytes, the product by IntMatMul with the weight
+    zero point per tensor or per output channel; or None (the reference computes).
+    `bias` (int32, one value or one per output channel, broadcast as (1, m, 1, 1)) is added
+    wrapping, `to_float` casts the result to float32 (lowp.runtime.conv_integer_fusion);
+    those two only by IntMatMul.run_conv."""
     if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
             or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
             or x.shape[1] != w.shape[1]):
@@ -238,11 +241,17 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
         return None
     n = x.shape[0]
     wz = None if w_zero_point is None else w_zero_point.reshape(-1)
+    if bias is not None and (bias.dtype != np.int32 or bias.ndim > 4 or not (
+            bias.size == 1 or (1,) * (4 - bias.ndim) + bias.shape == (1, m, 1, 1))):
+        return None
     if min(*begin, *end) >= 0:
         y = _conv_product(x, _conv_b(w), x_zero_point, wz,
-                          (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow))
-        if y is not None:
+                          (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow),
+                          bias, to_float)
+        if y is not None or bias is not None or to_float:
             return y
+    elif bias is not None or to_float:
+        return None
     a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     y = _product(a, _conv_b(w), x_zero_point, wz, None)
     if y is None:
@@ -251,12 +260,13 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
 
 
 def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
-                  w_zero_point: np.ndarray | None, geometry: tuple[int, ...]
-                  ) -> np.ndarray | None:
+                  w_zero_point: np.ndarray | None, geometry: tuple[int, ...],
+                  bias: np.ndarray | None, to_float: bool) -> np.ndarray | None:
     """ConvInteger as one recordable call (IntMatMul.run_conv: the windows gathered, the
-    product, the (n, m, oh, ow) result), the zero point read when the call runs; geometry
-    n, c, h, w, kh, kw, sh, sw, dh, dw, pad top, pad left, oh, ow; or None (an extension
-    without it, a zero point of another type)."""
+    product, the (n, m, oh, ow) result, + bias, as float32 with to_float), the zero point
+    and the bias read when the call runs; geometry n, c, h, w, kh, kw, sh, sw, dh, dw, pad
+    top, pad left, oh, ow; or None (an extension without it, a zero point of another
+    type)."""
     k, m = b.shape
     if x_zero_point is not None and x_zero_point.dtype != x.dtype:
         return None
@@ -270,8 +280,10 @@ def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
     if not hasattr(op, "run_conv"):     # an extension that predates it
         return None
     n, oh, ow = geometry[0], geometry[12], geometry[13]
-    y = native_float._empty((n, m, oh, ow), np.int32)
+    y = native_float._empty((n, m, oh, ow), np.float32 if to_float else np.int32)
     za = None if x_zero_point is None else x_zero_point.reshape(-1).view(np.uint8)
-    call(op.run_conv, np.ascontiguousarray(x).reshape(-1).view(np.uint8), za, y.reshape(-1),
+    call(op.run_conv, np.ascontiguousarray(x).reshape(-1).view(np.uint8), za,
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1),
+         None if to_float else y.reshape(-1), y.reshape(-1) if to_float else None,
          [int(v) for v in geometry], x.dtype == np.int8, native_float.get_threads())
     return y
