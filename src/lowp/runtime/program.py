@@ -40,7 +40,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "one_hot", "arg_max", "set_slice", "float_rnn",
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
-              "float_conv_transpose_direct", "cast_half")
+              "float_conv_transpose_direct", "cast_half", "float_floor")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -295,6 +295,11 @@ def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
     return [1] * pad + dims, [[0] * pad + s for s in out]
 
 
+def _floor(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    (x,) = inputs
+    return (extension().float_floor, (x.reshape(-1), y.reshape(-1), threads)), y
+
+
 def _sqrt(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
     (x,) = inputs
     return (extension().float_sqrt, (x.reshape(-1), y.reshape(-1), threads)), y
@@ -323,6 +328,7 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
     "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
     "Reciprocal": FloatKernel(1, _reciprocal),     # likewise
+    "Floor": FloatKernel(1, _floor),        # exact (an integral value): numpy's bits
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},
