@@ -115,6 +115,18 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
           bias, threads);
 }
 
+namespace {
+// The sum of n bytes (n a multiple of 16), SSE2's sums of absolute differences from zero.
+uint32_t byte_sum(const uint8_t* p, int64_t n) {
+  __m128i acc = _mm_setzero_si128();
+  const __m128i zero = _mm_setzero_si128();
+  for (int64_t i = 0; i < n; i += 16)
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)),
+                                          zero));
+  return uint32_t(_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+}
+}  // namespace
+
 void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed,
                         int32_t a_zp, const int32_t* bias, bool bias_per_channel, int32_t* y,
                         float* yf, int threads) const {
@@ -143,27 +155,44 @@ void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_sig
   std::unique_ptr<uint8_t[]> buf(new uint8_t[size_t(m * kp + 64)]);
   uint8_t* const ap = buf.get() + align64_offset(buf.get());
   std::vector<int32_t> rowsum(static_cast<size_t>(need_rowsum_ ? m : 0), 0);
-  const uint8_t flip = a_signed ? 0x80 : 0, z = uint8_t(a_zp);
-  const size_t image_size = size_t(g.c) * g.h * g.w;
+  const uint8_t flip = a_signed ? 0x80 : 0, z = uint8_t(uint8_t(a_zp) ^ flip);
+  // the input channels-last, in the uint8 domain: pixel (b, iy, ix) at c bytes
+  const int64_t c = g.c, hw = int64_t(g.h) * g.w;
+  std::unique_ptr<uint8_t[]> hwc(new uint8_t[size_t(int64_t(g.n) * hw * c + 1)]);
+  for (int64_t b = 0; b < g.n; ++b) {
+    const uint8_t* src = x + b * c * hw;
+    uint8_t* dst = hwc.get() + b * c * hw;
+    constexpr int64_t kPixels = 64;
+    for (int64_t p0 = 0; p0 < hw; p0 += kPixels) {
+      const int64_t p1 = std::min(hw, p0 + kPixels);
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t p = p0; p < p1; ++p) dst[p * c + ci] = uint8_t(src[ci * hw + p] ^ flip);
+    }
+  }
   // gather: tasks of whole output lines
   const int64_t lines = int64_t(g.n) * g.oh;
   auto gather = [&](int64_t l0, int64_t l1) {
     for (int64_t l = l0; l < l1; ++l) {
       const int b = int(l / g.oh), oy = int(l % g.oh);
-      const uint8_t* image = x + size_t(b) * image_size;
+      const uint8_t* image = hwc.get() + b * c * hw;
       for (int ox = 0; ox < g.ow; ++ox) {
         const int64_t i = l * g.ow + ox;
-        uint8_t* dst = ap + i * kp;
-        conv_window_row(image, g, oy, ox, z, dst);
-        if (flip != 0 || need_rowsum_) {
-          uint32_t s = 0;
-          for (int64_t p = 0; p < k_; ++p) {
-            dst[p] = uint8_t(dst[p] ^ flip);
-            s += dst[p];
+        uint8_t* const row = ap + i * kp;
+        uint8_t* dst = row;
+        const int y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
+        for (int ky = 0; ky < g.kh; ++ky) {
+          const int iy = y0 + ky * g.dh;
+          for (int kx = 0; kx < g.kw; ++kx) {
+            const int ix = x0 + kx * g.dw;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
+              std::memset(dst, z, size_t(c));
+            else
+              std::memcpy(dst, image + (int64_t(iy) * g.w + ix) * c, size_t(c));
+            dst += c;
           }
-          if (need_rowsum_) rowsum[size_t(i)] = int32_t(s);
         }
-        std::memset(dst + k_, 0, size_t(kp - k_));
+        std::memset(dst, 0, size_t(kp - k_));
+        if (need_rowsum_) rowsum[size_t(i)] = int32_t(byte_sum(row, kp));
       }
     }
   };

@@ -43,9 +43,11 @@ class IntMatMul {
   void run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
                      const float* bias, float* yf, int threads) const;
   // ConvInteger of x (g.n, g.c, g.h, g.w bytes, int8 when a_signed) by this B as its
-  // (c kh kw) x m weight: each output pixel's window gathered (conv_rows.h; a tap in the
-  // padding reads a_zp, so that it contributes zero) into a row, the product as run's, and
-  // the result written as y (g.n, m, g.oh, g.ow) int32 (NCHW). Needs k == c kh kw. With
+  // (kh kw c) x m weight, rows in (ky, kx, ci) order (the (m, c, kh, kw) weight transposed
+  // to (kh, kw, c, m)): the input copied channels-last, each output pixel's window gathered
+  // as kh kw runs of c bytes (a tap in the padding reads a_zp, so that it contributes
+  // zero) into a row, the product as run's, and the result written as y (g.n, m, g.oh,
+  // g.ow) int32 (NCHW). Needs k == c kh kw. With
   // `bias` (int32, one per output channel, or one when not bias_per_channel) each value is
   // acc + bias modulo 2^32 (ONNX Runtime's int32 Add after ConvInteger); with yf instead of
   // y it is written as float32, rounded to nearest (the Cast to float that follows).

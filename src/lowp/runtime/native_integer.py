@@ -155,18 +155,21 @@ def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | No
     return y
 
 
-# ConvInteger's weights as IntMatMul's B: id(w) -> (w alive?, the frozen k x m copy)
-_conv_weights: dict[int, tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+# ConvInteger's weights as IntMatMul's B: (id(w), channels last?) -> (w alive?, the frozen
+# k x m copy)
+_conv_weights: dict[tuple[int, bool], tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
 
 
-def _conv_b(w: np.ndarray) -> np.ndarray:
-    """The frozen (c kh kw) x m matrix of a frozen (m, c, kh, kw) weight, made once per
-    weight object (a copy, so that it holds no reference to `w`; dropped with `w`)."""
-    key = id(w)
+def _conv_b(w: np.ndarray, channels_last: bool = False) -> np.ndarray:
+    """The frozen (c kh kw) x m matrix of a frozen (m, c, kh, kw) weight, or with
+    `channels_last` its (kh kw c) x m matrix (IntMatMul.run_conv's), made once per weight
+    object (a copy, so that it holds no reference to `w`; dropped with `w`)."""
+    key = (id(w), channels_last)
     hit = _conv_weights.get(key)
     if hit is not None and hit[0]() is w:
         return hit[1]
-    b = freeze(np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
+    v = w.transpose(0, 2, 3, 1) if channels_last else w
+    b = freeze(np.ascontiguousarray(v.reshape(w.shape[0], -1).T))
     _conv_weights[key] = (weakref.ref(w), b)
     weakref.finalize(w, _conv_weights.pop, key, None)
     return b
@@ -245,7 +248,7 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
             bias.size == 1 or (1,) * (4 - bias.ndim) + bias.shape == (1, m, 1, 1))):
         return None
     if min(*begin, *end) >= 0:
-        y = _conv_product(x, _conv_b(w), x_zero_point, wz,
+        y = _conv_product(x, _conv_b(w, channels_last=True), x_zero_point, wz,
                           (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow),
                           bias, to_float)
         if y is not None or bias is not None or to_float:
@@ -263,7 +266,8 @@ def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
                   w_zero_point: np.ndarray | None, geometry: tuple[int, ...],
                   bias: np.ndarray | None, to_float: bool) -> np.ndarray | None:
     """ConvInteger as one recordable call (IntMatMul.run_conv: the windows gathered, the
-    product, the (n, m, oh, ow) result, + bias, as float32 with to_float), the zero point
+    product by `b`, the weight as a (kh kw c) x m matrix, the (n, m, oh, ow) result, + bias,
+    as float32 with to_float), the zero point
     and the bias read when the call runs; geometry n, c, h, w, kh, kw, sh, sw, dh, dw, pad
     top, pad left, oh, ow; or None (an extension without it, a zero point of another
     type)."""
