@@ -1500,6 +1500,7 @@ lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::option
 lowp::Kernel make_int_matmul_conv_run(const lowp::IntMatMul& op, Bytes x,
                                       std::optional<Bytes> x_zp, std::optional<Ints> bias,
                                       std::optional<OutInts> y, std::optional<OutFloats> yf,
+                                      std::optional<Floats> scale,
                                       const std::vector<int>& geometry, bool x_signed,
                                       int threads) {
   if (geometry.size() != 14)
@@ -1519,12 +1520,15 @@ lowp::Kernel make_int_matmul_conv_run(const lowp::IntMatMul& op, Bytes x,
     throw std::invalid_argument("int_matmul_conv takes one activation zero point");
   if (bias && bias->size() != 1 && int64_t(bias->size()) != op.n())
     throw std::invalid_argument("int_matmul_conv takes one or m bias values");
+  if (scale && (scale->size() != 1 || !yf))
+    throw std::invalid_argument("int_matmul_conv takes one scale, with a float32 result");
   const bool per_channel = bias && bias->size() != 1;
-  return [&op, x, x_zp, bias, y, yf, g, x_signed, per_channel, threads] {
+  return [&op, x, x_zp, bias, y, yf, scale, g, x_signed, per_channel, threads] {
     int32_t za = 0;
     if (x_zp) za = x_signed ? int32_t(int8_t(x_zp->data()[0])) : int32_t(x_zp->data()[0]);
     op.run_conv(x.data(), g, x_signed, za, bias ? bias->data() : nullptr, per_channel,
-                y ? y->data() : nullptr, yf ? yf->data() : nullptr, threads);
+                y ? y->data() : nullptr, yf ? yf->data() : nullptr,
+                scale ? scale->data() : nullptr, threads);
   };
 }
 
@@ -1998,14 +2002,14 @@ NB_MODULE(_native, m) {
       "int_matmul_conv_run",
       [](lowp::Program& p, nb::object op, Bytes x, std::optional<Bytes> x_zp,
          std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
-         std::vector<int> geometry, bool x_signed, int threads) {
+         std::optional<Floats> scale, std::vector<int> geometry, bool x_signed, int threads) {
         // IntMatMul.run_conv appended; the closure holds the operator object
         p.append([k = make_int_matmul_conv_run(nb::cast<const lowp::IntMatMul&>(op), x, x_zp,
-                                               bias, y, yf, geometry, x_signed, threads),
+                                               bias, y, yf, scale, geometry, x_signed, threads),
                   op] { k(); });
       },
       "op"_a, "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
-      "geometry"_a, "x_signed"_a, "threads"_a = 1);
+      "scale"_a.none(), "geometry"_a, "x_signed"_a, "threads"_a = 1);
   program.def(
       "int_matmul_scaled_run",
       [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
@@ -2253,14 +2257,15 @@ NB_MODULE(_native, m) {
       .def("run_conv",
            [](const lowp::IntMatMul& op, Bytes x, std::optional<Bytes> x_zp,
               std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
-              std::vector<int> geometry, bool x_signed, int threads) {
-             const lowp::Kernel k = make_int_matmul_conv_run(op, x, x_zp, bias, y, yf,
+              std::optional<Floats> scale, std::vector<int> geometry, bool x_signed,
+              int threads) {
+             const lowp::Kernel k = make_int_matmul_conv_run(op, x, x_zp, bias, y, yf, scale,
                                                              geometry, x_signed, threads);
              nb::gil_scoped_release nogil;
              k();
            },
            "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
-           "geometry"_a, "x_signed"_a, "threads"_a = 1)
+           "scale"_a.none(), "geometry"_a, "x_signed"_a, "threads"_a = 1)
       .def("run_per_token",
            [](const lowp::IntMatMul& op, Floats x, Floats b_scale, std::optional<Floats> bias,
               OutFloats y, int64_t m, int threads) {

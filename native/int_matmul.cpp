@@ -129,18 +129,22 @@ uint32_t byte_sum(const uint8_t* p, int64_t n) {
 
 void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed,
                         int32_t a_zp, const int32_t* bias, bool bias_per_channel, int32_t* y,
-                        float* yf, int threads) const {
+                        float* yf, const float* scale, int threads) const {
   if (int64_t(g.c) * g.kh * g.kw != k_)
     throw std::invalid_argument("run_conv: k is not c * kh * kw");
   const int64_t plane = int64_t(g.oh) * g.ow, m = int64_t(g.n) * plane;
   if (m <= 0 || n_ == 0) return;
   // channel c's value from its int32 sum: + bias (wrapping), then int32 or float32 out
-  auto put = [bias, bias_per_channel, y, yf](int64_t c, int64_t at, int32_t acc) {
+  const bool scaled = scale != nullptr;
+  const float s = scaled ? scale[0] : 1.0f;
+  auto put = [bias, bias_per_channel, y, yf, scaled, s](int64_t c, int64_t at, int32_t acc) {
     if (bias != nullptr) acc = int32_t(uint32_t(acc) + uint32_t(bias[bias_per_channel ? c : 0]));
-    if (yf != nullptr)
-      yf[at] = float(acc);
-    else
+    if (yf == nullptr)
       y[at] = acc;
+    else if (scaled)
+      yf[at] = float(acc) * s;
+    else
+      yf[at] = float(acc);
   };
   if (k_ == 0) {
     for (int64_t b = 0; b < g.n; ++b)

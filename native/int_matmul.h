@@ -50,10 +50,11 @@ class IntMatMul {
   // g.ow) int32 (NCHW). Needs k == c kh kw. With
   // `bias` (int32, one per output channel, or one when not bias_per_channel) each value is
   // acc + bias modulo 2^32 (ONNX Runtime's int32 Add after ConvInteger); with yf instead of
-  // y it is written as float32, rounded to nearest (the Cast to float that follows).
+  // y it is written as float32, rounded to nearest (the Cast to float that follows), and
+  // with `scale` (one float32) multiplied by it, rounded once (the Mul after the Cast).
   void run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed, int32_t a_zp,
                 const int32_t* bias, bool bias_per_channel, int32_t* y, float* yf,
-                int threads) const;
+                const float* scale, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 

@@ -1,6 +1,6 @@
-"""ConvInteger -> Add(int32 bias) -> Cast<float> fused into one ConvIntegerToFloat step
-(lowp.runtime.conv_integer_fusion): the native call (IntMatMul.run_conv with a bias and a
-float32 result) equals the unfused numpy operators bit for bit on every instruction-set
+"""ConvInteger -> Add(int32 bias) -> Cast<float> (-> Mul by a scale) fused into one
+ConvIntegerToFloat step (lowp.runtime.conv_integer_fusion): the native call
+(IntMatMul.run_conv with a bias, a float32 result and a scale) equals the unfused numpy operators bit for bit on every instruction-set
 path and thread count, batch 0 included, and a Session with the fusion equals ONNX Runtime
 run after run and replays the step inside a native Program."""
 
@@ -39,13 +39,16 @@ def _ints(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
        pads=st.tuples(*[st.integers(0, 2)] * 4), x_dtype=BYTES, w_dtype=BYTES,
        bias_kind=st.sampled_from(["per-channel", "one", "near-limits"]),
        bias_shape=st.sampled_from(["m11", "1m11", "scalar"]), extreme=st.booleans(),
+       scale=st.none() | st.floats(width=32, allow_nan=True, allow_infinity=True,
+                                   allow_subnormal=True),
        seed=st.integers(0, 2**32 - 1))
 def test_conv_integer_to_float_equals_unfused(n, c, m, kernel, hw, strides, pads, x_dtype,
-                                              w_dtype, bias_kind, bias_shape, extreme,
+                                              w_dtype, bias_kind, bias_shape, extreme, scale,
                                               seed) -> None:
-    """float32(ConvInteger + bias) natively equals ConvInteger, Add and Cast by numpy: the
-    int32 sum wrapping (biases near the int32 limits), sums beyond 2^24 rounded to nearest
-    by the Cast, one bias or one per output channel, padding and strides."""
+    """float32(ConvInteger + bias) (* scale) natively equals ConvInteger, Add, Cast and Mul
+    by numpy: the int32 sum wrapping (biases near the int32 limits), sums beyond 2^24
+    rounded to nearest by the Cast, one bias or one per output channel, any float32 scale,
+    padding and strides."""
     rng = np.random.default_rng(seed)
     kh, kw = kernel
     if hw[0] + pads[0] + pads[2] < kh or hw[1] + pads[1] + pads[3] < kw:
@@ -62,8 +65,9 @@ def test_conv_integer_to_float_equals_unfused(n, c, m, kernel, hw, strides, pads
     bias = bias.astype(np.int32).reshape({"m11": (size, 1, 1), "1m11": (1, size, 1, 1),
                                           "scalar": ()}[bias_shape])
     attrs = {"strides": list(strides), "pads": list(pads)}
-    with native_float.disabled():
-        want = conv_integer_fusion._unfused(x, w, xz, wz, bias, attrs)
+    s = None if scale is None else np.array([scale], np.float32)
+    with native_float.disabled(), np.errstate(all="ignore"):
+        want = conv_integer_fusion._unfused(x, w, xz, wz, bias, s, attrs)
     assert want.dtype == np.float32
     for path in PATHS:
         with native_backend.use_path(path):
@@ -71,14 +75,19 @@ def test_conv_integer_to_float_equals_unfused(n, c, m, kernel, hw, strides, pads
                 with native_float.threads(threads):
                     assert native_integer.conv_integer(
                         x, w, xz, wz, 1, strides, (1, 1), pads[:2], pads[2:], bias=bias,
-                        to_float=True) is not None
-                    got = conv_integer_fusion.ConvIntegerToFloat(x, w, xz, wz, bias, **attrs)
+                        to_float=True, scale=s) is not None
+                    got = conv_integer_fusion.ConvIntegerToFloat(x, w, xz, wz, bias, s,
+                                                                 **attrs)
                 assert got.shape == want.shape and got.dtype == np.float32
-                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                nan = np.isnan(want)        # (NaN payloads aside: numpy's own)
+                np.testing.assert_array_equal(np.isnan(got), nan)
+                np.testing.assert_array_equal(got[~nan].view(np.uint32),
+                                              want[~nan].view(np.uint32),
                                               err_msg=f"{path} {threads}")
 
 
-def _model(reader_of_sum: bool = False) -> tuple[bytes, object]:
+def _model(reader_of_sum: bool = False, reader_of_float: bool = False
+           ) -> tuple[bytes, object]:
     """DynamicQuantizeLinear -> ConvInteger -> Add(Reshape(bias computed at run time)) ->
     Cast<float> -> Mul, quantize_dynamic's form (the bias quantized by the input's scale)."""
     rng = np.random.default_rng(3)
@@ -97,6 +106,9 @@ def _model(reader_of_sum: bool = False) -> tuple[bytes, object]:
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 9, 10])]
     if reader_of_sum:
         outputs.append(helper.make_tensor_value_info("sum", TensorProto.INT32, [1, 24, 9, 10]))
+    if reader_of_float:     # the Cast read twice: fused without its Mul
+        nodes.append(helper.make_node("Sigmoid", ["f"], ["g"]))
+        outputs.append(helper.make_tensor_value_info("g", TensorProto.FLOAT, [1, 24, 9, 10]))
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 17, 20])],
         outputs,
@@ -108,14 +120,19 @@ def _model(reader_of_sum: bool = False) -> tuple[bytes, object]:
     return model.SerializeToString(), model
 
 
-@pytest.mark.parametrize("reader_of_sum", [False, True])
-def test_session_equals_onnxruntime(reader_of_sum: bool) -> None:
+@pytest.mark.parametrize(("reader_of_sum", "reader_of_float"),
+                         [(False, False), (True, False), (False, True)])
+def test_session_equals_onnxruntime(reader_of_sum: bool, reader_of_float: bool) -> None:
     """The fused step in a replayed Session equals ONNX Runtime's output run after run and
-    runs inside a native Program; a sum read elsewhere (a graph output) is not fused."""
-    data, model = _model(reader_of_sum)
+    runs inside a native Program; a sum read elsewhere (a graph output) is not fused; a
+    Cast read twice is fused without the Mul."""
+    data, model = _model(reader_of_sum, reader_of_float)
     session = Session(data)
     fused = [s for s in session.steps if s.op_type == conv_integer_fusion.OP_TYPE]
     assert len(fused) == (0 if reader_of_sum else 1)
+    if fused:
+        assert fused[0].outputs == (["f"] if reader_of_float else ["y"])
+        assert len(fused[0].inputs) == (5 if reader_of_float else 6)
     rng = np.random.default_rng(11)
     for run in range(4):
         x = (rng.standard_normal((1, 3, 17, 20)) * (run + 1)).astype(np.float32)

@@ -1,26 +1,30 @@
-"""ConvInteger with the int32 bias Add and the Cast to float after it, fused into one step.
+"""ConvInteger with the int32 bias Add, the Cast to float and the scale Mul after it, fused.
 
 ONNX Runtime's quantize_dynamic writes each convolution of a float model as
 
     acc = ConvInteger(x_q, W_q, x_zp, W_zp)
-    y = Cast<float>(Add(acc, Reshape(bias_q)))      (bias_q int32, one per output channel)
+    f = Cast<float>(Add(acc, Reshape(bias_q)))      (bias_q int32, one per output channel)
+    y = Mul(f, Mul(x_scale, W_scale))               (one float32 value)
 
-and ONNX Runtime runs the three nodes one after the other, each a pass over the whole
+and ONNX Runtime runs the nodes one after the other, each a pass over the whole
 (n, m, oh, ow) tensor. At load (`apply`, one of lowp.runtime.session.LOAD_REWRITES) the
-Cast becomes one ``ConvIntegerToFloat(x_q, W_q, x_zp, W_zp, bias)`` node (domain `DOMAIN`,
-the ConvInteger's attributes), whose operator calls lowp._native's IntMatMul.run_conv: the
-windows gathered, the integer product, acc + bias (wrapping, as ONNX Runtime's int32 Add)
-and the conversion to float32 (round to nearest, as its Cast) written in NCHW order in one
-call, recorded and replayed as the ConvInteger's (lowp.runtime.replay.NATIVE_FLOAT). The
-ConvInteger and Add nodes stay in the graph; the lowering drops them when nothing else
-reads them. The fusion takes only a ConvInteger and an Add whose results have no other
-reader and are no graph output, and an int32 Cast to FLOAT.
+Mul (or, when the Cast has another reader, the Cast) becomes one ``ConvIntegerToFloat(x_q,
+W_q, x_zp, W_zp, bias[, scale])`` node (domain `DOMAIN`, the ConvInteger's attributes),
+whose operator calls lowp._native's IntMatMul.run_conv: the windows gathered, the integer
+product, acc + bias (wrapping, as ONNX Runtime's int32 Add), the conversion to float32
+(round to nearest, as its Cast) and the product by the scale (one rounding, as its Mul)
+written in NCHW order in one call, recorded and replayed as the ConvInteger's
+(lowp.runtime.replay.NATIVE_FLOAT). The nodes it stands for stay in the graph; the lowering
+drops them when nothing else reads them. The fusion takes only a ConvInteger and an Add
+whose results have no other reader and are no graph output, an int32 Cast to FLOAT, and a
+Mul as the Cast's only reader.
 
 The operator's reference is the three nodes' numpy operators one after the other
 (`_unfused`), which it computes where the native call does not apply (no extension, a
 weight that is not a constant, several groups, a bias that is not one value per output
-channel). `disabled()` (or ``LOWP_NO_CONV_INTEGER_FUSION=1`` for a process) leaves the nodes
-as they are in sessions made inside it.
+channel, a scale that is not one float32 value). `disabled()` (or
+``LOWP_NO_CONV_INTEGER_FUSION=1`` for a process) leaves the nodes as they are in sessions
+made inside it.
 """
 
 from __future__ import annotations
@@ -61,9 +65,11 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output if o}
     readers: dict[str, int] = {}
+    readers_of: dict[str, list[onnx.NodeProto]] = {}
     for n in graph.node:
         for i in n.input:
             readers[i] = readers.get(i, 0) + 1
+            readers_of.setdefault(i, []).append(n)
     outputs = {o.name for o in graph.output}
 
     def only_reader(name: str) -> bool:
@@ -86,31 +92,41 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         else:
             continue
         assert conv is not None
-        inputs = list(conv.input) + [""] * (4 - len(conv.input))
-        node = helper.make_node(OP_TYPE, [*inputs, add.input[1 - side]], [cast.output[0]],
-                                name=(cast.name or cast.output[0]) + "_" + OP_TYPE,
+        inputs = [*conv.input, *[""] * (4 - len(conv.input)), add.input[1 - side]]
+        last = cast
+        mul = readers_of.get(cast.output[0], [])
+        if (len(mul) == 1 and only_reader(cast.output[0]) and _standard(mul[0], "Mul")
+                and len(mul[0].input) == 2 and mul[0].input[0] != mul[0].input[1]
+                and all(mul[0].input)):
+            last = mul[0]
+            inputs.append(last.input[1] if last.input[0] == cast.output[0] else last.input[0])
+        node = helper.make_node(OP_TYPE, inputs, [last.output[0]],
+                                name=(last.name or last.output[0]) + "_" + OP_TYPE,
                                 domain=DOMAIN)
         node.attribute.extend(a for a in conv.attribute if a.name in _CONV_ATTRIBUTES)
-        fused[id(cast)] = node
+        fused[id(last)] = node
     if not fused:
         return model
     return with_nodes(model, [fused.get(id(n), n) for n in graph.node], domains=[DOMAIN])
 
 
 def _unfused(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
-             w_zero_point: np.ndarray | None, bias: np.ndarray,
+             w_zero_point: np.ndarray | None, bias: np.ndarray, scale: np.ndarray | None,
              attrs: dict[str, Any]) -> np.ndarray:
     """The nodes a ConvIntegerToFloat stands for, run by their numpy operators in order."""
     acc = FLOAT_OPS["ConvInteger"](x, w, x_zero_point, w_zero_point, **attrs)
-    return np.asarray(FLOAT_OPS["Cast"](FLOAT_OPS["Add"](acc, bias), to=TensorProto.FLOAT))
+    f = np.asarray(FLOAT_OPS["Cast"](FLOAT_OPS["Add"](acc, bias), to=TensorProto.FLOAT))
+    return f if scale is None else np.asarray(FLOAT_OPS["Mul"](f, scale))
 
 
 @register
 def ConvIntegerToFloat(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = None,
                        w_zero_point: np.ndarray | None = None,
-                       bias: np.ndarray | None = None, **attrs: Any) -> np.ndarray:
-    """float32(ConvInteger(x, w, x_zero_point, w_zero_point) + bias), the int32 sum
-    wrapping, with the values of the nodes it fuses (`_unfused`); natively when it can."""
+                       bias: np.ndarray | None = None, scale: np.ndarray | None = None,
+                       **attrs: Any) -> np.ndarray:
+    """float32(ConvInteger(x, w, x_zero_point, w_zero_point) + bias) (* scale), the int32
+    sum wrapping, with the values of the nodes it fuses (`_unfused`); natively when it
+    can."""
     from .float_nn import _ints, auto_pads
 
     assert bias is not None
@@ -123,7 +139,7 @@ def ConvIntegerToFloat(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | 
                                dilations, conv.get("pads"), conv.get("auto_pad", "NOTSET"))
         native = native_integer.conv_integer(
             x, w, x_zero_point, w_zero_point, int(conv.get("group", 1)), strides, dilations,
-            begin, end, bias=bias, to_float=True)
+            begin, end, bias=bias, to_float=True, scale=scale)
         if native is not None:
             return native
-    return _unfused(x, w, x_zero_point, w_zero_point, bias, conv)
+    return _unfused(x, w, x_zero_point, w_zero_point, bias, scale, conv)

@@ -215,16 +215,17 @@ def conv_rows(x: np.ndarray, zero_point: Any, kernel: Sequence[int], strides: Se
 def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
                  w_zero_point: np.ndarray | None, group: int, strides: Sequence[int],
                  dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
-                 bias: np.ndarray | None = None, to_float: bool = False
-                 ) -> np.ndarray | None:
+                 bias: np.ndarray | None = None, to_float: bool = False,
+                 scale: np.ndarray | None = None) -> np.ndarray | None:
     """ConvInteger of (n, c, h, w) 8-bit data with a constant (frozen) 8-bit (m, c, kh, kw)
     weight in one group, as the int32 product of the windows and the weight: the input
     padded with its zero point (padding then contributes zero, as the reference's), its
     windows gathered into rows of c kh kw bytes, the product by IntMatMul with the weight
     zero point per tensor or per output channel; or None (the reference computes).
     `bias` (int32, one value or one per output channel, broadcast as (1, m, 1, 1)) is added
-    wrapping, `to_float` casts the result to float32 (lowp.runtime.conv_integer_fusion);
-    those two only by IntMatMul.run_conv."""
+    wrapping, `to_float` casts the result to float32 and `scale` (one float32 value, of rank
+    4 or less) multiplies it (lowp.runtime.conv_integer_fusion); those three only by
+    IntMatMul.run_conv."""
     if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
             or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
             or x.shape[1] != w.shape[1]):
@@ -247,10 +248,13 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
     if bias is not None and (bias.dtype != np.int32 or bias.ndim > 4 or not (
             bias.size == 1 or (1,) * (4 - bias.ndim) + bias.shape == (1, m, 1, 1))):
         return None
+    if scale is not None and (not to_float or scale.dtype != np.float32 or scale.size != 1
+                              or scale.ndim > 4):
+        return None
     if min(*begin, *end) >= 0:
         y = _conv_product(x, _conv_b(w, channels_last=True), x_zero_point, wz,
                           (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow),
-                          bias, to_float)
+                          bias, to_float, scale)
         if y is not None or bias is not None or to_float:
             return y
     elif bias is not None or to_float:
@@ -264,10 +268,11 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
 
 def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
                   w_zero_point: np.ndarray | None, geometry: tuple[int, ...],
-                  bias: np.ndarray | None, to_float: bool) -> np.ndarray | None:
+                  bias: np.ndarray | None, to_float: bool, scale: np.ndarray | None = None
+                  ) -> np.ndarray | None:
     """ConvInteger as one recordable call (IntMatMul.run_conv: the windows gathered, the
     product by `b`, the weight as a (kh kw c) x m matrix, the (n, m, oh, ow) result, + bias,
-    as float32 with to_float), the zero point
+    as float32 with to_float, times scale), the zero point, the scale
     and the bias read when the call runs; geometry n, c, h, w, kh, kw, sh, sw, dh, dw, pad
     top, pad left, oh, ow; or None (an extension without it, a zero point of another
     type)."""
@@ -289,5 +294,6 @@ def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
     call(op.run_conv, np.ascontiguousarray(x).reshape(-1).view(np.uint8), za,
          None if bias is None else np.ascontiguousarray(bias).reshape(-1),
          None if to_float else y.reshape(-1), y.reshape(-1) if to_float else None,
+         None if scale is None else np.ascontiguousarray(scale).reshape(-1),
          [int(v) for v in geometry], x.dtype == np.int8, native_float.get_threads())
     return y
