@@ -1,8 +1,9 @@
 """ConvInteger -> Add(int32 bias) -> Cast<float> (-> Mul by a scale) fused into one
 ConvIntegerToFloat step (lowp.runtime.conv_integer_fusion): the native call
-(IntMatMul.run_conv with a bias, a float32 result and a scale) equals the unfused numpy operators bit for bit on every instruction-set
-path and thread count, batch 0 included, and a Session with the fusion equals ONNX Runtime
-run after run and replays the step inside a native Program."""
+(IntMatMul.run_conv with a bias, a float32 result and a scale) equals the unfused numpy
+operators bit for bit on every instruction-set path and thread count, batch 0 included,
+and a Session with the fusion equals ONNX Runtime run after run and replays the step inside
+a native Program."""
 
 from __future__ import annotations
 
