@@ -23,6 +23,7 @@
 #include "cast_half.h"
 #include "compare.h"
 #include "conv.h"
+#include "conv_rows.h"
 #include "int_matmul.h"
 #include "dispatch.h"
 #include "float_elementwise.h"
@@ -368,6 +369,13 @@ lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads)
     throw std::invalid_argument("float_mean_rows needs n >= 1 and x of y.size * n values");
   return [n, threads, x, y] {
     lowp::run_float_mean_rows(x.data(), y.data(), int64_t(y.size()), n, threads);
+  };
+}
+
+lowp::Kernel make_float_floor(Floats x, OutFloats y, int threads) {
+  if (x.size() != y.size()) throw std::invalid_argument("float_floor needs same sizes");
+  return [x, y, threads] {
+    lowp::run_float_floor(x.data(), y.data(), int64_t(x.size()), threads);
   };
 }
 
@@ -1472,6 +1480,7 @@ lowp::Kernel make_qbinary(nb::ndarray<const uint8_t, nb::device::cpu> a,
 // byte of a's type, or none) is read when the kernel runs, so that a Program repeating the
 // call reads the zero point DynamicQuantizeLinear wrote on this run
 using OutInts = nb::ndarray<int32_t, nb::c_contig, nb::device::cpu>;
+using Ints = nb::ndarray<const int32_t, nb::c_contig, nb::device::cpu>;
 lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::optional<Bytes> a_zp,
                                  OutInts y, int64_t m, bool a_signed, int threads) {
   if (m < 0 || int64_t(a.size()) != m * op.k() || int64_t(y.size()) != m * op.n())
@@ -1482,6 +1491,44 @@ lowp::Kernel make_int_matmul_run(const lowp::IntMatMul& op, Bytes a, std::option
     int32_t za = 0;
     if (a_zp) za = a_signed ? int32_t(int8_t(a_zp->data()[0])) : int32_t(a_zp->data()[0]);
     op.run(a.data(), m, a_signed, za, y.data(), threads);
+  };
+}
+
+// y (n, m, oh, ow int32) = ConvInteger of x (n, c, h, w bytes) by op's packed B as its
+// (c kh kw) x m weight (IntMatMul::run_conv); geometry: n, c, h, w, kh, kw, sh, sw, dh, dw,
+// pt, pl, oh, ow; the zero point (one byte, or none) is read when the kernel runs
+lowp::Kernel make_int_matmul_conv_run(const lowp::IntMatMul& op, Bytes x,
+                                      std::optional<Bytes> x_zp, std::optional<Ints> bias,
+                                      std::optional<OutInts> y, std::optional<OutFloats> yf,
+                                      std::optional<Floats> scale,
+                                      const std::vector<int>& geometry, bool x_signed,
+                                      int threads) {
+  if (geometry.size() != 14)
+    throw std::invalid_argument("int_matmul_conv takes 14 geometry values");
+  lowp::ConvRowsGeometry g;
+  int* fields[] = {&g.n,  &g.c,  &g.h,  &g.w,  &g.kh, &g.kw, &g.sh,
+                   &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &g.oh, &g.ow};
+  for (size_t i = 0; i < 14; ++i) *fields[i] = geometry[i];
+  if (g.n < 0 || g.c < 0 || g.h < 0 || g.w < 0 || g.kh < 1 || g.kw < 1 || g.sh < 1 ||
+      g.sw < 1 || g.dh < 1 || g.dw < 1 || g.oh < 0 || g.ow < 0 ||
+      int64_t(g.c) * g.kh * g.kw != op.k() ||
+      int64_t(x.size()) != int64_t(g.n) * g.c * g.h * g.w ||
+      bool(y) == bool(yf) ||
+      int64_t(y ? y->size() : yf->size()) != int64_t(g.n) * op.n() * g.oh * g.ow)
+    throw std::invalid_argument("int_matmul_conv: sizes do not match (one of y, yf)");
+  if (x_zp && x_zp->size() != 1)
+    throw std::invalid_argument("int_matmul_conv takes one activation zero point");
+  if (bias && bias->size() != 1 && int64_t(bias->size()) != op.n())
+    throw std::invalid_argument("int_matmul_conv takes one or m bias values");
+  if (scale && (scale->size() != 1 || !yf))
+    throw std::invalid_argument("int_matmul_conv takes one scale, with a float32 result");
+  const bool per_channel = bias && bias->size() != 1;
+  return [&op, x, x_zp, bias, y, yf, scale, g, x_signed, per_channel, threads] {
+    int32_t za = 0;
+    if (x_zp) za = x_signed ? int32_t(int8_t(x_zp->data()[0])) : int32_t(x_zp->data()[0]);
+    op.run_conv(x.data(), g, x_signed, za, bias ? bias->data() : nullptr, per_channel,
+                y ? y->data() : nullptr, yf ? yf->data() : nullptr,
+                scale ? scale->data() : nullptr, threads);
   };
 }
 
@@ -1811,49 +1858,16 @@ void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh
       c < 0 || h < 0 || w < 0 || kh < 1 || kw < 1 || sh < 1 || sw < 1 || dh < 1 || dw < 1 ||
       oh < 0 || ow < 0)
     throw std::invalid_argument("conv_integer_rows: sizes do not match");
+  const lowp::ConvRowsGeometry g{n, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow};
   const uint8_t* src = x.data();
   uint8_t* dst = out.data();
   const uint8_t z = uint8_t(zp);
   nb::gil_scoped_release nogil;
-  const size_t plane_size = size_t(h) * w;
   for (int b = 0; b < n; ++b)
     for (int oy = 0; oy < oh; ++oy)
       for (int ox = 0; ox < ow; ++ox) {
-        const int y0 = oy * sh - pt, x0 = ox * sw - pl;
-        const uint8_t* image = src + size_t(b) * c * plane_size;
-        if (kh == 1 && kw == 1) {  // a 1 x 1 window: the pixel's channels (or padding)
-          if (y0 < 0 || y0 >= h || x0 < 0 || x0 >= w) {
-            std::memset(dst, z, size_t(c));
-          } else {
-            const uint8_t* p = image + size_t(y0) * w + x0;
-            for (int ci = 0; ci < c; ++ci) dst[ci] = p[ci * plane_size];
-          }
-          dst += c;
-          continue;
-        }
-        const bool inside = x0 >= 0 && x0 + (kw - 1) * dw < w;
-        for (int ci = 0; ci < c; ++ci) {
-          const uint8_t* plane = image + ci * plane_size;
-          for (int ky = 0; ky < kh; ++ky) {
-            const int iy = y0 + ky * dh;
-            if (iy < 0 || iy >= h) {
-              for (int kx = 0; kx < kw; ++kx) dst[kx] = z;
-            } else {
-              const uint8_t* line = plane + size_t(iy) * w;
-              if (inside && kw == 3 && dw == 1) {  // the common 3 x 3 window: constant size
-                std::memcpy(dst, line + x0, 3);
-              } else if (inside) {
-                for (int kx = 0; kx < kw; ++kx) dst[kx] = line[x0 + kx * dw];
-              } else {
-                for (int kx = 0; kx < kw; ++kx) {
-                  const int ix = x0 + kx * dw;
-                  dst[kx] = ix >= 0 && ix < w ? line[ix] : z;
-                }
-              }
-            }
-            dst += kw;
-          }
-        }
+        lowp::conv_window_row(src + size_t(b) * c * h * w, g, oy, ox, z, dst);
+        dst += k;
       }
 }
 
@@ -1985,6 +1999,18 @@ NB_MODULE(_native, m) {
       },
       "op"_a, "a"_a, "a_zero_point"_a.none(), "y"_a, "m"_a, "a_signed"_a, "threads"_a = 1);
   program.def(
+      "int_matmul_conv_run",
+      [](lowp::Program& p, nb::object op, Bytes x, std::optional<Bytes> x_zp,
+         std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
+         std::optional<Floats> scale, std::vector<int> geometry, bool x_signed, int threads) {
+        // IntMatMul.run_conv appended; the closure holds the operator object
+        p.append([k = make_int_matmul_conv_run(nb::cast<const lowp::IntMatMul&>(op), x, x_zp,
+                                               bias, y, yf, scale, geometry, x_signed, threads),
+                  op] { k(); });
+      },
+      "op"_a, "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
+      "scale"_a.none(), "geometry"_a, "x_signed"_a, "threads"_a = 1);
+  program.def(
       "int_matmul_scaled_run",
       [](lowp::Program& p, nb::object op, Bytes a, std::optional<Bytes> a_zp, Floats a_scale,
          Floats b_scale, std::optional<Floats> bias, OutFloats y, int64_t m, bool a_signed,
@@ -2055,6 +2081,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_softmax_axis", &make_float_softmax_axis, "x"_a, "y"_a, "n"_a,
              "inner"_a, "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_floor", &make_float_floor, "x"_a, "y"_a, "threads"_a = 1);
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "where", &make_where, "c"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
@@ -2227,6 +2254,18 @@ NB_MODULE(_native, m) {
            },
            "a"_a, "a_zero_point"_a.none(), "a_scale"_a, "b_scale"_a, "bias"_a.none(), "y"_a,
            "m"_a, "a_signed"_a, "threads"_a = 1)
+      .def("run_conv",
+           [](const lowp::IntMatMul& op, Bytes x, std::optional<Bytes> x_zp,
+              std::optional<Ints> bias, std::optional<OutInts> y, std::optional<OutFloats> yf,
+              std::optional<Floats> scale, std::vector<int> geometry, bool x_signed,
+              int threads) {
+             const lowp::Kernel k = make_int_matmul_conv_run(op, x, x_zp, bias, y, yf, scale,
+                                                             geometry, x_signed, threads);
+             nb::gil_scoped_release nogil;
+             k();
+           },
+           "x"_a, "x_zero_point"_a.none(), "bias"_a.none(), "y"_a.none(), "yf"_a.none(),
+           "scale"_a.none(), "geometry"_a, "x_signed"_a, "threads"_a = 1)
       .def("run_per_token",
            [](const lowp::IntMatMul& op, Floats x, Floats b_scale, std::optional<Floats> bias,
               OutFloats y, int64_t m, int threads) {

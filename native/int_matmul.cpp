@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -112,6 +113,135 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
   }
   product(ap, kp, rowsum.data(), m, &za, 0, y, yf, a_scale, 0, b_scale, b_scale_per_column,
           bias, threads);
+}
+
+namespace {
+// The sum of n bytes (n a multiple of 16), SSE2's sums of absolute differences from zero.
+uint32_t byte_sum(const uint8_t* p, int64_t n) {
+  __m128i acc = _mm_setzero_si128();
+  const __m128i zero = _mm_setzero_si128();
+  for (int64_t i = 0; i < n; i += 16)
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)),
+                                          zero));
+  return uint32_t(_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+}
+}  // namespace
+
+void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed,
+                        int32_t a_zp, const int32_t* bias, bool bias_per_channel, int32_t* y,
+                        float* yf, const float* scale, int threads) const {
+  if (int64_t(g.c) * g.kh * g.kw != k_)
+    throw std::invalid_argument("run_conv: k is not c * kh * kw");
+  const int64_t plane = int64_t(g.oh) * g.ow, m = int64_t(g.n) * plane;
+  if (m <= 0 || n_ == 0) return;
+  // channel c's value from its int32 sum: + bias (wrapping), then int32 or float32 out
+  const bool scaled = scale != nullptr;
+  const float s = scaled ? scale[0] : 1.0f;
+  auto put = [bias, bias_per_channel, y, yf, scaled, s](int64_t c, int64_t at, int32_t acc) {
+    if (bias != nullptr) acc = int32_t(uint32_t(acc) + uint32_t(bias[bias_per_channel ? c : 0]));
+    if (yf == nullptr)
+      y[at] = acc;
+    else if (scaled)
+      yf[at] = float(acc) * s;
+    else
+      yf[at] = float(acc);
+  };
+  if (k_ == 0) {
+    for (int64_t b = 0; b < g.n; ++b)
+      for (int64_t c = 0; c < n_; ++c)
+        for (int64_t p = 0; p < plane; ++p) put(c, (b * n_ + c) * plane + p, 0);
+    return;
+  }
+  if (threads < 1) threads = ThreadPool::max_threads();
+  const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
+  const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
+  // rows in the uint8 domain (zeros past k), left uninitialised until gathered
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[size_t(m * kp + 64)]);
+  uint8_t* const ap = buf.get() + align64_offset(buf.get());
+  std::vector<int32_t> rowsum(static_cast<size_t>(need_rowsum_ ? m : 0), 0);
+  const uint8_t flip = a_signed ? 0x80 : 0, z = uint8_t(uint8_t(a_zp) ^ flip);
+  // the input channels-last, in the uint8 domain: pixel (b, iy, ix) at c bytes
+  const int64_t c = g.c, hw = int64_t(g.h) * g.w;
+  std::unique_ptr<uint8_t[]> hwc(new uint8_t[size_t(int64_t(g.n) * hw * c + 1)]);
+  for (int64_t b = 0; b < g.n; ++b) {
+    const uint8_t* src = x + b * c * hw;
+    uint8_t* dst = hwc.get() + b * c * hw;
+    constexpr int64_t kPixels = 64;
+    for (int64_t p0 = 0; p0 < hw; p0 += kPixels) {
+      const int64_t p1 = std::min(hw, p0 + kPixels);
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t p = p0; p < p1; ++p) dst[p * c + ci] = uint8_t(src[ci * hw + p] ^ flip);
+    }
+  }
+  // gather: tasks of whole output lines
+  const int64_t lines = int64_t(g.n) * g.oh;
+  auto gather = [&](int64_t l0, int64_t l1) {
+    for (int64_t l = l0; l < l1; ++l) {
+      const int b = int(l / g.oh), oy = int(l % g.oh);
+      const uint8_t* image = hwc.get() + b * c * hw;
+      for (int ox = 0; ox < g.ow; ++ox) {
+        const int64_t i = l * g.ow + ox;
+        uint8_t* const row = ap + i * kp;
+        uint8_t* dst = row;
+        const int y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
+        for (int ky = 0; ky < g.kh; ++ky) {
+          const int iy = y0 + ky * g.dh;
+          for (int kx = 0; kx < g.kw; ++kx) {
+            const int ix = x0 + kx * g.dw;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
+              std::memset(dst, z, size_t(c));
+            else
+              std::memcpy(dst, image + (int64_t(iy) * g.w + ix) * c, size_t(c));
+            dst += c;
+          }
+        }
+        std::memset(dst, 0, size_t(kp - k_));
+        if (need_rowsum_) rowsum[size_t(i)] = int32_t(byte_sum(row, kp));
+      }
+    }
+  };
+  const int gather_threads =
+      int(std::max<int64_t>(1, std::min<int64_t>({threads, lines, m * k_ / (int64_t(1) << 16)})));
+  if (gather_threads > 1) {
+    ThreadPool::instance().run(gather_threads, [&](int t) {
+      gather(lines * t / gather_threads, lines * (t + 1) / gather_threads);
+    });
+  } else {
+    gather(0, lines);
+  }
+  // the product as (n oh ow) x m rows, then each image's rows transposed into (m, oh ow)
+  std::unique_ptr<int32_t[]> rows_out(new int32_t[size_t(m * n_)]);
+  product(ap, kp, need_rowsum_ ? rowsum.data() : nullptr, m, &za, 0, rows_out.get(), nullptr,
+          nullptr, 0, nullptr, false, nullptr, threads);
+  constexpr int64_t kBlock = 32;
+  const int64_t pblocks = (plane + kBlock - 1) / kBlock, tasks = int64_t(g.n) * pblocks;
+  auto transpose = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / pblocks, p0 = (t % pblocks) * kBlock;
+      const int64_t p1 = std::min(plane, p0 + kBlock);
+      const int32_t* src = rows_out.get() + (b * plane) * n_;
+      const int64_t base = b * n_ * plane;
+      for (int64_t c0 = 0; c0 < n_; c0 += kBlock) {
+        const int64_t c1 = std::min(n_, c0 + kBlock);
+        if (bias == nullptr && yf == nullptr) {
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t p = p0; p < p1; ++p) y[base + c * plane + p] = src[p * n_ + c];
+        } else {
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t p = p0; p < p1; ++p) put(c, base + c * plane + p, src[p * n_ + c]);
+        }
+      }
+    }
+  };
+  const int transpose_threads =
+      int(std::max<int64_t>(1, std::min<int64_t>({threads, tasks, m * n_ / (int64_t(1) << 15)})));
+  if (transpose_threads > 1) {
+    ThreadPool::instance().run(transpose_threads, [&](int t) {
+      transpose(tasks * t / transpose_threads, tasks * (t + 1) / transpose_threads);
+    });
+  } else {
+    transpose(0, tasks);
+  }
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "conv.h"
+#include "conv_rows.h"
 
 namespace lowp {
 
@@ -41,6 +42,19 @@ class IntMatMul {
   // operators give it (lowp.runtime.per_token_fusion._unfused on x86).
   void run_per_token(const float* x, int64_t m, const float* b_scale, bool b_scale_per_column,
                      const float* bias, float* yf, int threads) const;
+  // ConvInteger of x (g.n, g.c, g.h, g.w bytes, int8 when a_signed) by this B as its
+  // (kh kw c) x m weight, rows in (ky, kx, ci) order (the (m, c, kh, kw) weight transposed
+  // to (kh, kw, c, m)): the input copied channels-last, each output pixel's window gathered
+  // as kh kw runs of c bytes (a tap in the padding reads a_zp, so that it contributes
+  // zero) into a row, the product as run's, and the result written as y (g.n, m, g.oh,
+  // g.ow) int32 (NCHW). Needs k == c kh kw. With
+  // `bias` (int32, one per output channel, or one when not bias_per_channel) each value is
+  // acc + bias modulo 2^32 (ONNX Runtime's int32 Add after ConvInteger); with yf instead of
+  // y it is written as float32, rounded to nearest (the Cast to float that follows), and
+  // with `scale` (one float32) multiplied by it, rounded once (the Mul after the Cast).
+  void run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_signed, int32_t a_zp,
+                const int32_t* bias, bool bias_per_channel, int32_t* y, float* yf,
+                const float* scale, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
 

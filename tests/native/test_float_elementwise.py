@@ -158,7 +158,7 @@ def test_binary_long_rows_split_between_threads(op: str) -> None:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("op", ["Relu", "Sigmoid", "Tanh", "HardSwish", "Reciprocal", "Neg",
-                                "Abs"])
+                                "Abs", "Floor"])
 @settings(max_examples=60, deadline=None)
 @given(x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=9),
                     elements=FLOATS))

@@ -329,7 +329,7 @@ def test_amx_tiles_take_long_products(m, k, n, on_tiles) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 9), m=st.sampled_from([1, 5, 16, 24, 65]),
+@given(n=st.integers(0, 2), c=st.integers(1, 9), m=st.sampled_from([1, 5, 16, 24, 65]),
        kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        size=st.tuples(st.integers(0, 9), st.integers(0, 9)),
        strides=st.tuples(st.integers(1, 2), st.integers(1, 2)),
@@ -340,10 +340,10 @@ def test_amx_tiles_take_long_products(m, k, n, on_tiles) -> None:
        seed=st.integers(0, 2**32 - 1))
 def test_conv_integer_equals_numpy(n, c, m, kernel, size, strides, dilations, pads, x_dtype,
                                    w_dtype, xz_kind, wz_kind, extreme, seed) -> None:
-    """ConvInteger with a constant weight (its windows gathered into rows, the product by
-    the native integer matmul) equals the float64 reference bit for bit, on every path at
-    1 and 2 threads: zero points on both sides (the input's padding contributes zero),
-    strides, dilations, padding."""
+    """ConvInteger with a constant weight (IntMatMul.run_conv: its windows gathered into
+    rows, the product by the native integer matmul, the NCHW result) equals the float64
+    reference bit for bit, on every path at 1 and 2 threads: zero points on both sides (the
+    input's padding contributes zero), strides, dilations, padding, batch 0."""
     from lowp.runtime import float_nn
 
     rng = np.random.default_rng(seed)
@@ -397,6 +397,36 @@ def test_conv_rows_equal_numpy(n, c, kernel, hw, strides, dilations, pads, dtype
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 2), c=st.sampled_from([3, 16, 24]), m=st.sampled_from([17, 64, 96]),
+       kernel=st.sampled_from([(1, 1), (3, 3), (3, 1)]), hw=st.sampled_from([(20, 37), (32, 48)]),
+       stride=st.integers(1, 2), x_dtype=BYTES, w_dtype=BYTES,
+       wz_kind=st.sampled_from(["none", "scalar", "per-column"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_conv_integer_large_equals_numpy(n, c, m, kernel, hw, stride, x_dtype, w_dtype,
+                                         wz_kind, seed) -> None:
+    """ConvInteger large enough that IntMatMul.run_conv splits its gather and its NCHW
+    transpose over the threads equals the float64 reference on every path, 1 and 2
+    threads."""
+    from lowp.runtime import float_nn
+
+    rng = np.random.default_rng(seed)
+    x = _ints(rng, (n, c, *hw), x_dtype)
+    w = freeze(_ints(rng, (m, c, *kernel), w_dtype))
+    xz = _zero_point(rng, x_dtype, "scalar", m)
+    wz = _zero_point(rng, w_dtype, wz_kind, m)
+    pads = [kernel[0] // 2, kernel[1] // 2] * 2
+    attrs = {"strides": [stride, stride], "pads": pads}
+    with native_float.disabled():
+        want = float_nn.ConvInteger(x, w, xz, wz, **attrs)
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = float_nn.ConvInteger(x, w, xz, wz, **attrs)
+                np.testing.assert_array_equal(got, want, err_msg=f"{path} {threads}")
+
+
 def test_conv_integer_session_equals_onnxruntime() -> None:
     """A quantize_dynamic-style DynamicQuantizeLinear -> ConvInteger (constant uint8
     weights, per-tensor zero points, padding and stride 2) in a replayed Session equals ONNX
@@ -416,5 +446,7 @@ def test_conv_integer_session_equals_onnxruntime() -> None:
     for run in range(4):
         x = (rng.standard_normal((1, 3, 17, 20)) * (run + 1)).astype(np.float32)
         want = onnxruntime_run(model, {"x": x})[0]
-        got = session.run({"x": x})["y"]
+        got = session.run({"x": x}, profile=run == 3)["y"]
         np.testing.assert_array_equal(got, want, err_msg=str(run))
+    # the ConvInteger step replays inside a native Program, not from Python
+    assert "ConvInteger:float" in session.last_profile, session.last_profile

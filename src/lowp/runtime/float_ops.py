@@ -1754,6 +1754,7 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 # Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
 # ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
+    conv_integer_fusion,
     float_nn,
     ml_ops,
     per_token_fusion,

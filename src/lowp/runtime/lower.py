@@ -18,6 +18,7 @@ from ..fixedpoint import RequantMode
 from ..ir.graph import ONNX_DOMAINS, Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import (  # noqa: F401  (lower_*: the lowerings)
+    conv_integer_fusion,
     lower_elementwise,
     lower_float_region,
     lower_linear,
@@ -268,14 +269,16 @@ def _to_channels_last(step: Step) -> StepFn:
 
 # float operators of other domains that lowp runs (ONNX Runtime's fusions, lowp.runtime.ort_fusions;
 # quantize_dynamic's LSTM, float in and out, lowp.runtime.quantized_lstm; ai.onnx.ml,
-# lowp.runtime.ml_ops; lowp's fused per-token products, lowp.runtime.per_token_fusion)
+# lowp.runtime.ml_ops; lowp's fused per-token products, lowp.runtime.per_token_fusion; its
+# ConvInteger, Add and Cast, lowp.runtime.conv_integer_fusion)
 _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.microsoft", "Gelu"),
                             ("com.microsoft", "BiasGelu"), ("com.microsoft", "FastGelu"),
                             ("com.microsoft", "SkipLayerNormalization"),
                             ("com.microsoft", "DynamicQuantizeLSTM"),
                             ("com.microsoft", "MatMulIntegerToFloat"),
                             ("com.microsoft", "FusedConv"),
-                            (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE)})
+                            (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE),
+                            (conv_integer_fusion.DOMAIN, conv_integer_fusion.OP_TYPE)})
 
 
 def _foreign_detail(domain: str) -> str:

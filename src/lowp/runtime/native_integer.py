@@ -155,18 +155,21 @@ def per_token_matmul(x: np.ndarray, b: np.ndarray, b_zero_point: np.ndarray | No
     return y
 
 
-# ConvInteger's weights as IntMatMul's B: id(w) -> (w alive?, the frozen k x m copy)
-_conv_weights: dict[int, tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+# ConvInteger's weights as IntMatMul's B: (id(w), channels last?) -> (w alive?, the frozen
+# k x m copy)
+_conv_weights: dict[tuple[int, bool], tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
 
 
-def _conv_b(w: np.ndarray) -> np.ndarray:
-    """The frozen (c kh kw) x m matrix of a frozen (m, c, kh, kw) weight, made once per
-    weight object (a copy, so that it holds no reference to `w`; dropped with `w`)."""
-    key = id(w)
+def _conv_b(w: np.ndarray, channels_last: bool = False) -> np.ndarray:
+    """The frozen (c kh kw) x m matrix of a frozen (m, c, kh, kw) weight, or with
+    `channels_last` its (kh kw c) x m matrix (IntMatMul.run_conv's), made once per weight
+    object (a copy, so that it holds no reference to `w`; dropped with `w`)."""
+    key = (id(w), channels_last)
     hit = _conv_weights.get(key)
     if hit is not None and hit[0]() is w:
         return hit[1]
-    b = freeze(np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
+    v = w.transpose(0, 2, 3, 1) if channels_last else w
+    b = freeze(np.ascontiguousarray(v.reshape(w.shape[0], -1).T))
     _conv_weights[key] = (weakref.ref(w), b)
     weakref.finalize(w, _conv_weights.pop, key, None)
     return b
@@ -211,17 +214,21 @@ def conv_rows(x: np.ndarray, zero_point: Any, kernel: Sequence[int], strides: Se
 
 def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
                  w_zero_point: np.ndarray | None, group: int, strides: Sequence[int],
-                 dilations: Sequence[int], begin: Sequence[int], end: Sequence[int]
-                 ) -> np.ndarray | None:
+                 dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
+                 bias: np.ndarray | None = None, to_float: bool = False,
+                 scale: np.ndarray | None = None) -> np.ndarray | None:
     """ConvInteger of (n, c, h, w) 8-bit data with a constant (frozen) 8-bit (m, c, kh, kw)
     weight in one group, as the int32 product of the windows and the weight: the input
     padded with its zero point (padding then contributes zero, as the reference's), its
-    windows gathered into rows of c kh kw bytes (`conv_rows`), the product by IntMatMul
-    with the weight zero point per tensor or per output channel; or None (the reference
-    computes)."""
+    windows gathered into rows of c kh kw bytes, the product by IntMatMul with the weight
+    zero point per tensor or per output channel; or None (the reference computes).
+    `bias` (int32, one value or one per output channel, broadcast as (1, m, 1, 1)) is added
+    wrapping, `to_float` casts the result to float32 and `scale` (one float32 value, of rank
+    4 or less) multiplies it (lowp.runtime.conv_integer_fusion); those three only by
+    IntMatMul.run_conv."""
     if (_extension() is None or group != 1 or x.ndim != 4 or w.ndim != 4
             or x.dtype not in _BYTES or w.dtype not in _BYTES or not frozen(w)
-            or x.shape[1] != w.shape[1] or x.shape[0] == 0):
+            or x.shape[1] != w.shape[1]):
         return None
     m, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     if x_zero_point is not None and x_zero_point.size != 1:
@@ -237,9 +244,56 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None,
     if oh < 1 or ow < 1:
         return None
     n = x.shape[0]
-    a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     wz = None if w_zero_point is None else w_zero_point.reshape(-1)
+    if bias is not None and (bias.dtype != np.int32 or bias.ndim > 4 or not (
+            bias.size == 1 or (1,) * (4 - bias.ndim) + bias.shape == (1, m, 1, 1))):
+        return None
+    if scale is not None and (not to_float or scale.dtype != np.float32 or scale.size != 1
+                              or scale.ndim > 4):
+        return None
+    if min(*begin, *end) >= 0:
+        y = _conv_product(x, _conv_b(w, channels_last=True), x_zero_point, wz,
+                          (*x.shape, kh, kw, sh, sw, dh, dw, begin[0], begin[1], oh, ow),
+                          bias, to_float, scale)
+        if y is not None or bias is not None or to_float:
+            return y
+    elif bias is not None or to_float:
+        return None
+    a = conv_rows(x, xz, (kh, kw), strides, dilations, begin, end)
     y = _product(a, _conv_b(w), x_zero_point, wz, None)
     if y is None:
         return None
     return np.ascontiguousarray(y.reshape(n, oh, ow, m).transpose(0, 3, 1, 2))
+
+
+def _conv_product(x: np.ndarray, b: np.ndarray, x_zero_point: np.ndarray | None,
+                  w_zero_point: np.ndarray | None, geometry: tuple[int, ...],
+                  bias: np.ndarray | None, to_float: bool, scale: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """ConvInteger as one recordable call (IntMatMul.run_conv: the windows gathered, the
+    product by `b`, the weight as a (kh kw c) x m matrix, the (n, m, oh, ow) result, + bias,
+    as float32 with to_float, times scale), the zero point, the scale
+    and the bias read when the call runs; geometry n, c, h, w, kh, kw, sh, sw, dh, dw, pad
+    top, pad left, oh, ow; or None (an extension without it, a zero point of another
+    type)."""
+    k, m = b.shape
+    if x_zero_point is not None and x_zero_point.dtype != x.dtype:
+        return None
+    if w_zero_point is None:
+        zb = np.zeros(m, np.int32)
+    elif w_zero_point.dtype != b.dtype or w_zero_point.size not in (1, m):
+        return None
+    else:
+        zb = np.broadcast_to(w_zero_point.astype(np.int32), (m,))
+    op = _packs(b, np.ascontiguousarray(zb).tobytes())
+    if not hasattr(op, "run_conv"):     # an extension that predates it
+        return None
+    n, oh, ow = geometry[0], geometry[12], geometry[13]
+    y = native_float._empty((n, m, oh, ow), np.float32 if to_float else np.int32)
+    za = None if x_zero_point is None else x_zero_point.reshape(-1).view(np.uint8)
+    call(op.run_conv, np.ascontiguousarray(x).reshape(-1).view(np.uint8), za,
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1),
+         None if to_float else y.reshape(-1), y.reshape(-1) if to_float else None,
+         None if scale is None else np.ascontiguousarray(scale).reshape(-1),
+         [int(v) for v in geometry], x.dtype == np.int8, native_float.get_threads())
+    return y

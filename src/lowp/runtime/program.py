@@ -40,7 +40,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "one_hot", "arg_max", "set_slice", "float_rnn",
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
-              "float_conv_transpose_direct", "cast_half")
+              "float_conv_transpose_direct", "cast_half", "float_floor")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -68,6 +68,8 @@ def appenders() -> dict[object, tuple[str, Appender]]:
         if hasattr(ext, "IntMatMul"):
             table[ext.IntMatMul.run] = ("int_matmul_run", _int_matmul_run)
             table[ext.IntMatMul.run_scaled] = ("int_matmul_scaled_run", _int_matmul_scaled_run)
+            if hasattr(ext.IntMatMul, "run_conv"):
+                table[ext.IntMatMul.run_conv] = ("int_matmul_conv_run", _int_matmul_conv_run)
             if hasattr(ext.IntMatMul, "run_per_token"):
                 table[ext.IntMatMul.run_per_token] = ("int_matmul_per_token_run",
                                                       _int_matmul_per_token_run)
@@ -91,6 +93,10 @@ def _int_matmul_run(program: Any, op: object, args: tuple[object, ...]) -> None:
 
 def _int_matmul_scaled_run(program: Any, op: object, args: tuple[object, ...]) -> None:
     program.int_matmul_scaled_run(op, *args)    # IntMatMul.run_scaled on its packed B
+
+
+def _int_matmul_conv_run(program: Any, op: object, args: tuple[object, ...]) -> None:
+    program.int_matmul_conv_run(op, *args)     # IntMatMul.run_conv (ConvInteger) on its B
 
 
 def _int_matmul_per_token_run(program: Any, op: object, args: tuple[object, ...]) -> None:
@@ -289,6 +295,11 @@ def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
     return [1] * pad + dims, [[0] * pad + s for s in out]
 
 
+def _floor(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    (x,) = inputs
+    return (extension().float_floor, (x.reshape(-1), y.reshape(-1), threads)), y
+
+
 def _sqrt(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
     (x,) = inputs
     return (extension().float_sqrt, (x.reshape(-1), y.reshape(-1), threads)), y
@@ -317,6 +328,7 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
     "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
     "Reciprocal": FloatKernel(1, _reciprocal),     # likewise
+    "Floor": FloatKernel(1, _floor),        # exact (an integral value): numpy's bits
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},

@@ -98,7 +98,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
-                          "ScatterND", "Softplus"})
+                          "ScatterND", "Softplus", "ConvInteger",
+                          "ConvIntegerToFloat"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that

@@ -18,6 +18,7 @@ from ..ir.graph import load_model
 from . import (
     blas_threads,
     control,
+    conv_integer_fusion,
     fuse_float,
     moves,
     native_float,
@@ -66,7 +67,8 @@ LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
         ort_noop_elimination.apply, ort_cast_elimination.apply, ort_conv_scale.apply,
         ort_fusions.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
-    quantize_first.apply, pool_first.apply, per_token_fusion.apply)
+    quantize_first.apply, pool_first.apply, per_token_fusion.apply,
+    conv_integer_fusion.apply)
 
 
 class Session:
@@ -261,7 +263,8 @@ class Session:
 # float steps that compute their product in integers: a dynamic model's MatMulInteger and
 # ConvInteger, and the fused forms that also quantize their input at run time
 INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
-                                 "DynamicQuantizeMatMul", "PerTokenMatMul"})
+                                 "DynamicQuantizeMatMul", "PerTokenMatMul",
+                                 "ConvIntegerToFloat"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
                        "Einsum", "If", "Loop"})
