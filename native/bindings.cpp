@@ -1792,7 +1792,7 @@ void run_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d, F2 w_sc
                std::optional<F3> h0, std::optional<F3> c0, std::optional<Vec<int32_t>> lens,
                nb::ndarray<float, nb::ndim<4>, nb::c_contig, nb::device::cpu> y, FOut3 yh,
                FOut3 yc, std::vector<bool> reverse, float clip, bool input_forget,
-               bool with_y, int64_t rows_per_task, int threads) {
+               bool with_y, int64_t rows_per_task, int threads, nb::object w_tiles) {
   lowp::QLstmArgs a;
   a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
   a.d = int64_t(reverse.size()), a.h = hidden;
@@ -1843,6 +1843,18 @@ void run_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d, F2 w_sc
   a.input_forget = input_forget;
   a.with_y = with_y;
   a.rows_per_task = rows_per_task;
+  if (!w_tiles.is_none()) {
+    // W as IntMatMul's B per direction (qrecurrent.h): K rounded up to 4 k4, n columns;
+    // the caller's sequence keeps the objects alive during the call
+    if (int64_t(nb::len(w_tiles)) != a.d)
+      throw std::invalid_argument("qlstm w_tiles needs one IntMatMul per direction");
+    for (int64_t i = 0; i < a.d; ++i) {
+      const lowp::IntMatMul& op = nb::cast<const lowp::IntMatMul&>(w_tiles[nb::int_(i)]);
+      if (op.k() != 4 * lowp::qrnn_k4(a.i) || op.n() != n)
+        throw std::invalid_argument("qlstm w_tiles does not match the sizes");
+      a.w_tiles[i] = &op;
+    }
+  }
   nb::gil_scoped_release nogil;
   lowp::run_qlstm(a, threads);
 }
@@ -2067,7 +2079,8 @@ NB_MODULE(_native, m) {
   m.def("qlstm", &run_qlstm, "x"_a, "w_b"_a, "w_colsum"_a, "w_d"_a, "w_scale"_a, "r_b"_a,
         "r_colsum"_a, "r_d"_a, "r_scale"_a, "hidden"_a, "p"_a.none(), "bias"_a.none(),
         "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a, "yc"_a, "reverse"_a,
-        "clip"_a, "input_forget"_a, "with_y"_a, "rows_per_task"_a, "threads"_a = 1);
+        "clip"_a, "input_forget"_a, "with_y"_a, "rows_per_task"_a, "threads"_a = 1,
+        "w_tiles"_a = nb::none());
   m.def("qlstm_kernels", [] { return std::string(lowp::active_qrnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,

@@ -1,10 +1,14 @@
 // Driver and loops of gather.h: one loop per element size, runs of elements on the pool.
 #include "gather.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
+#include "dispatch.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -59,9 +63,54 @@ bool take_transpose(const int32_t* map, int64_t n, TakeTranspose* t) {
 
 namespace {
 
+// A 4-byte tile (rows [r0, r1) x columns [c0, c1) of x, rows apart by cols) into y (rows
+// apart by rows) in 8 x 8 blocks of 256-bit registers (unpacks, shuffles and lane swaps: the
+// same bits, a NaN's payload included), the edges element by element.
+__attribute__((target("avx2"))) void transpose_tile_4b_avx2(const uint32_t* x, uint32_t* y,
+                                                             int64_t rows, int64_t cols,
+                                                             int64_t r0, int64_t r1,
+                                                             int64_t c0, int64_t c1) {
+  const int64_t c8 = c0 + (c1 - c0) / 8 * 8, r8 = r0 + (r1 - r0) / 8 * 8;
+  for (int64_t c = c0; c < c8; c += 8) {
+    for (int64_t r = r0; r < r8; r += 8) {
+      __m256 v[8], t[8], u[8];
+      for (int i = 0; i < 8; ++i)
+        v[i] = _mm256_castsi256_ps(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (r + i) * cols + c)));
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      for (int j = 0; j < 4; ++j) {
+        const __m256 lo = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+        const __m256 hi = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c + j) * rows + r),
+                            _mm256_castps_si256(lo));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c + j + 4) * rows + r),
+                            _mm256_castps_si256(hi));
+      }
+    }
+    for (int64_t cc = c; cc < c + 8; ++cc)
+      for (int64_t r = r8; r < r1; ++r) y[cc * rows + r] = x[r * cols + cc];
+  }
+  for (int64_t c = c8; c < c1; ++c)
+    for (int64_t r = r0; r < r1; ++r) y[c * rows + r] = x[r * cols + c];
+}
+
+bool transpose_avx2() {
+  static const bool cpu = __builtin_cpu_supports("avx2");
+  return cpu && std::string(active_table()->name) != "scalar";
+}
+
 template <typename T>
 void transpose_tiles(const TakeArgs& a, const TakeTranspose& t, int64_t tile0, int64_t count,
-                     int64_t tiles_c) {
+                     int64_t tiles_c, bool wide) {
   constexpr int64_t kTile = 32;
   const T* x = reinterpret_cast<const T*>(a.x) + t.base;
   T* y = reinterpret_cast<T*>(a.y);
@@ -73,6 +122,13 @@ void transpose_tiles(const TakeArgs& a, const TakeTranspose& t, int64_t tile0, i
     const int64_t c1 = std::min(t.cols, c0 + kTile), r1 = std::min(t.rows, r0 + kTile);
     const T* xb = x + b * t.rows * t.cols;
     T* yb = y + b * t.rows * t.cols;
+    if constexpr (sizeof(T) == 4) {
+      if (wide) {
+        transpose_tile_4b_avx2(reinterpret_cast<const uint32_t*>(xb),
+                               reinterpret_cast<uint32_t*>(yb), t.rows, t.cols, r0, r1, c0, c1);
+        continue;
+      }
+    }
     for (int64_t c = c0; c < c1; ++c)
       for (int64_t r = r0; r < r1; ++r) yb[c * t.rows + r] = xb[r * t.cols + c];
   }
@@ -90,8 +146,9 @@ void run_take_transpose(const TakeArgs& a, const TakeTranspose& t, int threads) 
             : a.itemsize == 4 ? transpose_tiles<uint32_t>
                               : transpose_tiles<uint64_t>;
   // memory-bound as the element loop: a second thread for large tensors only
+  const bool wide = a.itemsize == 4 && transpose_avx2();
   run_elementwise(tiles, std::max<int64_t>(1, (int64_t(1) << 16) / (kTile * kTile)), threads,
-                  [&](int64_t k0, int64_t len) { fn(a, t, k0, len, tiles_c); });
+                  [&](int64_t k0, int64_t len) { fn(a, t, k0, len, tiles_c, wide); });
 }
 
 TakeRuns take_runs(const int32_t* map, int64_t n) {

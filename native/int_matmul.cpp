@@ -96,6 +96,22 @@ void IntMatMul::run(const uint8_t* a, int64_t m, bool a_signed, int32_t a_zp, in
   const uint32_t za = uint32_t(a_zp + (a_signed ? 128 : 0));
   // A in the uint8 domain, rows of kp bytes (zeros past k: the panels hold zeros there)
   const int64_t kp = round_up64(4 * int64_t(kc4_), 64);
+  if (!a_signed && kp == k_) {
+    // uint8 rows of whole 64-byte blocks (DynamicQuantizeLinear's output of a model's hidden
+    // size): the kernels read them where they are (unaligned loads, nothing past k), no copy;
+    // the row sums only when some zb' is not 0 (the epilogue reads them only then)
+    std::vector<int32_t> rowsum(static_cast<size_t>(m), 0);
+    if (need_rowsum_)
+      for (int64_t i = 0; i < m; ++i) {
+        const uint8_t* src = a + i * k_;
+        uint32_t s = 0;
+        for (int64_t p = 0; p < k_; ++p) s += src[p];
+        rowsum[size_t(i)] = int32_t(s);
+      }
+    product(a, kp, rowsum.data(), m, &za, 0, y, yf, a_scale, 0, b_scale, b_scale_per_column,
+            bias, threads);
+    return;
+  }
   std::vector<uint8_t> buf(size_t(m * kp + 64));
   uint8_t* const ap = buf.data() + align64_offset(buf.data());
   std::vector<int32_t> rowsum(static_cast<size_t>(m), 0);

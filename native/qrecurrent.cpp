@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "int_matmul.h"
 #include "qrecurrent_quant.h"
 #include "qrecurrent_scale.h"
 #include "recurrent.h"
@@ -97,8 +98,18 @@ struct QInput {
   QOperand qx;
 };
 
+// Whether the X W product of `rows` rows goes to IntMatMul on the active path's own tiles
+// (as IntMatMul::product decides it: a path with its own panel layout, a reduction and rows
+// long enough), not to the recurrence's register product.
+bool xw_on_tiles(const IntMatMul* w, int64_t rows) {
+  const IsaTable* isa = active_table();
+  return w != nullptr && isa->pack_panel != nullptr &&
+         (isa->short_gemm == nullptr ||
+          (4 * qrnn_k4(w->k()) >= short_gemm_bytes() && rows >= short_gemm_rows()));
+}
+
 void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKernels& q,
-                   const RnnKernels& k) {
+                   const RnnKernels& k, int threads) {
   const int64_t T = a.t, B = a.b, H = a.h, I = a.i, tmax = in.tmax;
   const int64_t hp = round_up(H, kRnnAlign), n = 4 * hp;
   const bool rev = a.reverse[d];
@@ -117,7 +128,14 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
   std::unique_ptr<float[]> xw(new float[size_t(rows_x * n)]);
   std::vector<float*> rows_out(size_t(std::max(rows_x, B)));
   for (int64_t r = 0; r < rows_x; ++r) rows_out[size_t(r)] = xw.get() + r * n;
-  product(q, in.qx, rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
+  if (xw_on_tiles(a.w_tiles[d], rows_x)) {
+    // the same acc = Σ (a - z_a)(w - z_w) over K (rows of d past I: no terms) and
+    // float32(acc) * float32(s_a * s_w[n]), written as the rows of xw
+    a.w_tiles[d]->run(in.qx.q.data(), rows_x, false, in.qx.p.zero_point, nullptr, xw.get(),
+                      &in.qx.p.scale, a.w[d].scale, true, nullptr, threads);
+  } else {
+    product(q, in.qx, rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
+  }
   // state, bias Wb + Rb and peepholes, rows padded to hp with zeros
   std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), idle(size_t(n), 0.0f);
   for (int64_t b = 0; b < B; ++b) {
@@ -205,9 +223,9 @@ void run_qlstm(const QLstmArgs& a, int threads) {
   if (in.tmax > 0) quantize(q, a.x, in.tmax * a.b, a.i, a.i, qrnn_k4(a.i) * 4, in.qx);
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, in, q, k); });
+    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, in, q, k, 1); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, in, q, k);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, d, in, q, k, threads);
   }
 }
 

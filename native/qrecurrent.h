@@ -9,6 +9,8 @@
 
 namespace lowp {
 
+class IntMatMul;
+
 // Packed quantized weights of one direction (K x N, N = 4 * hp, gate columns padded as in
 // recurrent.h): int8 b = w - offset (offset 128 for uint8 weights, else 0), so that
 // w - zero_point = b - d with d = zero_point - offset. Cut into panels of kQPanel columns
@@ -101,6 +103,11 @@ struct QLstmArgs {
   bool input_forget = false;
   bool with_y = true;
   int64_t rows_per_task = 1;
+  // optional, per direction: W as IntMatMul's B (int_matmul.h: K rounded up to 4 k4 with
+  // rows of d, the 4 hp gate columns, zero point d in every column), which takes the X W
+  // product where it runs on the path's own tiles (AMX: a reduction of at least
+  // short_gemm_bytes() and short_gemm_rows() rows); the same sums and scaling, bit for bit
+  const IntMatMul* w_tiles[2] = {nullptr, nullptr};
 };
 
 void run_qlstm(const QLstmArgs& a, int threads);

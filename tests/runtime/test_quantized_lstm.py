@@ -3,6 +3,8 @@ Runtime's outputs bit for bit (lowp.runtime.quantized_lstm)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -258,14 +260,18 @@ def test_product_paths_are_exact(k: int) -> None:
     np.testing.assert_array_equal(w.product(a), want)
 
 
+_SMALL_INPUTS = st.integers(1, 9)
+
+
 @st.composite
-def _direct_cases(draw: st.DrawFn) -> dict[str, object]:
+def _direct_cases(draw: st.DrawFn, inputs: st.SearchStrategy[int] = _SMALL_INPUTS
+                  ) -> dict[str, object]:
     """DynamicQuantizeLSTM's inputs made directly (no ONNX Runtime): hidden sizes around and
     above the 16-column gate padding, inputs around multiples of 4, batches past the 4-row
     tile, uint8 weights with any zero point, several tasks of rows, lengths with zeros."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     seq, batch = draw(st.integers(1, 5)), draw(st.integers(1, 9))
-    inp = draw(st.integers(1, 9))
+    inp = draw(inputs)
     hid = draw(st.sampled_from([1, 3, 15, 16, 17, 33, 40]))
     direction = draw(st.sampled_from(sorted(_DIRS)))
     d = _DIRS[direction]
@@ -329,6 +335,42 @@ def test_native_equals_numpy_on_every_path(case: dict[str, object]) -> None:
     """lowp.runtime.native_qlstm gives the numpy reference's bits on every instruction-set
     path, for every task size, zero point, padding and remainder."""
     _native_matches_numpy(case)
+
+
+@contextmanager
+def _every_product_on_tiles() -> Iterator[None]:
+    """IntMatMul's thresholds at 0: on a path with its own tiles (amx) every X W product
+    goes there (qrecurrent.h QLstmArgs::w_tiles), whatever its rows and reduction."""
+    ext = native_qlstm.native_rnn._extension()
+    rows, size = ext.short_gemm_rows(), ext.short_gemm_bytes()
+    ext.set_short_gemm_rows(0)
+    ext.set_short_gemm_bytes(0)
+    try:
+        yield
+    finally:
+        ext.set_short_gemm_rows(rows)
+        ext.set_short_gemm_bytes(size)
+
+
+@settings(max_examples=40)
+@given(case=_direct_cases(st.sampled_from([1, 3, 4, 9, 31, 32, 33, 125, 128, 131, 257])),
+       forced=st.booleans())
+def test_input_product_on_tiles_equals_numpy(case: dict[str, object], forced: bool) -> None:
+    """The X W product by IntMatMul on the AMX tiles (inputs past its 128-byte reduction and
+    8 rows, or every one with the thresholds at 0) gives the numpy reference's bits, as the
+    register product does on the other paths (K rows past the input, padding columns)."""
+    if forced:
+        with _every_product_on_tiles():
+            _native_matches_numpy(case)
+    else:
+        _native_matches_numpy(case)
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_native_wide_and_wrapping_products_on_tiles(unsigned: bool) -> None:
+    """The wrapping products below with every X W product on the tiles."""
+    with _every_product_on_tiles():
+        test_native_wide_and_wrapping_products(unsigned)
 
 
 @pytest.mark.parametrize("unsigned", [False, True])

@@ -302,16 +302,24 @@ def _matmul_integer_to_float(ctx: LowerCtx, x: Quantized, w: np.ndarray,
     z = np.asarray(x.qparams.zero_point).astype(x.qparams.qtype.numpy_dtype).reshape(())
     s = np.asarray(x.qparams.scale, np.float32).reshape(())
     scale = (s * w_scale).astype(np.float32)
+    # the result in this step's own buffer, so that its one native call replays inside the
+    # signature's Program (lowp.runtime.replay); a run that falls back to numpy records no
+    # call and stays a plain step
+    arena = Arena(reuse=not ctx.subgraph)
+
+    def alloc(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        return arena.get(shape, np.dtype(dtype))
 
     def run(q: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         if q.dtype == z.dtype:
-            native = native_integer.matmul_integer_scaled(q, w8, z, wz, s, ws, None)
+            with native_float.outputs(alloc):
+                native = native_integer.matmul_integer_scaled(q, w8, z, wz, s, ws, None)
             if native is not None:
                 return (native,)
         acc = wrap_int32(exact_matmul(q.astype(np.int64) - np.int64(z), wi))
         return (acc.astype(np.float32) * scale,)
 
-    return ctx.step([x.name], [ctx.node.output[0]], run, act_inputs=(0,))
+    return ctx.step([x.name], [ctx.node.output[0]], run, act_inputs=(0,), replayable=True)
 
 
 def _activations_integer_to_float(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:

@@ -60,13 +60,19 @@ class Packed:
     colsum: np.ndarray   # (D, 4 hp) int32
     d: list[int]         # zero point - offset, per direction
     scale: np.ndarray    # (D, 4 hp) float32, 0 in padding columns
+    # W only (`pack(..., tiles=True)`): per direction the same b as IntMatMul's B, K rows
+    # past the input and padding columns set to d (no terms), zero point d in every column,
+    # for the X W product on a path's own tiles (qrecurrent.h QLstmArgs::w_tiles)
+    tiles: list[Any] | None = None
 
 
-def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packed:
+def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+         tiles: bool = False) -> Packed:
     """values (D, K, 4 H) int8 or uint8, scale and zero point per direction or per column:
     b = values - offset (128 for uint8) as int8, each gate's columns padded to a multiple of
     16, K to a multiple of 4, cut into panels of 64 columns of K / 4 groups of 4 k (VNNI
-    order); MLAS's zero point is the first of each direction."""
+    order); MLAS's zero point is the first of each direction. With `tiles`, also each
+    direction's b as an IntMatMul (`Packed.tiles`)."""
     dirs, k, n0 = values.shape
     hid = n0 // 4
     hp = -(-hid // _ALIGN) * _ALIGN
@@ -81,8 +87,18 @@ def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> Packe
     s[:, :, :hid] = np.broadcast_to(np.asarray(scale, np.float32).reshape(dirs, -1),
                                     (dirs, n0)).reshape(dirs, 4, hid)
     zp = np.asarray(zero_point).reshape(dirs, -1)[:, 0].astype(np.int64)
-    return Packed(_aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum),
-                  [int(z) - offset for z in zp], s.reshape(dirs, -1))
+    d = [int(z) - offset for z in zp]
+    ops = None
+    ext = native_rnn._extension()
+    if tiles and ext is not None and hasattr(ext, "IntMatMul"):
+        ops = []
+        for i in range(dirs):
+            bi = np.full((k4 * 4, 4, hp), d[i], np.int8)
+            bi[:k, :, :hid] = b[i, :k].reshape(k, 4, hp)[:, :, :hid]
+            ops.append(ext.IntMatMul(bi.reshape(k4 * 4, 4 * hp).view(np.uint8), True,
+                                     np.full(4 * hp, d[i], np.int32)))
+    return Packed(_aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum), d,
+                  s.reshape(dirs, -1), ops)
 
 
 def _aligned64(a: np.ndarray) -> np.ndarray:
@@ -130,5 +146,5 @@ def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
               r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),
               _f32(c0, states), lens32, y, yh, yc, list(reverse),
               native_rnn._clip(clip), bool(input_forget), bool(with_y), int(rows_per_task),
-              native_float.get_threads() if threads is None else threads)
+              native_float.get_threads() if threads is None else threads, w.tiles)
     return y, yh, yc

@@ -200,7 +200,7 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
     params = deepcpu_activations("LSTM", activations, activation_alpha, activation_beta, dirs)
     acts = [lstm_ort_acts(d) for d in params]
     if all(a is None for a in acts) and native_qlstm.supported(x, hid, lens, clip):
-        return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point),
+        return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point, True),
                                  native_qlstm.packed(r, r_scale, r_zero_point), hid, b, lens,
                                  initial_h, initial_c, p, revs, clip, bool(input_forget),
                                  with_y, task)
