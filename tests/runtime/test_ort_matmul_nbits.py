@@ -116,3 +116,49 @@ def test_reference_against_the_contrib_operator() -> None:
     want = _session(model, 1).run(None, {"x": x})[0]
     got = matmul_nbits8(x, w, s, z, bias)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16) -> ModelProto:
+    """x -> QuantizeLinear -> DequantizeLinear (16-bit) -> MatMul(DequantizeLinear(int8 w))
+    [-> QuantizeLinear -> DequantizeLinear, 16-bit]: MatMulNBits too, the activation's
+    DequantizeLinear left in float."""
+    rng = np.random.default_rng(9)
+    w = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    zp = 30000 if dtype == np.uint16 else 100
+    inits = [numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(rng.uniform(0.002, 0.02, n).astype(np.float32), "ws"),
+             numpy_helper.from_array(np.float32(1e-4), "xs"),
+             numpy_helper.from_array(np.array(zp, dtype), "xz"),
+             numpy_helper.from_array(np.float32(3e-3), "ys"),
+             numpy_helper.from_array(np.array(zp, dtype), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["w", "ws"], ["wf"], axis=1),
+             helper.make_node("MatMul", ["xf", "wf"], ["mm" if q_out else "y"])]
+    if q_out:
+        nodes += [helper.make_node("QuantizeLinear", ["mm", "ys", "yz"], ["yq"]),
+                  helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+@pytest.mark.parametrize("q_out", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_16_bit_activation(q_out: bool, dtype: type) -> None:
+    x = np.random.default_rng(10).normal(0, 1, (12, 257)).astype(np.float32)
+    _check(_u16_model(257, 24, 12, q_out=q_out, dtype=dtype), x)
+
+
+def test_float_activation_with_an_8_bit_quantizelinear_after_stays_float() -> None:
+    """ONNX Runtime keeps DequantizeLinear -> float MatMul -> QuantizeLinear (uint8) there;
+    so does lowp."""
+    model = _dq_model(64, 8, [4, 64])
+    model.graph.node[-1].output[0] = "mm"
+    model.graph.initializer.extend([numpy_helper.from_array(np.float32(0.05), "ys"),
+                                    numpy_helper.from_array(np.uint8(128), "yz")])
+    model.graph.node.extend([helper.make_node("QuantizeLinear", ["mm", "ys", "yz"], ["q"]),
+                             helper.make_node("DequantizeLinear", ["q", "ys", "yz"], ["y"])])
+    x = np.random.default_rng(11).normal(0, 3, (4, 64)).astype(np.float32)
+    _check(model, x)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import TensorProto
 
 from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
@@ -226,10 +227,11 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return None
     out = ctx.output()
     if out is None:
-        return _matmul_integer_to_float(ctx, x, w, wqp)
+        return _matmul_integer_to_float(ctx, x, w, wqp) or _matmul_nbits(ctx)
     y, qmin, qmax = out
     if _ort_runs_unfused(ctx, x.qparams.qtype, wqp.qtype, y.qparams.qtype):
-        return None
+        ctx.absorbed = []
+        return _matmul_nbits(ctx)
     bias = _bias_at(ctx, 2, x.qparams, wqp) if ctx.node.op_type == "Gemm" else None
     if bias is False:
         return None
@@ -418,16 +420,30 @@ def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProt
     return (c, add) if c.shape == (n,) else None
 
 
+def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
+    """A QuantizeLinear / DequantizeLinear of uint16 / int16 (by its zero point's type)."""
+    if len(q.input) < 3 or not q.input[2] or not g.is_constant(q.input[2]):
+        return False
+    return g.constant(q.input[2]).dtype in (np.uint16, np.int16)
+
+
 def _matmul_nbits(ctx: LowerCtx) -> Step | None:
-    """A float activation times DequantizeLinear(constant 2-D 8-bit weight, per tensor or per
-    column): ONNX Runtime 1.32's DQMatMulToMatMulNBits makes it MatMulNBits (bits 8, block
-    32, its default accuracy level 4: int8 activations a block, docs/operators.md (O118)),
-    with a constant (N,) bias fused; lowp computes it as that kernel does
-    (lowp.ops.matmul_nbits)."""
+    """A float or 16-bit activation times DequantizeLinear(constant 2-D 8-bit weight, per
+    tensor or per column): ONNX Runtime 1.32's DQMatMulToMatMulNBits makes it MatMulNBits
+    (bits 8, block 32, its default accuracy level 4: int8 activations a block,
+    docs/operators.md (O118)), with a constant (N,) bias fused; lowp computes it as that
+    kernel does (lowp.ops.matmul_nbits). A 16-bit activation's DequantizeLinear stays a
+    float step; an 8-bit QuantizeLinear after a float activation keeps the float MatMul
+    (as ONNX Runtime does)."""
     node, g = ctx.node, ctx.graph
-    if (not ctx._ort_arithmetic or node.input[0] in ctx._dq
-            or g.is_constant(node.input[0]) or len(node.input) < 2):
+    if not ctx._ort_arithmetic or g.is_constant(node.input[0]) or len(node.input) < 2:
         return None
+    act_dq = ctx._dq.get(node.input[0])
+    wide = act_dq is not None
+    if act_dq is not None:   # only a 16-bit activation's DequantizeLinear (8-bit: (O113))
+        sixteen = (int(TensorProto.UINT16), int(TensorProto.INT16))
+        if not _is_16_bit_q(g, act_dq) and g.value_elem_type(act_dq.input[0]) not in sixteen:
+            return None
     if node.op_type == "Gemm":
         a = ctx.attrs
         if (int(a.get("transA", 0)) or int(a.get("transB", 0))  # type: ignore[call-overload]
@@ -445,8 +461,9 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     edges = sum(list(r.input).count(wout) for r in g.consumers.get(wout, []))
     if edges != 1 or wout in g.output_names:
         return None
-    if any(r.op_type == "QuantizeLinear" for r in g.consumers.get(node.output[0], [])):
-        return None
+    for r in g.consumers.get(node.output[0], []):
+        if r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r)):
+            return None
     fused = _nbits_bias(ctx, w.shape[1])
     if fused is None:
         return None
