@@ -70,33 +70,72 @@ def _hsum8(v: np.ndarray) -> np.ndarray:
     return (r2[..., 0] + r2[..., 1]).astype(_F)
 
 
-def _lanes(q: np.ndarray, w_u8: np.ndarray, sab: np.ndarray) -> np.ndarray:
-    """The 8 float32 lanes of step 3 for rows q (M, blocks, 32), weights (N, blocks, 32) and
-    scales sab (M, N, blocks): (M, N, 8)."""
-    m, blocks, _ = q.shape
-    n = w_u8.shape[0]
-    # g[m, n, b, j]: exact integer sums of 4 products (|g| < 2^17, float64 exact)
-    qg = q.reshape(m, blocks * 8, 4).transpose(1, 0, 2).astype(np.float64)      # (b*8, M, 4)
-    wg = w_u8.reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64)   # (b*8, 4, N)
-    g = np.matmul(qg, wg).reshape(blocks, 8, m, n).transpose(2, 3, 0, 1)        # (M, N, b, 8)
-    whole = blocks // 4 * 4
-    acc16 = np.zeros((m, n, 16), _F)
-    for b0 in range(0, whole, 4):
-        summ = np.empty((m, n, 16), np.float64)
-        sc = np.empty((m, n, 16), _F)
-        for chunk in range(4):
-            lo_blk = b0 + chunk // 2               # chunks 0, 1: blocks b0 / b0 + 2
-            j = 4 * (chunk % 2)                    # chunks 2, 3: blocks b0 + 1 / b0 + 3
-            for half, blk in ((0, lo_blk), (2, lo_blk + 2)):
-                lane = 4 * chunk + half
-                summ[..., lane] = g[:, :, blk, j] + g[:, :, blk, j + 2]
-                summ[..., lane + 1] = g[:, :, blk, j + 1] + g[:, :, blk, j + 3]
-                sc[..., lane] = sc[..., lane + 1] = sab[:, :, blk]
-        acc16 = fma32(summ.astype(_F), sc, acc16).astype(_F)
-    acc8 = (acc16[..., :8] + acc16[..., 8:]).astype(_F)
-    for b in range(whole, blocks):
-        acc8 = fma32(g[:, :, b].astype(_F), sab[:, :, b:b + 1], acc8).astype(_F)
-    return acc8
+# lanes 0..15 of a group of four blocks: lane l = g[_LANE_BLK[l], j] + g[_LANE_BLK[l], j + 2]
+# with j = _LANE_J[l] (chunk c = l // 4: blocks c // 2 and c // 2 + 2, groups 4 (c % 2) ...)
+_LANE_BLK = np.array([c // 2 + 2 * (i // 2) for c in range(4) for i in range(4)])
+_LANE_J = np.array([4 * (c % 2) + i % 2 for c in range(4) for i in range(4)])
+
+
+class PackedNBits:
+    """A MatMulNBits weight (N, blocks, 32) uint8 with its scales and zero points (N, blocks),
+    and what every run needs of them, computed once."""
+
+    def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
+        n, blocks, _ = w_u8.shape
+        self.n, self.blocks = n, blocks
+        self.scale = np.asarray(scale, _F).reshape(n, blocks)
+        zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
+        self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
+        # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
+        self.wg = np.ascontiguousarray(
+            np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))
+
+    def lanes(self, q: np.ndarray, sab: np.ndarray) -> np.ndarray:
+        """The 8 float32 lanes of step 3 for rows q (M, blocks, 32) and scales sab
+        (M, N, blocks): (M, N, 8)."""
+        m, blocks, n = q.shape[0], self.blocks, self.n
+        qg = q.reshape(m, blocks * 8, 4).transpose(1, 0, 2).astype(np.float64)  # (b*8, M, 4)
+        # g[m, n, b, j]: exact integer sums of 4 products (|g| < 2^17, float64 exact)
+        g = np.matmul(qg, self.wg).reshape(blocks, 8, m, n).transpose(2, 3, 0, 1)
+        whole = blocks // 4 * 4
+        acc16 = np.zeros((m, n, 16), _F)
+        if whole:
+            gg = g[:, :, :whole].reshape(m, n, whole // 4, 4, 8)
+            summ = (gg[..., _LANE_BLK, _LANE_J] + gg[..., _LANE_BLK, _LANE_J + 2]).astype(_F)
+            sc = sab[:, :, :whole].reshape(m, n, whole // 4, 4)[..., _LANE_BLK]
+            for i in range(whole // 4):
+                acc16 = fma32(summ[:, :, i], sc[:, :, i], acc16).astype(_F)
+        acc8 = (acc16[..., :8] + acc16[..., 8:]).astype(_F)
+        for b in range(whole, blocks):
+            acc8 = fma32(g[:, :, b].astype(_F), sab[:, :, b:b + 1], acc8).astype(_F)
+        return acc8
+
+    def run(self, a: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """y = MatMulNBits(a): a (..., K) float32, bias (N,) or None -> (..., N) float32."""
+        lead, k = a.shape[:-1], a.shape[-1]
+        n, blocks = self.n, self.blocks
+        if blocks != -(-k // BLOCK):
+            raise ValueError(f"K = {k} needs {-(-k // BLOCK)} blocks of 32, the weight has "
+                             f"{blocks}")
+        a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
+        out = np.empty((a2.shape[0], n), _F)
+        tail = n // 4 * 4
+        rows = max(1, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 8))
+        for r0 in range(0, a2.shape[0], rows):
+            q, sa = quantize_blocks(a2[r0:r0 + rows])
+            sab = (sa[:, None, :] * self.scale[None]).astype(_F)
+            acc8 = self.lanes(q, sab)
+            y = np.empty(acc8.shape[:2], _F)
+            y[:, :tail] = _fold4(acc8[:, :tail])
+            y[:, tail:] = _hsum8(acc8[:, tail:])
+            if bias is not None:
+                y = (y + np.asarray(bias, _F)).astype(_F)
+            ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)        # AScaledBlkSum
+            zacc = np.zeros_like(y)
+            for b in range(blocks):
+                zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
+            out[r0:r0 + rows] = (y + zacc).astype(_F)
+        return out.reshape(*lead, n)
 
 
 def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
@@ -114,33 +153,7 @@ def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point
     >>> float(y[0, 0])
     16.0
     """
-    lead, k = a.shape[:-1], a.shape[-1]
-    n, blocks, _ = w_u8.shape
-    if blocks != -(-k // BLOCK):
-        raise ValueError(f"K = {k} needs {-(-k // BLOCK)} blocks of 32, the weight has {blocks}")
-    a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
-    sb = np.asarray(scale, _F).reshape(n, blocks)
-    zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
-    bblk = (-sb * zb).astype(_F)                                      # QuantBBlkSum
-    w = np.asarray(w_u8).astype(np.int64)
-    out = np.empty((a2.shape[0], n), _F)
-    tail = n // 4 * 4
-    rows = max(1, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 8))
-    for r0 in range(0, a2.shape[0], rows):
-        q, sa = quantize_blocks(a2[r0:r0 + rows])
-        sab = (sa[:, None, :] * sb[None]).astype(_F)
-        acc8 = _lanes(q, w, sab)
-        y = np.empty(acc8.shape[:2], _F)
-        y[:, :tail] = _fold4(acc8[:, :tail])
-        y[:, tail:] = _hsum8(acc8[:, tail:])
-        if bias is not None:
-            y = (y + np.asarray(bias, _F)).astype(_F)
-        ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)            # AScaledBlkSum
-        zacc = np.zeros_like(y)
-        for b in range(blocks):
-            zacc = fma32(ablk[:, None, b], bblk[None, :, b], zacc).astype(_F)
-        out[r0:r0 + rows] = (y + zacc).astype(_F)
-    return out.reshape(*lead, n)
+    return PackedNBits(w_u8, scale, zero_point).run(a, bias)
 
 
 def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray

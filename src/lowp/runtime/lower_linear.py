@@ -468,14 +468,13 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     if fused is None:
         return None
     bias, add = fused
-    w_u8, scale, zero_point = matmul_nbits.pack_weight(w, wqp.scale, wqp.zero_point)
-    w_u8 = freeze(w_u8)
+    packed = matmul_nbits.PackedNBits(*matmul_nbits.pack_weight(w, wqp.scale, wqp.zero_point))
     if add is not None:
         ctx.absorbed = [add]
     out = node.output[0] if add is None else add.output[0]
 
     def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (matmul_nbits.matmul_nbits8(av, w_u8, scale, zero_point, bias),)
+        return (packed.run(av, bias),)
 
     return ctx.step([node.input[0]], [out], run)
 
