@@ -76,3 +76,28 @@ def test_group_inputs_follow_an_identity_to_a_shared_bias():
     conv = next(n for n in model.graph.node if n.op_type == "Conv")
     inputs, what = divergence.group_inputs(model, conv)
     assert inputs == ["xq"] and "Conv" in what
+
+
+def test_cut_starts_before_a_producer_that_onnxruntime_fused_away():
+    """mtcnn_rnet's NNCF file: ONNX Runtime fuses the dense layer's MatMul and its bias Add
+    into MatMulNBits, so the MatMul's output exists in neither engine's exposed values, and
+    cutting the Add (the first difference) from it stopped with a KeyError. The cut now
+    starts at the fused MatMul's inputs."""
+    w = onnx.numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    bias = onnx.numpy_helper.from_array(np.zeros(3, np.float32), "bias")
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("MatMul", ["r", "w"], ["mm"], name="matmul"),
+         helper.make_node("Add", ["mm", "bias"], ["y"], name="add")],
+        "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])], [w, bias]))
+    add = model.graph.node[2]
+    inputs, _ = divergence.group_inputs(model, add)
+    assert inputs == ["mm"]
+    env = {"x": np.ones((2, 4), np.float32), "r": np.ones((2, 4), np.float32),
+           "y": np.zeros((2, 3), np.float32)}
+    kept, gone = divergence.available_inputs(model, inputs, env)
+    assert kept == ["r"] and gone == ["mm"]
+    # neither "r": back to the graph input
+    kept, gone = divergence.available_inputs(model, inputs, {"x": env["x"]})
+    assert kept == ["x"] and gone == ["mm", "r"]

@@ -16,13 +16,13 @@ ACT = {"uint8": (TensorProto.UINT8, np.uint8), "int8": (TensorProto.INT8, np.int
 
 
 def _model(act: str, w: np.ndarray, w_scale: np.ndarray, x_shape: list[int],
-           x_scale: float, x_zp: int) -> object:
+           x_scale: float, x_zp: int, w_zp: int = 0) -> object:
     onnx_t, np_t = ACT[act]
     inits = [numpy_helper.from_array(np.array(x_scale, np.float32), "xs"),
              numpy_helper.from_array(np.array(x_zp, np_t), "xz"),
              numpy_helper.from_array(w, "w"),
              numpy_helper.from_array(w_scale.astype(np.float32), "ws"),
-             numpy_helper.from_array(np.zeros(w_scale.shape, w.dtype), "wz")]
+             numpy_helper.from_array(np.full(w_scale.shape, w_zp, w.dtype), "wz")]
     nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
              helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"],
                               **({"axis": 1} if w_scale.ndim else {})),
@@ -46,6 +46,53 @@ def test_matmul_integer_to_float_bit_for_bit(act: str, per_column: bool, backend
     info = np.iinfo(ACT[act][1])
     x = rng.integers(info.min, info.max + 1, (2, 64, k)).astype(ACT[act][1])
     model = _model(act, w, w_scale, [2, 64, k], 0.0371, 3 if act == "uint8" else 0)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    want = ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = lowp.Session(model, backend=backend, threads=1).run({"x": x})["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("act,x_zp", [("int8", 0), ("int8", -5), ("uint8", 3)])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_uint8_weights_bit_for_bit(act: str, x_zp: int, per_column: bool, backend: str
+                                   ) -> None:
+    """Constant uint8 weights (zero point 131) times an int8 or uint8 activation (a graph
+    input: the int8 one stays float in both engines, the uint8 one is MatMulIntegerToFloat)."""
+    rng = np.random.default_rng(4)
+    k, n = 50, 7
+    w = rng.integers(0, 256, (k, n), dtype=np.uint8)
+    w_scale = (rng.uniform(0.001, 0.02, n) if per_column else np.array(0.0123)).astype(
+        np.float32)
+    info = np.iinfo(ACT[act][1])
+    x = rng.integers(info.min, info.max + 1, (2, 64, k)).astype(ACT[act][1])
+    model = _model(act, w, w_scale, [2, 64, k], 0.0371, x_zp, w_zp=131)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    want = ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = lowp.Session(model, backend=backend, threads=1).run({"x": x})["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("x_zp", [0, -5])
+@pytest.mark.parametrize("w_zp", [0, 131])
+def test_uint8_weights_times_an_int8_pair_bit_for_bit(x_zp: int, w_zp: int, backend: str
+                                                      ) -> None:
+    """Constant uint8 weights times an int8 QuantizeLinear -> DequantizeLinear pair (QDQS8ToU8
+    makes the pair uint8 first, then MatMulIntegerToFloat)."""
+    rng = np.random.default_rng(6)
+    k, n = 50, 7
+    w = rng.integers(0, 256, (k, n), dtype=np.uint8)
+    w_scale = rng.uniform(0.001, 0.02, n).astype(np.float32)
+    model = _model("int8", w, w_scale, [2, 64, k], 0.0371, x_zp, w_zp=w_zp)
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    model.graph.node.insert(0, helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]))
+    model.graph.node[1].input[0] = "xq"
+    x = rng.normal(0, 2, (2, 64, k)).astype(np.float32)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     want = ort.InferenceSession(model.SerializeToString(), options,

@@ -189,6 +189,30 @@ def group_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[list[str
     return list(dict.fromkeys(inputs)), f"'{op.name}' ({op.op_type})"
 
 
+def available_inputs(model: onnx.ModelProto, inputs: list[str], env: Feeds
+                     ) -> tuple[list[str], list[str]]:
+    """`inputs` with every tensor that neither engine computed replaced by its producer's
+    group inputs (recursively), and the tensors so replaced. ONNX Runtime fuses some
+    producers away (MatMulAddFusion's MatMul inside MatMulNBits or Gemm, a Conv's Add), and
+    lowp may not expose the tensor either: the cut then starts before the fused producer."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    kept: list[str] = []
+    gone: list[str] = []
+    todo, seen = list(inputs), set()
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        src = producer.get(name)
+        if name in env or src is None:
+            kept.append(name)
+            continue
+        gone.append(name)
+        todo[:0] = group_inputs(model, src)[0]
+    return kept, gone
+
+
 def cut(model_path: Path, inputs: list[str], outputs: list[str], env: Feeds, out_dir: Path,
         tag: str) -> tuple[Path, Path]:
     """Extract the graph between `inputs` and `outputs`; save it and the input values."""
@@ -285,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"first divergence: '{o}' of {what}")
     print(f"  {report(np.asarray(low_env[o]), ort_env[o])}")
     args.out.mkdir(parents=True, exist_ok=True)
-    env = {**low_env, **ort_env}   # float inputs of the group are exposed by lowp only
+    env = {**feeds, **low_env, **ort_env}   # float inputs of a group: exposed by lowp only
+    inputs, gone = available_inputs(model, inputs, env)
+    for name in gone:
+        print(f"  '{name}' is computed by neither engine's exposed graph (ONNX Runtime fused "
+              "its producer away): the cut starts at that producer's inputs")
     onnx_path, npz_path = cut(args.qdq, inputs, [o], env, args.out,
                               f"{args.model}.{args.qdq.stem.split('.')[1]}")
     small = onnx.load(str(onnx_path))

@@ -6,9 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import TensorProto
 
 from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
+from ..ops import matmul_nbits
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, QType, dequantize
@@ -201,7 +204,7 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return None
     x = ctx.act_input(0)
     if x is None:
-        return _dynamic_matmul(ctx)
+        return _dynamic_matmul(ctx) or _matmul_nbits(ctx)
     wc = ctx.const_input(1)
     trans_b = bool(int(a.get("transB", 0))) if ctx.node.op_type == "Gemm" else False  # type: ignore[call-overload]
     if wc is None:
@@ -224,10 +227,11 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return None
     out = ctx.output()
     if out is None:
-        return _matmul_integer_to_float(ctx, x, w, wqp)
+        return _matmul_integer_to_float(ctx, x, w, wqp) or _matmul_nbits(ctx)
     y, qmin, qmax = out
     if _ort_runs_unfused(ctx, x.qparams.qtype, wqp.qtype, y.qparams.qtype):
-        return None
+        ctx.absorbed = []
+        return _matmul_nbits(ctx)
     bias = _bias_at(ctx, 2, x.qparams, wqp) if ctx.node.op_type == "Gemm" else None
     if bias is False:
         return None
@@ -394,6 +398,93 @@ def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
         return (y if bias is None else y + bias,)
 
     return ctx.step(list(dq.input[:3]), [ctx.node.output[0]], run, act_inputs=(0,))
+
+
+def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProto | None] | None:
+    """The bias ONNX Runtime fuses into MatMulNBits: a Gemm's C, or the one Add reading a
+    MatMul's output (MatMulAddFusion), when it is a constant of shape (N,) (then the Add is
+    absorbed); (None, None) without one; None where ONNX Runtime keeps a float Gemm (a
+    constant Add of another shape, (O118))."""
+    node = ctx.node
+    if node.op_type == "Gemm":
+        if len(node.input) < 3 or not node.input[2]:
+            return None, None
+        if not ctx.graph.is_constant(node.input[2]):
+            return None
+        c = ctx.graph.constant(node.input[2])
+        return (c.astype(np.float32), None) if c.shape == (n,) else None
+    out = node.output[0]
+    readers = ctx.graph.consumers.get(out, [])
+    if (len(readers) != 1 or readers[0].op_type != "Add" or out in ctx.graph.output_names
+            or list(readers[0].input).count(out) != 1):
+        return None, None
+    add = readers[0]
+    other = add.input[1] if add.input[0] == out else add.input[0]
+    if not ctx.graph.is_constant(other):
+        return None, None
+    c = ctx.graph.constant(other)
+    if c.dtype != np.float32:
+        return None, None
+    return (c, add) if c.shape == (n,) else None
+
+
+def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
+    """A QuantizeLinear / DequantizeLinear of uint16 / int16 (by its zero point's type)."""
+    if len(q.input) < 3 or not q.input[2] or not g.is_constant(q.input[2]):
+        return False
+    return g.constant(q.input[2]).dtype in (np.uint16, np.int16)
+
+
+def _matmul_nbits(ctx: LowerCtx) -> Step | None:
+    """A float or 16-bit activation times DequantizeLinear(constant 2-D 8-bit weight, per
+    tensor or per column): ONNX Runtime 1.32's DQMatMulToMatMulNBits makes it MatMulNBits
+    (bits 8, block 32, its default accuracy level 4: int8 activations a block,
+    docs/operators.md (O118)), with a constant (N,) bias fused; lowp computes it as that
+    kernel does (lowp.ops.matmul_nbits). A 16-bit activation's DequantizeLinear stays a
+    float step; an 8-bit QuantizeLinear after a float activation keeps the float MatMul
+    (as ONNX Runtime does)."""
+    node, g = ctx.node, ctx.graph
+    if not ctx._ort_arithmetic or g.is_constant(node.input[0]) or len(node.input) < 2:
+        return None
+    act_dq = ctx._dq.get(node.input[0])
+    wide = act_dq is not None
+    if act_dq is not None:   # only a 16-bit activation's DequantizeLinear (8-bit: (O113))
+        sixteen = (int(TensorProto.UINT16), int(TensorProto.INT16))
+        if not _is_16_bit_q(g, act_dq) and g.value_elem_type(act_dq.input[0]) not in sixteen:
+            return None
+    if node.op_type == "Gemm":
+        a = ctx.attrs
+        if (int(a.get("transA", 0)) or int(a.get("transB", 0))  # type: ignore[call-overload]
+                or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):  # type: ignore[arg-type]
+            return None
+    dq = ctx._dq.get(node.input[1])
+    wc = ctx.const_input(1)
+    if dq is None or wc is None:
+        return None
+    w, wqp = wc
+    if w.ndim != 2 or w.dtype not in (np.int8, np.uint8) or (
+            not wqp.is_per_tensor and wqp.granularity.axis % 2 != 1):  # type: ignore[union-attr]
+        return None
+    wout = dq.output[0]
+    edges = sum(list(r.input).count(wout) for r in g.consumers.get(wout, []))
+    if edges != 1 or wout in g.output_names:
+        return None
+    for r in g.consumers.get(node.output[0], []):
+        if r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r)):
+            return None
+    fused = _nbits_bias(ctx, w.shape[1])
+    if fused is None:
+        return None
+    bias, add = fused
+    packed = matmul_nbits.PackedNBits(*matmul_nbits.pack_weight(w, wqp.scale, wqp.zero_point))
+    if add is not None:
+        ctx.absorbed = [add]
+    out = node.output[0] if add is None else add.output[0]
+
+    def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        return (packed.run(av, bias),)
+
+    return ctx.step([node.input[0]], [out], run)
 
 
 def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:

@@ -1,0 +1,173 @@
+"""ONNX Runtime's MatMulNBits (bits 8, block 32, accuracy level 4) on x86-64 with AVX-512 VNNI,
+reproduced bit for bit: the product ONNX Runtime 1.32 runs for DequantizeLinear(constant 8-bit
+weight) -> MatMul with a float activation (docs/operators.md (O118)).
+
+The weight is held as ONNX Runtime holds it after DQMatMulToMatMulNBits: unsigned bytes
+`w_u8` (an int8 weight plus 128, its zero point plus 128), K cut into blocks of 32 (the last
+one padded), one float32 scale and one zero point a column and block. Per row of A (M rows of
+K floats; leading axes flattened) MLAS's CompInt8 kernel:
+
+1. quantizes each block of 32 activations (zero padded): amax = max |a|, s_a = amax / 127,
+   q = saturate_int8(round_half_even(a * (127 / amax))), 0 where amax = 0; and
+   sum_a = float32(s_a * float32(sum q));
+2. forms integer dot products of 4 consecutive k (VNNI vpdpbusd, u8 weight x s8 activation),
+   g[b, j] = sum_{i<4} q[32 b + 4 j + i] * w_u8[32 b + 4 j + i], j = 0..7;
+3. accumulates them in float32 lanes with fused multiply-adds by s_ab = float32(s_a * s_b):
+   whole groups of four blocks b0..b0+3 in 16 lanes, lane 4 c + i of the 128-bit chunk c
+   (c = 0, 1 for blocks b0 and b0 + 2, c = 2, 3 for b0 + 1 and b0 + 3, chunk c holding block
+   groups j = 4 (c % 2) ...): the integer pair sums g[., j] + g[., j + 2] of one block, then
+   the 16 lanes folded to 8 (lane i + lane i + 8); the remaining blocks one at a time in the 8
+   lanes (lane j += g[b, j] * s_ab);
+4. folds the 8 lanes to one value: columns in whole groups of four by FoldAccumulators,
+   ((((l0 + l1) + l2) + l3) + (((l4 + l5) + l6) + l7)); the last N % 4 columns by
+   hsum_float_8, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7));
+5. adds the bias (float32), then the zero-point term as an SGEMM over blocks:
+   y += sum_b sum_a[b] * (-s_b[b] * z[b]) (a chain of fused multiply-adds from zero, added to y).
+
+Checked against ONNX Runtime 1.32 on an Intel Xeon with AMX-INT8 (AVX-512 VNNI dispatch) at
+1 and 2 threads: M 1 to 64, K 32 to 576 (whole and partial blocks, 1 to 18 blocks), N 1 to
+128, zero points 0, 100 and 128, with and without bias (tests/runtime/test_ort_matmul_nbits.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import fma32
+
+BLOCK = 32
+_F = np.float32
+_ROW_CHUNK_ELEMENTS = 1 << 22
+
+
+def quantize_blocks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, K) float32 -> int8 codes (M, blocks, 32) as int64 and float32 scales (M, blocks):
+    step 1 above."""
+    m, k = a.shape
+    blocks = -(-k // BLOCK)
+    padded = np.zeros((m, blocks * BLOCK), _F)
+    padded[:, :k] = a
+    blk = padded.reshape(m, blocks, BLOCK)
+    amax = np.abs(blk).max(axis=-1).astype(_F)
+    scale = (amax / _F(127)).astype(_F)
+    nonzero = amax != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(nonzero, _F(127) / np.where(nonzero, amax, _F(1)), _F(0)).astype(_F)
+    x = (blk * inverse[..., None]).astype(_F)
+    q = np.clip(np.rint(x), -128, 127).astype(np.int64)
+    return q, scale
+
+
+def _fold4(v: np.ndarray) -> np.ndarray:
+    lo = ((v[..., 0] + v[..., 1]).astype(_F) + v[..., 2]).astype(_F) + v[..., 3]
+    hi = ((v[..., 4] + v[..., 5]).astype(_F) + v[..., 6]).astype(_F) + v[..., 7]
+    return (lo.astype(_F) + hi.astype(_F)).astype(_F)
+
+
+def _hsum8(v: np.ndarray) -> np.ndarray:
+    r = (v[..., 4:8] + v[..., 0:4]).astype(_F)
+    r2 = (r[..., 0:2] + r[..., 2:4]).astype(_F)
+    return (r2[..., 0] + r2[..., 1]).astype(_F)
+
+
+# lanes 0..15 of a group of four blocks: lane l = g[_LANE_BLK[l], j] + g[_LANE_BLK[l], j + 2]
+# with j = _LANE_J[l] (chunk c = l // 4: blocks c // 2 and c // 2 + 2, groups 4 (c % 2) ...)
+_LANE_BLK = np.array([c // 2 + 2 * (i // 2) for c in range(4) for i in range(4)])
+_LANE_J = np.array([4 * (c % 2) + i % 2 for c in range(4) for i in range(4)])
+
+
+class PackedNBits:
+    """A MatMulNBits weight (N, blocks, 32) uint8 with its scales and zero points (N, blocks),
+    and what every run needs of them, computed once."""
+
+    def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
+        n, blocks, _ = w_u8.shape
+        self.n, self.blocks = n, blocks
+        self.scale = np.asarray(scale, _F).reshape(n, blocks)
+        zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
+        self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
+        # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
+        self.wg = np.ascontiguousarray(
+            np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))
+
+    def lanes(self, q: np.ndarray, sab: np.ndarray) -> np.ndarray:
+        """The 8 float32 lanes of step 3 for rows q (M, blocks, 32) and scales sab
+        (M, N, blocks): (M, N, 8)."""
+        m, blocks, n = q.shape[0], self.blocks, self.n
+        qg = q.reshape(m, blocks * 8, 4).transpose(1, 0, 2).astype(np.float64)  # (b*8, M, 4)
+        # g[m, n, b, j]: exact integer sums of 4 products (|g| < 2^17, float64 exact)
+        g = np.matmul(qg, self.wg).reshape(blocks, 8, m, n).transpose(2, 3, 0, 1)
+        whole = blocks // 4 * 4
+        acc16 = np.zeros((m, n, 16), _F)
+        if whole:
+            gg = g[:, :, :whole].reshape(m, n, whole // 4, 4, 8)
+            summ = (gg[..., _LANE_BLK, _LANE_J] + gg[..., _LANE_BLK, _LANE_J + 2]).astype(_F)
+            sc = sab[:, :, :whole].reshape(m, n, whole // 4, 4)[..., _LANE_BLK]
+            for i in range(whole // 4):
+                acc16 = fma32(summ[:, :, i], sc[:, :, i], acc16).astype(_F)
+        acc8 = (acc16[..., :8] + acc16[..., 8:]).astype(_F)
+        for b in range(whole, blocks):
+            acc8 = fma32(g[:, :, b].astype(_F), sab[:, :, b:b + 1], acc8).astype(_F)
+        return acc8
+
+    def run(self, a: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """y = MatMulNBits(a): a (..., K) float32, bias (N,) or None -> (..., N) float32."""
+        lead, k = a.shape[:-1], a.shape[-1]
+        n, blocks = self.n, self.blocks
+        if blocks != -(-k // BLOCK):
+            raise ValueError(f"K = {k} needs {-(-k // BLOCK)} blocks of 32, the weight has "
+                             f"{blocks}")
+        a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
+        out = np.empty((a2.shape[0], n), _F)
+        tail = n // 4 * 4
+        rows = max(1, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 8))
+        for r0 in range(0, a2.shape[0], rows):
+            q, sa = quantize_blocks(a2[r0:r0 + rows])
+            sab = (sa[:, None, :] * self.scale[None]).astype(_F)
+            acc8 = self.lanes(q, sab)
+            y = np.empty(acc8.shape[:2], _F)
+            y[:, :tail] = _fold4(acc8[:, :tail])
+            y[:, tail:] = _hsum8(acc8[:, tail:])
+            if bias is not None:
+                y = (y + np.asarray(bias, _F)).astype(_F)
+            ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)        # AScaledBlkSum
+            zacc = np.zeros_like(y)
+            for b in range(blocks):
+                zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
+            out[r0:r0 + rows] = (y + zacc).astype(_F)
+        return out.reshape(*lead, n)
+
+
+def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                  bias: np.ndarray | None = None) -> np.ndarray:
+    """y = MatMulNBits(a) as ONNX Runtime computes it (steps 1-5 above).
+
+    a: (..., K) float32; w_u8: (N, blocks, 32) uint8; scale, zero_point: (N, blocks);
+    bias: (N,) float32 or None. Returns (..., N) float32.
+
+    Examples
+    --------
+    >>> w = np.full((1, 1, 32), 129, np.uint8)             # int8 weights of 1, scale 0.5
+    >>> y = matmul_nbits8(np.ones((1, 32), np.float32), w, np.full((1, 1), 0.5, np.float32),
+    ...                   np.full((1, 1), 128, np.uint8))
+    >>> float(y[0, 0])
+    16.0
+    """
+    return PackedNBits(w_u8, scale, zero_point).run(a, bias)
+
+
+def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A DequantizeLinear's constant (K, N) 8-bit weight with per-tensor or per-column scale
+    and zero point, as DQMatMulToMatMulNBits stores it: uint8 (N, blocks, 32) (int8 plus
+    128, the padding at the zero point), scales and zero points (N, blocks)."""
+    k, n = w.shape
+    blocks = -(-k // BLOCK)
+    shift = 128 if w.dtype == np.int8 else 0
+    z = np.broadcast_to(np.asarray(zero_point, np.int64).reshape(-1), (n,)) + shift
+    s = np.broadcast_to(np.asarray(scale, _F).reshape(-1), (n,))
+    wu = np.empty((n, blocks * BLOCK), np.uint8)
+    wu[:] = z[:, None].astype(np.uint8)
+    wu[:, :k] = (w.T.astype(np.int64) + shift).astype(np.uint8)
+    return (wu.reshape(n, blocks, BLOCK), np.repeat(s[:, None], blocks, 1).astype(_F),
+            np.repeat(z[:, None], blocks, 1).astype(np.uint8))

@@ -1,0 +1,164 @@
+"""A float activation times DequantizeLinear(constant 8-bit weight) (NNCF's dense layers after
+a Transpose / Flatten): ONNX Runtime 1.32 rewrites it into MatMulNBits (bits 8, block 32,
+accuracy level 4), which quantizes each block of 32 activations to int8; lowp computes the
+same, bit for bit, on both backends (docs/operators.md (O118), lowp.ops.matmul_nbits)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import ModelProto, TensorProto, helper, numpy_helper
+
+import lowp
+from lowp.ops.matmul_nbits import matmul_nbits8
+
+
+def _session(model: ModelProto, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type = np.int8,
+              per_column: bool = True, zero_point: int | None = 0, bias: str = "",
+              op: str = "MatMul", seed: int = 0) -> ModelProto:
+    """x (float) -> MatMul / Gemm with DequantizeLinear(w); bias "add" (an Add of a (N,)
+    constant), "add2d" (of a (1, N) one) or "gemm" (Gemm's C)."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(wtype)
+    w = rng.integers(info.min, info.max + 1, (k, n)).astype(wtype)
+    ws = (rng.uniform(0.002, 0.02, n) if per_column else np.array(0.011)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(ws, "ws")]
+    dq_in = ["w", "ws"]
+    if zero_point is not None:
+        inits.append(numpy_helper.from_array(np.full(ws.shape, zero_point, wtype), "wz"))
+        dq_in.append("wz")
+    nodes = [helper.make_node("DequantizeLinear", dq_in, ["wf"],
+                              **({"axis": 1} if per_column else {}))]
+    b = rng.normal(0, 0.5, (1, n) if bias == "add2d" else (n,)).astype(np.float32)
+    if bias:
+        inits.append(numpy_helper.from_array(b, "b"))
+    if op == "Gemm":
+        nodes.append(helper.make_node("Gemm", ["x", "wf", "b"] if bias == "gemm" else ["x", "wf"],
+                                      ["y"]))
+    else:
+        nodes.append(helper.make_node("MatMul", ["x", "wf"], ["mm" if bias else "y"]))
+        if bias:
+            nodes.append(helper.make_node("Add", ["mm", "b"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*x_shape[:-1], n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def _check(model: ModelProto, x: np.ndarray, threads: int = 1) -> None:
+    want = _session(model, threads).run(None, {"x": x})[0]
+    for backend in ("auto", "reference"):
+        got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})["y"]
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                      err_msg=backend)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 32, 4), (7, 50, 3), (8, 128, 16), (3, 160, 13),
+                                   (64, 50, 1), (5, 576, 128), (2, 300, 20)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_nbits_bit_for_bit(m: int, k: int, n: int, threads: int) -> None:
+    """Whole groups of four blocks and single blocks, a partial last block, columns in
+    groups of four and the rest, one and two threads; the bias Add fused."""
+    x = np.random.default_rng(m * k + n).normal(0, 1, (m, k)).astype(np.float32)
+    _check(_dq_model(k, n, [m, k], bias="add", seed=k), x, threads)
+
+
+@pytest.mark.parametrize("case", [
+    {"per_column": False, "zero_point": None},          # int8, per tensor, no zero point
+    {"wtype": np.uint8, "zero_point": 131},
+    {"wtype": np.uint8, "zero_point": None},
+    {"zero_point": -3, "bias": ""},
+    {"op": "Gemm", "bias": "gemm"},
+    {"op": "Gemm"},
+])
+def test_weight_forms_and_gemm(case: dict[str, object]) -> None:
+    x = np.random.default_rng(2).normal(0, 2, (9, 96)).astype(np.float32)
+    _check(_dq_model(96, 6, [9, 96], **case), x)  # type: ignore[arg-type]
+
+
+def test_leading_axes_and_zero_blocks() -> None:
+    """A rank-3 activation (ONNX Runtime reshapes around MatMulNBits) with an all-zero block
+    (scale 0)."""
+    x = np.random.default_rng(4).normal(0, 1, (2, 5, 70)).astype(np.float32)
+    x[:, 1, 32:64] = 0
+    _check(_dq_model(70, 8, [2, 5, 70], bias="add"), x)
+
+
+def test_reference_against_the_contrib_operator() -> None:
+    """lowp.ops.matmul_nbits against com.microsoft MatMulNBits itself, zero points 100 and
+    128, K = 1000 (31 full blocks and a partial one)."""
+    rng = np.random.default_rng(7)
+    m, k, n = 33, 1000, 7
+    blocks = -(-k // 32)
+    w = rng.integers(0, 256, (n, blocks, 32)).astype(np.uint8)
+    s = rng.uniform(0.001, 0.01, (n, blocks)).astype(np.float32)
+    z = np.where(rng.random((n, blocks)) < 0.5, 100, 128).astype(np.uint8)
+    bias = rng.normal(0, 0.3, n).astype(np.float32)
+    x = rng.normal(0, 1, (m, k)).astype(np.float32)
+    node = helper.make_node("MatMulNBits", ["x", "w", "s", "z", "", "b"], ["y"],
+                            domain="com.microsoft", K=k, N=n, bits=8, block_size=32,
+                            accuracy_level=4)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(s.reshape(-1), "s"),
+         numpy_helper.from_array(z.reshape(-1), "z"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                     helper.make_opsetid("com.microsoft", 1)])
+    want = _session(model, 1).run(None, {"x": x})[0]
+    got = matmul_nbits8(x, w, s, z, bias)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16) -> ModelProto:
+    """x -> QuantizeLinear -> DequantizeLinear (16-bit) -> MatMul(DequantizeLinear(int8 w))
+    [-> QuantizeLinear -> DequantizeLinear, 16-bit]: MatMulNBits too, the activation's
+    DequantizeLinear left in float."""
+    rng = np.random.default_rng(9)
+    w = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    zp = 30000 if dtype == np.uint16 else 100
+    inits = [numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(rng.uniform(0.002, 0.02, n).astype(np.float32), "ws"),
+             numpy_helper.from_array(np.float32(1e-4), "xs"),
+             numpy_helper.from_array(np.array(zp, dtype), "xz"),
+             numpy_helper.from_array(np.float32(3e-3), "ys"),
+             numpy_helper.from_array(np.array(zp, dtype), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["w", "ws"], ["wf"], axis=1),
+             helper.make_node("MatMul", ["xf", "wf"], ["mm" if q_out else "y"])]
+    if q_out:
+        nodes += [helper.make_node("QuantizeLinear", ["mm", "ys", "yz"], ["yq"]),
+                  helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+@pytest.mark.parametrize("q_out", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_16_bit_activation(q_out: bool, dtype: type) -> None:
+    x = np.random.default_rng(10).normal(0, 1, (12, 257)).astype(np.float32)
+    _check(_u16_model(257, 24, 12, q_out=q_out, dtype=dtype), x)
+
+
+def test_float_activation_with_an_8_bit_quantizelinear_after_stays_float() -> None:
+    """ONNX Runtime keeps DequantizeLinear -> float MatMul -> QuantizeLinear (uint8) there;
+    so does lowp."""
+    model = _dq_model(64, 8, [4, 64])
+    model.graph.node[-1].output[0] = "mm"
+    model.graph.initializer.extend([numpy_helper.from_array(np.float32(0.05), "ys"),
+                                    numpy_helper.from_array(np.uint8(128), "yz")])
+    model.graph.node.extend([helper.make_node("QuantizeLinear", ["mm", "ys", "yz"], ["q"]),
+                             helper.make_node("DequantizeLinear", ["q", "ys", "yz"], ["y"])])
+    x = np.random.default_rng(11).normal(0, 3, (4, 64)).astype(np.float32)
+    _check(model, x)
