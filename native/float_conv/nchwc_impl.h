@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -315,8 +316,12 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
   const Interior in = interior_columns(a);
   const int64_t pass_rows = std::max<int64_t>(1, kColumnsPerPass / a.ow);
-  std::vector<float> total(a.kind == kDepthwise ? 0
-                                                : size_t(pass_rows * a.ow) * kTotalStride);
+  // the totals on a 64-byte boundary: each tile's vector loads and stores stay in one line
+  std::vector<float> storage(a.kind == kDepthwise
+                                 ? 0
+                                 : size_t(pass_rows * a.ow) * kTotalStride + kLanes);
+  float* const total = storage.data() + (-reinterpret_cast<std::uintptr_t>(storage.data()) %
+                                         64) / sizeof(float);
   for (int64_t row = row0; row < row1;) {
     const int64_t ni = row / a.oh, oy0 = row % a.oh;
     const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
@@ -329,7 +334,7 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
       }
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
         const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
-        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total.data());
+        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total);
       }
     }
     row += oy1 - oy0;
