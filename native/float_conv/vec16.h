@@ -26,7 +26,8 @@ struct Vec16 {
 };
 inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
-// 2 blocks x 12 columns: 24 accumulators, 2 weight vectors and a broadcast of 32 zmm.
+// 4 blocks x 6 columns (MLAS's tile): 24 accumulators, 4 weight vectors and a broadcast of
+// 32 zmm; per tap and channel 6 broadcasts feed 24 fused multiply-adds (2 x 12 took 12).
 constexpr int kTileBlocks = 4;
 constexpr int kTileColumns = 6;
 #elif defined(__AVX2__) && defined(__FMA__)

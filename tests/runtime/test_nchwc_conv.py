@@ -96,8 +96,8 @@ def _native_paths() -> list[str]:
 def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int,
                                      list[int], list[int], list[int], str, int]:
     """Convolutions of every kind, with rows wide enough for several register tiles of
-    columns (12 on AVX-512, 6 on AVX2, 4 in the scalar code) and their remainders, output
-    channels over one to five 16-lane blocks (the tiles take two blocks on AVX-512), borders
+    columns (6 on AVX-512 and AVX2, 4 in the scalar code) and their remainders, output
+    channels over one to five 16-lane blocks (the tiles take four blocks on AVX-512), borders
     of padding taps on both sides, strides and dilations."""
     kind = draw(st.sampled_from(["nchwc", "pointwise", "nchw", "depthwise"]))
     block = draw(st.sampled_from([8, 16]))
@@ -210,7 +210,7 @@ def test_sum_starts_the_first_block() -> None:
 
 @needs_native
 @pytest.mark.parametrize("kind,c,m,k,group,pads,strides,dil", [
-    ("nchwc", 32, 80, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),   # 5 output blocks: pairs + one
+    ("nchwc", 32, 80, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),   # 5 output blocks: a tile + one
     ("nchwc", 16, 48, 3, 1, [2, 0, 0, 3], [1, 2], [2, 1]),   # uneven borders, strided rows
     ("nchwc", 20, 40, 5, 1, [2, 2, 2, 2], [1, 1], [1, 1]),   # partial block, 5x5
     ("nchwc", 32, 64, 3, 2, [1, 1, 1, 1], [1, 1], [1, 1]),   # grouped
