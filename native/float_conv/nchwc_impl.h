@@ -1,9 +1,10 @@
 // The one implementation of nchwc.h's order, compiled once per instruction set (the
 // including file names the function; vec16.h picks the vectors and the register tile from
-// its flags). Per output row, per group and per tile of kTileBlocks 16-lane output-channel
-// blocks, every block of input channels runs over the row's columns as register tiles of
-// kTileColumns columns (one fma chain per column and lane, in the block's tap and channel
-// order) and is added into the row's totals; the bias is added as the row is written.
+// its flags). Per output row, per group and per tile of up to kTileBlocks 16-lane
+// output-channel blocks, every block of input channels runs over the row's columns as
+// register tiles of kTileAccumulators / blocks columns, at most kTileColumns (one fma chain
+// per column and lane, in the block's tap and channel order) and is added into the row's
+// totals; the bias is added as the row is written.
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
@@ -181,6 +182,8 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   t.w = a.wp + (g * mblocks + mb0) * t.wblock;
   const TapRange all_kx{0, a.kw};
   const auto& tiles = kTiles[mb - 1];
+  // columns per register tile: kTileAccumulators vectors over mb blocks
+  const int64_t columns = std::min(kTileColumns, kTileAccumulators / mb);
   const auto& borders = kBorders[mb - 1];
   const int64_t osize = a.oh * a.ow;
   if (a.sum != nullptr) {  // the Sum's rows are the totals the first block adds to
@@ -220,8 +223,8 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
       if (count > 0) borders[count - 1](a, t, e);
       t.kx = all_kx;
-      for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
-        const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
+      for (int64_t ox = in.lo; ox < in.hi; ox += columns) {
+        const int64_t np = std::min<int64_t>(columns, in.hi - ox);
         t.ix0 = ox * a.sw - a.pw;
         t.total = row_total + ox * kTotalStride;
         tiles[np - 1](a, t);
