@@ -60,9 +60,10 @@ void run_tile(const ConvArgs& a, const Tile& t) {
     for (int kx = t.kx.lo; kx < t.kx.hi; ++kx) {
       const float* xp = t.x + row + int64_t(kx) * a.dw;
       const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
-      for (int64_t c = t.c0; c < t.c1; ++c) {
-        const float* xc = xp + c * hw;
-        const float* wc = wp + c * taps * kLanes;
+      const float* xc = xp + t.c0 * hw;
+      const float* wc = wp + t.c0 * taps * kLanes;
+#pragma GCC unroll 4
+      for (int64_t c = t.c0; c < t.c1; ++c, xc += hw, wc += taps * kLanes) {
         Vec16 wv[MB];
         for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
         for (int p = 0; p < P; ++p) {
