@@ -34,14 +34,19 @@ from bench._common import print_table  # noqa: E402
 from lowp import _float_conv  # type: ignore[attr-defined]  # noqa: E402
 from lowp.runtime import nchwc_conv  # noqa: E402
 
-# name, (c, m, kernel, stride, height = width, group)
-CASES: list[tuple[str, tuple[int, int, int, int, int, int]]] = [
+# name, (c, m, kernel, stride, height = width, group); a pair (kh, kw) for the kernel and a
+# triple (n, h, w) for the input: 1-row maps (slovorez_morphemes' 1-D convolutions)
+CASES: list[tuple[str, tuple[int, int, int | tuple[int, int], int,
+                             int | tuple[int, int, int], int]]] = [
     ("64->64 3x3 56x56", (64, 64, 3, 1, 56, 1)),
     ("128->128 3x3 28x28", (128, 128, 3, 1, 28, 1)),
     ("256->256 1x1 14x14", (256, 256, 1, 1, 14, 1)),
     ("3->32 3x3 s2 224x224", (3, 32, 3, 2, 224, 1)),
     ("depthwise 3x3 96x56x56", (96, 96, 3, 1, 56, 96)),
     ("512->512 3x3 14x14", (512, 512, 3, 1, 14, 1)),
+    ("256->192 1x5 4x1x64", (256, 192, (1, 5), 1, (4, 1, 64), 1)),
+    ("192->192 1x5 4x1x64", (192, 192, (1, 5), 1, (4, 1, 64), 1)),
+    ("192->192 1x1 4x1x64", (192, 192, 1, 1, (4, 1, 64), 1)),
 ]
 
 
@@ -82,29 +87,31 @@ def ort_session(w: np.ndarray, b: np.ndarray, x_shape: tuple[int, ...], attrs: d
                                 providers=["CPUExecutionProvider"])
 
 
-def bench_case(shape: tuple[int, int, int, int, int, int], threads: int, rounds: int,
+def bench_case(shape: tuple[int, int, int | tuple[int, int], int, int | tuple[int, int, int],
+                            int], threads: int, rounds: int,
                baseline: ModuleType | None) -> list[object]:
-    c, m, k, s, size, group = shape
-    rng = np.random.default_rng(size + c)
-    x = rng.standard_normal((1, c, size, size)).astype(np.float32)
-    w = (rng.standard_normal((m, c // group, k, k)) * 0.1).astype(np.float32)
+    c, m, kernel_shape, s, size, group = shape
+    kh, kw = kernel_shape if isinstance(kernel_shape, tuple) else (kernel_shape, kernel_shape)
+    n, h, wd = size if isinstance(size, tuple) else (1, size, size)
+    rng = np.random.default_rng(h * wd + c)
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = (rng.standard_normal((m, c // group, kh, kw)) * 0.1).astype(np.float32)
     b = rng.standard_normal(m).astype(np.float32)
-    pad = k // 2
-    pads, strides, dil = [pad] * 4, [s, s], [1, 1]
+    pads, strides, dil = [kh // 2, kw // 2] * 2, [s, s], [1, 1]
     plan = nchwc_conv.plan(x.shape, w.shape, group, True, True)
     assert plan is not None, "ONNX Runtime keeps this Conv in NCHW on this CPU"
     isa = nchwc_conv._native_isa()
     assert isa is not None, "lowp._float_conv is not built"
-    out = (size + 2 * pad - k) // s + 1
+    out = ((h + 2 * pads[0] - kh) // s + 1, (wd + 2 * pads[1] - kw) // s + 1)
     packed = nchwc_conv.pack(w, group)
 
     def kernel(module: ModuleType, y: np.ndarray) -> None:
-        module.conv(x, packed, b, y, nchwc_conv.KINDS[plan.kind], plan.block, group, k, k,
-                    s, s, 1, 1, pad, pad, isa, threads)
+        module.conv(x, packed, b, y, nchwc_conv.KINDS[plan.kind], plan.block, group, kh, kw,
+                    s, s, 1, 1, pads[0], pads[1], isa, threads)
 
     sess = ort_session(w, b, x.shape, {"pads": pads, "strides": strides, "group": group},
                        threads)
-    y_new = np.empty((1, m, out, out), np.float32)
+    y_new = np.empty((n, m, *out), np.float32)
     kernel(_float_conv, y_new)
     y_ort = sess.run(None, {"x": x})[0]
     same = bool(np.array_equal(y_new, y_ort))

@@ -1,9 +1,10 @@
 // The one implementation of nchwc.h's order, compiled once per instruction set (the
 // including file names the function; vec16.h picks the vectors and the register tile from
-// its flags). Per output row, per group and per tile of kTileBlocks 16-lane output-channel
-// blocks, every block of input channels runs over the row's columns as register tiles of
-// kTileColumns columns (one fma chain per column and lane, in the block's tap and channel
-// order) and is added into the row's totals; the bias is added as the row is written.
+// its flags). Per output row, per group and per tile of up to kTileBlocks 16-lane
+// output-channel blocks, every block of input channels runs over the row's columns as
+// register tiles of kTileAccumulators / blocks columns, at most kTileColumns (one fma chain
+// per column and lane, in the block's tap and channel order) and is added into the row's
+// totals; the bias is added as the row is written.
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -58,9 +60,10 @@ void run_tile(const ConvArgs& a, const Tile& t) {
     for (int kx = t.kx.lo; kx < t.kx.hi; ++kx) {
       const float* xp = t.x + row + int64_t(kx) * a.dw;
       const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
-      for (int64_t c = t.c0; c < t.c1; ++c) {
-        const float* xc = xp + c * hw;
-        const float* wc = wp + c * taps * kLanes;
+      const float* xc = xp + t.c0 * hw;
+      const float* wc = wp + t.c0 * taps * kLanes;
+#pragma GCC unroll 4
+      for (int64_t c = t.c0; c < t.c1; ++c, xc += hw, wc += taps * kLanes) {
         Vec16 wv[MB];
         for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
         for (int p = 0; p < P; ++p) {
@@ -180,6 +183,8 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   t.w = a.wp + (g * mblocks + mb0) * t.wblock;
   const TapRange all_kx{0, a.kw};
   const auto& tiles = kTiles[mb - 1];
+  // columns per register tile: kTileAccumulators vectors over mb blocks
+  const int64_t columns = std::min(kTileColumns, kTileAccumulators / mb);
   const auto& borders = kBorders[mb - 1];
   const int64_t osize = a.oh * a.ow;
   if (a.sum != nullptr) {  // the Sum's rows are the totals the first block adds to
@@ -219,8 +224,8 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
       if (count > 0) borders[count - 1](a, t, e);
       t.kx = all_kx;
-      for (int64_t ox = in.lo; ox < in.hi; ox += kTileColumns) {
-        const int64_t np = std::min<int64_t>(kTileColumns, in.hi - ox);
+      for (int64_t ox = in.lo; ox < in.hi; ox += columns) {
+        const int64_t np = std::min<int64_t>(columns, in.hi - ox);
         t.ix0 = ox * a.sw - a.pw;
         t.total = row_total + ox * kTotalStride;
         tiles[np - 1](a, t);
@@ -315,8 +320,12 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
   const Interior in = interior_columns(a);
   const int64_t pass_rows = std::max<int64_t>(1, kColumnsPerPass / a.ow);
-  std::vector<float> total(a.kind == kDepthwise ? 0
-                                                : size_t(pass_rows * a.ow) * kTotalStride);
+  // the totals on a 64-byte boundary: each tile's vector loads and stores stay in one line
+  std::vector<float> storage(a.kind == kDepthwise
+                                 ? 0
+                                 : size_t(pass_rows * a.ow) * kTotalStride + kLanes);
+  float* const total = storage.data() + (-reinterpret_cast<std::uintptr_t>(storage.data()) %
+                                         64) / sizeof(float);
   for (int64_t row = row0; row < row1;) {
     const int64_t ni = row / a.oh, oy0 = row % a.oh;
     const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
@@ -329,7 +338,7 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
       }
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
         const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
-        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total.data());
+        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total);
       }
     }
     row += oy1 - oy0;

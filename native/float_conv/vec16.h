@@ -26,9 +26,12 @@ struct Vec16 {
 };
 inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
-// 2 blocks x 12 columns: 24 accumulators, 2 weight vectors and a broadcast of 32 zmm.
-constexpr int kTileBlocks = 2;
+// 4 blocks x 6 columns (MLAS's tile): 24 accumulators, 4 weight vectors and a broadcast of
+// 32 zmm; per tap and channel 6 broadcasts feed 24 fused multiply-adds (2 x 12 took 12).
+// Fewer blocks take more columns, up to kTileColumns: 3 x 8, 2 x 12, 1 x 12.
+constexpr int kTileBlocks = 4;
 constexpr int kTileColumns = 12;
+constexpr int kTileAccumulators = 24;
 #elif defined(__AVX2__) && defined(__FMA__)
 struct Vec16 {
   __m256 lo, hi;
@@ -54,6 +57,7 @@ inline Vec16 add(Vec16 a, Vec16 b) {
 // 1 block x 6 columns: 12 accumulators, 2 weight halves and a broadcast of 16 ymm.
 constexpr int kTileBlocks = 1;
 constexpr int kTileColumns = 6;
+constexpr int kTileAccumulators = 6;
 #else
 struct Vec16 {
   float v[16];
@@ -87,6 +91,7 @@ inline Vec16 add(Vec16 a, const Vec16& b) {
 }
 constexpr int kTileBlocks = 2;
 constexpr int kTileColumns = 4;
+constexpr int kTileAccumulators = 8;
 #endif
 
 }  // namespace

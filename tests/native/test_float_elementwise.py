@@ -290,3 +290,30 @@ def test_clamp_is_onnxruntimes_clip(path: str, lo: float | None, hi: float | Non
     if lo == 0.0 and hi is None and not np.signbit(lo):
         # Relu is x < 0 ? 0 : x (docs/operators.md (O63)): the same bits
         _bits_equal(y, FLOAT_OPS["Relu"](x))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_binary_reads_a_channels_first_operand_viewed_channels_last(path: str, op: str,
+                                                                    data: st.DataObject) -> None:
+    """A channels-first operand viewed channels-last beside a channels-last one (the residual
+    Adds of effword_resnet50_int8: an integer convolution's output channels-last, a float
+    one's channels-first; replay._channels_last_operands) runs natively at its own strides,
+    bit for bit numpy on the same views; a view with gaps does not (the kernel reads the
+    view's memory as one block)."""
+    n, c, h, w = (data.draw(st.integers(1, 6)) for _ in range(4))
+    cl = data.draw(hnp.arrays(np.float32, (n, h, w, c), elements=FLOATS))
+    cf = data.draw(hnp.arrays(np.float32, (n, c, h, w), elements=FLOATS))
+    view = np.moveaxis(cf, 1, -1)
+    with nb.use_path(path):
+        for a, b in ((cl, view), (view, cl)):
+            want = FLOAT_OPS[op](np.ascontiguousarray(a), np.ascontiguousarray(b))
+            _bits_equal(_native(op, a, b, threads=2), np.asarray(want, np.float32))
+    gaps = np.zeros((n, h, w, 2 * c), np.float32)[..., ::2]
+    if not gaps.flags.c_contiguous:
+        assert program.FLOAT_KERNELS[op]([cl, gaps], np.empty(cl.shape, np.float32), 1) is None
+    if not view.flags.c_contiguous:     # the others read contiguous operands only
+        assert program.FLOAT_KERNELS["Max"]([cl, view], np.empty(cl.shape, np.float32),
+                                            1) is None

@@ -96,8 +96,8 @@ def _native_paths() -> list[str]:
 def _convs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int,
                                      list[int], list[int], list[int], str, int]:
     """Convolutions of every kind, with rows wide enough for several register tiles of
-    columns (12 on AVX-512, 6 on AVX2, 4 in the scalar code) and their remainders, output
-    channels over one to five 16-lane blocks (the tiles take two blocks on AVX-512), borders
+    columns (6 on AVX-512 and AVX2, 4 in the scalar code) and their remainders, output
+    channels over one to five 16-lane blocks (the tiles take four blocks on AVX-512), borders
     of padding taps on both sides, strides and dilations."""
     kind = draw(st.sampled_from(["nchwc", "pointwise", "nchw", "depthwise"]))
     block = draw(st.sampled_from([8, 16]))
@@ -210,7 +210,7 @@ def test_sum_starts_the_first_block() -> None:
 
 @needs_native
 @pytest.mark.parametrize("kind,c,m,k,group,pads,strides,dil", [
-    ("nchwc", 32, 80, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),   # 5 output blocks: pairs + one
+    ("nchwc", 32, 80, 3, 1, [1, 1, 1, 1], [1, 1], [1, 1]),   # 5 output blocks: a tile + one
     ("nchwc", 16, 48, 3, 1, [2, 0, 0, 3], [1, 2], [2, 1]),   # uneven borders, strided rows
     ("nchwc", 20, 40, 5, 1, [2, 2, 2, 2], [1, 1], [1, 1]),   # partial block, 5x5
     ("nchwc", 32, 64, 3, 2, [1, 1, 1, 1], [1, 1], [1, 1]),   # grouped
@@ -346,3 +346,73 @@ def test_the_program_binding_equals_the_module_and_checks_its_dims() -> None:
     with pytest.raises(ValueError, match="18 dims"):
         _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
                                  dims[:-1], "scalar", 1)
+
+
+@st.composite
+def _thin_maps(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[int],
+                                         list[int], str, int]:
+    """1-row maps (TensorFlow's 1-D convolutions as (1, k) kernels, slovorez_morphemes'
+    (n, 256, 1, 64) by (192, 256, 1, 5)): several images of one row each, output channels
+    over one to thirteen 16-lane blocks (the AVX-512 tiles take four blocks and six columns,
+    AVX2 one and six), rows narrower and wider than a tile, padding on both sides."""
+    kind = draw(st.sampled_from(["nchwc", "pointwise"]))
+    block = draw(st.sampled_from([8, 16]))
+    cg = block * draw(st.integers(1, 4)) - (draw(st.integers(0, 3)) if kind == "nchwc" else 0)
+    if kind == "pointwise":
+        cg = draw(st.integers(1, 300))
+    m = draw(st.integers(1, 208))
+    k = 1 if kind == "pointwise" else draw(st.integers(1, 5))
+    n, w = draw(st.integers(1, 4)), draw(st.integers(k, 80))
+    left = 0 if kind == "pointwise" else draw(st.integers(0, k - 1))
+    right = 0 if kind == "pointwise" else draw(st.integers(0, k - 1))
+    stride = draw(st.sampled_from([1, 1, 2]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, cg, 1, w)).astype(np.float32)
+    x[..., ::5] = -0.0
+    wt = rng.standard_normal((m, cg, 1, k)).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32) if draw(st.booleans()) else None
+    return x, wt, b, [0, left, 0, right], [1, stride], kind, block
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float32).view(np.uint32)
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(_thin_maps())
+def test_thin_maps_equal_reference_on_every_lowp_path(case: tuple) -> None:  # type: ignore[type-arg]
+    """`convolve` on each of lowp's instruction-set paths (what LOWP_ISA forces: amx and
+    avx512vnni run the AVX-512 kernel, avxvnni and avx2 the AVX2 one, scalar the scalar one),
+    on lowp._native's Program binding at 1 and 2 threads and lowp._float_conv's, bit for bit
+    the numpy reference (signed zeros included)."""
+    from lowp.runtime import native_backend, native_float
+
+    x, w, b, pads, strides, kind, block = case
+    plan = nchwc_conv.Plan(kind, block)
+    ref = nchwc_conv.reference(x, w, b, plan, 1, pads, strides, [1, 1])
+    for path in native_backend.available_paths():
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    y = nchwc_conv.convolve(x, w, b, plan, 1, pads, strides, [1, 1])
+                np.testing.assert_array_equal(_bits(y), _bits(ref),
+                                              err_msg=f"{path} {kind} {threads} threads")
+            y = nchwc_conv.convolve(x, w, b, plan, 1, pads, strides, [1, 1], threads=2)
+            np.testing.assert_array_equal(_bits(y), _bits(ref), err_msg=f"{path} module")
+
+
+def test_packed_weights_start_on_a_cache_line() -> None:
+    """The packing is 64-byte aligned: the kernel's weight vectors never straddle two lines
+    (numpy's own allocations are 16-byte aligned)."""
+    rng = np.random.default_rng(3)
+    for m, cg, k in ((192, 256, 5), (27, 96, 1), (5, 3, 3)):
+        w = rng.standard_normal((m, cg, 1, k)).astype(np.float32)
+        packed = nchwc_conv.pack(w, 1)
+        assert packed.ctypes.data % 64 == 0
+        blocks = -(-m // 16)
+        expect = np.zeros((blocks * 16, cg, 1, k), np.float32)
+        expect[:m] = w
+        np.testing.assert_array_equal(
+            packed.reshape(blocks, cg, 1, k, 16), expect.reshape(blocks, 16, cg, 1, k)
+            .transpose(0, 2, 3, 4, 1))

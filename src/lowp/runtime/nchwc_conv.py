@@ -140,14 +140,26 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
 
 def pack(w: np.ndarray, group: int) -> np.ndarray:
     """Weights (m, cg, kh, kw) as the native kernel reads them: (group, m blocks of 16, cg,
-    kh, kw, 16 output lanes), zero lanes past the group's last output channel."""
+    kh, kw, 16 output lanes), zero lanes past the group's last output channel; 64-byte
+    aligned."""
     m, cg, kh, kw = w.shape
     mg = m // group
     blocks = -(-mg // LANES)
     padded = np.zeros((group, blocks * LANES, cg, kh, kw), _F)
     padded[:, :mg] = w.reshape(group, mg, cg, kh, kw)
     packed = padded.reshape(group, blocks, LANES, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
-    return np.ascontiguousarray(packed).reshape(-1)
+    return _aligned64(packed.reshape(-1))
+
+
+def _aligned64(a: np.ndarray) -> np.ndarray:
+    """A contiguous copy of the 1-D `a` starting on a 64-byte boundary (numpy's allocations
+    are 16-byte aligned): the kernel's 64-byte loads of a weight vector then never straddle
+    two cache lines."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype)
+    out[...] = a
+    return out
 
 
 # pack(w, group) once per constant weight array (a Conv runs the NCHWc kernel only with

@@ -155,11 +155,22 @@ class FloatKernel:
 
     arity: int
     make: Callable[[list[np.ndarray], np.ndarray, int], Made]
+    strided: bool = False   # `make` reads its inputs at their own strides (any layout)
 
     def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int) -> Made:
-        if any(v.dtype != _F32 or not v.flags.c_contiguous for v in inputs) or out.size == 0:
+        if any(v.dtype != _F32 or not (v.flags.c_contiguous or (self.strided and _dense(v)))
+               for v in inputs) or out.size == 0:
             return None
         return self.make(inputs, out, threads)
+
+
+def _dense(v: np.ndarray) -> bool:
+    """`v` covers a block of memory without gaps at non-negative strides (a permutation of
+    the axes of a contiguous array, such as a channels-first array viewed channels-last)."""
+    if v.size == 0 or any(s < 0 for s in v.strides):
+        return False
+    span = sum((n - 1) * s for n, s in zip(v.shape, v.strides, strict=True)) // v.itemsize
+    return span + 1 == v.size
 
 
 def _binary(op: str) -> FloatKernel:
@@ -177,7 +188,10 @@ def _binary(op: str) -> FloatKernel:
             return None     # ONNX Runtime's blocks make runs of their own (O105): float_ops
         return (extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
                                             sb, threads)), y
-    return FloatKernel(2, make)
+    # (float_binary reads each operand at the element strides of `geometry`: the arithmetic
+    # ones take a channels-first operand viewed channels-last beside a channels-last one,
+    # replay._channels_last_operands; Max, Min and PRelu keep contiguous operands)
+    return FloatKernel(2, make, strided=op in ("Add", "Sub", "Mul", "Div"))
 
 
 # native/compare.h CompareOp and CompareType
