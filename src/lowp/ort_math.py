@@ -173,8 +173,49 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     return acc
 
 
+def dgemm_stride_k(n: int, k: int) -> int:
+    """The depth of MLAS's DGEMM blocks for an (M, k) x (k, n) product: 128, doubled (and
+    the column block of 64 halved) while the column block is above 16 and its half still
+    holds n (measured, (O121))."""
+    stride_n, stride_k = 64, 128
+    if n >= k:
+        return stride_k
+    while stride_n > 16 and stride_n // 2 >= n:
+        stride_k, stride_n = stride_k * 2, stride_n // 2
+    return stride_k
+
+
+def dgemm_m1_sums(x: np.ndarray) -> np.ndarray:
+    """Sums over axis 1 of float64 (outer, k, inner), outer >= 2, as ONNX Runtime's
+    FastReduceKRK forms ones(1, k) @ x[d] by MLAS's DGEMM: rows added in order within
+    each block of `dgemm_stride_k` rows, then the blocks' sums added in order (O121)."""
+    k = x.shape[1]
+    step = dgemm_stride_k(x.shape[2], k)
+    acc: np.ndarray | None = None
+    for start in range(0, k, step):
+        part = x[:, start].copy()
+        for j in range(start + 1, min(start + step, k)):
+            part += x[:, j]
+        acc = part if acc is None else acc + part
+    assert acc is not None
+    return acc
+
+
 # the forms of lowp._native.float_reduce_sum (native/float_reduce.h)
 REDUCE_EIGEN_ROWS, REDUCE_M1, REDUCE_IN_ORDER = 0, 1, 2
+
+
+def _merged(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[str, list[int]]:
+    """ONNX Runtime merges neighbouring axes of the same kind (K kept, R reduced), unit
+    axes included: the kinds of the runs and their sizes."""
+    kinds, size = "", list[int]()
+    for a, d in enumerate(shape):
+        kind = "R" if a in axes else "K"
+        if kinds.endswith(kind):
+            size[-1] *= d
+        else:
+            kinds, size = kinds + kind, [*size, d]
+    return kinds, size
 
 
 def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
@@ -187,14 +228,7 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     that way)."""
     if not shape or 0 in shape:
         return None
-    # ONNX Runtime merges neighbouring axes of the same kind, unit axes included
-    kinds, size = "", list[int]()
-    for a, d in enumerate(shape):
-        kind = "R" if a in axes else "K"
-        if kinds.endswith(kind):
-            size[-1] *= d
-        else:
-            kinds, size = kinds + kind, [*size, d]
+    kinds, size = _merged(shape, axes)
     if kinds in ("R", "KR"):
         return REDUCE_EIGEN_ROWS, int(np.prod(size[:-1])), size[-1], 1
     if kinds == "KRK" and size[0] >= 2:
@@ -204,6 +238,30 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     if kinds == "KRK":   # middle ones under one outer row (its M = 1 path needs two)
         return REDUCE_IN_ORDER, 1, size[1], size[2]
     return None
+
+
+def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Sums of float32 or float64 `x` over `axes` that form two or more runs once merged
+    (`reduce_plan` None), flat in the output's order, as ONNX Runtime adds them (O120):
+    R K R (reduced, kept, reduced runs) by its FastReduceRKR, each output from +0 plus
+    Eigen's redux of each leading index's trailing block, in order; any other pattern by
+    its generic loop, each output's elements added one at a time in row-major order
+    from +0."""
+    kinds, size = _merged(x.shape, axes)
+    zero = x.dtype.type(0)
+    if kinds == "RKR":
+        blocks = eigen_row_sums(x.reshape(-1, size[2])).reshape(size[0], size[1])
+        acc = np.full(size[1], zero)
+        for i in range(size[0]):
+            acc = acc + blocks[i]
+        return acc
+    kept = [a for a in range(x.ndim) if a not in axes]
+    red = [a for a in range(x.ndim) if a in axes]
+    cols = x.transpose(kept + red).reshape(-1, int(np.prod([x.shape[a] for a in red])))
+    acc = np.full(cols.shape[0], zero)
+    for j in range(cols.shape[1]):
+        acc = acc + cols[:, j]
+    return acc
 
 
 def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
@@ -216,14 +274,25 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
                ) -> np.ndarray | None:
     """ReduceSum (or ReduceMean, the sum divided by the count in x's type) of float32 `x`
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
-    modelled (the caller then sums with numpy). float64: trailing axes only (Eigen's row
-    sums with two-lane packets; docs/operators.md (O104))."""
-    plan = reduce_plan(x.shape, axes) if x.dtype in (np.float32, np.float64) else None
-    if plan is None or (x.dtype == np.float64 and plan[0] != REDUCE_EIGEN_ROWS):
+    modelled (the caller then sums with numpy). float64: trailing axes (Eigen's row sums
+    with two-lane packets; docs/operators.md (O104)), middle axes (MLAS's DGEMM blocks,
+    (O121)), leading axes numpy's order (whole rows in order). Two or more runs of reduced
+    axes: `_separated_sums` (O120)."""
+    if x.dtype not in (np.float32, np.float64) or not x.size:
         return None
+    plan = reduce_plan(x.shape, axes)
+    if plan is None:
+        sums = _separated_sums(np.ascontiguousarray(x), axes)
+        if mean:
+            sums = sums / x.dtype.type(x.size // max(sums.size, 1))
+        return sums.astype(x.dtype, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))
     form, outer, k, inner = plan
     flat = np.ascontiguousarray(x)
-    if form == REDUCE_EIGEN_ROWS:
+    if x.dtype == np.float64 and form == REDUCE_M1:
+        sums = dgemm_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
+    elif x.dtype == np.float64 and form != REDUCE_EIGEN_ROWS:
+        return None     # leading axes: whole rows added in order, numpy's order too
+    elif form == REDUCE_EIGEN_ROWS:
         sums = eigen_row_sums(flat.reshape(outer, k))
     elif form == REDUCE_M1:
         sums = mlas_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
