@@ -268,7 +268,7 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a + b as SSE2's addpd / addsd give it: of two NaNs the first operand's (quieted).
     numpy gives the second's in its scalar add and in the tails of its array loops. The
     callers put the operands in the order ONNX Runtime's compiled code has them (which
-    NaN of a row its Softmax sum keeps, measured over every pair of NaN positions)."""
+    NaN of a row its Softmax sum keeps, measured over every pair of NaN positions; (O121))."""
     with np.errstate(all="ignore"):
         out = np.add(a, b)
     out = np.where(np.isnan(b), _quiet(np.asarray(b)), out)
@@ -374,7 +374,8 @@ def row_max(x: np.ndarray) -> np.ndarray:
 
 def _minus_peak(rows: np.ndarray, peak: np.ndarray) -> np.ndarray:
     """Softmax's x - max as ONNX Runtime's Gemm<double> adds it, (-1 * max) + x: a NaN
-    maximum puts its own NaN (quieted) in every element of its row, NaN elements too."""
+    maximum puts its own NaN (quieted) in every element of its row, NaN elements too
+    (docs/operators.md (O121))."""
     shifted = rows - peak
     nan = np.isnan(peak[:, 0])
     if nan.any():

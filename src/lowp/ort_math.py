@@ -176,7 +176,7 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
 def dgemm_stride_k(n: int, k: int) -> int:
     """The depth of MLAS's DGEMM blocks for an (M, k) x (k, n) product: 128, doubled (and
     the column block of 64 halved) while the column block is above 16 and its half still
-    holds n (measured, (O121))."""
+    holds n (measured, (O120))."""
     stride_n, stride_k = 64, 128
     if n >= k:
         return stride_k
@@ -188,7 +188,7 @@ def dgemm_stride_k(n: int, k: int) -> int:
 def dgemm_m1_sums(x: np.ndarray) -> np.ndarray:
     """Sums over axis 1 of float64 (outer, k, inner), outer >= 2, as ONNX Runtime's
     FastReduceKRK forms ones(1, k) @ x[d] by MLAS's DGEMM: rows added in order within
-    each block of `dgemm_stride_k` rows, then the blocks' sums added in order (O121)."""
+    each block of `dgemm_stride_k` rows, then the blocks' sums added in order (O120)."""
     k = x.shape[1]
     step = dgemm_stride_k(x.shape[2], k)
     acc: np.ndarray | None = None
@@ -276,7 +276,7 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
     modelled (the caller then sums with numpy). float64: trailing axes (Eigen's row sums
     with two-lane packets; docs/operators.md (O104)), middle axes (MLAS's DGEMM blocks,
-    (O121)), leading axes numpy's order (whole rows in order). Two or more runs of reduced
+    (O120)), leading axes numpy's order (whole rows in order). Two or more runs of reduced
     axes: `_separated_sums` (O120)."""
     if x.dtype not in (np.float32, np.float64) or not x.size:
         return None

@@ -198,7 +198,7 @@ def test_double_softmax_keeps_onnxruntimes_nan(x: list[list[float]]) -> None:
     """Which NaN a row of several comes out as: ONNX Runtime's Gemm adds a NaN maximum's
     own NaN to every element, and its row sums keep the NaN their compiled adds keep (one
     accumulator, lane 1 first, over several rows; Eigen's inner product for one row)
-    (O120)."""
+    (O121)."""
     a = np.array(x)
     node = helper.make_node("Softmax", ["x"], ["y"], axis=-1)
     _assert_node_bits(node, a, list(a.shape), list(a.shape), 13)
@@ -211,7 +211,7 @@ def test_double_softmax_keeps_onnxruntimes_nan(x: list[list[float]]) -> None:
 def test_double_softmax_rows_with_nans_and_infinities(op: str, rows: int, cols: int,
                                                       share: float, seed: int) -> None:
     """Rows holding NaNs of several payloads and signs (signalling ones too) with +-inf
-    and large values: the NaN each element comes out as is ONNX Runtime's (O120)."""
+    and large values: the NaN each element comes out as is ONNX Runtime's (O121)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, cols)) * 4
     pick = rng.random((rows, cols)) < share

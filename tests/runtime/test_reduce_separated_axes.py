@@ -1,6 +1,6 @@
 """ReduceSum / ReduceMean of float32 and float64 over two or more runs of reduced axes
-(ONNX Runtime's FastReduceRKR and its generic loop, (O120)) and of float64 over middle axes
-(MLAS's DGEMM blocks, (O121)) give ONNX Runtime's bits on both backends at 1 and 2 threads
+(ONNX Runtime's FastReduceRKR and its generic loop) and of float64 over middle axes
+(MLAS's DGEMM blocks), (O120), give ONNX Runtime's bits on both backends at 1 and 2 threads
 (evals/corpus/repro/README.md item 96)."""
 
 from __future__ import annotations
