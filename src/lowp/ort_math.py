@@ -102,17 +102,20 @@ def logistic(x: np.ndarray) -> np.ndarray:
 _PACKET = 4
 
 
-def _lanes(block: np.ndarray) -> np.ndarray:
-    """Sequential sums down axis 1 of (rows, J, lanes): one accumulator per lane."""
+def _lanes(block: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
+    """Sequential sums (or `op`) down axis 1 of (rows, J, lanes): one accumulator per
+    lane."""
     acc = block[:, 0].copy()
     for j in range(1, block.shape[1]):
-        acc += block[:, j]
+        op(acc, block[:, j], out=acc)
     return acc
 
 
-def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET) -> np.ndarray:
-    """Eigen's redux sum of every row of `x` (rows, n), each row having `start` scalars
-    before its first aligned packet; packets of `packet` lanes (4 float32, 2 float64)."""
+def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET,
+                op: np.ufunc = np.add) -> np.ndarray:
+    """Eigen's redux sum (or product: `op` np.multiply) of every row of `x` (rows, n), each
+    row having `start` scalars before its first aligned packet; packets of `packet` lanes
+    (4 float32, 2 float64)."""
     rows, n = x.shape
     start = min(start, n)
     size = ((n - start) // packet) * packet
@@ -120,20 +123,29 @@ def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET) -> np.ndarray:
     if size == 0:
         res = x[:, 0].copy()
         for i in range(1, n):
-            res += x[:, i]
+            op(res, x[:, i], out=res)
         return res
     end2, end = start + size2, start + size
     if size > packet:
-        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * packet))
-        p = pair[:, :packet] + pair[:, packet:]
+        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * packet), op)
+        p = op(pair[:, :packet], pair[:, packet:])
         if end > end2:
-            p += x[:, end2:end]
+            op(p, x[:, end2:end], out=p)
     else:
         p = x[:, start:start + packet].copy()
-    res = (p[:, 0] + p[:, 2]) + (p[:, 1] + p[:, 3]) if packet == 4 else p[:, 0] + p[:, 1]
+    res = (op(op(p[:, 0], p[:, 2]), op(p[:, 1], p[:, 3])) if packet == 4 else
+           op(p[:, 0], p[:, 1]))
     for i in [*range(start), *range(end, n)]:
-        res += x[:, i]
+        op(res, x[:, i], out=res)
     return res
+
+
+def eigen_product(x: np.ndarray) -> np.ndarray:
+    """The product of every element of float32 or float64 `x` (size >= 1) as ONNX Runtime's
+    ReduceProd over every axis takes it: Eigen's redux of the aligned buffer with pmul
+    ((O18)'s order, multiplying; (O120))."""
+    flat = np.ascontiguousarray(x).reshape(1, -1)
+    return _redux_rows(flat, 0, 16 // flat.dtype.itemsize, np.multiply)[0]
 
 
 def eigen_row_sums(x: np.ndarray) -> np.ndarray:
@@ -243,13 +255,13 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
 def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """Sums of float32 or float64 `x` over `axes` that form two or more runs once merged
     (`reduce_plan` None), flat in the output's order, as ONNX Runtime adds them (O120):
-    R K R (reduced, kept, reduced runs) by its FastReduceRKR, each output from +0 plus
-    Eigen's redux of each leading index's trailing block, in order; any other pattern by
-    its generic loop, each output's elements added one at a time in row-major order
-    from +0."""
+    R K R (reduced, kept, reduced runs; the kept run longer than 1) by its FastReduceRKR,
+    each output from +0 plus Eigen's redux of each leading index's trailing block, in
+    order; any other pattern by its generic loop, each output's elements added one at a
+    time in row-major order from +0."""
     kinds, size = _merged(x.shape, axes)
     zero = x.dtype.type(0)
-    if kinds == "RKR":
+    if kinds == "RKR" and size[1] > 1:
         blocks = eigen_row_sums(x.reshape(-1, size[2])).reshape(size[0], size[1])
         acc = np.full(size[1], zero)
         for i in range(size[0]):
@@ -276,7 +288,7 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
     modelled (the caller then sums with numpy). float64: trailing axes (Eigen's row sums
     with two-lane packets; docs/operators.md (O104)), middle axes (MLAS's DGEMM blocks,
-    (O120)), leading axes numpy's order (whole rows in order). Two or more runs of reduced
+    (O120)), leading axes whole rows in order (as float32). Two or more runs of reduced
     axes: `_separated_sums` (O120)."""
     if x.dtype not in (np.float32, np.float64) or not x.size:
         return None
@@ -290,8 +302,6 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
     flat = np.ascontiguousarray(x)
     if x.dtype == np.float64 and form == REDUCE_M1:
         sums = dgemm_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
-    elif x.dtype == np.float64 and form != REDUCE_EIGEN_ROWS:
-        return None     # leading axes: whole rows added in order, numpy's order too
     elif form == REDUCE_EIGEN_ROWS:
         sums = eigen_row_sums(flat.reshape(outer, k))
     elif form == REDUCE_M1:

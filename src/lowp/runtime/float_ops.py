@@ -955,7 +955,18 @@ def _ort_sum(mean: bool) -> Any:
 
 _reduction("ReduceSum", _float_reduction(_ort_sum(mean=False)))
 _reduction("ReduceMean", _float_reduction(_ort_sum(mean=True)))
-_reduction("ReduceProd", _float_reduction(lambda x, a, k: np.prod(x, axis=a, keepdims=k)))
+def _ort_prod(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceProd: over every axis of float32 or float64, Eigen's redux of the buffer
+    (`ort_math.eigen_product`, (O120)); over some axes numpy's product (ONNX Runtime's
+    order there)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(ax)
+    if x.dtype in _ORDERED and x.size and len(axes) == x.ndim:
+        shape = [1] * x.ndim if keep else []
+        return np.asarray(ort_math.eigen_product(x)).reshape(shape)
+    return np.prod(x, axis=ax, keepdims=keep)
+
+
+_reduction("ReduceProd", _float_reduction(_ort_prod))
 def _extreme(fn: Any, lowest: bool) -> Any:
     """np.max / np.min; over an empty set the spec's identity: the dtype's lowest
     (ReduceMax) or highest (ReduceMin) value, -inf / +inf for floats, False / True."""
@@ -1049,9 +1060,9 @@ def _ort_sum_square(root: bool) -> Any:
 
 def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     """ReduceL1: over some axes of float32 or float64, |x| added in order (O38); over every
-    axis of float64, ReduceSum's order (O104)."""
+    axis, ReduceSum's order (O104; float32 (O120))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype == np.float64 and x.size and len(axes) == x.ndim:   # ReduceSum's order
+    if x.dtype in _ORDERED and x.size and len(axes) == x.ndim:   # ReduceSum's order
         total = ort_math.reduce_sum(np.abs(x), axes, keep)
         assert total is not None
         return total
@@ -1061,11 +1072,11 @@ def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
 
 
 def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceLogSumExp: over some axes of float32 (any of float64), the maximum m, expf(x - m)
-    added in order, logf of the sum plus m (O38; exp and log for float64, (O104))."""
+    """ReduceLogSumExp: over some axes of float32 (any of float64; every axis of float32,
+    (O120)), the maximum m, expf(x - m) added in order, logf of the sum plus m (O38; exp
+    and log for float64, (O104))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    whole = x.dtype == np.float32 and len(axes) == x.ndim
-    if x.dtype not in _ORDERED or x.size == 0 or whole:
+    if x.dtype not in _ORDERED or x.size == 0:
         return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
     rows = _generic_rows(x, axes)[0]
     exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
