@@ -1109,8 +1109,27 @@ _reduction("ReduceLogSum", _float_reduction(_log_sum))
 _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 
+def _ort_arg(x: np.ndarray, ax: int, last: bool, largest: bool) -> np.ndarray:
+    """ONNX Runtime's ArgMax / ArgMin along `ax`: from the first value, each later one taken
+    when it is larger (smaller; with `last` also when equal), so a NaN is never taken and
+    a NaN first value is kept (numpy's argmax takes the first NaN) (O121)."""
+    v = np.take(x, 0, axis=ax)
+    best = np.zeros(v.shape, np.int64)
+    for j in range(1, x.shape[ax]):
+        u = np.take(x, j, axis=ax)
+        taken = (u > v) if largest else (u < v)
+        if last:
+            taken |= u == v
+        v = np.where(taken, u, v)
+        best = np.where(taken, j, best)
+    return best
+
+
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if x.dtype.kind == "f" and x.size and np.isnan(x).any():
+        idx = _ort_arg(x, ax, bool(select_last_index), fn is np.argmax)
+        return np.expand_dims(idx, ax) if keepdims else idx
     if fn is np.argmax:
         y = native_float.arg_max(x, ax, bool(keepdims), bool(select_last_index))
         if y is not None:
