@@ -330,45 +330,48 @@ def _max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b > a, b, a)
 
 
-def _redux_max(x: np.ndarray, start: int) -> np.ndarray:
+def _redux_max(x: np.ndarray, start: int, lanes: int = LANES) -> np.ndarray:
     """Eigen's maxCoeff of every row of (rows, n) `x`, each row with `start` scalars before
     its first aligned packet: two packet accumulators, the leftover packet, the lanes, then
     the head and the tail, each step `_max` (a NaN in an accumulator stays, a NaN met later
     is dropped)."""
     rows, n = x.shape
     start = min(start, n)
-    size = ((n - start) // LANES) * LANES
+    size = ((n - start) // lanes) * lanes
     if size == 0:
         res = x[:, 0]
         for i in range(1, n):
             res = _max(res, x[:, i])
         return res
-    end2 = start + ((n - start) // (2 * LANES)) * (2 * LANES)
+    end2 = start + ((n - start) // (2 * lanes)) * (2 * lanes)
     end = start + size
-    acc = x[:, start:start + LANES]
-    if size > LANES:
-        other = x[:, start + LANES:start + 2 * LANES]
-        for i in range(start + 2 * LANES, end2, 2 * LANES):
-            acc = _max(acc, x[:, i:i + LANES])
-            other = _max(other, x[:, i + LANES:i + 2 * LANES])
+    acc = x[:, start:start + lanes]
+    if size > lanes:
+        other = x[:, start + lanes:start + 2 * lanes]
+        for i in range(start + 2 * lanes, end2, 2 * lanes):
+            acc = _max(acc, x[:, i:i + lanes])
+            other = _max(other, x[:, i + lanes:i + 2 * lanes])
         acc = _max(acc, other)
         if end > end2:
             acc = _max(acc, x[:, end2:end])
-    res = _max(acc[:, 0], acc[:, 1])
+    res = (_max(acc[:, 0], acc[:, 1]) if lanes == 2 else       # float32: (a0, a2), (a1, a3)
+           _max(_max(acc[:, 0], acc[:, 2]), _max(acc[:, 1], acc[:, 3])))
     for i in [*range(start), *range(end, n)]:
         res = _max(res, x[:, i])
     return res
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles (Eigen's maxCoeff of each
-    row of the aligned buffer), shape (rows, 1)."""
+    """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles, or float32 (four-lane
+    packets; Hardmax, (O121)) (Eigen's maxCoeff of each row of the aligned buffer), shape
+    (rows, 1)."""
     rows, n = x.shape
-    out = np.empty(rows)
-    offsets = (-(np.arange(rows) * n)) % LANES
+    lanes = 16 // x.dtype.itemsize
+    out = np.empty(rows, x.dtype)
+    offsets = (-(np.arange(rows) * n)) % lanes
     for start in np.unique(offsets):
         sel = offsets == start
-        out[sel] = _redux_max(x[sel], int(start))
+        out[sel] = _redux_max(x[sel], int(start), lanes)
     return out[:, None]
 
 

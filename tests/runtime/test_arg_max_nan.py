@@ -75,3 +75,23 @@ def test_a_replay_recorded_without_nans(last: int) -> None:
     x = _values(rng, [16, 9], np.float32)
     want = onnxruntime_run(model, {"x": x})[0]
     assert np.array_equal(session.run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize(("shape", "axis", "opset"), [
+    ([50, 7], -1, 13), ([50, 7], 0, 13), ([6, 5, 9], 1, 13), ([6, 5, 33], 2, 13),
+    ([6, 5, 9], 1, 11), ([3, 100], 1, 13), ([40, 16], 1, 13)])
+def test_hardmax_over_nans(shape: list[int], axis: int, opset: int) -> None:
+    """Hardmax: the row's Eigen maxCoeff (four-lane packets of the aligned buffer, a NaN
+    kept only from the first packet's accumulators), then the first value equal to it, no
+    1 at all when that maximum is NaN; numpy's argmax took the first NaN."""
+    node = helper.make_node("Hardmax", ["x"], ["y"], axis=axis)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    rng = np.random.default_rng(sum(shape) + axis)
+    x = rng.integers(-4, 4, shape).astype(np.float32)
+    x[rng.random(shape) < 0.1] = np.nan
+    want = onnxruntime_run(model, {"x": x})[0]
+    for backend in ("reference", "native"):
+        assert np.array_equal(lowp.Session(model, backend=backend).run({"x": x})["y"], want)

@@ -898,6 +898,16 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
 @register
 def Hardmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
     v, ax = _softmax_axes(x, axis, opset)
+    if v.dtype == np.float32 and v.size and np.isnan(v).any():
+        # ONNX Runtime: the row's Eigen maxCoeff, then the first value equal to it (none
+        # when the maximum is NaN) (O121); numpy's argmax would take the first NaN
+        rows = np.ascontiguousarray(np.moveaxis(v, ax, -1))
+        flat = rows.reshape(-1, rows.shape[-1])
+        eq = flat == eigen_double.row_max(flat)
+        hit = np.zeros_like(flat)
+        found = np.flatnonzero(eq.any(axis=1))
+        hit[found, np.argmax(eq[found], axis=1)] = 1
+        return np.moveaxis(hit.reshape(rows.shape), -1, ax).reshape(x.shape)
     idx = np.expand_dims(np.argmax(v, axis=ax), ax)
     out = np.zeros_like(v)
     np.put_along_axis(out, idx, 1, axis=ax)
