@@ -95,3 +95,24 @@ def test_hardmax_over_nans(shape: list[int], axis: int, opset: int) -> None:
     want = onnxruntime_run(model, {"x": x})[0]
     for backend in ("reference", "native"):
         assert np.array_equal(lowp.Session(model, backend=backend).run({"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("largest", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_topk_ranks_nan_above_every_number(largest: int, dtype: type) -> None:
+    """TopK (sorted): NaN ranks above +inf both ways (first when largest, last when
+    smallest), equal values and NaNs by lower index; numpy's sort put NaN last when
+    largest."""
+    k = helper.make_tensor("k", TensorProto.INT64, [1], [3])
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=largest)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TYPES[dtype], [30, 9])],
+        [helper.make_tensor_value_info("v", TYPES[dtype], None),
+         helper.make_tensor_value_info("i", TensorProto.INT64, None)], [k])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = _values(np.random.default_rng(11), [30, 9], dtype)
+    want = onnxruntime_run(model, {"x": x})
+    for backend in ("reference", "native"):
+        got = lowp.Session(model, backend=backend).run({"x": x})
+        assert np.array_equal(got["i"], want[1]), backend
+        assert np.array_equal(got["v"], want[0], equal_nan=True), backend

@@ -1181,7 +1181,13 @@ def TopK(x: np.ndarray, k: np.ndarray | int, *, axis: int = -1, largest: int = 1
             key = -x.astype(np.int64)  # -(-128) must not wrap in int8
         else:
             key = -x
-    order = np.argsort(key, axis=ax, kind="stable")
+    if largest and x.dtype.kind == "f" and np.isnan(x).any():
+        # ONNX Runtime ranks NaN above every number both ways (first when largest, last
+        # when smallest, where numpy's sort already puts it), the lower index first (O121)
+        moved = np.moveaxis(key, ax, -1)
+        order = np.moveaxis(np.lexsort((moved, ~np.isnan(moved)), axis=-1), -1, ax)
+    else:
+        order = np.argsort(key, axis=ax, kind="stable")
     idx = np.take(order, np.arange(kk), axis=ax).astype(np.int64)
     return np.take_along_axis(x, idx, axis=ax), idx
 
