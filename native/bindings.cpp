@@ -675,8 +675,9 @@ lowp::Kernel make_one_hot(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> ind
 
 lowp::Kernel make_arg_max(Floats x, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> y,
                           int64_t outer, int64_t n, int64_t inner, bool last) {
-  // y[o, i] = numpy's argmax of x[o, :, i] (x outer x n x inner): the first largest value,
-  // or the first NaN; `last`: the last of them (ArgMax select_last_index)
+  // y[o, i] = ONNX Runtime's ArgMax of x[o, :, i] (x outer x n x inner): from the first
+  // value, each later one taken when it is larger (`last`, ArgMax select_last_index: or
+  // equal), so a NaN is never taken and a NaN first value is kept (docs/operators.md (O121))
   if (outer < 0 || n < 1 || inner < 0 || int64_t(x.size()) != outer * n * inner ||
       int64_t(y.size()) != outer * inner)
     throw std::invalid_argument("arg_max needs x of outer x n x inner and y of outer x inner");
@@ -686,18 +687,11 @@ lowp::Kernel make_arg_max(Floats x, nb::ndarray<int64_t, nb::c_contig, nb::devic
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const float* col = in + o * n * inner + i;
-        int64_t best = last ? n - 1 : 0;
-        float v = col[best * inner];
-        if (!std::isnan(v)) {
-          for (int64_t s = 1; s < n; ++s) {
-            const int64_t j = last ? n - 1 - s : s;
-            const float u = col[j * inner];
-            if (std::isnan(u)) {
-              best = j;
-              break;
-            }
-            if (u > v) v = u, best = j;
-          }
+        int64_t best = 0;
+        float v = col[0];
+        for (int64_t j = 1; j < n; ++j) {
+          const float u = col[j * inner];
+          if (u > v || (last && u == v)) v = u, best = j;
         }
         out[o * inner + i] = best;
       }

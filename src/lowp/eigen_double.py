@@ -264,6 +264,17 @@ def sign(x: np.ndarray) -> np.ndarray:
     return _assign(x, lambda t: _sign(t, np.abs), lambda t: _sign(t, lambda u: u))
 
 
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as SSE2's addpd / addsd give it: of two NaNs the first operand's (quieted).
+    numpy gives the second's in its scalar add and in the tails of its array loops. The
+    callers put the operands in the order ONNX Runtime's compiled code has them (which
+    NaN of a row its Softmax sum keeps, measured over every pair of NaN positions; (O121))."""
+    with np.errstate(all="ignore"):
+        out = np.add(a, b)
+    out = np.where(np.isnan(b), _quiet(np.asarray(b)), out)
+    return np.where(np.isnan(a), _quiet(np.asarray(a)), out)
+
+
 def _row_sums(e: np.ndarray) -> np.ndarray:
     """Eigen's row-major matrix-vector product of (n, d) `e` by ones, as ONNX Runtime's
     Gemv<double> sums each row: one packet accumulator a row (lanes over even and odd
@@ -275,11 +286,11 @@ def _row_sums(e: np.ndarray) -> np.ndarray:
     full = d - d % LANES
     lanes = [np.zeros(n), np.zeros(n)]
     for j in range(0, full, LANES):
-        lanes[0] = lanes[0] + e[:, j]
-        lanes[1] = lanes[1] + e[:, j + 1]
-    total = lanes[0] + lanes[1]
+        lanes[0] = _add(lanes[0], e[:, j])
+        lanes[1] = _add(lanes[1], e[:, j + 1])
+    total = _add(lanes[1], lanes[0])
     for j in range(full, d):
-        total = total + e[:, j]
+        total = _add(total, e[:, j])
     return total
 
 
@@ -297,18 +308,20 @@ def _dot_sum(v: np.ndarray) -> np.float64:
         whole = count // 4 * 4
         for i in range(4, whole, 4):
             for k in range(4):
-                acc[k] = acc[k] + packets[i + k]
+                acc[k] = _add(acc[k], packets[i + k])
         for k in range(count - whole):
-            acc[k] = acc[k] + packets[whole + k]
-        acc[2] = acc[2] + acc[3]
-    if count >= 3:
-        acc[1] = acc[1] + acc[2]
+            acc[k] = _add(acc[k], packets[whole + k])
+        acc[2] = _add(acc[3], acc[2])
+        acc[1] = _add(acc[2], acc[1])
+    elif count == 3:
+        acc[1] = _add(acc[1], acc[2])
     if count >= 2:
-        acc[0] = acc[0] + acc[1]
-    out = acc[0][0] + acc[0][1]
+        acc[0] = _add(acc[1], acc[0])
+    lanes = (acc[0][1:], acc[0][:1]) if count in (1, 3) else (acc[0][:1], acc[0][1:])
+    out = _add(*lanes)
     for k in range(count * LANES, len(v)):
-        out = out + v[k]
-    return np.float64(out)
+        out = _add(out, v[k:k + 1])
+    return np.float64(out[0])
 
 
 def _max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -317,46 +330,60 @@ def _max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b > a, b, a)
 
 
-def _redux_max(x: np.ndarray, start: int) -> np.ndarray:
+def _redux_max(x: np.ndarray, start: int, lanes: int = LANES) -> np.ndarray:
     """Eigen's maxCoeff of every row of (rows, n) `x`, each row with `start` scalars before
     its first aligned packet: two packet accumulators, the leftover packet, the lanes, then
     the head and the tail, each step `_max` (a NaN in an accumulator stays, a NaN met later
     is dropped)."""
     rows, n = x.shape
     start = min(start, n)
-    size = ((n - start) // LANES) * LANES
+    size = ((n - start) // lanes) * lanes
     if size == 0:
         res = x[:, 0]
         for i in range(1, n):
             res = _max(res, x[:, i])
         return res
-    end2 = start + ((n - start) // (2 * LANES)) * (2 * LANES)
+    end2 = start + ((n - start) // (2 * lanes)) * (2 * lanes)
     end = start + size
-    acc = x[:, start:start + LANES]
-    if size > LANES:
-        other = x[:, start + LANES:start + 2 * LANES]
-        for i in range(start + 2 * LANES, end2, 2 * LANES):
-            acc = _max(acc, x[:, i:i + LANES])
-            other = _max(other, x[:, i + LANES:i + 2 * LANES])
+    acc = x[:, start:start + lanes]
+    if size > lanes:
+        other = x[:, start + lanes:start + 2 * lanes]
+        for i in range(start + 2 * lanes, end2, 2 * lanes):
+            acc = _max(acc, x[:, i:i + lanes])
+            other = _max(other, x[:, i + lanes:i + 2 * lanes])
         acc = _max(acc, other)
         if end > end2:
             acc = _max(acc, x[:, end2:end])
-    res = _max(acc[:, 0], acc[:, 1])
+    res = (_max(acc[:, 0], acc[:, 1]) if lanes == 2 else       # float32: (a0, a2), (a1, a3)
+           _max(_max(acc[:, 0], acc[:, 2]), _max(acc[:, 1], acc[:, 3])))
     for i in [*range(start), *range(end, n)]:
         res = _max(res, x[:, i])
     return res
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles (Eigen's maxCoeff of each
-    row of the aligned buffer), shape (rows, 1)."""
+    """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles, or float32 (four-lane
+    packets; Hardmax, (O121)) (Eigen's maxCoeff of each row of the aligned buffer), shape
+    (rows, 1)."""
     rows, n = x.shape
-    out = np.empty(rows)
-    offsets = (-(np.arange(rows) * n)) % LANES
+    lanes = 16 // x.dtype.itemsize
+    out = np.empty(rows, x.dtype)
+    offsets = (-(np.arange(rows) * n)) % lanes
     for start in np.unique(offsets):
         sel = offsets == start
-        out[sel] = _redux_max(x[sel], int(start))
+        out[sel] = _redux_max(x[sel], int(start), lanes)
     return out[:, None]
+
+
+def _minus_peak(rows: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Softmax's x - max as ONNX Runtime's Gemm<double> adds it, (-1 * max) + x: a NaN
+    maximum puts its own NaN (quieted) in every element of its row, NaN elements too
+    (docs/operators.md (O121))."""
+    shifted = rows - peak
+    nan = np.isnan(peak[:, 0])
+    if nan.any():
+        shifted[nan] = _quiet(peak[nan])
+    return shifted
 
 
 def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray:
@@ -366,9 +393,10 @@ def softmax_rows(x: np.ndarray, log: bool = False) -> np.ndarray:
     with np.errstate(all="ignore"):
         rows = np.ascontiguousarray(x, _D)
         peak = row_max(rows)
+        if not log:
+            e = exp(_minus_peak(rows, peak).reshape(-1)).reshape(rows.shape)
+            return e / _row_sums(e)[:, None]
         e = exp((rows - peak).reshape(-1)).reshape(rows.shape)
         total = _row_sums(e)
-        if not log:
-            return e / total[:, None]
         log_total = libm.log_float64(np.fmax(total, _D(np.float32(1e-20))))
         return (rows - peak) - log_total[:, None]

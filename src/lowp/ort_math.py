@@ -102,17 +102,20 @@ def logistic(x: np.ndarray) -> np.ndarray:
 _PACKET = 4
 
 
-def _lanes(block: np.ndarray) -> np.ndarray:
-    """Sequential sums down axis 1 of (rows, J, lanes): one accumulator per lane."""
+def _lanes(block: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
+    """Sequential sums (or `op`) down axis 1 of (rows, J, lanes): one accumulator per
+    lane."""
     acc = block[:, 0].copy()
     for j in range(1, block.shape[1]):
-        acc += block[:, j]
+        op(acc, block[:, j], out=acc)
     return acc
 
 
-def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET) -> np.ndarray:
-    """Eigen's redux sum of every row of `x` (rows, n), each row having `start` scalars
-    before its first aligned packet; packets of `packet` lanes (4 float32, 2 float64)."""
+def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET,
+                op: np.ufunc = np.add) -> np.ndarray:
+    """Eigen's redux sum (or product: `op` np.multiply) of every row of `x` (rows, n), each
+    row having `start` scalars before its first aligned packet; packets of `packet` lanes
+    (4 float32, 2 float64)."""
     rows, n = x.shape
     start = min(start, n)
     size = ((n - start) // packet) * packet
@@ -120,20 +123,29 @@ def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET) -> np.ndarray:
     if size == 0:
         res = x[:, 0].copy()
         for i in range(1, n):
-            res += x[:, i]
+            op(res, x[:, i], out=res)
         return res
     end2, end = start + size2, start + size
     if size > packet:
-        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * packet))
-        p = pair[:, :packet] + pair[:, packet:]
+        pair = _lanes(x[:, start:end2].reshape(rows, -1, 2 * packet), op)
+        p = op(pair[:, :packet], pair[:, packet:])
         if end > end2:
-            p += x[:, end2:end]
+            op(p, x[:, end2:end], out=p)
     else:
         p = x[:, start:start + packet].copy()
-    res = (p[:, 0] + p[:, 2]) + (p[:, 1] + p[:, 3]) if packet == 4 else p[:, 0] + p[:, 1]
+    res = (op(op(p[:, 0], p[:, 2]), op(p[:, 1], p[:, 3])) if packet == 4 else
+           op(p[:, 0], p[:, 1]))
     for i in [*range(start), *range(end, n)]:
-        res += x[:, i]
+        op(res, x[:, i], out=res)
     return res
+
+
+def eigen_product(x: np.ndarray) -> np.ndarray:
+    """The product of every element of float32 or float64 `x` (size >= 1) as ONNX Runtime's
+    ReduceProd over every axis takes it: Eigen's redux of the aligned buffer with pmul
+    ((O18)'s order, multiplying; (O120))."""
+    flat = np.ascontiguousarray(x).reshape(1, -1)
+    return _redux_rows(flat, 0, 16 // flat.dtype.itemsize, np.multiply)[0]
 
 
 def eigen_row_sums(x: np.ndarray) -> np.ndarray:
@@ -173,8 +185,49 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     return acc
 
 
+def dgemm_stride_k(n: int, k: int) -> int:
+    """The depth of MLAS's DGEMM blocks for an (M, k) x (k, n) product: 128, doubled (and
+    the column block of 64 halved) while the column block is above 16 and its half still
+    holds n (measured, (O120))."""
+    stride_n, stride_k = 64, 128
+    if n >= k:
+        return stride_k
+    while stride_n > 16 and stride_n // 2 >= n:
+        stride_k, stride_n = stride_k * 2, stride_n // 2
+    return stride_k
+
+
+def dgemm_m1_sums(x: np.ndarray) -> np.ndarray:
+    """Sums over axis 1 of float64 (outer, k, inner), outer >= 2, as ONNX Runtime's
+    FastReduceKRK forms ones(1, k) @ x[d] by MLAS's DGEMM: rows added in order within
+    each block of `dgemm_stride_k` rows, then the blocks' sums added in order (O120)."""
+    k = x.shape[1]
+    step = dgemm_stride_k(x.shape[2], k)
+    acc: np.ndarray | None = None
+    for start in range(0, k, step):
+        part = x[:, start].copy()
+        for j in range(start + 1, min(start + step, k)):
+            part += x[:, j]
+        acc = part if acc is None else acc + part
+    assert acc is not None
+    return acc
+
+
 # the forms of lowp._native.float_reduce_sum (native/float_reduce.h)
 REDUCE_EIGEN_ROWS, REDUCE_M1, REDUCE_IN_ORDER = 0, 1, 2
+
+
+def _merged(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[str, list[int]]:
+    """ONNX Runtime merges neighbouring axes of the same kind (K kept, R reduced), unit
+    axes included: the kinds of the runs and their sizes."""
+    kinds, size = "", list[int]()
+    for a, d in enumerate(shape):
+        kind = "R" if a in axes else "K"
+        if kinds.endswith(kind):
+            size[-1] *= d
+        else:
+            kinds, size = kinds + kind, [*size, d]
+    return kinds, size
 
 
 def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
@@ -187,14 +240,7 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     that way)."""
     if not shape or 0 in shape:
         return None
-    # ONNX Runtime merges neighbouring axes of the same kind, unit axes included
-    kinds, size = "", list[int]()
-    for a, d in enumerate(shape):
-        kind = "R" if a in axes else "K"
-        if kinds.endswith(kind):
-            size[-1] *= d
-        else:
-            kinds, size = kinds + kind, [*size, d]
+    kinds, size = _merged(shape, axes)
     if kinds in ("R", "KR"):
         return REDUCE_EIGEN_ROWS, int(np.prod(size[:-1])), size[-1], 1
     if kinds == "KRK" and size[0] >= 2:
@@ -204,6 +250,30 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     if kinds == "KRK":   # middle ones under one outer row (its M = 1 path needs two)
         return REDUCE_IN_ORDER, 1, size[1], size[2]
     return None
+
+
+def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Sums of float32 or float64 `x` over `axes` that form two or more runs once merged
+    (`reduce_plan` None), flat in the output's order, as ONNX Runtime adds them (O120):
+    R K R (reduced, kept, reduced runs; the kept run longer than 1) by its FastReduceRKR,
+    each output from +0 plus Eigen's redux of each leading index's trailing block, in
+    order; any other pattern by its generic loop, each output's elements added one at a
+    time in row-major order from +0."""
+    kinds, size = _merged(x.shape, axes)
+    zero = x.dtype.type(0)
+    if kinds == "RKR" and size[1] > 1:
+        blocks = eigen_row_sums(x.reshape(-1, size[2])).reshape(size[0], size[1])
+        acc = np.full(size[1], zero)
+        for i in range(size[0]):
+            acc = acc + blocks[i]
+        return acc
+    kept = [a for a in range(x.ndim) if a not in axes]
+    red = [a for a in range(x.ndim) if a in axes]
+    cols = x.transpose(kept + red).reshape(-1, int(np.prod([x.shape[a] for a in red])))
+    acc = np.full(cols.shape[0], zero)
+    for j in range(cols.shape[1]):
+        acc = acc + cols[:, j]
+    return acc
 
 
 def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
@@ -216,14 +286,23 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
                ) -> np.ndarray | None:
     """ReduceSum (or ReduceMean, the sum divided by the count in x's type) of float32 `x`
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
-    modelled (the caller then sums with numpy). float64: trailing axes only (Eigen's row
-    sums with two-lane packets; docs/operators.md (O104))."""
-    plan = reduce_plan(x.shape, axes) if x.dtype in (np.float32, np.float64) else None
-    if plan is None or (x.dtype == np.float64 and plan[0] != REDUCE_EIGEN_ROWS):
+    modelled (the caller then sums with numpy). float64: trailing axes (Eigen's row sums
+    with two-lane packets; docs/operators.md (O104)), middle axes (MLAS's DGEMM blocks,
+    (O120)), leading axes whole rows in order (as float32). Two or more runs of reduced
+    axes: `_separated_sums` (O120)."""
+    if x.dtype not in (np.float32, np.float64) or not x.size:
         return None
+    plan = reduce_plan(x.shape, axes)
+    if plan is None:
+        sums = _separated_sums(np.ascontiguousarray(x), axes)
+        if mean:
+            sums = sums / x.dtype.type(x.size // max(sums.size, 1))
+        return sums.astype(x.dtype, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))
     form, outer, k, inner = plan
     flat = np.ascontiguousarray(x)
-    if form == REDUCE_EIGEN_ROWS:
+    if x.dtype == np.float64 and form == REDUCE_M1:
+        sums = dgemm_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
+    elif form == REDUCE_EIGEN_ROWS:
         sums = eigen_row_sums(flat.reshape(outer, k))
     elif form == REDUCE_M1:
         sums = mlas_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)

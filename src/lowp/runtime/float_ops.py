@@ -898,6 +898,16 @@ def LogSoftmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13,
 @register
 def Hardmax(x: np.ndarray, *, axis: int | None = None, opset: int = 13, **_: Any) -> np.ndarray:
     v, ax = _softmax_axes(x, axis, opset)
+    if v.dtype == np.float32 and v.size and np.isnan(v).any():
+        # ONNX Runtime: the row's Eigen maxCoeff, then the first value equal to it (none
+        # when the maximum is NaN) (O121); numpy's argmax would take the first NaN
+        rows = np.ascontiguousarray(np.moveaxis(v, ax, -1))
+        flat = rows.reshape(-1, rows.shape[-1])
+        eq = flat == eigen_double.row_max(flat)
+        hit = np.zeros_like(flat)
+        found = np.flatnonzero(eq.any(axis=1))
+        hit[found, np.argmax(eq[found], axis=1)] = 1
+        return np.moveaxis(hit.reshape(rows.shape), -1, ax).reshape(x.shape)
     idx = np.expand_dims(np.argmax(v, axis=ax), ax)
     out = np.zeros_like(v)
     np.put_along_axis(out, idx, 1, axis=ax)
@@ -955,7 +965,18 @@ def _ort_sum(mean: bool) -> Any:
 
 _reduction("ReduceSum", _float_reduction(_ort_sum(mean=False)))
 _reduction("ReduceMean", _float_reduction(_ort_sum(mean=True)))
-_reduction("ReduceProd", _float_reduction(lambda x, a, k: np.prod(x, axis=a, keepdims=k)))
+def _ort_prod(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
+    """ReduceProd: over every axis of float32 or float64, Eigen's redux of the buffer
+    (`ort_math.eigen_product`, (O120)); over some axes numpy's product (ONNX Runtime's
+    order there)."""
+    axes = tuple(range(x.ndim)) if ax is None else tuple(ax)
+    if x.dtype in _ORDERED and x.size and len(axes) == x.ndim:
+        shape = [1] * x.ndim if keep else []
+        return np.asarray(ort_math.eigen_product(x)).reshape(shape)
+    return np.prod(x, axis=ax, keepdims=keep)
+
+
+_reduction("ReduceProd", _float_reduction(_ort_prod))
 def _extreme(fn: Any, lowest: bool) -> Any:
     """np.max / np.min; over an empty set the spec's identity: the dtype's lowest
     (ReduceMax) or highest (ReduceMin) value, -inf / +inf for floats, False / True."""
@@ -1049,9 +1070,9 @@ def _ort_sum_square(root: bool) -> Any:
 
 def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     """ReduceL1: over some axes of float32 or float64, |x| added in order (O38); over every
-    axis of float64, ReduceSum's order (O104)."""
+    axis, ReduceSum's order (O104; float32 (O120))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype == np.float64 and x.size and len(axes) == x.ndim:   # ReduceSum's order
+    if x.dtype in _ORDERED and x.size and len(axes) == x.ndim:   # ReduceSum's order
         total = ort_math.reduce_sum(np.abs(x), axes, keep)
         assert total is not None
         return total
@@ -1061,11 +1082,11 @@ def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
 
 
 def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceLogSumExp: over some axes of float32 (any of float64), the maximum m, expf(x - m)
-    added in order, logf of the sum plus m (O38; exp and log for float64, (O104))."""
+    """ReduceLogSumExp: over some axes of float32 (any of float64; every axis of float32,
+    (O120)), the maximum m, expf(x - m) added in order, logf of the sum plus m (O38; exp
+    and log for float64, (O104))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    whole = x.dtype == np.float32 and len(axes) == x.ndim
-    if x.dtype not in _ORDERED or x.size == 0 or whole:
+    if x.dtype not in _ORDERED or x.size == 0:
         return np.log(np.sum(np.exp(x), axis=ax, keepdims=keep))
     rows = _generic_rows(x, axes)[0]
     exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
@@ -1098,8 +1119,27 @@ _reduction("ReduceLogSum", _float_reduction(_log_sum))
 _reduction("ReduceLogSumExp", _float_reduction(_ort_log_sum_exp))
 
 
+def _ort_arg(x: np.ndarray, ax: int, last: bool, largest: bool) -> np.ndarray:
+    """ONNX Runtime's ArgMax / ArgMin along `ax`: from the first value, each later one taken
+    when it is larger (smaller; with `last` also when equal), so a NaN is never taken and
+    a NaN first value is kept (numpy's argmax takes the first NaN) (O121)."""
+    v = np.take(x, 0, axis=ax)
+    best = np.zeros(v.shape, np.int64)
+    for j in range(1, x.shape[ax]):
+        u = np.take(x, j, axis=ax)
+        taken = (u > v) if largest else (u < v)
+        if last:
+            taken |= u == v
+        v = np.where(taken, u, v)
+        best = np.where(taken, j, best)
+    return best
+
+
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if x.dtype.kind == "f" and x.size and np.isnan(x).any():
+        idx = _ort_arg(x, ax, bool(select_last_index), fn is np.argmax)
+        return np.expand_dims(idx, ax) if keepdims else idx
     if fn is np.argmax:
         y = native_float.arg_max(x, ax, bool(keepdims), bool(select_last_index))
         if y is not None:
@@ -1141,7 +1181,13 @@ def TopK(x: np.ndarray, k: np.ndarray | int, *, axis: int = -1, largest: int = 1
             key = -x.astype(np.int64)  # -(-128) must not wrap in int8
         else:
             key = -x
-    order = np.argsort(key, axis=ax, kind="stable")
+    if largest and x.dtype.kind == "f" and np.isnan(x).any():
+        # ONNX Runtime ranks NaN above every number both ways (first when largest, last
+        # when smallest, where numpy's sort already puts it), the lower index first (O121)
+        moved = np.moveaxis(key, ax, -1)
+        order = np.moveaxis(np.lexsort((moved, ~np.isnan(moved)), axis=-1), -1, ax)
+    else:
+        order = np.argsort(key, axis=ax, kind="stable")
     idx = np.take(order, np.arange(kk), axis=ax).astype(np.int64)
     return np.take_along_axis(x, idx, axis=ax), idx
 
