@@ -440,7 +440,8 @@ def _absorb_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Fol
                                exclude_nodes=(*config.exclude_nodes, *kept))
     absorbing = dataclasses.replace(rule, absorb_activations=True)
     prepared = firsts[0].float_model
-    if annotate(prepared, absorbing).nodes == annotate(prepared, rule).nodes:
+    with_it, without_it = annotate(prepared, absorbing), annotate(prepared, rule)
+    if (with_it.nodes, with_it.fused) == (without_it.nodes, without_it.fused):
         return None
     without = next(c.folds_db for c in scored if c.method == chosen)
     try:
