@@ -361,22 +361,22 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     absorb = _absorb_step(float_model, inputs, cut, firsts, config, scored, chosen, kept,
                           progress)
     absorbed = absorb is not None and absorb.kept
-    if absorbed:
-        config = dataclasses.replace(config, absorb_activations=True)
-    correction = _bias_correction_step(float_model, inputs, cut, firsts, config, scored,
+    static = dataclasses.replace(config, absorb_activations=True) if absorbed else config
+    correction = _bias_correction_step(float_model, inputs, cut, firsts, static, scored,
                                        chosen, kept, progress,
                                        absorb.with_db if absorb is not None and absorbed
                                        else None)
     corrected = correction is not None and correction.kept
     corrected_db = correction.gain_db if correction is not None and corrected else None
+    absorbed_db = absorb.gain_db if absorb is not None and absorbed else None
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
-                           corrected_db or 0.0)
+                           (corrected_db or 0.0) + (absorbed_db or 0.0))
     if step is not None and step.kept:
         result = _quantize(float_model, inputs, feeds,
                            candidate_config(config, PER_TOKEN), None, progress)
     else:
         result = _quantize(float_model, inputs, feeds,
-                           dataclasses.replace(method_config(config, chosen),
+                           dataclasses.replace(method_config(static, chosen),
                                                exclude_nodes=(*config.exclude_nodes, *kept),
                                                bias_correction=config.bias_correction
                                                or corrected),
@@ -431,7 +431,8 @@ def _absorb_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Fol
                  progress: bool) -> AbsorbStep | None:
     """The chosen rule's model (`kept` in float) measured again with `absorb_activations`
     on each fold of `cut` (passes.method_choice.AbsorbStep, docs/operators.md (O126)): None
-    when not measured (off, already on, or the option changes no node of the annotation).
+    when not measured (off, already on, or the option changes neither the quantized nodes
+    nor the absorbed activations of the annotation).
     The folds are calibrated again with it: the activation's output is a tensor the fold
     tables do not hold."""
     if not config.measure_absorbed_activations or config.absorb_activations:
@@ -480,7 +481,8 @@ def _per_token_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: 
                     layers: list[FloatCandidate], kept: list[str],
                     corrected_db: float = 0.0) -> PerTokenStep | None:
     """passes.per_token_step on the folds of `cut`: None when the static model (the chosen
-    method, the layer left in float and the bias correction's gain `corrected_db`) is at or
+    method, the layer left in float and the gains `corrected_db` of the kept absorbed
+    activations and bias correction) is at or
     above `config.per_token_below_db` or an accuracy budget decides what leaves int8 (it
     needs static quantization)."""
     chosen_db = next(c.sqnr_db for c in scored if c.method == chosen)

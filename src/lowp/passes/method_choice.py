@@ -21,8 +21,9 @@ passes.log_front_end, is measured as one more such layer): the model is then tha
 with `exclude_nodes=(<the layer's nodes>)`. Where `Config.absorb_activations` changes the
 annotation, that model is measured on the same folds with it and it is kept when it raises
 the mean output SQNR and lowers it on no fold (`AbsorbStep`, docs/operators.md (O126)).
-Then that model is measured on the same folds with bias correction (passes.bias_correct), which is kept when it raises the mean output
-SQNR and lowers it on no fold (`BiasCorrectionStep`; the pipeline builds and measures it).
+Then that model is measured on the same folds with bias correction (passes.bias_correct),
+which is kept when it raises the mean output SQNR and lowers it on no fold
+(`BiasCorrectionStep`; the pipeline builds and measures both steps).
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
