@@ -335,6 +335,10 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.Mod
         kept = choice.kept_float
         res.chosen = choice.chosen + ("".join(f" + {n} float" for n in kept) if len(kept) <= 3
                                       else f" + {kept[0]} and {len(kept) - 1} more float")
+        if choice.absorb is not None:
+            res.absorb = choice.absorb.line().strip()
+            if choice.absorb.kept:
+                res.chosen += " + absorbed"
         if choice.bias_correction is not None:
             res.bias_correction = choice.bias_correction.line().strip()
             if choice.bias_correction.kept:
@@ -393,6 +397,7 @@ class Result:
     seconds: dict[str, float] = field(default_factory=dict)
     chosen: str = ""                                            # MEASURED's method
     bias_correction: str = ""              # MEASURED's bias correction line (gain per fold)
+    absorb: str = ""                       # MEASURED's absorbed-activations line
 
     def best(self, prefix: str) -> tuple[str, float] | None:
         """The producer named `prefix...` with the best score (ties: higher SQNR); the
@@ -626,6 +631,8 @@ def notes(results: list[Result]) -> list[str]:
     for r in results:
         for where, msg in r.errors.items():
             out.append(f"{r.model.name}: {where}: {msg}")
+        if r.absorb:
+            out.append(f"{r.model.name}: {MEASURED}: {r.absorb}")
         if r.bias_correction:
             out.append(f"{r.model.name}: {MEASURED}: {r.bias_correction}")
     return out

@@ -56,6 +56,8 @@ def _config(args: argparse.Namespace) -> Config:
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
                   equalize=args.equalize, bias_correction=bool(args.bias_correction),
                   measure_bias_correction=args.bias_correction is None,
+                  absorb_activations=bool(args.absorb_activations),
+                  measure_absorbed_activations=args.absorb_activations is None,
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
                   sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types),
                   score_outputs=tuple(getattr(args, "score_outputs", None) or ()))
@@ -365,6 +367,13 @@ def _add_config_options(p: argparse.ArgumentParser,
                         "(one extra float pass over the calibration data); without either "
                         "flag the default method choice measures it on held-out data and "
                         "keeps it where it raises the output SQNR and loses on no fold")
+    p.add_argument("--absorb-activations", action=argparse.BooleanOptionalAction,
+                   default=None,
+                   help="keep every Relu or Clip(0, b) after a weighted Conv, Gemm or "
+                        "MatMul quantized, absorbed into its output quantization, also "
+                        "where only float operators read it; without either flag the "
+                        "default method choice measures it on held-out data and keeps it "
+                        "where it raises the output SQNR and loses on no fold")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits (a "
                         "node's name wins over an operator type of the same spelling)")

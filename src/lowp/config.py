@@ -141,6 +141,19 @@ class Config:
         correction is kept when it raises the mean output SQNR and lowers it on no fold
         (passes.method_choice, BiasCorrectionStep; docs/accuracy.md). False: never applied unless
         `bias_correction` is set.
+    absorb_activations
+        Under policy CONNECTED with asymmetric activations, every Relu or Clip(0, b) that a
+        quantized Conv, Gemm or MatMul with a constant weight feeds alone stays quantized and
+        is absorbed into that producer's output quantization, whatever reads it (float
+        operators only included; docs/operators.md (O125)). False (default): only one that
+        writes a graph output ((O112)).
+    measure_absorbed_activations
+        Under CalibMethod.MEASURED (without an accuracy budget), where `absorb_activations`
+        would change the annotation, the chosen rule's model (with its layer in float) is
+        measured with it on the same held-out folds, and it is kept when it raises the mean
+        output SQNR and lowers it on no fold, before bias correction is measured
+        (passes.method_choice, AbsorbStep; (O126), docs/accuracy.md). False: never applied
+        unless `absorb_activations` is set.
     fuse_matmul_bias
         Every MatMul with a constant [K, N] weight whose only reader adds a constant bias of
         N values is rewritten as one Gemm before annotation (passes.matmul_bias), so the
@@ -194,6 +207,8 @@ class Config:
     equalize: bool = False
     bias_correction: bool = False
     measure_bias_correction: bool = True
+    absorb_activations: bool = False
+    measure_absorbed_activations: bool = True
     fuse_matmul_bias: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
@@ -217,9 +232,10 @@ class Config:
                                   or not math.isfinite(bound)):
             raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
                                     "dB, or None (off)")
-        if not isinstance(self.measure_bias_correction, bool):
-            raise QuantizationError(f"measure_bias_correction={self.measure_bias_correction!r}"
-                                    ": give True or False")
+        for flag in ("measure_bias_correction", "absorb_activations",
+                     "measure_absorbed_activations"):
+            if not isinstance(getattr(self, flag), bool):
+                raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
         for name in ("equalize", "bias_correction", "fuse_matmul_bias"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -35,6 +35,7 @@ from .passes.insert_qdq import insert_qdq
 from .passes.matmul_bias import fuse_matmul_bias
 from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
+    AbsorbStep,
     BiasCorrectionStep,
     FloatCandidate,
     Folds,
@@ -320,7 +321,10 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
         method = CalibMethod.MINMAX
     corrected = (settings.get("bias_correction") is True and config.measure_bias_correction
                  or config.bias_correction)
-    return dataclasses.replace(config, method=method, bias_correction=corrected)
+    absorbing = (settings.get("absorb_activations") is True
+                 and config.measure_absorbed_activations or config.absorb_activations)
+    return dataclasses.replace(config, method=method, bias_correction=corrected,
+                               absorb_activations=absorbing)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -354,58 +358,102 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         note = "; ".join(x for x in (note, f"layers in float not measured: {_first_line(e)}")
                          if x)
     kept = pick_float(layers)
-    correction = _bias_correction_step(float_model, inputs, cut, firsts, config, scored,
-                                       chosen, kept, progress)
+    absorb = _absorb_step(float_model, inputs, cut, firsts, config, scored, chosen, kept,
+                          progress)
+    absorbed = absorb is not None and absorb.kept
+    static = dataclasses.replace(config, absorb_activations=True) if absorbed else config
+    correction = _bias_correction_step(float_model, inputs, cut, firsts, static, scored,
+                                       chosen, kept, progress,
+                                       absorb.with_db if absorb is not None and absorbed
+                                       else None)
     corrected = correction is not None and correction.kept
     corrected_db = correction.gain_db if correction is not None and corrected else None
+    absorbed_db = absorb.gain_db if absorb is not None and absorbed else None
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
-                           corrected_db or 0.0)
+                           (corrected_db or 0.0) + (absorbed_db or 0.0))
     if step is not None and step.kept:
         result = _quantize(float_model, inputs, feeds,
                            candidate_config(config, PER_TOKEN), None, progress)
     else:
         result = _quantize(float_model, inputs, feeds,
-                           dataclasses.replace(method_config(config, chosen),
+                           dataclasses.replace(method_config(static, chosen),
                                                exclude_nodes=(*config.exclude_nodes, *kept),
                                                bias_correction=config.bias_correction
                                                or corrected),
                            None, progress, held_out)
     if corrected and not (step is not None and step.kept):
         result.table.record(bias_correction=True)
+    if absorbed and not (step is not None and step.kept):
+        result.table.record(absorb_activations=True)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
                                         float_layers=layers, kept_float=kept, per_token=step,
-                                        bias_correction=correction)
+                                        bias_correction=correction, absorb=absorb)
     return result
 
 
 def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
                           firsts: list[QuantizeResult], config: Config,
                           scored: list[MethodCandidate], chosen: str, kept: list[str],
-                          progress: bool) -> BiasCorrectionStep | None:
+                          progress: bool, absorbed_db: tuple[float, ...] | None = None
+                          ) -> BiasCorrectionStep | None:
     """The chosen rule's model (`kept` in float) measured again with bias correction on each
     fold of `cut` (passes.method_choice.BiasCorrectionStep): None when not measured (off,
     already on, or no Conv / Gemm with a constant weight). With an accuracy budget it is
     measured without it, as the candidates are, and the budget's variants are then built
-    with the correction kept."""
+    with the correction kept. `absorbed_db`: the folds' SQNR of the rule with
+    `absorb_activations` (set in `config`) where the absorb step kept it."""
     if (not config.measure_bias_correction or config.bias_correction
             or not _correctable(float_model)):
         return None
     rule = dataclasses.replace(_candidate(config, chosen),
                                exclude_nodes=(*config.exclude_nodes, *kept))
-    without = next(c.folds_db for c in scored if c.method == chosen)
+    without = (absorbed_db if absorbed_db is not None
+               else next(c.folds_db for c in scored if c.method == chosen))
+    fresh = bool(kept) or absorbed_db is not None     # the fold tables do not fit the rule
     try:
-        if kept:
+        if kept and absorbed_db is None:
             without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
                             for fit, held in cut.pairs)
         with_db = tuple(
             _fold_db(float_model, inputs, fit, held,
                      dataclasses.replace(rule, bias_correction=True),
-                     None if kept else _fold_table(first, rule, chosen), progress)
+                     None if fresh else _fold_table(first, rule, chosen), progress)
             for first, (fit, held) in zip(firsts, cut.pairs, strict=True))
     except LowpError as e:
         return BiasCorrectionStep(without, error=_first_line(e))
     return BiasCorrectionStep(without, with_db)
+
+
+def _absorb_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                 firsts: list[QuantizeResult], config: Config,
+                 scored: list[MethodCandidate], chosen: str, kept: list[str],
+                 progress: bool) -> AbsorbStep | None:
+    """The chosen rule's model (`kept` in float) measured again with `absorb_activations`
+    on each fold of `cut` (passes.method_choice.AbsorbStep, docs/operators.md (O126)): None
+    when not measured (off, already on, or the option changes neither the quantized nodes
+    nor the absorbed activations of the annotation).
+    The folds are calibrated again with it: the activation's output is a tensor the fold
+    tables do not hold."""
+    if not config.measure_absorbed_activations or config.absorb_activations:
+        return None
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    absorbing = dataclasses.replace(rule, absorb_activations=True)
+    prepared = firsts[0].float_model
+    with_it, without_it = annotate(prepared, absorbing), annotate(prepared, rule)
+    if (with_it.nodes, with_it.fused) == (without_it.nodes, without_it.fused):
+        return None
+    without = next(c.folds_db for c in scored if c.method == chosen)
+    try:
+        if kept:
+            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
+                            for fit, held in cut.pairs)
+        with_db = tuple(_fold_db(float_model, inputs, fit, held, absorbing, None, progress)
+                        for fit, held in cut.pairs)
+    except LowpError as e:
+        return AbsorbStep(without, error=_first_line(e))
+    return AbsorbStep(without, with_db)
 
 
 def _correctable(model: onnx.ModelProto) -> bool:
@@ -433,7 +481,8 @@ def _per_token_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: 
                     layers: list[FloatCandidate], kept: list[str],
                     corrected_db: float = 0.0) -> PerTokenStep | None:
     """passes.per_token_step on the folds of `cut`: None when the static model (the chosen
-    method, the layer left in float and the bias correction's gain `corrected_db`) is at or
+    method, the layer left in float and the gains `corrected_db` of the kept absorbed
+    activations and bias correction) is at or
     above `config.per_token_below_db` or an accuracy budget decides what leaves int8 (it
     needs static quantization)."""
     chosen_db = next(c.sqnr_db for c in scored if c.method == chosen)

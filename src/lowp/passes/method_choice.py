@@ -18,9 +18,12 @@ the others only for a layer that gains DOMINANT_GAIN_DB there; the nodes that sh
 weight, `weight_twins`, are one layer) and the one whose float form raises the output SQNR by
 at least DOMINANT_GAIN_DB is left in float (`pick_float`; the model's log-magnitude front end,
 passes.log_front_end, is measured as one more such layer): the model is then that config's
-with `exclude_nodes=(<the layer's nodes>)`. Then that model is measured on the same folds
-with bias correction (passes.bias_correct), which is kept when it raises the mean output
-SQNR and lowers it on no fold (`BiasCorrectionStep`; the pipeline builds and measures it).
+with `exclude_nodes=(<the layer's nodes>)`. Where `Config.absorb_activations` changes the
+annotation, that model is measured on the same folds with it and it is kept when it raises
+the mean output SQNR and lowers it on no fold (`AbsorbStep`, docs/operators.md (O126)).
+Then that model is measured on the same folds with bias correction (passes.bias_correct),
+which is kept when it raises the mean output SQNR and lowers it on no fold
+(`BiasCorrectionStep`; the pipeline builds and measures both steps).
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
@@ -31,7 +34,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import onnx
 
@@ -214,6 +217,7 @@ class MethodChoice:
     outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
     per_token: PerTokenStep | None = None   # measured when the static SQNR is low
     bias_correction: BiasCorrectionStep | None = None   # the chosen rule with and without
+    absorb: AbsorbStep | None = None        # the chosen rule with and without absorbing
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
@@ -222,6 +226,8 @@ class MethodChoice:
         flags = CANDIDATES[self.chosen].flags()
         if self.kept_float:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
+        if self.absorb is not None and self.absorb.kept:
+            flags += " --absorb-activations"
         if self.bias_correction is not None and self.bias_correction.kept:
             flags += " --bias-correction"
         return flags
@@ -253,6 +259,8 @@ class MethodChoice:
         if self.float_layers and not self.kept_float:
             lines.append(f"  every layer stays quantized (no float layer gains "
                          f"{DOMINANT_GAIN_DB:g} dB)")
+        if self.absorb is not None:
+            lines.append(self.absorb.line())
         if self.bias_correction is not None:
             lines.append(self.bias_correction.line())
         if self.per_token is not None:
@@ -268,6 +276,8 @@ class MethodChoice:
         if self.bias_correction is not None:
             d["bias_correction"].update(gain_db=self.bias_correction.gain_db,
                                         kept=self.bias_correction.kept)
+        if self.absorb is not None:
+            d["absorb"].update(gain_db=self.absorb.gain_db, kept=self.absorb.kept)
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -275,17 +285,17 @@ class MethodChoice:
 
 
 @dataclass(frozen=True)
-class BiasCorrectionStep:
+class FoldStep:
     """The chosen rule's model (with the layer left in float, if any) measured on the same
-    folds without and with bias correction (passes.bias_correct): each fold's output SQNR;
-    `kept` when the mean with it is higher and no fold is lower (a correction fitted on
-    calibration data that loses on one held-out fold is not trusted: docs/accuracy.md,
-    "Bias correction: no fold may lose"). `error` when the corrected model could not be
-    built or run (then not kept)."""
+    folds without and with one change: each fold's output SQNR; `kept` when the mean with
+    it is higher and no fold is lower (a change fitted on calibration data that loses on
+    one held-out fold is not trusted: docs/accuracy.md, "Bias correction: no fold may
+    lose"). `error` when the changed model could not be built or run (then not kept)."""
 
     without_db: tuple[float, ...]
     with_db: tuple[float, ...] = ()
     error: str = ""
+    label: ClassVar[str] = "change"
 
     @property
     def gain_db(self) -> float | None:
@@ -304,7 +314,7 @@ class BiasCorrectionStep:
 
     @property
     def kept(self) -> bool:
-        """Whether the correction raises the mean output SQNR and lowers it on no fold (each
+        """Whether the change raises the mean output SQNR and lowers it on no fold (each
         fold capped at 200 dB, so a fold exact both ways neither gains nor loses).
 
         Examples
@@ -324,12 +334,28 @@ class BiasCorrectionStep:
     def line(self) -> str:
         """The record's line: the gain per fold and whether it is kept."""
         if self.gain_db is None:
-            return f"  bias correction: failed: {self.error}"
+            return f"  {self.label}: failed: {self.error}"
         cap = _SQNR_CAP_DB
         per_fold = " ".join(f"{min(b, cap) - min(a, cap):+.2f}"
                             for a, b in zip(self.without_db, self.with_db, strict=True))
         mark = " < kept" if self.kept else ""
-        return f"  bias correction: {self.gain_db:+.2f} dB ({per_fold}){mark}"
+        return f"  {self.label}: {self.gain_db:+.2f} dB ({per_fold}){mark}"
+
+
+@dataclass(frozen=True)
+class BiasCorrectionStep(FoldStep):
+    """The change measured: bias correction (passes.bias_correct)."""
+
+    label: ClassVar[str] = "bias correction"
+
+
+@dataclass(frozen=True)
+class AbsorbStep(FoldStep):
+    """The change measured: `Config.absorb_activations` (docs/operators.md (O125)), every
+    Relu or Clip(0, b) its weighted producer's output quantization absorbs kept quantized,
+    also where only float operators read it ((O126))."""
+
+    label: ClassVar[str] = "activations absorbed"
 
 
 def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation: FeedSource,
