@@ -71,6 +71,17 @@ void max_min_row(const float* a, int64_t sa, const float* b, int64_t sb, float* 
   }
 }
 
+// Whether y[0, n) holds a NaN (on the bits, so that the loop vectorizes: |y| above inf).
+bool any_nan(const float* y, int64_t n) {
+  int32_t found = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t bits;
+    std::memcpy(&bits, y + j, sizeof bits);
+    found |= int32_t((bits & 0x7FFFFFFF) > 0x7F800000);
+  }
+  return found != 0;
+}
+
 // ONNX Runtime's NaN of two NaN operands (docs/operators.md (O116)) in Add, Sub, Mul and
 // Div's output elements [e, e + m) (y[0, m)), written over what the row kernel gave: x86
 // gives its first source operand's, quieted. Sub and Div input 0's; Add and Mul (Eigen's
@@ -83,9 +94,7 @@ void max_min_row(const float* a, int64_t sa, const float* b, int64_t sb, float* 
 void two_nans(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
               int64_t e, int64_t m, int64_t run, int64_t total, int threads, bool a_one,
               bool b_one) {
-  bool any = false;
-  for (int64_t j = 0; j < m; ++j) any |= y[j] != y[j];
-  if (!any) return;
+  if (!any_nan(y, m)) return;
   // (Add's TryParallelFor cost: 1 cycle and 4 bytes loaded and stored an element)
   const int64_t block =
       run == total ? ort_parallel_block(total, 2.0 * 4 * kOrtByteCycles + 1.0, threads) : run;
@@ -122,9 +131,7 @@ void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e
     if (p.op == kFloatMax || p.op == kFloatMin)
       (p.op == kFloatMax ? max_min_row<true> : max_min_row<false>)(
           a, p.a_st[3], b, p.b_st[3], p.y, e, m, r * n, n);
-    else
-      k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m);
-    if (p.op <= kFloatDiv)
+    else if (k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m) && p.op <= kFloatDiv)
       two_nans(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, e, m, n, total, threads,
                p.a_st[3] == 0 || n == 1, p.b_st[3] == 0 && p.a_st[3] != 0 && n != 1);
     e += m;
@@ -329,6 +336,7 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
       // put in, (O116); only for a block whose result holds a NaN, which every such NaN
       // of a step reaches through the operators chains take)
       auto evaluate = [&](bool careful) {
+      bool maybe = false;  // whether an Add, Sub, Mul or Div may have given a NaN
       for (int k = 0; k < f.count; ++k) {
         const FusedInstr& ins = f.code[k];
         float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
@@ -343,7 +351,7 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
                      run.a_one, run.b_one);
             std::copy(held.begin(), held.begin() + m, d);
           } else {
-            kernels.binary_row(ins.op, a, sa, bb, sb, d, m);
+            maybe |= kernels.binary_row(ins.op, a, sa, bb, sb, d, m) && ins.op <= kFloatDiv;
           }
           continue;
         }
@@ -362,11 +370,9 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
           kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
         }
       }
+      return maybe;
       };
-      evaluate(false);
-      bool nan = false;
-      for (int64_t i = 0; i < m; ++i) nan |= f.y[b + i] != f.y[b + i];
-      if (nan && two_nan_steps) evaluate(true);
+      if (evaluate(false) && any_nan(f.y + b, m)) evaluate(true);
     }
   });
 }
