@@ -132,3 +132,14 @@ def test_fused_chain_two_nans_equal_onnxruntime(rows, n, threads, seed):
     rng = np.random.default_rng(seed)
     shapes = [(rows, n), (rows, n), (rows, 1), (1, n), (1,)]
     _assert_bits(_chain(), _feeds(rng, shapes, _POOL), threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_long_fused_chain_in_onnxruntime_blocks(rows, threads):
+    # one run of the whole output (rows 1) cut into ONNX Runtime's blocks at 2 threads,
+    # inside lowp's fused chain's blocks of 512
+    rng = np.random.default_rng(rows + threads)
+    n = 100_003
+    shapes = [(rows, n), (rows, n), (rows, 1), (1, n), (1,)]
+    _assert_bits(_chain(), _feeds(rng, shapes, _NANS), threads)
