@@ -336,41 +336,41 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
       // put in, (O116); only for a block whose result holds a NaN, which every such NaN
       // of a step reaches through the operators chains take)
       auto evaluate = [&](bool careful) {
-      bool maybe = false;  // whether an Add, Sub, Mul or Div may have given a NaN
-      for (int k = 0; k < f.count; ++k) {
-        const FusedInstr& ins = f.code[k];
-        float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
-        int64_t sa = 1, sb = 1;
-        const float* a = operand(ins.a, sa);
-        if (ins.op < kFloatBinaryCount) {
-          const float* bb = operand(ins.b, sb);
-          if (careful && ins.op <= kFloatDiv) {
-            const Run& run = runs[size_t(k)];
-            kernels.binary_row(ins.op, a, sa, bb, sb, held.data(), m);
-            two_nans(ins.op, a, sa, bb, sb, held.data(), b, m, run.length, total, threads,
-                     run.a_one, run.b_one);
-            std::copy(held.begin(), held.begin() + m, d);
+        bool maybe = false;  // whether an Add, Sub, Mul or Div may have given a NaN
+        for (int k = 0; k < f.count; ++k) {
+          const FusedInstr& ins = f.code[k];
+          float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
+          int64_t sa = 1, sb = 1;
+          const float* a = operand(ins.a, sa);
+          if (ins.op < kFloatBinaryCount) {
+            const float* bb = operand(ins.b, sb);
+            if (careful && ins.op <= kFloatDiv) {
+              const Run& run = runs[size_t(k)];
+              kernels.binary_row(ins.op, a, sa, bb, sb, held.data(), m);
+              two_nans(ins.op, a, sa, bb, sb, held.data(), b, m, run.length, total, threads,
+                       run.a_one, run.b_one);
+              std::copy(held.begin(), held.begin() + m, d);
+            } else {
+              maybe |= kernels.binary_row(ins.op, a, sa, bb, sb, d, m) && ins.op <= kFloatDiv;
+            }
+            continue;
+          }
+          if (sa == 0) {  // one value: as many copies as the block holds
+            std::fill(d, d + m, *a);
+            a = d;
+          }
+          if (ins.op == kFusedRelu) {
+            for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
+              const float v = a[i];
+              d[i] = !(v <= 0.0f) ? v : 0.0f;  // (v > 0 or NaN: branch-free)
+            }
+          } else if (ins.op == kFusedSqrt) {
+            for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);
           } else {
-            maybe |= kernels.binary_row(ins.op, a, sa, bb, sb, d, m) && ins.op <= kFloatDiv;
+            kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
           }
-          continue;
         }
-        if (sa == 0) {  // one value: as many copies as the block holds
-          std::fill(d, d + m, *a);
-          a = d;
-        }
-        if (ins.op == kFusedRelu) {
-          for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
-            const float v = a[i];
-            d[i] = !(v <= 0.0f) ? v : 0.0f;  // (v > 0 or NaN: branch-free)
-          }
-        } else if (ins.op == kFusedSqrt) {
-          for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);
-        } else {
-          kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
-        }
-      }
-      return maybe;
+        return maybe;
       };
       if (evaluate(false) && any_nan(f.y + b, m)) evaluate(true);
     }
