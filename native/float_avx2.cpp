@@ -52,6 +52,7 @@ struct Avx2F {
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V or_bits(V a, V b) { return _mm256_or_ps(a, b); }
   static V max_nan(V acc, V x) {
     return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "float_kernels.h"
+#include "ort_blocks.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -70,9 +71,57 @@ void max_min_row(const float* a, int64_t sa, const float* b, int64_t sb, float* 
   }
 }
 
+// Whether y[0, n) holds a NaN (on the bits, so that the loop vectorizes: |y| above inf).
+bool any_nan(const float* y, int64_t n) {
+  int32_t found = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t bits;
+    std::memcpy(&bits, y + j, sizeof bits);
+    found |= int32_t((bits & 0x7FFFFFFF) > 0x7F800000);
+  }
+  return found != 0;
+}
+
+// ONNX Runtime's NaN of two NaN operands (docs/operators.md (O116)) in Add, Sub, Mul and
+// Div's output elements [e, e + m) (y[0, m)), written over what the row kernel gave: x86
+// gives its first source operand's, quieted. Sub and Div input 0's; Add and Mul (Eigen's
+// sum and product) by the position in ONNX Runtime's broadcast run of `run` elements (a
+// run of the whole output of `total` cut into TryParallelFor's blocks at several threads):
+// both operands whole in the run, a's in the scalar head, b's in the 4-float packets and
+// in a tail of one, a's in a tail of two or three; one operand one value in the run (a
+// when both are: ONNX Runtime asks it first), the whole one's but on the last element of a
+// tail of three. Operands read before y is written: y must not be a or b.
+void two_nans(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+              int64_t e, int64_t m, int64_t run, int64_t total, int threads, bool a_one,
+              bool b_one) {
+  if (!any_nan(y, m)) return;
+  // (Add's TryParallelFor cost: 1 cycle and 4 bytes loaded and stored an element)
+  const int64_t block =
+      run == total ? ort_parallel_block(total, 2.0 * 4 * kOrtByteCycles + 1.0, threads) : run;
+  for (int64_t j = 0; j < m; ++j) {
+    const float xa = a[j * sa], xb = b[j * sb];
+    if (!(xa != xa && xb != xb)) continue;
+    bool pick_b = false;
+    if (op == kFloatAdd || op == kFloatMul) {
+      const int64_t i = e + j, first = i - i % block;
+      const int64_t last = std::min(total, first + block);
+      const int64_t head = std::min(last, (first + 3) / 4 * 4);
+      const int64_t tail = std::max(head, last / 4 * 4);
+      const bool last_of_three = last - tail == 3 && i == last - 1;
+      if (!a_one && !b_one) pick_b = i >= head && (i < tail || last - tail == 1);
+      else pick_b = a_one ? !last_of_three : last_of_three;
+    }
+    uint32_t bits;
+    std::memcpy(&bits, pick_b ? &xb : &xa, sizeof bits);
+    bits |= 0x00400000u;
+    std::memcpy(&y[j], &bits, sizeof bits);
+  }
+}
+
 // Output elements [e0, e1) of the flattened (d0 * d1 * d2) x n output, row piece by row
 // piece (a range may start and end inside a row).
-void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e1) {
+void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e1, int64_t total,
+          int threads) {
   const int64_t d1 = p.dims[1], d2 = p.dims[2], n = p.dims[3];
   for (int64_t e = e0; e < e1;) {
     const int64_t r = e / n, c = e % n, m = std::min(n - c, e1 - e);
@@ -82,8 +131,9 @@ void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e
     if (p.op == kFloatMax || p.op == kFloatMin)
       (p.op == kFloatMax ? max_min_row<true> : max_min_row<false>)(
           a, p.a_st[3], b, p.b_st[3], p.y, e, m, r * n, n);
-    else
-      k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m);
+    else if (k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m) && p.op <= kFloatDiv)
+      two_nans(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, e, m, n, total, threads,
+               p.a_st[3] == 0 || n == 1, p.b_st[3] == 0 && p.a_st[3] != 0 && n != 1);
     e += m;
   }
 }
@@ -97,7 +147,7 @@ void run_float_binary(const FloatBinaryArgs& p, int threads) {
   // split the output elements between threads, whatever the row length (one long row: an
   // operand broadcast from a single value)
   run_elementwise(count * n, kBlock, threads,
-                  [&](int64_t e0, int64_t len) { span(k, p, e0, e0 + len); });
+                  [&](int64_t e0, int64_t len) { span(k, p, e0, e0 + len, count * n, threads); });
 }
 
 void run_float_clamp(const float* x, float* y, int64_t n, float lo, float hi, bool use_lo,
@@ -209,6 +259,11 @@ void gather(const FusedInput& in, const int64_t* dims, int64_t e0, int64_t m, fl
   }
 }
 
+struct Run {
+  int64_t length = 1;
+  bool a_one = false, b_one = false;
+};
+
 }  // namespace
 
 void run_float_fused(const FloatFusedArgs& f, int threads) {
@@ -223,9 +278,30 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
     gathered += forms[size_t(i)] == kGathered;
     repeats[size_t(i)] = forms[size_t(i)] == kGathered && periodic(f.inputs[i], f.dims);
   }
+  // each Add, Sub, Mul and Div's broadcast run (ONNX Runtime's: the trailing axes over
+  // which each operand stays whole or one value; registers hold whole results)
+  std::vector<Run> runs(size_t(f.count));
+  bool two_nan_steps = false;
+  for (int k = 0; k < f.count; ++k) {
+    const FusedInstr& ins = f.code[k];
+    if (ins.op > kFloatDiv) continue;
+    two_nan_steps = true;
+    auto zero = [&](int r, int axis) { return r < 0 && f.inputs[-1 - r].st[axis] == 0; };
+    Run& run = runs[size_t(k)];
+    bool seen = false;
+    for (int axis = 3; axis >= 0; --axis) {
+      if (f.dims[axis] == 1) continue;
+      const bool za = zero(ins.a, axis), zb = zero(ins.b, axis);
+      if (seen && (za != run.a_one || zb != run.b_one)) break;
+      seen = true, run.a_one = za, run.b_one = zb, run.length *= f.dims[axis];
+    }
+    if (!seen) run.a_one = true;  // one element: ONNX Runtime's input 0 one value
+    if (run.a_one) run.b_one = false;
+  }
   run_elementwise(total, kBlock, threads, [&](int64_t e0, int64_t len) {
     // registers, then one block per gathered input
     std::vector<float> scratch(size_t(f.registers + gathered) * kFusedBlock);
+    std::vector<float> held(two_nan_steps ? size_t(kFusedBlock) : 0);
     std::vector<const float*> src(size_t(f.n_inputs));
     std::vector<int64_t> stride(size_t(f.n_inputs));
     // of a periodic input: the e0 % dims[3] its block was last gathered for (blocks only
@@ -256,31 +332,47 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
         s = stride[size_t(-1 - r)];
         return src[size_t(-1 - r)];
       };
-      for (int k = 0; k < f.count; ++k) {
-        const FusedInstr& ins = f.code[k];
-        float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
-        int64_t sa = 1, sb = 1;
-        const float* a = operand(ins.a, sa);
-        if (ins.op < kFloatBinaryCount) {
-          const float* bb = operand(ins.b, sb);
-          kernels.binary_row(ins.op, a, sa, bb, sb, d, m);
-          continue;
-        }
-        if (sa == 0) {  // one value: as many copies as the block holds
-          std::fill(d, d + m, *a);
-          a = d;
-        }
-        if (ins.op == kFusedRelu) {
-          for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
-            const float v = a[i];
-            d[i] = !(v <= 0.0f) ? v : 0.0f;  // (v > 0 or NaN: branch-free)
+      // (careful: each Add, Sub, Mul and Div into `held`, then ONNX Runtime's NaN of two NaNs
+      // put in, (O116); only for a block whose result holds a NaN, which every such NaN
+      // of a step reaches through the operators chains take)
+      auto evaluate = [&](bool careful) {
+        bool maybe = false;  // whether an Add, Sub, Mul or Div may have given a NaN
+        for (int k = 0; k < f.count; ++k) {
+          const FusedInstr& ins = f.code[k];
+          float* d = ins.dst < 0 ? f.y + b : scratch.data() + size_t(ins.dst) * kFusedBlock;
+          int64_t sa = 1, sb = 1;
+          const float* a = operand(ins.a, sa);
+          if (ins.op < kFloatBinaryCount) {
+            const float* bb = operand(ins.b, sb);
+            if (careful && ins.op <= kFloatDiv) {
+              const Run& run = runs[size_t(k)];
+              kernels.binary_row(ins.op, a, sa, bb, sb, held.data(), m);
+              two_nans(ins.op, a, sa, bb, sb, held.data(), b, m, run.length, total, threads,
+                       run.a_one, run.b_one);
+              std::copy(held.begin(), held.begin() + m, d);
+            } else {
+              maybe |= kernels.binary_row(ins.op, a, sa, bb, sb, d, m) && ins.op <= kFloatDiv;
+            }
+            continue;
           }
-        } else if (ins.op == kFusedSqrt) {
-          for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);
-        } else {
-          kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
+          if (sa == 0) {  // one value: as many copies as the block holds
+            std::fill(d, d + m, *a);
+            a = d;
+          }
+          if (ins.op == kFusedRelu) {
+            for (int64_t i = 0; i < m; ++i) {  // run_float_clamp with lo = 0 only
+              const float v = a[i];
+              d[i] = !(v <= 0.0f) ? v : 0.0f;  // (v > 0 or NaN: branch-free)
+            }
+          } else if (ins.op == kFusedSqrt) {
+            for (int64_t i = 0; i < m; ++i) d[i] = std::sqrt(a[i]);
+          } else {
+            kernels.unary(ins.op - kFusedUnary, a, d, m, 0.0f, 0.0f);
+          }
         }
-      }
+        return maybe;
+      };
+      if (evaluate(false) && any_nan(f.y + b, m)) evaluate(true);
     }
   });
 }

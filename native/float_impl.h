@@ -8,7 +8,8 @@
 // select_lt, all_le(a, b) = every lane a <= b (ordered), exp2_bits(t) = 2^(t - kRound) for t = n + kRound with an integral n in
 // [-1022, 1023] (the exponent field built from t's low mantissa bits).
 // F (float32 vectors of F::W lanes): V, load/store, set1, add, mul, div, fma (one rounding),
-// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), gather(p, stride) = p[i * stride],
+// min/max (as minps/maxps), max_nan(acc, x) (NaN if either is NaN), or_bits (bitwise or),
+// gather(p, stride) = p[i * stride],
 // neg (the sign bit flipped) and abs (cleared), NaN's included.
 #pragma once
 #include <algorithm>
@@ -966,25 +967,10 @@ inline typename F::V binary_vec(typename F::V a, typename F::V b) {
   else return F::div(a, b);
 }
 
-// Add, Sub, Mul and Div on F's vectors (the same IEEE operation per lane) where each
-// operand is contiguous or one value, the tail and every other case one element at a time.
-// Each vector is loaded before its result is stored, so y may be a or b.
-template <class F, int Op>
-void binary_row_op(const float* a, int64_t sa, const float* b, int64_t sb, float* y,
-                   int64_t n) {
-  constexpr int W = F::W;
-  int64_t i = 0;
-  if constexpr (Op <= kFloatDiv) {
-    if (n >= W && sa == 1 && sb == 1) {
-      for (; i + W <= n; i += W) F::store(y + i, binary_vec<F, Op>(F::load(a + i), F::load(b + i)));
-    } else if (n >= W && sa == 1 && sb == 0) {
-      const typename F::V v = F::set1(*b);
-      for (; i + W <= n; i += W) F::store(y + i, binary_vec<F, Op>(F::load(a + i), v));
-    } else if (n >= W && sa == 0 && sb == 1) {
-      const typename F::V v = F::set1(*a);
-      for (; i + W <= n; i += W) F::store(y + i, binary_vec<F, Op>(v, F::load(b + i)));
-    }
-  }
+// The elements [i, n) of a binary row one at a time.
+template <int Op>
+void binary_row_rest(const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                     int64_t i, int64_t n) {
   if (sa == 1 && sb == 1) {
     for (; i < n; ++i) y[i] = binary_one<Op>(a[i], b[i]);
   } else if (sa == 1 && sb == 0) {
@@ -998,19 +984,63 @@ void binary_row_op(const float* a, int64_t sa, const float* b, int64_t sb, float
   }
 }
 
+// Add, Sub, Mul and Div on F's vectors (the same IEEE operation per lane) where each
+// operand is contiguous or one value, the tail and every other case one element at a time.
+// Each vector is loaded before its result is stored, so y may be a or b. Returns whether
+// a result of Add, Sub, Mul or Div may be a NaN (one was a NaN or an infinity: r - r has
+// bits; or'ed, a chain of one-cycle steps), true for the other operators.
+template <class F, int Op>
+bool binary_row_op(const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                   int64_t n) {
+  constexpr int W = F::W;
+  using V = typename F::V;
+  int64_t i = 0;
+  if constexpr (Op <= kFloatDiv) {
+    V seen = F::set1(0.0f);
+    auto put = [&](int64_t at, V r) {
+      F::store(y + at, r);
+      seen = F::or_bits(seen, F::sub(r, r));
+    };
+    if (n >= W && sa == 1 && sb == 1) {
+      for (; i + W <= n; i += W) put(i, binary_vec<F, Op>(F::load(a + i), F::load(b + i)));
+    } else if (n >= W && sa == 1 && sb == 0) {
+      const V v = F::set1(*b);
+      for (; i + W <= n; i += W) put(i, binary_vec<F, Op>(F::load(a + i), v));
+    } else if (n >= W && sa == 0 && sb == 1) {
+      const V v = F::set1(*a);
+      for (; i + W <= n; i += W) put(i, binary_vec<F, Op>(v, F::load(b + i)));
+    }
+    const int64_t tail = i;
+    binary_row_rest<Op>(a, sa, b, sb, y, i, n);
+    float lanes[W];
+    F::store(lanes, seen);
+    uint32_t bits = 0;
+    for (int k = 0; k < W; ++k) {
+      uint32_t u;
+      std::memcpy(&u, &lanes[k], sizeof u);
+      bits |= u;
+    }
+    for (int64_t k = tail; k < n; ++k) bits |= std::isfinite(y[k]) ? 0u : 1u;
+    return bits != 0;
+  } else {
+    binary_row_rest<Op>(a, sa, b, sb, y, i, n);
+    return true;
+  }
+}
+
 template <class F>
-void binary_row_kernel(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+bool binary_row_kernel(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                        int64_t n) {
   switch (op) {
-    case kFloatAdd: binary_row_op<F, kFloatAdd>(a, sa, b, sb, y, n); break;
-    case kFloatSub: binary_row_op<F, kFloatSub>(a, sa, b, sb, y, n); break;
-    case kFloatMul: binary_row_op<F, kFloatMul>(a, sa, b, sb, y, n); break;
-    case kFloatDiv: binary_row_op<F, kFloatDiv>(a, sa, b, sb, y, n); break;
-    case kFloatMax: binary_row_op<F, kFloatMax>(a, sa, b, sb, y, n); break;
-    case kFloatMin: binary_row_op<F, kFloatMin>(a, sa, b, sb, y, n); break;
-    case kFloatClipLow: binary_row_op<F, kFloatClipLow>(a, sa, b, sb, y, n); break;
-    case kFloatClipHigh: binary_row_op<F, kFloatClipHigh>(a, sa, b, sb, y, n); break;
-    default: binary_row_op<F, kFloatPRelu>(a, sa, b, sb, y, n); break;
+    case kFloatAdd: return binary_row_op<F, kFloatAdd>(a, sa, b, sb, y, n);
+    case kFloatSub: return binary_row_op<F, kFloatSub>(a, sa, b, sb, y, n);
+    case kFloatMul: return binary_row_op<F, kFloatMul>(a, sa, b, sb, y, n);
+    case kFloatDiv: return binary_row_op<F, kFloatDiv>(a, sa, b, sb, y, n);
+    case kFloatMax: return binary_row_op<F, kFloatMax>(a, sa, b, sb, y, n);
+    case kFloatMin: return binary_row_op<F, kFloatMin>(a, sa, b, sb, y, n);
+    case kFloatClipLow: return binary_row_op<F, kFloatClipLow>(a, sa, b, sb, y, n);
+    case kFloatClipHigh: return binary_row_op<F, kFloatClipHigh>(a, sa, b, sb, y, n);
+    default: return binary_row_op<F, kFloatPRelu>(a, sa, b, sb, y, n);
   }
 }
 

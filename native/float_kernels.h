@@ -82,8 +82,10 @@ struct FloatKernels {
                       bool first);
   // One row of a float32 binary operator (float_elementwise.h FloatBinaryOp op):
   // y[i] = a[i * sa] op b[i * sb] for i < n, one IEEE operation per element, so every path
-  // gives the same values; y may be a or b (the same memory), never a part of one.
-  void (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+  // gives the same values; y may be a or b (the same memory), never a part of one. Returns
+  // whether a result of Add, Sub, Mul or Div may be a NaN (false: none is; true for the
+  // other operators).
+  bool (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                      int64_t n);
   // softmax_rows over a non-last axis: `cols` columns of n values, column c's values at
   // x[i * inner + c] (i < n), each column's softmax (log: log-softmax) with the row kernel's

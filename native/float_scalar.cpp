@@ -50,6 +50,14 @@ struct ScalarF {
   static V min(V a, V b) { return a < b ? a : b; }
   static V max(V a, V b) { return a > b ? a : b; }
   static V max_nan(V acc, V x) { return (x != x || x > acc) ? x : acc; }
+  static V or_bits(V a, V b) {
+    uint32_t u, v;
+    std::memcpy(&u, &a, sizeof u);
+    std::memcpy(&v, &b, sizeof v);
+    u |= v;
+    std::memcpy(&a, &u, sizeof u);
+    return a;
+  }
   static V select_ge0(V x, V a, V b) { return x >= 0.0f ? a : b; }
   // x = m 2^e, m in [1/2, 1), for a positive finite x (subnormals normalized first: x 2^23
   // is exact); other values: any

@@ -469,19 +469,80 @@ def IsInf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1,
 # --- binary and variadic elementwise ------------------------------------------------------
 
 
+
+
 @register
 def Add(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    return _as(a + b, a)
+    return _two_nans("Add", a, b, _as(a + b, a))
 
 
 @register
 def Sub(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    return _as(a - b, a)
+    return _two_nans("Sub", a, b, _as(a - b, a))
 
 
 @register
 def Mul(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    return _as(a * b, a)
+    return _two_nans("Mul", a, b, _as(a * b, a))
+
+
+_QUIET = np.uint32(0x00400000)
+
+
+def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`out` (a op b, float32) with ONNX Runtime's NaN where both operands are NaN (x86's
+    SSE gives its first source operand's, quieted; docs/operators.md (O116)): Sub and Div
+    input 0's; Mod (fmod) the larger significand's, quieted (of equal ones the positive);
+    Add and Mul (Eigen's sum and product on each broadcast run; Sum and Mean add pairs so)
+    by the position in the run: with both operands whole in the run, input 0's in the
+    scalar head (up to the first 16-byte boundary), input 1's in the 4-float packets and in
+    a tail of one element, input 0's in a tail of two or three; with one operand one value
+    in the run, the whole operand's everywhere but on the last element of a tail of three,
+    which gives the one value's. One run of the whole output of Add or Mul is cut at several
+    threads into TryParallelFor's blocks of (O91) with cost 1, each a run (Sum's pairs, and
+    Mean's, run in one thread)."""
+    if out.dtype != np.float32 or a.dtype != np.float32 or b.dtype != np.float32 \
+            or out.size == 0:
+        return out
+    flat = out.reshape(-1)
+    nan_out = np.isnan(flat)
+    if not nan_out.any():
+        return out
+    index = np.flatnonzero(nan_out)
+    xa = np.broadcast_to(a, out.shape).reshape(-1)[index]
+    xb = np.broadcast_to(b, out.shape).reshape(-1)[index]
+    both = np.isnan(xa) & np.isnan(xb)
+    if not both.any():
+        return out
+    index, xa, xb = index[both], xa[both], xb[both]
+    if op in ("Sub", "Div"):
+        pick_b = np.zeros(index.size, bool)
+    elif op == "Mod":
+        # the C library's fmodf through the x87 unit: the NaN of the larger significand once
+        # quieted, of equal ones the positive
+        ua, ub = xa.view(np.uint32), xb.view(np.uint32)
+        ka = ((ua & np.uint32(0x7FFFFF)) | _QUIET).astype(np.int64) * 2 + (ua >> 31 == 0)
+        kb = ((ub & np.uint32(0x7FFFFF)) | _QUIET).astype(np.int64) * 2 + (ub >> 31 == 0)
+        pick_b = kb > ka
+    else:
+        span, kind = _eigen_kind(a.shape, b.shape)
+        if span == out.size and op != "Sum":
+            blocks = eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads())
+            span = blocks[0][1] - blocks[0][0]
+        first = index - index % span
+        last = np.minimum(first + span, out.size)
+        head = np.minimum(last, (first + 3) // 4 * 4)
+        tail = np.maximum(head, last // 4 * 4)
+        if kind == (False, False):
+            pick_b = (index >= head) & ((index < tail) | (last - tail == 1))
+        else:
+            # input 0 is the one value when it is one (ONNX Runtime asks it first)
+            last_of_three = (last - tail == 3) & (index == last - 1)
+            pick_b = last_of_three if not kind[0] else ~last_of_three
+    chosen = np.where(pick_b, xb, xa).view(np.uint32) | _QUIET
+    result = flat.copy()
+    result[index] = chosen.view(np.float32)
+    return result.reshape(out.shape)
 
 
 @register
@@ -490,7 +551,7 @@ def Div(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
         # C semantics: integer division truncates toward zero.
         q = np.abs(a) // np.abs(b)
         return _as(np.where((a < 0) != (b < 0), -q, q), a)
-    return _as(a / b, a)
+    return _two_nans("Div", a, b, _as(a / b, a))
 
 
 @register
@@ -498,7 +559,8 @@ def Mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0, **_: Any) -> np.ndarray:
     """fmod=1: the sign of the dividend (C fmod); fmod=0: the sign of the divisor."""
     if np.issubdtype(a.dtype, np.floating) or a.dtype.kind == "V":
         fn = np.fmod if fmod else np.mod
-        return _as(fn(_f(a), _f(b)), a)
+        y = _as(fn(_f(a), _f(b)), a)
+        return _two_nans("Mod", a, b, y) if fmod else y
     return _as(np.fmod(a, b) if fmod else np.mod(a, b), a)
 
 
@@ -553,6 +615,14 @@ def _eigen_span(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int
     element-wise operator: the trailing output dimensions over which each operand stays
     either whole or repeated (the whole output when the shapes agree or an operand is one
     value); and whether input 0 is the repeated one (one value in each run)."""
+    span, kind = _eigen_kind(a_shape, b_shape)
+    return span, kind[0]
+
+
+def _eigen_kind(a_shape: tuple[int, ...], b_shape: tuple[int, ...]
+                ) -> tuple[int, tuple[bool, bool]]:
+    """`_eigen_span`'s run length, and whether each input is one value in each run (input 0
+    taken as the one value when the output has one element)."""
     out = np.broadcast_shapes(a_shape, b_shape)
     rank = len(out)
     a = (1,) * (rank - len(a_shape)) + tuple(a_shape)
@@ -565,7 +635,7 @@ def _eigen_span(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int
         if kind is not None and k != kind:
             break
         kind, span = k, span * out[d]
-    return span, kind[0] if kind is not None else True
+    return span, kind if kind is not None else (True, True)
 
 
 def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -623,7 +693,12 @@ def Max(*xs: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Sum(*xs: np.ndarray, **_: Any) -> np.ndarray:
-    return _variadic(np.add, xs)
+    """The inputs added in order, each pair as Add (of two NaNs the one (O116) gives)."""
+    return _variadic(_add_pair, xs)
+
+
+def _add_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _two_nans("Sum", a, b, np.add(a, b))
 
 
 @register
@@ -631,7 +706,7 @@ def Mean(*xs: np.ndarray, **_: Any) -> np.ndarray:
     """The inputs added in order, then multiplied by 1 / count rounded to the type, as ONNX
     Runtime does (a division rounds otherwise on a third of the values)."""
     arrays = [x for x in xs if x is not None]
-    total = _variadic(np.add, arrays)
+    total = _variadic(_add_pair, arrays)
     return _as(total * total.dtype.type(1.0 / len(arrays)), arrays[0])
 
 
