@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from lowp.runtime import Session
+from lowp.runtime import Session, native_float
 
 
 def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray],
@@ -53,3 +53,17 @@ def assert_engines_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]
     for backend in ("reference", "native"):
         ours = Session(model, backend=backend).run(dict(feeds))[output]
         np.testing.assert_array_equal(ours, theirs, err_msg=backend)
+
+
+def assert_bits_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                      threads: int) -> None:
+    """The numpy reference and the native kernels (recorded, then replayed) give ONNX
+    Runtime's float32 output y bit for bit, NaN payloads included, at `threads` threads."""
+    theirs = onnxruntime_run(model, feeds, threads)[0].view(np.uint32)
+    with native_float.disabled():
+        ours = Session(model, backend="reference", threads=threads).run(dict(feeds))["y"]
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg="numpy")
+    session = Session(model, backend="native", threads=threads)
+    for run in range(2):
+        ours = session.run(dict(feeds))["y"]
+        np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg=f"native {run}")

@@ -6,17 +6,20 @@ lowp computes the same, bit for bit (docs/operators.md (O113))."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import lowp
 
+from .ort_agreement import onnxruntime_run
+
 ACT = {"uint8": (TensorProto.UINT8, np.uint8), "int8": (TensorProto.INT8, np.int8)}
 
 
 def _model(act: str, w: np.ndarray, w_scale: np.ndarray, x_shape: list[int],
-           x_scale: float, x_zp: int, w_zp: int = 0) -> object:
+           x_scale: float, x_zp: int, w_zp: int = 0) -> onnx.ModelProto:
     onnx_t, np_t = ACT[act]
     inits = [numpy_helper.from_array(np.array(x_scale, np.float32), "xs"),
              numpy_helper.from_array(np.array(x_zp, np_t), "xz"),
@@ -34,6 +37,14 @@ def _model(act: str, w: np.ndarray, w_scale: np.ndarray, x_shape: list[int],
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
+def _assert_onnxruntime_bits(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                             backend: str) -> None:
+    """lowp's `backend` gives ONNX Runtime's output y bit for bit (one thread each)."""
+    want = onnxruntime_run(model, feeds)[0]
+    got = lowp.Session(model, backend=backend, threads=1).run(feeds)["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 @pytest.mark.parametrize("act,per_column", [("uint8", False), ("uint8", True),
                                             ("int8", False)])
@@ -46,12 +57,7 @@ def test_matmul_integer_to_float_bit_for_bit(act: str, per_column: bool, backend
     info = np.iinfo(ACT[act][1])
     x = rng.integers(info.min, info.max + 1, (2, 64, k)).astype(ACT[act][1])
     model = _model(act, w, w_scale, [2, 64, k], 0.0371, 3 if act == "uint8" else 0)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    got = lowp.Session(model, backend=backend, threads=1).run({"x": x})["y"]
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    _assert_onnxruntime_bits(model, {"x": x}, backend)
 
 
 @pytest.mark.parametrize("backend", ["auto", "reference"])
@@ -69,12 +75,7 @@ def test_uint8_weights_bit_for_bit(act: str, x_zp: int, per_column: bool, backen
     info = np.iinfo(ACT[act][1])
     x = rng.integers(info.min, info.max + 1, (2, 64, k)).astype(ACT[act][1])
     model = _model(act, w, w_scale, [2, 64, k], 0.0371, x_zp, w_zp=131)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    got = lowp.Session(model, backend=backend, threads=1).run({"x": x})["y"]
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    _assert_onnxruntime_bits(model, {"x": x}, backend)
 
 
 @pytest.mark.parametrize("backend", ["auto", "reference"])
@@ -93,15 +94,10 @@ def test_uint8_weights_times_an_int8_pair_bit_for_bit(x_zp: int, w_zp: int, back
     model.graph.node.insert(0, helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]))
     model.graph.node[1].input[0] = "xq"
     x = rng.normal(0, 2, (2, 64, k)).astype(np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    got = lowp.Session(model, backend=backend, threads=1).run({"x": x})["y"]
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    _assert_onnxruntime_bits(model, {"x": x}, backend)
 
 
-def _attention_model(act: str, shape_a: list[int], shape_b: list[int]) -> object:
+def _attention_model(act: str, shape_a: list[int], shape_b: list[int]) -> onnx.ModelProto:
     """a, b -> QuantizeLinear -> DequantizeLinear (symmetric when int8, as NNCF writes them)
     -> MatMul -> y, no QuantizeLinear after."""
     onnx_t, np_t = ACT[act]
@@ -135,12 +131,7 @@ def test_activation_matmul_integer_to_float_bit_for_bit(act: str, backend: str, 
     a = rng.normal(0, 3, (1, 6, 64, k)).astype(np.float32)
     b = rng.normal(0, 3, (1, 6, k, 64)).astype(np.float32)
     model = _attention_model(act, list(a.shape), list(b.shape))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"]).run(None, {"a": a, "b": b})[0]
-    got = lowp.Session(model, backend=backend, threads=1).run({"a": a, "b": b})["y"]
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    _assert_onnxruntime_bits(model, {"a": a, "b": b}, backend)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -11,13 +11,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session, native_float
+from .ort_agreement import assert_bits_agree
 
 F = TensorProto.FLOAT
 
@@ -27,27 +26,6 @@ _SHAPES = ([((n,), (n,)) for n in range(1, 41)] + [((n,), (1,)) for n in range(1
            + [((3, n), (1, n)) for n in range(1, 12)] + [((3, n), (3, 1)) for n in range(1, 12)]
            + [((3, 1), (1, n)) for n in range(1, 12)] + [((2, 3, n), (3, n)) for n in range(1, 9)]
            + [((2, 3, n), (2, 1, n)) for n in range(1, 9)] + [((n,), ()) for n in (5, 16, 17)])
-
-
-def _ort(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    return session.run(None, dict(feeds))[0]
-
-
-def _assert_bits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int) -> None:
-    """The numpy reference and the native kernels (recorded, then replayed) give ONNX
-    Runtime's output bit for bit."""
-    theirs = _ort(model, feeds, threads).view(np.uint32)
-    with native_float.disabled():
-        ours = Session(model, backend="reference", threads=threads).run(dict(feeds))["y"]
-    np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg="numpy")
-    session = Session(model, backend="native", threads=threads)
-    for run in range(2):
-        ours = session.run(dict(feeds))["y"]
-        np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg=f"native {run}")
 
 
 def _model(op: str, shapes: list[tuple[int, ...]], consts: Mapping[str, np.ndarray] | None = None
@@ -71,7 +49,7 @@ def test_max_min_pairs_equal_onnxruntime(op, shapes, swap, threads, seed):
     rng = np.random.default_rng(seed)
     pair = list(shapes[::-1] if swap else shapes)
     feeds = {f"x{i}": rng.choice(_POOL, size=s).astype(np.float32) for i, s in enumerate(pair)}
-    _assert_bits(_model(op, pair), feeds, threads)
+    assert_bits_agree(_model(op, pair), feeds, threads)
 
 
 @settings(max_examples=60, deadline=None)
@@ -82,7 +60,7 @@ def test_variadic_max_min_equal_onnxruntime(op, n, count, seed):
     rng = np.random.default_rng(seed)
     shapes = [(n,) if rng.random() < 0.7 else (1,) for _ in range(count)]
     feeds = {f"x{i}": rng.choice(_POOL, size=s).astype(np.float32) for i, s in enumerate(shapes)}
-    _assert_bits(_model(op, shapes), feeds, 1)
+    assert_bits_agree(_model(op, shapes), feeds, 1)
 
 
 @pytest.mark.parametrize("op", ["Max", "Min"])
@@ -94,7 +72,7 @@ def test_max_by_constant_zero_equal_onnxruntime(op, n, const_first):
     zero = {"x0" if const_first else "x1": np.zeros(1, np.float32)}
     shapes = [(1,), (n,)] if const_first else [(n,), (1,)]
     model = _model(op, shapes, zero)
-    _assert_bits(model, {("x1" if const_first else "x0"): x}, 1)
+    assert_bits_agree(model, {("x1" if const_first else "x0"): x}, 1)
 
 
 @pytest.mark.parametrize("op", ["Max", "Min"])
@@ -107,4 +85,4 @@ def test_long_max_min_in_onnxruntime_blocks(op, threads, one_value):
     rng = np.random.default_rng(threads)
     a = rng.choice(_POOL, size=n).astype(np.float32)
     b = rng.choice(_POOL, size=1 if one_value else n).astype(np.float32)
-    _assert_bits(_model(op, [a.shape, b.shape]), {"x0": a, "x1": b}, threads)
+    assert_bits_agree(_model(op, [a.shape, b.shape]), {"x0": a, "x1": b}, threads)

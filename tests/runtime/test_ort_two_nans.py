@@ -8,7 +8,7 @@ row kernel's (Mul input 0's on the last element of 11; repro items 76 and 92).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -17,9 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from lowp.runtime import Session, native_float
-
-from .ort_agreement import onnxruntime_run
+from .ort_agreement import assert_bits_agree
 
 F = TensorProto.FLOAT
 
@@ -33,19 +31,6 @@ _SHAPES = ([((n,), (n,)) for n in range(0, 50)] + [((n,), (1,)) for n in range(0
            + [((3, 1), (1, n)) for n in range(1, 14)] + [((2, 3, n), (3, n)) for n in range(1, 10)]
            + [((2, 3, n), (2, 1, n)) for n in range(1, 10)] + [((1, 1), (1,)), ((4, 1), (1, 1))])
 _OPS = ["Add", "Sub", "Mul", "Div", "Mod", "Sum", "Mean"]
-
-
-def _assert_bits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int) -> None:
-    """The numpy reference and the native kernels (recorded, then replayed) give ONNX
-    Runtime's output bit for bit."""
-    theirs = onnxruntime_run(model, feeds, threads)[0].view(np.uint32)
-    with native_float.disabled():
-        ours = Session(model, backend="reference", threads=threads).run(dict(feeds))["y"]
-    np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg="numpy")
-    session = Session(model, backend="native", threads=threads)
-    for run in range(2):
-        ours = session.run(dict(feeds))["y"]
-        np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg=f"native {run}")
 
 
 def _model(op: str, shapes: Sequence[tuple[int, ...]]) -> onnx.ModelProto:
@@ -73,7 +58,7 @@ def test_two_nans_equal_onnxruntime(op, shapes, swap, threads, nans_only, seed):
     # input 0's on element 10; Mod input 0's where ONNX Runtime gives input 1's
     rng = np.random.default_rng(seed)
     pair = list(shapes[::-1] if swap else shapes)
-    _assert_bits(_model(op, pair), _feeds(rng, pair, _NANS if nans_only else _POOL), threads)
+    assert_bits_agree(_model(op, pair), _feeds(rng, pair, _NANS if nans_only else _POOL), threads)
 
 
 @pytest.mark.parametrize("op", ["Add", "Mul", "Sub", "Div", "Mod"])
@@ -83,7 +68,7 @@ def test_item_76_vectors(op, n, form):
     # a (0x7fc00111) and b (0x7fc00222) NaNs throughout, item 76's minimal repro
     a = np.full(1 if form == "first one value" else n, 0x7FC00111, np.uint32).view(np.float32)
     b = np.full(1 if form == "second one value" else n, 0x7FC00222, np.uint32).view(np.float32)
-    _assert_bits(_model(op, [a.shape, b.shape]), {"x0": a, "x1": b}, 1)
+    assert_bits_agree(_model(op, [a.shape, b.shape]), {"x0": a, "x1": b}, 1)
 
 
 @settings(max_examples=80, deadline=None)
@@ -93,7 +78,7 @@ def test_variadic_sum_mean_equal_onnxruntime(op, n, count, threads, seed):
     # ONNX Runtime adds the inputs in order, each pair by the rule of two operands
     rng = np.random.default_rng(seed)
     shapes = [(n,) if rng.random() < 0.7 else (1,) for _ in range(count)]
-    _assert_bits(_model(op, shapes), _feeds(rng, shapes, _NANS), threads)
+    assert_bits_agree(_model(op, shapes), _feeds(rng, shapes, _NANS), threads)
 
 
 @pytest.mark.parametrize("op", ["Add", "Mul", "Sum", "Sub"])
@@ -106,7 +91,7 @@ def test_long_two_nans_in_onnxruntime_blocks(op, threads, form):
     rng = np.random.default_rng(threads)
     shapes = [(1,) if form == "first one value" else (n,),
               (1,) if form == "second one value" else (n,)]
-    _assert_bits(_model(op, shapes), _feeds(rng, shapes, _NANS), threads)
+    assert_bits_agree(_model(op, shapes), _feeds(rng, shapes, _NANS), threads)
 
 
 def _chain() -> onnx.ModelProto:
@@ -131,7 +116,7 @@ def test_fused_chain_two_nans_equal_onnxruntime(rows, n, threads, seed):
     # each step's NaN by its own broadcast run, inside lowp's fused chain too
     rng = np.random.default_rng(seed)
     shapes = [(rows, n), (rows, n), (rows, 1), (1, n), (1,)]
-    _assert_bits(_chain(), _feeds(rng, shapes, _POOL), threads)
+    assert_bits_agree(_chain(), _feeds(rng, shapes, _POOL), threads)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -142,4 +127,4 @@ def test_long_fused_chain_in_onnxruntime_blocks(rows, threads):
     rng = np.random.default_rng(rows + threads)
     n = 100_003
     shapes = [(rows, n), (rows, n), (rows, 1), (1, n), (1,)]
-    _assert_bits(_chain(), _feeds(rng, shapes, _NANS), threads)
+    assert_bits_agree(_chain(), _feeds(rng, shapes, _NANS), threads)
