@@ -54,7 +54,9 @@ def quantize_blocks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         inverse = np.where(nonzero, _F(127) / np.where(nonzero, amax, _F(1)), _F(0)).astype(_F)
     x = (blk * inverse[..., None]).astype(_F)
-    q = np.clip(np.rint(x), -128, 127).astype(np.int64)
+    # a NaN (a NaN or infinite amax, or 0 * an infinite 127 / amax) is code -128, the
+    # integer indefinite saturated, as the native kernel (native/matmul_nbits.h) defines it
+    q = np.where(np.isnan(x), _F(-128), np.clip(np.rint(x), -128, 127)).astype(np.int64)
     return q, scale
 
 
@@ -83,7 +85,8 @@ class PackedNBits:
     def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
         n, blocks, _ = w_u8.shape
         self.n, self.blocks = n, blocks
-        self.scale = np.asarray(scale, _F).reshape(n, blocks)
+        self.w_u8 = np.ascontiguousarray(w_u8, np.uint8)               # the native kernel's
+        self.scale = np.ascontiguousarray(np.asarray(scale, _F).reshape(n, blocks))
         zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
         self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
         # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
