@@ -7,6 +7,10 @@
 
 #include "matmul_nbits.h"
 
+#if defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
 namespace lowp {
 
 namespace {
@@ -18,27 +22,44 @@ constexpr int kBlock = 32;
 inline float quantize_block(const float* x, int64_t n, int8_t* q) {
   float a[kBlock];
   for (int i = 0; i < kBlock; ++i) a[i] = i < n ? x[i] : 0.0f;
-  float amax = 0.0f;
-  bool nan = false;
+  // max |a| on the bits: for |a| they order as the values, and any NaN lies above inf
+  uint32_t top = 0;
   for (int i = 0; i < kBlock; ++i) {
-    const float v = std::fabs(a[i]);
-    nan |= v != v;
-    amax = v > amax ? v : amax;
+    uint32_t u;
+    std::memcpy(&u, &a[i], 4);
+    u &= 0x7fffffffu;
+    top = u > top ? u : top;
   }
-  if (nan) amax = std::numeric_limits<float>::quiet_NaN();
+  float amax;
+  if (top > 0x7f800000u) {
+    amax = std::numeric_limits<float>::quiet_NaN();
+  } else {
+    std::memcpy(&amax, &top, 4);
+  }
   const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
   for (int i = 0; i < kBlock; ++i) {
     const float v = a[i] * inverse;
-    int c;
-    if (v != v) {
-      c = -128;
-    } else {
-      const float r = std::nearbyint(v);
-      c = r <= -128.0f ? -128 : r >= 127.0f ? 127 : int(r);
-    }
-    q[i] = int8_t(c);
+    // round half to even by adding and taking away 1.5 * 2^23 (exact for |v| <= 2^22;
+    // clamping to [-129, 128] first changes no saturated result); a NaN is -128
+    float cv = v < -129.0f ? -129.0f : v > 128.0f ? 128.0f : v;
+    cv = v != v ? -128.0f : cv;
+    const float r = (cv + 12582912.0f) - 12582912.0f;
+    const int c = int(r);
+    q[i] = int8_t(c < -128 ? -128 : c > 127 ? 127 : c);
   }
   return amax / 127.0f;
+}
+
+// Every block of one row: codes q (blocks x 32), scales sa and AScaledBlkSum ablk.
+inline void quantize_row(const float* x, int64_t k, int64_t blocks, int8_t* q, float* sa,
+                         float* ablk) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    int8_t* qb = q + b * kBlock;
+    sa[b] = quantize_block(x + b * kBlock, k - b * kBlock, qb);
+    int32_t sum = 0;
+    for (int i = 0; i < kBlock; ++i) sum += qb[i];
+    ablk[b] = sa[b] * float(sum);
+  }
 }
 
 }  // namespace
@@ -50,13 +71,7 @@ void LOWP_NBITS_NAME(const NBitsArgs& a, int64_t m0, int64_t m1, int64_t n0, int
   std::vector<int32_t> g(size_t(blocks * 8));
   for (int64_t r = m0; r < m1; ++r) {
     const float* x = a.x + r * k;
-    for (int64_t b = 0; b < blocks; ++b) {
-      int8_t* qb = q.data() + b * kBlock;
-      sa[size_t(b)] = quantize_block(x + b * kBlock, k - b * kBlock, qb);
-      int32_t sum = 0;
-      for (int i = 0; i < kBlock; ++i) sum += qb[i];
-      ablk[size_t(b)] = sa[size_t(b)] * float(sum);                       // AScaledBlkSum
-    }
+    quantize_row(x, k, blocks, q.data(), sa.data(), ablk.data());
     for (int64_t c = n0; c < n1; ++c) {
       const uint8_t* w = a.w + c * blocks * kBlock;
       const float* sb = a.scale + c * blocks;
@@ -105,5 +120,73 @@ void LOWP_NBITS_NAME(const NBitsArgs& a, int64_t m0, int64_t m1, int64_t n0, int
     }
   }
 }
+
+#if defined(__AVX512VNNI__)
+void nbits_panels_avx512(const NBitsArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const int64_t blocks = a.blocks, k = a.k, n = a.n, whole = blocks / 4 * 4, tail = n / 4 * 4;
+  std::vector<int8_t> q(size_t(blocks * kBlock));
+  std::vector<float> sa(static_cast<size_t>(blocks)), ablk(sa.size());
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i col = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t r = m0; r < m1; ++r) {
+    quantize_row(a.x + r * k, k, blocks, q.data(), sa.data(), ablk.data());
+    const int32_t* q4 = reinterpret_cast<const int32_t*>(q.data());  // 4 codes a group
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* w = a.wp + p * blocks * 8 * 64;
+      const float* sb = a.scale_p + p * blocks * 16;
+      const float* bb = a.bblk_p + p * blocks * 16;
+      // g[b, j] (+ g[b, j + 2]) of 16 columns: vpdpbusd of the 4 weight bytes of each
+      // column with the row's 4 codes (exact integer sums)
+      auto dot = [&](int64_t b, int j, __m512i acc) {
+        int32_t qq;
+        std::memcpy(&qq, q4 + b * 8 + j, 4);
+        return _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(w + (b * 8 + j) * 64),
+                                   _mm512_set1_epi32(qq));
+      };
+      __m512 acc[16];
+      for (int l = 0; l < 16; ++l) acc[l] = zero;
+      for (int64_t b0 = 0; b0 < whole; b0 += 4) {
+        for (int bo = 0; bo < 4; ++bo) {
+          const int64_t b = b0 + bo;
+          const __m512 sab = _mm512_mul_ps(_mm512_set1_ps(sa[size_t(b)]),
+                                           _mm512_loadu_ps(sb + b * 16));
+          // lanes of block b0 + bo: 8 (bo % 2) + 2 (bo / 2) + {0, 1, 4, 5} for j = 0, 1, 4, 5
+          const int base = 8 * (bo % 2) + 2 * (bo / 2);
+          const int js[4] = {0, 1, 4, 5};
+          for (int t = 0; t < 4; ++t) {
+            const int j = js[t];
+            const __m512i s2 = dot(b, j + 2, dot(b, j, _mm512_setzero_si512()));
+            acc[base + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s2), sab, acc[base + j]);
+          }
+        }
+      }
+      __m512 l8[8];
+      for (int j = 0; j < 8; ++j) l8[j] = _mm512_add_ps(acc[j], acc[j + 8]);
+      for (int64_t b = whole; b < blocks; ++b) {
+        const __m512 sab = _mm512_mul_ps(_mm512_set1_ps(sa[size_t(b)]),
+                                         _mm512_loadu_ps(sb + b * 16));
+        for (int j = 0; j < 8; ++j)
+          l8[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot(b, j, _mm512_setzero_si512())), sab,
+                                  l8[j]);
+      }
+      const __m512 lo = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(l8[0], l8[1]), l8[2]), l8[3]);
+      const __m512 hi = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(l8[4], l8[5]), l8[6]), l8[7]);
+      const __m512 v4 = _mm512_add_ps(lo, hi);
+      const __m512 r0 = _mm512_add_ps(l8[4], l8[0]), r1 = _mm512_add_ps(l8[5], l8[1]);
+      const __m512 r2 = _mm512_add_ps(l8[6], l8[2]), r3 = _mm512_add_ps(l8[7], l8[3]);
+      const __m512 vh = _mm512_add_ps(_mm512_add_ps(r0, r2), _mm512_add_ps(r1, r3));
+      const __m512i c = _mm512_add_epi32(_mm512_set1_epi32(int32_t(p * 16)), col);
+      const __mmask16 folded = _mm512_cmplt_epi32_mask(c, _mm512_set1_epi32(int32_t(tail)));
+      const __mmask16 valid = _mm512_cmplt_epi32_mask(c, _mm512_set1_epi32(int32_t(n)));
+      __m512 v = _mm512_mask_blend_ps(folded, vh, v4);
+      if (a.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, a.bias + p * 16));
+      __m512 z = zero;
+      for (int64_t b = 0; b < blocks; ++b)
+        z = _mm512_fmadd_ps(_mm512_set1_ps(ablk[size_t(b)]), _mm512_loadu_ps(bb + b * 16), z);
+      _mm512_mask_storeu_ps(a.y + r * n + p * 16, valid, _mm512_add_ps(v, z));
+    }
+  }
+}
+#endif
 
 }  // namespace lowp

@@ -89,6 +89,17 @@ class PackedNBits:
         self.scale = np.ascontiguousarray(np.asarray(scale, _F).reshape(n, blocks))
         zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
         self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
+        # the native AVX-512 kernel's panels of 16 columns (padded with zero scales):
+        # (panels, blocks, 8, 16, 4) bytes, scales and bblk (panels, blocks, 16)
+        panels = -(-n // 16)
+        wpad = np.zeros((panels * 16, blocks, BLOCK), np.uint8)
+        wpad[:n] = self.w_u8
+        self.w_panels = np.ascontiguousarray(
+            wpad.reshape(panels, 16, blocks, 8, 4).transpose(0, 2, 3, 1, 4))
+        self.scale_panels, self.bblk_panels = (
+            np.ascontiguousarray(np.concatenate(
+                [v, np.zeros((panels * 16 - n, blocks), _F)]).reshape(panels, 16, blocks)
+                .transpose(0, 2, 1)) for v in (self.scale, self.bblk))
         # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
         self.wg = np.ascontiguousarray(
             np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))

@@ -340,7 +340,9 @@ def matmul_nbits(x: np.ndarray, packed: Any, bias: np.ndarray | None,
         return None
     m = x.size // k
     call(ext.matmul_nbits, x.reshape(-1), packed.w_u8.reshape(-1), packed.scale.reshape(-1),
-         packed.bblk.reshape(-1), packed.scale.reshape(-1) if bias is None else bias,
+         packed.bblk.reshape(-1), packed.w_panels.reshape(-1),
+         packed.scale_panels.reshape(-1), packed.bblk_panels.reshape(-1),
+         packed.scale.reshape(-1) if bias is None else bias,
          bias is not None, y.reshape(-1), m, k, packed.n, _threads)
     return y
 
