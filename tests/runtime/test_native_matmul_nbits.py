@@ -134,3 +134,25 @@ def test_session_step_replays(threads: int) -> None:
     for i in range(5):
         x = rng.normal(0, 1 + i, (3, k)).astype(np.float32)
         _assert_bits(session.run({"x": x})["y"], packed.run(x, b))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 4096, 600), (8, 1024, 300), (3, 2000, 77)])
+def test_threads_split_rows_and_columns(m: int, k: int, n: int) -> None:
+    """Products large enough for a second thread: rows split (8 rows), columns or panels
+    split (1 and 3 rows), the same bits as the reference on every path."""
+    rng = np.random.default_rng(m * k + n)
+    packed = _packed(rng, k, n, np.int8, True, "random")
+    x = rng.normal(0, 1, (m, k)).astype(np.float32)
+    bias = rng.normal(0, 1, n).astype(np.float32)
+    want = packed.run(x, bias)
+    previous = native_float.get_threads()
+    try:
+        for path in PATHS:
+            with nb.use_path(path):
+                for threads in (1, 2, 3):
+                    native_float.set_threads(threads)
+                    got = native_float.matmul_nbits(x, packed, bias)
+                    assert got is not None
+                    _assert_bits(got, want)
+    finally:
+        native_float.set_threads(previous)
