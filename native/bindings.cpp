@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cast_half.h"
+#include "matmul_nbits.h"
 #include "compare.h"
 #include "conv.h"
 #include "conv_rows.h"
@@ -785,6 +786,39 @@ lowp::Kernel make_cast_to_float(nb::ndarray<nb::ro, nb::c_contig, nb::device::cp
                    out[i] = static_cast<const uint8_t*>(src)[i] ? 1.0f : 0.0f;
       }
     });
+  };
+}
+
+lowp::Kernel make_matmul_nbits(Floats x, Bytes w, Floats scale, Floats bblk, Bytes wp,
+                               Floats scale_p, Floats bblk_p, Floats bias, bool has_bias,
+                               OutFloats y, int64_t m, int64_t k, int64_t n, int threads) {
+  // y (m x n) = MatMulNBits of x (m x k float32) and w (n x blocks x 32 uint8, scale and
+  // bblk n x blocks, bias n when has_bias), as lowp.ops.matmul_nbits (native/matmul_nbits.h);
+  // wp, scale_p, bblk_p the same in panels of 16 columns
+  const int64_t blocks = (k + 31) / 32, panels = (n + 15) / 16;
+  if (m < 0 || k < 1 || n < 0 || int64_t(x.size()) != m * k || int64_t(y.size()) != m * n ||
+      int64_t(w.size()) != n * blocks * 32 || int64_t(scale.size()) != n * blocks ||
+      int64_t(bblk.size()) != n * blocks || (has_bias && int64_t(bias.size()) != n) ||
+      int64_t(wp.size()) != panels * blocks * 512 ||
+      int64_t(scale_p.size()) != panels * blocks * 16 ||
+      int64_t(bblk_p.size()) != panels * blocks * 16)
+    throw std::invalid_argument("matmul_nbits array sizes do not match m, k, n");
+  return [=] {
+    lowp::NBitsArgs a;
+    a.x = x.data();
+    a.w = w.data();
+    a.scale = scale.data();
+    a.bblk = bblk.data();
+    a.wp = wp.data();
+    a.scale_p = scale_p.data();
+    a.bblk_p = bblk_p.data();
+    a.bias = has_bias ? bias.data() : nullptr;
+    a.y = y.data();
+    a.m = m;
+    a.k = k;
+    a.n = n;
+    a.blocks = blocks;
+    lowp::run_matmul_nbits(a, threads);
   };
 }
 
@@ -2111,6 +2145,8 @@ NB_MODULE(_native, m) {
              "y"_a, "dims"_a, "slice"_a, "itemsize"_a, "reduction"_a, "type"_a, "status"_a);
   def_kernel(m, program, "cast_to_float", &make_cast_to_float, "x"_a, "y"_a, "code"_a,
              "threads"_a = 1);
+  def_kernel(m, program, "matmul_nbits", &make_matmul_nbits, "x"_a, "w"_a, "scale"_a,
+             "bblk"_a, "wp"_a, "scale_p"_a, "bblk_p"_a, "bias"_a, "has_bias"_a, "y"_a, "m"_a, "k"_a, "n"_a, "threads"_a);
   def_kernel(m, program, "cast_half", &make_cast_half, "x"_a, "y"_a, "to_half"_a, "threads"_a);
   m.def("has_f16c", &lowp::has_f16c);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

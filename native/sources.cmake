@@ -45,6 +45,15 @@ lowp_isa_object(lowp_float_rnn native/float_rnn.cpp -fno-builtin)
 lowp_isa_object(lowp_float_rnn_avx2 native/float_rnn_avx2.cpp -mavx2)
 lowp_isa_object(lowp_avx512vnni native/kernels_avx512vnni.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni)
+# MatMulNBits (matmul_nbits.h): one source per path, the integer products vectorized by the
+# compiler, every float step one IEEE operation
+lowp_isa_object(lowp_nbits_scalar native/matmul_nbits_kernel.cpp
+                -DLOWP_NBITS_NAME=nbits_rows_scalar)
+lowp_isa_object(lowp_nbits_avx2 native/matmul_nbits_kernel.cpp -mavx2 -mfma
+                -DLOWP_NBITS_NAME=nbits_rows_avx2)
+lowp_isa_object(lowp_nbits_avx512 native/matmul_nbits_kernel.cpp -mavx2 -mfma -mavx512f
+                -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=512
+                -DLOWP_NBITS_NAME=nbits_rows_avx512)
 lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl
                 -mavx512dq -mavx512vnni -mamx-tile -mamx-int8)
 
@@ -64,7 +73,9 @@ nanobind_add_module(_native NB_STATIC
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
   $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm> $<TARGET_OBJECTS:lowp_float_rnn> $<TARGET_OBJECTS:lowp_float_rnn_avx2>
   native/float_reduce.cpp native/float_col2im.cpp native/float_im2col.cpp
-  native/int_matmul.cpp native/cast_half.cpp)
+  native/int_matmul.cpp native/cast_half.cpp native/matmul_nbits.cpp
+  $<TARGET_OBJECTS:lowp_nbits_scalar> $<TARGET_OBJECTS:lowp_nbits_avx2>
+  $<TARGET_OBJECTS:lowp_nbits_avx512>)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
 target_link_libraries(_native PRIVATE Threads::Threads)

@@ -54,7 +54,9 @@ def quantize_blocks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         inverse = np.where(nonzero, _F(127) / np.where(nonzero, amax, _F(1)), _F(0)).astype(_F)
     x = (blk * inverse[..., None]).astype(_F)
-    q = np.clip(np.rint(x), -128, 127).astype(np.int64)
+    # a NaN (a NaN or infinite amax, or 0 * an infinite 127 / amax) is code -128, the
+    # integer indefinite saturated, as the native kernel (native/matmul_nbits.h) defines it
+    q = np.where(np.isnan(x), _F(-128), np.clip(np.rint(x), -128, 127)).astype(np.int64)
     return q, scale
 
 
@@ -83,9 +85,21 @@ class PackedNBits:
     def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
         n, blocks, _ = w_u8.shape
         self.n, self.blocks = n, blocks
-        self.scale = np.asarray(scale, _F).reshape(n, blocks)
+        self.w_u8 = np.ascontiguousarray(w_u8, np.uint8)               # the native kernel's
+        self.scale = np.ascontiguousarray(np.asarray(scale, _F).reshape(n, blocks))
         zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
         self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
+        # the native AVX-512 kernel's panels of 16 columns (padded with zero scales):
+        # (panels, blocks, 8, 16, 4) bytes, scales and bblk (panels, blocks, 16)
+        panels = -(-n // 16)
+        wpad = np.zeros((panels * 16, blocks, BLOCK), np.uint8)
+        wpad[:n] = self.w_u8
+        self.w_panels = np.ascontiguousarray(
+            wpad.reshape(panels, 16, blocks, 8, 4).transpose(0, 2, 3, 1, 4))
+        self.scale_panels, self.bblk_panels = (
+            np.ascontiguousarray(np.concatenate(
+                [v, np.zeros((panels * 16 - n, blocks), _F)]).reshape(panels, 16, blocks)
+                .transpose(0, 2, 1)) for v in (self.scale, self.bblk))
         # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
         self.wg = np.ascontiguousarray(
             np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))

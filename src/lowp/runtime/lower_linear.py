@@ -481,10 +481,19 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
         ctx.absorbed = [add]
     out = node.output[0] if add is None else add.output[0]
 
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, np.float32)
+    arena = Arena(reuse=not ctx.subgraph)
+
     def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1:
+            y = native_float.matmul_nbits(
+                av, packed, bias, arena.get((*av.shape[:-1], packed.n), np.dtype(np.float32)))
+            if y is not None:
+                return (y,)
         return (packed.run(av, bias),)
 
-    return ctx.step([node.input[0]], [out], run)
+    return ctx.step([node.input[0]], [out], run, replayable=True)
 
 
 def _matmul_two_activations(ctx: LowerCtx, a: Quantized, b: Quantized) -> Step | None:

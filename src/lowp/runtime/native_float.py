@@ -323,6 +323,30 @@ def cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     return y
 
 
+def matmul_nbits(x: np.ndarray, packed: Any, bias: np.ndarray | None,
+                 out: np.ndarray | None = None) -> np.ndarray | None:
+    """MatMulNBits of float32 `x` (..., K) and `packed` (lowp.ops.matmul_nbits.PackedNBits)
+    plus `bias` (N float32 or None), as packed.run computes it, bit for bit
+    (native/matmul_nbits.h), into `out` ((..., N) float32) or a buffer (`_empty`); or None."""
+    ext = _has(_extension(), "matmul_nbits")
+    k = x.shape[-1] if x.ndim else 0
+    if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
+            or k < 1 or -(-k // 32) != packed.blocks
+            or (bias is not None and (bias.dtype != np.float32 or bias.shape != (packed.n,)))):
+        return None
+    shape = (*x.shape[:-1], packed.n)
+    y = _empty(shape) if out is None else out
+    if y.shape != shape or y.dtype != np.float32 or not y.flags.c_contiguous:
+        return None
+    m = x.size // k
+    call(ext.matmul_nbits, x.reshape(-1), packed.w_u8.reshape(-1), packed.scale.reshape(-1),
+         packed.bblk.reshape(-1), packed.w_panels.reshape(-1),
+         packed.scale_panels.reshape(-1), packed.bblk_panels.reshape(-1),
+         packed.scale.reshape(-1) if bias is None else bias,
+         bias is not None, y.reshape(-1), m, k, packed.n, _threads)
+    return y
+
+
 _HALF_PAIRS = {(np.dtype(np.float32), np.dtype(np.float16)),
                (np.dtype(np.float16), np.dtype(np.float32))}
 
