@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -47,14 +47,29 @@ def test_minimal_rows() -> None:
         assert lowp.Session(model, backend=backend).run({"x": x})["y"].tolist() == [2, 0]
 
 
+@pytest.mark.xfail(strict=True, reason="open: ONNX Runtime reduces a 1-D input whole by "
+                   "Eigen's minCoeff / maxCoeff with index, not yet mirrored (O121)")
+def test_a_vector_reduced_whole() -> None:
+    """A 1-D input without select_last_index is ONNX Runtime's one Eigen path
+    (ReduceAggregatorArgMin::aggall, Eigen's minCoeff(&index)): here it gives the NaN's
+    index 4, the scalar rule (and lowp, both backends) 7."""
+    x = np.array([-1, -1, np.inf, -0.0, np.nan, 1, 1, -2], np.float32)
+    model = _model("ArgMin", [8], np.float32, 0, 0, 0)
+    assert int(onnxruntime_run(model, {"x": x})[0]) == 4
+    for backend in ("reference", "native"):
+        assert int(lowp.Session(model, backend=backend).run({"x": x})["y"]) == 4, backend
+
+
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), data=st.data(),
        keepdims=st.integers(0, 1), last=st.integers(0, 1), seed=st.integers(0, 2**32 - 1))
 def test_nans_give_onnxruntimes_indices(op: str, dtype: type, shape: list[int],
                                         data: st.DataObject, keepdims: int, last: int,
                                         seed: int) -> None:
+    # a 1-D input without select_last_index: test_a_vector_reduced_whole (open)
+    assume(len(shape) > 1 or last)
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     model = _model(op, shape, dtype, axis, keepdims, last)
     x = _values(np.random.default_rng(seed), shape, dtype)
