@@ -674,17 +674,57 @@ lowp::Kernel make_one_hot(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> ind
   };
 }
 
+// ONNX Runtime's ArgMax of a whole 1-D float32 input without select_last_index: Eigen's
+// maxCoeff(&index) over four-lane packets from the first value (fewer values: the scalar
+// rule). A packet's index is the scalar rule within it (lane 0 if a NaN); the value kept is
+// std::max(std::max(p0, p2), std::max(p1, p3)) (a NaN kept when it is the first operand); a
+// later packet replaces both when its largest non-NaN value is larger than the kept one;
+// the tail values after, one by one (lowp.runtime.float_ops._ort_arg_whole, (O121))
+static int64_t arg_max_whole(const float* v, int64_t n) {
+  constexpr int64_t lanes = 4;
+  auto scalar = [](const float* p, int64_t m) {
+    float r = p[0];
+    int64_t best = 0;
+    for (int64_t j = 1; j < m; ++j)
+      if (p[j] > r) r = p[j], best = j;
+    return best;
+  };
+  if (n < lanes) return scalar(v, n);
+  auto kept = [](const float* p) {
+    auto mx = [](float a, float b) { return a < b ? b : a; };
+    return mx(mx(p[0], p[2]), mx(p[1], p[3]));
+  };
+  float value = kept(v);
+  int64_t best = scalar(v, lanes), k = lanes;
+  for (; k + lanes <= n; k += lanes) {
+    const float* p = v + k;
+    bool any = false;
+    float top = 0.0f;
+    for (int64_t j = 0; j < lanes; ++j)
+      if (p[j] == p[j] && (!any || p[j] > top)) top = p[j], any = true;
+    if (any && top > value) value = kept(p), best = k + scalar(p, lanes);
+  }
+  for (; k < n; ++k)
+    if (v[k] > value) value = v[k], best = k;
+  return best;
+}
+
 lowp::Kernel make_arg_max(Floats x, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> y,
-                          int64_t outer, int64_t n, int64_t inner, bool last) {
+                          int64_t outer, int64_t n, int64_t inner, bool last, bool whole) {
   // y[o, i] = ONNX Runtime's ArgMax of x[o, :, i] (x outer x n x inner): from the first
   // value, each later one taken when it is larger (`last`, ArgMax select_last_index: or
-  // equal), so a NaN is never taken and a NaN first value is kept (docs/operators.md (O121))
+  // equal), so a NaN is never taken and a NaN first value is kept (docs/operators.md (O121));
+  // `whole` (a 1-D input without select_last_index): arg_max_whole
   if (outer < 0 || n < 1 || inner < 0 || int64_t(x.size()) != outer * n * inner ||
-      int64_t(y.size()) != outer * inner)
+      int64_t(y.size()) != outer * inner || (whole && (outer != 1 || inner != 1 || last)))
     throw std::invalid_argument("arg_max needs x of outer x n x inner and y of outer x inner");
-  return [x, y, outer, n, inner, last] {
+  return [x, y, outer, n, inner, last, whole] {
     const float* in = x.data();
     int64_t* out = y.data();
+    if (whole) {
+      out[0] = arg_max_whole(in, n);
+      return;
+    }
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const float* col = in + o * n * inner + i;
@@ -2138,7 +2178,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "one_hot", &make_one_hot, "indices"_a, "y"_a, "code"_a, "depth"_a,
              "off"_a, "on"_a);
   def_kernel(m, program, "arg_max", &make_arg_max, "x"_a, "y"_a, "outer"_a, "n"_a,
-             "inner"_a, "last"_a);
+             "inner"_a, "last"_a, "whole"_a = false);
   def_kernel(m, program, "set_slice", &make_set_slice, "x"_a, "value"_a, "start"_a, "end"_a,
              "y"_a, "outer"_a, "d"_a, "inner"_a, "status"_a);
   def_kernel(m, program, "scatter_nd", &make_scatter_nd, "x"_a, "indices"_a, "updates"_a,

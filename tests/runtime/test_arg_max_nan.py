@@ -47,9 +47,38 @@ def test_minimal_rows() -> None:
         assert lowp.Session(model, backend=backend).run({"x": x})["y"].tolist() == [2, 0]
 
 
+def test_a_vector_reduced_whole() -> None:
+    """A 1-D input without select_last_index is ONNX Runtime's one Eigen path
+    (ReduceAggregatorArgMin::aggall, Eigen's minCoeff(&index), four-lane packets whose
+    kept value is std::min(std::min(p0, p2), std::min(p1, p3))): here the second packet's
+    NaN index 4; the scalar rule gave 7."""
+    x = np.array([-1, -1, np.inf, -0.0, np.nan, 1, 1, -2], np.float32)
+    model = _model("ArgMin", [8], np.float32, 0, 0, 0)
+    assert int(onnxruntime_run(model, {"x": x})[0]) == 4
+    for backend in ("reference", "native"):
+        assert int(lowp.Session(model, backend=backend).run({"x": x})["y"]) == 4, backend
+
+
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@settings(max_examples=8, deadline=None)
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 31, 70])
+def test_vectors_over_nans(op: str, dtype: type, n: int) -> None:
+    """1-D inputs across the packet boundaries (2 float64, 4 float32 lanes), 8 draws each,
+    both backends."""
+    model = _model(op, [n], dtype, 0, 0, 0)
+    rng = np.random.default_rng(n)
+    sessions = [lowp.Session(model, backend=b) for b in ("reference", "native")]
+    for _ in range(8):
+        x = _values(rng, [n], dtype)
+        x[rng.random(n) < 0.1] = -np.inf
+        want = onnxruntime_run(model, {"x": x})[0]
+        for session in sessions:
+            assert int(session.run({"x": x})["y"]) == int(want), x.tolist()
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=20, deadline=None)
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), data=st.data(),
        keepdims=st.integers(0, 1), last=st.integers(0, 1), seed=st.integers(0, 2**32 - 1))
 def test_nans_give_onnxruntimes_indices(op: str, dtype: type, shape: list[int],
@@ -64,15 +93,16 @@ def test_nans_give_onnxruntimes_indices(op: str, dtype: type, shape: list[int],
         assert got.shape == want.shape and np.array_equal(got, want), backend
 
 
+@pytest.mark.parametrize(("shape", "axis"), [([16, 9], 1), ([27], 0)])
 @pytest.mark.parametrize("last", [0, 1])
-def test_a_replay_recorded_without_nans(last: int) -> None:
-    model = _model("ArgMax", [16, 9], np.float32, 1, 1, last)
+def test_a_replay_recorded_without_nans(last: int, shape: list[int], axis: int) -> None:
+    model = _model("ArgMax", shape, np.float32, axis, 1, last)
     rng = np.random.default_rng(5)
     session = lowp.Session(model, backend="native")
     for _ in range(3):
-        clean = rng.standard_normal((16, 9)).astype(np.float32)
+        clean = rng.standard_normal(shape).astype(np.float32)
         session.run({"x": clean})
-    x = _values(rng, [16, 9], np.float32)
+    x = _values(rng, shape, np.float32)
     want = onnxruntime_run(model, {"x": x})[0]
     assert np.array_equal(session.run({"x": x})["y"], want)
 

@@ -1210,9 +1210,48 @@ def _ort_arg(x: np.ndarray, ax: int, last: bool, largest: bool) -> np.ndarray:
     return best
 
 
+def _ort_arg_whole(x: np.ndarray, largest: bool) -> np.ndarray:
+    """ONNX Runtime's ArgMax / ArgMin of a 1-D float `x` without select_last_index: Eigen's
+    maxCoeff / minCoeff with index over 16-byte packets (4 float32, 2 float64) from the
+    first value, fewer values by the rule of `_ort_arg`. A packet's index is that rule
+    within it (lane 0 if a NaN); the value kept is std::max (min) of lanes (j, j + half)
+    then of those (a NaN kept when it is the first operand), so it need not be the
+    indexed one. A later packet replaces both when its largest (smallest) non-NaN value
+    beats the kept one; the tail values after, one by one (O121)."""
+    n, lanes = len(x), 16 // x.dtype.itemsize
+    if n < lanes:
+        return _ort_arg(x, 0, False, largest)
+    count = n // lanes
+    packets = x[:count * lanes].reshape(count, lanes)
+    nan = np.isnan(packets)
+    fill = -np.inf if largest else np.inf
+    filled = np.where(nan, fill, packets)
+    lane = np.argmax(filled, axis=1) if largest else np.argmin(filled, axis=1)
+    lane[nan[:, 0]] = 0
+    best = filled.max(axis=1) if largest else filled.min(axis=1)
+    best[nan.all(axis=1)] = np.nan
+    kept = packets
+    while kept.shape[1] > 1:
+        a, b = np.split(kept, 2, axis=1)
+        kept = np.where(a < b, b, a) if largest else np.where(b < a, b, a)
+    value, idx = kept[0, 0], int(lane[0])
+    for k in range(1, count):
+        if np.isnan(value):
+            break
+        if (best[k] > value) if largest else (best[k] < value):
+            value, idx = kept[k, 0], k * lanes + int(lane[k])
+    for i in range(count * lanes, n):
+        if (x[i] > value) if largest else (x[i] < value):
+            value, idx = x[i], i
+    return np.asarray(idx, np.int64)
+
+
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
     if x.dtype.kind == "f" and x.size and np.isnan(x).any():
+        if x.ndim == 1 and not select_last_index and x.dtype in (np.float32, np.float64):
+            idx = _ort_arg_whole(x, fn is np.argmax)
+            return np.expand_dims(idx, ax) if keepdims else idx
         idx = _ort_arg(x, ax, bool(select_last_index), fn is np.argmax)
         return np.expand_dims(idx, ax) if keepdims else idx
     if fn is np.argmax:

@@ -407,7 +407,9 @@ def arg_max(x: np.ndarray, axis: int, keepdims: bool, last: bool) -> np.ndarray 
     y = _empty(kept, np.int64)
     if y.dtype != np.int64:
         return None
-    call(ext.arg_max, x.reshape(-1), y.reshape(-1), outer, x.shape[axis], inner, bool(last))
+    # a 1-D input without select_last_index: ONNX Runtime's Eigen packets (O121)
+    call(ext.arg_max, x.reshape(-1), y.reshape(-1), outer, x.shape[axis], inner, bool(last),
+         x.ndim == 1 and not last)
     return y if keepdims else y.reshape(x.shape[:axis] + x.shape[axis + 1:])
 
 
