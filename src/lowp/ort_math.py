@@ -638,3 +638,141 @@ def scalar_operand(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> int | No
     if a <= 1:
         return 0
     return 1 if b <= 1 else None
+
+
+def _keep_first(a: np.ndarray, b: np.ndarray, is_min: bool) -> np.ndarray:
+    """ONNX Runtime's select of ReduceMax (ReduceMin): b where b > a (b < a), else a, so a
+    NaN or an equal value met later never replaces `a` (Eigen's pmax / pmin, maxps with the
+    operands reversed, and std::max alike)."""
+    return np.where(b < a if is_min else b > a, b, a)
+
+
+def _eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
+    """Eigen's maxCoeff (minCoeff) of each row of C-contiguous (rows, n) float32 or float64
+    `x` whose buffer starts on a 16-byte boundary (SSE packets: 4 or 2 lanes), each row with
+    its own scalars before its first aligned packet: two packet accumulators, the leftover
+    packet, the lanes, then the head and the tail scalars, each step `_keep_first`."""
+    rows, n = x.shape
+    lanes = 16 // x.dtype.itemsize
+    out = np.empty(rows, x.dtype)
+    offsets = (-(np.arange(rows) * n)) % lanes
+    for first in np.unique(offsets):
+        sel = offsets == first
+        out[sel] = _eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
+    return out
+
+
+def _eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
+    n = x.shape[1]
+    size = ((n - start) // lanes) * lanes
+    if size == 0:
+        res = x[:, 0]
+        for i in range(1, n):
+            res = _keep_first(res, x[:, i], is_min)
+        return res
+    end2 = start + ((n - start) // (2 * lanes)) * (2 * lanes)
+    end = start + size
+    acc = x[:, start:start + lanes]
+    if size > lanes:
+        other = x[:, start + lanes:start + 2 * lanes]
+        for i in range(start + 2 * lanes, end2, 2 * lanes):
+            acc = _keep_first(acc, x[:, i:i + lanes], is_min)
+            other = _keep_first(other, x[:, i + lanes:i + 2 * lanes], is_min)
+        acc = _keep_first(acc, other, is_min)
+        if end > end2:
+            acc = _keep_first(acc, x[:, end2:end], is_min)
+    if lanes == 2:
+        res = _keep_first(acc[:, 0], acc[:, 1], is_min)
+    else:                                               # (a0, a2), (a1, a3), then the two
+        res = _keep_first(_keep_first(acc[:, 0], acc[:, 2], is_min),
+                          _keep_first(acc[:, 1], acc[:, 3], is_min), is_min)
+    for i in [*range(start), *range(end, n)]:
+        res = _keep_first(res, x[:, i], is_min)
+    return res
+
+
+# the forms of lowp._native.float_reduce_extreme (native/float_reduce.h)
+EXTREME_ROWS, EXTREME_RKR, EXTREME_KRK, EXTREME_IN_ORDER = 0, 1, 2, 3
+
+
+def extreme_plan(shape: tuple[int, ...], axes: tuple[int, ...]
+                 ) -> tuple[int, int, int, int] | None:
+    """How ONNX Runtime takes ReduceMax / ReduceMin of an array of `shape` over `axes`
+    (`reduce_extreme`): (form, a, b, c), or None for separated axes other than R K R:
+    EXTREME_ROWS (a rows of b values, c = 1; trailing or all axes), EXTREME_RKR ((a, b, c)
+    over a and c), EXTREME_KRK ((a, b, c) over b, a >= 2: Eigen's rowwise maxCoeff),
+    EXTREME_IN_ORDER ((a, b, c) over b one row at a time: leading axes, or middle ones under
+    one outer index)."""
+    if not shape or 0 in shape:
+        return None
+    kinds, size = _merged(shape, axes)
+    if kinds in ("R", "KR"):
+        return EXTREME_ROWS, int(np.prod(size[:-1])), size[-1], 1
+    if kinds == "RKR" and size[1] > 1:
+        return EXTREME_RKR, size[0], size[1], size[2]
+    if kinds == "KRK":
+        return (EXTREME_KRK if size[0] >= 2 else EXTREME_IN_ORDER), size[0], size[1], size[2]
+    if kinds == "RK":
+        return EXTREME_IN_ORDER, 1, size[0], size[1]
+    return None
+
+
+def _krk_extreme(x: np.ndarray, acc: np.ndarray, is_min: bool) -> None:
+    """EXTREME_KRK: the outputs (a, c) `acc`, already taken one row at a time, where Eigen's
+    rowwise maxCoeff writes packets instead: from the first 16-byte boundary of each outer
+    index's c outputs on, whole packets, each from its packetwise redux p = c0, then p =
+    max(p, max(max(c1, c2), max(c3, c4))) for each four columns while 1 + 4 more fit before
+    the last, then one at a time (a NaN first of a four drops the four)."""
+    outer, k, inner = x.shape
+    lanes = 16 // x.dtype.itemsize
+    quad = (k - 1) & ~3
+    for o in range(outer):
+        head = min((-(o * inner)) % lanes, inner)
+        end = head + (inner - head) // lanes * lanes
+        if end == head:
+            continue
+        c = x[o, :, head:end]
+        p = c[0]
+        i = 1
+        while i < quad:
+            four = _keep_first(_keep_first(c[i], c[i + 1], is_min),
+                               _keep_first(c[i + 2], c[i + 3], is_min), is_min)
+            p = _keep_first(p, four, is_min)
+            i += 4
+        for j in range(i, k):
+            p = _keep_first(p, c[j], is_min)
+        acc[o, head:end] = p
+
+
+def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min: bool
+                   ) -> np.ndarray:
+    """ReduceMax (ReduceMin) of non-empty float32 or float64 `x` over `axes` as ONNX Runtime
+    1.32 computes it (docs/operators.md (O127)). Axes merged as `_merged`: trailing ones (K R)
+    or all (R): Eigen's maxCoeff of each row (`_eigen_extreme_rows`); R K R with a kept run
+    longer than 1: each output starts from its first element, then takes the maxCoeff of
+    each leading index's block where larger; any other pattern (leading, middle, separated
+    axes): from the first element in row-major order, each later one where larger. Every
+    step keeps its first operand on a NaN or a tie, so a NaN comes out only from the first
+    element (of a packet path: the first aligned element's lane)."""
+    shape = reduced_shape(x.shape, axes, keepdims)
+    x = np.ascontiguousarray(x)
+    plan = extreme_plan(x.shape, axes)
+    if plan is not None and plan[0] == EXTREME_ROWS:
+        return _eigen_extreme_rows(x.reshape(plan[1], plan[2]), is_min).reshape(shape)
+    if plan is not None and plan[0] == EXTREME_RKR:
+        _, d0, d1, d2 = plan
+        blocks = _eigen_extreme_rows(x.reshape(-1, d2), is_min).reshape(d0, d1)
+        acc = x.reshape(d0, d1, d2)[0, :, 0]
+        for i in range(d0):
+            acc = _keep_first(acc, blocks[i], is_min)
+        return acc.reshape(shape)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    red = [a for a in range(x.ndim) if a in axes]
+    cols = x.transpose(kept + red).reshape(-1, int(np.prod([x.shape[a] for a in red])))
+    acc = cols[:, 0]
+    for j in range(1, cols.shape[1]):
+        acc = _keep_first(acc, cols[:, j], is_min)
+    if plan is not None and plan[0] == EXTREME_KRK:
+        acc = acc.reshape(plan[1], plan[3])
+        _krk_extreme(x.reshape(plan[1:]), acc, is_min)
+    return acc.reshape(shape)

@@ -1013,17 +1013,23 @@ def max_reference(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.n
     return np.asarray(y, np.float32)
 
 
-def _reduce_max(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
-    """ReduceMax: float32 by `max_reference` (natively where it can), others as np.max."""
-    if x.dtype != np.float32 or not x.size:
-        return _extreme(np.max, lowest=True)(x, ax, keep)
-    axes = tuple(range(x.ndim)) if ax is None else ax
-    native = native_float.reduce_max(x, axes, keep)
-    return native if native is not None else max_reference(x, ax, keep)
+def _ort_extreme(is_min: bool) -> Any:
+    """ReduceMax (ReduceMin): float32 and float64 as ONNX Runtime takes them
+    (`ort_math.reduce_extreme`, docs/operators.md (O127); float32 natively where it can),
+    others as np.max (np.min)."""
+    other = _extreme(np.min if is_min else np.max, lowest=not is_min)
+
+    def red(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
+        if x.dtype not in (np.float32, np.float64) or not x.size:
+            return other(x, ax, keep)
+        axes = tuple(range(x.ndim)) if ax is None else tuple(ax)
+        native = native_float.reduce_extreme(x, axes, keep, is_min)
+        return native if native is not None else ort_math.reduce_extreme(x, axes, keep, is_min)
+    return red
 
 
-_reduction("ReduceMax", _reduce_max)
-_reduction("ReduceMin", _extreme(np.min, lowest=False))
+_reduction("ReduceMax", _ort_extreme(is_min=False))
+_reduction("ReduceMin", _ort_extreme(is_min=True))
 def _generic_rows(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
     """(rows of the reduced elements of each output in row-major order, kept axes)."""
     kept = [a for a in range(x.ndim) if a not in axes]
