@@ -362,6 +362,10 @@ void reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c, i
 
 }  // namespace
 
+float ort_row_extreme(const float* x, int64_t n, int64_t start, bool is_min) {
+  return is_min ? eigen_extreme_row<true>(x, n, start) : eigen_extreme_row<false>(x, n, start);
+}
+
 void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c,
                               int form, bool is_min, int threads) {
   if (is_min) {

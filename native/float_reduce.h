@@ -42,6 +42,10 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
 // maxCoeff of each row), kExtremeRkr (y[b] of x (a, b, c) over a and c), kExtremeKrk and
 // kExtremeInOrder (y (a, c) of x (a, b, c) over b). Every step keeps its first operand on a
 // NaN or a tie. Comparisons only; each output computed by one task the same way.
+// ONNX Runtime's ReduceMax (ReduceMin) of one row of n >= 1 float32 values with `start`
+// scalars before its first 16-byte boundary (Eigen's maxCoeff; lowp.ort_math
+// ._eigen_extreme_block).
+float ort_row_extreme(const float* x, int64_t n, int64_t start, bool is_min);
 enum { kExtremeRows = 0, kExtremeRkr = 1, kExtremeKrk = 2, kExtremeInOrder = 3 };
 void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c,
                               int form, bool is_min, int threads);
