@@ -581,11 +581,23 @@ def _lane_sum(e: np.ndarray) -> np.ndarray:
                                                           + (t[:, 6] + t[:, 7]))
 
 
+def _minus_max(x: np.ndarray) -> np.ndarray:
+    """x + (-max) of every row of float32 (rows, n) as MLAS forms it: the maximum of
+    `mlas_row_max`; a NaN maximum's negation (quieted) is the first operand of each add, so
+    its NaN fills the row, NaN elements too (docs/operators.md (O127))."""
+    neg_max = -mlas_row_max(x)
+    shifted = (x + neg_max).astype(np.float32)
+    nan = np.isnan(neg_max[:, 0])
+    if nan.any():
+        quiet = (neg_max[nan].view(np.uint32) | np.uint32(0x00400000)).view(np.float32)
+        shifted[nan] = quiet
+    return shifted
+
+
 def softmax_rows(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 softmax of every row of float32 (rows, n), n >= 1."""
     with np.errstate(all="ignore"):              # rows with inf or NaN give NaN, as there
-        neg_max = -x.max(axis=1, keepdims=True)
-        e = _sum_exp((x + neg_max).astype(np.float32))
+        e = _sum_exp(_minus_max(x))
         scale = (_F(1) / _lane_sum(e)).astype(np.float32)
         return (e * scale[:, None]).astype(np.float32)
 
@@ -597,7 +609,7 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
     from .libm import logf
 
     with np.errstate(all="ignore"):
-        shifted = (x + -x.max(axis=1, keepdims=True)).astype(np.float32)
+        shifted = _minus_max(x)
         log_sum = logf(_lane_sum(_sum_exp(shifted)))
         return (shifted - log_sum[:, None]).astype(np.float32)
 
@@ -776,3 +788,38 @@ def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min:
         acc = acc.reshape(plan[1], plan[3])
         _krk_extreme(x.reshape(plan[1:]), acc, is_min)
     return acc.reshape(shape)
+
+
+def _second_wins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """vmaxps / vmaxss a, b: a where a > b, else b (b on a NaN or a tie)."""
+    return np.where(a > b, a, b)
+
+
+def mlas_row_max(x: np.ndarray) -> np.ndarray:
+    """MLAS's float32 row maximum (MlasReduceMaximumF32KernelAvx512F) of each row of (rows, n)
+    `x`, shape (rows, 1): from the lowest float, 64-value steps into four 16-lane
+    accumulators ((a0, a1), (a2, a3) then the two), 16-value steps into the first, the lanes
+    halved (8, 4, 2, 1), then one value at a time; every step keeps its second operand on a
+    NaN or a tie, so a NaN survives only from the last value read into its place
+    (docs/operators.md (O127))."""
+    rows, n = x.shape
+    low = np.full(rows, np.finfo(np.float32).min, np.float32)
+    i = 0
+    if n >= 16:
+        acc = np.broadcast_to(low[:, None], (rows, 16))
+        if n >= 64:
+            accs = [acc] * 4
+            while n - i >= 64:
+                accs = [_second_wins(accs[j], x[:, i + 16 * j:i + 16 * j + 16]) for j in range(4)]
+                i += 64
+            acc = _second_wins(_second_wins(accs[0], accs[1]), _second_wins(accs[2], accs[3]))
+        while n - i >= 16:
+            acc = _second_wins(acc, x[:, i:i + 16])
+            i += 16
+        v8 = _second_wins(acc[:, :8], acc[:, 8:])
+        v4 = _second_wins(v8[:, :4], v8[:, 4:])
+        v2 = _second_wins(v4[:, :2], v4[:, 2:])
+        low = _second_wins(v2[:, 0], v2[:, 1])
+    for j in range(i, n):
+        low = _second_wins(low, x[:, j])
+    return np.asarray(low, np.float32)[:, None]
