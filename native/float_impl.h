@@ -782,7 +782,7 @@ void row_scale(float* yr, int64_t n, float s, bool tiny, bool log) {
   const V k = F::set1(log ? std::log(s) : 1.0f / s);
   auto op = [&](V v) {
     if (log) return F::sub(v, k);
-    return tiny ? mul_tiny<F>(v, k) : F::mul(v, k);
+    return tiny ? mul_tiny<F>(v, k) : F::mul(k, v);  // (a NaN sum's NaN first, as MLAS)
   };
   int64_t i = 0;
   for (; i + F::W <= n; i += F::W) F::store(yr + i, op(F::load(yr + i)));
@@ -877,7 +877,7 @@ void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, 
     return;
   }
   const V scale = F::div(F::set1(1.0f), s);
-  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(F::load(y + i * sy), scale));
+  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(scale, F::load(y + i * sy)));
 }
 
 template <class F>

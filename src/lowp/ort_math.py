@@ -599,7 +599,11 @@ def softmax_rows(x: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):              # rows with inf or NaN give NaN, as there
         e = _sum_exp(_minus_max(x))
         scale = (_F(1) / _lane_sum(e)).astype(np.float32)
-        return (e * scale[:, None]).astype(np.float32)
+        y = (e * scale[:, None]).astype(np.float32)
+        nan = np.isnan(scale)
+        if nan.any():       # MLAS multiplies scale by e: a NaN sum's NaN fills its row
+            y[nan] = scale[nan, None]
+        return y
 
 
 def log_softmax_rows(x: np.ndarray) -> np.ndarray:

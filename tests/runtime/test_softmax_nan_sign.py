@@ -53,3 +53,16 @@ def test_rows_with_nans(op: str, axis: int, n: int) -> None:
         want = onnxruntime_run(model, {"x": x})[0]
         for session in sessions:
             assert session.run({"x": x})["y"].tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(("first", "second"), [(1, 3), (3, 1)])
+def test_a_nan_sum_fills_the_row(first: int, second: int) -> None:
+    """MLAS multiplies 1 / sum by each exponential, the scale first: a NaN sum's NaN fills
+    its row, the NaN elements' own too (numpy's product kept each element's). The numpy
+    reference only: the native sums' NaN order with two payloads is left open."""
+    x = (np.arange(5, dtype=np.float32) / 7)[None].copy()
+    x[0, first] = np.uint32(0x7FC00123).view(np.float32)
+    x[0, second] = np.uint32(0xFFD00001).view(np.float32)
+    want = onnxruntime_run(_model("Softmax", [1, 5], -1), {"x": x})[0]
+    assert len(set(want.view(np.uint32).ravel().tolist())) == 1
+    assert ort_math.softmax_rows(x).tobytes() == want.tobytes()
