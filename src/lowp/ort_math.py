@@ -763,13 +763,13 @@ def _krk_extreme(x: np.ndarray, acc: np.ndarray, is_min: bool) -> None:
 def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min: bool
                    ) -> np.ndarray:
     """ReduceMax (ReduceMin) of non-empty float32 or float64 `x` over `axes` as ONNX Runtime
-    1.32 computes it (docs/operators.md (O127)). Axes merged as `_merged`: trailing ones (K R)
-    or all (R): Eigen's maxCoeff of each row (`_eigen_extreme_rows`); R K R with a kept run
-    longer than 1: each output starts from its first element, then takes the maxCoeff of
-    each leading index's block where larger; any other pattern (leading, middle, separated
-    axes): from the first element in row-major order, each later one where larger. Every
-    step keeps its first operand on a NaN or a tie, so a NaN comes out only from the first
-    element (of a packet path: the first aligned element's lane)."""
+    1.32 computes it (docs/operators.md (O127)), by `extreme_plan`: trailing axes or all:
+    Eigen's maxCoeff of each row (`_eigen_extreme_rows`); R K R with a kept run longer than
+    1: each output from its first element, then the maxCoeff of each leading index's block
+    where larger; middle axes under two or more outer indices: Eigen's packetwise redux
+    where its packets are (`_krk_extreme`); any other pattern: from the first element in
+    row-major order, each later one where larger. Every step keeps its first operand on a
+    NaN or a tie."""
     shape = reduced_shape(x.shape, axes, keepdims)
     x = np.ascontiguousarray(x)
     plan = extreme_plan(x.shape, axes)
