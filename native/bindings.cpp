@@ -1007,6 +1007,21 @@ lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t
   };
 }
 
+lowp::Kernel make_float_reduce_extreme(Floats x, OutFloats y, int64_t a, int64_t b,
+                                       int64_t c, int form, bool is_min, int threads) {
+  // ReduceMax / ReduceMin as ONNX Runtime takes them (float_reduce.h)
+  const size_t outputs = form == lowp::kExtremeRows ? size_t(a)
+                         : form == lowp::kExtremeRkr ? size_t(b)
+                                                     : size_t(a * c);
+  if (a < 1 || b < 1 || c < 1 || form < 0 || form > 3 || x.size() != size_t(a * b * c) ||
+      y.size() != outputs || (form == lowp::kExtremeRows && c != 1))
+    throw std::invalid_argument("float_reduce_extreme needs x of a * b * c values, a, b, c "
+                                ">= 1, a form 0..3 (0 with c 1) and y of its outputs");
+  return [x, y, a, b, c, form, is_min, threads] {
+    lowp::run_float_reduce_extreme(x.data(), y.data(), a, b, c, form, is_min, threads);
+  };
+}
+
 lowp::Kernel make_float_average_pool_rowmajor(Floats x, OutFloats y, Floats counts,
                                               const std::vector<int64_t>& dims,
                                               const std::vector<int>& geo, int threads) {
@@ -2205,6 +2220,8 @@ NB_MODULE(_native, m) {
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_reduce_extreme", &make_float_reduce_extreme, "x"_a, "y"_a,
+             "a"_a, "b"_a, "c"_a, "form"_a, "is_min"_a, "threads"_a = 1);
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,
              "x"_a, "y"_a, "dims"_a, "geometry"_a, "threads"_a = 1);
   def_kernel(m, program, "float_average_pool_rowmajor", &make_float_average_pool_rowmajor,

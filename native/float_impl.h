@@ -623,6 +623,44 @@ inline typename F::V mul_tiny(typename F::V e, typename F::V s) {
 // The row maximum lane by lane (the first NaN of a lane kept, ties to the earlier value),
 // then over the lanes in order and the values after the last whole vector: which zero or
 // NaN a row whose maximum is a zero or NaN takes (the NaN's payload reaches the outputs).
+// MLAS's float32 row maximum (MlasReduceMaximumF32KernelAvx512F; lowp.ort_math.mlas_row_max)
+// of the n values load(0 .. n - 1), T a float or a vector of independent columns, mx(a, b)
+// vmaxps's a > b ? a : b (b on a NaN or a tie): from the lowest float, 64-value steps into
+// four 16-lane accumulators, 16-value steps into one, the lanes halved, then one value at a
+// time. A NaN survives only from the last value read into its place.
+template <class T, class Load, class Max>
+T mlas_max(Load load, int64_t n, T lowest, Max mx) {
+  T low = lowest;
+  int64_t i = 0;
+  if (n >= 16) {
+    T acc[16];
+    for (T& a : acc) a = lowest;
+    if (n >= 64) {
+      T part[4][16];
+      for (auto& q : part)
+        for (T& a : q) a = lowest;
+      for (; n - i >= 64; i += 64)
+        for (int j = 0; j < 4; ++j)
+          for (int l = 0; l < 16; ++l) part[j][l] = mx(part[j][l], load(i + 16 * j + l));
+      for (int l = 0; l < 16; ++l)
+        acc[l] = mx(mx(part[0][l], part[1][l]), mx(part[2][l], part[3][l]));
+    }
+    for (; n - i >= 16; i += 16)
+      for (int l = 0; l < 16; ++l) acc[l] = mx(acc[l], load(i + l));
+    for (int half = 8; half >= 2; half /= 2)
+      for (int l = 0; l < half; ++l) acc[l] = mx(acc[l], acc[l + half]);
+    low = mx(acc[0], acc[1]);
+  }
+  for (; i < n; ++i) low = mx(low, load(i));
+  return low;
+}
+
+inline float mlas_row_max(const float* xr, int64_t n) {
+  return mlas_max<float>([xr](int64_t i) { return xr[i]; }, n,
+                         std::numeric_limits<float>::lowest(),
+                         [](float a, float b) { return a > b ? a : b; });
+}
+
 template <class F>
 float row_max_in_order(const float* xr, int64_t n) {
   using V = typename F::V;
@@ -642,7 +680,7 @@ float row_max_in_order(const float* xr, int64_t n) {
   return mx;
 }
 
-// The row's maximum (NaN if any) and the lane-wise minimum of its values (only to pick the
+// The row's maximum (a NaN by MLAS's rule, mlas_row_max) and the lane-wise minimum of its values (only to pick the
 // path), four vectors at a time in four chains, the last whole vector ending at the row's
 // end (overlapping values change neither), a row shorter than W in one partial vector. Any
 // other maximum is the same number; a zero or NaN is taken again by row_max_in_order.
@@ -678,7 +716,11 @@ std::pair<float, typename F::V> row_max_min(const float* xr, int64_t n) {
     vn = F::min(F::min(l[0], l[1]), F::min(l[2], l[3]));
   }
   float mx = F::reduce_max(vm);
-  if (F::has_nan(vm) || mx == 0.0f) mx = row_max_in_order<F>(xr, n);
+  if (F::has_nan(vm)) {
+    mx = mlas_row_max(xr, n);  // MLAS's NaN rule (docs/operators.md (O127))
+  } else if (mx == 0.0f) {
+    mx = row_max_in_order<F>(xr, n);
+  }
   return {mx, vn};
 }
 
@@ -710,7 +752,7 @@ float row_sum_exp(const float* xr, float* yr, int64_t n, float mx) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int k = 0; k < kVecs; ++k) {
-      const V shifted = F::add(F::load(xr + i + k * F::W), neg);
+      const V shifted = F::add(neg, F::load(xr + i + k * F::W));
       const V e = exp(shifted);
       F::store(yr + i + k * F::W, Log ? shifted : e);
       acc[k] = F::add(acc[k], e);
@@ -718,13 +760,13 @@ float row_sum_exp(const float* xr, float* yr, int64_t n, float mx) {
   for (int k = 0; i < n; ++k, i += F::W) {
     const int c = int(std::min<int64_t>(F::W, n - i));
     if (c == F::W) {
-      const V shifted = F::add(F::load(xr + i), neg);
+      const V shifted = F::add(neg, F::load(xr + i));
       const V e = exp(shifted);
       F::store(yr + i, Log ? shifted : e);
       acc[k] = F::add(acc[k], e);
       continue;
     }
-    const V shifted = F::add(F::load_fill(xr + i, c, 0.0f), neg);
+    const V shifted = F::add(neg, F::load_fill(xr + i, c, 0.0f));
     const V e = F::keep_n(exp(shifted), c);
     F::store_n(yr + i, Log ? shifted : e, c);
     acc[k] = F::add(acc[k], e);
@@ -741,7 +783,7 @@ void row_scale(float* yr, int64_t n, float s, bool tiny, bool log) {
   const V k = F::set1(log ? std::log(s) : 1.0f / s);
   auto op = [&](V v) {
     if (log) return F::sub(v, k);
-    return tiny ? mul_tiny<F>(v, k) : F::mul(v, k);
+    return tiny ? mul_tiny<F>(v, k) : F::mul(k, v);  // (a NaN sum's NaN first, as MLAS)
   };
   int64_t i = 0;
   for (; i + F::W <= n; i += F::W) F::store(yr + i, op(F::load(yr + i)));
@@ -785,10 +827,10 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
 // x + (-max), the sum-exp exponential, the 16 partial sums (value i to sum i % 16, in order,
 // from +0) folded as MLAS folds them, then y = e * (1 / sum) (log: (x - max) - logf(sum)). A
 // last block of fewer than W columns goes through zero-padded copies (lanes are independent).
-// Each lane's maximum over n values at stride sx (NaN if any): four chains of values
-// i % 4, then combined; a lane's NaN is then the last one of its column, as one chain in
-// order finds it (its payload reaches the outputs), taken again in order. (Which zero a
-// zero maximum is changes no output: x - max is the same number up to the sign of a zero.)
+// Each lane's maximum over n values at stride sx: four chains of values i % 4, then
+// combined; where a lane holds a NaN, every lane again by MLAS's rule (mlas_max: the NaN
+// only from the last value read into its place, (O127)). (Which zero a zero maximum is
+// changes no output: x - max is the same number up to the sign of a zero.)
 template <class F>
 typename F::V column_max(const float* x, int64_t sx, int64_t n) {
   using V = typename F::V;
@@ -800,23 +842,24 @@ typename F::V column_max(const float* x, int64_t sx, int64_t n) {
   for (; i < n; ++i) m[0] = F::max_nan(m[0], F::load(x + i * sx));
   V mx = F::max_nan(F::max_nan(m[0], m[1]), F::max_nan(m[2], m[3]));
   if (!F::has_nan(mx)) return mx;
-  mx = F::load(x);
-  for (i = 1; i < n; ++i) mx = F::max_nan(mx, F::load(x + i * sx));
-  return mx;
+  // MLAS's NaN rule per column (ONNX Runtime transposes the axis last first; (O127))
+  return mlas_max<V>([x, sx](int64_t j) { return F::load(x + j * sx); }, n,
+                     F::set1(std::numeric_limits<float>::lowest()),
+                     [](V a, V b) { return F::max(a, b); });
 }
 
 template <class F>
 void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, bool log) {
   using V = typename F::V;
   const V mx = column_max<F>(x, sx, n);
-  const V neg = F::mul(mx, F::set1(-1.0f));  // exact negation, zeros and NaN included
+  const V neg = F::neg(mx);  // -max as MLAS negates it: a NaN maximum changes sign
   V acc[16];
   for (V& a : acc) a = F::set1(0.0f);
   for (int64_t i0 = 0; i0 < n; i0 += 16) {
     const int64_t len = std::min<int64_t>(16, n - i0);
     for (int64_t k = 0; k < len; ++k) {
       const int64_t i = i0 + k;
-      const V shifted = F::add(F::load(x + i * sx), neg);
+      const V shifted = F::add(neg, F::load(x + i * sx));
       const V e = mlas_sum_exp<F>(shifted);
       F::store(y + i * sy, log ? shifted : e);
       acc[k] = F::add(acc[k], e);
@@ -835,7 +878,7 @@ void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, 
     return;
   }
   const V scale = F::div(F::set1(1.0f), s);
-  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(F::load(y + i * sy), scale));
+  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(scale, F::load(y + i * sy)));
 }
 
 template <class F>

@@ -234,6 +234,147 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
       });
 }
 
+namespace {
+
+// ONNX Runtime's select (Eigen's pmax / pmin, maxps with the operands reversed, std::max):
+// b where it is larger (smaller), else a, so a NaN or a tie met later never replaces a.
+template <bool kMin>
+inline float keep_first(float a, float b) {
+  return (kMin ? b < a : b > a) ? b : a;
+}
+
+// lowp.ort_math._eigen_extreme_block for one row of n values with `start` scalars before its
+// first aligned packet.
+template <bool kMin>
+float eigen_extreme_row(const float* x, int64_t n, int64_t start) {
+  start = std::min(start, n);
+  const int64_t size = (n - start) / kPacket * kPacket;
+  if (size == 0) {
+    float res = x[0];
+    for (int64_t i = 1; i < n; ++i) res = keep_first<kMin>(res, x[i]);
+    return res;
+  }
+  const int64_t end2 = start + (n - start) / (2 * kPacket) * (2 * kPacket);
+  const int64_t end = start + size;
+  float acc[kPacket], other[kPacket];
+  for (int64_t l = 0; l < kPacket; ++l) acc[l] = x[start + l];
+  if (size > kPacket) {
+    for (int64_t l = 0; l < kPacket; ++l) other[l] = x[start + kPacket + l];
+    for (int64_t i = start + 2 * kPacket; i < end2; i += 2 * kPacket)
+      for (int64_t l = 0; l < kPacket; ++l) {
+        acc[l] = keep_first<kMin>(acc[l], x[i + l]);
+        other[l] = keep_first<kMin>(other[l], x[i + kPacket + l]);
+      }
+    for (int64_t l = 0; l < kPacket; ++l) acc[l] = keep_first<kMin>(acc[l], other[l]);
+    if (end > end2)
+      for (int64_t l = 0; l < kPacket; ++l) acc[l] = keep_first<kMin>(acc[l], x[end2 + l]);
+  }
+  float res = keep_first<kMin>(keep_first<kMin>(acc[0], acc[2]),
+                               keep_first<kMin>(acc[1], acc[3]));
+  for (int64_t i = 0; i < start; ++i) res = keep_first<kMin>(res, x[i]);
+  for (int64_t i = end; i < n; ++i) res = keep_first<kMin>(res, x[i]);
+  return res;
+}
+
+// columns [j0, j1) of one outer index of (k, inner) x taken one row at a time
+template <bool kMin>
+void extreme_in_order(const float* x, float* y, int64_t k, int64_t inner, int64_t j0,
+                      int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) y[j] = x[j];
+  for (int64_t i = 1; i < k; ++i) {
+    const float* row = x + i * inner;
+    for (int64_t j = j0; j < j1; ++j) y[j] = keep_first<kMin>(y[j], row[j]);
+  }
+}
+
+// columns [j0, j1) by Eigen's packetwise redux (lowp.ort_math._krk_extreme)
+template <bool kMin>
+void extreme_packetwise(const float* x, float* y, int64_t k, int64_t inner, int64_t j0,
+                        int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) y[j] = x[j];
+  const int64_t quad = (k - 1) & ~int64_t(3);
+  int64_t i = 1;
+  for (; i < quad; i += 4) {
+    const float* r1 = x + i * inner;
+    const float* r2 = r1 + inner;
+    const float* r3 = r2 + inner;
+    const float* r4 = r3 + inner;
+    for (int64_t j = j0; j < j1; ++j)
+      y[j] = keep_first<kMin>(y[j], keep_first<kMin>(keep_first<kMin>(r1[j], r2[j]),
+                                                     keep_first<kMin>(r3[j], r4[j])));
+  }
+  for (; i < k; ++i) {
+    const float* row = x + i * inner;
+    for (int64_t j = j0; j < j1; ++j) y[j] = keep_first<kMin>(y[j], row[j]);
+  }
+}
+
+template <bool kMin>
+void reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c, int form,
+                    int threads) {
+  if (form == kExtremeRows) {
+    run_elementwise(a, std::max<int64_t>(1, (int64_t(1) << 14) / b), threads,
+                    [&](int64_t r0, int64_t len) {
+                      for (int64_t r = r0; r < r0 + len; ++r)
+                        y[r] = eigen_extreme_row<kMin>(x + r * b, b,
+                                                       (kPacket - (r * b) % kPacket) % kPacket);
+                    });
+    return;
+  }
+  if (form == kExtremeRkr) {
+    run_elementwise(b, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, a * c)),
+                    threads, [&](int64_t d0, int64_t len) {
+                      for (int64_t d = d0; d < d0 + len; ++d) {
+                        float v = x[d * c];
+                        for (int64_t i = 0; i < a; ++i) {
+                          const int64_t at = (i * b + d) * c;
+                          v = keep_first<kMin>(
+                              v, eigen_extreme_row<kMin>(x + at, c,
+                                                         (kPacket - at % kPacket) % kPacket));
+                        }
+                        y[d] = v;
+                      }
+                    });
+    return;
+  }
+  for_each_span<int>(
+      a, b, c, c > 4096 ? 1024 : c, threads, [&](int64_t o, int64_t j0, int64_t w, int&) {
+        const float* xo = x + o * b * c;
+        float* yo = y + o * c;
+        const int64_t j1 = j0 + w;
+        if (form != kExtremeKrk) {
+          extreme_in_order<kMin>(xo, yo, b, c, j0, j1);
+          return;
+        }
+        // the packets: from the first 16-byte boundary of this outer index's outputs
+        const int64_t head = std::min((kPacket - (o * c) % kPacket) % kPacket, c);
+        const int64_t end = head + (c - head) / kPacket * kPacket;
+        const int64_t p0 = std::max(j0, head), p1 = std::min(j1, end);
+        if (p0 >= p1) {
+          extreme_in_order<kMin>(xo, yo, b, c, j0, j1);
+          return;
+        }
+        extreme_in_order<kMin>(xo, yo, b, c, j0, p0);
+        extreme_packetwise<kMin>(xo, yo, b, c, p0, p1);
+        extreme_in_order<kMin>(xo, yo, b, c, p1, j1);
+      });
+}
+
+}  // namespace
+
+float ort_row_extreme(const float* x, int64_t n, int64_t start, bool is_min) {
+  return is_min ? eigen_extreme_row<true>(x, n, start) : eigen_extreme_row<false>(x, n, start);
+}
+
+void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c,
+                              int form, bool is_min, int threads) {
+  if (is_min) {
+    reduce_extreme<true>(x, y, a, b, c, form, threads);
+  } else {
+    reduce_extreme<false>(x, y, a, b, c, form, threads);
+  }
+}
+
 void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads) {
   // one task per run of output rows (image, oy); every output is computed by one task the
   // same way, so the result does not depend on the thread count

@@ -36,6 +36,20 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads);
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
                           int threads);
 
+// ReduceMax (ReduceMin when `is_min`) of float32 as ONNX Runtime 1.32 takes it, bit for bit
+// with lowp.ort_math.reduce_extreme (docs/operators.md (O127)); `form` is
+// lowp.ort_math.extreme_plan's: kExtremeRows (y[a] of rows of b values, c = 1: Eigen's
+// maxCoeff of each row), kExtremeRkr (y[b] of x (a, b, c) over a and c), kExtremeKrk and
+// kExtremeInOrder (y (a, c) of x (a, b, c) over b). Every step keeps its first operand on a
+// NaN or a tie. Comparisons only; each output computed by one task the same way.
+// ONNX Runtime's ReduceMax (ReduceMin) of one row of n >= 1 float32 values with `start`
+// scalars before its first 16-byte boundary (Eigen's maxCoeff; lowp.ort_math
+// ._eigen_extreme_block).
+float ort_row_extreme(const float* x, int64_t n, int64_t start, bool is_min);
+enum { kExtremeRows = 0, kExtremeRkr = 1, kExtremeKrk = 2, kExtremeInOrder = 3 };
+void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c,
+                              int form, bool is_min, int threads);
+
 // MaxPool of float32 channels-last 2-D data x (n, h, w, c) into y (n, oh, ow, c) as
 // lowp.runtime.float_nn.max_pool_channels_last defines it: each output's window taps in
 // column-major order (kernel columns left to right, each down its rows), taps outside the

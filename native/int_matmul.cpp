@@ -1,6 +1,7 @@
 // Driver layer: MatMulInteger with a prepacked constant B (IntMatMul) and
 // DynamicQuantizeLinear (run_dynamic_quantize); see int_matmul.h and docs/native.md (N1).
 #include "int_matmul.h"
+#include "float_reduce.h"
 
 #include <emmintrin.h>
 #include <immintrin.h>
@@ -546,6 +547,18 @@ __attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs
     } else {
       range(src, q.k, &lo, &hi, &nan);
     }
+    const bool has_nan = nan;
+    if (nan) {
+      // the reference's ReduceMax / ReduceMin keep a NaN only where ONNX Runtime's order
+      // does (docs/operators.md (O127)): otherwise the row's range leaves its NaNs out
+      const int64_t start = (4 - (i * q.k) % 4) % 4;
+      const float top = ort_row_extreme(src, q.k, start, false);
+      const float least = ort_row_extreme(src, q.k, start, true);
+      if (!std::isnan(top) && !std::isnan(least)) {
+        nan = false;
+        lo = std::min(least, 0.0f), hi = std::max(top, 0.0f);
+      }
+    }
     const float span = hi - lo;
     if (nan || !std::isfinite(span)) {
       // The reference's values on such a row: a NaN makes lo, hi and the scale the
@@ -569,6 +582,10 @@ __attribute__((always_inline)) inline void quantize_rows_body(const RowQuantArgs
     qa.x = src, qa.y = dst, qa.n = q.k, qa.scale = s, qa.zp = int32_t(z), qa.qmin = 0,
     qa.qmax = 255;
     q.quantize_row(qa);
+    if (has_nan) {   // a NaN's q: the reference's Cast<uint8>(Clip(NaN)), 0 (x86)
+      for (int64_t p = 0; p < q.k; ++p)
+        if (std::isnan(src[p])) dst[p] = 0;
+    }
     std::memset(dst + q.k, 0, size_t(q.kp - q.k));
     if (q.need_rowsum) {   // (only read when some zb' != 0)
       uint32_t sum = 0;

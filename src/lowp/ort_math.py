@@ -581,13 +581,29 @@ def _lane_sum(e: np.ndarray) -> np.ndarray:
                                                           + (t[:, 6] + t[:, 7]))
 
 
+def _minus_max(x: np.ndarray) -> np.ndarray:
+    """x + (-max) of every row of float32 (rows, n) as MLAS forms it: the maximum of
+    `mlas_row_max`; a NaN maximum's negation (quieted) is the first operand of each add, so
+    its NaN fills the row, NaN elements too (docs/operators.md (O127))."""
+    neg_max = -mlas_row_max(x)
+    shifted = (x + neg_max).astype(np.float32)
+    nan = np.isnan(neg_max[:, 0])
+    if nan.any():
+        quiet = (neg_max[nan].view(np.uint32) | np.uint32(0x00400000)).view(np.float32)
+        shifted[nan] = quiet
+    return shifted
+
+
 def softmax_rows(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 softmax of every row of float32 (rows, n), n >= 1."""
     with np.errstate(all="ignore"):              # rows with inf or NaN give NaN, as there
-        neg_max = -x.max(axis=1, keepdims=True)
-        e = _sum_exp((x + neg_max).astype(np.float32))
+        e = _sum_exp(_minus_max(x))
         scale = (_F(1) / _lane_sum(e)).astype(np.float32)
-        return (e * scale[:, None]).astype(np.float32)
+        y = (e * scale[:, None]).astype(np.float32)
+        nan = np.isnan(scale)
+        if nan.any():       # MLAS multiplies scale by e: a NaN sum's NaN fills its row
+            y[nan] = scale[nan, None]
+        return y
 
 
 def log_softmax_rows(x: np.ndarray) -> np.ndarray:
@@ -597,7 +613,7 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
     from .libm import logf
 
     with np.errstate(all="ignore"):
-        shifted = (x + -x.max(axis=1, keepdims=True)).astype(np.float32)
+        shifted = _minus_max(x)
         log_sum = logf(_lane_sum(_sum_exp(shifted)))
         return (shifted - log_sum[:, None]).astype(np.float32)
 
@@ -638,3 +654,176 @@ def scalar_operand(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> int | No
     if a <= 1:
         return 0
     return 1 if b <= 1 else None
+
+
+def _keep_first(a: np.ndarray, b: np.ndarray, is_min: bool) -> np.ndarray:
+    """ONNX Runtime's select of ReduceMax (ReduceMin): b where b > a (b < a), else a, so a
+    NaN or an equal value met later never replaces `a` (Eigen's pmax / pmin, maxps with the
+    operands reversed, and std::max alike)."""
+    return np.where(b < a if is_min else b > a, b, a)
+
+
+def _eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
+    """Eigen's maxCoeff (minCoeff) of each row of C-contiguous (rows, n) float32 or float64
+    `x` whose buffer starts on a 16-byte boundary (SSE packets: 4 or 2 lanes), each row with
+    its own scalars before its first aligned packet: two packet accumulators, the leftover
+    packet, the lanes, then the head and the tail scalars, each step `_keep_first`."""
+    rows, n = x.shape
+    lanes = 16 // x.dtype.itemsize
+    out = np.empty(rows, x.dtype)
+    offsets = (-(np.arange(rows) * n)) % lanes
+    for first in np.unique(offsets):
+        sel = offsets == first
+        out[sel] = _eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
+    return out
+
+
+def _eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
+    n = x.shape[1]
+    size = ((n - start) // lanes) * lanes
+    if size == 0:
+        res = x[:, 0]
+        for i in range(1, n):
+            res = _keep_first(res, x[:, i], is_min)
+        return res
+    end2 = start + ((n - start) // (2 * lanes)) * (2 * lanes)
+    end = start + size
+    acc = x[:, start:start + lanes]
+    if size > lanes:
+        other = x[:, start + lanes:start + 2 * lanes]
+        for i in range(start + 2 * lanes, end2, 2 * lanes):
+            acc = _keep_first(acc, x[:, i:i + lanes], is_min)
+            other = _keep_first(other, x[:, i + lanes:i + 2 * lanes], is_min)
+        acc = _keep_first(acc, other, is_min)
+        if end > end2:
+            acc = _keep_first(acc, x[:, end2:end], is_min)
+    if lanes == 2:
+        res = _keep_first(acc[:, 0], acc[:, 1], is_min)
+    else:                                               # (a0, a2), (a1, a3), then the two
+        res = _keep_first(_keep_first(acc[:, 0], acc[:, 2], is_min),
+                          _keep_first(acc[:, 1], acc[:, 3], is_min), is_min)
+    for i in [*range(start), *range(end, n)]:
+        res = _keep_first(res, x[:, i], is_min)
+    return res
+
+
+# the forms of lowp._native.float_reduce_extreme (native/float_reduce.h)
+EXTREME_ROWS, EXTREME_RKR, EXTREME_KRK, EXTREME_IN_ORDER = 0, 1, 2, 3
+
+
+def extreme_plan(shape: tuple[int, ...], axes: tuple[int, ...]
+                 ) -> tuple[int, int, int, int] | None:
+    """How ONNX Runtime takes ReduceMax / ReduceMin of an array of `shape` over `axes`
+    (`reduce_extreme`): (form, a, b, c), or None for separated axes other than R K R:
+    EXTREME_ROWS (a rows of b values, c = 1; trailing or all axes), EXTREME_RKR ((a, b, c)
+    over a and c), EXTREME_KRK ((a, b, c) over b, a >= 2: Eigen's rowwise maxCoeff),
+    EXTREME_IN_ORDER ((a, b, c) over b one row at a time: leading axes, or middle ones under
+    one outer index)."""
+    if not shape or 0 in shape:
+        return None
+    kinds, size = _merged(shape, axes)
+    if kinds in ("R", "KR"):
+        return EXTREME_ROWS, int(np.prod(size[:-1])), size[-1], 1
+    if kinds == "RKR" and size[1] > 1:
+        return EXTREME_RKR, size[0], size[1], size[2]
+    if kinds == "KRK":
+        return (EXTREME_KRK if size[0] >= 2 else EXTREME_IN_ORDER), size[0], size[1], size[2]
+    if kinds == "RK":
+        return EXTREME_IN_ORDER, 1, size[0], size[1]
+    return None
+
+
+def _krk_extreme(x: np.ndarray, acc: np.ndarray, is_min: bool) -> None:
+    """EXTREME_KRK: the outputs (a, c) `acc`, already taken one row at a time, where Eigen's
+    rowwise maxCoeff writes packets instead: from the first 16-byte boundary of each outer
+    index's c outputs on, whole packets, each from its packetwise redux p = c0, then p =
+    max(p, max(max(c1, c2), max(c3, c4))) for each four columns while 1 + 4 more fit before
+    the last, then one at a time (a NaN first of a four drops the four)."""
+    outer, k, inner = x.shape
+    lanes = 16 // x.dtype.itemsize
+    quad = (k - 1) & ~3
+    for o in range(outer):
+        head = min((-(o * inner)) % lanes, inner)
+        end = head + (inner - head) // lanes * lanes
+        if end == head:
+            continue
+        c = x[o, :, head:end]
+        p = c[0]
+        i = 1
+        while i < quad:
+            four = _keep_first(_keep_first(c[i], c[i + 1], is_min),
+                               _keep_first(c[i + 2], c[i + 3], is_min), is_min)
+            p = _keep_first(p, four, is_min)
+            i += 4
+        for j in range(i, k):
+            p = _keep_first(p, c[j], is_min)
+        acc[o, head:end] = p
+
+
+def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min: bool
+                   ) -> np.ndarray:
+    """ReduceMax (ReduceMin) of non-empty float32 or float64 `x` over `axes` as ONNX Runtime
+    1.32 computes it (docs/operators.md (O127)), by `extreme_plan`: trailing axes or all:
+    Eigen's maxCoeff of each row (`_eigen_extreme_rows`); R K R with a kept run longer than
+    1: each output from its first element, then the maxCoeff of each leading index's block
+    where larger; middle axes under two or more outer indices: Eigen's packetwise redux
+    where its packets are (`_krk_extreme`); any other pattern: from the first element in
+    row-major order, each later one where larger. Every step keeps its first operand on a
+    NaN or a tie."""
+    shape = reduced_shape(x.shape, axes, keepdims)
+    x = np.ascontiguousarray(x)
+    plan = extreme_plan(x.shape, axes)
+    if plan is not None and plan[0] == EXTREME_ROWS:
+        return _eigen_extreme_rows(x.reshape(plan[1], plan[2]), is_min).reshape(shape)
+    if plan is not None and plan[0] == EXTREME_RKR:
+        _, d0, d1, d2 = plan
+        blocks = _eigen_extreme_rows(x.reshape(-1, d2), is_min).reshape(d0, d1)
+        acc = x.reshape(d0, d1, d2)[0, :, 0]
+        for i in range(d0):
+            acc = _keep_first(acc, blocks[i], is_min)
+        return acc.reshape(shape)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    red = [a for a in range(x.ndim) if a in axes]
+    cols = x.transpose(kept + red).reshape(-1, int(np.prod([x.shape[a] for a in red])))
+    acc = cols[:, 0]
+    for j in range(1, cols.shape[1]):
+        acc = _keep_first(acc, cols[:, j], is_min)
+    if plan is not None and plan[0] == EXTREME_KRK:
+        acc = acc.reshape(plan[1], plan[3])
+        _krk_extreme(x.reshape(plan[1:]), acc, is_min)
+    return acc.reshape(shape)
+
+
+def _second_wins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """vmaxps / vmaxss a, b: a where a > b, else b (b on a NaN or a tie)."""
+    return np.where(a > b, a, b)
+
+
+def mlas_row_max(x: np.ndarray) -> np.ndarray:
+    """MLAS's float32 row maximum (MlasReduceMaximumF32KernelAvx512F) of each row of (rows, n)
+    `x`, shape (rows, 1): from the lowest float, 64-value steps into four 16-lane
+    accumulators ((a0, a1), (a2, a3) then the two), 16-value steps into the first, the lanes
+    halved (8, 4, 2, 1), then one value at a time; every step keeps its second operand on a
+    NaN or a tie, so a NaN survives only from the last value read into its place
+    (docs/operators.md (O127))."""
+    rows, n = x.shape
+    low = np.full(rows, np.finfo(np.float32).min, np.float32)
+    i = 0
+    if n >= 16:
+        acc = np.broadcast_to(low[:, None], (rows, 16))
+        if n >= 64:
+            accs = [acc] * 4
+            while n - i >= 64:
+                accs = [_second_wins(accs[j], x[:, i + 16 * j:i + 16 * j + 16]) for j in range(4)]
+                i += 64
+            acc = _second_wins(_second_wins(accs[0], accs[1]), _second_wins(accs[2], accs[3]))
+        while n - i >= 16:
+            acc = _second_wins(acc, x[:, i:i + 16])
+            i += 16
+        v8 = _second_wins(acc[:, :8], acc[:, 8:])
+        v4 = _second_wins(v8[:, :4], v8[:, 4:])
+        v2 = _second_wins(v4[:, :2], v4[:, 2:])
+        low = _second_wins(v2[:, 0], v2[:, 1])
+    for j in range(i, n):
+        low = _second_wins(low, x[:, j])
+    return np.asarray(low, np.float32)[:, None]

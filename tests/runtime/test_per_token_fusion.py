@@ -149,16 +149,22 @@ def test_rows_not_finite_equal_unfused_operators(m, k, n, dtype, zw_kind, per_co
 
 @needs_native
 def test_rows_not_finite_cases() -> None:
-    """A NaN row gives the default NaN everywhere; an infinity gives the NaN of 0 * inf, or,
-    with lo = -inf (zero point NaN, cast to INT32_MIN), -inf where the column sum is odd."""
+    """A row whose first value is NaN gives the default NaN everywhere; a NaN that ReduceMax
+    and ReduceMin drop (docs/operators.md (O127)) is left out of the range and quantized to
+    0, as the unfused operators do; an infinity gives the NaN of 0 * inf, or, with lo = -inf
+    (zero point NaN, cast to INT32_MIN), -inf where the column sum is odd."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((4, 40)).astype(np.float32)
-    x[1, 7], x[2, 3], x[3, 5] = np.nan, np.inf, -np.inf
+    x = rng.standard_normal((5, 40)).astype(np.float32)
+    x[1, 7], x[2, 3], x[3, 5], x[4, 0] = np.nan, np.inf, -np.inf, np.nan
     w = freeze(rng.integers(-128, 128, (40, 9)).astype(np.int8))
     w_scale = np.float32(0.01).reshape(())
     got = native_integer.per_token_matmul(x, w, None, w_scale, None)
     assert got is not None
-    assert (got[1].view(np.uint32) == 0x7FC00000).all()
+    assert (got[4].view(np.uint32) == 0x7FC00000).all()
+    assert np.isfinite(got[1]).all()
+    with np.errstate(all="ignore"), native_float.disabled():
+        want = _unfused(x, w, None, w_scale, None, 17)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     assert np.isnan(got[2]).all()
     odd = w.astype(np.int64).sum(axis=0) % 2 == 1
     assert (got[3][odd] == -np.inf).all() and np.isnan(got[3][~odd]).all()

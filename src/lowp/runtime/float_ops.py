@@ -1088,17 +1088,23 @@ def max_reference(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.n
     return np.asarray(y, np.float32)
 
 
-def _reduce_max(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
-    """ReduceMax: float32 by `max_reference` (natively where it can), others as np.max."""
-    if x.dtype != np.float32 or not x.size:
-        return _extreme(np.max, lowest=True)(x, ax, keep)
-    axes = tuple(range(x.ndim)) if ax is None else ax
-    native = native_float.reduce_max(x, axes, keep)
-    return native if native is not None else max_reference(x, ax, keep)
+def _ort_extreme(is_min: bool) -> Any:
+    """ReduceMax (ReduceMin): float32 and float64 as ONNX Runtime takes them
+    (`ort_math.reduce_extreme`, docs/operators.md (O127); float32 natively where it can),
+    others as np.max (np.min)."""
+    other = _extreme(np.min if is_min else np.max, lowest=not is_min)
+
+    def red(x: np.ndarray, ax: tuple[int, ...] | None, keep: bool) -> np.ndarray:
+        if x.dtype not in (np.float32, np.float64) or not x.size:
+            return other(x, ax, keep)
+        axes = tuple(range(x.ndim)) if ax is None else tuple(ax)
+        native = native_float.reduce_extreme(x, axes, keep, is_min)
+        return native if native is not None else ort_math.reduce_extreme(x, axes, keep, is_min)
+    return red
 
 
-_reduction("ReduceMax", _reduce_max)
-_reduction("ReduceMin", _extreme(np.min, lowest=False))
+_reduction("ReduceMax", _ort_extreme(is_min=False))
+_reduction("ReduceMin", _ort_extreme(is_min=True))
 def _generic_rows(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
     """(rows of the reduced elements of each output in row-major order, kept axes)."""
     kept = [a for a in range(x.ndim) if a not in axes]
@@ -1303,7 +1309,128 @@ def TopK(x: np.ndarray, k: np.ndarray | int, *, axis: int = -1, largest: int = 1
     else:
         order = np.argsort(key, axis=ax, kind="stable")
     idx = np.take(order, np.arange(kk), axis=ax).astype(np.int64)
+    n = x.shape[ax]
+    if not sorted and kk > 1:
+        # ONNX Runtime's own order (O127): its heap (priority-queue path) in heap order, or
+        # libstdc++'s nth_element
+        heap_path = kk < 4 or math.log2(kk) / math.log2(n) < 0.725
+        pick = _topk_heap if heap_path else _topk_nth_element
+        rows = np.moveaxis(x, ax, -1).reshape(-1, n)
+        found = [pick(row, kk, bool(largest)) for row in rows]
+        if all(f is not None for f in found):
+            heap = np.array(found, np.int64)
+            idx = np.moveaxis(heap.reshape(*np.moveaxis(x, ax, -1).shape[:-1], kk), -1, ax)
     return np.take_along_axis(x, idx, axis=ax), idx
+
+
+def _topk_better(row: np.ndarray, largest: bool) -> tuple[Any, Any]:
+    """ONNX Runtime's TopK comparators over the positions of `row`: (beats_value(i, j): the
+    value at i larger (smaller) than at j, NaN above every number either way; better(i, j):
+    that, or equal values and i the lower index)."""
+    flags = (np.isnan(row) if row.dtype.kind == "f" else np.zeros(row.shape, bool)).tolist()
+    vals = row.tolist()
+
+    def key(i: int) -> tuple[bool, Any]:
+        return (flags[i], 0 if flags[i] else vals[i])
+
+    def beats_value(i: int, j: int) -> bool:
+        a, b = key(i), key(j)
+        return a > b if largest else (a[0] < b[0] or (a[0] == b[0] and a[1] < b[1]))
+
+    def better(i: int, j: int) -> bool:
+        return beats_value(i, j) or (key(i) == key(j) and i < j)
+
+    return beats_value, better
+
+
+def _topk_nth_element(row: np.ndarray, k: int, largest: bool) -> list[int] | None:
+    """The first k positions after libstdc++'s std::nth_element(begin, begin + k - 1, end,
+    better) over 0 .. n - 1 (ONNX Runtime's Linux build, its SelectTopK): introselect with
+    a median-of-three pivot moved first, the unguarded partition, an insertion sort of the
+    last three or fewer; None where its depth limit would end in a heap select (not
+    modelled)."""
+    _, better = _topk_better(row, largest)
+    a = list(range(len(row)))
+    nth, first, last = k - 1, 0, len(a)
+    if nth == last:
+        return a[:k]
+    depth = 2 * (last.bit_length() - 1)
+    while last - first > 3:
+        if depth == 0:
+            return None
+        depth -= 1
+        mid = first + (last - first) // 2
+        x, y, z = first + 1, mid, last - 1
+        if better(a[x], a[y]):
+            m = y if better(a[y], a[z]) else (z if better(a[x], a[z]) else x)
+        else:
+            m = x if better(a[x], a[z]) else (z if better(a[y], a[z]) else y)
+        a[first], a[m] = a[m], a[first]
+        lo, hi = first + 1, last
+        while True:
+            while better(a[lo], a[first]):
+                lo += 1
+            hi -= 1
+            while better(a[first], a[hi]):
+                hi -= 1
+            if not lo < hi:
+                break
+            a[lo], a[hi] = a[hi], a[lo]
+            lo += 1
+        if lo <= nth:
+            first = lo
+        else:
+            last = lo
+    for i in range(first + 1, last):        # insertion sort of [first, last)
+        v = a[i]
+        if better(v, a[first]):
+            a[first + 1:i + 1] = a[first:i]
+            a[first] = v
+        else:
+            j = i
+            while better(v, a[j - 1]):
+                a[j] = a[j - 1]
+                j -= 1
+            a[j] = v
+    return a[:k]
+
+
+def _topk_heap(row: np.ndarray, k: int, largest: bool) -> list[int] | None:
+    """The indices of ONNX Runtime's TopK heap over `row` (k > 1), in the heap's order (its
+    unsorted output): the first k values pushed from the bottom up, then each later value
+    that beats the top (the weakest kept) put there and sifted down; a value beats another
+    when larger (smaller), NaN above every number either way, equal values by the lower
+    index (docs/operators.md (O127))."""
+    beats_value, better = _topk_better(row, largest)
+    heap = [0] * k
+
+    def sift(i: int, size: int) -> None:
+        while True:
+            left, right = 2 * i + 1, 2 * i + 2
+            if right < size:
+                replaces_left = better(heap[i], heap[left])
+                if replaces_left and better(heap[right], heap[left]):
+                    heap[i], heap[left] = heap[left], heap[i]
+                    i = left
+                elif replaces_left or better(heap[i], heap[right]):
+                    heap[i], heap[right] = heap[right], heap[i]
+                    i = right
+                else:
+                    return
+            elif left < size and better(heap[i], heap[left]):
+                heap[i], heap[left] = heap[left], heap[i]
+                i = left
+            else:
+                return
+
+    for pos in range(k):
+        heap[k - pos - 1] = pos
+        sift(k - pos - 1, k)
+    for pos in range(k, len(row)):
+        if beats_value(pos, heap[0]):
+            heap[0] = pos
+            sift(0, k)
+    return heap
 
 
 @register

@@ -714,6 +714,21 @@ def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarr
     return y
 
 
+def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min: bool
+                   ) -> np.ndarray | None:
+    """ReduceMax (ReduceMin) of float32 `x` over `axes` as ONNX Runtime takes them, bit for
+    bit with lowp.ort_math.reduce_extreme, or None (where its plan is None too)."""
+    ext = _has(_usable("ReduceMin" if is_min else "ReduceMax", x), "float_reduce_extreme")
+    plan = None if ext is None else ort_math.extreme_plan(x.shape, axes)
+    if plan is None:
+        return None
+    form, a, b, c = plan
+    y = _empty(tuple(ort_math.reduced_shape(x.shape, axes, keepdims)))
+    call(ext.float_reduce_extreme, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), a, b, c,
+         form, is_min, _threads)
+    return y
+
+
 def _ends(runs: Sequence[tuple[int, int]] | None) -> list[int]:
     """The ends of consecutive `runs` [first, last) (lowp.eigen_math.assignment_runs), as
     the native Eigen functors take them (one call evaluates every run by itself); [] for
