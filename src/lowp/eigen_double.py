@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import eigen_math, libm
+from . import eigen_math, libm, ort_math
 
 _D = np.float64
 LANES = 2                                    # SSE2: two doubles per packet
@@ -324,43 +324,6 @@ def _dot_sum(v: np.ndarray) -> np.float64:
     return np.float64(out[0])
 
 
-def _max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Eigen's pmax of SSE2 (maxpd with the operands reversed) and std::max alike: b where
-    b > a, else a (a when either is a NaN)."""
-    return np.where(b > a, b, a)
-
-
-def _redux_max(x: np.ndarray, start: int, lanes: int = LANES) -> np.ndarray:
-    """Eigen's maxCoeff of every row of (rows, n) `x`, each row with `start` scalars before
-    its first aligned packet: two packet accumulators, the leftover packet, the lanes, then
-    the head and the tail, each step `_max` (a NaN in an accumulator stays, a NaN met later
-    is dropped)."""
-    rows, n = x.shape
-    start = min(start, n)
-    size = ((n - start) // lanes) * lanes
-    if size == 0:
-        res = x[:, 0]
-        for i in range(1, n):
-            res = _max(res, x[:, i])
-        return res
-    end2 = start + ((n - start) // (2 * lanes)) * (2 * lanes)
-    end = start + size
-    acc = x[:, start:start + lanes]
-    if size > lanes:
-        other = x[:, start + lanes:start + 2 * lanes]
-        for i in range(start + 2 * lanes, end2, 2 * lanes):
-            acc = _max(acc, x[:, i:i + lanes])
-            other = _max(other, x[:, i + lanes:i + 2 * lanes])
-        acc = _max(acc, other)
-        if end > end2:
-            acc = _max(acc, x[:, end2:end])
-    res = (_max(acc[:, 0], acc[:, 1]) if lanes == 2 else       # float32: (a0, a2), (a1, a3)
-           _max(_max(acc[:, 0], acc[:, 2]), _max(acc[:, 1], acc[:, 3])))
-    for i in [*range(start), *range(end, n)]:
-        res = _max(res, x[:, i])
-    return res
-
-
 def row_max(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles, or float32 (four-lane
     packets; Hardmax, (O121)) (Eigen's maxCoeff of each row of the aligned buffer), shape
@@ -371,7 +334,7 @@ def row_max(x: np.ndarray) -> np.ndarray:
     offsets = (-(np.arange(rows) * n)) % lanes
     for start in np.unique(offsets):
         sel = offsets == start
-        out[sel] = _redux_max(x[sel], int(start), lanes)
+        out[sel] = ort_math.eigen_extreme_block(x[sel], min(int(start), n), lanes, False)
     return out[:, None]
 
 

@@ -674,11 +674,16 @@ def _eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
     offsets = (-(np.arange(rows) * n)) % lanes
     for first in np.unique(offsets):
         sel = offsets == first
-        out[sel] = _eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
+        out[sel] = eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
     return out
 
 
-def _eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
+def eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
+    """Eigen's maxCoeff (minCoeff) of every row of (rows, n) `x` of `lanes`-value packets,
+    each row with `start` (<= n) scalars before its first aligned packet: two packet
+    accumulators, the leftover packet, the lanes ((a0, a2), (a1, a3) for four), then the
+    head and the tail, each step `_keep_first` (a NaN in an accumulator stays, a NaN met
+    later is dropped)."""
     n = x.shape[1]
     size = ((n - start) // lanes) * lanes
     if size == 0:
