@@ -326,16 +326,9 @@ def _dot_sum(v: np.ndarray) -> np.float64:
 
 def row_max(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's RowwiseMax of C-contiguous (rows, n) doubles, or float32 (four-lane
-    packets; Hardmax, (O121)) (Eigen's maxCoeff of each row of the aligned buffer), shape
-    (rows, 1)."""
-    rows, n = x.shape
-    lanes = 16 // x.dtype.itemsize
-    out = np.empty(rows, x.dtype)
-    offsets = (-(np.arange(rows) * n)) % lanes
-    for start in np.unique(offsets):
-        sel = offsets == start
-        out[sel] = ort_math.eigen_extreme_block(x[sel], min(int(start), n), lanes, False)
-    return out[:, None]
+    packets; Hardmax, (O121)) (Eigen's maxCoeff of each row of the aligned buffer: ReduceMax's
+    `ort_math.eigen_extreme_rows`), shape (rows, 1)."""
+    return ort_math.eigen_extreme_rows(x, False)[:, None]
 
 
 def _minus_peak(rows: np.ndarray, peak: np.ndarray) -> np.ndarray:

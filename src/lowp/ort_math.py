@@ -663,7 +663,7 @@ def _keep_first(a: np.ndarray, b: np.ndarray, is_min: bool) -> np.ndarray:
     return np.where(b < a if is_min else b > a, b, a)
 
 
-def _eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
+def eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
     """Eigen's maxCoeff (minCoeff) of each row of C-contiguous (rows, n) float32 or float64
     `x` whose buffer starts on a 16-byte boundary (SSE packets: 4 or 2 lanes), each row with
     its own scalars before its first aligned packet: two packet accumulators, the leftover
@@ -674,11 +674,11 @@ def _eigen_extreme_rows(x: np.ndarray, is_min: bool) -> np.ndarray:
     offsets = (-(np.arange(rows) * n)) % lanes
     for first in np.unique(offsets):
         sel = offsets == first
-        out[sel] = eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
+        out[sel] = _eigen_extreme_block(x[sel], min(int(first), n), lanes, is_min)
     return out
 
 
-def eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
+def _eigen_extreme_block(x: np.ndarray, start: int, lanes: int, is_min: bool) -> np.ndarray:
     """Eigen's maxCoeff (minCoeff) of every row of (rows, n) `x` of `lanes`-value packets,
     each row with `start` (<= n) scalars before its first aligned packet: two packet
     accumulators, the leftover packet, the lanes ((a0, a2), (a1, a3) for four), then the
@@ -769,7 +769,7 @@ def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min:
                    ) -> np.ndarray:
     """ReduceMax (ReduceMin) of non-empty float32 or float64 `x` over `axes` as ONNX Runtime
     1.32 computes it (docs/operators.md (O127)), by `extreme_plan`: trailing axes or all:
-    Eigen's maxCoeff of each row (`_eigen_extreme_rows`); R K R with a kept run longer than
+    Eigen's maxCoeff of each row (`eigen_extreme_rows`); R K R with a kept run longer than
     1: each output from its first element, then the maxCoeff of each leading index's block
     where larger; middle axes under two or more outer indices: Eigen's packetwise redux
     where its packets are (`_krk_extreme`); any other pattern: from the first element in
@@ -779,10 +779,10 @@ def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, is_min:
     x = np.ascontiguousarray(x)
     plan = extreme_plan(x.shape, axes)
     if plan is not None and plan[0] == EXTREME_ROWS:
-        return _eigen_extreme_rows(x.reshape(plan[1], plan[2]), is_min).reshape(shape)
+        return eigen_extreme_rows(x.reshape(plan[1], plan[2]), is_min).reshape(shape)
     if plan is not None and plan[0] == EXTREME_RKR:
         _, d0, d1, d2 = plan
-        blocks = _eigen_extreme_rows(x.reshape(-1, d2), is_min).reshape(d0, d1)
+        blocks = eigen_extreme_rows(x.reshape(-1, d2), is_min).reshape(d0, d1)
         acc = x.reshape(d0, d1, d2)[0, :, 0]
         for i in range(d0):
             acc = _keep_first(acc, blocks[i], is_min)
