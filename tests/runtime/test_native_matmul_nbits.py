@@ -63,6 +63,19 @@ def _assert_bits(got: np.ndarray, want: np.ndarray) -> None:
                                   np.where(nan, 0, want).view(np.uint32))
 
 
+def _assert_every_path(x: np.ndarray, packed: PackedNBits, bias: np.ndarray | None,
+                       want: np.ndarray, thread_counts: tuple[int, ...]) -> None:
+    """The native kernel gives `want`'s bits on every instruction-set path at each thread
+    count."""
+    for path in PATHS:
+        with nb.use_path(path):
+            for threads in thread_counts:
+                with native_float.threads(threads):
+                    got = native_float.matmul_nbits(x, packed, bias)
+                assert got is not None
+                _assert_bits(got, want)
+
+
 @settings(max_examples=60, deadline=None)
 @given(m=st.sampled_from([0, 1, 2, 3, 7, 16]), k=st.integers(1, 300),
        n=st.sampled_from([1, 2, 3, 4, 5, 8, 13, 16, 33]),
@@ -79,17 +92,7 @@ def test_native_equals_reference(m: int, k: int, n: int, wtype: type, per_column
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         want = packed.run(x, bias)
-    previous = native_float.get_threads()
-    try:
-        for path in PATHS:
-            with nb.use_path(path):
-                for threads in (1, 2):
-                    native_float.set_threads(threads)
-                    got = native_float.matmul_nbits(x, packed, bias)
-                    assert got is not None
-                    _assert_bits(got, want)
-    finally:
-        native_float.set_threads(previous)
+    _assert_every_path(x, packed, bias, want, (1, 2))
 
 
 def test_nan_codes() -> None:
@@ -145,14 +148,4 @@ def test_threads_split_rows_and_columns(m: int, k: int, n: int) -> None:
     x = rng.normal(0, 1, (m, k)).astype(np.float32)
     bias = rng.normal(0, 1, n).astype(np.float32)
     want = packed.run(x, bias)
-    previous = native_float.get_threads()
-    try:
-        for path in PATHS:
-            with nb.use_path(path):
-                for threads in (1, 2, 3):
-                    native_float.set_threads(threads)
-                    got = native_float.matmul_nbits(x, packed, bias)
-                    assert got is not None
-                    _assert_bits(got, want)
-    finally:
-        native_float.set_threads(previous)
+    _assert_every_path(x, packed, bias, want, (1, 2, 3))
