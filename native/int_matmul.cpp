@@ -219,13 +219,10 @@ void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_sig
   };
   const int gather_threads =
       int(std::max<int64_t>(1, std::min<int64_t>({threads, lines, m * k_ / (int64_t(1) << 16)})));
-  if (gather_threads > 1) {
-    ThreadPool::instance().run(gather_threads, [&](int t) {
-      gather(lines * t / gather_threads, lines * (t + 1) / gather_threads);
-    });
-  } else {
-    gather(0, lines);
-  }
+  // (one thread: ThreadPool::run calls the task here)
+  ThreadPool::instance().run(gather_threads, [&](int t) {
+    gather(lines * t / gather_threads, lines * (t + 1) / gather_threads);
+  });
   // the product as (n oh ow) x m rows, then each image's rows transposed into (m, oh ow)
   std::unique_ptr<int32_t[]> rows_out(new int32_t[size_t(m * n_)]);
   product(ap, kp, need_rowsum_ ? rowsum.data() : nullptr, m, &za, 0, rows_out.get(), nullptr,
@@ -252,13 +249,9 @@ void IntMatMul::run_conv(const uint8_t* x, const ConvRowsGeometry& g, bool a_sig
   };
   const int transpose_threads =
       int(std::max<int64_t>(1, std::min<int64_t>({threads, tasks, m * n_ / (int64_t(1) << 15)})));
-  if (transpose_threads > 1) {
-    ThreadPool::instance().run(transpose_threads, [&](int t) {
-      transpose(tasks * t / transpose_threads, tasks * (t + 1) / transpose_threads);
-    });
-  } else {
-    transpose(0, tasks);
-  }
+  ThreadPool::instance().run(transpose_threads, [&](int t) {
+    transpose(tasks * t / transpose_threads, tasks * (t + 1) / transpose_threads);
+  });
 }
 
 namespace {
