@@ -5,6 +5,8 @@ same, bit for bit, on both backends (docs/operators.md (O118), lowp.ops.matmul_n
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -12,6 +14,7 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 import lowp
 from lowp.ops.matmul_nbits import matmul_nbits8
+from lowp.runtime import native_backend as nb
 
 
 def _session(model: ModelProto, threads: int) -> ort.InferenceSession:
@@ -21,22 +24,46 @@ def _session(model: ModelProto, threads: int) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
-def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type = np.int8,
-              per_column: bool = True, zero_point: int | None = 0, bias: str = "",
-              op: str = "MatMul", seed: int = 0) -> ModelProto:
-    """x (float) -> MatMul / Gemm with DequantizeLinear(w); bias "add" (an Add of a (N,)
-    constant), "add2d" (of a (1, N) one) or "gemm" (Gemm's C)."""
-    rng = np.random.default_rng(seed)
+# 4-bit weight types: (ONNX type, values' range, numpy holder)
+_FOUR_BIT = {"int4": (TensorProto.INT4, -8, 7, np.int8),
+             "uint4": (TensorProto.UINT4, 0, 15, np.uint8)}
+
+
+def _int_tensor(values: np.ndarray, name: str, wtype: type | str) -> TensorProto:
+    if isinstance(wtype, str):
+        return helper.make_tensor(name, _FOUR_BIT[wtype][0], values.shape,
+                                  values.reshape(-1).tolist())
+    return numpy_helper.from_array(values.astype(wtype), name)
+
+
+def _int_range(wtype: type | str) -> tuple[int, int]:
+    if isinstance(wtype, str):
+        return _FOUR_BIT[wtype][1], _FOUR_BIT[wtype][2]
     info = np.iinfo(wtype)
-    w = rng.integers(info.min, info.max + 1, (k, n)).astype(wtype)
-    ws = (rng.uniform(0.002, 0.02, n) if per_column else np.array(0.011)).astype(np.float32)
-    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(ws, "ws")]
+    return int(info.min), int(info.max)
+
+
+def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type | str = np.int8,
+              per_column: bool = True, zero_point: int | str | None = 0, bias: str = "",
+              op: str = "MatMul", block: int = 0, seed: int = 0) -> ModelProto:
+    """x (float) -> MatMul / Gemm with DequantizeLinear(w); w int8 / uint8 or "int4" /
+    "uint4", per tensor, per column or in blocks of `block` along K; zero point a value,
+    "random" (one per scale) or None; bias "add" (an Add of a (N,) constant), "add2d" (of
+    a (1, N) one) or "gemm" (Gemm's C)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = _int_range(wtype)
+    w = rng.integers(lo, hi + 1, (k, n))
+    shape = (-(-k // block), n) if block else (n,) if per_column else ()
+    ws = rng.uniform(0.002, 0.02, shape).astype(np.float32)
+    inits = [_int_tensor(w, "w", wtype), numpy_helper.from_array(ws, "ws")]
     dq_in = ["w", "ws"]
     if zero_point is not None:
-        inits.append(numpy_helper.from_array(np.full(ws.shape, zero_point, wtype), "wz"))
+        z = rng.integers(lo, hi + 1, shape) if zero_point == "random" else np.full(
+            shape, zero_point)
+        inits.append(_int_tensor(z, "wz", wtype))
         dq_in.append("wz")
-    nodes = [helper.make_node("DequantizeLinear", dq_in, ["wf"],
-                              **({"axis": 1} if per_column else {}))]
+    attrs = {"axis": 0, "block_size": block} if block else {"axis": 1} if per_column else {}
+    nodes = [helper.make_node("DequantizeLinear", dq_in, ["wf"], **attrs)]
     b = rng.normal(0, 0.5, (1, n) if bias == "add2d" else (n,)).astype(np.float32)
     if bias:
         inits.append(numpy_helper.from_array(b, "b"))
@@ -53,12 +80,17 @@ def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type = np.int8,
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
-def _check(model: ModelProto, x: np.ndarray, threads: int = 1) -> None:
+def _check(model: ModelProto, x: np.ndarray, threads: int = 1, *,
+           paths: tuple[str, ...] = ()) -> None:
+    """lowp's bits (NaNs' too) equal ONNX Runtime's on both backends, the native one on
+    each instruction-set path of `paths` (or the active one)."""
     want = _session(model, threads).run(None, {"x": x})[0]
-    for backend in ("auto", "reference"):
-        got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})["y"]
-        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
-                                      err_msg=backend)
+    for path in paths or (None,):
+        with nb.use_path(path) if path else contextlib.nullcontext():
+            for backend in ("auto", "reference"):
+                got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})["y"]
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                              err_msg=f"{backend} {path}")
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 32, 4), (7, 50, 3), (8, 128, 16), (3, 160, 13),
@@ -162,3 +194,36 @@ def test_float_activation_with_an_8_bit_quantizelinear_after_stays_float() -> No
                              helper.make_node("DequantizeLinear", ["q", "ys", "yz"], ["y"])])
     x = np.random.default_rng(11).normal(0, 3, (4, 64)).astype(np.float32)
     _check(model, x)
+
+
+def _special_rows(k: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows of normal values with NaNs and infinities where MLAS's block maximum keeps or
+    drops them (docs/operators.md (O136)): a NaN in a block's first 16 values (dropped by
+    the next maxps: finite outputs), in its last 16 (kept: NaN outputs), one that drops a
+    larger value of its lane (whose code wraps), -NaN, +-inf, a partial last block of 16
+    values or fewer, and tiny blocks whose 127 / amax overflows."""
+    rows = []
+    for pos in range(0, k, max(1, k // 24)):
+        for value in (np.nan, -np.nan, np.inf, -np.inf):
+            x = rng.normal(0, 1, k).astype(np.float32)
+            x[pos] = value
+            rows.append(x)
+        x = rng.normal(0, 1, k).astype(np.float32)
+        x[pos] = np.nan
+        x[(pos - 16) % k] = 50.0       # its lane's first value, with the NaN second
+        x[(pos - 24) % k] = 3e9        # the lane the NaN replaced when it is dropped
+        rows.append(x)
+    rows.append((rng.normal(0, 1, k) * 1e-38).astype(np.float32))
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("k", [10, 40, 96, 300])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nan_and_infinities_bit_for_bit(k: int, threads: int) -> None:
+    """NaNs and infinities in the activation: ONNX Runtime's outputs (finite where MLAS's
+    maxps drops the NaN, its NaN's bits where it keeps it) on both backends and every
+    instruction-set path. Before, lowp gave NaN for every row with a NaN (its block
+    maximum kept any NaN, and a NaN product was code -128, not 0)."""
+    x = _special_rows(k, np.random.default_rng(k))
+    _check(_dq_model(k, 13, [x.shape[0], k], bias="add", zero_point="random", seed=k), x,
+           threads, paths=tuple(nb.available_paths()))

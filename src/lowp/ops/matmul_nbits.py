@@ -7,8 +7,10 @@ The weight is held as ONNX Runtime holds it after DQMatMulToMatMulNBits: unsigne
 one padded), one float32 scale and one zero point a column and block. Per row of A (M rows of
 K floats; leading axes flattened) MLAS's CompInt8 kernel:
 
-1. quantizes each block of 32 activations (zero padded): amax = max |a|, s_a = amax / 127,
-   q = saturate_int8(round_half_even(a * (127 / amax))), 0 where amax = 0; and
+1. quantizes each block of 32 activations (zero padded): amax = max |a| (maxps lanes, which
+   drop some NaNs: quantize_blocks), s_a = amax / 127, q = the low byte of
+   int32(round_half_even(a * (127 / amax))) (within [-127, 127] for finite a and amax; 0
+   for a NaN or infinite product), 127 / amax taken as 0 where amax = 0; and
    sum_a = float32(s_a * float32(sum q));
 2. forms integer dot products of 4 consecutive k (VNNI vpdpbusd, u8 weight x s8 activation),
    g[b, j] = sum_{i<4} q[32 b + 4 j + i] * w_u8[32 b + 4 j + i], j = 0..7;
@@ -40,24 +42,43 @@ _F = np.float32
 _ROW_CHUNK_ELEMENTS = 1 << 22
 
 
+def _max_ps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x86 maxps(a, b) lane by lane: a > b ? a : b, so b wherever either is a NaN."""
+    return np.where(a > b, a, b)
+
+
 def quantize_blocks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M, K) float32 -> int8 codes (M, blocks, 32) as int64 and float32 scales (M, blocks):
-    step 1 above."""
+    step 1 above, with MLAS's NaN handling (docs/operators.md (O136)).
+
+    amax is the maximum of |a| as 16 lanes of maxps (lane l: |a[l]| then, when the block
+    holds more than 16 values, maxps with |a[l + 16]|, 0 past the end) folded 16 -> 8 ->
+    4 -> 2 -> 1 by maxps of the high half with the low one: a NaN met as maxps' first
+    operand is dropped, one met as its second is kept. The code of a * (127 / amax) is
+    its int32 conversion (round half to even; NaN and |x| >= 2^31: INT32_MIN) truncated
+    to its low byte, so a NaN, an infinity and any |x| >= 2^31 give 0, and a value above
+    a dropped amax wraps (300 -> 44)."""
     m, k = a.shape
     blocks = -(-k // BLOCK)
     padded = np.zeros((m, blocks * BLOCK), _F)
     padded[:, :k] = a
     blk = padded.reshape(m, blocks, BLOCK)
-    amax = np.abs(blk).max(axis=-1).astype(_F)
+    mag = np.abs(blk)
+    lane = mag[..., :16]
+    second = np.ones((blocks, 1), bool)
+    second[-1] = k - (blocks - 1) * BLOCK > 16
+    lane = np.where(second, _max_ps(lane, mag[..., 16:]), lane)
+    lane = _max_ps(lane[..., 8:], lane[..., :8])
+    lane = _max_ps(lane[..., 4:], lane[..., :4])
+    lane = _max_ps(lane[..., :2], lane[..., 2:])
+    amax = _max_ps(lane[..., 0], lane[..., 1]).astype(_F)
     scale = (amax / _F(127)).astype(_F)
-    nonzero = amax != 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inverse = np.where(nonzero, _F(127) / np.where(nonzero, amax, _F(1)), _F(0)).astype(_F)
-    x = (blk * inverse[..., None]).astype(_F)
-    # a NaN (a NaN or infinite amax, or 0 * an infinite 127 / amax) is code -128, the
-    # integer indefinite saturated, as the native kernel (native/matmul_nbits.h) defines it
-    q = np.where(np.isnan(x), _F(-128), np.clip(np.rint(x), -128, 127)).astype(np.int64)
-    return q, scale
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse = np.where(amax != 0, _F(127) / np.where(amax != 0, amax, _F(1)), _F(0))
+        x = np.rint(blk * inverse.astype(_F)[..., None]).astype(_F)
+    fits = np.abs(x) < _F(2.0 ** 31)                  # False for NaN and infinities
+    q = np.where(fits, x, _F(0)).astype(np.int64) & 0xFF
+    return np.where(q > 127, q - 256, q), scale
 
 
 def _fold4(v: np.ndarray) -> np.ndarray:
@@ -133,6 +154,12 @@ class PackedNBits:
                              f"{blocks}")
         a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
         out = np.empty((a2.shape[0], n), _F)
+        with np.errstate(invalid="ignore", over="ignore"):   # NaNs and infinities: (O136)
+            self._rows(a2, bias, out)
+        return out.reshape(*lead, n)
+
+    def _rows(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
+        n, blocks = self.n, self.blocks
         tail = n // 4 * 4
         rows = max(1, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 8))
         for r0 in range(0, a2.shape[0], rows):
@@ -149,7 +176,6 @@ class PackedNBits:
             for b in range(blocks):
                 zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
             out[r0:r0 + rows] = (y + zacc).astype(_F)
-        return out.reshape(*lead, n)
 
 
 def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
