@@ -6,10 +6,13 @@ same, bit for bit, on both backends (docs/operators.md (O118), lowp.ops.matmul_n
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 import lowp
@@ -227,3 +230,101 @@ def test_nan_and_infinities_bit_for_bit(k: int, threads: int) -> None:
     x = _special_rows(k, np.random.default_rng(k))
     _check(_dq_model(k, 13, [x.shape[0], k], bias="add", zero_point="random", seed=k), x,
            threads, paths=tuple(nb.available_paths()))
+
+
+@pytest.mark.parametrize("case", [
+    {"block": 32},
+    {"block": 32, "zero_point": "random", "wtype": np.uint8},
+    {"block": 32, "zero_point": "random", "bias": "add"},
+    {"wtype": "int4"},
+    {"wtype": "int4", "zero_point": None, "per_column": False},
+    {"wtype": "int4", "block": 32, "zero_point": "random", "op": "Gemm", "bias": "gemm"},
+    {"wtype": "uint4", "zero_point": "random"},
+    {"wtype": "uint4", "zero_point": None, "block": 32},
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_4_bit_and_blockwise_weights(case: dict[str, object], threads: int) -> None:
+    """DequantizeLinear of int4 / uint4 weights (MatMulNBits bits 4) and with block_size 32
+    along K (one scale and zero point a block): lowp ran int4 with a zero point into a
+    QuantizationError, the others as a float MatMul (docs/operators.md (O137))."""
+    x = np.random.default_rng(3).normal(0, 1, (19, 300)).astype(np.float32)
+    _check(_dq_model(300, 21, [19, 300], **case), x, threads)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("wtype", ["int4", "uint4"])
+def test_16_bit_activation_4_bit_weight(wtype: str) -> None:
+    """A uint16 activation's DequantizeLinear times an int4 / uint4 weight: MatMulNBits
+    bits 4 with the activation's DequantizeLinear left in float."""
+    model = _u16_model(257, 24, 12, q_out=False)
+    rng = np.random.default_rng(12)
+    lo, hi = _int_range(wtype)
+    weights = [_int_tensor(rng.integers(lo, hi + 1, (257, 24)), "w", wtype),
+               _int_tensor(rng.integers(lo, hi + 1, 24), "wz", wtype)]
+    inits = [t for t in model.graph.initializer if t.name != "w"]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend([*inits, *weights])
+    model.graph.node[2].input.append("wz")
+    x = rng.normal(0, 1, (12, 257)).astype(np.float32)
+    _check(model, x)
+
+
+def test_4_bit_reference_against_the_contrib_operator() -> None:
+    """com.microsoft MatMulNBits bits 4 (its CompInt8 kernel) equals the 8-bit kernel of
+    lowp.ops.matmul_nbits on the same unsigned values and zero points."""
+    rng = np.random.default_rng(8)
+    m, k, n = 21, 700, 9
+    blocks = -(-k // 32)
+    w = rng.integers(0, 16, (n, blocks, 32)).astype(np.uint8)
+    s = rng.uniform(0.001, 0.01, (n, blocks)).astype(np.float32)
+    z = rng.integers(0, 16, (n, blocks)).astype(np.uint8)
+    zpad = np.zeros((n, blocks + blocks % 2), np.uint8)
+    zpad[:, :blocks] = z
+    bias = rng.normal(0, 0.3, n).astype(np.float32)
+    x = _special_rows(k, rng)[:m]
+    node = helper.make_node("MatMulNBits", ["x", "w", "s", "z", "", "b"], ["y"],
+                            domain="com.microsoft", K=k, N=n, bits=4, block_size=32,
+                            accuracy_level=4)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array((w[..., 0::2] | w[..., 1::2] << 4).astype(np.uint8), "w"),
+         numpy_helper.from_array(s.reshape(-1), "s"),
+         numpy_helper.from_array((zpad[:, 0::2] | zpad[:, 1::2] << 4).astype(np.uint8), "z"),
+         numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                     helper.make_opsetid("com.microsoft", 1)])
+    want = _session(model, 1).run(None, {"x": x})[0]
+    got = matmul_nbits8(x, w, s, z, bias)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+_SPECIAL = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3e9, 1e-39]
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.sampled_from([0, 1, 2, 5, 16]), k=st.integers(1, 200),
+       n=st.sampled_from([1, 3, 4, 17]),
+       wtype=st.sampled_from([np.int8, np.uint8, "int4", "uint4"]),
+       form=st.sampled_from(["tensor", "column", "block"]),
+       zero_point=st.sampled_from([None, "random"]),
+       bias=st.sampled_from(["", "add", "add2d", "gemm"]),
+       specials=st.lists(st.tuples(st.integers(0, 2**20), st.sampled_from(_SPECIAL)),
+                         max_size=6),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_property_equals_onnxruntime(m: int, k: int, n: int, wtype: type | str, form: str,
+                                     zero_point: str | None, bias: str,
+                                     specials: list[tuple[int, float]], threads: int,
+                                     seed: int) -> None:
+    """Any shape, weight type and form, zero point, bias and NaN / infinity positions:
+    lowp's bits equal ONNX Runtime's on both backends (MatMulNBits where ONNX Runtime
+    rewrites, the float Gemm it keeps for a (1, N) bias)."""
+    model = _dq_model(k, n, [m, k], wtype=wtype, per_column=form != "tensor",
+                      zero_point=zero_point, bias=bias, op="Gemm" if bias == "gemm" else "MatMul",
+                      block=32 if form == "block" else 0, seed=seed)
+    x = np.random.default_rng(seed).normal(0, 1, (m, k)).astype(np.float32)
+    for where, value in specials:
+        if x.size:
+            x.reshape(-1)[where % x.size] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _check(model, x, threads)

@@ -196,18 +196,28 @@ def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point
     return PackedNBits(w_u8, scale, zero_point).run(a, bias)
 
 
-def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A DequantizeLinear's constant (K, N) 8-bit weight with per-tensor or per-column scale
-    and zero point, as DQMatMulToMatMulNBits stores it: uint8 (N, blocks, 32) (int8 plus
-    128, the padding at the zero point), scales and zero points (N, blocks)."""
+def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, *,
+                bits: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A DequantizeLinear's constant (K, N) weight as DQMatMulToMatMulNBits stores it:
+    uint8 (N, blocks, 32) (a signed weight plus 2^(bits - 1): int8 + 128, int4 + 8; the
+    padding at the zero point), scales and zero points (N, blocks).
+
+    w: int8 / uint8 holding `bits`-bit values (its sign says int or uint); scale and
+    zero_point per tensor (one value), per column ((N,)) or per block of 32 along K
+    ((blocks, N), DequantizeLinear's block_size 32 on axis 0); zero_point None: 0. The
+    4-bit kernel (MatMulNBits bits 4) computes as the 8-bit one on these bytes
+    (docs/operators.md (O137))."""
     k, n = w.shape
     blocks = -(-k // BLOCK)
-    shift = 128 if w.dtype == np.int8 else 0
-    z = np.broadcast_to(np.asarray(zero_point, np.int64).reshape(-1), (n,)) + shift
-    s = np.broadcast_to(np.asarray(scale, _F).reshape(-1), (n,))
-    wu = np.empty((n, blocks * BLOCK), np.uint8)
-    wu[:] = z[:, None].astype(np.uint8)
+    shift = 1 << (bits - 1) if w.dtype == np.int8 else 0
+    s = np.asarray(scale, _F)
+    z = np.zeros(s.shape, np.int64) if zero_point is None else np.asarray(zero_point, np.int64)
+    if s.ndim == 2:                                                    # per block
+        sb, zb = s.T, z.T + shift
+    else:
+        sb = np.repeat(np.broadcast_to(s.reshape(-1), (n,))[:, None], blocks, 1)
+        zb = np.repeat(np.broadcast_to(z.reshape(-1), (n,))[:, None], blocks, 1) + shift
+    wu = np.repeat(zb.astype(np.uint8), BLOCK, 1)
     wu[:, :k] = (w.T.astype(np.int64) + shift).astype(np.uint8)
-    return (wu.reshape(n, blocks, BLOCK), np.repeat(s[:, None], blocks, 1).astype(_F),
-            np.repeat(z[:, None], blocks, 1).astype(np.uint8))
+    return (wu.reshape(n, blocks, BLOCK), np.ascontiguousarray(sb, _F),
+            np.ascontiguousarray(zb, np.uint8))
