@@ -1,7 +1,9 @@
 """A float activation times DequantizeLinear(constant 8-bit weight) (NNCF's dense layers after
 a Transpose / Flatten): ONNX Runtime 1.32 rewrites it into MatMulNBits (bits 8, block 32,
 accuracy level 4), which quantizes each block of 32 activations to int8; lowp computes the
-same, bit for bit, on both backends (docs/operators.md (O118), lowp.ops.matmul_nbits)."""
+same, bit for bit, on both backends (docs/operators.md (O118), lowp.ops.matmul_nbits); with
+NaNs and infinities in the activation ((O136)), and for 4-bit and block_size 32 weights
+((O137))."""
 
 from __future__ import annotations
 
