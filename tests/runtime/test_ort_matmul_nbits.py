@@ -330,3 +330,25 @@ def test_property_equals_onnxruntime(m: int, k: int, n: int, wtype: type | str, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         _check(model, x, threads)
+
+
+@pytest.mark.parametrize("bias", ["", "add", "gemm"])
+def test_float16_activation(bias: str) -> None:
+    """A float16 activation times DequantizeLinear(int8 weight, float16 scale): ONNX Runtime
+    casts around the float32 MatMulNBits (its bias Add fused first); lowp's output was
+    float32 (the graph's is float16) and a float16 bias Add stayed unfused."""
+    model = _dq_model(96, 6, [5, 96], bias=bias, op="Gemm" if bias == "gemm" else "MatMul",
+                      zero_point="random")
+    for t in model.graph.initializer:
+        if t.name in ("ws", "b"):
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16),
+                                               t.name))
+    for v in (*model.graph.input, *model.graph.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    x = np.random.default_rng(13).normal(0, 1, (5, 96)).astype(np.float16)
+    want = _session(model, 1).run(None, {"x": x})[0]
+    for backend in ("auto", "reference"):
+        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        assert got.dtype == np.float16, backend
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16),
+                                      err_msg=backend)

@@ -422,9 +422,9 @@ def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProt
     if not ctx.graph.is_constant(other):
         return None, None
     c = ctx.graph.constant(other)
-    if c.dtype != np.float32:
+    if c.dtype not in (np.float32, np.float16):    # float16: ONNX Runtime fuses, then casts
         return None, None
-    return (c, add) if c.shape == (n,) else None
+    return (c.astype(np.float32), add) if c.shape == (n,) else None
 
 
 def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
@@ -521,6 +521,8 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     arena = Arena(reuse=not ctx.subgraph)
 
     def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        if av.dtype == np.float16:   # ONNX Runtime casts around the float32 kernel ((O137))
+            return (run(av.astype(np.float32), layout=layout)[0].astype(np.float16),)
         if av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1:
             y = native_float.matmul_nbits(
                 av, packed, bias, arena.get((*av.shape[:-1], packed.n), np.dtype(np.float32)))
