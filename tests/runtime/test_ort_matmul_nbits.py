@@ -243,12 +243,15 @@ def test_nan_and_infinities_bit_for_bit(k: int, threads: int) -> None:
     {"wtype": "int4", "block": 32, "zero_point": "random", "op": "Gemm", "bias": "gemm"},
     {"wtype": "uint4", "zero_point": "random"},
     {"wtype": "uint4", "zero_point": None, "block": 32},
+    {"block": 128, "zero_point": "random", "bias": "add"},
+    {"wtype": "uint4", "block": 128, "op": "Gemm", "bias": "gemm"},
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_4_bit_and_blockwise_weights(case: dict[str, object], threads: int) -> None:
     """DequantizeLinear of int4 / uint4 weights (MatMulNBits bits 4) and with block_size 32
-    along K (one scale and zero point a block): lowp ran int4 with a zero point into a
-    QuantizationError, the others as a float MatMul (docs/operators.md (O137))."""
+    or 128 along K (one scale and zero point a block; 128: MLAS's BlkLen128 kernel): lowp
+    ran int4 with a zero point into a QuantizationError, the others as a float MatMul
+    (docs/operators.md (O137))."""
     x = np.random.default_rng(3).normal(0, 1, (19, 300)).astype(np.float32)
     _check(_dq_model(300, 21, [19, 300], **case), x, threads)  # type: ignore[arg-type]
 
@@ -307,7 +310,7 @@ _SPECIAL = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3e9, 1e-39]
 @given(m=st.sampled_from([0, 1, 2, 5, 16]), k=st.integers(1, 200),
        n=st.sampled_from([1, 3, 4, 17]),
        wtype=st.sampled_from([np.int8, np.uint8, "int4", "uint4"]),
-       form=st.sampled_from(["tensor", "column", "block"]),
+       form=st.sampled_from(["tensor", "column", "block", "block128"]),
        zero_point=st.sampled_from([None, "random"]),
        bias=st.sampled_from(["", "add", "add2d", "gemm"]),
        specials=st.lists(st.tuples(st.integers(0, 2**20), st.sampled_from(_SPECIAL)),
@@ -322,7 +325,7 @@ def test_property_equals_onnxruntime(m: int, k: int, n: int, wtype: type | str, 
     rewrites, the float Gemm it keeps for a (1, N) bias)."""
     model = _dq_model(k, n, [m, k], wtype=wtype, per_column=form != "tensor",
                       zero_point=zero_point, bias=bias, op="Gemm" if bias == "gemm" else "MatMul",
-                      block=32 if form == "block" else 0, seed=seed)
+                      block={"block": 32, "block128": 128}.get(form, 0), seed=seed)
     x = np.random.default_rng(seed).normal(0, 1, (m, k)).astype(np.float32)
     for where, value in specials:
         if x.size:
@@ -352,3 +355,14 @@ def test_float16_activation(bias: str) -> None:
         assert got.dtype == np.float16, backend
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16),
                                       err_msg=backend)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 9])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocks_of_128_pair_rows(rows: int, threads: int) -> None:
+    """Blocks of 128: rows in pairs fold their 16 lanes by hsum_float_16, a last odd row's
+    groups of four columns by FoldAccumulators (N = 10: two groups and two columns more);
+    a rank-3 activation's rows counted flattened; NaN and infinite values included."""
+    x = _special_rows(300, np.random.default_rng(rows))[:3 * rows].reshape(3, rows, 300)
+    _check(_dq_model(300, 10, [3, rows, 300], block=128, zero_point="random", bias="add"), x,
+           threads)
