@@ -2,7 +2,6 @@
 // instruction set with the same source; -ffp-contract=off keeps every float step apart.
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "matmul_nbits.h"
@@ -17,35 +16,33 @@ namespace {
 
 constexpr int kBlock = 32;
 
-// Step 1 of lowp.ops.matmul_nbits: the codes of one block of x (n valid values, zero padded)
-// and its scale amax / 127; a NaN product x * (127 / amax) is code -128.
+// x86 maxps(a, b): a > b ? a : b, so b wherever either is a NaN.
+inline float max_ps(float a, float b) { return a > b ? a : b; }
+
+// Step 1 of lowp.ops.matmul_nbits (quantize_blocks): the codes of one block of x (n valid
+// values, zero padded) and its scale amax / 127. amax folds 16 maxps lanes as MLAS does
+// (which drops a NaN met as the first operand); a code is the low byte of the product's
+// int32 conversion, so a NaN, an infinity or |x| >= 2^31 is 0 and a larger value wraps.
 inline float quantize_block(const float* x, int64_t n, int8_t* q) {
   float a[kBlock];
   for (int i = 0; i < kBlock; ++i) a[i] = i < n ? x[i] : 0.0f;
-  // max |a| on the bits: for |a| they order as the values, and any NaN lies above inf
-  uint32_t top = 0;
-  for (int i = 0; i < kBlock; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &a[i], 4);
-    u &= 0x7fffffffu;
-    top = u > top ? u : top;
-  }
-  float amax;
-  if (top > 0x7f800000u) {
-    amax = std::numeric_limits<float>::quiet_NaN();
-  } else {
-    std::memcpy(&amax, &top, 4);
-  }
+  float lane[16];
+  for (int l = 0; l < 16; ++l) lane[l] = std::fabs(a[l]);
+  if (n > 16)
+    for (int l = 0; l < 16; ++l) lane[l] = max_ps(lane[l], std::fabs(a[l + 16]));
+  for (int l = 0; l < 8; ++l) lane[l] = max_ps(lane[l + 8], lane[l]);
+  for (int l = 0; l < 4; ++l) lane[l] = max_ps(lane[l + 4], lane[l]);
+  for (int l = 0; l < 2; ++l) lane[l] = max_ps(lane[l], lane[l + 2]);
+  const float amax = max_ps(lane[0], lane[1]);
   const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+  // selects only, so that the loop vectorizes: round half to even (|v| + 2^23 has no
+  // fraction bits; |v| >= 2^23 has none either); NaN, infinities and |v| >= 2^31 (INT32_MIN
+  // in MLAS, low byte 0) go to 0 before the conversion
   for (int i = 0; i < kBlock; ++i) {
-    const float v = a[i] * inverse;
-    // round half to even by adding and taking away 1.5 * 2^23 (exact for |v| <= 2^22;
-    // clamping to [-129, 128] first changes no saturated result); a NaN is -128
-    float cv = v < -129.0f ? -129.0f : v > 128.0f ? 128.0f : v;
-    cv = v != v ? -128.0f : cv;
-    const float r = (cv + 12582912.0f) - 12582912.0f;
-    const int c = int(r);
-    q[i] = int8_t(c < -128 ? -128 : c > 127 ? 127 : c);
+    const float v = a[i] * inverse, m = std::fabs(v);
+    const float r = m < 8388608.0f ? (m + 8388608.0f) - 8388608.0f : m;
+    const float c = m < 2147483648.0f ? std::copysign(r, v) : 0.0f;
+    q[i] = int8_t(uint8_t(uint32_t(int32_t(c))));
   }
   return amax / 127.0f;
 }

@@ -97,7 +97,8 @@ def test_native_equals_reference(m: int, k: int, n: int, wtype: type, per_column
 
 def test_nan_codes() -> None:
     """A block holding a NaN, one holding an infinity and a tiny one (127 / amax overflows,
-    so its zeros times it are NaN) quantize every NaN product to code -128 in both."""
+    so its zeros times it are NaN) quantize every NaN or infinite product to code 0 in both
+    (docs/operators.md (O136))."""
     rng = np.random.default_rng(5)
     packed = _packed(rng, 96, 6, np.int8, True, "random")
     x = rng.normal(0, 1, (3, 96)).astype(np.float32)

@@ -7,8 +7,10 @@ The weight is held as ONNX Runtime holds it after DQMatMulToMatMulNBits: unsigne
 one padded), one float32 scale and one zero point a column and block. Per row of A (M rows of
 K floats; leading axes flattened) MLAS's CompInt8 kernel:
 
-1. quantizes each block of 32 activations (zero padded): amax = max |a|, s_a = amax / 127,
-   q = saturate_int8(round_half_even(a * (127 / amax))), 0 where amax = 0; and
+1. quantizes each block of 32 activations (zero padded): amax = max |a| (maxps lanes, which
+   drop some NaNs: quantize_blocks), s_a = amax / 127, q = the low byte of
+   int32(round_half_even(a * (127 / amax))) (within [-127, 127] for finite a and amax; 0
+   for a NaN or infinite product), 127 / amax taken as 0 where amax = 0; and
    sum_a = float32(s_a * float32(sum q));
 2. forms integer dot products of 4 consecutive k (VNNI vpdpbusd, u8 weight x s8 activation),
    g[b, j] = sum_{i<4} q[32 b + 4 j + i] * w_u8[32 b + 4 j + i], j = 0..7;
@@ -36,28 +38,49 @@ import numpy as np
 from ..fixedpoint import fma32
 
 BLOCK = 32
+BLOCK_128 = 128
 _F = np.float32
 _ROW_CHUNK_ELEMENTS = 1 << 22
 
 
-def quantize_blocks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(M, K) float32 -> int8 codes (M, blocks, 32) as int64 and float32 scales (M, blocks):
-    step 1 above."""
+def _max_ps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x86 maxps(a, b) lane by lane: a > b ? a : b, so b wherever either is a NaN."""
+    return np.where(a > b, a, b)
+
+
+def quantize_blocks(a: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(M, K) float32 -> int8 codes (M, blocks, block) as int64 and float32 scales (M, blocks):
+    step 1 above, with MLAS's NaN handling (docs/operators.md (O136)).
+
+    amax is the maximum of |a| as 16 lanes of maxps (lane l: |a[l]|, then maxps with
+    |a[l + 16]|, |a[l + 32]|, ... for the 16-value chunks the block holds, zeros past the
+    end) folded 16 -> 8 -> 4 -> 2 -> 1 by maxps of the high half with the low one: a NaN
+    met as maxps' first operand is dropped, one met as its second is kept. The code of
+    a * (127 / amax) is its int32 conversion (round half to even; NaN and |x| >= 2^31:
+    INT32_MIN) truncated to its low byte, so a NaN, an infinity and any |x| >= 2^31 give
+    0, and a value above a dropped amax wraps (300 -> 44)."""
     m, k = a.shape
-    blocks = -(-k // BLOCK)
-    padded = np.zeros((m, blocks * BLOCK), _F)
+    blocks = -(-k // block)
+    padded = np.zeros((m, blocks * block), _F)
     padded[:, :k] = a
-    blk = padded.reshape(m, blocks, BLOCK)
-    amax = np.abs(blk).max(axis=-1).astype(_F)
+    blk = padded.reshape(m, blocks, block)
+    mag = np.abs(blk)
+    lane = mag[..., :16]
+    filled = np.full((blocks, 1), block)
+    filled[-1] = k - (blocks - 1) * block                 # values in each block
+    for c in range(16, block, 16):                        # the chunks a block holds
+        lane = np.where(filled > c, _max_ps(lane, mag[..., c:c + 16]), lane)
+    lane = _max_ps(lane[..., 8:], lane[..., :8])
+    lane = _max_ps(lane[..., 4:], lane[..., :4])
+    lane = _max_ps(lane[..., :2], lane[..., 2:])
+    amax = _max_ps(lane[..., 0], lane[..., 1]).astype(_F)
     scale = (amax / _F(127)).astype(_F)
-    nonzero = amax != 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inverse = np.where(nonzero, _F(127) / np.where(nonzero, amax, _F(1)), _F(0)).astype(_F)
-    x = (blk * inverse[..., None]).astype(_F)
-    # a NaN (a NaN or infinite amax, or 0 * an infinite 127 / amax) is code -128, the
-    # integer indefinite saturated, as the native kernel (native/matmul_nbits.h) defines it
-    q = np.where(np.isnan(x), _F(-128), np.clip(np.rint(x), -128, 127)).astype(np.int64)
-    return q, scale
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse = np.where(amax != 0, _F(127) / np.where(amax != 0, amax, _F(1)), _F(0))
+        x = np.rint(blk * inverse.astype(_F)[..., None]).astype(_F)
+    fits = np.abs(x) < _F(2.0 ** 31)                  # False for NaN and infinities
+    q = np.where(fits, x, _F(0)).astype(np.int64) & 0xFF
+    return np.where(q > 127, q - 256, q), scale
 
 
 def _fold4(v: np.ndarray) -> np.ndarray:
@@ -78,17 +101,43 @@ _LANE_BLK = np.array([c // 2 + 2 * (i // 2) for c in range(4) for i in range(4)]
 _LANE_J = np.array([4 * (c % 2) + i % 2 for c in range(4) for i in range(4)])
 
 
+def _hsum16(v: np.ndarray) -> np.ndarray:
+    """hsum_float_16 (and GCC's _mm512_reduce_add_ps): lanes i + i + 8, then i + 4 + i,
+    then i + i + 2, then 0 + 1."""
+    h = (v[..., :8] + v[..., 8:]).astype(_F)
+    h = (h[..., 4:] + h[..., :4]).astype(_F)
+    h = (h[..., :2] + h[..., 2:]).astype(_F)
+    return (h[..., 0] + h[..., 1]).astype(_F)
+
+
+def _fold16(v: np.ndarray) -> np.ndarray:
+    """FoldAccumulators of 16 lanes: ((l0 + l1) + l2) + l3 in each 128-bit chunk, then
+    (c0 + c2) + (c1 + c3)."""
+    c = v.reshape(*v.shape[:-1], 4, 4)
+    s = (((c[..., 0] + c[..., 1]).astype(_F) + c[..., 2]).astype(_F) + c[..., 3]).astype(_F)
+    return ((s[..., 0] + s[..., 2]).astype(_F) + (s[..., 1] + s[..., 3]).astype(_F)).astype(_F)
+
+
 class PackedNBits:
-    """A MatMulNBits weight (N, blocks, 32) uint8 with its scales and zero points (N, blocks),
-    and what every run needs of them, computed once."""
+    """A MatMulNBits weight (N, blocks, block) uint8 (block 32 or 128) with its scales and
+    zero points (N, blocks), and what every run needs of them, computed once."""
 
     def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
-        n, blocks, _ = w_u8.shape
-        self.n, self.blocks = n, blocks
+        n, blocks, block = w_u8.shape
+        if block not in (BLOCK, BLOCK_128):
+            raise ValueError(f"MatMulNBits blocks of {block} are not modelled (32, 128 are)")
+        self.n, self.blocks, self.block = n, blocks, block
         self.w_u8 = np.ascontiguousarray(w_u8, np.uint8)               # the native kernel's
         self.scale = np.ascontiguousarray(np.asarray(scale, _F).reshape(n, blocks))
         zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
         self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
+        if block == BLOCK_128:
+            # (blocks * 16, 8, N) float64: lane i of a block sums k = 4 i .. 4 i + 3 and
+            # 64 + 4 i .. 64 + 4 i + 3 (two vpdpbusd into one accumulator)
+            self.wg = np.ascontiguousarray(
+                np.asarray(w_u8).reshape(n, blocks, 2, 16, 4).transpose(1, 3, 2, 4, 0)
+                .reshape(blocks * 16, 8, n).astype(np.float64))
+            return
         # the native AVX-512 kernel's panels of 16 columns (padded with zero scales):
         # (panels, blocks, 8, 16, 4) bytes, scales and bblk (panels, blocks, 16)
         panels = -(-n // 16)
@@ -128,11 +177,50 @@ class PackedNBits:
         """y = MatMulNBits(a): a (..., K) float32, bias (N,) or None -> (..., N) float32."""
         lead, k = a.shape[:-1], a.shape[-1]
         n, blocks = self.n, self.blocks
-        if blocks != -(-k // BLOCK):
-            raise ValueError(f"K = {k} needs {-(-k // BLOCK)} blocks of 32, the weight has "
-                             f"{blocks}")
+        if blocks != -(-k // self.block):
+            raise ValueError(f"K = {k} needs {-(-k // self.block)} blocks of {self.block}, "
+                             f"the weight has {blocks}")
         a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
         out = np.empty((a2.shape[0], n), _F)
+        with np.errstate(invalid="ignore", over="ignore"):   # NaNs and infinities: (O136)
+            if self.block == BLOCK_128:
+                self._rows128(a2, bias, out)
+            else:
+                self._rows(a2, bias, out)
+        return out.reshape(*lead, n)
+
+    def _rows128(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
+        """Blocks of 128 (MLAS's BlkLen128 kernel, docs/operators.md (O137)): per block,
+        16 lanes of 8 products each, fused multiply-added by s_a * s_b into 16 float32
+        lanes; rows in pairs (and a last row's columns past the last group of four) fold
+        them by hsum_float_16, a last odd row's groups of four columns by
+        FoldAccumulators; then the bias and the zero-point term as for blocks of 32."""
+        m_all, n, blocks = a2.shape[0], self.n, self.blocks
+        tail = n // 4 * 4
+        rows = max(2, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 16) // 2 * 2)
+        for r0 in range(0, m_all, rows):
+            q, sa = quantize_blocks(a2[r0:r0 + rows], BLOCK_128)
+            m = q.shape[0]
+            qg = q.reshape(m, blocks, 2, 16, 4).transpose(1, 3, 0, 2, 4).reshape(
+                blocks * 16, m, 8).astype(np.float64)
+            g = np.matmul(qg, self.wg).reshape(blocks, 16, m, n).transpose(2, 3, 0, 1)
+            sab = (sa[:, None, :] * self.scale[None]).astype(_F)
+            acc = np.zeros((m, n, 16), _F)
+            for b in range(blocks):
+                acc = fma32(g[:, :, b].astype(_F), sab[:, :, b, None], acc).astype(_F)
+            y = _hsum16(acc)
+            if m_all % 2 and r0 + m == m_all:                  # the last, unpaired row
+                y[-1, :tail] = _fold16(acc[-1, :tail])
+            if bias is not None:
+                y = (y + np.asarray(bias, _F)).astype(_F)
+            ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)
+            zacc = np.zeros_like(y)
+            for b in range(blocks):
+                zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
+            out[r0:r0 + m] = (y + zacc).astype(_F)
+
+    def _rows(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
+        n, blocks = self.n, self.blocks
         tail = n // 4 * 4
         rows = max(1, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 8))
         for r0 in range(0, a2.shape[0], rows):
@@ -149,7 +237,6 @@ class PackedNBits:
             for b in range(blocks):
                 zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
             out[r0:r0 + rows] = (y + zacc).astype(_F)
-        return out.reshape(*lead, n)
 
 
 def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
@@ -170,18 +257,29 @@ def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point
     return PackedNBits(w_u8, scale, zero_point).run(a, bias)
 
 
-def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray
+def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, *,
+                bits: int = 8, block: int = BLOCK
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A DequantizeLinear's constant (K, N) 8-bit weight with per-tensor or per-column scale
-    and zero point, as DQMatMulToMatMulNBits stores it: uint8 (N, blocks, 32) (int8 plus
-    128, the padding at the zero point), scales and zero points (N, blocks)."""
+    """A DequantizeLinear's constant (K, N) weight as DQMatMulToMatMulNBits stores it:
+    uint8 (N, blocks, block) (a signed weight plus 2^(bits - 1): int8 + 128, int4 + 8; the
+    padding at the zero point), scales and zero points (N, blocks).
+
+    w: int8 / uint8 holding `bits`-bit values (its sign says int or uint); scale and
+    zero_point per tensor (one value), per column ((N,)) or per block of `block` (32 or
+    128) along K ((blocks, N), DequantizeLinear's block_size on axis 0); zero_point None:
+    0. The 4-bit kernel (MatMulNBits bits 4) computes as the 8-bit one on these bytes
+    (docs/operators.md (O137))."""
     k, n = w.shape
-    blocks = -(-k // BLOCK)
-    shift = 128 if w.dtype == np.int8 else 0
-    z = np.broadcast_to(np.asarray(zero_point, np.int64).reshape(-1), (n,)) + shift
-    s = np.broadcast_to(np.asarray(scale, _F).reshape(-1), (n,))
-    wu = np.empty((n, blocks * BLOCK), np.uint8)
-    wu[:] = z[:, None].astype(np.uint8)
+    blocks = -(-k // block)
+    shift = 1 << (bits - 1) if w.dtype == np.int8 else 0
+    s = np.asarray(scale, _F)
+    z = np.zeros(s.shape, np.int64) if zero_point is None else np.asarray(zero_point, np.int64)
+    if s.ndim == 2:                                                    # per block
+        sb, zb = s.T, z.T + shift
+    else:
+        sb = np.repeat(np.broadcast_to(s.reshape(-1), (n,))[:, None], blocks, 1)
+        zb = np.repeat(np.broadcast_to(z.reshape(-1), (n,))[:, None], blocks, 1) + shift
+    wu = np.repeat(zb.astype(np.uint8), block, 1)
     wu[:, :k] = (w.T.astype(np.int64) + shift).astype(np.uint8)
-    return (wu.reshape(n, blocks, BLOCK), np.repeat(s[:, None], blocks, 1).astype(_F),
-            np.repeat(z[:, None], blocks, 1).astype(np.uint8))
+    return (wu.reshape(n, blocks, block), np.ascontiguousarray(sb, _F),
+            np.ascontiguousarray(zb, np.uint8))

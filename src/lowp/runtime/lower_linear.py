@@ -11,6 +11,7 @@ from onnx import TensorProto
 
 from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
+from ..ir.graph import attributes
 from ..ops import matmul_nbits
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
@@ -207,12 +208,10 @@ def _matmul(ctx: LowerCtx) -> Step | None:
         return _dynamic_matmul(ctx) or _matmul_nbits(ctx)
     wc = ctx.const_input(1)
     trans_b = bool(int(a.get("transB", 0))) if ctx.node.op_type == "Gemm" else False  # type: ignore[call-overload]
-    if wc is None:
-        if ctx.node.op_type == "Gemm":
-            return None
-        other = ctx.act_input(1)
+    if wc is None:   # a 4-bit weight (no integer qparams) may still be MatMulNBits'
+        other = ctx.act_input(1) if ctx.node.op_type == "MatMul" else None
         if other is None:
-            return None
+            return _matmul_nbits(ctx)
         return _matmul_two_activations(ctx, x, other)
     w, wqp = wc
     if w.ndim != 2:
@@ -423,9 +422,9 @@ def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProt
     if not ctx.graph.is_constant(other):
         return None, None
     c = ctx.graph.constant(other)
-    if c.dtype != np.float32:
+    if c.dtype not in (np.float32, np.float16):    # float16: ONNX Runtime fuses, then casts
         return None, None
-    return (c, add) if c.shape == (n,) else None
+    return (c.astype(np.float32), add) if c.shape == (n,) else None
 
 
 def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
@@ -435,14 +434,53 @@ def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
     return g.constant(q.input[2]).dtype in (np.uint16, np.int16)
 
 
+# the weight types DQMatMulToMatMulNBits takes (numpy / ml_dtypes names): bits, signed
+_NBITS_WEIGHTS = {"int8": (8, True), "uint8": (8, False), "int4": (4, True), "uint4": (4, False)}
+
+
+def _nbits_weight(g: Any, dq: onnx.NodeProto
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """DequantizeLinear(constant 2-D 8- or 4-bit weight) as DQMatMulToMatMulNBits takes it
+    (per tensor, per column, or blocks of 32 or 128 along K: docs/operators.md (O137)) for
+    lowp.ops.matmul_nbits: (w_u8, scale, zero point); None for any other form."""
+    if not all(g.is_constant(name) for name in dq.input if name):
+        return None
+    w = g.constant(dq.input[0])
+    form = _NBITS_WEIGHTS.get(w.dtype.name)
+    if w.ndim != 2 or form is None:
+        return None
+    bits, signed = form
+    k, n = w.shape
+    scale = g.constant(dq.input[1]).astype(np.float32)
+    zp = g.constant(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
+    attrs = attributes(dq)
+    axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))  # type: ignore[call-overload]
+    if block:
+        shape: tuple[int, ...] = (-(-k // block), n)
+        if block not in (matmul_nbits.BLOCK, matmul_nbits.BLOCK_128) or axis not in (0, -2):
+            return None
+    elif scale.size == 1 and (scale.ndim == 0 or "axis" not in attrs):
+        shape = scale.shape
+    elif axis in (1, -1):
+        shape = (n,)
+    else:
+        return None
+    if scale.shape != shape or zp is not None and zp.shape != shape:
+        return None
+    cast = np.int8 if signed else np.uint8
+    return matmul_nbits.pack_weight(w.astype(cast), scale,
+                                    None if zp is None else zp.astype(cast), bits=bits,
+                                    block=block or matmul_nbits.BLOCK)
+
+
 def _matmul_nbits(ctx: LowerCtx) -> Step | None:
-    """A float or 16-bit activation times DequantizeLinear(constant 2-D 8-bit weight, per
-    tensor or per column): ONNX Runtime 1.32's DQMatMulToMatMulNBits makes it MatMulNBits
-    (bits 8, block 32, its default accuracy level 4: int8 activations a block,
-    docs/operators.md (O118)), with a constant (N,) bias fused; lowp computes it as that
-    kernel does (lowp.ops.matmul_nbits). A 16-bit activation's DequantizeLinear stays a
-    float step; an 8-bit QuantizeLinear after a float activation keeps the float MatMul
-    (as ONNX Runtime does)."""
+    """A float or 16-bit activation times DequantizeLinear(constant 2-D 8- or 4-bit weight,
+    per tensor, per column or in blocks of 32 along K): ONNX Runtime 1.32's
+    DQMatMulToMatMulNBits makes it MatMulNBits (bits 8 or 4, block 32, its default accuracy
+    level 4: int8 activations a block, docs/operators.md (O118), (O137)), with a constant
+    (N,) bias fused; lowp computes it as that kernel does (lowp.ops.matmul_nbits). A 16-bit
+    activation's DequantizeLinear stays a float step; an 8-bit QuantizeLinear after a float
+    activation keeps the float MatMul (as ONNX Runtime does)."""
     node, g = ctx.node, ctx.graph
     if not ctx._ort_arithmetic or g.is_constant(node.input[0]) or len(node.input) < 2:
         return None
@@ -458,12 +496,7 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
                 or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):  # type: ignore[arg-type]
             return None
     dq = ctx._dq.get(node.input[1])
-    wc = ctx.const_input(1)
-    if dq is None or wc is None:
-        return None
-    w, wqp = wc
-    if w.ndim != 2 or w.dtype not in (np.int8, np.uint8) or (
-            not wqp.is_per_tensor and wqp.granularity.axis % 2 != 1):  # type: ignore[union-attr]
+    if dq is None:
         return None
     wout = dq.output[0]
     edges = sum(list(r.input).count(wout) for r in g.consumers.get(wout, []))
@@ -472,11 +505,14 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     for r in g.consumers.get(node.output[0], []):
         if r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r)):
             return None
-    fused = _nbits_bias(ctx, w.shape[1])
+    weight = _nbits_weight(g, dq)
+    if weight is None:
+        return None
+    packed = matmul_nbits.PackedNBits(*weight)
+    fused = _nbits_bias(ctx, packed.n)
     if fused is None:
         return None
     bias, add = fused
-    packed = matmul_nbits.PackedNBits(*matmul_nbits.pack_weight(w, wqp.scale, wqp.zero_point))
     if add is not None:
         ctx.absorbed = [add]
     out = node.output[0] if add is None else add.output[0]
@@ -486,7 +522,10 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     arena = Arena(reuse=not ctx.subgraph)
 
     def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        if av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1:
+        if av.dtype == np.float16:   # ONNX Runtime casts around the float32 kernel ((O137))
+            return (run(av.astype(np.float32), layout=layout)[0].astype(np.float16),)
+        if (av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1
+                and packed.block == matmul_nbits.BLOCK):   # blocks of 128: numpy only
             y = native_float.matmul_nbits(
                 av, packed, bias, arena.get((*av.shape[:-1], packed.n), np.dtype(np.float32)))
             if y is not None:

@@ -65,6 +65,8 @@ class LowerCtx:
             if not g.is_constant(qdq.input[2]):
                 return None
             zp = g.constant(qdq.input[2])
+            if zp.dtype.name in ("int4", "uint4"):   # no integer kernel takes 4-bit values
+                return None
             qtype = QType.from_numpy(zp.dtype)
         else:
             zp = np.zeros(scale.shape, np.int32)

@@ -331,7 +331,7 @@ def matmul_nbits(x: np.ndarray, packed: Any, bias: np.ndarray | None,
     ext = _has(_extension(), "matmul_nbits")
     k = x.shape[-1] if x.ndim else 0
     if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
-            or k < 1 or -(-k // 32) != packed.blocks
+            or k < 1 or packed.block != 32 or -(-k // 32) != packed.blocks
             or (bias is not None and (bias.dtype != np.float32 or bias.shape != (packed.n,)))):
         return None
     shape = (*x.shape[:-1], packed.n)
