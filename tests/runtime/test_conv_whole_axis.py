@@ -68,3 +68,11 @@ def test_kernel_over_a_whole_axis_equals_onnxruntime(axis, batch, group, per_gro
     else:                       # 1-D, the kernel the whole input: one output position
         x_shape, kernel = (batch, group, length), (length,)
     _check(x_shape, kernel, group, per_group, bias, seed, threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("x_shape", "kernel", "per_group"), [
+    ((1, 1, 9, 2000), (9, 1), 8),       # as high as the input: MlasGemm's own thread cut
+    ((1, 1, 3000, 4), (20, 4), 4)])     # as wide as the input, several filters
+def test_whole_axis_products_cut_between_threads(x_shape, kernel, per_group, threads):
+    _check(x_shape, kernel, 1, per_group, True, 3, threads=threads)
