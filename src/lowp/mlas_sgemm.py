@@ -206,6 +206,24 @@ def conv_parts(filters: int, size: int, k: int, threads: int, batch_groups: int,
             for lo in range(0, size, stride)]
 
 
+def conv_whole_axis(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
+                    dilations: list[int], pads: list[int], channels: int) -> str | None:
+    """MlasConvPrepare's GemmDirect for a kernel over a whole axis of a 1-D or 2-D input
+    (1-D promoted to one row) with one input channel per group, unit strides and dilations
+    and no padding, the kernel more than one tap: "rows" when it spans the whole width
+    (MlasGemm with B transposed, read in place: B's row r is the input from r * width on,
+    K long, one row per output position), "columns" when it spans the whole height and is
+    one wide (B is the input itself, K rows of the width); None for every other
+    convolution (the pointwise one included: GemmDirect too, `conv_parts`' `direct`)."""
+    if len(spatial) not in (1, 2) or channels != 1 or any(v != 1 for v in strides + dilations) \
+            or any(pads) or int(np.prod(kernel)) == 1:
+        return None
+    (h, w), (kh, kw) = ((1, *spatial), (1, *kernel)) if len(spatial) == 1 else (spatial, kernel)
+    if kw == w:
+        return "rows"
+    return "columns" if kh == h and kw == 1 else None
+
+
 def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
          trans_b: bool = False, packed: bool = False, threads: int = 1,
          batch: int = 1, c: np.ndarray | None = None, ldb: int | None = None,

@@ -20,19 +20,21 @@ from .ort_agreement import onnxruntime_run
 
 
 def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
-           excite: bool = False) -> bytes:
+           excite: bool = False, act: type = np.uint8) -> bytes:
+    """Activations of type `act` (zero points 128, 3 and 0 moved into its range)."""
     rng = np.random.default_rng(0)
     w = rng.integers(-127, 128, (channels, 3, 3, 3)).astype(np.int8)
+    low = int(np.iinfo(act).min)
     inits = [
         numpy_helper.from_array(np.float32(0.02), "xs"),
-        numpy_helper.from_array(np.uint8(128), "xz"),
+        numpy_helper.from_array(np.array(128 + low, act), "xz"),
         numpy_helper.from_array(w, "wq"),
         numpy_helper.from_array(np.float32(0.01), "ws"),
         numpy_helper.from_array(np.int8(0), "wz"),
         numpy_helper.from_array(np.float32(0.03), "ys"),
-        numpy_helper.from_array(np.uint8(3), "yz"),
+        numpy_helper.from_array(np.array(3 + low, act), "yz"),
         numpy_helper.from_array(np.float32(0.005), "rs"),
-        numpy_helper.from_array(np.uint8(0), "rz"),
+        numpy_helper.from_array(np.array(low, act), "rz"),
         numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
                                 "eq"),
     ]
@@ -98,6 +100,22 @@ def test_mean_over_the_spatial_axes_regression(opset, excite):
     x = np.random.default_rng(1).standard_normal((1, 3, 80, 80)).astype(np.float32)
     got = Session(model, threads=1).run({"x": x})
     for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=False):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("act", [np.uint16, np.int16, np.int8, np.uint8])
+def test_squeeze_excitation_mean_of_a_float_convolution_regression(act, backend, threads):
+    """With 16-bit activations ONNX Runtime fuses neither convolution ((O5a)): no
+    QLinearConv, so no channels-last layout to push, and the mean sums channels-first data
+    (ppocrv6_rec_small quantized with uint16 activations: lowp summed channels-last, an ulp
+    apart on its squeeze-excitation means; (O128)). Int8 pairs made uint8 ((O47u)) fuse,
+    and sum channels-last as uint8 ones."""
+    model = _model(24, "ReduceMean", [2, 3], 1, 21, excite=True, act=act)
+    x = np.random.default_rng(1).standard_normal((1, 3, 80, 80)).astype(np.float32)
+    got = Session(model, backend=backend, threads=threads).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}, threads), strict=True):
         np.testing.assert_array_equal(got[name], want, err_msg=name)
 
 

@@ -138,6 +138,12 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
                                    begin + end, s, d, sum=init)
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
+    whole = mlas_sgemm.conv_whole_axis(in_sp, k, s, d, begin + end, c // g) if mlas else None
+    if whole == "rows":
+        y = _window_row_products(xf, wf, g, tuple(out), init)
+        if b is not None:
+            y += _f(b).reshape((1, m) + (1,) * nd)
+        return y
     native = native_float.conv(x, w, None if b is None else _f(b), g, s, d, begin, out,
                                init) if mlas else None
     if native is not None:
@@ -146,7 +152,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     p = int(np.prod(out))
     wg = wf.reshape(1, g, m // g, kk)
     init_g = None if init is None else _f(init).reshape(n, g, m // g, p)
-    direct = all(v == 1 for v in k + s) and not any(begin) and not any(end)
+    direct = all(v == 1 for v in k + s) and not any(begin) and not any(end) \
+        or whole == "columns"
     parts = mlas_sgemm.conv_parts(m // g, p, kk, native_float.get_threads(), n * g, direct)
     if direct:
         cols1 = xf.reshape(n, g, kk, p)
@@ -171,6 +178,34 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     if b is not None:
         y += _f(b).reshape((1, m) + (1,) * nd)
     return y.astype(x.dtype, copy=False)
+
+
+def _window_row_products(x: np.ndarray, w: np.ndarray, group: int, out: tuple[int, ...],
+                         init: np.ndarray | None) -> np.ndarray:
+    """MlasConv's GemmDirect with B transposed (lowp.mlas_sgemm.conv_whole_axis "rows": a
+    kernel as wide as the input, one input channel per group): per image and group, the
+    filters (m / group x K) times the rows that start every input width (one per output
+    position, K long, overlapping), one MlasGemm each (ldb the width), cut as
+    `conv_parts`' direct products, accumulated onto `init` when given; float32, no bias."""
+    n, m = x.shape[0], w.shape[0]
+    width, kk, size = x.shape[-1], int(np.prod(w.shape[1:])), int(np.prod(out))
+    flat = np.ascontiguousarray(x).reshape(n, group, -1)
+    filters = np.ascontiguousarray(w).reshape(group, m // group, kk)
+    parts = mlas_sgemm.conv_parts(m // group, size, kk, native_float.get_threads(),
+                                  n * group, True)
+    y = np.empty((n, group, m // group, size), np.float32)
+    c0 = None if init is None else np.ascontiguousarray(init, np.float32).reshape(y.shape)
+    for i, j in product(range(n), range(group)):
+        item = flat[i, j]
+        rows = np.lib.stride_tricks.as_strided(item, (size, kk),
+                                               (width * item.itemsize, item.itemsize))
+        start = None if c0 is None else c0[i, j]
+        if size == 1 or not native_float.sgemm(filters[j], np.ascontiguousarray(rows).T,
+                                               y[i, j], trans_b=True, init=start,
+                                               parts=parts):
+            y[i, j] = mlas_sgemm.gemm(filters[j], rows, trans_b=True, c=start, ldb=width,
+                                      parts=parts)
+    return y.reshape((n, m) + out)
 
 
 def _mlas_products(wg: np.ndarray, cols: np.ndarray, parts: list[tuple[slice, slice]],

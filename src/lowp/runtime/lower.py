@@ -487,8 +487,7 @@ def _leads_to_convolution(graph: Graph, tensors: list[str]) -> bool:
                 if ends is None:
                     return True
                 partners.update(ends)   # the pair cancels: neither end stays
-            if reader.op_type == "QLinearConv" or (
-                    reader.op_type == "Conv" and _dequantized(graph, reader.input[0])):
+            if reader.op_type == "QLinearConv" or _ort_qlinear_conv(graph, reader):
                 return True
             if reader.op_type in TRANSPOSE_HANDLED or _quantized_pool(graph, reader):
                 fresh = [o for o in reader.output if o and o not in seen]
@@ -510,6 +509,41 @@ def _quantized_pool(graph: Graph, node: onnx.NodeProto) -> bool:
         and _dequantized(graph, node.input[0]) and bool(node.output) \
         and all(r.op_type == "QuantizeLinear" for r in graph.consumers.get(node.output[0], [])) \
         and bool(graph.consumers.get(node.output[0]))
+
+
+def _code_type(graph: Graph, qdq: onnx.NodeProto) -> int | None:
+    """The integer element type of a QuantizeLinear / DequantizeLinear: its constant zero
+    point's, else the declared `output_dtype` (QuantizeLinear) or the codes' listed type
+    (DequantizeLinear), uint8 by default; None when the zero point is not a constant."""
+    if len(qdq.input) > 2 and qdq.input[2]:
+        if not graph.is_constant(qdq.input[2]):
+            return None
+        return int(onnx.helper.np_dtype_to_tensor_dtype(graph.constant(qdq.input[2]).dtype))
+    declared = int(attributes(qdq).get("output_dtype", 0))  # type: ignore[call-overload]
+    if qdq.op_type == "DequantizeLinear":
+        declared = graph.value_elem_type(qdq.input[0]) or 0
+    return declared or TensorProto.UINT8
+
+
+def _ort_qlinear_conv(graph: Graph, conv: onnx.NodeProto) -> bool:
+    """Whether ONNX Runtime's x86 QDQ selector makes `conv` a QLinearConv, which its layout
+    transformer moves channels-last: a Conv reading a uint8 DequantizeLinear and an 8-bit
+    weight DequantizeLinear, whose QuantizeLinear (when it is the only reader) has the
+    activation's type. A group with 16-bit or int8 activations, 16-bit weights or another
+    output type stays a float Conv in the channels-first layout ((O5a), (O128))."""
+    if conv.op_type != "Conv" or len(conv.input) < 2:
+        return False
+    x, w = (graph.producer.get(i) for i in conv.input[:2])
+    if x is None or w is None or x.op_type != "DequantizeLinear" \
+            or w.op_type != "DequantizeLinear":
+        return False
+    x_type = _code_type(graph, x)
+    if x_type != TensorProto.UINT8 or \
+            _code_type(graph, w) not in (TensorProto.UINT8, TensorProto.INT8):
+        return False
+    readers = graph.consumers.get(conv.output[0], [])
+    return not (len(readers) == 1 and readers[0].op_type == "QuantizeLinear"
+                and _code_type(graph, readers[0]) != x_type)
 
 
 def _cancelled(graph: Graph, transpose: onnx.NodeProto) -> set[str] | None:
@@ -556,7 +590,7 @@ def _from_convolution(graph: Graph, tensor: str, seen: set[str]) -> bool:
         return False
     if node.op_type == "QLinearConv" or (node.op_type == "QuantizeLinear" and
                                          graph.producer.get(node.input[0]) is not None and
-                                         graph.producer[node.input[0]].op_type == "Conv"):
+                                         _ort_qlinear_conv(graph, graph.producer[node.input[0]])):
         return True
     if node.op_type not in TRANSPOSE_HANDLED or node.op_type == "Transpose":
         return False

@@ -1049,8 +1049,13 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
     if init is not None and init.shape != (n, m) + tuple(int(v) for v in out):
         return None
     k = list(w.shape[2:])
+    # (the trailing pads, for unit strides: what the output size leaves of the input)
+    end = [int(out[i]) + (k[i] - 1) * int(dilations[i]) - int(x.shape[2 + i]) - int(begin[i])
+           for i in range(nd)]
     direct = all(v == 1 for v in k) and all(v == 1 for v in strides) and not any(begin) and \
-        all(int(out[i]) == int(x.shape[2 + i]) for i in range(nd))
+        all(int(out[i]) == int(x.shape[2 + i]) for i in range(nd)) or \
+        mlas_sgemm.conv_whole_axis(tuple(x.shape[2:]), k, list(strides), list(dilations),
+                                   [*begin, *end], c // group) == "columns"
     size, depth = int(np.prod(out)), c // group * int(np.prod(k))
     parts = mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)
     if len(parts) > 64:
