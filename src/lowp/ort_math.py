@@ -866,3 +866,26 @@ def mlas_row_max(x: np.ndarray) -> np.ndarray:
         low = _second_wins(low, x[:, j])
     return np.asarray(low, np.float32)[:, None]
 
+
+def mlas_global_max(v: np.ndarray, nchwc: bool) -> np.ndarray:
+    """MLAS's float32 global maximum pooling of each row of (rows, n) `v` (a channel's spatial
+    values in row-major order; docs/operators.md (O140)). From the lowest float, each step
+    maxps's a > b ? a : b (`_second_wins`: b on a NaN or a tie). NCHWc (`nchwc`, ONNX
+    Runtime's layout for 4-D input of a whole number of channel blocks): one value at a
+    time. Otherwise MlasPoolGlobalKernel: 4-value steps into four lanes, lanes (0, 2),
+    (1, 3) then the two, then the last n % 4 one at a time by std::max (`_keep_first`: the
+    first operand on a NaN or a tie). -inf throughout gives the lowest float."""
+    rows, n = v.shape
+    acc = np.full(rows if nchwc else (rows, 4), np.finfo(np.float32).min, np.float32)
+    if nchwc:
+        for j in range(n):
+            acc = _second_wins(acc, v[:, j])
+        return acc
+    whole = n // 4 * 4
+    for j in range(0, whole, 4):
+        acc = _second_wins(acc, v[:, j:j + 4])
+    acc = _second_wins(acc, acc[:, [2, 3, 2, 3]])
+    res = _second_wins(acc[:, 0], acc[:, 1])
+    for j in range(whole, n):
+        res = _keep_first(res, v[:, j], False)
+    return res
