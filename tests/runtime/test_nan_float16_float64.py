@@ -16,9 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from lowp.runtime import Session, native_float
-
-from .ort_agreement import onnxruntime_run
+from .ort_agreement import assert_float_bits_agree
 
 _TYPES = {np.float16: (TensorProto.FLOAT16, np.uint16), np.float64: (TensorProto.DOUBLE, np.uint64),
           np.float32: (TensorProto.FLOAT, np.uint32)}
@@ -50,18 +48,6 @@ def _model(op: str, shapes: Sequence[tuple[int, ...]], dtype: type,
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def _assert_bits(model: onnx.ModelProto, feeds: dict[str, np.ndarray], threads: int) -> None:
-    theirs = onnxruntime_run(model, feeds, threads)[0]
-    bits = _TYPES[theirs.dtype.type][1]
-    with native_float.disabled():
-        ours = Session(model, backend="reference", threads=threads).run(feeds)["y"]
-    np.testing.assert_array_equal(ours.view(bits), theirs.view(bits), err_msg="reference")
-    session = Session(model, backend="native", threads=threads)
-    for run in range(2):
-        ours = session.run(feeds)["y"]
-        np.testing.assert_array_equal(ours.view(bits), theirs.view(bits), err_msg=f"native {run}")
-
-
 @settings(max_examples=150, deadline=None)
 @given(case=st.sampled_from([(np.float64, op) for op in ("Add", "Sub", "Mul", "Div", "Max",
                                                           "Min")]
@@ -76,7 +62,7 @@ def test_two_nans_equal_onnxruntime(case, shapes, swap, threads, seed):
     rng = np.random.default_rng(seed)
     pair = list(shapes[::-1] if swap else shapes)
     feeds = {f"x{i}": rng.choice(_pool(dtype), size=s).astype(dtype) for i, s in enumerate(pair)}
-    _assert_bits(_model(op, pair, dtype), feeds, threads)
+    assert_float_bits_agree(_model(op, pair, dtype), feeds, threads)
 
 
 @pytest.mark.parametrize("op", ["Add", "Mul", "Max", "Min"])
@@ -86,7 +72,7 @@ def test_float64_runs_cut_into_thread_blocks(op, scalar):
     shapes = [(100003,), () if scalar else (100003,)]
     feeds = {f"x{i}": rng.choice(_pool(np.float64), size=s) for i, s in enumerate(shapes)}
     for threads in (1, 2):
-        _assert_bits(_model(op, shapes, np.float64), feeds, threads)
+        assert_float_bits_agree(_model(op, shapes, np.float64), feeds, threads)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 17, 200003])
@@ -102,4 +88,4 @@ def test_cast_between_float32_and_float16_keeps_onnxruntimes_nans(n, to_half):
     model = _model("Cast", [(n,)], src, out=_TYPES[np.float16 if to_half else np.float32][0],
                    to=_TYPES[np.float16 if to_half else np.float32][0])
     for threads in (1, 2):
-        _assert_bits(model, {"x0": x}, threads)
+        assert_float_bits_agree(model, {"x0": x}, threads)

@@ -1129,9 +1129,18 @@ def _generic_shape(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> list[int
 
 def _sequential(rows: np.ndarray) -> np.ndarray:
     """Each row's values added one after another from +0, in float32 (float64 rows in
-    float64)."""
+    float64): acc += v, so the first NaN the sum meets stays (x86's first operand,
+    quieted; (O142)), where numpy's cumulative sum may give a later one."""
     dt = np.float64 if rows.dtype == np.float64 else np.float32
-    return (np.cumsum(rows, axis=1, dtype=dt)[:, -1] + dt(0)).astype(dt)
+    cum = np.cumsum(rows, axis=1, dtype=dt)
+    out = (cum[:, -1] + dt(0)).astype(dt)
+    nan = np.isnan(out)
+    if nan.any():               # the value at the first NaN of the running sum
+        first = np.isnan(cum[nan]).argmax(axis=1)
+        met = cum[nan, first]
+        value = rows[nan, first].astype(dt)
+        out[nan] = np.where(np.isnan(value), ort_math.quieted(value), met)
+    return out
 
 
 _ORDERED = (np.float32, np.float64)     # the float types whose reduction orders are modelled
@@ -1182,9 +1191,18 @@ def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
         libm.expf, libm.logf)
     with np.errstate(all="ignore"):
-        top = rows.max(axis=1)
-        total = _sequential(exp((rows - top[:, None]).astype(x.dtype)))
-        out = (log(total) + top).astype(x.dtype)
+        if len(axes) == x.ndim:     # (aggall) Eigen's maxCoeff of the buffer
+            top = ort_math.eigen_extreme_rows(np.ascontiguousarray(rows), False)
+        else:                       # from the first value (+0 for an infinite one), each
+            top = np.where(np.isinf(rows[:, 0]), rows.dtype.type(0), rows[:, 0])
+            for j in range(rows.shape[1]):   # number not below it (O142)
+                v = rows[:, j]
+                top = np.where(np.isinf(v) | np.isnan(v) | (v < top), top, v)
+        terms = exp(ort_math.sse_op(np.subtract, rows, top[:, None]))
+        terms = np.where(rows == -np.inf, rows.dtype.type(0), terms)  # -inf skipped
+        total = _sequential(terms.astype(x.dtype))
+        # an infinite maximum is the result (no inf - inf)
+        out = np.where(np.isinf(top), top, ort_math.sse_op(np.add, log(total), top))
     return out.reshape(_generic_shape(x, axes, keep))
 
 
