@@ -1281,6 +1281,10 @@ def _ort_arg_whole(x: np.ndarray, largest: bool) -> np.ndarray:
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if x.dtype == np.float16:
+        # ONNX Runtime has no float16 ArgMax / ArgMin: it runs float32's after a Cast (a
+        # 1-D vector over NaNs in 4-float packets, (O121); (O141))
+        x = x.astype(np.float32)
     if x.dtype.kind == "f" and x.size and np.isnan(x).any():
         if x.ndim == 1 and not select_last_index and x.dtype in (np.float32, np.float64):
             idx = _ort_arg_whole(x, fn is np.argmax)
