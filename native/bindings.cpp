@@ -996,14 +996,16 @@ lowp::Kernel make_float_reduce_sum(Floats x, OutFloats y, int64_t outer, int64_t
 }
 
 lowp::Kernel make_float_reduce_max(Floats x, OutFloats y, int64_t outer, int64_t k,
-                                   int64_t inner, int threads) {
+                                   int64_t inner, int pool, int threads) {
   // y (outer x inner) = ReduceMax over k of x (outer x k x inner) (float_reduce.h)
   if (outer < 1 || k < 1 || inner < 1 || x.size() != size_t(outer * k * inner) ||
       y.size() != size_t(outer * inner))
     throw std::invalid_argument("float_reduce_max needs x of outer * k * inner values and y "
                                 "of outer * inner, all >= 1");
-  return [x, y, outer, k, inner, threads] {
-    lowp::run_float_reduce_max(x.data(), y.data(), outer, k, inner, threads);
+  if (pool < lowp::kPoolSet || pool > lowp::kPoolNchwc)
+    throw std::invalid_argument("float_reduce_max: pool is 0, 1 or 2");
+  return [x, y, outer, k, inner, pool, threads] {
+    lowp::run_float_reduce_max(x.data(), y.data(), outer, k, inner, pool, threads);
   };
 }
 
@@ -2219,7 +2221,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,
              "k"_a, "inner"_a, "form"_a, "mean"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_max", &make_float_reduce_max, "x"_a, "y"_a, "outer"_a,
-             "k"_a, "inner"_a, "threads"_a = 1);
+             "k"_a, "inner"_a, "pool"_a = 0, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_extreme", &make_float_reduce_extreme, "x"_a, "y"_a,
              "a"_a, "b"_a, "c"_a, "form"_a, "is_min"_a, "threads"_a = 1);
   def_kernel(m, program, "float_max_pool_channels_last", &make_float_max_pool_channels_last,

@@ -738,6 +738,47 @@ float fold_sums(const typename F::V* acc) {
   return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
 }
 
+// A row whose sum of exponentials is NaN (docs/operators.md (O139)), its n values at stride
+// sx, written at stride sy, every NaN chosen explicitly (a compiler may swap the operands of a
+// commutative add, which picks another NaN): (-max) + x is the quieted -max of a NaN maximum,
+// else x's own NaN quieted, else the sum (inf - inf: the default NaN); its exponential keeps
+// a NaN and gives +inf for +inf; each of the 16 lanes keeps its first NaN, then
+// t_i = a_(8+i) + a_i and the pairs of MLAS's fold keep the first operand's. Softmax is that
+// NaN everywhere (1 / sum first in the multiply); LogSoftmax an element's own NaN, else
+// logf(sum)'s.
+inline float quiet_nan(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits |= 0x00400000u;
+  std::memcpy(&v, &bits, sizeof bits);
+  return v;
+}
+
+// a's NaN (quieted), else b's, else 0 (no NaN)
+inline float first_nan(float a, float b) {
+  return a != a ? quiet_nan(a) : b != b ? quiet_nan(b) : 0.0f;
+}
+
+inline void softmax_nan_row(const float* x, int64_t sx, float* y, int64_t sy, int64_t n,
+                            float mx, bool log) {
+  const float neg = -mx;
+  auto shifted = [&](int64_t i) {
+    const float v = x[i * sx];
+    return mx != mx ? quiet_nan(neg) : v != v ? quiet_nan(v) : neg + v;
+  };
+  float lane[16] = {};
+  for (int64_t i = 0; i < n; ++i) lane[i % 16] = first_nan(lane[i % 16], shifted(i));
+  float t[8];
+  for (int j = 0; j < 8; ++j) t[j] = first_nan(lane[8 + j], lane[j]);
+  const float s = first_nan(first_nan(first_nan(t[0], t[1]), first_nan(t[2], t[3])),
+                            first_nan(first_nan(t[4], t[5]), first_nan(t[6], t[7])));
+  const float log_sum = quiet_nan(std::log(s));
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = shifted(i);
+    y[i * sy] = !log ? s : v != v ? v : log_sum;
+  }
+}
+
 // Pass 1 of a row: e = the sum-exp exponential of x + (-max) (Tiny: without subnormal
 // results) stored in y (Log: x + (-max) stored), summed in 16 lanes (element i to sum i % 16);
 // a partial last vector with its lanes past the row zero. Returns the folded sum.
@@ -816,8 +857,11 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
     // min + (-max) >= -60 lane by lane (the rounded sum grows with min); a NaN maximum fails
     const bool tiny = !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
     const float s = row_pass1<F>(xr, yr, n, mx, tiny, log);
-    // (a NaN sum: every product NaN, the plain multiply is enough)
-    row_scale<F>(yr, n, s, tiny && s == s, log);
+    if (s != s) {
+      softmax_nan_row(xr, 1, yr, 1, n, mx, log);
+      continue;
+    }
+    row_scale<F>(yr, n, s, tiny, log);
   }
 }
 
@@ -875,10 +919,16 @@ void softmax_block(const float* x, int64_t sx, float* y, int64_t sy, int64_t n, 
     for (int j = 0; j < F::W; ++j) lane[j] = std::log(lane[j]);
     const V log_sum = F::load(lane);
     for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::sub(F::load(y + i * sy), log_sum));
-    return;
+  } else {
+    const V scale = F::div(F::set1(1.0f), s);
+    for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(scale, F::load(y + i * sy)));
   }
-  const V scale = F::div(F::set1(1.0f), s);
-  for (int64_t i = 0; i < n; ++i) F::store(y + i * sy, F::mul(scale, F::load(y + i * sy)));
+  if (!F::has_nan(s)) return;
+  float sum[F::W], max[F::W];
+  F::store(sum, s);
+  F::store(max, mx);
+  for (int j = 0; j < F::W; ++j)
+    if (sum[j] != sum[j]) softmax_nan_row(x + j, sx, y + j, sy, n, max[j], log);
 }
 
 template <class F>

@@ -176,8 +176,30 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
       });
 }
 
+float mlas_global_max(const float* x, int64_t k, int64_t s, int pool) {
+  const auto maxps = [](float a, float b) { return a > b ? a : b; };
+  const float low = std::numeric_limits<float>::lowest();
+  int64_t j = 0;
+  float m = low;
+  if (pool == kPoolNchwc) {
+    for (; j < k; ++j) m = maxps(m, x[j * s]);
+    return m;
+  }
+  float acc[4] = {low, low, low, low};
+  for (; j + 4 <= k; j += 4)
+    for (int l = 0; l < 4; ++l) acc[l] = maxps(acc[l], x[(j + l) * s]);
+  m = maxps(maxps(acc[0], acc[2]), maxps(acc[1], acc[3]));
+  for (; j < k; ++j) m = m < x[j * s] ? x[j * s] : m;  // std::max
+  return m;
+}
+
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
-                          int threads) {
+                          int pool, int threads) {
+  // (where the order decides the bits: MLAS's order for a GlobalMaxPool)
+  const auto order = [pool, k, inner](const float* xs, float v) {
+    const bool open = v != v || v == 0.0f || v == -std::numeric_limits<float>::infinity();
+    return pool != kPoolSet && open ? mlas_global_max(xs, k, inner, pool) : v;
+  };
   // one task per outer index and span of the inner axis. The maximum is taken on integer
   // keys that order float32 values as numbers (sign-magnitude bits to two's complement:
   // b ^ ((b >> 31) & 0x7fffffff)), where -0 (key -1) sorts below +0 (key 0), so +0 wins
@@ -214,7 +236,7 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
                           best = std::max(best, key(xr[j]));
                           mag = std::max(mag, bits(xr[j]) & 0x7fffffff);
                         }
-                        y[r] = value(best, mag);
+                        y[r] = order(xr, value(best, mag));
                       }
                     });
     return;
@@ -230,7 +252,8 @@ void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, in
         int32_t* const mag = keys.second.data();
         kernels.max_keys(x + o * k * inner + j0, k, inner, w, bp, mag);
         float* ys = y + o * inner + j0;
-        for (int64_t j = 0; j < w; ++j) ys[j] = value(bp[j], mag[j]);
+        const float* xs = x + o * k * inner + j0;
+        for (int64_t j = 0; j < w; ++j) ys[j] = order(xs + j, value(bp[j], mag[j]));
       });
 }
 

@@ -32,9 +32,20 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads);
 // y (outer x inner) = ReduceMax over k (k >= 1) of x (outer x k x inner), as
 // lowp.runtime.float_ops's float32 ReduceMax defines it: NaN (the default quiet NaN) when
 // any value is NaN, else the largest value, +0 rather than -0 when both are there (an order-
-// free rule: the maximum of a set). Comparisons only.
+// free rule: the maximum of a set). Comparisons only. With `pool` kPoolGlobal or
+// kPoolNchwc (GlobalMaxPool, docs/operators.md (O140)) an output that rule makes a NaN, a
+// zero or -inf (where the order decides the bits) is taken again in MLAS's order
+// (mlas_global_max); any other is the same number in both.
+enum { kPoolSet = 0, kPoolGlobal = 1, kPoolNchwc = 2 };
 void run_float_reduce_max(const float* x, float* y, int64_t outer, int64_t k, int64_t inner,
-                          int threads);
+                          int pool, int threads);
+
+// ONNX Runtime's float32 global maximum pooling of k values at stride s, bit for bit with
+// lowp.ort_math.mlas_global_max: from the lowest float, each step maxps's a > b ? a : b
+// (b on a NaN or a tie); kPoolNchwc one value at a time; kPoolGlobal (MlasPoolGlobalKernel)
+// four lanes, lanes (0, 2), (1, 3), then the two, then the last k % 4 by std::max (a on a
+// NaN or a tie).
+float mlas_global_max(const float* x, int64_t k, int64_t s, int pool);
 
 // ReduceMax (ReduceMin when `is_min`) of float32 as ONNX Runtime 1.32 takes it, bit for bit
 // with lowp.ort_math.reduce_extreme (docs/operators.md (O127)); `form` is

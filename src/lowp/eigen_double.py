@@ -95,7 +95,7 @@ def _horner(t: np.ndarray, coefficients: tuple[np.float64, ...]) -> np.ndarray:
 
 
 def _quiet(x: np.ndarray) -> np.ndarray:
-    return (x.view(np.uint64) | np.uint64(1 << 51)).view(_D)
+    return ort_math.quieted(x)
 
 
 def _packet_exp(x0: np.ndarray) -> np.ndarray:
@@ -269,10 +269,7 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     numpy gives the second's in its scalar add and in the tails of its array loops. The
     callers put the operands in the order ONNX Runtime's compiled code has them (which
     NaN of a row its Softmax sum keeps, measured over every pair of NaN positions; (O121))."""
-    with np.errstate(all="ignore"):
-        out = np.add(a, b)
-    out = np.where(np.isnan(b), _quiet(np.asarray(b)), out)
-    return np.where(np.isnan(a), _quiet(np.asarray(a)), out)
+    return ort_math.sse_op(np.add, a, b)
 
 
 def _row_sums(e: np.ndarray) -> np.ndarray:

@@ -570,34 +570,67 @@ def _sum_exp(v: np.ndarray) -> np.ndarray:
     return np.ldexp(p, m.astype(np.int32)).astype(np.float32)
 
 
+def sse_op(op: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a op b (float32 or float64) as x86's SSE and AVX give it: of two NaNs the first
+    operand's, quieted (numpy's scalar op and the tails of its array loops keep the second's).
+    Callers put the operands in the order of ONNX Runtime's compiled code."""
+    a, b = np.asarray(a), np.asarray(b)
+    with np.errstate(all="ignore"):
+        out = op(a, b)
+    out = np.where(np.isnan(b), quieted(b), out)
+    return np.where(np.isnan(a), quieted(a), out).astype(out.dtype)
+
+
+def quieted(x: np.ndarray) -> np.ndarray:
+    """`x` (float32 or float64) with the quiet bit set: a NaN as x86 arithmetic passes it on
+    (numbers are not NaNs and are not asked for)."""
+    x = np.asarray(x)
+    uint, bit = (np.uint32, 1 << 22) if x.dtype == np.float32 else (np.uint64, 1 << 51)
+    return (x.view(uint) | uint(bit)).view(x.dtype)
+
+
 def _lane_sum(e: np.ndarray) -> np.ndarray:
-    """The 16-lane accumulation and fold of MLAS's AVX-512F sum-exp kernel, per row."""
+    """The 16-lane accumulation and fold of MLAS's AVX-512F sum-exp kernel, per row, each
+    add with its NaN order (docs/operators.md (O139)): acc + e; t_i = a_(8+i) + a_i; the
+    pairs (t0 + t1), ... and their sums, the earlier first."""
     rows, n = e.shape
     padded = np.zeros((rows, -(-n // _LANES) * _LANES), np.float32)
     padded[:, :n] = e                            # masked lanes add nothing (+0 is exact)
-    a = _lanes(padded.reshape(rows, -1, _LANES))
-    t = a[:, 8:] + a[:, :8]
-    return ((t[:, 0] + t[:, 1]) + (t[:, 2] + t[:, 3])) + ((t[:, 4] + t[:, 5])
-                                                          + (t[:, 6] + t[:, 7]))
+    blocks = padded.reshape(rows, -1, _LANES)
+    if not np.isnan(e).any():
+        a = _lanes(blocks)
+        t = a[:, 8:] + a[:, :8]
+        return ((t[:, 0] + t[:, 1]) + (t[:, 2] + t[:, 3])) + ((t[:, 4] + t[:, 5])
+                                                              + (t[:, 6] + t[:, 7]))
+    a = blocks[:, 0]
+    for j in range(1, blocks.shape[1]):
+        a = sse_op(np.add, a, blocks[:, j])
+    t = sse_op(np.add, a[:, 8:], a[:, :8])
+    pair = [sse_op(np.add, t[:, i], t[:, i + 1]) for i in range(0, 8, 2)]
+    return sse_op(np.add, sse_op(np.add, pair[0], pair[1]), sse_op(np.add, pair[2], pair[3]))
 
 
 def _minus_max(x: np.ndarray) -> np.ndarray:
-    """x + (-max) of every row of float32 (rows, n) as MLAS forms it: the maximum of
+    """(-max) + x of every row of float32 (rows, n) as MLAS forms it: the maximum of
     `mlas_row_max`; a NaN maximum's negation (quieted) is the first operand of each add, so
     its NaN fills the row, NaN elements too (docs/operators.md (O127))."""
-    neg_max = -mlas_row_max(x)
-    shifted = (x + neg_max).astype(np.float32)
-    nan = np.isnan(neg_max[:, 0])
-    if nan.any():
-        quiet = (neg_max[nan].view(np.uint32) | np.uint32(0x00400000)).view(np.float32)
-        shifted[nan] = quiet
-    return shifted
+    return sse_op(np.add, -mlas_row_max(x), x)
+
+
+def _row_sum_exp(shifted: np.ndarray) -> np.ndarray:
+    """MLAS's sum-exp exponential of (-max) + x: a NaN passes on (quieted), +inf (a row whose
+    maximum a NaN hid) gives +inf, not the NaN of the polynomial's inf - inf
+    (docs/operators.md (O139))."""
+    e = _sum_exp(shifted)
+    if np.isnan(shifted).any() or np.isposinf(shifted).any():
+        e = np.where(np.isnan(shifted) | np.isposinf(shifted), shifted, e)
+    return e
 
 
 def softmax_rows(x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's float32 softmax of every row of float32 (rows, n), n >= 1."""
     with np.errstate(all="ignore"):              # rows with inf or NaN give NaN, as there
-        e = _sum_exp(_minus_max(x))
+        e = _row_sum_exp(_minus_max(x))
         scale = (_F(1) / _lane_sum(e)).astype(np.float32)
         y = (e * scale[:, None]).astype(np.float32)
         nan = np.isnan(scale)
@@ -614,8 +647,8 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
 
     with np.errstate(all="ignore"):
         shifted = _minus_max(x)
-        log_sum = logf(_lane_sum(_sum_exp(shifted)))
-        return (shifted - log_sum[:, None]).astype(np.float32)
+        log_sum = logf(_lane_sum(_row_sum_exp(shifted)))
+        return sse_op(np.subtract, shifted, log_sum[:, None]).astype(np.float32)
 
 
 @functools.cache
@@ -832,3 +865,27 @@ def mlas_row_max(x: np.ndarray) -> np.ndarray:
     for j in range(i, n):
         low = _second_wins(low, x[:, j])
     return np.asarray(low, np.float32)[:, None]
+
+
+def mlas_global_max(v: np.ndarray, nchwc: bool) -> np.ndarray:
+    """MLAS's float32 global maximum pooling of each row of (rows, n) `v` (a channel's spatial
+    values in row-major order; docs/operators.md (O140)). From the lowest float, each step
+    maxps's a > b ? a : b (`_second_wins`: b on a NaN or a tie). NCHWc (`nchwc`, ONNX
+    Runtime's layout for 4-D input of a whole number of channel blocks): one value at a
+    time. Otherwise MlasPoolGlobalKernel: 4-value steps into four lanes, lanes (0, 2),
+    (1, 3) then the two, then the last n % 4 one at a time by std::max (`_keep_first`: the
+    first operand on a NaN or a tie). -inf throughout gives the lowest float."""
+    rows, n = v.shape
+    acc = np.full(rows if nchwc else (rows, 4), np.finfo(np.float32).min, np.float32)
+    if nchwc:
+        for j in range(n):
+            acc = _second_wins(acc, v[:, j])
+        return acc
+    whole = n // 4 * 4
+    for j in range(0, whole, 4):
+        acc = _second_wins(acc, v[:, j:j + 4])
+    acc = _second_wins(acc, acc[:, [2, 3, 2, 3]])
+    res = _second_wins(acc[:, 0], acc[:, 1])
+    for j in range(whole, n):
+        res = _keep_first(res, v[:, j], False)
+    return res

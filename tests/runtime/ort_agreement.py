@@ -67,3 +67,19 @@ def assert_bits_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
     for run in range(2):
         ours = session.run(dict(feeds))["y"]
         np.testing.assert_array_equal(ours.view(np.uint32), theirs, err_msg=f"native {run}")
+
+
+def assert_float_bits_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                            threads: int) -> None:
+    """The numpy reference and the native backend (recorded, then replayed) give ONNX
+    Runtime's output y bit for bit at `threads` threads, whatever its float (or integer)
+    type: compared as unsigned integers of its width, NaN payloads included."""
+    theirs = onnxruntime_run(model, feeds, threads)[0]
+    bits = np.dtype(f"u{theirs.dtype.itemsize}")
+    with native_float.disabled():
+        ours = Session(model, backend="reference", threads=threads).run(dict(feeds))["y"]
+    np.testing.assert_array_equal(ours.view(bits), theirs.view(bits), err_msg="reference")
+    session = Session(model, backend="native", threads=threads)
+    for run in range(2):
+        ours = session.run(dict(feeds))["y"]
+        np.testing.assert_array_equal(ours.view(bits), theirs.view(bits), err_msg=f"native {run}")

@@ -725,24 +725,36 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
 
 @register
 def GlobalMaxPool(x: np.ndarray, **_: Any) -> np.ndarray:
-    """The maximum over the spatial axes; float32 by ReduceMax's rule (docs/operators.md
-    (O48)), natively where it can."""
+    """The maximum over the spatial axes; float32 by MLAS's order (docs/operators.md (O140)),
+    natively where it can."""
     return global_max(x, tuple(range(2, x.ndim)))
 
 
 def global_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """The maximum of `x` over `axes`, kept: float32 by `float_ops.max_reference` (the
-    maximum of the set, whatever the order: the default NaN when one is NaN, +0 over -0),
-    by the native ReduceMax kernel where it runs; other dtypes by np.max. GlobalMaxPool of
-    channels-first data (the spatial axes) and of channels-last data (the middle ones)."""
+    """The maximum of `x` over `axes`, kept: GlobalMaxPool of channels-first data (the
+    spatial axes) and of channels-last data (the middle ones). float32 with one to three
+    spatial axes in MLAS's order (`ort_math.mlas_global_max`, docs/operators.md (O140):
+    which NaN or zero survives; -inf throughout gives the lowest float), NCHWc where ONNX
+    Runtime moves a 4-D input of whole channel blocks; natively the ReduceMax kernel with
+    that order where it decides the bits. More spatial axes by `float_ops.max_reference`
+    ((O48)); other dtypes by np.max."""
     if x.dtype != np.float32 or x.size == 0:
         return x.max(axis=axes, keepdims=True)
-    native = native_float.reduce_max(x, axes, True)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    block = nchwc_conv.block_size()
+    nchwc = x.ndim == 4 and block > 0 and x.shape[kept[-1]] % block == 0
+    pool = 0 if len(axes) > 3 else 2 if nchwc else 1
+    native = native_float.reduce_max(x, axes, True, pool)
     if native is not None:
         return native
-    from .float_ops import max_reference
+    if pool == 0:
+        from .float_ops import max_reference
 
-    return max_reference(x, axes, True)
+        return max_reference(x, axes, True)
+    rows = np.ascontiguousarray(x.transpose(kept + list(axes))).reshape(
+        int(np.prod([x.shape[a] for a in kept])), -1)
+    y = ort_math.mlas_global_max(rows, nchwc)
+    return y.reshape([1 if a in axes else d for a, d in enumerate(x.shape)])
 
 
 @register

@@ -500,10 +500,13 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
     in the run, the whole operand's everywhere but on the last element of a tail of three,
     which gives the one value's. One run of the whole output of Add or Mul is cut at several
     threads into TryParallelFor's blocks of (O91) with cost 1, each a run (Sum's pairs, and
-    Mean's, run in one thread)."""
-    if out.dtype != np.float32 or a.dtype != np.float32 or b.dtype != np.float32 \
-            or out.size == 0:
+    Mean's, run in one thread). float64 Add and Mul the same with 2-double packets (so
+    input 1's wherever both are whole, the whole operand's otherwise; (O142))."""
+    kind64 = out.dtype == a.dtype == b.dtype == np.float64 and op in ("Add", "Mul")
+    if not kind64 and (out.dtype != np.float32 or a.dtype != np.float32
+                       or b.dtype != np.float32) or out.size == 0:
         return out
+    lanes = 16 // out.dtype.itemsize       # Eigen's SSE packets: 4 floats, 2 doubles
     flat = out.reshape(-1)
     nan_out = np.isnan(flat)
     if not nan_out.any():
@@ -527,21 +530,21 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
     else:
         span, kind = _eigen_kind(a.shape, b.shape)
         if span == out.size and op != "Sum":
-            blocks = eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads())
+            blocks = eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads(),
+                                                    out.dtype.itemsize)
             span = blocks[0][1] - blocks[0][0]
         first = index - index % span
         last = np.minimum(first + span, out.size)
-        head = np.minimum(last, (first + 3) // 4 * 4)
-        tail = np.maximum(head, last // 4 * 4)
+        head = np.minimum(last, (first + lanes - 1) // lanes * lanes)
+        tail = np.maximum(head, last // lanes * lanes)
         if kind == (False, False):
             pick_b = (index >= head) & ((index < tail) | (last - tail == 1))
         else:
             # input 0 is the one value when it is one (ONNX Runtime asks it first)
             last_of_three = (last - tail == 3) & (index == last - 1)
             pick_b = last_of_three if not kind[0] else ~last_of_three
-    chosen = np.where(pick_b, xb, xa).view(np.uint32) | _QUIET
     result = flat.copy()
-    result[index] = chosen.view(np.float32)
+    result[index] = ort_math.quieted(np.where(pick_b, xb, xa))
     return result.reshape(out.shape)
 
 
@@ -643,9 +646,12 @@ def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     input 1 when input 0 is one value), 4-float packets at 16-byte-aligned output positions
     giving E2 of two equal values (+0 and -0), the scalar head and tail of each broadcast
     run giving E1; of two NaNs E1's everywhere (docs/operators.md (O105)). np.maximum /
-    np.minimum give their second operand of two equal values, their first of two NaNs."""
-    if a.dtype != np.float32 or a.size == 0 or b.size == 0:
+    np.minimum give their second operand of two equal values, their first of two NaNs.
+    float64 the same with 2-double packets ((O142))."""
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64) or a.size == 0 \
+            or b.size == 0:
         return fn(a, b)
+    lanes = 16 // a.dtype.itemsize
     span, a_repeated = _eigen_span(a.shape, b.shape)
     e1, e2 = (b, a) if a_repeated else (a, b)
     packets = np.asarray(fn(e1, e2))
@@ -654,14 +660,17 @@ def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if span == packets.size:
         # one run, cut at several threads into TryParallelFor's blocks (cost 1; (O91))
         scalar = np.zeros(packets.size, bool)
-        for first, last in eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads()):
-            head, tail = min(last, (first + 3) // 4 * 4), max(first, last // 4 * 4)
+        for first, last in eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads(),
+                                                          a.dtype.itemsize):
+            head = min(last, (first + lanes - 1) // lanes * lanes)
+            tail = max(first, last // lanes * lanes)
             scalar[first:head] = True
             scalar[max(head, tail):last] = True
     else:
         index = np.arange(packets.size, dtype=np.int64)
         start = index - index % span
-        scalar = (index < (start + 3) // 4 * 4) | (index >= (start + span) // 4 * 4)
+        scalar = ((index < (start + lanes - 1) // lanes * lanes)
+                  | (index >= (start + span) // lanes * lanes))
     scalar = scalar.reshape(packets.shape)
     if not scalar.any():
         return packets
@@ -1120,9 +1129,18 @@ def _generic_shape(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> list[int
 
 def _sequential(rows: np.ndarray) -> np.ndarray:
     """Each row's values added one after another from +0, in float32 (float64 rows in
-    float64)."""
+    float64): acc += v, so the first NaN the sum meets stays (x86's first operand,
+    quieted; (O142)), where numpy's cumulative sum may give a later one."""
     dt = np.float64 if rows.dtype == np.float64 else np.float32
-    return (np.cumsum(rows, axis=1, dtype=dt)[:, -1] + dt(0)).astype(dt)
+    cum = np.cumsum(rows, axis=1, dtype=dt)
+    out = (cum[:, -1] + dt(0)).astype(dt)
+    nan = np.isnan(out)
+    if nan.any():               # the value at the first NaN of the running sum
+        first = np.isnan(cum[nan]).argmax(axis=1)
+        met = cum[nan, first]
+        value = rows[nan, first].astype(dt)
+        out[nan] = np.where(np.isnan(value), ort_math.quieted(value), met)
+    return out
 
 
 _ORDERED = (np.float32, np.float64)     # the float types whose reduction orders are modelled
@@ -1173,9 +1191,18 @@ def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     exp, log = (libm.exp_float64, libm.log_float64) if x.dtype == np.float64 else (
         libm.expf, libm.logf)
     with np.errstate(all="ignore"):
-        top = rows.max(axis=1)
-        total = _sequential(exp((rows - top[:, None]).astype(x.dtype)))
-        out = (log(total) + top).astype(x.dtype)
+        if len(axes) == x.ndim:     # (aggall) Eigen's maxCoeff of the buffer
+            top = ort_math.eigen_extreme_rows(np.ascontiguousarray(rows), False)
+        else:                       # from the first value (+0 for an infinite one), each
+            top = np.where(np.isinf(rows[:, 0]), rows.dtype.type(0), rows[:, 0])
+            for j in range(rows.shape[1]):   # number not below it (O142)
+                v = rows[:, j]
+                top = np.where(np.isinf(v) | np.isnan(v) | (v < top), top, v)
+        terms = exp(ort_math.sse_op(np.subtract, rows, top[:, None]))
+        terms = np.where(rows == -np.inf, rows.dtype.type(0), terms)  # -inf skipped
+        total = _sequential(terms.astype(x.dtype))
+        # an infinite maximum is the result (no inf - inf)
+        out = np.where(np.isinf(top), top, ort_math.sse_op(np.add, log(total), top))
     return out.reshape(_generic_shape(x, axes, keep))
 
 
@@ -1254,6 +1281,10 @@ def _ort_arg_whole(x: np.ndarray, largest: bool) -> np.ndarray:
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    if x.dtype == np.float16:
+        # ONNX Runtime has no float16 ArgMax / ArgMin: it runs float32's after a Cast (a
+        # 1-D vector over NaNs in 4-float packets, (O121); (O141))
+        x = x.astype(np.float32)
     if x.dtype.kind == "f" and x.size and np.isnan(x).any():
         if x.ndim == 1 and not select_last_index and x.dtype in (np.float32, np.float64):
             idx = _ort_arg_whole(x, fn is np.argmax)
@@ -1786,6 +1817,8 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
         y = native_float.cast_half(x, np.dtype(dtype))
     if y is not None:
         return y
+    if (x.dtype, np.dtype(dtype)) in ((np.float32, np.float16), (np.float16, np.float32)):
+        return _cast_half(x, np.dtype(dtype))
     if dtype == np.bool_:
         return x != 0
     if dtype == np.float32:
@@ -1802,6 +1835,35 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
     if to == TensorProto.FLOAT8E8M0:
         return numpy_helper.to_float8e8m0(_f(x), bool(saturate), round_mode).astype(dtype)
     return x.astype(dtype)
+
+
+def _cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 <-> float16 as ONNX Runtime's Cast converts on x86 (native/cast_half.h; the
+    numbers as numpy rounds them). To float16 MLAS converts 8 at a time (vcvtps2ph: a NaN
+    quiet with its sign and top payload bits), the last n % 8 in C++ (every NaN 0x7e00 with
+    its sign); to float32 16 at a time (vcvtph2ps quiets a NaN) in TryParallelFor's blocks
+    of (O117) above 128,000 values, each block's last length % 16 in C++ (the payload kept
+    as it is, as numpy keeps it). docs/operators.md (O141)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y = flat.astype(dtype)
+    nan = np.flatnonzero(np.isnan(flat))
+    if nan.size == 0:
+        return y.reshape(x.shape)
+    n = flat.size
+    if dtype == np.float16:
+        bits = flat[nan].view(np.uint32)
+        sign = ((bits >> 16) & 0x8000).astype(np.uint16)
+        payload = np.where(nan < n // 8 * 8, (bits >> 13) & 0x3FF, 0).astype(np.uint16)
+        y.view(np.uint16)[nan] = sign | np.uint16(0x7E00) | payload
+        return y.reshape(x.shape)
+    cost = 6 * n * eigen_math._BYTE_CYCLES + (n >> 1)
+    blocks = eigen_math.ort_parallel_blocks(n, cost, native_float.get_threads(), 0) \
+        if n > 128000 else [(0, n)]
+    size = blocks[0][1] - blocks[0][0]
+    first = nan - nan % size
+    vector = nan < first + (np.minimum(first + size, n) - first) // 16 * 16
+    y.view(np.uint32)[nan[vector]] |= _QUIET
+    return y.reshape(x.shape)
 
 
 @register

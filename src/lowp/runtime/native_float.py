@@ -702,14 +702,17 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool
     return y
 
 
-def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray | None:
+def reduce_max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, pool: int = 0
+               ) -> np.ndarray | None:
     """ReduceMax of float32 `x` over `axes` (one run of consecutive axes once unit axes are
-    merged) by lowp.runtime.float_ops's rule (`max_reference`), or None."""
+    merged) by lowp.runtime.float_ops's rule (`max_reference`), or None. `pool` 1 (2): a
+    GlobalMaxPool's outputs that are a NaN, a zero or -inf in MLAS's order
+    (lowp.ort_math.mlas_global_max without (with) NCHWc, docs/operators.md (O140))."""
     found = _reduction("ReduceMax", "float_reduce_max", x, axes, keepdims)
     if found is None:
         return None
     kernel, (_, outer, k, inner), y = found
-    call(kernel, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k, inner,
+    call(kernel, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), outer, k, inner, pool,
          _threads)
     return y
 
