@@ -588,3 +588,18 @@ def test_node_with_lengths_is_not_replayed(tmp_path: Path) -> None:
     feeds = [_feeds(model, rng, 5, 2, lens) for lens in
              ([5, 5], [5, 5], [5, 5], [3, 5], [5, 1], [5, 5])]
     _kept_runs(model, session, feeds, 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_session_threads_equal_onnxruntime_threads(tmp_path: Path, threads: int) -> None:
+    """A Session at 2 threads quantizes H per task of rows as ONNX Runtime at 2 intra-op
+    threads does (batch 5: tasks of 3 and 2 rows), replayed or not; at 1 thread, one task
+    (the tashkeel files at 2 threads: evals/corpus/repro/README.md item 121)."""
+    rng = np.random.default_rng(13)
+    model = _quantized_lstm(tmp_path, rng, inp=6, hid=8, direction="bidirectional",
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0"}), with_y=True)
+    feeds = [_feeds(model, rng, 7, 5, None) for _ in range(5)]
+    for f in feeds:
+        f["x"][:, 0] *= 8  # one entry's range dominates the one-task quantization
+    _kept_runs(model, lowp.Session(model, threads=threads), feeds, threads)
