@@ -314,6 +314,16 @@ __attribute__((always_inline)) inline void epilogue_body(int32_t* tile, int rr, 
   }
 }
 
+// Asks for the lines a tile's epilogue will write (rr rows of `bytes` at base, row_bytes
+// apart) before its product runs. The results are mostly lines no recent step touched (a
+// replayed signature's buffers are its own), and a store to such a line waits for it to be
+// read from L3 or memory; requested here, they arrive while the product runs. Hints only:
+// no value changes.
+inline void prefetch_tile_out(const char* base, int rr, int64_t row_bytes, int64_t bytes) {
+  for (int i = 0; i < rr; ++i)
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(base + i * row_bytes + o, _MM_HINT_T0);
+}
+
 void epilogue_baseline(int32_t* tile, int rr, int64_t i0, int c0, int nvalid,
                        const EpilogueArgs& e) {
   epilogue_body(tile, rr, i0, c0, nvalid, e);
@@ -376,6 +386,8 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
   const std::string path = active_table()->name;
   const auto epilogue_fn =
       path == "avx512vnni" || path == "amx" ? &epilogue_avx512 : &epilogue_baseline;
+  const char* out = yf != nullptr ? reinterpret_cast<const char*>(yf)
+                                  : reinterpret_cast<const char*>(y);
   auto work = [&](int) {
     alignas(64) int32_t tile[kMaxMr * kPanel];
     for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
@@ -389,6 +401,7 @@ void IntMatMul::product(const uint8_t* ap, int64_t kp, const int32_t* rowsum, in
       if (isa->gemm_prepare) isa->gemm_prepare();
       for (int64_t i0 = m0; i0 < m1; i0 += mr) {
         const int rr = int(std::min<int64_t>(mr, m1 - i0));
+        prefetch_tile_out(out + (i0 * n_ + c0) * 4, rr, n_ * 4, int64_t(nvalid) * 4);
         isa->gemm(rr, wp, rows.data() + i0, &zero_off, 1, kc4_, panel, tile);
         epilogue_fn(tile, rr, i0, c0, nvalid, ep);
       }

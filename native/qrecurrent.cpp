@@ -210,6 +210,14 @@ const QRnnKernels& active_qrnn_kernels() {
   return kQRnnAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 
+bool qlstm_input_finite(const QLstmArgs& a) {
+  // x - x is 0 for a finite x and NaN for a NaN or an infinity; the loop vectorizes
+  const int64_t n = a.t * a.b * a.i;
+  bool finite = true;
+  for (int64_t j = 0; j < n; ++j) finite &= (a.x[j] - a.x[j]) == 0.0f;
+  return finite;
+}
+
 void run_qlstm(const QLstmArgs& a, int threads) {
   const QRnnKernels& q = active_qrnn_kernels();
   const RnnKernels& k = active_rnn_kernels();

@@ -112,4 +112,9 @@ struct QLstmArgs {
 
 void run_qlstm(const QLstmArgs& a, int threads);
 
+// Whether every value of x (t b i floats) is finite: the node's products quantize x from
+// its range, which the numpy reference (lowp.runtime.quantized_lstm) takes with NaN and
+// infinities; a recorded call checks it on every run and leaves such an input to it.
+bool qlstm_input_finite(const QLstmArgs& a);
+
 }  // namespace lowp

@@ -538,3 +538,68 @@ def test_native_zero_steps(direction: str) -> None:
     _native_matches_numpy({"args": args, "attrs": {
         "direction": direction, "hidden_size": 5, "with_y": True, "clip": None,
         "input_forget": 0, "ort_threads": 1}})
+
+
+
+def _kept_runs(model: onnx.ModelProto, session: lowp.Session, feeds: list[dict[str, np.ndarray]],
+               threads: int) -> None:
+    """Every run's results, kept until all have run, are a plain session's bit for bit, and
+    ONNX Runtime's where the input is finite (the reference's NaN ranges are not its)."""
+    plain = lowp.Session(model, threads=threads, replay=False)
+    kept = [(session.run(f), plain.run(f), _onnxruntime(model, f, threads)) for f in feeds]
+    for f, (got, reference, want) in zip(feeds, kept, strict=True):
+        assert set(got) == set(want) == set(reference)
+        for name, w in want.items():
+            np.testing.assert_array_equal(got[name].view(np.uint32),
+                                          reference[name].view(np.uint32), err_msg=name)
+            if np.isfinite(f["x"]).all():
+                np.testing.assert_array_equal(got[name].view(np.uint32), w.view(np.uint32),
+                                              err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_node_replays_inside_a_program(tmp_path: Path, threads: int) -> None:
+    """The node's native call replays inside the signature's Program (it ran from Python on
+    every run: evals/corpus/repro/README.md item 119); a run whose input holds a NaN, which
+    the call leaves to the numpy reference, runs the plain way (the constants it reads kept).
+    Batch 1: ONNX Runtime's H tasks at 2 threads are then one (`rows_per_task`)."""
+    rng = np.random.default_rng(11)
+    model = _quantized_lstm(tmp_path, rng, inp=5, hid=8, direction="bidirectional",
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0", "c0"}), with_y=True)
+    session = lowp.Session(model, threads=threads)
+    feeds = [_feeds(model, rng, 6, 1, None) for _ in range(8)]
+    feeds[4]["x"][2, 0, 1] = np.nan
+    _kept_runs(model, session, feeds, threads)
+    session.run(feeds[0], profile=True)
+    assert not [key for key in session.last_profile if key.endswith(")")], \
+        session.last_profile
+
+
+def test_node_with_lengths_is_not_replayed(tmp_path: Path) -> None:
+    """A call with sequence lengths is not recorded (the kernel would read the lengths of
+    its recording; lengths of T are dropped before the call), so runs whose lengths change
+    after runs of full lengths still give ONNX Runtime's results."""
+    rng = np.random.default_rng(12)
+    model = _quantized_lstm(tmp_path, rng, inp=4, hid=6, direction="forward",
+                            per_channel=False, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "lens"}), with_y=True)
+    session = lowp.Session(model, threads=1)
+    feeds = [_feeds(model, rng, 5, 2, lens) for lens in
+             ([5, 5], [5, 5], [5, 5], [3, 5], [5, 1], [5, 5])]
+    _kept_runs(model, session, feeds, 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_session_threads_equal_onnxruntime_threads(tmp_path: Path, threads: int) -> None:
+    """A Session at 2 threads quantizes H per task of rows as ONNX Runtime at 2 intra-op
+    threads does (batch 5: tasks of 3 and 2 rows), replayed or not; at 1 thread, one task
+    (the tashkeel files at 2 threads: evals/corpus/repro/README.md item 121)."""
+    rng = np.random.default_rng(13)
+    model = _quantized_lstm(tmp_path, rng, inp=6, hid=8, direction="bidirectional",
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            optional=frozenset({"b", "h0"}), with_y=True)
+    feeds = [_feeds(model, rng, 7, 5, None) for _ in range(5)]
+    for f in feeds:
+        f["x"][:, 0] *= 8  # one entry's range dominates the one-task quantization
+    _kept_runs(model, lowp.Session(model, threads=threads), feeds, threads)

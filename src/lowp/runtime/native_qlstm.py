@@ -19,6 +19,7 @@ import numpy as np
 from . import native_float, native_rnn
 from .prepacked import PackCache
 from .switch import Switch
+from .tape import call
 
 _enabled = Switch()
 
@@ -135,16 +136,27 @@ def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
     depend on it)."""
     seq, batch, _ = x.shape
     dirs = len(reverse)
-    y = np.empty((seq, dirs, batch, hidden), np.float32)
-    yh = np.empty((dirs, batch, hidden), np.float32)
-    yc = np.empty((dirs, batch, hidden), np.float32)
+    # (buffers a replayed signature owns while it records, so that the call repeats)
+    y = native_float.buffer((seq, dirs, batch, hidden))
+    yh = native_float.buffer((dirs, batch, hidden))
+    yc = native_float.buffer((dirs, batch, hidden))
+    status = native_float._empty((1,), np.int64)
     states = (dirs, batch, hidden)
     lens32 = (None if lens is None or bool(np.all(lens == seq))
               else np.ascontiguousarray(lens, np.int32))
     ext: Any = native_rnn._extension()
-    ext.qlstm(np.ascontiguousarray(x, dtype=np.float32), w.b, w.colsum, w.d, w.scale, r.b,
-              r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),
-              _f32(c0, states), lens32, y, yh, yc, list(reverse),
-              native_rnn._clip(clip), bool(input_forget), bool(with_y), int(rows_per_task),
-              native_float.get_threads() if threads is None else threads, w.tiles)
+    args = (np.ascontiguousarray(x, dtype=np.float32), w.b, w.colsum, w.d, w.scale, r.b,
+            r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),
+            _f32(c0, states), lens32, y, yh, yc, list(reverse), native_rnn._clip(clip),
+            bool(input_forget), bool(with_y), int(rows_per_task),
+            native_float.get_threads() if threads is None else threads, w.tiles, status)
+    # Recorded (lowp.runtime.tape) only without lengths: a repeated call would read the
+    # lengths of its recording, checked when it was made, and lengths equal to T are
+    # dropped above. The kernel checks that x is finite on every run (`supported`'s other
+    # conditions are the shapes'); a replayed call that finds it is not sets the status and
+    # the step runs the plain way (lowp.runtime.replay._retried).
+    if lens is None:
+        call(ext.qlstm, *args)
+    else:
+        ext.qlstm(*args)
     return y, yh, yc

@@ -42,11 +42,14 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
               "float_conv_transpose_direct", "cast_half", "float_floor",
-              "matmul_nbits")
+              "matmul_nbits", "qlstm")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
                       "float_fused", "qbinary", "where", "integer_binary"})
+
+# bindings that take int8 arrays as int8 (no converted copy): the quantized LSTM's panels
+_INT8 = frozenset({"qlstm"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -113,7 +116,8 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     """Every array argument is one the binding reads without a converted copy."""
     for a in args:
         if isinstance(a, np.ndarray) and (
-                a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
+                (a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
+                 and not (name in _INT8 and a.dtype == np.int8))
                 or not (a.flags.c_contiguous or (name in _STRIDED
                                                  and min(a.strides, default=0) >= 0))):
             return False

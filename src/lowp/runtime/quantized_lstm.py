@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lowp.ops.linear import exact_matmul, wrap_int32
-from lowp.runtime import native_qlstm
+from lowp.runtime import native_float, native_qlstm
 from lowp.runtime.float_nn import LstmOrtCell, deepcpu_activations, lstm_ort_acts
 from lowp.runtime.float_registry import register, unsupported
 
@@ -172,14 +172,16 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
                         clip: float | None = None,
                         direction: str = "forward", hidden_size: int | None = None,
                         input_forget: int = 0, layout: int = 0, with_y: bool = True,
-                        ort_threads: int = 1, **_: Any) -> tuple[np.ndarray, ...]:
+                        ort_threads: int | None = None, **_: Any) -> tuple[np.ndarray, ...]:
     """LSTM with int8/uint8 W and R, X and H quantized per product (module docstring);
     natively (lowp.runtime.native_qlstm) when the extension takes the node, else the numpy
     loop below, the reference.
 
     `with_y`: the node writes Y (its first output has a name), which changes what a
     finished batch entry feeds the recurrent product's range; `ort_threads`: the intra-op
-    threads of the ONNX Runtime session reproduced (1: one task for the whole batch).
+    threads of the ONNX Runtime session reproduced (1: one task for the whole batch; None:
+    the session's own thread count, lowp.runtime.native_float.get_threads(), so that a
+    Session at 2 threads gives ONNX Runtime's at 2 intra-op threads).
     """
     if layout:
         raise unsupported("DynamicQuantizeLSTM", "layout=1 (ONNX Runtime refuses it)")
@@ -194,7 +196,8 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
     x = x.astype(np.float32, copy=False)
     _check_zero_points(w_zero_point, dirs, "W")
     _check_zero_points(r_zero_point, dirs, "R")
-    task = rows_per_task(batch, hid, ort_threads)
+    task = rows_per_task(batch, hid, native_float.get_threads() if ort_threads is None
+                         else ort_threads)
     lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
     # other activations: the gates as the float LSTM's (docs/operators.md, (O62)), numpy only
     params = deepcpu_activations("LSTM", activations, activation_alpha, activation_beta, dirs)

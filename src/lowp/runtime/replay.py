@@ -99,7 +99,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
                           "ScatterND", "Softplus", "ConvInteger",
-                          "ConvIntegerToFloat"})
+                          "ConvIntegerToFloat", "DynamicQuantizeLSTM"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -226,7 +226,9 @@ class Replayer:
             return None
         names = set(self._outputs)
         for r in runners:
-            if type(r) is _Segment and r.checks:
+            if type(r) is _Segment and (r.checks or r.retries):
+                # (a segment whose checks fail, or whose call reports a run-time value it
+                # does not compute, runs its steps the plain way)
                 names.update(n for e in r.entries for n in e.step.inputs)
             elif type(r) is _Calls:
                 names.update(r.entry.step.inputs)
@@ -1120,9 +1122,10 @@ def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
 
 def _retried(fn: object) -> bool:
     """A call whose kernel reports in its last argument (a status array) that its run-time
-    values are outside what it computes: set_slice, and scatter_nd (an index out of range,
-    which the plain way raises), whose step then runs the plain way."""
-    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd")
+    values are outside what it computes: set_slice, scatter_nd (an index out of range,
+    which the plain way raises) and qlstm (an input with a NaN or an infinity, which the
+    numpy reference takes), whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd", "qlstm")
 
 
 def _status(args: tuple[object, ...]) -> np.ndarray:
