@@ -781,3 +781,41 @@ def test_a_feed_slot_takes_arrays_of_one_size():
     slot.set(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match="size"):
         slot.set(np.zeros(5, np.float32))
+
+
+def test_readers_of_a_dequantized_scalar_and_reduce_min_replay():
+    """ONNX Runtime's QDQ file of effword_resnet50_int8 dequantizes a one-value exponent
+    (2) that a Pow and a Mul read, and takes a ReduceMin of the input. The DequantizeLinear
+    is fixed, but numpy's arithmetic on a 0-d array gives a scalar, whose two recordings
+    did not compare equal: it and its readers ran from Python on every run, as did the
+    ReduceMin (not among the recorded native float steps). Now all replay, and the runs
+    equal ONNX Runtime's."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["eq", "es", "ez"], ["e"]),
+        helper.make_node("ReduceMin", ["x"], ["low"], keepdims=1),
+        helper.make_node("Sub", ["x", "low"], ["shifted"]),
+        helper.make_node("Mul", ["shifted", "e"], ["scaled"]),
+        helper.make_node("Pow", ["scaled", "e"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.int8(100), "eq"),
+             numpy_helper.from_array(np.float32(0.02), "es"),
+             numpy_helper.from_array(np.int8(0), "ez")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (2, 3, 8, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (2, 3, 8, 8))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+    fast = Session(data, threads=1)
+    reference = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for _ in range(4):
+        feeds = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+        (want,) = reference.run(None, feeds)
+        np.testing.assert_array_equal(fast.run(feeds)["y"], want)
+    assert fast._replayer is not None
+    (signature,) = fast._replayer._ready
+    assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
+
