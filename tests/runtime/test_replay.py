@@ -819,3 +819,37 @@ def test_readers_of_a_dequantized_scalar_and_reduce_min_replay():
     (signature,) = fast._replayer._ready
     assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
 
+
+def test_float16_casts_replay_inside_the_program():
+    """A float16 file's Casts to and from float32 (slovorez_morphemes: around each Conv, as
+    ONNX Runtime runs them) replay inside the Program. Their binding reads the float16 bits
+    as uint16, which Programs did not take (only 8-bit, float32 and 32/64-bit integer
+    arrays), so each Cast ran its calls from Python between Programs on every run."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["xf", "k"], ["m"]),
+        helper.make_node("Sigmoid", ["m"], ["s"]),
+        helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT16),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, (2, 3, 40))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, (2, 3, 40))],
+        [numpy_helper.from_array(np.float32(1.5), "k")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
+                             ).SerializeToString()
+    fast = Session(data, threads=1)
+    reference = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for _ in range(4):
+        feeds = {"x": rng.standard_normal((2, 3, 40)).astype(np.float16)}
+        (want,) = reference.run(None, feeds)
+        got = fast.run(feeds)["y"]
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    assert fast._replayer is not None
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []
+    assert fast._replayer.programs(signature) == [len(fast.steps)]

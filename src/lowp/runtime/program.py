@@ -47,6 +47,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
                       "float_fused", "qbinary", "where", "integer_binary"})
+# bindings that take 16-bit arrays as they are (float16 bits as uint16: no converted copy)
+_HALF = frozenset({"cast_half"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -113,7 +115,8 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     """Every array argument is one the binding reads without a converted copy."""
     for a in args:
         if isinstance(a, np.ndarray) and (
-                a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
+                (a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
+                 and not (name in _HALF and a.dtype.itemsize == 2))
                 or not (a.flags.c_contiguous or (name in _STRIDED
                                                  and min(a.strides, default=0) >= 0))):
             return False
