@@ -4,7 +4,8 @@
 // output-channel blocks, every block of input channels runs over the row's columns as
 // register tiles of kTileAccumulators / blocks columns, at most kTileColumns (one fma chain
 // per column and lane, in the block's tap and channel order) and is added into the row's
-// totals; the bias is added as the row is written.
+// totals; the bias is added as the row is written (16 columns of 16 channels transposed in
+// registers).
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
@@ -232,24 +233,29 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       }
     }
   }
+  // the rows' totals of a channel are contiguous in y: 16 columns of the block's 16
+  // channels transposed in registers, then one store per channel
+  const bool has_bias = a.bias != nullptr;
+  const int64_t count = (oy1 - oy0) * a.ow;
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
+    const int64_t mo0 = g * mg + (mb0 + b) * kLanes;
+    const float* src = total + b * kLanes;
+    float* y0 = yn + mo0 * osize + oy0 * a.ow;
+    int64_t i = 0;
+    for (; i + kLanes <= count; i += kLanes) {
+      Vec16 r[kLanes];
+      for (int k = 0; k < kLanes; ++k) r[k] = Vec16::load(src + (i + k) * kTotalStride);
+      transpose16(r);
+      for (int64_t j = 0; j < lanes; ++j)
+        (has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j])
+            .store(y0 + j * osize + i);
+    }
     for (int64_t j = 0; j < lanes; ++j) {
-      const int64_t mo = g * mg + (mb0 + b) * kLanes + j;
-      const bool has_bias = a.bias != nullptr;
-      const float bv = has_bias ? a.bias[mo] : 0.0f;
-      // the rows' totals of this channel are contiguous in y: 16 columns per gather
-      float* yr = yn + mo * osize + oy0 * a.ow;
-      const float* src = total + b * kLanes + j;
-      const int64_t count = (oy1 - oy0) * a.ow;
-      int64_t i = 0;
-      for (; i + kLanes <= count; i += kLanes) {
-        const Vec16 v = Vec16::load(src + i * kTotalStride, kTotalStride);
-        (has_bias ? add(v, Vec16::broadcast(bv)) : v).store(yr + i);
-      }
-      for (; i < count; ++i) {
-        const float v = src[i * kTotalStride];
-        yr[i] = has_bias ? v + bv : v;
+      const float bv = has_bias ? a.bias[mo0 + j] : 0.0f;
+      for (int64_t c = i; c < count; ++c) {
+        const float v = src[c * kTotalStride + j];
+        y0[j * osize + c] = has_bias ? v + bv : v;
       }
     }
   }
