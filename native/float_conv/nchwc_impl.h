@@ -108,6 +108,37 @@ struct Border {
   float* total[kBorderColumns];
 };
 
+// The taps of one kernel position over channels [c0, c1) for the border columns in mask
+// M (bit p: column p reads an input inside the row here), column p's input of channel c
+// at x[c * hw + at[p]]. With the mask a template argument the channel loop has no branches.
+template <int P, int MB, unsigned M>
+inline void border_taps(const float* x, const int64_t (&at)[P], const float* wc, int64_t wblock,
+                        int64_t hw, int64_t wstep, int64_t c0, int64_t c1,
+                        Vec16 (&acc)[P][MB]) {
+#pragma GCC unroll 4
+  for (int64_t c = c0; c < c1; ++c, wc += wstep) {
+    Vec16 wv[MB];
+    for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * wblock);
+    for (int p = 0; p < P; ++p) {
+      if (!((M >> p) & 1u)) continue;
+      const Vec16 xv = Vec16::broadcast(x[c * hw + at[p]]);
+      for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
+    }
+  }
+}
+
+template <int P, int MB, unsigned M = 1>
+inline void border_masked(unsigned mask, const float* x, const int64_t (&at)[P], const float* wc,
+                          int64_t wblock, int64_t hw, int64_t wstep, int64_t c0, int64_t c1,
+                          Vec16 (&acc)[P][MB]) {
+  if constexpr (M < (1u << P)) {
+    if (mask == M)
+      border_taps<P, MB, M>(x, at, wc, wblock, hw, wstep, c0, c1, acc);
+    else
+      border_masked<P, MB, M + 1>(mask, x, at, wc, wblock, hw, wstep, c0, c1, acc);
+  }
+}
+
 template <int P, int MB>
 void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
   Vec16 acc[P][MB];
@@ -117,23 +148,14 @@ void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
   for (int ky = t.ky.lo; ky < t.ky.hi; ++ky) {
     const int64_t row = (t.iy0 + int64_t(ky) * a.dh) * a.w;
     for (int kx = 0; kx < a.kw; ++kx) {
-      bool inside[P];
+      unsigned mask = 0;
       int64_t at[P];
       for (int p = 0; p < P; ++p) {
-        inside[p] = kx >= e.kx[p].lo && kx < e.kx[p].hi;
+        mask |= unsigned(kx >= e.kx[p].lo && kx < e.kx[p].hi) << p;
         at[p] = row + e.ix0[p] + int64_t(kx) * a.dw;
       }
-      const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
-      for (int64_t c = t.c0; c < t.c1; ++c) {
-        const float* wc = wp + c * taps * kLanes;
-        Vec16 wv[MB];
-        for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
-        for (int p = 0; p < P; ++p) {
-          if (!inside[p]) continue;
-          const Vec16 xv = Vec16::broadcast(t.x[c * hw + at[p]]);
-          for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
-        }
-      }
+      const float* wc = t.w + (int64_t(ky) * a.kw + kx) * kLanes + t.c0 * taps * kLanes;
+      border_masked<P, MB>(mask, t.x, at, wc, t.wblock, hw, taps * kLanes, t.c0, t.c1, acc);
     }
   }
   for (int p = 0; p < P; ++p) {
@@ -221,9 +243,6 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
           count = 0;
         }
       };
-      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
-      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
-      if (count > 0) borders[count - 1](a, t, e);
       t.kx = all_kx;
       for (int64_t ox = in.lo; ox < in.hi; ox += columns) {
         const int64_t np = std::min<int64_t>(columns, in.hi - ox);
@@ -231,6 +250,11 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
         t.total = row_total + ox * kTotalStride;
         tiles[np - 1](a, t);
       }
+      // the borders after the interior, whose tiles have brought the block's weights
+      // into the first-level cache
+      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
+      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
+      if (count > 0) borders[count - 1](a, t, e);
     }
   }
   // the rows' totals of a channel are contiguous in y: 16 columns of the block's 16
