@@ -783,7 +783,8 @@ def test_a_feed_slot_takes_arrays_of_one_size():
         slot.set(np.zeros(5, np.float32))
 
 
-def test_readers_of_a_dequantized_scalar_and_reduce_min_replay():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_readers_of_a_dequantized_scalar_and_reduce_min_replay(threads):
     """ONNX Runtime's QDQ file of effword_resnet50_int8 dequantizes a one-value exponent
     (2) that a Pow and a Mul read, and takes a ReduceMin of the input. The DequantizeLinear
     is fixed, but numpy's arithmetic on a 0-d array gives a scalar, whose two recordings
@@ -809,8 +810,10 @@ def test_readers_of_a_dequantized_scalar_and_reduce_min_replay():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, (2, 3, 8, 8))], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     data = model.SerializeToString()
-    fast = Session(data, threads=1)
-    reference = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    fast = Session(data, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    reference = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     for _ in range(4):
         feeds = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
         (want,) = reference.run(None, feeds)
@@ -820,7 +823,8 @@ def test_readers_of_a_dequantized_scalar_and_reduce_min_replay():
     assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
 
 
-def test_float16_casts_replay_inside_the_program():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_casts_replay_inside_the_program(threads):
     """A float16 file's Casts to and from float32 (slovorez_morphemes: around each Conv, as
     ONNX Runtime runs them) replay inside the Program. Their binding reads the float16 bits
     as uint16, which Programs did not take (only 8-bit, float32 and 32/64-bit integer
@@ -841,8 +845,10 @@ def test_float16_casts_replay_inside_the_program():
         [numpy_helper.from_array(np.float32(1.5), "k")])
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
                              ).SerializeToString()
-    fast = Session(data, threads=1)
-    reference = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    fast = Session(data, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    reference = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     for _ in range(4):
         feeds = {"x": rng.standard_normal((2, 3, 40)).astype(np.float16)}
         (want,) = reference.run(None, feeds)
