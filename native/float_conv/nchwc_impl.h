@@ -4,7 +4,8 @@
 // output-channel blocks, every block of input channels runs over the row's columns as
 // register tiles of kTileAccumulators / blocks columns, at most kTileColumns (one fma chain
 // per column and lane, in the block's tap and channel order) and is added into the row's
-// totals; the bias is added as the row is written.
+// totals; the bias is added as the row is written (16 columns of 16 channels transposed in
+// registers).
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
@@ -107,6 +108,37 @@ struct Border {
   float* total[kBorderColumns];
 };
 
+// The taps of one kernel position over channels [c0, c1) for the border columns in mask
+// M (bit p: column p reads an input inside the row here), column p's input of channel c
+// at x[c * hw + at[p]]. With the mask a template argument the channel loop has no branches.
+template <int P, int MB, unsigned M>
+inline void border_taps(const float* x, const int64_t (&at)[P], const float* wc, int64_t wblock,
+                        int64_t hw, int64_t wstep, int64_t c0, int64_t c1,
+                        Vec16 (&acc)[P][MB]) {
+#pragma GCC unroll 4
+  for (int64_t c = c0; c < c1; ++c, wc += wstep) {
+    Vec16 wv[MB];
+    for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * wblock);
+    for (int p = 0; p < P; ++p) {
+      if (!((M >> p) & 1u)) continue;
+      const Vec16 xv = Vec16::broadcast(x[c * hw + at[p]]);
+      for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
+    }
+  }
+}
+
+template <int P, int MB, unsigned M = 1>
+inline void border_masked(unsigned mask, const float* x, const int64_t (&at)[P], const float* wc,
+                          int64_t wblock, int64_t hw, int64_t wstep, int64_t c0, int64_t c1,
+                          Vec16 (&acc)[P][MB]) {
+  if constexpr (M < (1u << P)) {
+    if (mask == M)
+      border_taps<P, MB, M>(x, at, wc, wblock, hw, wstep, c0, c1, acc);
+    else
+      border_masked<P, MB, M + 1>(mask, x, at, wc, wblock, hw, wstep, c0, c1, acc);
+  }
+}
+
 template <int P, int MB>
 void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
   Vec16 acc[P][MB];
@@ -116,23 +148,14 @@ void run_border(const ConvArgs& a, const Tile& t, const Border& e) {
   for (int ky = t.ky.lo; ky < t.ky.hi; ++ky) {
     const int64_t row = (t.iy0 + int64_t(ky) * a.dh) * a.w;
     for (int kx = 0; kx < a.kw; ++kx) {
-      bool inside[P];
+      unsigned mask = 0;
       int64_t at[P];
       for (int p = 0; p < P; ++p) {
-        inside[p] = kx >= e.kx[p].lo && kx < e.kx[p].hi;
+        mask |= unsigned(kx >= e.kx[p].lo && kx < e.kx[p].hi) << p;
         at[p] = row + e.ix0[p] + int64_t(kx) * a.dw;
       }
-      const float* wp = t.w + (int64_t(ky) * a.kw + kx) * kLanes;
-      for (int64_t c = t.c0; c < t.c1; ++c) {
-        const float* wc = wp + c * taps * kLanes;
-        Vec16 wv[MB];
-        for (int b = 0; b < MB; ++b) wv[b] = Vec16::load(wc + b * t.wblock);
-        for (int p = 0; p < P; ++p) {
-          if (!inside[p]) continue;
-          const Vec16 xv = Vec16::broadcast(t.x[c * hw + at[p]]);
-          for (int b = 0; b < MB; ++b) acc[p][b] = fma(xv, wv[b], acc[p][b]);
-        }
-      }
+      const float* wc = t.w + (int64_t(ky) * a.kw + kx) * kLanes + t.c0 * taps * kLanes;
+      border_masked<P, MB>(mask, t.x, at, wc, t.wblock, hw, taps * kLanes, t.c0, t.c1, acc);
     }
   }
   for (int p = 0; p < P; ++p) {
@@ -220,9 +243,6 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
           count = 0;
         }
       };
-      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
-      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
-      if (count > 0) borders[count - 1](a, t, e);
       t.kx = all_kx;
       for (int64_t ox = in.lo; ox < in.hi; ox += columns) {
         const int64_t np = std::min<int64_t>(columns, in.hi - ox);
@@ -230,26 +250,36 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
         t.total = row_total + ox * kTotalStride;
         tiles[np - 1](a, t);
       }
+      // the borders after the interior, whose tiles have brought the block's weights
+      // into the first-level cache
+      for (int64_t ox = 0; ox < in.lo; ++ox) border(ox);
+      for (int64_t ox = std::max(in.lo, in.hi); ox < a.ow; ++ox) border(ox);
+      if (count > 0) borders[count - 1](a, t, e);
     }
   }
+  // the rows' totals of a channel are contiguous in y: 16 columns of the block's 16
+  // channels transposed in registers, then one store per channel
+  const bool has_bias = a.bias != nullptr;
+  const int64_t count = (oy1 - oy0) * a.ow;
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
+    const int64_t mo0 = g * mg + (mb0 + b) * kLanes;
+    const float* src = total + b * kLanes;
+    float* y0 = yn + mo0 * osize + oy0 * a.ow;
+    int64_t i = 0;
+    for (; i + kLanes <= count; i += kLanes) {
+      Vec16 r[kLanes];
+      for (int k = 0; k < kLanes; ++k) r[k] = Vec16::load(src + (i + k) * kTotalStride);
+      transpose16(r);
+      for (int64_t j = 0; j < lanes; ++j)
+        (has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j])
+            .store(y0 + j * osize + i);
+    }
     for (int64_t j = 0; j < lanes; ++j) {
-      const int64_t mo = g * mg + (mb0 + b) * kLanes + j;
-      const bool has_bias = a.bias != nullptr;
-      const float bv = has_bias ? a.bias[mo] : 0.0f;
-      // the rows' totals of this channel are contiguous in y: 16 columns per gather
-      float* yr = yn + mo * osize + oy0 * a.ow;
-      const float* src = total + b * kLanes + j;
-      const int64_t count = (oy1 - oy0) * a.ow;
-      int64_t i = 0;
-      for (; i + kLanes <= count; i += kLanes) {
-        const Vec16 v = Vec16::load(src + i * kTotalStride, kTotalStride);
-        (has_bias ? add(v, Vec16::broadcast(bv)) : v).store(yr + i);
-      }
-      for (; i < count; ++i) {
-        const float v = src[i * kTotalStride];
-        yr[i] = has_bias ? v + bv : v;
+      const float bv = has_bias ? a.bias[mo0 + j] : 0.0f;
+      for (int64_t c = i; c < count; ++c) {
+        const float v = src[c * kTotalStride + j];
+        y0[j * osize + c] = has_bias ? v + bv : v;
       }
     }
   }

@@ -5,6 +5,7 @@
 // gives the same bits.
 #pragma once
 #include <cmath>
+#include <utility>
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
@@ -26,6 +27,33 @@ struct Vec16 {
 };
 inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+// r[i] lane j <- r[j] lane i (data movement only)
+inline void transpose16(Vec16 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i].v, r[i + 1].v);
+    t[i + 1] = _mm512_unpackhi_ps(r[i].v, r[i + 1].v);
+  }
+  __m512 u[16];
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i].v = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 4].v = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 8].v = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    r[i + 12].v = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
 // 4 blocks x 6 columns (MLAS's tile): 24 accumulators, 4 weight vectors and a broadcast of
 // 32 zmm; per tap and channel 6 broadcasts feed 24 fused multiply-adds (2 x 12 took 12).
 // Fewer blocks take more columns, up to kTileColumns: 3 x 8, 2 x 12, 1 x 12.
@@ -53,6 +81,32 @@ inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) {
 }
 inline Vec16 add(Vec16 a, Vec16 b) {
   return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+}
+// 8 x 8 in place: m[i] lane j <- m[j] lane i
+inline void transpose8(__m256 (&m)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(m[i], m[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(m[i], m[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    m[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    m[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+// r[i] lane j <- r[j] lane i (data movement only): the four 8 x 8 quarters transposed,
+// the two off the diagonal swapped
+inline void transpose16(Vec16 (&r)[16]) {
+  __m256 a[8], b[8], c[8], d[8];
+  for (int i = 0; i < 8; ++i) a[i] = r[i].lo, b[i] = r[i].hi, c[i] = r[i + 8].lo, d[i] = r[i + 8].hi;
+  transpose8(a), transpose8(b), transpose8(c), transpose8(d);
+  for (int i = 0; i < 8; ++i) r[i] = {a[i], c[i]}, r[i + 8] = {b[i], d[i]};
 }
 // 1 block x 6 columns: 12 accumulators, 2 weight halves and a broadcast of 16 ymm.
 constexpr int kTileBlocks = 1;
@@ -88,6 +142,11 @@ inline Vec16 fma(Vec16 a, const Vec16& b, Vec16 c) {
 inline Vec16 add(Vec16 a, const Vec16& b) {
   for (int j = 0; j < 16; ++j) a.v[j] = a.v[j] + b.v[j];
   return a;
+}
+// r[i] lane j <- r[j] lane i
+inline void transpose16(Vec16 (&r)[16]) {
+  for (int i = 0; i < 16; ++i)
+    for (int j = i + 1; j < 16; ++j) std::swap(r[i].v[j], r[j].v[i]);
 }
 constexpr int kTileBlocks = 2;
 constexpr int kTileColumns = 4;

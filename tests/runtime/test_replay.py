@@ -781,3 +781,81 @@ def test_a_feed_slot_takes_arrays_of_one_size():
     slot.set(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match="size"):
         slot.set(np.zeros(5, np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_readers_of_a_dequantized_scalar_and_reduce_min_replay(threads):
+    """ONNX Runtime's QDQ file of effword_resnet50_int8 dequantizes a one-value exponent
+    (2) that a Pow and a Mul read, and takes a ReduceMin of the input. The DequantizeLinear
+    is fixed, but numpy's arithmetic on a 0-d array gives a scalar, whose two recordings
+    did not compare equal: it and its readers ran from Python on every run, as did the
+    ReduceMin (not among the recorded native float steps). Now all replay, and the runs
+    equal ONNX Runtime's."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["eq", "es", "ez"], ["e"]),
+        helper.make_node("ReduceMin", ["x"], ["low"], keepdims=1),
+        helper.make_node("Sub", ["x", "low"], ["shifted"]),
+        helper.make_node("Mul", ["shifted", "e"], ["scaled"]),
+        helper.make_node("Pow", ["scaled", "e"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.int8(100), "eq"),
+             numpy_helper.from_array(np.float32(0.02), "es"),
+             numpy_helper.from_array(np.int8(0), "ez")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (2, 3, 8, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (2, 3, 8, 8))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+    fast = Session(data, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    reference = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    for _ in range(4):
+        feeds = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+        (want,) = reference.run(None, feeds)
+        np.testing.assert_array_equal(fast.run(feeds)["y"], want)
+    assert fast._replayer is not None
+    (signature,) = fast._replayer._ready
+    assert [s.op_type for s in fast._replayer.plain_steps(signature)] == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_casts_replay_inside_the_program(threads):
+    """A float16 file's Casts to and from float32 (slovorez_morphemes: around each Conv, as
+    ONNX Runtime runs them) replay inside the Program. Their binding reads the float16 bits
+    as uint16, which Programs did not take (only 8-bit, float32 and 32/64-bit integer
+    arrays), so each Cast ran its calls from Python between Programs on every run."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["xf", "k"], ["m"]),
+        helper.make_node("Sigmoid", ["m"], ["s"]),
+        helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT16),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, (2, 3, 40))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, (2, 3, 40))],
+        [numpy_helper.from_array(np.float32(1.5), "k")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
+                             ).SerializeToString()
+    fast = Session(data, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    reference = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    for _ in range(4):
+        feeds = {"x": rng.standard_normal((2, 3, 40)).astype(np.float16)}
+        (want,) = reference.run(None, feeds)
+        got = fast.run(feeds)["y"]
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    assert fast._replayer is not None
+    (signature,) = fast._replayer._ready
+    assert fast._replayer.plain_steps(signature) == []
+    assert fast._replayer.programs(signature) == [len(fast.steps)]

@@ -47,7 +47,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
                       "float_fused", "qbinary", "where", "integer_binary"})
-
+# bindings that take 16-bit arrays as they are (float16 bits as uint16: no converted copy)
+_HALF = frozenset({"cast_half"})
 # bindings that take int8 arrays as int8 (no converted copy): the quantized LSTM's panels
 _INT8 = frozenset({"qlstm"})
 
@@ -117,7 +118,8 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
     for a in args:
         if isinstance(a, np.ndarray) and (
                 (a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
-                 and not (name in _INT8 and a.dtype == np.int8))
+                 and not (name in _INT8 and a.dtype == np.int8)
+                 and not (name in _HALF and a.dtype.itemsize == 2))
                 or not (a.flags.c_contiguous or (name in _STRIDED
                                                  and min(a.strides, default=0) >= 0))):
             return False

@@ -99,7 +99,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
                           "ScatterND", "Softplus", "ConvInteger",
-                          "ConvIntegerToFloat", "DynamicQuantizeLSTM"})
+                          "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -327,6 +327,11 @@ class Replayer:
                     # the first recording's array when the values are the same, so that
                     # the steps reading it record the same memory in both recordings
                     kept, value = buffers.get(("fixed", i, n)), env.get(n) if n else None
+                    if isinstance(value, np.generic):
+                        # (numpy's arithmetic on 0-d arrays gives a scalar: as a 0-d array
+                        # the two recordings' values compare and the steps reading it may
+                        # replay, a Pow by a dequantized exponent of 2)
+                        value = env[n] = np.asarray(value)
                     if not isinstance(value, np.ndarray):
                         continue
                     if not value.flags.c_contiguous:
