@@ -160,6 +160,14 @@ class Config:
         bias is added in int32 and the sum rounded once, not the product and then the sum.
         Static mode only. Off by default until measured on the whole corpus
         (docs/accuracy.md, "MatMul bias as a Gemm bias", (O100)).
+    fold_affine
+        Every per-feature Mul -> Add of constants (a batch normalization or a LayerNorm's
+        scale and shift as exporters write them) next to a Conv, Gemm or MatMul with a
+        constant weight is folded into that layer's weight and bias before annotation
+        (passes.affine_fold), so its factors are not stored on one 8-bit grid nor its
+        output rounded on one. Static mode only. Off by default (docs/accuracy.md,
+        "Per-feature affine layers folded").
+    activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
         Nodes quantized with 16-bit activations and weights (DNNLOWP_16): their input and
@@ -210,6 +218,7 @@ class Config:
     absorb_activations: bool = False
     measure_absorbed_activations: bool = True
     fuse_matmul_bias: bool = False
+    fold_affine: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -236,7 +245,7 @@ class Config:
                      "measure_absorbed_activations"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
-        for name in ("equalize", "bias_correction", "fuse_matmul_bias"):
+        for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise QuantizationError(f"{name}={value!r}: give True or False")

@@ -21,6 +21,7 @@ from .errors import DataError, LowpError, ModelError
 from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
 from .ir.graph import Graph, load_model
+from .passes.affine_fold import fold_affine
 from .passes.annotate import Annotation, annotate
 from .passes.bias_correct import CORRECTED_OPS, input_means, with_zero_biases
 from .passes.calibrate import calibrate
@@ -555,9 +556,11 @@ def _first_line(e: BaseException) -> str:
 
 def prepare(float_model: onnx.ModelProto, feeds: FeedSource, inputs: list[InputSpec],
             config: Config) -> onnx.ModelProto:
-    """The float-function-preserving rewrites before annotation, in order: MatMul biases
-    as Gemm biases, cross-layer equalization, zero biases for the bias correction,
-    SmoothQuant-style smoothing."""
+    """The float-function-preserving rewrites before annotation, in order: per-feature
+    affine layers folded, MatMul biases as Gemm biases, cross-layer equalization, zero
+    biases for the bias correction, SmoothQuant-style smoothing."""
+    if config.fold_affine:
+        float_model, _ = fold_affine(float_model)
     if config.fuse_matmul_bias:
         float_model, _ = fuse_matmul_bias(float_model)
     if config.equalize:

@@ -211,7 +211,7 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
             inits.add(name)
     del model.graph.node[:]
     model.graph.node.extend(keep)
-    return _drop_unused_initializers(model)
+    return drop_unused_initializers(model)
 
 
 def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -263,7 +263,7 @@ def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
                 n.output[k] = renames[o]
     del model.graph.node[:]
     model.graph.node.extend(keep)
-    return _drop_unused_initializers(model)
+    return drop_unused_initializers(model)
 
 
 def _scale_output_channels(w: np.ndarray, factor: np.ndarray, op_type: str,
@@ -281,7 +281,7 @@ def _scale_output_channels(w: np.ndarray, factor: np.ndarray, op_type: str,
     return (grouped * f).reshape(w.shape).astype(np.float32)
 
 
-def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+def drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     used = {i for n in model.graph.node for i in node_reads(n)}
     used |= {o.name for o in model.graph.output}
     initializer_names = {t.name for t in model.graph.initializer}
