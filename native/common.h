@@ -150,7 +150,7 @@ struct PoolArgs {
 using PoolFn = void (*)(const PoolArgs& a, int64_t r0, int64_t r1);
 
 // Per-tensor quantization (Q6) of float32 to 8 bits:
-// y = clamp(rint(x / scale) + zp, qmin, qmax), NaN -> zp (float32 division, ties to even).
+// y = clamp(rint(x / scale) + zp, qmin, qmax), NaN -> qmin (float32 division, ties to even).
 struct QuantArgs {
   const float* x = nullptr;
   uint8_t* y = nullptr;
@@ -171,7 +171,7 @@ using QuantFn = void (*)(const QuantArgs& a);
 // and their nearest integers differ only if a half-integer lies between them or on c (a
 // tie): only if c' is within 2^-14 of a half-integer. Where |c' - rint(c')| < kQuantNearTie
 // (more than 2^-12 from every half-integer) the two integers are equal; elsewhere the
-// kernel divides. x NaN gives NaN (-> 0) either way, x = +-inf the same infinity, and a
+// kernel divides. x NaN gives NaN (-> qmin) either way, x = +-inf the same infinity, and a
 // quotient past float32's range (q' inf, q finite, or the reverse) the same bound. The
 // reciprocal must be a normal number with no overflow: 2^-100 <= |s| <= 2^100.
 constexpr float kQuantNearTie = 0.5f - 0x1p-12f;

@@ -521,7 +521,7 @@ void run_maxpool(const PoolArgs& a, int threads) {
 
 // One value's clamped quotient (or product by the reciprocal, common.h quant_reciprocal_ok).
 inline float quant_clamped(float v, float lo, float hi) {
-  v = v == v ? v : 0.0f;  // NaN fails both comparisons below too: it becomes 0
+  v = v == v ? v : lo;  // NaN fails both comparisons below: it becomes qmin (MLAS's maxps)
   v = v < lo ? lo : v;
   return v > hi ? hi : v;
 }

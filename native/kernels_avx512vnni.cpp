@@ -952,7 +952,7 @@ void maxpool(const PoolArgs& a, int64_t r0, int64_t r1) {
     maxpool_t<false>(a, r0, r1);
 }
 
-// Per-tensor quantize (Q6): the IEEE float32 quotient x / scale, NaN -> 0, clamped to the
+// Per-tensor quantize (Q6): the IEEE float32 quotient x / scale, NaN -> qmin, clamped to the
 // integer bounds shifted by the zero point, converted rounding to nearest even; 64 values
 // per store. Where the scale's reciprocal is a normal number (1/2^100 <= |scale| <= 2^100)
 // the quotient is first formed as x * (1 / scale), which gives the same integer away from
@@ -964,8 +964,7 @@ void quantize_t(const QuantArgs& a) {
   const __m512 lo = _mm512_set1_ps(float(a.qmin - a.zp)), hi = _mm512_set1_ps(float(a.qmax - a.zp));
   const __m512 near_tie = _mm512_set1_ps(kQuantNearTie);
   const __m512i zp = _mm512_set1_epi32(a.zp);
-  auto clamped = [&](__m512 q) {
-    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
+  auto clamped = [&](__m512 q) {  // maxps gives its second operand for NaN: lo, as MLAS
     return _mm512_min_ps(_mm512_max_ps(q, lo), hi);
   };
   auto one = [&](int64_t i, __mmask16 k) {

@@ -487,6 +487,55 @@ def evaluate(x: np.ndarray, expression: Callable[[np.ndarray, Path], np.ndarray]
     return blockwise(x, one, cost, threads)
 
 
+# --- ONNX Runtime's element-wise functors as Eigen expressions (float32) -------------------
+# expression(t, path): `path` is PACKETS on a run's full packets, SCALARS on its last
+# length % 4 elements; where the expression calls exp or log1p the two sides differ, so an
+# element's result depends on its position (docs/operators.md (O28), (O91), (O132))
+Expression = Callable[[np.ndarray, Path], np.ndarray]
+
+
+def _elu(alpha: float = 1.0) -> Expression:
+    a = _F(alpha)
+    return lambda t, p: np.where(t >= 0, t, a * (p.exp(t) - _F(1)))
+
+
+def _selu(alpha: float = 1.67326319217681884765625,
+          gamma: float = 1.05070102214813232421875) -> Expression:
+    a, g = _F(alpha), _F(gamma)          # ONNX Runtime's build multiplies gamma * alpha
+    return lambda t, p: g * np.maximum(t, _F(0)) + (g * a) * np.minimum(p.exp(t) - _F(1), _F(0))
+
+
+def _celu(alpha: float = 1.0) -> Expression:
+    a = _F(alpha)
+    return lambda t, p: np.maximum(t, _F(0)) + np.minimum(a * (p.exp(t / a) - _F(1)), _F(0))
+
+
+def _softplus() -> Expression:
+    return lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)), p.log1p(p.exp(t)))
+
+
+def _softsign() -> Expression:
+    return lambda t, p: (_F(1) / (_F(1) + np.abs(t))) * t
+
+
+FUNCTORS: dict[str, Callable[..., Expression]] = {
+    "Elu": _elu, "Selu": _selu, "Celu": _celu, "Softplus": _softplus, "Softsign": _softsign,
+}
+"""ONNX op type -> factory; ``FUNCTORS[op](**attrs)`` gives ONNX Runtime's functor."""
+
+# their Cost() (compute cycles per element), which cuts them into blocks at several threads
+# (`ort_parallel_blocks`); Softsign's functor runs in one assignment at any thread count
+FUNCTOR_COSTS: dict[str, float] = {"Elu": 30.0, "Softplus": 15.0, "Selu": 4.0, "Celu": 1.0}
+
+
+def functor_runs(op: str, n: int, threads: int) -> list[tuple[int, int]]:
+    """The runs [first, last) of `n` elements that ONNX Runtime's functor `op` evaluates
+    each as one assignment at `threads` intra-op threads."""
+    if op not in FUNCTOR_COSTS:
+        return [(0, n)]
+    return assignment_runs(n, FUNCTOR_COSTS[op], threads)
+
+
 def sin(x: np.ndarray) -> np.ndarray:
     """float32 sin(x) as ONNX Runtime's Sin kernel computes it."""
     return assign(x, lambda t: _packet_sincos(t, True), libm.sinf)

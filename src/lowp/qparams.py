@@ -250,7 +250,8 @@ def choose_qparams(min_val: float | np.ndarray, max_val: float | np.ndarray, qty
 
 
 def quantize(x: np.ndarray, qp: QParams) -> np.ndarray:
-    """Quantize float data (Q6): q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax).
+    """Quantize float data (Q6): q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax);
+    NaN gives qmin, as ONNX Runtime's QuantizeLinear.
 
     Examples
     --------
@@ -264,13 +265,14 @@ def quantize(x: np.ndarray, qp: QParams) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         q = np.asarray(x / scale, dtype=np.float32)     # float32 division
     np.rint(q, out=q)
-    np.nan_to_num(q, copy=False, nan=0.0)
     if qp.qtype.bits <= 16:
         # |q| < 2^24 is exact in float32; anything larger saturates either way
         q += zp.astype(np.float32)
+        np.nan_to_num(q, copy=False, nan=float(qp.qmin))
         np.clip(q, qp.qmin, qp.qmax, out=q)
         return q.astype(qp.qtype.numpy_dtype)
-    q64 = np.clip(q.astype(np.float64) + zp, qp.qmin, qp.qmax)
+    q64 = np.nan_to_num(q.astype(np.float64) + zp, nan=float(qp.qmin))
+    np.clip(q64, qp.qmin, qp.qmax, out=q64)
     return q64.astype(qp.qtype.numpy_dtype)
 
 

@@ -61,3 +61,34 @@ def test_an_unnamed_node_of_another_domain_is_refused_naming_its_output() -> Non
     with pytest.raises(UnsupportedOpError, match="Normalizer \\(node 'output Y'\\): domain "
                                                  "'ai.onnx.ml'"):
         Session(model)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8])
+def test_a_rank_0_table_output_is_a_tensor(dtype) -> None:
+    # plcmos_v2 quantized by ONNX Runtime's quantizer with 16-bit activations ends in a
+    # scalar Sigmoid group: the 16-bit table's numpy lookup gave a numpy scalar, refused as
+    # "a sequence, not a tensor" (evals/corpus/repro/README.md, 108)
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(0.001, np.float32), "s"),
+             numpy_helper.from_array(np.array(7, dtype), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             helper.make_node("Sigmoid", ["xf"], ["a"]),
+             helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    x = np.array(0.0625, np.float32)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    for backend in ("reference", "native"):
+        for threads in (1, 2):
+            session = Session(model, backend=backend, threads=threads)
+            for _ in range(2):                       # recorded, then replayed
+                got = session.run({"x": x})["y"]
+                assert isinstance(got, np.ndarray) and got.shape == ()
+                np.testing.assert_array_equal(got, want)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ort_math
+from .. import eigen_math, ort_math
 from ..qparams import QParams, QType, dequantize, quantize
 from .registry import register
 
@@ -87,25 +87,19 @@ def _leaky_relu(alpha: float = 0.01) -> FloatFn:
     return lambda x: np.where(x >= 0, x, _F(alpha) * x)
 
 
-def _elu(alpha: float = 1.0) -> FloatFn:
-    return lambda x: np.where(x >= 0, x, _F(alpha) * (np.exp(x) - _F(1)))
+def _functor(op: str, path: eigen_math.Path) -> Callable[..., FloatFn]:
+    """ONNX Runtime's Eigen functor `op` (lowp.eigen_math.FUNCTORS) as one side of its
+    assignment computes it: `path` PACKETS (every element but a run's last length % 4) or
+    SCALARS (those)."""
+    def factory(**attrs: Any) -> FloatFn:
+        expression = eigen_math.FUNCTORS[op](**attrs)
+        return lambda x: expression(np.asarray(x, np.float32), path)
 
-
-def _selu(alpha: float = 1.67326319217681884765625,
-          gamma: float = 1.05070102214813232421875) -> FloatFn:
-    return lambda x: _F(gamma) * np.where(x > 0, x, _F(alpha) * (np.exp(x) - _F(1)))
-
-
-def _softplus() -> FloatFn:
-    return lambda x: np.logaddexp(_F(0), x).astype(np.float32)
-
-
-def _softsign() -> FloatFn:
-    return lambda x: x / (_F(1) + np.abs(x))
+    return factory
 
 
 def _exp() -> FloatFn:
-    return np.exp
+    return ort_math.exp
 
 
 def _gelu(approximate: str = "none") -> FloatFn:
@@ -125,10 +119,18 @@ def _clip(min: float = -math.inf, max: float = math.inf) -> FloatFn:  # noqa: A0
 ACTIVATIONS: dict[str, Callable[..., FloatFn]] = {
     "Relu": _relu, "Sigmoid": _sigmoid, "Tanh": _tanh, "HardSigmoid": _hard_sigmoid,
     "HardSwish": _hard_swish, "Silu": _silu, "Swish": _silu, "LeakyRelu": _leaky_relu,
-    "Elu": _elu, "Selu": _selu, "Softplus": _softplus, "Softsign": _softsign, "Exp": _exp,
-    "Gelu": _gelu, "Clip": _clip,
+    **{op: _functor(op, eigen_math.PACKETS) for op in ("Elu", "Selu", "Softplus", "Softsign")},
+    "Exp": _exp, "Gelu": _gelu, "Clip": _clip,
 }
-"""ONNX op type -> factory; ``ACTIVATIONS[op](**attrs)`` gives the float32 function."""
+"""ONNX op type -> factory; ``ACTIVATIONS[op](**attrs)`` gives the float32 function: ONNX
+Runtime's float32 kernel of the op (which it runs between DequantizeLinear and
+QuantizeLinear), so that the table gives ONNX Runtime's integers (O132)."""
+
+TAIL_ACTIVATIONS: dict[str, Callable[..., FloatFn]] = {
+    op: _functor(op, eigen_math.SCALARS) for op in ("Elu", "Selu", "Softplus", "Softsign")}
+"""The activations whose ONNX Runtime kernel is an Eigen functor: the float32 function on
+the last length % 4 elements of each of its runs (lowp.eigen_math.functor_runs), where
+``ACTIVATIONS[op]`` holds on the others (O132)."""
 
 
 def activation(op_type: str, x: np.ndarray, *, x_qparams: QParams, y_qparams: QParams,

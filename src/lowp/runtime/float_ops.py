@@ -175,7 +175,7 @@ def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) ->
 # At several intra-op threads each functor runs in ONNX Runtime's blocks, cut by its Cost()
 # (eigen_math.ort_parallel_blocks; docs/operators.md (O91)).
 _F32 = np.float32
-_COST = {"Elu": 30.0, "Softplus": 15.0, "Selu": 4.0, "Celu": 1.0, "Log": 15.0}
+_COST = {**eigen_math.FUNCTOR_COSTS, "Log": 15.0}
 
 
 def _threaded(op: str, x: np.ndarray, fn: Any) -> np.ndarray:
@@ -194,12 +194,11 @@ def _softplus32(x: np.ndarray) -> np.ndarray:
     if y is not None:
         return y
     return _threaded("Softplus", x, lambda u: eigen_math.evaluate(
-        u, lambda t, p: np.where(t > 0, t + p.log1p(p.exp(-t)), p.log1p(p.exp(t)))))
+        u, eigen_math.FUNCTORS["Softplus"]()))
 
 
 def _elu32(x: np.ndarray, alpha: float) -> np.ndarray:
-    a = _F32(alpha)
-    return eigen_math.evaluate(x, lambda t, p: np.where(t >= 0, t, a * (p.exp(t) - _F32(1))))
+    return eigen_math.evaluate(x, eigen_math.FUNCTORS["Elu"](alpha))
 
 
 @register
@@ -215,10 +214,8 @@ def Elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
 def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
          gamma: float = 1.05070102214813232421875, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
-        a, g = _F32(alpha), _F32(gamma)      # ONNX Runtime's build multiplies gamma * alpha
         return _threaded("Selu", x, lambda u: eigen_math.evaluate(
-            u, lambda t, p: g * np.maximum(t, _F32(0))
-            + (g * a) * np.minimum(p.exp(t) - _F32(1), _F32(0))))
+            u, eigen_math.FUNCTORS["Selu"](alpha, gamma)))
     xf = _f(x)
     dt = xf.dtype.type
     neg = dt(alpha) * np.expm1(np.minimum(xf, 0))
@@ -228,10 +225,8 @@ def Selu(x: np.ndarray, *, alpha: float = 1.67326319217681884765625,
 @register
 def Celu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
-        a = _F32(alpha)
         return _threaded("Celu", x, lambda u: eigen_math.evaluate(
-            u, lambda t, p: np.maximum(t, _F32(0)) + np.minimum(
-                a * (p.exp(t / a) - _F32(1)), _F32(0))))
+            u, eigen_math.FUNCTORS["Celu"](alpha)))
     xf = _f(x)
     dt = xf.dtype.type
     return _as(np.maximum(xf, 0) + np.minimum(0, dt(alpha) * np.expm1(xf / dt(alpha))), x)
@@ -253,7 +248,7 @@ def Softplus(x: np.ndarray, **_: Any) -> np.ndarray:
 @register
 def Softsign(x: np.ndarray, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
-        return eigen_math.evaluate(x, lambda t, p: (_F32(1) / (_F32(1) + np.abs(t))) * t)
+        return eigen_math.evaluate(x, eigen_math.FUNCTORS["Softsign"]())
     xf = _f(x)
     return _as(xf / (1 + np.abs(xf)), x)
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import eigen_math
 from ..fixedpoint import RequantMode, requant_scale
 from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.layout import Layout, from_channels_first, to_channels_first
-from ..ops.lut import ACTIVATIONS, build_lut
+from ..ops.lut import ACTIVATIONS, TAIL_ACTIVATIONS, build_lut
 from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
@@ -41,6 +42,7 @@ from .plan import (
     CF,
     CL,
     Step,
+    StepFn,
     channels_first_view,
     channels_last_result,
     channels_perm,
@@ -347,19 +349,53 @@ def _activation(ctx: LowerCtx) -> Step | None:
     out = plain_output(ctx)
     if out is None:
         return None
-    table = build_lut(ACTIVATIONS[node.op_type](**attrs), x.qparams, out.qparams)
     qtype = x.qparams.qtype
-    # the same table indexed by the input's unsigned bit pattern (fastops.lookup)
+    # the table indexed by the input's unsigned bit pattern (fastops.lookup)
     codes = np.arange(2 ** qtype.bits, dtype=np.int64).astype(
-        np.dtype(f"u{qtype.bits // 8}")).view(qtype.numpy_dtype)
-    by_bits = np.ascontiguousarray(table[codes.astype(np.int64) - qtype.qmin])
+        np.dtype(f"u{qtype.bits // 8}")).view(qtype.numpy_dtype).astype(np.int64) - qtype.qmin
+
+    def by_bits(fn: Callable[..., Callable[[np.ndarray], np.ndarray]]) -> np.ndarray:
+        return np.ascontiguousarray(build_lut(fn(**attrs), x.qparams, out.qparams)[codes])
+
+    table = by_bits(ACTIVATIONS[node.op_type])
     arena = Arena(reuse=not ctx.subgraph)
+    tail = TAIL_ACTIVATIONS.get(node.op_type)
+    tail_table = by_bits(tail) if tail is not None else table
+    if not np.array_equal(tail_table, table):
+        return ctx.step([x.name], [out.name], _functor_table(node.op_type, table, tail_table,
+                                                             arena), layouts=(CF, CL))
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
-        return (lookup(xv, by_bits, arena),)
+        return (lookup(xv, table, arena),)
 
     return ctx.step([x.name], [out.name], run, layouts=(CF, CL), elementwise=True,
                     table_dtype=np.dtype(qtype.numpy_dtype), replayable=True)
+
+
+def _functor_table(op: str, table: np.ndarray, tail_table: np.ndarray,
+                   arena: Arena) -> StepFn:
+    """A table activation whose ONNX Runtime float kernel is an Eigen functor (O132): the
+    packets' `table` everywhere, then `tail_table` (the C library's side) on the last
+    length % 4 elements of each run the functor evaluates at the session's threads, at
+    their positions in ONNX's channels-first order. A function of the position too, so
+    neither fused with other tables nor replayed."""
+    def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
+        unsigned = np.dtype(f"u{xv.dtype.itemsize}")
+        if xv.ndim == 0:                     # one element: the C library's side
+            return (np.asarray(tail_table[xv.view(unsigned)]),)
+        y = lookup(xv, table, arena)
+        runs = eigen_math.functor_runs(op, int(xv.size), native_float.get_threads())
+        tails = [k for first, last in runs for k in range(last - (last - first) % 4, last)]
+        if not tails:
+            return (y,)
+        shape = xv.shape if layout is not CL else (xv.shape[0], xv.shape[-1], *xv.shape[1:-1])
+        at = np.unravel_index(np.asarray(tails, np.int64), shape)
+        if layout is CL:
+            at = (at[0], *at[2:], at[1])
+        y[at] = tail_table[xv[at].view(unsigned)]
+        return (y,)
+
+    return run
 
 
 def _native_softmax_rows() -> Callable[..., np.ndarray] | None:

@@ -458,7 +458,7 @@ def quantize(x: np.ndarray, *, scale: float, zero_point: int, qmin: int, qmax: i
     """Per-tensor quantization (Q6) of float32 data to uint8/int8.
 
     Equals `lowp.qparams.quantize`: ``clamp(rint(f32(x / scale)) + zero_point, qmin, qmax)``
-    with a float32 division, ties to even and NaN -> zero_point; any shape.
+    with a float32 division, ties to even and NaN -> qmin; any shape.
     """
     dt = _quantize_checks(zero_point, qmin, qmax, dtype)
     xf = np.asarray(x, dtype=np.float32, order="C")

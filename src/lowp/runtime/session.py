@@ -370,6 +370,10 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     out_layout = step.output_layout or want
     for name, value in zip(step.outputs, results, strict=False):
         if name:
+            if isinstance(value, np.generic):
+                # numpy's operations on 0-d arrays give scalars (a 16-bit table's lookup,
+                # a dequantization): a tensor of rank 0 all the same
+                value = np.asarray(value)
             env[name] = value
             layout[name] = out_layout if isinstance(value, np.ndarray) and value.ndim >= 3 \
                 else CF
