@@ -802,7 +802,9 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
          **_: Any) -> np.ndarray:
     """Gemm; float32 as ONNX Runtime computes it: C broadcast into the output first, then
     MLAS's SGEMM multiplies it by beta and accumulates alpha * A B onto it (B prepacked when
-    it is a constant, `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33), (O145))."""
+    it is a constant, `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33), (O145)); a
+    float16 Gemm the same in float32 between Casts, as ONNX Runtime's CPU provider runs it
+    ((O146))."""
     af, bf = _f(a), _f(b)
     dt = af.dtype.type
     am = af.T if transA else af
@@ -818,16 +820,16 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
             raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
                             f"{list(shape)}") from None
     if af.dtype == np.float32 and bf.dtype == np.float32:
-        c1 = None if c is None or beta == 0.0 else c
+        c1 = None if c is None or beta == 0.0 else _f(c)
         if c1 is None or beta == 1.0:
             native = native_float.gemm(af, bf, c1, alpha=alpha, trans_a=bool(transA),
                                        trans_b=bool(transB), b_packed=b_packed)
             if native is not None:
-                return native
-        c0 = None if c1 is None else np.broadcast_to(_f(c1).astype(np.float32), shape).copy()
-        return mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
-                               trans_b=bool(transB), packed=b_packed, c=c0, beta=beta,
-                               threads=native_float.get_threads())
+                return _as(native, a)
+        c0 = None if c1 is None else np.broadcast_to(c1.astype(np.float32), shape).copy()
+        return _as(mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
+                                   trans_b=bool(transB), packed=b_packed, c=c0, beta=beta,
+                                   threads=native_float.get_threads()), a)
     y = am @ bm
     if alpha != 1.0:
         y = y * dt(alpha)
