@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import ModelProto, helper, numpy_helper
+from onnx import ModelProto, TensorProto, helper, numpy_helper
 
-from .ort_agreement import assert_bits_agree, assert_engines_agree
+from lowp.runtime import Session
+
+from .ort_agreement import assert_bits_agree, assert_engines_agree, onnxruntime_run
 
 
 @pytest.mark.parametrize("m,k,n,trans_b,alpha,beta,const_b,c_shape", [
@@ -101,3 +103,36 @@ def test_property_gemm_equals_onnxruntime(m: int, k: int, n: int, trans_a: int, 
     model, feeds = _gemm_model(m, k, n, trans_a=trans_a, trans_b=trans_b, alpha=alpha,
                                beta=beta, const_b=const_b, c_shape=c_shape, seed=seed)
     assert_bits_agree(model, feeds, threads)
+
+
+@pytest.mark.parametrize("m,k,n", [(3, 300, 17), (1, 40, 17), (5, 600, 130)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_matmul_add_beside_dequantize(m: int, k: int, n: int, threads: int) -> None:
+    """A float16 MatMul (constant B) + (1, N) Add in a graph that also holds a float16
+    DequantizeLinear (which lowp.runtime.ort_insert_cast does not take): ONNX Runtime fuses
+    them into a Gemm and runs it in float32 between Casts, B prepacked; lowp kept float16
+    MatMul and Add (5 to 170 outputs apart) and the DequantizeLinear gave float32 ((O146))."""
+    f16 = TensorProto.FLOAT16
+    rng = np.random.default_rng(k)
+    inits = [numpy_helper.from_array((rng.standard_normal((k, n)) * 0.1).astype(np.float16),
+                                     "b"),
+             numpy_helper.from_array(rng.standard_normal((1, n)).astype(np.float16), "c"),
+             numpy_helper.from_array(np.float16(0.01), "s")]
+    nodes = [helper.make_node("MatMul", ["x", "b"], ["mm"]),
+             helper.make_node("Add", ["mm", "c"], ["y"]),
+             helper.make_node("DequantizeLinear", ["q", "s"], ["z"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", f16, [m, k]),
+                     helper.make_tensor_value_info("q", TensorProto.INT8, [4])],
+        [helper.make_tensor_value_info("y", f16, [m, n]),
+         helper.make_tensor_value_info("z", f16, [4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = {"x": rng.standard_normal((m, k)).astype(np.float16),
+             "q": np.arange(-2, 2, dtype=np.int8)}
+    want = onnxruntime_run(model, feeds, threads)
+    for backend in ("native", "reference"):
+        got = Session(model, backend=backend, threads=threads).run(feeds)
+        for name, theirs in zip(("y", "z"), want, strict=True):
+            assert got[name].dtype == np.float16, (backend, name)
+            np.testing.assert_array_equal(got[name].view(np.uint16), theirs.view(np.uint16),
+                                          err_msg=f"{backend} {name}")
