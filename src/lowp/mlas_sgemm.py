@@ -15,7 +15,10 @@ Per output element C[m, n] (alpha is FusedMatMul's scale, 1 for MatMul):
 * M = 1 (alpha 1, B not prepacked): products rounded, summed in groups of four k, each group
   added to C (AVX kernel, no FMA);
 * N = 1 (alpha 1, B not prepacked): eight lanes of rounded products per row, folded in an
-  order that depends on the row's position in groups of four, two and one rows.
+  order that depends on the row's position in groups of four, two and one rows;
+* Gemm's beta other than 0 and 1: C is first multiplied by beta (rounded), and neither the
+  M = 1 nor the N = 1 kernel runs: the general kernel accumulates into C from the first K
+  block (docs/operators.md, (O145)).
 
 With several threads MLAS cuts M or N between them first, and the cut changes N (hence the
 K blocking) or M (hence the M = 1 path) seen by each part: `threads` models that.
@@ -116,25 +119,29 @@ def _m1_transposed(x: np.ndarray, rows: np.ndarray, c0: np.ndarray | None = None
 
 
 def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_b: bool,
-               packed: bool, c: np.ndarray | None = None, column_kernel: bool = True
-               ) -> np.ndarray:
+               packed: bool, c: np.ndarray | None = None, column_kernel: bool = True,
+               beta: float = 1.0) -> np.ndarray:
     """MlasSgemmOperation / MlasSgemmPackedOperation on one part: a is [m, k] (already
     untransposed), b is [k, n]; the flags pick the path as MLAS does; `c` [m, n] is
-    accumulated into (beta = 1), else the product is written (beta = 0).
-    `column_kernel`: B's and C's leading dimensions are 1 (MLAS's N = 1 kernel reads B and C
-    as contiguous columns only: a part of a wider product, or a batch-moved B, is not)."""
+    multiplied by `beta` (unless 1) and accumulated into, else the product is written
+    (beta = 0). `column_kernel`: B's and C's leading dimensions are 1 (MLAS's N = 1 kernel
+    reads B and C as contiguous columns only: a part of a wider product, or a batch-moved B,
+    is not)."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
+    small = c is None or beta == 1.0                 # MLAS's M = 1 and N = 1 kernels
+    if c is not None and beta != 1.0:
+        c = (np.asarray(c, _F) * _F(beta)).astype(_F)   # MlasSgemmMultiplyBeta
     if k == 0:
         return np.zeros(a.shape[:-1] + (n,), _F) if c is None else np.array(c, _F)
     if packed:
         return _blocked(a, b, _F(alpha), _PACKED_STRIDE_K, c)
-    if m == 1 and not trans_a and alpha == 1.0:
+    if m == 1 and not trans_a and alpha == 1.0 and small:
         if trans_b:
             c0 = None if c is None else c[..., 0, :]
             return _m1_transposed(a[..., 0, :], np.swapaxes(b, -1, -2), c0)[..., None, :]
         return _m1(a, b, c)
-    if n == 1 and alpha == 1.0 and column_kernel:
+    if n == 1 and alpha == 1.0 and column_kernel and small:
         if not trans_a:
             c0 = None if c is None else c[..., :, 0]
             return _m1_transposed(b[..., :, 0], a, c0)[..., :, None]
@@ -227,13 +234,14 @@ def conv_whole_axis(spatial: tuple[int, ...], kernel: list[int], strides: list[i
 def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False,
          trans_b: bool = False, packed: bool = False, threads: int = 1,
          batch: int = 1, c: np.ndarray | None = None, ldb: int | None = None,
-         parts: list[tuple[slice, slice]] | None = None) -> np.ndarray:
+         parts: list[tuple[slice, slice]] | None = None, beta: float = 1.0) -> np.ndarray:
     """MlasGemmBatch for one matrix of a batch of `batch`: a is [m, k] ([k, m] with
     trans_a), b is [k, n] ([n, k] with trans_b); float32 out [m, n], accumulated into `c`
-    (beta = 1: ONNX Runtime's recurrent step) when given. `ldb`: B's leading dimension as
-    MLAS is handed it (n, or k with trans_b, unless B is read in place inside a larger
-    array: FusedMatMul's transBatchB). `parts`: the (rows, columns) MLAS operations the
-    product is cut into (default `thread_parts`; `conv_parts` for MlasConv's)."""
+    (ONNX Runtime's recurrent step), multiplied by `beta` first (Gemm's), when given.
+    `ldb`: B's leading dimension as MLAS is handed it (n, or k with trans_b, unless B is
+    read in place inside a larger array: FusedMatMul's transBatchB). `parts`: the (rows,
+    columns) MLAS operations the product is cut into (default `thread_parts`; `conv_parts`
+    for MlasConv's)."""
     a = np.asarray(a, _F)
     b = np.asarray(b, _F)
     am = np.swapaxes(a, -1, -2) if trans_a else a
@@ -245,7 +253,8 @@ def gemm(a: np.ndarray, b: np.ndarray, alpha: float = 1.0, trans_a: bool = False
     out = np.empty((m, n), _F)
     for rows, cols in thread_parts(m, n, k, threads, batch) if parts is None else parts:
         out[rows, cols] = _operation(am[rows], bm[:, cols], alpha, trans_a, trans_b, packed,
-                                     None if c is None else c[rows, cols], column_kernel)
+                                     None if c is None else c[rows, cols], column_kernel,
+                                     beta)
     return out
 
 

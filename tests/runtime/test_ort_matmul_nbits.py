@@ -335,11 +335,15 @@ def test_property_equals_onnxruntime(m: int, k: int, n: int, wtype: type | str, 
         _check(model, x, threads)
 
 
-@pytest.mark.parametrize("bias", ["", "add", "gemm"])
-def test_float16_activation(bias: str) -> None:
+@pytest.mark.parametrize("bias", ["", "add", "gemm", "add2d"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_activation(bias: str, threads: int) -> None:
     """A float16 activation times DequantizeLinear(int8 weight, float16 scale): ONNX Runtime
     casts around the float32 MatMulNBits (its bias Add fused first); lowp's output was
-    float32 (the graph's is float16) and a float16 bias Add stayed unfused."""
+    float32 (the graph's is float16) and a float16 bias Add stayed unfused. A (1, N) bias
+    keeps a Gemm, run in float32 between Casts on the float16 DequantizeLinear's output
+    ((O146)): lowp kept the float16 MatMul and Add, and its DequantizeLinear gave the
+    unrounded float32 product (12 of 30 outputs differed)."""
     model = _dq_model(96, 6, [5, 96], bias=bias, op="Gemm" if bias == "gemm" else "MatMul",
                       zero_point="random")
     for t in model.graph.initializer:
@@ -349,9 +353,9 @@ def test_float16_activation(bias: str) -> None:
     for v in (*model.graph.input, *model.graph.output):
         v.type.tensor_type.elem_type = TensorProto.FLOAT16
     x = np.random.default_rng(13).normal(0, 1, (5, 96)).astype(np.float16)
-    want = _session(model, 1).run(None, {"x": x})[0]
+    want = _session(model, threads).run(None, {"x": x})[0]
     for backend in ("auto", "reference"):
-        got = lowp.Session(model, backend=backend).run({"x": x})["y"]
+        got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})["y"]
         assert got.dtype == np.float16, backend
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16),
                                       err_msg=backend)
@@ -366,3 +370,25 @@ def test_blocks_of_128_pair_rows(rows: int, threads: int) -> None:
     x = _special_rows(300, np.random.default_rng(rows))[:3 * rows].reshape(3, rows, 300)
     _check(_dq_model(300, 10, [3, rows, 300], block=128, zero_point="random", bias="add"), x,
            threads)
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_float16_dequantize_rounds(per_column: bool) -> None:
+    """DequantizeLinear with a float16 scale gives float16: the float32 product rounded
+    ((O146)); lowp's was the float32 product."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-128, 128, (40, 6)).astype(np.int8)
+    scale = rng.uniform(0.002, 0.02, (6,) if per_column else ()).astype(np.float16)
+    node = helper.make_node("DequantizeLinear", ["x", "s"], ["y"],
+                            **({"axis": 1} if per_column else {}))
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [40, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [40, 6])],
+        [numpy_helper.from_array(scale, "s")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    want = _session(model, 1).run(None, {"x": w})[0]
+    for backend in ("auto", "reference"):
+        got = lowp.Session(model, backend=backend).run({"x": w})["y"]
+        assert got.dtype == np.float16, backend
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16),
+                                      err_msg=backend)

@@ -804,9 +804,11 @@ def FusedMatMul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, transA: int
 def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float = 1.0,
          beta: float = 1.0, transA: int = 0, transB: int = 0, b_packed: bool = False,
          **_: Any) -> np.ndarray:
-    """Gemm; float32 as ONNX Runtime computes it: beta * C broadcast into the output first,
-    then MLAS's SGEMM accumulates alpha * A B onto it (B prepacked when it is a constant,
-    `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33))."""
+    """Gemm; float32 as ONNX Runtime computes it: C broadcast into the output first, then
+    MLAS's SGEMM multiplies it by beta and accumulates alpha * A B onto it (B prepacked when
+    it is a constant, `b_packed`; lowp.mlas_sgemm, docs/operators.md (O33), (O145)); a
+    float16 Gemm the same in float32 between Casts, as ONNX Runtime's CPU provider runs it
+    ((O146))."""
     af, bf = _f(a), _f(b)
     dt = af.dtype.type
     am = af.T if transA else af
@@ -822,19 +824,16 @@ def Gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: fl
             raise NodeError(f"C {list(c.shape)} does not broadcast to the product "
                             f"{list(shape)}") from None
     if af.dtype == np.float32 and bf.dtype == np.float32:
-        c1 = None if c is None or beta == 0.0 else c
+        c1 = None if c is None or beta == 0.0 else _f(c)
         if c1 is None or beta == 1.0:
             native = native_float.gemm(af, bf, c1, alpha=alpha, trans_a=bool(transA),
                                        trans_b=bool(transB), b_packed=b_packed)
             if native is not None:
-                return native
-        c0 = None
-        if c is not None and beta != 0.0:
-            cf = _f(c) if beta == 1.0 else dt(beta) * _f(c)
-            c0 = np.broadcast_to(cf.astype(np.float32), shape).copy()
-        return mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
-                               trans_b=bool(transB), packed=b_packed, c=c0,
-                               threads=native_float.get_threads())
+                return _as(native, a)
+        c0 = None if c1 is None else np.broadcast_to(c1.astype(np.float32), shape).copy()
+        return _as(mlas_sgemm.gemm(af, bf, alpha=alpha, trans_a=bool(transA),
+                                   trans_b=bool(transB), packed=b_packed, c=c0, beta=beta,
+                                   threads=native_float.get_threads()), a)
     y = am @ bm
     if alpha != 1.0:
         y = y * dt(alpha)

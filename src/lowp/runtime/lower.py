@@ -742,7 +742,8 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
         qp = fixed if fixed is not None else qparams(x, scale, zp)
         if quantizing:
             return (fast_quantize(x, qp, arena=arena),)
-        return (dequantize(x, qp),)
+        # the output has the scale's type: a float16 one rounds the float32 product ((O146))
+        return (dequantize(x, qp).astype(np.asarray(scale).dtype, copy=False),)
 
     def run_to_channels_last(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None,
                              *, layout: object) -> tuple[np.ndarray, ...]:

@@ -500,14 +500,18 @@ def _reduce_axes(node: onnx.NodeProto, index: _Index) -> list[int]:
 
 def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's MatMulAddFusion where A is 2-D (no Reshape around the Gemm): the
-    MatMul read only by an Add and no graph output, A, B and the Add's inputs float32, B
-    2-D, the bias (the Add's other input) of shape (N), (1, N), (M, 1) or (M, N); the Add
-    becomes Gemm(A, B, bias) ((O33s))."""
+    MatMul read only by an Add and no graph output, A, B and the Add's inputs all float32
+    or all float16, B 2-D, the bias (the Add's other input) of shape (N), (1, N), (M, 1) or
+    (M, N); the Add becomes Gemm(A, B, bias) ((O33s)). A float16 Gemm runs in float32
+    between Casts (a float16 model lowp.runtime.ort_insert_cast left as it is: a float16
+    DequantizeLinear's weight, (O146))."""
     if not _is(mm, "MatMul") or len(mm.input) != 2 or not index.single_use(mm.output[0]):
         return None
     add = index.consumers[mm.output[0]][0]
-    if not _is(add, "Add") or len(add.input) != 2 or \
-            not all(index.is_float(i) for i in (*mm.input, *add.input)):
+    if not _is(add, "Add") or len(add.input) != 2:
+        return None
+    types = {index.types.get(i, TensorProto.FLOAT) for i in (*mm.input, *add.input)}
+    if types not in ({TensorProto.FLOAT}, {TensorProto.FLOAT16}):
         return None
     a, b = index.shapes.get(mm.input[0]), index.shapes.get(mm.input[1])
     bias = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
