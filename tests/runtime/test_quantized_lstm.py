@@ -19,6 +19,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 import lowp
 from lowp.runtime import native_backend as nb
 from lowp.runtime import native_qlstm
+from lowp.runtime.backends import native_available
 from lowp.runtime.quantized_lstm import DynamicQuantizeLSTM, dynamic_qparams, rows_per_task
 
 _DIRS = {"forward": 1, "reverse": 1, "bidirectional": 2}
@@ -603,3 +604,47 @@ def test_session_threads_equal_onnxruntime_threads(tmp_path: Path, threads: int)
     for f in feeds:
         f["x"][:, 0] *= 8  # one entry's range dominates the one-task quantization
     _kept_runs(model, lowp.Session(model, threads=threads), feeds, threads)
+
+
+def test_dynamic_qparams_of_nan_and_infinite_ranges() -> None:
+    """MLAS's min / max skip a NaN that a later value of its lane follows and keep one
+    that ends it; a NaN bound or an infinite one gives a NaN or infinite scale and the zero
+    point 255 where -min / scale is NaN (docs/operators.md, (O149))."""
+    f = np.float32
+    nan, inf = f(np.nan), f(np.inf)
+    # fewer than 8 values: std::min / max skip every NaN
+    assert dynamic_qparams(np.array([nan, 1.0, -2.0], f)) == (f(3.0 / 255), 170)
+    # 8 values, one lane each; the halves fold as vmaxps(low, high): a NaN in the low half
+    # is dropped, one in the high half reaches both bounds
+    assert dynamic_qparams(np.array([1, 2, 3, nan, -1, 0, 0, 0], f)) == (f(4.0 / 255), 64)
+    scale, zp = dynamic_qparams(np.array([1, 2, 3, -1, 0, 0, 0, nan], f))
+    assert np.isnan(scale) and zp == 255
+    # a later value in the NaN's lane replaces it
+    x = np.zeros(16, f)
+    x[3], x[11], x[5] = nan, 2.0, -1.0
+    assert dynamic_qparams(x) == (f(3.0 / 255), 85)
+    assert dynamic_qparams(np.array([inf, 1.0], f)) == (inf, 0)
+    scale, zp = dynamic_qparams(np.array([-inf, 1.0], f))
+    assert scale == inf and zp == 255
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_nan_and_infinite_inputs_equal_onnxruntime(tmp_path: Path, threads: int, value: float,
+                                                   backend: str) -> None:
+    """X holding a NaN or an infinity: ONNX Runtime's result (before: another range for a
+    NaN, and a ValueError for an infinity), at 1 and 2 threads, on both backends."""
+    if backend == "native" and not native_available():
+        pytest.skip("native extension not built")
+    rng = np.random.default_rng(3)
+    for seed, (inp, hid, seq, batch, direction) in enumerate(
+            [(5, 3, 3, 2, "forward"), (11, 6, 4, 3, "bidirectional"), (9, 4, 2, 5, "reverse")]):
+        model = _quantized_lstm(tmp_path, rng, inp=inp, hid=hid, direction=direction,
+                                per_channel=False, weight_type=QuantType.QInt8,
+                                optional=frozenset(["b"]), with_y=True)
+        feeds = _feeds(model, rng, seq, batch, None)
+        for k in range(seed + 1):
+            feeds["x"][k % seq, (2 * k) % batch, (3 * k + 1) % inp] = value
+        got = lowp.Session(model, threads=threads, backend=backend).run(feeds)
+        _assert_identical(got, _onnxruntime(model, feeds, threads))

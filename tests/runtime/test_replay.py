@@ -694,6 +694,20 @@ def test_fused_matmul_lone_batch_moved_column_replays(m, batch, k, trans_b, thre
 
 
 @pytest.mark.skipif(not native_available(), reason="native extension not built")
+def test_moved_batch_replays_when_the_permutation_cache_is_cleared(monkeypatch):
+    """The index maps of the native batch moves are cached (cleared past 64 shapes): with
+    64 kept by earlier sessions, the second move's insertion cleared the first one's map,
+    whose new copy made the step's second recording differ and FusedMatMul run from Python
+    (an order-dependent failure of the test above); a map a recording holds is found again."""
+    from lowp.runtime import native_float
+
+    monkeypatch.setattr(native_float, "_PERMUTED_MAPS",
+                        {((i,), (0,)): np.zeros(1, np.int32) for i in range(64)})
+    _assert_replays_as_plain_and_onnxruntime(
+        _fused_matmul_model(28, 4, 32, 1, alpha=1.0, trans_b=0), 1, (28, 4, 32), (32, 4, 1))
+
+
+@pytest.mark.skipif(not native_available(), reason="native extension not built")
 def test_native_float_step_recorded_differently_keeps_its_readers_replaying(monkeypatch):
     """A native float step whose two recordings differ (here a FusedMatMul whose batch
     move is a new numpy array on every run) runs the plain way with its result copied

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -1176,6 +1177,9 @@ def _rows_of_unit_stride(v: np.ndarray | None) -> bool:
 
 
 _PERMUTED_MAPS: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = {}
+# the same maps while anything holds them (a call a replay recorded reads its map again)
+_PERMUTED_HELD: weakref.WeakValueDictionary[tuple[tuple[int, ...], tuple[int, ...]],
+                                            np.ndarray] = weakref.WeakValueDictionary()
 
 
 def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
@@ -1192,13 +1196,20 @@ def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
         return None
     inverse = tuple(int(i) for i in np.argsort(order))
     key = (base.shape, inverse)
+    # a map still held (by a recorded call) is found again after the cache is cleared, so
+    # that a replayed signature's second recording matches its first
     mapped = _PERMUTED_MAPS.get(key)
     if mapped is None:
-        if len(_PERMUTED_MAPS) > 64:
-            _PERMUTED_MAPS.clear()
-        mapped = _PERMUTED_MAPS[key] = np.ascontiguousarray(
+        mapped = _PERMUTED_HELD.get(key)
+    if mapped is None:
+        mapped = np.ascontiguousarray(
             np.arange(base.size, dtype=np.int32).reshape(base.shape).transpose(inverse)
         ).reshape(-1)
+        _PERMUTED_HELD[key] = mapped
+    if key not in _PERMUTED_MAPS:
+        if len(_PERMUTED_MAPS) > 64:
+            _PERMUTED_MAPS.clear()
+        _PERMUTED_MAPS[key] = mapped
     y = _empty(x.shape)
     take, args = take_call(ext, base, mapped, NO_FILL, y, _threads)
     call(take, *args)

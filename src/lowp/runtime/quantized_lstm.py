@@ -23,22 +23,79 @@ from lowp.runtime.float_nn import LstmOrtCell, deepcpu_activations, lstm_ort_act
 from lowp.runtime.float_registry import register, unsupported
 
 
+def _mlas_min_max(a: np.ndarray) -> tuple[np.float32, np.float32]:
+    """(min, max) of MLAS's MlasFindMinMaxElement (its AVX kernel) over a flat float32
+    array holding a NaN: four accumulators of 8 lanes over 32-value chunks, one of 8 lanes
+    over the 8-value chunks left, started at (FLT_MAX, -FLT_MAX), each step vminps /
+    vmaxps(acc, v), which give v when either is NaN (a lane is NaN when its last value is,
+    and forgets what came before a NaN); the accumulators folded (0 with 1, 2 with 3, then
+    the two), the halves, then lanes (0, 1) with (2, 3) and lane 0 with lane 1 the same
+    way; the last values (and all of a shorter array) through std::min / std::max, which
+    skip a NaN value and keep a NaN bound (docs/operators.md, (O149))."""
+    f = np.float32
+    lo, hi = f(np.finfo(np.float32).max), f(-np.finfo(np.float32).max)
+
+    def vmin(acc: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.where(acc < v, acc, v)
+
+    def vmax(acc: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.where(acc > v, acc, v)
+
+    n, i = a.size, 0
+    if n >= 8:
+        mn = np.full(8, lo, np.float32)
+        mx = np.full(8, hi, np.float32)
+        if n >= 32:
+            mns, mxs = np.full((4, 8), lo, np.float32), np.full((4, 8), hi, np.float32)
+            for j in range(0, n - 31, 32):
+                chunk = a[j:j + 32].reshape(4, 8)
+                mns, mxs = vmin(mns, chunk), vmax(mxs, chunk)
+            i = n // 32 * 32
+            mn = vmin(vmin(mns[0], mns[1]), vmin(mns[2], mns[3]))
+            mx = vmax(vmax(mxs[0], mxs[1]), vmax(mxs[2], mxs[3]))
+        for j in range(i, n - 7, 8):
+            mn, mx = vmin(mn, a[j:j + 8]), vmax(mx, a[j:j + 8])
+        i = n // 8 * 8
+        mn, mx = vmin(mn[:4], mn[4:]), vmax(mx[:4], mx[4:])
+        mn, mx = vmin(mn, mn[[2, 3, 2, 3]]), vmax(mx, mx[[2, 3, 2, 3]])
+        lo, hi = vmin(mn, mn[[1, 1, 1, 1]])[0], vmax(mx, mx[[1, 1, 1, 1]])[0]
+    for v in a[i:]:
+        lo = v if v < lo else lo
+        hi = v if hi < v else hi
+    return f(lo), f(hi)
+
+
 def dynamic_qparams(a: np.ndarray) -> tuple[np.float32, int]:
     """(scale, zero point) of ONNX Runtime's GetQuantizationParameter for uint8: the range
     [min(0, min a), max(0, max a)] over 255 steps (scale 1 for an all-zero or empty `a`),
-    zero point round-half-even(clamp(-min / scale, 0, 255)), all in float32."""
+    zero point round-half-even(clamp(-min / scale, 0, 255)), all in float32. With a NaN in
+    `a` the bounds are MLAS's (`_mlas_min_max`); a NaN bound stays NaN (std::min / max
+    with 0), a NaN or infinite scale gives the zero point std::max(0, std::min(255, z))
+    does: 255 for a NaN z (O149)."""
     f = np.float32
-    lo = f(min(0.0, float(a.min()))) if a.size else f(0)
-    hi = f(max(0.0, float(a.max()))) if a.size else f(0)
-    scale = f(1) if hi == lo else f((hi - lo) / f(255))
-    zp = np.rint(np.clip(f(0) - lo / scale, f(0), f(255)))
-    return scale, int(zp)
+    if a.size and np.isnan(a.min()):
+        lo, hi = _mlas_min_max(np.ascontiguousarray(a, np.float32).reshape(-1))
+        lo = lo if not f(0) < lo else f(0)      # std::min(lo, 0): a NaN stays
+        hi = hi if not hi < f(0) else f(0)      # std::max(hi, 0)
+    else:
+        lo = f(min(0.0, float(a.min()))) if a.size else f(0)
+        hi = f(max(0.0, float(a.max()))) if a.size else f(0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = f(1) if hi == lo else f((hi - lo) / f(255))
+        z = f(0) - lo / scale
+    if np.isnan(z):
+        return scale, 255
+    return scale, int(np.rint(np.clip(z, f(0), f(255))))
 
 
 def quantize_uint8(a: np.ndarray, scale: np.float32, zero_point: int) -> np.ndarray:
     """MLAS's QuantizeLinear: a / scale (a division), clamped, rounded half to even, plus
-    the zero point."""
-    q = np.rint(np.clip(a / scale, np.float32(-zero_point), np.float32(255 - zero_point)))
+    the zero point; a NaN quotient (a NaN, or an infinity over an infinite scale) clamps to
+    the low bound (vmaxps(v, low) gives low), i.e. 0 (O149)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = a / scale
+    v = np.where(np.isnan(v), np.float32(-zero_point), v)
+    q = np.rint(np.clip(v, np.float32(-zero_point), np.float32(255 - zero_point)))
     return (q + zero_point).astype(np.uint8)
 
 
@@ -84,9 +141,10 @@ class QuantizedWeight:
         else:
             acc = wrap_int32(exact_matmul(a_q.astype(np.int64) - zp_a,
                                           self.values.astype(np.int64) - self.zero_point))
-        y = (acc.astype(np.float32) * (scale_a * self.scale).astype(np.float32)).astype(
-            np.float32)
-        return y if c is None else (y + c).astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):   # a NaN or infinite scale
+            y = (acc.astype(np.float32) * (scale_a * self.scale).astype(np.float32)).astype(
+                np.float32)
+            return y if c is None else (y + c).astype(np.float32)
 
 
 def _check_zero_points(zero_point: np.ndarray, dirs: int, name: str) -> None:
