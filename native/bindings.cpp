@@ -373,13 +373,6 @@ lowp::Kernel make_float_mean_rows(Floats x, OutFloats y, int64_t n, int threads)
   };
 }
 
-lowp::Kernel make_float_floor(Floats x, OutFloats y, int threads) {
-  if (x.size() != y.size()) throw std::invalid_argument("float_floor needs same sizes");
-  return [x, y, threads] {
-    lowp::run_float_floor(x.data(), y.data(), int64_t(x.size()), threads);
-  };
-}
-
 lowp::Kernel make_float_sqrt(Floats x, OutFloats y, int threads) {
   // y = sqrt(x) element-wise (correctly rounded, as numpy); y may be x
   if (x.size() != y.size()) throw std::invalid_argument("float_sqrt needs same sizes");
@@ -1088,6 +1081,17 @@ lowp::Kernel make_float_elu(Floats x, OutFloats y, float alpha,
   return [alpha, threads, x, y, ends] {
     lowp::run_float_elu(x.data(), y.data(), int64_t(x.size()), alpha, ends.data(),
                         int64_t(ends.size()), threads);
+  };
+}
+
+lowp::Kernel make_float_floor(Floats x, OutFloats y, const std::vector<int64_t>& ends,
+                              int threads) {
+  // y = Floor(x) as ONNX Runtime's float32 Floor (float_exact.h), each run by itself; y may be x
+  if (x.size() != y.size()) throw std::invalid_argument("float_floor needs same sizes");
+  check_run_ends("float_floor", ends, x.size());
+  return [x, y, ends, threads] {
+    lowp::run_float_floor(x.data(), y.data(), int64_t(x.size()), ends.data(),
+                          int64_t(ends.size()), threads);
   };
 }
 
@@ -2194,7 +2198,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_softmax_axis", &make_float_softmax_axis, "x"_a, "y"_a, "n"_a,
              "inner"_a, "threads"_a = 1, "log"_a = false);
   def_kernel(m, program, "float_sqrt", &make_float_sqrt, "x"_a, "y"_a, "threads"_a = 1);
-  def_kernel(m, program, "float_floor", &make_float_floor, "x"_a, "y"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_floor", &make_float_floor, "x"_a, "y"_a, "ends"_a,
+             "threads"_a = 1);
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "where", &make_where, "c"_a, "a"_a, "b"_a, "y"_a, "dims"_a,

@@ -256,8 +256,11 @@ def Softsign(x: np.ndarray, **_: Any) -> np.ndarray:
 @register
 def Mish(x: np.ndarray, **_: Any) -> np.ndarray:
     if x.dtype == np.float32:
+        # the expansion's Mul(x, tanh): Mul's NaN of two NaNs (a NaN x's tanh is Softplus's
+        # NaN), by the position in its runs at the session's threads (O147)
         with np.errstate(invalid="ignore"):
-            return x * ort_math.tanh(_softplus32(x))
+            t = ort_math.tanh(_softplus32(x))
+            return _two_nans("Mul", x, t, x * t)
     xf = _f(x)
     return _as(xf * np.tanh(np.logaddexp(xf, 0)), x)
 
@@ -428,14 +431,29 @@ def Sign(x: np.ndarray, **_: Any) -> np.ndarray:
     return eigen_double.sign(x) if x.dtype == np.float64 else np.sign(x)
 
 
+def _integral(fn: Any, x: np.ndarray) -> np.ndarray:
+    """Floor / Ceil as ONNX Runtime's Eigen functor (cost 1) gives a NaN: quieted in the
+    packets (four float32, two float64; np.floor / np.ceil quiet it), as it is in the
+    scalar tail of each run of its parallel blocks at the session's threads
+    (docs/operators.md (O148))."""
+    lanes = {np.dtype(np.float32): eigen_math.LANES, np.dtype(np.float64): 2}.get(x.dtype)
+    if lanes is None:
+        return np.asarray(fn(x))
+
+    def one(t: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return eigen_math.assign(t, fn, lambda u: np.where(np.isnan(u), u, fn(u)), lanes)
+    return eigen_math.blockwise(x, one, 1.0, native_float.get_threads(), lanes)
+
+
 @register
 def Floor(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.floor(x)
+    return _integral(np.floor, x)
 
 
 @register
 def Ceil(x: np.ndarray, **_: Any) -> np.ndarray:
-    return np.ceil(x)
+    return _integral(np.ceil, x)
 
 
 @register
@@ -643,6 +661,8 @@ def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     run giving E1; of two NaNs E1's everywhere (docs/operators.md (O105)). np.maximum /
     np.minimum give their second operand of two equal values, their first of two NaNs.
     float64 the same with 2-double packets ((O142))."""
+    if a.dtype == np.float16 and a.dtype == b.dtype and a.size and b.size:
+        return _half_max_min(fn, a, b)
     if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64) or a.size == 0 \
             or b.size == 0:
         return fn(a, b)
@@ -675,6 +695,30 @@ def _max_min_pair(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x2 = np.broadcast_to(e2, packets.shape)[scalar]
     packets[scalar] = np.where(np.isnan(x1), x1, fn(x2, x1))
     return packets
+
+
+def _half_max_min(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float16 Max / Min of two operands: where an operand is one value in
+    each broadcast run (`_eigen_kind`; input 0 when both are), Eigen's `max(value)` of the
+    other gives that other's element as it is where it is NaN, else 0x7e00 with the sign of
+    a NaN one value (its scalar float-to-half conversion's NaN), else the other's element
+    on a tie (+0 and -0), else np.maximum / np.minimum's; operands both whole in the run
+    give input 0 on a tie, else np's (docs/operators.md (O147))."""
+    out = np.asarray(fn(a, b))
+    _, (a_one, b_one) = _eigen_kind(a.shape, b.shape)
+    with np.errstate(invalid="ignore"):
+        tie = np.broadcast_to(a, out.shape) == np.broadcast_to(b, out.shape)
+    if not (a_one or b_one):
+        return np.where(tie, np.broadcast_to(a, out.shape), out).astype(np.float16)
+    one, whole = (a, b) if a_one else (b, a)
+    out = np.where(tie, np.broadcast_to(whole, out.shape), out).astype(np.float16)
+    one_bits = np.broadcast_to(one, out.shape).view(np.uint16)
+    whole_bits = np.broadcast_to(whole, out.shape).view(np.uint16)
+    nan_one = (one_bits & np.uint16(0x7FFF)) > np.uint16(0x7C00)
+    nan_whole = (whole_bits & np.uint16(0x7FFF)) > np.uint16(0x7C00)
+    bits = np.where(nan_whole, whole_bits, np.where(
+        nan_one, (one_bits & np.uint16(0x8000)) | np.uint16(0x7E00), out.view(np.uint16)))
+    return bits.astype(np.uint16).view(np.float16)
 
 
 def _max_min(fn: Any, xs: Sequence[np.ndarray | None]) -> np.ndarray:

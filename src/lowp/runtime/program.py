@@ -318,8 +318,11 @@ def collapse_axes(shape: tuple[int, ...], strides: list[list[int]]
 
 
 def _floor(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    """ONNX Runtime's Floor in the runs of its parallel blocks at `threads` (O148)."""
     (x,) = inputs
-    return (extension().float_floor, (x.reshape(-1), y.reshape(-1), threads)), y
+    runs = eigen_math.assignment_runs(x.size, 1.0, threads)
+    ends = [] if len(runs) <= 1 else [last for _, last in runs]
+    return (extension().float_floor, (x.reshape(-1), y.reshape(-1), ends, threads)), y
 
 
 def _sqrt(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
@@ -350,7 +353,7 @@ FLOAT_KERNELS: dict[str, FloatKernel] = {
     **{op: _binary(op) for op in BINARY_CODES},
     "Sqrt": FloatKernel(1, _sqrt),          # one IEEE operation: numpy's bits on every path
     "Reciprocal": FloatKernel(1, _reciprocal),     # likewise
-    "Floor": FloatKernel(1, _floor),        # exact (an integral value): numpy's bits
+    "Floor": FloatKernel(1, _floor),        # exact; a NaN as float_ops.Floor gives it (O148)
     # (not Gelu: its numpy operator picks the kernel by the `approximate` attribute, which a
     # step does not show; it is recorded as it ran instead, replay.NATIVE_FLOAT)
     **{op: _unary(op) for op in UNARY_CODES if op not in ("Gelu", "GeluTanh")},

@@ -697,10 +697,12 @@ class Replayer:
             if step.kind != "float" or make is None or len(arrays) != make.arity:
                 return None
             out_layout = _elementwise_layout(step.inputs, arrays, layout)
+            if step.op_type in _ONNX_ORDER and out_layout is not CF:
+                return None
             if out_layout is None:
                 arrays = _channels_last_operands(step.inputs, arrays, layout)
                 out_layout = CL
-            elif out_layout is CF and prefer is CL:
+            elif out_layout is CF and prefer is CL and step.op_type not in _ONNX_ORDER:
                 views = _channels_last_views(arrays)
                 if views:
                     arrays, out_layout = views, CL
@@ -720,6 +722,11 @@ def _covers(v: object, b: np.ndarray) -> bool:
     """`v` is the buffer `b`, or a contiguous view of exactly its memory (a reshape)."""
     return v is b or (type(v) is np.ndarray and v.flags.c_contiguous and v.dtype == b.dtype
                       and v.size == b.size and _geometry(v)[0] == _geometry(b)[0])
+
+
+# Float kernels whose NaN bits depend on each element's position in ONNX order (ONNX
+# Runtime's packets and scalar tails, docs/operators.md (O148)): run on channels-first data only
+_ONNX_ORDER = frozenset({"Floor"})
 
 
 def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layouts) -> object:
