@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "threadpool.h"
+#include "transpose8.h"
 
 namespace lowp {
 namespace {
@@ -73,28 +74,14 @@ __attribute__((target("avx2"))) void transpose_tile_4b_avx2(const uint32_t* x, u
   const int64_t c8 = c0 + (c1 - c0) / 8 * 8, r8 = r0 + (r1 - r0) / 8 * 8;
   for (int64_t c = c0; c < c8; c += 8) {
     for (int64_t r = r0; r < r8; r += 8) {
-      __m256 v[8], t[8], u[8];
+      __m256 v[8];
       for (int i = 0; i < 8; ++i)
         v[i] = _mm256_castsi256_ps(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (r + i) * cols + c)));
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      for (int j = 0; j < 4; ++j) {
-        const __m256 lo = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
-        const __m256 hi = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+      lowp_transpose::transpose8(v);
+      for (int j = 0; j < 8; ++j)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c + j) * rows + r),
-                            _mm256_castps_si256(lo));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c + j + 4) * rows + r),
-                            _mm256_castps_si256(hi));
-      }
+                            _mm256_castps_si256(v[j]));
     }
     for (int64_t cc = c; cc < c + 8; ++cc)
       for (int64_t r = r8; r < r1; ++r) y[cc * rows + r] = x[r * cols + cc];

@@ -8,6 +8,8 @@
 #include <utility>
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
+
+#include "../transpose8.h"
 #endif
 
 namespace lowp_fconv {
@@ -82,24 +84,7 @@ inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) {
 inline Vec16 add(Vec16 a, Vec16 b) {
   return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
 }
-// 8 x 8 in place: m[i] lane j <- m[j] lane i
-inline void transpose8(__m256 (&m)[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(m[i], m[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(m[i], m[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    m[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-    m[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
-}
+using lowp_transpose::transpose8;  // 8 x 8 in place: m[i] lane j <- m[j] lane i
 // r[i] lane j <- r[j] lane i (data movement only): the four 8 x 8 quarters transposed,
 // the two off the diagonal swapped
 inline void transpose16(Vec16 (&r)[16]) {
