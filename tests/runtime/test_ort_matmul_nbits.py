@@ -140,14 +140,29 @@ def test_reference_against_the_contrib_operator() -> None:
     z = np.where(rng.random((n, blocks)) < 0.5, 100, 128).astype(np.uint8)
     bias = rng.normal(0, 0.3, n).astype(np.float32)
     x = rng.normal(0, 1, (m, k)).astype(np.float32)
+    _assert_contrib_equals_reference(x, w, s, z, bias, bits=8)
+
+
+def _assert_contrib_equals_reference(x: np.ndarray, w: np.ndarray, s: np.ndarray,
+                                     z: np.ndarray, bias: np.ndarray, *, bits: int) -> None:
+    """com.microsoft MatMulNBits (bits 8 or 4, blocks of 32, accuracy level 4) on x with the
+    weight w (N, blocks, 32) uint8 values, scales and zero points (N, blocks), bias (N,),
+    bit for bit against lowp.ops.matmul_nbits' 8-bit kernel on the same values."""
+    (m, k), (n, blocks, _) = x.shape, w.shape
+    w_data, z_data = w, z
+    if bits == 4:                       # two values a byte, low nibble first; zero points
+        zpad = np.zeros((n, blocks + blocks % 2), np.uint8)     # padded to whole bytes
+        zpad[:, :blocks] = z
+        w_data = (w[..., 0::2] | w[..., 1::2] << 4).astype(np.uint8)
+        z_data = (zpad[:, 0::2] | zpad[:, 1::2] << 4).astype(np.uint8)
     node = helper.make_node("MatMulNBits", ["x", "w", "s", "z", "", "b"], ["y"],
-                            domain="com.microsoft", K=k, N=n, bits=8, block_size=32,
+                            domain="com.microsoft", K=k, N=n, bits=bits, block_size=32,
                             accuracy_level=4)
     graph = helper.make_graph(
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(s.reshape(-1), "s"),
-         numpy_helper.from_array(z.reshape(-1), "z"), numpy_helper.from_array(bias, "b")])
+        [numpy_helper.from_array(w_data, "w"), numpy_helper.from_array(s.reshape(-1), "s"),
+         numpy_helper.from_array(z_data.reshape(-1), "z"), numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
                                                      helper.make_opsetid("com.microsoft", 1)])
     want = _session(model, 1).run(None, {"x": x})[0]
@@ -282,25 +297,9 @@ def test_4_bit_reference_against_the_contrib_operator() -> None:
     w = rng.integers(0, 16, (n, blocks, 32)).astype(np.uint8)
     s = rng.uniform(0.001, 0.01, (n, blocks)).astype(np.float32)
     z = rng.integers(0, 16, (n, blocks)).astype(np.uint8)
-    zpad = np.zeros((n, blocks + blocks % 2), np.uint8)
-    zpad[:, :blocks] = z
     bias = rng.normal(0, 0.3, n).astype(np.float32)
     x = _special_rows(k, rng)[:m]
-    node = helper.make_node("MatMulNBits", ["x", "w", "s", "z", "", "b"], ["y"],
-                            domain="com.microsoft", K=k, N=n, bits=4, block_size=32,
-                            accuracy_level=4)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
-        [numpy_helper.from_array((w[..., 0::2] | w[..., 1::2] << 4).astype(np.uint8), "w"),
-         numpy_helper.from_array(s.reshape(-1), "s"),
-         numpy_helper.from_array((zpad[:, 0::2] | zpad[:, 1::2] << 4).astype(np.uint8), "z"),
-         numpy_helper.from_array(bias, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
-                                                     helper.make_opsetid("com.microsoft", 1)])
-    want = _session(model, 1).run(None, {"x": x})[0]
-    got = matmul_nbits8(x, w, s, z, bias)
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    _assert_contrib_equals_reference(x, w, s, z, bias, bits=4)
 
 
 _SPECIAL = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3e9, 1e-39]
