@@ -1196,11 +1196,10 @@ def contiguous_copy(x: np.ndarray) -> np.ndarray | None:
         return None
     inverse = tuple(int(i) for i in np.argsort(order))
     key = (base.shape, inverse)
-    # a map still held (by a recorded call) is found again after the cache is cleared, so
-    # that a replayed signature's second recording matches its first
-    mapped = _PERMUTED_MAPS.get(key)
-    if mapped is None:
-        mapped = _PERMUTED_HELD.get(key)
+    # every map held (by the cache below, or by a recorded call) is in _PERMUTED_HELD: a
+    # recorded call's map is found again after the cache is cleared, so that a replayed
+    # signature's second recording matches its first
+    mapped = _PERMUTED_HELD.get(key)
     if mapped is None:
         mapped = np.ascontiguousarray(
             np.arange(base.size, dtype=np.int32).reshape(base.shape).transpose(inverse)
