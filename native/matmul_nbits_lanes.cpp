@@ -170,6 +170,8 @@ void nbits_lanes_panels_avx512(const NBitsArgs& a, int64_t m0, int64_t m1, int64
       for (int l = 0; l < 16; ++l) acc[l] = zero;
       for (int64_t g = 0; g < groups; ++g) {
         const uint8_t* wg = wl + g * 16 * 2 * 64;
+        __m512 sabs[8];  // the group's blocks (at most 8)
+        for (int64_t o = 0; o < a.group; ++o) sabs[o] = sab(g * a.group + o);
         for (int l = 0; l < 16; ++l) {
           int32_t q0, q1;
           std::memcpy(&q0, qg.data() + g * 128 + l * 8, 4);
@@ -177,8 +179,7 @@ void nbits_lanes_panels_avx512(const NBitsArgs& a, int64_t m0, int64_t m1, int64
           __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                           _mm512_loadu_si512(wg + l * 128), _mm512_set1_epi32(q0));
           s = _mm512_dpbusd_epi32(s, _mm512_loadu_si512(wg + l * 128 + 64), _mm512_set1_epi32(q1));
-          acc[l] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sab(g * a.group + a.lane_block[l]),
-                                   acc[l]);
+          acc[l] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sabs[a.lane_block[l]], acc[l]);
         }
       }
       const __m512i c = _mm512_add_epi32(_mm512_set1_epi32(int32_t(p * 16)), col);
