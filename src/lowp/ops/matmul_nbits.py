@@ -29,6 +29,11 @@ K floats; leading axes flattened) MLAS's CompInt8 kernel:
 Checked against ONNX Runtime 1.32 on an Intel Xeon with AMX-INT8 (AVX-512 VNNI dispatch) at
 1 and 2 threads: M 1 to 64, K 32 to 576 (whole and partial blocks, 1 to 18 blocks), N 1 to
 128, zero points 0, 100 and 128, with and without bias (tests/runtime/test_ort_matmul_nbits.py).
+
+Blocks of 16, 64 and 128 (bits 8 and 4) run other MLAS kernels, which differ from the above
+in steps 3 and 4 only: how a group of blocks goes to 16 lanes and how the lanes fold
+(`LaneLayout`, `LAYOUTS`, `PackedNBits._rows_lanes`; docs/operators.md (O159); checked on an
+AMD EPYC Zen 4, tests/runtime/test_ort_matmul_nbits_blocks.py).
 """
 
 from __future__ import annotations
