@@ -184,18 +184,13 @@ class PackedNBits:
             groups = blocks // lay.group
             self.groups, self.rem = groups, blocks - groups * lay.group
             # lane-major bytes: (N, groups, 16, 8) of the whole groups, (N, rem, lanes, c) of
-            # the blocks after them (the native kernel's), and float64 copies for numpy:
-            # (groups * 16, 8, N) and (rem * lanes, c, N)
+            # the blocks after them (the native kernel's; numpy's float64 copies: _lane_weights)
             wg = self.w_u8[:, :groups * lay.group].reshape(n, groups, lay.group * block)
             self.w_lanes = np.ascontiguousarray(wg[..., lay.perm].reshape(n, groups, 16, 8))
             self.w_rem = np.ascontiguousarray(
                 self.w_u8[:, groups * lay.group:][..., lay.rem_perm]
                 .reshape(n, self.rem, lay.rem_lanes, block // lay.rem_lanes))
-            self.wg = np.ascontiguousarray(
-                self.w_lanes.reshape(n, groups * 16, 8).transpose(1, 2, 0).astype(np.float64))
-            self.wr = np.ascontiguousarray(
-                self.w_rem.reshape(n, -1, block // lay.rem_lanes).transpose(1, 2, 0)
-                .astype(np.float64))
+            self._float_lanes: tuple[np.ndarray, np.ndarray] | None = None
             # the native AVX-512 VNNI kernel's panels of 16 columns (zero scales past N):
             # (panels, groups, 16 lanes, 2 quads, 16, 4) bytes; the blocks after the groups
             # (panels, rem, lanes, 16, 4), each lane's products padded to a quad with zeros
@@ -222,6 +217,18 @@ class PackedNBits:
         # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
         self.wg = np.ascontiguousarray(
             np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))
+
+    def _lane_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """w_lanes and w_rem as float64 (groups * 16, 8, N) and (rem * lanes, c, N), for
+        exact products in numpy; made on the first numpy run (the native kernel needs none)."""
+        if self._float_lanes is None:
+            n, per = self.n, self.block // self.layout.rem_lanes
+            self._float_lanes = (
+                np.ascontiguousarray(self.w_lanes.reshape(n, self.groups * 16, 8)
+                                     .transpose(1, 2, 0).astype(np.float64)),
+                np.ascontiguousarray(self.w_rem.reshape(n, -1, per).transpose(1, 2, 0)
+                                     .astype(np.float64)))
+        return self._float_lanes
 
     def _scale_panels(self, n: int, blocks: int) -> None:
         """Scales and -s_b z in panels of 16 columns (panels, blocks, 16), zeros past N."""
@@ -278,6 +285,7 @@ class PackedNBits:
         by hsum_float_16; then the bias and the zero-point term as for blocks of 32."""
         lay, n, blocks, block = self.layout, self.n, self.blocks, self.block
         groups, rem, rl = self.groups, self.rem, lay.rem_lanes
+        wg, wr = self._lane_weights()
         m_all, tail = a2.shape[0], n // 4 * 4
         pair_fold = _fold16 if self.pair_fold16 else _hsum16
         rows = max(2, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 16) // 2 * 2)
@@ -289,7 +297,7 @@ class PackedNBits:
             if groups:
                 qg = q[:, :groups * lay.group].reshape(m, groups, -1)[..., lay.perm]
                 qg = qg.reshape(m, groups * 16, 8).transpose(1, 0, 2).astype(np.float64)
-                g = np.matmul(qg, self.wg).reshape(groups, 16, m, n).transpose(2, 3, 0, 1)
+                g = np.matmul(qg, wg).reshape(groups, 16, m, n).transpose(2, 3, 0, 1)
                 sc = sab[:, :, :groups * lay.group].reshape(m, n, groups, lay.group)
                 sc = sc[..., lay.lane_block]
                 for i in range(groups):
@@ -298,7 +306,7 @@ class PackedNBits:
                 acc = (acc[..., :8] + acc[..., 8:]).astype(_F)
             if rem:
                 qr = q[:, groups * lay.group:][..., lay.rem_perm].reshape(m, rem * rl, -1)
-                gr = np.matmul(qr.transpose(1, 0, 2).astype(np.float64), self.wr)
+                gr = np.matmul(qr.transpose(1, 0, 2).astype(np.float64), wr)
                 gr = gr.reshape(rem, rl, m, n).transpose(2, 3, 0, 1)
                 for i in range(rem):
                     b = groups * lay.group + i
