@@ -43,7 +43,6 @@ import numpy as np
 from ..fixedpoint import fma32
 
 BLOCK = 32
-BLOCK_128 = 128
 BLOCKS = (16, 32, 64, 128)            # the block lengths mirrored (docs/operators.md (O159))
 _F = np.float32
 _ROW_CHUNK_ELEMENTS = 1 << 22
