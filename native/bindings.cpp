@@ -822,6 +822,69 @@ lowp::Kernel make_cast_to_float(nb::ndarray<nb::ro, nb::c_contig, nb::device::cp
   };
 }
 
+lowp::Kernel make_matmul_nbits_lanes(Floats x, Floats scale, Floats bblk, Bytes w_lanes,
+                                     Bytes w_rem, Vec<int32_t> perm, Vec<int32_t> lane_block,
+                                     Bytes wp_lanes, Bytes wp_rem, Floats scale_p,
+                                     Floats bblk_p, Floats bias, bool has_bias, OutFloats y,
+                                     int64_t m, int64_t k, int64_t n, int64_t block,
+                                     int64_t group, int64_t rem_lanes, bool pair_fold16,
+                                     int threads) {
+  // y (m x n) = MatMulNBits of x (m x k float32) in blocks of 16, 64 or 128 (scale, bblk
+  // n x blocks; w_lanes n x groups x 16 x 8 lane-major, w_rem n x rem x block; perm the
+  // group's positions in lane order, lane_block each lane's block), as
+  // lowp.ops.matmul_nbits.PackedNBits._rows_lanes (native/matmul_nbits.h); wp_lanes, wp_rem,
+  // scale_p, bblk_p the same in panels of 16 columns
+  const bool shape_ok = (block == 16 && group == 8 && rem_lanes == 8) ||
+                        (block == 64 && group == 2 && rem_lanes == 16) ||
+                        (block == 128 && group == 1 && rem_lanes == 16);
+  const int64_t blocks = shape_ok ? (k + block - 1) / block : 0;
+  const int64_t groups = shape_ok ? blocks / group : 0, rem = blocks - groups * group;
+  const int64_t panels = (n + 15) / 16;
+  if (!shape_ok || m < 0 || k < 1 || n < 0 || int64_t(x.size()) != m * k ||
+      int64_t(y.size()) != m * n || int64_t(scale.size()) != n * blocks ||
+      int64_t(bblk.size()) != n * blocks || (has_bias && int64_t(bias.size()) != n) ||
+      int64_t(w_lanes.size()) != n * groups * 128 || int64_t(w_rem.size()) != n * rem * block ||
+      int64_t(perm.size()) != group * block || int64_t(lane_block.size()) != 16 ||
+      int64_t(wp_lanes.size()) != panels * groups * 2048 ||
+      int64_t(wp_rem.size()) != panels * rem * rem_lanes * 64 ||
+      int64_t(scale_p.size()) != panels * blocks * 16 ||
+      int64_t(bblk_p.size()) != panels * blocks * 16)
+    throw std::invalid_argument("matmul_nbits_lanes array sizes do not match m, k, n, block");
+  for (size_t i = 0; i < perm.size(); ++i)
+    if (perm.data()[i] < 0 || perm.data()[i] >= group * block)
+      throw std::invalid_argument("matmul_nbits_lanes: perm out of range");
+  for (size_t i = 0; i < 16; ++i)
+    if (lane_block.data()[i] < 0 || lane_block.data()[i] >= group)
+      throw std::invalid_argument("matmul_nbits_lanes: lane_block out of range");
+  return [=] {
+    lowp::NBitsArgs a;
+    a.x = x.data();
+    a.scale = scale.data();
+    a.bblk = bblk.data();
+    a.bias = has_bias ? bias.data() : nullptr;
+    a.y = y.data();
+    a.m = m;
+    a.k = k;
+    a.n = n;
+    a.blocks = blocks;
+    a.block = block;
+    a.group = group;
+    a.groups = groups;
+    a.rem = rem;
+    a.rem_lanes = rem_lanes;
+    a.w_lanes = w_lanes.data();
+    a.w_rem = w_rem.data();
+    a.perm = perm.data();
+    a.lane_block = lane_block.data();
+    a.pair_fold16 = pair_fold16;
+    a.wp_lanes = wp_lanes.data();
+    a.wp_rem = wp_rem.data();
+    a.scale_p = scale_p.data();
+    a.bblk_p = bblk_p.data();
+    lowp::run_matmul_nbits(a, threads);
+  };
+}
+
 lowp::Kernel make_matmul_nbits(Floats x, Bytes w, Floats scale, Floats bblk, Bytes wp,
                                Floats scale_p, Floats bblk_p, Floats bias, bool has_bias,
                                OutFloats y, int64_t m, int64_t k, int64_t n, int threads) {
@@ -2224,6 +2287,11 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "matmul_nbits", &make_matmul_nbits, "x"_a, "w"_a, "scale"_a,
              "bblk"_a, "wp"_a, "scale_p"_a, "bblk_p"_a, "bias"_a, "has_bias"_a, "y"_a, "m"_a, "k"_a, "n"_a, "threads"_a);
+  def_kernel(m, program, "matmul_nbits_lanes", &make_matmul_nbits_lanes, "x"_a, "scale"_a,
+             "bblk"_a, "w_lanes"_a, "w_rem"_a, "perm"_a, "lane_block"_a, "wp_lanes"_a,
+             "wp_rem"_a, "scale_p"_a, "bblk_p"_a, "bias"_a,
+             "has_bias"_a, "y"_a, "m"_a, "k"_a, "n"_a, "block"_a, "group"_a, "rem_lanes"_a,
+             "pair_fold16"_a, "threads"_a);
   def_kernel(m, program, "cast_half", &make_cast_half, "x"_a, "y"_a, "to_half"_a, "threads"_a);
   m.def("has_f16c", &lowp::has_f16c);
   def_kernel(m, program, "take", &make_take, "x"_a, "map"_a, "fill"_a, "y"_a, "itemsize"_a,

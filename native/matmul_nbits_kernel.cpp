@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "matmul_nbits.h"
+#include "matmul_nbits_quant.h"
 
 #if defined(__AVX512VNNI__)
 #include <immintrin.h>
@@ -16,43 +17,12 @@ namespace {
 
 constexpr int kBlock = 32;
 
-// x86 maxps(a, b): a > b ? a : b, so b wherever either is a NaN.
-inline float max_ps(float a, float b) { return a > b ? a : b; }
-
-// Step 1 of lowp.ops.matmul_nbits (quantize_blocks): the codes of one block of x (n valid
-// values, zero padded) and its scale amax / 127. amax folds 16 maxps lanes as MLAS does
-// (which drops a NaN met as the first operand); a code is the low byte of the product's
-// int32 conversion, so a NaN, an infinity or |x| >= 2^31 is 0 and a larger value wraps.
-inline float quantize_block(const float* x, int64_t n, int8_t* q) {
-  float a[kBlock];
-  for (int i = 0; i < kBlock; ++i) a[i] = i < n ? x[i] : 0.0f;
-  float lane[16];
-  for (int l = 0; l < 16; ++l) lane[l] = std::fabs(a[l]);
-  if (n > 16)
-    for (int l = 0; l < 16; ++l) lane[l] = max_ps(lane[l], std::fabs(a[l + 16]));
-  for (int l = 0; l < 8; ++l) lane[l] = max_ps(lane[l + 8], lane[l]);
-  for (int l = 0; l < 4; ++l) lane[l] = max_ps(lane[l + 4], lane[l]);
-  for (int l = 0; l < 2; ++l) lane[l] = max_ps(lane[l], lane[l + 2]);
-  const float amax = max_ps(lane[0], lane[1]);
-  const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
-  // selects only, so that the loop vectorizes: round half to even (|v| + 2^23 has no
-  // fraction bits; |v| >= 2^23 has none either); NaN, infinities and |v| >= 2^31 (INT32_MIN
-  // in MLAS, low byte 0) go to 0 before the conversion
-  for (int i = 0; i < kBlock; ++i) {
-    const float v = a[i] * inverse, m = std::fabs(v);
-    const float r = m < 8388608.0f ? (m + 8388608.0f) - 8388608.0f : m;
-    const float c = m < 2147483648.0f ? std::copysign(r, v) : 0.0f;
-    q[i] = int8_t(uint8_t(uint32_t(int32_t(c))));
-  }
-  return amax / 127.0f;
-}
-
 // Every block of one row: codes q (blocks x 32), scales sa and AScaledBlkSum ablk.
 inline void quantize_row(const float* x, int64_t k, int64_t blocks, int8_t* q, float* sa,
                          float* ablk) {
   for (int64_t b = 0; b < blocks; ++b) {
     int8_t* qb = q + b * kBlock;
-    sa[b] = quantize_block(x + b * kBlock, k - b * kBlock, qb);
+    sa[b] = nbits_quantize_block<kBlock>(x + b * kBlock, k - b * kBlock, qb);
     int32_t sum = 0;
     for (int i = 0; i < kBlock; ++i) sum += qb[i];
     ablk[b] = sa[b] * float(sum);

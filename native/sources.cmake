@@ -54,6 +54,13 @@ lowp_isa_object(lowp_nbits_avx2 native/matmul_nbits_kernel.cpp -mavx2 -mfma
 lowp_isa_object(lowp_nbits_avx512 native/matmul_nbits_kernel.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=512
                 -DLOWP_NBITS_NAME=nbits_rows_avx512)
+lowp_isa_object(lowp_nbits_lanes_scalar native/matmul_nbits_lanes.cpp
+                -DLOWP_NBITS_LANES_NAME=nbits_lanes_scalar)
+lowp_isa_object(lowp_nbits_lanes_avx2 native/matmul_nbits_lanes.cpp -mavx2 -mfma
+                -DLOWP_NBITS_LANES_NAME=nbits_lanes_avx2)
+lowp_isa_object(lowp_nbits_lanes_avx512 native/matmul_nbits_lanes.cpp -mavx2 -mfma -mavx512f
+                -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=512
+                -DLOWP_NBITS_LANES_NAME=nbits_lanes_avx512)
 lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl
                 -mavx512dq -mavx512vnni -mamx-tile -mamx-int8)
 
@@ -75,7 +82,8 @@ nanobind_add_module(_native NB_STATIC
   native/float_reduce.cpp native/float_col2im.cpp native/float_im2col.cpp
   native/int_matmul.cpp native/cast_half.cpp native/matmul_nbits.cpp
   $<TARGET_OBJECTS:lowp_nbits_scalar> $<TARGET_OBJECTS:lowp_nbits_avx2>
-  $<TARGET_OBJECTS:lowp_nbits_avx512>)
+  $<TARGET_OBJECTS:lowp_nbits_avx512> $<TARGET_OBJECTS:lowp_nbits_lanes_scalar>
+  $<TARGET_OBJECTS:lowp_nbits_lanes_avx2> $<TARGET_OBJECTS:lowp_nbits_lanes_avx512>)
 target_compile_options(_native PRIVATE ${LOWP_COMMON_FLAGS})
 find_package(Threads REQUIRED)
 target_link_libraries(_native PRIVATE Threads::Threads)

@@ -29,6 +29,11 @@ K floats; leading axes flattened) MLAS's CompInt8 kernel:
 Checked against ONNX Runtime 1.32 on an Intel Xeon with AMX-INT8 (AVX-512 VNNI dispatch) at
 1 and 2 threads: M 1 to 64, K 32 to 576 (whole and partial blocks, 1 to 18 blocks), N 1 to
 128, zero points 0, 100 and 128, with and without bias (tests/runtime/test_ort_matmul_nbits.py).
+
+Blocks of 16, 64 and 128 (bits 8 and 4) run other MLAS kernels, which differ from the above
+in steps 3 and 4 only: how a group of blocks goes to 16 lanes and how the lanes fold
+(`LaneLayout`, `LAYOUTS`, `PackedNBits._rows_lanes`; docs/operators.md (O159); checked on an
+AMD EPYC Zen 4, tests/runtime/test_ort_matmul_nbits_blocks.py).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 from ..fixedpoint import fma32
 
 BLOCK = 32
-BLOCK_128 = 128
+BLOCKS = (16, 32, 64, 128)            # the block lengths mirrored (docs/operators.md (O159))
 _F = np.float32
 _ROW_CHUNK_ELEMENTS = 1 << 22
 
@@ -118,25 +123,87 @@ def _fold16(v: np.ndarray) -> np.ndarray:
     return ((s[..., 0] + s[..., 2]).astype(_F) + (s[..., 1] + s[..., 3]).astype(_F)).astype(_F)
 
 
-class PackedNBits:
-    """A MatMulNBits weight (N, blocks, block) uint8 (block 32 or 128) with its scales and
-    zero points (N, blocks), and what every run needs of them, computed once."""
+class LaneLayout:
+    """How MLAS's AVX-512 VNNI CompInt8 kernel for one block length sums a group of `group`
+    blocks into 16 float32 lanes (docs/operators.md (O159)): lane l holds 8 products of block
+    `lane_block[l]`, at the positions perm[8 l .. 8 l + 7] of the group (block-major k);
+    the blocks after the last whole group go one at a time to `rem_lanes` lanes, lane j
+    summing the products at rem_perm[c j .. c j + c - 1] (c = block / rem_lanes). With 8
+    remainder lanes the 16 are folded to 8 first (lane i + lane i + 8) and the 8 fold to one
+    value per column as FoldAccumulators / hsum_float_8; with 16 they fold as hsum_float_16
+    / FoldAccumulators of 16 lanes (`pair_fold`: which of the two a pair of rows takes)."""
 
-    def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> None:
+    def __init__(self, block: int, group: int, lanes: list[tuple[int, list[int]]],
+                 rem_lanes: int) -> None:
+        self.block, self.group, self.rem_lanes = block, group, rem_lanes
+        self.lane_block = np.array([b for b, _ in lanes], np.int64)
+        self.perm = np.array([block * b + k for b, ks in lanes for k in ks], np.int64)
+        self.rem_perm = np.arange(block, dtype=np.int64)
+        self.perm_i32 = self.perm.astype(np.int32)                   # the native kernel's
+        self.lane_block_i32 = self.lane_block.astype(np.int32)
+
+
+def _quads(*starts: int) -> list[int]:
+    return [s + i for s in starts for i in range(4)]
+
+
+# 16: 8 blocks a group, lanes 4 L + h (block L) and 4 L + 2 + h (block L + 4) summing k =
+# 4 h .. 4 h + 3 and 8 + 4 h .. (vpmaddubsw pairs, unpacked by 64 bits); the rest in 8 lanes
+# of 2 products (k = 2 j, 2 j + 1)
+# 64: 2 blocks a group, lane 4 L + 2 h + o (block o) summing the quads 4 L + h and 4 L + h + 2
+# (vpdpbusd, unpacked by 32 bits); a last odd block in 16 lanes, lane i the quad i
+# 128: 1 block, lane i summing the quads i and i + 16
+LAYOUTS = {
+    16: LaneLayout(16, 8, [(L + 4 * (lane % 4 // 2), _quads(4 * (lane % 2), 8 + 4 * (lane % 2)))
+                           for L in range(4) for lane in range(4)], 8),
+    64: LaneLayout(64, 2, [(lane % 2, _quads(4 * (4 * L + lane // 2), 4 * (4 * L + lane // 2 + 2)))
+                           for L in range(4) for lane in range(4)], 16),
+    128: LaneLayout(128, 1, [(0, _quads(4 * i, 64 + 4 * i)) for i in range(16)], 16),
+}
+
+
+class PackedNBits:
+    """A MatMulNBits weight (N, blocks, block) uint8 (block 16, 32, 64 or 128) with its scales
+    and zero points (N, blocks), its bits (8 or 4: the kernels of blocks of 64 fold a pair
+    of rows differently), and what every run needs of them, computed once."""
+
+    def __init__(self, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                 bits: int = 8) -> None:
         n, blocks, block = w_u8.shape
-        if block not in (BLOCK, BLOCK_128):
-            raise ValueError(f"MatMulNBits blocks of {block} are not modelled (32, 128 are)")
-        self.n, self.blocks, self.block = n, blocks, block
+        if block not in BLOCKS:
+            raise ValueError(f"MatMulNBits blocks of {block} are not modelled ({BLOCKS} are)")
+        self.n, self.blocks, self.block, self.bits = n, blocks, block, bits
+        self.pair_fold16 = block == 64 and bits == 8    # (O159)
         self.w_u8 = np.ascontiguousarray(w_u8, np.uint8)               # the native kernel's
         self.scale = np.ascontiguousarray(np.asarray(scale, _F).reshape(n, blocks))
         zb = np.asarray(zero_point).astype(_F).reshape(n, blocks)
         self.bblk = (-self.scale * zb).astype(_F)                      # QuantBBlkSum
-        if block == BLOCK_128:
-            # (blocks * 16, 8, N) float64: lane i of a block sums k = 4 i .. 4 i + 3 and
-            # 64 + 4 i .. 64 + 4 i + 3 (two vpdpbusd into one accumulator)
-            self.wg = np.ascontiguousarray(
-                np.asarray(w_u8).reshape(n, blocks, 2, 16, 4).transpose(1, 3, 2, 4, 0)
-                .reshape(blocks * 16, 8, n).astype(np.float64))
+        if block != BLOCK:
+            lay = self.layout = LAYOUTS[block]
+            groups = blocks // lay.group
+            self.groups, self.rem = groups, blocks - groups * lay.group
+            # lane-major bytes: (N, groups, 16, 8) of the whole groups, (N, rem, lanes, c) of
+            # the blocks after them (the native kernel's; numpy's float64 copies: _lane_weights)
+            wg = self.w_u8[:, :groups * lay.group].reshape(n, groups, lay.group * block)
+            self.w_lanes = np.ascontiguousarray(wg[..., lay.perm].reshape(n, groups, 16, 8))
+            self.w_rem = np.ascontiguousarray(
+                self.w_u8[:, groups * lay.group:][..., lay.rem_perm]
+                .reshape(n, self.rem, lay.rem_lanes, block // lay.rem_lanes))
+            self._float_lanes: tuple[np.ndarray, np.ndarray] | None = None
+            # the native AVX-512 VNNI kernel's panels of 16 columns (zero scales past N):
+            # (panels, groups, 16 lanes, 2 quads, 16, 4) bytes; the blocks after the groups
+            # (panels, rem, lanes, 16, 4), each lane's products padded to a quad with zeros
+            panels = -(-n // 16)
+            wl = np.zeros((panels * 16, groups, 16, 2, 4), np.uint8)
+            wl[:n] = self.w_lanes.reshape(n, groups, 16, 2, 4)
+            self.wp_lanes = np.ascontiguousarray(
+                wl.reshape(panels, 16, groups, 16, 2, 4).transpose(0, 2, 3, 4, 1, 5))
+            wr = np.zeros((panels * 16, self.rem, lay.rem_lanes, 4), np.uint8)
+            if self.rem:                                      # at most 4 products a lane
+                wr[:n, ..., :block // lay.rem_lanes] = self.w_rem
+            self.wp_rem = np.ascontiguousarray(
+                wr.reshape(panels, 16, self.rem, lay.rem_lanes, 4).transpose(0, 2, 3, 1, 4))
+            self._scale_panels(n, blocks)
             return
         # the native AVX-512 kernel's panels of 16 columns (padded with zero scales):
         # (panels, blocks, 8, 16, 4) bytes, scales and bblk (panels, blocks, 16)
@@ -145,13 +212,30 @@ class PackedNBits:
         wpad[:n] = self.w_u8
         self.w_panels = np.ascontiguousarray(
             wpad.reshape(panels, 16, blocks, 8, 4).transpose(0, 2, 3, 1, 4))
+        self._scale_panels(n, blocks)
+        # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
+        self.wg = np.ascontiguousarray(
+            np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))
+
+    def _lane_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """w_lanes and w_rem as float64 (groups * 16, 8, N) and (rem * lanes, c, N), for
+        exact products in numpy; made on the first numpy run (the native kernel needs none)."""
+        if self._float_lanes is None:
+            n, per = self.n, self.block // self.layout.rem_lanes
+            self._float_lanes = (
+                np.ascontiguousarray(self.w_lanes.reshape(n, self.groups * 16, 8)
+                                     .transpose(1, 2, 0).astype(np.float64)),
+                np.ascontiguousarray(self.w_rem.reshape(n, -1, per).transpose(1, 2, 0)
+                                     .astype(np.float64)))
+        return self._float_lanes
+
+    def _scale_panels(self, n: int, blocks: int) -> None:
+        """Scales and -s_b z in panels of 16 columns (panels, blocks, 16), zeros past N."""
+        panels = -(-n // 16)
         self.scale_panels, self.bblk_panels = (
             np.ascontiguousarray(np.concatenate(
                 [v, np.zeros((panels * 16 - n, blocks), _F)]).reshape(panels, 16, blocks)
                 .transpose(0, 2, 1)) for v in (self.scale, self.bblk))
-        # (blocks * 8, 4, N) float64: the 4-k groups of every column, for exact products
-        self.wg = np.ascontiguousarray(
-            np.asarray(w_u8).reshape(n, blocks * 8, 4).transpose(1, 2, 0).astype(np.float64))
 
     def lanes(self, q: np.ndarray, sab: np.ndarray) -> np.ndarray:
         """The 8 float32 lanes of step 3 for rows q (M, blocks, 32) and scales sab
@@ -183,34 +267,58 @@ class PackedNBits:
         a2 = np.ascontiguousarray(a, _F).reshape(-1, k)
         out = np.empty((a2.shape[0], n), _F)
         with np.errstate(invalid="ignore", over="ignore"):   # NaNs and infinities: (O136)
-            if self.block == BLOCK_128:
-                self._rows128(a2, bias, out)
+            if self.block != BLOCK:
+                self._rows_lanes(a2, bias, out)
             else:
                 self._rows(a2, bias, out)
         return out.reshape(*lead, n)
 
-    def _rows128(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
-        """Blocks of 128 (MLAS's BlkLen128 kernel, docs/operators.md (O137)): per block,
-        16 lanes of 8 products each, fused multiply-added by s_a * s_b into 16 float32
-        lanes; rows in pairs (and a last row's columns past the last group of four) fold
-        them by hsum_float_16, a last odd row's groups of four columns by
-        FoldAccumulators; then the bias and the zero-point term as for blocks of 32."""
-        m_all, n, blocks = a2.shape[0], self.n, self.blocks
-        tail = n // 4 * 4
+    def _rows_lanes(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
+        """Blocks of 16, 64 and 128 (MLAS's BlkLen16 / 64 / 128 kernels, docs/operators.md
+        (O137), (O159)): each whole group of blocks as 16 lanes of 8 products, fused
+        multiply-added by s_a * s_b into 16 float32 lanes; the blocks after the last group
+        into 8 lanes (the 16 folded to 8 first) or 16; then folded to one value a column:
+        8 lanes as for blocks of 32; 16 lanes by hsum_float_16 for rows in pairs (from the
+        first; FoldAccumulators for groups of four columns at blocks of 64 with 8 bits), a
+        last odd row's groups of four columns by FoldAccumulators and its other columns
+        by hsum_float_16; then the bias and the zero-point term as for blocks of 32."""
+        lay, n, blocks, block = self.layout, self.n, self.blocks, self.block
+        groups, rem, rl = self.groups, self.rem, lay.rem_lanes
+        wg, wr = self._lane_weights()
+        m_all, tail = a2.shape[0], n // 4 * 4
+        pair_fold = _fold16 if self.pair_fold16 else _hsum16
         rows = max(2, _ROW_CHUNK_ELEMENTS // max(1, n * blocks * 16) // 2 * 2)
         for r0 in range(0, m_all, rows):
-            q, sa = quantize_blocks(a2[r0:r0 + rows], BLOCK_128)
+            q, sa = quantize_blocks(a2[r0:r0 + rows], block)
             m = q.shape[0]
-            qg = q.reshape(m, blocks, 2, 16, 4).transpose(1, 3, 0, 2, 4).reshape(
-                blocks * 16, m, 8).astype(np.float64)
-            g = np.matmul(qg, self.wg).reshape(blocks, 16, m, n).transpose(2, 3, 0, 1)
             sab = (sa[:, None, :] * self.scale[None]).astype(_F)
             acc = np.zeros((m, n, 16), _F)
-            for b in range(blocks):
-                acc = fma32(g[:, :, b].astype(_F), sab[:, :, b, None], acc).astype(_F)
-            y = _hsum16(acc)
-            if m_all % 2 and r0 + m == m_all:                  # the last, unpaired row
-                y[-1, :tail] = _fold16(acc[-1, :tail])
+            if groups:
+                qg = q[:, :groups * lay.group].reshape(m, groups, -1)[..., lay.perm]
+                qg = qg.reshape(m, groups * 16, 8).transpose(1, 0, 2).astype(np.float64)
+                g = np.matmul(qg, wg).reshape(groups, 16, m, n).transpose(2, 3, 0, 1)
+                sc = sab[:, :, :groups * lay.group].reshape(m, n, groups, lay.group)
+                sc = sc[..., lay.lane_block]
+                for i in range(groups):
+                    acc = fma32(g[:, :, i].astype(_F), sc[:, :, i], acc).astype(_F)
+            if rl == 8:
+                acc = (acc[..., :8] + acc[..., 8:]).astype(_F)
+            if rem:
+                qr = q[:, groups * lay.group:][..., lay.rem_perm].reshape(m, rem * rl, -1)
+                gr = np.matmul(qr.transpose(1, 0, 2).astype(np.float64), wr)
+                gr = gr.reshape(rem, rl, m, n).transpose(2, 3, 0, 1)
+                for i in range(rem):
+                    b = groups * lay.group + i
+                    acc = fma32(gr[:, :, i].astype(_F), sab[:, :, b, None], acc).astype(_F)
+            if rl == 8:
+                y = np.empty((m, n), _F)
+                y[:, :tail] = _fold4(acc[:, :tail])
+                y[:, tail:] = _hsum8(acc[:, tail:])
+            else:
+                y = _hsum16(acc)
+                y[:, :tail] = pair_fold(acc[:, :tail])
+                if m_all % 2 and r0 + m == m_all:                  # the last, unpaired row
+                    y[-1, :tail] = _fold16(acc[-1, :tail])
             if bias is not None:
                 y = (y + np.asarray(bias, _F)).astype(_F)
             ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)
@@ -265,8 +373,8 @@ def pack_weight(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None,
     padding at the zero point), scales and zero points (N, blocks).
 
     w: int8 / uint8 holding `bits`-bit values (its sign says int or uint); scale and
-    zero_point per tensor (one value), per column ((N,)) or per block of `block` (32 or
-    128) along K ((blocks, N), DequantizeLinear's block_size on axis 0); zero_point None:
+    zero_point per tensor (one value), per column ((N,)) or per block of `block` (16,
+    32, 64 or 128) along K ((blocks, N), DequantizeLinear's block_size on axis 0); zero_point None:
     0. The 4-bit kernel (MatMulNBits bits 4) computes as the 8-bit one on these bytes
     (docs/operators.md (O137))."""
     k, n = w.shape

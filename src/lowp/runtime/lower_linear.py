@@ -438,11 +438,10 @@ def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
 _NBITS_WEIGHTS = {"int8": (8, True), "uint8": (8, False), "int4": (4, True), "uint4": (4, False)}
 
 
-def _nbits_weight(g: Any, dq: onnx.NodeProto
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _nbits_weight(g: Any, dq: onnx.NodeProto) -> matmul_nbits.PackedNBits | None:
     """DequantizeLinear(constant 2-D 8- or 4-bit weight) as DQMatMulToMatMulNBits takes it
-    (per tensor, per column, or blocks of 32 or 128 along K: docs/operators.md (O137)) for
-    lowp.ops.matmul_nbits: (w_u8, scale, zero point); None for any other form."""
+    (per tensor, per column, or blocks of 16, 32, 64 or 128 along K: docs/operators.md
+    (O137), (O159)) for lowp.ops.matmul_nbits; None for any other form."""
     if not all(g.is_constant(name) for name in dq.input if name):
         return None
     w = g.constant(dq.input[0])
@@ -457,7 +456,7 @@ def _nbits_weight(g: Any, dq: onnx.NodeProto
     axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))  # type: ignore[call-overload]
     if block:
         shape: tuple[int, ...] = (-(-k // block), n)
-        if block not in (matmul_nbits.BLOCK, matmul_nbits.BLOCK_128) or axis not in (0, -2):
+        if block not in matmul_nbits.BLOCKS or axis not in (0, -2):
             return None
     elif scale.size == 1 and (scale.ndim == 0 or "axis" not in attrs):
         shape = scale.shape
@@ -468,9 +467,9 @@ def _nbits_weight(g: Any, dq: onnx.NodeProto
     if scale.shape != shape or zp is not None and zp.shape != shape:
         return None
     cast = np.int8 if signed else np.uint8
-    return matmul_nbits.pack_weight(w.astype(cast), scale,
-                                    None if zp is None else zp.astype(cast), bits=bits,
-                                    block=block or matmul_nbits.BLOCK)
+    return matmul_nbits.PackedNBits(*matmul_nbits.pack_weight(
+        w.astype(cast), scale, None if zp is None else zp.astype(cast), bits=bits,
+        block=block or matmul_nbits.BLOCK), bits=bits)
 
 
 def _matmul_nbits(ctx: LowerCtx) -> Step | None:
@@ -505,10 +504,9 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     for r in g.consumers.get(node.output[0], []):
         if r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r)):
             return None
-    weight = _nbits_weight(g, dq)
-    if weight is None:
+    packed = _nbits_weight(g, dq)
+    if packed is None:
         return None
-    packed = matmul_nbits.PackedNBits(*weight)
     fused = _nbits_bias(ctx, packed.n)
     if fused is None:
         return None
@@ -524,8 +522,7 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     def run(av: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         if av.dtype == np.float16:   # ONNX Runtime casts around the float32 kernel ((O137))
             return (run(av.astype(np.float32), layout=layout)[0].astype(np.float16),)
-        if (av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1
-                and packed.block == matmul_nbits.BLOCK):   # blocks of 128: numpy only
+        if av.dtype == np.float32 and av.flags.c_contiguous and av.ndim >= 1:
             y = native_float.matmul_nbits(
                 av, packed, bias, arena.get((*av.shape[:-1], packed.n), np.dtype(np.float32)))
             if y is not None:

@@ -326,13 +326,15 @@ def cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
 
 def matmul_nbits(x: np.ndarray, packed: Any, bias: np.ndarray | None,
                  out: np.ndarray | None = None) -> np.ndarray | None:
-    """MatMulNBits of float32 `x` (..., K) and `packed` (lowp.ops.matmul_nbits.PackedNBits)
-    plus `bias` (N float32 or None), as packed.run computes it, bit for bit
-    (native/matmul_nbits.h), into `out` ((..., N) float32) or a buffer (`_empty`); or None."""
-    ext = _has(_extension(), "matmul_nbits")
+    """MatMulNBits of float32 `x` (..., K) and `packed` (lowp.ops.matmul_nbits.PackedNBits,
+    blocks of 16, 32, 64 or 128) plus `bias` (N float32 or None), as packed.run computes it,
+    bit for bit (native/matmul_nbits.h), into `out` ((..., N) float32) or a buffer
+    (`_empty`); or None."""
+    name = "matmul_nbits" if packed.block == 32 else "matmul_nbits_lanes"
+    ext = _has(_extension(), name)
     k = x.shape[-1] if x.ndim else 0
     if (not _enabled or ext is None or x.dtype != np.float32 or not x.flags.c_contiguous
-            or k < 1 or packed.block != 32 or -(-k // 32) != packed.blocks
+            or k < 1 or -(-k // packed.block) != packed.blocks
             or (bias is not None and (bias.dtype != np.float32 or bias.shape != (packed.n,)))):
         return None
     shape = (*x.shape[:-1], packed.n)
@@ -340,10 +342,19 @@ def matmul_nbits(x: np.ndarray, packed: Any, bias: np.ndarray | None,
     if y.shape != shape or y.dtype != np.float32 or not y.flags.c_contiguous:
         return None
     m = x.size // k
+    b = packed.scale.reshape(-1) if bias is None else bias
+    if packed.block != 32:
+        lay = packed.layout
+        call(ext.matmul_nbits_lanes, x.reshape(-1), packed.scale.reshape(-1),
+             packed.bblk.reshape(-1), packed.w_lanes.reshape(-1), packed.w_rem.reshape(-1),
+             lay.perm_i32, lay.lane_block_i32, packed.wp_lanes.reshape(-1),
+             packed.wp_rem.reshape(-1), packed.scale_panels.reshape(-1),
+             packed.bblk_panels.reshape(-1), b, bias is not None, y.reshape(-1), m, k,
+             packed.n, packed.block, lay.group, lay.rem_lanes, packed.pair_fold16, _threads)
+        return y
     call(ext.matmul_nbits, x.reshape(-1), packed.w_u8.reshape(-1), packed.scale.reshape(-1),
          packed.bblk.reshape(-1), packed.w_panels.reshape(-1),
-         packed.scale_panels.reshape(-1), packed.bblk_panels.reshape(-1),
-         packed.scale.reshape(-1) if bias is None else bias,
+         packed.scale_panels.reshape(-1), packed.bblk_panels.reshape(-1), b,
          bias is not None, y.reshape(-1), m, k, packed.n, _threads)
     return y
 

@@ -1,0 +1,44 @@
+// Step 1 of lowp.ops.matmul_nbits (quantize_blocks) for one block of B values: MLAS's
+// QuantizeARow_CompInt8 on the AVX-512 dispatch, shared by the MatMulNBits kernels of every
+// block length (matmul_nbits.h).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace lowp {
+
+// x86 maxps(a, b): a > b ? a : b, so b wherever either is a NaN.
+inline float nbits_max_ps(float a, float b) { return a > b ? a : b; }
+
+// The codes of one block of x (n valid values, zero padded) and its scale amax / 127. amax
+// folds 16 maxps lanes as MLAS does (lane l: |x[l]|, then maxps with |x[l + 16]|, ... for
+// the 16-value chunks the block holds; a NaN met as the first operand is dropped); a code
+// is the low byte of the product's int32 conversion, so a NaN, an infinity or |x| >= 2^31
+// is 0 and a larger value wraps.
+template <int B>
+inline float nbits_quantize_block(const float* x, int64_t n, int8_t* q) {
+  float a[B];
+  for (int i = 0; i < B; ++i) a[i] = i < n ? x[i] : 0.0f;
+  float lane[16];
+  for (int l = 0; l < 16; ++l) lane[l] = std::fabs(a[l]);
+  for (int c = 16; c < B; c += 16)
+    if (n > c)
+      for (int l = 0; l < 16; ++l) lane[l] = nbits_max_ps(lane[l], std::fabs(a[l + c]));
+  for (int l = 0; l < 8; ++l) lane[l] = nbits_max_ps(lane[l + 8], lane[l]);
+  for (int l = 0; l < 4; ++l) lane[l] = nbits_max_ps(lane[l + 4], lane[l]);
+  for (int l = 0; l < 2; ++l) lane[l] = nbits_max_ps(lane[l], lane[l + 2]);
+  const float amax = nbits_max_ps(lane[0], lane[1]);
+  const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+  // selects only, so that the loop vectorizes: round half to even (|v| + 2^23 has no
+  // fraction bits; |v| >= 2^23 has none either); NaN, infinities and |v| >= 2^31 (INT32_MIN
+  // in MLAS, low byte 0) go to 0 before the conversion
+  for (int i = 0; i < B; ++i) {
+    const float v = a[i] * inverse, m = std::fabs(v);
+    const float r = m < 8388608.0f ? (m + 8388608.0f) - 8388608.0f : m;
+    const float c = m < 2147483648.0f ? std::copysign(r, v) : 0.0f;
+    q[i] = int8_t(uint8_t(uint32_t(int32_t(c))));
+  }
+  return amax / 127.0f;
+}
+
+}  // namespace lowp
