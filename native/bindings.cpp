@@ -1125,6 +1125,14 @@ lowp::Kernel make_float_libm(int code, Floats x, OutFloats y, int threads) {
   };
 }
 
+lowp::Kernel make_float_powf(Floats x, float exponent, OutFloats y, int threads) {
+  // y = powf(x, exponent) element-wise with the C library's powf (float_libm.h)
+  if (x.size() != y.size()) throw std::invalid_argument("float_powf needs same sizes");
+  return [exponent, threads, x, y] {
+    lowp::run_float_powf(x.data(), exponent, y.data(), int64_t(x.size()), threads);
+  };
+}
+
 lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
                                const std::vector<int64_t>& dims, int threads) {
   // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w
@@ -2257,6 +2265,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_powf", &make_float_powf, "x"_a, "exponent"_a, "y"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);

@@ -804,6 +804,19 @@ def libm(name: str, x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def powf(x: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The C library's powf(x, e) on every element of float32 `x` by one float32 exponent
+    `e` (not a NaN: a signalling one would be quieted on its way), one call each as
+    lowp.libm.powf's C calls (the same function, so the same bits), or None."""
+    ext = _has(_usable("Pow", x), "float_powf")
+    if ext is None or e.dtype != np.float32 or e.size != 1 or np.isnan(e).any():
+        return None
+    y = _empty(x.shape)
+    call(ext.float_powf, np.ascontiguousarray(x).reshape(-1), float(e.reshape(-1)[0]),
+         y.reshape(-1), _threads)
+    return y
+
+
 def pool_sums(rows: np.ndarray, lanes: int, mean: bool = False) -> np.ndarray | None:
     """Sums (or means: then divided by the count in float32) of the rows of float32 (r, n)
     in MLAS's global pooling orders (docs/operators.md (O32)): lanes 4, its NCHW kernel;
