@@ -1190,14 +1190,16 @@ lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bi
                                    const std::vector<int64_t>& dims, const std::string& isa,
                                    int threads, std::optional<Floats> sum) {
   // dims: n, c, h, w, m, oh, ow, kind, block, groups, kh, kw, sh, sw, dh, dw, ph, pw
-  // (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
-  if (dims.size() != 18) throw std::invalid_argument("float_conv_nchwc needs 18 dims");
+  // [, relu] (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
+  if (dims.size() != 18 && dims.size() != 19)
+    throw std::invalid_argument("float_conv_nchwc needs 18 or 19 dims");
   lowp_fconv::ConvArgs a;
   a.n = dims[0], a.c = dims[1], a.h = dims[2], a.w = dims[3];
   a.m = dims[4], a.oh = dims[5], a.ow = dims[6];
   int* fields[] = {&a.kind, &a.block, &a.groups, &a.kh, &a.kw, &a.sh, &a.sw, &a.dh, &a.dw,
                    &a.ph, &a.pw};
   for (size_t i = 0; i < 11; ++i) *fields[i] = int(dims[7 + i]);
+  a.relu = dims.size() == 19 && dims[18] != 0;
   lowp_fconv::check(a, int64_t(x.size()), int64_t(wp.size()),
                     bias ? int64_t(bias->size()) : -1, int64_t(y.size()));
   const lowp_fconv::RowsFn rows = lowp_fconv::rows_for(isa);

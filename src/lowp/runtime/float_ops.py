@@ -2145,6 +2145,7 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 # Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
 # ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
+    conv_bias_fusion,
     conv_integer_fusion,
     float_nn,
     ml_ops,

@@ -98,7 +98,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
-                          "ScatterND", "Softplus", "ConvInteger",
+                          "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
