@@ -1188,6 +1188,14 @@ lowp::Kernel make_float_libm(int code, Floats x, OutFloats y, int threads) {
   };
 }
 
+lowp::Kernel make_float_powf(Floats x, float exponent, OutFloats y, int threads) {
+  // y = powf(x, exponent) element-wise with the C library's powf (float_libm.h)
+  if (x.size() != y.size()) throw std::invalid_argument("float_powf needs same sizes");
+  return [exponent, threads, x, y] {
+    lowp::run_float_powf(x.data(), exponent, y.data(), int64_t(x.size()), threads);
+  };
+}
+
 lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
                                const std::vector<int64_t>& dims, int threads) {
   // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w
@@ -1245,14 +1253,16 @@ lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bi
                                    const std::vector<int64_t>& dims, const std::string& isa,
                                    int threads, std::optional<Floats> sum) {
   // dims: n, c, h, w, m, oh, ow, kind, block, groups, kh, kw, sh, sw, dh, dw, ph, pw
-  // (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
-  if (dims.size() != 18) throw std::invalid_argument("float_conv_nchwc needs 18 dims");
+  // [, relu] (float_conv/nchwc.h); wp packed as lowp.runtime.nchwc_conv.pack
+  if (dims.size() != 18 && dims.size() != 19)
+    throw std::invalid_argument("float_conv_nchwc needs 18 or 19 dims");
   lowp_fconv::ConvArgs a;
   a.n = dims[0], a.c = dims[1], a.h = dims[2], a.w = dims[3];
   a.m = dims[4], a.oh = dims[5], a.ow = dims[6];
   int* fields[] = {&a.kind, &a.block, &a.groups, &a.kh, &a.kw, &a.sh, &a.sw, &a.dh, &a.dw,
                    &a.ph, &a.pw};
   for (size_t i = 0; i < 11; ++i) *fields[i] = int(dims[7 + i]);
+  a.relu = dims.size() == 19 && dims[18] != 0;
   lowp_fconv::check(a, int64_t(x.size()), int64_t(wp.size()),
                     bias ? int64_t(bias->size()) : -1, int64_t(y.size()));
   const lowp_fconv::RowsFn rows = lowp_fconv::rows_for(isa);
@@ -2325,6 +2335,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_sincos", &make_float_sincos, "x"_a, "y"_a, "cosine"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_libm", &make_float_libm, "code"_a, "x"_a, "y"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "float_powf", &make_float_powf, "x"_a, "exponent"_a, "y"_a,
              "threads"_a = 1);
   def_kernel(m, program, "float_col2im", &make_float_col2im, "cols"_a, "bias"_a.none(), "y"_a,
              "dims"_a, "threads"_a = 1);

@@ -18,4 +18,10 @@ enum class LibmFunction : int {
 // Throws std::invalid_argument for an unknown code.
 void run_float_libm(int code, const float* x, float* y, int64_t n, int threads);
 
+// y[i] = powf(x[i], e) for i < n with the C library's powf (x == y allowed); threads <= 0:
+// all. ONNX Runtime's Pow by one float32 exponent other than 2 and 3 calls
+// std::pow(float, float) per element: powf(-0, 0.5) is +0 and powf(-inf, 0.5) +inf where
+// sqrtf gives -0 and NaN, and glibc's powf is not correctly rounded, so it is not sqrtf.
+void run_float_powf(const float* x, float e, float* y, int64_t n, int threads);
+
 }  // namespace lowp

@@ -4,7 +4,8 @@
 // MLAS. Every output value is
 //   total = partial(block 0) (+ sum[i] when a Sum is given: ONNX Runtime's NCHWc Conv
 //   with a fused Add starts the first block from it); total = partial(block b) + total
-//   for the next blocks; y = total + bias
+//   for the next blocks; y = total + bias (then, with `relu`, 0 > y ? 0 : y: ONNX
+//   Runtime's Relu node after a bias Add, which keeps NaN and -0)
 // where a partial is a chain of fused multiply-adds from +0 over the block's taps in the
 // kind's order (padding taps are skipped, as MLAS skips them):
 //   kNchwc     blocks of `block` input channels; kernel row, kernel column, channel
@@ -30,6 +31,7 @@ struct ConvArgs {
   int64_t n = 0, c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
   int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;
   int groups = 1, kind = kNchwc, block = 16;
+  bool relu = false;          // 0 > y ? 0 : y after the bias (NaN and -0 kept)
 };
 
 constexpr int kLanes = 16;  // output channels per packed weight vector

@@ -271,15 +271,17 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       Vec16 r[kLanes];
       for (int k = 0; k < kLanes; ++k) r[k] = Vec16::load(src + (i + k) * kTotalStride);
       transpose16(r);
-      for (int64_t j = 0; j < lanes; ++j)
-        (has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j])
-            .store(y0 + j * osize + i);
+      for (int64_t j = 0; j < lanes; ++j) {
+        const Vec16 v = has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j];
+        (a.relu ? relu(v) : v).store(y0 + j * osize + i);
+      }
     }
     for (int64_t j = 0; j < lanes; ++j) {
       const float bv = has_bias ? a.bias[mo0 + j] : 0.0f;
       for (int64_t c = i; c < count; ++c) {
         const float v = src[c * kTotalStride + j];
-        y0[j * osize + c] = has_bias ? v + bv : v;
+        const float out = has_bias ? v + bv : v;
+        y0[j * osize + c] = a.relu && 0.0f > out ? 0.0f : out;
       }
     }
   }
@@ -316,7 +318,8 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
   auto scalar = [&](int64_t ox) {
     float v = depthwise_column(a, xc, wc, iy0, ky, ox);
     if (sr != nullptr) v = v + sr[ox];
-    yr[ox] = has_bias ? v + bv : v;
+    const float out = has_bias ? v + bv : v;
+    yr[ox] = a.relu && 0.0f > out ? 0.0f : out;
   };
   int64_t ox = 0;
   for (; ox < in.lo; ++ox) scalar(ox);
@@ -330,7 +333,8 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
                   Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
     }
     if (sr != nullptr) acc = add(acc, Vec16::load(sr + ox0));
-    (has_bias ? add(acc, Vec16::broadcast(bv)) : acc).store(yr + ox0);
+    const Vec16 out = has_bias ? add(acc, Vec16::broadcast(bv)) : acc;
+    (a.relu ? relu(out) : out).store(yr + ox0);
   };
   if (in.hi - in.lo >= kLanes) {
     for (; ox + kLanes <= in.hi; ox += kLanes) vector(ox);

@@ -29,6 +29,8 @@ struct Vec16 {
 };
 inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+// 0 > a ? 0 : a (maxps returns its second operand unless the first is greater: NaN, -0 kept)
+inline Vec16 relu(Vec16 a) { return {_mm512_max_ps(_mm512_setzero_ps(), a.v)}; }
 // r[i] lane j <- r[j] lane i (data movement only)
 inline void transpose16(Vec16 (&r)[16]) {
   __m512 t[16];
@@ -84,6 +86,10 @@ inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) {
 inline Vec16 add(Vec16 a, Vec16 b) {
   return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
 }
+inline Vec16 relu(Vec16 a) {  // 0 > a ? 0 : a, as the AVX-512 form
+  const __m256 zero = _mm256_setzero_ps();
+  return {_mm256_max_ps(zero, a.lo), _mm256_max_ps(zero, a.hi)};
+}
 using lowp_transpose::transpose8;  // 8 x 8 in place: m[i] lane j <- m[j] lane i
 // r[i] lane j <- r[j] lane i (data movement only): the four 8 x 8 quarters transposed,
 // the two off the diagonal swapped
@@ -126,6 +132,10 @@ inline Vec16 fma(Vec16 a, const Vec16& b, Vec16 c) {
 }
 inline Vec16 add(Vec16 a, const Vec16& b) {
   for (int j = 0; j < 16; ++j) a.v[j] = a.v[j] + b.v[j];
+  return a;
+}
+inline Vec16 relu(Vec16 a) {
+  for (float& e : a.v) e = 0.0f > e ? 0.0f : e;
   return a;
 }
 // r[i] lane j <- r[j] lane i

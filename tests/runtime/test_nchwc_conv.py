@@ -343,7 +343,7 @@ def test_the_program_binding_equals_the_module_and_checks_its_dims() -> None:
     with pytest.raises(ValueError, match="inconsistent"):
         _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
                                  [3] + dims[1:], "scalar", 1)
-    with pytest.raises(ValueError, match="18 dims"):
+    with pytest.raises(ValueError, match="18 or 19 dims"):
         _native.float_conv_nchwc(x.reshape(-1), nchwc_conv.pack(w, 1), b, y.reshape(-1),
                                  dims[:-1], "scalar", 1)
 
@@ -416,3 +416,43 @@ def test_packed_weights_start_on_a_cache_line() -> None:
         np.testing.assert_array_equal(
             packed.reshape(blocks, cg, 1, k, 16), expect.reshape(blocks, 16, cg, 1, k)
             .transpose(0, 2, 3, 4, 1))
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(_convs(), st.integers(0, 2**16))
+def test_relu_in_the_write_out_equals_a_relu_node_on_every_path(
+        case: tuple, seed: int) -> None:  # type: ignore[type-arg]
+    """`relu` (lowp.runtime.conv_bias_fusion's ConvBias): 0 > y ? 0 : y after the bias in
+    every kind's write-out, vector columns and scalar remainders, on every instruction-set
+    path, both bindings, 1 and 2 threads; a NaN output stays that NaN (a max with 0 in the
+    other operand order gives 0)."""
+    from lowp import _float_conv
+    from lowp.runtime import native_backend, native_float
+
+    x, w, b, group, pads, strides, dil, kind, block = case
+    x = x.copy()
+    rng = np.random.default_rng(seed)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = np.nan
+    plan = nchwc_conv.Plan(kind, block)
+    ref = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil)
+    ref = np.where(np.float32(0) > ref, np.float32(0), ref)
+    for isa in _native_paths():
+        for threads in (1, 2):
+            y = np.full(ref.shape, np.nan, np.float32)
+            _float_conv.conv(x, nchwc_conv.pack(w, group), b, y, nchwc_conv.KINDS[kind], block,
+                             group, w.shape[2], w.shape[3], strides[0], strides[1], dil[0],
+                             dil[1], pads[0], pads[1], isa, threads, None, True)
+            np.testing.assert_array_equal(_bits(y), _bits(ref),
+                                          err_msg=f"{isa} {kind} {threads} threads")
+    if block != nchwc_conv.block_size() or x.shape[0] == 0:
+        return
+    for path in native_backend.available_paths():
+        with native_backend.use_path(path):
+            for threads in (1, 2):
+                with native_float.threads(threads):
+                    y = nchwc_conv.convolve(x, w, b, plan, group, pads, strides, dil,
+                                            relu=True)
+                np.testing.assert_array_equal(_bits(y), _bits(ref),
+                                              err_msg=f"{path} {kind} {threads} Program")

@@ -108,7 +108,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
          dilations: Sequence[int] | None = None, group: int = 1,
          kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
          strides: Sequence[int] | None = None, w_constant: bool = False,
-         b_constant: bool = False, init: np.ndarray | None = None, **_: Any) -> np.ndarray:
+         b_constant: bool = False, init: np.ndarray | None = None, relu: bool = False,
+         **_: Any) -> np.ndarray:
     """N-D convolution: pad, im2col over strided window views, one matmul per group; a
     float32 2-D one that ONNX Runtime moves to its NCHWc kernels (constant weights and
     bias: `w_constant`, `b_constant`) sums in their order (lowp.runtime.nchwc_conv), the
@@ -116,7 +117,8 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     the bias added after: by one native call when built (lowp.runtime.native_float.conv),
     else by the numpy form below, its reference. `init` (float32, the output's shape):
     the SGEMM accumulates onto it, or the NCHWc kernel's first block adds to it
-    (FusedConv's Sum)."""
+    (FusedConv's Sum). `relu` (lowp.runtime.conv_bias_fusion's ConvBias, on the NCHWc
+    path only): ONNX Runtime's Relu node after the bias, in the NCHWc kernel's write-out."""
     xf, wf = _f(x), _f(w)
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
@@ -136,7 +138,9 @@ def Conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
         if x.dtype == np.float32 and w.dtype == np.float32 else None
     if nchwc is not None:
         return nchwc_conv.convolve(x, w, None if b is None else _f(b), nchwc, g,
-                                   begin + end, s, d, sum=init)
+                                   begin + end, s, d, sum=init, relu=relu)
+    if relu:
+        raise ValueError("Conv: relu is for the NCHWc kernel only")
     mlas = xf.dtype == np.float32 and wf.dtype == np.float32
     whole = mlas_sgemm.conv_whole_axis(in_sp, k, s, d, begin + end, c // g) if mlas else None
     if whole == "rows":

@@ -614,6 +614,10 @@ def _pow_general(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """ONNX Runtime's std::pow per element: powf for float32 by float32, else the C
     library's pow in double cast to the base's type."""
     if a.dtype == np.float32 and b.dtype == np.float32:
+        if b.size == 1 and b.ndim <= a.ndim:
+            y = native_float.powf(a, b)
+            if y is not None:
+                return y
         return libm.powf(a, b)
     return libm.pow_float64(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
 
@@ -2141,6 +2145,7 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 # Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
 # ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
+    conv_bias_fusion,
     conv_integer_fusion,
     float_nn,
     ml_ops,

@@ -18,6 +18,7 @@ from ..fixedpoint import RequantMode
 from ..ir.graph import ONNX_DOMAINS, Graph, attributes
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import (  # noqa: F401  (lower_*: the lowerings)
+    conv_bias_fusion,
     conv_integer_fusion,
     lower_elementwise,
     lower_float_region,
@@ -278,7 +279,8 @@ _FOREIGN_FLOAT = ML_OPS | frozenset({("com.microsoft", "FusedMatMul"), ("com.mic
                             ("com.microsoft", "MatMulIntegerToFloat"),
                             ("com.microsoft", "FusedConv"),
                             (per_token_fusion.DOMAIN, per_token_fusion.OP_TYPE),
-                            (conv_integer_fusion.DOMAIN, conv_integer_fusion.OP_TYPE)})
+                            (conv_integer_fusion.DOMAIN, conv_integer_fusion.OP_TYPE),
+                            (conv_bias_fusion.DOMAIN, conv_bias_fusion.OP_TYPE)})
 
 
 def _foreign_detail(domain: str) -> str:

@@ -815,6 +815,19 @@ def libm(name: str, x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def powf(x: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The C library's powf(x, e) on every element of float32 `x` by one float32 exponent
+    `e` (not a NaN: a signalling one would be quieted on its way), one call each as
+    lowp.libm.powf's C calls (the same function, so the same bits), or None."""
+    ext = _has(_usable("Pow", x), "float_powf")
+    if ext is None or e.dtype != np.float32 or e.size != 1 or np.isnan(e).any():
+        return None
+    y = _empty(x.shape)
+    call(ext.float_powf, np.ascontiguousarray(x).reshape(-1), float(e.reshape(-1)[0]),
+         y.reshape(-1), _threads)
+    return y
+
+
 def pool_sums(rows: np.ndarray, lanes: int, mean: bool = False) -> np.ndarray | None:
     """Sums (or means: then divided by the count in float32) of the rows of float32 (r, n)
     in MLAS's global pooling orders (docs/operators.md (O32)): lanes 4, its NCHW kernel;
@@ -1099,10 +1112,11 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
 
 def conv_nchwc(x: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
                shape: tuple[int, ...], dims: Sequence[int], isa: str,
-               sum: np.ndarray | None = None) -> np.ndarray | None:
+               sum: np.ndarray | None = None, relu: bool = False) -> np.ndarray | None:
     """Float32 2-D Conv in MLAS's NCHWc order (lowp.runtime.nchwc_conv.convolve: `packed`
     weights, `dims` and the instruction-set path `isa` as it gives them, the contiguous
-    float32 `sum` of the output's size its fused Add) into an output of `shape`, by
+    float32 `sum` of the output's size its fused Add, `relu` a Relu node's select after
+    the bias) into an output of `shape`, by
     lowp._native's float_conv_nchwc (a Program step, unlike lowp._float_conv's call of the
     same kernel), or None when it does not run natively."""
     ext = _has(_usable("Conv", x), "float_conv_nchwc")
@@ -1112,7 +1126,7 @@ def conv_nchwc(x: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
     args: tuple[object, ...] = (
         np.ascontiguousarray(x).reshape(-1), packed,
         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-        [int(d) for d in dims], isa, _threads)
+        [int(d) for d in dims] + ([1] if relu else []), isa, _threads)
     call(ext.float_conv_nchwc, *args, *(() if sum is None else (sum.reshape(-1),)))
     return y
 

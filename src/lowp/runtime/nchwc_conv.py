@@ -182,13 +182,15 @@ def _native_isa() -> str | None:
 
 def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group: int,
              pads: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-             threads: int | None = None, sum: np.ndarray | None = None) -> np.ndarray:
+             threads: int | None = None, sum: np.ndarray | None = None,
+             relu: bool = False) -> np.ndarray:
     """float32 NCHW convolution in MLAS's NCHWc order (native when built, else numpy),
     the first block's sum added to `sum` when given (an array of the output's shape, or one
-    that broadcasts to it). Without `threads`, lowp._native's call on the float kernels'
-    threads (lowp.runtime.native_float: a Program step when replayed); with them, or while
-    the native float kernels are disabled, lowp._float_conv's call of the same kernel
-    (0 threads: all)."""
+    that broadcasts to it); with `relu`, 0 > y ? 0 : y after the bias (ONNX Runtime's Relu
+    node: NaN and -0 kept; lowp.runtime.conv_bias_fusion). Without `threads`,
+    lowp._native's call on the float kernels' threads (lowp.runtime.native_float: a Program
+    step when replayed); with them, or while the native float kernels are disabled,
+    lowp._float_conv's call of the same kernel (0 threads: all)."""
     from . import native_float
 
     p = _pointwise(p, w.shape[2:], pads)
@@ -199,7 +201,8 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
             h, w.shape[2], strides[0], dilations[0], pads[0], pads[2]), _out_size(
             wd, w.shape[3], strides[1], dilations[1], pads[1], pads[3]))), _F)
     if isa is None:
-        return reference(x, w, b, p, group, pads, strides, dilations, sum)
+        ref = reference(x, w, b, p, group, pads, strides, dilations, sum)
+        return np.where(np.float32(0) > ref, np.float32(0), ref) if relu else ref
     from lowp import _float_conv  # type: ignore[attr-defined]
 
     n, c, h, wd = x.shape
@@ -214,7 +217,7 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
     if threads is None and n > 0:
         dims = [n, c, g[0], g[1], m, out[2], out[3], KINDS[p.kind], p.block, group, *g[2:]]
         y = native_float.conv_nchwc(np.ascontiguousarray(x, _F), packed, bias, out, dims,
-                                    isa, None if sum is None else sum.reshape(out))
+                                    isa, None if sum is None else sum.reshape(out), relu)
         if y is not None:
             return y.reshape(n, m, oh, ow)
     y = np.empty(out, _F)
@@ -222,7 +225,7 @@ def convolve(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group:
         return y.reshape(n, m, oh, ow)
     _float_conv.conv(np.ascontiguousarray(x, _F).reshape(n, c, g[0], g[1]), packed, bias, y,
                      KINDS[p.kind], p.block, group, *g[2:], isa, threads or 0,
-                     None if sum is None else sum.reshape(out))
+                     None if sum is None else sum.reshape(out), relu)
     return y.reshape(n, m, oh, ow)
 
 

@@ -405,7 +405,7 @@ def batch_norm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 _CONTEXTS = {"BatchNormalization": batch_norm_context, "Resize": _resize_context,
                 "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
-                "FusedConv": _conv_context,
+                "FusedConv": _conv_context, "ConvBias": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "Gemm": _gemm_context,
                 "LSTM": _lstm_context,

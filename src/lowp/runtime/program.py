@@ -36,7 +36,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "gather_rows", "cast_to_float", "cast_from_float", "compare", "float_fused",
               "float_log", "float_reduce_max", "float_reduce_extreme", "qbinary",
               "float_conv_im2col", "float_conv_nchwc",
-              "float_simplified_layer_norm", "float_libm", "dynamic_quantize",
+              "float_simplified_layer_norm", "float_libm", "float_powf", "dynamic_quantize",
               "float_max_pool_channels_last", "float_sincos", "where", "cast_integer",
               "one_hot", "arg_max", "set_slice", "float_rnn",
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
@@ -404,6 +404,17 @@ def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: 
     high = float(np.asarray(hi).astype(_F32).reshape(())) if hi is not None else big
     return (extension().float_clamp, (x.reshape(-1), out.reshape(-1), low, high, True, True,
                                        threads)), out
+
+
+def powf_call(x: np.ndarray, e: np.ndarray, out: np.ndarray, threads: int) -> Made:
+    """powf(x, e) of contiguous float32 `x` by one float32 exponent `e` (not NaN) into
+    `out`: the C library's powf per element, as ONNX Runtime's Pow by such an exponent
+    (float_ops.Pow: other than 2 and 3 where its loop takes the exponent per span)."""
+    if (x.dtype != _F32 or e.dtype != _F32 or e.size != 1 or not x.flags.c_contiguous
+            or out.shape != x.shape or x.size == 0 or np.isnan(e).any()):
+        return None
+    return (extension().float_powf, (x.reshape(-1), float(e.reshape(-1)[0]), out.reshape(-1),
+                                      threads)), out
 
 
 def dequantize_call(x: np.ndarray, table: np.ndarray, out: np.ndarray, threads: int) -> Made:

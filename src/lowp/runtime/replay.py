@@ -98,7 +98,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "DynamicQuantizeLinear", "Tan", "Sinh", "Cosh", "Asinh",
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
-                          "ScatterND", "Softplus", "ConvInteger",
+                          "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
@@ -545,23 +545,29 @@ class Replayer:
             y = made[1]
         return calls, y, out_layout
 
-    def _square_call(self, index: object, step: Step, env: Env, layout: Layouts,
-                     buffers: dict[object, np.ndarray]
-                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
+    def _pow_call(self, index: object, step: Step, env: Env, layout: Layouts,
+                  buffers: dict[object, np.ndarray]
+                  ) -> tuple[Call | list[Call], np.ndarray, object] | None:
         """Pow of float32 by a fixed exponent of 2 or 3: x * x, then times x for 3
-        (float_ops.Pow), native Muls."""
+        (float_ops.Pow), native Muls; by another fixed float32 exponent (or 2 or 3 where
+        ONNX Runtime's loop does not take it per span), the C library's powf per element
+        ((O163))."""
         x, e = (env.get(n) for n in (step.inputs + ["", ""])[:2])
         if not isinstance(x, np.ndarray) or not isinstance(e, np.ndarray) or e.size != 1:
             return None
         if step.inputs[1] not in self._fixed_names or e.dtype.kind not in "fiu" or (
-                e.reshape(-1)[0] not in (2, 3)) or e.ndim > x.ndim:
+                e.ndim > x.ndim):
             return None                 # (a higher-rank exponent would add unit axes)
-        if ort_math.scalar_operand(x.shape, e.shape) != 1:
-            return None                 # ONNX Runtime's pow, not x * x ((O107))
         out_layout = _elementwise_layout(step.inputs[:1], [x], layout)
-        make = program.FLOAT_KERNELS["Mul"]
         if out_layout is None or len(step.inputs) != 2:
             return None
+        if ort_math.scalar_operand(x.shape, e.shape) != 1 or (
+                e.reshape(-1)[0] not in (2, 3)):
+            # ONNX Runtime's pow, not x * x ((O107))
+            made = program.powf_call(x, e, _buffer(buffers, index, x.shape),
+                                     native_float._threads)
+            return None if made is None else (made[0], made[1], out_layout)
+        make = program.FLOAT_KERNELS["Mul"]
         cube = e.reshape(-1)[0] == 3
         made = make([x, x], _buffer(buffers, (index, "square") if cube else index, x.shape),
                     native_float._threads)
@@ -632,7 +638,7 @@ class Replayer:
         if step.kind == "float" and step.op_type == "Clip":
             return self._clip_call(index, step, env, layout, buffers)
         if step.kind == "float" and step.op_type == "Pow":
-            return self._square_call(index, step, env, layout, buffers)
+            return self._pow_call(index, step, env, layout, buffers)
         vals = [env.get(n) for n in step.inputs]
         if any(not isinstance(v, np.ndarray) for v in vals):
             return None

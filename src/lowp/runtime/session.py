@@ -18,6 +18,7 @@ from ..ir.graph import load_model
 from . import (
     blas_threads,
     control,
+    conv_bias_fusion,
     conv_integer_fusion,
     fuse_float,
     moves,
@@ -56,7 +57,8 @@ from .tape import call
 # NoopElimination, CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion, its
 # level-1 and level-2 fusions, its level-3 NCHWc Add fusion and ConvAddActivationFusion,
 # then lowp's own exact rewrites (quantize before a Concat, max-pool the codes, a per-token
-# quantized product as one step). Each takes a model and returns it unchanged or a new one.
+# quantized product as one step, ConvInteger with its bias, Cast and scale, a Conv's bias
+# Add and Relu behind a Squeeze). Each takes a model and returns it unchanged or a new one.
 # ONNX Runtime's rewrites (ort_*) run inside Loop/Scan bodies and If branches too, as ONNX
 # Runtime's transformers do (lowp.runtime.subgraph_rewrites); lowp's own exact ones run on
 # the top-level graph.
@@ -68,7 +70,7 @@ LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
         ort_noop_elimination.apply, ort_cast_elimination.apply, ort_conv_scale.apply,
         ort_fusions.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
     quantize_first.apply, pool_first.apply, per_token_fusion.apply,
-    conv_integer_fusion.apply)
+    conv_integer_fusion.apply, conv_bias_fusion.apply)
 
 
 class Session:
@@ -267,7 +269,7 @@ INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerT
                                  "ConvIntegerToFloat"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
-                       "Einsum", "If", "Loop"})
+                       "Einsum", "If", "Loop", "ConvBias"})
 
 
 def _frozen_array(t: onnx.TensorProto) -> np.ndarray:
