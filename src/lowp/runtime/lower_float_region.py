@@ -256,7 +256,7 @@ def _region_step(ctx: LowerCtx, dq: onnx.NodeProto, x_qp: QParams,
         _evaluator(g, nodes, dq.output[0], q.input[0], scalar), x_qp, y_qp, channels))
     table = tables[frozenset()]
     fix = positions.fix(tables, "axis1" if norms else "last" if channels > 1 else "none",
-                        ort_channels_last(g, dq.output[0], q.output[0]))
+                        lambda: ort_channels_last(g, dq.output[0], q.output[0]))
     ctx.absorbed = [*nodes, q]
     op_type = "+".join(n.op_type for n in nodes)
     if norms:
@@ -328,7 +328,7 @@ def _axis1_step(ctx: LowerCtx, dq: onnx.NodeProto, nodes: list[onnx.NodeProto],
 
     tables = positions.tables(build)
     table = tables[frozenset()]
-    fix = positions.fix(tables, "axis1", ort_channels_last(g, dq.output[0], q.output[0]))
+    fix = positions.fix(tables, "axis1", lambda: ort_channels_last(g, dq.output[0], q.output[0]))
     run = _channel_lookup(table, channels, region, x_qp, y_qp, Arena(reuse=not ctx.subgraph),
                           rank=rank, fix=fix)
     ctx.absorbed = [*nodes, q]
@@ -485,18 +485,19 @@ class _Positions:
         return {s: build(s) for s in subsets}
 
     def fix(self, tables: dict[frozenset[int], np.ndarray], channel: str,
-            channels_last: bool) -> Fix | None:
+            ort_layout: Callable[[], bool]) -> Fix | None:
         """None when every subset's table is the packets' (the region is one table);
         otherwise the function that sets, in a lookup `y` of `xv` by the packets' table,
         each element in a run tail of some operator to its subset's table. `channel`: how
         an element's table row follows from its channels-first index ("none": one row,
-        "last": the last axis, "axis1": axis 1); `channels_last`: ONNX Runtime runs the
-        region on channels-last data (`ort_channels_last`)."""
+        "last": the last axis, "axis1": axis 1); `ort_layout()`: whether ONNX Runtime runs
+        the region on channels-last data (`ort_channels_last`)."""
         packets = tables[frozenset()]
         differ = {s: t for s, t in tables.items() if s and not np.array_equal(t, packets)}
         if not differ:
             return None
         ops, found = self.ops, self.found
+        channels_last = ort_layout()
 
         def fix(xv: np.ndarray, y: np.ndarray, layout: Layout) -> None:
             if xv.ndim == 0:                  # one element: a run's tail
