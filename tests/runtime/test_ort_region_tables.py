@@ -183,3 +183,23 @@ def test_run_tail_between_convolutions_is_channels_last_regression(chain, s_y):
     codes = np.rint(y / _F(s_y)).reshape(channels, -1)
     tails = np.argwhere(codes != codes[0, 0]).tolist()
     assert tails == [[4, 34], [5, 34]]
+
+
+@settings(max_examples=15, deadline=None)
+@given(first=st.sampled_from(_POSITIONAL),
+       rest=st.lists(st.sampled_from(_POSITIONAL + _OTHERS), min_size=0, max_size=2),
+       channels=st.integers(1, 8), size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       k=st.integers(20, 60), seed=st.integers(0, 2**31 - 1))
+def test_random_regions_between_convolutions_equal_onnxruntime(first, rest, channels, size, k,
+                                                               seed):
+    """One to three operators between two channels-last QLinearConvs (a single Elu, Selu or
+    Softplus is (O132)'s table), the output scale put where a code's packet and tail values
+    round apart, that code at half the positions."""
+    rng = np.random.default_rng(seed)
+    chain = [first, *rest]
+    s_y, critical = _straddling_scale(chain, np.uint8, 0.001, 128, k)
+    codes = rng.integers(0, 256, (1, channels, *size))
+    if len(critical):
+        codes[rng.random(codes.shape) < 0.5] = int(critical[0])
+    x = ((codes - 128) * _F(0.001)).astype(_F)
+    _assert_agree(_between_convolutions(chain, s_y, channels, size), x)
