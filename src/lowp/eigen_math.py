@@ -524,8 +524,10 @@ FUNCTORS: dict[str, Callable[..., Expression]] = {
 """ONNX op type -> factory; ``FUNCTORS[op](**attrs)`` gives ONNX Runtime's functor."""
 
 # their Cost() (compute cycles per element), which cuts them into blocks at several threads
-# (`ort_parallel_blocks`); Softsign's functor runs in one assignment at any thread count
-FUNCTOR_COSTS: dict[str, float] = {"Elu": 30.0, "Softplus": 15.0, "Selu": 4.0, "Celu": 1.0}
+# (`ort_parallel_blocks`); Softsign's functor runs in one assignment at any thread count,
+# and so do Sin and Cos (POSITIONAL)
+FUNCTOR_COSTS: dict[str, float] = {"Elu": 30.0, "Softplus": 15.0, "Selu": 4.0, "Celu": 1.0,
+                                   "Log": 15.0}
 
 
 def functor_runs(op: str, n: int, threads: int) -> list[tuple[int, int]]:
@@ -534,6 +536,24 @@ def functor_runs(op: str, n: int, threads: int) -> list[tuple[int, int]]:
     if op not in FUNCTOR_COSTS:
         return [(0, n)]
     return assignment_runs(n, FUNCTOR_COSTS[op], threads)
+
+
+def _log_kernel() -> Expression:
+    return lambda t, p: p.log(t)
+
+
+def _sincos_kernel(sine: bool) -> Callable[[], Expression]:
+    scalar = libm.sinf if sine else libm.cosf
+    return lambda: (lambda t, p: _packet_sincos(t, sine) if p is PACKETS else scalar(t))
+
+
+POSITIONAL: dict[str, Callable[..., Expression]] = {
+    **{op: f for op, f in FUNCTORS.items() if op != "Softsign"},
+    "Log": _log_kernel, "Sin": _sincos_kernel(True), "Cos": _sincos_kernel(False),
+}
+"""ONNX op type -> factory of ONNX Runtime's float32 kernel as an expression(t, path), for
+the kernels whose two sides differ (exp, log1p, log, sin, cos): an element's value depends
+on its position in the runs of `functor_runs` (docs/operators.md (O132), (O169))."""
 
 
 def sin(x: np.ndarray) -> np.ndarray:

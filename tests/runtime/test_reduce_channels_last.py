@@ -119,11 +119,20 @@ def test_squeeze_excitation_mean_of_a_float_convolution_regression(act, backend,
         np.testing.assert_array_equal(got[name], want, err_msg=name)
 
 
+# route -> (pool, activation type, (scale in, scale out)): 16-bit types, which ONNX Runtime's
+# QDQ selectors leave to its float pools, and a MaxPool whose scales differ
+_FLOAT_POOLS = {"average16": ("AveragePool", np.uint16, (1e-4, 1e-4)),
+                "max16": ("MaxPool", np.int16, (1e-4, 1e-4)),
+                "max_rescaled": ("MaxPool", np.int8, (0.03, 0.04))}
+
+
 def _layer_norm_model(channels: int, route: str, opset: int) -> bytes:
     """A quantized convolution, the mean over its channels (a LayerNorm over channels written
     out, as tf2onnx writes Keras's), and a second quantized convolution that the mean's input
     reaches: through `x - mean` ("sub"); through `x - mean`, quantized, and a quantized
-    AveragePool ("pool"); through `x - mean` and a Transpose pair that ONNX Runtime cancels
+    AveragePool ("pool"), or a pool that ONNX Runtime runs in float between Q/DQ
+    (_FLOAT_POOLS: it has no handler for it, so the mean stays channels-first); through
+    `x - mean` and a Transpose pair that ONNX Runtime cancels
     before a float AveragePool, which it has no handler for ("pair": the mean stays
     channels-first there); or through a Relu of the convolution's output while the mean is
     only a graph output ("beside")."""
@@ -175,13 +184,24 @@ def _layer_norm_model(channels: int, route: str, opset: int) -> bytes:
             helper.make_node("QuantizeLinear", ["d0", "ds", "dz"], ["p0"]),
             helper.make_node("DequantizeLinear", ["p0", "ds", "dz"], ["p1"]),
             helper.make_node("AveragePool", ["p1"], ["d"], kernel_shape=[2, 2], strides=[2, 2])]
+    elif route in _FLOAT_POOLS:   # a pool between Q/DQ that ONNX Runtime runs in float
+        op, act, scales = _FLOAT_POOLS[route]
+        inits += [numpy_helper.from_array(np.float32(scales[0]), "ps"),
+                  numpy_helper.from_array(np.float32(scales[1]), "ps2"),
+                  numpy_helper.from_array(np.array(0, act), "pz")]
+        nodes[7:7] = [
+            helper.make_node("QuantizeLinear", ["d0", "ps", "pz"], ["p0"]),
+            helper.make_node("DequantizeLinear", ["p0", "ps", "pz"], ["p1"]),
+            helper.make_node(op, ["p1"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("QuantizeLinear", ["p2", "ps2", "pz"], ["p3"]),
+            helper.make_node("DequantizeLinear", ["p3", "ps2", "pz"], ["d"])]
     graph = helper.make_graph(
         nodes, "conv_layer_norm",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * 4) for n in ("r", "m")],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
+    model.ir_version = 8 if opset < 21 else 10
     return model.SerializeToString()
 
 
@@ -273,4 +293,20 @@ def test_mean_over_channels_of_a_graph_input_stays_channels_first():
     x = rng.standard_normal((1, channels, 20, 20)).astype(np.float32)
     got = Session(model.SerializeToString(), threads=1).run({"x": x})
     for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}), strict=True):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("route", list(_FLOAT_POOLS))
+def test_mean_before_a_float_pool_regression(route, backend, threads):
+    """A 16-bit pool between DequantizeLinear and QuantizeLinear (no QLinearAveragePool or
+    integer MaxPool of 16-bit types), or a MaxPool whose Q/DQ scales differ, is a float pool
+    in ONNX Runtime, which its transpose optimizer has no handler for: the convolution's
+    channels-last layout does not reach the mean, which sums channels-first ((O170)).
+    lowp counted every pool between Q/DQ as an integer one and summed channels-last."""
+    model = _layer_norm_model(64, route, 21)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    got = Session(model, backend=backend, threads=threads).run({"x": x})
+    for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}, threads), strict=True):
         np.testing.assert_array_equal(got[name], want, err_msg=name)

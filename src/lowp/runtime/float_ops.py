@@ -175,7 +175,7 @@ def Shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5, **_: Any) ->
 # At several intra-op threads each functor runs in ONNX Runtime's blocks, cut by its Cost()
 # (eigen_math.ort_parallel_blocks; docs/operators.md (O91)).
 _F32 = np.float32
-_COST = {**eigen_math.FUNCTOR_COSTS, "Log": 15.0}
+_COST = eigen_math.FUNCTOR_COSTS
 
 
 def _threaded(op: str, x: np.ndarray, fn: Any) -> np.ndarray:

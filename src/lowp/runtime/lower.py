@@ -504,13 +504,41 @@ def _dequantized(graph: Graph, tensor: str) -> bool:
 
 
 def _quantized_pool(graph: Graph, node: onnx.NodeProto) -> bool:
-    """A pool between a DequantizeLinear and QuantizeLinears only: ONNX Runtime runs it on the
-    integers (QLinearAveragePool, QLinearGlobalAveragePool, MaxPool of uint8 / int8), whose
-    handlers pass a Transpose on; a float pool has none."""
-    return node.op_type in ("AveragePool", "GlobalAveragePool", "MaxPool") \
-        and _dequantized(graph, node.input[0]) and bool(node.output) \
-        and all(r.op_type == "QuantizeLinear" for r in graph.consumers.get(node.output[0], [])) \
-        and bool(graph.consumers.get(node.output[0]))
+    """A pool between a DequantizeLinear and QuantizeLinears only, of the 8-bit types ONNX
+    Runtime runs on the integers (QLinearAveragePool, QLinearGlobalAveragePool: the same
+    uint8 / int8 type in and out; MaxPool of uint8 / int8: the same scale, positive, and
+    zero point in and out), whose handlers pass a Transpose on; a float pool (16-bit
+    types, its QDQ selectors' other cases) has none ((O170))."""
+    if node.op_type not in ("AveragePool", "GlobalAveragePool", "MaxPool") \
+            or not node.output or not _dequantized(graph, node.input[0]):
+        return False
+    readers = graph.consumers.get(node.output[0], [])
+    if not readers or any(r.op_type != "QuantizeLinear" for r in readers):
+        return False
+    dq = graph.producer[node.input[0]]
+    code = _code_type(graph, dq)
+    if code not in (TensorProto.UINT8, TensorProto.INT8) \
+            or any(_code_type(graph, q) != code for q in readers):
+        return False
+    return node.op_type != "MaxPool" or all(_same_positive_qparams(graph, dq, q) for q in readers)
+
+
+def _same_positive_qparams(graph: Graph, dq: onnx.NodeProto, q: onnx.NodeProto) -> bool:
+    """Whether `dq` and `q` have the same constant scalar scale, above zero, and zero point
+    (ONNX Runtime's QDQ selector that drops them around a MaxPool)."""
+    values = []
+    for node in (dq, q):
+        names = [node.input[1], node.input[2] if len(node.input) > 2 else ""]
+        if not all(n == "" or graph.is_constant(n) for n in names):
+            return False
+        values.append([np.asarray(graph.constant(n)) if n else None for n in names])
+    (s_dq, z_dq), (s_q, z_q) = values
+    if s_dq is None or s_q is None or s_dq.size != 1 or s_q.size != 1:
+        return False
+    zeros = [np.zeros(1) if z is None else z.reshape(-1) for z in (z_dq, z_q)]
+    return bool(s_dq.reshape(-1)[0] > 0 and s_dq.reshape(-1)[0] == s_q.reshape(-1)[0]
+                and zeros[0].size == 1 and zeros[1].size == 1
+                and int(zeros[0][0]) == int(zeros[1][0]))
 
 
 def _code_type(graph: Graph, qdq: onnx.NodeProto) -> int | None:

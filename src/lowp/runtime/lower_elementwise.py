@@ -31,6 +31,7 @@ from .fastops import global_average_pool as fast_global_average_pool
 from .fastops import max_pool as fast_max_pool
 from .float_nn import auto_pads
 from .float_ops import FLOAT_OPS
+from .lower_float_region import ort_channels_last, tail_index
 from .lowering import (
     LOWERINGS,
     LowerCtx,
@@ -362,8 +363,10 @@ def _activation(ctx: LowerCtx) -> Step | None:
     tail = TAIL_ACTIVATIONS.get(node.op_type)
     tail_table = by_bits(tail) if tail is not None else table
     if not np.array_equal(tail_table, table):
+        channels_last = ort_channels_last(ctx.graph, node.input[0], node.output[0])
         return ctx.step([x.name], [out.name], _functor_table(node.op_type, table, tail_table,
-                                                             arena), layouts=(CF, CL))
+                                                             arena, channels_last),
+                        layouts=(CF, CL))
 
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         return (lookup(xv, table, arena),)
@@ -373,12 +376,13 @@ def _activation(ctx: LowerCtx) -> Step | None:
 
 
 def _functor_table(op: str, table: np.ndarray, tail_table: np.ndarray,
-                   arena: Arena) -> StepFn:
+                   arena: Arena, channels_last: bool) -> StepFn:
     """A table activation whose ONNX Runtime float kernel is an Eigen functor (O132): the
     packets' `table` everywhere, then `tail_table` (the C library's side) on the last
     length % 4 elements of each run the functor evaluates at the session's threads, at
-    their positions in ONNX's channels-first order. A function of the position too, so
-    neither fused with other tables nor replayed."""
+    their positions in ONNX Runtime's tensor: channels-first, or channels-last when
+    `channels_last` (between its channels-last convolutions, (O169)). A function of the
+    position too, so neither fused with other tables nor replayed."""
     def run(xv: np.ndarray, *, layout: object) -> tuple[np.ndarray, ...]:
         unsigned = np.dtype(f"u{xv.dtype.itemsize}")
         if xv.ndim == 0:                     # one element: the C library's side
@@ -388,10 +392,7 @@ def _functor_table(op: str, table: np.ndarray, tail_table: np.ndarray,
         tails = [k for first, last in runs for k in range(last - (last - first) % 4, last)]
         if not tails:
             return (y,)
-        shape = xv.shape if layout is not CL else (xv.shape[0], xv.shape[-1], *xv.shape[1:-1])
-        at = np.unravel_index(np.asarray(tails, np.int64), shape)
-        if layout is CL:
-            at = (at[0], *at[2:], at[1])
+        at, _ = tail_index(np.asarray(tails, np.int64), xv, layout, channels_last)  # type: ignore[arg-type]
         y[at] = tail_table[xv[at].view(unsigned)]
         return (y,)
 

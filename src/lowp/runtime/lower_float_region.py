@@ -26,9 +26,11 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from .. import eigen_math
 from ..ir.graph import Graph, attributes
 from ..ops.layout import Layout, from_channels_first, to_channels_first
 from ..qparams import QParams, dequantize, quantize
+from . import native_float
 from .fastops import Arena, lookup
 from .float_ops import FLOAT_OPS
 from .lowering import LOWERINGS, LowerCtx, lowering
@@ -46,6 +48,9 @@ ELEMENTWISE: frozenset[str] = frozenset({
 _DOMAINS = ("", "ai.onnx", "com.microsoft")
 MAX_REGION_NODES = 32
 MAX_TABLE_ENTRIES = 1 << 20
+# a region with more operators whose value depends on the element's position is left to
+# its float steps (one table for each subset of them)
+MAX_POSITIONAL_NODES = 3
 
 
 def _region(ctx: LowerCtx, source: str) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
@@ -243,19 +248,31 @@ def _region_step(ctx: LowerCtx, dq: onnx.NodeProto, x_qp: QParams,
                 return _axis1_step(ctx, dq, nodes, q, x_qp, y_qp, *axis1, name)
     if channels is None or channels * 256 > MAX_TABLE_ENTRIES:
         return None
+    positions = _Positions.of(nodes)
+    if positions is None:
+        return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
-    table = _table(region, x_qp, y_qp, channels)
+    tables = positions.tables(lambda scalar: _table(
+        _evaluator(g, nodes, dq.output[0], q.input[0], scalar), x_qp, y_qp, channels))
+    table = tables[frozenset()]
+    fix = positions.fix(tables, "axis1" if norms else "last" if channels > 1 else "none",
+                        lambda: ort_channels_last(g, dq.output[0], q.output[0]))
     ctx.absorbed = [*nodes, q]
+    op_type = "+".join(n.op_type for n in nodes)
     if norms:
         # per channel along axis 1: the table runs on channels-last data (its last axis)
-        return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+        return Step(name, op_type, "int", [dq.input[0]],
                     [q.output[0]], _channel_lookup(table, channels, region, x_qp, y_qp,
-                                                   Arena(reuse=not ctx.subgraph)),
-                    layouts=(CL,), replayable=True, channel_table=table)
+                                                   Arena(reuse=not ctx.subgraph), fix=fix),
+                    layouts=(CL,), replayable=fix is None,
+                    channel_table=table if fix is None else None)
     run = _lookup(table, channels, rank,
                   lambda xv: quantize(region(dequantize(xv, x_qp)), y_qp),
-                  Arena(reuse=not ctx.subgraph))
-    op_type = "+".join(n.op_type for n in nodes)
+                  Arena(reuse=not ctx.subgraph), fix)
+    if fix is not None:
+        # a function of each element's position too: neither fused nor replayed
+        return Step(name, op_type, "int", [dq.input[0]], [q.output[0]], run,
+                    layouts=(CF, CL) if channels == 1 else (CF,))
     if channels == 1:
         # a step that may add leading axes is not a function of each element alone: it is
         # not fused with neighbouring tables (lowp.runtime.fuse)
@@ -291,20 +308,33 @@ def _axis1_channels(constants: list[np.ndarray]) -> tuple[int, int] | None:
 
 def _axis1_step(ctx: LowerCtx, dq: onnx.NodeProto, nodes: list[onnx.NodeProto],
                 q: onnx.NodeProto, x_qp: QParams, y_qp: QParams, channels: int, rank: int,
-                name: str) -> Step:
+                name: str) -> Step | None:
     """A region whose constants vary along axis 1 (a convolution's bias, then a GELU) as one
     table per channel, looked up on channels-last data of that rank; other inputs run the
     region."""
     g = ctx.graph
+    positions = _Positions.of(nodes)
+    if positions is None:
+        return None
     region = _evaluator(g, nodes, dq.output[0], q.input[0])
     dtype = x_qp.qtype.numpy_dtype
     codes = np.arange(256, dtype=np.uint8).view(dtype)
     grid = np.repeat(codes[:, None], channels, axis=1).reshape((256, channels) + (1,) * (rank - 2))
-    y = np.broadcast_to(region(dequantize(grid, x_qp)), grid.shape).reshape(256, channels)
-    table = np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
+
+    def build(scalar: frozenset[int]) -> np.ndarray:
+        fn = _evaluator(g, nodes, dq.output[0], q.input[0], scalar)
+        y = np.broadcast_to(fn(dequantize(grid, x_qp)), grid.shape).reshape(256, channels)
+        return np.ascontiguousarray(quantize(y.astype(np.float32), y_qp).T)
+
+    tables = positions.tables(build)
+    table = tables[frozenset()]
+    fix = positions.fix(tables, "axis1", lambda: ort_channels_last(g, dq.output[0], q.output[0]))
     run = _channel_lookup(table, channels, region, x_qp, y_qp, Arena(reuse=not ctx.subgraph),
-                          rank=rank)
+                          rank=rank, fix=fix)
     ctx.absorbed = [*nodes, q]
+    if fix is not None:
+        return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
+                    [q.output[0]], run, layouts=(CL,))
     return Step(name, "+".join(n.op_type for n in nodes), "int", [dq.input[0]],
                 [q.output[0]], run, layouts=(CL,), replayable=True, channel_table=table,
                 channel_table_where=lambda xv, layout: xv.ndim == rank)
@@ -328,14 +358,17 @@ def _norm_channels(g: Graph, nodes: list[onnx.NodeProto], norms: list[onnx.NodeP
 
 
 def _channel_lookup(table: np.ndarray, channels: int, region: Callable[[np.ndarray], np.ndarray],
-                    x_qp: QParams, y_qp: QParams, arena: Arena, rank: int | None = None
-                    ) -> Callable[..., tuple[np.ndarray, ...]]:
+                    x_qp: QParams, y_qp: QParams, arena: Arena, rank: int | None = None,
+                    fix: Fix | None = None) -> Callable[..., tuple[np.ndarray, ...]]:
     """A per-channel region's table step: channels along the last axis (channels-last data,
-    or rank 2; of rank `rank` when given); anything else runs the region on channels-first
-    data."""
+    or rank 2; of rank `rank` when given), `fix` then setting the elements whose value
+    depends on their position; anything else runs the region on channels-first data."""
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
         if per_channel_rows(xv, channels, layout) and rank in (None, xv.ndim):
-            return (lookup(xv, table, arena),)
+            y = lookup(xv, table, arena)
+            if fix is not None:
+                fix(xv, y, layout)
+            return (y,)
         cf = to_channels_first(xv, layout) if xv.ndim > 2 else xv
         y = quantize(region(dequantize(cf, x_qp)), y_qp)
         return (from_channels_first(y, layout) if xv.ndim > 2 else y,)
@@ -343,15 +376,22 @@ def _channel_lookup(table: np.ndarray, channels: int, region: Callable[[np.ndarr
     return run
 
 
-def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str,
-               sink: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The region's float operators as one function of the dequantized source."""
+def _evaluator(g: Graph, nodes: list[onnx.NodeProto], source: str, sink: str,
+               scalar: frozenset[int] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The region's float operators as one function of the dequantized source. With
+    `scalar`, each operator whose value depends on the element's position
+    (`eigen_math.POSITIONAL`) computes every element as one side of its assignment does:
+    the C library's for the nodes at the indices in `scalar`, the packets' for the others
+    (a table's element lies in a run's tail for some of them)."""
     calls = []
-    for n in nodes:
+    for k, n in enumerate(nodes):
         attrs = attributes(n)
+        fn: Callable[..., np.ndarray] = FLOAT_OPS[n.op_type]
+        if scalar is not None and _positional(n):
+            fn = _one_side(n, eigen_math.SCALARS if k in scalar else eigen_math.PACKETS)
         attrs["opset"] = g.opset
         attrs["num_outputs"] = 1
-        calls.append((FLOAT_OPS[n.op_type], list(n.input), n.output[0], attrs))
+        calls.append((fn, list(n.input), n.output[0], attrs))
 
     def evaluate(xf: np.ndarray) -> np.ndarray:
         env = {source: xf}
@@ -376,15 +416,18 @@ def _table(region: Callable[[np.ndarray], np.ndarray], x_qp: QParams, y_qp: QPar
 
 def _lookup(table: np.ndarray, channels: int, rank: int,
             fallback: Callable[[np.ndarray], np.ndarray],
-            arena: Arena) -> Callable[..., tuple[np.ndarray, ...]]:
-    """The table step; constants of rank `rank` give the output at least that rank (leading
-    unit axes, as numpy broadcasting adds them), whatever the input's rank."""
+            arena: Arena, fix: Fix | None = None) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The table step, `fix` then setting the elements whose value depends on their
+    position; constants of rank `rank` give the output at least that rank (leading unit
+    axes, as numpy broadcasting adds them), whatever the input's rank."""
     per_tensor = np.ascontiguousarray(table[0]) if channels == 1 else table
 
     def run(xv: np.ndarray, *, layout: Layout) -> tuple[np.ndarray, ...]:
         if channels > 1 and (xv.ndim == 0 or xv.shape[-1] != channels):
             return (fallback(xv),)       # the constants broadcast the input: no table
         y = lookup(xv, per_tensor, arena)
+        if fix is not None:
+            fix(xv, y, layout)
         if y.ndim < rank:
             cf = to_channels_first(y, layout) if y.ndim > 1 else y
             cf = cf.reshape((1,) * (rank - y.ndim) + cf.shape)
@@ -392,3 +435,116 @@ def _lookup(table: np.ndarray, channels: int, rank: int,
         return (y,)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------
+# operators whose value depends on the element's position (docs/operators.md (O169))
+
+Fix = Callable[[np.ndarray, np.ndarray, Layout], None]
+
+
+def _positional(n: onnx.NodeProto) -> bool:
+    return n.op_type in eigen_math.POSITIONAL and n.domain in ("", "ai.onnx")
+
+
+def _one_side(n: onnx.NodeProto, path: eigen_math.Path) -> Callable[..., np.ndarray]:
+    """ONNX Runtime's float32 kernel of `n` as one side of its assignment computes every
+    element: `path` PACKETS (a run's full packets) or SCALARS (its last length % 4)."""
+    attrs = {k: v for k, v in attributes(n).items() if k in ("alpha", "gamma")}
+    expression = eigen_math.POSITIONAL[n.op_type](**attrs)
+
+    def one(x: np.ndarray, *_: object, **__: object) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(expression(np.asarray(x, np.float32), path), np.float32)
+
+    return one
+
+
+class _Positions:
+    """The region's operators whose value depends on the element's position: ONNX Runtime
+    runs each over the whole tensor as an Eigen assignment (one or several runs at its
+    threads, `eigen_math.functor_runs`), its packets on a run's full packets and the C
+    library on the last length % 4 elements; an element's integer is the table of the
+    subset of them whose run tail it lies in."""
+
+    def __init__(self, nodes: list[onnx.NodeProto], found: list[int]) -> None:
+        self.found = found
+        self.ops = [nodes[k].op_type for k in found]
+
+    @classmethod
+    def of(cls, nodes: list[onnx.NodeProto]) -> _Positions | None:
+        found = [k for k, n in enumerate(nodes) if _positional(n)]
+        return None if len(found) > MAX_POSITIONAL_NODES else cls(nodes, found)
+
+    def tables(self, build: Callable[[frozenset[int]], np.ndarray]
+               ) -> dict[frozenset[int], np.ndarray]:
+        """The table of each subset of the operators (key: their node indices) on the C
+        library's side; frozenset() is the packets' table."""
+        subsets = [frozenset(k for b, k in enumerate(self.found) if mask >> b & 1)
+                   for mask in range(1 << len(self.found))]
+        return {s: build(s) for s in subsets}
+
+    def fix(self, tables: dict[frozenset[int], np.ndarray], channel: str,
+            ort_layout: Callable[[], bool]) -> Fix | None:
+        """None when every subset's table is the packets' (the region is one table);
+        otherwise the function that sets, in a lookup `y` of `xv` by the packets' table,
+        each element in a run tail of some operator to its subset's table. `channel`: how
+        an element's table row follows from its channels-first index ("none": one row,
+        "last": the last axis, "axis1": axis 1); `ort_layout()`: whether ONNX Runtime runs
+        the region on channels-last data (`ort_channels_last`)."""
+        packets = tables[frozenset()]
+        differ = {s: t for s, t in tables.items() if s and not np.array_equal(t, packets)}
+        if not differ:
+            return None
+        ops, found = self.ops, self.found
+        channels_last = ort_layout()
+
+        def fix(xv: np.ndarray, y: np.ndarray, layout: Layout) -> None:
+            if xv.ndim == 0:                  # one element: a run's tail
+                xv, y = xv.reshape(1), y.reshape(1)
+            n = int(xv.size)
+            threads = native_float.get_threads()
+            masks: dict[int, int] = {}
+            for b, op in enumerate(ops):
+                for first, last in eigen_math.functor_runs(op, n, threads):
+                    for p in range(last - (last - first) % 4, last):
+                        masks[p] = masks.get(p, 0) | 1 << b
+            by_subset: dict[frozenset[int], list[int]] = {}
+            for p, mask in masks.items():
+                s = frozenset(k for b, k in enumerate(found) if mask >> b & 1)
+                if s in differ:
+                    by_subset.setdefault(s, []).append(p)
+            unsigned = np.dtype(f"u{xv.dtype.itemsize}")
+            for s, flat in by_subset.items():
+                at, cf = tail_index(np.asarray(flat, np.int64), xv, layout, channels_last)
+                row = (cf[-1] if channel == "last" else cf[1] if channel == "axis1"
+                       else np.zeros(len(flat), np.int64))
+                y[at] = differ[s][row, xv[at].view(unsigned)]
+
+        return fix
+
+
+def ort_channels_last(g: Graph, source: str, sink: str) -> bool:
+    """Whether ONNX Runtime runs the element-wise operators from `source` to `sink` on
+    channels-last data: `source` comes from a convolution its layout pass runs
+    channels-last and `sink` leads to one, through operators its transpose optimizer has
+    handlers for, which pushes the Transpose after the first convolution through them to
+    cancel the one before the second ((O60), (O169))."""
+    from .lower import _from_convolution, _leads_to_convolution
+
+    return _from_convolution(g, source, set()) and _leads_to_convolution(g, [sink])
+
+
+def tail_index(flat: np.ndarray, xv: np.ndarray, layout: Layout, channels_last: bool
+               ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """(index into `xv`, channels-first coordinates) of the elements at positions `flat`
+    of ONNX Runtime's tensor: channels-first, or channels-last (rank 3 or more) when
+    `channels_last`; `xv` is held in `layout`."""
+    held_last = layout is CL and xv.ndim > 2
+    shape = (xv.shape[0], xv.shape[-1], *xv.shape[1:-1]) if held_last else xv.shape
+    if channels_last and xv.ndim > 2:
+        at = np.unravel_index(flat, (shape[0], *shape[2:], shape[1]))
+        cf = (at[0], at[-1], *at[1:-1])
+    else:
+        cf = np.unravel_index(flat, shape)
+    return ((cf[0], *cf[2:], cf[1]) if held_last else cf), cf
