@@ -1877,29 +1877,31 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
 
 def _cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 <-> float16 as ONNX Runtime's Cast converts on x86 (native/cast_half.h; the
-    numbers as numpy rounds them). To float16 MLAS converts 8 at a time (vcvtps2ph: a NaN
-    quiet with its sign and top payload bits), the last n % 8 in C++ (every NaN 0x7e00 with
-    its sign); to float32 16 at a time (vcvtph2ps quiets a NaN) in TryParallelFor's blocks
-    of (O117) above 128,000 values, each block's last length % 16 in C++ (the payload kept
-    as it is, as numpy keeps it). docs/operators.md (O141)."""
+    numbers as numpy rounds them), in TryParallelFor's blocks of (O117) above 128,000 values
+    (one block otherwise). To float16 MLAS converts each block 8 at a time (vcvtps2ph: a NaN
+    quiet with its sign and top payload bits), its last length % 8 in C++ (every NaN 0x7e00
+    with its sign); to float32 16 at a time (vcvtph2ps quiets a NaN), each block's last
+    length % 16 in C++ (the payload kept as it is, as numpy keeps it). docs/operators.md
+    (O141), (O154)."""
     flat = np.ascontiguousarray(x).reshape(-1)
     y = flat.astype(dtype)
     nan = np.flatnonzero(np.isnan(flat))
     if nan.size == 0:
         return y.reshape(x.shape)
     n = flat.size
-    if dtype == np.float16:
-        bits = flat[nan].view(np.uint32)
-        sign = ((bits >> 16) & 0x8000).astype(np.uint16)
-        payload = np.where(nan < n // 8 * 8, (bits >> 13) & 0x3FF, 0).astype(np.uint16)
-        y.view(np.uint16)[nan] = sign | np.uint16(0x7E00) | payload
-        return y.reshape(x.shape)
     cost = 6 * n * eigen_math._BYTE_CYCLES + (n >> 1)
     blocks = eigen_math.ort_parallel_blocks(n, cost, native_float.get_threads(), 0) \
         if n > 128000 else [(0, n)]
     size = blocks[0][1] - blocks[0][0]
     first = nan - nan % size
-    vector = nan < first + (np.minimum(first + size, n) - first) // 16 * 16
+    width = 8 if dtype == np.float16 else 16
+    vector = nan < first + (np.minimum(first + size, n) - first) // width * width
+    if dtype == np.float16:
+        bits = flat[nan].view(np.uint32)
+        sign = ((bits >> 16) & 0x8000).astype(np.uint16)
+        payload = np.where(vector, (bits >> 13) & 0x3FF, 0).astype(np.uint16)
+        y.view(np.uint16)[nan] = sign | np.uint16(0x7E00) | payload
+        return y.reshape(x.shape)
     y.view(np.uint32)[nan[vector]] |= _QUIET
     return y.reshape(x.shape)
 
