@@ -333,10 +333,13 @@ def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 def in_order_sums(rows: np.ndarray) -> np.ndarray:
     """The rows of `rows` (k, m) added in order (acc += row): over NaNs the running sum's
     NaN before the row's, so each column keeps its first NaN, quieted (O153)."""
-    add = first_nan_add if np.isnan(rows).any() else np.add
     acc = rows[0].copy()
+    if not np.isnan(rows).any():
+        for j in range(1, rows.shape[0]):
+            np.add(acc, rows[j], out=acc)
+        return acc
     for j in range(1, rows.shape[0]):
-        acc = add(acc, rows[j])
+        acc = first_nan_add(acc, rows[j])
     return acc
 
 

@@ -1068,7 +1068,7 @@ def _reduction(name: str, fn: Any) -> None:
 # ONNX Runtime's reductions over no axes (noop_with_empty_axes = 1) still run each
 # element through the reduction's own update from +0 (and its finishing function): ReduceL1
 # gives |x| (v > 0 ? v : -v, a NaN's sign flipped), ReduceSumSquare x·x, ReduceL2
-# sqrt(x·x), ReduceLogSum log(x); the others give x as it is (O155)
+# sqrt(x·x), ReduceLogSum log(x); the others give x as it is (O153)
 _NOOP_TERMS: dict[str, Any] = {
     "ReduceL1": lambda v: np.where(v > 0, v, -v),
     "ReduceSumSquare": lambda v: v * v,
