@@ -17,15 +17,37 @@ namespace {
 
 constexpr int64_t kPacket = 4;
 
+// a + b as the compiled sum gives it (numbers), or with x86's NaN rule made explicit:
+// of two NaNs the first operand's, quieted (lowp.ort_math.first_nan_add; the compiler may
+// put a commutative add's operands either way round)
+struct PlainAdd {
+  float operator()(float a, float b) const { return a + b; }
+};
+struct FirstNanAdd {
+  static float quiet(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    bits |= 0x00400000u;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+  float operator()(float a, float b) const {
+    if (a != a) return quiet(a);
+    if (b != b) return quiet(b);
+    return a + b;
+  }
+};
+
 // lowp.ort_math._redux_rows for one row of n values with `start` scalars before its first
-// aligned packet.
-float eigen_row(const float* x, int64_t n, int64_t start) {
+// aligned packet (_redux_nan_rows's NaN order with FirstNanAdd).
+template <class Add>
+float eigen_row(const float* x, int64_t n, int64_t start, Add add) {
   start = std::min(start, n);
   const int64_t size = (n - start) / kPacket * kPacket;
   const int64_t size2 = (n - start) / (2 * kPacket) * (2 * kPacket);
   if (size == 0) {
     float res = x[0];
-    for (int64_t i = 1; i < n; ++i) res += x[i];
+    for (int64_t i = 1; i < n; ++i) res = add(res, x[i]);
     return res;
   }
   const int64_t end2 = start + size2, end = start + size;
@@ -34,22 +56,28 @@ float eigen_row(const float* x, int64_t n, int64_t start) {
     float pair[2 * kPacket];
     for (int l = 0; l < 2 * kPacket; ++l) pair[l] = x[start + l];
     for (int64_t j = start + 2 * kPacket; j < end2; j += 2 * kPacket)
-      for (int l = 0; l < 2 * kPacket; ++l) pair[l] += x[j + l];
-    for (int l = 0; l < kPacket; ++l) p[l] = pair[l] + pair[kPacket + l];
+      for (int l = 0; l < 2 * kPacket; ++l) pair[l] = add(pair[l], x[j + l]);
+    for (int l = 0; l < kPacket; ++l) p[l] = add(pair[l], pair[kPacket + l]);
     if (end > end2)
-      for (int l = 0; l < kPacket; ++l) p[l] += x[end2 + l];
+      for (int l = 0; l < kPacket; ++l) p[l] = add(p[l], x[end2 + l]);
   } else {
     for (int l = 0; l < kPacket; ++l) p[l] = x[start + l];
   }
-  float res = (p[0] + p[2]) + (p[1] + p[3]);
-  for (int64_t i = 0; i < start; ++i) res += x[i];
-  for (int64_t i = end; i < n; ++i) res += x[i];
+  float res = add(add(p[3], p[1]), add(p[2], p[0]));
+  for (int64_t i = 0; i < start; ++i) res = add(res, x[i]);
+  for (int64_t i = end; i < n; ++i) res = add(res, x[i]);
   return res;
 }
 
+float eigen_row(const float* x, int64_t n, int64_t start) {
+  const float res = eigen_row(x, n, start, PlainAdd());
+  return res == res ? res : eigen_row(x, n, start, FirstNanAdd());
+}
+
 // lowp.ort_math.mlas_m1_sums for w columns: y[j] over k rows `ld` floats apart.
+template <class Add>
 void m1_sums(const float* x, float* y, int64_t k, int64_t w, int64_t ld,
-             std::vector<float>& part) {
+             std::vector<float>& part, Add add) {
   part.resize(size_t(w));
   int64_t i = 0;
   while (i < k) {
@@ -57,21 +85,41 @@ void m1_sums(const float* x, float* y, int64_t k, int64_t w, int64_t ld,
     const float* r = x + i * ld;
     for (int64_t j = 0; j < w; ++j) part[size_t(j)] = r[j];
     for (int64_t q = 1; q < take; ++q)
-      for (int64_t j = 0; j < w; ++j) part[size_t(j)] += r[q * ld + j];
+      for (int64_t j = 0; j < w; ++j) part[size_t(j)] = add(part[size_t(j)], r[q * ld + j]);
     if (i == 0) {
       for (int64_t j = 0; j < w; ++j) y[j] = part[size_t(j)];
     } else {
-      for (int64_t j = 0; j < w; ++j) y[j] = part[size_t(j)] + y[j];
+      for (int64_t j = 0; j < w; ++j) y[j] = add(part[size_t(j)], y[j]);
     }
     i += take;
   }
 }
 
-// lowp.ort_math._lanes: w columns, k rows `ld` floats apart, added in order.
-void in_order(const float* x, float* y, int64_t k, int64_t w, int64_t ld) {
+// lowp.ort_math.in_order_sums: w columns, k rows `ld` floats apart, added in order.
+template <class Add>
+void in_order(const float* x, float* y, int64_t k, int64_t w, int64_t ld, Add add) {
   for (int64_t j = 0; j < w; ++j) y[j] = x[j];
   for (int64_t i = 1; i < k; ++i)
-    for (int64_t j = 0; j < w; ++j) y[j] += x[i * ld + j];
+    for (int64_t j = 0; j < w; ++j) y[j] = add(y[j], x[i * ld + j]);
+}
+
+// The column sums of `form` (kReduceM1 or in order), each column whose sum is a NaN summed
+// again with the NaN order.
+void column_sums(int form, const float* x, float* y, int64_t k, int64_t w, int64_t ld,
+                 std::vector<float>& part) {
+  if (form == kReduceM1) {
+    m1_sums(x, y, k, w, ld, part, PlainAdd());
+  } else {
+    in_order(x, y, k, w, ld, PlainAdd());
+  }
+  for (int64_t j = 0; j < w; ++j) {
+    if (y[j] == y[j]) continue;
+    if (form == kReduceM1) {
+      m1_sums(x + j, y + j, k, 1, ld, part, FirstNanAdd());
+    } else {
+      in_order(x + j, y + j, k, 1, ld, FirstNanAdd());
+    }
+  }
 }
 
 // A row of n values in MLAS's global pooling orders (kReducePoolLanes / kReducePoolInOrder).
@@ -167,11 +215,7 @@ void run_float_reduce_sum(const ReduceArgs& a, int threads) {
       [&](int64_t o, int64_t j0, int64_t w, std::vector<float>& part) {
         const float* x = a.x + o * a.k * a.inner + j0;
         float* y = a.y + o * a.inner + j0;
-        if (a.form == kReduceM1) {
-          m1_sums(x, y, a.k, w, a.inner, part);
-        } else {
-          in_order(x, y, a.k, w, a.inner);
-        }
+        column_sums(a.form, x, y, a.k, w, a.inner, part);
         finish(y, w);
       });
 }

@@ -112,10 +112,13 @@ def _lanes(block: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
 
 
 def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET,
-                op: np.ufunc = np.add) -> np.ndarray:
+                op: np.ufunc = np.add, nan_order: str = "sum") -> np.ndarray:
     """Eigen's redux sum (or product: `op` np.multiply) of every row of `x` (rows, n), each
     row having `start` scalars before its first aligned packet; packets of `packet` lanes
-    (4 float32, 2 float64)."""
+    (4 float32, 2 float64). A sum over NaNs keeps ONNX Runtime's NaN (`_redux_nan_rows`,
+    `nan_order` the summed expression's)."""
+    if op is np.add and np.isnan(x).any():
+        return _redux_nan_rows(x, start, packet, nan_order)
     rows, n = x.shape
     start = min(start, n)
     size = ((n - start) // packet) * packet
@@ -140,6 +143,53 @@ def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET,
     return res
 
 
+def first_nan_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as x86's addps / addpd give it: of two NaNs a's, quieted (`sse_op`)."""
+    return sse_op(np.add, a, b)
+
+
+def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "sum"
+                    ) -> np.ndarray:
+    """`_redux_rows`'s sums with each add's NaN as ONNX Runtime's compiled Eigen keeps it
+    (docs/operators.md (O153); measured over every pair of NaN positions). "sum" (a sum,
+    and the squared norm): an accumulator before the packet added to it, packet 0 before
+    packet 1 before the leftover packet; float32 lanes (a2 + a0, a3 + a1) then the second
+    of those first, float64 lane 0 first; the running sum before each head and tail
+    scalar; the squared norm of fewer float32 values than a packet takes the second before
+    the first. "abs" (ReduceL1's sum of |x|): float32 lanes (a0 + a2, a1 + a3) then the
+    first first; float64 packet 1 before packet 0."""
+    add = first_nan_add
+    rows, n = x.shape
+    start = min(start, n)
+    size = ((n - start) // packet) * packet
+    size2 = ((n - start) // (2 * packet)) * (2 * packet)
+    if size == 0:
+        res = x[:, 0]
+        for i in range(1, n):
+            res = add(x[:, i], res) if i == 1 and nan_order == "square" else add(res, x[:, i])
+        return res
+    end2, end = start + size2, start + size
+    p = x[:, start:start + packet]
+    if size > packet:
+        q = x[:, start + packet:start + 2 * packet]
+        for j in range(start + 2 * packet, end2, 2 * packet):
+            p, q = add(p, x[:, j:j + packet]), add(q, x[:, j + packet:j + 2 * packet])
+        p = add(q, p) if nan_order == "abs" and packet == 2 else add(p, q)
+        if end > end2:
+            p = add(p, x[:, end2:end])
+    if packet == 4 and nan_order == "abs":
+        t = add(p[:, :2], p[:, 2:])
+        res = add(t[:, 0], t[:, 1])
+    elif packet == 4:
+        t = add(p[:, 2:], p[:, :2])
+        res = add(t[:, 1], t[:, 0])
+    else:
+        res = add(p[:, 0], p[:, 1])
+    for i in [*range(start), *range(end, n)]:
+        res = add(res, x[:, i])
+    return res
+
+
 def eigen_product(x: np.ndarray) -> np.ndarray:
     """The product of every element of float32 or float64 `x` (size >= 1) as ONNX Runtime's
     ReduceProd over every axis takes it: Eigen's redux of the aligned buffer with pmul
@@ -148,16 +198,17 @@ def eigen_product(x: np.ndarray) -> np.ndarray:
     return _redux_rows(flat, 0, 16 // flat.dtype.itemsize, np.multiply)[0]
 
 
-def eigen_row_sums(x: np.ndarray) -> np.ndarray:
+def eigen_row_sums(x: np.ndarray, nan_order: str = "sum") -> np.ndarray:
     """Sums of the rows of a C-contiguous float32 or float64 (rows, n) array that starts on
-    a 16-byte boundary, each as ONNX Runtime sums one (n >= 1)."""
+    a 16-byte boundary, each as ONNX Runtime sums one (n >= 1; over NaNs `nan_order`'s
+    NaN, `_redux_nan_rows`)."""
     rows, n = x.shape
     packet = 16 // x.dtype.itemsize
     out = np.empty(rows, x.dtype)
     offsets = (-(np.arange(rows) * n)) % packet      # scalars before each row's boundary
     for start in np.unique(offsets):
         sel = offsets == start
-        out[sel] = _redux_rows(x[sel], int(start), packet)
+        out[sel] = _redux_rows(x[sel], int(start), packet, nan_order=nan_order)
     return out
 
 
@@ -172,14 +223,16 @@ def mlas_m1_sums(x: np.ndarray) -> np.ndarray:
     """Sums over axis 1 of float32 (outer, k, inner), as MLAS's M = 1 kernel forms
     ones(k) @ x[d] (k >= 1)."""
     k = x.shape[1]
+    # over NaNs (O153): the group's sum keeps its first NaN, and stands before the running sum
+    add = first_nan_add if np.isnan(x).any() else np.add
     acc: np.ndarray | None = None
     i = 0
     while i < k:
         take = 4 if k - i >= 4 else (2 if k - i >= 2 else 1)
         part = x[:, i].copy()
         for j in range(1, take):
-            part += x[:, i + j]
-        acc = part if acc is None else part + acc
+            part = add(part, x[:, i + j])
+        acc = part if acc is None else add(part, acc)
         i += take
     assert acc is not None
     return acc
@@ -203,12 +256,14 @@ def dgemm_m1_sums(x: np.ndarray) -> np.ndarray:
     each block of `dgemm_stride_k` rows, then the blocks' sums added in order (O120)."""
     k = x.shape[1]
     step = dgemm_stride_k(x.shape[2], k)
+    # over NaNs each add keeps the later row's (block's) NaN: the last NaN of a column (O153)
+    later = (lambda a, b: first_nan_add(b, a)) if np.isnan(x).any() else np.add
     acc: np.ndarray | None = None
     for start in range(0, k, step):
         part = x[:, start].copy()
         for j in range(start + 1, min(start + step, k)):
-            part += x[:, j]
-        acc = part if acc is None else acc + part
+            part = later(part, x[:, j])
+        acc = part if acc is None else later(acc, part)
     assert acc is not None
     return acc
 
@@ -263,16 +318,28 @@ def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     zero = x.dtype.type(0)
     if kinds == "RKR" and size[1] > 1:
         blocks = eigen_row_sums(x.reshape(-1, size[2])).reshape(size[0], size[1])
+        # over NaNs each block's sum before the running one: the last block's NaN (O153)
+        add = (lambda acc, b: first_nan_add(b, acc)) if np.isnan(blocks).any() else np.add
         acc = np.full(size[1], zero)
         for i in range(size[0]):
-            acc = acc + blocks[i]
+            acc = add(acc, blocks[i])
         return acc
     kept = [a for a in range(x.ndim) if a not in axes]
     red = [a for a in range(x.ndim) if a in axes]
     cols = x.transpose(kept + red).reshape(-1, int(np.prod([x.shape[a] for a in red])))
-    acc = np.full(cols.shape[0], zero)
-    for j in range(cols.shape[1]):
-        acc = acc + cols[:, j]
+    return in_order_sums(np.concatenate([np.full((1, cols.shape[0]), zero), cols.T]))
+
+
+def in_order_sums(rows: np.ndarray) -> np.ndarray:
+    """The rows of `rows` (k, m) added in order (acc += row): over NaNs the running sum's
+    NaN before the row's, so each column keeps its first NaN, quieted (O153)."""
+    acc = rows[0].copy()
+    if not np.isnan(rows).any():
+        for j in range(1, rows.shape[0]):
+            np.add(acc, rows[j], out=acc)
+        return acc
+    for j in range(1, rows.shape[0]):
+        acc = first_nan_add(acc, rows[j])
     return acc
 
 
@@ -282,8 +349,8 @@ def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
         d for a, d in enumerate(shape) if a not in axes]
 
 
-def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False
-               ) -> np.ndarray | None:
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool = False,
+               nan_order: str = "sum") -> np.ndarray | None:
     """ReduceSum (or ReduceMean, the sum divided by the count in x's type) of float32 `x`
     over `axes` in ONNX Runtime's order (`reduce_plan`), or None where the order is not
     modelled (the caller then sums with numpy). float64: trailing axes (Eigen's row sums
@@ -303,11 +370,11 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
     if x.dtype == np.float64 and form == REDUCE_M1:
         sums = dgemm_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
     elif form == REDUCE_EIGEN_ROWS:
-        sums = eigen_row_sums(flat.reshape(outer, k))
+        sums = eigen_row_sums(flat.reshape(outer, k), nan_order)
     elif form == REDUCE_M1:
         sums = mlas_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
     else:
-        sums = _lanes(flat.reshape(1, k, inner))[0]
+        sums = in_order_sums(flat.reshape(k, inner))
     if mean:
         sums = sums / x.dtype.type(k)
     return sums.astype(x.dtype, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))

@@ -104,3 +104,26 @@ def test_float16_arg_max_over_nans_is_float32s(op, shape):
         model = _model(op, [shape], np.float16, out=TensorProto.INT64, axis=-1, keepdims=0)
         for threads in (1, 2):
             assert_float_bits_agree(model, {"x0": x}, threads)
+
+
+# float32 NaNs whose top payload bits survive in a float16 (vcvtps2ph keeps them, the C++
+# tail makes 0x7e00): the low ones above cannot tell the two apart
+_WIDE_NANS = np.array([0x7FC22000, 0xFFA44000, 0x7F811000, 0xFFFFE000], np.uint32)
+
+
+@pytest.mark.parametrize("n", [128001, 130001, 200003, 300007])
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_float16_results_of_more_than_128000_values_at_threads(n, threads):
+    # before: Add of 200,003 float16 values by one value at 2 threads kept the payload of
+    # the NaN at 175,006, the last of a TryParallelFor block of 25,001 (25,001 % 8 = 1),
+    # where ONNX Runtime's float -> half Cast makes it 0x7e00 in that block's C++ tail
+    rng = np.random.default_rng(n + threads)
+    x = rng.standard_normal(n).astype(np.float32)
+    nan = rng.random(n) < 0.4
+    x.view(np.uint32)[nan] = rng.choice(_WIDE_NANS, size=int(nan.sum()))
+    cast = _model("Cast", [(n,)], np.float32, out=TensorProto.FLOAT16, to=TensorProto.FLOAT16)
+    assert_float_bits_agree(cast, {"x0": x}, threads)
+    half = x.astype(np.float16)
+    half.view(np.uint16)[nan] = rng.choice(_NANS[np.float16], size=int(nan.sum()))
+    add = _model("Add", [(n,), (1,)], np.float16)
+    assert_float_bits_agree(add, {"x0": half, "x1": np.array([0.5], np.float16)}, threads)

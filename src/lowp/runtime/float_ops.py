@@ -1059,11 +1059,40 @@ def _reduce(x: np.ndarray, axes_in: np.ndarray | Sequence[int] | None, attrs: di
 def _reduction(name: str, fn: Any) -> None:
     def op(x: np.ndarray, axes: np.ndarray | Sequence[int] | None = None,
            **attrs: Any) -> np.ndarray:
+        if name in _NOOP_TERMS and attrs.get("noop_with_empty_axes", 0) \
+                and not _axes_list(axes) and x.dtype in _ORDERED:
+            return _noop_reduction(name, x)
         return _reduce(x, axes, attrs, fn)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"ONNX {name}: axes attribute before its input opset, input after."
     register(op)
+
+
+# ONNX Runtime's reductions over no axes (noop_with_empty_axes = 1) still run each
+# element through the reduction's own update from +0 (and its finishing function): ReduceL1
+# gives |x| (v > 0 ? v : -v, a NaN's sign flipped), ReduceSumSquare x·x, ReduceL2
+# sqrt(x·x), ReduceLogSum log(x); the others give x as it is (O153)
+_NOOP_TERMS: dict[str, Any] = {
+    "ReduceL1": lambda v: np.where(v > 0, v, -v),
+    "ReduceSumSquare": lambda v: v * v,
+    "ReduceL2": lambda v: v * v,
+    "ReduceLogSum": lambda v: v,
+}
+
+
+def _noop_reduction(name: str, x: np.ndarray) -> np.ndarray:
+    """`name` (a key of _NOOP_TERMS) of float32 or float64 `x` over no axes, as ONNX Runtime
+    computes it: +0 + term(x) (a NaN term's NaN, quieted), then sqrt or the C library's
+    log."""
+    with np.errstate(all="ignore"):
+        total = ort_math.sse_op(np.add, np.zeros_like(x), _NOOP_TERMS[name](x)).astype(x.dtype)
+        if name == "ReduceL2":
+            return np.sqrt(total).astype(x.dtype)
+        if name == "ReduceLogSum":
+            log = libm.log_float64 if x.dtype == np.float64 else libm.logf
+            return np.asarray(log(total), x.dtype).reshape(x.shape)
+        return total
 
 
 def _float_reduction(fn: Any) -> Any:
@@ -1177,7 +1206,7 @@ def _sequential(rows: np.ndarray) -> np.ndarray:
     cum = np.cumsum(rows, axis=1, dtype=dt)
     out = (cum[:, -1] + dt(0)).astype(dt)
     nan = np.isnan(out)
-    if nan.any():               # the value at the first NaN of the running sum
+    if nan.any():             # the value at the first NaN of the running sum
         first = np.isnan(cum[nan]).argmax(axis=1)
         met = cum[nan, first]
         value = rows[nan, first].astype(dt)
@@ -1200,7 +1229,7 @@ def _ort_sum_square(root: bool) -> Any:
             return np.sqrt(total) if root else total
         squares = (x * x).astype(x.dtype)
         if len(axes) == x.ndim:
-            total = ort_math.reduce_sum(squares, axes, keep)
+            total = ort_math.reduce_sum(squares, axes, keep, nan_order="square")
             assert total is not None
         else:
             total = _sequential(_generic_rows(squares, axes)[0]).reshape(
@@ -1214,12 +1243,14 @@ def _ort_l1(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
     axis, ReduceSum's order (O104; float32 (O120))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
     if x.dtype in _ORDERED and x.size and len(axes) == x.ndim:   # ReduceSum's order
-        total = ort_math.reduce_sum(np.abs(x), axes, keep)
+        total = ort_math.reduce_sum(np.abs(x), axes, keep, nan_order="abs")
         assert total is not None
         return total
     if x.dtype not in _ORDERED or x.size == 0 or len(axes) == x.ndim:
         return np.sum(np.abs(x), axis=ax, keepdims=keep)
-    return _sequential(np.abs(_generic_rows(x, axes)[0])).reshape(_generic_shape(x, axes, keep))
+    rows = _generic_rows(x, axes)[0]
+    # its update adds v > 0 ? v : -v: a NaN with its sign flipped (O153)
+    return _sequential(np.where(rows > 0, rows, -rows)).reshape(_generic_shape(x, axes, keep))
 
 
 def _ort_log_sum_exp(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
@@ -1252,17 +1283,18 @@ _reduction("ReduceSumSquare", _float_reduction(_ort_sum_square(root=False)))
 _reduction("ReduceL1", _float_reduction(_ort_l1))
 _reduction("ReduceL2", _float_reduction(_ort_sum_square(root=True)))
 def _log_sum(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
-    """ReduceLogSum; over some axes of float64, the values added in order and the C
-    library's log of the sum (O104)."""
+    """ReduceLogSum of float32 and float64: over every axis ReduceSum's order, over some the
+    values added in order, then the C library's log of the sum (O104, (O153))."""
     axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
-    if x.dtype != np.float64 or x.size == 0:
+    if x.dtype not in _ORDERED or x.size == 0:
         return np.log(np.sum(x, axis=ax, keepdims=keep))
+    log = libm.log_float64 if x.dtype == np.float64 else libm.logf
     if len(axes) == x.ndim:         # over every axis: ReduceSum's order
         total = ort_math.reduce_sum(x, axes, keep)
         assert total is not None
-        return libm.log_float64(total)
+        return log(total)
     total = _sequential(_generic_rows(x, axes)[0])
-    return libm.log_float64(total).reshape(_generic_shape(x, axes, keep))
+    return log(total).reshape(_generic_shape(x, axes, keep))
 
 
 _reduction("ReduceLogSum", _float_reduction(_log_sum))
@@ -1881,29 +1913,31 @@ def Cast(x: np.ndarray, *, to: int, saturate: int = 1, round_mode: str = "up",
 
 def _cast_half(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 <-> float16 as ONNX Runtime's Cast converts on x86 (native/cast_half.h; the
-    numbers as numpy rounds them). To float16 MLAS converts 8 at a time (vcvtps2ph: a NaN
-    quiet with its sign and top payload bits), the last n % 8 in C++ (every NaN 0x7e00 with
-    its sign); to float32 16 at a time (vcvtph2ps quiets a NaN) in TryParallelFor's blocks
-    of (O117) above 128,000 values, each block's last length % 16 in C++ (the payload kept
-    as it is, as numpy keeps it). docs/operators.md (O141)."""
+    numbers as numpy rounds them), in TryParallelFor's blocks of (O117) above 128,000 values
+    (one block otherwise). To float16 MLAS converts each block 8 at a time (vcvtps2ph: a NaN
+    quiet with its sign and top payload bits), its last length % 8 in C++ (every NaN 0x7e00
+    with its sign); to float32 16 at a time (vcvtph2ps quiets a NaN), each block's last
+    length % 16 in C++ (the payload kept as it is, as numpy keeps it). docs/operators.md
+    (O141), (O154)."""
     flat = np.ascontiguousarray(x).reshape(-1)
     y = flat.astype(dtype)
     nan = np.flatnonzero(np.isnan(flat))
     if nan.size == 0:
         return y.reshape(x.shape)
     n = flat.size
-    if dtype == np.float16:
-        bits = flat[nan].view(np.uint32)
-        sign = ((bits >> 16) & 0x8000).astype(np.uint16)
-        payload = np.where(nan < n // 8 * 8, (bits >> 13) & 0x3FF, 0).astype(np.uint16)
-        y.view(np.uint16)[nan] = sign | np.uint16(0x7E00) | payload
-        return y.reshape(x.shape)
     cost = 6 * n * eigen_math._BYTE_CYCLES + (n >> 1)
     blocks = eigen_math.ort_parallel_blocks(n, cost, native_float.get_threads(), 0) \
         if n > 128000 else [(0, n)]
     size = blocks[0][1] - blocks[0][0]
     first = nan - nan % size
-    vector = nan < first + (np.minimum(first + size, n) - first) // 16 * 16
+    width = 8 if dtype == np.float16 else 16
+    vector = nan < first + (np.minimum(first + size, n) - first) // width * width
+    if dtype == np.float16:
+        bits = flat[nan].view(np.uint32)
+        sign = ((bits >> 16) & 0x8000).astype(np.uint16)
+        payload = np.where(vector, (bits >> 13) & 0x3FF, 0).astype(np.uint16)
+        y.view(np.uint16)[nan] = sign | np.uint16(0x7E00) | payload
+        return y.reshape(x.shape)
     y.view(np.uint32)[nan[vector]] |= _QUIET
     return y.reshape(x.shape)
 

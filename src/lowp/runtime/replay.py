@@ -731,8 +731,10 @@ def _covers(v: object, b: np.ndarray) -> bool:
 
 
 # Float kernels whose NaN bits depend on each element's position in ONNX order (ONNX
-# Runtime's packets and scalar tails, docs/operators.md (O148)): run on channels-first data only
-_ONNX_ORDER = frozenset({"Floor"})
+# Runtime's packets and scalar tails, docs/operators.md (O148)), or which zero of a tie they
+# keep (Max and Min, (O105): the run's tail gives E1, its packets E2; channels-last memory
+# puts other elements there, (O155)): run on channels-first data only
+_ONNX_ORDER = frozenset({"Floor", "Max", "Min"})
 
 
 def _elementwise_layout(names: list[str], arrays: list[np.ndarray], layout: Layouts) -> object:
