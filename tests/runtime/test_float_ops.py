@@ -7,7 +7,7 @@ import pytest
 
 from lowp.errors import UnsupportedOpError
 from lowp.ir.graph import attributes
-from lowp.runtime import conv_integer_fusion, native_float, per_token_fusion
+from lowp.runtime import conv_bias_fusion, conv_integer_fusion, native_float, per_token_fusion
 from lowp.runtime.float_ops import FLOAT_OPS
 from lowp.runtime.sequence_ops import SEQUENCE_OPS
 from tests.runtime.float_cases import Case, all_cases, f32, make_node, run_ort
@@ -52,8 +52,8 @@ def test_every_registered_op_has_a_conformance_case() -> None:
     # (the sequence operators take or make sequences: tests/runtime/test_sequence_ops.py;
     # lowp's own fused operators, which ONNX Runtime does not know, are compared with the
     # nodes they stand for: tests/runtime/test_per_token_fusion.py,
-    # tests/native/test_conv_integer_fusion.py)
-    own = {per_token_fusion.OP_TYPE, conv_integer_fusion.OP_TYPE}
+    # tests/native/test_conv_integer_fusion.py, tests/runtime/test_conv_bias_fusion.py)
+    own = {per_token_fusion.OP_TYPE, conv_integer_fusion.OP_TYPE, conv_bias_fusion.OP_TYPE}
     assert set(FLOAT_OPS) - SEQUENCE_OPS - own - {c.op for c in CASES} == set()
 
 
