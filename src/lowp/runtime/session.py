@@ -127,7 +127,7 @@ class Session:
         self._blas = _blas_controller(self.steps, threads)
         self._constant_reads: dict[object, list[tuple[str, np.ndarray]]] = {}
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
-                                   self.output_names, feeds_in_place=True)
+                                   self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
 
     @property
@@ -174,7 +174,7 @@ class Session:
         timings: dict[str, float] = {}
         if self._replayer is not None and self._replayer.steps is not self.steps:
             self._replayer = Replayer(self.steps, execute, set(self._constants),
-                                      self.output_names, feeds_in_place=True)
+                                      self.output_names, feeds_in_place=True, share=True)
             self._constant_reads.clear()
         names = list(output_names) if output_names is not None else self.output_names
         # (intermediates of fused float chains are there in a step-by-step run of the
