@@ -21,14 +21,15 @@ WIDTH = 96
 
 def _chain_model() -> onnx.ModelProto:
     """Float steps a Program takes, where `a` is read again after three other values were
-    made and dropped, and `b`, a graph output, is also read by the steps after it: an
-    allocator that frees a value after its next reader, or a graph output after its last
-    reader, hands their memory to a later step. (The products keep the element-wise
+    made and dropped, `b`, a graph output, is also read by the steps after it, and `n`, a
+    graph output, by none: an allocator that frees a value after its next reader, or a
+    graph output after its last reader, hands their memory to a later step. (The products keep the element-wise
     steps apart: no chain of them is fused into one step.)"""
     nodes = [
         helper.make_node("MatMul", ["x", "w0"], ["a"]),
         helper.make_node("Relu", ["a"], ["b"]),
         helper.make_node("MatMul", ["b", "w1"], ["c"]),
+        helper.make_node("Neg", ["c"], ["n"]),            # an output no step reads
         helper.make_node("Tanh", ["c"], ["d"]),
         helper.make_node("MatMul", ["d", "w2"], ["e"]),
         helper.make_node("Add", ["e", "a"], ["f"]),       # `a` still live here
@@ -43,7 +44,8 @@ def _chain_model() -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, shape)], weights)
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("n", TensorProto.FLOAT, shape)], weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -82,9 +84,9 @@ def test_live_values_keep_their_memory(threads):
         kept.append(({k: v.copy() for k, v in got.items()}, got))
     for batch in (4, 1, 3):
         ((moved, moved_bytes, arena),) = _shared(fast, _feeds(0, batch))
-        # (a, b, c, d, f, g, y (MatMul and Add are one Gemm): four live at most at once,
-        # a, b, d and f at the Gemm)
-        assert moved == 7 and arena == 4 * batch * WIDTH * 4
+        # (a, b, c, n, d, f, g, y (MatMul and Add are one Gemm): five live at most at
+        # once, a, b, n, d and f at the Gemm)
+        assert moved == 8 and arena == 5 * batch * WIDTH * 4
         assert arena < moved_bytes
     for copy, got in kept:
         _equal(copy, got)
@@ -182,8 +184,9 @@ def test_segments_keep_what_later_steps_read(monkeypatch):
         _equal(fast.run(_feeds(seed)), plain.run(_feeds(seed)))
     assert fast._replayer is not None
     signature = _signature(fast, _feeds(0))
-    assert fast._replayer.programs(signature) == [3, 3]
-    # (the first Program's a, b and c are read after it; of the second's, the Gemm's f,
-    # then g, then y: y takes f's place)
+    assert fast._replayer.programs(signature) == [4, 3]
+    # (the first Program's a, b and c are read after it, n alone moves; of the second's,
+    # the Gemm's f, then g, then y: y takes f's place)
     size = 4 * WIDTH * 4
-    assert fast._replayer.shared_memory(signature) == [(3, 3 * size, 2 * size)]
+    assert fast._replayer.shared_memory(signature) == [(1, size, size),
+                                                        (3, 3 * size, 2 * size)]
