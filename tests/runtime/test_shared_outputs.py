@@ -23,8 +23,8 @@ def _chain_model() -> onnx.ModelProto:
     """Float steps a Program takes, where `a` is read again after three other values were
     made and dropped, `b`, a graph output, is also read by the steps after it, and `n`, a
     graph output, by none: an allocator that frees a value after its next reader, or a
-    graph output after its last reader, hands their memory to a later step. (The products keep the element-wise
-    steps apart: no chain of them is fused into one step.)"""
+    graph output after its last reader, hands their memory to a later step. (The products
+    keep the element-wise steps apart: no chain of them is fused into one step.)"""
     nodes = [
         helper.make_node("MatMul", ["x", "w0"], ["a"]),
         helper.make_node("Relu", ["a"], ["b"]),

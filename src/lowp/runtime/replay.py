@@ -189,7 +189,7 @@ class Replayer:
         # the output buffers of a Program's steps that are not live at the same time share
         # memory (lowp.runtime.sharing): for callers that read only `outputs` after a run
         # and keep none of its arrays (a Session's: it returns copies)
-        self._share = share and outputs is not None
+        self._share = share and outputs is not None and sharing.enabled()
         # a feed's quantizers may read it where the caller keeps it (`_in_place_feeds`): for
         # callers whose feeds no step writes during a run (a Session's: it returns copies),
         # not a Loop's, which hands a body the buffers the body writes

@@ -14,18 +14,29 @@ What stays where it is: feeds, constants and the values of fixed steps (computed
 when recorded), anything read or written from outside the segment (by Python, by another
 Program, by a plain step), every buffer that is not a step's output (tables, scratch and
 status arrays a kernel or Python reads again), and memory an array does not own.
+
+`disabled()` turns sharing off for sessions made inside it (for comparing), as does the
+environment variable ``LOWP_NO_SHARED_OUTPUTS=1`` for a whole process.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .switch import Switch
 from .tape import Call
 
 ALIGN = 64
+_enabled = Switch(os.environ.get("LOWP_NO_SHARED_OUTPUTS", "") in ("", "0"))
+disabled = _enabled.off
+
+
+def enabled() -> bool:
+    return bool(_enabled)
 
 
 @dataclass(frozen=True)
