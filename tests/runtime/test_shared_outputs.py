@@ -190,3 +190,14 @@ def test_segments_keep_what_later_steps_read(monkeypatch):
     size = 4 * WIDTH * 4
     assert fast._replayer.shared_memory(signature) == [(1, size, size),
                                                         (3, 3 * size, 2 * size)]
+
+
+def test_sessions_made_while_disabled_keep_their_own_buffers():
+    model = _chain_model()
+    with sharing.disabled():
+        own = Session(model)
+    shared, plain = Session(model), Session(model, replay=False)
+    for seed in range(4):
+        _equal(own.run(_feeds(seed)), plain.run(_feeds(seed)))
+        _equal(shared.run(_feeds(seed)), plain.run(_feeds(seed)))
+    assert _shared(own, _feeds(0)) == [] and _shared(shared, _feeds(0))
