@@ -183,12 +183,14 @@ class Session:
             self._chains = (self.steps, fuse_float.unfused(self.steps),
                             fuse_float.fused_away(self.steps))
         capture = capture or not self._chains[2].isdisjoint(names)
+        # (a run naming graph outputs only stores what a run naming none does: its Programs
+        # may share their output memory)
+        everything = output_names is not None and not set(names) <= set(self.output_names)
         with control.subgraph_replay(self._replayer is not None and not capture):
             if self._replayer is not None and not capture:
-                env = self._env(signature, everything=output_names is not None)
+                env = self._env(signature, everything=everything)
                 env.update(checked)
-                self._replayer.run(signature, env, layout, checked,
-                                   everything=output_names is not None,
+                self._replayer.run(signature, env, layout, checked, everything=everything,
                                    timings=timings if profile else None)
             else:
                 env = dict(self._constants)
