@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import ort_math
 from ..errors import NodeError
-from . import moves, native_float, program
+from . import moves, native_float, program, sharing
 from .plan import CF, CL, Step
 from .tape import Call, recording
 
@@ -184,8 +184,12 @@ class Replayer:
     def __init__(self, steps: list[Step], execute: Execute,
                  constants: set[str] | None = None,
                  outputs: Iterable[str] | None = None, *, memoize: bool = False,
-                 feeds_in_place: bool = False) -> None:
+                 feeds_in_place: bool = False, share: bool = False) -> None:
         self.steps = steps
+        # the output buffers of a Program's steps that are not live at the same time share
+        # memory (lowp.runtime.sharing): for callers that read only `outputs` after a run
+        # and keep none of its arrays (a Session's: it returns copies)
+        self._share = share and outputs is not None and sharing.enabled()
         # a feed's quantizers may read it where the caller keeps it (`_in_place_feeds`): for
         # callers whose feeds no step writes during a run (a Session's: it returns copies),
         # not a Loop's, which hands a body the buffers the body writes
@@ -254,6 +258,17 @@ class Replayer:
         return runners is not None and all(type(r) is _Segment and not r.checks
                                            for r in runners)
 
+    def shared_memory(self, signature: object) -> list[tuple[int, int, int]]:
+        """Per native Program of a ready signature whose shared form runs (`_shared`):
+        the output buffers moved, their bytes, and the bytes of the arena they share."""
+        found = []
+        for r in self._ready.get(signature, ()):
+            if type(r) is _Segment and r.verified and r.shared is not None:
+                move = r.shared.relocation
+                assert move is not None
+                found.append((move.moved, move.moved_bytes(), move.arena.nbytes))
+        return found
+
     def programs(self, signature: object) -> list[int]:
         """Steps per native Program of a ready signature's plan."""
         return [len(r.entries) for r in self._ready.get(signature, ()) if type(r) is _Segment]
@@ -293,7 +308,7 @@ class Replayer:
             self._ready[signature] = _compile(
                 plan, self._execute, self._constants | frozenset(owned),
                 self._outputs or frozenset(), self._buffers[signature], self._memoize,
-                {n: owned[n] for n in in_place})
+                {n: owned[n] for n in in_place}, share=self._share)
         if timings is not None:
             timings[RECORDING] = timings.get(RECORDING, 0.0) + time.perf_counter() - t0
 
@@ -819,15 +834,57 @@ class _Segment:
     # (slot, feed): quantizers that read a feed where the caller keeps it, through a
     # FeedSlot set to the run's array (or to the signature's buffer it was copied into)
     slots: list[tuple[Any, str]] = field(default_factory=list)
+    # the same steps whose output buffers not live at the same time share memory
+    # (`_shared`): run in place of this one once a run of both gave the same exports, and
+    # on runs that store only the exports
+    shared: _Segment | None = None
+    verified: bool = False
+    relocation: sharing.Relocation | None = None     # (of a shared segment: its arena)
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
+        shared = self.shared
+        if shared is not None and not everything:
+            if self.verified:
+                shared.run(env, layout, everything, timings)
+                return
+            if self._run(env, layout, everything, timings):
+                self._verify(shared, env)
+            return
+        self._run(env, layout, everything, timings)
+
+    def _verify(self, shared: _Segment, env: Env) -> None:
+        """Run `shared` on an arena of 0xff bytes after this segment's run: it replaces
+        this one when every export is the same bytes (no call read memory another wrote
+        before it); else it is dropped, and this segment's Program runs again (`shared`
+        wrote the buffers they share)."""
+        exports = self.exports or {}
+        expected = {n: env[n].copy() for n in exports}
+        assert shared.relocation is not None
+        shared.relocation.poison()
+        for slot, name in shared.slots:
+            slot.set(env[name])
+        shared.program.run()
+        same = not any(status[0] for status in shared.retries) and all(
+            shared.outputs[n].tobytes() == expected[n].tobytes() for n in exports)
+        if same:
+            self.verified = True
+            return
+        self.shared = None
+        for slot, name in self.slots:
+            slot.set(env[name])
+        self.program.run()
+
+    def _run(self, env: Env, layout: Layouts, everything: bool,
+             timings: Timings | None = None) -> bool:
+        """Run the segment; True when its Program ran to the end (no check or retry sent
+        its steps the plain way)."""
         for slot, name in self.slots:
             slot.set(env[name])
         if self.checks and not _match(self.checks, env, layout):
             for e in self.entries:
                 _timed(self.execute, e.step, env, layout, timings, PLAIN)
-            return
+            return False
         if timings is None:
             self.program.run()
         else:
@@ -838,7 +895,7 @@ class _Segment:
         if self.retries and any(status[0] for status in self.retries):
             for e in self.entries:
                 _timed(self.execute, e.step, env, layout, timings, PLAIN)
-            return
+            return False
         for step, args in self.guards:
             _check_guard(step, args)
         if everything or self.exports is None:
@@ -847,6 +904,7 @@ class _Segment:
         else:
             env.update(self.exports)
             layout.update(self.export_layouts)  # type: ignore[arg-type]
+        return True
 
 
 @dataclass
@@ -970,12 +1028,14 @@ Runner = _Segment | _Calls | _Plain
 
 def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
              outputs: frozenset[str], buffers: dict[object, np.ndarray],
-             memoize: bool = False, in_place: dict[str, np.ndarray] | None = None
-             ) -> list[Runner]:
+             memoize: bool = False, in_place: dict[str, np.ndarray] | None = None,
+             *, share: bool = False) -> list[Runner]:
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
     the owned feeds); a segment stores only `outputs` and what later steps read. The
-    quantizers of the feeds `in_place` (name -> owned buffer) read them through slots."""
+    quantizers of the feeds `in_place` (name -> owned buffer) read them through slots.
+    With `share`, each segment gets a second Program whose output buffers not live at the
+    same time share memory (`_shared`)."""
     runners: list[Runner] = []
     current: list[_Replay | _Fixed] = []
 
@@ -1007,7 +1067,63 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
         else:
             steps = [runner.entry.step if type(runner) is _Calls else runner.step]  # type: ignore[union-attr]
         read_later.update(n for step in steps for n in step.inputs if n)
+    if share:
+        for runner in runners:
+            if type(runner) is _Segment:
+                runner.shared = _shared(runner, runners, outputs, execute, stable,
+                                        in_place or {})
     return runners
+
+
+def _touched(runner: Runner) -> Iterable[np.ndarray]:
+    """Every array a runner's calls, inputs and outputs hold."""
+    if type(runner) is _Plain:
+        return [b for _, b in runner.stable]
+    entries = runner.entries if type(runner) is _Segment else [runner.entry]  # type: ignore[union-attr]
+    held: list[object] = []
+    for e in entries:
+        if type(e) is _Replay:
+            held += [a for _, args in e.calls for a in args]
+            held += [v for _, v, _ in e.inputs]
+        held += [v for _, v, _ in e.outputs]
+    return sharing.arrays(held)
+
+
+def _shared(segment: _Segment, runners: list[Runner], outputs: frozenset[str],
+            execute: Execute, stable: frozenset[str], in_place: dict[str, np.ndarray]
+            ) -> _Segment | None:
+    """`segment` again, its steps' output buffers moved into one arena where their lives
+    (over the Program's calls) do not overlap; None when nothing moves. What another
+    runner touches, what the segment reads from outside, the values of fixed steps and
+    those read by later runners stay where they are; the outputs the caller reads live to
+    the segment's end."""
+    outside = {id(sharing.root(a)) for r in runners if r is not segment for a in _touched(r)}
+    made: set[str] = set()
+    for e in segment.entries:
+        held = [v for n, v, _ in e.inputs if n not in made] if type(e) is _Replay else [
+            v for _, v, _ in e.outputs]
+        outside.update(id(sharing.root(a)) for a in sharing.arrays(held))
+        made.update(n for n, _, _ in e.outputs)
+    exports = segment.exports or {}
+    outside.update(id(sharing.root(v)) for n, v in exports.items() if n not in outputs)
+    to_end = {id(sharing.root(v)) for n, v in exports.items() if n in outputs}
+    calls = [c for e in segment.entries if type(e) is _Replay for c in e.calls]
+    produced = sharing.arrays([v for e in segment.entries if type(e) is _Replay and e.calls
+                               for _, v, _ in e.outputs])
+    blocks = sharing.plan(calls, produced, outside, to_end)
+    if not blocks:
+        return None
+    move = sharing.Relocation(blocks)
+    entries: list[_Replay | _Fixed] = [
+        _Replay(e.step, [move.call(c) for c in e.calls],
+                [(n, move.value(v), lay) for n, v, lay in e.inputs],
+                [(n, move.value(v), lay) for n, v, lay in e.outputs])  # type: ignore[misc]
+        if type(e) is _Replay else e for e in segment.entries]
+    shared = _segment(entries, execute, stable, False, in_place)
+    shared.exports = {n: shared.outputs[n] for n in exports}
+    shared.export_layouts = segment.export_layouts
+    shared.relocation = move
+    return shared
 
 
 # the quantizers whose one call may read a float32 feed through a FeedSlot: a feed's

@@ -129,7 +129,7 @@ class Session:
         self._blas = _blas_controller(self.steps, threads)
         self._constant_reads: dict[object, list[tuple[str, np.ndarray]]] = {}
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
-                                   self.output_names, feeds_in_place=True)
+                                   self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
 
     @property
@@ -176,7 +176,7 @@ class Session:
         timings: dict[str, float] = {}
         if self._replayer is not None and self._replayer.steps is not self.steps:
             self._replayer = Replayer(self.steps, execute, set(self._constants),
-                                      self.output_names, feeds_in_place=True)
+                                      self.output_names, feeds_in_place=True, share=True)
             self._constant_reads.clear()
         names = list(output_names) if output_names is not None else self.output_names
         # (intermediates of fused float chains are there in a step-by-step run of the
@@ -185,12 +185,14 @@ class Session:
             self._chains = (self.steps, fuse_float.unfused(self.steps),
                             fuse_float.fused_away(self.steps))
         capture = capture or not self._chains[2].isdisjoint(names)
+        # (a run naming graph outputs only stores what a run naming none does: its Programs
+        # may share their output memory)
+        everything = output_names is not None and not set(names) <= set(self.output_names)
         with control.subgraph_replay(self._replayer is not None and not capture):
             if self._replayer is not None and not capture:
-                env = self._env(signature, everything=output_names is not None)
+                env = self._env(signature, everything=everything)
                 env.update(checked)
-                self._replayer.run(signature, env, layout, checked,
-                                   everything=output_names is not None,
+                self._replayer.run(signature, env, layout, checked, everything=everything,
                                    timings=timings if profile else None)
             else:
                 env = dict(self._constants)
