@@ -488,23 +488,27 @@ void max_pool_row_nchwc(const FloatPoolArgs& a, const float* plane, int64_t oy,
                         const FloatPoolRow& r, float* y) {
   float* acc = r.out;
   std::fill(acc, acc + a.ow, std::numeric_limits<float>::lowest());
+  const int64_t sw = a.sw;
   for (int i = 0; i < a.kh; ++i) {
     const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
     if (ih < 0 || ih >= a.h) continue;
     const float* row = plane + ih * a.w;
+    if (sw > 1)   // the row by column phase: column q * sw + p at dec[p * dlen + q]
+      for (int64_t p = 0; p < sw; ++p)
+        for (int64_t q = 0, c = p; c < a.w; ++q, c += sw) r.dec[p * r.dlen + q] = row[c];
     for (int j = 0; j < a.kw; ++j) {
       const int64_t off = int64_t(j) * a.dw - a.pw;  // input column of output 0's tap
-      const int64_t lo = off >= 0 ? 0 : (-off + a.sw - 1) / a.sw;
-      const int64_t hi = std::min<int64_t>(a.ow, a.w - off <= 0 ? 0 : (a.w - 1 - off) / a.sw + 1);
+      const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+      const int64_t hi = std::min<int64_t>(a.ow, a.w - off <= 0 ? 0 : (a.w - 1 - off) / sw + 1);
+      if (lo >= hi) continue;
+      // output o's tap: column o * sw + off = (o + start) * sw + phase
+      const int64_t start = off >= 0 ? off / sw : -((-off + sw - 1) / sw);
+      const int64_t phase = off - start * sw;
+      const float* base = sw == 1 ? row + off : r.dec + phase * r.dlen + start;
       int64_t o = lo;
-      for (; o + F::W <= hi; o += F::W) {
-        const float* p = row + o * a.sw + off;
-        F::store(acc + o, F::max(F::load(acc + o), a.sw == 1 ? F::load(p) : F::gather(p, a.sw)));
-      }
-      for (; o < hi; ++o) {
-        const float v = row[o * a.sw + off];
-        acc[o] = acc[o] > v ? acc[o] : v;
-      }
+      for (; o + F::W <= hi; o += F::W)
+        F::store(acc + o, F::max(F::load(acc + o), F::load(base + o)));
+      for (; o < hi; ++o) acc[o] = acc[o] > base[o] ? acc[o] : base[o];
     }
   }
   std::memcpy(y, acc, size_t(a.ow) * sizeof(float));

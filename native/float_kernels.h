@@ -66,6 +66,10 @@ struct FloatPoolRow {
   const float* cnt = nullptr;
   float* out = nullptr;
   int64_t vlen = 0;  // floats in vbuf
+  // kMaxNchwc with a stride s > 1: one input row split by column phase (the columns
+  // p, p + s, ... at dec + p * dlen), so that each tap reads its outputs' values contiguously
+  float* dec = nullptr;
+  int64_t dlen = 0;
 };
 
 struct FloatKernels {
