@@ -212,16 +212,17 @@ def test_a_quantized_max_pool_agrees(elem: int) -> None:
         assert_bits_agree(model, {"x": x}, threads)
 
 
-def test_a_global_max_pool_after_a_dilated_max_pool_stays_nchwc() -> None:
-    # ONNX Runtime moves a dilated MaxPool of static whole channel blocks to NCHWc, so the
-    # GlobalMaxPool after it pools NCHWc data in that order; lowp's layout rule had left a
-    # dilated MaxPool out (repro item 130)
-    nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], dilations=[2, 2]),
+@pytest.mark.parametrize("pool", ["MaxPool", "AveragePool"])
+def test_a_global_max_pool_after_a_dilated_pool_stays_nchwc(pool: str) -> None:
+    # ONNX Runtime moves a dilated MaxPool (AveragePool-19) of static whole channel blocks
+    # to NCHWc, so the GlobalMaxPool after it pools NCHWc data in that order; lowp's layout
+    # rule had left dilated pools out (repro item 130)
+    nodes = [helper.make_node(pool, ["x"], ["p"], kernel_shape=[2, 2], dilations=[2, 2]),
              helper.make_node("GlobalMaxPool", ["p"], ["y"])]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 9, 9])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     x = _input(np.random.default_rng(7), (2, 16, 9, 9), 0.5)
     for threads in (1, 2):
         assert_bits_agree(model, {"x": x}, threads)
