@@ -342,9 +342,13 @@ lowp::Kernel make_float_unary(int op, Floats x, OutFloats y, float alpha, float 
 lowp::Kernel make_float_pool2d(Floats x, OutFloats y, const std::vector<int64_t>& dims,
                                const std::vector<int>& geo, bool average, bool include_pad,
                                int threads) {
-  // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw, ph_end, pw_end
-  if (dims.size() != 5 || geo.size() != 10)
-    throw std::invalid_argument("float_pool2d needs 5 dims and 10 geometry integers");
+  // dims: planes, h, w, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw, ph_end, pw_end, and
+  // for a MaxPool optionally its order (float_kernels.h: kMaxMlasVector, kMaxNchwc)
+  if (dims.size() != 5 || (geo.size() != 10 && geo.size() != 11))
+    throw std::invalid_argument("float_pool2d needs 5 dims and 10 or 11 geometry integers");
+  if (geo.size() == 11 && (average || (geo[10] != lowp::kMaxMlasVector &&
+                                       geo[10] != lowp::kMaxNchwc)))
+    throw std::invalid_argument("float_pool2d: unknown MaxPool order");
   for (int64_t d : dims)
     if (d < 0) throw std::invalid_argument("negative dimension");
   for (int i = 0; i < 6; ++i)
@@ -359,6 +363,7 @@ lowp::Kernel make_float_pool2d(Floats x, OutFloats y, const std::vector<int64_t>
   a.ph = geo[6], a.pw = geo[7], a.ph_end = geo[8], a.pw_end = geo[9];
   a.average = average;
   a.include_pad = include_pad;
+  a.max_order = geo.size() == 11 ? geo[10] : lowp::kMaxMlasVector;
   if (x.size() != size_t(a.planes * a.h * a.w) || y.size() != size_t(a.planes * a.oh * a.ow))
     throw std::invalid_argument("float_pool2d array sizes do not match the dims");
   return [a, threads, x, y] { lowp::run_float_pool(a, threads); };
@@ -1100,12 +1105,17 @@ lowp::Kernel make_float_average_pool_rowmajor(Floats x, OutFloats y, Floats coun
 lowp::Kernel make_float_max_pool_channels_last(Floats x, OutFloats y,
                                                const std::vector<int64_t>& dims,
                                                const std::vector<int>& geo, int threads) {
-  // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads; float_reduce.h)
-  check_pool_geometry("float_max_pool_channels_last", dims, 6, geo);
+  // dims: n, h, w, c, oh, ow; geo: kh, kw, sh, sw, dh, dw, ph, pw (begin pads), order
+  // (float_reduce.h)
+  if (geo.size() != 9 || geo[8] < lowp::kMaxMlasVector || geo[8] > lowp::kMaxLoop)
+    throw std::invalid_argument("float_max_pool_channels_last needs 9 geometry integers");
+  check_pool_geometry("float_max_pool_channels_last", dims, 6,
+                      std::vector<int>(geo.begin(), geo.begin() + 8));
   lowp::MaxPoolChannelsLastArgs a;
   a.n = dims[0], a.h = dims[1], a.w = dims[2], a.c = dims[3], a.oh = dims[4], a.ow = dims[5];
   a.kh = geo[0], a.kw = geo[1], a.sh = geo[2], a.sw = geo[3], a.dh = geo[4], a.dw = geo[5];
   a.ph = geo[6], a.pw = geo[7];
+  a.order = geo[8];
   if (x.size() != size_t(a.n * a.h * a.w * a.c) || y.size() != size_t(a.n * a.oh * a.ow * a.c))
     throw std::invalid_argument("float_max_pool_channels_last array sizes do not match the dims");
   a.x = x.data(), a.y = y.data();

@@ -113,6 +113,12 @@ void run_float_pool(const FloatPoolArgs& a, int threads) {
     FloatPoolRow r;
     r.vbuf = vbuf.data();
     r.vlen = vlen;
+    std::vector<float> dec;
+    if (!a.average && a.max_order == kMaxNchwc && a.sw > 1) {
+      r.dlen = (a.w + a.sw - 1) / a.sw;
+      dec.resize(static_cast<size_t>(a.sw * r.dlen));
+      r.dec = dec.data();
+    }
     r.cnt = cnt_w.data();
     r.out = out.data();
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {

@@ -478,19 +478,64 @@ void sincos_kernel(const float* x, float* y, int64_t n, bool cosine) {
   else sincos_run<true>(x, y, n);
 }
 
+// One output row of a float32 MaxPool in ONNX Runtime's NCHWc order (kMaxNchwc): each
+// output from the lowest float, maxps(acc, tap) (acc > tap ? acc : tap: the tap on a NaN or
+// a tie) over its in-bounds taps, row-major. Along the width the in-bounds outputs of one tap
+// are one range, so padded taps are skipped, not read (a padded lowest float would replace
+// a NaN).
+template <class F>
+void max_pool_row_nchwc(const FloatPoolArgs& a, const float* plane, int64_t oy,
+                        const FloatPoolRow& r, float* y) {
+  float* acc = r.out;
+  std::fill(acc, acc + a.ow, std::numeric_limits<float>::lowest());
+  const int64_t sw = a.sw;
+  for (int i = 0; i < a.kh; ++i) {
+    const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
+    if (ih < 0 || ih >= a.h) continue;
+    const float* row = plane + ih * a.w;
+    if (sw > 1)   // the row by column phase: column q * sw + p at dec[p * dlen + q]
+      for (int64_t p = 0; p < sw; ++p)
+        for (int64_t q = 0, c = p; c < a.w; ++q, c += sw) r.dec[p * r.dlen + q] = row[c];
+    for (int j = 0; j < a.kw; ++j) {
+      const int64_t off = int64_t(j) * a.dw - a.pw;  // input column of output 0's tap
+      const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+      const int64_t hi = std::min<int64_t>(a.ow, a.w - off <= 0 ? 0 : (a.w - 1 - off) / sw + 1);
+      if (lo >= hi) continue;
+      // output o's tap: column o * sw + off = (o + start) * sw + phase
+      const int64_t start = off >= 0 ? off / sw : -((-off + sw - 1) / sw);
+      const int64_t phase = off - start * sw;
+      const float* base = sw == 1 ? row + off : r.dec + phase * r.dlen + start;
+      int64_t o = lo;
+      for (; o + F::W <= hi; o += F::W)
+        F::store(acc + o, F::max(F::load(acc + o), F::load(base + o)));
+      for (; o < hi; ++o) acc[o] = acc[o] > base[o] ? acc[o] : base[o];
+    }
+  }
+  std::memcpy(y, acc, size_t(a.ow) * sizeof(float));
+}
+
 // One output row of a pooling node. Pass 1 reduces the window's valid input rows column by
-// column into r.vbuf (pre-filled with the neutral value: -inf for max, +0 for the sum; the
-// input columns start at vbuf[pw]). Pass 2 reduces kw taps of vbuf per output column.
-// The sums keep the reference's order: ((0 + x[r0]) + x[r1]) + ... down each column, then
-// ((0 + col0) + col1) + ... across; padded taps add +0, which changes nothing.
+// column into r.vbuf (pre-filled with the neutral value: the lowest float for max, +0 for
+// the sum; the input columns start at vbuf[pw]). Pass 2 reduces kw taps of vbuf per output
+// column. The sums keep the reference's order: ((0 + x[r0]) + x[r1]) + ... down each column,
+// then ((0 + col0) + col1) + ... across; padded taps add +0, which changes nothing. The
+// maxima keep MLAS's vector kernel's (kMaxMlasVector): each column from its first valid row,
+// then maxps (acc > x ? acc : x) on the first w - w % 4 columns and std::max (acc < x ? x :
+// acc) on the rest; across, from the first tap, maxps.
 template <class F>
 void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
                      const FloatPoolRow& r, float* y) {
   using V = typename F::V;
-  const float neutral = a.average ? 0.0f : -std::numeric_limits<float>::infinity();
+  if (!a.average && a.max_order == kMaxNchwc) {
+    max_pool_row_nchwc<F>(a, plane, oy, r, y);
+    return;
+  }
+  const float neutral = a.average ? 0.0f : std::numeric_limits<float>::lowest();
   std::fill(r.vbuf, r.vbuf + r.vlen, neutral);
   float* col = r.vbuf + a.pw;
   const int64_t w = a.w;
+  const int64_t vec_end = w - w % 4;  // MLAS's 4-float vectors: std::max after them
+  bool first = true;
   for (int i = 0; i < a.kh; ++i) {
     const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
     if (ih < 0 || ih >= a.h) continue;
@@ -499,27 +544,33 @@ void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, flo
     if (a.average) {
       for (; j + F::W <= w; j += F::W) F::store(col + j, F::add(F::load(col + j), F::load(row + j)));
       for (; j < w; ++j) col[j] = col[j] + row[j];
+    } else if (first) {
+      std::memcpy(col, row, size_t(w) * sizeof(float));
     } else {
-      for (; j + F::W <= w; j += F::W)
-        F::store(col + j, F::max_nan(F::load(col + j), F::load(row + j)));
-      for (; j < w; ++j) {
-        const float v = row[j];
-        col[j] = (v != v || v > col[j]) ? v : col[j];
-      }
+      for (; j + F::W <= vec_end; j += F::W)
+        F::store(col + j, F::max(F::load(col + j), F::load(row + j)));
+      for (; j < vec_end; ++j) col[j] = col[j] > row[j] ? col[j] : row[j];
+      for (; j < w; ++j) col[j] = col[j] < row[j] ? row[j] : col[j];
     }
+    first = false;
   }
   // Pass 2 on whole vectors: vbuf and out are long enough for the padded last vector.
-  const V vneutral = F::set1(neutral);
   const V vcnt_h = F::set1(cnt_h);
   for (int64_t o = 0; o < a.ow; o += F::W) {
-    V acc = vneutral;
     const float* base = r.vbuf + o * a.sw;
-    for (int j = 0; j < a.kw; ++j) {
+    auto tap = [&](int j) {
       const float* p = base + int64_t(j) * a.dw;
-      const V v = a.sw == 1 ? F::load(p) : F::gather(p, a.sw);
-      acc = a.average ? F::add(acc, v) : F::max_nan(acc, v);
+      return a.sw == 1 ? F::load(p) : F::gather(p, a.sw);
+    };
+    V acc;
+    if (a.average) {
+      acc = F::set1(0.0f);
+      for (int j = 0; j < a.kw; ++j) acc = F::add(acc, tap(j));
+      acc = F::div(acc, F::mul(vcnt_h, F::load(r.cnt + o)));
+    } else {
+      acc = tap(0);
+      for (int j = 1; j < a.kw; ++j) acc = F::max(acc, tap(j));
     }
-    if (a.average) acc = F::div(acc, F::mul(vcnt_h, F::load(r.cnt + o)));
     F::store(r.out + o, acc);
   }
   std::memcpy(y, r.out, size_t(a.ow) * sizeof(float));

@@ -48,7 +48,15 @@ struct FloatPoolArgs {
   int ph = 0, pw = 0;          // begin pads
   int ph_end = 0, pw_end = 0;  // end pads (counted with include_pad; ceil_mode's extra is not)
   bool average = false, include_pad = false;
+  // MaxPool's order (docs/operators.md (O150)): kMaxMlasVector, MLAS's vector kernel (each
+  // column from its first row on, maxps in 4-lane vectors, std::max on the last w % 4
+  // columns, then maxps across from the first tap, padding the lowest float); kMaxNchwc,
+  // the NCHWc kernel (maxps from the lowest float over the in-bounds taps, row-major)
+  int max_order = 0;
 };
+
+constexpr int kMaxMlasVector = 0;
+constexpr int kMaxNchwc = 1;
 
 // Row workspace of one pooling task: `vbuf` holds the column reduction of one output row
 // (begin pad, then the w input columns, then neutral values), `cnt` the window column
@@ -58,6 +66,10 @@ struct FloatPoolRow {
   const float* cnt = nullptr;
   float* out = nullptr;
   int64_t vlen = 0;  // floats in vbuf
+  // kMaxNchwc with a stride s > 1: one input row split by column phase (the columns
+  // p, p + s, ... at dec + p * dlen), so that each tap reads its outputs' values contiguously
+  float* dec = nullptr;
+  int64_t dlen = 0;
 };
 
 struct FloatKernels {

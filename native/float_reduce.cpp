@@ -442,6 +442,64 @@ void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, in
   }
 }
 
+namespace {
+
+inline float maxps(float acc, float v) { return acc > v ? acc : v; }
+inline float std_max(float acc, float v) { return acc < v ? v : acc; }
+
+// One output of a channels-last MaxPool (float_reduce.h) into acc[0..c), `col` c floats of
+// scratch.
+void max_pool_channels_last_one(const MaxPoolChannelsLastArgs& a, const float* xi, int64_t oy,
+                                int64_t ox, float* acc, float* col) {
+  const int64_t c = a.c;
+  const float lowest = std::numeric_limits<float>::lowest();
+  if (a.order == kMaxMlasVector) {
+    const int64_t vec_end = a.w - a.w % 4;
+    for (int j = 0; j < a.kw; ++j) {
+      const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+      float* cj = j == 0 ? acc : col;
+      std::fill(cj, cj + c, lowest);
+      if (ix >= 0 && ix < a.w) {
+        bool first = true;
+        for (int i = 0; i < a.kh; ++i) {
+          const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+          if (iy < 0 || iy >= a.h) continue;
+          const float* t = xi + (iy * a.w + ix) * c;
+          if (first) std::copy(t, t + c, cj);
+          else if (ix < vec_end)
+            for (int64_t q = 0; q < c; ++q) cj[q] = maxps(cj[q], t[q]);
+          else
+            for (int64_t q = 0; q < c; ++q) cj[q] = std_max(cj[q], t[q]);
+          first = false;
+        }
+      }
+      if (j > 0)
+        for (int64_t q = 0; q < c; ++q) acc[q] = maxps(acc[q], col[q]);
+    }
+    return;
+  }
+  std::fill(acc, acc + c, lowest);
+  bool started = false;
+  for (int i = 0; i < a.kh; ++i) {
+    const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+    if (iy < 0 || iy >= a.h) continue;
+    for (int j = 0; j < a.kw; ++j) {
+      const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+      if (ix < 0 || ix >= a.w) continue;
+      const float* t = xi + (iy * a.w + ix) * c;
+      if (a.order == kMaxNchwc)
+        for (int64_t q = 0; q < c; ++q) acc[q] = maxps(acc[q], t[q]);
+      else if (a.order == kMaxLoop && !started)
+        std::copy(t, t + c, acc);
+      else
+        for (int64_t q = 0; q < c; ++q) acc[q] = std_max(acc[q], t[q]);
+      started = true;
+    }
+  }
+}
+
+}  // namespace
+
 void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads) {
   // one task per run of output rows (image, oy); every output is computed by one task the
   // same way, so the result does not depend on the thread count
@@ -450,29 +508,13 @@ void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int thre
   const int64_t row_work = std::max<int64_t>(1, a.ow * a.kh * a.kw * c);
   run_elementwise(a.n * a.oh, std::max<int64_t>(1, (int64_t(1) << 15) / row_work), threads,
                   [&](int64_t r0, int64_t len) {
+                    std::vector<float> col(static_cast<size_t>(c));
                     for (int64_t r = r0; r < r0 + len; ++r) {
                       const int64_t img = r / a.oh, oy = r % a.oh;
                       const float* xi = a.x + img * a.h * a.w * c;
                       float* yr = a.y + r * a.ow * c;
-                      for (int64_t ox = 0; ox < a.ow; ++ox) {
-                        float* acc = yr + ox * c;
-                        std::fill(acc, acc + c, -std::numeric_limits<float>::infinity());
-                        for (int j = 0; j < a.kw; ++j) {
-                          const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
-                          if (ix < 0 || ix >= a.w) continue;
-                          for (int i = 0; i < a.kh; ++i) {
-                            const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
-                            if (iy < 0 || iy >= a.h) continue;
-                            const float* t = xi + (iy * a.w + ix) * c;
-                            for (int64_t q = 0; q < c; ++q) {
-                              const float u = acc[q], v = t[q];
-                              // numpy's maximum(u, v): u if NaN, else v if NaN, else the
-                              // larger, v when equal
-                              acc[q] = u != u ? u : (v != v || v >= u ? v : u);
-                            }
-                          }
-                        }
-                      }
+                      for (int64_t ox = 0; ox < a.ow; ++ox)
+                        max_pool_channels_last_one(a, xi, oy, ox, yr + ox * c, col.data());
                     }
                   });
 }

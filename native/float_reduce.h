@@ -61,18 +61,23 @@ enum { kExtremeRows = 0, kExtremeRkr = 1, kExtremeKrk = 2, kExtremeInOrder = 3 }
 void run_float_reduce_extreme(const float* x, float* y, int64_t a, int64_t b, int64_t c,
                               int form, bool is_min, int threads);
 
-// MaxPool of float32 channels-last 2-D data x (n, h, w, c) into y (n, oh, ow, c) as
-// lowp.runtime.float_nn.max_pool_channels_last defines it: each output's window taps in
-// column-major order (kernel columns left to right, each down its rows), taps outside the
-// input left out (the reference's -inf pads, which change no maximum), combined by numpy's
-// maximum (acc, tap): NaN when either is NaN (acc's first), of two equal values the tap, so
-// the result is the window's first NaN, else the last tap holding its maximum (the sign of
-// a zero maximum follows that); a window with no tap inside is -inf. Comparisons only.
+// MaxPool of float32 channels-last 2-D data x (n, h, w, c) into y (n, oh, ow, c): the
+// values of MaxPool of its channels-first view in ONNX Runtime's order `order` (docs/
+// operators.md (O150), lowp.runtime.max_pool_order): kMaxMlasVector (float_kernels.h),
+// each window column from its first row inside the input on, maxps (acc > x ? acc : x)
+// where the input column is one of the first w - w % 4, std::max (acc < x ? x : acc) after
+// them, then the columns across from the first by maxps, a column outside the input the
+// lowest float; kMaxNchwc, maxps from the lowest float over the taps inside, row-major;
+// kMaxGeneric, std::max from the lowest float likewise; kMaxLoop, the first tap inside,
+// then std::max. Comparisons only; each output computed by one task the same way.
+constexpr int kMaxGeneric = 2;
+constexpr int kMaxLoop = 3;
 struct MaxPoolChannelsLastArgs {
   const float* x = nullptr;
   float* y = nullptr;
   int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0;
   int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;  // ph, pw: begin pads
+  int order = 0;
 };
 void run_float_max_pool_channels_last(const MaxPoolChannelsLastArgs& a, int threads);
 

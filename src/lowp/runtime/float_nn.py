@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.ops.pool import window_reaching_pads
-from lowp.runtime import native_float, native_rnn, nchwc_conv
+from lowp.runtime import max_pool_order, native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
 Pads = tuple[list[int], list[int]]
@@ -464,48 +464,33 @@ def _native_pool(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: A
 def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                            dilations: Sequence[int] | None = None,
                            kernel_shape: Sequence[int], pads: Sequence[int] | None = None,
-                           strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+                           strides: Sequence[int] | None = None, storage_order: int = 0,
+                           nchwc_channels: int = 0, **_: Any) -> np.ndarray:
     """MaxPool of channels-last 2-D data (N, H, W, C), channels-last: the values of MaxPool
-    of its channels-first view (docs/native.md, "Float MaxPool on channels-last data").
-
-    Taps in the channels-first kernel's order: each window column reduced down its rows,
-    then the columns across, by np.maximum (the first NaN propagates; of two equal values
-    it gives the second, the later tap, where the channels-first kernel keeps the earlier:
-    the sign of a zero maximum may differ). Padded taps are -inf, which leave a maximum as
-    it is. Natively (native_float.max_pool_channels_last: the same values) where it runs."""
+    of its channels-first view (docs/native.md, "Float MaxPool on channels-last data"), in
+    the same ONNX Runtime order (lowp.runtime.max_pool_order). Natively
+    (native_float.max_pool_channels_last: the same values) where it runs, numpy on the
+    channels-first view otherwise."""
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
                                             ceil_mode)
-    native = native_float.max_pool_channels_last(x, k, s, d, begin, out)
-    if native is not None:
-        return native
-    widths = [(0, 0), *[(b, e + x_) for b, e, x_ in zip(begin, end, extra, strict=True)],
-              (0, 0)]
-    xp = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
-
-    def tap(i: int, j: int) -> np.ndarray:
-        r, c = i * d[0], j * d[1]
-        return xp[:, r:r + (out[0] - 1) * s[0] + 1:s[0], c:c + (out[1] - 1) * s[1] + 1:s[1]]
-
-    def column(j: int, into: np.ndarray | None) -> np.ndarray:
-        # (np.maximum gives its second operand of two equal values: the later tap)
-        if k[0] == 1:
-            if into is None:
-                return tap(0, j).copy()
-            np.copyto(into, tap(0, j))
-            return into
-        acc = np.maximum(tap(0, j), tap(1, j), out=into)
-        for i in range(2, k[0]):
-            np.maximum(acc, tap(i, j), out=acc)
-        return acc
-
-    y = column(0, None)
-    col = np.empty_like(y) if k[1] > 1 else None
-    for j in range(1, k[1]):
-        np.maximum(y, column(j, col), out=y)
-    assert y is not None
-    return y
+    first = np.moveaxis(x, -1, 1)
+    kind = max_pool_order.path(
+        first, k, s, d, begin, end, extra, num_outputs=1, storage_order=storage_order,
+        nchwc=_nchwc_pool(first, nchwc_channels),
+        vector=_mlas_vector_pool(x.shape[1:3], k, s, begin, end))
+    order = {"vector": native_float.MAX_MLAS_VECTOR, "nchwc": native_float.MAX_NCHWC,
+             "generic": native_float.MAX_GENERIC, "loop": native_float.MAX_LOOP}.get(kind)
+    if order is not None:
+        native = native_float.max_pool_channels_last(x, k, s, d, begin, out, order)
+        if native is not None:
+            return native
+    y = MaxPool(first, auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
+                kernel_shape=kernel_shape, pads=pads, strides=strides,
+                storage_order=storage_order, nchwc_channels=nchwc_channels)
+    assert isinstance(y, np.ndarray)
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1))
 
 
 def _lowest(dtype: np.dtype) -> Any:
@@ -518,33 +503,58 @@ def _lowest(dtype: np.dtype) -> Any:
 def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
             pads: Sequence[int] | None = None, storage_order: int = 0,
-            strides: Sequence[int] | None = None, num_outputs: int = 1, **_: Any) -> OpResult:
-    """Max over strided windows; Indices (row-major, or column-major for 2-D) on request."""
-    if num_outputs < 2:
-        native = _native_pool("MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad,
-                              ceil_mode)
+            strides: Sequence[int] | None = None, num_outputs: int = 1,
+            nchwc_channels: int = 0, **_: Any) -> OpResult:
+    """Max over strided windows; Indices (row-major, or column-major with storage_order)
+    on request. Floats in the order of the kernel ONNX Runtime runs (lowp.runtime.
+    max_pool_order, docs/operators.md (O150)): it decides which NaN, zero or lowest float a
+    window gives; natively for MLAS's 2-D vector kernel and the NCHWc kernel."""
+    nd = x.ndim - 2
+    k = [int(v) for v in kernel_shape]
+    s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
+    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[2:], k, s, d, pads, auto_pad,
+                                            ceil_mode)
+    floating = x.dtype in (np.float32, np.float64)
+    kind = max_pool_order.path(
+        x, k, s, d, begin, end, extra, num_outputs=num_outputs, storage_order=storage_order,
+        nchwc=_nchwc_pool(x, nchwc_channels),
+        vector=_mlas_vector_pool(x.shape[2:], k, s, begin, end)) if floating else "plain"
+    if kind in ("vector", "nchwc") and nd == 2:
+        native = native_float.pool2d(
+            "MaxPool", x, k, s, d, begin, end, out,
+            max_order=native_float.MAX_NCHWC if kind == "nchwc" else
+            native_float.MAX_MLAS_VECTOR)
         if native is not None:
             return native
-    nd = x.ndim - 2
+    if kind == "global":     # MLAS's global kernel: GlobalMaxPool's order without NCHWc
+        native = native_float.reduce_max(x, tuple(range(2, x.ndim)), True, 1)
+        return native if native is not None else max_pool_order.mlas_global(x)
+    if kind == "vector":
+        return max_pool_order.mlas_vector(x, k, s, begin, end, extra, out)
     win, begin, s, d, out = _pool_windows("MaxPool", x, kernel_shape, strides, dilations,
                                           pads, auto_pad, ceil_mode, _lowest(x.dtype))
-    red = tuple(range(2 + nd, 2 + 2 * nd))
-    y = win.max(axis=red)
+    chosen = None
+    if kind == "plain":
+        y = win.max(axis=tuple(range(2 + nd, 2 + 2 * nd)))
+    else:
+        y, chosen = max_pool_order.reduce(win, x.shape, k, s, d, begin, out, kind)
     if num_outputs < 2:
         return y
-    # Indices: flat position in the unpadded input of each window's (first) maximum.
-    flat = win.reshape(win.shape[:2 + nd] + (-1,)).argmax(axis=-1)
-    offs = np.unravel_index(flat, [int(v) for v in kernel_shape])
+    if chosen is None:      # (integers: the first maximum)
+        flat = win.reshape(win.shape[:2 + nd] + (-1,)).argmax(axis=-1)
+        chosen = np.unravel_index(flat, k)
+    # Indices: flat position in the unpadded input of each window's chosen tap
     n, c = x.shape[:2]
     in_sp = x.shape[2:]
     coords = []
     for i in range(nd):
         o = np.arange(out[i]).reshape((1, 1) + tuple(-1 if j == i else 1 for j in range(nd)))
-        coords.append(o * s[i] + offs[i] * d[i] - begin[i])
-    if storage_order and nd == 2:
-        spatial = coords[1] * in_sp[0] + coords[0]
-    else:
-        spatial = np.ravel_multi_index(tuple(coords), in_sp, mode="clip")
+        coords.append(np.where(chosen[i] < 0, -1, o * s[i] + chosen[i] * d[i] - begin[i]))
+    axes = range(nd - 1, -1, -1) if storage_order and nd > 1 else range(nd)
+    spatial, scale = np.zeros(y.shape, np.int64), 1
+    for i in reversed(list(axes)):
+        spatial = spatial + coords[i] * scale
+        scale *= int(in_sp[i])
     base = (np.arange(n).reshape(-1, 1) * c + np.arange(c).reshape(1, -1))
     base = base.reshape((n, c) + (1,) * nd) * int(np.prod(in_sp))
     return y, (base + spatial).astype(np.int64)
@@ -728,25 +738,29 @@ def GlobalAveragePool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np
 
 
 @register
-def GlobalMaxPool(x: np.ndarray, **_: Any) -> np.ndarray:
+def GlobalMaxPool(x: np.ndarray, *, nchwc_channels: int = 0, **_: Any) -> np.ndarray:
     """The maximum over the spatial axes; float32 by MLAS's order (docs/operators.md (O140)),
+    NCHWc where ONNX Runtime's layout transformer takes it (`nchwc_channels`, (O152)),
     natively where it can."""
-    return global_max(x, tuple(range(2, x.ndim)))
+    return global_max(x, tuple(range(2, x.ndim)), nchwc_channels)
 
 
-def global_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def global_max(x: np.ndarray, axes: tuple[int, ...], nchwc_channels: int = 0) -> np.ndarray:
     """The maximum of `x` over `axes`, kept: GlobalMaxPool of channels-first data (the
     spatial axes) and of channels-last data (the middle ones). float32 with one to three
     spatial axes in MLAS's order (`ort_math.mlas_global_max`, docs/operators.md (O140):
     which NaN or zero survives; -inf throughout gives the lowest float), NCHWc where ONNX
-    Runtime moves a 4-D input of whole channel blocks; natively the ReduceMax kernel with
+    Runtime moves a 4-D input of whole channel blocks (`nchwc_channels`: the channel count
+    its layout transformer knows and takes, ort_context._pool_context; 0 where it does not
+    take the pool, (O152)); natively the ReduceMax kernel with
     that order where it decides the bits. More spatial axes by `float_ops.max_reference`
     ((O48)); other dtypes by np.max."""
     if x.dtype != np.float32 or x.size == 0:
         return x.max(axis=axes, keepdims=True)
     kept = [a for a in range(x.ndim) if a not in axes]
     block = nchwc_conv.block_size()
-    nchwc = x.ndim == 4 and block > 0 and x.shape[kept[-1]] % block == 0
+    nchwc = x.ndim == 4 and block > 0 and nchwc_channels > 0 and \
+        nchwc_channels % block == 0 and x.shape[kept[-1]] == nchwc_channels
     pool = 0 if len(axes) > 3 else 2 if nchwc else 1
     native = native_float.reduce_max(x, axes, True, pool)
     if native is not None:

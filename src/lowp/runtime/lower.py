@@ -384,7 +384,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
                     layouts=(CF, CL))
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
-                    _global_max_pool(run), layouts=(CF, CL))
+                    _global_max_pool(run, attrs), layouts=(CF, CL))
     if node.op_type == "GlobalAveragePool":
         # a dequantized convolution's channels-last output (a squeeze-excitation's mean) is
         # pooled as it is, each channel in MLAS's order, not converted to channels-first
@@ -658,14 +658,16 @@ def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any],
     return reduce
 
 
-def _global_max_pool(run: StepFn) -> StepFn:
+def _global_max_pool(run: StepFn, attrs: dict[str, Any]) -> StepFn:
     """GlobalMaxPool that takes channels-last data as it is: the maximum over its spatial
     axes (float_nn.global_max: the same rule as on channels-first data), channels-last."""
+    channels = int(attrs.get("nchwc_channels", 0))  # type: ignore[call-overload]
+
     def pool(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if layout is not CL or x is None or x.ndim < 3:
             return run(*vals, layout=layout)
-        return (global_max(x, tuple(range(1, x.ndim - 1))),)
+        return (global_max(x, tuple(range(1, x.ndim - 1)), channels),)
 
     return pool
 

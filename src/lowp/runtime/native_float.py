@@ -536,11 +536,19 @@ def average_pool_rowmajor(x: np.ndarray, kernel: Sequence[int], strides: Sequenc
     return y
 
 
+#: MaxPool orders of float_pool2d (the first two) and float_max_pool_channels_last
+#: (native/float_kernels.h, float_reduce.h; lowp.runtime.max_pool_order's paths)
+MAX_MLAS_VECTOR, MAX_NCHWC, MAX_GENERIC, MAX_LOOP = 0, 1, 2, 3
+
+
 def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
            dilations: Sequence[int], begin: Sequence[int], end: Sequence[int],
-           out: Sequence[int], count_include_pad: int = 0) -> np.ndarray | None:
+           out: Sequence[int], count_include_pad: int = 0,
+           max_order: int = 0) -> np.ndarray | None:
     """MaxPool or AveragePool of a float32 NCHW `x` with the geometry float_nn resolved
-    (begin/end pads as given or from auto_pad, output size with ceil_mode), or None."""
+    (begin/end pads as given or from auto_pad, output size with ceil_mode), or None. A
+    MaxPool in ONNX Runtime's order `max_order` (docs/operators.md (O150)): MAX_MLAS_VECTOR,
+    MLAS's vector kernel, or MAX_NCHWC, its NCHWc kernel."""
     if x.ndim != 4:
         return None
     ext = _usable(op, x)
@@ -549,6 +557,8 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     n, c, h, w = x.shape
     y = _empty((n, c, int(out[0]), int(out[1])))
     geometry = [*kernel, *strides, *dilations, *begin, *end]
+    if op == "MaxPool":
+        geometry.append(max_order)
     call(ext.float_pool2d, np.ascontiguousarray(x), y, [n * c, h, w, int(out[0]), int(out[1])],
          [int(v) for v in geometry], op == "AveragePool", bool(count_include_pad), _threads)
     return y
@@ -556,16 +566,17 @@ def pool2d(op: str, x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
 
 def max_pool_channels_last(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
                            dilations: Sequence[int], begin: Sequence[int],
-                           out: Sequence[int]) -> np.ndarray | None:
+                           out: Sequence[int], order: int) -> np.ndarray | None:
     """MaxPool of float32 channels-last `x` (N, H, W, C) with the geometry float_nn
-    resolved (begin pads, output size), channels-last, bit for bit with
-    float_nn.max_pool_channels_last's numpy form; or None."""
+    resolved (begin pads, output size), channels-last, in ONNX Runtime's order `order`
+    (MAX_MLAS_VECTOR, MAX_NCHWC, MAX_GENERIC, MAX_LOOP: native/float_reduce.h), bit for
+    bit with float_nn.max_pool_channels_last's numpy form; or None."""
     ext = _has(_usable("MaxPool", x), "float_max_pool_channels_last")
     if ext is None or x.ndim != 4:
         return None
     n, h, w, c = x.shape
     y = _empty((n, int(out[0]), int(out[1]), c))
-    geometry = [*kernel, *strides, *dilations, *begin]
+    geometry = [*kernel, *strides, *dilations, *begin, order]
     call(ext.float_max_pool_channels_last, np.ascontiguousarray(x).reshape(-1), y.reshape(-1),
          [n, h, w, c, int(out[0]), int(out[1])], [int(v) for v in geometry], _threads)
     return y

@@ -142,9 +142,8 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                                [int(d) for d in w if isinstance(d, int)], group,
                                bool(ctx["w_constant"]), bool(ctx["b_constant"])) is not None
     if op in ("MaxPool", "AveragePool"):
-        dilations = attributes(node).get("dilations", [])
-        dilated = any(v != 1 for v in dilations)  # type: ignore[attr-defined]
-        return (len(node.output) < 2 or not node.output[1]) and not dilated and bool(
+        # (dilated ones too: the NCHWc pools take dilations, docs/operators.md (O151))
+        return (len(node.output) < 2 or not node.output[1]) and bool(
             _nchwc_channels(node.input[0], graph))
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return bool(_pool_context(node, graph)["nchwc_channels"])
@@ -407,6 +406,7 @@ _CONTEXTS = {"BatchNormalization": batch_norm_context, "Resize": _resize_context
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
                 "FusedConv": _conv_context, "ConvBias": _conv_context,
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
+                "MaxPool": _pool_context, "GlobalMaxPool": _pool_context,
                 "Gemm": _gemm_context,
                 "LSTM": _lstm_context,
                 "GRU": _lstm_context,
