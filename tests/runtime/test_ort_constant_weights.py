@@ -58,22 +58,24 @@ def _model(after: str, *, bias: bool, shape_move: bool = False, seed: int = 0
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=8)
 
 
-def _onnxruntime(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+def _onnxruntime(model: onnx.ModelProto, x: np.ndarray, threads: int = 1) -> np.ndarray:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     s = ort.InferenceSession(model.SerializeToString(), opts,
                              providers=["CPUExecutionProvider"])
     return np.asarray(s.run(None, {"x": x})[0])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("after", ["BatchNormalization", "Mul", "Add"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_computed_weights_fold_as_onnxruntime(backend: str, after: str, bias: bool) -> None:
+def test_computed_weights_fold_as_onnxruntime(backend: str, after: str, bias: bool,
+                                              threads: int) -> None:
     model = _model(after, bias=bias)
     x = np.random.default_rng(1).uniform(-1, 1, (1, 3, 48, 64)).astype(np.float32)
-    want = _onnxruntime(model, x)
-    got = Session(model, backend=backend, threads=1).run({"x": x})["y"]
+    want = _onnxruntime(model, x, threads)
+    got = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
