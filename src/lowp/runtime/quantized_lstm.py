@@ -19,7 +19,12 @@ import numpy as np
 
 from lowp.ops.linear import exact_matmul, wrap_int32
 from lowp.runtime import native_float, native_qlstm
-from lowp.runtime.float_nn import LstmOrtCell, deepcpu_activations, lstm_ort_acts
+from lowp.runtime.float_nn import (
+    LstmOrtCell,
+    check_rnn_shapes,
+    deepcpu_activations,
+    lstm_ort_acts,
+)
 from lowp.runtime.float_registry import register, unsupported
 
 
@@ -251,6 +256,9 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         raise unsupported("DynamicQuantizeLSTM", f"direction={direction!r}")
     dirs, hid = len(revs), r.shape[1]
     seq, batch, _ = x.shape
+    check_rnn_shapes("LSTM", batch, hid, dirs,
+                     np.full(batch, seq) if sequence_lens is None else sequence_lens,
+                     [initial_h, initial_c])
     x = x.astype(np.float32, copy=False)
     _check_zero_points(w_zero_point, dirs, "W")
     _check_zero_points(r_zero_point, dirs, "R")

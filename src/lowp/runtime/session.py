@@ -24,6 +24,7 @@ from . import (
     moves,
     native_float,
     ort_cast_elimination,
+    ort_constant_weights,
     ort_conv_add,
     ort_conv_scale,
     ort_double_qdq,
@@ -67,7 +68,8 @@ LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
         ort_double_qdq.apply, ort_qdq_propagation.apply, ort_weight_bias.apply,
         ort_s8_to_u8.apply)),
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
-        ort_noop_elimination.apply, ort_cast_elimination.apply, ort_conv_scale.apply,
+        ort_noop_elimination.apply, ort_cast_elimination.apply, ort_constant_weights.apply,
+        ort_conv_scale.apply,
         ort_fusions.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
     quantize_first.apply, pool_first.apply, per_token_fusion.apply,
     conv_integer_fusion.apply, conv_bias_fusion.apply)
