@@ -56,18 +56,15 @@ struct QOperand {
 
 // `rows` rows of `cols` floats (row stride ld) quantized together into o (rows of lda
 // bytes, the bytes past cols zero). An operand holding a NaN (an H from a NaN or an
-// infinity in initial_h / initial_c, or from a product that overflowed) takes MLAS's lanes
-// (qrnn_quantize_nan); infinities alone give the same range either way.
+// infinity in initial_h / initial_c) is seen in the kernel's range pass and takes MLAS's
+// lanes (qrnn_quantize_nan); infinities alone give the same range either way.
 void quantize(const QRnnKernels& k, const float* src, int64_t rows, int64_t cols, int64_t ld,
               int64_t lda, QOperand& o) {
   o.q.resize(size_t(rows * lda));
   o.rowsum.resize(size_t(rows));
   if (lda > cols)
     for (int64_t r = 0; r < rows; ++r) std::memset(&o.q[size_t(r * lda + cols)], 0, size_t(lda - cols));
-  if (qrnn_has_nan(src, rows, cols, ld))
-    qrnn_quantize_nan(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
-  else
-    k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
+  k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
 }
 
 // The product of the quantized operand a (rows of 4 k4 bytes) and w, scaled into out[r]

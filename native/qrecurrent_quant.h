@@ -91,18 +91,11 @@ inline void qrnn_mlas_min_max(const float* a, int64_t n, float& lo, float& hi) {
   }
 }
 
-// Whether rows x cols floats (row stride ld) hold a NaN; the loop vectorizes.
-inline bool qrnn_has_nan(const float* src, int64_t rows, int64_t cols, int64_t ld) {
-  bool nan = false;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) nan |= src[r * ld + j] != src[r * ld + j];
-  return nan;
-}
-
-// QQuantFn for an operand holding a NaN, whose range is not the running bounds of the paths'
-// kernels: MLAS's range over the operand as ONNX Runtime reads it (the rows one after the
-// other), min(lo, 0) / max(hi, 0) as std::min / max (a NaN bound stays), then qrnn_qparams
-// and qrnn_quant1 (docs/operators.md (O156)).
+// QQuantFn's steps for an operand holding a NaN, whose range is not the running bounds of
+// the paths' kernels (each sees the NaN in its range pass and calls this instead): MLAS's
+// range over the operand as ONNX Runtime reads it (the rows one after the other), min(lo,
+// 0) / max(hi, 0) as std::min / max (a NaN bound stays), then qrnn_qparams and qrnn_quant1
+// (docs/operators.md (O156)).
 [[maybe_unused]] void qrnn_quantize_nan(const float* src, int64_t rows, int64_t cols, int64_t ld,
                                         uint8_t* dst, int64_t lda, int32_t* rowsum, QParams& p) {
   std::vector<float> flat(size_t(rows * cols));
@@ -124,12 +117,19 @@ inline bool qrnn_has_nan(const float* src, int64_t rows, int64_t cols, int64_t l
   }
 }
 
+
 [[maybe_unused]] void qrnn_quantize_portable(const float* src, int64_t rows, int64_t cols,
                                              int64_t ld, uint8_t* dst, int64_t lda,
                                              int32_t* rowsum, QParams& p) {
   float lo = 0.0f, hi = 0.0f;
+  bool nan = false;
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) qrnn_range1(src[r * ld + j], lo, hi);
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = src[r * ld + j];
+      qrnn_range1(v, lo, hi);
+      nan |= v != v;
+    }
+  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
   qrnn_qparams(lo, hi, p);
   const float qlo = float(-p.zero_point), qhi = float(255 - p.zero_point);
   for (int64_t r = 0; r < rows; ++r) {
