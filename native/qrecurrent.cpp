@@ -55,7 +55,9 @@ struct QOperand {
 };
 
 // `rows` rows of `cols` floats (row stride ld) quantized together into o (rows of lda
-// bytes, the bytes past cols zero).
+// bytes, the bytes past cols zero). An operand holding a NaN (an H from a NaN or an
+// infinity in initial_h / initial_c) is seen in the kernel's range pass and takes MLAS's
+// lanes (qrnn_quantize_nan); infinities alone give the same range either way.
 void quantize(const QRnnKernels& k, const float* src, int64_t rows, int64_t cols, int64_t ld,
               int64_t lda, QOperand& o) {
   o.q.resize(size_t(rows * lda));

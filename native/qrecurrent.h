@@ -51,7 +51,9 @@ struct QParams {
 
 // The dynamic uint8 quantization of rows x cols floats (row stride ld) from their joint
 // range (qrecurrent_quant.h): p, dst (row stride lda; bytes past cols untouched) and each
-// row's sum of q. The inputs are finite.
+// row's sum of q. An operand holding a NaN takes MLAS's range (each kernel sees it in its
+// range pass and calls qrnn_quantize_nan); an infinity gives an infinite scale, and values
+// over it quantize as MLAS's do.
 using QQuantFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
                           int64_t lda, int32_t* rowsum, QParams& p);
 

@@ -63,22 +63,27 @@ void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
     }
 }
 
-// qrnn_quantize_portable on 8 lanes (the AVX-512 path's quantize at half width); the last
-// cols % 8 values of each row go through the portable steps.
+// qrnn_quantize_portable on 8 lanes (the AVX-512 path's quantize at half width; an operand
+// holding a NaN goes to qrnn_quantize_nan); the last cols % 8 values of each row go through
+// the portable steps.
 void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
               int64_t lda, int32_t* rowsum, QParams& p) {
   const int64_t full = cols - cols % 8;
-  __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+  __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps(), vnan = _mm256_setzero_ps();
   float lo = 0.0f, hi = 0.0f;
+  bool nan = false;
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = src + r * ld;
     for (int64_t j = 0; j < full; j += 8) {
       const __m256 v = _mm256_loadu_ps(s + j);
       vlo = _mm256_min_ps(v, vlo);
       vhi = _mm256_max_ps(v, vhi);
+      vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     }
-    for (int64_t j = full; j < cols; ++j) qrnn_range1(s[j], lo, hi);
+    for (int64_t j = full; j < cols; ++j) qrnn_range1(s[j], lo, hi), nan |= s[j] != s[j];
   }
+  if (nan || _mm256_movemask_ps(vnan) != 0)
+    return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
   alignas(32) float l[8], h[8];
   _mm256_store_ps(l, vlo);
   _mm256_store_ps(h, vhi);

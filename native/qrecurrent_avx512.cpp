@@ -116,7 +116,8 @@ void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
 }
 
 // qrnn_quantize_portable on 16 lanes: the lanes' running bounds (vminps / vmaxps keep the
-// bound unless the value is strictly beyond it, as qrnn_range1), then vdivps, the clamps,
+// bound unless the value is strictly beyond it, as qrnn_range1; an operand holding a NaN
+// goes to qrnn_quantize_nan), then vdivps, the clamps,
 // vcvtps2dq rounding half to even (MXCSR's default; |v| <= 255), the zero point, and the
 // row sums in int32 lanes; the last partial vector masked.
 void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
@@ -124,19 +125,23 @@ void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t*
   __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   const int64_t full = cols - cols % 16;
+  __mmask16 nan = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = src + r * ld;
     for (int64_t j = 0; j < full; j += 16) {
       const __m512 v = _mm512_loadu_ps(s + j);
       vlo = _mm512_min_ps(v, vlo);
       vhi = _mm512_max_ps(v, vhi);
+      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     }
     if (tail) {
       const __m512 v = _mm512_maskz_loadu_ps(tail, s + full);  // 0 in the masked lanes
       vlo = _mm512_min_ps(v, vlo);
       vhi = _mm512_max_ps(v, vhi);
+      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     }
   }
+  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
   alignas(64) float l[16], h[16];
   _mm512_store_ps(l, vlo);
   _mm512_store_ps(h, vhi);

@@ -648,3 +648,44 @@ def test_nan_and_infinite_inputs_equal_onnxruntime(tmp_path: Path, threads: int,
             feeds["x"][k % seq, (2 * k) % batch, (3 * k + 1) % inp] = value
         got = lowp.Session(model, threads=threads, backend=backend).run(feeds)
         _assert_identical(got, _onnxruntime(model, feeds, threads))
+
+
+def _assert_bits(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name, w in want.items():
+        np.testing.assert_array_equal(got[name].view(np.uint32), w.view(np.uint32),
+                                      err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("state", ["h0", "c0"])
+def test_nan_and_infinite_initial_states_equal_onnxruntime(tmp_path: Path, threads: int,
+                                                           value: float, state: str) -> None:
+    """initial_h / initial_c holding a NaN or an infinity (docs/operators.md, (O156)): each
+    step's H, NaN included, quantized from MLAS's range (its lanes), a NaN zero point 255 and
+    a NaN quotient 0, on the numpy reference and every native path, at 1 and 2 threads (the
+    native recurrence skipped a NaN in the range and converted a NaN zero point to int:
+    undefined behaviour, and other bits than ONNX Runtime's). Lengths, both directions, and
+    H of more than 8 (a NaN ending its lane or followed in it) and of more than 32 values."""
+    rng = np.random.default_rng(int(threads * 10 + len(state)))
+    for inp, hid, seq, batch, direction, opt, lens in [
+            (5, 3, 3, 2, "forward", {"b", "h0", "c0"}, None),
+            (6, 16, 3, 3, "bidirectional", {"b", "h0", "c0", "p", "lens"}, [3, 0, 2]),
+            (4, 40, 3, 1, "reverse", {"h0", "c0", "lens"}, [2]),
+            (3, 9, 4, 6, "forward", {"b", "h0", "c0"}, None)]:
+        model = _quantized_lstm(tmp_path, rng, inp=inp, hid=hid, direction=direction,
+                                per_channel=False, weight_type=QuantType.QInt8,
+                                optional=frozenset(opt), with_y=True)
+        session = lowp.Session(model, threads=threads)
+        for positions in ([3], [11, 2], [0, 8, 27]):
+            feeds = _feeds(model, rng, seq, batch, lens)
+            flat = feeds[state].reshape(-1)
+            flat[[p % flat.size for p in positions]] = value
+            want = _onnxruntime(model, feeds, threads)
+            with native_qlstm.disabled():   # the numpy reference
+                _assert_bits(session.run(feeds), want)
+            for path in PATHS:
+                with nb.use_path(path):
+                    _assert_bits(session.run(feeds), want)
+
