@@ -26,6 +26,21 @@ def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarr
     return list(session.run(None, dict(feeds)))
 
 
+def assert_sessions_equal_onnxruntime(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """lowp's reference and native backends give ONNX Runtime's y for the one input x, at 1
+    and 2 threads, recorded and replayed; returns ONNX Runtime's y (the last one)."""
+    want = np.empty(0)
+    for threads in (1, 2):
+        want = onnxruntime_run(model, {"x": x}, threads)[0]
+        for backend in ("reference", "native"):
+            session = Session(model, backend=backend, threads=threads)
+            for run in range(2):                     # recorded, then replayed
+                got = session.run({"x": x})["y"]
+                np.testing.assert_array_equal(got, want,
+                                              err_msg=f"{backend} {threads} threads {run}")
+    return want
+
+
 def unary_model(op: str, elem_type: int) -> bytes:
     """One `op` node (opset 18) from a 1-D input x of `elem_type` to y."""
     node = helper.make_node(op, ["x"], ["y"])

@@ -19,9 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session
-
-from .ort_agreement import onnxruntime_run
+from .ort_agreement import assert_sessions_equal_onnxruntime
 
 _TYPES = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8,
           np.uint16: TensorProto.UINT16, np.int16: TensorProto.INT16}
@@ -46,19 +44,6 @@ def _group(op: str, dtype: type, s_x: float, z_x: int, s_y: float, z_y: int,
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _assert_agree(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    """lowp's reference and native backends give ONNX Runtime's y at 1 and 2 threads."""
-    for threads in (1, 2):
-        want = onnxruntime_run(model, {"x": x}, threads)[0]
-        for backend in ("reference", "native"):
-            session = Session(model, backend=backend, threads=threads)
-            for run in range(2):                     # recorded, then replayed
-                got = session.run({"x": x})["y"]
-                np.testing.assert_array_equal(got, want,
-                                              err_msg=f"{backend} {threads} threads {run}")
-    return want
-
-
 @pytest.mark.parametrize("op", ["Elu", "Selu", "Softplus", "Softsign", "Exp"])
 def test_every_uint16_code_equals_onnxruntime(op: str) -> None:
     # every input code once: numpy's exp and logaddexp in the table were one ulp from
@@ -69,7 +54,7 @@ def test_every_uint16_code_equals_onnxruntime(op: str) -> None:
          "Softsign": (-1.0, 1.0), "Exp": (0.0, 400.0)}[op]
     s_y = float(np.float32((y[1] - y[0]) / 65535))
     z_y = int(round(-y[0] / s_y))
-    _assert_agree(_group(op, np.uint16, s_x, z_x, s_y, z_y, list(x.shape)), x)
+    assert_sessions_equal_onnxruntime(_group(op, np.uint16, s_x, z_x, s_y, z_y, list(x.shape)), x)
 
 
 @pytest.mark.parametrize(("op", "code", "s_y", "packet", "scalar"), [
@@ -83,7 +68,8 @@ def test_last_elements_take_the_c_library(op: str, code: int, s_y: float, packet
     # one unit from the first 4
     s_x = 2.0 ** -10
     x = np.full((1, 7, 1, 1), np.float32(code) * np.float32(s_x), np.float32)
-    y = _assert_agree(_group(op, np.int16, s_x, 0, s_y, 0, [1, 7, 1, 1]), x).reshape(-1)
+    model = _group(op, np.int16, s_x, 0, s_y, 0, [1, 7, 1, 1])
+    y = assert_sessions_equal_onnxruntime(model, x).reshape(-1)
     codes = np.rint(y / np.float32(s_y)).astype(int).tolist()
     assert codes == [packet] * 4 + [scalar] * 3
 
@@ -106,4 +92,4 @@ def test_groups_equal_onnxruntime(op: str, dtype: type, n: int, channels_last: b
     x = ((codes - z_x) * np.float32(s_x)).astype(np.float32)
     s_y = float(np.float32(s_x * rng.uniform(0.3, 3.0)))
     z_y = int(rng.integers(info.min // 2, info.max // 2 + 1))
-    _assert_agree(_group(op, dtype, s_x, z_x, s_y, z_y, shape), x)
+    assert_sessions_equal_onnxruntime(_group(op, dtype, s_x, z_x, s_y, z_y, shape), x)

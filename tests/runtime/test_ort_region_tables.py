@@ -18,9 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime import Session
-
-from .ort_agreement import onnxruntime_run
+from .ort_agreement import assert_sessions_equal_onnxruntime
 
 _F = np.float32
 _TYPES = {np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8}
@@ -60,19 +58,6 @@ def _region(chain: list[tuple[str, dict, float | None]], dtype: type, s_x: float
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def _assert_agree(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    """lowp's reference and native backends give ONNX Runtime's y at 1 and 2 threads."""
-    for threads in (1, 2):
-        want = onnxruntime_run(model, {"x": x}, threads)[0]
-        for backend in ("reference", "native"):
-            session = Session(model, backend=backend, threads=threads)
-            for run in range(2):                     # recorded, then replayed
-                got = session.run({"x": x})["y"]
-                np.testing.assert_array_equal(got, want,
-                                              err_msg=f"{backend} {threads} threads {run}")
-    return want
-
-
 @pytest.mark.parametrize(("chain", "code", "s_y", "packet", "scalar"), [
     ([("Elu", {}, None), ("Mul", {}, 2.0)], -127, 0.0039426875, -60, -61),
     ([("Softplus", {}, None), ("Mul", {}, 2.0)], -127, 0.020541854, 62, 61),
@@ -85,7 +70,7 @@ def test_run_tail_takes_the_c_library_regression(chain, code, s_y, packet, scala
     # half-way point of y: the last 7 % 4 = 3 elements are one unit from the first 4 (the
     # table gave all seven the packets' integer)
     model = _region(chain, np.int8, 0.001, 0, s_y, 0)
-    y = _assert_agree(model, np.full(7, code, np.int8))
+    y = assert_sessions_equal_onnxruntime(model, np.full(7, code, np.int8))
     assert y.tolist() == [packet] * 4 + [scalar] * 3
 
 
@@ -127,7 +112,7 @@ def test_random_regions_equal_onnxruntime(first, rest, dtype, n, k, seed):
     if len(critical):
         x[rng.random(n) < 0.5] = critical[0]
     z_y = 0 if dtype == np.int8 else 128
-    _assert_agree(_region(chain, dtype, s_x, z_x, s_y, z_y), x)
+    assert_sessions_equal_onnxruntime(_region(chain, dtype, s_x, z_x, s_y, z_y), x)
 
 
 def _between_convolutions(chain: list[tuple[str, dict, object]], s_y: float, channels: int,
@@ -179,7 +164,7 @@ def test_run_tail_between_convolutions_is_channels_last_regression(chain, s_y):
     # one (channel 5's last two pixels), as lowp put it
     channels, size = 6, (5, 7)
     x = np.full((1, channels, *size), _F(-0.127), _F)
-    y = _assert_agree(_between_convolutions(chain, s_y, channels, size), x)
+    y = assert_sessions_equal_onnxruntime(_between_convolutions(chain, s_y, channels, size), x)
     codes = np.rint(y / _F(s_y)).reshape(channels, -1)
     tails = np.argwhere(codes != codes[0, 0]).tolist()
     assert tails == [[4, 34], [5, 34]]
@@ -202,4 +187,4 @@ def test_random_regions_between_convolutions_equal_onnxruntime(first, rest, chan
     if len(critical):
         codes[rng.random(codes.shape) < 0.5] = int(critical[0])
     x = ((codes - 128) * _F(0.001)).astype(_F)
-    _assert_agree(_between_convolutions(chain, s_y, channels, size), x)
+    assert_sessions_equal_onnxruntime(_between_convolutions(chain, s_y, channels, size), x)
