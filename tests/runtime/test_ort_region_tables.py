@@ -142,9 +142,9 @@ def _between_convolutions(chain: list[tuple[str, dict, object]], s_y: float, cha
         nodes.append(helper.make_node(op, inputs, [f"v{k + 1}"], **attrs))
     nodes += [helper.make_node("QuantizeLinear", [f"v{len(chain)}", "ys", "yz"], ["mq"]),
               helper.make_node("DequantizeLinear", ["mq", "ys", "yz"], ["mf"]),
-              helper.make_node("Conv", ["mf", "wf"], ["c2"]),
-              helper.make_node("QuantizeLinear", ["c2", "ys", "yz"], ["c2q"]),
-              helper.make_node("DequantizeLinear", ["c2q", "ys", "yz"], ["y"])]
+              helper.make_node("Conv", ["mf", "wf"], ["d"]),     # (not c{k}: a constant)
+              helper.make_node("QuantizeLinear", ["d", "ys", "yz"], ["dq"]),
+              helper.make_node("DequantizeLinear", ["dq", "ys", "yz"], ["y"])]
     shape = [1, channels, *size]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, shape)], [helper.make_tensor_value_info(
