@@ -423,12 +423,37 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Shape inference that never fails: an incomplete result is still useful."""
+    """Shape inference that never fails: an incomplete result is still useful. ONNX Runtime's
+    fused convolutions (com.microsoft FusedConv, which its rewrites and lowp's make) are
+    inferred as the Conv they stand for: onnx does not know them, and without a shape there
+    every value after the first one would have none, where ONNX Runtime's own inference
+    knows them all."""
     try:
-        return shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                            data_prop=True)
+        return shape_inference.infer_shapes(_convolutions_as_conv(model), check_type=False,
+                                            strict_mode=False, data_prop=True)
     except Exception:
         return model
+
+
+_CONV_ATTRIBUTES = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                              "strides"})
+
+
+def _convolutions_as_conv(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model`, each top-level FusedConv (X, W, B, Z) an ONNX Conv (X, W, B) of its geometry
+    (the same output shape); `model` itself when it has none."""
+    fused = [k for k, n in enumerate(model.graph.node)
+             if n.op_type == "FusedConv" and n.domain == "com.microsoft"]
+    if not fused:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for k in fused:
+        node = copy.graph.node[k]
+        conv = helper.make_node("Conv", list(node.input[:3]), list(node.output), node.name)
+        conv.attribute.extend(a for a in node.attribute if a.name in _CONV_ATTRIBUTES)
+        node.CopyFrom(conv)
+    return copy
 
 
 def opset_of(model: onnx.ModelProto) -> int:
