@@ -435,8 +435,14 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
 
 
-_CONV_ATTRIBUTES = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
-                              "strides"})
+#: the attributes of an ONNX Conv (what a fused convolution keeps of them)
+CONV_ATTRIBUTES = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                             "strides"})
+
+
+def is_onnx_op(node: onnx.NodeProto | None, op_type: str) -> bool:
+    """`node` is the standard ONNX operator `op_type` (default domain)."""
+    return node is not None and node.op_type == op_type and node.domain in ONNX_DOMAINS
 
 
 def _convolutions_as_conv(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -451,7 +457,7 @@ def _convolutions_as_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     for k in fused:
         node = copy.graph.node[k]
         conv = helper.make_node("Conv", list(node.input[:3]), list(node.output), node.name)
-        conv.attribute.extend(a for a in node.attribute if a.name in _CONV_ATTRIBUTES)
+        conv.attribute.extend(a for a in node.attribute if a.name in CONV_ATTRIBUTES)
         node.CopyFrom(conv)
     return copy
 

@@ -35,24 +35,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import with_nodes
+from ..ir.graph import CONV_ATTRIBUTES, is_onnx_op, with_nodes
 from . import nchwc_conv
 from .float_registry import FLOAT_OPS, register
 from .switch import Switch
 
 DOMAIN = "ai.lowp"
 OP_TYPE = "ConvBias"
-_CONV_ATTRIBUTES = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 _enabled = Switch(os.environ.get("LOWP_NO_CONV_BIAS_FUSION", "") in ("", "0"))
 
 #: Load sessions made inside the body with the Conv, Squeeze, Add and Relu unfused (the
 #: reference to compare a fused session with).
 disabled = _enabled.off
-
-
-def _standard(node: onnx.NodeProto | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx")
 
 
 def _squeezed_axes(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]
@@ -107,18 +102,18 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     dropped: set[int] = set()
     biases: list[onnx.TensorProto] = []
     for conv in graph.node:
-        if not _standard(conv, "Conv") or len(conv.input) != 2 or not conv.output[0]:
+        if not is_onnx_op(conv, "Conv") or len(conv.input) != 2 or not conv.output[0]:
             continue
         weight = inits.get(conv.input[1])
         if weight is None or weight.data_type != TensorProto.FLOAT or len(weight.dims) != 4:
             continue
         squeeze = only_reader(conv.output[0])
-        if not _standard(squeeze, "Squeeze"):
+        if not is_onnx_op(squeeze, "Squeeze"):
             continue
         assert squeeze is not None
         axes = _squeezed_axes(squeeze, inits)
         add = only_reader(squeeze.output[0])
-        if not axes or not set(axes) <= {2, 3} or not _standard(add, "Add"):
+        if not axes or not set(axes) <= {2, 3} or not is_onnx_op(add, "Add"):
             continue
         assert add is not None
         other = add.input[1] if add.input[0] == squeeze.output[0] else add.input[0]
@@ -129,7 +124,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if bias is None:
             continue
         last, relu = add, only_reader(add.output[0])
-        if _standard(relu, "Relu"):
+        if is_onnx_op(relu, "Relu"):
             assert relu is not None
             last = relu
         name = f"{conv.output[0]}_{OP_TYPE}_bias"
@@ -137,7 +132,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         fused = helper.make_node(OP_TYPE, [conv.input[0], conv.input[1], name],
                                  [conv.output[0]], name=(conv.name or conv.output[0])
                                  + "_" + OP_TYPE, domain=DOMAIN, relu=int(last is not add))
-        fused.attribute.extend(a for a in conv.attribute if a.name in _CONV_ATTRIBUTES)
+        fused.attribute.extend(a for a in conv.attribute if a.name in CONV_ATTRIBUTES)
         moved = onnx.NodeProto()
         moved.CopyFrom(squeeze)
         moved.output[0] = last.output[0]
@@ -164,7 +159,7 @@ def ConvBias(x: np.ndarray, w: np.ndarray, b: np.ndarray, *, relu: int = 0,
     """Conv(x, w) + b per channel (then ONNX Runtime's Relu with `relu`), with the values
     of the nodes it fuses (`_unfused`); the bias and Relu in the NCHWc kernel's write-out
     where ONNX Runtime's NCHWc kernel computes the Conv."""
-    conv = {k: v for k, v in attrs.items() if k in _CONV_ATTRIBUTES}
+    conv = {k: v for k, v in attrs.items() if k in CONV_ATTRIBUTES}
     conv.update(w_constant=w_constant, b_constant=True)     # (the Conv had no bias)
     f32 = all(v.dtype == np.float32 for v in (x, w, b))
     if f32 and x.ndim == 4 and w.ndim == 4 and nchwc_conv.plan(

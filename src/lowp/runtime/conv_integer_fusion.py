@@ -36,24 +36,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..ir.graph import with_nodes
+from ..ir.graph import CONV_ATTRIBUTES, is_onnx_op, with_nodes
 from . import native_integer
 from .float_registry import FLOAT_OPS, register
 from .switch import Switch
 
 DOMAIN = "ai.lowp"
 OP_TYPE = "ConvIntegerToFloat"
-_CONV_ATTRIBUTES = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 _enabled = Switch(os.environ.get("LOWP_NO_CONV_INTEGER_FUSION", "") in ("", "0"))
 
 #: Load sessions made inside the body with ConvInteger, Add and Cast unfused (the reference
 #: to compare a fused session with).
 disabled = _enabled.off
-
-
-def _standard(node: onnx.NodeProto | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx")
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -77,16 +72,16 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
 
     fused: dict[int, onnx.NodeProto] = {}
     for cast in graph.node:
-        if not _standard(cast, "Cast") or len(cast.input) != 1 or not any(
+        if not is_onnx_op(cast, "Cast") or len(cast.input) != 1 or not any(
                 a.name == "to" and a.i == TensorProto.FLOAT for a in cast.attribute):
             continue
         add = producer.get(cast.input[0])
-        if add is None or not _standard(add, "Add") or len(add.input) != 2 or not only_reader(
+        if add is None or not is_onnx_op(add, "Add") or len(add.input) != 2 or not only_reader(
                 add.output[0]):
             continue
         for side in (0, 1):
             conv = producer.get(add.input[side])
-            if (_standard(conv, "ConvInteger") and only_reader(add.input[side])
+            if (is_onnx_op(conv, "ConvInteger") and only_reader(add.input[side])
                     and add.input[1 - side]):
                 break
         else:
@@ -95,7 +90,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         inputs = [*conv.input, *[""] * (4 - len(conv.input)), add.input[1 - side]]
         last = cast
         mul = readers_of.get(cast.output[0], [])
-        if (len(mul) == 1 and only_reader(cast.output[0]) and _standard(mul[0], "Mul")
+        if (len(mul) == 1 and only_reader(cast.output[0]) and is_onnx_op(mul[0], "Mul")
                 and len(mul[0].input) == 2 and mul[0].input[0] != mul[0].input[1]
                 and all(mul[0].input)):
             last = mul[0]
@@ -103,7 +98,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         node = helper.make_node(OP_TYPE, inputs, [last.output[0]],
                                 name=(last.name or last.output[0]) + "_" + OP_TYPE,
                                 domain=DOMAIN)
-        node.attribute.extend(a for a in conv.attribute if a.name in _CONV_ATTRIBUTES)
+        node.attribute.extend(a for a in conv.attribute if a.name in CONV_ATTRIBUTES)
         fused[id(last)] = node
     if not fused:
         return model
@@ -130,7 +125,7 @@ def ConvIntegerToFloat(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | 
     from .float_nn import _ints, auto_pads
 
     assert bias is not None
-    conv = {k: v for k, v in attrs.items() if k in _CONV_ATTRIBUTES}
+    conv = {k: v for k, v in attrs.items() if k in CONV_ATTRIBUTES}
     shape = conv.get("kernel_shape")
     if x.ndim == 4 and w.ndim == 4 and (not shape or list(shape) == list(w.shape[2:])):
         strides = _ints(conv.get("strides"), 2, 1)
