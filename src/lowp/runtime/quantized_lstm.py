@@ -256,9 +256,7 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         raise unsupported("DynamicQuantizeLSTM", f"direction={direction!r}")
     dirs, hid = len(revs), r.shape[1]
     seq, batch, _ = x.shape
-    check_rnn_shapes("LSTM", batch, hid, dirs,
-                     np.full(batch, seq) if sequence_lens is None else sequence_lens,
-                     [initial_h, initial_c])
+    check_rnn_shapes("LSTM", seq, batch, hid, dirs, sequence_lens, [initial_h, initial_c])
     x = x.astype(np.float32, copy=False)
     _check_zero_points(w_zero_point, dirs, "W")
     _check_zero_points(r_zero_point, dirs, "R")
