@@ -1951,10 +1951,9 @@ lowp::Kernel make_float_rnn(C3 x, C3 w, C3 r, std::optional<nb::ndarray<const fl
 
 // DynamicQuantizeLSTM (qrecurrent.h). w_b/r_b (D, packed int8), *_colsum and *_scale (D, 4 *
 // hp), *_d one per direction; x (T, B, I), h0/c0 (D, B, H), y (T, D, B, H), yh/yc (D, B, H),
-// all contiguous. The kernel sets status[0] to 1 and computes nothing when x holds a NaN or
-// an infinity (the numpy reference's case; lowp.runtime.replay then runs the step the plain
-// way), else 0. lowp.runtime.native_qlstm records only calls without lengths (they are
-// checked here, when the call is made).
+// all contiguous; x_span / h_span: the values of each of MLAS's min / max calls over an
+// operand holding a NaN (0: one call). lowp.runtime.native_qlstm records only calls without
+// lengths (they are checked here, when the call is made).
 using F2 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using F3 = nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 using FOut3 = nb::ndarray<float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
@@ -1968,9 +1967,8 @@ lowp::Kernel make_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d
                         std::optional<F3> c0, std::optional<Vec<int32_t>> lens,
                         nb::ndarray<float, nb::ndim<4>, nb::c_contig, nb::device::cpu> y,
                         FOut3 yh, FOut3 yc, std::vector<bool> reverse, float clip,
-                        bool input_forget, bool with_y, int64_t rows_per_task, int threads,
-                        nb::object w_tiles,
-                        nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+                        bool input_forget, bool with_y, int64_t rows_per_task, int64_t x_span,
+                        int64_t h_span, int threads, nb::object w_tiles) {
   lowp::QLstmArgs a;
   a.t = int64_t(x.shape(0)), a.b = int64_t(x.shape(1)), a.i = int64_t(x.shape(2));
   a.d = int64_t(reverse.size()), a.h = hidden;
@@ -2021,6 +2019,8 @@ lowp::Kernel make_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d
   a.input_forget = input_forget;
   a.with_y = with_y;
   a.rows_per_task = rows_per_task;
+  a.x_span = x_span;
+  a.h_span = h_span;
   if (!w_tiles.is_none()) {
     // W as IntMatMul's B per direction (qrecurrent.h): K rounded up to 4 k4, n columns;
     // the caller's sequence keeps the objects alive during the call
@@ -2033,17 +2033,9 @@ lowp::Kernel make_qlstm(F3 x, I8x2 w_b, I32x2 w_colsum, std::vector<int32_t> w_d
       a.w_tiles[i] = &op;
     }
   }
-  if (status.size() < 1) throw std::invalid_argument("qlstm needs a status array");
   // the closure keeps every array and the IntMatMul objects alive
   return [a, threads, x, w_b, w_colsum, w_scale, r_b, r_colsum, r_scale, p, bias, h0, c0, lens,
-          y, yh, yc, w_tiles, status] {
-    if (!lowp::qlstm_input_finite(a)) {
-      status.data()[0] = 1;
-      return;
-    }
-    status.data()[0] = 0;
-    lowp::run_qlstm(a, threads);
-  };
+          y, yh, yc, w_tiles] { lowp::run_qlstm(a, threads); };
 }
 
 // ConvInteger's windows as rows (im2col of 8-bit data): x (n, c, h, w) bytes, out
@@ -2267,7 +2259,7 @@ NB_MODULE(_native, m) {
              "w_scale"_a, "r_b"_a, "r_colsum"_a, "r_d"_a, "r_scale"_a, "hidden"_a, "p"_a.none(),
              "bias"_a.none(), "h0"_a.none(), "c0"_a.none(), "lens"_a.none(), "y"_a, "yh"_a,
              "yc"_a, "reverse"_a, "clip"_a, "input_forget"_a, "with_y"_a, "rows_per_task"_a,
-             "threads"_a, "w_tiles"_a.none(), "status"_a);
+             "x_span"_a, "h_span"_a, "threads"_a, "w_tiles"_a.none());
   m.def("qlstm_kernels", [] { return std::string(lowp::active_qrnn_kernels().name); });
 
   def_kernel(m, program, "float_unary", &make_float_unary, "op"_a, "x"_a, "y"_a,

@@ -59,12 +59,12 @@ struct QOperand {
 // infinity in initial_h / initial_c) is seen in the kernel's range pass and takes MLAS's
 // lanes (qrnn_quantize_nan); infinities alone give the same range either way.
 void quantize(const QRnnKernels& k, const float* src, int64_t rows, int64_t cols, int64_t ld,
-              int64_t lda, QOperand& o) {
+              int64_t lda, QOperand& o, int64_t span) {
   o.q.resize(size_t(rows * lda));
   o.rowsum.resize(size_t(rows));
   if (lda > cols)
     for (int64_t r = 0; r < rows; ++r) std::memset(&o.q[size_t(r * lda + cols)], 0, size_t(lda - cols));
-  k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p);
+  k.quantize(src, rows, cols, ld, o.q.data(), lda, o.rowsum.data(), o.p, span);
 }
 
 // The product of the quantized operand a (rows of 4 k4 bytes) and w, scaled into out[r]
@@ -93,11 +93,17 @@ void product(const QRnnKernels& k, const QOperand& a, int64_t rows, int64_t kdim
 }
 
 // X quantized over the first max(lens) steps of every entry: the same operand for both
-// directions (a reverse direction's valid prefixes hold the same values in another order).
+// directions (a reverse direction's valid prefixes hold the same values in another order),
+// except where X holds a NaN: MLAS's range then depends on the order, and a reverse
+// direction's operand (ONNX Runtime's ReverseSequence of X) may take other qparams, the
+// codes of X under them in qx_rev (rows in X's order, as qx).
 struct QInput {
   int64_t tmax = 0;
   std::vector<int64_t> len;
   QOperand qx;
+  QOperand qx_rev;
+  bool own_rev = false;
+  const QOperand& of(bool reverse) const { return reverse && own_rev ? qx_rev : qx; }
 };
 
 // Whether the X W product of `rows` rows goes to IntMatMul on the active path's own tiles
@@ -133,10 +139,11 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
   if (xw_on_tiles(a.w_tiles[d], rows_x)) {
     // the same acc = Σ (a - z_a)(w - z_w) over K (rows of d past I: no terms) and
     // float32(acc) * float32(s_a * s_w[n]), written as the rows of xw
-    a.w_tiles[d]->run(in.qx.q.data(), rows_x, false, in.qx.p.zero_point, nullptr, xw.get(),
-                      &in.qx.p.scale, a.w[d].scale, true, nullptr, threads);
+    const QOperand& qx = in.of(rev);
+    a.w_tiles[d]->run(qx.q.data(), rows_x, false, qx.p.zero_point, nullptr, xw.get(),
+                      &qx.p.scale, a.w[d].scale, true, nullptr, threads);
   } else {
-    product(q, in.qx, rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
+    product(q, in.of(rev), rows_x, I, a.w[d], n, rows_out.data(), false, mult, base);
   }
   // state, bias Wb + Rb and peepholes, rows padded to hp with zeros
   std::vector<float> h(size_t(B * hp), 0.0f), c(size_t(B * hp), 0.0f), idle(size_t(n), 0.0f);
@@ -177,7 +184,7 @@ void run_direction(const QLstmArgs& a, int64_t d, const QInput& in, const QRnnKe
     // H R per task of rows, each quantized from its own range
     for (int64_t s = 0; s < B; s += task) {
       const int64_t rows = std::min(task, B - s);
-      quantize(q, &h[size_t(s * hp)], rows, H, hp, k4h * 4, qh);
+      quantize(q, &h[size_t(s * hp)], rows, H, hp, k4h * 4, qh, a.h_span);
       product(q, qh, rows, H, a.r[d], n, &rows_out[size_t(s)], true, mult, base, zigzag && t % 2 == 1);
     }
     for (int64_t b = 0; b < B; ++b) {
@@ -212,12 +219,32 @@ const QRnnKernels& active_qrnn_kernels() {
   return kQRnnAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 
-bool qlstm_input_finite(const QLstmArgs& a) {
-  // x - x is 0 for a finite x and NaN for a NaN or an infinity; the loop vectorizes
-  const int64_t n = a.t * a.b * a.i;
-  bool finite = true;
-  for (int64_t j = 0; j < n; ++j) finite &= (a.x[j] - a.x[j]) == 0.0f;
-  return finite;
+// The qparams ONNX Runtime takes for a reverse direction's X operand when X holds a NaN:
+// MLAS's range over X's first tmax steps with each entry's valid steps reversed (its
+// ReverseSequence; the steps past an entry's length stay in place), into in.qx_rev with X's
+// codes under them where they differ from the forward operand's (docs/operators.md (O189)).
+static void quantize_reversed_input(const QLstmArgs& a, QInput& in) {
+  const int64_t B = a.b, I = a.i, rows = in.tmax * B, lda = qrnn_k4(I) * 4;
+  bool nan = false;
+  for (int64_t j = 0; j < rows * I; ++j) nan |= a.x[j] != a.x[j];
+  if (!nan) return;
+  std::vector<float> xs(size_t(rows * I));
+  for (int64_t t = 0; t < in.tmax; ++t)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t L = in.len[size_t(b)], src = t < L ? L - 1 - t : t;
+      std::memcpy(&xs[size_t((t * B + b) * I)], a.x + (src * B + b) * I, size_t(I) * 4);
+    }
+  float lo, hi;
+  qrnn_mlas_range(xs.data(), rows * I, a.x_span, lo, hi);
+  QParams p;
+  qrnn_qparams(lo, hi, p);
+  if (std::memcmp(&p.scale, &in.qx.p.scale, 4) == 0 && p.zero_point == in.qx.p.zero_point) return;
+  QOperand& o = in.qx_rev;
+  o.p = p;
+  o.q.assign(size_t(rows * lda), 0);
+  o.rowsum.resize(size_t(rows));
+  qrnn_quantize_with(a.x, rows, I, I, o.q.data(), lda, o.rowsum.data(), p);
+  in.own_rev = true;
 }
 
 void run_qlstm(const QLstmArgs& a, int threads) {
@@ -230,7 +257,10 @@ void run_qlstm(const QLstmArgs& a, int threads) {
     in.len[size_t(b)] = a.lens ? int64_t(a.lens[b]) : a.t;
     in.tmax = std::max(in.tmax, in.len[size_t(b)]);
   }
-  if (in.tmax > 0) quantize(q, a.x, in.tmax * a.b, a.i, a.i, qrnn_k4(a.i) * 4, in.qx);
+  if (in.tmax > 0) {
+    quantize(q, a.x, in.tmax * a.b, a.i, a.i, qrnn_k4(a.i) * 4, in.qx, a.x_span);
+    if (a.reverse[0] || (a.d > 1 && a.reverse[1])) quantize_reversed_input(a, in);
+  }
   // Directions are independent: one task each, every one computed the same way on any thread.
   if (threads > 1 && a.d > 1) {
     ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, d, in, q, k, 1); });

@@ -51,11 +51,12 @@ struct QParams {
 
 // The dynamic uint8 quantization of rows x cols floats (row stride ld) from their joint
 // range (qrecurrent_quant.h): p, dst (row stride lda; bytes past cols untouched) and each
-// row's sum of q. An operand holding a NaN takes MLAS's range (each kernel sees it in its
-// range pass and calls qrnn_quantize_nan); an infinity gives an infinite scale, and values
-// over it quantize as MLAS's do.
+// row's sum of q. An operand holding a NaN takes MLAS's range, `span` values a call of it
+// (0: one call; ONNX Runtime's split over its threads, (O189)) (each kernel sees the NaN in
+// its range pass and calls qrnn_quantize_nan); an infinity gives an infinite scale, and
+// values over it quantize as MLAS's do.
 using QQuantFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
-                          int64_t lda, int32_t* rowsum, QParams& p);
+                          int64_t lda, int32_t* rowsum, QParams& p, int64_t span);
 
 struct QRnnKernels {
   const char* name;
@@ -87,7 +88,10 @@ struct QWeight {
 //   h0, c0 (D, B, H) or null (zeros); lens (B) in [0, T] or null (all T)
 //   y (T, D, B, H), yh, yc (D, B, H)
 // rows_per_task: batch rows whose H is quantized together (ONNX Runtime's task of rows);
-// with_y: an entry past its length feeds zeros to the recurrent product, else its last H.
+// with_y: an entry past its length feeds zeros to the recurrent product, else its last H;
+// x_span, h_span: the values of each of MLAS's min / max calls over an operand holding a NaN
+// (X's first max(lens) steps, as each direction reads them; H, one task of the whole batch),
+// 0 for one call (lowp.runtime.quantized_lstm.mlas_range_span, (O189)).
 struct QLstmArgs {
   int64_t t = 0, b = 0, d = 0, h = 0, i = 0;
   const float* x = nullptr;
@@ -105,6 +109,7 @@ struct QLstmArgs {
   bool input_forget = false;
   bool with_y = true;
   int64_t rows_per_task = 1;
+  int64_t x_span = 0, h_span = 0;
   // optional, per direction: W as IntMatMul's B (int_matmul.h: K rounded up to 4 k4 with
   // rows of d, the 4 hp gate columns, zero point d in every column), which takes the X W
   // product where it runs on the path's own tiles (AMX: a reduction of at least
@@ -113,10 +118,5 @@ struct QLstmArgs {
 };
 
 void run_qlstm(const QLstmArgs& a, int threads);
-
-// Whether every value of x (t b i floats) is finite: the node's products quantize x from
-// its range, which the numpy reference (lowp.runtime.quantized_lstm) takes with NaN and
-// infinities; a recorded call checks it on every run and leaves such an input to it.
-bool qlstm_input_finite(const QLstmArgs& a);
 
 }  // namespace lowp

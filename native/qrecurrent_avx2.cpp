@@ -67,7 +67,7 @@ void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
 // holding a NaN goes to qrnn_quantize_nan); the last cols % 8 values of each row go through
 // the portable steps.
 void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
-              int64_t lda, int32_t* rowsum, QParams& p) {
+              int64_t lda, int32_t* rowsum, QParams& p, int64_t span) {
   const int64_t full = cols - cols % 8;
   __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps(), vnan = _mm256_setzero_ps();
   float lo = 0.0f, hi = 0.0f;
@@ -83,7 +83,7 @@ void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t*
     for (int64_t j = full; j < cols; ++j) qrnn_range1(s[j], lo, hi), nan |= s[j] != s[j];
   }
   if (nan || _mm256_movemask_ps(vnan) != 0)
-    return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
+    return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p, span);
   alignas(32) float l[8], h[8];
   _mm256_store_ps(l, vlo);
   _mm256_store_ps(h, vhi);

@@ -121,7 +121,7 @@ void qgemm(int m, int n, int k4, const uint8_t* a, int64_t lda, const int8_t* b,
 // vcvtps2dq rounding half to even (MXCSR's default; |v| <= 255), the zero point, and the
 // row sums in int32 lanes; the last partial vector masked.
 void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t* dst,
-              int64_t lda, int32_t* rowsum, QParams& p) {
+              int64_t lda, int32_t* rowsum, QParams& p, int64_t span) {
   __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   const int64_t full = cols - cols % 16;
@@ -141,7 +141,7 @@ void quantize(const float* src, int64_t rows, int64_t cols, int64_t ld, uint8_t*
       nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     }
   }
-  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
+  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p, span);
   alignas(64) float l[16], h[16];
   _mm512_store_ps(l, vlo);
   _mm512_store_ps(h, vhi);

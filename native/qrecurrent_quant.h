@@ -91,46 +91,29 @@ inline void qrnn_mlas_min_max(const float* a, int64_t n, float& lo, float& hi) {
   }
 }
 
-// QQuantFn's steps for an operand holding a NaN, whose range is not the running bounds of
-// the paths' kernels (each sees the NaN in its range pass and calls this instead): MLAS's
-// range over the operand as ONNX Runtime reads it (the rows one after the other), min(lo,
-// 0) / max(hi, 0) as std::min / max (a NaN bound stays), then qrnn_qparams and qrnn_quant1
-// (docs/operators.md (O156)).
-[[maybe_unused]] void qrnn_quantize_nan(const float* src, int64_t rows, int64_t cols, int64_t ld,
-                                        uint8_t* dst, int64_t lda, int32_t* rowsum, QParams& p) {
-  std::vector<float> flat(size_t(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * ld, src + r * ld + cols, &flat[size_t(r * cols)]);
-  float lo, hi;
-  qrnn_mlas_min_max(flat.data(), rows * cols, lo, hi);
+// GetQuantizationParameter's range of n contiguous floats (NaN included) taken `span` values
+// a MlasFindMinMaxElement call (0: one call; lowp.runtime.quantized_lstm.mlas_range_span,
+// ONNX Runtime's split over its intra-op threads), the calls' bounds folded in order with
+// std::min / std::max, which skip a NaN bound of every call after the first, then min(lo,
+// 0) / max(hi, 0) the same way (a NaN bound stays; docs/operators.md (O149), (O189)).
+inline void qrnn_mlas_range(const float* a, int64_t n, int64_t span, float& lo, float& hi) {
+  if (span <= 0 || span >= n) span = n;
+  qrnn_mlas_min_max(a, std::min(span, n), lo, hi);
+  for (int64_t first = span; first < n; first += span) {
+    float l, h;
+    qrnn_mlas_min_max(a + first, std::min(span, n - first), l, h);
+    lo = l < lo ? l : lo;
+    hi = hi < h ? h : hi;
+  }
   lo = 0.0f < lo ? 0.0f : lo;  // std::min(lo, 0)
   hi = hi < 0.0f ? 0.0f : hi;  // std::max(hi, 0)
-  qrnn_qparams(lo, hi, p);
-  const float qlo = float(-p.zero_point), qhi = float(255 - p.zero_point);
-  for (int64_t r = 0; r < rows; ++r) {
-    int32_t sum = 0;
-    for (int64_t j = 0; j < cols; ++j) {
-      const int32_t q = qrnn_quant1(flat[size_t(r * cols + j)], p.scale, qlo, qhi, p.zero_point);
-      dst[r * lda + j] = uint8_t(q);
-      sum += q;
-    }
-    rowsum[r] = sum;
-  }
 }
 
-
-[[maybe_unused]] void qrnn_quantize_portable(const float* src, int64_t rows, int64_t cols,
-                                             int64_t ld, uint8_t* dst, int64_t lda,
-                                             int32_t* rowsum, QParams& p) {
-  float lo = 0.0f, hi = 0.0f;
-  bool nan = false;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = src[r * ld + j];
-      qrnn_range1(v, lo, hi);
-      nan |= v != v;
-    }
-  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p);
-  qrnn_qparams(lo, hi, p);
+// The codes of rows x cols floats (row stride ld) under given qparams, qrnn_quant1 one value
+// at a time (any value: NaN, infinities), and each row's sum.
+[[maybe_unused]] void qrnn_quantize_with(const float* src, int64_t rows, int64_t cols, int64_t ld,
+                                         uint8_t* dst, int64_t lda, int32_t* rowsum,
+                                         const QParams& p) {
   const float qlo = float(-p.zero_point), qhi = float(255 - p.zero_point);
   for (int64_t r = 0; r < rows; ++r) {
     int32_t sum = 0;
@@ -141,6 +124,38 @@ inline void qrnn_mlas_min_max(const float* a, int64_t n, float& lo, float& hi) {
     }
     rowsum[r] = sum;
   }
+}
+
+// QQuantFn's steps for an operand holding a NaN, whose range is not the running bounds of
+// the paths' kernels (each sees the NaN in its range pass and calls this instead): MLAS's
+// range over the operand as ONNX Runtime reads it (the rows one after the other, `span`
+// values a call), then qrnn_qparams and qrnn_quant1 (docs/operators.md (O156), (O189)).
+[[maybe_unused]] void qrnn_quantize_nan(const float* src, int64_t rows, int64_t cols, int64_t ld,
+                                        uint8_t* dst, int64_t lda, int32_t* rowsum, QParams& p,
+                                        int64_t span) {
+  std::vector<float> flat(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * ld, src + r * ld + cols, &flat[size_t(r * cols)]);
+  float lo, hi;
+  qrnn_mlas_range(flat.data(), rows * cols, span, lo, hi);
+  qrnn_qparams(lo, hi, p);
+  qrnn_quantize_with(flat.data(), rows, cols, cols, dst, lda, rowsum, p);
+}
+
+
+[[maybe_unused]] void qrnn_quantize_portable(const float* src, int64_t rows, int64_t cols,
+                                             int64_t ld, uint8_t* dst, int64_t lda,
+                                             int32_t* rowsum, QParams& p, int64_t span) {
+  float lo = 0.0f, hi = 0.0f;
+  bool nan = false;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = src[r * ld + j];
+      qrnn_range1(v, lo, hi);
+      nan |= v != v;
+    }
+  if (nan) return qrnn_quantize_nan(src, rows, cols, ld, dst, lda, rowsum, p, span);
+  qrnn_qparams(lo, hi, p);
+  qrnn_quantize_with(src, rows, cols, ld, dst, lda, rowsum, p);
 }
 
 }  // namespace

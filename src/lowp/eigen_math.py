@@ -416,12 +416,29 @@ def ort_parallel_blocks(n: int, cost: float, threads: int,
     Eigen's cost model decides whether to cut at all, then `CalculateParallelForBlock` (at
     most 4 blocks a thread, at least one ideal task a block, coarser while the threads'
     efficiency does not drop) gives the block size."""
-    threads = max(1, int(threads))
-    per_element = 2.0 * element_bytes * _BYTE_CYCLES + float(np.float32(cost))
-    wanted = (n * per_element - _STARTUP_CYCLES) / _THREAD_CYCLES + 0.9
-    if threads == 1 or n <= 1 or min(threads, max(1, int(wanted))) == 1:
+    if n <= 1:
         return [(0, n)]
-    ideal = int(1.0 / (per_element / _TASK_CYCLES))
+    per_element = 2.0 * element_bytes * _BYTE_CYCLES + float(np.float32(cost))
+    block = ort_parallel_block(n, per_element, threads)
+    return [(first, min(n, first + block)) for first in range(0, n, block)]
+
+
+def ort_parallel_cost(bytes_loaded: float, bytes_stored: float, compute: float) -> float:
+    """The cycles of one unit of a `TensorOpCost{bytes_loaded, bytes_stored, compute}`
+    (Eigen's `TensorOpCost::total_cost` with an L2 byte's cycles)."""
+    return bytes_loaded * _BYTE_CYCLES + bytes_stored * _BYTE_CYCLES + compute
+
+
+def ort_parallel_block(n: int, unit_cycles: float, threads: int) -> int:
+    """The units of one block (one call of the functor; `n`: one call) in which ONNX
+    Runtime's `TryParallelFor` runs `n` units of `unit_cycles` cycles each
+    (`ort_parallel_cost`) at `threads` intra-op threads: Eigen's cost model decides whether
+    to cut at all, then `CalculateParallelForBlock` (`ort_parallel_blocks`)."""
+    threads = max(1, int(threads))
+    wanted = (n * unit_cycles - _STARTUP_CYCLES) / _THREAD_CYCLES + 0.9
+    if threads == 1 or n <= 1 or min(threads, max(1, int(wanted))) == 1:
+        return max(n, 1)
+    ideal = int(1.0 / (unit_cycles / _TASK_CYCLES))
     block = min(n, max(_cdiv(n, _OVERSHARDING * threads), ideal))
     largest = min(n, 2 * block)
     count = _cdiv(n, block)
@@ -436,7 +453,7 @@ def ort_parallel_blocks(n: int, cost: float, threads: int,
         if coarser_efficiency + 0.01 >= efficiency:
             block = coarser
             efficiency = max(efficiency, coarser_efficiency)
-    return [(first, min(n, first + block)) for first in range(0, n, block)]
+    return block
 
 
 def assignment_runs(n: int, cost: float, threads: int,

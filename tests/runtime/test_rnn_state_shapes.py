@@ -51,7 +51,7 @@ def _recurrent(op: str, direction: str, *, h0: tuple[int, ...] | None = None,
         names.pop()
     outs = ["y", "yh"] + (["yc"] if op == "LSTM" else [])
     node = helper.make_node(op, names, outs, hidden_size=HID, direction=direction,
-                            layout=layout)
+                            layout=layout, name=f"{op.lower()}_0")
     elem = {"lens": TensorProto.INT32}
     graph = helper.make_graph(
         [node], "g",
@@ -63,13 +63,18 @@ def _recurrent(op: str, direction: str, *, h0: tuple[int, ...] | None = None,
     return model, feeds
 
 
-def _assert_both_refuse(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
-    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    with pytest.raises(Exception, match="must have shape"):
+def _assert_both_refuse(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                        match: str = "must have shape", threads: int = 1) -> None:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    s = ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match=match):
         s.run(None, feeds)
     for backend in BACKENDS:
-        with pytest.raises(NodeError, match="must have shape"):
-            lowp.Session(model, backend=backend, threads=1).run(feeds)
+        with pytest.raises(NodeError, match=match) as refused:
+            lowp.Session(model, backend=backend, threads=threads).run(feeds)
+        assert refused.value.node_name, "the error names the node"
 
 
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
@@ -93,6 +98,32 @@ def test_lstm_initial_c_of_another_batch_is_refused() -> None:
 @pytest.mark.parametrize("op", sorted(GATES))
 def test_sequence_lens_of_another_length_is_refused(op: str) -> None:
     _assert_both_refuse(*_recurrent(op, "forward", lens=BATCH + 1))
+
+
+_OUT_OF_RANGE = "Invalid value/s in sequence_lens"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("length", [-1, SEQ + 1, -(2**31)])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("op", sorted(GATES))
+def test_sequence_lens_outside_the_sequence_is_refused(op: str, direction: str, length: int,
+                                                       threads: int) -> None:
+    """A length below 0 or above seq_length: ONNX Runtime refuses it ((O188)); lowp ran it
+    (numpy: a negative length as 0, a longer one as T; the native kernels left the node to
+    numpy)."""
+    model, feeds = _recurrent(op, direction, lens=BATCH)
+    feeds["lens"][1] = length
+    _assert_both_refuse(model, feeds, _OUT_OF_RANGE, threads)
+
+
+@pytest.mark.parametrize("op", sorted(GATES))
+def test_layout_1_sequence_lens_outside_the_sequence_is_refused(op: str) -> None:
+    model, feeds = _recurrent(op, "forward", lens=BATCH, layout=1)
+    feeds["lens"][0] = SEQ + 1
+    for backend in BACKENDS:
+        with pytest.raises(NodeError, match=_OUT_OF_RANGE):
+            lowp.Session(model, backend=backend, threads=1).run(feeds)
 
 
 @pytest.mark.parametrize("op", sorted(GATES))
@@ -120,7 +151,22 @@ def test_dynamic_quantize_lstm_initial_h_of_another_batch_is_refused(tmp_path: P
     model = _quantized_lstm(tmp_path, rng, inp=INP, hid=HID, direction="forward",
                             per_channel=False, weight_type=QuantType.QInt8,
                             optional=frozenset({"h0", "c0"}), with_y=True)
+    model.graph.node[0].name = "qlstm_0"
     feeds = {"x": rng.standard_normal((SEQ, BATCH, INP)).astype(np.float32),
              "h0": rng.standard_normal((1, 1, HID)).astype(np.float32),
              "c0": rng.standard_normal((1, BATCH, HID)).astype(np.float32)}
     _assert_both_refuse(model, feeds)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("length", [-1, SEQ + 1])
+def test_dynamic_quantize_lstm_sequence_lens_outside_the_sequence_is_refused(
+        tmp_path: Path, length: int, threads: int) -> None:
+    rng = np.random.default_rng(2)
+    model = _quantized_lstm(tmp_path, rng, inp=INP, hid=HID, direction="bidirectional",
+                            per_channel=False, weight_type=QuantType.QInt8,
+                            optional=frozenset({"lens"}), with_y=True)
+    model.graph.node[0].name = "qlstm_0"
+    feeds = {"x": rng.standard_normal((SEQ, BATCH, INP)).astype(np.float32),
+             "lens": np.array([SEQ, length, 1], np.int32)}
+    _assert_both_refuse(model, feeds, _OUT_OF_RANGE, threads)

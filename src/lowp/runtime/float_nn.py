@@ -1556,18 +1556,23 @@ def _rnn_common(op: str, x: np.ndarray, seq_lens: np.ndarray | None,
         revs = [False, True]
     else:
         raise unsupported(op, f"direction={direction!r}")
-    check_rnn_shapes(op, batch, hidden, len(revs), lens, initial)
+    check_rnn_shapes(op, seq, batch, hidden, len(revs), seq_lens, initial)
     return _f(x), initial, lens, seq, revs
 
 
-def check_rnn_shapes(op: str, batch: int, hidden: int, dirs: int, lens: np.ndarray,
-                      initial: list[np.ndarray | None]) -> None:
+def check_rnn_shapes(op: str, seq: int, batch: int, hidden: int, dirs: int,
+                     lens: np.ndarray | None, initial: list[np.ndarray | None]) -> None:
     """Refuse what ONNX Runtime's DeepCPU RNN, GRU and LSTM kernels refuse: sequence_lens
-    not of shape [batch], an initial state not of shape [directions, batch, hidden] (in the
-    sequence-first layout) -- numpy would broadcast a batch of 1 ((O165))."""
-    if lens.shape != (batch,):
-        raise NodeError(f"input sequence_lens must have shape [{batch}], got "
-                        f"{list(lens.shape)}")
+    not of shape [batch] or with a value outside [0, seq] (O188), an initial state not of
+    shape [directions, batch, hidden] (in the sequence-first layout) -- numpy would
+    broadcast a batch of 1 ((O165))."""
+    if lens is not None:
+        if lens.shape != (batch,):
+            raise NodeError(f"input sequence_lens must have shape [{batch}], got "
+                            f"{list(lens.shape)}")
+        if lens.size and (int(lens.min()) < 0 or int(lens.max()) > seq):
+            raise NodeError("Invalid value/s in sequence_lens. All values must be >= 0 and "
+                            f"<= seq_length. seq_length={seq} (got {lens.tolist()})")
     names = ("initial_h", "initial_c") if op == "LSTM" else ("initial_h",)
     for name, state in zip(names, initial, strict=False):
         if state is not None and state.shape != (dirs, batch, hidden):
@@ -1974,9 +1979,8 @@ def RNN(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
     ONNX Runtime's order (`_rnn_ort`, natively by lowp.runtime.native_rnn.simple_rnn)."""
     if x.dtype == np.float32 and not layout:
         seq, batch = x.shape[:2]
-        check_rnn_shapes("RNN", batch, r.shape[-1], 2 if direction == "bidirectional" else 1,
-                          np.full(batch, seq) if sequence_lens is None else sequence_lens,
-                          [initial_h])
+        check_rnn_shapes("RNN", seq, batch, r.shape[-1],
+                         2 if direction == "bidirectional" else 1, sequence_lens, [initial_h])
         native = native_rnn.simple_rnn(
             x, w, r, b, sequence_lens, initial_h,
             _rnn_ort_directions(activations, activation_alpha, activation_beta, direction),

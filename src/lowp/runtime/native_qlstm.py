@@ -38,19 +38,15 @@ def kernels() -> str:
 
 def supported(x: np.ndarray, hidden: int, lens: np.ndarray | None, clip: float | None
               ) -> bool:
-    """Whether the extension computes this node (else the numpy code does): finite inputs
-    (the range of a NaN is the numpy code's), a batch, lengths (None: all T) in [0, T], a
-    positive clip."""
+    """Whether the extension computes this node (else the numpy code does): a batch,
+    lengths (None: all T) in [0, T], a positive clip; any values, NaN and infinities
+    included ((O149), (O189))."""
     seq, batch, inp = x.shape
     if not _enabled or native_rnn._extension() is None or min(batch, inp, hidden) < 1:
         return False
     if clip is not None and not float(clip) > 0:
         return False
-    if lens is not None and lens.size and (lens.min() < 0 or lens.max() > seq):
-        return False
-    # a NaN makes the minimum NaN, an infinity is the minimum or the maximum (no temporary
-    # array, unlike isfinite(x).all())
-    return x.size == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+    return not (lens is not None and lens.size and (lens.min() < 0 or lens.max() > seq))
 
 
 @dataclass(frozen=True)
@@ -129,18 +125,18 @@ def _f32(a: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarr
 def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
          lens: np.ndarray | None, h0: np.ndarray | None, c0: np.ndarray | None,
          p: np.ndarray | None, reverse: Sequence[bool], clip: float | None,
-         input_forget: bool, with_y: bool, rows_per_task: int, threads: int | None = None
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         input_forget: bool, with_y: bool, rows_per_task: int, spans: tuple[int, int] = (0, 0),
+         threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Y (T, D, B, H), Y_h, Y_c (D, B, H)) of float32 x (T, B, I); lens one per entry in
-    [0, T] (None: all T); the two directions may run on two threads (the results do not
-    depend on it)."""
+    [0, T] (None: all T); `spans`: the values of each of MLAS's min / max calls over X's and
+    H's operand holding a NaN (quantized_lstm.mlas_range_span; 0: one call); the two
+    directions may run on two threads (the results do not depend on it)."""
     seq, batch, _ = x.shape
     dirs = len(reverse)
     # (buffers a replayed signature owns while it records, so that the call repeats)
     y = native_float.buffer((seq, dirs, batch, hidden))
     yh = native_float.buffer((dirs, batch, hidden))
     yc = native_float.buffer((dirs, batch, hidden))
-    status = native_float._empty((1,), np.int64)
     states = (dirs, batch, hidden)
     lens32 = (None if lens is None or bool(np.all(lens == seq))
               else np.ascontiguousarray(lens, np.int32))
@@ -148,13 +144,12 @@ def lstm(x: np.ndarray, w: Packed, r: Packed, hidden: int, b: np.ndarray | None,
     args = (np.ascontiguousarray(x, dtype=np.float32), w.b, w.colsum, w.d, w.scale, r.b,
             r.colsum, r.d, r.scale, hidden, _f32(p), _f32(b), _f32(h0, states),
             _f32(c0, states), lens32, y, yh, yc, list(reverse), native_rnn._clip(clip),
-            bool(input_forget), bool(with_y), int(rows_per_task),
-            native_float.get_threads() if threads is None else threads, w.tiles, status)
+            bool(input_forget), bool(with_y), int(rows_per_task), int(spans[0]), int(spans[1]),
+            native_float.get_threads() if threads is None else threads, w.tiles)
     # Recorded (lowp.runtime.tape) only without lengths: a repeated call would read the
     # lengths of its recording, checked when it was made, and lengths equal to T are
-    # dropped above. The kernel checks that x is finite on every run (`supported`'s other
-    # conditions are the shapes'); a replayed call that finds it is not sets the status and
-    # the step runs the plain way (lowp.runtime.replay._retried).
+    # dropped above (`supported`'s other conditions are the shapes', and the spans depend
+    # on the shapes and the thread count only).
     if lens is None:
         call(ext.qlstm, *args)
     else:

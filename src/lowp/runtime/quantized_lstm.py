@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lowp import eigen_math
 from lowp.ops.linear import exact_matmul, wrap_int32
 from lowp.runtime import native_float, native_qlstm
 from lowp.runtime.float_nn import (
@@ -70,16 +71,55 @@ def _mlas_min_max(a: np.ndarray) -> tuple[np.float32, np.float32]:
     return f(lo), f(hi)
 
 
-def dynamic_qparams(a: np.ndarray) -> tuple[np.float32, int]:
+# GetQuantizationParameter's split of its min / max over intra-op threads: at most 32
+# blocks, each a multiple of 128 values
+_MINMAX_BLOCKS, _MINMAX_GRANULARITY = 32, 128
+
+
+def mlas_range_span(n: int, threads: int) -> int:
+    """The values of each MlasFindMinMaxElement call with which ONNX Runtime's
+    GetQuantizationParameter takes the range of `n` values at `threads` intra-op threads
+    (0: one call over all of them; docs/operators.md, (O189)): above 128 values it cuts them
+    into blocks of ceil(ceil(n / 32) / 128) * 128 values and hands the blocks to
+    TryParallelFor at a cost of {4 bytes loaded a value, 2 stored, 1 cycle a value} a block;
+    each call of its functor spans the blocks of one of TryParallelFor's blocks
+    (eigen_math.ort_parallel_block), all of them (one call) where Eigen's cost model keeps one
+    thread (below about 124,000 values at 2 threads)."""
+    if threads <= 1 or n <= _MINMAX_GRANULARITY:
+        return 0
+    per_block = -(-n // _MINMAX_BLOCKS)
+    block = -(-per_block // _MINMAX_GRANULARITY) * _MINMAX_GRANULARITY
+    count = -(-n // block)
+    units = eigen_math.ort_parallel_block(
+        count, eigen_math.ort_parallel_cost(4.0 * block, 2.0, float(block)), threads)
+    return 0 if units >= count else units * block
+
+
+def _mlas_split_min_max(a: np.ndarray, span: int) -> tuple[np.float32, np.float32]:
+    """(min, max) of GetQuantizationParameter over a flat float32 array: one
+    `_mlas_min_max` per call of `span` values (0: one call), each call's bounds folded in
+    order with std::min / std::max (`agg < lo ? agg : lo`), which skip a NaN bound of any
+    call after the first (O189)."""
+    if not span or span >= a.size:
+        return _mlas_min_max(a)
+    lo, hi = _mlas_min_max(a[:span])
+    for first in range(span, a.size, span):
+        c_lo, c_hi = _mlas_min_max(a[first:first + span])
+        lo = c_lo if c_lo < lo else lo
+        hi = c_hi if hi < c_hi else hi
+    return lo, hi
+
+
+def dynamic_qparams(a: np.ndarray, span: int = 0) -> tuple[np.float32, int]:
     """(scale, zero point) of ONNX Runtime's GetQuantizationParameter for uint8: the range
     [min(0, min a), max(0, max a)] over 255 steps (scale 1 for an all-zero or empty `a`),
     zero point round-half-even(clamp(-min / scale, 0, 255)), all in float32. With a NaN in
-    `a` the bounds are MLAS's (`_mlas_min_max`); a NaN bound stays NaN (std::min / max
-    with 0), a NaN or infinite scale gives the zero point std::max(0, std::min(255, z))
-    does: 255 for a NaN z (O149)."""
+    `a` the bounds are MLAS's (`_mlas_min_max`, per call of `span` values: `mlas_range_span`);
+    a NaN bound stays NaN (std::min / max with 0), a NaN or infinite scale gives the zero
+    point std::max(0, std::min(255, z)) does: 255 for a NaN z (O149)."""
     f = np.float32
     if a.size and np.isnan(a.min()):
-        lo, hi = _mlas_min_max(np.ascontiguousarray(a, np.float32).reshape(-1))
+        lo, hi = _mlas_split_min_max(np.ascontiguousarray(a, np.float32).reshape(-1), span)
         lo = lo if not f(0) < lo else f(0)      # std::min(lo, 0): a NaN stays
         hi = hi if not hi < f(0) else f(0)      # std::max(hi, 0)
     else:
@@ -128,12 +168,14 @@ class QuantizedWeight:
         """max |values - zero_point|."""
         return int(np.abs(self.centered).max(initial=0))
 
-    def product(self, a: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    def product(self, a: np.ndarray, c: np.ndarray | None = None,
+                span: int = 0) -> np.ndarray:
         """rnn::detail::ComputeGemm on quantized weights: a (float32, M x K) quantized with
-        its own range, the exact int32 product (a_q - z_a)(B - z_b), then MLAS's output
-        processor: float32(acc) * float32(s_a * s_b[n]), plus `c` (beta = 1) after the
-        product is rounded (a multiply then an add, no fused multiply-add)."""
-        scale_a, zp_a = dynamic_qparams(a)
+        its own range (taken `span` values a call: `mlas_range_span`), the exact int32
+        product (a_q - z_a)(B - z_b), then MLAS's output processor: float32(acc) *
+        float32(s_a * s_b[n]), plus `c` (beta = 1) after the product is rounded (a multiply
+        then an add, no fused multiply-add)."""
+        scale_a, zp_a = dynamic_qparams(a, span)
         a_q = quantize_uint8(a, scale_a, zp_a)
         # |a_q - z_a| <= 255: every partial sum is an integer of at most `bound`, exact in a
         # float32 product below 2^24 and a float64 one below 2^31 (where it rounds to
@@ -177,19 +219,23 @@ def _reverse_valid(x: np.ndarray, lens: np.ndarray) -> np.ndarray:
 
 def _direction(x: np.ndarray, w: QuantizedWeight, r: QuantizedWeight, cell: LstmOrtCell,
                h0: np.ndarray, c0: np.ndarray, lens: np.ndarray, reverse: bool,
-               with_y: bool, rows_per_task: int
+               with_y: bool, rows_per_task: int, threads: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Y, Y_h, Y_c) of one direction, UniDirectionalLstm's order: X W for the first
     max(lens) steps in one product; per step H R per task of `rows_per_task` batch rows,
     each quantized on its own. The H a step reads is the previous step's output row: zero
-    for an entry past its length when the node writes Y, its last H when it does not."""
+    for an entry past its length when the node writes Y, its last H when it does not.
+    `threads`: ONNX Runtime's intra-op threads, over which the X W product's range is taken,
+    and the H R product's when one task holds the whole batch (the tasks of several run
+    without the thread pool)."""
     seq, batch, _ = x.shape
     hid = r.values.shape[0]
     steps = int(lens.max(initial=0))
     xs = _reverse_valid(x, lens) if reverse else x
+    x_span, h_span = _spans(x, hid, lens, rows_per_task, threads)
     g_x = np.zeros((seq, batch, 4 * hid), np.float32)
     if steps:
-        g_x[:steps] = w.product(xs[:steps].reshape(steps * batch, -1)).reshape(
+        g_x[:steps] = w.product(xs[:steps].reshape(steps * batch, -1), span=x_span).reshape(
             steps, batch, 4 * hid)
     ys = np.zeros((seq, batch, hid), np.float32)
     h_in, c = h0.copy(), c0.copy()
@@ -198,7 +244,7 @@ def _direction(x: np.ndarray, w: QuantizedWeight, r: QuantizedWeight, cell: Lstm
         g = np.empty_like(g_x[t])
         for s in range(0, batch, rows_per_task):
             rows = slice(s, s + rows_per_task)
-            g[rows] = r.product(h_in[rows], c=g_x[t, rows])
+            g[rows] = r.product(h_in[rows], c=g_x[t, rows], span=h_span)
         h_new, c_new = cell(g, c)
         live = t < lens
         c[live] = c_new[live]
@@ -218,6 +264,17 @@ def rows_per_task(batch: int, hidden: int, threads: int) -> int:
     if batch > 4 or (batch >= 2 and hidden <= 256):
         return max(1, -(-batch // max(1, threads)))
     return max(1, batch)
+
+
+def _spans(x: np.ndarray, hidden: int, lens: np.ndarray | None, task: int,
+           threads: int) -> tuple[int, int]:
+    """`mlas_range_span` of the X W product's operand (the first max(lens) steps) and of the
+    H R product's (only when one task holds the whole batch: ONNX Runtime runs the tasks of
+    several without its thread pool), as `_direction` takes them."""
+    seq, batch, inp = x.shape
+    steps = seq if lens is None else int(lens.max(initial=0))
+    return (mlas_range_span(steps * batch * inp, threads),
+            mlas_range_span(batch * hidden, threads) if task >= batch else 0)
 
 
 @register
@@ -256,14 +313,12 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         raise unsupported("DynamicQuantizeLSTM", f"direction={direction!r}")
     dirs, hid = len(revs), r.shape[1]
     seq, batch, _ = x.shape
-    check_rnn_shapes("LSTM", batch, hid, dirs,
-                     np.full(batch, seq) if sequence_lens is None else sequence_lens,
-                     [initial_h, initial_c])
+    check_rnn_shapes("LSTM", seq, batch, hid, dirs, sequence_lens, [initial_h, initial_c])
     x = x.astype(np.float32, copy=False)
     _check_zero_points(w_zero_point, dirs, "W")
     _check_zero_points(r_zero_point, dirs, "R")
-    task = rows_per_task(batch, hid, native_float.get_threads() if ort_threads is None
-                         else ort_threads)
+    threads = native_float.get_threads() if ort_threads is None else ort_threads
+    task = rows_per_task(batch, hid, threads)
     lens = None if sequence_lens is None else sequence_lens.astype(np.int64)
     # other activations: the gates as the float LSTM's (docs/operators.md, (O62)), numpy only
     params = deepcpu_activations("LSTM", activations, activation_alpha, activation_beta, dirs)
@@ -272,7 +327,7 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         return native_qlstm.lstm(x, native_qlstm.packed(w, w_scale, w_zero_point, True),
                                  native_qlstm.packed(r, r_scale, r_zero_point), hid, b, lens,
                                  initial_h, initial_c, p, revs, clip, bool(input_forget),
-                                 with_y, task)
+                                 with_y, task, _spans(x, hid, lens, task, threads))
     if lens is None:
         lens = np.full(batch, seq, np.int64)
     ws = _weights(w, w_scale, w_zero_point, dirs)
@@ -286,7 +341,8 @@ def DynamicQuantizeLSTM(x: np.ndarray, w: np.ndarray, r: np.ndarray,
         cell = LstmOrtCell.of(None if b is None else b[d].astype(np.float32),
                               None if p is None else p[d].astype(np.float32), hid, clip,
                               bool(input_forget), acts[d])
-        outs.append(_direction(x, ws[d], rs[d], cell, h0, c0, lens, rev, with_y, task))
+        outs.append(_direction(x, ws[d], rs[d], cell, h0, c0, lens, rev, with_y, task,
+                               threads))
     y = np.stack([o[0] for o in outs], axis=1)
     y_h = np.stack([o[1] for o in outs])
     y_c = np.stack([o[2] for o in outs])

@@ -1259,9 +1259,8 @@ def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
 def _retried(fn: object) -> bool:
     """A call whose kernel reports in its last argument (a status array) that its run-time
     values are outside what it computes: set_slice, scatter_nd (an index out of range,
-    which the plain way raises) and qlstm (an input with a NaN or an infinity, which the
-    numpy reference takes), whose step then runs the plain way."""
-    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd", "qlstm")
+    which the plain way raises), whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd")
 
 
 def _status(args: tuple[object, ...]) -> np.ndarray:
