@@ -2221,3 +2221,36 @@ from lowp.runtime import (  # noqa: E402, F401
     quantized_lstm,
     sequence_ops,
 )
+
+# float16 operators ONNX Runtime's CPU provider has no kernel for, run as float32's between
+# Casts there (its outputs equal those of the explicit Cast -> op -> Cast graph, a pool
+# never NCHWc: the layout transformer saw a float16 pool), which lowp computed otherwise
+# (docs/operators.md (O187); MaxPool in float_nn.MaxPool itself)
+_FLOAT32_BETWEEN_CASTS = (
+    "GlobalMaxPool", "GlobalAveragePool", "AveragePool", "LpPool", "GlobalLpPool",
+    "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceProd", "Elu",
+    "LeakyRelu", "HardSigmoid", "Hardmax")
+
+
+def _between_casts(fn: Any) -> Any:
+    """`fn` of a float16 first input as float32's between ONNX Runtime's Casts (every
+    float16 input cast to float32, every float32 output back to float16)."""
+    @functools.wraps(fn)
+    def run(*xs: Any, **attrs: Any) -> Any:
+        if not xs or not isinstance(xs[0], np.ndarray) or xs[0].dtype != np.float16:
+            return fn(*xs, **attrs)
+        if "nchwc_channels" in attrs:
+            attrs = {**attrs, "nchwc_channels": 0}
+        wide = [Cast(v, to=TensorProto.FLOAT) if isinstance(v, np.ndarray)
+                and v.dtype == np.float16 else v for v in xs]
+        out = fn(*wide, **attrs)
+
+        def narrow(v: Any) -> Any:
+            return Cast(v, to=TensorProto.FLOAT16) if isinstance(v, np.ndarray) \
+                and v.dtype == np.float32 else v
+        return tuple(narrow(v) for v in out) if isinstance(out, tuple) else narrow(out)
+    return run
+
+
+for _name in _FLOAT32_BETWEEN_CASTS:
+    FLOAT_OPS[_name] = _between_casts(FLOAT_OPS[_name])
