@@ -117,8 +117,8 @@ def _redux_rows(x: np.ndarray, start: int, packet: int = _PACKET,
     row having `start` scalars before its first aligned packet; packets of `packet` lanes
     (4 float32, 2 float64). A sum over NaNs keeps ONNX Runtime's NaN (`_redux_nan_rows`,
     `nan_order` the summed expression's)."""
-    if op is np.add and np.isnan(x).any():
-        return _redux_nan_rows(x, start, packet, nan_order)
+    if np.isnan(x).any():
+        return _redux_nan_rows(x, start, packet, nan_order, op)
     rows, n = x.shape
     start = min(start, n)
     size = ((n - start) // packet) * packet
@@ -148,8 +148,8 @@ def first_nan_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return sse_op(np.add, a, b)
 
 
-def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "sum"
-                    ) -> np.ndarray:
+def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "sum",
+                    op: np.ufunc = np.add) -> np.ndarray:
     """`_redux_rows`'s sums with each add's NaN as ONNX Runtime's compiled Eigen keeps it
     (docs/operators.md (O153); measured over every pair of NaN positions). "sum" (a sum,
     and the squared norm): an accumulator before the packet added to it, packet 0 before
@@ -157,8 +157,10 @@ def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "su
     of those first, float64 lane 0 first; the running sum before each head and tail
     scalar; the squared norm of fewer float32 values than a packet takes the second before
     the first. "abs" (ReduceL1's sum of |x|): float32 lanes (a0 + a2, a1 + a3) then the
-    first first; float64 packet 1 before packet 0."""
-    add = first_nan_add
+    first first; float64 packet 1 before packet 0. A product (`op` np.multiply) keeps
+    "sum"'s order (O185)."""
+    def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return sse_op(op, a, b)
     rows, n = x.shape
     start = min(start, n)
     size = ((n - start) // packet) * packet
@@ -193,7 +195,7 @@ def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "su
 def eigen_product(x: np.ndarray) -> np.ndarray:
     """The product of every element of float32 or float64 `x` (size >= 1) as ONNX Runtime's
     ReduceProd over every axis takes it: Eigen's redux of the aligned buffer with pmul
-    ((O18)'s order, multiplying; (O120))."""
+    ((O18)'s order, multiplying; (O120)), over NaNs x86's NaN of each multiply (O185)."""
     flat = np.ascontiguousarray(x).reshape(1, -1)
     return _redux_rows(flat, 0, 16 // flat.dtype.itemsize, np.multiply)[0]
 
@@ -272,7 +274,7 @@ def dgemm_m1_sums(x: np.ndarray) -> np.ndarray:
 REDUCE_EIGEN_ROWS, REDUCE_M1, REDUCE_IN_ORDER = 0, 1, 2
 
 
-def _merged(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[str, list[int]]:
+def merged_runs(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[str, list[int]]:
     """ONNX Runtime merges neighbouring axes of the same kind (K kept, R reduced), unit
     axes included: the kinds of the runs and their sizes."""
     kinds, size = "", list[int]()
@@ -295,7 +297,7 @@ def reduce_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     that way)."""
     if not shape or 0 in shape:
         return None
-    kinds, size = _merged(shape, axes)
+    kinds, size = merged_runs(shape, axes)
     if kinds in ("R", "KR"):
         return REDUCE_EIGEN_ROWS, int(np.prod(size[:-1])), size[-1], 1
     if kinds == "KRK" and size[0] >= 2:
@@ -314,7 +316,7 @@ def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     each output from +0 plus Eigen's redux of each leading index's trailing block, in
     order; any other pattern by its generic loop, each output's elements added one at a
     time in row-major order from +0."""
-    kinds, size = _merged(x.shape, axes)
+    kinds, size = merged_runs(x.shape, axes)
     zero = x.dtype.type(0)
     if kinds == "RKR" and size[1] > 1:
         blocks = eigen_row_sums(x.reshape(-1, size[2])).reshape(size[0], size[1])
@@ -826,7 +828,7 @@ def extreme_plan(shape: tuple[int, ...], axes: tuple[int, ...]
     one outer index)."""
     if not shape or 0 in shape:
         return None
-    kinds, size = _merged(shape, axes)
+    kinds, size = merged_runs(shape, axes)
     if kinds in ("R", "KR"):
         return EXTREME_ROWS, int(np.prod(size[:-1])), size[-1], 1
     if kinds == "RKR" and size[1] > 1:

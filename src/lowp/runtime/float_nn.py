@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
@@ -508,7 +509,18 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     """Max over strided windows; Indices (row-major, or column-major with storage_order)
     on request. Floats in the order of the kernel ONNX Runtime runs (lowp.runtime.
     max_pool_order, docs/operators.md (O150)): it decides which NaN, zero or lowest float a
-    window gives; natively for MLAS's 2-D vector kernel and the NCHWc kernel."""
+    window gives; natively for MLAS's 2-D vector kernel and the NCHWc kernel. float16 runs
+    float32's between Casts, as ONNX Runtime's CPU provider does (it has no float16 MaxPool;
+    (O187))."""
+    if x.dtype == np.float16:
+        from .float_ops import Cast
+        pooled = MaxPool(Cast(x, to=TensorProto.FLOAT), auto_pad=auto_pad,
+                         ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape,
+                         pads=pads, storage_order=storage_order, strides=strides,
+                         num_outputs=num_outputs)
+        if isinstance(pooled, tuple):
+            return Cast(pooled[0], to=TensorProto.FLOAT16), pooled[1]
+        return Cast(pooled, to=TensorProto.FLOAT16)
     nd = x.ndim - 2
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)

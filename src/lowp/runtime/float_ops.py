@@ -1072,12 +1072,14 @@ def _reduction(name: str, fn: Any) -> None:
 # ONNX Runtime's reductions over no axes (noop_with_empty_axes = 1) still run each
 # element through the reduction's own update from +0 (and its finishing function): ReduceL1
 # gives |x| (v > 0 ? v : -v, a NaN's sign flipped), ReduceSumSquare x·x, ReduceL2
-# sqrt(x·x), ReduceLogSum log(x); the others give x as it is (O153)
+# sqrt(x·x), ReduceLogSum log(x), ReduceLogSumExp log(exp(x - x)) + x = +0 + x (-0 as +0,
+# a signalling NaN quieted: (O186)); the others give x as it is (O153)
 _NOOP_TERMS: dict[str, Any] = {
     "ReduceL1": lambda v: np.where(v > 0, v, -v),
     "ReduceSumSquare": lambda v: v * v,
     "ReduceL2": lambda v: v * v,
     "ReduceLogSum": lambda v: v,
+    "ReduceLogSumExp": lambda v: v,
 }
 
 
@@ -1217,23 +1219,55 @@ def _sequential(rows: np.ndarray) -> np.ndarray:
 _ORDERED = (np.float32, np.float64)     # the float types whose reduction orders are modelled
 
 
+def _square_sum_nans(squares: np.ndarray, out: np.ndarray, shape: tuple[int, ...],
+                     axes: tuple[int, ...]) -> np.ndarray:
+    """`out` (`_sequential` of float32 `squares`, rows of the generic loop) with each NaN
+    as ONNX Runtime's compiled loop keeps it (O184): its loop over the last run of reduced
+    axes, when that run is contiguous, adds four squares at a time, the second and third
+    of each four before the running sum (the later NaN), the rest, and every square of a
+    strided run, after it (the earlier NaN)."""
+    nan = np.isnan(out)
+    if not nan.any():
+        return out
+    kinds, size = ort_math.merged_runs(shape, axes)
+    last = kinds.rindex("R")
+    run = size[last]
+    unrolled = (run // 4) * 4 if int(np.prod(size[last + 1:])) == 1 else 0
+    position = np.arange(squares.shape[1]) % run
+    square_first = (position < unrolled) & np.isin(position % 4, (1, 2))
+    rows = squares[nan]
+    acc = np.zeros(rows.shape[0], squares.dtype)
+    for j in range(rows.shape[1]):
+        v = rows[:, j]
+        take = np.isnan(v) & (~np.isnan(acc) | square_first[j])
+        acc = np.where(take, v, acc)
+    out = out.copy()
+    out[nan] = acc
+    return out
+
+
 def _ort_sum_square(root: bool) -> Any:
     """ReduceSumSquare / ReduceL2 of float32 in ONNX Runtime's order (docs/operators.md
     (O38)): over every axis, Eigen's squared norm of the whole tensor (as ReduceSum's
     order, (O18)); over some axes, each output's squares added one after another in
-    row-major order from +0 (its generic loop: these reductions have no fast path)."""
+    row-major order from +0 (its generic loop: these reductions have no fast path), which
+    NaN of float32 as its compiled loop keeps it (O184)."""
     def red(x: np.ndarray, ax: Any, keep: bool) -> np.ndarray:
         axes = tuple(range(x.ndim)) if ax is None else tuple(sorted(ax))
         if x.dtype not in _ORDERED or x.size == 0:
             total = np.sum(x * x, axis=ax, keepdims=keep)
             return np.sqrt(total) if root else total
-        squares = (x * x).astype(x.dtype)
+        with np.errstate(invalid="ignore"):     # a signalling NaN's square
+            squares = (x * x).astype(x.dtype)
         if len(axes) == x.ndim:
             total = ort_math.reduce_sum(squares, axes, keep, nan_order="square")
             assert total is not None
         else:
-            total = _sequential(_generic_rows(squares, axes)[0]).reshape(
-                _generic_shape(x, axes, keep))
+            rows = _generic_rows(squares, axes)[0]
+            total = _sequential(rows)
+            if x.dtype == np.float32:   # float64's loop keeps the first NaN
+                total = _square_sum_nans(rows, total, x.shape, axes)
+            total = total.reshape(_generic_shape(x, axes, keep))
         return np.sqrt(total).astype(x.dtype) if root else total
     return red
 
@@ -2187,3 +2221,36 @@ from lowp.runtime import (  # noqa: E402, F401
     quantized_lstm,
     sequence_ops,
 )
+
+# float16 operators ONNX Runtime's CPU provider has no kernel for, run as float32's between
+# Casts there (its outputs equal those of the explicit Cast -> op -> Cast graph, a pool
+# never NCHWc: the layout transformer saw a float16 pool), which lowp computed otherwise
+# (docs/operators.md (O187); MaxPool in float_nn.MaxPool itself)
+_FLOAT32_BETWEEN_CASTS = (
+    "GlobalMaxPool", "GlobalAveragePool", "AveragePool", "LpPool", "GlobalLpPool",
+    "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceProd", "Elu",
+    "LeakyRelu", "HardSigmoid", "Hardmax")
+
+
+def _between_casts(fn: Any) -> Any:
+    """`fn` of a float16 first input as float32's between ONNX Runtime's Casts (every
+    float16 input cast to float32, every float32 output back to float16)."""
+    @functools.wraps(fn)
+    def run(*xs: Any, **attrs: Any) -> Any:
+        if not xs or not isinstance(xs[0], np.ndarray) or xs[0].dtype != np.float16:
+            return fn(*xs, **attrs)
+        if "nchwc_channels" in attrs:
+            attrs = {**attrs, "nchwc_channels": 0}
+        wide = [Cast(v, to=TensorProto.FLOAT) if isinstance(v, np.ndarray)
+                and v.dtype == np.float16 else v for v in xs]
+        out = fn(*wide, **attrs)
+
+        def narrow(v: Any) -> Any:
+            return Cast(v, to=TensorProto.FLOAT16) if isinstance(v, np.ndarray) \
+                and v.dtype == np.float32 else v
+        return tuple(narrow(v) for v in out) if isinstance(out, tuple) else narrow(out)
+    return run
+
+
+for _name in _FLOAT32_BETWEEN_CASTS:
+    FLOAT_OPS[_name] = _between_casts(FLOAT_OPS[_name])
