@@ -38,7 +38,7 @@ def test_spec_is_well_formed(m: corpus.CorpusModel) -> None:
     assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", m.requirement)
     assert m.member.endswith(".onnx") and not m.member.startswith("/")
     assert m.family in corpus.FAMILIES
-    assert 8 <= m.opset <= 21
+    assert 7 <= m.opset <= 21
     assert m.feeds and len({f.name for f in m.feeds}) == len(m.feeds)
     assert {f.shape[0] for f in m.feeds} == {m.batch}
     assert not {f.name for f in m.feeds} & {k for k, _ in m.frozen}

