@@ -536,6 +536,12 @@ def make_feeds(model: CorpusModel, samples: int, seed: int
     return out
 
 
+def one_batch(model: CorpusModel, seed: int) -> dict[str, np.ndarray]:
+    """The first batch of `make_feeds(model, model.batch, seed)`, as one feed dict."""
+    feeds = make_feeds(model, model.batch, seed)
+    return feeds[0] if isinstance(feeds, list) else feeds
+
+
 def load_float(spec: CorpusModel) -> onnx.ModelProto:
     """The cached model as the corpus runs it: frozen inputs folded in, batch pinned."""
     return freeze_inputs(onnx.load(str(spec.path)), dict(spec.frozen), spec.batch,
