@@ -66,3 +66,24 @@ def test_nan_data_takes_the_update() -> None:
         got = Session(_model([6], [6], 0, reduction)).run({"x": x, "i": i, "u": u})["y"]
         np.testing.assert_array_equal(got, [np.nan, 1, 0.0, -0.0, 2, np.nan])
         np.testing.assert_array_equal(np.signbit(got)[2:4], [False, True])
+
+
+@pytest.mark.parametrize("reduction", ["max", "min"])
+def test_graph_pooling_equal_onnxruntime(reduction: str) -> None:
+    """minimol_v1's per-graph max pooling: every node's row scattered to its graph's row,
+    hundreds of updates to each target (ordered in rounds of one update a target), with
+    NaNs and signed zeros among them."""
+    rng = np.random.default_rng(5)
+    nodes, graphs, width = 300, 4, 64
+    x = np.full((graphs, width), -np.inf, np.float32)
+    x[1, :8] = np.nan
+    u = rng.standard_normal((nodes, width)).astype(np.float32)
+    u[rng.random(u.shape) < 0.02] = np.nan
+    u[rng.random(u.shape) < 0.05] = 0.0
+    u[rng.random(u.shape) < 0.05] = -0.0
+    i = np.broadcast_to(rng.integers(0, graphs, (nodes, 1)), (nodes, width)).astype(np.int64)
+    model = _model([graphs, width], [nodes, width], 0, reduction)
+    feeds = {"x": x, "i": i, "u": u}
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    got = Session(model).run(feeds)["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

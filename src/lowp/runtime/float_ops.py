@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_dtypes
@@ -1744,7 +1744,9 @@ def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray
     elif reduction == "mul":
         np.multiply.at(out, index, updates)
     elif reduction in ("max", "min") and out.dtype.kind == "f":
-        _pick_in_order(out, index, updates, np.greater if reduction == "max" else np.less)
+        keeps = np.greater if reduction == "max" else np.less
+        _in_rounds(out, index, updates,
+                   lambda here, update: np.where(keeps(here, update), here, update))
     elif reduction == "max":
         np.maximum.at(out, index, updates)
     elif reduction == "min":
@@ -1753,14 +1755,19 @@ def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray
         raise unsupported(op, f"reduction={reduction!r}")
 
 
-def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
-                   keeps: Any) -> None:
-    """Float max / min scattered as ONNX Runtime does: one update at a time in order, the
-    update taken unless the element there `keeps` against it (is larger for max, smaller
-    for min), so a NaN in the data takes the update and a tie of signed zeros the update's
-    sign (numpy's maximum.at keeps the NaN). `index` selects elements (ScatterElements) or
-    whole slices over the trailing axes (ScatterND); `out` is C-contiguous; targets hit
-    once are picked in one pass."""
+def _in_rounds(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
+               combine: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """Scatter with a reduction as ONNX Runtime does: one update at a time in the indices'
+    order, the element there replaced by `combine(element, update)`. `index` selects
+    elements (ScatterElements) or whole slices over the trailing axes (ScatterND) of
+    C-contiguous `out`. The updates go in rounds, the k-th update of every target in round
+    k: no target twice in a round, each target's updates in their order, so a round is one
+    vector step (a Python step an update took 90 ms for minimol_v1's max pooling of 32,768
+    updates, 9 ms in rounds).
+
+    Float max / min combine as `where(keeps(element, update), element, update)`: the update
+    taken unless the element is larger (max) / smaller (min), so a NaN in the data takes the
+    update and a tie of signed zeros the update's sign (numpy's maximum.at keeps the NaN)."""
     where = np.broadcast_arrays(*index)
     tail = out.shape[len(index):]
     size = int(np.prod(tail, dtype=np.int64))
@@ -1768,13 +1775,17 @@ def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
     flat = (starts[..., None] + np.arange(size)).ravel()
     values = np.broadcast_to(updates, where[0].shape + tail).ravel()
     view = out.reshape(-1)
-    if np.unique(flat).size == flat.size:
-        here = view[flat]
-        view[flat] = np.where(keeps(here, values), here, values)
-        return
-    for target, value in zip(flat, values, strict=True):
-        if not keeps(view[target], value):
-            view[target] = value
+    order = np.argsort(flat, kind="stable")
+    ranked = flat[order]
+    first = np.ones(ranked.size, bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    group = np.maximum.accumulate(np.where(first, np.arange(ranked.size), 0))
+    rank = np.empty(ranked.size, np.int64)
+    rank[order] = np.arange(ranked.size) - group
+    for k in range(int(rank.max(initial=-1)) + 1):
+        now = rank == k
+        targets = flat[now]
+        view[targets] = combine(view[targets], values[now])
 
 
 @register
