@@ -1714,6 +1714,20 @@ def GatherElements(x: np.ndarray, indices: np.ndarray, *, axis: int = 0,
 def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0,
                     reduction: str = "none", **_: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    keeps_nan = reduction in ("add", "mul") and x.dtype.kind == "f" and bool(
+        np.isnan(updates).any())
+    if (reduction in ("add", "mul") and ax == 0 and indices.shape == updates.shape
+            and indices.shape[1:] == x.shape[1:] and indices.size and not keeps_nan):
+        # whole rows, one index a row (a graph network's messages: an Expand of the edge
+        # list): ScatterND's native kernel adds each row in the indices' order, the order of
+        # every element's updates here too (None for an index out of range: checked below);
+        # with no NaN update no NaN meets another, so the NaN kept is the same (O172)
+        rows = indices.reshape(indices.shape[0], -1)
+        if (rows == rows[:, :1]).all():
+            y = native_float.scatter_nd(x, np.ascontiguousarray(rows[:, :1]),
+                                        np.ascontiguousarray(updates), reduction)
+            if y is not None:
+                return y
     # ONNX Runtime's checks (numpy would broadcast the updates, and read an index below -n
     # from the end once more)
     if indices.shape != updates.shape or indices.ndim != x.ndim:
@@ -1731,6 +1745,11 @@ def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, 
     out = x.copy()
     full: list[Any] = list(np.indices(idx.shape, sparse=True))
     full[ax] = idx
+    if keeps_nan:   # (O172): a NaN update meeting a NaN element leaves the element's NaN
+        op, unit = (np.add, 0) if reduction == "add" else (np.multiply, 1)
+        _in_rounds(out, tuple(full), updates, lambda here, update: np.where(
+            np.isnan(here), op(here, here.dtype.type(unit)), op(here, update)))
+        return out
     _scatter_reduce(out, tuple(full), updates, reduction, "ScatterElements")
     return out
 
