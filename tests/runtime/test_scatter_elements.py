@@ -153,3 +153,31 @@ def test_add_mul_keep_the_data_nan(reduction: str) -> None:
         for threads in (1, 2):
             got = Session(model, threads=threads).run(feeds)["y"]
             np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_row_scatter_replays() -> None:
+    """Whole-row messages between float operators, run again and again (the first runs
+    record the plan, later ones replay it): each run equal to ONNX Runtime's."""
+    nodes = [helper.make_node("Relu", ["u"], ["r"]),
+             helper.make_node("ScatterElements", ["x", "i", "r"], ["s"], axis=0,
+                              reduction="add"),
+             helper.make_node("Mul", ["s", "s"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 32]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, [20, 32]),
+         helper.make_tensor_value_info("u", TensorProto.FLOAT, [20, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 32])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]
+                              ).SerializeToString()
+    ref = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    for threads in (1, 2):
+        ours = Session(model, threads=threads)
+        for _ in range(5):
+            feeds = {"x": rng.standard_normal((6, 32)).astype(np.float32),
+                     "i": np.broadcast_to(rng.integers(-6, 6, (20, 1)), (20, 32)).copy(),
+                     "u": rng.standard_normal((20, 32)).astype(np.float32)}
+            want = ref.run(None, feeds)[0]
+            got = ours.run(feeds)["y"]
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
