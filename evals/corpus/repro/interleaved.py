@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+from evals.corpus.models import BY_NAME, one_batch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give MODEL QDQ.onnx pairs")
     for name, path in zip(args.pairs[::2], args.pairs[1::2], strict=True):
         spec = BY_NAME[name]
-        feeds = make_feeds(spec, spec.batch, 1)
+        feeds = one_batch(spec, 1)
         session = lowp.Session(path, threads=args.threads)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from evals.corpus.models import ALL_BY_NAME, make_feeds  # noqa: E402
+from evals.corpus.models import ALL_BY_NAME, one_batch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     spec = ALL_BY_NAME[args.model]
     s = lowp.Session(str(args.qdq), threads=args.threads)
-    feeds = make_feeds(spec, spec.batch, 1)
+    feeds = one_batch(spec, 1)
     times: dict[str, float] = {}
     with threadpool_limits(limits=args.threads):
         for _ in range(3):

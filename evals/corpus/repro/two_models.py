@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from evals.corpus.models import BY_NAME, make_feeds  # noqa: E402
+from evals.corpus.models import BY_NAME, one_batch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args(argv)
     spec = BY_NAME[args.model]
-    feeds = make_feeds(spec, spec.batch, 1)
+    feeds = one_batch(spec, 1)
     sessions = [lowp.Session(str(path), threads=args.threads) for path in (args.a, args.b)]
     times: list[list[float]] = [[], []]
     with threadpool_limits(limits=args.threads):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_dtypes
@@ -1748,6 +1748,20 @@ def GatherElements(x: np.ndarray, indices: np.ndarray, *, axis: int = 0,
 def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0,
                     reduction: str = "none", **_: Any) -> np.ndarray:
     ax = _norm_axis(axis, x.ndim)
+    keeps_nan = reduction in ("add", "mul") and x.dtype.kind == "f" and bool(
+        np.isnan(updates).any())
+    if (reduction in ("add", "mul") and ax == 0 and indices.shape == updates.shape
+            and indices.shape[1:] == x.shape[1:] and indices.size and not keeps_nan):
+        # whole rows, one index a row (a graph network's messages: an Expand of the edge
+        # list): ScatterND's native kernel adds each row in the indices' order, the order of
+        # every element's updates here too (None for an index out of range: checked below);
+        # with no NaN update no NaN meets another, so the NaN kept is the same (O172)
+        rows = indices.reshape(indices.shape[0], -1)
+        if (rows == rows[:, :1]).all():
+            y = native_float.scatter_nd(x, np.ascontiguousarray(rows[:, :1]),
+                                        np.ascontiguousarray(updates), reduction)
+            if y is not None:
+                return y
     # ONNX Runtime's checks (numpy would broadcast the updates, and read an index below -n
     # from the end once more)
     if indices.shape != updates.shape or indices.ndim != x.ndim:
@@ -1765,6 +1779,11 @@ def ScatterElements(x: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, 
     out = x.copy()
     full: list[Any] = list(np.indices(idx.shape, sparse=True))
     full[ax] = idx
+    if keeps_nan:   # (O172): a NaN update meeting a NaN element leaves the element's NaN
+        op, unit = (np.add, 0) if reduction == "add" else (np.multiply, 1)
+        _in_rounds(out, tuple(full), updates, lambda here, update: np.where(
+            np.isnan(here), op(here, here.dtype.type(unit)), op(here, update)))
+        return out
     _scatter_reduce(out, tuple(full), updates, reduction, "ScatterElements")
     return out
 
@@ -1778,7 +1797,9 @@ def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray
     elif reduction == "mul":
         np.multiply.at(out, index, updates)
     elif reduction in ("max", "min") and out.dtype.kind == "f":
-        _pick_in_order(out, index, updates, np.greater if reduction == "max" else np.less)
+        keeps = np.greater if reduction == "max" else np.less
+        _in_rounds(out, index, updates,
+                   lambda here, update: np.where(keeps(here, update), here, update))
     elif reduction == "max":
         np.maximum.at(out, index, updates)
     elif reduction == "min":
@@ -1787,14 +1808,19 @@ def _scatter_reduce(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray
         raise unsupported(op, f"reduction={reduction!r}")
 
 
-def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
-                   keeps: Any) -> None:
-    """Float max / min scattered as ONNX Runtime does: one update at a time in order, the
-    update taken unless the element there `keeps` against it (is larger for max, smaller
-    for min), so a NaN in the data takes the update and a tie of signed zeros the update's
-    sign (numpy's maximum.at keeps the NaN). `index` selects elements (ScatterElements) or
-    whole slices over the trailing axes (ScatterND); `out` is C-contiguous; targets hit
-    once are picked in one pass."""
+def _in_rounds(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
+               combine: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """Scatter with a reduction as ONNX Runtime does: one update at a time in the indices'
+    order, the element there replaced by `combine(element, update)`. `index` selects
+    elements (ScatterElements) or whole slices over the trailing axes (ScatterND) of
+    C-contiguous `out`. The updates go in rounds, the k-th update of every target in round
+    k: no target twice in a round, each target's updates in their order, so a round is one
+    vector step (a Python step an update took 90 ms for minimol_v1's max pooling of 32,768
+    updates, 9 ms in rounds).
+
+    Float max / min combine as `where(keeps(element, update), element, update)`: the update
+    taken unless the element is larger (max) / smaller (min), so a NaN in the data takes the
+    update and a tie of signed zeros the update's sign (numpy's maximum.at keeps the NaN)."""
     where = np.broadcast_arrays(*index)
     tail = out.shape[len(index):]
     size = int(np.prod(tail, dtype=np.int64))
@@ -1802,13 +1828,17 @@ def _pick_in_order(out: np.ndarray, index: tuple[Any, ...], updates: np.ndarray,
     flat = (starts[..., None] + np.arange(size)).ravel()
     values = np.broadcast_to(updates, where[0].shape + tail).ravel()
     view = out.reshape(-1)
-    if np.unique(flat).size == flat.size:
-        here = view[flat]
-        view[flat] = np.where(keeps(here, values), here, values)
-        return
-    for target, value in zip(flat, values, strict=True):
-        if not keeps(view[target], value):
-            view[target] = value
+    order = np.argsort(flat, kind="stable")
+    ranked = flat[order]
+    first = np.ones(ranked.size, bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    group = np.maximum.accumulate(np.where(first, np.arange(ranked.size), 0))
+    rank = np.empty(ranked.size, np.int64)
+    rank[order] = np.arange(ranked.size) - group
+    for k in range(int(rank.max(initial=-1)) + 1):
+        now = rank == k
+        targets = flat[now]
+        view[targets] = combine(view[targets], values[now])
 
 
 @register
