@@ -52,3 +52,20 @@ def test_concat_leaves_what_it_cannot_copy_to_numpy() -> None:
     np.testing.assert_array_equal(FLOAT_OPS["Concat"](s, s, axis=0), np.concatenate([s, s]))
     with pytest.raises(ValueError):
         FLOAT_OPS["Concat"](a, np.zeros((3, 5), np.float32), axis=0)   # numpy's own error
+
+
+@pytest.mark.parametrize("width", [1, 2, 4, 8, 12, 16, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_copy_block_rows_of_a_fixed_width_every_remainder(width: int, threads: int) -> None:
+    # four rows an iteration and the 0-3 rows after them, at every offset inside the row
+    from lowp import _native
+    rng = np.random.default_rng(width)
+    for rows in [*range(10), 12544 + 3]:
+        y_width = 3 * width + 1
+        for offset in (0, width, y_width - width):
+            x = rng.integers(0, 256, rows * width, dtype=np.uint8)
+            y = rng.integers(0, 256, rows * y_width, dtype=np.uint8)
+            want = y.copy().reshape(rows, y_width)
+            want[:, offset:offset + width] = x.reshape(rows, width)
+            _native.copy_block(x, y, rows, width, y_width, offset, threads)
+            np.testing.assert_array_equal(y.reshape(rows, y_width), want)
