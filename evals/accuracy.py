@@ -26,9 +26,10 @@ import multiprocessing
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -316,16 +317,17 @@ def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
                          **kwargs)
 
 
-def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.ModelProto | None:
-    """lowp with `Config(method=MEASURED)`: its own calibrations and held-out choice (on the
-    calibration feeds only); the chosen method (and the layer left in float, if any) and the
-    time go to `res`."""
+def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result,
+                  overrides: Mapping[str, Any] | None = None) -> onnx.ModelProto | None:
+    """lowp with `Config(method=MEASURED, **overrides)`: its own calibrations and held-out
+    choice (on the calibration feeds only); the chosen method (and the layer left in float,
+    if any) and the time go to `res`."""
     from lowp.config import CalibMethod, Config
     from lowp.pipeline import quantize
 
     t0 = time.perf_counter()
     try:
-        result = quantize(model, calib, Config(method=CalibMethod.MEASURED))
+        result = quantize(model, calib, Config(method=CalibMethod.MEASURED, **(overrides or {})))
     except Exception as e:
         res.errors[MEASURED] = _error(e)
         return None
