@@ -6,25 +6,31 @@ evals/accuracy.py scores it.
                                        [--calib 16] [--eval 32] [--markdown FILE]
 
 For each corpus model the same calibration feeds (seed 0) quantize it with `Config()` and
-with `Config(**CANDIDATES[name])` for each candidate; every one of them is the measured
-default (its own fold calibrations, range rule, float step, absorbed activations, bias
-correction) with that option changed. Every quantized model runs in ONNX Runtime (one
-thread) on the evaluation feeds (seed 1) and is scored with the model's task metric
-(evals/accuracy.py's METRIC_OF) and the SQNR of its scored output. Each cell gives the
-metric, the SQNR in brackets and what the measured choice kept; the last column compares
-each candidate with the default (SQNR within 0.1 dB ties on SQNR rows, as `verdict`).
+with `Config(**CANDIDATES[name])` for each candidate (or `Config()` under one of PATCHES:
+"4 folds" measures the default's choices on 4 folds of the calibration feeds, not 2);
+every one of them is the measured default (its own fold calibrations, range rule, float
+step, absorbed activations, bias correction) with that one thing changed. Every quantized
+model runs in ONNX Runtime (one thread) on the evaluation feeds (seed 1) and is scored with
+the model's task metric (evals/accuracy.py's METRIC_OF) and the SQNR of its scored output.
+Each cell gives the metric, the SQNR in brackets and what the measured choice kept; the
+last column compares each candidate with the default (SQNR within 0.1 dB ties on SQNR
+rows, as `verdict`).
 The peers' figures are evals/accuracy.py's (not run here).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from threadpoolctl import threadpool_limits
 
@@ -47,6 +53,7 @@ from evals.accuracy import (  # noqa: E402
 )
 from evals.corpus.models import BY_NAME  # noqa: E402
 from lowp.config import QuantPolicy, WeightGranularity  # noqa: E402
+from lowp.passes import method_choice  # noqa: E402
 
 # Named changes of the default: Config fields on top of Config().
 CANDIDATES: dict[str, dict[str, Any]] = {
@@ -55,6 +62,12 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "no bias correction": {"measure_bias_correction": False},
     "no absorbed activations": {"measure_absorbed_activations": False},
     "policy all": {"policy": QuantPolicy.ALL},
+}
+# Named changes of the default's measurement itself, not a Config field: a context that
+# patches it for the candidate's quantization.
+PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
+    "4 folds": lambda: mock.patch("lowp.pipeline.method_folds",
+                                  functools.partial(method_choice.folds, k=4)),
 }
 DEFAULT = "default"
 
@@ -70,7 +83,8 @@ def evaluate(name: str, work: Path, candidates: list[str], *, calib_samples: int
         m, work, calib_samples=calib_samples, eval_samples=eval_samples, threads=1)
     for cand in [DEFAULT, *candidates]:
         one = Result(m, res.metric)
-        q = lowp_measured(float_model, calib, one, CANDIDATES.get(cand, {}))
+        with PATCHES.get(cand, contextlib.nullcontext)():
+            q = lowp_measured(float_model, calib, one, CANDIDATES.get(cand, {}))
         if q is None:
             res.errors[cand] = one.errors[MEASURED]
             continue
@@ -95,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_corpus_arguments(p)
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
-                   choices=sorted(CANDIDATES), metavar="NAME")
+                   choices=sorted([*CANDIDATES, *PATCHES]), metavar="NAME")
     p.add_argument("--markdown", type=Path, help="also write the table as markdown here")
     args = p.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
