@@ -106,3 +106,23 @@ def test_top1_of_an_integer_output_compares_the_class_ids() -> None:
     assert accuracy.top1_agreement(ref, [np.array([[3, 8, 1, 4]], np.int64)]) == 75.0
     scores = [np.array([[0.1, 0.9], [0.8, 0.2]], np.float32)]
     assert accuracy.top1_agreement(scores, [np.array([[0.2, 0.7], [0.1, 0.3]])]) == 50.0
+
+
+def test_every_default_candidate_is_a_config_or_a_patch() -> None:
+    """evals/default_candidates.py: each candidate is Config fields on top of Config(), or a
+    patch of the default's measurement; "4 folds" cuts the calibration feeds in 4."""
+    from evals import default_candidates
+
+    from lowp import pipeline
+    from lowp.config import Config
+    from lowp.feeds import as_feeds
+    from lowp.inputs import InputSpec
+
+    for name, fields in default_candidates.CANDIDATES.items():
+        assert Config(**fields) != Config(), name
+    assert not set(default_candidates.CANDIDATES) & set(default_candidates.PATCHES)
+    spec = [InputSpec("x", np.dtype(np.float32), (None, 2))]
+    feeds = as_feeds({"x": np.zeros((16, 2), np.float32)}, spec, 16)
+    assert len(pipeline.method_folds(feeds).pairs) == 2
+    with default_candidates.PATCHES["4 folds"]():
+        assert len(pipeline.method_folds(feeds).pairs) == 4
