@@ -26,9 +26,10 @@ import multiprocessing
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -69,10 +70,15 @@ def sqnr_db(ref: list[np.ndarray], got: list[np.ndarray], batch: int = 0) -> flo
 
 
 def top1_agreement(ref: list[np.ndarray], got: list[np.ndarray], batch: int = 0) -> float:
-    """% of positions (samples, or tokens) whose arg-max over the last axis is the float's."""
+    """% of positions (samples, or tokens) whose arg-max over the last axis is the float's.
+    An integer output holds the class ids already (the model ends in an ArgMax:
+    unidic_imitator, g2p_id_tiny_pron): % of ids equal to the float model's."""
     same = total = 0
     for r, g in zip(ref, got, strict=True):
-        a, b = np.argmax(r, axis=-1), np.argmax(np.asarray(g), axis=-1)
+        if np.issubdtype(np.asarray(r).dtype, np.integer):
+            a, b = np.asarray(r), np.asarray(g)
+        else:
+            a, b = np.argmax(r, axis=-1), np.argmax(np.asarray(g), axis=-1)
         same += int(np.sum(a == b))
         total += a.size
     return 100.0 * same / max(total, 1)
@@ -316,16 +322,17 @@ def nncf_quantize(model: onnx.ModelProto, name: str, calib: Feeds, batch: int
                          **kwargs)
 
 
-def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result) -> onnx.ModelProto | None:
-    """lowp with `Config(method=MEASURED)`: its own calibrations and held-out choice (on the
-    calibration feeds only); the chosen method (and the layer left in float, if any) and the
-    time go to `res`."""
+def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result,
+                  overrides: Mapping[str, Any] | None = None) -> onnx.ModelProto | None:
+    """lowp with `Config(method=MEASURED, **overrides)`: its own calibrations and held-out
+    choice (on the calibration feeds only); the chosen method (and the layer left in float,
+    if any) and the time go to `res`."""
     from lowp.config import CalibMethod, Config
     from lowp.pipeline import quantize
 
     t0 = time.perf_counter()
     try:
-        result = quantize(model, calib, Config(method=CalibMethod.MEASURED))
+        result = quantize(model, calib, Config(method=CalibMethod.MEASURED, **(overrides or {})))
     except Exception as e:
         res.errors[MEASURED] = _error(e)
         return None

@@ -95,3 +95,34 @@ def test_a_time_window_copy_runs_on_the_shorter_window() -> None:
     part = ort.InferenceSession(short.SerializeToString()).run(None, {"x": x[2:6]})[0]
     assert part.shape == (4, 5)
     np.testing.assert_allclose(part[1:3], whole[3:5], rtol=1e-6)
+
+
+def test_top1_of_an_integer_output_compares_the_class_ids() -> None:
+    """unidic_imitator ends in an ArgMax ([1, 256] int64 ids, one per character): its top-1
+    is the share of ids equal to the float model's, not the arg-max over the ids (which
+    compared one position per sample, that of the largest id)."""
+    ref = [np.array([[3, 9, 1, 4]], np.int64)]
+    assert accuracy.top1_agreement(ref, [np.array([[3, 9, 2, 5]], np.int64)]) == 50.0
+    assert accuracy.top1_agreement(ref, [np.array([[3, 8, 1, 4]], np.int64)]) == 75.0
+    scores = [np.array([[0.1, 0.9], [0.8, 0.2]], np.float32)]
+    assert accuracy.top1_agreement(scores, [np.array([[0.2, 0.7], [0.1, 0.3]])]) == 50.0
+
+
+def test_every_default_candidate_is_a_config_or_a_patch() -> None:
+    """evals/default_candidates.py: each candidate is Config fields on top of Config(), or a
+    patch of the default's measurement; "4 folds" cuts the calibration feeds in 4."""
+    from evals import default_candidates
+
+    from lowp import pipeline
+    from lowp.config import Config
+    from lowp.feeds import as_feeds
+    from lowp.inputs import InputSpec
+
+    for name, fields in default_candidates.CANDIDATES.items():
+        assert Config(**fields) != Config(), name
+    assert not set(default_candidates.CANDIDATES) & set(default_candidates.PATCHES)
+    spec = [InputSpec("x", np.dtype(np.float32), (None, 2))]
+    feeds = as_feeds({"x": np.zeros((16, 2), np.float32)}, spec, 16)
+    assert len(pipeline.method_folds(feeds).pairs) == 2
+    with default_candidates.PATCHES["4 folds"]():
+        assert len(pipeline.method_folds(feeds).pairs) == 4
