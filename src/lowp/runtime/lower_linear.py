@@ -427,6 +427,20 @@ def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProt
     return _ort_fused_bias(ctx, n)
 
 
+def _gemm_keeps_float(ctx: LowerCtx) -> bool:
+    """A Gemm (a 2-D MatMul + Add that MatMulAddFusion made one, or the file's) whose only
+    reader is a Relu or Clip read by exactly one node, no graph output: ONNX Runtime 1.32
+    leaves it a float Gemm (FusedGemm with the Relu) over the DequantizeLinear, not
+    MatMulNBits (measured: docs/operators.md (O178); a Relu read twice or a graph output,
+    and every other activation, give MatMulNBits)."""
+    g, out = ctx.graph, ctx.node.output[0]
+    readers = g.consumers.get(out, [])
+    if len(readers) != 1 or out in g.output_names or readers[0].op_type not in ("Relu", "Clip"):
+        return False
+    act = readers[0].output[0]
+    return act not in g.output_names and len(g.consumers.get(act, [])) == 1
+
+
 def _ort_fused_bias(ctx: LowerCtx, n: int
                     ) -> tuple[np.ndarray | None, onnx.NodeProto | None] | None:
     node = ctx.node
@@ -436,7 +450,9 @@ def _ort_fused_bias(ctx: LowerCtx, n: int
         if not ctx.graph.is_constant(node.input[2]):
             return None
         c = ctx.graph.constant(node.input[2])
-        return (c.astype(np.float32), None) if c.shape == (n,) else None
+        if c.shape != (n,) or _gemm_keeps_float(ctx):
+            return None
+        return c.astype(np.float32), None
     out = node.output[0]
     readers = ctx.graph.consumers.get(out, [])
     if (len(readers) != 1 or readers[0].op_type != "Add" or out in ctx.graph.output_names
