@@ -4,21 +4,31 @@ file run by ONNX Runtime and by lowp's Session.
     python evals/corpus/producer_options.py [--models magika nudenet_320n]
                                             [--options per_tensor u16] [--calib 8]
                                             [--markdown table.md] [--keep DIR]
-                                            [--ort-config KEY=VALUE ...]
+                                            [--ort-config KEY=VALUE ...] [--threads 1 2]
 
 run.py quantizes with QDQ, per-channel int8 weights, uint8 activations, min/max;
 qoperator.py does the same in QOperator form. Here, one column per option (`OPTIONS`):
 per-tensor weights (quantize_static's default), reduce_range, int8 activations with
 symmetric activations and weights, 16-bit activations (uint16 and int16: com.microsoft
-QuantizeLinear / DequantizeLinear below opset 21), and quantize_dynamic (DynamicQuantizeLinear,
-MatMulInteger, ConvInteger, DynamicQuantizeLSTM). Each cell is the share of output elements
-on which the two engines agree exactly and the largest difference, or the step that failed
-(`ORT quantize`, `ORT run`: ONNX Runtime's own; `lowp`: lowp's). Calibration and test feeds
-are run.py's (seed 0 and seed 1). `--ort-config` passes session configuration entries to
-ONNX Runtime's run (e.g. session.qdq_matmulnbits_accuracy_level=0: its DequantizeLinear ->
-MatMul fusion into MatMulNBits then computes in float32 instead of quantizing the
-activations to int8; repro/README.md). Needs the corpus cache (python
-evals/corpus/fetch.py).
+QuantizeLinear / DequantizeLinear below opset 21), and quantize_dynamic
+(DynamicQuantizeLinear, MatMulInteger, ConvInteger, DynamicQuantizeLSTM). Beyond those:
+QOperator form (QLinearConv, QLinearMatMul, QGemm, QLinearAdd ...), the extra_options
+AddQDQPairToWeight (float weights behind a QuantizeLinear -> DequantizeLinear pair),
+DedicatedQDQPair (one pair per consumer), QDQKeepRemovableActivations (the pairs around Relu
+/ Clip kept), QDQOpTypePerChannelSupportToAxis (per-channel MatMul weights along axis 1),
+ActivationSymmetric on uint8 activations (zero point 128), int4 weights (QInt4),
+quantize_dynamic per channel and with uint8 weights, and weight-only MatMulNBits from
+MatMulNBitsQuantizer (4 or 8 bits, blocks of 32, 64 or 128, symmetric or not, accuracy level
+4; in QOperator form a com.microsoft MatMulNBits, in QDQ form a blockwise int4
+DequantizeLinear before the MatMul). Each cell is the share of output elements on which the
+two engines agree exactly and the largest difference, or the step that failed (`ORT
+quantize`, `ORT run`: ONNX Runtime's own; `lowp`: lowp's); with `--threads 1 2`, one such
+figure per thread count (lowp's `Session(threads=T)` against ONNX Runtime's T intra-op
+threads), joined by ` · `. Calibration and test feeds are run.py's (seed 0 and seed 1).
+`--ort-config` passes session configuration entries to ONNX Runtime's run (e.g.
+session.qdq_matmulnbits_accuracy_level=0: its DequantizeLinear -> MatMul fusion into
+MatMulNBits then computes in float32 instead of quantizing the activations to int8;
+repro/README.md). Needs the corpus cache (python evals/corpus/fetch.py).
 """
 
 from __future__ import annotations
@@ -51,12 +61,15 @@ from evals.corpus.run import (  # noqa: E402
 @dataclass(frozen=True)
 class Option:
     """One way to call ONNX Runtime's quantizer: static (with `static` keyword arguments and
-    `extra` extra_options; QuantType names as strings) or dynamic."""
+    `extra` extra_options; QuantType and QuantFormat names as strings), dynamic (`static`
+    then holds quantize_dynamic's keyword arguments) or weight-only MatMulNBits (`nbits`:
+    MatMulNBitsQuantizer's keyword arguments)."""
 
     name: str
     dynamic: bool = False
     static: tuple[tuple[str, Any], ...] = ()
     extra: tuple[tuple[str, Any], ...] = ()
+    nbits: tuple[tuple[str, Any], ...] = ()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -67,7 +80,33 @@ OPTIONS: tuple[Option, ...] = (
     Option("u16", static=(("per_channel", True), ("activation_type", "QUInt16"))),
     Option("s16", static=(("per_channel", True), ("activation_type", "QInt16"))),
     Option("dynamic", dynamic=True),
+    Option("qoperator", static=(("per_channel", True), ("quant_format", "QOperator"))),
+    Option("qoperator_s8", static=(("per_channel", True), ("quant_format", "QOperator"),
+                                   ("activation_type", "QInt8")),
+           extra=(("ActivationSymmetric", True),)),
+    Option("weight_pair", static=(("per_channel", True),),
+           extra=(("AddQDQPairToWeight", True),)),
+    Option("dedicated_pair", static=(("per_channel", True),),
+           extra=(("DedicatedQDQPair", True),)),
+    Option("keep_removable", static=(("per_channel", True),),
+           extra=(("QDQKeepRemovableActivations", True),)),
+    Option("matmul_axis", static=(("per_channel", True),),
+           extra=(("QDQOpTypePerChannelSupportToAxis", {"MatMul": 1}),)),
+    Option("u8_symmetric", static=(("per_channel", True),),
+           extra=(("ActivationSymmetric", True),)),
+    Option("s4_weights", static=(("per_channel", True), ("weight_type", "QInt4"))),
+    Option("dynamic_per_channel", dynamic=True, static=(("per_channel", True),)),
+    Option("dynamic_u8", dynamic=True, static=(("weight_type", "QUInt8"),)),
+    Option("nbits4_b32_sym", nbits=(("bits", 4), ("block_size", 32), ("is_symmetric", True))),
+    Option("nbits4_b128_acc4", nbits=(("bits", 4), ("block_size", 128),
+                                      ("accuracy_level", 4))),
+    Option("nbits4_b64_qdq", nbits=(("bits", 4), ("block_size", 64),
+                                    ("quant_format", "QDQ"))),
+    Option("nbits8_b32_acc4", nbits=(("bits", 8), ("block_size", 32),
+                                     ("accuracy_level", 4))),
 )
+# run.py's and qoperator.py's columns plus the first six, unless --options names others
+DEFAULT_OPTIONS = ("per_tensor", "reduce_range", "s8_symmetric", "u16", "s16", "dynamic")
 BY_OPTION = {o.name: o for o in OPTIONS}
 
 
@@ -83,12 +122,27 @@ def quantize(option: Option, float_path: Path, out: Path, calib: Feeds, batch: i
         quantize_static,
     )
 
+    def enum(key: str, value: Any) -> Any:
+        if key.endswith("_type"):
+            return getattr(QuantType, value)
+        return getattr(QuantFormat, value) if key == "quant_format" else value
+
     model = onnx.load(str(float_path))
     if {o.domain: o.version for o in model.opset_import}.get("", 0) < 13:
         float_path = out.with_suffix(".opset13.onnx")
-        onnx.save(version_converter.convert_version(model, 13), str(float_path))
+        model = version_converter.convert_version(model, 13)
+        onnx.save(model, str(float_path))
+    if option.nbits:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        nbits = MatMulNBitsQuantizer(model, **{k: enum(k, v) for k, v in option.nbits})
+        nbits.process()
+        nbits.model.save_model_to_file(str(out), use_external_data_format=False)
+        return
     if option.dynamic:
-        quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8)
+        dyn: dict[str, Any] = {"weight_type": QuantType.QInt8}
+        dyn.update({k: enum(k, v) for k, v in option.static})
+        quantize_dynamic(str(float_path), str(out), **dyn)
         return
 
     class Reader(CalibrationDataReader):
@@ -101,8 +155,7 @@ def quantize(option: Option, float_path: Path, out: Path, calib: Feeds, batch: i
     kwargs: dict[str, Any] = {"quant_format": QuantFormat.QDQ,
                               "activation_type": QuantType.QUInt8,
                               "weight_type": QuantType.QInt8}
-    for k, v in option.static:
-        kwargs[k] = getattr(QuantType, v) if k.endswith("_type") else v
+    kwargs.update({k: enum(k, v) for k, v in option.static})
     quantize_static(str(float_path), str(out), Reader(), extra_options=dict(option.extra),
                     **kwargs)
 
@@ -114,24 +167,32 @@ class Row:
 
 
 def cell(option: Option, m: CorpusModel, float_path: Path, out: Path, calib: Feeds,
-         feeds: Feeds, ort_config: Mapping[str, str]) -> str:
+         feeds: Feeds, ort_config: Mapping[str, str], threads: tuple[int, ...] = (1,)) -> str:
     """'identical % / max diff' of lowp's Session against ONNX Runtime on the file that
-    `option` makes, or the step that failed and its error."""
+    `option` makes, once per thread count (joined by ' · '), or the step that failed and
+    its error."""
     label = "ORT quantize"
     try:
         quantize(option, float_path, out, calib, m.batch)
-        label = "ORT run"
-        want = run_all(ort_runner(out, 1, ort_config), feeds, m.batch)
-        label = "lowp"
-        got = run_all(lowp_runner(out, 1), feeds, m.batch)
-        ident, diff, _, _ = agreement(got, want)
     except Exception as e:
         return f"{label}: {_error(e)}"[:160]
-    return f"{ident:.2f} / {diff:.3g}"
+    figures = []
+    for t in threads:
+        label = "ORT run"
+        try:
+            want = run_all(ort_runner(out, t, ort_config), feeds, m.batch)
+            label = "lowp"
+            got = run_all(lowp_runner(out, t), feeds, m.batch)
+            ident, diff, _, _ = agreement(got, want)
+        except Exception as e:
+            figures.append(f"{label}: {_error(e)}"[:160])
+            continue
+        figures.append(f"{ident:.2f} / {diff:.3g}")
+    return " · ".join(figures)
 
 
 def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: int,
-             ort_config: Mapping[str, str]) -> Row:
+             ort_config: Mapping[str, str], threads: tuple[int, ...] = (1,)) -> Row:
     """One row for model `m`; never raises."""
     row = Row(m)
     float_path = work / f"{m.name}.float.onnx"
@@ -144,7 +205,7 @@ def evaluate(m: CorpusModel, options: list[Option], work: Path, calib_samples: i
         return row
     for o in options:
         row.cells[o.name] = cell(o, m, float_path, work / f"{m.name}.ort.{o.name}.onnx",
-                                 calib, feeds, ort_config)
+                                 calib, feeds, ort_config, threads)
     return row
 
 
@@ -166,12 +227,13 @@ def table(rows: list[Row], options: list[Option], markdown: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
-    parser.add_argument("--options", nargs="*", default=[o.name for o in OPTIONS],
+    parser.add_argument("--options", nargs="*", default=list(DEFAULT_OPTIONS),
                         choices=[o.name for o in OPTIONS])
     parser.add_argument("--calib", type=int, default=8)
     parser.add_argument("--markdown", metavar="FILE")
     parser.add_argument("--keep", metavar="DIR")
     parser.add_argument("--ort-config", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--threads", nargs="*", type=int, default=[1])
     args = parser.parse_args(argv)
     ort_config = dict(entry.split("=", 1) for entry in args.ort_config)
     logging.getLogger().setLevel(logging.ERROR)
@@ -181,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
         for name in args.models:
-            rows.append(evaluate(BY_NAME[name], options, work, args.calib, ort_config))
+            rows.append(evaluate(BY_NAME[name], options, work, args.calib, ort_config,
+                                 tuple(args.threads)))
             r = rows[-1]
             print(f"{name}: " + "; ".join(f"{k} {v}" for k, v in r.cells.items()),
                   flush=True)

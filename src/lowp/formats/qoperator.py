@@ -349,6 +349,63 @@ def _matmul_bias(rw: ToQdq, node: onnx.NodeProto, af: str, bf: str, bias: str) -
     rw.emit("Add", [y, bias], [node.output[0]], base=f"{node.name or 'MatMul'}_bias")
 
 
+@converts(MS_DOMAIN, "MatMulNBits")
+def _matmul_nbits(rw: ToQdq, node: onnx.NodeProto) -> None:
+    """A MatMulNBits node in the file (MatMulNBitsQuantizer's output; docs/operators.md
+    (O176)) becomes what ONNX Runtime fuses back into it: DequantizeLinear(uint4 or uint8
+    weight (K, N), blockwise scales and zero points (ceil(K / block), N), block_size along
+    axis 0) -> MatMul, then the Add of its bias. The nibbles unpack low first, a missing zero
+    point is 2^(bits - 1). Only accuracy level 4 (the CompInt8 kernels (O118) / (O159),
+    which lowp computes for that form) converts; other levels compute in float32 in ONNX
+    Runtime, and a g_idx reorders K: both refused by name."""
+    from ..ops.matmul_nbits import BLOCKS
+
+    a, b, scales, zps, g_idx, bias = _inputs(node, 6)
+    at = attributes(node)
+    k, n = int(at["K"]), int(at["N"])  # type: ignore[call-overload]
+    bits, block = int(at.get("bits", 4)), int(at["block_size"])  # type: ignore[call-overload]
+    level = int(at.get("accuracy_level", 0))  # type: ignore[call-overload]
+    if level != 4 or bits not in (4, 8) or block not in BLOCKS or g_idx:
+        why = (f"accuracy_level {level} (ONNX Runtime computes in float32 below 4; lowp "
+               "mirrors level 4 only)" if level != 4 else
+               "g_idx (reordered K)" if g_idx else f"bits {bits}, block_size {block}")
+        raise UnsupportedOpError(node.op_type, node_label(node), f"{why}: not mirrored")
+    blocks = -(-k // block)
+    packed = rw.constant(b, node).reshape(n, blocks, block * bits // 8)
+    q = _unpack_nibbles(packed.reshape(n, -1)) if bits == 4 else packed.reshape(n, -1)
+    scale = rw.constant(scales, node).reshape(n, blocks)
+    if zps:
+        zp = rw.constant(zps, node)
+        if zp.dtype != np.uint8:
+            raise UnsupportedOpError(node.op_type, node_label(node),
+                                     f"{zp.dtype} zero points: not mirrored")
+        zp = _unpack_nibbles(zp.reshape(n, -1))[:, :blocks] if bits == 4 else zp
+    else:
+        zp = np.full((n, blocks), 1 << (bits - 1), np.uint8)
+    wtype = np.uint8 if bits == 8 else onnx.helper.tensor_dtype_to_np_dtype(
+        onnx.TensorProto.UINT4)
+    w = rw.initializer(f"{b}_unpacked", np.ascontiguousarray(q[:, :k].T).astype(wtype))
+    s = rw.initializer(f"{scales}_blocks", np.ascontiguousarray(scale.T))
+    z = rw.initializer(f"{b}_zero_point_blocks",
+                       np.ascontiguousarray(zp.reshape(n, blocks).T).astype(wtype))
+    wf = rw.tensor(f"{b}_dequantized")
+    rw.emit("DequantizeLinear", [w, s, z], [wf], base=f"{b}_DequantizeLinear",
+            attrs={"axis": 0, "block_size": block})
+    if bias:
+        rw.constant(bias, node)     # ONNX Runtime adds it inside the kernel, as a fused Add
+    # both marked: the engine runs the file's MatMulNBits with its own bias only, whatever
+    # ONNX Runtime would fuse around the QDQ form (another Add, a Gemm, a QuantizeLinear)
+    first = len(rw.nodes)
+    _matmul_bias(rw, node, a, wf, bias)
+    for emitted in rw.nodes[first:]:
+        _mark(emitted, node)
+
+
+def _unpack_nibbles(packed: np.ndarray) -> np.ndarray:
+    """(rows, bytes) uint8 -> (rows, 2 * bytes): each byte's low nibble, then its high."""
+    return np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(packed.shape[0], -1)
+
+
 @converts(MS_DOMAIN, "QuantizeLinear", "DequantizeLinear")
 def _contrib_qdq(rw: ToQdq, node: onnx.NodeProto) -> None:
     """ONNX Runtime's contrib QuantizeLinear / DequantizeLinear (written with its
@@ -379,7 +436,7 @@ _KNOWN_QUANTIZED = frozenset({
     "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
     "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConv",
     "NhwcMaxPool", "QuantizeWithOrder", "DequantizeWithOrder",
-    "MatMulNBits", "MatMulBnb4", "GatherBlockQuantized"})
+    "MatMulBnb4", "GatherBlockQuantized"})
 
 
 def is_qoperator_node(node: onnx.NodeProto) -> bool:
@@ -452,10 +509,14 @@ _SIXTEEN_BIT = (np.dtype(np.uint16), np.dtype(np.int16))
 
 def _required_opset(model: onnx.ModelProto) -> int:
     """The default-domain opset the QDQ form needs: 13 for a per-axis DequantizeLinear (a
-    weight with one scale per channel), 21 for 16-bit QuantizeLinear / DequantizeLinear."""
+    weight with one scale per channel), 21 for 16-bit QuantizeLinear / DequantizeLinear and
+    for MatMulNBits' blockwise DequantizeLinear."""
     graph = Graph(model)
     needed = 0
     for node in model.graph.node:
+        if node.domain == MS_DOMAIN and node.op_type == "MatMulNBits":
+            needed = max(needed, 21)        # blockwise, 4-bit DequantizeLinear
+            continue
         k = _WEIGHT_SCALE.get(node.op_type)
         if k is None or (node.domain, node.op_type) not in TO_QDQ or len(node.input) <= k:
             continue

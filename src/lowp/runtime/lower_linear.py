@@ -18,7 +18,7 @@ from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, QType, dequantize
 from . import native_float, native_integer
 from .fastops import Arena
-from .lowering import LowerCtx, Quantized, lowering
+from .lowering import QOPERATOR_KEY, LowerCtx, Quantized, lowering
 from .plan import CF, Step
 from .prepacked import freeze
 
@@ -399,11 +399,50 @@ def _dynamic_matmul(ctx: LowerCtx) -> Step | None:
     return ctx.step(list(dq.input[:3]), [ctx.node.output[0]], run, act_inputs=(0,))
 
 
+def _file_matmul_nbits(ctx: LowerCtx) -> bool:
+    """The MatMul (or its bias Add) was a com.microsoft MatMulNBits node of the file
+    (lowp.formats.qoperator): ONNX Runtime runs that kernel as it stands, whatever it would
+    fuse around the QDQ form; in ONNX Runtime's arithmetic only (docs/operators.md (O176))."""
+    return (ctx.requant_mode is RequantMode.FLOAT32 and ctx.arithmetic is None
+            and any(p.key == QOPERATOR_KEY and p.value == "MatMulNBits"
+                    for p in ctx.node.metadata_props))
+
+
 def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProto | None] | None:
     """The bias ONNX Runtime fuses into MatMulNBits: a Gemm's C, or the one Add reading a
     MatMul's output (MatMulAddFusion), when it is a constant of shape (N,) (then the Add is
     absorbed); (None, None) without one; None where ONNX Runtime keeps a float Gemm (a
     constant Add of another shape, (O118))."""
+    node = ctx.node
+    if _file_matmul_nbits(ctx):
+        # the file's MatMulNBits: its own bias (the marked Add), or the Add ONNX Runtime
+        # fuses into it as into its QDQ form's; any other Add stays an Add (O176)
+        readers = ctx.graph.consumers.get(node.output[0], [])
+        add = next((r for r in readers if r.op_type == "Add"
+                    and any(p.key == QOPERATOR_KEY for p in r.metadata_props)), None)
+        if add is None:
+            return _ort_fused_bias(ctx, n) or (None, None)
+        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+        return ctx.graph.constant(other).astype(np.float32), add
+    return _ort_fused_bias(ctx, n)
+
+
+def _gemm_keeps_float(ctx: LowerCtx) -> bool:
+    """A Gemm (a 2-D MatMul + Add that MatMulAddFusion made one, or the file's) whose only
+    reader is a Relu or Clip read by exactly one node, no graph output: ONNX Runtime 1.32
+    leaves it a float Gemm (FusedGemm with the Relu) over the DequantizeLinear, not
+    MatMulNBits (measured: docs/operators.md (O178); a Relu read twice or a graph output,
+    and every other activation, give MatMulNBits)."""
+    g, out = ctx.graph, ctx.node.output[0]
+    readers = g.consumers.get(out, [])
+    if len(readers) != 1 or out in g.output_names or readers[0].op_type not in ("Relu", "Clip"):
+        return False
+    act = readers[0].output[0]
+    return act not in g.output_names and len(g.consumers.get(act, [])) == 1
+
+
+def _ort_fused_bias(ctx: LowerCtx, n: int
+                    ) -> tuple[np.ndarray | None, onnx.NodeProto | None] | None:
     node = ctx.node
     if node.op_type == "Gemm":
         if len(node.input) < 3 or not node.input[2]:
@@ -411,7 +450,9 @@ def _nbits_bias(ctx: LowerCtx, n: int) -> tuple[np.ndarray | None, onnx.NodeProt
         if not ctx.graph.is_constant(node.input[2]):
             return None
         c = ctx.graph.constant(node.input[2])
-        return (c.astype(np.float32), None) if c.shape == (n,) else None
+        if c.shape != (n,) or _gemm_keeps_float(ctx):
+            return None
+        return c.astype(np.float32), None
     out = node.output[0]
     readers = ctx.graph.consumers.get(out, [])
     if (len(readers) != 1 or readers[0].op_type != "Add" or out in ctx.graph.output_names
@@ -481,9 +522,11 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     activation's DequantizeLinear stays a float step; an 8-bit QuantizeLinear after a float
     activation keeps the float MatMul (as ONNX Runtime does)."""
     node, g = ctx.node, ctx.graph
-    if not ctx._ort_arithmetic or g.is_constant(node.input[0]) or len(node.input) < 2:
+    file_nbits = _file_matmul_nbits(ctx)
+    if (not (ctx._ort_arithmetic or file_nbits) or g.is_constant(node.input[0])
+            or len(node.input) < 2):
         return None
-    act_dq = ctx._dq.get(node.input[0])
+    act_dq = None if file_nbits else ctx._dq.get(node.input[0])
     wide = act_dq is not None
     if act_dq is not None:   # only a 16-bit activation's DequantizeLinear (8-bit: (O113))
         sixteen = (int(TensorProto.UINT16), int(TensorProto.INT16))
@@ -502,7 +545,8 @@ def _matmul_nbits(ctx: LowerCtx) -> Step | None:
     if edges != 1 or wout in g.output_names:
         return None
     for r in g.consumers.get(node.output[0], []):
-        if r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r)):
+        if (r.op_type == "QuantizeLinear" and not (wide and _is_16_bit_q(g, r))
+                and not file_nbits):
             return None
     packed = _nbits_weight(g, dq)
     if packed is None:

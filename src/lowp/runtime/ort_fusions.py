@@ -58,6 +58,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
+from .lowering import QOPERATOR_KEY
 from .ort_topology import topological
 from .ort_transpose_fold import gemm_transpose, matmul_transpose
 
@@ -507,6 +508,8 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     DequantizeLinear's weight, (O146))."""
     if not _is(mm, "MatMul") or len(mm.input) != 2 or not index.single_use(mm.output[0]):
         return None
+    if any(p.key == QOPERATOR_KEY for p in mm.metadata_props):
+        return None     # a file's MatMulNBits: ONNX Runtime fuses nothing into it (O176)
     add = index.consumers[mm.output[0]][0]
     if not _is(add, "Add") or len(add.input) != 2:
         return None
