@@ -665,10 +665,18 @@ def exporter_padding(draw: Draw, b: Builder, x: Image) -> Image:
         h, w = (_ort_pool_size(n, k, stride, dilation, attrs.get("ceil_mode", 0),
                                _ort_same_pad(n, k, stride), attrs["auto_pad"])
                 for n in (x.h, x.w))
-        if min(h, w) < 1:
+        # onnx's shape inference sizes it by the spec (ceil(n / stride)): a graph whose
+        # declared shapes are ONNX Runtime's other ones fails its check, so only the pads
+        # differ here (where they place the windows, (O180))
+        if (h, w) != (_same_size(x.h, stride), _same_size(x.w, stride)):
             return x
     elif attrs.get("ceil_mode"):
         h, w = (_same_size(n - ext, stride) + 1 for n in (x.h, x.w))
+        # ONNX Runtime drops a last window wholly past the input, onnx's shape inference
+        # does not: only the sizes both give
+        if (h, w) != tuple(_ort_pool_size(n, k, stride, dilation, 1, 0, "VALID")
+                           for n in (x.h, x.w)):
+            return x
     else:
         h, w = ((n - ext) // stride + 1 for n in (x.h, x.w))
     if op == "Conv":
@@ -690,8 +698,8 @@ def _ort_same_pad(n: int, k: int, stride: int) -> int:
 def _ort_pool_size(n: int, k: int, stride: int, dilation: int, ceil: int, pad: int,
                    auto_pad: str) -> int:
     """ONNX Runtime's pooled size of an axis of `n` with `pad` in all, split as `auto_pad`
-    SAME_* splits it (PoolAttributes): the numerator divided toward zero, up in ceil mode,
-    a last window wholly in the end padding dropped."""
+    SAME_* splits it (none for VALID; PoolAttributes): the numerator divided toward zero, up
+    in ceil mode, a last window wholly in the end padding dropped."""
     num = n + pad - (k - 1) * dilation - 1
     if num < 0:
         return int(num / stride) + 1
