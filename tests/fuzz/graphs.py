@@ -717,7 +717,10 @@ def _big_window(draw: Draw, b: Builder, x: Image) -> Image:
     op = draw(st.sampled_from(["MaxPool", "AveragePool"]))
     attrs: dict[str, Any] = {"kernel_shape": [k, 1], "strides": [stride, 1],
                              "ceil_mode": int(draw(st.booleans()))}
-    if op == "AveragePool":
+    if op == "AveragePool" and not attrs["ceil_mode"]:
+        # (QLinearAveragePool divides a ceil-mode window past the end by the whole kernel
+        # with count_include_pad, lowp by the taps inside the padded input: (O8), a decision
+        # tests/runtime/test_pool_window_past_the_input.py leaves out too)
         attrs["count_include_pad"] = int(draw(st.booleans()))
     return Image(b.one(op, [x.name], **attrs), x.c, 1, x.w)
 
