@@ -348,8 +348,9 @@ def _squeeze(b: Builder, x: str, axis: int) -> str:
 
 
 def movement(draw: Draw, b: Builder, x: Image) -> Image:
-    """Data movement that keeps an image: Transpose twice, channel Gather, spatial Slice,
-    Unsqueeze/Squeeze, Reshape round trip, Flatten round trip."""
+    """Data movement that keeps an image: Transpose twice, channel Gather (negative
+    indices at times), spatial Slice, Unsqueeze/Squeeze, Reshape round trip, Flatten round
+    trip."""
     kind = draw(st.sampled_from(["transpose", "gather", "slice", "squeeze", "reshape",
                                  "flatten"]))
     if kind == "transpose":
@@ -358,6 +359,8 @@ def movement(draw: Draw, b: Builder, x: Image) -> Image:
         return Image(b.one("Transpose", [t], perm=[0, 3, 1, 2]), x.c, x.h, x.w)
     if kind == "gather":
         idx = draw(st.permutations(list(range(x.c))))[:draw(st.integers(1, x.c))]
+        if draw(st.booleans()):          # negative indices count from the end (tf2onnx)
+            idx = [i - x.c if draw(st.booleans()) else i for i in idx]
         return Image(b.one("Gather", [x.name, b.ints(list(idx))], axis=1), len(idx), x.h, x.w)
     if kind == "slice":
         if x.h < 2:
@@ -446,7 +449,8 @@ def channel_ops(draw: Draw, b: Builder, x: Image) -> Image:
     convolutions: a layer scale (Mul by a [C,1,1] constant) on a residual branch;
     normalization by per-channel constants (Sub, Div); Softmax over the channels; a
     LayerNorm over the channels written out (ReduceMean over axis 1, ConvNeXt-style);
-    Pad (constant, reflect, edge); Concat along the height."""
+    Pad (constant, reflect, edge, wrap from opset 19; a negative pad crops); Concat along
+    the height."""
     kind = draw(st.sampled_from(["layer_scale", "normalize", "softmax", "channel_norm",
                                  "pad", "concat_h"]))
     c = x.c
@@ -472,11 +476,14 @@ def channel_ops(draw: Draw, b: Builder, x: Image) -> Image:
         return Image(b.one("Add", [b.one("Mul", [b.one("Div", [d, std]), gamma]), beta]),
                      c, x.h, x.w)
     if kind == "pad":
-        mode = draw(st.sampled_from(["constant", "reflect", "edge"]))
+        mode = draw(st.sampled_from(["constant", "reflect", "edge"]
+                                    + (["wrap"] if b.opset >= 19 else [])))
         most = 2 if mode != "reflect" else min(2, x.h - 1, x.w - 1)
         if most < 1:
             return x
         t, l_, bo, r = (draw(st.integers(0, most)) for _ in range(4))
+        if draw(st.booleans()):          # a negative pad crops (as a Slice would)
+            t, l_ = -min(t, x.h - 1), -min(l_, x.w - 1)
         inputs = [x.name, b.ints([0, 0, t, l_, 0, 0, bo, r])]
         if mode == "constant" and draw(st.booleans()):
             inputs.append(b.const(np.float32(draw(st.sampled_from([0.0, -1.0, 0.5]))), "pv"))
@@ -495,7 +502,9 @@ def shape_ops(draw: Draw, b: Builder, x: Image) -> Image:
     flatten and back through Shape -> Gather -> Unsqueeze -> Concat -> Reshape (a dynamic
     batch); a per-channel constant Expanded to the input's Shape; Tile along the height;
     LeakyRelu written out as Where(Greater(x, 0), x, 0.1 x); an L2 normalization over the
-    channels (ReduceL2); the spatial mean subtracted (ReduceMean over H, W)."""
+    channels (ReduceL2); the spatial mean subtracted (ReduceMean over H, W; or a
+    ReduceMean, ReduceMax or ReduceSum with keepdims=0 and its axes put back by
+    Unsqueeze)."""
     kind = draw(st.sampled_from(["dynamic_flatten", "expand", "tile", "where", "l2norm",
                                  "mean_sub"]))
     c = x.c
@@ -523,6 +532,11 @@ def shape_ops(draw: Draw, b: Builder, x: Image) -> Image:
         norm = _reduce(b, "ReduceL2", x.name, [1])
         norm = b.one("Max", [norm, b.const(np.float32(1e-3), "eps")])
         return Image(b.one("Div", [x.name, norm]), c, x.h, x.w)
+    if draw(st.booleans()):              # keepdims=0, the axes put back by Unsqueeze
+        op = draw(st.sampled_from(["ReduceMean", "ReduceMax", "ReduceSum"]))
+        flat = _reduce(b, op, x.name, draw(st.sampled_from([[2, 3], [-1, -2]])), keepdims=0)
+        return Image(b.one("Sub", [x.name, b.one("Unsqueeze", [flat, b.ints([2, 3])])]),
+                     c, x.h, x.w)
     mean = _reduce(b, "ReduceMean", x.name, [2, 3])
     return Image(b.one("Sub", [x.name, mean]), c, x.h, x.w)
 
@@ -606,11 +620,12 @@ def _same_size(size: int, stride: int) -> int:
 def exporter_padding(draw: Draw, b: Builder, x: Image) -> Image:
     """Padding and window attributes that tf2onnx, keras2onnx and paddle2onnx write and
     torch does not: Conv, MaxPool and AveragePool with auto_pad SAME_UPPER, SAME_LOWER or
-    VALID (any stride); MaxPool with dilations or ceil_mode; AveragePool with ceil_mode;
-    SpaceToDepth -> a 1x1 Conv -> DepthToSpace (DCR or CRD), as space-to-depth stems and
-    pixel-shuffle decoders write them."""
+    VALID (any stride), a SAME pool dilated at times (in ceil mode too); MaxPool with
+    dilations or ceil_mode; AveragePool with ceil_mode; a window taller than the input by
+    less than a stride (_big_window); SpaceToDepth -> a 1x1 Conv -> DepthToSpace (DCR or
+    CRD), as space-to-depth stems and pixel-shuffle decoders write them."""
     kind = draw(st.sampled_from(["conv_auto_pad", "pool_auto_pad", "dilated_max",
-                                 "ceil_pool", "depth_space"]))
+                                 "ceil_pool", "depth_space", "big_window"]))
     if kind == "depth_space":
         if x.h % 2 or x.w % 2:
             return x
@@ -619,10 +634,12 @@ def exporter_padding(draw: Draw, b: Builder, x: Image) -> Image:
         mode = draw(st.sampled_from(["DCR", "CRD"]))
         return Image(b.one("DepthToSpace", [mid.name], blocksize=2, mode=mode),
                      mid.c // 4, x.h, x.w)
+    if kind == "big_window":
+        return _big_window(draw, b, x)
     k = draw(st.sampled_from([2, 3])) if min(x.h, x.w) >= 3 else 1 + int(min(x.h, x.w) >= 2)
     stride = draw(st.sampled_from([1, 2]))
     attrs: dict[str, Any] = {"kernel_shape": [k, k], "strides": [stride, stride]}
-    ext = k
+    ext, dilation = k, 1
     if kind in ("conv_auto_pad", "pool_auto_pad"):
         attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))
     elif kind == "dilated_max":
@@ -634,25 +651,78 @@ def exporter_padding(draw: Draw, b: Builder, x: Image) -> Image:
     else:
         attrs["ceil_mode"] = 1
     same = attrs.get("auto_pad", "VALID") != "VALID"
+    op = "Conv" if kind == "conv_auto_pad" else "MaxPool" if kind == "dilated_max" else \
+        draw(st.sampled_from(["MaxPool", "AveragePool"]))
+    if same and op != "Conv" and (op == "MaxPool" or b.opset >= 19) and draw(st.booleans()):
+        # a dilated SAME pool (ONNX Runtime pads for the undilated kernel, (O180)), in ceil
+        # mode at times
+        dilation = draw(st.sampled_from([2, 3]))
+        attrs["dilations"] = [dilation, dilation]
+        attrs["ceil_mode"] = int(draw(st.booleans()))
     if not same and min(x.h, x.w) < ext:
         return x
     if same:
-        h, w = _same_size(x.h, stride), _same_size(x.w, stride)
+        h, w = (_ort_pool_size(n, k, stride, dilation, attrs.get("ceil_mode", 0),
+                               _ort_same_pad(n, k, stride), attrs["auto_pad"])
+                for n in (x.h, x.w))
+        # onnx's shape inference sizes it by the spec (ceil(n / stride)): a graph whose
+        # declared shapes are ONNX Runtime's other ones fails its check, so only the pads
+        # differ here (where they place the windows, (O180))
+        if (h, w) != (_same_size(x.h, stride), _same_size(x.w, stride)):
+            return x
     elif attrs.get("ceil_mode"):
         h, w = (_same_size(n - ext, stride) + 1 for n in (x.h, x.w))
+        # ONNX Runtime drops a last window wholly past the input, onnx's shape inference
+        # does not: only the sizes both give
+        if (h, w) != tuple(_ort_pool_size(n, k, stride, dilation, 1, 0, "VALID")
+                           for n in (x.h, x.w)):
+            return x
     else:
         h, w = ((n - ext) // stride + 1 for n in (x.h, x.w))
-    if kind == "conv_auto_pad":
+    if op == "Conv":
         c_out = draw(st.integers(2, 12))
         wt = b.const(b.weight(c_out, x.c, k, k))
         y = b.one("Conv", [x.name, wt, b.const(b.weight(c_out) * 0.1, "b")], **attrs)
         y = ACTIVATIONS[draw(st.integers(0, len(ACTIVATIONS) - 1))](b, y)
         return Image(y, c_out, h, w)
-    op = "MaxPool" if kind == "dilated_max" else draw(st.sampled_from(["MaxPool",
-                                                                         "AveragePool"]))
     if op == "AveragePool" and same:
         attrs["count_include_pad"] = int(draw(st.booleans()))
     return Image(b.one(op, [x.name], **attrs), x.c, h, w)
+
+
+def _ort_same_pad(n: int, k: int, stride: int) -> int:
+    """ONNX Runtime's total SAME pooling pad of an axis: the kernel without dilation."""
+    return (_same_size(n, stride) - 1) * stride + k - n
+
+
+def _ort_pool_size(n: int, k: int, stride: int, dilation: int, ceil: int, pad: int,
+                   auto_pad: str) -> int:
+    """ONNX Runtime's pooled size of an axis of `n` with `pad` in all, split as `auto_pad`
+    SAME_* splits it (none for VALID; PoolAttributes): the numerator divided toward zero, up
+    in ceil mode, a last window wholly in the end padding dropped."""
+    num = n + pad - (k - 1) * dilation - 1
+    if num < 0:
+        return int(num / stride) + 1
+    begin = pad // 2 if auto_pad == "SAME_UPPER" else (pad + 1) // 2
+    out = (_same_size(num, stride) if ceil else num // stride) + 1
+    return out - 1 if ceil and (out - 1) * stride >= n + begin else out
+
+
+def _big_window(draw: Draw, b: Builder, x: Image) -> Image:
+    """MaxPool or AveragePool whose window along the height passes the padded input by
+    less than a stride (one output row, (O80)), as a classifier's last pool meets a small
+    map."""
+    stride = draw(st.sampled_from([2, 3]))
+    k = x.h + draw(st.integers(1, stride - 1))
+    op = draw(st.sampled_from(["MaxPool", "AveragePool"]))
+    attrs: dict[str, Any] = {"kernel_shape": [k, 1], "strides": [stride, 1],
+                             "ceil_mode": int(draw(st.booleans()))}
+    if op == "AveragePool" and not attrs["ceil_mode"]:
+        # (QLinearAveragePool divides a ceil-mode window past the end by the whole kernel
+        # with count_include_pad, lowp by the taps inside the padded input: (O8), a decision
+        # tests/runtime/test_pool_window_past_the_input.py leaves out too)
+        attrs["count_include_pad"] = int(draw(st.booleans()))
+    return Image(b.one(op, [x.name], **attrs), x.c, 1, x.w)
 
 
 def more_elementwise(draw: Draw, b: Builder, x: Image) -> Image:

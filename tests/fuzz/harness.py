@@ -85,18 +85,27 @@ class Quantizer:
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
 
 
-def ort_session(model: onnx.ModelProto, optimize: bool = True) -> ort.InferenceSession:
+def ort_session(model: onnx.ModelProto, optimize: bool = True, threads: int = 1
+                ) -> ort.InferenceSession:
+    """ONNX Runtime's session of `model` with `threads` intra-op threads (lowp's Session of
+    as many threads reproduces that run: some kernels split their work, and their float
+    order, by the thread count)."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1   # lowp reproduces ONNX Runtime's one-thread float order
+    opts.intra_op_num_threads = threads
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
 
 
-def run_ort(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], optimize: bool = True
-            ) -> dict[str, np.ndarray]:
-    s = ort_session(model, optimize)
+def run_ort(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], optimize: bool = True,
+            threads: int = 1) -> dict[str, np.ndarray]:
+    if any(v.size == 0 for v in feeds.values()):
+        # ONNX Runtime 1.32 at 2 intra-op threads ends the process (SIGSEGV) on some QDQ
+        # token graphs fed an empty batch (evals/corpus/repro/README.md, "Not lowp bugs");
+        # an empty output does not depend on the thread count
+        threads = 1
+    s = ort_session(model, optimize, threads)
     return dict(zip([o.name for o in s.get_outputs()], s.run(None, dict(feeds)), strict=True))
 
 
@@ -376,8 +385,8 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
     for n in q_nodes:
         if n.output[0] not in outputs and n.output[0] in produced:
             exposed.graph.output.append(helper.make_empty_tensor_value_info(n.output[0]))
-    theirs = run_ort(exposed, feeds)
-    plain = run_ort(model, feeds)
+    theirs = run_ort(exposed, feeds, threads=combo.threads)
+    plain = run_ort(model, feeds, threads=combo.threads)
     if any(not np.array_equal(plain[k], theirs[k], equal_nan=True) for k in plain):
         event("ORT's outputs change when its quantized tensors are exposed")
     ours = Session(model, backend=combo.backend, replay=False, threads=combo.threads).run(
@@ -423,7 +432,7 @@ def explained(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: En
     if not bad:
         return bad
     if not compare("unoptimized", model, run_lowp(model, feeds, combo),
-                   run_ort(model, feeds, optimize=False)):
+                   run_ort(model, feeds, optimize=False, threads=combo.threads)):
         # lowp computes what the file says, which ONNX Runtime computes with its graph
         # optimizations off; its optimizer changed the semantics (e.g. an If branch that
         # reads a float tensor ORT's quantizer also quantized gets the quantized value)
@@ -452,9 +461,9 @@ UNMIRRORED = (("ConvBNFusion",), ("ConvBNFusion", "NchwcTransformer"), ("MatMulA
 
 
 def run_ort_without(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
-                    disabled: tuple[str, ...]) -> dict[str, np.ndarray]:
+                    disabled: tuple[str, ...], threads: int = 1) -> dict[str, np.ndarray]:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     s = ort.InferenceSession(model.SerializeToString(), opts,
                              providers=["CPUExecutionProvider"],
                              disabled_optimizers=list(disabled))
@@ -477,7 +486,7 @@ def unmirrored_origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
     convolutions may differ from the plain ones there; at the full level those agree."""
     with tempfile.TemporaryDirectory() as d:
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = combo.threads
         opts.graph_optimization_level = level
         opts.optimized_model_filepath = os.path.join(d, "opt.onnx")
         ort.InferenceSession(model.SerializeToString(), opts,
@@ -490,7 +499,7 @@ def unmirrored_origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
         for o in n.output:
             if o in ours and o not in outputs:
                 opt.graph.output.append(helper.make_empty_tensor_value_info(o))
-    theirs = run_ort(opt, feeds, optimize=False)
+    theirs = run_ort(opt, feeds, optimize=False, threads=combo.threads)
 
     def same(t: str) -> bool:
         a, b = ours[t], theirs[t]
@@ -524,7 +533,8 @@ def unmirrored_explained(g: FuzzGraph, model: onnx.ModelProto,
         return bad
     ours = run_lowp(model, feeds, combo)
     for disabled in UNMIRRORED:
-        if not compare("", model, ours, run_ort_without(model, feeds, disabled), exact=True):
+        if not compare("", model, ours, run_ort_without(model, feeds, disabled,
+                                                                 combo.threads), exact=True):
             event(f"equal to ORT without {'+'.join(disabled)} (not mirrored)")
             return []
     levels = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -545,11 +555,12 @@ def float_explained(g: FuzzGraph, model: onnx.ModelProto, feeds: Mapping[str, np
     NCHWc layout choice for a float pool, which lowp does not always make as it does) is
     compared within the float tolerance instead."""
     ours = run_lowp(g.model, feeds, EngineCombo(combo.backend, False, combo.threads))
-    differs = {m.output for m in compare("float", g.model, ours, run_ort(g.model, feeds),
+    differs = {m.output for m in compare("float", g.model, ours,
+                                         run_ort(g.model, feeds, threads=combo.threads),
                                          exact=True)}
     kept = [m for m in bad if m.output not in differs]
     loose = compare("float tolerance", model, run_lowp(model, feeds, combo),
-                    run_ort(model, feeds))
+                    run_ort(model, feeds, threads=combo.threads))
     kept += [m for m in loose if m.output in differs]
     if len(kept) < len(bad):
         event("quantize_dynamic output differs as the float model's does")
@@ -575,7 +586,7 @@ def check_qdq(g: FuzzGraph, label: str, model: onnx.ModelProto,
                           threads=combo.threads)
         for batch in g.batches:
             feeds = g.feeds(batch, g.seed)
-            theirs = run_ort(model, feeds)
+            theirs = run_ort(model, feeds, threads=combo.threads)
             for _ in range(3 if combo.replay else 1):
                 found = compare(f"{label} {combo} batch={batch}", model, session.run(feeds),
                                 theirs, exact)

@@ -172,3 +172,66 @@ def test_casts_around_a_float16_node_are_removed(backend: str) -> None:
     want = _ort(model, x)[0]
     assert np.array_equal(want, np.maximum(x, 0))
     np.testing.assert_array_equal(Session(model, backend=backend).run({"x": x})["y"], want)
+
+
+# operators ONNX Runtime 1.32 runs in float32 between inserted Casts that the table had
+# not measured (repro 168): lowp left a model with one of them as written and rounded it to
+# float16; most of 240 values differed (Where, the pools, Resize, ConvTranspose, ...)
+MEASURED_FLOAT32_ONLY = [
+    "Where", "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool", "Resize",
+    "ConvTranspose", "InstanceNormalization", "BatchNormalization", "DepthToSpace",
+    "SpaceToDepth", "Einsum", "Atan", "Trilu", "Tan", "Asin", "Acos", "Sinh", "Cosh"]
+
+
+def _one_float16_node(op: str) -> onnx.ModelProto:
+    """Cast(float32 -> float16) -> `op` -> Cast(float32), opset 20, on [2, 4, 4, 6]."""
+    def f16(name: str, value: object) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, np.float16), name)
+
+    inputs, attrs, inits = ["h"], {}, []
+    if op == "Where":
+        inits = [numpy_helper.from_array(np.array(True), "c"), f16("z", 0)]
+        inputs = ["c", "h", "z"]
+    elif op in ("MaxPool", "AveragePool"):
+        attrs = {"kernel_shape": [2, 2]}
+    elif op == "Resize":
+        inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")]
+        inputs += ["", "sc"]
+    elif op == "ConvTranspose":
+        inits = [f16("w", np.linspace(-1, 1, 32).reshape(4, 2, 2, 2))]
+        inputs += ["w"]
+    elif op == "InstanceNormalization":
+        inits = [f16("s", [1.0, 0.5, 2.0, 1.5]), f16("b", [0.0, 0.25, -1.0, 0.5])]
+        inputs += ["s", "b"]
+    elif op == "BatchNormalization":
+        inits = [f16(n, [1.0, 0.5, 2.0, 1.5]) for n in "sbm"] + [f16("v", [1, 2, 3, 4])]
+        inputs += list("sbmv")
+    elif op in ("DepthToSpace", "SpaceToDepth"):
+        attrs = {"blocksize": 2}
+    elif op == "Einsum":
+        attrs = {"equation": "nchw->nhwc"}
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node(op, inputs, ["o"], **attrs),
+             helper.make_node("Cast", ["o"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 4, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)],
+                             ir_version=9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op", MEASURED_FLOAT32_ONLY)
+def test_measured_float32_only_operators_run_in_float32(op: str, threads: int,
+                                                        backend: str) -> None:
+    model = _one_float16_node(op)
+    x = (np.random.default_rng(0).standard_normal((2, 4, 4, 6)) * 3).astype(np.float32)
+    x.flat[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 65504.0]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    theirs = ort.InferenceSession(model.SerializeToString(), opts,
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ours = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))

@@ -41,20 +41,53 @@ def pool_output_shape(in_shape: Sequence[int], kernel: Sequence[int], strides: S
 
     out = floor_or_ceil((in + pad_begin + pad_end - ((k - 1) d + 1)) / s) + 1; in ceil mode
     a last window that would start at or after ``in + pad_begin`` (wholly in the end
-    padding) is dropped, as PyTorch and ONNX Runtime do.
+    padding) is dropped, as PyTorch and ONNX Runtime do. A window longer than the padded
+    input divides its negative numerator truncating toward zero, as ONNX Runtime does: one
+    output within a stride (O80), none within two (O181), an error beyond.
     """
     r = len(in_shape)
     out = []
     for i in range(r):
         span = (kernel[i] - 1) * dilations[i] + 1
         num = in_shape[i] + pads[i] + pads[i + r] - span
-        if num < 0 and not (ceil_mode and num > -strides[i]):   # (O80)
-            raise NodeError(f"pool: window extent {span} exceeds padded input on axis {i}")
+        if num < 0:                                           # (O80), (O181)
+            o = -(-num // strides[i]) + 1
+            if o < 0:
+                raise NodeError(f"pool: window extent {span} exceeds padded input on axis {i}")
+            out.append(o)
+            continue
         o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
         if ceil_mode and (o - 1) * strides[i] >= in_shape[i] + pads[i]:
             o -= 1
         out.append(o)
     return tuple(out)
+
+
+def ort_same_pads(spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+                  auto_pad: str) -> tuple[list[int], list[int]]:
+    """ONNX Runtime's pooling pads for SAME_UPPER / SAME_LOWER (PoolAttributes, (O180)):
+    the needed padding from the kernel without dilation, not clamped at zero, split with
+    C's division toward zero (the odd one at the end for SAME_UPPER, at the start
+    otherwise). A negative pad drops input elements from that side (a kernel smaller than
+    its stride, `crop_negative_pads`)."""
+    begin, end = [], []
+    for n, k, s in zip(spatial, kernel, strides, strict=True):
+        needed = (-(-n // s) - 1) * s + k - n
+        head = int(needed / 2) if auto_pad == "SAME_UPPER" else int((needed + 1) / 2)
+        begin.append(head)
+        end.append(needed - head)
+    return begin, end
+
+
+def crop_negative_pads(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
+                       first: int) -> np.ndarray:
+    """`x` without the elements negative pads drop (spatial axes from `first`), contiguous."""
+    if all(p >= 0 for p in (*begin, *end)):
+        return x
+    index = [slice(None)] * x.ndim
+    for i, (b, e) in enumerate(zip(begin, end, strict=True)):
+        index[first + i] = slice(max(-b, 0), x.shape[first + i] - max(-e, 0))
+    return np.ascontiguousarray(x[tuple(index)])
 
 
 def _windows(xc: np.ndarray, fill: int, kernel: Sequence[int], strides: Sequence[int],
@@ -116,6 +149,8 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     xc = to_channels_first(x, layout)
     p = tuple(window_reaching_pads(xc.shape[2:], k, s, p, d, ceil_mode))
     out_shape = pool_output_shape(xc.shape[2:], k, s, p, d, ceil_mode)
+    if 0 in out_shape:                           # no window: an empty output (O181)
+        return from_channels_first(np.empty((*xc.shape[:2], *out_shape), x.dtype), layout)
     lowest = int(np.iinfo(np.int64).min)
     taps = _windows(xc.astype(np.int64), lowest, k, s, p, d, out_shape)
     y = np.maximum(taps.max(axis=0), np.iinfo(x.dtype).min).astype(x.dtype)

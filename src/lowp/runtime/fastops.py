@@ -50,6 +50,8 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     spatial = x.shape[first:first + k]
     pads = window_reaching_pads(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
     out = pool_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
+    if 0 in out:                                 # no window: an empty output (O181)
+        return np.empty((*x.shape[:first], *out, *x.shape[first + k:]), x.dtype)
     if k == 2 and layout is Layout.CHANNELS_LAST and x.ndim == 4 and x.dtype in _BYTE_TYPES:
         native = _native_module()
         if native is not None:

@@ -21,7 +21,7 @@ from onnx import TensorProto
 
 from lowp import eigen_math, libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
-from lowp.ops.pool import window_reaching_pads
+from lowp.ops.pool import crop_negative_pads, ort_same_pads, window_reaching_pads
 from lowp.runtime import max_pool_order, native_float, native_rnn, nchwc_conv
 from lowp.runtime.float_registry import OpResult, compute_dtype, register, unsupported
 
@@ -407,22 +407,26 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
                    ) -> tuple[list[int], list[int], list[int], list[int]]:
     """(begin pads, end pads, extra end pads for ceil_mode windows, output size).
 
-    auto_pad SAME follows the spec, which counts dilation in the padding; ONNX Runtime
-    sizes dilated SAME pooling without it (and rejects dilated SAME convolution).
+    auto_pad SAME takes ONNX Runtime's pads, which leave dilation out, then sizes the
+    output as explicit pads do ((O180); the callers drop what a negative pad crops,
+    `_same_as_explicit`). An output size of 0 is an empty output ((O181)).
     """
     nd = len(in_sp)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        same_begin, same_end = ort_same_pads(in_sp, k, s, auto_pad)
+        pads, auto_pad = [max(p, 0) for p in (*same_begin, *same_end)], "NOTSET"
     begin, end = auto_pads(op, in_sp, k, s, d, pads, auto_pad)
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER") and overhang_as_pad:
+    if overhang_as_pad:
         reach = window_reaching_pads(in_sp, k, s, [*begin, *end], d, bool(ceil_mode))
         begin, end = reach[:nd], reach[nd:]
     out, extra = [], []
     for i in range(nd):
         ext = (k[i] - 1) * d[i] + 1
         num = in_sp[i] + begin[i] + end[i] - ext
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            o = -(-in_sp[i] // s[i])
-        elif -s[i] < num < 0:   # (O80), the overhang not made padding: one window
+        if -s[i] < num < 0:     # (O80), the overhang not made padding: one window
             o = 1
+        elif num < 0:           # (O181): ONNX Runtime's division toward zero, 0 or less
+            o = -(-num // s[i]) + 1
         elif ceil_mode:
             o = -(-num // s[i]) + 1
             # The last window must start inside the input or the begin padding.
@@ -430,12 +434,33 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
                 o -= 1
         else:
             o = num // s[i] + 1
-        if o < 1:
+        if o < 0:
             raise NodeError(f"the {'x'.join(map(str, k))} window does not fit the padded "
                             f"input {list(in_sp)}")
         out.append(o)
         extra.append(max(0, (o - 1) * s[i] + ext - (in_sp[i] + begin[i] + end[i])))
     return begin, end, extra, out
+
+
+def _same_as_explicit(x: np.ndarray, first: int, kernel_shape: Sequence[int], strides: Any,
+                      pads: Any, auto_pad: str) -> tuple[np.ndarray, Any, str]:
+    """(x, pads, auto_pad) of a pool with auto_pad SAME_UPPER / SAME_LOWER as explicit pads:
+    ONNX Runtime's ((O180)), a negative one cropping `x` (spatial axes from `first`).
+    Other pools as they are."""
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return x, pads, auto_pad
+    nd = len(kernel_shape)
+    begin, end = ort_same_pads(x.shape[first:first + nd], [int(v) for v in kernel_shape],
+                               _ints(strides, nd, 1), auto_pad)
+    return (crop_negative_pads(x, begin, end, first), [max(p, 0) for p in (*begin, *end)],
+            "NOTSET")
+
+
+def _empty_pool(x: np.ndarray, out: Sequence[int], channels_last: bool = False
+                ) -> np.ndarray:
+    """The output of a pool with an output size of 0 ((O181))."""
+    shape = (x.shape[0], *out, x.shape[-1]) if channels_last else (*x.shape[:2], *out)
+    return np.empty(shape, x.dtype)
 
 
 def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: Any,
@@ -445,6 +470,8 @@ def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: 
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad, ceil_mode)
+    if 0 in out:
+        return np.empty((*_empty_pool(x, out).shape, *k), x.dtype), begin, s, d, out
     xp = _pad_spatial(x, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], value)
     return _windows(xp, k, s, d, out), begin, s, d, out
 
@@ -472,10 +499,13 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
     the same ONNX Runtime order (lowp.runtime.max_pool_order). Natively
     (native_float.max_pool_channels_last: the same values) where it runs, numpy on the
     channels-first view otherwise."""
+    x, pads, auto_pad = _same_as_explicit(x, 1, kernel_shape, strides, pads, auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
                                             ceil_mode)
+    if 0 in out:
+        return _empty_pool(x, out, channels_last=True)
     first = np.moveaxis(x, -1, 1)
     kind = max_pool_order.path(
         first, k, s, d, begin, end, extra, num_outputs=1, storage_order=storage_order,
@@ -522,10 +552,17 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             return Cast(pooled[0], to=TensorProto.FLOAT16), pooled[1]
         return Cast(pooled, to=TensorProto.FLOAT16)
     nd = x.ndim - 2
+    cropped, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
+    if cropped is not x and num_outputs > 1:
+        raise unsupported("MaxPool", "Indices with a negative SAME pad")
+    x = cropped
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[2:], k, s, d, pads, auto_pad,
                                             ceil_mode)
+    if 0 in out:
+        y = _empty_pool(x, out)
+        return (y, y.astype(np.int64)) if num_outputs > 1 else y
     floating = x.dtype in (np.float32, np.float64)
     kind = max_pool_order.path(
         x, k, s, d, begin, end, extra, num_outputs=num_outputs, storage_order=storage_order,
@@ -585,6 +622,7 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     `opset` 19 on (AveragePool-19, which has dilations) ONNX Runtime runs every one with
     its generic loop, row-major, divided by the count ((O32))."""
     nd = x.ndim - 2
+    x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     # ONNX Runtime's generic pooling loop (AveragePool-19's kernel; before it, dilated
@@ -599,6 +637,8 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                                       and _nchwc_pool(x, nchwc_channels))
     begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
                                             auto_pad, ceil_mode, overhang_as_pad=overhang_as_pad)
+    if 0 in out:
+        return _empty_pool(x, out)
     if not generic and x.dtype == np.float32 and not _nchwc_pool(x, nchwc_channels) \
             and list(x.shape[2:]) == k and all(v == 1 for v in s) \
             and not any(begin) and not any(end) and not any(extra):
@@ -644,8 +684,10 @@ def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...
     else:
         cnt = _pad_spatial(ones, list(begin), [e + x_ for e, x_ in zip(end, extra, strict=True)],
                            0)
-    counts = np.ascontiguousarray(_windows(cnt, list(k), list(s), list(d), list(out)).sum(
-        axis=tuple(range(2 + nd, 2 + 2 * nd))))
+    counts = _windows(cnt, list(k), list(s), list(d), list(out)).sum(
+        axis=tuple(range(2 + nd, 2 + 2 * nd)))
+    # a dilated window whose every tap is padding: ONNX Runtime's loop writes 0 ((O182))
+    counts = np.ascontiguousarray(np.maximum(counts, 1))
     counts.flags.writeable = False
     return counts
 
@@ -710,6 +752,7 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
            p: int = 2, pads: Sequence[int] | None = None,
            strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
     nd = x.ndim - 2
+    x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
     win, *_geom = _pool_windows("LpPool", np.abs(_f(x)) ** p, kernel_shape, strides, dilations,
                                 pads, auto_pad, ceil_mode, 0)
     y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) ** (1.0 / p)

@@ -14,6 +14,7 @@ from ..ops.elementwise import add as qadd
 from ..ops.elementwise import mul as qmul
 from ..ops.layout import Layout, from_channels_first, to_channels_first
 from ..ops.lut import ACTIVATIONS, TAIL_ACTIVATIONS, build_lut
+from ..ops.pool import crop_negative_pads, ort_same_pads
 from ..ops.softmax import exp_table, output_multiplier
 from ..ops.softmax import softmax as qsoftmax
 from ..qparams import QParams, QType
@@ -310,8 +311,8 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
             if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
                 # ONNX Runtime's pooling pads for this input's size (as MaxPool's: a
                 # negative one drops input elements), then the explicit-pad kernel
-                begin, end = _ort_same_pads(tuple(spatial), kernel, strides, auto_pad)
-                xv = _crop(xv, begin, end, 1 if layout is CL else 2)
+                begin, end = ort_same_pads(tuple(spatial), kernel, strides, auto_pad)
+                xv = crop_negative_pads(xv, begin, end, 1 if layout is CL else 2)
                 spatial = xv.shape[1:-1] if layout is CL else xv.shape[2:]
                 pads = [max(p, 0) for p in (*begin, *end)]
             if not any(pads) and list(spatial) == kernel:
@@ -541,8 +542,8 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             # explicit pads, or SAME_UPPER / SAME_LOWER's for this input's spatial shape
             spatial = xv.shape[2:] if layout is CF else xv.shape[1:-1]
             if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-                begin, end = _ort_same_pads(spatial, kernel, strides, auto_pad)
-                xv = _crop(xv, begin, end, 2 if layout is CF else 1)
+                begin, end = ort_same_pads(spatial, kernel, strides, auto_pad)
+                xv = crop_negative_pads(xv, begin, end, 2 if layout is CF else 1)
                 begin, end = [max(p, 0) for p in begin], [max(p, 0) for p in end]
             else:
                 begin, end = auto_pads("MaxPool", spatial, kernel, strides, dilations,
@@ -603,32 +604,6 @@ def _whole_axes(ctx: LowerCtx, count: int) -> np.ndarray:
     if not starts.size == ends.size == steps.size == count:
         return np.zeros(count, bool)
     return (starts == 0) & (ends >= _WHOLE_END) & (steps == 1)
-
-
-def _ort_same_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
-                   auto_pad: str) -> tuple[list[int], list[int]]:
-    """ONNX Runtime's pooling pads for SAME_UPPER / SAME_LOWER (PoolAttributes): the
-    needed padding from the kernel without dilation, not clamped at zero, split with C's
-    division toward zero (the odd one at the end for SAME_UPPER, at the start otherwise).
-    A negative pad drops input elements from that side (a kernel smaller than its
-    stride)."""
-    begin, end = [], []
-    for n, k, s in zip(spatial, kernel, strides, strict=True):
-        needed = (-(-n // s) - 1) * s + k - n
-        head = int(needed / 2) if auto_pad == "SAME_UPPER" else int((needed + 1) / 2)
-        begin.append(head)
-        end.append(needed - head)
-    return begin, end
-
-
-def _crop(x: np.ndarray, begin: list[int], end: list[int], first: int) -> np.ndarray:
-    """`x` without the elements negative pads drop (spatial axes from `first`), contiguous."""
-    if all(p >= 0 for p in (*begin, *end)):
-        return x
-    index = [slice(None)] * x.ndim
-    for i, (b, e) in enumerate(zip(begin, end, strict=True)):
-        index[first + i] = slice(max(-b, 0), x.shape[first + i] - max(-e, 0))
-    return np.ascontiguousarray(x[tuple(index)])
 
 
 def _channels_last_axis(axis: int, ndim: int) -> int:

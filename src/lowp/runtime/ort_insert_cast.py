@@ -40,7 +40,9 @@ FLOAT32_ONLY = frozenset({
     "Softplus", "Softsign", "Reciprocal", "Floor", "Ceil", "Sin", "Cos", "HardSigmoid",
     "LeakyRelu", "Elu", "Selu", "Add", "Sub", "Mul", "Div", "Pow", "Sum", "Mean", "Equal",
     "Less", "Greater", "PRelu", "ReduceMax", "ReduceSum", "ReduceMean", "ReduceMin", "Tile",
-    "Pad", "CumSum"})
+    "Pad", "CumSum", "Where", "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool",
+    "Resize", "ConvTranspose", "InstanceNormalization", "BatchNormalization", "DepthToSpace",
+    "SpaceToDepth", "Einsum", "Atan", "Trilu", "Tan", "Asin", "Acos", "Sinh", "Cosh"})
 # no float16 kernel, an ONNX function from opset 13: expanded into its body first
 FUNCTIONS = frozenset({"Softmax", "LogSoftmax"})
 
