@@ -15,6 +15,7 @@ import onnx
 
 from ..ir.graph import Graph, attributes
 from . import nchwc_conv
+from .ort_insert_cast import float16_pool
 
 
 def context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
@@ -94,6 +95,8 @@ def _pool_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     only when its input is in that layout already (or is a graph input). The count is the
     inferred shape's (the file need not list the shapes of its values), else that of the
     Conv weights the value comes from (`channel_count`)."""
+    if float16_pool(node):      # ONNX Runtime's layout transformer saw a float16 pool
+        return {"nchwc_channels": 0}
     channels = _nchwc_channels(node.input[0], graph)
     if node.op_type in ("GlobalAveragePool", "GlobalMaxPool") and channels and not (
             node.input[0] not in graph.producer or ort_nchwc(node.input[0], graph)):
@@ -144,7 +147,7 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     if op in ("MaxPool", "AveragePool"):
         # (dilated ones too: the NCHWc pools take dilations, docs/operators.md (O151))
         return (len(node.output) < 2 or not node.output[1]) and bool(
-            _nchwc_channels(node.input[0], graph))
+            _pool_context(node, graph)["nchwc_channels"])
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return bool(_pool_context(node, graph)["nchwc_channels"])
     if op in ("Relu", "Sigmoid", "Tanh") or eliminated_identity(node, graph):

@@ -45,6 +45,15 @@ FLOAT32_ONLY = frozenset({
     "SpaceToDepth", "Einsum", "Atan", "Trilu", "Tan", "Asin", "Acos", "Sinh", "Cosh"})
 # no float16 kernel, an ONNX function from opset 13: expanded into its body first
 FUNCTIONS = frozenset({"Softmax", "LogSoftmax"})
+# pools run in float32 here never take ONNX Runtime's NCHWc kernels: its layout transformer
+# saw a float16 pool (docs/operators.md (O187)); such a node is marked with this key
+FLOAT16_POOL_KEY = "lowp.float16_pool"
+_POOLS = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"})
+
+
+def float16_pool(node: onnx.NodeProto) -> bool:
+    """Whether `node` is a float16 pool this rewrite moved to float32 (FLOAT16_POOL_KEY)."""
+    return any(p.key == FLOAT16_POOL_KEY for p in node.metadata_props)
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
@@ -201,6 +210,8 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         n = onnx.NodeProto()
         n.CopyFrom(nodes[k])
+        if n.op_type in _POOLS and n.domain in ONNX_DOMAINS:
+            n.metadata_props.add(key=FLOAT16_POOL_KEY, value="1")
         for j, i in enumerate(n.input):
             if not i or types.get(i) != F16:
                 continue
