@@ -13,6 +13,7 @@ import onnxruntime as ort
 from onnx import helper
 
 from lowp.runtime import Session, native_float
+from lowp.runtime import native_backend as nb
 
 
 def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray],
@@ -98,3 +99,19 @@ def assert_float_bits_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarr
     for run in range(2):
         ours = session.run(dict(feeds))["y"]
         np.testing.assert_array_equal(ours.view(bits), theirs.view(bits), err_msg=f"native {run}")
+
+
+def assert_outputs_equal_onnxruntime_on_every_path(model: onnx.ModelProto,
+                                                   feeds: Mapping[str, np.ndarray],
+                                                   threads: int) -> None:
+    """Every float32 output of the auto and reference backends equals ONNX Runtime's bit for
+    bit at `threads` threads, on every native path this machine has."""
+    names = [o.name for o in model.graph.output]
+    want = dict(zip(names, onnxruntime_run(model, feeds, threads), strict=True))
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            for backend in ("auto", "reference"):
+                got = Session(model, backend=backend, threads=threads).run(dict(feeds))
+                for name, w in want.items():
+                    np.testing.assert_array_equal(got[name].view(np.uint32), w.view(np.uint32),
+                                                  err_msg=f"{name} {path} {backend}")

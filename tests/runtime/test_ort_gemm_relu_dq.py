@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
-import lowp
-from lowp.runtime import native_backend as nb
-
-PATHS = nb.available_paths()
+from tests.runtime.ort_agreement import assert_outputs_equal_onnxruntime_on_every_path
 
 
 def _model(act: str, *, weight: str, gemm: bool, after: str, rank3: bool = False,
@@ -65,19 +61,7 @@ def _model(act: str, *, weight: str, gemm: bool, after: str, rank3: bool = False
 def _check(model: ModelProto, threads: int) -> None:
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(threads).normal(0, 1, shape).astype(np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
-    want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x}),
-                    strict=True))
-    for path in PATHS:
-        with nb.use_path(path):
-            for backend in ("auto", "reference"):
-                got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})
-                for name, w in want.items():
-                    np.testing.assert_array_equal(got[name].view(np.uint32),
-                                                  w.view(np.uint32), err_msg=name)
+    assert_outputs_equal_onnxruntime_on_every_path(model, {"x": x}, threads)
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip", "Clip06"])

@@ -7,15 +7,11 @@ and its QDQ group fuses: lowp merges them the same way and equals ONNX Runtime b
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
-import lowp
-from lowp.runtime import native_backend as nb
 from lowp.runtime import ort_qdq_cse
-
-PATHS = nb.available_paths()
+from tests.runtime.ort_agreement import assert_outputs_equal_onnxruntime_on_every_path
 
 
 def _dedicated_pairs(op: str, readers: int, *, scale_name: str, zero_name: str,
@@ -64,19 +60,7 @@ def test_dedicated_pairs_equal_onnxruntime(op: str, readers: int, scale_name: st
     model = _dedicated_pairs(op, readers, scale_name=scale_name, zero_name=zero_name,
                              graph_outputs=graph_outputs)
     x = np.random.default_rng(readers).normal(0, 3, (4, 6)).astype(np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
-    want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x}),
-                    strict=True))
-    for path in PATHS:
-        with nb.use_path(path):
-            for backend in ("auto", "reference"):
-                got = lowp.Session(model, backend=backend, threads=threads).run({"x": x})
-                for name, w in want.items():
-                    np.testing.assert_array_equal(got[name].view(np.uint32),
-                                                  w.view(np.uint32), err_msg=name)
+    assert_outputs_equal_onnxruntime_on_every_path(model, {"x": x}, threads)
 
 
 def test_what_is_merged() -> None:
