@@ -17,23 +17,14 @@ kept. Only the top-level graph is rewritten.
 
 from __future__ import annotations
 
+import math
+
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS
+from ..ir.graph import ONNX_DOMAINS, subgraph_reads
 
 _MERGED = ("QuantizeLinear", "DequantizeLinear")
-
-
-def _subgraph_reads(graph: onnx.GraphProto) -> set[str]:
-    """Every name a node of a subgraph (at any depth) reads."""
-    names: set[str] = set()
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                names.update(i for n in sub.node for i in n.input)
-                names |= _subgraph_reads(sub)
-    return names
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -41,10 +32,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     `model` itself when it has none."""
     graph = model.graph
     shared: dict[str, tuple[object, ...]] = {}   # ConstantSharing: name -> value key
-    for t in graph.initializer:
-        if t.data_type == onnx.TensorProto.FLOAT and int(numpy_helper.to_array(t).size) == 1:
+    for t in graph.initializer:     # (only one-element tensors are read into numpy)
+        if t.data_type == onnx.TensorProto.FLOAT and math.prod(t.dims) == 1:
             shared[t.name] = ("float32", tuple(t.dims), numpy_helper.to_array(t).tobytes())
-    kept = {o.name for o in graph.output} | _subgraph_reads(graph)
+    kept = {o.name for o in graph.output}.union(*map(subgraph_reads, graph.node))
     renamed: dict[str, str] = {}
     seen: dict[tuple[object, ...], onnx.NodeProto] = {}
     nodes: list[onnx.NodeProto] = []
