@@ -407,14 +407,12 @@ def _pool_geometry(op: str, in_sp: Sequence[int], k: Sequence[int], s: Sequence[
                    ) -> tuple[list[int], list[int], list[int], list[int]]:
     """(begin pads, end pads, extra end pads for ceil_mode windows, output size).
 
-    auto_pad SAME takes ONNX Runtime's pads, which leave dilation out, then sizes the
-    output as explicit pads do ((O180); the callers drop what a negative pad crops,
-    `_same_as_explicit`). An output size of 0 is an empty output ((O181)).
+    auto_pad SAME comes as explicit pads: the callers take ONNX Runtime's, which leave
+    dilation out, and drop what a negative one crops (`_same_as_explicit`, (O180)). An
+    output size of 0 is an empty output ((O181)).
     """
     nd = len(in_sp)
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        same_begin, same_end = ort_same_pads(in_sp, k, s, auto_pad)
-        pads, auto_pad = [max(p, 0) for p in (*same_begin, *same_end)], "NOTSET"
+    assert auto_pad not in ("SAME_UPPER", "SAME_LOWER"), "pass SAME through _same_as_explicit"
     begin, end = auto_pads(op, in_sp, k, s, d, pads, auto_pad)
     if overhang_as_pad:
         reach = window_reaching_pads(in_sp, k, s, [*begin, *end], d, bool(ceil_mode))
@@ -471,7 +469,7 @@ def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: 
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad, ceil_mode)
     if 0 in out:
-        return np.empty((*_empty_pool(x, out).shape, *k), x.dtype), begin, s, d, out
+        return np.empty((*x.shape[:2], *out, *k), x.dtype), begin, s, d, out
     xp = _pad_spatial(x, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], value)
     return _windows(xp, k, s, d, out), begin, s, d, out
 
