@@ -154,6 +154,13 @@ class Config:
         output SQNR and lowers it on no fold, before bias correction is measured
         (passes.method_choice, AbsorbStep; (O126), docs/accuracy.md). False: never applied
         unless `absorb_activations` is set.
+    measure_weight_granularity
+        Under CalibMethod.MEASURED (without an accuracy budget) with per-channel weights, the
+        chosen rule's model (its layer in float, its absorbed activations) is measured with
+        per-tensor weights on the same held-out folds, and they are kept when they raise the
+        mean output SQNR and lower it on no fold, before bias correction is measured
+        (passes.method_choice, PerTensorWeightsStep; docs/accuracy.md, "Per-tensor weights
+        measured on the folds"). Off by default: not measured on the whole corpus.
     fuse_matmul_bias
         Every MatMul with a constant [K, N] weight whose only reader adds a constant bias of
         N values is rewritten as one Gemm before annotation (passes.matmul_bias), so the
@@ -217,6 +224,7 @@ class Config:
     measure_bias_correction: bool = True
     absorb_activations: bool = False
     measure_absorbed_activations: bool = True
+    measure_weight_granularity: bool = False
     fuse_matmul_bias: bool = False
     fold_affine: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
@@ -242,7 +250,7 @@ class Config:
             raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
                                     "dB, or None (off)")
         for flag in ("measure_bias_correction", "absorb_activations",
-                     "measure_absorbed_activations"):
+                     "measure_absorbed_activations", "measure_weight_granularity"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
         for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine"):
