@@ -154,6 +154,14 @@ class Config:
         output SQNR and lowers it on no fold, before bias correction is measured
         (passes.method_choice, AbsorbStep; (O126), docs/accuracy.md). False: never applied
         unless `absorb_activations` is set.
+    measure_matmul_bias
+        Under CalibMethod.MEASURED (without an accuracy budget), where `fuse_matmul_bias`
+        rewrites a MatMul -> Add pair, the chosen rule's model (its layer in float, its
+        absorbed activations) is measured with the rewrite on the same held-out folds
+        (calibrated again), and it is kept when it raises the mean output SQNR and lowers it
+        on no fold, before per-tensor weights and bias correction are measured
+        (passes.method_choice, MatMulBiasStep; docs/accuracy.md, "MatMul bias as a Gemm
+        bias, measured on the folds"). False: never applied unless `fuse_matmul_bias` is set.
     measure_weight_granularity
         Under CalibMethod.MEASURED (without an accuracy budget) with per-channel weights, the
         chosen rule's model (its layer in float, its absorbed activations) is measured with
@@ -224,6 +232,7 @@ class Config:
     measure_bias_correction: bool = True
     absorb_activations: bool = False
     measure_absorbed_activations: bool = True
+    measure_matmul_bias: bool = False
     measure_weight_granularity: bool = False
     fuse_matmul_bias: bool = False
     fold_affine: bool = False
@@ -250,7 +259,8 @@ class Config:
             raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
                                     "dB, or None (off)")
         for flag in ("measure_bias_correction", "absorb_activations",
-                     "measure_absorbed_activations", "measure_weight_granularity"):
+                     "measure_absorbed_activations", "measure_matmul_bias",
+                     "measure_weight_granularity"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
         for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine"):

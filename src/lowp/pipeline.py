@@ -40,6 +40,7 @@ from .passes.method_choice import (
     BiasCorrectionStep,
     FloatCandidate,
     Folds,
+    MatMulBiasStep,
     MethodCandidate,
     MethodChoice,
     PerTensorWeightsStep,
@@ -328,8 +329,11 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
     granularity = (WeightGranularity.PER_TENSOR
                    if settings.get("weight_granularity") == WeightGranularity.PER_TENSOR.value
                    and config.measure_weight_granularity else config.weight_granularity)
+    fusing = (settings.get("fuse_matmul_bias") is True and config.measure_matmul_bias
+              or config.fuse_matmul_bias)
     return dataclasses.replace(config, method=method, bias_correction=corrected,
-                               absorb_activations=absorbing, weight_granularity=granularity)
+                               absorb_activations=absorbing, weight_granularity=granularity,
+                               fuse_matmul_bias=fusing)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -368,6 +372,12 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     absorbed = absorb is not None and absorb.kept
     static = dataclasses.replace(config, absorb_activations=True) if absorbed else config
     measured_db = absorb.with_db if absorb is not None and absorbed else None
+    matmul_bias = _matmul_bias_step(float_model, inputs, cut, firsts, static, scored, chosen,
+                                    kept, progress, measured_db)
+    fused = matmul_bias is not None and matmul_bias.kept
+    if matmul_bias is not None and fused:
+        static = dataclasses.replace(static, fuse_matmul_bias=True)
+        measured_db = matmul_bias.with_db
     per_tensor = _per_tensor_step(float_model, inputs, cut, firsts, static, scored, chosen,
                                   kept, progress, measured_db)
     tensor_wise = per_tensor is not None and per_tensor.kept
@@ -377,7 +387,7 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     correction = _bias_correction_step(float_model, inputs, cut, firsts, static, scored,
                                        chosen, kept, progress, measured_db)
     corrected = correction is not None and correction.kept
-    gains = [s.gain_db for s in (absorb, per_tensor, correction)
+    gains = [s.gain_db for s in (absorb, matmul_bias, per_tensor, correction)
              if s is not None and s.kept and s.gain_db is not None]
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
                            sum(gains))
@@ -395,13 +405,15 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         result.table.record(bias_correction=True)
     if absorbed and not (step is not None and step.kept):
         result.table.record(absorb_activations=True)
+    if fused and not (step is not None and step.kept):
+        result.table.record(fuse_matmul_bias=True)
     if tensor_wise and not (step is not None and step.kept):
         result.table.record(weight_granularity=WeightGranularity.PER_TENSOR.value)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
                                         float_layers=layers, kept_float=kept, per_token=step,
                                         bias_correction=correction, absorb=absorb,
-                                        per_tensor=per_tensor)
+                                        matmul_bias=matmul_bias, per_tensor=per_tensor)
     return result
 
 
@@ -436,6 +448,35 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
     except LowpError as e:
         return BiasCorrectionStep(without, error=_first_line(e))
     return BiasCorrectionStep(without, with_db)
+
+
+def _matmul_bias_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                      firsts: list[QuantizeResult], config: Config,
+                      scored: list[MethodCandidate], chosen: str, kept: list[str],
+                      progress: bool, measured_db: tuple[float, ...] | None = None
+                      ) -> MatMulBiasStep | None:
+    """The chosen rule's model (`kept` in float, the absorbed activations where kept: set in
+    `config`, their folds' SQNR `measured_db`) measured again with `fuse_matmul_bias` on
+    each fold of `cut` (passes.method_choice.MatMulBiasStep): None when not measured
+    (`measure_matmul_bias` off, the rewrite already on, or no pair it rewrites). The folds
+    are calibrated again: the rewrite removes the MatMul outputs the fold tables hold."""
+    if (not config.measure_matmul_bias or config.fuse_matmul_bias
+            or fuse_matmul_bias(firsts[0].float_model)[1] == 0):
+        return None
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    without = (measured_db if measured_db is not None
+               else next(c.folds_db for c in scored if c.method == chosen))
+    fusing = dataclasses.replace(rule, fuse_matmul_bias=True)
+    try:
+        if kept and measured_db is None:
+            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
+                            for fit, held in cut.pairs)
+        with_db = tuple(_fold_db(float_model, inputs, fit, held, fusing, None, progress)
+                        for fit, held in cut.pairs)
+    except LowpError as e:
+        return MatMulBiasStep(without, error=_first_line(e))
+    return MatMulBiasStep(without, with_db)
 
 
 def _per_tensor_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,

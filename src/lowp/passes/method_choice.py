@@ -220,6 +220,7 @@ class MethodChoice:
     per_token: PerTokenStep | None = None   # measured when the static SQNR is low
     bias_correction: BiasCorrectionStep | None = None   # the chosen rule with and without
     absorb: AbsorbStep | None = None        # the chosen rule with and without absorbing
+    matmul_bias: MatMulBiasStep | None = None   # the chosen rule with and without the Gemms
     per_tensor: PerTensorWeightsStep | None = None   # per-channel against per-tensor weights
 
     def flags(self) -> str:
@@ -231,6 +232,8 @@ class MethodChoice:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
         if self.absorb is not None and self.absorb.kept:
             flags += " --absorb-activations"
+        if self.matmul_bias is not None and self.matmul_bias.kept:
+            flags += " --fuse-matmul-bias"
         if self.per_tensor is not None and self.per_tensor.kept:
             flags += " --per-tensor"
         if self.bias_correction is not None and self.bias_correction.kept:
@@ -266,6 +269,8 @@ class MethodChoice:
                          f"{DOMINANT_GAIN_DB:g} dB)")
         if self.absorb is not None:
             lines.append(self.absorb.line())
+        if self.matmul_bias is not None:
+            lines.append(self.matmul_bias.line())
         if self.per_tensor is not None:
             lines.append(self.per_tensor.line())
         if self.bias_correction is not None:
@@ -285,6 +290,9 @@ class MethodChoice:
                                         kept=self.bias_correction.kept)
         if self.absorb is not None:
             d["absorb"].update(gain_db=self.absorb.gain_db, kept=self.absorb.kept)
+        if self.matmul_bias is not None:
+            d["matmul_bias"].update(gain_db=self.matmul_bias.gain_db,
+                                    kept=self.matmul_bias.kept)
         if self.per_tensor is not None:
             d["per_tensor"].update(gain_db=self.per_tensor.gain_db, kept=self.per_tensor.kept)
         return d
@@ -365,6 +373,16 @@ class AbsorbStep(FoldStep):
     also where only float operators read it ((O126))."""
 
     label: ClassVar[str] = "activations absorbed"
+
+
+@dataclass(frozen=True)
+class MatMulBiasStep(FoldStep):
+    """The change measured: `Config.fuse_matmul_bias`, every MatMul -> Add(constant bias)
+    pair of a 2-D input as one Gemm (passes.matmul_bias, docs/operators.md (O100)); under
+    `Config.measure_matmul_bias` (docs/accuracy.md, "MatMul bias as a Gemm bias, measured
+    on the folds")."""
+
+    label: ClassVar[str] = "MatMul bias as a Gemm bias"
 
 
 @dataclass(frozen=True)
