@@ -160,15 +160,17 @@ class Config:
         absorbed activations) is measured with the rewrite on the same held-out folds
         (calibrated again), and it is kept when it raises the mean output SQNR and lowers it
         on no fold, before per-tensor weights and bias correction are measured
-        (passes.method_choice, MatMulBiasStep; docs/accuracy.md, "MatMul bias as a Gemm
-        bias, measured on the folds"). False: never applied unless `fuse_matmul_bias` is set.
+        (passes.method_choice, MatMulBiasStep; docs/accuracy.md, "Per-tensor weights and
+        MatMul biases as steps measured on the folds"). False (default: it turned no loss
+        into a win there): never applied unless `fuse_matmul_bias` is set.
     measure_weight_granularity
         Under CalibMethod.MEASURED (without an accuracy budget) with per-channel weights, the
         chosen rule's model (its layer in float, its absorbed activations) is measured with
         per-tensor weights on the same held-out folds, and they are kept when they raise the
         mean output SQNR and lower it on no fold, before bias correction is measured
-        (passes.method_choice, PerTensorWeightsStep; docs/accuracy.md, "Per-tensor weights
-        measured on the folds"). Off by default: not measured on the whole corpus.
+        (passes.method_choice, PerTensorWeightsStep; docs/accuracy.md, "Per-tensor weights and
+        MatMul biases as steps measured on the folds"). Off by default: it turned no loss
+        into a win there.
     fuse_matmul_bias
         Every MatMul with a constant [K, N] weight whose only reader adds a constant bias of
         N values is rewritten as one Gemm before annotation (passes.matmul_bias), so the

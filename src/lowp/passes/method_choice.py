@@ -24,8 +24,10 @@ the mean output SQNR and lowers it on no fold (`AbsorbStep`, docs/operators.md (
 Then that model is measured on the same folds with bias correction (passes.bias_correct),
 which is kept when it raises the mean output SQNR and lowers it on no fold
 (`BiasCorrectionStep`; the pipeline builds and measures both steps). With
-`Config.measure_weight_granularity` (opt-in), per-tensor weights are measured the same way
-before bias correction (`PerTensorWeightsStep`).
+`Config.measure_matmul_bias` and `Config.measure_weight_granularity` (opt-in), the MatMul
+biases as Gemm biases (`MatMulBiasStep`) and then per-tensor weights (`PerTensorWeightsStep`)
+are measured the same way before bias correction (docs/accuracy.md, "Per-tensor weights and
+MatMul biases as steps measured on the folds").
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
@@ -378,9 +380,11 @@ class AbsorbStep(FoldStep):
 @dataclass(frozen=True)
 class MatMulBiasStep(FoldStep):
     """The change measured: `Config.fuse_matmul_bias`, every MatMul -> Add(constant bias)
-    pair of a 2-D input as one Gemm (passes.matmul_bias, docs/operators.md (O100)); under
-    `Config.measure_matmul_bias` (docs/accuracy.md, "MatMul bias as a Gemm bias, measured
-    on the folds")."""
+    pair of a 2-D input as one Gemm (passes.matmul_bias, docs/operators.md (O100); ONNX
+    Runtime's float graph optimizer makes the same fusion,
+    onnxruntime/core/optimizer/matmul_add_fusion.cc, but its quantizer does not); under
+    `Config.measure_matmul_bias` (docs/accuracy.md, "Per-tensor weights and MatMul biases as
+    steps measured on the folds")."""
 
     label: ClassVar[str] = "MatMul bias as a Gemm bias"
 
@@ -390,8 +394,8 @@ class PerTensorWeightsStep(FoldStep):
     """The change measured: one weight scale per tensor instead of one per output channel
     (`WeightGranularity.PER_TENSOR`, as ONNX Runtime's `quantize_static` quantizes weights
     unless `per_channel=True`: onnxruntime/python/tools/quantization/quantize.py). Under
-    `Config.measure_weight_granularity` only (docs/accuracy.md, "Per-tensor weights measured
-    on the folds")."""
+    `Config.measure_weight_granularity` only (docs/accuracy.md, "Per-tensor weights and
+    MatMul biases as steps measured on the folds")."""
 
     label: ClassVar[str] = "per-tensor weights"
 
