@@ -426,8 +426,9 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
     fold of `cut` (passes.method_choice.BiasCorrectionStep): None when not measured (off,
     already on, or no Conv / Gemm with a constant weight). With an accuracy budget it is
     measured without it, as the candidates are, and the budget's variants are then built
-    with the correction kept. `absorbed_db`: the folds' SQNR of the rule with
-    `absorb_activations` (set in `config`) where the absorb step kept it."""
+    with the correction kept. `measured_db`: the folds' SQNR of the rule with the changes
+    the steps before kept (absorbed activations, Gemm biases, per-tensor weights: set in
+    `config`), None when they kept none."""
     if (not config.measure_bias_correction or config.bias_correction
             or not _correctable(float_model)):
         return None
