@@ -346,6 +346,12 @@ def lowp_measured(model: onnx.ModelProto, calib: Feeds, res: Result,
             res.absorb = choice.absorb.line().strip()
             if choice.absorb.kept:
                 res.chosen += " + absorbed"
+        if choice.matmul_bias is not None:
+            res.chosen += (" + Gemm bias" if choice.matmul_bias.kept
+                           else f" ({choice.matmul_bias.line().strip()})")
+        if choice.per_tensor is not None:
+            res.chosen += (" + per-tensor weights" if choice.per_tensor.kept
+                           else f" ({choice.per_tensor.line().strip()})")
         if choice.bias_correction is not None:
             res.bias_correction = choice.bias_correction.line().strip()
             if choice.bias_correction.kept:

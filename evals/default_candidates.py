@@ -59,6 +59,8 @@ from lowp.passes import method_choice  # noqa: E402
 CANDIDATES: dict[str, dict[str, Any]] = {
     "fold_affine": {"fold_affine": True},
     "per-tensor weights": {"weight_granularity": WeightGranularity.PER_TENSOR},
+    "per-tensor weights measured": {"measure_weight_granularity": True},
+    "matmul bias measured": {"measure_matmul_bias": True},
     "no bias correction": {"measure_bias_correction": False},
     "no absorbed activations": {"measure_absorbed_activations": False},
     "policy all": {"policy": QuantPolicy.ALL},

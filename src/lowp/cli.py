@@ -58,6 +58,9 @@ def _config(args: argparse.Namespace) -> Config:
                   measure_bias_correction=args.bias_correction is None,
                   absorb_activations=bool(args.absorb_activations),
                   measure_absorbed_activations=args.absorb_activations is None,
+                  fuse_matmul_bias=bool(args.fuse_matmul_bias),
+                  measure_matmul_bias=(args.fuse_matmul_bias is None
+                                       and Config.measure_matmul_bias),
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
                   sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types),
                   score_outputs=tuple(getattr(args, "score_outputs", None) or ()))
@@ -374,6 +377,13 @@ def _add_config_options(p: argparse.ArgumentParser,
                         "where only float operators read it; without either flag the "
                         "default method choice measures it on held-out data and keeps it "
                         "where it raises the output SQNR and loses on no fold")
+    p.add_argument("--fuse-matmul-bias", action=argparse.BooleanOptionalAction,
+                   default=None,
+                   help="every MatMul -> Add(constant bias) pair of a 2-D input as one Gemm, "
+                        "so the bias joins the int32 accumulator; without either flag the "
+                        "default method choice measures it where it is measured by default "
+                        "(Config.measure_matmul_bias) and keeps it where it raises the "
+                        "output SQNR and loses on no fold")
     p.add_argument("--sixteen-bit", nargs="*", default=[], metavar="NODE_OR_OP",
                    help="nodes (by name) or operator types quantized with 16 bits (a "
                         "node's name wins over an operator type of the same spelling)")

@@ -154,6 +154,23 @@ class Config:
         output SQNR and lowers it on no fold, before bias correction is measured
         (passes.method_choice, AbsorbStep; (O126), docs/accuracy.md). False: never applied
         unless `absorb_activations` is set.
+    measure_matmul_bias
+        Under CalibMethod.MEASURED (without an accuracy budget), where `fuse_matmul_bias`
+        rewrites a MatMul -> Add pair, the chosen rule's model (its layer in float, its
+        absorbed activations) is measured with the rewrite on the same held-out folds
+        (calibrated again), and it is kept when it raises the mean output SQNR and lowers it
+        on no fold, before per-tensor weights and bias correction are measured
+        (passes.method_choice, MatMulBiasStep; docs/accuracy.md, "Per-tensor weights and
+        MatMul biases as steps measured on the folds"). False (default: it turned no loss
+        into a win there): never applied unless `fuse_matmul_bias` is set.
+    measure_weight_granularity
+        Under CalibMethod.MEASURED (without an accuracy budget) with per-channel weights, the
+        chosen rule's model (its layer in float, its absorbed activations) is measured with
+        per-tensor weights on the same held-out folds, and they are kept when they raise the
+        mean output SQNR and lower it on no fold, before bias correction is measured
+        (passes.method_choice, PerTensorWeightsStep; docs/accuracy.md, "Per-tensor weights and
+        MatMul biases as steps measured on the folds"). Off by default: it turned no loss
+        into a win there.
     fuse_matmul_bias
         Every MatMul with a constant [K, N] weight whose only reader adds a constant bias of
         N values is rewritten as one Gemm before annotation (passes.matmul_bias), so the
@@ -217,6 +234,8 @@ class Config:
     measure_bias_correction: bool = True
     absorb_activations: bool = False
     measure_absorbed_activations: bool = True
+    measure_matmul_bias: bool = False
+    measure_weight_granularity: bool = False
     fuse_matmul_bias: bool = False
     fold_affine: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
@@ -242,7 +261,8 @@ class Config:
             raise QuantizationError(f"per_token_below_db={bound!r}: give a finite number of "
                                     "dB, or None (off)")
         for flag in ("measure_bias_correction", "absorb_activations",
-                     "measure_absorbed_activations"):
+                     "measure_absorbed_activations", "measure_matmul_bias",
+                     "measure_weight_granularity"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
         for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine"):

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from .calib import CalibrationTable
-from .config import CalibMethod, Config, QuantMode, QuantPolicy
+from .config import CalibMethod, Config, QuantMode, QuantPolicy, WeightGranularity
 from .errors import DataError, LowpError, ModelError
 from .feeds import CachedFeeds, FeedSource, as_feeds
 from .inputs import ImagePreprocess, InputSpec, model_inputs
@@ -40,8 +40,10 @@ from .passes.method_choice import (
     BiasCorrectionStep,
     FloatCandidate,
     Folds,
+    MatMulBiasStep,
     MethodCandidate,
     MethodChoice,
+    PerTensorWeightsStep,
     candidate_names,
     combine_folds,
     measure_float_layers,
@@ -324,8 +326,14 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
                  or config.bias_correction)
     absorbing = (settings.get("absorb_activations") is True
                  and config.measure_absorbed_activations or config.absorb_activations)
+    granularity = (WeightGranularity.PER_TENSOR
+                   if settings.get("weight_granularity") == WeightGranularity.PER_TENSOR.value
+                   and config.measure_weight_granularity else config.weight_granularity)
+    fusing = (settings.get("fuse_matmul_bias") is True and config.measure_matmul_bias
+              or config.fuse_matmul_bias)
     return dataclasses.replace(config, method=method, bias_correction=corrected,
-                               absorb_activations=absorbing)
+                               absorb_activations=absorbing, weight_granularity=granularity,
+                               fuse_matmul_bias=fusing)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -363,15 +371,26 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
                           progress)
     absorbed = absorb is not None and absorb.kept
     static = dataclasses.replace(config, absorb_activations=True) if absorbed else config
+    measured_db = absorb.with_db if absorb is not None and absorbed else None
+    matmul_bias = _matmul_bias_step(float_model, inputs, cut, firsts, static, scored, chosen,
+                                    kept, progress, measured_db)
+    fused = matmul_bias is not None and matmul_bias.kept
+    if matmul_bias is not None and fused:
+        static = dataclasses.replace(static, fuse_matmul_bias=True)
+        measured_db = matmul_bias.with_db
+    per_tensor = _per_tensor_step(float_model, inputs, cut, firsts, static, scored, chosen,
+                                  kept, progress, measured_db)
+    tensor_wise = per_tensor is not None and per_tensor.kept
+    if per_tensor is not None and tensor_wise:
+        static = dataclasses.replace(static, weight_granularity=WeightGranularity.PER_TENSOR)
+        measured_db = per_tensor.with_db
     correction = _bias_correction_step(float_model, inputs, cut, firsts, static, scored,
-                                       chosen, kept, progress,
-                                       absorb.with_db if absorb is not None and absorbed
-                                       else None)
+                                       chosen, kept, progress, measured_db)
     corrected = correction is not None and correction.kept
-    corrected_db = correction.gain_db if correction is not None and corrected else None
-    absorbed_db = absorb.gain_db if absorb is not None and absorbed else None
+    gains = [s.gain_db for s in (absorb, matmul_bias, per_tensor, correction)
+             if s is not None and s.kept and s.gain_db is not None]
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
-                           (corrected_db or 0.0) + (absorbed_db or 0.0))
+                           sum(gains))
     if step is not None and step.kept:
         result = _quantize(float_model, inputs, feeds,
                            candidate_config(config, PER_TOKEN), None, progress)
@@ -386,34 +405,40 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         result.table.record(bias_correction=True)
     if absorbed and not (step is not None and step.kept):
         result.table.record(absorb_activations=True)
+    if fused and not (step is not None and step.kept):
+        result.table.record(fuse_matmul_bias=True)
+    if tensor_wise and not (step is not None and step.kept):
+        result.table.record(weight_granularity=WeightGranularity.PER_TENSOR.value)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
                                         float_layers=layers, kept_float=kept, per_token=step,
-                                        bias_correction=correction, absorb=absorb)
+                                        bias_correction=correction, absorb=absorb,
+                                        matmul_bias=matmul_bias, per_tensor=per_tensor)
     return result
 
 
 def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
                           firsts: list[QuantizeResult], config: Config,
                           scored: list[MethodCandidate], chosen: str, kept: list[str],
-                          progress: bool, absorbed_db: tuple[float, ...] | None = None
+                          progress: bool, measured_db: tuple[float, ...] | None = None
                           ) -> BiasCorrectionStep | None:
     """The chosen rule's model (`kept` in float) measured again with bias correction on each
     fold of `cut` (passes.method_choice.BiasCorrectionStep): None when not measured (off,
     already on, or no Conv / Gemm with a constant weight). With an accuracy budget it is
     measured without it, as the candidates are, and the budget's variants are then built
-    with the correction kept. `absorbed_db`: the folds' SQNR of the rule with
-    `absorb_activations` (set in `config`) where the absorb step kept it."""
+    with the correction kept. `measured_db`: the folds' SQNR of the rule with the changes
+    the steps before kept (absorbed activations, Gemm biases, per-tensor weights: set in
+    `config`), None when they kept none."""
     if (not config.measure_bias_correction or config.bias_correction
             or not _correctable(float_model)):
         return None
     rule = dataclasses.replace(_candidate(config, chosen),
                                exclude_nodes=(*config.exclude_nodes, *kept))
-    without = (absorbed_db if absorbed_db is not None
+    without = (measured_db if measured_db is not None
                else next(c.folds_db for c in scored if c.method == chosen))
-    fresh = bool(kept) or absorbed_db is not None     # the fold tables do not fit the rule
+    fresh = bool(kept) or measured_db is not None     # the fold tables do not fit the rule
     try:
-        if kept and absorbed_db is None:
+        if kept and measured_db is None:
             without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
                             for fit, held in cut.pairs)
         with_db = tuple(
@@ -424,6 +449,77 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
     except LowpError as e:
         return BiasCorrectionStep(without, error=_first_line(e))
     return BiasCorrectionStep(without, with_db)
+
+
+def _matmul_bias_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                      firsts: list[QuantizeResult], config: Config,
+                      scored: list[MethodCandidate], chosen: str, kept: list[str],
+                      progress: bool, measured_db: tuple[float, ...] | None = None
+                      ) -> MatMulBiasStep | None:
+    """The chosen rule's model (`kept` in float, the absorbed activations where kept: set in
+    `config`, their folds' SQNR `measured_db`) measured again with `fuse_matmul_bias` on
+    each fold of `cut` (passes.method_choice.MatMulBiasStep): None when not measured
+    (`measure_matmul_bias` off, the rewrite already on, or no pair it rewrites). The folds
+    are calibrated again: the rewrite removes the MatMul outputs the fold tables hold."""
+    if (not config.measure_matmul_bias or config.fuse_matmul_bias
+            or fuse_matmul_bias(firsts[0].float_model)[1] == 0):
+        return None
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    without = (measured_db if measured_db is not None
+               else next(c.folds_db for c in scored if c.method == chosen))
+    fusing = dataclasses.replace(rule, fuse_matmul_bias=True)
+    try:
+        if kept and measured_db is None:
+            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
+                            for fit, held in cut.pairs)
+        with_db = tuple(_fold_db(float_model, inputs, fit, held, fusing, None, progress)
+                        for fit, held in cut.pairs)
+    except LowpError as e:
+        return MatMulBiasStep(without, error=_first_line(e))
+    return MatMulBiasStep(without, with_db)
+
+
+def _per_tensor_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                     firsts: list[QuantizeResult], config: Config,
+                     scored: list[MethodCandidate], chosen: str, kept: list[str],
+                     progress: bool, measured_db: tuple[float, ...] | None = None
+                     ) -> PerTensorWeightsStep | None:
+    """The chosen rule's model (`kept` in float, the absorbed activations where kept: set in
+    `config`, their folds' SQNR `measured_db`) measured again with per-tensor weights on
+    each fold of `cut` (passes.method_choice.PerTensorWeightsStep): None when not measured
+    (`measure_weight_granularity` off, weights not per channel, or no Conv, Gemm or MatMul
+    with a constant weight). The activation ranges do not depend on the weights' scales, so
+    a fold's own calibration is reused where it fits the rule, as for bias correction."""
+    if (not config.measure_weight_granularity
+            or config.weight_granularity is not WeightGranularity.PER_CHANNEL
+            or not _weighted(float_model)):
+        return None
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    without = (measured_db if measured_db is not None
+               else next(c.folds_db for c in scored if c.method == chosen))
+    fresh = bool(kept) or measured_db is not None     # the fold tables do not fit the rule
+    tensor_wise = dataclasses.replace(rule, weight_granularity=WeightGranularity.PER_TENSOR)
+    try:
+        if kept and measured_db is None:
+            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
+                            for fit, held in cut.pairs)
+        with_db = tuple(
+            _fold_db(float_model, inputs, fit, held, tensor_wise,
+                     None if fresh else _fold_table(first, rule, chosen), progress)
+            for first, (fit, held) in zip(firsts, cut.pairs, strict=True))
+    except LowpError as e:
+        return PerTensorWeightsStep(without, error=_first_line(e))
+    return PerTensorWeightsStep(without, with_db)
+
+
+def _weighted(model: onnx.ModelProto) -> bool:
+    """Whether the model has a Conv, Gemm or MatMul with a constant weight (whose scales
+    the weight granularity sets)."""
+    constants = {i.name for i in model.graph.initializer}
+    return any(n.op_type in (*CORRECTED_OPS, "MatMul") and len(n.input) > 1
+               and n.input[1] in constants for n in model.graph.node)
 
 
 def _absorb_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,

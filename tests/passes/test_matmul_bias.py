@@ -86,9 +86,11 @@ def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
                                / np.sum((ref.astype(np.float64) - got) ** 2)))
 
 
-def test_one_rounding_of_the_biased_sum_is_closer_to_float() -> None:
-    # positive inputs far from zero, a bias that cancels their mean product: the product's
-    # own int8 grid spans the channels' offsets (tens), the biased sum's only its spread
+def biased_head() -> tuple[onnx.ModelProto, dict[str, np.ndarray], np.ndarray]:
+    """A Dense head x [n, 16] -> MatMul -> Add(bias) -> y, its calibration data and
+    evaluation input: positive inputs far from zero, a bias that cancels their mean
+    product, so the product's own int8 grid spans the channels' offsets (tens), the biased
+    sum's only its spread."""
     rng = np.random.default_rng(3)
     # weights on their own per-channel int8 grid (exact), one sign per column: the columns'
     # sums, which the input's mean multiplies, are large
@@ -105,6 +107,11 @@ def test_one_rounding_of_the_biased_sum_is_closer_to_float() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     calib = {"x": (mean + rng.normal(0, 1, (64, 16))).astype(np.float32)}
     x = (mean + rng.normal(0, 1, (64, 16))).astype(np.float32)
+    return model, calib, x
+
+
+def test_one_rounding_of_the_biased_sum_is_closer_to_float() -> None:
+    model, calib, x = biased_head()
     (ref,) = _run(model, x)
     plain = Config(method=lowp.CalibMethod.MINMAX)
     fused = Config(method=lowp.CalibMethod.MINMAX, fuse_matmul_bias=True)

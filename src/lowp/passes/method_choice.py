@@ -23,7 +23,11 @@ annotation, that model is measured on the same folds with it and it is kept when
 the mean output SQNR and lowers it on no fold (`AbsorbStep`, docs/operators.md (O126)).
 Then that model is measured on the same folds with bias correction (passes.bias_correct),
 which is kept when it raises the mean output SQNR and lowers it on no fold
-(`BiasCorrectionStep`; the pipeline builds and measures both steps).
+(`BiasCorrectionStep`; the pipeline builds and measures both steps). With
+`Config.measure_matmul_bias` and `Config.measure_weight_granularity` (opt-in), the MatMul
+biases as Gemm biases (`MatMulBiasStep`) and then per-tensor weights (`PerTensorWeightsStep`)
+are measured the same way before bias correction (docs/accuracy.md, "Per-tensor weights and
+MatMul biases as steps measured on the folds").
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
@@ -218,6 +222,8 @@ class MethodChoice:
     per_token: PerTokenStep | None = None   # measured when the static SQNR is low
     bias_correction: BiasCorrectionStep | None = None   # the chosen rule with and without
     absorb: AbsorbStep | None = None        # the chosen rule with and without absorbing
+    matmul_bias: MatMulBiasStep | None = None   # the chosen rule with and without the Gemms
+    per_tensor: PerTensorWeightsStep | None = None   # per-channel against per-tensor weights
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
@@ -228,6 +234,10 @@ class MethodChoice:
             flags += " --exclude " + " ".join(cli_word(n) for n in self.kept_float)
         if self.absorb is not None and self.absorb.kept:
             flags += " --absorb-activations"
+        if self.matmul_bias is not None and self.matmul_bias.kept:
+            flags += " --fuse-matmul-bias"
+        if self.per_tensor is not None and self.per_tensor.kept:
+            flags += " --per-tensor"
         if self.bias_correction is not None and self.bias_correction.kept:
             flags += " --bias-correction"
         return flags
@@ -261,6 +271,10 @@ class MethodChoice:
                          f"{DOMINANT_GAIN_DB:g} dB)")
         if self.absorb is not None:
             lines.append(self.absorb.line())
+        if self.matmul_bias is not None:
+            lines.append(self.matmul_bias.line())
+        if self.per_tensor is not None:
+            lines.append(self.per_tensor.line())
         if self.bias_correction is not None:
             lines.append(self.bias_correction.line())
         if self.per_token is not None:
@@ -278,6 +292,11 @@ class MethodChoice:
                                         kept=self.bias_correction.kept)
         if self.absorb is not None:
             d["absorb"].update(gain_db=self.absorb.gain_db, kept=self.absorb.kept)
+        if self.matmul_bias is not None:
+            d["matmul_bias"].update(gain_db=self.matmul_bias.gain_db,
+                                    kept=self.matmul_bias.kept)
+        if self.per_tensor is not None:
+            d["per_tensor"].update(gain_db=self.per_tensor.gain_db, kept=self.per_tensor.kept)
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -356,6 +375,29 @@ class AbsorbStep(FoldStep):
     also where only float operators read it ((O126))."""
 
     label: ClassVar[str] = "activations absorbed"
+
+
+@dataclass(frozen=True)
+class MatMulBiasStep(FoldStep):
+    """The change measured: `Config.fuse_matmul_bias`, every MatMul -> Add(constant bias)
+    pair of a 2-D input as one Gemm (passes.matmul_bias, docs/operators.md (O100); ONNX
+    Runtime's float graph optimizer makes the same fusion,
+    onnxruntime/core/optimizer/matmul_add_fusion.cc, but its quantizer does not); under
+    `Config.measure_matmul_bias` (docs/accuracy.md, "Per-tensor weights and MatMul biases as
+    steps measured on the folds")."""
+
+    label: ClassVar[str] = "MatMul bias as a Gemm bias"
+
+
+@dataclass(frozen=True)
+class PerTensorWeightsStep(FoldStep):
+    """The change measured: one weight scale per tensor instead of one per output channel
+    (`WeightGranularity.PER_TENSOR`, as ONNX Runtime's `quantize_static` quantizes weights
+    unless `per_channel=True`: onnxruntime/python/tools/quantization/quantize.py). Under
+    `Config.measure_weight_granularity` only (docs/accuracy.md, "Per-tensor weights and
+    MatMul biases as steps measured on the folds")."""
+
+    label: ClassVar[str] = "per-tensor weights"
 
 
 def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation: FeedSource,
