@@ -1334,9 +1334,12 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
                                nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
                                const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& a_strides,
-                               const std::vector<int64_t>& b_strides, int threads) {
+                               const std::vector<int64_t>& b_strides, int threads,
+                               const std::vector<int64_t>& nchwc) {
   // y (contiguous, prod(dims) values) = a op b, read at the given element strides (0 on
-  // broadcast axes) over dims, four axes; a and b are the arrays' memory (any layout)
+  // broadcast axes) over dims, four axes; a and b are the arrays' memory (any layout);
+  // nchwc: empty, or FloatBinaryArgs::nchwc (block, channels, H * W) of an Add
+  // ONNX Runtime runs on its NCHWc layout
   if (op < 0 || op >= lowp::kFloatBinaryCount) throw std::invalid_argument("unknown binary op");
   if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
     throw std::invalid_argument("float_binary needs 4 dims and 4 strides per operand");
@@ -1359,6 +1362,12 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
   if (size_t(total) != y.size() ||
       (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
     throw std::invalid_argument("float_binary strides reach outside the arrays");
+  if (!nchwc.empty()) {
+    if (nchwc.size() != 3 || nchwc[0] <= 0 || nchwc[1] <= 0 || nchwc[2] <= 0 ||
+        total % (nchwc[1] * nchwc[2]) != 0)
+      throw std::invalid_argument("float_binary nchwc needs block, channels, H * W of y");
+    for (int i = 0; i < 3; ++i) p.nchwc[i] = nchwc[i];
+  }
   for (size_t i = 0; i < a.ndim(); ++i)
     if (a.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
   for (size_t i = 0; i < b.ndim(); ++i)
@@ -2359,7 +2368,8 @@ NB_MODULE(_native, m) {
         "packed"_a, "alpha"_a = 1.0f);
   m.def("float_sgemm_pack", &float_sgemm_pack, "b"_a, "out"_a, "stride_k"_a, "width"_a);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
-             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
+             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1,
+             "nchwc"_a = std::vector<int64_t>{});
   def_kernel(m, program, "float_fused", &make_float_fused, "code"_a, "inputs"_a, "y"_a,
              "dims"_a, "strides"_a, "threads"_a = 1);
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,

@@ -28,6 +28,10 @@ struct FloatBinaryArgs {
   int64_t dims[4] = {1, 1, 1, 1};
   int64_t a_st[4] = {0, 0, 0, 0};
   int64_t b_st[4] = {0, 0, 0, 0};
+  // an Add of two channels-first (N, C, H, W) operands of one shape that ONNX Runtime
+  // runs on its NCHWc layout: {block, C, H * W}, so that the NaN of two NaNs follows the
+  // element's place there (docs/operators.md (O196)); block 0 otherwise
+  int64_t nchwc[3] = {0, 0, 0};
 };
 void run_float_binary(const FloatBinaryArgs& a, int threads);
 

@@ -165,10 +165,15 @@ class FloatKernel:
     make: Callable[[list[np.ndarray], np.ndarray, int], Made]
     strided: bool = False   # `make` reads its inputs at their own strides (any layout)
 
-    def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int) -> Made:
+    def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int,
+                 nchwc_block: int = 0) -> Made:
+        """`nchwc_block` (Add): ONNX Runtime runs the step on its NCHWc layout of
+        blocks of that many channels (Step.nchwc_block); `out` is channels-first."""
         if any(v.dtype != _F32 or not (v.flags.c_contiguous or (self.strided and _dense(v)))
                for v in inputs) or out.size == 0:
             return None
+        if nchwc_block:
+            return self.make(inputs, out, threads, nchwc_block)  # type: ignore[call-arg]
         return self.make(inputs, out, threads)
 
 
@@ -182,7 +187,8 @@ def _dense(v: np.ndarray) -> bool:
 
 
 def _binary(op: str) -> FloatKernel:
-    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int,
+             nchwc_block: int = 0) -> Made:
         a, b = inputs
         if op == "PRelu" and b.ndim == 1 and b.size > 1:
             return None     # before opset 7 such a slope is per channel: not a broadcast
@@ -194,8 +200,13 @@ def _binary(op: str) -> FloatKernel:
         if op in ("Max", "Min") and threads > 1 and dims[3] == y.size and len(
                 eigen_math.ort_parallel_blocks(y.size, 1.0, threads)) > 1:
             return None     # ONNX Runtime's blocks make runs of their own (O105): float_ops
+        nchwc: list[int] = []
+        if nchwc_block and op == "Add" and y.ndim == 4 and a.shape == b.shape \
+                == y.shape and y.shape[1] * y.shape[2] * y.shape[3] > 0:
+            # (float_ops._two_nans's blocked places: block, channels, H * W)
+            nchwc = [nchwc_block, y.shape[1], y.shape[2] * y.shape[3]]
         return (extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
-                                            sb, threads)), y
+                                            sb, threads, nchwc)), y
     # (float_binary reads each operand at the element strides of `geometry`: the arithmetic
     # ones take a channels-first operand viewed channels-last beside a channels-last one,
     # replay._channels_last_operands; Max, Min and PRelu keep contiguous operands)
