@@ -609,7 +609,7 @@ class Replayer:
         shape = step.chain.result_shape(have) if have else None
         made = None if shape is None else program.fused_call(
             step.chain.code, [have[i] for i in step.chain.native_inputs],
-            _buffer(buffers, index, shape), native_float._threads)
+            _buffer(buffers, index, shape), native_float._threads, out_layout is CL)
         if made is None:
             return self._member_calls(index, step, env, layout, buffers)
         return made[0], made[1], out_layout
@@ -734,7 +734,8 @@ class Replayer:
                 shape = np.broadcast_shapes(*(v.shape for v in arrays))
             except ValueError:
                 return None                     # the plain run reports it, naming the node
-            made = make(arrays, _buffer(buffers, index, shape), threads, step.nchwc_block)
+            made = make(arrays, _buffer(buffers, index, shape), threads, step.nchwc_block,
+                        out_layout is CL)
         if made is None:
             return None
         return made[0], made[1], out_layout
