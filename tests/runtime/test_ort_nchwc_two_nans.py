@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime import nchwc_conv
@@ -78,6 +80,15 @@ def test_nchwc_two_nans_equal_onnxruntime(op, threads, shape, channels):
     # 0's there in lowp) are 240 blocked ones, input 1's throughout in ONNX Runtime (Add
     # and Sum). Mul stays channels-first in ONNX Runtime here (a ReorderOutput before it).
     assert_bits_agree(_model(op, channels), _feeds(shape, channels + threads), threads)
+
+
+@settings(max_examples=30, deadline=None)
+@given(op=st.sampled_from(["Add", "Sum"]), channels=st.sampled_from([2, 4, 6, 10, 12, 16, 20, 36]),
+       n=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_nchwc_two_nans_hypothesis(op, channels, n, h, w, threads, seed):
+    # channel counts that are and are not multiples of 4 and of the block, every tail
+    assert_bits_agree(_model(op, channels), _feeds((n, 1, h, w), seed), threads)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
