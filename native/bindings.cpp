@@ -1330,13 +1330,41 @@ lowp::Kernel make_float_conv_im2col(Floats x, Floats w, std::optional<Floats> bi
   return [x, w, bias, y, cols, sum, a, threads] { lowp::run_float_conv_im2col(a, threads); };
 }
 
+// OrtPlaces from a binding's nchwc (block, channels, H W) or channels_last (channels, H W)
+lowp::OrtPlaces ort_places(const std::vector<int64_t>& nchwc,
+                           const std::vector<int64_t>& channels_last, int64_t total,
+                           const char* name) {
+  lowp::OrtPlaces places;
+  if (!nchwc.empty() && !channels_last.empty())
+    throw std::invalid_argument(std::string(name) + ": nchwc or channels_last, not both");
+  if (!nchwc.empty()) {
+    if (nchwc.size() != 3 || nchwc[0] <= 0)
+      throw std::invalid_argument(std::string(name) + " nchwc needs block, channels, H * W");
+    places.block = nchwc[0], places.channels = nchwc[1], places.plane = nchwc[2];
+  } else if (!channels_last.empty()) {
+    if (channels_last.size() != 2)
+      throw std::invalid_argument(std::string(name) + " channels_last needs channels, H * W");
+    places.channels_last = true;
+    places.channels = channels_last[0], places.plane = channels_last[1];
+  } else {
+    return places;
+  }
+  if (places.channels <= 0 || places.plane <= 0 || total % (places.channels * places.plane) != 0)
+    throw std::invalid_argument(std::string(name) + ": channels and H * W must divide y");
+  return places;
+}
+
 lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu> a,
                                nb::ndarray<const float, nb::device::cpu> b, OutFloats y,
                                const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& a_strides,
-                               const std::vector<int64_t>& b_strides, int threads) {
+                               const std::vector<int64_t>& b_strides, int threads,
+                               const std::vector<int64_t>& nchwc,
+                               const std::vector<int64_t>& channels_last) {
   // y (contiguous, prod(dims) values) = a op b, read at the given element strides (0 on
-  // broadcast axes) over dims, four axes; a and b are the arrays' memory (any layout)
+  // broadcast axes) over dims, four axes; a and b are the arrays' memory (any layout);
+  // nchwc: empty, or (block, channels, H * W) of an Add ONNX Runtime runs on its NCHWc
+  // layout; channels_last: empty, or (channels, H * W) of y channels-last (OrtPlaces)
   if (op < 0 || op >= lowp::kFloatBinaryCount) throw std::invalid_argument("unknown binary op");
   if (dims.size() != 4 || a_strides.size() != 4 || b_strides.size() != 4)
     throw std::invalid_argument("float_binary needs 4 dims and 4 strides per operand");
@@ -1359,6 +1387,7 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
   if (size_t(total) != y.size() ||
       (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
     throw std::invalid_argument("float_binary strides reach outside the arrays");
+  p.places = ort_places(nchwc, channels_last, total, "float_binary");
   for (size_t i = 0; i < a.ndim(); ++i)
     if (a.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
   for (size_t i = 0; i < b.ndim(); ++i)
@@ -1370,7 +1399,8 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
                                            nb::device::cpu> code,
                               std::vector<nb::ndarray<const float, nb::device::cpu>> inputs,
                               OutFloats y, const std::vector<int64_t>& dims,
-                              const std::vector<int64_t>& strides, int threads) {
+                              const std::vector<int64_t>& strides, int threads,
+                              const std::vector<int64_t>& channels_last) {
   // y (contiguous, prod(dims) values) = a chain of element-wise operators on the inputs
   // (float_elementwise.h FloatFusedArgs): code (instructions x 4: op, dst, a, b); inputs
   // read at strides[4 i .. 4 i + 4) over dims, as float_binary reads its operands
@@ -1386,6 +1416,7 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
     total *= dims[i];
   }
   if (size_t(total) != y.size()) throw std::invalid_argument("float_fused y size != dims");
+  f.places = ort_places({}, channels_last, total, "float_fused");
   std::vector<lowp::FusedInput> ins(inputs.size());
   for (size_t k = 0; k < inputs.size(); ++k) {
     int64_t last = 0;
@@ -2359,9 +2390,10 @@ NB_MODULE(_native, m) {
         "packed"_a, "alpha"_a = 1.0f);
   m.def("float_sgemm_pack", &float_sgemm_pack, "b"_a, "out"_a, "stride_k"_a, "width"_a);
   def_kernel(m, program, "float_binary", &make_float_binary, "op"_a, "a"_a, "b"_a, "y"_a,
-             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
+             "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1,
+             "nchwc"_a = std::vector<int64_t>{}, "channels_last"_a = std::vector<int64_t>{});
   def_kernel(m, program, "float_fused", &make_float_fused, "code"_a, "inputs"_a, "y"_a,
-             "dims"_a, "strides"_a, "threads"_a = 1);
+             "dims"_a, "strides"_a, "threads"_a = 1, "channels_last"_a = std::vector<int64_t>{});
   def_kernel(m, program, "float_clamp", &make_float_clamp, "x"_a, "y"_a, "lo"_a, "hi"_a,
              "use_lo"_a, "use_hi"_a, "threads"_a = 1);
   def_kernel(m, program, "lookup8_f32", &make_lookup8_f32, "x"_a, "table"_a, "y"_a,

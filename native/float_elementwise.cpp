@@ -91,10 +91,20 @@ bool any_nan(const float* y, int64_t n) {
 // in a tail of one, a's in a tail of two or three; one operand one value in the run (a
 // when both are: ONNX Runtime asks it first), the whole one's but on the last element of a
 // tail of three. Operands read before y is written: y must not be a or b.
+// `places` (OrtPlaces): where a run of the whole output has element i of y in ONNX
+// Runtime: channels_last, (n, s, c) at (n * C + c) * H W + s; block, (n, c, s) at
+// ((n * blocks + c / block) * H W + s) * block + c % block in the blocked tensor, whose
+// element count is then the run's.
 void two_nans(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
               int64_t e, int64_t m, int64_t run, int64_t total, int threads, bool a_one,
-              bool b_one) {
+              bool b_one, const OrtPlaces& places = OrtPlaces{}) {
   if (!any_nan(y, m)) return;
+  const bool whole = run == total && places.channels > 0 && places.plane > 0;
+  const bool moved = whole && places.channels_last;
+  const bool blocked = whole && !moved && places.block > 0 && !a_one && !b_one;
+  const int64_t nb = blocked ? places.block : 1, nc = places.channels, plane = places.plane;
+  const int64_t padded = (nc + nb - 1) / nb * nb;
+  if (blocked) total = run = total / (nc * plane) * padded * plane;
   // (Add's TryParallelFor cost: 1 cycle and 4 bytes loaded and stored an element)
   const int64_t block =
       run == total ? ort_parallel_block(total, 2.0 * 4 * kOrtByteCycles + 1.0, threads) : run;
@@ -103,7 +113,14 @@ void two_nans(int op, const float* a, int64_t sa, const float* b, int64_t sb, fl
     if (!(xa != xa && xb != xb)) continue;
     bool pick_b = false;
     if (op == kFloatAdd || op == kFloatMul) {
-      const int64_t i = e + j, first = i - i % block;
+      int64_t i = e + j;
+      if (moved) {
+        i = (i / (plane * nc) * nc + i % nc) * plane + i / nc % plane;
+      } else if (blocked) {
+        const int64_t c = i / plane % nc, n = i / (plane * nc);
+        i = ((n * (padded / nb) + c / nb) * plane + i % plane) * nb + c % nb;
+      }
+      const int64_t first = i - i % block;
       const int64_t last = std::min(total, first + block);
       const int64_t head = std::min(last, (first + 3) / 4 * 4);
       const int64_t tail = std::max(head, last / 4 * 4);
@@ -133,7 +150,7 @@ void span(const FloatKernels& k, const FloatBinaryArgs& p, int64_t e0, int64_t e
           a, p.a_st[3], b, p.b_st[3], p.y, e, m, r * n, n);
     else if (k.binary_row(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, m) && p.op <= kFloatDiv)
       two_nans(p.op, a, p.a_st[3], b, p.b_st[3], p.y + e, e, m, n, total, threads,
-               p.a_st[3] == 0 || n == 1, p.b_st[3] == 0 && p.a_st[3] != 0 && n != 1);
+               p.a_st[3] == 0 || n == 1, p.b_st[3] == 0 && p.a_st[3] != 0 && n != 1, p.places);
     e += m;
   }
 }
@@ -348,7 +365,7 @@ void run_float_fused(const FloatFusedArgs& f, int threads) {
               const Run& run = runs[size_t(k)];
               kernels.binary_row(ins.op, a, sa, bb, sb, held.data(), m);
               two_nans(ins.op, a, sa, bb, sb, held.data(), b, m, run.length, total, threads,
-                       run.a_one, run.b_one);
+                       run.a_one, run.b_one, f.places);
               std::copy(held.begin(), held.begin() + m, d);
             } else {
               maybe |= kernels.binary_row(ins.op, a, sa, bb, sb, d, m) && ins.op <= kFloatDiv;

@@ -20,6 +20,18 @@ enum FloatBinaryOp { kFloatAdd = 0, kFloatSub = 1, kFloatMul = 2, kFloatDiv = 3,
 // y[i0, i1, i2, i3] = a[...] op b[...] over dims[4] (the broadcast shape, collapsed to four
 // axes, leading ones padded); a_st / b_st are element strides (0 on a broadcast axis); y is
 // contiguous. The caller checks that every index stays inside the arrays.
+// Where ONNX Runtime has the elements of a flattened Add or Mul output whose run of
+// docs/operators.md (O116) is the whole output, for the NaN of two NaNs (two_nans):
+// - channels_last: y is (N, H W, C) (a replay on channels-last data), ONNX Runtime's
+//   output (N, C, H W), (O197);
+// - block > 0: y is (N, C, H W), ONNX Runtime's the NCHWc (N, ceil(C / block), H W, block),
+//   channels padded to whole blocks (an Add its layout transformer runs blocked), (O196);
+// neither: y's own places. channels and plane (H W) describe y.
+struct OrtPlaces {
+  int64_t block = 0, channels = 0, plane = 0;
+  bool channels_last = false;
+};
+
 struct FloatBinaryArgs {
   const float* a = nullptr;
   const float* b = nullptr;
@@ -28,6 +40,8 @@ struct FloatBinaryArgs {
   int64_t dims[4] = {1, 1, 1, 1};
   int64_t a_st[4] = {0, 0, 0, 0};
   int64_t b_st[4] = {0, 0, 0, 0};
+  // where ONNX Runtime has each element (OrtPlaces)
+  OrtPlaces places;
 };
 void run_float_binary(const FloatBinaryArgs& a, int threads);
 
@@ -59,6 +73,7 @@ struct FloatFusedArgs {
   int n_inputs = 0;
   float* y = nullptr;
   int64_t dims[4] = {1, 1, 1, 1};
+  OrtPlaces places;   // of every Add and Mul of the chain whose run is the whole output
 };
 void run_float_fused(const FloatFusedArgs& a, int threads);
 

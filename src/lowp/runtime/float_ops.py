@@ -485,8 +485,10 @@ def IsInf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1,
 
 
 @register
-def Add(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-    return _two_nans("Add", a, b, _as(a + b, a))
+def Add(a: np.ndarray, b: np.ndarray, *, nchwc_block: int = 0, **_: Any) -> np.ndarray:
+    """`nchwc_block`: ONNX Runtime runs this Add on its NCHWc layout (ort_context); the NaN
+    of two NaNs then follows the element's place there (`_two_nans`)."""
+    return _two_nans("Add", a, b, _as(a + b, a), nchwc_block)
 
 
 @register
@@ -502,7 +504,8 @@ def Mul(a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
 _QUIET = np.uint32(0x00400000)
 
 
-def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray,
+              nchwc_block: int = 0) -> np.ndarray:
     """`out` (a op b, float32) with ONNX Runtime's NaN where both operands are NaN (x86's
     SSE gives its first source operand's, quieted; docs/operators.md (O116)): Sub and Div
     input 0's; Mod (fmod) the larger significand's, quieted (of equal ones the positive);
@@ -514,7 +517,11 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
     which gives the one value's. One run of the whole output of Add or Mul is cut at several
     threads into TryParallelFor's blocks of (O91) with cost 1, each a run (Sum's pairs, and
     Mean's, run in one thread). float64 Add and Mul the same with 2-double packets (so
-    input 1's wherever both are whole, the whole operand's otherwise; (O142))."""
+    input 1's wherever both are whole, the whole operand's otherwise; (O142)).
+    `nchwc_block` (Add and Sum of two 4-D operands of one shape that ONNX Runtime's
+    layout transformer keeps in its NCHWc layout of blocks of that many channels, (O196)):
+    the run is the blocked tensor's, channels padded to whole blocks, and an element's
+    place in it is `nchwc_positions`'."""
     kind64 = out.dtype == a.dtype == b.dtype == np.float64 and op in ("Add", "Mul")
     if not kind64 and (out.dtype != np.float32 or a.dtype != np.float32
                        or b.dtype != np.float32) or out.size == 0:
@@ -531,6 +538,10 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
     if not both.any():
         return out
     index, xa, xb = index[both], xa[both], xb[both]
+    where, size = index, out.size
+    if nchwc_block and op in ("Add", "Sum") and out.ndim == 4 \
+            and a.shape == b.shape == out.shape:
+        index, size = nchwc_positions(out.shape, nchwc_block, index)
     if op in ("Sub", "Div"):
         pick_b = np.zeros(index.size, bool)
     elif op == "Mod":
@@ -542,12 +553,13 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
         pick_b = kb > ka
     else:
         span, kind = _eigen_kind(a.shape, b.shape)
-        if span == out.size and op != "Sum":
+        span = size if span == out.size else span
+        if span == size and op != "Sum":
             blocks = eigen_math.ort_parallel_blocks(span, 1.0, native_float.get_threads(),
                                                     out.dtype.itemsize)
             span = blocks[0][1] - blocks[0][0]
         first = index - index % span
-        last = np.minimum(first + span, out.size)
+        last = np.minimum(first + span, size)
         head = np.minimum(last, (first + lanes - 1) // lanes * lanes)
         tail = np.maximum(head, last // lanes * lanes)
         if kind == (False, False):
@@ -557,8 +569,28 @@ def _two_nans(op: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndar
             last_of_three = (last - tail == 3) & (index == last - 1)
             pick_b = last_of_three if not kind[0] else ~last_of_three
     result = flat.copy()
-    result[index] = ort_math.quieted(np.where(pick_b, xb, xa))
+    result[where] = ort_math.quieted(np.where(pick_b, xb, xa))
     return result.reshape(out.shape)
+
+
+def nchwc_positions(shape: tuple[int, ...], block: int, index: np.ndarray
+                    ) -> tuple[np.ndarray, int]:
+    """The places of the elements at flat channels-first `index` of an (N, C, H, W) tensor
+    in ONNX Runtime's NCHWc layout (N, ceil(C / block), H, W, block: the channels padded to
+    whole blocks, MLAS's ReorderInput / NchwcConv output), and that layout's element count.
+
+    Examples
+    --------
+    >>> nchwc_positions((1, 3, 1, 2), 4, np.arange(6))
+    (array([0, 4, 1, 5, 2, 6]), 8)
+    """
+    n, c, h, w = shape
+    blocks = -(-c // block)
+    plane = h * w
+    channel, spatial = index // plane % c, index % plane
+    batch = index // (plane * c)
+    place = ((batch * blocks + channel // block) * plane + spatial) * block + channel % block
+    return place, n * blocks * block * plane
 
 
 @register
@@ -744,13 +776,14 @@ def Max(*xs: np.ndarray, **_: Any) -> np.ndarray:
 
 
 @register
-def Sum(*xs: np.ndarray, **_: Any) -> np.ndarray:
-    """The inputs added in order, each pair as Add (of two NaNs the one (O116) gives)."""
-    return _variadic(_add_pair, xs)
+def Sum(*xs: np.ndarray, nchwc_block: int = 0, **_: Any) -> np.ndarray:
+    """The inputs added in order, each pair as Add (of two NaNs the one (O116) gives;
+    `nchwc_block` as Add's)."""
+    return _variadic(functools.partial(_add_pair, nchwc_block=nchwc_block), xs)
 
 
-def _add_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _two_nans("Sum", a, b, np.add(a, b))
+def _add_pair(a: np.ndarray, b: np.ndarray, nchwc_block: int = 0) -> np.ndarray:
+    return _two_nans("Sum", a, b, np.add(a, b), nchwc_block)
 
 
 @register

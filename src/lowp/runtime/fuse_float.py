@@ -90,7 +90,9 @@ class Chain:
 def _fusable(step: Step, constants: Mapping[str, np.ndarray]) -> bool:
     if (step.kind != "float" or len(step.outputs) != 1 or not step.outputs[0]
             or step.replayable or step.subplans or step.chain is not None
-            or not all(step.inputs)):
+            or not all(step.inputs) or step.nchwc_block):
+        # (an Add ONNX Runtime runs on its NCHWc layout picks its NaNs by places
+        # there, which float_binary alone is told)
         return False
     if step.op_type in _BINARY:
         return len(step.inputs) == 2

@@ -308,7 +308,11 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
         return _qdq_step(node, graph, quantizing=False)
     if node.op_type == "QuantizeLinear":
         return _qdq_step(node, graph, quantizing=True, subgraph=subgraph)
-    return _float_op_step(node, graph, subgraph)
+    step = _float_op_step(node, graph, subgraph)
+    if node.op_type in ("Add", "Sum"):
+        step.nchwc_block = int(ort_context.context(node, graph).get(  # type: ignore[call-overload]
+            "nchwc_block", 0))
+    return step
 
 
 def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -> Step:

@@ -171,6 +171,17 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     return False
 
 
+def _nchwc_binary_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """An Add or two-input Sum that ONNX Runtime's layout transformer runs on its NCHWc
+    layout (NchwcTransformerImpl::TransformBinary, onnxruntime/core/optimizer/
+    nchwc_transformer.cc): the block size, whose blocked places decide which of two NaNs it
+    hands on (float_ops._two_nans, docs/operators.md (O196)); 0 otherwise."""
+    ins = [i for i in node.input if i]
+    nchwc = (len(ins) == 2 and len(node.output) == 1 and node.domain in ("", "ai.onnx")
+             and ort_nchwc(node.output[0], graph))
+    return {"nchwc_block": nchwc_conv.block_size() if nchwc else 0}
+
+
 def fused_into_conv(node: onnx.NodeProto, graph: Graph) -> bool:
     """Whether ONNX Runtime's ConvActivationFusion takes activation `node` into the float
     Conv that writes its input: one of _CONV_ACTIVATIONS, the Conv's only reader, the Conv's
@@ -411,6 +422,7 @@ _CONTEXTS = {"BatchNormalization": batch_norm_context, "Resize": _resize_context
                 "AveragePool": _pool_context, "GlobalAveragePool": _pool_context,
                 "MaxPool": _pool_context, "GlobalMaxPool": _pool_context,
                 "Gemm": _gemm_context,
+                "Add": _nchwc_binary_context, "Sum": _nchwc_binary_context,
                 "LSTM": _lstm_context,
                 "GRU": _lstm_context,
                 "DynamicQuantizeLSTM": _quantized_lstm_context}

@@ -60,6 +60,9 @@ class Step:
     chain: Any = None
     # a Transpose that moves the channels last or first (`channels_perm`)
     moves_channels: str | None = None
+    # an Add or Sum that ONNX Runtime runs on its NCHWc layout: the block size, whose
+    # blocked places decide the NaN of two NaNs (lowp.runtime.ort_context; (O196))
+    nchwc_block: int = 0
 
 
 def through_channels_first(fn: StepFn) -> StepFn:

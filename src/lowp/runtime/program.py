@@ -164,12 +164,30 @@ class FloatKernel:
     arity: int
     make: Callable[[list[np.ndarray], np.ndarray, int], Made]
     strided: bool = False   # `make` reads its inputs at their own strides (any layout)
+    places: bool = False    # `make` takes nchwc_block and channels_last (float_binary's)
 
-    def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int) -> Made:
+    def __call__(self, inputs: list[np.ndarray], out: np.ndarray, threads: int,
+                 nchwc_block: int = 0, channels_last: bool = False) -> Made:
+        """`nchwc_block` (Add): ONNX Runtime runs the step on its NCHWc layout of
+        blocks of that many channels (Step.nchwc_block), `out` channels-first;
+        `channels_last` (Add and Mul): `out` is channels-last data, ONNX Runtime's
+        channels-first (which NaN of two NaNs they give depends on the place)."""
         if any(v.dtype != _F32 or not (v.flags.c_contiguous or (self.strided and _dense(v)))
                for v in inputs) or out.size == 0:
             return None
+        if self.places and (nchwc_block or channels_last):
+            return self.make(inputs, out, threads, nchwc_block,  # type: ignore[call-arg]
+                             channels_last)
         return self.make(inputs, out, threads)
+
+
+def _channels_last_places(y: np.ndarray) -> list[int]:
+    """float_binary's and float_fused's `channels_last` of channels-last `y` (N, ..., C):
+    channels and the spatial size, or nothing for data of rank < 3 (docs/operators.md
+    (O197))."""
+    if y.ndim < 3 or y.size == 0:
+        return []
+    return [y.shape[-1], y.size // (y.shape[0] * y.shape[-1])]
 
 
 def _dense(v: np.ndarray) -> bool:
@@ -182,7 +200,8 @@ def _dense(v: np.ndarray) -> bool:
 
 
 def _binary(op: str) -> FloatKernel:
-    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int) -> Made:
+    def make(inputs: list[np.ndarray], y: np.ndarray, threads: int,
+             nchwc_block: int = 0, channels_last: bool = False) -> Made:
         a, b = inputs
         if op == "PRelu" and b.ndim == 1 and b.size > 1:
             return None     # before opset 7 such a slope is per channel: not a broadcast
@@ -194,12 +213,18 @@ def _binary(op: str) -> FloatKernel:
         if op in ("Max", "Min") and threads > 1 and dims[3] == y.size and len(
                 eigen_math.ort_parallel_blocks(y.size, 1.0, threads)) > 1:
             return None     # ONNX Runtime's blocks make runs of their own (O105): float_ops
+        nchwc: list[int] = []
+        if nchwc_block and op == "Add" and y.ndim == 4 and a.shape == b.shape \
+                == y.shape and y.shape[1] * y.shape[2] * y.shape[3] > 0:
+            # (float_ops._two_nans's blocked places: block, channels, H * W)
+            nchwc = [nchwc_block, y.shape[1], y.shape[2] * y.shape[3]]
+        moved = _channels_last_places(y) if channels_last and op in ("Add", "Mul") else []
         return (extension().float_binary, (BINARY_CODES[op], a, b, y.reshape(-1), dims, sa,
-                                            sb, threads)), y
+                                            sb, threads, nchwc, moved)), y
     # (float_binary reads each operand at the element strides of `geometry`: the arithmetic
     # ones take a channels-first operand viewed channels-last beside a channels-last one,
     # replay._channels_last_operands; Max, Min and PRelu keep contiguous operands)
-    return FloatKernel(2, make, strided=op in ("Add", "Sub", "Mul", "Div"))
+    return FloatKernel(2, make, strided=op in ("Add", "Sub", "Mul", "Div"), places=True)
 
 
 # native/compare.h CompareOp and CompareType
@@ -371,12 +396,13 @@ FUSED_CODES = {**{op: code for op, code in BINARY_CODES.items()
                "Erf": 16 + 0, "Sqrt": 33}
 
 
-def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, threads: int
-               ) -> Made:
+def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, threads: int,
+               channels_last: bool = False) -> Made:
     """One float_fused call computing the chain `code` ((instructions, 4) int32: op, dst,
     a, b; native/float_elementwise.h) of `inputs` (float32, each broadcast to y's shape)
     into contiguous float32 `y`; None where the arrays do not fit it (a layout of negative
-    strides, more than four axes left after merging)."""
+    strides, more than four axes left after merging). `channels_last`: `y` is channels-last
+    data (FloatKernel's)."""
     if y.dtype != _F32 or not y.flags.c_contiguous or y.size == 0 or any(
             v.dtype != _F32 or min(v.strides, default=0) < 0 for v in inputs):
         return None
@@ -387,8 +413,9 @@ def fused_call(code: np.ndarray, inputs: list[np.ndarray], y: np.ndarray, thread
         return None
     dims, strides = geometry
     flat = [s for st in strides[:len(inputs)] for s in st]
+    moved = _channels_last_places(y) if channels_last else []
     return (extension().float_fused, (code, list(inputs), y.reshape(-1), dims, flat,
-                                       threads)), y
+                                       threads, moved)), y
 
 
 def clip_call(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, out: np.ndarray,

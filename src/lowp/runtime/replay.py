@@ -609,7 +609,7 @@ class Replayer:
         shape = step.chain.result_shape(have) if have else None
         made = None if shape is None else program.fused_call(
             step.chain.code, [have[i] for i in step.chain.native_inputs],
-            _buffer(buffers, index, shape), native_float._threads)
+            _buffer(buffers, index, shape), native_float._threads, out_layout is CL)
         if made is None:
             return self._member_calls(index, step, env, layout, buffers)
         return made[0], made[1], out_layout
@@ -723,17 +723,19 @@ class Replayer:
             if out_layout is None:
                 arrays = _channels_last_operands(step.inputs, arrays, layout)
                 out_layout = CL
-            elif out_layout is CF and prefer is CL and step.op_type not in _ONNX_ORDER:
+            elif (out_layout is CF and prefer is CL and step.op_type not in _ONNX_ORDER
+                  and not step.nchwc_block):
                 views = _channels_last_views(arrays)
                 if views:
                     arrays, out_layout = views, CL
-            if not arrays:
-                return None
+            if not arrays or (step.nchwc_block and out_layout is not CF):
+                return None     # (ONNX Runtime's NCHWc places are channels-first ones)
             try:
                 shape = np.broadcast_shapes(*(v.shape for v in arrays))
             except ValueError:
                 return None                     # the plain run reports it, naming the node
-            made = make(arrays, _buffer(buffers, index, shape), threads)
+            made = make(arrays, _buffer(buffers, index, shape), threads, step.nchwc_block,
+                        out_layout is CL)
         if made is None:
             return None
         return made[0], made[1], out_layout
