@@ -337,3 +337,16 @@ def test_leaf_weights_are_read_as_onnxruntime_reads_them(targets: int) -> None:
     x = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32)
     want = assert_bits_equal_onnxruntime(tree_model("TreeEnsembleRegressor", attrs), x)[0]
     np.testing.assert_array_equal(want, [[0.25], [7.0]] if targets == 1 else [[1.25, 8], [0, 0]])
+
+
+@pytest.mark.parametrize("mode", _BRANCHES)
+def test_nan_thresholds_and_inputs_branch_as_onnxruntime(mode: str) -> None:
+    """Every ordered comparison with a NaN is false, != true; missing_value_tracks_true
+    sends a NaN input (not a NaN threshold) to the true branch."""
+    attrs = random_forest(np.random.default_rng(7), trees=4, depth=3, features=2,
+                          targets=2, prefix="class", modes=[mode], missing=True)
+    values = np.asarray(attrs["nodes_values"], np.float32)
+    values[::3] = np.nan
+    attrs.update(nodes_values=[float(v) for v in values], classlabels_int64s=[0, 1])
+    x = np.array([[np.nan, 0.5], [0.5, np.nan], [-1.0, 3.0], [np.nan, np.nan]], np.float32)
+    assert_bits_equal_onnxruntime(tree_model("TreeEnsembleClassifier", attrs), x)

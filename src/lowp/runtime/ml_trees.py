@@ -5,7 +5,8 @@ ONNX Runtime's kernels: onnxruntime/core/providers/cpu/ml/tree_ensemble_common.h
 traversal, the tree order and how its threads split the trees), tree_ensemble_aggregator.h
 (SUM/AVERAGE/MIN/MAX, base values, the binary-class rules), ml_common.h (write_scores and
 the post transforms). Rules (O203)-(O205) in docs/operators.md. Float operators, never
-quantized; vectorised over the rows: one step per tree level, one per leaf weight slot.
+quantized; vectorised: one numpy step per tree level for every (tree, row) pair still on a
+branch, one sequential accumulate for the leaf weights; the trees parsed once per node.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Forest:
     weight_value: np.ndarray     # (nodes, slots) tree type
     n_targets: int
     max_feature: int
+    go_mask: np.ndarray          # (nodes,) uint16: bit c set where comparison outcome c
+    #                              (_outcomes) takes the true branch
+    depth: int                   # the longest root-to-leaf path, in branches
 
 
 def _floats(op: str, attrs: dict[str, Any], name: str, tree_type: type) -> np.ndarray | None:
@@ -143,8 +147,26 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
         for j, (t, v) in enumerate(weights):
             weight_target[at, j], weight_value[at, j] = t, v
     roots = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
+    go_mask = np.array([_GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
+        np.uint16)
     return Forest(feature, values, mode, missing, true_child, false_child, roots,
-                  weight_target, weight_value, n_targets, int(feature.max()))
+                  weight_target, weight_value, n_targets, int(feature.max()), go_mask,
+                  _depth(op, roots, mode != _LEAF, true_child, false_child))
+
+
+def _depth(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndarray,
+           false_child: np.ndarray) -> int:
+    """The number of branches on the longest path from a root; a cycle is the model's
+    error."""
+    frontier, depth = np.unique(roots), 0
+    while True:
+        frontier = frontier[branch[frontier]]
+        if frontier.size == 0:
+            return depth
+        depth += 1
+        if depth > branch.size:
+            raise NodeError(f"{op}: a tree of the ensemble has a cycle")
+        frontier = np.unique(np.concatenate([true_child[frontier], false_child[frontier]]))
 
 
 _FORESTS: dict[tuple[Any, ...], Forest] = {}
@@ -174,28 +196,44 @@ def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
     return found
 
 
+# comparison outcomes of x against a threshold: bit 0 x NaN, 1 less, 2 equal, 4 greater, 8 a
+# NaN threshold; which of them take each mode's true branch (C's <=, <, >=, >, ==, !=: only
+# != holds for NaN), missing_value_tracks_true adding bit 0
+_GO = {_MODES["BRANCH_LEQ"]: 1 << 1 | 1 << 2, _MODES["BRANCH_LT"]: 1 << 1,
+       _MODES["BRANCH_GTE"]: 1 << 2 | 1 << 4, _MODES["BRANCH_GT"]: 1 << 4,
+       _MODES["BRANCH_EQ"]: 1 << 2, _MODES["BRANCH_NEQ"]: 1 | 1 << 1 | 1 << 4 | 1 << 8,
+       _LEAF: 0}
+
+
+def _outcomes(val: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """The comparison outcome (the bit index of _GO's masks) of each value."""
+    with np.errstate(invalid="ignore"):
+        less, equal, greater = val < thr, val == thr, val > thr
+    unordered = ~(less | equal | greater) & ~np.isnan(val)
+    return (less * 1 + equal * 2 + greater * 4 + unordered * 8).astype(np.uint16)
+
+
 def leaves(forest: Forest, x: np.ndarray) -> np.ndarray:
     """(trees, rows) the leaf each tree reaches for each row of `x` (rows, features): the
     comparisons in the input type against the tree type (an int input as float32), NaN
-    taking the true branch where the node's missing_value_tracks_true is 1."""
-    n_nodes, (rows, _) = forest.mode.size, x.shape
-    pos = np.repeat(forest.roots[:, None], rows, axis=1)
-    row = np.broadcast_to(np.arange(rows), pos.shape)
-    for _ in range(n_nodes + 1):
-        branch = forest.mode[pos] != _LEAF
-        if not branch.any():
-            return pos
-        p, r = pos[branch], row[branch]
-        val = x[r, forest.feature[p]]
-        thr = forest.threshold[p]
-        m = forest.mode[p]
-        with np.errstate(invalid="ignore"):
-            go = np.select([m == 0, m == 1, m == 2, m == 3, m == 4],
-                           [val <= thr, val < thr, val >= thr, val > thr, val == thr],
-                           val != thr)
-        go |= forest.missing_true[p] & np.isnan(val)
-        pos[branch] = np.where(go, forest.true_child[p], forest.false_child[p])
-    raise NodeError("a tree of the ensemble has a cycle")
+    taking the true branch where the node's missing_value_tracks_true is 1. One step a
+    level for the (tree, row) pairs still on a branch."""
+    rows = x.shape[0]
+    trees = forest.roots.size
+    pos = np.repeat(forest.roots, rows)
+    row = np.tile(np.arange(rows), trees)
+    branch = forest.mode != _LEAF
+    active = np.flatnonzero(branch[pos])
+    for _ in range(forest.depth):
+        if active.size == 0:
+            break
+        p = pos[active]
+        outcome = _outcomes(x[row[active], forest.feature[p]], forest.threshold[p])
+        go = (forest.go_mask[p] >> outcome) & 1
+        step = np.where(go == 1, forest.true_child[p], forest.false_child[p])
+        pos[active] = step
+        active = active[branch[step]]
+    return pos.reshape(trees, rows)
 
 
 def _partitions(n_trees: int, parts: int) -> list[range]:
