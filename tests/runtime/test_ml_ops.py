@@ -215,7 +215,7 @@ def test_an_unsupported_ml_operator_is_refused_by_quantize_naming_it(mode: str) 
     assert _ort(model, {"input": x})[0].shape == (8,)
     with pytest.raises(UnsupportedOpError, match="LinearClassifier \\(node "
                        "'LinearClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
-                       "supported beyond Scaler, TreeEnsembleClassifier, "
+                       "supported beyond Scaler, TreeEnsemble, TreeEnsembleClassifier, "
                        "TreeEnsembleRegressor$"):
         lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)},
                             Config(mode=QuantMode(mode)))

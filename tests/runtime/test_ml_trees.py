@@ -12,7 +12,7 @@ import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from lowp.errors import LowpError
 from lowp.runtime import Session
@@ -350,3 +350,127 @@ def test_nan_thresholds_and_inputs_branch_as_onnxruntime(mode: str) -> None:
     attrs.update(nodes_values=[float(v) for v in values], classlabels_int64s=[0, 1])
     x = np.array([[np.nan, 0.5], [0.5, np.nan], [-1.0, 3.0], [np.nan, np.nan]], np.float32)
     assert_bits_equal_onnxruntime(tree_model("TreeEnsembleClassifier", attrs), x)
+
+
+def random_forest_v5(rng: np.random.Generator, *, trees: int, depth: int, features: int,
+                     targets: int, dtype: type, big_sets: bool) -> dict[str, Any]:
+    """TreeEnsemble (ai.onnx.ml 5) attributes of `trees` random trees: branches of every
+    mode (BRANCH_MEMBER's sets small, or beyond ONNX Runtime's 30 with `big_sets`), each
+    leaf one weight."""
+    nodes: dict[str, list[Any]] = {k: [] for k in (
+        "nodes_featureids", "nodes_splits", "nodes_modes", "nodes_truenodeids",
+        "nodes_falsenodeids", "nodes_trueleafs", "nodes_falseleafs",
+        "nodes_missing_value_tracks_true")}
+    leaf_targets: list[int] = []
+    leaf_weights: list[float] = []
+    members: list[float] = []
+    roots: list[int] = []
+
+    def leaf() -> int:
+        leaf_targets.append(int(rng.integers(targets)))
+        leaf_weights.append(float(rng.standard_normal() * 10.0 ** float(rng.integers(-3, 6))))
+        return len(leaf_targets) - 1
+
+    def grow(level: int) -> tuple[int, bool]:
+        if level >= depth or (level > 0 and rng.random() < 0.3):
+            return leaf(), True
+        k = len(nodes["nodes_modes"])
+        mode = int(rng.integers(7))
+        nodes["nodes_featureids"].append(int(rng.integers(features)))
+        nodes["nodes_splits"].append(float(rng.choice(_GRID)))
+        nodes["nodes_modes"].append(mode)
+        nodes["nodes_missing_value_tracks_true"].append(int(rng.random() < 0.3))
+        if mode == 6:
+            pool = [-1.0, 0.0, 1.0, 3.0, 40.0] if big_sets else [0.0, 1.0, 3.0]
+            members.extend(float(v) for v in rng.choice(pool, int(rng.integers(1, 4)),
+                                                       replace=False))
+            members.append(float("nan"))
+        for side in ("true", "false"):
+            nodes[f"nodes_{side}nodeids"].append(0)
+            nodes[f"nodes_{side}leafs"].append(0)
+        for side in ("true", "false"):
+            child, is_leaf = grow(level + 1)
+            nodes[f"nodes_{side}nodeids"][k] = child
+            nodes[f"nodes_{side}leafs"][k] = int(is_leaf)
+        return k, False
+
+    for _ in range(trees):
+        root, is_leaf = grow(0)
+        if is_leaf:          # (a one-leaf tree: a branch whose children are both that leaf)
+            raise AssertionError("grow(0) always branches")
+        roots.append(root)
+    attrs: dict[str, Any] = {k: v for k, v in nodes.items() if k not in (
+        "nodes_splits", "nodes_modes")}
+    attrs.update(
+        nodes_splits=numpy_helper.from_array(np.asarray(nodes["nodes_splits"], dtype)),
+        nodes_modes=numpy_helper.from_array(np.asarray(nodes["nodes_modes"], np.uint8)),
+        leaf_targetids=leaf_targets,
+        leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype)),
+        tree_roots=roots, n_targets=targets)
+    if members:
+        attrs["membership_values"] = numpy_helper.from_array(np.asarray(members, dtype))
+    return attrs
+
+
+def _v5_model(attrs: dict[str, Any], dtype: type) -> onnx.ModelProto:
+    node = helper.make_node("TreeEnsemble", ["x"], ["y"], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", _ELEM[dtype], [None, None])], [helper.make_tensor_value_info("y", _ELEM[dtype],
+                                                                          None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("ai.onnx.ml", 5)],
+                             ir_version=10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(trees=st.integers(1, 5), depth=st.integers(1, 4), rows=st.sampled_from([0, 1, 3, 60]),
+       targets=st.integers(1, 3), aggregate=st.integers(0, 3), post=st.integers(0, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), big_sets=st.booleans(),
+       special=st.booleans(), seed=st.integers(0, 2**31))
+def test_tree_ensemble_v5_matches_onnxruntime(trees: int, depth: int, rows: int,
+                                              targets: int, aggregate: int, post: int,
+                                              dtype: type, big_sets: bool, special: bool,
+                                              seed: int) -> None:
+    """ai.onnx.ml 5's TreeEnsemble, BRANCH_MEMBER among the modes, the output in the input's
+    type, the integer post_transform as ONNX Runtime reads it."""
+    rng = np.random.default_rng(seed)
+    attrs = random_forest_v5(rng, trees=trees, depth=depth, features=3, targets=targets,
+                             dtype=dtype, big_sets=big_sets)
+    attrs.update(aggregate_function=aggregate, post_transform=post)
+    x = _inputs(rng, rows, 3, dtype, special)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, 2)] = [40.0, -1.0]
+    assert_bits_equal_onnxruntime(_v5_model(attrs, dtype), x)
+
+
+def _member_tree(members: list[float], roots: list[int] | None = None) -> dict[str, Any]:
+    """One BRANCH_MEMBER node on feature 0 (true: leaf 0, false: leaf 1), then a second
+    tree: a branch whose two children are leaf 0 (ONNX Runtime's one-leaf tree: leaf 0,
+    not leaf 1 of the root's own index as its conversion to opset 3 reads)."""
+    f = np.float32
+    return dict(
+        nodes_featureids=[0, 0], nodes_splits=numpy_helper.from_array(np.zeros(2, f)),
+        nodes_modes=numpy_helper.from_array(np.array([6, 0], np.uint8)),
+        nodes_truenodeids=[0, 0], nodes_falsenodeids=[1, 0], nodes_trueleafs=[1, 1],
+        nodes_falseleafs=[1, 1], nodes_missing_value_tracks_true=[1, 0],
+        leaf_targetids=[0, 0], leaf_weights=numpy_helper.from_array(np.array([1, 20], f)),
+        tree_roots=roots or [0, 1], n_targets=1,
+        membership_values=numpy_helper.from_array(np.array(members, f)))
+
+
+@pytest.mark.parametrize("members", [[0.0, 2.0, 30.0], [-1.0, 1.0, 3.0], [40.0, 2.0]])
+def test_tree_ensemble_v5_membership_as_onnxruntime(members: list[float]) -> None:
+    """A set within 0..30 of fewer than 31 values is tested for equality; beyond, on the
+    input truncated to int32 (3.25 is in {-1, 1, 3}); a tracked NaN goes true."""
+    x = np.array([[3.25], [3.0], [2.0], [2.5], [-1.5], [np.nan], [1e10], [-0.0], [40.9]],
+                 np.float32)
+    assert_bits_equal_onnxruntime(_v5_model(_member_tree(members), np.float32), x)
+
+
+def test_tree_ensemble_v5_refuses_a_big_set_of_fractions() -> None:
+    model = _v5_model(_member_tree([-1.0, 0.5]), np.float32)
+    x = np.ones((2, 1), np.float32)
+    with pytest.raises(Exception):  # noqa: B017  (ONNX Runtime: load error)
+        onnxruntime_run(model, {"x": x})
+    with pytest.raises(LowpError, match="TreeEnsemble: membership node 0 .* not int32"):
+        Session(model, backend="reference").run({"x": x})

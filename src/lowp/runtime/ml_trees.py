@@ -1,17 +1,19 @@
 """The tree ensembles of the ai.onnx.ml domain (TreeEnsembleClassifier, TreeEnsembleRegressor,
-opsets 1 and 3) as ONNX Runtime's CPU kernels compute them, bit for bit.
+opsets 1 and 3; TreeEnsemble, opset 5) as ONNX Runtime's CPU kernels compute them, bit for
+bit.
 
 ONNX Runtime's kernels: onnxruntime/core/providers/cpu/ml/tree_ensemble_common.h (the
 traversal, the tree order and how its threads split the trees), tree_ensemble_aggregator.h
 (SUM/AVERAGE/MIN/MAX, base values, the binary-class rules), ml_common.h (write_scores and
-the post transforms). Rules (O203)-(O205) in docs/operators.md. Float operators, never
-quantized; vectorised: one numpy step per tree level for every (tree, row) pair still on a
-branch, one sequential accumulate for the leaf weights; the trees parsed once per node.
+the post transforms), tree_ensemble_attribute.h (opset 5's attributes turned into opset
+3's). Rules (O203)-(O205) in docs/operators.md. Float operators, never quantized;
+vectorised: one numpy step per tree level for every (tree, row) pair still on a branch, one
+sequential accumulate for the leaf weights; the trees parsed once per node.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from lowp.runtime.float_registry import register, unsupported
 _MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
 _LEAF = _MODES["LEAF"]
+_MEMBER = 7                      # TreeEnsemble (ai.onnx.ml 5)'s BRANCH_MEMBER
 _AGGREGATES = ("SUM", "AVERAGE", "MIN", "MAX")
 _TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
 _INPUTS = (np.float32, np.float64, np.int64, np.int32)
@@ -54,6 +57,8 @@ class Forest:
     go_mask: np.ndarray          # (nodes,) uint16: bit c set where comparison outcome c
     #                              (_outcomes) takes the true branch
     depth: int                   # the longest root-to-leaf path, in branches
+    members: dict[int, np.ndarray] = field(default_factory=dict)   # BRANCH_MEMBER's sets
+    big_sets: frozenset[int] = frozenset()   # of them, those tested on int32(x) (O203)
 
 
 def _floats(op: str, attrs: dict[str, Any], name: str, tree_type: type) -> np.ndarray | None:
@@ -76,7 +81,8 @@ def _floats(op: str, attrs: dict[str, Any], name: str, tree_type: type) -> np.nd
 
 
 def _ints(attrs: dict[str, Any], name: str) -> np.ndarray:
-    return np.asarray(attrs.get(name) or [], np.int64).reshape(-1)
+    v = attrs.get(name)
+    return np.asarray([] if v is None else v, np.int64).reshape(-1)
 
 
 def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
@@ -189,7 +195,8 @@ def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
     hashable = tuple(key)
     found = _FORESTS.get(hashable)
     if found is None:
-        found = build_forest(op, attrs, prefix, n_targets, tree_type)
+        found = build_forest_v5(op, attrs, tree_type) if op == "TreeEnsemble" else \
+            build_forest(op, attrs, prefix, n_targets, tree_type)
         if len(_FORESTS) >= _FORESTS_KEPT:
             _FORESTS.clear()
         _FORESTS[hashable] = found
@@ -202,7 +209,7 @@ def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
 _GO = {_MODES["BRANCH_LEQ"]: 1 << 1 | 1 << 2, _MODES["BRANCH_LT"]: 1 << 1,
        _MODES["BRANCH_GTE"]: 1 << 2 | 1 << 4, _MODES["BRANCH_GT"]: 1 << 4,
        _MODES["BRANCH_EQ"]: 1 << 2, _MODES["BRANCH_NEQ"]: 1 | 1 << 1 | 1 << 4 | 1 << 8,
-       _LEAF: 0}
+       _LEAF: 0, _MEMBER: 0}
 
 
 def _outcomes(val: np.ndarray, thr: np.ndarray) -> np.ndarray:
@@ -228,12 +235,27 @@ def leaves(forest: Forest, x: np.ndarray) -> np.ndarray:
         if active.size == 0:
             break
         p = pos[active]
-        outcome = _outcomes(x[row[active], forest.feature[p]], forest.threshold[p])
-        go = (forest.go_mask[p] >> outcome) & 1
+        val = x[row[active], forest.feature[p]]
+        go = (forest.go_mask[p] >> _outcomes(val, forest.threshold[p])) & 1
+        for node, members in forest.members.items():      # (x in the set, or tracked NaN)
+            at = p == node
+            if at.any():
+                v = val[at]
+                key = _int32_cast(v) if node in forest.big_sets else v
+                go[at] = np.isin(key, members) | (forest.missing_true[node] & np.isnan(v))
         step = np.where(go == 1, forest.true_child[p], forest.false_child[p])
         pos[active] = step
         active = active[branch[step]]
     return pos.reshape(trees, rows)
+
+
+def _int32_cast(v: np.ndarray) -> np.ndarray:
+    """C's static_cast<int32_t> of floats as x86 computes it (cvttss2si): truncation, and
+    INT32_MIN for NaN and for values beyond the range."""
+    low = np.iinfo(np.int32).min
+    with np.errstate(invalid="ignore"):
+        inside = (v >= low) & (v < -float(low))
+        return np.where(inside, np.trunc(np.where(inside, v, 0)), low).astype(np.int64)
 
 
 def _partitions(n_trees: int, parts: int) -> list[range]:
@@ -389,11 +411,14 @@ def _softmax(s: np.ndarray, zero: bool) -> np.ndarray:
         total = np.zeros(s.shape[0], f)
         for c in range(s.shape[1]):
             total = np.where(keep[:, c], total + e[:, c], total).astype(f)
-        out = (e / total[:, None]).astype(f)
-        if zero:
-            small = s * libm.expf(-v_max).astype(s.dtype)[:, None] / total.astype(s.dtype)[:, None]
-            out = np.where(keep, out, small.astype(f))
-        return out
+        if not zero:
+            return (e / total[:, None]).astype(f)
+        # ComputeSoftmaxZero divides in the tree type (`*it / this_sum`): a float64 output
+        # keeps the quotient unrounded
+        t = s.dtype.type
+        kept = e.astype(t) / total.astype(t)[:, None]
+        small = s * libm.expf(-v_max).astype(t)[:, None] / total.astype(t)[:, None]
+        return np.where(keep, kept, small)
 
 
 def _first_max(s: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -406,7 +431,8 @@ def _first_max(s: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 def transform(scores: np.ndarray, post: str) -> np.ndarray:
     """write_scores for two or more scores a row: float32 outputs from the tree-typed
-    `scores` (those without has_score already 0), through the post transform."""
+    `scores` (those without has_score already 0), through the post transform; SOFTMAX_ZERO's
+    in the tree type (the caller casts to its output type)."""
     s = scores.astype(np.float32)
     if post == "PROBIT":
         return probit(s)
@@ -463,6 +489,15 @@ def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
     if base.size not in (0, n_targets):
         raise NodeError(f"{op}: {base.size} base_values for {n_targets} targets (0 or "
                         f"{n_targets})")
+    return _regress(op, x, forest, aggregate, post, base, np.float32)
+
+
+def _regress(op: str, x: np.ndarray, forest: Forest, aggregate: str, post: str,
+             base: np.ndarray, out_type: type) -> np.ndarray:
+    """The regression scores (rows, targets) of `x` as `out_type`: FinalizeScores(1) of the
+    aggregate, then write_scores (a transform in float32, widened to a float64 output)."""
+    n_targets = forest.n_targets
+    tree_type = forest.weight_value.dtype.type
     x2 = _rows(op, x, forest)
     reached = leaves(forest, x2)
     groups = tree_groups(forest.roots.size, x2.shape[0], n_targets, native_float.get_threads())
@@ -478,8 +513,9 @@ def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
                 v = v + origin
             else:
                 v = np.where(h[:, 0], v + origin, origin)
-            out = v.astype(np.float32)[:, None]
-            return probit(out) if post == "PROBIT" else out
+            if post == "PROBIT":
+                return probit(v.astype(np.float32)).astype(out_type)[:, None]
+            return v.astype(out_type)[:, None]
         use_base = base.size == n_targets
         if aggregate == "AVERAGE":
             s = s / n_trees + base if use_base else s / n_trees
@@ -487,7 +523,10 @@ def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
             s = s + base if use_base else s
         else:
             s = (base if use_base else tree_type(0)) + np.where(h, s, tree_type(0))
-        return transform(np.where(h, s, tree_type(0)), post)
+        scored = np.where(h, s, tree_type(0))
+        if post == "NONE":
+            return scored.astype(out_type)
+        return transform(scored, post).astype(out_type)
 
 
 def _binary_labels(pos_weight: np.ndarray, binary: bool, all_positive: bool,
@@ -537,7 +576,7 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
             for c in range(n):
                 win = h[:, c] & ((best == -1) | (s[:, c] > top))
                 best, top = np.where(win, c, best), np.where(win, s[:, c], top)
-            return labels[best], transform(np.where(h, s, zero), post)
+            return labels[best], transform(np.where(h, s, zero), post).astype(np.float32)
         return _two_classes(s, h, base, post, binary, all_positive, labels, tree_type)
 
 
@@ -583,3 +622,113 @@ def _two_classes(s: np.ndarray, h: np.ndarray, base: np.ndarray, post: str, bina
         single[default] = np.stack([v0.astype(f), unset], axis=1)[default]
     z = np.where(one_score[:, None], single, pair)
     return label.astype(np.int64), z.astype(np.float32)
+
+
+# TreeEnsemble (ai.onnx.ml 5): its integer enums as ONNX Runtime 1.32 reads them (its own
+# POST_EVAL_TRANSFORM order: 1 is LOGISTIC and 2 SOFTMAX, where the ONNX spec says the
+# reverse; measured)
+_V5_AGGREGATES = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
+_V5_TRANSFORMS = {0: "NONE", 1: "LOGISTIC", 2: "SOFTMAX", 3: "SOFTMAX_ZERO", 4: "PROBIT"}
+_V5_MODES = {0: _MODES["BRANCH_LEQ"], 1: _MODES["BRANCH_LT"], 2: _MODES["BRANCH_GTE"],
+             3: _MODES["BRANCH_GT"], 4: _MODES["BRANCH_EQ"], 5: _MODES["BRANCH_NEQ"],
+             6: _MEMBER}
+
+
+def build_forest_v5(op: str, attrs: dict[str, Any], tree_type: type) -> Forest:
+    """The trees of TreeEnsemble's attributes, as ONNX Runtime's TreeEnsembleAttributesV5
+    turns them into opset 3's (convert_to_v3): the branches, then each leaf as a node of
+    its own weight; trees in tree_roots' order, a root whose two children are the same leaf
+    being that leaf alone (measured: the leaf it names, not leaf `root` as the conversion
+    reads); a BRANCH_MEMBER node's set the next run of membership_values up to a NaN."""
+    feature = _ints(attrs, "nodes_featureids")
+    n = feature.size
+    true_id, false_id = _ints(attrs, "nodes_truenodeids"), _ints(attrs, "nodes_falsenodeids")
+    true_leaf = _ints(attrs, "nodes_trueleafs") != 0
+    false_leaf = _ints(attrs, "nodes_falseleafs") != 0
+    codes = _ints(attrs, "nodes_modes")
+    splits: np.ndarray = np.asarray(attrs.get("nodes_splits", np.zeros(0)),
+                                    tree_type).reshape(-1)
+    targets, weights = _ints(attrs, "leaf_targetids"), attrs.get("leaf_weights")
+    weights = np.zeros(0, tree_type) if weights is None else np.asarray(weights).reshape(-1)
+    roots, n_targets = _ints(attrs, "tree_roots"), int(attrs.get("n_targets", 0) or 0)
+    for name, arr in (("nodes_truenodeids", true_id), ("nodes_falsenodeids", false_id),
+                      ("nodes_trueleafs", true_leaf), ("nodes_falseleafs", false_leaf),
+                      ("nodes_modes", codes), ("nodes_splits", splits)):
+        if arr.size != n:
+            raise NodeError(f"{op}: {name} has {arr.size} entries, nodes_featureids {n}")
+    if weights.dtype != tree_type or targets.size != weights.size:
+        raise NodeError(f"{op}: leaf_weights must hold {targets.size} {np.dtype(tree_type)} "
+                        f"values (the input's type), not {weights.size} {weights.dtype}")
+    if n_targets <= 0 or ((targets < 0) | (targets >= n_targets)).any():
+        raise NodeError(f"{op}: n_targets {n_targets} and leaf_targetids disagree")
+    bad = sorted(set(codes.tolist()) - set(_V5_MODES))
+    if bad:
+        raise unsupported(op, f"node mode {bad[0]}")
+    leaves_n = targets.size
+    for ids, is_leaf, side in ((true_id, true_leaf, "true"), (false_id, false_leaf, "false")):
+        limit = np.where(is_leaf, leaves_n, n)
+        if ((ids < 0) | (ids >= limit)).any():
+            raise NodeError(f"{op}: a {side} child index out of range")
+    if ((roots < 0) | (roots >= max(n, 1))).any() or roots.size == 0:
+        raise NodeError(f"{op}: tree_roots must index the nodes")
+    missing = np.zeros(n + leaves_n, bool)
+    tracks = _ints(attrs, "nodes_missing_value_tracks_true")
+    missing[:min(n, tracks.size)] = tracks[:n] == 1
+    mode = np.r_[np.array([_V5_MODES[int(c)] for c in codes], np.int64),
+                 np.full(leaves_n, _LEAF, np.int64)]
+    members: dict[int, np.ndarray] = {}
+    values: np.ndarray = np.asarray(attrs.get("membership_values", np.zeros(0)),
+                                    tree_type).reshape(-1)
+    cursor = 0
+    for k in np.flatnonzero(mode[:n] == _MEMBER).tolist():
+        end = cursor
+        while end < values.size and not np.isnan(values[end]):
+            end += 1
+        if end == cursor:
+            raise NodeError(f"{op}: membership node {k} has no membership value")
+        members[int(k)] = values[cursor:end].copy()
+        cursor = end + 1
+    big = frozenset(k for k, m in members.items() if m.size >= 31 or m.max() > 30 or m.min() < 0)
+    for node in big:        # (ONNX Runtime tests a big set's members on int32(x))
+        m = members[node]
+        if (m != np.trunc(m)).any() or (np.abs(m) > np.iinfo(np.int32).max).any():
+            raise NodeError(f"{op}: membership node {node} has {m.size} values beyond 0..30 "
+                            "of which some are not int32 (ONNX Runtime runs only integers "
+                            "there)")
+        members[node] = m.astype(np.int64)
+    everyone = np.arange(n + leaves_n)
+    true_child = np.where(true_leaf, n + true_id, true_id)
+    false_child = np.where(false_leaf, n + false_id, false_id)
+    true_child, false_child = np.r_[true_child, everyone[n:]], np.r_[false_child, everyone[n:]]
+    single = (false_id[roots] == true_id[roots]) & false_leaf[roots] & true_leaf[roots]
+    tree_roots = np.where(single, n + true_id[roots], roots)      # (a one-leaf tree)
+    threshold = np.r_[splits, np.zeros(leaves_n, tree_type)].astype(tree_type)
+    all_features = np.r_[feature, np.zeros(leaves_n, np.int64)]
+    go_mask = np.array([_GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
+        np.uint16)
+    weight_target = np.full((n + leaves_n, 1), -1, np.int64)
+    weight_value: np.ndarray = np.zeros((n + leaves_n, 1), tree_type)
+    weight_target[n:, 0], weight_value[n:, 0] = targets, weights
+    return Forest(all_features, threshold, mode, missing, true_child, false_child, tree_roots,
+                  weight_target, weight_value, n_targets,
+                  int(feature.max()) if n else 0, go_mask,
+                  _depth(op, tree_roots, mode != _LEAF, true_child, false_child), members,
+                  big)
+
+
+@register
+def TreeEnsemble(x: np.ndarray, **attrs: Any) -> np.ndarray:
+    """(O203) ONNX Runtime's TreeEnsemble (ai.onnx.ml 5): (N, n_targets) of the input's
+    type (float32 or float64), through opset 3's regression ((O203), (O204))."""
+    op = "TreeEnsemble"
+    if x.dtype.type not in (np.float32, np.float64):
+        raise unsupported(op, f"input of type {x.dtype}")
+    if x.ndim == 0 or x.ndim > 2:
+        raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
+    aggregate = _V5_AGGREGATES.get(int(attrs.get("aggregate_function", 1)))
+    post = _V5_TRANSFORMS.get(int(attrs.get("post_transform", 0)))
+    if aggregate is None or post is None:
+        raise NodeError(f"{op}: unknown aggregate_function or post_transform")
+    tree_type = x.dtype.type
+    forest = forest_of(op, attrs, "leaf", 0, tree_type)
+    return _regress(op, x, forest, aggregate, post, np.zeros(0, tree_type), tree_type)
