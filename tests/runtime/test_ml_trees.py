@@ -1,7 +1,7 @@
-"""The ai.onnx.ml tree ensembles (lowp.runtime.ml_trees) against ONNX Runtime bit for bit:
-random forests of every node mode, NaN and missing-value tracking, every aggregate and post
-transform, the binary-class cases, at 1 and 2 threads on both backends; the corpus model
-surfaces_knn_validity (refused before them)."""
+"""The ai.onnx.ml tree ensembles (lowp.runtime.ml_trees, ml_tree_ensemble) against ONNX
+Runtime bit for bit: random forests of every node mode, NaN and missing-value tracking,
+every aggregate and post transform, the binary-class cases, at 1 and 2 threads on both
+backends; the corpus model surfaces_knn_validity (refused before them)."""
 
 from __future__ import annotations
 

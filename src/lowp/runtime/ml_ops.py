@@ -19,7 +19,7 @@ from lowp.ir import NameAllocator
 from lowp.runtime.float_registry import register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
-# (the tree ensembles: lowp.runtime.ml_trees)
+# (the tree ensembles: lowp.runtime.ml_trees and ml_tree_ensemble)
 ML_OPS = frozenset({("ai.onnx.ml", "Scaler"), ("ai.onnx.ml", "TreeEnsemble"),
                     ("ai.onnx.ml", "TreeEnsembleClassifier"),
                     ("ai.onnx.ml", "TreeEnsembleRegressor")})

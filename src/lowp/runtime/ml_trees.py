@@ -1,18 +1,18 @@
 """The tree ensembles of the ai.onnx.ml domain (TreeEnsembleClassifier, TreeEnsembleRegressor,
-opsets 1 and 3; TreeEnsemble, opset 5) as ONNX Runtime's CPU kernels compute them, bit for
-bit.
+opsets 1 and 3) as ONNX Runtime's CPU kernels compute them, bit for bit; the machinery that
+opset 5's TreeEnsemble (lowp.runtime.ml_tree_ensemble) shares.
 
 ONNX Runtime's kernels: onnxruntime/core/providers/cpu/ml/tree_ensemble_common.h (the
 traversal, the tree order and how its threads split the trees), tree_ensemble_aggregator.h
 (SUM/AVERAGE/MIN/MAX, base values, the binary-class rules), ml_common.h (write_scores and
-the post transforms), tree_ensemble_attribute.h (opset 5's attributes turned into opset
-3's). Rules (O203)-(O205) in docs/operators.md. Float operators, never quantized;
+the post transforms). Rules (O203)-(O205) in docs/operators.md. Float operators, never quantized;
 vectorised: one numpy step per tree level for every (tree, row) pair still on a branch, one
 sequential accumulate for the leaf weights; the trees parsed once per node.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,10 @@ from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
-_MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
+MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
-_LEAF = _MODES["LEAF"]
-_MEMBER = 7                      # TreeEnsemble (ai.onnx.ml 5)'s BRANCH_MEMBER
+LEAF = MODES["LEAF"]
+MEMBER = 7                      # TreeEnsemble (ai.onnx.ml 5)'s BRANCH_MEMBER
 _AGGREGATES = ("SUM", "AVERAGE", "MIN", "MAX")
 _TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
 _INPUTS = (np.float32, np.float64, np.int64, np.int32)
@@ -44,7 +44,7 @@ class Forest:
 
     feature: np.ndarray          # (nodes,) int64
     threshold: np.ndarray        # (nodes,) float32 or float64 (the tree type)
-    mode: np.ndarray             # (nodes,) codes of _MODES
+    mode: np.ndarray             # (nodes,) codes of MODES
     missing_true: np.ndarray     # (nodes,) bool
     true_child: np.ndarray       # (nodes,) int64 (a leaf: itself)
     false_child: np.ndarray
@@ -80,7 +80,7 @@ def _floats(op: str, attrs: dict[str, Any], name: str, tree_type: type) -> np.nd
     return np.asarray(plain, np.float32).astype(tree_type)
 
 
-def _ints(attrs: dict[str, Any], name: str) -> np.ndarray:
+def int_list(attrs: dict[str, Any], name: str) -> np.ndarray:
     v = attrs.get(name)
     return np.asarray([] if v is None else v, np.int64).reshape(-1)
 
@@ -89,9 +89,9 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
                  tree_type: type) -> Forest:
     """The trees of `attrs` (`prefix` "target" or "class" for the leaf weights), checked
     as ONNX Runtime's TreeEnsembleCommon::Init checks them, each refusal naming `op`."""
-    tree, node = _ints(attrs, "nodes_treeids"), _ints(attrs, "nodes_nodeids")
-    feature = _ints(attrs, "nodes_featureids")
-    true_id, false_id = _ints(attrs, "nodes_truenodeids"), _ints(attrs, "nodes_falsenodeids")
+    tree, node = int_list(attrs, "nodes_treeids"), int_list(attrs, "nodes_nodeids")
+    feature = int_list(attrs, "nodes_featureids")
+    true_id, false_id = int_list(attrs, "nodes_truenodeids"), int_list(attrs, "nodes_falsenodeids")
     modes = list(attrs.get("nodes_modes") or [])
     values = _floats(op, attrs, "nodes_values", tree_type)
     n = tree.size
@@ -103,11 +103,11 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
         if arr is None or len(arr) != n:
             raise NodeError(f"{op}: {name} has {0 if arr is None else len(arr)} entries, "
                             f"nodes_treeids {n}")
-    bad = sorted({m for m in modes if m not in _MODES})
+    bad = sorted({m for m in modes if m not in MODES})
     if bad:
         raise unsupported(op, f"node mode {bad[0]!r}")
-    mode = np.array([_MODES[m] for m in modes], np.int64)
-    tracks = _ints(attrs, "nodes_missing_value_tracks_true")
+    mode = np.array([MODES[m] for m in modes], np.int64)
+    tracks = int_list(attrs, "nodes_missing_value_tracks_true")
     missing = np.zeros(n, bool)
     missing[:min(n, tracks.size)] = tracks[:n] == 1
     if (feature < 0).any():
@@ -116,7 +116,7 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
     index = {(int(t), int(i)): k for k, (t, i) in enumerate(zip(tree, node, strict=True))}
     if len(index) != n:
         raise NodeError(f"{op}: a (tree id, node id) pair appears twice")
-    leaf = mode == _LEAF
+    leaf = mode == LEAF
     true_child, false_child = np.arange(n), np.arange(n)
     for k in np.flatnonzero(~leaf):
         for ids, out, side in ((true_id, true_child, "true"), (false_id, false_child, "false")):
@@ -125,8 +125,8 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
                 raise NodeError(f"{op}: node {node[k]} of tree {tree[k]} has no valid "
                                 f"{side} child ({ids[k]})")
             out[k] = child
-    w_tree, w_node = _ints(attrs, f"{prefix}_treeids"), _ints(attrs, f"{prefix}_nodeids")
-    w_id = _ints(attrs, f"{prefix}_ids")
+    w_tree, w_node = int_list(attrs, f"{prefix}_treeids"), int_list(attrs, f"{prefix}_nodeids")
+    w_id = int_list(attrs, f"{prefix}_ids")
     w_val = _floats(op, attrs, f"{prefix}_weights", tree_type)
     w_val = np.zeros(0, tree_type) if w_val is None else w_val
     if not (w_tree.size == w_node.size == w_id.size == w_val.size):
@@ -153,14 +153,14 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
         for j, (t, v) in enumerate(weights):
             weight_target[at, j], weight_value[at, j] = t, v
     roots = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
-    go_mask = np.array([_GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
+    go_mask = np.array([GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
         np.uint16)
     return Forest(feature, values, mode, missing, true_child, false_child, roots,
                   weight_target, weight_value, n_targets, int(feature.max()), go_mask,
-                  _depth(op, roots, mode != _LEAF, true_child, false_child))
+                  depth_of(op, roots, mode != LEAF, true_child, false_child))
 
 
-def _depth(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndarray,
+def depth_of(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndarray,
            false_child: np.ndarray) -> int:
     """The number of branches on the longest path from a root; a cycle is the model's
     error."""
@@ -179,11 +179,11 @@ _FORESTS: dict[tuple[Any, ...], Forest] = {}
 _FORESTS_KEPT = 64
 
 
-def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
-              tree_type: type) -> Forest:
-    """`build_forest`, once per distinct node (its attributes as the key: a Session's runs
-    reuse it)."""
-    key: list[Any] = [op, prefix, n_targets, np.dtype(tree_type).str]
+def forest_of(op: str, attrs: dict[str, Any], tree_type: type,
+              build: Callable[[], Forest]) -> Forest:
+    """`build()` (the node's Forest), once per distinct node: its attributes and tree type
+    are the key, so a Session's runs reuse it."""
+    key: list[Any] = [op, np.dtype(tree_type).str]
     for name in sorted(attrs):
         v = attrs[name]
         if isinstance(v, np.ndarray):
@@ -195,8 +195,7 @@ def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
     hashable = tuple(key)
     found = _FORESTS.get(hashable)
     if found is None:
-        found = build_forest_v5(op, attrs, tree_type) if op == "TreeEnsemble" else \
-            build_forest(op, attrs, prefix, n_targets, tree_type)
+        found = build()
         if len(_FORESTS) >= _FORESTS_KEPT:
             _FORESTS.clear()
         _FORESTS[hashable] = found
@@ -206,14 +205,14 @@ def forest_of(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
 # comparison outcomes of x against a threshold: bit 0 x NaN, 1 less, 2 equal, 4 greater, 8 a
 # NaN threshold; which of them take each mode's true branch (C's <=, <, >=, >, ==, !=: only
 # != holds for NaN), missing_value_tracks_true adding bit 0
-_GO = {_MODES["BRANCH_LEQ"]: 1 << 1 | 1 << 2, _MODES["BRANCH_LT"]: 1 << 1,
-       _MODES["BRANCH_GTE"]: 1 << 2 | 1 << 4, _MODES["BRANCH_GT"]: 1 << 4,
-       _MODES["BRANCH_EQ"]: 1 << 2, _MODES["BRANCH_NEQ"]: 1 | 1 << 1 | 1 << 4 | 1 << 8,
-       _LEAF: 0, _MEMBER: 0}
+GO = {MODES["BRANCH_LEQ"]: 1 << 1 | 1 << 2, MODES["BRANCH_LT"]: 1 << 1,
+       MODES["BRANCH_GTE"]: 1 << 2 | 1 << 4, MODES["BRANCH_GT"]: 1 << 4,
+       MODES["BRANCH_EQ"]: 1 << 2, MODES["BRANCH_NEQ"]: 1 | 1 << 1 | 1 << 4 | 1 << 8,
+       LEAF: 0, MEMBER: 0}
 
 
 def _outcomes(val: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """The comparison outcome (the bit index of _GO's masks) of each value."""
+    """The comparison outcome (the bit index of GO's masks) of each value."""
     with np.errstate(invalid="ignore"):
         less, equal, greater = val < thr, val == thr, val > thr
     unordered = ~(less | equal | greater) & ~np.isnan(val)
@@ -229,7 +228,7 @@ def leaves(forest: Forest, x: np.ndarray) -> np.ndarray:
     trees = forest.roots.size
     pos = np.repeat(forest.roots, rows)
     row = np.tile(np.arange(rows), trees)
-    branch = forest.mode != _LEAF
+    branch = forest.mode != LEAF
     active = np.flatnonzero(branch[pos])
     for _ in range(forest.depth):
         if active.size == 0:
@@ -484,15 +483,16 @@ def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
     n_targets = int(attrs.get("n_targets", 0) or 0)
     if n_targets <= 0:
         raise NodeError(f"{op}: n_targets must be positive, not {n_targets}")
-    forest = forest_of(op, attrs, "target", n_targets, tree_type)
+    forest = forest_of(op, attrs, tree_type,
+                       lambda: build_forest(op, attrs, "target", n_targets, tree_type))
     base = _base(op, attrs, tree_type)
     if base.size not in (0, n_targets):
         raise NodeError(f"{op}: {base.size} base_values for {n_targets} targets (0 or "
                         f"{n_targets})")
-    return _regress(op, x, forest, aggregate, post, base, np.float32)
+    return regress(op, x, forest, aggregate, post, base, np.float32)
 
 
-def _regress(op: str, x: np.ndarray, forest: Forest, aggregate: str, post: str,
+def regress(op: str, x: np.ndarray, forest: Forest, aggregate: str, post: str,
              base: np.ndarray, out_type: type) -> np.ndarray:
     """The regression scores (rows, targets) of `x` as `out_type`: FinalizeScores(1) of the
     aggregate, then write_scores (a transform in float32, widened to a float64 output)."""
@@ -550,17 +550,18 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
     if attrs.get("classlabels_strings"):
         raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
                           "tensors")
-    labels = _ints(attrs, "classlabels_int64s")
+    labels = int_list(attrs, "classlabels_int64s")
     n = labels.size
     if n < 2:
         raise unsupported(op, f"{n} class label(s): lowp runs two classes or more")
-    forest = forest_of(op, attrs, "class", n, tree_type)
+    forest = forest_of(op, attrs, tree_type,
+                       lambda: build_forest(op, attrs, "class", n, tree_type))
     base = _base(op, attrs, tree_type)
     if base.size not in ((0, 1, 2) if n == 2 else (0, n)):
         raise NodeError(f"{op}: {base.size} base_values for {n} classes")
     raw = _floats(op, attrs, "class_weights", tree_type)
     all_positive = raw is None or not (raw < 0).any()
-    binary = n == 2 and np.unique(_ints(attrs, "class_ids")).size == 1
+    binary = n == 2 and np.unique(int_list(attrs, "class_ids")).size == 1
     x2 = _rows(op, x, forest)
     reached = leaves(forest, x2)
     groups = tree_groups(forest.roots.size, x2.shape[0], n, native_float.get_threads())
@@ -622,113 +623,3 @@ def _two_classes(s: np.ndarray, h: np.ndarray, base: np.ndarray, post: str, bina
         single[default] = np.stack([v0.astype(f), unset], axis=1)[default]
     z = np.where(one_score[:, None], single, pair)
     return label.astype(np.int64), z.astype(np.float32)
-
-
-# TreeEnsemble (ai.onnx.ml 5): its integer enums as ONNX Runtime 1.32 reads them (its own
-# POST_EVAL_TRANSFORM order: 1 is LOGISTIC and 2 SOFTMAX, where the ONNX spec says the
-# reverse; measured)
-_V5_AGGREGATES = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
-_V5_TRANSFORMS = {0: "NONE", 1: "LOGISTIC", 2: "SOFTMAX", 3: "SOFTMAX_ZERO", 4: "PROBIT"}
-_V5_MODES = {0: _MODES["BRANCH_LEQ"], 1: _MODES["BRANCH_LT"], 2: _MODES["BRANCH_GTE"],
-             3: _MODES["BRANCH_GT"], 4: _MODES["BRANCH_EQ"], 5: _MODES["BRANCH_NEQ"],
-             6: _MEMBER}
-
-
-def build_forest_v5(op: str, attrs: dict[str, Any], tree_type: type) -> Forest:
-    """The trees of TreeEnsemble's attributes, as ONNX Runtime's TreeEnsembleAttributesV5
-    turns them into opset 3's (convert_to_v3): the branches, then each leaf as a node of
-    its own weight; trees in tree_roots' order, a root whose two children are the same leaf
-    being that leaf alone (measured: the leaf it names, not leaf `root` as the conversion
-    reads); a BRANCH_MEMBER node's set the next run of membership_values up to a NaN."""
-    feature = _ints(attrs, "nodes_featureids")
-    n = feature.size
-    true_id, false_id = _ints(attrs, "nodes_truenodeids"), _ints(attrs, "nodes_falsenodeids")
-    true_leaf = _ints(attrs, "nodes_trueleafs") != 0
-    false_leaf = _ints(attrs, "nodes_falseleafs") != 0
-    codes = _ints(attrs, "nodes_modes")
-    splits: np.ndarray = np.asarray(attrs.get("nodes_splits", np.zeros(0)),
-                                    tree_type).reshape(-1)
-    targets, weights = _ints(attrs, "leaf_targetids"), attrs.get("leaf_weights")
-    weights = np.zeros(0, tree_type) if weights is None else np.asarray(weights).reshape(-1)
-    roots, n_targets = _ints(attrs, "tree_roots"), int(attrs.get("n_targets", 0) or 0)
-    for name, arr in (("nodes_truenodeids", true_id), ("nodes_falsenodeids", false_id),
-                      ("nodes_trueleafs", true_leaf), ("nodes_falseleafs", false_leaf),
-                      ("nodes_modes", codes), ("nodes_splits", splits)):
-        if arr.size != n:
-            raise NodeError(f"{op}: {name} has {arr.size} entries, nodes_featureids {n}")
-    if weights.dtype != tree_type or targets.size != weights.size:
-        raise NodeError(f"{op}: leaf_weights must hold {targets.size} {np.dtype(tree_type)} "
-                        f"values (the input's type), not {weights.size} {weights.dtype}")
-    if n_targets <= 0 or ((targets < 0) | (targets >= n_targets)).any():
-        raise NodeError(f"{op}: n_targets {n_targets} and leaf_targetids disagree")
-    bad = sorted(set(codes.tolist()) - set(_V5_MODES))
-    if bad:
-        raise unsupported(op, f"node mode {bad[0]}")
-    leaves_n = targets.size
-    for ids, is_leaf, side in ((true_id, true_leaf, "true"), (false_id, false_leaf, "false")):
-        limit = np.where(is_leaf, leaves_n, n)
-        if ((ids < 0) | (ids >= limit)).any():
-            raise NodeError(f"{op}: a {side} child index out of range")
-    if ((roots < 0) | (roots >= max(n, 1))).any() or roots.size == 0:
-        raise NodeError(f"{op}: tree_roots must index the nodes")
-    missing = np.zeros(n + leaves_n, bool)
-    tracks = _ints(attrs, "nodes_missing_value_tracks_true")
-    missing[:min(n, tracks.size)] = tracks[:n] == 1
-    mode = np.r_[np.array([_V5_MODES[int(c)] for c in codes], np.int64),
-                 np.full(leaves_n, _LEAF, np.int64)]
-    members: dict[int, np.ndarray] = {}
-    values: np.ndarray = np.asarray(attrs.get("membership_values", np.zeros(0)),
-                                    tree_type).reshape(-1)
-    cursor = 0
-    for k in np.flatnonzero(mode[:n] == _MEMBER).tolist():
-        end = cursor
-        while end < values.size and not np.isnan(values[end]):
-            end += 1
-        if end == cursor:
-            raise NodeError(f"{op}: membership node {k} has no membership value")
-        members[int(k)] = values[cursor:end].copy()
-        cursor = end + 1
-    big = frozenset(k for k, m in members.items() if m.size >= 31 or m.max() > 30 or m.min() < 0)
-    for node in big:        # (ONNX Runtime tests a big set's members on int32(x))
-        m = members[node]
-        if (m != np.trunc(m)).any() or (np.abs(m) > np.iinfo(np.int32).max).any():
-            raise NodeError(f"{op}: membership node {node} has {m.size} values beyond 0..30 "
-                            "of which some are not int32 (ONNX Runtime runs only integers "
-                            "there)")
-        members[node] = m.astype(np.int64)
-    everyone = np.arange(n + leaves_n)
-    true_child = np.where(true_leaf, n + true_id, true_id)
-    false_child = np.where(false_leaf, n + false_id, false_id)
-    true_child, false_child = np.r_[true_child, everyone[n:]], np.r_[false_child, everyone[n:]]
-    single = (false_id[roots] == true_id[roots]) & false_leaf[roots] & true_leaf[roots]
-    tree_roots = np.where(single, n + true_id[roots], roots)      # (a one-leaf tree)
-    threshold = np.r_[splits, np.zeros(leaves_n, tree_type)].astype(tree_type)
-    all_features = np.r_[feature, np.zeros(leaves_n, np.int64)]
-    go_mask = np.array([_GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
-        np.uint16)
-    weight_target = np.full((n + leaves_n, 1), -1, np.int64)
-    weight_value: np.ndarray = np.zeros((n + leaves_n, 1), tree_type)
-    weight_target[n:, 0], weight_value[n:, 0] = targets, weights
-    return Forest(all_features, threshold, mode, missing, true_child, false_child, tree_roots,
-                  weight_target, weight_value, n_targets,
-                  int(feature.max()) if n else 0, go_mask,
-                  _depth(op, tree_roots, mode != _LEAF, true_child, false_child), members,
-                  big)
-
-
-@register
-def TreeEnsemble(x: np.ndarray, **attrs: Any) -> np.ndarray:
-    """(O203) ONNX Runtime's TreeEnsemble (ai.onnx.ml 5): (N, n_targets) of the input's
-    type (float32 or float64), through opset 3's regression ((O203), (O204))."""
-    op = "TreeEnsemble"
-    if x.dtype.type not in (np.float32, np.float64):
-        raise unsupported(op, f"input of type {x.dtype}")
-    if x.ndim == 0 or x.ndim > 2:
-        raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
-    aggregate = _V5_AGGREGATES.get(int(attrs.get("aggregate_function", 1)))
-    post = _V5_TRANSFORMS.get(int(attrs.get("post_transform", 0)))
-    if aggregate is None or post is None:
-        raise NodeError(f"{op}: unknown aggregate_function or post_transform")
-    tree_type = x.dtype.type
-    forest = forest_of(op, attrs, "leaf", 0, tree_type)
-    return _regress(op, x, forest, aggregate, post, np.zeros(0, tree_type), tree_type)
