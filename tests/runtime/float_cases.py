@@ -22,6 +22,7 @@ class Case:
     tol: float = 1e-5  # 0 means exact
     name: str = ""
     domain: str = ""    # "com.microsoft": one of ONNX Runtime's fused operators
+    domain_opset: int = 1   # the domain's opset (ai.onnx.ml 5: TreeEnsemble)
 
     @property
     def id(self) -> str:
@@ -56,7 +57,7 @@ def run_ort(c: Case) -> list[np.ndarray]:
                               [helper.make_empty_tensor_value_info(o) for o in outs])
     opsets = [helper.make_opsetid("", c.opset)]
     if c.domain:
-        opsets.append(helper.make_opsetid(c.domain, 1))
+        opsets.append(helper.make_opsetid(c.domain, c.domain_opset))
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8 if c.opset < 21 else 10
     opts = ort.SessionOptions()
@@ -757,6 +758,39 @@ def _ml() -> list[Case]:
              {"offset": off, "scale": sc}, tol=0, domain=ml, name="i32"),
         Case("Scaler", [f32(0, 4)], {"offset": off, "scale": sc}, tol=0, domain=ml,
              name="empty"),
+        *_trees(),
+    ]
+
+
+def _trees() -> list[Case]:
+    """The tree ensembles (lowp.runtime.ml_trees; tests/runtime/test_ml_trees.py has the
+    random forests): a depth-2 tree and a stump, skl2onnx's layout."""
+    ml = "ai.onnx.ml"
+    nodes = {"nodes_treeids": [0, 0, 0, 0, 0, 1, 1, 1], "nodes_nodeids": [0, 1, 2, 3, 4, 0, 1, 2],
+             "nodes_featureids": [0, 1, 0, 0, 0, 1, 0, 0],
+             "nodes_values": [0.1, -0.3, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0],
+             "nodes_modes": ["BRANCH_LEQ", "BRANCH_LT", "LEAF", "LEAF", "LEAF", "BRANCH_GT",
+                             "LEAF", "LEAF"],
+             "nodes_truenodeids": [1, 2, 0, 0, 0, 1, 0, 0],
+             "nodes_falsenodeids": [4, 3, 0, 0, 0, 2, 0, 0]}
+    leaves = {"treeids": [0, 0, 0, 1, 1, 0], "nodeids": [2, 3, 4, 1, 2, 2],
+              "ids": [0, 1, 1, 0, 1, 1], "weights": [0.25, -1.5, 3.0, 0.75, 0.125, 2.0]}
+    regressor = {**nodes, **{f"target_{k}": v for k, v in leaves.items()}, "n_targets": 2,
+                 "base_values": [0.5, -0.5], "aggregate_function": "AVERAGE"}
+    classifier = {**nodes, **{f"class_{k}": v for k, v in leaves.items()},
+                  "classlabels_int64s": [3, 8], "post_transform": "LOGISTIC"}
+    f = np.float32
+    v5 = {"nodes_featureids": [0, 1], "nodes_splits": np.array([0.1, 0.0], f),
+          "nodes_modes": np.array([0, 6], np.uint8), "nodes_truenodeids": [0, 1],
+          "nodes_falsenodeids": [1, 2], "nodes_trueleafs": [1, 1], "nodes_falseleafs": [0, 1],
+          "membership_values": np.array([0.0, 2.0, np.nan], f), "leaf_targetids": [0, 1, 1],
+          "leaf_weights": np.array([0.5, -2.0, 4.0], f), "tree_roots": [0], "n_targets": 2}
+    x = np.array([[0.0, 0.0], [0.5, 2.0], [-1.0, np.nan], [0.1, -0.3], [3.0, 1.0]], f)
+    return [
+        Case("TreeEnsembleRegressor", [x], regressor, tol=0, domain=ml, name="average"),
+        Case("TreeEnsembleClassifier", [x], classifier, n_out=2, tol=0, domain=ml,
+             name="logistic"),
+        Case("TreeEnsemble", [x], v5, tol=0, domain=ml, domain_opset=5, name="member"),
     ]
 
 

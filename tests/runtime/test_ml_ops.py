@@ -1,6 +1,8 @@
 """ai.onnx.ml operators (lowp.runtime.ml_ops) against ONNX Runtime: the kernel on random
 shapes and types, and a scikit-learn-style pipeline (Scaler, then an MLP) quantized by
-lowp and run on both engines (the corpus's surfaces_knn_mlp refused before them)."""
+lowp and run on both engines (the corpus's surfaces_knn_mlp refused before them); the
+tree ensemble behind it (lowp.runtime.ml_trees); a linear classifier, still refused by
+name."""
 
 from __future__ import annotations
 
@@ -153,8 +155,7 @@ def test_scaler_of_known_float_features_is_arithmetic(backend: str, rows: int, f
 
 def _tree_after_mlp() -> onnx.ModelProto:
     """The MLP pipeline with its output fed to a one-split decision tree, as skl2onnx writes
-    a TreeEnsembleClassifier (the corpus's surfaces_knn_validity); quantize names the unnamed
-    node after its type."""
+    a TreeEnsembleClassifier (the corpus's surfaces_knn_validity)."""
     model = _pipeline()
     tree = helper.make_node(
         "TreeEnsembleClassifier", ["variable"], ["label", "probabilities"], domain="ai.onnx.ml",
@@ -171,20 +172,50 @@ def _tree_after_mlp() -> onnx.ModelProto:
     return model
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tree_after_mlp_quantizes_and_matches_onnxruntime(backend: str) -> None:
+    """The tree (lowp.runtime.ml_trees) stays float behind the quantized MLP: labels and
+    scores of the QDQ model equal ONNX Runtime's (the tree was refused before)."""
+    model = _tree_after_mlp()
+    x = _settings(np.random.default_rng(1), 32)
+    qdq = lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)})
+    assert qdq.graph.node[-1].op_type == "TreeEnsembleClassifier"
+    want = _ort(qdq, {"input": x})
+    got = Session(qdq, backend=backend).run({"input": x})
+    np.testing.assert_array_equal(got["label"], want[0])
+    np.testing.assert_array_equal(got["probabilities"], want[1])
+
+
+def _linear_after_mlp() -> onnx.ModelProto:
+    """The MLP pipeline with its output fed to a LinearClassifier, an ai.onnx.ml operator
+    lowp does not run; quantize names the unnamed node after its type."""
+    model = _pipeline()
+    linear = helper.make_node(
+        "LinearClassifier", ["variable"], ["label", "probabilities"], domain="ai.onnx.ml",
+        classlabels_ints=[0, 1], coefficients=[1.0, -1.0], intercepts=[0.0, 0.0])
+    model.graph.node.append(linear)
+    del model.graph.output[:]
+    model.graph.output.extend([
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])])
+    return model
+
+
 @pytest.mark.parametrize("mode", ["static", "auto"])
 def test_an_unsupported_ml_operator_is_refused_by_quantize_naming_it(mode: str) -> None:
     """The default range method (and mode AUTO's candidates) are measured on lowp's engine,
-    which refuses the tree in every candidate: quantize_model raises that refusal (it said
-    "no candidate could be measured" with each candidate's copy of it), and the detail names
-    what lowp runs of the domain."""
+    which refuses the linear classifier in every candidate: quantize_model raises that
+    refusal (it said "no candidate could be measured" with each candidate's copy of it), and
+    the detail names what lowp runs of the domain."""
     from lowp.config import Config, QuantMode
     from lowp.errors import UnsupportedOpError
 
-    model = _tree_after_mlp()
+    model = _linear_after_mlp()
     x = _settings(np.random.default_rng(1), 8)
     assert _ort(model, {"input": x})[0].shape == (8,)
-    with pytest.raises(UnsupportedOpError, match="TreeEnsembleClassifier \\(node "
-                       "'TreeEnsembleClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
-                       "supported beyond Scaler$"):
+    with pytest.raises(UnsupportedOpError, match="LinearClassifier \\(node "
+                       "'LinearClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
+                       "supported beyond Scaler, TreeEnsemble, TreeEnsembleClassifier, "
+                       "TreeEnsembleRegressor$"):
         lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)},
                             Config(mode=QuantMode(mode)))

@@ -2280,6 +2280,8 @@ from lowp.runtime import (  # noqa: E402, F401
     conv_integer_fusion,
     float_nn,
     ml_ops,
+    ml_tree_ensemble,
+    ml_trees,
     per_token_fusion,
     quantized_lstm,
     sequence_ops,

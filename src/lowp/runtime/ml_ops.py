@@ -19,7 +19,10 @@ from lowp.ir import NameAllocator
 from lowp.runtime.float_registry import register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
-ML_OPS = frozenset({("ai.onnx.ml", "Scaler")})
+# (the tree ensembles: lowp.runtime.ml_trees and ml_tree_ensemble)
+ML_OPS = frozenset({("ai.onnx.ml", "Scaler"), ("ai.onnx.ml", "TreeEnsemble"),
+                    ("ai.onnx.ml", "TreeEnsembleClassifier"),
+                    ("ai.onnx.ml", "TreeEnsembleRegressor")})
 
 _TYPES = (np.float32, np.float64, np.int32, np.int64)
 
