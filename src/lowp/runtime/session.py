@@ -233,8 +233,8 @@ class Session:
     def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
         """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
-        (its feed checks passed, no BLAS step, no step run from Python, so no subgraph)
-        without deciding it again."""
+        (its feed checks passed, no BLAS step, every step in a native Program) without
+        deciding it again."""
         assert self._replayer is not None
         previous = native_float.swap_threads(self.threads)
         try:
@@ -242,7 +242,8 @@ class Session:
             env = dict(ready.constants)
             env.update(checked)
             layout: dict[str, object] = {}
-            self._replayer.run(ready.signature, env, layout, checked)
+            with control.subgraph_replay(True):
+                self._replayer.run(ready.signature, env, layout, checked)
             return _outputs(env, layout, self.output_names)
         finally:
             native_float.swap_threads(previous)
