@@ -426,6 +426,24 @@ lowp::Kernel make_copy_block(Bytes x, OutBytes y, int64_t rows, int64_t width, i
   };
 }
 
+lowp::Kernel make_interleave_rows(std::vector<Bytes> parts, OutBytes y, int64_t rows,
+                                  int64_t width) {
+  // row r of y = row r of each part in turn (parts of rows x width bytes each)
+  if (parts.empty() || rows < 0 || width < 0 ||
+      y.size() != size_t(rows * width) * parts.size())
+    throw std::invalid_argument("interleave_rows needs parts and y of rows * width * parts "
+                                "bytes");
+  std::vector<const uint8_t*> from;
+  for (const Bytes& p : parts) {
+    if (p.size() != size_t(rows * width))
+      throw std::invalid_argument("interleave_rows needs parts of rows * width bytes");
+    from.push_back(p.data());
+  }
+  return [parts, from, y, rows, width] {
+    lowp::run_interleave_rows(from.data(), int64_t(from.size()), y.data(), rows, width);
+  };
+}
+
 lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
                           nb::ndarray<nb::ro, nb::device::cpu> b, OutBytes y,
                           const std::vector<int64_t>& dims,
@@ -2344,6 +2362,8 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "copy_block", &make_copy_block, "x"_a, "y"_a, "rows"_a, "width"_a,
              "y_width"_a, "offset"_a, "threads"_a = 1);
+  def_kernel(m, program, "interleave_rows", &make_interleave_rows, "parts"_a, "y"_a, "rows"_a,
+             "width"_a);
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
              "welford"_a = false);

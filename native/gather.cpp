@@ -208,6 +208,62 @@ void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
 
 namespace {
 
+#if defined(__SSE2__)
+// Rows 0 .. 4 * (rows / 4) of `count` (2 to 4) parts of 4 bytes interleaved; returns how
+// many. The values move as bits (loads, shuffles, stores): no float arithmetic.
+int64_t interleave_rows4_sse2(const uint8_t* const* parts, int64_t count, uint8_t* y,
+                              int64_t rows) {
+  auto load = [](const uint8_t* p, int64_t r) {
+    return _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4 * r)));
+  };
+  auto store = [](uint8_t* p, __m128 v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_castps_si128(v));
+  };
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    uint8_t* out = y + r * 4 * count;
+    const __m128 a = load(parts[0], r), b = load(parts[1], r);
+    const __m128 ab_lo = _mm_unpacklo_ps(a, b), ab_hi = _mm_unpackhi_ps(a, b);  // a0 b0 a1 b1
+    if (count == 2) {
+      store(out, ab_lo), store(out + 16, ab_hi);
+    } else if (count == 3) {
+      const __m128 c = load(parts[2], r);
+      // a0 b0 c0 a1 | b1 c1 a2 b2 | c2 a3 b3 c3
+      const __m128 c0a1 = _mm_shuffle_ps(c, a, _MM_SHUFFLE(1, 1, 0, 0));
+      const __m128 a1b1a2b2 = _mm_shuffle_ps(ab_lo, ab_hi, _MM_SHUFFLE(1, 0, 3, 2));
+      const __m128 b1c1 = _mm_shuffle_ps(b, c, _MM_SHUFFLE(1, 1, 1, 1));
+      const __m128 c2a3 = _mm_shuffle_ps(c, a, _MM_SHUFFLE(3, 3, 2, 2));
+      const __m128 b3c3 = _mm_shuffle_ps(b, c, _MM_SHUFFLE(3, 3, 3, 3));
+      store(out, _mm_shuffle_ps(ab_lo, c0a1, _MM_SHUFFLE(2, 0, 1, 0)));
+      store(out + 16, _mm_shuffle_ps(b1c1, a1b1a2b2, _MM_SHUFFLE(3, 2, 2, 0)));
+      store(out + 32, _mm_shuffle_ps(c2a3, b3c3, _MM_SHUFFLE(2, 0, 2, 0)));
+    } else {
+      const __m128 c = load(parts[2], r), d = load(parts[3], r);
+      const __m128 cd_lo = _mm_unpacklo_ps(c, d), cd_hi = _mm_unpackhi_ps(c, d);
+      store(out, _mm_movelh_ps(ab_lo, cd_lo)), store(out + 16, _mm_movehl_ps(cd_lo, ab_lo));
+      store(out + 32, _mm_movelh_ps(ab_hi, cd_hi)), store(out + 48, _mm_movehl_ps(cd_hi, ab_hi));
+    }
+  }
+  return r;
+}
+#endif
+
+}  // namespace
+
+void run_interleave_rows(const uint8_t* const* parts, int64_t count, uint8_t* y,
+                         int64_t rows, int64_t width) {
+  int64_t r = 0;
+#if defined(__SSE2__)
+  if (width == 4 && count >= 2 && count <= 4) r = interleave_rows4_sse2(parts, count, y, rows);
+#endif
+  const int64_t row = count * width;
+  for (; r < rows; ++r)
+    for (int64_t k = 0; k < count; ++k)
+      std::memcpy(y + r * row + k * width, parts[k] + r * width, size_t(width));
+}
+
+namespace {
+
 template <typename Index>
 void gather_rows(const uint8_t* x, const Index* idx, uint8_t* y, int64_t outer, int64_t n,
                  int64_t m, int64_t row, int64_t* status, int threads) {

@@ -46,6 +46,15 @@ void run_take_transpose(const TakeArgs& a, const TakeTranspose& t, int threads);
 void run_copy_block(const uint8_t* x, uint8_t* y, int64_t rows, int64_t width,
                     int64_t y_width, int64_t offset, int threads);
 
+// Rows interleaved: row r of y (`count` * `width` bytes) is row r of parts[0], then of
+// parts[1], ... (each contiguous, `rows` rows of `width` bytes): a Concat along a last axis
+// of parts of one width in one pass over y, where run_copy_block makes one pass per part
+// (as ONNX Runtime's Concat does: core/providers/cpu/tensor/concat.cc, a strided copy each).
+// Parts of 4 bytes (one float32), two to four of them, move four rows at a time through
+// SSE2 shuffles (the same bytes; three (12,544, 1) float parts: 10.2 -> 3.7 us).
+void run_interleave_rows(const uint8_t* const* parts, int64_t count, uint8_t* y,
+                         int64_t rows, int64_t width);
+
 // Gather along an axis with indices read at run time (an embedding lookup of token ids):
 // y[o, j, :] = x[o, idx[j] (+ n if negative), :] for `outer` blocks of `n` rows of `row`
 // bytes. An index outside [-n, n) gives a zero row and is written to status[1] with

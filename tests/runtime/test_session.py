@@ -92,3 +92,44 @@ def test_a_rank_0_table_output_is_a_tensor(dtype) -> None:
                 got = session.run({"x": x})["y"]
                 assert isinstance(got, np.ndarray) and got.shape == ()
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_ready_signature_runs_as_a_checked_run(qmodel, backend, threads):
+    """From the third run of a feed signature that replays as native Programs only, a run
+    skips the checks and set-up its first runs did (Session._run_ready): the outputs of a
+    run without replay, new arrays every run; feeds the checks cast or refuse, another
+    shape, named outputs and a captured run still go through the checks."""
+    if backend == "native" and not native_available():
+        pytest.skip("the native extension is not built")
+    x = load_demo_test()[0]["input"]
+    fast = Session(qmodel, backend=backend, threads=threads)
+    plain = Session(qmodel, backend=backend, threads=threads, replay=False)
+    kept = []
+    for k in range(6):
+        batch = x[4 * k:4 * k + 4]
+        got = fast.run({"input": batch})["logits"]
+        np.testing.assert_array_equal(got, plain.run({"input": batch})["logits"])
+        kept.append((got, got.copy()))
+    for got, copy in kept:
+        np.testing.assert_array_equal(got, copy)
+    if backend == "native":
+        assert fast._ready_run is not None
+    batch = x[8:12]
+    want = plain.run({"input": batch})["logits"]
+    np.testing.assert_array_equal(fast.run({"input": batch.astype(np.float64)})["logits"],
+                                  want)
+    np.testing.assert_array_equal(fast.run({"input": batch}, ["logits"])["logits"], want)
+    np.testing.assert_array_equal(fast.run({"input": batch}, capture=True)["logits"], want)
+    np.testing.assert_array_equal(fast.run({"input": x[:3]})["logits"],
+                                  plain.run({"input": x[:3]})["logits"])
+    with pytest.raises(DataError, match="has dtype int32"):
+        fast.run({"input": batch.astype(np.int32)})
+    with pytest.raises(DataError, match="'other' is not an input"):
+        fast.run({"input": batch, "other": batch})
+    with pytest.raises(DataError, match="missing input 'input'"):
+        fast.run({"other": batch})
+    with pytest.raises(DataError, match="has shape \\(4, 8, 8\\)"):
+        fast.run({"input": batch[:, 0]})
+    np.testing.assert_array_equal(fast.run({"input": batch})["logits"], want)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,14 +25,20 @@ from .plan import CF, Step
 _REPLAY = contextvars.ContextVar("lowp_subgraph_replay", default=False)
 
 
-@contextlib.contextmanager
-def subgraph_replay(on: bool) -> Iterator[None]:
-    """Subgraph bodies run inside replay (or not) within the block."""
-    token = _REPLAY.set(on)
-    try:
-        yield
-    finally:
-        _REPLAY.reset(token)
+class subgraph_replay:  # noqa: N801 (used as a function: `with subgraph_replay(on):`)
+    """Subgraph bodies run inside replay (or not) within the block (a class, not a
+    generator: Session.run enters it on every run)."""
+
+    __slots__ = ("_on", "_token")
+
+    def __init__(self, on: bool) -> None:
+        self._on = on
+
+    def __enter__(self) -> None:
+        self._token = _REPLAY.set(self._on)
+
+    def __exit__(self, *exc: object) -> None:
+        _REPLAY.reset(self._token)
 
 
 # steps that compute nothing: constants, and reshapes that hand their input on

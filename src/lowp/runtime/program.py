@@ -32,6 +32,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_binary", "float_clamp", "lookup8_f32", "lookup_pair", "take",
               "float_softmax_rows", "float_softmax_axis", "float_sgemm_mlas", "float_sqrt",
               "float_layer_norm", "float_reduce_sum", "qsoftmax_rows", "copy_block",
+              "interleave_rows",
               "bilinear_integer", "float_col2im", "qaverage_pool2d", "qmatmul_acts", "rnn",
               "gather_rows", "cast_to_float", "cast_from_float", "compare", "float_fused",
               "float_log", "float_reduce_max", "float_reduce_extreme", "qbinary",

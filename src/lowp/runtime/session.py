@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,9 @@ class Session:
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
                                    self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
+        # the last feed signature whose run is native Programs only, run without the checks
+        # and set-up a first run of it did (`_run_ready`)
+        self._ready_run: _ReadyRun | None = None
 
     @property
     def int_steps(self) -> list[Step]:
@@ -157,6 +161,11 @@ class Session:
         from Python (``" (python)"``, ``" (calls)"``); the first two runs of a feed
         signature are recordings (lowp.runtime.replay.RECORDING).
         """
+        ready = self._ready_run
+        if ready is not None and not capture and not profile and ready.steps is self.steps \
+                and (output_names is None or type(output_names) is list
+                     and output_names == self.output_names) and ready.takes(feeds):
+            return self._run_ready(ready, feeds)
         previous = native_float.swap_threads(self.threads)
         try:
             checked = self._check_feeds(feeds)
@@ -210,37 +219,55 @@ class Session:
                         step.op_type + ":" + step.kind, 0.0) + time.perf_counter() - t0
         if profile:
             self.last_profile = timings
+        if self._replayer is not None and not capture and not everything \
+                and names == self.output_names and self._replayer.native_only(signature):
+            self._ready_run = _ReadyRun(self.steps, signature, tuple(
+                (n, v.dtype, v.shape) for n, v in checked.items()),
+                self._constants_read(signature) or [])
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
                 n for n, v in env.items() if isinstance(v, np.ndarray))]))
-        out = {}
-        for n in names:
-            if n not in env:
-                raise LowpError(f"'{n}' is not a tensor of this model")
-            have = env[n]
-            if not isinstance(have, np.ndarray):
-                raise LowpError(f"'{n}' is a sequence, not a tensor: lowp's engine returns "
-                                "tensors only")
-            value = _to_cf(have, layout.get(n, CF))
-            # never an arena buffer, nor a view of one (_to_cf gives `have`, a view of it,
-            # or a new array)
-            out[n] = value.copy() if value is have or value.base is not None else value
-        return out
+        return _outputs(env, layout, names)
+
+    def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+        """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
+        (its feed checks passed, no BLAS step, every step in a native Program) without
+        deciding it again."""
+        assert self._replayer is not None
+        previous = native_float.swap_threads(self.threads)
+        try:
+            checked = {n: feeds[n] for n in self.input_names}
+            env = dict(ready.constants)
+            env.update(checked)
+            layout: dict[str, object] = {}
+            with control.subgraph_replay(True):
+                self._replayer.run(ready.signature, env, layout, checked)
+            return _outputs(env, layout, self.output_names)
+        finally:
+            native_float.swap_threads(previous)
 
     def _env(self, signature: object, *, everything: bool) -> dict[str, np.ndarray]:
         """The run's tensor dict: the constants, or for a replayed signature only those it
         reads (the rest are read by native Programs directly)."""
         if not everything and self._replayer is not None:
-            needed = self._constant_reads.get(signature)
-            if needed is None:
-                read = self._replayer.constants_read(signature)
-                if read is not None:
-                    needed = self._constant_reads[signature] = [
-                        (n, self._constants[n]) for n in sorted(read)]
+            needed = self._constants_read(signature)
             if needed is not None:
                 return dict(needed)
         return dict(self._constants)
+
+    def _constants_read(self, signature: object) -> list[tuple[str, np.ndarray]] | None:
+        """The constants a replayed run of `signature` reads from the tensor dict; None
+        until the signature is ready."""
+        assert self._replayer is not None
+        needed = self._constant_reads.get(signature)
+        if needed is None:
+            read = self._replayer.constants_read(signature)
+            if read is not None:
+                needed = self._constant_reads[signature] = [
+                    (n, self._constants[n]) for n in sorted(read)]
+        return needed
 
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {}
@@ -276,6 +303,46 @@ INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerT
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
                        "Einsum", "If", "Loop", "ConvBias"})
+
+
+def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[str]
+             ) -> dict[str, np.ndarray]:
+    """The run's tensors `names`, channels-first; none an arena buffer nor a view of one."""
+    out = {}
+    for n in names:
+        if n not in env:
+            raise LowpError(f"'{n}' is not a tensor of this model")
+        have = env[n]
+        if not isinstance(have, np.ndarray):
+            raise LowpError(f"'{n}' is a sequence, not a tensor: lowp's engine returns "
+                            "tensors only")
+        value = _to_cf(have, layout.get(n, CF))
+        # (_to_cf gives `have`, a view of it, or a new array)
+        out[n] = value.copy() if value is have or value.base is not None else value
+    return out
+
+
+@dataclass(frozen=True)
+class _ReadyRun:
+    """A feed signature whose replayed run is native Programs only (`Replayer.native_only`),
+    for runs of a Session's outputs: its feeds' names, dtypes and shapes, and the constants
+    its run reads from the tensor dict."""
+
+    steps: list[Step]           # the Session's steps it was recorded from
+    signature: tuple[object, ...]
+    inputs: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]     # name, dtype, shape
+    constants: list[tuple[str, np.ndarray]]
+
+    def takes(self, feeds: Mapping[str, np.ndarray]) -> bool:
+        """`feeds` are exactly the model's inputs, plain arrays of the signature's dtypes
+        and shapes (what `Session._check_feeds` passes unchanged)."""
+        if len(feeds) != len(self.inputs):
+            return False
+        for name, dtype, shape in self.inputs:
+            a = feeds.get(name)
+            if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+                return False
+        return True
 
 
 def _frozen_array(t: onnx.TensorProto) -> np.ndarray:
