@@ -454,6 +454,30 @@ def _same_as_explicit(x: np.ndarray, first: int, kernel_shape: Sequence[int], st
             "NOTSET")
 
 
+def _max_pool_pads(spatial: Sequence[int], kernel_shape: Sequence[int], strides: Any,
+                   pads: Any, auto_pad: str) -> tuple[Any, str]:
+    """(pads, auto_pad) of a MaxPool: auto_pad SAME_UPPER / SAME_LOWER as ONNX Runtime's
+    explicit pads, negative ones kept ((O180), (O200)); other pools' as they are."""
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return pads, auto_pad
+    begin, end = ort_same_pads(spatial, [int(v) for v in kernel_shape],
+                               _ints(strides, len(kernel_shape), 1), auto_pad)
+    return [*begin, *end], "NOTSET"
+
+
+#: the float MaxPool kernels (`max_pool_order`) ONNX Runtime runs through MlasPool
+_MLAS_MAX_POOLS = ("vector", "generic", "global")
+
+
+def _check_mlas_pads(kind: str, begin: Sequence[int], end: Sequence[int]) -> None:
+    """ONNX Runtime's MlasPool refuses a negative pad (a SAME pad of a kernel smaller than
+    its stride); its loop and NCHWc kernels take it ((O200)). lowp refuses where it does."""
+    if kind in _MLAS_MAX_POOLS and any(p < 0 for p in (*begin, *end)):
+        raise NodeError(f"auto_pad SAME gives the negative pads {[*begin, *end]} "
+                        "(a kernel smaller than its stride), which ONNX Runtime's float "
+                        "MaxPool refuses without dilations or Indices")
+
+
 def _empty_pool(x: np.ndarray, out: Sequence[int], channels_last: bool = False
                 ) -> np.ndarray:
     """The output of a pool with an output size of 0 ((O181))."""
@@ -470,8 +494,22 @@ def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: 
     begin, end, extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad, ceil_mode)
     if 0 in out:
         return np.empty((*x.shape[:2], *out, *k), x.dtype), begin, s, d, out
-    xp = _pad_spatial(x, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], value)
-    return _windows(xp, k, s, d, out), begin, s, d, out
+    return _windows(_window_input(x, begin, k, s, d, out, value), k, s, d, out), begin, s, d, out
+
+
+def _window_input(x: np.ndarray, begin: Sequence[int], k: Sequence[int], s: Sequence[int],
+                  d: Sequence[int], out: Sequence[int], value: Any) -> np.ndarray:
+    """`x` (N, C, *spatial) as the windows read it: `value` before it for a positive begin
+    pad, its first elements gone for a negative one (a MaxPool's SAME pad, (O200)), and
+    `value` after it as far as the last window reaches (past a negative end pad the
+    elements stay: ONNX Runtime's loop reads them)."""
+    nd = len(k)
+    if any(b < 0 for b in begin):
+        x = crop_negative_pads(x, begin, [0] * nd, 2)
+        begin = [max(b, 0) for b in begin]
+    reach = [max(0, (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - (x.shape[2 + i] + begin[i]))
+             for i in range(nd)]
+    return _pad_spatial(x, begin, reach, value)
 
 
 def _native_pool(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: Any,
@@ -497,11 +535,12 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
     the same ONNX Runtime order (lowp.runtime.max_pool_order). Natively
     (native_float.max_pool_channels_last: the same values) where it runs, numpy on the
     channels-first view otherwise."""
-    x, pads, auto_pad = _same_as_explicit(x, 1, kernel_shape, strides, pads, auto_pad)
+    same_pads, same_auto_pad = _max_pool_pads(x.shape[1:3], kernel_shape, strides, pads,
+                                              auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
-    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
-                                            ceil_mode)
+    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, same_pads,
+                                            same_auto_pad, ceil_mode)
     if 0 in out:
         return _empty_pool(x, out, channels_last=True)
     first = np.moveaxis(x, -1, 1)
@@ -509,10 +548,14 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
         first, k, s, d, begin, end, extra, num_outputs=1, storage_order=storage_order,
         nchwc=_nchwc_pool(first, nchwc_channels),
         vector=_mlas_vector_pool(x.shape[1:3], k, s, begin, end))
+    _check_mlas_pads(kind, begin, end)
     order = {"vector": native_float.MAX_MLAS_VECTOR, "nchwc": native_float.MAX_NCHWC,
              "generic": native_float.MAX_GENERIC, "loop": native_float.MAX_LOOP}.get(kind)
     if order is not None:
-        native = native_float.max_pool_channels_last(x, k, s, d, begin, out, order)
+        # only the begin pads place the windows (the kernel reads the taps inside x)
+        xc = crop_negative_pads(x, begin, [0, 0], 1)
+        native = native_float.max_pool_channels_last(xc, k, s, d, [max(b, 0) for b in begin],
+                                                     out, order)
         if native is not None:
             return native
     y = MaxPool(first, auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
@@ -550,10 +593,7 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             return Cast(pooled[0], to=TensorProto.FLOAT16), pooled[1]
         return Cast(pooled, to=TensorProto.FLOAT16)
     nd = x.ndim - 2
-    cropped, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
-    if cropped is not x and num_outputs > 1:
-        raise unsupported("MaxPool", "Indices with a negative SAME pad")
-    x = cropped
+    pads, auto_pad = _max_pool_pads(x.shape[2:], kernel_shape, strides, pads, auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[2:], k, s, d, pads, auto_pad,
@@ -566,9 +606,13 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         x, k, s, d, begin, end, extra, num_outputs=num_outputs, storage_order=storage_order,
         nchwc=_nchwc_pool(x, nchwc_channels),
         vector=_mlas_vector_pool(x.shape[2:], k, s, begin, end)) if floating else "plain"
+    _check_mlas_pads(kind, begin, end)
     if kind in ("vector", "nchwc") and nd == 2:
+        # the native kernels read only the taps inside the input: a negative begin pad
+        # as the elements it drops, a negative end pad as none
+        xc = crop_negative_pads(x, begin, [0] * nd, 2)
         native = native_float.pool2d(
-            "MaxPool", x, k, s, d, begin, end, out,
+            "MaxPool", xc, k, s, d, [max(b, 0) for b in begin], [max(e, 0) for e in end], out,
             max_order=native_float.MAX_NCHWC if kind == "nchwc" else
             native_float.MAX_MLAS_VECTOR)
         if native is not None:
