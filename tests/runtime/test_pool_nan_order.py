@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -15,9 +16,13 @@ from onnx import TensorProto, helper
 from lowp.runtime import native_backend as nb
 from lowp.runtime import native_float
 from lowp.runtime.backends import native_available
-from lowp.runtime.float_nn import global_average_pool_channels_last
+from lowp.runtime.float_nn import GlobalAveragePool, global_average_pool_channels_last
 
-from .ort_agreement import assert_outputs_equal_onnxruntime_on_every_path, onnxruntime_run
+from .ort_agreement import (
+    assert_float_bits_agree,
+    assert_outputs_equal_onnxruntime_on_every_path,
+    onnxruntime_run,
+)
 
 #: quiet and signalling NaNs of both signs, both infinities
 SPECIALS = np.array([0x7FC00111, 0xFFC00222, 0x7FA00001, 0xFF900003, 0x7F800000, 0xFF800000],
@@ -82,3 +87,64 @@ def test_channels_last_global_average_pool_keeps_onnxruntimes_nan(channels: int,
             continue
         np.testing.assert_array_equal(np.moveaxis(got, -1, 1).view(np.uint32),
                                       want.view(np.uint32), err_msg=path)
+
+
+def test_numpy_global_average_pool_keeps_onnxruntimes_nan() -> None:
+    # the numpy form (native kernels off) in the same order
+    for seed in range(4):
+        x = _input((1, 7, 5, 3), 0.3, seed)
+        want = onnxruntime_run(_global_average_pool(x.shape), {"x": x})[0]
+        with native_float.disabled():
+            got = GlobalAveragePool(x)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _lp_pool(op: str, shape: tuple[int, ...], opset: int, **attrs: object) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"], **attrs)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    return model
+
+
+@pytest.mark.parametrize(("op", "opset", "kept"), [
+    ("LpPool", 11, 0x7FC00111), ("LpPool", 18, 0x7FC00222), ("LpPool", 22, 0x7FC00222),
+    ("GlobalLpPool", 11, 0x7FC00111), ("GlobalLpPool", 18, 0x7FC00111)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lp_pool_of_two_nans(op: str, opset: int, kept: int, threads: int) -> None:
+    # Pool<float, LpPool> adds the term to the running sum, LpPoolV18 the running sum to
+    # the term: the first NaN, or the last
+    x = np.array([0x7FC00111, 0xFFC00222], np.uint32).view(np.float32).reshape(1, 1, 2)
+    attrs: dict[str, object] = {"p": 2}
+    if op == "LpPool":
+        attrs["kernel_shape"] = [2]
+    model = _lp_pool(op, x.shape, opset, **attrs)
+    assert onnxruntime_run(model, {"x": x})[0].view(np.uint32).item() == kept
+    assert_float_bits_agree(model, {"x": x}, threads)
+
+
+@settings(max_examples=30, deadline=None)
+@given(op=st.sampled_from(["LpPool", "GlobalLpPool"]), channels=st.integers(1, 40),
+       spatial=st.lists(st.integers(1, 12), min_size=1, max_size=2), data=st.data(),
+       p=st.integers(1, 3), opset=st.sampled_from([11, 18, 22]),
+       density=st.sampled_from([0.05, 0.3]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 999))
+def test_lp_pools_keep_onnxruntimes_values_and_nan(op: str, channels: int, spatial: list[int],
+                                                   data: st.DataObject, p: int, opset: int,
+                                                   density: float, threads: int,
+                                                   seed: int) -> None:
+    attrs: dict[str, object] = {"p": p}
+    if op == "GlobalLpPool":
+        opset = min(opset, 18)          # ONNX Runtime has no GlobalLpPool-22
+    else:
+        kernel = [data.draw(st.integers(1, min(n, 4))) for n in spatial]
+        attrs.update(kernel_shape=kernel,
+                     strides=[data.draw(st.integers(1, 3)) for _ in spatial],
+                     pads=[data.draw(st.integers(0, k - 1)) for k in kernel] * 2)
+        if opset >= 18:             # LpPool-18 added ceil_mode
+            attrs["ceil_mode"] = data.draw(st.integers(0, 1))
+    shape = (1, channels, *spatial)
+    assert_float_bits_agree(_lp_pool(op, shape, opset, **attrs),
+                            {"x": _input(shape, density, seed)}, threads)

@@ -792,13 +792,39 @@ def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
 def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
            p: int = 2, pads: Sequence[int] | None = None,
-           strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+           strides: Sequence[int] | None = None, opset: int = 0, **_: Any) -> np.ndarray:
+    """The p-norm of each window, as ONNX Runtime's loops compute it: float32 |x|^p by
+    double pow, summed row-major from +0, then powf(sum, 1.0f / p). Before opset 18
+    (pool.cc Pool<float, LpPool>, pool_base.h LpPool::Process) each sum is the running sum
+    plus the term, from opset 18 on (LpPoolV18, pool_functors.h LpPool{1,2,3}DTask) the term
+    plus the running sum, as its build adds them: a window of several NaNs gives its first
+    NaN, or its last ((O202))."""
     nd = x.ndim - 2
     x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
-    win, *_geom = _pool_windows("LpPool", np.abs(_f(x)) ** p, kernel_shape, strides, dilations,
+    win, *_geom = _pool_windows("LpPool", _lp_terms(x, p), kernel_shape, strides, dilations,
                                 pads, auto_pad, ceil_mode, 0)
-    y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) ** (1.0 / p)
-    return y.astype(x.dtype, copy=False)
+    total = np.zeros(win.shape[:-nd], win.dtype)
+    for tap in np.ndindex(*win.shape[-nd:]):
+        term = win[(Ellipsis,) + tap]
+        total = ort_math.first_nan_add(total, term) if opset < 18 else \
+            ort_math.first_nan_add(term, total)
+    return _lp_root(total, p, x.dtype)
+
+
+def _lp_terms(x: np.ndarray, p: int) -> np.ndarray:
+    """|x|^p per element: float32 as ONNX Runtime's static_cast<float>(std::pow(std::abs(x),
+    p)) with an integer p, a double pow (its NaN: |x|'s, quieted, rounded to float32)."""
+    if x.dtype != np.float32:
+        return np.abs(_f(x)) ** p
+    return libm.pow_float64(np.abs(x).astype(np.float64), float(p)).astype(np.float32)
+
+
+def _lp_root(total: np.ndarray, p: int, dtype: np.dtype) -> np.ndarray:
+    """total^(1/p): float32 as ONNX Runtime's std::pow(total, 1.0f / p), the C library's
+    powf."""
+    if total.dtype != np.float32:
+        return (total ** (1.0 / p)).astype(dtype, copy=False)
+    return libm.powf(total, np.float32(1.0) / np.float32(p)).astype(dtype, copy=False)
 
 
 def global_average_pool_channels_last(x: np.ndarray, nchwc_channels: int = 0
@@ -874,9 +900,14 @@ def global_max(x: np.ndarray, axes: tuple[int, ...], nchwc_channels: int = 0) ->
 
 @register
 def GlobalLpPool(x: np.ndarray, *, p: int = 2, **_: Any) -> np.ndarray:
-    axes = tuple(range(2, x.ndim))
-    y = (np.abs(_f(x)) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
-    return y.astype(x.dtype, copy=False)
+    """LpPool with the window the whole spatial input: ONNX Runtime's Pool<float, LpPool>
+    loop, row-major from +0 ((O202))."""
+    spatial = int(np.prod(x.shape[2:], dtype=np.int64))
+    terms = _lp_terms(x, p).reshape(x.shape[0], x.shape[1], spatial)
+    total = np.zeros(x.shape[:2], terms.dtype)
+    for i in range(spatial):
+        total = ort_math.first_nan_add(total, terms[:, :, i])
+    return _lp_root(total, p, x.dtype).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 # --- normalization ------------------------------------------------------------------------
