@@ -546,15 +546,22 @@ void run_float_average_pool_rowmajor(const AveragePoolRowMajorArgs& a, int threa
                       const float* cnt = a.counts + oy * a.ow;
                       float* yr = a.y + r * a.ow;
                       for (int64_t ox = 0; ox < a.ow; ++ox) {
-                        float sum = 0.0f;
-                        for (int i = 0; i < a.kh; ++i) {
-                          const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
-                          if (iy < 0 || iy >= a.h) continue;
-                          for (int j = 0; j < a.kw; ++j) {
-                            const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
-                            if (ix >= 0 && ix < a.w) sum += xp[iy * a.w + ix];
+                        auto window_sum = [&](auto add) {
+                          float sum = 0.0f;
+                          for (int i = 0; i < a.kh; ++i) {
+                            const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+                            if (iy < 0 || iy >= a.h) continue;
+                            for (int j = 0; j < a.kw; ++j) {
+                              const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+                              if (ix >= 0 && ix < a.w) sum = add(sum, xp[iy * a.w + ix]);
+                            }
                           }
-                        }
+                          return sum;
+                        };
+                        float sum = window_sum(PlainAdd());
+                        // a NaN sum again with the NaN order (the running sum's NaN stays;
+                        // a compiler may swap a plain addition's operands): (O201)
+                        if (sum != sum) sum = window_sum(FirstNanAdd());
                         yr[ox] = sum / cnt[ox];
                       }
                     }

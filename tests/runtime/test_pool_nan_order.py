@@ -148,3 +148,69 @@ def test_lp_pools_keep_onnxruntimes_values_and_nan(op: str, channels: int, spati
     shape = (1, channels, *spatial)
     assert_float_bits_agree(_lp_pool(op, shape, opset, **attrs),
                             {"x": _input(shape, density, seed)}, threads)
+
+
+def _average_pool(shape: tuple[int, ...], opset: int, channels: int | str,
+                  **attrs: object) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("AveragePool", ["x"], ["y"], **attrs)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       [shape[0], channels, *shape[2:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    return model
+
+
+@pytest.mark.parametrize(("opset", "kept"), [(11, 0x7FC00222), (19, 0x7FC00111)])
+def test_average_pool_window_of_two_nans(opset: int, kept: int) -> None:
+    # a 2 x 2 window, NaN a at (0, 1) and NaN b at (1, 0): MLAS's vector kernel (opset 11)
+    # sums each column first, so column 0 (b) comes first; the generic loop of
+    # AveragePool-19 goes row-major, a first
+    x = np.zeros((1, 1, 3, 5), np.float32)
+    x[0, 0, 0, 1], x[0, 0, 1, 0] = np.array([0x7FC00111, 0x7FC00222], np.uint32).view(
+        np.float32)
+    model = _average_pool(x.shape, opset, "c", kernel_shape=[2, 2])
+    assert onnxruntime_run(model, {"x": x})[0][0, 0, 0, 0].view(np.uint32) == kept
+    for threads in (1, 2):
+        assert_float_bits_agree(model, {"x": x}, threads)
+        assert_outputs_equal_onnxruntime_on_every_path(model, {"x": x}, threads)
+
+
+@settings(max_examples=30, deadline=None)
+@given(channels=st.sampled_from([1, 3, 16, 17, 40]), known=st.booleans(),
+       spatial=st.lists(st.integers(1, 14), min_size=1, max_size=3).filter(
+           lambda s: int(np.prod(s)) <= 600),
+       data=st.data(), opset=st.sampled_from([11, 19]), density=st.sampled_from([0.05, 0.3]),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 999))
+def test_average_pools_keep_onnxruntimes_nan(channels: int, known: bool, spatial: list[int],
+                                             data: st.DataObject, opset: int, density: float,
+                                             threads: int, seed: int) -> None:
+    # every kernel ONNX Runtime picks: MLAS's vector and generic ones, the NCHWc one (a
+    # known channel count of whole blocks), AveragePool-19's loop
+    kernel = [data.draw(st.integers(1, min(n, 5))) for n in spatial]
+    attrs = {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in spatial],
+             "pads": [data.draw(st.integers(0, k - 1)) for k in kernel] * 2,
+             "ceil_mode": data.draw(st.integers(0, 1)),
+             "count_include_pad": data.draw(st.integers(0, 1))}
+    shape = (1, channels, *spatial)
+    model = _average_pool(shape, opset, channels if known else "c", **attrs)
+    feeds = {"x": _input(shape, density, seed)}
+    assert_float_bits_agree(model, feeds, threads)
+    assert_outputs_equal_onnxruntime_on_every_path(model, feeds, threads)
+
+
+@pytest.mark.parametrize(("opset", "attrs"), [
+    (11, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),     # MLAS's vector kernel
+    (19, {"kernel_shape": [2, 3], "strides": [2, 2]}),         # AveragePool-19's loop
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_average_pool_nans_as_onnxruntime(opset: int, attrs: dict[str, object],
+                                          threads: int) -> None:
+    # the native kernels had another NaN at opset 11 (2-51 of 162 values per input), the
+    # numpy form at opset 19 (numpy's in-place addition keeps the second NaN)
+    model = _average_pool((1, 3, 6, 9), opset, "c", **attrs)
+    for seed in range(6):
+        feeds = {"x": _input((1, 3, 6, 9), 0.3, seed)}
+        assert_float_bits_agree(model, feeds, threads)
+        assert_outputs_equal_onnxruntime_on_every_path(model, feeds, threads)

@@ -765,8 +765,8 @@ def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
     generic pooling loop do: one tap after another in row-major order, from +0 (padded taps
     hold 0 and add nothing)."""
     total = np.zeros(win.shape[:-nd], win.dtype)
-    for tap in np.ndindex(*win.shape[-nd:]):
-        total += win[(Ellipsis,) + tap]
+    for tap in np.ndindex(*win.shape[-nd:]):      # the running sum first: its NaN stays
+        total = ort_math.first_nan_add(total, win[(Ellipsis,) + tap])
     return total
 
 
@@ -780,11 +780,11 @@ def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
     count = int(np.prod(win.shape[-nd:-1]))       # taps of one column
     taps = win.reshape(lead + (count, win.shape[-1]))
     columns = np.zeros(lead + (win.shape[-1],), win.dtype)
-    for i in range(count):
-        columns += taps[..., i, :]
+    for i in range(count):          # each running sum the first operand (x86's NaN order)
+        columns = ort_math.first_nan_add(columns, taps[..., i, :])
     total = np.zeros(lead, win.dtype)
     for j in range(win.shape[-1]):
-        total += columns[..., j]
+        total = ort_math.first_nan_add(total, columns[..., j])
     return total
 
 
