@@ -522,6 +522,41 @@ void max_pool_row_nchwc(const FloatPoolArgs& a, const float* plane, int64_t oy,
 // maxima keep MLAS's vector kernel's (kMaxMlasVector): each column from its first valid row,
 // then maxps (acc > x ? acc : x) on the first w - w % 4 columns and std::max (acc < x ? x :
 // acc) on the rest; across, from the first tap, maxps.
+// a + b as x86's addition gives a NaN: the first operand's (quieted), else the second's
+inline float first_nan_add(float a, float b) {
+  uint32_t bits;
+  if (a != a) {
+    std::memcpy(&bits, &a, 4);
+  } else if (b != b) {
+    std::memcpy(&bits, &b, 4);
+  } else {
+    return a + b;
+  }
+  bits |= 0x00400000u;
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// An average pool output that came out NaN summed again in MLAS's vector order with the
+// NaN order (docs/operators.md (O201)): each window column's rows from +0, then the
+// columns from +0, each running sum the first operand. The vector code adds in that order,
+// but a compiler may swap the operands of an addition, which changes only which NaN stays.
+inline float average_nan_window(const FloatPoolArgs& a, const float* plane, int64_t oy,
+                                int64_t ox, float divisor) {
+  float acc = 0.0f;
+  for (int j = 0; j < a.kw; ++j) {
+    const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+    float column = 0.0f;
+    for (int i = 0; ix >= 0 && ix < a.w && i < a.kh; ++i) {
+      const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
+      if (ih >= 0 && ih < a.h) column = first_nan_add(column, plane[ih * a.w + ix]);
+    }
+    acc = first_nan_add(acc, column);
+  }
+  return acc / divisor;
+}
+
 template <class F>
 void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
                      const FloatPoolRow& r, float* y) {
@@ -573,6 +608,10 @@ void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, flo
     }
     F::store(r.out + o, acc);
   }
+  if (a.average)
+    for (int64_t o = 0; o < a.ow; ++o)
+      if (r.out[o] != r.out[o])
+        r.out[o] = average_nan_window(a, plane, oy, o, cnt_h * r.cnt[o]);
   std::memcpy(y, r.out, size_t(a.ow) * sizeof(float));
 }
 

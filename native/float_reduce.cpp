@@ -122,15 +122,27 @@ void column_sums(int form, const float* x, float* y, int64_t k, int64_t w, int64
   }
 }
 
-// A row of n values in MLAS's global pooling orders (kReducePoolLanes / kReducePoolInOrder).
-float pool_row(const float* x, int64_t n, bool lanes) {
+// A row of n values (x[i * ld], i < n) in MLAS's global pooling orders
+// (kReducePoolLanes / kReducePoolInOrder; pooling.cpp MlasPoolGlobalKernel): four lanes
+// from +0, each lane's running sum the first operand, combined as (l3 + l1) + (l2 + l0)
+// (the order ONNX Runtime's build adds MlasReduceAddFloat32x4's halves in, which decides
+// the NaN that survives: docs/operators.md (O201)), then the rest one after another.
+template <class Add>
+float pool_row(const float* x, int64_t n, int64_t ld, bool lanes, Add add) {
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const int64_t head = lanes ? n - n % 4 : 0;
   for (int64_t k = 0; k < head; k += 4)
-    for (int l = 0; l < 4; ++l) acc[l] += x[k + l];
-  float total = lanes ? (acc[0] + acc[2]) + (acc[1] + acc[3]) : 0.0f;
-  for (int64_t k = head; k < n; ++k) total += x[k];
+    for (int l = 0; l < 4; ++l) acc[l] = add(acc[l], x[(k + l) * ld]);
+  float total = lanes ? add(add(acc[3], acc[1]), add(acc[2], acc[0])) : 0.0f;
+  for (int64_t k = head; k < n; ++k) total = add(total, x[k * ld]);
   return total;
+}
+
+// pool_row, a NaN sum summed again with the NaN order (the compiler may swap the operands
+// of a plain addition, which changes only which NaN a sum gives).
+float pool_row(const float* x, int64_t n, bool lanes) {
+  const float total = pool_row(x, n, 1, lanes, PlainAdd());
+  return total == total ? total : pool_row(x, n, 1, lanes, FirstNanAdd());
 }
 
 // pool_row on w columns at once: column j's values at x[i * ld + j] (i < n), each column
@@ -147,9 +159,11 @@ void pool_cols(const float* x, float* y, int64_t n, int64_t w, int64_t ld, bool 
       for (int64_t j = 0; j < w; ++j) al[j] += row[j];
     }
   for (int64_t j = 0; j < w; ++j)
-    y[j] = lanes ? (acc[j] + acc[2 * w + j]) + (acc[w + j] + acc[3 * w + j]) : 0.0f;
+    y[j] = lanes ? (acc[3 * w + j] + acc[w + j]) + (acc[2 * w + j] + acc[j]) : 0.0f;
   for (int64_t k = head; k < n; ++k)
     for (int64_t j = 0; j < w; ++j) y[j] += x[k * ld + j];
+  for (int64_t j = 0; j < w; ++j)
+    if (y[j] != y[j]) y[j] = pool_row(x + j, n, ld, lanes, FirstNanAdd());
 }
 
 // fn(o, j0, w, scratch) for every outer index o and span [j0, j0 + w) of `span` positions
@@ -532,15 +546,22 @@ void run_float_average_pool_rowmajor(const AveragePoolRowMajorArgs& a, int threa
                       const float* cnt = a.counts + oy * a.ow;
                       float* yr = a.y + r * a.ow;
                       for (int64_t ox = 0; ox < a.ow; ++ox) {
-                        float sum = 0.0f;
-                        for (int i = 0; i < a.kh; ++i) {
-                          const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
-                          if (iy < 0 || iy >= a.h) continue;
-                          for (int j = 0; j < a.kw; ++j) {
-                            const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
-                            if (ix >= 0 && ix < a.w) sum += xp[iy * a.w + ix];
+                        auto window_sum = [&](auto add) {
+                          float sum = 0.0f;
+                          for (int i = 0; i < a.kh; ++i) {
+                            const int64_t iy = oy * a.sh - a.ph + int64_t(i) * a.dh;
+                            if (iy < 0 || iy >= a.h) continue;
+                            for (int j = 0; j < a.kw; ++j) {
+                              const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+                              if (ix >= 0 && ix < a.w) sum = add(sum, xp[iy * a.w + ix]);
+                            }
                           }
-                        }
+                          return sum;
+                        };
+                        float sum = window_sum(PlainAdd());
+                        // a NaN sum again with the NaN order (the running sum's NaN stays;
+                        // a compiler may swap a plain addition's operands): (O201)
+                        if (sum != sum) sum = window_sum(FirstNanAdd());
                         yr[ox] = sum / cnt[ox];
                       }
                     }

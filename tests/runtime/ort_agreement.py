@@ -104,8 +104,9 @@ def assert_float_bits_agree(model: onnx.ModelProto, feeds: Mapping[str, np.ndarr
 def assert_outputs_equal_onnxruntime_on_every_path(model: onnx.ModelProto,
                                                    feeds: Mapping[str, np.ndarray],
                                                    threads: int) -> None:
-    """Every float32 output of the auto and reference backends equals ONNX Runtime's bit for
-    bit at `threads` threads, on every native path this machine has."""
+    """Every output of the auto and reference backends equals ONNX Runtime's bit for bit
+    (compared as unsigned integers of its width, NaN payloads included) at `threads`
+    threads, on every native path this machine has."""
     names = [o.name for o in model.graph.output]
     want = dict(zip(names, onnxruntime_run(model, feeds, threads), strict=True))
     for path in nb.available_paths():
@@ -113,5 +114,6 @@ def assert_outputs_equal_onnxruntime_on_every_path(model: onnx.ModelProto,
             for backend in ("auto", "reference"):
                 got = Session(model, backend=backend, threads=threads).run(dict(feeds))
                 for name, w in want.items():
-                    np.testing.assert_array_equal(got[name].view(np.uint32), w.view(np.uint32),
+                    bits = np.dtype(f"u{w.dtype.itemsize}")
+                    np.testing.assert_array_equal(got[name].view(bits), w.view(bits),
                                                   err_msg=f"{name} {path} {backend}")

@@ -95,14 +95,17 @@ def _windows(xc: np.ndarray, fill: int, kernel: Sequence[int], strides: Sequence
              out_shape: Sequence[int]) -> np.ndarray:
     """All window taps of channels-first `xc`: (prod(kernel), N, C, *out).
 
-    Taps outside the input (padding, or the ceil-mode overhang) hold `fill`.
+    Taps outside the input (padding, or the ceil-mode overhang) hold `fill`. A negative
+    begin pad drops the elements before the first window; past a negative end pad the
+    elements stay where a window reaches them (ONNX Runtime's MaxPool loop, (O200)).
     """
     r = len(kernel)
+    xc = crop_negative_pads(xc, pads[:r], [0] * r, 2)
     widths = []
     for i in range(r):
         need = (out_shape[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
-        extra = max(0, need - (xc.shape[2 + i] + pads[i] + pads[i + r]))
-        widths.append((pads[i], pads[i + r] + extra))
+        begin = max(pads[i], 0)
+        widths.append((begin, max(0, need - (xc.shape[2 + i] + begin))))
     xp = np.pad(xc, [(0, 0), (0, 0)] + widths, constant_values=fill)
     taps = []
     for offs in itertools.product(*(range(k) for k in kernel)):

@@ -25,6 +25,7 @@ from ..ops.elementwise import add_constant, add_span_kind
 from ..ops.layout import Layout
 from ..ops.pool import average_pool as reference_average_pool
 from ..ops.pool import (
+    crop_negative_pads,
     global_average_scale,
     pool_output_shape,
     window_counts,
@@ -52,18 +53,25 @@ def max_pool(x: np.ndarray, *, kernel_shape: Sequence[int], strides: Sequence[in
     out = pool_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
     if 0 in out:                                 # no window: an empty output (O181)
         return np.empty((*x.shape[:first], *out, *x.shape[first + k:]), x.dtype)
+    if any(p < 0 for p in pads[:k]):
+        # a negative begin pad (auto_pad SAME, (O200)) drops the elements before the first
+        # window; a negative end pad drops nothing (the windows read every tap inside x)
+        x = crop_negative_pads(x, pads[:k], [0] * k, first)
+        spatial = x.shape[first:first + k]
+        pads = [max(p, 0) for p in pads[:k]] + list(pads[k:])
     if k == 2 and layout is Layout.CHANNELS_LAST and x.ndim == 4 and x.dtype in _BYTE_TYPES:
         native = _native_module()
         if native is not None:
             shape = (x.shape[0], *out, x.shape[-1])
-            return native.max_pool_2d(x, kernel_shape=kernel_shape, strides=strides, pads=pads,
+            return native.max_pool_2d(x, kernel_shape=kernel_shape, strides=strides,
+                                      pads=[*pads[:k], *(max(p, 0) for p in pads[k:])],
                                       dilations=dilations, out_hw=out,
                                       out=arena.get(shape, x.dtype) if arena else None)
     lowest = np.iinfo(x.dtype).min
     widths = [(0, 0)] * x.ndim
     for i in range(k):
         need = (out[i] - 1) * strides[i] + (kernel_shape[i] - 1) * dilations[i] + 1
-        end = max(pads[k + i], need - spatial[i] - pads[i])
+        end = max(pads[k + i], need - spatial[i] - pads[i], 0)
         widths[first + i] = (pads[i], end)
     xp = np.pad(x, widths, constant_values=lowest) if any(map(any, widths)) else x
     y: np.ndarray | None = None

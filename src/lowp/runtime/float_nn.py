@@ -454,6 +454,30 @@ def _same_as_explicit(x: np.ndarray, first: int, kernel_shape: Sequence[int], st
             "NOTSET")
 
 
+def _max_pool_pads(spatial: Sequence[int], kernel_shape: Sequence[int], strides: Any,
+                   pads: Any, auto_pad: str) -> tuple[Any, str]:
+    """(pads, auto_pad) of a MaxPool: auto_pad SAME_UPPER / SAME_LOWER as ONNX Runtime's
+    explicit pads, negative ones kept ((O180), (O200)); other pools' as they are."""
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return pads, auto_pad
+    begin, end = ort_same_pads(spatial, [int(v) for v in kernel_shape],
+                               _ints(strides, len(kernel_shape), 1), auto_pad)
+    return [*begin, *end], "NOTSET"
+
+
+#: the float MaxPool kernels (`max_pool_order`) ONNX Runtime runs through MlasPool
+_MLAS_MAX_POOLS = ("vector", "generic", "global")
+
+
+def _check_mlas_pads(kind: str, begin: Sequence[int], end: Sequence[int]) -> None:
+    """ONNX Runtime's MlasPool refuses a negative pad (a SAME pad of a kernel smaller than
+    its stride); its loop and NCHWc kernels take it ((O200)). lowp refuses where it does."""
+    if kind in _MLAS_MAX_POOLS and any(p < 0 for p in (*begin, *end)):
+        raise NodeError(f"auto_pad SAME gives the negative pads {[*begin, *end]} "
+                        "(a kernel smaller than its stride), which ONNX Runtime's float "
+                        "MaxPool refuses without dilations or Indices")
+
+
 def _empty_pool(x: np.ndarray, out: Sequence[int], channels_last: bool = False
                 ) -> np.ndarray:
     """The output of a pool with an output size of 0 ((O181))."""
@@ -470,8 +494,22 @@ def _pool_windows(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: 
     begin, end, extra, out = _pool_geometry(op, x.shape[2:], k, s, d, pads, auto_pad, ceil_mode)
     if 0 in out:
         return np.empty((*x.shape[:2], *out, *k), x.dtype), begin, s, d, out
-    xp = _pad_spatial(x, begin, [e + x_ for e, x_ in zip(end, extra, strict=True)], value)
-    return _windows(xp, k, s, d, out), begin, s, d, out
+    return _windows(_window_input(x, begin, k, s, d, out, value), k, s, d, out), begin, s, d, out
+
+
+def _window_input(x: np.ndarray, begin: Sequence[int], k: Sequence[int], s: Sequence[int],
+                  d: Sequence[int], out: Sequence[int], value: Any) -> np.ndarray:
+    """`x` (N, C, *spatial) as the windows read it: `value` before it for a positive begin
+    pad, its first elements gone for a negative one (a MaxPool's SAME pad, (O200)), and
+    `value` after it as far as the last window reaches (past a negative end pad the
+    elements stay: ONNX Runtime's loop reads them)."""
+    nd = len(k)
+    if any(b < 0 for b in begin):
+        x = crop_negative_pads(x, begin, [0] * nd, 2)
+        begin = [max(b, 0) for b in begin]
+    reach = [max(0, (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - (x.shape[2 + i] + begin[i]))
+             for i in range(nd)]
+    return _pad_spatial(x, begin, reach, value)
 
 
 def _native_pool(op: str, x: np.ndarray, kernel_shape: Sequence[int], strides: Any,
@@ -497,11 +535,12 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
     the same ONNX Runtime order (lowp.runtime.max_pool_order). Natively
     (native_float.max_pool_channels_last: the same values) where it runs, numpy on the
     channels-first view otherwise."""
-    x, pads, auto_pad = _same_as_explicit(x, 1, kernel_shape, strides, pads, auto_pad)
+    same_pads, same_auto_pad = _max_pool_pads(x.shape[1:3], kernel_shape, strides, pads,
+                                              auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, 2, 1), _ints(dilations, 2, 1)
-    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, pads, auto_pad,
-                                            ceil_mode)
+    begin, end, extra, out = _pool_geometry("MaxPool", x.shape[1:3], k, s, d, same_pads,
+                                            same_auto_pad, ceil_mode)
     if 0 in out:
         return _empty_pool(x, out, channels_last=True)
     first = np.moveaxis(x, -1, 1)
@@ -509,10 +548,14 @@ def max_pool_channels_last(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode
         first, k, s, d, begin, end, extra, num_outputs=1, storage_order=storage_order,
         nchwc=_nchwc_pool(first, nchwc_channels),
         vector=_mlas_vector_pool(x.shape[1:3], k, s, begin, end))
+    _check_mlas_pads(kind, begin, end)
     order = {"vector": native_float.MAX_MLAS_VECTOR, "nchwc": native_float.MAX_NCHWC,
              "generic": native_float.MAX_GENERIC, "loop": native_float.MAX_LOOP}.get(kind)
     if order is not None:
-        native = native_float.max_pool_channels_last(x, k, s, d, begin, out, order)
+        # only the begin pads place the windows (the kernel reads the taps inside x)
+        xc = crop_negative_pads(x, begin, [0, 0], 1)
+        native = native_float.max_pool_channels_last(xc, k, s, d, [max(b, 0) for b in begin],
+                                                     out, order)
         if native is not None:
             return native
     y = MaxPool(first, auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
@@ -550,10 +593,7 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             return Cast(pooled[0], to=TensorProto.FLOAT16), pooled[1]
         return Cast(pooled, to=TensorProto.FLOAT16)
     nd = x.ndim - 2
-    cropped, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
-    if cropped is not x and num_outputs > 1:
-        raise unsupported("MaxPool", "Indices with a negative SAME pad")
-    x = cropped
+    pads, auto_pad = _max_pool_pads(x.shape[2:], kernel_shape, strides, pads, auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     begin, end, extra, out = _pool_geometry("MaxPool", x.shape[2:], k, s, d, pads, auto_pad,
@@ -566,9 +606,13 @@ def MaxPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
         x, k, s, d, begin, end, extra, num_outputs=num_outputs, storage_order=storage_order,
         nchwc=_nchwc_pool(x, nchwc_channels),
         vector=_mlas_vector_pool(x.shape[2:], k, s, begin, end)) if floating else "plain"
+    _check_mlas_pads(kind, begin, end)
     if kind in ("vector", "nchwc") and nd == 2:
+        # the native kernels read only the taps inside the input: a negative begin pad
+        # as the elements it drops, a negative end pad as none
+        xc = crop_negative_pads(x, begin, [0] * nd, 2)
         native = native_float.pool2d(
-            "MaxPool", x, k, s, d, begin, end, out,
+            "MaxPool", xc, k, s, d, [max(b, 0) for b in begin], [max(e, 0) for e in end], out,
             max_order=native_float.MAX_NCHWC if kind == "nchwc" else
             native_float.MAX_MLAS_VECTOR)
         if native is not None:
@@ -721,8 +765,8 @@ def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
     generic pooling loop do: one tap after another in row-major order, from +0 (padded taps
     hold 0 and add nothing)."""
     total = np.zeros(win.shape[:-nd], win.dtype)
-    for tap in np.ndindex(*win.shape[-nd:]):
-        total += win[(Ellipsis,) + tap]
+    for tap in np.ndindex(*win.shape[-nd:]):      # the running sum first: its NaN stays
+        total = ort_math.first_nan_add(total, win[(Ellipsis,) + tap])
     return total
 
 
@@ -736,11 +780,11 @@ def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
     count = int(np.prod(win.shape[-nd:-1]))       # taps of one column
     taps = win.reshape(lead + (count, win.shape[-1]))
     columns = np.zeros(lead + (win.shape[-1],), win.dtype)
-    for i in range(count):
-        columns += taps[..., i, :]
+    for i in range(count):          # each running sum the first operand (x86's NaN order)
+        columns = ort_math.first_nan_add(columns, taps[..., i, :])
     total = np.zeros(lead, win.dtype)
     for j in range(win.shape[-1]):
-        total += columns[..., j]
+        total = ort_math.first_nan_add(total, columns[..., j])
     return total
 
 
@@ -748,13 +792,39 @@ def _window_sum(win: np.ndarray, nd: int) -> np.ndarray:
 def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int],
            p: int = 2, pads: Sequence[int] | None = None,
-           strides: Sequence[int] | None = None, **_: Any) -> np.ndarray:
+           strides: Sequence[int] | None = None, opset: int = 0, **_: Any) -> np.ndarray:
+    """The p-norm of each window, as ONNX Runtime's loops compute it: float32 |x|^p by
+    double pow, summed row-major from +0, then powf(sum, 1.0f / p). Before opset 18
+    (pool.cc Pool<float, LpPool>, pool_base.h LpPool::Process) each sum is the running sum
+    plus the term, from opset 18 on (LpPoolV18, pool_functors.h LpPool{1,2,3}DTask) the term
+    plus the running sum, as its build adds them: a window of several NaNs gives its first
+    NaN, or its last ((O202))."""
     nd = x.ndim - 2
     x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
-    win, *_geom = _pool_windows("LpPool", np.abs(_f(x)) ** p, kernel_shape, strides, dilations,
+    win, *_geom = _pool_windows("LpPool", _lp_terms(x, p), kernel_shape, strides, dilations,
                                 pads, auto_pad, ceil_mode, 0)
-    y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) ** (1.0 / p)
-    return y.astype(x.dtype, copy=False)
+    total = np.zeros(win.shape[:-nd], win.dtype)
+    for tap in np.ndindex(*win.shape[-nd:]):
+        term = win[(Ellipsis,) + tap]
+        total = ort_math.first_nan_add(total, term) if opset < 18 else \
+            ort_math.first_nan_add(term, total)
+    return _lp_root(total, p, x.dtype)
+
+
+def _lp_terms(x: np.ndarray, p: int) -> np.ndarray:
+    """|x|^p per element: float32 as ONNX Runtime's static_cast<float>(std::pow(std::abs(x),
+    p)) with an integer p, a double pow (its NaN: |x|'s, quieted, rounded to float32)."""
+    if x.dtype != np.float32:
+        return np.abs(_f(x)) ** p
+    return libm.pow_float64(np.abs(x).astype(np.float64), float(p)).astype(np.float32)
+
+
+def _lp_root(total: np.ndarray, p: int, dtype: np.dtype) -> np.ndarray:
+    """total^(1/p): float32 as ONNX Runtime's std::pow(total, 1.0f / p), the C library's
+    powf."""
+    if total.dtype != np.float32:
+        return (total ** (1.0 / p)).astype(dtype, copy=False)
+    return libm.powf(total, np.float32(1.0) / np.float32(p)).astype(dtype, copy=False)
 
 
 def global_average_pool_channels_last(x: np.ndarray, nchwc_channels: int = 0
@@ -830,9 +900,14 @@ def global_max(x: np.ndarray, axes: tuple[int, ...], nchwc_channels: int = 0) ->
 
 @register
 def GlobalLpPool(x: np.ndarray, *, p: int = 2, **_: Any) -> np.ndarray:
-    axes = tuple(range(2, x.ndim))
-    y = (np.abs(_f(x)) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
-    return y.astype(x.dtype, copy=False)
+    """LpPool with the window the whole spatial input: ONNX Runtime's Pool<float, LpPool>
+    loop, row-major from +0 ((O202))."""
+    spatial = int(np.prod(x.shape[2:], dtype=np.int64))
+    terms = _lp_terms(x, p).reshape(x.shape[0], x.shape[1], spatial)
+    total = np.zeros(x.shape[:2], terms.dtype)
+    for i in range(spatial):
+        total = ort_math.first_nan_add(total, terms[:, :, i])
+    return _lp_root(total, p, x.dtype).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 # --- normalization ------------------------------------------------------------------------

@@ -542,9 +542,9 @@ def _data_movement(ctx: LowerCtx) -> Step | None:
             # explicit pads, or SAME_UPPER / SAME_LOWER's for this input's spatial shape
             spatial = xv.shape[2:] if layout is CF else xv.shape[1:-1]
             if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                # negative ones kept: ONNX Runtime's MaxPool loop reads what they would
+                # drop past the end ((O200))
                 begin, end = ort_same_pads(spatial, kernel, strides, auto_pad)
-                xv = crop_negative_pads(xv, begin, end, 2 if layout is CF else 1)
-                begin, end = [max(p, 0) for p in begin], [max(p, 0) for p in end]
             else:
                 begin, end = auto_pads("MaxPool", spatial, kernel, strides, dilations,
                                        a.get("pads"), auto_pad)  # type: ignore[arg-type]

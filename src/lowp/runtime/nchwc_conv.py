@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowp import ort_math
 from lowp.cpu import cpu_flags
 from lowp.fixedpoint import fma32
 
@@ -247,9 +248,10 @@ def _as_row(h: int, wd: int, kh: int, kw: int, strides: Sequence[int],
 def pool_sums(rows: np.ndarray, lanes: int) -> np.ndarray:
     """Sums of the rows of float32 (rows, n) in MLAS's global pooling orders (docs/operators.md
     (O32)): lanes 1, the values one after another from +0 (its NCHWc kernel); lanes 4, four
-    accumulators from +0 over the first n - n % 4 values, (l0 + l2) + (l1 + l3), then the
-    rest in order (its NCHW kernel). Native when built (lowp.runtime.native_float.pool_sums),
-    numpy otherwise."""
+    accumulators from +0 over the first n - n % 4 values, (l3 + l1) + (l2 + l0), then the
+    rest in order (its NCHW kernel); each running sum the first operand of its addition,
+    which decides the NaN a sum gives ((O201)). Native when built
+    (lowp.runtime.native_float.pool_sums), numpy otherwise."""
     from . import native_float
 
     rows = np.ascontiguousarray(rows, _F)
@@ -260,15 +262,17 @@ def pool_sums(rows: np.ndarray, lanes: int) -> np.ndarray:
 def pool_sums_reference(rows: np.ndarray, lanes: int) -> np.ndarray:
     """pool_sums in numpy: the specification of the native kernel."""
     n = rows.shape[1]
+    add = ort_math.first_nan_add      # x86's addition: the first operand's NaN
     if lanes == 1:
-        return (np.cumsum(rows, axis=1, dtype=_F)[:, -1] + _F(0)).astype(_F) if n else \
-            np.zeros(rows.shape[0], _F)
+        total = np.zeros(rows.shape[0], _F)
+        for j in range(n):
+            total = add(total, rows[:, j])
+        return total
     head = n - n % 4
     acc = np.zeros((rows.shape[0], 4), _F)
-    if head:
-        acc = (np.cumsum(rows[:, :head].reshape(rows.shape[0], head // 4, 4), axis=1,
-                         dtype=_F)[:, -1] + _F(0)).astype(_F)
-    total = ((acc[:, 0] + acc[:, 2]) + (acc[:, 1] + acc[:, 3])).astype(_F)
+    for k in range(0, head, 4):
+        acc = add(acc, rows[:, k:k + 4])
+    total = add(add(acc[:, 3], acc[:, 1]), add(acc[:, 2], acc[:, 0]))
     for j in range(head, n):
-        total = (total + rows[:, j]).astype(_F)
+        total = add(total, rows[:, j])
     return total
