@@ -432,23 +432,42 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
     if (not config.measure_bias_correction or config.bias_correction
             or not _correctable(float_model)):
         return None
+    without, with_db, error = _rule_and_variant_folds(
+        float_model, inputs, cut, firsts, config, scored, chosen, kept, progress, measured_db,
+        lambda rule: dataclasses.replace(rule, bias_correction=True), reuse_tables=True)
+    return BiasCorrectionStep(without, with_db, error=error)
+
+
+def _rule_and_variant_folds(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                            firsts: list[QuantizeResult], config: Config,
+                            scored: list[MethodCandidate], chosen: str, kept: list[str],
+                            progress: bool, measured_db: tuple[float, ...] | None,
+                            variant: Callable[[Config], Config], *, reuse_tables: bool
+                            ) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+    """The folds' SQNR of the chosen rule (`kept` in float; `measured_db` when the steps
+    before changed it, measured again when only `kept` did) and of `variant(rule)`, and the
+    first line of the error that stopped the measure, "" if none (the variant's folds
+    then empty).
+    `reuse_tables`: the variant changes no activation range, so a fold's own calibration
+    table is reused where it fits the rule."""
     rule = dataclasses.replace(_candidate(config, chosen),
                                exclude_nodes=(*config.exclude_nodes, *kept))
     without = (measured_db if measured_db is not None
                else next(c.folds_db for c in scored if c.method == chosen))
-    fresh = bool(kept) or measured_db is not None     # the fold tables do not fit the rule
+    # the fold tables fit the rule only when no step before changed it
+    fresh = not reuse_tables or bool(kept) or measured_db is not None
     try:
+        changed = variant(rule)
         if kept and measured_db is None:
             without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
                             for fit, held in cut.pairs)
         with_db = tuple(
-            _fold_db(float_model, inputs, fit, held,
-                     dataclasses.replace(rule, bias_correction=True),
+            _fold_db(float_model, inputs, fit, held, changed,
                      None if fresh else _fold_table(first, rule, chosen), progress)
             for first, (fit, held) in zip(firsts, cut.pairs, strict=True))
     except LowpError as e:
-        return BiasCorrectionStep(without, error=_first_line(e))
-    return BiasCorrectionStep(without, with_db)
+        return without, (), _first_line(e)
+    return without, with_db, ""
 
 
 def _matmul_bias_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
@@ -464,20 +483,10 @@ def _matmul_bias_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut
     if (not config.measure_matmul_bias or config.fuse_matmul_bias
             or fuse_matmul_bias(firsts[0].float_model)[1] == 0):
         return None
-    rule = dataclasses.replace(_candidate(config, chosen),
-                               exclude_nodes=(*config.exclude_nodes, *kept))
-    without = (measured_db if measured_db is not None
-               else next(c.folds_db for c in scored if c.method == chosen))
-    fusing = dataclasses.replace(rule, fuse_matmul_bias=True)
-    try:
-        if kept and measured_db is None:
-            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
-                            for fit, held in cut.pairs)
-        with_db = tuple(_fold_db(float_model, inputs, fit, held, fusing, None, progress)
-                        for fit, held in cut.pairs)
-    except LowpError as e:
-        return MatMulBiasStep(without, error=_first_line(e))
-    return MatMulBiasStep(without, with_db)
+    without, with_db, error = _rule_and_variant_folds(
+        float_model, inputs, cut, firsts, config, scored, chosen, kept, progress, measured_db,
+        lambda rule: dataclasses.replace(rule, fuse_matmul_bias=True), reuse_tables=False)
+    return MatMulBiasStep(without, with_db, error=error)
 
 
 def _per_tensor_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
@@ -495,23 +504,11 @@ def _per_tensor_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut:
             or config.weight_granularity is not WeightGranularity.PER_CHANNEL
             or not _weighted(float_model)):
         return None
-    rule = dataclasses.replace(_candidate(config, chosen),
-                               exclude_nodes=(*config.exclude_nodes, *kept))
-    without = (measured_db if measured_db is not None
-               else next(c.folds_db for c in scored if c.method == chosen))
-    fresh = bool(kept) or measured_db is not None     # the fold tables do not fit the rule
-    tensor_wise = dataclasses.replace(rule, weight_granularity=WeightGranularity.PER_TENSOR)
-    try:
-        if kept and measured_db is None:
-            without = tuple(_fold_db(float_model, inputs, fit, held, rule, None, progress)
-                            for fit, held in cut.pairs)
-        with_db = tuple(
-            _fold_db(float_model, inputs, fit, held, tensor_wise,
-                     None if fresh else _fold_table(first, rule, chosen), progress)
-            for first, (fit, held) in zip(firsts, cut.pairs, strict=True))
-    except LowpError as e:
-        return PerTensorWeightsStep(without, error=_first_line(e))
-    return PerTensorWeightsStep(without, with_db)
+    without, with_db, error = _rule_and_variant_folds(
+        float_model, inputs, cut, firsts, config, scored, chosen, kept, progress, measured_db,
+        lambda rule: dataclasses.replace(rule, weight_granularity=WeightGranularity.PER_TENSOR),
+        reuse_tables=True)
+    return PerTensorWeightsStep(without, with_db, error=error)
 
 
 def _weighted(model: onnx.ModelProto) -> bool:
