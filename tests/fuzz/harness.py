@@ -63,6 +63,9 @@ class Quantizer:
     # ORT's quantizer leaves Conv, Gemm and the average pools in float (op_types_to_quantize
     # without them): the file then runs those float operators between quantized ones
     float_convs: bool = False
+    # tool "ort": 16-bit activations (QInt16 / QUInt16 by `signed_activations`), as ONNX
+    # Runtime's quantize_static writes them for accuracy-sensitive models
+    wide_activations: bool = False
     # tool "ort-dynamic": ONNX Runtime's quantize_dynamic (uint8 activations quantized at
     # run time); weight_type "QInt8" | "QUInt8", the operator types it may quantize (None:
     # all it knows) and extra_options as (key, value) pairs
@@ -79,7 +82,9 @@ class Quantizer:
                     f"{'rr,' if self.reduce_range else ''}{self.weight_type},{ops}{extra}]")
         if self.tool == "lowp":
             return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
-        sign = "s8" if self.signed_activations else "u8"
+        sign = ("s" if self.signed_activations else "u") + (
+            "16" if self.wide_activations else "8")
+        sign += "" if self.weight_type == "QInt8" else f",w={self.weight_type}"
         fmt = ",qoperator" if self.qoperator else ""
         fmt += ",float-convs" if self.float_convs else ""
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
@@ -173,9 +178,10 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
                             quant_format=QuantFormat.QOperator if q.qoperator
                             else QuantFormat.QDQ,
                             per_channel=q.per_channel,
-                            activation_type=(QuantType.QInt8 if q.signed_activations
-                                             else QuantType.QUInt8),
-                            weight_type=QuantType.QInt8)
+                            activation_type=QuantType[
+                                ("QInt" if q.signed_activations else "QUInt")
+                                + ("16" if q.wide_activations else "8")],
+                            weight_type=QuantType[q.weight_type])
             model = onnx.load(out)
             for batch in g.batches:
                 run_ort(model, g.feeds(batch, g.seed))
