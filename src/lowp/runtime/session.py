@@ -278,7 +278,7 @@ INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerT
                                  "ConvIntegerToFloat"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
-                       "Einsum", "If", "Loop", "ConvBias"})
+                       "Einsum", "If", "Loop", "Scan", "ConvBias"})
 
 
 def _frozen_array(t: onnx.TensorProto) -> np.ndarray:
