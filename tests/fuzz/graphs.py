@@ -972,8 +972,10 @@ def other_types(draw: Draw, b: Builder, x: Image) -> Image:
 def loops(draw: Draw, b: Builder, x: Image) -> Image:
     """Control flow beyond If: a Loop of a constant trip count (1 to 3) whose body updates
     the image (a loop-carried value; the body reads an outer constant and the iteration
-    number) and stacks a scan output, of which the last is added to the final value.
-    (Scan is not drawn: lowp's engine refuses it, an UnsupportedOpError naming the node.)"""
+    number) and stacks a scan output, of which the last is added to the final value; or a
+    Scan (_scan)."""
+    if draw(st.booleans()):
+        return _scan(draw, b, x)
     trips = draw(st.integers(1, 3))
     k = b.const(np.float32(draw(st.sampled_from([0.5, 0.9]))), "k")
     i, cond_in, v = b.fresh("i"), b.fresh("cond"), b.fresh("v")
@@ -998,6 +1000,35 @@ def loops(draw: Draw, b: Builder, x: Image) -> Image:
                             body=body)
     last = b.one("Gather", [stacked, b.const(np.int64(-1), "i")], axis=0)
     return Image(b.one("Add", [final, last]), x.c, x.h, x.w)
+
+
+def _scan(draw: Draw, b: Builder, x: Image) -> Image:
+    """A Scan along the height (axis 2 or -2, either direction) carrying a running state
+    [N, C, W] from the mean over the height (a recurrence written as Scan); its outputs
+    stacked back at axis 2 (or -2), reversed at times."""
+    state0 = _reduce(b, "ReduceMean", x.name, [2], keepdims=0)              # N, C, W
+    s, row, s_out, y = b.fresh("s"), b.fresh("row"), b.fresh("s_out"), b.fresh("y")
+    half, sh, sa = b.fresh("half"), b.fresh("sh"), b.fresh("sa")
+    body = helper.make_graph(
+        [helper.make_node("Mul", [s, half], [sh], name=b.fresh("Mul")),
+         helper.make_node("Add", [sh, row], [sa], name=b.fresh("Add")),
+         helper.make_node("Tanh", [sa], [s_out], name=b.fresh("Tanh")),
+         helper.make_node("Sub", [row, s_out], [y], name=b.fresh("Sub"))],
+        b.fresh("scan_body"),
+        [helper.make_tensor_value_info(s, TensorProto.FLOAT, None),
+         helper.make_tensor_value_info(row, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(s_out, TensorProto.FLOAT, None),
+         helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.float32(draw(st.sampled_from([0.5, 0.9]))), half)])
+    attrs: dict[str, Any] = {"num_scan_inputs": 1,
+                             "scan_input_axes": [draw(st.sampled_from([2, -2]))],
+                             "scan_output_axes": [draw(st.sampled_from([2, -2]))]}
+    if draw(st.booleans()):
+        attrs["scan_input_directions"] = [1]
+    if draw(st.booleans()):
+        attrs["scan_output_directions"] = [1]
+    final, ys = b.node("Scan", [state0, x.name], 2, **attrs, body=body)
+    return Image(b.one("Add", [ys, _unsqueeze(b, final, 2)]), x.c, x.h, x.w)
 
 Block = Callable[[Draw, Builder, Image], Image]
 
