@@ -194,7 +194,8 @@ def _window_row_products(x: np.ndarray, w: np.ndarray, group: int, out: tuple[in
     `conv_parts`' direct products, accumulated onto `init` when given; float32, no bias."""
     n, m = x.shape[0], w.shape[0]
     width, kk, size = x.shape[-1], int(np.prod(w.shape[1:])), int(np.prod(out))
-    flat = np.ascontiguousarray(x).reshape(n, group, -1)
+    # (the per-group size spelt out: an empty batch has no -1 to infer)
+    flat = np.ascontiguousarray(x).reshape(n, group, int(np.prod(x.shape[1:])) // group)
     filters = np.ascontiguousarray(w).reshape(group, m // group, kk)
     parts = mlas_sgemm.conv_parts(m // group, size, kk, native_float.get_threads(),
                                   n * group, True)
