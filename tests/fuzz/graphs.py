@@ -947,9 +947,11 @@ def other_types(draw: Draw, b: Builder, x: Image) -> Image:
     dtype = helper.tensor_dtype_to_np_dtype(to)
     c = x.c
     y = b.one("Cast", [x.name], to=to)
-    for op in draw(st.lists(st.sampled_from(["Mul", "Add", "Sigmoid", "Relu", "Softmax",
-                                             "ReduceMean", "LayerNormalization"]),
-                            min_size=1, max_size=3)):
+    ops = ["Mul", "Add", "Sigmoid", "Softmax", "ReduceMean", "LayerNormalization"]
+    # (a float16 Relu from opset 18 on ONNX Runtime expands into Max, which lowp does not
+    # mirror and then leaves the whole model as written, docs/operators.md (O53))
+    ops += ["Relu"] if to != TensorProto.FLOAT16 or b.opset < 18 else []
+    for op in draw(st.lists(st.sampled_from(ops), min_size=1, max_size=3)):
         if op in ("Mul", "Add"):
             k = b.rng.uniform(0.5, 1.5, (c, 1, 1)).astype(dtype)
             y = b.one(op, [y, b.const(k, "k")])
