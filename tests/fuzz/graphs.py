@@ -823,13 +823,222 @@ def more_layers(draw: Draw, b: Builder, x: Image) -> Image:
     return Image(y, c_out, h, w_)
 
 
+def index_ops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Selection and indexing operators of real exports that the other blocks never draw:
+    TopK over the channels (largest or smallest, ties in quantized values), the values or
+    GatherElements of the input at its indices; Hardmax and ArgMin over the channels as
+    masks; GatherND and ScatterND (reduction add or mul from opset 16, max or min from 18)
+    on the channels-first transpose; Trilu of the spatial plane (upper or lower, an offset
+    k); NonZero of a gate, GatherND of the values there and ScatterND of their Relu back
+    into zeros of the input's shape (ConstantOfShape)."""
+    kind = draw(st.sampled_from(["topk", "hardmax", "argmin", "gather_nd", "scatter_nd",
+                                 "trilu", "nonzero"]))
+    c = x.c
+    if kind == "topk":
+        k = draw(st.integers(1, c))
+        values, indices = b.node("TopK", [x.name, b.ints([k])], 2, axis=draw(
+            st.sampled_from([1, -3])), largest=int(draw(st.booleans())),
+            sorted=1)
+        if draw(st.booleans()):
+            return Image(values, k, x.h, x.w)
+        y = b.one("GatherElements", [x.name, indices], axis=1)
+        return Image(b.one("Add", [y, values]), k, x.h, x.w)
+    if kind == "hardmax":
+        mask = b.one("Hardmax", [x.name], axis=1)          # (opset >= 13: one axis)
+        return Image(b.one("Mul", [x.name, mask]), c, x.h, x.w)
+    if kind == "argmin":
+        arg = b.one("ArgMin", [x.name], axis=1, keepdims=1,
+                    select_last_index=int(draw(st.booleans())))            # N, 1, H, W
+        as_float = b.one("Cast", [arg], to=TensorProto.FLOAT)
+        return Image(b.one("Add", [x.name, as_float]), c, x.h, x.w)
+    t = b.one("Transpose", [x.name], perm=[1, 0, 2, 3])                    # C, N, H, W
+    if kind == "gather_nd":
+        rows = draw(st.lists(st.integers(-c, c - 1), min_size=1, max_size=c))
+        y = b.one("GatherND", [t, b.const(np.asarray(rows, np.int64).reshape(-1, 1), "i")])
+        return Image(b.one("Transpose", [y], perm=[1, 0, 2, 3]), len(rows), x.h, x.w)
+    if kind == "scatter_nd":
+        reductions = ["none"] + (["add", "mul"] if b.opset >= 16 else []) + (
+            ["max", "min"] if b.opset >= 18 else [])
+        reduction = draw(st.sampled_from(reductions))
+        if reduction == "none":          # duplicate indices: the spec leaves the order open
+            rows = draw(st.permutations(list(range(c))))[:draw(st.integers(1, c))]
+        else:
+            rows = draw(st.lists(st.integers(0, c - 1), min_size=1, max_size=c))
+        upd = b.one("GatherND", [b.one("Tanh", [t]), b.const(
+            np.asarray(rows[::-1], np.int64).reshape(-1, 1), "i")])
+        attrs: dict[str, Any] = {} if reduction == "none" else {"reduction": reduction}
+        y = b.one("ScatterND", [t, b.const(np.asarray(rows, np.int64).reshape(-1, 1), "i"),
+                                upd], **attrs)
+        return Image(b.one("Transpose", [y], perm=[1, 0, 2, 3]), c, x.h, x.w)
+    if kind == "trilu":
+        inputs = [x.name] + ([b.const(np.int64(draw(st.integers(-2, 2))), "k")]
+                             if draw(st.booleans()) else [])
+        return Image(b.one("Trilu", inputs, upper=int(draw(st.booleans()))), c, x.h, x.w)
+    positive = b.one("Greater", [x.name, b.const(np.float32(0.25), "t")])
+    where = b.one("Transpose", [b.one("NonZero", [positive])], perm=[1, 0])   # n, 4
+    zeros = b.one("ConstantOfShape", [b.one("Shape", [x.name])],
+                  value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0.0]))
+    picked = b.one("Relu", [b.one("GatherND", [x.name, where])])
+    return Image(b.one("ScatterND", [zeros, where, picked]), c, x.h, x.w)
+
+
+def math_ops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Elementwise math of real exports that the other blocks never draw: Round, Floor,
+    Ceil of a scaled value; Mod (fmod on floats, the sign of the divisor on int32); Shrink;
+    Tan, Sinh, Cosh, Asinh of a bounded value, Asin, Acos, Atanh inside (-1, 1); IsNaN
+    and IsInf of a Log or Reciprocal as Where masks; GreaterOrEqual, LessOrEqual, And, Or,
+    Xor gates; Size and ReduceLogSum; a Range over the width added as a position."""
+    kind = draw(st.sampled_from(["round", "mod", "shrink", "trig", "nan_inf", "logic",
+                                 "size_logsum", "range"]))
+    c = x.c
+    if kind == "round":
+        op = draw(st.sampled_from(["Round", "Floor", "Ceil"]))
+        gain = b.const(np.float32(draw(st.sampled_from([1.0, 4.0, 0.5]))), "gain")
+        y = b.one(op, [b.one("Mul", [x.name, gain])])
+        return Image(b.one("Div", [y, gain]), c, x.h, x.w)
+    if kind == "mod":
+        if draw(st.booleans()):
+            d = b.const(np.float32(draw(st.sampled_from([0.5, -0.75, 1.0]))), "d")
+            return Image(b.one("Mod", [x.name, d], fmod=1), c, x.h, x.w)
+        q = b.one("Cast", [b.one("Mul", [x.name, b.const(np.float32(20.0), "g")])],
+                  to=TensorProto.INT32)
+        d = b.const(np.int32(draw(st.sampled_from([3, -4, 7]))), "d")
+        return Image(b.one("Cast", [b.one("Mod", [q, d])], to=TensorProto.FLOAT), c, x.h,
+                     x.w)
+    if kind == "shrink":
+        return Image(b.one("Shrink", [x.name], lambd=draw(st.sampled_from([0.25, 0.5])),
+                           bias=draw(st.sampled_from([0.0, 0.1]))), c, x.h, x.w)
+    if kind == "trig":
+        op = draw(st.sampled_from(["Tan", "Sinh", "Cosh", "Asinh", "Asin", "Acos", "Atanh"]))
+        bounded = b.one("Mul", [b.one("Tanh", [x.name]), b.const(np.float32(0.9), "k")])
+        return Image(b.one(op, [bounded]), c, x.h, x.w)
+    if kind == "nan_inf":
+        if draw(st.booleans()):
+            bad = b.one("IsNaN", [b.one("Log", [x.name])])                 # x < 0
+        else:
+            attrs = {k: int(draw(st.booleans())) for k in ("detect_positive",
+                                                           "detect_negative")}
+            bad = b.one("IsInf", [b.one("Reciprocal", [b.one("Floor", [x.name])])], **attrs)
+        zero = b.const(np.float32(0.0), "zero")
+        return Image(b.one("Where", [bad, zero, x.name]), c, x.h, x.w)
+    if kind == "logic":
+        lo = b.one("GreaterOrEqual", [x.name, b.const(np.float32(-0.5), "lo")])
+        hi = b.one("LessOrEqual", [x.name, b.const(np.float32(0.5), "hi")])
+        both = b.one(draw(st.sampled_from(["And", "Or", "Xor"])), [lo, hi])
+        return Image(b.one("Mul", [x.name, b.one("Cast", [both], to=TensorProto.FLOAT)]),
+                     c, x.h, x.w)
+    if kind == "size_logsum":
+        size = b.one("Cast", [b.one("Size", [x.name])], to=TensorProto.FLOAT)
+        total = _reduce(b, "ReduceLogSum", b.one("Exp", [b.one("Tanh", [x.name])]), [1])
+        return Image(b.one("Add", [b.one("Div", [x.name, size]), total]), c, x.h, x.w)
+    width = b.one("Gather", [b.one("Shape", [x.name]), b.const(np.int64(3), "i")], axis=0)
+    pos = b.one("Range", [b.const(np.int64(0), "i"), width, b.const(np.int64(1), "i")])
+    pos = b.one("Mul", [b.one("Cast", [pos], to=TensorProto.FLOAT),
+                        b.const(np.float32(0.25), "k")])
+    return Image(b.one("Add", [x.name, pos]), c, x.h, x.w)
+
+
+def other_types(draw: Draw, b: Builder, x: Image) -> Image:
+    """A stretch of the graph in float16 or float64, as mixed-precision exports leave it
+    (Cast in, the other type's constants, Cast back): Mul and Add by constants, Sigmoid,
+    Relu, Softmax over the channels, a ReduceMean gate, LayerNormalization (opset 17),
+    CastLike to come back at times."""
+    to = draw(st.sampled_from([TensorProto.FLOAT16, TensorProto.DOUBLE]))
+    dtype = helper.tensor_dtype_to_np_dtype(to)
+    c = x.c
+    y = b.one("Cast", [x.name], to=to)
+    ops = ["Mul", "Add", "Sigmoid", "Softmax", "ReduceMean", "LayerNormalization"]
+    # (a float16 Relu from opset 18 on ONNX Runtime expands into Max, which lowp does not
+    # mirror and then leaves the whole model as written, docs/operators.md (O53))
+    ops += ["Relu"] if to != TensorProto.FLOAT16 or b.opset < 18 else []
+    for op in draw(st.lists(st.sampled_from(ops), min_size=1, max_size=3)):
+        if op in ("Mul", "Add"):
+            k = b.rng.uniform(0.5, 1.5, (c, 1, 1)).astype(dtype)
+            y = b.one(op, [y, b.const(k, "k")])
+        elif op == "Softmax":
+            y = b.one(op, [y], axis=1)
+        elif op == "ReduceMean":
+            y = b.one("Mul", [y, _reduce(b, op, y, [2, 3])])
+        elif op == "LayerNormalization":
+            if b.opset < 17:
+                continue
+            gamma = b.const(b.rng.uniform(0.5, 1.5, x.w).astype(dtype), "ln")
+            y = b.one(op, [y, gamma], axis=-1, epsilon=1e-3)
+        else:
+            y = b.one(op, [y])
+    if b.opset >= 15 and draw(st.booleans()):
+        return Image(b.one("CastLike", [y, b.const(np.float32(0.0), "like")]), c, x.h, x.w)
+    return Image(b.one("Cast", [y], to=TensorProto.FLOAT), c, x.h, x.w)
+
+
+def loops(draw: Draw, b: Builder, x: Image) -> Image:
+    """Control flow beyond If: a Loop of a constant trip count (1 to 3) whose body updates
+    the image (a loop-carried value; the body reads an outer constant and the iteration
+    number) and stacks a scan output, of which the last is added to the final value; or a
+    Scan (_scan)."""
+    if draw(st.booleans()):
+        return _scan(draw, b, x)
+    trips = draw(st.integers(1, 3))
+    k = b.const(np.float32(draw(st.sampled_from([0.5, 0.9]))), "k")
+    i, cond_in, v = b.fresh("i"), b.fresh("cond"), b.fresh("v")
+    v_out, cond_out, scan_out = b.fresh("v_out"), b.fresh("cond_out"), b.fresh("scan")
+    it = b.fresh("it")
+    body = helper.make_graph(
+        [helper.make_node("Identity", [cond_in], [cond_out], name=b.fresh("Identity")),
+         helper.make_node("Cast", [i], [it], to=TensorProto.FLOAT, name=b.fresh("Cast")),
+         helper.make_node("Mul", [v, k], [v + "_h"], name=b.fresh("Mul")),
+         helper.make_node("Tanh", [v], [v + "_t"], name=b.fresh("Tanh")),
+         helper.make_node("Add", [v + "_h", v + "_t"], [v + "_s"], name=b.fresh("Add")),
+         helper.make_node("Add", [v + "_s", it], [v_out], name=b.fresh("Add")),
+         helper.make_node("Identity", [v_out], [scan_out], name=b.fresh("Identity"))],
+        b.fresh("loop_body"),
+        [helper.make_tensor_value_info(i, TensorProto.INT64, []),
+         helper.make_tensor_value_info(cond_in, TensorProto.BOOL, []),
+         helper.make_tensor_value_info(v, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+         helper.make_tensor_value_info(v_out, TensorProto.FLOAT, None),
+         helper.make_tensor_value_info(scan_out, TensorProto.FLOAT, None)])
+    final, stacked = b.node("Loop", [b.const(np.int64(trips), "trips"), "", x.name], 2,
+                            body=body)
+    last = b.one("Gather", [stacked, b.const(np.int64(-1), "i")], axis=0)
+    return Image(b.one("Add", [final, last]), x.c, x.h, x.w)
+
+
+def _scan(draw: Draw, b: Builder, x: Image) -> Image:
+    """A Scan along the height (axis 2 or -2, either direction) carrying a running state
+    [N, C, W] from the mean over the height (a recurrence written as Scan); its outputs
+    stacked back at axis 2 (or -2), reversed at times."""
+    state0 = _reduce(b, "ReduceMean", x.name, [2], keepdims=0)              # N, C, W
+    s, row, s_out, y = b.fresh("s"), b.fresh("row"), b.fresh("s_out"), b.fresh("y")
+    half, sh, sa = b.fresh("half"), b.fresh("sh"), b.fresh("sa")
+    body = helper.make_graph(
+        [helper.make_node("Mul", [s, half], [sh], name=b.fresh("Mul")),
+         helper.make_node("Add", [sh, row], [sa], name=b.fresh("Add")),
+         helper.make_node("Tanh", [sa], [s_out], name=b.fresh("Tanh")),
+         helper.make_node("Sub", [row, s_out], [y], name=b.fresh("Sub"))],
+        b.fresh("scan_body"),
+        [helper.make_tensor_value_info(s, TensorProto.FLOAT, None),
+         helper.make_tensor_value_info(row, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(s_out, TensorProto.FLOAT, None),
+         helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.float32(draw(st.sampled_from([0.5, 0.9]))), half)])
+    attrs: dict[str, Any] = {"num_scan_inputs": 1,
+                             "scan_input_axes": [draw(st.sampled_from([2, -2]))],
+                             "scan_output_axes": [draw(st.sampled_from([2, -2]))]}
+    if draw(st.booleans()):
+        attrs["scan_input_directions"] = [1]
+    if draw(st.booleans()):
+        attrs["scan_output_directions"] = [1]
+    final, ys = b.node("Scan", [state0, x.name], 2, **attrs, body=body)
+    return Image(b.one("Add", [ys, _unsqueeze(b, final, 2)]), x.c, x.h, x.w)
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
                        channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise,
-                       more_layers]
+                       more_layers, index_ops, math_ops, other_types, loops]
 
 
 def active_blocks() -> list[Block]:

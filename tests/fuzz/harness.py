@@ -63,6 +63,9 @@ class Quantizer:
     # ORT's quantizer leaves Conv, Gemm and the average pools in float (op_types_to_quantize
     # without them): the file then runs those float operators between quantized ones
     float_convs: bool = False
+    # tool "ort": 16-bit activations (QInt16 / QUInt16 by `signed_activations`), as ONNX
+    # Runtime's quantize_static writes them for accuracy-sensitive models
+    wide_activations: bool = False
     # tool "ort-dynamic": ONNX Runtime's quantize_dynamic (uint8 activations quantized at
     # run time); weight_type "QInt8" | "QUInt8", the operator types it may quantize (None:
     # all it knows) and extra_options as (key, value) pairs
@@ -79,7 +82,9 @@ class Quantizer:
                     f"{'rr,' if self.reduce_range else ''}{self.weight_type},{ops}{extra}]")
         if self.tool == "lowp":
             return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
-        sign = "s8" if self.signed_activations else "u8"
+        sign = ("s" if self.signed_activations else "u") + (
+            "16" if self.wide_activations else "8")
+        sign += "" if self.weight_type == "QInt8" else f",w={self.weight_type}"
         fmt = ",qoperator" if self.qoperator else ""
         fmt += ",float-convs" if self.float_convs else ""
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
@@ -173,19 +178,36 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
                             quant_format=QuantFormat.QOperator if q.qoperator
                             else QuantFormat.QDQ,
                             per_channel=q.per_channel,
-                            activation_type=(QuantType.QInt8 if q.signed_activations
-                                             else QuantType.QUInt8),
-                            weight_type=QuantType.QInt8)
+                            activation_type=QuantType[
+                                ("QInt" if q.signed_activations else "QUInt")
+                                + ("16" if q.wide_activations else "8")],
+                            weight_type=QuantType[q.weight_type])
             model = onnx.load(out)
             for batch in g.batches:
                 run_ort(model, g.feeds(batch, g.seed))
         except Exception as exc:  # noqa: BLE001 - ORT's own tool failing is not lowp's
             event(f"ORT quantize_static refused: {type(exc).__name__}")
             assume(False)
+    if not _finite_scales(model):
+        # a tensor with infinities or NaN (IsInf / IsNaN blocks) calibrated to an infinite
+        # or NaN scale: lowp refuses such a file by design, naming the QuantizeLinear
+        # (lower._check_qdq_scale); ONNX Runtime runs it, every value lost
+        event("ORT quantize_static wrote a scale that is not finite")
+        assume(False)
     if q.qoperator:
         for op in sorted({n.op_type for n in model.graph.node if is_qoperator_node(n)}):
             event(f"QOperator file with {op}")
     return model
+
+
+def _finite_scales(model: onnx.ModelProto) -> bool:
+    """Whether every float initializer a QuantizeLinear or DequantizeLinear reads as its
+    scale is finite."""
+    inits = {t.name: t for t in model.graph.initializer}
+    scales = {n.input[1] for n in model.graph.node
+              if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 1}
+    return all(np.isfinite(onnx.numpy_helper.to_array(inits[s]).astype(np.float64)).all()
+               for s in scales if s in inits)
 
 
 def quantize_ort_dynamic(g: FuzzGraph, q: Quantizer) -> onnx.ModelProto:
@@ -291,7 +313,7 @@ def compare(where: str, model: onnx.ModelProto, ours: Mapping[str, np.ndarray],
             continue
         if ref.size == 0:
             continue
-        if exact:
+        if exact or ref.dtype.kind in "biu":          # (masks, indices: exact)
             same = (got == ref) | (np.isnan(got) & np.isnan(ref)) \
                 if np.issubdtype(ref.dtype, np.floating) else got == ref
             if not same.all():
@@ -323,9 +345,18 @@ class Origin:
     share: float
     signed: bool = False
     qoperator: bool = False       # the file ONNX Runtime ran is in QOperator format
+    # the QuantizeLinear quantizes a float16 value (a float16 stretch quantized by ONNX
+    # Runtime's quantize_static): ONNX Runtime runs the float16 operator before it in
+    # float32 and quantizes that unrounded value, lowp leaves a model with float16
+    # QuantizeLinear / DequantizeLinear nodes as written and rounds it to float16 first
+    # (docs/operators.md (O53), "not mirrored"): one float16 rounding, which is many steps
+    # of a 16-bit quantization
+    float16: bool = False
 
     @property
     def excused(self) -> bool:
+        if self.float16:
+            return True
         if self.op_type in SIGNED_TIE_OPS and self.signed:
             return self.max_units <= 1 and self.share <= SIGNED_TIE_SHARE
         if self.op_type in UINT8_STRICT_OPS and (self.qoperator or not self.signed):
@@ -420,8 +451,16 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
             src = producer.get(producer[q].input[0])
             found.append(Origin(q, src.op_type if src is not None else "input",
                                 int(d.max()), float(np.count_nonzero(d)) / d.size,
-                                theirs[q].dtype == np.int8, structure is not model))
+                                theirs[q].dtype == np.int8, structure is not model,
+                                _quantizes_float16(structure, producer[q])))
     return found, compare("exposed", model, ours, {k: theirs[k] for k in plain})
+
+
+def _quantizes_float16(model: onnx.ModelProto, quantize: onnx.NodeProto) -> bool:
+    """Whether the QuantizeLinear's scale is a float16 initializer (it quantizes a float16
+    value)."""
+    scale = next((t for t in model.graph.initializer if t.name == quantize.input[1]), None)
+    return scale is not None and scale.data_type == onnx.TensorProto.FLOAT16
 
 
 def explained(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: EngineCombo,
@@ -443,6 +482,9 @@ def explained(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: En
         return []
     if found and all(o.excused for o in found):
         for o in found:
+            if o.float16:
+                event("difference from ORT starting at a float16 QuantizeLinear (O53)")
+                continue
             event(f"one-step difference from ORT starting at {o.op_type}"
                   + (" (int8 output, half-way point)" if o.op_type in STRICT_OPS else ""))
         return []

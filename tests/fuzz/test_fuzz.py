@@ -38,12 +38,17 @@ logging.getLogger().setLevel(logging.ERROR)          # quantize_static's advice,
 FAILURES = Path(os.environ.get("LOWP_FUZZ_FAILURES", "/tmp/lowp-fuzz-failures"))
 
 
+# the weight types of ONNX Runtime's quantize_static: 8-bit mostly, 4-bit (int4 / uint4
+# DequantizeLinear on the weights) and 16-bit at times
+STATIC_WEIGHT_TYPES = ["QInt8", "QInt8", "QUInt8", "QInt4", "QUInt4", "QInt16"]
 quantizers = st.tuples(
     st.builds(Quantizer, tool=st.just("lowp"), per_channel=st.booleans(),
               target=st.sampled_from(list(lowp.TARGETS)),
               policy=st.sampled_from(["connected", "all"])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
-              signed_activations=st.booleans(), float_convs=st.booleans()))
+              signed_activations=st.booleans(), float_convs=st.booleans(),
+              wide_activations=st.sampled_from([False, False, True]),
+              weight_type=st.sampled_from(STATIC_WEIGHT_TYPES)))
 # ONNX Runtime's quantize_static in QOperator format: the file runs on lowp through its QDQ
 # form (lowp.formats), on ONNX Runtime as written
 qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),

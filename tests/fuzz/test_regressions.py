@@ -388,3 +388,28 @@ def test_dynamic_file_with_a_gemm_left_in_float() -> None:
              helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
     g = _model(nodes, {"w": _weight(3, 270), "b": _weight(3, seed=1)}, [2, 9, 2, 15], ["y"])
     _assert_dynamic_identical(g, Quantizer("ort-dynamic", True, op_types=("Gemm",)))
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_float_conv_as_wide_as_its_input_on_an_empty_batch(channels: int, threads: int,
+                                                           backend: str) -> None:
+    """A float depthwise Conv whose kernel spans the input's width (MlasConv's GemmDirect,
+    one input channel per group) fed a batch of 0 gives ONNX Runtime's empty output (seed
+    20261509: an InternalError, a reshape of 0 values with -1)."""
+    from lowp.runtime import native_backend as nb
+
+    w = _weight(channels, 1, 3, 3)
+    g = _model([helper.make_node("Conv", ["input", "w", "b"], ["y"], kernel_shape=[3, 3],
+                                 group=channels)], {"w": w, "b": np.ones(channels) * 0.1},
+               ["N", channels, 3, 3], ["y"])
+    for batch in (0, 2):
+        feeds = {"input": np.random.default_rng(batch).standard_normal(
+            (batch, channels, 3, 3)).astype(np.float32)}
+        want = run_ort(g.model, feeds, threads=threads)["y"]
+        for path in nb.available_paths():
+            with nb.use_path(path):
+                got = Session(g.model, backend=backend, threads=threads).run(feeds)["y"]
+                assert got.shape == want.shape == (batch, channels, 1, 1)
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -1,4 +1,4 @@
-"""Control flow (If, Loop): subgraphs lowered once into their own steps, run per call."""
+"""Control flow (If, Loop, Scan): subgraphs lowered once into their own steps, run per call."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import LowpError
+from ..errors import DataError, LowpError, UnsupportedOpError
 from ..fixedpoint import RequantMode
 from ..ir.graph import Graph, attributes, free_names, infer_shapes
 from . import program, set_slice
@@ -339,6 +339,10 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
         return Step(node.name, "If", "float", inputs, list(node.output), run_if,
                     act_inputs=tuple(range(len(inputs))),
                     subplans=(branches["then_branch"], branches["else_branch"]))
+    if node.op_type == "Scan":
+        return _scan_step(node, graph, attrs, SubPlan(node_attr_graph(node, "body"), opsets,
+                                                      backend, requant_mode, constants,
+                                                      shapes))
     del attrs
     body = SubPlan(node_attr_graph(node, "body"), opsets, backend, requant_mode, constants,
                    shapes)
@@ -409,17 +413,77 @@ def control_flow_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBack
                 act_inputs=tuple(range(len(inputs))))
 
 
-def _empty_scans(node: onnx.NodeProto, graph: Graph, n_carried: int
+def _scan_step(node: onnx.NodeProto, graph: Graph, attrs: dict[str, Any], body: SubPlan
+               ) -> Step:
+    """Scan (opset 9 on; ONNX Runtime's onnxruntime/core/providers/cpu/controlflow/scan_9.cc):
+    the body runs once per slice of the scan inputs along their scan axes (reversed where
+    scan_input_directions says 1), the state values it returns are the next iteration's,
+    and each scan output's per-iteration values are stacked along its scan_output_axes
+    entry (in reverse order where scan_output_directions says 1). Negative axes count from
+    the rank. A sequence of length 0 gives the initial states and empty scan outputs."""
+    opset = next((o.version for o in graph.model.opset_import if o.domain in ("", "ai.onnx")),
+                 0)
+    if opset < 9:
+        raise UnsupportedOpError("Scan", node.name, "Scan before opset 9 (a batch axis and "
+                                 "sequence_lens) is not supported")
+    n_scan = int(attrs["num_scan_inputs"])
+    n_in = len(node.input)
+    n_state = n_in - n_scan
+    n_scan_out = len(body.outputs) - n_state
+    in_axes = list(attrs.get("scan_input_axes", [0] * n_scan))
+    in_dirs = list(attrs.get("scan_input_directions", [0] * n_scan))
+    out_axes = list(attrs.get("scan_output_axes", [0] * n_scan_out))
+    out_dirs = list(attrs.get("scan_output_directions", [0] * n_scan_out))
+    free = body.free
+    inputs = list(node.input) + free
+
+    def run_scan(*values: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
+        states = [_value(v) for v in values[:n_state]]
+        scans = [np.asarray(v) for v in values[n_state:n_in]]
+        outer = {k: _value(v) for k, v in zip(free, values[n_in:], strict=True)}
+        axes = [a + s.ndim if a < 0 else a for a, s in zip(in_axes, scans, strict=True)]
+        lengths = {s.shape[a] for s, a in zip(scans, axes, strict=True)}
+        if len(lengths) != 1:
+            raise DataError(f"Scan '{node.name}': its scan inputs have sequence lengths "
+                            f"{sorted(lengths)}, not one")
+        length = lengths.pop()
+        steps: list[list[np.ndarray]] = [[] for _ in range(n_scan_out)]
+        for t in range(length):
+            bound = {body.inputs[j]: v for j, v in enumerate(states)}
+            bound.update((body.inputs[n_state + j],
+                          np.take(s, length - 1 - t if d else t, axis=a))
+                         for j, (s, a, d) in enumerate(zip(scans, axes, in_dirs, strict=True)))
+            out = body.run(outer, bound)
+            states = out[:n_state]
+            for k in range(n_scan_out):
+                steps[k].append(np.asarray(out[n_state + k]))
+        if not length:
+            made = [np.empty(shape, dtype) for shape, dtype in empty_scans()]
+        else:
+            made = [np.stack(s[::-1] if d else s) for s, d in zip(steps, out_dirs, strict=True)]
+        return tuple(states) + tuple(
+            np.moveaxis(m, 0, a + m.ndim if a < 0 else a)
+            for m, a in zip(made, out_axes, strict=True))
+
+    empty_scans = functools.cache(lambda: _empty_scans(node, graph, n_state, first=0))
+    return Step(node.name, "Scan", "float", inputs, list(node.output), run_scan,
+                act_inputs=tuple(range(len(inputs))))
+
+
+def _empty_scans(node: onnx.NodeProto, graph: Graph, n_carried: int, first: int = 1
                  ) -> tuple[tuple[tuple[int, ...], np.dtype[Any]], ...]:
-    """(shape, dtype) of each scan output of a Loop that ran no iteration, as ONNX Runtime
-    makes them: shape (0, *the body output's shape as shape inference gives it, an unknown
-    dimension 0), the body output's element type; (0,) when its shape is unknown."""
+    """(shape, dtype) of each scan output of a Loop (or Scan) that ran no iteration, as ONNX
+    Runtime makes them: shape (0, *the body output's shape as shape inference gives it, an
+    unknown dimension 0), the body output's element type; (0,) when its shape is unknown.
+    A Loop body's scan outputs follow its condition and its `n_carried` values (`first`
+    1), a Scan body's follow its states (`first` 0)."""
     body = node_attr_graph(node, "body")
     inferred = next((node_attr_graph(n, "body") for n in infer_shapes(graph.model).graph.node
-                     if n.op_type == "Loop" and list(n.output) == list(node.output)), body)
+                     if n.op_type == node.op_type and list(n.output) == list(node.output)),
+                    body)
     out = []
-    for declared, found in zip(body.output[1 + n_carried:], inferred.output[1 + n_carried:],
-                               strict=True):
+    for declared, found in zip(body.output[first + n_carried:],
+                               inferred.output[first + n_carried:], strict=True):
         tensor = found.type.tensor_type
         elem = declared.type.tensor_type.elem_type or tensor.elem_type or onnx.TensorProto.FLOAT
         dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]

@@ -194,7 +194,8 @@ def _window_row_products(x: np.ndarray, w: np.ndarray, group: int, out: tuple[in
     `conv_parts`' direct products, accumulated onto `init` when given; float32, no bias."""
     n, m = x.shape[0], w.shape[0]
     width, kk, size = x.shape[-1], int(np.prod(w.shape[1:])), int(np.prod(out))
-    flat = np.ascontiguousarray(x).reshape(n, group, -1)
+    # (the per-group size spelt out: an empty batch has no -1 to infer)
+    flat = np.ascontiguousarray(x).reshape(n, group, int(np.prod(x.shape[1:])) // group)
     filters = np.ascontiguousarray(w).reshape(group, m // group, kk)
     parts = mlas_sgemm.conv_parts(m // group, size, kk, native_float.get_threads(),
                                   n * group, True)
@@ -983,29 +984,42 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
     return (y * _channel(scale, x.ndim) + _channel(bias, x.ndim)).astype(x.dtype, copy=False)
 
 
+# ONNX Runtime's float16 LayerNormalization computes rows of fewer than this many values in
+# its generic loop's order (float32 rows: fewer than 8), measured on 1.32 (O213)
+FLOAT16_LAYER_NORM_LANE_ROWS = 16
+
+
 @register
 def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None, *,
                        axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1,
                        **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (Y, Mean, InvStdDev), statistics over axes [axis, rank); float32 with a full
     scale (and bias) in ONNX Runtime's order (lowp.ort_math.layer_norm_rows; rows of fewer
-    than 8 values in its generic loop's, lowp.ort_math.skip_layer_norm_rows)."""
+    than 8 values in its generic loop's, lowp.ort_math.skip_layer_norm_rows). float16 as
+    ONNX Runtime's float16 kernel (onnxruntime/core/providers/cpu/nn/layer_norm_impl.cc):
+    x, scale and bias converted to float32, the float32 computation, rows of fewer than 16
+    values in the generic loop's order, Y rounded to float16 once (docs/operators.md
+    (O213))."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
     n = int(np.prod(x.shape[ax:]))
-    if (x.dtype == np.float32 and n and np.size(scale) == n
+    half = x.dtype == np.float16
+    if ((x.dtype == np.float32 or half) and n and np.size(scale) == n
             and (bias is None or np.size(bias) == n) and x.size):
+        x32 = x.astype(np.float32) if half else x
         sc, bi = _f(scale), None if bias is None else _f(bias)
         eps = float(np.float32(epsilon))
         stat = x.shape[:ax] + (1,) * (x.ndim - ax)
-        welford = n < 8
-        native = native_float.layer_norm(x, n, sc, bi, eps, stat, welford=welford)
-        if native is not None:
-            return native
-        rows = ort_math.skip_layer_norm_rows if welford else ort_math.layer_norm_rows
-        y, m, v = rows(x.reshape(-1, n), sc, bi, eps)
-        return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
+        welford = n < (FLOAT16_LAYER_NORM_LANE_ROWS if half else 8)
+        made = native_float.layer_norm(x32, n, sc, bi, eps, stat, welford=welford)
+        if made is None:
+            rows = ort_math.skip_layer_norm_rows if welford else ort_math.layer_norm_rows
+            y, m, v = rows(x32.reshape(-1, n), sc, bi, eps)
+            made = y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
+        if half:
+            return made[0].astype(np.float16), made[1], made[2]
+        return made
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))

@@ -299,7 +299,7 @@ def _label(node: onnx.NodeProto) -> str:
 
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
                 requant_mode: RequantMode, subgraph: bool = False) -> Step:
-    if node.op_type in ("If", "Loop") and node.domain in ("", "ai.onnx"):
+    if node.op_type in ("If", "Loop", "Scan") and node.domain in ("", "ai.onnx"):
         from .control import control_flow_step
         return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:

@@ -30,6 +30,7 @@ from . import (
     ort_conv_scale,
     ort_double_qdq,
     ort_fusions,
+    ort_inline_cast_like,
     ort_insert_cast,
     ort_nchwc_add,
     ort_noop_elimination,
@@ -52,7 +53,8 @@ from .replay import NATIVE_FLOAT, Replayer
 from .subgraph_rewrites import in_subgraphs
 from .tape import call
 
-# The rewrites of a loaded model, in order: constant Ifs inlined, then ONNX Runtime's
+# The rewrites of a loaded model, in order: ONNX Runtime's CastLike inlined, constant Ifs
+# inlined, then ONNX Runtime's
 # graph transformations that change what a model computes (its merging of identical Q/DQ
 # nodes, top level only, its Q/DQ pair merging and
 # propagation, weight and bias folding, int8 Q/DQ pairs made uint8), a float32 Scaler as
@@ -67,7 +69,8 @@ from .tape import call
 # Runtime's transformers do (lowp.runtime.subgraph_rewrites); lowp's own exact ones run on
 # the top-level graph.
 LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
-    inline_constant_ifs, ort_qdq_cse.apply, *map(in_subgraphs, (
+    in_subgraphs(ort_inline_cast_like.apply), inline_constant_ifs, ort_qdq_cse.apply,
+    *map(in_subgraphs, (
         ort_double_qdq.apply, ort_qdq_propagation.apply, ort_weight_bias.apply,
         ort_s8_to_u8.apply)),
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
@@ -302,7 +305,7 @@ INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerT
                                  "ConvIntegerToFloat"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
-                       "Einsum", "If", "Loop", "ConvBias"})
+                       "Einsum", "If", "Loop", "Scan", "ConvBias"})
 
 
 def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[str]
