@@ -424,7 +424,7 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
         dict(feeds), capture=True)
     producer = {o: n for n in structure.graph.node for o in n.output}
     # a QuantizeLinear nothing reads is pruned from lowp's run: no difference starts there
-    diff = {n.output[0]: (np.abs(ours[n.output[0]].astype(np.int64)
+    diff = {n.output[0]: (np.abs(_as_file_type(ours[n.output[0]], theirs[n.output[0]].dtype)
                                  - theirs[n.output[0]].astype(np.int64))
                           if n.output[0] in ours and n.output[0] in theirs
                           else np.zeros(0, np.int64)) for n in q_nodes}
@@ -454,6 +454,18 @@ def origins(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], combo: Engi
                                 theirs[q].dtype == np.int8, structure is not model,
                                 _quantizes_float16(structure, producer[q])))
     return found, compare("exposed", model, ours, {k: theirs[k] for k in plain})
+
+
+def _as_file_type(captured: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A tensor lowp's capture holds, as int64 values of the file's type `dtype`: lowp runs
+    an int8 tensor that ONNX Runtime's QDQS8ToU8Transformer would shift as uint8 (value +
+    128, docs/operators.md on ort_s8_to_u8), and its capture shows that representation."""
+    values = captured.astype(np.int64)
+    if captured.dtype == np.uint8 and dtype == np.int8:
+        return values - 128
+    if captured.dtype == np.int8 and dtype == np.uint8:
+        return values + 128
+    return values
 
 
 def _quantizes_float16(model: onnx.ModelProto, quantize: onnx.NodeProto) -> bool:

@@ -16,6 +16,7 @@ from lowp.runtime import Session, fastops
 from .graphs import FuzzGraph
 from .harness import (
     COMBOS,
+    EngineCombo,
     Quantizer,
     calibration,
     check_float,
@@ -413,3 +414,18 @@ def test_float_conv_as_wide_as_its_input_on_an_empty_batch(channels: int, thread
                 got = Session(g.model, backend=backend, threads=threads).run(feeds)["y"]
                 assert got.shape == want.shape == (batch, channels, 1, 1)
                 np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+# found by the fuzzer (seed 20261512, a float16 stretch Cast -> Mul -> Cast before a Gemm,
+# ONNX Runtime's per-tensor int8 QDQ file): the first difference is the float16
+# QuantizeLinear after the Mul, a float16 Q/DQ lowp leaves as written (docs/operators.md
+# (O53)), but the harness put it at the input's QuantizeLinear, 128 steps on every element:
+# lowp's capture holds that int8 tensor as ONNX Runtime's QDQS8ToU8Transformer shifts it,
+# in uint8. The harness now compares a captured tensor in the file's type.
+def test_a_difference_from_a_float16_quantize_is_found_where_it_starts() -> None:
+    model = onnx.load(str(CASES / "float16_quantize_before_gemm.onnx"))
+    shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)[1:]
+    g = FuzzGraph(model, "input", shape, (1,), 1077, (), 0)  # type: ignore[arg-type]
+    q = quantize_ort(g, calibration(g), Quantizer("ort", False, signed_activations=True))
+    found, _ = origins(q, g.feeds(1, 1077), EngineCombo("native", True, 1))
+    assert [(o.tensor, o.float16) for o in found] == [("mul_16_QuantizeLinear_Output", True)]
