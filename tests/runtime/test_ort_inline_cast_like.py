@@ -81,3 +81,21 @@ def test_castlike_is_written_as_its_cast_with_saturate() -> None:
 def test_a_model_without_castlike_is_left_as_it_is() -> None:
     model = _model("Cast", "Cast")
     assert ort_inline_cast_like.apply(model) is model
+
+
+def test_a_castlike_of_a_constant_stays_as_written() -> None:
+    """ONNX Runtime's ConstantFolding meets a CastLike of a constant as a CastLike; lowp
+    leaves it so ((O211): inlining it moved a float16 attention graph away from ONNX
+    Runtime's results), and inlines the one of a computed value beside it."""
+    inits = [numpy_helper.from_array(np.float32(-np.inf), "neg_inf")]
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node("CastLike", ["neg_inf", "h"], ["bias"]),
+             helper.make_node("Add", ["h", "bias"], ["s"]),
+             helper.make_node("CastLike", ["s", "x"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    out = ort_inline_cast_like.apply(model)
+    assert [(n.op_type, n.output[0]) for n in out.graph.node] == [
+        ("Cast", "h"), ("CastLike", "bias"), ("Add", "s"), ("Cast", "y")]

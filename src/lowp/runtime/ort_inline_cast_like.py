@@ -9,7 +9,10 @@ a Cast: a CastLike to float32 that ends a float16 chain is one of the Cast pairs
 InsertCastTransformer's chains remove (lowp.runtime.ort_insert_cast, docs/operators.md
 (O53), (O211)), where lowp, which ran the CastLike as written, rounded the chain's value
 to float16 first. lowp replaces each CastLike whose target's element type is known with
-that Cast; the values are the same, only the rewrites that follow change.
+that Cast; the values are the same, only the rewrites that follow change. A CastLike of a
+constant stays: ONNX Runtime's ConstantFolding meets it as a CastLike, and inlining it
+moved a float16 attention graph further from ONNX Runtime's results (docs/operators.md
+(O211)).
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ from .ort_cast_elimination import declared_types
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` with each CastLike of a known target type written as its Cast (a new model),
-    or `model` itself when it has none."""
+    """`model` with each CastLike of a known target type and a computed input written as its
+    Cast (a new model), or `model` itself when it has none."""
     g = model.graph
     if not any(n.op_type == "CastLike" and n.domain in ONNX_DOMAINS for n in g.node):
         return model
     types = declared_types(infer_shapes(model))
+    constant = {i.name for i in g.initializer} | {
+        o for n in g.node if n.op_type == "Constant" for o in n.output}
     nodes = []
     changed = False
     for node in g.node:
         to = types.get(node.input[1]) if len(node.input) == 2 else None
-        if node.op_type != "CastLike" or node.domain not in ONNX_DOMAINS or not to:
+        if node.op_type != "CastLike" or node.domain not in ONNX_DOMAINS or not to \
+                or node.input[0] in constant:
             nodes.append(node)
             continue
         saturate = {a.name: a.i for a in node.attribute if a.name == "saturate"}
