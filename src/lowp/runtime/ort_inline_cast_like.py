@@ -20,7 +20,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes
+from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
 from .ort_cast_elimination import declared_types
 
 
@@ -47,8 +47,4 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         changed = True
     if not changed:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    return out
+    return with_nodes(model, nodes)

@@ -22,7 +22,7 @@ import math
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, subgraph_reads, with_nodes
 
 _MERGED = ("QuantizeLinear", "DequantizeLinear")
 
@@ -54,11 +54,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         renamed.update(zip(node.output, first.output, strict=True))
     if not renamed:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    return out
+    return with_nodes(model, nodes)
 
 
 def _renamed(node: onnx.NodeProto, renamed: dict[str, str]) -> onnx.NodeProto:
