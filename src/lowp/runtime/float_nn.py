@@ -761,13 +761,17 @@ def _nchwc_pool(x: np.ndarray, channels: int) -> bool:
             and channels % block == 0 and x.shape[1] == channels)
 
 
-def _window_sum_rowmajor(win: np.ndarray, nd: int) -> np.ndarray:
+def _window_sum_rowmajor(win: np.ndarray, nd: int, *, term_first: bool = False
+                         ) -> np.ndarray:
     """Sum the `nd` trailing window axes as MLAS's NCHWc average pooling and ONNX Runtime's
     generic pooling loop do: one tap after another in row-major order, from +0 (padded taps
-    hold 0 and add nothing)."""
+    hold 0 and add nothing). Each addition is the running sum plus the tap (x86 keeps the
+    first operand's NaN), or with `term_first` the tap plus the running sum."""
     total = np.zeros(win.shape[:-nd], win.dtype)
-    for tap in np.ndindex(*win.shape[-nd:]):      # the running sum first: its NaN stays
-        total = ort_math.first_nan_add(total, win[(Ellipsis,) + tap])
+    for tap in np.ndindex(*win.shape[-nd:]):
+        term = win[(Ellipsis,) + tap]
+        total = (ort_math.first_nan_add(term, total) if term_first
+                 else ort_math.first_nan_add(total, term))
     return total
 
 
@@ -804,12 +808,7 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
     win, *_geom = _pool_windows("LpPool", _lp_terms(x, p), kernel_shape, strides, dilations,
                                 pads, auto_pad, ceil_mode, 0)
-    total = np.zeros(win.shape[:-nd], win.dtype)
-    for tap in np.ndindex(*win.shape[-nd:]):
-        term = win[(Ellipsis,) + tap]
-        total = ort_math.first_nan_add(total, term) if opset < 18 else \
-            ort_math.first_nan_add(term, total)
-    return _lp_root(total, p, x.dtype)
+    return _lp_root(_window_sum_rowmajor(win, nd, term_first=opset >= 18), p, x.dtype)
 
 
 def _lp_terms(x: np.ndarray, p: int) -> np.ndarray:
@@ -905,10 +904,8 @@ def GlobalLpPool(x: np.ndarray, *, p: int = 2, **_: Any) -> np.ndarray:
     loop, row-major from +0 ((O202))."""
     spatial = int(np.prod(x.shape[2:], dtype=np.int64))
     terms = _lp_terms(x, p).reshape(x.shape[0], x.shape[1], spatial)
-    total = np.zeros(x.shape[:2], terms.dtype)
-    for i in range(spatial):
-        total = ort_math.first_nan_add(total, terms[:, :, i])
-    return _lp_root(total, p, x.dtype).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+    return _lp_root(_window_sum_rowmajor(terms, 1), p, x.dtype).reshape(
+        x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 # --- normalization ------------------------------------------------------------------------
