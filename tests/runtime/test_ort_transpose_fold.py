@@ -412,3 +412,29 @@ def test_transpose_moves_through_the_sub_when_onnxruntime_moves_it(case, tmp_pat
         ours = Session(model, backend=backend).run({"x": x})
         for name, value in zip(outputs, expected, strict=True):
             np.testing.assert_array_equal(ours[name], value, err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("last", [[0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2], [0, 3, 2, 1],
+                                  [2, 3, 0, 1], [3, 2, 1, 0]])
+def test_a_transpose_cancels_only_by_its_inverse(last, tmp_path):
+    # first Transpose (0, 2, 3, 1), not its own inverse: the Sub's output, read by a Pow
+    # and a Div, takes it only when the last Transpose is (0, 3, 1, 2) (O215)
+    nodes = [_tr("x", "t", [0, 2, 3, 1]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-2, -1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["p"]),
+             helper.make_node("ReduceMean", ["p"], ["v"], axes=[-2, -1]),
+             helper.make_node("Div", ["d", "v"], ["n"]), _tr("n", "y", last)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F, [1, 16, 1, 33])],
+        [helper.make_tensor_value_info("y", F, None)],
+        [numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    def moved(m: onnx.ModelProto) -> bool:
+        return not any(n.op_type == "Transpose" and n.input[0] == "x" for n in m.graph.node)
+
+    assert moved(ort_fusions.apply(model)) == moved(
+        _ort_optimized(model, str(tmp_path / "ort.onnx"))) == (last == [0, 3, 1, 2])
+    x = (np.random.default_rng(3).standard_normal((1, 16, 1, 33)) * 3).astype(np.float32)
+    assert_engines_agree(model, {"x": x})
