@@ -565,8 +565,9 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     that reads it: Reduce(Transpose(x, perm), axes) becomes Reduce(x, perm[axes]) followed by
     a Transpose of the axes left (none when they keep their order); the Transpose stays
     for its other readers, if any (element-wise ones move it on: `_transpose_elementwise`),
-    and one that is a graph output is not pushed. The sums then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
-    over the last axis is a mean over axis 1 of x ((O18s))."""
+    and one that is a graph output is not pushed. The sums then run in x's memory order,
+    as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean over the last axis is a mean
+    over axis 1 of x ((O18s))."""
     if red.domain not in ONNX_DOMAINS or red.op_type not in _SUMMING or not red.input:
         return None
     tr = index.producer.get(red.input[0])
@@ -585,10 +586,10 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
         return None
     # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
     # its output, the one then put after the reduction costs that output's rank (unless
-    # `_output_cost` waives it, (O215)); a push must gain. Ranks count the dimensions not known to be 1,
-    # 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a Transpose of a
-    # Reshape to a computed shape, unknown to ONNX Runtime's inference, so it stays there
-    # (lowp pushed it and fused a SimplifiedLayerNormalization instead).
+    # `_output_cost` waives it, (O215)); a push must gain. Ranks count the dimensions not
+    # known to be 1, 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a
+    # Transpose of a Reshape to a computed shape, unknown to ONNX Runtime's inference, so it
+    # stays there (lowp pushed it and fused a SimplifiedLayerNormalization instead).
     cost = -_estimated_rank(tr.output[0], index) + _output_cost(red, perm, index)
     if cost >= 0:
         return None
