@@ -438,3 +438,19 @@ def test_a_transpose_cancels_only_by_its_inverse(last, tmp_path):
         _ort_optimized(model, str(tmp_path / "ort.onnx"))) == (last == [0, 3, 1, 2])
     x = (np.random.default_rng(3).standard_normal((1, 16, 1, 33)) * 3).astype(np.float32)
     assert_engines_agree(model, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["Mul", "Sub", "Pow"])
+def test_a_constant_of_the_same_shape_is_transposed_when_the_transpose_moves(op):
+    # Transpose (0, 1, 3, 2) of a square map, an element-wise op with a full-rank constant
+    # whose shape the permutation keeps, then the inverse Transpose: the Transpose moves
+    # after the op (O214) and cancels, so the constant's values must be transposed too
+    w = np.random.default_rng(5).uniform(0.5, 2.0, (1, 1, 16, 16)).astype(np.float32)
+    nodes = [_tr("x", "t", [0, 1, 3, 2]), helper.make_node(op, ["t", "w"], ["u"]),
+             helper.make_node("ReduceMean", ["u"], ["s"], axes=[-1]),
+             helper.make_node("Add", ["u", "s"], ["a"]), _tr("a", "y", [0, 1, 3, 2])]
+    model = _model(nodes, {"x": (1, 1, 16, 16)}, {"y": (1, 1, 16, 16)}, {"w": w})
+    moved = ort_fusions.apply(model).graph.node
+    assert [n.op_type for n in moved if n.op_type == op and n.input[0] == "x"] == [op]
+    x = np.random.default_rng(6).uniform(0.5, 2.0, (1, 1, 16, 16)).astype(np.float32)
+    assert_engines_agree(model, {"x": x})

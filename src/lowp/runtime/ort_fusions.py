@@ -712,10 +712,11 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
 _BROADCASTING = frozenset({
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "PRelu", "Equal",
     "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Mod", "Where"})
-_ALL_INPUTS = frozenset({"Concat", *(TRANSPOSE_HANDLED - _BROADCASTING - _SUMMING - {
-    "ReduceMax", "ReduceMin", "ArgMin", "ArgMax", "Softmax", "LogSoftmax", "Hardmax", "Shape",
-    "Pad", "Squeeze", "Unsqueeze", "Slice", "Tile", "Transpose", "Split", "Clip",
-    "QuantizeLinear", "DequantizeLinear"})})
+_FIRST_INPUT = frozenset({
+    *_SUMMING, "ReduceMax", "ReduceMin", "ArgMin", "ArgMax", "Softmax", "LogSoftmax",
+    "Hardmax", "Shape", "Pad", "Squeeze", "Unsqueeze", "Slice", "Tile", "Transpose", "Split",
+    "Clip", "QuantizeLinear", "DequantizeLinear"})
+_ALL_INPUTS = TRANSPOSE_HANDLED - _BROADCASTING - _FIRST_INPUT
 # the element-wise operators lowp moves a Transpose through ((O214)); values do not depend
 # on the layout, so only the reductions after them see a change
 _PUSHED_ELEMENTWISE = _ELEMENTWISE_ONE_INPUT | {"Add", "Sub", "Mul", "Div", "Pow"}
@@ -903,11 +904,11 @@ def _moved_through(node: onnx.NodeProto, movable: list[int], perm: list[int],
             return None                                 # NormalizeInputRanks fails
         producer = index.producer.get(name)
         if name in index.tensors:
-            value = numpy_helper.to_array(index.tensors[name])
-            value = value.reshape((1,) * (rank - value.ndim) + value.shape)
+            stored = numpy_helper.to_array(index.tensors[name])
+            value = stored.reshape((1,) * (rank - stored.ndim) + stored.shape)
             if value.size > 1:
                 value = value.transpose(inverse)
-            if value.shape != numpy_helper.to_array(index.tensors[name]).shape:
+            if value.size > 1 or value.shape != stored.shape:
                 moved = f"{stem}_{name}_untransposed"
                 new.append(helper.make_node("Constant", [], [moved], name=moved,
                                             value=numpy_helper.from_array(value)))
