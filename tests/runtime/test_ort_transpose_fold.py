@@ -297,3 +297,160 @@ def test_variance_written_out_over_a_transposed_tensor(n, c, keep, seed):
     model = _model(nodes, {"x": (1, n, c)}, outputs, {"eps": np.float32(1e-5)})
     x = np.random.default_rng(seed).standard_normal((1, n, c)).astype(np.float32)
     assert_engines_agree(model, {"x": x})
+
+
+def _transposed_layer_norm(last_perm: list[int]) -> onnx.ModelProto:
+    # GTCRN's layer norms over x [1, 33, 1, 16] read through a Transpose (0, 2, 1, 3),
+    # written out, then a residual Add and a Transpose back (repro item 184)
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-2, -1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["p"]),
+             helper.make_node("ReduceMean", ["p"], ["v"], axes=[-2, -1]),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["s"]),
+             helper.make_node("Div", ["d", "s"], ["n"]),
+             helper.make_node("Mul", ["n", "w"], ["nw"]),
+             helper.make_node("Add", ["nw", "b"], ["ln"]),
+             helper.make_node("Add", ["r", "ln"], ["a"]),
+             helper.make_node("Transpose", ["a"], ["y"], perm=last_perm)]
+    out = tuple([1, 1, 33, 16][k] for k in last_perm)
+    return _model(nodes, {"x": (1, 33, 1, 16), "r": (1, 1, 33, 16)}, {"y": out},
+                  {"two": np.array(2.0, np.float32), "eps": np.array(1e-8, np.float32),
+                   "w": rng.standard_normal((33, 16)).astype(np.float32),
+                   "b": rng.standard_normal((33, 16)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("last_perm", [[0, 2, 1, 3], [0, 3, 1, 2]])
+@pytest.mark.parametrize("seed", range(6))
+def test_transposed_layer_norm_sums_its_variance_as_onnxruntime(last_perm, seed):
+    # ONNX Runtime moves the first Transpose through the Sub and the Pow, so the variance
+    # sums over axes [1, 3] of x, only when the last Transpose cancels it: the centred
+    # values have two readers (Pow and Div), and a Transpose put after the Sub that would
+    # only merge with a later one is not pushed ((O215)). lowp kept the Sub transposed in
+    # both cases and summed the variance over the contiguous [2, 3] (1 to 3 ulp apart on
+    # GTCRN's intra-frame norms)
+    rng = np.random.default_rng(seed)
+    feeds = {"x": (rng.standard_normal((1, 33, 1, 16)) * 3).astype(np.float32),
+             "r": rng.standard_normal((1, 1, 33, 16)).astype(np.float32)}
+    model = _transposed_layer_norm(last_perm)
+    for threads in (1, 2):
+        theirs = onnxruntime_run(model, feeds, threads)[0]
+        for backend in ("reference", "native"):
+            ours = Session(model, backend=backend, threads=threads).run(dict(feeds))["y"]
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"{backend} {threads}")
+
+
+_P, _O = [0, 2, 1, 3], [0, 3, 1, 2]
+
+
+def _tr(i: str, o: str, perm: list[int]) -> onnx.NodeProto:
+    return helper.make_node("Transpose", [i], [o], perm=perm)
+
+
+# what reads the centred values d = Sub(Transpose(x), mean): ONNX Runtime moves the
+# Transpose through the Sub when one node reads d and leads to any Transpose, or when a
+# Transpose down the graph cancels it (not through a graph output); two readers that only
+# meet a Transpose that merges keep it before the Sub
+_AFTER_SUB = {
+    "one Transpose, not cancelling": ([_tr("d", "y1", _O)], ["y1"]),
+    "two Transposes, neither cancelling": ([_tr("d", "y1", _O), _tr("d", "y2", _O)],
+                                           ["y1", "y2"]),
+    "two Transposes, one cancelling": ([_tr("d", "y1", _P), _tr("d", "y2", _O)],
+                                       ["y1", "y2"]),
+    "cancelling, but also a graph output": ([_tr("d", "y1", _P)], ["y1", "d"]),
+    "Pow and Div, cancelled": ([helper.make_node("Pow", ["d", "two"], ["p"]),
+                                helper.make_node("Div", ["d", "p"], ["n"]),
+                                _tr("n", "y1", _P)], ["y1"]),
+    "Pow and Div, merged": ([helper.make_node("Pow", ["d", "two"], ["p"]),
+                             helper.make_node("Div", ["d", "p"], ["n"]),
+                             _tr("n", "y1", _O)], ["y1"]),
+    "one Relu, then two readers": ([helper.make_node("Relu", ["d"], ["e"]),
+                                    helper.make_node("Sigmoid", ["e"], ["f"]),
+                                    helper.make_node("Add", ["e", "f"], ["g"]),
+                                    _tr("g", "y1", _O)], ["y1"]),
+    "cancelled past a graph output": ([helper.make_node("Relu", ["d"], ["e"]),
+                                       helper.make_node("Sigmoid", ["d"], ["f"]),
+                                       _tr("e", "y1", _P)], ["y1", "e", "f"]),
+    "cancelled past a reduction": ([helper.make_node("ReduceMean", ["d"], ["e"], axes=[-1]),
+                                    helper.make_node("Sigmoid", ["d"], ["f"]),
+                                    _tr("e", "y1", _P)], ["y1", "f"]),
+    "no Transpose after": ([helper.make_node("Relu", ["d"], ["e"])], ["e"]),
+}
+
+
+def _ort_optimized(model: onnx.ModelProto, path: str) -> onnx.ModelProto:
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = path
+    ort.InferenceSession(model.SerializeToString(), options,
+                         providers=["CPUExecutionProvider"])
+    return onnx.load(path)
+
+
+@pytest.mark.parametrize("case", sorted(_AFTER_SUB))
+def test_transpose_moves_through_the_sub_when_onnxruntime_moves_it(case, tmp_path):
+    tail, outputs = _AFTER_SUB[case]
+    nodes = [_tr("x", "t", _P), helper.make_node("ReduceMean", ["t"], ["m"], axes=[-2, -1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]), *tail]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F, [1, 33, 1, 16])],
+        [helper.make_tensor_value_info(o, F, None) for o in outputs],
+        [numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    def moved(m: onnx.ModelProto) -> bool:
+        return not any(n.op_type == "Transpose" and n.input[0] == "x" for n in m.graph.node)
+
+    theirs = moved(_ort_optimized(model, str(tmp_path / "ort.onnx")))
+    assert moved(ort_fusions.apply(model)) == theirs
+    x = np.random.default_rng(1).standard_normal((1, 33, 1, 16)).astype(np.float32)
+    expected = onnxruntime_run(model, {"x": x})
+    for backend in ("reference", "native"):
+        ours = Session(model, backend=backend).run({"x": x})
+        for name, value in zip(outputs, expected, strict=True):
+            np.testing.assert_array_equal(ours[name], value, err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("last", [[0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2], [0, 3, 2, 1],
+                                  [2, 3, 0, 1], [3, 2, 1, 0]])
+def test_a_transpose_cancels_only_by_its_inverse(last, tmp_path):
+    # first Transpose (0, 2, 3, 1), not its own inverse: the Sub's output, read by a Pow
+    # and a Div, takes it only when the last Transpose is (0, 3, 1, 2) (O215)
+    nodes = [_tr("x", "t", [0, 2, 3, 1]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-2, -1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["p"]),
+             helper.make_node("ReduceMean", ["p"], ["v"], axes=[-2, -1]),
+             helper.make_node("Div", ["d", "v"], ["n"]), _tr("n", "y", last)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F, [1, 16, 1, 33])],
+        [helper.make_tensor_value_info("y", F, None)],
+        [numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    def moved(m: onnx.ModelProto) -> bool:
+        return not any(n.op_type == "Transpose" and n.input[0] == "x" for n in m.graph.node)
+
+    assert moved(ort_fusions.apply(model)) == moved(
+        _ort_optimized(model, str(tmp_path / "ort.onnx"))) == (last == [0, 3, 1, 2])
+    x = (np.random.default_rng(3).standard_normal((1, 16, 1, 33)) * 3).astype(np.float32)
+    assert_engines_agree(model, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["Mul", "Sub", "Pow"])
+def test_a_constant_of_the_same_shape_is_transposed_when_the_transpose_moves(op):
+    # Transpose (0, 1, 3, 2) of a square map, an element-wise op with a full-rank constant
+    # whose shape the permutation keeps, then the inverse Transpose: the Transpose moves
+    # after the op (O214) and cancels, so the constant's values must be transposed too
+    w = np.random.default_rng(5).uniform(0.5, 2.0, (1, 1, 16, 16)).astype(np.float32)
+    nodes = [_tr("x", "t", [0, 1, 3, 2]), helper.make_node(op, ["t", "w"], ["u"]),
+             helper.make_node("ReduceMean", ["u"], ["s"], axes=[-1]),
+             helper.make_node("Add", ["u", "s"], ["a"]), _tr("a", "y", [0, 1, 3, 2])]
+    model = _model(nodes, {"x": (1, 1, 16, 16)}, {"y": (1, 1, 16, 16)}, {"w": w})
+    moved = ort_fusions.apply(model).graph.node
+    assert [n.op_type for n in moved if n.op_type == op and n.input[0] == "x"] == [op]
+    x = np.random.default_rng(6).uniform(0.5, 2.0, (1, 1, 16, 16)).astype(np.float32)
+    assert_engines_agree(model, {"x": x})

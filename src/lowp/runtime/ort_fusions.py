@@ -29,7 +29,9 @@ matching rules, so that a QDQ file gives the same integers in both engines
   leaves in float fuses back).
 * TransposeOptimizer (level 1): a summing reduction (ReduceMean, ReduceSum, ...) of a
   Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
-  order; a Transpose of the axes left follows when they change order (O18s).
+  order; a Transpose of the axes left follows when they change order (O18s). Element-wise
+  nodes move a Transpose after them by the same cost test (O214), the Transpose put after
+  a node costing nothing only where ONNX Runtime 1.32 waives it (O215).
 * SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
   Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
@@ -77,6 +79,7 @@ class _Index:
         self.initializers = {t.name for t in g.initializer if t.name not in self.fed}
         self.scalars: dict[str, np.float32] = {}
         self.scalar_types: dict[str, int] = {}
+        self.tensors = {t.name: t for t in g.initializer if t.name in self.initializers}
         self.constants: dict[str, np.ndarray] = {   # small integer constants (axes)
             t.name: numpy_helper.to_array(t) for t in g.initializer
             if t.name in self.initializers and t.data_type == TensorProto.INT64
@@ -94,6 +97,8 @@ class _Index:
                     self._scalar(node.output[0], attr.t)
                 if attr.name == "value" and attr.t.data_type == TensorProto.INT64:
                     self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
+                if attr.name == "value":
+                    self.tensors[node.output[0]] = attr.t
         self.outputs = {o.name for o in g.output}
         self.types: dict[str, int] = {t.name: t.data_type for t in g.initializer}
         self.shapes: dict[str, onnx.TensorShapeProto] = {}
@@ -109,6 +114,9 @@ class _Index:
 
     def link(self, nodes: list[onnx.NodeProto]) -> None:
         """Producers, consumers and graph positions of `nodes`."""
+        self.nodes = nodes
+        self._to_transpose: set[str] | None = None
+        self._twins: dict[str, list[str]] | None = None
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
         self.position: dict[int, int] = {}
@@ -556,11 +564,10 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's transpose optimizer (level 1) pushes a Transpose through the reduction
     that reads it: Reduce(Transpose(x, perm), axes) becomes Reduce(x, perm[axes]) followed by
     a Transpose of the axes left (none when they keep their order); the Transpose stays
-    for its other readers, if any, and one that is a graph output is not pushed (ONNX
-    Runtime pushes it through those other readers too, which lowp does not mirror). The
-    sums
-    then run in x's memory order, as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean
-    over the last axis is a mean over axis 1 of x ((O18s))."""
+    for its other readers, if any (element-wise ones move it on: `_transpose_elementwise`),
+    and one that is a graph output is not pushed. The sums then run in x's memory order,
+    as ONNX Runtime's do: a Transpose [0, 2, 1] then a mean over the last axis is a mean
+    over axis 1 of x ((O18s))."""
     if red.domain not in ONNX_DOMAINS or red.op_type not in _SUMMING or not red.input:
         return None
     tr = index.producer.get(red.input[0])
@@ -578,14 +585,12 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
            for c in index.consumers[tr.output[0]]):
         return None
     # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
-    # its output, the one then put after the reduction costs that output's rank (unless a
-    # Transpose reads it); a push must gain. Ranks count the dimensions not known to be 1,
-    # 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a Transpose of a
-    # Reshape to a computed shape, unknown to ONNX Runtime's inference, so it stays there
-    # (lowp pushed it and fused a SimplifiedLayerNormalization instead).
-    cost = -_estimated_rank(tr.output[0], index)
-    if not any(_is(c, "Transpose") for c in index.consumers[red.output[0]]):
-        cost += _estimated_rank(red.output[0], index)
+    # its output, the one then put after the reduction costs that output's rank (unless
+    # `_output_cost` waives it, (O215)); a push must gain. Ranks count the dimensions not
+    # known to be 1, 5 for a value of unknown shape: ppocrv4_rec's first LayerNorm reads a
+    # Transpose of a Reshape to a computed shape, unknown to ONNX Runtime's inference, so it
+    # stays there (lowp pushed it and fused a SimplifiedLayerNormalization instead).
+    cost = -_estimated_rank(tr.output[0], index) + _output_cost(red, perm, index)
     if cost >= 0:
         return None
     rank = len(perm)
@@ -701,46 +706,238 @@ def _transpose_cancel(tr: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return new, [*chain, node]
 
 
-def _transpose_binary(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
-    """ONNX Runtime's transpose optimizer (level 1) pushes the Transposes that feed an Add,
-    Sub, Mul or Div through it when every input is a Transpose of one permutation P and its
-    cost test gains (HandleSimpleNodeBroadcast, EstimateTransposeInputsCost: each
-    transposed input removed earns its estimated rank, the Transpose then put after the
-    node costs its output's, unless a Transpose reads it): f(T(a), T(b)) becomes T(f(a, b)).
-    The values are the same; the reduction after it then reads the untransposed layout and
-    is pushed too (`_transpose_reduce`): a variance written out over a transposed tensor,
-    Transpose -> ReduceMean -> Sub -> Mul(d, d) -> ReduceMean, sums both means over the
-    untransposed axis as ONNX Runtime does ((O82)). Inputs other than Transposes (a
-    constant, which the optimizer transposes for free) are not mirrored."""
-    if node.domain not in ONNX_DOMAINS or node.op_type not in ("Add", "Sub", "Mul", "Div") \
-            or len(node.input) != 2 or len(node.output) != 1 or node.output[0] in index.outputs:
+# ONNX Runtime's transpose optimizer handlers by the inputs they move a Transpose through
+# (the others move it through their first input only): every input for the one-input
+# operators and Concat, every input not known to be a scalar for the broadcasting ones
+_BROADCASTING = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "PRelu", "Equal",
+    "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Mod", "Where"})
+_FIRST_INPUT = frozenset({
+    *_SUMMING, "ReduceMax", "ReduceMin", "ArgMin", "ArgMax", "Softmax", "LogSoftmax",
+    "Hardmax", "Shape", "Pad", "Squeeze", "Unsqueeze", "Slice", "Tile", "Transpose", "Split",
+    "Clip", "QuantizeLinear", "DequantizeLinear"})
+_ALL_INPUTS = TRANSPOSE_HANDLED - _BROADCASTING - _FIRST_INPUT
+# the element-wise operators lowp moves a Transpose through ((O214)); values do not depend
+# on the layout, so only the reductions after them see a change
+_PUSHED_ELEMENTWISE = _ELEMENTWISE_ONE_INPUT | {"Add", "Sub", "Mul", "Div", "Pow"}
+
+
+def _handled(node: onnx.NodeProto) -> bool:
+    return node.domain in ONNX_DOMAINS and node.op_type in TRANSPOSE_HANDLED
+
+
+def _transposable(node: onnx.NodeProto, index: _Index) -> list[int]:
+    """The inputs ONNX Runtime's handler for `node` transposes (transposible_inputs_fn)."""
+    if node.op_type in _BROADCASTING:
+        return [j for j, i in enumerate(node.input) if i and index.rank(i) != 0]
+    if node.op_type in _ALL_INPUTS:
+        return [j for j, i in enumerate(node.input) if i]
+    return [0] if node.input and node.input[0] else []
+
+
+def _leading_to_transpose(index: _Index) -> set[str]:
+    """ONNX Runtime's outputs_leading_to_transpose: the values with a path to a Transpose
+    through nodes it has a handler for that transpose their outputs (not Shape), found
+    walking the nodes backwards."""
+    if index._to_transpose is None:
+        found: set[str] = set()
+        for node in reversed(index.nodes):
+            if _is(node, "Transpose"):
+                found.add(node.input[0])
+            elif _handled(node) and node.op_type != "Shape" and \
+                    any(o in found for o in node.output):
+                found.update(node.input[j] for j in _transposable(node, index))
+        index._to_transpose = found
+    return index._to_transpose
+
+
+def _cancelled_downstream(value: str, perm: list[int], index: _Index,
+                          seen: set[str] | None = None) -> bool:
+    """Whether a Transpose `perm` put on `value` meets, through nodes with a handler, a
+    Transpose of the inverse permutation that cancels it; a path through a graph output
+    does not count (the Transpose would stay for it)."""
+    seen = set() if seen is None else seen
+    if value in index.outputs or value in seen:
+        return False
+    seen.add(value)
+    inverse = [perm.index(k) for k in range(len(perm))]
+    for reader in index.consumers.get(value, []):
+        if _is(reader, "Transpose"):
+            if transpose_perm(reader) == inverse:
+                return True
+            continue
+        if not _handled(reader) or reader.op_type == "Shape":
+            continue
+        if not any(reader.input[j] == value for j in _transposable(reader, index)):
+            continue
+        ahead = perm
+        if reader.op_type in _SUMMING or reader.op_type in ("ReduceMax", "ReduceMin"):
+            keep = next((helper.get_attribute_value(a) for a in reader.attribute
+                         if a.name == "keepdims"), 1)
+            if not keep:
+                continue        # the axes left take another permutation: not followed
+        elif reader.op_type in ("Squeeze", "Unsqueeze"):
+            continue
+        if any(o and _cancelled_downstream(o, ahead, index, seen) for o in reader.output):
+            return True
+    return False
+
+
+def _twins(name: str, index: _Index) -> list[str]:
+    """`name` and the same output of every node of the same operator, attributes and inputs,
+    which ONNX Runtime's CommonSubexpressionElimination (level 1, before the transpose
+    optimizer) makes one node: dtln_frame's instant layer norm computes its Sub twice, once
+    for the variance and once for the Div, and ONNX Runtime sees one Sub read by both."""
+    if index._twins is None:
+        groups: dict[tuple[object, ...], list[onnx.NodeProto]] = defaultdict(list)
+        for node in index.nodes:
+            if node.output and not any(o in index.outputs for o in node.output):
+                key = (node.domain, node.op_type, tuple(node.input),
+                       tuple(a.SerializeToString() for a in
+                             sorted(node.attribute, key=lambda a: a.name)))
+                groups[key].append(node)
+        index._twins = {}
+        for group in groups.values():
+            if len(group) > 1:
+                for k in range(len(group[0].output)):
+                    names = [n.output[k] for n in group if k < len(n.output) and n.output[k]]
+                    index._twins.update((o, names) for o in names)
+    return index._twins.get(name, [name])
+
+
+def _one_reader(name: str, index: _Index) -> bool:
+    """One node reads `name` (and its twins, `_twins`), however many of its inputs, and
+    it is no graph output."""
+    readers = {id(r) for twin in _twins(name, index) for r in index.consumers.get(twin, [])}
+    return len(readers) == 1 and name not in index.outputs
+
+
+def _output_cost(node: onnx.NodeProto, perm: list[int], index: _Index) -> int:
+    """What the Transpose put after `node` costs in ONNX Runtime 1.32's test: its rank,
+    waived when the output leads to a Transpose (outputs_leading_to_transpose) and either
+    one node reads it and nothing else (merged there, the Transpose goes) or a Transpose
+    down the graph cancels it ((O215)). A Transpose whose output two nodes read and that
+    only merges with a later one, not cancelled, stays, and is not pushed: GTCRN's
+    inter-frame layer norm, whose centred values feed both the variance and the Div."""
+    cost = 0
+    for out in node.output:
+        if not out:
+            continue
+        if out in _leading_to_transpose(index) and (
+                _one_reader(out, index) or _cancelled_downstream(out, perm, index)):
+            return 0
+        cost = max(cost, _estimated_rank(out, index))
+    return cost
+
+
+def _can_likely_remove(tr: onnx.NodeProto, index: _Index) -> bool:
+    """ONNX Runtime's CanLikelyRemoveTranspose: every reader of the Transpose has a handler
+    (and it is no graph output)."""
+    return tr.output[0] not in index.outputs and all(
+        _handled(r) for r in index.consumers.get(tr.output[0], []))
+
+
+def _input_cost(name: str, perm: list[int], index: _Index) -> int | None:
+    """ONNX Runtime's EstimateTransposeValueCost for moving a Transpose `perm` through the
+    input `name`: 0 for a constant, minus its rank for a Transpose `perm` that goes (0 for
+    one that stays or another permutation, which composes), its rank otherwise. None for a
+    DequantizeLinear output, whose special cases lowp does not mirror."""
+    if name in index.tensors:
+        return 0
+    producer = index.producer.get(name)
+    if producer is not None and _is(producer, "DequantizeLinear"):
         return None
-    feeds = [index.producer.get(i) for i in node.input]
-    if any(t is None or not _is(t, "Transpose") or t.output[0] in index.outputs
-           for t in feeds):
+    if producer is not None and _is(producer, "Transpose") and transpose_perm(producer):
+        if transpose_perm(producer) == perm and _can_likely_remove(producer, index):
+            return -_estimated_rank(name, index)
+        return 0
+    return _estimated_rank(name, index)
+
+
+def _transpose_elementwise(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) moves a Transpose P that an element-wise
+    node reads to after it (HandleSimpleNode, HandleSimpleNodeBroadcast) when its cost test
+    gains: each transposable input costs its estimated rank, minus it for a Transpose P
+    that goes, 0 for a constant (transposed in place), and the Transpose put after costs
+    `_output_cost`. f(T(a), b) becomes T(f(a, T'(b))), T' the inverse permutation, a
+    constant of lower rank unsqueezed first. The values do not change; the reductions
+    after it read the untransposed data and are pushed too (`_transpose_reduce`): a layer
+    norm written out over a transposed tensor (GTCRN's intra-frame one: Transpose ->
+    ReduceMean -> Sub -> Pow -> ReduceMean, read back through the inverse Transpose) sums
+    its variance over the untransposed axes, as ONNX Runtime does ((O82), (O214))."""
+    if node.domain not in ONNX_DOMAINS or node.op_type not in _PUSHED_ELEMENTWISE \
+            or len(node.output) != 1 or not all(node.input):
         return None
-    perms = [transpose_perm(t) for t in feeds]      # type: ignore[arg-type]
-    if perms[0] is None or perms[0] != perms[1]:
-        return None
-    perm = perms[0]
-    cost = -sum(_estimated_rank(i, index) for i in node.input)
-    if not any(_is(c, "Transpose") for c in index.consumers[node.output[0]]):
-        cost += _estimated_rank(node.output[0], index)
-    if cost >= 0:
-        return None
-    pushed = f"{node.output[0]}_untransposed"
+    movable = _transposable(node, index)
+    for j in movable:
+        tr = index.producer.get(node.input[j])
+        perm = transpose_perm(tr) if tr is not None and _is(tr, "Transpose") else None
+        if perm is None or sorted(perm) != list(range(len(perm))):
+            continue
+        costs = [_input_cost(node.input[k], perm, index) for k in movable]
+        if any(c is None for c in costs):
+            return None
+        cost = sum(c for c in costs if c is not None)
+        if cost < 0:
+            cost += _output_cost(node, perm, index)
+        rewrite = _moved_through(node, movable, perm, index) if cost < 0 else None
+        if rewrite is not None:
+            return rewrite
+    return None
+
+
+def _moved_through(node: onnx.NodeProto, movable: list[int], perm: list[int],
+                   index: _Index) -> Rewrite | None:
+    """`node` reading its `movable` inputs through the inverse of `perm`, then a Transpose
+    `perm` writing its output (the rewrite of `_transpose_elementwise`)."""
+    rank = len(perm)
+    inverse = [perm.index(k) for k in range(rank)]
     made = onnx.NodeProto()
     made.CopyFrom(node)
-    made.input[:] = [t.input[0] for t in feeds]     # type: ignore[union-attr]
+    new: list[onnx.NodeProto] = []
+    gone: list[onnx.NodeProto] = []
+    stem = node.name or node.output[0]
+    for j in movable:
+        name = node.input[j]
+        have = index.rank(name)
+        if have is None or have > rank:
+            return None                                 # NormalizeInputRanks fails
+        producer = index.producer.get(name)
+        if name in index.tensors:
+            stored = numpy_helper.to_array(index.tensors[name])
+            value = stored.reshape((1,) * (rank - stored.ndim) + stored.shape)
+            if value.size > 1:
+                value = value.transpose(inverse)
+            if value.size > 1 or value.shape != stored.shape:
+                moved = f"{stem}_{name}_untransposed"
+                new.append(helper.make_node("Constant", [], [moved], name=moved,
+                                            value=numpy_helper.from_array(value)))
+                made.input[j] = moved
+        elif have != rank:
+            return None         # an Unsqueeze of a computed value: not mirrored
+        elif producer is not None and _is(producer, "Transpose") and \
+                transpose_perm(producer) == perm:
+            made.input[j] = producer.input[0]
+            if all(r is node for r in index.consumers[name]) and producer not in gone:
+                gone.append(producer)
+        else:
+            moved = f"{stem}_{name}_untransposed"
+            if producer is not None and _is(producer, "Transpose"):
+                first = transpose_perm(producer) or []
+                new.append(helper.make_node("Transpose", [producer.input[0]], [moved],
+                                            perm=[first[k] for k in inverse], name=moved))
+            else:
+                new.append(helper.make_node("Transpose", [name], [moved], perm=inverse,
+                                            name=moved))
+            made.input[j] = moved
+    pushed = f"{node.output[0]}_untransposed"
     made.output[:] = [pushed]
+    shape = index.shapes.get(node.output[0])
+    if shape is not None and len(shape.dim) == rank:
+        index.shapes[pushed] = onnx.TensorShapeProto(dim=[shape.dim[k] for k in inverse])
     after = helper.make_node("Transpose", [pushed], [node.output[0]], perm=perm,
-                             name=f"{node.name or node.output[0]}_pushed_Transpose")
-    gone = []
-    for t in {id(t): t for t in feeds}.values():   # type: ignore[union-attr]
-        readers = index.consumers[t.output[0]]     # type: ignore[union-attr]
-        if all(r is node for r in readers):
-            gone.append(t)
-    return [made, after], gone   # type: ignore[return-value]
+                             name=f"{stem}_pushed_Transpose")
+    return [*new, made, after], gone
 
 
 def _transpose_merge(second: onnx.NodeProto, index: _Index) -> Rewrite | None:
@@ -1094,7 +1291,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
     ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
     ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
-    ("TransposeOptimizer", _transpose_binary, 7, 1),    # (O82)
+    ("TransposeOptimizer", _transpose_elementwise, 7, 1),    # (O82), (O214)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
