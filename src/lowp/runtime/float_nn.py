@@ -708,9 +708,12 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                               auto_pad, ceil_mode, count_include_pad)
         if native is not None:
             return native
+    # a window of padding only: MLAS's NCHWc kernel divides its +0 by a count of 0 (the
+    # default NaN) where the loop writes 0 ((O182), (O219))
     counts = _average_counts(tuple(x.shape[2:]), np.dtype(compute_dtype(x)), tuple(k),
                              tuple(s), tuple(d), tuple(begin), tuple(end), tuple(extra),
-                             tuple(out), bool(count_include_pad))
+                             tuple(out), bool(count_include_pad),
+                             empty_as_nan=nchwc_kernel and not count_include_pad)
     if rowmajor and nd == 2 and x.dtype == np.float32:
         # the row-major sums natively, divided by these same divisors (the same values)
         native = native_float.average_pool_rowmajor(x, k, s, d, begin, out,
@@ -721,7 +724,8 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
-    return (total / counts).astype(x.dtype, copy=False)
+    with np.errstate(invalid="ignore"):         # 0 / 0: (O219)'s default NaN
+        return (total / counts).astype(x.dtype, copy=False)
 
 
 def _nchwc_average_pool_past_end(x: np.ndarray, k: Sequence[int], s: Sequence[int],
@@ -763,10 +767,12 @@ def _nchwc_average_pool_past_end(x: np.ndarray, k: Sequence[int], s: Sequence[in
 def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...],
                     s: tuple[int, ...], d: tuple[int, ...], begin: tuple[int, ...],
                     end: tuple[int, ...], extra: tuple[int, ...], out: tuple[int, ...],
-                    include_pad: bool) -> np.ndarray:
+                    include_pad: bool, empty_as_nan: bool = False) -> np.ndarray:
     """AveragePool's divisors, (1, 1, *out): the window cells inside the input (plus the
-    explicit pads with count_include_pad), summed in `dtype`. One read-only array per
-    geometry (a native call recorded twice then reads the same memory)."""
+    explicit pads with count_include_pad), summed in `dtype`; a window without any, 1 (its
+    mean 0, ONNX Runtime's loop, (O182)), or with `empty_as_nan` 0 (its mean 0 / 0, MLAS's
+    NCHWc kernel, (O219)). One read-only array per geometry (a native call recorded twice
+    then reads the same memory)."""
     nd = len(spatial)
     ones = np.ones((1, 1) + spatial, dtype=dtype)
     if include_pad:
@@ -778,7 +784,7 @@ def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...
     counts = _windows(cnt, list(k), list(s), list(d), list(out)).sum(
         axis=tuple(range(2 + nd, 2 + 2 * nd)))
     # a dilated window whose every tap is padding: ONNX Runtime's loop writes 0 ((O182))
-    counts = np.ascontiguousarray(np.maximum(counts, 1))
+    counts = np.ascontiguousarray(counts if empty_as_nan else np.maximum(counts, 1))
     counts.flags.writeable = False
     return counts
 
