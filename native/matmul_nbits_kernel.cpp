@@ -152,10 +152,11 @@ void nbits_panels_avx512(const NBitsArgs& a, int64_t m0, int64_t m1, int64_t p0,
         // with ONNX Runtime's NaN ((O220)): of several NaNs bb's, then ablk's, then z's
         const __m512 av = _mm512_set1_ps(ablk[size_t(b)]), bv = _mm512_loadu_ps(bb + b * 16);
         __m512 r = _mm512_fmadd_ps(av, bv, z);
-        for (const __m512 v : {z, av, bv})
-          r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
-                                 _mm512_castsi512_ps(_mm512_or_si512(
-                                     _mm512_castps_si512(v), _mm512_set1_epi32(0x00400000))));
+        if (_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q))     // (a NaN operand makes r NaN)
+          for (const __m512 v : {z, av, bv})
+            r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
+                                   _mm512_castsi512_ps(_mm512_or_si512(
+                                       _mm512_castps_si512(v), _mm512_set1_epi32(0x00400000))));
         z = r;
       }
       {
