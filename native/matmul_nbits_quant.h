@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace lowp {
 
@@ -39,6 +40,41 @@ inline float nbits_quantize_block(const float* x, int64_t n, int8_t* q) {
     q[i] = int8_t(uint8_t(uint32_t(int32_t(c))));
   }
   return amax / 127.0f;
+}
+
+inline float nbits_quieted(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits |= 0x00400000u;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+// Step 5's zero-point term, fma(a, b, c) with ONNX Runtime's NaN: of several NaNs b's,
+// then a's, then c's, quieted (docs/operators.md (O220))
+inline float nbits_zero_term_fma(float a, float b, float c) {
+  if (b != b) return nbits_quieted(b);
+  if (a != a) return nbits_quieted(a);
+  if (c != c) return nbits_quieted(c);
+  return std::fma(a, b, c);
+}
+
+// Step 5's last addition, z + v as ONNX Runtime's kernel adds them: of two NaNs the
+// zero-point term z's (quieted), then v's (docs/operators.md (O220)); written out so that no
+// compiler swaps the operands of a plain addition
+inline float nbits_zero_term_add(float z, float v) {
+  uint32_t bits;
+  if (z != z) {
+    std::memcpy(&bits, &z, 4);
+  } else if (v != v) {
+    std::memcpy(&bits, &v, 4);
+  } else {
+    return z + v;
+  }
+  bits |= 0x00400000u;
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
 }
 
 }  // namespace lowp

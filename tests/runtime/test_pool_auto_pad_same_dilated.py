@@ -2,7 +2,8 @@
 PoolAttributes pads with the kernel left undilated, then sizes the output from those pads
 as explicit pads do, in ceil mode too ((O180)); lowp had followed the spec (dilation in
 the pads, out = ceil(in / stride)) and gave a larger output. A dilated AveragePool window
-whose every tap is padding gives 0, not 0 / 0 ((O182))."""
+whose every tap is padding gives 0, not 0 / 0 ((O182)), except in MLAS's NCHWc kernel, which
+divides by 0 ((O219))."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
+
+from .ort_agreement import assert_outputs_equal_onnxruntime_on_every_path
 
 
 def _pool(op: str, shape: tuple[int, ...], opset: int, **attrs: object):  # type: ignore[no-untyped-def]
@@ -84,3 +87,18 @@ def test_dilated_average_pool_window_all_padding_is_zero(backend: str) -> None:
     model = _pool("AveragePool", x.shape, 19, kernel_shape=[2, 2], strides=[1, 1],
                   dilations=[2, 2], pads=[1, 1, 1, 1])
     _assert_as_onnxruntime(model, x, backend, 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("ceil", "include_pad"), [(0, 0), (1, 0), (0, 1)])
+def test_nchwc_average_pool_window_all_padding_is_the_default_nan(
+        ceil: int, include_pad: int, threads: int) -> None:
+    # 16 channels (MLAS's NCHWc kernel, (O219)): a 1 x 1 map, kernel 2 dilated by 2,
+    # stride 2, SAME_LOWER pads 1 and 0: the one window's taps are -1 and 1, both padding;
+    # ONNX Runtime divides +0 by a count of 0 (0xffc00000, lowp gave 0) unless
+    # count_include_pad counts the pad
+    x = np.arange(1, 17, dtype=np.float32).reshape(1, 16, 1, 1)
+    model = _pool("AveragePool", x.shape, 19, kernel_shape=[2, 2], strides=[2, 2],
+                  dilations=[2, 2], auto_pad="SAME_LOWER", ceil_mode=ceil,
+                  count_include_pad=include_pad)
+    assert_outputs_equal_onnxruntime_on_every_path(model, {"x": x}, threads)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ort_math as _ort_math
 from ..fixedpoint import fma32
 
 BLOCK = 32
@@ -324,8 +325,8 @@ class PackedNBits:
             ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)
             zacc = np.zeros_like(y)
             for b in range(blocks):
-                zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
-            out[r0:r0 + m] = (y + zacc).astype(_F)
+                zacc = _zero_term_fma(ablk[:, None, b], self.bblk[None, :, b], zacc)
+            out[r0:r0 + m] = _ort_math.first_nan_add(zacc, y).astype(_F)
 
     def _rows(self, a2: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
         n, blocks = self.n, self.blocks
@@ -343,8 +344,18 @@ class PackedNBits:
             ablk = (sa * q.sum(axis=-1).astype(_F)).astype(_F)        # AScaledBlkSum
             zacc = np.zeros_like(y)
             for b in range(blocks):
-                zacc = fma32(ablk[:, None, b], self.bblk[None, :, b], zacc).astype(_F)
-            out[r0:r0 + rows] = (y + zacc).astype(_F)
+                zacc = _zero_term_fma(ablk[:, None, b], self.bblk[None, :, b], zacc)
+            out[r0:r0 + rows] = _ort_math.first_nan_add(zacc, y).astype(_F)
+
+
+def _zero_term_fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """a * b + c rounded once, of several NaNs b's, then a's, then c's (quieted), as the fused
+    multiply-adds of ONNX Runtime's zero-point term give them (docs/operators.md (O220))."""
+    out = fma32(a, b, c).astype(_F)
+    for v in (c, a, b):                  # the last one written wins
+        v = np.broadcast_to(np.asarray(v, _F), out.shape)
+        out = np.where(np.isnan(v), _ort_math.quieted(v), out)
+    return out.astype(_F)
 
 
 def matmul_nbits8(a: np.ndarray, w_u8: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,

@@ -470,13 +470,15 @@ def _max_pool_pads(spatial: Sequence[int], kernel_shape: Sequence[int], strides:
 _MLAS_MAX_POOLS = ("vector", "generic", "global")
 
 
-def _check_mlas_pads(kind: str, begin: Sequence[int], end: Sequence[int]) -> None:
+def _check_mlas_pads(kind: str, begin: Sequence[int], end: Sequence[int],
+                     op: str = "MaxPool") -> None:
     """ONNX Runtime's MlasPool refuses a negative pad (a SAME pad of a kernel smaller than
-    its stride); its loop and NCHWc kernels take it ((O200)). lowp refuses where it does."""
+    its stride); its loop and NCHWc kernels take it ((O200), (O218)). lowp refuses where it
+    does."""
     if kind in _MLAS_MAX_POOLS and any(p < 0 for p in (*begin, *end)):
         raise NodeError(f"auto_pad SAME gives the negative pads {[*begin, *end]} "
-                        "(a kernel smaller than its stride), which ONNX Runtime's float "
-                        "MaxPool refuses without dilations or Indices")
+                        "(a kernel smaller than its stride), which ONNX Runtime's float32 "
+                        f"{op} refuses where MLAS runs it (MlasPool)")
 
 
 def _empty_pool(x: np.ndarray, out: Sequence[int], channels_last: bool = False
@@ -665,7 +667,6 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     `opset` 19 on (AveragePool-19, which has dilations) ONNX Runtime runs every one with
     its generic loop, row-major, divided by the count ((O32))."""
     nd = x.ndim - 2
-    x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
     k = [int(v) for v in kernel_shape]
     s, d = _ints(strides, nd, 1), _ints(dilations, nd, 1)
     # ONNX Runtime's generic pooling loop (AveragePool-19's kernel; before it, dilated
@@ -678,6 +679,18 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     # NCHWc kernel does (dilated windows too; (O80))
     overhang_as_pad = not generic or (opset >= 19 and not ceil_mode
                                       and _nchwc_pool(x, nchwc_channels))
+    # MLAS's NCHWc kernel: whole channel blocks, unless ceil_mode with padded counts
+    # sends the pool to the generic loop
+    nchwc_kernel = _nchwc_pool(x, nchwc_channels) and not (count_include_pad and ceil_mode)
+    signed, signed_auto_pad = _max_pool_pads(x.shape[2:], kernel_shape, strides, pads,
+                                             auto_pad)
+    if signed_auto_pad != auto_pad and any(p < 0 for p in signed):
+        if nchwc_kernel:            # reads past a negative end pad ((O218))
+            return _nchwc_average_pool_past_end(x, k, s, d, signed, ceil_mode,
+                                                bool(count_include_pad))
+        if not generic and x.dtype == np.float32:
+            _check_mlas_pads("generic", signed[:nd], signed[nd:], "AveragePool")
+    x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
     begin, end, extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
                                             auto_pad, ceil_mode, overhang_as_pad=overhang_as_pad)
     if 0 in out:
@@ -695,9 +708,12 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                               auto_pad, ceil_mode, count_include_pad)
         if native is not None:
             return native
+    # a window of padding only: MLAS's NCHWc kernel divides its +0 by a count of 0 (the
+    # default NaN) where the loop writes 0 ((O182), (O219))
     counts = _average_counts(tuple(x.shape[2:]), np.dtype(compute_dtype(x)), tuple(k),
                              tuple(s), tuple(d), tuple(begin), tuple(end), tuple(extra),
-                             tuple(out), bool(count_include_pad))
+                             tuple(out), bool(count_include_pad),
+                             empty_as_nan=nchwc_kernel and not count_include_pad)
     if rowmajor and nd == 2 and x.dtype == np.float32:
         # the row-major sums natively, divided by these same divisors (the same values)
         native = native_float.average_pool_rowmajor(x, k, s, d, begin, out,
@@ -708,17 +724,55 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
-    return (total / counts).astype(x.dtype, copy=False)
+    with np.errstate(invalid="ignore"):         # 0 / 0: (O219)'s default NaN
+        return (total / counts).astype(x.dtype, copy=False)
+
+
+def _nchwc_average_pool_past_end(x: np.ndarray, k: Sequence[int], s: Sequence[int],
+                                 d: Sequence[int], pads: Sequence[int], ceil_mode: int,
+                                 include_pad: bool) -> np.ndarray:
+    """AveragePool with a negative SAME pad in MLAS's NCHWc kernel ((O218)): window o of
+    axis i reads the taps o s_i - pad_begin_i + t d_i inside the input, past a negative end
+    pad too (as (O200)'s MaxPool), summed row-major from +0 and divided by the taps inside
+    the input, or with count_include_pad by the taps inside the padded input, every tap of
+    an axis whose end pad is negative."""
+    nd = len(k)
+    begin, end, _extra, out = _pool_geometry("AveragePool", x.shape[2:], k, s, d, pads,
+                                             "NOTSET", ceil_mode)
+    if 0 in out:
+        return _empty_pool(x, out)
+    counts = np.ones(tuple(out), np.float32)
+    for i in range(nd):
+        taps = np.arange(out[i])[:, None] * s[i] - begin[i] + np.arange(k[i])[None, :] * d[i]
+        low, high = 0, x.shape[2 + i]
+        if include_pad:
+            low = -max(begin[i], 0)
+            high = high + end[i] if end[i] >= 0 else np.iinfo(np.int64).max
+        axis = ((taps >= low) & (taps < high)).sum(axis=1).astype(np.float32)
+        counts = counts * axis.reshape([-1 if j == i else 1 for j in range(nd)])
+    counts = np.ascontiguousarray(np.maximum(counts, 1))
+    if nd == 2 and x.dtype == np.float32:
+        # the kernel reads the taps inside x: a negative begin pad as the elements it drops
+        native = native_float.average_pool_rowmajor(
+            crop_negative_pads(x, begin, [0] * nd, 2), k, s, d, [max(b, 0) for b in begin],
+            out, counts)
+        if native is not None:
+            return native
+    win = _windows(_window_input(_f(x), begin, k, s, d, out, 0), k, s, d, out)
+    total = _window_sum_rowmajor(win, nd)
+    return (total / counts.reshape((1, 1, *out))).astype(x.dtype, copy=False)
 
 
 @functools.lru_cache(maxsize=64)
 def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...],
                     s: tuple[int, ...], d: tuple[int, ...], begin: tuple[int, ...],
                     end: tuple[int, ...], extra: tuple[int, ...], out: tuple[int, ...],
-                    include_pad: bool) -> np.ndarray:
+                    include_pad: bool, empty_as_nan: bool = False) -> np.ndarray:
     """AveragePool's divisors, (1, 1, *out): the window cells inside the input (plus the
-    explicit pads with count_include_pad), summed in `dtype`. One read-only array per
-    geometry (a native call recorded twice then reads the same memory)."""
+    explicit pads with count_include_pad), summed in `dtype`; a window without any, 1 (its
+    mean 0, ONNX Runtime's loop, (O182)), or with `empty_as_nan` 0 (its mean 0 / 0, MLAS's
+    NCHWc kernel, (O219)). One read-only array per geometry (a native call recorded twice
+    then reads the same memory)."""
     nd = len(spatial)
     ones = np.ones((1, 1) + spatial, dtype=dtype)
     if include_pad:
@@ -730,7 +784,7 @@ def _average_counts(spatial: tuple[int, ...], dtype: np.dtype, k: tuple[int, ...
     counts = _windows(cnt, list(k), list(s), list(d), list(out)).sum(
         axis=tuple(range(2 + nd, 2 + 2 * nd)))
     # a dilated window whose every tap is padding: ONNX Runtime's loop writes 0 ((O182))
-    counts = np.ascontiguousarray(np.maximum(counts, 1))
+    counts = np.ascontiguousarray(counts if empty_as_nan else np.maximum(counts, 1))
     counts.flags.writeable = False
     return counts
 
@@ -805,7 +859,8 @@ def LpPool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     plus the running sum, as its build adds them: a window of several NaNs gives its first
     NaN, or its last ((O202))."""
     nd = x.ndim - 2
-    x, pads, auto_pad = _same_as_explicit(x, 2, kernel_shape, strides, pads, auto_pad)
+    # ONNX Runtime's LpPool loops read past a negative SAME end pad ((O218), as (O200))
+    pads, auto_pad = _max_pool_pads(x.shape[2:], kernel_shape, strides, pads, auto_pad)
     win, *_geom = _pool_windows("LpPool", _lp_terms(x, p), kernel_shape, strides, dilations,
                                 pads, auto_pad, ceil_mode, 0)
     return _lp_root(_window_sum_rowmajor(win, nd, term_first=opset >= 18), p, x.dtype)
