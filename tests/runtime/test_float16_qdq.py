@@ -118,10 +118,10 @@ def test_every_integer_dequantizes_to_float16_as_onnxruntime(dtype: type) -> Non
                                       err_msg=where)
 
 
-def _float16_mul(reader: str = "Cast") -> onnx.ModelProto:
+def _float16_mul(reader: str = "Cast", domain: str = "") -> onnx.ModelProto:
     """x (float32) -> Cast(float16) -> Q -> DQ -> Mul(DQ of a float16 constant) -> Q -> DQ
     -> `reader`, every scale float16: the QDQ form ONNX Runtime's quantizer writes for a
-    float16 Cast -> Mul -> Cast."""
+    float16 Cast -> Mul -> Cast (its Q/DQ in `domain`)."""
     def init(name: str, value: object, dtype: type) -> onnx.TensorProto:
         return numpy_helper.from_array(np.asarray(value, dtype), name)
 
@@ -142,8 +142,11 @@ def _float16_mul(reader: str = "Cast") -> onnx.ModelProto:
         nodes, "g", [helper.make_tensor_value_info("x", F32, [3, 40])],
         [helper.make_tensor_value_info("y", F32 if reader == "Cast" else F16, [3, 40]),
          helper.make_tensor_value_info("mq", TensorProto.INT8, [3, 40])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
-                             ir_version=9)
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            n.domain = domain
+    opsets = [helper.make_opsetid("", 19)] + ([helper.make_opsetid(MS, 1)] if domain else [])
+    return helper.make_model(graph, opset_imports=opsets, ir_version=9)
 
 
 # the input of _float16_mul: 120 values over the first QuantizeLinear's range
@@ -185,6 +188,20 @@ def test_the_dequantize_rounded_to_float16_would_differ() -> None:
     rounded = after_mul((hq * s0).astype(np.float16).astype(np.float32))
     np.testing.assert_array_equal(_ort(_float16_mul(), {"x": MUL_INPUT})["mq"], wide)
     assert np.count_nonzero(wide != rounded) == 5
+
+
+@pytest.mark.parametrize("reader", ["Cast", "Sigmoid"])
+def test_contrib_quantize_and_dequantize_run_in_float32(reader: str) -> None:
+    """com.microsoft's QuantizeLinear and DequantizeLinear have no float16 kernel as
+    InsertCastTransformer sees them: ONNX Runtime runs every one in float32 (the first
+    reads x unrounded, the last DequantizeLinear's product reaches the Cast unrounded).
+    lowp read them as the ONNX ones and rounded: 9 of 120 QuantizeLinear outputs and 114 of
+    120 values of y apart (repro 187)."""
+    model = _float16_mul(reader, MS)
+    want = _ort(model, {"x": MUL_INPUT})
+    for where, got in _lowp_everywhere(model, {"x": MUL_INPUT}):
+        for name, value in want.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=f"{where} {name}")
 
 
 def _float16_chain() -> onnx.ModelProto:

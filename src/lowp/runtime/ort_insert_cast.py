@@ -34,9 +34,12 @@ HAS_FLOAT16_KERNEL = frozenset({
     "Cast", "Identity", "Round", "Sign", "IsNaN", "IsInf", "Max", "Min", "Clip", "Transpose",
     "Flatten", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Gather", "Expand",
     "Split", "LayerNormalization", "Shape", "Size", "QuantizeLinear", "DequantizeLinear"})
-# com.microsoft's QuantizeLinear and DequantizeLinear have float16 kernels too
-MS_FLOAT16_KERNELS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# com.microsoft's QuantizeLinear and DequantizeLinear: InsertCastTransformer runs them in
+# float32 between Casts (measured: their float16 scales cast to float32), unlike the ONNX ones.
+# lowp reads them as the ONNX ones (lowp.formats.qoperator) and marks them with this key
+MS_FLOAT32_ONLY = frozenset({"QuantizeLinear", "DequantizeLinear"})
 MS_DOMAIN = "com.microsoft"
+CONTRIB_QDQ_KEY = "lowp.contrib_qdq"
 # no float16 kernel: run in float32 between Casts
 FLOAT32_ONLY = frozenset({
     "Conv", "MatMul", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf",
@@ -128,7 +131,7 @@ def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int,
             continue
         if _weight_dequantize(n, made_by, constants):
             return False
-        if n.domain == MS_DOMAIN and n.op_type in MS_FLOAT16_KERNELS:
+        if n.domain == MS_DOMAIN and n.op_type in MS_FLOAT32_ONLY:
             continue
         if n.domain not in ONNX_DOMAINS or any(a.type in (onnx.AttributeProto.GRAPH,
                                                           onnx.AttributeProto.GRAPHS)
@@ -139,6 +142,11 @@ def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int,
         if n.op_type not in HAS_FLOAT16_KERNEL | FLOAT32_ONLY or _inlined(n.op_type, opset):
             return False
     return True
+
+
+def _has_float16_kernel(n: onnx.NodeProto) -> bool:
+    return (n.op_type in HAS_FLOAT16_KERNEL and n.domain in ONNX_DOMAINS
+            and not any(p.key == CONTRIB_QDQ_KEY for p in n.metadata_props))
 
 
 def _inlined(op_type: str, opset: int) -> bool:
@@ -284,7 +292,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     # the nodes ONNX Runtime runs in float32: no float16 kernel, then the isolated ones
     # (_isolated), met in graph order
     in_float32 = {k for k, n in enumerate(nodes)
-                  if fp16_inputs(n) and n.op_type not in HAS_FLOAT16_KERNEL}
+                  if fp16_inputs(n) and not _has_float16_kernel(n)}
     readers: dict[str, list[int]] = {}
     for k, n in enumerate(nodes):
         for i in (*n.input, *subgraph_reads(n)):    # a branch reads the float16 value
