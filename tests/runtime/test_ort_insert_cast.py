@@ -245,7 +245,7 @@ def _mul_then(tail: list[onnx.NodeProto]) -> onnx.ModelProto:
              helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(k, "k"), numpy_helper.from_array(np.array([-0.5], np.float16),
                                                                   "c")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
@@ -257,7 +257,12 @@ ISOLATION_CASES = {
     "transpose_then_cast": [helper.make_node("Transpose", ["m"], ["t"])],
     # a float16 initializer makes no edge: isolated, the Sigmoid reads the unrounded Max
     "max_of_a_constant_then_sigmoid": [helper.make_node("Max", ["m", "c"], ["u"]),
-                                       helper.make_node("Sigmoid", ["u"], ["t"])]}
+                                       helper.make_node("Sigmoid", ["u"], ["t"])],
+    # of a variadic input only the first value is looked at: the Transpose (a float16
+    # kernel) second does not keep the Concat in float16
+    "concat_looks_at_its_first_value": [helper.make_node("Transpose", ["h"], ["r"]),
+                                        helper.make_node("Concat", ["m", "r"], ["u"], axis=0),
+                                        helper.make_node("Sigmoid", ["u"], ["t"])]}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -267,8 +272,9 @@ def test_isolation_asks_the_readers_and_ignores_initializers(case: str, threads:
                                                              backend: str) -> None:
     """ONNX Runtime's IsIsolatedFp16NodeOnCpu ((O216)): a float16-kernel node runs in
     float32 only when every reader of its float16 output does, and an initializer input is
-    no edge. lowp had run the Transpose in float32 (64 of 64 values unrounded) and kept the
-    Max in float16 (42 of 64 values rounded)."""
+    no edge, and of a variadic input only the first value counts. lowp had run the Transpose
+    in float32 (64 of 64 values unrounded) and kept the Max and the Concat in float16 (42 of
+    64, 64 of 128 values rounded)."""
     model = _mul_then(ISOLATION_CASES[case])
     x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
     opts = ort.SessionOptions()
