@@ -235,3 +235,51 @@ def test_measured_float32_only_operators_run_in_float32(op: str, threads: int,
     ours = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
     assert ours.shape == theirs.shape
     np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def _mul_then(tail: list[onnx.NodeProto]) -> onnx.ModelProto:
+    """x -> Cast(float16) -> Mul(float16 constant) -> `tail` (ending in `t`) -> Cast(float)."""
+    k = np.array([1.3], np.float16) * np.float16(1.0001)
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=F16),
+             helper.make_node("Mul", ["h", "k"], ["m"]), *tail,
+             helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(k, "k"), numpy_helper.from_array(np.array([-0.5], np.float16),
+                                                                  "c")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
+                             ir_version=9)
+
+
+ISOLATION_CASES = {
+    # read by a Cast (a float16 kernel): not isolated, the Transpose reads the Mul rounded
+    "transpose_then_cast": [helper.make_node("Transpose", ["m"], ["t"])],
+    # a float16 initializer makes no edge: isolated, the Sigmoid reads the unrounded Max
+    "max_of_a_constant_then_sigmoid": [helper.make_node("Max", ["m", "c"], ["u"]),
+                                       helper.make_node("Sigmoid", ["u"], ["t"])],
+    # of a variadic input only the first value is looked at: the Transpose (a float16
+    # kernel) second does not keep the Concat in float16
+    "concat_looks_at_its_first_value": [helper.make_node("Transpose", ["h"], ["r"]),
+                                        helper.make_node("Concat", ["m", "r"], ["u"], axis=0),
+                                        helper.make_node("Sigmoid", ["u"], ["t"])]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", sorted(ISOLATION_CASES))
+def test_isolation_asks_the_readers_and_ignores_initializers(case: str, threads: int,
+                                                             backend: str) -> None:
+    """ONNX Runtime's IsIsolatedFp16NodeOnCpu ((O216)): a float16-kernel node runs in
+    float32 only when every reader of its float16 output does, and an initializer input is
+    no edge, and of a variadic input only the first value counts. lowp had run the Transpose
+    in float32 (64 of 64 values unrounded) and kept the Max and the Concat in float16 (42 of
+    64, 64 of 128 values rounded)."""
+    model = _mul_then(ISOLATION_CASES[case])
+    x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    want = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

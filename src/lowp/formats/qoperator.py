@@ -411,8 +411,12 @@ def _contrib_qdq(rw: ToQdq, node: onnx.NodeProto) -> None:
     """ONNX Runtime's contrib QuantizeLinear / DequantizeLinear (written with its
     UseQDQContribOps option, or for 16-bit types before opset 21) compute what the standard
     operators do from opset 21 on: the same node in the default domain."""
-    rw.emit(node.op_type, list(node.input), list(node.output), base=node.op_type,
-            name=node.name, attrs=attributes(node))
+    from ..runtime.ort_insert_cast import CONTRIB_QDQ_KEY
+
+    emitted = rw.emit(node.op_type, list(node.input), list(node.output), base=node.op_type,
+                      name=node.name, attrs=attributes(node))
+    # ONNX Runtime's float16 handling tells the two apart (docs/operators.md (O216))
+    emitted.metadata_props.add(key=CONTRIB_QDQ_KEY, value="1")
     if node.op_type == "QuantizeLinear" and len(node.input) > 1:
         rw.qparams[node.output[0]] = QTensor(node.output[0], node.input[1],
                                              node.input[2] if len(node.input) > 2 else "")

@@ -2182,7 +2182,8 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
                    saturate: int = 1, **_: Any) -> np.ndarray:
     """y = saturate(round_half_even(x / scale) + zero_point), per tensor, axis or block;
     to 2/4/8/16/32-bit integers, or float8/float4 (x / scale + zero_point, rounded to the
-    type)."""
+    type). x / scale is a float32 division also for float16 x and scale, NaN gives the
+    integer type's lowest value (docs/operators.md (O217))."""
     dtype = _quantized_dtype(y_zero_point, output_dtype)
     scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
     zero = (None if y_zero_point is None else
@@ -2194,7 +2195,9 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
         raise unsupported("QuantizeLinear", f"output type {dtype}")
     lo, hi = _INT_RANGE[dtype]
     q = np.rint(v)
-    return np.clip(q if zero is None else q + zero, lo, hi).astype(dtype)
+    q = q if zero is None else q + zero
+    # NaN gives the type's lowest value, as ONNX Runtime's kernels do (float32 and float16)
+    return np.clip(np.where(np.isnan(q), lo, q), lo, hi).astype(dtype)
 
 
 @register

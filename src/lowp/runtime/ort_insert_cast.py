@@ -33,7 +33,13 @@ F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 HAS_FLOAT16_KERNEL = frozenset({
     "Cast", "Identity", "Round", "Sign", "IsNaN", "IsInf", "Max", "Min", "Clip", "Transpose",
     "Flatten", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Gather", "Expand",
-    "Split", "LayerNormalization", "Shape", "Size"})
+    "Split", "LayerNormalization", "Shape", "Size", "QuantizeLinear", "DequantizeLinear"})
+# com.microsoft's QuantizeLinear and DequantizeLinear: InsertCastTransformer runs them in
+# float32 between Casts (measured: their float16 scales cast to float32), unlike the ONNX ones.
+# lowp reads them as the ONNX ones (lowp.formats.qoperator) and marks them with this key
+MS_FLOAT32_ONLY = frozenset({"QuantizeLinear", "DequantizeLinear"})
+MS_DOMAIN = "com.microsoft"
+CONTRIB_QDQ_KEY = "lowp.contrib_qdq"
 # no float16 kernel: run in float32 between Casts
 FLOAT32_ONLY = frozenset({
     "Conv", "MatMul", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf",
@@ -107,9 +113,25 @@ def _may_hold_float16(g: onnx.GraphProto) -> bool:
                    for n in g.node if n.op_type in ("Cast", "Constant") for a in n.attribute))
 
 
-def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int) -> bool:
+def _weight_dequantize(n: onnx.NodeProto, made_by: dict[str, onnx.NodeProto],
+                       constants: set[str]) -> bool:
+    """A MatMul or Gemm whose B is a DequantizeLinear of a constant: ONNX Runtime's
+    DQMatMulToMatMulNBits may take the pair first (lowp.runtime.lower_linear mirrors that
+    on the model as written), so such a model is left as it is."""
+    dq = made_by.get(n.input[1]) if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 \
+        else None
+    return dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in constants
+
+
+def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int,
+                constants: set[str]) -> bool:
+    made_by = {o: n for n in nodes for o in n.output if o}
     for n in nodes:
         if not any(types.get(i) == F16 for i in n.input if i):
+            continue
+        if _weight_dequantize(n, made_by, constants):
+            return False
+        if n.domain == MS_DOMAIN and n.op_type in MS_FLOAT32_ONLY:
             continue
         if n.domain not in ONNX_DOMAINS or any(a.type in (onnx.AttributeProto.GRAPH,
                                                           onnx.AttributeProto.GRAPHS)
@@ -120,6 +142,11 @@ def _mirrorable(nodes: list[onnx.NodeProto], types: dict[str, int], opset: int) 
         if n.op_type not in HAS_FLOAT16_KERNEL | FLOAT32_ONLY or _inlined(n.op_type, opset):
             return False
     return True
+
+
+def _has_float16_kernel(n: onnx.NodeProto) -> bool:
+    return (n.op_type in HAS_FLOAT16_KERNEL and n.domain in ONNX_DOMAINS
+            and not any(p.key == CONTRIB_QDQ_KEY for p in n.metadata_props))
 
 
 def _inlined(op_type: str, opset: int) -> bool:
@@ -137,6 +164,99 @@ def _inlined(op_type: str, opset: int) -> bool:
     return any(v <= opset for v in versions)
 
 
+def _first_of_each_formal(n: onnx.NodeProto, opset: int, count: int, outputs: bool
+                          ) -> list[int]:
+    """The positions ONNX Runtime's isolation test looks at among `count` inputs (outputs)
+    of `n`: the first value given for each formal parameter of the schema (of a variadic
+    parameter, its first value only)."""
+    try:
+        schema = onnx.defs.get_schema(n.op_type, opset, "" if n.domain in ONNX_DOMAINS
+                                      else n.domain)
+    except onnx.defs.SchemaError:
+        return list(range(count))    # com.microsoft's Q/DQ: one value per parameter
+    formal = schema.outputs if outputs else schema.inputs
+    variadic = onnx.defs.OpSchema.FormalParameterOption.Variadic
+    given = list(n.output if outputs else n.input)[:count]
+    picks: list[int] = []
+    for f, p in enumerate(formal):
+        span = range(f, len(given)) if p.option == variadic else range(f, min(f + 1, len(given)))
+        first = next((j for j in span if given[j]), None)
+        if first is not None:
+            picks.append(first)
+        if p.option == variadic:
+            break
+    return picks
+
+
+def _isolated(n: onnx.NodeProto, opset: int, types: dict[str, int],
+              computed_by: dict[str, int], readers: dict[str, list[int]],
+              in_float32: set[int]) -> bool:
+    """ONNX Runtime's IsIsolatedFp16NodeOnCpu (insert_cast_transformer.cc) for a node that
+    has a float16 kernel: it reads at least one value another node computes (an edge; an
+    initializer or graph input is none), the float16 values it looks at among its inputs
+    (_first_of_each_formal) that come from a node come from nodes run in float32, it
+    writes a float16 value, and every node reading the float16 values it looks at among
+    its outputs runs in float32. An initializer or graph input of float16 is then Cast to
+    float32 like any other."""
+    if not any(i in computed_by for i in (*n.input, *subgraph_reads(n))):
+        return False
+    looked_in = [n.input[j] for j in _first_of_each_formal(n, opset, len(n.input), False)]
+    fp16_in = [i for i in looked_in if types.get(i) == F16]
+    if not fp16_in or not all(computed_by[i] in in_float32 for i in fp16_in
+                              if i in computed_by):
+        return False
+    looked_out = [n.output[j] for j in _first_of_each_formal(n, opset, len(n.output), True)]
+    fp16_out = [o for o in looked_out if o and types.get(o) == F16]
+    return bool(fp16_out) and all(readers.get(o) and all(r in in_float32 for r in readers[o])
+                                  for o in fp16_out)
+
+
+def _unique_float16_dequantize(nodes: list[onnx.NodeProto], types: dict[str, int],
+                               outputs: set[str], names: NameAllocator
+                               ) -> list[onnx.NodeProto]:
+    """`nodes` with a copy of each float16 DequantizeLinear for every further node that
+    reads it (every node when its value is a graph output), as ONNX Runtime's
+    EnsureUniqueDQForNodeUnit makes them before InsertCastTransformer: each copy is then
+    isolated or not on its own (_isolated), so a reader run in float32 can read the float32
+    product while another reads the float16 one. A reader inside a branch keeps the
+    original."""
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for i in dict.fromkeys(i for i in n.input if i):
+            readers.setdefault(i, []).append(k)
+    copy_for: dict[int, list[tuple[str, str]]] = {}    # reader -> (value, its copy)
+    copies: dict[int, list[onnx.NodeProto]] = {}       # DequantizeLinear -> its copies
+    for k, n in enumerate(nodes):
+        if (n.op_type != "DequantizeLinear" or not n.output or types.get(n.output[0]) != F16
+                or not (n.domain in ONNX_DOMAINS or n.domain == MS_DOMAIN)):
+            continue
+        y = n.output[0]
+        further = readers.get(y, [])[0 if y in outputs else 1:]
+        for r in further:
+            dup = onnx.NodeProto()
+            dup.CopyFrom(n)
+            dup.output[0] = names.fresh(f"{y}_copy")
+            dup.name = names.fresh(f"{n.name or y}_copy")
+            types[dup.output[0]] = F16
+            copies.setdefault(k, []).append(dup)
+            copy_for.setdefault(r, []).append((y, dup.output[0]))
+    if not copies:
+        return nodes
+    out: list[onnx.NodeProto] = []
+    for k, n in enumerate(nodes):
+        if k in copy_for:
+            n2 = onnx.NodeProto()
+            n2.CopyFrom(n)
+            for value, dup_name in copy_for[k]:
+                for j, i in enumerate(n2.input):
+                    if i == value:
+                        n2.input[j] = dup_name
+            n = n2
+        out.append(n)
+        out += copies.get(k, [])
+    return out
+
+
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with its float16 chains in float32 as ONNX Runtime runs them (a new model),
     or `model` itself when it has no float16 node or one the tables do not cover."""
@@ -145,7 +265,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     types = _types(infer_shapes(model))
     opset = _opset(model)
-    if not _mirrorable(list(g.node), types, opset):
+    constant_names = ({t.name for t in g.initializer} - {v.name for v in g.input}
+                      | {o for n in g.node if n.op_type == "Constant" for o in n.output})
+    if not _mirrorable(list(g.node), types, opset, constant_names):
         return model
     names = NameAllocator.for_model(model)
     inits: list[onnx.TensorProto] = []
@@ -160,28 +282,29 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
             nodes.append(n)
     if not any(types.get(i) == F16 for n in nodes for i in n.input if i):
         return model
-    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
     outputs = {o.name for o in g.output}
+    nodes = _unique_float16_dequantize(nodes, types, outputs, names)
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
 
     def fp16_inputs(n: onnx.NodeProto) -> list[str]:
         return [i for i in n.input if i and types.get(i) == F16]
 
     # the nodes ONNX Runtime runs in float32: no float16 kernel, then the isolated ones
-    # (every float16 input produced by such a node, a float16 output read by a node)
+    # (_isolated), met in graph order
     in_float32 = {k for k, n in enumerate(nodes)
-                  if fp16_inputs(n) and n.op_type not in HAS_FLOAT16_KERNEL}
+                  if fp16_inputs(n) and not _has_float16_kernel(n)}
     readers: dict[str, list[int]] = {}
     for k, n in enumerate(nodes):
         for i in (*n.input, *subgraph_reads(n)):    # a branch reads the float16 value
             readers.setdefault(i, []).append(k)
-    computing = sum(n.op_type != "Constant" for n in nodes)   # Constants are initializers
+    # Constants are initializers to ONNX Runtime: they make no edge
+    computed_by = {o: k for o, k in producer.items() if nodes[k].op_type != "Constant"}
+    computing = sum(n.op_type != "Constant" for n in nodes)
     for k, n in enumerate(nodes):
-        ins = fp16_inputs(n)
-        if (computing <= 1 or k in in_float32 or not ins or any(o in outputs for o in n.output)
-                or not all(i in producer and producer[i] in in_float32 for i in ins)
-                or not any(types.get(o) == F16 and readers.get(o) for o in n.output)):
-            continue
-        in_float32.add(k)
+        if (computing > 1 and k not in in_float32 and fp16_inputs(n)
+                and not any(o in outputs for o in n.output)
+                and _isolated(n, opset, types, computed_by, readers, in_float32)):
+            in_float32.add(k)
     if not in_float32:
         return model
 
