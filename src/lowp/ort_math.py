@@ -332,11 +332,19 @@ def _separated_sums(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return in_order_sums(np.concatenate([np.full((1, cols.shape[0]), zero), cols.T]))
 
 
+_ACCUMULATE_COLUMNS = 256
+
+
 def in_order_sums(rows: np.ndarray) -> np.ndarray:
     """The rows of `rows` (k, m) added in order (acc += row): over NaNs the running sum's
     NaN before the row's, so each column keeps its first NaN, quieted (O153)."""
     acc = rows[0].copy()
     if not np.isnan(rows).any():
+        if rows.shape[1] <= _ACCUMULATE_COLUMNS:
+            # (np.add.accumulate adds each column's rows one at a time in order, in the
+            # array's type: the same sums without a call per row, where the columns are few,
+            # a generic loop's one output)
+            return np.add.accumulate(rows, axis=0)[-1].copy()
         for j in range(1, rows.shape[0]):
             np.add(acc, rows[j], out=acc)
         return acc

@@ -85,3 +85,40 @@ def test_every_axis_gives_onnxruntimes_bits(op: str, dtype: type, shape: list[in
     product, sum and exp gave other bits on 6-10 of 11 shapes)."""
     x = (np.random.default_rng(seed).standard_normal(shape) * 0.05 + 1).astype(dtype)
     _assert_reduction_bits(op, x, list(range(len(shape))), threads)
+
+
+def _one_at_a_time(rows: np.ndarray) -> np.ndarray:
+    acc = rows[0].copy()
+    for j in range(1, rows.shape[0]):
+        for c in range(rows.shape[1]):
+            acc[c] = acc[c] + rows[j, c]
+    return acc
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 40), m=st.sampled_from([1, 3, 255, 256, 257]), data=st.data())
+def test_in_order_sums_add_each_row_in_turn(dtype: type, k: int, m: int,
+                                            data: st.DataObject) -> None:
+    """The rows of a generic loop's sums, added by np.add.accumulate where the columns are
+    few: each column's values one at a time in order, in the array's type (infinities
+    included, NaN-free: NaNs keep the running sum's payload by a loop of their own)."""
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    rows = (rng.standard_normal((k, m)) * 10.0 ** rng.integers(-3, 30, (k, m))).astype(dtype)
+    if data.draw(st.booleans()):
+        rows[rng.integers(0, k), rng.integers(0, m)] = np.inf
+    got = ort_math.in_order_sums(rows)
+    want = _one_at_a_time(rows)
+    assert got.dtype == rows.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean"])
+def test_a_unit_axis_between_reduced_axes(op: str, threads: int) -> None:
+    """gtcrn_stream's layer norm means: (1, 33, 1, 16) over axes 1 and 3, one output summed
+    by ONNX Runtime's generic loop."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((1, 33, 1, 16)) * 100).astype(np.float32)
+    _assert_reduction_bits(op, x, [1, 3], threads)

@@ -873,3 +873,51 @@ def test_float16_casts_replay_inside_the_program(threads):
     (signature,) = fast._replayer._ready
     assert fast._replayer.plain_steps(signature) == []
     assert fast._replayer.programs(signature) == [len(fast.steps)]
+
+
+def _constants_beside_a_data_shape() -> bytes:
+    """Constant nodes and arithmetic on them in a graph where a shape depends on values: a
+    Range whose limit is a feed (as a TTS model's duration predictor expands its lengths)."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(
+            np.array(2.0, np.float32))),
+        helper.make_node("Constant", [], ["half"], value=numpy_helper.from_array(
+            np.array([0.5, -1.5, 3.0], np.float32))),
+        helper.make_node("Mul", ["two", "half"], ["c"]),
+        helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+        helper.make_node("Mul", ["r", "two"], ["y"]),
+        helper.make_node("Mul", ["x", "c"], ["xc"]),
+        helper.make_node("Relu", ["xc"], ["z"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "one")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
+              helper.make_tensor_value_info("n", TensorProto.FLOAT, [])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["K"]),
+               helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 3])]
+    graph = helper.make_graph(nodes, "constants", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
+                             ).SerializeToString()
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_constant_nodes_fold_where_a_shape_depends_on_values(backend, threads):
+    """A shape computed from data fixes nothing per signature, but Constant nodes and the
+    arithmetic on them are the same on every run: they are folded, not run from Python on
+    each run; results equal plain runs as the data-dependent length changes."""
+    model = _constants_beside_a_data_shape()
+    fast = Session(model, backend=backend, threads=threads)
+    plain = Session(model, backend=backend, threads=threads, replay=False)
+    rng = np.random.default_rng(0)
+    for n in (4.0, 4.0, 4.0, 4.0, 7.0, 7.0, 7.0, 0.0, 2.5, 2.5, 2.5):
+        feeds = {"x": rng.standard_normal((2, 3)).astype(np.float32),
+                 "n": np.array(n, np.float32)}
+        _equal(fast.run(feeds), plain.run(feeds))
+    fast.run(feeds, profile=True)
+    assert fast._replayer is not None
+    steps = fast._replayer.steps
+    assert sorted(steps[i].op_type for i in fast._replayer._fixed) == \
+        ["Constant", "Constant", "Mul"]
+    assert "Constant:float (python)" not in fast.last_profile, fast.last_profile

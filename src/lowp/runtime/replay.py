@@ -138,8 +138,28 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
 
 def fixed_steps(steps: list[Step], constants: set[str]) -> set[int]:
     """Indices of the steps whose outputs depend only on constants and on the shapes the
-    feeds fix; empty when some shape in the model may depend on values."""
-    return _fold(steps, set(constants)) or set()
+    feeds fix; when some shape in the model may depend on values, those of the steps on
+    constants alone (`constant_steps`)."""
+    fixed = _fold(steps, set(constants))
+    return constant_steps(steps, set(constants)) if fixed is None else fixed
+
+
+def constant_steps(steps: list[Step], constants: set[str]) -> set[int]:
+    """Indices of the steps whose outputs depend on constants alone, not on any feed or
+    shape: the same values on every run, whatever the feeds (Constant nodes and the
+    arithmetic on them, of a graph whose shapes the feeds do not fix)."""
+    fixed: set[int] = set()
+    for i, step in enumerate(steps):
+        ins = [n for n in step.inputs if n]
+        if step.subplans or step.op_type in ("Shape", "Size") or \
+                not all(n in constants for n in ins):
+            continue
+        if (step.kind == "float" and step.op_type in FOLDABLE and (ins or step.op_type ==
+                                                                   "Constant")) \
+                or (step.kind in ("quantize", "dequantize", "int") and ins):
+            fixed.add(i)
+            constants.update(o for o in step.outputs if o)
+    return fixed
 
 
 def _fold(steps: list[Step], fixed_values: set[str]) -> set[int] | None:
