@@ -36,7 +36,7 @@ def test_table_is_large_and_names_are_unique() -> None:
 @pytest.mark.parametrize("m", MODELS, ids=lambda m: m.name)
 def test_spec_is_well_formed(m: corpus.CorpusModel) -> None:
     assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", m.requirement)
-    assert m.member.endswith(".onnx") and not m.member.startswith("/")
+    assert m.member.endswith((".onnx", ".onnx.gz")) and not m.member.startswith("/")
     assert m.family in corpus.FAMILIES
     assert 7 <= m.opset <= 21
     assert m.feeds and len({f.name for f in m.feeds}) == len(m.feeds)
@@ -104,3 +104,19 @@ def test_cached_model_matches_the_spec(m: corpus.CorpusModel) -> None:
                 for d in tt.shape.dim]
         assert len(dims) == len(f.shape)
         assert all(d is None or d == s for d, s in zip(dims, f.shape, strict=True))
+
+
+@pytest.mark.skipif(not corpus.ALL_BY_NAME["luscinia_stress"].path.exists(),
+                    reason="luscinia_stress is not in the corpus cache")
+def test_tree_features_sit_on_and_beside_the_split_points() -> None:
+    """Each feature is a threshold of the model's trees or the float32 next to it, never
+    NaN; every feature no tree reads is 0."""
+    m = corpus.ALL_BY_NAME["luscinia_stress"]
+    x = corpus.make_feeds(m, 6, seed=0)["float_input"]
+    assert x.shape == (6, 132) and x.dtype == np.float32 and not np.isnan(x).any()
+    points = corpus._split_points(m.name)
+    for f in range(x.shape[1]):
+        near = np.concatenate([points[f], np.nextafter(points[f], np.float32(np.inf)),
+                               np.nextafter(points[f], np.float32(-np.inf))]) \
+            if f < len(points) and points[f].size else np.zeros(1, np.float32)
+        assert np.isin(x[:, f], near).all()

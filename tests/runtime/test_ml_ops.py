@@ -1,8 +1,9 @@
 """ai.onnx.ml operators (lowp.runtime.ml_ops) against ONNX Runtime: the kernel on random
 shapes and types, and a scikit-learn-style pipeline (Scaler, then an MLP) quantized by
 lowp and run on both engines (the corpus's surfaces_knn_mlp refused before them); the
-tree ensemble behind it (lowp.runtime.ml_trees); a linear classifier, still refused by
-name."""
+tree ensemble behind it (lowp.runtime.ml_trees); ZipMap's sequence of maps, returned as
+ONNX Runtime returns it (the corpus's luscinia_stress refused before it); a linear
+classifier, still refused by name."""
 
 from __future__ import annotations
 
@@ -186,6 +187,85 @@ def test_tree_after_mlp_quantizes_and_matches_onnxruntime(backend: str) -> None:
     np.testing.assert_array_equal(got["probabilities"], want[1])
 
 
+def _zipmap_model(rank: int, labels: list[int] | list[str]) -> onnx.ModelProto:
+    """Relu -> ZipMap (a sequence of maps out) and Neg of the same Relu (a tensor out)."""
+    strings = isinstance(labels[0], str)
+    key = TensorProto.STRING if strings else TensorProto.INT64
+    maps = helper.make_sequence_type_proto(helper.make_map_type_proto(
+        key, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    attr = {"classlabels_strings" if strings else "classlabels_int64s": labels}
+    shape = [len(labels)] if rank == 1 else [None, len(labels)]
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]),
+         helper.make_node("ZipMap", ["r"], ["scores"], domain="ai.onnx.ml", **attr),
+         helper.make_node("Neg", ["r"], ["y"])], "zipmap",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_value_info("scores", maps),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)])
+
+
+def _same_maps(got: object, want: list[dict[object, float]]) -> None:
+    """The same rows, keys in the same order, every score the same float32 bits."""
+    assert isinstance(got, list) and len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert list(g) == list(w)
+        assert np.array(list(g.values()), np.float32).tobytes() == \
+            np.array(list(w.values()), np.float32).tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("rank", "labels"), [
+    (2, [0, 1, 2]), (2, [7, -3, 5, 7]), (1, [5, 1, 9]), (2, ["yes", "no", "maybe"])])
+def test_zipmap_returns_the_maps_onnxruntime_returns(backend: str, threads: int, rank: int,
+                                                      labels: list[int] | list[str]) -> None:
+    """(O226) ZipMap's output, a graph output of rows of label -> score, was refused ("a
+    sequence; lowp's engine returns tensors only"); now one dict a row (a 1-D input one
+    row), keys ascending, a repeated label keeping its last score, every score ONNX
+    Runtime's float32 (NaN and -0 among them), on the first and the replayed runs."""
+    rng = np.random.default_rng(len(labels) + rank)
+    x = rng.standard_normal((5, len(labels)) if rank == 2 else len(labels)).astype(np.float32)
+    x.reshape(-1)[:3] = [np.nan, 0.0, np.inf]
+    model = _zipmap_model(rank, labels)
+    want = _ort(model, {"x": x})
+    session = Session(model, backend=backend, threads=threads)
+    for _ in range(3):
+        got = session.run({"x": x})
+        _same_maps(got["scores"], want[0])
+        np.testing.assert_array_equal(got["y"], want[1])
+
+
+def test_zipmap_refuses_a_row_of_another_length_naming_the_node() -> None:
+    model = _zipmap_model(2, [0, 1, 2])
+    model.graph.node[1].name = "zm"
+    for v in (model.graph.input[0], model.graph.output[1]):
+        v.type.tensor_type.shape.dim[1].dim_param = "C"
+    with pytest.raises(NodeError, match="zm.*2 scores a row and the node 3 class labels"):
+        Session(model).run({"x": np.ones((2, 2), np.float32)})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tree_with_zipmap_quantizes_and_matches_onnxruntime(backend: str) -> None:
+    """The MLP -> tree pipeline with its probabilities zipped into maps, as skl2onnx and
+    onnxmltools write classifiers by default: lowp quantizes it (the tree and ZipMap stay
+    float) and both engines give the same labels and maps."""
+    model = _tree_after_mlp()
+    model.graph.node.append(helper.make_node("ZipMap", ["probabilities"], ["maps"],
+                                             domain="ai.onnx.ml", classlabels_int64s=[0, 1]))
+    model.graph.output.append(helper.make_value_info("maps", helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64,
+                                   helper.make_tensor_type_proto(TensorProto.FLOAT, [])))))
+    x = _settings(np.random.default_rng(1), 32)
+    qdq = lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)})
+    assert qdq.graph.node[-1].op_type == "ZipMap"
+    want = _ort(qdq, {"input": x})
+    got = Session(qdq, backend=backend).run({"input": x})
+    np.testing.assert_array_equal(got["label"], want[0])
+    _same_maps(got["maps"], want[2])
+
+
 def _linear_after_mlp() -> onnx.ModelProto:
     """The MLP pipeline with its output fed to a LinearClassifier, an ai.onnx.ml operator
     lowp does not run; quantize names the unnamed node after its type."""
@@ -216,6 +296,6 @@ def test_an_unsupported_ml_operator_is_refused_by_quantize_naming_it(mode: str) 
     with pytest.raises(UnsupportedOpError, match="LinearClassifier \\(node "
                        "'LinearClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
                        "supported beyond Scaler, TreeEnsemble, TreeEnsembleClassifier, "
-                       "TreeEnsembleRegressor$"):
+                       "TreeEnsembleRegressor, ZipMap$"):
         lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)},
                             Config(mode=QuantMode(mode)))

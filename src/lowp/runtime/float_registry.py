@@ -48,6 +48,13 @@ class TensorSequence:
         return iter(self.tensors)
 
 
+class MapSequence(list):  # type: ignore[type-arg]
+    """An ONNX sequence of maps, as ai.onnx.ml ZipMap makes it (lowp.runtime.ml_ops): one
+    dict a row, class label -> score (a Python float of the float32 value), the form
+    ONNX Runtime's Python API returns. The one non-tensor value a graph may output; no
+    operator of lowp reads it."""
+
+
 def register(fn: F) -> F:
     """Register `fn` under its own name, which is the ONNX op type."""
     if fn.__name__ in FLOAT_OPS:

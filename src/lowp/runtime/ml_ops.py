@@ -16,11 +16,12 @@ from onnx import helper, numpy_helper
 
 from lowp.errors import NodeError
 from lowp.ir import NameAllocator
-from lowp.runtime.float_registry import register, unsupported
+from lowp.runtime.float_registry import MapSequence, register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
 # (the tree ensembles: lowp.runtime.ml_trees and ml_tree_ensemble)
 ML_OPS = frozenset({("ai.onnx.ml", "Scaler"), ("ai.onnx.ml", "TreeEnsemble"),
+                    ("ai.onnx.ml", "ZipMap"),
                     ("ai.onnx.ml", "TreeEnsembleClassifier"),
                     ("ai.onnx.ml", "TreeEnsembleRegressor")})
 
@@ -54,6 +55,37 @@ def Scaler(x: np.ndarray, *, offset: Sequence[float] = (), scale: Sequence[float
         reps = -(-flat.size // stride)
         off, sc = np.tile(off, reps)[:flat.size], np.tile(sc, reps)[:flat.size]
     return ((flat - off) * sc).astype(np.float32).reshape(x.shape)
+
+
+@register
+def ZipMap(x: np.ndarray, *, classlabels_int64s: Sequence[int] = (),
+           classlabels_strings: Sequence[bytes | str] = (), **_: Any) -> MapSequence:
+    """(O226) One dict a row of the float32 scores x ([N, C], or [C] as one row): class
+    label -> the score as a Python float (its exact value), keys in ascending order and a
+    repeated label keeping its last score, as ONNX Runtime's ZipMapOp fills its vector of
+    std::maps and its Python API returns it. Exactly one label list (int64 or strings), of
+    C entries; other ranks and types are the model's error (NodeError), as ONNX Runtime
+    refuses them."""
+    if bool(len(classlabels_int64s)) == bool(len(classlabels_strings)):
+        raise NodeError("ZipMap: exactly one of classlabels_int64s and classlabels_strings "
+                        "must be set")
+    if x.dtype != np.float32:
+        raise NodeError(f"ZipMap: the input must be float32, not {x.dtype}")
+    if x.ndim not in (1, 2):
+        raise NodeError(f"ZipMap: the input must have 1 or 2 dimensions, not {x.ndim}")
+    labels: list[int | str] = (
+        [int(c) for c in classlabels_int64s] if len(classlabels_int64s) else
+        [c.decode() if isinstance(c, bytes) else c for c in classlabels_strings])
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    if rows.shape[1] != len(labels):
+        raise NodeError(f"ZipMap: the input has {rows.shape[1]} scores a row and the node "
+                        f"{len(labels)} class labels")
+    # (a std::map filled label by label: keys in ascending order, a repeated label keeping
+    # its last score)
+    last = {label: j for j, label in enumerate(labels)}
+    keys = sorted(last)  # type: ignore[type-var]
+    scores = rows[:, [last[k] for k in keys]].tolist()
+    return MapSequence(dict(zip(keys, row, strict=True)) for row in scores)
 
 
 def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -44,6 +44,7 @@ from . import (
 )
 from .allocator import tune_malloc
 from .backends import ReferenceBackend, make_backend
+from .float_registry import MapSequence
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
 from .ml_ops import scaler_as_arithmetic
@@ -316,6 +317,9 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
         if n not in env:
             raise LowpError(f"'{n}' is not a tensor of this model")
         have = env[n]
+        if isinstance(have, MapSequence):    # ZipMap's rows, as ONNX Runtime returns them
+            out[n] = [dict(row) for row in have]  # type: ignore[assignment]
+            continue
         if not isinstance(have, np.ndarray):
             raise LowpError(f"'{n}' is a sequence, not a tensor: lowp's engine returns "
                             "tensors only")
