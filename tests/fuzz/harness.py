@@ -73,6 +73,12 @@ class Quantizer:
     weight_type: str = "QInt8"
     op_types: tuple[str, ...] | None = None
     extra: tuple[tuple[str, bool], ...] = ()
+    # tool "ort": quantize_static's extra_options that change the file's shape (a
+    # DequantizeLinear per consumer with DedicatedQDQPair, a Q/DQ pair on float weights
+    # with AddQDQPairToWeight, blocked weights (opset 21) with BlockSize), and the
+    # per-channel weight axis of some operator types (QDQOpTypePerChannelSupportToAxis)
+    options: tuple[tuple[str, bool | int], ...] = ()
+    axes: tuple[tuple[str, int], ...] = ()
 
     def __str__(self) -> str:
         if self.tool == "ort-dynamic":
@@ -87,6 +93,8 @@ class Quantizer:
         sign += "" if self.weight_type == "QInt8" else f",w={self.weight_type}"
         fmt = ",qoperator" if self.qoperator else ""
         fmt += ",float-convs" if self.float_convs else ""
+        fmt += "".join(f",{k}={v}" for k, v in self.options)
+        fmt += "".join(f",{op}:axis={a}" for op, a in self.axes)
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
 
 
@@ -168,8 +176,15 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
             return next(self.it, None)
 
     kept_float = {"Conv", "Gemm", "AveragePool", "GlobalAveragePool"}
+    options: dict[str, object] = dict(q.options)
+    if q.axes:
+        options["QDQOpTypePerChannelSupportToAxis"] = dict(q.axes)
+    if options.get("BlockSize"):
+        # (ORT blocks rank-2 weights only and refuses a model with a Conv weight: the
+        # convolutions stay in float there)
+        kept_float |= {"Conv", "ConvTranspose"}
     quantized = sorted({n.op_type for n in g.model.graph.node} - kept_float) \
-        if q.float_convs else None
+        if q.float_convs or options.get("BlockSize") else None
     with tempfile.TemporaryDirectory() as d:
         src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
         onnx.save(g.model, src)
@@ -181,7 +196,8 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
                             activation_type=QuantType[
                                 ("QInt" if q.signed_activations else "QUInt")
                                 + ("16" if q.wide_activations else "8")],
-                            weight_type=QuantType[q.weight_type])
+                            weight_type=QuantType[q.weight_type],
+                            extra_options=options)
             model = onnx.load(out)
             for batch in g.batches:
                 run_ort(model, g.feeds(batch, g.seed))
