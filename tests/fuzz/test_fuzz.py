@@ -57,12 +57,14 @@ STATIC_AXES = st.dictionaries(st.sampled_from(["Conv", "ConvTranspose", "MatMul"
 quantizers = st.tuples(
     st.builds(Quantizer, tool=st.just("lowp"), per_channel=st.booleans(),
               target=st.sampled_from(list(lowp.TARGETS)),
-              policy=st.sampled_from(["connected", "all"])),
+              policy=st.sampled_from(["connected", "all"]),
+              dq_per_consumer=st.sampled_from([False, False, True])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
               signed_activations=st.booleans(), float_convs=st.booleans(),
               wide_activations=st.sampled_from([False, False, True]),
               weight_type=st.sampled_from(STATIC_WEIGHT_TYPES),
-              options=STATIC_OPTIONS, axes=STATIC_AXES))
+              options=STATIC_OPTIONS, axes=STATIC_AXES,
+              dq_per_consumer=st.sampled_from([False, False, True])))
 # ONNX Runtime's quantize_static in QOperator format: the file runs on lowp through its QDQ
 # form (lowp.formats), on ONNX Runtime as written
 qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
