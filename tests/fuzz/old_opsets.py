@@ -61,8 +61,8 @@ def _batch_norm(draw: Draw, b: Builder, x: Image) -> str:
 
 
 def upsample(draw: Draw, b: Builder, x: Image) -> Image:
-    """Upsample (opset 7-9: scales an attribute before 9) or Resize-10 by 2 on H and/or
-    W, nearest or linear."""
+    """Upsample (opset 7-9: scales an attribute before 9), Resize-10 or Resize-11 by 2
+    on H and/or W, nearest or linear."""
     if max(x.h, x.w) > 8:
         return x
     sh, sw = draw(st.sampled_from([(2, 2), (2, 1), (1, 2)]))
@@ -70,9 +70,13 @@ def upsample(draw: Draw, b: Builder, x: Image) -> Image:
     mode = draw(st.sampled_from(["nearest", "linear"]))
     if b.opset < 9:
         y = b.one("Upsample", [x.name], scales=scales, mode=mode)
-    else:
+    elif b.opset < 11:
         y = b.one("Upsample" if b.opset == 9 else "Resize", [x.name, b.floats(scales)],
                   mode=mode)
+    else:                # Resize-11: an roi before the scales, the transform explicit
+        y = b.one("Resize", [x.name, "", b.floats(scales)], mode=mode,
+                  coordinate_transformation_mode=draw(st.sampled_from(
+                      ["asymmetric", "half_pixel", "align_corners"])))
     return Image(y, x.c, sh * x.h, sw * x.w)
 
 
