@@ -73,8 +73,8 @@ def upsample(draw: Draw, b: Builder, x: Image) -> Image:
     elif b.opset < 11:
         y = b.one("Upsample" if b.opset == 9 else "Resize", [x.name, b.floats(scales)],
                   mode=mode)
-    else:                # Resize-11: an roi before the scales, the transform explicit
-        y = b.one("Resize", [x.name, "", b.floats(scales)], mode=mode,
+    else:                # Resize-11: an roi (required, empty) before the scales
+        y = b.one("Resize", [x.name, b.floats([]), b.floats(scales)], mode=mode,
                   coordinate_transformation_mode=draw(st.sampled_from(
                       ["asymmetric", "half_pixel", "align_corners"])))
     return Image(y, x.c, sh * x.h, sw * x.w)
