@@ -185,12 +185,17 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
     options: dict[str, object] = dict(q.options)
     if q.axes:
         options["QDQOpTypePerChannelSupportToAxis"] = dict(q.axes)
-    if options.get("BlockSize"):
-        # (ORT blocks rank-2 weights only and refuses a model with a Conv weight: the
-        # convolutions stay in float there)
-        kept_float |= {"Conv", "ConvTranspose"}
     quantized = sorted({n.op_type for n in g.model.graph.node} - kept_float) \
-        if q.float_convs or options.get("BlockSize") else None
+        if q.float_convs else None
+    if options.get("BlockSize"):
+        # ORT blocks every constant input it quantizes and refuses a model with one of
+        # another rank than 2 (a Conv weight, a LayerNormalization scale, an Add's bias):
+        # only the MatMul and Gemm are quantized there (a graph without one is not blocked)
+        blocked = sorted({n.op_type for n in g.model.graph.node} & {"MatMul", "Gemm"})
+        if blocked:
+            quantized = blocked
+        else:
+            del options["BlockSize"]
     with tempfile.TemporaryDirectory() as d:
         src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
         onnx.save(g.model, src)
