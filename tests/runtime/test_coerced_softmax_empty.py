@@ -5,13 +5,14 @@ item 192)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from tests.runtime.ort_agreement import assert_outputs_equal_onnxruntime_on_every_path
 
 
-def _model(op: str, axis: int, opset: int):  # type: ignore[no-untyped-def]
+def _model(op: str, axis: int, opset: int) -> onnx.ModelProto:
     node = helper.make_node(op, ["x"], ["y"], axis=axis)
     graph = helper.make_graph(
         [node], "coerced", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
