@@ -1068,14 +1068,16 @@ def chosen_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
 
 
 def gemm_head(draw: Draw, b: Builder, x: Image) -> str:
-    """GlobalAveragePool | nothing -> Flatten -> Gemm (a classifier)."""
+    """GlobalAveragePool | nothing -> Flatten -> Gemm (a classifier; its weight [out, in]
+    with transB as torch writes it, or [in, out] as tf2onnx and keras2onnx do)."""
     src, size = x.name, x.c * x.h * x.w
     if draw(st.booleans()):
         src, size = b.one("GlobalAveragePool", [src]), x.c
     flat = b.one("Flatten", [src], axis=1)
     n_out = draw(st.integers(2, 10))
-    return b.one("Gemm", [flat, b.const(b.weight(n_out, size)),
-                          b.const(b.weight(n_out) * 0.1, "b")], transB=1)
+    w, trans_b = b.weight(n_out, size), int(draw(st.booleans()))
+    return b.one("Gemm", [flat, b.const(w if trans_b else w.T.copy()),
+                          b.const(b.weight(n_out) * 0.1, "b")], transB=trans_b)
 
 
 @dataclass(frozen=True)
@@ -1115,9 +1117,9 @@ def _model(graph: onnx.GraphProto, opset: int) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model)
 
 
-# ONNX Runtime 1.32 aborts the process (std::terminate) on an LSTM or GRU with an empty
-# batch (evals/corpus/repro/README.md, "Not lowp bugs")
-EMPTY_BATCH_ABORTS = frozenset({"LSTM", "GRU"})
+# ONNX Runtime 1.32 ends the process on an LSTM or GRU (std::terminate) and on an Einsum
+# (SIGFPE) with an empty batch (evals/corpus/repro/README.md, "Not lowp bugs")
+EMPTY_BATCH_ABORTS = frozenset({"LSTM", "GRU", "Einsum"})
 
 
 def _batches(batch: int, dynamic: bool, empty: bool = False,
@@ -1186,17 +1188,76 @@ def _self_attention(draw: Draw, b: Builder, x: str, mask: str, d: int) -> str:
     it (no fused Attention): Q, K, V projections, heads by Reshape + Transpose, scaled
     scores + mask, Softmax, heads merged back, output projection."""
     heads = draw(st.sampled_from([h for h in (1, 2, 4) if d % h == 0]))
+    einsum = draw(st.booleans())
     q = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 1, 3])
-    kt = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 3, 1])
+    kt = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 1, 3] if einsum else [0, 2, 3, 1])
     v = _heads(b, _matmul_w(b, x, d, d), heads, d, [0, 2, 1, 3])
     scale = b.const(np.float32((d // heads) ** -0.5), "sc")
-    scores = (b.one("Div", [b.one("MatMul", [q, kt]), b.const(np.float32((d // heads) ** 0.5),
-                                                               "sq")])
-              if draw(st.booleans()) else b.one("Mul", [b.one("MatMul", [q, kt]), scale]))
-    att = b.one("MatMul", [b.one("Softmax", [b.one("Add", [scores, mask])], axis=-1), v])
+    qk = (b.one("Einsum", [q, kt], equation="bhld,bhmd->bhlm") if einsum
+          else b.one("MatMul", [q, kt]))
+    scores = (b.one("Div", [qk, b.const(np.float32((d // heads) ** 0.5), "sq")])
+              if draw(st.booleans()) else b.one("Mul", [qk, scale]))
+    if draw(st.booleans()):          # the mask Expanded to the scores' shape first
+        mask = b.one("Expand", [mask, b.one("Shape", [scores])])
+    probs = _softmax_last(draw, b, b.one("Add", [scores, mask]))
+    att = (b.one("Einsum", [probs, v], equation="bhlm,bhmd->bhld") if einsum
+           else b.one("MatMul", [probs, v]))
     merged = b.one("Reshape", [b.one("Transpose", [att], perm=[0, 2, 1, 3]),
                                b.ints([0, 0, d])])
     return _matmul_w(b, merged, d, d)
+
+
+def _softmax_last(draw: Draw, b: Builder, scores: str) -> str:
+    """Softmax over the keys of [N, heads, L, L] scores: axis -1, axis 3, or axis 2 of
+    the scores transposed (and transposed back)."""
+    axis = draw(st.sampled_from([-1, 3, 2]))
+    if axis != 2:
+        return b.one("Softmax", [scores], axis=axis)
+    flipped = b.one("Softmax", [b.one("Transpose", [scores], perm=[0, 1, 3, 2])], axis=2)
+    return b.one("Transpose", [flipped], perm=[0, 1, 3, 2])
+
+
+def _layer_norm_axes(draw: Draw, b: Builder, x: str, d: int) -> str:
+    """A LayerNorm of [N, L, d] tokens over d, written with an axis other than -1 at
+    times (opset 17): axis 2, or axis -2 of the tokens reshaped [N, L, g, d / g] (its
+    scale and bias [g, d / g])."""
+    form = draw(st.sampled_from(["last", "axis2", "grouped"])) if b.opset >= 17 else "last"
+    if form == "last":
+        return _layer_norm(b, x, d)
+    gamma = b.rng.uniform(0.5, 1.5, d).astype(np.float32)
+    beta = b.rng.normal(0, 0.1, d).astype(np.float32)
+    if form == "axis2":
+        return b.one("LayerNormalization", [x, b.const(gamma, "ln"), b.const(beta, "ln")],
+                     axis=2, epsilon=1e-5)
+    g = next(g for g in (4, 2, 1) if d % g == 0)
+    split = b.one("Reshape", [x, b.ints([0, 0, g, d // g])])
+    y = b.one("LayerNormalization", [split, b.const(gamma.reshape(g, -1), "ln"),
+                                     b.const(beta.reshape(g, -1), "ln")], axis=-2,
+              epsilon=1e-5)
+    return b.one("Reshape", [y, b.ints([0, 0, d])])
+
+
+def _positions(draw: Draw, b: Builder, ids: str, is_pad: str, length: int, d: int) -> str:
+    """Position embeddings of the tokens [N|1, L, d]: the table sliced to the input's
+    length through Shape (a dynamic-length export), added whole, gathered at Range(0, L),
+    or gathered at the positions counted by CumSum over the real tokens (RoBERTa:
+    cumsum(mask) * mask + padding index)."""
+    positions = b.rng.standard_normal((length + 3, d)).astype(np.float32) * 0.5
+    kind = draw(st.sampled_from(["slice", "whole", "range", "cumsum"]))
+    if kind == "whole":
+        return b.const(positions[:length], "pos")
+    table = b.const(positions, "pos")
+    n_tokens = b.one("Gather", [b.one("Shape", [ids]), b.const(np.int64(1), "i")], axis=0)
+    if kind == "slice":
+        end = b.one("Unsqueeze", [n_tokens, b.ints([0])])
+        return b.one("Slice", [table, b.ints([0]), end, b.ints([0])])
+    if kind == "range":
+        at = b.one("Range", [b.const(np.int64(0), "i"), n_tokens, b.const(np.int64(1), "i")])
+        return b.one("Gather", [table, at], axis=0)
+    real = b.one("Cast", [b.one("Not", [is_pad])], to=TensorProto.INT64)
+    counted = b.one("Mul", [b.one("CumSum", [real, b.const(np.int64(1), "ax")]), real])
+    return b.one("Gather", [table, b.one("Add", [counted, b.const(np.int64(1), "i")])],
+                 axis=0)
 
 
 def _gelu_tanh(b: Builder, x: str) -> str:
@@ -1225,18 +1286,16 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
     b = Builder(opset, "N" if dynamic else batch, np.random.default_rng(seed))
     ids = "input_ids"
     table = b.const(b.rng.standard_normal((vocab, d)).astype(np.float32), "emb")
-    # some exports Cast the ids to int32 before the lookup
-    x = b.one("Gather", [table, b.one("Cast", [ids], to=TensorProto.INT32)
-                         if draw(st.booleans()) else ids], axis=0)  # N, L, d
-    positions = b.rng.standard_normal((length + 3, d)).astype(np.float32) * 0.5
-    if draw(st.booleans()):
-        n_tokens = b.one("Gather", [b.one("Shape", [ids]), b.const(np.int64(1), "i")], axis=0)
-        end = b.one("Unsqueeze", [n_tokens, b.ints([0])])
-        pos = b.one("Slice", [b.const(positions, "pos"), b.ints([0]), end, b.ints([0])])
-    else:
-        pos = b.const(positions[:length], "pos")
-    x = _layer_norm(b, b.one("Add", [x, pos]), d)
+    # some exports Cast the ids to int32 before the lookup, some count them from the end
+    # of the table (negative indices)
+    lookup = draw(st.sampled_from(["int64", "int32", "negative"]))
+    at = (b.one("Cast", [ids], to=TensorProto.INT32) if lookup == "int32"
+          else b.one("Sub", [ids, b.const(np.int64(vocab), "i")]) if lookup == "negative"
+          else ids)
+    x = b.one("Gather", [table, at], axis=0)                        # N, L, d
     is_pad = b.one("Equal", [ids, b.const(np.int64(0), "i")])
+    pos = _positions(draw, b, ids, is_pad, length, d)
+    x = _layer_norm_axes(draw, b, b.one("Add", [x, pos]), d)
     if draw(st.booleans()):
         pad = b.one("Cast", [is_pad], to=TensorProto.FLOAT)
         additive = b.one("Mul", [pad, b.const(np.float32(-1e4), "neg")])

@@ -73,6 +73,16 @@ class Quantizer:
     weight_type: str = "QInt8"
     op_types: tuple[str, ...] | None = None
     extra: tuple[tuple[str, bool], ...] = ()
+    # tool "ort": quantize_static's extra_options that change the file's shape (a
+    # DequantizeLinear per consumer with DedicatedQDQPair, a Q/DQ pair on float weights
+    # with AddQDQPairToWeight, blocked weights (opset 21) with BlockSize), and the
+    # per-channel weight axis of some operator types (QDQOpTypePerChannelSupportToAxis)
+    options: tuple[tuple[str, bool | int], ...] = ()
+    axes: tuple[tuple[str, int], ...] = ()
+    # tools "lowp" and "ort": each consumer of a DequantizeLinear of an activation given a
+    # DequantizeLinear of its own (a QuantizeLinear read by several, as hand-written and
+    # other tools' QDQ files have it; dequantize_per_consumer)
+    dq_per_consumer: bool = False
 
     def __str__(self) -> str:
         if self.tool == "ort-dynamic":
@@ -80,13 +90,17 @@ class Quantizer:
             extra = "".join(f",{k}={v}" for k, v in self.extra)
             return (f"ort-dynamic[{'pc' if self.per_channel else 'pt'},"
                     f"{'rr,' if self.reduce_range else ''}{self.weight_type},{ops}{extra}]")
+        split = ",dq-per-consumer" if self.dq_per_consumer else ""
         if self.tool == "lowp":
-            return f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}]"
+            return (f"lowp[{self.target},{'pc' if self.per_channel else 'pt'},{self.policy}"
+                    f"{split}]")
         sign = ("s" if self.signed_activations else "u") + (
             "16" if self.wide_activations else "8")
         sign += "" if self.weight_type == "QInt8" else f",w={self.weight_type}"
         fmt = ",qoperator" if self.qoperator else ""
         fmt += ",float-convs" if self.float_convs else ""
+        fmt += "".join(f",{k}={v}" for k, v in self.options)
+        fmt += "".join(f",{op}:axis={a}" for op, a in self.axes) + split
         return f"ort[{'pc' if self.per_channel else 'pt'},{sign}{fmt}]"
 
 
@@ -168,8 +182,20 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
             return next(self.it, None)
 
     kept_float = {"Conv", "Gemm", "AveragePool", "GlobalAveragePool"}
+    options: dict[str, object] = dict(q.options)
+    if q.axes:
+        options["QDQOpTypePerChannelSupportToAxis"] = dict(q.axes)
     quantized = sorted({n.op_type for n in g.model.graph.node} - kept_float) \
         if q.float_convs else None
+    if options.get("BlockSize"):
+        # ORT blocks every constant input it quantizes and refuses a model with one of
+        # another rank than 2 (a Conv weight, a LayerNormalization scale, an Add's bias):
+        # only the MatMul and Gemm are quantized there (a graph without one is not blocked)
+        blocked = sorted({n.op_type for n in g.model.graph.node} & {"MatMul", "Gemm"})
+        if blocked:
+            quantized = blocked
+        else:
+            del options["BlockSize"]
     with tempfile.TemporaryDirectory() as d:
         src, out = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
         onnx.save(g.model, src)
@@ -181,7 +207,8 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
                             activation_type=QuantType[
                                 ("QInt" if q.signed_activations else "QUInt")
                                 + ("16" if q.wide_activations else "8")],
-                            weight_type=QuantType[q.weight_type])
+                            weight_type=QuantType[q.weight_type],
+                            extra_options=options)
             model = onnx.load(out)
             for batch in g.batches:
                 run_ort(model, g.feeds(batch, g.seed))
@@ -198,6 +225,39 @@ def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         for op in sorted({n.op_type for n in model.graph.node if is_qoperator_node(n)}):
             event(f"QOperator file with {op}")
     return model
+
+
+def dequantize_per_consumer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the QDQ file where every DequantizeLinear of a QuantizeLinear's output read
+    by several nodes is one DequantizeLinear per reader (the QuantizeLinear then read by
+    several): the same values, another shape of file."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    producer = {o: n for n in out.graph.node for o in n.output}
+    graph_outputs = {o.name for o in out.graph.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in out.graph.node:
+        for i in dict.fromkeys(n.input):
+            readers.setdefault(i, []).append(n)
+    nodes: list[onnx.NodeProto] = []
+    for n in out.graph.node:
+        nodes.append(n)
+        src = producer.get(n.input[0]) if n.input else None
+        if (n.op_type != "DequantizeLinear" or src is None or src.op_type != "QuantizeLinear"
+                or n.output[0] in graph_outputs):
+            continue
+        for k, reader in enumerate(readers.get(n.output[0], [])[1:], start=1):
+            name = f"{n.output[0]}_reader{k}"
+            copy = onnx.NodeProto()
+            copy.CopyFrom(n)
+            copy.name, copy.output[0] = f"{n.name}_reader{k}", name
+            nodes.append(copy)
+            for j, i in enumerate(reader.input):
+                if i == n.output[0]:
+                    reader.input[j] = name
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
 def _finite_scales(model: onnx.ModelProto) -> bool:
@@ -718,5 +778,7 @@ def check_graph(g: FuzzGraph, quantizers: list[Quantizer], combos: list[EngineCo
         model = (quantize_lowp(g, calib, q) if q.tool == "lowp"
                  else quantize_ort_dynamic(g, q) if q.tool == "ort-dynamic"
                  else quantize_ort(g, calib, q))
+        if q.dq_per_consumer:
+            model = dequantize_per_consumer(model)
         bad += check_qdq(g, str(q), model, combos, exact=q.tool == "ort-dynamic")
     return bad

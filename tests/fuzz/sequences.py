@@ -277,11 +277,47 @@ def trim(draw: Draw, b: Builder, x: Signal) -> Signal:
     return Signal(b.one("Concat", [head, delta], axis=1), 2 * x.c, x.t - 1)
 
 
+def time_ops(draw: Draw, b: Builder, x: Signal) -> Signal:
+    """Operators over the time axis of real exports that the other blocks never draw: a
+    causal running mean (CumSum over T divided by Range(1, T + 1) from the Shape); an
+    attention pooling (a 1x1 conv to one channel, Softmax over T written as axis 2, the
+    weighted ReduceSum Expanded back to the signal's Shape); a Where mask of the first
+    frames (Less of Range(0, T)); Softmax over the channels (axis 1); LayerNormalization
+    over the channels and time together (axis 1, opset 17)."""
+    kinds = ["running_mean", "attention_pool", "where_mask", "softmax_channels"]
+    kind = draw(st.sampled_from(kinds + (["layer_norm_ct"] if b.opset >= 17 else [])))
+    frames = b.one("Gather", [b.one("Shape", [x.name]), b.const(np.int64(2), "i")], axis=0)
+    one = b.const(np.int64(1), "i")
+    if kind == "running_mean":
+        total = b.one("CumSum", [x.name, b.const(np.int64(-1 if draw(st.booleans()) else 2),
+                                                   "ax")])
+        count = b.one("Range", [one, b.one("Add", [frames, one]), one])
+        return Signal(b.one("Div", [total, b.one("Cast", [count], to=TensorProto.FLOAT)]),
+                      x.c, x.t)
+    if kind == "attention_pool":
+        score = conv1d(b, x, 1).name
+        weights = b.one("Softmax", [score], axis=2)
+        pooled = _reduce(b, "ReduceSum", b.one("Mul", [x.name, weights]), [2])
+        return Signal(b.one("Add", [x.name, b.one("Expand", [pooled, b.one("Shape", [x.name])])]),
+                      x.c, x.t)
+    if kind == "where_mask":
+        t = b.one("Range", [b.const(np.int64(0), "i"), frames, one])
+        early = b.one("Less", [t, b.const(np.int64(draw(st.integers(1, max(1, x.t)))), "k")])
+        return Signal(b.one("Where", [early, x.name, b.const(np.float32(0.0), "zero")]),
+                      x.c, x.t)
+    if kind == "softmax_channels":
+        return Signal(b.one("Softmax", [x.name], axis=1), x.c, x.t)
+    gamma = b.const(b.rng.uniform(0.5, 1.5, (x.c, x.t)).astype(np.float32), "ln")
+    beta = b.const(b.rng.normal(0, 0.1, (x.c, x.t)).astype(np.float32), "ln")
+    return Signal(b.one("LayerNormalization", [x.name, gamma, beta], axis=1, epsilon=1e-3),
+                  x.c, x.t)
+
+
 SeqBlock = Callable[[Draw, Builder, Signal], Signal]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 SEQUENCE_BLOCKS: list[SeqBlock] = [conv_act, residual, pool, gated, frame_mlp, excite, trim,
-                                   as_2d, upsample, recurrent, stft_front]
+                                   as_2d, upsample, recurrent, stft_front, time_ops]
 
 
 def active_sequence_blocks() -> list[SeqBlock]:

@@ -19,6 +19,7 @@ from lowp.runtime.backends import native_available
 
 from .graphs import FuzzGraph, fuzz_graphs, token_graphs
 from .harness import COMBOS, EngineCombo, Quantizer, check_graph
+from .old_opsets import old_opset_graphs
 from .sequences import sequence_graphs
 
 
@@ -41,14 +42,29 @@ FAILURES = Path(os.environ.get("LOWP_FUZZ_FAILURES", "/tmp/lowp-fuzz-failures"))
 # the weight types of ONNX Runtime's quantize_static: 8-bit mostly, 4-bit (int4 / uint4
 # DequantizeLinear on the weights) and 16-bit at times
 STATIC_WEIGHT_TYPES = ["QInt8", "QInt8", "QUInt8", "QInt4", "QUInt4", "QInt16"]
+# quantize_static's extra_options that change the file's shape (a DequantizeLinear read by
+# two consumers, or one per consumer with DedicatedQDQPair; Q/DQ pairs on float weights;
+# blocked weights of opset 21) and per-channel weight axes other than its defaults (Conv
+# 0, ConvTranspose 1, MatMul 1, Gemm 0 with transB else 1)
+STATIC_OPTIONS = st.builds(
+    lambda dedicated, pairs, block: tuple(
+        (k, v) for k, v in (("AddQDQPairToWeight", pairs), ("BlockSize", block),
+                            ("DedicatedQDQPair", dedicated)) if v),
+    st.booleans(), st.booleans(), st.sampled_from([0, 0, 0, 16, 32]))
+STATIC_AXES = st.dictionaries(st.sampled_from(["Conv", "ConvTranspose", "MatMul", "Gemm"]),
+                              st.sampled_from([0, 1, -1])).map(
+    lambda d: tuple(sorted(d.items())))
 quantizers = st.tuples(
     st.builds(Quantizer, tool=st.just("lowp"), per_channel=st.booleans(),
               target=st.sampled_from(list(lowp.TARGETS)),
-              policy=st.sampled_from(["connected", "all"])),
+              policy=st.sampled_from(["connected", "all"]),
+              dq_per_consumer=st.sampled_from([False, False, True])),
     st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
               signed_activations=st.booleans(), float_convs=st.booleans(),
               wide_activations=st.sampled_from([False, False, True]),
-              weight_type=st.sampled_from(STATIC_WEIGHT_TYPES)))
+              weight_type=st.sampled_from(STATIC_WEIGHT_TYPES),
+              options=STATIC_OPTIONS, axes=STATIC_AXES,
+              dq_per_consumer=st.sampled_from([False, False, True])))
 # ONNX Runtime's quantize_static in QOperator format: the file runs on lowp through its QDQ
 # form (lowp.formats), on ONNX Runtime as written
 qoperator_quantizers = st.builds(Quantizer, tool=st.just("ort"), per_channel=st.booleans(),
@@ -122,8 +138,18 @@ def test_sequence_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Qu
     _check(g, list(qs), cs)
 
 
+@settings(max_examples=TOKEN_EXAMPLES)
+@given(g=old_opset_graphs(), qs=quantizers, cs=combos)
+def test_old_opset_graphs_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
+                                            cs: list[EngineCombo]) -> None:
+    """Image models written at opsets 7-12, the operator forms older exporters write
+    (old_opset_graphs)."""
+    _check(g, list(qs), cs)
+
+
 @settings(max_examples=QOPERATOR_EXAMPLES)
-@given(g=st.one_of(fuzz_graphs(), token_graphs(), sequence_graphs()), q=qoperator_quantizers,
+@given(g=st.one_of(fuzz_graphs(), token_graphs(), sequence_graphs(), old_opset_graphs()),
+       q=qoperator_quantizers,
        cs=combos)
 def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
                                           cs: list[EngineCombo]) -> None:

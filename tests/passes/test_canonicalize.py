@@ -92,6 +92,17 @@ def test_ir3_initializer_inputs_are_dropped_with_their_folded_initializers():
     np.testing.assert_allclose(_run(canon, {"x": x}), x @ np.full((4, 3), 0.5) + [1, -1, 2])
 
 
+def test_ir3_model_with_a_contrib_domain_is_raised_to_the_ir_of_its_onnx_opset():
+    """A com.microsoft opset import next to the onnx one (as ONNX Runtime's tools leave
+    old files) is no version onnx knows; the IR comes from the onnx opset (item 193)."""
+    model = _ir3_model_with_built_weight()
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    canon = canonicalize(model)
+    assert [i.name for i in canon.graph.input] == ["x"] and canon.ir_version >= 4
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(_run(canon, {"x": x}), x @ np.full((4, 3), 0.5) + [1, -1, 2])
+
+
 def test_ir3_model_quantizes():
     import lowp
 

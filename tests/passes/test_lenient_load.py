@@ -32,6 +32,17 @@ def _ir3_without_initializer_inputs() -> onnx.ModelProto:
     return model
 
 
+def _ir3_with_a_contrib_domain() -> onnx.ModelProto:
+    """The same file as ONNX Runtime's quantize_static leaves an IR 3 model: its opsets
+    raised (to 11 here) and a com.microsoft opset import added, the IR version kept
+    (evals/corpus/repro/README.md, item 193)."""
+    model = _ir3_without_initializer_inputs()
+    del model.opset_import[:]
+    model.opset_import.extend([helper.make_opsetid("", 11),
+                               helper.make_opsetid("com.microsoft", 1)])
+    return model
+
+
 def _negative_dims() -> onnx.ModelProto:
     """paddle2onnx (PP-OCRv2): dynamic axes written as dim_value -1; onnx's inference takes
     a strided Conv over width -1 to width 0, then refuses the Reshape that copies it
@@ -50,7 +61,8 @@ def _negative_dims() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
 
 
-@pytest.mark.parametrize("make", [_ir3_without_initializer_inputs, _negative_dims])
+@pytest.mark.parametrize("make", [_ir3_without_initializer_inputs,
+                                  _ir3_with_a_contrib_domain, _negative_dims])
 def test_loads_what_onnx_runtime_runs(make):
     model = make()
     shape = (2, 3, 8, 8) if model.ir_version == 3 else (3, 1, 5)
@@ -152,3 +164,10 @@ def test_input_declared_without_shape_runs_and_quantizes_as_in_onnx_runtime(back
     q = lowp.quantize_model(model, [{"x": x}])
     np.testing.assert_array_equal(lowp.Session(q, backend=backend).run({"x": x})["y"],
                                   _ort(q, {"x": x}))
+
+
+def test_ir3_with_a_contrib_domain_runs_on_both_backends():
+    from tests.runtime.ort_agreement import assert_sessions_equal_onnxruntime
+
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert_sessions_equal_onnxruntime(_ir3_with_a_contrib_domain(), x)

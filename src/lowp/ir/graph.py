@@ -129,7 +129,8 @@ def _ir_of_unlisted_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
     IR 3 wants every initializer listed as a graph input; some tools (OnnxMLTools 1.8 at
     opset 8) write IR 3 without those inputs, which the checker refuses and ONNX Runtime
     runs. Such an initializer can never be fed, so it means the same at IR 4. IR 0 is no
-    version at all and stays for the checker to refuse."""
+    version at all and stays for the checker to refuse. Domains onnx does not version
+    (com.microsoft, which ONNX Runtime's quantizer adds to such a file) do not count."""
     if not 1 <= proto.ir_version < 4:
         return proto
     inputs = {i.name for i in proto.graph.input}
@@ -137,7 +138,8 @@ def _ir_of_unlisted_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
         return proto
     out = onnx.ModelProto()
     out.CopyFrom(proto)
-    out.ir_version = max(4, helper.find_min_ir_version_for(list(out.opset_import)))
+    out.ir_version = max(4, helper.find_min_ir_version_for(list(out.opset_import),
+                                                           ignore_unknown=True))
     return out
 
 

@@ -116,6 +116,7 @@ def initializers_are_not_inputs(model: onnx.ModelProto) -> None:
     Before IR 4 every initializer had to be listed as a graph input too; such an input is
     a weight, not a real input. Dropping those inputs lets later passes add, fold and drop
     initializers freely (IR >= 4 needs no matching input) and leaves only real inputs.
+    Domains onnx does not version (com.microsoft) do not count in the IR chosen.
     """
     if model.ir_version >= 4:
         return
@@ -123,7 +124,8 @@ def initializers_are_not_inputs(model: onnx.ModelProto) -> None:
     real = [i for i in model.graph.input if i.name not in inits]
     del model.graph.input[:]
     model.graph.input.extend(real)
-    model.ir_version = max(4, helper.find_min_ir_version_for(list(model.opset_import)))
+    model.ir_version = max(4, helper.find_min_ir_version_for(list(model.opset_import),
+                                                             ignore_unknown=True))
 
 
 def remove_identities(model: onnx.ModelProto) -> None:

@@ -1000,10 +1000,11 @@ def _count(size: dict[str, int], indices: list[str]) -> int:
 
 
 def _softmax_axes(x: np.ndarray, axis: int | None, opset: int) -> tuple[np.ndarray, int]:
-    """(view to reduce, axis): opset < 13 flattens to 2-D at `axis` (default 1)."""
+    """(view to reduce, axis): opset < 13 flattens to 2-D at `axis` (default 1), both
+    sizes given (an empty tensor leaves -1 undetermined)."""
     if opset < 13:
         ax = _norm_axis(1 if axis is None else axis, x.ndim)
-        return x.reshape(int(np.prod(x.shape[:ax])), -1), 1
+        return x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:]))), 1
     return x, _norm_axis(-1 if axis is None else axis, x.ndim)
 
 
