@@ -432,3 +432,16 @@ def test_a_float16_quantize_after_a_mul_is_identical() -> None:
     for combo in COMBOS:
         found, mismatches = origins(q, g.feeds(1, 1077), combo)
         assert (found, mismatches) == ([], []), combo
+
+
+# found by the fuzzer (opset 7-12 image models, seed 20261312): ONNX Runtime's
+# quantize_static file of Conv -> LeakyRelu -> Dropout -> Relu (16-bit weights raise it to
+# opset 21, the Conv left in float) reads the Dropout's ratio from a DequantizeLinear. ONNX
+# Runtime keeps a Dropout with two input edges, so the LeakyRelu's and the Relu's pairs stay
+# two; lowp removed it and merged them (O47), 3 steps apart at the LeakyRelu's
+# QuantizeLinear and 2 of 2 outputs apart
+def test_dropout_with_a_dequantized_ratio_after_a_leaky_relu() -> None:
+    model = onnx.load(str(Path(__file__).parents[2] / "evals/corpus/repro/cases"
+                          / "leaky_relu_after_float_conv_opset7.onnx"))
+    g = FuzzGraph(model, "input", (2, 1, 1), (1,), 1, ())
+    _assert_agrees(g, [Quantizer("ort", False, weight_type="QInt16", float_convs=True)])

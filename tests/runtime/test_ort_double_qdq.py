@@ -114,6 +114,62 @@ def test_a_dropout_with_its_mask_read_or_a_training_mode_stays(mode: str) -> Non
         np.testing.assert_array_equal(Session(model).run({"x": x})["y"], _ort(model, x))
 
 
+def _dropout_with_ratio(ratio: str) -> onnx.ModelProto:
+    """The Dropout chain with a ratio input: "dequantized" (a Constant quantized and
+    dequantized, as ONNX Runtime's quantize_static writes a Dropout's ratio), "computed"
+    (a ReduceMin of the Relu before Q1: 0), "constant" (a Constant node), "folded" (a Mul
+    of a Constant node and an initializer, which ONNX Runtime's ConstantFolding computes
+    first) or "initializer"."""
+    model = _chain(0.02, 0, 0.03, 10, identity="Dropout")
+    nodes = list(model.graph.node)
+    drop = nodes[3]
+    value = helper.make_tensor("ratio_value", TensorProto.FLOAT, [], [0.1])
+    extra: list[onnx.NodeProto] = []
+    if ratio == "initializer":
+        model.graph.initializer.append(numpy_helper.from_array(np.array(0.1, np.float32),
+                                                               "ratio"))
+    elif ratio == "constant":
+        extra = [helper.make_node("Constant", [], ["ratio"], value=value)]
+    elif ratio == "folded":
+        model.graph.initializer.append(numpy_helper.from_array(np.array(1, np.float32), "one"))
+        extra = [helper.make_node("Constant", [], ["ratio_c"], value=value),
+                 helper.make_node("Mul", ["ratio_c", "one"], ["ratio"])]
+    elif ratio == "computed":
+        extra = [helper.make_node("ReduceMin", ["r"], ["ratio"], keepdims=0)]
+    else:
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.array(0.0004, np.float32), "rs"),
+            numpy_helper.from_array(np.array(0, np.uint8), "rz")])
+        extra = [helper.make_node("Constant", [], ["ratio_f"], value=value),
+                 helper.make_node("QuantizeLinear", ["ratio_f", "rs", "rz"], ["ratio_q"]),
+                 helper.make_node("DequantizeLinear", ["ratio_q", "rs", "rz"], ["ratio"])]
+    drop.input.append("ratio")
+    del model.graph.node[:]
+    model.graph.node.extend(nodes[:1] + extra + nodes[1:])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ratio", ["dequantized", "computed", "constant", "folded",
+                                   "initializer"])
+def test_a_dropout_whose_ratio_a_node_computes_stays(ratio: str, backend: str,
+                                                     threads: int) -> None:
+    """ONNX Runtime removes a node with at most one input edge: a Dropout whose ratio comes
+    from a DequantizeLinear (ONNX Runtime's QDQ file of an opset 7 LeakyRelu -> Dropout ->
+    Relu: 2 of 2 outputs apart before) or any other node stays, and the file's two pairs
+    round twice; a Constant node's, a constant-folded or an initializer's ratio does not
+    keep it."""
+    model = _dropout_with_ratio(ratio)
+    removed = ratio in ("constant", "folded", "initializer")
+    merged = ort_double_qdq.apply(model)
+    assert [n.op_type for n in merged.graph.node].count("Dropout") == (0 if removed else 1)
+    x = np.random.default_rng(0).uniform(-1, 6, (4, 256)).astype(np.float32)
+    got = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, _ort(model, x))
+
+
 def test_the_files_double_rounding_is_not_what_onnxruntime_runs() -> None:
     """Without the mirror the two differ: the test above checks something."""
     model = _chain(0.02, 0, 0.03, 10, identity=True)

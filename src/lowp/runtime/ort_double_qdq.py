@@ -5,12 +5,12 @@ turns QuantizeLinear Q1 -> DequantizeLinear DQ1 -> QuantizeLinear Q2 -> Dequanti
 into Q1 -> DQ2 when DQ1 and Q2 each have one reader, none of Q1, DQ1, Q2 is a graph output,
 and each pair (Q1, DQ1) and (Q2, DQ2) has one constant scalar scale and zero point, the same
 in both nodes of the pair. The chain often appears only after ONNX Runtime's level-1 rules
-removed an Identity, a Cast to the type it already has, an inference Dropout, an Add, Sub,
-Mul or Div of a one-element constant 0 or 1, or an Expand that changes nothing between DQ1
-and Q2 (EliminateIdentity, CastElimination, EliminateDropout, NoopElimination and
-ExpandElimination run first); lowp removes such a node too. When the pairs differ, Q1
-and DQ2 get the parameters of the intersection of the two ranges, in float32
-(docs/operators.md (O47)):
+removed an Identity, a Cast to the type it already has, an inference Dropout whose ratio
+no node computes, an Add, Sub, Mul or Div of a one-element constant 0 or 1, or an Expand
+that changes nothing between DQ1 and Q2 (EliminateIdentity, CastElimination,
+EliminateDropout, NoopElimination and ExpandElimination run first); lowp removes such a
+node too. When the pairs differ, Q1 and DQ2 get the parameters of the intersection of
+the two ranges, in float32 (docs/operators.md (O47)):
 
     r_lo = max((qmin - z1) s1, (qmin - z2) s2),  r_hi = min((qmax - z1) s1, (qmax - z2) s2)
     s = (r_hi - r_lo) / (qmax - qmin),  z = round_half_away(qmin - r_lo / s)
@@ -73,9 +73,38 @@ def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) ->
     return None if scale is None else scale.data_type
 
 
+# what ONNX Runtime's ConstantFolding leaves as nodes even when every input is constant
+# (DequantizeLinear is kept for the QDQ rewrites; the random operators)
+_NOT_FOLDED = {"DequantizeLinear", "RandomNormal", "RandomUniform", "RandomNormalLike",
+               "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _constant(g: QdqGraph, name: str, depth: int = 0) -> bool:
+    """`name` is an initializer once ONNX Runtime's level-1 rules ran: a constant
+    initializer, a Constant node's output, or the output of a node ConstantFolding replaces
+    (an ONNX operator without subgraphs, not one of _NOT_FOLDED, every input constant)."""
+    if name in g.inits:
+        return True
+    src = g.producer(name)
+    if src is None or src.domain not in ONNX_DOMAINS or depth > 32:
+        return False
+    if src.op_type == "Constant":
+        return True
+    return (src.op_type not in _NOT_FOLDED
+            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                        for a in src.attribute)
+            and all(_constant(g, i, depth + 1) for i in src.input if i))
+
+
 def _inference_dropout(g: QdqGraph, node: onnx.NodeProto) -> bool:
-    """A Dropout that passes its input through: no mask output in use, and no training_mode
-    input other than a constant false."""
+    """A Dropout that passes its input through: no mask output in use, no training_mode
+    input other than a constant false, and no ratio or training_mode computed by a node
+    that stays one (ONNX Runtime removes a node with at most one input edge: a ratio read
+    from a DequantizeLinear, as its quantizer writes it, keeps the Dropout; a ratio its
+    ConstantFolding computes first, or a graph input, does not)."""
+    for name in node.input[1:]:
+        if name and g.producer(name) is not None and not _constant(g, name):
+            return False
     if len(node.output) > 1 and node.output[1] and (
             node.output[1] in g.outputs or g.readers(node.output[1])):
         return False
