@@ -147,26 +147,7 @@ void nbits_panels_avx512(const NBitsArgs& a, int64_t m0, int64_t m1, int64_t p0,
       const __mmask16 valid = _mm512_cmplt_epi32_mask(c, _mm512_set1_epi32(int32_t(n)));
       __m512 v = _mm512_mask_blend_ps(folded, vh, v4);
       if (a.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, a.bias + p * 16));
-      __m512 z = zero;
-      for (int64_t b = 0; b < blocks; ++b) {
-        // with ONNX Runtime's NaN ((O220)): of several NaNs bb's, then ablk's, then z's
-        const __m512 av = _mm512_set1_ps(ablk[size_t(b)]), bv = _mm512_loadu_ps(bb + b * 16);
-        __m512 r = _mm512_fmadd_ps(av, bv, z);
-        if (_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q))     // (a NaN operand makes r NaN)
-          for (const __m512 v : {z, av, bv})
-            r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
-                                   _mm512_castsi512_ps(_mm512_or_si512(
-                                       _mm512_castps_si512(v), _mm512_set1_epi32(0x00400000))));
-        z = r;
-      }
-      {
-        // z + v with z's NaN first ((O220)): the sum, then z (quieted) where z is a NaN
-        const __mmask16 z_nan = _mm512_cmp_ps_mask(z, z, _CMP_UNORD_Q);
-        const __m512 z_quiet = _mm512_castsi512_ps(
-            _mm512_or_si512(_mm512_castps_si512(z), _mm512_set1_epi32(0x00400000)));
-        _mm512_mask_storeu_ps(a.y + r * n + p * 16, valid,
-                              _mm512_mask_mov_ps(_mm512_add_ps(z, v), z_nan, z_quiet));
-      }
+      nbits_zero_term_store16(ablk.data(), bb, blocks, v, valid, a.y + r * n + p * 16);
     }
   }
 }

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
 namespace lowp {
 
 // x86 maxps(a, b): a > b ? a : b, so b wherever either is a NaN.
@@ -76,5 +80,30 @@ inline float nbits_zero_term_add(float z, float v) {
   std::memcpy(&out, &bits, 4);
   return out;
 }
+
+#if defined(__AVX512VNNI__)
+// Step 5 on 16 columns: the zero-point term z, the blocks' fma(a, b, z) in order with
+// ONNX Runtime's NaN (of several NaNs b's, then a's, then z's; checked only where a block's
+// result is NaN), then y = z + v with z's NaN first, stored where `valid`
+// (docs/operators.md (O220)); the vector form of nbits_zero_term_fma and nbits_zero_term_add
+inline void nbits_zero_term_store16(const float* ablk, const float* bb, int64_t blocks,
+                                    __m512 v, __mmask16 valid, float* y) {
+  const __m512i quiet = _mm512_set1_epi32(0x00400000);
+  __m512 z = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m512 av = _mm512_set1_ps(ablk[size_t(b)]), bv = _mm512_loadu_ps(bb + b * 16);
+    __m512 r = _mm512_fmadd_ps(av, bv, z);
+    if (_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q))     // (a NaN operand makes r NaN)
+      for (const __m512 x : {z, av, bv})
+        r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q),
+                               _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x),
+                                                                   quiet)));
+    z = r;
+  }
+  const __mmask16 z_nan = _mm512_cmp_ps_mask(z, z, _CMP_UNORD_Q);
+  const __m512 z_quiet = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(z), quiet));
+  _mm512_mask_storeu_ps(y, valid, _mm512_mask_mov_ps(_mm512_add_ps(z, v), z_nan, z_quiet));
+}
+#endif
 
 }  // namespace lowp
