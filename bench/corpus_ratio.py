@@ -74,7 +74,9 @@ def identical(ours: list[np.ndarray], theirs: list[np.ndarray]) -> bool:
 
 
 def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
-    feeds = make_feeds(spec, spec.batch, 1)
+    batches = make_feeds(spec, spec.batch, 1)
+    # (a graph model's feeds are a list of whole batches: its first one is timed)
+    feeds = batches[0] if isinstance(batches, list) else batches
     session = lowp.Session(str(path), threads=threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
