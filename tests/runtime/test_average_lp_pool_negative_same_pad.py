@@ -12,14 +12,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from lowp.errors import NodeError
-from lowp.runtime import Session
-
 from .ort_agreement import assert_outputs_equal_onnxruntime_on_every_path
+from .test_max_pool_negative_same_pad import assert_refused_as_onnxruntime
 
 
 def _pool(op: str, opset: int, shape: tuple[int, ...], attrs: dict[str, Any]
@@ -82,12 +79,4 @@ def test_negative_same_pad_is_refused_where_onnxruntime_refuses(
         shape: tuple[int, ...], attrs: dict[str, Any], backend: str) -> None:
     # float32 AveragePool-11 (no dilations), channels unknown to no NCHWc block: MlasPool
     attrs = {key: value for key, value in attrs.items() if key != "dilations"}
-    model = _pool("AveragePool", 11, shape, attrs)
-    x = np.ones(shape, np.float32)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    with pytest.raises(Exception, match="padding values must be non-negative"):
-        ort.InferenceSession(model.SerializeToString(), options,
-                             providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    with pytest.raises(NodeError, match="pool.*negative pads"):
-        Session(model, backend=backend).run({"x": x})
+    assert_refused_as_onnxruntime(_pool("AveragePool", 11, shape, attrs), shape, backend)

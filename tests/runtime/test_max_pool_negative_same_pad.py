@@ -104,7 +104,13 @@ def test_negative_same_pad_reads_what_onnxruntime_reads(
 def test_negative_same_pad_is_refused_where_onnxruntime_refuses(
         shape: tuple[int, ...], attrs: dict[str, Any], backend: str) -> None:
     # float32, undilated, no Indices, channels unknown to the NCHWc transformer: MlasPool
-    model = _max_pool(shape, attrs)
+    assert_refused_as_onnxruntime(_max_pool(shape, attrs), shape, backend)
+
+
+def assert_refused_as_onnxruntime(model: onnx.ModelProto, shape: tuple[int, ...],
+                                  backend: str) -> None:
+    """ONNX Runtime's MlasPool refuses the pool's negative pads, and lowp refuses it too,
+    naming the node."""
     x = np.ones(shape, np.float32)
     options = ort.SessionOptions()
     options.log_severity_level = 4

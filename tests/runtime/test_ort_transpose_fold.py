@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from evals.corpus.repro import transposed_layer_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -299,29 +300,6 @@ def test_variance_written_out_over_a_transposed_tensor(n, c, keep, seed):
     assert_engines_agree(model, {"x": x})
 
 
-def _transposed_layer_norm(last_perm: list[int]) -> onnx.ModelProto:
-    # GTCRN's layer norms over x [1, 33, 1, 16] read through a Transpose (0, 2, 1, 3),
-    # written out, then a residual Add and a Transpose back (repro item 184)
-    rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
-             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-2, -1]),
-             helper.make_node("Sub", ["t", "m"], ["d"]),
-             helper.make_node("Pow", ["d", "two"], ["p"]),
-             helper.make_node("ReduceMean", ["p"], ["v"], axes=[-2, -1]),
-             helper.make_node("Add", ["v", "eps"], ["ve"]),
-             helper.make_node("Sqrt", ["ve"], ["s"]),
-             helper.make_node("Div", ["d", "s"], ["n"]),
-             helper.make_node("Mul", ["n", "w"], ["nw"]),
-             helper.make_node("Add", ["nw", "b"], ["ln"]),
-             helper.make_node("Add", ["r", "ln"], ["a"]),
-             helper.make_node("Transpose", ["a"], ["y"], perm=last_perm)]
-    out = tuple([1, 1, 33, 16][k] for k in last_perm)
-    return _model(nodes, {"x": (1, 33, 1, 16), "r": (1, 1, 33, 16)}, {"y": out},
-                  {"two": np.array(2.0, np.float32), "eps": np.array(1e-8, np.float32),
-                   "w": rng.standard_normal((33, 16)).astype(np.float32),
-                   "b": rng.standard_normal((33, 16)).astype(np.float32)})
-
-
 @pytest.mark.parametrize("last_perm", [[0, 2, 1, 3], [0, 3, 1, 2]])
 @pytest.mark.parametrize("seed", range(6))
 def test_transposed_layer_norm_sums_its_variance_as_onnxruntime(last_perm, seed):
@@ -334,7 +312,9 @@ def test_transposed_layer_norm_sums_its_variance_as_onnxruntime(last_perm, seed)
     rng = np.random.default_rng(seed)
     feeds = {"x": (rng.standard_normal((1, 33, 1, 16)) * 3).astype(np.float32),
              "r": rng.standard_normal((1, 1, 33, 16)).astype(np.float32)}
-    model = _transposed_layer_norm(last_perm)
+    # (GTCRN's layer norm over x [1, 33, 1, 16] read through a Transpose (0, 2, 1, 3), written
+    # out, then a residual Add and a Transpose back: repro item 184's model)
+    model = transposed_layer_norm.build(last_perm)
     for threads in (1, 2):
         theirs = onnxruntime_run(model, feeds, threads)[0]
         for backend in ("reference", "native"):
