@@ -98,17 +98,11 @@ def lowp_runner(model: onnx.ModelProto | Path, threads: int) -> Runner:
 
 
 def as_tensors(outputs: Mapping[str, Any]) -> Feeds:
-    """`outputs` with a sequence of maps (ZipMap's list of dicts, one a row) as two arrays:
-    its scores row by row (`name`, float32: each is a float32 value) and its keys
-    (`name#keys`), so that both are compared."""
-    out = {}
-    for name, v in outputs.items():
-        if isinstance(v, list):
-            out[name] = np.array([list(row.values()) for row in v], np.float32)
-            out[f"{name}#keys"] = np.array([list(row) for row in v])
-        else:
-            out[name] = v
-    return out
+    """`outputs` with a sequence of maps (ZipMap's list of dicts) as its scores (`name`) and
+    its keys (`name#keys`), so that both are compared."""
+    from lowp.runtime.ml_ops import maps_as_arrays
+
+    return maps_as_arrays(dict(outputs), keys_suffix="#keys")
 
 
 def chunks(feeds: Feeds | list[Feeds], size: int) -> Iterator[Feeds]:

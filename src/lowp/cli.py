@@ -251,6 +251,7 @@ def _eval_data(path: str, model: onnx.ModelProto) -> tuple[dict[str, np.ndarray]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime import Session
+    from .runtime.ml_ops import maps_as_arrays
 
     session = Session(args.model, backend=args.backend, threads=args.threads)
     feeds = {}
@@ -264,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise LowpError(f"{path}: no such file") from None
         except ValueError as e:
             raise LowpError(f"{path}: cannot read without unpickling ({e})") from None
-    outputs = _maps_as_arrays(session.run(feeds))
+    outputs = maps_as_arrays(session.run(feeds))
     for name, value in outputs.items():
         print(f"{name}: shape {value.shape}, dtype {value.dtype}, "
               f"min {value.min() if value.size else 'n/a'}, "
@@ -304,19 +305,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(run_demo(_config(args), backend=args.backend, progress=not args.quiet))
     return EXIT_OK
-
-
-def _maps_as_arrays(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`outputs` with ZipMap's sequence of maps (a list of dicts, one a row; (O226)) as two
-    arrays: its scores row by row (`name`, float32) and its class labels (`name.keys`)."""
-    out = {}
-    for name, value in outputs.items():
-        if isinstance(value, list):
-            out[name] = np.array([list(row.values()) for row in value], np.float32)
-            out[f"{name}.keys"] = np.array([list(row) for row in value])
-        else:
-            out[name] = value
-    return out
 
 
 def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

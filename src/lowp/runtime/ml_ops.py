@@ -88,6 +88,20 @@ def ZipMap(x: np.ndarray, *, classlabels_int64s: Sequence[int] = (),
     return MapSequence(dict(zip(keys, row, strict=True)) for row in scores)
 
 
+def maps_as_arrays(outputs: dict[str, Any], keys_suffix: str = ".keys") -> dict[str, Any]:
+    """`outputs` with each sequence of maps (ZipMap's list of dicts, one a row; (O226)) as
+    two arrays: its scores row by row (`name`, float32: each is a float32 value) and its
+    class labels (`name` + `keys_suffix`); other values as they are."""
+    out = {}
+    for name, value in outputs.items():
+        if isinstance(value, list):
+            out[name] = np.array([list(row.values()) for row in value], np.float32)
+            out[name + keys_suffix] = np.array([list(row) for row in value])
+        else:
+            out[name] = value
+    return out
+
+
 def scaler_as_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with each Scaler of a float32 input of rank 1 or 2 (skl2onnx's StandardScaler
     on (N, F) features) written as Sub(x, offset) then Mul(., scale), the lists as float32
