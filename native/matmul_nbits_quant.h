@@ -67,18 +67,9 @@ inline float nbits_zero_term_fma(float a, float b, float c) {
 // zero-point term z's (quieted), then v's (docs/operators.md (O220)); written out so that no
 // compiler swaps the operands of a plain addition
 inline float nbits_zero_term_add(float z, float v) {
-  uint32_t bits;
-  if (z != z) {
-    std::memcpy(&bits, &z, 4);
-  } else if (v != v) {
-    std::memcpy(&bits, &v, 4);
-  } else {
-    return z + v;
-  }
-  bits |= 0x00400000u;
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
+  if (z != z) return nbits_quieted(z);
+  if (v != v) return nbits_quieted(v);
+  return z + v;
 }
 
 #if defined(__AVX512VNNI__)
