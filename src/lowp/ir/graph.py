@@ -596,10 +596,27 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None
 
 
-def attributes(node: onnx.NodeProto) -> dict[str, object]:
-    """Node attributes as Python values (strings decoded, tensors as numpy arrays)."""
+# the list attribute types that `attributes` can read as numpy arrays, and their dtypes
+_ARRAY_LISTS = {onnx.AttributeProto.INTS: (np.int64, "ints"),
+                onnx.AttributeProto.FLOATS: (np.float32, "floats"),
+                onnx.AttributeProto.STRINGS: (np.bytes_, "strings")}
+
+
+def attributes(node: onnx.NodeProto, arrays: Iterable[str] = ()) -> dict[str, object]:
+    """Node attributes as Python values (strings decoded, tensors as numpy arrays); the
+    list attributes named in `arrays` as numpy arrays (int64, float32, or bytes for
+    strings) read straight from the protobuf, without a Python object per entry (a tree
+    ensemble's lists hold millions)."""
     out: dict[str, object] = {}
+    as_arrays = frozenset(arrays)
     for a in node.attribute:
+        listed = _ARRAY_LISTS.get(a.type) if a.name in as_arrays else None
+        if listed is not None:
+            dtype, field = listed
+            values = getattr(a, field)
+            out[a.name] = (np.array(values, dtype) if dtype is np.bytes_
+                           else np.fromiter(values, dtype, count=len(values)))
+            continue
         v = onnx.helper.get_attribute_value(a)
         if isinstance(v, bytes):
             v = v.decode()
