@@ -173,6 +173,13 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
              else as_feeds(calibration_data, inputs, config.batch_size, preprocess))
     held_out = (None if accuracy_data is None
                 else as_feeds(accuracy_data, inputs, config.batch_size, preprocess))
+    if nothing_to_quantize(float_model, config):
+        warnings.warn(NothingToQuantizeWarning(
+            f"no node of the model is one lowp quantizes under this config (operators: "
+            f"{', '.join(sorted({n.op_type for n in float_model.graph.node}))}): the model "
+            "is returned in float, as it is, without calibrating"), stacklevel=3)
+        return QuantizeResult(float_model, float_model, Annotation(), CalibrationTable(),
+                              QuantPlan(), feeds, scored_outputs=outputs)
     try:
         result = _quantize(float_model, inputs, feeds, config, calib_table, progress, held_out)
     except BaseException:
@@ -185,6 +192,19 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
             choice.scored_outputs = list(outputs.scored)
             choice.outputs_left_out = dict(outputs.left_out)
     return result
+
+
+class NothingToQuantizeWarning(UserWarning):
+    """quantize found no node to quantize (a tree ensemble, say): the model is the float one."""
+
+
+def nothing_to_quantize(float_model: onnx.ModelProto, config: Config) -> bool:
+    """(O231) Whether neither static nor dynamic mode quantizes anything in `float_model`
+    under `config`: then quantization returns the float model without a calibration pass
+    (which would run the whole model several times for nothing)."""
+    ann = annotate(float_model, config)
+    return (not ann.nodes and not ann.activations and not ann.weights
+            and not dynamic_nodes(float_model, config))
 
 
 def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,
