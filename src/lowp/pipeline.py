@@ -173,13 +173,6 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
              else as_feeds(calibration_data, inputs, config.batch_size, preprocess))
     held_out = (None if accuracy_data is None
                 else as_feeds(accuracy_data, inputs, config.batch_size, preprocess))
-    if nothing_to_quantize(float_model, config):
-        warnings.warn(NothingToQuantizeWarning(
-            f"no node of the model is one lowp quantizes under this config (operators: "
-            f"{', '.join(sorted({n.op_type for n in float_model.graph.node}))}): the model "
-            "is returned in float, as it is, without calibrating"), stacklevel=3)
-        return QuantizeResult(float_model, float_model, Annotation(), CalibrationTable(),
-                              QuantPlan(), feeds, scored_outputs=outputs)
     try:
         result = _quantize(float_model, inputs, feeds, config, calib_table, progress, held_out)
     except BaseException:
@@ -214,6 +207,13 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     target = config.resolved_target()
     if config.mode is QuantMode.AUTO:
         return _auto(float_model, inputs, feeds, config, calib_table, progress, held_out)
+    if nothing_to_quantize(float_model, config):
+        warnings.warn(NothingToQuantizeWarning(
+            f"no node of the model is one lowp quantizes under this config (operators: "
+            f"{', '.join(sorted({n.op_type for n in float_model.graph.node}))}): the model "
+            "is returned in float, as it is, without calibrating"), stacklevel=4)
+        return QuantizeResult(float_model, float_model, Annotation(), CalibrationTable(),
+                              QuantPlan(), feeds)
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
         verify(qdq, target, feeds.first() if feeds is not None else None, float_model=float_model)
