@@ -187,6 +187,19 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     return result
 
 
+class NothingToQuantizeWarning(UserWarning):
+    """quantize found no node to quantize (a tree ensemble, say): the model is the float one."""
+
+
+def nothing_to_quantize(float_model: onnx.ModelProto, config: Config) -> bool:
+    """(O231) Whether neither static nor dynamic mode quantizes anything in `float_model`
+    under `config`: then quantization returns the float model without a calibration pass
+    (which would run the whole model several times for nothing)."""
+    ann = annotate(float_model, config)
+    return (not ann.nodes and not ann.activations and not ann.weights
+            and not dynamic_nodes(float_model, config))
+
+
 def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource | None,
               config: Config, calib_table: str | os.PathLike[str] | CalibrationTable | None,
               progress: bool, held_out: FeedSource | None = None) -> QuantizeResult:
@@ -194,6 +207,13 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     target = config.resolved_target()
     if config.mode is QuantMode.AUTO:
         return _auto(float_model, inputs, feeds, config, calib_table, progress, held_out)
+    if nothing_to_quantize(float_model, config):
+        warnings.warn(NothingToQuantizeWarning(
+            f"no node of the model is one lowp quantizes under this config (operators: "
+            f"{', '.join(sorted({n.op_type for n in float_model.graph.node}))}): the model "
+            "is returned in float, as it is, without calibrating"), stacklevel=4)
+        return QuantizeResult(float_model, float_model, Annotation(), CalibrationTable(),
+                              QuantPlan(), feeds)
     if config.mode is QuantMode.DYNAMIC:
         qdq = dynamic_quantize(float_model, config)
         verify(qdq, target, feeds.first() if feeds is not None else None, float_model=float_model)

@@ -386,22 +386,52 @@ def _check_shapes(proto: onnx.ModelProto, where: str) -> None:
     Declared intermediate and output shapes are dropped first (ONNX Runtime treats them as
     hints), and large initializers become typed graph inputs, so the check neither copies
     the weights nor refuses a model with stale shape annotations."""
-    bare = _shape_skeleton(proto)
     try:
-        shape_inference.infer_shapes(bare, check_type=True, strict_mode=True)
+        # (onnx's C++ inference on the bytes: its inferred model, which is not needed, is
+        # not parsed back into a Python copy)
+        shape_inference.C.infer_shapes(_shape_skeleton_bytes(proto), True, True, False)
     except shape_inference.InferenceError as e:
         raise ModelError(f"{where}: fails ONNX shape inference: {_one_line(e)}") from None
     except Exception:   # noqa: BLE001 (a model onnx cannot infer at all is not refused here)
         return
 
 
-def _shape_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+# field numbers of ModelProto.graph and GraphProto.node (onnx.proto)
+_MODEL_GRAPH_FIELD, _GRAPH_NODE_FIELD = 7, 1
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    """One protobuf field of wire type 2 (an embedded message): tag, length, payload."""
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, v = v & 0x7F, v >> 7
+        out.append(low | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _shape_skeleton_bytes(proto: onnx.ModelProto) -> bytes:
+    """The model shape inference checks, serialized: proto's nodes, inputs and outputs
+    (outputs without shapes), small initializers, the large ones as typed graph inputs.
+    The nodes are written as proto serializes them instead of copied into a second
+    ModelProto (a tree ensemble's attributes are hundreds of megabytes): a message's
+    fields may come in any order, and a graph field given twice is one merged graph."""
+    nodes = b"".join(_length_delimited(_GRAPH_NODE_FIELD, n.SerializeToString())
+                     for n in proto.graph.node)
+    bare = _nodeless_skeleton(proto).SerializeToString()
+    return bare + _length_delimited(_MODEL_GRAPH_FIELD, nodes)
+
+
+def _nodeless_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
     bare = onnx.ModelProto(ir_version=proto.ir_version)
     bare.opset_import.extend(proto.opset_import)
     bare.functions.extend(proto.functions)
     graph, g = proto.graph, bare.graph
     g.name = graph.name
-    g.node.extend(graph.node)
     g.input.extend(graph.input)
     g.output.extend(graph.output)
     for o in g.output:
@@ -596,10 +626,27 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None
 
 
-def attributes(node: onnx.NodeProto) -> dict[str, object]:
-    """Node attributes as Python values (strings decoded, tensors as numpy arrays)."""
+# the list attribute types that `attributes` can read as numpy arrays, and their dtypes
+_ARRAY_LISTS = {onnx.AttributeProto.INTS: (np.int64, "ints"),
+                onnx.AttributeProto.FLOATS: (np.float32, "floats"),
+                onnx.AttributeProto.STRINGS: (np.bytes_, "strings")}
+
+
+def attributes(node: onnx.NodeProto, arrays: Iterable[str] = ()) -> dict[str, object]:
+    """Node attributes as Python values (strings decoded, tensors as numpy arrays); the
+    list attributes named in `arrays` as numpy arrays (int64, float32, or bytes for
+    strings) read straight from the protobuf, without a Python object per entry (a tree
+    ensemble's lists hold millions)."""
     out: dict[str, object] = {}
+    as_arrays = frozenset(arrays)
     for a in node.attribute:
+        listed = _ARRAY_LISTS.get(a.type) if a.name in as_arrays else None
+        if listed is not None:
+            dtype, field = listed
+            values = getattr(a, field)
+            out[a.name] = (np.array(values, dtype) if dtype is np.bytes_
+                           else np.fromiter(values, dtype, count=len(values)))
+            continue
         v = onnx.helper.get_attribute_value(a)
         if isinstance(v, bytes):
             v = v.decode()

@@ -134,19 +134,25 @@ def remove_identities(model: onnx.ModelProto) -> None:
     graph = model.graph
     outputs = {o.name for o in graph.output}
     rename: dict[str, str] = {}
-    keep = []
-    for node in graph.node:
+    dropped = []
+    for k, node in enumerate(graph.node):
         if (node.op_type == "Identity" and node.domain in ("", "ai.onnx")
                 and node.output[0] not in outputs):
             rename[node.output[0]] = rename.get(node.input[0], node.input[0])
-        else:
-            keep.append(node)
-    for node in keep:
+            dropped.append(k)
+    drop_nodes(graph, dropped)
+    for node in graph.node:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-    del graph.node[:]
-    graph.node.extend(keep)
+
+
+def drop_nodes(graph: onnx.GraphProto, dropped: list[int]) -> None:
+    """Remove the nodes at positions `dropped` in place, the others left where they are
+    (emptying the list and extending it with the kept nodes copies each of them: a tree
+    ensemble's attributes are hundreds of megabytes)."""
+    for k in sorted(set(dropped), reverse=True):
+        del graph.node[k]
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -162,15 +168,13 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     g = Graph(model)
-    keep = []
-    for node in model.graph.node:
+    dropped = []
+    for k, node in enumerate(model.graph.node):
         if node.op_type == "Constant" and g.is_constant(node.output[0]):
             model.graph.initializer.append(
                 numpy_helper.from_array(g.constant(node.output[0]), node.output[0]))
-        else:
-            keep.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
+            dropped.append(k)
+    drop_nodes(model.graph, dropped)
     return model
 
 
@@ -180,18 +184,16 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 
     inits = {t.name for t in model.graph.initializer}
     graph_outputs = {o.name for o in model.graph.output}
-    keep = []
-    for node in model.graph.node:
+    folded = []
+    for k, node in enumerate(model.graph.node):
         ins = [i for i in node.input if i]
         if (node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDABLE or not ins
                 or not all(i in inits for i in ins)
                 or any(o in graph_outputs for o in node.output)):
-            keep.append(node)
             continue
         values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
                   if t.name in ins}
         if sum(v.size for v in values.values()) > _MAX_FOLD_ELEMENTS:
-            keep.append(node)
             continue
         try:
             sub = helper.make_model(
@@ -203,16 +205,14 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
                 opset_imports=list(model.opset_import))
             results = ReferenceEvaluator(sub).run(None, {})
         except Exception:
-            keep.append(node)
             continue
         if any(isinstance(r, list) or r is None for r in results):
-            keep.append(node)       # a sequence (a list) or optional is no initializer
-            continue
+            continue                # a sequence (a list) or optional is no initializer
         for name, value in zip([o for o in node.output if o], results, strict=True):
             model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
             inits.add(name)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
+        folded.append(k)
+    drop_nodes(model.graph, folded)
     return drop_unused_initializers(model)
 
 

@@ -5,7 +5,10 @@ inputs are numpy arrays or None for omitted optional inputs, attributes are the 
 attributes as Python values, plus ``opset`` (the model's default-domain opset). Ops whose
 result depends on how many outputs the node declares (Split before opset 18, MaxPool's
 Indices, Dropout's mask) also read the optional ``num_outputs`` keyword. Multi-output ops
-return a tuple; the executor binds its first ``len(node.output)`` entries.
+return a tuple; the executor binds its first ``len(node.output)`` entries. Ops registered
+with `array_attributes` (the tree ensembles, whose attribute lists hold millions of entries)
+get those lists as numpy arrays and a ``node_cache`` keyword: a dict that lives as long as
+the node's step, for what they parse from the attributes once.
 
 Values are numpy arrays, except the ONNX sequences that the sequence operators
 (lowp.runtime.sequence_ops) make and read inside a graph: an immutable `TensorSequence`.
@@ -18,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import onnx
 
 from lowp.errors import UnsupportedOpError
+from lowp.ir.graph import attributes
 
 OpResult = np.ndarray | tuple[np.ndarray, ...]
 OpFn = Callable[..., Any]
@@ -61,6 +66,28 @@ def register(fn: F) -> F:
         raise ValueError(f"float op {fn.__name__} registered twice")
     FLOAT_OPS[fn.__name__] = fn
     return fn
+
+
+# op type -> the list attributes the executor hands it as numpy arrays (`array_attributes`)
+ARRAY_ATTRIBUTES: dict[str, frozenset[str]] = {}
+
+
+def array_attributes(*names: str) -> Callable[[F], F]:
+    """Register op `fn` as reading its list attributes `names` as numpy arrays
+    (lowp.ir.graph.attributes) and a per-node ``node_cache`` dict."""
+    def mark(fn: F) -> F:
+        ARRAY_ATTRIBUTES[fn.__name__] = frozenset(names)
+        return fn
+    return mark
+
+
+def node_attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """The attributes of `node` as its op reads them (lowp.ir.graph.attributes): the op's
+    array attributes as arrays, and a fresh ``node_cache`` for such ops."""
+    arrays = ARRAY_ATTRIBUTES.get(node.op_type)
+    if arrays is None:
+        return attributes(node)
+    return {**attributes(node, arrays), "node_cache": {}}
 
 
 def unsupported(op_type: str, detail: str) -> UnsupportedOpError:

@@ -37,7 +37,7 @@ from .float_nn import (
     resize_channels_last,
 )
 from .float_ops import FLOAT_OPS
-from .float_registry import MapSequence, TensorSequence
+from .float_registry import MapSequence, TensorSequence, node_attributes
 from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
@@ -321,7 +321,7 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     if fn is None:
         raise UnsupportedOpError(node.op_type, _label(node), "lowp's engine has no "
                                  "implementation of this operator")
-    attrs = attributes(node)
+    attrs = node_attributes(node)
     attrs["opset"] = graph.opset
     attrs["num_outputs"] = len(node.output)
     attrs.update(ort_context.context(node, graph))

@@ -11,15 +11,15 @@ from typing import Any
 import numpy as np
 
 from lowp.errors import NodeError
-from lowp.runtime.float_registry import register, unsupported
+from lowp.runtime.float_registry import array_attributes, register, unsupported
 from lowp.runtime.ml_trees import (
-    GO,
     LEAF,
     MEMBER,
     MODES,
     Forest,
     depth_of,
     forest_of,
+    go_masks,
     int_list,
     regress,
 )
@@ -74,8 +74,9 @@ def build_forest_v5(op: str, attrs: dict[str, Any], tree_type: type) -> Forest:
     missing = np.zeros(n + leaves_n, bool)
     tracks = int_list(attrs, "nodes_missing_value_tracks_true")
     missing[:min(n, tracks.size)] = tracks[:n] == 1
-    mode = np.r_[np.array([_V5_MODES[int(c)] for c in codes], np.int64),
-                 np.full(leaves_n, LEAF, np.int64)]
+    v3_mode = np.zeros(max(_V5_MODES) + 1, np.int8)
+    v3_mode[list(_V5_MODES)] = list(_V5_MODES.values())
+    mode = np.r_[v3_mode[codes], np.full(leaves_n, LEAF, np.int8)]
     members: dict[int, np.ndarray] = {}
     values: np.ndarray = np.asarray(attrs.get("membership_values", np.zeros(0)),
                                     tree_type).reshape(-1)
@@ -104,19 +105,20 @@ def build_forest_v5(op: str, attrs: dict[str, Any], tree_type: type) -> Forest:
     tree_roots = np.where(single, n + true_id[roots], roots)      # (a one-leaf tree)
     threshold = np.r_[splits, np.zeros(leaves_n, tree_type)].astype(tree_type)
     all_features = np.r_[feature, np.zeros(leaves_n, np.int64)]
-    go_mask = np.array([GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
-        np.uint16)
     weight_target = np.full((n + leaves_n, 1), -1, np.int64)
     weight_value: np.ndarray = np.zeros((n + leaves_n, 1), tree_type)
     weight_target[n:, 0], weight_value[n:, 0] = targets, weights
     return Forest(all_features, threshold, mode, missing, true_child, false_child, tree_roots,
                   weight_target, weight_value, n_targets,
-                  int(feature.max()) if n else 0, go_mask,
+                  int(feature.max()) if n else 0, go_masks(mode, missing),
                   depth_of(op, tree_roots, mode != LEAF, true_child, false_child), members,
                   big)
 
 
 @register
+@array_attributes("nodes_featureids", "nodes_truenodeids", "nodes_falsenodeids",
+                  "nodes_trueleafs", "nodes_falseleafs", "nodes_missing_value_tracks_true",
+                  "leaf_targetids", "tree_roots")
 def TreeEnsemble(x: np.ndarray, **attrs: Any) -> np.ndarray:
     """(O203) ONNX Runtime's TreeEnsemble (ai.onnx.ml 5): (N, n_targets) of the input's
     type (float32 or float64), through opset 3's regression ((O203), (O204))."""

@@ -21,7 +21,7 @@ import numpy as np
 from lowp import libm
 from lowp.errors import NodeError
 from lowp.runtime import native_float
-from lowp.runtime.float_registry import register, unsupported
+from lowp.runtime.float_registry import array_attributes, register, unsupported
 
 MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
@@ -33,6 +33,11 @@ _INPUTS = (np.float32, np.float64, np.int64, np.int32)
 # ONNX Runtime's thresholds: trees split by threads beyond PARALLEL_TREE trees for one row,
 # beyond PARALLEL_N rows for a batch (TreeEnsembleCommon::Init's 80, 50)
 PARALLEL_TREE, PARALLEL_N = 80, 50
+# the attribute lists of TreeEnsembleClassifier/Regressor read as numpy arrays (O230)
+_NODE_LISTS = ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes",
+               "nodes_values", "nodes_truenodeids", "nodes_falsenodeids",
+               "nodes_missing_value_tracks_true", "nodes_hitrates")
+_WEIGHT_LISTS = ("treeids", "nodeids", "ids", "weights")
 
 
 @dataclass(frozen=True)
@@ -85,14 +90,51 @@ def int_list(attrs: dict[str, Any], name: str) -> np.ndarray:
     return np.asarray([] if v is None else v, np.int64).reshape(-1)
 
 
+def _mode_codes(op: str, modes: Any) -> np.ndarray:
+    """nodes_modes (strings, or an array of bytes) as codes of MODES, each distinct name
+    looked up once."""
+    names, inverse = np.unique(np.asarray(modes), return_inverse=True)
+    text = [m.decode() if isinstance(m, bytes) else str(m) for m in names.tolist()]
+    bad = sorted(m for m in text if m not in MODES)
+    if bad:
+        raise unsupported(op, f"node mode {bad[0]!r}")
+    return np.array([MODES[m] for m in text], np.int8)[inverse.reshape(-1)]
+
+
+class _NodeIndex:
+    """(tree id, node id) -> the node's position in the attributes, for arrays of pairs:
+    both ids made dense (np.unique), their pair one sorted int64 key."""
+
+    def __init__(self, tree: np.ndarray, node: np.ndarray) -> None:
+        self.trees, tree_at = np.unique(tree, return_inverse=True)
+        self.nodes, node_at = np.unique(node, return_inverse=True)
+        keys = tree_at.reshape(-1) * self.nodes.size + node_at.reshape(-1)
+        self.order = np.argsort(keys, kind="stable")
+        self.keys = keys[self.order]
+        self.unique = bool((self.keys[1:] != self.keys[:-1]).all())
+
+    def find(self, tree: np.ndarray, node: np.ndarray) -> np.ndarray:
+        """The positions of the pairs, -1 where a pair names no node."""
+        t = np.minimum(np.searchsorted(self.trees, tree), self.trees.size - 1)
+        u = np.minimum(np.searchsorted(self.nodes, node), self.nodes.size - 1)
+        known = (self.trees[t] == tree) & (self.nodes[u] == node)
+        keys = t * self.nodes.size + u
+        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        found = known & (self.keys[at] == keys)
+        return np.where(found, self.order[at], -1)
+
+
 def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
                  tree_type: type) -> Forest:
     """The trees of `attrs` (`prefix` "target" or "class" for the leaf weights), checked
-    as ONNX Runtime's TreeEnsembleCommon::Init checks them, each refusal naming `op`."""
+    as ONNX Runtime's TreeEnsembleCommon::Init checks them, each refusal naming `op`.
+    Array operations throughout: a node costs no Python object (an ensemble may have
+    millions)."""
     tree, node = int_list(attrs, "nodes_treeids"), int_list(attrs, "nodes_nodeids")
     feature = int_list(attrs, "nodes_featureids")
     true_id, false_id = int_list(attrs, "nodes_truenodeids"), int_list(attrs, "nodes_falsenodeids")
-    modes = list(attrs.get("nodes_modes") or [])
+    modes = attrs.get("nodes_modes")
+    modes = np.zeros(0, np.str_) if modes is None else np.asarray(modes).reshape(-1)
     values = _floats(op, attrs, "nodes_values", tree_type)
     n = tree.size
     if n == 0:
@@ -103,28 +145,53 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
         if arr is None or len(arr) != n:
             raise NodeError(f"{op}: {name} has {0 if arr is None else len(arr)} entries, "
                             f"nodes_treeids {n}")
-    bad = sorted({m for m in modes if m not in MODES})
-    if bad:
-        raise unsupported(op, f"node mode {bad[0]!r}")
-    mode = np.array([MODES[m] for m in modes], np.int64)
+    mode = _mode_codes(op, modes)
     tracks = int_list(attrs, "nodes_missing_value_tracks_true")
     missing = np.zeros(n, bool)
     missing[:min(n, tracks.size)] = tracks[:n] == 1
     if (feature < 0).any():
         raise NodeError(f"{op}: a negative feature id")
     assert values is not None
-    index = {(int(t), int(i)): k for k, (t, i) in enumerate(zip(tree, node, strict=True))}
-    if len(index) != n:
+    index = _NodeIndex(tree, node)
+    if not index.unique:
         raise NodeError(f"{op}: a (tree id, node id) pair appears twice")
     leaf = mode == LEAF
-    true_child, false_child = np.arange(n), np.arange(n)
-    for k in np.flatnonzero(~leaf):
-        for ids, out, side in ((true_id, true_child, "true"), (false_id, false_child, "false")):
-            child = index.get((int(tree[k]), int(ids[k])))
-            if child is None or child == k:
-                raise NodeError(f"{op}: node {node[k]} of tree {tree[k]} has no valid "
-                                f"{side} child ({ids[k]})")
-            out[k] = child
+    true_child, false_child = _children(op, index, tree, node, leaf, true_id, false_id)
+    weight_target, weight_value = _leaf_weights(op, attrs, prefix, n_targets, tree_type,
+                                                index, leaf, values)
+    roots = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
+    return Forest(feature, values, mode, missing, true_child, false_child, roots,
+                  weight_target, weight_value, n_targets, int(feature.max()),
+                  go_masks(mode, missing),
+                  depth_of(op, roots, mode != LEAF, true_child, false_child))
+
+
+def _children(op: str, index: _NodeIndex, tree: np.ndarray, node: np.ndarray,
+              leaf: np.ndarray, true_id: np.ndarray, false_id: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each branch's true and false children as node positions (a leaf: itself); the
+    first branch (true side first) naming no other node of its tree is the model's error."""
+    n = tree.size
+    here = np.arange(n)
+    sides = []
+    for ids in (true_id, false_id):
+        child = np.where(leaf, here, index.find(tree, ids))
+        sides.append((child, ~leaf & ((child < 0) | (child == here))))
+    bad = sides[0][1] | sides[1][1]
+    if bad.any():
+        k = int(np.argmax(bad))
+        side, ids = ("true", true_id) if sides[0][1][k] else ("false", false_id)
+        raise NodeError(f"{op}: node {node[k]} of tree {tree[k]} has no valid "
+                        f"{side} child ({ids[k]})")
+    return sides[0][0], sides[1][0]
+
+
+def _leaf_weights(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
+                  tree_type: type, index: _NodeIndex, leaf: np.ndarray, values: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(weight_target, weight_value), (nodes, slots) each: a leaf's weights sorted by
+    (tree id, node id, position), -1 targets past them; a branch's weights ignored, as
+    ONNX Runtime does; one target: a weightless leaf's nodes_values entry."""
     w_tree, w_node = int_list(attrs, f"{prefix}_treeids"), int_list(attrs, f"{prefix}_nodeids")
     w_id = int_list(attrs, f"{prefix}_ids")
     w_val = _floats(op, attrs, f"{prefix}_weights", tree_type)
@@ -133,31 +200,40 @@ def build_forest(op: str, attrs: dict[str, Any], prefix: str, n_targets: int,
         raise NodeError(f"{op}: the {prefix}_ attributes differ in length")
     if ((w_id < 0) | (w_id >= n_targets)).any():
         raise NodeError(f"{op}: a {prefix} id outside [0, {n_targets})")
-    slots: list[list[tuple[int, Any]]] = [[] for _ in range(n)]
-    for _, _, j in sorted(zip(w_tree.tolist(), w_node.tolist(), range(w_id.size),
-                              strict=True)):
-        at = index.get((int(w_tree[j]), int(w_node[j])))
-        if at is None:
-            raise NodeError(f"{op}: weight {j} names node {w_node[j]} of tree {w_tree[j]}, "
-                            "which does not exist")
-        if leaf[at]:            # (weights of a branch are ignored, as ONNX Runtime does)
-            slots[at].append((int(w_id[j]), w_val[j]))
+    order = np.lexsort((w_node, w_tree))          # stable: equal pairs keep their positions
+    at = index.find(w_tree[order], w_node[order])
+    if (at < 0).any():
+        j = int(order[np.argmax(at < 0)])
+        raise NodeError(f"{op}: weight {j} names node {w_node[j]} of tree {w_tree[j]}, "
+                        "which does not exist")
+    kept = leaf[at]
+    order, at = order[kept], at[kept]
+    # the weights of one node are adjacent in `order`: each one's slot is its rank there
+    first = np.r_[True, at[1:] != at[:-1]] if at.size else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    slot = np.arange(at.size) - np.repeat(starts, np.diff(np.r_[starts, at.size]))
+    targets, weights = w_id[order], w_val[order]
+    n = leaf.size
     if n_targets == 1:      # ONNX Runtime's one-target trees read a weightless leaf's value
-        for bare in np.flatnonzero(leaf):
-            if not slots[bare]:
-                slots[bare].append((0, values[bare]))
-    width = max(1, max(len(s) for s in slots))
+        bare = leaf.copy()
+        bare[at] = False
+        extra = np.flatnonzero(bare)
+        at, slot = np.r_[at, extra], np.r_[slot, np.zeros(extra.size, slot.dtype)]
+        targets = np.r_[targets, np.zeros(extra.size, np.int64)]
+        weights = np.r_[weights, values[extra]].astype(tree_type)
+    width = max(1, int(slot.max()) + 1 if slot.size else 1)
     weight_target = np.full((n, width), -1, np.int64)
     weight_value: np.ndarray = np.zeros((n, width), tree_type)
-    for at, weights in enumerate(slots):
-        for j, (t, v) in enumerate(weights):
-            weight_target[at, j], weight_value[at, j] = t, v
-    roots = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
-    go_mask = np.array([GO[m] for m in mode], np.uint16) | np.where(missing, 1, 0).astype(
-        np.uint16)
-    return Forest(feature, values, mode, missing, true_child, false_child, roots,
-                  weight_target, weight_value, n_targets, int(feature.max()), go_mask,
-                  depth_of(op, roots, mode != LEAF, true_child, false_child))
+    weight_target[at, slot], weight_value[at, slot] = targets, weights
+    return weight_target, weight_value
+
+
+def go_masks(mode: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Each node's mask of the comparison outcomes that take its true branch (GO), with
+    bit 0 where a NaN goes true (missing_value_tracks_true)."""
+    table = np.zeros(max(GO) + 1, np.uint16)
+    table[list(GO)] = list(GO.values())
+    return table[mode] | missing.astype(np.uint16)
 
 
 def depth_of(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndarray,
@@ -175,30 +251,18 @@ def depth_of(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndar
         frontier = np.unique(np.concatenate([true_child[frontier], false_child[frontier]]))
 
 
-_FORESTS: dict[tuple[Any, ...], Forest] = {}
-_FORESTS_KEPT = 64
-
-
 def forest_of(op: str, attrs: dict[str, Any], tree_type: type,
               build: Callable[[], Forest]) -> Forest:
-    """`build()` (the node's Forest), once per distinct node: its attributes and tree type
-    are the key, so a Session's runs reuse it."""
-    key: list[Any] = [op, np.dtype(tree_type).str]
-    for name in sorted(attrs):
-        v = attrs[name]
-        if isinstance(v, np.ndarray):
-            key.append((name, v.dtype.str, v.shape, v.tobytes()))
-        elif isinstance(v, list | tuple):
-            key.append((name, tuple(v)))
-        elif isinstance(v, int | float | str):
-            key.append((name, v))
-    hashable = tuple(key)
-    found = _FORESTS.get(hashable)
+    """`build()` (the node's Forest), once per node and tree type when the executor gives
+    the node's ``node_cache`` (lowp.runtime.float_registry.array_attributes), so a
+    Session's runs reuse it; built on each call without one."""
+    cache = attrs.get("node_cache")
+    if cache is None:
+        return build()
+    key = (op, np.dtype(tree_type).str)
+    found = cache.get(key)
     if found is None:
-        found = build()
-        if len(_FORESTS) >= _FORESTS_KEPT:
-            _FORESTS.clear()
-        _FORESTS[hashable] = found
+        found = cache[key] = build()
     return found
 
 
@@ -476,6 +540,7 @@ def _base(op: str, attrs: dict[str, Any], tree_type: type) -> np.ndarray:
 
 
 @register
+@array_attributes(*_NODE_LISTS, *(f"target_{a}" for a in _WEIGHT_LISTS))
 def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
     """(O203) ONNX Runtime's TreeEnsembleRegressor: float32 (N, n_targets)."""
     op = "TreeEnsembleRegressor"
@@ -542,6 +607,7 @@ def _binary_labels(pos_weight: np.ndarray, binary: bool, all_positive: bool,
 
 
 @register
+@array_attributes(*_NODE_LISTS, *(f"class_{a}" for a in _WEIGHT_LISTS))
 def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.ndarray]:
     """(O203), (O205) ONNX Runtime's TreeEnsembleClassifier: int64 labels (N,) and float32
     scores (N, classes)."""
