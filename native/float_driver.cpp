@@ -17,6 +17,7 @@
 #include "float_kernels.h"
 #include "float_libm.h"
 #include "float_log.h"
+#include "float_nan.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -226,13 +227,37 @@ int64_t mlas_stride_k(int64_t n, int64_t k, bool trans_a) {
   return stride_k;
 }
 
+// MlasSgemmKernelM1Avx for column j: the rounded products x[k] * B[k][j] added in groups of
+// four k (then two, then one), each group's sum t then t + c from c0; as its assembly
+// orders the operands (`Ops`: the plain operations, or where a NaN came out x86's NaN of
+// each one, docs/operators.md (O223)).
+template <class Ops>
+float m1_column(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t k, float c0) {
+  float c = c0;
+  int64_t k0 = 0;
+  auto group = [&](int size) {
+    float t = Ops::mul(x[k0 * sx], b[k0 * sb_k]);
+    for (int q = 1; q < size; ++q)
+      t = Ops::add(t, Ops::mul(x[(k0 + q) * sx], b[(k0 + q) * sb_k]));
+    c = Ops::add(t, c);
+    k0 += size;
+  };
+  while (k - k0 >= 4) group(4);
+  if (k - k0 >= 2) group(2);
+  if (k - k0 >= 1) group(1);
+  return c;
+}
+
 // MlasSgemmKernelM1Avx: c[j] (j < n) = sum over k of x[k] * B[k][j] (B[k][j] = b[k * sb_k +
-// j * sb_n]) as rounded products added in groups of four k (then two, then one), each group
-// added to c; c starts at +0, or as it is with `accumulate`.
+// j * sb_n]) as `m1_column`; c starts at +0, or as it is with `accumulate`. Groups outside,
+// columns inside; a NaN column is computed again with ONNX Runtime's NaN order.
 void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t sb_n,
               float* c, int64_t sc, int64_t n, int64_t k, bool accumulate = false) {
-  if (!accumulate)
-    for (int64_t j = 0; j < n; ++j) c[j * sc] = 0.0f;
+  std::vector<float> c0(accumulate ? size_t(n) : 0);
+  for (int64_t j = 0; j < n; ++j) {
+    if (accumulate) c0[size_t(j)] = c[j * sc];
+    else c[j * sc] = 0.0f;
+  }
   int64_t k0 = 0;
   auto group = [&](int size) {
     for (int64_t j = 0; j < n; ++j) {
@@ -245,42 +270,61 @@ void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t 
   while (k - k0 >= 4) group(4);
   if (k - k0 >= 2) group(2);
   if (k - k0 >= 1) group(1);
+  for (int64_t j = 0; j < n; ++j)
+    if (c[j * sc] != c[j * sc])
+      c[j * sc] = m1_column<FirstNanArithmetic>(x, sx, b + j * sb_n, sb_k, k,
+                                                accumulate ? c0[size_t(j)] : 0.0f);
 }
 
-// MlasSgemmKernelM1TransposeBAvx: out[r] = x . row r (row r = rows[r * sr + k * sk]) with
-// eight lanes of rounded products (lane l takes k = l mod 8, padded with zeros), folded as
-// the kernel folds a row computed in a group of four, two or one rows.
+// MlasSgemmKernelM1TransposeBAvx for one row: eight lanes of rounded products x[k] * row[k]
+// (lane l takes k = l mod 8, padded with zeros), folded as the kernel folds a row computed
+// in a group of four, two or one rows (`group`); operands in its assembly's order.
+template <class Ops>
+float m1_transposed_row(const float* x, int64_t sx, const float* row, int64_t sk, int64_t k,
+                        int64_t group) {
+  const int64_t whole = k / 8 * 8;  // k of the blocks of eight without padding
+  float v[8] = {};
+  if (sx == 1 && sk == 1) {  // unit strides: lanes the compiler keeps in vector registers
+    for (int64_t k0 = 0; k0 < whole; k0 += 8)
+      for (int l = 0; l < 8; ++l) v[l] = Ops::add(v[l], Ops::mul(x[k0 + l], row[k0 + l]));
+  } else {
+    for (int64_t k0 = 0; k0 < whole; k0 += 8)
+      for (int l = 0; l < 8; ++l)
+        v[l] = Ops::add(v[l], Ops::mul(x[(k0 + l) * sx], row[(k0 + l) * sk]));
+  }
+  if (whole < k)  // the last block: its padding lanes add +0 (which turns a -0 lane to +0)
+    for (int l = 0; l < 8; ++l) {
+      const int64_t kk = whole + l;
+      const float p = kk < k ? Ops::mul(x[kk * sx], row[kk * sk]) : 0.0f;
+      v[l] = Ops::add(v[l], p);
+    }
+  auto add = [](float a, float b) { return Ops::add(a, b); };
+  if (group == 4)
+    return add(add(add(add(v[0], v[1]), v[2]), v[3]), add(add(add(v[4], v[5]), v[6]), v[7]));
+  if (group == 2)  // (unpckhps + unpcklps: lanes 2, 3, 6, 7 first)
+    return add(add(add(v[2], v[0]), add(v[6], v[4])), add(add(v[3], v[1]), add(v[7], v[5])));
+  return add(add(add(v[0], v[1]), add(v[2], v[3])), add(add(v[4], v[5]), add(v[6], v[7])));
+}
+
+// MlasSgemmKernelM1TransposeBAvx: out[r] = x . row r (row r = rows[r * sr + k * sk]) as
+// `m1_transposed_row`, then + c (beta = 1) or + 0; a NaN row is computed again with ONNX
+// Runtime's NaN order (docs/operators.md (O223)).
 void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
                          float* out, int64_t so, int64_t nrows, int64_t k,
                          bool accumulate = false) {
   const int64_t tail = nrows % 4;
-  const int64_t whole = k / 8 * 8;  // k of the blocks of eight without padding
   for (int64_t r = 0; r < nrows; ++r) {
-    float v[8] = {};
     const float* row = rows + r * sr;
-    if (sx == 1 && sk == 1) {  // unit strides: lanes the compiler keeps in vector registers
-      for (int64_t k0 = 0; k0 < whole; k0 += 8)
-        for (int l = 0; l < 8; ++l) v[l] = v[l] + x[k0 + l] * row[k0 + l];
-    } else {
-      for (int64_t k0 = 0; k0 < whole; k0 += 8)
-        for (int l = 0; l < 8; ++l) v[l] = v[l] + x[(k0 + l) * sx] * row[(k0 + l) * sk];
-    }
-    if (whole < k)  // the last block: its padding lanes add +0 (which turns a -0 lane to +0)
-      for (int l = 0; l < 8; ++l) {
-        const int64_t kk = whole + l;
-        const float p = kk < k ? x[kk * sx] * row[kk * sk] : 0.0f;
-        v[l] = v[l] + p;
-      }
-    float y;
     const int64_t pos = r - (nrows - tail);
-    if (pos < 0) {  // a group of four rows
-      y = (((v[0] + v[1]) + v[2]) + v[3]) + (((v[4] + v[5]) + v[6]) + v[7]);
-    } else if (tail >= 2 && pos < 2) {  // a pair
-      y = ((v[0] + v[2]) + (v[4] + v[6])) + ((v[1] + v[3]) + (v[5] + v[7]));
-    } else {  // the last single row
-      y = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    const int64_t group = pos < 0 ? 4 : (tail >= 2 && pos < 2) ? 2 : 1;
+    float y = m1_transposed_row<PlainArithmetic>(x, sx, row, sk, k, group);
+    const float c = accumulate ? out[r * so] : 0.0f;
+    if (y != y || c != c) {
+      y = m1_transposed_row<FirstNanArithmetic>(x, sx, row, sk, k, group);
+      out[r * so] = first_nan_add(y, c);
+    } else {
+      out[r * so] = y + c;
     }
-    out[r * so] = y + (accumulate ? out[r * so] : 0.0f);  // + c (beta = 1), else + 0
   }
 }
 

@@ -23,6 +23,7 @@
 
 #include "float_elementwise.h"
 #include "float_kernels.h"
+#include "float_nan.h"
 #include "mlas_activations.h"
 
 namespace lowp {
@@ -522,21 +523,6 @@ void max_pool_row_nchwc(const FloatPoolArgs& a, const float* plane, int64_t oy,
 // maxima keep MLAS's vector kernel's (kMaxMlasVector): each column from its first valid row,
 // then maxps (acc > x ? acc : x) on the first w - w % 4 columns and std::max (acc < x ? x :
 // acc) on the rest; across, from the first tap, maxps.
-// a + b as x86's addition gives a NaN: the first operand's (quieted), else the second's
-inline float first_nan_add(float a, float b) {
-  uint32_t bits;
-  if (a != a) {
-    std::memcpy(&bits, &a, 4);
-  } else if (b != b) {
-    std::memcpy(&bits, &b, 4);
-  } else {
-    return a + b;
-  }
-  bits |= 0x00400000u;
-  float v;
-  std::memcpy(&v, &bits, 4);
-  return v;
-}
 
 // An average pool output that came out NaN summed again in MLAS's vector order with the
 // NaN order (docs/operators.md (O201)): each window column's rows from +0, then the

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "float_kernels.h"
+#include "float_nan.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -24,18 +25,7 @@ struct PlainAdd {
   float operator()(float a, float b) const { return a + b; }
 };
 struct FirstNanAdd {
-  static float quiet(float v) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    bits |= 0x00400000u;
-    std::memcpy(&v, &bits, 4);
-    return v;
-  }
-  float operator()(float a, float b) const {
-    if (a != a) return quiet(a);
-    if (b != b) return quiet(b);
-    return a + b;
-  }
+  float operator()(float a, float b) const { return first_nan_add(a, b); }
 };
 
 // lowp.ort_math._redux_rows for one row of n values with `start` scalars before its first

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "float_nan.h"
+
 #if defined(__AVX512VNNI__)
 #include <immintrin.h>
 #endif
@@ -46,31 +48,18 @@ inline float nbits_quantize_block(const float* x, int64_t n, int8_t* q) {
   return amax / 127.0f;
 }
 
-inline float nbits_quieted(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  bits |= 0x00400000u;
-  std::memcpy(&x, &bits, 4);
-  return x;
-}
-
 // Step 5's zero-point term, fma(a, b, c) with ONNX Runtime's NaN: of several NaNs b's,
 // then a's, then c's, quieted (docs/operators.md (O220))
 inline float nbits_zero_term_fma(float a, float b, float c) {
-  if (b != b) return nbits_quieted(b);
-  if (a != a) return nbits_quieted(a);
-  if (c != c) return nbits_quieted(c);
+  if (b != b) return quieted(b);
+  if (a != a) return quieted(a);
+  if (c != c) return quieted(c);
   return std::fma(a, b, c);
 }
 
 // Step 5's last addition, z + v as ONNX Runtime's kernel adds them: of two NaNs the
-// zero-point term z's (quieted), then v's (docs/operators.md (O220)); written out so that no
-// compiler swaps the operands of a plain addition
-inline float nbits_zero_term_add(float z, float v) {
-  if (z != z) return nbits_quieted(z);
-  if (v != v) return nbits_quieted(v);
-  return z + v;
-}
+// zero-point term z's (quieted), then v's (docs/operators.md (O220))
+inline float nbits_zero_term_add(float z, float v) { return first_nan_add(z, v); }
 
 #if defined(__AVX512VNNI__)
 // Step 5 on 16 columns: the zero-point term z, the blocks' fma(a, b, z) in order with

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .fixedpoint import fma32
+from .ort_math import sse_op
 
 _F = np.float32
 _STRIDE_N = 128
@@ -68,54 +69,97 @@ def _blocked(a: np.ndarray, b: np.ndarray, alpha: np.float32, stride_k: int,
     return c
 
 
+Arithmetic = tuple[Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+
+def _plain_add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x + y).astype(_F)
+
+
+def _plain_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x * y).astype(_F)
+
+
+def _first_nan_add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return sse_op(np.add, x, y).astype(_F)
+
+
+def _first_nan_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return sse_op(np.multiply, x, y).astype(_F)
+
+
+# (add, multiply): numpy's, or with x86's NaN of each operation in the kernels' operand
+# order (docs/operators.md (O223)), run where the first gave a NaN
+_PLAIN: Arithmetic = (_plain_add, _plain_mul)
+_FIRST_NAN: Arithmetic = (_first_nan_add, _first_nan_mul)
+
+
+def _with_kernel_nans(kernel: Callable[[Arithmetic], np.ndarray]) -> np.ndarray:
+    """`kernel` with numpy's arithmetic, or (a NaN came out) with the assembly's NaNs."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = kernel(_PLAIN)
+        return kernel(_FIRST_NAN) if np.isnan(out).any() else out
+
+
 def _m1(a: np.ndarray, b: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
-    """MlasSgemmKernelM1Avx: a[1, k] @ b[k, n]; rounded products, groups of 4, 2, 1 k, each
-    group added to c (zeros, or `c0` [..., 1, n] with beta = 1)."""
+    """MlasSgemmKernelM1Avx: a[1, k] @ b[k, n]; rounded products a * b, groups of 4, 2, 1 k
+    (t + p), each group's t added to c as t + c (zeros, or `c0` [..., 1, n] with beta = 1);
+    of two NaNs the first operand's."""
     k = a.shape[-1]
-    p = (a[..., 0, :, None] * b).astype(_F)          # [..., k, n] rounded products
-    c = np.zeros(p.shape[:-2] + p.shape[-1:], _F) if c0 is None else \
-        np.array(c0[..., 0, :], _F)
-    k0 = 0
-    for size in [4] * (k // 4) + ([2] if k % 4 >= 2 else []) + ([1] if k % 2 else []):
-        t = p[..., k0, :]
-        for j in range(1, size):
-            t = (t + p[..., k0 + j, :]).astype(_F)
-        c = (t + c).astype(_F)
-        k0 += size
-    return c[..., None, :]
+
+    def kernel(ops: Arithmetic) -> np.ndarray:
+        add, mul = ops
+        p = mul(a[..., 0, :, None], b)                   # [..., k, n] rounded products
+        c = np.zeros(p.shape[:-2] + p.shape[-1:], _F) if c0 is None else \
+            np.array(c0[..., 0, :], _F)
+        k0 = 0
+        for size in [4] * (k // 4) + ([2] if k % 4 >= 2 else []) + ([1] if k % 2 else []):
+            t = p[..., k0, :]
+            for j in range(1, size):
+                t = add(t, p[..., k0 + j, :])
+            c = add(t, c)
+            k0 += size
+        return c[..., None, :]
+
+    return _with_kernel_nans(kernel)
 
 
 def _m1_transposed(x: np.ndarray, rows: np.ndarray, c0: np.ndarray | None = None
                    ) -> np.ndarray:
     """MlasSgemmKernelM1TransposeBAvx: out[r] = x · rows[r] for a vector x[k] and rows[r, k].
-    Eight lane accumulators (lane j takes k = j mod 8), then a fold that depends on whether
-    the row was computed in a group of four, two or one rows; then + c0[r] (beta = 1) or
-    + 0."""
+    Eight lane accumulators (lane j takes k = j mod 8; acc + x * row), then a fold that
+    depends on whether the row was computed in a group of four, two or one rows (the pair's
+    unpckhps lanes 2, 3, 6, 7 first); then + c0[r] (beta = 1) or + 0; of two NaNs the first
+    operand's."""
     k = x.shape[-1]
     r = rows.shape[-2]
     pad = (-k) % 8
-    p = (x[..., None, :] * rows).astype(_F)
-    if pad:
-        p = np.concatenate([p, np.zeros(p.shape[:-1] + (pad,), _F)], axis=-1)
-    lanes = np.zeros(p.shape[:-1] + (8,), _F)
-    for k0 in range(0, p.shape[-1], 8):
-        lanes = (lanes + p[..., k0:k0 + 8]).astype(_F)
-    v = [lanes[..., j] for j in range(8)]
-
-    def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (x + y).astype(_F)
-
-    four = add(add(add(add(v[0], v[1]), v[2]), v[3]), add(add(add(v[4], v[5]), v[6]), v[7]))
-    two = add(add(add(v[0], v[2]), add(v[4], v[6])), add(add(v[1], v[3]), add(v[5], v[7])))
-    one = add(add(add(v[0], v[1]), add(v[2], v[3])), add(add(v[4], v[5]), add(v[6], v[7])))
     group = np.full(r, 4)
     tail = r % 4
     if tail >= 2:
         group[r - tail:r - tail + 2] = 2
     if tail % 2:
         group[r - 1] = 1
-    out = np.where(group == 4, four, np.where(group == 2, two, one))
-    return (out + (_F(0) if c0 is None else np.asarray(c0, _F))).astype(_F)
+
+    def kernel(ops: Arithmetic) -> np.ndarray:
+        add, mul = ops
+        p = mul(x[..., None, :], rows)
+        if pad:
+            p = np.concatenate([p, np.zeros(p.shape[:-1] + (pad,), _F)], axis=-1)
+        lanes = np.zeros(p.shape[:-1] + (8,), _F)
+        for k0 in range(0, p.shape[-1], 8):
+            lanes = add(lanes, p[..., k0:k0 + 8])
+        v = [lanes[..., j] for j in range(8)]
+        four = add(add(add(add(v[0], v[1]), v[2]), v[3]),
+                   add(add(add(v[4], v[5]), v[6]), v[7]))
+        two = add(add(add(v[2], v[0]), add(v[6], v[4])), add(add(v[3], v[1]), add(v[7], v[5])))
+        one = add(add(add(v[0], v[1]), add(v[2], v[3])), add(add(v[4], v[5]), add(v[6], v[7])))
+        out = np.where(group == 4, four, np.where(group == 2, two, one)).astype(_F)
+        return add(out, np.broadcast_to(_F(0) if c0 is None else np.asarray(c0, _F),
+                                        out.shape))
+
+    return _with_kernel_nans(kernel)
 
 
 def _operation(a: np.ndarray, b: np.ndarray, alpha: float, trans_a: bool, trans_b: bool,

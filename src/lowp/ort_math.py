@@ -157,7 +157,9 @@ def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "su
     of those first, float64 lane 0 first; the running sum before each head and tail
     scalar; the squared norm of fewer float32 values than a packet takes the second before
     the first. "abs" (ReduceL1's sum of |x|): float32 lanes (a0 + a2, a1 + a3) then the
-    first first; float64 packet 1 before packet 0. A product (`op` np.multiply) keeps
+    first first; float64 packet 1 before packet 0. "norm" (InstanceNormalization's squared
+    norm of x - mean, an expression): "abs"'s float32 lanes, and of fewer values than a
+    packet each value before the running sum ((O221)). A product (`op` np.multiply) keeps
     "sum"'s order (O185)."""
     def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return sse_op(op, a, b)
@@ -168,7 +170,8 @@ def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "su
     if size == 0:
         res = x[:, 0]
         for i in range(1, n):
-            res = add(x[:, i], res) if i == 1 and nan_order == "square" else add(res, x[:, i])
+            value_first = nan_order == "norm" or (i == 1 and nan_order == "square")
+            res = add(x[:, i], res) if value_first else add(res, x[:, i])
         return res
     end2, end = start + size2, start + size
     p = x[:, start:start + packet]
@@ -179,7 +182,7 @@ def _redux_nan_rows(x: np.ndarray, start: int, packet: int, nan_order: str = "su
         p = add(q, p) if nan_order == "abs" and packet == 2 else add(p, q)
         if end > end2:
             p = add(p, x[:, end2:end])
-    if packet == 4 and nan_order == "abs":
+    if packet == 4 and nan_order in ("abs", "norm"):
         t = add(p[:, :2], p[:, 2:])
         res = add(t[:, 0], t[:, 1])
     elif packet == 4:
@@ -214,11 +217,11 @@ def eigen_row_sums(x: np.ndarray, nan_order: str = "sum") -> np.ndarray:
     return out
 
 
-def eigen_expression_sums(x: np.ndarray) -> np.ndarray:
+def eigen_expression_sums(x: np.ndarray, nan_order: str = "sum") -> np.ndarray:
     """Row sums of float32 (rows, n), n >= 1, as Eigen sums an expression without direct
     memory access (a squared difference, say): packets from each row's first element, no
-    alignment peeling."""
-    return _redux_rows(np.asarray(x, np.float32), 0)
+    alignment peeling; over NaNs `nan_order`'s NaN (`_redux_nan_rows`)."""
+    return _redux_rows(np.asarray(x, np.float32), 0, nan_order=nan_order)
 
 
 def mlas_m1_sums(x: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Graph, attributes, opset_of
+from .computed_weights import fold_computed_weights
 from .rewrite import MS_DOMAIN, Rewrite, is_default_domain, node_label
 
 
@@ -482,7 +483,7 @@ def to_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     # as the engine folds them
     from ..runtime.lower import fold_constant_quantize
 
-    model = fold_constant_quantize(model)
+    model = fold_computed_weights(fold_constant_quantize(model))
     rw = ToQdq(model)
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and is_default_domain(node) and len(node.input) > 1:

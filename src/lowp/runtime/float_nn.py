@@ -985,14 +985,15 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
     dt = xf.dtype.type
 
     def fold() -> tuple[np.ndarray, np.ndarray]:
-        # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset
-        if nchwc and xf.dtype == np.float32:
-            s = (_f(scale) / np.sqrt(_f(var) + dt(epsilon))).astype(xf.dtype)
-            return s, (_f(bias) - (_f(mean) * s).astype(xf.dtype)).astype(xf.dtype)
-        inv_std = dt(1) / np.sqrt(_f(var) + dt(epsilon))
-        new_scale = (_f(scale) * inv_std).astype(xf.dtype)
-        new_bias = (_f(bias) - (_f(mean) * new_scale).astype(xf.dtype)).astype(xf.dtype)
-        return new_scale, new_bias
+        # ONNX Runtime's order: one scale and one offset per channel, then x * scale + offset;
+        # of two NaNs the scale's before 1 / stdev's, the bias's before mean * scale's ((O221))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if nchwc and xf.dtype == np.float32:
+                s = ort_math.sse_op(np.divide, _f(scale), np.sqrt(_f(var) + dt(epsilon)))
+            else:
+                s = ort_math.sse_op(np.multiply, _f(scale),
+                                    dt(1) / np.sqrt(_f(var) + dt(epsilon)))
+            return s, ort_math.sse_op(np.subtract, _f(bias), (_f(mean) * s).astype(xf.dtype))
 
     if xf.dtype == np.float32:
         native = native_float.batch_norm(xf, (scale, bias, mean, var), epsilon, fold,
@@ -1000,11 +1001,18 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
         if native is not None:
             return native
     new_scale, new_bias = fold()
-    if channels_last:
-        y = xf * new_scale.reshape(-1) + new_bias.reshape(-1)
+    if nchwc or xf.dtype != np.float32 or x.ndim < 2 or x.size == 0:
+        shape = (-1,) if channels_last else (1, -1) + (1,) * (x.ndim - 2)
+        y = ort_math.sse_op(np.add, ort_math.sse_op(np.multiply, xf, new_scale.reshape(shape)),
+                            new_bias.reshape(shape))
         return y.astype(x.dtype, copy=False)
-    y = xf * _channel(new_scale, x.ndim) + _channel(new_bias, x.ndim)
-    return y.astype(x.dtype, copy=False)
+    first = np.moveaxis(xf, -1, 1) if channels_last else xf     # ONNX Runtime's NCHW planes
+    n, c = first.shape[:2]
+    ch = np.arange(n * c) % c
+    y = eigen_scale_shift(np.ascontiguousarray(first).reshape(n * c, -1),
+                          new_scale.reshape(-1)[ch], new_bias.reshape(-1)[ch],
+                          single_scale_first=True).reshape(first.shape)
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
 @register
@@ -1019,21 +1027,40 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
         n, c = x.shape[:2]
         rows = np.ascontiguousarray(x).reshape(n * c, -1)
         w = rows.shape[1]
-        mean = (ort_math.eigen_row_sums(rows) / f(w)).astype(f)
-        dev = (rows - mean[:, None]).astype(f)
-        squared = ort_math.eigen_expression_sums((dev * dev).astype(f))
         with np.errstate(divide="ignore", invalid="ignore"):
+            mean = (ort_math.eigen_row_sums(rows) / f(w)).astype(f)
+            dev = ort_math.sse_op(np.subtract, rows, mean[:, None])
+            squared = ort_math.eigen_expression_sums((dev * dev).astype(f), nan_order="norm")
             inv = (f(1) / np.sqrt((squared / f(w) + f(epsilon)).astype(f))).astype(f)
         ch = np.arange(n * c) % c
-        s = (inv * _f(scale).reshape(-1)[ch]).astype(f)
-        t = (_f(bias).reshape(-1)[ch] - (mean * s).astype(f)).astype(f)
-        return ((rows * s[:, None]).astype(f) + t[:, None]).astype(f).reshape(x.shape)
+        # of two NaNs, the one ONNX Runtime's compiled kernel hands on ((O221)): the scale's
+        # before 1 / stdev's, the bias's before mean * s's
+        s = ort_math.sse_op(np.multiply, _f(scale).reshape(-1)[ch], inv)
+        t = ort_math.sse_op(np.subtract, _f(bias).reshape(-1)[ch], (mean * s).astype(f))
+        return eigen_scale_shift(rows, s, t).reshape(x.shape)
     xf = _f(x)
     axes = tuple(range(2, x.ndim))
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     y = (xf - mean) / np.sqrt(var + xf.dtype.type(epsilon))
     return (y * _channel(scale, x.ndim) + _channel(bias, x.ndim)).astype(x.dtype, copy=False)
+
+
+def eigen_scale_shift(planes: np.ndarray, s: np.ndarray, t: np.ndarray, *,
+                      single_scale_first: bool = False) -> np.ndarray:
+    """planes * s + t for float32 (count, w) planes of one buffer from a 16-byte boundary,
+    one s and t per plane, with ONNX Runtime's NaNs where two meet (its Eigen assignment
+    Y = X * s + t in InstanceNormalization and BatchNormalization, (O221)): x's before s's,
+    except in the last value of a plane whose scalar tail (after Eigen's peel to the
+    boundary and its 4-value packets) has three values, where its compiled tail loop takes
+    s's, and (`single_scale_first`, BatchNormalization's loop) in planes of one value; then
+    x * s's before t's."""
+    count, w = planes.shape
+    scaled = ort_math.sse_op(np.multiply, planes, s[:, None])
+    head = np.minimum((-(np.arange(count) * w)) % 4, w)
+    last = np.nonzero(((w - head) % 4 == 3) | (single_scale_first and w == 1))[0]
+    scaled[last, -1] = ort_math.sse_op(np.multiply, s[last], planes[last, -1])
+    return ort_math.sse_op(np.add, scaled, t[:, None])
 
 
 # ONNX Runtime's float16 LayerNormalization computes rows of fewer than this many values in

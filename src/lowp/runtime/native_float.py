@@ -109,7 +109,7 @@ def buffer(shape: tuple[int, ...]) -> np.ndarray:
     return _empty(shape)
 
 
-_BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]] = {}
+_BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, bool]] = {}
 
 
 def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -121,7 +121,7 @@ def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, 
     per-channel (scale, offset) come from `fold()`, computed once per set of parameter
     arrays (the same constant objects on every run) and `variant` (the fold's form);
     `channels_last`: x is (N, ..., C).
-    None when it does not run natively."""
+    None when it does not run natively (also for parameters that fold to a NaN)."""
     from . import program
 
     if _usable("BatchNormalization", x) is None or x.ndim < 2 or not x.flags.c_contiguous:
@@ -132,10 +132,14 @@ def batch_norm(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray, 
         if len(_BN_CACHE) > 256:
             _BN_CACHE.clear()
         scale, offset = fold()
+        # a NaN scale or offset meets x's NaNs in an order the Mul and Add kernels do not
+        # keep (ONNX Runtime's kernel hands on x's, then x * scale's, docs/operators.md
+        # (O221)): such parameters run in the reference
         kept = _BN_CACHE[key] = (params, np.ascontiguousarray(scale, np.float32).reshape(-1),
-                                 np.ascontiguousarray(offset, np.float32).reshape(-1))
+                                 np.ascontiguousarray(offset, np.float32).reshape(-1),
+                                 bool(np.isnan(scale).any() or np.isnan(offset).any()))
     axis = x.ndim - 1 if channels_last else 1
-    if kept[1].size != x.shape[axis] or kept[2].size != x.shape[axis]:
+    if kept[1].size != x.shape[axis] or kept[2].size != x.shape[axis] or kept[3]:
         return None
     shape = (1,) * (x.ndim - 1) + (-1,) if channels_last else (1, -1) + (1,) * (x.ndim - 2)
     scale, offset = kept[1].reshape(shape), kept[2].reshape(shape)
