@@ -110,6 +110,9 @@ void column_sums(int form, const float* x, float* y, int64_t k, int64_t w, int64
       in_order(x + j, y + j, k, 1, ld, FirstNanAdd());
     }
   }
+  // (O224) ONNX Runtime's sums over leading and middle axes start from +0: a column of -0
+  // sums to +0, a lone signalling NaN comes out quiet
+  for (int64_t j = 0; j < w; ++j) y[j] += 0.0f;
 }
 
 // A row of n values (x[i * ld], i < n) in MLAS's global pooling orders

@@ -388,6 +388,12 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, mean: bool 
         sums = mlas_m1_sums(flat.reshape(outer, k, inner)).reshape(-1)
     else:
         sums = in_order_sums(flat.reshape(k, inner))
+    if form != REDUCE_EIGEN_ROWS:
+        # (O224) its sums over leading and middle axes start from +0 (MLAS's GEMM
+        # accumulators, FastReduceRK's zeroed output): a column of -0 sums to +0, a lone
+        # signalling NaN comes out quiet
+        with np.errstate(invalid="ignore"):
+            sums = sums + x.dtype.type(0)
     if mean:
         sums = sums / x.dtype.type(k)
     return sums.astype(x.dtype, copy=False).reshape(reduced_shape(x.shape, axes, keepdims))

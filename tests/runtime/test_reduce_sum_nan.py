@@ -99,3 +99,22 @@ def test_no_axes_with_noop_runs_each_element_through_the_update(op, dtype):
         for threads in (1, 2):
             assert_float_bits_agree(_model(op, x.shape, None, dtype, keepdims, noop=1),
                                     {"x": x}, threads)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axes"), [((1, 3), [0]), ((2, 3), [0]), ((5, 3), [0]),
+                                             ((2, 1, 3), [1]), ((3, 5, 3), [1]),
+                                             ((1, 4, 3), [1]), ((1, 2, 3), [0, 1]),
+                                             ((2, 1, 1, 3), [1, 2]), ((3, 1), [1])])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_leading_and_middle_sums_start_from_positive_zero(op, dtype, shape, axes, threads):
+    # (O224) before: ReduceSum of -0 over axis 0 of (2, 3) gave -0 where ONNX Runtime gives
+    # +0, and over the unit axis of (2, 1, 3) the signalling NaN 0x7fa00001 as it is where
+    # ONNX Runtime gives 0x7fe00001 (repro item 186)
+    zeros = np.full(shape, -0.0, dtype)
+    assert_float_bits_agree(_model(op, shape, axes, dtype), {"x": zeros}, threads)
+    for nan in _NANS[dtype][3:]:
+        lone = zeros.copy()
+        lone.reshape(-1)[-1] = nan
+        assert_float_bits_agree(_model(op, shape, axes, dtype), {"x": lone}, threads)
