@@ -26,6 +26,8 @@ template <int N, typename F>
 __attribute__((always_inline)) inline void unrolled(F&& f) {
   unrolled_seq(f, std::make_integer_sequence<int, N>{});
 }
+// For the lambdas given to unrolled: inlined like the loop bodies they replace.
+#define LOWP_INLINE_BODY __attribute__((always_inline))
 
 // Width of a packed weight panel (output channels), the unit every GEMM kernel works on.
 constexpr int kPanel = 64;

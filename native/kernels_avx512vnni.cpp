@@ -17,9 +17,6 @@ struct Rq16;
 template <int MR, int NV>
 inline void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
 
-// The lambdas of the unrolled loops below are inlined like the loop bodies they replace.
-#define LOWP_INLINE_BODY __attribute__((always_inline))
-
 // mr x (16*NV) tile: 4 k at a time, one broadcast of 4 activation bytes per row. Writes the
 // int32 tile to c, or, when fo is set, requantizes from registers into fo's output. Every
 // index into acc is a compile-time constant (unrolled), so the MR * NV accumulators live in
