@@ -2,6 +2,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace lowp {
 
@@ -12,6 +14,20 @@ inline int64_t align64_offset(const T* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   return int64_t(((a + 63) & ~uintptr_t(63)) - a) / int64_t(sizeof(T));
 }
+
+// f(std::integral_constant<int, I>{}) for I = 0 .. N-1, written out at compile time: array
+// elements indexed by I are then separate variables to the compiler, which keeps them in
+// registers (a loop over them, even one unrolled later, can leave the array on the stack).
+template <typename F, int... I>
+__attribute__((always_inline)) inline void unrolled_seq(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+__attribute__((always_inline)) inline void unrolled(F&& f) {
+  unrolled_seq(f, std::make_integer_sequence<int, N>{});
+}
+// For the lambdas given to unrolled: inlined like the loop bodies they replace.
+#define LOWP_INLINE_BODY __attribute__((always_inline))
 
 // Width of a packed weight panel (output channels), the unit every GEMM kernel works on.
 constexpr int kPanel = 64;

@@ -116,25 +116,26 @@ inline __m256i ld256(const void* p) { return _mm256_loadu_si256(static_cast<cons
 template <int MR>
 void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                const int8_t* b, int wp, int32_t* c) {
+  // unrolled (compile-time indices): the accumulators stay in registers (common.h)
   __m256i acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY { acc0[i] = acc1[i] = _mm256_setzero_si256(); });
   const int64_t bstep = 4 * static_cast<int64_t>(wp);
   for (int t = 0; t < ntaps; ++t) {
     const uint8_t* ap[MR];
-    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    unrolled<MR>([&](auto i) LOWP_INLINE_BODY { ap[i] = a[i] + tap_off[t]; });
     for (int k4 = 0; k4 < kc4; ++k4, b += bstep) {
       const __m256i b0 = ld256(b), b1 = ld256(b + 32);
-      for (int i = 0; i < MR; ++i) {
+      unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
         const __m256i av = _mm256_set1_epi32(load_i32(ap[i] + 4 * k4));
         acc0[i] = LOWP_DPBUSD256(acc0[i], av, b0);
         acc1[i] = LOWP_DPBUSD256(acc1[i], av, b1);
-      }
+      });
     }
   }
-  for (int i = 0; i < MR; ++i) {
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel), acc0[i]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel + 8), acc1[i]);
-  }
+  });
 }
 constexpr int kMr256 = 6;
 constexpr int kCols256 = 16;
@@ -144,29 +145,29 @@ constexpr int kCols256 = 16;
 template <int MR>
 void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                const int8_t* b, int wp, int32_t* c) {
-  __m256i acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  __m256i acc0[MR], acc1[MR];  // unrolled, as the VNNI tile above
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY { acc0[i] = acc1[i] = _mm256_setzero_si256(); });
   const int64_t bstep = 4 * static_cast<int64_t>(wp);
   for (int t = 0; t < ntaps; ++t) {
     const uint8_t* ap[MR];
-    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    unrolled<MR>([&](auto i) LOWP_INLINE_BODY { ap[i] = a[i] + tap_off[t]; });
     for (int k4 = 0; k4 < kc4; ++k4, b += bstep) {
       const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
       const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
-      for (int i = 0; i < MR; ++i) {
+      unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
         // the 4 bytes in every dword (a load), then zero-extended to int16 in each 128-bit
         // lane: (a0, a1, a2, a3) twice per lane, as movd + vpmovzxbw + vpbroadcastq gave
         const __m256i av = _mm256_unpacklo_epi8(_mm256_set1_epi32(load_i32(ap[i] + 4 * k4)),
                                                 _mm256_setzero_si256());
         acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(av, b0));
         acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(av, b1));
-      }
+      });
     }
   }
-  for (int i = 0; i < MR; ++i) {
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
     const __m256i h = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc0[i], acc1[i]), 0xD8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kPanel), h);
-  }
+  });
 }
 constexpr int kMr256 = 4;
 constexpr int kCols256 = 8;

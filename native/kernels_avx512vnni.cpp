@@ -18,38 +18,46 @@ template <int MR, int NV>
 inline void fused_store(__m512i (&acc)[MR][NV], const GemmOut& o);
 
 // mr x (16*NV) tile: 4 k at a time, one broadcast of 4 activation bytes per row. Writes the
-// int32 tile to c, or, when fo is set, requantizes from registers into fo's output.
+// int32 tile to c, or, when fo is set, requantizes from registers into fo's output. Every
+// index into acc is a compile-time constant (unrolled), so the MR * NV accumulators live in
+// registers from the bias to the write-out (with loops, GCC kept them in a stack array and
+// loaded them around the reduction loop).
 template <int MR, int NV>
 void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int kc4,
                const int8_t* b, int wp, int32_t* c, const GemmOut* fo = nullptr) {
   // The fused form starts from the folded bias (the adds wrap like the reference's int32
   // sums, so the order does not matter); the int32-tile form starts from 0.
   __m512i acc[MR][NV];
-  for (int v = 0; v < NV; ++v) {
+  unrolled<NV>([&](auto v) LOWP_INLINE_BODY {
     const __m512i init =
         fo ? _mm512_loadu_si512(fo->e->bias + fo->c0 + 16 * v) : _mm512_setzero_si512();
-    for (int i = 0; i < MR; ++i) acc[i][v] = init;
-  }
+    unrolled<MR>([&](auto i) LOWP_INLINE_BODY { acc[i][v] = init; });
+  });
   const int64_t bstep = 4 * static_cast<int64_t>(wp);
   for (int t = 0; t < ntaps; ++t) {
     const uint8_t* ap[MR];
-    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    unrolled<MR>([&](auto i) LOWP_INLINE_BODY { ap[i] = a[i] + tap_off[t]; });
     for (int k4 = 0; k4 < kc4; ++k4) {
       __m512i bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 64 * v);
+      unrolled<NV>([&](auto v) LOWP_INLINE_BODY { bv[v] = _mm512_loadu_si512(b + 64 * v); });
       b += bstep;
-      for (int i = 0; i < MR; ++i) {
+      unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
         const __m512i av = _mm512_set1_epi32(load_i32(ap[i] + 4 * k4));
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], av, bv[v]);
-      }
+        unrolled<NV>([&](auto v) LOWP_INLINE_BODY {
+          acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], av, bv[v]);
+        });
+      });
     }
   }
   if (fo) {
     fused_store<MR, NV>(acc, *fo);
     return;
   }
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(c + i * kPanel + 16 * v, acc[i][v]);
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
+    unrolled<NV>([&](auto v) LOWP_INLINE_BODY {
+      _mm512_storeu_si512(c + i * kPanel + 16 * v, acc[i][v]);
+    });
+  });
 }
 
 // Narrow panels (<= 32 columns) take up to 12 rows so that 24 accumulators stay in flight.
@@ -238,20 +246,19 @@ __attribute__((always_inline)) inline void fused_store_t(__m512i (&acc)[MR][NV],
   const int32_t* zw = e.zw ? e.zw + o.c0 : nullptr;
   uint8_t* out = o.out;
   const int64_t ldo = o.ldo;
-  const int n = o.nvalid;
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) {
+  const int n = o.nvalid, c0 = o.c0;  // locals: the byte stores could alias o's fields
+  const int32_t* const rowsum = o.rowsum;
+  unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
     __m512i y[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
+    unrolled<NV>([&](auto v) LOWP_INLINE_BODY {
       __m512i x = acc[i][v];  // bias included (gemm_tile starts from it)
       if (zw)
         x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_loadu_si512(zw + 16 * v),
-                                                   _mm512_set1_epi32(o.rowsum[i])));
-      y[v] = requant16<MODE>(x, q, o.c0 + 16 * v);
-    }
+                                                   _mm512_set1_epi32(rowsum[i])));
+      y[v] = requant16<MODE>(x, q, c0 + 16 * v);
+    });
     store_bytes<NV>(out + i * ldo, y, n, sgn);
-  }
+  });
 }
 
 template <int MR, int NV>

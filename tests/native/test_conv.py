@@ -155,6 +155,24 @@ def test_conv_output_widths(mg: int, group: int, cg: int, x_dtype: np.dtype,
                 seed=seed)
 
 
+@given(rows=st.integers(1, 30), mg=st.sampled_from([16, 32, 48, 64, 80, 112, 128, 200]),
+       cg=st.sampled_from([4, 64, 132]), threads=st.sampled_from([1, 2]),
+       x_dtype=INT8_DTYPES, w_dtype=INT8_DTYPES, mode=MODES, per_channel=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_conv_every_tile_of_rows_and_columns(rows: int, mg: int, cg: int, threads: int,
+                                             x_dtype: np.dtype, w_dtype: np.dtype,
+                                             mode: RequantMode, per_channel: bool,
+                                             seed: int) -> None:
+    """1x1 convolutions over 1 to 30 pixels and 16 to 64 columns a panel: every row count
+    and column count of the GEMM tiles (the accumulators start from the bias, take the
+    weight zero-point term and are requantized without leaving registers)."""
+    case = {"rank": 2, "group": 1, "cg": cg, "mg": mg, "kernel": (1, 1),
+            "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0), "spatial": (1, rows),
+            "batch": 1}
+    _check_conv(case, x_dtype=x_dtype, w_dtype=w_dtype, mode=mode, per_channel=per_channel,
+                seed=seed, threads=threads)
+
+
 @given(group=st.sampled_from([1, 5, 16, 40, 128]), kh=st.integers(2, 21),
        stride=st.integers(1, 3), dilation=st.integers(1, 2), pad=st.tuples(
            st.integers(0, 3), st.integers(0, 3)), width_pad=st.booleans(),
