@@ -28,7 +28,7 @@ from onnx import helper, numpy_helper
 from ..errors import QuantizationError
 from ..ir.graph import Graph, attributes
 from ..ir.names import NameAllocator
-from ..qparams import PerAxis, QParams, choose_qparams
+from ..qparams import PerAxis, QParams, QType, choose_qparams
 from ..targets import Target
 from .calibrate import expose_tensors, float_session, run_exposed
 
@@ -138,14 +138,19 @@ def channel_ranges(float_model: onnx.ModelProto, tensors: list[str],
     return ranges
 
 
+def channel_qtype(target: Target) -> QType:
+    """The storage type of `target`'s per-channel activation grids; refused when it takes
+    none."""
+    if target.channel_activation_qtype is None:
+        raise QuantizationError(f"target '{target.name}' takes no per-channel activations: "
+                                "per_channel_chains needs target 'lowp' or 'onnxruntime'")
+    return target.channel_activation_qtype
+
+
 def channel_qparams(lo: np.ndarray, hi: np.ndarray, name: str, target: Target) -> QParams:
     """Asymmetric qparams of `target`'s per-channel activation type, one scale and zero
     point per channel, for [lo, hi]."""
-    qtype = target.channel_activation_qtype
-    if qtype is None:
-        raise QuantizationError(f"target '{target.name}' takes no per-channel activations: "
-                                "per_channel_chains needs target 'lowp' or 'onnxruntime'")
-    return choose_qparams(lo, hi, qtype, granularity=PerAxis(CHANNEL_AXIS),
+    return choose_qparams(lo, hi, channel_qtype(target), granularity=PerAxis(CHANNEL_AXIS),
                           min_scale=target.min_scale, name=name)
 
 
@@ -154,7 +159,7 @@ def per_channel_chains(qdq: onnx.ModelProto, float_model: onnx.ModelProto,
                        ) -> tuple[onnx.ModelProto, list[str]]:
     """The QDQ model with every chain pair on per-channel grids (min/max per channel on
     `feeds`), and the tensors rewritten; the input model is not modified."""
-    channel_qparams(np.zeros(1, np.float32), np.ones(1, np.float32), "", target)  # refuses early
+    channel_qtype(target)
     pairs = chain_pairs(qdq)
     if not pairs:
         return qdq, []
