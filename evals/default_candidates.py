@@ -64,6 +64,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "no bias correction": {"measure_bias_correction": False},
     "no absorbed activations": {"measure_absorbed_activations": False},
     "policy all": {"policy": QuantPolicy.ALL},
+    "per-channel chains": {"per_channel_chains": True},
 }
 # Named changes of the default's measurement itself, not a Config field: a context that
 # patches it for the candidate's quantization.

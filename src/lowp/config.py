@@ -184,6 +184,14 @@ class Config:
         (passes.affine_fold), so its factors are not stored on one 8-bit grid nor its
         output rounded on one. Static mode only. Off by default (docs/accuracy.md,
         "Per-feature affine layers folded").
+    per_channel_chains
+        Every pointwise Conv -> channel-wise operator (HardSwish, Relu, Clip, ...) ->
+        depthwise Conv chain has its activations (the pointwise Conv's output, the
+        operator's) on one int8 grid per channel (QuantizeLinear / DequantizeLinear with
+        axis 1, min/max of each channel on the calibration data; passes.channel_chains).
+        ONNX Runtime and lowp's engine run those Convs in float between the grids. Static
+        mode only. Off by default (docs/accuracy.md, "Per-channel activation grids along
+        pointwise -> depthwise chains").
     activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
@@ -238,6 +246,7 @@ class Config:
     measure_weight_granularity: bool = False
     fuse_matmul_bias: bool = False
     fold_affine: bool = False
+    per_channel_chains: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -265,7 +274,8 @@ class Config:
                      "measure_weight_granularity"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
-        for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine"):
+        for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine",
+                     "per_channel_chains"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise QuantizationError(f"{name}={value!r}: give True or False")

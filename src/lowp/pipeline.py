@@ -26,6 +26,7 @@ from .passes.annotate import Annotation, annotate
 from .passes.bias_correct import CORRECTED_OPS, input_means, with_zero_biases
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
+from .passes.channel_chains import per_channel_chains
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
 from .passes.domain_guard import fragile_positive
@@ -259,6 +260,8 @@ def _quantize(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         plan = choose(float_model, ann, table, config, means)
         wide = any(qp.qtype.bits == 16 for qp in plan.activations.values())
         qdq = insert_qdq(upgrade_opset(float_model, 21) if wide else float_model, ann, plan)
+    if config.per_channel_chains:
+        qdq, _ = per_channel_chains(qdq, float_model, feeds, target)
     verify(qdq, target, feeds.first(), allow_16bit=wide, float_model=float_model)
     return QuantizeResult(qdq, float_model, ann, table, plan, feeds, budget)
 

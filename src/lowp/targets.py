@@ -145,6 +145,9 @@ class Target:
         with VNNI, everything else to fbgemm).
     op_weight_granularities
         Per op type, weight granularities narrower than `weight_granularities`.
+    channel_activation_qtype
+        Storage type of the per-channel activation grids of `Config.per_channel_chains`, or
+        None for an engine that takes no per-channel activations.
     """
 
     name: str
@@ -164,6 +167,7 @@ class Target:
     arithmetic: Arithmetic = field(default=EXACT)
     conv_arithmetic: Arithmetic | None = None
     op_weight_granularities: tuple[tuple[str, tuple[WeightGranularity, ...]], ...] = ()
+    channel_activation_qtype: QType | None = None
 
     def granularities_for(self, op_type: str) -> tuple[WeightGranularity, ...]:
         """Weight granularities accepted for `op_type` (Conv, ConvTranspose, MatMul, ...)."""
@@ -188,11 +192,13 @@ LOWP = register_target(Target(
     description="lowp's own engine: u8 activations, s8 symmetric weights in [-127, 127], "
                 "float32 requantization",
     weight_narrow_range=True,
+    channel_activation_qtype=QType.INT8,      # docs/operators.md (O240)
 ))
 ONNXRUNTIME = register_target(Target(
     name="onnxruntime",
     description="ONNX Runtime CPU (MLAS): u8 asymmetric activations, s8 symmetric weights, "
                 "float32 requantization",
+    channel_activation_qtype=QType.INT8,
 ))
 X86 = register_target(Target(
     name="x86",

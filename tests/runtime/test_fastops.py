@@ -179,3 +179,25 @@ def test_concat_of_parts_that_differ_off_the_axis_raises(axis):
     concat = fastops.make_concat([qp, qp], qp, RequantMode.FLOAT32)
     with pytest.raises(ValueError, match="dimension"):
         concat([a, b], axis, fastops.Arena())
+
+
+@given(shape=st.tuples(st.integers(0, 2), st.integers(1, 9), st.integers(0, 5),
+                       st.integers(1, 5)),
+       dtype=st.sampled_from([np.uint8, np.int8]), seed=st.integers(0, 2**16))
+def test_per_channel_quantize_equals_the_reference(shape: tuple[int, ...], dtype: type,
+                                                   seed: int) -> None:
+    # one scale and zero point per channel (axis 1, docs/operators.md (O240)): the native
+    # loop plane by plane, with ties, NaN and infinities
+    from lowp.qparams import PerAxis, QParams, QType
+    from lowp.qparams import quantize as reference_quantize
+    from lowp.runtime.fastops import quantize as fast_quantize
+
+    rng = np.random.default_rng(seed)
+    qtype = QType.from_numpy(np.dtype(dtype))
+    scale = rng.uniform(1e-3, 0.5, shape[1]).astype(np.float32)
+    zero_point = rng.integers(qtype.qmin, qtype.qmax + 1, shape[1]).astype(np.int32)
+    qp = QParams(scale, zero_point, qtype, qtype.qmin, qtype.qmax, PerAxis(1))
+    x = (rng.standard_normal(shape) * 40).astype(np.float32)
+    x.reshape(-1)[::7] = np.float32(0.5) * scale[0]            # ties
+    x.reshape(-1)[1::11] = [np.nan, np.inf, -np.inf][seed % 3]
+    np.testing.assert_array_equal(fast_quantize(x, qp), reference_quantize(x, qp))

@@ -81,8 +81,8 @@ def lint(model: onnx.ModelProto, target: Target, *,
             # it is stored as one, else checked as an activation
             node.op_type == "DequantizeLinear" and graph.is_constant(node.input[0])
             and etype == target.weight_qtype.onnx_type)
-        want = target.weight_qtype if is_weight else target.activation_qtype
-        role = "weight" if is_weight else "activation"
+        want, role = ((target.weight_qtype, "weight") if is_weight
+                      else _activation_qtype(target, scale, node, tensor, out))
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             out.append(Violation(node.name, tensor, f"scale {scale} is not finite and positive"))
         elif np.any(scale < np.float32(target.min_scale)):
@@ -134,6 +134,20 @@ def lint(model: onnx.ModelProto, target: Target, *,
                 out.append(Violation(node.name, y, f"requantization scale {worst:.3g} outside "
                                      f"[{lo:.3g}, {hi:.3g}) required by {target.name}"))
     return out
+
+
+def _activation_qtype(target: Target, scale: np.ndarray, node: onnx.NodeProto, tensor: str,
+                      out: list[Violation]) -> tuple[QType, str]:
+    """The storage type `target` wants for an activation, and its role's name: per tensor,
+    or on one grid per channel (`Target.channel_activation_qtype`, a violation where the
+    target takes none)."""
+    if scale.size <= 1:
+        return target.activation_qtype, "activation"
+    if target.channel_activation_qtype is None:
+        out.append(Violation(node.name, tensor, "per-channel activations are not supported "
+                             f"by {target.name}"))
+        return target.activation_qtype, "activation"
+    return target.channel_activation_qtype, "per-channel activation"
 
 
 def check_or_raise(model: onnx.ModelProto, target: Target, *,

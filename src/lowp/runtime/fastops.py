@@ -31,7 +31,7 @@ from ..ops.pool import (
     window_counts,
     window_reaching_pads,
 )
-from ..qparams import QParams
+from ..qparams import PerAxis, QParams
 from ..qparams import quantize as ref_quantize
 
 if TYPE_CHECKING:
@@ -106,8 +106,30 @@ def quantize(x: np.ndarray, qp: QParams, *, arena: Arena | None = None,
                     x, **kw, out=arena.get(shape, dtype) if arena else None)
             return native.quantize(x, **kw,  # type: ignore[no-any-return]
                                    out=arena.get(x.shape, dtype) if arena else None)
+    if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+            and x.ndim >= 2 and qp.granularity == PerAxis(1) and qp.qtype.bits == 8
+            and not channels_last and _native_module() is not None):
+        return _quantize_per_channel(x, qp, arena)
     y = ref_quantize(x, qp)
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
+
+
+def _quantize_per_channel(x: np.ndarray, qp: QParams, arena: Arena | None) -> np.ndarray:
+    """(Q6) with one scale and zero point per channel of a channels-first tensor: the
+    native per-tensor loop on each (sample, channel) plane, which is contiguous."""
+    from . import native_backend
+
+    dtype = qp.qtype.numpy_dtype
+    y = arena.get(x.shape, dtype) if arena else np.empty(x.shape, dtype)
+    channels = x.shape[1]
+    if np.size(qp.scale) != channels:
+        return ref_quantize(x, qp)        # its error names the mismatch
+    for n in range(x.shape[0]):
+        for c in range(channels):
+            native_backend.quantize(x[n, c], scale=float(qp.scale[c]),
+                                    zero_point=int(qp.zero_point[c]), qmin=qp.qmin,
+                                    qmax=qp.qmax, dtype=dtype, out=y[n, c])
+    return y
 
 
 _BYTE_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))

@@ -333,8 +333,25 @@ def _average_pool(ctx: LowerCtx) -> Step | None:
 # ---------------------------------------------------------------------------------------
 # lookup-table activations
 
+# Activations whose QDQ group (one DequantizeLinear, one QuantizeLinear of the same 8-bit
+# type) ONNX Runtime fuses into a lookup-table kernel of com.microsoft
+ORT_TABLE_KERNELS = {"Sigmoid": "QLinearSigmoid", "LeakyRelu": "QLinearLeakyRelu"}
+
+
+def _refuse_per_channel_table(ctx: LowerCtx) -> None:
+    """ONNX Runtime's table kernels refuse per-channel activations when the session loads
+    (docs/operators.md (O239)); lowp refuses the node as well."""
+    kernel = ORT_TABLE_KERNELS.get(ctx.node.op_type)
+    if kernel is None or not ctx._ort_arithmetic:
+        return
+    x, y = ctx.dq_input_qparams(0), ctx.sole_q_output_qparams()
+    if x is not None and y is not None and x.qtype is y.qtype and x.qtype.bits == 8:
+        ctx.refuse_per_channel_activations(kernel, x, y)
+
+
 @lowering(*[op for op in ACTIVATIONS])
 def _activation(ctx: LowerCtx) -> Step | None:
+    _refuse_per_channel_table(ctx)
     x = ctx.act_input(0)
     if x is None or x.qparams.qtype.bits > 16:
         return None

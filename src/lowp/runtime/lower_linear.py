@@ -112,8 +112,30 @@ def _weight_zero_point(w: QParams, channels: int) -> int | np.ndarray:
     return int(w.zero_point) if w.is_per_tensor else w.zero_point.astype(np.int32)
 
 
+def _refuse_per_channel_activation(ctx: LowerCtx) -> None:
+    """Refuse a QDQ Conv group that ONNX Runtime fuses into QLinearConv although its input
+    or output activation has one scale or zero point per channel: its Conv selector does
+    not look at the activations' parameters. A group with an int32 bias and a per-channel
+    input stays unfused there (its bias test fails), as do the groups of `_ort_runs_unfused`
+    (docs/operators.md (O239))."""
+    if not ctx._ort_arithmetic:
+        return
+    x, wc, y = ctx.dq_input_qparams(0), ctx.const_input(1), ctx.sole_q_output_qparams()
+    if x is None or wc is None or y is None or _ort_runs_unfused(ctx, x.qtype, wc[1].qtype,
+                                                                 y.qtype):
+        return
+    if len(ctx.node.input) > 2 and ctx.node.input[2]:
+        bias = ctx.const_input(2)
+        if (bias is None or bias[0].dtype != np.int32 or np.size(x.scale) > 1
+                or not _bias_scale_close(bias[1], (np.float32(x.scale) * wc[1].scale)
+                                         .astype(np.float32))):
+            return
+    ctx.refuse_per_channel_activations("QLinearConv", x, y)
+
+
 @lowering("Conv")
 def _conv(ctx: LowerCtx) -> Step | None:
+    _refuse_per_channel_activation(ctx)
     x, wc = ctx.act_input(0), ctx.const_input(1)
     if x is None or wc is None:
         return None

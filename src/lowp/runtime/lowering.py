@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode
 from ..ir.graph import Graph, attributes
 from ..qparams import PerAxis, PerTensor, QParams, QType, quantize
@@ -83,15 +84,38 @@ class LowerCtx:
 
     def act_input(self, i: int) -> Quantized | None:
         """Input i as a per-tensor integer activation (it must come from a DequantizeLinear)."""
+        qp = self.dq_input_qparams(i)
+        if qp is None or not qp.is_per_tensor:
+            return None
+        return Quantized(self._dq[self.node.input[i]].input[0], qp)
+
+    def dq_input_qparams(self, i: int) -> QParams | None:
+        """The qparams of input i's DequantizeLinear, of any granularity, or None."""
         if i >= len(self.node.input) or not self.node.input[i]:
             return None
         dq = self._dq.get(self.node.input[i])
-        if dq is None:
+        return None if dq is None else self.qparams_of(dq, dq.input[0])
+
+    def refuse_per_channel_activations(self, kernel: str, x: QParams, y: QParams) -> None:
+        """Raise where the group's input `x` or output `y` (its DequantizeLinear's and
+        QuantizeLinear's qparams) has more than one scale or zero point: ONNX Runtime fuses
+        the group into `kernel`, which refuses them (docs/operators.md (O239))."""
+        per_channel = [name for name, qp in (("input", x), ("output", y))
+                       if np.size(qp.scale) > 1 or np.size(qp.zero_point) > 1]
+        if per_channel:
+            raise NodeError(f"ONNX Runtime fuses this QDQ {self.node.op_type} into {kernel}, "
+                            "which refuses the per-channel scale or zero point of its "
+                            f"{' and '.join(per_channel)} activation; quantize it per tensor")
+
+    def sole_q_output_qparams(self) -> QParams | None:
+        """The qparams, of any granularity, of the QuantizeLinear that alone reads the
+        node's first output (not a graph output), or None."""
+        out = self.node.output[0]
+        consumers = self.graph.consumers.get(out, [])
+        if (len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear"
+                or out in self.graph.output_names):
             return None
-        qp = self.qparams_of(dq, dq.input[0])
-        if qp is None or not qp.is_per_tensor:
-            return None
-        return Quantized(dq.input[0], qp)
+        return self.qparams_of(consumers[0], consumers[0].output[0])
 
     def const_input(self, i: int) -> tuple[np.ndarray, QParams] | None:
         """Input i as constant integers + qparams (a weight or bias behind a DQ)."""
