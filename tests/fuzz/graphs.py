@@ -831,8 +831,8 @@ def index_ops(draw: Draw, b: Builder, x: Image) -> Image:
     on the channels-first transpose; Trilu of the spatial plane (upper or lower, an offset
     k); NonZero of a gate, GatherND of the values there and ScatterND of their Relu back
     into zeros of the input's shape (ConstantOfShape)."""
-    kind = draw(st.sampled_from(["topk", "hardmax", "argmin", "gather_nd", "scatter_nd",
-                                 "nonzero"] + (["trilu"] if b.opset >= 14 else [])))
+    kinds = ["topk", "hardmax", "argmin", "gather_nd", "scatter_nd", "trilu", "nonzero"]
+    kind = draw(st.sampled_from([k for k in kinds if k != "trilu" or b.opset >= 14]))
     c = x.c
     if kind == "topk":
         k = draw(st.integers(1, c))
