@@ -1189,6 +1189,52 @@ def linear_forms(draw: Draw, b: Builder, x: Image) -> Image:
     return Image(b.one("Acosh", [away]), c, h, w)
 
 
+def broadcasts(draw: Draw, b: Builder, x: Image) -> Image:
+    """Broadcasting of activations (not constants) as real exports write it: a pooled
+    [N, C, 1, 1] Expanded to the input's Shape and added; coordinate attention (the mean
+    over the width [N, C, H, 1] plus the mean over the height [N, C, 1, W], Sigmoid, Mul);
+    a class token [1, 1, C] Expanded to the batch and Concatenated before the tokens, a
+    position table added, the token Sliced off again (ViT); Where choosing between the
+    input and its per-pixel mean over the channels [N, 1, H, W]; Tile of the channels
+    before a 1x1 Conv."""
+    kind = draw(st.sampled_from(["expand", "coordinate", "class_token", "where_mean",
+                                 "tile_channels"]))
+    c, h, w = x.c, x.h, x.w
+    if kind == "expand":
+        pooled = b.one(draw(st.sampled_from(["GlobalAveragePool", "GlobalMaxPool"])),
+                       [x.name])
+        big = b.one("Expand", [pooled, b.one("Shape", [x.name])])
+        return Image(b.one("Add", [x.name, big]), c, h, w)
+    if kind == "coordinate":
+        along_w = _reduce(b, "ReduceMean", x.name, [3])
+        along_h = _reduce(b, "ReduceMean", x.name, [2])
+        gate = b.one("Sigmoid", [b.one("Add", [along_w, along_h])])
+        return Image(b.one("Mul", [x.name, gate]), c, h, w)
+    if kind == "class_token":
+        if h * w > 64:
+            return x
+        tokens = b.one("Transpose", [b.one("Reshape", [x.name, b.ints([0, c, -1])])],
+                       perm=[0, 2, 1])                                     # N, HW, C
+        n = b.one("Gather", [b.one("Shape", [x.name]), b.const(np.int64(0), "i")], axis=0)
+        n = _unsqueeze(b, n, 0)
+        cls = b.const(b.rng.normal(0, 0.5, (1, 1, c)).astype(np.float32), "cls")
+        cls = b.one("Expand", [cls, b.one("Concat", [n, b.ints([1, c])], axis=0)])
+        seq = b.one("Concat", [cls, tokens], axis=1)                       # N, HW + 1, C
+        pos = b.const(b.rng.normal(0, 0.5, (1, h * w + 1, c)).astype(np.float32), "pos")
+        seq = _layer_norm(b, b.one("Add", [seq, pos]), c)
+        rest = b.one("Slice", [seq, b.ints([1]), b.ints([h * w + 1]), b.ints([1])])
+        back = b.one("Transpose", [rest], perm=[0, 2, 1])
+        return Image(b.one("Reshape", [back, b.ints([0, c, h, w])]), c, h, w)
+    if kind == "where_mean":
+        mean = _reduce(b, "ReduceMean", x.name, [1])                       # N, 1, H, W
+        above = b.one("Greater", [x.name, mean])
+        inputs = [above, x.name, mean] if draw(st.booleans()) else [above, mean, x.name]
+        return Image(b.one("Where", inputs), c, h, w)
+    tiled = b.one("Tile", [x.name, b.ints([1, 2, 1, 1])])
+    y = conv(b, Image(tiled, 2 * c, h, w), draw(st.integers(2, 8)))
+    return Image(ACTIVATIONS[draw(st.integers(0, 3))](b, y.name), y.c, h, w)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
@@ -1196,7 +1242,7 @@ BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
                        channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise,
                        more_layers, index_ops, math_ops, other_types, loops,
-                       volumes, strided_slices, linear_forms]
+                       volumes, strided_slices, linear_forms, broadcasts]
 
 
 def active_blocks() -> list[Block]:
