@@ -831,8 +831,8 @@ def index_ops(draw: Draw, b: Builder, x: Image) -> Image:
     on the channels-first transpose; Trilu of the spatial plane (upper or lower, an offset
     k); NonZero of a gate, GatherND of the values there and ScatterND of their Relu back
     into zeros of the input's shape (ConstantOfShape)."""
-    kind = draw(st.sampled_from(["topk", "hardmax", "argmin", "gather_nd", "scatter_nd",
-                                 "trilu", "nonzero"]))
+    kinds = ["topk", "hardmax", "argmin", "gather_nd", "scatter_nd", "trilu", "nonzero"]
+    kind = draw(st.sampled_from([k for k in kinds if k != "trilu" or b.opset >= 14]))
     c = x.c
     if kind == "topk":
         k = draw(st.integers(1, c))
@@ -1032,13 +1032,217 @@ def _scan(draw: Draw, b: Builder, x: Image) -> Image:
     final, ys = b.node("Scan", [state0, x.name], 2, **attrs, body=body)
     return Image(b.one("Add", [ys, _unsqueeze(b, final, 2)]), x.c, x.h, x.w)
 
+def _to_volume(draw: Draw, b: Builder, x: Image) -> tuple[str, int]:
+    """The image as a volume [N, C, D, H, W]: depth 1 (Unsqueeze), or depth 2 (the image
+    and an activation of it, stacked)."""
+    v = _unsqueeze(b, x.name, 2)
+    if not draw(st.booleans()):
+        return v, 1
+    other = _unsqueeze(b, ACTIVATIONS[draw(st.integers(0, 3))](b, x.name), 2)
+    return b.one("Concat", [v, other], axis=2), 2
+
+
+def _from_volume(draw: Draw, b: Builder, v: str, c: int, d: int, h: int, w: int) -> Image:
+    """A volume [N, c, d, h, w] back to an image: the depth merged into the channels
+    (Reshape), or reduced (ReduceMean | ReduceMax, keepdims=0)."""
+    if draw(st.booleans()):
+        return Image(b.one("Reshape", [v, b.ints([0, c * d, h, w])]), c * d, h, w)
+    op = draw(st.sampled_from(["ReduceMean", "ReduceMax"]))
+    return Image(_reduce(b, op, v, [2], keepdims=0), c, h, w)
+
+
+def volumes(draw: Draw, b: Builder, x: Image) -> Image:
+    """Video and medical-imaging layers on 5-D volumes [N, C, D, H, W]: Conv (3-D kernels
+    [1|2, k, k], strides, pads, grouped or depthwise, BatchNormalization), MaxPool and
+    AveragePool over 3-D windows (padded, count_include_pad), ConvTranspose (2x up in H and
+    W), InstanceNormalization and a nearest Resize of the volume; back to an image by
+    merging the depth into the channels or reducing it."""
+    if max(x.h, x.w) > 8:
+        return x
+    v, d = _to_volume(draw, b, x)
+    kind = draw(st.sampled_from(["conv", "pool", "deconv", "norm_resize"]))
+    c, h, w = x.c, x.h, x.w
+    if kind == "conv":
+        kd = draw(st.integers(1, d))
+        k = draw(st.sampled_from([1, 3])) if min(h, w) >= 3 else 1
+        stride, pad = draw(st.sampled_from([1, 2])), draw(st.integers(0, k // 2))
+        group, c_out = conv_groups(draw, draw(st.sampled_from(["plain", "depthwise",
+                                                                 "grouped"])), c)
+        inputs = [v, b.const(b.weight(c_out, c // group, kd, k, k))]
+        inputs += [b.const(b.weight(c_out) * 0.1, "b")] if draw(st.booleans()) else []
+        v = b.one("Conv", inputs, kernel_shape=[kd, k, k], strides=[1, stride, stride],
+                  pads=[0, pad, pad, 0, pad, pad], group=group)
+        if draw(st.booleans()):
+            v = batch_norm(b, v, c_out)
+        v = ACTIVATIONS[draw(st.integers(0, 3))](b, v)
+        c, d = c_out, d - kd + 1
+        h, w = ((n + 2 * pad - k) // stride + 1 for n in (h, w))
+    elif kind == "pool":
+        if min(h, w) < 2:
+            return x
+        kd, pad = draw(st.integers(1, d)), draw(st.integers(0, 1))
+        op = draw(st.sampled_from(["MaxPool", "AveragePool"]))
+        attrs: dict[str, Any] = {"kernel_shape": [kd, 2, 2], "strides": [1, 2, 2],
+                                 "pads": [0, pad, pad, 0, pad, pad]}
+        if op == "AveragePool":
+            attrs["count_include_pad"] = int(draw(st.booleans()))
+        v = b.one(op, [v], **attrs)
+        d = d - kd + 1
+        h, w = ((n + 2 * pad - 2) // 2 + 1 for n in (h, w))
+    elif kind == "deconv":
+        c_out = draw(st.integers(2, 6))
+        inputs = [v, b.const(b.weight(c, c_out, 1, 2, 2))]
+        inputs += [b.const(b.weight(c_out) * 0.1, "b")] if draw(st.booleans()) else []
+        v = b.one("ConvTranspose", inputs, kernel_shape=[1, 2, 2], strides=[1, 2, 2])
+        c, h, w = c_out, 2 * h, 2 * w
+    else:
+        scale = b.const(b.rng.uniform(0.5, 1.5, c).astype(np.float32), "g")
+        shift = b.const(b.rng.normal(0, 0.1, c).astype(np.float32), "b")
+        v = b.one("InstanceNormalization", [v, scale, shift], epsilon=1e-3)
+        v = b.one("Resize", [v, "", b.floats([1.0, 1.0, 1.0, 2.0, 2.0])], mode="nearest")
+        h, w = 2 * h, 2 * w
+    return _from_volume(draw, b, v, c, d, h, w)
+
+
+def strided_slices(draw: Draw, b: Builder, x: Image) -> Image:
+    """Slicing and splitting of real exports beyond a crop: Slice with a negative step (a
+    flip, torch.flip as tf2onnx writes it) or a step of 2 (subsampling), its ends past the
+    axis (INT64_MAX, INT64_MIN) and negative axes; Split along the height into uneven parts
+    concatenated back in another order (a roll); Gather of one row (a scalar index: the
+    axis dropped) put back by Unsqueeze; GatherElements of the rows at constant indices."""
+    kind = draw(st.sampled_from(["flip", "subsample", "roll", "row", "gather_elements"]))
+    c, h, w = x.c, x.h, x.w
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    if kind == "flip":
+        axis = draw(st.sampled_from([2, 3, -1, -2]))
+        ends = draw(st.sampled_from([small, -(x.h if axis in (2, -2) else x.w) - 5]))
+        y = b.one("Slice", [x.name, b.ints([-1]), b.ints([ends]), b.ints([axis]),
+                            b.ints([-1])])
+        return Image(y, c, h, w)
+    if kind == "subsample":
+        start = draw(st.integers(0, 1))
+        y = b.one("Slice", [x.name, b.ints([start, start]), b.ints([big, big]),
+                            b.ints([-2, -1]), b.ints([2, 2])])
+        return Image(y, c, len(range(start, h, 2)), len(range(start, w, 2)))
+    if kind == "roll":
+        if h < 2:
+            return x
+        first = draw(st.integers(1, h - 1))
+        top, bottom = b.node("Split", [x.name, b.ints([first, h - first])], 2, axis=2)
+        return Image(b.one("Concat", [bottom, top], axis=-2), c, h, w)
+    if kind == "row":
+        at = draw(st.integers(-h, h - 1))
+        row = b.one("Gather", [x.name, b.const(np.int64(at), "i")], axis=2)   # N, C, W
+        return Image(_unsqueeze(b, row, 2), c, 1, w)
+    if not isinstance(b.batch, int):     # (the indices' batch axis: the output's)
+        return x
+    rows = b.rng.integers(-h, h, (1, 1, h, w))
+    idx = np.broadcast_to(rows, (b.batch, c, h, w))
+    y = b.one("GatherElements", [x.name, b.const(idx.astype(np.int64).copy(), "i")], axis=2)
+    return Image(y, c, h, w)
+
+
+def linear_forms(draw: Draw, b: Builder, x: Image) -> Image:
+    """Linear layers in the forms exporters write besides x @ W + b: a 1x1 projection as
+    W @ x with the constant on the left ([C', C] @ [N, C, H*W]); a MatMul with a batched
+    constant [N|1, C, C'] (broadcast); Gemm with transA (on the flattened image
+    transposed), alpha and beta, C of shape [n], [1, n] or absent; an LpPool or
+    GlobalLpPool (p 1|2) and Acosh of 2 + |x| on the way."""
+    kind = draw(st.sampled_from(["left", "batched", "gemm", "lp_pool", "acosh"]))
+    c, h, w = x.c, x.h, x.w
+    if kind == "left":
+        c_out = draw(st.integers(2, 8))
+        flat = b.one("Reshape", [x.name, b.ints([0, c, h * w])])
+        y = b.one("MatMul", [b.const(b.weight(c_out, c)), flat])
+        if draw(st.booleans()):
+            y = b.one("Add", [y, b.const(b.weight(c_out, 1) * 0.1, "b")])
+        return Image(b.one("Reshape", [y, b.ints([0, c_out, h, w])]), c_out, h, w)
+    if kind == "batched":
+        c_out = draw(st.integers(2, 8))
+        tokens = b.one("Transpose", [b.one("Reshape", [x.name, b.ints([0, c, h * w])])],
+                       perm=[0, 2, 1])                                   # N, HW, C
+        wt = b.weight(c_out, c).T.copy()[None]
+        y = b.one("MatMul", [tokens, b.const(wt)])                       # N, HW, C'
+        back = b.one("Transpose", [y], perm=[0, 2, 1])
+        return Image(b.one("Reshape", [back, b.ints([0, c_out, h, w])]), c_out, h, w)
+    if kind == "gemm":
+        n_out = draw(st.integers(2, 8))
+        flat = b.one("Flatten", [x.name], axis=1)                        # N, CHW
+        trans_a = int(draw(st.booleans()))
+        a = b.one("Transpose", [flat], perm=[1, 0]) if trans_a else flat
+        inputs = [a, b.const(b.weight(n_out, c * h * w).T.copy())]
+        bias = draw(st.sampled_from(["n", "1n", "none"]))
+        if bias != "none":
+            inputs.append(b.const(b.weight(n_out).reshape(-1 if bias == "n" else (1, -1))
+                                  * 0.1, "b"))
+        y = b.one("Gemm", inputs, transA=trans_a, alpha=draw(st.sampled_from([1.0, 0.5])),
+                  beta=draw(st.sampled_from([1.0, 2.0])))
+        return Image(b.one("Reshape", [y, b.ints([0, n_out, 1, 1])]), n_out, 1, 1)
+    if kind == "lp_pool":
+        p = draw(st.sampled_from([1, 2]))
+        if draw(st.booleans()) or min(h, w) < 2:
+            return Image(b.one("GlobalLpPool", [x.name], p=p), c, 1, 1)
+        y = b.one("LpPool", [x.name], kernel_shape=[2, 2], strides=[2, 2], p=p)
+        return Image(y, c, h // 2, w // 2)
+    # (2 + |x|: quantized, 1 + |x| rounds below 1 at times, where Acosh is NaN)
+    away = b.one("Add", [b.one("Abs", [x.name]), b.const(np.float32(2.0), "two")])
+    return Image(b.one("Acosh", [away]), c, h, w)
+
+
+def broadcasts(draw: Draw, b: Builder, x: Image) -> Image:
+    """Broadcasting of activations (not constants) as real exports write it: a pooled
+    [N, C, 1, 1] Expanded to the input's Shape and added; coordinate attention (the mean
+    over the width [N, C, H, 1] plus the mean over the height [N, C, 1, W], Sigmoid, Mul);
+    a class token [1, 1, C] Expanded to the batch and Concatenated before the tokens, a
+    position table added, the token Sliced off again (ViT); Where choosing between the
+    input and its per-pixel mean over the channels [N, 1, H, W]; Tile of the channels
+    before a 1x1 Conv."""
+    kind = draw(st.sampled_from(["expand", "coordinate", "class_token", "where_mean",
+                                 "tile_channels"]))
+    c, h, w = x.c, x.h, x.w
+    if kind == "expand":
+        pooled = b.one(draw(st.sampled_from(["GlobalAveragePool", "GlobalMaxPool"])),
+                       [x.name])
+        big = b.one("Expand", [pooled, b.one("Shape", [x.name])])
+        return Image(b.one("Add", [x.name, big]), c, h, w)
+    if kind == "coordinate":
+        along_w = _reduce(b, "ReduceMean", x.name, [3])
+        along_h = _reduce(b, "ReduceMean", x.name, [2])
+        gate = b.one("Sigmoid", [b.one("Add", [along_w, along_h])])
+        return Image(b.one("Mul", [x.name, gate]), c, h, w)
+    if kind == "class_token":
+        if h * w > 64:
+            return x
+        tokens = b.one("Transpose", [b.one("Reshape", [x.name, b.ints([0, c, -1])])],
+                       perm=[0, 2, 1])                                     # N, HW, C
+        n = b.one("Gather", [b.one("Shape", [x.name]), b.const(np.int64(0), "i")], axis=0)
+        n = _unsqueeze(b, n, 0)
+        cls = b.const(b.rng.normal(0, 0.5, (1, 1, c)).astype(np.float32), "cls")
+        cls = b.one("Expand", [cls, b.one("Concat", [n, b.ints([1, c])], axis=0)])
+        seq = b.one("Concat", [cls, tokens], axis=1)                       # N, HW + 1, C
+        pos = b.const(b.rng.normal(0, 0.5, (1, h * w + 1, c)).astype(np.float32), "pos")
+        seq = _layer_norm(b, b.one("Add", [seq, pos]), c)
+        rest = b.one("Slice", [seq, b.ints([1]), b.ints([h * w + 1]), b.ints([1])])
+        back = b.one("Transpose", [rest], perm=[0, 2, 1])
+        return Image(b.one("Reshape", [back, b.ints([0, c, h, w])]), c, h, w)
+    if kind == "where_mean":
+        mean = _reduce(b, "ReduceMean", x.name, [1])                       # N, 1, H, W
+        above = b.one("Greater", [x.name, mean])
+        inputs = [above, x.name, mean] if draw(st.booleans()) else [above, mean, x.name]
+        return Image(b.one("Where", inputs), c, h, w)
+    tiled = b.one("Tile", [x.name, b.ints([1, 2, 1, 1])])
+    y = conv(b, Image(tiled, 2 * c, h, w), draw(st.integers(2, 8)))
+    return Image(ACTIVATIONS[draw(st.integers(0, 3))](b, y.name), y.c, h, w)
+
+
 Block = Callable[[Draw, Builder, Image], Image]
 
 # Ordered simplest first: shrinking moves block indices towards 0.
 BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool, movement,
                        upsample, conv_transpose, attention, recurrent, branch, reduce_excite,
                        channel_ops, shape_ops, misc_ops, exporter_padding, more_elementwise,
-                       more_layers, index_ops, math_ops, other_types, loops]
+                       more_layers, index_ops, math_ops, other_types, loops,
+                       volumes, strided_slices, linear_forms, broadcasts]
 
 
 def active_blocks() -> list[Block]:
