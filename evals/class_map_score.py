@@ -8,7 +8,10 @@ the calibration feeds of evals/accuracy.py (seed 0): "sqnr" with `class_maps=()`
 with the class maps found in the graph, or, where none is found, the model's scored output
 named (`class_maps=(<name>,)`, as `--class-maps` does). The model each keeps is scored in
 ONNX Runtime on the evaluation feeds (seed 1) with the model's task metric (accuracy.py's
-METRIC_OF, SCORED_OUTPUT), as evals/accuracy.py scores "lowp measured".
+METRIC_OF, SCORED_OUTPUT), as evals/accuracy.py scores "lowp measured". "frames" runs
+first; where the SQNR alone picks the same range rule from its candidates (the record holds
+both measures), "sqnr" is that same model (the steps after the rule score the SQNR either
+way) and is not run again.
 """
 
 from __future__ import annotations
@@ -46,10 +49,20 @@ def _class_maps(score: str, model: object, name: str) -> tuple[str, ...] | None:
     return None if found else (outputs[SCORED_OUTPUT.get(name, 0)],)
 
 
+def _sqnr_pick(choice: object) -> str:
+    """The rule the SQNR alone picks from a record's candidates."""
+    import dataclasses
+
+    from lowp.passes.method_choice import pick
+    return pick([dataclasses.replace(c, agreement=None)
+                 for c in choice.candidates])[0]  # type: ignore[attr-defined]
+
+
 def run(name: str, score: str, calib_samples: int, eval_samples: int, threads: int
-        ) -> tuple[str, float, float, str]:
+        ) -> tuple[str, float, float, str, str]:
     """The chosen method (with the steps kept), the task metric and the SQNR of the scored
-    output on the evaluation feeds, and the choice's candidates line, for `score`."""
+    output on the evaluation feeds, the choice's candidates line, and the rule the SQNR
+    alone picks from them ("same:" when it is the chosen one), for `score`."""
     from lowp import Config
     from lowp.pipeline import quantize
 
@@ -68,7 +81,10 @@ def run(name: str, score: str, calib_samples: int, eval_samples: int, threads: i
         for c in choice.candidates)
     session = ort_session(result.model, threads)
     got = [session(f)[SCORED_OUTPUT.get(name, 0)] for f in evals]
-    return chosen, metric_of(m).score(reference, got, m.batch), sqnr_db(reference, got), folds
+    by_sqnr = "" if choice is None else (
+        "same:" if _sqnr_pick(choice) == choice.chosen else _sqnr_pick(choice))
+    return (chosen, metric_of(m).score(reference, got, m.batch), sqnr_db(reference, got), folds,
+            by_sqnr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(args.scores))
     with threadpool_limits(limits=args.threads):
         for name in args.models:
-            cells, folds = [], []
-            for score in args.scores:
-                chosen, value, sqnr, measured = run(name, score, args.calib, args.eval,
-                                                    args.threads)
-                cells.append(f"{chosen}: {_num(value)} ({_num(sqnr)} dB)")
+            cells, folds, same = {}, [], False
+            for score in sorted(args.scores, key=lambda s: s != "frames"):
+                if score == "sqnr" and "frames" in cells and same:
+                    cells[score] = "the same model"
+                    continue
+                chosen, value, sqnr, measured, by_sqnr = run(name, score, args.calib,
+                                                             args.eval, args.threads)
+                same = by_sqnr.startswith("same:")
+                cells[score] = f"{chosen}: {_num(value)} ({_num(sqnr)} dB)"
                 folds.append(f"{score}: {measured}")
-            print(f"| {name} | {metric_of(BY_NAME[name]).label} | " + " | ".join(cells)
+            print(f"| {name} | {metric_of(BY_NAME[name]).label} | "
+                  + " | ".join(cells[s] for s in args.scores)
                   + " |", flush=True)
             print("  folds: " + " || ".join(folds), flush=True)
     return 0

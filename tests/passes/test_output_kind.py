@@ -19,7 +19,7 @@ from lowp.errors import DataError, QuantizationError
 from lowp.feeds import as_feeds
 from lowp.inputs import model_inputs
 from lowp.passes import method_choice
-from lowp.passes.method_choice import MethodCandidate, pick
+from lowp.passes.method_choice import AGREEMENT_TIE_POINTS, MethodCandidate, pick
 from lowp.passes.output_kind import class_maps, detected_class_maps, frame_agreement
 from lowp.pipeline import quantize
 
@@ -91,13 +91,15 @@ def test_frame_agreement_counts_the_frames_whose_best_class_is_kept(n, t, c, see
         frame_agreement(ref, got[:, :0])
 
 
-def test_pick_compares_the_agreement_first_and_the_sqnr_between_equals():
+def test_pick_compares_the_agreement_first_and_the_sqnr_between_near_equals():
     a = MethodCandidate("minmax", 30.0, agreement=90.0)
     b = MethodCandidate("mse", 20.0, agreement=95.0)
     assert pick([a, b])[0] == "mse"
-    c = MethodCandidate("percentile", 25.0, agreement=95.0)
+    c = MethodCandidate("percentile", 25.0, agreement=95.0 - AGREEMENT_TIE_POINTS)
     chosen, reason = pick([a, b, c])
-    assert chosen == "percentile" and "equal to the next" in reason
+    assert chosen == "percentile" and "within 0.5 points of the highest for 2" in reason
+    d = MethodCandidate("percentile", 25.0, agreement=95.0 - 2 * AGREEMENT_TIE_POINTS)
+    assert pick([a, b, d])[0] == "mse"
 
 
 # --- a map where the SQNR and the frame agreement disagree --------------------------------

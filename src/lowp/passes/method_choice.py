@@ -10,7 +10,9 @@ percentile the share of values kept) chooses its ranges from them (`rechosen`, a
 the held-out feeds with the accuracy budget's evaluator (`measure`: passes.sensitivity's
 Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the outputs
 scored, passes.scored_outputs: the float outputs but recurrent state, or those the user
-names). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
+names; where those include per-frame class-score maps, passes.output_kind, the share of
+their frames whose best class is the float model's first, the SQNR between equals).
+`combine_folds` averages the folds, `pick` keeps the best; the pipeline then
 quantizes on all the calibration data with that rule, so the model equals the one
 `candidate_config(config, <chosen>)` gives. Then, with the chosen rule, the layers that add
 the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
@@ -422,12 +424,18 @@ def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation
     return evaluator.measure(Built(model, Annotation(), QuantPlan(), config)).min_sqnr_db
 
 
+# Frame agreements (in points of %) this close to the highest count as equal, and the SQNR
+# chooses among them: a lead of one or two frames of a few hundred per fold is noise
+# (docs/accuracy.md, "Class-score maps scored by their decoding": ppocrv6_rec_tiny).
+AGREEMENT_TIE_POINTS = 0.5
+
+
 def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
     """The chosen method and the reason in words: the highest output SQNR (capped at 200 dB;
     ties go to the earlier candidate: `candidates` come in CANDIDATES order). Where the
     outputs scored include class maps (every candidate measured has an `agreement`), the
-    highest frame agreement first, the SQNR between equals (passes.output_kind). Failed
-    candidates are left out.
+    highest SQNR among the candidates within AGREEMENT_TIE_POINTS of the highest frame
+    agreement (passes.output_kind). Failed candidates are left out.
 
     Examples
     --------
@@ -438,6 +446,9 @@ def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
     >>> pick([MethodCandidate("minmax", 20.0, agreement=97.5),
     ...       MethodCandidate("mse", 23.5, agreement=96.0)])
     ('minmax', 'highest frame argmax agreement, 1.50 points above the next')
+    >>> pick([MethodCandidate("minmax", 20.0, agreement=97.5),
+    ...       MethodCandidate("mse", 23.5, agreement=97.2)])[0]
+    'mse'
     """
     ok = [c for c in candidates if c.sqnr_db is not None]
     if not ok:
@@ -459,23 +470,26 @@ def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
 
 def _pick_by_agreement(ok: Sequence[MethodCandidate],
                        sqnr: Callable[[MethodCandidate], float]) -> tuple[str, str]:
-    """`pick` where every candidate has a frame agreement: the highest, the SQNR between
-    equals, the earlier between those."""
+    """`pick` where every candidate has a frame agreement: among the candidates within
+    AGREEMENT_TIE_POINTS of the highest, the highest SQNR (the earlier between equals)."""
     def agreement(c: MethodCandidate) -> float:
         assert c.agreement is not None
         return c.agreement
 
-    best = max(ok, key=lambda c: (agreement(c), sqnr(c)))
+    top = max(agreement(c) for c in ok)
+    level = [c for c in ok if agreement(c) >= top - AGREEMENT_TIE_POINTS]
+    best = max(level, key=sqnr)                    # max keeps the first of equals
     rest = [c for c in ok if c is not best]
     if not rest:
         return best.method, "the only candidate measured"
     label = SCORERS[CLASS_MAP].label
-    margin = agreement(best) - max(agreement(c) for c in rest)
-    if margin > 0:
+    if len(level) == 1:
+        margin = top - max(agreement(c) for c in rest)
         return best.method, f"highest {label}, {margin:.2f} points above the next"
-    tied = [sqnr(c) for c in rest if agreement(c) == agreement(best)]
-    return best.method, (f"{label} equal to the next; highest output SQNR among those, "
-                         f"{sqnr(best) - max(tied):.2f} dB above the next")
+    others = [sqnr(c) for c in level if c is not best]
+    return best.method, (f"{label} within {AGREEMENT_TIE_POINTS:g} points of the highest "
+                         f"for {len(level)}; highest output SQNR among those, "
+                         f"{sqnr(best) - max(others):.2f} dB above the next")
 
 
 @dataclass(frozen=True)
