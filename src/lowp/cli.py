@@ -64,7 +64,19 @@ def _config(args: argparse.Namespace) -> Config:
                                        and Config.measure_matmul_bias),
                   sixteen_bit_nodes=tuple(n for n in args.sixteen_bit if n not in op_types),
                   sixteen_bit_op_types=tuple(n for n in args.sixteen_bit if n in op_types),
-                  score_outputs=tuple(getattr(args, "score_outputs", None) or ()))
+                  score_outputs=tuple(getattr(args, "score_outputs", None) or ()),
+                  class_maps=_class_maps(getattr(args, "class_maps", None)))
+
+
+def _class_maps(names: list[str] | None) -> tuple[str, ...] | None:
+    """`--class-maps`: absent, found in the graph (None); `none`, no output; else the names.
+
+    >>> _class_maps(None), _class_maps(["none"]), _class_maps(["logits"])
+    (None, (), ('logits',))
+    """
+    if names is None:
+        return None
+    return () if names == ["none"] else tuple(names)
 
 
 def _op_types(names: list[str], model: str | None) -> set[str]:
@@ -428,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "them; default: every float output except recurrent state (an "
                         "output fed back as an input, such as stateN for state, hn for h0, "
                         "out_cache0 for in_cache0), named in OUTPUT.method.json")
+    q.add_argument("--class-maps", nargs="+", metavar="NAME",
+                   help="the scored outputs that are per-frame class-score maps ([N, T, C] "
+                        "or [T, N, C], as a CTC recogniser's): the range-method choice "
+                        "scores them by the share of frames whose best class is the float "
+                        "model's, then by SQNR; default: a rank-3 output of a Softmax or "
+                        "LogSoftmax over its last axis; 'none': score every output by SQNR")
     b = q.add_argument_group(
         "accuracy budget", "move the layers that cost the most accuracy to 16 bits, then to "
         "float, until the budget is met (measured on lowp's engine on the first samples of "

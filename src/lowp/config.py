@@ -219,6 +219,13 @@ class Config:
         step, mode AUTO, the accuracy budget): the minimum over them. Empty (the default):
         every float output except recurrent state, an output fed back as an input on the
         next call (passes.scored_outputs; all of them if each is state).
+    class_maps
+        The scored outputs that are per-frame class-score maps ([N, T, C] or [T, N, C], as a
+        CTC recogniser's), which the range-method choice scores by the share of frames whose
+        best class is the float model's before their SQNR (passes.output_kind). None (the
+        default): those found in the graph, a rank-3 output of a Softmax or LogSoftmax over
+        its last axis; a tuple names them (raw logits, say); () scores every output by its
+        SQNR.
     auto_max_slowdown, auto_tolerance_db
         Mode AUTO keeps the most accurate candidate unless it is more than
         `auto_max_slowdown` times slower on lowp's engine than the fastest candidate whose
@@ -257,6 +264,7 @@ class Config:
     fallback_candidates: int = 24
     fallback_samples: int = 32
     score_outputs: tuple[str, ...] = ()
+    class_maps: tuple[str, ...] | None = None
     auto_max_slowdown: float = 1.5
     auto_tolerance_db: float = 1.0
     per_token_below_db: float | None = 20.0
@@ -291,6 +299,10 @@ class Config:
                 isinstance(n, str) for n in self.score_outputs):
             raise QuantizationError(f"score_outputs={self.score_outputs!r}: give a tuple of "
                                     "output names")
+        if self.class_maps is not None and (isinstance(self.class_maps, str) or not all(
+                isinstance(n, str) for n in self.class_maps)):
+            raise QuantizationError(f"class_maps={self.class_maps!r}: give a tuple of output "
+                                    "names, or None (found in the graph)")
 
     def _check_budget(self) -> None:
         if self.accuracy_budget is not None and not (math.isfinite(self.accuracy_budget)

@@ -46,6 +46,7 @@ from .passes.method_choice import (
     MethodChoice,
     PerTensorWeightsStep,
     candidate_names,
+    choice_measure,
     combine_folds,
     measure_float_layers,
     measure_one,
@@ -68,6 +69,7 @@ from .passes.mode_choice import (
     split_feeds,
 )
 from .passes.mode_choice import measure as measure_modes
+from .passes.output_kind import class_maps
 from .passes.per_token_step import PerTokenStep, decide, failed, not_applicable, static_db, wanted
 from .passes.per_token_step import measure as measure_per_token
 from .passes.scored_outputs import ScoredOutputs, scored_outputs
@@ -166,7 +168,9 @@ def quantize(model: ModelLike, calibration_data: DataLike | None,
     # on the user's model: canonicalization may fold a frozen state input into other
     # constants, and the outputs it names are the ones users read
     outputs = scored_outputs(loaded, config.score_outputs)
-    config = dataclasses.replace(config, score_outputs=outputs.scored)
+    config = dataclasses.replace(config, score_outputs=outputs.scored,
+                                 class_maps=class_maps(loaded, config.class_maps,
+                                                       outputs.scored))
     float_model = canonicalize(loaded)
     del loaded                            # one copy of the weights for the whole run
     inputs = model_inputs(float_model)
@@ -434,6 +438,8 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         result.table.record(weight_granularity=WeightGranularity.PER_TENSOR.value)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
+                                        class_maps=list(config.class_maps or ()),
+                                        measure=choice_measure(scored),
                                         float_layers=layers, kept_float=kept, per_token=step,
                                         bias_correction=correction, absorb=absorb,
                                         matmul_bias=matmul_bias, per_tensor=per_tensor)

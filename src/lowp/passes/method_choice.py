@@ -10,7 +10,9 @@ percentile the share of values kept) chooses its ranges from them (`rechosen`, a
 the held-out feeds with the accuracy budget's evaluator (`measure`: passes.sensitivity's
 Evaluator, lowp's engine against ONNX Runtime's float run; the minimum SQNR over the outputs
 scored, passes.scored_outputs: the float outputs but recurrent state, or those the user
-names). `combine_folds` averages the folds, `pick` keeps the best; the pipeline then
+names; where those include per-frame class-score maps, passes.output_kind, the share of
+their frames whose best class is the float model's first, the SQNR between equals).
+`combine_folds` averages the folds, `pick` keeps the best; the pipeline then
 quantizes on all the calibration data with that rule, so the model equals the one
 `candidate_config(config, <chosen>)` gives. Then, with the chosen rule, the layers that add
 the most noise are measured left in float (`measure_float_layers`: on the first fold, and on
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,6 +56,7 @@ from .choose import QuantPlan
 from .fallback import evaluation_feeds
 from .log_front_end import log_front_end
 from .mode_choice import HELD_OUT_PART, MIN_FEEDS, _samples
+from .output_kind import CLASS_MAP, SCORERS
 from .per_token_step import FLAGS as PER_TOKEN_FLAGS
 from .per_token_step import PerTokenStep
 from .scored_outputs import record_lines
@@ -197,6 +200,8 @@ class MethodCandidate:
     sqnr_db: float | None                   # the mean over the folds
     error: str = ""
     folds_db: tuple[float, ...] = ()        # each fold's output SQNR
+    agreement: float | None = None          # class maps: the mean over the folds of the %
+    folds_agreement: tuple[float, ...] = ()  # of frames whose best class is the float one's
 
     @property
     def ok(self) -> bool:
@@ -218,6 +223,8 @@ class MethodChoice:
     float_layers: list[FloatCandidate] = field(default_factory=list)   # measured in float
     kept_float: list[str] = field(default_factory=list)      # left in float in the model
     scored_outputs: list[str] = field(default_factory=list)  # the outputs the SQNR is over
+    class_maps: list[str] = field(default_factory=list)  # scored by frame agreement first
+    measure: str = "output SQNR"            # what `pick` compared (passes.output_kind)
     outputs_left_out: dict[str, str] = field(default_factory=dict)   # output -> why
     per_token: PerTokenStep | None = None   # measured when the static SQNR is low
     bias_correction: BiasCorrectionStep | None = None   # the chosen rule with and without
@@ -248,15 +255,23 @@ class MethodChoice:
         lines = [f"Activations: dynamic per-token kept (the static model below, "
                  f"{self.per_token.static_db:.2f} dB held out, is not)"] if (
             kept and self.per_token is not None) else []
+        maps = any(c.agreement is not None for c in self.candidates)
         lines += [f"Range method: {self.chosen} chosen ({self.reason})",
-                 f"  output SQNR vs float on {self.samples} held-out samples, {self.data}",
+                 f"  {self.measure} vs float on {self.samples} held-out samples, {self.data}",
                  *record_lines(self.scored_outputs, self.outputs_left_out),
-                 f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}  per fold"]
+                 *([f"  class maps: {', '.join(self.class_maps)}"] if maps else []),
+                 f"  {'method':<{_WIDTH}} {'SQNR (dB)':>10}"
+                 + (f" {'frames (%)':>10}" if maps else "") + "  per fold"]
         for c in self.candidates:
             mark = " <" if c.method == self.chosen else ""
             if c.sqnr_db is not None:
                 per_fold = " ".join(f"{v:.2f}" for v in c.folds_db)
-                lines.append(f"  {c.method:<{_WIDTH}} {c.sqnr_db:>10.2f}  {per_fold}{mark}")
+                if c.agreement is not None:
+                    per_fold += " | " + " ".join(f"{v:.2f}" for v in c.folds_agreement)
+                frames = f" {c.agreement:>10.2f}" if c.agreement is not None else (
+                    f" {'':>10}" if maps else "")
+                lines.append(f"  {c.method:<{_WIDTH}} {c.sqnr_db:>10.2f}{frames}  "
+                             f"{per_fold}{mark}")
             else:
                 lines.append(f"  {c.method:<{_WIDTH}} failed: {c.error}")
         for f in self.float_layers:
@@ -409,10 +424,18 @@ def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation
     return evaluator.measure(Built(model, Annotation(), QuantPlan(), config)).min_sqnr_db
 
 
+# Frame agreements (in points of %) this close to the highest count as equal, and the SQNR
+# chooses among them: a lead of one or two frames of a few hundred per fold is noise
+# (docs/accuracy.md, "Class-score maps scored by their decoding": ppocrv6_rec_tiny).
+AGREEMENT_TIE_POINTS = 0.5
+
+
 def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
     """The chosen method and the reason in words: the highest output SQNR (capped at 200 dB;
-    ties go to the earlier candidate: `candidates` come in CANDIDATES order). Failed
-    candidates are left out.
+    ties go to the earlier candidate: `candidates` come in CANDIDATES order). Where the
+    outputs scored include class maps (every candidate measured has an `agreement`), the
+    highest SQNR among the candidates within AGREEMENT_TIE_POINTS of the highest frame
+    agreement (passes.output_kind). Failed candidates are left out.
 
     Examples
     --------
@@ -420,6 +443,12 @@ def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
     'mse'
     >>> pick([MethodCandidate("minmax", 20.0), MethodCandidate("mse", 20.0)])[0]
     'minmax'
+    >>> pick([MethodCandidate("minmax", 20.0, agreement=97.5),
+    ...       MethodCandidate("mse", 23.5, agreement=96.0)])
+    ('minmax', 'highest frame argmax agreement, 1.50 points above the next')
+    >>> pick([MethodCandidate("minmax", 20.0, agreement=97.5),
+    ...       MethodCandidate("mse", 23.5, agreement=97.2)])[0]
+    'mse'
     """
     ok = [c for c in candidates if c.sqnr_db is not None]
     if not ok:
@@ -430,11 +459,37 @@ def pick(candidates: Sequence[MethodCandidate]) -> tuple[str, str]:
         assert c.sqnr_db is not None
         return min(c.sqnr_db, _SQNR_CAP_DB)
 
+    if all(c.agreement is not None for c in ok):
+        return _pick_by_agreement(ok, sqnr)
     best = max(ok, key=sqnr)                       # max keeps the first of equals
     rest = [sqnr(c) for c in ok if c is not best]
     if not rest:
         return best.method, "the only candidate measured"
     return best.method, f"highest output SQNR, {sqnr(best) - max(rest):.2f} dB above the next"
+
+
+def _pick_by_agreement(ok: Sequence[MethodCandidate],
+                       sqnr: Callable[[MethodCandidate], float]) -> tuple[str, str]:
+    """`pick` where every candidate has a frame agreement: among the candidates within
+    AGREEMENT_TIE_POINTS of the highest, the highest SQNR (the earlier between equals)."""
+    def agreement(c: MethodCandidate) -> float:
+        assert c.agreement is not None
+        return c.agreement
+
+    top = max(agreement(c) for c in ok)
+    level = [c for c in ok if agreement(c) >= top - AGREEMENT_TIE_POINTS]
+    best = max(level, key=sqnr)                    # max keeps the first of equals
+    rest = [c for c in ok if c is not best]
+    if not rest:
+        return best.method, "the only candidate measured"
+    label = SCORERS[CLASS_MAP].label
+    if len(level) == 1:
+        margin = top - max(agreement(c) for c in rest)
+        return best.method, f"highest {label}, {margin:.2f} points above the next"
+    others = [sqnr(c) for c in level if c is not best]
+    return best.method, (f"{label} within {AGREEMENT_TIE_POINTS:g} points of the highest "
+                         f"for {len(level)}; highest output SQNR among those, "
+                         f"{sqnr(best) - max(others):.2f} dB above the next")
 
 
 @dataclass(frozen=True)
@@ -509,8 +564,8 @@ def measure(float_model: onnx.ModelProto,
             out.append(MethodCandidate(name, None, model))
             continue
         try:
-            built = Built(model, Annotation(), QuantPlan(), config)
-            out.append(MethodCandidate(name, evaluator.measure(built).min_sqnr_db))
+            m = evaluator.measure(Built(model, Annotation(), QuantPlan(), config))
+            out.append(MethodCandidate(name, m.min_sqnr_db, agreement=m.agreement))
         except LowpError as e:
             refusals += [e] if isinstance(e, UnsupportedOpError) else []
             out.append(MethodCandidate(name, None, str(e).strip().splitlines()[0]))
@@ -519,6 +574,18 @@ def measure(float_model: onnx.ModelProto,
     order = {name: i for i, name in enumerate(CANDIDATES)}
     out.sort(key=lambda c: order[c.method])
     return out, sum(_samples(f) for f in feeds)
+
+
+def choice_measure(candidates: Sequence[MethodCandidate]) -> str:
+    """What `pick` compares for `candidates`, in words for the record.
+
+    >>> choice_measure([MethodCandidate("minmax", 20.0, agreement=97.5)])
+    'frame argmax agreement on the class maps, then output SQNR'
+    """
+    ok = [c for c in candidates if c.sqnr_db is not None]
+    if ok and all(c.agreement is not None for c in ok):
+        return f"{SCORERS[CLASS_MAP].label} on the class maps, then output SQNR"
+    return "output SQNR"
 
 
 def combine_folds(per_fold: Sequence[Sequence[MethodCandidate]]) -> list[MethodCandidate]:
@@ -539,7 +606,11 @@ def combine_folds(per_fold: Sequence[Sequence[MethodCandidate]]) -> list[MethodC
             out.append(MethodCandidate(same[0].method, None, failed.error))
             continue
         values = tuple(min(c.sqnr_db, _SQNR_CAP_DB) for c in same if c.sqnr_db is not None)
-        out.append(MethodCandidate(same[0].method, sum(values) / len(values), "", values))
+        shares = tuple(c.agreement for c in same if c.agreement is not None)
+        whole = len(shares) == len(same)
+        out.append(MethodCandidate(same[0].method, sum(values) / len(values), "", values,
+                                   sum(shares) / len(shares) if whole else None,
+                                   shares if whole else ()))
     return out
 
 

@@ -36,6 +36,7 @@ from .calibrate import calibrate, expose_tensors, float_session
 from .canonicalize import upgrade_opset
 from .choose import QuantPlan, choose
 from .insert_qdq import insert_qdq
+from .output_kind import CLASS_MAP, SCORERS
 from .verify import Violation, lint
 
 Outputs = dict[str, np.ndarray]
@@ -60,6 +61,8 @@ class Measurement:
     sqnr_db: dict[str, float]             # per float graph output, over all samples
     metric: float | None = None           # the user's metric, when one is given
     scored: tuple[str, ...] = ()          # the outputs min_sqnr_db is over (empty: all)
+    agreement: float | None = None        # % of class-map frames (Config.class_maps) whose
+                                          # best class is the float model's; None: no map
 
     @property
     def min_sqnr_db(self) -> float:
@@ -236,7 +239,21 @@ class Evaluator:
                 noise += float(np.sum((r - np.asarray(got[name], np.float64)) ** 2))
             sqnr[name] = sqnr_of_energies(signal, noise)
         value = None if self.metric is None else _call_metric(self.metric, self.reference, outs)
-        return Measurement(sqnr, value, self.scored)
+        return Measurement(sqnr, value, self.scored, self._agreement(outs))
+
+    def _agreement(self, outs: list[Outputs]) -> float | None:
+        """The class-map scorer (passes.output_kind) over `config.class_maps`, feed by feed
+        (a map's frame count may change between feeds), in %; None without class maps."""
+        names = [n for n in self.config.class_maps or () if n in self.float_outputs]
+        if not names:
+            return None
+        count = SCORERS[CLASS_MAP].count
+        same = total = 0
+        for ref, got in zip(self.reference, outs, strict=True):
+            for name in names:
+                s, t = count(ref[name], got[name])
+                same, total = same + s, total + t
+        return 100.0 * same / total if total else None
 
     # --- prescreen --------------------------------------------------------------------------
     def local_errors(self, built: Built) -> dict[str, float]:
