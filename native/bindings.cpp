@@ -963,6 +963,18 @@ lowp::Kernel make_cast_half(nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu> x
 
 using Index32 = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
+// Throws unless `v` has `count` values, each in [0, hi] (`hi` < 0: any value).
+template <typename V>
+void check_bilinear_axis(const V& v, int64_t count, double hi, const char* kernel,
+                         const char* what) {
+  if (int64_t(v.size()) != count)
+    throw std::invalid_argument(std::string(kernel) + ": " + what + " size");
+  if (hi < 0) return;
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!(v.data()[i] >= 0 && double(v.data()[i]) <= hi))
+      throw std::invalid_argument(std::string(kernel) + ": " + what + " out of range");
+}
+
 lowp::Kernel make_bilinear_integer(Bytes x, OutBytes y, std::vector<int64_t> dims,
                                    Index32 y1, Index32 y2, Index32 dy1, Index32 dy2,
                                    Index32 x1, Index32 x2, Index32 dx1, Index32 dx2,
@@ -978,24 +990,54 @@ lowp::Kernel make_bilinear_integer(Bytes x, OutBytes y, std::vector<int64_t> dim
   if (x.size() != size_t(a.outer * a.h * a.w * a.inner) ||
       y.size() != size_t(a.outer * a.out_h * a.out_w * a.inner))
     throw std::invalid_argument("bilinear_integer: x or y does not match dims");
-  auto check = [](const Index32& v, int64_t count, int64_t hi, const char* what) {
-    if (int64_t(v.size()) != count)
-      throw std::invalid_argument(std::string("bilinear_integer: ") + what + " size");
-    for (size_t i = 0; i < v.size(); ++i)
-      if (v.data()[i] < 0 || v.data()[i] > hi)
-        throw std::invalid_argument(std::string("bilinear_integer: ") + what + " out of range");
-  };
   if (a.out_h * a.out_w * a.outer * a.inner > 0) {
-    check(y1, a.out_h, a.h - 1, "y1"), check(y2, a.out_h, a.h - 1, "y2");
-    check(x1, a.out_w, a.w - 1, "x1"), check(x2, a.out_w, a.w - 1, "x2");
-    check(dy1, a.out_h, 1024, "dy1"), check(dy2, a.out_h, 1024, "dy2");
-    check(dx1, a.out_w, 1024, "dx1"), check(dx2, a.out_w, 1024, "dx2");
+    const char* k = "bilinear_integer";
+    check_bilinear_axis(y1, a.out_h, double(a.h - 1), k, "y1");
+    check_bilinear_axis(y2, a.out_h, double(a.h - 1), k, "y2");
+    check_bilinear_axis(x1, a.out_w, double(a.w - 1), k, "x1");
+    check_bilinear_axis(x2, a.out_w, double(a.w - 1), k, "x2");
+    check_bilinear_axis(dy1, a.out_h, 1024, k, "dy1");
+    check_bilinear_axis(dy2, a.out_h, 1024, k, "dy2");
+    check_bilinear_axis(dx1, a.out_w, 1024, k, "dx1");
+    check_bilinear_axis(dx2, a.out_w, 1024, k, "dx2");
   }
   a.x = x.data(), a.y = y.data(), a.is_signed = is_signed;
   a.y1 = y1.data(), a.y2 = y2.data(), a.dy1 = dy1.data(), a.dy2 = dy2.data();
   a.x1 = x1.data(), a.x2 = x2.data(), a.dx1 = dx1.data(), a.dx2 = dx2.data();
   return [a, threads, x, y, y1, y2, dy1, dy2, x1, x2, dx1, dx2] {
     lowp::run_bilinear_integer(a, threads);
+  };
+}
+
+lowp::Kernel make_bilinear_float(Floats x, OutFloats y, std::vector<int64_t> dims,
+                                 Index32 y1, Index32 y2, Vec<float> dy1, Vec<float> dy2,
+                                 Index32 x1, Index32 x2, Vec<float> dx1, Vec<float> dx2,
+                                 int threads) {
+  // dims: outer, h, w, out_h, out_w; every index is checked here, once
+  if (dims.size() != 5)
+    throw std::invalid_argument("bilinear_float needs dims (outer, h, w, out_h, out_w)");
+  for (int64_t d : dims)
+    if (d < 0) throw std::invalid_argument("bilinear_float: negative size");
+  lowp::BilinearFloatArgs a;
+  a.outer = dims[0], a.h = dims[1], a.w = dims[2], a.out_h = dims[3], a.out_w = dims[4];
+  if (x.size() != size_t(a.outer * a.h * a.w) || y.size() != size_t(a.outer * a.out_h * a.out_w))
+    throw std::invalid_argument("bilinear_float: x or y does not match dims");
+  if (a.out_h * a.out_w * a.outer > 0) {
+    const char* k = "bilinear_float";
+    check_bilinear_axis(y1, a.out_h, double(a.h - 1), k, "y1");
+    check_bilinear_axis(y2, a.out_h, double(a.h - 1), k, "y2");
+    check_bilinear_axis(x1, a.out_w, double(a.w - 1), k, "x1");
+    check_bilinear_axis(x2, a.out_w, double(a.w - 1), k, "x2");
+    check_bilinear_axis(dy1, a.out_h, -1, k, "dy1");
+    check_bilinear_axis(dy2, a.out_h, -1, k, "dy2");
+    check_bilinear_axis(dx1, a.out_w, -1, k, "dx1");
+    check_bilinear_axis(dx2, a.out_w, -1, k, "dx2");
+  }
+  a.x = x.data(), a.y = y.data();
+  a.y1 = y1.data(), a.y2 = y2.data(), a.dy1 = dy1.data(), a.dy2 = dy2.data();
+  a.x1 = x1.data(), a.x2 = x2.data(), a.dx1 = dx1.data(), a.dx2 = dx2.data();
+  return [a, threads, x, y, y1, y2, dy1, dy2, x1, x2, dx1, dx2] {
+    lowp::run_bilinear_float(a, threads);
   };
 }
 
@@ -2359,6 +2401,9 @@ NB_MODULE(_native, m) {
              "threads"_a = 1);
   def_kernel(m, program, "bilinear_integer", &make_bilinear_integer, "x"_a, "y"_a, "dims"_a,
              "y1"_a, "y2"_a, "dy1"_a, "dy2"_a, "x1"_a, "x2"_a, "dx1"_a, "dx2"_a, "is_signed"_a,
+             "threads"_a = 1);
+  def_kernel(m, program, "bilinear_float", &make_bilinear_float, "x"_a, "y"_a, "dims"_a,
+             "y1"_a, "y2"_a, "dy1"_a, "dy2"_a, "x1"_a, "x2"_a, "dx1"_a, "dx2"_a,
              "threads"_a = 1);
   def_kernel(m, program, "copy_block", &make_copy_block, "x"_a, "y"_a, "rows"_a, "width"_a,
              "y_width"_a, "offset"_a, "threads"_a = 1);

@@ -19,6 +19,20 @@ struct BilinearArgs {
   bool is_signed = false;
 };
 
+// ONNX Runtime's float32 bilinear Resize of NCHW planes (UpsampleBilinear): per output row
+// i and column j, with float32 distances computed once in Python
+// (lowp.runtime.float_nn._bilinear_axis),
+//   y = dx2 dy2 x[y1, x1] + dx1 dy2 x[y1, x2] + dx2 dy1 x[y2, x1] + dx1 dy1 x[y2, x2]
+// each weight product and term rounded once, summed left to right (no contraction).
+struct BilinearFloatArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t outer = 0, h = 0, w = 0, out_h = 0, out_w = 0;
+  const int32_t *y1 = nullptr, *y2 = nullptr, *x1 = nullptr, *x2 = nullptr;
+  const float *dy1 = nullptr, *dy2 = nullptr, *dx1 = nullptr, *dx2 = nullptr;
+};
+
 void run_bilinear_integer(const BilinearArgs& a, int threads);
+void run_bilinear_float(const BilinearFloatArgs& a, int threads);
 
 }  // namespace lowp

@@ -326,7 +326,9 @@ def test_linear_resize_after_a_convolution_runs_on_its_channels_last_data(dtype)
     session = lowp.Session(model, backend="native")
     with tape.recording() as recorded:
         got = session.run(feeds)["y"]
-    calls = [(fn.__name__, args) for fn, args in recorded]
+    # (bilinear_float: lowp.runtime.moves' probe of the step on element numbers, which
+    # finds that a linear Resize is not a copy)
+    calls = [(fn.__name__, args) for fn, args in recorded if fn.__name__ != "bilinear_float"]
     assert [name for name, _ in calls] == ["bilinear_integer"]
     assert list(calls[0][1][2]) == [1, 5, 7, 4, 9, 11]     # (outer, h, w, channels, out)
     np.testing.assert_array_equal(got, _ort(model, feeds, ["y"])["y"])

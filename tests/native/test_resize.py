@@ -1,7 +1,7 @@
-"""The native 8-bit bilinear Resize (ONNX Runtime's integer kernel, docs/operators.md (O41))
-equals its numpy form (lowp.runtime.float_nn._bilinear_integer without the extension) on
-random geometries, coordinate modes, types and batch sizes (0 included), on every
-instruction-set path and thread count."""
+"""The native bilinear Resizes, ONNX Runtime's 8-bit integer kernel (docs/operators.md
+(O41)) and its float32 one, equal their numpy forms (lowp.runtime.float_nn._bilinear_integer
+and _bilinear without the extension) on random geometries, coordinate modes, types and batch
+sizes (0 included), on every instruction-set path and thread count."""
 
 from __future__ import annotations
 
@@ -77,3 +77,59 @@ def test_native_bilinear_integer_refuses_indices_out_of_range():
     with pytest.raises(ValueError, match="out of range"):
         ext.bilinear_integer(x, y, [1, 2, 2, 1, 2, 2], good, bad, d, d, good, good, d, d,
                              False)
+
+
+@given(st.integers(0, 2), st.integers(1, 5), st.integers(1, 9), st.integers(1, 9),
+       st.integers(1, 20), st.integers(1, 20), st.sampled_from(MODES),
+       st.sampled_from(native_backend.available_paths()), st.sampled_from([1, 2]),
+       st.integers(0, 10**6))
+def test_native_bilinear_float_equals_numpy(n, c, h, w, out_h, out_w, mode, path, threads,
+                                            seed):
+    """ONNX Runtime's float32 bilinear Resize (UpsampleBilinear's sum order) natively gives
+    the numpy form's bits, batch sizes 0 included; dequantized-like values, where rounding
+    half-way points are common, and a wide range."""
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((n, c, h, w)) < 0.5,
+                 rng.integers(-128, 128, (n, c, h, w)) * np.float32(0.0123),
+                 rng.standard_normal((n, c, h, w)) * np.float32(1e3)).astype(np.float32)
+    sizes = np.array([out_h, out_w], np.int64)
+
+    def resize() -> np.ndarray:
+        return float_nn.Resize(x, None, None, sizes, axes=[2, 3], mode="linear",
+                               coordinate_transformation_mode=mode, opset=18)
+
+    with native_float.disabled():
+        want = resize()
+    previous = native_float.swap_threads(threads)
+    try:
+        with native_backend.use_path(path):
+            got = resize()
+    finally:
+        native_float.swap_threads(previous)
+    assert got.dtype == want.dtype == np.float32
+    assert got.shape == want.shape == (n, c, out_h, out_w)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_native_bilinear_float_runs_and_refuses_indices_out_of_range():
+    """The float kernel is the one Resize calls, and its binding checks every index once."""
+    ext = native_backend._native
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    coords_h, coords_w = np.array([0.25, 1.5], np.float32), np.array([2.75, 3, 0], np.float32)
+    rows = float_nn._bilinear_axis(coords_h, 4)
+    cols = float_nn._bilinear_axis(coords_w, 4)
+    got = native_float.bilinear_float(x, rows, cols)
+    with native_float.disabled():
+        assert native_float.bilinear_float(x, rows, cols) is None
+        want = float_nn._bilinear(x, coords_h, coords_w)
+    assert got is not None
+    np.testing.assert_array_equal(got, want)
+    x1, x2 = (np.ascontiguousarray(v, np.int32) for v in cols[:2])
+    d1, d2 = (np.ascontiguousarray(v, np.float32) for v in cols[2:])
+    y = np.zeros(3, np.float32)
+    good, bad = np.array([0], np.int32), np.array([4], np.int32)
+    one = np.array([0.5], np.float32)
+    ext.bilinear_float(x.reshape(-1), y, [1, 4, 4, 1, 3], good, good, one, one, x1, x2, d1, d2)
+    with pytest.raises(ValueError, match="out of range"):
+        ext.bilinear_float(x.reshape(-1), y, [1, 4, 4, 1, 3], good, bad, one, one, x1, x2, d1,
+                           d2)

@@ -1472,8 +1472,11 @@ def _bilinear_axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
 def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.ndarray:
     """2-D linear resize of the last two axes in ONNX Runtime's float32 order:
     y = dx2*dy2*x11 + dx1*dy2*x21 + dx2*dy1*x12 + dx1*dy1*x22, summed left to right."""
-    y1, y2, dy1, dy2 = _bilinear_axis(coords_h, x.shape[-2])
-    x1, x2, dx1, dx2 = _bilinear_axis(coords_w, x.shape[-1])
+    y1, y2, dy1, dy2 = rows = _bilinear_axis(coords_h, x.shape[-2])
+    x1, x2, dx1, dx2 = cols = _bilinear_axis(coords_w, x.shape[-1])
+    native = native_float.bilinear_float(x, rows, cols)
+    if native is not None:
+        return native
     top, bottom = x[..., y1, :], x[..., y2, :]
     x11, x21, x12, x22 = top[..., x1], top[..., x2], bottom[..., x1], bottom[..., x2]
     dy1, dy2 = dy1[:, None], dy2[:, None]

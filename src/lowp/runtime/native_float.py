@@ -961,6 +961,27 @@ def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarr
     return y
 
 
+def bilinear_float(x: np.ndarray, rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]
+                   ) -> np.ndarray | None:
+    """ONNX Runtime's float32 bilinear Resize of the last two axes of `x` (UpsampleBilinear,
+    lowp.runtime.float_nn._bilinear's order), with the per-axis source indices and
+    distances `rows` = (y1, y2, dy1, dy2) and `cols` = (x1, x2, dx1, dx2), or None."""
+    ext = _has(_usable("Resize", x), "bilinear_float")
+    if ext is None or x.ndim < 2:
+        return None
+    x = np.ascontiguousarray(x)
+    (h, w), out_h, out_w = x.shape[-2:], len(rows[0]), len(cols[0])
+    y = _empty((*x.shape[:-2], out_h, out_w))
+
+    def axis(i1: np.ndarray, i2: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> list[np.ndarray]:
+        return [*(np.ascontiguousarray(i, np.int32) for i in (i1, i2)),
+                *(np.ascontiguousarray(d, np.float32) for d in (d1, d2))]
+
+    call(ext.bilinear_float, x.reshape(-1), y.reshape(-1),
+         [x.size // max(1, h * w), h, w, out_h, out_w], *axis(*rows), *axis(*cols), _threads)
+    return y
+
+
 def matmul(a: np.ndarray, b: np.ndarray, *, alpha: float = 1.0, trans_a: bool = False,
            trans_b: bool = False, b_packed: bool = False, trans_batch: bool = False,
            ldb_factor: int = 1) -> np.ndarray | None:
