@@ -822,17 +822,9 @@ float fold_sums(const typename F::V* acc) {
 // t_i = a_(8+i) + a_i and the pairs of MLAS's fold keep the first operand's. Softmax is that
 // NaN everywhere (1 / sum first in the multiply); LogSoftmax an element's own NaN, else
 // logf(sum)'s.
-inline float quiet_nan(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  bits |= 0x00400000u;
-  std::memcpy(&v, &bits, sizeof bits);
-  return v;
-}
-
 // a's NaN (quieted), else b's, else 0 (no NaN)
 inline float first_nan(float a, float b) {
-  return a != a ? quiet_nan(a) : b != b ? quiet_nan(b) : 0.0f;
+  return a != a ? quieted(a) : b != b ? quieted(b) : 0.0f;
 }
 
 inline void softmax_nan_row(const float* x, int64_t sx, float* y, int64_t sy, int64_t n,
@@ -840,7 +832,7 @@ inline void softmax_nan_row(const float* x, int64_t sx, float* y, int64_t sy, in
   const float neg = -mx;
   auto shifted = [&](int64_t i) {
     const float v = x[i * sx];
-    return mx != mx ? quiet_nan(neg) : v != v ? quiet_nan(v) : neg + v;
+    return mx != mx ? quieted(neg) : v != v ? quieted(v) : neg + v;
   };
   float lane[16] = {};
   for (int64_t i = 0; i < n; ++i) lane[i % 16] = first_nan(lane[i % 16], shifted(i));
@@ -848,7 +840,7 @@ inline void softmax_nan_row(const float* x, int64_t sx, float* y, int64_t sy, in
   for (int j = 0; j < 8; ++j) t[j] = first_nan(lane[8 + j], lane[j]);
   const float s = first_nan(first_nan(first_nan(t[0], t[1]), first_nan(t[2], t[3])),
                             first_nan(first_nan(t[4], t[5]), first_nan(t[6], t[7])));
-  const float log_sum = quiet_nan(std::log(s));
+  const float log_sum = quieted(std::log(s));
   for (int64_t i = 0; i < n; ++i) {
     const float v = shifted(i);
     y[i * sy] = !log ? s : v != v ? v : log_sum;
