@@ -1,0 +1,292 @@
+"""Numpy float implementations of the ONNX detection and geometry ops: NonMaxSuppression,
+RoiAlign.
+
+Registered into FLOAT_OPS (see float_registry for the calling convention). Each follows ONNX
+Runtime's CPU kernel step for step (docs/operators.md (O242)-(O249)): the same float
+operations in the same order, so the outputs are its bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lowp.errors import NodeError
+from lowp.runtime.float_registry import register, unsupported
+
+# --- NonMaxSuppression ------------------------------------------------------------------
+
+
+def _first(v: np.ndarray | None, name: str) -> Any:
+    """The first element of an optional scalar input (ONNX Runtime reads only that one)."""
+    if v is None:
+        return None
+    if v.size == 0:
+        raise NodeError(f"{name} is an empty tensor")
+    return v.reshape(-1)[0]
+
+
+def _corners(boxes: np.ndarray, center_point_box: int) -> tuple[np.ndarray, ...]:
+    """x_min, x_max, y_min, y_max (float32) of each box, as ONNX Runtime's SuppressByIOU
+    forms them: corners ordered by >=, or center -/+ half the size (size / 2)."""
+    if center_point_box == 0:
+        y1, x1, y2, x2 = (boxes[..., i] for i in range(4))
+        x_swap, y_swap = ~(x1 >= x2), ~(y1 >= y2)
+        return (np.where(x_swap, x1, x2), np.where(x_swap, x2, x1),
+                np.where(y_swap, y1, y2), np.where(y_swap, y2, y1))
+    xc, yc, w, h = (boxes[..., i] for i in range(4))
+    half_w, half_h = w / np.float32(2), h / np.float32(2)
+    return xc - half_w, xc + half_w, yc - half_h, yc + half_h
+
+
+def _suppressed(c: tuple[np.ndarray, ...], kept: list[int], j: int,
+                iou_threshold: np.float32) -> bool:
+    """Whether box j overlaps one of the kept boxes by more than iou_threshold
+    (nms_helpers::SuppressByIOU(j, kept box) against each, float32 throughout)."""
+    if not kept:
+        return False
+    x_min, x_max, y_min, y_max = c
+    k = np.asarray(kept)
+    # std::max(a, b) is (a < b) ? b : a, std::min(a, b) is (b < a) ? b : a; a is box j
+    ix_min = np.where(x_min[j] < x_min[k], x_min[k], x_min[j])
+    ix_max = np.where(x_max[k] < x_max[j], x_max[k], x_max[j])
+    iy_min = np.where(y_min[j] < y_min[k], y_min[k], y_min[j])
+    iy_max = np.where(y_max[k] < y_max[j], y_max[k], y_max[j])
+    with np.errstate(all="ignore"):
+        inter = (ix_max - ix_min) * (iy_max - iy_min)
+        area_k = (x_max[k] - x_min[k]) * (y_max[k] - y_min[k])
+        area_j = (x_max[j] - x_min[j]) * (y_max[j] - y_min[j])
+        union = area_j + area_k - inter
+        iou = inter / union
+    # (each test is written as ONNX Runtime's early `return false`, negated: NaN passes it)
+    overlap = (~(ix_max <= ix_min) & ~(iy_max <= iy_min) & ~(inter <= 0) & ~(area_k <= 0)
+               & ~(area_j <= 0) & ~(union <= 0) & (iou > iou_threshold))
+    return bool(overlap.any())
+
+
+Item = tuple[float, int]
+
+
+def _before(a: Item, b: Item) -> bool:
+    """ONNX Runtime's BoxInfoPtr::operator<: a lower score, or an equal one and a higher
+    index (NaN compares neither way, so it leaves the order to the heap)."""
+    return a[0] < b[0] or (a[0] == b[0] and a[1] > b[1])
+
+
+def _heap_order(scores: np.ndarray, candidates: np.ndarray) -> list[int]:
+    """Box indices in the order ONNX Runtime's std::priority_queue pops them: built from
+    the candidates in index order by libstdc++'s make_heap, popped by its pop_heap."""
+    heap: list[Item] = [(float(scores[i]), int(i)) for i in candidates.tolist()]
+    n = len(heap)
+    for parent in range((n - 2) // 2, -1, -1):
+        _adjust_heap(heap, parent, n, heap[parent])
+    order = []
+    while heap:
+        order.append(heap[0][1])
+        last = heap.pop()
+        if heap:
+            _adjust_heap(heap, 0, len(heap), last)
+    return order
+
+
+def _sift_up(heap: list[Item], hole: int, top: int, item: Item) -> None:
+    parent = (hole - 1) // 2
+    while hole > top and _before(heap[parent], item):
+        heap[hole] = heap[parent]
+        hole = parent
+        parent = (hole - 1) // 2
+    heap[hole] = item
+
+
+def _adjust_heap(heap: list[Item], hole: int, n: int, item: Item) -> None:
+    top = hole
+    child = hole
+    while child < (n - 1) // 2:
+        child = 2 * (child + 1)
+        if _before(heap[child], heap[child - 1]):
+            child -= 1
+        heap[hole] = heap[child]
+        hole = child
+    if n % 2 == 0 and child == (n - 2) // 2:
+        child = 2 * (child + 1)
+        heap[hole] = heap[child - 1]
+        hole = child - 1
+    _sift_up(heap, hole, top, item)
+
+
+def _pop_order(scores: np.ndarray, candidates: np.ndarray) -> list[int]:
+    """The order the candidates leave ONNX Runtime's priority queue: by descending score,
+    equal scores by ascending index; the heap itself decides only where a NaN is."""
+    picked = scores[candidates]
+    if np.isnan(picked).any():
+        return _heap_order(scores, candidates)
+    return [int(i) for i in candidates[np.argsort(-picked, kind="stable")]]
+
+
+@register
+def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
+                      max_output_boxes_per_class: np.ndarray | None = None,
+                      iou_threshold: np.ndarray | None = None,
+                      score_threshold: np.ndarray | None = None, *,
+                      center_point_box: int = 0, **_: Any) -> np.ndarray:
+    """(selected, 3) int64 rows (batch, class, box), batch by batch and class by class, each
+    class's boxes in the order they were kept ((O242), (O243))."""
+    if boxes.dtype != np.float32 or scores.dtype != np.float32:
+        raise unsupported("NonMaxSuppression", f"{boxes.dtype} boxes or {scores.dtype} "
+                          "scores: ONNX Runtime runs it on float32 only")
+    if boxes.ndim != 3 or scores.ndim != 3:
+        raise NodeError(f"boxes {list(boxes.shape)} and scores {list(scores.shape)} must "
+                        "both be 3-D")
+    if boxes.shape[0] != scores.shape[0] or boxes.shape[1] != scores.shape[2] \
+            or boxes.shape[2] != 4:
+        raise NodeError(f"boxes {list(boxes.shape)} must be (batches, boxes, 4) and scores "
+                        f"{list(scores.shape)} (batches, classes, boxes)")
+    if center_point_box not in (0, 1):
+        raise NodeError(f"center_point_box={center_point_box} is not 0 or 1")
+    limit = _first(max_output_boxes_per_class, "max_output_boxes_per_class")
+    limit = 0 if limit is None else max(int(limit), 0)
+    iou = _first(iou_threshold, "iou_threshold")
+    iou = np.float32(0) if iou is None else np.float32(iou)
+    if not 0 <= iou <= 1:
+        raise NodeError(f"iou_threshold {iou} is not in [0, 1]")
+    floor = _first(score_threshold, "score_threshold")
+    rows: list[tuple[int, int, int]] = []
+    if limit == 0:
+        return np.zeros((0, 3), np.int64)
+    for b in range(boxes.shape[0]):
+        corners = _corners(boxes[b], center_point_box)
+        for c in range(scores.shape[1]):
+            s = scores[b, c]
+            candidates = (np.flatnonzero(s > np.float32(floor)) if floor is not None
+                          else np.arange(s.shape[0]))
+            kept: list[int] = []
+            for j in _pop_order(s, candidates):
+                if _suppressed(corners, kept, j, iou):
+                    continue
+                if len(kept) >= limit:
+                    break
+                kept.append(j)
+                rows.append((b, c, j))
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+# --- RoiAlign ---------------------------------------------------------------------------
+
+
+def _roi_samples(start: Any, bin_size: Any, pooled: int, grid: int, size: int,
+                 t: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis, for the pooled x grid sample points (shape (pooled, grid)): the
+    low and high indices, the low-side weight (1 - l) and high-side weight l, and whether
+    the point is outside [-1, size] (roialign.cc PreCalcForBilinearInterpolate)."""
+    p = np.arange(pooled, dtype=t)[:, None]
+    frac = np.arange(grid, dtype=np.float32)[None, :] + np.float32(0.5)
+    pos = start + p * bin_size + frac.astype(t) * bin_size / t(grid)
+    outside = (pos < -1.0) | (pos > size)
+    pos = np.where(pos <= 0, t(0), pos)
+    with np.errstate(invalid="ignore"):
+        low = np.where(outside, 0, pos).astype(np.int64)
+    edge = low >= size - 1
+    low = np.where(edge, size - 1, low)
+    high = np.where(edge, low, low + 1)
+    pos = np.where(edge, low.astype(t), pos)
+    frac_l = (pos - low.astype(t)).astype(t)
+    return low, high, (t(1) - frac_l).astype(t), frac_l, outside
+
+
+def _roi_values(x: np.ndarray, roi: np.ndarray, spatial_scale: float, height: int,
+                width: int, pooled_h: int, pooled_w: int, sampling_ratio: int,
+                half_pixel: bool, mode: str) -> np.ndarray:
+    """One roi's (C, pooled_h, pooled_w) output from its batch image x (C, H, W)."""
+    t = x.dtype.type
+    offset = t(0.5) if half_pixel else t(0)
+    start_w, start_h, end_w, end_h = (t(roi[i] * t(spatial_scale)) - offset for i in range(4))
+    roi_w, roi_h = t(end_w - start_w), t(end_h - start_h)
+    if not half_pixel:
+        roi_w, roi_h = max(roi_w, t(1)), max(roi_h, t(1))
+    bin_h, bin_w = t(roi_h / t(pooled_h)), t(roi_w / t(pooled_w))
+    grid_h = sampling_ratio if sampling_ratio > 0 else int(np.ceil(t(roi_h / t(pooled_h))))
+    grid_w = sampling_ratio if sampling_ratio > 0 else int(np.ceil(t(roi_w / t(pooled_w))))
+    count = grid_h * grid_w
+    channels = x.shape[0]
+    if grid_h <= 0 or grid_w <= 0:
+        if count * pooled_h * pooled_w < 0:
+            raise NodeError(f"roi {roi.tolist()} has a negative extent on one axis only")
+        # no sample: the average divides +0 by max(count, 1), the maximum stays +0
+        return np.zeros((channels, pooled_h, pooled_w), x.dtype)
+    ylo, yhi, hy, ly, yout = _roi_samples(start_h, bin_h, pooled_h, grid_h, height, t)
+    xlo, xhi, hx, lx, xout = _roi_samples(start_w, bin_w, pooled_w, grid_w, width, t)
+    # (pooled_h, pooled_w, grid_h, grid_w) sample tables
+    out = yout[:, None, :, None] | xout[None, :, None, :]
+    y_low, y_high = ylo[:, None, :, None], yhi[:, None, :, None]
+    x_low, x_high = xlo[None, :, None, :], xhi[None, :, None, :]
+    zero = t(0)
+    w1 = np.where(out, zero, hy[:, None, :, None] * hx[None, :, None, :])
+    w2 = np.where(out, zero, hy[:, None, :, None] * lx[None, :, None, :])
+    w3 = np.where(out, zero, ly[:, None, :, None] * hx[None, :, None, :])
+    w4 = np.where(out, zero, ly[:, None, :, None] * lx[None, :, None, :])
+    flat = x.reshape(channels, height * width)
+
+    def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        pos = np.where(out, 0, yi * width + xi)
+        return flat[:, pos.reshape(-1)].reshape(channels, pooled_h, pooled_w, count)
+
+    shape = (pooled_h, pooled_w, count)
+    with np.errstate(all="ignore"):
+        t1 = w1.reshape(shape) * at(y_low, x_low)
+        t2 = w2.reshape(shape) * at(y_low, x_high)
+        t3 = w3.reshape(shape) * at(y_high, x_low)
+        t4 = w4.reshape(shape) * at(y_high, x_high)
+        if mode == "avg":
+            terms = ((t1 + t2) + t3) + t4
+            terms[..., 0] += zero                # the sum starts from +0
+            return np.cumsum(terms, axis=-1, dtype=x.dtype)[..., -1] / t(count)
+        # ONNX Runtime's max mode: the largest weighted corner, not the interpolated value
+        vals = np.where(t1 < t2, t2, t1)
+        vals = np.where(vals < t3, t3, vals)
+        vals = np.where(vals < t4, t4, vals)
+        best = vals[..., 0]
+        for k in range(1, count):
+            best = np.where(best < vals[..., k], vals[..., k], best)
+        return best
+
+
+@register
+def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
+             coordinate_transformation_mode: str = "half_pixel", mode: str = "avg",
+             output_height: int = 1, output_width: int = 1, sampling_ratio: int = 0,
+             spatial_scale: float = 1.0, opset: int = 16, **_: Any) -> np.ndarray:
+    """(rois, C, output_height, output_width): each roi's bins averaged (or, mode max, the
+    maximum of) bilinear samples ((O244), (O245))."""
+    if x.dtype not in (np.float32, np.float64):
+        raise unsupported("RoiAlign", f"{x.dtype} input: ONNX Runtime runs it on float32 "
+                          "and float64 only")
+    mode = mode.lower()
+    if mode not in ("avg", "max"):
+        raise NodeError(f"mode {mode!r} is not avg or max")
+    if sampling_ratio < 0:
+        raise NodeError(f"sampling_ratio {sampling_ratio} is negative")
+    # before opset 16 the attribute does not exist and rois are output_half_pixel's
+    half_pixel = opset >= 16 and coordinate_transformation_mode == "half_pixel"
+    if x.ndim != 4:
+        raise NodeError(f"input of shape {list(x.shape)} is not 4-D")
+    if rois.ndim != 2 or rois.shape[1] != 4 or batch_indices.ndim != 1 \
+            or batch_indices.shape[0] != rois.shape[0]:
+        raise NodeError(f"rois {list(rois.shape)} must be (num_rois, 4) and batch_indices "
+                        f"{list(batch_indices.shape)} (num_rois,)")
+    if rois.dtype != x.dtype:
+        raise NodeError(f"rois are {rois.dtype}, the input {x.dtype}")
+    bad = (batch_indices < 0) | (batch_indices >= x.shape[0])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise NodeError(f"batch_indices value {int(batch_indices[i])} at index {i} is out of "
+                        f"range [0, {x.shape[0]})")
+    if not np.isfinite(rois).all():
+        raise NodeError("rois hold NaN or infinity: no sample position (ONNX Runtime "
+                        "reads outside the input)")
+    n, channels, height, width = x.shape
+    y = np.empty((rois.shape[0], channels, output_height, output_width), x.dtype)
+    for r in range(rois.shape[0]):
+        y[r] = _roi_values(x[int(batch_indices[r])], rois[r], spatial_scale, height, width,
+                           output_height, output_width, sampling_ratio, half_pixel, mode)
+    return y
