@@ -290,3 +290,188 @@ def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
         y[r] = _roi_values(x[int(batch_indices[r])], rois[r], spatial_scale, height, width,
                            output_height, output_width, sampling_ratio, half_pixel, mode)
     return y
+
+
+# --- GridSample -------------------------------------------------------------------------
+
+_GRID_MODES = {16: {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic"},
+               20: {"linear": "linear", "nearest": "nearest", "cubic": "cubic"}}
+
+
+def _denormalize(v: np.ndarray, length: int, align_corners: bool) -> np.ndarray:
+    """Grid coordinates in [-1, 1] to input positions (grid_sample.cc GsDenormalize)."""
+    t = v.dtype.type
+    if align_corners:
+        return (v + t(1)) / t(2) * t(length - 1)
+    return ((v + t(1)) * t(length) - t(1)) / t(2)
+
+
+def _to_index(v: np.ndarray) -> np.ndarray:
+    """C's static_cast<int64_t> of float positions (x86: NaN and overflow give INT64_MIN)."""
+    with np.errstate(invalid="ignore"):
+        return v.astype(np.int64)
+
+
+def _reflect(i: np.ndarray, low: Any, high: Any, size: int) -> np.ndarray:
+    """Integer positions reflected at the borders until inside (GsReflect), truncated."""
+    t = type(low)
+    f = i.astype(t)
+    span = t(high - low)
+    below, above = f < low, f > high
+    dx = np.where(below, low - f, np.where(above, f - high, t(0)))
+    with np.errstate(all="ignore"):
+        q = dx / span
+        n = np.where(np.abs(q) < 2.0 ** 31, q, np.nan)
+        n = np.where(np.isnan(n), -2 ** 31, n).astype(np.int64)
+        r = dx - n.astype(t) * span
+    even = n % 2 == 0
+    f = np.where(below, np.where(even, low + r, high - r),
+                 np.where(above, np.where(even, high - r, low + r), f))
+    out = _to_index(f)
+    if span == 0:                   # an axis of length 1 with align_corners: its one entry
+        return np.zeros_like(out)
+    if ((out < 0) | (out >= size)).any():
+        raise NodeError("reflection padding maps a sample outside the input; ONNX "
+                        "Runtime reads outside the input there")
+    return out
+
+
+def _gather(image: np.ndarray, index: list[np.ndarray], sizes: list[int], padding: str,
+            borders: list[tuple[Any, Any]]) -> np.ndarray:
+    """(C, points) input values at integer positions `index` (one array per axis, outer
+    first) with the padding of grid_sample.cc PixelAtGrid: 0 outside, the nearest edge, or
+    reflected."""
+    inside = np.ones(index[0].shape, bool)
+    flat = np.zeros(index[0].shape, np.int64)
+    for i, size, (low, high) in zip(index, sizes, borders, strict=True):
+        if padding == "zeros":
+            inside &= (i >= 0) & (i < size)
+            i = np.clip(i, 0, size - 1)
+        elif padding == "border":
+            i = np.clip(i, 0, size - 1)
+        else:
+            i = _reflect(i, low, high, size)
+        flat = flat * size + i
+    values = image[:, flat]
+    return values if padding != "zeros" else np.where(inside, values, image.dtype.type(0))
+
+
+def _cubic_coeffs(x: np.ndarray) -> list[np.ndarray]:
+    """Keys' cubic convolution weights at alpha -0.75 (GsGetCubicCoeffs), as written."""
+    t = x.dtype.type
+    a = t(-0.75)
+    x = np.abs(x)
+    one, two = t(1), t(2)
+    xp, xm, xt = x + one, one - x, two - x
+    return [((a * xp - t(5) * a) * xp + t(8) * a) * xp - t(4) * a,
+            ((a + two) * x - (a + t(3))) * x * x + one,
+            ((a + two) * xm - (a + t(3))) * xm * xm + one,
+            ((a * xt - t(5) * a) * xt + t(8) * a) * xt - t(4) * a]
+
+
+def _grid_sample_image(image: np.ndarray, grid: np.ndarray, mode: str, padding: str,
+                       align_corners: bool) -> np.ndarray:
+    """One batch entry: image (C, *spatial), grid (points, rank) -> (C, points)."""
+    t = image.dtype.type
+    sizes = list(image.shape[1:])
+    rank = len(sizes)
+    flat = image.reshape(image.shape[0], -1)
+    # the grid's last axis is x (innermost) first; positions here are outer axis first
+    with np.errstate(all="ignore"):
+        pos = [_denormalize(grid[:, rank - 1 - a], sizes[a], align_corners)
+               for a in range(rank)]
+    borders = [(t(0), t(s - 1)) if align_corners else (t(-0.5), t(s - 0.5)) for s in sizes]
+    with np.errstate(invalid="ignore"):
+        wild = [~(np.abs(p) < 2.0 ** 62) for p in pos]
+    if any(w.any() for w in wild):
+        raise NodeError("the grid holds NaN, infinity or a position past 2**62: ONNX "
+                        "Runtime's conversion of it to an index is undefined")
+
+    def at(index: list[np.ndarray]) -> np.ndarray:
+        return _gather(flat, index, sizes, padding, borders)
+
+    with np.errstate(all="ignore"):
+        if mode == "nearest":
+            return at([_to_index(np.rint(p)) for p in pos])
+        if mode == "linear":
+            low = [_to_index(np.floor(p)) for p in pos]
+            d2 = [(lo + 1).astype(t) - p for lo, p in zip(low, pos, strict=True)]
+            d1 = [p - lo.astype(t) for lo, p in zip(low, pos, strict=True)]
+            if rank == 2 and padding == "zeros" and not align_corners:
+                return _bilinear_zeros(flat, low, d1, d2, sizes)
+
+            def lerp(axis: int, prefix: list[np.ndarray]) -> np.ndarray:
+                # dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22), nested
+                if axis == rank:
+                    return at(prefix)
+                return (d2[axis] * lerp(axis + 1, prefix + [low[axis]])
+                        + d1[axis] * lerp(axis + 1, prefix + [low[axis] + 1]))
+            return lerp(0, [])
+        y0, x0 = (_to_index(np.floor(p)) - 1 for p in pos)
+        dy, dx = (p - o.astype(t) - t(1) for p, o in zip(pos, (y0, x0), strict=True))
+        cx, cy = _cubic_coeffs(dx), _cubic_coeffs(dy)
+        rows = []
+        for h in range(4):
+            p = [at([y0 + h, x0 + w]) for w in range(4)]
+            rows.append(cx[0] * p[0] + cx[1] * p[1] + cx[2] * p[2] + cx[3] * p[3])
+        return cy[0] * rows[0] + cy[1] * rows[1] + cy[2] * rows[2] + cy[3] * rows[3]
+
+
+def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray],
+                    d2: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """2-D bilinear with zeros padding, not align_corners: ONNX Runtime's sample plan
+    (grid_sample.cc PrecomputeBilinearSamplePlan2D, EvaluatePlanForChannel): four weights
+    w11 = dy2 * dx2 ..., summed w11 * p11 + w12 * p12 + w21 * p21 + w22 * p22, a point
+    whose four neighbours are all outside is +0."""
+    (y1, x1), (dy1, dx1), (dy2, dx2) = low, d1, d2
+    t = flat.dtype.type
+    zero = np.zeros(1, flat.dtype)
+    h, w = sizes
+    corners, inside_any = [], np.zeros(y1.shape, bool)
+    for yi in (y1, y1 + 1):
+        for xi in (x1, x1 + 1):
+            inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+            inside_any |= inside
+            idx = np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1)
+            corners.append(np.where(inside, flat[:, idx], zero[0]))
+    p11, p12, p21, p22 = corners
+    y = (dy2 * dx2) * p11 + (dy2 * dx1) * p12 + (dy1 * dx2) * p21 + (dy1 * dx1) * p22
+    return np.where(inside_any, y, t(0))
+
+
+@register
+def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
+               mode: str | None = None, padding_mode: str = "zeros", opset: int = 16,
+               **_: Any) -> np.ndarray:
+    """(N, C, *grid spatial): the input sampled at the grid's normalized positions
+    ((O246), (O247))."""
+    if x.dtype not in (np.float32, np.float64):
+        raise unsupported("GridSample", f"{x.dtype} input: ONNX Runtime runs it on float32 "
+                          "and float64 only")
+    if opset < 20 and x.dtype != np.float32:
+        raise unsupported("GridSample", f"{x.dtype} input before opset 20: ONNX Runtime "
+                          "runs GridSample-16 on float32 only")
+    modes = _GRID_MODES[16 if opset < 20 else 20]
+    name = mode if mode is not None else ("bilinear" if opset < 20 else "linear")
+    if name not in modes:
+        raise NodeError(f"mode {name!r} is not one of {sorted(modes)} at opset {opset}")
+    kind = modes[name]
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise NodeError(f"padding_mode {padding_mode!r} is not zeros, border or reflection")
+    if x.ndim not in (4, 5) or grid.ndim != x.ndim or grid.shape[-1] != x.ndim - 2 \
+            or grid.shape[0] != x.shape[0]:
+        raise NodeError(f"input {list(x.shape)} must be 4-D or 5-D and the grid "
+                        f"{list(grid.shape)} (N, *out, {x.ndim - 2}) with the same N")
+    if x.ndim == 5 and kind == "cubic":
+        raise NodeError("cubic mode samples 4-D inputs only")
+    if grid.dtype != x.dtype:
+        raise NodeError(f"the grid is {grid.dtype}, the input {x.dtype}")
+    n, c = x.shape[:2]
+    out_sp = grid.shape[1:-1]
+    y = np.zeros((n, c, *out_sp), x.dtype)
+    if y.size == 0:
+        return y
+    for b in range(n):
+        y[b] = _grid_sample_image(x[b], grid[b].reshape(-1, x.ndim - 2), kind, padding_mode,
+                                  bool(align_corners)).reshape(c, *out_sp)
+    return y
