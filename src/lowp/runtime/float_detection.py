@@ -475,3 +475,76 @@ def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
         y[b] = _grid_sample_image(x[b], grid[b].reshape(-1, x.ndim - 2), kind, padding_mode,
                                   bool(align_corners)).reshape(c, *out_sp)
     return y
+
+
+# --- MaxUnpool, CenterCropPad -----------------------------------------------------------
+
+
+@register
+def MaxUnpool(x: np.ndarray, indices: np.ndarray, output_shape: np.ndarray | None = None, *,
+              kernel_shape: list[int], pads: list[int] | None = None,
+              strides: list[int] | None = None, **_: Any) -> np.ndarray:
+    """Zeros with each x value put at its flat index into the whole output, in x's order
+    (a later value at a repeated index wins) ((O248); ONNX Runtime's Unpool.cc)."""
+    if x.dtype != np.float32:
+        raise unsupported("MaxUnpool", f"{x.dtype} input: ONNX Runtime runs it on float32 "
+                          "only")
+    nd = x.ndim - 2
+    if nd < 1 or nd > 3 or len(kernel_shape) != nd:
+        raise NodeError(f"input {list(x.shape)} and kernel_shape {list(kernel_shape)} do "
+                        "not give 1 to 3 pooled axes")
+    if indices.shape != x.shape:
+        raise NodeError(f"indices {list(indices.shape)} are not the input's shape "
+                        f"{list(x.shape)}")
+    s = list(strides) if strides else [1] * nd
+    p = list(pads) if pads else [0] * (2 * nd)
+    if len(s) != nd or len(p) != 2 * nd or min(kernel_shape) <= 0 or min(p) < 0 \
+            or any(p[a] >= kernel_shape[a] or p[nd + a] >= kernel_shape[a] for a in range(nd)):
+        raise NodeError(f"kernel_shape {list(kernel_shape)}, strides {s} and pads {p} do not "
+                        "fit: positive kernel lengths, each pad below its kernel length")
+    shape = list(x.shape[:2])
+    for a in range(nd):
+        size = (x.shape[a + 2] - 1) * s[a] - (p[a] + p[nd + a]) + kernel_shape[a]
+        if size <= 0:
+            raise NodeError(f"the output length of axis {a + 2} is {size}")
+        shape.append(size)
+    if output_shape is not None:
+        given = [int(v) for v in output_shape.reshape(-1)]
+        if output_shape.ndim != 1 or len(given) != x.ndim or given[:2] != shape[:2] \
+                or int(np.prod(given)) < int(np.prod(shape)):
+            raise NodeError(f"output_shape {given} is not a shape of rank {x.ndim}, the "
+                            f"input's batch and channels, with at least the "
+                            f"{int(np.prod(shape))} elements of {shape}")
+        shape = given
+    y = np.zeros(int(np.prod(shape)), np.float32)
+    flat = indices.reshape(-1)
+    bad = (flat < 0) | (flat >= y.size)
+    if bad.any():
+        raise NodeError(f"index {int(flat[np.flatnonzero(bad)[0]])} is outside the output's "
+                        f"{y.size} elements")
+    y[flat] = x.reshape(-1)
+    return y.reshape(shape)
+
+
+@register
+def CenterCropPad(x: np.ndarray, shape: np.ndarray, *, axes: list[int] | None = None,
+                  **_: Any) -> np.ndarray:
+    """Each axis cropped to, or zero-padded to, its length in `shape`, centred: an odd
+    difference leaves the extra element at the end ((O249))."""
+    rank = x.ndim
+    picked = list(range(rank)) if not axes else [a + rank if a < 0 else a for a in axes]
+    lengths = [int(v) for v in shape.reshape(-1)]
+    if len(lengths) != len(picked) or any(not 0 <= a < rank for a in picked) \
+            or len(set(picked)) != len(picked) or any(v < 0 for v in lengths):
+        raise NodeError(f"shape {lengths} does not fit axes {picked} of a rank-{rank} input")
+    crop = [slice(None)] * rank
+    widths = [(0, 0)] * rank
+    for a, want in zip(picked, lengths, strict=True):
+        have = x.shape[a]
+        if want < have:
+            start = (have - want) // 2
+            crop[a] = slice(start, start + want)
+        elif want > have:
+            before = (want - have) // 2
+            widths[a] = (before, want - have - before)
+    return np.pad(x[tuple(crop)], widths)
