@@ -548,3 +548,56 @@ def CenterCropPad(x: np.ndarray, shape: np.ndarray, *, axes: list[int] | None = 
             before = (want - have) // 2
             widths[a] = (before, want - have - before)
     return np.pad(x[tuple(crop)], widths)
+
+
+# --- AffineGrid -------------------------------------------------------------------------
+
+
+def _base_coords(n: int, align_corners: bool, t: type) -> np.ndarray:
+    """Positions (of type t) of n samples over [-1, 1] (ONNX Runtime's
+    generate_base_grid_*: Eigen's LinSpaced, -1 + i * (2 / (n - 1)) and the last exactly
+    1, one sample at 1; without align_corners scaled by (n - 1) / n, multiplied and then
+    divided)."""
+    if n == 1:
+        v = np.ones(1, t)
+    else:
+        step = t(2) / t(n - 1)
+        v = t(-1) + np.arange(n, dtype=t) * step
+        v[-1] = 1
+    if not align_corners:
+        v = v * t(n - 1) / t(n)
+    return v
+
+
+@register
+def AffineGrid(theta: np.ndarray, size: np.ndarray, *, align_corners: int = 0,
+               **_: Any) -> np.ndarray:
+    """(N, H, W, 2) or (N, D, H, W, 3): theta's affine map of the base grid, each output
+    coordinate theta[r, 0] * x + theta[r, 1] * y (+ theta[r, 2] * z, in Eigen's order),
+    then + the translation ((O248))."""
+    if theta.dtype not in (np.float32, np.float64):
+        raise unsupported("AffineGrid", f"{theta.dtype} theta: ONNX Runtime runs it on "
+                          "float32 and float64 only")
+    dims = [int(v) for v in size.reshape(-1)]
+    if size.ndim != 1 or len(dims) not in (4, 5) or min(dims) < 0:
+        raise NodeError(f"size {dims} is not (N, C, H, W) or (N, C, D, H, W)")
+    rank = len(dims) - 2
+    if theta.shape != (dims[0], rank, rank + 1):
+        raise NodeError(f"theta {list(theta.shape)} is not ({dims[0]}, {rank}, {rank + 1}) "
+                        f"for size {dims}")
+    t = theta.dtype.type
+    spatial = dims[2:]
+    # base coordinates, x (innermost axis) first
+    base = [_base_coords(n, bool(align_corners), t) for n in reversed(spatial)]
+    mesh = np.meshgrid(*reversed(base), indexing="ij")[::-1]   # x, y(, z), output-shaped
+    out = np.empty((dims[0], *spatial, rank), t)
+    for r in range(rank):
+        for b in range(dims[0]):
+            terms = [theta[b, r, k] * mesh[k] for k in range(rank)]
+            # Eigen's unrolled dot product: p0 + p1; of three, float32 halves the terms,
+            # p0 + (p1 + p2), float64 adds a two-lane packet first, (p0 + p1) + p2
+            acc = terms[0] + terms[1]
+            if rank == 3:
+                acc = acc + terms[2] if t is np.float64 else terms[0] + (terms[1] + terms[2])
+            out[b, ..., r] = acc + theta[b, r, rank]
+    return out
