@@ -601,3 +601,72 @@ def AffineGrid(theta: np.ndarray, size: np.ndarray, *, align_corners: int = 0,
                 acc = acc + terms[2] if t is np.float64 else terms[0] + (terms[1] + terms[2])
             out[b, ..., r] = acc + theta[b, r, rank]
     return out
+
+
+# --- Col2Im -----------------------------------------------------------------------------
+
+
+def _col2im_rows(col: np.ndarray, rows: int, image: list[int], blocks: list[int],
+                 kernel: list[int], strides: list[int], dilations: list[int], pads: list[int],
+                 channels: int) -> np.ndarray:
+    """One image's flat columns added into a zeroed flat image, row by row in order (each
+    row's positions are distinct, so a row adds at once): row r, the prod(blocks) values
+    from r * prod(blocks), is kernel offset r mod prod(kernel) of channel
+    r // prod(kernel); its block at position d of axis i lands at d * stride - pad +
+    offset * dilation, outside the image dropped."""
+    nd = len(image)
+    size = int(np.prod(kernel))
+    out = np.zeros(channels * int(np.prod(image)), col.dtype)
+    grids = np.meshgrid(*[np.arange(b) for b in blocks], indexing="ij")
+    count = int(np.prod(blocks))
+    for r in range(rows):
+        offsets = np.unravel_index(r % size, kernel)
+        inside = np.ones(grids[0].shape, bool) if nd else np.ones((), bool)
+        index = np.full(grids[0].shape, r // size, np.int64)
+        for a in range(nd):
+            at = grids[a] * strides[a] - pads[a] + int(offsets[a]) * dilations[a]
+            inside &= (at >= 0) & (at < image[a])
+            index = index * image[a] + at
+        taken = index[inside]
+        row = col[r * count:(r + 1) * count].reshape(blocks)
+        out[taken] = out[taken] + row[inside]
+    return out
+
+
+@register
+def Col2Im(col: np.ndarray, image_shape: np.ndarray, block_shape: np.ndarray, *,
+           dilations: list[int] | None = None, pads: list[int] | None = None,
+           strides: list[int] | None = None, **_: Any) -> np.ndarray:
+    """(N, C, *image_shape): each column added back where im2col took it from, in row
+    order ((O249); ONNX Runtime's math::Col2im for 2-D images, math::Col2imNd for the
+    others, which it calls with the dilated block as the kernel: its results, which
+    differ from the operator's definition where a dilation is above 1)."""
+    if col.dtype != np.float32:
+        raise unsupported("Col2Im", f"{col.dtype} input: ONNX Runtime runs it on float32 "
+                          "only")
+    image = [int(v) for v in image_shape.reshape(-1)]
+    kernel = [int(v) for v in block_shape.reshape(-1)]
+    nd = len(image)
+    d = list(dilations) if dilations else [1] * nd
+    p = list(pads) if pads else [0] * (2 * nd)
+    s = list(strides) if strides else [1] * nd
+    if nd == 0 or len(kernel) != nd or len(d) != nd or len(p) != 2 * nd or len(s) != nd \
+            or min(kernel) <= 0 or min(s) <= 0 or min(d) <= 0 or min(image) < 0:
+        raise NodeError(f"image_shape {image}, block_shape {kernel}, dilations {d}, pads {p} "
+                        f"and strides {s} do not fit together")
+    if col.ndim != 3 or col.shape[1] % int(np.prod(kernel)):
+        raise NodeError(f"input {list(col.shape)} is not (N, C * {int(np.prod(kernel))}, L)")
+    extent = [d[a] * (kernel[a] - 1) + 1 for a in range(nd)]
+    blocks = [int((image[a] + p[a] + p[nd + a] - extent[a]) / s[a]) + 1 for a in range(nd)]
+    # math::Col2imNd, called for the other ranks, is handed the dilated block as its
+    # kernel (and the dilations besides)
+    kern = kernel if nd == 2 else extent
+    if min(blocks) <= 0 or int(np.prod(blocks)) != col.shape[2]:
+        raise NodeError(f"{col.shape[2]} blocks per column, where image_shape {image}, "
+                        f"block_shape {kernel} and the attributes give {blocks}")
+    channels = col.shape[1] // int(np.prod(kernel))
+    y = np.empty((col.shape[0], channels, *image), np.float32)
+    for n in range(col.shape[0]):
+        y[n] = _col2im_rows(col[n].reshape(-1), col.shape[1], image, blocks, kern, s, d, p,
+                            channels).reshape(y.shape[1:])
+    return y
