@@ -820,6 +820,16 @@ def _detection() -> list[Case]:
                                        "align_corners": 1}, opset=20, tol=0, name="cubic"),
         Case("GridSample", [x, grid], {"mode": "nearest", "padding_mode": "border"},
              opset=20, tol=0, name="nearest"),
+        Case("AffineGrid", [f32(2, 2, 3), i64(2, 3, 5, 4)], opset=20, tol=0),
+        Case("AffineGrid", [f32(1, 3, 4).astype(np.float64), i64(1, 1, 3, 4, 5)],
+             {"align_corners": 1}, opset=20, tol=0, name="3d"),
+        Case("MaxUnpool", [f32(1, 2, 2, 2), _rng.permutation(32)[:8].reshape(1, 2, 2, 2)
+                           .astype(np.int64)], {"kernel_shape": [2, 2], "strides": [2, 2]},
+             opset=11, tol=0),
+        Case("Col2Im", [f32(2, 8, 6), i64(3, 4), i64(2, 2)], opset=18, tol=0),
+        Case("Col2Im", [f32(1, 8, 8), i64(4, 4, 4), i64(2, 2, 2)],
+             {"dilations": [1, 2, 2], "strides": [2, 1, 1]}, opset=18, tol=0, name="3d"),
+        Case("CenterCropPad", [f32(5, 4, 3), i64(2, 7)], {"axes": [0, -1]}, opset=18, tol=0),
     ]
 
 

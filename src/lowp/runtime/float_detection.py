@@ -175,11 +175,11 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
 
 
 def _roi_samples(start: Any, bin_size: Any, pooled: int, grid: int, size: int,
-                 t: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 t: Any) -> tuple[np.ndarray, ...]:
     """Along one axis, for the pooled x grid sample points (shape (pooled, grid)): the
     low and high indices, the low-side weight (1 - l) and high-side weight l, and whether
     the point is outside [-1, size] (roialign.cc PreCalcForBilinearInterpolate)."""
-    p = np.arange(pooled, dtype=t)[:, None]
+    p: np.ndarray = np.arange(pooled, dtype=t)[:, None]
     frac = np.arange(grid, dtype=np.float32)[None, :] + np.float32(0.5)
     pos = start + p * bin_size + frac.astype(t) * bin_size / t(grid)
     outside = (pos < -1.0) | (pos > size)
@@ -190,7 +190,7 @@ def _roi_samples(start: Any, bin_size: Any, pooled: int, grid: int, size: int,
     low = np.where(edge, size - 1, low)
     high = np.where(edge, low, low + 1)
     pos = np.where(edge, low.astype(t), pos)
-    frac_l = (pos - low.astype(t)).astype(t)
+    frac_l: np.ndarray = (pos - low.astype(t)).astype(t)
     return low, high, (t(1) - frac_l).astype(t), frac_l, outside
 
 
@@ -553,13 +553,13 @@ def CenterCropPad(x: np.ndarray, shape: np.ndarray, *, axes: list[int] | None = 
 # --- AffineGrid -------------------------------------------------------------------------
 
 
-def _base_coords(n: int, align_corners: bool, t: type) -> np.ndarray:
+def _base_coords(n: int, align_corners: bool, t: Any) -> np.ndarray:
     """Positions (of type t) of n samples over [-1, 1] (ONNX Runtime's
     generate_base_grid_*: Eigen's LinSpaced, -1 + i * (2 / (n - 1)) and the last exactly
     1, one sample at 1; without align_corners scaled by (n - 1) / n, multiplied and then
     divided)."""
     if n == 1:
-        v = np.ones(1, t)
+        v: np.ndarray = np.ones(1, t)
     else:
         step = t(2) / t(n - 1)
         v = t(-1) + np.arange(n, dtype=t) * step
