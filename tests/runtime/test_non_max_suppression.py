@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lowp.errors import NodeError
+from lowp.runtime import float_detection
 from lowp.runtime.float_ops import FLOAT_OPS
 
 from .node_agreement import assert_node_agrees
@@ -73,6 +74,19 @@ def test_drawn_suppressions_equal_onnxruntime(data: st.DataObject) -> None:
         inputs.append(_scalar(data.draw(st.sampled_from([0.0, 0.25, 0.6, float("nan")]))))
     assert_node_agrees("NonMaxSuppression", inputs,
                        {"center_point_box": data.draw(st.integers(0, 1))}, 11)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 256])
+def test_candidate_chunks_keep_the_order(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # candidates are weighed in chunks against the kept boxes and each other: any chunk
+    # length gives the one-at-a-time selection (300 crowded boxes, 2 classes)
+    monkeypatch.setattr(float_detection, "_NMS_CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    centers = rng.uniform(0, 40, (1, 300, 2))
+    boxes = np.concatenate([centers, rng.uniform(2, 9, (1, 300, 2))], -1).astype(np.float32)
+    scores = np.round(rng.random((1, 2, 300)) * 20).astype(np.float32) / 20
+    assert_node_agrees("NonMaxSuppression", [boxes, scores, _limit(60), _scalar(0.3)],
+                       {"center_point_box": 1}, 11)
 
 
 @pytest.mark.parametrize(("inputs", "match"), [

@@ -1,5 +1,5 @@
 """Numpy float implementations of the ONNX detection and geometry ops: NonMaxSuppression,
-RoiAlign.
+RoiAlign, GridSample, AffineGrid, MaxUnpool, Col2Im, CenterCropPad.
 
 Registered into FLOAT_OPS (see float_registry for the calling convention). Each follows ONNX
 Runtime's CPU kernel step for step (docs/operators.md (O242)-(O249)): the same float
@@ -40,14 +40,11 @@ def _corners(boxes: np.ndarray, center_point_box: int) -> tuple[np.ndarray, ...]
     return xc - half_w, xc + half_w, yc - half_h, yc + half_h
 
 
-def _suppressed(c: tuple[np.ndarray, ...], kept: list[int], j: int,
-                iou_threshold: np.float32) -> bool:
-    """Whether box j overlaps one of the kept boxes by more than iou_threshold
-    (nms_helpers::SuppressByIOU(j, kept box) against each, float32 throughout)."""
-    if not kept:
-        return False
+def _overlaps(c: tuple[np.ndarray, ...], j: np.ndarray, k: np.ndarray,
+              iou_threshold: np.float32) -> np.ndarray:
+    """Whether candidate boxes j overlap kept boxes k (index arrays that broadcast) by
+    more than iou_threshold: nms_helpers::SuppressByIOU(j, k), float32 throughout."""
     x_min, x_max, y_min, y_max = c
-    k = np.asarray(kept)
     # std::max(a, b) is (a < b) ? b : a, std::min(a, b) is (b < a) ? b : a; a is box j
     ix_min = np.where(x_min[j] < x_min[k], x_min[k], x_min[j])
     ix_max = np.where(x_max[k] < x_max[j], x_max[k], x_max[j])
@@ -60,9 +57,36 @@ def _suppressed(c: tuple[np.ndarray, ...], kept: list[int], j: int,
         union = area_j + area_k - inter
         iou = inter / union
     # (each test is written as ONNX Runtime's early `return false`, negated: NaN passes it)
-    overlap = (~(ix_max <= ix_min) & ~(iy_max <= iy_min) & ~(inter <= 0) & ~(area_k <= 0)
-               & ~(area_j <= 0) & ~(union <= 0) & (iou > iou_threshold))
-    return bool(overlap.any())
+    return np.asarray(~(ix_max <= ix_min) & ~(iy_max <= iy_min) & ~(inter <= 0)
+                      & ~(area_k <= 0) & ~(area_j <= 0) & ~(union <= 0)
+                      & (iou > iou_threshold))
+
+
+# candidates weighed at once against the kept boxes and each other
+_NMS_CHUNK = 256
+
+
+def _select(c: tuple[np.ndarray, ...], order: list[int], limit: int,
+            iou_threshold: np.float32) -> list[int]:
+    """The boxes kept from candidates in pop order: each one not overlapping a kept box,
+    until `limit` are kept. Chunks of candidates are checked against the boxes kept
+    before them and against each other in one go, then walked in order."""
+    kept: list[int] = []
+    for start in range(0, len(order), _NMS_CHUNK):
+        chunk = np.asarray(order[start:start + _NMS_CHUNK])
+        dead = np.zeros(len(chunk), bool)
+        if kept:
+            dead |= _overlaps(c, chunk[:, None], np.asarray(kept)[None, :],
+                              iou_threshold).any(axis=1)
+        among = _overlaps(c, chunk[:, None], chunk[None, :], iou_threshold)
+        for i in range(len(chunk)):
+            if dead[i]:
+                continue
+            if len(kept) >= limit:
+                return kept
+            kept.append(int(chunk[i]))
+            dead[i + 1:] |= among[i + 1:, i]
+    return kept
 
 
 Item = tuple[float, int]
@@ -160,13 +184,7 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
             s = scores[b, c]
             candidates = (np.flatnonzero(s > np.float32(floor)) if floor is not None
                           else np.arange(s.shape[0]))
-            kept: list[int] = []
-            for j in _pop_order(s, candidates):
-                if _suppressed(corners, kept, j, iou):
-                    continue
-                if len(kept) >= limit:
-                    break
-                kept.append(j)
+            for j in _select(corners, _pop_order(s, candidates), limit, iou):
                 rows.append((b, c, j))
     return np.array(rows, np.int64).reshape(-1, 3)
 
