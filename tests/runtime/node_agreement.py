@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail
 
+from lowp.errors import NodeError
 from lowp.runtime import Session
 
 from .ort_agreement import onnxruntime_run
@@ -45,3 +48,18 @@ def assert_node_agrees(op: str, inputs: list[np.ndarray | None], attrs: dict[str
             assert got.dtype == want.dtype and got.shape == want.shape, (backend, threads)
             assert got.tobytes() == want.tobytes(), (backend, threads, got, want)
     return want
+
+
+def assert_node_agrees_or_both_refuse(op: str, inputs: list[np.ndarray | None],
+                                      attrs: dict[str, Any], opset: int) -> None:
+    """assert_node_agrees, or, where ONNX Runtime fails on the node's values, both backends
+    refuse them with a NodeError."""
+    model, feeds = node_model(op, inputs, attrs, opset)
+    try:
+        onnxruntime_run(model, feeds)
+    except Fail:
+        for backend in ("reference", "native"):
+            with pytest.raises(NodeError):
+                Session(model, backend=backend).run(feeds)
+        return
+    assert_node_agrees(op, inputs, attrs, opset)
