@@ -794,9 +794,48 @@ def _trees() -> list[Case]:
     ]
 
 
+def _detection() -> list[Case]:
+    """NonMaxSuppression, RoiAlign, GridSample (float_detection; drawn cases in
+    test_non_max_suppression.py, test_roi_align.py, test_grid_sample.py)."""
+    boxes = _rng.uniform(0, 6, (2, 8, 4)).astype(np.float32)
+    scores = np.round(_rng.uniform(0, 1, (2, 3, 8)) * 4).astype(np.float32) / 4
+    x = f32(2, 3, 6, 7)
+    rois = np.array([[0, 0, 4, 3], [1, 1, 5, 5], [2, 0.5, 6.5, 4], [-1, -1, 2, 2],
+                     [0.3, 1.2, 3.3, 5.1]], np.float32)
+    indices = i64(0, 1, 1, 0, 1)
+    grid = _rng.uniform(-1.2, 1.2, (2, 4, 5, 2)).astype(np.float32)
+    return [
+        Case("NonMaxSuppression", [boxes, scores, i64(3), scalar([0.4]), scalar([0.2])],
+             opset=11, tol=0),
+        Case("NonMaxSuppression", [boxes, scores, i64(5)], {"center_point_box": 1},
+             opset=11, tol=0, name="center"),
+        Case("RoiAlign", [x, rois, indices], {"output_height": 3, "output_width": 2},
+             opset=16, tol=0),
+        Case("RoiAlign", [x, rois, indices], {"mode": "max", "sampling_ratio": 2,
+                                              "coordinate_transformation_mode":
+                                              "output_half_pixel"}, opset=16, tol=0,
+             name="max"),
+        Case("GridSample", [x[:, :, :5, :5].copy(), grid], opset=16, tol=0),
+        Case("GridSample", [x, grid], {"mode": "cubic", "padding_mode": "reflection",
+                                       "align_corners": 1}, opset=20, tol=0, name="cubic"),
+        Case("GridSample", [x, grid], {"mode": "nearest", "padding_mode": "border"},
+             opset=20, tol=0, name="nearest"),
+        Case("AffineGrid", [f32(2, 2, 3), i64(2, 3, 5, 4)], opset=20, tol=0),
+        Case("AffineGrid", [f32(1, 3, 4).astype(np.float64), i64(1, 1, 3, 4, 5)],
+             {"align_corners": 1}, opset=20, tol=0, name="3d"),
+        Case("MaxUnpool", [f32(1, 2, 2, 2), _rng.permutation(32)[:8].reshape(1, 2, 2, 2)
+                           .astype(np.int64)], {"kernel_shape": [2, 2], "strides": [2, 2]},
+             opset=11, tol=0),
+        Case("Col2Im", [f32(2, 8, 6), i64(3, 4), i64(2, 2)], opset=18, tol=0),
+        Case("Col2Im", [f32(1, 8, 8), i64(4, 4, 4), i64(2, 2, 2)],
+             {"dilations": [1, 2, 2], "strides": [2, 1, 1]}, opset=18, tol=0, name="3d"),
+        Case("CenterCropPad", [f32(5, 4, 3), i64(2, 7)], {"axes": [0, -1]}, opset=18, tol=0),
+    ]
+
+
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + _ml() + random_geometry_cases(150))
+            + _extra() + _ml() + _detection() + random_geometry_cases(150))
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

@@ -130,7 +130,7 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "Range": (0, 1, 2), "OneHot": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
     "ReduceProd": (1,), "ReduceL2": (1,), "CenterCropPad": (1,), "GridSample": (1,),
-    "MaxUnpool": (2,), "DFT": (1,), "STFT": (2, 3),
+    "MaxUnpool": (2,), "DFT": (1,), "STFT": (2, 3), "AffineGrid": (1,), "Col2Im": (1, 2),
     # (which tensor of a sequence a position picks, or how a split cuts, sets its shape)
     "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,), "SequenceErase": (1,),
 }
