@@ -388,15 +388,46 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         return native.astype(x.dtype, copy=False)
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
+    nan_order = bool(np.isnan(cols).any())
     for offs in product(*(range(v) for v in k)):
-        dst = tuple(slice(offs[i] * d[i], offs[i] * d[i] + (in_sp[i] - 1) * s[i] + 1, s[i])
-                    for i in range(nd))
-        buf[(slice(None), slice(None)) + dst] += cols[(slice(None), slice(None)) + offs]
+        dst = (slice(None), slice(None)) + tuple(
+            slice(offs[i] * d[i], offs[i] * d[i] + (in_sp[i] - 1) * s[i] + 1, s[i])
+            for i in range(nd))
+        col = cols[(slice(None), slice(None)) + offs]
+        if nan_order:
+            column_first = _col2im_column_first(nd, in_sp[-1], offs[-1] * d[-1] - begin[-1],
+                                                s[-1], out[-1])
+            buf[dst] = np.where(column_first, ort_math.sse_op(np.add, col, buf[dst]),
+                                ort_math.sse_op(np.add, buf[dst], col))
+        else:
+            buf[dst] += col
     y = buf[(slice(None), slice(None)) + tuple(slice(begin[i], begin[i] + out[i])
                                                for i in range(nd))]
     if b is not None:
-        y = y + _f(b).reshape((1, -1) + (1,) * nd)
+        # Eigen's rowwise += of the bias: the image's NaN before the bias's
+        y = ort_math.sse_op(np.add, y, _f(b).reshape((1, -1) + (1,) * nd))
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def _col2im_column_first(nd: int, width: int, first: int, stride: int,
+                         out_width: int) -> np.ndarray:
+    """Which of a tap's `width` input columns ONNX Runtime's col2im adds column entry first
+    (x86's NaN: the entry's) rather than image first (docs/operators.md (O270)).
+
+    The tap's column c lands on output column c * stride + first; its columns landing inside
+    [0, out_width) form one run. Only the 2-D Col2im with stride 1 adds a run in vector
+    code: four values at a time image first, then a pair column first, then one image
+    first. Strided runs, 1-D and N-D transposed convolutions add every entry image first.
+    """
+    column_first = np.zeros(width, dtype=bool)
+    if nd != 2 or stride != 1:
+        return column_first
+    lo, hi = max(0, -first), min(width, out_width - first)
+    run = hi - lo
+    if run > 0:
+        pairs = lo + run // 4 * 4
+        column_first[pairs:pairs + (run % 4) // 2 * 2] = True
+    return column_first
 
 
 # --- pooling ------------------------------------------------------------------------------
