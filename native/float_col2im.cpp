@@ -5,6 +5,7 @@
 #include "float_col2im.h"
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "float_nan.h"
@@ -75,6 +76,20 @@ void col2im_plane_tiled(const Col2ImArgs& a, int64_t p) {
   }
 }
 
+// 1 where v is a NaN: an integer compare of its magnitude's bits, which the compiler keeps in
+// vector registers (a float compare loop it does not vectorize as well)
+inline int32_t is_nan(float v) {
+  int32_t bits;
+  std::memcpy(&bits, &v, 4);
+  return (bits & 0x7FFFFFFF) > 0x7F800000;
+}
+
+inline bool has_nan(const float* v, int64_t n) {
+  int32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= is_nan(v[i]);
+  return any != 0;
+}
+
 // Adds one tap's entries of input columns [ix0, ix1) to `row` (output column x0 + ix * sw).
 // Plain: the compiler's order. FirstNan: ONNX Runtime's 2-D Col2im, whose stride-1 run is
 // compiled to four-value vectors adding image first, then a two-value vector adding the
@@ -104,8 +119,9 @@ inline void add_run(const Col2ImArgs& a, float* row, const float* src, float sca
   }
 }
 
+// Returns whether a NaN came out.
 template <bool kDirect, class Arith>
-void col2im_plane_taps(const Col2ImArgs& a, int64_t p) {
+bool col2im_plane_taps(const Col2ImArgs& a, int64_t p) {
   float* y = a.y + p * a.oh * a.ow;
   std::fill_n(y, a.oh * a.ow, 0.0f);
   const PlaneSource ps = plane_source<kDirect>(a, p);
@@ -125,23 +141,40 @@ void col2im_plane_taps(const Col2ImArgs& a, int64_t p) {
         add_run<kDirect, Arith>(a, y + oy * a.ow, col + iy * ps.row, scale, ps.col, x0, ix0, ix1);
       }
     }
-  if (a.bias) {
-    // Eigen's rowwise += of the bias: the image's NaN before the bias's
-    const float b = a.bias[p % a.channels];
-    for (int64_t i = 0; i < a.oh * a.ow; ++i) y[i] = Arith::add(y[i], b);
+  if (!a.bias) return std::is_same_v<Arith, PlainArithmetic> && has_nan(y, a.oh * a.ow);
+  // Eigen's rowwise += of the bias: the image's NaN before the bias's
+  const float b = a.bias[p % a.channels];
+  int32_t any = 0;
+  for (int64_t i = 0; i < a.oh * a.ow; ++i) {
+    y[i] = Arith::add(y[i], b);
+    any |= is_nan(y[i]);
   }
+  return any != 0;
+}
+
+// Whether the plane's entries meet a NaN bias or NaN weights (tiled planes give each output
+// one entry, so NaNs meet only there)
+template <bool kDirect>
+bool tiled_nans_meet(const Col2ImArgs& a, int64_t p) {
+  if (a.bias && is_nan(a.bias[p % a.channels])) return true;
+  if constexpr (kDirect) {
+    const float* taps = a.w + (p % a.channels) * a.kh * a.kw;
+    for (int64_t t = 0; t < a.kh * a.kw; ++t)
+      if (is_nan(taps[t])) return true;
+  }
+  return false;
 }
 
 template <bool kDirect>
 void col2im_plane(const Col2ImArgs& a, int64_t p) {
-  if (tiles_exactly(a))
+  bool again;
+  if (tiles_exactly(a)) {
     col2im_plane_tiled<kDirect>(a, p);
-  else
-    col2im_plane_taps<kDirect, PlainArithmetic>(a, p);
-  const float* y = a.y + p * a.oh * a.ow;
-  bool nan = false;
-  for (int64_t i = 0; i < a.oh * a.ow; ++i) nan |= y[i] != y[i];
-  if (nan) col2im_plane_taps<kDirect, FirstNanArithmetic>(a, p);
+    again = tiled_nans_meet<kDirect>(a, p);
+  } else {
+    again = col2im_plane_taps<kDirect, PlainArithmetic>(a, p);
+  }
+  if (again) col2im_plane_taps<kDirect, FirstNanArithmetic>(a, p);
 }
 
 }  // namespace

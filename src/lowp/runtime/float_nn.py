@@ -1042,7 +1042,7 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
     ch = np.arange(n * c) % c
     y = eigen_scale_shift(np.ascontiguousarray(first).reshape(n * c, -1),
                           new_scale.reshape(-1)[ch], new_bias.reshape(-1)[ch],
-                          single_scale_first=True).reshape(first.shape)
+                          planes_per_image=c).reshape(first.shape)
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
@@ -1078,18 +1078,25 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 
 
 def eigen_scale_shift(planes: np.ndarray, s: np.ndarray, t: np.ndarray, *,
-                      single_scale_first: bool = False) -> np.ndarray:
+                      planes_per_image: int | None = None) -> np.ndarray:
     """planes * s + t for float32 (count, w) planes of one buffer from a 16-byte boundary,
     one s and t per plane, with ONNX Runtime's NaNs where two meet (its Eigen assignment
     Y = X * s + t in InstanceNormalization and BatchNormalization, (O221)): x's before s's,
     except in the last value of a plane whose scalar tail (after Eigen's peel to the
     boundary and its 4-value packets) has three values, where its compiled tail loop takes
-    s's, and (`single_scale_first`, BatchNormalization's loop) in planes of one value; then
-    x * s's before t's."""
+    s's; then x * s's before t's. `planes_per_image` (BatchNormalization's C) with planes of
+    one value: s's first but in the first two channels of an image whose C values start
+    one or two values past a 16-byte boundary ((O272))."""
     count, w = planes.shape
     scaled = ort_math.sse_op(np.multiply, planes, s[:, None])
-    head = np.minimum((-(np.arange(count) * w)) % 4, w)
-    last = np.nonzero(((w - head) % 4 == 3) | (single_scale_first and w == 1))[0]
+    if planes_per_image is not None and w == 1:
+        image_start = np.arange(count) // planes_per_image * planes_per_image
+        channel = np.arange(count) - image_start
+        peel = np.minimum(-image_start % 4, planes_per_image)
+        last = np.nonzero(~((channel < 2) & (peel >= 2)))[0]
+    else:
+        head = np.minimum((-(np.arange(count) * w)) % 4, w)
+        last = np.nonzero((w - head) % 4 == 3)[0]
     scaled[last, -1] = ort_math.sse_op(np.multiply, s[last], planes[last, -1])
     return ort_math.sse_op(np.add, scaled, t[:, None])
 
