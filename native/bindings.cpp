@@ -1268,12 +1268,14 @@ lowp::Kernel make_float_powf(Floats x, float exponent, OutFloats y, int threads)
 
 lowp::Kernel make_float_col2im(Floats cols, std::optional<Floats> bias, OutFloats y,
                                const std::vector<int64_t>& dims, int threads) {
-  // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w
-  if (dims.size() != 14)
-    throw std::invalid_argument("float_col2im needs 14 dims");
+  // dims: planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w,
+  // scalar_runs (1: ONNX Runtime's N-D col2im order, float_col2im.h)
+  if (dims.size() != 15)
+    throw std::invalid_argument("float_col2im needs 15 dims");
   lowp::Col2ImArgs a;
   int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh,
-                       &a.ow, &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w};
+                       &a.ow, &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w,
+                       &a.scalar_runs};
   for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
   bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.sh >= 1 && a.sw >= 1 &&
             a.dh >= 1 && a.dw >= 1 && a.begin_h >= 0 && a.begin_w >= 0;
@@ -1290,13 +1292,14 @@ lowp::Kernel make_float_conv_transpose_direct(Floats x, Floats w, std::optional<
                                               int threads) {
   // ConvTranspose with one input channel per group (float_col2im.h, direct form). dims:
   // planes, channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w, per_input,
-  // then x's element strides: batch, channel, row, column (x: the memory they index)
-  if (dims.size() != 19)
-    throw std::invalid_argument("float_conv_transpose_direct needs 19 dims");
+  // then x's element strides: batch, channel, row, column (x: the memory they index), then
+  // scalar_runs (1: ONNX Runtime's N-D col2im order, float_col2im.h)
+  if (dims.size() != 20)
+    throw std::invalid_argument("float_conv_transpose_direct needs 20 dims");
   lowp::Col2ImArgs a;
   int64_t* fields[] = {&a.planes, &a.channels, &a.kh, &a.kw, &a.ih, &a.iw, &a.oh, &a.ow,
                        &a.sh, &a.sw, &a.dh, &a.dw, &a.begin_h, &a.begin_w, &a.per_input,
-                       &a.x_batch, &a.x_channel, &a.x_row, &a.x_col};
+                       &a.x_batch, &a.x_channel, &a.x_row, &a.x_col, &a.scalar_runs};
   for (size_t i = 0; i < dims.size(); ++i) *fields[i] = dims[i];
   bool ok = a.channels >= 1 && a.planes % a.channels == 0 && a.per_input >= 1 &&
             a.channels % a.per_input == 0 && a.sh >= 1 && a.sw >= 1 && a.dh >= 1 &&

@@ -1,10 +1,14 @@
 // ConvTranspose's col2im (float_col2im.h): planes on the thread pool, each computed the same
 // way on any thread; in the direct form each entry is the product of a weight and an input
-// value, rounded once, made where it is added.
+// value, rounded once, made where it is added. A plane is added with the plain operations
+// and, where a NaN came out, again in ONNX Runtime's operand order (docs/operators.md (O270)).
 #include "float_col2im.h"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
+#include "float_nan.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -37,11 +41,12 @@ PlaneSource plane_source(const Col2ImArgs& a, int64_t p) {
   return {a.cols + p * a.kh * a.kw * tap, nullptr, tap, a.iw, 1};
 }
 
-// the column entry: src[ix] itself, or the rounded product scale * src[ix * col]
-template <bool kDirect>
+// the column entry: src[ix] itself, or the rounded product src[ix * col] * scale (the
+// input's NaN before the weight's, as ONNX Runtime's K = 1 GEMM)
+template <bool kDirect, class Arith = PlainArithmetic>
 inline float entry(const float* src, int64_t ix, float scale, int64_t col) {
   if constexpr (kDirect) {
-    return scale * src[ix * col];
+    return Arith::mul(src[ix * col], scale);
   } else {
     (void)scale, (void)col;
     return src[ix];
@@ -71,12 +76,52 @@ void col2im_plane_tiled(const Col2ImArgs& a, int64_t p) {
   }
 }
 
-template <bool kDirect>
-void col2im_plane(const Col2ImArgs& a, int64_t p) {
-  if (tiles_exactly(a)) {
-    col2im_plane_tiled<kDirect>(a, p);
-    return;
+// 1 where v is a NaN: an integer compare of its magnitude's bits, which the compiler keeps in
+// vector registers (a float compare loop it does not vectorize as well)
+inline int32_t is_nan(float v) {
+  int32_t bits;
+  std::memcpy(&bits, &v, 4);
+  return (bits & 0x7FFFFFFF) > 0x7F800000;
+}
+
+inline bool has_nan(const float* v, int64_t n) {
+  int32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= is_nan(v[i]);
+  return any != 0;
+}
+
+// Adds one tap's entries of input columns [ix0, ix1) to `row` (output column x0 + ix * sw).
+// Plain: the compiler's order. FirstNan: ONNX Runtime's 2-D Col2im, whose stride-1 run is
+// compiled to four-value vectors adding image first, then a two-value vector adding the
+// column entry first, then one value image first; strided runs and `scalar_runs` (its N-D
+// col2im) add every entry image first.
+template <bool kDirect, class Arith>
+inline void add_run(const Col2ImArgs& a, float* row, const float* src, float scale, int64_t col,
+                    int64_t x0, int64_t ix0, int64_t ix1) {
+  if (a.sw == 1) {
+    int64_t ix = ix0;
+    if constexpr (std::is_same_v<Arith, FirstNanArithmetic>) {
+      if (!a.scalar_runs) {
+        const int64_t quads = ix0 + (ix1 - ix0) / 4 * 4;
+        for (; ix < quads; ++ix)
+          row[x0 + ix] = Arith::add(row[x0 + ix], entry<kDirect, Arith>(src, ix, scale, col));
+        const int64_t pair = ix + (ix1 - ix) / 2 * 2;
+        for (; ix < pair; ++ix)
+          row[x0 + ix] = Arith::add(entry<kDirect, Arith>(src, ix, scale, col), row[x0 + ix]);
+      }
+    }
+    for (; ix < ix1; ++ix)
+      row[x0 + ix] = Arith::add(row[x0 + ix], entry<kDirect, Arith>(src, ix, scale, col));
+  } else {
+    for (int64_t ix = ix0; ix < ix1; ++ix)
+      row[x0 + ix * a.sw] =
+          Arith::add(row[x0 + ix * a.sw], entry<kDirect, Arith>(src, ix, scale, col));
   }
+}
+
+// Returns whether a NaN came out.
+template <bool kDirect, class Arith>
+bool col2im_plane_taps(const Col2ImArgs& a, int64_t p) {
   float* y = a.y + p * a.oh * a.ow;
   std::fill_n(y, a.oh * a.ow, 0.0f);
   const PlaneSource ps = plane_source<kDirect>(a, p);
@@ -93,21 +138,43 @@ void col2im_plane(const Col2ImArgs& a, int64_t p) {
       for (int64_t iy = 0; iy < a.ih; ++iy) {
         const int64_t oy = iy * a.sh + ky * a.dh - a.begin_h;
         if (oy < 0 || oy >= a.oh) continue;
-        float* row = y + oy * a.ow;
-        const float* src = col + iy * ps.row;
-        if (a.sw == 1) {
-          for (int64_t ix = ix0; ix < ix1; ++ix)
-            row[x0 + ix] += entry<kDirect>(src, ix, scale, ps.col);
-        } else {
-          for (int64_t ix = ix0; ix < ix1; ++ix)
-            row[x0 + ix * a.sw] += entry<kDirect>(src, ix, scale, ps.col);
-        }
+        add_run<kDirect, Arith>(a, y + oy * a.ow, col + iy * ps.row, scale, ps.col, x0, ix0, ix1);
       }
     }
-  if (a.bias) {
-    const float b = a.bias[p % a.channels];
-    for (int64_t i = 0; i < a.oh * a.ow; ++i) y[i] = y[i] + b;
+  if (!a.bias) return std::is_same_v<Arith, PlainArithmetic> && has_nan(y, a.oh * a.ow);
+  // Eigen's rowwise += of the bias: the image's NaN before the bias's
+  const float b = a.bias[p % a.channels];
+  int32_t any = 0;
+  for (int64_t i = 0; i < a.oh * a.ow; ++i) {
+    y[i] = Arith::add(y[i], b);
+    any |= is_nan(y[i]);
   }
+  return any != 0;
+}
+
+// Whether the plane's entries meet a NaN bias or NaN weights (tiled planes give each output
+// one entry, so NaNs meet only there)
+template <bool kDirect>
+bool tiled_nans_meet(const Col2ImArgs& a, int64_t p) {
+  if (a.bias && is_nan(a.bias[p % a.channels])) return true;
+  if constexpr (kDirect) {
+    const float* taps = a.w + (p % a.channels) * a.kh * a.kw;
+    for (int64_t t = 0; t < a.kh * a.kw; ++t)
+      if (is_nan(taps[t])) return true;
+  }
+  return false;
+}
+
+template <bool kDirect>
+void col2im_plane(const Col2ImArgs& a, int64_t p) {
+  bool again;
+  if (tiles_exactly(a)) {
+    col2im_plane_tiled<kDirect>(a, p);
+    again = tiled_nans_meet<kDirect>(a, p);
+  } else {
+    again = col2im_plane_taps<kDirect, PlainArithmetic>(a, p);
+  }
+  if (again) col2im_plane_taps<kDirect, FirstNanArithmetic>(a, p);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // ConvTranspose's col2im for float32 in the order of lowp.runtime.float_nn.ConvTranspose (and
 // ONNX Runtime's Col2im): every output starts at +0, the column entries that land on it are
 // added in kernel-offset order (row-major over the kernel taps), then the bias. Plain float
-// additions, so one portable translation unit serves every path, bit for bit.
+// additions, so one portable translation unit serves every path, bit for bit; a plane
+// holding a NaN is added again with x86's operand order of ONNX Runtime's compiled loops.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,9 @@ struct Col2ImArgs {
   int64_t planes = 0, channels = 1;
   int64_t kh = 1, kw = 1, ih = 1, iw = 1, oh = 1, ow = 1;
   int64_t sh = 1, sw = 1, dh = 1, dw = 1, begin_h = 0, begin_w = 0;
+  // ONNX Runtime's N-D col2im (1-D and 3-D and up) rather than its 2-D one: where NaNs meet,
+  // every entry is added image first (docs/operators.md (O270))
+  int64_t scalar_runs = 0;
 };
 void run_float_col2im(const Col2ImArgs& a, int threads);
 

@@ -168,9 +168,13 @@ void run_direction(const FloatRnnArgs& a, int64_t d, int threads) {
     if (h_prev) {
       for (size_t i = 0; i < recs.size(); ++i) {
         const GemmPart& q = step_parts[i];
+        bool nan = false;
         if (wide_m1) {
-          rnn_m1_transposed_avx2(h_prev, rd + q.c0 * H, g.data() + q.c0, q.cn, H);
-        } else {
+          float* out = g.data() + q.c0;
+          rnn_m1_transposed_avx2(h_prev, rd + q.c0 * H, out, q.cn, H);
+          for (int64_t c = 0; c < q.cn; ++c) nan |= out[c] != out[c];
+        }
+        if (!wide_m1 || nan) {  // a NaN: the shared kernel's NaN order (docs/operators.md (O271))
           recs[i].a = h_prev + q.r0 * H;
           run_mlas_sgemm(recs[i], 1);
         }

@@ -388,15 +388,46 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         return native.astype(x.dtype, copy=False)
     size = [max(full[i], begin[i] + out[i]) for i in range(nd)]
     buf = np.zeros((n, g * mg) + tuple(size), dtype=xf.dtype)
+    nan_order = bool(np.isnan(cols).any())
     for offs in product(*(range(v) for v in k)):
-        dst = tuple(slice(offs[i] * d[i], offs[i] * d[i] + (in_sp[i] - 1) * s[i] + 1, s[i])
-                    for i in range(nd))
-        buf[(slice(None), slice(None)) + dst] += cols[(slice(None), slice(None)) + offs]
+        dst = (slice(None), slice(None)) + tuple(
+            slice(offs[i] * d[i], offs[i] * d[i] + (in_sp[i] - 1) * s[i] + 1, s[i])
+            for i in range(nd))
+        col = cols[(slice(None), slice(None)) + offs]
+        if nan_order:
+            column_first = _col2im_column_first(nd, in_sp[-1], offs[-1] * d[-1] - begin[-1],
+                                                s[-1], out[-1])
+            buf[dst] = np.where(column_first, ort_math.sse_op(np.add, col, buf[dst]),
+                                ort_math.sse_op(np.add, buf[dst], col))
+        else:
+            buf[dst] += col
     y = buf[(slice(None), slice(None)) + tuple(slice(begin[i], begin[i] + out[i])
                                                for i in range(nd))]
     if b is not None:
-        y = y + _f(b).reshape((1, -1) + (1,) * nd)
+        # Eigen's rowwise += of the bias: the image's NaN before the bias's
+        y = ort_math.sse_op(np.add, y, _f(b).reshape((1, -1) + (1,) * nd))
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def _col2im_column_first(nd: int, width: int, first: int, stride: int,
+                         out_width: int) -> np.ndarray:
+    """Which of a tap's `width` input columns ONNX Runtime's col2im adds column entry first
+    (x86's NaN: the entry's) rather than image first (docs/operators.md (O270)).
+
+    The tap's column c lands on output column c * stride + first; its columns landing inside
+    [0, out_width) form one run. Only the 2-D Col2im with stride 1 adds a run in vector
+    code: four values at a time image first, then a pair column first, then one image
+    first. Strided runs, 1-D and N-D transposed convolutions add every entry image first.
+    """
+    column_first = np.zeros(width, dtype=bool)
+    if nd != 2 or stride != 1:
+        return column_first
+    lo, hi = max(0, -first), min(width, out_width - first)
+    run = hi - lo
+    if run > 0:
+        pairs = lo + run // 4 * 4
+        column_first[pairs:pairs + (run % 4) // 2 * 2] = True
+    return column_first
 
 
 # --- pooling ------------------------------------------------------------------------------
@@ -1011,7 +1042,7 @@ def BatchNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean:
     ch = np.arange(n * c) % c
     y = eigen_scale_shift(np.ascontiguousarray(first).reshape(n * c, -1),
                           new_scale.reshape(-1)[ch], new_bias.reshape(-1)[ch],
-                          single_scale_first=True).reshape(first.shape)
+                          planes_per_image=c).reshape(first.shape)
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
@@ -1047,18 +1078,25 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
 
 
 def eigen_scale_shift(planes: np.ndarray, s: np.ndarray, t: np.ndarray, *,
-                      single_scale_first: bool = False) -> np.ndarray:
+                      planes_per_image: int | None = None) -> np.ndarray:
     """planes * s + t for float32 (count, w) planes of one buffer from a 16-byte boundary,
     one s and t per plane, with ONNX Runtime's NaNs where two meet (its Eigen assignment
     Y = X * s + t in InstanceNormalization and BatchNormalization, (O221)): x's before s's,
     except in the last value of a plane whose scalar tail (after Eigen's peel to the
     boundary and its 4-value packets) has three values, where its compiled tail loop takes
-    s's, and (`single_scale_first`, BatchNormalization's loop) in planes of one value; then
-    x * s's before t's."""
+    s's; then x * s's before t's. `planes_per_image` (BatchNormalization's C) with planes of
+    one value: s's first but in the first two channels of an image whose C values start
+    one or two values past a 16-byte boundary ((O272))."""
     count, w = planes.shape
     scaled = ort_math.sse_op(np.multiply, planes, s[:, None])
-    head = np.minimum((-(np.arange(count) * w)) % 4, w)
-    last = np.nonzero(((w - head) % 4 == 3) | (single_scale_first and w == 1))[0]
+    if planes_per_image is not None and w == 1:
+        image_start = np.arange(count) // planes_per_image * planes_per_image
+        channel = np.arange(count) - image_start
+        peel = np.minimum(-image_start % 4, planes_per_image)
+        last = np.nonzero(~((channel < 2) & (peel >= 2)))[0]
+    else:
+        head = np.minimum((-(np.arange(count) * w)) % 4, w)
+        last = np.nonzero((w - head) % 4 == 3)[0]
     scaled[last, -1] = ort_math.sse_op(np.multiply, s[last], planes[last, -1])
     return ort_math.sse_op(np.add, scaled, t[:, None])
 

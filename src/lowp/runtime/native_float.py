@@ -906,7 +906,7 @@ def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
     y = _empty((n, c, *(int(v) for v in out)))
     call(ext.float_col2im, np.ascontiguousarray(cols).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         [n * c, c, *(int(v) for v in geometry)], _threads)
+         [n * c, c, *(int(v) for v in geometry), int(nd == 1)], _threads)
     return y
 
 
@@ -941,7 +941,8 @@ def conv_transpose_direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     call(ext.float_conv_transpose_direct, memory.reshape(-1),
          np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         [n * c, c, *(int(v) for v in geometry), per_input, *x_strides], _threads)
+         [n * c, c, *(int(v) for v in geometry), per_input, *x_strides, int(nd == 1)],
+         _threads)
     return y
 
 
