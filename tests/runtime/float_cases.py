@@ -794,9 +794,27 @@ def _trees() -> list[Case]:
     ]
 
 
+def _data_ops() -> list[Case]:
+    # lowp.runtime.float_data_ops (tests/runtime/test_float_data_ops.py, test_unique.py,
+    # test_det.py draw many more)
+    x = f32(3, 4)
+    return [
+        Case("EyeLike", [x], {"k": 1}, opset=22, tol=0),
+        Case("CumProd", [x, i64(1)], {"exclusive": 1}, opset=26, tol=0),
+        Case("Compress", [x, np.array([True, False, True])], {"axis": 0}, opset=22, tol=0),
+        Case("ReverseSequence", [x, i64(1, 3, 0, 2)], opset=22, tol=0),
+        Case("Unique", [np.round(x)], {"sorted": 0}, opset=22, n_out=4, tol=0),
+        Case("BitShift", [ints(6, dtype=np.uint8, lo=0, hi=256),
+                          ints(6, dtype=np.uint8, lo=0, hi=10)], {"direction": "LEFT"},
+             opset=22, tol=0),
+        Case("BitwiseNot", [ints(6)], opset=18, tol=0),
+        Case("Det", [f32(2, 3, 3)], opset=22, tol=0),
+    ]
+
+
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + _ml() + random_geometry_cases(150))
+            + _extra() + _ml() + _data_ops() + random_geometry_cases(150))
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

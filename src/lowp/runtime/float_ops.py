@@ -2277,11 +2277,12 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
     return np.add(y, bias.reshape(-1)[:y.shape[-1]], dtype=np.float32)
 
 
-# Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
-# ai.onnx.ml ops register themselves here.
+# Convolution, pooling, normalization, resize and recurrent ops, the small data ops, the
+# sequence ops and the ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
+    float_data_ops,
     float_nn,
     ml_ops,
     ml_tree_ensemble,
