@@ -809,6 +809,10 @@ def _data_ops() -> list[Case]:
              opset=22, tol=0),
         Case("BitwiseNot", [ints(6)], opset=18, tol=0),
         Case("Det", [f32(2, 3, 3)], opset=22, tol=0),
+        # lowp.runtime.optional_ops on tensors (tests/runtime/test_optional_ops.py: in graphs)
+        Case("Optional", [x], opset=18, tol=0),
+        Case("OptionalHasElement", [x], opset=18, tol=0),
+        Case("OptionalGetElement", [x], opset=18, tol=0),
     ]
 
 

@@ -2278,7 +2278,7 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 
 
 # Convolution, pooling, normalization, resize and recurrent ops, the small data ops, the
-# sequence ops and the ai.onnx.ml ops register themselves here.
+# sequence and optional ops and the ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
@@ -2287,6 +2287,7 @@ from lowp.runtime import (  # noqa: E402, F401
     ml_ops,
     ml_tree_ensemble,
     ml_trees,
+    optional_ops,
     per_token_fusion,
     quantized_lstm,
     sequence_ops,
