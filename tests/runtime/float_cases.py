@@ -813,6 +813,8 @@ def _data_ops() -> list[Case]:
         Case("Optional", [x], opset=18, tol=0),
         Case("OptionalHasElement", [x], opset=18, tol=0),
         Case("OptionalGetElement", [x], opset=18, tol=0),
+        Case("RotaryEmbedding", [f32(1, 2, 3, 8), f32(1, 3, 4), f32(1, 3, 4)], opset=23,
+             tol=0),
     ]
 
 

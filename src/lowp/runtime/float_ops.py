@@ -2284,6 +2284,7 @@ from lowp.runtime import (  # noqa: E402, F401
     conv_integer_fusion,
     float_data_ops,
     float_nn,
+    float_rotary,
     ml_ops,
     ml_tree_ensemble,
     ml_trees,
