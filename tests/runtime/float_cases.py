@@ -815,6 +815,10 @@ def _data_ops() -> list[Case]:
         Case("OptionalGetElement", [x], opset=18, tol=0),
         Case("RotaryEmbedding", [f32(1, 2, 3, 8), f32(1, 3, 4), f32(1, 3, 4)], opset=23,
              tol=0),
+        Case("TfIdfVectorizer", [ints(2, 6, lo=0, hi=4, dtype=np.int64)],
+             {"mode": "TFIDF", "min_gram_length": 1, "max_gram_length": 2,
+              "max_skip_count": 1, "ngram_counts": [0, 2], "ngram_indexes": [2, 0, 1],
+              "pool_int64s": [1, 3, 0, 2], "weights": [0.5, -1.5, 2.0]}, opset=9, tol=0),
     ]
 
 

@@ -2292,6 +2292,7 @@ from lowp.runtime import (  # noqa: E402, F401
     per_token_fusion,
     quantized_lstm,
     sequence_ops,
+    tfidf,
 )
 
 # float16 operators ONNX Runtime's CPU provider has no kernel for, run as float32's between
