@@ -124,3 +124,24 @@ def test_bitwise_not(dtype: type) -> None:
     x = np.array([info.min, info.max, 0, 1, info.max // 3], dtype)
     feeds = {"x": x.reshape(5, 1)}
     assert_backends_give_onnxruntimes_bits(one_node_model("BitwiseNot", feeds, opset=18), feeds)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=SHAPES, data=st.data(), exclusive=st.integers(0, 1), reverse=st.integers(0, 1),
+       dtype=st.sampled_from([np.float32, np.float64, np.int32, np.int64]), seed=SEEDS)
+def test_cum_sum_in_onnxruntimes_order(shape: list[int], data: st.DataObject, exclusive: int,
+                                       reverse: int, dtype: type, seed: int) -> None:
+    """CumSum shares CumProd's loop: an exclusive sum after an infinity is no longer NaN
+    (it subtracted each input from the inclusive sum), nor -0 where ONNX Runtime adds."""
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    feeds = {"x": _floats(np.random.default_rng(seed), shape, dtype),
+             "axis": np.array(axis, np.int64)}
+    model = one_node_model("CumSum", feeds, opset=14, exclusive=exclusive, reverse=reverse)
+    assert_backends_give_onnxruntimes_bits(model, feeds)
+
+
+def test_exclusive_cum_sum_after_an_infinity() -> None:
+    feeds = {"x": np.array([np.inf, 1, -0.0], np.float32), "axis": np.array(0, np.int64)}
+    (y,) = assert_backends_give_onnxruntimes_bits(
+        one_node_model("CumSum", feeds, opset=14, exclusive=1), feeds)
+    assert y.tolist() == [0.0, np.inf, np.inf]

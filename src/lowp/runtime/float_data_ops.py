@@ -67,17 +67,26 @@ def CumProd(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int
     if _float16_as_float32(x):
         return _to_float16(CumProd(x.astype(np.float32), axis, exclusive=exclusive,
                                    reverse=reverse))
+    return running(x, ax, np.multiply, exclusive=exclusive, reverse=reverse)
+
+
+def running(x: np.ndarray, ax: int, step: Any, *, exclusive: int, reverse: int) -> np.ndarray:
+    """ONNX Runtime's CumSum / CumProd loop along axis `ax` with `step` (numpy.add or
+    numpy.multiply): out[0] = x[0], out[i] = step(out[i - 1], x[i]), a rounding a step;
+    exclusive: out[0] is the identity and out[i] = step(out[i - 1], x[i - 1]) (a real
+    step even for the first, so 0 + -0 is +0 and 1 * sNaN quiet); from the back with
+    `reverse`."""
     v = np.moveaxis(x, ax, 0)
     if reverse:
         v = v[::-1]
     out = np.empty_like(v)
     if v.shape[0]:
-        # exclusive: 1, 1 * v[0], ... (a multiplication even for the first, quieting a NaN)
-        acc = np.ones_like(v[0]) if exclusive else v[0].copy()
+        identity = np.ones_like(v[0]) if step is np.multiply else np.zeros_like(v[0])
+        acc = identity if exclusive else v[0].copy()
         out[0] = acc
         for i in range(1, v.shape[0]):
             with np.errstate(all="ignore"):
-                acc = np.multiply(acc, v[i - 1] if exclusive else v[i], dtype=x.dtype)
+                acc = step(acc, v[i - 1] if exclusive else v[i], dtype=x.dtype)
             out[i] = acc
     if reverse:
         out = out[::-1]

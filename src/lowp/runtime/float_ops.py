@@ -1609,12 +1609,11 @@ def _topk_heap(row: np.ndarray, k: int, largest: bool) -> list[int] | None:
 @register
 def CumSum(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int = 0,
            **_: Any) -> np.ndarray:
+    # (ONNX Runtime's loop: an exclusive sum adds the inputs before each position, never
+    # subtracts one from the inclusive sum, which gave NaN after an infinity)
+    from .float_data_ops import running
     ax = _norm_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
-    v = np.flip(x, ax) if reverse else x
-    c = np.cumsum(v, axis=ax, dtype=x.dtype)
-    if exclusive:
-        c = c - v
-    return np.flip(c, ax).copy() if reverse else c
+    return running(x, ax, np.add, exclusive=exclusive, reverse=reverse)
 
 
 # --- shape and data movement (these must also work on integer tensors) -------------------
