@@ -830,12 +830,37 @@ def _detection() -> list[Case]:
         Case("Col2Im", [f32(1, 8, 8), i64(4, 4, 4), i64(2, 2, 2)],
              {"dilations": [1, 2, 2], "strides": [2, 1, 1]}, opset=18, tol=0, name="3d"),
         Case("CenterCropPad", [f32(5, 4, 3), i64(2, 7)], {"axes": [0, -1]}, opset=18, tol=0),
+def _data_ops() -> list[Case]:
+    # lowp.runtime.float_data_ops (tests/runtime/test_float_data_ops.py, test_unique.py,
+    # test_det.py draw many more)
+    x = f32(3, 4)
+    return [
+        Case("EyeLike", [x], {"k": 1}, opset=22, tol=0),
+        Case("CumProd", [x, i64(1)], {"exclusive": 1}, opset=26, tol=0),
+        Case("Compress", [x, np.array([True, False, True])], {"axis": 0}, opset=22, tol=0),
+        Case("ReverseSequence", [x, i64(1, 3, 0, 2)], opset=22, tol=0),
+        Case("Unique", [np.round(x)], {"sorted": 0}, opset=22, n_out=4, tol=0),
+        Case("BitShift", [ints(6, dtype=np.uint8, lo=0, hi=256),
+                          ints(6, dtype=np.uint8, lo=0, hi=10)], {"direction": "LEFT"},
+             opset=22, tol=0),
+        Case("BitwiseNot", [ints(6)], opset=18, tol=0),
+        Case("Det", [f32(2, 3, 3)], opset=22, tol=0),
+        # lowp.runtime.optional_ops on tensors (tests/runtime/test_optional_ops.py: in graphs)
+        Case("Optional", [x], opset=18, tol=0),
+        Case("OptionalHasElement", [x], opset=18, tol=0),
+        Case("OptionalGetElement", [x], opset=18, tol=0),
+        Case("RotaryEmbedding", [f32(1, 2, 3, 8), f32(1, 3, 4), f32(1, 3, 4)], opset=23,
+             tol=0),
+        Case("TfIdfVectorizer", [ints(2, 6, lo=0, hi=4, dtype=np.int64)],
+             {"mode": "TFIDF", "min_gram_length": 1, "max_gram_length": 2,
+              "max_skip_count": 1, "ngram_counts": [0, 2], "ngram_indexes": [2, 0, 1],
+              "pool_int64s": [1, 3, 0, 2], "weights": [0.5, -1.5, 2.0]}, opset=9, tol=0),
     ]
 
 
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + _ml() + _detection() + random_geometry_cases(150))
+            + _extra() + _ml() + _detection() + _data_ops() + random_geometry_cases(150))
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

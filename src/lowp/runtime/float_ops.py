@@ -1609,12 +1609,11 @@ def _topk_heap(row: np.ndarray, k: int, largest: bool) -> list[int] | None:
 @register
 def CumSum(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int = 0,
            **_: Any) -> np.ndarray:
+    # (ONNX Runtime's loop: an exclusive sum adds the inputs before each position, never
+    # subtracts one from the inclusive sum, which gave NaN after an infinity)
+    from .float_data_ops import running
     ax = _norm_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
-    v = np.flip(x, ax) if reverse else x
-    c = np.cumsum(v, axis=ax, dtype=x.dtype)
-    if exclusive:
-        c = c - v
-    return np.flip(c, ax).copy() if reverse else c
+    return running(x, ax, np.add, exclusive=exclusive, reverse=reverse)
 
 
 # --- shape and data movement (these must also work on integer tensors) -------------------
@@ -2277,19 +2276,23 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
     return np.add(y, bias.reshape(-1)[:y.shape[-1]], dtype=np.float32)
 
 
-# Convolution, pooling, normalization, resize and recurrent ops, the sequence ops and the
-# ai.onnx.ml ops register themselves here.
+# Convolution, pooling, normalization, resize and recurrent ops, the small data ops, the
+# sequence and optional ops and the ai.onnx.ml ops register themselves here.
 from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
     float_detection,
+    float_data_ops,
     float_nn,
+    float_rotary,
     ml_ops,
     ml_tree_ensemble,
     ml_trees,
+    optional_ops,
     per_token_fusion,
     quantized_lstm,
     sequence_ops,
+    tfidf,
 )
 
 # float16 operators ONNX Runtime's CPU provider has no kernel for, run as float32's between

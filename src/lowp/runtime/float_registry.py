@@ -11,7 +11,9 @@ get those lists as numpy arrays and a ``node_cache`` keyword: a dict that lives 
 the node's step, for what they parse from the attributes once.
 
 Values are numpy arrays, except the ONNX sequences that the sequence operators
-(lowp.runtime.sequence_ops) make and read inside a graph: an immutable `TensorSequence`.
+(lowp.runtime.sequence_ops) make and read inside a graph: an immutable `TensorSequence`,
+and the optional without an element that Optional makes (lowp.runtime.optional_ops):
+`NoElement`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class TensorSequence:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.tensors)
+
+
+@dataclass(frozen=True, eq=False)
+class NoElement:
+    """An ONNX optional value without an element (an Optional node without its input),
+    of ONNX type `type_proto` when the node names one. It lives only inside a run, where
+    only the optional operators (lowp.runtime.optional_ops) read it; an optional with an
+    element is that element itself."""
+
+    type_proto: object = None
 
 
 class MapSequence(list):  # type: ignore[type-arg]

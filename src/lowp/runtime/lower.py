@@ -37,7 +37,7 @@ from .float_nn import (
     resize_channels_last,
 )
 from .float_ops import FLOAT_OPS
-from .float_registry import MapSequence, TensorSequence, node_attributes
+from .float_registry import MapSequence, NoElement, TensorSequence, node_attributes
 from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
@@ -335,9 +335,10 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
             raise UnsupportedOpError(op_type, name, str(e).split(": ", 1)[-1]) from None
         if not isinstance(result, tuple):
             result = (result,)
-        # (a sequence operator's TensorSequence, and ZipMap's MapSequence, is handed on as
-        # it is: a value of the run's tensor dict, which only the sequence operators read)
-        return tuple(r if isinstance(r, (TensorSequence, MapSequence))  # type: ignore[misc]
+        # (a sequence operator's TensorSequence, ZipMap's MapSequence and an empty optional
+        # are handed on as they are: values of the run's tensor dict, which only the
+        # sequence and optional operators read)
+        return tuple(r if isinstance(r, (TensorSequence, MapSequence, NoElement))  # type: ignore[misc]
                      else np.asarray(r) for r in result[:n_out])
 
     if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
