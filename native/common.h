@@ -282,6 +282,10 @@ struct IsaTable {
   // set, the driver calls it on the thread before each task's first GEMM call (no other code
   // runs on the thread between the calls of one task) and the kernels rely on it.
   void (*gemm_prepare)() = nullptr;
+  // gemm and gemm_fused also take tap_off == nullptr: then a holds ntaps pointers per row,
+  // row i's tap t at a[i * ntaps + t] (each 4 * kc4 bytes), so that the taps of a padded
+  // input's border rows may read a pixel of zero points instead of a padded copy.
+  bool gemm_indirect = false;
 };
 
 // Reduction length in bytes below which a table's short_gemm takes a GEMM (dispatch.cpp;

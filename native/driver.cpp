@@ -25,6 +25,19 @@ int threads_for(int64_t macs, int nthreads) {
   return int(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs / kMinMacsPerThread)));
 }
 
+// The outputs along one axis whose whole window lies inside the input (no padding): [lo, hi).
+struct Inside {
+  int64_t lo, hi;
+  bool has(int64_t i) const { return i >= lo && i < hi; }
+};
+
+Inside inside_outputs(int64_t in, int64_t out, int p0, int k, int s, int d) {
+  const int64_t lo = std::min<int64_t>(out, (int64_t(p0) + s - 1) / s);
+  const int64_t last = in - 1 - int64_t(k - 1) * d + p0;  // the last inside window start
+  const int64_t hi = last < 0 ? 0 : std::min<int64_t>(out, last / s + 1);
+  return {lo, std::max(lo, hi)};
+}
+
 int64_t out_len(int64_t in, int p0, int p1, int k, int s, int d) {
   const int64_t span = int64_t(k - 1) * d + 1, padded = in + p0 + p1;
   if (padded < span) return -1;
@@ -67,8 +80,13 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   const bool padded = p_.pd0 || p_.pd1 || p_.ph0 || p_.ph1 || p_.pw0 || p_.pw1;
   // rowtaps_ reads up to 3 bytes past a kernel row (zero weights), so it always copies
   // into the scratch buffer, which has slack at the end
-  const bool direct = !p_.x_signed && !padded && cg_ % 4 == 0 && !rowtaps_;
-  const int64_t Dp = d + p_.pd0 + p_.pd1, Hp = h + p_.ph0 + p_.ph1, Wp = w + p_.pw0 + p_.pw1;
+  const bool readable = !p_.x_signed && cg_ % 4 == 0 && !rowtaps_;  // as the GEMM reads it
+  // A padded input on a path whose GEMM takes a pointer per row and tap (gemm_indirect):
+  // no padded copy; a tap in the padding reads one pixel of za' (indirect below).
+  const bool indirect = padded && readable && isa.gemm_indirect && !isa.pack_rows;
+  const bool direct = readable && (!padded || indirect);
+  const int64_t Dp = direct ? d : d + p_.pd0 + p_.pd1, Hp = direct ? h : h + p_.ph0 + p_.ph1,
+                Wp = direct ? w : w + p_.pw0 + p_.pw1;
   const int64_t cx = direct ? p_.cin : int64_t(p_.groups) * cgp_;  // bytes per input pixel
   const uint8_t* xb = x;
   if (!direct) {
@@ -169,8 +187,68 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
                                ? (std::min(chunk, rows) + mr_max - 1) / mr_max * mr_max
                                : std::min(chunk, rows);
 
+  // indirect: row i of a chunk is rp[i], its window's first pixel in x, when the whole
+  // window lies inside the input (then its taps are at tap offsets, as for an unpadded
+  // input), else null: a GEMM call with such a row takes a pointer per row and tap
+  // (window_taps), a tap in the padding reading zpix (cg_ bytes of za', what the padded
+  // copy holds there).
+  const Inside in_d = inside_outputs(d, o.d, p_.pd0, p_.kd, p_.sd, p_.dd),
+               in_h = inside_outputs(h, o.h, p_.ph0, p_.kh, p_.sh, p_.dh),
+               in_w = inside_outputs(w, o.w, p_.pw0, p_.kw, p_.sw, p_.dw);
+  std::vector<uint8_t> zpix(indirect ? size_t(cg_) : 0, uint8_t(za_));
+  // the gtaps_ tap pointers of output row m (group g) at r
+  auto window_taps = [&](int g, int64_t m, const uint8_t** r) {
+    const uint8_t* const xg = x + int64_t(g) * cg_;
+    const int64_t ow = m % o.w, oh = (m / o.w) % o.h, od = (m / ohw) % o.d, b = m / (ohw * o.d);
+    const int64_t id0 = od * p_.sd - p_.pd0, ih0 = oh * p_.sh - p_.ph0, iw0 = ow * p_.sw - p_.pw0;
+    for (int a = 0, t = 0; a < p_.kd; ++a)
+      for (int kb = 0; kb < p_.kh; ++kb)
+        for (int kc = 0; kc < p_.kw; ++kc, ++t) {
+          const int64_t id = id0 + int64_t(a) * p_.dd, ih = ih0 + int64_t(kb) * p_.dh,
+                        iw = iw0 + int64_t(kc) * p_.dw;
+          const bool inside = id >= 0 && id < d && ih >= 0 && ih < h && iw >= 0 && iw < w;
+          r[t] = inside ? xg + (((b * d + id) * h + ih) * w + iw) * p_.cin : zpix.data();
+        }
+  };
+  // the rows of chunk [m0, m1) and (need_rowsum_) their sums
+  auto indirect_rows = [&](int g, int64_t m0, int64_t m1, const uint8_t** rows, int32_t* sums,
+                           const uint8_t** taps) {
+    const uint8_t* const xg = x + int64_t(g) * cg_;
+    const int nt = gtaps_;
+    // the first row decoded once, then (b, od, oh, ow) stepped like an odometer
+    int64_t ow = m0 % o.w, oh = (m0 / o.w) % o.h, od = (m0 / ohw) % o.d, b = m0 / (ohw * o.d);
+    for (int64_t m = m0; m < m1; ++m) {
+      if (m > m0 && ++ow == o.w) {
+        ow = 0;
+        if (++oh == o.h) {
+          oh = 0;
+          if (++od == o.d) {
+            od = 0;
+            ++b;
+          }
+        }
+      }
+      const bool inside = in_d.has(od) && in_h.has(oh) && in_w.has(ow);
+      rows[m - m0] = inside ? xg + (((b * d + od * p_.sd - p_.pd0) * h + oh * p_.sh - p_.ph0) *
+                                        w + ow * p_.sw - p_.pw0) * p_.cin
+                            : nullptr;
+      if (need_rowsum_) {
+        if (inside)
+          for (int t = 0; t < nt; ++t) taps[t] = rows[m - m0] + toff[t];
+        else
+          window_taps(g, m, taps);
+        uint32_t sum = 0;
+        for (int t = 0; t < nt; ++t)
+          for (int c = 0; c < cg_; ++c) sum += taps[t][c];
+        sums[m - m0] = int32_t(sum);
+      }
+    }
+  };
+
   auto work = [&](int) {
     std::vector<const uint8_t*> rp(chunk);
+    // indirect: a call's pointers per row and tap when a row of it is not inside
+    std::vector<const uint8_t*> taps(indirect ? size_t(mr_max * gtaps_) : 0);
     std::vector<int32_t> rs(chunk, 0);
     alignas(64) int32_t tile[kMaxMr * kPanel];
     std::vector<const uint8_t*> pp;  // pack_rows: the packed rows
@@ -193,8 +271,11 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       const int64_t* const to = toff.data();
       const uint8_t** const rpp = rp.data();
       int32_t* const rsp = rs.data();
-      const uint8_t* rb = xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes + ow * step_w;
-      for (int64_t m = m0; m < m1; ++m) {
+      if (indirect) indirect_rows(g, m0, m1, rpp, rsp, taps.data());
+      const uint8_t* rb =
+          indirect ? nullptr
+                   : xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes + ow * step_w;
+      for (int64_t m = m0; m < m1 && !indirect; ++m) {
         rpp[m - m0] = rb;
         if (rsum) {
           uint32_t s = 0;
@@ -249,6 +330,19 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
         const int mr = wp <= 32 ? isa.mr_narrow : isa.mr;
         for (int64_t m = m0; m < m1; m += mr) {
           const int rr = int(std::min<int64_t>(mr, m1 - m));
+          const uint8_t* const* ca = ga + (m - m0);
+          const int64_t* cto = gto;
+          if (indirect && std::find(ca, ca + rr, nullptr) != ca + rr) {
+            for (int i = 0; i < rr; ++i) {
+              const uint8_t** r = taps.data() + int64_t(i) * gtaps_;
+              if (ca[i])
+                for (int t = 0; t < gtaps_; ++t) r[t] = ca[i] + toff[t];
+              else
+                window_taps(g, m + i, r);
+            }
+            ca = taps.data();
+            cto = nullptr;  // (IsaTable::gemm_indirect)
+          }
           if (isa.gemm_fused) {
             GemmOut fo;
             fo.e = &epi_;
@@ -257,11 +351,11 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
             fo.rowsum = rs.data() + (m - m0);
             fo.out = y + m * p_.cout + c0;
             fo.ldo = p_.cout;
-            (own_rows ? isa.gemm_fused_packed : isa.gemm_fused)(rr, wp, ga + (m - m0), gto, gnt,
-                                                                gkc4, panel, fo);
+            (own_rows ? isa.gemm_fused_packed : isa.gemm_fused)(rr, wp, ca, cto, gnt, gkc4,
+                                                                panel, fo);
             continue;
           }
-          isa.gemm(rr, wp, ga + (m - m0), gto, gnt, gkc4, panel, tile);
+          isa.gemm(rr, wp, ca, cto, gnt, gkc4, panel, tile);
           for (int i = 0; i < rr; ++i)
             isa.epilogue(tile + i * kPanel, nvalid, epi_, c0, rs[m - m0 + i],
                          y + (m + i) * p_.cout + c0);

@@ -36,7 +36,9 @@ void gemm_tile(const uint8_t* const* a, const int64_t* tap_off, int ntaps, int k
   const int64_t bstep = 4 * static_cast<int64_t>(wp);
   for (int t = 0; t < ntaps; ++t) {
     const uint8_t* ap[MR];
-    unrolled<MR>([&](auto i) LOWP_INLINE_BODY { ap[i] = a[i] + tap_off[t]; });
+    unrolled<MR>([&](auto i) LOWP_INLINE_BODY {
+      ap[i] = tap_off ? a[i] + tap_off[t] : a[i * ntaps + t];  // (IsaTable::gemm_indirect)
+    });
     for (int k4 = 0; k4 < kc4; ++k4) {
       __m512i bv[NV];
       unrolled<NV>([&](auto v) LOWP_INLINE_BODY { bv[v] = _mm512_loadu_si512(b + 64 * v); });
@@ -1012,7 +1014,9 @@ void quantize(const QuantArgs& a) {
 
 const IsaTable kAvx512VnniTable = {"avx512vnni", kMr,    2 * kMr, gemm,       epilogue,
                                    dw,           dw_row, gemm_fused, add,
-                                   maxpool,      quantize,   dw_quad};
+                                   maxpool,      quantize,   dw_quad,
+                                   nullptr,      nullptr,    nullptr,  nullptr,
+                                   nullptr,      nullptr,    true};
 
 // The members the amx path shares (common.h).
 void avx512_epilogue(const int32_t* acc, int n, const Epilogue& e, int c0, int32_t rowsum,

@@ -173,6 +173,35 @@ def test_conv_every_tile_of_rows_and_columns(rows: int, mg: int, cg: int, thread
                 seed=seed, threads=threads)
 
 
+@given(kernel=st.sampled_from([(3, 3), (5, 5), (3, 1), (1, 3), (2, 2)]),
+       strides=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       dilations=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3),
+                      st.integers(0, 3)).filter(any),
+       side=st.tuples(st.integers(1, 26), st.integers(1, 26)),
+       cg=st.sampled_from([4, 16, 64]), mg=st.sampled_from([16, 64, 80]),
+       group=st.sampled_from([1, 1, 2]), batch=st.sampled_from([1, 2]),
+       threads=st.sampled_from([1, 2]), w_dtype=INT8_DTYPES, mode=MODES,
+       per_channel=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_conv_padded_uint8_input_read_in_place(
+        kernel: tuple[int, int], strides: tuple[int, int], dilations: tuple[int, int],
+        pads: tuple[int, int, int, int], side: tuple[int, int], cg: int, mg: int, group: int,
+        batch: int, threads: int, w_dtype: np.dtype, mode: RequantMode, per_channel: bool,
+        seed: int) -> None:
+    """Padded uint8 inputs of whole 4-channel blocks over maps of up to 26 x 26 pixels:
+    the avx512vnni path reads them in place (tiles of inside windows by tap offsets, tiles
+    with a border window by a pointer per row and tap, the padding's taps on a pixel of
+    zero points) where the other paths copy the input padded; every tile of border and
+    inside rows, several panels, 1 and 2 threads, every weight zero-point form (row sums)."""
+    spatial = tuple(max(side[i], (kernel[i] - 1) * dilations[i] + 1 - pads[i] - pads[i + 2])
+                    for i in range(2))
+    case = {"rank": 2, "group": group, "cg": cg, "mg": mg, "kernel": kernel,
+            "strides": strides, "dilations": dilations, "pads": pads, "spatial": spatial,
+            "batch": batch}
+    _check_conv(case, x_dtype=np.dtype(np.uint8), w_dtype=w_dtype, mode=mode,
+                per_channel=per_channel, seed=seed, threads=threads)
+
+
 @given(group=st.sampled_from([1, 5, 16, 40, 128]), kh=st.integers(2, 21),
        stride=st.integers(1, 3), dilation=st.integers(1, 2), pad=st.tuples(
            st.integers(0, 3), st.integers(0, 3)), width_pad=st.booleans(),
