@@ -316,6 +316,9 @@ _WINDOW_TYPES = {
 
 
 def _output_type(op: str, output_datatype: int) -> np.dtype:
+    if output_datatype in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
+        raise unsupported(op, f"output_datatype {output_datatype} (ONNX Runtime has no kernel "
+                              "for it and runs the ONNX function body instead)")
     if output_datatype not in _WINDOW_TYPES:
         raise unsupported(op, f"output_datatype {output_datatype} (ONNX Runtime's CPU kernel "
                               "writes float, double and the integer types only)")
@@ -323,23 +326,29 @@ def _output_type(op: str, output_datatype: int) -> np.dtype:
 
 
 def _convert(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """static_cast<T> of float64 values: rounded to a float type, truncated toward zero
-    (then wrapped) to an integer one."""
+    """static_cast<T> of float64 values as x86 converts them: rounded to a float type,
+    truncated toward zero to an integer one; a NaN (a one-sample symmetric window's 0 / 0)
+    becomes the conversion's "indefinite" value, INT32_MIN for int32 and INT64_MIN's bits
+    for the 64-bit types, whose low bits (0) the narrower types keep."""
     if dtype.kind == "f":
         return values.astype(dtype)
     with np.errstate(invalid="ignore"):
-        return np.trunc(values).astype(np.int64).astype(dtype)
+        wide = np.where(np.isnan(values), np.iinfo(np.int64).min,
+                        np.trunc(values)).astype(np.int64)
+    if dtype == np.int32:
+        return np.where(np.isnan(values), np.iinfo(np.int32).min, wide).astype(np.int32)
+    return wide.astype(dtype)
 
 
 def _cosine_sum_window(op: str, size: np.ndarray, a0: np.float32, a1: np.float32,
                        a2: np.float32, periodic: int, output_datatype: int) -> np.ndarray:
-    """a0 - a1 cos(w i) + a2 cos(2 w i) in double, w = 2 * 3.14159265 / N (ONNX Runtime's
-    constant, not pi), N the size or size - 1."""
+    """a0 - a1 cos(w i) + a2 cos(2 w i) in double (float coefficients), w = 2 pi / N, N the
+    size (periodic) or size - 1."""
     dtype = _output_type(op, output_datatype)
     n = _scalar(op, "size", size)
     if n is None or n < 0:
         raise unsupported(op, f"size {n}")
-    tau = 2 * 3.14159265
+    tau = 2 * math.pi
     with np.errstate(all="ignore"):
         increment = np.float64(tau) / np.float64(n if periodic else n - 1)
         i = np.arange(n, dtype=np.float64)
