@@ -2283,6 +2283,7 @@ from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
     float_nn,
+    float_normalize,
     float_signal,
     ml_ops,
     ml_tree_ensemble,
@@ -2299,7 +2300,8 @@ from lowp.runtime import (  # noqa: E402, F401
 _FLOAT32_BETWEEN_CASTS = (
     "GlobalMaxPool", "GlobalAveragePool", "AveragePool", "LpPool", "GlobalLpPool",
     "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceProd", "Elu",
-    "LeakyRelu", "HardSigmoid", "Hardmax", "DFT", "STFT")
+    "LeakyRelu", "HardSigmoid", "Hardmax", "DFT", "STFT",
+    "LpNormalization")
 
 
 def _between_casts(fn: Any) -> Any:
