@@ -52,10 +52,13 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
     **{f"test_split_to_sequence_{s}": ("SplitToSequence", _SEQUENCE_IO)
        for s in ("1", "2", "nokeepdims")},
     "test_identity_opt": ("Identity", "optional values: lowp's engine runs tensors only"),
+    **{f"test_dft_irfft{s}": ("DFT", "the inverse one-sided DFT (a half spectrum to a real "
+                                     "signal): not run yet") for s in ("", "_opset19")},
 }
 
 # Engine bugs and missing features still open: strict xfail, so a fix must remove the entry.
 _ALIGN_CORNERS = "Resize align_corners with a non-integer scale * input length"
+_FLOAT32_FFT = "ONNX Runtime's float32 DFT / STFT, which lowp follows, outside atol 1e-7"
 KNOWN_FAILURES: dict[str, str] = {
     "test_attention_4d_causal_fp16_expanded": (
         "float16 ops compute in float32 and round once; onnx's expected values round "
@@ -64,6 +67,11 @@ KNOWN_FAILURES: dict[str, str] = {
     # integer output length; onnx's reference maps through scale * input length
     "test_resize_downsample_scales_cubic_align_corners": _ALIGN_CORNERS,
     "test_resize_downsample_scales_linear_align_corners": _ALIGN_CORNERS,
+    # lowp equals ONNX Runtime bit for bit on these: its float32 radix-2 FFT and chirp-z
+    # transform round further from onnx's float64 numpy values than atol 1e-7 (up to 3e-4)
+    **{f"test_{name}": _FLOAT32_FFT for name in (
+        "dft", "dft_axis", "dft_inverse", "dft_rfft", "dft_opset19", "dft_axis_opset19",
+        "dft_inverse_opset19", "dft_rfft_opset19", "stft", "stft_with_window")},
 }
 
 
