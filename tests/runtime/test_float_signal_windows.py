@@ -1,0 +1,70 @@
+"""HannWindow, HammingWindow, BlackmanWindow and MelWeightMatrix equal ONNX Runtime bit for
+bit (docs/operators.md (O252)): periodic and symmetric, every output type its kernel writes,
+the size or parameters fed or constant; both backends at 1 and 2 threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto
+
+from lowp.errors import UnsupportedOpError
+from lowp.runtime import Session
+
+from .ort_agreement import assert_float_bits_agree
+from .signal_models import one_node
+
+_TYPES = [TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT8, TensorProto.INT16,
+          TensorProto.INT32, TensorProto.INT64, TensorProto.UINT8, TensorProto.UINT16,
+          TensorProto.UINT32, TensorProto.UINT64]
+
+
+@settings(max_examples=60, deadline=None)
+@given(op=st.sampled_from(["HannWindow", "HammingWindow", "BlackmanWindow"]),
+       size=st.integers(0, 600), periodic=st.booleans(), output=st.sampled_from(_TYPES),
+       size_type=st.sampled_from([np.int32, np.int64]), constant=st.booleans(),
+       threads=st.sampled_from([1, 2]))
+def test_windows_equal_onnxruntime(op: str, size: int, periodic: bool, output: int,
+                                   size_type: type, constant: bool, threads: int) -> None:
+    model, feeds = one_node(op, 17, [np.array(size, size_type)],
+                            {"periodic": int(periodic), "output_datatype": output},
+                            constants=(0,) if constant else ())
+    assert_float_bits_agree(model, feeds, threads)
+
+
+@pytest.mark.parametrize("op", ["HannWindow", "HammingWindow", "BlackmanWindow"])
+@pytest.mark.parametrize("output", _TYPES)
+def test_a_one_sample_symmetric_window_converts_nan_as_onnxruntime(op: str,
+                                                                   output: int) -> None:
+    model, feeds = one_node(op, 17, [np.array(1, np.int64)],
+                            {"periodic": 0, "output_datatype": output})
+    assert_float_bits_agree(model, feeds, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mels=st.integers(1, 80), dft_length=st.sampled_from([16, 64, 100, 256, 400, 512]),
+       rate=st.sampled_from([8000, 16000, 22050, 44100]),
+       low=st.floats(0, 0.2), high=st.floats(0.3, 0.99),
+       output=st.sampled_from(_TYPES), constant=st.booleans(),
+       threads=st.sampled_from([1, 2]))
+def test_mel_weight_matrix_equals_onnxruntime(mels: int, dft_length: int, rate: int,
+                                              low: float, high: float, output: int,
+                                              constant: bool, threads: int) -> None:
+    nyquist = rate / 2
+    inputs = [np.array(mels, np.int64), np.array(dft_length, np.int64),
+              np.array(rate, np.int64), np.array(low * nyquist, np.float32),
+              np.array(high * nyquist, np.float32)]
+    model, feeds = one_node("MelWeightMatrix", 17, inputs, {"output_datatype": output},
+                            constants=(0, 1, 2, 3, 4) if constant else ())
+    assert_float_bits_agree(model, feeds, threads)
+
+
+@pytest.mark.parametrize("output", [TensorProto.FLOAT16, TensorProto.BFLOAT16])
+def test_a_float16_window_is_refused(output: int) -> None:
+    model, feeds = one_node("HannWindow", 17, [np.array(8, np.int64)],
+                            {"output_datatype": output})
+    for backend in ("reference", "native"):
+        with pytest.raises(UnsupportedOpError, match="function body"):
+            Session(model, backend=backend).run(feeds)
