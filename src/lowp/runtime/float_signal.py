@@ -104,13 +104,6 @@ def _fft_radix2(x: Complex, table: Complex, inverse: bool) -> Complex:
     return re, im
 
 
-def _bit_reversed_input(x: Complex, length: int) -> Complex:
-    """x's first `length` samples (zero-padded) in bit-reversed order."""
-    bits = length.bit_length() - 1
-    order = _bit_reverse(np.arange(length, dtype=np.int64), bits)
-    return _padded(x, length)[0][order], _padded(x, length)[1][order]
-
-
 def _padded(x: Complex, length: int) -> Complex:
     n = x[0].shape[0]
     if n >= length:
@@ -292,7 +285,7 @@ def STFT(signal: np.ndarray, frame_step: np.ndarray, window: np.ndarray | None =
         raise unsupported("STFT", "no window and no frame_length")
     if step is None or step <= 0:
         raise unsupported("STFT", f"frame_step {step} (it must be positive)")
-    batch, size = x.shape[0], x.shape[1]
+    size = x.shape[1]
     if length > size:
         raise unsupported("STFT", f"frame_length {length} longer than the signal ({size})")
     frames = int(np.floor(np.float32(size - length) / np.float32(step))) + 1
