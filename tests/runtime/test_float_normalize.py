@@ -109,3 +109,13 @@ def test_swish_equals_onnxruntime(shape: list[int], dtype: type, alpha: float, s
     x = _data(shape, dtype, scale, nans, seed)
     model, feeds = one_node("Swish", 24, [x], {"alpha": alpha})
     assert_float_bits_agree(model, feeds, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mean_variance_normalization_with_default_axes_loads_and_equals_onnxruntime(
+        threads: int) -> None:
+    # onnx's inference of the function body fails when `axes` is omitted: the load's shape
+    # check writes the default [0, 2, 3] out
+    x = _data([2, 3, 4, 5], np.float32, 1.0, 0, 7)
+    model, feeds = one_node("MeanVarianceNormalization", 13, [x])
+    assert_float_bits_agree(model, feeds, threads)
