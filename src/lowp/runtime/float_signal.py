@@ -10,6 +10,7 @@ in ONNX Runtime's order, so signed zeros and NaNs come out as its do (docs/opera
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -61,8 +62,10 @@ def _angular_velocity(length: int, inverse: bool, t: type[np.floating]) -> np.fl
     return (t(1) if inverse else t(-1)) * tau / t(length)
 
 
+@functools.lru_cache(maxsize=64)
 def _twiddles(length: int, inverse: bool, t: type[np.floating]) -> Complex:
-    """ONNX Runtime's table V: V[bit_reverse(i)] = exp(i * angular velocity)."""
+    """ONNX Runtime's table V: V[bit_reverse(i)] = exp(i * angular velocity) (cached: the
+    arrays are only read)."""
     bits = length.bit_length() - 1
     i = np.arange(length, dtype=np.int64)
     angle = i.astype(t) * _angular_velocity(length, inverse, t)
@@ -70,7 +73,7 @@ def _twiddles(length: int, inverse: bool, t: type[np.floating]) -> Complex:
     order = _bit_reverse(i, bits)
     re, im = np.empty(length, t), np.empty(length, t)
     re[order], im[order] = cos, sin
-    return re, im
+    return _frozen((re, im))
 
 
 def _fft_radix2(x: Complex, table: Complex, inverse: bool) -> Complex:
@@ -165,13 +168,11 @@ def _transform(signal: _Signal, length: int, window: np.ndarray | None, inverse:
     return _bluestein(signal, length, window, inverse)
 
 
-def _bluestein(signal: _Signal, n: int, window: np.ndarray | None, inverse: bool) -> Complex:
-    """ONNX Runtime's chirp-z transform for a length that is not a power of two: two
-    forward FFTs and an inverse one of length m (the table V stays the forward one, so the
-    inverse comes out reversed and is read back from the end)."""
-    t = signal.re.dtype.type
+@functools.lru_cache(maxsize=64)
+def _chirp(n: int, inverse: bool, t: type[np.floating]) -> tuple[Complex, Complex]:
+    """Bluestein's chirp (zero past n) and the FFT of its mirrored conjugate b, of the
+    power of two m >= 2n - 1 (cached: the arrays are only read)."""
     m = 1 << (2 * n - 2).bit_length()
-    scale = t(np.float32(1) / np.float32(n)) if inverse else t(1)
     direction = t(1) if inverse else t(-1)
     k = np.arange(n).astype(t)
     exponent = direction * t(math.pi) * k * k / t(n)
@@ -182,8 +183,25 @@ def _bluestein(signal: _Signal, n: int, window: np.ndarray | None, inverse: bool
     b_re[:n], b_im[:n] = cos, -sin
     tail = np.arange(m - n + 1, m)
     b_re[tail], b_im[tail] = b_re[m - tail], b_im[m - tail]
+    b_fft = _fft_radix2(_Signal(b_re, b_im).weighted(None, m), _twiddles(m, False, t), False)
+    return _frozen(chirp), _frozen(b_fft)
+
+
+def _frozen(value: Complex) -> Complex:
+    for part in value:
+        part.setflags(write=False)
+    return value
+
+
+def _bluestein(signal: _Signal, n: int, window: np.ndarray | None, inverse: bool) -> Complex:
+    """ONNX Runtime's chirp-z transform for a length that is not a power of two: two
+    forward FFTs and an inverse one of length m (the table V stays the forward one, so the
+    inverse comes out reversed and is read back from the end)."""
+    t = signal.re.dtype.type
+    m = 1 << (2 * n - 2).bit_length()
+    scale = t(np.float32(1) / np.float32(n)) if inverse else t(1)
+    chirp, b_fft = _chirp(n, inverse, t)
     table = _twiddles(m, False, t)
-    b_fft = _fft_radix2(_Signal(b_re, b_im).weighted(None, m), table, False)
     a = signal.chirped(window, chirp, m)
     a_fft = _fft_radix2(_Signal(*a).weighted(None, m), table, False)
     extra = (1,) * (a[0].ndim - 1)
