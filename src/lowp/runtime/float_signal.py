@@ -63,9 +63,10 @@ def _angular_velocity(length: int, inverse: bool, t: type[np.floating]) -> np.fl
 
 
 @functools.lru_cache(maxsize=64)
-def _twiddles(length: int, inverse: bool, t: type[np.floating]) -> Complex:
-    """ONNX Runtime's table V: V[bit_reverse(i)] = exp(i * angular velocity) (cached: the
-    arrays are only read)."""
+def _twiddles(length: int, inverse: bool, kind: str) -> Complex:
+    """ONNX Runtime's table V: V[bit_reverse(i)] = exp(i * angular velocity), of the float
+    type named `kind` (cached: the arrays are only read)."""
+    t = np.dtype(kind).type
     bits = length.bit_length() - 1
     i = np.arange(length, dtype=np.int64)
     angle = i.astype(t) * _angular_velocity(length, inverse, t)
@@ -161,17 +162,17 @@ class _Signal:
 def _transform(signal: _Signal, length: int, window: np.ndarray | None, inverse: bool
                ) -> Complex:
     """The full `length`-point transform of every line of `signal` (axis 0)."""
-    t = signal.re.dtype.type
     if length & (length - 1) == 0:
-        return _fft_radix2(signal.weighted(window, length), _twiddles(length, inverse, t),
-                           inverse)
+        table = _twiddles(length, inverse, signal.re.dtype.str)
+        return _fft_radix2(signal.weighted(window, length), table, inverse)
     return _bluestein(signal, length, window, inverse)
 
 
 @functools.lru_cache(maxsize=64)
-def _chirp(n: int, inverse: bool, t: type[np.floating]) -> tuple[Complex, Complex]:
+def _chirp(n: int, inverse: bool, kind: str) -> tuple[Complex, Complex]:
     """Bluestein's chirp (zero past n) and the FFT of its mirrored conjugate b, of the
-    power of two m >= 2n - 1 (cached: the arrays are only read)."""
+    power of two m >= 2n - 1, in the float type named `kind` (cached: only read)."""
+    t = np.dtype(kind).type
     m = 1 << (2 * n - 2).bit_length()
     direction = t(1) if inverse else t(-1)
     k = np.arange(n).astype(t)
@@ -183,7 +184,7 @@ def _chirp(n: int, inverse: bool, t: type[np.floating]) -> tuple[Complex, Comple
     b_re[:n], b_im[:n] = cos, -sin
     tail = np.arange(m - n + 1, m)
     b_re[tail], b_im[tail] = b_re[m - tail], b_im[m - tail]
-    b_fft = _fft_radix2(_Signal(b_re, b_im).weighted(None, m), _twiddles(m, False, t), False)
+    b_fft = _fft_radix2(_Signal(b_re, b_im).weighted(None, m), _twiddles(m, False, kind), False)
     return _frozen(chirp), _frozen(b_fft)
 
 
@@ -200,8 +201,8 @@ def _bluestein(signal: _Signal, n: int, window: np.ndarray | None, inverse: bool
     t = signal.re.dtype.type
     m = 1 << (2 * n - 2).bit_length()
     scale = t(np.float32(1) / np.float32(n)) if inverse else t(1)
-    chirp, b_fft = _chirp(n, inverse, t)
-    table = _twiddles(m, False, t)
+    chirp, b_fft = _chirp(n, inverse, signal.re.dtype.str)
+    table = _twiddles(m, False, signal.re.dtype.str)
     a = signal.chirped(window, chirp, m)
     a_fft = _fft_radix2(_Signal(*a).weighted(None, m), table, False)
     extra = (1,) * (a[0].ndim - 1)
