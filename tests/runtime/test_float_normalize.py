@@ -90,8 +90,8 @@ def test_rms_normalization_equals_onnxruntime(shape: list[int], data: st.DataObj
                                               seed: int) -> None:
     shape = shape[:-1] + [data.draw(st.sampled_from([shape[-1], 16, 40]))]
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
-    # (a NaN payload in a row of 16 or more float32 values: ONNX Runtime's lane sum gives
-    # the default NaN there, which SimplifiedLayerNormalization does not model yet)
+    # (NaNs of two payloads in a row of 16 or more float32 values: which one ONNX Runtime's
+    # lane sum of squares hands on, SimplifiedLayerNormalization does not model yet)
     x = _data(shape, dtype, scale, nans, seed, payload=False)
     weight = np.random.default_rng(seed + 1).standard_normal(shape[axis:]).astype(dtype)
     model, feeds = one_node("RMSNormalization", 23, [x, weight],
