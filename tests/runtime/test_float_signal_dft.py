@@ -92,9 +92,28 @@ def _refusal(model_and_feeds: tuple, match: str) -> None:
             Session(model, backend=backend).run(feeds)
 
 
-def test_inverse_one_sided_dft_is_refused() -> None:
+@settings(max_examples=30, deadline=None)
+@given(bins=st.integers(1, 40), axis=st.sampled_from([1, 2, -2]), given_length=st.booleans(),
+       dtype=_DTYPES, threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+def test_inverse_one_sided_dft_equals_onnxruntime(bins: int, axis: int, given_length: bool,
+                                                  dtype: type, threads: int,
+                                                  seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = [2, 3, 3, 2]
+    shape[axis % 4] = bins
+    x = rng.standard_normal(shape).astype(dtype)
+    inputs = [x, None, np.array(axis, np.int64)]
+    if given_length and bins > 1:
+        inputs[1] = np.array(2 * (bins - 1) + int(rng.integers(0, 2)), np.int64)
+    model, feeds = one_node("DFT", 20, inputs, {"inverse": 1, "onesided": 1},
+                            constants=(1, 2))
+    assert_float_bits_agree(model, feeds, threads)
+
+
+def test_inverse_one_sided_dft_of_another_length_is_refused() -> None:
     x = np.ones((1, 5, 2), np.float32)
-    _refusal(one_node("DFT", 20, [x], {"inverse": 1, "onesided": 1}), "inverse=1 with onesided")
+    _refusal(one_node("DFT", 20, [x, np.array(20, np.int64)], {"inverse": 1, "onesided": 1},
+                      constants=(1,)), "inverse one-sided DFT of 5 values to 20")
 
 
 def test_a_chirp_z_transform_shorter_than_the_signal_is_refused() -> None:

@@ -97,8 +97,9 @@ def _fft_radix2(x: Complex, table: Complex, inverse: bool) -> Complex:
         v_first = (table[0][first].reshape((mid,) + extra), table[1][first].reshape((mid,) + extra))
         v_second = (table[0][second].reshape((mid,) + extra),
                     table[1][second].reshape((mid,) + extra))
-        top = _add(even, _mul(v_first, odd))
-        bottom = _add(even, _mul(v_second, odd))
+        # (the compiled butterfly adds the product to even: of two NaNs the product's)
+        top = _add(_mul(v_first, odd), even)
+        bottom = _add(_mul(v_second, odd), even)
         re = np.stack([top[0], bottom[0]], axis=1).reshape(re.shape)
         im = np.stack([top[1], bottom[1]], axis=1).reshape(im.shape)
         size <<= 1
@@ -250,10 +251,11 @@ def DFT(x: np.ndarray, dft_length: np.ndarray | None = None, axis_input: np.ndar
         **_: Any) -> np.ndarray:
     """ONNX DFT (17: axis attribute, 20: axis input, default -2)."""
     _float_kind("DFT", x)
-    if inverse and onesided:
-        raise unsupported("DFT", "inverse=1 with onesided=1 (the inverse of a one-sided "
-                                 "spectrum to a real signal)")
-    if onesided and x.ndim > 2 and x.shape[-1] == 2:
+    complex_input = x.ndim > 2 and x.shape[-1] == 2
+    if inverse and onesided and not complex_input:
+        raise unsupported("DFT", "inverse=1 with onesided=1 on a real signal (the inverse "
+                                 "of a one-sided spectrum takes a complex one)")
+    if onesided and not inverse and complex_input:
         raise unsupported("DFT", "onesided=1 on a complex signal")
     if opset >= 20:
         chosen = _scalar("DFT", "axis", axis_input)
@@ -269,11 +271,39 @@ def DFT(x: np.ndarray, dft_length: np.ndarray | None = None, axis_input: np.ndar
         length = signal.re.shape[0]
     if length <= 0:
         raise unsupported("DFT", f"dft_length {length} (it must be positive)")
+    if inverse and onesided:
+        return _inverse_one_sided(signal, dft_length, axis)
     re, im = _transform(signal, length, None, bool(inverse))
     if onesided:
         re, im = re[:length // 2 + 1], im[:length // 2 + 1]
     y = np.stack([re, im], axis=-1)
     return np.ascontiguousarray(np.moveaxis(y, 0, axis))
+
+
+def _inverse_one_sided(signal: _Signal, dft_length: np.ndarray | None, axis: int
+                       ) -> np.ndarray:
+    """The real signal of N = 2 (n - 1) samples (or dft_length's, whose half spectrum has
+    the input's n values) from a one-sided spectrum of n: the full spectrum X[N - j] =
+    conj(X[j]) for 0 < j < N / 2 past the input's values, its (O250) inverse transform,
+    the real parts ([..., N, 1])."""
+    n = signal.re.shape[0]
+    length = _scalar("DFT", "dft_length", dft_length)
+    if length is None:
+        length = 2 * (n - 1)
+        if length == 0:             # one value: an empty signal, as ONNX Runtime's
+            empty = np.zeros((0,) + signal.re.shape[1:] + (1,), signal.re.dtype)
+            return np.moveaxis(empty, 0, axis)
+    if length <= 0 or length // 2 + 1 != n:
+        raise unsupported("DFT", f"the inverse one-sided DFT of {n} values to {length} "
+                                 f"samples (lowp runs only N with N / 2 + 1 = {n})")
+    assert signal.im is not None
+    re = np.concatenate([signal.re, np.zeros((length - n,) + signal.re.shape[1:],
+                                             signal.re.dtype)])
+    im = np.concatenate([signal.im, np.zeros_like(re[n:])])
+    mirrored = np.arange(1, (length + 1) // 2)
+    re[length - mirrored], im[length - mirrored] = re[mirrored], -im[mirrored]
+    real, _imaginary = _transform(_Signal(re, im), length, None, True)
+    return np.ascontiguousarray(np.moveaxis(real[..., None], 0, axis))
 
 
 @register
