@@ -805,6 +805,8 @@ def _signal() -> list[Case]:
     return [
         Case("DFT", [real], {"onesided": 1}, tol=0, name="rfft-bluestein"),
         Case("DFT", [cplx], {"inverse": 1}, tol=0, name="inverse-radix2"),
+        Case("DFT", [f32(2, 6, 2)], {"inverse": 1, "onesided": 1}, opset=20, tol=0,
+             name="irfft"),
         Case("DFT", [cplx, i64(6).reshape(()), i64(1).reshape(())], opset=20,
              tol=0, name="axis-input"),
         Case("STFT", [f32(2, 40), i64(5).reshape(()), f32(16), i64(16).reshape(())],
