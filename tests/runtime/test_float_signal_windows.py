@@ -5,6 +5,7 @@ the size or parameters fed or constant; both backends at 1 and 2 threads."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from onnx import TensorProto
 from lowp.errors import LowpError, UnsupportedOpError
 from lowp.runtime import Session
 
-from .ort_agreement import assert_float_bits_agree
+from .ort_agreement import assert_float_bits_agree, onnxruntime_run
 from .signal_models import one_node
 
 _TYPES = [TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT8, TensorProto.INT16,
@@ -76,3 +77,27 @@ def test_a_constant_empty_window_is_refused_at_load() -> None:
     model, feeds = one_node("HannWindow", 17, [np.array(0, np.int64)], constants=(0,))
     with pytest.raises(LowpError):
         Session(model).run(feeds)
+
+
+@pytest.mark.parametrize("op", ["HannWindow", "MelWeightMatrix", "STFT", "DFT"])
+def test_a_fed_size_sets_the_shape_on_every_run(op: str) -> None:
+    # (a Shape of the op's output is folded only where its size inputs are fixed values)
+    x = np.random.default_rng(0).standard_normal((1, 40, 2)).astype(np.float32)
+    first: dict[str, list[np.ndarray | None]] = {
+        "HannWindow": [np.array(8, np.int64)],
+        "MelWeightMatrix": [np.array(8, np.int64), np.array(64, np.int64),
+                            np.array(16000, np.int64), np.array(20, np.float32),
+                            np.array(7000, np.float32)],
+        "STFT": [x, np.array(4, np.int64), None, np.array(16, np.int64)],
+        "DFT": [x, np.array(20, np.int64), np.array(1, np.int64)]}
+    second = list(first[op])
+    sized = 1 if op in ("STFT", "DFT") else 0       # the size, the step, the length
+    second[sized] = np.asarray(second[sized] + 3, np.int64)
+    model, feeds = one_node(op, 20, first[op])
+    model.graph.node[0].output[0] = "spectrum"
+    model.graph.node.append(onnx.helper.make_node("Shape", ["spectrum"], ["y"]))
+    _, other = one_node(op, 20, second)
+    for backend in ("reference", "native"):
+        session = Session(model, backend=backend)
+        for f in (feeds, other, feeds):
+            np.testing.assert_array_equal(session.run(f)["y"], onnxruntime_run(model, f)[0])
