@@ -75,6 +75,7 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
 
 # Engine bugs and missing features still open: strict xfail, so a fix must remove the entry.
 _ALIGN_CORNERS = "Resize align_corners with a non-integer scale * input length"
+_FLOAT32_FFT = "ONNX Runtime's float32 DFT / STFT, which lowp follows, outside atol 1e-7"
 KNOWN_FAILURES: dict[str, str] = {
     "test_attention_4d_causal_fp16_expanded": (
         "float16 ops compute in float32 and round once; onnx's expected values round "
@@ -87,6 +88,12 @@ KNOWN_FAILURES: dict[str, str] = {
     # given output_shape; onnx's reference maps it through the inferred 4 x 4 output
     "test_maxunpool_export_with_output_shape": (
         "MaxUnpool's indices into a larger output_shape (docs/operators.md (O248))"),
+    # lowp equals ONNX Runtime bit for bit on these: its float32 radix-2 FFT and chirp-z
+    # transform round further from onnx's float64 numpy values than atol 1e-7 (up to 3e-4)
+    **{f"test_{name}": _FLOAT32_FFT for name in (
+        "dft", "dft_axis", "dft_inverse", "dft_rfft", "dft_opset19", "dft_axis_opset19",
+        "dft_inverse_opset19", "dft_rfft_opset19", "dft_irfft", "dft_irfft_opset19",
+        "stft", "stft_with_window")},
 }
 
 

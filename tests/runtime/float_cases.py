@@ -860,7 +860,45 @@ def _data_ops() -> list[Case]:
 
 def all_cases() -> list[Case]:
     return (all_basic_cases() + _conv() + _pool() + _norm() + _resize() + _rnn()
-            + _extra() + _ml() + _detection() + _data_ops() + random_geometry_cases(150))
+            + _extra() + _ml() + _detection() + _data_ops() + random_geometry_cases(150)
+            + _signal() + _normalize())
+
+
+def _signal() -> list[Case]:
+    """DFT, STFT, the windows and MelWeightMatrix (lowp.runtime.float_signal), exact."""
+    real, cplx = f32(2, 12, 1), f32(2, 8, 2)
+    return [
+        Case("DFT", [real], {"onesided": 1}, tol=0, name="rfft-bluestein"),
+        Case("DFT", [cplx], {"inverse": 1}, tol=0, name="inverse-radix2"),
+        Case("DFT", [f32(2, 6, 2)], {"inverse": 1, "onesided": 1}, opset=20, tol=0,
+             name="irfft"),
+        Case("DFT", [cplx, i64(6).reshape(()), i64(1).reshape(())], opset=20,
+             tol=0, name="axis-input"),
+        Case("STFT", [f32(2, 40), i64(5).reshape(()), f32(16), i64(16).reshape(())],
+             tol=0, name="window"),
+        Case("STFT", [f32(1, 30, 2), i64(3).reshape(()), None, i64(10).reshape(())],
+             {"onesided": 0}, tol=0, name="complex"),
+        Case("HannWindow", [i64(10).reshape(())], tol=0),
+        Case("HammingWindow", [i64(9).reshape(())], {"periodic": 0, "output_datatype": 11},
+             tol=0, name="symmetric-double"),
+        Case("BlackmanWindow", [i64(16).reshape(())], tol=0),
+        Case("MelWeightMatrix", [i64(8).reshape(()), i64(64).reshape(()),
+                                 i64(16000).reshape(()), scalar(20.0), scalar(7000.0)], tol=0),
+    ]
+
+
+def _normalize() -> list[Case]:
+    """LpNormalization, MeanVarianceNormalization, RMSNormalization, Swish
+    (lowp.runtime.float_normalize), exact."""
+    x = f32(2, 3, 4, 5, scale=3)
+    return [
+        Case("LpNormalization", [x], {"axis": 1, "p": 1}, tol=0),
+        Case("LpNormalization", [x], {"axis": -1}, opset=22, tol=0),
+        Case("MeanVarianceNormalization", [x], opset=13, tol=0),
+        Case("MeanVarianceNormalization", [x], {"axes": [1, 3]}, opset=13, tol=0, name="axes"),
+        Case("RMSNormalization", [f32(2, 7, 40), f32(40)], opset=23, tol=0),
+        Case("Swish", [x], {"alpha": 0.7}, opset=24, tol=0),
+    ]
 
 
 def random_geometry_cases(n: int = 40, seed: int = 7) -> list[Case]:

@@ -420,10 +420,28 @@ def _shape_skeleton_bytes(proto: onnx.ModelProto) -> bytes:
     The nodes are written as proto serializes them instead of copied into a second
     ModelProto (a tree ensemble's attributes are hundreds of megabytes): a message's
     fields may come in any order, and a graph field given twice is one merged graph."""
-    nodes = b"".join(_length_delimited(_GRAPH_NODE_FIELD, n.SerializeToString())
+    nodes = b"".join(_length_delimited(_GRAPH_NODE_FIELD, _inferable(n).SerializeToString())
                      for n in proto.graph.node)
     bare = _nodeless_skeleton(proto).SerializeToString()
     return bare + _length_delimited(_MODEL_GRAPH_FIELD, nodes)
+
+
+# attribute defaults that onnx's inference of the op's function body needs written out
+# (MeanVarianceNormalization's body reads `axes` into a Constant, which fails when omitted)
+_INFERENCE_DEFAULTS: dict[str, tuple[str, list[int]]] = {
+    "MeanVarianceNormalization": ("axes", [0, 2, 3])}
+
+
+def _inferable(node: onnx.NodeProto) -> onnx.NodeProto:
+    """`node`, or a copy with the attribute default shape inference needs spelled out."""
+    default = _INFERENCE_DEFAULTS.get(node.op_type)
+    if default is None or node.domain not in ("", "ai.onnx") or \
+            any(a.name == default[0] for a in node.attribute):
+        return node
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.attribute.append(onnx.helper.make_attribute(*default))
+    return copy
 
 
 def _nodeless_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:

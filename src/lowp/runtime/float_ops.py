@@ -2281,10 +2281,12 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
-    float_detection,
     float_data_ops,
+    float_detection,
     float_nn,
+    float_normalize,
     float_rotary,
+    float_signal,
     ml_ops,
     ml_tree_ensemble,
     ml_trees,
@@ -2302,7 +2304,8 @@ from lowp.runtime import (  # noqa: E402, F401
 _FLOAT32_BETWEEN_CASTS = (
     "GlobalMaxPool", "GlobalAveragePool", "AveragePool", "LpPool", "GlobalLpPool",
     "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceProd", "Elu",
-    "LeakyRelu", "HardSigmoid", "Hardmax")
+    "LeakyRelu", "HardSigmoid", "Hardmax", "DFT", "STFT",
+    "LpNormalization")
 
 
 def _between_casts(fn: Any) -> Any:
