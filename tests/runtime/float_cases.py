@@ -830,6 +830,9 @@ def _detection() -> list[Case]:
         Case("Col2Im", [f32(1, 8, 8), i64(4, 4, 4), i64(2, 2, 2)],
              {"dilations": [1, 2, 2], "strides": [2, 1, 1]}, opset=18, tol=0, name="3d"),
         Case("CenterCropPad", [f32(5, 4, 3), i64(2, 7)], {"axes": [0, -1]}, opset=18, tol=0),
+    ]
+
+
 def _data_ops() -> list[Case]:
     # lowp.runtime.float_data_ops (tests/runtime/test_float_data_ops.py, test_unique.py,
     # test_det.py draw many more)
