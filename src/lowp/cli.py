@@ -56,7 +56,8 @@ def _config(args: argparse.Namespace) -> Config:
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
                   equalize=args.equalize, bias_correction=bool(args.bias_correction),
                   per_channel_chains=bool(args.per_channel_chains),
-                  measure_per_channel_chains=args.per_channel_chains is None,
+                  measure_per_channel_chains=(args.per_channel_chains is None
+                                              and Config.measure_per_channel_chains),
                   measure_bias_correction=args.bias_correction is None,
                   absorb_activations=bool(args.absorb_activations),
                   measure_absorbed_activations=args.absorb_activations is None,
@@ -382,10 +383,9 @@ def _add_config_options(p: argparse.ArgumentParser,
     p.add_argument("--per-channel-chains", action=argparse.BooleanOptionalAction,
                    default=None,
                    help="one int8 grid per channel for the activations of every pointwise "
-                        "Conv -> HardSwish/Relu/Clip -> depthwise Conv chain; without "
-                        "either flag the default method choice measures it on held-out "
-                        "data and keeps it where it raises the output SQNR and loses on "
-                        "no fold")
+                        "Conv -> HardSwish/Relu/Clip -> depthwise Conv chain; "
+                        "--no-per-channel-chains also keeps the method choice from "
+                        "measuring it (Config(measure_per_channel_chains=True))")
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
                    default=None,
                    help="bias correction of the weight quantization's mean output error "

@@ -19,6 +19,8 @@ from lowp.pipeline import quantize
 from ..runtime.ort_agreement import assert_sessions_equal_onnxruntime
 from .test_channel_chains import C, _float_model, _per_channel_pairs
 
+MEASURED = Config(measure_per_channel_chains=True)
+
 
 def _spread_model(spread: float = 100.0) -> onnx.ModelProto:
     """x -> 1x1 Conv (channel ranges `spread` times apart) -> HardSwish -> depthwise 3x3
@@ -86,7 +88,7 @@ def test_the_default_keeps_per_channel_chains_where_the_folds_gain(tmp_path):
     the model is that of the record's flags, and the calibration table gives it again
     without measuring."""
     model, calib = _spread_model(), _spread_calibration()
-    result = quantize(model, calib, Config())
+    result = quantize(model, calib, MEASURED)
     choice = result.method_choice
     assert choice is not None and choice.channel_chains is not None
     step = choice.channel_chains
@@ -96,7 +98,7 @@ def test_the_default_keeps_per_channel_chains_where_the_folds_gain(tmp_path):
     assert "per-channel chains: +" in choice.format() and "< kept" in choice.format()
     assert choice.to_dict()["channel_chains"]["kept"] is True
     assert len(_per_channel_pairs(result.model)) == 4 and chain_pairs(result.model) == []
-    fixed = dataclasses.replace(candidate_config(Config(), choice.chosen),
+    fixed = dataclasses.replace(candidate_config(MEASURED, choice.chosen),
                                 per_channel_chains=True,
                                 bias_correction=choice.bias_correction is not None
                                 and choice.bias_correction.kept)
@@ -104,12 +106,12 @@ def test_the_default_keeps_per_channel_chains_where_the_folds_gain(tmp_path):
             == result.model.SerializeToString())
     assert result.table.settings.get("per_channel_chains") is True
     result.table.save(tmp_path / "t.json")
-    again = quantize(model, calib, Config(), calib_table=tmp_path / "t.json")
+    again = quantize(model, calib, MEASURED, calib_table=tmp_path / "t.json")
     assert again.model.SerializeToString() == result.model.SerializeToString()
 
 
 def test_the_kept_file_runs_in_lowp_as_in_onnxruntime():
-    result = quantize(_spread_model(), _spread_calibration(), Config())
+    result = quantize(_spread_model(), _spread_calibration(), MEASURED)
     assert result.method_choice is not None and result.method_choice.channel_chains is not None
     assert result.method_choice.channel_chains.kept
     x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
@@ -120,7 +122,7 @@ def test_the_default_leaves_per_channel_chains_out_where_a_fold_loses():
     """A channel narrow on one fold's calibration half and wide on its held-out half: that
     fold loses (-29.73 dB, the other -0.34); the file is the one without the change."""
     model, calib = _routing_model(), _shifting_calibration()
-    result = quantize(model, calib, Config())
+    result = quantize(model, calib, MEASURED)
     choice = result.method_choice
     assert choice is not None and choice.channel_chains is not None
     step = choice.channel_chains
@@ -129,7 +131,7 @@ def test_the_default_leaves_per_channel_chains_out_where_a_fold_loses():
     assert choice.to_dict()["channel_chains"]["kept"] is False
     assert _per_channel_pairs(result.model) == {} and chain_pairs(result.model)
     assert "per_channel_chains" not in result.table.settings
-    off = quantize(model, calib, Config(measure_per_channel_chains=False))
+    off = quantize(model, calib, Config())
     assert off.model.SerializeToString() == result.model.SerializeToString()
     x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
     assert_sessions_equal_onnxruntime(result.model, x)
@@ -138,9 +140,9 @@ def test_the_default_leaves_per_channel_chains_out_where_a_fold_loses():
 @pytest.mark.parametrize("why", ["no chain", "off", "forced on", "target"])
 def test_the_step_is_not_measured_where_it_cannot_change_the_model(why):
     model = _float_model(depthwise=why != "no chain")     # a dense 3x3 Conv: no chain
-    config = {"no chain": Config(), "off": Config(measure_per_channel_chains=False),
-              "forced on": Config(per_channel_chains=True),
-              "target": Config(target="qnnpack")}[why]
+    config = {"no chain": MEASURED, "off": Config(),
+              "forced on": Config(per_channel_chains=True, measure_per_channel_chains=True),
+              "target": Config(target="qnnpack", measure_per_channel_chains=True)}[why]
     choice = quantize(model, _spread_calibration(), config).method_choice
     assert choice is not None and choice.channel_chains is None
     assert "per-channel chains" not in choice.format()
@@ -157,7 +159,7 @@ def test_a_frame_agreement_lower_on_one_fold_leaves_the_chains_out():
 
 
 @pytest.mark.parametrize("flags, on, measured", [
-    ([], False, True),
+    ([], False, False),
     (["--per-channel-chains"], True, False),
     (["--no-per-channel-chains"], False, False),
 ])
