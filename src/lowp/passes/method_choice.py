@@ -31,9 +31,10 @@ biases as Gemm biases (`MatMulBiasStep`) and then per-tensor weights (`PerTensor
 are measured the same way before bias correction (docs/accuracy.md, "Per-tensor weights and
 MatMul biases as steps measured on the folds").
 Last, with `Config.measure_per_channel_chains` (opt-in), where the model has pointwise ->
-depthwise chains (passes.channel_chains), the kept model is measured with their activations on per-channel grids (`Config.per_channel_chains`)
-and they are kept when the mean output SQNR rises, no fold's falls and, where class maps
-are scored, no fold's frame agreement falls (`ChannelChainsStep`, docs/operators.md (O282)).
+depthwise chains (passes.channel_chains), the kept model is measured with their activations
+on per-channel grids (`Config.per_channel_chains`), and they are kept when the mean output
+SQNR rises, no fold's falls and, where class maps are scored, no fold's frame agreement
+falls (`ChannelChainsStep`, docs/operators.md (O282)).
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
