@@ -55,7 +55,9 @@ def _config(args: argparse.Namespace) -> Config:
                   exclude_nodes=tuple(args.exclude), exclude_op_types=tuple(args.exclude_op),
                   batch_size=args.batch_size, smooth_alpha=args.smooth,
                   equalize=args.equalize, bias_correction=bool(args.bias_correction),
-                  per_channel_chains=args.per_channel_chains,
+                  per_channel_chains=bool(args.per_channel_chains),
+                  measure_per_channel_chains=(args.per_channel_chains is None
+                                              and Config.measure_per_channel_chains),
                   measure_bias_correction=args.bias_correction is None,
                   absorb_activations=bool(args.absorb_activations),
                   measure_absorbed_activations=args.absorb_activations is None,
@@ -379,9 +381,11 @@ def _add_config_options(p: argparse.ArgumentParser,
                    default=Config.equalize,
                    help="cross-layer equalization of Conv -> Relu -> Conv weight ranges")
     p.add_argument("--per-channel-chains", action=argparse.BooleanOptionalAction,
-                   default=Config.per_channel_chains,
+                   default=None,
                    help="one int8 grid per channel for the activations of every pointwise "
-                        "Conv -> HardSwish/Relu/Clip -> depthwise Conv chain")
+                        "Conv -> HardSwish/Relu/Clip -> depthwise Conv chain; "
+                        "--no-per-channel-chains also keeps the method choice from "
+                        "measuring it (Config(measure_per_channel_chains=True))")
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
                    default=None,
                    help="bias correction of the weight quantization's mean output error "

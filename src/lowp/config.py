@@ -192,6 +192,17 @@ class Config:
         ONNX Runtime and lowp's engine run those Convs in float between the grids. Static
         mode only. Off by default (docs/accuracy.md, "Per-channel activation grids along
         pointwise -> depthwise chains").
+    measure_per_channel_chains
+        Under CalibMethod.MEASURED (without an accuracy budget), where the model has such
+        chains and the target takes per-channel activations, the kept model (its range
+        rule, layer in float, absorbed activations, bias correction) is measured with
+        `per_channel_chains` on the same held-out folds, and the chains are kept when they
+        raise the mean output SQNR and lower it on no fold (nor, where class maps are
+        scored, any fold's frame agreement) (passes.method_choice, ChannelChainsStep;
+        docs/operators.md (O282), docs/accuracy.md, "Per-channel chains measured on the
+        folds"). Off by default: the folds pick the chains where they win, but lowp's
+        engine runs a chained file slower than ONNX Runtime runs its int8 file (same
+        section); never applied then unless `per_channel_chains` is set.
     activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types
@@ -254,6 +265,7 @@ class Config:
     fuse_matmul_bias: bool = False
     fold_affine: bool = False
     per_channel_chains: bool = False
+    measure_per_channel_chains: bool = False
     activation_granularity: ActivationGranularity = ActivationGranularity.PER_TENSOR
     sixteen_bit_nodes: tuple[str, ...] = ()
     sixteen_bit_op_types: tuple[str, ...] = ()
@@ -279,7 +291,7 @@ class Config:
                                     "dB, or None (off)")
         for flag in ("measure_bias_correction", "absorb_activations",
                      "measure_absorbed_activations", "measure_matmul_bias",
-                     "measure_weight_granularity"):
+                     "measure_weight_granularity", "measure_per_channel_chains"):
             if not isinstance(getattr(self, flag), bool):
                 raise QuantizationError(f"{flag}={getattr(self, flag)!r}: give True or False")
         for name in ("equalize", "bias_correction", "fuse_matmul_bias", "fold_affine",

@@ -26,7 +26,7 @@ from .passes.annotate import Annotation, annotate
 from .passes.bias_correct import CORRECTED_OPS, input_means, with_zero_biases
 from .passes.calibrate import calibrate
 from .passes.canonicalize import canonicalize, upgrade_opset
-from .passes.channel_chains import per_channel_chains
+from .passes.channel_chains import chain_pairs, per_channel_chains
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
 from .passes.domain_guard import fragile_positive
@@ -39,6 +39,7 @@ from .passes.method_choice import FIRST as FIRST_METHOD
 from .passes.method_choice import (
     AbsorbStep,
     BiasCorrectionStep,
+    ChannelChainsStep,
     FloatCandidate,
     Folds,
     MatMulBiasStep,
@@ -50,6 +51,7 @@ from .passes.method_choice import (
     combine_folds,
     measure_float_layers,
     measure_one,
+    measure_scores,
     pick_float,
     rechosen,
     wants_float_layers,
@@ -358,9 +360,11 @@ def _method_of_table(config: Config, table: str | os.PathLike[str] | Calibration
                    and config.measure_weight_granularity else config.weight_granularity)
     fusing = (settings.get("fuse_matmul_bias") is True and config.measure_matmul_bias
               or config.fuse_matmul_bias)
+    chains = (settings.get("per_channel_chains") is True and config.measure_per_channel_chains
+              or config.per_channel_chains)
     return dataclasses.replace(config, method=method, bias_correction=corrected,
                                absorb_activations=absorbing, weight_granularity=granularity,
-                               fuse_matmul_bias=fusing)
+                               fuse_matmul_bias=fusing, per_channel_chains=chains)
 
 
 def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: FeedSource,
@@ -414,7 +418,15 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
     correction = _bias_correction_step(float_model, inputs, cut, firsts, static, scored,
                                        chosen, kept, progress, measured_db)
     corrected = correction is not None and correction.kept
-    gains = [s.gain_db for s in (absorb, matmul_bias, per_tensor, correction)
+    if correction is not None and corrected:
+        static = dataclasses.replace(static, bias_correction=True)
+        measured_db = correction.with_db
+    chains = _channel_chains_step(float_model, inputs, cut, firsts, static, scored, chosen,
+                                  kept, progress, measured_db)
+    chained = chains is not None and chains.kept
+    if chained:
+        static = dataclasses.replace(static, per_channel_chains=True)
+    gains = [s.gain_db for s in (absorb, matmul_bias, per_tensor, correction, chains)
              if s is not None and s.kept and s.gain_db is not None]
     step = _per_token_step(float_model, inputs, cut, config, scored, chosen, layers, kept,
                            sum(gains))
@@ -436,13 +448,16 @@ def _measured(float_model: onnx.ModelProto, inputs: list[InputSpec], feeds: Feed
         result.table.record(fuse_matmul_bias=True)
     if tensor_wise and not (step is not None and step.kept):
         result.table.record(weight_granularity=WeightGranularity.PER_TENSOR.value)
+    if chained and not (step is not None and step.kept):
+        result.table.record(per_channel_chains=True)
     result.method_choice = MethodChoice(chosen, reason, scored, sum(n for _, n in measured),
                                         cut.data, note, seconds=time.perf_counter() - start,
                                         class_maps=list(config.class_maps or ()),
                                         measure=choice_measure(scored),
                                         float_layers=layers, kept_float=kept, per_token=step,
                                         bias_correction=correction, absorb=absorb,
-                                        matmul_bias=matmul_bias, per_tensor=per_tensor)
+                                        matmul_bias=matmul_bias, per_tensor=per_tensor,
+                                        channel_chains=chains)
     return result
 
 
@@ -465,6 +480,58 @@ def _bias_correction_step(float_model: onnx.ModelProto, inputs: list[InputSpec],
         float_model, inputs, cut, firsts, config, scored, chosen, kept, progress, measured_db,
         lambda rule: dataclasses.replace(rule, bias_correction=True), reuse_tables=True)
     return BiasCorrectionStep(without, with_db, error=error)
+
+
+def _channel_chains_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
+                         firsts: list[QuantizeResult], config: Config,
+                         scored: list[MethodCandidate], chosen: str, kept: list[str],
+                         progress: bool, measured_db: tuple[float, ...] | None = None
+                         ) -> ChannelChainsStep | None:
+    """The kept model (the chosen rule, `kept` in float, the changes the steps before kept:
+    set in `config`, their folds' SQNR `measured_db`) measured again with
+    `per_channel_chains` on each fold of `cut` (passes.method_choice.ChannelChainsStep,
+    docs/operators.md (O282)): None when not measured (`measure_per_channel_chains` off,
+    the option already on, a target without per-channel activations, or no chain in the
+    fold's model). The per-channel grids leave every per-tensor range as it was, so a
+    fold's own calibration is reused where it fits the rule; where the outputs scored
+    include class maps, each fold's frame agreement is measured with and without."""
+    if (not config.measure_per_channel_chains or config.per_channel_chains
+            or config.resolved_target().channel_activation_qtype is None
+            or not chain_pairs(firsts[0].model)):
+        return None
+    start = time.perf_counter()
+    rule = dataclasses.replace(_candidate(config, chosen),
+                               exclude_nodes=(*config.exclude_nodes, *kept))
+    chained = dataclasses.replace(rule, per_channel_chains=True)
+    candidate = next(c for c in scored if c.method == chosen)
+    changed = bool(kept) or measured_db is not None
+    without = measured_db if measured_db is not None else candidate.folds_db
+    without_agreement = () if changed else candidate.folds_agreement
+    try:
+        # the layer left in float can take the chains' Convs out of int8
+        probe = (_quantize(float_model, inputs, cut.pairs[0][0], rule, None, progress).model
+                 if kept else None)
+        if probe is not None and not chain_pairs(probe):
+            return None
+        if kept and measured_db is None or changed and candidate.folds_agreement:
+            before = []
+            for i, (fit, held) in enumerate(cut.pairs):
+                model = probe if i == 0 and probe is not None else _quantize(
+                    float_model, inputs, fit, rule, None, progress).model
+                before.append(measure_scores(float_model, model, held, fit, inputs, rule))
+            without = tuple(db for db, _ in before)
+            without_agreement = tuple(a for _, a in before if a is not None)
+        after = [_fold_scores(float_model, inputs, fit, held, chained,
+                              None if changed else _fold_table(first, rule, chosen), progress)
+                 for first, (fit, held) in zip(firsts, cut.pairs, strict=True)]
+    except LowpError as e:
+        return ChannelChainsStep(without, error=_first_line(e),
+                                 seconds=time.perf_counter() - start)
+    with_agreement = tuple(a for _, a in after if a is not None)
+    return ChannelChainsStep(without, tuple(db for db, _ in after),
+                             without_agreement=without_agreement if with_agreement else (),
+                             with_agreement=with_agreement if without_agreement else (),
+                             seconds=time.perf_counter() - start)
 
 
 def _rule_and_variant_folds(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,
@@ -597,6 +664,15 @@ def _fold_db(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSou
     """The output SQNR on `held` of the model `rule` quantizes on `fit` (from `table`)."""
     model = _quantize(float_model, inputs, fit, rule, table, progress).model
     return measure_one(float_model, model, held, fit, inputs, rule)
+
+
+def _fold_scores(float_model: onnx.ModelProto, inputs: list[InputSpec], fit: FeedSource,
+                 held: FeedSource, rule: Config, table: CalibrationTable | None,
+                 progress: bool) -> tuple[float, float | None]:
+    """The output SQNR and frame agreement (None: no class map) on `held` of the model
+    `rule` quantizes on `fit` (from `table`)."""
+    model = _quantize(float_model, inputs, fit, rule, table, progress).model
+    return measure_scores(float_model, model, held, fit, inputs, rule)
 
 
 def _per_token_step(float_model: onnx.ModelProto, inputs: list[InputSpec], cut: Folds,

@@ -30,6 +30,11 @@ which is kept when it raises the mean output SQNR and lowers it on no fold
 biases as Gemm biases (`MatMulBiasStep`) and then per-tensor weights (`PerTensorWeightsStep`)
 are measured the same way before bias correction (docs/accuracy.md, "Per-tensor weights and
 MatMul biases as steps measured on the folds").
+Last, with `Config.measure_per_channel_chains` (opt-in), where the model has pointwise ->
+depthwise chains (passes.channel_chains), the kept model is measured with their activations
+on per-channel grids (`Config.per_channel_chains`), and they are kept when the mean output
+SQNR rises, no fold's falls and, where class maps are scored, no fold's frame agreement
+falls (`ChannelChainsStep`, docs/operators.md (O282)).
 The record (`MethodChoice`) is printed by the CLI and saved beside the model as
 OUTPUT.method.json.
 """
@@ -231,6 +236,7 @@ class MethodChoice:
     absorb: AbsorbStep | None = None        # the chosen rule with and without absorbing
     matmul_bias: MatMulBiasStep | None = None   # the chosen rule with and without the Gemms
     per_tensor: PerTensorWeightsStep | None = None   # per-channel against per-tensor weights
+    channel_chains: ChannelChainsStep | None = None  # per-tensor against per-channel chains
 
     def flags(self) -> str:
         """The CLI options that give the chosen model without measuring again."""
@@ -247,6 +253,8 @@ class MethodChoice:
             flags += " --per-tensor"
         if self.bias_correction is not None and self.bias_correction.kept:
             flags += " --bias-correction"
+        if self.channel_chains is not None and self.channel_chains.kept:
+            flags += " --per-channel-chains"
         return flags
 
     def format(self) -> str:
@@ -292,6 +300,8 @@ class MethodChoice:
             lines.append(self.per_tensor.line())
         if self.bias_correction is not None:
             lines.append(self.bias_correction.line())
+        if self.channel_chains is not None:
+            lines.append(self.channel_chains.line())
         if self.per_token is not None:
             lines.append(self.per_token.line())
         if self.note:
@@ -312,6 +322,9 @@ class MethodChoice:
                                     kept=self.matmul_bias.kept)
         if self.per_tensor is not None:
             d["per_tensor"].update(gain_db=self.per_tensor.gain_db, kept=self.per_tensor.kept)
+        if self.channel_chains is not None:
+            d["channel_chains"].update(gain_db=self.channel_chains.gain_db,
+                                       kept=self.channel_chains.kept)
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -415,13 +428,65 @@ class PerTensorWeightsStep(FoldStep):
     label: ClassVar[str] = "per-tensor weights"
 
 
+@dataclass(frozen=True)
+class ChannelChainsStep(FoldStep):
+    """The change measured: `Config.per_channel_chains`, the activations of every pointwise
+    Conv -> channel-wise operator -> depthwise Conv chain on one int8 grid per channel
+    (passes.channel_chains, docs/operators.md (O240), (O282)). Where the outputs scored
+    include class maps, each fold's frame agreement is measured too (`without_agreement`,
+    `with_agreement`) and the chains are kept only where no fold's falls: a finer grid
+    that raises the map's SQNR can still move the best class of frames the decoding reads
+    (docs/accuracy.md, "Per-channel chains measured on the folds")."""
+
+    without_agreement: tuple[float, ...] = ()
+    with_agreement: tuple[float, ...] = ()
+    seconds: float = 0.0                     # what measuring the step took
+    label: ClassVar[str] = "per-channel chains"
+
+    @property
+    def kept(self) -> bool:
+        """FoldStep's rule, and no fold's frame agreement lower where one is measured.
+
+        Examples
+        --------
+        >>> ChannelChainsStep((20.0, 22.0), (21.0, 22.5)).kept
+        True
+        >>> ChannelChainsStep((20.0, 22.0), (21.0, 22.5), "", (95.0, 96.0), (95.5, 95.9)).kept
+        False
+        """
+        if not super().kept:
+            return False
+        return all(b >= a for a, b in zip(self.without_agreement, self.with_agreement,
+                                          strict=True))
+
+    def line(self) -> str:
+        """FoldStep's line, with the frame agreement's change per fold where measured."""
+        line = super().line()
+        if not self.with_agreement:
+            return line
+        per_fold = " ".join(f"{b - a:+.2f}" for a, b in zip(
+            self.without_agreement, self.with_agreement, strict=True))
+        head, mark = (line[:-len(" < kept")], " < kept") if line.endswith(" < kept") else (
+            line, "")
+        return f"{head}, frames {per_fold} points{mark}"
+
+
 def measure_one(float_model: onnx.ModelProto, model: onnx.ModelProto, evaluation: FeedSource,
                 fit: FeedSource, inputs: list[InputSpec], config: Config) -> float:
     """One model's output SQNR as `measure` measures each candidate's (the minimum over the
     outputs scored, on the first `config.fallback_samples` samples of `evaluation`)."""
+    return measure_scores(float_model, model, evaluation, fit, inputs, config)[0]
+
+
+def measure_scores(float_model: onnx.ModelProto, model: onnx.ModelProto,
+                   evaluation: FeedSource, fit: FeedSource, inputs: list[InputSpec],
+                   config: Config) -> tuple[float, float | None]:
+    """One model's output SQNR (as `measure_one`) and its frame agreement on the class maps
+    (None where the outputs scored have none)."""
     feeds = evaluation_feeds(evaluation, config.fallback_samples)
     evaluator = Evaluator(float_model, CalibrationTable(), feeds, fit, inputs, config)
-    return evaluator.measure(Built(model, Annotation(), QuantPlan(), config)).min_sqnr_db
+    m = evaluator.measure(Built(model, Annotation(), QuantPlan(), config))
+    return m.min_sqnr_db, m.agreement
 
 
 # Frame agreements (in points of %) this close to the highest count as equal, and the SQNR
