@@ -6,8 +6,10 @@ ONNX Runtime's kernels: onnxruntime/core/providers/cpu/ml/tree_ensemble_common.h
 traversal, the tree order and how its threads split the trees), tree_ensemble_aggregator.h
 (SUM/AVERAGE/MIN/MAX, base values, the binary-class rules), ml_common.h (write_scores and
 the post transforms). Rules (O203)-(O205) in docs/operators.md. Float operators, never quantized;
-vectorised: one numpy step per tree level for every (tree, row) pair still on a branch, one
-sequential accumulate for the leaf weights; the trees parsed once per node.
+the walk and the aggregation native where the extension has them (lowp.runtime.native_trees,
+(O274)); the reference vectorised: one numpy step per tree level for every (tree, row) pair
+still on a branch, one sequential accumulate for the leaf weights; the trees parsed once per
+node.
 """
 
 from __future__ import annotations
