@@ -244,9 +244,12 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   T* s = groups > 1 ? part_scores.data() : scores;
   uint8_t* h = groups > 1 ? part_has.data() : has_score;
   threads = std::max(1, threads);
-  // tasks: chunks of the groups (contiguous ranges of trees) by blocks of rows
+  // tasks: chunks of the groups (contiguous ranges of trees) by blocks of rows; the rows
+  // split between the threads only when the chunks cannot keep them busy (a block walks
+  // each tree once: the fewer blocks, the fewer times a tree comes from memory)
   const int64_t chunks = std::min<int64_t>(groups, threads == 1 ? 1 : int64_t(threads) * 8);
-  const int64_t block = std::clamp<int64_t>((rows + threads - 1) / threads, 1, kRowBlock);
+  const int64_t share = chunks >= threads ? rows : (rows + threads - 1) / threads;
+  const int64_t block = std::clamp<int64_t>(share, 1, kRowBlock);
   const int64_t blocks = (rows + block - 1) / block;
   const int64_t tasks = chunks * blocks;
   std::atomic<int64_t> next{0};
