@@ -34,6 +34,8 @@ struct Node {
   uint8_t kind;
 };
 
+static_assert(sizeof(Node<float>) == 20 && sizeof(Node<double>) == 24, "node layout");
+
 template <typename T>
 struct Weight {
   T value;
