@@ -1,10 +1,12 @@
 """The ai.onnx.ml tree ensembles (lowp.runtime.ml_trees, ml_tree_ensemble) against ONNX
 Runtime bit for bit: random forests of every node mode, NaN and missing-value tracking,
 every aggregate and post transform, the binary-class cases, at 1 and 2 threads on both
-backends; the corpus model surfaces_knn_validity (refused before them)."""
+backends, with the native walk ((O274)) and the numpy reference; the corpus model
+surfaces_knn_validity (refused before them)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -15,12 +17,14 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from lowp.errors import LowpError
-from lowp.runtime import Session
+from lowp.runtime import Session, native_float
 from lowp.runtime.backends import native_available
 from lowp.runtime.float_registry import FLOAT_OPS
 from tests.runtime.ort_agreement import onnxruntime_run
 
 BACKENDS = ["reference"] + (["native"] if native_available() else [])
+# the walks of the trees: the native kernel (where built) and the numpy reference
+KERNELS = (["native"] if native_available() else []) + ["numpy"]
 _ELEM = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE,
          np.int64: TensorProto.INT64, np.int32: TensorProto.INT32}
 _BRANCHES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
@@ -112,17 +116,26 @@ def assert_bits_equal_onnxruntime(model: onnx.ModelProto, x: np.ndarray,
     want: list[np.ndarray] = []
     for n in threads:
         want = onnxruntime_run(model, {"x": x}, n)
-        for backend in BACKENDS:
-            session = Session(model, backend=backend, threads=n)
-            for run in range(2):
-                got = session.run({"x": x})
-                for name, w in zip(names, want, strict=True):
-                    g = got[name]
-                    assert g.dtype == w.dtype and g.shape == w.shape, (name, g.shape, w.shape)
-                    bits = np.dtype(f"u{w.dtype.itemsize}")
-                    np.testing.assert_array_equal(g.view(bits), w.view(bits),
-                                                  err_msg=f"{name} {backend} {n} threads {run}")
+        for backend, kernel in [(b, k) for b in BACKENDS for k in KERNELS]:
+            with kernel_of(kernel):
+                session = Session(model, backend=backend, threads=n)
+                for run in range(2):
+                    got = session.run({"x": x})
+                    for name, w in zip(names, want, strict=True):
+                        g = got[name]
+                        assert g.dtype == w.dtype and g.shape == w.shape, (name, g.shape,
+                                                                           w.shape)
+                        bits = np.dtype(f"u{w.dtype.itemsize}")
+                        np.testing.assert_array_equal(
+                            g.view(bits), w.view(bits),
+                            err_msg=f"{name} {backend} {kernel} {n} threads {run}")
     return want
+
+
+def kernel_of(kernel: str) -> contextlib.AbstractContextManager[None]:
+    """Run with the walk of `kernel`: "native" (native/tree_ensemble.cpp, (O274)) or
+    "numpy" (the reference, ml_trees.leaves and accumulate)."""
+    return contextlib.nullcontext() if kernel == "native" else native_float.disabled()
 
 
 def _inputs(rng: np.random.Generator, rows: int, features: int, dtype: type,

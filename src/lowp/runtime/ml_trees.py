@@ -6,8 +6,10 @@ ONNX Runtime's kernels: onnxruntime/core/providers/cpu/ml/tree_ensemble_common.h
 traversal, the tree order and how its threads split the trees), tree_ensemble_aggregator.h
 (SUM/AVERAGE/MIN/MAX, base values, the binary-class rules), ml_common.h (write_scores and
 the post transforms). Rules (O203)-(O205) in docs/operators.md. Float operators, never quantized;
-vectorised: one numpy step per tree level for every (tree, row) pair still on a branch, one
-sequential accumulate for the leaf weights; the trees parsed once per node.
+the walk and the aggregation native where the extension has them (lowp.runtime.native_trees,
+(O274)); the reference vectorised: one numpy step per tree level for every (tree, row) pair
+still on a branch, one sequential accumulate for the leaf weights; the trees parsed once per
+node.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from lowp import libm
 from lowp.errors import NodeError
-from lowp.runtime import native_float
+from lowp.runtime import native_float, native_trees
 from lowp.runtime.float_registry import array_attributes, register, unsupported
 
 MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
@@ -64,6 +66,8 @@ class Forest:
     depth: int                   # the longest root-to-leaf path, in branches
     members: dict[int, np.ndarray] = field(default_factory=dict)   # BRANCH_MEMBER's sets
     big_sets: frozenset[int] = frozenset()   # of them, those tested on int32(x) (O203)
+    # the forest as the native kernel holds it (lowp.runtime.native_trees), once built
+    compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _floats(op: str, attrs: dict[str, Any], name: str, tree_type: type) -> np.ndarray | None:
@@ -437,6 +441,19 @@ def accumulate(forest: Forest, reached: np.ndarray, aggregate: str, groups: list
     return total, total_has
 
 
+def tree_scores(forest: Forest, x: np.ndarray, aggregate: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, has_score), (rows, targets) each, of the rows `x` (rows, features) at the
+    session's threads ((O204)): the native kernel's ((O274)), else `leaves` then
+    `accumulate`, the reference."""
+    threads = native_float.get_threads()
+    groups = tree_groups(forest.roots.size, x.shape[0], forest.n_targets, threads)
+    found = native_trees.scores(forest, x, aggregate, groups, threads)
+    if found is not None:
+        return found
+    return accumulate(forest, leaves(forest, x), aggregate, groups)
+
+
 def logistic(v: np.ndarray) -> np.ndarray:
     """ml_common.h ComputeLogistic in float32: 1 / (1 + expf(-|v|)), mirrored below 0."""
     v = v.astype(np.float32)
@@ -564,9 +581,7 @@ def regress(op: str, x: np.ndarray, forest: Forest, aggregate: str, post: str,
     n_targets = forest.n_targets
     tree_type = forest.weight_value.dtype.type
     x2 = _rows(op, x, forest)
-    reached = leaves(forest, x2)
-    groups = tree_groups(forest.roots.size, x2.shape[0], n_targets, native_float.get_threads())
-    s, h = accumulate(forest, reached, aggregate, groups)
+    s, h = tree_scores(forest, x2, aggregate)
     n_trees = tree_type(forest.roots.size)
     with np.errstate(all="ignore"):
         if n_targets == 1:
@@ -628,10 +643,7 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
     raw = _floats(op, attrs, "class_weights", tree_type)
     all_positive = raw is None or not (raw < 0).any()
     binary = n == 2 and np.unique(int_list(attrs, "class_ids")).size == 1
-    x2 = _rows(op, x, forest)
-    reached = leaves(forest, x2)
-    groups = tree_groups(forest.roots.size, x2.shape[0], n, native_float.get_threads())
-    s, h = accumulate(forest, reached, "SUM", groups)
+    s, h = tree_scores(forest, _rows(op, x, forest), "SUM")
     zero = tree_type(0)
     with np.errstate(all="ignore"):
         if n > 2:

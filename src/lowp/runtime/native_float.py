@@ -175,6 +175,12 @@ def _has(ext: Any, name: str) -> Any:
     return ext if ext is not None and hasattr(ext, name) else None
 
 
+def binding(name: str) -> Any:
+    """The extension when it has the binding `name` and the native kernels are on (not
+    `disabled()`), else None: for the fronts of other modules (lowp.runtime.native_trees)."""
+    return _has(_extension(), name) if _enabled else None
+
+
 def kernels() -> str:
     """Name of the float kernels of the active instruction-set path ('none' without them)."""
     ext = _extension()

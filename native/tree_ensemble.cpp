@@ -1,0 +1,295 @@
+// Tree ensembles (tree_ensemble.h): one 20-byte (float) or 24-byte (double) node each, the
+// trees walked for a block of rows at a time, several (tree, row) walks in lockstep so that
+// their node loads overlap; the leaf weights added in (tree, weight) order per row.
+#include "tree_ensemble.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+constexpr int8_t kModeLeaf = 6, kModeMember = 7;
+
+// node kinds, the walks' ones first
+enum : uint8_t { kCompare = 0, kMember = 1, kMemberBig = 2, kLeafOne = 3, kLeaf = 4 };
+
+template <typename T>
+struct Node {
+  union {
+    T threshold;      // kCompare
+    T weight;         // kLeafOne: its one weight
+    uint32_t set;     // kMember, kMemberBig: the index of its set
+  };
+  int32_t feature;    // kLeafOne: the weight's target
+  uint32_t true_child;    // kLeaf: the first of its weights
+  uint32_t false_child;   // kLeaf: the number of its weights
+  uint16_t mask;      // the comparison outcomes that go true; bit 0 a NaN x (ml_trees.GO)
+  uint8_t kind;
+};
+
+static_assert(sizeof(Node<float>) == 20 && sizeof(Node<double>) == 24, "node layout");
+
+template <typename T>
+struct Weight {
+  T value;
+  int32_t target;
+};
+
+// C's static_cast<int32_t> as x86 computes it (cvttss2si / cvttsd2si): truncation, and
+// INT32_MIN for NaN and values beyond the range
+template <typename T>
+inline int32_t int32_cast(T v) {
+  constexpr T low = T(-2147483648.0);
+  return (v >= low && v < -low) ? int32_t(v) : std::numeric_limits<int32_t>::min();
+}
+
+}  // namespace
+
+template <typename T>
+class TreeForest final : public TreeForestBase {
+ public:
+  std::vector<Node<T>> nodes;
+  std::vector<Weight<T>> weights;
+  std::vector<uint32_t> roots;
+  std::vector<double> set_values;
+  std::vector<uint32_t> set_start;   // sets + 1
+  int64_t n_targets = 1;
+  int64_t max_feature = 0;
+
+  bool is_double() const override { return sizeof(T) == 8; }
+  int64_t features_read() const override { return max_feature + 1; }
+  int64_t targets() const override { return n_targets; }
+  int64_t trees() const override { return int64_t(roots.size()); }
+  size_t bytes() const override {
+    return nodes.size() * sizeof(Node<T>) + weights.size() * sizeof(Weight<T>) +
+           roots.size() * 4 + set_values.size() * 8 + set_start.size() * 4;
+  }
+
+  // the child a walk at branch `n` takes for x value v
+  uint32_t step(const Node<T>& n, T v) const {
+    if (n.kind == kCompare) {
+      const T t = n.threshold;
+      const unsigned lt = v < t, eq = v == t, gt = v > t, nan = v != v;
+      const unsigned unordered = !(lt | eq | gt) & !nan;   // a NaN threshold
+      const unsigned outcome = (lt << 1) | (eq << 2) | (gt << 4) | nan | (unordered << 8);
+      return (n.mask & outcome) ? n.true_child : n.false_child;
+    }
+    const double key = n.kind == kMemberBig ? double(int32_cast(v)) : double(v);
+    bool in = (n.mask & 1) && v != v;     // a tracked NaN goes true
+    for (uint32_t k = set_start[n.set]; !in && k < set_start[n.set + 1]; ++k)
+      in = set_values[k] == key;
+    return in ? n.true_child : n.false_child;
+  }
+};
+
+template <typename T>
+std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<T>& s) {
+  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
+  if (s.nodes <= 0 || s.nodes >= kMax || s.trees <= 0 || s.width < 1 || s.width > s.slots ||
+      s.targets < 1)
+    throw std::invalid_argument("tree_forest: sizes out of range");
+  auto f = std::make_unique<TreeForest<T>>();
+  f->n_targets = s.targets;
+  f->nodes.resize(size_t(s.nodes));
+  std::unordered_map<int64_t, int64_t> set_of;
+  for (int64_t k = 0; k < s.member_nodes; ++k) set_of[s.member_node[k]] = k;
+  f->set_start.push_back(0);
+  for (int64_t k = 0; k < s.member_nodes; ++k) {
+    for (int64_t j = s.member_start[k]; j < s.member_start[k + 1]; ++j)
+      f->set_values.push_back(s.member_values[j]);
+    f->set_start.push_back(uint32_t(f->set_values.size()));
+  }
+  const auto child = [&](int64_t c) {
+    if (c < 0 || c >= s.nodes) throw std::invalid_argument("tree_forest: a child out of range");
+    return uint32_t(c);
+  };
+  for (int64_t i = 0; i < s.nodes; ++i) {
+    Node<T>& n = f->nodes[size_t(i)];
+    n.mask = s.go_mask[i];
+    n.feature = 0;
+    n.true_child = n.false_child = 0;
+    if (s.mode[i] == kModeLeaf) {
+      const int64_t* target = s.weight_target + i * s.slots;
+      const T* value = s.weight_value + i * s.slots;
+      int64_t count = 0;
+      for (int64_t w = 0; w < s.width; ++w) count += target[w] >= 0;
+      if (count == 1) {
+        for (int64_t w = 0; w < s.width; ++w)
+          if (target[w] >= 0) n.weight = value[w], n.feature = int32_t(target[w]);
+        n.kind = kLeafOne;
+        continue;
+      }
+      n.kind = kLeaf;
+      n.threshold = T(0);
+      n.true_child = uint32_t(f->weights.size());
+      n.false_child = uint32_t(count);
+      for (int64_t w = 0; w < s.width; ++w)
+        if (target[w] >= 0) f->weights.push_back({value[w], int32_t(target[w])});
+      if (int64_t(f->weights.size()) >= kMax)
+        throw std::invalid_argument("tree_forest: too many leaf weights");
+      continue;
+    }
+    if (s.feature[i] < 0 || s.feature[i] > std::numeric_limits<int32_t>::max())
+      throw std::invalid_argument("tree_forest: a feature index out of range");
+    n.feature = int32_t(s.feature[i]);
+    f->max_feature = std::max<int64_t>(f->max_feature, s.feature[i]);
+    n.true_child = child(s.true_child[i]);
+    n.false_child = child(s.false_child[i]);
+    if (s.mode[i] == kModeMember) {
+      const auto found = set_of.find(i);
+      if (found == set_of.end()) throw std::invalid_argument("tree_forest: a member node without set");
+      n.set = uint32_t(found->second);
+      n.kind = s.member_big[found->second] ? kMemberBig : kMember;
+    } else {
+      n.threshold = s.threshold[i];
+      n.kind = kCompare;
+    }
+  }
+  for (int64_t t = 0; t < s.trees; ++t) f->roots.push_back(child(s.roots[t]));
+  return f;
+}
+
+namespace {
+
+template <typename T>
+inline void add_weight(TreeAggregate agg, T v, T& s, uint8_t& h) {
+  if (agg == TreeAggregate::kMin) {
+    if (!h || v < s) s = v;
+  } else if (agg == TreeAggregate::kMax) {
+    if (!h || v > s) s = v;
+  } else {
+    s += v;
+  }
+  h = 1;
+}
+
+constexpr int64_t kLockstep = 16;    // (tree, row) walks advanced together
+constexpr int64_t kRowBlock = 128;   // rows walked through one tree before the next
+
+// trees [t0, t1) of the group range [g0, ..) for rows [r0, r1): each walk's leaf weights
+// added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order
+template <typename T>
+void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t rows,
+                const int64_t* bounds, int64_t g0, int64_t t0, int64_t t1, int64_t r0,
+                int64_t r1, TreeAggregate agg, T* s, uint8_t* h) {
+  const int64_t nr = r1 - r0, total = (t1 - t0) * nr, targets = f.n_targets;
+  const Node<T>* nodes = f.nodes.data();
+  int64_t g = g0;
+  uint32_t pos[kLockstep];
+  const T* xr[kLockstep];
+  for (int64_t p0 = 0; p0 < total; p0 += kLockstep) {
+    const int64_t k = std::min(kLockstep, total - p0);
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t p = p0 + j;
+      pos[j] = f.roots[size_t(t0 + p / nr)];
+      xr[j] = x + (r0 + p % nr) * features;
+    }
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (int64_t j = 0; j < k; ++j) {
+        const Node<T>& n = nodes[pos[j]];
+        if (n.kind >= kLeafOne) continue;
+        pos[j] = f.step(n, xr[j][n.feature]);
+        moved = true;
+      }
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t p = p0 + j, t = t0 + p / nr, r = r0 + p % nr;
+      while (t >= bounds[g + 1]) ++g;
+      const size_t at = size_t((g * rows + r) * targets);
+      const Node<T>& n = nodes[pos[j]];
+      if (n.kind == kLeafOne) {
+        add_weight(agg, n.weight, s[at + size_t(n.feature)], h[at + size_t(n.feature)]);
+        continue;
+      }
+      const Weight<T>* w = f.weights.data() + n.true_child;
+      for (uint32_t q = 0; q < n.false_child; ++q)
+        add_weight(agg, w[q].value, s[at + size_t(w[q].target)], h[at + size_t(w[q].target)]);
+    }
+  }
+}
+
+// the merge of group g's part into the running total, as ml_trees.accumulate
+template <typename T>
+inline void merge(TreeAggregate agg, bool one_target, T part, uint8_t part_has, T& total,
+                  uint8_t& total_has) {
+  if (agg == TreeAggregate::kSum || agg == TreeAggregate::kAverage) {
+    if (one_target || part_has) total = total + part;
+  } else if (part_has) {
+    const bool keep = total_has && (agg == TreeAggregate::kMin ? total < part : total > part);
+    if (!keep) total = part;
+  }
+  total_has = total_has | part_has;
+}
+
+}  // namespace
+
+template <typename T>
+void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
+                          int64_t features, const int64_t* bounds, int64_t groups,
+                          TreeAggregate agg, T* scores, uint8_t* has_score, int threads) {
+  const auto& f = static_cast<const TreeForest<T>&>(base);
+  const int64_t targets = f.n_targets;
+  const size_t size = size_t(rows * targets);
+  std::fill(scores, scores + size, T(0));
+  std::fill(has_score, has_score + size, uint8_t(0));
+  if (rows == 0 || groups <= 0) return;
+  std::vector<T> part_scores(groups > 1 ? size * size_t(groups) : 0, T(0));
+  std::vector<uint8_t> part_has(part_scores.size(), 0);
+  T* s = groups > 1 ? part_scores.data() : scores;
+  uint8_t* h = groups > 1 ? part_has.data() : has_score;
+  threads = std::max(1, threads);
+  // tasks: chunks of the groups (contiguous ranges of trees) by blocks of rows; the rows
+  // split between the threads only when the chunks cannot keep them busy (a block walks
+  // each tree once: the fewer blocks, the fewer times a tree comes from memory)
+  const int64_t chunks = std::min<int64_t>(groups, threads == 1 ? 1 : int64_t(threads) * 8);
+  const int64_t share = chunks >= threads ? rows : (rows + threads - 1) / threads;
+  const int64_t block = std::clamp<int64_t>(share, 1, kRowBlock);
+  const int64_t blocks = (rows + block - 1) / block;
+  const int64_t tasks = chunks * blocks;
+  std::atomic<int64_t> next{0};
+  const auto work = [&](int) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      const int64_t c = k / blocks, b = k % blocks;
+      const int64_t g0 = c * groups / chunks, g1 = (c + 1) * groups / chunks;
+      const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
+      walk_block(f, x, features, rows, bounds, g0, bounds[g0], bounds[g1], r0, r1, agg, s, h);
+    }
+  };
+  if (threads == 1 || tasks == 1)
+    work(0);
+  else
+    ThreadPool::instance().run(int(std::min<int64_t>(threads, tasks)), work);
+  if (groups > 1) {
+    const bool one_target = targets == 1;
+    for (size_t i = 0; i < size; ++i) {
+      T total = s[i];
+      uint8_t total_has = h[i];
+      for (int64_t g = 1; g < groups; ++g)
+        merge(agg, one_target, s[size_t(g) * size + i], h[size_t(g) * size + i], total,
+              total_has);
+      scores[i] = total;
+      has_score[i] = total_has;
+    }
+  }
+  if (targets == 1 && (agg == TreeAggregate::kSum || agg == TreeAggregate::kAverage))
+    std::fill(has_score, has_score + size, uint8_t(0));   // (the one-target sum never sets it)
+}
+
+template std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<float>&);
+template std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<double>&);
+template void tree_ensemble_scores(const TreeForestBase&, const float*, int64_t, int64_t,
+                                   const int64_t*, int64_t, TreeAggregate, float*, uint8_t*,
+                                   int);
+template void tree_ensemble_scores(const TreeForestBase&, const double*, int64_t, int64_t,
+                                   const int64_t*, int64_t, TreeAggregate, double*, uint8_t*,
+                                   int);
+
+}  // namespace lowp

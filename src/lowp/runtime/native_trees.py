@@ -1,0 +1,62 @@
+"""The native tree-ensemble kernel (native/tree_ensemble.cpp) for lowp.runtime.ml_trees: the
+walk of every tree for every row and the aggregation of the leaf weights, the numpy form
+(`ml_trees.leaves`, `ml_trees.accumulate`) being the reference it equals bit for bit
+((O274)). The compact forest is built once per Forest (so once per node, ml_trees.forest_of)
+and kept in the Forest's `compiled` dict; None whenever the kernel is off or missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import native_float
+
+if TYPE_CHECKING:
+    from .ml_trees import Forest
+
+# ml_trees' aggregate names -> lowp::TreeAggregate (native/tree_ensemble.h)
+AGGREGATE_CODES = {"SUM": 0, "AVERAGE": 1, "MIN": 2, "MAX": 3}
+
+
+def _compiled(ext: Any, forest: Forest) -> Any:
+    """The forest's lowp._native.TreeForest, built at the first use."""
+    found = forest.compiled.get("native")
+    if found is not None:
+        return found
+    nodes = sorted(forest.members)
+    sets = [np.asarray(forest.members[k], np.float64) for k in nodes]
+    start = np.r_[0, np.cumsum([s.size for s in sets], dtype=np.int64)].astype(np.int64)
+    values = np.concatenate(sets) if sets else np.zeros(0, np.float64)
+    width = 1 if forest.n_targets == 1 else forest.weight_target.shape[1]
+    found = forest.compiled["native"] = ext.tree_forest(
+        np.ascontiguousarray(forest.feature, np.int64), np.ascontiguousarray(forest.threshold),
+        np.ascontiguousarray(forest.mode, np.int8), np.ascontiguousarray(forest.go_mask),
+        np.ascontiguousarray(forest.true_child, np.int64),
+        np.ascontiguousarray(forest.false_child, np.int64),
+        np.ascontiguousarray(forest.roots, np.int64),
+        np.ascontiguousarray(forest.weight_target, np.int64),
+        np.ascontiguousarray(forest.weight_value), width, forest.n_targets,
+        np.asarray(nodes, np.int64), start,
+        np.asarray([k in forest.big_sets for k in nodes], np.uint8), values)
+    return found
+
+
+def scores(forest: Forest, x: np.ndarray, aggregate: str, groups: list[range], threads: int
+           ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scores, has_score), (rows, targets) each, of the rows `x` (the tree type) as
+    ml_trees.accumulate(forest, ml_trees.leaves(forest, x), aggregate, groups) gives them,
+    on up to `threads` threads; None without the kernel."""
+    ext = native_float.binding("tree_ensemble_scores")
+    tree_type = forest.weight_value.dtype
+    if ext is None or x.dtype != tree_type or x.ndim != 2 or not groups:
+        return None
+    rows, features = x.shape
+    bounds = np.asarray([g.start for g in groups] + [groups[-1].stop], np.int64)
+    s = np.empty((rows, forest.n_targets), tree_type)
+    h = np.empty((rows, forest.n_targets), np.uint8)
+    ext.tree_ensemble_scores(_compiled(ext, forest), np.ascontiguousarray(x).reshape(-1),
+                             rows, features, bounds, AGGREGATE_CODES[aggregate],
+                             s.reshape(-1), h.reshape(-1), max(1, int(threads)))
+    return s, h.view(bool)

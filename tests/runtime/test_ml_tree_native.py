@@ -1,0 +1,144 @@
+"""The native tree-ensemble kernel (native/tree_ensemble.cpp, lowp.runtime.native_trees) against
+the numpy reference (ml_trees.leaves then ml_trees.accumulate) bit for bit: random forests
+of every node mode, BRANCH_MEMBER's small and big sets, NaN tracks, several weights a leaf,
+one or several targets, every aggregate, float32 and float64, 0, 1 and many rows, the
+tree groups of ONNX Runtime's thread splits at 1, 2 and 3 threads ((O204), (O274)); and the
+operators take it when it is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, numpy_helper
+
+from lowp.runtime import ml_trees, native_float, native_trees
+from lowp.runtime.backends import native_available
+from lowp.runtime.float_registry import FLOAT_OPS
+from lowp.runtime.ml_tree_ensemble import build_forest_v5
+from tests.runtime.test_ml_trees import (
+    _BRANCHES,
+    _inputs,
+    random_forest,
+    random_forest_v5,
+)
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="needs the native extension")
+_AGGREGATES = ["SUM", "AVERAGE", "MIN", "MAX"]
+
+
+def _assert_native_equals_reference(forest: ml_trees.Forest, x: np.ndarray, aggregate: str,
+                                    threads: int) -> None:
+    groups = ml_trees.tree_groups(forest.roots.size, x.shape[0], forest.n_targets, threads)
+    got = native_trees.scores(forest, x, aggregate, groups, threads)
+    assert got is not None, "the native kernel did not run"
+    want = ml_trees.accumulate(forest, ml_trees.leaves(forest, x), aggregate, groups)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        bits = np.dtype(f"u{w.dtype.itemsize}")
+        np.testing.assert_array_equal(g.view(bits), w.view(bits),
+                                      err_msg=f"{aggregate} {threads} threads {len(groups)} "
+                                      "groups")
+
+
+@settings(max_examples=80, deadline=None)
+@given(trees=st.sampled_from([1, 2, 5, 81, 130]), depth=st.integers(0, 5),
+       rows=st.sampled_from([0, 1, 2, 17, 51, 300]), targets=st.integers(1, 4),
+       weights=st.integers(1, 3), aggregate=st.sampled_from(_AGGREGATES),
+       dtype=st.sampled_from([np.float32, np.float64]), mixed=st.booleans(),
+       special=st.booleans(), threads=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_the_native_walk_equals_the_reference(trees: int, depth: int, rows: int, targets: int,
+                                              weights: int, aggregate: str, dtype: type,
+                                              mixed: bool, special: bool, threads: int,
+                                              seed: int) -> None:
+    """Opset 1/3 forests (TreeEnsembleRegressor/Classifier's trees)."""
+    rng = np.random.default_rng(seed)
+    modes = _BRANCHES if mixed else [str(rng.choice(_BRANCHES))]
+    attrs = random_forest(rng, trees=trees, depth=depth, features=3, targets=targets,
+                          prefix="target", modes=modes, weights_per_leaf=weights,
+                          missing=special)
+    if special and rng.random() < 0.5:          # a NaN threshold (only NEQ goes true)
+        attrs["nodes_values"][int(rng.integers(len(attrs["nodes_values"])))] = float("nan")
+    forest = ml_trees.build_forest("TreeEnsembleRegressor", attrs, "target", targets, dtype)
+    _assert_native_equals_reference(forest, _inputs(rng, rows, 3, dtype, special), aggregate,
+                                    threads)
+
+
+def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes as the executor hands them over: tensors as numpy arrays."""
+    return {k: numpy_helper.to_array(v) if isinstance(v, TensorProto) else v
+            for k, v in attrs.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees=st.sampled_from([1, 3, 90]), depth=st.integers(1, 4),
+       rows=st.sampled_from([0, 1, 3, 60]), targets=st.integers(1, 3),
+       aggregate=st.sampled_from(_AGGREGATES), dtype=st.sampled_from([np.float32, np.float64]),
+       big_sets=st.booleans(), special=st.booleans(), threads=st.integers(1, 2),
+       seed=st.integers(0, 2**31))
+def test_the_native_walk_equals_the_reference_on_opset_5(trees: int, depth: int, rows: int,
+                                                         targets: int, aggregate: str,
+                                                         dtype: type, big_sets: bool,
+                                                         special: bool, threads: int,
+                                                         seed: int) -> None:
+    """TreeEnsemble's forests: BRANCH_MEMBER with small sets (equality) and big ones (on
+    int32(x): NaN and values beyond the range are INT32_MIN)."""
+    rng = np.random.default_rng(seed)
+    attrs = _plain(random_forest_v5(rng, trees=trees, depth=depth, features=3,
+                                    targets=targets, dtype=dtype, big_sets=big_sets))
+    forest = build_forest_v5("TreeEnsemble", attrs, dtype)
+    x = _inputs(rng, rows, 3, dtype, special)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = [40.0, -1.0, 3.5]
+    _assert_native_equals_reference(forest, x, aggregate, threads)
+
+
+def test_a_big_set_holds_int32_min_for_nan_and_out_of_range() -> None:
+    """C's cast of NaN and of 1e10 to int32 is INT32_MIN: a big set holding it takes them."""
+    low = float(np.iinfo(np.int32).min)
+    attrs = dict(
+        nodes_featureids=np.array([0]), nodes_splits=np.zeros(1, np.float32),
+        nodes_modes=np.array([6], np.uint8), nodes_truenodeids=np.array([0]),
+        nodes_falsenodeids=np.array([1]), nodes_trueleafs=np.array([1]),
+        nodes_falseleafs=np.array([1]), nodes_missing_value_tracks_true=np.array([0]),
+        leaf_targetids=np.array([0, 0]), leaf_weights=np.array([1, 20], np.float32),
+        tree_roots=np.array([0]), n_targets=1,
+        membership_values=np.array([low, 5.0, np.nan], np.float32))
+    forest = build_forest_v5("TreeEnsemble", attrs, np.float32)
+    x = np.array([[np.nan], [1e10], [-1e10], [5.5], [4.0]], np.float32)
+    _assert_native_equals_reference(forest, x, "SUM", 1)
+    s, _ = ml_trees.accumulate(forest, ml_trees.leaves(forest, x), "SUM", [range(1)])
+    assert s[:, 0].tolist() == [1, 1, 1, 1, 20]
+
+
+@pytest.mark.parametrize("op", ["TreeEnsembleRegressor", "TreeEnsembleClassifier"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_operators_run_the_native_walk(op: str, threads: int) -> None:
+    """The operators build the native forest once per node (in the Forest of the node's
+    cache) and walk it, giving the reference's bits."""
+    rng = np.random.default_rng(5)
+    prefix = "target" if op == "TreeEnsembleRegressor" else "class"
+    attrs = random_forest(rng, trees=90, depth=4, features=3, targets=3, prefix=prefix,
+                          modes=_BRANCHES, weights_per_leaf=2, missing=True)
+    if prefix == "target":
+        attrs["n_targets"] = 3
+    else:
+        attrs["classlabels_int64s"] = [4, 5, 6]
+    x = _inputs(rng, 60, 3, np.float32, special=True)
+    cache: dict[Any, Any] = {}
+    with native_float.threads(threads):
+        got = FLOAT_OPS[op](x, **attrs, node_cache=cache)
+        built = [f.compiled.get("native") for f in cache.values()]
+        again = FLOAT_OPS[op](x, **attrs, node_cache=cache)
+        with native_float.disabled():
+            want = FLOAT_OPS[op](x, **attrs)
+    assert len(built) == 1 and built[0] is not None
+    assert [f.compiled.get("native") for f in cache.values()] == built     # (built once)
+    outputs = [r if isinstance(r, tuple) else (r,) for r in (got, again, want)]
+    for g, a, w in zip(*outputs, strict=True):
+        bits = np.dtype(f"u{w.dtype.itemsize}")
+        np.testing.assert_array_equal(g.view(bits), w.view(bits))
+        np.testing.assert_array_equal(a.view(bits), w.view(bits))
