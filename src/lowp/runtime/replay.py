@@ -130,7 +130,11 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "Range": (0, 1, 2), "OneHot": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
     "ReduceProd": (1,), "ReduceL2": (1,), "CenterCropPad": (1,), "GridSample": (1,),
-    "MaxUnpool": (2,), "DFT": (1,), "STFT": (2, 3), "AffineGrid": (1,), "Col2Im": (1, 2),
+    "MaxUnpool": (2,), "AffineGrid": (1,), "Col2Im": (1, 2),
+    # (DFT's length and axis; STFT's frame_step and frame_length; a window's size; the mel
+    # matrix's bin count and DFT length)
+    "DFT": (1, 2), "STFT": (1, 3), "HannWindow": (0,), "HammingWindow": (0,),
+    "BlackmanWindow": (0,), "MelWeightMatrix": (0, 1),
     # (which tensor of a sequence a position picks, or how a split cuts, sets its shape)
     "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,), "SequenceErase": (1,),
 }
