@@ -129,7 +129,8 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 3), "ConstantOfShape": (0,),
     "Range": (0, 1, 2), "OneHot": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
-    "ReduceProd": (1,), "ReduceL2": (1,), "CenterCropPad": (1,), "GridSample": (1,),
+    "ReduceProd": (1,), "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,),
+    "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,), "CenterCropPad": (1,), "GridSample": (1,),
     "MaxUnpool": (2,), "AffineGrid": (1,), "Col2Im": (1, 2),
     # (DFT's length and axis; STFT's frame_step and frame_length; a window's size; the mel
     # matrix's bin count and DFT length)
@@ -324,7 +325,8 @@ class Replayer:
         if state is None:
             self._state[signature] = records
         else:
-            plan = _plan(self.steps, state, records, self._fixed)  # type: ignore[arg-type]
+            plan = _plan(self.steps, state, records,  # type: ignore[arg-type]
+                         self._fixed, self._fixed_names)
             self._state[signature] = plan
             owned = self._feeds[signature]
             in_place = self._in_place[signature] = _in_place_feeds(
@@ -1310,6 +1312,15 @@ def _check_guard(step: Step, args: tuple[object, ...]) -> None:
         raise NodeError(e.detail, step.op_type, step.name)
 
 
+def _shape_fed(step: Step, fixed_names: frozenset[str]) -> bool:
+    """A step whose output shape (or the part of its input it reads) is given by a value
+    that is not the same on every run of a signature (`SHAPE_INPUTS` read from the feeds'
+    values): its recorded calls hold that run's axes, starts or sizes as numbers, so they
+    are not repeated; the step runs the plain way."""
+    return any(k < len(step.inputs) and step.inputs[k] and step.inputs[k] not in fixed_names
+               for k in SHAPE_INPUTS.get(step.op_type, ()))
+
+
 def _match(inputs: list[tuple[str, object, object]], env: Env, layout: Layouts) -> bool:
     """The tensors are what was read when recorded: the same objects, or arrays over
     the same memory with the same shape and strides (a view made anew each run, say). The
@@ -1326,14 +1337,15 @@ def _match(inputs: list[tuple[str, object, object]], env: Env, layout: Layouts) 
 
 
 def _plan(steps: list[Step], first: list[_Record | None], second: list[_Record | None],
-          fixed: set[int]) -> list[Entry]:
+          fixed: set[int], fixed_names: frozenset[str]) -> list[Entry]:
     plan: list[Entry] = []
     for i, (step, a, b) in enumerate(zip(steps, first, second, strict=True)):
         if i in fixed and a is not None and b is not None and _same_values(a, b):
             plan.append(_Fixed(step, b.outputs))
         elif i in fixed:
             plan.append(step)
-        elif a is not None and b is not None and _same(a, b):
+        elif a is not None and b is not None and _same(a, b) and not _shape_fed(
+                step, fixed_names):
             plan.append(_Replay(step, b.calls, b.inputs, b.outputs))
         else:
             plan.append(step)
