@@ -96,14 +96,14 @@ def test_checker_failure(tmp_path, calib, capsys):
 
 
 def test_unsupported_operator_in_engine(tmp_path, capsys):
-    graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"], name="the_det")], "g",
+    graph = helper.make_graph([helper.make_node("Bernoulli", ["x"], ["y"], name="the_draw")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
-    path = tmp_path / "det.onnx"
+    path = tmp_path / "draw.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     np.save(tmp_path / "x.npy", np.eye(2, dtype=np.float32))
     _fails(capsys, ["run", str(path), "--input", f"x={tmp_path / 'x.npy'}"],
-           "unsupported operator Det (node 'the_det')")
+           "unsupported operator Bernoulli (node 'the_draw')")
 
 
 def test_calibration_missing_input(tmp_path, capsys):
