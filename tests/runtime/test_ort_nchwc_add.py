@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp.runtime import nchwc_conv, ort_nchwc_add
 from lowp.runtime.backends import native_available
-from tests.runtime.ort_agreement import onnxruntime_run
+from tests.runtime.ort_agreement import assert_sessions_equal_onnxruntime, onnxruntime_run
 
 BACKENDS = ["reference"] + (["native"] if native_available() else [])
 needs_blocks = pytest.mark.skipif(nchwc_conv.block_size() == 0,
@@ -161,3 +161,67 @@ def test_replayed_runs_read_each_runs_sum() -> None:
     # run from Python on every run
     (signature,) = session._replayer._ready
     assert session._replayer.plain_steps(signature) == []
+
+
+def _upsampled_model(opset: int, resize: dict[str, object]
+                     ) -> tuple[onnx.ModelProto, np.ndarray]:
+    """x (32 channels, 16 x 16) -> Conv -> a; x -> strided Conv -> Resize (nearest, x2) ->
+    up; y = Add(up, a). `resize`: the Resize's attributes and "scales"."""
+    rng = np.random.default_rng(4)
+    f = np.float32
+    attrs = dict(resize)
+    scales = np.array(attrs.pop("scales", [1, 1, 2, 2]), f)
+    inits = [numpy_helper.from_array((rng.standard_normal((32, 32, 3, 3)) * 0.3).astype(f), n)
+             for n in ("w1", "w2")]
+    inits += [numpy_helper.from_array(rng.standard_normal(32).astype(f), n)
+              for n in ("b1", "b2")]
+    inits.append(numpy_helper.from_array(scales, "scales"))
+    if opset >= 11:
+        inits.append(numpy_helper.from_array(np.zeros(0, f), "roi"))
+        op, ins = "Resize", ["down", "roi", "scales"]
+    else:
+        op, ins = ("Upsample" if opset == 9 else "Resize"), ["down", "scales"]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1] * 4),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["down"], pads=[1] * 4,
+                              strides=[2, 2]),
+             helper.make_node(op, ins, ["up"], **attrs),
+             helper.make_node("Add", ["up", "a"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=8)
+    return model, (rng.standard_normal((1, 32, 16, 16)) * 4).astype(f)
+
+
+_NEAREST = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+            "nearest_mode": "floor"}
+UPSAMPLED = {  # (opset, Resize attributes and scales, whether ONNX Runtime fuses the Add)
+    "resize_18": (18, _NEAREST, True),
+    "resize_13": (13, _NEAREST, True),
+    "resize_11": (11, _NEAREST, True),
+    "resize_10": (10, {"mode": "nearest"}, True),
+    "upsample_9": (9, {"mode": "nearest"}, True),
+    "half_pixel": (18, {**_NEAREST, "coordinate_transformation_mode": "half_pixel"}, False),
+    "round_prefer_floor": (18, {**_NEAREST, "nearest_mode": "round_prefer_floor"}, False),
+    "nearest_mode_unwritten": (18, {"mode": "nearest",
+                                    "coordinate_transformation_mode": "asymmetric"}, False),
+}
+
+
+@needs_blocks
+@pytest.mark.skipif(not native_available(), reason="native module not built")
+@pytest.mark.parametrize("case", sorted(UPSAMPLED))
+def test_add_of_an_upsampled_nchwc_value_equals_onnxruntime(case: str) -> None:
+    # ONNX Runtime's layout transformer runs a nearest Resize by whole factors (asymmetric,
+    # floor) of an NCHWc value as its NCHWc Upsample: the Add of it and a Conv output is
+    # the Conv's Sum then (terrain_consistency_unet's upsampling blocks), on every backend,
+    # instruction-set path and thread count
+    from lowp.runtime import native_backend
+
+    opset, resize, fuses = UPSAMPLED[case]
+    model, x = _upsampled_model(opset, resize)
+    for path in native_backend.available_paths():
+        with native_backend.use_path(path):
+            assert_sessions_equal_onnxruntime(model, x)
+    assert len(_fused(model)) == int(fuses)

@@ -18,8 +18,9 @@ Three runs of the float model (the corpus's feeds, seed 1, one batch):
    transformer whose removal makes ONNX Runtime equal to lowp is the cause.
 4. With `--bisect`: the model cut at one tensor T (T its only output, so both engines fuse
    everything upstream as in the whole model, bar T's own producer), run on both engines;
-   a binary search over the float tensors in graph order finds the first T whose value
-   differs (assuming that once a tensor differs, later ones do too).
+   a binary search over the float tensors the last one is computed from, repeated over
+   those of the tensor it finds, finds the first T whose value differs (assuming that once
+   a tensor differs, the ones computed from it do too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import argparse
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -213,27 +214,69 @@ def cut_differs(model: onnx.ModelProto, feeds: Feeds, low_all: Feeds, name: str)
     return max_diff({name: got}, {name: want}, [name])
 
 
+def ancestors(model: onnx.ModelProto, name: str) -> set[str]:
+    """The tensors `name` is computed from, itself included."""
+    producer = {o: n for n in model.graph.node for o in n.output if o}
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in producer:
+            todo.extend(i for i in producer[t].input if i)
+    return seen
+
+
+def first_differing_cut(model: onnx.ModelProto, names: Sequence[str],
+                        differs: Callable[[str], bool]) -> str | None:
+    """The first of `names` (graph order) whose cut differs, or None when the last agrees:
+    a binary search over the tensors the last one is computed from, then again over those
+    of the tensor it found until it finds that tensor again (a search over every tensor in
+    graph order stops at a tensor whose predecessor in that order is an agreeing value of
+    another branch: terrain_consistency_unet's first search ended at a Reshape of a Conv
+    that differed too)."""
+    cache: dict[str, bool] = {}
+
+    def cut(name: str) -> bool:
+        if name not in cache:
+            cache[name] = differs(name)
+        return cache[name]
+
+    if not names or not cut(names[-1]):
+        return None
+    target = names[-1]
+    while True:
+        up = ancestors(model, target)
+        pool = [n for n in names if n in up]       # ends with target, which differs
+        lo, hi = 0, len(pool) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cut(pool[mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        if pool[hi] == target:
+            return target
+        target = pool[hi]
+
+
 def bisect(model: onnx.ModelProto, feeds: Feeds, low_all: Feeds) -> None:
     """4. the first tensor (graph order) where the cut models differ."""
     names = [o for n in model.graph.node for o in n.output
              if o and o in low_all and np.asarray(low_all[o]).dtype == np.float32
              and np.asarray(low_all[o]).size > 1]
-    lo, hi = 0, len(names) - 1      # invariant: names[hi] differs (the last float tensor)
-    if not names or cut_differs(model, feeds, low_all, names[hi]) == 0:
+    first = first_differing_cut(model, names,
+                                lambda name: cut_differs(model, feeds, low_all, name) > 0)
+    if first is None:
         print("4. bisect: the last float tensor agrees")
         return
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cut_differs(model, feeds, low_all, names[mid]) > 0:
-            hi = mid
-        else:
-            lo = mid + 1
     producer = {o: n for n in model.graph.node for o in n.output}
-    node = producer[names[hi]]
-    d = cut_differs(model, feeds, low_all, names[hi])
-    print(f"4. bisect: first differing tensor {names[hi]!r} of {node.op_type} {node.name!r} "
+    node = producer[first]
+    d = cut_differs(model, feeds, low_all, first)
+    print(f"4. bisect: first differing tensor {first!r} of {node.op_type} {node.name!r} "
           f"(inputs {list(node.input)}), max |diff| {d:.3g}")
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 
+import numpy as np
 import onnx
 
 from ..ir.graph import Graph, attributes
@@ -127,7 +128,8 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
     of a MaxPool or AveragePool of a block multiple of channels, of the activations fused
     into such a Conv, and of the nodes it carries the layout through when all their inputs
     have it (Relu, Sigmoid, Tanh, BatchNormalization, global pools, Add and Sum, Mul of
-    equal shapes, Concat of whole blocks on the channel axis)."""
+    equal shapes, Concat of whole blocks on the channel axis, a nearest Resize or Upsample
+    by whole spatial factors: `nchwc_upsample`)."""
     node = graph.producer.get(name)
     if node is None or depth == 0 or not (node.domain in ("", "ai.onnx") or _is_fused_conv(node)):
         return False
@@ -152,6 +154,8 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
         return bool(_pool_context(node, graph)["nchwc_channels"])
     if op in ("Relu", "Sigmoid", "Tanh") or eliminated_identity(node, graph):
         return ort_nchwc(node.input[0], graph, depth - 1)
+    if op in ("Resize", "Upsample"):
+        return nchwc_upsample(node, graph) and ort_nchwc(node.input[0], graph, depth - 1)
     if op == "BatchNormalization":          # rewritten as a 1x1 depthwise NCHWc Conv
         return bool(batch_norm_context(node, graph)["nchwc"])
     if op in _CONV_ACTIVATIONS:
@@ -169,6 +173,37 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
                 _nchwc_channels(i, graph) for i in ins)
         return True
     return False
+
+
+def nchwc_upsample(node: onnx.NodeProto, graph: Graph) -> bool:
+    """Whether ONNX Runtime's layout transformer runs this Resize or Upsample (of an NCHWc
+    input) as its NCHWc Upsample (NchwcTransformerImpl::TransformResize, every Resize
+    version and Upsample-9 in ONNX Runtime 1.32): mode "nearest"; from Resize-11 on exactly
+    three inputs (no `sizes`) and the attributes coordinate_transformation_mode "asymmetric"
+    and nearest_mode "floor" written out; scales a constant 1-D float32 tensor of 4 whole
+    positive factors, 1 on batch and channels. The copy rounds nothing, but its output stays
+    in the layout (an Add of it and a Conv output becomes the Conv's Sum,
+    lowp.runtime.ort_nchwc_add)."""
+    attrs = attributes(node)
+    if str(attrs.get("mode", "nearest")) != "nearest":
+        return False
+    if node.op_type == "Resize" and graph.opset >= 11:
+        if len(node.input) != 3 or str(attrs.get("coordinate_transformation_mode")) \
+                != "asymmetric" or str(attrs.get("nearest_mode")) != "floor":
+            return False
+        scales = node.input[2]
+    elif graph.opset >= 9 and len(node.input) == 2:     # Upsample-9, Resize-10
+        scales = node.input[1]
+    else:
+        return False
+    if not scales or not graph.is_constant(scales) or not folded_constant(scales, graph):
+        return False
+    value = graph.constant(scales)
+    if value.dtype != np.float32 or value.shape != (4,) or not np.isfinite(value).all():
+        return False
+    whole = value.astype(np.int64)
+    return bool((whole > 0).all() and (whole.astype(np.float32) == value).all()
+                and whole[0] == whole[1] == 1)
 
 
 def _nchwc_binary_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
