@@ -668,6 +668,22 @@ def simplified_layer_norm(x: np.ndarray, n: int, scale: np.ndarray, epsilon: flo
     return y, inv
 
 
+def instance_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+                  epsilon: float) -> np.ndarray | None:
+    """InstanceNormalization of float32 `x` (N, C, spatial...) in ONNX Runtime's order, bit
+    for bit with lowp.runtime.float_nn.InstanceNormalization's float32 form (NaN payloads
+    included; scale and bias: C float32 values), or None."""
+    ext = _has(_usable("InstanceNormalization", x), "float_instance_norm")
+    if ext is None or x.ndim < 3 or scale.dtype != np.float32 or bias.dtype != np.float32 \
+            or scale.size != x.shape[1] or bias.size != x.shape[1]:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_instance_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1), np.ascontiguousarray(bias).reshape(-1),
+         y.reshape(-1), int(np.prod(x.shape[2:])), float(np.float32(epsilon)), _threads)
+    return y
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..
