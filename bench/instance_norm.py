@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import print_table, wall_and_cpu  # noqa: E402
+
 from lowp.runtime import native_float  # noqa: E402
 from lowp.runtime.float_nn import InstanceNormalization  # noqa: E402
 
@@ -47,6 +48,31 @@ def _session(x: np.ndarray, scale: np.ndarray, bias: np.ndarray,
                                 providers=["CPUExecutionProvider"])
 
 
+def _row(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, threads: int,
+         rounds: int) -> list[object]:
+    """Median CPU ms of the native kernel, the numpy reference and ONNX Runtime."""
+    session = _session(x, scale, bias, threads)
+
+    def native() -> np.ndarray | None:
+        with native_float.threads(threads):
+            return native_float.instance_norm(x, scale, bias, 1e-5)
+
+    def numpy() -> np.ndarray:
+        with native_float.disabled():
+            return InstanceNormalization(x, scale, bias, epsilon=1e-5)
+
+    def onnxruntime() -> np.ndarray:
+        return session.run(None, {"x": x})[0]
+
+    _, cpu, outs = wall_and_cpu([native, numpy, onnxruntime], rounds)
+    ms = [statistics.median(c) * 1e3 for c in cpu]
+    same = all(o is not None and np.array_equal(o.view(np.uint32), outs[2].view(np.uint32))
+               for o in outs[:2])
+    return ["x".join(map(str, x.shape)), threads, f"{ms[0]:.3f}", f"{ms[1]:.3f}",
+            f"{ms[2]:.3f}", f"{ms[0] / ms[2]:.2f}", f"{ms[1] / ms[2]:.2f}",
+            "yes" if same else "NO"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES)
@@ -59,28 +85,7 @@ def main() -> None:
         shape = tuple(int(d) for d in text.split("x"))
         x = rng.standard_normal(shape).astype(np.float32) * 3 + 1
         scale, bias = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
-        for threads in args.threads:
-            session = _session(x, scale, bias, threads)
-
-            def native(threads: int = threads) -> np.ndarray | None:
-                with native_float.threads(threads):
-                    return native_float.instance_norm(x, scale, bias, 1e-5)
-
-            def numpy() -> np.ndarray:
-                with native_float.disabled():
-                    return InstanceNormalization(x, scale, bias, epsilon=1e-5)
-
-            def onnxruntime(session: ort.InferenceSession = session) -> np.ndarray:
-                return session.run(None, {"x": x})[0]
-
-            _, cpu, outs = wall_and_cpu([native, numpy, onnxruntime], args.rounds)
-            ms = [statistics.median(c) * 1e3 for c in cpu]
-            same = all(o is not None and np.array_equal(o.view(np.uint32),
-                                                        outs[2].view(np.uint32))
-                       for o in outs[:2])
-            rows.append([text, threads, f"{ms[0]:.3f}", f"{ms[1]:.3f}", f"{ms[2]:.3f}",
-                         f"{ms[0] / ms[2]:.2f}", f"{ms[1] / ms[2]:.2f}",
-                         "yes" if same else "NO"])
+        rows += [_row(x, scale, bias, threads, args.rounds) for threads in args.threads]
     print_table(["shape", "threads", "native ms", "numpy ms", "ORT ms", "native / ORT",
                  "numpy / ORT", "same bits"], rows)
 
