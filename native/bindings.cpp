@@ -1083,6 +1083,23 @@ lowp::Kernel make_float_layer_norm(Floats x, Floats scale, std::optional<Floats>
   };
 }
 
+lowp::Kernel make_float_instance_norm(Floats x, Floats scale, Floats bias, OutFloats y,
+                                      int64_t w, float epsilon, int threads) {
+  // planes (N * C) x w: y = InstanceNormalization of each plane in ONNX Runtime's order,
+  // scale and bias C values
+  if (w < 1 || x.size() != y.size() || x.size() % size_t(w) != 0 || scale.size() < 1 ||
+      bias.size() != scale.size() || (x.size() / size_t(w)) % scale.size() != 0)
+    throw std::invalid_argument("float_instance_norm needs x, y of N * C * w values and "
+                                "scale, bias of C values");
+  return [x, scale, bias, y, w, epsilon, threads] {
+    lowp::InstanceNormArgs a;
+    a.x = x.data(), a.scale = scale.data(), a.bias = bias.data(), a.y = y.data();
+    a.planes = int64_t(x.size()) / w, a.channels = int64_t(scale.size()), a.w = w;
+    a.epsilon = epsilon;
+    lowp::run_float_instance_norm(a, threads);
+  };
+}
+
 lowp::Kernel make_float_simplified_layer_norm(Floats x, Floats scale, OutFloats y, OutFloats inv,
                                               int64_t n, float epsilon, int threads) {
   // rows x n: y = SimplifiedLayerNormalization (RMSNorm) of each row in ONNX Runtime's order,
@@ -2418,6 +2435,8 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "float_layer_norm", &make_float_layer_norm, "x"_a, "scale"_a,
              "bias"_a.none(), "y"_a, "mean"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1,
              "welford"_a = false);
+  def_kernel(m, program, "float_instance_norm", &make_float_instance_norm, "x"_a, "scale"_a,
+             "bias"_a, "y"_a, "w"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_simplified_layer_norm", &make_float_simplified_layer_norm,
              "x"_a, "scale"_a, "y"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,

@@ -44,4 +44,21 @@ void run_float_layer_norm(const LayerNormArgs& a, int threads);
 // split over `threads` the same way.
 void run_float_simplified_layer_norm(const LayerNormArgs& a, int threads);
 
+// InstanceNormalization of float32 planes in ONNX Runtime's order, bit for bit with
+// lowp.runtime.float_nn.InstanceNormalization ((O35), (O221), (O287)): planes (N * C) of w
+// values from x (one buffer whose start is taken as a 16-byte boundary), scale and bias
+// `channels` values (plane r has channel r % channels); y planes x w. Per plane: the mean
+// by Eigen's peeled sum / w, the squared deviations by its unpeeled sum, s = scale *
+// (1 / sqrt(sum / w + eps)), t = bias - mean * s, y = x * s + t; of two NaNs the payload the
+// reference hands on. Planes split over `threads` (float_instance_norm.cpp).
+struct InstanceNormArgs {
+  const float* x = nullptr;
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t planes = 0, channels = 1, w = 0;
+  float epsilon = 0.0f;
+};
+void run_float_instance_norm(const InstanceNormArgs& a, int threads);
+
 }  // namespace lowp

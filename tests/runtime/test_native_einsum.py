@@ -102,3 +102,34 @@ def test_einsum_replays_in_a_program_with_onnxruntime_outputs() -> None:
     signature = (("x", (1, 40, 512), "<f4"),)
     assert session._replayer is not None
     assert "Einsum" not in [s.op_type for s in session._replayer.plain_steps(signature)]
+
+
+def _attention(c: int, t: int) -> helper.ModelProto:
+    """terrain_consistency_unet's attention core: q, k, v (1, C, T) ->
+    Einsum(bct,bcs->bts) -> Softmax -> Einsum(bts,bcs->bct), the last one's output not
+    in the products' row order."""
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, t]) for n in "qkv"]
+    graph = helper.make_graph(
+        [helper.make_node("Einsum", ["q", "k"], ["w"], equation="bct,bcs->bts"),
+         helper.make_node("Softmax", ["w"], ["p"], axis=2),
+         helper.make_node("Einsum", ["p", "v"], ["y"], equation="bts,bcs->bct")], "attention",
+        io, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, t])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_attention_einsums_replay_in_one_program_with_onnxruntime_outputs(threads) -> None:
+    """Both Einsums (the second through a buffer and one native copy) replay inside the
+    Program, ONNX Runtime's bits on every run."""
+    c, t = 24, 37
+    model = _attention(c, t)
+    session = Session(model.SerializeToString(), threads=threads)
+    rng = np.random.default_rng(2)
+    for run in range(4):
+        feeds = {n: rng.standard_normal((1, c, t)).astype(np.float32) for n in "qkv"}
+        np.testing.assert_array_equal(session.run(feeds)["y"],
+                                      onnxruntime_run(model, feeds, threads)[0],
+                                      err_msg=f"run {run}")
+    signature = tuple((n, (1, c, t), "<f4") for n in "qkv")
+    assert session._replayer is not None
+    assert session._replayer.programs(signature) == [3]

@@ -1052,8 +1052,12 @@ def InstanceNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *,
     """Float32 as ONNX Runtime's kernel (docs/operators.md (O35)): per (n, c) plane, the mean
     by Eigen's vectorized sum of the plane (peeled to its 16-byte boundary) and the sum of
     squared deviations by Eigen's sum of an expression (not peeled), then x * s + t with
-    s = scale / sqrt(sum / W + eps) and t = bias - mean * s."""
+    s = scale / sqrt(sum / W + eps) and t = bias - mean * s; natively
+    `native_float.instance_norm` ((O287))."""
     if x.dtype == np.float32 and x.ndim >= 3 and x.size:
+        native = native_float.instance_norm(x, _f(scale), _f(bias), epsilon)
+        if native is not None:
+            return native
         f = np.float32
         n, c = x.shape[:2]
         rows = np.ascontiguousarray(x).reshape(n * c, -1)

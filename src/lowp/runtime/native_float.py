@@ -668,6 +668,22 @@ def simplified_layer_norm(x: np.ndarray, n: int, scale: np.ndarray, epsilon: flo
     return y, inv
 
 
+def instance_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+                  epsilon: float) -> np.ndarray | None:
+    """InstanceNormalization of float32 `x` (N, C, spatial...) in ONNX Runtime's order, bit
+    for bit with lowp.runtime.float_nn.InstanceNormalization's float32 form (NaN payloads
+    included; scale and bias: C float32 values), or None."""
+    ext = _has(_usable("InstanceNormalization", x), "float_instance_norm")
+    if ext is None or x.ndim < 3 or scale.dtype != np.float32 or bias.dtype != np.float32 \
+            or scale.size != x.shape[1] or bias.size != x.shape[1]:
+        return None
+    y = _empty(x.shape)
+    call(ext.float_instance_norm, np.ascontiguousarray(x).reshape(-1),
+         np.ascontiguousarray(scale).reshape(-1), np.ascontiguousarray(bias).reshape(-1),
+         y.reshape(-1), int(np.prod(x.shape[2:])), float(np.float32(epsilon)), _threads)
+    return y
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..
@@ -1225,7 +1241,8 @@ def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarra
     """float32 Einsum of `a` and `b` by `plan`: one float_sgemm_mlas product per batch entry
     (MLAS's order, as the reference's copies compute it), reading the operands and writing
     the output in place through strided views, so no copy is made and every call repeats
-    in a Program; None where it does not run natively or an operand (or the output) does
+    in a Program (an output that does not fold to the products' shape: the products into
+    a buffer, then one native copy); None where it does not run natively or an operand does
     not fold to the products' shape without a copy."""
     ext = _has(_usable("Einsum", a), "float_sgemm_mlas")
     if ext is None or b.dtype != np.float32:
@@ -1234,15 +1251,26 @@ def einsum_products(a: np.ndarray, b: np.ndarray, plan: EinsumPlan) -> np.ndarra
     bv = _folded(b, plan.perm_b, (plan.nb, plan.k, plan.n))
     out_shape = tuple(plan.order_shape[i] for i in plan.to_out)
     to_order = tuple(int(i) for i in np.argsort(plan.to_out))
-    if (av is None or bv is None or not _rows_of_unit_stride(
-            _folded(np.empty(out_shape, np.float32), to_order, (plan.nb, plan.m, plan.n)))):
-        return None                 # (whether the output folds depends on its shape only)
-    y = _empty(out_shape)
-    yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
-    assert yv is not None
+    if av is None or bv is None:
+        return None
+    # (whether the output folds depends on its shape only)
+    if _rows_of_unit_stride(_folded(np.empty(out_shape, np.float32), to_order,
+                                    (plan.nb, plan.m, plan.n))):
+        y = _empty(out_shape)
+        yv = _folded(y, to_order, (plan.nb, plan.m, plan.n))
+        assert yv is not None
+        for i in range(plan.nb):
+            _by_parts(ext, None, av[i], bv[i], yv[i], None, False, False, False, 1.0, 1)
+        return y
+    # an output whose product rows are not rows of memory (attention's bts,bcs->bct): the
+    # products into a buffer, then one native copy to the output's order (the reference's
+    # transposed copy)
+    if _has(ext, "take") is None or plan.nb * plan.m * plan.n >= 2**31:
+        return None
+    products = buffer((plan.nb, plan.m, plan.n))
     for i in range(plan.nb):
-        _by_parts(ext, None, av[i], bv[i], yv[i], None, False, False, False, 1.0, 1)
-    return y
+        _by_parts(ext, None, av[i], bv[i], products[i], None, False, False, False, 1.0, 1)
+    return contiguous_copy(products.reshape(plan.order_shape).transpose(plan.to_out))
 
 
 def _rows_of_unit_stride(v: np.ndarray | None) -> bool:

@@ -99,7 +99,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "Acosh", "Atanh", "Exp", "FusedConv", "GlobalMaxPool", "Sin",
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
                           "ScatterND", "Softplus", "ConvInteger", "ConvBias",
-                          "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin"})
+                          "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
+                          "InstanceNormalization"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
