@@ -1542,6 +1542,26 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 pin_batch=True,
                 note="hibari's British-English out-of-vocabulary reader, dynamic int8 (the "
                      "same quantizer): 17 MatMulInteger, LayerNormalization, int64 ArgMax"),
+    CorpusModel("rapid_table_det_obj_int8", "rapid-table-det==0.0.1",
+                "rapid_table_det/models/obj_det_quantized.onnx", "detection", "paddle2onnx",
+                16, (Feed("image", (1, 3, 928, 928), "float32", "text_line",
+                          _UNIT + (("lines", 12),)),
+                     Feed("scale_factor", (1, 2), "float32", "ones", (("dtype", "float32"),))),
+                pin_batch=True,
+                note="PicoDet table detector (Apache-2.0; paddle2onnx at opset 16, then ONNX "
+                     "Runtime's quantize_dynamic, producer onnx.quantize 0.1.0, IR 10, the "
+                     "opset list of ONNX Runtime's optimized graph; 98 MB): 140 "
+                     "DynamicQuantizeLinear feeding 152 ConvInteger, Sigmoid, HardSigmoid, "
+                     "Softmax box distributions, multiclass NMS in the graph "
+                     "(NonMaxSuppression, TopK, Gather); one table box a text page"),
+    CorpusModel("rapid_table_det_edge_int8", "rapid-table-det==0.0.1",
+                "rapid_table_det/models/edge_det_quantized.onnx", "segmentation",
+                "paddle2onnx", 16,
+                _img("input", (1, 3, 800, 800), "text_line", _UNIT + (("lines", 12),)),
+                note="table edge segmenter of the same pipeline (the same quantizer; 26 MB): "
+                     "65 ConvInteger, ConvTranspose and Resize up-sampling, "
+                     "BatchNormalization, a sigmoid written out (Exp, Reciprocal), an "
+                     "800x800 map"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}
