@@ -105,12 +105,27 @@ def test_linear_classifier_reads_the_first_c_times_f_coefficients() -> None:
 
 
 def test_linear_classifier_refusals() -> None:
-    short = _classifier(np.float32, 2, 3, 4, "NONE", extra=-1)
-    with pytest.raises(NodeError, match="11 coefficients for 3 classes of 4 features"):
-        Session(short).run({"x": np.ones((2, 4), np.float32)})
+    """What ONNX Runtime 1.32 refuses, lowp refuses: too few coefficients for the input's
+    features (at run time), a count not a multiple of the classes, fewer labels than
+    classes (at load); and ONNX Runtime's binary case, which lowp does not run."""
+    x = np.ones((2, 4), np.float32)
+    for extra, match in ((-3, "9 coefficients for 3 classes of 4 features"),
+                         (-1, "11 coefficients are not a multiple of the 3 classes")):
+        model = _classifier(np.float32, 2, 3, 4, "NONE", extra=extra)
+        with pytest.raises(NodeError, match=match):
+            Session(model).run({"x": x})
+        with pytest.raises(Exception):  # noqa: B017  (ONNX Runtime: load or run error)
+            _ort(model, {"x": x})
+    few = _classifier(np.float32, 2, 3, 4, "NONE")
+    labels = next(a for a in few.graph.node[0].attribute if a.name == "classlabels_ints")
+    del labels.ints[-1]
+    with pytest.raises(NodeError, match="2 class labels for 3 classes"):
+        Session(few).run({"x": x})
+    with pytest.raises(Exception):  # noqa: B017
+        _ort(few, {"x": x})
     binary = _classifier(np.float32, 2, 1, 4, "NONE")
     with pytest.raises(UnsupportedOpError, match="1 intercept\\(s\\): lowp runs two classes"):
-        Session(binary).run({"x": np.ones((2, 4), np.float32)})
+        Session(binary).run({"x": x})
 
 
 def _normalizer(dtype: type, rank: int, norm: str) -> onnx.ModelProto:

@@ -73,11 +73,12 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     broadcast into the output, MLAS's SGEMM accumulating onto them; (O33)), the int64
     label of each row the class of its first largest raw score (the coefficients read as
     a C x F matrix from the start of the list, as that Gemm reads them: a longer list's
-    tail unread, a shorter one the model's error), then the scores through
-    the post transform as batched_update_scores_inplace runs it: LOGISTIC as MLAS's
-    logistic (Sigmoid's), PROBIT and SOFTMAX_ZERO as ml_common.h's scalar loops, SOFTMAX
-    as MLAS's softmax (Softmax's) where ONNX Runtime picks it by C and N * C, else
-    ml_common.h's loop. Float32 (N, C) scores out."""
+    tail unread; a shorter one, or one not a multiple of C, the model's error, as are
+    fewer labels than classes), then the scores through the post transform as
+    batched_update_scores_inplace runs it: LOGISTIC as MLAS's logistic (Sigmoid's),
+    PROBIT and SOFTMAX_ZERO as ml_common.h's scalar loops, SOFTMAX as MLAS's softmax
+    (Softmax's) where ONNX Runtime picks it by C and N * C, else ml_common.h's loop.
+    Float32 (N, C) scores out."""
     op = "LinearClassifier"
     if len(classlabels_strings):
         raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
@@ -97,6 +98,9 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
                           "score a row is ONNX Runtime's binary case)")
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     features = rows.shape[1]
+    if coef.size % classes:
+        raise NodeError(f"{op}: {coef.size} coefficients are not a multiple of the {classes} "
+                        "classes")
     if coef.size < classes * features:   # (ONNX Runtime's Gemm would read past the list)
         raise NodeError(f"{op}: {coef.size} coefficients for {classes} classes of "
                         f"{features} features")
