@@ -36,15 +36,17 @@ def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], threads: int = 1
 
 
 def _classifier(dtype: type, rank: int, classes: int, features: int, post: str,
-                extra: int = 0, seed: int = 0) -> onnx.ModelProto:
+                extra: int = 0, seed: int = 0, labels: list[int] | None = None
+                ) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     coef = rng.standard_normal(classes * features + extra).astype(np.float32) * 2
+    if labels is None:
+        labels = [int(v) for v in rng.permutation(40)[:classes] - 7]
     node = helper.make_node(
         "LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
         coefficients=[float(v) for v in coef],
         intercepts=[float(v) for v in rng.standard_normal(classes).astype(np.float32)],
-        classlabels_ints=[int(v) for v in rng.permutation(40)[:classes] - 7],
-        post_transform=post)
+        post_transform=post, **({"classlabels_ints": labels} if labels else {}))
     shape = [None, features] if rank == 2 else [features]
     graph = helper.make_graph(
         [node], "linear", [helper.make_tensor_value_info("x", _TYPES[dtype], shape)],
@@ -123,9 +125,33 @@ def test_linear_classifier_refusals() -> None:
         Session(few).run({"x": x})
     with pytest.raises(Exception):  # noqa: B017
         _ort(few, {"x": x})
-    binary = _classifier(np.float32, 2, 1, 4, "NONE")
-    with pytest.raises(UnsupportedOpError, match="1 intercept\\(s\\): lowp runs two classes"):
-        Session(binary).run({"x": x})
+    probit = _classifier(np.float32, 2, 1, 4, "PROBIT", labels=[3, 9])
+    with pytest.raises(UnsupportedOpError, match="PROBIT on one score a row with two"):
+        Session(probit).run({"x": x})
+    for labels in ([7], [1, 2, 3]):
+        odd = _classifier(np.float32, 2, 1, 4, "NONE", labels=labels)
+        with pytest.raises(NodeError, match=f"{len(labels)} class labels for one score"):
+            Session(odd).run({"x": x})
+        with pytest.raises(Exception):  # noqa: B017
+            _ort(odd, {"x": x})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("labels", [[], [3, 9]])
+@pytest.mark.parametrize("post", ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"])
+def test_one_score_a_row_matches_onnxruntime(threads: int, labels: list[int], post: str
+                                             ) -> None:
+    """ONNX Runtime's binary case (one intercept): the label by the sign of the score;
+    with two labels two scores a row, (ComputeLogistic(-s), ComputeLogistic(s)) under
+    LOGISTIC and (1 - s, s) under the others; without labels the score, PROBIT only
+    applied. lowp refused one score a row before."""
+    if labels and post == "PROBIT":
+        pytest.skip("refused (test_linear_classifier_refusals)")
+    model = _classifier(np.float32, 2, 1, 3, post, seed=5, labels=labels)
+    x = _input(np.float32, (37, 3), 8, specials=True)
+    x[5:9] = x[5:9] * 1e-3     # scores near 0: PROBIT's domain, the sign of the label
+    _same(Session(model, threads=threads).run({"x": x}), _ort(model, {"x": x}, threads),
+          ["label", "scores"])
 
 
 def _normalizer(dtype: type, rank: int, norm: str) -> onnx.ModelProto:

@@ -67,7 +67,7 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
                      classlabels_ints: Any = (), classlabels_strings: Sequence[str] = (),
                      post_transform: str = "NONE", **_: Any
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(O290) ONNX Runtime's LinearClassifier for C >= 2 classes (C = the intercept count):
+    """(O290) ONNX Runtime's LinearClassifier (C = the intercept count; C = 1 in `_binary`):
     x as float32 (N, F) rows (a 1-D x one row; float64 and int32/int64 converted first), the
     scores x coefficients^T + intercepts as its Gemm computes them (the intercepts
     broadcast into the output, MLAS's SGEMM accumulating onto them; (O33)), the int64
@@ -93,9 +93,14 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     coef = np.asarray(coefficients, np.float32)
     labels = np.asarray(classlabels_ints, np.int64)
     classes = icp.size
-    if classes < 2:
-        raise unsupported(op, f"{classes} intercept(s): lowp runs two classes or more (one "
-                          "score a row is ONNX Runtime's binary case)")
+    if classes < 1:
+        raise unsupported(op, "no intercepts: lowp runs one class score a row or more")
+    if classes == 1 and labels.size not in (0, 2):
+        raise NodeError(f"{op}: {labels.size} class labels for one score a row (binary: "
+                        "2 or none)")
+    if classes == 1 and labels.size == 2 and post_transform == "PROBIT":
+        raise unsupported(op, "PROBIT on one score a row with two class labels (ONNX "
+                          "Runtime leaves half of its scores output unwritten)")
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     features = rows.shape[1]
     if coef.size % classes:
@@ -104,19 +109,41 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     if coef.size < classes * features:   # (ONNX Runtime's Gemm would read past the list)
         raise NodeError(f"{op}: {coef.size} coefficients for {classes} classes of "
                         f"{features} features")
-    if labels.size < classes:
+    if classes > 1 and labels.size < classes:
         raise NodeError(f"{op}: {labels.size} class labels for {classes} classes")
     from lowp.runtime import float_ops, ml_trees  # (float_ops imports this module)
 
     xf = rows if rows.dtype == np.float32 else rows.astype(np.float32)
     weights = coef[:classes * features].reshape(classes, features)   # (a longer list's
     scores = float_ops.Gemm(xf, weights, icp, transB=1)              # tail is never read)
+    if classes == 1:
+        return _binary(scores[:, 0], labels, post_transform, ml_trees)
     best = np.zeros(scores.shape[0], np.int64)
     top = scores[:, 0].copy()
     for c in range(1, classes):         # `if (*score > maxweight)`: the first maximum
         win = scores[:, c] > top
         best, top = np.where(win, c, best), np.where(win, scores[:, c], top)
     return labels[best], _post_transform(scores, post_transform, float_ops, ml_trees)
+
+
+def _binary(s: np.ndarray, labels: np.ndarray, post: str, ml_trees: Any
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime 1.32's one score a row: the label labels[1] where the score is > 0,
+    else labels[0] (1 and 0 without labels). With two labels, two scores a row: LOGISTIC
+    (ComputeLogistic(-s), ComputeLogistic(s)), any other transform (1 - s, s); without,
+    the score itself, only PROBIT applied."""
+    pos, neg = (int(labels[1]), int(labels[0])) if labels.size == 2 else (1, 0)
+    label = np.where(s > 0, pos, neg).astype(np.int64)
+    f = np.float32
+    with np.errstate(all="ignore"):
+        if labels.size != 2:
+            out = ml_trees.probit(s) if post == "PROBIT" else s
+            return label, np.asarray(out, f).reshape(-1, 1)
+        if post == "LOGISTIC":
+            pair = (ml_trees.logistic(-s), ml_trees.logistic(s))
+        else:
+            pair = ((f(1) - s).astype(f), s)
+    return label, np.stack(pair, axis=1).astype(f)
 
 
 def _post_transform(scores: np.ndarray, post: str, float_ops: Any, ml_trees: Any
