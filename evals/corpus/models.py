@@ -1390,6 +1390,43 @@ MODELS: tuple[CorpusModel, ...] = (
                      "producer name; ppocrv6_det_small is rapidocr's opset-11 file): Erf "
                      "GELU, ReduceMean layer norm written out, HardSigmoid squeeze-excite, "
                      "nearest Resize FPN, two ConvTranspose"),
+    CorpusModel("ort_logreg_iris", "onnxruntime==1.32.0",
+                "onnxruntime/datasets/logreg_iris.onnx", "tabular", "onnxmltools", 0,
+                (Feed("float_input", (3, 2), "float32", "uniform",
+                      (("low", 2.0), ("high", 8.0))),),
+                pin_batch=True,
+                note="ONNX Runtime's own sample logistic regression (MIT; OnnxMLTools 1.2, IR "
+                     "3, only the ai.onnx.ml opset 1 imported: opset 0 here): an iris "
+                     "LinearClassifier of 3 classes (LOGISTIC) whose 12 coefficients are "
+                     "read as 3 x 2 on its declared [3, 2] input, a Normalizer (L1), a "
+                     "ZipMap; fed sepal-sized measurements (2..8)"),
+    CorpusModel("lore_detect", "lineless-table-rec==0.0.3",
+                "lineless_table_rec/models/lore_detect.onnx", "detection", "torch.onnx", 9,
+                _img("input", (1, 3, 384, 384), "text_line",
+                     (("mean", (0.408, 0.447, 0.470)), ("std", (0.289, 0.274, 0.278)),
+                      ("lines", 8))),
+                note="LORE lineless-table cell detector (Apache-2.0; torch 1.8 at opset 9, IR "
+                     "6, 44 MB): DLA-34 CenterNet, BatchNormalization, four ConvTranspose "
+                     "up-samplings, six head maps (cell centres, corner offsets, 256-d "
+                     "logical-axis features) at a quarter of 384x384 pages"),
+    CorpusModel("lore_process", "lineless-table-rec==0.0.3",
+                "lineless_table_rec/models/lore_process.onnx", "ocr", "torch.onnx", 9,
+                (Feed("slct_logi_feat", (2, 54, 256), "float32", "uniform",
+                      (("low", -2.0), ("high", 2.0))),
+                 Feed("dets", (2, 54, 8), "int64", "tokens", (("low", 0), ("high", 192)))),
+                note="LORE logical-location transformer (torch 1.8 at opset 9, 44 MB): the "
+                     "cells' corner coordinates (int64, 0..191) through Gather of x and y "
+                     "position tables added to their 256-d features, two transformer "
+                     "stacks with layer norm written out (torch.std's n / (n - 1) through "
+                     "Shape, ReduceProd, Cast), Softmax attention; start and end row and "
+                     "column of 54 cells a table (the count its outputs declare)"),
+    CorpusModel("rapid_table_det_cls", "rapid-table-det==0.0.1",
+                "rapid_table_det/models/cls_det.onnx", "classification", "paddle2onnx", 16,
+                _img("input", (1, 3, 624, 624), "text_line", _UNIT + (("lines", 12),)),
+                note="table orientation (0 / 90 / 180 / 270) of rapid-table-det's pipeline "
+                     "(Apache-2.0; paddle2onnx's PIR mode at opset 16, IR 10, no producer "
+                     "name): PP-LCNet, 28 HardSwish, HardSigmoid squeeze-excite, "
+                     "GlobalAveragePool, MatMul + Add head; 624x624 pages in 0..1"),
 )
 
 
@@ -1505,6 +1542,26 @@ PREQUANTIZED: tuple[CorpusModel, ...] = (
                 pin_batch=True,
                 note="hibari's British-English out-of-vocabulary reader, dynamic int8 (the "
                      "same quantizer): 17 MatMulInteger, LayerNormalization, int64 ArgMax"),
+    CorpusModel("rapid_table_det_obj_int8", "rapid-table-det==0.0.1",
+                "rapid_table_det/models/obj_det_quantized.onnx", "detection", "paddle2onnx",
+                16, (Feed("image", (1, 3, 928, 928), "float32", "text_line",
+                          _UNIT + (("lines", 12),)),
+                     Feed("scale_factor", (1, 2), "float32", "ones", (("dtype", "float32"),))),
+                pin_batch=True,
+                note="PicoDet table detector (Apache-2.0; paddle2onnx at opset 16, then ONNX "
+                     "Runtime's quantize_dynamic, producer onnx.quantize 0.1.0, IR 10, the "
+                     "opset list of ONNX Runtime's optimized graph; 98 MB): 140 "
+                     "DynamicQuantizeLinear feeding 152 ConvInteger, Sigmoid, HardSigmoid, "
+                     "Softmax box distributions, multiclass NMS in the graph "
+                     "(NonMaxSuppression, TopK, Gather); one table box a text page"),
+    CorpusModel("rapid_table_det_edge_int8", "rapid-table-det==0.0.1",
+                "rapid_table_det/models/edge_det_quantized.onnx", "segmentation",
+                "paddle2onnx", 16,
+                _img("input", (1, 3, 800, 800), "text_line", _UNIT + (("lines", 12),)),
+                note="table edge segmenter of the same pipeline (the same quantizer; 26 MB): "
+                     "65 ConvInteger, ConvTranspose and Resize up-sampling, "
+                     "BatchNormalization, a sigmoid written out (Exp, Reciprocal), an "
+                     "800x800 map"),
 )
 
 BY_NAME: dict[str, CorpusModel] = {m.name: m for m in MODELS}

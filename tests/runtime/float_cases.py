@@ -758,7 +758,30 @@ def _ml() -> list[Case]:
              {"offset": off, "scale": sc}, tol=0, domain=ml, name="i32"),
         Case("Scaler", [f32(0, 4)], {"offset": off, "scale": sc}, tol=0, domain=ml,
              name="empty"),
+        *_linear(),
         *_trees(),
+    ]
+
+
+def _linear() -> list[Case]:
+    """LinearClassifier and Normalizer (OnnxMLTools' logistic regression: ONNX Runtime's
+    own sample logreg_iris.onnx; drawn cases in tests/runtime/test_linear_classifier.py)."""
+    ml = "ai.onnx.ml"
+    coef = [0.3857, 1.3805, -2.1315, -0.9928, 0.6428, -1.7489, 0.5151, -1.4053, -1.7241]
+    linear = {"coefficients": coef, "intercepts": [0.2496, 0.5820, -0.9416],
+              "classlabels_ints": [4, 0, 9]}
+    return [
+        Case("LinearClassifier", [f32(6, 2, scale=4)], {**linear, "post_transform": "LOGISTIC"},
+             n_out=2, tol=0, domain=ml, name="logistic"),
+        Case("LinearClassifier", [f32(5, 2, scale=4)], {**linear, "post_transform": "SOFTMAX"},
+             n_out=2, tol=0, domain=ml, name="softmax"),
+        Case("LinearClassifier", [ints(4, 2, lo=-9, hi=9, dtype=np.int64)], linear, n_out=2,
+             tol=0, domain=ml, name="i64"),
+        Case("Normalizer", [f32(4, 5, scale=3)], {"norm": "L1"}, tol=0, domain=ml, name="l1"),
+        Case("Normalizer", [f32(4, 5, scale=3)], {"norm": "L2"}, tol=0, domain=ml, name="l2"),
+        Case("Normalizer", [f32(6)], {"norm": "MAX"}, tol=0, domain=ml, name="max-1d"),
+        Case("Normalizer", [ints(3, 4, lo=-50, hi=50, dtype=np.int32)], {"norm": "L2"}, tol=0,
+             domain=ml, name="i32"),
     ]
 
 

@@ -3,7 +3,7 @@ shapes and types, and a scikit-learn-style pipeline (Scaler, then an MLP) quanti
 lowp and run on both engines (the corpus's surfaces_knn_mlp refused before them); the
 tree ensemble behind it (lowp.runtime.ml_trees); ZipMap's sequence of maps, returned as
 ONNX Runtime returns it (the corpus's luscinia_stress refused before it); a linear
-classifier, still refused by name."""
+regressor, still refused by name. LinearClassifier and Normalizer: test_linear_classifier.py."""
 
 from __future__ import annotations
 
@@ -266,36 +266,34 @@ def test_tree_with_zipmap_quantizes_and_matches_onnxruntime(backend: str) -> Non
     _same_maps(got["maps"], want[2])
 
 
-def _linear_after_mlp() -> onnx.ModelProto:
-    """The MLP pipeline with its output fed to a LinearClassifier, an ai.onnx.ml operator
+def _regressor_after_mlp() -> onnx.ModelProto:
+    """The MLP pipeline with its output fed to a LinearRegressor, an ai.onnx.ml operator
     lowp does not run; quantize names the unnamed node after its type."""
     model = _pipeline()
-    linear = helper.make_node(
-        "LinearClassifier", ["variable"], ["label", "probabilities"], domain="ai.onnx.ml",
-        classlabels_ints=[0, 1], coefficients=[1.0, -1.0], intercepts=[0.0, 0.0])
+    linear = helper.make_node("LinearRegressor", ["variable"], ["score"], domain="ai.onnx.ml",
+                              coefficients=[-1.0], intercepts=[0.5], targets=1)
     model.graph.node.append(linear)
     del model.graph.output[:]
-    model.graph.output.extend([
-        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])])
+    model.graph.output.extend([helper.make_tensor_value_info("score", TensorProto.FLOAT,
+                                                             [None, 1])])
     return model
 
 
 @pytest.mark.parametrize("mode", ["static", "auto"])
 def test_an_unsupported_ml_operator_is_refused_by_quantize_naming_it(mode: str) -> None:
     """The default range method (and mode AUTO's candidates) are measured on lowp's engine,
-    which refuses the linear classifier in every candidate: quantize_model raises that
+    which refuses the linear regressor in every candidate: quantize_model raises that
     refusal (it said "no candidate could be measured" with each candidate's copy of it), and
     the detail names what lowp runs of the domain."""
     from lowp.config import Config, QuantMode
     from lowp.errors import UnsupportedOpError
 
-    model = _linear_after_mlp()
+    model = _regressor_after_mlp()
     x = _settings(np.random.default_rng(1), 8)
-    assert _ort(model, {"input": x})[0].shape == (8,)
-    with pytest.raises(UnsupportedOpError, match="LinearClassifier \\(node "
-                       "'LinearClassifier[^']*'\\): domain 'ai.onnx.ml' is not "
-                       "supported beyond Scaler, TreeEnsemble, TreeEnsembleClassifier, "
-                       "TreeEnsembleRegressor, ZipMap$"):
+    assert _ort(model, {"input": x})[0].shape == (8, 1)
+    with pytest.raises(UnsupportedOpError, match="LinearRegressor \\(node "
+                       "'LinearRegressor[^']*'\\): domain 'ai.onnx.ml' is not "
+                       "supported beyond LinearClassifier, Normalizer, Scaler, TreeEnsemble, "
+                       "TreeEnsembleClassifier, TreeEnsembleRegressor, ZipMap$"):
         lowp.quantize_model(model, {"input": _settings(np.random.default_rng(0), 64)},
                             Config(mode=QuantMode(mode)))

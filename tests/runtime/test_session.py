@@ -52,13 +52,13 @@ def test_an_unnamed_node_of_another_domain_is_refused_naming_its_output() -> Non
 
     from lowp.errors import UnsupportedOpError
 
-    node = helper.make_node("Normalizer", ["X"], ["Y"], domain="ai.onnx.ml", norm="L2")
+    node = helper.make_node("Binarizer", ["X"], ["Y"], domain="ai.onnx.ml", threshold=0.5)
     graph = helper.make_graph([node], "ml",
                               [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 1])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid("ai.onnx.ml", 3)])
-    with pytest.raises(UnsupportedOpError, match="Normalizer \\(node 'output Y'\\): domain "
+    with pytest.raises(UnsupportedOpError, match="Binarizer \\(node 'output Y'\\): domain "
                                                  "'ai.onnx.ml'"):
         Session(model)
 

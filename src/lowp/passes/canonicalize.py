@@ -8,7 +8,15 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference, version_converter
 
 from ..errors import ModelError
-from ..ir.graph import MIN_OPSET, Graph, attributes, infer_shapes, node_reads, opset_of
+from ..ir.graph import (
+    MIN_OPSET,
+    ONNX_DOMAINS,
+    Graph,
+    attributes,
+    infer_shapes,
+    node_reads,
+    opset_of,
+)
 from ..ir.names import NameAllocator
 
 _NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -102,6 +110,14 @@ def upgrade_opset(model: onnx.ModelProto, opset: int = MIN_OPSET) -> onnx.ModelP
     if opset_of(model) >= opset:
         out = onnx.ModelProto()
         out.CopyFrom(model)
+        return out
+    if not any(imp.domain in ONNX_DOMAINS for imp in model.opset_import) \
+            and not any(n.domain in ONNX_DOMAINS for n in model.graph.node):
+        # a file of other domains' nodes only (OnnxMLTools' LinearClassifier -> ZipMap)
+        # imports no default-domain opset: nothing to convert, the import is added
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        out.opset_import.append(helper.make_opsetid("", opset))
         return out
     try:
         return version_converter.convert_version(model, opset)

@@ -16,12 +16,13 @@ from onnx import helper, numpy_helper
 
 from lowp.errors import NodeError
 from lowp.ir import NameAllocator
-from lowp.runtime.float_registry import MapSequence, register, unsupported
+from lowp.runtime.float_registry import MapSequence, array_attributes, register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
 # (the tree ensembles: lowp.runtime.ml_trees and ml_tree_ensemble)
 ML_OPS = frozenset({("ai.onnx.ml", "Scaler"), ("ai.onnx.ml", "TreeEnsemble"),
-                    ("ai.onnx.ml", "ZipMap"),
+                    ("ai.onnx.ml", "ZipMap"), ("ai.onnx.ml", "LinearClassifier"),
+                    ("ai.onnx.ml", "Normalizer"),
                     ("ai.onnx.ml", "TreeEnsembleClassifier"),
                     ("ai.onnx.ml", "TreeEnsembleRegressor")})
 
@@ -55,6 +56,154 @@ def Scaler(x: np.ndarray, *, offset: Sequence[float] = (), scale: Sequence[float
         reps = -(-flat.size // stride)
         off, sc = np.tile(off, reps)[:flat.size], np.tile(sc, reps)[:flat.size]
     return ((flat - off) * sc).astype(np.float32).reshape(x.shape)
+
+
+_POST_TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
+
+
+@register
+@array_attributes("coefficients", "intercepts", "classlabels_ints")
+def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any = (),
+                     classlabels_ints: Any = (), classlabels_strings: Sequence[str] = (),
+                     post_transform: str = "NONE", **_: Any
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(O290) ONNX Runtime's LinearClassifier (C = the intercept count; C = 1 in `_binary`):
+    x as float32 (N, F) rows (a 1-D x one row; float64 and int32/int64 converted first), the
+    scores x coefficients^T + intercepts as its Gemm computes them (the intercepts
+    broadcast into the output, MLAS's SGEMM accumulating onto them; (O33)), the int64
+    label of each row the class of its first largest raw score (the coefficients read as
+    a C x F matrix from the start of the list, as that Gemm reads them: a longer list's
+    tail unread; a shorter one, or one not a multiple of C, the model's error, as are
+    fewer labels than classes), then the scores through the post transform as
+    batched_update_scores_inplace runs it: LOGISTIC as MLAS's logistic (Sigmoid's),
+    PROBIT and SOFTMAX_ZERO as ml_common.h's scalar loops, SOFTMAX as MLAS's softmax
+    (Softmax's) where ONNX Runtime picks it by C and N * C, else ml_common.h's loop.
+    Float32 (N, C) scores out."""
+    op = "LinearClassifier"
+    if len(classlabels_strings):
+        raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
+                          "tensors")
+    if x.dtype.type not in _TYPES:
+        raise unsupported(op, f"input of type {x.dtype}")
+    if x.ndim not in (1, 2):
+        raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
+    if post_transform not in _POST_TRANSFORMS:
+        raise unsupported(op, f"post_transform {post_transform!r}")
+    icp = np.asarray(intercepts, np.float32)
+    coef = np.asarray(coefficients, np.float32)
+    labels = np.asarray(classlabels_ints, np.int64)
+    classes = icp.size
+    if classes < 1:
+        raise unsupported(op, "no intercepts: lowp runs one class score a row or more")
+    if classes == 1 and labels.size not in (0, 2):
+        raise NodeError(f"{op}: {labels.size} class labels for one score a row (binary: "
+                        "2 or none)")
+    if classes == 1 and labels.size == 2 and post_transform == "PROBIT":
+        raise unsupported(op, "PROBIT on one score a row with two class labels (ONNX "
+                          "Runtime leaves half of its scores output unwritten)")
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    features = rows.shape[1]
+    if coef.size % classes:
+        raise NodeError(f"{op}: {coef.size} coefficients are not a multiple of the {classes} "
+                        "classes")
+    if coef.size < classes * features:   # (ONNX Runtime's Gemm would read past the list)
+        raise NodeError(f"{op}: {coef.size} coefficients for {classes} classes of "
+                        f"{features} features")
+    if classes > 1 and labels.size < classes:
+        raise NodeError(f"{op}: {labels.size} class labels for {classes} classes")
+    from lowp.runtime import float_ops, ml_trees  # (float_ops imports this module)
+
+    xf = rows if rows.dtype == np.float32 else rows.astype(np.float32)
+    weights = coef[:classes * features].reshape(classes, features)   # (a longer list's
+    scores = float_ops.Gemm(xf, weights, icp, transB=1)              # tail is never read)
+    if classes == 1:
+        return _binary(scores[:, 0], labels, post_transform, ml_trees)
+    best = np.zeros(scores.shape[0], np.int64)
+    top = scores[:, 0].copy()
+    for c in range(1, classes):         # `if (*score > maxweight)`: the first maximum
+        win = scores[:, c] > top
+        best, top = np.where(win, c, best), np.where(win, scores[:, c], top)
+    return labels[best], _post_transform(scores, post_transform, float_ops, ml_trees)
+
+
+def _binary(s: np.ndarray, labels: np.ndarray, post: str, ml_trees: Any
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime 1.32's one score a row: the label labels[1] where the score is > 0,
+    else labels[0] (1 and 0 without labels). With two labels, two scores a row: LOGISTIC
+    (ComputeLogistic(-s), ComputeLogistic(s)), any other transform (1 - s, s); without,
+    the score itself, only PROBIT applied."""
+    pos, neg = (int(labels[1]), int(labels[0])) if labels.size == 2 else (1, 0)
+    label = np.where(s > 0, pos, neg).astype(np.int64)
+    f = np.float32
+    with np.errstate(all="ignore"):
+        if labels.size != 2:
+            out = ml_trees.probit(s) if post == "PROBIT" else s
+            return label, np.asarray(out, f).reshape(-1, 1)
+        if post == "LOGISTIC":
+            pair = (ml_trees.logistic(-s), ml_trees.logistic(s))
+        else:
+            pair = ((f(1) - s).astype(f), s)
+    return label, np.stack(pair, axis=1).astype(f)
+
+
+def _post_transform(scores: np.ndarray, post: str, float_ops: Any, ml_trees: Any
+                    ) -> np.ndarray:
+    """ml_common.h batched_update_scores_inplace on (N, C) float32 scores, C >= 2."""
+    n, classes = scores.shape
+    if post == "LOGISTIC":
+        return np.asarray(float_ops.Sigmoid(scores), np.float32)
+    if post == "PROBIT":
+        return np.asarray(ml_trees.probit(scores), np.float32)
+    if post == "SOFTMAX":
+        mlas = {2: n * classes >= 32 * 1024, 3: n * classes >= 16 * 1024,
+                4: n * classes >= 16 * 1024}.get(classes, True)
+        if mlas:
+            return np.asarray(float_ops.Softmax(scores, axis=1), np.float32)
+        return np.asarray(ml_trees._softmax(scores, False), np.float32)
+    if post == "SOFTMAX_ZERO":
+        return np.asarray(ml_trees._softmax(scores, True), np.float32)
+    return scores
+
+
+@register
+def Normalizer(x: np.ndarray, *, norm: str = "MAX", **_: Any) -> np.ndarray:
+    """(O290) ONNX Runtime's Normalizer: each row of x ([N, F], a 1-D x one row; float32,
+    float64, int32 or int64) to float32, in C order. MAX: the row's maximum from the lowest
+    float32 through std::max of the float32 values (a NaN never taken), each value over it
+    (the row as it is when it is 0). L1: the float32 sum of |x| (abs in x's type, then
+    converted) in order, each value over it (as it is when the sum is 0). L2: x * x in
+    x's type converted to float32, summed in order; sqrt(x_sq / sum) in float32, negated
+    where x < 0 (the compiled `* -1` flips a NaN's sign too; as it is when the sum is 0)."""
+    op = "Normalizer"
+    if x.dtype.type not in _TYPES:
+        raise unsupported(op, f"input of type {x.dtype}")
+    if norm not in ("MAX", "L1", "L2"):
+        raise NodeError(f"{op}: norm must be MAX, L1 or L2, not {norm!r}")
+    if x.ndim not in (1, 2):
+        raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    f = np.float32
+    xf = rows.astype(f)
+    total = np.zeros(rows.shape[0], f)
+    with np.errstate(all="ignore"):
+        if norm == "MAX":
+            total[:] = np.finfo(f).min
+            for j in range(rows.shape[1]):      # std::max(max, v): (max < v) ? v : max
+                total = np.where(total < xf[:, j], xf[:, j], total)
+            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+        elif norm == "L1":
+            mags = np.abs(rows).astype(f)
+            for j in range(rows.shape[1]):
+                total = (total + mags[:, j]).astype(f)
+            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+        else:
+            squares = (rows * rows).astype(f)
+            for j in range(rows.shape[1]):
+                total = (total + squares[:, j]).astype(f)
+            root = np.sqrt((squares / total[:, None]).astype(f))
+            y = np.where((total != 0)[:, None],
+                         np.where(rows < 0, np.negative(root), root), xf)
+    return np.asarray(y, f).reshape(x.shape)
 
 
 @register
