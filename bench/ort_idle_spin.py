@@ -4,12 +4,12 @@
 
 NAME is a corpus model (its evaluation feeds, `evals/corpus/models.py`). For each engine, after
 3 warm-up runs: `--runs` times, one run, then the calling thread sleeps 5 ms twelve times
-while the engine's worker threads' CPU time is read (bench._common.threads_cpu); printed: the
-cumulative milliseconds of worker CPU time at each 5 ms step. ONNX Runtime's workers spin
-after a run (its default `session.intra_op.allow_spinning`: 2^20 pause iterations in its
-WorkerLoop before blocking), lowp's for at most 400 us (native/threadpool.h, kSpin). On the
-process CPU clock of a benchmark that alternates the two engines, what one engine's workers
-burn after its run lands in the other engine's run.
+while the CPU clocks of the engine's worker threads are read (bench._common.threads_cpu);
+printed: the cumulative milliseconds of worker CPU time at each 5 ms step. ONNX Runtime's
+workers spin after a run (its default `session.intra_op.allow_spinning`: 2^20 pause
+iterations in its WorkerLoop before blocking), lowp's for at most 400 us (native/threadpool.h,
+kSpin). On the process CPU clock of a benchmark that alternates the two engines, what one
+engine's workers burn after its run lands in the other engine's run.
 """
 
 from __future__ import annotations
