@@ -3,7 +3,7 @@
     python bench/ort_idle_spin.py NAME QDQ.onnx [NAME QDQ.onnx ...] [--threads 2] [--runs 5]
 
 NAME is a corpus model (its evaluation feeds, `evals/corpus/models.py`). For each engine, after
-3 warm-up runs: `--runs` times, one run, then the calling thread sleeps 5 ms twelve times
+3 warm-up runs: `--runs` times, one run, then the calling thread sleeps 5 ms 24 times
 while the CPU clocks of the engine's worker threads are read (bench._common.threads_cpu);
 printed: the cumulative milliseconds of worker CPU time at each 5 ms step. ONNX Runtime's
 workers spin after a run (its default `session.intra_op.allow_spinning`: 2^20 pause
@@ -39,7 +39,7 @@ def after_runs(run: Callable[[], object], workers: Collection[int], runs: int) -
         run()
         c0 = threads_cpu(workers)
         steps = []
-        for _ in range(12):
+        for _ in range(24):
             time.sleep(0.005)
             steps.append(1e3 * (threads_cpu(workers) - c0))
         out.append(steps)
