@@ -210,11 +210,12 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           r[t] = inside ? xg + (((b * d + id) * h + ih) * w + iw) * p_.cin : zpix.data();
         }
   };
-  // the gtaps_ tap pointers of every row of chunk [m0, m1) at out (row i at out + i * gtaps_):
-  // a row inside at its tap offsets, a row on the border by window_taps' rule, (b, od, oh,
-  // ow) stepped like an odometer
+  // the gtaps_ tap pointers of the border rows of chunk [m0, m1) (rows[i] null) at out (row
+  // i at out + i * gtaps_), by window_taps' rule, (b, od, oh, ow) stepped like an odometer;
+  // filled[i]: row i's pointers are there (the inside rows' are written when a tile needs
+  // them)
   auto chunk_taps = [&](int g, int64_t m0, int64_t m1, const uint8_t* const* rows,
-                        const uint8_t** out) {
+                        const uint8_t** out, uint8_t* filled) {
     const uint8_t* const xg = x + int64_t(g) * cg_;
     int64_t ow = m0 % o.w, oh = (m0 / o.w) % o.h, od = (m0 / ohw) % o.d, b = m0 / (ohw * o.d);
     for (int64_t m = m0; m < m1; ++m, out += gtaps_) {
@@ -228,10 +229,8 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           }
         }
       }
-      if (const uint8_t* r = rows[m - m0]) {
-        for (int t = 0; t < gtaps_; ++t) out[t] = r + toff[t];
-        continue;
-      }
+      filled[m - m0] = rows[m - m0] == nullptr;
+      if (rows[m - m0]) continue;
       const int64_t id0 = od * p_.sd - p_.pd0, ih0 = oh * p_.sh - p_.ph0,
                     iw0 = ow * p_.sw - p_.pw0;
       for (int a = 0, t = 0; a < p_.kd; ++a) {
@@ -288,6 +287,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
     // indirect: the chunk's pointers per row and tap when a row of it is not inside, built
     // once per task and read by every tile with such a row, in every panel (chunk_taps)
     std::vector<const uint8_t*> taps(indirect ? size_t(chunk * gtaps_) : 0);
+    std::vector<uint8_t> filled(indirect ? size_t(chunk) : 0);
     std::vector<int32_t> rs(chunk, 0);
     alignas(64) int32_t tile[kMaxMr * kPanel];
     std::vector<const uint8_t*> pp;  // pack_rows: the packed rows
@@ -314,7 +314,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       if (indirect) {
         indirect_rows(g, m0, m1, rpp, rsp, taps.data());
         border = std::find(rpp, rpp + (m1 - m0), nullptr) != rpp + (m1 - m0);
-        if (border) chunk_taps(g, m0, m1, rpp, taps.data());
+        if (border) chunk_taps(g, m0, m1, rpp, taps.data(), filled.data());
       }
       const uint8_t* rb =
           indirect ? nullptr
@@ -377,6 +377,12 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           const uint8_t* const* ca = ga + (m - m0);
           const int64_t* cto = gto;
           if (border && std::find(ca, ca + rr, nullptr) != ca + rr) {
+            for (int64_t i = m - m0; i < m - m0 + rr; ++i)
+              if (!filled[i]) {
+                const uint8_t** r = taps.data() + i * gtaps_;
+                for (int t = 0; t < gtaps_; ++t) r[t] = rp[i] + toff[t];
+                filled[i] = 1;
+              }
             ca = taps.data() + (m - m0) * gtaps_;
             cto = nullptr;  // (IsaTable::gemm_indirect)
           }
