@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +89,55 @@ def wall_and_cpu(runs: Sequence[Callable[[], Any]], rounds: int, warmup: int = 3
             c.append(time.process_time() - c0)
             w.append(time.perf_counter() - w0)
     return wall, cpu, outputs
+
+def thread_ids() -> set[int]:
+    """The native ids of this process's threads (Linux, /proc/self/task)."""
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+def threads_cpu(tids: Collection[int]) -> float:
+    """Seconds the threads `tids` of this process have run on a CPU so far, read from each
+    thread's own CPU clock (Linux: clock id ((~tid) << 3) | 6, CPUCLOCK_SCHED per thread,
+    which counts a running thread's current slice, where /proc's schedstat lags by up to a
+    tick); a thread that has ended counts 0."""
+    total = 0
+    for tid in tids:
+        try:
+            total += time.clock_gettime_ns(((~tid) << 3) | 6)
+        except OSError:
+            pass
+    return 1e-9 * total
+
+
+def wall_cpu_own(runs: Sequence[Callable[[], Any]],
+                 workers: Sequence[Callable[[], Collection[int]]], rounds: int, warmup: int = 3
+                 ) -> tuple[list[list[float]], list[list[float]], list[list[float]], list[Any]]:
+    """As `wall_and_cpu`, and each engine's own CPU seconds per round: the calling thread's
+    time inside its run plus what its worker threads (`workers[i]()`, asked once after the
+    warm-up) ran during the whole round, whenever they ran. Two engines in one process bill
+    each other on the process clock: a pool whose idle workers spin after a run (ONNX
+    Runtime's default) spins into the other engine's next run; here each pays for its own."""
+    outputs: list[Any] = [None] * len(runs)
+    for _ in range(warmup):
+        outputs = [run() for run in runs]
+    tids = [set(w()) for w in workers]
+    me = [threading.get_native_id()]
+    wall: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
+    own: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        before = [threads_cpu(t) for t in tids]
+        mine = []
+        for run, w, c in zip(runs, wall, cpu, strict=True):
+            w0, c0, m0 = time.perf_counter(), time.process_time(), threads_cpu(me)
+            run()
+            mine.append(threads_cpu(me) - m0)
+            c.append(time.process_time() - c0)
+            w.append(time.perf_counter() - w0)
+        for o, m, t, b in zip(own, mine, tids, before, strict=True):
+            o.append(m + threads_cpu(t) - b)
+    return wall, cpu, own, outputs
+
 
 def contention(lowp_fn: Callable[[], object], other_fn: Callable[[], object], runs: int,
                cycles: int, one_thread_fn: Callable[[], object] | None = None,

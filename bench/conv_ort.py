@@ -9,7 +9,8 @@ are from the fastest run of each. The outputs are compared first (`maxdiff`, 0 e
 
     python bench/conv_ort.py [CASE ...] [--paths avx512vnni avx2 ...] [--rounds 30]
 
-A CASE is a name below or `N,H,W,C,M,KH,KW,STRIDE,PAD` (e.g. 1,52,52,96,96,3,3,1,1).
+A CASE is a name below or `N,H,W,C,M,KH,KW,STRIDE,PAD[,DILATION]` (e.g. 1,52,52,96,96,3,3,1,1;
+1,160,160,64,128,3,3,1,24,24 is craft_refiner's fourth ASPP branch).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ CASES: dict[str, tuple[int, ...]] = {
 def build(case: tuple[int, ...], threads: int = 1
           ) -> tuple[Callable[[], object], Callable[[], object], int, int]:
     """lowp and ONNX Runtime runs of one layer, its MAC count and the outputs' max difference."""
-    n, h, w_, c, m, kh, kw, s, p = case
+    n, h, w_, c, m, kh, kw, s, p, dl = (*case, 1) if len(case) == 9 else case
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, h, w_, c), dtype=np.uint8)
     w = rng.integers(-127, 128, (m, c, kh, kw), dtype=np.int8)
@@ -57,7 +58,7 @@ def build(case: tuple[int, ...], threads: int = 1
     y_scale = X_SCALE * W_SCALE * float(np.sqrt(c * kh * kw)) * 127 * 3 / 255
     rq = Requant(requant_scale(X_SCALE, W_SCALE, y_scale), 128, 0, 255)
     op = NativeConv(w, bias, x_zero_point=X_ZP, x_dtype=np.uint8, w_zero_point=0, requant=rq,
-                    strides=(s, s), pads=(p, p, p, p), threads=threads)
+                    strides=(s, s), pads=(p, p, p, p), dilations=(dl, dl), threads=threads)
     init = [numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
             numpy_helper.from_array(np.array(X_ZP, np.uint8), "xz"),
             numpy_helper.from_array(np.array(W_SCALE, np.float32), "ws"),
@@ -67,7 +68,7 @@ def build(case: tuple[int, ...], threads: int = 1
             numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
     node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"],
                             ["y"], domain="com.microsoft", channels_last=1, pads=[p] * 4,
-                            strides=[s, s])
+                            strides=[s, s], dilations=[dl, dl])
     graph = helper.make_graph(
         [node], "conv", [helper.make_tensor_value_info("x", TensorProto.UINT8, x.shape)],
         [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], init)
@@ -81,7 +82,7 @@ def build(case: tuple[int, ...], threads: int = 1
     ours, theirs = op(x), sess.run(None, {"x": x})[0]
     out = np.empty_like(ours)  # a session's arena buffer: NativeConv's steady-state call
     diff = int(np.abs(ours.astype(np.int32) - np.asarray(theirs).astype(np.int32)).max())
-    oh, ow = (h + 2 * p - kh) // s + 1, (w_ + 2 * p - kw) // s + 1
+    oh, ow = (h + 2 * p - dl * (kh - 1) - 1) // s + 1, (w_ + 2 * p - dl * (kw - 1) - 1) // s + 1
     return ((lambda: op(x, out)), (lambda: sess.run(None, {"x": x})),
             n * oh * ow * m * c * kh * kw, diff)
 

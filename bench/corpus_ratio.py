@@ -8,10 +8,13 @@ seed 0, as `evals/corpus/run.py`) when it is missing; `--prequantized` adds the 
 corpus ships already quantized, run as they are (a file with frozen inputs as `load_float`
 gives it, saved to `DIR/<name>.frozen.onnx`). For each model and thread count one process
 holds both sessions; after 3 warm-up runs each, `--rounds` rounds run lowp then ONNX Runtime
-on one batch of the model's evaluation feeds (seed 1), timed on the wall clock and on the
-process CPU clock; printed: the ratios of the medians, and whether every output is identical
-(NaN equal to NaN). On a shared machine only the ratios mean something; the load average is
-printed at the start and the end.
+on one batch of the model's evaluation feeds (seed 1), timed on the wall clock, on the
+process CPU clock and on each engine's own threads (`own`: the calling thread inside its run
+plus its workers' CPU time over the round: ONNX Runtime's idle workers spin after its run, by
+default about 40 ms of CPU at 2 threads on the AMD EPYC, which the process clock bills to
+lowp's next run; docs/native.md); printed: the ratios of the medians, and whether every
+output is identical (NaN equal to NaN). On a shared machine only the ratios mean something;
+the load average is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +35,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import wall_and_cpu  # noqa: E402
+from bench._common import thread_ids, wall_cpu_own  # noqa: E402
 from evals.corpus.models import MODELS, PREQUANTIZED, CorpusModel, load_float, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -49,6 +53,7 @@ class Row:
     ort_ms: float
     wall_ratio: float
     cpu_ratio: float
+    own_ratio: float
     identical: bool
 
 
@@ -80,17 +85,25 @@ def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
     session = lowp.Session(str(path), threads=threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    before = thread_ids()
     runtime = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ort_workers = thread_ids() - before
+    me = threading.get_native_id()
     names = [o.name for o in runtime.get_outputs()]
     def ours() -> list[np.ndarray]:
         values = session.run(feeds, names)
         return [np.asarray(values[n]) for n in names]
 
+    # lowp's workers: every other thread but the caller (its pool starts on first use; any
+    # other thread of the process is counted as lowp's too)
     with threadpool_limits(limits=threads):
-        wall, cpu, outputs = wall_and_cpu((ours, lambda: runtime.run(names, feeds)), rounds)
+        wall, cpu, own, outputs = wall_cpu_own(
+            (ours, lambda: runtime.run(names, feeds)),
+            (lambda: thread_ids() - ort_workers - {me}, lambda: ort_workers), rounds)
     a, b = (statistics.median(t) for t in wall)
     return Row(spec.name, threads, 1e3 * a, 1e3 * b, a / b,
                statistics.median(cpu[0]) / statistics.median(cpu[1]),
+               statistics.median(own[0]) / statistics.median(own[1]),
                identical(outputs[0], outputs[1]))
 
 
@@ -102,10 +115,12 @@ def markdown(rows: list[Row], threads: list[int]) -> str:
     by_model: dict[str, dict[int, Row]] = {}
     for r in rows:
         by_model.setdefault(r.name, {})[r.threads] = r
-    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU, identical" for t in threads)
+    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU / own CPU, identical"
+                                     for t in threads)
     lines = [head + " |", "|---|" + "---|" * len(threads)]
     for name, cells in by_model.items():
-        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f}, {'yes' if c.identical else 'NO'}"
+        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f} / {c.own_ratio:.2f}, "
+                f"{'yes' if c.identical else 'NO'}"
                 if (c := cells.get(t)) else "-" for t in threads]
         lines.append(f"| {name} | " + " | ".join(text) + " |")
     return "\n".join(lines) + "\n"
@@ -140,7 +155,8 @@ def main() -> int:
                 rows.append(row)
                 bar.write(f"{row.name:28s} {t} thr  lowp {row.lowp_ms:9.2f} ms  ORT "
                           f"{row.ort_ms:9.2f} ms  wall {row.wall_ratio:5.2f}  cpu "
-                          f"{row.cpu_ratio:5.2f}  identical {row.identical}")
+                          f"{row.cpu_ratio:5.2f}  own cpu {row.own_ratio:5.2f}  "
+                          f"identical {row.identical}")
         except Exception as e:      # a model that fails is reported, the others still run
             bar.write(f"{spec.name:28s} failed: {e!r:.200}")
     print(f"load average at end: {load_average()}", flush=True)

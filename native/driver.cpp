@@ -210,6 +210,43 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           r[t] = inside ? xg + (((b * d + id) * h + ih) * w + iw) * p_.cin : zpix.data();
         }
   };
+  // the gtaps_ tap pointers of the border rows of chunk [m0, m1) (rows[i] null) at out (row
+  // i at out + i * gtaps_), by window_taps' rule, (b, od, oh, ow) stepped like an odometer;
+  // filled[i]: row i's pointers are there (the inside rows' are written when a tile needs
+  // them)
+  auto chunk_taps = [&](int g, int64_t m0, int64_t m1, const uint8_t* const* rows,
+                        const uint8_t** out, uint8_t* filled) {
+    const uint8_t* const xg = x + int64_t(g) * cg_;
+    int64_t ow = m0 % o.w, oh = (m0 / o.w) % o.h, od = (m0 / ohw) % o.d, b = m0 / (ohw * o.d);
+    for (int64_t m = m0; m < m1; ++m, out += gtaps_) {
+      if (m > m0 && ++ow == o.w) {
+        ow = 0;
+        if (++oh == o.h) {
+          oh = 0;
+          if (++od == o.d) {
+            od = 0;
+            ++b;
+          }
+        }
+      }
+      filled[m - m0] = rows[m - m0] == nullptr;
+      if (rows[m - m0]) continue;
+      const int64_t id0 = od * p_.sd - p_.pd0, ih0 = oh * p_.sh - p_.ph0,
+                    iw0 = ow * p_.sw - p_.pw0;
+      for (int a = 0, t = 0; a < p_.kd; ++a) {
+        const int64_t id = id0 + int64_t(a) * p_.dd;
+        for (int kb = 0; kb < p_.kh; ++kb) {
+          const int64_t ih = ih0 + int64_t(kb) * p_.dh;
+          const bool row_in = id >= 0 && id < d && ih >= 0 && ih < h;
+          const uint8_t* const xr = row_in ? xg + ((b * d + id) * h + ih) * w * p_.cin : nullptr;
+          for (int kc = 0; kc < p_.kw; ++kc, ++t) {
+            const int64_t iw = iw0 + int64_t(kc) * p_.dw;
+            out[t] = row_in && iw >= 0 && iw < w ? xr + iw * p_.cin : zpix.data();
+          }
+        }
+      }
+    }
+  };
   // the rows of chunk [m0, m1) and (need_rowsum_) their sums
   auto indirect_rows = [&](int g, int64_t m0, int64_t m1, const uint8_t** rows, int32_t* sums,
                            const uint8_t** taps) {
@@ -247,8 +284,10 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
 
   auto work = [&](int) {
     std::vector<const uint8_t*> rp(chunk);
-    // indirect: a call's pointers per row and tap when a row of it is not inside
-    std::vector<const uint8_t*> taps(indirect ? size_t(mr_max * gtaps_) : 0);
+    // indirect: the chunk's pointers per row and tap when a row of it is not inside, built
+    // once per task and read by every tile with such a row, in every panel (chunk_taps)
+    std::vector<const uint8_t*> taps(indirect ? size_t(chunk * gtaps_) : 0);
+    std::vector<uint8_t> filled(indirect ? size_t(chunk) : 0);
     std::vector<int32_t> rs(chunk, 0);
     alignas(64) int32_t tile[kMaxMr * kPanel];
     std::vector<const uint8_t*> pp;  // pack_rows: the packed rows
@@ -271,7 +310,12 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       const int64_t* const to = toff.data();
       const uint8_t** const rpp = rp.data();
       int32_t* const rsp = rs.data();
-      if (indirect) indirect_rows(g, m0, m1, rpp, rsp, taps.data());
+      bool border = false;  // indirect: a row of the chunk is not inside (taps holds them all)
+      if (indirect) {
+        indirect_rows(g, m0, m1, rpp, rsp, taps.data());
+        border = std::find(rpp, rpp + (m1 - m0), nullptr) != rpp + (m1 - m0);
+        if (border) chunk_taps(g, m0, m1, rpp, taps.data(), filled.data());
+      }
       const uint8_t* rb =
           indirect ? nullptr
                    : xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes + ow * step_w;
@@ -332,15 +376,14 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           const int rr = int(std::min<int64_t>(mr, m1 - m));
           const uint8_t* const* ca = ga + (m - m0);
           const int64_t* cto = gto;
-          if (indirect && std::find(ca, ca + rr, nullptr) != ca + rr) {
-            for (int i = 0; i < rr; ++i) {
-              const uint8_t** r = taps.data() + int64_t(i) * gtaps_;
-              if (ca[i])
-                for (int t = 0; t < gtaps_; ++t) r[t] = ca[i] + toff[t];
-              else
-                window_taps(g, m + i, r);
-            }
-            ca = taps.data();
+          if (border && std::find(ca, ca + rr, nullptr) != ca + rr) {
+            for (int64_t i = m - m0; i < m - m0 + rr; ++i)
+              if (!filled[i]) {
+                const uint8_t** r = taps.data() + i * gtaps_;
+                for (int t = 0; t < gtaps_; ++t) r[t] = rp[i] + toff[t];
+                filled[i] = 1;
+              }
+            ca = taps.data() + (m - m0) * gtaps_;
             cto = nullptr;  // (IsaTable::gemm_indirect)
           }
           if (isa.gemm_fused) {
