@@ -1,0 +1,171 @@
+"""ONNX Attention (opset 23 and 24) as ONNX Runtime 1.32's CPU kernel computes it
+(docs/operators.md, (O303)): per batch entry and query head, one MLAS SGEMM of the scaled
+Q·Kᵀ (the mask preloaded into C and accumulated onto), MLAS's softmax of its rows, and one
+MLAS SGEMM of the probabilities by V."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lowp import mlas_sgemm, ort_math
+from lowp.errors import NodeError
+from lowp.runtime.float_registry import register, unsupported
+
+_F = np.float32
+# the value ONNX Runtime writes where a boolean mask is false, the causal mask hides a
+# position or nonpad_kv_seqlen cuts a row
+_MASKED = np.finfo(_F).min
+
+
+def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
+    """x as (batch, heads, sequence, head size): 4-D x as it is, 3-D (batch, sequence,
+    heads * head size) split into `num_heads` heads."""
+    if x.ndim == 4:
+        return x
+    if num_heads <= 0 or x.shape[2] % num_heads:
+        raise NodeError(f"Attention: a 3-D {name} of hidden size {x.shape[2]} needs "
+                        f"{'q' if name == 'Q' else 'kv'}_num_heads dividing it, got {num_heads}")
+    return x.reshape(x.shape[0], x.shape[1], num_heads, -1).transpose(0, 2, 1, 3)
+
+
+def _mask_slices(attn_mask: np.ndarray | None, is_causal: bool, seq: int, total: int,
+                 past: int, q_heads: int, batch: int) -> np.ndarray | None:
+    """The additive mask as (mask batch, mask heads, seq, total) float32: a boolean mask is 0
+    where true, -inf where false; the causal pattern (a query at s sees positions up to
+    past + s) overwrites every slice with -inf above its diagonal. None: nothing to add."""
+    if attn_mask is None and not is_causal:
+        return None
+    if attn_mask is None:
+        m = np.zeros((1, 1, seq, total), _F)
+    else:
+        if not 2 <= attn_mask.ndim <= 4:
+            raise NodeError(f"Attention: attn_mask must be 2-D to 4-D, got shape "
+                            f"{list(attn_mask.shape)}")
+        shape = (1,) * (4 - attn_mask.ndim) + attn_mask.shape
+        if shape[2:] != (seq, total) or shape[1] not in (1, q_heads) \
+                or shape[0] not in (1, batch):
+            raise unsupported("Attention", f"attn_mask of shape {list(attn_mask.shape)}: "
+                              f"lowp runs masks of shape [{seq}, {total}] with leading axes "
+                              f"1, {q_heads} heads or {batch} batch entries, as ONNX "
+                              f"Runtime reads them")
+        if attn_mask.dtype == np.bool_:
+            m = np.where(attn_mask.reshape(shape), _F(0), _MASKED).astype(_F)
+        elif attn_mask.dtype == np.float32:
+            m = np.array(attn_mask.reshape(shape), _F)
+        else:
+            raise unsupported("Attention", f"attn_mask of type {attn_mask.dtype}")
+    if is_causal:
+        s = np.arange(seq)[:, None]
+        t = np.arange(total)[None, :]
+        m[..., t > past + s] = _MASKED
+    return m
+
+
+@register
+def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray | None = None,
+              past_key: np.ndarray | None = None, past_value: np.ndarray | None = None,
+              nonpad_kv_seqlen: np.ndarray | None = None, *, is_causal: int = 0,
+              kv_num_heads: int = 0, q_num_heads: int = 0, qk_matmul_output_mode: int = 0,
+              scale: float | None = None, softcap: float = 0.0, softmax_precision: int = 0,
+              outputs: tuple[bool, ...] = (True,), **_: Any) -> tuple[np.ndarray, ...]:
+    """softmax(scale * Q·Kᵀ + mask)·V per batch entry and query head; query head i reads
+    key/value head i * kv_heads // q_heads. `outputs`: which of the node's outputs exist
+    (Y, present_key, present_value, qk)."""
+    if not all(x.dtype == np.float32 for x in (q, k, v)):
+        raise unsupported("Attention", f"inputs of type {q.dtype}: lowp runs float32")
+    if not ort_math.mlas_has_avx512f():
+        raise unsupported("Attention", "lowp reproduces ONNX Runtime's softmax on AVX-512F "
+                          "machines only")
+    if softcap:
+        raise unsupported("Attention", f"softcap {softcap}: lowp does not reproduce MLAS's "
+                          "softcap tanh")
+    if q.ndim not in (3, 4) or k.ndim != q.ndim or v.ndim != q.ndim:
+        raise NodeError(f"Attention: Q, K and V must all be 3-D or all 4-D, got "
+                        f"{q.ndim}, {k.ndim}, {v.ndim}")
+    if (past_key is None) != (past_value is None):
+        raise NodeError("Attention: past_key and past_value must both be given or neither")
+    outputs = tuple(outputs) + (False,) * (4 - len(outputs))
+    if past_key is not None and not (outputs[1] and outputs[2]):
+        raise NodeError("Attention: past_key and past_value need present_key and "
+                        "present_value outputs (ONNX Runtime refuses them without)")
+    batch = q.shape[0]
+    if k.shape[0] != batch or v.shape[0] != batch:
+        raise NodeError("Attention: Q, K and V have different batch sizes")
+    if batch == 0:
+        raise NodeError("Attention: batch size must be greater than 0")
+    qh = _heads(q, int(q_num_heads), "Q")
+    kh = _heads(k, int(kv_num_heads), "K")
+    vh = _heads(v, int(kv_num_heads), "V")
+    nq, seq, head = qh.shape[1:]
+    nkv, kv_seq = kh.shape[1:3]
+    if q.ndim == 4 and (q_num_heads and q_num_heads != nq or kv_num_heads and kv_num_heads != nkv):
+        raise NodeError("Attention: q_num_heads / kv_num_heads differ from the inputs' heads")
+    if kh.shape[3] != head or vh.shape[1] != nkv or vh.shape[2] != kv_seq:
+        raise NodeError(f"Attention: K {list(k.shape)} and V {list(v.shape)} do not fit Q "
+                        f"{list(q.shape)}")
+    if nq % nkv:
+        raise NodeError(f"Attention: q heads {nq} are not a multiple of kv heads {nkv}")
+    v_head = vh.shape[3]
+    past = 0
+    if past_key is not None and past_value is not None:
+        past = past_key.shape[2] if past_key.ndim == 4 else -1
+        if past_key.shape != (batch, nkv, past, head) or \
+                past_value.shape != (batch, nkv, past, v_head):
+            raise NodeError(f"Attention: past_key {list(past_key.shape)} / past_value "
+                            f"{list(past_value.shape)} do not fit")
+        if past_key.dtype != np.float32 or past_value.dtype != np.float32:
+            raise NodeError("Attention: past_key and past_value must be float32 like Q")
+        kh = np.concatenate([past_key, kh], axis=2)
+        vh = np.concatenate([past_value, vh], axis=2)
+    total = past + kv_seq
+    if nonpad_kv_seqlen is not None:
+        raise unsupported("Attention", "nonpad_kv_seqlen")
+    scale_f = _F(1.0 / np.sqrt(float(head))) if scale is None else _F(scale)
+    if not scale_f > 0:
+        raise NodeError(f"Attention: scale must be positive, got {scale}")
+    if total == 0:
+        raise unsupported("Attention", "an empty key sequence")
+    # the decode step (one query after a past) sees every position: no causal pattern
+    causal = bool(is_causal) and not (seq == 1 and past > 0)
+    mask = _mask_slices(attn_mask, causal, seq, total, past, nq, batch)
+    mode = int(qk_matmul_output_mode) if outputs[3] else -1
+    if outputs[3] and mode not in (0, 1, 2, 3):
+        raise NodeError(f"Attention: qk_matmul_output_mode must be 0 to 3, got {mode}")
+    # ONNX Runtime folds the mask into Q·Kᵀ's SGEMM unless the raw product is asked for
+    fold = mode not in (0, 1)
+    # K's and V's leading dimensions as MLAS reads them: a 3-D input in place (its rows
+    # hold every head) unless the node outputs its present copy, which is read instead
+    k_ld = head * (nkv if q.ndim == 3 and not outputs[1] else 1)
+    v_ld = v_head * (nkv if q.ndim == 3 and not outputs[2] else 1)
+    y_ld = v_head * (nq if q.ndim == 3 else 1)
+    y = np.empty((batch, nq, seq, v_head), _F)
+    qk = np.empty((batch, nq, seq, total), _F)
+    with np.errstate(all="ignore"):              # inf and NaN pass on as in MLAS
+        for b in range(batch):
+            for h in range(nq):
+                hk = h * nkv // nq
+                m = None if mask is None else mask[b % mask.shape[0], h % mask.shape[1]]
+                c = None if m is None or not fold else np.array(m, _F)
+                s = mlas_sgemm.gemm(qh[b, h], kh[b, hk], alpha=float(scale_f), trans_b=True,
+                                    c=c, ldb=k_ld)
+                if mode in (0, 1):               # 1: after softcap, which lowp refuses
+                    qk[b, h] = s
+                if m is not None and not fold:
+                    s = ort_math.sse_op(np.add, m, s).astype(_F)     # MlasEltwiseAdd
+                if mode == 2:
+                    qk[b, h] = s
+                p = ort_math.softmax_rows(s) if seq else s
+                if m is not None:
+                    # rows the mask hides whole (every value at most the lowest float32;
+                    # a NaN does not hide) are zeros, whatever their scores
+                    p[np.all(m <= _MASKED, axis=1)] = 0
+                if mode == 3:
+                    qk[b, h] = p
+                # MLAS's N = 1 kernel needs B's and C's leading dimensions both 1 (their
+                # product stands for both here)
+                y[b, h] = mlas_sgemm.gemm(p, vh[b, hk], ldb=v_ld * y_ld)
+    out = y if q.ndim == 4 else y.transpose(0, 2, 1, 3).reshape(batch, seq, nq * v_head)
+    return (np.ascontiguousarray(out), np.ascontiguousarray(kh), np.ascontiguousarray(vh),
+            qk)
