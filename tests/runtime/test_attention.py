@@ -1,7 +1,8 @@
 """Attention (opset 23) gives ONNX Runtime's outputs bit for bit on both backends at 1 and 2
 threads (docs/operators.md (O303)): 3-D and 4-D inputs, grouped key/value heads, boolean and
-float masks of every broadcast ONNX Runtime reads, causal, scale, past keys and values, the
-Q·Kᵀ output in each mode, rows a mask hides whole; and the refusals."""
+float masks of every broadcast ONNX Runtime reads, causal, scale, past keys and values,
+nonpad_kv_seqlen (opset 24), the Q·Kᵀ output in each mode, rows hidden whole; and the
+refusals."""
 
 from __future__ import annotations
 
@@ -107,6 +108,9 @@ def cases(draw: st.DrawFn) -> tuple[dict[str, np.ndarray | None], list[str], dic
         attrs["scale"] = draw(st.sampled_from([1.0, 0.125, 0.3, 2.5]))
     if not four_d or draw(st.booleans()):
         attrs["q_num_heads"], attrs["kv_num_heads"] = q_heads, kv_heads
+    if not past and draw(st.booleans()):        # opset 24: keys past a length per entry
+        feeds["past_key"] = feeds["past_value"] = None
+        feeds["nonpad_kv_seqlen"] = rng.integers(0, total + 1, batch).astype(np.int64)
     while outputs[-1] == "":
         outputs.pop()
     return feeds, outputs, attrs
@@ -117,7 +121,8 @@ def cases(draw: st.DrawFn) -> tuple[dict[str, np.ndarray | None], list[str], dic
 def test_attention(case: tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]]
                    ) -> None:
     feeds, outputs, attrs = case
-    assert_onnxruntimes_bits(attention_model(feeds, outputs, **attrs), feeds)
+    opset = 24 if feeds.get("nonpad_kv_seqlen") is not None else 23
+    assert_onnxruntimes_bits(attention_model(feeds, outputs, opset, **attrs), feeds)
 
 
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
@@ -186,23 +191,17 @@ def test_batch_zero_is_the_models_error() -> None:
         lowp.Session(model, backend="reference").run(feeds)
 
 
-@pytest.mark.parametrize("change", ["softcap", "mask_broadcast_rows", "float16",
-                                    "nonpad_kv_seqlen"])
+@pytest.mark.parametrize("change", ["softcap", "mask_broadcast_rows", "float16"])
 def test_refusals_name_the_node(change: str) -> None:
     feeds = _qkv()
     attrs: dict[str, Any] = {}
-    opset = 23
     if change == "softcap":
         attrs["softcap"] = 2.0
     elif change == "mask_broadcast_rows":
         feeds["attn_mask"] = np.zeros((1, 3), np.float32)
-    elif change == "float16":
-        feeds = {n: v.astype(np.float16) for n, v in feeds.items()}  # type: ignore[union-attr]
     else:
-        feeds.update(attn_mask=None, past_key=None, past_value=None,
-                     nonpad_kv_seqlen=np.array([2], np.int64))
-        opset = 24
-    model = attention_model(feeds, ["y"], opset=opset, **attrs)
+        feeds = {n: v.astype(np.float16) for n, v in feeds.items()}  # type: ignore[union-attr]
+    model = attention_model(feeds, ["y"], **attrs)
     model.graph.node[0].name = "attn0"
     given_feeds = {n: v for n, v in feeds.items() if v is not None}
     with pytest.raises(UnsupportedOpError, match="Attention.*attn0|attn0.*Attention"):

@@ -30,36 +30,39 @@ def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], num_heads, -1).transpose(0, 2, 1, 3)
 
 
-def _mask_slices(attn_mask: np.ndarray | None, is_causal: bool, seq: int, total: int,
-                 past: int, q_heads: int, batch: int) -> np.ndarray | None:
-    """The additive mask as (mask batch, mask heads, seq, total) float32: a boolean mask is 0
-    where true, -inf where false; the causal pattern (a query at s sees positions up to
-    past + s) overwrites every slice with -inf above its diagonal. None: nothing to add."""
-    if attn_mask is None and not is_causal:
-        return None
+def _mask_slices(attn_mask: np.ndarray | None, seq: int, total: int, q_heads: int,
+                 batch: int) -> np.ndarray | None:
+    """attn_mask as additive (mask batch, mask heads, seq, total) float32: a boolean mask is
+    0 where true, the lowest float32 where false. None: no mask."""
     if attn_mask is None:
-        m = np.zeros((1, 1, seq, total), _F)
-    else:
-        if not 2 <= attn_mask.ndim <= 4:
-            raise NodeError(f"Attention: attn_mask must be 2-D to 4-D, got shape "
-                            f"{list(attn_mask.shape)}")
-        shape = (1,) * (4 - attn_mask.ndim) + attn_mask.shape
-        if shape[2:] != (seq, total) or shape[1] not in (1, q_heads) \
-                or shape[0] not in (1, batch):
-            raise unsupported("Attention", f"attn_mask of shape {list(attn_mask.shape)}: "
-                              f"lowp runs masks of shape [{seq}, {total}] with leading axes "
-                              f"1, {q_heads} heads or {batch} batch entries, as ONNX "
-                              f"Runtime reads them")
-        if attn_mask.dtype == np.bool_:
-            m = np.where(attn_mask.reshape(shape), _F(0), _MASKED).astype(_F)
-        elif attn_mask.dtype == np.float32:
-            m = np.array(attn_mask.reshape(shape), _F)
-        else:
-            raise unsupported("Attention", f"attn_mask of type {attn_mask.dtype}")
-    if is_causal:
-        s = np.arange(seq)[:, None]
-        t = np.arange(total)[None, :]
-        m[..., t > past + s] = _MASKED
+        return None
+    if not 2 <= attn_mask.ndim <= 4:
+        raise NodeError(f"Attention: attn_mask must be 2-D to 4-D, got shape "
+                        f"{list(attn_mask.shape)}")
+    shape = (1,) * (4 - attn_mask.ndim) + attn_mask.shape
+    if shape[2:] != (seq, total) or shape[1] not in (1, q_heads) or shape[0] not in (1, batch):
+        raise unsupported("Attention", f"attn_mask of shape {list(attn_mask.shape)}: lowp "
+                          f"runs masks of shape [{seq}, {total}] with leading axes 1, "
+                          f"{q_heads} heads or {batch} batch entries, as ONNX Runtime "
+                          "reads them")
+    if attn_mask.dtype == np.bool_:
+        return np.where(attn_mask.reshape(shape), _F(0), _MASKED).astype(_F)
+    if attn_mask.dtype == np.float32:
+        return np.asarray(attn_mask.reshape(shape), _F)
+    raise unsupported("Attention", f"attn_mask of type {attn_mask.dtype}")
+
+
+def _batch_mask(base: np.ndarray | None, b: int, causal: bool, offset: int, seq: int,
+                total: int) -> np.ndarray | None:
+    """Batch entry b's additive mask (mask heads, seq, total), None for none: the attn_mask's
+    slice, and with `causal` every position t > s + offset of query s set to the lowest
+    float32 (zeros first without attn_mask)."""
+    if not causal:
+        return None if base is None else base[b % base.shape[0]]
+    m = np.zeros((1, seq, total), _F) if base is None else np.array(base[b % base.shape[0]])
+    s = np.arange(seq)[:, None]
+    t = np.arange(total)[None, :]
+    m[..., t > s + offset] = _MASKED
     return m
 
 
@@ -120,8 +123,14 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
         kh = np.concatenate([past_key, kh], axis=2)
         vh = np.concatenate([past_value, vh], axis=2)
     total = past + kv_seq
+    valid = None
     if nonpad_kv_seqlen is not None:
-        raise unsupported("Attention", "nonpad_kv_seqlen")
+        valid = np.asarray(nonpad_kv_seqlen).reshape(-1)
+        if nonpad_kv_seqlen.ndim != 1 or valid.shape[0] != batch or past:
+            raise NodeError(f"Attention: nonpad_kv_seqlen must be [{batch}] and comes "
+                            "without a past")
+        if valid.size and (valid.min() < 0 or valid.max() > total):
+            raise NodeError(f"Attention: nonpad_kv_seqlen must be in [0, {total}]")
     scale_f = _F(1.0 / np.sqrt(float(head))) if scale is None else _F(scale)
     if not scale_f > 0:
         raise NodeError(f"Attention: scale must be positive, got {scale}")
@@ -129,7 +138,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
         raise unsupported("Attention", "an empty key sequence")
     # the decode step (one query after a past) sees every position: no causal pattern
     causal = bool(is_causal) and not (seq == 1 and past > 0)
-    mask = _mask_slices(attn_mask, causal, seq, total, past, nq, batch)
+    base = _mask_slices(attn_mask, seq, total, nq, batch)
     mode = int(qk_matmul_output_mode) if outputs[3] else -1
     if outputs[3] and mode not in (0, 1, 2, 3):
         raise NodeError(f"Attention: qk_matmul_output_mode must be 0 to 3, got {mode}")
@@ -144,9 +153,22 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     qk = np.empty((batch, nq, seq, total), _F)
     with np.errstate(all="ignore"):              # inf and NaN pass on as in MLAS
         for b in range(batch):
+            # query s sees positions up to past + s, or with nonpad_kv_seqlen up to
+            # valid - seq + s (the diagonal ends at the last valid position)
+            end = total if valid is None else int(valid[b])
+            offset = past if valid is None else end - seq
+            mask = _batch_mask(base, b, causal, offset, seq, total)
+            hidden = None if mask is None else mask <= _MASKED
+            if valid is not None:
+                cut = np.arange(total) >= end
+                hidden = np.broadcast_to(cut, (1, seq, total)) if hidden is None \
+                    else hidden | cut
+            # rows hidden whole (by values at most the lowest float32, a NaN not, the causal
+            # pattern or nonpad_kv_seqlen) give zeros whatever their scores
+            hidden_rows = None if hidden is None else np.all(hidden, axis=-1)
             for h in range(nq):
                 hk = h * nkv // nq
-                m = None if mask is None else mask[b % mask.shape[0], h % mask.shape[1]]
+                m = None if mask is None else mask[h % mask.shape[0]]
                 c = None if m is None or not fold else np.array(m, _F)
                 s = mlas_sgemm.gemm(qh[b, h], kh[b, hk], alpha=float(scale_f), trans_b=True,
                                     c=c, ldb=k_ld)
@@ -154,13 +176,13 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                     qk[b, h] = s
                 if m is not None and not fold:
                     s = ort_math.sse_op(np.add, m, s).astype(_F)     # MlasEltwiseAdd
+                if valid is not None:
+                    s[:, int(valid[b]):] = _MASKED
                 if mode == 2:
                     qk[b, h] = s
                 p = ort_math.softmax_rows(s) if seq else s
-                if m is not None:
-                    # rows the mask hides whole (every value at most the lowest float32;
-                    # a NaN does not hide) are zeros, whatever their scores
-                    p[np.all(m <= _MASKED, axis=1)] = 0
+                if hidden_rows is not None:
+                    p[hidden_rows[h % hidden_rows.shape[0]]] = 0
                 if mode == 3:
                     qk[b, h] = p
                 # MLAS's N = 1 kernel needs B's and C's leading dimensions both 1 (their
