@@ -11,6 +11,7 @@ import numpy as np
 
 from lowp import mlas_sgemm, ort_math
 from lowp.errors import NodeError
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
 _F = np.float32
@@ -64,6 +65,19 @@ def _batch_mask(base: np.ndarray | None, b: int, causal: bool, offset: int, seq:
     t = np.arange(total)[None, :]
     m[..., t > s + offset] = _MASKED
     return m
+
+
+def _product(a: np.ndarray, b: np.ndarray, alpha: float, trans_b: bool,
+             c: np.ndarray | None, ldb: int) -> np.ndarray:
+    """alpha * a·b (b [n, k] with `trans_b`), accumulated onto `c` when given: one MLAS
+    SGEMM on one thread (ONNX Runtime's Attention runs each without its thread pool),
+    natively where it can; `ldb`: B's leading dimension as MLAS reads it."""
+    bm = b.T if trans_b else b
+    out = np.empty((a.shape[0], bm.shape[1]), _F)
+    if native_float.single_sgemm(a, bm, out, alpha=alpha, trans_b=trans_b, init=c,
+                                 unit_ldb=ldb == 1):
+        return out
+    return mlas_sgemm.gemm(a, b, alpha=alpha, trans_b=trans_b, c=c, ldb=ldb)
 
 
 @register
@@ -170,8 +184,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                 hk = h * nkv // nq
                 m = None if mask is None else mask[h % mask.shape[0]]
                 c = None if m is None or not fold else np.array(m, _F)
-                s = mlas_sgemm.gemm(qh[b, h], kh[b, hk], alpha=float(scale_f), trans_b=True,
-                                    c=c, ldb=k_ld)
+                s = _product(qh[b, h], kh[b, hk], float(scale_f), True, c, k_ld)
                 if mode in (0, 1):               # 1: after softcap, which lowp refuses
                     qk[b, h] = s
                 if m is not None and not fold:
@@ -187,7 +200,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                     qk[b, h] = p
                 # MLAS's N = 1 kernel needs B's and C's leading dimensions both 1 (their
                 # product stands for both here)
-                y[b, h] = mlas_sgemm.gemm(p, vh[b, hk], ldb=v_ld * y_ld)
+                y[b, h] = _product(p, vh[b, hk], 1.0, False, None, v_ld * y_ld)
     out = y if q.ndim == 4 else y.transpose(0, 2, 1, 3).reshape(batch, seq, nq * v_head)
     return (np.ascontiguousarray(out), np.ascontiguousarray(kh), np.ascontiguousarray(vh),
             qk)
