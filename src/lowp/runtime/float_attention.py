@@ -80,6 +80,15 @@ def _product(a: np.ndarray, b: np.ndarray, alpha: float, trans_b: bool,
     return mlas_sgemm.gemm(a, b, alpha=alpha, trans_b=trans_b, c=c, ldb=ldb)
 
 
+def _softmax(s: np.ndarray) -> np.ndarray:
+    """MlasComputeSoftmax of every row (one thread: rows are independent), natively where
+    it runs."""
+    if not s.size:
+        return s
+    p = native_float.softmax_rows(s)
+    return np.array(p) if p is not None else ort_math.softmax_rows(s)
+
+
 @register
 def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray | None = None,
               past_key: np.ndarray | None = None, past_value: np.ndarray | None = None,
@@ -193,7 +202,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                     s[:, int(valid[b]):] = _MASKED
                 if mode == 2:
                     qk[b, h] = s
-                p = ort_math.softmax_rows(s) if seq else s
+                p = _softmax(s)
                 if hidden_rows is not None:
                     p[hidden_rows[h % hidden_rows.shape[0]]] = 0
                 if mode == 3:
