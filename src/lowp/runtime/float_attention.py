@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lowp import mlas_sgemm, ort_math
+from lowp import libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
@@ -104,9 +104,6 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     if not ort_math.mlas_has_avx512f():
         raise unsupported("Attention", "lowp reproduces ONNX Runtime's softmax on AVX-512F "
                           "machines only")
-    if softcap:
-        raise unsupported("Attention", f"softcap {softcap}: lowp does not reproduce MLAS's "
-                          "softcap tanh")
     if q.ndim not in (3, 4) or k.ndim != q.ndim or v.ndim != q.ndim:
         raise NodeError(f"Attention: Q, K and V must all be 3-D or all 4-D, got "
                         f"{q.ndim}, {k.ndim}, {v.ndim}")
@@ -165,8 +162,10 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     mode = int(qk_matmul_output_mode) if outputs[3] else -1
     if outputs[3] and mode not in (0, 1, 2, 3):
         raise NodeError(f"Attention: qk_matmul_output_mode must be 0 to 3, got {mode}")
-    # ONNX Runtime folds the mask into Q·Kᵀ's SGEMM unless the raw product is asked for
-    fold = mode not in (0, 1)
+    # ONNX Runtime folds the mask into Q·Kᵀ's SGEMM unless softcap comes between or the
+    # raw product is asked for
+    fold = mode not in (0, 1) and not softcap
+    cap = _F(softcap)
     # K's and V's leading dimensions as MLAS reads them: a 3-D input in place (its rows
     # hold every head) unless the node outputs its present copy, which is read instead
     k_ld = head * (nkv if q.ndim == 3 and not outputs[1] else 1)
@@ -194,7 +193,11 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                 m = None if mask is None else mask[h % mask.shape[0]]
                 c = None if m is None or not fold else np.array(m, _F)
                 s = _product(qh[b, h], kh[b, hk], float(scale_f), True, c, k_ld)
-                if mode in (0, 1):               # 1: after softcap, which lowp refuses
+                if mode == 0:
+                    qk[b, h] = s
+                if softcap:                      # MlasComputeSoftcap: the C library's tanhf
+                    s = (libm.tanhf((s / cap).astype(_F)) * cap).astype(_F)
+                if mode == 1:
                     qk[b, h] = s
                 if m is not None and not fold:
                     s = ort_math.sse_op(np.add, m, s).astype(_F)     # MlasEltwiseAdd
