@@ -1,4 +1,5 @@
-"""ONNX Attention (opset 23 and 24) as ONNX Runtime 1.32's CPU kernel computes it
+"""ONNX Attention (opset 23 and 24, float32 and float16) as ONNX Runtime 1.32's CPU kernel
+computes it
 (docs/operators.md, (O303)): per batch entry and query head, one MLAS SGEMM of the scaled
 Q·Kᵀ (the mask preloaded into C and accumulated onto), MLAS's softmax of its rows, and one
 MLAS SGEMM of the probabilities by V."""
@@ -15,9 +16,6 @@ from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
 _F = np.float32
-# the value ONNX Runtime writes where a boolean mask is false, the causal mask hides a
-# position or nonpad_kv_seqlen cuts a row
-_MASKED = np.finfo(_F).min
 
 
 def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
@@ -32,9 +30,10 @@ def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
 
 
 def _mask_slices(attn_mask: np.ndarray | None, seq: int, total: int, q_heads: int,
-                 batch: int) -> np.ndarray | None:
-    """attn_mask as additive (mask batch, mask heads, seq, total) float32: a boolean mask is
-    0 where true, the lowest float32 where false. None: no mask."""
+                 batch: int, dtype: np.dtype) -> np.ndarray | None:
+    """attn_mask as additive (mask batch, mask heads, seq, total) float32 values of `dtype`
+    (the inputs'): a boolean mask is 0 where true, the lowest `dtype` value where false.
+    None: no mask."""
     if attn_mask is None:
         return None
     if not 2 <= attn_mask.ndim <= 4:
@@ -47,23 +46,24 @@ def _mask_slices(attn_mask: np.ndarray | None, seq: int, total: int, q_heads: in
                           f"{q_heads} heads or {batch} batch entries, as ONNX Runtime "
                           "reads them")
     if attn_mask.dtype == np.bool_:
-        return np.where(attn_mask.reshape(shape), _F(0), _MASKED).astype(_F)
-    if attn_mask.dtype == np.float32:
+        return np.where(attn_mask.reshape(shape), _F(0), _F(np.finfo(dtype).min))
+    if attn_mask.dtype == dtype:
         return np.asarray(attn_mask.reshape(shape), _F)
-    raise unsupported("Attention", f"attn_mask of type {attn_mask.dtype}")
+    raise NodeError(f"Attention: attn_mask of type {attn_mask.dtype} with inputs of type "
+                    f"{dtype}")
 
 
 def _batch_mask(base: np.ndarray | None, b: int, causal: bool, offset: int, seq: int,
-                total: int) -> np.ndarray | None:
+                total: int, low: np.float32) -> np.ndarray | None:
     """Batch entry b's additive mask (mask heads, seq, total), None for none: the attn_mask's
-    slice, and with `causal` every position t > s + offset of query s set to the lowest
-    float32 (zeros first without attn_mask)."""
+    slice, and with `causal` every position t > s + offset of query s set to `low`
+    (zeros first without attn_mask)."""
     if not causal:
         return None if base is None else base[b % base.shape[0]]
     m = np.zeros((1, seq, total), _F) if base is None else np.array(base[b % base.shape[0]])
     s = np.arange(seq)[:, None]
     t = np.arange(total)[None, :]
-    m[..., t > s + offset] = _MASKED
+    m[..., t > s + offset] = low
     return m
 
 
@@ -99,8 +99,10 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     """softmax(scale * Q·Kᵀ + mask)·V per batch entry and query head; query head i reads
     key/value head i * kv_heads // q_heads. `outputs`: which of the node's outputs exist
     (Y, present_key, present_value, qk)."""
-    if not all(x.dtype == np.float32 for x in (q, k, v)):
-        raise unsupported("Attention", f"inputs of type {q.dtype}: lowp runs float32")
+    dtype = q.dtype
+    if dtype not in (np.float32, np.float16) or k.dtype != dtype or v.dtype != dtype:
+        raise unsupported("Attention", f"inputs of types {q.dtype}, {k.dtype}, {v.dtype}: "
+                          "lowp runs float32 and float16")
     if not ort_math.mlas_has_avx512f():
         raise unsupported("Attention", "lowp reproduces ONNX Runtime's softmax on AVX-512F "
                           "machines only")
@@ -138,8 +140,8 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                 past_value.shape != (batch, nkv, past, v_head):
             raise NodeError(f"Attention: past_key {list(past_key.shape)} / past_value "
                             f"{list(past_value.shape)} do not fit")
-        if past_key.dtype != np.float32 or past_value.dtype != np.float32:
-            raise NodeError("Attention: past_key and past_value must be float32 like Q")
+        if past_key.dtype != dtype or past_value.dtype != dtype:
+            raise NodeError(f"Attention: past_key and past_value must be {dtype} like Q")
         kh = np.concatenate([past_key, kh], axis=2)
         vh = np.concatenate([past_value, vh], axis=2)
     total = past + kv_seq
@@ -158,14 +160,20 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
         raise unsupported("Attention", "an empty key sequence")
     # the decode step (one query after a past) sees every position: no causal pattern
     causal = bool(is_causal) and not (seq == 1 and past > 0)
-    base = _mask_slices(attn_mask, seq, total, nq, batch)
+    base = _mask_slices(attn_mask, seq, total, nq, batch, dtype)
     mode = int(qk_matmul_output_mode) if outputs[3] else -1
     if outputs[3] and mode not in (0, 1, 2, 3):
         raise NodeError(f"Attention: qk_matmul_output_mode must be 0 to 3, got {mode}")
     # ONNX Runtime folds the mask into Q·Kᵀ's SGEMM unless softcap comes between or the
     # raw product is asked for
     fold = mode not in (0, 1) and not softcap
-    cap = _F(softcap)
+    cap = _F(dtype.type(softcap))
+    low = _F(np.finfo(dtype).min)                # ONNX Runtime's masked value
+    half = dtype == np.float16
+    # float16: every stage in float32 (MLAS's SGEMM on the widened operands, the softmax
+    # of the widened scores), its result rounded to float16 as ONNX Runtime stores it
+    rounded = (lambda x: x.astype(np.float16).astype(_F)) if half else (lambda x: x)
+    qh, kh, vh = (x.astype(_F) for x in (qh, kh, vh))
     # K's and V's leading dimensions as MLAS reads them: a 3-D input in place (its rows
     # hold every head) unless the node outputs its present copy, which is read instead
     k_ld = head * (nkv if q.ndim == 3 and not outputs[1] else 1)
@@ -179,8 +187,8 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
             # valid - seq + s (the diagonal ends at the last valid position)
             end = total if valid is None else int(valid[b])
             offset = past if valid is None else end - seq
-            mask = _batch_mask(base, b, causal, offset, seq, total)
-            hidden = None if mask is None else mask <= _MASKED
+            mask = _batch_mask(base, b, causal, offset, seq, total, low)
+            hidden = None if mask is None else mask <= low
             if valid is not None:
                 cut = np.arange(total) >= end
                 hidden = np.broadcast_to(cut, (1, seq, total)) if hidden is None \
@@ -192,27 +200,30 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                 hk = h * nkv // nq
                 m = None if mask is None else mask[h % mask.shape[0]]
                 c = None if m is None or not fold else np.array(m, _F)
-                s = _product(qh[b, h], kh[b, hk], float(scale_f), True, c, k_ld)
+                s = rounded(_product(qh[b, h], kh[b, hk], float(scale_f), True, c, k_ld))
                 if mode == 0:
                     qk[b, h] = s
                 if softcap:                      # MlasComputeSoftcap: the C library's tanhf
-                    s = (libm.tanhf((s / cap).astype(_F)) * cap).astype(_F)
+                    s = rounded((libm.tanhf((s / cap).astype(_F)) * cap).astype(_F))
                 if mode == 1:
                     qk[b, h] = s
                 if m is not None and not fold:
-                    s = ort_math.sse_op(np.add, m, s).astype(_F)     # MlasEltwiseAdd
+                    # MlasEltwiseAdd (mask + scores); float16 adds scores + mask in float32
+                    s = rounded(ort_math.sse_op(np.add, *((s, m) if half else (m, s)))
+                                .astype(_F))
                 if valid is not None:
-                    s[:, int(valid[b]):] = _MASKED
+                    s[:, int(valid[b]):] = low
                 if mode == 2:
                     qk[b, h] = s
-                p = _softmax(s)
+                p = rounded(_softmax(s))
                 if hidden_rows is not None:
                     p[hidden_rows[h % hidden_rows.shape[0]]] = 0
                 if mode == 3:
                     qk[b, h] = p
                 # MLAS's N = 1 kernel needs B's and C's leading dimensions both 1 (their
                 # product stands for both here)
-                y[b, h] = _product(p, vh[b, hk], 1.0, False, None, v_ld * y_ld)
+                y[b, h] = rounded(_product(p, vh[b, hk], 1.0, False, None, v_ld * y_ld))
     out = y if q.ndim == 4 else y.transpose(0, 2, 1, 3).reshape(batch, seq, nq * v_head)
-    return (np.ascontiguousarray(out), np.ascontiguousarray(kh), np.ascontiguousarray(vh),
-            qk)
+    with np.errstate(over="ignore"):
+        return tuple(np.ascontiguousarray(x.astype(dtype, copy=False))
+                     for x in (out, kh, vh, qk))
