@@ -173,7 +173,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     # float16: every stage in float32 (MLAS's SGEMM on the widened operands, the softmax
     # of the widened scores), its result rounded to float16 as ONNX Runtime stores it
     rounded = (lambda x: x.astype(np.float16).astype(_F)) if half else (lambda x: x)
-    qh, kh, vh = (x.astype(_F) for x in (qh, kh, vh))
+    qh, kh, vh = (x.astype(_F, copy=False) for x in (qh, kh, vh))
     # K's and V's leading dimensions as MLAS reads them: a 3-D input in place (its rows
     # hold every head) unless the node outputs its present copy, which is read instead
     k_ld = head * (nkv if q.ndim == 3 and not outputs[1] else 1)
