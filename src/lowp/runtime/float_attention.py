@@ -95,10 +95,14 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
               nonpad_kv_seqlen: np.ndarray | None = None, *, is_causal: int = 0,
               kv_num_heads: int = 0, q_num_heads: int = 0, qk_matmul_output_mode: int = 0,
               scale: float | None = None, softcap: float = 0.0, softmax_precision: int = 0,
-              outputs: tuple[bool, ...] = (True,), **_: Any) -> tuple[np.ndarray, ...]:
+              outputs: tuple[bool, ...] = (True,), opset: int = 23,
+              **_: Any) -> tuple[np.ndarray, ...]:
     """softmax(scale * Q·Kᵀ + mask)·V per batch entry and query head; query head i reads
     key/value head i * kv_heads // q_heads. `outputs`: which of the node's outputs exist
     (Y, present_key, present_value, qk)."""
+    if opset > 24:
+        raise unsupported("Attention", f"opset {opset} (its window attributes): lowp runs "
+                          "Attention-23 and -24")
     dtype = q.dtype
     if dtype not in (np.float32, np.float16) or k.dtype != dtype or v.dtype != dtype:
         raise unsupported("Attention", f"inputs of types {q.dtype}, {k.dtype}, {v.dtype}: "
