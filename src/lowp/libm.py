@@ -162,6 +162,7 @@ coshf = _each("coshf", np.cosh)
 asinhf = _each("asinhf", np.arcsinh)
 acoshf = _each("acoshf", np.arccosh)
 atanhf = _each("atanhf", np.arctanh)
+tanhf = _each("tanhf", np.tanh)
 
 
 

@@ -877,6 +877,8 @@ def _data_ops() -> list[Case]:
         Case("OptionalGetElement", [x], opset=18, tol=0),
         Case("RotaryEmbedding", [f32(1, 2, 3, 8), f32(1, 3, 4), f32(1, 3, 4)], opset=23,
              tol=0),
+        Case("Attention", [f32(2, 4, 3, 8), f32(2, 2, 5, 8), f32(2, 2, 5, 6)],
+             {"is_causal": 1}, opset=23, tol=0),
         Case("TfIdfVectorizer", [ints(2, 6, lo=0, hi=4, dtype=np.int64)],
              {"mode": "TFIDF", "min_gram_length": 1, "max_gram_length": 2,
               "max_skip_count": 1, "ngram_counts": [0, 2], "ngram_indexes": [2, 0, 1],

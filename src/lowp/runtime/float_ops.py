@@ -2281,6 +2281,7 @@ def MatMulIntegerToFloat(a: np.ndarray, b: np.ndarray, a_scale: np.ndarray,
 from lowp.runtime import (  # noqa: E402, F401
     conv_bias_fusion,
     conv_integer_fusion,
+    float_attention,
     float_data_ops,
     float_detection,
     float_nn,

@@ -1212,6 +1212,24 @@ def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = Fa
     return True
 
 
+def single_sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, alpha: float,
+                 trans_b: bool, init: np.ndarray | None, unit_ldb: bool) -> bool:
+    """out (m x n) = alpha * am (m x k) @ bm (k x n) (+ init, beta 1), float32 logical
+    operands, as lowp.mlas_sgemm.gemm computes it on one thread (a kernel that calls MlasGemm
+    without its thread pool: ONNX's Attention), one native call; `unit_ldb` false: B's or
+    C's leading dimension as MLAS is handed it is not 1 (no N = 1 kernel). False when not
+    run natively."""
+    ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
+    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
+            or (init is not None and init.dtype != np.float32)):
+        return False
+    if am.shape[0] == 0 or bm.shape[1] == 0:
+        return True
+    call(ext.float_sgemm_mlas, am, bm, out, float(alpha), False, trans_b, False, 1, init,
+         None, 0, 0, *(() if unit_ldb else (False,)))
+    return True
+
+
 class EinsumPlan(NamedTuple):
     """A two-operand Einsum as a batch of products (lowp.runtime.float_ops.Einsum): a's axes
     in `perm_a` order fold to (nb, m, k), b's in `perm_b` order to (nb, k, n); the products,

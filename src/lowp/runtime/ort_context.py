@@ -450,6 +450,13 @@ def batch_norm_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
 
 
 # what a float operator needs to know of the graph to round as ONNX Runtime does
+def _attention_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
+    """Which of Attention's outputs the node names: ONNX Runtime adds the mask after Q·Kᵀ's
+    product instead of inside it when the raw product is an output (lowp.runtime.
+    float_attention)."""
+    return {"outputs": tuple(bool(o) for o in node.output)}
+
+
 _CONTEXTS = {"BatchNormalization": batch_norm_context, "Resize": _resize_context,
                 "MatMul": _matmul_context, "FusedMatMul": _matmul_context,
                 "ConvTranspose": _conv_transpose_context, "Conv": _conv_context,
@@ -460,4 +467,5 @@ _CONTEXTS = {"BatchNormalization": batch_norm_context, "Resize": _resize_context
                 "Add": _nchwc_binary_context, "Sum": _nchwc_binary_context,
                 "LSTM": _lstm_context,
                 "GRU": _lstm_context,
-                "DynamicQuantizeLSTM": _quantized_lstm_context}
+                "DynamicQuantizeLSTM": _quantized_lstm_context,
+                "Attention": _attention_context}

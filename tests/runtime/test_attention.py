@@ -1,0 +1,248 @@
+"""Attention (opset 23) gives ONNX Runtime's outputs bit for bit on both backends at 1 and 2
+threads (docs/operators.md (O303)): float32 and float16, 3-D and 4-D inputs, grouped
+key/value heads, boolean and float masks of every broadcast ONNX Runtime reads, causal,
+scale, past keys and values, nonpad_kv_seqlen (opset 24), softcap, the Q·Kᵀ output in each
+mode, rows hidden whole; and the refusals."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import helper
+
+import lowp
+from lowp.errors import NodeError, UnsupportedOpError
+from lowp.runtime import native_float
+
+from .ort_agreement import onnxruntime_run
+
+_LOWEST = np.finfo(np.float32).min
+
+
+def attention_model(feeds: dict[str, np.ndarray | None], outputs: list[str],
+                    opset: int = 23, **attrs: Any) -> onnx.ModelProto:
+    """One Attention node over the graph inputs `feeds` (None: an omitted input), its
+    outputs named `outputs` ("" for one it does not ask for)."""
+    elem = helper.np_dtype_to_tensor_dtype(feeds["q"].dtype)  # type: ignore[union-attr]
+    node = helper.make_node("Attention", [n if v is not None else "" for n, v in feeds.items()],
+                            outputs, **attrs)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+         for n, v in feeds.items() if v is not None],
+        [helper.make_tensor_value_info(o, elem, None) for o in outputs if o])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    return model
+
+
+def assert_onnxruntimes_bits(model: onnx.ModelProto, feeds: dict[str, np.ndarray | None],
+                             backends: tuple[str, ...] = ("reference", "native", "numpy")
+                             ) -> None:
+    """Every output of lowp's reference and native backends, and of the reference with its
+    products in numpy, equals ONNX Runtime's bit for bit, at 1 and 2 threads."""
+    given_feeds = {n: v for n, v in feeds.items() if v is not None}
+    names = [o.name for o in model.graph.output]
+    for threads in (1, 2):
+        want = onnxruntime_run(model, given_feeds, threads)
+        for backend in backends:
+            session = lowp.Session(model, backend="reference" if backend == "numpy"
+                                   else backend, threads=threads)
+            with native_float.disabled() if backend == "numpy" else contextlib.nullcontext():
+                got = session.run(dict(given_feeds))    # numpy: lowp.mlas_sgemm's products
+            for name, w in zip(names, want, strict=True):
+                g = got[name]
+                where = f"{name} {backend} {threads} threads"
+                assert g.shape == w.shape and g.dtype == w.dtype, (where, g.shape, w.shape)
+                bits = np.dtype(f"u{w.dtype.itemsize}")
+                np.testing.assert_array_equal(g.view(bits), w.view(bits), err_msg=where)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]]:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batch = draw(st.integers(1, 2))
+    kv_heads = draw(st.integers(1, 2))
+    q_heads = kv_heads * draw(st.integers(1, 3))
+    seq = draw(st.integers(1, 33))
+    kv_seq = draw(st.sampled_from([seq, draw(st.integers(1, 33))]))
+    head = draw(st.integers(1, 17))
+    v_head = draw(st.sampled_from([head, draw(st.integers(1, 9))]))
+    past = draw(st.sampled_from([0, 0, draw(st.integers(1, 9))]))
+    four_d = draw(st.booleans())
+    total = past + kv_seq
+    dtype = draw(st.sampled_from([np.float32, np.float32, np.float16]))
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * draw(st.sampled_from([0.5, 2.0, 8.0]))
+                ).astype(dtype)
+
+    if four_d:
+        q, k, v = (normal(batch, q_heads, seq, head), normal(batch, kv_heads, kv_seq, head),
+                   normal(batch, kv_heads, kv_seq, v_head))
+    else:
+        q, k, v = (normal(batch, seq, q_heads * head), normal(batch, kv_seq, kv_heads * head),
+                   normal(batch, kv_seq, kv_heads * v_head))
+    mask: np.ndarray | None = None
+    mask_kind = draw(st.sampled_from(["none", "bool", "float"]))
+    if mask_kind != "none":
+        lead = draw(st.sampled_from([(), (1,), (q_heads,), (1, 1), (batch, 1), (1, q_heads),
+                                     (batch, q_heads)]))
+        shape = lead + (seq, total)
+        if mask_kind == "bool":
+            mask = rng.random(shape) < draw(st.sampled_from([0.3, 0.8, 1.0]))
+        else:
+            mask = normal(*shape)
+            mask[rng.random(shape) < 0.2] = draw(st.sampled_from(
+                [-np.inf, np.finfo(dtype).min, -1e4]))
+        if draw(st.booleans()):                  # a row hidden whole
+            mask[..., rng.integers(seq), :] = False if mask.dtype == np.bool_ \
+                else np.finfo(dtype).min
+    feeds: dict[str, np.ndarray | None] = {"q": q, "k": k, "v": v, "attn_mask": mask}
+    outputs = ["y"]
+    if past:
+        feeds["past_key"] = normal(batch, kv_heads, past, head)
+        feeds["past_value"] = normal(batch, kv_heads, past, v_head)
+    presents = past > 0 or draw(st.booleans())
+    outputs += ["present_key", "present_value"] if presents else ["", ""]
+    attrs: dict[str, Any] = {"is_causal": draw(st.integers(0, 1))}
+    if draw(st.booleans()):
+        outputs.append("qk")
+        attrs["qk_matmul_output_mode"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        attrs["scale"] = draw(st.sampled_from([1.0, 0.125, 0.3, 2.5]))
+    if draw(st.integers(0, 3)) == 0:
+        attrs["softcap"] = draw(st.sampled_from([0.5, 2.0, 30.0]))
+    if not four_d or draw(st.booleans()):
+        attrs["q_num_heads"], attrs["kv_num_heads"] = q_heads, kv_heads
+    if not past and draw(st.booleans()):        # opset 24: keys past a length per entry
+        feeds["past_key"] = feeds["past_value"] = None
+        feeds["nonpad_kv_seqlen"] = rng.integers(0, total + 1, batch).astype(np.int64)
+    while outputs[-1] == "":
+        outputs.pop()
+    return feeds, outputs, attrs
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases())
+def test_attention(case: tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]]
+                   ) -> None:
+    feeds, outputs, attrs = case
+    opset = 24 if feeds.get("nonpad_kv_seqlen") is not None else 23
+    assert_onnxruntimes_bits(attention_model(feeds, outputs, opset, **attrs), feeds)
+
+
+def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
+         ) -> dict[str, np.ndarray | None]:
+    rng = np.random.default_rng(0)
+    return {n: rng.standard_normal((batch, heads, seq, head)).astype(np.float32)
+            for n in ("q", "k", "v")}
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_a_row_the_mask_hides_whole_is_zero(mode: int) -> None:
+    """ONNX Runtime gives zeros for a row whose every mask value is at most the lowest
+    float32 (-inf too), where its softmax alone gives 1 / n or NaN; not for a NaN, nor for
+    scores that overflow to -inf under a finite mask."""
+    feeds = _qkv(seq=6)
+    mask = np.zeros((6, 6), np.float32)
+    mask[0] = _LOWEST
+    mask[1] = -np.inf
+    mask[2] = -np.inf
+    mask[2, 4] = np.nan
+    mask[3] = _LOWEST
+    mask[3, 5] = 0                               # hidden by the causal pattern
+    mask[4, :2] = -np.inf
+    feeds["attn_mask"] = mask
+    feeds["v"][0, 0, 0] = [np.inf, -np.inf, np.nan, 1]  # type: ignore[index]
+    model = attention_model(feeds, ["y", "", "", "qk"], is_causal=1,
+                            qk_matmul_output_mode=mode)
+    assert_onnxruntimes_bits(model, feeds)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_nan_payloads(dtype: type, mode: int) -> None:
+    """NaNs (with payloads and signs), infinities in Q, K, V and the mask pass on as ONNX
+    Runtime passes them, softcap or not. Not the numpy products: lowp.mlas_sgemm's general
+    kernel does not reproduce which NaN MLAS keeps where an element of A and one of B at the
+    same k are both NaNs."""
+    rng = np.random.default_rng(mode)
+
+    def special(*shape: int) -> np.ndarray:
+        x = rng.standard_normal(shape).astype(dtype)
+        u = rng.random(shape)
+        x[u < 0.05] = np.nan
+        x[(u > 0.05) & (u < 0.08)] = np.inf
+        x[(u > 0.08) & (u < 0.1)] = -np.inf
+        if dtype == np.float32:
+            payloads = np.uint32(0x7FC01234) | (rng.integers(0, 2, shape) << 31).astype(np.uint32)
+            x[u > 0.97] = payloads.view(np.float32)[u > 0.97]
+        return x
+
+    for softcap in (0.0, 3.0):
+        feeds: dict[str, np.ndarray | None] = {
+            "q": special(2, 2, 5, 8), "k": special(2, 2, 7, 8), "v": special(2, 2, 7, 8),
+            "attn_mask": special(5, 7) if mode % 2 else None}
+        model = attention_model(feeds, ["y", "", "", "qk"], qk_matmul_output_mode=mode,
+                                softcap=softcap, is_causal=mode // 2)
+        assert_onnxruntimes_bits(model, feeds, backends=("reference", "native"))
+
+
+def test_overflowing_scores_under_a_finite_mask() -> None:
+    feeds = _qkv(heads=1, seq=2)
+    feeds["q"][0, 0, 0] = 1e19  # type: ignore[index]
+    feeds["k"][0, 0] = -1e19  # type: ignore[index]
+    feeds["attn_mask"] = np.full((2, 2), -3e38, np.float32)
+    assert_onnxruntimes_bits(attention_model(feeds, ["y", "", "", "qk"], scale=1.0,
+                                             qk_matmul_output_mode=3), feeds)
+
+
+@pytest.mark.parametrize("four_d", [False, True])
+def test_decode_step_with_past_ignores_is_causal(four_d: bool) -> None:
+    """One query after past keys sees every position (ONNX Runtime skips the causal
+    pattern there), present_key and present_value are the concatenations."""
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, 4, 1, 5)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 1, 5)).astype(np.float32)
+    v = rng.standard_normal((2, 2, 1, 3)).astype(np.float32)
+    if not four_d:
+        q, k, v = (x.transpose(0, 2, 1, 3).reshape(2, 1, -1) for x in (q, k, v))
+    feeds: dict[str, np.ndarray | None] = {
+        "q": q, "k": k, "v": v, "attn_mask": None,
+        "past_key": rng.standard_normal((2, 2, 7, 5)).astype(np.float32),
+        "past_value": rng.standard_normal((2, 2, 7, 3)).astype(np.float32)}
+    model = attention_model(feeds, ["y", "present_key", "present_value"], is_causal=1,
+                            q_num_heads=4, kv_num_heads=2)
+    assert_onnxruntimes_bits(model, feeds)
+
+
+def test_batch_zero_is_the_models_error() -> None:
+    """ONNX Runtime refuses an empty batch: so does lowp, as the model's error."""
+    feeds = {n: np.zeros((0, 1, 2, 4), np.float32) for n in ("q", "k", "v")}
+    model = attention_model(dict(feeds), ["y"])
+    with pytest.raises(Exception, match="Batch size"):
+        onnxruntime_run(model, feeds)
+    with pytest.raises(NodeError, match="batch size"):
+        lowp.Session(model, backend="reference").run(feeds)
+
+
+@pytest.mark.parametrize("change", ["mask_broadcast_rows", "float64"])
+def test_refusals_name_the_node(change: str) -> None:
+    feeds = _qkv()
+    attrs: dict[str, Any] = {}
+    if change == "mask_broadcast_rows":
+        feeds["attn_mask"] = np.zeros((1, 3), np.float32)
+    else:
+        feeds = {n: v.astype(np.float64) for n, v in feeds.items()}  # type: ignore[union-attr]
+    model = attention_model(feeds, ["y"], **attrs)
+    model.graph.node[0].name = "attn0"
+    given_feeds = {n: v for n, v in feeds.items() if v is not None}
+    with pytest.raises(UnsupportedOpError, match="Attention.*attn0|attn0.*Attention"):
+        lowp.Session(model, backend="reference").run(given_feeds)
