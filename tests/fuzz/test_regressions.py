@@ -464,3 +464,17 @@ def test_float_outputs_with_nan_are_compared_value_for_value(
     got = compare("float", g.model, {"y": np.asarray(ours, np.float32)},
                   {"y": np.asarray(theirs, np.float32)})
     assert bool(got) == differs
+
+
+# found by the fuzzer (test_newer_operators_equal_onnxruntime): ONNX Runtime's per-channel
+# QDQ file with AddQDQPairToWeight quantizes a Gemm's weight [K, N] (transB = 0) along
+# axis 1 at run time, which lowp's Session computed as all zeros (fastops.quantize)
+def test_gemm_weight_quantized_along_axis_1_at_run_time() -> None:
+    g = _model([helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+                helper.make_node("Relu", ["c"], ["r"]),
+                helper.make_node("Flatten", ["r"], ["f"], axis=1),
+                helper.make_node("Gemm", ["f", "k", "kb"], ["y"], transB=0)],
+               {"w": _weight(2, 2, 1, 1), "b": [0.05, -0.03], "k": _weight(2, 3, seed=1),
+                "kb": [0.1, -0.1, 0.0]}, [1, 2, 1, 1], ["y"], opset=17)
+    _assert_agrees(g, [Quantizer(tool="ort", per_channel=True,
+                                 options=(("AddQDQPairToWeight", True),))])
