@@ -161,6 +161,15 @@ def quantize_lowp(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         event("lowp refused: a tensor is zero on all calibration data")
         assume(False)
         raise
+    except lowp.DataError as exc:
+        # documented refusal (README: calibration data with NaN/Inf): a tensor that is NaN
+        # on the calibration feeds (a MeanVarianceNormalization over a 1 x 1 plane, 0 / 0)
+        # has no range to quantize
+        if "calibration data contains" not in str(exc):
+            raise
+        event("lowp refused: a tensor has NaN or Inf on the calibration data")
+        assume(False)
+        raise
 
 
 def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer

@@ -478,3 +478,19 @@ def test_gemm_weight_quantized_along_axis_1_at_run_time() -> None:
                 "kb": [0.1, -0.1, 0.0]}, [1, 2, 1, 1], ["y"], opset=17)
     _assert_agrees(g, [Quantizer(tool="ort", per_channel=True,
                                  options=(("AddQDQPairToWeight", True),))])
+
+
+# found by the fuzzer (test_newer_operators_equal_onnxruntime): lowp's quantizer gave a
+# MaxPool's second output, its int64 Indices, the input's qparams too, and wrote a
+# QuantizeLinear of an int64 tensor (the file failed the ONNX checker)
+def test_max_pool_with_indices_before_max_unpool_quantizes() -> None:
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    g = _model([helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+                helper.make_node("Relu", ["c"], ["r"]),
+                helper.make_node("MaxPool", ["r"], ["p", "i"], **pool),
+                helper.make_node("MaxUnpool", ["p", "i"], ["u"], **pool),
+                helper.make_node("Conv", ["u", "w2"], ["y"], kernel_shape=[1, 1])],
+               {"w": _weight(3, 2, 1, 1), "b": [0.05, -0.03, 0.1], "w2": _weight(2, 3, 1, 1)},
+               [1, 2, 4, 6], ["y"], opset=17)
+    _assert_agrees(g, [Quantizer(tool="lowp", per_channel=False, policy=policy)
+                       for policy in ("all", "connected")])
