@@ -157,7 +157,7 @@ def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
     _check(g, [q], cs, float_model=False)
 
 
-NEWER_EXAMPLES = 4 if settings.default.derandomize else settings.default.max_examples
+NEWER_EXAMPLES = 2 if settings.default.derandomize else settings.default.max_examples
 
 
 @settings(max_examples=NEWER_EXAMPLES)
