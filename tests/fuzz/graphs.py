@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import onnx
+from hypothesis import settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -1245,6 +1246,13 @@ BLOCKS: list[Block] = [conv_act, residual, squeeze_excite, two_heads, csp, pool,
                        volumes, strided_slices, linear_forms, broadcasts]
 
 
+def _with_newer_blocks() -> None:
+    """BLOCKS followed by the newer operators' blocks (newer_blocks imports this module)."""
+    from .newer_blocks import NEWER_BLOCKS
+
+    BLOCKS.extend(NEWER_BLOCKS)
+
+
 def active_blocks() -> list[Block]:
     """BLOCKS, or those named in LOWP_FUZZ_BLOCKS (chosen_blocks)."""
     return chosen_blocks(BLOCKS)
@@ -1261,9 +1269,10 @@ def chosen_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
               if n.strip()}
     if not wanted:
         return blocks
+    from .newer_blocks import NEWER_BLOCKS
     from .sequences import SEQUENCE_BLOCKS
 
-    every = [blk.__name__ for blk in (*BLOCKS, *SEQUENCE_BLOCKS)]
+    every = [blk.__name__ for blk in (*BLOCKS, *NEWER_BLOCKS, *SEQUENCE_BLOCKS)]
     unknown = wanted - set(every)
     if unknown:
         raise ValueError(f"LOWP_FUZZ_BLOCKS: no block {sorted(unknown)} (blocks: "
@@ -1322,8 +1331,9 @@ def _model(graph: onnx.GraphProto, opset: int) -> onnx.ModelProto:
 
 
 # ONNX Runtime 1.32 ends the process on an LSTM or GRU (std::terminate) and on an Einsum
-# (SIGFPE) with an empty batch (evals/corpus/repro/README.md, "Not lowp bugs")
-EMPTY_BATCH_ABORTS = frozenset({"LSTM", "GRU", "Einsum"})
+# (SIGFPE) with an empty batch (evals/corpus/repro/README.md, "Not lowp bugs"); a RoiAlign
+# of the first image (newer_blocks) has no image to read there
+EMPTY_BATCH_ABORTS = frozenset({"LSTM", "GRU", "Einsum", "RoiAlign"})
 
 
 def _batches(batch: int, dynamic: bool, empty: bool = False,
@@ -1336,11 +1346,17 @@ def _batches(batch: int, dynamic: bool, empty: bool = False,
     return (batch, 1 + batch % 3) + ((0,) if empty else ())
 
 
+# the opsets of newer_op_graphs: those of the newer operators (DFT 17, Col2Im 18, AffineGrid
+# 20, RMSNormalization and RotaryEmbedding 23, Swish 24, CumProd 26)
+NEWER_OPSETS = [17, 18, 20, 21, 23, 24, 26]
+
+
 @st.composite
-def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
+def fuzz_graphs(draw: Draw, max_blocks: int = 4, newer: bool = False) -> FuzzGraph:
     """A random float32 image model: a stem, blocks (a list, so that shrinking removes
-    them), an optional Gemm head."""
-    opset = draw(st.integers(13, 21))
+    them), an optional Gemm head. With `newer`, at one of NEWER_OPSETS and with one of the
+    newer operators' blocks (newer_blocks.NEWER_BLOCKS) among the blocks."""
+    opset = draw(st.sampled_from(NEWER_OPSETS) if newer else st.integers(13, 21))
     dynamic = draw(st.booleans())
     batch = draw(st.integers(1, 3))
     c = draw(st.integers(2, 12))
@@ -1353,9 +1369,15 @@ def fuzz_graphs(draw: Draw, max_blocks: int = 4) -> FuzzGraph:
     x = conv_act(draw, b, x)
     names = ["conv_act"]
     blocks = active_blocks()
-    for index in draw(st.lists(st.integers(0, len(blocks) - 1), min_size=0,
-                               max_size=max_blocks)):
-        block = blocks[index]
+    drawn = [blocks[i] for i in draw(st.lists(st.integers(0, len(blocks) - 1), min_size=0,
+                                              max_size=max_blocks))]
+    if newer:
+        from .newer_blocks import NEWER_BLOCKS
+
+        required = chosen_blocks(NEWER_BLOCKS)
+        drawn.insert(draw(st.integers(0, len(drawn))),
+                     required[draw(st.integers(0, len(required) - 1))])
+    for block in drawn:
         names.append(block.__name__)
         x = block(draw, b, x)
     outputs = [x.name]
@@ -1544,3 +1566,10 @@ def token_graphs(draw: Draw, max_layers: int = 2) -> FuzzGraph:
     batches = _batches(batch, dynamic, draw(st.booleans()), b.nodes)
     return FuzzGraph(_model(graph, opset), ids, (length,), batches, seed,
                      tuple(names), vocab=vocab)
+
+
+# the newer operators' blocks join every image graph under `make fuzz`; derandomized (CI)
+# test_newer_operators_equal_onnxruntime alone draws them, which keeps CI's other graphs
+# (and its time) as they were
+if not settings.default.derandomize:
+    _with_newer_blocks()

@@ -161,6 +161,15 @@ def quantize_lowp(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
         event("lowp refused: a tensor is zero on all calibration data")
         assume(False)
         raise
+    except lowp.DataError as exc:
+        # documented refusal (README: calibration data with NaN/Inf): a tensor that is NaN
+        # on the calibration feeds (a MeanVarianceNormalization over a 1 x 1 plane, 0 / 0)
+        # has no range to quantize
+        if "calibration data contains" not in str(exc):
+            raise
+        event("lowp refused: a tensor has NaN or Inf on the calibration data")
+        assume(False)
+        raise
 
 
 def quantize_ort(g: FuzzGraph, calib: list[dict[str, np.ndarray]], q: Quantizer
@@ -387,7 +396,16 @@ def compare(where: str, model: onnx.ModelProto, ours: Mapping[str, np.ndarray],
                 bad.append(Mismatch(where, name, f"max {agreement.max_units:.4g} steps, "
                                     f"{agreement.differ}/{agreement.elements} differ"))
             continue
-        span = max(float(np.max(ref) - np.min(ref)), float(np.max(np.abs(ref))))
+        # NaN and infinities where either has one: the same in both (the tolerance below
+        # measures finite values only; a NaN difference would go unseen)
+        odd = ~np.isfinite(ref) | ~np.isfinite(got)
+        if odd.any() and not np.array_equal(got[odd], ref[odd], equal_nan=True):
+            bad.append(Mismatch(where, name, f"{np.count_nonzero(odd)} NaN or infinite "
+                                "values, not the same in both"))
+            continue
+        finite = ref[~odd]
+        span = max(float(np.max(finite) - np.min(finite)), float(np.max(np.abs(finite)))) \
+            if finite.size else 0.0
         tol = FLOAT_RTOL * span + _upstream_scale(model, name)
         if not agreement.max_abs <= tol + 1e-12:
             bad.append(Mismatch(where, name, f"max |d| {agreement.max_abs:g} > {tol:g} "

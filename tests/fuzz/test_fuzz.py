@@ -157,6 +157,19 @@ def test_qoperator_files_equal_onnxruntime(g: FuzzGraph, q: Quantizer,
     _check(g, [q], cs, float_model=False)
 
 
+NEWER_EXAMPLES = 2 if settings.default.derandomize else settings.default.max_examples
+
+
+@settings(max_examples=NEWER_EXAMPLES)
+@given(g=fuzz_graphs(max_blocks=3, newer=True), qs=quantizers, cs=combos)
+def test_newer_operators_equal_onnxruntime(g: FuzzGraph, qs: tuple[Quantizer, Quantizer],
+                                          cs: list[EngineCombo]) -> None:
+    """Image graphs at the newer operators' opsets with one of their blocks
+    (newer_blocks: detection, signal, normalization, data operators, RotaryEmbedding)
+    between float and quantized neighbours."""
+    _check(g, list(qs), cs)
+
+
 # quantize_dynamic files run fast (no calibration, small graphs first): more of them in CI
 DYNAMIC_EXAMPLES = 20 if settings.default.derandomize else settings.default.max_examples
 

@@ -445,3 +445,52 @@ def test_dropout_with_a_dequantized_ratio_after_a_leaky_relu() -> None:
                           / "leaky_relu_after_float_conv_opset7.onnx"))
     g = FuzzGraph(model, "input", (2, 1, 1), (1,), 1, ())
     _assert_agrees(g, [Quantizer("ort", False, weight_type="QInt16", float_convs=True)])
+
+
+# found by the fuzzer (test_newer_operators_equal_onnxruntime, a MeanVarianceNormalization
+# over a 1 x 1 plane): both engines' float outputs all NaN, bit for bit, reported as a
+# mismatch (the tolerance of an all-NaN output was NaN); and a NaN where the other engine
+# has a number passed unseen (the largest difference skipped NaN)
+@pytest.mark.parametrize(("ours", "theirs", "differs"), [
+    ([np.nan, np.nan], [np.nan, np.nan], False),
+    ([np.nan, 1.0], [np.nan, 1.0], False),
+    ([np.nan, 1.0], [0.5, 1.0], True),
+    ([np.inf, 1.0], [-np.inf, 1.0], True),
+    ([np.inf, 1.0], [np.inf, 1.0 + 1e-7], False),
+])
+def test_float_outputs_with_nan_are_compared_value_for_value(
+        ours: list[float], theirs: list[float], differs: bool) -> None:
+    g = _model([helper.make_node("Relu", ["input"], ["y"])], {}, [1, 2], ["y"])
+    got = compare("float", g.model, {"y": np.asarray(ours, np.float32)},
+                  {"y": np.asarray(theirs, np.float32)})
+    assert bool(got) == differs
+
+
+# found by the fuzzer (test_newer_operators_equal_onnxruntime): ONNX Runtime's per-channel
+# QDQ file with AddQDQPairToWeight quantizes a Gemm's weight [K, N] (transB = 0) along
+# axis 1 at run time, which lowp's Session computed as all zeros (fastops.quantize)
+def test_gemm_weight_quantized_along_axis_1_at_run_time() -> None:
+    g = _model([helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+                helper.make_node("Relu", ["c"], ["r"]),
+                helper.make_node("Flatten", ["r"], ["f"], axis=1),
+                helper.make_node("Gemm", ["f", "k", "kb"], ["y"], transB=0)],
+               {"w": _weight(2, 2, 1, 1), "b": [0.05, -0.03], "k": _weight(2, 3, seed=1),
+                "kb": [0.1, -0.1, 0.0]}, [1, 2, 1, 1], ["y"], opset=17)
+    _assert_agrees(g, [Quantizer(tool="ort", per_channel=True,
+                                 options=(("AddQDQPairToWeight", True),))])
+
+
+# found by the fuzzer (test_newer_operators_equal_onnxruntime): lowp's quantizer gave a
+# MaxPool's second output, its int64 Indices, the input's qparams too, and wrote a
+# QuantizeLinear of an int64 tensor (the file failed the ONNX checker)
+def test_max_pool_with_indices_before_max_unpool_quantizes() -> None:
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    g = _model([helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+                helper.make_node("Relu", ["c"], ["r"]),
+                helper.make_node("MaxPool", ["r"], ["p", "i"], **pool),
+                helper.make_node("MaxUnpool", ["p", "i"], ["u"], **pool),
+                helper.make_node("Conv", ["u", "w2"], ["y"], kernel_shape=[1, 1])],
+               {"w": _weight(3, 2, 1, 1), "b": [0.05, -0.03, 0.1], "w2": _weight(2, 3, 1, 1)},
+               [1, 2, 4, 6], ["y"], opset=17)
+    _assert_agrees(g, [Quantizer(tool="lowp", per_channel=False, policy=policy)
+                       for policy in ("all", "connected")])

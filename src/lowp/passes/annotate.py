@@ -267,7 +267,8 @@ def _roles(node: onnx.NodeProto, rule: OpRule, graph: Graph) -> tuple[list[str],
 
 
 def _eligible(node: onnx.NodeProto, graph: Graph, config: Config) -> bool:
-    """The node's type has a rule, the config allows it, and its tensors are float."""
+    """The node's type has a rule, the config allows it, and its tensors (inputs to quantize
+    and every output) are float."""
     rule = RULES.get(node.op_type)
     if (rule is None or node.domain not in ("", "ai.onnx")
             or node.op_type not in config.quantize_op_types
@@ -278,7 +279,8 @@ def _eligible(node: onnx.NodeProto, graph: Graph, config: Config) -> bool:
     act_inputs, weight = _roles(node, rule, graph)
     if weight is not None and graph.value_elem_type(weight) != TensorProto.FLOAT:
         return False
-    return all(_is_float(graph, t) for t in [*act_inputs, node.output[0]])
+    # every output: a MaxPool's Indices (int64) would otherwise share its input's qparams
+    return all(_is_float(graph, t) for t in [*act_inputs, *(o for o in node.output if o)])
 
 
 def _connected(nodes: list[onnx.NodeProto], graph: Graph, *, absorbs: bool = True,

@@ -107,7 +107,7 @@ def quantize(x: np.ndarray, qp: QParams, *, arena: Arena | None = None,
             return native.quantize(x, **kw,  # type: ignore[no-any-return]
                                    out=arena.get(x.shape, dtype) if arena else None)
     if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
-            and x.ndim >= 2 and qp.granularity == PerAxis(1) and qp.qtype.bits == 8
+            and x.ndim >= 3 and qp.granularity == PerAxis(1) and qp.qtype.bits == 8
             and not channels_last and _native_module() is not None):
         return _quantize_per_channel(x, qp, arena)
     y = ref_quantize(x, qp)
@@ -115,8 +115,9 @@ def quantize(x: np.ndarray, qp: QParams, *, arena: Arena | None = None,
 
 
 def _quantize_per_channel(x: np.ndarray, qp: QParams, arena: Arena | None) -> np.ndarray:
-    """(Q6) with one scale and zero point per channel of a channels-first tensor: the
-    native per-tensor loop on each (sample, channel) plane, which is contiguous."""
+    """(Q6) with one scale and zero point per channel of a channels-first tensor of rank 3
+    or more: the native per-tensor loop on each (sample, channel) plane, which is
+    contiguous (of a rank-2 tensor x[n, c] is one value, a copy, not a plane to write)."""
     from . import native_backend
 
     dtype = qp.qtype.numpy_dtype

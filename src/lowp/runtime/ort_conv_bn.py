@@ -12,7 +12,7 @@ arithmetic does, element by element in the parameters' type (float32 or float64)
 The fused convolution rounds otherwise than a Conv then a BatchNormalization (paddle2onnx's
 OCR models put a BatchNormalization after nearly every Conv). A ConvTranspose folds the same
 way, its weights [C_in, C_out / group, ...] scaled along axis 1 within each group. ONNX
-Runtime's matching rules (conv_bn_fusion.cc): Conv (opset 1 or 11) with one output edge, not
+Runtime's matching rules (conv_bn_fusion.cc): Conv (opset 1, 11 or 22) with one output edge, not
 a graph output; BatchNormalization of opset 7, 9, 14 or 15 (ONNX Runtime 1.32) with one
 input edge and no optional outputs; the Conv's weights and bias and the four
 BatchNormalization parameters constant (initializers that no graph input overrides, or
@@ -33,7 +33,7 @@ from ..ir.graph import ONNX_DOMAINS, constant_tensors, opset_of, read_counts, wi
 # select each (an operator's version is the newest one not above the model's opset).
 _BN_SINCE = (1, 6, 7, 9, 14, 15)
 _BN_FUSED = frozenset({7, 9, 14, 15})
-_CONV_FUSED = frozenset({1, 11})
+_CONV_FUSED = frozenset({1, 11, 22})
 _CONV_SINCE = (1, 11, 22)
 # ONNX Runtime 1.32 folds into a ConvTranspose too (vit_s_focus's decoder), along the
 # weights' axis 1 per group

@@ -11,8 +11,8 @@ arithmetic does, element by element in the parameters' type:
 The folded convolution rounds otherwise than a Conv then a Mul or an Add (captcha_crnn's
 float model writes each BatchNormalization as a Mul and an Add after the Conv: 88% of the
 first Conv's values apart). ONNX Runtime's matching rules (conv_mul_fusion.cc,
-conv_add_fusion.cc): Conv of version 1, 11 or 22 (ONNX Runtime 1.32; its ConvBNFusion takes
-1 and 11 only) with one output edge and not a graph output, its weights and bias constant;
+conv_add_fusion.cc): Conv of version 1, 11 or 22 (ONNX Runtime 1.32, as its ConvBNFusion)
+with one output edge and not a graph output, its weights and bias constant;
 Mul or Add of version 7, 13 or 14 with one input edge, its second input a constant
 (initializers that no graph input overrides, Constant nodes, or Reshape, Unsqueeze,
 Squeeze, Flatten or Identity of those, which ONNX Runtime turns into initializers first);
