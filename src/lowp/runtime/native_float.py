@@ -1195,6 +1195,16 @@ def conv_nchwc(x: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
     return y
 
 
+def _sgemm_extension(am: np.ndarray, bm: np.ndarray, out: np.ndarray,
+                     init: np.ndarray | None) -> Any:
+    """The extension that runs MLAS's SGEMM on these float32 operands, None when not."""
+    ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
+    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
+            or (init is not None and init.dtype != np.float32)):
+        return None
+    return ext
+
+
 def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
           trans_b: bool = False, packed: bool = False, init: np.ndarray | None = None,
           parts: list[tuple[slice, slice]] | None = None) -> bool:
@@ -1202,9 +1212,8 @@ def sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, trans_a: bool = Fa
     MLAS's order as lowp.mlas_sgemm.gemm computes it with these flags and the session's
     threads, one MlasGemm call: cut as `thread_parts`, or as `parts` when given; False
     when not run natively."""
-    ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
-    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
-            or (init is not None and init.dtype != np.float32)):
+    ext = _sgemm_extension(am, bm, out, init)
+    if ext is None:
         return False
     if am.shape[0] == 0 or bm.shape[1] == 0:
         return True
@@ -1219,9 +1228,8 @@ def single_sgemm(am: np.ndarray, bm: np.ndarray, out: np.ndarray, *, alpha: floa
     without its thread pool: ONNX's Attention), one native call; `unit_ldb` false: B's or
     C's leading dimension as MLAS is handed it is not 1 (no N = 1 kernel). False when not
     run natively."""
-    ext = _has(_usable("MatMul", am), "float_sgemm_mlas")
-    if (ext is None or bm.dtype != np.float32 or out.dtype != np.float32
-            or (init is not None and init.dtype != np.float32)):
+    ext = _sgemm_extension(am, bm, out, init)
+    if ext is None:
         return False
     if am.shape[0] == 0 or bm.shape[1] == 0:
         return True
