@@ -527,7 +527,11 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     a, b = index.shapes.get(mm.input[0]), index.shapes.get(mm.input[1])
     bias = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
     c = index.shapes.get(bias)
-    if a is None or b is None or c is None or len(a.dim) != 2 or len(b.dim) != 2:
+    if a is None or b is None or c is None or len(b.dim) != 2:
+        return None
+    if len(a.dim) > 2:
+        return _matmul_add_reshaped(mm, add, bias, index, types)
+    if len(a.dim) != 2:
         return None
     n = b.dim[1]
     one = [d.HasField("dim_value") and d.dim_value == 1 for d in c.dim]
@@ -540,6 +544,48 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     gemm = helper.make_node("Gemm", [*mm.input, bias], list(add.output),
                             name=mm.name + "/MatMulAddFusion")
     return [gemm], [add]
+
+
+def _matmul_add_reshaped(mm: onnx.NodeProto, add: onnx.NodeProto, bias: str, index: _Index,
+                         types: set[int]) -> Rewrite | None:
+    """ONNX Runtime 1.32's MatMulAddFusion of a MatMul whose A has rank 3 or more: every
+    dimension of A known, B 2-D, the bias 1-D of B's N values (a constant or fed), float32;
+    A is reshaped to [M, K] (M the product of its leading dimensions), Gemm(A, B, bias),
+    and the product reshaped back to the MatMul's shape ((O308)). Probed on its optimized
+    graphs: a batch or row count not known, or a bias of rank 2 or more, and it keeps the
+    MatMul and the Add. The sum then starts from the bias, and the Add is gone for
+    SkipLayerNormFusion, which finds no bias to take in (the graph fuzzer's attention
+    block's MLP: its second MatMul's bias added inside the SkipLayerNormalization in lowp,
+    in the Gemm in ONNX Runtime)."""
+    if types != {TensorProto.FLOAT}:
+        return None
+    a_dims = _static_dims(mm.input[0], index)
+    b, c = index.shapes[mm.input[1]], index.shapes[bias]
+    if a_dims is None or len(c.dim) != 1 or not _same_dim(c.dim[0], b.dim[1]) \
+            or not b.dim[1].HasField("dim_value"):
+        return None
+    k, n = a_dims[-1], int(b.dim[1].dim_value)
+    m = int(np.prod(a_dims[:-1]))
+    stem = mm.name or mm.output[0]
+    flat, product = f"{stem}_gemm_input", f"{stem}_gemm_output"
+    shape_in, shape_out = f"{stem}_gemm_input_shape", f"{stem}_gemm_output_shape"
+    index.shapes[flat] = onnx.TensorShapeProto(
+        dim=[onnx.TensorShapeProto.Dimension(dim_value=v) for v in (m, k)])
+    index.shapes[product] = onnx.TensorShapeProto(
+        dim=[onnx.TensorShapeProto.Dimension(dim_value=v) for v in (m, n)])
+    out_dims = [*a_dims[:-1], n]
+    for name, value in ((shape_in, [m, k]), (shape_out, out_dims)):
+        index.constants[name] = np.asarray(value, np.int64)
+    return [helper.make_node("Constant", [], [shape_in], name=shape_in,
+                             value=numpy_helper.from_array(np.asarray([m, k], np.int64))),
+            helper.make_node("Reshape", [mm.input[0], shape_in], [flat],
+                             name=f"{stem}_gemm_input_reshape"),
+            helper.make_node("Gemm", [flat, mm.input[1], bias], [product],
+                             name=stem + "/MatMulAddFusion"),
+            helper.make_node("Constant", [], [shape_out], name=shape_out,
+                             value=numpy_helper.from_array(np.asarray(out_dims, np.int64))),
+            helper.make_node("Reshape", [product, shape_out], list(add.output),
+                             name=f"{stem}_gemm_output_reshape")], [add]
 
 
 # the reductions whose result depends on the order of the values (Max, Min do not)
@@ -1421,7 +1467,9 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
         bias = None
     beta = ln.input[2] if len(ln.input) > 2 else ""
     fused_inputs = [*inputs, ln.input[1], beta] + ([bias] if bias is not None else [])
-    eps = float(attrs["epsilon"]) if "epsilon" in attrs else 1e-12   # the contrib default
+    # the LayerNormalization's epsilon, its ONNX default 1e-5 when the node has none (not
+    # SkipLayerNormalization's own default, 1e-12: ONNX Runtime writes 1e-5, (O309))
+    eps = float(attrs["epsilon"]) if "epsilon" in attrs else 1e-5
     fused = helper.make_node("SkipLayerNormalization", fused_inputs, list(ln.output),
                              name=ln.name + "_SkipLayerNorm", domain=_MS, epsilon=eps)
     return [fused], gone
