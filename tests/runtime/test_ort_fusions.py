@@ -813,12 +813,43 @@ def test_matmul_add_is_ort_gemm(bias: str, mkn: tuple[int, int, int], swap: bool
     _same_as_ort(model, {"a": rng.standard_normal((m, k)).astype(np.float32)})
 
 
-def test_matmul_add_of_a_3d_input_stays() -> None:
+# (O308): ONNX Runtime 1.32 fuses a MatMul of an A of rank 3 or more, every dimension
+# known, and a 1-D bias into Reshape -> Gemm -> Reshape; lowp kept MatMul + Add, which for
+# K past one GEMM block adds the bias last instead of first
+@pytest.mark.parametrize("a_shape", [(2, 3, 270), (1, 6, 300), (2, 2, 3, 513)])
+@pytest.mark.parametrize("fed_bias", [False, True])
+def test_matmul_add_of_a_3d_input_is_a_reshaped_gemm(a_shape: tuple[int, ...],
+                                                     fed_bias: bool) -> None:
+    rng = np.random.default_rng(sum(a_shape))
+    k, n = a_shape[-1], 5
     nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
              helper.make_node("Add", ["p", "c"], ["y"])]
-    model = _model(nodes, {"a": (2, 3, 8)}, {"w": np.ones((8, 4), np.float32),
-                                             "c": np.ones(4, np.float32)}, ["y"], opset=13)
+    inits = {"w": rng.standard_normal((k, n)).astype(np.float32)}
+    inputs: dict[str, tuple[int, ...]] = {"a": a_shape}
+    feeds = {"a": rng.standard_normal(a_shape).astype(np.float32)}
+    if fed_bias:
+        inputs["c"] = (n,)
+        feeds["c"] = rng.standard_normal(n).astype(np.float32)
+    else:
+        inits["c"] = rng.standard_normal(n).astype(np.float32)
+    model = _model(nodes, inputs, inits, ["y"], opset=13)
+    ops = [x.op_type for x in ort_fusions.apply(model).graph.node if x.op_type != "Constant"]
+    assert ops == ["Reshape", "Gemm", "Reshape"]
+    _same_as_ort(model, feeds)
+
+
+@pytest.mark.parametrize("case", ["free batch", "2-D bias", "3-D bias"])
+def test_matmul_add_of_a_3d_input_stays_when_onnxruntime_keeps_it(case: str) -> None:
+    # a dimension of A not known, or a bias of rank 2 or more: ONNX Runtime keeps both
+    shape = {"2-D bias": (1, 4), "3-D bias": (1, 1, 4)}.get(case, (4,))
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["p"]),
+             helper.make_node("Add", ["p", "c"], ["y"])]
+    a_shape = ("n", 3, 8) if case == "free batch" else (2, 3, 8)
+    model = _model(nodes, {"a": a_shape}, {  # type: ignore[dict-item]
+        "w": np.ones((8, 4), np.float32), "c": np.ones(shape, np.float32)}, ["y"], opset=13)
     assert [n.op_type for n in ort_fusions.apply(model).graph.node] == ["MatMul", "Add"]
+    rng = np.random.default_rng(0)
+    _same_as_ort(model, {"a": rng.standard_normal((2, 3, 8)).astype(np.float32)})
 
 
 # --- MatMulIntegerToFloatFusion ---------------------------------------------------------------
@@ -1171,3 +1202,48 @@ def test_transpose_pair_stays_unless_the_chain_is_element_wise_alone(case: str) 
     assert [n.op_type for n in ort_fusions.apply(model).graph.node].count("Transpose") == 2
     _same_as_ort(model, {"x": np.random.default_rng(5).standard_normal((3, 5, 4)).astype(
         np.float32)})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mlp_bias_stays_out_of_the_skip_layer_norm(seed: int) -> None:
+    # the graph fuzzer's attention block (repro item 259): its MLP's second MatMul + bias
+    # Add, then the residual Add and a LayerNormalization. ONNX Runtime fuses the MatMul and
+    # the Add into a Gemm first ((O308)), so SkipLayerNormFusion finds no bias Add; lowp
+    # took the bias into the SkipLayerNormalization and added it in another order (and the
+    # LayerNormalization has no epsilon attribute: (O309))
+    rng = np.random.default_rng(seed)
+    c, h = 8, 6
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["p1"]),
+             helper.make_node("Add", ["p1", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["p2"]),
+             helper.make_node("Add", ["p2", "b2"], ["h2"]),
+             helper.make_node("Add", ["x", "h2"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "g", "beta"], ["y"], axis=-1)]
+    inits = {"w1": rng.standard_normal((c, h)).astype(np.float32),
+             "b1": rng.standard_normal(h).astype(np.float32),
+             "w2": rng.standard_normal((h, c)).astype(np.float32),
+             "b2": rng.standard_normal(c).astype(np.float32),
+             "g": rng.standard_normal(c).astype(np.float32),
+             "beta": rng.standard_normal(c).astype(np.float32)}
+    model = _model(nodes, {"x": (1, 9, c)}, inits, ["y"])
+    _same_as_ort(model, {"x": rng.standard_normal((1, 9, c)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("epsilon", [None, 1e-5, 1e-3])
+def test_skip_layer_norm_keeps_the_layer_norm_default_epsilon(epsilon: float | None) -> None:
+    # (O309): a LayerNormalization without an epsilon attribute means 1e-5; fused into a
+    # SkipLayerNormalization, lowp gave it that operator's own default, 1e-12 (a residual
+    # Add of rows of small variance then normalized a float rounding or more apart)
+    rng = np.random.default_rng(7)
+    ln = helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], axis=-1)
+    if epsilon is not None:
+        ln.attribute.append(helper.make_attribute("epsilon", epsilon))
+    nodes = [helper.make_node("Add", ["x", "r"], ["s"]), ln]
+    model = _model(nodes, {"x": (1, 9, 8), "r": (1, 9, 8)},
+                   {"g": rng.standard_normal(8).astype(np.float32),
+                    "b": rng.standard_normal(8).astype(np.float32)}, ["y"])
+    fused = ort_fusions.apply(model).graph.node
+    assert [n.op_type for n in fused] == ["SkipLayerNormalization"]
+    feeds = {k: (rng.standard_normal((1, 9, 8)) * 0.01).astype(np.float32) for k in "xr"}
+    _same_as_ort(model, feeds)

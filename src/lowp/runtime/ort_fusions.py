@@ -527,7 +527,11 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     a, b = index.shapes.get(mm.input[0]), index.shapes.get(mm.input[1])
     bias = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
     c = index.shapes.get(bias)
-    if a is None or b is None or c is None or len(a.dim) != 2 or len(b.dim) != 2:
+    if a is None or b is None or c is None or len(b.dim) != 2:
+        return None
+    if len(a.dim) > 2:
+        return _matmul_add_reshaped(mm, add, bias, index, types)
+    if len(a.dim) != 2:
         return None
     n = b.dim[1]
     one = [d.HasField("dim_value") and d.dim_value == 1 for d in c.dim]
@@ -540,6 +544,48 @@ def _matmul_add(mm: onnx.NodeProto, index: _Index) -> Rewrite | None:
     gemm = helper.make_node("Gemm", [*mm.input, bias], list(add.output),
                             name=mm.name + "/MatMulAddFusion")
     return [gemm], [add]
+
+
+def _matmul_add_reshaped(mm: onnx.NodeProto, add: onnx.NodeProto, bias: str, index: _Index,
+                         types: set[int]) -> Rewrite | None:
+    """ONNX Runtime 1.32's MatMulAddFusion of a MatMul whose A has rank 3 or more: every
+    dimension of A known, B 2-D, the bias 1-D of B's N values (a constant or fed), float32;
+    A is reshaped to [M, K] (M the product of its leading dimensions), Gemm(A, B, bias),
+    and the product reshaped back to the MatMul's shape ((O308)). Probed on its optimized
+    graphs: a batch or row count not known, or a bias of rank 2 or more, and it keeps the
+    MatMul and the Add. The sum then starts from the bias, and the Add is gone for
+    SkipLayerNormFusion, which finds no bias to take in (the graph fuzzer's attention
+    block's MLP: its second MatMul's bias added inside the SkipLayerNormalization in lowp,
+    in the Gemm in ONNX Runtime)."""
+    if types != {TensorProto.FLOAT}:
+        return None
+    a_dims = _static_dims(mm.input[0], index)
+    b, c = index.shapes[mm.input[1]], index.shapes[bias]
+    if a_dims is None or len(c.dim) != 1 or not _same_dim(c.dim[0], b.dim[1]) \
+            or not b.dim[1].HasField("dim_value"):
+        return None
+    k, n = a_dims[-1], int(b.dim[1].dim_value)
+    m = int(np.prod(a_dims[:-1]))
+    stem = mm.name or mm.output[0]
+    flat, product = f"{stem}_gemm_input", f"{stem}_gemm_output"
+    shape_in, shape_out = f"{stem}_gemm_input_shape", f"{stem}_gemm_output_shape"
+    index.shapes[flat] = onnx.TensorShapeProto(
+        dim=[onnx.TensorShapeProto.Dimension(dim_value=v) for v in (m, k)])
+    index.shapes[product] = onnx.TensorShapeProto(
+        dim=[onnx.TensorShapeProto.Dimension(dim_value=v) for v in (m, n)])
+    out_dims = [*a_dims[:-1], n]
+    for name, value in ((shape_in, [m, k]), (shape_out, out_dims)):
+        index.constants[name] = np.asarray(value, np.int64)
+    return [helper.make_node("Constant", [], [shape_in], name=shape_in,
+                             value=numpy_helper.from_array(np.asarray([m, k], np.int64))),
+            helper.make_node("Reshape", [mm.input[0], shape_in], [flat],
+                             name=f"{stem}_gemm_input_reshape"),
+            helper.make_node("Gemm", [flat, mm.input[1], bias], [product],
+                             name=stem + "/MatMulAddFusion"),
+            helper.make_node("Constant", [], [shape_out], name=shape_out,
+                             value=numpy_helper.from_array(np.asarray(out_dims, np.int64))),
+            helper.make_node("Reshape", [product, shape_out], list(add.output),
+                             name=f"{stem}_gemm_output_reshape")], [add]
 
 
 # the reductions whose result depends on the order of the values (Max, Min do not)
@@ -581,8 +627,7 @@ def _transpose_reduce(red: onnx.NodeProto, index: _Index) -> Rewrite | None:
     # reader of it has a handler (CanLikelyRemoveTranspose); a MatMul or a Conv reading it
     # too keeps it there, and the reduction then reads it as it is (atspm_funcnet_pair's
     # attention pooling: Transpose -> MatMul, Mul, ReduceMax, ReduceMean).
-    if any(c.domain not in ONNX_DOMAINS or c.op_type not in TRANSPOSE_HANDLED
-           for c in index.consumers[tr.output[0]]):
+    if any(not _handled(c) for c in index.consumers[tr.output[0]]):
         return None
     # Its cost test (EstimateTransposeInputsCost): the Transpose removed earns the rank of
     # its output, the one then put after the reduction costs that output's rank (unless
@@ -715,15 +760,20 @@ _BROADCASTING = frozenset({
 _FIRST_INPUT = frozenset({
     *_SUMMING, "ReduceMax", "ReduceMin", "ArgMin", "ArgMax", "Softmax", "LogSoftmax",
     "Hardmax", "Shape", "Pad", "Squeeze", "Unsqueeze", "Slice", "Tile", "Transpose", "Split",
-    "Clip", "QuantizeLinear", "DequantizeLinear"})
+    "Clip", "QuantizeLinear", "DequantizeLinear", "Reshape"})
 _ALL_INPUTS = TRANSPOSE_HANDLED - _BROADCASTING - _FIRST_INPUT
+# the handlers that do not transpose their output (transposes_outputs false)
+_KEEPS_OUTPUT = frozenset({"Shape", "Reshape"})
 # the element-wise operators lowp moves a Transpose through ((O214)); values do not depend
 # on the layout, so only the reductions after them see a change
 _PUSHED_ELEMENTWISE = _ELEMENTWISE_ONE_INPUT | {"Add", "Sub", "Mul", "Div", "Pow"}
 
 
 def _handled(node: onnx.NodeProto) -> bool:
-    return node.domain in ONNX_DOMAINS and node.op_type in TRANSPOSE_HANDLED
+    """ONNX Runtime's transpose optimizer has a handler for `node` (TRANSPOSE_HANDLED, and
+    Reshape, which lowp's other passes do not walk through: it changes the shape)."""
+    return node.domain in ONNX_DOMAINS and (node.op_type in TRANSPOSE_HANDLED
+                                            or node.op_type == "Reshape")
 
 
 def _transposable(node: onnx.NodeProto, index: _Index) -> list[int]:
@@ -737,14 +787,14 @@ def _transposable(node: onnx.NodeProto, index: _Index) -> list[int]:
 
 def _leading_to_transpose(index: _Index) -> set[str]:
     """ONNX Runtime's outputs_leading_to_transpose: the values with a path to a Transpose
-    through nodes it has a handler for that transpose their outputs (not Shape), found
+    through nodes it has a handler for that transpose their outputs (not Shape, Reshape), found
     walking the nodes backwards."""
     if index._to_transpose is None:
         found: set[str] = set()
         for node in reversed(index.nodes):
             if _is(node, "Transpose"):
                 found.add(node.input[0])
-            elif _handled(node) and node.op_type != "Shape" and \
+            elif _handled(node) and node.op_type not in _KEEPS_OUTPUT and \
                     any(o in found for o in node.output):
                 found.update(node.input[j] for j in _transposable(node, index))
         index._to_transpose = found
@@ -766,7 +816,7 @@ def _cancelled_downstream(value: str, perm: list[int], index: _Index,
             if transpose_perm(reader) == inverse:
                 return True
             continue
-        if not _handled(reader) or reader.op_type == "Shape":
+        if not _handled(reader) or reader.op_type in _KEEPS_OUTPUT:
             continue
         if not any(reader.input[j] == value for j in _transposable(reader, index)):
             continue
@@ -994,6 +1044,146 @@ def _transpose_merge(second: onnx.NodeProto, index: _Index) -> Rewrite | None:
         new.append(helper.make_node("Transpose", [source], [second.output[0]], perm=merged,
                                     name=second.name or f"{second.output[0]}_merged"))
     return new, [first, *chain, second]
+
+
+def _static_dims(name: str, index: _Index) -> list[int] | None:
+    """`name`'s inferred shape when every dimension is a known number, else None."""
+    shape = index.shapes.get(name)
+    if shape is None or not all(d.HasField("dim_value") for d in shape.dim):
+        return None
+    return [int(d.dim_value) for d in shape.dim]
+
+
+_RESHAPING = frozenset({"Reshape", "Squeeze", "Unsqueeze"})
+
+
+def _contiguous_reshapes(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's ReshapeFusion (level 1, FuseContiguousReshapes): a Reshape followed by
+    Reshape, Squeeze or Unsqueeze nodes, each the only reader of the one before (no graph
+    output in between) and each of a shape known in every dimension, becomes one Reshape
+    to the last one's shape. The values do not change; the transpose optimizer then sees
+    one Reshape (`_transpose_reshape`): the fuzzer's attention block after another turns
+    its tokens back into an image and into tokens again, Reshape [0, C, H, W] then
+    Reshape [0, C, -1], which together change nothing ((O307))."""
+    if not _is(reshape, "Reshape") or len(reshape.input) < 2:
+        return None
+    chain, dims = [reshape], None
+    while True:
+        out = chain[-1].output[0]
+        if out in index.outputs or len(index.consumers.get(out, [])) != 1:
+            break
+        (reader,) = index.consumers[out]
+        if reader.domain not in ONNX_DOMAINS or reader.op_type not in _RESHAPING or \
+                not reader.input or reader.input[0] != out:
+            break
+        known = _static_dims(reader.output[0], index)
+        if known is None:
+            break
+        chain.append(reader)
+        dims = known
+    if len(chain) < 2 or dims is None:
+        return None
+    stem = reshape.name or reshape.output[0]
+    target = f"{stem}_fused_shape"
+    index.constants[target] = np.asarray(dims, np.int64)
+    made = [helper.make_node("Constant", [], [target], name=target,
+                             value=numpy_helper.from_array(np.asarray(dims, np.int64))),
+            helper.make_node("Reshape", [reshape.input[0], target], [chain[-1].output[0]],
+                             name=f"{stem}/ReshapeFusion")]
+    return made, chain[1:]
+
+
+def _reshape_as_transpose(dims: list[int], requested: list[int], allow_zero: bool
+                          ) -> list[int] | None:
+    """The permutation a Reshape of a value of shape `dims` to `requested` amounts to, as
+    ONNX Runtime's transpose optimizer finds it (FinalizeReshapeShape, HandleReshape): the
+    same rank, every dimension other than 1 in the same order; None when it is no
+    Transpose."""
+    if len(dims) != len(requested) or any(d < 0 for d in dims):
+        return None
+    total = int(np.prod(dims))
+    final, unknown, size = list(requested), -1, 1
+    for i, r in enumerate(requested):
+        if r == -1:
+            if unknown != -1:
+                return None
+            unknown = i
+            continue
+        if r == 0 and not allow_zero:
+            final[i] = dims[i]
+        size *= final[i]
+    if unknown != -1:
+        if size == 0 or total % size:
+            return None
+        final[unknown] = total // size
+    elif size != total:
+        return None
+    free = list(dims)
+    perm = []
+    for target in final:
+        k = 0
+        while free[k] != target:
+            if free[k] != -1 and free[k] != 1 and target != 1:
+                return None
+            k += 1
+            if k == len(free):
+                return None
+        perm.append(k)
+        free[k] = -1
+    return perm
+
+
+def _transpose_reshape(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) has a handler for Reshape: a Transpose P
+    read by a Reshape that only moves dimensions of size 1 (so amounts to a Transpose Q,
+    `_reshape_as_transpose`; shapes known in every dimension, a constant target) merges
+    into it when the Transpose can go (its readers all have handlers): the Reshape becomes
+    Transpose(P[Q]) of P's input, or nothing (an Identity) when Q undoes P. A Transpose
+    after it then cancels too, and the reductions read the untransposed data: the fuzzer's
+    attention block after another, whose Transpose [0, 2, 1] -> Reshape [0, C, -1] ->
+    Transpose [0, 2, 1] ONNX Runtime removes, so its LayerNorm's ReduceMean sums along
+    memory, where lowp pushed the second Transpose through it and summed across rows
+    ((O307))."""
+    if not _is(reshape, "Reshape") or len(reshape.input) < 2:
+        return None
+    tr = index.producer.get(reshape.input[0])
+    if tr is None or not _is(tr, "Transpose") or not tr.input or \
+            tr.output[0] in index.outputs:
+        return None
+    perm = transpose_perm(tr)
+    if perm is None:
+        return None
+    cost = _input_cost(reshape.input[0], perm, index)
+    if cost is None or cost >= 0:
+        return None
+    dims = _static_dims(tr.output[0], index)
+    requested = index.constants.get(reshape.input[1])
+    if dims is None or requested is None or requested.size == 0 or \
+            index.rank(tr.input[0]) != requested.size:
+        return None
+    allow_zero = bool(next((helper.get_attribute_value(a) for a in reshape.attribute
+                            if a.name == "allowzero"), 0))
+    q = _reshape_as_transpose(dims, [int(v) for v in requested.reshape(-1)], allow_zero)
+    if q is None:
+        return None
+    inverse = [perm.index(k) for k in range(len(perm))]
+    stem = reshape.name or reshape.output[0]
+    gone = [tr] if len(index.consumers[tr.output[0]]) == 1 else []
+    if q == inverse:
+        return [helper.make_node("Identity", [tr.input[0]], [reshape.output[0]],
+                                 name=stem)], gone
+    merged, out = [perm[k] for k in q], reshape.output[0]
+    # the optimizer visits the nodes in order: a Transpose reading the Reshape is next, and
+    # merges with the Transpose the Reshape became before any reduction after it sees it
+    reader = index.consumers[out][0] if index.single_use(out) else None
+    after = transpose_perm(reader) if reader is not None and _is(reader, "Transpose") \
+        else None
+    if reader is not None and after is not None and len(after) == len(merged):
+        merged, out = [merged[k] for k in after], reader.output[0]
+        gone.append(reader)
+        if merged == sorted(merged):
+            return [helper.make_node("Identity", [tr.input[0]], [out], name=stem)], gone
+    return [helper.make_node("Transpose", [tr.input[0]], [out], perm=merged, name=stem)], gone
 
 
 def _estimated_rank(name: str, index: _Index) -> int:
@@ -1277,7 +1467,9 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
         bias = None
     beta = ln.input[2] if len(ln.input) > 2 else ""
     fused_inputs = [*inputs, ln.input[1], beta] + ([bias] if bias is not None else [])
-    eps = float(attrs["epsilon"]) if "epsilon" in attrs else 1e-12   # the contrib default
+    # the LayerNormalization's epsilon, its ONNX default 1e-5 when the node has none (not
+    # SkipLayerNormalization's own default, 1e-12: ONNX Runtime writes 1e-5, (O309))
+    eps = float(attrs["epsilon"]) if "epsilon" in attrs else 1e-5
     fused = helper.make_node("SkipLayerNormalization", fused_inputs, list(ln.output),
                              name=ln.name + "_SkipLayerNorm", domain=_MS, epsilon=eps)
     return [fused], gone
@@ -1288,6 +1480,8 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
+    ("ReshapeFusion", _contiguous_reshapes, 7, 1),       # (O307)
+    ("TransposeOptimizer", _transpose_reshape, 7, 1),   # (O307)
     ("TransposeOptimizer", _transpose_reduce, 7, 1),
     ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
     ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
@@ -1315,7 +1509,9 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
     read by an Add (MatMulAddFusion checks the ranks and the bias shape; without shapes it
     fused only where the graph listed them, deepcut's time-distributed Dense layers not at
     all), a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks), or a MatMul /
-    FusedMatMul reading a Transpose (MatmulTransposeFusion's batch flags need both ranks)."""
+    FusedMatMul reading a Transpose (MatmulTransposeFusion's batch flags need both ranks),
+    or a Reshape reading a Transpose or a Reshape (ReshapeFusion and the transpose
+    optimizer's Reshape handler need every dimension, (O307))."""
     producer = {o: n for n in graph.node for o in n.output}
     added = {i for n in graph.node if _is(n, "Add") for i in n.input}
     scaled = {i for n in graph.node if n.op_type in ("Mul", "Div") for i in n.input}
@@ -1328,9 +1524,15 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
         node = producer.get(name)
         return node is not None and node.op_type == "Transpose"
 
+    def by_reshape(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type == "Reshape"
+
     return any(n.op_type in _SHAPED or (_is(n, "MatMul") and (
         n.output[0] in added or n.output[0] in scaled or any(map(by_scale, n.input))))
         or (n.op_type in ("MatMul", "FusedMatMul") and any(map(by_transpose, n.input)))
+        or (n.op_type == "Reshape" and n.input and (by_transpose(n.input[0]) or by_reshape(
+            n.input[0])))
         for n in graph.node)
 
 
