@@ -54,7 +54,7 @@ def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type | str = np.int8
     """x (float) -> MatMul / Gemm with DequantizeLinear(w); w int8 / uint8 or "int4" /
     "uint4", per tensor, per column or in blocks of `block` along K; zero point a value,
     "random" (one per scale) or None; bias "add" (an Add of a (N,) constant), "add2d" (of
-    a (1, N) one) or "gemm" (Gemm's C)."""
+    a (1, N) one), "gemm" (Gemm's C) or "gemm_dq" (Gemm's C a DequantizeLinear of int32)."""
     rng = np.random.default_rng(seed)
     lo, hi = _int_range(wtype)
     w = rng.integers(lo, hi + 1, (k, n))
@@ -70,11 +70,15 @@ def _dq_model(k: int, n: int, x_shape: list[int], *, wtype: type | str = np.int8
     attrs = {"axis": 0, "block_size": block} if block else {"axis": 1} if per_column else {}
     nodes = [helper.make_node("DequantizeLinear", dq_in, ["wf"], **attrs)]
     b = rng.normal(0, 0.5, (1, n) if bias == "add2d" else (n,)).astype(np.float32)
-    if bias:
+    if bias == "gemm_dq":    # an int32 bias and its DequantizeLinear, as quantizers write it
+        inits += [numpy_helper.from_array(np.rint(b / 2e-6).astype(np.int32), "bq"),
+                  numpy_helper.from_array(np.float32(2e-6), "bs")]
+        nodes.append(helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"]))
+    elif bias:
         inits.append(numpy_helper.from_array(b, "b"))
     if op == "Gemm":
-        nodes.append(helper.make_node("Gemm", ["x", "wf", "b"] if bias == "gemm" else ["x", "wf"],
-                                      ["y"]))
+        nodes.append(helper.make_node("Gemm", ["x", "wf", "b"] if bias.startswith("gemm")
+                                      else ["x", "wf"], ["y"]))
     else:
         nodes.append(helper.make_node("MatMul", ["x", "wf"], ["mm" if bias else "y"]))
         if bias:
@@ -114,6 +118,7 @@ def test_matmul_nbits_bit_for_bit(m: int, k: int, n: int, threads: int) -> None:
     {"wtype": np.uint8, "zero_point": None},
     {"zero_point": -3, "bias": ""},
     {"op": "Gemm", "bias": "gemm"},
+    {"op": "Gemm", "bias": "gemm_dq"},     # the bias fused as computed (O310), repro 260
     {"op": "Gemm"},
 ])
 def test_weight_forms_and_gemm(case: dict[str, object]) -> None:
@@ -170,10 +175,12 @@ def _assert_contrib_equals_reference(x: np.ndarray, w: np.ndarray, s: np.ndarray
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16) -> ModelProto:
+def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16,
+               gemm_bias: bool = False) -> ModelProto:
     """x -> QuantizeLinear -> DequantizeLinear (16-bit) -> MatMul(DequantizeLinear(int8 w))
     [-> QuantizeLinear -> DequantizeLinear, 16-bit]: MatMulNBits too, the activation's
-    DequantizeLinear left in float."""
+    DequantizeLinear left in float. `gemm_bias`: a Gemm whose C is DequantizeLinear(int32),
+    as ONNX Runtime's quantizer writes an A16W8 Gemm."""
     rng = np.random.default_rng(9)
     w = rng.integers(-127, 128, (k, n)).astype(np.int8)
     zp = 30000 if dtype == np.uint16 else 100
@@ -186,7 +193,14 @@ def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16) 
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
              helper.make_node("DequantizeLinear", ["w", "ws"], ["wf"], axis=1),
+             helper.make_node("Gemm", ["xf", "wf", "bf"], ["mm" if q_out else "y"])
+             if gemm_bias else
              helper.make_node("MatMul", ["xf", "wf"], ["mm" if q_out else "y"])]
+    if gemm_bias:
+        inits += [numpy_helper.from_array(rng.integers(-10**6, 10**6, n).astype(np.int32),
+                                          "bq"),
+                  numpy_helper.from_array(np.float32(2.4e-7), "bs")]
+        nodes.insert(0, helper.make_node("DequantizeLinear", ["bq", "bs"], ["bf"]))
     if q_out:
         nodes += [helper.make_node("QuantizeLinear", ["mm", "ys", "yz"], ["yq"]),
                   helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
@@ -201,6 +215,17 @@ def _u16_model(k: int, n: int, m: int, *, q_out: bool, dtype: type = np.uint16) 
 def test_16_bit_activation(q_out: bool, dtype: type) -> None:
     x = np.random.default_rng(10).normal(0, 1, (12, 257)).astype(np.float32)
     _check(_u16_model(257, 24, 12, q_out=q_out, dtype=dtype), x)
+
+
+@pytest.mark.parametrize("q_out", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_16_bit_activation_gemm_with_a_dequantized_bias(q_out: bool, dtype: type) -> None:
+    """ONNX Runtime's quantizer's A16W8 Gemm: the int32 bias's DequantizeLinear stays, its
+    output is MatMulNBits' bias (O310); lowp kept a float Gemm, up to 128 steps of the
+    16-bit output apart (repro 260)."""
+    x = np.random.default_rng(11).normal(0, 1, (12, 257)).astype(np.float32)
+    for threads in (1, 2):
+        _check(_u16_model(257, 24, 12, q_out=q_out, dtype=dtype, gemm_bias=True), x, threads)
 
 
 def test_float_activation_with_an_8_bit_quantizelinear_after_stays_float() -> None:

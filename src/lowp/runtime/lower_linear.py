@@ -11,12 +11,12 @@ from onnx import TensorProto
 
 from ..errors import NodeError
 from ..fixedpoint import Requant, RequantMode, requant_scale
-from ..ir.graph import attributes
+from ..ir.graph import ONNX_DOMAINS, attributes
 from ..ops import matmul_nbits
 from ..ops.linear import exact_matmul, wrap_int32
 from ..ops.linear import matmul as qmatmul
 from ..qparams import PerAxis, QParams, QType, dequantize
-from . import native_float, native_integer
+from . import float_ops, native_float, native_integer
 from .fastops import Arena
 from .lowering import QOPERATOR_KEY, LowerCtx, Quantized, lowering
 from .plan import CF, Step
@@ -469,9 +469,9 @@ def _ort_fused_bias(ctx: LowerCtx, n: int
     if node.op_type == "Gemm":
         if len(node.input) < 3 or not node.input[2]:
             return None, None
-        if not ctx.graph.is_constant(node.input[2]):
+        c = _constant_or_dequantized(ctx.graph, node.input[2])
+        if c is None:
             return None
-        c = ctx.graph.constant(node.input[2])
         if c.shape != (n,) or _gemm_keeps_float(ctx):
             return None
         return c.astype(np.float32), None
@@ -488,6 +488,21 @@ def _ort_fused_bias(ctx: LowerCtx, n: int
     if c.dtype not in (np.float32, np.float16):    # float16: ONNX Runtime fuses, then casts
         return None, None
     return (c.astype(np.float32), add) if c.shape == (n,) else None
+
+
+def _constant_or_dequantized(g: Any, name: str) -> np.ndarray | None:
+    """A constant's value, or a DequantizeLinear of constants' (a quantizer's int32 Gemm
+    bias: ONNX Runtime keeps the DequantizeLinear and hands its output to MatMulNBits as
+    the bias, (O310)); None for anything else."""
+    if g.is_constant(name):
+        return np.asarray(g.constant(name))
+    dq = g.producer.get(name)
+    if (dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ONNX_DOMAINS
+            or not all(g.is_constant(i) for i in dq.input if i)):
+        return None
+    inputs: list[Any] = [g.constant(i) if i else None for i in dq.input]
+    attrs: dict[str, Any] = attributes(dq)
+    return np.asarray(float_ops.DequantizeLinear(*inputs, **attrs))
 
 
 def _is_16_bit_q(g: Any, q: onnx.NodeProto) -> bool:
