@@ -38,6 +38,30 @@ Inside inside_outputs(int64_t in, int64_t out, int p0, int k, int s, int d) {
   return {lo, std::max(lo, hi)};
 }
 
+// The output pixel (b, od, oh, ow) of flat output row m, stepped to the next row like an
+// odometer rather than divided out for each row. It holds its own copy of the output
+// extents, so stores through the rows' pointers cannot force their reload.
+struct OutputPixel {
+  int64_t b, od, oh, ow;
+  const int64_t d, h, w;
+  OutputPixel(int64_t m, int64_t d_, int64_t h_, int64_t w_)
+      : b(m / (d_ * h_ * w_)), od(m / (h_ * w_) % d_), oh(m / w_ % h_), ow(m % w_),
+        d(d_), h(h_), w(w_) {}
+  // to the next row; true when a new output row (ow back at 0) starts
+  bool next() {
+    if (++ow < w) return false;
+    ow = 0;
+    if (++oh == h) {
+      oh = 0;
+      if (++od == d) {
+        od = 0;
+        ++b;
+      }
+    }
+    return true;
+  }
+};
+
 int64_t out_len(int64_t in, int p0, int p1, int k, int s, int d) {
   const int64_t span = int64_t(k - 1) * d + 1, padded = in + p0 + p1;
   if (padded < span) return -1;
@@ -180,7 +204,6 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   const int npg = base_tasks >= 2 * nthreads ? 1 : std::min<int>(npanels_, nthreads);
   const int64_t ntasks = base_tasks * npg;
   nthreads = int(std::min<int64_t>(nthreads, ntasks));
-  const int64_t ohw = o.h * o.w, odhw = o.d * ohw;
   std::atomic<int64_t> next{0};
   // gemm_fused_packed: pack_rows writes whole groups of mr_max rows
   const int64_t cap_rows = isa.gemm_fused_packed
@@ -199,8 +222,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   // the gtaps_ tap pointers of output row m (group g) at r
   auto window_taps = [&](int g, int64_t m, const uint8_t** r) {
     const uint8_t* const xg = x + int64_t(g) * cg_;
-    const int64_t ow = m % o.w, oh = (m / o.w) % o.h, od = (m / ohw) % o.d, b = m / (ohw * o.d);
-    const int64_t id0 = od * p_.sd - p_.pd0, ih0 = oh * p_.sh - p_.ph0, iw0 = ow * p_.sw - p_.pw0;
+    const OutputPixel px(m, o.d, o.h, o.w);
+    const int64_t b = px.b, id0 = px.od * p_.sd - p_.pd0, ih0 = px.oh * p_.sh - p_.ph0,
+                  iw0 = px.ow * p_.sw - p_.pw0;
     for (int a = 0, t = 0; a < p_.kd; ++a)
       for (int kb = 0; kb < p_.kh; ++kb)
         for (int kc = 0; kc < p_.kw; ++kc, ++t) {
@@ -217,22 +241,12 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
   auto chunk_taps = [&](int g, int64_t m0, int64_t m1, const uint8_t* const* rows,
                         const uint8_t** out, uint8_t* filled) {
     const uint8_t* const xg = x + int64_t(g) * cg_;
-    int64_t ow = m0 % o.w, oh = (m0 / o.w) % o.h, od = (m0 / ohw) % o.d, b = m0 / (ohw * o.d);
-    for (int64_t m = m0; m < m1; ++m, out += gtaps_) {
-      if (m > m0 && ++ow == o.w) {
-        ow = 0;
-        if (++oh == o.h) {
-          oh = 0;
-          if (++od == o.d) {
-            od = 0;
-            ++b;
-          }
-        }
-      }
+    OutputPixel px(m0, o.d, o.h, o.w);
+    for (int64_t m = m0; m < m1; ++m, out += gtaps_, px.next()) {
       filled[m - m0] = rows[m - m0] == nullptr;
       if (rows[m - m0]) continue;
-      const int64_t id0 = od * p_.sd - p_.pd0, ih0 = oh * p_.sh - p_.ph0,
-                    iw0 = ow * p_.sw - p_.pw0;
+      const int64_t b = px.b, id0 = px.od * p_.sd - p_.pd0, ih0 = px.oh * p_.sh - p_.ph0,
+                    iw0 = px.ow * p_.sw - p_.pw0;
       for (int a = 0, t = 0; a < p_.kd; ++a) {
         const int64_t id = id0 + int64_t(a) * p_.dd;
         for (int kb = 0; kb < p_.kh; ++kb) {
@@ -252,19 +266,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
                            const uint8_t** taps) {
     const uint8_t* const xg = x + int64_t(g) * cg_;
     const int nt = gtaps_;
-    // the first row decoded once, then (b, od, oh, ow) stepped like an odometer
-    int64_t ow = m0 % o.w, oh = (m0 / o.w) % o.h, od = (m0 / ohw) % o.d, b = m0 / (ohw * o.d);
-    for (int64_t m = m0; m < m1; ++m) {
-      if (m > m0 && ++ow == o.w) {
-        ow = 0;
-        if (++oh == o.h) {
-          oh = 0;
-          if (++od == o.d) {
-            od = 0;
-            ++b;
-          }
-        }
-      }
+    OutputPixel px(m0, o.d, o.h, o.w);
+    for (int64_t m = m0; m < m1; ++m, px.next()) {
+      const int64_t b = px.b, od = px.od, oh = px.oh, ow = px.ow;
       const bool inside = in_d.has(od) && in_h.has(oh) && in_w.has(ow);
       rows[m - m0] = inside ? xg + (((b * d + od * p_.sd - p_.pd0) * h + oh * p_.sh - p_.ph0) *
                                         w + ow * p_.sw - p_.pw0) * p_.cin
@@ -299,11 +303,9 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       const int64_t gc = task / npg;
       const int g = int(gc / nchunks);
       const int64_t m0 = (gc % nchunks) * chunk, m1 = std::min(rows, m0 + chunk);
-      // decode the first row once, then step (b, od, oh, ow) like an odometer; locals so
-      // that the stores to rp/rs cannot force reloads of the geometry
-      int64_t b = m0 / odhw, od = (m0 % odhw) / ohw, oh = (m0 % ohw) / o.w, ow = m0 % o.w;
+      OutputPixel px(m0, o.d, o.h, o.w);
       const uint8_t* const xg = xb + int64_t(g) * (direct ? cg_ : cgp_);
-      const int64_t OW = o.w, OH = o.h, OD = o.d, sd = p_.sd, sh = p_.sh;
+      const int64_t sd = p_.sd, sh = p_.sh;
       const int64_t step_w = int64_t(p_.sw) * cx, hp = Hp, dp = Dp, row_bytes = Wp * cx;
       const bool rsum = need_rowsum_;
       const int nt = gtaps_, tk = tapk_;
@@ -318,7 +320,8 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
       }
       const uint8_t* rb =
           indirect ? nullptr
-                   : xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes + ow * step_w;
+                   : xg + ((px.b * dp + px.od * sd) * hp + px.oh * sh) * row_bytes +
+                         px.ow * step_w;
       for (int64_t m = m0; m < m1 && !indirect; ++m) {
         rpp[m - m0] = rb;
         if (rsum) {
@@ -330,17 +333,7 @@ void ConvOp::run_gemm(const IsaTable& isa, const uint8_t* x, int64_t n, int64_t 
           rsp[m - m0] = int32_t(s);
         }
         rb += step_w;
-        if (++ow == OW) {
-          ow = 0;
-          if (++oh == OH) {
-            oh = 0;
-            if (++od == OD) {
-              od = 0;
-              ++b;
-            }
-          }
-          rb = xg + ((b * dp + od * sd) * hp + oh * sh) * row_bytes;
-        }
+        if (px.next()) rb = xg + ((px.b * dp + px.od * sd) * hp + px.oh * sh) * row_bytes;
       }
       const int p0 = npanels_ * pg / npg, p1 = npanels_ * (pg + 1) / npg;
       if (isa.gemm_prepare) isa.gemm_prepare();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "eigen_redux.h"
 #include "float_nan.h"
 #include "float_norm.h"
 #include "threadpool.h"
@@ -16,61 +17,13 @@ namespace {
 
 constexpr int64_t kPacket = 4;
 
-// a - b with x86's NaN: a's (quieted), else b's (lowp.ort_math.sse_op(np.subtract, ...))
-inline float first_nan_sub(float a, float b) {
-  if (a != a) return quieted(a);
-  if (b != b) return quieted(b);
-  return a - b;
-}
-
-// The arithmetic of a plane: Plain where no NaN meets another (the values are the same in
-// any operand order), FirstNan where the reference's NaN order decides the payload.
-struct PlainOps {
-  static float add(float a, float b) { return a + b; }
-  static float sub(float a, float b) { return a - b; }
-  static float mul(float a, float b) { return a * b; }
-};
-struct FirstNanOps {
-  static float add(float a, float b) { return first_nan_add(a, b); }
-  static float sub(float a, float b) { return first_nan_sub(a, b); }
-  static float mul(float a, float b) { return first_nan_mul(a, b); }
-};
-
-// Eigen's redux sum of v(0) .. v(n - 1) (n >= 1) with `start` scalars before the first
-// aligned packet (lowp.ort_math._redux_rows and _redux_nan_rows): packets of 4 in two
-// interleaved accumulators, their sum, a last odd packet, the packet's lanes, then the
-// leading and trailing scalars in order. `kNorm` is nan_order "norm" (the squared
-// deviations: lanes (a0 + a2) + (a1 + a3), and of fewer values than a packet each value
-// before the running sum), else "sum" ((a3 + a1) + (a2 + a0)); with PlainOps both are the
-// same numbers.
+// The arithmetic of a plane: PlainArithmetic where no NaN meets another (the values are the
+// same in any operand order), FirstNanArithmetic where the reference's NaN order decides the
+// payload.
 template <class Ops, bool kNorm, class Value>
 float eigen_sum(int64_t n, int64_t start, const Value& v) {
-  start = std::min(start, n);
-  const int64_t size = (n - start) / kPacket * kPacket;
-  const int64_t size2 = (n - start) / (2 * kPacket) * (2 * kPacket);
-  if (size == 0) {
-    float res = v(0);
-    for (int64_t i = 1; i < n; ++i) res = kNorm ? Ops::add(v(i), res) : Ops::add(res, v(i));
-    return res;
-  }
-  const int64_t end2 = start + size2, end = start + size;
-  float p[kPacket];
-  if (size > kPacket) {
-    float pair[2 * kPacket];
-    for (int l = 0; l < 2 * kPacket; ++l) pair[l] = v(start + l);
-    for (int64_t j = start + 2 * kPacket; j < end2; j += 2 * kPacket)
-      for (int l = 0; l < 2 * kPacket; ++l) pair[l] = Ops::add(pair[l], v(j + l));
-    for (int l = 0; l < kPacket; ++l) p[l] = Ops::add(pair[l], pair[kPacket + l]);
-    if (end > end2)
-      for (int l = 0; l < kPacket; ++l) p[l] = Ops::add(p[l], v(end2 + l));
-  } else {
-    for (int l = 0; l < kPacket; ++l) p[l] = v(start + l);
-  }
-  float res = kNorm ? Ops::add(Ops::add(p[0], p[2]), Ops::add(p[1], p[3]))
-                    : Ops::add(Ops::add(p[3], p[1]), Ops::add(p[2], p[0]));
-  for (int64_t i = 0; i < start; ++i) res = Ops::add(res, v(i));
-  for (int64_t i = end; i < n; ++i) res = Ops::add(res, v(i));
-  return res;
+  constexpr Lanes kLanes = kNorm ? Lanes::kPaired : Lanes::kReversed;
+  return eigen_redux<kLanes, kNorm>(n, start, v, [](float a, float b) { return Ops::add(a, b); });
 }
 
 struct PlaneStats {
@@ -103,7 +56,7 @@ void instance_norm_planes(const InstanceNormArgs& a, int64_t r0, int64_t r1) {
     float* y = a.y + r * w;
     const int64_t c = r % a.channels;
     const int64_t head = (kPacket - (r * w) % kPacket) % kPacket;
-    const PlaneStats p = plane_stats<PlainOps>(x, w, head, a.scale[c], a.bias[c], a.epsilon);
+    const PlaneStats p = plane_stats<PlainArithmetic>(x, w, head, a.scale[c], a.bias[c], a.epsilon);
     if (p.mean == p.mean && p.s == p.s && p.t == p.t) {
       // no NaN in x, scale or bias (x's would make the mean NaN): a NaN of y is one made
       // by x * s or its + t, the same whichever operand comes first
@@ -118,7 +71,7 @@ void instance_norm_planes(const InstanceNormArgs& a, int64_t r0, int64_t r1) {
     // last value of a plane whose scalar tail (after the peel to the 16-byte boundary and
     // the 4-value packets) has three values; then x * s's before t's
     const PlaneStats q =
-        plane_stats<FirstNanOps>(x, w, head, a.scale[c], a.bias[c], a.epsilon);
+        plane_stats<FirstNanArithmetic>(x, w, head, a.scale[c], a.bias[c], a.epsilon);
     const bool s_last = (w - std::min(head, w)) % kPacket == 3;
     for (int64_t k = 0; k < w; ++k) {
       const float scaled = s_last && k == w - 1 ? first_nan_mul(q.s, x[k])

@@ -27,6 +27,13 @@ inline float first_nan_add(float a, float b) {
   return a + b;
 }
 
+// a - b with x86's NaN: a's (quieted), else b's
+inline float first_nan_sub(float a, float b) {
+  if (a != a) return quieted(a);
+  if (b != b) return quieted(b);
+  return a - b;
+}
+
 // a * b with x86's NaN: a's (quieted), else b's
 inline float first_nan_mul(float a, float b) {
   if (a != a) return quieted(a);
@@ -38,11 +45,13 @@ inline float first_nan_mul(float a, float b) {
 // a NaN came out and its payload must be ONNX Runtime's)
 struct PlainArithmetic {
   static float add(float a, float b) { return a + b; }
+  static float sub(float a, float b) { return a - b; }
   static float mul(float a, float b) { return a * b; }
 };
 
 struct FirstNanArithmetic {
   static float add(float a, float b) { return first_nan_add(a, b); }
+  static float sub(float a, float b) { return first_nan_sub(a, b); }
   static float mul(float a, float b) { return first_nan_mul(a, b); }
 };
 

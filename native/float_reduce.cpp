@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "eigen_redux.h"
 #include "float_kernels.h"
 #include "float_nan.h"
 #include "threadpool.h"
@@ -32,31 +33,7 @@ struct FirstNanAdd {
 // aligned packet (_redux_nan_rows's NaN order with FirstNanAdd).
 template <class Add>
 float eigen_row(const float* x, int64_t n, int64_t start, Add add) {
-  start = std::min(start, n);
-  const int64_t size = (n - start) / kPacket * kPacket;
-  const int64_t size2 = (n - start) / (2 * kPacket) * (2 * kPacket);
-  if (size == 0) {
-    float res = x[0];
-    for (int64_t i = 1; i < n; ++i) res = add(res, x[i]);
-    return res;
-  }
-  const int64_t end2 = start + size2, end = start + size;
-  float p[kPacket];
-  if (size > kPacket) {
-    float pair[2 * kPacket];
-    for (int l = 0; l < 2 * kPacket; ++l) pair[l] = x[start + l];
-    for (int64_t j = start + 2 * kPacket; j < end2; j += 2 * kPacket)
-      for (int l = 0; l < 2 * kPacket; ++l) pair[l] = add(pair[l], x[j + l]);
-    for (int l = 0; l < kPacket; ++l) p[l] = add(pair[l], pair[kPacket + l]);
-    if (end > end2)
-      for (int l = 0; l < kPacket; ++l) p[l] = add(p[l], x[end2 + l]);
-  } else {
-    for (int l = 0; l < kPacket; ++l) p[l] = x[start + l];
-  }
-  float res = add(add(p[3], p[1]), add(p[2], p[0]));
-  for (int64_t i = 0; i < start; ++i) res = add(res, x[i]);
-  for (int64_t i = end; i < n; ++i) res = add(res, x[i]);
-  return res;
+  return eigen_redux<Lanes::kReversed, false>(n, start, [x](int64_t i) { return x[i]; }, add);
 }
 
 float eigen_row(const float* x, int64_t n, int64_t start) {
@@ -321,33 +298,8 @@ inline float keep_first(float a, float b) {
 // first aligned packet.
 template <bool kMin>
 float eigen_extreme_row(const float* x, int64_t n, int64_t start) {
-  start = std::min(start, n);
-  const int64_t size = (n - start) / kPacket * kPacket;
-  if (size == 0) {
-    float res = x[0];
-    for (int64_t i = 1; i < n; ++i) res = keep_first<kMin>(res, x[i]);
-    return res;
-  }
-  const int64_t end2 = start + (n - start) / (2 * kPacket) * (2 * kPacket);
-  const int64_t end = start + size;
-  float acc[kPacket], other[kPacket];
-  for (int64_t l = 0; l < kPacket; ++l) acc[l] = x[start + l];
-  if (size > kPacket) {
-    for (int64_t l = 0; l < kPacket; ++l) other[l] = x[start + kPacket + l];
-    for (int64_t i = start + 2 * kPacket; i < end2; i += 2 * kPacket)
-      for (int64_t l = 0; l < kPacket; ++l) {
-        acc[l] = keep_first<kMin>(acc[l], x[i + l]);
-        other[l] = keep_first<kMin>(other[l], x[i + kPacket + l]);
-      }
-    for (int64_t l = 0; l < kPacket; ++l) acc[l] = keep_first<kMin>(acc[l], other[l]);
-    if (end > end2)
-      for (int64_t l = 0; l < kPacket; ++l) acc[l] = keep_first<kMin>(acc[l], x[end2 + l]);
-  }
-  float res = keep_first<kMin>(keep_first<kMin>(acc[0], acc[2]),
-                               keep_first<kMin>(acc[1], acc[3]));
-  for (int64_t i = 0; i < start; ++i) res = keep_first<kMin>(res, x[i]);
-  for (int64_t i = end; i < n; ++i) res = keep_first<kMin>(res, x[i]);
-  return res;
+  return eigen_redux<Lanes::kPaired, false>(n, start, [x](int64_t i) { return x[i]; },
+                                            keep_first<kMin>);
 }
 
 // columns [j0, j1) of one outer index of (k, inner) x taken one row at a time
