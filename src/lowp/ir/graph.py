@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -186,9 +186,9 @@ def _undeclared_outputs_inferred(proto: onnx.ModelProto) -> onnx.ModelProto:
     as unknown and runs the model (docs/operators.md (O106))."""
     if not any(_undeclared(o) for o in proto.graph.output):
         return proto
+    inferred = {o.name: o.type for o in inferred_values(proto).output}
     out = onnx.ModelProto()
     out.CopyFrom(proto)
-    inferred = {o.name: o.type for o in infer_shapes(out).graph.output}
     for o in out.graph.output:
         known = inferred.get(o.name)
         if _undeclared(o) and known is not None and known.WhichOneof("value") is not None:
@@ -414,16 +414,87 @@ def _varint(v: int) -> bytes:
             return bytes(out)
 
 
-def _shape_skeleton_bytes(proto: onnx.ModelProto) -> bytes:
+def _shape_skeleton_bytes(proto: onnx.ModelProto, *, for_check: bool = True) -> bytes:
     """The model shape inference checks, serialized: proto's nodes, inputs and outputs
-    (outputs without shapes), small initializers, the large ones as typed graph inputs.
-    The nodes are written as proto serializes them instead of copied into a second
-    ModelProto (a tree ensemble's attributes are hundreds of megabytes): a message's
-    fields may come in any order, and a graph field given twice is one merged graph."""
-    nodes = b"".join(_length_delimited(_GRAPH_NODE_FIELD, _inferable(n).SerializeToString())
-                     for n in proto.graph.node)
-    bare = _nodeless_skeleton(proto).SerializeToString()
+    (for the check, outputs without shapes), small initializers, the large ones as typed
+    graph inputs. The nodes are written as proto serializes them instead of copied into a
+    second ModelProto (a tree ensemble's attributes are hundreds of megabytes): a message's
+    fields may come in any order, and a graph field given twice is one merged graph. Not
+    for the check (`inferred_values`), a fused convolution is given as its Conv
+    (`infer_shapes`)."""
+    nodes = b"".join(
+        _length_delimited(_GRAPH_NODE_FIELD, _inferable(n, not for_check).SerializeToString())
+        for n in proto.graph.node)
+    bare = _nodeless_skeleton(proto, as_declared=not for_check).SerializeToString()
     return bare + _length_delimited(_MODEL_GRAPH_FIELD, nodes)
+
+
+# field numbers of GraphProto's input, output and value_info (onnx.proto)
+_GRAPH_VALUE_FIELDS = frozenset({11, 12, 13})
+
+
+def inferred_values(model: onnx.ModelProto) -> onnx.GraphProto:
+    """A graph of only the top-level inputs, outputs and value_info of `infer_shapes(model)`
+    (the declared ones where inference fails), for the rewrites that want types and shapes.
+    onnx's C++ inference runs on `_shape_skeleton_bytes` and only those fields of its result
+    are parsed: a whole inferred copy would hold every node again (a tree ensemble's
+    attributes: a second gigabyte)."""
+    try:
+        data = shape_inference.C.infer_shapes(_shape_skeleton_bytes(model, for_check=False),
+                                              False, False, True)
+    except Exception:   # noqa: BLE001 (as infer_shapes: what is declared is still useful)
+        graph = onnx.GraphProto()
+        graph.input.extend(model.graph.input)
+        graph.output.extend(model.graph.output)
+        graph.value_info.extend(model.graph.value_info)
+        return graph
+    kept = b"".join(bytes(field) for number, _, graph in _wire_fields(data)
+                    if number == _MODEL_GRAPH_FIELD
+                    for inner, field, _ in _wire_fields(graph)
+                    if inner in _GRAPH_VALUE_FIELDS)
+    graph = onnx.GraphProto.FromString(kept)
+    # (the skeleton's large initializers, typed graph inputs there, are not the model's)
+    declared = {v.name for v in model.graph.input}
+    if len(graph.input) > len(declared):
+        inputs = [v for v in graph.input if v.name in declared]
+        del graph.input[:]
+        graph.input.extend(inputs)
+    return graph
+
+
+def _wire_fields(data: bytes | memoryview) -> Iterator[tuple[int, memoryview, memoryview]]:
+    """(number, the whole field: key and value, the value's bytes) of each field of a
+    serialized message, in order; a length-delimited value (an embedded message) is
+    skipped over, not decoded."""
+    view = memoryview(data)
+    i = 0
+    while i < len(view):
+        start = i
+        key, i = _read_varint(view, i)
+        wire = key & 7
+        if wire == 0:
+            _, end = _read_varint(view, i)
+        elif wire == 2:
+            length, i = _read_varint(view, i)
+            end = i + length
+        elif wire in (1, 5):
+            end = i + (8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"protobuf wire type {wire} (groups) in an ONNX message")
+        yield key >> 3, view[start:end], view[i:end]
+        i = end
+
+
+def _read_varint(view: memoryview, i: int) -> tuple[int, int]:
+    """The varint at view[i], and the index after it."""
+    value = shift = 0
+    while True:
+        byte = view[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
 
 
 # attribute defaults that onnx's inference of the op's function body needs written out
@@ -432,8 +503,11 @@ _INFERENCE_DEFAULTS: dict[str, tuple[str, list[int]]] = {
     "MeanVarianceNormalization": ("axes", [0, 2, 3])}
 
 
-def _inferable(node: onnx.NodeProto) -> onnx.NodeProto:
-    """`node`, or a copy with the attribute default shape inference needs spelled out."""
+def _inferable(node: onnx.NodeProto, fused_as_conv: bool = False) -> onnx.NodeProto:
+    """`node`, or a copy with the attribute default shape inference needs spelled out (with
+    `fused_as_conv`, a FusedConv the Conv it stands for)."""
+    if fused_as_conv and node.op_type == "FusedConv" and node.domain == "com.microsoft":
+        return _as_conv(node)
     default = _INFERENCE_DEFAULTS.get(node.op_type)
     if default is None or node.domain not in ("", "ai.onnx") or \
             any(a.name == default[0] for a in node.attribute):
@@ -444,7 +518,7 @@ def _inferable(node: onnx.NodeProto) -> onnx.NodeProto:
     return copy
 
 
-def _nodeless_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+def _nodeless_skeleton(proto: onnx.ModelProto, as_declared: bool = False) -> onnx.ModelProto:
     bare = onnx.ModelProto(ir_version=proto.ir_version)
     bare.opset_import.extend(proto.opset_import)
     bare.functions.extend(proto.functions)
@@ -452,8 +526,10 @@ def _nodeless_skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
     g.name = graph.name
     g.input.extend(graph.input)
     g.output.extend(graph.output)
+    if as_declared:   # as declared, with the intermediate values' declarations
+        g.value_info.extend(graph.value_info)
     for o in g.output:
-        if o.type.HasField("tensor_type"):
+        if o.type.HasField("tensor_type") and not as_declared:
             o.type.tensor_type.ClearField("shape")
     declared = {i.name for i in graph.input}
     for t in graph.initializer:
@@ -505,11 +581,15 @@ def _convolutions_as_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for k in fused:
-        node = copy.graph.node[k]
-        conv = helper.make_node("Conv", list(node.input[:3]), list(node.output), node.name)
-        conv.attribute.extend(a for a in node.attribute if a.name in CONV_ATTRIBUTES)
-        node.CopyFrom(conv)
+        copy.graph.node[k].CopyFrom(_as_conv(copy.graph.node[k]))
     return copy
+
+
+def _as_conv(node: onnx.NodeProto) -> onnx.NodeProto:
+    """The ONNX Conv (X, W, B) of a FusedConv's geometry (the same output shape)."""
+    conv = helper.make_node("Conv", list(node.input[:3]), list(node.output), node.name)
+    conv.attribute.extend(a for a in node.attribute if a.name in CONV_ATTRIBUTES)
+    return conv
 
 
 def opset_of(model: onnx.ModelProto) -> int:
@@ -600,7 +680,7 @@ class Graph:
         if shape is not None:
             return shape
         if self._inferred is None:
-            self._inferred = {v.name: v for v in infer_shapes(self.model).graph.value_info}
+            self._inferred = {v.name: v for v in inferred_values(self.model).value_info}
         v = self._inferred.get(name)
         if v is None or not v.type.HasField("tensor_type") or not (
                 v.type.tensor_type.HasField("shape")):

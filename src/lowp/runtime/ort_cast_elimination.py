@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import onnx
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, inferred_values, subgraph_reads
 
 
-def declared_types(model: onnx.ModelProto) -> dict[str, int]:
-    """The element type of every initializer and of every value the graph declares."""
-    g = model.graph
-    types = {t.name: t.data_type for t in g.initializer}
+def inferred_types(model: onnx.ModelProto) -> dict[str, int]:
+    """The element type of every initializer and of every top-level value that the graph
+    declares or onnx's inference types (lowp.ir.graph.inferred_values)."""
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    g = inferred_values(model)
     for v in (*g.input, *g.value_info, *g.output):
         if v.type.HasField("tensor_type"):
             types[v.name] = v.type.tensor_type.elem_type
@@ -35,7 +36,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
              and len(n.input) == 1 and len(n.output) == 1]
     if not casts:
         return model
-    types = declared_types(infer_shapes(model))
+    types = inferred_types(model)
     keep = {o.name for o in g.output}.union(*(subgraph_reads(n) for n in g.node))
     renamed: dict[str, str] = {}
     for node in casts:

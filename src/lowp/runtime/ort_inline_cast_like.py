@@ -20,8 +20,8 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
-from .ort_cast_elimination import declared_types
+from ..ir.graph import ONNX_DOMAINS, with_nodes
+from .ort_cast_elimination import inferred_types
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -30,7 +30,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     g = model.graph
     if not any(n.op_type == "CastLike" and n.domain in ONNX_DOMAINS for n in g.node):
         return model
-    types = declared_types(infer_shapes(model))
+    types = inferred_types(model)
     constant = {i.name for i in g.initializer} | {
         o for n in g.node if n.op_type == "Constant" for o in n.output}
     nodes = []

@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, infer_shapes, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, subgraph_reads
 from ..ir.names import NameAllocator
-from .ort_cast_elimination import declared_types
+from .ort_cast_elimination import inferred_types
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 
@@ -63,9 +63,9 @@ def float16_pool(node: onnx.NodeProto) -> bool:
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
-    """The declared element types (ort_cast_elimination.declared_types) and those of the
+    """The inferred element types (ort_cast_elimination.inferred_types) and those of the
     Constant nodes' values."""
-    types = declared_types(model)
+    types = inferred_types(model)
     for n in model.graph.node:
         if n.op_type == "Constant" and n.output:
             value = next((a.t for a in n.attribute if a.name == "value"), None)
@@ -263,7 +263,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     g = model.graph
     if not _may_hold_float16(g):
         return model
-    types = _types(infer_shapes(model))
+    types = _types(model)
     opset = _opset(model)
     constant_names = ({t.name for t in g.initializer} - {v.name for v in g.input}
                       | {o for n in g.node if n.op_type == "Constant" for o in n.output})
