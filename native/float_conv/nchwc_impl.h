@@ -9,7 +9,7 @@
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
-// Depthwise convolutions put 16 columns in the lanes instead (one chain per column).
+// Depthwise convolutions put 16 channels in the lanes (depthwise_lanes).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "../float_nan.h"
 #include "nchwc.h"
 #include "vec16.h"
 
@@ -287,61 +288,182 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   }
 }
 
-// One column of a depthwise convolution: one chain over the taps inside, then the bias.
-inline float depthwise_column(const ConvArgs& a, const float* xc, const float* wc,
-                              int64_t iy0, TapRange ky, int64_t ox) {
-  const int64_t ix0 = ox * a.sw - a.pw;
-  const TapRange kx = inside_taps(ix0, a.kw, a.dw, a.w);
-  float acc = 0.0f;
-  for (int i = ky.lo; i < ky.hi; ++i)
-    for (int j = kx.lo; j < kx.hi; ++j)
-      acc = std::fma(xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw],
-                     wc[(int64_t(i) * a.kw + j) * kLanes], acc);
-  return acc;
+// Depthwise convolutions run 16 channels in the lanes: the input rows of channels
+// [g0, g0 + 16) interleaved (16 x 16 transposes), each output column one chain per lane over
+// its taps inside the input, from +0 in kernel row then column order (the interior's
+// columns kDepthwiseColumns side by side, so that their latencies overlap; a border column
+// over its own range of kernel columns), then the Sum, the bias and relu as the rows go back
+// to the channels' planes (transposed again).
+constexpr int kDepthwiseColumns = 8;
+
+// P chains side by side over the same taps (kernel rows ky, columns kx): chain p's first tap
+// at xt + base[p] (interleaved floats), its 16 lanes' sums to out[p].
+template <int P>
+void depthwise_chains(const ConvArgs& a, const float* xt, const float* wl,
+                      const int64_t* base, TapRange ky, TapRange kx, float* const* out) {
+  Vec16 acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = Vec16::zero();
+  for (int i = ky.lo; i < ky.hi; ++i) {
+    for (int j = kx.lo; j < kx.hi; ++j) {
+      const Vec16 wv = Vec16::load(wl + (int64_t(i) * a.kw + j) * kLanes);
+      const float* xp = xt + (int64_t(i) * a.dh * a.w + int64_t(j) * a.dw) * kLanes;
+      for (int p = 0; p < P; ++p) acc[p] = fma(Vec16::load(xp + base[p]), wv, acc[p]);
+    }
+  }
+  for (int p = 0; p < P; ++p) acc[p].store(out[p]);
 }
 
-// One output row of depthwise channel g: 16 interior columns per vector (strided columns
-// gathered; the last vector overlaps the one before when the interior is not a multiple of
-// 16), the border columns one at a time.
-void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t oy,
-                   const Interior& in) {
+using DepthwiseFn = void (*)(const ConvArgs&, const float*, const float*, const int64_t*,
+                             TapRange, TapRange, float* const*);
+template <std::size_t... I>
+constexpr std::array<DepthwiseFn, sizeof...(I)> depthwise_table(std::index_sequence<I...>) {
+  return {{&depthwise_chains<int(I) + 1>...}};
+}
+constexpr auto kDepthwiseTiles = depthwise_table(std::make_index_sequence<kDepthwiseColumns>{});
+
+// Up to kDepthwiseColumns outputs that share their taps, run as one tile when full.
+struct DepthwiseBatch {
+  const ConvArgs& a;
+  const float* xt;
+  const float* wl;
+  TapRange ky, kx;
+  int64_t base[kDepthwiseColumns];
+  float* out[kDepthwiseColumns];
+  int count = 0;
+  void add(int64_t b, float* o) {
+    base[count] = b, out[count] = o;
+    if (++count == kDepthwiseColumns) flush();
+  }
+  void flush() {
+    if (count > 0) kDepthwiseTiles[count - 1](a, xt, wl, base, ky, kx, out);
+    count = 0;
+  }
+};
+
+// Output (oy, ox) of depthwise channel g with ONNX Runtime's NaN, for the outputs that are
+// NaN (the fast chains leave the operand order of their fused multiply-adds and additions to
+// the compiler): of a tap's weight, its input and the sum so far, MLAS's depthwise kernel
+// hands on the first NaN (quieted); then the Sum and the bias, the running value's NaN first.
+float depthwise_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t oy,
+                           int64_t ox, const float* sum) {
   const float* xc = xn + g * a.h * a.w;
   const float* wc = a.wp + g * int64_t(a.kh) * a.kw * kLanes;  // lane 0 of each tap
-  float* yr = yn + g * a.oh * a.ow + oy * a.ow;
-  const int64_t iy0 = oy * a.sh - a.ph;
-  const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h);
-  const bool has_bias = a.bias != nullptr;
-  const float bv = has_bias ? a.bias[g] : 0.0f;
-  // the Sum's row (the chain adds to it before the bias), or null
-  const float* sr = a.sum == nullptr ? nullptr
-                                     : a.sum + (yn - a.y) + g * a.oh * a.ow + oy * a.ow;
-  auto scalar = [&](int64_t ox) {
-    float v = depthwise_column(a, xc, wc, iy0, ky, ox);
-    if (sr != nullptr) v = v + sr[ox];
-    const float out = has_bias ? v + bv : v;
-    yr[ox] = a.relu && 0.0f > out ? 0.0f : out;
-  };
-  int64_t ox = 0;
-  for (; ox < in.lo; ++ox) scalar(ox);
-  auto vector = [&](int64_t ox0) {
-    Vec16 acc = Vec16::zero();
-    for (int i = ky.lo; i < ky.hi; ++i) {
-      const float* xr = xc + (iy0 + int64_t(i) * a.dh) * a.w + ox0 * a.sw - a.pw;
-      for (int j = 0; j < a.kw; ++j)
-        acc = fma(a.sw == 1 ? Vec16::load(xr + int64_t(j) * a.dw)
-                            : Vec16::load(xr + int64_t(j) * a.dw, a.sw),
-                  Vec16::broadcast(wc[(int64_t(i) * a.kw + j) * kLanes]), acc);
+  const int64_t iy0 = oy * a.sh - a.ph, ix0 = ox * a.sw - a.pw;
+  const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h), kx = inside_taps(ix0, a.kw, a.dw, a.w);
+  float acc = 0.0f;
+  for (int i = ky.lo; i < ky.hi; ++i)
+    for (int j = kx.lo; j < kx.hi; ++j) {
+      const float x = xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw];
+      const float w = wc[(int64_t(i) * a.kw + j) * kLanes];
+      acc = w != w ? lowp::quieted(w) : x != x ? lowp::quieted(x)
+            : acc != acc ? lowp::quieted(acc) : std::fma(x, w, acc);
     }
-    if (sr != nullptr) acc = add(acc, Vec16::load(sr + ox0));
-    const Vec16 out = has_bias ? add(acc, Vec16::broadcast(bv)) : acc;
-    (a.relu ? relu(out) : out).store(yr + ox0);
-  };
-  if (in.hi - in.lo >= kLanes) {
-    for (; ox + kLanes <= in.hi; ox += kLanes) vector(ox);
-    if (ox < in.hi) vector(in.hi - kLanes);  // the last 16 again: the same values
-    ox = in.hi;
+  if (sum != nullptr) acc = lowp::first_nan_add(acc, *sum);
+  if (a.bias != nullptr) acc = lowp::first_nan_add(acc, a.bias[g]);
+  return a.relu && 0.0f > acc ? 0.0f : acc;
+}
+
+// Output rows [oy0, oy1) of channels [g0, g0 + 16) of one image (xn, yn); xt, wl and yt are
+// the thread's buffers of the interleaved input rows, weights and sums.
+void depthwise_lanes(const ConvArgs& a, const float* xn, float* yn, int64_t g0, int64_t oy0,
+                     int64_t oy1, const Interior& in, std::vector<float>& xt,
+                     std::vector<float>& wl, std::vector<float>& yt) {
+  const int64_t lanes = std::min<int64_t>(kLanes, a.groups - g0);
+  const int64_t hw = a.h * a.w, osize = a.oh * a.ow, taps = int64_t(a.kh) * a.kw;
+  // the input rows the output rows read
+  const int64_t iy_lo = std::max<int64_t>(0, oy0 * a.sh - a.ph);
+  const int64_t iy_hi = std::min<int64_t>(
+      a.h, (oy1 - 1) * a.sh - a.ph + int64_t(a.kh - 1) * a.dh + 1);
+  const int64_t count_in = std::max<int64_t>(0, iy_hi - iy_lo) * a.w;
+  xt.resize(size_t(count_in * kLanes));
+  const float* x0 = xn + g0 * hw + iy_lo * a.w;
+  int64_t i = 0;
+  for (; i + kLanes <= count_in; i += kLanes) {
+    Vec16 r[kLanes];
+    for (int j = 0; j < kLanes; ++j) r[j] = j < lanes ? Vec16::load(x0 + j * hw + i) : Vec16::zero();
+    transpose16(r);
+    for (int k = 0; k < kLanes; ++k) r[k].store(xt.data() + (i + k) * kLanes);
   }
-  for (; ox < a.ow; ++ox) scalar(ox);
+  for (; i < count_in; ++i)
+    for (int j = 0; j < kLanes; ++j) xt[size_t(i * kLanes + j)] = j < lanes ? x0[j * hw + i] : 0.0f;
+  wl.assign(size_t(taps * kLanes), 0.0f);
+  for (int64_t j = 0; j < lanes; ++j)
+    for (int64_t t = 0; t < taps; ++t) wl[size_t(t * kLanes + j)] = a.wp[((g0 + j) * taps + t) * kLanes];
+  const int64_t count = (oy1 - oy0) * a.ow;
+  yt.resize(size_t(count * kLanes));
+  // the outputs grouped by their taps: a row's interior columns (its kernel rows, every
+  // kernel column), then each border column of the interior rows (every kernel row, the
+  // column's kernel columns), then the border rows' border columns one at a time
+  const TapRange all_kx{0, a.kw};
+  auto at = [&](int64_t oy, int64_t ox) {  // the first tap's interleaved offset, the sums'
+    return std::make_pair(((oy * a.sh - a.ph - iy_lo) * a.w + ox * a.sw - a.pw) * kLanes,
+                          yt.data() + ((oy - oy0) * a.ow + ox) * kLanes);
+  };
+  int64_t ry_lo = oy1, ry_hi = oy0;  // the interior rows: every kernel row inside
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    const TapRange ky = inside_taps(oy * a.sh - a.ph, a.kh, a.dh, a.h);
+    const bool whole = ky.lo == 0 && ky.hi == a.kh;
+    if (whole) ry_lo = std::min(ry_lo, oy), ry_hi = oy + 1;
+    DepthwiseBatch row{a, xt.data(), wl.data(), ky, all_kx};
+    for (int64_t ox = in.lo; ox < in.hi; ++ox) {
+      const auto [b, o] = at(oy, ox);
+      row.add(b, o);
+    }
+    row.flush();
+    if (whole) continue;
+    for (int64_t ox = 0; ox < a.ow; ++ox) {
+      if (ox >= in.lo && ox < in.hi) continue;
+      DepthwiseBatch one{a, xt.data(), wl.data(), ky,
+                         inside_taps(ox * a.sw - a.pw, a.kw, a.dw, a.w)};
+      const auto [b, o] = at(oy, ox);
+      one.add(b, o);
+      one.flush();
+    }
+  }
+  for (int64_t ox = 0; ox < a.ow && ry_lo < ry_hi; ++ox) {
+    if (ox >= in.lo && ox < in.hi) continue;
+    DepthwiseBatch column{a, xt.data(), wl.data(), TapRange{0, a.kh},
+                          inside_taps(ox * a.sw - a.pw, a.kw, a.dw, a.w)};
+    for (int64_t oy = ry_lo; oy < ry_hi; ++oy) {
+      const auto [b, o] = at(oy, ox);
+      column.add(b, o);
+    }
+    column.flush();
+  }
+  // back to the planes: 16 columns of the 16 channels transposed in registers, then the
+  // Sum (the chain its first operand), the bias and relu
+  const bool has_bias = a.bias != nullptr;
+  const int64_t offset = (yn - a.y) + g0 * osize + oy0 * a.ow;  // channel g0's first output
+  auto nan_output = [&](int64_t j, int64_t at) {  // output `at` of the pass, channel g0 + j
+    return depthwise_nan_output(a, xn, g0 + j, oy0 + at / a.ow, at % a.ow,
+                                a.sum == nullptr ? nullptr : a.sum + offset + j * osize + at);
+  };
+  i = 0;
+  for (; i + kLanes <= count; i += kLanes) {
+    Vec16 r[kLanes];
+    for (int k = 0; k < kLanes; ++k) r[k] = Vec16::load(yt.data() + (i + k) * kLanes);
+    transpose16(r);
+    for (int64_t j = 0; j < lanes; ++j) {
+      Vec16 v = r[j];
+      if (a.sum != nullptr) v = add(v, Vec16::load(a.sum + offset + j * osize + i));
+      if (has_bias) v = add(v, Vec16::broadcast(a.bias[g0 + j]));
+      v = a.relu ? relu(v) : v;
+      v.store(a.y + offset + j * osize + i);
+      for (unsigned m = nan_lanes(v); m != 0; m &= m - 1) {
+        const int64_t at = i + __builtin_ctz(m);
+        a.y[offset + j * osize + at] = nan_output(j, at);
+      }
+    }
+  }
+  for (; i < count; ++i) {
+    for (int64_t j = 0; j < lanes; ++j) {
+      float v = yt[size_t(i * kLanes + j)];
+      if (a.sum != nullptr) v = v + a.sum[offset + j * osize + i];
+      if (has_bias) v = v + a.bias[g0 + j];
+      v = a.relu && 0.0f > v ? 0.0f : v;
+      a.y[offset + j * osize + i] = v == v ? v : nan_output(j, i);
+    }
+  }
 }
 
 }  // namespace
@@ -350,10 +472,16 @@ void depthwise_row(const ConvArgs& a, const float* xn, float* yn, int64_t g, int
 // (whole rows: 2 of 56 columns, 8 of 14): the weights stay in the first-level cache.
 constexpr int64_t kColumnsPerPass = 112;
 
+// Depthwise: output columns a pass interleaves the input for (each input row is interleaved
+// once for every pass that reads it: some (kh - 1) / pass rows of input more).
+constexpr int64_t kDepthwiseColumnsPerPass = 1024;
+
 void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
   const Interior in = interior_columns(a);
-  const int64_t pass_rows = std::max<int64_t>(1, kColumnsPerPass / a.ow);
+  const int64_t pass_rows = std::max<int64_t>(
+      1, (a.kind == kDepthwise ? kDepthwiseColumnsPerPass : kColumnsPerPass) / a.ow);
+  std::vector<float> xt, wl, yt;  // depthwise_lanes' buffers
   // the totals on a 64-byte boundary: each tile's vector loads and stores stay in one line
   std::vector<float> storage(a.kind == kDepthwise
                                  ? 0
@@ -365,11 +493,9 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
     const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
     const float* xn = a.x + ni * a.c * a.h * a.w;
     float* yn = a.y + ni * a.m * a.oh * a.ow;
-    for (int64_t g = 0; g < a.groups; ++g) {
-      if (a.kind == kDepthwise) {
-        for (int64_t oy = oy0; oy < oy1; ++oy) depthwise_row(a, xn, yn, g, oy, in);
-        continue;
-      }
+    for (int64_t g = 0; g < a.groups && a.kind == kDepthwise; g += kLanes)
+      depthwise_lanes(a, xn, yn, g, oy0, oy1, in, xt, wl, yt);
+    for (int64_t g = 0; g < a.groups && a.kind != kDepthwise; ++g) {
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
         const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
         blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total);

@@ -20,10 +20,6 @@ struct Vec16 {
   __m512 v;
   static Vec16 zero() { return {_mm512_setzero_ps()}; }
   static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
-  static Vec16 load(const float* p, int stride) {  // p[0], p[stride], ... p[15 * stride]
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    return {_mm512_i32gather_ps(_mm512_mullo_epi32(lane, _mm512_set1_epi32(stride)), p, 4)};
-  }
   static Vec16 broadcast(float s) { return {_mm512_set1_ps(s)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
 };
@@ -31,6 +27,8 @@ inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, 
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
 // 0 > a ? 0 : a (maxps returns its second operand unless the first is greater: NaN, -0 kept)
 inline Vec16 relu(Vec16 a) { return {_mm512_max_ps(_mm512_setzero_ps(), a.v)}; }
+// bit l: lane l is a NaN
+inline unsigned nan_lanes(Vec16 a) { return unsigned(_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)); }
 // r[i] lane j <- r[j] lane i (data movement only)
 inline void transpose16(Vec16 (&r)[16]) {
   __m512 t[16];
@@ -69,11 +67,6 @@ struct Vec16 {
   __m256 lo, hi;
   static Vec16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static Vec16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-  static Vec16 load(const float* p, int stride) {  // p[0], p[stride], ... p[15 * stride]
-    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
-    const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride));
-    return {_mm256_i32gather_ps(p, idx, 4), _mm256_i32gather_ps(p + 8 * stride, idx, 4)};
-  }
   static Vec16 broadcast(float s) { return {_mm256_set1_ps(s), _mm256_set1_ps(s)}; }
   void store(float* p) const {
     _mm256_storeu_ps(p, lo);
@@ -89,6 +82,10 @@ inline Vec16 add(Vec16 a, Vec16 b) {
 inline Vec16 relu(Vec16 a) {  // 0 > a ? 0 : a, as the AVX-512 form
   const __m256 zero = _mm256_setzero_ps();
   return {_mm256_max_ps(zero, a.lo), _mm256_max_ps(zero, a.hi)};
+}
+inline unsigned nan_lanes(Vec16 a) {
+  return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.lo, a.lo, _CMP_UNORD_Q))) |
+         unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.hi, a.hi, _CMP_UNORD_Q))) << 8;
 }
 using lowp_transpose::transpose8;  // 8 x 8 in place: m[i] lane j <- m[j] lane i
 // r[i] lane j <- r[j] lane i (data movement only): the four 8 x 8 quarters transposed,
@@ -112,11 +109,6 @@ struct Vec16 {
     for (int j = 0; j < 16; ++j) r.v[j] = p[j];
     return r;
   }
-  static Vec16 load(const float* p, int stride) {
-    Vec16 r;
-    for (int j = 0; j < 16; ++j) r.v[j] = p[j * stride];
-    return r;
-  }
   static Vec16 broadcast(float s) {
     Vec16 r;
     for (float& e : r.v) e = s;
@@ -137,6 +129,11 @@ inline Vec16 add(Vec16 a, const Vec16& b) {
 inline Vec16 relu(Vec16 a) {
   for (float& e : a.v) e = 0.0f > e ? 0.0f : e;
   return a;
+}
+inline unsigned nan_lanes(const Vec16& a) {
+  unsigned m = 0;
+  for (int j = 0; j < 16; ++j) m |= unsigned(a.v[j] != a.v[j]) << j;
+  return m;
 }
 // r[i] lane j <- r[j] lane i
 inline void transpose16(Vec16 (&r)[16]) {

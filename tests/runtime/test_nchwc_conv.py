@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from lowp.runtime import nchwc_conv
+from lowp.runtime import Session, nchwc_conv
 
-from .ort_agreement import assert_engines_agree
+from .ort_agreement import assert_engines_agree, onnxruntime_run
 
 needs_blocks = pytest.mark.skipif(nchwc_conv.block_size() == 0,
                                   reason="no AVX2: ONNX Runtime keeps NCHW convolutions")
@@ -456,3 +456,52 @@ def test_relu_in_the_write_out_equals_a_relu_node_on_every_path(
                                             relu=True)
                 np.testing.assert_array_equal(_bits(y), _bits(ref),
                                               err_msg=f"{path} {kind} {threads} Program")
+
+
+def _nan_payloads(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal values with NaNs of random payloads and signs, infinities and -0."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    u = rng.random(shape)
+    x[(u >= 0.05) & (u < 0.08)] = np.inf
+    x[(u >= 0.08) & (u < 0.11)] = -0.0
+    bits = x.view(np.uint32)
+    nan = u < 0.05
+    bits[nan] = (0x7F800001 + rng.integers(0, 0x3FFFFF, nan.sum())).astype(np.uint32) | \
+        np.where(rng.random(nan.sum()) < 0.5, 0x80000000, 0).astype(np.uint32)
+    return x
+
+
+@needs_blocks
+@needs_native
+@pytest.mark.parametrize("c,h,w,k,pads,stride,dilation", [
+    (20, 9, 13, 3, [1, 1, 1, 1], 1, 1),     # a partial second block of channels
+    (32, 7, 7, 5, [2, 2, 2, 2], 1, 1),      # rows narrower than 16 columns
+    (16, 15, 40, 3, [1, 1, 1, 1], 2, 2),
+    (4, 5, 30, 2, [1, 2, 1, 2], 1, 1),
+    (24, 11, 9, 4, [2, 1, 2, 1], 1, 2),
+])
+def test_depthwise_nan_payloads_equal_onnxruntime(c: int, h: int, w: int, k: int,
+                                                  pads: list[int], stride: int,
+                                                  dilation: int) -> None:
+    """MLAS's depthwise kernel hands on, of a tap's weight, its input and the sum so far, the
+    first NaN; the bias's NaN after the chain's (docs/operators.md (O327)). Finite weights:
+    a NaN weight meeting a NaN input in the same tap is not mirrored (MLAS's last column of
+    some widths takes the input's)."""
+    rng = np.random.default_rng(c * h + w)
+    x = _nan_payloads(rng, (2, c, h, w))
+    wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+    wt[1, 0, -1, -1] = -np.inf
+    wt[2] = -0.0
+    b = rng.standard_normal(c).astype(np.float32)
+    b[3] = np.float32(np.nan)
+    model = _model(wt, b, x.shape, pads=pads, strides=[stride] * 2,
+                   dilations=[dilation] * 2, group=c)
+    expected = onnxruntime_run(model, {"x": x})[0]
+    for threads in (1, 2):
+        y = Session(model, backend="native", threads=threads).run({"x": x})["y"]
+        assert y.tobytes() == expected.tobytes(), f"Session, {threads} threads"
+    for isa in _native_paths():
+        for threads in (1, 2):
+            y = _native(x, wt, b, c, pads, [stride] * 2, [dilation] * 2, "depthwise", 16, isa,
+                        threads, expected.shape)
+            assert y.tobytes() == expected.tobytes(), f"{isa} {threads} threads"
