@@ -120,40 +120,90 @@ struct Masks {
   }
 };
 
+// The two products of batch entry b and query head h (their A, B, shape and flags; C and
+// the mask set by the caller): scale * Q·Kᵀ and P·V, K and V of key/value head
+// h * kv_heads / heads read from the present copies, else from the inputs in place.
+SgemmArgs scores_product(const AttentionArgs& a, int64_t b, int64_t h) {
+  const int64_t total = a.past + a.kv_seq, hk = h * a.kv_heads / a.heads;
+  SgemmArgs g;
+  g.a = a.q + b * a.seq * a.heads * a.head + h * (a.three_d ? a.head : a.seq * a.head);
+  g.sa_m = a.three_d ? a.heads * a.head : a.head, g.sa_k = 1;
+  if (a.present_k != nullptr) {
+    g.b = a.present_k + (b * a.kv_heads + hk) * total * a.head, g.sb_n = a.head;
+  } else {
+    g.b = a.k + b * a.kv_seq * a.kv_heads * a.head +
+          hk * (a.three_d ? a.head : a.kv_seq * a.head);
+    g.sb_n = a.three_d ? a.kv_heads * a.head : a.head;
+  }
+  g.sb_k = 1;
+  g.m = a.seq, g.k = a.head, g.n = total;
+  g.alpha = a.scale, g.trans_b = true, g.unit_ldb = a.k_unit_ld;
+  return g;
+}
+
+SgemmArgs values_product(const AttentionArgs& a, int64_t b, int64_t h) {
+  const int64_t total = a.past + a.kv_seq, hk = h * a.kv_heads / a.heads;
+  SgemmArgs o;
+  o.sa_m = total, o.sa_k = 1;
+  if (a.present_v != nullptr) {
+    o.b = a.present_v + (b * a.kv_heads + hk) * total * a.v_head, o.sb_k = a.v_head;
+  } else {
+    o.b = a.v + b * a.kv_seq * a.kv_heads * a.v_head +
+          hk * (a.three_d ? a.v_head : a.kv_seq * a.v_head);
+    o.sb_k = a.three_d ? a.kv_heads * a.v_head : a.v_head;
+  }
+  o.sb_n = 1;
+  o.m = a.seq, o.k = total, o.n = a.v_head;
+  o.unit_ldb = a.v_unit_ld;
+  return o;
+}
+
+// Kᵀ's and V's panels packed once per (batch entry, key/value head) where query heads share
+// a key/value head (each product would pack the same panels itself: the same values, as a
+// constant B's panels packed beforehand)
+struct SharedPanels {
+  SgemmPanels kp, vp;
+  std::vector<float> k, v;
+
+  SharedPanels(const AttentionArgs& a, int threads) {
+    if (a.heads == a.kv_heads) return;
+    const int64_t pairs = a.batch * a.kv_heads, group = a.heads / a.kv_heads;
+    kp = sgemm_panels(scores_product(a, 0, 0));
+    vp = sgemm_panels(values_product(a, 0, 0));
+    k.resize(size_t(pairs * kp.floats)), v.resize(size_t(pairs * vp.floats));
+    const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, pairs)));
+    ThreadPool::instance().run(workers, [&](int t) {
+      for (int64_t i = t; i < pairs; i += workers) {
+        const int64_t b = i / a.kv_heads, h = i % a.kv_heads * group;
+        if (kp.floats > 0) pack_sgemm_panels(scores_product(a, b, h), kp, k.data() + i * kp.floats);
+        if (vp.floats > 0) pack_sgemm_panels(values_product(a, b, h), vp, v.data() + i * vp.floats);
+      }
+    });
+  }
+  // g reads the panels of batch entry b's key/value head hk
+  static void use(SgemmArgs& g, const SgemmPanels& p, const std::vector<float>& all,
+                  int64_t i) {
+    if (p.floats <= 0 || all.empty()) return;
+    g.panels = all.data() + i * p.floats;
+    g.panels_stride_k = p.stride_k, g.panels_width = p.width;
+  }
+};
+
 // One (batch entry, query head): lowp.runtime.float_attention's loop body.
-void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks, int64_t b,
-            int64_t h, Scratch& w) {
-  const int64_t total = a.past + a.kv_seq, n = a.seq * total, hk = h * a.kv_heads / a.heads;
+void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks,
+            const SharedPanels& panels, int64_t b, int64_t h, Scratch& w) {
+  const int64_t total = a.past + a.kv_seq, n = a.seq * total;
+  const int64_t pair = b * a.kv_heads + h * a.kv_heads / a.heads;
   const int64_t end = a.valid != nullptr ? a.valid[b] : total;
   float *s = w.s.data(), *p = w.p.data();
   const bool has_mask = masks.masked, any_hidden = masks.any_hidden;
   const int64_t slice = masks.index(b, h);
   const float* m = has_mask ? masks.m.data() + slice * n : nullptr;
   const uint8_t* hidden = any_hidden ? masks.hidden.data() + slice * a.seq : nullptr;
-  // K and V of kv head hk: the present copies, else the inputs in place
-  const float *kb, *vb;
-  int64_t k_t, v_t;
-  if (a.present_k != nullptr) {
-    kb = a.present_k + (b * a.kv_heads + hk) * total * a.head, k_t = a.head;
-  } else {
-    kb = a.k + b * a.kv_seq * a.kv_heads * a.head + hk * (a.three_d ? a.head : a.kv_seq * a.head);
-    k_t = a.three_d ? a.kv_heads * a.head : a.head;
-  }
-  if (a.present_v != nullptr) {
-    vb = a.present_v + (b * a.kv_heads + hk) * total * a.v_head, v_t = a.v_head;
-  } else {
-    vb = a.v + b * a.kv_seq * a.kv_heads * a.v_head +
-         hk * (a.three_d ? a.v_head : a.kv_seq * a.v_head);
-    v_t = a.three_d ? a.kv_heads * a.v_head : a.v_head;
-  }
   // S = scale * Q·Kᵀ (+ the mask as C)
-  SgemmArgs g;
-  g.a = a.q + b * a.seq * a.heads * a.head + h * (a.three_d ? a.head : a.seq * a.head);
-  g.sa_m = a.three_d ? a.heads * a.head : a.head, g.sa_k = 1;
-  g.b = kb, g.sb_k = 1, g.sb_n = k_t;
+  SgemmArgs g = scores_product(a, b, h);
+  SharedPanels::use(g, panels.kp, panels.k, pair);
   g.c = s, g.ldc = total;
-  g.m = a.seq, g.k = a.head, g.n = total;
-  g.alpha = a.scale, g.trans_b = true, g.unit_ldb = a.k_unit_ld;
   if (has_mask && a.fold) g.init = m, g.si_m = total, g.si_n = 1;
   run_mlas_sgemm(g, 1);
   if (a.half) round_half(s, n);
@@ -179,14 +229,12 @@ void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks, 
       if (hidden[r]) std::fill_n(p + r * total, total, 0.0f);
   if (a.mode == 3) std::memcpy(qk, p, size_t(n) * sizeof(float));
   // Y = P·V into the output's rows
-  SgemmArgs o;
-  o.a = p, o.sa_m = total, o.sa_k = 1;
-  o.b = vb, o.sb_k = v_t, o.sb_n = 1;
+  SgemmArgs o = values_product(a, b, h);
+  SharedPanels::use(o, panels.vp, panels.v, pair);
+  o.a = p;
   const int64_t y_s = a.three_d ? a.heads * a.v_head : a.v_head;
   o.c = a.y + b * a.seq * a.heads * a.v_head + h * (a.three_d ? a.v_head : a.seq * a.v_head);
   o.ldc = y_s;
-  o.m = a.seq, o.k = total, o.n = a.v_head;
-  o.unit_ldb = a.v_unit_ld;
   run_mlas_sgemm(o, 1);
   if (a.half)
     for (int64_t r = 0; r < a.seq; ++r) round_half(o.c + r * y_s, a.v_head);
@@ -207,13 +255,14 @@ bool run_float_attention(const AttentionArgs& a, int threads) {
   if (threads <= 0) threads = ThreadPool::max_threads();
   threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, tasks)));
   const Masks masks(a, threads);
+  const SharedPanels panels(a, threads);
   std::atomic<int64_t> next{0};
   const size_t n = size_t(a.seq * total);
   ThreadPool::instance().run(threads, [&](int) {
     Scratch w;
     w.s.resize(n), w.p.resize(n);
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
-      attend(a, fk, masks, t / a.heads, t % a.heads, w);
+      attend(a, fk, masks, panels, t / a.heads, t % a.heads, w);
   });
   return true;
 }
