@@ -1,9 +1,10 @@
-"""Float Attention (opset 23, one node): lowp's Session against ONNX Runtime's, both at one
-thread, as lowp/ORT ratios of process CPU time, interleaved in one process. 4-D inputs
+"""Float Attention (opset 23, one node): lowp's Session against ONNX Runtime's, both at
+`--threads` threads (one by default), as lowp/ORT ratios of process CPU time, interleaved in
+one process. 4-D inputs
 (batch 1, 8 query heads, 4 key/value heads, head size 64), causal, no mask; sequence lengths
 from `--lengths`. Every case is checked bit for bit against ONNX Runtime first.
 
-    python bench/attention.py [--lengths 16 64 256] [--rounds 9] [--calls 20]
+    python bench/attention.py [--lengths 16 64 256] [--rounds 9] [--calls 20] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = []
@@ -51,9 +53,9 @@ def main() -> None:
                  "k": rng.standard_normal((1, _KV_HEADS, seq, _SIZE)).astype(np.float32),
                  "v": rng.standard_normal((1, _KV_HEADS, seq, _SIZE)).astype(np.float32)}
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = args.threads
         theirs = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        ours = lowp.Session(data, backend="native", threads=1)
+        ours = lowp.Session(data, backend="native", threads=args.threads)
         want = theirs.run(None, feeds)[0]
         got = ours.run(dict(feeds))["y"]
         if not np.array_equal(got.view(np.uint32), want.view(np.uint32)):

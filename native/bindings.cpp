@@ -32,6 +32,7 @@
 #include "qbinary.h"
 #include "float_kernels.h"
 #include "float_log.h"
+#include "float_attention.h"
 #include "float_col2im.h"
 #include "float_im2col.h"
 #ifdef LOWP_FLOAT_CONV_NCHWC
@@ -1097,6 +1098,68 @@ lowp::Kernel make_float_instance_norm(Floats x, Floats scale, Floats bias, OutFl
     a.planes = int64_t(x.size()) / w, a.channels = int64_t(scale.size()), a.w = w;
     a.epsilon = epsilon;
     lowp::run_float_instance_norm(a, threads);
+  };
+}
+
+lowp::Kernel make_float_attention(
+    Floats q, Floats k, Floats v, std::optional<Floats> past_k, std::optional<Floats> past_v,
+    std::optional<Floats> mask, std::optional<Bytes> bool_mask, std::optional<Vec<int64_t>> valid,
+    OutFloats y, std::optional<OutFloats> present_k, std::optional<OutFloats> present_v,
+    std::optional<OutFloats> qk, Vec<int64_t> dims, bool three_d, float scale, float softcap,
+    float low, int mode, bool causal, bool fold, bool half, bool k_unit_ld, bool v_unit_ld,
+    int threads, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+  // One ONNX Attention node (float_attention.h); dims: batch, heads, kv_heads, seq, kv_seq,
+  // past, head, v_head, mask_batch, mask_heads. A nonpad_kv_seqlen value outside [0, total]
+  // (read when the kernel runs) sets status[0] = 1 and writes nothing; else status[0] = 0.
+  const auto fail = [] {
+    throw std::invalid_argument("float_attention: the arrays do not fit the dims");
+  };
+  if (dims.size() != 10 || status.size() < 1) fail();
+  lowp::AttentionArgs a;
+  const int64_t* d = dims.data();
+  a.batch = d[0], a.heads = d[1], a.kv_heads = d[2], a.seq = d[3], a.kv_seq = d[4];
+  a.past = d[5], a.head = d[6], a.v_head = d[7], a.mask_batch = d[8], a.mask_heads = d[9];
+  for (int i = 0; i < 10; ++i)
+    if (d[i] < 0) fail();
+  const int64_t total = a.past + a.kv_seq;
+  const auto sized = [](size_t size, int64_t want) { return int64_t(size) == want; };
+  if (a.kv_heads < 1 || a.heads % a.kv_heads != 0 || mode < -1 || mode > 3 ||
+      qk.has_value() != (mode >= 0) || (mask && bool_mask) ||
+      !sized(q.size(), a.batch * a.heads * a.seq * a.head) ||
+      !sized(k.size(), a.batch * a.kv_heads * a.kv_seq * a.head) ||
+      !sized(v.size(), a.batch * a.kv_heads * a.kv_seq * a.v_head) ||
+      !sized(y.size(), a.batch * a.heads * a.seq * a.v_head) ||
+      past_k.has_value() != past_v.has_value() || (past_k && !(present_k && present_v)) ||
+      (!past_k && a.past != 0) ||
+      (past_k && !sized(past_k->size(), a.batch * a.kv_heads * a.past * a.head)) ||
+      (past_v && !sized(past_v->size(), a.batch * a.kv_heads * a.past * a.v_head)) ||
+      (present_k && !sized(present_k->size(), a.batch * a.kv_heads * total * a.head)) ||
+      (present_v && !sized(present_v->size(), a.batch * a.kv_heads * total * a.v_head)) ||
+      (qk && !sized(qk->size(), a.batch * a.heads * a.seq * total)) ||
+      (valid && !sized(valid->size(), a.batch)) ||
+      (a.mask_batch != 1 && a.mask_batch != a.batch) ||
+      (a.mask_heads != 1 && a.mask_heads != a.heads))
+    fail();
+  const int64_t mask_size = a.mask_batch * a.mask_heads * a.seq * total;
+  if ((mask && !sized(mask->size(), mask_size)) ||
+      (bool_mask && !sized(bool_mask->size(), mask_size)))
+    fail();
+  if (half && !lowp::has_f16c())
+    throw std::invalid_argument("float_attention: float16 rounding needs F16C");
+  a.three_d = three_d, a.scale = scale, a.softcap = softcap, a.low = low, a.mode = mode;
+  a.causal = causal, a.fold = fold, a.half = half, a.k_unit_ld = k_unit_ld;
+  a.v_unit_ld = v_unit_ld;
+  return [a, q, k, v, past_k, past_v, mask, bool_mask, valid, y, present_k, present_v, qk,
+          threads, status]() mutable {
+    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.y = y.data();
+    a.past_k = past_k ? past_k->data() : nullptr, a.past_v = past_v ? past_v->data() : nullptr;
+    a.mask = mask ? mask->data() : nullptr;
+    a.bool_mask = bool_mask ? bool_mask->data() : nullptr;
+    a.valid = valid ? valid->data() : nullptr;
+    a.present_k = present_k ? present_k->data() : nullptr;
+    a.present_v = present_v ? present_v->data() : nullptr;
+    a.qk = qk ? qk->data() : nullptr;
+    status.data()[0] = lowp::run_float_attention(a, threads) ? 0 : 1;
   };
 }
 
@@ -2437,6 +2500,11 @@ NB_MODULE(_native, m) {
              "welford"_a = false);
   def_kernel(m, program, "float_instance_norm", &make_float_instance_norm, "x"_a, "scale"_a,
              "bias"_a, "y"_a, "w"_a, "epsilon"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_attention", &make_float_attention, "q"_a, "k"_a, "v"_a,
+             "past_k"_a.none(), "past_v"_a.none(), "mask"_a.none(), "bool_mask"_a.none(),
+             "valid"_a.none(), "y"_a, "present_k"_a.none(), "present_v"_a.none(), "qk"_a.none(),
+             "dims"_a, "three_d"_a, "scale"_a, "softcap"_a, "low"_a, "mode"_a, "causal"_a,
+             "fold"_a, "half"_a, "k_unit_ld"_a, "v_unit_ld"_a, "threads"_a, "status"_a);
   def_kernel(m, program, "float_simplified_layer_norm", &make_float_simplified_layer_norm,
              "x"_a, "scale"_a, "y"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,

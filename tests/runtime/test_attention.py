@@ -18,7 +18,8 @@ from onnx import helper
 
 import lowp
 from lowp.errors import NodeError, UnsupportedOpError
-from lowp.runtime import native_float
+from lowp.runtime import float_attention, native_backend, native_float, program
+from lowp.runtime.tape import recording
 
 from .ort_agreement import onnxruntime_run
 
@@ -138,6 +139,66 @@ def test_attention(case: tuple[dict[str, np.ndarray | None], list[str], dict[str
     assert_onnxruntimes_bits(attention_model(feeds, outputs, opset, **attrs), feeds)
 
 
+def _call(feeds: dict[str, np.ndarray | None], outputs: list[str], opset: int,
+          attrs: dict[str, Any]) -> tuple[np.ndarray | None, ...]:
+    """The registered operator on `feeds` (in the node's input order) with the node's
+    attributes and outputs."""
+    names = ("q", "k", "v", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen")
+    with np.errstate(all="ignore"):
+        return float_attention.Attention(
+            *(feeds.get(n) for n in names), outputs=tuple(bool(o) for o in outputs),
+            opset=opset, **attrs)
+
+
+def _assert_native_is_the_loop(feeds: dict[str, np.ndarray | None], outputs: list[str],
+                               opset: int, attrs: dict[str, Any]) -> None:
+    """The node as one native call (native_float.attention) equals the loop over batch
+    entries and heads bit for bit, on every instruction-set path (each against the loop on
+    the same path: which NaN the SGEMM kernels keep where two meet is the path's) at 1 and 2
+    threads."""
+    for path in native_backend.available_paths():
+        with native_backend.use_path(path), float_attention.whole.off():
+            want = _call(feeds, outputs, opset, attrs)
+        for threads in (1, 2):
+            with native_backend.use_path(path), native_float.threads(threads), \
+                    recording() as tape:
+                got = _call(feeds, outputs, opset, attrs)
+            assert [program.appenders()[fn][0] for fn, _ in tape] == ["float_attention"]
+            for i, (g, w) in enumerate(zip(got, want, strict=True)):
+                if not (outputs + [""] * 4)[i]:
+                    continue
+                assert g is not None and w is not None
+                where = f"output {i} {path} {threads} threads"
+                assert g.shape == w.shape and g.dtype == w.dtype, where
+                bits = np.dtype(f"u{w.dtype.itemsize}")
+                np.testing.assert_array_equal(g.view(bits), w.view(bits), err_msg=where)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(), specials=st.booleans())
+def test_native_node_equals_the_loop(
+        case: tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]],
+        specials: bool) -> None:
+    feeds, outputs, attrs = case
+    if specials:                                 # NaNs of any payload, infinities, -0
+        rng = np.random.default_rng(7)
+        for name in ("q", "k", "v", "attn_mask", "past_key"):
+            x = feeds.get(name)
+            if x is None or x.dtype == np.bool_:
+                continue
+            x = feeds[name] = x.copy()
+            u = rng.random(x.shape)
+            bits = np.dtype(f"u{x.itemsize}")
+            exponent, keep = (0x7F800000, 0x807FFFFF) if x.itemsize == 4 else (0x7C00, 0x83FF)
+            raw = rng.integers(1, 1 << (8 * x.itemsize), x.shape).astype(bits)
+            nan = (raw & bits.type(keep)) | bits.type(exponent | 1)    # any sign and payload
+            x[u < 0.03] = nan.view(x.dtype)[u < 0.03]
+            x[(u > 0.03) & (u < 0.05)] = np.inf
+            x[(u > 0.05) & (u < 0.06)] = -0.0
+    opset = 24 if feeds.get("nonpad_kv_seqlen") is not None else 23
+    _assert_native_is_the_loop(feeds, outputs, opset, attrs)
+
+
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
          ) -> dict[str, np.ndarray | None]:
     rng = np.random.default_rng(0)
@@ -246,3 +307,51 @@ def test_refusals_name_the_node(change: str) -> None:
     given_feeds = {n: v for n, v in feeds.items() if v is not None}
     with pytest.raises(UnsupportedOpError, match="Attention.*attn0|attn0.*Attention"):
         lowp.Session(model, backend="reference").run(given_feeds)
+
+
+def _replayed(session: lowp.Session, feeds: dict[str, np.ndarray]) -> list[int]:
+    """Steps per native Program of the session's one feed signature, after three runs."""
+    for _ in range(3):
+        session.run(dict(feeds))
+    assert session._replayer is not None
+    (signature,) = session._replayer._ready
+    return session._replayer.programs(signature)
+
+
+@pytest.mark.parametrize("four_d", [False, True])
+def test_the_node_replays_as_one_program(four_d: bool) -> None:
+    """A float32 node with a boolean mask, past keys and values and the Q·Kᵀ output is one
+    step of the session's Program (one native call a run), equal to ONNX Runtime."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 3, 5)).astype(np.float32)
+    v = rng.standard_normal((2, 2, 3, 6)).astype(np.float32)
+    if not four_d:
+        q, k, v = (x.transpose(0, 2, 1, 3).reshape(2, 3, -1) for x in (q, k, v))
+    feeds: dict[str, np.ndarray | None] = {
+        "q": q, "k": k, "v": v, "attn_mask": rng.random((2, 1, 3, 7)) < 0.7,
+        "past_key": rng.standard_normal((2, 2, 4, 5)).astype(np.float32),
+        "past_value": rng.standard_normal((2, 2, 4, 6)).astype(np.float32)}
+    model = attention_model(feeds, ["y", "present_key", "present_value", "qk"], is_causal=1,
+                            q_num_heads=4, kv_num_heads=2, qk_matmul_output_mode=2)
+    given_feeds = {n: x for n, x in feeds.items() if x is not None}
+    session = lowp.Session(model, backend="native", threads=2)
+    assert _replayed(session, given_feeds) == [1]
+    assert_onnxruntimes_bits(model, feeds, backends=("native",))
+
+
+def test_a_replayed_nonpad_length_out_of_range_is_the_nodes_error() -> None:
+    """nonpad_kv_seqlen is read as the Program runs: a value past the keys sends the step
+    the plain way, which names it."""
+    feeds = _qkv(batch=2, seq=4)
+    feeds.update(attn_mask=None, past_key=None, past_value=None,
+                 nonpad_kv_seqlen=np.array([4, 2], np.int64))
+    model = attention_model(feeds, ["y"], opset=24, is_causal=1)
+    model.graph.node[0].name = "attn0"
+    given_feeds = {n: x for n, x in feeds.items() if x is not None}
+    session = lowp.Session(model, backend="native")
+    assert _replayed(session, given_feeds) == [1]
+    want = onnxruntime_run(model, given_feeds)[0]
+    np.testing.assert_array_equal(session.run(dict(given_feeds))["y"], want)
+    with pytest.raises(NodeError, match="attn0.*nonpad_kv_seqlen|nonpad_kv_seqlen.*attn0"):
+        session.run(dict(given_feeds, nonpad_kv_seqlen=np.array([5, 2], np.int64)))

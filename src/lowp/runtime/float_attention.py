@@ -2,7 +2,8 @@
 computes it
 (docs/operators.md, (O303)): per batch entry and query head, one MLAS SGEMM of the scaled
 Q·Kᵀ (the mask preloaded into C and accumulated onto), MLAS's softmax of its rows, and one
-MLAS SGEMM of the probabilities by V."""
+MLAS SGEMM of the probabilities by V; natively the whole node is one call
+(native_float.attention, (O311)), this loop its reference."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from lowp import libm, mlas_sgemm, ort_math
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
+from lowp.runtime.switch import Switch
 
 _F = np.float32
+#: On: a node runs as one native call where it can; `whole.off()` runs the loop below (its
+#: SGEMMs and softmaxes still native), the reference the native call is tested against.
+whole = Switch()
 
 
 def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
@@ -29,13 +34,10 @@ def _heads(x: np.ndarray, num_heads: int, name: str) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], num_heads, -1).transpose(0, 2, 1, 3)
 
 
-def _mask_slices(attn_mask: np.ndarray | None, seq: int, total: int, q_heads: int,
-                 batch: int, dtype: np.dtype) -> np.ndarray | None:
-    """attn_mask as additive (mask batch, mask heads, seq, total) float32 values of `dtype`
-    (the inputs'): a boolean mask is 0 where true, the lowest `dtype` value where false.
-    None: no mask."""
-    if attn_mask is None:
-        return None
+def _mask_shape(attn_mask: np.ndarray, seq: int, total: int, q_heads: int, batch: int,
+                dtype: np.dtype) -> tuple[int, ...]:
+    """attn_mask's shape as (mask batch, mask heads, seq, total), checked against what ONNX
+    Runtime reads (and its type against the inputs' `dtype`)."""
     if not 2 <= attn_mask.ndim <= 4:
         raise NodeError(f"Attention: attn_mask must be 2-D to 4-D, got shape "
                         f"{list(attn_mask.shape)}")
@@ -45,12 +47,22 @@ def _mask_slices(attn_mask: np.ndarray | None, seq: int, total: int, q_heads: in
                           f"runs masks of shape [{seq}, {total}] with leading axes 1, "
                           f"{q_heads} heads or {batch} batch entries, as ONNX Runtime "
                           "reads them")
+    if attn_mask.dtype not in (np.bool_, dtype):
+        raise NodeError(f"Attention: attn_mask of type {attn_mask.dtype} with inputs of type "
+                        f"{dtype}")
+    return shape
+
+
+def _mask_slices(attn_mask: np.ndarray | None, shape: tuple[int, ...],
+                 dtype: np.dtype) -> np.ndarray | None:
+    """attn_mask as additive (mask batch, mask heads, seq, total) float32 values of `dtype`
+    (the inputs'): a boolean mask is 0 where true, the lowest `dtype` value where false.
+    None: no mask."""
+    if attn_mask is None:
+        return None
     if attn_mask.dtype == np.bool_:
         return np.where(attn_mask.reshape(shape), _F(0), _F(np.finfo(dtype).min))
-    if attn_mask.dtype == dtype:
-        return np.asarray(attn_mask.reshape(shape), _F)
-    raise NodeError(f"Attention: attn_mask of type {attn_mask.dtype} with inputs of type "
-                    f"{dtype}")
+    return np.asarray(attn_mask.reshape(shape), _F)
 
 
 def _batch_mask(base: np.ndarray | None, b: int, causal: bool, offset: int, seq: int,
@@ -89,6 +101,28 @@ def _softmax(s: np.ndarray) -> np.ndarray:
     return np.array(p) if p is not None else ort_math.softmax_rows(s)
 
 
+def _native(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+            past: tuple[np.ndarray, np.ndarray] | None, attn_mask: np.ndarray | None,
+            valid: np.ndarray | None, shape: native_float.AttentionShape,
+            flags: native_float.AttentionFlags) -> tuple[np.ndarray | None, ...] | None:
+    """The node's outputs by one native call (native_float.attention, (O311)), None where
+    it does not run natively. float32 operands are read where they are; float16 ones
+    widened to float32 first (each step rounded to float16 inside) and the results
+    narrowed."""
+    def wide(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, _F)
+
+    mask = None if attn_mask is None else np.ascontiguousarray(attn_mask) \
+        if attn_mask.dtype == np.bool_ else wide(attn_mask)
+    out = native_float.attention(
+        wide(q), wide(k), wide(v), None if past is None else (wide(past[0]), wide(past[1])),
+        mask, None if valid is None else np.ascontiguousarray(valid), shape, flags)
+    if out is None or not flags.half:
+        return out
+    with np.errstate(over="ignore"):
+        return tuple(None if x is None else x.astype(np.float16) for x in out)
+
+
 @register
 def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray | None = None,
               past_key: np.ndarray | None = None, past_value: np.ndarray | None = None,
@@ -96,7 +130,7 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
               kv_num_heads: int = 0, q_num_heads: int = 0, qk_matmul_output_mode: int = 0,
               scale: float | None = None, softcap: float = 0.0, softmax_precision: int = 0,
               outputs: tuple[bool, ...] = (True,), opset: int = 23,
-              **_: Any) -> tuple[np.ndarray, ...]:
+              **_: Any) -> tuple[np.ndarray | None, ...]:
     """softmax(scale * Q·Kᵀ + mask)·V per batch entry and query head; query head i reads
     key/value head i * kv_heads // q_heads. `outputs`: which of the node's outputs exist
     (Y, present_key, present_value, qk)."""
@@ -146,8 +180,6 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
                             f"{list(past_value.shape)} do not fit")
         if past_key.dtype != dtype or past_value.dtype != dtype:
             raise NodeError(f"Attention: past_key and past_value must be {dtype} like Q")
-        kh = np.concatenate([past_key, kh], axis=2)
-        vh = np.concatenate([past_value, vh], axis=2)
     total = past + kv_seq
     valid = None
     if nonpad_kv_seqlen is not None:
@@ -164,7 +196,8 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
         raise unsupported("Attention", "an empty key sequence")
     # the decode step (one query after a past) sees every position: no causal pattern
     causal = bool(is_causal) and not (seq == 1 and past > 0)
-    base = _mask_slices(attn_mask, seq, total, nq, batch, dtype)
+    mask_shape = None if attn_mask is None else \
+        _mask_shape(attn_mask, seq, total, nq, batch, dtype)
     mode = int(qk_matmul_output_mode) if outputs[3] else -1
     if outputs[3] and mode not in (0, 1, 2, 3):
         raise NodeError(f"Attention: qk_matmul_output_mode must be 0 to 3, got {mode}")
@@ -174,15 +207,32 @@ def Attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_mask: np.ndarray
     cap = _F(dtype.type(softcap))
     low = _F(np.finfo(dtype).min)                # ONNX Runtime's masked value
     half = dtype == np.float16
-    # float16: every stage in float32 (MLAS's SGEMM on the widened operands, the softmax
-    # of the widened scores), its result rounded to float16 as ONNX Runtime stores it
-    rounded = (lambda x: x.astype(np.float16).astype(_F)) if half else (lambda x: x)
-    qh, kh, vh = (x.astype(_F, copy=False) for x in (qh, kh, vh))
     # K's and V's leading dimensions as MLAS reads them: a 3-D input in place (its rows
     # hold every head) unless the node outputs its present copy, which is read instead
     k_ld = head * (nkv if q.ndim == 3 and not outputs[1] else 1)
     v_ld = v_head * (nkv if q.ndim == 3 and not outputs[2] else 1)
     y_ld = v_head * (nq if q.ndim == 3 else 1)
+    # (a softcap that rounds to 0 in the inputs' type stays in the loop)
+    if whole and q.size and (cap or not softcap):
+        mask_batch, mask_heads = (1, 1) if mask_shape is None else mask_shape[:2]
+        shape = native_float.AttentionShape(batch, nq, nkv, seq, kv_seq, past, head, v_head,
+                                            mask_batch, mask_heads, q.ndim == 3)
+        flags = native_float.AttentionFlags(
+            float(scale_f), float(cap) if softcap else 0.0, float(low), mode, causal, fold,
+            half, k_ld == 1, v_ld * y_ld == 1, bool(outputs[1] or outputs[2]))
+        pasts = None if past_key is None or past_value is None or not past else \
+            (past_key, past_value)
+        native = _native(q, k, v, pasts, attn_mask, valid, shape, flags)
+        if native is not None:
+            return native
+    if past_key is not None and past_value is not None:
+        kh = np.concatenate([past_key, kh], axis=2)
+        vh = np.concatenate([past_value, vh], axis=2)
+    base = _mask_slices(attn_mask, mask_shape or (), dtype)
+    # float16: every stage in float32 (MLAS's SGEMM on the widened operands, the softmax
+    # of the widened scores), its result rounded to float16 as ONNX Runtime stores it
+    rounded = (lambda x: x.astype(np.float16).astype(_F)) if half else (lambda x: x)
+    qh, kh, vh = (x.astype(_F, copy=False) for x in (qh, kh, vh))
     y = np.empty((batch, nq, seq, v_head), _F)
     qk = np.empty((batch, nq, seq, total), _F)
     with np.errstate(all="ignore"):              # inf and NaN pass on as in MLAS

@@ -684,6 +684,96 @@ def instance_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray,
     return y
 
 
+_ATTENTION_DIMS: dict[tuple[int, ...], np.ndarray] = {}
+
+
+class AttentionShape(NamedTuple):
+    """The sizes of one Attention node (lowp.runtime.float_attention): Q (batch, heads, seq,
+    head), K (kv_heads, kv_seq), V's head size, the past length and the mask's leading
+    axes (1 or batch, 1 or heads); `three_d`: Q, K, V (and Y) are (batch, sequence,
+    heads * head size)."""
+
+    batch: int
+    heads: int
+    kv_heads: int
+    seq: int
+    kv_seq: int
+    past: int
+    head: int
+    v_head: int
+    mask_batch: int
+    mask_heads: int
+    three_d: bool
+
+
+class AttentionFlags(NamedTuple):
+    """How lowp.runtime.float_attention computes a node: its scale, softcap (0: none),
+    masked value, qk_matmul_output_mode (-1: no Q·Kᵀ output), causal pattern, mask folded
+    into the product, float16 rounding of each step, MLAS's unit leading dimensions of K
+    and of V times Y, and whether the present outputs are made."""
+
+    scale: float
+    softcap: float
+    low: float
+    mode: int
+    causal: bool
+    fold: bool
+    half: bool
+    k_unit_ld: bool
+    v_unit_ld: bool
+    presents: bool
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+              past: tuple[np.ndarray, np.ndarray] | None, mask: np.ndarray | None,
+              valid: np.ndarray | None, shape: AttentionShape, flags: AttentionFlags
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
+                         np.ndarray | None] | None:
+    """(Y, present K, present V, Q·Kᵀ output) of one Attention node by one native call,
+    bit for bit with lowp.runtime.float_attention's loop (float32 operands, C-contiguous;
+    `mask`: float32 additive or boolean, (mask_batch, mask_heads, seq, total); `valid`:
+    nonpad_kv_seqlen as int64), or None (then also for a nonpad_kv_seqlen value out of
+    range, which the kernel reads as it runs). The (batch, head) pairs are split over the
+    session's threads."""
+    ext = _has(_usable("Attention", q), "float_attention")
+    arrays = (k, v) + (past or ()) + ((mask,) if mask is not None and mask.dtype != np.bool_
+                                      else ())
+    if ext is None or any(a.dtype != np.float32 for a in arrays) or (
+            valid is not None and valid.dtype != np.int64):
+        return None
+    if not all(a.flags.c_contiguous for a in (q, *arrays)):
+        return None
+    s = shape
+    total = s.past + s.kv_seq
+    key = s[:10]
+    dims = _ATTENTION_DIMS.get(key)
+    if dims is None:
+        if len(_ATTENTION_DIMS) > 256:
+            _ATTENTION_DIMS.clear()
+        dims = _ATTENTION_DIMS[key] = np.array(key, np.int64)
+    y = _empty((s.batch, s.seq, s.heads * s.v_head) if s.three_d
+               else (s.batch, s.heads, s.seq, s.v_head))
+    present_k = _empty((s.batch, s.kv_heads, total, s.head)) if flags.presents else None
+    present_v = _empty((s.batch, s.kv_heads, total, s.v_head)) if flags.presents else None
+    qk = _empty((s.batch, s.heads, s.seq, total)) if flags.mode >= 0 else None
+    status = _empty((1,), np.int64)
+    if status.dtype != np.int64:
+        return None
+    floats = mask if mask is not None and mask.dtype != np.bool_ else None
+    bools = mask.reshape(-1).view(np.uint8) if mask is not None and floats is None else None
+    call(ext.float_attention, q.reshape(-1), k.reshape(-1), v.reshape(-1),
+         None if past is None else past[0].reshape(-1),
+         None if past is None else past[1].reshape(-1),
+         None if floats is None else floats.reshape(-1), bools,
+         None if valid is None else valid.reshape(-1), y.reshape(-1),
+         None if present_k is None else present_k.reshape(-1),
+         None if present_v is None else present_v.reshape(-1),
+         None if qk is None else qk.reshape(-1), dims, s.three_d, flags.scale,
+         flags.softcap, flags.low, flags.mode, flags.causal, flags.fold, flags.half,
+         flags.k_unit_ld, flags.v_unit_ld, _threads, status)
+    return None if status[0] else (y, present_k, present_v, qk)
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..

@@ -44,7 +44,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
               "float_conv_transpose_direct", "cast_half", "float_floor",
-              "matmul_nbits", "qlstm")
+              "matmul_nbits", "qlstm", "float_attention")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",

@@ -100,7 +100,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
                           "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
-                          "InstanceNormalization"})
+                          "InstanceNormalization", "Attention"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
@@ -1288,8 +1288,9 @@ def _contiguous_memory(v: np.ndarray) -> np.ndarray | None:
 def _retried(fn: object) -> bool:
     """A call whose kernel reports in its last argument (a status array) that its run-time
     values are outside what it computes: set_slice, scatter_nd (an index out of range,
-    which the plain way raises), whose step then runs the plain way."""
-    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd")
+    which the plain way raises), float_attention (a nonpad_kv_seqlen value out of range),
+    whose step then runs the plain way."""
+    return getattr(fn, "__name__", "") in ("set_slice", "scatter_nd", "float_attention")
 
 
 def _status(args: tuple[object, ...]) -> np.ndarray:

@@ -1,0 +1,270 @@
+// Driver layer: ONNX Attention per (batch, query head) task (float_attention.h), in the order
+// of lowp.runtime.float_attention's loop, with the existing SGEMM (run_mlas_sgemm, one
+// thread) and softmax (the active path's softmax_rows). Plain float operations only (the
+// build's -ffp-contract=off; the NaN order written out where two NaNs may meet), so one
+// portable translation unit serves every path.
+#include "float_attention.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "float_kernels.h"
+#include "float_nan.h"
+#include "threadpool.h"
+
+namespace lowp {
+namespace {
+
+// x[0 .. n) rounded to float16 and back (float16 inputs: ONNX Runtime stores each step's
+// result as float16): vcvtps2ph to nearest even and vcvtph2ps on every value, as numpy's
+// astype rounds the reference's (the values here come out of arithmetic, so any NaN is
+// quiet, and keeps its sign and top payload bits either way; not cast_half.h's conversions,
+// which mirror ONNX Runtime's Cast and its C++ tail)
+__attribute__((target("avx,f16c"))) void round_half(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                            _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i)
+    x[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT)));
+}
+
+// The buffers of one worker: the scores and the probabilities.
+struct Scratch {
+  std::vector<float> s, p;
+};
+
+// present = past then the input's rows, per (batch, kv head); `width` floats a row
+void concat_present(const AttentionArgs& a, const float* past, const float* x, int64_t width,
+                    float* present) {
+  const int64_t total = a.past + a.kv_seq;
+  // the input's row t of kv head h in batch b
+  const int64_t xb = a.kv_seq * a.kv_heads * width, xh = a.three_d ? width : a.kv_seq * width,
+                xt = a.three_d ? a.kv_heads * width : width;
+  for (int64_t b = 0; b < a.batch; ++b)
+    for (int64_t h = 0; h < a.kv_heads; ++h) {
+      float* to = present + (b * a.kv_heads + h) * total * width;
+      if (a.past > 0)
+        std::memcpy(to, past + (b * a.kv_heads + h) * a.past * width,
+                    size_t(a.past * width) * sizeof(float));
+      for (int64_t t = 0; t < a.kv_seq; ++t)
+        std::memcpy(to + (a.past + t) * width, x + b * xb + h * xh + t * xt,
+                    size_t(width) * sizeof(float));
+    }
+}
+
+// Batch entry b's mask for query head h into m (seq x total): the attention mask's slice
+// (0 or low for a boolean one), then the causal pattern (t > offset + s set to low; zeros
+// first without a mask), where there is a mask (`masked`). hidden[s]: row s is hidden whole
+// (each position's value at most low, a NaN not, or at or past `end`).
+void head_mask(const AttentionArgs& a, int64_t b, int64_t h, bool masked, float* m,
+               uint8_t* hidden) {
+  const int64_t total = a.past + a.kv_seq, n = a.seq * total;
+  const int64_t end = a.valid != nullptr ? a.valid[b] : total;
+  const int64_t slice = ((a.mask_batch == 1 ? 0 : b) * a.mask_heads +
+                         (a.mask_heads == 1 ? 0 : h)) * n;
+  if (a.mask != nullptr) {
+    std::memcpy(m, a.mask + slice, size_t(n) * sizeof(float));
+  } else if (a.bool_mask != nullptr) {
+    for (int64_t i = 0; i < n; ++i) m[i] = a.bool_mask[slice + i] ? 0.0f : a.low;
+  } else if (a.causal) {
+    std::fill_n(m, n, 0.0f);
+  }
+  if (a.causal) {
+    const int64_t offset = a.valid != nullptr ? end - a.seq : a.past;
+    for (int64_t s = 0; s < a.seq; ++s)
+      std::fill(m + s * total + std::clamp<int64_t>(s + offset + 1, 0, total),
+                m + (s + 1) * total, a.low);
+  }
+  for (int64_t s = 0; s < a.seq; ++s) {
+    bool all = true;
+    for (int64_t t = 0; all && t < total; ++t)
+      all = (masked && m[s * total + t] <= a.low) || (a.valid != nullptr && t >= end);
+    hidden[s] = all;
+  }
+}
+
+// The masks of a node, made once before the (batch, head) tasks: one slice (and its hidden
+// rows) per batch entry where the mask or nonpad_kv_seqlen differs between entries, per
+// head where the mask does.
+struct Masks {
+  bool masked = false, any_hidden = false;
+  int64_t batches = 1, heads = 1;
+  std::vector<float> m;
+  std::vector<uint8_t> hidden;
+
+  Masks(const AttentionArgs& a, int threads) {
+    masked = a.mask != nullptr || a.bool_mask != nullptr || a.causal;
+    any_hidden = masked || a.valid != nullptr;
+    if (!any_hidden) return;
+    batches = a.mask_batch != 1 || a.valid != nullptr ? a.batch : 1;
+    heads = a.mask != nullptr || a.bool_mask != nullptr ? a.mask_heads : 1;
+    const int64_t n = a.seq * (a.past + a.kv_seq), slices = batches * heads;
+    if (masked) m.resize(size_t(slices * n));
+    hidden.resize(size_t(slices * a.seq));
+    const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, slices)));
+    ThreadPool::instance().run(workers, [&](int t) {
+      for (int64_t i = t; i < slices; i += workers)
+        head_mask(a, i / heads, i % heads, masked, masked ? m.data() + i * n : nullptr,
+                  hidden.data() + i * a.seq);
+    });
+  }
+  // the slice of batch entry b and query head h
+  int64_t index(int64_t b, int64_t h) const {
+    return (batches == 1 ? 0 : b) * heads + (heads == 1 ? 0 : h);
+  }
+};
+
+// The two products of batch entry b and query head h (their A, B, shape and flags; C and
+// the mask set by the caller): scale * Q·Kᵀ and P·V, K and V of key/value head
+// h * kv_heads / heads read from the present copies, else from the inputs in place.
+SgemmArgs scores_product(const AttentionArgs& a, int64_t b, int64_t h) {
+  const int64_t total = a.past + a.kv_seq, hk = h * a.kv_heads / a.heads;
+  SgemmArgs g;
+  g.a = a.q + b * a.seq * a.heads * a.head + h * (a.three_d ? a.head : a.seq * a.head);
+  g.sa_m = a.three_d ? a.heads * a.head : a.head, g.sa_k = 1;
+  if (a.present_k != nullptr) {
+    g.b = a.present_k + (b * a.kv_heads + hk) * total * a.head, g.sb_n = a.head;
+  } else {
+    g.b = a.k + b * a.kv_seq * a.kv_heads * a.head +
+          hk * (a.three_d ? a.head : a.kv_seq * a.head);
+    g.sb_n = a.three_d ? a.kv_heads * a.head : a.head;
+  }
+  g.sb_k = 1;
+  g.m = a.seq, g.k = a.head, g.n = total;
+  g.alpha = a.scale, g.trans_b = true, g.unit_ldb = a.k_unit_ld;
+  return g;
+}
+
+SgemmArgs values_product(const AttentionArgs& a, int64_t b, int64_t h) {
+  const int64_t total = a.past + a.kv_seq, hk = h * a.kv_heads / a.heads;
+  SgemmArgs o;
+  o.sa_m = total, o.sa_k = 1;
+  if (a.present_v != nullptr) {
+    o.b = a.present_v + (b * a.kv_heads + hk) * total * a.v_head, o.sb_k = a.v_head;
+  } else {
+    o.b = a.v + b * a.kv_seq * a.kv_heads * a.v_head +
+          hk * (a.three_d ? a.v_head : a.kv_seq * a.v_head);
+    o.sb_k = a.three_d ? a.kv_heads * a.v_head : a.v_head;
+  }
+  o.sb_n = 1;
+  o.m = a.seq, o.k = total, o.n = a.v_head;
+  o.unit_ldb = a.v_unit_ld;
+  return o;
+}
+
+// Kᵀ's and V's panels packed once per (batch entry, key/value head) where query heads share
+// a key/value head (each product would pack the same panels itself: the same values, as a
+// constant B's panels packed beforehand)
+struct SharedPanels {
+  SgemmPanels kp, vp;
+  std::vector<float> k, v;
+
+  SharedPanels(const AttentionArgs& a, int threads) {
+    if (a.heads == a.kv_heads) return;
+    const int64_t pairs = a.batch * a.kv_heads, group = a.heads / a.kv_heads;
+    kp = sgemm_panels(scores_product(a, 0, 0));
+    vp = sgemm_panels(values_product(a, 0, 0));
+    k.resize(size_t(pairs * kp.floats)), v.resize(size_t(pairs * vp.floats));
+    const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, pairs)));
+    ThreadPool::instance().run(workers, [&](int t) {
+      for (int64_t i = t; i < pairs; i += workers) {
+        const int64_t b = i / a.kv_heads, h = i % a.kv_heads * group;
+        if (kp.floats > 0) pack_sgemm_panels(scores_product(a, b, h), kp, k.data() + i * kp.floats);
+        if (vp.floats > 0) pack_sgemm_panels(values_product(a, b, h), vp, v.data() + i * vp.floats);
+      }
+    });
+  }
+  // g reads the panels of batch entry b's key/value head hk
+  static void use(SgemmArgs& g, const SgemmPanels& p, const std::vector<float>& all,
+                  int64_t i) {
+    if (p.floats <= 0 || all.empty()) return;
+    g.panels = all.data() + i * p.floats;
+    g.panels_stride_k = p.stride_k, g.panels_width = p.width;
+  }
+};
+
+// One (batch entry, query head): lowp.runtime.float_attention's loop body.
+void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks,
+            const SharedPanels& panels, int64_t b, int64_t h, Scratch& w) {
+  const int64_t total = a.past + a.kv_seq, n = a.seq * total;
+  const int64_t pair = b * a.kv_heads + h * a.kv_heads / a.heads;
+  const int64_t end = a.valid != nullptr ? a.valid[b] : total;
+  float *s = w.s.data(), *p = w.p.data();
+  const bool has_mask = masks.masked, any_hidden = masks.any_hidden;
+  const int64_t slice = masks.index(b, h);
+  const float* m = has_mask ? masks.m.data() + slice * n : nullptr;
+  const uint8_t* hidden = any_hidden ? masks.hidden.data() + slice * a.seq : nullptr;
+  // S = scale * Q·Kᵀ (+ the mask as C)
+  SgemmArgs g = scores_product(a, b, h);
+  SharedPanels::use(g, panels.kp, panels.k, pair);
+  g.c = s, g.ldc = total;
+  if (has_mask && a.fold) g.init = m, g.si_m = total, g.si_n = 1;
+  run_mlas_sgemm(g, 1);
+  if (a.half) round_half(s, n);
+  float* qk = a.qk != nullptr ? a.qk + (b * a.heads + h) * n : nullptr;
+  if (a.mode == 0) std::memcpy(qk, s, size_t(n) * sizeof(float));
+  if (a.softcap != 0.0f) {  // MlasComputeSoftcap: the C library's tanhf
+    for (int64_t i = 0; i < n; ++i) s[i] = ::tanhf(s[i] / a.softcap) * a.softcap;
+    if (a.half) round_half(s, n);
+  }
+  if (a.mode == 1) std::memcpy(qk, s, size_t(n) * sizeof(float));
+  if (has_mask && !a.fold) {  // MlasEltwiseAdd (mask + scores); float16: scores + mask
+    for (int64_t i = 0; i < n; ++i)
+      s[i] = a.half ? first_nan_add(s[i], m[i]) : first_nan_add(m[i], s[i]);
+    if (a.half) round_half(s, n);
+  }
+  if (a.valid != nullptr)
+    for (int64_t r = 0; r < a.seq; ++r) std::fill(s + r * total + end, s + (r + 1) * total, a.low);
+  if (a.mode == 2) std::memcpy(qk, s, size_t(n) * sizeof(float));
+  fk.softmax_rows(s, p, a.seq, total, false);
+  if (a.half) round_half(p, n);
+  if (any_hidden)
+    for (int64_t r = 0; r < a.seq; ++r)
+      if (hidden[r]) std::fill_n(p + r * total, total, 0.0f);
+  if (a.mode == 3) std::memcpy(qk, p, size_t(n) * sizeof(float));
+  // Y = P·V into the output's rows
+  SgemmArgs o = values_product(a, b, h);
+  SharedPanels::use(o, panels.vp, panels.v, pair);
+  o.a = p;
+  const int64_t y_s = a.three_d ? a.heads * a.v_head : a.v_head;
+  o.c = a.y + b * a.seq * a.heads * a.v_head + h * (a.three_d ? a.v_head : a.seq * a.v_head);
+  o.ldc = y_s;
+  run_mlas_sgemm(o, 1);
+  if (a.half)
+    for (int64_t r = 0; r < a.seq; ++r) round_half(o.c + r * y_s, a.v_head);
+}
+
+}  // namespace
+
+bool run_float_attention(const AttentionArgs& a, int threads) {
+  const int64_t total = a.past + a.kv_seq;
+  if (a.valid != nullptr)
+    for (int64_t b = 0; b < a.batch; ++b)
+      if (a.valid[b] < 0 || a.valid[b] > total) return false;
+  if (a.present_k != nullptr) concat_present(a, a.past_k, a.k, a.head, a.present_k);
+  if (a.present_v != nullptr) concat_present(a, a.past_v, a.v, a.v_head, a.present_v);
+  const int64_t tasks = a.batch * a.heads;
+  if (tasks <= 0 || a.seq <= 0 || total <= 0) return true;
+  const FloatKernels& fk = active_float_kernels();
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, tasks)));
+  const Masks masks(a, threads);
+  const SharedPanels panels(a, threads);
+  std::atomic<int64_t> next{0};
+  const size_t n = size_t(a.seq * total);
+  ThreadPool::instance().run(threads, [&](int) {
+    Scratch w;
+    w.s.resize(n), w.p.resize(n);
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
+      attend(a, fk, masks, panels, t / a.heads, t % a.heads, w);
+  });
+  return true;
+}
+
+}  // namespace lowp
