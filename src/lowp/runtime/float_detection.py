@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lowp.errors import NodeError
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
 # --- NonMaxSuppression ------------------------------------------------------------------
@@ -155,7 +156,8 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
                       score_threshold: np.ndarray | None = None, *,
                       center_point_box: int = 0, **_: Any) -> np.ndarray:
     """(selected, 3) int64 rows (batch, class, box), batch by batch and class by class, each
-    class's boxes in the order they were kept ((O242), (O243))."""
+    class's boxes in the order they were kept ((O242), (O243)); natively
+    `native_float.non_max_suppression` ((O313)), this numpy selection its reference."""
     if boxes.dtype != np.float32 or scores.dtype != np.float32:
         raise unsupported("NonMaxSuppression", f"{boxes.dtype} boxes or {scores.dtype} "
                           "scores: ONNX Runtime runs it on float32 only")
@@ -178,6 +180,11 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
     rows: list[tuple[int, int, int]] = []
     if limit == 0:
         return np.zeros((0, 3), np.int64)
+    native = native_float.non_max_suppression(
+        boxes, scores, limit, iou, None if floor is None else np.float32(floor),
+        center_point_box)
+    if native is not None:
+        return native
     for b in range(boxes.shape[0]):
         corners = _corners(boxes[b], center_point_box)
         for c in range(scores.shape[1]):

@@ -684,6 +684,26 @@ def instance_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray,
     return y
 
 
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, limit: int,
+                        iou_threshold: np.float32, score_threshold: np.float32 | None,
+                        center_point_box: int) -> np.ndarray | None:
+    """NonMaxSuppression's (selected, 3) int64 rows of float32 boxes (batches, n, 4) and
+    scores (batches, classes, n), bit for bit with lowp.runtime.float_detection's numpy
+    selection ((O242), (O243), (O313)); limit >= 1; or None. Not a recorded call: the row
+    count depends on the values, so a replay could not repeat it."""
+    ext = _has(_usable("NonMaxSuppression", scores), "non_max_suppression")
+    if ext is None or boxes.dtype != np.float32 or limit < 1:
+        return None
+    batches, classes, n = scores.shape
+    out = np.empty(batches * classes * min(limit, n) * 3, np.int64)
+    count = ext.non_max_suppression(
+        np.ascontiguousarray(boxes).reshape(-1), np.ascontiguousarray(scores).reshape(-1),
+        out, batches, classes, n, limit, float(iou_threshold),
+        None if score_threshold is None else float(score_threshold), bool(center_point_box),
+        _threads)
+    return out[:3 * count].reshape(count, 3).copy()
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..

@@ -1,0 +1,43 @@
+// Python bindings of the detection operators: `non_max_suppression` (nms.h) checks the
+// sizes, then runs the selection with the GIL released and returns the number of rows written.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+
+#include "nms.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+void bind_detection(nb::module_& m) {
+  using Floats = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+  using OutRows = nb::ndarray<int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+  m.def(
+      "non_max_suppression",
+      [](Floats boxes, Floats scores, OutRows out, int64_t batches, int64_t classes,
+         int64_t n, int64_t limit, float iou_threshold, std::optional<float> score_threshold,
+         bool center_point_box, int threads) {
+        if (batches < 0 || classes < 0 || n < 0 || limit < 1 ||
+            boxes.size() != size_t(batches * n * 4) ||
+            scores.size() != size_t(batches * classes * n) ||
+            out.size() != size_t(batches * classes * std::min(limit, n) * 3))
+          throw std::invalid_argument(
+              "non_max_suppression needs boxes (batches, n, 4), scores (batches, classes, n), "
+              "limit >= 1 and out of batches * classes * min(limit, n) * 3 values");
+        lowp::NmsArgs a;
+        a.boxes = boxes.data(), a.scores = scores.data(), a.out = out.data();
+        a.batches = batches, a.classes = classes, a.n = n, a.limit = limit;
+        a.iou_threshold = iou_threshold;
+        a.has_score_threshold = score_threshold.has_value();
+        a.score_threshold = score_threshold.value_or(0.0f);
+        a.center_point_box = center_point_box;
+        nb::gil_scoped_release nogil;
+        return lowp::run_nms(a, threads);
+      },
+      "boxes"_a, "scores"_a, "out"_a, "batches"_a, "classes"_a, "n"_a, "limit"_a,
+      "iou_threshold"_a, "score_threshold"_a.none(), "center_point_box"_a, "threads"_a = 1);
+}
