@@ -1,5 +1,6 @@
-// Python bindings of the detection operators: `non_max_suppression` (nms.h) checks the
-// sizes, then runs the selection with the GIL released and returns the number of rows written.
+// Python bindings of the detection operators: `non_max_suppression` (nms.h) returns the
+// number of rows it wrote, `grid_sample` (grid_sample.h) whether the grid was usable; both
+// check the sizes, then run with the GIL released.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -8,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "grid_sample.h"
 #include "nms.h"
 
 namespace nb = nanobind;
@@ -15,6 +17,7 @@ using namespace nb::literals;
 
 void bind_detection(nb::module_& m) {
   using Floats = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+  using OutFloats = nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
   using OutRows = nb::ndarray<int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
   m.def(
       "non_max_suppression",
@@ -40,4 +43,22 @@ void bind_detection(nb::module_& m) {
       },
       "boxes"_a, "scores"_a, "out"_a, "batches"_a, "classes"_a, "n"_a, "limit"_a,
       "iou_threshold"_a, "score_threshold"_a.none(), "center_point_box"_a, "threads"_a = 1);
+  m.def(
+      "grid_sample",
+      [](Floats x, Floats grid, OutFloats y, int64_t n, int64_t c, int64_t h, int64_t w,
+         int64_t points, bool nearest, bool border, bool align_corners, int threads) {
+        if (n < 0 || c < 0 || h < 1 || w < 1 || points < 0 ||
+            x.size() != size_t(n * c * h * w) || grid.size() != size_t(n * points * 2) ||
+            y.size() != size_t(n * c * points))
+          throw std::invalid_argument(
+              "grid_sample needs x (n, c, h, w), grid (n, points, 2) and y (n, c, points)");
+        lowp::GridSampleArgs a;
+        a.x = x.data(), a.grid = grid.data(), a.y = y.data();
+        a.n = n, a.c = c, a.h = h, a.w = w, a.points = points;
+        a.nearest = nearest, a.border = border, a.align_corners = align_corners;
+        nb::gil_scoped_release nogil;
+        return lowp::run_grid_sample(a, threads);
+      },
+      "x"_a, "grid"_a, "y"_a, "n"_a, "c"_a, "h"_a, "w"_a, "points"_a, "nearest"_a, "border"_a,
+      "align_corners"_a, "threads"_a = 1);
 }

@@ -469,7 +469,8 @@ def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
                mode: str | None = None, padding_mode: str = "zeros", opset: int = 16,
                **_: Any) -> np.ndarray:
     """(N, C, *grid spatial): the input sampled at the grid's normalized positions
-    ((O246), (O247))."""
+    ((O246), (O247)); 2-D float32 linear and nearest with zeros or border padding natively,
+    `native_float.grid_sample` ((O314)), this numpy form its reference."""
     if x.dtype not in (np.float32, np.float64):
         raise unsupported("GridSample", f"{x.dtype} input: ONNX Runtime runs it on float32 "
                           "and float64 only")
@@ -493,6 +494,11 @@ def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
         raise NodeError(f"the grid is {grid.dtype}, the input {x.dtype}")
     n, c = x.shape[:2]
     out_sp = grid.shape[1:-1]
+    if n * c * int(np.prod(out_sp)) and kind != "cubic" and padding_mode != "reflection":
+        native = native_float.grid_sample(x, grid, kind == "nearest",
+                                          padding_mode == "border", bool(align_corners))
+        if native is not None:
+            return native
     y = np.zeros((n, c, *out_sp), x.dtype)
     if y.size == 0:
         return y

@@ -704,6 +704,27 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, limit: int,
     return out[:3 * count].reshape(count, 3).copy()
 
 
+def grid_sample(x: np.ndarray, grid: np.ndarray, nearest: bool, border: bool,
+                align_corners: bool) -> np.ndarray | None:
+    """GridSample of float32 x (N, C, H, W) at grid (N, *out, 2), modes linear or nearest,
+    zeros or border padding, bit for bit with lowp.runtime.float_detection's numpy form
+    ((O246), (O247), (O314)): y (N, C, *out); or None (also for a grid the reference
+    refuses, which it then refuses with its own error)."""
+    ext = _has(_usable("GridSample", x), "grid_sample")
+    if ext is None or x.ndim != 4 or grid.dtype != np.float32 or grid.ndim != 4 \
+            or min(x.shape[2:]) < 1:
+        return None
+    n, c, h, w = x.shape
+    out = grid.shape[1:3]
+    # not a recorded call (a grid the reference refuses shows only in its values): a new
+    # array, never a signature's buffer
+    y = np.empty((n, c, *out), np.float32)
+    ok = ext.grid_sample(np.ascontiguousarray(x).reshape(-1),
+                         np.ascontiguousarray(grid).reshape(-1), y.reshape(-1), n, c, h, w,
+                         int(np.prod(out)), nearest, border, align_corners, _threads)
+    return y if ok else None
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..
