@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "float_nan.h"
 #include "grid_sample.h"
 #include "threadpool.h"
 
@@ -75,31 +76,58 @@ inline float at(const float* image, int64_t offset) {
   return offset < 0 ? 0.0f : image[offset];
 }
 
-// `count` planned points of one channel from its plane.
+// The two linear forms of one planned point, with arithmetic A (PlainArithmetic, or
+// FirstNanArithmetic: x86's NaN where two meet, the first operand's, as numpy's and ONNX
+// Runtime's compiled sums hand it on). Plan form: (w11 * p11 + w12 * p12 + w21 * p21) +
+// w22 * p22; nested form: dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22).
+template <typename A>
+inline float plan_form(const Sample& q, const float* image) {
+  const float t1 = A::mul(q.wt[0], at(image, q.at[0])), t2 = A::mul(q.wt[1], at(image, q.at[1]));
+  const float t3 = A::mul(q.wt[2], at(image, q.at[2])), t4 = A::mul(q.wt[3], at(image, q.at[3]));
+  return A::add(A::add(A::add(t1, t2), t3), t4);
+}
+
+template <typename A>
+inline float nested_form(const Sample& q, const float* image) {
+  const float top = A::add(A::mul(q.wt[2], at(image, q.at[0])),
+                           A::mul(q.wt[3], at(image, q.at[1])));
+  const float bottom = A::add(A::mul(q.wt[2], at(image, q.at[2])),
+                              A::mul(q.wt[3], at(image, q.at[3])));
+  return A::add(A::mul(q.wt[0], top), A::mul(q.wt[1], bottom));
+}
+
+// `count` planned points of one channel from its plane; where a result is a NaN, it is
+// computed again with x86's order of NaNs (a plain + or * may have its operands swapped by
+// the compiler), in a second pass only when the first met one
 void channel(const GridSampleArgs& a, const Sample* s, int64_t count, const float* image,
              float* y) {
   if (a.nearest) {
     for (int64_t p = 0; p < count; ++p) y[p] = at(image, s[p].at[0]);
-  } else if (!a.border && !a.align_corners) {
-    // (w11 * p11 + w12 * p12 + w21 * p21) + w22 * p22, +0 where all four are outside
+    return;
+  }
+  const bool plan = !a.border && !a.align_corners;
+  bool nan = false;
+  if (plan) {
     for (int64_t p = 0; p < count; ++p) {
       const Sample& q = s[p];
-      if ((q.at[0] & q.at[1] & q.at[2] & q.at[3]) < 0) {
-        y[p] = 0.0f;
-        continue;
-      }
-      y[p] = ((q.wt[0] * at(image, q.at[0]) + q.wt[1] * at(image, q.at[1])) +
-              q.wt[2] * at(image, q.at[2])) + q.wt[3] * at(image, q.at[3]);
+      // +0 where all four neighbours are outside
+      const float v = (q.at[0] & q.at[1] & q.at[2] & q.at[3]) < 0
+                          ? 0.0f : plan_form<PlainArithmetic>(q, image);
+      nan |= v != v;
+      y[p] = v;
     }
   } else {
-    // dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22)
     for (int64_t p = 0; p < count; ++p) {
-      const Sample& q = s[p];
-      const float top = q.wt[2] * at(image, q.at[0]) + q.wt[3] * at(image, q.at[1]);
-      const float bottom = q.wt[2] * at(image, q.at[2]) + q.wt[3] * at(image, q.at[3]);
-      y[p] = q.wt[0] * top + q.wt[1] * bottom;
+      const float v = nested_form<PlainArithmetic>(s[p], image);
+      nan |= v != v;
+      y[p] = v;
     }
   }
+  if (!nan) return;
+  for (int64_t p = 0; p < count; ++p)
+    if (y[p] != y[p])
+      y[p] = plan ? plan_form<FirstNanArithmetic>(s[p], image)
+                  : nested_form<FirstNanArithmetic>(s[p], image);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lowp.errors import NodeError
+from lowp.ort_math import first_nan_add
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
@@ -425,12 +426,16 @@ def _grid_sample_image(image: np.ndarray, grid: np.ndarray, mode: str, padding: 
             if rank == 2 and padding == "zeros" and not align_corners:
                 return _bilinear_zeros(flat, low, d1, d2, sizes)
 
+            # of two NaNs a 2-D sum hands on the first's, as x86 does (numpy may not);
+            # which one ONNX Runtime's 3-D sums keep is not mirrored
+            add = first_nan_add if rank == 2 else np.add
+
             def lerp(axis: int, prefix: list[np.ndarray]) -> np.ndarray:
                 # dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22), nested
                 if axis == rank:
                     return at(prefix)
-                return (d2[axis] * lerp(axis + 1, prefix + [low[axis]])
-                        + d1[axis] * lerp(axis + 1, prefix + [low[axis] + 1]))
+                return add(d2[axis] * lerp(axis + 1, prefix + [low[axis]]),
+                           d1[axis] * lerp(axis + 1, prefix + [low[axis] + 1]))
             return lerp(0, [])
         y0, x0 = (_to_index(np.floor(p)) - 1 for p in pos)
         dy, dx = (p - o.astype(t) - t(1) for p, o in zip(pos, (y0, x0), strict=True))
@@ -447,7 +452,7 @@ def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray
     """2-D bilinear with zeros padding, not align_corners: ONNX Runtime's sample plan
     (grid_sample.cc PrecomputeBilinearSamplePlan2D, EvaluatePlanForChannel): four weights
     w11 = dy2 * dx2 ..., summed w11 * p11 + w12 * p12 + w21 * p21 + w22 * p22, a point
-    whose four neighbours are all outside is +0."""
+    whose four neighbours are all outside is +0; of two NaNs each sum hands on the first's."""
     (y1, x1), (dy1, dx1), (dy2, dx2) = low, d1, d2
     t = flat.dtype.type
     zero = np.zeros(1, flat.dtype)
@@ -460,7 +465,9 @@ def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray
             idx = np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1)
             corners.append(np.where(inside, flat[:, idx], zero[0]))
     p11, p12, p21, p22 = corners
-    y = (dy2 * dx2) * p11 + (dy2 * dx1) * p12 + (dy1 * dx2) * p21 + (dy1 * dx1) * p22
+    with np.errstate(all="ignore"):
+        terms = [(dy2 * dx2) * p11, (dy2 * dx1) * p12, (dy1 * dx2) * p21, (dy1 * dx1) * p22]
+    y = first_nan_add(first_nan_add(first_nan_add(terms[0], terms[1]), terms[2]), terms[3])
     return np.where(inside_any, y, t(0))
 
 
