@@ -223,7 +223,8 @@ def _roi_samples(start: Any, bin_size: Any, pooled: int, grid: int, size: int,
 def _roi_values(x: np.ndarray, roi: np.ndarray, spatial_scale: float, height: int,
                 width: int, pooled_h: int, pooled_w: int, sampling_ratio: int,
                 half_pixel: bool, mode: str) -> np.ndarray:
-    """One roi's (C, pooled_h, pooled_w) output from its batch image x (C, H, W)."""
+    """One roi's (C, pooled_h, pooled_w) output from its batch image x (C, H, W); avg
+    mode's sums hand on the first operand's NaN where two meet, as ONNX Runtime's."""
     t = x.dtype.type
     offset = t(0.5) if half_pixel else t(0)
     start_w, start_h, end_w, end_h = (t(roi[i] * t(spatial_scale)) - offset for i in range(4))
@@ -264,9 +265,11 @@ def _roi_values(x: np.ndarray, roi: np.ndarray, spatial_scale: float, height: in
         t3 = w3.reshape(shape) * at(y_high, x_low)
         t4 = w4.reshape(shape) * at(y_high, x_high)
         if mode == "avg":
-            terms = ((t1 + t2) + t3) + t4
-            terms[..., 0] += zero                # the sum starts from +0
-            return np.cumsum(terms, axis=-1, dtype=x.dtype)[..., -1] / t(count)
+            terms = first_nan_add(first_nan_add(first_nan_add(t1, t2), t3), t4)
+            total = zero + terms[..., 0]         # the sum starts from +0
+            for k in range(1, count):
+                total = first_nan_add(total, terms[..., k])
+            return total / t(count)
         # ONNX Runtime's max mode: the largest weighted corner, not the interpolated value
         vals = np.where(t1 < t2, t2, t1)
         vals = np.where(vals < t3, t3, vals)
