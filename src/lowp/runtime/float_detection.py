@@ -286,7 +286,8 @@ def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
              output_height: int = 1, output_width: int = 1, sampling_ratio: int = 0,
              spatial_scale: float = 1.0, opset: int = 16, **_: Any) -> np.ndarray:
     """(rois, C, output_height, output_width): each roi's bins averaged (or, mode max, the
-    maximum of) bilinear samples ((O244), (O245))."""
+    maximum of) bilinear samples ((O244), (O245)); float32 natively,
+    `native_float.roi_align` ((O314)), this numpy form its reference."""
     if x.dtype not in (np.float32, np.float64):
         raise unsupported("RoiAlign", f"{x.dtype} input: ONNX Runtime runs it on float32 "
                           "and float64 only")
@@ -314,6 +315,12 @@ def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
         raise NodeError("rois hold NaN or infinity: no sample position (ONNX Runtime "
                         "reads outside the input)")
     n, channels, height, width = x.shape
+    if x.dtype == np.float32 and rois.shape[0] and output_height > 0 and output_width > 0:
+        native = native_float.roi_align(x, rois, batch_indices, output_height, output_width,
+                                        sampling_ratio, spatial_scale, half_pixel,
+                                        mode == "max")
+        if native is not None:
+            return native
     y = np.empty((rois.shape[0], channels, output_height, output_width), x.dtype)
     for r in range(rois.shape[0]):
         y[r] = _roi_values(x[int(batch_indices[r])], rois[r], spatial_scale, height, width,

@@ -725,6 +725,27 @@ def grid_sample(x: np.ndarray, grid: np.ndarray, nearest: bool, border: bool,
     return y if ok else None
 
 
+def roi_align(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, pooled_h: int,
+              pooled_w: int, sampling_ratio: int, spatial_scale: float, half_pixel: bool,
+              max_mode: bool) -> np.ndarray | None:
+    """RoiAlign of float32 x (N, C, H, W) at float32 rois (R, 4) of images batch_indices
+    (R values in [0, N)), finite, bit for bit with lowp.runtime.float_detection's numpy
+    form ((O244), (O245), (O314)): y (R, C, pooled_h, pooled_w); or None (also for a roi
+    whose sample grid is negative on one axis only, which the reference refuses)."""
+    ext = _has(_usable("RoiAlign", x), "roi_align")
+    if ext is None or x.ndim != 4 or rois.dtype != np.float32 or min(x.shape[2:]) < 1:
+        return None
+    n, c, h, w = x.shape
+    # not a recorded call (whether the rois are refused shows only in their values)
+    y = np.empty((rois.shape[0], c, pooled_h, pooled_w), np.float32)
+    ok = ext.roi_align(np.ascontiguousarray(x).reshape(-1),
+                       np.ascontiguousarray(rois).reshape(-1),
+                       np.ascontiguousarray(batch_indices, np.int64).reshape(-1),
+                       y.reshape(-1), n, c, h, w, pooled_h, pooled_w, sampling_ratio,
+                       float(np.float32(spatial_scale)), half_pixel, max_mode, _threads)
+    return y if ok else None
+
+
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
     (0.5 x) (tanh(x ((c x) x + b)) + 1), over the inputs x, c, b, 1, 0.5 (operands -1 ..
