@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import FLOAT_OPS
+from tests.native.helpers import random_nans
 from tests.runtime.node_agreement import assert_node_agrees
 
 pytestmark = pytest.mark.skipif(native_float.kernels() == "none",
@@ -31,14 +32,6 @@ def _both(x: np.ndarray, grid: np.ndarray, attrs: dict[str, object], opset: int,
     return got, want
 
 
-def _nans(rng: np.random.Generator, n: int) -> np.ndarray:
-    """`n` NaNs of random payloads and signs, quiet or signalling."""
-    bits = (rng.integers(1, 1 << 22, n).astype(np.uint32) | np.uint32(0x7F800000)
-            | (rng.integers(0, 2, n).astype(np.uint32) << 31)
-            | (rng.integers(0, 2, n).astype(np.uint32) << 22))
-    return bits.view(np.float32)
-
-
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 2), c=st.integers(1, 4),
        h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(0, 7), ow=st.integers(1, 7),
@@ -52,7 +45,7 @@ def test_native_grid_sample_equals_its_numpy_form(seed, n, c, h, w, oh, ow, mode
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     if specials:
         pick = rng.random(x.shape)
-        x[pick < 0.08] = _nans(rng, int((pick < 0.08).sum()))
+        x[pick < 0.08] = random_nans(rng, int((pick < 0.08).sum()))
         x[(pick >= 0.08) & (pick < 0.12)] = np.inf
         x[(pick >= 0.12) & (pick < 0.16)] = -np.inf
         x[(pick >= 0.16) & (pick < 0.2)] = np.float32(-0.0)
@@ -78,7 +71,7 @@ def test_meeting_nans_as_onnxruntime(padding: str, align: int) -> None:
     rng = np.random.default_rng(7 + align)
     x = rng.choice(np.array([np.inf, -np.inf, 1.0, -0.0, 2.5], np.float32), (1, 3, 4, 5))
     pick = rng.random(x.shape) < 0.35
-    x[pick] = _nans(rng, int(pick.sum()))
+    x[pick] = random_nans(rng, int(pick.sum()))
     grid = (np.round(rng.uniform(-1.2, 1.2, (1, 6, 7, 2)) * 3) / 3).astype(np.float32)
     attrs = {"mode": "bilinear", "padding_mode": padding, "align_corners": align}
     for threads in (1, 2):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lowp.errors import NodeError
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import FLOAT_OPS
-from tests.native.test_grid_sample import _nans
+from tests.native.helpers import random_nans
 from tests.runtime.node_agreement import assert_node_agrees
 
 pytestmark = pytest.mark.skipif(native_float.kernels() == "none",
@@ -37,7 +37,7 @@ def test_native_roi_align_equals_its_numpy_form(seed, n, c, h, w, r, out, sampli
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     if specials:
         pick = rng.random(x.shape)
-        x[pick < 0.1] = _nans(rng, int((pick < 0.1).sum()))
+        x[pick < 0.1] = random_nans(rng, int((pick < 0.1).sum()))
         x[(pick >= 0.1) & (pick < 0.15)] = np.inf
         x[(pick >= 0.15) & (pick < 0.2)] = -np.inf
         x[(pick >= 0.2) & (pick < 0.25)] = np.float32(-0.0)
