@@ -2239,6 +2239,7 @@ void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh
 }  // namespace
 
 void bind_tree_ensemble(nb::module_& m);   // tree_ensemble_bindings.cpp
+void bind_detection(nb::module_& m);       // detection_bindings.cpp
 
 NB_MODULE(_native, m) {
   m.doc() = "lowp native core: int8 GEMM / convolution microkernels with runtime dispatch";
@@ -2257,6 +2258,7 @@ NB_MODULE(_native, m) {
 #endif
   m.def("max_threads", &lowp::ThreadPool::max_threads);
   bind_tree_ensemble(m);
+  bind_detection(m);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
   // a Loop's iterations with its body as Programs (program.h run_loop); the arrays are byte

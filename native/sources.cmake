@@ -61,6 +61,11 @@ lowp_isa_object(lowp_nbits_lanes_avx2 native/matmul_nbits_lanes.cpp -mavx2 -mfma
 lowp_isa_object(lowp_nbits_lanes_avx512 native/matmul_nbits_lanes.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=512
                 -DLOWP_NBITS_LANES_NAME=nbits_lanes_avx512)
+# NonMaxSuppression's overlap test (nms.h): one source per path, compare-and-blend lanes
+lowp_isa_object(lowp_nms_scalar native/nms_kernel.cpp -DLOWP_NMS_NAME=nms_overlap_scalar)
+lowp_isa_object(lowp_nms_avx2 native/nms_kernel.cpp -mavx2 -DLOWP_NMS_NAME=nms_overlap_avx2)
+lowp_isa_object(lowp_nms_avx512 native/nms_kernel.cpp -mavx2 -mavx512f
+                -DLOWP_NMS_NAME=nms_overlap_avx512)
 lowp_isa_object(lowp_amx native/kernels_amx.cpp -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl
                 -mavx512dq -mavx512vnni -mamx-tile -mamx-int8)
 
@@ -82,6 +87,10 @@ nanobind_add_module(_native NB_STATIC
   native/float_reduce.cpp native/float_instance_norm.cpp native/float_attention.cpp native/float_col2im.cpp native/float_im2col.cpp
   native/int_matmul.cpp native/cast_half.cpp native/matmul_nbits.cpp
   native/tree_ensemble.cpp native/tree_ensemble_bindings.cpp
+  native/nms.cpp native/grid_sample.cpp native/roi_align.cpp
+  native/detection_bindings.cpp
+  $<TARGET_OBJECTS:lowp_nms_scalar> $<TARGET_OBJECTS:lowp_nms_avx2>
+  $<TARGET_OBJECTS:lowp_nms_avx512>
   $<TARGET_OBJECTS:lowp_nbits_scalar> $<TARGET_OBJECTS:lowp_nbits_avx2>
   $<TARGET_OBJECTS:lowp_nbits_avx512> $<TARGET_OBJECTS:lowp_nbits_lanes_scalar>
   $<TARGET_OBJECTS:lowp_nbits_lanes_avx2> $<TARGET_OBJECTS:lowp_nbits_lanes_avx512>)

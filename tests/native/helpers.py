@@ -1,4 +1,5 @@
-"""Shared helpers of the native-kernel tests: spanning requantization and the path loop."""
+"""Shared helpers of the native-kernel tests: spanning requantization, the path loop and
+NaNs of random payloads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from lowp.runtime import native_backend as nb
 PATHS = nb.available_paths()
 MODES = st.sampled_from([RequantMode.FLOAT32, RequantMode.FIXEDPOINT])
 INT8_DTYPES = st.sampled_from([np.dtype(np.uint8), np.dtype(np.int8)])
+
+
+def random_nans(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` float32 NaNs of random payloads and signs, quiet or signalling."""
+    bits = (rng.integers(1, 1 << 22, n).astype(np.uint32) | np.uint32(0x7F800000)
+            | (rng.integers(0, 2, n).astype(np.uint32) << 31)
+            | (rng.integers(0, 2, n).astype(np.uint32) << 22))
+    return bits.view(np.float32)
 
 
 def random_ints(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from lowp.errors import NodeError
+from lowp.ort_math import first_nan_add
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import register, unsupported
 
 # --- NonMaxSuppression ------------------------------------------------------------------
@@ -155,7 +157,8 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
                       score_threshold: np.ndarray | None = None, *,
                       center_point_box: int = 0, **_: Any) -> np.ndarray:
     """(selected, 3) int64 rows (batch, class, box), batch by batch and class by class, each
-    class's boxes in the order they were kept ((O242), (O243))."""
+    class's boxes in the order they were kept ((O242), (O243)); natively
+    `native_float.non_max_suppression` ((O313)), this numpy selection its reference."""
     if boxes.dtype != np.float32 or scores.dtype != np.float32:
         raise unsupported("NonMaxSuppression", f"{boxes.dtype} boxes or {scores.dtype} "
                           "scores: ONNX Runtime runs it on float32 only")
@@ -178,6 +181,11 @@ def NonMaxSuppression(boxes: np.ndarray, scores: np.ndarray,
     rows: list[tuple[int, int, int]] = []
     if limit == 0:
         return np.zeros((0, 3), np.int64)
+    native = native_float.non_max_suppression(
+        boxes, scores, limit, iou, None if floor is None else np.float32(floor),
+        center_point_box)
+    if native is not None:
+        return native
     for b in range(boxes.shape[0]):
         corners = _corners(boxes[b], center_point_box)
         for c in range(scores.shape[1]):
@@ -215,7 +223,8 @@ def _roi_samples(start: Any, bin_size: Any, pooled: int, grid: int, size: int,
 def _roi_values(x: np.ndarray, roi: np.ndarray, spatial_scale: float, height: int,
                 width: int, pooled_h: int, pooled_w: int, sampling_ratio: int,
                 half_pixel: bool, mode: str) -> np.ndarray:
-    """One roi's (C, pooled_h, pooled_w) output from its batch image x (C, H, W)."""
+    """One roi's (C, pooled_h, pooled_w) output from its batch image x (C, H, W); avg
+    mode's sums hand on the first operand's NaN where two meet, as ONNX Runtime's."""
     t = x.dtype.type
     offset = t(0.5) if half_pixel else t(0)
     start_w, start_h, end_w, end_h = (t(roi[i] * t(spatial_scale)) - offset for i in range(4))
@@ -256,9 +265,11 @@ def _roi_values(x: np.ndarray, roi: np.ndarray, spatial_scale: float, height: in
         t3 = w3.reshape(shape) * at(y_high, x_low)
         t4 = w4.reshape(shape) * at(y_high, x_high)
         if mode == "avg":
-            terms = ((t1 + t2) + t3) + t4
-            terms[..., 0] += zero                # the sum starts from +0
-            return np.cumsum(terms, axis=-1, dtype=x.dtype)[..., -1] / t(count)
+            terms = first_nan_add(first_nan_add(first_nan_add(t1, t2), t3), t4)
+            total = zero + terms[..., 0]         # the sum starts from +0
+            for k in range(1, count):
+                total = first_nan_add(total, terms[..., k])
+            return total / t(count)
         # ONNX Runtime's max mode: the largest weighted corner, not the interpolated value
         vals = np.where(t1 < t2, t2, t1)
         vals = np.where(vals < t3, t3, vals)
@@ -275,7 +286,8 @@ def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
              output_height: int = 1, output_width: int = 1, sampling_ratio: int = 0,
              spatial_scale: float = 1.0, opset: int = 16, **_: Any) -> np.ndarray:
     """(rois, C, output_height, output_width): each roi's bins averaged (or, mode max, the
-    maximum of) bilinear samples ((O244), (O245))."""
+    maximum of) bilinear samples ((O244), (O245)); float32 natively,
+    `native_float.roi_align` ((O314)), this numpy form its reference."""
     if x.dtype not in (np.float32, np.float64):
         raise unsupported("RoiAlign", f"{x.dtype} input: ONNX Runtime runs it on float32 "
                           "and float64 only")
@@ -303,6 +315,12 @@ def RoiAlign(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, *,
         raise NodeError("rois hold NaN or infinity: no sample position (ONNX Runtime "
                         "reads outside the input)")
     n, channels, height, width = x.shape
+    if x.dtype == np.float32 and rois.shape[0] and output_height > 0 and output_width > 0:
+        native = native_float.roi_align(x, rois, batch_indices, output_height, output_width,
+                                        sampling_ratio, spatial_scale, half_pixel,
+                                        mode == "max")
+        if native is not None:
+            return native
     y = np.empty((rois.shape[0], channels, output_height, output_width), x.dtype)
     for r in range(rois.shape[0]):
         y[r] = _roi_values(x[int(batch_indices[r])], rois[r], spatial_scale, height, width,
@@ -418,12 +436,16 @@ def _grid_sample_image(image: np.ndarray, grid: np.ndarray, mode: str, padding: 
             if rank == 2 and padding == "zeros" and not align_corners:
                 return _bilinear_zeros(flat, low, d1, d2, sizes)
 
+            # of two NaNs a 2-D sum hands on the first's, as x86 does (numpy may not);
+            # which one ONNX Runtime's 3-D sums keep is not mirrored
+            add = first_nan_add if rank == 2 else np.add
+
             def lerp(axis: int, prefix: list[np.ndarray]) -> np.ndarray:
                 # dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22), nested
                 if axis == rank:
                     return at(prefix)
-                return (d2[axis] * lerp(axis + 1, prefix + [low[axis]])
-                        + d1[axis] * lerp(axis + 1, prefix + [low[axis] + 1]))
+                return add(d2[axis] * lerp(axis + 1, prefix + [low[axis]]),
+                           d1[axis] * lerp(axis + 1, prefix + [low[axis] + 1]))
             return lerp(0, [])
         y0, x0 = (_to_index(np.floor(p)) - 1 for p in pos)
         dy, dx = (p - o.astype(t) - t(1) for p, o in zip(pos, (y0, x0), strict=True))
@@ -440,7 +462,7 @@ def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray
     """2-D bilinear with zeros padding, not align_corners: ONNX Runtime's sample plan
     (grid_sample.cc PrecomputeBilinearSamplePlan2D, EvaluatePlanForChannel): four weights
     w11 = dy2 * dx2 ..., summed w11 * p11 + w12 * p12 + w21 * p21 + w22 * p22, a point
-    whose four neighbours are all outside is +0."""
+    whose four neighbours are all outside is +0; of two NaNs each sum hands on the first's."""
     (y1, x1), (dy1, dx1), (dy2, dx2) = low, d1, d2
     t = flat.dtype.type
     zero = np.zeros(1, flat.dtype)
@@ -453,7 +475,9 @@ def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray
             idx = np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1)
             corners.append(np.where(inside, flat[:, idx], zero[0]))
     p11, p12, p21, p22 = corners
-    y = (dy2 * dx2) * p11 + (dy2 * dx1) * p12 + (dy1 * dx2) * p21 + (dy1 * dx1) * p22
+    with np.errstate(all="ignore"):
+        terms = [(dy2 * dx2) * p11, (dy2 * dx1) * p12, (dy1 * dx2) * p21, (dy1 * dx1) * p22]
+    y = first_nan_add(first_nan_add(first_nan_add(terms[0], terms[1]), terms[2]), terms[3])
     return np.where(inside_any, y, t(0))
 
 
@@ -462,7 +486,8 @@ def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
                mode: str | None = None, padding_mode: str = "zeros", opset: int = 16,
                **_: Any) -> np.ndarray:
     """(N, C, *grid spatial): the input sampled at the grid's normalized positions
-    ((O246), (O247))."""
+    ((O246), (O247)); 2-D float32 linear and nearest with zeros or border padding natively,
+    `native_float.grid_sample` ((O314)), this numpy form its reference."""
     if x.dtype not in (np.float32, np.float64):
         raise unsupported("GridSample", f"{x.dtype} input: ONNX Runtime runs it on float32 "
                           "and float64 only")
@@ -486,6 +511,11 @@ def GridSample(x: np.ndarray, grid: np.ndarray, *, align_corners: int = 0,
         raise NodeError(f"the grid is {grid.dtype}, the input {x.dtype}")
     n, c = x.shape[:2]
     out_sp = grid.shape[1:-1]
+    if n * c * int(np.prod(out_sp)) and kind != "cubic" and padding_mode != "reflection":
+        native = native_float.grid_sample(x, grid, kind == "nearest",
+                                          padding_mode == "border", bool(align_corners))
+        if native is not None:
+            return native
     y = np.zeros((n, c, *out_sp), x.dtype)
     if y.size == 0:
         return y

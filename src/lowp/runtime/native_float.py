@@ -773,6 +773,67 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
          flags.k_unit_ld, flags.v_unit_ld, _threads, status)
     return None if status[0] else (y, present_k, present_v, qk)
 
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, limit: int,
+                        iou_threshold: np.float32, score_threshold: np.float32 | None,
+                        center_point_box: int) -> np.ndarray | None:
+    """NonMaxSuppression's (selected, 3) int64 rows of float32 boxes (batches, n, 4) and
+    scores (batches, classes, n), bit for bit with lowp.runtime.float_detection's numpy
+    selection ((O242), (O243), (O313)); limit >= 1; or None. Not a recorded call: the row
+    count depends on the values, so a replay could not repeat it."""
+    ext = _has(_usable("NonMaxSuppression", scores), "non_max_suppression")
+    if ext is None or boxes.dtype != np.float32 or limit < 1:
+        return None
+    batches, classes, n = scores.shape
+    out = np.empty(batches * classes * min(limit, n) * 3, np.int64)
+    count = ext.non_max_suppression(
+        np.ascontiguousarray(boxes).reshape(-1), np.ascontiguousarray(scores).reshape(-1),
+        out, batches, classes, n, limit, float(iou_threshold),
+        None if score_threshold is None else float(score_threshold), bool(center_point_box),
+        _threads)
+    return out[:3 * count].reshape(count, 3).copy()
+
+
+def grid_sample(x: np.ndarray, grid: np.ndarray, nearest: bool, border: bool,
+                align_corners: bool) -> np.ndarray | None:
+    """GridSample of float32 x (N, C, H, W) at grid (N, *out, 2), modes linear or nearest,
+    zeros or border padding, bit for bit with lowp.runtime.float_detection's numpy form
+    ((O246), (O247), (O314)): y (N, C, *out); or None (also for a grid the reference
+    refuses, which it then refuses with its own error)."""
+    ext = _has(_usable("GridSample", x), "grid_sample")
+    if ext is None or x.ndim != 4 or grid.dtype != np.float32 or grid.ndim != 4 \
+            or min(x.shape[2:]) < 1:
+        return None
+    n, c, h, w = x.shape
+    out = grid.shape[1:3]
+    # not a recorded call (a grid the reference refuses shows only in its values): a new
+    # array, never a signature's buffer
+    y = np.empty((n, c, *out), np.float32)
+    ok = ext.grid_sample(np.ascontiguousarray(x).reshape(-1),
+                         np.ascontiguousarray(grid).reshape(-1), y.reshape(-1), n, c, h, w,
+                         int(np.prod(out)), nearest, border, align_corners, _threads)
+    return y if ok else None
+
+
+def roi_align(x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray, pooled_h: int,
+              pooled_w: int, sampling_ratio: int, spatial_scale: float, half_pixel: bool,
+              max_mode: bool) -> np.ndarray | None:
+    """RoiAlign of float32 x (N, C, H, W) at float32 rois (R, 4) of images batch_indices
+    (R values in [0, N)), finite, bit for bit with lowp.runtime.float_detection's numpy
+    form ((O244), (O245), (O314)): y (R, C, pooled_h, pooled_w); or None (also for a roi
+    whose sample grid is negative on one axis only, which the reference refuses)."""
+    ext = _has(_usable("RoiAlign", x), "roi_align")
+    if ext is None or x.ndim != 4 or rois.dtype != np.float32 or min(x.shape[2:]) < 1:
+        return None
+    n, c, h, w = x.shape
+    # not a recorded call (whether the rois are refused shows only in their values)
+    y = np.empty((rois.shape[0], c, pooled_h, pooled_w), np.float32)
+    ok = ext.roi_align(np.ascontiguousarray(x).reshape(-1),
+                       np.ascontiguousarray(rois).reshape(-1),
+                       np.ascontiguousarray(batch_indices, np.int64).reshape(-1),
+                       y.reshape(-1), n, c, h, w, pooled_h, pooled_w, sampling_ratio,
+                       float(np.float32(spatial_scale)), half_pixel, max_mode, _threads)
+    return y if ok else None
+
 
 def _gelu_tanh_code(with_bias: bool) -> np.ndarray:
     """float_fused instructions (op, dst, a, b) of lowp.ort_math.gelu_tanh's order,
