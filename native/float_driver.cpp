@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -143,6 +144,50 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
   const int64_t per = std::max<int64_t>(1, (int64_t(1) << 16) / n);
   run_elementwise(rows, per, threads,
                   [&](int64_t r0, int64_t len) { k.mean_rows(x + r0 * n, y + r0, len, n); });
+}
+
+namespace {
+
+std::atomic<int> softmax_path_set{int(SubnormalPath::kMeasure)};
+thread_local int softmax_path_forced = -1;  // the measuring thread's path while it times
+
+// kAvoid or kPlain, whichever took less time on 32 rows of 256 values spread from 0 to 110
+// below their maximum (a causal attention head's masked rows are further still): the least
+// of nine alternating timings of each, so that a preemption or a slower first pass does not
+// decide it.
+SubnormalPath measure_softmax_path() {
+  constexpr int64_t kRows = 32, kN = 256;
+  std::vector<float> x(size_t(kRows * kN)), y(x.size());
+  uint32_t state = 12345;
+  for (float& v : x) {
+    state = state * 1664525u + 1013904223u;
+    v = -110.0f * float(state >> 8) * 0x1p-24f;
+  }
+  for (int64_t r = 0; r < kRows; ++r) x[size_t(r * kN)] = 0.0f;
+  const FloatKernels& k = active_float_kernels();
+  double best[2] = {1e30, 1e30};
+  for (int round = 0; round < 9; ++round)
+    for (int p = 0; p < 2; ++p) {
+      softmax_path_forced = p == 0 ? int(SubnormalPath::kAvoid) : int(SubnormalPath::kPlain);
+      const auto t0 = std::chrono::steady_clock::now();
+      k.softmax_rows(x.data(), y.data(), kRows, kN, false);
+      const std::chrono::duration<double> t = std::chrono::steady_clock::now() - t0;
+      best[p] = std::min(best[p], t.count());
+    }
+  softmax_path_forced = -1;
+  return best[1] < best[0] ? SubnormalPath::kPlain : SubnormalPath::kAvoid;
+}
+
+}  // namespace
+
+void set_softmax_subnormal_path(SubnormalPath path) { softmax_path_set.store(int(path)); }
+
+SubnormalPath softmax_subnormal_path() {
+  if (softmax_path_forced >= 0) return SubnormalPath(softmax_path_forced);
+  const int set = softmax_path_set.load(std::memory_order_relaxed);
+  if (set != int(SubnormalPath::kMeasure)) return SubnormalPath(set);
+  static const SubnormalPath measured = measure_softmax_path();  // once, thread-safe
+  return measured;
 }
 
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,

@@ -916,6 +916,7 @@ float row_pass1(const float* xr, float* yr, int64_t n, float mx, bool tiny, bool
 
 template <class F>
 void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  const bool avoid = softmax_subnormal_path() == SubnormalPath::kAvoid;
   for (int64_t row = 0; row < rows; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
@@ -923,7 +924,8 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
     // way, up to the sign of a zero, which the exponential ignores)
     const auto [mx, least] = row_max_min<F>(xr, n);
     // min + (-max) >= -60 lane by lane (the rounded sum grows with min); a NaN maximum fails
-    const bool tiny = !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
+    // (either path then gives the NaN row)
+    const bool tiny = avoid && !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
     const float s = row_pass1<F>(xr, yr, n, mx, tiny, log);
     if (s != s) {
       softmax_nan_row(xr, 1, yr, 1, n, mx, log);

@@ -150,6 +150,15 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
 // Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
                             bool log = false);
+// Which path softmax_rows takes for rows reaching more than 60 below their maximum: the one
+// without subnormal operands or results (float_impl.h mlas_sum_exp_tiny, mul_tiny: Intel
+// cores take a microcode assist on each) or the plain one. Both round every value the same
+// way (docs/native.md), so the choice changes the time only: kMeasure times both once on a
+// block of such rows, the first time a softmax asks, and keeps the faster for the process.
+enum class SubnormalPath : int { kMeasure = 0, kAvoid = 1, kPlain = 2 };
+void set_softmax_subnormal_path(SubnormalPath path);
+// The path rows take now (kAvoid or kPlain; kMeasure measures first).
+SubnormalPath softmax_subnormal_path();
 // The same softmax over the middle axis of x viewed as (outer, n, inner); n, inner >= 1.
 void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
                             int threads, bool log = false);
