@@ -2571,6 +2571,23 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "lookup_pair", &make_lookup_pair, "a"_a, "b"_a, "table"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "threads"_a = 1);
   m.def("float_kernels", [] { return std::string(lowp::active_float_kernels().name); });
+  // the softmax's path for rows reaching far below their maximum (float_kernels.h
+  // SubnormalPath): "measure", "avoid" or "plain" sets it ("": unchanged); returns the path
+  // rows take now ("avoid" or "plain", measured first if it is "measure")
+  m.def(
+      "float_softmax_subnormals",
+      [](const std::string& path) {
+        using lowp::SubnormalPath;
+        if (path == "measure") lowp::set_softmax_subnormal_path(SubnormalPath::kMeasure);
+        else if (path == "avoid") lowp::set_softmax_subnormal_path(SubnormalPath::kAvoid);
+        else if (path == "plain") lowp::set_softmax_subnormal_path(SubnormalPath::kPlain);
+        else if (!path.empty())
+          throw std::invalid_argument("float_softmax_subnormals takes measure, avoid or plain");
+        nb::gil_scoped_release release;
+        return std::string(lowp::softmax_subnormal_path() == SubnormalPath::kAvoid ? "avoid"
+                                                                                   : "plain");
+      },
+      "path"_a = "");
 
   nb::class_<lowp::ConvOp>(m, "ConvOp")
       .def("__init__",

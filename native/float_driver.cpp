@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,10 @@
 #include "float_log.h"
 #include "float_nan.h"
 #include "threadpool.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 namespace lowp {
 
@@ -139,6 +144,50 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
   const int64_t per = std::max<int64_t>(1, (int64_t(1) << 16) / n);
   run_elementwise(rows, per, threads,
                   [&](int64_t r0, int64_t len) { k.mean_rows(x + r0 * n, y + r0, len, n); });
+}
+
+namespace {
+
+std::atomic<int> softmax_path_set{int(SubnormalPath::kMeasure)};
+thread_local int softmax_path_forced = -1;  // the measuring thread's path while it times
+
+// kAvoid or kPlain, whichever took less time on 32 rows of 256 values spread from 0 to 110
+// below their maximum (a causal attention head's masked rows are further still): the least
+// of nine alternating timings of each, so that a preemption or a slower first pass does not
+// decide it.
+SubnormalPath measure_softmax_path() {
+  constexpr int64_t kRows = 32, kN = 256;
+  std::vector<float> x(size_t(kRows * kN)), y(x.size());
+  uint32_t state = 12345;
+  for (float& v : x) {
+    state = state * 1664525u + 1013904223u;
+    v = -110.0f * float(state >> 8) * 0x1p-24f;
+  }
+  for (int64_t r = 0; r < kRows; ++r) x[size_t(r * kN)] = 0.0f;
+  const FloatKernels& k = active_float_kernels();
+  double best[2] = {1e30, 1e30};
+  for (int round = 0; round < 9; ++round)
+    for (int p = 0; p < 2; ++p) {
+      softmax_path_forced = p == 0 ? int(SubnormalPath::kAvoid) : int(SubnormalPath::kPlain);
+      const auto t0 = std::chrono::steady_clock::now();
+      k.softmax_rows(x.data(), y.data(), kRows, kN, false);
+      const std::chrono::duration<double> t = std::chrono::steady_clock::now() - t0;
+      best[p] = std::min(best[p], t.count());
+    }
+  softmax_path_forced = -1;
+  return best[1] < best[0] ? SubnormalPath::kPlain : SubnormalPath::kAvoid;
+}
+
+}  // namespace
+
+void set_softmax_subnormal_path(SubnormalPath path) { softmax_path_set.store(int(path)); }
+
+SubnormalPath softmax_subnormal_path() {
+  if (softmax_path_forced >= 0) return SubnormalPath(softmax_path_forced);
+  const int set = softmax_path_set.load(std::memory_order_relaxed);
+  if (set != int(SubnormalPath::kMeasure)) return SubnormalPath(set);
+  static const SubnormalPath measured = measure_softmax_path();  // once, thread-safe
+  return measured;
 }
 
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
@@ -328,14 +377,57 @@ void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t 
   }
 }
 
+// Columns [0, cols) of a strip's rows kb x S from B's columns stored along K (src: column
+// 0's first value, column j at src + j * sb_n, unit stride along K): blocks of four columns
+// by four k moved as 4 x 4 transposes in SSE registers (as MLAS's MlasSgemmTransposePackB),
+// the rest one value at a time. Q·Kᵀ's K (N x 64 a head) took a scalar store per value, a
+// tenth of the product at N = 256 and more below.
+void pack_columns(const float* src, int64_t sb_n, int64_t kb, int64_t cols, int64_t S,
+                  float* strip) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  if (S % 4 == 0) {
+    for (; j + 4 <= cols; j += 4) {
+      const float* c0 = src + j * sb_n;
+      float* dst = strip + j;
+      int64_t kk = 0;
+      for (; kk + 4 <= kb; kk += 4) {
+        __m128 r0 = _mm_loadu_ps(c0 + kk), r1 = _mm_loadu_ps(c0 + sb_n + kk);
+        __m128 r2 = _mm_loadu_ps(c0 + 2 * sb_n + kk), r3 = _mm_loadu_ps(c0 + 3 * sb_n + kk);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + kk * S, r0);
+        _mm_storeu_ps(dst + (kk + 1) * S, r1);
+        _mm_storeu_ps(dst + (kk + 2) * S, r2);
+        _mm_storeu_ps(dst + (kk + 3) * S, r3);
+      }
+      for (; kk < kb; ++kk)
+        for (int q = 0; q < 4; ++q) dst[kk * S + q] = c0[q * sb_n + kk];
+    }
+  }
+#endif
+  for (; j < cols; ++j)
+    for (int64_t kk = 0; kk < kb; ++kk) strip[kk * S + j] = src[j * sb_n + kk];
+}
+
 // Panel of B for K block [k0, k0 + kb) and columns [j0, j0 + cols): strips of 2W columns,
 // k-major inside, zero-padded to np columns. A copy: the order of the moves changes nothing;
-// rows of B stored contiguously (sb_n 1) are copied a row of a strip at a time, others a
-// column at a time (reads along K).
+// rows of B stored contiguously (sb_n 1) are copied a row of a strip at a time, columns
+// stored contiguously (sb_k 1, a transposed B) by pack_columns, others a column at a time.
+// Only the padding columns of the last strip are zeroed first.
 void pack_panel(const SgemmArgs& g, int64_t k0, int64_t kb, int64_t j0, int64_t cols,
                 int64_t np, int64_t W, float* panel) {
-  std::fill_n(panel, kb * np, 0.0f);
   const int64_t S = 2 * W;
+  if (cols < np) {  // the last strip's padding columns
+    float* last = panel + (cols / S) * kb * S;
+    const int64_t used = cols % S;
+    for (int64_t kk = 0; kk < kb; ++kk) std::fill_n(last + kk * S + used, S - used, 0.0f);
+  }
+  if (g.sb_k == 1 && g.sb_n != 1) {
+    for (int64_t s0 = 0; s0 < cols; s0 += S)
+      pack_columns(g.b + k0 + (j0 + s0) * g.sb_n, g.sb_n, kb, std::min(S, cols - s0), S,
+                   panel + (s0 / S) * kb * S);
+    return;
+  }
   if (g.sb_n == 1) {
     for (int64_t s0 = 0; s0 < cols; s0 += S) {
       const int64_t w = std::min(S, cols - s0);
@@ -473,9 +565,16 @@ const float* kept_panels(const SgemmArgs& g, int64_t stride_k, int64_t W) {
   return e->first();
 }
 
+// A block of B whose rows are contiguous (sb_n 1), a whole number of vectors wide, within 64
+// KB of memory from its first row to its last, and on 64-byte boundaries (its first value
+// and its row stride: no load straddles two cache lines, as in the packed panels) is read in
+// place rather than packed (the copy of attention's V, S x 64 a head, each call).
+constexpr int64_t kInPlaceFloats = int64_t(1) << 14;
+
 // The general kernel: K blocks of stride_k; B packed per block into zero-padded panels of
 // up to 512 columns (the panel width does not change any sum), kept between calls when B is
-// prepacked (a constant); rows split between threads.
+// prepacked (a constant), or read in place when small (kInPlaceFloats); rows split between
+// threads.
 void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   const FloatKernels& kern = active_float_kernels();
   const int64_t W = kern.width;
@@ -492,20 +591,25 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
       const int64_t cols = std::min(kPanelColumns, g.n - j0);
       const int64_t np = (cols + 2 * W - 1) / (2 * W) * (2 * W);
       const float* bp = kept;
+      int64_t ldb = 0;  // (0: bp holds packed strips)
       if (kept != nullptr) {
         kept += kb * np;
+      } else if (g.sb_n == 1 && cols % W == 0 && kb * g.sb_k <= kInPlaceFloats &&
+                 floats_to_line(g.b + k0 * g.sb_k + j0) == 0 && g.sb_k % 16 == 0) {
+        bp = g.b + k0 * g.sb_k + j0;  // rows of B read where they are
+        ldb = g.sb_k;
       } else {
         if (panel.size() < size_t(kb * np) + 16) panel.resize(size_t(kb * np) + 16);
         float* aligned = panel.data() + floats_to_line(panel.data());
         pack_panel(g, k0, kb, j0, cols, np, W, aligned);
         bp = aligned;
       }
-      run_elementwise(g.m, std::max<int64_t>(4, (int64_t(1) << 15) / std::max<int64_t>(1, kb * np)),
-                      threads, [&](int64_t i0, int64_t len) {
-                        kern.sgemm_block(g.a + i0 * g.sa_m + k0 * g.sa_k, g.sa_m, g.sa_k, bp, np,
-                                         g.c + i0 * g.ldc + j0, g.ldc, len, cols, kb, g.alpha,
-                                         k0 == 0 && g.init == nullptr);
-                      });
+      const int64_t per = std::max<int64_t>(4, (int64_t(1) << 15) / std::max<int64_t>(1, kb * np));
+      run_elementwise(g.m, per, threads, [&](int64_t i0, int64_t len) {
+        kern.sgemm_block(g.a + i0 * g.sa_m + k0 * g.sa_k, g.sa_m, g.sa_k, bp, ldb,
+                         g.c + i0 * g.ldc + j0, g.ldc, len, cols, kb, g.alpha,
+                         k0 == 0 && g.init == nullptr);
+      });
     }
   }
 }

@@ -916,6 +916,7 @@ float row_pass1(const float* xr, float* yr, int64_t n, float mx, bool tiny, bool
 
 template <class F>
 void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  const bool avoid = softmax_subnormal_path() == SubnormalPath::kAvoid;
   for (int64_t row = 0; row < rows; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
@@ -923,7 +924,8 @@ void softmax_rows_kernel(const float* x, float* y, int64_t rows, int64_t n, bool
     // way, up to the sign of a zero, which the exponential ignores)
     const auto [mx, least] = row_max_min<F>(xr, n);
     // min + (-max) >= -60 lane by lane (the rounded sum grows with min); a NaN maximum fails
-    const bool tiny = !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
+    // (either path then gives the NaN row)
+    const bool tiny = avoid && !F::all_ge(F::add(least, F::set1(-mx)), F::set1(-60.0f));
     const float s = row_pass1<F>(xr, yr, n, mx, tiny, log);
     if (s != s) {
       softmax_nan_row(xr, 1, yr, 1, n, mx, log);
@@ -1020,7 +1022,7 @@ void softmax_cols_kernel(const float* x, float* y, int64_t n, int64_t inner, int
 // after). The tile shape changes no sum; the sizes are template parameters so that the
 // accumulators stay in registers.
 template <class F, int RM, int NV>
-void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t,
+void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t ldk,
                 float* c, int64_t ldc, int64_t cols, int64_t kb, float alpha, bool first) {
   using V = typename F::V;
   constexpr int W = F::W;
@@ -1032,8 +1034,8 @@ void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int
     // the panel's row four k ahead into L1, as MLAS's kernel fetches it (the panel streams
     // from L2; without it the loads stalled the loop)
     if constexpr (W > 1)
-      for (int v = 0; v < NV; ++v) __builtin_prefetch(bp + (k + 4) * (2 * W) + v * W, 0, 3);
-    for (int v = 0; v < NV; ++v) b[v] = F::load(bp + k * (2 * W) + v * W);
+      for (int v = 0; v < NV; ++v) __builtin_prefetch(bp + (k + 4) * ldk + v * W, 0, 3);
+    for (int v = 0; v < NV; ++v) b[v] = F::load(bp + k * ldk + v * W);
     const float* ak = a + k * sa_k;
     for (int r = 0; r < RM; ++r) {
       const V x = F::set1(ak[r * sa_m]);
@@ -1080,7 +1082,7 @@ constexpr int sgemm_tile_rows() {
 
 template <class F>
 void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float* bp,
-                        int64_t np, float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb,
+                        int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb,
                         float alpha, bool first) {
   constexpr int W = F::W, RM = sgemm_tile_rows<F>();
   static constexpr auto two = sgemm_tile_column<F, 2>(std::make_index_sequence<RM>());
@@ -1094,9 +1096,10 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
     for (int64_t j0 = 0; j0 < n; j0 += 2 * W) {
       const bool pair = n - j0 > W;
       const int64_t cols = std::min<int64_t>(n - j0, pair ? 2 * W : W);
-      const float* strip = bp + (j0 / (2 * W)) * kb * (2 * W);
-      (pair ? two : one)[rows - 1](a + i0 * sa_m, sa_m, sa_k, strip, np, c + i0 * ldc + j0,
-                                   ldc, cols, kb, alpha, first);
+      // (a packed strip's rows are 2W floats apart; B read in place: its own rows, ldb)
+      const float* strip = ldb > 0 ? bp + j0 : bp + (j0 / (2 * W)) * kb * (2 * W);
+      (pair ? two : one)[rows - 1](a + i0 * sa_m, sa_m, sa_k, strip, ldb > 0 ? ldb : 2 * W,
+                                   c + i0 * ldc + j0, ldc, cols, kb, alpha, first);
     }
   }
 }

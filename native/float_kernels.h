@@ -86,10 +86,11 @@ struct FloatKernels {
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
   // One K block of MLAS's SGEMM kernel: for rows i < m and columns j < n,
   // acc = fma chain over k < kb of a[i * sa_m + k * sa_k] * B[k][j] (from +0, k in order);
-  // c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]). bp is B packed
-  // in strips of 2 * width columns, each strip kb rows of 2 * width floats (zero padded):
-  // B[k][j] = bp[(j / (2w)) * kb * 2w + k * 2w + j % (2w)]; np is the padded width.
-  void (*sgemm_block)(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t np,
+  // c[i * ldc + j] = first ? acc * alpha : fma(acc, alpha, c[i * ldc + j]). With ldb 0, bp
+  // is B packed in strips of 2 * width columns, each strip kb rows of 2 * width floats (zero
+  // padded): B[k][j] = bp[(j / (2w)) * kb * 2w + k * 2w + j % (2w)]; with ldb > 0, B read
+  // in place, B[k][j] = bp[k * ldb + j] (n a multiple of the width: whole vectors only).
+  void (*sgemm_block)(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t ldb,
                       float* c, int64_t ldc, int64_t m, int64_t n, int64_t kb, float alpha,
                       bool first);
   // One row of a float32 binary operator (float_elementwise.h FloatBinaryOp op):
@@ -149,6 +150,15 @@ void run_float_mean_rows(const float* x, float* y, int64_t rows, int64_t n, int 
 // Softmax of every row of x (rows x n) in ONNX Runtime's order; n >= 1.
 void run_float_softmax_rows(const float* x, float* y, int64_t rows, int64_t n, int threads,
                             bool log = false);
+// Which path softmax_rows takes for rows reaching more than 60 below their maximum: the one
+// without subnormal operands or results (float_impl.h mlas_sum_exp_tiny, mul_tiny: Intel
+// cores take a microcode assist on each) or the plain one. Both round every value the same
+// way (docs/native.md), so the choice changes the time only: kMeasure times both once on a
+// block of such rows, the first time a softmax asks, and keeps the faster for the process.
+enum class SubnormalPath : int { kMeasure = 0, kAvoid = 1, kPlain = 2 };
+void set_softmax_subnormal_path(SubnormalPath path);
+// The path rows take now (kAvoid or kPlain; kMeasure measures first).
+SubnormalPath softmax_subnormal_path();
 // The same softmax over the middle axis of x viewed as (outer, n, inner); n, inner >= 1.
 void run_float_softmax_axis(const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
                             int threads, bool log = false);

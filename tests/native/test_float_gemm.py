@@ -169,3 +169,47 @@ def test_large_constant_b_one_node_model_equals_onnx_runtime(m):
         a = rng.standard_normal((m, k)).astype(np.float32)
         want = onnxruntime_run(model, {"a": a})[0]
         np.testing.assert_array_equal(_bits(session.run({"a": a})["y"]), _bits(want))
+
+
+# attention's products: M query rows and N keys 16..256, K the head size 64 (Q·Kᵀ, B a
+# transposed view of K: columns of B contiguous) and the transposed sizes (P·V)
+HEAD_SIZES = st.sampled_from([1, 2, 3, 5, 16, 17, 31, 33, 64, 100, 128, 256])
+
+
+def _on_a_line(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """N(0, 1) float32 values of `shape` starting on a 64-byte boundary."""
+    size = shape[0] * shape[1]
+    buf = np.empty(size + 16, np.float32)
+    start = -buf.ctypes.data % 64 // 4
+    out = buf[start:start + size].reshape(shape)
+    out[...] = rng.standard_normal(shape)
+    return out
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(m=HEAD_SIZES, k=st.sampled_from([1, 3, 4, 5, 7, 63, 64, 65, 256]), n=HEAD_SIZES,
+       tb=st.booleans(), pad=st.sampled_from([0, 0, 3, 16]), alpha=st.sampled_from([1.0, 0.125]),
+       line=st.booleans(), seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]))
+@settings(max_examples=60, deadline=None)
+def test_attention_sized_products_equal_the_mlas_order(path, m, k, n, tb, pad, alpha, line,
+                                                       seed, threads):
+    """B read through a view: with `tb` K's rows (n x k, `pad` more values a row, B inside
+    a larger array) transposed, so that B's columns lie along K (packed by 4 x 4
+    transposes, the rest value by value); else B's rows padded the same way, and with
+    `line` on 64-byte boundaries (read in place where the row stride keeps them there)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    shape = (n, k + pad) if tb else (k, n + pad)
+    store = _on_a_line(shape, rng) if line else rng.standard_normal(shape).astype(np.float32)
+    bm = store[:, :k].T if tb else store[:, :n]
+    out = np.empty((m, n), np.float32)
+    with native_backend.use_path(path), native_float.threads(threads):
+        assert native_float.single_sgemm(a, bm, out, alpha=alpha, trans_b=tb, init=None,
+                                         unit_ldb=pad == 0)
+        both = np.empty((m, n), np.float32)
+        assert native_float.sgemm(a, bm, both, trans_b=tb)
+    b = np.ascontiguousarray(store[:, :k] if tb else store[:, :n])
+    want = mlas_sgemm.gemm(a, b, alpha=alpha, trans_b=tb, ldb=k + pad if tb else n + pad)
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    want = mlas_sgemm.gemm(a, b, trans_b=tb, threads=threads)
+    np.testing.assert_array_equal(_bits(both), _bits(want))

@@ -101,12 +101,15 @@ def _subnormal_rows(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("subnormals", ["avoid", "plain"])
 @given(rows=st.integers(1, 40), n=st.integers(1, 300), seed=st.integers(0, 2**16))
-def test_native_softmax_subnormal_results_equal_the_numpy_form(path, log, rows, n, seed):
-    """Rows reaching below -60 take the exponential's tiny lanes and the final products
-    under 2^-90 through integer and double arithmetic: the same single rounding."""
+def test_native_softmax_subnormal_results_equal_the_numpy_form(path, log, subnormals, rows, n,
+                                                               seed):
+    """Rows reaching below -60 take (`avoid`) the exponential's tiny lanes and the final
+    products under 2^-90 through integer and double arithmetic, or (`plain`) the plain
+    instructions: the same single rounding."""
     x = _subnormal_rows(np.random.default_rng(seed), rows, n)
-    with native_backend.use_path(path):
+    with native_backend.use_path(path), native_float.softmax_subnormals(subnormals):
         got = native_float.softmax_rows(x, log=log)
     assert got is not None
     np.testing.assert_array_equal(got, _rows_form(x, log))
@@ -198,3 +201,72 @@ def test_native_softmax_rows_equal_onnxruntime_bit_for_bit(op, n):
     got = native_float.softmax_rows(x, log=op == "LogSoftmax")
     assert got is not None
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _causal_rows(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """A causal attention head's scores: row i's values past i + (n - rows) masked with
+    float32's lowest value (every row reaches far below its maximum)."""
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    masked = np.arange(n)[None, :] > np.arange(rows)[:, None] + (n - rows)
+    return np.where(masked, np.finfo(np.float32).min, x).astype(np.float32)
+
+
+def _both_paths(x: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """softmax_rows of x with the far rows on the path avoiding subnormals, then on the
+    plain one."""
+    got = []
+    for name in ("avoid", "plain"):
+        with native_float.softmax_subnormals(name) as taken:
+            assert taken == name
+            y = native_float.softmax_rows(x, log=log)
+        assert y is not None
+        got.append(np.asarray(y))
+    return got[0], got[1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("log", [False, True])
+@given(rows=st.integers(1, 40), n=st.integers(1, 300), seed=st.integers(0, 2**16),
+       kind=st.sampled_from(["subnormal", "causal", "special"]),
+       threads=st.sampled_from([1, 2]))
+def test_native_softmax_subnormal_paths_give_the_same_bits(path, log, rows, n, seed, kind,
+                                                           threads):
+    """Rows reaching more than 60 below their maximum round each exponential and product
+    once either way: the path without subnormal operands and the plain one give the same
+    bits (so which one runs is the CPU's choice, measured)."""
+    rng = np.random.default_rng(seed)
+    if kind == "causal":
+        x = _causal_rows(rng, rows, max(n, rows))
+    elif kind == "special":
+        x = _special(_subnormal_rows(rng, rows, n), rng, 0.05)
+    else:
+        x = _subnormal_rows(rng, rows, n)
+    with native_backend.use_path(path), native_float.threads(threads):
+        avoid, plain = _both_paths(x, log)
+    np.testing.assert_array_equal(avoid.view(np.uint32), plain.view(np.uint32))
+    np.testing.assert_array_equal(plain, _rows_form(x, log))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_native_softmax_subnormal_paths_agree_over_the_whole_tiny_range(path):
+    """Every x - max from -110 to -60 in steps of 2^-13 (the exponential's results from
+    normal through subnormal to zero, each product with 1 / sum below 2^-26 and above),
+    in rows whose sums differ (a second value from 0 to -4 below the maximum)."""
+    steps = np.arange(-110.0, -60.0, 2.0**-13).astype(np.float32)
+    n = 256
+    body = np.resize(steps, (steps.size + n - 2) // (n - 1) * (n - 1)).reshape(-1, n - 1)
+    second = -np.random.default_rng(3).random((body.shape[0], 1)).astype(np.float32) * 4
+    x = np.concatenate([np.zeros((body.shape[0], 1), np.float32), body], axis=1)
+    x[:, 1:2] = second
+    for log in (False, True):
+        with native_backend.use_path(path):
+            avoid, plain = _both_paths(x, log)
+        tiny = (plain != 0) & (np.abs(plain) < np.finfo(np.float32).tiny)
+        assert log or tiny.sum() > 100000  # the case: subnormal results
+        np.testing.assert_array_equal(avoid.view(np.uint32), plain.view(np.uint32))
+    np.testing.assert_array_equal(plain, _rows_form(x, True))
+
+
+def test_native_softmax_measures_a_path():
+    with native_float.softmax_subnormals("measure") as taken:
+        assert taken in ("avoid", "plain")

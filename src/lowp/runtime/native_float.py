@@ -82,6 +82,23 @@ def threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def softmax_subnormals(path: str) -> Iterator[str]:
+    """Run the body with the softmax's rows that reach more than 60 below their maximum on
+    `path`: "avoid" (no subnormal operand or result: Intel's microcode assists), "plain" or
+    "measure" (the faster of the two on this CPU, timed once: the default). Both give the
+    same bits (docs/native.md); yields the path the rows take, then restores the setting
+    to "measure". Process-wide (the extension's setting), for tests and benchmarks."""
+    ext = _has(_extension(), "float_softmax_subnormals")
+    if ext is None:
+        yield "none"
+        return
+    try:
+        yield str(ext.float_softmax_subnormals(path))
+    finally:
+        ext.float_softmax_subnormals("measure")
+
+
+@contextlib.contextmanager
 def outputs(alloc: Callable[..., np.ndarray]) -> Iterator[None]:
     """Run the body (in this thread) with each kernel's result written into
     ``alloc(shape)`` (float32; ``alloc(shape, dtype)`` for others) rather than a new
