@@ -538,14 +538,21 @@ def log_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: i
 
 @lru_cache(maxsize=2)
 def _split_points(name: str) -> list[np.ndarray]:
-    """Per feature, the distinct thresholds the branch nodes of model `name`'s
-    TreeEnsembleClassifier compare it with (empty for a feature no node reads)."""
+    """Per feature, the distinct finite thresholds the branch nodes of model `name`'s
+    TreeEnsembleClassifier, or ai.onnx.ml 5 TreeEnsemble (whose nodes are all branches, its
+    thresholds a tensor, float64 too), compare it with (empty for a feature no node reads)."""
     model = onnx.load(str(MODELS_DIR / f"{name}.onnx"))
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    node = next(n for n in model.graph.node
+                if n.op_type in ("TreeEnsembleClassifier", "TreeEnsemble"))
     att = {a.name: a for a in node.attribute}
     features = np.asarray(att["nodes_featureids"].ints)
-    values = np.asarray(att["nodes_values"].floats, np.float32)
-    branch = np.asarray([m != b"LEAF" for m in att["nodes_modes"].strings])
+    if node.op_type == "TreeEnsemble":
+        values = numpy_helper.to_array(att["nodes_splits"].t)
+        branch = np.ones(features.size, bool)
+    else:
+        values = np.asarray(att["nodes_values"].floats, np.float32)
+        branch = np.asarray([m != b"LEAF" for m in att["nodes_modes"].strings])
+    branch &= np.isfinite(values)
     n = int(features[branch].max()) + 1
     return [np.unique(values[branch & (features == f)]) for f in range(n)]
 
@@ -553,15 +560,15 @@ def _split_points(name: str) -> list[np.ndarray]:
 def tree_features(rng: np.random.Generator, shape: tuple[int, ...], *, model: str
                   ) -> np.ndarray:
     """Feature rows for a tree model: each feature one of the thresholds its trees compare
-    it with, or the float32 just below or above it (both sides of each split; the boundary
-    itself decides a BRANCH_LEQ), 0 for a feature no tree reads."""
+    it with, or the float (of the thresholds' type) just below or above it (both sides of
+    each split; the boundary itself decides a BRANCH_LEQ), 0 for a feature no tree reads."""
     points = _split_points(model)
-    out = np.zeros(shape, np.float32)
+    out = np.zeros(shape, points[0].dtype if points else np.float32)
     for f in range(min(shape[1], len(points))):
         if points[f].size:
             picked = rng.choice(points[f], shape[0])
             side = rng.integers(-1, 2, shape[0])
-            toward = np.where(side < 0, -np.inf, np.inf).astype(np.float32)
+            toward = np.where(side < 0, -np.inf, np.inf).astype(out.dtype)
             out[:, f] = np.where(side == 0, picked, np.nextafter(picked, toward))
     return out
 
@@ -1470,6 +1477,22 @@ MODELS: tuple[CorpusModel, ...] = (
                      "Concat, SPPF MaxPools, nearest Resize, the DFL Softmax, a ConvTranspose "
                      "prototype head; 8400 boxes with 32 mask coefficients and 32 160x160 "
                      "prototypes, no NMS in the graph"),
+    CorpusModel("atspm_decode_trees", "atspm-detector==1.1.0",
+                "atspm_detector/weights/decode_v3.onnx", "tabular", "atspm-trees-writer", 21,
+                (Feed("X", (8, 25), "float64", "tree_features",
+                      (("model", "atspm_decode_trees"),)),),
+                note="traffic-signal detector decoding (MIT): a gradient-boosted regressor "
+                     "written by the package's own converter (trees_onnx.py; IR 10, opset 21 "
+                     "+ ai.onnx.ml 5, no producer): one ai.onnx.ml 5 TreeEnsemble (SUM, "
+                     "float64 thresholds, inputs and output, BRANCH_LEQ, +inf splits), 25 "
+                     "features on and beside the thresholds"),
+    CorpusModel("atspm_function_trees", "atspm-detector==1.1.0",
+                "atspm_detector/weights/function/function229_s0.onnx", "tabular",
+                "atspm-trees-writer", 21,
+                (Feed("X", (8, 229), "float64", "tree_features",
+                      (("model", "atspm_function_trees"),)),),
+                note="the same writer's 7-target phase-function scorer (1.7 MB): one float64 "
+                     "TreeEnsemble of 7 targets on 229 features"),
 )
 
 
