@@ -120,3 +120,26 @@ def test_random_values_against_onnxruntime(values: list[float], seed: int) -> No
     rng = np.random.default_rng(seed)
     x.reshape(-1)[rng.integers(0, 120, 3)] = np.float32(17.959602)
     _bits_equal(_silu(), x)
+
+
+def test_silu_inside_an_if_branch_and_the_top_graph() -> None:
+    """ONNX Runtime fuses inside subgraphs too: a SiLU in an If's then-branch (reading the
+    outer x) and one at the top level, each clamped, their bounds named apart."""
+    then_nodes = [helper.make_node("Sigmoid", ["x"], ["ts"]),
+                  helper.make_node("Mul", ["x", "ts"], ["tb"])]
+    then_g = helper.make_graph(then_nodes, "then", [],
+                               [helper.make_tensor_value_info("tb", F32, None)])
+    else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["eb"])], "else", [],
+                               [helper.make_tensor_value_info("eb", F32, None)])
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+             helper.make_node("Greater", ["m", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["b"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Sigmoid", ["b"], ["s"]),
+             helper.make_node("Mul", ["s", "b"], ["y"])]
+    g = helper.make_graph(nodes, "if_silu",
+                          [helper.make_tensor_value_info("x", F32, ["N", 4, 5, 6])],
+                          [helper.make_tensor_value_info("y", F32, None)],
+                          [numpy_helper.from_array(np.float32(0.0), "zero")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.abs(_near_eighteen(2))
+    _bits_equal(model, x)

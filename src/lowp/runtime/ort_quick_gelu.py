@@ -31,7 +31,6 @@ from ..ir.graph import ONNX_DOMAINS, opset_of, read_counts, with_nodes
 
 # the name suffix of the Clip this rewrite writes (ort_context carries the layout through it)
 CLIP_SUFFIX = "/QuickGelu_clip"
-_LOW, _HIGH = "lowp_quick_gelu_low", "lowp_quick_gelu_high"
 
 
 def quick_gelu_clip(node: onnx.NodeProto) -> bool:
@@ -67,12 +66,14 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         for i in n.input:
             readers.setdefault(i, []).append(n)
     clips: dict[int, onnx.NodeProto] = {}       # id(Mul) -> the Clip before it
+    bounds: list[onnx.TensorProto] = []
     for sig in g.node:
         if sig.op_type != "Sigmoid" or sig.domain not in ONNX_DOMAINS or len(sig.input) != 1:
             continue
         x, s = sig.input[0], sig.output[0]
-        if not _float32(x, types) or s in outputs or reads.get(s, 0) != 1:
-            continue
+        if not _float32(x, types) or s in outputs or reads.get(s, 0) != 1 \
+                or len(readers.get(s, ())) != 1:
+            continue        # (one edge: a read inside a subgraph counts)
         dq = producer.get(x)
         if dq is not None and dq.op_type == "DequantizeLinear" and reads.get(x, 0) > 1:
             continue    # ONNX Runtime gives each reader its own copy (EnsureUniqueDQForNodeUnit)
@@ -81,8 +82,12 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 or set(mul.input) != {x, s} or id(mul) in clips:
             continue
         clipped = f"{s}{CLIP_SUFFIX}"
-        if opset >= 11:
-            clip = helper.make_node("Clip", [s, _LOW, _HIGH], [clipped],
+        if opset >= 11:     # (bounds named after the Sigmoid's output: unique in a model
+            # whose subgraphs this runs in too)
+            low, high = f"{clipped}_low", f"{clipped}_high"
+            bounds += [numpy_helper.from_array(np.float32(0.0), low),
+                       numpy_helper.from_array(np.float32(1.0), high)]
+            clip = helper.make_node("Clip", [s, low, high], [clipped],
                                     name=f"{sig.name}{CLIP_SUFFIX}")
         else:
             clip = helper.make_node("Clip", [s], [clipped], name=f"{sig.name}{CLIP_SUFFIX}",
@@ -102,8 +107,4 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         del mul.input[:]
         mul.input.extend([x, before.output[0]])     # x first, as the kernel multiplies
         nodes += [before, mul]
-    out = with_nodes(model, nodes)
-    if opset >= 11:
-        out.graph.initializer.extend([numpy_helper.from_array(np.float32(0.0), _LOW),
-                                      numpy_helper.from_array(np.float32(1.0), _HIGH)])
-    return out
+    return with_nodes(model, nodes, bounds)
