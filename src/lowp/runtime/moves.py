@@ -65,8 +65,11 @@ def index_map(step: Step, env: Env, layout: Layouts, execute: Execute
 
     y, y_layout = run(x)
     ids = np.arange(1, x.size + 1, dtype=np.int64).reshape(x.shape)
-    m1, lay1 = run(ids)
-    m2, lay2 = run(ids + 1)
+    # a float fill (a Pad's -inf or NaN) is no integer: its value in the index runs does not
+    # matter (a fill is what stays put between them; its bits come from `y`)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m1, lay1 = run(ids)
+        m2, lay2 = run(ids + 1)
     if not all(type(v) is np.ndarray and v.shape == np.shape(y) for v in (y, m1, m2)):
         return None
     if m1.dtype != np.int64 or m2.dtype != np.int64 or not (lay1 is lay2 is y_layout):

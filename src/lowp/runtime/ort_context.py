@@ -17,6 +17,7 @@ import onnx
 from ..ir.graph import Graph, attributes
 from . import nchwc_conv
 from .ort_insert_cast import float16_pool
+from .ort_quick_gelu import quick_gelu_clip
 
 
 def context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
@@ -152,7 +153,8 @@ def ort_nchwc(name: str, graph: Graph, depth: int = 256) -> bool:
             _pool_context(node, graph)["nchwc_channels"])
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return bool(_pool_context(node, graph)["nchwc_channels"])
-    if op in ("Relu", "Sigmoid", "Tanh") or eliminated_identity(node, graph):
+    if op in ("Relu", "Sigmoid", "Tanh") or eliminated_identity(node, graph) or \
+            quick_gelu_clip(node):
         return ort_nchwc(node.input[0], graph, depth - 1)
     if op in ("Resize", "Upsample"):
         return nchwc_upsample(node, graph) and ort_nchwc(node.input[0], graph, depth - 1)
@@ -273,6 +275,8 @@ def _nchwc_dims_of(name: str, graph: Graph, depth: int) -> NchwcDims:
     if node is None or depth == 0:
         return own
     op = node.op_type
+    if quick_gelu_clip(node):           # (part of ONNX Runtime's QuickGelu, (O322))
+        return _ort_nchwc_dims(node.input[0], graph, depth - 1)
     if op in _CONV_ACTIVATIONS and op not in ("Relu", "Sigmoid", "Tanh"):
         node, op = graph.producer[node.input[0]], "Conv"    # the Conv it is fused into
     if op in ("Conv", "FusedConv", "MaxPool", "AveragePool"):
@@ -428,7 +432,7 @@ def channel_count(name: str, graph: Graph, depth: int = 16) -> int | None:
             and node.input[1] in graph.initializers:
         dims = list(graph.initializers[node.input[1]].dims)
         return dims[0] if len(dims) == 4 else None
-    if node.op_type in _CHANNEL_KEEPING:
+    if node.op_type in _CHANNEL_KEEPING or quick_gelu_clip(node):
         return channel_count(node.input[0], graph, depth - 1)
     return None
 

@@ -36,6 +36,7 @@ from . import (
     ort_noop_elimination,
     ort_qdq_cse,
     ort_qdq_propagation,
+    ort_quick_gelu,
     ort_s8_to_u8,
     ort_weight_bias,
     per_token_fusion,
@@ -62,10 +63,11 @@ from .tape import call
 # Sub and Mul (the same arithmetic, as steps that replay), its float16 chains run in
 # float32 (InsertCastTransformer, top level only), then EliminateIdentity,
 # NoopElimination, CastElimination, ConvAddFusion, ConvMulFusion and ConvBNFusion, its
-# level-1 and level-2 fusions, its level-3 NCHWc Add fusion and ConvAddActivationFusion,
-# then lowp's own exact rewrites (quantize before a Concat, max-pool the codes, a per-token
-# quantized product as one step, ConvInteger with its bias, Cast and scale, a Conv's bias
-# Add and Relu behind a Squeeze). Each takes a model and returns it unchanged or a new one.
+# level-1 and level-2 fusions (QuickGeluFusion last), its level-3 NCHWc Add fusion and
+# ConvAddActivationFusion, then lowp's own exact rewrites (quantize before a Concat,
+# max-pool the codes, a per-token quantized product as one step, ConvInteger with its bias,
+# Cast and scale, a Conv's bias Add and Relu behind a Squeeze). Each takes a model and
+# returns it unchanged or a new one.
 # ONNX Runtime's rewrites (ort_*) run inside Loop/Scan bodies and If branches too, as ONNX
 # Runtime's transformers do (lowp.runtime.subgraph_rewrites); lowp's own exact ones run on
 # the top-level graph.
@@ -77,7 +79,7 @@ LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
         ort_noop_elimination.apply, ort_cast_elimination.apply, ort_constant_weights.apply,
         ort_conv_scale.apply,
-        ort_fusions.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
+        ort_fusions.apply, ort_quick_gelu.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
     quantize_first.apply, pool_first.apply, per_token_fusion.apply,
     conv_integer_fusion.apply, conv_bias_fusion.apply)
 
