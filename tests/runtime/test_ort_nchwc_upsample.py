@@ -18,17 +18,26 @@ needs_blocks = pytest.mark.skipif(nchwc_conv.block_size() == 0,
 
 
 def _conv_resize(opset: int, scales: tuple[float, ...], c: int, h: int, w: int,
-                 batch: int | str, **attrs: object) -> onnx.ModelProto:
-    """x [batch, 3, h, w] -> Conv (3 -> c, 3 x 3) -> Sigmoid -> Resize(scales, attrs) -> y."""
+                 batch: int | str, sizes: bool = False, **attrs: object) -> onnx.ModelProto:
+    """x [batch, 3, h, w] -> Conv (3 -> c, 3 x 3) -> Sigmoid -> Resize(scales, attrs) -> y;
+    with `sizes`, the Resize gets the sizes [2, c, h, w] times the scales instead (2: the
+    batch fed), and one row more than that when the scales are fractional."""
     rng = np.random.default_rng(c * 100 + h * 10 + w)
     f = np.float32
     inits = [numpy_helper.from_array(rng.standard_normal((c, 3, 3, 3)).astype(f), "w"),
              numpy_helper.from_array(rng.standard_normal(c).astype(f), "b"),
-             numpy_helper.from_array(np.asarray(scales, f), "scales"),
              numpy_helper.from_array(np.zeros(0, f), "roi")]
+    ins = ["s", "roi", "scales"]
+    if sizes:
+        whole = [int(v) for v in scales]
+        size = [2, c, h * whole[2] + (whole[2] != scales[2]), w * whole[3]]
+        inits.append(numpy_helper.from_array(np.asarray(size, np.int64), "sizes"))
+        ins = ["s", "roi", "", "sizes"]
+    else:
+        inits.append(numpy_helper.from_array(np.asarray(scales, f), "scales"))
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1] * 4),
              helper.make_node("Sigmoid", ["c"], ["s"]),
-             helper.make_node("Resize", ["s", "roi", "scales"], ["y"], **attrs)]
+             helper.make_node("Resize", ins, ["y"], **attrs)]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, h, w])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -50,6 +59,11 @@ LINEAR = {  # (opset, scales, attributes, whether ONNX Runtime makes it an NCHWc
                              {"coordinate_transformation_mode": "half_pixel_symmetric"},
                              False),
     "fractional": (18, (1, 1, 1.5, 2), {}, False),
+    # sizes: whole multiples of an input shape known in every dimension (not a free batch)
+    "sizes_2x3": (18, (1, 1, 2, 3), {"sizes": True}, True),
+    "sizes_align_corners": (13, (1, 1, 2, 2), {"sizes": True, "coordinate_transformation_mode":
+                                               "align_corners"}, True),
+    "sizes_not_whole": (18, (1, 1, 2.5, 2), {"sizes": True}, False),
 }
 
 
@@ -59,6 +73,7 @@ LINEAR = {  # (opset, scales, attributes, whether ONNX Runtime makes it an NCHWc
 def test_linear_resize_of_an_nchwc_value_equals_onnxruntime(case, c, h, w, batch):
     opset, scales, attrs, nchwc = LINEAR[case]
     model = _conv_resize(opset, scales, c, h, w, batch, mode="linear", **attrs)
-    assert ("Upsample" in onnxruntime_optimized_ops(model)) == nchwc
+    free_batch_sizes = "sizes" in attrs and batch == "N"
+    assert ("Upsample" in onnxruntime_optimized_ops(model)) == (nchwc and not free_batch_sizes)
     x = (np.random.default_rng(7).standard_normal((2, 3, h, w)) * 2).astype(np.float32)
     assert_sessions_equal_onnxruntime(model, x)

@@ -1726,9 +1726,11 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
     convolution its layout transformer moved there), where 8-bit bilinear is integer
     arithmetic (`_bilinear_integer`). `nchwc_linear`: it runs this float32 linear Resize
     of an NCHWc value as its NCHWc Upsample (`_nchwc_linear`, (O320))."""
-    if nchwc_linear and scales is not None:
-        return _nchwc_linear(x, [int(v) for v in np.asarray(scales).reshape(-1)],
-                             coordinate_transformation_mode)
+    if nchwc_linear:
+        factors = ([int(v) for v in np.asarray(scales).reshape(-1)] if _opt_list(scales)
+                   else [int(v) // d for v, d in zip(np.asarray(sizes).reshape(-1), x.shape,
+                                                     strict=True)])
+        return _nchwc_linear(x, factors, coordinate_transformation_mode)
     if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
         return _resize(x, _opt_list(roi), None, None, mode=mode,
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")
