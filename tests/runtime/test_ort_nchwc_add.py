@@ -206,6 +206,14 @@ UPSAMPLED = {  # (opset, Resize attributes and scales, whether ONNX Runtime fuse
     "round_prefer_floor": (18, {**_NEAREST, "nearest_mode": "round_prefer_floor"}, False),
     "nearest_mode_unwritten": (18, {"mode": "nearest",
                                     "coordinate_transformation_mode": "asymmetric"}, False),
+    # linear from Resize-11 on, half_pixel (the default), asymmetric or align_corners (O320)
+    "linear_half_pixel": (18, {"mode": "linear"}, True),
+    "linear_asymmetric": (13, {"mode": "linear", "coordinate_transformation_mode":
+                               "asymmetric"}, True),
+    "linear_align_corners": (11, {"mode": "linear", "coordinate_transformation_mode":
+                                  "align_corners"}, True),
+    "linear_pytorch_half_pixel": (18, {"mode": "linear", "coordinate_transformation_mode":
+                                       "pytorch_half_pixel"}, False),
 }
 
 

@@ -1,15 +1,15 @@
 """Byte check of the graph fuzzer's float graphs: lowp's Session against ONNX Runtime.
 
     python evals/corpus/repro/fuzz_float_bytes.py [--count 300] [--seed 0] [--blocks attention]
-                                                 [--save DIR]
+                                                 [--threads 1] [--save DIR]
 
 Draws `count` graphs from tests/fuzz/graphs.py's fuzz_graphs (hypothesis, fixed seed, so
 the same graphs on every run of the same generators; `--blocks` sets LOWP_FUZZ_BLOCKS),
 runs each FLOAT model on its first batch size and the fuzzer's feeds in lowp's Session and
-in ONNX Runtime (default optimizations, 1 thread) and compares the outputs' bytes. Prints
-how many were byte-identical and, for the others, the blocks and the largest difference;
-`--save` writes each differing model and its feeds (N.onnx, N.npz) for
-float_divergence.py-style bisection.
+in ONNX Runtime (default optimizations, `--threads` threads in both, 1 unless given) and
+compares the outputs' bytes. Prints how many were byte-identical and, for the others, the
+blocks and the largest difference; `--save` writes each differing model and its feeds
+(N.onnx, N.npz) for float_divergence.py-style bisection.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--blocks", default="")
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save", type=Path)
     a = p.parse_args(argv)
     if a.blocks:
@@ -51,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         k = len(results)
         feeds = g.feeds(g.batches[0], g.seed)
         try:
-            theirs = run_ort(g.model, feeds)
+            theirs = run_ort(g.model, feeds, threads=a.threads)
         except Exception:  # noqa: BLE001 - a graph ONNX Runtime refuses is not counted
             results.append((k, g.blocks, "refused by ONNX Runtime", 0.0))
             return
-        ours = Session(g.model, threads=1).run(feeds)
+        ours = Session(g.model, threads=a.threads).run(feeds)
         if all(np.asarray(ours[n]).tobytes() == np.asarray(v).tobytes()
                for n, v in theirs.items()):
             results.append((k, g.blocks, "identical", 0.0))

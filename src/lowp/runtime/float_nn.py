@@ -1525,6 +1525,45 @@ def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.n
     return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
 
 
+def _nchwc_interpolation(n: int, out: int, scale: int, mode: str) -> np.ndarray:
+    """The source coordinate of each output place along one axis, as ONNX Runtime's NCHWc
+    Upsample computes it in float32 (NchwcUpsample::ComputeInterpolation): the place
+    itself when the axis is not scaled, else by `mode` (half_pixel clamped at 0)."""
+    o = np.arange(out, dtype=np.float32)
+    f = np.float32
+    if scale == 1:
+        return o
+    if mode == "align_corners":
+        return (o * f(n - 1) / f(out - 1)).astype(np.float32)
+    if mode == "half_pixel":
+        return np.maximum(f(0), (o + f(0.5)) / f(scale) - f(0.5)).astype(np.float32)
+    return (o / f(scale)).astype(np.float32)
+
+
+def _nchwc_linear_axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """MlasNchwcExtractInterpolation: i0 = the coordinate truncated, i1 = min(i0 + 1, n - 1),
+    the weight of i1 its fraction f and that of i0 1 - f."""
+    i0 = coords.astype(np.int64)
+    frac = (coords - i0.astype(np.float32)).astype(np.float32)
+    return i0, np.minimum(i0 + 1, n - 1), frac, (np.float32(1) - frac).astype(np.float32)
+
+
+def _nchwc_linear(x: np.ndarray, scales: Sequence[int], mode: str) -> np.ndarray:
+    """ONNX Runtime's NCHWc Upsample in linear mode (MlasNchwcUpsampleLinear) of a float32
+    [N, C, H, W] by whole factors: per output place, with fy, fx the fractions of its
+    source coordinates, y = ((1-fy)(1-fx)·x00 + (1-fy)fx·x01) + (fy(1-fx)·x10 + fy fx·x11),
+    each weight one float32 product and each sum rounded once, in that order."""
+    h, w = x.shape[-2], x.shape[-1]
+    y0, y1, fy, gy = _nchwc_linear_axis(
+        _nchwc_interpolation(h, h * scales[2], scales[2], mode), h)
+    x0, x1, fx, gx = _nchwc_linear_axis(
+        _nchwc_interpolation(w, w * scales[3], scales[3], mode), w)
+    top, bottom = x[..., y0, :], x[..., y1, :]
+    gy, fy = gy[:, None], fy[:, None]
+    return (((gy * gx) * top[..., x0] + (gy * fx) * top[..., x1])
+            + ((fy * gx) * bottom[..., x0] + (fy * fx) * bottom[..., x1])).astype(np.float32)
+
+
 def _bicubic_axis(coords: np.ndarray, n: int, a: float, exclude_outside: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clamped source indices (4 per coordinate), Keys weights and their sum (1, or the sum
@@ -1680,11 +1719,18 @@ def Resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
            exclude_outside: int = 0, extrapolation_value: float = 0.0,
            keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
            nearest_mode: str = "round_prefer_floor", opset: int = 13,
-           channels_last_integer: bool = False, **_: Any) -> np.ndarray:
+           channels_last_integer: bool = False, nchwc_linear: bool = False,
+           **_: Any) -> np.ndarray:
     """Resize-10..19: nearest, linear (n-linear), cubic, antialias, all coordinate modes.
     `channels_last_integer`: ONNX Runtime runs this Resize on channels-last data (after a
     convolution its layout transformer moved there), where 8-bit bilinear is integer
-    arithmetic (`_bilinear_integer`)."""
+    arithmetic (`_bilinear_integer`). `nchwc_linear`: it runs this float32 linear Resize
+    of an NCHWc value as its NCHWc Upsample (`_nchwc_linear`, (O320))."""
+    if nchwc_linear:
+        factors = ([int(v) for v in np.asarray(scales).reshape(-1)] if _opt_list(scales)
+                   else [int(v) // d for v, d in zip(np.asarray(sizes).reshape(-1), x.shape,
+                                                     strict=True)])
+        return _nchwc_linear(x, factors, coordinate_transformation_mode)
     if opset < 11:  # Resize-10: (X, scales), asymmetric coordinates
         return _resize(x, _opt_list(roi), None, None, mode=mode,
                        coordinate_transformation_mode="asymmetric", nearest_mode="simple")

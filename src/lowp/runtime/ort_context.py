@@ -185,13 +185,26 @@ def nchwc_upsample(node: onnx.NodeProto, graph: Graph) -> bool:
     and nearest_mode "floor" written out; scales a constant 1-D float32 tensor of 4 whole
     positive factors, 1 on batch and channels. The copy rounds nothing, but its output stays
     in the layout (an Add of it and a Conv output becomes the Conv's Sum,
-    lowp.runtime.ort_nchwc_add)."""
+    lowp.runtime.ort_nchwc_add). From Resize-11 on, mode "linear" too, with the coordinate
+    mode half_pixel (the default), asymmetric or align_corners, and, either mode, constant
+    `sizes` in place of the scales (`_whole_sizes`; probed on ONNX Runtime 1.32's optimized
+    graphs); linear rounds in its own order ((O320), float_nn._nchwc_linear)."""
     attrs = attributes(node)
-    if str(attrs.get("mode", "nearest")) != "nearest":
+    mode = str(attrs.get("mode", "nearest"))
+    if mode != "nearest" and not (mode == "linear" and node.op_type == "Resize"
+                                  and graph.opset >= 11):
         return False
     if node.op_type == "Resize" and graph.opset >= 11:
-        if len(node.input) != 3 or str(attrs.get("coordinate_transformation_mode")) \
-                != "asymmetric" or str(attrs.get("nearest_mode")) != "floor":
+        coordinates = str(attrs.get("coordinate_transformation_mode", "half_pixel"))
+        if mode == "linear" and coordinates not in ("half_pixel", "asymmetric",
+                                                    "align_corners"):
+            return False
+        if mode == "nearest" and (str(attrs.get("coordinate_transformation_mode"))
+                                  != "asymmetric" or str(attrs.get("nearest_mode")) != "floor"):
+            return False
+        if len(node.input) == 4 and not node.input[2] and "axes" not in attrs:
+            return _whole_sizes(node, graph) is not None
+        if len(node.input) != 3:
             return False
         scales = node.input[2]
     elif graph.opset >= 9 and len(node.input) == 2:     # Upsample-9, Resize-10
@@ -206,6 +219,26 @@ def nchwc_upsample(node: onnx.NodeProto, graph: Graph) -> bool:
     whole = value.astype(np.int64)
     return bool((whole > 0).all() and (whole.astype(np.float32) == value).all()
                 and whole[0] == whole[1] == 1)
+
+
+def _whole_sizes(node: onnx.NodeProto, graph: Graph) -> list[int] | None:
+    """A Resize's constant `sizes` (its fourth input) as whole factors of its input's shape,
+    known in every dimension, as ONNX Runtime 1.32's layout transformer takes them (probed
+    on its optimized graphs: a free batch, a size not a multiple, `axes` keep it NCHW);
+    None otherwise."""
+    sizes, shape = node.input[3], graph.inferred_shape(node.input[0])
+    if not sizes or not graph.is_constant(sizes) or not folded_constant(sizes, graph) or \
+            shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0
+                                                         for d in shape):
+        return None
+    value = graph.constant(sizes)
+    if value.shape != (4,) or value.dtype != np.int64:
+        return None
+    dims = [int(d) for d in shape if isinstance(d, int)]
+    if any(int(v) <= 0 or int(v) % d for v, d in zip(value, dims, strict=True)):
+        return None
+    factors = [int(v) // d for v, d in zip(value, dims, strict=True)]
+    return factors if factors[0] == factors[1] == 1 else None
 
 
 def _nchwc_binary_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
@@ -395,20 +428,23 @@ def _resize_context(node: onnx.NodeProto, graph: Graph) -> dict[str, object]:
     """ONNX Runtime's layout transformer runs a quantized Conv channels-last and pushes the
     layout through the Identity, MaxPool and Resize nodes after it (and their quantizers);
     there a Resize of 8-bit data is its integer bilinear kernel (float_nn._bilinear_integer,
-    (O41))."""
+    (O41)). A float linear Resize of a value ONNX Runtime keeps in its NCHWc layout runs
+    as its NCHWc Upsample, which rounds in its own order (`nchwc_linear`, (O320))."""
+    linear = (str(attributes(node).get("mode", "nearest")) == "linear"
+              and nchwc_upsample(node, graph) and ort_nchwc(node.input[0], graph))
     name, quantized = node.input[0], False
     for _ in range(64):
         p = graph.producer.get(name)
         if p is None or p.domain not in ("", "ai.onnx") or not p.input:
             break
         if p.op_type == "Conv":
-            return {"channels_last_integer": quantized}
+            return {"channels_last_integer": quantized, "nchwc_linear": linear}
         if p.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity", "MaxPool",
                              "Resize"):
             break
         quantized = quantized or p.op_type == "QuantizeLinear"
         name = p.input[0]
-    return {"channels_last_integer": False}
+    return {"channels_last_integer": False, "nchwc_linear": linear}
 
 
 # operators whose output has their first input's channel count (`channel_count` walks them)

@@ -1133,6 +1133,42 @@ def _reshape_as_transpose(dims: list[int], requested: list[int], allow_zero: boo
     return perm
 
 
+def _reshape_as_split(dims: list[int], final: list[int], perm: list[int]
+                      ) -> tuple[list[int], list[int]] | None:
+    """A Reshape of Transpose(x, perm), of shape `dims`, to `final` of another rank as ONNX
+    Runtime 1.32's transpose optimizer writes it: Reshape(x, shape) then Transpose(after);
+    None when it leaves it. Each dimension of `dims` in turn takes the next dimensions of
+    `final` (one, then more while their product is below it), which must multiply to it
+    and be all used: dimensions split in place, ones standing before a part. Merged
+    dimensions, or ones left after the last part, keep the Transpose where it is (probed
+    on ONNX Runtime's optimized graphs: [2, 15, 56] to [2, 15, 8, 7], [2, 15, 1, 56] or
+    [1, 2, 3, 5, 56] moves it, to [2, 15, 56, 1] or [2, 840] does not)."""
+    if any(d <= 0 for d in (*dims, *final)):
+        return None
+    groups: list[list[int]] = []
+    j = 0
+    for d in dims:
+        if j == len(final):
+            return None
+        group = [final[j]]
+        j += 1
+        while int(np.prod(group)) < d and j < len(final):
+            group.append(final[j])
+            j += 1
+        if int(np.prod(group)) != d:
+            return None
+        groups.append(group)
+    if j != len(final):
+        return None
+    inverse = [perm.index(k) for k in range(len(perm))]
+    shape = [v for k in inverse for v in groups[k]]
+    start = [0]
+    for k in inverse:
+        start.append(start[-1] + len(groups[k]))
+    after = [start[perm[i]] + m for i in range(len(perm)) for m in range(len(groups[i]))]
+    return shape, after
+
+
 def _transpose_reshape(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's transpose optimizer (level 1) has a handler for Reshape: a Transpose P
     read by a Reshape that only moves dimensions of size 1 (so amounts to a Transpose Q,
@@ -1143,7 +1179,11 @@ def _transpose_reshape(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None
     attention block after another, whose Transpose [0, 2, 1] -> Reshape [0, C, -1] ->
     Transpose [0, 2, 1] ONNX Runtime removes, so its LayerNorm's ReduceMean sums along
     memory, where lowp pushed the second Transpose through it and summed across rows
-    ((O307))."""
+    ((O307)). A Reshape to another rank that splits dimensions in place moves the
+    Transpose after it on the same test (`_reshape_as_split`): Transpose [0, 2, 1] of
+    tokens [N, L, C], then Reshape [0, C, H, W], becomes Reshape [N, H, W, C] then
+    Transpose [0, 3, 1, 2], and a ReduceMean over the channels after it sums contiguous
+    values ((O319))."""
     if not _is(reshape, "Reshape") or len(reshape.input) < 2:
         return None
     tr = index.producer.get(reshape.input[0])
@@ -1158,32 +1198,51 @@ def _transpose_reshape(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None
         return None
     dims = _static_dims(tr.output[0], index)
     requested = index.constants.get(reshape.input[1])
-    if dims is None or requested is None or requested.size == 0 or \
-            index.rank(tr.input[0]) != requested.size:
+    if dims is None or requested is None or requested.size == 0:
         return None
+    stem = reshape.name or reshape.output[0]
+    gone = [tr] if len(index.consumers[tr.output[0]]) == 1 else []
+    if index.rank(tr.input[0]) != requested.size:
+        final = _static_dims(reshape.output[0], index)
+        split = _reshape_as_split(dims, final, perm) if final is not None else None
+        if split is None:
+            return None
+        shape, after = split
+        target, pushed = f"{stem}_split_shape", f"{reshape.output[0]}_untransposed"
+        index.constants[target] = np.asarray(shape, np.int64)
+        index.shapes[pushed] = onnx.TensorShapeProto(
+            dim=[onnx.TensorShapeProto.Dimension(dim_value=v) for v in shape])
+        made = [helper.make_node("Constant", [], [target], name=target,
+                                 value=numpy_helper.from_array(index.constants[target])),
+                helper.make_node("Reshape", [tr.input[0], target], [pushed], name=stem)]
+        moved, merged = _transposed(pushed, after, reshape.output[0],
+                                    f"{stem}_pushed_Transpose", index)
+        return made + moved, gone + merged
     allow_zero = bool(next((helper.get_attribute_value(a) for a in reshape.attribute
                             if a.name == "allowzero"), 0))
     q = _reshape_as_transpose(dims, [int(v) for v in requested.reshape(-1)], allow_zero)
     if q is None:
         return None
-    inverse = [perm.index(k) for k in range(len(perm))]
-    stem = reshape.name or reshape.output[0]
-    gone = [tr] if len(index.consumers[tr.output[0]]) == 1 else []
-    if q == inverse:
-        return [helper.make_node("Identity", [tr.input[0]], [reshape.output[0]],
-                                 name=stem)], gone
-    merged, out = [perm[k] for k in q], reshape.output[0]
-    # the optimizer visits the nodes in order: a Transpose reading the Reshape is next, and
-    # merges with the Transpose the Reshape became before any reduction after it sees it
+    moved, merged = _transposed(tr.input[0], [perm[k] for k in q], reshape.output[0], stem,
+                                index)
+    return moved, gone + merged
+
+
+def _transposed(source: str, perm: list[int], out: str, name: str, index: _Index) -> Rewrite:
+    """Transpose(source, perm) written as `out` (an Identity when `perm` keeps the order),
+    with the Transpose that alone reads `out`, if any: the optimizer visits the nodes in
+    order, so that one is next and merges with it before any reduction after it sees it.
+    The nodes, and the reader merged."""
+    gone: list[onnx.NodeProto] = []
     reader = index.consumers[out][0] if index.single_use(out) else None
     after = transpose_perm(reader) if reader is not None and _is(reader, "Transpose") \
         else None
-    if reader is not None and after is not None and len(after) == len(merged):
-        merged, out = [merged[k] for k in after], reader.output[0]
+    if reader is not None and after is not None and len(after) == len(perm):
+        perm, out = [perm[k] for k in after], reader.output[0]
         gone.append(reader)
-        if merged == sorted(merged):
-            return [helper.make_node("Identity", [tr.input[0]], [out], name=stem)], gone
-    return [helper.make_node("Transpose", [tr.input[0]], [out], perm=merged, name=stem)], gone
+    if perm == sorted(perm):
+        return [helper.make_node("Identity", [source], [out], name=name)], gone
+    return [helper.make_node("Transpose", [source], [out], perm=perm, name=name)], gone
 
 
 def _estimated_rank(name: str, index: _Index) -> int:
