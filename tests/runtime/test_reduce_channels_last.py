@@ -310,3 +310,68 @@ def test_mean_before_a_float_pool_regression(route, backend, threads):
     got = Session(model, backend=backend, threads=threads).run({"x": x})
     for name, want in zip(("r", "m"), onnxruntime_run(model, {"x": x}, threads), strict=True):
         np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def _dropped_axes_model(op: str, axes: list[int], perm: list[int], power: bool,
+                        opset: int) -> bytes:
+    """A quantized convolution, optionally squared (Pow 2), reduced over `axes` without
+    keepdims, then a Transpose of the result (gtcrn_stream's GRU input: a mean of squares
+    over the last axis, transposed to (time, batch, features))."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(np.float32(0.02), "xs"),
+        numpy_helper.from_array(np.uint8(128), "xz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8), "wq"),
+        numpy_helper.from_array(np.float32(0.01), "ws"),
+        numpy_helper.from_array(np.int8(0), "wz"),
+        numpy_helper.from_array(np.float32(0.03), "ys"),
+        numpy_helper.from_array(np.uint8(131), "yz"),
+        numpy_helper.from_array(np.float32(2.0), "two"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["cd"]),
+    ]
+    source = "cd"
+    if power:
+        nodes.append(helper.make_node("Pow", ["cd", "two"], ["p"]))
+        source = "p"
+    if op == "ReduceSum" or opset >= 18:
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+        nodes.append(helper.make_node(op, [source, "axes"], ["m"], keepdims=0))
+    else:
+        nodes.append(helper.make_node(op, [source], ["m"], axes=axes, keepdims=0))
+    nodes.append(helper.make_node("Transpose", ["m"], ["r"], perm=perm))
+    graph = helper.make_graph(
+        nodes, "dropped_axes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [None] * len(perm))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("power", [True, False])
+@pytest.mark.parametrize(("op", "opset"), [("ReduceMean", 11), ("ReduceMean", 18),
+                                           ("ReduceSum", 13)])
+@pytest.mark.parametrize(("axes", "perm"), [([-1], [2, 0, 1]), ([2], [1, 2, 0]),
+                                            ([2, 3], [1, 0]), ([1], [0, 2, 1])])
+def test_reduction_without_keepdims_before_a_transpose_regression(axes, perm, op, opset,
+                                                                  power, backend, threads):
+    """Without keepdims a reduction whose result goes on to a Transpose is a node ONNX
+    Runtime's transpose optimizer pushes the convolution's channels-last layout through too
+    (the input's Transpose removed costs more than the smaller output's): it sums the
+    channels-last data in its memory order (over the width: each (row, channel) column one
+    value at a time). lowp kept keepdims reductions only and summed channels-first rows
+    (gtcrn_stream's lowp QDQ file, 99.82% identical; (O316))."""
+    model = _dropped_axes_model(op, axes, perm, power, opset)
+    x = np.random.default_rng(5).standard_normal((1, 3, 3, 33)).astype(np.float32)
+    got = Session(model, backend=backend, threads=threads).run({"x": x})
+    (want,) = onnxruntime_run(model, {"x": x}, threads)
+    np.testing.assert_array_equal(got["r"], want)

@@ -375,18 +375,20 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _concat_any_layout(fn, attrs, n_out), layouts=(CF, CL),
                     act_inputs=tuple(range(len(node.input))))
-    if node.op_type in ("ReduceMean", "ReduceSum") and attrs.get("keepdims", 1) != 0 \
+    if node.op_type in ("ReduceMean", "ReduceSum") \
             and _leads_to_convolution(graph, _reduction_reach(graph, node)):
         # ONNX Runtime's transpose optimizer pushes the channels-last layout of its
         # convolutions through such a reduction when the value it reads goes on to a
-        # quantized convolution through operators it has handlers for (a squeeze-excitation
-        # mean; a LayerNorm over channels written out, (O60)), so it sums channels-last data
-        # in its memory order (docs/operators.md (O18)); lowp then reduces its channels-last
-        # data as it is
+        # quantized convolution or a Transpose through operators it has handlers for (a
+        # squeeze-excitation mean; a LayerNorm over channels written out; a mean that drops
+        # its axis before a Transpose, (O60), (O316)), so it sums channels-last data in its
+        # memory order (docs/operators.md (O18)); lowp then reduces its channels-last data
+        # as it is (without keepdims the result is channels-first)
+        keep = attrs.get("keepdims", 1) != 0
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _reduce_channels_last(run, fn, attrs,
                                           _from_convolution(graph, node.input[0], set())),
-                    layouts=(CF, CL))
+                    layouts=(CF, CL), output_layout=None if keep else CF)
     if node.op_type == "GlobalMaxPool":
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _global_max_pool(run, attrs), layouts=(CF, CL))
@@ -637,28 +639,36 @@ def _from_convolution(graph: Graph, tensor: str, seen: set[str]) -> bool:
 
 def _reduce_channels_last(run: StepFn, fn: Any, attrs: dict[str, Any],
                           channels_first_too: bool = True) -> StepFn:
-    """ReduceSum / ReduceMean (keepdims) that sums in channels-last memory order, as ONNX
-    Runtime does there: its axes named in channels-first order are mapped to the
-    channels-last ones and channels-last data reduced as it is, the result (reduced axes
-    kept) channels-last; data lowp holds channels-first is made channels-last first, its
-    result channels-first again, when `channels_first_too` (ONNX Runtime holds it
-    channels-last: it comes from a quantized convolution), else summed as it is."""
+    """ReduceSum / ReduceMean that sums in channels-last memory order, as ONNX Runtime does
+    there: its axes named in channels-first order are mapped to the channels-last ones and
+    channels-last data reduced as it is, the result (reduced axes kept) channels-last; data
+    lowp holds channels-first is made channels-last first, its result channels-first again,
+    when `channels_first_too` (ONNX Runtime holds it channels-last: it comes from a
+    quantized convolution), else summed as it is. Without keepdims the same sums, the
+    result channels-first with the reduced axes dropped ((O316))."""
+    keep = attrs.get("keepdims", 1) != 0
+
     def reduce(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         x = vals[0]
         if x is None or x.ndim < 3:
             return run(*vals, layout=layout)
         if layout is not CL and not channels_first_too:
             return run(*vals, layout=layout)
-        if layout is not CL:    # data lowp holds channels-first (an element-wise chain's)
-            (y,) = reduce(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *vals[1:], layout=CL)
-            return (np.ascontiguousarray(np.moveaxis(y, -1, 1)),)
         given = vals[1] if len(vals) > 1 and vals[1] is not None else attrs.get("axes")
         axes = [] if given is None else [int(a) for a in np.asarray(given).reshape(-1)]
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            return run(*vals, layout=layout)
         rank = x.ndim
-        cl = [0 if a == 0 else rank - 1 if a == 1 else a - 1
-              for a in (a + rank if a < 0 else a for a in axes)]
-        rest = {k: v for k, v in attrs.items() if k != "axes"}
-        return (np.asarray(fn(x, np.asarray(cl, np.int64), **rest)),)
+        axes = sorted({a + rank if a < 0 else a for a in axes} if axes else range(rank))
+        if layout is not CL:    # data lowp holds channels-first (an element-wise chain's)
+            x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        cl = [0 if a == 0 else rank - 1 if a == 1 else a - 1 for a in axes]
+        rest = {k: v for k, v in attrs.items() if k not in ("axes", "keepdims")}
+        y = np.asarray(fn(x, np.asarray(cl, np.int64), keepdims=1, **rest))
+        if keep and layout is CL:
+            return (y,)
+        y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        return (y if keep else y.reshape([d for a, d in enumerate(y.shape) if a not in axes]),)
 
     return reduce
 
