@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lowp.errors import NodeError
+from lowp.errors import LowpError, NodeError
 from lowp.runtime import Session, ml_tree_ensemble, ml_trees
 from lowp.runtime.float_registry import ARRAY_ATTRIBUTES, FLOAT_OPS, PREPARE, node_attributes
 from tests.runtime.ort_agreement import onnxruntime_run
@@ -138,3 +138,16 @@ def test_depth_of_counts_the_longest_path(shape: str) -> None:
     with pytest.raises(NodeError, match="cycle"):
         ml_trees.depth_of("T", roots, branch, cyclic, false_child)
 
+
+
+@pytest.mark.parametrize("form", ["str", "bytes", "object"])
+def test_node_modes_read_in_every_form(form: str) -> None:
+    """nodes_modes as strings, as the bytes array the executor reads, or as Python objects:
+    the codes of MODES, and an unknown name refused naming the first of them in order."""
+    names = ["LEAF", "BRANCH_GT", "BRANCH_LEQ", "LEAF", "BRANCH_NEQ"]
+    as_form = {"str": lambda v: list(v), "bytes": lambda v: np.array([m.encode() for m in v]),
+               "object": lambda v: np.array([m.encode() for m in v], object)}[form]
+    np.testing.assert_array_equal(ml_trees._mode_codes("T", as_form(names)),
+                                  [ml_trees.MODES[m] for m in names])
+    with pytest.raises(LowpError, match="T.*node mode 'BRANCH_X'"):
+        ml_trees._mode_codes("T", as_form([*names, "LEAFY", "BRANCH_X"]))
