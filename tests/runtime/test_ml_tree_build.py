@@ -151,3 +151,26 @@ def test_node_modes_read_in_every_form(form: str) -> None:
                                   [ml_trees.MODES[m] for m in names])
     with pytest.raises(LowpError, match="T.*node mode 'BRANCH_X'"):
         ml_trees._mode_codes("T", as_form([*names, "LEAFY", "BRANCH_X"]))
+
+
+@pytest.mark.parametrize("layout", ["dense", "shuffled", "gaps"])
+def test_node_index_finds_each_pair_in_every_layout(layout: str) -> None:
+    """_NodeIndex finds each (tree id, node id) pair at its position and -1 for pairs that
+    name no node, whether the ids are the usual dense run (indexed without a sort), in
+    another order, or with gaps."""
+    rng = np.random.default_rng(11)
+    counts = rng.integers(1, 9, 40)
+    tree = np.repeat(np.arange(40) * 3 + 5, counts)
+    node = np.concatenate([np.arange(c) for c in counts])
+    if layout == "shuffled":
+        perm = rng.permutation(tree.size)
+        tree, node = tree[perm], node[perm]
+    elif layout == "gaps":
+        node = node * 2
+    where = {(int(t), int(u)): k for k, (t, u) in enumerate(zip(tree, node, strict=True))}
+    index = ml_trees._NodeIndex(tree, node)
+    assert index.unique and (index.starts is not None) == (layout == "dense")
+    q_tree = np.r_[tree, rng.integers(0, 130, 300)]
+    q_node = np.r_[node, rng.integers(-2, 12, 300)]
+    want = [where.get((int(t), int(u)), -1) for t, u in zip(q_tree, q_node, strict=True)]
+    np.testing.assert_array_equal(index.find(q_tree, q_node), want)

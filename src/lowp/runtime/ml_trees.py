@@ -118,9 +118,22 @@ def _mode_codes(op: str, modes: Any) -> np.ndarray:
 
 class _NodeIndex:
     """(tree id, node id) -> the node's position in the attributes, for arrays of pairs:
-    both ids made dense (np.unique), their pair one sorted int64 key."""
+    both ids made dense (np.unique), their pair one sorted int64 key. The usual layout
+    (trees in increasing id order, each tree's node ids 0, 1, 2, ... in order, as
+    onnxmltools and skl2onnx write them) is indexed without sorting: a node is its tree's
+    first position plus its id."""
 
     def __init__(self, tree: np.ndarray, node: np.ndarray) -> None:
+        self.starts: np.ndarray | None = None
+        if tree.size and bool((tree[1:] >= tree[:-1]).all()):
+            first = np.r_[True, tree[1:] != tree[:-1]]
+            starts = np.flatnonzero(first)
+            rank = np.cumsum(first) - 1
+            if bool((node == np.arange(tree.size) - starts[rank]).all()):
+                self.starts, self.trees = starts, tree[starts]
+                self.counts = np.diff(np.r_[starts, tree.size])
+                self.unique = True
+                return
         self.trees, tree_at = np.unique(tree, return_inverse=True)
         self.nodes, node_at = np.unique(node, return_inverse=True)
         keys = tree_at.reshape(-1) * self.nodes.size + node_at.reshape(-1)
@@ -131,6 +144,9 @@ class _NodeIndex:
     def find(self, tree: np.ndarray, node: np.ndarray) -> np.ndarray:
         """The positions of the pairs, -1 where a pair names no node."""
         t = np.minimum(np.searchsorted(self.trees, tree), self.trees.size - 1)
+        if self.starts is not None:
+            known = (self.trees[t] == tree) & (node >= 0) & (node < self.counts[t])
+            return np.where(known, self.starts[t] + node, -1)
         u = np.minimum(np.searchsorted(self.nodes, node), self.nodes.size - 1)
         known = (self.trees[t] == tree) & (self.nodes[u] == node)
         keys = t * self.nodes.size + u
