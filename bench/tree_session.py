@@ -89,8 +89,8 @@ def main() -> None:
                 times[name].append((wall, cpu))
         line = [f"{rows} rows:"]
         for name, ts in times.items():
-            line.append(f"{name} {1e3 * statistics.median(t[0] for t in ts):.1f} ms wall, "
-                        f"{1e3 * statistics.median(t[1] for t in ts):.1f} ms CPU;")
+            line.append(f"{name} {1e3 * statistics.median(t[0] for t in ts):.3g} ms wall, "
+                        f"{1e3 * statistics.median(t[1] for t in ts):.3g} ms CPU;")
         if len(outs) == 2:
             same = all(np.array_equal(outs["lowp"][k], outs["ort"][k], equal_nan=True)
                        and outs["lowp"][k].dtype == outs["ort"][k].dtype

@@ -27,9 +27,9 @@ struct Node {
     T weight;         // kLeafOne: its one weight
     uint32_t set;     // kMember, kMemberBig: the index of its set
   };
-  int32_t feature;    // kLeafOne: the weight's target
+  int32_t feature;    // a leaf: 0 (a walk reads x there and stays)
   uint32_t true_child;    // kLeaf: the first of its weights
-  uint32_t false_child;   // kLeaf: the number of its weights
+  uint32_t false_child;   // kLeaf: the number of its weights; kLeafOne: its target
   uint16_t mask;      // the comparison outcomes that go true; bit 0 a NaN x (ml_trees.GO)
   uint8_t kind;
 };
@@ -62,6 +62,7 @@ class TreeForest final : public TreeForestBase {
   std::vector<uint32_t> set_start;   // sets + 1
   int64_t n_targets = 1;
   int64_t max_feature = 0;
+  bool has_sets = false;   // BRANCH_MEMBER nodes (no branchless walk)
 
   bool is_double() const override { return sizeof(T) == 8; }
   int64_t features_read() const override { return max_feature + 1; }
@@ -72,15 +73,20 @@ class TreeForest final : public TreeForestBase {
            roots.size() * 4 + set_values.size() * 8 + set_start.size() * 4;
   }
 
+  // the child a walk at kCompare node `n` takes for x value v, without a branch (the
+  // outcome bits of ml_trees._outcomes)
+  static uint32_t compare_step(const Node<T>& n, T v) {
+    const T t = n.threshold;
+    const unsigned lt = v < t, eq = v == t, gt = v > t, nan = v != v;
+    const unsigned unordered = !(lt | eq | gt) & !nan;   // a NaN threshold
+    const unsigned outcome = (lt << 1) | (eq << 2) | (gt << 4) | nan | (unordered << 8);
+    const uint32_t go = uint32_t((n.mask & outcome) != 0);
+    return n.false_child ^ ((n.true_child ^ n.false_child) & (0u - go));
+  }
+
   // the child a walk at branch `n` takes for x value v
   uint32_t step(const Node<T>& n, T v) const {
-    if (n.kind == kCompare) {
-      const T t = n.threshold;
-      const unsigned lt = v < t, eq = v == t, gt = v > t, nan = v != v;
-      const unsigned unordered = !(lt | eq | gt) & !nan;   // a NaN threshold
-      const unsigned outcome = (lt << 1) | (eq << 2) | (gt << 4) | nan | (unordered << 8);
-      return (n.mask & outcome) ? n.true_child : n.false_child;
-    }
+    if (n.kind == kCompare) return compare_step(n, v);
     const double key = n.kind == kMemberBig ? double(int32_cast(v)) : double(v);
     bool in = (n.mask & 1) && v != v;     // a tracked NaN goes true
     for (uint32_t k = set_start[n.set]; !in && k < set_start[n.set + 1]; ++k)
@@ -122,7 +128,7 @@ std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<T>& s) {
       for (int64_t w = 0; w < s.width; ++w) count += target[w] >= 0;
       if (count == 1) {
         for (int64_t w = 0; w < s.width; ++w)
-          if (target[w] >= 0) n.weight = value[w], n.feature = int32_t(target[w]);
+          if (target[w] >= 0) n.weight = value[w], n.false_child = uint32_t(target[w]);
         n.kind = kLeafOne;
         continue;
       }
@@ -146,6 +152,7 @@ std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<T>& s) {
       const auto found = set_of.find(i);
       if (found == set_of.end()) throw std::invalid_argument("tree_forest: a member node without set");
       n.set = uint32_t(found->second);
+      f->has_sets = true;
       n.kind = s.member_big[found->second] ? kMemberBig : kMember;
     } else {
       n.threshold = s.threshold[i];
@@ -184,29 +191,53 @@ void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t ro
   int64_t g = g0;
   uint32_t pos[kLockstep];
   const T* xr[kLockstep];
+  int64_t tree[kLockstep], row[kLockstep];
+  int64_t t_next = t0, r_next = r0;     // the next (tree, row) pair, rows fastest
   for (int64_t p0 = 0; p0 < total; p0 += kLockstep) {
     const int64_t k = std::min(kLockstep, total - p0);
     for (int64_t j = 0; j < k; ++j) {
-      const int64_t p = p0 + j;
-      pos[j] = f.roots[size_t(t0 + p / nr)];
-      xr[j] = x + (r0 + p % nr) * features;
+      tree[j] = t_next, row[j] = r_next;
+      pos[j] = f.roots[size_t(t_next)];
+      xr[j] = x + r_next * features;
+      if (++r_next == r1) r_next = r0, ++t_next;
     }
-    for (bool moved = true; moved;) {
-      moved = false;
-      for (int64_t j = 0; j < k; ++j) {
-        const Node<T>& n = nodes[pos[j]];
-        if (n.kind >= kLeafOne) continue;
-        pos[j] = f.step(n, xr[j][n.feature]);
-        moved = true;
+    if (f.has_sets) {
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (int64_t j = 0; j < k; ++j) {
+          const Node<T>& n = nodes[pos[j]];
+          if (n.kind >= kLeafOne) continue;
+          pos[j] = f.step(n, xr[j][n.feature]);
+          moved = true;
+        }
+      }
+    } else {
+      // every node a comparison or a leaf: the comparison without a branch on the data
+      // (a walk's path is as unpredictable as the rows), a walk leaving the round robin
+      // at its leaf (one branch a walk, not one a step)
+      int64_t live[kLockstep];
+      int64_t n_live = k;
+      for (int64_t j = 0; j < k; ++j) live[j] = j;
+      while (n_live > 0) {
+        for (int64_t i = 0; i < n_live;) {
+          const int64_t j = live[i];
+          const Node<T>& n = nodes[pos[j]];
+          if (n.kind != kCompare) {
+            live[i] = live[--n_live];
+            continue;
+          }
+          pos[j] = TreeForest<T>::compare_step(n, xr[j][n.feature]);
+          ++i;
+        }
       }
     }
     for (int64_t j = 0; j < k; ++j) {
-      const int64_t p = p0 + j, t = t0 + p / nr, r = r0 + p % nr;
+      const int64_t t = tree[j], r = row[j];
       while (t >= bounds[g + 1]) ++g;
       const size_t at = size_t((g * rows + r) * targets);
       const Node<T>& n = nodes[pos[j]];
       if (n.kind == kLeafOne) {
-        add_weight(agg, n.weight, s[at + size_t(n.feature)], h[at + size_t(n.feature)]);
+        add_weight(agg, n.weight, s[at + size_t(n.false_child)], h[at + size_t(n.false_child)]);
         continue;
       }
       const Weight<T>* w = f.weights.data() + n.true_child;

@@ -93,6 +93,23 @@ def array_attributes(*names: str) -> Callable[[F], F]:
     return mark
 
 
+# op type -> fn(attrs, input dtype, fixed): what a node registered with `array_attributes`
+# parses from its attributes once, done at the session's build when its first input's type
+# is declared (the tree ensembles' forests); `fixed` when that input is a graph input, whose
+# type every run keeps (lowp.runtime.session checks the feeds), so the op may drop what it
+# parsed its attributes into. Its refusals are left to the run (a model the runs refuse).
+PREPARE: dict[str, Callable[[dict[str, Any], np.dtype, bool], None]] = {}
+
+
+def prepared_by(*op_types: str) -> Callable[[F], F]:
+    """Register fn as the `PREPARE` of `op_types`."""
+    def mark(fn: F) -> F:
+        for op_type in op_types:
+            PREPARE[op_type] = fn
+        return fn
+    return mark
+
+
 def node_attributes(node: onnx.NodeProto) -> dict[str, object]:
     """The attributes of `node` as its op reads them (lowp.ir.graph.attributes): the op's
     array attributes as arrays, and a fresh ``node_cache`` for such ops."""

@@ -37,7 +37,7 @@ from .float_nn import (
     resize_channels_last,
 )
 from .float_ops import FLOAT_OPS
-from .float_registry import MapSequence, NoElement, TensorSequence, node_attributes
+from .float_registry import PREPARE, MapSequence, NoElement, TensorSequence, node_attributes
 from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
@@ -325,6 +325,11 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
     attrs["opset"] = graph.opset
     attrs["num_outputs"] = len(node.output)
     attrs.update(ort_context.context(node, graph))
+    prepare = PREPARE.get(node.op_type)
+    elem = graph.value_elem_type(node.input[0]) if prepare and node.input else None
+    if prepare is not None and elem:
+        prepare(attrs, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)),
+                not subgraph and node.input[0] in graph.input_names)
     n_out = len(node.output)
     name, op_type = node.name, node.op_type
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lowp.errors import NodeError
-from lowp.runtime.float_registry import array_attributes, register, unsupported
+from lowp.runtime.float_registry import array_attributes, prepared_by, register, unsupported
 from lowp.runtime.ml_trees import (
     LEAF,
     MEMBER,
@@ -21,6 +21,7 @@ from lowp.runtime.ml_trees import (
     forest_of,
     go_masks,
     int_list,
+    prepare_forest,
     regress,
 )
 
@@ -132,5 +133,15 @@ def TreeEnsemble(x: np.ndarray, **attrs: Any) -> np.ndarray:
     if aggregate is None or post is None:
         raise NodeError(f"{op}: unknown aggregate_function or post_transform")
     tree_type = x.dtype.type
-    forest = forest_of(op, attrs, tree_type, lambda: build_forest_v5(op, attrs, tree_type))
+    forest = _forest(attrs, tree_type)
     return regress(op, x, forest, aggregate, post, np.zeros(0, tree_type), tree_type)
+
+
+def _forest(attrs: dict[str, Any], tree_type: type) -> Forest:
+    return forest_of("TreeEnsemble", attrs, tree_type,
+                     lambda: build_forest_v5("TreeEnsemble", attrs, tree_type))
+
+
+@prepared_by("TreeEnsemble")
+def _prepare(attrs: dict[str, Any], x_type: np.dtype, fixed: bool) -> None:
+    prepare_forest("TreeEnsemble", attrs, x_type, fixed, _forest)

@@ -21,9 +21,15 @@ from typing import Any
 import numpy as np
 
 from lowp import libm
-from lowp.errors import NodeError
+from lowp.errors import NodeError, UnsupportedOpError
 from lowp.runtime import native_float, native_trees
-from lowp.runtime.float_registry import array_attributes, register, unsupported
+from lowp.runtime.float_registry import (
+    ARRAY_ATTRIBUTES,
+    array_attributes,
+    prepared_by,
+    register,
+    unsupported,
+)
 
 MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
@@ -95,21 +101,39 @@ def int_list(attrs: dict[str, Any], name: str) -> np.ndarray:
 
 
 def _mode_codes(op: str, modes: Any) -> np.ndarray:
-    """nodes_modes (strings, or an array of bytes) as codes of MODES, each distinct name
-    looked up once."""
-    names, inverse = np.unique(np.asarray(modes), return_inverse=True)
-    text = [m.decode() if isinstance(m, bytes) else str(m) for m in names.tolist()]
-    bad = sorted(m for m in text if m not in MODES)
-    if bad:
-        raise unsupported(op, f"node mode {bad[0]!r}")
-    return np.array([MODES[m] for m in text], np.int8)[inverse.reshape(-1)]
+    """nodes_modes (strings, or an array of bytes) as codes of MODES: one comparison of the
+    array a mode name (np.unique sorts millions of strings: 1.3 s for luscinia_stress)."""
+    arr = np.asarray(modes).reshape(-1)
+    if arr.dtype.kind not in "SU":
+        arr = np.array([m.decode() if isinstance(m, bytes) else str(m) for m in arr.tolist()],
+                       np.str_)
+    codes = np.full(arr.size, -1, np.int8)
+    for name, code in MODES.items():
+        codes[arr == (name.encode() if arr.dtype.kind == "S" else name)] = code
+    if (codes < 0).any():
+        text = {m.decode() if isinstance(m, bytes) else str(m) for m in arr[codes < 0].tolist()}
+        raise unsupported(op, f"node mode {sorted(text)[0]!r}")
+    return codes
 
 
 class _NodeIndex:
     """(tree id, node id) -> the node's position in the attributes, for arrays of pairs:
-    both ids made dense (np.unique), their pair one sorted int64 key."""
+    both ids made dense (np.unique), their pair one sorted int64 key. The usual layout
+    (trees in increasing id order, each tree's node ids 0, 1, 2, ... in order, as
+    onnxmltools and skl2onnx write them) is indexed without sorting: a node is its tree's
+    first position plus its id."""
 
     def __init__(self, tree: np.ndarray, node: np.ndarray) -> None:
+        self.starts: np.ndarray | None = None
+        if tree.size and bool((tree[1:] >= tree[:-1]).all()):
+            first = np.r_[True, tree[1:] != tree[:-1]]
+            starts = np.flatnonzero(first)
+            rank = np.cumsum(first) - 1
+            if bool((node == np.arange(tree.size) - starts[rank]).all()):
+                self.starts, self.trees = starts, tree[starts]
+                self.counts = np.diff(np.r_[starts, tree.size])
+                self.unique = True
+                return
         self.trees, tree_at = np.unique(tree, return_inverse=True)
         self.nodes, node_at = np.unique(node, return_inverse=True)
         keys = tree_at.reshape(-1) * self.nodes.size + node_at.reshape(-1)
@@ -120,6 +144,9 @@ class _NodeIndex:
     def find(self, tree: np.ndarray, node: np.ndarray) -> np.ndarray:
         """The positions of the pairs, -1 where a pair names no node."""
         t = np.minimum(np.searchsorted(self.trees, tree), self.trees.size - 1)
+        if self.starts is not None:
+            known = (self.trees[t] == tree) & (node >= 0) & (node < self.counts[t])
+            return np.where(known, self.starts[t] + node, -1)
         u = np.minimum(np.searchsorted(self.nodes, node), self.nodes.size - 1)
         known = (self.trees[t] == tree) & (self.nodes[u] == node)
         keys = t * self.nodes.size + u
@@ -244,7 +271,8 @@ def depth_of(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndar
            false_child: np.ndarray) -> int:
     """The number of branches on the longest path from a root; a cycle is the model's
     error."""
-    frontier, depth = np.unique(roots), 0
+    frontier, depth = _distinct(roots), 0
+    seen = np.zeros(branch.size, bool)
     while True:
         frontier = frontier[branch[frontier]]
         if frontier.size == 0:
@@ -252,22 +280,76 @@ def depth_of(op: str, roots: np.ndarray, branch: np.ndarray, true_child: np.ndar
         depth += 1
         if depth > branch.size:
             raise NodeError(f"{op}: a tree of the ensemble has a cycle")
-        frontier = np.unique(np.concatenate([true_child[frontier], false_child[frontier]]))
+        children = (true_child[frontier], false_child[frontier])
+        if frontier.size * 32 < branch.size:        # (a few nodes: sorted)
+            frontier = _distinct(np.concatenate(children))
+            continue
+        for c in children:          # (a level of many: marked, not sorted)
+            seen[c] = True
+        frontier = np.flatnonzero(seen)
+        seen[frontier] = False
+
+
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """np.unique(a) of integers by a sort (numpy 2's np.unique hashes: 15x slower on a
+    million node indices)."""
+    s = np.sort(a)
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
 
 
 def forest_of(op: str, attrs: dict[str, Any], tree_type: type,
               build: Callable[[], Forest]) -> Forest:
     """`build()` (the node's Forest), once per node and tree type when the executor gives
     the node's ``node_cache`` (lowp.runtime.float_registry.array_attributes), so a
-    Session's runs reuse it; built on each call without one."""
+    Session's runs reuse it; built on each call without one (`prepare` builds it at the
+    session's build)."""
     cache = attrs.get("node_cache")
     if cache is None:
         return build()
     key = (op, np.dtype(tree_type).str)
     found = cache.get(key)
     if found is None:
+        if cache.get(_RELEASED):
+            raise NodeError(f"{op}: its trees were built for {cache[_RELEASED]} inputs, the "
+                            f"type of its graph input, not {np.dtype(tree_type)}")
         found = cache[key] = build()
     return found
+
+
+# node_cache key: the tree type whose forest is all that is left of the node's lists
+_RELEASED = "released"
+# the attributes a forest is built from, beyond the op's array attributes
+_PARSED = ("nodes_values", "nodes_values_as_tensor", "nodes_hitrates_as_tensor",
+           "nodes_splits", "leaf_weights", "membership_values", "target_weights",
+           "target_weights_as_tensor", "class_weights", "class_weights_as_tensor")
+
+
+def tree_type_of(op: str, x_type: np.dtype) -> type | None:
+    """The tree type of `op` on inputs of `x_type` (_common, TreeEnsemble); None for the
+    types it refuses."""
+    if x_type == np.float64:
+        return np.float64
+    allowed = _INPUTS if op == "TreeEnsembleClassifier" else _INPUTS[:2]
+    return np.float32 if x_type.type in allowed else None
+
+
+def prepare_forest(op: str, attrs: dict[str, Any], x_type: np.dtype, fixed: bool,
+                   forest: Callable[[dict[str, Any], type], Forest]) -> None:
+    """The PREPARE of the tree ensembles: `forest(attrs, tree type)` (the op's, which
+    caches it) and its native form built before the first run; with `fixed`, the
+    attribute lists dropped once parsed (the forest holds all the runs read). A model the
+    build refuses keeps its attributes, for the run to refuse it as ever."""
+    tree_type = tree_type_of(op, x_type)
+    if tree_type is None or attrs.get("node_cache") is None:
+        return
+    try:
+        native_trees.prepare(forest(attrs, tree_type))
+    except (NodeError, UnsupportedOpError):
+        return
+    if fixed:
+        for name in (*ARRAY_ATTRIBUTES[op], *_PARSED):
+            attrs.pop(name, None)
+        attrs["node_cache"][_RELEASED] = np.dtype(tree_type).name
 
 
 # comparison outcomes of x against a threshold: bit 0 x NaN, 1 less, 2 equal, 4 greater, 8 a
@@ -562,16 +644,27 @@ def TreeEnsembleRegressor(x: np.ndarray, **attrs: Any) -> np.ndarray:
     """(O203) ONNX Runtime's TreeEnsembleRegressor: float32 (N, n_targets)."""
     op = "TreeEnsembleRegressor"
     x, tree_type, aggregate, post = _common(op, x, attrs)
-    n_targets = int(attrs.get("n_targets", 0) or 0)
-    if n_targets <= 0:
-        raise NodeError(f"{op}: n_targets must be positive, not {n_targets}")
-    forest = forest_of(op, attrs, tree_type,
-                       lambda: build_forest(op, attrs, "target", n_targets, tree_type))
+    forest = _regressor_forest(attrs, tree_type)
+    n_targets = forest.n_targets
     base = _base(op, attrs, tree_type)
     if base.size not in (0, n_targets):
         raise NodeError(f"{op}: {base.size} base_values for {n_targets} targets (0 or "
                         f"{n_targets})")
     return regress(op, x, forest, aggregate, post, base, np.float32)
+
+
+def _regressor_forest(attrs: dict[str, Any], tree_type: type) -> Forest:
+    op = "TreeEnsembleRegressor"
+    n_targets = int(attrs.get("n_targets", 0) or 0)
+    if n_targets <= 0:
+        raise NodeError(f"{op}: n_targets must be positive, not {n_targets}")
+    return forest_of(op, attrs, tree_type,
+                     lambda: build_forest(op, attrs, "target", n_targets, tree_type))
+
+
+@prepared_by("TreeEnsembleRegressor")
+def _prepare_regressor(attrs: dict[str, Any], x_type: np.dtype, fixed: bool) -> None:
+    prepare_forest("TreeEnsembleRegressor", attrs, x_type, fixed, _regressor_forest)
 
 
 def regress(op: str, x: np.ndarray, forest: Forest, aggregate: str, post: str,
@@ -628,21 +721,13 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
     scores (N, classes)."""
     op = "TreeEnsembleClassifier"
     x, tree_type, _, post = _common(op, x, attrs)    # (it always sums: no aggregate)
-    if attrs.get("classlabels_strings"):
-        raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
-                          "tensors")
+    forest = _classifier_forest(attrs, tree_type)
     labels = int_list(attrs, "classlabels_int64s")
     n = labels.size
-    if n < 2:
-        raise unsupported(op, f"{n} class label(s): lowp runs two classes or more")
-    forest = forest_of(op, attrs, tree_type,
-                       lambda: build_forest(op, attrs, "class", n, tree_type))
     base = _base(op, attrs, tree_type)
     if base.size not in ((0, 1, 2) if n == 2 else (0, n)):
         raise NodeError(f"{op}: {base.size} base_values for {n} classes")
-    raw = _floats(op, attrs, "class_weights", tree_type)
-    all_positive = raw is None or not (raw < 0).any()
-    binary = n == 2 and np.unique(int_list(attrs, "class_ids")).size == 1
+    all_positive, binary = _classifier_facts(attrs, tree_type)
     s, h = tree_scores(forest, _rows(op, x, forest), "SUM")
     zero = tree_type(0)
     with np.errstate(all="ignore"):
@@ -657,6 +742,45 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
                 best, top = np.where(win, c, best), np.where(win, s[:, c], top)
             return labels[best], transform(np.where(h, s, zero), post).astype(np.float32)
         return _two_classes(s, h, base, post, binary, all_positive, labels, tree_type)
+
+
+def _classifier_forest(attrs: dict[str, Any], tree_type: type) -> Forest:
+    op = "TreeEnsembleClassifier"
+    if attrs.get("classlabels_strings"):
+        raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
+                          "tensors")
+    n = int_list(attrs, "classlabels_int64s").size
+    if n < 2:
+        raise unsupported(op, f"{n} class label(s): lowp runs two classes or more")
+    return forest_of(op, attrs, tree_type,
+                     lambda: build_forest(op, attrs, "class", n, tree_type))
+
+
+def _classifier_facts(attrs: dict[str, Any], tree_type: type) -> tuple[bool, bool]:
+    """(no class weight is negative, the two classes' weights all name one class), read
+    from the lists once per node and tree type (lists of millions: not at every run)."""
+    op = "TreeEnsembleClassifier"
+    cache = attrs.get("node_cache")
+    key = ("facts", np.dtype(tree_type).str)
+    if cache is not None and key in cache:
+        found: tuple[bool, bool] = cache[key]
+        return found
+    raw = _floats(op, attrs, "class_weights", tree_type)
+    all_positive = raw is None or not (raw < 0).any()
+    n = int_list(attrs, "classlabels_int64s").size
+    binary = n == 2 and np.unique(int_list(attrs, "class_ids")).size == 1
+    if cache is not None:
+        cache[key] = (all_positive, binary)
+    return all_positive, binary
+
+
+@prepared_by("TreeEnsembleClassifier")
+def _prepare_classifier(attrs: dict[str, Any], x_type: np.dtype, fixed: bool) -> None:
+    def forest(a: dict[str, Any], tree_type: type) -> Forest:
+        found = _classifier_forest(a, tree_type)
+        _classifier_facts(a, tree_type)
+        return found
+    prepare_forest("TreeEnsembleClassifier", attrs, x_type, fixed, forest)
 
 
 def _two_classes(s: np.ndarray, h: np.ndarray, base: np.ndarray, post: str, binary: bool,

@@ -43,6 +43,14 @@ def _compiled(ext: Any, forest: Forest) -> Any:
     return found
 
 
+def prepare(forest: Forest) -> None:
+    """The forest's native form built now (at the session's build) rather than at the
+    first run; nothing without the kernel."""
+    ext = native_float.binding("tree_forest")
+    if ext is not None:
+        _compiled(ext, forest)
+
+
 def scores(forest: Forest, x: np.ndarray, aggregate: str, groups: list[range], threads: int
            ) -> tuple[np.ndarray, np.ndarray] | None:
     """(scores, has_score), (rows, targets) each, of the rows `x` (the tree type) as
