@@ -14,6 +14,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "dispatch.h"
 #include "float_kernels.h"
 #include "float_libm.h"
@@ -297,6 +301,47 @@ float m1_column(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_
   return c;
 }
 
+// Whether one of c[0..n) is a NaN (four lanes at a time where SSE2 is there).
+bool any_nan(const float* c, int64_t n) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  __m128 nan = _mm_setzero_ps();
+  for (; j + 4 <= n; j += 4) {
+    const __m128 v = _mm_loadu_ps(c + j);
+    nan = _mm_or_ps(nan, _mm_cmpunord_ps(v, v));
+  }
+  if (_mm_movemask_ps(nan) != 0) return true;
+#endif
+  for (; j < n; ++j)
+    if (c[j] != c[j]) return true;
+  return false;
+}
+
+// One group of `size` (4, 2 or 1) k of `sgemm_m1` on contiguous columns of B (row k at
+// b + k * sb_k) and c: the same operations as its strided loop, in the same order, one
+// column at a time, written out per size so that the compiler runs the columns as vectors
+// (MLAS's M = 1 products of a depthwise Conv's im2col columns; each column's value is
+// unchanged, so every path gives the same bits).
+void m1_group_unit(const float* x, int64_t sx, const float* b, int64_t sb_k,
+                   float* __restrict c, int64_t n, int size) {
+  const float x0 = x[0];
+  const float* __restrict b0 = b;
+  if (size == 4) {
+    const float x1 = x[sx], x2 = x[2 * sx], x3 = x[3 * sx];
+    const float* __restrict b1 = b + sb_k;
+    const float* __restrict b2 = b + 2 * sb_k;
+    const float* __restrict b3 = b + 3 * sb_k;
+    for (int64_t j = 0; j < n; ++j)
+      c[j] = (((x0 * b0[j] + x1 * b1[j]) + x2 * b2[j]) + x3 * b3[j]) + c[j];
+  } else if (size == 2) {
+    const float x1 = x[sx];
+    const float* __restrict b1 = b + sb_k;
+    for (int64_t j = 0; j < n; ++j) c[j] = (x0 * b0[j] + x1 * b1[j]) + c[j];
+  } else {
+    for (int64_t j = 0; j < n; ++j) c[j] = x0 * b0[j] + c[j];
+  }
+}
+
 // MlasSgemmKernelM1Avx: c[j] (j < n) = sum over k of x[k] * B[k][j] (B[k][j] = b[k * sb_k +
 // j * sb_n]) as `m1_column`; c starts at +0, or as it is with `accumulate`. Groups outside,
 // columns inside; a NaN column is computed again with ONNX Runtime's NaN order.
@@ -309,16 +354,22 @@ void sgemm_m1(const float* x, int64_t sx, const float* b, int64_t sb_k, int64_t 
   }
   int64_t k0 = 0;
   auto group = [&](int size) {
-    for (int64_t j = 0; j < n; ++j) {
-      float t = x[k0 * sx] * b[k0 * sb_k + j * sb_n];
-      for (int q = 1; q < size; ++q) t = t + x[(k0 + q) * sx] * b[(k0 + q) * sb_k + j * sb_n];
-      c[j * sc] = t + c[j * sc];
+    if (sb_n == 1 && sc == 1) {
+      m1_group_unit(x + k0 * sx, sx, b + k0 * sb_k, sb_k, c, n, size);
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        float t = x[k0 * sx] * b[k0 * sb_k + j * sb_n];
+        for (int q = 1; q < size; ++q)
+          t = t + x[(k0 + q) * sx] * b[(k0 + q) * sb_k + j * sb_n];
+        c[j * sc] = t + c[j * sc];
+      }
     }
     k0 += size;
   };
   while (k - k0 >= 4) group(4);
   if (k - k0 >= 2) group(2);
   if (k - k0 >= 1) group(1);
+  if (sc == 1 && !any_nan(c, n)) return;
   for (int64_t j = 0; j < n; ++j)
     if (c[j * sc] != c[j * sc])
       c[j * sc] = m1_column<FirstNanArithmetic>(x, sx, b + j * sb_n, sb_k, k,

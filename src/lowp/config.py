@@ -200,9 +200,10 @@ class Config:
         raise the mean output SQNR and lower it on no fold (nor, where class maps are
         scored, any fold's frame agreement) (passes.method_choice, ChannelChainsStep;
         docs/operators.md (O282), docs/accuracy.md, "Per-channel chains measured on the
-        folds"). Off by default: the folds pick the chains where they win, but lowp's
-        engine runs a chained file slower than ONNX Runtime runs its int8 file (same
-        section); never applied then unless `per_channel_chains` is set.
+        folds"). Off by default: the folds pick the chains where they win, but a chained
+        file, whose chains run in float in both engines, runs several times slower than
+        ONNX Runtime's per-tensor int8 file (same section); never applied then unless
+        `per_channel_chains` is set.
     activation_granularity
         Dynamic mode only: one activation scale per tensor (default) or per token (row).
     sixteen_bit_nodes, sixteen_bit_op_types

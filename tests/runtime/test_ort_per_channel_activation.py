@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lowp.errors import NodeError
 from lowp.runtime import Session
+from lowp.runtime import native_backend as nb
 
 from .ort_agreement import (
     assert_outputs_equal_onnxruntime_on_every_path,
@@ -156,3 +157,26 @@ def test_per_channel_activations_onnxruntime_runs_give_its_bits(
 def test_per_channel_chains_equal_onnxruntime(channels: int, seed: int, act: str) -> None:
     model = _chain_model(channels, seed, act=act)
     assert_sessions_equal_onnxruntime(model, _feeds(seed + 1)["x"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("form", [{}, {"conv_qtype": np.uint8, "act_qtype": np.uint8,
+                                       "conv_per_channel": False}])
+def test_per_channel_dequantize_replays_natively(threads: int, form: dict[str, object]) -> None:
+    """A per-channel DequantizeLinear (axis 1, int8 or uint8) is a native step of the
+    replayed Program (one table lookup per image and channel plane, each channel's table
+    its own results on the 256 codes): ONNX Runtime's bits on every run and native path,
+    and no step of the chain is left to Python."""
+    model = _chain_model(16, 3, **form)  # type: ignore[arg-type]
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            session = Session(model, threads=threads)
+            for run in range(4):
+                feeds = _feeds(run + 10)
+                np.testing.assert_array_equal(session.run(feeds)["y"],
+                                              onnxruntime_run(model, feeds, threads)[0],
+                                              err_msg=f"{path} run {run}")
+            replayer = session._replayer
+            assert replayer is not None
+            signature = (("x", (1, CIN, 7, 7), "|u1"),)
+            assert replayer.plain_steps(signature) == [], path

@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from lowp.runtime import native_backend as nb
+
 from .ort_agreement import assert_bits_agree
 
 
@@ -72,3 +74,28 @@ def test_conv_transpose_of_one_value_per_channel(constant_filter, channels, outp
     feeds = {"x": x} if constant_filter else {"x": x, "w": w}
     for threads in (1, 2):
         assert_bits_agree(model, feeds, threads)
+
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.integers(1, 6), side=st.integers(3, 19), kernel=st.sampled_from([3, 5]),
+       share=st.sampled_from([0.0, 0.002, 0.05]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_depthwise_conv_columns_hand_on_onnxruntimes_nan(channels, side, kernel, share,
+                                                         threads, seed):
+    # a depthwise Conv of a fed filter runs as MlasConv's im2col and one M = 1 product per
+    # channel over contiguous columns (whole blocks of four and a tail, a NaN anywhere or
+    # none); every instruction-set path
+    rng = np.random.default_rng(seed)
+    x_shape, w_shape = (1, channels, side, side + 2), (channels, 1, kernel, kernel)
+    x = _nans(rng, x_shape, share, rng.standard_normal(x_shape))
+    w = _nans(rng, w_shape, share, rng.standard_normal(w_shape))
+    pad = kernel // 2
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=channels, pads=[pad] * 4)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape)),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for path in nb.available_paths():
+        with nb.use_path(path):
+            assert_bits_agree(model, {"x": x, "w": w}, threads)

@@ -805,7 +805,8 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
     return Step(node.name, node.op_type, "quantize" if quantizing else "dequantize",
                 list(node.input), list(node.output), run,
                 layouts=(CF, CL) if per_tensor else (CF,), replayable=quantizing,
-                channels_last_fn=run_to_channels_last if quantizing and per_tensor else None)
+                channels_last_fn=run_to_channels_last if quantizing and per_tensor else None,
+                qdq_axis=axis)
 
 
 def _per_tensor_node(node: onnx.NodeProto, graph: Graph) -> bool:

@@ -63,6 +63,9 @@ class Step:
     # an Add or Sum that ONNX Runtime runs on its NCHWc layout: the block size, whose
     # blocked places decide the NaN of two NaNs (lowp.runtime.ort_context; (O196))
     nchwc_block: int = 0
+    # a QuantizeLinear or DequantizeLinear: its `axis` attribute (the per-axis parameters'
+    # axis, negative as written; lowp.runtime.replay's per-channel tables)
+    qdq_axis: int | None = None
 
 
 def through_channels_first(fn: StepFn) -> StepFn:

@@ -666,6 +666,41 @@ class Replayer:
             local_layout[member.outputs[0]] = out_layout if y.ndim >= 3 else CF
         return calls, y, local_layout[step.outputs[0]]
 
+    def _dequantize_channels_call(self, index: object, step: Step, arrays: list[np.ndarray],
+                                  buffers: dict[object, np.ndarray]
+                                  ) -> tuple[list[Call], np.ndarray, object] | None:
+        """A DequantizeLinear of channels-first 8-bit data (rank 3 or more) with one constant
+        scale and zero point per channel along axis 1 (docs/operators.md (O240)'s grids):
+        one table lookup per image and channel plane, each channel's table the step's own
+        results on the 256 codes, so the values are the plain run's bit for bit (ONNX
+        Runtime's (x - zero_point) * scale in float32). None for any other form."""
+        x, scale = arrays[0], arrays[1]
+        if (x.ndim < 3 or step.qdq_axis is None or step.qdq_axis % x.ndim != 1
+                or scale.size != x.shape[1] or x.dtype.itemsize != 1
+                or x.dtype.kind not in "iu" or not x.flags.c_contiguous or x.size == 0):
+            return None
+        channels = x.shape[1]
+        table = self._tables.get(index)
+        if table is None or table.shape != (channels, 256):
+            codes = np.arange(256, dtype=np.uint8).view(x.dtype)
+            codes = np.ascontiguousarray(np.broadcast_to(
+                codes.reshape((1, 1, 256) + (1,) * (x.ndim - 3)),
+                (1, channels, 256) + (1,) * (x.ndim - 3)))
+            (values,) = step.fn(codes, scale, arrays[2], layout=CF)
+            if values.dtype != np.float32:
+                return None             # (a float16 scale: the plain run rounds, (O146))
+            table = self._tables[index] = np.ascontiguousarray(values.reshape(channels, 256))
+        out = _buffer(buffers, index, x.shape)
+        calls: list[Call] = []
+        for n in range(x.shape[0]):
+            for c in range(channels):
+                made = program.dequantize_call(x[n, c], table[c], out[n, c],
+                                               native_float._threads)
+                if made is None:
+                    return None
+                calls.append(made[0])
+        return calls, out, CF
+
     def _float_call(self, index: object, step: Step, env: Env, layout: Layouts,
                     buffers: dict[object, np.ndarray], prefer: object = None
                     ) -> tuple[Call | list[Call], np.ndarray, object] | None:
@@ -690,9 +725,11 @@ class Replayer:
             x = arrays[0]
             have = layout.get(step.inputs[0], CF)
             if (len(arrays) != 3 or step.inputs[1] not in self._constants
-                    or step.inputs[2] not in self._constants or arrays[1].size != 1
+                    or step.inputs[2] not in self._constants
                     or (x.ndim >= 3 and have not in step.layouts)):
                 return None
+            if arrays[1].size != 1:
+                return self._dequantize_channels_call(index, step, arrays, buffers)
             table = self._tables.get(index)
             if table is None:
                 codes = np.arange(256, dtype=np.uint8).view(x.dtype)
