@@ -581,3 +581,27 @@ def test_blocks_nan_payloads_equal_onnxruntime(c: int, m: int, k: int, group: in
                                  1, 1, pads[0], pads[1], isa, threads, z, tail == "relu")
                 assert y.tobytes() == expected.tobytes(), \
                     f"{isa} {kind.kind}, {wd} columns, {threads} threads"
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(_convs(), st.integers(0, 2**16))
+def test_native_nan_payloads_equal_reference_on_every_path(
+        case: tuple, seed: int) -> None:  # type: ignore[type-arg]
+    """NaNs of random payloads and signs, infinities and -0 in the input, the weights, the
+    bias and the Sum: every kind's native kernel hands on the numpy reference's NaN (MLAS's
+    order, docs/operators.md (O327), (O335)) on every path, 1 and 2 threads."""
+    x, w, b, group, pads, strides, dil, kind, block = case
+    rng = np.random.default_rng(seed)
+    x, w = _nan_payloads(rng, x.shape), _nan_payloads(rng, w.shape)
+    b = None if b is None else _nan_payloads(rng, b.shape)
+    plan = nchwc_conv.Plan(kind, block)
+    shape = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil).shape
+    for z in (None, _nan_payloads(rng, shape)):
+        ref = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil, z)
+        for isa in _native_paths():
+            for threads in (1, 2):
+                y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, threads,
+                            ref.shape, z)
+                np.testing.assert_array_equal(_bits(y), _bits(ref),
+                                              err_msg=f"{isa} {kind} {threads} threads")
