@@ -13,7 +13,9 @@
 //   kNchw      fewer input channels than `block`: one block per channel; row, column
 //   kDepthwise one input channel per output channel (no sum of blocks)
 // Grouped convolutions run the kNchwc order per group. Every instruction-set path computes
-// the same fused multiply-adds in the same order, so all paths are bit-identical.
+// the same fused multiply-adds in the same order, so all paths are bit-identical. An output
+// that comes out NaN is computed again one value at a time with MLAS's NaN (of a tap's
+// weight, input and sum so far the first NaN; docs/operators.md (O327), (O335)).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -5,7 +5,8 @@
 // register tiles of kTileAccumulators / blocks columns, at most kTileColumns (one fma chain
 // per column and lane, in the block's tap and channel order) and is added into the row's
 // totals; the bias is added as the row is written (16 columns of 16 channels transposed in
-// registers).
+// registers); an output that comes out NaN is computed again in MLAS's NaN order
+// (blocks_nan_output).
 // Columns whose taps all fall inside the input run without checks; the few at the borders
 // run side by side, each over the taps that fall inside (the range nchwc.h's skipping
 // leaves).
@@ -192,6 +193,69 @@ inline Interior interior_columns(const ConvArgs& a) {
   return {lo, std::max(lo, hi)};
 }
 
+// Input channels per block of the kind's order (nchwc.h).
+inline int64_t block_step(const ConvArgs& a) {
+  return a.kind == kPointwise ? 128 : (a.kind == kNchw ? 1 : a.block);
+}
+
+// One tap of a chain with MLAS's NaN: of the tap's weight, its input and the sum so far, the
+// first NaN (quieted), else the fused multiply-add.
+inline float nan_order_fma(float x, float w, float acc) {
+  return w != w ? lowp::quieted(w) : x != x ? lowp::quieted(x)
+         : acc != acc ? lowp::quieted(acc) : std::fma(x, w, acc);
+}
+
+// Output (oy, ox) of output channel mo of group g with ONNX Runtime's NaN, for the outputs
+// that are NaN (the fast tiles leave the operand order of their fused multiply-adds to the
+// compiler): MLAS's NCHWc, pointwise and NCHW kernels chain each block's taps in the kind's
+// order by nan_order_fma; a block's sum then adds to the total of the blocks before it (the
+// first block's to the Sum when given), its NaN first; the bias last, the total's NaN
+// first; relu keeps a NaN. A block's chain that meets a NaN weight or input ends as the last
+// such tap's NaN, and then so does the total, whatever came before: the blocks are searched
+// from the last tap back, and only the blocks after the one found are chained (a chain
+// without NaN operands is NaN from inf * 0 or inf - inf).
+float blocks_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t mo, int64_t oy,
+                        int64_t ox, const float* sum) {
+  const int64_t cg = a.c / a.groups, mg = a.m / a.groups, hw = a.h * a.w;
+  const int64_t taps = int64_t(a.kh) * a.kw, ml = mo - g * mg;
+  const int64_t mblocks = (mg + kLanes - 1) / kLanes;
+  const float* xg = xn + g * cg * hw;
+  // the output channel's lane of channel 0, tap 0 in the packed weights
+  const float* wm = a.wp + (g * mblocks + ml / kLanes) * cg * taps * kLanes + ml % kLanes;
+  const int64_t iy0 = oy * a.sh - a.ph, ix0 = ox * a.sw - a.pw;
+  const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h), kx = inside_taps(ix0, a.kw, a.dw, a.w);
+  const int64_t step = block_step(a);
+  auto at = [&](int i, int j) { return (iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw; };
+  auto tap = [&](int i, int j) { return int64_t(i) * a.kw + j; };
+  float total = 0.0f;
+  int64_t start = 0;  // the first block to chain: after the last one with a NaN operand
+  for (int64_t c0 = (cg - 1) / step * step; c0 >= 0 && start == 0; c0 -= step) {
+    const int64_t c1 = std::min(cg, c0 + step);
+    for (int i = ky.hi - 1; i >= ky.lo && start == 0; --i)
+      for (int j = kx.hi - 1; j >= kx.lo && start == 0; --j)
+        for (int64_t c = c1 - 1; c >= c0; --c) {
+          const float w = wm[(c * taps + tap(i, j)) * kLanes], x = xg[c * hw + at(i, j)];
+          if (w != w || x != x) {
+            total = lowp::quieted(w != w ? w : x);
+            start = c0 + step;
+            break;
+          }
+        }
+  }
+  for (int64_t c0 = start; c0 < cg; c0 += step) {
+    const int64_t c1 = std::min(cg, c0 + step);
+    float acc = 0.0f;
+    for (int i = ky.lo; i < ky.hi; ++i)
+      for (int j = kx.lo; j < kx.hi; ++j)
+        for (int64_t c = c0; c < c1; ++c)
+          acc = nan_order_fma(xg[c * hw + at(i, j)], wm[(c * taps + tap(i, j)) * kLanes], acc);
+    total = c0 > 0 ? lowp::first_nan_add(acc, total)
+            : sum != nullptr ? lowp::first_nan_add(acc, *sum) : acc;
+  }
+  if (a.bias != nullptr) total = lowp::first_nan_add(total, a.bias[mo]);
+  return a.relu && 0.0f > total ? 0.0f : total;
+}
+
 // Output rows [oy0, oy1) of one image, output blocks [mb0, mb0 + MB) of group g: the block
 // sums over every block of input channels (each block's weights run over all the rows
 // before the next block's are read), then the rows written with the bias.
@@ -200,7 +264,7 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   const int64_t cg = a.c / a.groups, mg = a.m / a.groups;
   const int64_t mblocks = (mg + kLanes - 1) / kLanes;
   const int64_t taps = int64_t(a.kh) * a.kw;
-  const int64_t step = a.kind == kPointwise ? 128 : (a.kind == kNchw ? 1 : a.block);
+  const int64_t step = block_step(a);
   Tile t;
   t.x = xn + g * cg * a.h * a.w;
   t.wblock = cg * taps * kLanes;
@@ -259,9 +323,15 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
     }
   }
   // the rows' totals of a channel are contiguous in y: 16 columns of the block's 16
-  // channels transposed in registers, then one store per channel
+  // channels transposed in registers, then one store per channel; each output that is a
+  // NaN computed again in MLAS's NaN order
   const bool has_bias = a.bias != nullptr;
   const int64_t count = (oy1 - oy0) * a.ow;
+  auto nan_output = [&](int64_t mo, int64_t at) {  // output `at` of the rows, channel mo
+    return blocks_nan_output(a, xn, g, mo, oy0 + at / a.ow, at % a.ow,
+                             a.sum == nullptr ? nullptr
+                                              : a.sum + (yn - a.y) + mo * osize + oy0 * a.ow + at);
+  };
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
     const int64_t mo0 = g * mg + (mb0 + b) * kLanes;
@@ -273,16 +343,22 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
       for (int k = 0; k < kLanes; ++k) r[k] = Vec16::load(src + (i + k) * kTotalStride);
       transpose16(r);
       for (int64_t j = 0; j < lanes; ++j) {
-        const Vec16 v = has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j];
-        (a.relu ? relu(v) : v).store(y0 + j * osize + i);
+        Vec16 v = has_bias ? add(r[j], Vec16::broadcast(a.bias[mo0 + j])) : r[j];
+        v = a.relu ? relu(v) : v;
+        v.store(y0 + j * osize + i);
+        for (unsigned m = nan_lanes(v); m != 0; m &= m - 1) {
+          const int64_t at = i + __builtin_ctz(m);
+          y0[j * osize + at] = nan_output(mo0 + j, at);
+        }
       }
     }
     for (int64_t j = 0; j < lanes; ++j) {
       const float bv = has_bias ? a.bias[mo0 + j] : 0.0f;
       for (int64_t c = i; c < count; ++c) {
         const float v = src[c * kTotalStride + j];
-        const float out = has_bias ? v + bv : v;
-        y0[j * osize + c] = a.relu && 0.0f > out ? 0.0f : out;
+        float out = has_bias ? v + bv : v;
+        out = a.relu && 0.0f > out ? 0.0f : out;
+        y0[j * osize + c] = out == out ? out : nan_output(mo0 + j, c);
       }
     }
   }

@@ -505,3 +505,103 @@ def test_depthwise_nan_payloads_equal_onnxruntime(c: int, h: int, w: int, k: int
             y = _native(x, wt, b, c, pads, [stride] * 2, [dilation] * 2, "depthwise", 16, isa,
                         threads, expected.shape)
             assert y.tobytes() == expected.tobytes(), f"{isa} {threads} threads"
+
+
+def _blocks_nan_model(w: np.ndarray, b: np.ndarray, x_shape: tuple[int, ...], tail: str,
+                      **attrs: object) -> object:
+    """Conv(x), then a Relu node or an Add of the same Conv of a second input x2 (ONNX
+    Runtime fuses either into its NCHWc Conv: the Add as the Conv's Sum)."""
+    model = _model(w, b, x_shape, **attrs)
+    g = model.graph  # type: ignore[attr-defined]
+    if tail == "relu":
+        g.node[0].output[0] = "c"
+        g.node.append(helper.make_node("Relu", ["c"], ["y"]))
+    elif tail == "sum":
+        g.node[0].output[0] = "c"
+        g.node.append(helper.make_node("Conv", ["x2", "w", "b"], ["s"], **attrs))
+        g.node.append(helper.make_node("Add", ["c", "s"], ["y"]))
+        g.input.append(helper.make_tensor_value_info("x2", 1, x_shape))
+    return model
+
+
+@needs_blocks
+@needs_native
+@pytest.mark.parametrize("c,m,k,group,pads,stride,tail", [
+    (32, 32, 3, 1, [1, 1, 1, 1], 1, ""),       # two blocks of input channels
+    (16, 48, 3, 1, [1, 1, 1, 1], 1, "relu"),   # three blocks of output channels
+    (40, 32, 3, 1, [1, 1, 1, 1], 1, "sum"),    # a partial last block
+    (32, 16, 5, 1, [2, 1, 2, 1], 2, ""),       # borders of two padding columns, strided
+    (64, 64, 3, 2, [0, 1, 1, 0], 1, "sum"),    # grouped
+    (64, 16, 1, 1, [0, 0, 0, 0], 1, ""),       # pointwise
+    (160, 16, 1, 1, [0, 0, 0, 0], 1, "sum"),   # pointwise, two 128-channel chunks
+    (160, 32, 1, 1, [0, 0, 0, 0], 1, "relu"),
+    (3, 16, 3, 1, [1, 1, 1, 1], 1, ""),        # NCHW input
+    (7, 24, 4, 1, [2, 1, 2, 1], 2, "sum"),
+])
+def test_blocks_nan_payloads_equal_onnxruntime(c: int, m: int, k: int, group: int,
+                                               pads: list[int], stride: int,
+                                               tail: str) -> None:
+    """MLAS's NCHWc, pointwise and NCHW kernels hand on, of a tap's weight, its input and the
+    block's sum so far, the first NaN; a block's sum adds to the blocks' total (the first to
+    the Sum), its NaN first; the bias last, the total's NaN first; Relu keeps the NaN
+    (docs/operators.md (O335)). Every output column of rows wider and narrower than the
+    register tiles; the numpy reference too."""
+    from lowp import _float_conv
+
+    rng = np.random.default_rng(c * m + k)
+    for h, wd in ((7, 29), (5, 6)):
+        x = _nan_payloads(rng, (2, c, h, wd))
+        x2 = _nan_payloads(rng, x.shape)
+        wt = rng.standard_normal((m, c // group, k, k)).astype(np.float32)
+        wt[1, 0, -1, -1] = -np.inf
+        wt[2] = -0.0
+        b = rng.standard_normal(m).astype(np.float32)
+        b[3] = np.float32(np.nan)
+        attrs = {"kernel_shape": [k, k], "pads": pads, "strides": [stride] * 2,
+                 "group": group}
+        model = _blocks_nan_model(wt, b, x.shape, tail, **attrs)
+        feeds = {"x": x, "x2": x2} if tail == "sum" else {"x": x}
+        expected = onnxruntime_run(model, feeds)[0]
+        for threads in (1, 2):
+            y = Session(model, backend="native", threads=threads).run(feeds)["y"]
+            assert y.tobytes() == expected.tobytes(), f"Session, {wd} columns, {threads} threads"
+        # the kernel itself, with the Sum ONNX Runtime's Conv of x2
+        z = onnxruntime_run(_model(wt, b, x.shape, **attrs), {"x": x2})[0] \
+            if tail == "sum" else None
+        kind = nchwc_conv.plan(x.shape, wt.shape, group, True, True)
+        assert kind is not None
+        ref = nchwc_conv.reference(x, wt, b, kind, group, pads, [stride] * 2, [1, 1], z)
+        ref = np.where(np.float32(0) > ref, np.float32(0), ref) if tail == "relu" else ref
+        assert ref.tobytes() == expected.tobytes(), f"reference, {wd} columns"
+        for isa in _native_paths():
+            for threads in (1, 2):
+                y = np.full(expected.shape, np.nan, np.float32)
+                _float_conv.conv(x, nchwc_conv.pack(wt, group), b, y,
+                                 nchwc_conv.KINDS[kind.kind], 16, group, k, k, stride, stride,
+                                 1, 1, pads[0], pads[1], isa, threads, z, tail == "relu")
+                assert y.tobytes() == expected.tobytes(), \
+                    f"{isa} {kind.kind}, {wd} columns, {threads} threads"
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(_convs(), st.integers(0, 2**16))
+def test_native_nan_payloads_equal_reference_on_every_path(
+        case: tuple, seed: int) -> None:  # type: ignore[type-arg]
+    """NaNs of random payloads and signs, infinities and -0 in the input, the weights, the
+    bias and the Sum: every kind's native kernel hands on the numpy reference's NaN (MLAS's
+    order, docs/operators.md (O327), (O335)) on every path, 1 and 2 threads."""
+    x, w, b, group, pads, strides, dil, kind, block = case
+    rng = np.random.default_rng(seed)
+    x, w = _nan_payloads(rng, x.shape), _nan_payloads(rng, w.shape)
+    b = None if b is None else _nan_payloads(rng, b.shape)
+    plan = nchwc_conv.Plan(kind, block)
+    shape = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil).shape
+    for z in (None, _nan_payloads(rng, shape)):
+        ref = nchwc_conv.reference(x, w, b, plan, group, pads, strides, dil, z)
+        for isa in _native_paths():
+            for threads in (1, 2):
+                y = _native(x, w, b, group, pads, strides, dil, kind, block, isa, threads,
+                            ref.shape, z)
+                np.testing.assert_array_equal(_bits(y), _bits(ref),
+                                              err_msg=f"{isa} {kind} {threads} threads")

@@ -102,7 +102,10 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
     """The NCHWc order in numpy: per block of input channels, fused multiply-adds from +0
     over kernel row, kernel column and channel (padding taps skipped: an fma with +0 leaves
     every sum but -0 as it is, and a skipped tap leaves -0 too); the blocks' sums added in
-    order, the first to `sum` when given (float32, the output's shape); the bias last."""
+    order, the first to `sum` when given (float32, the output's shape); the bias last.
+    MLAS's NaN (docs/operators.md (O327), (O335)): of a tap's weight, its input and the sum
+    so far the first NaN (`_tap_nans`); a block's sum before the total, the total before
+    the bias."""
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
     ph0, pw0, ph1, pw1 = pads
@@ -129,14 +132,26 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
                     valid = vy[:, None] & vx[None, :]
                     for ci in range(c0, min(cg, c0 + p.step)):
                         plane = x[:, g * cg + ci][:, rows][:, :, cols]
-                        prod = fma32(plane[:, None], wg[:, ci, ky, kx][None, :, None, None], acc)
+                        wv = wg[:, ci, ky, kx][None, :, None, None]
+                        prod = _tap_nans(plane[:, None], wv, acc,
+                                         fma32(plane[:, None], wv, acc))
                         acc = np.where(valid, prod, acc).astype(_F)
-            total = acc if total is None else (acc + total).astype(_F)
+            total = acc if total is None else ort_math.first_nan_add(acc, total)
         assert total is not None
         y[:, g * mg:(g + 1) * mg] = total
     if b is not None:
-        y = (y + b.reshape(1, m, 1, 1).astype(_F)).astype(_F)
+        y = ort_math.first_nan_add(y, b.reshape(1, m, 1, 1).astype(_F))
     return y
+
+
+def _tap_nans(x: np.ndarray, w: np.ndarray, acc: np.ndarray, prod: np.ndarray) -> np.ndarray:
+    """`prod` (the fma x * w + acc) with MLAS's NaN where it is one: w's, else x's, else
+    acc's (quieted); a NaN of none of them (inf * 0, inf - inf) as the fma gave it."""
+    if not np.isnan(prod).any():
+        return prod
+    for v in (acc, x, w):
+        prod = np.where(np.isnan(v), ort_math.quieted(v.astype(_F)), prod)
+    return prod.astype(_F)
 
 
 def pack(w: np.ndarray, group: int) -> np.ndarray:
