@@ -466,195 +466,6 @@ void depthwise_lanes(const ConvArgs& a, const float* xn, float* yn, int64_t g0, 
   }
 }
 
-
-// Depthwise rows wide enough for vectors of columns (depthwise_rows_path): 16 output columns
-// of one channel in the lanes, no transposes. A pass copies the channel's input rows into a
-// buffer with the padding's zeros and the stride's phases apart (phase r of a row holds its
-// padded columns r, r + sw, ...: a tap's 16 columns are contiguous); up to kDepthwiseChains
-// vectors of a row, or of several rows that span every kernel row, run side by side, each
-// lane one chain over the kernel rows inside the input and every kernel column from +0 in
-// kernel row then column order, then the Sum, the bias and relu as the vector is stored. A
-// padding column's tap, fma(0, w, sum), leaves the sum as it is but for the sign of a zero
-// sum (and gives a NaN for an infinite weight): a lane with such taps whose chain ends at
-// +-0 or NaN is computed again over its taps inside the input (depthwise_nan_output), so
-// every output is the chain of (O31) and a NaN's payload that of (O327).
-constexpr int kDepthwiseChains = 8;
-
-// What the chains of one channel share: the buffer (rows rstride floats apart, a tap's
-// offset in its row toff[kernel column]), the taps' weights, the lanes inside the input per
-// vector and kernel column, the channel's outputs.
-struct RowJob {
-  const float* buf;
-  const float* wt;
-  const int64_t* toff;
-  const unsigned* border;  // per vector: the lanes with a tap in the padding's columns
-  int64_t rstride, rstep;  // floats between buffer rows; between consecutive output rows
-  const float* xn;
-  int64_t g, offset;       // the channel, its first output in y (and the Sum)
-};
-
-// P = R x V chains: output rows oy.. (R of them, sharing kernel rows ky), vectors v0..v0+V
-// of each; chain (r, v) reads its tap (0, 0) at buf + x0 + r * rstep + v * 16.
-template <int P, int KW, int SW>
-void row_chains(const ConvArgs& a, const RowJob& jb, int64_t x0, int64_t oy, int64_t v0,
-                int vn, TapRange ky) {
-  int64_t off[P], oyp[P], oxp[P];
-  unsigned border[P];
-  for (int p = 0, r = 0, v = 0; p < P; ++p) {  // chain p: row r = p / vn, vector v0 + v
-    off[p] = x0 + r * jb.rstep + (v0 + v) * kLanes, oyp[p] = oy + r;
-    oxp[p] = (v0 + v) * kLanes, border[p] = jb.border[v0 + v];
-    if (++v == vn) v = 0, ++r;
-  }
-  Vec16 s[P];
-  for (int p = 0; p < P; ++p) s[p] = Vec16::zero();
-  for (int i = ky.lo; i < ky.hi; ++i) {
-    const float* ro = jb.buf + int64_t(i) * a.dh * jb.rstride;
-    if constexpr (KW > 0) {  // dilation 1: tap j at 16-float vectors of its phase, shifted
-      const int64_t phase = jb.rstride / SW;
-#pragma GCC unroll 8
-      for (int j = 0; j < KW; ++j) {
-        const Vec16 wv = Vec16::broadcast(jb.wt[i * KW + j]);
-        const float* o = ro + (j % SW) * phase;
-        for (int p = 0; p < P; ++p) s[p] = fma(load_shifted(o + off[p], j / SW), wv, s[p]);
-      }
-      continue;
-    }
-    for (int j = 0; j < a.kw; ++j) {
-      const Vec16 wv = Vec16::broadcast(jb.wt[i * a.kw + j]);
-      const float* o = ro + jb.toff[j];
-      for (int p = 0; p < P; ++p) s[p] = fma(Vec16::load(o + off[p]), wv, s[p]);
-    }
-  }
-  const bool has_bias = a.bias != nullptr;
-  for (int p = 0; p < P; ++p) {
-    const int n = int(std::min<int64_t>(kLanes, a.ow - oxp[p]));
-    const int64_t at = jb.offset + oyp[p] * a.ow + oxp[p];
-    const unsigned lanes = unsigned((1u << n) - 1u);
-    // a padding tap's fma(0, w, sum) leaves the sum but for the sign of a zero sum (and
-    // for an infinite or NaN weight): those lanes are computed again over their taps
-    const unsigned again = border[p] & zero_or_nan_lanes(s[p]);
-    Vec16 v = s[p];
-    if (a.sum != nullptr) v = add(v, load_first(a.sum + at, n));
-    if (has_bias) v = add(v, Vec16::broadcast(a.bias[jb.g]));
-    v = a.relu ? relu(v) : v;
-    store_first(v, a.y + at, n);
-    for (unsigned nm = (nan_lanes(v) | again) & lanes; nm != 0; nm &= nm - 1) {
-      const int l = __builtin_ctz(nm);
-      a.y[at + l] = depthwise_nan_output(a, jb.xn, jb.g, oyp[p], oxp[p] + l,
-                                         a.sum == nullptr ? nullptr : a.sum + at + l);
-    }
-  }
-}
-
-using RowChainsFn = void (*)(const ConvArgs&, const RowJob&, int64_t, int64_t, int64_t, int,
-                             TapRange);
-template <int KW, int SW, std::size_t... I>
-constexpr std::array<RowChainsFn, sizeof...(I)> row_chains_of(std::index_sequence<I...>) {
-  return {{&row_chains<int(I) + 1, KW, SW>...}};
-}
-// any kernel; 3 and 5 columns at strides 1 and 2 without dilation
-constexpr std::array<std::array<RowChainsFn, kDepthwiseChains>, 5> kRowChains{
-    {row_chains_of<0, 1>(std::make_index_sequence<kDepthwiseChains>{}),
-     row_chains_of<3, 1>(std::make_index_sequence<kDepthwiseChains>{}),
-     row_chains_of<3, 2>(std::make_index_sequence<kDepthwiseChains>{}),
-     row_chains_of<5, 1>(std::make_index_sequence<kDepthwiseChains>{}),
-     row_chains_of<5, 2>(std::make_index_sequence<kDepthwiseChains>{})}};
-
-inline int row_chains_kind(const ConvArgs& a) {
-  if (a.dw != 1 || (a.kw != 3 && a.kw != 5) || (a.sw != 1 && a.sw != 2)) return 0;
-  return (a.kw == 3 ? 1 : 3) + (a.sw - 1);
-}
-
-// Rows of at least this many output columns run in depthwise_rows (narrower ones, whose
-// vectors would leave most lanes empty, in depthwise_lanes).
-constexpr int64_t kDepthwiseRowColumns = 16;
-constexpr int kMaxRowKernel = 32;  // kernel rows and columns of depthwise_rows
-
-inline bool depthwise_rows_path(const ConvArgs& a) {
-  return a.ow >= kDepthwiseRowColumns && a.kw <= kMaxRowKernel && a.kh <= kMaxRowKernel;
-}
-
-// Output rows [oy0, oy1) of channel g of one image; buf is the thread's buffer, masks the
-// lanes of each vector with a tap in the padding's columns (the same for every channel:
-// filled on the first call).
-void depthwise_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t oy0, int64_t oy1,
-                    std::vector<float>& buf, std::vector<unsigned>& masks) {
-  const int64_t hw = a.h * a.w, osize = a.oh * a.ow, taps = int64_t(a.kh) * a.kw;
-  const int64_t vectors = (a.ow + kLanes - 1) / kLanes;
-  // a phase holds every vector's columns and the kernel's reach past them
-  const int64_t reach = (int64_t(a.kw - 1) * a.dw) / a.sw + 1;
-  const int64_t phase = (vectors * kLanes + reach + kLanes - 1) / kLanes * kLanes;
-  const int64_t rstride = phase * a.sw;
-  const int64_t iy_lo = std::max<int64_t>(0, oy0 * a.sh - a.ph);
-  const int64_t iy_hi = std::min<int64_t>(
-      a.h, (oy1 - 1) * a.sh - a.ph + int64_t(a.kh - 1) * a.dh + 1);
-  const int64_t rows = std::max<int64_t>(0, iy_hi - iy_lo);
-  // on a 64-byte boundary (every row and phase a whole number of vectors)
-  buf.resize(size_t(rows * rstride + kLanes));
-  float* const b0 =
-      buf.data() + (-reinterpret_cast<std::uintptr_t>(buf.data()) % 64) / sizeof(float);
-  const float* xc = xn + g * hw;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = xc + (iy_lo + r) * a.w;
-    float* dst = b0 + r * rstride;
-    if (a.sw == 1) {  // the padding's zeros, the row, zeros up to the end of the phase
-      const int64_t lo = std::min<int64_t>(a.pw, phase), hi = std::min(phase, a.pw + a.w);
-      std::fill(dst, dst + lo, 0.0f);
-      std::copy(src, src + (hi - lo), dst + lo);
-      std::fill(dst + hi, dst + phase, 0.0f);
-      continue;
-    }
-    for (int64_t k = 0; k < a.sw; ++k, dst += phase) {  // phase k: padded columns k + sw * q
-      // q in [lo, hi): input column k - pw + sw * q inside the row
-      const int64_t lo = std::min(phase, a.pw > k ? (a.pw - k + a.sw - 1) / a.sw : 0);
-      const int64_t last = a.w - 1 - k + a.pw;  // sw * q of the row's last column
-      const int64_t hi = last < 0 ? lo : std::max(lo, std::min(phase, last / a.sw + 1));
-      const float* sp = src + k - a.pw;
-      std::fill(dst, dst + lo, 0.0f);
-      for (int64_t q = lo; q < hi; ++q) dst[q] = sp[q * a.sw];
-      std::fill(dst + hi, dst + phase, 0.0f);
-    }
-  }
-  if (masks.empty()) {
-    masks.assign(size_t(vectors), 0u);
-    for (int64_t v = 0; v < vectors; ++v)
-      for (int l = 0; l < kLanes; ++l)
-        for (int j = 0; j < a.kw; ++j) {
-          const int64_t ix = (v * kLanes + l) * a.sw - a.pw + int64_t(j) * a.dw;
-          masks[size_t(v)] |= unsigned(ix < 0 || ix >= a.w) << l;
-        }
-  }
-  float wt[kMaxRowKernel * kMaxRowKernel];
-  for (int64_t t = 0; t < taps; ++t) wt[t] = a.wp[(g * taps + t) * kLanes];
-  int64_t toff[kMaxRowKernel];
-  for (int j = 0; j < a.kw; ++j) {
-    const int64_t d = int64_t(j) * a.dw;
-    toff[j] = (d % a.sw) * phase + d / a.sw;
-  }
-  const int kind = row_chains_kind(a);
-  const RowJob jb{b0, wt, toff, masks.data(), rstride, a.sh * rstride, xn, g,
-                  (yn - a.y) + g * osize};
-  // rows whose taps span every kernel row run several at a time when their vectors are few
-  const int64_t per = std::max<int64_t>(1, kDepthwiseChains / vectors);
-  auto whole = [&](int64_t oy) {
-    const TapRange ky = inside_taps(oy * a.sh - a.ph, a.kh, a.dh, a.h);
-    return ky.lo == 0 && ky.hi == a.kh;
-  };
-  for (int64_t oy = oy0; oy < oy1;) {
-    const TapRange ky = inside_taps(oy * a.sh - a.ph, a.kh, a.dh, a.h);
-    int64_t r = 1;
-    if (ky.lo == 0 && ky.hi == a.kh) {
-      r = std::min(per, oy1 - oy);
-      while (r > 1 && !whole(oy + r - 1)) --r;
-    }
-    const int64_t x0 = (oy * a.sh - a.ph - iy_lo) * rstride;
-    for (int64_t v0 = 0; v0 < vectors; v0 += kDepthwiseChains) {
-      const int vn = int(std::min<int64_t>(kDepthwiseChains, vectors - v0));
-      kRowChains[size_t(kind)][size_t(r * vn - 1)](a, jb, x0, oy, v0, vn, ky);
-    }
-    oy += r;
-  }
-}
 }  // namespace
 
 // Output columns whose sums a block of weights runs over before the next block is read
@@ -664,19 +475,13 @@ constexpr int64_t kColumnsPerPass = 112;
 // Depthwise: output columns a pass interleaves the input for (each input row is interleaved
 // once for every pass that reads it: some (kh - 1) / pass rows of input more).
 constexpr int64_t kDepthwiseColumnsPerPass = 1024;
-// depthwise_rows: output columns of a channel a pass copies the input rows for
-constexpr int64_t kDepthwiseRowsPerPass = 4096;
 
 void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
   const Interior in = interior_columns(a);
-  const bool rows_path = a.kind == kDepthwise && depthwise_rows_path(a);
   const int64_t pass_rows = std::max<int64_t>(
-      1, (rows_path ? kDepthwiseRowsPerPass
-                    : a.kind == kDepthwise ? kDepthwiseColumnsPerPass : kColumnsPerPass) /
-             a.ow);
-  std::vector<float> xt, wl, yt;  // depthwise_lanes' buffers (xt: depthwise_rows' too)
-  std::vector<unsigned> masks;
+      1, (a.kind == kDepthwise ? kDepthwiseColumnsPerPass : kColumnsPerPass) / a.ow);
+  std::vector<float> xt, wl, yt;  // depthwise_lanes' buffers
   // the totals on a 64-byte boundary: each tile's vector loads and stores stay in one line
   std::vector<float> storage(a.kind == kDepthwise
                                  ? 0
@@ -688,9 +493,7 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
     const int64_t oy1 = std::min({a.oh, oy0 + pass_rows, oy0 + row1 - row});
     const float* xn = a.x + ni * a.c * a.h * a.w;
     float* yn = a.y + ni * a.m * a.oh * a.ow;
-    for (int64_t g = 0; g < a.groups && a.kind == kDepthwise && rows_path; ++g)
-      depthwise_rows(a, xn, yn, g, oy0, oy1, xt, masks);
-    for (int64_t g = 0; g < a.groups && a.kind == kDepthwise && !rows_path; g += kLanes)
+    for (int64_t g = 0; g < a.groups && a.kind == kDepthwise; g += kLanes)
       depthwise_lanes(a, xn, yn, g, oy0, oy1, in, xt, wl, yt);
     for (int64_t g = 0; g < a.groups && a.kind != kDepthwise; ++g) {
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {

@@ -27,28 +27,8 @@ inline Vec16 fma(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, 
 inline Vec16 add(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
 // 0 > a ? 0 : a (maxps returns its second operand unless the first is greater: NaN, -0 kept)
 inline Vec16 relu(Vec16 a) { return {_mm512_max_ps(_mm512_setzero_ps(), a.v)}; }
-// the first n lanes loaded (the others 0, nothing read past them); the first n stored
-inline __mmask16 first_lanes(int n) { return __mmask16((1u << n) - 1u); }
-inline Vec16 load_first(const float* p, int n) {
-  return {_mm512_maskz_loadu_ps(first_lanes(n), p)};
-}
-inline void store_first(Vec16 a, float* p, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), a.v); }
-// p[k], ..., p[k + 15] (k in [0, 16)) from the two vectors at p and p + 16: on a 64-byte
-// boundary p needs no load across two cache lines, and the loads are shared by every k
-inline Vec16 load_shifted(const float* p, int k) {
-  if (k == 0) return Vec16::load(p);
-  const __m512i idx = _mm512_add_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(k));
-  return {_mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16))};
-}
-
 // bit l: lane l is a NaN
 inline unsigned nan_lanes(Vec16 a) { return unsigned(_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)); }
-// bit l: lane l is +-0 or a NaN
-inline unsigned zero_or_nan_lanes(Vec16 a) {
-  return unsigned(_mm512_cmp_ps_mask(a.v, _mm512_setzero_ps(), _CMP_EQ_UQ));
-}
 // r[i] lane j <- r[j] lane i (data movement only)
 inline void transpose16(Vec16 (&r)[16]) {
   __m512 t[16];
@@ -107,30 +87,6 @@ inline unsigned nan_lanes(Vec16 a) {
   return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.lo, a.lo, _CMP_UNORD_Q))) |
          unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.hi, a.hi, _CMP_UNORD_Q))) << 8;
 }
-inline unsigned zero_or_nan_lanes(Vec16 a) {
-  const __m256 zero = _mm256_setzero_ps();
-  return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.lo, zero, _CMP_EQ_UQ))) |
-         unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a.hi, zero, _CMP_EQ_UQ))) << 8;
-}
-// lanes of mask m (bit l: lane l) as sign bits of two ymm
-struct LaneMasks {
-  __m256i lo, hi;
-};
-inline LaneMasks lane_masks(unsigned m) {
-  const __m256i shift = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);
-  return {_mm256_sllv_epi32(_mm256_set1_epi32(int(m)), shift),
-          _mm256_sllv_epi32(_mm256_set1_epi32(int(m >> 8)), shift)};
-}
-inline Vec16 load_first(const float* p, int n) {
-  const auto [lo, hi] = lane_masks((1u << n) - 1u);
-  return {_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p + 8, hi)};
-}
-inline Vec16 load_shifted(const float* p, int k) { return Vec16::load(p + k); }
-inline void store_first(Vec16 a, float* p, int n) {
-  const auto [lo, hi] = lane_masks((1u << n) - 1u);
-  _mm256_maskstore_ps(p, lo, a.lo);
-  _mm256_maskstore_ps(p + 8, hi, a.hi);
-}
 using lowp_transpose::transpose8;  // 8 x 8 in place: m[i] lane j <- m[j] lane i
 // r[i] lane j <- r[j] lane i (data movement only): the four 8 x 8 quarters transposed,
 // the two off the diagonal swapped
@@ -178,20 +134,6 @@ inline unsigned nan_lanes(const Vec16& a) {
   unsigned m = 0;
   for (int j = 0; j < 16; ++j) m |= unsigned(a.v[j] != a.v[j]) << j;
   return m;
-}
-inline unsigned zero_or_nan_lanes(const Vec16& a) {
-  unsigned m = 0;
-  for (int j = 0; j < 16; ++j) m |= unsigned(!(a.v[j] != 0.0f)) << j;
-  return m;
-}
-inline Vec16 load_first(const float* p, int n) {
-  Vec16 r{};
-  for (int j = 0; j < n; ++j) r.v[j] = p[j];
-  return r;
-}
-inline Vec16 load_shifted(const float* p, int k) { return Vec16::load(p + k); }
-inline void store_first(const Vec16& a, float* p, int n) {
-  for (int j = 0; j < n; ++j) p[j] = a.v[j];
 }
 // r[i] lane j <- r[j] lane i
 inline void transpose16(Vec16 (&r)[16]) {
