@@ -240,6 +240,34 @@ def test_native_equals_reference_on_wide_rows(kind: str, c: int, m: int, k: int,
             np.testing.assert_array_equal(y, ref, err_msg=f"{isa} block {block}")
 
 
+@needs_native
+@pytest.mark.parametrize("strides", [[1, 1], [1, 2]])
+def test_depthwise_padding_taps_keep_a_zero_sign_and_skip_infinite_weights(
+        strides: list[int]) -> None:
+    """Depthwise rows of 40 columns: a chain that underflows to -0 before a padding column's
+    tap (fma(0, w > 0, -0) would make it +0) and a channel with an infinite weight on the
+    padding's side (0 * inf would be NaN); the taps in the padding are skipped."""
+    c, k = 16, 3
+    x = np.zeros((1, c, 6, 40), np.float32)
+    x[:, :8, 1, 0] = x[:, :8, 1, 39] = 1e-30
+    w = np.full((c, 1, k, k), -1.0, np.float32)
+    w[:8, :, :, :] = -1e-30             # the underflowing products (-1e-60 -> -0)
+    w[:8, :, 2, 0] = 1.0                # the left padding column's tap of the last kernel row
+    w[8:, :, 1, 0] = np.inf             # left padding column
+    w[8:, :, 1, 2] = -np.inf            # right padding column
+    x[:, 8:] = np.random.default_rng(0).standard_normal((c - 8, 6, 40)).astype(np.float32)
+    pads, dil = [1, 1, 1, 1], [1, 1]
+    ref = nchwc_conv.reference(x, w, None, nchwc_conv.Plan("depthwise", 16), c, pads,
+                               strides, dil)
+    assert np.signbit(ref[0, :8, 2, 0]).all()
+    for isa in _native_paths():
+        for threads in (1, 2):
+            y = _native(x, w, None, c, pads, strides, dil, "depthwise", 16, isa, threads,
+                        ref.shape)
+            np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32),
+                                          err_msg=f"{isa} {threads} threads")
+
+
 @needs_blocks
 @settings(max_examples=40, deadline=None)
 @given(c=st.sampled_from([3, 16, 20, 32]), m=st.sampled_from([16, 32, 48]),
