@@ -428,12 +428,9 @@ float depthwise_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_
   const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h), kx = inside_taps(ix0, a.kw, a.dw, a.w);
   float acc = 0.0f;
   for (int i = ky.lo; i < ky.hi; ++i)
-    for (int j = kx.lo; j < kx.hi; ++j) {
-      const float x = xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw];
-      const float w = wc[(int64_t(i) * a.kw + j) * kLanes];
-      acc = w != w ? lowp::quieted(w) : x != x ? lowp::quieted(x)
-            : acc != acc ? lowp::quieted(acc) : std::fma(x, w, acc);
-    }
+    for (int j = kx.lo; j < kx.hi; ++j)
+      acc = nan_order_fma(xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw],
+                          wc[(int64_t(i) * a.kw + j) * kLanes], acc);
   if (sum != nullptr) acc = lowp::first_nan_add(acc, *sum);
   if (a.bias != nullptr) acc = lowp::first_nan_add(acc, a.bias[g]);
   return a.relu && 0.0f > acc ? 0.0f : acc;
