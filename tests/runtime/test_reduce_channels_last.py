@@ -9,6 +9,7 @@ Found on PP-OCRv6's detector quantized with percentile ranges."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,24 +20,19 @@ from lowp.runtime import Session
 from .ort_agreement import onnxruntime_run
 
 
-def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
-           excite: bool = False, act: type = np.uint8) -> bytes:
-    """Activations of type `act` (zero points 128, 3 and 0 moved into its range)."""
-    rng = np.random.default_rng(0)
+def _quantized_conv(rng: np.random.Generator, channels: int, act: type, y_zero: int
+                    ) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
+    """x (N, 3, H, W) -> Q/DQ (zero point 128 moved into `act`'s range) -> 3x3 Conv of
+    `channels` int8 filters drawn from `rng` -> Q/DQ (zero point `y_zero`) -> "cd"."""
     w = rng.integers(-127, 128, (channels, 3, 3, 3)).astype(np.int8)
-    low = int(np.iinfo(act).min)
     inits = [
         numpy_helper.from_array(np.float32(0.02), "xs"),
-        numpy_helper.from_array(np.array(128 + low, act), "xz"),
+        numpy_helper.from_array(np.array(128 + int(np.iinfo(act).min), act), "xz"),
         numpy_helper.from_array(w, "wq"),
         numpy_helper.from_array(np.float32(0.01), "ws"),
         numpy_helper.from_array(np.int8(0), "wz"),
         numpy_helper.from_array(np.float32(0.03), "ys"),
-        numpy_helper.from_array(np.array(3 + low, act), "yz"),
-        numpy_helper.from_array(np.float32(0.005), "rs"),
-        numpy_helper.from_array(np.array(low, act), "rz"),
-        numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
-                                "eq"),
+        numpy_helper.from_array(np.array(y_zero, act), "yz"),
     ]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
@@ -45,6 +41,21 @@ def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
         helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
         helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
         helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["cd"]),
+    ]
+    return inits, nodes
+
+
+def _model(channels: int, op: str, axes: list[int], keepdims: int, opset: int,
+           excite: bool = False, act: type = np.uint8) -> bytes:
+    """Activations of type `act` (zero points 128, 3 and 0 moved into its range)."""
+    rng = np.random.default_rng(0)
+    low = int(np.iinfo(act).min)
+    inits, nodes = _quantized_conv(rng, channels, act, 3 + low)
+    inits += [
+        numpy_helper.from_array(np.float32(0.005), "rs"),
+        numpy_helper.from_array(np.array(low, act), "rz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (4, channels, 1, 1)).astype(np.int8),
+                                "eq"),
     ]
     if op == "ReduceSum" or opset >= 18:
         inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
@@ -317,25 +328,8 @@ def _dropped_axes_model(op: str, axes: list[int], perm: list[int], power: bool,
     """A quantized convolution, optionally squared (Pow 2), reduced over `axes` without
     keepdims, then a Transpose of the result (gtcrn_stream's GRU input: a mean of squares
     over the last axis, transposed to (time, batch, features))."""
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(np.float32(0.02), "xs"),
-        numpy_helper.from_array(np.uint8(128), "xz"),
-        numpy_helper.from_array(rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8), "wq"),
-        numpy_helper.from_array(np.float32(0.01), "ws"),
-        numpy_helper.from_array(np.int8(0), "wz"),
-        numpy_helper.from_array(np.float32(0.03), "ys"),
-        numpy_helper.from_array(np.uint8(131), "yz"),
-        numpy_helper.from_array(np.float32(2.0), "two"),
-    ]
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
-        helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
-        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
-        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["cd"]),
-    ]
+    inits, nodes = _quantized_conv(np.random.default_rng(0), 8, np.uint8, 131)
+    inits.append(numpy_helper.from_array(np.float32(2.0), "two"))
     source = "cd"
     if power:
         nodes.append(helper.make_node("Pow", ["cd", "two"], ["p"]))
