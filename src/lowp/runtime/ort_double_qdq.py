@@ -75,14 +75,14 @@ def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) ->
 
 # what ONNX Runtime's ConstantFolding leaves as nodes even when every input is constant
 # (DequantizeLinear is kept for the QDQ rewrites; the random operators)
-_NOT_FOLDED = {"DequantizeLinear", "RandomNormal", "RandomUniform", "RandomNormalLike",
+NOT_FOLDED = {"DequantizeLinear", "RandomNormal", "RandomUniform", "RandomNormalLike",
                "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
 def _constant(g: QdqGraph, name: str, depth: int = 0) -> bool:
     """`name` is an initializer once ONNX Runtime's level-1 rules ran: a constant
     initializer, a Constant node's output, or the output of a node ConstantFolding replaces
-    (an ONNX operator without subgraphs, not one of _NOT_FOLDED, every input constant)."""
+    (an ONNX operator without subgraphs, not one of NOT_FOLDED, every input constant)."""
     if name in g.inits:
         return True
     src = g.producer(name)
@@ -90,7 +90,7 @@ def _constant(g: QdqGraph, name: str, depth: int = 0) -> bool:
         return False
     if src.op_type == "Constant":
         return True
-    return (src.op_type not in _NOT_FOLDED
+    return (src.op_type not in NOT_FOLDED
             and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                         for a in src.attribute)
             and all(_constant(g, i, depth + 1) for i in src.input if i))

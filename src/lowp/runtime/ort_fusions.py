@@ -31,7 +31,10 @@ matching rules, so that a QDQ file gives the same integers in both engines
   Transpose reads the Transpose's input over the permuted axes, and so sums in that memory
   order; a Transpose of the axes left follows when they change order (O18s). Element-wise
   nodes move a Transpose after them by the same cost test (O214), the Transpose put after
-  a node costing nothing only where ONNX Runtime 1.32 waives it (O215).
+  a node costing nothing only where ONNX Runtime 1.32 waives it (O215); so do Concat (its
+  axis permuted, (O336)) and Slice (its axes, (O337)), an input ConstantFolding makes a
+  constant costing nothing (O339). The nodes are visited in order, each through its
+  operator's handler, as ONNX Runtime's optimizer does (O338).
 * SimplifiedLayerNormFusion: a RMSNorm written out (Pow 2, ReduceMean over the last axis,
   Add eps, Sqrt, Div, Mul by a 1-D scale) becomes SimplifiedLayerNormalization
   (lowp.ort_math.simplified_layer_norm_rows, (O49)).
@@ -61,6 +64,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import ONNX_DOMAINS, infer_shapes, with_nodes
 from .lowering import QOPERATOR_KEY
+from .ort_double_qdq import NOT_FOLDED
 from .ort_topology import topological
 from .ort_transpose_fold import gemm_transpose, matmul_transpose
 
@@ -75,6 +79,8 @@ class _Index:
 
     def __init__(self, model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
         g = model.graph
+        self.opset = next((int(o.version) for o in model.opset_import if o.domain in ONNX_DOMAINS),
+                          0)
         self.fed = {i.name for i in g.input}
         self.initializers = {t.name for t in g.initializer if t.name not in self.fed}
         self.scalars: dict[str, np.float32] = {}
@@ -110,7 +116,17 @@ class _Index:
         for t in g.initializer:
             self.shapes[t.name] = onnx.TensorShapeProto(
                 dim=[onnx.TensorShapeProto.Dimension(dim_value=d) for d in t.dims])
+        self.model = model
+        self._folded_dims: dict[str, list[int]] | None = None
         self.link(nodes)
+
+    def folded_dims(self, name: str) -> list[int] | None:
+        """`name`'s shape, known in every dimension, as ONNX Runtime knows it once its
+        ConstantFolding has made each Shape of such a value a constant and its graph
+        resolution inferred the shapes again (`_shapes_once_folded`); else None."""
+        if self._folded_dims is None:
+            self._folded_dims = _shapes_once_folded(self.model)
+        return self._folded_dims.get(name)
 
     def link(self, nodes: list[onnx.NodeProto]) -> None:
         """Producers, consumers and graph positions of `nodes`."""
@@ -887,12 +903,31 @@ def _can_likely_remove(tr: onnx.NodeProto, index: _Index) -> bool:
         _handled(r) for r in index.consumers.get(tr.output[0], []))
 
 
+def _ort_constant(name: str, index: _Index, depth: int = 16) -> bool:
+    """Whether ONNX Runtime's ConstantFolding (level 1, before the transpose optimizer) makes
+    `name` an initializer: a constant, a Shape of a value whose shape it knows in every
+    dimension, or the output of an ONNX node (no subgraph, not one of NOT_FOLDED) whose
+    inputs all are. The fuzzer's class token, Expand(token, Concat(Unsqueeze(Gather(
+    Shape(image))), ...)), is one, and a constant input costs the push nothing."""
+    if name in index.tensors:
+        return True
+    node = index.producer.get(name)
+    if node is None or node.domain not in ONNX_DOMAINS or depth == 0:
+        return False
+    if node.op_type == "Shape":
+        return bool(node.input) and index.folded_dims(node.input[0]) is not None
+    return (node.op_type not in NOT_FOLDED and bool(node.input)
+            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                        for a in node.attribute)
+            and all(_ort_constant(i, index, depth - 1) for i in node.input if i))
+
+
 def _input_cost(name: str, perm: list[int], index: _Index) -> int | None:
     """ONNX Runtime's EstimateTransposeValueCost for moving a Transpose `perm` through the
     input `name`: 0 for a constant, minus its rank for a Transpose `perm` that goes (0 for
     one that stays or another permutation, which composes), its rank otherwise. None for a
     DequantizeLinear output, whose special cases lowp does not mirror."""
-    if name in index.tensors:
+    if name in index.tensors or _ort_constant(name, index):
         return 0
     producer = index.producer.get(name)
     if producer is not None and _is(producer, "DequantizeLinear"):
@@ -918,7 +953,15 @@ def _transpose_elementwise(node: onnx.NodeProto, index: _Index) -> Rewrite | Non
     if node.domain not in ONNX_DOMAINS or node.op_type not in _PUSHED_ELEMENTWISE \
             or len(node.output) != 1 or not all(node.input):
         return None
-    movable = _transposable(node, index)
+    return _pushed(node, _transposable(node, index), index)
+
+
+def _pushed(node: onnx.NodeProto, movable: list[int], index: _Index,
+            axes_for: AxesFor | None = None) -> Rewrite | None:
+    """The transpose optimizer's default cost test and push for `node` and the inputs it
+    transposes (`movable`): each input read through a Transpose P is tried in order, with
+    its own P; `axes_for` gives the moved node's axes for P (None when the handler refuses
+    it)."""
     for j in movable:
         tr = index.producer.get(node.input[j])
         perm = transpose_perm(tr) if tr is not None and _is(tr, "Transpose") else None
@@ -930,10 +973,116 @@ def _transpose_elementwise(node: onnx.NodeProto, index: _Index) -> Rewrite | Non
         cost = sum(c for c in costs if c is not None)
         if cost < 0:
             cost += _output_cost(node, perm, index)
-        rewrite = _moved_through(node, movable, perm, index) if cost < 0 else None
-        if rewrite is not None:
-            return rewrite
+        if cost >= 0:
+            continue
+        axes = axes_for(node, perm, index) if axes_for is not None else _NO_AXES
+        rewrite = _moved_through(node, movable, perm, index) if axes is not None else None
+        if rewrite is None or axes is None:
+            continue
+        made, gone = rewrite
+        constants, attributes, inputs = axes
+        moved = next(n for n in made if list(n.output) == [f"{node.output[0]}_untransposed"])
+        for name, value in attributes.items():
+            kept = [a for a in moved.attribute if a.name != name]
+            del moved.attribute[:]
+            moved.attribute.extend([*kept, helper.make_attribute(name, value)])
+        for k, name in inputs.items():
+            moved.input.extend([""] * (k + 1 - len(moved.input)))
+            moved.input[k] = name
+        return [*constants, *made], gone
     return None
+
+
+# What a handler with axes changes on the moved node for a Transpose P: new constants, the
+# attributes it sets and the inputs it replaces (by position)
+AxesChange = tuple[list[onnx.NodeProto], dict[str, object], dict[int, str]]
+AxesFor = Callable[[onnx.NodeProto, list[int], _Index], AxesChange | None]
+_NO_AXES: AxesChange = ([], {}, {})
+
+
+def _concat_axis(node: onnx.NodeProto, perm: list[int], index: _Index) -> AxesChange | None:
+    """HandleConcat (HandleSimpleNodeWithAxis): the axis, which must be there and in range,
+    becomes P[axis]."""
+    axis = next((int(helper.get_attribute_value(a)) for a in node.attribute
+                 if a.name == "axis"), None)
+    if axis is None or not -len(perm) <= axis < len(perm):
+        return None
+    return [], {"axis": perm[axis % len(perm)]}, {}
+
+
+def _transposed_axes(axes: list[int], perm: list[int]) -> list[int] | None:
+    """NormalizeAndValidateAxes (a negative axis gets the rank added and must then be in
+    range and unused; ONNX Runtime checks no other), then AxesForTransposedInput: P[a] for
+    each axis, in the given order (they line up with starts, ends and steps)."""
+    rank, used, out = len(perm), set(), []
+    for a in axes:
+        if a < 0:
+            a += rank
+            if a < 0 or a in used:
+                return None
+            used.add(a)
+        if a >= rank:
+            return None                             # an invalid model: left as it is
+        out.append(perm[a])
+    return out
+
+
+def _slice_axes(node: onnx.NodeProto, perm: list[int], index: _Index) -> AxesChange | None:
+    """HandleSlice: the axes (an attribute before opset 10; else the fourth input, which
+    must be a constant, or, when it is missing, 0 .. n-1 for the n starts of a known 1-D
+    shape) become P[axis] each, a new constant of the axes' integer type."""
+    if index.opset < 10:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        axes = list(attrs.get("axes", range(len(attrs.get("starts", [])))))
+        moved = _transposed_axes([int(a) for a in axes], perm)
+        return None if moved is None else ([], {"axes": moved}, {})
+    if len(node.input) < 4 or not node.input[3]:
+        shape = index.shapes.get(node.input[1])
+        if shape is None or len(shape.dim) != 1 or not shape.dim[0].HasField("dim_value"):
+            return None
+        n, dtype = int(shape.dim[0].dim_value), index.types.get(node.input[1])
+        if n > len(perm):
+            return None
+        moved = perm[:n]
+    else:
+        stored = index.tensors.get(node.input[3])
+        if stored is None or stored.data_type not in (TensorProto.INT32, TensorProto.INT64):
+            return None
+        dtype = stored.data_type
+        found = _transposed_axes([int(a) for a in numpy_helper.to_array(stored).reshape(-1)],
+                                 perm)
+        if found is None:
+            return None
+        moved = found
+    numpy_type = np.int32 if dtype == TensorProto.INT32 else np.int64
+    name = f"{node.name or node.output[0]}_transposed_axes"
+    const = helper.make_node("Constant", [], [name], name=name,
+                             value=numpy_helper.from_array(np.asarray(moved, numpy_type)))
+    return [const], {}, {3: name}
+
+
+def _transpose_concat(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1, HandleConcat) moves a Transpose P that a
+    Concat reads after it on the default cost test (every input transposed: a constant
+    costs 0, a Transpose P that goes minus its rank, any other value its rank; (O215) for
+    the output), the axis becoming P[axis] ((O336)). The values do not change; what
+    changes is that the nodes after it read the untransposed data: the graph fuzzer's
+    class token Concat'ed to the tokens [N, HW, C] of an image lets the Transpose move on
+    through the positional Add and the layer norm (whose means then sum over the channels
+    of [N, C, HW + 1]) to the Slice of the tokens, where it cancels."""
+    if not _is(node, "Concat") or len(node.output) != 1 or not all(node.input):
+        return None
+    return _pushed(node, list(range(len(node.input))), index, _concat_axis)
+
+
+def _transpose_slice(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1, HandleSlice) moves a Transpose P that a
+    Slice reads as its data after it when the cost test gains (the data's cost alone, then
+    (O215) for the output), the axes becoming P[axis] ((O337))."""
+    if not _is(node, "Slice") or len(node.output) != 1 or not node.input or \
+            not node.input[0] or (index.opset >= 10 and len(node.input) < 3):
+        return None
+    return _pushed(node, [0], index, _slice_axes)
 
 
 def _moved_through(node: onnx.NodeProto, movable: list[int], perm: list[int],
@@ -1536,15 +1685,37 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
 
 # ONNX Runtime's order: (name, fusion, the opset it starts at, its transformer level); the
 # level-1 ones run until nothing changes before the level-2 ones (its level-2 list) start
+# the transpose optimizer's handlers by the operator of the node they look at: (O307),
+# (O319) Reshape; (O81) a Transpose after a Transpose, then (O61) a Transpose cancelled
+# through element-wise nodes; (O336) Concat; (O337) Slice; (O18s) the summing reductions;
+# (O82), (O214) element-wise nodes (any other operator)
+_TRANSPOSE_HANDLERS: dict[str, tuple[Fusion, ...]] = {
+    "Reshape": (_transpose_reshape,), "Transpose": (_transpose_merge, _transpose_cancel),
+    "Concat": (_transpose_concat,), "Slice": (_transpose_slice,),
+    **{op: (_transpose_reduce,) for op in _SUMMING}}
+
+
+def _transpose_optimizer(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's transpose optimizer (level 1) visits the nodes in order and pushes a
+    Transpose that a node reads through it with that node's handler, so a Transpose moved
+    after one node is where the next node looks for it: the fuzzer's class-token block
+    pushes its Transpose through the Concat, the Add, the layer norm and the Slice before the
+    Reshape after them is visited, and the Transpose there cancels ((O338)). lowp visits
+    them in the same order, one handler per operator."""
+    if node.domain not in ONNX_DOMAINS:
+        return None
+    for handler in _TRANSPOSE_HANDLERS.get(node.op_type, (_transpose_elementwise,)):
+        rewrite = handler(node, index)
+        if rewrite is not None:
+            return rewrite
+    return None
+
+
 FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("ReshapeFusion", _contiguous_reshapes, 7, 1),       # (O307)
-    ("TransposeOptimizer", _transpose_reshape, 7, 1),   # (O307)
-    ("TransposeOptimizer", _transpose_reduce, 7, 1),
-    ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
-    ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
-    ("TransposeOptimizer", _transpose_elementwise, 7, 1),    # (O82), (O214)
+    ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O338)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
@@ -1610,6 +1781,40 @@ def _without_invented_symbols(shaped: onnx.ModelProto, model: onnx.ModelProto
             if d.HasField("dim_param") and d.dim_param not in known:
                 d.ClearField("dim_param")
     return shaped
+
+
+def _shapes_once_folded(model: onnx.ModelProto, rounds: int = 8) -> dict[str, list[int]]:
+    """The values whose shape ONNX Runtime knows in every dimension after its level-1 loop:
+    ConstantFolding turns a Shape of a value of such a shape into a constant, the graph's
+    shapes are inferred again (an Expand to it then has a known shape, and a Shape of that
+    folds next), until nothing more folds."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    known: dict[str, list[int]] = {}
+    for _ in range(rounds):
+        g = _ort_inferred(work).graph
+        known = {}
+        for v in (*g.input, *g.value_info, *g.output):
+            dims = v.type.tensor_type.shape.dim
+            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape") and \
+                    all(d.HasField("dim_value") for d in dims):
+                known[v.name] = [int(d.dim_value) for d in dims]
+        known.update((t.name, list(t.dims)) for t in g.initializer)
+        folded = False
+        for k, node in enumerate(work.graph.node):
+            if node.op_type != "Shape" or node.domain not in ONNX_DOMAINS or \
+                    node.input[0] not in known:
+                continue
+            attrs = {a.name: int(a.i) for a in node.attribute}
+            dims = known[node.input[0]]
+            value = np.asarray(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
+            work.graph.node[k].CopyFrom(helper.make_node(
+                "Constant", [], [node.output[0]], name=node.name,
+                value=numpy_helper.from_array(value)))
+            folded = True
+        if not folded:
+            break
+    return known
 
 
 def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
