@@ -562,3 +562,73 @@ def test_channel_mean_after_tokens_to_image_sums_as_onnxruntime(c, h, w, threads
     for seed in range(3):
         x = np.random.default_rng(seed).standard_normal((2, h * w, c)).astype(np.float32)
         assert_bits_agree(model, {"x": x}, threads)
+
+
+def _class_token_block(n: int, c: int, length: int, token: str) -> onnx.ModelProto:
+    """The graph fuzzer's class-token block over x [n, c, length]: Transpose [0, 2, 1] ->
+    Concat of a token [n, 1, c] (an initializer, or `token` "expanded": the token Expand'ed
+    to the batch read from Shape(x)) -> positional Add -> layer norm written out over the
+    last axis -> Slice of the tokens -> Transpose [0, 2, 1]."""
+    rng = np.random.default_rng(n * 100 + c)
+    inits = {"pos": rng.standard_normal((1, length + 1, c)).astype(np.float32),
+             "eps": np.float32(1e-5), "starts": np.array([1], np.int64),
+             "ends": np.array([length + 1], np.int64), "axes": np.array([1], np.int64)}
+    cls = rng.standard_normal((1, 1, c)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1])]
+    if token == "expanded":
+        inits.update(cls=cls, zero=np.array(0, np.int64), one=np.array([0], np.int64),
+                     rest=np.array([1, c], np.int64))
+        nodes += [helper.make_node("Shape", ["x"], ["shape"]),
+                  helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+                  helper.make_node("Unsqueeze", ["batch", "one"], ["batch1"]),
+                  helper.make_node("Concat", ["batch1", "rest"], ["to"], axis=0),
+                  helper.make_node("Expand", ["cls", "to"], ["token"])]
+    else:
+        inits["token"] = np.repeat(cls, n, axis=0)
+    nodes += [helper.make_node("Concat", ["token", "t"], ["tokens"], axis=1),
+              helper.make_node("Add", ["tokens", "pos"], ["a"]),
+              helper.make_node("ReduceMean", ["a"], ["m"], axes=[-1]),
+              helper.make_node("Sub", ["a", "m"], ["d"]),
+              helper.make_node("Mul", ["d", "d"], ["d2"]),
+              helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
+              helper.make_node("Add", ["v", "eps"], ["ve"]),
+              helper.make_node("Sqrt", ["ve"], ["sd"]),
+              helper.make_node("Div", ["d", "sd"], ["nrm"]),
+              helper.make_node("Slice", ["nrm", "starts", "ends", "axes"], ["s"]),
+              helper.make_node("Transpose", ["s"], ["y"], perm=[0, 2, 1])]
+    return _model(nodes, {"x": (n, c, length)}, {"y": (n, c, length)}, inits)
+
+
+@pytest.mark.parametrize("token", ["constant", "expanded"])
+@pytest.mark.parametrize(("n", "c", "length"), [(1, 16, 9), (3, 24, 6), (2, 7, 12)])
+def test_class_token_transpose_cancels_through_concat_and_slice(token, n, c, length):
+    # the graph fuzzer's class-token block (repro item 270): ONNX Runtime pushes the first
+    # Transpose through the Concat (axis 1 -> 2; the token, constant once folded, costs
+    # nothing), the Add, the layer norm and the Slice, where it cancels the last one, so
+    # both means sum over axis 1 of [n, c, length + 1]; lowp kept both Transposes and
+    # summed along the contiguous last axis (6e-8 to 4.8e-7 apart)
+    model = _class_token_block(n, c, length, token)
+    fused = ort_fusions.apply(model)
+    assert "Transpose" not in [k.op_type for k in fused.graph.node if list(k.input) != ["token"]]
+    means = [k for k in fused.graph.node if k.op_type == "ReduceMean"]
+    assert [list(helper.get_attribute_value(k.attribute[0])) for k in means] == [[1], [1]]
+    rng = np.random.default_rng(c)
+    for seed in range(3):
+        x = (rng.standard_normal((n, c, length)) * (seed + 1)).astype(np.float32)
+        for threads in (1, 2):
+            assert_bits_agree(model, {"x": x}, threads)
+
+
+def test_slice_keeps_a_transpose_it_cannot_remove():
+    # a Transpose also read by a Conv stays (CanLikelyRemoveTranspose: a Conv has no
+    # handler), so the Slice reading it is left as it is, in ONNX Runtime's graph too
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Slice", ["t", "starts", "ends", "axes"], ["y"]),
+             helper.make_node("Conv", ["t", "w"], ["z"])]
+    model = _model(nodes, {"x": (2, 4, 6)}, {"y": (2, 5, 4), "z": (2, 3, 4)},
+                   {"starts": np.array([1], np.int64), "ends": np.array([6], np.int64),
+                    "axes": np.array([1], np.int64), "w": np.ones((3, 6, 1), np.float32)})
+    assert [k.op_type for k in ort_fusions.apply(model).graph.node
+            if k.op_type != "Constant"] == ["Transpose", "Slice", "Conv"]
+    x = np.random.default_rng(0).standard_normal((2, 4, 6)).astype(np.float32)
+    assert_bits_agree(model, {"x": x}, 1)
