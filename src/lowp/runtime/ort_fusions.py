@@ -123,7 +123,11 @@ class _Index:
     def folded_dims(self, name: str) -> list[int] | None:
         """`name`'s shape, known in every dimension, as ONNX Runtime knows it once its
         ConstantFolding has made each Shape of such a value a constant and its graph
-        resolution inferred the shapes again (`_shapes_once_folded`); else None."""
+        resolution inferred the shapes again (`_shapes_once_folded`, only when the first
+        inference leaves it unknown); else None."""
+        known = _static_dims(name, self)
+        if known is not None:
+            return known
         if self._folded_dims is None:
             self._folded_dims = _shapes_once_folded(self.model)
         return self._folded_dims.get(name)
@@ -1799,7 +1803,8 @@ def _shapes_once_folded(model: onnx.ModelProto, rounds: int = 8) -> dict[str, li
             if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape") and \
                     all(d.HasField("dim_value") for d in dims):
                 known[v.name] = [int(d.dim_value) for d in dims]
-        known.update((t.name, list(t.dims)) for t in g.initializer)
+        fed = {i.name for i in g.input}
+        known.update((t.name, list(t.dims)) for t in g.initializer if t.name not in fed)
         folded = False
         for k, node in enumerate(work.graph.node):
             if node.op_type != "Shape" or node.domain not in ONNX_DOMAINS or \
