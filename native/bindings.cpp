@@ -2238,7 +2238,8 @@ void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh
 
 }  // namespace
 
-void bind_tree_ensemble(nb::module_& m);   // tree_ensemble_bindings.cpp
+// tree_ensemble_bindings.cpp
+void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program);
 void bind_detection(nb::module_& m);       // detection_bindings.cpp
 
 NB_MODULE(_native, m) {
@@ -2257,7 +2258,6 @@ NB_MODULE(_native, m) {
   m.def("set_amx_phase_skip", &lowp::set_amx_phase_skip, "mask"_a);
 #endif
   m.def("max_threads", &lowp::ThreadPool::max_threads);
-  bind_tree_ensemble(m);
   bind_detection(m);
   m.def("peak_gops", &peak_gops, "kind"_a, "seconds"_a = 0.5, "threads"_a = 1);
 
@@ -2309,6 +2309,7 @@ NB_MODULE(_native, m) {
       .def(nb::init<>())
       .def("set", &set_feed_slot, "x"_a);
   nb::class_<lowp::Program> program(m, "Program");
+  bind_tree_ensemble(m, program);
   program.def(nb::init<>())
       .def(
           "quantize_slot",

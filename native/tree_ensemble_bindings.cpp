@@ -1,11 +1,14 @@
 // Python bindings of the tree ensembles (tree_ensemble.h): `tree_forest` builds a forest from
-// the arrays of lowp.runtime.ml_trees.Forest, `tree_ensemble_scores` runs it on rows.
+// the arrays of lowp.runtime.ml_trees.Forest, `tree_ensemble_scores` runs it on rows (also a
+// Program method of the same arguments that appends the run, lowp.runtime.program).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
+#include "program.h"
 #include "tree_ensemble.h"
 
 namespace nb = nanobind;
@@ -19,7 +22,8 @@ template <typename T>
 using Out = nb::ndarray<T, nb::c_contig, nb::device::cpu>;
 
 struct TreeForestHandle {
-  std::unique_ptr<lowp::TreeForestBase> forest;
+  // (shared with the Program kernels that run it, which may outlive the handle)
+  std::shared_ptr<const lowp::TreeForestBase> forest;
 };
 
 template <typename T>
@@ -68,10 +72,12 @@ TreeForestHandle make_forest(In<int64_t> feature, In<T> threshold, In<int8_t> mo
   return TreeForestHandle{lowp::build_tree_forest(s)};
 }
 
+// The run of the forest on `rows` rows of `x`, checked, as a kernel that keeps its arrays
+// and the forest alive.
 template <typename T>
-void run_scores(const TreeForestHandle& h, In<T> x, int64_t rows, int64_t features,
-                In<int64_t> bounds, int aggregate, Out<T> scores, Out<uint8_t> has_score,
-                int threads) {
+lowp::Kernel make_scores(const TreeForestHandle& h, In<T> x, int64_t rows, int64_t features,
+                         In<int64_t> bounds, int aggregate, Out<T> scores,
+                         Out<uint8_t> has_score, int threads) {
   const lowp::TreeForestBase& f = *h.forest;
   if (f.is_double() != (sizeof(T) == 8))
     throw std::invalid_argument("tree_ensemble_scores: x is not of the forest's type");
@@ -87,15 +93,36 @@ void run_scores(const TreeForestHandle& h, In<T> x, int64_t rows, int64_t featur
     throw std::invalid_argument("tree_ensemble_scores: bounds must go from 0 to the trees");
   for (size_t g = 0; g < groups; ++g)
     if (b[g] > b[g + 1]) throw std::invalid_argument("tree_ensemble_scores: bounds decrease");
+  return [forest = h.forest, x, rows, features, bounds, aggregate, scores, has_score,
+          threads, groups] {
+    lowp::tree_ensemble_scores<T>(*forest, x.data(), rows, features, bounds.data(),
+                                  int64_t(groups), lowp::TreeAggregate(aggregate),
+                                  scores.data(), has_score.data(), threads);
+  };
+}
+
+template <typename T>
+void run_scores(const TreeForestHandle& h, In<T> x, int64_t rows, int64_t features,
+                In<int64_t> bounds, int aggregate, Out<T> scores, Out<uint8_t> has_score,
+                int threads) {
+  const lowp::Kernel k = make_scores<T>(h, std::move(x), rows, features, std::move(bounds),
+                                        aggregate, std::move(scores), std::move(has_score),
+                                        threads);
   nb::gil_scoped_release nogil;
-  lowp::tree_ensemble_scores<T>(f, x.data(), rows, features, b, int64_t(groups),
-                                lowp::TreeAggregate(aggregate), scores.data(),
-                                has_score.data(), threads);
+  k();
+}
+
+template <typename T>
+void append_scores(lowp::Program& p, const TreeForestHandle& h, In<T> x, int64_t rows,
+                   int64_t features, In<int64_t> bounds, int aggregate, Out<T> scores,
+                   Out<uint8_t> has_score, int threads) {
+  p.append(make_scores<T>(h, std::move(x), rows, features, std::move(bounds), aggregate,
+                          std::move(scores), std::move(has_score), threads));
 }
 
 }  // namespace
 
-void bind_tree_ensemble(nb::module_& m) {
+void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program) {
   nb::class_<TreeForestHandle>(m, "TreeForest")
       .def_prop_ro("bytes", [](const TreeForestHandle& h) { return h.forest->bytes(); });
   m.def("tree_forest", &make_forest<float>, "feature"_a, "threshold"_a, "mode"_a,
@@ -110,4 +137,10 @@ void bind_tree_ensemble(nb::module_& m) {
         "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a, "threads"_a);
   m.def("tree_ensemble_scores", &run_scores<double>, "forest"_a, "x"_a, "rows"_a,
         "features"_a, "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a, "threads"_a);
+  program.def("tree_ensemble_scores", &append_scores<float>, "forest"_a, "x"_a, "rows"_a,
+              "features"_a, "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a,
+              "threads"_a);
+  program.def("tree_ensemble_scores", &append_scores<double>, "forest"_a, "x"_a, "rows"_a,
+              "features"_a, "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a,
+              "threads"_a);
 }

@@ -2,28 +2,33 @@
 the numpy reference (ml_trees.leaves then ml_trees.accumulate) bit for bit: random forests
 of every node mode, BRANCH_MEMBER's small and big sets, NaN tracks, several weights a leaf,
 one or several targets, every aggregate, float32 and float64, 0, 1 and many rows, the
-tree groups of ONNX Runtime's thread splits at 1, 2 and 3 threads ((O204), (O274)); and the
-operators take it when it is built."""
+tree groups of ONNX Runtime's thread splits at 1, 2 and 3 threads ((O204), (O274)); the
+operators take it when it is built; and a summed forest's replayed run is the kernel's
+call alone, in a native Program."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, numpy_helper
 
-from lowp.runtime import ml_trees, native_float, native_trees
+from lowp.runtime import Session, ml_trees, native_float, native_trees
 from lowp.runtime.backends import native_available
 from lowp.runtime.float_registry import FLOAT_OPS
 from lowp.runtime.ml_tree_ensemble import build_forest_v5
+from tests.runtime.ort_agreement import onnxruntime_run
 from tests.runtime.test_ml_trees import (
     _BRANCHES,
     _inputs,
+    _v5_model,
     random_forest,
     random_forest_v5,
+    tree_model,
 )
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="needs the native extension")
@@ -146,3 +151,42 @@ def test_the_operators_run_the_native_walk(op: str, threads: int) -> None:
         bits = np.dtype(f"u{w.dtype.itemsize}")
         np.testing.assert_array_equal(g.view(bits), w.view(bits))
         np.testing.assert_array_equal(a.view(bits), w.view(bits))
+
+
+def _summed_model(op: str, targets: int, dtype: type) -> onnx.ModelProto:
+    """A forest of `op` summing its trees, no base values, no post transform."""
+    rng = np.random.default_rng(11)
+    if op == "TreeEnsemble":
+        attrs = random_forest_v5(rng, trees=40, depth=4, features=3, targets=targets,
+                                 dtype=dtype, big_sets=False)
+        attrs.update(aggregate_function=1, post_transform=0)
+        return _v5_model(attrs, dtype)
+    attrs = random_forest(rng, trees=40, depth=4, features=3, targets=targets, prefix="target",
+                          modes=_BRANCHES, weights_per_leaf=2, missing=True)
+    attrs["n_targets"] = targets
+    return tree_model(op, attrs, dtype)
+
+
+@pytest.mark.parametrize(("op", "dtype"), [("TreeEnsemble", np.float64),
+                                           ("TreeEnsemble", np.float32),
+                                           ("TreeEnsembleRegressor", np.float32)])
+@pytest.mark.parametrize("targets", [1, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_summed_forest_replays_as_a_native_program(op: str, dtype: type, targets: int,
+                                                     threads: int) -> None:
+    """A forest summing its trees with no base and no post transform (atspm_decode_trees')
+    returns the kernel's scores as they are (a sum from +0 is never -0: adding the +0 origin
+    changed no bit), so from the third run on its run is one native Program; every run,
+    on new rows, gives ONNX Runtime's bits."""
+    model = _summed_model(op, targets, dtype)
+    session = Session(model, threads=threads)
+    rng = np.random.default_rng(3)
+    for run in range(5):
+        x = _inputs(rng, 8, 3, dtype, special=True)
+        x[run % 8] = 0.0
+        (want,) = onnxruntime_run(model, {"x": x}, threads)
+        got = session.run({"x": x})["y"]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        bits = np.dtype(f"u{want.dtype.itemsize}")
+        np.testing.assert_array_equal(got.view(bits), want.view(bits), err_msg=f"run {run}")
+    assert session._ready_run is not None, "the replayed run is not native Programs only"

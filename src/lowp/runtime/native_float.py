@@ -120,10 +120,10 @@ def _empty(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
     return alloc(shape) if dtype is np.float32 else alloc(shape, dtype)
 
 
-def buffer(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array for an intermediate result that native calls write (a buffer the
+def buffer(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """An array (float32 by default) for a result that native calls write (a buffer the
     signature owns while lowp.runtime.replay records, so that the calls repeat)."""
-    return _empty(shape)
+    return _empty(shape, dtype)
 
 
 _BN_CACHE: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, bool]] = {}

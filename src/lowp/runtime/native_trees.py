@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import native_float
+from .tape import call
 
 if TYPE_CHECKING:
     from .ml_trees import Forest
@@ -55,16 +56,28 @@ def scores(forest: Forest, x: np.ndarray, aggregate: str, groups: list[range], t
            ) -> tuple[np.ndarray, np.ndarray] | None:
     """(scores, has_score), (rows, targets) each, of the rows `x` (the tree type) as
     ml_trees.accumulate(forest, ml_trees.leaves(forest, x), aggregate, groups) gives them,
-    on up to `threads` threads; None without the kernel."""
+    on up to `threads` threads; None without the kernel. The results are
+    native_float.buffer's and the call goes through lowp.runtime.tape, so that a replayed
+    run repeats it (the same bounds array for the same groups)."""
     ext = native_float.binding("tree_ensemble_scores")
     tree_type = forest.weight_value.dtype
     if ext is None or x.dtype != tree_type or x.ndim != 2 or not groups:
         return None
     rows, features = x.shape
-    bounds = np.asarray([g.start for g in groups] + [groups[-1].stop], np.int64)
-    s = np.empty((rows, forest.n_targets), tree_type)
-    h = np.empty((rows, forest.n_targets), np.uint8)
-    ext.tree_ensemble_scores(_compiled(ext, forest), np.ascontiguousarray(x).reshape(-1),
-                             rows, features, bounds, AGGREGATE_CODES[aggregate],
-                             s.reshape(-1), h.reshape(-1), max(1, int(threads)))
+    s = native_float.buffer((rows, forest.n_targets), tree_type.type)
+    h = native_float.buffer((rows, forest.n_targets), np.uint8)
+    call(ext.tree_ensemble_scores, _compiled(ext, forest), np.ascontiguousarray(x).reshape(-1),
+         rows, features, _bounds(forest, groups), AGGREGATE_CODES[aggregate], s.reshape(-1),
+         h.reshape(-1), max(1, int(threads)))
     return s, h.view(bool)
+
+
+def _bounds(forest: Forest, groups: list[range]) -> np.ndarray:
+    """The first tree of each group and the end of the last, the same array for the same
+    groups (kept in the forest's `compiled`)."""
+    starts = (*(g.start for g in groups), groups[-1].stop)
+    kept: dict[tuple[int, ...], np.ndarray] = forest.compiled.setdefault("bounds", {})
+    found = kept.get(starts)
+    if found is None:
+        found = kept[starts] = np.asarray(starts, np.int64)
+    return found

@@ -44,7 +44,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
               "float_conv_transpose_direct", "cast_half", "float_floor",
-              "matmul_nbits", "qlstm", "float_attention")
+              "matmul_nbits", "qlstm", "float_attention", "tree_ensemble_scores")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -53,6 +53,8 @@ _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", 
 _HALF = frozenset({"cast_half"})
 # bindings that take int8 arrays as int8 (no converted copy): the quantized LSTM's panels
 _INT8 = frozenset({"qlstm"})
+# bindings that take float64 arrays as they are: a float64 tree ensemble's rows and scores
+_F64 = frozenset({"tree_ensemble_scores"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
@@ -121,6 +123,7 @@ def _in_place(name: str, args: tuple[object, ...]) -> bool:
         if isinstance(a, np.ndarray) and (
                 (a.dtype not in (_BYTES, _F32, np.dtype(np.int32), np.dtype(np.int64))
                  and not (name in _INT8 and a.dtype == np.int8)
+                 and not (name in _F64 and a.dtype == np.float64)
                  and not (name in _HALF and a.dtype.itemsize == 2))
                 or not (a.flags.c_contiguous or (name in _STRIDED
                                                  and min(a.strides, default=0) >= 0))):

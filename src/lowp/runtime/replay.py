@@ -100,7 +100,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "Cos", "OneHot", "ArgMax", "SetSlice", "Elu", "Einsum",
                           "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
-                          "InstanceNormalization", "Attention"})
+                          "InstanceNormalization", "Attention", "TreeEnsemble",
+                          "TreeEnsembleRegressor"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
