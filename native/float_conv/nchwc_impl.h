@@ -205,6 +205,12 @@ inline float nan_order_fma(float x, float w, float acc) {
          : acc != acc ? lowp::quieted(acc) : std::fma(x, w, acc);
 }
 
+// nan_order_fma with the input's NaN before the weight's (`input_first`, the taps of
+// mlas_sliding_input_first).
+inline float nan_order_fma(float x, float w, float acc, bool input_first) {
+  return input_first && x != x ? lowp::quieted(x) : nan_order_fma(x, w, acc);
+}
+
 // Output (oy, ox) of output channel mo of group g with ONNX Runtime's NaN, for the outputs
 // that are NaN (the fast tiles leave the operand order of their fused multiply-adds to the
 // compiler): MLAS's NCHWc, pointwise and NCHW kernels chain each block's taps in the kind's
@@ -416,6 +422,40 @@ struct DepthwiseBatch {
   }
 };
 
+// The tile of MLAS's sliding depthwise kernel (sconv_depthwise_avx512f.cpp: AVX-512's
+// 16-channel blocks, stride and dilation 1 along the row, kernel 3, 5 or 7 wide) that
+// computes output column ox: a row's
+// outputs in tiles of 12, 10 or 8 from column 0, the last one the remainder; masked when
+// one of its taps falls in the padding. count 0: the row runs on the assembly kernel.
+struct SlidingTile {
+  int count = 0, o = 0;  // the tile's outputs, ox's place in it
+  bool masked = false;
+};
+
+inline SlidingTile mlas_sliding_tile(const ConvArgs& a, int64_t ox) {
+  SlidingTile t;
+  if (a.block != 16 || a.sw != 1 || a.dw != 1 || (a.kw != 3 && a.kw != 5 && a.kw != 7))
+    return t;
+  const int64_t full = a.kw == 3 ? 12 : a.kw == 5 ? 10 : 8, start = ox - ox % full;
+  const int64_t column = start - a.pw;
+  t.count = int(std::min<int64_t>(full, a.ow - start));
+  t.o = int(ox - start);
+  t.masked = column < 0 || column + t.count + a.kw - 1 > a.w;
+  return t;
+}
+
+// Whether kernel column kx of the tile's output o hands on the input's NaN before the
+// weight's: the operand order the compiler gave that fused multiply-add in ONNX Runtime
+// 1.32's build (probed: every kernel row alike, docs/operators.md (O353)). Mirrored by
+// lowp.runtime.nchwc_conv._sliding_input_first.
+inline bool mlas_sliding_input_first(int width, const SlidingTile& t, int kx) {
+  if (t.masked || t.count == 1) return t.masked && t.count == 1;
+  if (width == 3) return t.count <= 8 && t.o == 0 && kx > 0;
+  if (width == 5 && t.count == 10) return t.o == 7 && kx == 4;
+  if (width == 7 && t.count == 8) return (t.o == 0 && (kx == 2 || kx >= 4)) || (t.o == 4 && kx == 6);
+  return t.o == 0 && kx > 0;
+}
+
 // Output (oy, ox) of depthwise channel g with ONNX Runtime's NaN, for the outputs that are
 // NaN (the fast chains leave the operand order of their fused multiply-adds and additions to
 // the compiler): of a tap's weight, its input and the sum so far, MLAS's depthwise kernel
@@ -426,11 +466,13 @@ float depthwise_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_
   const float* wc = a.wp + g * int64_t(a.kh) * a.kw * kLanes;  // lane 0 of each tap
   const int64_t iy0 = oy * a.sh - a.ph, ix0 = ox * a.sw - a.pw;
   const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h), kx = inside_taps(ix0, a.kw, a.dw, a.w);
+  const SlidingTile tile = mlas_sliding_tile(a, ox);
   float acc = 0.0f;
   for (int i = ky.lo; i < ky.hi; ++i)
     for (int j = kx.lo; j < kx.hi; ++j)
       acc = nan_order_fma(xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw],
-                          wc[(int64_t(i) * a.kw + j) * kLanes], acc);
+                          wc[(int64_t(i) * a.kw + j) * kLanes], acc,
+                          tile.count > 0 && mlas_sliding_input_first(a.kw, tile, j));
   if (sum != nullptr) acc = lowp::first_nan_add(acc, *sum);
   if (a.bias != nullptr) acc = lowp::first_nan_add(acc, a.bias[g]);
   return a.relu && 0.0f > acc ? 0.0f : acc;
