@@ -205,6 +205,12 @@ inline float nan_order_fma(float x, float w, float acc) {
          : acc != acc ? lowp::quieted(acc) : std::fma(x, w, acc);
 }
 
+// nan_order_fma with the input's NaN before the weight's (`input_first`, the taps of
+// mlas_sliding_input_first).
+inline float nan_order_fma(float x, float w, float acc, bool input_first) {
+  return input_first && x != x ? lowp::quieted(x) : nan_order_fma(x, w, acc);
+}
+
 // Output (oy, ox) of output channel mo of group g with ONNX Runtime's NaN, for the outputs
 // that are NaN (the fast tiles leave the operand order of their fused multiply-adds to the
 // compiler): MLAS's NCHWc, pointwise and NCHW kernels chain each block's taps in the kind's
@@ -214,8 +220,64 @@ inline float nan_order_fma(float x, float w, float acc) {
 // such tap's NaN, and then so does the total, whatever came before: the blocks are searched
 // from the last tap back, and only the blocks after the one found are chained (a chain
 // without NaN operands is NaN from inf * 0 or inf - inf).
+// Per block of input channels and input position of one image, the block's last channel
+// whose input there is NaN (-1: none) and whether one is infinite, and whether the weights
+// hold a NaN: with it blocks_nan_output finds a chain's last NaN operand in one look-up per
+// tap and block instead of one per channel, and skips the chains after it that cannot
+// come out NaN (no infinite operand, and `bounded`: taps * channels * max |x| * max |w|
+// below 2**126, so no sum overflows). Built on the first NaN output of an image.
+struct NanIndex {
+  const float* xn = nullptr;
+  std::vector<int32_t> last;
+  std::vector<uint8_t> inf;
+  bool bounded = false;
+  int weights_nan = -1;  // unknown
+  bool weights_inf = false;
+  float weights_max = 0.0f;
+  // the index of image xn, or nullptr when the weights hold a NaN or the kind chains one
+  // channel per block
+  const NanIndex* of(const ConvArgs& a, const float* x);
+};
+
+const NanIndex* NanIndex::of(const ConvArgs& a, const float* x) {
+  const int64_t step = block_step(a);
+  if (step == 1) return nullptr;
+  if (weights_nan < 0) {
+    const int64_t mblocks = (a.m / a.groups + kLanes - 1) / kLanes;
+    const int64_t size = a.groups * mblocks * (a.c / a.groups) * a.kh * a.kw * kLanes;
+    weights_nan = 0;
+    for (int64_t i = 0; i < size; ++i) {
+      const float v = std::fabs(a.wp[i]);
+      weights_nan |= v != v;
+      weights_inf |= v == INFINITY;
+      weights_max = v < INFINITY ? std::max(weights_max, v) : weights_max;
+    }
+  }
+  if (weights_nan) return nullptr;
+  if (xn != x) {
+    const int64_t cg = a.c / a.groups, hw = a.h * a.w, blocks = (cg + step - 1) / step;
+    last.assign(size_t(a.groups * blocks * hw), -1);
+    inf.assign(last.size(), 0);
+    float x_max = 0.0f;
+    for (int64_t g = 0; g < a.groups; ++g)
+      for (int64_t c = 0; c < cg; ++c) {
+        const float* xc = x + (g * cg + c) * hw;
+        const int64_t b = (g * blocks + c / step) * hw;
+        for (int64_t p = 0; p < hw; ++p) {
+          const float v = std::fabs(xc[p]);
+          if (v != v) last[size_t(b + p)] = int32_t(c);
+          else if (v == INFINITY) inf[size_t(b + p)] = 1;
+          else x_max = std::max(x_max, v);
+        }
+      }
+    bounded = !weights_inf && double(a.kh) * a.kw * step * x_max * weights_max < 0x1p126;
+    xn = x;
+  }
+  return this;
+}
+
 float blocks_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t mo, int64_t oy,
-                        int64_t ox, const float* sum) {
+                        int64_t ox, const float* sum, const NanIndex* index) {
   const int64_t cg = a.c / a.groups, mg = a.m / a.groups, hw = a.h * a.w;
   const int64_t taps = int64_t(a.kh) * a.kw, ml = mo - g * mg;
   const int64_t mblocks = (mg + kLanes - 1) / kLanes;
@@ -229,7 +291,20 @@ float blocks_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t m
   auto tap = [&](int i, int j) { return int64_t(i) * a.kw + j; };
   float total = 0.0f;
   int64_t start = 0;  // the first block to chain: after the last one with a NaN operand
-  for (int64_t c0 = (cg - 1) / step * step; c0 >= 0 && start == 0; c0 -= step) {
+  const int64_t blocks = (cg + step - 1) / step;
+  for (int64_t c0 = (cg - 1) / step * step; index != nullptr && c0 >= 0 && start == 0;
+       c0 -= step) {
+    const int32_t* lb = index->last.data() + (g * blocks + c0 / step) * hw;
+    for (int i = ky.hi - 1; i >= ky.lo && start == 0; --i)
+      for (int j = kx.hi - 1; j >= kx.lo; --j)
+        if (const int32_t c = lb[at(i, j)]; c >= 0) {
+          total = lowp::quieted(xg[c * hw + at(i, j)]);
+          start = c0 + step;
+          break;
+        }
+  }
+  for (int64_t c0 = (cg - 1) / step * step; index == nullptr && c0 >= 0 && start == 0;
+       c0 -= step) {
     const int64_t c1 = std::min(cg, c0 + step);
     for (int i = ky.hi - 1; i >= ky.lo && start == 0; --i)
       for (int j = kx.hi - 1; j >= kx.lo && start == 0; --j)
@@ -244,6 +319,14 @@ float blocks_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t m
   }
   for (int64_t c0 = start; c0 < cg; c0 += step) {
     const int64_t c1 = std::min(cg, c0 + step);
+    if (start > 0 && index != nullptr && index->bounded) {
+      // a chain without NaN, infinite or overflowing operands leaves the total's NaN
+      const uint8_t* fb = index->inf.data() + (g * blocks + c0 / step) * hw;
+      bool inf = false;
+      for (int i = ky.lo; i < ky.hi && !inf; ++i)
+        for (int j = kx.lo; j < kx.hi; ++j) inf |= fb[at(i, j)] != 0;
+      if (!inf) continue;
+    }
     float acc = 0.0f;
     for (int i = ky.lo; i < ky.hi; ++i)
       for (int j = kx.lo; j < kx.hi; ++j)
@@ -260,7 +343,8 @@ float blocks_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_t m
 // sums over every block of input channels (each block's weights run over all the rows
 // before the next block's are read), then the rows written with the bias.
 void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64_t mb0,
-                 int mb, int64_t oy0, int64_t oy1, const Interior& in, float* total) {
+                 int mb, int64_t oy0, int64_t oy1, const Interior& in, float* total,
+                 NanIndex& nan_index) {
   const int64_t cg = a.c / a.groups, mg = a.m / a.groups;
   const int64_t mblocks = (mg + kLanes - 1) / kLanes;
   const int64_t taps = int64_t(a.kh) * a.kw;
@@ -330,7 +414,8 @@ void blocks_rows(const ConvArgs& a, const float* xn, float* yn, int64_t g, int64
   auto nan_output = [&](int64_t mo, int64_t at) {  // output `at` of the rows, channel mo
     return blocks_nan_output(a, xn, g, mo, oy0 + at / a.ow, at % a.ow,
                              a.sum == nullptr ? nullptr
-                                              : a.sum + (yn - a.y) + mo * osize + oy0 * a.ow + at);
+                                              : a.sum + (yn - a.y) + mo * osize + oy0 * a.ow + at,
+                             nan_index.of(a, xn));
   };
   for (int b = 0; b < mb; ++b) {
     const int64_t lanes = std::min<int64_t>(kLanes, mg - (mb0 + b) * kLanes);
@@ -416,6 +501,40 @@ struct DepthwiseBatch {
   }
 };
 
+// The tile of MLAS's sliding depthwise kernel (sconv_depthwise_avx512f.cpp: AVX-512's
+// 16-channel blocks, stride and dilation 1 along the row, kernel 3, 5 or 7 wide) that
+// computes output column ox: a row's
+// outputs in tiles of 12, 10 or 8 from column 0, the last one the remainder; masked when
+// one of its taps falls in the padding. count 0: the row runs on the assembly kernel.
+struct SlidingTile {
+  int count = 0, o = 0;  // the tile's outputs, ox's place in it
+  bool masked = false;
+};
+
+inline SlidingTile mlas_sliding_tile(const ConvArgs& a, int64_t ox) {
+  SlidingTile t;
+  if (a.block != 16 || a.sw != 1 || a.dw != 1 || (a.kw != 3 && a.kw != 5 && a.kw != 7))
+    return t;
+  const int64_t full = a.kw == 3 ? 12 : a.kw == 5 ? 10 : 8, start = ox - ox % full;
+  const int64_t column = start - a.pw;
+  t.count = int(std::min<int64_t>(full, a.ow - start));
+  t.o = int(ox - start);
+  t.masked = column < 0 || column + t.count + a.kw - 1 > a.w;
+  return t;
+}
+
+// Whether kernel column kx of the tile's output o hands on the input's NaN before the
+// weight's: the operand order the compiler gave that fused multiply-add in ONNX Runtime
+// 1.32's build (probed: every kernel row alike, docs/operators.md (O353)). Mirrored by
+// lowp.runtime.nchwc_conv._sliding_input_first.
+inline bool mlas_sliding_input_first(int width, const SlidingTile& t, int kx) {
+  if (t.masked || t.count == 1) return t.masked && t.count == 1;
+  if (width == 3) return t.count <= 8 && t.o == 0 && kx > 0;
+  if (width == 5 && t.count == 10) return t.o == 7 && kx == 4;
+  if (width == 7 && t.count == 8) return (t.o == 0 && (kx == 2 || kx >= 4)) || (t.o == 4 && kx == 6);
+  return t.o == 0 && kx > 0;
+}
+
 // Output (oy, ox) of depthwise channel g with ONNX Runtime's NaN, for the outputs that are
 // NaN (the fast chains leave the operand order of their fused multiply-adds and additions to
 // the compiler): of a tap's weight, its input and the sum so far, MLAS's depthwise kernel
@@ -426,11 +545,13 @@ float depthwise_nan_output(const ConvArgs& a, const float* xn, int64_t g, int64_
   const float* wc = a.wp + g * int64_t(a.kh) * a.kw * kLanes;  // lane 0 of each tap
   const int64_t iy0 = oy * a.sh - a.ph, ix0 = ox * a.sw - a.pw;
   const TapRange ky = inside_taps(iy0, a.kh, a.dh, a.h), kx = inside_taps(ix0, a.kw, a.dw, a.w);
+  const SlidingTile tile = mlas_sliding_tile(a, ox);
   float acc = 0.0f;
   for (int i = ky.lo; i < ky.hi; ++i)
     for (int j = kx.lo; j < kx.hi; ++j)
       acc = nan_order_fma(xc[(iy0 + int64_t(i) * a.dh) * a.w + ix0 + int64_t(j) * a.dw],
-                          wc[(int64_t(i) * a.kw + j) * kLanes], acc);
+                          wc[(int64_t(i) * a.kw + j) * kLanes], acc,
+                          tile.count > 0 && mlas_sliding_input_first(a.kw, tile, j));
   if (sum != nullptr) acc = lowp::first_nan_add(acc, *sum);
   if (a.bias != nullptr) acc = lowp::first_nan_add(acc, a.bias[g]);
   return a.relu && 0.0f > acc ? 0.0f : acc;
@@ -555,6 +676,7 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
   const int64_t pass_rows = std::max<int64_t>(
       1, (a.kind == kDepthwise ? kDepthwiseColumnsPerPass : kColumnsPerPass) / a.ow);
   std::vector<float> xt, wl, yt;  // depthwise_lanes' buffers
+  NanIndex nan_index;             // blocks_rows' NaN outputs'
   // the totals on a 64-byte boundary: each tile's vector loads and stores stay in one line
   std::vector<float> storage(a.kind == kDepthwise
                                  ? 0
@@ -571,7 +693,7 @@ void LOWP_FCONV_ROWS(const ConvArgs& a, int64_t row0, int64_t row1) {
     for (int64_t g = 0; g < a.groups && a.kind != kDepthwise; ++g) {
       for (int64_t mb = 0; mb < mblocks; mb += kTileBlocks) {
         const int n = int(std::min<int64_t>(kTileBlocks, mblocks - mb));
-        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total);
+        blocks_rows(a, xn, yn, g, mb, n, oy0, oy1, in, total, nan_index);
       }
     }
     row += oy1 - oy0;

@@ -53,6 +53,40 @@ def test_drawn_grids_equal_onnxruntime(data: st.DataObject) -> None:
     assert_node_agrees("GridSample", [x, grid], attrs, opset)
 
 
+def _payload_nans(rng: np.random.Generator, shape: tuple[int, ...],
+                  dtype: type) -> np.ndarray:
+    """Standard normal values, a third of them NaNs of distinct payloads and both signs,
+    some infinities (an infinity times a zero weight: the default NaN)."""
+    x = rng.standard_normal(shape).astype(dtype)
+    u = rng.random(shape)
+    nan = u < 0.33
+    ints = np.uint32 if dtype == np.float32 else np.uint64
+    quiet = 0x7FC00000 if dtype == np.float32 else 0x7FF8000000000000
+    sign = 0x80000000 if dtype == np.float32 else 0x8000000000000000
+    x.view(ints)[nan] = (quiet + 1 + rng.integers(0, 1 << 20, nan.sum())).astype(ints) | \
+        np.where(rng.random(nan.sum()) < 0.5, sign, 0).astype(ints)
+    x[(u >= 0.33) & (u < 0.4)] = np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rank,mode", [(3, "linear"), (2, "cubic")])
+@pytest.mark.parametrize("seed", range(6))
+def test_nan_payloads_of_3d_linear_and_cubic_sums_equal_onnxruntime(
+        dtype: type, rank: int, mode: str, seed: int) -> None:
+    """Where NaNs of different payloads meet, a 3-D linear sum hands on each addition's
+    second operand's, a cubic sum each addition's by ONNX Runtime's compiled order
+    (docs/operators.md (O354))."""
+    rng = np.random.default_rng(seed)
+    x = _payload_nans(rng, (2, 3, *([4] * rank)), dtype)
+    grid = rng.uniform(-1.2, 1.2, (2, 5, 6, *([3] if rank == 3 else []), rank)).astype(dtype)
+    if seed % 2:                                # on the pixels: zero weights
+        grid = np.round(grid * 4) / 4
+    padding = ["zeros", "border", "reflection"][seed % 3]
+    assert_node_agrees("GridSample", [x, grid], {"mode": mode, "padding_mode": padding,
+                                                 "align_corners": seed % 2}, 20)
+
+
 def test_nan_grid_is_refused() -> None:
     grid = np.array([[[[np.nan, 0.0]]]], np.float32)
     with pytest.raises(NodeError, match="NaN"):

@@ -512,9 +512,8 @@ def test_depthwise_nan_payloads_equal_onnxruntime(c: int, h: int, w: int, k: int
                                                   pads: list[int], stride: int,
                                                   dilation: int) -> None:
     """MLAS's depthwise kernel hands on, of a tap's weight, its input and the sum so far, the
-    first NaN; the bias's NaN after the chain's (docs/operators.md (O327)). Finite weights:
-    a NaN weight meeting a NaN input in the same tap is not mirrored (MLAS's last column of
-    some widths takes the input's)."""
+    first NaN; the bias's NaN after the chain's (docs/operators.md (O327)). Finite weights
+    (a NaN weight meeting a NaN input: the next test)."""
     rng = np.random.default_rng(c * h + w)
     x = _nan_payloads(rng, (2, c, h, w))
     wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
@@ -533,6 +532,52 @@ def test_depthwise_nan_payloads_equal_onnxruntime(c: int, h: int, w: int, k: int
             y = _native(x, wt, b, c, pads, [stride] * 2, [dilation] * 2, "depthwise", 16, isa,
                         threads, expected.shape)
             assert y.tobytes() == expected.tobytes(), f"{isa} {threads} threads"
+
+
+def _nan_taps_case(k: int, h: int, wd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Channel t (of k * k, padded to a block) has a NaN weight at tap t only; batch s has,
+    in channel t, NaN inputs of distinct payloads every k columns from column s in every k-th
+    row from kernel row t // k: each NaN weight meets NaN inputs of one payload per output,
+    its chain's one NaN pair."""
+    c = -(-k * k // 16) * 16
+    rng = np.random.default_rng(k * 100 + wd)
+    wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+    x = rng.standard_normal((k, c, h, wd)).astype(np.float32)
+    for t in range(k * k):
+        wt[t, 0].reshape(-1)[t] = np.uint32(0xFFC0AAAA).view(np.float32)
+        for s in range(k):
+            x.view(np.uint32)[s, t, t // k::k, s::k] = (
+                0x7FC10000 + np.arange(s, wd, k, dtype=np.uint32))[None, :]
+    return x, wt
+
+
+@needs_blocks
+@needs_native
+@pytest.mark.parametrize("k,pads,stride", [
+    (3, [1, 1, 1, 1], 1), (3, [0, 0, 0, 0], 1), (3, [1, 2, 0, 0], 1),
+    (5, [2, 2, 2, 2], 1), (5, [0, 1, 2, 0], 1), (7, [3, 3, 3, 3], 1), (7, [0, 0, 0, 0], 1),
+    (3, [1, 1, 1, 1], 2),       # strided rows: MLAS's assembly kernel, the weight's NaN
+])
+def test_depthwise_nan_weight_meeting_nan_input_equals_onnxruntime(
+        k: int, pads: list[int], stride: int) -> None:
+    """A NaN weight meeting a NaN input in one tap: MLAS's sliding depthwise kernel hands on
+    the input's NaN in some taps of its tiles of 12, 10 or 8 columns (docs/operators.md
+    (O353)), the weight's elsewhere; rows of every width that gives each tile count, masked
+    and not."""
+    for wd in range(max(1, k - pads[1] - pads[3]), 3 * (k + 10)):
+        x, wt = _nan_taps_case(k, k + 2, wd)
+        c = wt.shape[0]
+        model = _model(wt, None, x.shape, pads=pads, strides=[stride] * 2, group=c)
+        expected = onnxruntime_run(model, {"x": x})[0]
+        ref = nchwc_conv.reference(x, wt, None, nchwc_conv.Plan("depthwise", 16), c, pads,
+                                   [stride] * 2, [1, 1])
+        assert ref.tobytes() == expected.tobytes(), f"reference, {wd} columns"
+        for isa in _native_paths():
+            y = _native(x, wt, None, c, pads, [stride] * 2, [1, 1], "depthwise", 16, isa,
+                        2, expected.shape)
+            assert y.tobytes() == expected.tobytes(), f"{isa}, {wd} columns"
+    y = Session(model, backend="native").run({"x": x})["y"]
+    assert y.tobytes() == expected.tobytes(), "Session"
 
 
 def _blocks_nan_model(w: np.ndarray, b: np.ndarray, x_shape: tuple[int, ...], tail: str,

@@ -436,9 +436,8 @@ def _grid_sample_image(image: np.ndarray, grid: np.ndarray, mode: str, padding: 
             if rank == 2 and padding == "zeros" and not align_corners:
                 return _bilinear_zeros(flat, low, d1, d2, sizes)
 
-            # of two NaNs a 2-D sum hands on the first's, as x86 does (numpy may not);
-            # which one ONNX Runtime's 3-D sums keep is not mirrored
-            add = first_nan_add if rank == 2 else np.add
+            # of two NaNs a 2-D sum hands on the first's, a 3-D one the second's ((O354))
+            add = first_nan_add if rank == 2 else _second_nan_add
 
             def lerp(axis: int, prefix: list[np.ndarray]) -> np.ndarray:
                 # dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22), nested
@@ -450,11 +449,36 @@ def _grid_sample_image(image: np.ndarray, grid: np.ndarray, mode: str, padding: 
         y0, x0 = (_to_index(np.floor(p)) - 1 for p in pos)
         dy, dx = (p - o.astype(t) - t(1) for p, o in zip(pos, (y0, x0), strict=True))
         cx, cy = _cubic_coeffs(dx), _cubic_coeffs(dy)
-        rows = []
-        for h in range(4):
-            p = [at([y0 + h, x0 + w]) for w in range(4)]
-            rows.append(cx[0] * p[0] + cx[1] * p[1] + cx[2] * p[2] + cx[3] * p[3])
-        return cy[0] * rows[0] + cy[1] * rows[1] + cy[2] * rows[2] + cy[3] * rows[3]
+        row_firsts, column_firsts = _CUBIC_NAN_FIRSTS[image.dtype.type]
+        rows = [_cubic_sum(cx, [at([y0 + h, x0 + w]) for w in range(4)], row_firsts[h])
+                for h in range(4)]
+        return _cubic_sum(cy, rows, column_firsts)
+
+
+def _second_nan_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b handing on, of two NaNs, b's (quieted)."""
+    return first_nan_add(b, a)
+
+
+# Of two NaNs, whether each of a cubic sum's three additions ((c0 * p0 + c1 * p1) + c2 * p2)
+# + c3 * p3 hands on its first operand's, as ONNX Runtime 1.32's compiled
+# GsBicubicInterpolate does (probed over every pair of the 16 pixels, (O354)): per row of
+# pixels, then the sum over the rows.
+_CUBIC_NAN_FIRSTS = {
+    np.float32: (((True, False, False), (True, False, False), (False, False, False),
+                  (True, True, True)), (True, False, True)),
+    np.float64: (((True, False, False), (True, False, False), (False, False, False),
+                  (True, True, True)), (True, True, True)),
+}
+
+
+def _cubic_sum(c: list[np.ndarray], p: list[np.ndarray], firsts: tuple[bool, ...]
+               ) -> np.ndarray:
+    """((c0 * p0 + c1 * p1) + c2 * p2) + c3 * p3, each addition's NaN by `firsts`."""
+    total = c[0] * p[0]
+    for k in range(1, 4):
+        total = (first_nan_add if firsts[k - 1] else _second_nan_add)(total, c[k] * p[k])
+    return total
 
 
 def _bilinear_zeros(flat: np.ndarray, low: list[np.ndarray], d1: list[np.ndarray],

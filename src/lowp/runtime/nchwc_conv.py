@@ -112,6 +112,8 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
     oh = _out_size(h, kh, strides[0], dilations[0], ph0, ph1)
     ow = _out_size(wd, kw, strides[1], dilations[1], pw0, pw1)
     mg = m // group
+    x_firsts = [_sliding_input_first(kw, kx, ow, wd, strides[1], dilations[1], pw0)
+                if p.kind == "depthwise" and p.block == 16 else None for kx in range(kw)]
     y = np.empty((n, m, oh, ow), _F)
     oy = np.arange(oh) * strides[0] - ph0
     ox = np.arange(ow) * strides[1] - pw0
@@ -130,11 +132,12 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
                     vx = (ix >= 0) & (ix < wd)
                     cols = np.clip(ix, 0, wd - 1)
                     valid = vy[:, None] & vx[None, :]
+                    x_first = x_firsts[kx]
                     for ci in range(c0, min(cg, c0 + p.step)):
                         plane = x[:, g * cg + ci][:, rows][:, :, cols]
                         wv = wg[:, ci, ky, kx][None, :, None, None]
                         prod = _tap_nans(plane[:, None], wv, acc,
-                                         fma32(plane[:, None], wv, acc))
+                                         fma32(plane[:, None], wv, acc), x_first)
                         acc = np.where(valid, prod, acc).astype(_F)
             total = acc if total is None else ort_math.first_nan_add(acc, total)
         assert total is not None
@@ -144,14 +147,48 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Plan, group
     return y
 
 
-def _tap_nans(x: np.ndarray, w: np.ndarray, acc: np.ndarray, prod: np.ndarray) -> np.ndarray:
+def _tap_nans(x: np.ndarray, w: np.ndarray, acc: np.ndarray, prod: np.ndarray,
+              x_first: np.ndarray | None = None) -> np.ndarray:
     """`prod` (the fma x * w + acc) with MLAS's NaN where it is one: w's, else x's, else
-    acc's (quieted); a NaN of none of them (inf * 0, inf - inf) as the fma gave it."""
+    acc's (quieted), x's before w's in the output columns `x_first` marks; a NaN of none of
+    them (inf * 0, inf - inf) as the fma gave it."""
     if not np.isnan(prod).any():
         return prod
     for v in (acc, x, w):
         prod = np.where(np.isnan(v), ort_math.quieted(v.astype(_F)), prod)
+    if x_first is not None:
+        prod = np.where(np.isnan(x) & x_first, ort_math.quieted(x.astype(_F)), prod)
     return prod.astype(_F)
+
+
+def _sliding_input_first(width: int, kx: int, ow: int, w: int, stride: int, dilation: int,
+                         pad: int) -> np.ndarray:
+    """Per output column, whether kernel column kx of a depthwise Conv hands on the input's
+    NaN before the weight's (docs/operators.md (O353)): ONNX Runtime 1.32's sliding
+    depthwise kernel (AVX-512's 16-channel blocks; stride and dilation 1 along the row, 3, 5
+    or 7 wide) computes a row in tiles of 12, 10 or 8 outputs from column 0 (masked where a
+    tap falls in the padding), and the compiler gave some of their fused multiply-adds the
+    input as first operand (probed; the native kernel's mlas_sliding_input_first)."""
+    out = np.zeros(ow, bool)
+    if stride != 1 or dilation != 1 or width not in (3, 5, 7):
+        return out
+    full = {3: 12, 5: 10, 7: 8}[width]
+    for start in range(0, ow, full):
+        count = min(full, ow - start)
+        masked = start - pad < 0 or start - pad + count + width - 1 > w
+        for o in range(count):
+            if masked or count == 1:
+                first = masked and count == 1
+            elif width == 3:
+                first = count <= 8 and o == 0 and kx > 0
+            elif width == 5 and count == 10:
+                first = o == 7 and kx == 4
+            elif width == 7 and count == 8:
+                first = (o == 0 and (kx == 2 or kx >= 4)) or (o == 4 and kx == 6)
+            else:
+                first = o == 0 and kx > 0
+            out[start + o] = first
+    return out
 
 
 def pack(w: np.ndarray, group: int) -> np.ndarray:
