@@ -179,6 +179,7 @@ inline void add_weight(TreeAggregate agg, T v, T& s, uint8_t& h) {
 
 constexpr int64_t kLockstep = 16;    // (tree, row) walks advanced together
 constexpr int64_t kRowBlock = 128;   // rows walked through one tree before the next
+constexpr int64_t kSplitRows = 50;   // rows on one thread (ONNX Runtime's parallel_N_)
 
 // trees [t0, t1) of the group range [g0, ..) for rows [r0, r1): each walk's leaf weights
 // added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order
@@ -278,10 +279,13 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   uint8_t* h = groups > 1 ? part_has.data() : has_score;
   threads = std::max(1, threads);
   // tasks: chunks of the groups (contiguous ranges of trees) by blocks of rows; the rows
-  // split between the threads only when the chunks cannot keep them busy (a block walks
-  // each tree once: the fewer blocks, the fewer times a tree comes from memory)
+  // split between the threads only when the chunks cannot keep them busy and there are
+  // more than kSplitRows of them (a block walks each tree once: the fewer blocks, the
+  // fewer times a tree comes from memory; a few rows walk on one thread, as ONNX
+  // Runtime's batch of up to parallel_N_ rows does)
   const int64_t chunks = std::min<int64_t>(groups, threads == 1 ? 1 : int64_t(threads) * 8);
-  const int64_t share = chunks >= threads ? rows : (rows + threads - 1) / threads;
+  const int64_t share = chunks >= threads || rows <= kSplitRows
+      ? rows : (rows + threads - 1) / threads;
   const int64_t block = std::clamp<int64_t>(share, 1, kRowBlock);
   const int64_t blocks = (rows + block - 1) / block;
   const int64_t tasks = chunks * blocks;

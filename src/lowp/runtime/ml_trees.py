@@ -812,21 +812,30 @@ def _two_classes(s: np.ndarray, h: np.ndarray, base: np.ndarray, post: str, bina
     if binary:
         second = case
     v0 = np.where(h0, s0, zero)           # the score as write_scores reads it
-    minus = np.where(h0, -s0, zero)       # ScoreValue's negation: 0, never -0, without one
-    pair = transform(np.stack([v0, np.where(h1, s1, zero)], axis=1), post)
     f = np.float32
-    unset = np.zeros(v0.shape, f)       # (ONNX Runtime leaves it unwritten: lowp writes 0)
+    pair = None if one_score.all() else \
+        transform(np.stack([v0, np.where(h1, s1, zero)], axis=1), post)
+    if pair is not None and not one_score.any():
+        return label.astype(np.int64), pair.astype(f)
+    minus = np.where(h0, -s0, zero)       # ScoreValue's negation: 0, never -0, without one
+    single = _one_score_pair(v0, minus, second, post, tree_type)
+    z = single if pair is None else np.where(one_score[:, None], single, pair)
+    return label.astype(np.int64), z.astype(f)
+
+
+def _one_score_pair(v0: np.ndarray, minus: np.ndarray, second: np.ndarray, post: str,
+                    tree_type: type) -> np.ndarray:
+    """write_scores's two float32 scores a row from one score `v0` (`minus`: its negation
+    as ScoreValue gives it) by `second`, its add_second_class case (-1: the default, the
+    score and the second unset, which lowp writes 0); one column at a time."""
+    f = np.float32
+    v = v0.astype(f)
     if post == "PROBIT":
-        single = np.stack([probit(v0.astype(f)), unset], axis=1)
-    else:
-        complement = np.stack([(tree_type(1) - v0).astype(f), v0.astype(f)], axis=1)
-        if post == "LOGISTIC":      # every case, 0 to 3 (measured: ONNX Runtime 1.32)
-            negated = np.stack([logistic(minus.astype(f)), logistic(v0.astype(f))], axis=1)
-            complement = negated
-        else:
-            negated = np.stack([minus.astype(f), v0.astype(f)], axis=1)
-        single = np.where((second <= 1)[:, None], complement, negated)
-        default = second < 0        # write_scores's default: the one score, the second unset
-        single[default] = np.stack([v0.astype(f), unset], axis=1)[default]
-    z = np.where(one_score[:, None], single, pair)
-    return label.astype(np.int64), z.astype(np.float32)
+        return np.stack([probit(v), np.zeros(v.shape, f)], axis=1)
+    if post == "LOGISTIC":      # every case, 0 to 3 (measured: ONNX Runtime 1.32)
+        first, other = logistic(minus.astype(f)), logistic(v)
+    else:                       # cases 0, 1: 1 - score; 2, 3: the negation
+        first = np.where(second <= 1, (tree_type(1) - v0).astype(f), minus.astype(f))
+        other = v
+    default = second < 0
+    return np.stack([np.where(default, v, first), np.where(default, f(0), other)], axis=1)
