@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper
 
 from lowp.errors import NodeError
 from lowp.ir import NameAllocator
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import MapSequence, array_attributes, register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
@@ -100,8 +101,13 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     from lowp.runtime import float_ops, ml_trees  # (float_ops imports this module)
 
     xf = rows if rows.dtype == np.float32 else rows.astype(np.float32)
-    weights = coef[:classes * features].reshape(classes, features)   # (a longer list's
-    scores = float_ops.Gemm(xf, weights, icp, transB=1)              # tail is never read)
+    # (a longer list's tail is never read; float_ops.Gemm's product, called natively
+    # without its shape checks, which these shapes pass)
+    weights = coef[:classes * features].reshape(classes, features)
+    scores = native_float.gemm(xf, weights, icp, alpha=1.0, trans_a=False, trans_b=True,
+                               b_packed=False)
+    if scores is None:
+        scores = float_ops.Gemm(xf, weights, icp, transB=1)
     if classes == 1:
         return _binary(scores[:, 0], labels, post_transform, ml_trees)
     return labels[_first_largest(scores)], _post_transform(scores, post_transform,
