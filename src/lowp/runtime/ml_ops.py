@@ -226,12 +226,12 @@ def Normalizer(x: np.ndarray, *, norm: str = "MAX", **_: Any) -> np.ndarray:
             total[:] = np.finfo(f).min
             for j in range(rows.shape[1]):      # std::max(max, v): (max < v) ? v : max
                 total = np.where(total < xf[:, j], xf[:, j], total)
-            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+            y = _over(xf, total)
         elif norm == "L1":
             mags = np.abs(rows).astype(f, copy=False)
             for j in range(rows.shape[1]):      # (float32 sums, in order)
                 np.add(total, mags[:, j], out=total)
-            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+            y = _over(xf, total)
         else:
             squares = (rows * rows).astype(f, copy=False)
             for j in range(rows.shape[1]):
@@ -240,6 +240,14 @@ def Normalizer(x: np.ndarray, *, norm: str = "MAX", **_: Any) -> np.ndarray:
             y = np.where((total != 0)[:, None],
                          np.where(rows < 0, np.negative(root), root), xf)
     return np.asarray(y, f).reshape(x.shape)
+
+
+def _over(xf: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Each row of float32 `xf` over its `total`, the rows whose total is 0 as they are
+    (their bits: a NaN's payload kept)."""
+    y = xf.copy()
+    np.divide(xf, total[:, None], out=y, where=(total != 0)[:, None])
+    return y
 
 
 @register
