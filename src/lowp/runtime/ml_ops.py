@@ -104,8 +104,8 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     # (a longer list's tail is never read; float_ops.Gemm's product, called natively
     # without its shape checks, which these shapes pass)
     weights = coef[:classes * features].reshape(classes, features)
-    scores = native_float.gemm(xf, weights, icp, alpha=1.0, trans_a=False, trans_b=True,
-                               b_packed=False)
+    scores = native_float.gemm(xf, weights, _rows_of(icp, rows.shape[0], node_cache),
+                               alpha=1.0, trans_a=False, trans_b=True, b_packed=False)
     if scores is None:
         scores = float_ops.Gemm(xf, weights, icp, transB=1)
     if classes == 1:
@@ -147,6 +147,20 @@ def _linear_model(coefficients: Any, intercepts: Any, classlabels_ints: Any,
     if classes > 1 and labels.size < classes:
         raise NodeError(f"{op}: {labels.size} class labels for {classes} classes")
     return coef, icp, labels
+
+
+def _rows_of(icp: np.ndarray, n: int, node_cache: dict[str, Any] | None) -> np.ndarray:
+    """The intercepts broadcast to `n` rows (a read-only view), kept for the last `n`."""
+    held = node_cache.get(_INTERCEPT_ROWS) if node_cache is not None else None
+    if held is None or held.shape[0] != n:
+        held = np.broadcast_to(icp, (n, icp.size))
+        if node_cache is not None:
+            node_cache[_INTERCEPT_ROWS] = held
+    return held
+
+
+# node_cache key: the intercepts broadcast to the last run's row count (`_rows_of`)
+_INTERCEPT_ROWS = "intercept_rows"
 
 
 def _first_largest(scores: np.ndarray) -> np.ndarray:
