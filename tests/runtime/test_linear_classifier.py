@@ -98,6 +98,25 @@ def test_linear_classifier_converts_other_inputs_to_float32(dtype: type, rank: i
     _same(Session(model).run({"x": x}), _ort(model, {"x": x}), ["label", "scores"])
 
 
+@pytest.mark.parametrize("nan", [False, True])
+def test_linear_classifier_label_of_tied_scores(nan: bool) -> None:
+    """Tied largest scores (classes 1 and 2 the same row of coefficients, 0 and -0 scores
+    of class 0) give the first one's label, with a NaN score in the batch or none."""
+    node = helper.make_node(
+        "LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
+        coefficients=[-1.0, 0.0, 2.0, 1.0, 2.0, 1.0], intercepts=[0.0, 0.0, 0.0],
+        classlabels_ints=[5, 3, 9])
+    graph = helper.make_graph(
+        [node], "ties", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), _ML])
+    x = np.array([[1, 2], [0, 0], [-0.0, -1], [-3, 6], [2, -4], [0, 1]], np.float32)
+    if nan:
+        x[5, 0] = np.nan
+    _same(Session(model).run({"x": x}), _ort(model, {"x": x}), ["label", "scores"])
+
+
 def test_linear_classifier_reads_the_first_c_times_f_coefficients() -> None:
     """logreg_iris lists 12 coefficients for 3 classes but takes 2 features: ONNX Runtime's
     Gemm reads the first 6 as a 3 x 2 matrix."""

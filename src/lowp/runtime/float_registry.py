@@ -6,9 +6,10 @@ attributes as Python values, plus ``opset`` (the model's default-domain opset). 
 result depends on how many outputs the node declares (Split before opset 18, MaxPool's
 Indices, Dropout's mask) also read the optional ``num_outputs`` keyword. Multi-output ops
 return a tuple; the executor binds its first ``len(node.output)`` entries. Ops registered
-with `array_attributes` (the tree ensembles, whose attribute lists hold millions of entries)
-get those lists as numpy arrays and a ``node_cache`` keyword: a dict that lives as long as
-the node's step, for what they parse from the attributes once.
+with `array_attributes` (the tree ensembles, whose attribute lists hold millions of entries;
+LinearClassifier and ZipMap, which check and parse their lists once) get those lists as
+numpy arrays and a ``node_cache`` keyword: a dict that lives as long as the node's step,
+for what they parse from the attributes once.
 
 Values are numpy arrays, except the ONNX sequences that the sequence operators
 (lowp.runtime.sequence_ops) make and read inside a graph: an immutable `TensorSequence`,

@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper
 
 from lowp.errors import NodeError
 from lowp.ir import NameAllocator
+from lowp.runtime import native_float
 from lowp.runtime.float_registry import MapSequence, array_attributes, register, unsupported
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
@@ -65,8 +66,8 @@ _POST_TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
 @array_attributes("coefficients", "intercepts", "classlabels_ints")
 def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any = (),
                      classlabels_ints: Any = (), classlabels_strings: Sequence[str] = (),
-                     post_transform: str = "NONE", **_: Any
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     post_transform: str = "NONE", node_cache: dict[str, Any] | None = None,
+                     **_: Any) -> tuple[np.ndarray, np.ndarray]:
     """(O290) ONNX Runtime's LinearClassifier (C = the intercept count; C = 1 in `_binary`):
     x as float32 (N, F) rows (a 1-D x one row; float64 and int32/int64 converted first), the
     scores x coefficients^T + intercepts as its Gemm computes them (the intercepts
@@ -80,13 +81,52 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     (Softmax's) where ONNX Runtime picks it by C and N * C, else ml_common.h's loop.
     Float32 (N, C) scores out."""
     op = "LinearClassifier"
-    if len(classlabels_strings):
-        raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
-                          "tensors")
     if x.dtype.type not in _TYPES:
         raise unsupported(op, f"input of type {x.dtype}")
     if x.ndim not in (1, 2):
         raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
+    model = node_cache.get(_LINEAR) if node_cache is not None else None
+    if model is None:       # (the attributes' checks: a refused node refuses every run)
+        model = _linear_model(coefficients, intercepts, classlabels_ints,
+                              classlabels_strings, post_transform)
+        if node_cache is not None:
+            node_cache[_LINEAR] = model
+    coef, icp, labels = model
+    classes = icp.size
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    features = rows.shape[1]
+    if coef.size < classes * features:   # (ONNX Runtime's Gemm would read past the list)
+        raise NodeError(f"{op}: {coef.size} coefficients for {classes} classes of "
+                        f"{features} features")
+    from lowp.runtime import float_ops, ml_trees  # (float_ops imports this module)
+
+    xf = rows if rows.dtype == np.float32 else rows.astype(np.float32)
+    # (a longer list's tail is never read; float_ops.Gemm's product, called natively
+    # without its shape checks, which these shapes pass)
+    weights = coef[:classes * features].reshape(classes, features)
+    scores = native_float.gemm(xf, weights, _rows_of(icp, rows.shape[0], node_cache),
+                               alpha=1.0, trans_a=False, trans_b=True, b_packed=False)
+    if scores is None:
+        scores = float_ops.Gemm(xf, weights, icp, transB=1)
+    if classes == 1:
+        return _binary(scores[:, 0], labels, post_transform, ml_trees)
+    return labels[_first_largest(scores)], _post_transform(scores, post_transform,
+                                                           float_ops, ml_trees)
+
+
+# node_cache key: LinearClassifier's checked attributes (`_linear_model`)
+_LINEAR = "linear_model"
+
+
+def _linear_model(coefficients: Any, intercepts: Any, classlabels_ints: Any,
+                  classlabels_strings: Sequence[str], post_transform: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LinearClassifier's float32 coefficients and intercepts and int64 labels, once its
+    attributes pass the checks that need no input (`LinearClassifier`)."""
+    op = "LinearClassifier"
+    if len(classlabels_strings):
+        raise unsupported(op, "string class labels (classlabels_strings): lowp has no string "
+                          "tensors")
     if post_transform not in _POST_TRANSFORMS:
         raise unsupported(op, f"post_transform {post_transform!r}")
     icp = np.asarray(intercepts, np.float32)
@@ -101,29 +141,39 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
     if classes == 1 and labels.size == 2 and post_transform == "PROBIT":
         raise unsupported(op, "PROBIT on one score a row with two class labels (ONNX "
                           "Runtime leaves half of its scores output unwritten)")
-    rows = x.reshape(1, -1) if x.ndim == 1 else x
-    features = rows.shape[1]
     if coef.size % classes:
         raise NodeError(f"{op}: {coef.size} coefficients are not a multiple of the {classes} "
                         "classes")
-    if coef.size < classes * features:   # (ONNX Runtime's Gemm would read past the list)
-        raise NodeError(f"{op}: {coef.size} coefficients for {classes} classes of "
-                        f"{features} features")
     if classes > 1 and labels.size < classes:
         raise NodeError(f"{op}: {labels.size} class labels for {classes} classes")
-    from lowp.runtime import float_ops, ml_trees  # (float_ops imports this module)
+    return coef, icp, labels
 
-    xf = rows if rows.dtype == np.float32 else rows.astype(np.float32)
-    weights = coef[:classes * features].reshape(classes, features)   # (a longer list's
-    scores = float_ops.Gemm(xf, weights, icp, transB=1)              # tail is never read)
-    if classes == 1:
-        return _binary(scores[:, 0], labels, post_transform, ml_trees)
+
+def _rows_of(icp: np.ndarray, n: int, node_cache: dict[str, Any] | None) -> np.ndarray:
+    """The intercepts broadcast to `n` rows (a read-only view), kept for the last `n`."""
+    held = node_cache.get(_INTERCEPT_ROWS) if node_cache is not None else None
+    if held is None or held.shape[0] != n:
+        held = np.broadcast_to(icp, (n, icp.size))
+        if node_cache is not None:
+            node_cache[_INTERCEPT_ROWS] = held
+    return held
+
+
+# node_cache key: the intercepts broadcast to the last run's row count (`_rows_of`)
+_INTERCEPT_ROWS = "intercept_rows"
+
+
+def _first_largest(scores: np.ndarray) -> np.ndarray:
+    """The column of each row's first largest score as `if (*score > maxweight)` picks it
+    from the first: a NaN never taken past the first column, a NaN first never left."""
+    if not np.isnan(scores).any():
+        return np.argmax(scores, axis=1)      # (numpy's argmax: the first maximum)
     best = np.zeros(scores.shape[0], np.int64)
     top = scores[:, 0].copy()
-    for c in range(1, classes):         # `if (*score > maxweight)`: the first maximum
+    for c in range(1, scores.shape[1]):
         win = scores[:, c] > top
         best, top = np.where(win, c, best), np.where(win, scores[:, c], top)
-    return labels[best], _post_transform(scores, post_transform, float_ops, ml_trees)
+    return best
 
 
 def _binary(s: np.ndarray, labels: np.ndarray, post: str, ml_trees: Any
@@ -183,58 +233,83 @@ def Normalizer(x: np.ndarray, *, norm: str = "MAX", **_: Any) -> np.ndarray:
         raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     f = np.float32
-    xf = rows.astype(f)
+    xf = rows if rows.dtype == f else rows.astype(f)
     total = np.zeros(rows.shape[0], f)
     with np.errstate(all="ignore"):
         if norm == "MAX":
             total[:] = np.finfo(f).min
             for j in range(rows.shape[1]):      # std::max(max, v): (max < v) ? v : max
                 total = np.where(total < xf[:, j], xf[:, j], total)
-            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+            y = _over(xf, total)
         elif norm == "L1":
-            mags = np.abs(rows).astype(f)
-            for j in range(rows.shape[1]):
-                total = (total + mags[:, j]).astype(f)
-            y = np.where((total != 0)[:, None], xf / total[:, None], xf)
+            mags = np.abs(rows).astype(f, copy=False)
+            for j in range(rows.shape[1]):      # (float32 sums, in order)
+                np.add(total, mags[:, j], out=total)
+            y = _over(xf, total)
         else:
-            squares = (rows * rows).astype(f)
+            squares = (rows * rows).astype(f, copy=False)
             for j in range(rows.shape[1]):
-                total = (total + squares[:, j]).astype(f)
+                np.add(total, squares[:, j], out=total)
             root = np.sqrt((squares / total[:, None]).astype(f))
             y = np.where((total != 0)[:, None],
                          np.where(rows < 0, np.negative(root), root), xf)
     return np.asarray(y, f).reshape(x.shape)
 
 
+def _over(xf: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Each row of float32 `xf` over its `total`, the rows whose total is 0 as they are
+    (their bits: a NaN's payload kept)."""
+    y = xf.copy()
+    np.divide(xf, total[:, None], out=y, where=(total != 0)[:, None])
+    return y
+
+
 @register
-def ZipMap(x: np.ndarray, *, classlabels_int64s: Sequence[int] = (),
-           classlabels_strings: Sequence[bytes | str] = (), **_: Any) -> MapSequence:
+@array_attributes("classlabels_int64s")
+def ZipMap(x: np.ndarray, *, classlabels_int64s: Any = (),
+           classlabels_strings: Sequence[bytes | str] = (),
+           node_cache: dict[str, Any] | None = None, **_: Any) -> MapSequence:
     """(O226) One dict a row of the float32 scores x ([N, C], or [C] as one row): class
     label -> the score as a Python float (its exact value), keys in ascending order and a
     repeated label keeping its last score, as ONNX Runtime's ZipMapOp fills its vector of
     std::maps and its Python API returns it. Exactly one label list (int64 or strings), of
     C entries; other ranks and types are the model's error (NodeError), as ONNX Runtime
     refuses them."""
-    if bool(len(classlabels_int64s)) == bool(len(classlabels_strings)):
-        raise NodeError("ZipMap: exactly one of classlabels_int64s and classlabels_strings "
-                        "must be set")
     if x.dtype != np.float32:
         raise NodeError(f"ZipMap: the input must be float32, not {x.dtype}")
     if x.ndim not in (1, 2):
         raise NodeError(f"ZipMap: the input must have 1 or 2 dimensions, not {x.ndim}")
-    labels: list[int | str] = (
-        [int(c) for c in classlabels_int64s] if len(classlabels_int64s) else
-        [c.decode() if isinstance(c, bytes) else c for c in classlabels_strings])
+    keys, columns, count = (node_cache.get(_ZIPMAP) if node_cache is not None else None) \
+        or _zipmap_keys(classlabels_int64s, classlabels_strings)
+    if node_cache is not None:
+        node_cache[_ZIPMAP] = keys, columns, count
     rows = x.reshape(1, -1) if x.ndim == 1 else x
-    if rows.shape[1] != len(labels):
+    if rows.shape[1] != count:
         raise NodeError(f"ZipMap: the input has {rows.shape[1]} scores a row and the node "
-                        f"{len(labels)} class labels")
-    # (a std::map filled label by label: keys in ascending order, a repeated label keeping
-    # its last score)
+                        f"{count} class labels")
+    scores = (rows if columns is None else rows[:, columns]).tolist()
+    return MapSequence([dict(zip(keys, row, strict=True)) for row in scores])
+
+
+# node_cache key: ZipMap's keys and the columns they read (`_zipmap_keys`)
+_ZIPMAP = "zipmap_keys"
+
+
+def _zipmap_keys(int64s: Any, strings: Sequence[bytes | str]
+                 ) -> tuple[list[int | str], list[int] | None, int]:
+    """ZipMap's keys in ascending order (a std::map filled label by label, a repeated label
+    keeping its last score), the columns of the scores they take (None: all, in order) and
+    the label count; exactly one label list (the model's error otherwise)."""
+    if bool(len(int64s)) == bool(len(strings)):
+        raise NodeError("ZipMap: exactly one of classlabels_int64s and classlabels_strings "
+                        "must be set")
+    labels: list[int | str] = (
+        [int(c) for c in int64s] if len(int64s) else
+        [c.decode() if isinstance(c, bytes) else c for c in strings])
     last = {label: j for j, label in enumerate(labels)}
     keys = sorted(last)  # type: ignore[type-var]
-    scores = rows[:, [last[k] for k in keys]].tolist()
-    return MapSequence(dict(zip(keys, row, strict=True)) for row in scores)
+    columns = [last[k] for k in keys]
+    return keys, None if columns == list(range(len(labels))) else columns, len(labels)
 
 
 def maps_as_arrays(outputs: dict[str, Any], keys_suffix: str = ".keys") -> dict[str, Any]:

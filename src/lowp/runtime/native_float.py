@@ -1219,7 +1219,7 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, *, alpha: float, tr
     am = a.T if trans_a else a
     bm = b.T if trans_b else b
     shape = (am.shape[0], bm.shape[1])
-    init = None if c is None else np.broadcast_to(c, shape)
+    init = c if c is None or c.shape == shape else np.broadcast_to(c, shape)
     y = _empty(shape)
     _by_parts(ext, b, am, bm, y, init, trans_a, trans_b, b_packed, alpha, 1)
     return y
