@@ -1280,3 +1280,24 @@ def test_skip_layer_norm_keeps_the_layer_norm_default_epsilon(epsilon: float | N
     assert [n.op_type for n in fused] == ["SkipLayerNormalization"]
     feeds = {k: (rng.standard_normal((1, 9, 8)) * 0.01).astype(np.float32) for k in "xr"}
     _same_as_ort(model, feeds)
+
+
+def test_transpose_handlers_visit_nodes_in_graph_order() -> None:
+    """Transpose -> Relu -> inverse Transpose -> ReduceMean and ReduceMax over the channels:
+    ONNX Runtime's transpose optimizer reaches the first Transpose before the reductions and
+    cancels both Transposes, so the mean averages axis 1 of the Relu's NCHW output (O341).
+    lowp ran each handler over the whole graph in turn: the mean was pushed first, the
+    Transposes stayed and it averaged the last axis of a channels-last copy (the graph
+    fuzzer: one float32 step apart)."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["u"], perm=[0, 3, 1, 2]),
+             helper.make_node("ReduceMean", ["u", "axes"], ["mean"]),
+             helper.make_node("ReduceMax", ["u", "axes"], ["max"]),
+             helper.make_node("Concat", ["mean", "max"], ["y"], axis=1)]
+    model = _model(nodes, {"x": (1, 20, 4, 8)}, {"axes": np.array([1], np.int64)}, ["y"],
+                   opset=18)
+    assert "Transpose" not in _ort_ops(model)
+    assert "Transpose" not in [n.op_type for n in ort_fusions.apply(model).graph.node]
+    rng = np.random.default_rng(129)
+    _same_as_ort(model, {"x": (rng.standard_normal((1, 20, 4, 8)) * 3).astype(np.float32)})

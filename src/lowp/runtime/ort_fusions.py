@@ -1534,17 +1534,38 @@ def _skip_layer_norm(ln: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return [fused], gone
 
 
+# the transpose optimizer's handlers: ONNX Runtime visits the nodes once in order and
+# gives each the handler of its kind, so a node's rewrite sees those of the nodes before it
+_TRANSPOSE_HANDLERS: tuple[Fusion, ...] = (
+    _transpose_reshape,         # (O307)
+    _transpose_reduce,
+    _transpose_cancel,          # (O61)
+    _transpose_merge,           # (O81)
+    _transpose_elementwise,     # (O82), (O214)
+)
+
+
+def _transpose_optimizer(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """The first of the transpose optimizer's handlers that rewrites `node` ((O341)). As one
+    fusion, not five, the nodes are visited in graph order for all of them, as ONNX Runtime
+    visits them: Transpose -> Relu -> inverse Transpose -> ReduceMean cancels both
+    Transposes at the first (the mean then reads the Relu), where pushing the mean first,
+    as lowp did when each handler took the whole graph in turn, kept them and averaged the
+    channels-last copy."""
+    for handler in _TRANSPOSE_HANDLERS:
+        rewrite = handler(node, index)
+        if rewrite is not None:
+            return rewrite
+    return None
+
+
 # ONNX Runtime's order: (name, fusion, the opset it starts at, its transformer level); the
 # level-1 ones run until nothing changes before the level-2 ones (its level-2 list) start
 FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("ReshapeFusion", _contiguous_reshapes, 7, 1),       # (O307)
-    ("TransposeOptimizer", _transpose_reshape, 7, 1),   # (O307)
-    ("TransposeOptimizer", _transpose_reduce, 7, 1),
-    ("TransposeOptimizer", _transpose_cancel, 7, 1),    # (O61)
-    ("TransposeOptimizer", _transpose_merge, 7, 1),     # (O81)
-    ("TransposeOptimizer", _transpose_elementwise, 7, 1),    # (O82), (O214)
+    ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O341)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
