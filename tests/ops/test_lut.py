@@ -86,3 +86,12 @@ def test_errors() -> None:
         activation("Conv", np.zeros(2, np.uint8), x_qparams=q, y_qparams=q)
     with pytest.raises(ValueError, match="does not fit"):
         apply_lut(np.zeros(2, np.uint8), np.zeros(10, np.uint8), QType.UINT8)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.75])
+def test_swish_table_takes_alpha_as_onnxruntime_runs_it(alpha: float) -> None:
+    """Swish-24's alpha (the graph fuzzer's opset-24 blocks): the table function took no
+    attribute, an internal error; it is ONNX Runtime's function body x * Sigmoid(alpha x)."""
+    from lowp.runtime.float_normalize import Swish
+    x = np.linspace(-8, 8, 257, dtype=np.float32)
+    np.testing.assert_array_equal(ACTIVATIONS["Swish"](alpha=alpha)(x), Swish(x, alpha=alpha))

@@ -380,6 +380,39 @@ def test_skip_layer_norm_reads_shapes_without_data_propagation() -> None:
     np.testing.assert_array_equal(Session(model).run(feeds)["y"], theirs)
 
 
+def test_skip_layer_norm_reads_shapes_constant_folding_makes_known() -> None:
+    """The graph fuzzer's class token: with a fixed input shape ONNX Runtime folds
+    Expand(token, Concat(Gather(Shape(x), 0), [1, C])) to a constant, knows the Concat
+    before the position Add is [1, T + 1, C] and fuses a SkipLayerNormalization (O340);
+    lowp read [1, ?, C] and kept the LayerNormalization (a float32 step apart)."""
+    nodes = [helper.make_node("Shape", ["x"], ["xs"]),
+             helper.make_node("Gather", ["xs", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+             helper.make_node("Concat", ["n1", "rest"], ["cls_shape"], axis=0),
+             helper.make_node("Expand", ["cls", "cls_shape"], ["cls_n"]),
+             helper.make_node("Concat", ["cls_n", "x"], ["tokens"], axis=1),
+             helper.make_node("Add", ["tokens", "pos"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], epsilon=1e-5)]
+    rng = np.random.default_rng(11)
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes"),
+             numpy_helper.from_array(np.array([1, 8], np.int64), "rest"),
+             numpy_helper.from_array(rng.standard_normal((1, 1, 8)).astype(np.float32), "cls"),
+             numpy_helper.from_array(rng.standard_normal((1, 7, 8)).astype(np.float32), "pos"),
+             numpy_helper.from_array(np.linspace(0.5, 2, 8, dtype=np.float32), "g"),
+             numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), "b")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [1, 6, 8])],
+                          [helper.make_tensor_value_info("y", F32, [1, 7, 8])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert "SkipLayerNormalization" in _ort_ops(model)
+    assert "SkipLayerNormalization" in [n.op_type for n in
+                                        ort_fusions.apply(model).graph.node]
+    feeds = {"x": (rng.standard_normal((1, 6, 8)) * 3).astype(np.float32)}
+    np.testing.assert_array_equal(Session(model).run(feeds)["y"],
+                                  onnxruntime_run(model, feeds)[0])
+
+
 def test_skip_layer_norm_rows_are_welford_in_float32() -> None:
     """Catastrophic rows show the order: the running mean of Welford's update, not a sum."""
     from lowp import ort_math
@@ -1247,3 +1280,24 @@ def test_skip_layer_norm_keeps_the_layer_norm_default_epsilon(epsilon: float | N
     assert [n.op_type for n in fused] == ["SkipLayerNormalization"]
     feeds = {k: (rng.standard_normal((1, 9, 8)) * 0.01).astype(np.float32) for k in "xr"}
     _same_as_ort(model, feeds)
+
+
+def test_transpose_handlers_visit_nodes_in_graph_order() -> None:
+    """Transpose -> Relu -> inverse Transpose -> ReduceMean and ReduceMax over the channels:
+    ONNX Runtime's transpose optimizer reaches the first Transpose before the reductions and
+    cancels both Transposes, so the mean averages axis 1 of the Relu's NCHW output (O341).
+    lowp ran each handler over the whole graph in turn: the mean was pushed first, the
+    Transposes stayed and it averaged the last axis of a channels-last copy (the graph
+    fuzzer: one float32 step apart)."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["u"], perm=[0, 3, 1, 2]),
+             helper.make_node("ReduceMean", ["u", "axes"], ["mean"]),
+             helper.make_node("ReduceMax", ["u", "axes"], ["max"]),
+             helper.make_node("Concat", ["mean", "max"], ["y"], axis=1)]
+    model = _model(nodes, {"x": (1, 20, 4, 8)}, {"axes": np.array([1], np.int64)}, ["y"],
+                   opset=18)
+    assert "Transpose" not in _ort_ops(model)
+    assert "Transpose" not in [n.op_type for n in ort_fusions.apply(model).graph.node]
+    rng = np.random.default_rng(129)
+    _same_as_ort(model, {"x": (rng.standard_normal((1, 20, 4, 8)) * 3).astype(np.float32)})

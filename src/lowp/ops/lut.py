@@ -83,6 +83,11 @@ def _silu() -> FloatFn:
     return lambda x: x / (_F(1) + np.exp(-x))
 
 
+def _swish(alpha: float = 1.0) -> FloatFn:
+    # ONNX Runtime runs Swish's function body, X * Sigmoid(alpha * X), in float32
+    return lambda x: x * ort_math.logistic(_F(alpha) * x)
+
+
 def _leaky_relu(alpha: float = 0.01) -> FloatFn:
     return lambda x: np.where(x >= 0, x, _F(alpha) * x)
 
@@ -118,7 +123,7 @@ def _clip(min: float = -math.inf, max: float = math.inf) -> FloatFn:  # noqa: A0
 
 ACTIVATIONS: dict[str, Callable[..., FloatFn]] = {
     "Relu": _relu, "Sigmoid": _sigmoid, "Tanh": _tanh, "HardSigmoid": _hard_sigmoid,
-    "HardSwish": _hard_swish, "Silu": _silu, "Swish": _silu, "LeakyRelu": _leaky_relu,
+    "HardSwish": _hard_swish, "Silu": _silu, "Swish": _swish, "LeakyRelu": _leaky_relu,
     **{op: _functor(op, eigen_math.PACKETS) for op in ("Elu", "Selu", "Softplus", "Softsign")},
     "Exp": _exp, "Gelu": _gelu, "Clip": _clip,
 }

@@ -1719,7 +1719,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
     ("ReshapeFusion", _contiguous_reshapes, 7, 1),       # (O307)
-    ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O338)
+    ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O338), (O341)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
     ("LayerNormFusion", _layer_norm, 7, 2),
@@ -1822,6 +1822,13 @@ def _shapes_once_folded(model: onnx.ModelProto, rounds: int = 8) -> dict[str, li
     return known
 
 
+def _fixed_inputs(graph: onnx.GraphProto) -> bool:
+    """Whether every graph input (an initializer's too) has a shape of known dimensions."""
+    return all(v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
+               and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
+               for v in graph.input)
+
+
 def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with the shapes ONNX Runtime's graph resolution infers, approximated by
     onnx's shape inference without data propagation (which computes a Reshape's target
@@ -1829,10 +1836,18 @@ def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
     a few operators only, not Slice or Concat). khmersm: with it, the embedding's
     Transpose read [1, seq, 192] against the position Add's [1, seq, 192], so lowp fused the
     first residual Add into a SkipLayerNormalization; ONNX Runtime infers [batch, seq, 192]
-    there and keeps the LayerNormalization."""
+    there and keeps the LayerNormalization.
+
+    When every graph input has a fixed shape, with data propagation: ONNX Runtime's
+    ConstantFolding (level 1) then makes each Shape a constant (ConstantFoldShapeNode) and
+    folds the integer nodes after it and the Expand they shape, so its inference before
+    the level-2 fusions knows the shapes that onnx's data propagation computes (O340). The
+    graph fuzzer's class token, Expand(token, Concat(Gather(Shape(x), 0), [1, C])),
+    concatenated before the tokens: ONNX Runtime fused the position Add and the
+    LayerNormalization; lowp, reading [1, ?, C], did not."""
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                 data_prop=False)
+                                                 data_prop=_fixed_inputs(model.graph))
     except Exception:
         return infer_shapes(model)
 
