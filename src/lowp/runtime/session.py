@@ -142,8 +142,9 @@ class Session:
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
                                    self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
-        # the last feed signature whose run is native Programs only, run without the checks
-        # and set-up a first run of it did (`_run_ready`)
+        # the last ready feed signature that needs no bound on BLAS's threads (no BLAS step,
+        # or native Programs only), run without the checks and set-up a first run of it did
+        # (`_run_ready`)
         self._ready_run: _ReadyRun | None = None
 
     @property
@@ -226,10 +227,12 @@ class Session:
         if profile:
             self.last_profile = timings
         if self._replayer is not None and not capture and not everything \
-                and names == self.output_names and self._replayer.native_only(signature):
-            self._ready_run = _ReadyRun(self.steps, signature, tuple(
-                (n, v.dtype, v.shape) for n, v in checked.items()),
-                self._constants_read(signature) or [])
+                and names == self.output_names and (
+                    self._blas is None or self._replayer.native_only(signature)):
+            constants = self._constants_read(signature)
+            if constants is not None:
+                self._ready_run = _ReadyRun(self.steps, signature, tuple(
+                    (n, v.dtype, v.shape) for n, v in checked.items()), constants)
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
@@ -239,8 +242,8 @@ class Session:
     def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
         """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
-        (its feed checks passed, no BLAS step, every step in a native Program) without
-        deciding it again."""
+        (its feed checks passed, its replayed run, no bound on BLAS's threads to set)
+        without deciding it again."""
         assert self._replayer is not None
         previous = native_float.swap_threads(self.threads)
         try:
@@ -333,7 +336,8 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
 
 @dataclass(frozen=True)
 class _ReadyRun:
-    """A feed signature whose replayed run is native Programs only (`Replayer.native_only`),
+    """A ready feed signature whose replayed run needs no bound on BLAS's threads (the
+    Session has no BLAS step, or the run is native Programs only: `Replayer.native_only`),
     for runs of a Session's outputs: its feeds' names, dtypes and shapes, and the constants
     its run reads from the tensor dict."""
 
