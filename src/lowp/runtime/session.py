@@ -414,10 +414,15 @@ def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
 
 def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -> None:
     """Run one step: bring its activation inputs to a layout it takes, store its outputs."""
-    vals = [env.get(i) if i else None for i in step.inputs]
+    names = step.inputs
+    vals = [env.get(i) if i else None for i in names]
+    for i, v in zip(names, vals, strict=True):
+        if v is None and i and i not in env:
+            raise LowpError(f"node '{step.name}' needs '{i}', which was not computed")
     acts = [k for k in step.act_inputs if k < len(vals) and vals[k] is not None]
-    current = [layout.get(step.inputs[k], CF) for k in acts]
-    want = current[0] if current and current[0] in step.layouts else step.layouts[0]
+    want = layout.get(names[acts[0]], CF) if acts else step.layouts[0]
+    if want not in step.layouts:
+        want = step.layouts[0]
     if want is CL:
         ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
         if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
@@ -426,23 +431,19 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     # asked for: its activation inputs in `want`, every other input channels-first (ONNX)
     # (the copies of steps that may replay go into buffers of the step's own, the same on
     # every run)
-    stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
     owned: list[np.ndarray] = []
     for k, v in enumerate(vals):
         if not isinstance(v, np.ndarray) or v.ndim < 3:
             continue                # (a TensorSequence holds channels-first tensors)
-        have = layout.get(step.inputs[k], CF)
+        have = layout.get(names[k], CF)
         target = want if k in acts else CF
         if have is not target:
             convert = _to_cf if target is CF else _to_cl
+            stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
             copied = _native_conversion(step, k, v, have, convert) if stable else None
             if copied is not None:
                 owned.append(copied)
             vals[k] = copied if copied is not None else convert(v, have)
-    for i, v in enumerate(vals):
-        if step.inputs[i] and v is None and step.inputs[i] not in env:
-            raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
-                            "not computed")
     try:
         results = step.fn(*vals, layout=want)
     except Exception as e:
