@@ -142,9 +142,8 @@ class Session:
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
                                    self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
-        # the last ready feed signature that needs no bound on BLAS's threads (no BLAS step,
-        # or native Programs only), run without the checks and set-up a first run of it did
-        # (`_run_ready`)
+        # the last ready feed signature, run without the checks and set-up a first run of it
+        # did (`_run_ready`)
         self._ready_run: _ReadyRun | None = None
 
     @property
@@ -227,12 +226,12 @@ class Session:
         if profile:
             self.last_profile = timings
         if self._replayer is not None and not capture and not everything \
-                and names == self.output_names and (
-                    self._blas is None or self._replayer.native_only(signature)):
+                and names == self.output_names:
             constants = self._constants_read(signature)
             if constants is not None:
                 self._ready_run = _ReadyRun(self.steps, signature, tuple(
-                    (n, v.dtype, v.shape) for n, v in checked.items()), constants)
+                    (n, v.dtype, v.shape) for n, v in checked.items()), constants,
+                    self._blas is not None and not self._replayer.native_only(signature))
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
@@ -242,8 +241,8 @@ class Session:
     def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
         """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
-        (its feed checks passed, its replayed run, no bound on BLAS's threads to set)
-        without deciding it again."""
+        (its feed checks passed, its replayed run, inside the bound on BLAS's threads when
+        it calls BLAS) without deciding it again."""
         assert self._replayer is not None
         previous = native_float.swap_threads(self.threads)
         try:
@@ -252,7 +251,11 @@ class Session:
             env.update(checked)
             layout: dict[str, object] = {}
             with control.subgraph_replay(True):
-                self._replayer.run(ready.signature, env, layout, checked)
+                if ready.bounds_blas:
+                    with blas_threads.bounded(self._blas, self.threads):
+                        self._replayer.run(ready.signature, env, layout, checked)
+                else:
+                    self._replayer.run(ready.signature, env, layout, checked)
             return _outputs(env, layout, self.output_names)
         finally:
             native_float.swap_threads(previous)
@@ -336,15 +339,15 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
 
 @dataclass(frozen=True)
 class _ReadyRun:
-    """A ready feed signature whose replayed run needs no bound on BLAS's threads (the
-    Session has no BLAS step, or the run is native Programs only: `Replayer.native_only`),
-    for runs of a Session's outputs: its feeds' names, dtypes and shapes, and the constants
-    its run reads from the tensor dict."""
+    """A ready feed signature, for runs of a Session's outputs: its feeds' names, dtypes and
+    shapes, the constants its replayed run reads from the tensor dict, and whether the run
+    bounds BLAS's threads (a BLAS step, not all in native Programs: `Replayer.native_only`)."""
 
     steps: list[Step]           # the Session's steps it was recorded from
     signature: tuple[object, ...]
     inputs: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]     # name, dtype, shape
     constants: list[tuple[str, np.ndarray]]
+    bounds_blas: bool
 
     def takes(self, feeds: Mapping[str, np.ndarray]) -> bool:
         """`feeds` are exactly the model's inputs, plain arrays of the signature's dtypes
