@@ -79,3 +79,41 @@ def test_pools_at_or_below_the_bound_are_left_alone():
     with blas_threads.bounded(found, max(before, default=1) + 1):
         assert _pool_threads() == before
     assert _pool_threads() == before
+
+
+def test_a_ready_run_with_steps_from_python_is_bounded():
+    """A ready signature whose replayed run also runs a step from Python (ZipMap) in a
+    Session with a BLAS step (MatMul) takes the ready run inside the bound, every run."""
+    before = _pool_threads()
+    if not before or max(before) <= 1:
+        pytest.skip("no BLAS pool with more than one thread")
+    maps = helper.make_sequence_type_proto(helper.make_map_type_proto(
+        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]),
+         helper.make_node("ZipMap", ["y"], ["maps"], domain="ai.onnx.ml",
+                          classlabels_int64s=list(range(8)))], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8]),
+         helper.make_value_info("maps", maps)],
+        [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
+    s = Session(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)]), threads=1)
+    assert s._blas is not None
+    seen: list[list[int]] = []
+    step = next(t for t in s.steps if t.op_type == "ZipMap")
+    inner = step.fn
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(_pool_threads())
+        return inner(*args, **kw)
+
+    step.fn = spy
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    for _ in range(5):
+        got = s.run({"x": x})
+        np.testing.assert_array_equal(got["y"], x)
+        assert got["maps"] == [dict(enumerate(row)) for row in x.tolist()]
+    assert s._ready_run is not None and s._ready_run.bounds_blas
+    assert len(seen) == 5 and all(max(t) == 1 for t in seen)
+    assert _pool_threads() == before

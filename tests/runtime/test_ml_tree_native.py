@@ -189,4 +189,5 @@ def test_a_summed_forest_replays_as_a_native_program(op: str, dtype: type, targe
         assert got.dtype == want.dtype and got.shape == want.shape
         bits = np.dtype(f"u{want.dtype.itemsize}")
         np.testing.assert_array_equal(got.view(bits), want.view(bits), err_msg=f"run {run}")
-    assert session._ready_run is not None, "the replayed run is not native Programs only"
+    assert session._replayer is not None and session._replayer.native_only(
+        (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"

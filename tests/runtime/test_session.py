@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 import lowp
 from lowp.data import demo_model_path, load_demo_calibration, load_demo_test
@@ -97,10 +99,10 @@ def test_a_rank_0_table_output_is_a_tensor(dtype) -> None:
 @pytest.mark.parametrize("backend", ["native", "reference"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_ready_signature_runs_as_a_checked_run(qmodel, backend, threads):
-    """From the third run of a feed signature that replays as native Programs only, a run
-    skips the checks and set-up its first runs did (Session._run_ready): the outputs of a
-    run without replay, new arrays every run; feeds the checks cast or refuse, another
-    shape, named outputs and a captured run still go through the checks."""
+    """From the third run of a feed signature that replays with no bound on BLAS's threads
+    to set, a run skips the checks and set-up its first runs did (Session._run_ready): the
+    outputs of a run without replay, new arrays every run; feeds the checks cast or refuse,
+    another shape, named outputs and a captured run still go through the checks."""
     if backend == "native" and not native_available():
         pytest.skip("the native extension is not built")
     x = load_demo_test()[0]["input"]
@@ -133,3 +135,45 @@ def test_a_ready_signature_runs_as_a_checked_run(qmodel, backend, threads):
     with pytest.raises(DataError, match="has shape \\(4, 8, 8\\)"):
         fast.run({"input": batch[:, 0]})
     np.testing.assert_array_equal(fast.run({"input": batch})["logits"], want)
+
+
+def _maps_and_tensor_model() -> onnx.ModelProto:
+    """x -> Relu -> ZipMap (a step run from Python on every replayed run), and Neg of x."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]),
+         helper.make_node("ZipMap", ["r"], ["maps"], domain="ai.onnx.ml",
+                          classlabels_int64s=[3, 1, 2]),
+         helper.make_node("Neg", ["x"], ["y"])],
+        "maps_and_tensor",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3]),
+         helper.make_value_info("maps", helper.make_sequence_type_proto(
+             helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(
+                 TensorProto.FLOAT, []))))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)])
+
+
+def test_a_ready_signature_with_steps_run_from_python_skips_the_set_up() -> None:
+    """A ready signature whose replayed run also runs steps from Python (ZipMap), in a
+    Session without a BLAS step, runs as `_run_ready` too: the outputs of a run without
+    replay, new arrays every run, and feeds of another dtype or shape still refused
+    naming the input."""
+    model = _maps_and_tensor_model()
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(6):
+        x = rng.standard_normal((4, 3)).astype(np.float32)
+        got, want = fast.run({"x": x}), plain.run({"x": x})
+        assert got["maps"] == want["maps"]
+        np.testing.assert_array_equal(got["y"], want["y"])
+        kept.append((got["y"], got["y"].copy()))
+    for got, copy in kept:
+        np.testing.assert_array_equal(got, copy)
+    assert fast._ready_run is not None and fast._replayer is not None
+    assert not fast._replayer.native_only(fast._ready_run.signature)
+    with pytest.raises(DataError, match="input 'x' has dtype int32"):
+        fast.run({"x": x.astype(np.int32)})
+    with pytest.raises(DataError, match="input 'x' has shape \\(4, 4\\)"):
+        fast.run({"x": np.zeros((4, 4), np.float32)})

@@ -315,6 +315,10 @@ def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
     return step
 
 
+# step results that are not arrays, handed on as they are (`_float_op_step`)
+_HANDED_ON = (TensorSequence, MapSequence, NoElement)
+
+
 def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -> Step:
     """`node` run by its numpy operator (lowp.runtime.float_ops)."""
     fn = FLOAT_OPS.get(node.op_type)
@@ -338,13 +342,15 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
             result = fn(*vals, **attrs)
         except UnsupportedOpError as e:
             raise UnsupportedOpError(op_type, name, str(e).split(": ", 1)[-1]) from None
+        if type(result) is np.ndarray and n_out:
+            return (result,)
         if not isinstance(result, tuple):
             result = (result,)
         # (a sequence operator's TensorSequence, ZipMap's MapSequence and an empty optional
         # are handed on as they are: values of the run's tensor dict, which only the
         # sequence and optional operators read)
-        return tuple(r if isinstance(r, (TensorSequence, MapSequence, NoElement))  # type: ignore[misc]
-                     else np.asarray(r) for r in result[:n_out])
+        return tuple([r if type(r) is np.ndarray or isinstance(r, _HANDED_ON)  # type: ignore[misc]
+                      else np.asarray(r) for r in result[:n_out]])
 
     if node.op_type in LAYOUT_FREE_UNARY and len(node.input) == 1:
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,

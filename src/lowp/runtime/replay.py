@@ -1013,7 +1013,10 @@ class _Plain:
 
     def run(self, env: Env, layout: Layouts, everything: bool,
             timings: Timings | None = None) -> None:
-        _timed(self.execute, self.step, env, layout, timings, PLAIN)
+        if timings is None:
+            self.execute(self.step, env, layout)
+        else:
+            _timed(self.execute, self.step, env, layout, timings, PLAIN)
         if self.stable:
             _stabilize(self.stable, env)
 

@@ -142,8 +142,8 @@ class Session:
         self._replayer = (Replayer(self.steps, execute, set(self._constants),
                                    self.output_names, feeds_in_place=True, share=True)
                           if replay else None)
-        # the last feed signature whose run is native Programs only, run without the checks
-        # and set-up a first run of it did (`_run_ready`)
+        # the last ready feed signature, run without the checks and set-up a first run of it
+        # did (`_run_ready`)
         self._ready_run: _ReadyRun | None = None
 
     @property
@@ -226,10 +226,12 @@ class Session:
         if profile:
             self.last_profile = timings
         if self._replayer is not None and not capture and not everything \
-                and names == self.output_names and self._replayer.native_only(signature):
-            self._ready_run = _ReadyRun(self.steps, signature, tuple(
-                (n, v.dtype, v.shape) for n, v in checked.items()),
-                self._constants_read(signature) or [])
+                and names == self.output_names:
+            constants = self._constants_read(signature)
+            if constants is not None:
+                self._ready_run = _ReadyRun(self.steps, signature, tuple(
+                    (n, v.dtype, v.shape) for n, v in checked.items()), constants,
+                    self._blas is not None and not self._replayer.native_only(signature))
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
@@ -239,8 +241,8 @@ class Session:
     def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
         """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
-        (its feed checks passed, no BLAS step, every step in a native Program) without
-        deciding it again."""
+        (its feed checks passed, its replayed run, inside the bound on BLAS's threads when
+        it calls BLAS) without deciding it again."""
         assert self._replayer is not None
         previous = native_float.swap_threads(self.threads)
         try:
@@ -249,7 +251,11 @@ class Session:
             env.update(checked)
             layout: dict[str, object] = {}
             with control.subgraph_replay(True):
-                self._replayer.run(ready.signature, env, layout, checked)
+                if ready.bounds_blas:
+                    with blas_threads.bounded(self._blas, self.threads):
+                        self._replayer.run(ready.signature, env, layout, checked)
+                else:
+                    self._replayer.run(ready.signature, env, layout, checked)
             return _outputs(env, layout, self.output_names)
         finally:
             native_float.swap_threads(previous)
@@ -333,14 +339,15 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
 
 @dataclass(frozen=True)
 class _ReadyRun:
-    """A feed signature whose replayed run is native Programs only (`Replayer.native_only`),
-    for runs of a Session's outputs: its feeds' names, dtypes and shapes, and the constants
-    its run reads from the tensor dict."""
+    """A ready feed signature, for runs of a Session's outputs: its feeds' names, dtypes and
+    shapes, the constants its replayed run reads from the tensor dict, and whether the run
+    bounds BLAS's threads (a BLAS step, not all in native Programs: `Replayer.native_only`)."""
 
     steps: list[Step]           # the Session's steps it was recorded from
     signature: tuple[object, ...]
     inputs: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]     # name, dtype, shape
     constants: list[tuple[str, np.ndarray]]
+    bounds_blas: bool
 
     def takes(self, feeds: Mapping[str, np.ndarray]) -> bool:
         """`feeds` are exactly the model's inputs, plain arrays of the signature's dtypes
@@ -410,10 +417,15 @@ def _to_cf(x: np.ndarray, have: object) -> np.ndarray:
 
 def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -> None:
     """Run one step: bring its activation inputs to a layout it takes, store its outputs."""
-    vals = [env.get(i) if i else None for i in step.inputs]
+    names = step.inputs
+    vals = [env.get(i) if i else None for i in names]
+    for i, v in zip(names, vals, strict=True):
+        if v is None and i and i not in env:
+            raise LowpError(f"node '{step.name}' needs '{i}', which was not computed")
     acts = [k for k in step.act_inputs if k < len(vals) and vals[k] is not None]
-    current = [layout.get(step.inputs[k], CF) for k in acts]
-    want = current[0] if current and current[0] in step.layouts else step.layouts[0]
+    want = layout.get(names[acts[0]], CF) if acts else step.layouts[0]
+    if want not in step.layouts:
+        want = step.layouts[0]
     if want is CL:
         ranks = {vals[k].ndim for k in acts}  # type: ignore[union-attr]
         if min(ranks, default=0) < 3 or (step.elementwise and len(ranks) > 1):
@@ -422,23 +434,19 @@ def execute(step: Step, env: dict[str, np.ndarray], layout: dict[str, object]) -
     # asked for: its activation inputs in `want`, every other input channels-first (ONNX)
     # (the copies of steps that may replay go into buffers of the step's own, the same on
     # every run)
-    stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
     owned: list[np.ndarray] = []
     for k, v in enumerate(vals):
         if not isinstance(v, np.ndarray) or v.ndim < 3:
             continue                # (a TensorSequence holds channels-first tensors)
-        have = layout.get(step.inputs[k], CF)
+        have = layout.get(names[k], CF)
         target = want if k in acts else CF
         if have is not target:
             convert = _to_cf if target is CF else _to_cl
+            stable = step.replayable or (step.kind == "float" and step.op_type in NATIVE_FLOAT)
             copied = _native_conversion(step, k, v, have, convert) if stable else None
             if copied is not None:
                 owned.append(copied)
             vals[k] = copied if copied is not None else convert(v, have)
-    for i, v in enumerate(vals):
-        if step.inputs[i] and v is None and step.inputs[i] not in env:
-            raise LowpError(f"node '{step.name}' needs '{step.inputs[i]}', which was "
-                            "not computed")
     try:
         results = step.fn(*vals, layout=want)
     except Exception as e:
