@@ -1301,3 +1301,72 @@ def test_transpose_handlers_visit_nodes_in_graph_order() -> None:
     assert "Transpose" not in [n.op_type for n in ort_fusions.apply(model).graph.node]
     rng = np.random.default_rng(129)
     _same_as_ort(model, {"x": (rng.standard_normal((1, 20, 4, 8)) * 3).astype(np.float32)})
+
+
+# --- ReshapeFusion of a computed target (O343) -----------------------------------------------
+
+
+def _computed_target_model(case: str) -> onnx.ModelProto:
+    """Reshape(x [N, 120], Concat(head, Unsqueeze(Gather(Shape(v), 0)), rest)) -> y, `case`
+    choosing v, the Shape's attributes, the Unsqueeze's axes and where the dimension goes."""
+    opset = 11 if case == "axes_attribute" else 18
+    v = {"transposed": "t", "relu": "r", "reduced": "m", "other_n": "z", "other_m": "w",
+         "unshaped": "u"}.get(case, "x")
+    shape_attrs = {"end_1": {"end": 1}, "start_minus_2": {"start": -2},
+                   "start_0": {"start": 0}}.get(case, {})
+    head = ["two"] if case == "second_place" else []
+    rest = [[3, 4]] if case == "second_place" else [[10, -1, 4]] if case == "minus_one" \
+        else [[10, 3, 4]]
+    if case == "two_minus_ones":
+        shape_attrs, rest = {"end": 1}, [[-1, 3, 4]]
+    unsqueeze = (helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13 else
+                 helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]))
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("ReduceMax", ["x"], ["m"], axes=[1]) if opset < 18 else
+             helper.make_node("ReduceMax", ["x", "one"], ["m"]),
+             helper.make_node("Shape", [v], ["shape"], **shape_attrs),
+             helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0), unsqueeze,
+             helper.make_node("Concat", [*head, "n1", "rest"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["y"])]
+    inits = [numpy_helper.from_array(np.asarray(0, np.int64), "zero"),
+             numpy_helper.from_array(np.asarray([2], np.int64), "two"),
+             numpy_helper.from_array(np.asarray([1], np.int64), "one"),
+             numpy_helper.from_array(np.asarray([-1 if case == "axis_minus_1" else 0],
+                                                np.int64), "axes"),
+             numpy_helper.from_array(np.asarray(rest[0], np.int64), "rest")]
+    inputs = [helper.make_tensor_value_info("x", F32, ["N", 120]),
+              helper.make_tensor_value_info("z", F32, ["N", 7]),
+              helper.make_tensor_value_info("w", F32, ["M", 7]),
+              helper.make_tensor_value_info("u", F32, None)]
+    graph = helper.make_graph(nodes, "g", inputs, [
+        helper.make_tensor_value_info(o, F32, None) for o in ("y", "t", "r", "m")], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _reshape_target(model: onnx.ModelProto) -> list[int] | None:
+    """The constant target of `model`'s Reshape, None when it is computed."""
+    g = model.graph
+    target = next(n for n in g.node if n.op_type == "Reshape").input[1]
+    made = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    made.update((n.output[0], numpy_helper.to_array(n.attribute[0].t)) for n in g.node
+                if n.op_type == "Constant")
+    return [int(v) for v in made[target]] if target in made else None
+
+
+@pytest.mark.parametrize("case", [
+    "x", "relu", "reduced", "other_n", "axes_attribute", "start_0", "minus_one",  # 0
+    "transposed", "other_m", "unshaped", "end_1", "start_minus_2", "axis_minus_1",  # -1
+    "second_place", "two_minus_ones"])
+def test_reshape_fusion_makes_a_computed_target_constant_as_onnxruntime(case: str) -> None:
+    # ONNX Runtime's basic level (ReshapeFusion; its ConstantFolding folds no Shape here, no
+    # input's shape being known in every dimension)
+    model = _computed_target_model(case)
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(model.SerializeToString(), options,
+                             providers=["CPUExecutionProvider"])
+        theirs = _reshape_target(onnx.load(options.optimized_model_filepath))
+    assert _reshape_target(ort_fusions.apply(model)) == theirs

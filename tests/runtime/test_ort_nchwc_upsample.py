@@ -77,3 +77,55 @@ def test_linear_resize_of_an_nchwc_value_equals_onnxruntime(case, c, h, w, batch
     assert ("Upsample" in onnxruntime_optimized_ops(model)) == (nchwc and not free_batch_sizes)
     x = (np.random.default_rng(7).standard_normal((2, 3, h, w)) * 2).astype(np.float32)
     assert_sessions_equal_onnxruntime(model, x)
+
+
+def _computed_reshape_conv_resize(opset: int, shape_of: str, rest: list[int]) -> onnx.ModelProto:
+    """x [N, 120] -> Reshape(x, Concat(Unsqueeze(Gather(Shape(v), 0)), rest)) -> Conv (10 -> 8,
+    3 x 3) -> linear Resize x2 -> y; v is x itself, Relu(x) (of x's inferred shape),
+    ReduceMax(x, axis 1) ([N, 1]: the same first dimension) or, for "x_end1", x with a
+    Shape(end=1)."""
+    rng = np.random.default_rng(288)
+    f = np.float32
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 10, 3, 3)).astype(f), "w"),
+             numpy_helper.from_array(np.zeros(0, f), "roi"),
+             numpy_helper.from_array(np.asarray([1, 1, 2, 2], f), "scales"),
+             numpy_helper.from_array(np.asarray(0, np.int64), "first"),
+             numpy_helper.from_array(np.asarray(rest, np.int64), "rest")]
+    unsqueeze = (helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13 else
+                 helper.make_node("Unsqueeze", ["n", "axis0"], ["n1"]))
+    if opset >= 13:
+        inits.append(numpy_helper.from_array(np.asarray([0], np.int64), "axis0"))
+    made = {"x": [], "x_end1": [], "relu": [helper.make_node("Relu", ["x"], ["v"])],
+            "reduced": [helper.make_node("ReduceMax", ["x"], ["v"], axes=[1])]}[shape_of]
+    nodes = [*made,
+             helper.make_node("Shape", ["x" if shape_of.startswith("x") else "v"], ["shape"],
+                              **({"end": 1} if shape_of == "x_end1" else {})),
+             helper.make_node("Gather", ["shape", "first"], ["n"], axis=0), unsqueeze,
+             helper.make_node("Concat", ["n1", "rest"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["r"]),
+             helper.make_node("Conv", ["r", "w"], ["c"], pads=[1] * 4),
+             helper.make_node("Resize", ["c", "roi", "scales"], ["y"], mode="linear")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 120])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@needs_blocks
+@pytest.mark.parametrize(("opset", "shape_of", "rest", "nchwc"), [
+    (13, "reduced", [10, 3, 4], True),  # the graph fuzzer's Gather of another value: 0
+    (13, "x", [10, 3, 4], True),        # [0, 10, 3, 4], Unsqueeze-13's axes an input
+    (11, "x", [10, 3, 4], True),        # Unsqueeze-11's axes an attribute
+    (11, "relu", [10, 3, 4], True),
+    (18, "x", [-1, 3, 4], True),        # [0, -1, 3, 4]: the channels inferred all the same
+    (18, "x_end1", [10, 3, 4], True),   # a Shape with an end: [-1, 10, 3, 4]
+    (18, "x_end1", [-1, 3, 4], True),   # two -1: left as it is
+])
+def test_reshape_to_a_computed_target_before_an_nchwc_resize_equals_onnxruntime(
+        opset, shape_of, rest, nchwc):
+    # ONNX Runtime's ReshapeFusion makes the Concat a constant target (O343), so the Conv's
+    # channels are known and its NCHWc transformer takes the Conv and the linear Resize
+    model = _computed_reshape_conv_resize(opset, shape_of, rest)
+    assert ("Upsample" in onnxruntime_optimized_ops(model)) == nchwc
+    x = (np.random.default_rng(5).standard_normal((2, 120)) * 2).astype(np.float32)
+    assert_sessions_equal_onnxruntime(model, x)

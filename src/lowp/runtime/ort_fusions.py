@@ -1210,6 +1210,135 @@ def _static_dims(name: str, index: _Index) -> list[int] | None:
 _RESHAPING = frozenset({"Reshape", "Squeeze", "Unsqueeze"})
 
 
+def _one_element(name: str, index: _Index) -> bool:
+    """ONNX Runtime's Is_One_Element_Input: an inferred shape known in every dimension,
+    of one element."""
+    dims = _static_dims(name, index)
+    return dims is not None and int(np.prod(dims)) == 1
+
+
+def _unsqueezed_at_0(name: str, index: _Index) -> onnx.NodeProto | None:
+    """The Unsqueeze making `name`, when its axes (the attribute, or from opset 13 on the
+    constant input) are [0]."""
+    node = index.producer.get(name)
+    if node is None or not _is(node, "Unsqueeze") or not node.input:
+        return None
+    if len(node.input) > 1:
+        given = index.constants.get(node.input[1])
+        axes = None if given is None else [int(v) for v in given.reshape(-1)]
+    else:
+        axes = next((list(helper.get_attribute_value(a)) for a in node.attribute
+                     if a.name == "axes"), None)
+    return node if axes == [0] else None
+
+
+def _same_dim_at(a: str, b: str, k: int, index: _Index) -> bool:
+    """Whether the inferred shapes of `a` and `b` both have a dimension k, the same number
+    or the same symbol (the ranks may differ)."""
+    sa, sb = index.shapes.get(a), index.shapes.get(b)
+    return sa is not None and sb is not None and k < min(len(sa.dim), len(sb.dim)) and \
+        _same_dim(sa.dim[k], sb.dim[k])
+
+
+def _gathered_dim(name: str, root: str, at: int, any_index: bool, index: _Index) -> bool:
+    """ReshapeFusion's Match_One_Element_Output_Subgraph_1: `name` is Unsqueeze(axes [0]) of
+    Gather(Shape(v), i), the Shape without a start other than 0 or an end, i a scalar
+    constant equal to `at` and v the Reshape's input `root` or of the same dimension `at`
+    in its inferred shape; with `any_index`, any Gather of one-element indices."""
+    unsqueeze = _unsqueezed_at_0(name, index)
+    gather = index.producer.get(unsqueeze.input[0]) if unsqueeze is not None else None
+    if gather is None or not _is(gather, "Gather") or len(gather.input) < 2:
+        return False
+    shape = index.producer.get(gather.input[0])
+    if shape is None or not _is(shape, "Shape") or not shape.input:
+        return False
+    attrs = {a.name: int(a.i) for a in shape.attribute}
+    if attrs.get("start", 0) != 0 or "end" in attrs:
+        return False
+    if any_index and _one_element(gather.input[1], index):
+        return True
+    if not index.exactly(gather.input[1], at, (TensorProto.INT64, TensorProto.INT32)):
+        return False
+    return shape.input[0] == root or _same_dim_at(shape.input[0], root, at, index)
+
+
+def _one_element_subgraph(name: str, root: str, index: _Index) -> bool:
+    """ReshapeFusion's Is_One_Element_Output_Subgraph: a Concat input of one element by its
+    inferred shape, a Gather of a Shape (any index), or Unsqueeze(axes [0]) of a value of one
+    element or of a Div or Mul of two such values. Not mirrored: the Shape -> Slice ->
+    Squeeze chains it also takes where shapes are not inferred."""
+    if _one_element(name, index) or _gathered_dim(name, root, 0, True, index):
+        return True
+    unsqueeze = _unsqueezed_at_0(name, index)
+    if unsqueeze is None:
+        return False
+    made = index.producer.get(unsqueeze.input[0])
+    if made is not None and (_is(made, "Div") or _is(made, "Mul")):
+        return all(_one_element(i, index) for i in made.input)
+    return _one_element(unsqueeze.input[0], index)
+
+
+def _sole_feeders(node: onnx.NodeProto, index: _Index) -> list[onnx.NodeProto]:
+    """ONNX Runtime's RemoveNodesWithOneOutputBottomUp from a node read once: the node
+    and, up its inputs, each node read only by one so removed."""
+    gone: list[onnx.NodeProto] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if any(id(n) == id(g) for g in gone) or n.op_type == "Constant":
+            continue
+        readers = sum(len(index.consumers.get(o, [])) + (o in index.outputs)
+                      for o in n.output if o)
+        if readers != 1:
+            continue
+        gone.append(n)
+        todo.extend(p for p in (index.producer.get(i) for i in n.input if i) if p is not None)
+    return gone
+
+
+def _computed_target(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's ReshapeFusion (level 1, Fuse_Subgraph): a Reshape whose target is a
+    Concat read by it alone becomes a Reshape to a constant when each Concat input is an
+    int64 constant (its values), Unsqueeze(axes [0]) of Gather(Shape(v), k) with k the
+    position the value takes in the target and v the Reshape's input or of the same
+    dimension k (0: that dimension copied), or another one-element value (-1), no more than
+    one -1 in all (O343). The values do not change; the Reshape's shape is then inferred:
+    the graph fuzzer's Reshape(x, Concat(Unsqueeze(Gather(Shape(y), 0)), [10, 3, 4])) before
+    a Conv becomes Reshape(x, [0, 10, 3, 4]), ONNX Runtime knows the Conv's channels and its
+    NCHWc transformer takes the Conv and the linear Resize after it ((O320))."""
+    if not _is(reshape, "Reshape") or len(reshape.input) < 2:
+        return None
+    concat = index.producer.get(reshape.input[1])
+    if concat is None or not _is(concat, "Concat") or not index.single_use(concat.output[0]):
+        return None
+    root = reshape.input[0]
+    target: list[int] = []
+    for name in concat.input:
+        if name in index.constants:
+            target.extend(int(v) for v in index.constants[name].reshape(-1))
+        elif _gathered_dim(name, root, len(target), False, index):
+            target.append(0)
+        elif _one_element_subgraph(name, root, index):
+            target.append(-1)
+        else:
+            return None
+    if target.count(-1) > 1:
+        return None
+    value = np.asarray(target, np.int64)
+    index.constants[concat.output[0]] = value
+    made = [helper.make_node("Constant", [], [concat.output[0]],
+                             name=f"{reshape.name or reshape.output[0]}/ReshapeFusion_shape",
+                             value=numpy_helper.from_array(value)), reshape]
+    feeders = [f for p in (index.producer.get(i) for i in concat.input if i) if p is not None
+               for f in _sole_feeders(p, index)]
+    return made, [concat, *feeders]
+
+
+def _reshape_fusion(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's ReshapeFusion: a computed target first, else contiguous Reshapes."""
+    return _computed_target(reshape, index) or _contiguous_reshapes(reshape, index)
+
+
 def _contiguous_reshapes(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's ReshapeFusion (level 1, FuseContiguousReshapes): a Reshape followed by
     Reshape, Squeeze or Unsqueeze nodes, each the only reader of the one before (no graph
@@ -1718,7 +1847,7 @@ def _transpose_optimizer(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
 FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
-    ("ReshapeFusion", _contiguous_reshapes, 7, 1),       # (O307)
+    ("ReshapeFusion", _reshape_fusion, 7, 1),       # (O307), (O343)
     ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O338), (O341)
     ("DivMulFusion", _div_mul, 7, 1),
     ("MatMulIntegerToFloatFusion", _matmul_integer_to_float, 10, 2),
@@ -1734,7 +1863,7 @@ FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
 
 # operators without which nothing fuses, and those whose fusions read shapes
 _STARTS = frozenset({"MatMul", "Div", "LayerNormalization", "Pow", "Tanh", "MatMulInteger",
-                     "Transpose", "Gemm"})
+                     "Transpose", "Gemm", "Reshape"})
 _SHAPED = frozenset({"Erf", "ReduceMean", "LayerNormalization", "Tanh"})
 
 
@@ -1745,7 +1874,8 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
     all), a MatMul next to a Mul or Div (MatMulScaleFusion compares ranks), or a MatMul /
     FusedMatMul reading a Transpose (MatmulTransposeFusion's batch flags need both ranks),
     or a Reshape reading a Transpose or a Reshape (ReshapeFusion and the transpose
-    optimizer's Reshape handler need every dimension, (O307))."""
+    optimizer's Reshape handler need every dimension, (O307)), or a Reshape to a Concat
+    (ReshapeFusion's one-element inputs, (O343))."""
     producer = {o: n for n in graph.node for o in n.output}
     added = {i for n in graph.node if _is(n, "Add") for i in n.input}
     scaled = {i for n in graph.node if n.op_type in ("Mul", "Div") for i in n.input}
@@ -1762,11 +1892,15 @@ def _needs_shapes(graph: onnx.GraphProto) -> bool:
         node = producer.get(name)
         return node is not None and node.op_type == "Reshape"
 
+    def by_concat(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type == "Concat"
+
     return any(n.op_type in _SHAPED or (_is(n, "MatMul") and (
         n.output[0] in added or n.output[0] in scaled or any(map(by_scale, n.input))))
         or (n.op_type in ("MatMul", "FusedMatMul") and any(map(by_transpose, n.input)))
         or (n.op_type == "Reshape" and n.input and (by_transpose(n.input[0]) or by_reshape(
-            n.input[0])))
+            n.input[0]) or (len(n.input) > 1 and by_concat(n.input[1]))))
         for n in graph.node)
 
 
