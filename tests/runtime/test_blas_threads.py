@@ -3,6 +3,8 @@ gives the pool its own count back afterwards."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -27,14 +29,9 @@ def _identity_matmul_session() -> Session:
                    threads=1)
 
 
-def test_blas_pool_is_bounded_during_a_run_and_restored():
-    before = _pool_threads()
-    if not before or max(before) <= 1:
-        pytest.skip("no BLAS pool with more than one thread")
-    s = _identity_matmul_session()
-    assert s._blas is not None
+def _pool_threads_at_calls(step: Any) -> list[list[int]]:
+    """The BLAS pool's thread counts at each call of `step`'s function, from now on."""
     seen: list[list[int]] = []
-    step = s.steps[0]
     inner = step.fn
 
     def spy(*args: object, **kw: object) -> object:
@@ -42,6 +39,16 @@ def test_blas_pool_is_bounded_during_a_run_and_restored():
         return inner(*args, **kw)
 
     step.fn = spy
+    return seen
+
+
+def test_blas_pool_is_bounded_during_a_run_and_restored():
+    before = _pool_threads()
+    if not before or max(before) <= 1:
+        pytest.skip("no BLAS pool with more than one thread")
+    s = _identity_matmul_session()
+    assert s._blas is not None
+    seen = _pool_threads_at_calls(s.steps[0])
     x = np.arange(32, dtype=np.float32).reshape(4, 8)
     for _ in range(3):
         np.testing.assert_array_equal(s.run({"x": x})["y"], x)
@@ -100,15 +107,7 @@ def test_a_ready_run_with_steps_from_python_is_bounded():
     s = Session(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)]), threads=1)
     assert s._blas is not None
-    seen: list[list[int]] = []
-    step = next(t for t in s.steps if t.op_type == "ZipMap")
-    inner = step.fn
-
-    def spy(*args: object, **kw: object) -> object:
-        seen.append(_pool_threads())
-        return inner(*args, **kw)
-
-    step.fn = spy
+    seen = _pool_threads_at_calls(next(t for t in s.steps if t.op_type == "ZipMap"))
     x = np.arange(32, dtype=np.float32).reshape(4, 8)
     for _ in range(5):
         got = s.run({"x": x})

@@ -53,7 +53,7 @@ def test_drawn_grids_equal_onnxruntime(data: st.DataObject) -> None:
     assert_node_agrees("GridSample", [x, grid], attrs, opset)
 
 
-def _payload_nans(rng: np.random.Generator, shape: tuple[int, ...],
+def payload_nans(rng: np.random.Generator, shape: tuple[int, ...],
                   dtype: type) -> np.ndarray:
     """Standard normal values, a third of them NaNs of distinct payloads and both signs,
     some infinities (an infinity times a zero weight: the default NaN)."""
@@ -78,7 +78,7 @@ def test_nan_payloads_of_3d_linear_and_cubic_sums_equal_onnxruntime(
     second operand's, a cubic sum each addition's by ONNX Runtime's compiled order
     (docs/operators.md (O354))."""
     rng = np.random.default_rng(seed)
-    x = _payload_nans(rng, (2, 3, *([4] * rank)), dtype)
+    x = payload_nans(rng, (2, 3, *([4] * rank)), dtype)
     grid = rng.uniform(-1.2, 1.2, (2, 5, 6, *([3] if rank == 3 else []), rank)).astype(dtype)
     if seed % 2:                                # on the pixels: zero weights
         grid = np.round(grid * 4) / 4

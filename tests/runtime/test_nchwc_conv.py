@@ -534,7 +534,7 @@ def test_depthwise_nan_payloads_equal_onnxruntime(c: int, h: int, w: int, k: int
             assert y.tobytes() == expected.tobytes(), f"{isa} {threads} threads"
 
 
-def _nan_taps_case(k: int, h: int, wd: int) -> tuple[np.ndarray, np.ndarray]:
+def nan_taps_case(k: int, h: int, wd: int) -> tuple[np.ndarray, np.ndarray]:
     """Channel t (of k * k, padded to a block) has a NaN weight at tap t only; batch s has,
     in channel t, NaN inputs of distinct payloads every k columns from column s in every k-th
     row from kernel row t // k: each NaN weight meets NaN inputs of one payload per output,
@@ -565,7 +565,7 @@ def test_depthwise_nan_weight_meeting_nan_input_equals_onnxruntime(
     (O353)), the weight's elsewhere; rows of every width that gives each tile count, masked
     and not."""
     for wd in range(max(1, k - pads[1] - pads[3]), 3 * (k + 10)):
-        x, wt = _nan_taps_case(k, k + 2, wd)
+        x, wt = nan_taps_case(k, k + 2, wd)
         c = wt.shape[0]
         model = _model(wt, None, x.shape, pads=pads, strides=[stride] * 2, group=c)
         expected = onnxruntime_run(model, {"x": x})[0]

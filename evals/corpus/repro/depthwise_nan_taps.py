@@ -19,20 +19,10 @@ from pathlib import Path
 import numpy as np
 from onnx import helper, numpy_helper
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
 
-
-def case(k: int, h: int, wd: int) -> tuple[np.ndarray, np.ndarray]:
-    c = -(-k * k // 16) * 16
-    rng = np.random.default_rng(k * 100 + wd)
-    wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
-    x = rng.standard_normal((k, c, h, wd)).astype(np.float32)
-    for t in range(k * k):
-        wt[t, 0].reshape(-1)[t] = np.uint32(0xFFC0AAAA).view(np.float32)
-        for s in range(k):
-            x.view(np.uint32)[s, t, t // k::k, s::k] = (
-                0x7FC10000 + np.arange(s, wd, k, dtype=np.uint32))[None, :]
-    return x, wt
+from tests.runtime.test_nchwc_conv import nan_taps_case  # noqa: E402
 
 
 def model(w: np.ndarray, shape: tuple[int, ...], pad: int) -> bytes:
@@ -58,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in (3, 5, 7):
         for pad in (k // 2, 0):
             for wd in range(max(1, k - 2 * pad), args.widths + 1):
-                x, w = case(k, k + 2, wd)
+                x, w = nan_taps_case(k, k + 2, wd)
                 data = model(w, x.shape, pad)
                 want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
                     None, {"x": x})[0].view(np.uint32)

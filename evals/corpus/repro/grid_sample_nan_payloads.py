@@ -19,20 +19,10 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
 
-
-def payload_nans(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    x = rng.standard_normal(shape).astype(dtype)
-    u = rng.random(shape)
-    nan = u < 0.33
-    ints = np.uint32 if dtype == np.float32 else np.uint64
-    quiet = 0x7FC00000 if dtype == np.float32 else 0x7FF8000000000000
-    sign = 0x80000000 if dtype == np.float32 else 0x8000000000000000
-    x.view(ints)[nan] = (quiet + 1 + rng.integers(0, 1 << 20, nan.sum())).astype(ints) | \
-        np.where(rng.random(nan.sum()) < 0.5, sign, 0).astype(ints)
-    x[(u >= 0.33) & (u < 0.4)] = np.inf
-    return x
+from tests.runtime.test_grid_sample import payload_nans  # noqa: E402
 
 
 def model(x: np.ndarray, grid: np.ndarray, **attrs: object) -> bytes:
