@@ -159,7 +159,10 @@ def _shape_model(extra: str = "") -> bytes:
     inits = [numpy_helper.from_array(np.array(0, np.int64), "i0"),
              numpy_helper.from_array(np.array([0], np.int64), "ax0"),
              numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "F"])]
+    # the target is an output too: read by the Reshape alone, it would be a constant
+    # (ONNX Runtime's ReshapeFusion of a computed target, docs/operators.md (O343))
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "F"]),
+               helper.make_tensor_value_info("target", TensorProto.INT64, [2])]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "L"])]
     if extra == "nonzero":
         nodes.append(helper.make_node("NonZero", ["x"], ["nz"]))
