@@ -1933,10 +1933,9 @@ def _shapes_once_folded(model: onnx.ModelProto, rounds: int = 8) -> dict[str, li
         g = _ort_inferred(work).graph
         known = {}
         for v in (*g.input, *g.value_info, *g.output):
-            dims = v.type.tensor_type.shape.dim
-            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape") and \
-                    all(d.HasField("dim_value") for d in dims):
-                known[v.name] = [int(d.dim_value) for d in dims]
+            dims = _fixed_dims(v)
+            if dims is not None:
+                known[v.name] = dims
         fed = {i.name for i in g.input}
         known.update((t.name, list(t.dims)) for t in g.initializer if t.name not in fed)
         folded = False
@@ -1956,11 +1955,18 @@ def _shapes_once_folded(model: onnx.ModelProto, rounds: int = 8) -> dict[str, li
     return known
 
 
+def _fixed_dims(v: onnx.ValueInfoProto) -> list[int] | None:
+    """`v`'s shape when it is a tensor whose every dimension is a known number, else None."""
+    tensor = v.type.tensor_type
+    if not v.type.HasField("tensor_type") or not tensor.HasField("shape") or \
+            not all(d.HasField("dim_value") for d in tensor.shape.dim):
+        return None
+    return [int(d.dim_value) for d in tensor.shape.dim]
+
+
 def _fixed_inputs(graph: onnx.GraphProto) -> bool:
     """Whether every graph input (an initializer's too) has a shape of known dimensions."""
-    return all(v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
-               and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
-               for v in graph.input)
+    return all(_fixed_dims(v) is not None for v in graph.input)
 
 
 def _ort_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
