@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <unordered_map>
@@ -42,6 +43,35 @@ struct Weight {
   int32_t target;
 };
 
+// A forest whose branches all have one mode (ONNX Runtime's same_mode_, what tree writers
+// produce) is also kept as compact nodes in depth-first order, each branch's false child the
+// next node (ONNX Runtime's layout): the threshold, the feature with two flags, and the true
+// child (a leaf: its index in `nodes`, where its weights are)
+template <typename T>
+struct Compact {
+  T threshold;
+  uint32_t feature;   // bit 31 a leaf; a branch: bit 30 missing_value_tracks_true, a
+  //                     leaf: bit 30 several weights
+  uint32_t child;     // a branch: its true child; a leaf: its one weight's target (the
+  //                     weight in `threshold`) or, with several, its node in TreeForest::nodes
+};
+
+constexpr uint32_t kCompactLeaf = 1u << 31, kCompactMissing = 1u << 30,
+                   kCompactWeights = 1u << 30, kCompactFeature = kCompactMissing - 1;
+
+static_assert(sizeof(Compact<float>) == 12 && sizeof(Compact<double>) == 16, "compact layout");
+
+// the one mode's comparison (C's, as ONNX Runtime's loop writes it: NaN fails all but !=)
+template <int Mode, typename T>
+inline bool goes_true(T v, T t) {
+  if constexpr (Mode == 0) return v <= t;
+  if constexpr (Mode == 1) return v < t;
+  if constexpr (Mode == 2) return v >= t;
+  if constexpr (Mode == 3) return v > t;
+  if constexpr (Mode == 4) return v == t;
+  return v != t;
+}
+
 // C's static_cast<int32_t> as x86 computes it (cvttss2si / cvttsd2si): truncation, and
 // INT32_MIN for NaN and values beyond the range
 template <typename T>
@@ -63,14 +93,20 @@ class TreeForest final : public TreeForestBase {
   int64_t n_targets = 1;
   int64_t max_feature = 0;
   bool has_sets = false;   // BRANCH_MEMBER nodes (no branchless walk)
+  // the compact form (empty when the modes differ, or sets, or a shared subtree too big)
+  std::vector<Compact<T>> compact;
+  std::vector<uint32_t> compact_roots;
+  int mode_of_compact = 0;   // the branches' one mode (ml_trees.MODES)
 
   bool is_double() const override { return sizeof(T) == 8; }
   int64_t features_read() const override { return max_feature + 1; }
   int64_t targets() const override { return n_targets; }
   int64_t trees() const override { return int64_t(roots.size()); }
+  int same_mode() const override { return compact.empty() ? -1 : mode_of_compact; }
   size_t bytes() const override {
     return nodes.size() * sizeof(Node<T>) + weights.size() * sizeof(Weight<T>) +
-           roots.size() * 4 + set_values.size() * 8 + set_start.size() * 4;
+           roots.size() * 4 + set_values.size() * 8 + set_start.size() * 4 +
+           compact.size() * sizeof(Compact<T>) + compact_roots.size() * 4;
   }
 
   // the child a walk at kCompare node `n` takes for x value v, without a branch (the
@@ -94,6 +130,60 @@ class TreeForest final : public TreeForestBase {
     return in ? n.true_child : n.false_child;
   }
 };
+
+namespace {
+
+// TreeForest::compact from the nodes: each tree depth first from its root, a branch's false
+// subtree right after it, then its true subtree; a node reached twice (a shared subtree) is
+// copied, up to twice the nodes in all
+template <typename T>
+void build_compact(TreeForest<T>& f, const TreeForestSpec<T>& s) {
+  if (f.has_sets) return;
+  int mode = -1;
+  for (int64_t i = 0; i < s.nodes; ++i) {
+    if (s.mode[i] == kModeLeaf) continue;
+    if (s.mode[i] < 0 || s.mode[i] > 5 || (mode >= 0 && s.mode[i] != mode)) return;
+    if (s.feature[i] > int64_t(kCompactFeature)) return;
+    mode = s.mode[i];
+  }
+  if (mode < 0) mode = 0;   // (leaves only)
+  const size_t limit = 2 * size_t(s.nodes) + 1024;
+  std::vector<Compact<T>> c;
+  std::vector<uint32_t> roots;
+  std::vector<std::pair<uint32_t, int64_t>> stack;   // (node, the branch whose true child it is)
+  for (const uint32_t root : f.roots) {
+    roots.push_back(uint32_t(c.size()));
+    stack.assign(1, {root, -1});
+    while (!stack.empty()) {
+      const auto [i, parent] = stack.back();
+      stack.pop_back();
+      if (c.size() >= limit) return;
+      const uint32_t at = uint32_t(c.size());
+      if (parent >= 0) c[size_t(parent)].child = at;
+      const Node<T>& n = f.nodes[i];
+      Compact<T> k;
+      if (n.kind >= kLeafOne) {     // its one weight and target, or its node
+        const bool one = n.kind == kLeafOne;
+        k.threshold = one ? n.weight : T(0);
+        k.feature = kCompactLeaf | (one ? 0u : kCompactWeights);
+        k.child = one ? n.false_child : i;
+        c.push_back(k);
+        continue;
+      }
+      k.threshold = n.threshold;
+      k.feature = uint32_t(n.feature) | ((s.go_mask[i] & 1) ? kCompactMissing : 0u);
+      k.child = 0;
+      c.push_back(k);
+      stack.push_back({n.true_child, int64_t(at)});
+      stack.push_back({n.false_child, -1});
+    }
+  }
+  f.compact = std::move(c);
+  f.compact_roots = std::move(roots);
+  f.mode_of_compact = mode;
+}
+
+}  // namespace
 
 template <typename T>
 std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<T>& s) {
@@ -160,6 +250,7 @@ std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<T>& s) {
     }
   }
   for (int64_t t = 0; t < s.trees; ++t) f->roots.push_back(child(s.roots[t]));
+  build_compact(*f, s);
   return f;
 }
 
@@ -179,7 +270,82 @@ inline void add_weight(TreeAggregate agg, T v, T& s, uint8_t& h) {
 
 constexpr int64_t kLockstep = 16;    // (tree, row) walks advanced together
 constexpr int64_t kRowBlock = 128;   // rows walked through one tree before the next
+constexpr size_t kResidentBytes = size_t(4) << 20;   // a compact forest walked in turn
 constexpr int64_t kSplitRows = 50;   // rows on one thread (ONNX Runtime's parallel_N_)
+
+// a compact leaf's weights added into its row's scores s / has_score h (targets each)
+template <typename T>
+inline void add_leaf(const TreeForest<T>& f, const Compact<T>& leaf, TreeAggregate agg, T* s,
+                     uint8_t* h) {
+  if (!(leaf.feature & kCompactWeights)) {
+    add_weight(agg, leaf.threshold, s[leaf.child], h[leaf.child]);
+    return;
+  }
+  const Node<T>& n = f.nodes[leaf.child];
+  const Weight<T>* w = f.weights.data() + n.true_child;
+  for (uint32_t q = 0; q < n.false_child; ++q)
+    add_weight(agg, w[q].value, s[size_t(w[q].target)], h[size_t(w[q].target)]);
+}
+
+// the compact walk of trees [t0, t1) (of the group range [g0, ..)) for rows [r0, r1) of a
+// forest held in the caches: each tree for each row in turn, one walk after the other, its
+// leaf's weights added at once (ONNX Runtime's loop of up to parallel_tree_N_ rows: the
+// comparison a branch, which the processor predicts along a walk it has seen)
+template <int Mode, typename T>
+void walk_block_compact(const TreeForest<T>& f, const T* x, int64_t features, int64_t rows,
+                        const int64_t* bounds, int64_t g0, int64_t t0, int64_t t1, int64_t r0,
+                        int64_t r1, TreeAggregate agg, T* s, uint8_t* h) {
+  const Compact<T>* c = f.compact.data();
+  const int64_t targets = f.n_targets;
+  int64_t g = g0;
+  for (int64_t t = t0; t < t1; ++t) {
+    while (t >= bounds[g + 1]) ++g;
+    const uint32_t root = f.compact_roots[size_t(t)];
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = x + r * features;
+      uint32_t p = root;
+      while (!(c[p].feature & kCompactLeaf)) {
+        const Compact<T>& n = c[p];
+        const T v = xr[n.feature & kCompactFeature];
+        const bool go = goes_true<Mode>(v, n.threshold) ||
+                        ((n.feature & kCompactMissing) && v != v);
+        p = go ? n.child : p + 1;
+      }
+      const size_t at = size_t((g * rows + r) * targets);
+      add_leaf(f, c[p], agg, s + at, h + at);
+    }
+  }
+}
+
+// the k walks from compact nodes pos[j] on rows xr[j] to their leaves (pos[j] then the
+// leaf's compact node): a forest beyond the caches, whose walks wait on memory
+template <int Mode, typename T>
+void walk_compact(const Compact<T>* c, int64_t k, uint32_t* pos, const T* const* xr) {
+  // the walks in lockstep, each step without a branch on the data, the walks at a leaf
+  // dropped from the round without a branch
+  int32_t live[kLockstep];
+  int64_t n_live = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    live[n_live] = int32_t(j);
+    n_live += !(c[pos[j]].feature & kCompactLeaf);
+  }
+  while (n_live > 0) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n_live; ++i) {
+      const int32_t j = live[i];
+      const uint32_t p = pos[j];
+      const Compact<T>& n = c[p];
+      const T v = xr[j][n.feature & kCompactFeature];
+      const unsigned go = unsigned(goes_true<Mode>(v, n.threshold)) |
+                          (unsigned(n.feature >> 30) & 1u & unsigned(v != v));
+      const uint32_t next = go ? n.child : p + 1;
+      pos[j] = next;
+      live[m] = j;
+      m += !(c[next].feature & kCompactLeaf);
+    }
+    n_live = m;
+  }
+}
 
 // trees [t0, t1) of the group range [g0, ..) for rows [r0, r1): each walk's leaf weights
 // added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order
@@ -202,7 +368,25 @@ void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t ro
       xr[j] = x + r_next * features;
       if (++r_next == r1) r_next = r0, ++t_next;
     }
-    if (f.has_sets) {
+    if (!f.compact.empty()) {
+      const Compact<T>* c = f.compact.data();
+      for (int64_t j = 0; j < k; ++j) pos[j] = f.compact_roots[size_t(tree[j])];
+      switch (f.mode_of_compact) {
+        case 0: walk_compact<0>(c, k, pos, xr); break;
+        case 1: walk_compact<1>(c, k, pos, xr); break;
+        case 2: walk_compact<2>(c, k, pos, xr); break;
+        case 3: walk_compact<3>(c, k, pos, xr); break;
+        case 4: walk_compact<4>(c, k, pos, xr); break;
+        default: walk_compact<5>(c, k, pos, xr); break;
+      }
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t t = tree[j];
+        while (t >= bounds[g + 1]) ++g;
+        const size_t at = size_t((g * rows + row[j]) * targets);
+        add_leaf(f, c[pos[j]], agg, s + at, h + at);
+      }
+      continue;
+    } else if (f.has_sets) {
       for (bool moved = true; moved;) {
         moved = false;
         for (int64_t j = 0; j < k; ++j) {
@@ -289,13 +473,31 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   const int64_t block = std::clamp<int64_t>(share, 1, kRowBlock);
   const int64_t blocks = (rows + block - 1) / block;
   const int64_t tasks = chunks * blocks;
+  static const size_t resident_bytes = [] {
+    const char* e = std::getenv("LOWP_TREE_RESIDENT");
+    return e ? size_t(std::atoll(e)) : kResidentBytes;
+  }();
+  const bool resident = !f.compact.empty() &&
+                        f.compact.size() * sizeof(Compact<T>) <= resident_bytes;
   std::atomic<int64_t> next{0};
   const auto work = [&](int) {
     for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
       const int64_t c = k / blocks, b = k % blocks;
       const int64_t g0 = c * groups / chunks, g1 = (c + 1) * groups / chunks;
       const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
-      walk_block(f, x, features, rows, bounds, g0, bounds[g0], bounds[g1], r0, r1, agg, s, h);
+      const int64_t t0 = bounds[g0], t1 = bounds[g1];
+      if (!resident) {
+        walk_block(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
+        continue;
+      }
+      switch (f.mode_of_compact) {
+        case 0: walk_block_compact<0>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+        case 1: walk_block_compact<1>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+        case 2: walk_block_compact<2>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+        case 3: walk_block_compact<3>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+        case 4: walk_block_compact<4>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+        default: walk_block_compact<5>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
+      }
     }
   };
   if (threads == 1 || tasks == 1)
@@ -318,6 +520,73 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
     std::fill(has_score, has_score + size, uint8_t(0));   // (the one-target sum never sets it)
 }
 
+template <typename T>
+void tree_classes(const T* scores, const uint8_t* has_score, int64_t rows, int64_t n,
+                  const int64_t* labels, const T* base, int64_t n_base, bool binary,
+                  bool all_positive, int64_t* label, float* z) {
+  const T zero = T(0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = scores + r * n;
+    const uint8_t* h = has_score + r * n;
+    float* zr = z + r * n;
+    if (n > 2) {
+      int64_t best = -1;
+      T top = zero;
+      for (int64_t c = 0; c < n; ++c) {
+        T v = s[c];
+        bool has = h[c] != 0;
+        if (c < n_base) v = has ? v + base[c] : base[c], has = true;
+        if (has && (best == -1 || v > top)) best = c, top = v;
+        zr[c] = float(has ? v : zero);
+      }
+      label[r] = labels[best < 0 ? n - 1 : best];   // (numpy's labels[-1])
+      continue;
+    }
+    T s0 = s[0], s1 = s[1];
+    const bool h0 = h[0] != 0, h1 = h[1] != 0;
+    int second = -1;
+    bool one_score = false;
+    if (n_base == 2) {
+      if (h1) {
+        s1 = base[1] + s0;
+        s0 = -s1;
+      } else {
+        s1 = s1 + base[1];
+        s0 = s0 + base[0];
+      }
+    } else if (n_base == 1) {
+      s0 = s0 + base[0];
+      one_score = !h1;
+    } else {
+      second = 3;
+      one_score = !h1;
+    }
+    const T pos_weight = h1 ? s1 : (h0 ? s0 : zero);
+    if (!binary) {
+      label[r] = pos_weight > zero ? 1 : 0;
+    } else {
+      const bool positive = all_positive ? pos_weight > T(0.5) : pos_weight > zero;
+      label[r] = positive ? labels[1] : labels[0];
+      second = all_positive ? (positive ? 0 : 1) : (positive ? 2 : 3);
+    }
+    const T v0 = h0 ? s0 : zero;
+    if (!one_score) {
+      zr[0] = float(v0);
+      zr[1] = float(h1 ? s1 : zero);
+      continue;
+    }
+    const T minus = h0 ? -s0 : zero;   // (ScoreValue's negation: 0, never -0, without one)
+    const float v = float(v0);
+    if (second < 0) {
+      zr[0] = v;
+      zr[1] = 0.0f;
+    } else {
+      zr[0] = second <= 1 ? float(T(1) - v0) : float(minus);
+      zr[1] = v;
+    }
+  }
+}
+
 template std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<float>&);
 template std::unique_ptr<TreeForestBase> build_tree_forest(const TreeForestSpec<double>&);
 template void tree_ensemble_scores(const TreeForestBase&, const float*, int64_t, int64_t,
@@ -326,5 +595,9 @@ template void tree_ensemble_scores(const TreeForestBase&, const float*, int64_t,
 template void tree_ensemble_scores(const TreeForestBase&, const double*, int64_t, int64_t,
                                    const int64_t*, int64_t, TreeAggregate, double*, uint8_t*,
                                    int);
+template void tree_classes(const float*, const uint8_t*, int64_t, int64_t, const int64_t*,
+                           const float*, int64_t, bool, bool, int64_t*, float*);
+template void tree_classes(const double*, const uint8_t*, int64_t, int64_t, const int64_t*,
+                           const double*, int64_t, bool, bool, int64_t*, float*);
 
 }  // namespace lowp

@@ -48,6 +48,9 @@ class TreeForestBase {
   virtual int64_t targets() const = 0;
   virtual int64_t trees() const = 0;
   virtual size_t bytes() const = 0;
+  // the branches' one mode (ml_trees.MODES) when the forest also has the compact form the
+  // walk takes, else -1
+  virtual int same_mode() const = 0;
 };
 
 template <typename T>
@@ -64,5 +67,16 @@ template <typename T>
 void tree_ensemble_scores(const TreeForestBase& forest, const T* x, int64_t rows,
                           int64_t features, const int64_t* bounds, int64_t groups,
                           TreeAggregate aggregate, T* scores, uint8_t* has_score, int threads);
+
+// TreeEnsembleClassifier's labels (rows) and float32 scores (rows x classes) from the sums
+// of tree_ensemble_scores (rows x classes), post_transform NONE, as
+// lowp.runtime.ml_trees.TreeEnsembleClassifier computes them ((O205)): `base` (n_base of
+// 0 or the classes; 0 to 2 for two classes) added, the first largest score's label (more
+// than two classes), the two-class rules of `binary` (every weight names one class) and
+// `all_positive` (no weight below 0), the second score write_scores makes from one.
+template <typename T>
+void tree_classes(const T* scores, const uint8_t* has_score, int64_t rows, int64_t classes,
+                  const int64_t* labels, const T* base, int64_t n_base, bool binary,
+                  bool all_positive, int64_t* label, float* z);
 
 }  // namespace lowp

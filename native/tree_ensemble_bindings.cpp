@@ -120,11 +120,52 @@ void append_scores(lowp::Program& p, const TreeForestHandle& h, In<T> x, int64_t
                           std::move(scores), std::move(has_score), threads));
 }
 
+// TreeEnsembleClassifier's labels and scores from the sums (tree_classes), checked, as a
+// kernel that keeps its arrays alive.
+template <typename T>
+lowp::Kernel make_classes(In<T> scores, In<uint8_t> has_score, int64_t rows, int64_t classes,
+                          In<int64_t> labels, In<T> base, bool binary, bool all_positive,
+                          Out<int64_t> label, Out<float> z) {
+  if (rows < 0 || classes < 2 || scores.size() != size_t(rows * classes) ||
+      has_score.size() != scores.size() || z.size() != scores.size() ||
+      label.size() != size_t(rows) || labels.size() != size_t(classes))
+    throw std::invalid_argument("tree_classes: arrays are not rows x classes");
+  const size_t n_base = base.size();
+  if (!(n_base == 0 || n_base == size_t(classes) || (classes == 2 && n_base <= 2)))
+    throw std::invalid_argument("tree_classes: base values are not 0 or one a class");
+  return [=] {
+    lowp::tree_classes<T>(scores.data(), has_score.data(), rows, classes, labels.data(),
+                          base.data(), int64_t(n_base), binary, all_positive, label.data(),
+                          z.data());
+  };
+}
+
+template <typename T>
+void run_classes(In<T> scores, In<uint8_t> has_score, int64_t rows, int64_t classes,
+                 In<int64_t> labels, In<T> base, bool binary, bool all_positive,
+                 Out<int64_t> label, Out<float> z) {
+  const lowp::Kernel k = make_classes<T>(std::move(scores), std::move(has_score), rows,
+                                         classes, std::move(labels), std::move(base), binary,
+                                         all_positive, std::move(label), std::move(z));
+  nb::gil_scoped_release nogil;
+  k();
+}
+
+template <typename T>
+void append_classes(lowp::Program& p, In<T> scores, In<uint8_t> has_score, int64_t rows,
+                    int64_t classes, In<int64_t> labels, In<T> base, bool binary,
+                    bool all_positive, Out<int64_t> label, Out<float> z) {
+  p.append(make_classes<T>(std::move(scores), std::move(has_score), rows, classes,
+                           std::move(labels), std::move(base), binary, all_positive,
+                           std::move(label), std::move(z)));
+}
+
 }  // namespace
 
 void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program) {
   nb::class_<TreeForestHandle>(m, "TreeForest")
-      .def_prop_ro("bytes", [](const TreeForestHandle& h) { return h.forest->bytes(); });
+      .def_prop_ro("bytes", [](const TreeForestHandle& h) { return h.forest->bytes(); })
+      .def_prop_ro("same_mode", [](const TreeForestHandle& h) { return h.forest->same_mode(); });
   m.def("tree_forest", &make_forest<float>, "feature"_a, "threshold"_a, "mode"_a,
         "go_mask"_a, "true_child"_a, "false_child"_a, "roots"_a, "weight_target"_a,
         "weight_value"_a, "width"_a, "targets"_a, "member_node"_a, "member_start"_a,
@@ -143,4 +184,14 @@ void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program) {
   program.def("tree_ensemble_scores", &append_scores<double>, "forest"_a, "x"_a, "rows"_a,
               "features"_a, "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a,
               "threads"_a);
+  m.def("tree_classes", &run_classes<float>, "scores"_a, "has_score"_a, "rows"_a,
+        "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a, "z"_a);
+  m.def("tree_classes", &run_classes<double>, "scores"_a, "has_score"_a, "rows"_a,
+        "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a, "z"_a);
+  program.def("tree_classes", &append_classes<float>, "scores"_a, "has_score"_a, "rows"_a,
+              "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a,
+              "z"_a);
+  program.def("tree_classes", &append_classes<double>, "scores"_a, "has_score"_a, "rows"_a,
+              "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a,
+              "z"_a);
 }

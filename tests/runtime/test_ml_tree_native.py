@@ -191,3 +191,93 @@ def test_a_summed_forest_replays_as_a_native_program(op: str, dtype: type, targe
         np.testing.assert_array_equal(got.view(bits), want.view(bits), err_msg=f"run {run}")
     assert session._replayer is not None and session._replayer.native_only(
         (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"
+
+
+@pytest.mark.parametrize("mode", [*_BRANCHES, "mixed"])
+def test_a_forest_of_one_mode_walks_its_compact_nodes(mode: str) -> None:
+    """A forest whose branches all have one mode also holds the compact depth-first nodes
+    (the false child next, ONNX Runtime's same_mode_ layout) its walk takes, with NaN
+    tracks, NaN and infinite inputs and a NaN threshold; mixed modes keep the general walk;
+    the sums are the reference's either way."""
+    rng = np.random.default_rng(21)
+    modes = _BRANCHES if mode == "mixed" else [mode]
+    attrs = random_forest(rng, trees=70, depth=6, features=3, targets=2, prefix="target",
+                          modes=modes, weights_per_leaf=2, missing=True)
+    attrs["nodes_values"][3] = float("nan")
+    for dtype in (np.float32, np.float64):
+        forest = ml_trees.build_forest("TreeEnsembleRegressor", attrs, "target", 2, dtype)
+        ext = native_float.binding("tree_forest")
+        compiled = native_trees._compiled(ext, forest)
+        assert compiled.same_mode == (-1 if mode == "mixed" else ml_trees.MODES[mode])
+        for rows in (1, 8, 60):
+            x = _inputs(rng, rows, 3, dtype, special=True)
+            for threads in (1, 2):
+                _assert_native_equals_reference(forest, x, "SUM", threads)
+
+
+def test_a_shared_subtree_is_walked_as_the_reference() -> None:
+    """Two branches of a tree sharing a child (LightGBM's chains of BRANCH_EQ write such
+    trees; ONNX Runtime keeps one copy): the compact nodes copy the shared subtree, the
+    leaves and sums are the reference's."""
+    attrs: dict[str, Any] = {
+        "nodes_treeids": [0] * 7, "nodes_nodeids": list(range(7)),
+        "nodes_featureids": [0, 1, 1, 0, 0, 0, 0],
+        "nodes_values": [0.5, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0],
+        "nodes_modes": ["BRANCH_EQ", "BRANCH_EQ", "BRANCH_EQ", "LEAF", "LEAF", "LEAF",
+                        "LEAF"],
+        "nodes_truenodeids": [3, 3, 5, 0, 0, 0, 0],     # node 3 reached from 0 and 1
+        "nodes_falsenodeids": [1, 2, 6, 0, 0, 0, 0],
+        "nodes_missing_value_tracks_true": [0] * 7,
+        "target_treeids": [0] * 4, "target_nodeids": [3, 4, 5, 6], "target_ids": [0] * 4,
+        "target_weights": [1.0, 2.0, 3.0, 4.0]}
+    forest = ml_trees.build_forest("TreeEnsembleRegressor", attrs, "target", 1, np.float32)
+    assert native_trees._compiled(native_float.binding("tree_forest"), forest).same_mode == 4
+    x = np.array([[0.5, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 3.0], [np.nan, np.nan]],
+                 np.float32)
+    _assert_native_equals_reference(forest, x, "SUM", 1)
+
+
+def _classifier_model(classes: int, base: int, one_column: bool,
+                      negative: bool) -> onnx.ModelProto:
+    """A TreeEnsembleClassifier (post_transform NONE) of `classes` classes."""
+    rng = np.random.default_rng(classes * 100 + base * 10 + one_column * 2 + negative)
+    attrs = random_forest(rng, trees=6, depth=5, features=3, targets=classes,
+                          prefix="class", modes=["BRANCH_LEQ"], weights_per_leaf=2,
+                          missing=True)
+    if one_column:
+        attrs["class_ids"] = [0] * len(attrs["class_ids"])
+    weights = np.asarray(attrs["class_weights"], np.float32)
+    if not negative:
+        weights = np.abs(weights) / (np.abs(weights).max() * 2 + 1)
+    attrs["class_weights"] = [float(v) for v in weights]
+    attrs["classlabels_int64s"] = [3 * c - 4 for c in range(classes)]
+    if base:
+        size = classes if base == 2 else 1
+        attrs["base_values"] = [0.125 * (c + 1) for c in range(size)]
+    return tree_model("TreeEnsembleClassifier", attrs)
+
+
+@pytest.mark.parametrize(("classes", "base", "one_column", "negative"), [
+    (2, 0, True, False), (2, 0, True, True), (2, 1, True, False), (2, 2, False, True),
+    (2, 0, False, False), (3, 0, False, True), (3, 2, False, False)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_classifier_replays_as_a_native_program(classes: int, base: int, one_column: bool,
+                                                  negative: bool, threads: int) -> None:
+    """A TreeEnsembleClassifier without post transform (surfaces_knn_validity's) computes
+    its labels and float32 scores natively from the sums (`tree_classes`, the two-class
+    rules of (O205)), so from the third run on its run is one native Program; every run, on
+    new rows, gives ONNX Runtime's bits."""
+    model = _classifier_model(classes, base, one_column, negative)
+    session = Session(model, threads=threads)
+    rng = np.random.default_rng(7)
+    for run in range(5):
+        x = _inputs(rng, 16, 3, np.float32, special=True)
+        want = onnxruntime_run(model, {"x": x}, threads)
+        got = session.run({"x": x})
+        for name, w in zip(("label", "probabilities"), want, strict=True):
+            g = got[name]
+            assert g.dtype == w.dtype and g.shape == w.shape, name
+            bits = np.dtype(f"u{w.dtype.itemsize}")
+            np.testing.assert_array_equal(g.view(bits), w.view(bits), err_msg=f"run {run}")
+    assert session._replayer is not None and session._replayer.native_only(
+        (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"

@@ -734,6 +734,10 @@ def TreeEnsembleClassifier(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.
         raise NodeError(f"{op}: {base.size} base_values for {n} classes")
     all_positive, binary = _classifier_facts(attrs, tree_type)
     s, h = tree_scores(forest, _rows(op, x, forest), "SUM")
+    if post == "NONE":
+        found = native_trees.classes(forest, s, h, labels, base, binary, all_positive)
+        if found is not None:
+            return found
     zero = tree_type(0)
     with np.errstate(all="ignore"):
         if n > 2:

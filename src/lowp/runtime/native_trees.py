@@ -72,6 +72,31 @@ def scores(forest: Forest, x: np.ndarray, aggregate: str, groups: list[range], t
     return s, h.view(bool)
 
 
+def classes(forest: Forest, s: np.ndarray, h: np.ndarray, labels: np.ndarray,
+            base: np.ndarray, binary: bool, all_positive: bool
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+    """TreeEnsembleClassifier's int64 labels (rows,) and float32 scores (rows, classes) from
+    the sums `s` and `has_score` `h` (rows, classes) for post_transform NONE, as
+    ml_trees.TreeEnsembleClassifier's numpy gives them; None without the kernel. Buffers of
+    native_float.buffer, the labels and base values the same arrays run after run (kept in
+    the forest's `compiled`), so that a replayed run repeats the call."""
+    ext = native_float.binding("tree_classes")
+    if ext is None or s.dtype != forest.weight_value.dtype:
+        return None
+    rows, n = s.shape
+    key = ("classes", labels.tobytes(), base.tobytes())
+    kept = forest.compiled.get(key)
+    if kept is None:
+        kept = forest.compiled[key] = (np.ascontiguousarray(labels, np.int64),
+                                       np.ascontiguousarray(base, s.dtype))
+    label = native_float.buffer((rows,), np.int64)
+    z = native_float.buffer((rows, n), np.float32)
+    call(ext.tree_classes, np.ascontiguousarray(s).reshape(-1),
+         np.ascontiguousarray(h).view(np.uint8).reshape(-1), rows, n, kept[0], kept[1],
+         bool(binary), bool(all_positive), label, z.reshape(-1))
+    return label, z
+
+
 def _bounds(forest: Forest, groups: list[range]) -> np.ndarray:
     """The first tree of each group and the end of the last, the same array for the same
     groups (kept in the forest's `compiled`)."""

@@ -44,7 +44,8 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
               "float_conv_transpose_direct", "cast_half", "float_floor",
-              "matmul_nbits", "qlstm", "float_attention", "tree_ensemble_scores")
+              "matmul_nbits", "qlstm", "float_attention", "tree_ensemble_scores",
+              "tree_classes")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",
@@ -54,7 +55,7 @@ _HALF = frozenset({"cast_half"})
 # bindings that take int8 arrays as int8 (no converted copy): the quantized LSTM's panels
 _INT8 = frozenset({"qlstm"})
 # bindings that take float64 arrays as they are: a float64 tree ensemble's rows and scores
-_F64 = frozenset({"tree_ensemble_scores"})
+_F64 = frozenset({"tree_ensemble_scores", "tree_classes"})
 
 Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None

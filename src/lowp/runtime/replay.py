@@ -101,7 +101,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
                           "InstanceNormalization", "Attention", "TreeEnsemble",
-                          "TreeEnsembleRegressor"})
+                          "TreeEnsembleRegressor", "TreeEnsembleClassifier"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that
