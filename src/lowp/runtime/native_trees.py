@@ -84,11 +84,13 @@ def classes(forest: Forest, s: np.ndarray, h: np.ndarray, labels: np.ndarray,
     if ext is None or s.dtype != forest.weight_value.dtype:
         return None
     rows, n = s.shape
-    key = ("classes", labels.tobytes(), base.tobytes())
-    kept = forest.compiled.get(key)
+    held: dict[tuple[bytes, bytes], tuple[np.ndarray, np.ndarray]] = \
+        forest.compiled.setdefault("classes", {})
+    key = (labels.tobytes(), base.tobytes())
+    kept = held.get(key)
     if kept is None:
-        kept = forest.compiled[key] = (np.ascontiguousarray(labels, np.int64),
-                                       np.ascontiguousarray(base, s.dtype))
+        kept = held[key] = (np.ascontiguousarray(labels, np.int64),
+                            np.ascontiguousarray(base, s.dtype))
     label = native_float.buffer((rows,), np.int64)
     z = native_float.buffer((rows, n), np.float32)
     call(ext.tree_classes, np.ascontiguousarray(s).reshape(-1),
