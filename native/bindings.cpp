@@ -2240,6 +2240,7 @@ void conv_integer_rows(Bytes x, OutBytes out, int n, int c, int h, int w, int kh
 
 // tree_ensemble_bindings.cpp
 void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program);
+void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program);   // ml_rows.cpp
 void bind_detection(nb::module_& m);       // detection_bindings.cpp
 
 NB_MODULE(_native, m) {
@@ -2310,6 +2311,7 @@ NB_MODULE(_native, m) {
       .def("set", &set_feed_slot, "x"_a);
   nb::class_<lowp::Program> program(m, "Program");
   bind_tree_ensemble(m, program);
+  bind_ml_rows(m, program);
   program.def(nb::init<>())
       .def(
           "quantize_slot",

@@ -226,3 +226,30 @@ def test_onnxruntime_sample_logistic_regression_runs_and_quantizes(threads: int)
         assert np.array([list(r.values()) for r in got["probabilities"]], np.float32
                         ).tobytes() == np.array([list(r.values()) for r in want[1]],
                                                 np.float32).tobytes()
+
+
+@pytest.mark.skipif(not native_available(), reason="needs the native extension")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("norm", ["MAX", "L1"])
+@pytest.mark.parametrize("post", ["NONE", "LOGISTIC"])
+def test_linear_classifier_and_normalizer_replay_as_a_native_program(threads: int, norm: str,
+                                                                     post: str) -> None:
+    """ort_logreg_iris' LinearClassifier -> Normalizer without its ZipMap: the labels
+    (`first_largest_labels`: the first largest raw score, a NaN first never left) and the
+    rows over their L1 sum or maximum (`normalize_rows`, a zero row as it is) are native
+    calls into buffers the signature owns, so from the third run on the run is native
+    Programs only; every run, on new rows with NaN, infinities, -0, ties and a zero row,
+    gives ONNX Runtime's bits."""
+    model = _classifier(np.float32, 2, 3, 2, post, seed=5)
+    node = helper.make_node("Normalizer", ["scores"], ["y"], domain="ai.onnx.ml", norm=norm)
+    model.graph.node.append(node)
+    model.graph.output[1].CopyFrom(
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3]))
+    session = Session(model, threads=threads)
+    for run in range(5):
+        x = _input(np.float32, (9, 2), run, specials=run % 2 == 1)
+        x[run] = 0.0
+        want = _ort(model, {"x": x}, threads)
+        _same(session.run({"x": x}), want, ["label", "y"])
+    assert session._replayer is not None and session._replayer.native_only(
+        (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"

@@ -18,6 +18,7 @@ from lowp.errors import NodeError
 from lowp.ir import NameAllocator
 from lowp.runtime import native_float
 from lowp.runtime.float_registry import MapSequence, array_attributes, register, unsupported
+from lowp.runtime.tape import call
 
 # the (domain, op type) pairs of this module, for the lowering's domain check
 # (the tree ensembles: lowp.runtime.ml_trees and ml_tree_ensemble)
@@ -110,8 +111,8 @@ def LinearClassifier(x: np.ndarray, *, coefficients: Any = (), intercepts: Any =
         scores = float_ops.Gemm(xf, weights, icp, transB=1)
     if classes == 1:
         return _binary(scores[:, 0], labels, post_transform, ml_trees)
-    return labels[_first_largest(scores)], _post_transform(scores, post_transform,
-                                                           float_ops, ml_trees)
+    return _labels(scores, labels), _post_transform(scores, post_transform, float_ops,
+                                                    ml_trees)
 
 
 # node_cache key: LinearClassifier's checked attributes (`_linear_model`)
@@ -161,6 +162,19 @@ def _rows_of(icp: np.ndarray, n: int, node_cache: dict[str, Any] | None) -> np.n
 
 # node_cache key: the intercepts broadcast to the last run's row count (`_rows_of`)
 _INTERCEPT_ROWS = "intercept_rows"
+
+
+def _labels(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """labels[_first_largest(scores)] of float32 (N, C) scores: natively into a
+    native_float buffer when the extension has the kernel (a replayed run repeats the call:
+    `labels` is the node's own array, the same on every run)."""
+    ext = native_float.binding("first_largest_labels")
+    if ext is None or scores.dtype != np.float32 or not scores.flags.c_contiguous:
+        return labels[_first_largest(scores)]
+    out = native_float.buffer((scores.shape[0],), np.int64)
+    call(ext.first_largest_labels, scores.reshape(-1), scores.shape[0], scores.shape[1],
+         labels, out)
+    return out
 
 
 def _first_largest(scores: np.ndarray) -> np.ndarray:
@@ -233,6 +247,12 @@ def Normalizer(x: np.ndarray, *, norm: str = "MAX", **_: Any) -> np.ndarray:
         raise NodeError(f"{op}: the input must have 1 or 2 dimensions, not {x.ndim}")
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     f = np.float32
+    ext = native_float.binding("normalize_rows")
+    if ext is not None and rows.dtype == f and norm != "L2" and rows.flags.c_contiguous:
+        y = native_float.buffer(rows.shape, f)
+        call(ext.normalize_rows, rows.reshape(-1), rows.shape[0], rows.shape[1],
+             0 if norm == "MAX" else 1, y.reshape(-1))
+        return y.reshape(x.shape)
     xf = rows if rows.dtype == f else rows.astype(f)
     total = np.zeros(rows.shape[0], f)
     with np.errstate(all="ignore"):

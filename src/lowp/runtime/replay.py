@@ -101,7 +101,8 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "ScatterND", "Softplus", "ConvInteger", "ConvBias",
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
                           "InstanceNormalization", "Attention", "TreeEnsemble",
-                          "TreeEnsembleRegressor", "TreeEnsembleClassifier"})
+                          "TreeEnsembleRegressor", "TreeEnsembleClassifier",
+                          "LinearClassifier", "Normalizer"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that

@@ -1,0 +1,100 @@
+// Row kernels of the small ai.onnx.ml operators, as lowp.runtime.ml_ops computes them (its
+// numpy is the reference): LinearClassifier's label of each row (its first largest score),
+// Normalizer's L1 and MAX of float32 rows; with their Python bindings (also Program
+// methods, so that a replayed run repeats them).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+#include "program.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace lowp {
+
+// label[r] = labels[the first c of scores' row r with the largest score], as ONNX Runtime's
+// `if (score > maxweight)` loop from column 0 picks it (a NaN never taken past the first
+// column, a NaN first never left): ml_ops._first_largest
+void first_largest_labels(const float* scores, int64_t rows, int64_t classes,
+                          const int64_t* labels, int64_t* label) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = scores + r * classes;
+    int64_t best = 0;
+    float top = s[0];
+    for (int64_t c = 1; c < classes; ++c)
+      if (s[c] > top) best = c, top = s[c];
+    label[r] = labels[best];
+  }
+}
+
+// ml_ops.Normalizer of float32 rows: MAX (norm 0) each value over the row's std::max from the
+// lowest float32, L1 (norm 1) over the float32 sum of |x| in order; a row whose divisor is 0
+// as it is
+void normalize_rows(const float* x, int64_t rows, int64_t width, int norm, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * width;
+    float* yr = y + r * width;
+    float total = 0.0f;
+    if (norm == 0) {
+      total = std::numeric_limits<float>::lowest();
+      for (int64_t j = 0; j < width; ++j) total = total < xr[j] ? xr[j] : total;
+    } else {
+      for (int64_t j = 0; j < width; ++j) total = total + std::fabs(xr[j]);
+    }
+    for (int64_t j = 0; j < width; ++j) yr[j] = total != 0.0f ? xr[j] / total : xr[j];
+  }
+}
+
+}  // namespace lowp
+
+namespace {
+
+using F32In = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+using F32Out = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
+using I64In = nb::ndarray<const int64_t, nb::c_contig, nb::device::cpu>;
+using I64Out = nb::ndarray<int64_t, nb::c_contig, nb::device::cpu>;
+
+lowp::Kernel make_labels(F32In scores, int64_t rows, int64_t classes, I64In labels,
+                         I64Out label) {
+  if (rows < 0 || classes < 1 || scores.size() != size_t(rows * classes) ||
+      labels.size() < size_t(classes) || label.size() != size_t(rows))
+    throw std::invalid_argument("first_largest_labels: arrays are not rows x classes");
+  return [=] { lowp::first_largest_labels(scores.data(), rows, classes, labels.data(),
+                                          label.data()); };
+}
+
+lowp::Kernel make_normalize(F32In x, int64_t rows, int64_t width, int norm, F32Out y) {
+  if (rows < 0 || width < 0 || x.size() != size_t(rows * width) || y.size() != x.size() ||
+      (norm != 0 && norm != 1))
+    throw std::invalid_argument("normalize_rows: arrays are not rows x width, or norm unknown");
+  return [=] { lowp::normalize_rows(x.data(), rows, width, norm, y.data()); };
+}
+
+}  // namespace
+
+void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program) {
+  m.def("first_largest_labels", [](F32In s, int64_t rows, int64_t classes, I64In labels,
+                                   I64Out label) {
+    const lowp::Kernel k = make_labels(s, rows, classes, labels, label);
+    nb::gil_scoped_release nogil;
+    k();
+  }, "scores"_a, "rows"_a, "classes"_a, "labels"_a, "label"_a);
+  m.def("normalize_rows", [](F32In x, int64_t rows, int64_t width, int norm, F32Out y) {
+    const lowp::Kernel k = make_normalize(x, rows, width, norm, y);
+    nb::gil_scoped_release nogil;
+    k();
+  }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
+  program.def("first_largest_labels", [](lowp::Program& p, F32In s, int64_t rows,
+                                         int64_t classes, I64In labels, I64Out label) {
+    p.append(make_labels(s, rows, classes, labels, label));
+  }, "scores"_a, "rows"_a, "classes"_a, "labels"_a, "label"_a);
+  program.def("normalize_rows", [](lowp::Program& p, F32In x, int64_t rows, int64_t width,
+                                   int norm, F32Out y) {
+    p.append(make_normalize(x, rows, width, norm, y));
+  }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
+}
