@@ -47,7 +47,7 @@ struct Weight {
 // A forest whose branches all have one mode (ONNX Runtime's same_mode_, what tree writers
 // produce) is also kept as compact nodes in depth-first order, each branch's false child the
 // next node (ONNX Runtime's layout): the threshold, the feature with two flags, and the true
-// child (a leaf: its index in `nodes`, where its weights are)
+// child; a leaf holds its one weight and target, or points at its node of `nodes`
 template <typename T>
 struct Compact {
   T threshold;
@@ -321,6 +321,11 @@ void walk_block_compact(const TreeForest<T>& f, const T* x, int64_t features, in
   }
 }
 
+template <typename T>
+using BlockWalk = void (*)(const TreeForest<T>&, const T*, int64_t, int64_t, const int64_t*,
+                           int64_t, int64_t, int64_t, int64_t, int64_t, TreeAggregate, T*,
+                           uint8_t*);
+
 // the k walks from compact nodes pos[j] on rows xr[j] to their leaves (pos[j] then the
 // leaf's compact node): a forest beyond the caches, whose walks wait on memory
 template <int Mode, typename T>
@@ -341,7 +346,7 @@ void walk_compact(const Compact<T>* c, int64_t k, uint32_t* pos, const T* const*
       const Compact<T>& n = c[p];
       const T v = xr[j][n.feature & kCompactFeature];
       const unsigned go = unsigned(goes_true<Mode>(v, n.threshold)) |
-                          (unsigned(n.feature >> 30) & 1u & unsigned(v != v));
+                          (unsigned((n.feature & kCompactMissing) != 0) & unsigned(v != v));
       const uint32_t next = go ? n.child : p + 1;
       pos[j] = next;
       live[m] = j;
@@ -479,6 +484,10 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   const int64_t tasks = chunks * blocks;
   const bool resident = !f.compact.empty() &&
                         f.compact.size() * sizeof(Compact<T>) <= kResidentBytes;
+  constexpr BlockWalk<T> kWalks[6] = {&walk_block_compact<0, T>, &walk_block_compact<1, T>,
+                                      &walk_block_compact<2, T>, &walk_block_compact<3, T>,
+                                      &walk_block_compact<4, T>, &walk_block_compact<5, T>};
+  const BlockWalk<T> compact_walk = kWalks[resident ? f.mode_of_compact : 0];
   std::atomic<int64_t> next{0};
   const auto work = [&](int) {
     for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
@@ -490,14 +499,7 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
         walk_block(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
         continue;
       }
-      switch (f.mode_of_compact) {
-        case 0: walk_block_compact<0>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-        case 1: walk_block_compact<1>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-        case 2: walk_block_compact<2>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-        case 3: walk_block_compact<3>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-        case 4: walk_block_compact<4>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-        default: walk_block_compact<5>(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h); break;
-      }
+      compact_walk(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
     }
   };
   if (threads == 1 || tasks == 1)
