@@ -237,9 +237,9 @@ def test_a_shared_subtree_is_walked_as_the_reference() -> None:
     _assert_native_equals_reference(forest, x, "SUM", 1)
 
 
-def _classifier_model(classes: int, base: int, one_column: bool,
-                      negative: bool) -> onnx.ModelProto:
-    """A TreeEnsembleClassifier (post_transform NONE) of `classes` classes."""
+def _classifier_model(classes: int, base: int, one_column: bool, negative: bool,
+                      post: str = "NONE") -> onnx.ModelProto:
+    """A TreeEnsembleClassifier (post_transform `post`) of `classes` classes."""
     rng = np.random.default_rng(classes * 100 + base * 10 + one_column * 2 + negative)
     attrs = random_forest(rng, trees=6, depth=5, features=3, targets=classes,
                           prefix="class", modes=["BRANCH_LEQ"], weights_per_leaf=2,
@@ -251,6 +251,7 @@ def _classifier_model(classes: int, base: int, one_column: bool,
         weights = np.abs(weights) / (np.abs(weights).max() * 2 + 1)
     attrs["class_weights"] = [float(v) for v in weights]
     attrs["classlabels_int64s"] = [3 * c - 4 for c in range(classes)]
+    attrs["post_transform"] = post
     if base:
         size = classes if base == 2 else 1
         attrs["base_values"] = [0.125 * (c + 1) for c in range(size)]
@@ -281,3 +282,23 @@ def test_a_classifier_replays_as_a_native_program(classes: int, base: int, one_c
             np.testing.assert_array_equal(g.view(bits), w.view(bits), err_msg=f"run {run}")
     assert session._replayer is not None and session._replayer.native_only(
         (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"
+
+
+@pytest.mark.parametrize("post", ["LOGISTIC", "SOFTMAX", "PROBIT"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_classifier_with_a_post_transform_keeps_its_numpy_tail(post: str,
+                                                                 classes: int) -> None:
+    """The other post transforms still run the numpy tail after the native sums, on every
+    run of a recorded signature (its outputs are not the kernels' buffers), with ONNX
+    Runtime's bits."""
+    model = _classifier_model(classes, 2, False, True, post)
+    session = Session(model, threads=1)
+    rng = np.random.default_rng(8)
+    for run in range(4):
+        x = _inputs(rng, 16, 3, np.float32, special=True)
+        want = onnxruntime_run(model, {"x": x}, 1)
+        got = session.run({"x": x})
+        for name, w in zip(("label", "probabilities"), want, strict=True):
+            bits = np.dtype(f"u{w.dtype.itemsize}")
+            np.testing.assert_array_equal(got[name].view(bits), w.view(bits),
+                                          err_msg=f"run {run}")
