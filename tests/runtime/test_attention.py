@@ -199,6 +199,84 @@ def test_native_node_equals_the_loop(
     _assert_native_is_the_loop(feeds, outputs, opset, attrs)
 
 
+@st.composite
+def causal_cases(draw: st.DrawFn) -> tuple[dict[str, np.ndarray | None], list[str],
+                                           dict[str, Any]]:
+    """Causal float32 nodes of more than one block of query rows (the native call skips the
+    keys a block's rows do not see, float_attention.cpp `causal_scores`): sequences of
+    33-100 against 33-130 keys with a past or not, masks, nonpad_kv_seqlen, the Q·Kᵀ output,
+    values from ordinary to large enough that scale * q·k passes 2^100 (then every key is
+    computed), and NaNs, infinities and -0."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batch, kv_heads = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    q_heads = kv_heads * draw(st.integers(1, 2))
+    seq = draw(st.integers(33, 100))
+    kv_seq = draw(st.sampled_from([seq, draw(st.integers(33, 130))]))
+    past = draw(st.sampled_from([0, 0, draw(st.integers(1, 40))]))
+    head, v_head = draw(st.sampled_from([4, 16, 64])), draw(st.sampled_from([3, 16]))
+    total = past + kv_seq
+    size = draw(st.sampled_from([1.0, 1.0, 1e12, 1e14, 1e16]))
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * size).astype(np.float32)
+
+    feeds: dict[str, np.ndarray | None] = {
+        "q": normal(batch, q_heads, seq, head), "k": normal(batch, kv_heads, kv_seq, head),
+        "v": normal(batch, kv_heads, kv_seq, v_head), "attn_mask": None}
+    mask_kind = draw(st.sampled_from(["none", "bool", "float"]))
+    if mask_kind == "bool":
+        feeds["attn_mask"] = rng.random((batch, 1, seq, total)) < 0.8
+    elif mask_kind == "float":
+        mask = rng.standard_normal((seq, total)).astype(np.float32)
+        mask[rng.random(mask.shape) < 0.1] = draw(st.sampled_from([-np.inf, _LOWEST]))
+        feeds["attn_mask"] = mask
+    if draw(st.booleans()):                      # NaNs of any payload, infinities, -0
+        name = draw(st.sampled_from(["q", "k", "v"]))
+        x = feeds[name]
+        assert x is not None
+        where = tuple(int(rng.integers(n)) for n in x.shape)
+        x[where] = draw(st.sampled_from([np.nan, np.inf, -np.inf, -0.0,
+                                         np.uint32(0xFFC01234).view(np.float32)]))
+    outputs = ["y", "", ""]
+    if past:
+        feeds["past_key"] = normal(batch, kv_heads, past, head)
+        feeds["past_value"] = normal(batch, kv_heads, past, v_head)
+        outputs = ["y", "present_key", "present_value"]
+    attrs: dict[str, Any] = {"is_causal": 1}
+    if draw(st.booleans()):
+        outputs.append("qk")
+        attrs["qk_matmul_output_mode"] = draw(st.sampled_from([2, 3]))
+    if draw(st.booleans()):
+        attrs["scale"] = draw(st.sampled_from([1.0, 0.125, 2.5]))
+    if not past and draw(st.booleans()):
+        feeds["nonpad_kv_seqlen"] = rng.integers(0, total + 1, batch).astype(np.int64)
+    while outputs[-1] == "":
+        outputs.pop()
+    return feeds, outputs, attrs
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=causal_cases())
+def test_causal_blocks_equal_the_loop(
+        case: tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]]) -> None:
+    feeds, outputs, attrs = case
+    opset = 24 if feeds.get("nonpad_kv_seqlen") is not None else 23
+    _assert_native_is_the_loop(feeds, outputs, opset, attrs)
+
+
+@pytest.mark.parametrize("size", [1e14, 4e15, 3e16])
+def test_causal_blocks_near_the_bound(size: float) -> None:
+    """Scores around 2^100-2^110, where the lowest float plus the product stops being the
+    lowest float: the keys the causal pattern hides show in the Q·Kᵀ output after the mask
+    (mode 2), equal to the loop's whether the native call skips them or not."""
+    rng = np.random.default_rng(3)
+    feeds: dict[str, np.ndarray | None] = {
+        n: (rng.standard_normal((1, 2, 70, 64)) * size).astype(np.float32)
+        for n in ("q", "k", "v")}
+    _assert_native_is_the_loop(feeds, ["y", "", "", "qk"], 23,
+                               {"is_causal": 1, "qk_matmul_output_mode": 2})
+
+
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
          ) -> dict[str, np.ndarray | None]:
     rng = np.random.default_rng(0)
