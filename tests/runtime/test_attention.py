@@ -277,6 +277,21 @@ def test_causal_blocks_near_the_bound(size: float) -> None:
                                {"is_causal": 1, "qk_matmul_output_mode": 2})
 
 
+def test_causal_blocks_keep_the_sign_of_zero_sums() -> None:
+    """Equal scores and values of -2^-149 on the keys a block of rows sees: each product
+    rounds to -0 and so does the sum; the full product's later keys (values +1, probability
+    +0) make it +0, and the native call, which leaves those keys out, computes such a block
+    again over every key. Infinities and a NaN on the later keys: every key."""
+    tiny = np.float32(-2.0**-149)
+    q = np.zeros((1, 1, 64, 8), np.float32)
+    k = np.random.default_rng(0).standard_normal((1, 1, 64, 8)).astype(np.float32)
+    for later in (1.0, np.inf, np.nan):
+        v = np.full((1, 1, 64, 4), later, np.float32)
+        v[:, :, :32] = tiny
+        feeds: dict[str, np.ndarray | None] = {"q": q, "k": k, "v": v}
+        _assert_native_is_the_loop(feeds, ["y"], 23, {"is_causal": 1})
+
+
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
          ) -> dict[str, np.ndarray | None]:
     rng = np.random.default_rng(0)
