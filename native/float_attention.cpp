@@ -3,6 +3,10 @@
 // thread) and softmax (the active path's softmax_rows). Plain float operations only (the
 // build's -ffp-contract=off; the NaN order written out where two NaNs may meet), so one
 // portable translation unit serves every path.
+// A causal node multiplies, in blocks of 32 query rows, only the keys some row of the block
+// sees where that provably gives the full products' bits (causal_scores, causal_values; the
+// scan of the operands that decides it uses AVX-512 where the CPU has it: no value comes
+// from it).
 #include "float_attention.h"
 
 #include <immintrin.h>
