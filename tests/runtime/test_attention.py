@@ -292,6 +292,54 @@ def test_causal_blocks_keep_the_sign_of_zero_sums() -> None:
         _assert_native_is_the_loop(feeds, ["y"], 23, {"is_causal": 1})
 
 
+@pytest.mark.parametrize("past", [False, True])
+def test_feeds_read_in_place_by_the_node(past: bool) -> None:
+    """Q, K and V feeds that only the node reads are not copied on replayed runs: its call
+    reads the caller's arrays through slots of its Program (past keys and values are still
+    copied). New arrays, arrays changed in place, one array fed as both K and V, and
+    arrays it cannot read as they are (Fortran order, strided views: copied) all give the
+    plain run's results."""
+    shapes = {"q": (1, 4, 40, 16), "k": (1, 2, 40, 16), "v": (1, 2, 40, 16)}
+    if past:
+        shapes |= {"past_key": (1, 2, 5, 16), "past_value": (1, 2, 5, 16)}
+
+    def feeds(seed: int) -> dict[str, np.ndarray]:
+        r = np.random.default_rng(seed)
+        return {n: r.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+
+    given = feeds(0)
+    outputs = ["y", "present_key", "present_value"] if past else ["y"]
+    model = attention_model({"q": given["q"], "k": given["k"], "v": given["v"],
+                             "attn_mask": None, **{n: given[n] for n in shapes if "past" in n}},
+                            outputs, is_causal=1)
+    fast = lowp.Session(model, backend="native")
+    plain = lowp.Session(model, backend="native", replay=False)
+
+    def same(f: dict[str, np.ndarray]) -> None:
+        got, want = fast.run(dict(f)), plain.run({n: v.copy() for n, v in f.items()})
+        for n in outputs:
+            np.testing.assert_array_equal(got[n].view(np.uint32), want[n].view(np.uint32))
+
+    for seed in range(3):
+        same(feeds(seed))
+    assert fast._replayer is not None
+    signature = tuple((n, s, "<f4") for n, s in shapes.items())
+    assert fast._replayer._in_place[signature] == frozenset({"q", "k", "v"})
+    kept = feeds(5)
+    for seed in range(3):
+        for n, v in feeds(30 + seed).items():
+            kept[n][...] = v
+        same(kept)
+        same(feeds(40 + seed))
+        fortran = {n: np.asfortranarray(v) for n, v in feeds(50 + seed).items()}
+        same(fortran)
+        wide = {n: np.repeat(v, 2, axis=-1)[..., ::2] for n, v in feeds(60 + seed).items()}
+        same(wide)
+    shared = feeds(70)
+    shared["v"] = shared["k"]                    # one array as two feeds
+    same(shared)
+
+
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
          ) -> dict[str, np.ndarray | None]:
     rng = np.random.default_rng(0)
