@@ -1107,10 +1107,13 @@ lowp::Kernel make_float_attention(
     OutFloats y, std::optional<OutFloats> present_k, std::optional<OutFloats> present_v,
     std::optional<OutFloats> qk, Vec<int64_t> dims, bool three_d, float scale, float softcap,
     float low, int mode, bool causal, bool fold, bool half, bool k_unit_ld, bool v_unit_ld,
-    int threads, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status) {
+    int threads, nb::ndarray<int64_t, nb::c_contig, nb::device::cpu> status,
+    const FeedSlot* q_slot, const FeedSlot* k_slot, const FeedSlot* v_slot) {
   // One ONNX Attention node (float_attention.h); dims: batch, heads, kv_heads, seq, kv_seq,
   // past, head, v_head, mask_batch, mask_heads. A nonpad_kv_seqlen value outside [0, total]
   // (read when the kernel runs) sets status[0] = 1 and writes nothing; else status[0] = 0.
+  // q_slot, k_slot, v_slot (or null): Q, K, V read through a feed slot set to an array of
+  // q's, k's, v's size (lowp.runtime.replay: feeds read where the caller keeps them).
   const auto fail = [] {
     throw std::invalid_argument("float_attention: the arrays do not fit the dims");
   };
@@ -1146,12 +1149,21 @@ lowp::Kernel make_float_attention(
     fail();
   if (half && !lowp::has_f16c())
     throw std::invalid_argument("float_attention: float16 rounding needs F16C");
+  const auto slot_fits = [](const FeedSlot* slot, size_t size) {
+    return slot == nullptr || (slot->data != nullptr && slot->size == size);
+  };
+  if (!slot_fits(q_slot, q.size()) || !slot_fits(k_slot, k.size()) ||
+      !slot_fits(v_slot, v.size()))
+    throw std::invalid_argument("float_attention: a slot is not set to an array of its size");
   a.three_d = three_d, a.scale = scale, a.softcap = softcap, a.low = low, a.mode = mode;
   a.causal = causal, a.fold = fold, a.half = half, a.k_unit_ld = k_unit_ld;
   a.v_unit_ld = v_unit_ld;
   return [a, q, k, v, past_k, past_v, mask, bool_mask, valid, y, present_k, present_v, qk,
-          threads, status]() mutable {
-    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.y = y.data();
+          threads, status, q_slot, k_slot, v_slot]() mutable {
+    a.q = q_slot != nullptr ? q_slot->data : q.data();
+    a.k = k_slot != nullptr ? k_slot->data : k.data();
+    a.v = v_slot != nullptr ? v_slot->data : v.data();
+    a.y = y.data();
     a.past_k = past_k ? past_k->data() : nullptr, a.past_v = past_v ? past_v->data() : nullptr;
     a.mask = mask ? mask->data() : nullptr;
     a.bool_mask = bool_mask ? bool_mask->data() : nullptr;
@@ -2509,7 +2521,9 @@ NB_MODULE(_native, m) {
              "past_k"_a.none(), "past_v"_a.none(), "mask"_a.none(), "bool_mask"_a.none(),
              "valid"_a.none(), "y"_a, "present_k"_a.none(), "present_v"_a.none(), "qk"_a.none(),
              "dims"_a, "three_d"_a, "scale"_a, "softcap"_a, "low"_a, "mode"_a, "causal"_a,
-             "fold"_a, "half"_a, "k_unit_ld"_a, "v_unit_ld"_a, "threads"_a, "status"_a);
+             "fold"_a, "half"_a, "k_unit_ld"_a, "v_unit_ld"_a, "threads"_a, "status"_a,
+             "q_slot"_a.none() = nb::none(), "k_slot"_a.none() = nb::none(),
+             "v_slot"_a.none() = nb::none());
   def_kernel(m, program, "float_simplified_layer_norm", &make_float_simplified_layer_norm,
              "x"_a, "scale"_a, "y"_a, "inv"_a, "n"_a, "epsilon"_a, "threads"_a = 1);
   def_kernel(m, program, "float_reduce_sum", &make_float_reduce_sum, "x"_a, "y"_a, "outer"_a,

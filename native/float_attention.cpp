@@ -3,14 +3,20 @@
 // thread) and softmax (the active path's softmax_rows). Plain float operations only (the
 // build's -ffp-contract=off; the NaN order written out where two NaNs may meet), so one
 // portable translation unit serves every path.
+// A causal node multiplies, in blocks of 32 query rows, only the keys some row of the block
+// sees where that provably gives the full products' bits (causal_scores, causal_values; the
+// scan of the operands that decides it uses AVX-512 where the CPU has it: no value comes
+// from it).
 #include "float_attention.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "float_kernels.h"
@@ -34,10 +40,26 @@ __attribute__((target("avx,f16c"))) void round_half(float* x, int64_t n) {
     x[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT)));
 }
 
-// The buffers of one worker: the scores and the probabilities.
-struct Scratch {
-  std::vector<float> s, p;
+// n floats left uninitialised (each user writes every value it reads; a vector's resize
+// cleared them on every call, a few percent of the node at sequence 256)
+struct FloatBuffer {
+  std::unique_ptr<float[]> p;
+  size_t n = 0;
+  // room for `size` floats; what was there is kept only when it fits
+  void reserve(size_t size) {
+    if (size > n) p.reset(new float[size]), n = size;
+  }
+  void release() { p.reset(), n = 0; }
+  float* data() { return p.get(); }
+  const float* data() const { return p.get(); }
 };
+
+// The buffers of one worker: the scores and the probabilities, kept by each thread between
+// calls up to kKeptScratch floats.
+struct Scratch {
+  FloatBuffer s, p;
+};
+constexpr size_t kKeptScratch = size_t(1) << 22;
 
 // present = past then the input's rows, per (batch, kv head); `width` floats a row
 void concat_present(const AttentionArgs& a, const float* past, const float* x, int64_t width,
@@ -95,7 +117,7 @@ void head_mask(const AttentionArgs& a, int64_t b, int64_t h, bool masked, float*
 struct Masks {
   bool masked = false, any_hidden = false;
   int64_t batches = 1, heads = 1;
-  std::vector<float> m;
+  FloatBuffer m;
   std::vector<uint8_t> hidden;
 
   Masks(const AttentionArgs& a, int threads) {
@@ -105,7 +127,7 @@ struct Masks {
     batches = a.mask_batch != 1 || a.valid != nullptr ? a.batch : 1;
     heads = a.mask != nullptr || a.bool_mask != nullptr ? a.mask_heads : 1;
     const int64_t n = a.seq * (a.past + a.kv_seq), slices = batches * heads;
-    if (masked) m.resize(size_t(slices * n));
+    if (masked) m.reserve(size_t(slices * n));
     hidden.resize(size_t(slices * a.seq));
     const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, slices)));
     ThreadPool::instance().run(workers, [&](int t) {
@@ -163,14 +185,14 @@ SgemmArgs values_product(const AttentionArgs& a, int64_t b, int64_t h) {
 // constant B's panels packed beforehand)
 struct SharedPanels {
   SgemmPanels kp, vp;
-  std::vector<float> k, v;
+  FloatBuffer k, v;
 
   SharedPanels(const AttentionArgs& a, int threads) {
     if (a.heads == a.kv_heads) return;
     const int64_t pairs = a.batch * a.kv_heads, group = a.heads / a.kv_heads;
     kp = sgemm_panels(scores_product(a, 0, 0));
     vp = sgemm_panels(values_product(a, 0, 0));
-    k.resize(size_t(pairs * kp.floats)), v.resize(size_t(pairs * vp.floats));
+    k.reserve(size_t(pairs * kp.floats)), v.reserve(size_t(pairs * vp.floats));
     const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, pairs)));
     ThreadPool::instance().run(workers, [&](int t) {
       for (int64_t i = t; i < pairs; i += workers) {
@@ -181,17 +203,212 @@ struct SharedPanels {
     });
   }
   // g reads the panels of batch entry b's key/value head hk
-  static void use(SgemmArgs& g, const SgemmPanels& p, const std::vector<float>& all,
-                  int64_t i) {
-    if (p.floats <= 0 || all.empty()) return;
+  static void use(SgemmArgs& g, const SgemmPanels& p, const FloatBuffer& all, int64_t i) {
+    if (p.floats <= 0 || all.data() == nullptr) return;
     g.panels = all.data() + i * p.floats;
     g.panels_stride_k = p.stride_k, g.panels_width = p.width;
   }
 };
 
-// One (batch entry, query head): lowp.runtime.float_attention's loop body.
+// The largest |x[i]| of x[0 .. n) into `largest`; false when some value is not finite.
+__attribute__((target("avx512f"))) bool largest_magnitude_avx512(const float* x, int64_t n,
+                                                                 float& largest) {
+  const __m512 top = _mm512_set1_ps(FLT_MAX);
+  __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+  __mmask16 bad = 0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v0 = _mm512_abs_ps(_mm512_loadu_ps(x + i));
+    const __m512 v1 = _mm512_abs_ps(_mm512_loadu_ps(x + i + 16));
+    bad |= _mm512_cmp_ps_mask(v0, top, _CMP_NLE_UQ) | _mm512_cmp_ps_mask(v1, top, _CMP_NLE_UQ);
+    m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
+  }
+  if (i < n) {  // the rest in two masked loads (0 in the lanes past the end)
+    for (int q = 0; q < 2 && i < n; ++q, i += 16) {
+      const __mmask16 k = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+      const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + i));
+      bad |= _mm512_cmp_ps_mask(v, top, _CMP_NLE_UQ);
+      m0 = _mm512_max_ps(m0, v);
+    }
+  }
+  largest = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  return bad == 0;
+}
+
+bool largest_magnitude(const float* x, int64_t n, float& largest) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return largest_magnitude_avx512(x, n, largest);
+  int64_t i = 0;
+  bool finite = true;
+  float m = 0.0f;
+#if defined(__SSE2__)
+  const __m128 sign = _mm_set1_ps(-0.0f), top = _mm_set1_ps(FLT_MAX);
+  __m128 mv = _mm_setzero_ps(), bad = _mm_setzero_ps();
+  for (; i + 4 <= n; i += 4) {
+    const __m128 v = _mm_andnot_ps(sign, _mm_loadu_ps(x + i));
+    bad = _mm_or_ps(bad, _mm_cmpnle_ps(v, top));  // infinite or NaN
+    mv = _mm_max_ps(mv, v);
+  }
+  finite = _mm_movemask_ps(bad) == 0;
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, mv);
+  for (const float l : lanes) m = std::max(m, l);
+#endif
+  for (; i < n; ++i) {
+    const float v = std::fabs(x[i]);
+    finite = finite && v <= FLT_MAX;
+    m = std::max(m, v);
+  }
+  largest = m;
+  return finite;
+}
+
+// Whether every |scale * q·k| of the node stays below 2^100 (every value of Q and of the
+// keys finite): the causal mask's lowest float plus such a product (MLAS's C + alpha * acc,
+// one rounding or two) is the lowest float again, whose ulp is 2^104. Then a key the causal
+// pattern hides needs no product.
+bool scores_bounded(const AttentionArgs& a) {
+  const int64_t total = a.past + a.kv_seq;
+  float mq = 0.0f, mk = 0.0f;
+  const bool finite =
+      largest_magnitude(a.q, a.batch * a.heads * a.seq * a.head, mq) &&
+      (a.present_k != nullptr
+           ? largest_magnitude(a.present_k, a.batch * a.kv_heads * total * a.head, mk)
+           : largest_magnitude(a.k, a.batch * a.kv_heads * a.kv_seq * a.head, mk));
+  return finite && double(a.scale) * double(a.head) * double(mq) * double(mk) < 0x1p100;
+}
+
+// Query rows per block of a causal node's scores (`causal_scores`).
+constexpr int64_t kCausalRows = 32;
+
+// S = scale * Q·Kᵀ + the mask (folded as C) of a causal node whose products are bounded
+// (`scores_bounded`), in blocks of kCausalRows query rows: each block's product over the keys
+// some row of it sees (`offset`: row r sees keys up to r + offset), rounded up to 32
+// columns; the keys after those take the lowest float, the value the full product gives
+// there. Every computed value is the full product's (each one its own chain over the head,
+// the same K blocks: a block whose K blocks would differ takes every key), and no block has
+// one row (the M = 1 kernel).
+void causal_scores(const AttentionArgs& a, const SgemmArgs& g, int64_t offset) {
+  const int64_t total = g.n, stride = sgemm_panels(g).stride_k;
+  // the shared panels of the first keys are a prefix of all keys' panels
+  const bool prefix = g.k <= stride && total <= kSgemmPanelColumns;
+  for (int64_t r0 = 0, r1 = 0; r0 < a.seq; r0 = r1) {
+    r1 = std::min(a.seq, r0 + kCausalRows);
+    if (a.seq - r1 == 1) r1 = a.seq;
+    SgemmArgs gb = g;
+    gb.a = g.a + r0 * g.sa_m, gb.m = r1 - r0;
+    gb.c = g.c + r0 * g.ldc, gb.init = g.init + r0 * g.si_m;
+    gb.n = std::clamp<int64_t>((r1 + offset + 31) / 32 * 32, 0, total);
+    if (gb.n > 0 && gb.n < total) {
+      const int64_t sb = sgemm_panels(gb).stride_k;
+      if (sb <= 0 || (sb != stride && g.k > std::min(sb, stride)))
+        gb.n = total;
+      else if (!prefix)
+        gb.panels = nullptr;
+    }
+    if (gb.n > 0) run_mlas_sgemm(gb, 1);
+    if (gb.n < total)
+      for (int64_t r = r0; r < r1; ++r) std::fill(g.c + r * g.ldc + gb.n, g.c + (r + 1) * g.ldc, a.low);
+  }
+}
+
+uint32_t bits_of(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  return bits;
+}
+
+// Whether the bits of x[0 .. n) are all 0 (+0.0f).
+bool all_plus_zero(const float* x, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  __m128i any = _mm_setzero_si128();
+  for (; i + 4 <= n; i += 4)
+    any = _mm_or_si128(any, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+  if (_mm_movemask_epi8(_mm_cmpeq_epi32(any, _mm_setzero_si128())) != 0xFFFF) return false;
+#endif
+  for (; i < n; ++i)
+    if (bits_of(x[i]) != 0) return false;
+  return true;
+}
+
+// Whether some x[i] of x[0 .. n) is -0.0f.
+bool has_minus_zero(const float* x, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128i minus = _mm_set1_epi32(int32_t(0x80000000u));
+  __m128i any = _mm_setzero_si128();
+  for (; i + 4 <= n; i += 4)
+    any = _mm_or_si128(any, _mm_cmpeq_epi32(
+                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)), minus));
+  if (_mm_movemask_epi8(any) != 0) return true;
+#endif
+  for (; i < n; ++i)
+    if (bits_of(x[i]) == 0x80000000u) return true;
+  return false;
+}
+
+// Whether every value of V (the present values with a past) is finite: then a probability
+// of +0 times it adds ±0 to a sum, which changes nothing but the sign of a -0 sum.
+bool values_finite(const AttentionArgs& a) {
+  float m = 0.0f;
+  return a.present_v != nullptr
+             ? largest_magnitude(a.present_v,
+                                 a.batch * a.kv_heads * (a.past + a.kv_seq) * a.v_head, m)
+             : largest_magnitude(a.v, a.batch * a.kv_heads * a.kv_seq * a.v_head, m);
+}
+
+// Y = P·V of a causal node whose V is finite (`values_finite`), in the row blocks of
+// causal_scores: a block whose probabilities are +0 from the block's last seen key on is
+// multiplied over the keys before it only. The keys left out add fma(+0, v, sum) = sum + ±0
+// to each chain (in the same K blocks, else the block takes every key), which changes a
+// sum only where it is -0: a block with a -0 result is computed again over every key.
+// With V's panels shared (`o.panels`, one K block), each strip of 2W columns is its own
+// product over the first rows of its panel.
+void causal_values(const AttentionArgs& a, const SgemmArgs& o, int64_t offset) {
+  const int64_t total = o.k, full_stride = sgemm_panels(o).stride_k;
+  const int64_t strip = 2 * o.panels_width;
+  const bool strips = o.panels != nullptr && total <= o.panels_stride_k &&
+                      o.n <= kSgemmPanelColumns && strip > 0 && o.n % strip == 0;
+  for (int64_t r0 = 0, r1 = 0; r0 < a.seq; r0 = r1) {
+    r1 = std::min(a.seq, r0 + kCausalRows);
+    if (a.seq - r1 == 1) r1 = a.seq;
+    SgemmArgs ob = o;
+    ob.a = o.a + r0 * o.sa_m, ob.m = r1 - r0, ob.c = o.c + r0 * o.ldc;
+    const int64_t keys = std::clamp<int64_t>((r1 + offset + 31) / 32 * 32, 0, total);
+    bool cut = keys > 0 && keys < total && full_stride > 0;
+    if (cut) {
+      ob.k = keys;
+      const int64_t st = sgemm_panels(ob).stride_k;
+      cut = st > 0 && (st == full_stride || keys <= std::min(st, full_stride));
+    }
+    for (int64_t r = r0; cut && r < r1; ++r) cut = all_plus_zero(o.a + r * o.sa_m + keys, total - keys);
+    if (cut) {
+      if (strips) {
+        for (int64_t j0 = 0; j0 < o.n; j0 += strip) {
+          SgemmArgs os = ob;
+          os.n = strip, os.b = o.b + j0 * o.sb_n, os.c = ob.c + j0;
+          os.panels = o.panels + j0 * total;
+          os.panels_stride_k = sgemm_panels(os).stride_k;
+          run_mlas_sgemm(os, 1);
+        }
+      } else {
+        ob.panels = nullptr;
+        run_mlas_sgemm(ob, 1);
+      }
+      for (int64_t r = r0; cut && r < r1; ++r) cut = !has_minus_zero(ob.c + (r - r0) * o.ldc, o.n);
+      if (cut) continue;
+    }
+    ob.k = total, ob.panels = o.panels;
+    run_mlas_sgemm(ob, 1);
+  }
+}
+
+// One (batch entry, query head): lowp.runtime.float_attention's loop body. `causal`: the
+// scores by causal_scores; `values`: Y by causal_values.
 void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks,
-            const SharedPanels& panels, int64_t b, int64_t h, Scratch& w) {
+            const SharedPanels& panels, bool causal, bool values, int64_t b, int64_t h,
+            Scratch& w) {
   const int64_t total = a.past + a.kv_seq, n = a.seq * total;
   const int64_t pair = b * a.kv_heads + h * a.kv_heads / a.heads;
   const int64_t end = a.valid != nullptr ? a.valid[b] : total;
@@ -205,7 +422,11 @@ void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks,
   SharedPanels::use(g, panels.kp, panels.k, pair);
   g.c = s, g.ldc = total;
   if (has_mask && a.fold) g.init = m, g.si_m = total, g.si_n = 1;
-  run_mlas_sgemm(g, 1);
+  const int64_t offset = a.valid != nullptr ? end - a.seq : a.past;
+  if (causal)
+    causal_scores(a, g, offset);
+  else
+    run_mlas_sgemm(g, 1);
   if (a.half) round_half(s, n);
   float* qk = a.qk != nullptr ? a.qk + (b * a.heads + h) * n : nullptr;
   if (a.mode == 0) std::memcpy(qk, s, size_t(n) * sizeof(float));
@@ -235,7 +456,10 @@ void attend(const AttentionArgs& a, const FloatKernels& fk, const Masks& masks,
   const int64_t y_s = a.three_d ? a.heads * a.v_head : a.v_head;
   o.c = a.y + b * a.seq * a.heads * a.v_head + h * (a.three_d ? a.v_head : a.seq * a.v_head);
   o.ldc = y_s;
-  run_mlas_sgemm(o, 1);
+  if (values)
+    causal_values(a, o, offset);
+  else
+    run_mlas_sgemm(o, 1);
   if (a.half)
     for (int64_t r = 0; r < a.seq; ++r) round_half(o.c + r * y_s, a.v_head);
 }
@@ -256,13 +480,19 @@ bool run_float_attention(const AttentionArgs& a, int threads) {
   threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, tasks)));
   const Masks masks(a, threads);
   const SharedPanels panels(a, threads);
+  // (the causal pattern with its mask folded into the product, float32, blocks to skip)
+  const bool causal = a.causal && a.fold && masks.masked && !a.half && a.seq > kCausalRows &&
+                      total > kCausalRows && scores_bounded(a);
+  const bool values = a.causal && masks.masked && !a.half && a.seq > kCausalRows &&
+                      total > kCausalRows && values_finite(a);
   std::atomic<int64_t> next{0};
   const size_t n = size_t(a.seq * total);
   ThreadPool::instance().run(threads, [&](int) {
-    Scratch w;
-    w.s.resize(n), w.p.resize(n);
+    thread_local Scratch w;
+    w.s.reserve(n), w.p.reserve(n);
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
-      attend(a, fk, masks, panels, t / a.heads, t % a.heads, w);
+      attend(a, fk, masks, panels, causal, values, t / a.heads, t % a.heads, w);
+    if (n > kKeptScratch) w.s.release(), w.p.release();
   });
   return true;
 }

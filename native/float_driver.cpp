@@ -510,7 +510,7 @@ struct KeptPanels {
   int64_t floats() const { return int64_t(source.size() + panels.size()) - start; }
 };
 
-constexpr int64_t kPanelColumns = 512;
+constexpr int64_t kPanelColumns = kSgemmPanelColumns;
 
 // Floats from p to the next 64-byte boundary: the panels start there, so that the kernel's
 // full-vector loads of their rows (multiples of 64 bytes) never straddle two cache lines
@@ -705,7 +705,9 @@ void run_mlas_sgemm(const SgemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
   const bool acc = g.init != nullptr;
   for (int64_t i = 0; i < g.m; ++i)
-    if (acc) {  // C broadcast into the output first (beta = 1)
+    if (acc && g.si_n == 1) {  // C's rows copied into the output first (beta = 1)
+      std::memmove(g.c + i * g.ldc, g.init + i * g.si_m, size_t(g.n) * sizeof(float));
+    } else if (acc) {  // C broadcast into the output first
       for (int64_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = g.init[i * g.si_m + j * g.si_n];
     } else if (g.k <= 0) {
       std::fill_n(g.c + i * g.ldc, g.n, 0.0f);

@@ -192,6 +192,11 @@ struct SgemmArgs {
 };
 void run_mlas_sgemm(const SgemmArgs& g, int threads);
 
+// The columns of one panel of B: panels of a K block follow each other every
+// kSgemmPanelColumns columns (strips of 2W columns, k-major inside, zero-padded), so with one
+// K block and at most this many columns the panels of B's first columns are a prefix of B's.
+constexpr int64_t kSgemmPanelColumns = 512;
+
 // The K block the product of `g`'s shape and flags runs with when it packs B (0: it reads B
 // in place, the M = 1 and N = 1 kernels), the active path's kernel width, and the floats of
 // every panel of B at that block and width.

@@ -199,6 +199,147 @@ def test_native_node_equals_the_loop(
     _assert_native_is_the_loop(feeds, outputs, opset, attrs)
 
 
+@st.composite
+def causal_cases(draw: st.DrawFn) -> tuple[dict[str, np.ndarray | None], list[str],
+                                           dict[str, Any]]:
+    """Causal float32 nodes of more than one block of query rows (the native call skips the
+    keys a block's rows do not see, float_attention.cpp `causal_scores`): sequences of
+    33-100 against 33-130 keys with a past or not, masks, nonpad_kv_seqlen, the Q·Kᵀ output,
+    values from ordinary to large enough that scale * q·k passes 2^100 (then every key is
+    computed), and NaNs, infinities and -0."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batch, kv_heads = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    q_heads = kv_heads * draw(st.integers(1, 2))
+    seq = draw(st.integers(33, 100))
+    kv_seq = draw(st.sampled_from([seq, draw(st.integers(33, 130))]))
+    past = draw(st.sampled_from([0, 0, draw(st.integers(1, 40))]))
+    head, v_head = draw(st.sampled_from([4, 16, 64])), draw(st.sampled_from([3, 16]))
+    total = past + kv_seq
+    size = draw(st.sampled_from([1.0, 1.0, 1e12, 1e14, 1e16]))
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * size).astype(np.float32)
+
+    feeds: dict[str, np.ndarray | None] = {
+        "q": normal(batch, q_heads, seq, head), "k": normal(batch, kv_heads, kv_seq, head),
+        "v": normal(batch, kv_heads, kv_seq, v_head), "attn_mask": None}
+    mask_kind = draw(st.sampled_from(["none", "bool", "float"]))
+    if mask_kind == "bool":
+        feeds["attn_mask"] = rng.random((batch, 1, seq, total)) < 0.8
+    elif mask_kind == "float":
+        mask = rng.standard_normal((seq, total)).astype(np.float32)
+        mask[rng.random(mask.shape) < 0.1] = draw(st.sampled_from([-np.inf, _LOWEST]))
+        feeds["attn_mask"] = mask
+    if draw(st.booleans()):                      # NaNs of any payload, infinities, -0
+        name = draw(st.sampled_from(["q", "k", "v"]))
+        x = feeds[name]
+        assert x is not None
+        where = tuple(int(rng.integers(n)) for n in x.shape)
+        x[where] = draw(st.sampled_from([np.nan, np.inf, -np.inf, -0.0,
+                                         np.uint32(0xFFC01234).view(np.float32)]))
+    outputs = ["y", "", ""]
+    if past:
+        feeds["past_key"] = normal(batch, kv_heads, past, head)
+        feeds["past_value"] = normal(batch, kv_heads, past, v_head)
+        outputs = ["y", "present_key", "present_value"]
+    attrs: dict[str, Any] = {"is_causal": 1}
+    if draw(st.booleans()):
+        outputs.append("qk")
+        attrs["qk_matmul_output_mode"] = draw(st.sampled_from([2, 3]))
+    if draw(st.booleans()):
+        attrs["scale"] = draw(st.sampled_from([1.0, 0.125, 2.5]))
+    if not past and draw(st.booleans()):
+        feeds["nonpad_kv_seqlen"] = rng.integers(0, total + 1, batch).astype(np.int64)
+    while outputs[-1] == "":
+        outputs.pop()
+    return feeds, outputs, attrs
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=causal_cases())
+def test_causal_blocks_equal_the_loop(
+        case: tuple[dict[str, np.ndarray | None], list[str], dict[str, Any]]) -> None:
+    feeds, outputs, attrs = case
+    opset = 24 if feeds.get("nonpad_kv_seqlen") is not None else 23
+    _assert_native_is_the_loop(feeds, outputs, opset, attrs)
+
+
+@pytest.mark.parametrize("size", [1e14, 4e15, 3e16])
+def test_causal_blocks_near_the_bound(size: float) -> None:
+    """Scores around 2^100-2^110, where the lowest float plus the product stops being the
+    lowest float: the keys the causal pattern hides show in the Q·Kᵀ output after the mask
+    (mode 2), equal to the loop's whether the native call skips them or not."""
+    rng = np.random.default_rng(3)
+    feeds: dict[str, np.ndarray | None] = {
+        n: (rng.standard_normal((1, 2, 70, 64)) * size).astype(np.float32)
+        for n in ("q", "k", "v")}
+    _assert_native_is_the_loop(feeds, ["y", "", "", "qk"], 23,
+                               {"is_causal": 1, "qk_matmul_output_mode": 2})
+
+
+def test_causal_blocks_keep_the_sign_of_zero_sums() -> None:
+    """Equal scores and values of -2^-149 on the keys a block of rows sees: each product
+    rounds to -0 and so does the sum; the full product's later keys (values +1, probability
+    +0) make it +0, and the native call, which leaves those keys out, computes such a block
+    again over every key. Infinities and a NaN on the later keys: every key."""
+    tiny = np.float32(-2.0**-149)
+    q = np.zeros((1, 1, 64, 8), np.float32)
+    k = np.random.default_rng(0).standard_normal((1, 1, 64, 8)).astype(np.float32)
+    for later in (1.0, np.inf, np.nan):
+        v = np.full((1, 1, 64, 4), later, np.float32)
+        v[:, :, :32] = tiny
+        feeds: dict[str, np.ndarray | None] = {"q": q, "k": k, "v": v}
+        _assert_native_is_the_loop(feeds, ["y"], 23, {"is_causal": 1})
+
+
+@pytest.mark.parametrize("past", [False, True])
+def test_feeds_read_in_place_by_the_node(past: bool) -> None:
+    """Q, K and V feeds that only the node reads are not copied on replayed runs: its call
+    reads the caller's arrays through slots of its Program (past keys and values are still
+    copied). New arrays, arrays changed in place, one array fed as both K and V, and
+    arrays it cannot read as they are (Fortran order, strided views: copied) all give the
+    plain run's results."""
+    shapes = {"q": (1, 4, 40, 16), "k": (1, 2, 40, 16), "v": (1, 2, 40, 16)}
+    if past:
+        shapes |= {"past_key": (1, 2, 5, 16), "past_value": (1, 2, 5, 16)}
+
+    def feeds(seed: int) -> dict[str, np.ndarray]:
+        r = np.random.default_rng(seed)
+        return {n: r.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+
+    given = feeds(0)
+    outputs = ["y", "present_key", "present_value"] if past else ["y"]
+    model = attention_model({"q": given["q"], "k": given["k"], "v": given["v"],
+                             "attn_mask": None, **{n: given[n] for n in shapes if "past" in n}},
+                            outputs, is_causal=1)
+    fast = lowp.Session(model, backend="native")
+    plain = lowp.Session(model, backend="native", replay=False)
+
+    def same(f: dict[str, np.ndarray]) -> None:
+        got, want = fast.run(dict(f)), plain.run({n: v.copy() for n, v in f.items()})
+        for n in outputs:
+            np.testing.assert_array_equal(got[n].view(np.uint32), want[n].view(np.uint32))
+
+    for seed in range(3):
+        same(feeds(seed))
+    assert fast._replayer is not None
+    signature = tuple((n, s, "<f4") for n, s in shapes.items())
+    assert fast._replayer._in_place[signature] == frozenset({"q", "k", "v"})
+    kept = feeds(5)
+    for seed in range(3):
+        for n, v in feeds(30 + seed).items():
+            kept[n][...] = v
+        same(kept)
+        same(feeds(40 + seed))
+        fortran = {n: np.asfortranarray(v) for n, v in feeds(50 + seed).items()}
+        same(fortran)
+        wide = {n: np.repeat(v, 2, axis=-1)[..., ::2] for n, v in feeds(60 + seed).items()}
+        same(wide)
+    shared = feeds(70)
+    shared["v"] = shared["k"]                    # one array as two feeds
+    same(shared)
+
+
 def _qkv(batch: int = 1, heads: int = 2, seq: int = 3, head: int = 4
          ) -> dict[str, np.ndarray | None]:
     rng = np.random.default_rng(0)

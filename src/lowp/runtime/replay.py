@@ -1216,9 +1216,43 @@ def _in_place_feeds(plan: list[Entry], owned: dict[str, np.ndarray],
         readers = [e for e in plan
                    if name in (e.step.inputs if isinstance(e, (_Replay, _Fixed)) else e.inputs)]
         if readers and all(type(e) is _Replay and program.appendable(e.calls)
-                           and _slot_feed(e.calls, {name: buffer}) == name for e in readers):
+                           and (_slot_feed(e.calls, {name: buffer}) == name
+                                or name in (_attention_slots(e.calls, {name: buffer}) or ()))
+                           for e in readers):
             found.add(name)
     return frozenset(found)
+
+
+# the float Attention call, which reads its Q, K and V (its first three arguments) whole:
+# those that are float32 feeds are read through FeedSlots (at sequence 16 the copies of the
+# feeds into the signature's buffers were a tenth of the run)
+ATTENTION_CALL = "float_attention"
+
+
+def _whole(x: object, buffer: np.ndarray) -> bool:
+    """`x` is a C-contiguous view of all of `buffer`."""
+    return (type(x) is np.ndarray and x.dtype == buffer.dtype and x.size == buffer.size
+            and x.flags.c_contiguous
+            and x.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
+
+
+def _attention_slots(calls: list[Call], feeds: dict[str, np.ndarray]
+                     ) -> list[str | None] | None:
+    """For one `ATTENTION_CALL` call: per Q, K and V, the feed (of `feeds`, name -> buffer)
+    it reads as all of the feed's buffer with no other argument over that buffer, or None;
+    None when `calls` is not one such call."""
+    if len(calls) != 1:
+        return None
+    fn, args = calls[0]
+    entry = program.appenders().get(getattr(fn, "__func__", fn))
+    if entry is None or entry[0] != ATTENTION_CALL or len(args) < 3:
+        return None
+    found: list[str | None] = []
+    for i in range(3):
+        found.append(next((name for name, buffer in feeds.items() if _whole(args[i], buffer)
+                           and not any(type(a) is np.ndarray and np.shares_memory(a, buffer)
+                                       for j, a in enumerate(args) if j != i)), None))
+    return found
 
 
 def _slot_feed(calls: list[Call], feeds: dict[str, np.ndarray]) -> str | None:
@@ -1270,11 +1304,22 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
             feed = _slot_feed(e.calls, in_place) if in_place else None
+            reads = _attention_slots(e.calls, in_place) if in_place and feed is None else None
             if feed is not None:
                 slot = program.extension().FeedSlot()
                 slot.set(in_place[feed])        # type: ignore[index]
                 _append_slot(prog, e.calls, slot)
                 slots.append((slot, feed))
+            elif reads is not None and any(reads):
+                read_by: list[Any] = []
+                for name in reads:
+                    slot = None
+                    if name is not None:
+                        slot = program.extension().FeedSlot()
+                        slot.set(in_place[name])    # type: ignore[index]
+                        slots.append((slot, name))
+                    read_by.append(slot)
+                prog.float_attention(*e.calls[0][1], *read_by)
             else:
                 program.append(prog, e.calls)
             memory = memoized(e.calls) if memoize else None
