@@ -23,6 +23,7 @@
 #include "float_libm.h"
 #include "float_log.h"
 #include "float_nan.h"
+#include "float_rnn.h"
 #include "threadpool.h"
 
 #if defined(__SSE2__)
@@ -409,15 +410,24 @@ float m1_transposed_row(const float* x, int64_t sx, const float* row, int64_t sk
 // MlasSgemmKernelM1TransposeBAvx: out[r] = x . row r (row r = rows[r * sr + k * sk]) as
 // `m1_transposed_row`, then + c (beta = 1) or + 0; a NaN row is computed again with ONNX
 // Runtime's NaN order (docs/operators.md (O223)).
+// With unit strides along k on a path with AVX2, the rows' sums come from
+// m1_transposed_folds_avx2 (float_rnn_avx2.cpp: the same operations, four rows at once in
+// 256-bit registers); the beta term and the NaN rows as below.
 void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
                          float* out, int64_t so, int64_t nrows, int64_t k,
                          bool accumulate = false) {
   const int64_t tail = nrows % 4;
+  std::vector<float> folds;
+  if (sx == 1 && sk == 1 && k > 0 && std::string(active_table()->name) != "scalar") {
+    folds.resize(size_t(nrows));
+    m1_transposed_folds_avx2(x, rows, sr, folds.data(), nrows, k);
+  }
   for (int64_t r = 0; r < nrows; ++r) {
     const float* row = rows + r * sr;
     const int64_t pos = r - (nrows - tail);
     const int64_t group = pos < 0 ? 4 : (tail >= 2 && pos < 2) ? 2 : 1;
-    float y = m1_transposed_row<PlainArithmetic>(x, sx, row, sk, k, group);
+    float y = folds.empty() ? m1_transposed_row<PlainArithmetic>(x, sx, row, sk, k, group)
+                            : folds[size_t(r)];
     const float c = accumulate ? out[r * so] : 0.0f;
     if (y != y || c != c) {
       y = m1_transposed_row<FirstNanArithmetic>(x, sx, row, sk, k, group);

@@ -51,4 +51,11 @@ void run_float_rnn(const FloatRnnArgs& a, int threads);
 void rnn_m1_transposed_avx2(const float* x, const float* rows, float* out, int64_t nrows,
                             int64_t k);
 
+// y[r] (r < nrows) = x . row r of `rows` (row r at rows + r * sr, unit stride along k) as
+// the one-row transposed kernel folds it before its beta term (sgemm_m1_transposed's `y`),
+// in 256-bit registers (float_rnn_avx2.cpp); run_mlas_sgemm's one-column and one-row
+// products with unit strides take it on the paths that have AVX2.
+void m1_transposed_folds_avx2(const float* x, const float* rows, int64_t sr, float* y,
+                              int64_t nrows, int64_t k);
+
 }  // namespace lowp

@@ -63,3 +63,24 @@ def test_all_negative_zero_products_end_as_the_reference(k):
     got = np.empty((3, 1), np.float32)
     assert native_float.sgemm(a, b, got)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(mlas_sgemm.gemm(a, b)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(m=st.integers(1, 40), k=st.integers(1, 70), one_column=st.booleans(),
+       zeros=st.sampled_from([0.0, 0.3, 1.0]), seed=st.integers(0, 2**16))
+def test_one_column_and_one_row_products_onto_an_init_equal_the_reference(m, k, one_column,
+                                                                         zeros, seed):
+    """beta = 1 (a Conv of one output position accumulated onto FusedConv's Sum): each
+    row's sum, then + C; -0 entries of C keep a -0 sum's sign."""
+    rng = np.random.default_rng(seed)
+    a = _operand(rng, (m, k) if one_column else (1, k), False, zeros)
+    b = _operand(rng, (k, 1) if one_column else (m, k), False, zeros)
+    c = _operand(rng, (m, 1) if one_column else (1, m), False, zeros)
+    got = np.empty(c.shape, np.float32)
+    if one_column:
+        assert native_float.sgemm(a, b, got, init=c)
+        want = mlas_sgemm.gemm(a, b, c=c)
+    else:
+        assert native_float.sgemm(a, b.T, got, trans_b=True, init=c)
+        want = mlas_sgemm.gemm(a, b, trans_b=True, c=c)
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
