@@ -1012,16 +1012,17 @@ def _scan(draw: Draw, b: Builder, x: Image) -> Image:
     state0 = _reduce(b, "ReduceMean", x.name, [2], keepdims=0)              # N, C, W
     s, row, s_out, y = b.fresh("s"), b.fresh("row"), b.fresh("s_out"), b.fresh("y")
     half, sh, sa = b.fresh("half"), b.fresh("sh"), b.fresh("sa")
+    # (the body's shapes declared as exporters write them: ONNX Runtime refuses a Scan whose
+    # state's shape it cannot infer, e.g. after a Loop, whose body leaves it unknown)
+    row_shape = [b.batch, x.c, x.w]
     body = helper.make_graph(
         [helper.make_node("Mul", [s, half], [sh], name=b.fresh("Mul")),
          helper.make_node("Add", [sh, row], [sa], name=b.fresh("Add")),
          helper.make_node("Tanh", [sa], [s_out], name=b.fresh("Tanh")),
          helper.make_node("Sub", [row, s_out], [y], name=b.fresh("Sub"))],
         b.fresh("scan_body"),
-        [helper.make_tensor_value_info(s, TensorProto.FLOAT, None),
-         helper.make_tensor_value_info(row, TensorProto.FLOAT, None)],
-        [helper.make_tensor_value_info(s_out, TensorProto.FLOAT, None),
-         helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, row_shape) for n in (s, row)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, row_shape) for n in (s_out, y)],
         [numpy_helper.from_array(np.float32(draw(st.sampled_from([0.5, 0.9]))), half)])
     attrs: dict[str, Any] = {"num_scan_inputs": 1,
                              "scan_input_axes": [draw(st.sampled_from([2, -2]))],
