@@ -228,3 +228,46 @@ def test_pow_of_integers_truncates_like_onnxruntime(base: np.ndarray,
     want, = run_ort(case)
     assert got.dtype == want.dtype == base.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shapes", [((2, 3, 5), (2, 3, 5), (2, 3, 5)),
+                                    ((2, 1, 5), (1, 3, 5), (2, 3, 1)),
+                                    ((1,), (2, 3, 5), (1,)),
+                                    ((2, 3, 5), (1,), (2, 3, 5)),
+                                    ((2, 3, 1), (2, 3, 5), (1, 3, 1)),
+                                    ((), (2, 3, 5), ())])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_where_signed_zeros_equal_onnxruntime(dtype: type, shapes: tuple[
+        tuple[int, ...], ...], threads: int) -> None:
+    """Where(c, x, y) with -0s in x and y: ONNX Runtime merges its two selections,
+    c ? x : 0 and !c ? y : 0, by one of them unless it equals 0 (the second where it is one
+    value per span of its broadcast loop, else the first), so that one operand's -0 comes
+    out +0; the other's, NaN payloads and the rest are copied ((O345); the fuzzer's
+    broadcasts seed 5, graphs 96 and 97: Where(Greater(m, mean), m, mean) of a
+    HardSwish's -0)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["c", "x", "z"], ["y"])], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, shapes[0]),
+         helper.make_tensor_value_info("x", elem, shapes[1]),
+         helper.make_tensor_value_info("z", elem, shapes[2])],
+        [helper.make_tensor_value_info("y", elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    rng = np.random.default_rng(len(shapes[0]) + threads)
+    c = np.asarray(rng.random(shapes[0]) < 0.5)
+    c.reshape(-1)[0] = len(shapes[0]) != 3
+    values = []
+    for shape in shapes[1:]:
+        v = rng.choice(np.array([-0.0, 0.0, -0.0, 1.5, -2.0], dtype), shape)
+        v.reshape(-1)[0] = -0.0
+        if v.size > 2:
+            bits = v.view(f"u{v.itemsize}").reshape(-1)
+            bits[1] = np.array(np.nan, dtype).view(bits.dtype) | 3     # a NaN payload
+        values.append(v)
+    assert_float_bits_agree(model, {"c": c, "x": values[0], "z": values[1]}, threads)
