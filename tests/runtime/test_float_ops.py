@@ -271,3 +271,28 @@ def test_where_signed_zeros_equal_onnxruntime(dtype: type, shapes: tuple[
             bits[1] = np.array(np.nan, dtype).view(bits.dtype) | 3     # a NaN payload
         values.append(v)
     assert_float_bits_agree(model, {"c": c, "x": values[0], "z": values[1]}, threads)
+
+
+@pytest.mark.parametrize(("shape", "threads"), [
+    ((3, 6, 11, 7), 2), ((1, 16, 9, 9), 2), ((1, 16, 9, 9), 4), ((2, 8, 13, 11), 2),
+    ((2, 8, 13, 11), 3), ((2, 8, 13, 11), 4), ((1, 32, 15, 15), 4), ((1, 10, 33, 21), 2),
+    ((1, 10, 33, 21), 3), ((1, 10, 33, 21), 4),
+    ((1, 96, 12, 12), 2), ((1, 5, 3, 3), 2)])      # (blocks of whole packets; one block)
+def test_lrn_power_at_several_threads_equals_onnxruntime(shape: tuple[int, ...],
+                                                         threads: int) -> None:
+    """LRN's x * scale^(-beta) at several intra-op threads: ONNX Runtime's TryParallelFor
+    cuts it into blocks (a functor of cost 320), each an Eigen assignment with its own packet
+    tail of powf ((O346); the fuzzer's more_layers seed 15 at 2 threads, graph 127: 2 of
+    1,386 outputs an ulp apart)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    x = np.random.default_rng(threads).standard_normal(shape).astype(np.float32) * 3
+    node = helper.make_node("LRN", ["x"], ["y"], alpha=0.01, beta=0.75, bias=1.0, size=5)
+    graph = helper.make_graph([node], "lrn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert_float_bits_agree(model, {"x": x}, threads)
