@@ -296,3 +296,38 @@ def test_lrn_power_at_several_threads_equals_onnxruntime(shape: tuple[int, ...],
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     assert_float_bits_agree(model, {"x": x}, threads)
+
+
+@pytest.mark.parametrize("readers", ["one", "two", "and_another"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_where_of_not_swaps_as_onnxruntime(readers: str, threads: int) -> None:
+    """Where(Not(c), a, b): ONNX Runtime's NotWhereFusion runs Where(c, b, a) when every
+    reader of the Not is a Where, so the operand whose -0 comes out +0 ((O345)) is the
+    other one; with another reader the Not stays ((O347); the fuzzer's seed 14, graphs 191
+    and 192: Where(Not(Less(x, 0)), x, -(x * slope)) of a HardSwish's -0)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Less", ["a", "zero"], ["neg"]),
+             helper.make_node("Not", ["neg"], ["keep"]),
+             helper.make_node("Where", ["keep", "a", "b"], ["w1"])]
+    if readers == "two":
+        nodes.append(helper.make_node("Where", ["keep", "b", "a"], ["w2"]))
+    elif readers == "and_another":
+        nodes += [helper.make_node("Cast", ["keep"], ["k"], to=f),
+                  helper.make_node("Mul", ["b", "k"], ["w2"])]
+    nodes.append(helper.make_node("Add" if readers != "one" else "Identity",
+                                  ["w1", "w2"] if readers != "one" else ["w1"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("a", f, [2, 3, 8]),
+                     helper.make_tensor_value_info("b", f, [2, 3, 8])],
+        [helper.make_tensor_value_info("y", f, [2, 3, 8])],
+        [helper.make_tensor("zero", f, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    rng = np.random.default_rng(threads)
+    a = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0], np.float32), (2, 3, 8))
+    b = rng.choice(np.array([-0.0, 0.0, 3.0, -0.5], np.float32), (2, 3, 8))
+    assert_float_bits_agree(model, {"a": a, "b": b}, threads)
