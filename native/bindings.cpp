@@ -521,9 +521,11 @@ lowp::Kernel make_where(nb::ndarray<nb::ro, nb::device::cpu> c,
                         nb::ndarray<nb::c_contig, nb::device::cpu> y,
                         const std::vector<int64_t>& dims, const std::vector<int64_t>& c_strides,
                         const std::vector<int64_t>& a_strides,
-                        const std::vector<int64_t>& b_strides, int threads) {
+                        const std::vector<int64_t>& b_strides, int threads,
+                        int float_zero) {
   // y (contiguous, prod(dims)) = c ? a : b read at element strides (0 on broadcast axes)
-  // over four axes; c bools, a, b and y of one element size (1, 2, 4 or 8 bytes)
+  // over four axes; c bools, a, b and y of one element size (1, 2, 4 or 8 bytes);
+  // float_zero (floats of 2, 4 or 8 bytes): 1, a -0 taken from a written as +0; 2, from b
   const size_t size = y.itemsize();
   if (c.itemsize() != 1 || a.itemsize() != size || b.itemsize() != size ||
       (size != 1 && size != 2 && size != 4 && size != 8))
@@ -534,6 +536,9 @@ lowp::Kernel make_where(nb::ndarray<nb::ro, nb::device::cpu> c,
   lowp::WhereArgs p;
   p.c = static_cast<const uint8_t*>(c.data()), p.a = a.data(), p.b = b.data(), p.y = y.data();
   p.size = int(size);
+  if (float_zero < 0 || float_zero > 2 || (float_zero && size == 1))
+    throw std::invalid_argument("where's float_zero is 0, or 1 or 2 for floats");
+  p.float_zero = float_zero;
   int64_t total = 1, c_last = 0, a_last = 0, b_last = 0;
   for (int i = 0; i < 4; ++i) {
     if (dims[i] < 0 || c_strides[i] < 0 || a_strides[i] < 0 || b_strides[i] < 0)
@@ -2472,7 +2477,7 @@ NB_MODULE(_native, m) {
   def_kernel(m, program, "compare", &make_compare, "op"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
              "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "where", &make_where, "c"_a, "a"_a, "b"_a, "y"_a, "dims"_a,
-             "c_strides"_a, "a_strides"_a, "b_strides"_a, "threads"_a);
+             "c_strides"_a, "a_strides"_a, "b_strides"_a, "threads"_a, "float_zero"_a = 0);
   def_kernel(m, program, "integer_binary", &make_integer_binary, "op"_a, "a"_a, "b"_a, "y"_a,
              "dims"_a, "a_strides"_a, "b_strides"_a, "type"_a, "threads"_a = 1);
   def_kernel(m, program, "gather_rows", &make_gather_rows, "x"_a, "idx"_a, "y"_a, "outer"_a,

@@ -56,7 +56,21 @@ void where_rows(const WhereArgs& p, int64_t r0, int64_t len) {
     const T* ar = a + i0 * p.a_st[0] + i1 * p.a_st[1] + i2 * p.a_st[2];
     const T* br = b + i0 * p.b_st[0] + i1 * p.b_st[1] + i2 * p.b_st[2];
     T* y = static_cast<T*>(p.y) + r * d3;
-    for (int64_t i = 0; i < d3; ++i) y[i] = cr[i * sc] ? ar[i * sa] : br[i * sb];
+    // (the sign bit alone is -0; every other pattern is copied, NaN payloads too)
+    const T sign = T(T(1) << (8 * sizeof(T) - 1));
+    if (p.float_zero == 1) {
+      for (int64_t i = 0; i < d3; ++i) {
+        const T v = ar[i * sa];
+        y[i] = cr[i * sc] ? (v == sign ? T(0) : v) : br[i * sb];
+      }
+    } else if (p.float_zero == 2) {
+      for (int64_t i = 0; i < d3; ++i) {
+        const T v = br[i * sb];
+        y[i] = cr[i * sc] ? ar[i * sa] : (v == sign ? T(0) : v);
+      }
+    } else {
+      for (int64_t i = 0; i < d3; ++i) y[i] = cr[i * sc] ? ar[i * sa] : br[i * sb];
+    }
   }
 }
 

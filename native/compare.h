@@ -4,7 +4,9 @@
 // comparison operators are IEEE's, as numpy's: NaN compares false, -0 equals +0. Also
 // Where (a select of whole elements by a bool condition, with broadcasting), which copies
 // bits only and so serves every element type of 1, 2, 4 or 8 bytes (and Not, as
-// Where(x, false, true)).
+// Where(x, false, true)); for floats, a -0 taken from a (or from b) is written as +0
+// (float_zero: ONNX Runtime merges c ? a : 0 and !c ? b : 0 by one of them unless it equals
+// 0, docs/operators.md (O345)).
 #pragma once
 #include <cstdint>
 
@@ -36,6 +38,7 @@ struct WhereArgs {
   int64_t a_st[4] = {0, 0, 0, 0};
   int64_t b_st[4] = {0, 0, 0, 0};
   int size = 4;                      // bytes per element of a, b and y: 1, 2, 4 or 8
+  int float_zero = 0;                // floats: 1, a -0 taken from a is +0; 2, one from b
 };
 
 void run_where(const WhereArgs& p, int threads);

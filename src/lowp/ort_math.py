@@ -775,6 +775,28 @@ def scalar_operand(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> int | No
     return 1 if b <= 1 else None
 
 
+def where_zero_operand(c: tuple[int, ...], a: np.ndarray, b: tuple[int, ...]) -> int:
+    """Which operand of Where(c, a, b) (`c` and `b` by their shapes) gives its -0 as +0 in
+    ONNX Runtime: 0 (a) or 1 (b) for floats, -1 for other types ((O345)).
+
+    ONNX Runtime selects a' = c ? a : 0 and b' = c ? 0 : b, then merges the two in its
+    two-operand broadcast loop: where b' is one value per span (scalar_operand), b' unless
+    it equals 0, else a'; otherwise a' unless it equals 0, else b'. A -0 equals 0, so the
+    operand tested first loses its sign there.
+
+    Examples
+    --------
+    >>> f32 = np.zeros((2, 3), np.float32)
+    >>> where_zero_operand((2, 3), f32, (2, 3)), where_zero_operand((1,), f32, (1,))
+    (0, 1)
+    >>> where_zero_operand((2, 3), f32.astype(np.int64), (2, 3))
+    -1
+    """
+    if a.dtype.kind != "f":
+        return -1
+    return int(scalar_operand(np.broadcast_shapes(c, a.shape), np.broadcast_shapes(c, b)) == 1)
+
+
 def _keep_first(a: np.ndarray, b: np.ndarray, is_min: bool) -> np.ndarray:
     """ONNX Runtime's select of ReduceMax (ReduceMin): b where b > a (b < a), else a, so a
     NaN or an equal value met later never replaces `a` (Eigen's pmax / pmin, maxps with the

@@ -257,7 +257,7 @@ def selections(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=1, max_side=6))
     dtype = draw(st.sampled_from([np.float32, np.int64, np.bool_, np.uint8, np.float16,
-                                  np.int32]))
+                                  np.int32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     arrays = []
     for k in range(3):
@@ -267,16 +267,20 @@ def selections(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             arrays.append(rng.integers(0, 2, s).astype(np.bool_))
         else:
             bits = rng.integers(0, 256, (*s, np.dtype(dtype).itemsize), dtype=np.uint8)
-            arrays.append(bits.view(dtype).reshape(s) if dtype is not np.bool_
-                          else (bits[..., 0] & 1).astype(np.bool_))
+            v = (bits.view(dtype).reshape(s) if dtype is not np.bool_
+                 else (bits[..., 0] & 1).astype(np.bool_))
+            if v.dtype.kind == "f":     # (zeros of both signs: a -0 of a is taken as +0)
+                v[rng.random(s) < 0.3] = -0.0
+                v[rng.random(s) < 0.1] = 0.0
+            arrays.append(v)
     return arrays[0], arrays[1], arrays[2]
 
 
 @given(selections(), st.sampled_from([1, 2]))
 def test_where_equals_numpy(case: tuple[np.ndarray, np.ndarray, np.ndarray],
                             threads: int) -> None:
-    """Where natively: numpy's np.where bit for bit (whole elements copied, NaN payloads
-    kept), and Not as Where(x, False, True)."""
+    """Where natively: the reference's bit for bit (whole elements copied, NaN payloads
+    kept, a float -0 of a taken as +0 (O345)), and Not as Where(x, False, True)."""
     from lowp.runtime import program
 
     c, a, b = case

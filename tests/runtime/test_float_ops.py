@@ -228,3 +228,106 @@ def test_pow_of_integers_truncates_like_onnxruntime(base: np.ndarray,
     want, = run_ort(case)
     assert got.dtype == want.dtype == base.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shapes", [((2, 3, 5), (2, 3, 5), (2, 3, 5)),
+                                    ((2, 1, 5), (1, 3, 5), (2, 3, 1)),
+                                    ((1,), (2, 3, 5), (1,)),
+                                    ((2, 3, 5), (1,), (2, 3, 5)),
+                                    ((2, 3, 1), (2, 3, 5), (1, 3, 1)),
+                                    ((), (2, 3, 5), ())])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_where_signed_zeros_equal_onnxruntime(dtype: type, shapes: tuple[
+        tuple[int, ...], ...], threads: int) -> None:
+    """Where(c, x, y) with -0s in x and y: ONNX Runtime merges its two selections,
+    c ? x : 0 and !c ? y : 0, by one of them unless it equals 0 (the second where it is one
+    value per span of its broadcast loop, else the first), so that one operand's -0 comes
+    out +0; the other's, NaN payloads and the rest are copied ((O345); the fuzzer's
+    broadcasts seed 5, graphs 96 and 97: Where(Greater(m, mean), m, mean) of a
+    HardSwish's -0)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["c", "x", "z"], ["y"])], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, shapes[0]),
+         helper.make_tensor_value_info("x", elem, shapes[1]),
+         helper.make_tensor_value_info("z", elem, shapes[2])],
+        [helper.make_tensor_value_info("y", elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    rng = np.random.default_rng(len(shapes[0]) + threads)
+    c = np.asarray(rng.random(shapes[0]) < 0.5)
+    c.reshape(-1)[0] = len(shapes[0]) != 3
+    values = []
+    for shape in shapes[1:]:
+        v = rng.choice(np.array([-0.0, 0.0, -0.0, 1.5, -2.0], dtype), shape)
+        v.reshape(-1)[0] = -0.0
+        if v.size > 2:
+            bits = v.view(f"u{v.itemsize}").reshape(-1)
+            bits[1] = np.array(np.nan, dtype).view(bits.dtype) | 3     # a NaN payload
+        values.append(v)
+    assert_float_bits_agree(model, {"c": c, "x": values[0], "z": values[1]}, threads)
+
+
+@pytest.mark.parametrize(("shape", "threads"), [
+    ((3, 6, 11, 7), 2), ((1, 16, 9, 9), 2), ((1, 16, 9, 9), 4), ((2, 8, 13, 11), 2),
+    ((2, 8, 13, 11), 3), ((2, 8, 13, 11), 4), ((1, 32, 15, 15), 4), ((1, 10, 33, 21), 2),
+    ((1, 10, 33, 21), 3), ((1, 10, 33, 21), 4),
+    ((1, 96, 12, 12), 2), ((1, 5, 3, 3), 2)])      # (blocks of whole packets; one block)
+def test_lrn_power_at_several_threads_equals_onnxruntime(shape: tuple[int, ...],
+                                                         threads: int) -> None:
+    """LRN's x * scale^(-beta) at several intra-op threads: ONNX Runtime's TryParallelFor
+    cuts it into blocks (a functor of cost 320), each an Eigen assignment with its own packet
+    tail of powf ((O346); the fuzzer's more_layers seed 15 at 2 threads, graph 127: 2 of
+    1,386 outputs an ulp apart)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    x = np.random.default_rng(threads).standard_normal(shape).astype(np.float32) * 3
+    node = helper.make_node("LRN", ["x"], ["y"], alpha=0.01, beta=0.75, bias=1.0, size=5)
+    graph = helper.make_graph([node], "lrn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert_float_bits_agree(model, {"x": x}, threads)
+
+
+@pytest.mark.parametrize("readers", ["one", "two", "and_another"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_where_of_not_swaps_as_onnxruntime(readers: str, threads: int) -> None:
+    """Where(Not(c), a, b): ONNX Runtime's NotWhereFusion runs Where(c, b, a) when every
+    reader of the Not is a Where, so the operand whose -0 comes out +0 ((O345)) is the
+    other one; with another reader the Not stays ((O347); the fuzzer's seed 14, graphs 191
+    and 192: Where(Not(Less(x, 0)), x, -(x * slope)) of a HardSwish's -0)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.ort_agreement import assert_float_bits_agree
+
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Less", ["a", "zero"], ["neg"]),
+             helper.make_node("Not", ["neg"], ["keep"]),
+             helper.make_node("Where", ["keep", "a", "b"], ["w1"])]
+    if readers == "two":
+        nodes.append(helper.make_node("Where", ["keep", "b", "a"], ["w2"]))
+    elif readers == "and_another":
+        nodes += [helper.make_node("Cast", ["keep"], ["k"], to=f),
+                  helper.make_node("Mul", ["b", "k"], ["w2"])]
+    nodes.append(helper.make_node("Add" if readers != "one" else "Identity",
+                                  ["w1", "w2"] if readers != "one" else ["w1"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("a", f, [2, 3, 8]),
+                     helper.make_tensor_value_info("b", f, [2, 3, 8])],
+        [helper.make_tensor_value_info("y", f, [2, 3, 8])],
+        [helper.make_tensor("zero", f, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    rng = np.random.default_rng(threads)
+    a = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0], np.float32), (2, 3, 8))
+    b = rng.choice(np.array([-0.0, 0.0, 3.0, -0.5], np.float32), (2, 3, 8))
+    assert_float_bits_agree(model, {"a": a, "b": b}, threads)

@@ -1267,7 +1267,7 @@ def _lrn_ort(x: np.ndarray, alpha: float, beta: float, bias: float, size: int) -
     """ONNX Runtime's float LRN (NCHW, odd size), its order of operations: the window sum
     of squares slides along the channels (the previous channel's scale, plus the entering
     square times alpha / size, plus the leaving one times -alpha / size, each product
-    rounded before its sum), then x * scale^(-beta) with Eigen's pow. (O26)"""
+    rounded before its sum), then x * scale^(-beta) with Eigen's pow. (O26), (O346)"""
     f = np.float32
     n, c = x.shape[:2]
     pre = (size - 1) // 2
@@ -1283,7 +1283,10 @@ def _lrn_ort(x: np.ndarray, alpha: float, beta: float, bias: float, size: int) -
         running = running + squares[:, ch + size - 1] * a
         running = running + squares[:, ch - 1] * -a
         scale[:, ch] = running
-    return x * eigen_math.power(scale, -f(beta))
+    # (x * scale^(-beta) is one functor of cost 320 that TryParallelFor cuts into blocks at
+    # several threads, each an Eigen assignment from its own start, (O346))
+    return x * eigen_math.blockwise(scale, lambda t: eigen_math.power(t, -f(beta)), 320.0,
+                                    native_float.get_threads())
 
 
 # --- resize -------------------------------------------------------------------------------

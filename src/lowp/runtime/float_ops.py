@@ -821,6 +821,13 @@ def Not(x: np.ndarray, **_: Any) -> np.ndarray:
 
 @register
 def Where(cond: np.ndarray, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+    """cond ? a : b, whole elements copied, but for floats a -0 of one operand is +0 as in
+    ONNX Runtime's merge of its two selections (ort_math.where_zero_operand, (O345))."""
+    zero = ort_math.where_zero_operand(cond.shape, a, b.shape)
+    if zero == 0:
+        a = np.where(a == 0, a.dtype.type(0), a)
+    elif zero == 1:
+        b = np.where(b == 0, b.dtype.type(0), b)
     return _as(np.where(cond, a, b), a)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lowp import eigen_math
+from lowp import eigen_math, ort_math
 
 from .tape import Call
 
@@ -287,7 +287,7 @@ def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, thr
                ) -> Made:
     """Where(c, a, b) (bool `c`; `a` and `b` of `out`'s dtype, of 1, 2, 4 or 8 bytes, no
     objects; all broadcast) into contiguous `out` of the broadcast shape, or None: whole
-    elements copied, numpy's np.where bit for bit."""
+    elements copied, float_ops.Where bit for bit (a float -0 of one operand as +0, (O345))."""
     if (c.dtype != np.bool_ or a.dtype != out.dtype or b.dtype != out.dtype
             or out.dtype.kind not in "biuf" or out.itemsize not in (1, 2, 4, 8)
             or out.size == 0 or not out.flags.c_contiguous):
@@ -300,10 +300,11 @@ def where_call(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, thr
     # (as integers of the same size, which a Program takes: bools and bytes, 32- and 64-bit
     # values; 16-bit ones stay Python calls)
     bits = _BITS.get(out.itemsize)
+    zero = ort_math.where_zero_operand(c.shape, a, b.shape) + 1      # (before the views)
     if bits is not None:
         a, b = a.view(bits), b.view(bits)
     return (extension().where, (c.view(np.uint8), a, b, (out if bits is None else out.view(
-        bits)).reshape(-1), dims, sc, sa, sb, threads)), out
+        bits)).reshape(-1), dims, sc, sa, sb, threads, zero)), out
 
 
 def not_call(x: np.ndarray, out: np.ndarray, threads: int) -> Made:

@@ -34,6 +34,7 @@ from . import (
     ort_insert_cast,
     ort_nchwc_add,
     ort_noop_elimination,
+    ort_not_where,
     ort_qdq_cse,
     ort_qdq_propagation,
     ort_quick_gelu,
@@ -77,7 +78,8 @@ LOAD_REWRITES: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = (
         ort_double_qdq.apply, ort_qdq_propagation.apply, ort_weight_bias.apply,
         ort_s8_to_u8.apply)),
     fold_constant_quantize, scaler_as_arithmetic, ort_insert_cast.apply, *map(in_subgraphs, (
-        ort_noop_elimination.apply, ort_cast_elimination.apply, ort_constant_weights.apply,
+        ort_noop_elimination.apply, ort_not_where.apply, ort_cast_elimination.apply,
+        ort_constant_weights.apply,
         ort_conv_scale.apply,
         ort_fusions.apply, ort_quick_gelu.apply, ort_nchwc_add.apply, ort_conv_add.apply)),
     quantize_first.apply, pool_first.apply, per_token_fusion.apply,
