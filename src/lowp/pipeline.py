@@ -29,7 +29,7 @@ from .passes.canonicalize import canonicalize, upgrade_opset
 from .passes.channel_chains import chain_pairs, per_channel_chains
 from .passes.choose import QuantPlan, choose
 from .passes.choose import _shape_only as shape_only
-from .passes.domain_guard import fragile_positive
+from .passes.domain_guard import SPREAD_GUARDED, fragile_positive
 from .passes.dynamic import dynamic_nodes, dynamic_quantize
 from .passes.equalize import equalize
 from .passes.fallback import FallbackResult, evaluation_feeds, fallback, wants_fallback
@@ -786,6 +786,8 @@ def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
     * Under any policy, a strictly positive tensor whose quantization can round its
       smallest values to the zero that Log, Reciprocal or a divisor then reads
       (passes.domain_guard): the quantized model would compute inf or NaN.
+    * Under any policy, a tensor that reaches MeanVarianceNormalization, whose rows
+      quantization can make constant: ONNX Runtime's kernel then computes 0 / 0 (O348).
 
     The nodes producing and reading such a tensor are excluded (with a warning) and the
     model re-annotated; a tensor that the new annotation quantizes for the first time (a
@@ -793,6 +795,7 @@ def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
     no quantized tensor is either. Returns the config with those nodes excluded too.
     """
     graph = Graph(model)
+    op_types = {n.name: n.op_type for n in model.graph.node}
     excluded = list(config.exclude_nodes)
     while True:
         fragile = {t: "is zero on all calibration data" for t in ann.activations
@@ -802,8 +805,9 @@ def _fragile_tensors_stay_float(model: onnx.ModelProto, ann: Annotation,
                         if config.policy is QuantPolicy.ALL and t in table
                         and table[t].is_empty})
         for t, reader in fragile_positive(graph, ann, table):
-            fragile.setdefault(t, f"is positive but could round to zero, which node "
-                                  f"'{reader}' cannot take")
+            what = ("could round to a constant row" if op_types[reader] in SPREAD_GUARDED
+                    else "is positive but could round to zero")
+            fragile.setdefault(t, f"{what}, which node '{reader}' cannot take")
         if not fragile:
             return ann, table, config
         before = len(excluded)

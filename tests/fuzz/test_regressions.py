@@ -349,6 +349,46 @@ def test_log_magnitude_spectrum_under_policy_all_is_finite() -> None:
         _assert_agrees(g, [Quantizer("lowp", False, target="x86", policy="all")])
 
 
+
+# found by the fuzzer (newer_blocks, normalize_ops; --hypothesis-seed=20261406): a
+# MeanVarianceNormalization over the last axis after Conv -> Relu (or BatchNormalization ->
+# HardSwish) -> Slice. ONNX Runtime's kernel divides by the root of each row's mean square
+# deviation with no epsilon; rows of small values that quantize to one code became 0 / 0
+# ("the quantized model's output 'meanvariancenormalization_13' is not finite in ONNX
+# Runtime"). A quantized tensor on a path to its input now stays float (O348).
+@pytest.mark.parametrize(("case", "target", "seed"),
+                         [("mvn_after_relu_constant_row", "lowp", 11),
+                          ("mvn_after_hardswish_constant_row", "xnnpack", 8008)])
+def test_mean_variance_normalization_of_a_quantized_tensor_is_finite(case: str, target: str,
+                                                                     seed: int) -> None:
+    model = onnx.load(str(CASES / f"{case}.onnx"))
+    batch, *shape = (d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)
+    g = FuzzGraph(model, "input", tuple(shape), (batch,), seed, ())  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="could round to a constant row"):
+        _assert_agrees(g, [Quantizer("lowp", False, target=target)])
+
+
+# found by the fuzzer (--hypothesis-seed=20261406, ONNX Runtime's quantize_static with
+# QUInt4 weights and AddQDQPairToWeight): explaining a difference, `origins` exposed every
+# QuantizeLinear output, the weight's uint4 one too, and ONNX Runtime's run stopped with
+# "No corresponding Numpy type for Tensor Type. UInt4x2"; packed outputs are not exposed
+@pytest.mark.parametrize("dtype", [TensorProto.UINT4, TensorProto.INT4])
+def test_origins_of_a_file_with_a_four_bit_weight_pair(dtype: int) -> None:
+    w = _weight(6, 4).astype(np.float32)
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"]),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"]),
+             helper.make_node("MatMul", ["input", "wd"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "case", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.float32(0.05), "s"),
+         helper.make_tensor("z", dtype, [], [0 if dtype == TensorProto.INT4 else 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    feeds = {"input": _weight(2, 6, seed=1).astype(np.float32)}
+    found, against = origins(model, feeds, COMBOS[0])
+    assert not found and not against
+
 # found by the fuzzer on ONNX Runtime's quantize_dynamic files: ONNX Runtime fuses
 # MatMulInteger -> Cast -> Mul -> Add(bias) into MatMulIntegerToFloat before its
 # SkipLayerNormFusion, which then sees no bias Add; lowp's SkipLayerNormFusion took the bias

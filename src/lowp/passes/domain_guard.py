@@ -15,6 +15,12 @@ not bound the quantized model's values: in `log(sqrt(re^2 + im^2) + 1e-2)` the s
 float value seen was 3 steps from zero, but the quantized power upstream rounds to 0, so
 the quantized model's value is 1e-2, under half a step: any positive tensor on such a path
 counts.
+
+ONNX Runtime's MeanVarianceNormalization divides each row (the elements over `axes`) by
+the root of its mean square deviation with no epsilon, so a row that quantization makes
+constant (values under half a step apart, a Relu's small outputs rounded to 0) becomes
+0 / 0 = NaN. Any quantized tensor with a path to its input counts, positive or not
+(docs/operators.md (O348)).
 """
 
 from __future__ import annotations
@@ -36,6 +42,17 @@ ZERO_PASSING: dict[str, tuple[int, ...] | None] = {
 # the input of each operator that cannot be 0 without the output leaving the reals; Pow's
 # base too when its constant exponent is negative (_guarded)
 GUARDED: dict[str, int] = {"Log": 0, "Reciprocal": 0, "Div": 1}
+
+# the input of each operator that divides by a row's spread with no epsilon: a constant row
+# is 0 / 0, whatever the sign of the tensor (O348)
+SPREAD_GUARDED: dict[str, int] = {"MeanVarianceNormalization": 0}
+
+# element-wise operators of one input: a constant row stays constant through them (a walk
+# to a SPREAD_GUARDED input passes them too)
+ROW_CONSTANT_PASSING = frozenset((
+    "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu",
+    "Clip", "Softplus", "Softsign", "Exp", "Neg", "Erf", "Gelu", "Mish", "Swish",
+    "PRelu", "ThresholdedRelu", "Round", "Floor", "Ceil", "Sign"))
 
 
 def _exponent(graph: Graph, node: onnx.NodeProto) -> float | None:
@@ -65,8 +82,10 @@ def _passes_zero(graph: Graph, node: onnx.NodeProto, index: int) -> bool:
     return inputs is None or index in inputs
 
 
-def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64) -> str | None:
-    """The name of a node whose guarded input a zero of `tensor` reaches, or None."""
+def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64, spread: bool = False
+                          ) -> str | None:
+    """The name of a node whose guarded input a zero of `tensor` reaches, or None; with
+    `spread`, of a node whose SPREAD_GUARDED input a constant row of `tensor` reaches."""
     seen: set[str] = set()
     todo = [tensor]
     while todo and len(seen) < limit:
@@ -78,24 +97,26 @@ def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64) -> str | N
             for index, value in enumerate(node.input):
                 if value != name:
                     continue
-                if _guarded(graph, node, index):
+                if (SPREAD_GUARDED.get(node.op_type) == index if spread
+                        else _guarded(graph, node, index)):
                     return node.name
-                if _passes_zero(graph, node, index):
+                if _passes_zero(graph, node, index) or (
+                        spread and index == 0 and node.op_type in ROW_CONSTANT_PASSING):
                     todo.extend(o for o in node.output if o)
     return None
 
 
 def fragile_positive(graph: Graph, ann: Annotation, table: CalibrationTable
                      ) -> list[tuple[str, str]]:
-    """(tensor, reader node) for each quantized tensor that is strictly positive on the
-    calibration data and whose zero would reach a guarded input of the reader."""
+    """(tensor, reader node) for each quantized tensor whose zero would reach a guarded
+    input of the reader: strictly positive on the calibration data, or any tensor when the
+    reader is in SPREAD_GUARDED."""
     found = []
     for t in ann.activations:
         if t not in table or graph.is_constant(t):
             continue
-        if not table[t].min > 0:
-            continue
-        reader = reaches_guarded_input(graph, t)
+        reader = ((reaches_guarded_input(graph, t) if table[t].min > 0 else None)
+                  or reaches_guarded_input(graph, t, spread=True))
         if reader is not None:
             found.append((t, reader))
     return found
