@@ -326,6 +326,12 @@ using BlockWalk = void (*)(const TreeForest<T>&, const T*, int64_t, int64_t, con
                            int64_t, int64_t, int64_t, int64_t, int64_t, TreeAggregate, T*,
                            uint8_t*);
 
+// walk_block_compact by the forest's one mode (mode_of_compact, 0-5)
+template <typename T>
+constexpr BlockWalk<T> kBlockWalks[6] = {
+    &walk_block_compact<0, T>, &walk_block_compact<1, T>, &walk_block_compact<2, T>,
+    &walk_block_compact<3, T>, &walk_block_compact<4, T>, &walk_block_compact<5, T>};
+
 // the k walks from compact nodes pos[j] on rows xr[j] to their leaves (pos[j] then the
 // leaf's compact node): a forest beyond the caches, whose walks wait on memory
 template <int Mode, typename T>
@@ -356,6 +362,15 @@ void walk_compact(const Compact<T>* c, int64_t k, uint32_t* pos, const T* const*
   }
 }
 
+template <typename T>
+using LockstepWalk = void (*)(const Compact<T>*, int64_t, uint32_t*, const T* const*);
+
+// walk_compact by the forest's one mode (mode_of_compact, 0-5)
+template <typename T>
+constexpr LockstepWalk<T> kLockstepWalks[6] = {
+    &walk_compact<0, T>, &walk_compact<1, T>, &walk_compact<2, T>,
+    &walk_compact<3, T>, &walk_compact<4, T>, &walk_compact<5, T>};
+
 // trees [t0, t1) of the group range [g0, ..) for rows [r0, r1): each walk's leaf weights
 // added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order
 template <typename T>
@@ -380,14 +395,7 @@ void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t ro
     if (!f.compact.empty()) {
       const Compact<T>* c = f.compact.data();
       for (int64_t j = 0; j < k; ++j) pos[j] = f.compact_roots[size_t(tree[j])];
-      switch (f.mode_of_compact) {
-        case 0: walk_compact<0>(c, k, pos, xr); break;
-        case 1: walk_compact<1>(c, k, pos, xr); break;
-        case 2: walk_compact<2>(c, k, pos, xr); break;
-        case 3: walk_compact<3>(c, k, pos, xr); break;
-        case 4: walk_compact<4>(c, k, pos, xr); break;
-        default: walk_compact<5>(c, k, pos, xr); break;
-      }
+      kLockstepWalks<T>[f.mode_of_compact](c, k, pos, xr);
       for (int64_t j = 0; j < k; ++j) {
         const int64_t t = tree[j];
         while (t >= bounds[g + 1]) ++g;
@@ -484,10 +492,7 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   const int64_t tasks = chunks * blocks;
   const bool resident = !f.compact.empty() &&
                         f.compact.size() * sizeof(Compact<T>) <= kResidentBytes;
-  constexpr BlockWalk<T> kWalks[6] = {&walk_block_compact<0, T>, &walk_block_compact<1, T>,
-                                      &walk_block_compact<2, T>, &walk_block_compact<3, T>,
-                                      &walk_block_compact<4, T>, &walk_block_compact<5, T>};
-  const BlockWalk<T> compact_walk = kWalks[resident ? f.mode_of_compact : 0];
+  const BlockWalk<T> compact_walk = kBlockWalks<T>[resident ? f.mode_of_compact : 0];
   std::atomic<int64_t> next{0};
   const auto work = [&](int) {
     for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
