@@ -61,6 +61,43 @@ Appender = Callable[[Any, Any, tuple[object, ...]], None]
 _appenders: dict[object, tuple[str, Appender]] | None = None
 
 
+@dataclass(frozen=True)
+class FeedSlots:
+    """The array arguments (by position) that a binding's Program method may read through
+    `lowp._native.FeedSlot`s, set to the run's arrays before each run: a feed read where
+    the caller keeps it instead of being copied into the signature's buffer first
+    (lowp.runtime.replay). ``append(program, arguments, slots)`` appends the call with a
+    slot or None for each of `positions`."""
+
+    positions: tuple[int, ...]
+    append: Callable[[Any, tuple[object, ...], list[Any]], None]
+
+
+def _quantize_slot(program: Any, args: tuple[object, ...], slots: list[Any]) -> None:
+    program.quantize_slot(slots[0], *args[1:])
+
+
+def _quantize_to_channels_last_slot(program: Any, args: tuple[object, ...],
+                                    slots: list[Any]) -> None:
+    x = args[0]
+    assert isinstance(x, np.ndarray)
+    program.quantize_to_channels_last_slot(slots[0], *x.shape, *args[1:])
+
+
+def _float_attention_slots(program: Any, args: tuple[object, ...], slots: list[Any]) -> None:
+    program.float_attention(*args, *slots)      # (q_slot, k_slot, v_slot)
+
+
+# bindings that read array arguments through FeedSlots: a QDQ file's first quantizers,
+# whose one pass over the feed a copy into the signature's buffer would double, and float
+# Attention's Q, K and V (read whole: at sequence 16 the copies were a tenth of the run)
+FEED_SLOTS: dict[str, FeedSlots] = {
+    "quantize": FeedSlots((0,), _quantize_slot),
+    "quantize_to_channels_last": FeedSlots((0,), _quantize_to_channels_last_slot),
+    "float_attention": FeedSlots((0, 1, 2), _float_attention_slots),
+}
+
+
 def extension() -> Any:
     """lowp._native (imported on first use: this module loads without the extension)."""
     from . import native_backend
@@ -147,6 +184,14 @@ def append(program: Any, calls: list[Call]) -> None:
     for fn, args in calls:
         _, add = table[getattr(fn, "__func__", fn)]
         add(program, getattr(fn, "__self__", None), args)
+
+
+def feed_slots(call: Call) -> FeedSlots | None:
+    """The `FEED_SLOTS` of `call`'s binding (None: it reads every argument as recorded)."""
+    fn, args = call
+    entry = appenders().get(getattr(fn, "__func__", fn))
+    slots = None if entry is None else FEED_SLOTS.get(entry[0])
+    return slots if slots is not None and len(args) > max(slots.positions) else None
 
 
 # ---------------------------------------------------------------------------------------

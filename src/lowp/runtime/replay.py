@@ -14,8 +14,10 @@ steps on shapes only, `fixed_steps`) are compiled into one `lowp._native.Program
 
 The invariant that makes this exact: every run of a signature reads its feeds from input
 buffers the signature owns (the feeds are copied into them, a memcpy per input and run;
-a Session's float32 feed whose every reader is its QuantizeLinear is instead read where
-the caller keeps it, through a `FeedSlot` of the Program set to the run's array),
+a Session's float32 feed whose every reader is a call that declares it may read that
+argument through a slot, `program.FEED_SLOTS` (a QuantizeLinear, an Attention's Q, K or V),
+is instead read where the caller keeps it, through a `FeedSlot` of the Program set to the
+run's array),
 constants are the same objects on every run, and a replayed step writes into the buffers
 it wrote when recorded; so a recorded call reads the same memory, holding this run's
 values, as long as every tensor a segment reads from outside itself is a constant, a feed,
@@ -218,7 +220,7 @@ class Replayer:
         # memory (lowp.runtime.sharing): for callers that read only `outputs` after a run
         # and keep none of its arrays (a Session's: it returns copies)
         self._share = share and outputs is not None and sharing.enabled()
-        # a feed's quantizers may read it where the caller keeps it (`_in_place_feeds`): for
+        # a feed's readers may read it where the caller keeps it (`_in_place_feeds`): for
         # callers whose feeds no step writes during a run (a Session's: it returns copies),
         # not a Loop's, which hands a body the buffers the body writes
         self._feeds_in_place = feeds_in_place
@@ -237,7 +239,7 @@ class Replayer:
         self._state: dict[object, list[_Record | None] | list[Entry]] = {}
         self._ready: dict[object, list[Runner]] = {}
         self._feeds: dict[object, dict[str, np.ndarray]] = {}      # owned input buffers
-        # feeds a replayed run hands to their quantizers as they are (`_in_place_feeds`)
+        # feeds a replayed run hands to their readers as they are (`_in_place_feeds`)
         self._in_place: dict[object, frozenset[str]] = {}
         self._buffers: dict[object, dict[object, np.ndarray]] = {}  # native float outputs
         self._tables: dict[object, np.ndarray] = {}                # DequantizeLinear tables
@@ -899,7 +901,7 @@ class _Segment:
     # (set_slice): the segment's steps then run the plain way, from the same inputs (the
     # Program wrote only its own buffers)
     retries: list[np.ndarray] = field(default_factory=list)
-    # (slot, feed): quantizers that read a feed where the caller keeps it, through a
+    # (slot, feed): calls that read a feed where the caller keeps it, through a
     # FeedSlot set to the run's array (or to the signature's buffer it was copied into)
     slots: list[tuple[Any, str]] = field(default_factory=list)
     # the same steps whose output buffers not live at the same time share memory
@@ -1104,7 +1106,7 @@ def _compile(plan: list[Entry], execute: Execute, stable: frozenset[str],
     """Maximal runs of replayed entries whose calls a Program takes become one `_Segment`
     each; `stable` names the tensors that are the same memory on every run (constants and
     the owned feeds); a segment stores only `outputs` and what later steps read. The
-    quantizers of the feeds `in_place` (name -> owned buffer) read them through slots.
+    calls reading the feeds `in_place` (name -> owned buffer) read them through slots.
     With `share`, each segment gets a second Program whose output buffers not live at the
     same time share memory (`_shared`)."""
     runners: list[Runner] = []
@@ -1197,17 +1199,11 @@ def _shared(segment: _Segment, runners: list[Runner], outputs: frozenset[str],
     return shared
 
 
-# the quantizers whose one call may read a float32 feed through a FeedSlot: a feed's
-# first reader in a QDQ file, one pass over it, where copying the feed into the signature's
-# buffer first costs about as much again
-SLOT_CALLS = frozenset({"quantize", "quantize_to_channels_last"})
-
-
 def _in_place_feeds(plan: list[Entry], owned: dict[str, np.ndarray],
                     outputs: frozenset[str] | None) -> frozenset[str]:
-    """The feeds whose every reader is a replayed quantizer that a Program takes, whose one
-    call reads the feed's buffer as its input, all of it (`_slot_feed`): a replayed run
-    hands them the run's feed instead of copying it. A feed that is also an output (or
+    """The float32 feeds whose every reader is a replayed step that a Program takes, whose
+    one call reads the feed's buffer, all of it, through a slot (`_slot_reads`): a replayed
+    run hands them the run's feed instead of copying it. A feed that is also an output (or
     every tensor is) keeps its copy."""
     found = set()
     for name, buffer in owned.items():
@@ -1216,17 +1212,10 @@ def _in_place_feeds(plan: list[Entry], owned: dict[str, np.ndarray],
         readers = [e for e in plan
                    if name in (e.step.inputs if isinstance(e, (_Replay, _Fixed)) else e.inputs)]
         if readers and all(type(e) is _Replay and program.appendable(e.calls)
-                           and (_slot_feed(e.calls, {name: buffer}) == name
-                                or name in (_attention_slots(e.calls, {name: buffer}) or ()))
+                           and name in (_slot_reads(e.calls, {name: buffer}) or ())
                            for e in readers):
             found.add(name)
     return frozenset(found)
-
-
-# the float Attention call, which reads its Q, K and V (its first three arguments) whole:
-# those that are float32 feeds are read through FeedSlots (at sequence 16 the copies of the
-# feeds into the signature's buffers were a tenth of the run)
-ATTENTION_CALL = "float_attention"
 
 
 def _whole(x: object, buffer: np.ndarray) -> bool:
@@ -1236,56 +1225,20 @@ def _whole(x: object, buffer: np.ndarray) -> bool:
             and x.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
 
 
-def _attention_slots(calls: list[Call], feeds: dict[str, np.ndarray]
-                     ) -> list[str | None] | None:
-    """For one `ATTENTION_CALL` call: per Q, K and V, the feed (of `feeds`, name -> buffer)
-    it reads as all of the feed's buffer with no other argument over that buffer, or None;
-    None when `calls` is not one such call."""
+def _slot_reads(calls: list[Call], feeds: dict[str, np.ndarray]) -> list[str | None] | None:
+    """For one call of a binding with `program.FEED_SLOTS`: per argument it may read through
+    a slot, the feed (of `feeds`, name -> buffer) it reads as all of the feed's buffer with
+    no other argument over that buffer, or None; None when `calls` is not one such call."""
     if len(calls) != 1:
         return None
-    fn, args = calls[0]
-    entry = program.appenders().get(getattr(fn, "__func__", fn))
-    if entry is None or entry[0] != ATTENTION_CALL or len(args) < 3:
+    slots = program.feed_slots(calls[0])
+    if slots is None:
         return None
-    found: list[str | None] = []
-    for i in range(3):
-        found.append(next((name for name, buffer in feeds.items() if _whole(args[i], buffer)
-                           and not any(type(a) is np.ndarray and np.shares_memory(a, buffer)
-                                       for j, a in enumerate(args) if j != i)), None))
-    return found
-
-
-def _slot_feed(calls: list[Call], feeds: dict[str, np.ndarray]) -> str | None:
-    """The feed (of `feeds`, name -> buffer) that `calls` read through a slot: one call of
-    `SLOT_CALLS` whose input is a C-contiguous view of all of the feed's buffer and whose
-    other arguments are not over it."""
-    if len(calls) != 1:
-        return None
-    fn, args = calls[0]
-    entry = program.appenders().get(getattr(fn, "__func__", fn))
-    if entry is None or entry[0] not in SLOT_CALLS or not args:
-        return None
-    x = args[0]
-    for name, buffer in feeds.items():
-        if (type(x) is np.ndarray and x.dtype == buffer.dtype and x.size == buffer.size
-                and x.flags.c_contiguous
-                and x.__array_interface__["data"][0] == buffer.__array_interface__["data"][0]
-                and not any(type(a) is np.ndarray and np.shares_memory(a, buffer)
-                            for a in args[1:])):
-            return name
-    return None
-
-
-def _append_slot(prog: Any, calls: list[Call], slot: Any) -> None:
-    """Append the one quantizer call of `calls` reading its input through `slot`."""
-    fn, args = calls[0]
-    name = program.appenders()[getattr(fn, "__func__", fn)][0]
-    x = args[0]
-    assert isinstance(x, np.ndarray)
-    if name == "quantize":
-        prog.quantize_slot(slot, *args[1:])
-    else:
-        prog.quantize_to_channels_last_slot(slot, *x.shape, *args[1:])
+    args = calls[0][1]
+    return [next((name for name, buffer in feeds.items() if _whole(args[i], buffer)
+                  and not any(type(a) is np.ndarray and np.shares_memory(a, buffer)
+                              for j, a in enumerate(args) if j != i)), None)
+            for i in slots.positions]
 
 
 def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozenset[str],
@@ -1303,14 +1256,8 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
     for e in entries:
         if type(e) is _Replay:
             checks += [i for i in e.inputs if i[0] not in made and i[0] not in stable]
-            feed = _slot_feed(e.calls, in_place) if in_place else None
-            reads = _attention_slots(e.calls, in_place) if in_place and feed is None else None
-            if feed is not None:
-                slot = program.extension().FeedSlot()
-                slot.set(in_place[feed])        # type: ignore[index]
-                _append_slot(prog, e.calls, slot)
-                slots.append((slot, feed))
-            elif reads is not None and any(reads):
+            reads = _slot_reads(e.calls, in_place) if in_place else None
+            if reads is not None and any(reads):
                 read_by: list[Any] = []
                 for name in reads:
                     slot = None
@@ -1319,7 +1266,9 @@ def _segment(entries: list[_Replay | _Fixed], execute: Execute, stable: frozense
                         slot.set(in_place[name])    # type: ignore[index]
                         slots.append((slot, name))
                     read_by.append(slot)
-                prog.float_attention(*e.calls[0][1], *read_by)
+                feed_slots = program.feed_slots(e.calls[0])
+                assert feed_slots is not None
+                feed_slots.append(prog, e.calls[0][1], read_by)
             else:
                 program.append(prog, e.calls)
             memory = memoized(e.calls) if memoize else None
