@@ -137,6 +137,51 @@ def test_a_ready_signature_runs_as_a_checked_run(qmodel, backend, threads):
     np.testing.assert_array_equal(fast.run({"input": batch})["logits"], want)
 
 
+def _gather_model() -> onnx.ModelProto:
+    """Relu of Gather(x, i) along axis 0 (an index read as the Program runs), with x itself
+    and a constant among the outputs."""
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "i"], ["g"], name="pick", axis=0),
+         helper.make_node("Relu", ["g"], ["y"])],
+        "gather_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 3]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 3]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])],
+        [helper.make_tensor("c", TensorProto.FLOAT, [2], [1.5, -2.0])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_native_only_signature_runs_its_programs_directly() -> None:
+    """A ready signature that is native Programs only runs as `replay.Direct` once its
+    Programs' shared forms are verified: the outputs of a run without replay (a feed and a
+    constant among them), new arrays every run; an index out of range found as the Program
+    runs raises the node's error, and the next run is right again."""
+    if not native_available():
+        pytest.skip("the native extension is not built")
+    model = _gather_model()
+    fast, plain = Session(model, threads=1), Session(model, threads=1, replay=False)
+    rng = np.random.default_rng(0)
+    kept = []
+    for k in range(6):
+        feeds = {"x": rng.standard_normal((5, 3)).astype(np.float32),
+                 "i": np.array([k % 5, 4 - k % 5], np.int64)}
+        got, want = fast.run(feeds), plain.run(feeds)
+        assert list(got) == ["y", "x", "c"]
+        for n in want:
+            np.testing.assert_array_equal(got[n], want[n])
+            kept.append((got[n], got[n].copy()))
+        assert got["x"] is not feeds["x"]
+    for got, copy in kept:
+        np.testing.assert_array_equal(got, copy)
+    assert fast._ready_run is not None and fast._ready_run.direct is not None
+    bad = {"x": feeds["x"], "i": np.array([1, 5], np.int64)}
+    with pytest.raises(lowp.errors.NodeError, match="pick"):
+        fast.run(bad)
+    np.testing.assert_array_equal(fast.run(feeds)["y"], want["y"])
+
+
 def _maps_and_tensor_model() -> onnx.ModelProto:
     """x -> Relu -> ZipMap (a step run from Python on every replayed run), and Neg of x."""
     graph = helper.make_graph(

@@ -32,7 +32,7 @@ of the Python layers (layout checks, validation, dispatch).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,6 +287,38 @@ class Replayer:
         runners = self._ready.get(signature)
         return runners is not None and all(type(r) is _Segment and not r.checks
                                            for r in runners)
+
+    def direct(self, signature: object, constants: Mapping[str, np.ndarray]) -> Direct | None:
+        """The run of a ready signature that is native Programs only (`native_only`) as a
+        `Direct`, once every Program's shared form is verified or dropped (the forms that
+        run no longer change); None before, or for another signature. `constants`: the
+        constants its outputs may be (name -> array)."""
+        runners = self._ready.get(signature)
+        if runners is None or self._outputs is None or not self.native_only(signature):
+            return None
+        segments: list[_Segment] = []
+        for r in runners:
+            assert type(r) is _Segment
+            if r.shared is not None and not r.verified:
+                return None
+            segments.append(r.shared if r.shared is not None else r)
+        owned = self._feeds.get(signature, {})
+        in_place = self._in_place.get(signature, frozenset())
+        feeds = [(name, buffer, name in in_place,
+                  [slot for seg in segments for slot, n in seg.slots if n == name])
+                 for name, buffer in owned.items()]
+        # the outputs as a replayed run leaves them in the tensor dict
+        values: dict[str, np.ndarray] = {n: constants[n] for n in self._outputs
+                                         if n in constants}
+        values.update((n, b) for n, b in owned.items() if n in self._outputs)
+        layouts: dict[str, object] = {}
+        for seg in segments:
+            exports = seg.exports if seg.exports is not None else seg.outputs
+            layouts.update((n, seg.layouts[n]) for n in exports if n in self._outputs)
+            values.update((n, v) for n, v in exports.items() if n in self._outputs)
+        if not self._outputs <= values.keys():
+            return None
+        return Direct(feeds, segments, values, layouts)
 
     def shared_memory(self, signature: object) -> list[tuple[int, int, int]]:
         """Per native Program of a ready signature whose shared form runs (`_shared`):
@@ -975,6 +1007,40 @@ class _Segment:
             env.update(self.exports)
             layout.update(self.export_layouts)  # type: ignore[arg-type]
         return True
+
+
+@dataclass
+class Direct:
+    """A ready signature's replayed run that is native Programs only, as `Replayer.run`
+    makes it, without the tensor dict: each feed copied into the signature's buffer or set
+    into the slots that read it in place, the Programs run, their status and guard arrays
+    checked; `run` returns the outputs' arrays (the signature's buffers: copy them)."""
+
+    # name, the signature's buffer, read in place, the slots reading it
+    feeds: list[tuple[str, np.ndarray, bool, list[Any]]]
+    segments: list[_Segment]        # the forms that run (a verified shared one or itself)
+    outputs: dict[str, np.ndarray]  # after a run: the outputs' values
+    layouts: dict[str, object]      # their layouts (channels-first when not named)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """Run on `feeds`, arrays of the signature's names, dtypes and shapes; None when a
+        call reported run-time values outside what it computes (its steps run the plain
+        way: run `Replayer.run` instead, which does the same from the start)."""
+        for name, buffer, in_place, slots in self.feeds:
+            v = feeds[name]
+            if not (in_place and v.flags.c_contiguous):
+                np.copyto(buffer, v)
+                v = buffer
+            for slot in slots:
+                slot.set(v)
+        for segment in self.segments:
+            segment.program.run()
+            for status in segment.retries:
+                if status[0]:
+                    return None
+            for step, args in segment.guards:
+                _check_guard(step, args)
+        return self.outputs
 
 
 @dataclass

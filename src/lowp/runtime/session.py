@@ -52,7 +52,7 @@ from .lower import fold_constant_quantize, lower
 from .ml_ops import scaler_as_arithmetic
 from .plan import CF, CL, Step
 from .prepacked import freeze
-from .replay import NATIVE_FLOAT, Replayer
+from .replay import NATIVE_FLOAT, Direct, Replayer
 from .subgraph_rewrites import in_subgraphs
 from .tape import call
 
@@ -231,9 +231,12 @@ class Session:
                 and names == self.output_names:
             constants = self._constants_read(signature)
             if constants is not None:
-                self._ready_run = _ReadyRun(self.steps, signature, tuple(
-                    (n, v.dtype, v.shape) for n, v in checked.items()), constants,
-                    self._blas is not None and not self._replayer.native_only(signature))
+                native_only = self._replayer.native_only(signature)
+                self._ready_run = _ReadyRun(
+                    self.steps, signature, tuple(
+                        (n, v.dtype, v.shape) for n, v in checked.items()), constants,
+                    self._blas is not None and not native_only, native_only,
+                    any(step.subplans for step in self.steps))
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
@@ -246,21 +249,39 @@ class Session:
         (its feed checks passed, its replayed run, inside the bound on BLAS's threads when
         it calls BLAS) without deciding it again."""
         assert self._replayer is not None
+        direct = ready.direct
+        if direct is None and ready.native_only:
+            direct = ready.direct = self._replayer.direct(ready.signature,
+                                                          dict(ready.constants))
+        if direct is not None:
+            # (native Programs only: their calls hold the thread count, and no step runs
+            # a subgraph or BLAS)
+            made = direct.run(feeds)
+            if made is not None:
+                return _outputs(made, direct.layouts, self.output_names)
         previous = native_float.swap_threads(self.threads)
         try:
             checked = {n: feeds[n] for n in self.input_names}
             env = dict(ready.constants)
             env.update(checked)
             layout: dict[str, object] = {}
-            with control.subgraph_replay(True):
-                if ready.bounds_blas:
-                    with blas_threads.bounded(self._blas, self.threads):
-                        self._replayer.run(ready.signature, env, layout, checked)
-                else:
-                    self._replayer.run(ready.signature, env, layout, checked)
+            if ready.subgraphs:
+                with control.subgraph_replay(True):
+                    self._replay_ready(ready, env, layout, checked)
+            else:
+                self._replay_ready(ready, env, layout, checked)
             return _outputs(env, layout, self.output_names)
         finally:
             native_float.swap_threads(previous)
+
+    def _replay_ready(self, ready: _ReadyRun, env: dict[str, np.ndarray],
+                      layout: dict[str, object], checked: dict[str, np.ndarray]) -> None:
+        assert self._replayer is not None
+        if ready.bounds_blas:
+            with blas_threads.bounded(self._blas, self.threads):
+                self._replayer.run(ready.signature, env, layout, checked)
+        else:
+            self._replayer.run(ready.signature, env, layout, checked)
 
     def _env(self, signature: object, *, everything: bool) -> dict[str, np.ndarray]:
         """The run's tensor dict: the constants, or for a replayed signature only those it
@@ -324,9 +345,12 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
     """The run's tensors `names`, channels-first; none an arena buffer nor a view of one."""
     out = {}
     for n in names:
+        have = env.get(n)
+        if type(have) is np.ndarray and layout.get(n) is not CL:
+            out[n] = have.copy()        # (channels-first: _to_cf's `have`)
+            continue
         if n not in env:
             raise LowpError(f"'{n}' is not a tensor of this model")
-        have = env[n]
         if isinstance(have, MapSequence):    # ZipMap's rows, as ONNX Runtime returns them
             out[n] = [dict(row) for row in have]  # type: ignore[assignment]
             continue
@@ -339,17 +363,23 @@ def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class _ReadyRun:
     """A ready feed signature, for runs of a Session's outputs: its feeds' names, dtypes and
-    shapes, the constants its replayed run reads from the tensor dict, and whether the run
-    bounds BLAS's threads (a BLAS step, not all in native Programs: `Replayer.native_only`)."""
+    shapes, the constants its replayed run reads from the tensor dict, whether the run
+    bounds BLAS's threads (a BLAS step, not all in native Programs: `Replayer.native_only`),
+    whether it is native Programs only (then run as a `Direct` once the replayer gives
+    one), and whether a step runs subgraphs (If, Loop, Scan: inside
+    `control.subgraph_replay`)."""
 
     steps: list[Step]           # the Session's steps it was recorded from
     signature: tuple[object, ...]
     inputs: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]     # name, dtype, shape
     constants: list[tuple[str, np.ndarray]]
     bounds_blas: bool
+    native_only: bool
+    subgraphs: bool
+    direct: Direct | None = None
 
     def takes(self, feeds: Mapping[str, np.ndarray]) -> bool:
         """`feeds` are exactly the model's inputs, plain arrays of the signature's dtypes
@@ -358,7 +388,9 @@ class _ReadyRun:
             return False
         for name, dtype, shape in self.inputs:
             a = feeds.get(name)
-            if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            # (`is`: numpy's built-in dtypes are one object each; `!=` for the others)
+            if type(a) is not np.ndarray or a.shape != shape or (
+                    a.dtype is not dtype and a.dtype != dtype):
                 return False
         return True
 
