@@ -328,7 +328,7 @@ using BlockWalk = void (*)(const TreeForest<T>&, const T*, int64_t, int64_t, con
 
 // walk_block_compact by the forest's one mode (mode_of_compact, 0-5)
 template <typename T>
-constexpr BlockWalk<T> kBlockWalks[6] = {
+constexpr BlockWalk<T> kResidentWalks[6] = {
     &walk_block_compact<0, T>, &walk_block_compact<1, T>, &walk_block_compact<2, T>,
     &walk_block_compact<3, T>, &walk_block_compact<4, T>, &walk_block_compact<5, T>};
 
@@ -362,18 +362,10 @@ void walk_compact(const Compact<T>* c, int64_t k, uint32_t* pos, const T* const*
   }
 }
 
-template <typename T>
-using LockstepWalk = void (*)(const Compact<T>*, int64_t, uint32_t*, const T* const*);
-
-// walk_compact by the forest's one mode (mode_of_compact, 0-5)
-template <typename T>
-constexpr LockstepWalk<T> kLockstepWalks[6] = {
-    &walk_compact<0, T>, &walk_compact<1, T>, &walk_compact<2, T>,
-    &walk_compact<3, T>, &walk_compact<4, T>, &walk_compact<5, T>};
-
 // trees [t0, t1) of the group range [g0, ..) for rows [r0, r1): each walk's leaf weights
-// added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order
-template <typename T>
+// added into its group's part (parts: groups x rows x targets), pairs in (tree, row) order;
+// Mode 0-5: on the compact nodes of a forest of that one mode, -1: on the general nodes
+template <int Mode, typename T>
 void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t rows,
                 const int64_t* bounds, int64_t g0, int64_t t0, int64_t t1, int64_t r0,
                 int64_t r1, TreeAggregate agg, T* s, uint8_t* h) {
@@ -392,10 +384,10 @@ void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t ro
       xr[j] = x + r_next * features;
       if (++r_next == r1) r_next = r0, ++t_next;
     }
-    if (!f.compact.empty()) {
+    if constexpr (Mode >= 0) {
       const Compact<T>* c = f.compact.data();
       for (int64_t j = 0; j < k; ++j) pos[j] = f.compact_roots[size_t(tree[j])];
-      kLockstepWalks<T>[f.mode_of_compact](c, k, pos, xr);
+      walk_compact<Mode>(c, k, pos, xr);
       for (int64_t j = 0; j < k; ++j) {
         const int64_t t = tree[j];
         while (t >= bounds[g + 1]) ++g;
@@ -449,6 +441,12 @@ void walk_block(const TreeForest<T>& f, const T* x, int64_t features, int64_t ro
   }
 }
 
+// walk_block on the compact nodes by the forest's one mode (mode_of_compact, 0-5)
+template <typename T>
+constexpr BlockWalk<T> kLockstepWalks[6] = {
+    &walk_block<0, T>, &walk_block<1, T>, &walk_block<2, T>,
+    &walk_block<3, T>, &walk_block<4, T>, &walk_block<5, T>};
+
 // the merge of group g's part into the running total, as ml_trees.accumulate
 template <typename T>
 inline void merge(TreeAggregate agg, bool one_target, T part, uint8_t part_has, T& total,
@@ -492,7 +490,11 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
   const int64_t tasks = chunks * blocks;
   const bool resident = !f.compact.empty() &&
                         f.compact.size() * sizeof(Compact<T>) <= kResidentBytes;
-  const BlockWalk<T> compact_walk = kBlockWalks<T>[resident ? f.mode_of_compact : 0];
+  // (a forest held in the caches walked one walk after the other, a bigger one in lockstep;
+  // without compact nodes, the general nodes in lockstep)
+  const BlockWalk<T> walk = f.compact.empty() ? &walk_block<-1, T>
+                            : resident        ? kResidentWalks<T>[f.mode_of_compact]
+                                              : kLockstepWalks<T>[f.mode_of_compact];
   std::atomic<int64_t> next{0};
   const auto work = [&](int) {
     for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
@@ -500,11 +502,7 @@ void tree_ensemble_scores(const TreeForestBase& base, const T* x, int64_t rows,
       const int64_t g0 = c * groups / chunks, g1 = (c + 1) * groups / chunks;
       const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
       const int64_t t0 = bounds[g0], t1 = bounds[g1];
-      if (!resident) {
-        walk_block(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
-        continue;
-      }
-      compact_walk(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
+      walk(f, x, features, rows, bounds, g0, t0, t1, r0, r1, agg, s, h);
     }
   };
   if (threads == 1 || tasks == 1)
