@@ -247,7 +247,8 @@ class Session:
                    ) -> dict[str, np.ndarray]:
         """A run of `ready`'s signature, whose feeds `ready.takes`: what `run` does for it
         (its feed checks passed, its replayed run, inside the bound on BLAS's threads when
-        it calls BLAS) without deciding it again."""
+        it calls BLAS) without deciding it again; native Programs only, as the replayer's
+        `Direct` once it gives one."""
         assert self._replayer is not None
         direct = ready.direct
         if direct is None and ready.native_only:
