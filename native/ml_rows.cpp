@@ -104,12 +104,16 @@ nb::list zipmap_dicts(F32In scores, int64_t rows, nb::list keys) {
   const size_t count = nb::len(keys);
   if (rows < 0 || scores.size() != size_t(rows) * count)
     throw std::invalid_argument("zipmap_dicts: the scores are not rows x keys");
-  nb::list out;
+  nb::list out = nb::steal<nb::list>(PyList_New(Py_ssize_t(rows)));
   const float* s = scores.data();
   for (int64_t r = 0; r < rows; ++r) {
     nb::dict row;
-    for (size_t j = 0; j < count; ++j) row[keys[j]] = nb::float_(double(s[size_t(r) * count + j]));
-    out.append(row);
+    for (size_t j = 0; j < count; ++j) {
+      nb::object v = nb::steal(PyFloat_FromDouble(double(s[size_t(r) * count + j])));
+      if (!v.is_valid() || PyDict_SetItem(row.ptr(), PyList_GET_ITEM(keys.ptr(), j), v.ptr()))
+        throw nb::python_error();
+    }
+    PyList_SET_ITEM(out.ptr(), Py_ssize_t(r), row.release().ptr());
   }
   return out;
 }

@@ -351,16 +351,17 @@ def maps_of_scores(scores: np.ndarray, keys: list[int | str]) -> list[dict[int |
     from its (N, keys) float32 scores in the keys' order (`ZipMap` with scores_only): one
     native call building the dicts, as ONNX Runtime's Python binding builds them, else
     Python's."""
-    if not _DICTS:
-        _DICTS.append(getattr(native_float.binding("zipmap_dicts"), "zipmap_dicts", None))
-    build = _DICTS[0]
-    if build is not None and scores.dtype == np.float32 and scores.flags.c_contiguous:
-        return build(scores, scores.shape[0], keys)  # type: ignore[no-any-return]
+    global _build_dicts
+    if _build_dicts is _UNSET:
+        _build_dicts = getattr(native_float.binding("zipmap_dicts"), "zipmap_dicts", None)
+    if _build_dicts is not None:
+        return _build_dicts(scores, len(scores), keys)  # type: ignore[no-any-return]
     return [dict(zip(keys, row, strict=True)) for row in scores.tolist()]
 
 
 # the extension's zipmap_dicts, looked up at the first use (None without it)
-_DICTS: list[Any] = []
+_UNSET: Any = object()
+_build_dicts: Any = _UNSET
 
 
 # node_cache keys: ZipMap's keys and the columns they read (`_zipmap_keys`), and those
