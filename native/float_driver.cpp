@@ -39,6 +39,8 @@ const FloatKernels& active_float_kernels() {
   return kFloatAvx2;  // avx2, avxvnni, avxvnni_evex
 }
 
+bool float_path_has_avx2() { return active_table() != &kScalarTable; }
+
 void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,
                      int threads) {
   if (n <= 0) return;
@@ -412,28 +414,32 @@ float m1_transposed_row(const float* x, int64_t sx, const float* row, int64_t sk
 // Runtime's NaN order (docs/operators.md (O223)).
 // With unit strides along k on a path with AVX2, the rows' sums come from
 // m1_transposed_folds_avx2 (float_rnn_avx2.cpp: the same operations, four rows at once in
-// 256-bit registers); the beta term and the NaN rows as below.
+// 256-bit registers) in blocks of kFoldRows rows on the stack; a block's rows fold as in the
+// whole product (every block but the last a multiple of four rows, the last holding the
+// tail). The beta term and the NaN rows as below.
+constexpr int64_t kFoldRows = 64;
+
 void sgemm_m1_transposed(const float* x, int64_t sx, const float* rows, int64_t sr, int64_t sk,
                          float* out, int64_t so, int64_t nrows, int64_t k,
                          bool accumulate = false) {
   const int64_t tail = nrows % 4;
-  std::vector<float> folds;
-  if (sx == 1 && sk == 1 && k > 0 && std::string(active_table()->name) != "scalar") {
-    folds.resize(size_t(nrows));
-    m1_transposed_folds_avx2(x, rows, sr, folds.data(), nrows, k);
-  }
-  for (int64_t r = 0; r < nrows; ++r) {
-    const float* row = rows + r * sr;
-    const int64_t pos = r - (nrows - tail);
-    const int64_t group = pos < 0 ? 4 : (tail >= 2 && pos < 2) ? 2 : 1;
-    float y = folds.empty() ? m1_transposed_row<PlainArithmetic>(x, sx, row, sk, k, group)
-                            : folds[size_t(r)];
-    const float c = accumulate ? out[r * so] : 0.0f;
-    if (y != y || c != c) {
-      y = m1_transposed_row<FirstNanArithmetic>(x, sx, row, sk, k, group);
-      out[r * so] = first_nan_add(y, c);
-    } else {
-      out[r * so] = y + c;
+  const bool wide = sx == 1 && sk == 1 && k > 0 && float_path_has_avx2();
+  float folds[kFoldRows];
+  for (int64_t r0 = 0; r0 < nrows; r0 += kFoldRows) {
+    const int64_t r1 = std::min(nrows, r0 + kFoldRows);
+    if (wide) m1_transposed_folds_avx2(x, rows + r0 * sr, sr, folds, r1 - r0, k);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = rows + r * sr;
+      const int64_t pos = r - (nrows - tail);
+      const int64_t group = pos < 0 ? 4 : (tail >= 2 && pos < 2) ? 2 : 1;
+      float y = wide ? folds[r - r0] : m1_transposed_row<PlainArithmetic>(x, sx, row, sk, k, group);
+      const float c = accumulate ? out[r * so] : 0.0f;
+      if (y != y || c != c) {
+        y = m1_transposed_row<FirstNanArithmetic>(x, sx, row, sk, k, group);
+        out[r * so] = first_nan_add(y, c);
+      } else {
+        out[r * so] = y + c;
+      }
     }
   }
 }

@@ -122,6 +122,10 @@ extern const FloatKernels kFloatAvx512;
 
 // scalar for "scalar", 512-bit for "avx512vnni" and "amx", 256-bit for the other paths.
 const FloatKernels& active_float_kernels();
+// Whether the active path is not "scalar": every other path runs only on a CPU with AVX2
+// (dispatch.h), so the 256-bit helpers outside the kernel tables may run (float_rnn.h's
+// one-row products, gather.cpp's 4-byte transpose). A pointer comparison, cheap per call.
+bool float_path_has_avx2();
 
 // y[i] = op(x[i]) for i < n (x == y allowed); threads <= 0: all.
 void run_float_unary(int op, const float* x, float* y, int64_t n, float alpha, float beta,

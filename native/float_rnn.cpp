@@ -8,11 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 #include <utility>
 #include <vector>
 
-#include "dispatch.h"
 #include "float_kernels.h"
 #include "threadpool.h"
 
@@ -161,7 +159,7 @@ void run_direction(const FloatRnnArgs& a, int64_t d, int threads) {
   }
   // B = 1: the product is the one-row transposed kernel's; its 256-bit form on the paths
   // with AVX2 (the same sums)
-  const bool wide_m1 = B == 1 && std::string(active_table()->name) != "scalar";
+  const bool wide_m1 = B == 1 && float_path_has_avx2();
   const float hi = a.clip, lo = -a.clip;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t step = rev ? T - 1 - t : t;

@@ -5,10 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <string>
 #include <type_traits>
 
-#include "dispatch.h"
+#include "float_kernels.h"
 #include "threadpool.h"
 #include "transpose8.h"
 
@@ -90,11 +89,6 @@ __attribute__((target("avx2"))) void transpose_tile_4b_avx2(const uint32_t* x, u
     for (int64_t r = r0; r < r1; ++r) y[c * rows + r] = x[r * cols + c];
 }
 
-bool transpose_avx2() {
-  static const bool cpu = __builtin_cpu_supports("avx2");
-  return cpu && std::string(active_table()->name) != "scalar";
-}
-
 template <typename T>
 void transpose_tiles(const TakeArgs& a, const TakeTranspose& t, int64_t tile0, int64_t count,
                      int64_t tiles_c, bool wide) {
@@ -133,7 +127,7 @@ void run_take_transpose(const TakeArgs& a, const TakeTranspose& t, int threads) 
             : a.itemsize == 4 ? transpose_tiles<uint32_t>
                               : transpose_tiles<uint64_t>;
   // memory-bound as the element loop: a second thread for large tensors only
-  const bool wide = a.itemsize == 4 && transpose_avx2();
+  const bool wide = a.itemsize == 4 && float_path_has_avx2();
   run_elementwise(tiles, std::max<int64_t>(1, (int64_t(1) << 16) / (kTile * kTile)), threads,
                   [&](int64_t k0, int64_t len) { fn(a, t, k0, len, tiles_c, wide); });
 }

@@ -1,7 +1,9 @@
 // Row kernels of the small ai.onnx.ml operators, as lowp.runtime.ml_ops computes them (its
 // numpy is the reference): LinearClassifier's label of each row (its first largest score),
-// Normalizer's L1 and MAX of float32 rows; with their Python bindings (also Program
-// methods, so that a replayed run repeats them).
+// Normalizer's L1 and MAX of float32 rows, ZipMap's scores in the order of its keys; with
+// their Python bindings (also Program methods, so that a replayed run repeats them). And
+// ZipMap's sequence of maps built from those scores (`zipmap_dicts`: Python objects, made
+// after the run, as ONNX Runtime's Python binding makes them from its std::maps).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
@@ -50,6 +52,14 @@ void normalize_rows(const float* x, int64_t rows, int64_t width, int norm, float
   }
 }
 
+// ZipMap's scores in the order of its keys (ml_ops.ZipMap with scores_only): y[r][j] =
+// x[r][columns[j]] for rows of `width` scores and `count` keys
+void zipmap_scores(const float* x, int64_t rows, int64_t width, const int64_t* columns,
+                   int64_t count, float* y) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < count; ++j) y[r * count + j] = x[r * width + columns[j]];
+}
+
 }  // namespace lowp
 
 namespace {
@@ -75,6 +85,39 @@ lowp::Kernel make_normalize(F32In x, int64_t rows, int64_t width, int norm, F32O
   return [=] { lowp::normalize_rows(x.data(), rows, width, norm, y.data()); };
 }
 
+lowp::Kernel make_zipmap_scores(F32In x, int64_t rows, int64_t width, I64In columns,
+                                F32Out y) {
+  const int64_t count = int64_t(columns.size());
+  bool ok = rows >= 0 && width >= 0 && x.size() == size_t(rows * width) &&
+            y.size() == size_t(rows * count);
+  for (int64_t j = 0; ok && j < count; ++j) ok = columns.data()[j] >= 0 && columns.data()[j] < width;
+  if (!ok)
+    throw std::invalid_argument("zipmap_scores: arrays are not rows x width and rows x keys, "
+                                "or a column is outside the row");
+  return [=] { lowp::zipmap_scores(x.data(), rows, width, columns.data(), count, y.data()); };
+}
+
+// One dict a row of `scores` (rows x keys): keys[j] -> the score as a Python float (the
+// float32 value exactly, a NaN's payload kept as the conversion to double keeps it), keys
+// in the list's order (ascending: ONNX Runtime's std::map order).
+nb::list zipmap_dicts(F32In scores, int64_t rows, nb::list keys) {
+  const size_t count = nb::len(keys);
+  if (rows < 0 || scores.size() != size_t(rows) * count)
+    throw std::invalid_argument("zipmap_dicts: the scores are not rows x keys");
+  nb::list out = nb::steal<nb::list>(PyList_New(Py_ssize_t(rows)));
+  const float* s = scores.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    nb::dict row;
+    for (size_t j = 0; j < count; ++j) {
+      nb::object v = nb::steal(PyFloat_FromDouble(double(s[size_t(r) * count + j])));
+      if (!v.is_valid() || PyDict_SetItem(row.ptr(), PyList_GET_ITEM(keys.ptr(), j), v.ptr()))
+        throw nb::python_error();
+    }
+    PyList_SET_ITEM(out.ptr(), Py_ssize_t(r), row.release().ptr());
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program) {
@@ -89,6 +132,11 @@ void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program) {
     nb::gil_scoped_release nogil;
     k();
   }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
+  m.def("zipmap_scores", [](F32In x, int64_t rows, int64_t width, I64In columns, F32Out y) {
+    const lowp::Kernel k = make_zipmap_scores(x, rows, width, columns, y);
+    k();
+  }, "x"_a, "rows"_a, "width"_a, "columns"_a, "y"_a);
+  m.def("zipmap_dicts", &zipmap_dicts, "scores"_a, "rows"_a, "keys"_a);
   program.def("first_largest_labels", [](lowp::Program& p, F32In s, int64_t rows,
                                          int64_t classes, I64In labels, I64Out label) {
     p.append(make_labels(s, rows, classes, labels, label));
@@ -97,4 +145,8 @@ void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program) {
                                    int norm, F32Out y) {
     p.append(make_normalize(x, rows, width, norm, y));
   }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
+  program.def("zipmap_scores", [](lowp::Program& p, F32In x, int64_t rows, int64_t width,
+                                  I64In columns, F32Out y) {
+    p.append(make_zipmap_scores(x, rows, width, columns, y));
+  }, "x"_a, "rows"_a, "width"_a, "columns"_a, "y"_a);
 }

@@ -26,13 +26,12 @@ using RnnTileFn = void (*)(int k, const float* a, int64_t lda, const float* b, f
 // MR rows x NV vectors of c kept in registers over each K block: c += the block's chain of
 // fused multiply-adds from +0, K blocks of 256 (ONNX Runtime's prepacked MLAS GEMM with
 // beta = 1: per element c = fma(acc, 1, c), lowp.mlas_sgemm); with `store` the first block's
-// sum is stored (beta = 0). b points into a panel (rows of kRnnPanel floats).
+// sum is stored (beta = 0). b points into a panel (rows of kRnnPanel floats), on a 64-byte
+// boundary when the caller's packed weights are (lowp.runtime.native_rnn.pack): each load
+// then reads one cache line. No software prefetch: the hardware's streams keep the panels
+// coming, and on the AMD EPYC (Zen 4) a prefetch per line took load slots the one- and
+// two-row tiles need (docs/native.md, the nsnet2_16k section).
 constexpr int kRnnStrideK = 256;
-// Tiles of at most this many rows (an LSTM or GRU step at batch 1 or 2) read the packed
-// weights faster than the L2 cache streams them into L1 by itself: they prefetch the panel
-// rows kRnnPrefetchAhead rows ahead (past a panel's end, the next panel's first rows).
-constexpr int kRnnPrefetchRows = 2;
-constexpr int kRnnPrefetchAhead = 8;
 
 template <class T, int MR, int NV>
 void gemm_tile(int k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
@@ -45,9 +44,6 @@ void gemm_tile(int k, const float* a, int64_t lda, const float* b, float* c, int
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NV; ++j) acc[i][j] = T::set1(0.0f);
     for (int kk = k0; kk < k1; ++kk) {
-      if constexpr (MR <= kRnnPrefetchRows)
-        for (int j = 0; j < NV * W; j += 16)
-          __builtin_prefetch(b + (kk + kRnnPrefetchAhead) * kRnnPanel + j, 0, 3);
       V bv[NV];
       for (int j = 0; j < NV; ++j) bv[j] = T::load(b + kk * kRnnPanel + j * W);
       for (int i = 0; i < MR; ++i) {

@@ -84,3 +84,25 @@ def test_one_column_and_one_row_products_onto_an_init_equal_the_reference(m, k, 
         assert native_float.sgemm(a, b.T, got, trans_b=True, init=c)
         want = mlas_sgemm.gemm(a, b, trans_b=True, c=c)
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(60, 200), k=st.integers(1, 40), one_column=st.booleans(),
+       accumulate=st.booleans(), seed=st.integers(0, 2**16))
+def test_products_of_more_rows_than_one_block_of_folds_equal_the_reference(m, k, one_column,
+                                                                           accumulate, seed):
+    """The AVX2 paths fold the rows' sums in blocks of 64 (native/float_driver.cpp,
+    sgemm_m1_transposed): rows on either side of a block's end, and the last group of four,
+    two or one rows in the last block, sum as in the whole product."""
+    rng = np.random.default_rng(seed)
+    a = _operand(rng, (m, k) if one_column else (1, k), False, 0.3)
+    b = _operand(rng, (k, 1) if one_column else (m, k), False, 0.3)
+    c = _operand(rng, (m, 1) if one_column else (1, m), False, 0.3) if accumulate else None
+    got = np.empty((m, 1) if one_column else (1, m), np.float32)
+    if one_column:
+        assert native_float.sgemm(a, b, got, init=c)
+        want = mlas_sgemm.gemm(a, b, c=c)
+    else:
+        assert native_float.sgemm(a, b.T, got, trans_b=True, init=c)
+        want = mlas_sgemm.gemm(a, b, trans_b=True, c=c)
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))

@@ -89,7 +89,7 @@ def test_pools_at_or_below_the_bound_are_left_alone():
 
 
 def test_a_ready_run_with_steps_from_python_is_bounded():
-    """A ready signature whose replayed run also runs a step from Python (ZipMap) in a
+    """A ready signature whose replayed run also runs a step from Python (Hardmax) in a
     Session with a BLAS step (MatMul) takes the ready run inside the bound, every run."""
     before = _pool_threads()
     if not before or max(before) <= 1:
@@ -99,20 +99,23 @@ def test_a_ready_run_with_steps_from_python_is_bounded():
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"]),
          helper.make_node("ZipMap", ["y"], ["maps"], domain="ai.onnx.ml",
-                          classlabels_int64s=list(range(8)))], "g",
+                          classlabels_int64s=list(range(8))),
+         helper.make_node("Hardmax", ["y"], ["h"])], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8]),
-         helper.make_value_info("maps", maps)],
+         helper.make_value_info("maps", maps),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, [4, 8])],
         [numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")])
     s = Session(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)]), threads=1)
     assert s._blas is not None
-    seen = _pool_threads_at_calls(next(t for t in s.steps if t.op_type == "ZipMap"))
+    seen = _pool_threads_at_calls(next(t for t in s.steps if t.op_type == "Hardmax"))
     x = np.arange(32, dtype=np.float32).reshape(4, 8)
     for _ in range(5):
         got = s.run({"x": x})
         np.testing.assert_array_equal(got["y"], x)
         assert got["maps"] == [dict(enumerate(row)) for row in x.tolist()]
+        np.testing.assert_array_equal(got["h"], np.eye(8, dtype=np.float32)[[7] * 4])
     assert s._ready_run is not None and s._ready_run.bounds_blas
     assert len(seen) == 5 and all(max(t) == 1 for t in seen)
     assert _pool_threads() == before

@@ -237,6 +237,34 @@ def test_zipmap_returns_the_maps_onnxruntime_returns(backend: str, threads: int,
         np.testing.assert_array_equal(got["y"], want[1])
 
 
+@pytest.mark.skipif(not native_available(), reason="needs the native extension")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("rank", "labels"), [
+    (2, [0, 1, 2]), (2, [7, -3, 5, 7]), (1, [5, 1, 9]), (2, ["yes", "no", "maybe"])])
+def test_zipmap_scores_replay_in_the_native_program(threads: int, rank: int,
+                                                    labels: list[int] | list[str]) -> None:
+    """A ZipMap whose output is a graph output gives its scores in the keys' order by a
+    native call (`zipmap_scores`), and the Session makes the maps after the run
+    (`zipmap_dicts`): from the third run the run is native Programs only (its ZipMap ran
+    from Python on every run before), and every run, on new scores each time (NaN, -0,
+    infinities among them), gives ONNX Runtime's maps, as a run without replay does."""
+    model = _zipmap_model(rank, labels)
+    fast = Session(model, threads=threads)
+    plain = Session(model, threads=threads, replay=False)
+    rng = np.random.default_rng(rank)
+    shape = (5, len(labels)) if rank == 2 else (len(labels),)
+    for run in range(5):
+        x = rng.standard_normal(shape).astype(np.float32)
+        x.reshape(-1)[[(run + k) % x.size for k in range(3)]] = [np.nan, -0.0, -np.inf]
+        want = _ort(model, {"x": x})
+        got = fast.run({"x": x})
+        _same_maps(got["scores"], want[0])
+        _same_maps(plain.run({"x": x})["scores"], want[0])
+        np.testing.assert_array_equal(got["y"], want[1])
+    assert fast._replayer is not None and fast._replayer.native_only(
+        (("x", x.shape, x.dtype.str),)), "the replayed run is not native Programs only"
+
+
 def test_zipmap_refuses_a_row_of_another_length_naming_the_node() -> None:
     model = _zipmap_model(2, [0, 1, 2])
     model.graph.node[1].name = "zm"

@@ -183,15 +183,18 @@ def test_a_native_only_signature_runs_its_programs_directly() -> None:
 
 
 def _maps_and_tensor_model() -> onnx.ModelProto:
-    """x -> Relu -> ZipMap (a step run from Python on every replayed run), and Neg of x."""
+    """x -> Relu -> ZipMap (its maps made after the run), Hardmax of the same Relu (a step
+    run from Python on every replayed run), and Neg of x."""
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"]),
          helper.make_node("ZipMap", ["r"], ["maps"], domain="ai.onnx.ml",
                           classlabels_int64s=[3, 1, 2]),
+         helper.make_node("Hardmax", ["r"], ["h"]),
          helper.make_node("Neg", ["x"], ["y"])],
         "maps_and_tensor",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, [None, 3]),
          helper.make_value_info("maps", helper.make_sequence_type_proto(
              helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(
                  TensorProto.FLOAT, []))))])
@@ -200,7 +203,7 @@ def _maps_and_tensor_model() -> onnx.ModelProto:
 
 
 def test_a_ready_signature_with_steps_run_from_python_skips_the_set_up() -> None:
-    """A ready signature whose replayed run also runs steps from Python (ZipMap), in a
+    """A ready signature whose replayed run also runs steps from Python (Hardmax), in a
     Session without a BLAS step, runs as `_run_ready` too: the outputs of a run without
     replay, new arrays every run, and feeds of another dtype or shape still refused
     naming the input."""
@@ -213,6 +216,7 @@ def test_a_ready_signature_with_steps_run_from_python_skips_the_set_up() -> None
         got, want = fast.run({"x": x}), plain.run({"x": x})
         assert got["maps"] == want["maps"]
         np.testing.assert_array_equal(got["y"], want["y"])
+        np.testing.assert_array_equal(got["h"], want["h"])
         kept.append((got["y"], got["y"].copy()))
     for got, copy in kept:
         np.testing.assert_array_equal(got, copy)

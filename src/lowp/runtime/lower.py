@@ -42,7 +42,7 @@ from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
 from .fuse_moves import fuse_moves
 from .lowering import LOWERINGS, LowerCtx
-from .ml_ops import ML_OPS
+from .ml_ops import ML_OPS, zipmap_keys
 from .ort_context import fused_into_conv
 from .ort_fusions import TRANSPOSE_HANDLED, transpose_perm
 from .plan import (
@@ -336,6 +336,9 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
                 not subgraph and node.input[0] in graph.input_names)
     n_out = len(node.output)
     name, op_type = node.name, node.op_type
+    map_keys = _zipmap_scores_keys(node, graph, attrs, subgraph)
+    if map_keys is not None:
+        attrs["scores_only"] = True
 
     def run(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:
         try:
@@ -438,7 +441,21 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
 
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     run_split, replayable=True)
-    return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run)
+    return Step(node.name, node.op_type, "float", list(node.input), list(node.output), run,
+                map_keys=map_keys)
+
+
+def _zipmap_scores_keys(node: onnx.NodeProto, graph: Graph, attrs: dict[str, Any],
+                        subgraph: bool) -> list[Any] | None:
+    """The keys of an ai.onnx.ml ZipMap of the top-level graph whose output is a graph
+    output that no node reads (every ZipMap of a classifier file): its step then gives the
+    scores in the keys' order, a native step, and the Session makes the maps after the run
+    (Step.map_keys); None for any other node, and for a ZipMap whose labels are the model's
+    error (it raises that when it runs)."""
+    if (node.domain, node.op_type) != ("ai.onnx.ml", "ZipMap") or subgraph \
+            or node.output[0] not in graph.output_names or graph.consumers.get(node.output[0]):
+        return None
+    return zipmap_keys(attrs.get("classlabels_int64s", ()), attrs.get("classlabels_strings", ()))
 
 
 # float data movement whose parameters name channels-first axes, run on channels-last data

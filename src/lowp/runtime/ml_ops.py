@@ -287,14 +287,19 @@ def _over(xf: np.ndarray, total: np.ndarray) -> np.ndarray:
 @register
 @array_attributes("classlabels_int64s")
 def ZipMap(x: np.ndarray, *, classlabels_int64s: Any = (),
-           classlabels_strings: Sequence[bytes | str] = (),
-           node_cache: dict[str, Any] | None = None, **_: Any) -> MapSequence:
+           classlabels_strings: Sequence[bytes | str] = (), scores_only: bool = False,
+           node_cache: dict[str, Any] | None = None, **_: Any) -> MapSequence | np.ndarray:
     """(O226) One dict a row of the float32 scores x ([N, C], or [C] as one row): class
     label -> the score as a Python float (its exact value), keys in ascending order and a
     repeated label keeping its last score, as ONNX Runtime's ZipMapOp fills its vector of
     std::maps and its Python API returns it. Exactly one label list (int64 or strings), of
     C entries; other ranks and types are the model's error (NodeError), as ONNX Runtime
-    refuses them."""
+    refuses them.
+
+    With `scores_only` (a Session's ZipMap whose output is a graph output no node reads,
+    lowp.runtime.lower) the rows' scores in the keys' order instead, (N, keys) float32, by
+    a native call into a buffer of its own (so that a replayed run repeats it in its
+    Program); the Session makes the maps of them after the run (`maps_of_scores`)."""
     if x.dtype != np.float32:
         raise NodeError(f"ZipMap: the input must be float32, not {x.dtype}")
     if x.ndim not in (1, 2):
@@ -307,12 +312,62 @@ def ZipMap(x: np.ndarray, *, classlabels_int64s: Any = (),
     if rows.shape[1] != count:
         raise NodeError(f"ZipMap: the input has {rows.shape[1]} scores a row and the node "
                         f"{count} class labels")
+    if scores_only:
+        return _zipmap_scores(rows, columns, node_cache)
     scores = (rows if columns is None else rows[:, columns]).tolist()
     return MapSequence([dict(zip(keys, row, strict=True)) for row in scores])
 
 
-# node_cache key: ZipMap's keys and the columns they read (`_zipmap_keys`)
+def _zipmap_scores(rows: np.ndarray, columns: list[int] | None,
+                   node_cache: dict[str, Any] | None) -> np.ndarray:
+    """ZipMap's (N, keys) scores in the keys' order: natively (zipmap_scores, its column
+    list the node's own array, the same on every run) into a native_float buffer, else a
+    numpy copy."""
+    ext = native_float.binding("zipmap_scores")
+    if ext is None or not rows.flags.c_contiguous:
+        return np.array(rows if columns is None else rows[:, columns])
+    taken = node_cache.get(_ZIPMAP_COLUMNS) if node_cache is not None else None
+    if taken is None:
+        taken = np.array(range(rows.shape[1]) if columns is None else columns, np.int64)
+        if node_cache is not None:
+            node_cache[_ZIPMAP_COLUMNS] = taken
+    y = native_float.buffer((rows.shape[0], taken.size), np.float32)
+    call(ext.zipmap_scores, rows.reshape(-1), rows.shape[0], rows.shape[1], taken,
+         y.reshape(-1))
+    return y
+
+
+def zipmap_keys(int64s: Any, strings: Sequence[bytes | str]) -> list[int | str] | None:
+    """ZipMap's keys in ascending order from its label lists (`_zipmap_keys`); None when
+    they are the model's error (the node raises it when it runs)."""
+    try:
+        return _zipmap_keys(int64s, strings)[0]
+    except NodeError:
+        return None
+
+
+def maps_of_scores(scores: np.ndarray, keys: list[int | str]) -> list[dict[int | str, float]]:
+    """ZipMap's sequence of maps (one dict a row, keys -> Python floats, the keys' order)
+    from its (N, keys) float32 scores in the keys' order (`ZipMap` with scores_only): one
+    native call building the dicts, as ONNX Runtime's Python binding builds them, else
+    Python's."""
+    global _build_dicts
+    if _build_dicts is _UNSET:
+        _build_dicts = getattr(native_float.binding("zipmap_dicts"), "zipmap_dicts", None)
+    if _build_dicts is not None:
+        return _build_dicts(scores, len(scores), keys)  # type: ignore[no-any-return]
+    return [dict(zip(keys, row, strict=True)) for row in scores.tolist()]
+
+
+# the extension's zipmap_dicts, looked up at the first use (None without it)
+_UNSET: Any = object()
+_build_dicts: Any = _UNSET
+
+
+# node_cache keys: ZipMap's keys and the columns they read (`_zipmap_keys`), and those
+# columns as the int64 array its native call reads (`_zipmap_scores`)
 _ZIPMAP = "zipmap_keys"
+_ZIPMAP_COLUMNS = "zipmap_columns"
 
 
 def _zipmap_keys(int64s: Any, strings: Sequence[bytes | str]

@@ -26,7 +26,7 @@ from lowp import ort_math
 from lowp.cpu import cpu_flags
 from lowp.fixedpoint import fma32
 
-from .prepacked import PackCache
+from .prepacked import PackCache, aligned64
 
 _F = np.float32
 LANES = 16                      # output channels per packed weight vector (native kernel)
@@ -201,18 +201,7 @@ def pack(w: np.ndarray, group: int) -> np.ndarray:
     padded = np.zeros((group, blocks * LANES, cg, kh, kw), _F)
     padded[:, :mg] = w.reshape(group, mg, cg, kh, kw)
     packed = padded.reshape(group, blocks, LANES, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
-    return _aligned64(packed.reshape(-1))
-
-
-def _aligned64(a: np.ndarray) -> np.ndarray:
-    """A contiguous copy of the 1-D `a` starting on a 64-byte boundary (numpy's allocations
-    are 16-byte aligned): the kernel's 64-byte loads of a weight vector then never straddle
-    two cache lines."""
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    off = -buf.ctypes.data % 64
-    out = buf[off:off + a.nbytes].view(a.dtype)
-    out[...] = a
-    return out
+    return aligned64(packed.reshape(-1))
 
 
 # pack(w, group) once per constant weight array (a Conv runs the NCHWc kernel only with

@@ -66,6 +66,9 @@ class Step:
     # a QuantizeLinear or DequantizeLinear: its `axis` attribute (the per-axis parameters'
     # axis, negative as written; lowp.runtime.replay's per-channel tables)
     qdq_axis: int | None = None
+    # a ZipMap whose output is its scores in the order of these keys, of which the Session
+    # makes the sequence of maps after the run (lowp.runtime.ml_ops.ZipMap, scores_only)
+    map_keys: list[Any] | None = None
 
 
 def through_channels_first(fn: StepFn) -> StepFn:

@@ -44,6 +44,17 @@ def freeze(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def aligned64(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
+    16-byte aligned), so that a kernel's 64-byte loads of packed weights whose rows are
+    multiples of 64 bytes never straddle two cache lines."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 class PackCache(Generic[P]):
     """`pack(*args)` computed once per call's arrays (the objects, and their values unless
     frozen) and other arguments (hashable: compared by value)."""

@@ -45,7 +45,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "integer_binary",
               "float_conv_transpose_direct", "cast_half", "float_floor",
               "matmul_nbits", "qlstm", "float_attention", "tree_ensemble_scores",
-              "tree_classes", "first_largest_labels", "normalize_rows")
+              "tree_classes", "first_largest_labels", "normalize_rows", "zipmap_scores")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
 # takes them)
 _STRIDED = frozenset({"float_binary", "lookup_pair", "float_sgemm_mlas", "rnn", "compare",

@@ -104,7 +104,7 @@ NATIVE_FLOAT = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "HardSi
                           "ConvIntegerToFloat", "DynamicQuantizeLSTM", "ReduceMin",
                           "InstanceNormalization", "Attention", "TreeEnsemble",
                           "TreeEnsembleRegressor", "TreeEnsembleClassifier",
-                          "LinearClassifier", "Normalizer"})
+                          "LinearClassifier", "Normalizer", "ZipMap"})
 
 # Float operators that, on constant inputs (or, for Shape and Size, on a tensor whose shape
 # the feed shapes fix), compute the same values on every run: the shape arithmetic that

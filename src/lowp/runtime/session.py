@@ -49,7 +49,7 @@ from .backends import ReferenceBackend, make_backend
 from .float_registry import MapSequence
 from .inline_if import inline_constant_ifs
 from .lower import fold_constant_quantize, lower
-from .ml_ops import scaler_as_arithmetic
+from .ml_ops import maps_of_scores, scaler_as_arithmetic
 from .plan import CF, CL, Step
 from .prepacked import freeze
 from .replay import NATIVE_FLOAT, Direct, Replayer
@@ -133,6 +133,8 @@ class Session:
         self.input_names = [s.name for s in self.inputs]
         self.output_names = [o.name for o in self.model.graph.output]
         self.steps: list[Step] = lower(self.model, self.backend, requant_mode)
+        # ZipMap outputs given as their scores: output name -> keys (`_outputs`)
+        self._maps = {s.outputs[0]: s.map_keys for s in self.steps if s.map_keys is not None}
         self._constants: dict[str, np.ndarray] = {
             t.name: _frozen_array(t) for t in self.model.graph.initializer}
         self.last_profile: dict[str, float] = {}
@@ -241,7 +243,7 @@ class Session:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
                 n for n, v in env.items() if isinstance(v, np.ndarray))]))
-        return _outputs(env, layout, names)
+        return _outputs(env, layout, names, self._maps)
 
     def _run_ready(self, ready: _ReadyRun, feeds: Mapping[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
@@ -259,7 +261,7 @@ class Session:
             # a subgraph or BLAS)
             made = direct.run(feeds)
             if made is not None:
-                return _outputs(made, direct.layouts, self.output_names)
+                return _outputs(made, direct.layouts, self.output_names, self._maps)
         previous = native_float.swap_threads(self.threads)
         try:
             checked = {n: feeds[n] for n in self.input_names}
@@ -271,7 +273,7 @@ class Session:
                     self._replay_ready(ready, env, layout, checked)
             else:
                 self._replay_ready(ready, env, layout, checked)
-            return _outputs(env, layout, self.output_names)
+            return _outputs(env, layout, self.output_names, self._maps)
         finally:
             native_float.swap_threads(previous)
 
@@ -341,19 +343,25 @@ _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU",
                        "Einsum", "If", "Loop", "Scan", "ConvBias"})
 
 
-def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[str]
-             ) -> dict[str, np.ndarray]:
-    """The run's tensors `names`, channels-first; none an arena buffer nor a view of one."""
-    out = {}
+def _outputs(env: dict[str, np.ndarray], layout: dict[str, object], names: list[str],
+             maps: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    """The run's tensors `names`, channels-first; none an arena buffer nor a view of one.
+    ZipMap's outputs as ONNX Runtime returns them, a list of dicts: made here from the
+    scores of those in `maps` (output name -> keys, Step.map_keys)."""
+    out: dict[str, Any] = {}
     for n in names:
         have = env.get(n)
-        if type(have) is np.ndarray and layout.get(n) is not CL:
+        if type(have) is np.ndarray and layout.get(n) is not CL and n not in maps:
             out[n] = have.copy()        # (channels-first: _to_cf's `have`)
             continue
         if n not in env:
             raise LowpError(f"'{n}' is not a tensor of this model")
         if isinstance(have, MapSequence):    # ZipMap's rows, as ONNX Runtime returns them
-            out[n] = [dict(row) for row in have]  # type: ignore[assignment]
+            out[n] = [dict(row) for row in have]
+            continue
+        keys = maps.get(n)
+        if keys is not None and isinstance(have, np.ndarray):
+            out[n] = maps_of_scores(have, keys)
             continue
         if not isinstance(have, np.ndarray):
             raise LowpError(f"'{n}' is a sequence, not a tensor: lowp's engine returns "
