@@ -32,7 +32,7 @@ constexpr int kRnnStrideK = 256;
 // weights faster than the L2 cache streams them into L1 by itself: they prefetch the panel
 // rows kRnnPrefetchAhead rows ahead (past a panel's end, the next panel's first rows).
 constexpr int kRnnPrefetchRows = 2;
-constexpr int kRnnPrefetchAhead = 8;
+constexpr int kRnnPrefetchAhead = 16;
 
 template <class T, int MR, int NV>
 void gemm_tile(int k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
@@ -49,7 +49,13 @@ void gemm_tile(int k, const float* a, int64_t lda, const float* b, float* c, int
         for (int j = 0; j < NV * W; j += 16)
           __builtin_prefetch(b + (kk + kRnnPrefetchAhead) * kRnnPanel + j, 0, 3);
       V bv[NV];
-      for (int j = 0; j < NV; ++j) bv[j] = T::load(b + kk * kRnnPanel + j * W);
+      for (int j = 0; j < NV; ++j) {
+        bv[j] = T::load(b + kk * kRnnPanel + j * W);
+        // Held in a register: left free, the compiler folds the load into every row's
+        // multiply-add, MR loads of each vector instead of one (at MR = 2 the loads, not
+        // the multiply-adds, bound the loop: GRU and LSTM steps of batch 2)
+        if constexpr (MR > 1) __asm__("" : "+v"(bv[j]));
+      }
       for (int i = 0; i < MR; ++i) {
         const V av = T::set1(a[i * lda + kk]);
         for (int j = 0; j < NV; ++j) acc[i][j] = T::fma(av, bv[j], acc[i][j]);

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import native_float, native_rnn
-from .prepacked import PackCache
+from .prepacked import PackCache, aligned64
 from .switch import Switch
 from .tape import call
 
@@ -94,19 +94,8 @@ def pack(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
             bi[:k, :, :hid] = b[i, :k].reshape(k, 4, hp)[:, :, :hid]
             ops.append(ext.IntMatMul(bi.reshape(k4 * 4, 4 * hp).view(np.uint8), True,
                                      np.full(4 * hp, d[i], np.int32)))
-    return Packed(_aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum), d,
+    return Packed(aligned64(panels.reshape(dirs, -1)), np.ascontiguousarray(colsum), d,
                   s.reshape(dirs, -1), ops)
-
-
-def _aligned64(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
-    16-byte aligned), so that the product's 64-byte loads of a panel never straddle two
-    cache lines (each direction's panels are a multiple of 64 bytes)."""
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    off = -buf.ctypes.data % 64
-    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 # pack(values, scale, zero point) once per constant weight (the same objects on every run;

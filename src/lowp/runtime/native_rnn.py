@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .prepacked import PackCache
+from .prepacked import PackCache, aligned64
 from .switch import Switch
 from .tape import call
 
@@ -135,7 +135,9 @@ def pack(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
     """W (D, G*H, I) or R (D, G*H, H) as the extension reads it (recurrent.h): per direction
     the transpose with every gate's columns padded to a multiple of 16, its gates grouped into
     `blocks` (gates per block, in order: W one block of all gates, LSTM's R one of four,
-    GRU's R z and r then h), each block cut into panels of 64 columns. (D, floats)."""
+    GRU's R z and r then h), each block cut into panels of 64 columns. (D, floats), starting
+    on a 64-byte boundary: a direction's floats are a multiple of 64, so every panel row is
+    whole cache lines."""
     dirs, gh, k = m.shape
     gates = sum(blocks)
     hidden = gh // gates
@@ -148,7 +150,7 @@ def pack(m: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
         starts = np.cumsum((0, *blocks))
         out.append(np.concatenate([_panels(mt[:, g0:g1].reshape(k, -1))
                                    for g0, g1 in zip(starts[:-1], starts[1:], strict=True)]))
-    return np.stack(out)
+    return aligned64(np.stack(out))
 
 
 # pack(m, blocks) once per constant W and R (the native path runs only for prepacked
