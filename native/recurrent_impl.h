@@ -45,7 +45,13 @@ void gemm_tile(int k, const float* a, int64_t lda, const float* b, float* c, int
       for (int j = 0; j < NV; ++j) acc[i][j] = T::set1(0.0f);
     for (int kk = k0; kk < k1; ++kk) {
       V bv[NV];
-      for (int j = 0; j < NV; ++j) bv[j] = T::load(b + kk * kRnnPanel + j * W);
+      for (int j = 0; j < NV; ++j) {
+        bv[j] = T::load(b + kk * kRnnPanel + j * W);
+        // Held in a register: left free, the compiler folds the load into every row's
+        // multiply-add, MR loads of each vector instead of one (at MR = 2 the loads, not
+        // the multiply-adds, bound the loop: GRU and LSTM steps of batch 2)
+        if constexpr (MR > 1) __asm__("" : "+v"(bv[j]));
+      }
       for (int i = 0; i < MR; ++i) {
         const V av = T::set1(a[i * lda + kk]);
         for (int j = 0; j < NV; ++j) acc[i][j] = T::fma(av, bv[j], acc[i][j]);

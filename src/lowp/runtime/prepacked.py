@@ -19,6 +19,17 @@ import numpy as np
 P = TypeVar("P")
 
 
+def aligned64(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
+    16-byte aligned), so that a kernel's 64-byte loads of a packed panel never straddle two
+    cache lines (every panel of the LSTM and GRU packings is a multiple of 64 bytes)."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def frozen(a: np.ndarray) -> bool:
     """True when `a` and every array it views are read-only and the memory at the bottom is
     an array's own or an immutable `bytes` object (numpy_helper.to_array's). numpy would let
@@ -42,17 +53,6 @@ def freeze(a: np.ndarray) -> np.ndarray:
         base.flags.writeable = False
         base = base.base
     return a
-
-
-def aligned64(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of `a` starting on a 64-byte boundary (numpy's allocations are
-    16-byte aligned), so that a kernel's 64-byte loads of packed weights whose rows are
-    multiples of 64 bytes never straddle two cache lines."""
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    off = -buf.ctypes.data % 64
-    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 class PackCache(Generic[P]):
