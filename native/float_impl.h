@@ -1016,14 +1016,46 @@ void softmax_cols_kernel(const float* x, float* y, int64_t n, int64_t inner, int
     std::memcpy(y + i * inner + c, by.data() + i * F::W, size_t(tail) * sizeof(float));
 }
 
+// The NaN of one output of MLAS's SGEMM kernel over a K block whose chain of fused
+// multiply-adds from +0 (acc = a[k * sa] * b[k * sb] + acc for k < kb) came out NaN, as
+// ONNX Runtime's AVX-512 kernel (this CPU's) hands it on. x86's FMA passes on the first
+// NaN of its product's operands, then of the addend, quieted (measured); so each step's
+// NaN operand replaces the running sum's (the last one met is kept), and where a[k] and
+// b[k] are both NaNs, a[k]'s in a strip of two vectors (vfmadd231ps acc, a broadcast, b)
+// and b[k]'s in the last strip of at most 16 columns (vfmadd231ps acc, b, a{1to16}:
+// `b_first`); with no NaN operand (inf * 0, inf - inf) x86's default NaN. The plain
+// chain's NaN is the compiler's operand order (and libm's fmaf on the scalar path), which
+// differs between the paths.
+inline float sgemm_chain_nan(const float* a, int64_t sa, const float* b, int64_t sb,
+                             int64_t kb, bool b_first) {
+  float acc = 0.0f;
+  for (int64_t k = 0; k < kb; ++k) {
+    const float x = a[k * sa], y = b[k * sb];
+    if (x != x || y != y) {
+      acc = quieted(b_first ? (y != y ? y : x) : (x != x ? x : y));
+    } else if (acc == acc) {
+      acc = std::fmaf(x, y, acc);
+      if (acc != acc) {
+        const uint32_t indefinite = 0xFFC00000u;
+        std::memcpy(&acc, &indefinite, 4);
+      }
+    }
+  }
+  return acc;
+}
+
 // MLAS's SGEMM kernel on one K block (float_kernels.h): register tiles of up to 8 rows by
 // two vectors, each accumulator a chain of fused multiply-adds in k order from +0, then
 // scaled into c as MLAS stores it (a multiply for the first block, a fused multiply-add
-// after). The tile shape changes no sum; the sizes are template parameters so that the
-// accumulators stay in registers.
+// after: a NaN sum's NaN first). The tile shape changes no sum; the sizes are template
+// parameters so that the accumulators stay in registers. Where a sum came out NaN (a NaN
+// in the tile's accumulators' total, checked once a block) its NaN lanes are made again
+// by sgemm_chain_nan (`b_first`: the tile lies in the columns MLAS's AVX-512 kernel
+// computes one vector at a time), so every path hands on the same NaN.
 template <class F, int RM, int NV>
 void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int64_t ldk,
-                float* c, int64_t ldc, int64_t cols, int64_t kb, float alpha, bool first) {
+                float* c, int64_t ldc, int64_t cols, int64_t kb, float alpha, bool first,
+                bool b_first) {
   using V = typename F::V;
   constexpr int W = F::W;
   V acc[RM][NV];
@@ -1041,6 +1073,21 @@ void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int
       const V x = F::set1(ak[r * sa_m]);
       for (int v = 0; v < NV; ++v) acc[r][v] = F::fma(x, b[v], acc[r][v]);
     }
+  }
+  V total = acc[0][0];  // NaN when a sum is (or, rarely, when infinities cancel)
+  for (int r = 0; r < RM; ++r)
+    for (int v = 0; v < NV; ++v)
+      if (r + v > 0) total = F::add(total, acc[r][v]);
+  if (F::has_nan(total)) {
+    for (int r = 0; r < RM; ++r)
+      for (int v = 0; v < NV; ++v) {
+        float lanes[W];
+        F::store(lanes, acc[r][v]);
+        for (int l = 0; l < W && v * W + l < cols; ++l)
+          if (lanes[l] != lanes[l])
+            lanes[l] = sgemm_chain_nan(a + r * sa_m, sa_k, bp + v * W + l, ldk, kb, b_first);
+        acc[r][v] = F::load(lanes);
+      }
   }
   const V va = F::set1(alpha);
   for (int r = 0; r < RM; ++r) {
@@ -1065,7 +1112,7 @@ void sgemm_tile(const float* a, int64_t sa_m, int64_t sa_k, const float* bp, int
 
 template <class F>
 using SgemmTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*,
-                             int64_t, int64_t, int64_t, float, bool);
+                             int64_t, int64_t, int64_t, float, bool, bool);
 
 template <class F, int NV, size_t... R>
 constexpr std::array<SgemmTileFn<F>, sizeof...(R)> sgemm_tile_column(std::index_sequence<R...>) {
@@ -1090,6 +1137,10 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
   // rows outside, strips inside: a tile's rows of A stay in L1 while every strip of the
   // panel (in L2) passes under them (the other order streamed all of A once per strip)
   // rows split evenly between the fewest tiles (16 rows: 8 + 8, not 12 + 4)
+  // MLAS's AVX-512 kernel takes 32 columns at a time while more than 16 are left, then the
+  // rest (at most 16) one vector at a time: from `single` on (the panels begin at multiples
+  // of 32 columns, as MLAS's blocks of N); every path's strips of 2W columns start there too
+  const int64_t rest = n % 32, single = rest > 0 && rest <= 16 ? n - rest : n;
   for (int64_t i0 = 0, rows = 0; i0 < m; i0 += rows) {
     const int64_t left = m - i0, tiles = (left + RM - 1) / RM;
     rows = (left + tiles - 1) / tiles;
@@ -1099,7 +1150,8 @@ void sgemm_block_kernel(const float* a, int64_t sa_m, int64_t sa_k, const float*
       // (a packed strip's rows are 2W floats apart; B read in place: its own rows, ldb)
       const float* strip = ldb > 0 ? bp + j0 : bp + (j0 / (2 * W)) * kb * (2 * W);
       (pair ? two : one)[rows - 1](a + i0 * sa_m, sa_m, sa_k, strip, ldb > 0 ? ldb : 2 * W,
-                                   c + i0 * ldc + j0, ldc, cols, kb, alpha, first);
+                                   c + i0 * ldc + j0, ldc, cols, kb, alpha, first,
+                                   j0 >= single);
     }
   }
 }
