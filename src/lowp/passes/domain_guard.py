@@ -25,10 +25,13 @@ constant (values under half a step apart, a Relu's small outputs rounded to 0) b
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
 import onnx
 
 from ..calib import CalibrationTable
-from ..ir.graph import Graph
+from ..ir.graph import Graph, free_names, node_reads
 from .annotate import Annotation
 
 # operators whose output is 0 wherever (the element of) one of these inputs is 0 (None:
@@ -85,7 +88,17 @@ def _passes_zero(graph: Graph, node: onnx.NodeProto, index: int) -> bool:
 def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64, spread: bool = False
                           ) -> str | None:
     """The name of a node whose guarded input a zero of `tensor` reaches, or None; with
-    `spread`, of a node whose SPREAD_GUARDED input a constant row of `tensor` reaches."""
+    `spread`, of a node whose SPREAD_GUARDED input a constant row of `tensor` reaches. The
+    walk goes into the If branches and Loop/Scan bodies that read a value from outside:
+    out of a branch output it reaches, through the If's output in that place (a Loop's or
+    Scan's, through all of its outputs)."""
+    return _reach(graph, graph.consumers, tensor, spread, limit)[0]
+
+
+def _reach(graph: Graph, consumers: Mapping[str, Sequence[onnx.NodeProto]], tensor: str,
+           spread: bool, limit: int) -> tuple[str | None, set[str]]:
+    """reaches_guarded_input over `consumers` (a graph's or a subgraph's readers of each
+    value): the reader found, and the values the walk went through."""
     seen: set[str] = set()
     todo = [tensor]
     while todo and len(seen) < limit:
@@ -93,17 +106,44 @@ def reaches_guarded_input(graph: Graph, tensor: str, limit: int = 64, spread: bo
         if name in seen:
             continue
         seen.add(name)
-        for node in graph.consumers.get(name, []):
+        for node in consumers.get(name, []):
             for index, value in enumerate(node.input):
                 if value != name:
                     continue
                 if (SPREAD_GUARDED.get(node.op_type) == index if spread
                         else _guarded(graph, node, index)):
-                    return node.name
+                    return node.name, seen
                 if _passes_zero(graph, node, index) or (
                         spread and index == 0 and node.op_type in ROW_CONSTANT_PASSING):
                     todo.extend(o for o in node.output if o)
-    return None
+            for body in _bodies_reading(node, name):
+                reader, through = _reach(graph, _readers(body), name, spread, limit)
+                if reader is not None:
+                    return reader, seen
+                places = [k for k, o in enumerate(body.output) if o.name in through]
+                if node.op_type == "If":
+                    todo.extend(node.output[k] for k in places
+                                if k < len(node.output) and node.output[k])
+                elif places:
+                    todo.extend(o for o in node.output if o)
+    return None, seen
+
+
+def _bodies_reading(node: onnx.NodeProto, name: str) -> list[onnx.GraphProto]:
+    """The subgraphs of `node` (If branches, Loop and Scan bodies) that read `name` from the
+    enclosing scope."""
+    bodies = [g for a in node.attribute
+              for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))]
+    return [g for g in bodies if name in free_names(g) or any(o.name == name for o in g.output)]
+
+
+def _readers(body: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes of `body` that read each value, their own subgraphs' reads included."""
+    readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in body.node:
+        for value in sorted(node_reads(node)):
+            readers[value].append(node)
+    return readers
 
 
 def fragile_positive(graph: Graph, ann: Annotation, table: CalibrationTable
