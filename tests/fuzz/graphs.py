@@ -1126,7 +1126,9 @@ def strided_slices(draw: Draw, b: Builder, x: Image) -> Image:
                             b.ints([-1])])
         return Image(y, c, h, w)
     if kind == "subsample":
-        start = draw(st.integers(0, 1))
+        # (from 1 over an axis of one element nothing is left, and ONNX Runtime refuses a
+        # pool of the empty image after it, so that graph never compares)
+        start = draw(st.integers(0, 1 if min(h, w) >= 2 else 0))
         y = b.one("Slice", [x.name, b.ints([start, start]), b.ints([big, big]),
                             b.ints([-2, -1]), b.ints([2, 2])])
         return Image(y, c, len(range(start, h, 2)), len(range(start, w, 2)))
