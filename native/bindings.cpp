@@ -55,6 +55,16 @@ using namespace nb::literals;
 
 namespace {
 
+// Whether `a` is read backwards along an axis: a negative stride on an axis of more than one
+// element. numpy calls an array of a negative stride on a unit axis only (a Slice of step -1
+// over one element) C-contiguous, and its memory is what a contiguous array's is.
+template <typename Array>
+bool negative_layout(const Array& a) {
+  for (size_t i = 0; i < a.ndim(); ++i)
+    if (a.shape(i) > 1 && a.stride(i) < 0) return true;
+  return false;
+}
+
 template <typename T>
 using Vec = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Act5 = nb::ndarray<const uint8_t, nb::ndim<5>, nb::c_contig, nb::device::cpu>;
@@ -472,10 +482,8 @@ lowp::Kernel make_compare(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   if (size_t(total) != y.size() ||
       (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
     throw std::invalid_argument("compare strides reach outside the arrays");
-  for (size_t i = 0; i < a.ndim(); ++i)
-    if (a.stride(i) < 0) throw std::invalid_argument("compare needs a non-negative layout");
-  for (size_t i = 0; i < b.ndim(); ++i)
-    if (b.stride(i) < 0) throw std::invalid_argument("compare needs a non-negative layout");
+  if (negative_layout(a) || negative_layout(b))
+    throw std::invalid_argument("compare needs a non-negative layout");
   return [p, threads, a, b, y] { lowp::run_compare(p, threads); };
 }
 
@@ -508,10 +516,8 @@ lowp::Kernel make_integer_binary(int op, nb::ndarray<nb::ro, nb::device::cpu> a,
   if (size_t(total) != y.size() ||
       (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
     throw std::invalid_argument("integer_binary strides reach outside the arrays");
-  for (size_t i = 0; i < a.ndim(); ++i)
-    if (a.stride(i) < 0) throw std::invalid_argument("integer_binary needs a non-negative layout");
-  for (size_t i = 0; i < b.ndim(); ++i)
-    if (b.stride(i) < 0) throw std::invalid_argument("integer_binary needs a non-negative layout");
+  if (negative_layout(a) || negative_layout(b))
+    throw std::invalid_argument("integer_binary needs a non-negative layout");
   return [p, threads, a, b, y] { lowp::run_integer_binary(p, threads); };
 }
 
@@ -556,8 +562,7 @@ lowp::Kernel make_where(nb::ndarray<nb::ro, nb::device::cpu> c,
                      size_t(b_last) >= b.size())))
     throw std::invalid_argument("where strides reach outside the arrays");
   for (const auto* v : {&c, &a, &b})
-    for (size_t i = 0; i < v->ndim(); ++i)
-      if (v->stride(i) < 0) throw std::invalid_argument("where needs a non-negative layout");
+    if (negative_layout(*v)) throw std::invalid_argument("where needs a non-negative layout");
   return [p, threads, c, a, b, y] { lowp::run_where(p, threads); };
 }
 
@@ -1548,10 +1553,8 @@ lowp::Kernel make_float_binary(int op, nb::ndarray<const float, nb::device::cpu>
       (total > 0 && (size_t(a_last) >= a.size() || size_t(b_last) >= b.size())))
     throw std::invalid_argument("float_binary strides reach outside the arrays");
   p.places = ort_places(nchwc, channels_last, total, "float_binary");
-  for (size_t i = 0; i < a.ndim(); ++i)
-    if (a.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
-  for (size_t i = 0; i < b.ndim(); ++i)
-    if (b.stride(i) < 0) throw std::invalid_argument("float_binary needs a non-negative layout");
+  if (negative_layout(a) || negative_layout(b))
+    throw std::invalid_argument("float_binary needs a non-negative layout");
   return [p, threads, a, b, y] { lowp::run_float_binary(p, threads); };
 }
 
@@ -1591,7 +1594,7 @@ lowp::Kernel make_float_fused(nb::ndarray<const int32_t, nb::ndim<2>, nb::c_cont
     // lie inside the memory its own shape and strides span, which can exceed its size
     int64_t span = 1;
     for (size_t i = 0; i < inputs[k].ndim(); ++i) {
-      if (inputs[k].stride(i) < 0)
+      if (inputs[k].shape(i) > 1 && inputs[k].stride(i) < 0)
         throw std::invalid_argument("float_fused needs a non-negative layout");
       if (inputs[k].shape(i) == 0) span = 0;
       else if (span > 0) span += int64_t(inputs[k].shape(i) - 1) * inputs[k].stride(i);

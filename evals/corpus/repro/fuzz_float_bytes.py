@@ -8,8 +8,9 @@ the same graphs on every run of the same generators; `--blocks` sets LOWP_FUZZ_B
 runs each FLOAT model on its first batch size and the fuzzer's feeds in lowp's Session and
 in ONNX Runtime (default optimizations, `--threads` threads in both, 1 unless given) and
 compares the outputs' bytes. Prints how many were byte-identical and, for the others, the
-blocks and the largest difference; `--save` writes each differing model and its feeds
-(N.onnx, N.npz) for float_divergence.py-style bisection.
+blocks and the largest difference, or what lowp raised (a crash is counted, and the draw
+goes on); `--save` writes each such model and its feeds (N.onnx, N.npz) for
+float_divergence.py-style bisection.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - a graph ONNX Runtime refuses is not counted
             results.append((k, g.blocks, "refused by ONNX Runtime", 0.0))
             return
-        ours = Session(g.model, threads=a.threads).run(feeds)
+        try:
+            ours = Session(g.model, threads=a.threads).run(feeds)
+        except Exception as e:  # noqa: BLE001 - a crash is counted and saved, the draw goes on
+            results.append((k, g.blocks, f"raised {type(e).__name__}: {e}", float("nan")))
+            save(k, g.model, feeds)
+            return
         if all(np.asarray(ours[n]).tobytes() == np.asarray(v).tobytes()
                for n, v in theirs.items()):
             results.append((k, g.blocks, "identical", 0.0))
@@ -66,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                      if np.shape(ours[n]) == np.shape(v) and np.size(v)
                      and np.asarray(v).dtype.kind == "f"), default=float("inf"))
         results.append((k, g.blocks, "differs", apart))
+        save(k, g.model, feeds)
+
+    def save(k: int, model: Any, feeds: dict[str, np.ndarray]) -> None:
         if a.save is not None:
             a.save.mkdir(parents=True, exist_ok=True)
-            (a.save / f"{k}.onnx").write_bytes(g.model.SerializeToString())
+            (a.save / f"{k}.onnx").write_bytes(model.SerializeToString())
             saved: dict[str, Any] = dict(feeds)
             np.savez(a.save / f"{k}.npz", **saved)
 
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, blocks, state, apart in results:
         if state == "differs":
             print(f"  {k}: {' '.join(blocks)}: max |diff| {apart:.3g}")
+        elif state.startswith("raised"):
+            print(f"  {k}: {' '.join(blocks)}: lowp {state}")
     return 0
 
 

@@ -1334,6 +1334,33 @@ def _computed_target(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
     return made, [concat, *feeders]
 
 
+def _folded_reshape_shape(shape: onnx.NodeProto, index: _Index) -> Rewrite | None:
+    """ONNX Runtime's ConstantFolding (level 1, before ReshapeFusion): a Shape of a value
+    whose shape it knows in every dimension becomes a constant. lowp makes it one where
+    that matters, a Shape reading a Reshape, Squeeze or Unsqueeze: the Reshape is then
+    its next node's only reader and ReshapeFusion merges them (`_contiguous_reshapes`).
+    The graph fuzzer's recurrent block before a class token: Transpose, Reshape
+    [N, C, H, W], Reshape [N, C, L], Transpose, the token Expand'ed to Gather(Shape(image),
+    0); ONNX Runtime merged the Reshapes, the two Transposes became one and the layer norm
+    after them summed along memory, where lowp kept them and pushed the last Transpose
+    through the ReduceMeans ((O344))."""
+    if not _is(shape, "Shape") or not shape.input or shape.output[0] in index.outputs:
+        return None
+    source = index.producer.get(shape.input[0])
+    if source is None or source.domain not in ONNX_DOMAINS or source.op_type not in _RESHAPING:
+        return None
+    dims = index.folded_dims(shape.input[0])
+    if dims is None:
+        return None
+    attrs = {a.name: int(a.i) for a in shape.attribute}
+    value = np.asarray(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
+    tensor = numpy_helper.from_array(value)
+    index.constants[shape.output[0]] = value
+    index.tensors[shape.output[0]] = tensor
+    return [helper.make_node("Constant", [], [shape.output[0]], name=shape.name or
+                             shape.output[0], value=tensor)], []
+
+
 def _reshape_fusion(reshape: onnx.NodeProto, index: _Index) -> Rewrite | None:
     """ONNX Runtime's ReshapeFusion: a computed target first, else contiguous Reshapes."""
     return _computed_target(reshape, index) or _contiguous_reshapes(reshape, index)
@@ -1847,6 +1874,7 @@ def _transpose_optimizer(node: onnx.NodeProto, index: _Index) -> Rewrite | None:
 FUSIONS: tuple[tuple[str, Fusion, int, int], ...] = (
     ("MatMulAddFusion", _matmul_add, 7, 1),
     ("GemmTransposeFusion", gemm_transpose, 7, 1),      # a rule; (O33t)
+    ("ConstantFolding", _folded_reshape_shape, 7, 1),     # (O344)
     ("ReshapeFusion", _reshape_fusion, 7, 1),       # (O307), (O343)
     ("TransposeOptimizer", _transpose_optimizer, 7, 1),     # (O338), (O341)
     ("DivMulFusion", _div_mul, 7, 1),
