@@ -76,14 +76,7 @@ def test_one_column_and_one_row_products_onto_an_init_equal_the_reference(m, k, 
     a = _operand(rng, (m, k) if one_column else (1, k), False, zeros)
     b = _operand(rng, (k, 1) if one_column else (m, k), False, zeros)
     c = _operand(rng, (m, 1) if one_column else (1, m), False, zeros)
-    got = np.empty(c.shape, np.float32)
-    if one_column:
-        assert native_float.sgemm(a, b, got, init=c)
-        want = mlas_sgemm.gemm(a, b, c=c)
-    else:
-        assert native_float.sgemm(a, b.T, got, trans_b=True, init=c)
-        want = mlas_sgemm.gemm(a, b, trans_b=True, c=c)
-    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    _assert_row_product_equals_reference(a, b, c, one_column)
 
 
 @settings(max_examples=40, deadline=None)
@@ -98,7 +91,14 @@ def test_products_of_more_rows_than_one_block_of_folds_equal_the_reference(m, k,
     a = _operand(rng, (m, k) if one_column else (1, k), False, 0.3)
     b = _operand(rng, (k, 1) if one_column else (m, k), False, 0.3)
     c = _operand(rng, (m, 1) if one_column else (1, m), False, 0.3) if accumulate else None
-    got = np.empty((m, 1) if one_column else (1, m), np.float32)
+    _assert_row_product_equals_reference(a, b, c, one_column)
+
+
+def _assert_row_product_equals_reference(a: np.ndarray, b: np.ndarray, c: np.ndarray | None,
+                                         one_column: bool) -> None:
+    """a b (+ c) natively equals lowp.mlas_sgemm bit for bit: one column (a m x k, b k x 1)
+    or one row (b read transposed)."""
+    got = np.empty((a.shape[0], 1) if one_column else (1, b.shape[0]), np.float32)
     if one_column:
         assert native_float.sgemm(a, b, got, init=c)
         want = mlas_sgemm.gemm(a, b, c=c)
