@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "bind_kernel.h"
 #include "cast_half.h"
 #include "matmul_nbits.h"
 #include "compare.h"
@@ -52,6 +53,7 @@
 
 namespace nb = nanobind;
 using namespace nb::literals;
+using lowp::def_kernel;
 
 namespace {
 
@@ -131,29 +133,13 @@ double peak_gops(const std::string& kind, double seconds, int threads) {
 
 // ---- kernel invocations --------------------------------------------------------------
 // Each make_* checks its arguments and returns the kernel invocation bound to them (the
-// closure keeps the arrays alive). def_kernel binds it twice: as a function that runs it at
-// once with the GIL released, and as a Program method of the same name and arguments that
-// appends it (lowp.runtime.program).
+// closure keeps the arrays alive). def_kernel (bind_kernel.h) binds it twice: as a function
+// that runs it at once with the GIL released, and as a Program method of the same name and
+// arguments that appends it (lowp.runtime.program).
 using Bytes = nb::ndarray<const uint8_t, nb::c_contig, nb::device::cpu>;
 using OutBytes = nb::ndarray<uint8_t, nb::c_contig, nb::device::cpu>;
 using Floats = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
 using OutFloats = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
-
-template <typename... Args, typename... Extra>
-void def_kernel(nb::module_& m, nb::class_<lowp::Program>& program, const char* name,
-                lowp::Kernel (*make)(Args...), const Extra&... extra) {
-  m.def(
-      name,
-      [make](Args... args) {
-        const lowp::Kernel k = make(std::move(args)...);
-        nb::gil_scoped_release nogil;
-        k();
-      },
-      extra...);
-  program.def(
-      name, [make](lowp::Program& p, Args... args) { p.append(make(std::move(args)...)); },
-      extra...);
-}
 
 lowp::Kernel make_add(Bytes a, Bytes b, OutBytes y, bool a_signed, bool b_signed, float ma,
                       float mb, float c, int qmin, int qmax, int threads) {

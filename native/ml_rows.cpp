@@ -12,6 +12,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "bind_kernel.h"
 #include "program.h"
 
 namespace nb = nanobind;
@@ -121,32 +122,11 @@ nb::list zipmap_dicts(F32In scores, int64_t rows, nb::list keys) {
 }  // namespace
 
 void bind_ml_rows(nb::module_& m, nb::class_<lowp::Program>& program) {
-  m.def("first_largest_labels", [](F32In s, int64_t rows, int64_t classes, I64In labels,
-                                   I64Out label) {
-    const lowp::Kernel k = make_labels(s, rows, classes, labels, label);
-    nb::gil_scoped_release nogil;
-    k();
-  }, "scores"_a, "rows"_a, "classes"_a, "labels"_a, "label"_a);
-  m.def("normalize_rows", [](F32In x, int64_t rows, int64_t width, int norm, F32Out y) {
-    const lowp::Kernel k = make_normalize(x, rows, width, norm, y);
-    nb::gil_scoped_release nogil;
-    k();
-  }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
-  m.def("zipmap_scores", [](F32In x, int64_t rows, int64_t width, I64In columns, F32Out y) {
-    const lowp::Kernel k = make_zipmap_scores(x, rows, width, columns, y);
-    k();
-  }, "x"_a, "rows"_a, "width"_a, "columns"_a, "y"_a);
+  lowp::def_kernel(m, program, "first_largest_labels", &make_labels, "scores"_a, "rows"_a,
+                   "classes"_a, "labels"_a, "label"_a);
+  lowp::def_kernel(m, program, "normalize_rows", &make_normalize, "x"_a, "rows"_a, "width"_a,
+                   "norm"_a, "y"_a);
+  lowp::def_kernel(m, program, "zipmap_scores", &make_zipmap_scores, "x"_a, "rows"_a,
+                   "width"_a, "columns"_a, "y"_a);
   m.def("zipmap_dicts", &zipmap_dicts, "scores"_a, "rows"_a, "keys"_a);
-  program.def("first_largest_labels", [](lowp::Program& p, F32In s, int64_t rows,
-                                         int64_t classes, I64In labels, I64Out label) {
-    p.append(make_labels(s, rows, classes, labels, label));
-  }, "scores"_a, "rows"_a, "classes"_a, "labels"_a, "label"_a);
-  program.def("normalize_rows", [](lowp::Program& p, F32In x, int64_t rows, int64_t width,
-                                   int norm, F32Out y) {
-    p.append(make_normalize(x, rows, width, norm, y));
-  }, "x"_a, "rows"_a, "width"_a, "norm"_a, "y"_a);
-  program.def("zipmap_scores", [](lowp::Program& p, F32In x, int64_t rows, int64_t width,
-                                  I64In columns, F32Out y) {
-    p.append(make_zipmap_scores(x, rows, width, columns, y));
-  }, "x"_a, "rows"_a, "width"_a, "columns"_a, "y"_a);
 }

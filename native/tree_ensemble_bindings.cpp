@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "bind_kernel.h"
 #include "program.h"
 #include "tree_ensemble.h"
 
@@ -140,26 +141,6 @@ lowp::Kernel make_classes(In<T> scores, In<uint8_t> has_score, int64_t rows, int
   };
 }
 
-template <typename T>
-void run_classes(In<T> scores, In<uint8_t> has_score, int64_t rows, int64_t classes,
-                 In<int64_t> labels, In<T> base, bool binary, bool all_positive,
-                 Out<int64_t> label, Out<float> z) {
-  const lowp::Kernel k = make_classes<T>(std::move(scores), std::move(has_score), rows,
-                                         classes, std::move(labels), std::move(base), binary,
-                                         all_positive, std::move(label), std::move(z));
-  nb::gil_scoped_release nogil;
-  k();
-}
-
-template <typename T>
-void append_classes(lowp::Program& p, In<T> scores, In<uint8_t> has_score, int64_t rows,
-                    int64_t classes, In<int64_t> labels, In<T> base, bool binary,
-                    bool all_positive, Out<int64_t> label, Out<float> z) {
-  p.append(make_classes<T>(std::move(scores), std::move(has_score), rows, classes,
-                           std::move(labels), std::move(base), binary, all_positive,
-                           std::move(label), std::move(z)));
-}
-
 }  // namespace
 
 void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program) {
@@ -184,14 +165,10 @@ void bind_tree_ensemble(nb::module_& m, nb::class_<lowp::Program>& program) {
   program.def("tree_ensemble_scores", &append_scores<double>, "forest"_a, "x"_a, "rows"_a,
               "features"_a, "bounds"_a, "aggregate"_a, "scores"_a, "has_score"_a,
               "threads"_a);
-  m.def("tree_classes", &run_classes<float>, "scores"_a, "has_score"_a, "rows"_a,
-        "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a, "z"_a);
-  m.def("tree_classes", &run_classes<double>, "scores"_a, "has_score"_a, "rows"_a,
-        "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a, "z"_a);
-  program.def("tree_classes", &append_classes<float>, "scores"_a, "has_score"_a, "rows"_a,
-              "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a,
-              "z"_a);
-  program.def("tree_classes", &append_classes<double>, "scores"_a, "has_score"_a, "rows"_a,
-              "classes"_a, "labels"_a, "base"_a, "binary"_a, "all_positive"_a, "label"_a,
-              "z"_a);
+  lowp::def_kernel(m, program, "tree_classes", &make_classes<float>, "scores"_a,
+                   "has_score"_a, "rows"_a, "classes"_a, "labels"_a, "base"_a, "binary"_a,
+                   "all_positive"_a, "label"_a, "z"_a);
+  lowp::def_kernel(m, program, "tree_classes", &make_classes<double>, "scores"_a,
+                   "has_score"_a, "rows"_a, "classes"_a, "labels"_a, "base"_a, "binary"_a,
+                   "all_positive"_a, "label"_a, "z"_a);
 }
