@@ -24,6 +24,9 @@ from .plan import CF, Step
 # run every step the plain way
 _REPLAY = contextvars.ContextVar("lowp_subgraph_replay", default=False)
 
+# the operators whose steps run subgraphs (control_flow_step's)
+CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
+
 
 class subgraph_replay:  # noqa: N801 (used as a function: `with subgraph_replay(on):`)
     """Subgraph bodies run inside replay (or not) within the block (a class, not a

@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (lower_*: the lowerings)
     per_token_fusion,
 )
 from .backends import ReferenceBackend
+from .control import CONTROL_FLOW_OPS, control_flow_step
 from .fastops import Arena
 from .fastops import quantize as fast_quantize
 from .float_nn import (
@@ -299,8 +300,7 @@ def _label(node: onnx.NodeProto) -> str:
 
 def _float_step(node: onnx.NodeProto, graph: Graph, backend: ReferenceBackend,
                 requant_mode: RequantMode, subgraph: bool = False) -> Step:
-    if node.op_type in ("If", "Loop", "Scan") and node.domain in ("", "ai.onnx"):
-        from .control import control_flow_step
+    if node.op_type in CONTROL_FLOW_OPS and node.domain in ("", "ai.onnx"):
         return control_flow_step(node, graph, backend, requant_mode)
     if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) not in _FOREIGN_FLOAT:
         raise UnsupportedOpError(node.op_type, _label(node), _foreign_detail(node.domain))

@@ -238,7 +238,7 @@ class Session:
                     self.steps, signature, tuple(
                         (n, v.dtype, v.shape) for n, v in checked.items()), constants,
                     self._blas is not None and not native_only, native_only,
-                    any(step.subplans or step.op_type in _SUBGRAPH_OPS for step in self.steps))
+                    any(step.op_type in control.CONTROL_FLOW_OPS for step in self.steps))
         if capture:
             # (the sequences inside the graph are not tensors: left out)
             names = list(dict.fromkeys([*names, *(
@@ -338,8 +338,6 @@ class Session:
 INTEGER_PRODUCT_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
                                  "DynamicQuantizeMatMul", "PerTokenMatMul",
                                  "ConvIntegerToFloat"})
-# operators whose steps run subgraphs (If also holds its branches as `Step.subplans`)
-_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
 # float operators whose numpy implementation may call BLAS
 _BLAS_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN",
                        "Einsum", "If", "Loop", "Scan", "ConvBias"})
