@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import onnx
 
-from ..ir.graph import ONNX_DOMAINS, read_counts, with_nodes
-
-
-def _is(node: onnx.NodeProto, op: str) -> bool:
-    return node.op_type == op and node.domain in ONNX_DOMAINS
+from ..ir.graph import is_onnx_op, read_counts, with_nodes
 
 
 def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with each Not that ONNX Runtime folds into its Where readers removed and
     those Wheres' value inputs swapped (a new model), or `model` itself when there is none."""
     g = model.graph
-    if not any(_is(n, "Not") for n in g.node) or not any(_is(n, "Where") for n in g.node):
+    if not any(is_onnx_op(n, "Not") for n in g.node) or \
+            not any(is_onnx_op(n, "Where") for n in g.node):
         return model
     outputs = {o.name for o in g.output}
     reads = read_counts(g)
@@ -35,28 +32,24 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     for n in g.node:
         for i in n.input:
             readers.setdefault(i, []).append(n)
-    folded: dict[int, str] = {}                 # id(Not) -> its input
+    swapped: dict[str, str] = {}                # a folded Not's output -> its input
     for node in g.node:
-        if not _is(node, "Not") or len(node.input) != 1 or node.output[0] in outputs:
+        if not is_onnx_op(node, "Not") or len(node.input) != 1 or node.output[0] in outputs:
             continue
         out = node.output[0]
         users = readers.get(out, [])
         if (not users or reads.get(out, 0) != len(users)        # (a subgraph's read)
-                or not all(_is(u, "Where") and len(u.input) == 3 and u.input[0] == out
+                or not all(is_onnx_op(u, "Where") and len(u.input) == 3 and u.input[0] == out
                            and out not in u.input[1:] for u in users)):
             continue
-        folded[id(node)] = node.input[0]
-    if not folded:
+        swapped[out] = node.input[0]
+    if not swapped:
         return model
-    swapped: dict[str, str] = {}                # Not's output -> its input
-    for node in g.node:
-        if id(node) in folded:
-            swapped[node.output[0]] = folded[id(node)]
     nodes = []
     for node in g.node:
-        if id(node) in folded:
+        if is_onnx_op(node, "Not") and node.output[0] in swapped:
             continue
-        if _is(node, "Where") and node.input[0] in swapped:
+        if is_onnx_op(node, "Where") and node.input[0] in swapped:
             new = onnx.NodeProto()
             new.CopyFrom(node)
             new.input[:] = [swapped[node.input[0]], node.input[2], node.input[1]]
