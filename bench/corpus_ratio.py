@@ -12,9 +12,12 @@ on one batch of the model's evaluation feeds (seed 1), timed on the wall clock, 
 process CPU clock and on each engine's own threads (`own`: the calling thread inside its run
 plus its workers' CPU time over the round: ONNX Runtime's idle workers spin after its run, by
 default about 40 ms of CPU at 2 threads on the AMD EPYC, which the process clock bills to
-lowp's next run; docs/native.md); printed: the ratios of the medians, and whether every
-output is identical (NaN equal to NaN). On a shared machine only the ratios mean something;
-the load average is printed at the start and the end.
+lowp's next run; docs/native.md); then each engine alone, in a block of `--rounds` runs
+started after 0.2 s of sleep (so the other one's spinning workers have gone quiet): the
+`block` ratio is what each engine's latency is when it has the machine to itself, which
+at 2 threads the interleaved wall clock does not show. Printed: the ratios of the medians,
+and whether every output is identical (NaN equal to NaN). On a shared machine only the
+ratios mean something; the load average is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import statistics
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import thread_ids, wall_cpu_own  # noqa: E402
+from bench._common import interleaved_ms, thread_ids, wall_cpu_own  # noqa: E402
 from evals.corpus.models import MODELS, PREQUANTIZED, CorpusModel, load_float, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -55,6 +59,7 @@ class Row:
     wall_ratio: float
     cpu_ratio: float
     own_ratio: float
+    block_ratio: float
     identical: bool
 
 
@@ -104,11 +109,15 @@ def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
         wall, cpu, own, outputs = wall_cpu_own(
             (ours, lambda: runtime.run(names, feeds)),
             (lambda: thread_ids() - ort_workers - {me}, lambda: ort_workers), rounds)
+        blocks = []
+        for fn in (ours, lambda: runtime.run(names, feeds)):
+            time.sleep(0.2)
+            blocks.append(interleaved_ms([fn], rounds, 1e9)[0])
     a, b = (statistics.median(t) for t in wall)
     return Row(spec.name, threads, 1e3 * a, 1e3 * b, a / b,
                statistics.median(cpu[0]) / statistics.median(cpu[1]),
                statistics.median(own[0]) / statistics.median(own[1]),
-               identical(outputs[0], outputs[1]))
+               blocks[0] / blocks[1], identical(outputs[0], outputs[1]))
 
 
 def load_average() -> str:
@@ -119,11 +128,12 @@ def markdown(rows: list[Row], threads: list[int]) -> str:
     by_model: dict[str, dict[int, Row]] = {}
     for r in rows:
         by_model.setdefault(r.name, {})[r.threads] = r
-    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU / own CPU, identical"
+    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU / own CPU / block, identical"
                                      for t in threads)
     lines = [head + " |", "|---|" + "---|" * len(threads)]
     for name, cells in by_model.items():
-        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f} / {c.own_ratio:.2f}, "
+        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f} / {c.own_ratio:.2f} / "
+                f"{c.block_ratio:.2f}, "
                 f"{'yes' if c.identical else 'NO'}"
                 if (c := cells.get(t)) else "-" for t in threads]
         lines.append(f"| {name} | " + " | ".join(text) + " |")
@@ -159,7 +169,8 @@ def main() -> int:
                 rows.append(row)
                 bar.write(f"{row.name:28s} {t} thr  lowp {row.lowp_ms:9.2f} ms  ORT "
                           f"{row.ort_ms:9.2f} ms  wall {row.wall_ratio:5.2f}  cpu "
-                          f"{row.cpu_ratio:5.2f}  own cpu {row.own_ratio:5.2f}  "
+                          f"{row.cpu_ratio:5.2f}  own cpu {row.own_ratio:5.2f}  block "
+                          f"{row.block_ratio:5.2f}  "
                           f"identical {row.identical}")
         except Exception as e:      # a model that fails is reported, the others still run
             bar.write(f"{spec.name:28s} failed: {e!r:.200}")

@@ -1,9 +1,10 @@
 // Driver of the float32 recurrence (recurrent.h): the time loop with sequence-length masking,
-// and directions as tasks on the thread pool.
+// directions as tasks on the thread pool, or one direction's products cut between threads.
 #include "recurrent.h"
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,59 @@ const RnnKernels& active_rnn_kernels() {
 namespace {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Multiply-adds a product needs per thread it is cut between (MLAS's threshold, 64 Ki).
+constexpr double kMacsPerThread = 65536.0;
+
+// One product of a step for gemm_cut: c (m x n) += a (m x nk) b as k.gemm, b packed in
+// panels (with `store`, c = the product).
+struct Product {
+  int n;
+  const float* a;
+  int64_t lda;
+  const float* bp;
+  float* c;
+  int64_t ldc;
+  bool store;
+};
+
+// k.gemm of each product (all m rows over nk), their panels numbered one after the other and
+// cut between up to `threads` threads when the products are large enough: the products of a
+// step that read the same state run as one parallel job. Each panel's columns are computed
+// by the same tiles in the same order whichever part holds it, so the result does not depend
+// on the cut; the thread that holds a part keeps it from step to step (the pool hands the
+// caller the first part), so a recurrence's weights stay in the caches of the cores that
+// read them.
+void gemm_cut(const RnnKernels& k, int threads, int m, int nk,
+              std::initializer_list<Product> products) {
+  int64_t panels = 0, cols = 0;
+  for (const Product& p : products) {
+    panels += (p.n + kRnnPanel - 1) / kRnnPanel;
+    cols += p.n;
+  }
+  const auto run = [&](int64_t g0, int64_t g1) {  // panels [g0, g1) of the numbering
+    int64_t base = 0;
+    for (const Product& p : products) {
+      const int64_t count = (p.n + kRnnPanel - 1) / kRnnPanel;
+      const int64_t lo = std::max<int64_t>(g0 - base, 0), hi = std::min(g1 - base, count);
+      if (lo < hi) {
+        const int64_t c0 = lo * kRnnPanel, c1 = std::min<int64_t>(p.n, hi * kRnnPanel);
+        k.gemm(m, int(c1 - c0), nk, p.a, p.lda, p.bp + lo * nk * kRnnPanel, p.c + c0, p.ldc,
+               p.store);
+      }
+      base += count;
+    }
+  };
+  const double macs = double(m) * double(cols) * double(nk);
+  const int64_t parts = std::min<int64_t>({threads, panels, int64_t(macs / kMacsPerThread) + 1});
+  if (parts <= 1) {
+    run(0, panels);
+    return;
+  }
+  ThreadPool::instance().run(int(parts), [&](int i) {
+    run(panels * i / parts, panels * (i + 1) / parts);
+  });
+}
 
 // Buffers of one direction; every row is padded to hp floats with zeros.
 struct Workspace {
@@ -70,7 +124,9 @@ void prepare(const RnnArgs& a, int64_t d, int64_t hp, Workspace& w) {
   }
 }
 
-void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp, Workspace& w) {
+// One direction; its products cut between up to `threads` threads (gemm_cut).
+void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp, Workspace& w,
+                   int threads) {
   const int64_t T = a.t, B = a.b, H = a.h, G = a.gru ? 3 : 4, gw = G * hp;
   const bool rev = a.reverse[d];
   const bool lbr = a.gru && a.linear_before_reset;
@@ -89,7 +145,8 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
   // ONNX Runtime projects the first max(lens) steps, X W^T as one product (beta = 0)
   w.xw.resize(size_t(std::max<int64_t>(1, tmax * B * gw)));
   if (tmax > 0)
-    k.gemm(int(tmax * B), int(gw), int(a.i), a.x, a.i, a.w + d * a.w_sd, w.xw.data(), gw, true);
+    gemm_cut(k, threads, int(tmax * B), int(a.i),
+             {{int(gw), a.x, a.i, a.w + d * a.w_sd, w.xw.data(), gw, true}});
   for (int64_t t = 0; t < tmax; ++t) {
     // Gate pre-activations start from the input projection of each active row.
     for (int64_t b = 0; b < B; ++b) {
@@ -100,7 +157,7 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
     // Rows past their length take part in the products (each row of a product depends on
     // its own row only) and are not updated.
     if (!a.gru) {
-      k.gemm(m, int(gw), kh, h, hp, rt, gates, gw, false);
+      gemm_cut(k, threads, m, kh, {{int(gw), h, hp, rt, gates, gw, false}});
       LstmCell cell;
       cell.p = w.p.empty() ? nullptr : w.p.data();
       cell.b = bias;
@@ -116,11 +173,14 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
         k.lstm_cell(cell);
       }
     } else {
-      k.gemm(m, int(2 * hp), kh, h, hp, rt, gates, gw, false);
+      const Product zr{int(2 * hp), h, hp, rt, gates, gw, false};
       if (lbr) {  // lin = Rbh + h @ Rh^T (beta = 1), or the product alone without a bias
         for (int64_t b = 0; b < B && bias; ++b)
           std::memcpy(w.lin.data() + b * hp, w.rbh.data(), size_t(hp) * 4);
-        k.gemm(m, int(hp), kh, h, hp, rt_h, w.lin.data(), hp, bias == nullptr);
+        gemm_cut(k, threads, m, kh,
+                 {zr, {int(hp), h, hp, rt_h, w.lin.data(), hp, bias == nullptr}});
+      } else {
+        gemm_cut(k, threads, m, kh, {zr});
       }
       GruCell cell;
       cell.b = bias;
@@ -136,7 +196,8 @@ void run_direction(const RnnArgs& a, const RnnKernels& k, int64_t d, int64_t hp,
         cell.lin = lbr ? w.lin.data() + b * hp : nullptr;
         k.gru_reset(cell);
       }
-      if (!lbr) k.gemm(m, int(hp), kh, w.rh.data(), hp, rt_h, gates + 2 * hp, gw, false);
+      if (!lbr)
+        gemm_cut(k, threads, m, kh, {{int(hp), w.rh.data(), hp, rt_h, gates + 2 * hp, gw, false}});
       for (int64_t b = 0; b < B; ++b) {
         if (t >= len[size_t(b)]) continue;
         cell.g = cell.work = gates + b * gw;
@@ -175,11 +236,14 @@ void run_rnn(const RnnArgs& a, int threads) {
   std::vector<Workspace> ws(size_t(a.d));
   for (int64_t d = 0; d < a.d; ++d) prepare(a, d, hp, ws[size_t(d)]);
   if (threads < 1) threads = ThreadPool::max_threads();
-  // Directions are independent: one task each, every one computed the same way on any thread.
+  // Directions are independent: one task each, every one computed the same way on any thread
+  // (its products then uncut: a pool job does not start another); a single direction cuts
+  // its products between the threads instead.
   if (threads > 1 && a.d > 1) {
-    ThreadPool::instance().run(int(a.d), [&](int d) { run_direction(a, k, d, hp, ws[size_t(d)]); });
+    ThreadPool::instance().run(int(a.d),
+                               [&](int d) { run_direction(a, k, d, hp, ws[size_t(d)], 1); });
   } else {
-    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, ws[size_t(d)]);
+    for (int64_t d = 0; d < a.d; ++d) run_direction(a, k, d, hp, ws[size_t(d)], threads);
   }
 }
 

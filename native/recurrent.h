@@ -132,8 +132,8 @@ struct RnnArgs {
   const RnnActs* acts = nullptr;     // per direction, or null: the defaults
 };
 
-// Runs the directions as independent tasks on up to `threads` threads (the result does not
-// depend on the thread count).
+// Runs the directions as independent tasks on up to `threads` threads, or a single direction
+// with its larger products cut between them (the result does not depend on the thread count).
 void run_rnn(const RnnArgs& a, int threads);
 
 }  // namespace lowp

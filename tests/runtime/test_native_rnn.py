@@ -155,22 +155,27 @@ def test_fallbacks_keep_the_numpy_loop() -> None:
     assert y.dtype == yh.dtype == np.float64
 
 
-@pytest.mark.parametrize("op", ["LSTM", "GRU"])
-def test_results_do_not_depend_on_threads(op: str) -> None:
+@pytest.mark.parametrize(("op", "linear_before_reset"),
+                         [("LSTM", False), ("GRU", False), ("GRU", True)])
+@pytest.mark.parametrize(("reverse", "hidden"), [([False, True], 37), ([True], 130)])
+def test_results_do_not_depend_on_threads(op: str, linear_before_reset: bool,
+                                          reverse: list[bool], hidden: int) -> None:
+    # two directions run as two tasks; one direction of 130 cuts its products (the
+    # projection and every step's) between the threads, 3 of them more than the pool has
     rng = np.random.default_rng(2)
-    gates, seq, batch, inp, hidden = (4 if op == "LSTM" else 3), 9, 5, 7, 37
+    gates, seq, batch, inp, dirs = (4 if op == "LSTM" else 3), 9, 5, 7, len(reverse)
     x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
-    w = (rng.standard_normal((2, gates * hidden, inp)) * 0.5).astype(np.float32)
-    r = (rng.standard_normal((2, gates * hidden, hidden)) * 0.5).astype(np.float32)
+    w = (rng.standard_normal((dirs, gates * hidden, inp)) * 0.5).astype(np.float32)
+    r = (rng.standard_normal((dirs, gates * hidden, hidden)) * 0.5).astype(np.float32)
     lens = np.array([9, 0, 4, 9, 1], np.int64)
     for path in PATHS:
         with nb.use_path(path):
             if op == "LSTM":
-                runs = [native_rnn.lstm(x, w, r, None, lens, None, None, None, [False, True], 0,
-                                        None, False, threads=t) for t in (1, 2, 0)]
+                runs = [native_rnn.lstm(x, w, r, None, lens, None, None, None, reverse, 0,
+                                        None, False, threads=t) for t in (1, 2, 3, 0)]
             else:
-                runs = [native_rnn.gru(x, w, r, None, lens, None, [False, True], 0, None, True,
-                                       threads=t) for t in (1, 2, 0)]
+                runs = [native_rnn.gru(x, w, r, None, lens, None, reverse, 0, None,
+                                       linear_before_reset, threads=t) for t in (1, 2, 3, 0)]
         for other in runs[1:]:
             for a, b in zip(runs[0], other, strict=True):
                 np.testing.assert_array_equal(a, b, err_msg=path)

@@ -180,10 +180,11 @@ def lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None, lens
          threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM outputs (Y, Y_h, Y_c) of float32 `x` in its ONNX `layout` (see float_nn.LSTM).
 
-    `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. The two
-    directions of a bidirectional node may run on two threads (`threads` > 1, 0 = all;
-    None: the float kernels' count, lowp.runtime.native_float, which a Session sets to its
-    own); the results do not depend on it. `params`: per direction the activations f, g, h
+    `lens` holds one length in [0, T] per batch entry; h0/c0 are in the op's layout. With
+    `threads` > 1 (0 = all; None: the float kernels' count, lowp.runtime.native_float, which
+    a Session sets to its own) the two directions of a bidirectional node run on two
+    threads, or a single direction's products are cut between the threads; the results do
+    not depend on it. `params`: per direction the activations f, g, h
     with their alpha and beta (float_nn.deepcpu_activations; None: the defaults).
     """
     seq, batch = (x.shape[1], x.shape[0]) if layout else x.shape[:2]
