@@ -24,8 +24,11 @@ namespace {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Multiply-adds a product needs per thread it is cut between (MLAS's threshold, 64 Ki).
-constexpr double kMacsPerThread = 65536.0;
+// Multiply-adds of each part a product is cut into at the least. Measured on the AMD EPYC
+// (Zen 4) with bench/rnn_threads.py: steps of 128 Ki multiply-adds or fewer ran slower cut in
+// two (the job's hand-over costs more than half the product), steps of 192 Ki and more
+// faster (docs/native.md).
+constexpr double kMacsPerPart = 98304.0;
 
 // One product of a step for gemm_cut: c (m x n) += a (m x nk) b as k.gemm, b packed in
 // panels (with `store`, c = the product).
@@ -67,7 +70,8 @@ void gemm_cut(const RnnKernels& k, int threads, int m, int nk,
     }
   };
   const double macs = double(m) * double(cols) * double(nk);
-  const int64_t parts = std::min<int64_t>({threads, panels, int64_t(macs / kMacsPerThread) + 1});
+  const int64_t parts =
+      std::min<int64_t>({threads, panels, std::max<int64_t>(1, int64_t(macs / kMacsPerPart))});
   if (parts <= 1) {
     run(0, panels);
     return;

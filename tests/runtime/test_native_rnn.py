@@ -157,17 +157,20 @@ def test_fallbacks_keep_the_numpy_loop() -> None:
 
 @pytest.mark.parametrize(("op", "linear_before_reset"),
                          [("LSTM", False), ("GRU", False), ("GRU", True)])
-@pytest.mark.parametrize(("reverse", "hidden"), [([False, True], 37), ([True], 130)])
+@pytest.mark.parametrize(("reverse", "hidden", "lengths"),
+                         [([False, True], 37, [9, 0, 4, 9, 1]), ([True], 130, [9, 0, 4, 9, 1]),
+                          ([False], 420, [7])])
 def test_results_do_not_depend_on_threads(op: str, linear_before_reset: bool,
-                                          reverse: list[bool], hidden: int) -> None:
-    # two directions run as two tasks; one direction of 130 cuts its products (the
-    # projection and every step's) between the threads, 3 of them more than the pool has
+                                          reverse: list[bool], hidden: int,
+                                          lengths: list[int]) -> None:
+    # two directions run as two tasks; one direction cuts its projection and each step's
+    # products by columns between up to 3 threads, more than the pool has
     rng = np.random.default_rng(2)
-    gates, seq, batch, inp, dirs = (4 if op == "LSTM" else 3), 9, 5, 7, len(reverse)
+    gates, seq, batch, inp, dirs = (4 if op == "LSTM" else 3), 9, len(lengths), 40, len(reverse)
     x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
     w = (rng.standard_normal((dirs, gates * hidden, inp)) * 0.5).astype(np.float32)
     r = (rng.standard_normal((dirs, gates * hidden, hidden)) * 0.5).astype(np.float32)
-    lens = np.array([9, 0, 4, 9, 1], np.int64)
+    lens = np.array(lengths, np.int64)
     for path in PATHS:
         with nb.use_path(path):
             if op == "LSTM":
