@@ -196,6 +196,7 @@ def test_channels_last_bilinear_float_is_the_channels_first_one_moved(
     {"sizes": [1, 6, 5, 5], "mode": "linear"},                     # the channels resized
     {"sizes": [1, 3, 5, 5], "mode": "linear",
      "coordinate_transformation_mode": "tf_crop_and_resize"},
+    {"sizes": [1, 3, 8, 8], "mode": "linear", "nchwc_linear": True},   # (O320)'s order
 ])
 def test_channels_last_float_resize_leaves_other_resizes_to_the_channels_first_step(resize):
     """Only the 2-D bilinear kernel runs on channels-last data; every other Resize is left

@@ -1749,12 +1749,13 @@ def resize_channels_last(x: np.ndarray, roi: np.ndarray | None = None,
                          coordinate_transformation_mode: str = "half_pixel",
                          keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
                          opset: int = 13, channels_last_integer: bool = False,
-                         **_: Any) -> np.ndarray | None:
+                         nchwc_linear: bool = False, **_: Any) -> np.ndarray | None:
     """`Resize` of channels-last `x` (N, H, W, C), channels-last, where it is ONNX Runtime's
     integer bilinear kernel (which runs on channels-last data, as lowp's convolutions do:
     no transposes around it) or its float32 bilinear one over H and W (whose every output
-    is the same function of its own channel in either layout); None otherwise (the caller
-    then resizes a channels-first view)."""
+    is the same function of its own channel in either layout, (O355)); None otherwise (the
+    caller then resizes a channels-first view), an NCHWc Upsample's order (O320)
+    included."""
     if opset < 11 or x.ndim != 4:
         return None
     if channels_last_integer:
@@ -1765,7 +1766,7 @@ def resize_channels_last(x: np.ndarray, roi: np.ndarray | None = None,
         if geometry is not None:
             return _bilinear_integer(x, *geometry, coordinate_transformation_mode,
                                      channels_last=True)
-    if x.dtype != np.float32 or mode != "linear" or antialias \
+    if x.dtype != np.float32 or mode != "linear" or antialias or nchwc_linear \
             or coordinate_transformation_mode == "tf_crop_and_resize":
         return None
     # the geometry of `_resize` on the channels-first view (N, C, H, W)
