@@ -1010,16 +1010,18 @@ lowp::Kernel make_bilinear_float(Floats x, OutFloats y, std::vector<int64_t> dim
                                  Index32 y1, Index32 y2, Vec<float> dy1, Vec<float> dy2,
                                  Index32 x1, Index32 x2, Vec<float> dx1, Vec<float> dx2,
                                  int threads) {
-  // dims: outer, h, w, out_h, out_w; every index is checked here, once
-  if (dims.size() != 5)
-    throw std::invalid_argument("bilinear_float needs dims (outer, h, w, out_h, out_w)");
+  // dims: outer, h, w, inner, out_h, out_w; every index is checked here, once
+  if (dims.size() != 6)
+    throw std::invalid_argument("bilinear_float needs dims (outer, h, w, inner, out_h, out_w)");
   for (int64_t d : dims)
     if (d < 0) throw std::invalid_argument("bilinear_float: negative size");
   lowp::BilinearFloatArgs a;
-  a.outer = dims[0], a.h = dims[1], a.w = dims[2], a.out_h = dims[3], a.out_w = dims[4];
-  if (x.size() != size_t(a.outer * a.h * a.w) || y.size() != size_t(a.outer * a.out_h * a.out_w))
+  a.outer = dims[0], a.h = dims[1], a.w = dims[2], a.inner = dims[3], a.out_h = dims[4],
+  a.out_w = dims[5];
+  if (x.size() != size_t(a.outer * a.h * a.w * a.inner) ||
+      y.size() != size_t(a.outer * a.out_h * a.out_w * a.inner))
     throw std::invalid_argument("bilinear_float: x or y does not match dims");
-  if (a.out_h * a.out_w * a.outer > 0) {
+  if (a.out_h * a.out_w * a.outer * a.inner > 0) {
     const char* k = "bilinear_float";
     check_bilinear_axis(y1, a.out_h, double(a.h - 1), k, "y1");
     check_bilinear_axis(y2, a.out_h, double(a.h - 1), k, "y2");

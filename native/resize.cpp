@@ -1,7 +1,11 @@
-// Loops of resize.h: output rows (outer x out_h) on the pool, int32 arithmetic (the four
-// weights sum to 2^20 and |x| <= 255, so every sum fits), C's division toward zero.
+// Loops of resize.h: output rows (outer x out_h) on the pool. The integer kernel in int32
+// arithmetic (the four weights sum to 2^20 and |x| <= 255, so every sum fits), C's division
+// toward zero; the float one the active path's rows (resize_float.cpp).
 #include "resize.h"
 
+#include <string>
+
+#include "dispatch.h"
 #include "threadpool.h"
 
 namespace lowp {
@@ -39,36 +43,30 @@ void bilinear_rows(const BilinearArgs& a, int64_t r0, int64_t len) {
   }
 }
 
-// One output row per iteration; sizes in locals for the reason above.
-void bilinear_float_rows(const BilinearFloatArgs& a, int64_t r0, int64_t len) {
-  const float* x = a.x;
-  float* y = a.y;
-  const int64_t w = a.w, out_w = a.out_w, out_h = a.out_h, h = a.h;
-  const int32_t *x1 = a.x1, *x2 = a.x2;
-  const float *dx1 = a.dx1, *dx2 = a.dx2;
-  for (int64_t r = r0; r < r0 + len; ++r) {
-    const int64_t o = r / out_h, i = r % out_h;
-    const float* top = x + (o * h + a.y1[i]) * w;
-    const float* bottom = x + (o * h + a.y2[i]) * w;
-    const float dy1 = a.dy1[i], dy2 = a.dy2[i];
-    float* out = y + r * out_w;
-    for (int64_t j = 0; j < out_w; ++j) {
-      const float w11 = dx2[j] * dy2, w21 = dx1[j] * dy2;
-      const float w12 = dx2[j] * dy1, w22 = dx1[j] * dy1;
-      const float t11 = w11 * top[x1[j]], t21 = w21 * top[x2[j]];
-      const float t12 = w12 * bottom[x1[j]], t22 = w22 * bottom[x2[j]];
-      out[j] = ((t11 + t21) + t12) + t22;
-    }
-  }
-}
-
 }  // namespace
 
 void run_bilinear_float(const BilinearFloatArgs& a, int threads) {
   const int64_t rows = a.outer * a.out_h;
-  if (rows <= 0 || a.out_w <= 0) return;
-  run_elementwise(rows, std::max<int64_t>(1, (int64_t(1) << 14) / a.out_w), threads,
-                  [&](int64_t r0, int64_t len) { bilinear_float_rows(a, r0, len); });
+  if (rows <= 0 || a.out_w <= 0 || a.inner <= 0) return;
+  const std::string name = active_table()->name;
+  const BilinearFloatRowsFn fn = name == "scalar"                         ? bilinear_float_scalar
+                                 : name == "avx512vnni" || name == "amx" ? bilinear_float_avx512
+                                                                         : bilinear_float_avx2;
+  // a thread pays from some ten thousand outputs; the rows are shared out evenly (a
+  // channels-last Resize has few, long rows: 40 rows of 40 x 256 values)
+  const int64_t per_row = a.out_w * a.inner;
+  const int64_t parts = std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(threads <= 0 ? ThreadPool::max_threads() : threads), rows,
+                            rows * per_row / (int64_t(1) << 14)}));
+  if (parts <= 1) {
+    fn(a, 0, rows);
+    return;
+  }
+  const int64_t per = (rows + parts - 1) / parts;
+  ThreadPool::instance().run(int(parts), [&](int t) {
+    const int64_t r0 = std::min<int64_t>(rows, per * t), r1 = std::min<int64_t>(rows, r0 + per);
+    if (r1 > r0) fn(a, r0, r1 - r0);
+  });
 }
 
 void run_bilinear_integer(const BilinearArgs& a, int threads) {

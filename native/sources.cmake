@@ -61,6 +61,14 @@ lowp_isa_object(lowp_nbits_lanes_avx2 native/matmul_nbits_lanes.cpp -mavx2 -mfma
 lowp_isa_object(lowp_nbits_lanes_avx512 native/matmul_nbits_lanes.cpp -mavx2 -mfma -mavx512f
                 -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=512
                 -DLOWP_NBITS_LANES_NAME=nbits_lanes_avx512)
+# float32 bilinear Resize rows (resize.h): one source per path, the channels vectorized by the
+# compiler, every float step one IEEE operation
+lowp_isa_object(lowp_bilinear_scalar native/resize_float.cpp
+                -DLOWP_BILINEAR_FLOAT_NAME=bilinear_float_scalar)
+lowp_isa_object(lowp_bilinear_avx2 native/resize_float.cpp -mavx2
+                -DLOWP_BILINEAR_FLOAT_NAME=bilinear_float_avx2)
+lowp_isa_object(lowp_bilinear_avx512 native/resize_float.cpp -mavx2 -mavx512f
+                -mprefer-vector-width=512 -DLOWP_BILINEAR_FLOAT_NAME=bilinear_float_avx512)
 # NonMaxSuppression's overlap test (nms.h): one source per path, compare-and-blend lanes
 lowp_isa_object(lowp_nms_scalar native/nms_kernel.cpp -DLOWP_NMS_NAME=nms_overlap_scalar)
 lowp_isa_object(lowp_nms_avx2 native/nms_kernel.cpp -mavx2 -DLOWP_NMS_NAME=nms_overlap_avx2)
@@ -91,6 +99,8 @@ nanobind_add_module(_native NB_STATIC
   native/detection_bindings.cpp
   $<TARGET_OBJECTS:lowp_nms_scalar> $<TARGET_OBJECTS:lowp_nms_avx2>
   $<TARGET_OBJECTS:lowp_nms_avx512>
+  $<TARGET_OBJECTS:lowp_bilinear_scalar> $<TARGET_OBJECTS:lowp_bilinear_avx2>
+  $<TARGET_OBJECTS:lowp_bilinear_avx512>
   $<TARGET_OBJECTS:lowp_nbits_scalar> $<TARGET_OBJECTS:lowp_nbits_avx2>
   $<TARGET_OBJECTS:lowp_nbits_avx512> $<TARGET_OBJECTS:lowp_nbits_lanes_scalar>
   $<TARGET_OBJECTS:lowp_nbits_lanes_avx2> $<TARGET_OBJECTS:lowp_nbits_lanes_avx512>)

@@ -334,6 +334,41 @@ def test_linear_resize_after_a_convolution_runs_on_its_channels_last_data(dtype)
     np.testing.assert_array_equal(got, _ort(model, feeds, ["y"])["y"])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_float_linear_resize_after_a_convolution_runs_on_its_channels_last_data(dtype):
+    """A float32 linear Resize of a quantized convolution's dequantized output (a text
+    detector's upsampling into a Concat) takes the channels-last data as it is: one native
+    call over (h, w, channels) rows, no transposes around it, recorded in the replayed
+    Program, with ONNX Runtime's values."""
+    from lowp.runtime import replay, tape
+
+    model = _resize_chain("conv", dtype, "half_pixel", [1, 4, 9, 11])
+    graph = model.graph
+    resize = graph.node[-1]
+    graph.node.remove(resize)
+    graph.node.extend([
+        helper.make_node("DequantizeLinear", ["r_in", "ys", "yz"], ["f"]),
+        helper.make_node("Resize", ["f", "", "", "sizes"], ["y"], mode="linear",
+                         coordinate_transformation_mode="half_pixel")])
+    graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    info = np.iinfo(dtype)
+    feeds = {"x": np.random.default_rng(4).integers(info.min, info.max + 1, (1, 4, 5, 7))
+             .astype(dtype)}
+    want = _ort(model, feeds, ["y"])["y"]
+    session = lowp.Session(model, backend="native", threads=1)
+    with tape.recording() as recorded:
+        got = session.run(feeds)["y"]
+    np.testing.assert_array_equal(got, want)
+    # (the calls on channels-first planes: lowp.runtime.moves' probe of the step on
+    # element numbers, which finds that a linear Resize is not a copy)
+    dims = [list(args[2]) for fn, args in recorded if fn.__name__ == "bilinear_float"]
+    assert [1, 5, 7, 4, 9, 11] in dims           # (outer, h, w, channels, out)
+    for _ in range(3):
+        np.testing.assert_array_equal(session.run(feeds)["y"], want)
+    runners = next(iter(session._replayer._ready.values()))
+    assert [type(r) for r in runners] == [replay._Segment]
+
+
 def _image_model(name: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]
                  ) -> onnx.ModelProto:
     """Opset 17 model of `nodes` from float_net's input "x" (N, 3, 16, 16) to "y"."""

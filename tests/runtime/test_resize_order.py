@@ -8,14 +8,18 @@ truncates the same sums.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from lowp.runtime.float_nn import Resize
+from lowp.runtime import native_backend, native_float
+from lowp.runtime.float_nn import Resize, resize_channels_last
 
 MODES = ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"]
 DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.uint8): TensorProto.UINT8,
@@ -90,3 +94,42 @@ def test_bicubic_resize_equals_onnxruntime(mode, exclude_outside, rank, h, w, oh
     got = Resize(x, None, None, sizes, mode="cubic", coordinate_transformation_mode=mode,
                  cubic_coeff_a=-0.75, exclude_outside=exclude_outside, opset=13)
     np.testing.assert_array_equal(got, _ort_cubic_resize(x, sizes, mode, exclude_outside))
+
+
+# NaNs of distinct payloads (signalling and quiet, both signs) for the four places an output
+# reads, and an infinity (times a zero weight, x86's default NaN)
+_NANS = np.array([0x7F811111, 0xFFC22222, 0x7FC33333, 0xFF844444], np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("places", [p for r in (2, 3, 4)
+                                    for p in itertools.combinations(range(4), r)])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("path", native_backend.available_paths())
+def test_bilinear_resize_keeps_onnxruntimes_nan(places, channels_last, path):
+    """Of the NaNs an output's sum meets, ONNX Runtime's UpsampleBilinear keeps the running
+    sum's (docs/operators.md (O355)): lowp's numpy form, and its native kernels on
+    channels-first planes and on channels-last data, on every path, give its bits; here
+    2 x 2 -> 3 x 3, whose centre reads the four places with weight 1/4 each, the other
+    outputs some of them with zero weights next to an infinity."""
+    x = np.zeros((1, 3, 2, 2), np.float32)
+    x[0, 2] = np.inf
+    for k in places:
+        x[0, :, k // 2, k % 2] = _NANS[k]
+    x[0, 2, 0, 0] = -np.inf
+    scales = np.array([1, 1, 1.5, 1.5], np.float32)
+    want = _ort_resize(x, scales, "half_pixel").view(np.uint32)
+
+    def resize() -> np.ndarray:
+        if not channels_last:
+            return Resize(x, None, scales, mode="linear", opset=13)
+        y = resize_channels_last(np.ascontiguousarray(np.moveaxis(x, 1, -1)), None, scales,
+                                 mode="linear", opset=13)
+        assert y is not None
+        return np.moveaxis(y, -1, 1)
+
+    with native_backend.use_path(path):
+        got = resize()
+    with native_float.disabled():
+        numpy_form = resize()
+    np.testing.assert_array_equal(numpy_form.view(np.uint32), want)
+    np.testing.assert_array_equal(got.view(np.uint32), want)

@@ -1419,14 +1419,10 @@ def _resize_axis(x: np.ndarray, axis: int, coords: np.ndarray, mode: str,
     raise unsupported("Resize", f"mode={mode!r}")
 
 
-def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
-            roi: list[float] | None, *, mode: str, coordinate_transformation_mode: str,
-            nearest_mode: str, cubic_coeff_a: float = -0.75, exclude_outside: int = 0,
-            extrapolation_value: float = 0.0, keep_aspect_ratio_policy: str = "stretch",
-            axes: list[int] | None = None, antialias: int = 0) -> np.ndarray:
-    rank = x.ndim
-    ax = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
-    in_shape = [x.shape[a] for a in ax]
+def _output_geometry(in_shape: list[int], scales: list[float] | None,
+                     sizes: list[int] | None, keep_aspect_ratio_policy: str
+                     ) -> tuple[list[int], list[np.float32]]:
+    """(output sizes, float32 scales) of a Resize along its axes of sizes `in_shape`."""
     if sizes is not None:
         if keep_aspect_ratio_policy == "stretch":
             sc = [np.float32(o) / np.float32(i) for o, i in zip(sizes, in_shape, strict=True)]
@@ -1434,7 +1430,7 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         elif keep_aspect_ratio_policy in ("not_larger", "not_smaller"):
             ratios = [np.float32(o) / np.float32(i) for o, i in zip(sizes, in_shape, strict=True)]
             r = min(ratios) if keep_aspect_ratio_policy == "not_larger" else max(ratios)
-            sc = [np.float32(r)] * len(ax)
+            sc = [np.float32(r)] * len(in_shape)
             out = [int(math.floor(float(r) * i + 0.5)) for i in in_shape]
         else:
             raise unsupported("Resize", f"keep_aspect_ratio_policy={keep_aspect_ratio_policy!r}")
@@ -1443,6 +1439,29 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
         out = [int(np.float32(v) * np.float32(i)) for v, i in zip(sc, in_shape, strict=True)]
     else:
         raise unsupported("Resize", "neither scales nor sizes given")
+    return out, sc
+
+
+def _last_two_axes(rank: int, ax: list[int], in_shape: list[int], out: list[int],
+                   sc: list[np.float32]) -> list[int] | None:
+    """The places in `ax` of the last two axes when a Resize changes nothing else (each
+    other axis keeps its size with scale 1): ONNX Runtime's 2-D kernels' case; else None."""
+    hw = [j for j, a in enumerate(ax) if a >= rank - 2]
+    if len(hw) != 2 or not all(out[j] == in_shape[j] and sc[j] == 1
+                               for j, a in enumerate(ax) if a < rank - 2):
+        return None
+    return hw
+
+
+def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
+            roi: list[float] | None, *, mode: str, coordinate_transformation_mode: str,
+            nearest_mode: str, cubic_coeff_a: float = -0.75, exclude_outside: int = 0,
+            extrapolation_value: float = 0.0, keep_aspect_ratio_policy: str = "stretch",
+            axes: list[int] | None = None, antialias: int = 0) -> np.ndarray:
+    rank = x.ndim
+    ax = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    in_shape = [x.shape[a] for a in ax]
+    out, sc = _output_geometry(in_shape, scales, sizes, keep_aspect_ratio_policy)
     tf_crop = coordinate_transformation_mode == "tf_crop_and_resize"
     if out == in_shape:
         # ONNX Runtime returns the input unchanged when no dimension changes size, whatever
@@ -1452,17 +1471,19 @@ def _resize(x: np.ndarray, scales: list[float] | None, sizes: list[int] | None,
     # ONNX Runtime's bilinear kernel and its bicubic one (its only cubic kernel: rows
     # first, then columns) over the last two axes, in their float evaluation order
     two_axis = (mode == "linear" and rank >= 2) or (mode == "cubic" and rank in (2, 4))
-    if two_axis and not antialias and not tf_crop and all(
-            out[j] == in_shape[j] and sc[j] == 1 for j, a in enumerate(ax) if a < rank - 2):
-        coords_hw = [_source_coords(coordinate_transformation_mode, out[j], in_shape[j],
-                                    sc[j], 0.0, 1.0) if out[j] != in_shape[j] or sc[j] != 1
-                     else np.arange(out[j], dtype=np.float32)
-                     for j, a in enumerate(ax) if a >= rank - 2]
-        if len(coords_hw) == 2:
-            coords_h, coords_w = coords_hw
-            work = _bilinear(work, coords_h, coords_w) if mode == "linear" else _bicubic(
-                work, coords_h, coords_w, cubic_coeff_a, exclude_outside)
-            return _cast_resized(work, x)
+    hw = _last_two_axes(rank, ax, in_shape, out, sc) if two_axis and not antialias \
+        and not tf_crop else None
+    if hw is not None and mode == "linear":
+        rows, cols = (_bilinear_table(coordinate_transformation_mode, out[j], in_shape[j],
+                                      sc[j]) for j in hw)
+        return _cast_resized(_bilinear(work, rows, cols), x)
+    if hw is not None:
+        coords_h, coords_w = (_source_coords(coordinate_transformation_mode, out[j],
+                                             in_shape[j], sc[j], 0.0, 1.0)
+                              if out[j] != in_shape[j] or sc[j] != 1
+                              else np.arange(out[j], dtype=np.float32) for j in hw)
+        work = _bicubic(work, coords_h, coords_w, cubic_coeff_a, exclude_outside)
+        return _cast_resized(work, x)
     outside: list[np.ndarray] = []
     for j, a in enumerate(ax):
         if out[j] == in_shape[j] and sc[j] == 1:
@@ -1514,18 +1535,48 @@ def _bilinear_axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     return i1, i2, d1, d2
 
 
-def _bilinear(x: np.ndarray, coords_h: np.ndarray, coords_w: np.ndarray) -> np.ndarray:
-    """2-D linear resize of the last two axes in ONNX Runtime's float32 order:
-    y = dx2*dy2*x11 + dx1*dy2*x21 + dx2*dy1*x12 + dx1*dy1*x22, summed left to right."""
-    y1, y2, dy1, dy2 = rows = _bilinear_axis(coords_h, x.shape[-2])
-    x1, x2, dx1, dx2 = cols = _bilinear_axis(coords_w, x.shape[-1])
-    native = native_float.bilinear_float(x, rows, cols)
+@functools.lru_cache(maxsize=64)
+def _bilinear_table(coordinate_mode: str, out_n: int, in_n: int, scale: np.float32
+                    ) -> tuple[np.ndarray, ...]:
+    """(i1, i2, d1, d2) of `_bilinear_axis` along an axis resized from `in_n` to `out_n` by
+    `scale` (its source coordinates; the places themselves on an axis left as it is), as
+    int32 and float32, computed once per geometry (the same arrays on every run, as
+    replayed native calls need)."""
+    coords = _source_coords(coordinate_mode, out_n, in_n, scale, 0.0, 1.0) \
+        if out_n != in_n or scale != 1 else np.arange(out_n, dtype=np.float32)
+    i1, i2, d1, d2 = _bilinear_axis(coords, in_n)
+    table = (*(np.ascontiguousarray(i, np.int32) for i in (i1, i2)),
+             *(np.ascontiguousarray(d, np.float32) for d in (d1, d2)))
+    for v in table:
+        v.flags.writeable = False
+    return table
+
+
+def _bilinear(x: np.ndarray, rows: Sequence[np.ndarray], cols: Sequence[np.ndarray], *,
+              channels_last: bool = False) -> np.ndarray:
+    """2-D linear resize of the last two axes of `x` (of the middle two of channels-last
+    (N, H, W, C) `x` with `channels_last`, the result channels-last too) in ONNX Runtime's
+    float32 order, with the per-axis tables `rows` = (y1, y2, dy1, dy2) and `cols` =
+    (x1, x2, dx1, dx2) of `_bilinear_axis`:
+    y = ((dx2*dy2*x11 + dx1*dy2*x21) + dx2*dy1*x12) + dx1*dy1*x22, each weight and term
+    rounded once. Each output is a function of its own channel only, so both layouts give
+    the same values; natively when built (`bilinear_float`)."""
+    native = native_float.bilinear_float(x, rows, cols, channels_last)
     if native is not None:
         return native
-    top, bottom = x[..., y1, :], x[..., y2, :]
+    y1, y2, dy1, dy2 = rows
+    x1, x2, dx1, dx2 = cols
+    v = np.moveaxis(x, -1, 1) if channels_last else x
+    top, bottom = v[..., y1, :], v[..., y2, :]
     x11, x21, x12, x22 = top[..., x1], top[..., x2], bottom[..., x1], bottom[..., x2]
     dy1, dy2 = dy1[:, None], dy2[:, None]
-    return ((dx2 * dy2) * x11 + (dx1 * dy2) * x21 + (dx2 * dy1) * x12 + (dx1 * dy1) * x22)
+    # (of two NaNs the running sum's, as x86 adds in this order: numpy's own loops keep
+    # either, by memory layout)
+    add = ort_math.first_nan_add
+    with np.errstate(invalid="ignore"):
+        y = add(add(add((dx2 * dy2) * x11, (dx1 * dy2) * x21), (dx2 * dy1) * x12),
+                (dx1 * dy1) * x22)
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
 def _nchwc_interpolation(n: int, out: int, scale: int, mode: str) -> np.ndarray:
@@ -1698,20 +1749,41 @@ def resize_channels_last(x: np.ndarray, roi: np.ndarray | None = None,
                          coordinate_transformation_mode: str = "half_pixel",
                          keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
                          opset: int = 13, channels_last_integer: bool = False,
-                         **_: Any) -> np.ndarray | None:
+                         nchwc_linear: bool = False, **_: Any) -> np.ndarray | None:
     """`Resize` of channels-last `x` (N, H, W, C), channels-last, where it is ONNX Runtime's
     integer bilinear kernel (which runs on channels-last data, as lowp's convolutions do:
-    no transposes around it); None otherwise (the caller then resizes a channels-first
-    view)."""
-    if not channels_last_integer or opset < 11 or x.ndim != 4:
+    no transposes around it) or its float32 bilinear one over H and W (whose every output
+    is the same function of its own channel in either layout, (O355)); None otherwise (the
+    caller then resizes a channels-first view), an NCHWc Upsample's order (O320)
+    included."""
+    if opset < 11 or x.ndim != 4:
         return None
-    geometry = _integer_bilinear_geometry(
-        np.moveaxis(x, -1, 1), _opt_list(sizes), _opt_list(scales), antialias=antialias,
-        axes=axes, coordinate_transformation_mode=coordinate_transformation_mode,
-        keep_aspect_ratio_policy=keep_aspect_ratio_policy, mode=mode)
-    if geometry is None:
+    if channels_last_integer:
+        geometry = _integer_bilinear_geometry(
+            np.moveaxis(x, -1, 1), _opt_list(sizes), _opt_list(scales), antialias=antialias,
+            axes=axes, coordinate_transformation_mode=coordinate_transformation_mode,
+            keep_aspect_ratio_policy=keep_aspect_ratio_policy, mode=mode)
+        if geometry is not None:
+            return _bilinear_integer(x, *geometry, coordinate_transformation_mode,
+                                     channels_last=True)
+    if x.dtype != np.float32 or mode != "linear" or antialias or nchwc_linear \
+            or coordinate_transformation_mode == "tf_crop_and_resize":
         return None
-    return _bilinear_integer(x, *geometry, coordinate_transformation_mode, channels_last=True)
+    # the geometry of `_resize` on the channels-first view (N, C, H, W)
+    rank, shape = 4, (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+    ax = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a)
+                                                 for a in axes]
+    in_shape = [shape[a] for a in ax]
+    size_list = _opt_list(sizes)
+    out, sc = _output_geometry(in_shape, _opt_list(scales),
+                               None if size_list is None else [int(v) for v in size_list],
+                               keep_aspect_ratio_policy)
+    hw = _last_two_axes(rank, ax, in_shape, out, sc)
+    if out == in_shape or hw is None:
+        return None
+    rows, cols = (_bilinear_table(coordinate_transformation_mode, out[j], in_shape[j], sc[j])
+                  for j in hw)
+    return _bilinear(x, rows, cols, channels_last=True)
 
 
 @register

@@ -426,9 +426,12 @@ def _float_op_step(node: onnx.NodeProto, graph: Graph, subgraph: bool = False) -
         # same flags and so the same sums; the result is channels-first
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     channels_first_view(run), layouts=(CF, CL), output_layout=CF)
-    if node.op_type == "Resize" and attrs.get("channels_last_integer"):
+    if node.op_type == "Resize" and (attrs.get("channels_last_integer") or str(
+            attrs.get("mode", "nearest")) == "linear"):
         # ONNX Runtime's integer bilinear Resize runs on channels-last data: so does lowp's,
-        # between the channels-last convolutions (no transposes on either side of it)
+        # between the channels-last convolutions (no transposes on either side of it); its
+        # float32 bilinear one too (a dequantized convolution output upsampled into a
+        # Concat, a text detector's neck): each output is a function of its own channel
         return Step(node.name, node.op_type, "float", list(node.input), list(node.output),
                     _resize_channels_last(run, attrs), layouts=(CF, CL))
     if node.op_type == "Split" and node.domain in ("", "ai.onnx"):
@@ -480,8 +483,9 @@ def _concat_any_layout(fn: Any, attrs: dict[str, Any], n_out: int) -> StepFn:
 
 
 def _resize_channels_last(run: StepFn, attrs: dict[str, Any]) -> StepFn:
-    """Resize that takes channels-last data as it is where it is the integer bilinear kernel
-    (float_nn.resize_channels_last), and through a channels-first view of it otherwise."""
+    """Resize that takes channels-last data as it is where it is the integer or the float32
+    bilinear kernel (float_nn.resize_channels_last), and through a channels-first view of it
+    otherwise."""
     through = through_channels_first(run)
 
     def resize(*vals: np.ndarray | None, layout: object) -> tuple[np.ndarray, ...]:

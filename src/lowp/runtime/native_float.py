@@ -1152,24 +1152,35 @@ def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarr
     return y
 
 
-def bilinear_float(x: np.ndarray, rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]
-                   ) -> np.ndarray | None:
+def bilinear_float(x: np.ndarray, rows: Sequence[np.ndarray], cols: Sequence[np.ndarray],
+                   channels_last: bool = False) -> np.ndarray | None:
     """ONNX Runtime's float32 bilinear Resize of the last two axes of `x` (UpsampleBilinear,
-    lowp.runtime.float_nn._bilinear's order), with the per-axis source indices and
-    distances `rows` = (y1, y2, dy1, dy2) and `cols` = (x1, x2, dx1, dx2), or None."""
+    lowp.runtime.float_nn._bilinear's order), or of the middle two of channels-last
+    (N, H, W, C) `x` (`channels_last`, the result then channels-last too), with the per-axis
+    source indices and distances `rows` = (y1, y2, dy1, dy2) and `cols` = (x1, x2, dx1, dx2),
+    or None."""
     ext = _has(_usable("Resize", x), "bilinear_float")
-    if ext is None or x.ndim < 2:
+    if ext is None or x.ndim < (3 if channels_last else 2):
         return None
     x = np.ascontiguousarray(x)
-    (h, w), out_h, out_w = x.shape[-2:], len(rows[0]), len(cols[0])
-    y = _empty((*x.shape[:-2], out_h, out_w))
+    out_h, out_w = len(rows[0]), len(cols[0])
+    if channels_last:
+        h, w, inner = x.shape[-3:]
+        shape: tuple[int, ...] = (*x.shape[:-3], out_h, out_w, inner)
+    else:
+        (h, w), inner = x.shape[-2:], 1
+        shape = (*x.shape[:-2], out_h, out_w)
+    y = _empty(shape)
 
     def axis(i1: np.ndarray, i2: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> list[np.ndarray]:
+        # (the arrays themselves when they are int32 and float32 already, as
+        # float_nn._bilinear_table's are: a replayed call reads the same ones on every run)
         return [*(np.ascontiguousarray(i, np.int32) for i in (i1, i2)),
                 *(np.ascontiguousarray(d, np.float32) for d in (d1, d2))]
 
     call(ext.bilinear_float, x.reshape(-1), y.reshape(-1),
-         [x.size // max(1, h * w), h, w, out_h, out_w], *axis(*rows), *axis(*cols), _threads)
+         [x.size // max(1, h * w * inner), h, w, inner, out_h, out_w], *axis(*rows),
+         *axis(*cols), _threads)
     return y
 
 
