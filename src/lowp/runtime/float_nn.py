@@ -1140,7 +1140,8 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
     ONNX Runtime's float16 kernel (onnxruntime/core/providers/cpu/nn/layer_norm_impl.cc):
     x, scale and bias converted to float32, the float32 computation, rows of fewer than 16
     values in the generic loop's order, Y rounded to float16 once (docs/operators.md
-    (O213))."""
+    (O213)). float64 as ONNX Runtime's double kernel, its generic loop on every row
+    (lowp.ort_math.layer_norm_rows_double, (O352))."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
@@ -1161,6 +1162,14 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
         if half:
             return made[0].astype(np.float16), made[1], made[2]
         return made
+    if x.dtype == np.float64 and n and np.size(scale) == n \
+            and (bias is None or np.size(bias) == n) and x.size:
+        # ONNX Runtime's double kernel: its generic loop on every row ((O352))
+        stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+        y, m, v = ort_math.layer_norm_rows_double(
+            x.reshape(-1, n), np.asarray(scale).reshape(n),
+            None if bias is None else np.asarray(bias).reshape(n), float(np.float32(epsilon)))
+        return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))
