@@ -543,6 +543,27 @@ inline float average_nan_window(const FloatPoolArgs& a, const float* plane, int6
   return acc / divisor;
 }
 
+// Whether MLAS's vector kernel sums this average pool window to -0 (docs/operators.md
+// (O350)): it sums each column from its first row inside the input and the columns from the
+// first, never from +0, so a window whose taps inside the input are all -0 and that has no
+// tap in a pad column (+0 in its row buffer) gives -0. The sums here start from +0.
+inline bool negative_zero_window(const FloatPoolArgs& a, const float* plane, int64_t oy,
+                                 int64_t ox) {
+  bool any = false;
+  for (int j = 0; j < a.kw; ++j) {
+    const int64_t ix = ox * a.sw - a.pw + int64_t(j) * a.dw;
+    if (ix < 0 || ix >= a.w) return false;
+    for (int i = 0; i < a.kh; ++i) {
+      const int64_t ih = oy * a.sh - a.ph + int64_t(i) * a.dh;
+      if (ih < 0 || ih >= a.h) continue;
+      const float v = plane[ih * a.w + ix];
+      if (v != 0.0f || !std::signbit(v)) return false;
+      any = true;
+    }
+  }
+  return any;
+}
+
 template <class F>
 void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, float cnt_h,
                      const FloatPoolRow& r, float* y) {
@@ -595,9 +616,12 @@ void pool_row_kernel(const FloatPoolArgs& a, const float* plane, int64_t oy, flo
     F::store(r.out + o, acc);
   }
   if (a.average)
-    for (int64_t o = 0; o < a.ow; ++o)
+    for (int64_t o = 0; o < a.ow; ++o) {
       if (r.out[o] != r.out[o])
         r.out[o] = average_nan_window(a, plane, oy, o, cnt_h * r.cnt[o]);
+      else if (r.out[o] == 0.0f && negative_zero_window(a, plane, oy, o))
+        r.out[o] = -0.0f;
+    }
   std::memcpy(y, r.out, size_t(a.ow) * sizeof(float));
 }
 

@@ -631,6 +631,32 @@ def skip_layer_norm_rows(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | No
     return y, mean, inv
 
 
+def layer_norm_rows_double(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None,
+                           epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, mean, inv_std_dev) of float64 rows v (rows, n) as ONNX Runtime's double
+    LayerNormalization computes them (docs/operators.md (O352)): skip_layer_norm_rows's
+    generic loop in double (Welford's running mean and m2, sd = sqrt(m2 / n + epsilon),
+    (v - mean) / sd * gamma (+ beta)), every row length; mean and 1 / sd rounded to
+    float32 once (its stash type)."""
+    v = np.asarray(v, np.float64)
+    rows, n = v.shape
+    mean = np.zeros(rows, np.float64)
+    m2 = np.zeros(rows, np.float64)
+    for h in range(n):
+        value = v[:, h]
+        delta = value - mean
+        mean = mean + delta / np.float64(h + 1)
+        m2 = m2 + delta * (value - mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(m2 / np.float64(n) + np.float64(epsilon))
+        y = (v - mean[:, None]) / sd[:, None]
+        inv = np.float64(1) / sd
+    y = y * np.asarray(gamma, np.float64).reshape(1, n)
+    if beta is not None:
+        y = y + np.asarray(beta, np.float64).reshape(1, n)
+    return y, mean.astype(_F), inv.astype(_F)
+
+
 # --- softmax: MLAS's MlasComputeSoftmax on AVX-512F (ONNX Runtime's float32 Softmax) -------
 #
 # Per row: the maximum m; e_i = exp'(x_i + (-m)), where exp' is the sum-exp variant of the

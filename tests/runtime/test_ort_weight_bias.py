@@ -118,3 +118,27 @@ def test_bias_from_a_constant_node_equals_onnxruntime(weight_from: str) -> None:
     for seed in range(4):
         x = np.random.default_rng(seed).standard_normal((1, 8, 7, 7)).astype(np.float32)
         _agree(model, x * 2)
+
+
+@pytest.mark.parametrize("tail", ["none", "relu"])
+def test_ir3_weights_listed_as_inputs_are_constants(tail: str) -> None:
+    """IR 3 lists every initializer as a graph input too, and ONNX Runtime's quantize_static
+    keeps the IR version of the file it quantizes (an opset 7 model comes back at opset 11,
+    IR 3). ONNX Runtime cannot feed such an initializer (IR < 4: no overridable
+    initializers), so the float Conv's weights are constants and it quantizes them: lowp
+    took them for fed inputs and left the Conv in float, one step apart on 3 of 15 values
+    (the QDQ fuzzer, seed 20261422, repro item 302)."""
+    conv_out = "pre" if tail == "none" else "conv"
+    body = [helper.make_node("Conv", ["xd", "w", "b"], [conv_out], pads=[1, 1, 1, 1])]
+    if tail == "relu":
+        body.append(helper.make_node("Relu", ["conv"], ["pre"]))
+    model = _qdq_model(body, {"w": W, "b": B}, [1, 8, 7, 7], [1, 16, 7, 7])
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid("", 11))
+    model.ir_version = 3
+    model.graph.input.extend(
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in model.graph.initializer)
+    for seed in range(4):
+        x = np.random.default_rng(seed).standard_normal((1, 8, 7, 7)).astype(np.float32)
+        _agree(model, x * 2)

@@ -214,3 +214,53 @@ def test_average_pool_nans_as_onnxruntime(opset: int, attrs: dict[str, object],
         feeds = {"x": _input((1, 3, 6, 9), 0.3, seed)}
         assert_float_bits_agree(model, feeds, threads)
         assert_outputs_equal_onnxruntime_on_every_path(model, feeds, threads)
+
+
+def _signed_zeros(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Mostly -0, some +0, a few other values (a HardSwish's or a Mul's -0 below -3)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.random(shape)
+    return np.where(pick < 0.8, np.float32(-0.0), np.where(
+        pick < 0.9, np.float32(0.0), rng.standard_normal(shape).astype(np.float32))).astype(
+        np.float32)
+
+
+@pytest.mark.parametrize("opset", [11, 19])
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [1, 1], "ceil_mode": 1},                  # the graph fuzzer's pool
+    {"kernel_shape": [2, 2]},
+    {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1]},
+    {"kernel_shape": [2, 3], "pads": [1, 1, 0, 1], "count_include_pad": 1},
+])
+def test_average_pool_of_negative_zeros_as_onnxruntime(opset: int,
+                                                       attrs: dict[str, object]) -> None:
+    # MLAS's 2-D vector kernel (before opset 19) sums each window column from its first
+    # row and the columns from the first, so a window of -0 taps only gives -0; a tap in a
+    # pad column is +0 (O350). lowp summed from +0 and gave +0 (graph fuzzer seed 51,
+    # exporter_padding, repro item 283)
+    model = _average_pool((1, 3, 5, 7), opset, "c", **attrs)
+    for seed in range(4):
+        feeds = {"x": _signed_zeros((1, 3, 5, 7), seed)}
+        for threads in (1, 2):
+            assert_float_bits_agree(model, feeds, threads)
+            assert_outputs_equal_onnxruntime_on_every_path(model, feeds, threads)
+
+
+@settings(max_examples=30, deadline=None)
+@given(channels=st.sampled_from([1, 3, 16, 17]), known=st.booleans(),
+       spatial=st.lists(st.integers(1, 12), min_size=1, max_size=3).filter(
+           lambda s: int(np.prod(s)) <= 500),
+       data=st.data(), opset=st.sampled_from([11, 19]), seed=st.integers(0, 999))
+def test_average_pools_keep_onnxruntimes_signed_zeros(channels: int, known: bool,
+                                                      spatial: list[int],
+                                                      data: st.DataObject, opset: int,
+                                                      seed: int) -> None:
+    # every kernel ONNX Runtime picks, as test_average_pools_keep_onnxruntimes_nan, over -0s
+    kernel = [data.draw(st.integers(1, min(n, 4))) for n in spatial]
+    attrs = {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in spatial],
+             "pads": [data.draw(st.integers(0, k - 1)) for k in kernel] * 2,
+             "ceil_mode": data.draw(st.integers(0, 1)),
+             "count_include_pad": data.draw(st.integers(0, 1))}
+    shape = (1, channels, *spatial)
+    model = _average_pool(shape, opset, channels if known else "c", **attrs)
+    assert_float_bits_agree(model, {"x": _signed_zeros(shape, seed)}, 1)

@@ -123,21 +123,29 @@ def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
 
 
 def _ir_of_unlisted_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """An IR < 4 model with an initializer that is not also a graph input, raised to the IR
-    version of its opsets (a copy); any other model as it is (the same object).
+    """An IR < 4 model with initializers, raised to the IR version of its opsets without
+    the graph inputs that name an initializer (a copy); any other model as it is (the same
+    object).
 
     IR 3 wants every initializer listed as a graph input; some tools (OnnxMLTools 1.8 at
     opset 8) write IR 3 without those inputs, which the checker refuses and ONNX Runtime
-    runs. Such an initializer can never be fed, so it means the same at IR 4. IR 0 is no
-    version at all and stays for the checker to refuse. Domains onnx does not version
-    (com.microsoft, which ONNX Runtime's quantizer adds to such a file) do not count."""
-    if not 1 <= proto.ir_version < 4:
-        return proto
-    inputs = {i.name for i in proto.graph.input}
-    if all(t.name in inputs for t in proto.graph.initializer):
+    runs. Either way ONNX Runtime takes an IR < 4 initializer as a constant: it cannot be
+    fed (no overridable initializers before IR 4; "Invalid input name"), so its rewrites
+    that need constant weights (WeightBiasQuantization, the fusions) take it. Listed as an
+    input it would look overridable to lowp's mirrors of those rewrites, which then left a
+    float Conv of ONNX Runtime's quantize_static's IR 3 files unquantized (docs/operators.md
+    (O351), repro item 302).
+    At IR 4 without those inputs the model means the same. IR 0 is no version at all and
+    stays for the checker to refuse. Domains onnx does not version (com.microsoft, which
+    ONNX Runtime's quantizer adds to such a file) do not count."""
+    if not 1 <= proto.ir_version < 4 or not proto.graph.initializer:
         return proto
     out = onnx.ModelProto()
     out.CopyFrom(proto)
+    inits = {t.name for t in out.graph.initializer}
+    real = [i for i in out.graph.input if i.name not in inits]
+    del out.graph.input[:]
+    out.graph.input.extend(real)
     out.ir_version = max(4, helper.find_min_ir_version_for(list(out.opset_import),
                                                            ignore_unknown=True))
     return out

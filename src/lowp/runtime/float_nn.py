@@ -755,8 +755,28 @@ def AveragePool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     win, *_geom = _pool_windows("AveragePool", xf, kernel_shape, strides, dilations, pads,
                                 auto_pad, ceil_mode, 0)
     total = _window_sum_rowmajor(win, nd) if rowmajor else _window_sum(win, nd)
+    if not rowmajor and nd == 2:
+        total = np.where(_negative_zero_windows(xf, k, s, d, begin, out),
+                         total.dtype.type(-0.0), total)
     with np.errstate(invalid="ignore"):         # 0 / 0: (O219)'s default NaN
         return (total / counts).astype(x.dtype, copy=False)
+
+
+def _negative_zero_windows(x: np.ndarray, k: Sequence[int], s: Sequence[int],
+                           d: Sequence[int], begin: Sequence[int], out: Sequence[int]
+                           ) -> np.ndarray:
+    """The windows MLAS's 2-D vector kernel sums to -0 ((O350)): it sums each column from
+    its first row inside the input (rows of padding are skipped) and the columns from the
+    first (a column of padding holds +0), never from +0, so a window whose taps inside the
+    input are all -0 and that has no tap in a pad column gives -0 (N, C, *out)."""
+    # 1 for a -0 tap, 2 for a row of padding (changes nothing), 0 for anything else and a
+    # column of padding: the window's minimum is 1 exactly where it sums to -0
+    z = ((x == 0) & np.signbit(x)).astype(np.int8)
+    reach = [max(0, (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - (x.shape[2 + i] + begin[i]))
+             for i in range(2)]
+    z = np.pad(z, [(0, 0), (0, 0), (max(begin[0], 0), reach[0]), (0, 0)], constant_values=2)
+    z = np.pad(z, [(0, 0), (0, 0), (0, 0), (max(begin[1], 0), reach[1])], constant_values=0)
+    return _windows(z, k, s, d, out).min(axis=(-2, -1)) == 1
 
 
 def _nchwc_average_pool_past_end(x: np.ndarray, k: Sequence[int], s: Sequence[int],
@@ -1120,7 +1140,8 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
     ONNX Runtime's float16 kernel (onnxruntime/core/providers/cpu/nn/layer_norm_impl.cc):
     x, scale and bias converted to float32, the float32 computation, rows of fewer than 16
     values in the generic loop's order, Y rounded to float16 once (docs/operators.md
-    (O213))."""
+    (O213)). float64 as ONNX Runtime's double kernel, its generic loop on every row
+    (lowp.ort_math.layer_norm_rows_double, (O352))."""
     xf = _f(x)
     ax = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(ax, x.ndim))
@@ -1141,6 +1162,14 @@ def LayerNormalization(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
         if half:
             return made[0].astype(np.float16), made[1], made[2]
         return made
+    if x.dtype == np.float64 and n and np.size(scale) == n \
+            and (bias is None or np.size(bias) == n) and x.size:
+        # ONNX Runtime's double kernel: its generic loop on every row ((O352))
+        stat = x.shape[:ax] + (1,) * (x.ndim - ax)
+        y, m, v = ort_math.layer_norm_rows_double(
+            x.reshape(-1, n), np.asarray(scale).reshape(n),
+            None if bias is None else np.asarray(bias).reshape(n), float(np.float32(epsilon)))
+        return y.reshape(x.shape), m.reshape(stat), v.reshape(stat)
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + xf.dtype.type(epsilon))
