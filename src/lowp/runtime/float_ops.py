@@ -2183,14 +2183,27 @@ def _to_small_float(v: np.ndarray, dtype: np.dtype, saturate: int) -> np.ndarray
     return v.astype(dtype)
 
 
+# the integer types whose float16 QuantizeLinear from opset 23 rounds x / scale to float16
+# first (measured, (O358))
+_HALF_QUOTIENT = frozenset(np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16))
+
+
+def rounds_quotient_to_half(x_dtype: np.dtype, dtype: np.dtype, opset: int) -> bool:
+    """Whether QuantizeLinear of `x_dtype` to `dtype` at `opset` rounds its float32
+    quotient x / scale to float16 before rounding it to an integer, as ONNX Runtime's
+    kernel does from opset 23 on (docs/operators.md (O358))."""
+    return x_dtype == np.float16 and opset >= 23 and dtype in _HALF_QUOTIENT
+
+
 @register
 def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None,
                    *, axis: int = 1, block_size: int = 0, output_dtype: int = 0,
-                   saturate: int = 1, **_: Any) -> np.ndarray:
+                   saturate: int = 1, opset: int = 0, **_: Any) -> np.ndarray:
     """y = saturate(round_half_even(x / scale) + zero_point), per tensor, axis or block;
     to 2/4/8/16/32-bit integers, or float8/float4 (x / scale + zero_point, rounded to the
-    type). x / scale is a float32 division also for float16 x and scale, NaN gives the
-    integer type's lowest value (docs/operators.md (O217))."""
+    type). x / scale is a float32 division also for float16 x and scale (rounded to float16
+    from opset 23 on, `rounds_quotient_to_half`), NaN gives the integer type's lowest value
+    (docs/operators.md (O217), (O358))."""
     dtype = _quantized_dtype(y_zero_point, output_dtype)
     scale = _broadcast_qparam(y_scale, x, axis, block_size).astype(np.float32)
     zero = (None if y_zero_point is None else
@@ -2200,6 +2213,9 @@ def QuantizeLinear(x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray 
         return _to_small_float(v if zero is None else v + zero, dtype, saturate)
     if dtype not in _INT_RANGE:
         raise unsupported("QuantizeLinear", f"output type {dtype}")
+    if rounds_quotient_to_half(x.dtype, dtype, opset):
+        with np.errstate(over="ignore"):     # (beyond float16's range: an infinity)
+            v = v.astype(np.float16).astype(np.float32)
     lo, hi = _INT_RANGE[dtype]
     q = np.rint(v)
     q = q if zero is None else q + zero

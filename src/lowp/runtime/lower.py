@@ -37,7 +37,7 @@ from .float_nn import (
     max_pool_channels_last,
     resize_channels_last,
 )
-from .float_ops import FLOAT_OPS
+from .float_ops import FLOAT_OPS, rounds_quotient_to_half
 from .float_registry import PREPARE, MapSequence, NoElement, TensorSequence, node_attributes
 from .fuse import fuse_tables
 from .fuse_float import fuse_float_chains
@@ -815,18 +815,32 @@ def _qdq_step(node: onnx.NodeProto, graph: Graph, *, quantizing: bool,
 
     arena = Arena(reuse=not subgraph)
     per_tensor = _per_tensor_node(node, graph)
+    opset = graph.opset if node.domain in ("", "ai.onnx") else 0
+
+    def half_quotient(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None,
+                      qp: QParams) -> np.ndarray | None:
+        # float16 x from opset 23 on: the quotient is rounded to float16 first ((O358)), the
+        # operator's own form
+        if not (quantizing and rounds_quotient_to_half(x.dtype, qp.qtype.numpy_dtype, opset)):
+            return None
+        return FLOAT_OPS["QuantizeLinear"](x, scale, zp, axis=axis, output_dtype=out_type or 0,
+                                           opset=opset)
 
     def run(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None, *,
             layout: object) -> tuple[np.ndarray, ...]:
         qp = fixed if fixed is not None else qparams(x, scale, zp)
         if quantizing:
-            return (fast_quantize(x, qp, arena=arena),)
+            half = half_quotient(x, scale, zp, qp)
+            return (fast_quantize(x, qp, arena=arena) if half is None else half,)
         # the output has the scale's type: a float16 one rounds the float32 product ((O146))
         return (dequantize(x, qp).astype(np.asarray(scale).dtype, copy=False),)
 
     def run_to_channels_last(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None = None,
                              *, layout: object) -> tuple[np.ndarray, ...]:
         qp = fixed if fixed is not None else qparams(x, scale, zp)
+        half = half_quotient(x, scale, zp, qp)
+        if half is not None:
+            return (np.ascontiguousarray(np.moveaxis(half, 1, -1)) if x.ndim >= 3 else half,)
         return (fast_quantize(x, qp, arena=arena, channels_last=x.ndim >= 3),)
 
     return Step(node.name, node.op_type, "quantize" if quantizing else "dequantize",
