@@ -189,31 +189,47 @@ _CHANNELS_LAST_WHEN_QUANTIZED = frozenset({"Conv", "AveragePool", "GlobalAverage
 
 def _without_ort_channels_last_refusals(graph: Graph, candidates: list[onnx.NodeProto]
                                         ) -> list[onnx.NodeProto]:
-    """Leave float the quantized operators that would move a shrinking cubic Resize to
-    channels-last in ONNX Runtime ((O73)).
+    """Leave float the quantized operators that would move to channels-last in ONNX Runtime
+    an operator it cannot run there ((O73), (O356)).
 
     ONNX Runtime (1.32) runs a quantized convolution or pool channels-last, with a Transpose
     on each side, and its transpose optimizer pushes such a Transpose through the operators
-    between two of them, a 4-D Resize included whatever its mode, to cancel it with the
-    other's. Its CPU Resize then refuses a cubic mode whose scales on the inner axes of
-    that layout (height, width) are below 1 without antialias: the file does not run, and
-    ONNX Runtime's own quantizer writes such files too (evals/corpus/repro item 46). So the
-    quantized operators that such a Resize's output reaches through operators the
-    optimizer moves Transposes through stay float: nothing channels-last follows it, and
-    no Transpose is pushed through it."""
+    between two of them to cancel it with the other's: a 4-D Resize included whatever its
+    mode, whose CPU kernel then refuses a cubic mode that shrinks the height or width
+    without antialias (evals/corpus/repro item 46), and a Pad with an `axes` input (opset
+    18; CenterCropPad with `axes` is inlined into one), whose pads it permutes as if they
+    covered every axis, so that its Gather of them reads out of bounds (item 296). The file
+    does not run, and ONNX Runtime's own quantizer writes such files too. So the quantized
+    operators that such an operator's output reaches through operators the optimizer moves
+    Transposes through stay float: nothing channels-last follows it, and no Transpose is
+    pushed through it."""
     kept = {n.name for n in candidates}
     refused: dict[str, str] = {}
     for node in graph.graph.node:
-        if node.domain in ONNX_DOMAINS and node.op_type == "Resize" and _cubic_shrink(node, graph):
+        why = _ort_channels_last_refusal(node, graph) if node.domain in ONNX_DOMAINS else None
+        if why is not None:
             for reader in _channels_last_readers(graph, node.output[0]):
                 if reader.name in kept:
-                    refused.setdefault(reader.name, node.name)
-    for name, resize in refused.items():
+                    refused.setdefault(reader.name, why)
+    for name, why in refused.items():
         warnings.warn(f"node '{name}' left in float: quantized, ONNX Runtime would run it "
-                      f"channels-last and move the cubic Resize '{resize}' (which shrinks the "
-                      f"image) to that layout, where its Resize refuses to shrink in cubic "
-                      f"mode", UserWarning, stacklevel=3)
+                      f"channels-last and move {why}", UserWarning, stacklevel=3)
     return [n for n in candidates if n.name not in refused]
+
+
+def _ort_channels_last_refusal(node: onnx.NodeProto, graph: Graph) -> str | None:
+    """Why ONNX Runtime cannot run `node` once its transpose optimizer has moved it to
+    channels-last (the rest of a warning), or None."""
+    if node.op_type == "Resize" and _cubic_shrink(node, graph):
+        return (f"the cubic Resize '{node.name}' (which shrinks the image) to that layout, "
+                "where its Resize refuses to shrink in cubic mode")
+    axes = (node.op_type == "Pad" and len(node.input) > 3 and bool(node.input[3])) or (
+        node.op_type == "CenterCropPad" and "axes" in attributes(node))
+    if axes:
+        return (f"the {node.op_type} '{node.name}' of chosen axes to that layout, where its "
+                "transpose optimizer permutes the pads as if they covered every axis and the "
+                "run stops")
+    return None
 
 
 def _cubic_shrink(node: onnx.NodeProto, graph: Graph) -> bool:
