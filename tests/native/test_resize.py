@@ -23,6 +23,18 @@ SPECIAL = np.concatenate([SPECIAL, np.array([0x7FC12345, 0xFFA00001], np.uint32)
                           .view(np.float32)])
 
 
+def _float_input(shape: tuple[int, ...], seed: int, special: bool) -> np.ndarray:
+    """Dequantized-like values (where rounding half-way points are common) and a wide range,
+    half each; with `special`, a fifth of them signed zeros, infinities and NaNs."""
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random(shape) < 0.5, rng.integers(-128, 128, shape) * np.float32(0.0123),
+                 rng.standard_normal(shape) * np.float32(1e3)).astype(np.float32)
+    if special:
+        picks = rng.random(shape) < 0.2
+        x[picks] = rng.choice(SPECIAL, int(picks.sum()))
+    return x
+
+
 @given(st.integers(0, 2), st.integers(1, 5), st.integers(1, 9), st.integers(1, 9),
        st.integers(1, 20), st.integers(1, 20), st.sampled_from(MODES),
        st.sampled_from([np.uint8, np.int8]), st.sampled_from(native_backend.available_paths()),
@@ -96,13 +108,7 @@ def test_native_bilinear_float_equals_numpy(n, c, h, w, out_h, out_w, mode, path
     the numpy form's bits, batch sizes 0 included; dequantized-like values, where rounding
     half-way points are common, a wide range, and signed zeros, infinities and NaNs (of
     two NaNs the running sum's, as ONNX Runtime's compiled loop keeps it)."""
-    rng = np.random.default_rng(seed)
-    x = np.where(rng.random((n, c, h, w)) < 0.5,
-                 rng.integers(-128, 128, (n, c, h, w)) * np.float32(0.0123),
-                 rng.standard_normal((n, c, h, w)) * np.float32(1e3)).astype(np.float32)
-    if special:
-        picks = rng.random(x.shape) < 0.2
-        x[picks] = rng.choice(SPECIAL, int(picks.sum()))
+    x = _float_input((n, c, h, w), seed, special)
     sizes = np.array([out_h, out_w], np.int64)
 
     def resize() -> np.ndarray:
@@ -161,13 +167,7 @@ def test_channels_last_bilinear_float_is_the_channels_first_one_moved(
     innermost, vectorised on every path), gives the bits of the numpy form on the
     channels-first data, moved to channels-last: every channel count around the vector
     widths, batch sizes 0 included, signed zeros, infinities and NaNs among the inputs."""
-    rng = np.random.default_rng(seed)
-    x = np.where(rng.random((n, c, h, w)) < 0.5,
-                 rng.integers(-128, 128, (n, c, h, w)) * np.float32(0.0123),
-                 rng.standard_normal((n, c, h, w)) * np.float32(1e3)).astype(np.float32)
-    if special:
-        picks = rng.random(x.shape) < 0.2
-        x[picks] = rng.choice(SPECIAL, int(picks.sum()))
+    x = _float_input((n, c, h, w), seed, special)
     x_cl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     # (sizes of the resized axes only: a 0 batch has no scale of its own)
     sizes = np.array([out_h, out_w], np.int64)

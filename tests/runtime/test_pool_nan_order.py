@@ -177,6 +177,17 @@ def test_average_pool_window_of_two_nans(opset: int, kept: int) -> None:
         assert_outputs_equal_onnxruntime_on_every_path(model, {"x": x}, threads)
 
 
+def _draw_pool_attrs(data: st.DataObject, spatial: list[int], largest: int
+                     ) -> dict[str, object]:
+    """An AveragePool's attributes over `spatial`: windows of 1 to `largest` (at most the
+    axis), strides 1-3, pads below the window, either ceil_mode and count_include_pad."""
+    kernel = [data.draw(st.integers(1, min(n, largest))) for n in spatial]
+    return {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in spatial],
+            "pads": [data.draw(st.integers(0, k - 1)) for k in kernel] * 2,
+            "ceil_mode": data.draw(st.integers(0, 1)),
+            "count_include_pad": data.draw(st.integers(0, 1))}
+
+
 @settings(max_examples=30, deadline=None)
 @given(channels=st.sampled_from([1, 3, 16, 17, 40]), known=st.booleans(),
        spatial=st.lists(st.integers(1, 14), min_size=1, max_size=3).filter(
@@ -188,11 +199,7 @@ def test_average_pools_keep_onnxruntimes_nan(channels: int, known: bool, spatial
                                              threads: int, seed: int) -> None:
     # every kernel ONNX Runtime picks: MLAS's vector and generic ones, the NCHWc one (a
     # known channel count of whole blocks), AveragePool-19's loop
-    kernel = [data.draw(st.integers(1, min(n, 5))) for n in spatial]
-    attrs = {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in spatial],
-             "pads": [data.draw(st.integers(0, k - 1)) for k in kernel] * 2,
-             "ceil_mode": data.draw(st.integers(0, 1)),
-             "count_include_pad": data.draw(st.integers(0, 1))}
+    attrs = _draw_pool_attrs(data, spatial, 5)
     shape = (1, channels, *spatial)
     model = _average_pool(shape, opset, channels if known else "c", **attrs)
     feeds = {"x": _input(shape, density, seed)}
@@ -256,11 +263,7 @@ def test_average_pools_keep_onnxruntimes_signed_zeros(channels: int, known: bool
                                                       data: st.DataObject, opset: int,
                                                       seed: int) -> None:
     # every kernel ONNX Runtime picks, as test_average_pools_keep_onnxruntimes_nan, over -0s
-    kernel = [data.draw(st.integers(1, min(n, 4))) for n in spatial]
-    attrs = {"kernel_shape": kernel, "strides": [data.draw(st.integers(1, 3)) for _ in spatial],
-             "pads": [data.draw(st.integers(0, k - 1)) for k in kernel] * 2,
-             "ceil_mode": data.draw(st.integers(0, 1)),
-             "count_include_pad": data.draw(st.integers(0, 1))}
+    attrs = _draw_pool_attrs(data, spatial, 4)
     shape = (1, channels, *spatial)
     model = _average_pool(shape, opset, channels if known else "c", **attrs)
     assert_float_bits_agree(model, {"x": _signed_zeros(shape, seed)}, 1)
