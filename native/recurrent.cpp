@@ -46,9 +46,8 @@ struct Product {
 // cut between up to `threads` threads when the products are large enough: the products of a
 // step that read the same state run as one parallel job. Each panel's columns are computed
 // by the same tiles in the same order whichever part holds it, so the result does not depend
-// on the cut; the thread that holds a part keeps it from step to step (the pool hands the
-// caller the first part), so a recurrence's weights stay in the caches of the cores that
-// read them.
+// on the cut. The pool's caller usually takes the first part and its worker the second, step
+// after step, so each part of a recurrence's weights mostly stays in the caches of one core.
 void gemm_cut(const RnnKernels& k, int threads, int m, int nk,
               std::initializer_list<Product> products) {
   int64_t panels = 0, cols = 0;
