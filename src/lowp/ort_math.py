@@ -609,51 +609,44 @@ def _lane_squares(d: np.ndarray) -> np.ndarray:
 # y_h = ((v_h - mean) / sd) * gamma_h + beta_h. docs/operators.md, (O40).
 
 
+def _welford_rows(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilon: float,
+                  dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, mean, inv_std_dev) of rows v (rows, n), every operation in `dtype`: ONNX Runtime's
+    generic LayerNormalization loop (Welford's running mean and m2, sd = sqrt(m2 / n +
+    epsilon), (v - mean) / sd * gamma (+ beta))."""
+    t = np.dtype(dtype).type
+    v = np.asarray(v, t)
+    rows, n = v.shape
+    mean = np.zeros(rows, t)
+    m2 = np.zeros(rows, t)
+    for h in range(n):
+        value = v[:, h]
+        delta = value - mean
+        mean = mean + delta / t(h + 1)
+        m2 = m2 + delta * (value - mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(m2 / t(n) + t(epsilon))
+        y = (v - mean[:, None]) / sd[:, None]
+        inv = t(1) / sd
+    y = y * np.asarray(gamma, t).reshape(1, n)
+    if beta is not None:
+        y = y + np.asarray(beta, t).reshape(1, n)
+    return y, mean, inv
+
+
 def skip_layer_norm_rows(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None,
                          epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, mean, inv_std_dev) of float32 rows v (rows, n) with gamma, beta of n values."""
-    v = np.asarray(v, np.float32)
-    rows, n = v.shape
-    mean = np.zeros(rows, _F)
-    m2 = np.zeros(rows, _F)
-    for h in range(n):
-        value = v[:, h]
-        delta = (value - mean).astype(_F)
-        mean = (mean + (delta / _F(h + 1)).astype(_F)).astype(_F)
-        m2 = (m2 + (delta * (value - mean).astype(_F)).astype(_F)).astype(_F)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sd = np.sqrt((m2 / _F(n)).astype(_F) + _F(epsilon)).astype(_F)
-        y = ((v - mean[:, None]).astype(_F) / sd[:, None]).astype(_F)
-        inv = (_F(1) / sd).astype(_F)
-    y = (y * np.asarray(gamma, _F).reshape(1, n)).astype(_F)
-    if beta is not None:
-        y = (y + np.asarray(beta, _F).reshape(1, n)).astype(_F)
-    return y, mean, inv
+    return _welford_rows(v, gamma, beta, epsilon, np.float32)
 
 
 def layer_norm_rows_double(v: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None,
                            epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, mean, inv_std_dev) of float64 rows v (rows, n) as ONNX Runtime's double
     LayerNormalization computes them (docs/operators.md (O352)): skip_layer_norm_rows's
-    generic loop in double (Welford's running mean and m2, sd = sqrt(m2 / n + epsilon),
-    (v - mean) / sd * gamma (+ beta)), every row length; mean and 1 / sd rounded to
-    float32 once (its stash type)."""
-    v = np.asarray(v, np.float64)
-    rows, n = v.shape
-    mean = np.zeros(rows, np.float64)
-    m2 = np.zeros(rows, np.float64)
-    for h in range(n):
-        value = v[:, h]
-        delta = value - mean
-        mean = mean + delta / np.float64(h + 1)
-        m2 = m2 + delta * (value - mean)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sd = np.sqrt(m2 / np.float64(n) + np.float64(epsilon))
-        y = (v - mean[:, None]) / sd[:, None]
-        inv = np.float64(1) / sd
-    y = y * np.asarray(gamma, np.float64).reshape(1, n)
-    if beta is not None:
-        y = y + np.asarray(beta, np.float64).reshape(1, n)
+    generic loop in double, every row length; mean and 1 / sd rounded to float32 once (its
+    stash type)."""
+    y, mean, inv = _welford_rows(v, gamma, beta, epsilon, np.float64)
     return y, mean.astype(_F), inv.astype(_F)
 
 
