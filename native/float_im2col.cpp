@@ -1,8 +1,10 @@
-// Float32 im2col convolution (float_im2col.h): columns on the thread pool (one row per
-// kernel tap and input channel), then one run_mlas_sgemm per image and group, then the bias.
+// Float32 im2col convolution (float_im2col.h): per image and group its columns (one row per
+// kernel tap and input channel), then its run_mlas_sgemm operations, then the bias; whole
+// images and groups, or a single product's operations, are the thread pool's jobs.
 #include "float_im2col.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "float_kernels.h"
@@ -70,53 +72,114 @@ void im2col_rows(const ConvIm2colArgs& a, const TapColumns* columns, const float
   }
 }
 
+// Multiply-adds from which a convolution of at least as many images times groups as threads
+// takes whole products as the thread pool's jobs (as MLAS hands each thread whole images and
+// groups); below it one thread computes them all, as a hand-off costs more than they take.
+constexpr int64_t kConvProductsThreadWork = int64_t(1) << 15;
+
+// The bias added to the output planes [q0, q0 + len) (plane q: image q / m, channel q % m).
+void add_bias(const ConvIm2colArgs& a, int64_t p, int64_t q0, int64_t len) {
+  float* plane = a.y + q0 * p;
+  for (int64_t q = q0, ch = q0 % a.m; q < q0 + len; ++q, plane += p) {
+    const float bias = a.bias[ch];
+    for (int64_t j = 0; j < p; ++j) plane[j] = plane[j] + bias;
+    if (++ch == a.m) ch = 0;
+  }
+}
+
+// The columns of one image and group into `cols` (when the convolution has columns; else
+// the input is read in place): where its products read B.
+const float* conv_columns(const ConvIm2colArgs& a, const TapColumns* columns, int64_t q,
+                          float* cols, int threads) {
+  const int64_t cg = a.c / a.group, p = a.out[0] * a.out[1] * a.out[2];
+  const int64_t kk = cg * a.k[0] * a.k[1] * a.k[2];
+  const float* xg = a.x + (q / a.group * a.c + q % a.group * cg) * a.in[0] * a.in[1] * a.in[2];
+  if (cols == nullptr) return xg;
+  run_elementwise(kk, std::max<int64_t>(1, (int64_t(1) << 14) / p), threads,
+                  [&](int64_t r0, int64_t len) { im2col_rows(a, columns, xg, r0, len, cols); });
+  return cols;
+}
+
+// One MLAS operation of image and group q (`part` of a.parts, or the whole product when
+// there are none) on the columns b, its rows shared by `threads`.
+void conv_part(const ConvIm2colArgs& a, int64_t q, int part, const float* b, int threads) {
+  const int64_t i = q / a.group, g = q % a.group, mg = a.m / a.group;
+  const int64_t p = a.out[0] * a.out[1] * a.out[2];
+  const int64_t kk = a.c / a.group * a.k[0] * a.k[1] * a.k[2];
+  const int64_t r0 = a.nparts > 0 ? a.parts[part][0] : 0;
+  const int64_t rows = a.nparts > 0 ? a.parts[part][1] : mg;
+  const int64_t c0 = a.nparts > 0 ? a.parts[part][2] : 0;
+  const int64_t width = a.nparts > 0 ? a.parts[part][3] : p;
+  SgemmArgs s;
+  s.a = a.w + (g * mg + r0) * kk, s.b = b + c0, s.c = a.y + (i * a.m + g * mg + r0) * p + c0;
+  s.m = rows, s.k = kk, s.n = width;
+  s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
+  s.unit_ldb = width == p;
+  if (a.sum != nullptr)
+    s.init = a.sum + (i * a.m + g * mg + r0) * p + c0, s.si_m = p, s.si_n = 1;
+  run_mlas_sgemm(s, threads);
+}
+
+// The product of image and group q: its columns, then its operations in turn.
+void conv_product(const ConvIm2colArgs& a, const TapColumns* columns, int64_t q, float* cols,
+                  int threads) {
+  const float* b = conv_columns(a, columns, q, cols, threads);
+  for (int part = 0; part < std::max(a.nparts, 1); ++part) conv_part(a, q, part, b, threads);
+}
+
+// A single product cut in operations (ONNX Runtime's threads take one each): its columns,
+// then the operations as the pool's jobs, each on one thread.
+void conv_parts_threaded(const ConvIm2colArgs& a, const TapColumns* columns, int threads) {
+  const float* b = conv_columns(a, columns, 0, a.cols, threads);
+  std::atomic<int> next{0};
+  ThreadPool::instance().run(std::min(threads, a.nparts), [&](int) {
+    for (int part; (part = next.fetch_add(1, std::memory_order_relaxed)) < a.nparts;)
+      conv_part(a, 0, part, b, 1);
+  });
+}
+
+// Whole products as the pool's jobs, each on one thread with columns of its own and its
+// planes' bias added after it (each product's operations are those of the serial order, so
+// the outputs do not depend on the thread count).
+void conv_products_threaded(const ConvIm2colArgs& a, const TapColumns* columns, int threads) {
+  const int64_t mg = a.m / a.group, p = a.out[0] * a.out[1] * a.out[2];
+  const int64_t kk = a.c / a.group * a.k[0] * a.k[1] * a.k[2];
+  const int64_t products = a.n * a.group;
+  std::atomic<int64_t> next{0};  // the products handed out in turn to whoever is free
+  ThreadPool::instance().run(int(std::min<int64_t>(threads, products)), [&](int) {
+    thread_local std::vector<float> own;
+    if (a.cols != nullptr && own.size() < size_t(kk * p)) own.resize(size_t(kk * p));
+    float* cols = a.cols != nullptr ? own.data() : nullptr;
+    for (int64_t q; (q = next.fetch_add(1, std::memory_order_relaxed)) < products;) {
+      conv_product(a, columns, q, cols, 1);
+      if (a.bias != nullptr) add_bias(a, p, q * mg, mg);
+    }
+  });
+}
+
 }  // namespace
 
 void run_float_conv_im2col(const ConvIm2colArgs& a, int threads) {
-  const int64_t cg = a.c / a.group, mg = a.m / a.group;
   const int64_t p = a.out[0] * a.out[1] * a.out[2];
-  const int64_t kk = cg * a.k[0] * a.k[1] * a.k[2];
-  const int64_t in_size = a.in[0] * a.in[1] * a.in[2];
+  const int64_t kk = a.c / a.group * a.k[0] * a.k[1] * a.k[2];
   if (a.n <= 0 || a.m <= 0 || p <= 0) return;
   std::vector<TapColumns> columns(size_t(a.k[2]));
   for (int64_t kx = 0; kx < a.k[2]; ++kx) columns[size_t(kx)] = tap_columns(a, kx);
-  for (int64_t i = 0; i < a.n; ++i)
-    for (int64_t g = 0; g < a.group; ++g) {
-      const float* xg = a.x + (i * a.c + g * cg) * in_size;
-      const float* b = xg;
-      if (a.cols != nullptr) {
-        run_elementwise(kk, std::max<int64_t>(1, (int64_t(1) << 14) / p), threads,
-                        [&](int64_t r0, int64_t len) {
-                          im2col_rows(a, columns.data(), xg, r0, len, a.cols);
-                        });
-        b = a.cols;
-      }
-      const int count = a.nparts > 0 ? a.nparts : 1;
-      for (int part = 0; part < count; ++part) {
-        const int64_t r0 = a.nparts > 0 ? a.parts[part][0] : 0;
-        const int64_t rows = a.nparts > 0 ? a.parts[part][1] : mg;
-        const int64_t c0 = a.nparts > 0 ? a.parts[part][2] : 0;
-        const int64_t width = a.nparts > 0 ? a.parts[part][3] : p;
-        SgemmArgs s;
-        s.a = a.w + (g * mg + r0) * kk, s.b = b + c0, s.c = a.y + (i * a.m + g * mg + r0) * p + c0;
-        s.m = rows, s.k = kk, s.n = width;
-        s.sa_m = kk, s.sa_k = 1, s.sb_k = p, s.sb_n = 1, s.ldc = p;
-        s.unit_ldb = width == p;
-        if (a.sum != nullptr)
-          s.init = a.sum + (i * a.m + g * mg + r0) * p + c0, s.si_m = p, s.si_n = 1;
-        run_mlas_sgemm(s, threads);
-      }
-    }
+  if (threads <= 0) threads = ThreadPool::max_threads();
+  const int64_t products = a.n * a.group;
+  if (products >= threads && threads > 1) {
+    if (a.n * a.m * kk * p >= kConvProductsThreadWork)
+      return conv_products_threaded(a, columns.data(), threads);
+    threads = 1;
+  }
+  if (products == 1 && a.nparts > 1 && threads > 1) {
+    conv_parts_threaded(a, columns.data(), threads);
+  } else {
+    for (int64_t q = 0; q < products; ++q) conv_product(a, columns.data(), q, a.cols, threads);
+  }
   if (a.bias == nullptr) return;
   run_elementwise(a.n * a.m, std::max<int64_t>(1, (int64_t(1) << 15) / p), threads,
-                  [&](int64_t q0, int64_t len) {
-                    float* plane = a.y + q0 * p;
-                    for (int64_t q = q0, ch = q0 % a.m; q < q0 + len; ++q, plane += p) {
-                      const float bias = a.bias[ch];
-                      for (int64_t j = 0; j < p; ++j) plane[j] = plane[j] + bias;
-                      if (++ch == a.m) ch = 0;
-                    }
-                  });
+                  [&](int64_t q0, int64_t len) { add_bias(a, p, q0, len); });
 }
 
 }  // namespace lowp

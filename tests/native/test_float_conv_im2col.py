@@ -112,6 +112,26 @@ def test_large_products_keep_the_sgemm_k_blocking(path, cg, mg, length, k, seed)
     _assert_same_bits(got, expected)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 5), group=st.sampled_from([1, 2, 3]), cg=st.integers(20, 130),
+       mg=st.integers(1, 260), length=st.integers(1, 40), k=st.integers(1, 3),
+       stride=st.integers(1, 2), bias=st.booleans(), threads=st.sampled_from([2, 3, 4]),
+       seed=st.integers(0, 2**16))
+def test_products_and_parts_as_the_pools_jobs_equal_the_numpy_im2col(
+        path, n, group, cg, mg, length, k, stride, bias, threads, seed):
+    """Products large enough that several images or groups run as the pool's jobs (each with
+    columns of its own), or that a single product's MLAS operations do, one on each thread:
+    the numpy form's values at that thread count (ONNX Runtime's parts)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal([n, group * cg, length + k - 1]).astype(np.float32)
+    w = rng.standard_normal([group * mg, cg, k]).astype(np.float32)
+    b = rng.standard_normal(group * mg).astype(np.float32) if bias else None
+    attrs = {"group": group, "strides": [stride]}
+    got, expected, _ = _native_and_numpy([x, w, b], attrs, path, threads)
+    _assert_same_bits(got, expected)
+
+
 def test_a_channels_first_view_of_channels_last_data_gives_the_same_values():
     rng = np.random.default_rng(3)
     x = rng.standard_normal([2, 6, 7, 5]).astype(np.float32)
