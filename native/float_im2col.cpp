@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "float_kernels.h"
@@ -145,11 +146,12 @@ void conv_products_threaded(const ConvIm2colArgs& a, const TapColumns* columns, 
   const int64_t mg = a.m / a.group, p = a.out[0] * a.out[1] * a.out[2];
   const int64_t kk = a.c / a.group * a.k[0] * a.k[1] * a.k[2];
   const int64_t products = a.n * a.group;
+  const int jobs = int(std::min<int64_t>(threads, products));
+  // columns of each job's own for the length of this call (none held between calls)
+  std::unique_ptr<float[]> own(a.cols != nullptr ? new float[size_t(jobs * kk * p)] : nullptr);
   std::atomic<int64_t> next{0};  // the products handed out in turn to whoever is free
-  ThreadPool::instance().run(int(std::min<int64_t>(threads, products)), [&](int) {
-    thread_local std::vector<float> own;
-    if (a.cols != nullptr && own.size() < size_t(kk * p)) own.resize(size_t(kk * p));
-    float* cols = a.cols != nullptr ? own.data() : nullptr;
+  ThreadPool::instance().run(jobs, [&](int job) {
+    float* cols = own != nullptr ? own.get() + job * kk * p : nullptr;
     for (int64_t q; (q = next.fetch_add(1, std::memory_order_relaxed)) < products;) {
       conv_product(a, columns, q, cols, 1);
       if (a.bias != nullptr) add_bias(a, p, q * mg, mg);
