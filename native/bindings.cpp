@@ -35,6 +35,7 @@
 #include "float_log.h"
 #include "float_attention.h"
 #include "float_col2im.h"
+#include "float_conv_transpose.h"
 #include "float_im2col.h"
 #ifdef LOWP_FLOAT_CONV_NCHWC
 #include "float_conv/nchwc.h"
@@ -1411,6 +1412,46 @@ lowp::Kernel make_float_conv_transpose_direct(Floats x, Floats w, std::optional<
   return [x, w, bias, y, a, threads] { lowp::run_float_col2im(a, threads); };
 }
 
+lowp::Kernel make_float_conv_transpose(Floats x, Floats w, std::optional<Floats> bias, OutFloats y,
+                                      const std::vector<int64_t>& dims, int threads) {
+  // 1-D or 2-D ConvTranspose by blocks of output channels (float_conv_transpose.h). dims: n, c,
+  // group, trans_a, output channels, kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w,
+  // scalar_runs (1: ONNX Runtime's N-D col2im order), x's element strides (batch, channel,
+  // position; x: the memory they index), then four values per MLAS operation (first row,
+  // rows, first column, columns)
+  if (dims.size() < 21 || (dims.size() - 21) % 4 != 0 ||
+      (dims.size() - 21) / 4 > size_t(lowp::kConvMaxParts))
+    throw std::invalid_argument("float_conv_transpose needs 21 dims and up to 64 parts");
+  lowp::ConvTransposeArgs a;
+  lowp::Col2ImArgs& g = a.geometry;
+  a.n = dims[0], a.c = dims[1], a.group = dims[2], a.trans_a = dims[3] != 0;
+  int64_t* fields[] = {&g.channels, &g.kh, &g.kw, &g.ih, &g.iw, &g.oh, &g.ow, &g.sh, &g.sw,
+                       &g.dh, &g.dw, &g.begin_h, &g.begin_w, &g.scalar_runs};
+  for (size_t i = 0; i < 14; ++i) *fields[i] = dims[4 + i];
+  a.x_batch = dims[18], a.x_channel = dims[19], a.x_position = dims[20];
+  bool ok = a.n >= 0 && a.c >= 1 && a.group >= 1 && a.c % a.group == 0 && g.channels >= 1 &&
+            g.channels % a.group == 0 && g.kh >= 1 && g.kw >= 1 && g.ih >= 1 && g.iw >= 1 &&
+            g.oh >= 0 && g.ow >= 0 && g.sh >= 1 && g.sw >= 1 && g.dh >= 1 && g.dw >= 1 &&
+            g.begin_h >= 0 && g.begin_w >= 0 && a.x_batch >= 0 && a.x_channel >= 0 &&
+            a.x_position >= 0;
+  const int64_t rows = ok ? g.channels / a.group * g.kh * g.kw : 0, cols = g.ih * g.iw;
+  a.nparts = int((dims.size() - 21) / 4);
+  for (int j = 0; j < a.nparts && ok; ++j) {
+    const int64_t* v = dims.data() + 21 + 4 * j;
+    for (int e = 0; e < 4; ++e) a.parts[j][e] = v[e];
+    ok = v[0] >= 0 && v[1] >= 1 && v[0] + v[1] <= rows && v[2] >= 0 && v[3] >= 1 &&
+         v[2] + v[3] <= cols;
+  }
+  g.planes = a.n * g.channels;
+  // the last element x's strides reach
+  const int64_t last = (a.n - 1) * a.x_batch + (a.c - 1) * a.x_channel + (cols - 1) * a.x_position;
+  if (!ok || a.n == 0 || last >= int64_t(x.size()) || w.size() != size_t(a.c * rows) ||
+      y.size() != size_t(g.planes * g.oh * g.ow) || (bias && bias->size() != size_t(g.channels)))
+    throw std::invalid_argument("float_conv_transpose: x, w, y or bias do not match the dims");
+  a.x = x.data(), a.w = w.data(), g.bias = bias ? bias->data() : nullptr, g.y = y.data();
+  return [x, w, bias, y, a, threads] { lowp::run_float_conv_transpose(a, threads); };
+}
+
 #ifdef LOWP_FLOAT_CONV_NCHWC
 lowp::Kernel make_float_conv_nchwc(Floats x, Floats wp, std::optional<Floats> bias, OutFloats y,
                                    const std::vector<int64_t>& dims, const std::string& isa,
@@ -2548,6 +2589,8 @@ NB_MODULE(_native, m) {
              "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_transpose_direct", &make_float_conv_transpose_direct, "x"_a,
              "w"_a, "bias"_a.none(), "y"_a, "dims"_a, "threads"_a = 1);
+  def_kernel(m, program, "float_conv_transpose", &make_float_conv_transpose, "x"_a, "w"_a,
+             "bias"_a.none(), "y"_a, "dims"_a, "threads"_a = 1);
   def_kernel(m, program, "float_conv_im2col", &make_float_conv_im2col, "x"_a, "w"_a,
              "bias"_a.none(), "y"_a, "cols"_a.none(), "dims"_a, "threads"_a = 1,
              "sum"_a = nb::none());

@@ -38,7 +38,7 @@ PlaneSource plane_source(const Col2ImArgs& a, int64_t p) {
     return {a.x + (in / groups) * a.x_batch + (in % groups) * a.x_channel,
             a.w + (p % a.channels) * a.kh * a.kw, 0, a.x_row, a.x_col};
   }
-  return {a.cols + p * a.kh * a.kw * tap, nullptr, tap, a.iw, 1};
+  return {a.cols + (p - a.first_plane) * a.kh * a.kw * tap, nullptr, tap, a.iw, 1};
 }
 
 // the column entry: src[ix] itself, or the rounded product src[ix * col] * scale (the
@@ -178,6 +178,10 @@ void col2im_plane(const Col2ImArgs& a, int64_t p) {
 }
 
 }  // namespace
+
+void col2im_planes(const Col2ImArgs& a, int64_t p0, int64_t count) {
+  for (int64_t p = p0; p < p0 + count; ++p) col2im_plane<false>(a, p);
+}
 
 void run_float_col2im(const Col2ImArgs& a, int threads) {
   if (a.planes <= 0 || a.oh <= 0 || a.ow <= 0) return;

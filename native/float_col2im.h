@@ -34,7 +34,11 @@ struct Col2ImArgs {
   // ONNX Runtime's N-D col2im (1-D and 3-D and up) rather than its 2-D one: where NaNs meet,
   // every entry is added image first (docs/operators.md (O270))
   int64_t scalar_runs = 0;
+  // the plane whose columns cols begins with (a block of planes' columns: float_conv_transpose.h)
+  int64_t first_plane = 0;
 };
 void run_float_col2im(const Col2ImArgs& a, int threads);
+// Planes [p0, p0 + count) of the column form on the calling thread, as run_float_col2im.
+void col2im_planes(const Col2ImArgs& a, int64_t p0, int64_t count);
 
 }  // namespace lowp

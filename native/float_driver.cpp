@@ -681,11 +681,16 @@ void sgemm_blocked(const SgemmArgs& g, int64_t stride_k, int threads) {
   }
 }
 
+// Whether the MLAS operation the product belongs to has one row (its M = 1 kernel's case).
+bool one_row_operation(const SgemmArgs& g) {
+  return (g.operation_m > 0 ? g.operation_m : g.m) == 1;
+}
+
 // The K block of the product's blocked path (0 when another kernel reads B in place).
 int64_t blocked_stride_k(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0 || g.k <= 0) return 0;
   if (g.packed) return 256;
-  if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) return 0;
+  if (one_row_operation(g) && !g.trans_a && g.alpha == 1.0f) return 0;
   if (g.n == 1 && g.alpha == 1.0f && g.unit_ldb && (!g.trans_b || g.k == 1)) return 0;
   return mlas_stride_k(g.n, g.k, g.trans_a);
 }
@@ -730,7 +735,7 @@ void run_mlas_sgemm(const SgemmArgs& g, int threads) {
     }
   if (g.k <= 0) return;
   if (g.packed) return sgemm_blocked(g, 256, threads);
-  if (g.m == 1 && !g.trans_a && g.alpha == 1.0f) {
+  if (one_row_operation(g) && !g.trans_a && g.alpha == 1.0f) {
     if (g.trans_b)  // row j of the transposed kernel's matrix is column j of B
       return sgemm_m1_transposed(g.a, g.sa_k, g.b, g.sb_n, g.sb_k, g.c, 1, g.n, g.k, acc);
     return sgemm_m1(g.a, g.sa_k, g.b, g.sb_k, g.sb_n, g.c, 1, g.n, g.k, acc);

@@ -193,6 +193,9 @@ struct SgemmArgs {
   // larger array, FusedMatMul's transBatchB): MLAS's N = 1 kernel takes one column of B only
   // then, else the general kernel computes it
   bool unit_ldb = true;
+  // Rows of the MLAS operation this product is a row block of (0: its own m): MLAS's M = 1
+  // kernel runs only for an operation of one row, not for a lone row of a larger one.
+  int64_t operation_m = 0;
 };
 void run_mlas_sgemm(const SgemmArgs& g, int threads);
 

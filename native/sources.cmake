@@ -92,7 +92,7 @@ nanobind_add_module(_native NB_STATIC
   native/gather.cpp native/scatter_nd.cpp native/compare.cpp native/resize.cpp native/float_exact.cpp native/float_log.cpp
   native/float_norm.cpp $<TARGET_OBJECTS:lowp_norm_scalar> $<TARGET_OBJECTS:lowp_norm_avx2>
   $<TARGET_OBJECTS:lowp_norm_avx512> $<TARGET_OBJECTS:lowp_libm> $<TARGET_OBJECTS:lowp_float_rnn> $<TARGET_OBJECTS:lowp_float_rnn_avx2>
-  native/float_reduce.cpp native/float_instance_norm.cpp native/float_attention.cpp native/float_col2im.cpp native/float_im2col.cpp
+  native/float_reduce.cpp native/float_instance_norm.cpp native/float_attention.cpp native/float_col2im.cpp native/float_conv_transpose.cpp native/float_im2col.cpp
   native/int_matmul.cpp native/cast_half.cpp native/matmul_nbits.cpp
   native/tree_ensemble.cpp native/tree_ensemble_bindings.cpp native/ml_rows.cpp
   native/nms.cpp native/grid_sample.cpp native/roi_align.cpp

@@ -18,7 +18,7 @@ PATHS = native_backend.available_paths()
 
 
 # the bindings that make a float ConvTranspose's sums (col2im of GEMM columns, or direct)
-COL2IM = {"float_col2im", "float_conv_transpose_direct"}
+COL2IM = {"float_col2im", "float_conv_transpose_direct", "float_conv_transpose"}
 
 
 @st.composite
@@ -162,3 +162,23 @@ def test_a_channels_first_view_of_channels_last_data_gives_the_same_values(path,
         want = FLOAT_OPS["ConvTranspose"](x, w, b, **attrs, w_constant=constant, opset=17)
         got = FLOAT_OPS["ConvTranspose"](view, w, b, **attrs, w_constant=constant, opset=17)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("constant", [False, True])
+def test_a_lone_row_of_a_threads_operation_is_computed_as_the_operation(path, constant):
+    """The native ConvTranspose makes its column entries a block of output channels at a
+    time, each block's rows of every MLAS operation one product. At 2 threads ONNX Runtime
+    cuts the 513 x 256 product of this 1x1 filter into rows [0, 257) and [257, 513); the
+    block of rows [256, 272) holds one row of the first: computed as that operation
+    computes it (the general kernel), not by the M = 1 kernel of a one-row operation."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((2, 513, 1, 1)).astype(np.float32)
+    with native_backend.use_path(path), native_float.threads(2):
+        with tape.recording() as recorded:
+            got = FLOAT_OPS["ConvTranspose"](x, w, w_constant=constant, opset=17)
+        assert [fn.__name__ for fn, _ in recorded] == ["float_conv_transpose"]
+        with native_float.disabled():
+            expected = FLOAT_OPS["ConvTranspose"](x, w, w_constant=constant, opset=17)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

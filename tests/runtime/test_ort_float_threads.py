@@ -100,6 +100,52 @@ def test_conv_transpose_equals_onnxruntime_at_1_2_and_4_threads(channels, filter
     _assert_bits(model, inputs, threads)
 
 
+@st.composite
+def _blocked_conv_transposes(draw: st.DrawFn) -> tuple[dict[str, object], list[int], list[int]]:
+    """ConvTranspose attributes, input shape and weight shape of rank 1 or 2 whose products
+    run in several blocks of output channels (lowp.runtime.native_float.conv_transpose):
+    input positions beyond one panel of 512 columns (the filter rows copied) or within it,
+    kernel, strides, dilations, pads, output_padding, groups."""
+    nd = draw(st.integers(1, 2))
+    group = draw(st.sampled_from([1, 2]))
+    k = [draw(st.integers(1, 4)) for _ in range(nd)]
+    s = [draw(st.integers(1, 3)) for _ in range(nd)]
+    d = [draw(st.integers(1, 2)) for _ in range(nd)]
+    sp = [draw(st.integers(300, 700))] if nd == 1 else [draw(st.integers(8, 24)),
+                                                        draw(st.integers(20, 40))]
+    attrs: dict[str, object] = {
+        "group": group, "kernel_shape": k, "strides": s, "dilations": d,
+        "pads": [draw(st.integers(0, (k[i] - 1) * d[i])) for i in range(nd)] * 2,
+        "output_padding": [draw(st.integers(0, s[i] - 1)) for i in range(nd)]}
+    c_in = group * draw(st.sampled_from([3, 40, 300]))
+    return attrs, [1, c_in, *sp], [c_in, draw(st.sampled_from([1, 2, 5])), *k]
+
+
+@given(case=_blocked_conv_transposes(), constant_w=st.booleans(), bias=st.booleans(),
+       nan=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_conv_transpose_in_blocks_of_channels_equals_onnxruntime(case, constant_w, bias, nan,
+                                                                 threads, seed):
+    """The native ConvTranspose makes the column entries a block of output channels at a
+    time (each block's rows of every MLAS operation, which threads cut by rows or by
+    columns), adding each block into its planes: ONNX Runtime's values bit for bit."""
+    attrs, x_shape, w_shape = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    if nan:
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -np.inf]
+    constants = {"w": w} if constant_w else {}
+    inputs = {"x": x} if constant_w else {"x": x, "w": w}
+    names = ["x", "w"]
+    if bias:
+        constants["b"] = rng.standard_normal(w_shape[1] * int(attrs["group"])).astype(
+            np.float32)
+        names.append("b")
+    node = helper.make_node("ConvTranspose", names, ["y"], **attrs)
+    _assert_bits(_model(node, inputs, constants, {"y": len(x_shape)}), inputs, threads)
+
+
 @given(case=st.sampled_from([("ik,jk->ij", (8, 600), (17, 600)),
                              ("bij,bjk->bik", (3, 2, 600), (3, 600, 70)),
                              ("ij,jk->ik", (130, 40), (40, 70)),

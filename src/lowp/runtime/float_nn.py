@@ -360,6 +360,14 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
             xf, wf, None if b is None else _f(b).reshape(-1), k, out, s, d, begin)
         if direct is not None:
             return direct.astype(x.dtype, copy=False)
+    packed = w_constant and kk > 1 and c // g > 1
+    if xf.dtype == np.float32 and wf.dtype == np.float32:
+        # the same products and col2im, a block of output channels at a time
+        blocked = native_float.conv_transpose(
+            xf, wf, None if b is None else _f(b).reshape(-1), g, k, out, s, d, begin,
+            trans_a=not packed)
+        if blocked is not None:
+            return blocked.astype(x.dtype, copy=False)
     if g > 1 and not xf.flags.c_contiguous:
         # (each group's product would gather its rows across the whole tensor: a
         # channels-last input is copied channels-first once, the same values)
@@ -373,7 +381,6 @@ def ConvTranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         # dimensions above 1); col2im below adds in the same order as its Col2im
         cols = native_float.buffer((n, g, kk, xg.shape[-1]))
         wt = wf.reshape(g, c // g, kk)
-        packed = w_constant and kk > 1 and c // g > 1
         for i, j in product(range(n), range(g)):
             if not native_float.sgemm(wt[j].T, xg[i, j], cols[i, j], trans_a=not packed):
                 cols[i, j] = mlas_sgemm.gemm(np.ascontiguousarray(wt[j].T) if packed else

@@ -1136,6 +1136,61 @@ def conv_transpose_direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     return y
 
 
+def conv_transpose(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
+                   kernel: Sequence[int], out: Sequence[int], strides: Sequence[int],
+                   dilations: Sequence[int], begin: Sequence[int],
+                   trans_a: bool) -> np.ndarray | None:
+    """A float32 1-D or 2-D ConvTranspose of x (N, C, *in_sp), w (C, M / group, *kernel) in
+    one native call, the values of one `sgemm` per image and group (`trans_a`: the filter read
+    transposed, as ONNX Runtime reads one it did not transpose once; cut between the threads
+    as `thread_parts`) followed by `col2im`: the column entries made a block of output
+    channels at a time and added while in cache. x may be a permuted view of contiguous
+    memory whose positions are evenly strided (a channels-last tensor read channels-first):
+    read in place. y (N, M, *out), or None."""
+    nd = len(kernel)
+    ext = _has(_usable("ConvTranspose", x), "float_conv_transpose")
+    if (ext is None or nd not in (1, 2) or w.dtype != np.float32
+            or (bias is not None and bias.dtype != np.float32) or min(out) < 1
+            or min(begin) < 0 or x.size == 0):
+        return None
+    memory, x_strides = _positions_in_place(x)
+    n, c = x.shape[:2]
+    channels = group * w.shape[1]
+    rows = w.shape[1] * int(np.prod(kernel))
+    size = int(np.prod(x.shape[2:]))
+    parts = mlas_sgemm.thread_parts(rows, size, c // group, _threads, 1)
+    if len(parts) > 64:
+        return None
+    pad = [1] * (2 - nd)
+    geometry = [*pad, *kernel, *pad, *x.shape[2:], *pad, *out, *pad, *strides, *pad,
+                *dilations, *[0] * (2 - nd), *begin]
+    cuts = [v for r, cl in parts for v in (r.start, r.stop - r.start, cl.start,
+                                            cl.stop - cl.start)]
+    y = _empty((n, channels, *(int(v) for v in out)))
+    call(ext.float_conv_transpose, memory, np.ascontiguousarray(w).reshape(-1),
+         None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
+         [n, c, group, int(trans_a), channels, *(int(v) for v in geometry), int(nd == 1),
+          *x_strides, *cuts], _threads)
+    return y
+
+
+def _positions_in_place(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The flat memory of x (N, C, *spatial) and its element strides (batch, channel,
+    position) when x views contiguous memory with its positions evenly strided (row stride
+    = width x column stride: channels-first or channels-last); else a contiguous copy's.
+    An axis of one value (or one position) gets stride 0."""
+    st = [v // x.itemsize for v in x.strides]
+    order = tuple(int(i) for i in np.argsort([-v for v in x.strides], kind="stable"))
+    memory = x.transpose(order)
+    even = x.ndim == 3 or st[2] == x.shape[3] * st[3]
+    if min(st) < 0 or not memory.flags.c_contiguous or not even:
+        memory = np.ascontiguousarray(x)
+        st = [v // x.itemsize for v in memory.strides]
+    sizes = [x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))]
+    return memory.reshape(-1), [v if size > 1 else 0
+                                for v, size in zip([st[0], st[1], st[-1]], sizes, strict=True)]
+
+
 def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarray],
                      cols: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
     """ONNX Runtime's 8-bit bilinear Resize (docs/operators.md (O41)) of contiguous `x`

@@ -43,7 +43,7 @@ _FUNCTIONS = ("add", "max_pool2d", "quantize", "quantize_to_channels_last", "loo
               "one_hot", "arg_max", "set_slice", "float_rnn",
               "float_elu", "float_average_pool_rowmajor", "scatter_nd", "float_softplus",
               "integer_binary",
-              "float_conv_transpose_direct", "cast_half", "float_floor",
+              "float_conv_transpose_direct", "float_conv_transpose", "cast_half", "float_floor",
               "matmul_nbits", "qlstm", "float_attention", "tree_ensemble_scores",
               "tree_classes", "first_largest_labels", "normalize_rows", "zipmap_scores")
 # bindings whose array arguments may be strided views (non-negative strides: the kernel
