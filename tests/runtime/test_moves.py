@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from lowp.runtime import Session, moves
 from lowp.runtime.backends import native_available
@@ -145,6 +146,26 @@ def test_pad_with_a_non_finite_fill_maps_without_a_warning(fill):
             for _ in range(2):      # the second run replays the map
                 got = s.run({"x": x})["y"]
                 assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("pads", [[0, 0, 0, 2], [0, 3, 0, 0], [0, 5, 0, 7]])
+def test_reflect_pad_beyond_the_axis_is_the_onnx_reference(pads):
+    """A reflect Pad of more than the axis length minus one: ONNX Runtime refuses it ("Pad
+    reflect: post-pad (2) exceeds maximum allowed (1)"); lowp runs it as the ONNX
+    reference evaluator does, reflecting again at each end (docs/operators.md (O359))."""
+    inits: list[onnx.TensorProto] = []
+    node = helper.make_node("Pad", ["x", _const(inits, "p", pads, np.int64)], ["y"],
+                            mode="reflect")
+    graph = helper.make_graph(
+        [node], "pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    for threads in (1, 2):
+        s = Session(model.SerializeToString(), threads=threads)
+        for _ in range(2):      # the second run replays the map
+            assert s.run({"x": x})["y"].tobytes() == want.tobytes()
 
 
 def test_steps_computing_values_are_not_maps():
