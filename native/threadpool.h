@@ -150,6 +150,11 @@ class ThreadPool {
 
   void loop(int) {
     unsigned long long seen = 0;
+    // The thread's wall and CPU clocks when it last left a job: reading the CPU clock is a
+    // system call (about 1 us on a virtual machine), so it is read there, off the caller's
+    // path, instead of when a job starts.
+    auto mark_wall = Clock::now();
+    int64_t mark_cpu = thread_cpu_ns();
     for (;;) {
       unsigned long long g = seen;
       const auto fresh = [&] { return (g = gen_.load(std::memory_order_acquire)) != seen; };
@@ -167,17 +172,33 @@ class ThreadPool {
         entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
       if (!entered) continue;
       const auto w0 = Clock::now();
-      const int64_t c0 = thread_cpu_ns();
+      const int64_t c0 = cpu_at_start(w0, mark_wall, mark_cpu);
       take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
-      const int64_t lost = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               Clock::now() - w0).count() - (thread_cpu_ns() - c0);
-      if (lost > std::chrono::nanoseconds(kPreempted).count())
+      const auto w1 = Clock::now();
+      // Only a job longer than kPreempted can have lost kPreempted of its time.
+      if (w1 - w0 > kPreempted &&
+          std::chrono::duration_cast<std::chrono::nanoseconds>(w1 - w0).count() -
+                  (thread_cpu_ns() - c0) >
+              std::chrono::nanoseconds(kPreempted).count())
         preempted_.store(true, std::memory_order_relaxed);  // published by the fetch_sub
       if (state_.fetch_sub(1, std::memory_order_acq_rel) == 1) {  // last one out, closed
         std::lock_guard<std::mutex> lk(mu_);
         done_.notify_one();
       }
+      mark_wall = Clock::now();
+      mark_cpu = thread_cpu_ns();
     }
+  }
+
+  // The thread's CPU clock when a job starts at `start`. A worker that found the job while
+  // still spinning with pause (within kPause of its mark) was on its core all along (time it
+  // lost meanwhile counts as lost in the job), so the clock is the mark's plus the wall time
+  // since; a worker that yielded or blocked reads it.
+  static int64_t cpu_at_start(Clock::time_point start, Clock::time_point mark_wall,
+                              int64_t mark_cpu) {
+    if (start - mark_wall > kPause) return thread_cpu_ns();
+    return mark_cpu +
+           std::chrono::duration_cast<std::chrono::nanoseconds>(start - mark_wall).count();
   }
 
   std::vector<std::thread> threads_;
