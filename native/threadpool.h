@@ -60,6 +60,7 @@ class ThreadPool {
       return;
     }
     std::lock_guard<std::mutex> serial(run_mu_);
+    caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     fn_.store(&fn, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
     next_.store(0, std::memory_order_relaxed);
@@ -171,6 +172,7 @@ class ThreadPool {
       while ((s & kOpen) && !entered)
         entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
       if (!entered) continue;
+      leave_callers_cpu();
       const auto w0 = Clock::now();
       const int64_t c0 = cpu_at_start(w0, mark_wall, mark_cpu);
       take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
@@ -188,6 +190,22 @@ class ThreadPool {
       mark_wall = Clock::now();
       mark_cpu = thread_cpu_ns();
     }
+  }
+
+  // A worker that finds itself on the CPU of the job's caller moves to another CPU it may run
+  // on (it forbids itself the caller's for a moment). The scheduler sometimes wakes both on one
+  // CPU and leaves them there for whole model runs: each then runs only when the other waits,
+  // and the caller takes every id itself.
+  void leave_callers_cpu() const {
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu != caller_cpu_.load(std::memory_order_relaxed)) return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    cpu_set_t others = allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (sched_setaffinity(0, sizeof others, &others) == 0)
+      sched_setaffinity(0, sizeof allowed, &allowed);
   }
 
   // The thread's CPU clock when a job starts at `start`. A worker that found the job while
@@ -209,6 +227,7 @@ class ThreadPool {
   std::atomic<int> next_{0};
   std::atomic<unsigned> state_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> caller_cpu_{-1};
   std::atomic<bool> preempted_{false};
   std::atomic<unsigned long long> gen_{0};
   std::atomic<Clock::rep> solo_until_{0};
