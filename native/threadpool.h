@@ -166,13 +166,13 @@ class ThreadPool {
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
       seen = g;
+      leave_callers_cpu();  // also when the caller took every id meanwhile
       // Enter the job only while it is open; the caller waits for everyone who entered.
       unsigned s = state_.load(std::memory_order_acquire);
       bool entered = false;
       while ((s & kOpen) && !entered)
         entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
       if (!entered) continue;
-      leave_callers_cpu();
       const auto w0 = Clock::now();
       const int64_t c0 = cpu_at_start(w0, mark_wall, mark_cpu);
       take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
