@@ -60,6 +60,7 @@ class ThreadPool {
       return;
     }
     std::lock_guard<std::mutex> serial(run_mu_);
+    caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     fn_.store(&fn, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
     next_.store(0, std::memory_order_relaxed);
@@ -150,6 +151,11 @@ class ThreadPool {
 
   void loop(int) {
     unsigned long long seen = 0;
+    // The thread's wall and CPU clocks when it last left a job: reading the CPU clock is a
+    // system call (about 1 us on a virtual machine), so it is read there, off the caller's
+    // path, instead of when a job starts.
+    auto mark_wall = Clock::now();
+    int64_t mark_cpu = thread_cpu_ns();
     for (;;) {
       unsigned long long g = seen;
       const auto fresh = [&] { return (g = gen_.load(std::memory_order_acquire)) != seen; };
@@ -160,6 +166,7 @@ class ThreadPool {
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
       seen = g;
+      leave_callers_cpu();  // also when the caller took every id meanwhile
       // Enter the job only while it is open; the caller waits for everyone who entered.
       unsigned s = state_.load(std::memory_order_acquire);
       bool entered = false;
@@ -167,17 +174,49 @@ class ThreadPool {
         entered = state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel);
       if (!entered) continue;
       const auto w0 = Clock::now();
-      const int64_t c0 = thread_cpu_ns();
+      const int64_t c0 = cpu_at_start(w0, mark_wall, mark_cpu);
       take_ids(*fn_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed));
-      const int64_t lost = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               Clock::now() - w0).count() - (thread_cpu_ns() - c0);
-      if (lost > std::chrono::nanoseconds(kPreempted).count())
+      const auto w1 = Clock::now();
+      // Only a job longer than kPreempted can have lost kPreempted of its time.
+      if (w1 - w0 > kPreempted &&
+          std::chrono::duration_cast<std::chrono::nanoseconds>(w1 - w0).count() -
+                  (thread_cpu_ns() - c0) >
+              std::chrono::nanoseconds(kPreempted).count())
         preempted_.store(true, std::memory_order_relaxed);  // published by the fetch_sub
       if (state_.fetch_sub(1, std::memory_order_acq_rel) == 1) {  // last one out, closed
         std::lock_guard<std::mutex> lk(mu_);
         done_.notify_one();
       }
+      mark_wall = Clock::now();
+      mark_cpu = thread_cpu_ns();
     }
+  }
+
+  // A worker that finds itself on the CPU of the job's caller moves to another CPU it may run
+  // on (it forbids itself the caller's for a moment). The scheduler sometimes wakes both on one
+  // CPU and leaves them there for whole model runs: each then runs only when the other waits,
+  // and the caller takes every id itself.
+  void leave_callers_cpu() const {
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu != caller_cpu_.load(std::memory_order_relaxed)) return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    cpu_set_t others = allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (sched_setaffinity(0, sizeof others, &others) == 0)
+      sched_setaffinity(0, sizeof allowed, &allowed);
+  }
+
+  // The thread's CPU clock when a job starts at `start`. A worker that found the job while
+  // still spinning with pause (within kPause of its mark) was on its core all along (time it
+  // lost meanwhile counts as lost in the job), so the clock is the mark's plus the wall time
+  // since; a worker that yielded or blocked reads it.
+  static int64_t cpu_at_start(Clock::time_point start, Clock::time_point mark_wall,
+                              int64_t mark_cpu) {
+    if (start - mark_wall > kPause) return thread_cpu_ns();
+    return mark_cpu +
+           std::chrono::duration_cast<std::chrono::nanoseconds>(start - mark_wall).count();
   }
 
   std::vector<std::thread> threads_;
@@ -188,6 +227,7 @@ class ThreadPool {
   std::atomic<int> next_{0};
   std::atomic<unsigned> state_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> caller_cpu_{-1};
   std::atomic<bool> preempted_{false};
   std::atomic<unsigned long long> gen_{0};
   std::atomic<Clock::rep> solo_until_{0};
