@@ -1090,13 +1090,11 @@ def col2im(cols: np.ndarray, bias: np.ndarray | None, kernel: Sequence[int],
             min(out) < 1 or min(begin) < 0):
         return None
     n, c = cols.shape[:2]
-    pad = [1] * (2 - nd)
-    geometry = [*pad, *kernel, *pad, *in_sp, *pad, *out, *pad, *strides, *pad, *dilations,
-                *[0] * (2 - nd), *begin]
+    geometry = _col2im_geometry(kernel, in_sp, out, strides, dilations, begin)
     y = _empty((n, c, *(int(v) for v in out)))
     call(ext.float_col2im, np.ascontiguousarray(cols).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         [n * c, c, *(int(v) for v in geometry), int(nd == 1)], _threads)
+         [n * c, c, *geometry, int(nd == 1)], _threads)
     return y
 
 
@@ -1112,26 +1110,22 @@ def conv_transpose_direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     ext = _has(_usable("ConvTranspose", x), "float_conv_transpose_direct")
     if (ext is None or nd not in (1, 2) or w.dtype != np.float32
             or (bias is not None and bias.dtype != np.float32) or min(out) < 1
-            or min(begin) < 0 or any(st < 0 for st in x.strides)):
+            or min(begin) < 0):
         return None
-    # the contiguous memory x views: x's axes in decreasing stride order
-    order = tuple(int(i) for i in np.argsort([-st for st in x.strides], kind="stable"))
-    memory = x.transpose(order)
-    if not memory.flags.c_contiguous:
+    memory = _viewed_memory(x)
+    if memory is None:
         return None
     x4 = x.reshape(x.shape[:2] + (1,) * (2 - nd) + x.shape[2:]) if nd == 1 else x
     x_strides = [st // x.itemsize for st in x4.strides]
     n, g = x.shape[:2]
     per_input = w.shape[1]
     c = g * per_input
-    pad = [1] * (2 - nd)
-    geometry = [*pad, *kernel, *pad, *x.shape[2:], *pad, *out, *pad, *strides, *pad,
-                *dilations, *[0] * (2 - nd), *begin]
+    geometry = _col2im_geometry(kernel, x.shape[2:], out, strides, dilations, begin)
     y = _empty((n, c, *(int(v) for v in out)))
     call(ext.float_conv_transpose_direct, memory.reshape(-1),
          np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         [n * c, c, *(int(v) for v in geometry), per_input, *x_strides, int(nd == 1)],
+         [n * c, c, *geometry, per_input, *x_strides, int(nd == 1)],
          _threads)
     return y
 
@@ -1158,18 +1152,14 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group:
     channels = group * w.shape[1]
     rows = w.shape[1] * int(np.prod(kernel))
     size = int(np.prod(x.shape[2:]))
-    parts = mlas_sgemm.thread_parts(rows, size, c // group, _threads, 1)
-    if len(parts) > 64:
+    cuts = _operation_cuts(mlas_sgemm.thread_parts(rows, size, c // group, _threads, 1))
+    if cuts is None:
         return None
-    pad = [1] * (2 - nd)
-    geometry = [*pad, *kernel, *pad, *x.shape[2:], *pad, *out, *pad, *strides, *pad,
-                *dilations, *[0] * (2 - nd), *begin]
-    cuts = [v for r, cl in parts for v in (r.start, r.stop - r.start, cl.start,
-                                            cl.stop - cl.start)]
+    geometry = _col2im_geometry(kernel, x.shape[2:], out, strides, dilations, begin)
     y = _empty((n, channels, *(int(v) for v in out)))
     call(ext.float_conv_transpose, memory, np.ascontiguousarray(w).reshape(-1),
          None if bias is None else np.ascontiguousarray(bias).reshape(-1), y.reshape(-1),
-         [n, c, group, int(trans_a), channels, *(int(v) for v in geometry), int(nd == 1),
+         [n, c, group, int(trans_a), channels, *geometry, int(nd == 1),
           *x_strides, *cuts], _threads)
     return y
 
@@ -1180,15 +1170,47 @@ def _positions_in_place(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
     = width x column stride: channels-first or channels-last); else a contiguous copy's.
     An axis of one value (or one position) gets stride 0."""
     st = [v // x.itemsize for v in x.strides]
-    order = tuple(int(i) for i in np.argsort([-v for v in x.strides], kind="stable"))
-    memory = x.transpose(order)
-    even = x.ndim == 3 or st[2] == x.shape[3] * st[3]
-    if min(st) < 0 or not memory.flags.c_contiguous or not even:
+    memory = _viewed_memory(x)
+    if memory is None or not (x.ndim == 3 or st[2] == x.shape[3] * st[3]):
         memory = np.ascontiguousarray(x)
         st = [v // x.itemsize for v in memory.strides]
     sizes = [x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))]
     return memory.reshape(-1), [v if size > 1 else 0
                                 for v, size in zip([st[0], st[1], st[-1]], sizes, strict=True)]
+
+
+def _viewed_memory(x: np.ndarray) -> np.ndarray | None:
+    """The contiguous memory x views (x's axes in decreasing stride order), or None when x
+    has a negative stride or is no permutation of contiguous memory."""
+    if any(st < 0 for st in x.strides):
+        return None
+    order = tuple(int(i) for i in np.argsort([-st for st in x.strides], kind="stable"))
+    memory = x.transpose(order)
+    return memory if memory.flags.c_contiguous else None
+
+
+def _col2im_geometry(kernel: Sequence[int], in_sp: Sequence[int], out: Sequence[int],
+                     strides: Sequence[int], dilations: Sequence[int],
+                     begin: Sequence[int]) -> list[int]:
+    """The 2-D col2im geometry of the native ConvTranspose kernels for a 1-D or 2-D one
+    (a 1-D one as height 1): kh, kw, ih, iw, oh, ow, sh, sw, dh, dw, begin_h, begin_w."""
+    pad = [1] * (2 - len(kernel))
+    return [int(v) for v in (*pad, *kernel, *pad, *in_sp, *pad, *out, *pad, *strides, *pad,
+                             *dilations, *[0] * (2 - len(kernel)), *begin)]
+
+
+# MLAS operations a native convolution takes at most (kConvMaxParts, float_im2col.h)
+_MAX_OPERATIONS = 64
+
+
+def _operation_cuts(parts: Sequence[tuple[slice, slice]]) -> list[int] | None:
+    """The MLAS operations `parts` (rows, columns) as the native convolutions take them:
+    first row, rows, first column, columns of each, flat; None beyond _MAX_OPERATIONS."""
+    if len(parts) > _MAX_OPERATIONS:
+        return None
+    return [v for rows, columns in parts
+            for v in (rows.start, rows.stop - rows.start, columns.start,
+                      columns.stop - columns.start)]
 
 
 def bilinear_integer(x: np.ndarray, dims: Sequence[int], rows: Sequence[np.ndarray],
@@ -1384,13 +1406,10 @@ def conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, group: int,
                                    [*begin, *end], c // group) == "columns"
     size, depth = int(np.prod(out)), c // group * int(np.prod(k))
     parts = mlas_sgemm.conv_parts(m // group, size, depth, _threads, n * group, direct)
-    if len(parts) > 64:
+    cuts = _operation_cuts(parts)
+    if cuts is None:
         return None
-    cut: list[int] = []
-    if len(parts) > 1:              # MLAS's operations
-        for rows, columns in parts:
-            cut += [rows.start, rows.stop - rows.start, columns.start,
-                    columns.stop - columns.start]
+    cut = cuts if len(parts) > 1 else []     # MLAS's operations
     lead = 3 - nd
     axes = [[1, 1, 1, 1, 1, 0]] * lead + [
         [int(x.shape[2 + i]), k[i], int(out[i]), int(strides[i]), int(dilations[i]),
