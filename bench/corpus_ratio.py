@@ -2,6 +2,7 @@
 
     python bench/corpus_ratio.py --work DIR [--threads 1 2] [--rounds 15] [--models A B ...]
                                  [--prequantized] [--markdown table.md] [--quantize-only]
+                                 [--fp32]
 
 Each model's QDQ file is `DIR/<name>.lowp.qdq.onnx`, quantized here (16 calibration samples,
 seed 0, as `evals/corpus/run.py`) when it is missing; `--prequantized` adds the files the
@@ -18,6 +19,11 @@ started after 0.2 s of sleep (so the other one's spinning workers have gone quie
 at 2 threads the interleaved wall clock does not show. Printed: the ratios of the medians,
 and whether every output is identical (NaN equal to NaN). On a shared machine only the
 ratios mean something; the load average is printed at the start and the end.
+
+`--fp32` also times ONNX Runtime on the model's float file, alone in a block as the others:
+the `lowp / fp32` and `ORT / fp32` ratios say whether int8 pays on this model, and whether
+lowp's int8 beats ONNX Runtime's float run wherever ONNX Runtime's int8 does. (A file the
+corpus ships already quantized has no float file: no column.)
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class Row:
     own_ratio: float
     block_ratio: float
     identical: bool
+    lowp_fp32_ratio: float | None = None    # lowp int8 block / ONNX Runtime fp32 block
+    ort_fp32_ratio: float | None = None     # ONNX Runtime int8 block / its fp32 block
 
 
 def qdq_file(spec: CorpusModel, work: Path, shipped: bool) -> Path:
@@ -87,7 +95,16 @@ def identical(ours: list[np.ndarray], theirs: list[Any]) -> bool:
                a.dtype.kind in "fc") for a, b in pairs)
 
 
-def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
+def float_session(spec: CorpusModel, threads: int) -> ort.InferenceSession:
+    """ONNX Runtime on the model's float file (recurrent states frozen as the corpus runs it)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(load_float(spec).SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def measure(spec: CorpusModel, path: Path, threads: int, rounds: int,
+            fp32: bool = False) -> Row:
     batches = make_feeds(spec, spec.batch, 1)
     # (a graph model's feeds are a list of whole batches: its first one is timed)
     feeds = batches[0] if isinstance(batches, list) else batches
@@ -113,27 +130,41 @@ def measure(spec: CorpusModel, path: Path, threads: int, rounds: int) -> Row:
         for fn in (ours, lambda: runtime.run(names, feeds)):
             time.sleep(0.2)
             blocks.append(interleaved_ms([fn], rounds, 1e9)[0])
+        if fp32:
+            float_runtime = float_session(spec, threads)
+            del runtime     # its spinning workers gone before the float block
+            time.sleep(0.2)
+            blocks.append(interleaved_ms([lambda: float_runtime.run(names, feeds)],
+                                         rounds, 1e9)[0])
     a, b = (statistics.median(t) for t in wall)
     return Row(spec.name, threads, 1e3 * a, 1e3 * b, a / b,
                statistics.median(cpu[0]) / statistics.median(cpu[1]),
                statistics.median(own[0]) / statistics.median(own[1]),
-               blocks[0] / blocks[1], identical(outputs[0], outputs[1]))
+               blocks[0] / blocks[1], identical(outputs[0], outputs[1]),
+               *((blocks[0] / blocks[2], blocks[1] / blocks[2]) if fp32 else ()))
 
 
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def ratios(row: Row, fp32: bool) -> list[float]:
+    """The row's ratios in the table's order (the fp32 ones as NaN where not measured)."""
+    extra = [row.lowp_fp32_ratio, row.ort_fp32_ratio] if fp32 else []
+    return [row.wall_ratio, row.cpu_ratio, row.own_ratio, row.block_ratio,
+            *(float("nan") if x is None else x for x in extra)]
+
+
 def markdown(rows: list[Row], threads: list[int]) -> str:
     by_model: dict[str, dict[int, Row]] = {}
     for r in rows:
         by_model.setdefault(r.name, {})[r.threads] = r
-    head = "| model | " + " | ".join(f"{t} thread(s): wall / CPU / own CPU / block, identical"
-                                     for t in threads)
+    fp32 = any(r.lowp_fp32_ratio is not None for r in rows)
+    what = "wall / CPU / own CPU / block" + (" / lowp:fp32 / ORT:fp32" if fp32 else "")
+    head = "| model | " + " | ".join(f"{t} thread(s): {what}, identical" for t in threads)
     lines = [head + " |", "|---|" + "---|" * len(threads)]
     for name, cells in by_model.items():
-        text = [f"{c.wall_ratio:.2f} / {c.cpu_ratio:.2f} / {c.own_ratio:.2f} / "
-                f"{c.block_ratio:.2f}, "
+        text = [" / ".join(f"{x:.2f}" for x in ratios(c, fp32)) + f", "
                 f"{'yes' if c.identical else 'NO'}"
                 if (c := cells.get(t)) else "-" for t in threads]
         lines.append(f"| {name} | " + " | ".join(text) + " |")
@@ -151,6 +182,8 @@ def main() -> int:
     p.add_argument("--markdown", type=Path, help="also write the table as markdown here")
     p.add_argument("--quantize-only", action="store_true",
                    help="only make the missing QDQ files")
+    p.add_argument("--fp32", action="store_true",
+                   help="also time ONNX Runtime on the float file (lowp:fp32, ORT:fp32)")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     shipped = {m.name for m in PREQUANTIZED}
@@ -165,12 +198,16 @@ def main() -> int:
         try:
             path = qdq_file(spec, args.work, spec.name in shipped)
             for t in () if args.quantize_only else args.threads:
-                row = measure(spec, path, t, args.rounds)
+                row = measure(spec, path, t, args.rounds,
+                              fp32=args.fp32 and spec.name not in shipped)
                 rows.append(row)
+                versus_float = ("" if row.lowp_fp32_ratio is None else
+                                f"  lowp:fp32 {row.lowp_fp32_ratio:5.2f}  ORT:fp32 "
+                                f"{row.ort_fp32_ratio:5.2f}")
                 bar.write(f"{row.name:28s} {t} thr  lowp {row.lowp_ms:9.2f} ms  ORT "
                           f"{row.ort_ms:9.2f} ms  wall {row.wall_ratio:5.2f}  cpu "
                           f"{row.cpu_ratio:5.2f}  own cpu {row.own_ratio:5.2f}  block "
-                          f"{row.block_ratio:5.2f}  "
+                          f"{row.block_ratio:5.2f}{versus_float}  "
                           f"identical {row.identical}")
         except Exception as e:      # a model that fails is reported, the others still run
             bar.write(f"{spec.name:28s} failed: {e!r:.200}")
