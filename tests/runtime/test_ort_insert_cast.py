@@ -283,3 +283,66 @@ def test_isolation_asks_the_readers_and_ignores_initializers(case: str, threads:
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     got = Session(model, backend=backend, threads=threads).run({"x": x})["y"]
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _cast(x: str, y: str, to: int) -> onnx.NodeProto:
+    return helper.make_node("Cast", [x], [y], to=to)
+
+
+# x -> Cast(float16) -> Mul (run in float32) -> the file's Casts; each case names the graph
+# outputs beside the nodes. ONNX Runtime's RemoveDuplicateCast takes out the file's pair
+# float16 -> float32 (or double) -> float16 first, then the Cast it added after the Mul.
+# Six cases failed before (lowp rounded the Mul to float16 or read it rounded: 64 of 64
+# values apart): pair, pair_twice, pair_through_double, pair_read_by_cast_not_output,
+# pair_then_double and first_is_output; the others keep what both engines agreed on.
+FD, F64 = TensorProto.FLOAT, TensorProto.DOUBLE
+CAST_PAIR_CASES: dict[str, tuple[list[onnx.NodeProto], list[tuple[str, int]]]] = {
+    "pair": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "y", FD)],
+             [("y", FD)]),
+    "pair_twice": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "c", FD),
+                    _cast("c", "d", F16), _cast("d", "y", FD)], [("y", FD)]),
+    "pair_through_double": ([_cast("m", "a", F64), _cast("a", "b", F16),
+                             _cast("b", "y", FD)], [("y", FD)]),
+    "pair_read_by_cast_not_output": ([_cast("m", "a", FD), _cast("a", "b", F16),
+                                      _cast("b", "c", FD), helper.make_node("Neg", ["c"], ["y"])],
+                                     [("y", FD)]),
+    "pair_then_double": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "y", F64)],
+                         [("y", F64)]),
+    "second_is_output": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "y", FD)],
+                         [("y", FD), ("b", F16)]),
+    "first_is_output": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "y", FD)],
+                        [("y", FD), ("a", FD)]),
+    "pair_read_by_transpose_and_cast": ([_cast("m", "a", FD), _cast("a", "b", F16),
+                                         helper.make_node("Transpose", ["b"], ["t"]),
+                                         _cast("b", "y", FD), _cast("t", "z", FD)],
+                                        [("y", FD), ("z", FD)]),
+    "pair_then_sigmoid": ([_cast("m", "a", FD), _cast("a", "b", F16),
+                           helper.make_node("Sigmoid", ["b"], ["s"]), _cast("s", "y", FD)],
+                          [("y", FD)]),
+    "mul_is_output": ([_cast("m", "a", FD), _cast("a", "b", F16), _cast("b", "y", FD)],
+                      [("y", FD), ("m", F16)]),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(CAST_PAIR_CASES))
+def test_a_files_cast_pair_after_a_float32_node_goes_first(case: str, backend: str) -> None:
+    """A Cast pair float16 -> float32 -> float16 of the file after a node run in float32
+    ((O360)): the fuzzer's graph Mul(float16) -> Cast(float) -> Cast(float16) -> CastLike(float)
+    as a graph output; lowp rounded the Mul to float16 where ONNX Runtime does not (repro
+    304)."""
+    tail, outs = CAST_PAIR_CASES[case]
+    k = np.array([1.3], np.float16) * np.float16(1.0001)
+    graph = helper.make_graph(
+        [_cast("x", "h", F16), helper.make_node("Mul", ["h", "k"], ["m"]), *tail], "g",
+        [helper.make_tensor_value_info("x", FD, [64])],
+        [helper.make_tensor_value_info(name, t, None) for name, t in outs],
+        [numpy_helper.from_array(k, "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
+                              ir_version=9)
+    x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
+    want = _ort(model, x)
+    got = Session(model, backend=backend).run({"x": x})
+    for (name, _), theirs in zip(outs, want, strict=True):
+        assert got[name].dtype == theirs.dtype
+        np.testing.assert_array_equal(got[name].view(np.uint8), theirs.view(np.uint8))

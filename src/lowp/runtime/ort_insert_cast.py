@@ -28,6 +28,8 @@ from ..ir.names import NameAllocator
 from .ort_cast_elimination import inferred_types
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
+# the types a Cast of float16 may go to and come back from with no loss (RemoveDuplicateCast)
+_WIDER_THAN_F16 = (F32, TensorProto.DOUBLE)
 
 # float16 kernels ONNX Runtime's CPU provider has: these nodes stay in float16
 HAS_FLOAT16_KERNEL = frozenset({
@@ -60,6 +62,11 @@ _POOLS = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePoo
 def float16_pool(node: onnx.NodeProto) -> bool:
     """Whether `node` is a float16 pool this rewrite moved to float32 (FLOAT16_POOL_KEY)."""
     return any(p.key == FLOAT16_POOL_KEY for p in node.metadata_props)
+
+
+def _cast_to(n: onnx.NodeProto) -> int:
+    """The element type a Cast writes."""
+    return next((a.i for a in n.attribute if a.name == "to"), 0)
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
@@ -308,6 +315,23 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     if not in_float32:
         return model
 
+    # RemoveDuplicateCast visits the file's Casts before the ones InsertCast adds: a file's
+    # pair float16 -> float32 (or double) -> float16 after a node run in float32 goes first,
+    # and the second Cast's readers then read that node's float16 value, as if the pair were
+    # not there (so a Cast among them may read the float32 value)
+    float16_computed = {o for k in in_float32 for o in nodes[k].output
+                        if o and types.get(o) == F16}
+    same_as: dict[str, str] = {}         # second Cast's output -> the float16 value
+    for n in nodes:
+        if n.op_type != "Cast" or _cast_to(n) != F16 or n.output[0] in outputs:
+            continue
+        first = nodes[producer[n.input[0]]] if n.input[0] in producer else None
+        if first is not None and first.op_type == "Cast" and _cast_to(first) in _WIDER_THAN_F16:
+            value = same_as.get(first.input[0], first.input[0])
+            if value in float16_computed:
+                same_as[n.output[0]] = value
+                readers.setdefault(value, []).extend(readers.get(n.output[0], []))
+
     def no_narrow(value: str) -> bool:
         """RemoveDuplicateCast drops the Cast to float16 after a node run in float32 when
         every reader outside the float32 nodes is a Cast and the value is no graph output:
@@ -323,12 +347,12 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     out_nodes: list[onnx.NodeProto] = []
     for k, n in enumerate(nodes):
         if k not in in_float32:
-            if n.op_type == "Cast" and n.input[0] in computed and (
-                    no_narrow(n.input[0]) or n.output[0] not in outputs
-                    and all(a.i == F32 for a in n.attribute if a.name == "to")):
+            value = same_as.get(n.input[0], n.input[0]) if n.op_type == "Cast" else ""
+            if value in computed and (
+                    no_narrow(value) or n.output[0] not in outputs and _cast_to(n) == F32):
                 n = onnx.NodeProto()         # reads the float32 value, not its rounding
                 n.CopyFrom(nodes[k])
-                n.input[0] = wide[n.input[0]]
+                n.input[0] = wide[value]
             out_nodes.append(n)
             continue
         n = onnx.NodeProto()
@@ -340,7 +364,9 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                 continue
             if i not in wide:
                 src = nodes[producer[i]] if i in producer else None
-                if (src is not None and src.op_type == "Cast"
+                if i in same_as:
+                    wide[i] = wide[same_as[i]]
+                elif (src is not None and src.op_type == "Cast"
                         and types.get(src.input[0]) == F32):
                     wide[i] = src.input[0]   # Cast float32 -> float16 -> float32 removed
                 elif i in constants:         # folded, as ONNX Runtime's constant folding does
