@@ -732,6 +732,11 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None
 
 
+def cast_to(node: onnx.NodeProto) -> int | None:
+    """The element type a Cast writes (its `to`), None when it names none."""
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
 # the list attribute types that `attributes` can read as numpy arrays, and their dtypes
 _ARRAY_LISTS = {onnx.AttributeProto.INTS: (np.int64, "ints"),
                 onnx.AttributeProto.FLOATS: (np.float32, "floats"),

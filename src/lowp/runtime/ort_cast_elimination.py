@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import onnx
 
-from ..ir.graph import ONNX_DOMAINS, inferred_values, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, cast_to, inferred_values, subgraph_reads
 
 
 def inferred_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -40,7 +40,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
     keep = {o.name for o in g.output}.union(*(subgraph_reads(n) for n in g.node))
     renamed: dict[str, str] = {}
     for node in casts:
-        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        to = cast_to(node)
         if to is None or node.output[0] in keep or types.get(node.input[0]) != to:
             continue
         renamed[node.output[0]] = node.input[0]

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS
+from ..ir.graph import ONNX_DOMAINS, cast_to
 from .ort_qdq_propagation import QdqGraph
 
 # the zero point types its FindNewZeroPointAndScale takes, 16-bit ones too
@@ -57,10 +57,6 @@ def _pair_params(inits: dict[str, onnx.TensorProto], q: onnx.NodeProto,
             or qz.item() != dz.item():
         return None
     return qs, qz
-
-
-def _cast_to(node: onnx.NodeProto) -> int | None:
-    return next((a.i for a in node.attribute if a.name == "to"), None)
 
 
 def _dequantized_type(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) -> int | None:
@@ -233,7 +229,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                     continue
             elif len(shapes[data]) < const_rank:
                 continue
-        if node.op_type == "Cast" and _cast_to(node) != _dequantized_type(g.inits, src):
+        if node.op_type == "Cast" and cast_to(node) != _dequantized_type(g.inits, src):
             continue
         if node.op_type == "Dropout" and not _inference_dropout(g, node):
             continue

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import ONNX_DOMAINS, subgraph_reads
+from ..ir.graph import ONNX_DOMAINS, cast_to, subgraph_reads
 from ..ir.names import NameAllocator
 from .ort_cast_elimination import inferred_types
 
@@ -62,11 +62,6 @@ _POOLS = frozenset({"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePoo
 def float16_pool(node: onnx.NodeProto) -> bool:
     """Whether `node` is a float16 pool this rewrite moved to float32 (FLOAT16_POOL_KEY)."""
     return any(p.key == FLOAT16_POOL_KEY for p in node.metadata_props)
-
-
-def _cast_to(n: onnx.NodeProto) -> int:
-    """The element type a Cast writes."""
-    return next((a.i for a in n.attribute if a.name == "to"), 0)
 
 
 def _types(model: onnx.ModelProto) -> dict[str, int]:
@@ -323,10 +318,10 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
                         if o and types.get(o) == F16}
     same_as: dict[str, str] = {}         # second Cast's output -> the float16 value
     for n in nodes:
-        if n.op_type != "Cast" or _cast_to(n) != F16 or n.output[0] in outputs:
+        if n.op_type != "Cast" or cast_to(n) != F16 or n.output[0] in outputs:
             continue
         first = nodes[producer[n.input[0]]] if n.input[0] in producer else None
-        if first is not None and first.op_type == "Cast" and _cast_to(first) in _WIDER_THAN_F16:
+        if first is not None and first.op_type == "Cast" and cast_to(first) in _WIDER_THAN_F16:
             value = same_as.get(first.input[0], first.input[0])
             if value in float16_computed:
                 same_as[n.output[0]] = value
@@ -349,7 +344,7 @@ def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         if k not in in_float32:
             value = same_as.get(n.input[0], n.input[0]) if n.op_type == "Cast" else ""
             if value in computed and (
-                    no_narrow(value) or n.output[0] not in outputs and _cast_to(n) == F32):
+                    no_narrow(value) or n.output[0] not in outputs and cast_to(n) == F32):
                 n = onnx.NodeProto()         # reads the float32 value, not its rounding
                 n.CopyFrom(nodes[k])
                 n.input[0] = wide[value]
