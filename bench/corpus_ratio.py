@@ -40,13 +40,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import interleaved_ms, thread_ids, wall_cpu_own  # noqa: E402
+from bench._common import interleaved_ms, ort_session, thread_ids, wall_cpu_own  # noqa: E402
 from evals.corpus.models import MODELS, PREQUANTIZED, CorpusModel, load_float, make_feeds  # noqa: E402
 
 import lowp  # noqa: E402
@@ -95,24 +94,14 @@ def identical(ours: list[np.ndarray], theirs: list[Any]) -> bool:
                a.dtype.kind in "fc") for a, b in pairs)
 
 
-def float_session(spec: CorpusModel, threads: int) -> ort.InferenceSession:
-    """ONNX Runtime on the model's float file (recurrent states frozen as the corpus runs it)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(load_float(spec).SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
-
-
 def measure(spec: CorpusModel, path: Path, threads: int, rounds: int,
             fp32: bool = False) -> Row:
     batches = make_feeds(spec, spec.batch, 1)
     # (a graph model's feeds are a list of whole batches: its first one is timed)
     feeds = batches[0] if isinstance(batches, list) else batches
     session = lowp.Session(str(path), threads=threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     before = thread_ids()
-    runtime = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    runtime = ort_session(str(path), threads)
     ort_workers = thread_ids() - before
     me = threading.get_native_id()
     names = [o.name for o in runtime.get_outputs()]
@@ -131,7 +120,8 @@ def measure(spec: CorpusModel, path: Path, threads: int, rounds: int,
             time.sleep(0.2)
             blocks.append(interleaved_ms([fn], rounds, 1e9)[0])
         if fp32:
-            float_runtime = float_session(spec, threads)
+            # the float file with recurrent states frozen, as the corpus runs it
+            float_runtime = ort_session(load_float(spec).SerializeToString(), threads)
             del runtime     # its spinning workers gone before the float block
             time.sleep(0.2)
             blocks.append(interleaved_ms([lambda: float_runtime.run(names, feeds)],

@@ -28,13 +28,11 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import thread_ids, wall_cpu_own  # noqa: E402
-from bench.models import ORT_SPIN  # noqa: E402
+from bench._common import ORT_SPIN, ort_session, thread_ids, wall_cpu_own  # noqa: E402
 from evals.corpus.models import BY_NAME, one_batch  # noqa: E402
 
 import lowp  # noqa: E402
@@ -53,12 +51,8 @@ def measure(path: str, feeds: dict[str, np.ndarray], threads: int, rounds: int,
             spin: str = "on") -> tuple[tuple[list[float], ...], ...]:
     """CPU, wall and own CPU seconds of each run, (lowp, ONNX Runtime)."""
     session = lowp.Session(path, threads=threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    for key, value in ORT_SPIN[spin].items():
-        opts.add_session_config_entry(key, value)
     before = thread_ids()
-    runtime = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    runtime = ort_session(path, threads, spin)
     ort_workers = thread_ids() - before
     me = threading.get_native_id()
     with threadpool_limits(limits=threads):

@@ -44,7 +44,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -108,7 +107,8 @@ def _measure(engine: str, path: str, feeds: dict[str, np.ndarray], threads: int,
             with torch.inference_mode():
                 return {"logits": model(x).numpy()}
     else:
-        s = _ort_session(path, threads)
+        from _common import ort_session
+        s = ort_session(path, threads)
         names = [o.name for o in s.get_outputs()]
         run = lambda: dict(zip(names, s.run(None, feeds), strict=True))  # noqa: E731
     out = run()
@@ -134,36 +134,15 @@ def measure(engine: str, path: Path, feeds: dict[str, np.ndarray], threads: int,
 TARGET_CONTENTION = 1.2   # lowp interleaved / lowp block, issue #11
 
 
-# ONNX Runtime's idle intra-op workers: "on" (its default) spins after each run (~40 ms
-# of CPU measured on the AMD EPYC), "stop" spins during a run only
-# (session.force_spinning_stop), "off" never spins
-ORT_SPIN: dict[str, dict[str, str]] = {
-    "on": {"session.intra_op.allow_spinning": "1"},
-    "stop": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
-    "off": {"session.intra_op.allow_spinning": "0"},
-}
-
-
-def _ort_session(path: str, threads: int, spin: str | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    for key, value in ORT_SPIN.get(spin or "", {}).items():
-        opts.add_session_config_entry(key, value)
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
 def _measure_interleaved(path: str, feeds: dict[str, np.ndarray], threads: int, runs: int,
                          spin: str, cycles: int, queue: mp.Queue) -> None:
-    from _common import contention
+    from _common import contention, ort_session
 
     import lowp
 
     session = lowp.Session(path, backend="native", threads=threads)
     one = lowp.Session(path, backend="native", threads=1) if threads != 1 else None
-    ort_s = _ort_session(path, threads, spin)
+    ort_s = ort_session(path, threads, spin)
     queue.put(contention(lambda: session.run(feeds), lambda: ort_s.run(None, feeds), runs,
                          cycles, None if one is None else lambda: one.run(feeds)))
 
@@ -230,6 +209,8 @@ def _interleaved_rows(cases: list[tuple[str, int, int]], args: argparse.Namespac
 
 
 def main() -> None:
+    from _common import ORT_SPIN
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", nargs="*", default=["resnet18", "mobilenet_v2", "demo"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
